@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Install napari-cytomask and everything a fresh Debian/Ubuntu machine lacks into ./.venv:
+# the system libraries napari needs for OpenGL/Qt (and Xvfb for headless tests),
+# uv, and the package with its Qt and test extras. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+apt_packages=(
+  xvfb xauth libgl1 libgl1-mesa-dri libegl1 libglib2.0-0 libfontconfig1 libdbus-1-3
+  libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1
+  libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xfixes0 libxcb-xinerama0
+)
+missing=()
+for pkg in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "Installing system packages: ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
+fi
+
+command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
+uv=$(command -v uv || echo "python3 -m uv")
+[ -x .venv/bin/python ] || $uv venv --quiet .venv
+# torch first: sam2 compiles against the installed torch (its optional CUDA
+# extension is skipped; SAM2 runs without it).
+$uv pip install --quiet --python .venv/bin/python torch torchvision setuptools wheel
+SAM2_BUILD_CUDA=0 $uv pip install --quiet --python .venv/bin/python \
+  --no-build-isolation-package sam2 -e ".[qt,test]"
+echo "napari-cytomask is installed in $(pwd)/.venv"

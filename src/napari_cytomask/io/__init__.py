@@ -1,0 +1,1 @@
+"""Reading TIFF tile scans into channel layers, and writing label images."""

@@ -1,0 +1,67 @@
+"""Checks and conversions shared by everything that takes or writes label images."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class LabelsError(ValueError):
+    """A label image that cannot be used, with a message that says what to do."""
+
+
+def as_labels(data, what: str = "labels") -> np.ndarray:
+    """Return ``data`` as an integer label array, or raise a clear error.
+
+    Booleans become 0/1; floats are accepted only when every value is a
+    non-negative whole number (e.g. labels that went through a float pipeline).
+
+    Parameters
+    ----------
+    data
+        Array-like label image (numpy, dask, zarr).
+    what
+        How to call the input in error messages, e.g. the layer name.
+
+    Raises
+    ------
+    LabelsError
+        For empty arrays, non-integer floats, negative ids and non-numeric data.
+    """
+    arr = np.asarray(data)
+    if arr.size == 0:
+        raise LabelsError(f"{what} is empty (shape {arr.shape}); pick a layer that holds an image.")
+    if arr.dtype == bool:
+        return arr.astype(np.uint8)
+    if np.issubdtype(arr.dtype, np.floating):
+        finite = np.isfinite(arr).all()
+        if not finite or not np.array_equal(arr, np.round(arr)):
+            raise LabelsError(
+                f"{what} holds fractional values ({arr.dtype}), so it is an image or a "
+                "probability map, not labels. Pick a Labels layer, or threshold the "
+                "image first (e.g. with the watershed widget)."
+            )
+        if arr.min(initial=0) < 0:
+            raise LabelsError(f"{what} has negative ids; label ids must be 0 (background) or more.")
+        return arr.astype(min_label_dtype(int(arr.max(initial=0))))
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise LabelsError(f"{what} has dtype {arr.dtype}, which cannot hold label ids.")
+    if np.issubdtype(arr.dtype, np.signedinteger) and arr.min(initial=0) < 0:
+        raise LabelsError(f"{what} has negative ids; label ids must be 0 (background) or more.")
+    return arr
+
+
+def check_same_shape(a: np.ndarray, b: np.ndarray, a_name: str, b_name: str) -> None:
+    """Raise :class:`LabelsError` unless two label images have the same shape."""
+    if a.shape != b.shape:
+        raise LabelsError(
+            f"{a_name} has shape {a.shape} but {b_name} has shape {b.shape}; "
+            "compare layers of the same image (same channel, tile and size)."
+        )
+
+
+def min_label_dtype(max_id: int) -> np.dtype:
+    """The smallest unsigned integer dtype that holds every id up to ``max_id``."""
+    for dtype in (np.uint8, np.uint16, np.uint32, np.uint64):
+        if max_id <= np.iinfo(dtype).max:
+            return np.dtype(dtype)
+    raise LabelsError(f"label id {max_id} does not fit in 64 bits.")

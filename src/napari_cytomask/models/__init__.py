@@ -1,0 +1,1 @@
+"""Models: device selection, checkpoints, U-Net and SAM2 engines."""
