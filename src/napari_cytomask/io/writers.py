@@ -1,0 +1,285 @@
+"""Writing label images: TIFF (ImageJ), OME-TIFF, PNG and NumPy, atomically and never over a file.
+
+Every writer stores the labels in the smallest unsigned integer type that holds
+every id, writes to a temporary file beside the target and links it into place
+only when the write succeeded, so a failed write (full disk, no permission,
+an interruption) leaves neither a partial file nor a damaged older one.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+from ..labels import as_labels, min_label_dtype
+
+#: Extensions each format is chosen by (longest match wins, so ``.ome.tif`` beats ``.tif``).
+FORMATS = {
+    ".ome.tif": "ome-tiff",
+    ".ome.tiff": "ome-tiff",
+    ".tif": "tiff",
+    ".tiff": "tiff",
+    ".png": "png",
+    ".npy": "npy",
+}
+
+_OME_UNITS = {
+    "micrometer": "µm",
+    "micron": "µm",
+    "um": "µm",
+    "µm": "µm",
+    "nanometer": "nm",
+    "nm": "nm",
+    "millimeter": "mm",
+    "mm": "mm",
+}
+
+
+class LabelsWriteError(OSError):
+    """A label file could not be written; the message says why and what to do."""
+
+
+def format_for(path: str | os.PathLike) -> str:
+    """The format a file name asks for: ``"tiff"``, ``"ome-tiff"``, ``"png"`` or ``"npy"``."""
+    name = Path(path).name.lower()
+    for ext in sorted(FORMATS, key=len, reverse=True):
+        if name.endswith(ext):
+            return FORMATS[ext]
+    raise ValueError(
+        f"Cannot tell the format of {Path(path).name!r}; use one of {', '.join(FORMATS)}."
+    )
+
+
+def write_labels(
+    path: str | os.PathLike,
+    data,
+    *,
+    scale: Sequence[float] | None = None,
+    units: Sequence[str] | None = None,
+    axis_labels: Sequence[str] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write a label image; the format follows the file name.
+
+    Parameters
+    ----------
+    path
+        Target file: ``.tif``/``.tiff`` (ImageJ-compatible, zlib-compressed),
+        ``.ome.tif``/``.ome.tiff`` (with physical pixel sizes; a ``P`` axis
+        becomes one OME image per position), ``.png`` (2D, ids up to 65535) or ``.npy``.
+    data
+        Integer label image (numpy or dask); 2D or a stack.
+    scale, units, axis_labels
+        Per-axis pixel size, unit names and axis names (as napari layers have them).
+    overwrite
+        Replace an existing file. Off by default: an existing file is an error.
+
+    Returns
+    -------
+    Path
+        The written file.
+
+    Raises
+    ------
+    FileExistsError
+        If the file exists and ``overwrite`` is false.
+    LabelsWriteError
+        If the disk is full, read-only or not writable; nothing is left behind.
+    napari_cytomask.labels.LabelsError
+        If ``data`` is not a label image.
+    """
+    path = Path(path)
+    fmt = format_for(path)
+    labels = as_labels(data, "the labels to save")
+    labels = labels.astype(min_label_dtype(int(labels.max(initial=0))), copy=False)
+    axes = _axes(labels.ndim, axis_labels)
+    writer: Callable[[Path], None]
+    if fmt == "png":
+        writer = _png_writer(labels)
+    elif fmt == "npy":
+        writer = _npy_writer(labels)
+    elif fmt == "ome-tiff":
+        writer = _ome_writer(labels, axes, scale, units)
+    else:
+        writer = _imagej_writer(labels, axes, scale, units)
+    _write_atomically(path, writer, overwrite)
+    return path
+
+
+def _axes(ndim: int, axis_labels: Sequence[str] | None) -> str:
+    """One letter per axis: the layer's single-letter labels where it has them, else Q…, then YX."""
+    labels = [str(a).upper() for a in axis_labels] if axis_labels else []
+    if len(labels) != ndim or ndim < 2:
+        labels = ["Q"] * (ndim - 2) + ["Y", "X"]
+    letters = []
+    for label in labels[:-2]:
+        letter = label if len(label) == 1 and label in "TZCP" and label not in letters else "Q"
+        letters.append(letter)
+    return "".join(letters) + "YX"
+
+
+def _pixel_size(axes: str, scale, units, axis: str) -> tuple[float, str] | None:
+    if scale is None or axis not in axes:
+        return None
+    i = axes.index(axis)
+    unit = _OME_UNITS.get(str(units[i]).strip().lower()) if units is not None else None
+    size = float(scale[i])
+    if unit is None and size == 1.0:
+        return None
+    return size, unit or "pixel"
+
+
+def _imagej_writer(labels: np.ndarray, axes: str, scale, units) -> Callable[[Path], None]:
+    # ImageJ knows T, Z and C only, and 8/16-bit integers; positions go on the T axis.
+    imagej_axes = axes.replace("P", "T").replace("Q", "T") if labels.dtype.itemsize <= 2 else None
+    if imagej_axes is not None and (len(set(imagej_axes)) != len(imagej_axes) or labels.ndim > 5):
+        imagej_axes = None
+    resolution = None
+    unit = None
+    yx = _pixel_size(axes, scale, units, "X")
+    if yx is not None:
+        resolution = (1 / float(scale[axes.index("X")]), 1 / float(scale[axes.index("Y")]))
+        unit = "micron" if yx[1] == "µm" else yx[1]
+
+    def write(tmp: Path) -> None:
+        if imagej_axes is not None:
+            metadata = {"axes": imagej_axes}
+            if unit is not None:
+                metadata["unit"] = unit
+            if "Z" in axes and scale is not None:
+                metadata["spacing"] = float(scale[axes.index("Z")])
+            tifffile.imwrite(
+                tmp, labels, imagej=True, metadata=metadata, resolution=resolution,
+                compression="zlib",
+            )
+        else:
+            # ids above 65535: a plain TIFF (ImageJ's format cannot hold them).
+            tifffile.imwrite(
+                tmp, labels, metadata={"axes": axes}, resolution=resolution,
+                compression="zlib",
+            )
+
+    return write
+
+
+def _ome_writer(labels: np.ndarray, axes: str, scale, units) -> Callable[[Path], None]:
+    metadata: dict = {}
+    for axis, key in (("X", "PhysicalSizeX"), ("Y", "PhysicalSizeY"), ("Z", "PhysicalSizeZ")):
+        size = _pixel_size(axes, scale, units, axis)
+        if size is not None and size[1] != "pixel":
+            metadata[key], metadata[key + "Unit"] = size
+    positions = axes.index("P") if "P" in axes else None
+    series_axes = axes.replace("P", "")
+    # OME axes are T, C, Z, Y, X (and S); other stack axes become time points.
+    series_axes = "".join(a if a in "TCZ" else "T" for a in series_axes[:-2]) + "YX"
+    if len(set(series_axes)) != len(series_axes):
+        series_axes = "Q" * (len(series_axes) - 2) + "YX"
+    stacks = [labels] if positions is None else list(np.moveaxis(labels, positions, 0))
+
+    def write(tmp: Path) -> None:
+        with tifffile.TiffWriter(tmp, ome=True, bigtiff=labels.nbytes > 2**31) as tif:
+            for i, stack in enumerate(stacks):
+                tif.write(
+                    stack, compression="zlib",
+                    metadata={"axes": series_axes, "Name": f"P{i + 1}", **metadata},
+                )
+
+    return write
+
+
+def _npy_writer(labels: np.ndarray) -> Callable[[Path], None]:
+    def write(tmp: Path) -> None:
+        # Through a handle: given a name, np.save would append ".npy" to the temporary name.
+        with open(tmp, "wb") as fh:
+            np.save(fh, labels, allow_pickle=False)
+
+    return write
+
+
+def _png_writer(labels: np.ndarray) -> Callable[[Path], None]:
+    if labels.ndim != 2:
+        raise ValueError(
+            f"PNG holds one 2D image but the labels have shape {labels.shape}; "
+            "save stacks as TIFF, OME-TIFF or NumPy."
+        )
+    if labels.dtype.itemsize > 2:
+        raise ValueError(
+            f"PNG holds ids up to 65535 but the labels go up to {int(labels.max())}; "
+            "save them as TIFF, OME-TIFF or NumPy."
+        )
+
+    def write(tmp: Path) -> None:
+        import imageio.v3 as iio
+
+        iio.imwrite(tmp, labels, extension=".png")
+
+    return write
+
+
+def _write_atomically(path: Path, write: Callable[[Path], None], overwrite: bool) -> None:
+    if path.exists() and not overwrite:
+        raise FileExistsError(
+            f"{path} already exists and was left as it is. Choose another name, or delete "
+            "the old file first."
+        )
+    directory = path.parent if str(path.parent) else Path(".")
+    fd, tmp_name = _temporary(directory, path.name)
+    tmp = Path(tmp_name)
+    try:
+        os.close(fd)
+        write(tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            _link_exclusive(tmp, path)
+    except OSError as err:
+        if isinstance(err, FileExistsError):
+            raise
+        raise LabelsWriteError(err.errno, _explain(err, path)) from err
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _temporary(directory: Path, name: str) -> tuple[int, str]:
+    try:
+        return tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=directory)
+    except OSError as err:
+        raise LabelsWriteError(err.errno, _explain(err, directory / name)) from err
+
+
+def _link_exclusive(tmp: Path, path: Path) -> None:
+    """Move ``tmp`` to ``path`` unless ``path`` appeared meanwhile (a hard link fails then)."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise FileExistsError(
+            f"{path} appeared while saving and was left as it is; choose another name."
+        ) from None
+    except OSError:
+        # File systems without hard links (FAT, some network shares): check, then rename.
+        if path.exists():
+            raise FileExistsError(f"{path} already exists and was left as it is.") from None
+        os.replace(tmp, path)
+
+
+def _explain(err: OSError, path: Path) -> str:
+    reason = {
+        errno.ENOSPC: "the disk is full",
+        errno.EDQUOT: "the disk quota is used up",
+        errno.EROFS: "the disk is read-only",
+        errno.EACCES: "there is no permission to write there",
+        errno.EPERM: "there is no permission to write there",
+        errno.ENOENT: "the folder does not exist",
+    }.get(err.errno, err.strerror or str(err))
+    return (
+        f"Could not save {path}: {reason}. Nothing was written and existing files are "
+        "unchanged; save to another folder or free some space."
+    )

@@ -1,0 +1,149 @@
+import errno
+from pathlib import Path
+
+import imageio.v3 as iio
+import npe2
+import numpy as np
+import pytest
+import tifffile
+from napari.layers import Labels
+
+from napari_cytomask.io import writers
+from napari_cytomask.io.writers import LabelsWriteError, format_for, write_labels
+from napari_cytomask.labels import LabelsError
+
+
+@pytest.fixture(scope="module")
+def real_labels(shared_data) -> np.ndarray:
+    return iio.imread(shared_data / "usiigaci-phc" / "set1" / "instances_ids.png")
+
+
+def _files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+@pytest.mark.parametrize("name", ["a.tif", "a.tiff", "a.ome.tif", "a.png", "a.npy"])
+def test_round_trip_of_real_labels_is_identical(tmp_path, real_labels, name):
+    assert real_labels.max() > 30  # real cells, not an empty image
+    path = write_labels(tmp_path / name, real_labels)
+    back = np.load(path) if name.endswith(".npy") else (
+        iio.imread(path) if name.endswith(".png") else tifffile.imread(path)
+    )
+    assert back.dtype == np.uint8
+    np.testing.assert_array_equal(back, real_labels)
+    assert _files(tmp_path) == [name]  # no temporary file left
+
+
+@pytest.mark.parametrize("name", ["big.tif", "big.ome.tif", "big.npy"])
+def test_ids_beyond_16_bits_keep_every_id(tmp_path, name):
+    labels = np.zeros((64, 64), np.int64)
+    labels[:32] = 70_000
+    labels[32:, :10] = 3
+    path = write_labels(tmp_path / name, labels)
+    back = np.load(path) if name.endswith(".npy") else tifffile.imread(path)
+    assert back.dtype == np.uint32
+    np.testing.assert_array_equal(back, labels)
+
+
+def test_dtype_is_the_smallest_that_holds_every_id(tmp_path):
+    labels = np.zeros((8, 8), np.int64)
+    labels[0, 0] = 300
+    back = tifffile.imread(write_labels(tmp_path / "x.tif", labels))
+    assert back.dtype == np.uint16 and back[0, 0] == 300
+
+
+def test_imagej_tiff_keeps_pixel_size_and_stack_axes(tmp_path, real_labels):
+    stack = np.stack([real_labels, np.roll(real_labels, 5, axis=1)])
+    path = write_labels(
+        tmp_path / "stack.tif", stack, scale=(1, 0.65, 0.65), units=("", "µm", "µm"),
+        axis_labels=("P", "Y", "X"),
+    )
+    with tifffile.TiffFile(path) as tif:
+        assert tif.is_imagej
+        assert tif.series[0].axes == "TYX"
+        assert tif.imagej_metadata["unit"] == "micron"
+        x_resolution = tif.pages[0].tags["XResolution"].value
+        assert x_resolution[0] / x_resolution[1] == pytest.approx(1 / 0.65, rel=1e-5)
+        np.testing.assert_array_equal(tif.asarray(), stack)
+
+
+def test_ome_tiff_has_physical_size_and_one_image_per_position(tmp_path, real_labels):
+    stack = np.stack([real_labels, real_labels[::-1]])
+    path = write_labels(
+        tmp_path / "stack.ome.tif", stack, scale=(1, 0.5, 0.25), units=("", "micrometer", "µm"),
+        axis_labels=("P", "Y", "X"),
+    )
+    with tifffile.TiffFile(path) as tif:
+        assert tif.is_ome and len(tif.series) == 2
+        ome = tifffile.xml2dict(tif.ome_metadata)["OME"]["Image"]
+        pixels = ome[0]["Pixels"]
+        assert pixels["PhysicalSizeX"] == pytest.approx(0.25)
+        assert pixels["PhysicalSizeY"] == pytest.approx(0.5)
+        assert pixels["PhysicalSizeXUnit"] == "µm"
+        for i, series in enumerate(tif.series):
+            np.testing.assert_array_equal(series.asarray(), stack[i])
+
+
+def test_existing_file_is_never_overwritten(tmp_path, real_labels):
+    target = tmp_path / "labels.tif"
+    target.write_bytes(b"precious")
+    with pytest.raises(FileExistsError, match="already exists"):
+        write_labels(target, real_labels)
+    assert target.read_bytes() == b"precious"
+    assert _files(tmp_path) == ["labels.tif"]
+    write_labels(target, real_labels, overwrite=True)
+    np.testing.assert_array_equal(tifffile.imread(target), real_labels)
+
+
+def test_full_disk_leaves_nothing_behind(tmp_path, real_labels, monkeypatch):
+    target = tmp_path / "labels.tif"
+    target_old = tmp_path / "old.tif"
+    target_old.write_bytes(b"older result")
+
+    def fill_disk(path, *args, **kwargs):
+        Path(path).write_bytes(b"half a file")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(writers.tifffile, "imwrite", fill_disk)
+    with pytest.raises(LabelsWriteError, match="disk is full"):
+        write_labels(target, real_labels)
+    assert _files(tmp_path) == ["old.tif"]
+    assert target_old.read_bytes() == b"older result"
+
+
+def test_read_only_folder_gives_a_clear_message(tmp_path, real_labels, monkeypatch):
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(writers.tempfile, "mkstemp", read_only)
+    with pytest.raises(LabelsWriteError, match="read-only.*Nothing was written"):
+        write_labels(tmp_path / "labels.npy", real_labels)
+    assert _files(tmp_path) == []
+
+
+def test_png_refuses_what_it_cannot_hold(tmp_path):
+    with pytest.raises(ValueError, match="2D"):
+        write_labels(tmp_path / "a.png", np.ones((2, 4, 4), np.uint8))
+    with pytest.raises(ValueError, match="65535"):
+        write_labels(tmp_path / "b.png", np.full((4, 4), 70_000))
+    assert _files(tmp_path) == []
+
+
+def test_float_images_are_refused_as_labels(tmp_path):
+    with pytest.raises(LabelsError, match="fractional"):
+        write_labels(tmp_path / "a.tif", np.random.default_rng(0).random((4, 4)))
+
+
+def test_unknown_extension_names_the_choices():
+    with pytest.raises(ValueError, match=r"\.ome\.tif"):
+        format_for("labels.jpg")
+
+
+def test_napari_saves_labels_layers_through_the_plugin(tmp_path, real_labels):
+    npe2.PluginManager.instance().discover()
+    layer = Labels(real_labels, scale=(0.65, 0.65), units=("µm", "µm"), name="cells")
+    written = layer.save(str(tmp_path / "cells.ome.tif"), plugin="napari-cytomask")
+    assert written == [str(tmp_path / "cells.ome.tif")]
+    np.testing.assert_array_equal(tifffile.imread(written[0]), real_labels)
+    with pytest.raises(FileExistsError):
+        layer.save(str(tmp_path / "cells.ome.tif"), plugin="napari-cytomask")
