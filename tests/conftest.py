@@ -10,10 +10,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 import torch  # noqa: F401  (import order matters, see above)
 import torchvision  # noqa: F401
-
-import pytest
 
 _DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

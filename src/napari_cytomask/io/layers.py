@@ -165,7 +165,9 @@ def to_layer_data(
         }
         if isinstance(channel.data, list) and len(channel.data) > 1:
             kwargs["multiscale"] = True
-        data = channel.data[0] if isinstance(channel.data, list) and len(channel.data) == 1 else channel.data
+        data = channel.data
+        if isinstance(data, list) and len(data) == 1:
+            data = data[0]
         if scale is not None:
             kwargs["scale"] = scale
         if units is not None:

@@ -1,0 +1,110 @@
+"""Re-assigning the role of an opened channel (input image, other image, mask) in a viewer.
+
+The reader guesses which channel is the transmitted-light input and which holds
+masks; when the guess is wrong, :func:`set_role` turns the layer into the right
+kind (Image or Labels) in place, keeping its name, position in the layer list,
+scale and provenance. Qt-free: it works on a napari ``LayerList``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from napari.layers import Image, Labels, Layer
+
+from .io.layers import METADATA_KEY, ROLES, Role
+from .labels import as_labels
+
+_SHARED_STATE = ("name", "scale", "translate", "units", "axis_labels", "visible", "opacity")
+
+
+def role_of(layer: Layer) -> Role | None:
+    """The channel role recorded on a layer, or ``None`` for layers the plugin did not open."""
+    meta = layer.metadata.get(METADATA_KEY)
+    if meta is None:
+        return None
+    return meta.get("role", "mask" if isinstance(layer, Labels) else "image")
+
+
+def source_of(layer: Layer) -> str | None:
+    """The file (or sample) a channel layer was opened from."""
+    return (layer.metadata.get(METADATA_KEY) or {}).get("source")
+
+
+def channel_layers(layers) -> list[Layer]:
+    """The layers of a layer list that are channels of an opened scan."""
+    return [layer for layer in layers if role_of(layer) is not None]
+
+
+def set_role(layers, layer: Layer, role: Role) -> Layer:
+    """Give a channel layer a new role, converting it between Image and Labels as needed.
+
+    Only one channel of a source can be the input: making a channel the input
+    turns the previous input of the same file into an ordinary image channel.
+
+    Parameters
+    ----------
+    layers
+        The viewer's layer list, which holds ``layer``.
+    layer
+        A channel layer opened by the plugin.
+    role
+        ``"input"``, ``"image"`` or ``"mask"``.
+
+    Returns
+    -------
+    Layer
+        The layer that now holds the channel: ``layer`` itself, or its replacement.
+
+    Raises
+    ------
+    ValueError
+        For an unknown role, or a layer the plugin did not open.
+    napari_cytomask.labels.LabelsError
+        When a channel with fractional values is made a mask.
+    """
+    if role not in ROLES:
+        raise ValueError(f"Unknown role {role!r}; choose one of {ROLES}.")
+    if role_of(layer) is None:
+        raise ValueError(f"Layer {layer.name!r} was not opened as a channel of a scan.")
+    if role == "input":
+        for other in channel_layers(layers):
+            same_scan = source_of(other) == source_of(layer)
+            if other is not layer and same_scan and role_of(other) == "input":
+                _record(other, "image")
+    wants_labels = role == "mask"
+    if wants_labels == isinstance(layer, Labels):
+        _record(layer, role)
+        return layer
+    replacement = _convert(layer, wants_labels)
+    _record(replacement, role)
+    index = layers.index(layer)
+    layers.remove(layer)
+    layers.insert(index, replacement)
+    return replacement
+
+
+def _record(layer: Layer, role: Role) -> None:
+    meta = dict(layer.metadata.get(METADATA_KEY, {}))
+    meta["role"] = role
+    layer.metadata = {**layer.metadata, METADATA_KEY: meta}
+
+
+def _convert(layer: Layer, to_labels: bool) -> Layer:
+    state = {key: getattr(layer, key) for key in _SHARED_STATE}
+    state["metadata"] = dict(layer.metadata)
+    data = layer.data
+    multiscale = getattr(layer, "multiscale", False)
+    if to_labels:
+        what = f"channel {layer.name!r}"
+        if np.issubdtype(np.dtype(layer.dtype), np.integer):
+            # Integer channels stay lazy: check one plane of the smallest level for negative ids.
+            as_labels(np.asarray(_first_plane(data[-1] if multiscale else data)), what)
+        else:
+            data = [as_labels(d, what) for d in data] if multiscale else as_labels(data, what)
+        return Labels(data, multiscale=multiscale, **state)
+    return Image(data, multiscale=multiscale, colormap="gray", **state)
+
+
+def _first_plane(array):
+    """A 2D plane of ``array`` (the first along every leading axis), cheap for lazy data."""
+    return array[(0,) * (array.ndim - 2)] if array.ndim > 2 else array

@@ -1,0 +1,53 @@
+import numpy as np
+import pytest
+from napari.components import ViewerModel
+from napari.layers import Image, Labels
+
+from napari_cytomask._sample_data import make_sample_tilescan
+from napari_cytomask.labels import LabelsError
+from napari_cytomask.roles import role_of, set_role
+
+
+@pytest.fixture
+def viewer():
+    model = ViewerModel()
+    for data, kwargs, kind in make_sample_tilescan():
+        getattr(model, f"add_{kind}")(data, **kwargs)
+    return model
+
+
+def test_mask_channel_guessed_wrong_becomes_labels_in_place(viewer):
+    gfp = viewer.layers["GFP"]
+    mask = viewer.layers["Mask (ground truth)"]
+    set_role(viewer.layers, mask, "image")
+    as_image = viewer.layers["Mask (ground truth)"]
+    assert isinstance(as_image, Image) and role_of(as_image) == "image"
+    assert viewer.layers.index(as_image) == 2
+    back = set_role(viewer.layers, as_image, "mask")
+    assert isinstance(back, Labels) and viewer.layers[2] is back
+    np.testing.assert_array_equal(back.data, mask.data)
+    assert tuple(back.scale) == tuple(mask.scale)
+    assert back.metadata["cytomask"]["source"] == mask.metadata["cytomask"]["source"]
+    assert viewer.layers["GFP"] is gfp  # other channels untouched
+
+
+def test_only_one_input_per_scan(viewer):
+    set_role(viewer.layers, viewer.layers["GFP"], "input")
+    assert role_of(viewer.layers["GFP"]) == "input"
+    assert role_of(viewer.layers["Brightfield"]) == "image"
+
+
+def test_fractional_channel_cannot_become_a_mask(viewer):
+    gfp = viewer.layers["GFP"]
+    gfp.data = gfp.data.astype(np.float32) / 7
+    with pytest.raises(LabelsError, match="fractional"):
+        set_role(viewer.layers, gfp, "mask")
+    assert viewer.layers["GFP"] is gfp and role_of(gfp) == "image"
+
+
+def test_layers_not_opened_by_the_plugin_are_refused(viewer):
+    other = viewer.add_image(np.zeros((4, 4)), name="other")
+    with pytest.raises(ValueError, match="not opened"):
+        set_role(viewer.layers, other, "mask")
+    with pytest.raises(ValueError, match="Unknown role"):
+        set_role(viewer.layers, viewer.layers["GFP"], "nucleus")
