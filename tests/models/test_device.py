@@ -1,0 +1,42 @@
+import pytest
+import torch
+
+from napari_cytomask.models import device as device_module
+from napari_cytomask.models.device import autocast_dtype, available_devices, get_device
+
+
+def test_auto_picks_the_cpu_on_a_machine_without_accelerators(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(device_module, "_mps_available", lambda: False)
+    assert get_device("auto") == torch.device("cpu")
+    assert available_devices() == ["auto", "cpu"]
+    assert autocast_dtype(torch.device("cpu")) is None
+
+
+def test_unavailable_device_is_refused_with_the_choices(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(device_module, "_mps_available", lambda: False)
+    with pytest.raises(ValueError, match=r"not available.*\['auto', 'cpu'\]"):
+        get_device("cuda")
+    with pytest.raises(ValueError, match="not available"):
+        get_device("mps")
+    with pytest.raises(ValueError, match="not a device name"):
+        get_device("gpu please")
+
+
+def test_cuda_devices_are_listed_and_validated(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(device_module, "_mps_available", lambda: False)
+    assert available_devices() == ["auto", "cuda:0", "cuda:1", "cpu"]
+    assert get_device("auto") == torch.device("cuda", 0)
+    assert get_device("CUDA") == torch.device("cuda", 0)
+    assert get_device(" cuda:1 ") == torch.device("cuda", 1)
+    with pytest.raises(ValueError, match="not available"):
+        get_device("cuda:2")
+
+
+def test_cpu_is_always_usable():
+    assert get_device("cpu") == torch.device("cpu")
+    assert get_device(torch.device("cpu")) == torch.device("cpu")
