@@ -1,0 +1,180 @@
+"""Time and peak memory to open a multi-gigabyte tile scan: plugin reader vs tifffile.imread.
+
+Writes (once) an OME-TIFF tile scan, by default 8 stage positions x 4 channels of
+8192 x 8192 uint16 (4.3 GB), one series per position with stage positions, tile
+by tile so the file is never held in memory. Then, each in a fresh subprocess so
+peak memory is per method:
+
+1. the plugin's reader: time until the napari layer data tuples exist;
+2. the baseline, tifffile reading every position into one array.
+
+Usage::
+
+    python benchmarks/bench_open_tilescan.py [--dir benchmarks/_data] [--cleanup]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+CHANNELS = ["Brightfield", "GFP", "mCherry", "Cellpose mask"]
+PIXEL_UM = 0.65
+
+
+def cpu_model() -> str:
+    """CPU model name from /proc/cpuinfo, else the platform's processor string."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def write_tilescan(path: Path, positions: int, size: int, tile: int) -> None:
+    """Write the tile scan tile by tile; memory stays at a few tiles."""
+    import tifffile
+
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 200, (tile, tile), dtype=np.uint16)
+    columns = 4
+    step = int(size * 0.9)  # 10 % overlap between neighbouring positions
+
+    def tiles(position: int):
+        for channel in range(len(CHANNELS)):
+            for row in range(size // tile):
+                for col in range(size // tile):
+                    if channel == len(CHANNELS) - 1:
+                        value = (row * (size // tile) + col) % 50 + 1
+                        yield np.full((tile, tile), value, np.uint16)
+                    else:
+                        yield noise + np.uint16(1000 * (channel + 1) + 10 * position + row)
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    with tifffile.TiffWriter(partial, bigtiff=True, ome=True) as tif:
+        for position in range(positions):
+            y, x = divmod(position, columns)
+            tif.write(
+                tiles(position),
+                shape=(len(CHANNELS), size, size),
+                dtype=np.uint16,
+                tile=(tile, tile),
+                metadata={
+                    "axes": "CYX",
+                    "Name": f"Pos{position}",
+                    "PhysicalSizeX": PIXEL_UM,
+                    "PhysicalSizeY": PIXEL_UM,
+                    "Channel": {"Name": CHANNELS},
+                    "Plane": {
+                        "PositionX": [x * step * PIXEL_UM] * len(CHANNELS),
+                        "PositionY": [y * step * PIXEL_UM] * len(CHANNELS),
+                        "PositionXUnit": ["µm"] * len(CHANNELS),
+                        "PositionYUnit": ["µm"] * len(CHANNELS),
+                    },
+                },
+            )
+    partial.rename(path)
+
+
+def child(method: str, path: str) -> None:
+    """Run one method in this process and print its figures as JSON."""
+    start = time.perf_counter()
+    if method == "plugin":
+        from napari_cytomask._reader import get_reader
+
+        imported = time.perf_counter()
+        layers = get_reader(path)(path)
+        summary = [f"{kwargs['name']}:{kind}{tuple(data.shape)}" for data, kwargs, kind in layers]
+    else:
+        import tifffile
+
+        imported = time.perf_counter()
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series
+            out = np.empty((len(series), *series[0].shape), series[0].dtype)
+            for index, one in enumerate(series):
+                one.asarray(out=out[index])
+        summary = [f"array{out.shape}"]
+    done = time.perf_counter()
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    print(
+        json.dumps(
+            {
+                "import_s": imported - start,
+                "open_s": done - imported,
+                "peak_mb": peak_mb,
+                "result": summary,
+            }
+        )
+    )
+
+
+def measure(method: str, path: Path) -> dict:
+    result = subprocess.run(
+        [sys.executable, __file__, "--child", method, str(path)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dir", type=Path, default=Path(__file__).parent / "_data")
+    parser.add_argument("--positions", type=int, default=8)
+    parser.add_argument("--size", type=int, default=8192, help="rows and columns per tile")
+    parser.add_argument("--tile", type=int, default=512, help="TIFF tile size")
+    parser.add_argument("--cleanup", action="store_true", help="delete the file afterwards")
+    parser.add_argument("--child", nargs=2, metavar=("METHOD", "PATH"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(*args.child)
+        return
+
+    path = args.dir / f"tilescan_{args.positions}x{len(CHANNELS)}x{args.size}.ome.tif"
+    if not path.exists():
+        print(f"writing {path} ...", flush=True)
+        start = time.perf_counter()
+        write_tilescan(path, args.positions, args.size, args.tile)
+        print(f"  written in {time.perf_counter() - start:.1f} s", flush=True)
+    try:
+        size_gb = path.stat().st_size / 1e9
+        plugin = measure("plugin", path)
+        baseline = measure("tifffile", path)
+    finally:
+        if args.cleanup:
+            path.unlink(missing_ok=True)
+
+    print(f"machine: {cpu_model()}, Python {platform.python_version()}")
+    print(
+        f"file: {path.name}, {size_gb:.2f} GB, {args.positions} positions x "
+        f"{len(CHANNELS)} channels x {args.size}x{args.size} uint16, tiles {args.tile}"
+    )
+    print(f"plugin layers: {', '.join(plugin['result'])}")
+    for label, figures in (("plugin reader", plugin), ("tifffile (all series)", baseline)):
+        print(
+            f"{label:>22}: open {figures['open_s']:8.3f} s  peak RSS {figures['peak_mb']:8.0f} MB"
+            f"  (imports {figures['import_s']:.2f} s)"
+        )
+    print(
+        f"ratio tifffile/plugin: time {baseline['open_s'] / plugin['open_s']:.0f}x, "
+        f"peak memory {baseline['peak_mb'] / plugin['peak_mb']:.1f}x"
+    )
+    goal = plugin["open_s"] < 1.0 and plugin["peak_mb"] < 300
+    print(f"goal (plugin < 1 s and < 300 MB): {'met' if goal else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1089 @@
+"""Reading TIFF scans as lazy napari layers, one layer per channel.
+
+Built on tifffile. Axes, channel names, colours, pixel sizes and stage positions
+come from OME-XML, ImageJ and Micro-Manager metadata. Several series of the same
+shape (one OME Image per stage position) and tifffile's tile axes become one
+position axis ``P``; with stage positions, the tiles can also be stitched into one
+mosaic per channel. Pixels are read through tifffile's Zarr store and dask, so
+opening a file reads only its metadata and a small crop of one plane per channel.
+
+This module never imports Qt: the napari reader, the widgets and the command line
+all call it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import tifffile
+import zarr
+from dask.base import tokenize
+
+from .layers import Channel, contrast_from_sample, guess_roles, to_layer_data
+from .mosaic import stitch, tile_offsets
+
+#: A napari layer data tuple ``(data, kwargs, layer_type)``.
+LayerData = tuple[Any, dict, str]
+
+#: The first four bytes of classic and BigTIFF files, little- and big-endian.
+TIFF_MAGIC = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
+#: Label of the stage position (tile) axis.
+POSITION_AXIS = "P"
+#: Pixels sampled per channel for contrast limits and roles: a grid of
+#: ``SAMPLE_GRID`` x ``SAMPLE_GRID`` patches of ``SAMPLE_PATCH`` x ``SAMPLE_PATCH``.
+SAMPLE_GRID = 4
+SAMPLE_PATCH = 64
+#: Unit of every physical size and stage position the reader reports.
+UNIT = "µm"
+
+# tifffile's tile and mosaic axes are stage positions; its "P" (phase) would
+# collide with the position axis, so it becomes "F".
+_AXIS_LABELS = {"R": POSITION_AXIS, "M": POSITION_AXIS, "P": "F"}
+_SPATIAL = ("Z", "Y", "X")
+# Micrometres per unit, for OME, ImageJ and TIFF unit spellings.
+_MICROMETRES = {
+    "pm": 1e-6,
+    "å": 1e-4,
+    "angstrom": 1e-4,
+    "nm": 1e-3,
+    "nanometer": 1e-3,
+    "µm": 1.0,
+    "um": 1.0,
+    "micron": 1.0,
+    "microns": 1.0,
+    "micrometer": 1.0,
+    "micrometre": 1.0,
+    "mm": 1e3,
+    "millimeter": 1e3,
+    "cm": 1e4,
+    "centimeter": 1e4,
+    "m": 1e6,
+    "meter": 1e6,
+    "inch": 25400.0,
+    # OME's default unit for stage positions; microscopes write micrometres.
+    "reference frame": 1.0,
+}
+_RESUNIT_UM = {3: 1e4, 4: 1e3, 5: 1.0}  # TIFF ResolutionUnit centimetre, millimetre, micrometre
+_COLOURS = {
+    (True, False, False): "red",
+    (False, True, False): "green",
+    (False, False, True): "blue",
+    (False, True, True): "cyan",
+    (True, False, True): "magenta",
+    (True, True, False): "yellow",
+    (True, True, True): "gray",
+}
+# What tifffile logs when the chain of pages breaks off (truncated or corrupt files).
+_CORRUPTION = re.compile(
+    r"invalid page offset|invalid offset to first page|missing \d+ pages|corrupted file", re.I
+)
+_IMAGEJ_COLOURS = ("red", "green", "blue", "gray", "cyan", "magenta", "yellow")
+_BINARY_ONLY = re.compile(r"<(?:\w+:)?BinaryOnly\b[^>]*?\bMetadataFile=\"([^\"]+)\"")
+
+
+class TiffReadError(ValueError):
+    """A TIFF file that cannot be read; the message names the file and the problem.
+
+    Parameters
+    ----------
+    path
+        The file.
+    problem
+        What is wrong with it, as a sentence fragment.
+    """
+
+    def __init__(self, path: str | os.PathLike, problem: str) -> None:
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"Cannot read TIFF file {self.path}: {problem}")
+
+
+@dataclass(frozen=True)
+class TiffDescription:
+    """What a TIFF scan holds, from its metadata alone.
+
+    Attributes
+    ----------
+    path
+        The file opened.
+    kind
+        tifffile's series kind (``"ome"``, ``"imagej"``, ``"mmstack"``, ``"shaped"``,
+        ``"uniform"``, ``"generic"`` …).
+    axes
+        Axis labels in napari order: ``P`` (stage position) first, then other
+        stack axes, ``T``, ``C``, ``Z``, ``Y``, ``X``, and ``S`` for RGB samples.
+    shape
+        Size of each axis in ``axes``.
+    dtype
+        Pixel data type (native byte order).
+    channel_names
+        One name per channel layer.
+    pixel_size
+        Physical size in micrometres of the axes that have one (``Z``, ``Y``, ``X``).
+    positions
+        Stage position ``(y, x)`` in micrometres of each position, or ``None``
+        when the file has a single position or does not say where they are.
+    series
+        Indices of tifffile series stacked into the position axis (or the one used).
+    original_axes
+        tifffile's axes of one series.
+    levels
+        Number of pyramid levels (1 unless pyramidal).
+    rgb
+        True for 8-bit RGB(A) images, which open as one RGB layer.
+    metadata_file
+        The file the OME-XML came from, when it is not ``path`` (multi-file OME-TIFF).
+    channel_colors
+        Colormap name per channel from the metadata, ``None`` where it gives none.
+    """
+
+    path: str
+    kind: str
+    axes: str
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    channel_names: tuple[str, ...]
+    pixel_size: dict[str, float]
+    positions: tuple[tuple[float, float], ...] | None
+    series: tuple[int, ...]
+    original_axes: str
+    levels: int
+    rgb: bool
+    metadata_file: str | None = None
+    channel_colors: tuple[str | None, ...] = field(default=(), repr=False)
+
+    @property
+    def layer_axes(self) -> tuple[str, ...]:
+        """Axis labels of each layer: ``axes`` without the channel and sample axes."""
+        return tuple(a for a in self.axes if a not in ("C", "S"))
+
+    @property
+    def n_positions(self) -> int:
+        """Size of the position axis (1 without one)."""
+        return self.shape[self.axes.index(POSITION_AXIS)] if POSITION_AXIS in self.axes else 1
+
+    @property
+    def can_mosaic(self) -> bool:
+        """Whether the tiles can be stitched: several positions and a known pixel size."""
+        return (
+            self.positions is not None
+            and len(self.positions) > 1
+            and "Y" in self.pixel_size
+            and "X" in self.pixel_size
+        )
+
+
+def is_tiff(path: str | os.PathLike) -> bool:
+    """Whether a file starts with a TIFF or BigTIFF signature.
+
+    Parameters
+    ----------
+    path
+        Any path; directories and unreadable files give False.
+
+    Returns
+    -------
+    bool
+    """
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(4) in TIFF_MAGIC
+    except OSError:
+        return False
+
+
+def describe_tiff(path: str | os.PathLike) -> TiffDescription:
+    """Axes, shape, channel names, pixel sizes and positions of a TIFF scan.
+
+    Reads metadata only, no pixels.
+
+    Parameters
+    ----------
+    path
+        A TIFF, OME-TIFF, ImageJ or Micro-Manager file.
+
+    Returns
+    -------
+    TiffDescription
+
+    Raises
+    ------
+    TiffReadError
+        When the file cannot be parsed or is truncated.
+    """
+    with TiffScan(path) as scan:
+        return scan.description
+
+
+def read_tiff(path: str | os.PathLike, *, mosaic: bool = False) -> list[LayerData]:
+    """napari layer data tuples for a TIFF scan, one per channel, lazily loaded.
+
+    Parameters
+    ----------
+    path
+        A TIFF, OME-TIFF, ImageJ or Micro-Manager file.
+    mosaic
+        Stitch the stage positions into one mosaic per channel instead of
+        keeping them as a position axis.
+
+    Returns
+    -------
+    list of tuple
+        ``(data, kwargs, layer_type)``: ``"image"`` layers with colormaps and
+        contrast limits, ``"labels"`` for mask channels. Data are dask arrays
+        (a list of them, largest first, for pyramidal files) that read the file
+        on demand, so the file stays open while they are used.
+
+    Raises
+    ------
+    TiffReadError
+        When the file cannot be parsed, is truncated, or a mosaic is asked for
+        a file without stage positions and pixel sizes.
+    """
+    scan = TiffScan(path)
+    try:
+        return scan.layer_data(mosaic=mosaic)
+    except BaseException:
+        scan.close()
+        raise
+
+
+class TiffScan:
+    """An open TIFF scan: its description, lazy channel arrays and layers.
+
+    Parameters
+    ----------
+    path
+        A TIFF, OME-TIFF, ImageJ or Micro-Manager file.
+
+    Raises
+    ------
+    TiffReadError
+        When the file cannot be parsed or is truncated.
+
+    Notes
+    -----
+    The arrays made by :meth:`channels` and :meth:`layer_data` read from the
+    open file; :meth:`close` only when they are no longer used.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = str(path)
+        self._zarr: list[zarr.Array] | None = None
+        self._direct: list[Any] | None = None
+        with _TiffProblems() as problems:
+            try:
+                self._tif, metadata_file = _open(self.path)
+            except TiffReadError:
+                raise
+            except Exception as exc:
+                raise TiffReadError(self.path, _problem(exc)) from exc
+            try:
+                self._init(metadata_file)
+                problems.check(self.path)
+            except TiffReadError:
+                self.close()
+                # A file without readable pages says more as "truncated".
+                problems.check(self.path)
+                raise
+            except Exception as exc:
+                self.close()
+                raise TiffReadError(self.path, _problem(exc)) from exc
+
+    def __enter__(self) -> TiffScan:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the file (and the other files of a multi-file OME-TIFF)."""
+        self._tif.close()
+
+    def _init(self, metadata_file: str | None) -> None:
+        tif = self._tif
+        if not tif.series:
+            raise TiffReadError(self.path, "it contains no image data")
+        self._series_indices = _same_series(tif.series)
+        self._series = [tif.series[i] for i in self._series_indices]
+        first = self._series[0]
+        _check_complete(self.path, self._series)
+
+        self._stacked = len(self._series) > 1
+        in_labels = _unique([_AXIS_LABELS.get(a, a) for a in first.axes])
+        in_shape = list(first.shape)
+        if self._stacked:
+            in_labels.insert(0, POSITION_AXIS)
+            in_shape.insert(0, len(self._series))
+        keyframe = first.keyframe
+        self._rgb = (
+            "S" in in_labels
+            and keyframe.photometric == tifffile.PHOTOMETRIC.RGB
+            and first.dtype == np.uint8
+            and in_shape[in_labels.index("S")] in (3, 4)
+        )
+        if "S" in in_labels and not self._rgb and "C" not in in_labels:
+            # Samples that are not 8-bit colour (ImageJ composites stored as one
+            # 16-bit page with 3 samples) are channels.
+            in_labels[in_labels.index("S")] = "C"
+        self._in_labels = in_labels
+        labels = _napari_order(in_labels)
+        self._perm = [in_labels.index(label) for label in labels]
+        self._labels = labels
+        shape = tuple(int(in_shape[i]) for i in self._perm)
+        sizes = dict(zip(labels, shape, strict=True))
+        n_channels = sizes.get("C", 1)
+        # Channel layers are (C, S) pairs: S only splits further when both exist.
+        split_samples = "S" in sizes and not self._rgb
+        self._channel_keys = [
+            (c, s) for c in range(n_channels) for s in range(sizes["S"] if split_samples else 1)
+        ]
+
+        meta = _Metadata.collect(tif, self._series_indices, first, sizes)
+        names = _pick_names(meta.names, n_channels)
+        colors = meta.colors if len(meta.colors) == n_channels else [None] * n_channels
+        if split_samples:
+            names = [f"{names[c]}-{s + 1}" for c, s in self._channel_keys]
+            colors = [None] * len(self._channel_keys)
+
+        self.description = TiffDescription(
+            path=self.path,
+            kind=str(first.kind),
+            axes="".join(labels),
+            shape=shape,
+            dtype=np.dtype(first.dtype).newbyteorder("="),
+            channel_names=tuple(names),
+            pixel_size=meta.pixel_size,
+            positions=meta.positions,
+            series=tuple(self._series_indices),
+            original_axes=first.axes,
+            levels=len(first.levels),
+            rgb=self._rgb,
+            metadata_file=metadata_file,
+            channel_colors=tuple(colors),
+        )
+
+    # -- pixels -------------------------------------------------------------
+
+    def _zarr_arrays(self, level: int = 0) -> list[zarr.Array]:
+        # Strips are often one row high: a chunk per strip would cost a Zarr
+        # request per row, so striped pages are read whole (chunkmode 2).
+        arrays = [
+            zarr.open_array(
+                s.aszarr(level=level, chunkmode=0 if s.levels[level].keyframe.is_tiled else 2),
+                mode="r",
+            )
+            for s in self._series
+        ]
+        if level == 0:
+            self._zarr = arrays
+        return arrays
+
+    def _level_array(self, level: int) -> da.Array:
+        """One pyramid level in napari axis order, channels included."""
+        arrays = self._zarr if level == 0 and self._zarr else self._zarr_arrays(level)
+        series_labels = self._in_labels[1:] if self._stacked else self._in_labels
+        stat = os.stat(self._tif.filehandle.path)
+        parts = [
+            da.from_zarr(
+                z,
+                chunks=_dask_chunks(z.shape, z.chunks, series_labels),
+                name="cytomask-tiff-"
+                + tokenize(self.path, stat.st_mtime_ns, stat.st_size, index, level),
+            )
+            for index, z in zip(self._series_indices, arrays, strict=True)
+        ]
+        stacked = da.stack(parts, axis=0) if self._stacked else parts[0]
+        return stacked.transpose(self._perm)
+
+    def _direct_arrays(self) -> list[Any]:
+        """Per series, a memory map when its pixels lie uncompressed in one block.
+
+        A strip or tile is the smallest read through Zarr, and uncompressed
+        files often store a whole plane as one strip; a memory map reads only
+        the pixels asked for, which keeps samples and mosaic blocks cheap.
+        """
+        if self._direct is None:
+            zarrs = self._zarr if self._zarr is not None else self._zarr_arrays(0)
+            fh = self._tif.filehandle
+            self._direct = []
+            for series, z in zip(self._series, zarrs, strict=True):
+                key = series.keyframe
+                offset = series.dataoffset
+                direct = (
+                    offset is not None
+                    and series.parent is self._tif
+                    and fh.is_file
+                    and key.is_memmappable
+                    and key.bitspersample == series.dtype.itemsize * 8
+                )
+                if direct:
+                    dtype = np.dtype(series.dtype).newbyteorder(self._tif.byteorder)
+                    z = np.memmap(
+                        fh.path,
+                        dtype=dtype,
+                        mode="r",
+                        offset=offset,
+                        shape=series.shape,
+                    )
+                self._direct.append(z)
+        return self._direct
+
+    def read(self, key: Sequence[int | slice]) -> np.ndarray:
+        """Pixels of the full-resolution data at a key in :attr:`description` axes order.
+
+        Parameters
+        ----------
+        key
+            One integer or unit-step slice per axis of ``description.axes``; the
+            position axis takes an integer when series were stacked into it.
+
+        Returns
+        -------
+        numpy.ndarray
+            The selected pixels in native byte order, axes in ``description.axes``
+            order.
+        """
+        arrays = self._direct_arrays()
+        in_key: list[int | slice] = [slice(None)] * len(self._in_labels)
+        for j, k in enumerate(key):
+            in_key[self._perm[j]] = k
+        if self._stacked:
+            array, in_key = arrays[int(in_key[0])], in_key[1:]
+        else:
+            array = arrays[0]
+        out = np.asarray(array[tuple(in_key)])
+        out = out.astype(out.dtype.newbyteorder("="), copy=False)
+        kept = [j for j, k in enumerate(key) if isinstance(k, slice)]
+        in_order = sorted(kept, key=lambda j: self._perm[j])
+        return out.transpose([in_order.index(j) for j in kept])
+
+    def _sample(self, c: int, s: int) -> np.ndarray:
+        """Pixels of one channel for contrast limits and role guessing.
+
+        A grid of small patches spread over the middle plane: one central crop
+        can fall entirely inside one cell of a label image and miss the
+        background. Patches are stacked along the rows, so neighbouring pixels
+        along the columns stay neighbours.
+        """
+        desc = self.description
+        key: list[int | slice] = []
+        for label, n in zip(self._labels, desc.shape, strict=True):
+            if label == "C":
+                key.append(c)
+            elif label == "S":
+                key.append(slice(None) if self._rgb else s)
+            elif label in ("Y", "X"):
+                key.append(slice(0, n))
+            else:
+                key.append(n // 2)
+        y, x = self._labels.index("Y"), self._labels.index("X")
+        height, width = desc.shape[y], desc.shape[x]
+        patch = SAMPLE_PATCH
+        if height <= SAMPLE_GRID * patch and width <= SAMPLE_GRID * patch:
+            return self.read(key)
+        rows = _patch_starts(height, patch)
+        cols = _patch_starts(width, patch)
+        source = self._direct_arrays()[0]
+        if isinstance(source, zarr.Array):
+            series_labels = self._in_labels[1:] if self._stacked else self._in_labels
+            chunk_y = source.chunks[series_labels.index("Y")]
+            chunk_x = source.chunks[series_labels.index("X")]
+            if 2 * chunk_y >= height and 2 * chunk_x >= width:
+                # A plane of one or two chunks: one read instead of one per patch.
+                plane = self.read(key)
+                return np.concatenate(
+                    [plane[r : r + patch, c0 : c0 + patch] for r in rows for c0 in cols]
+                )
+            # Patches inside single tiles or strips read as few chunks as possible.
+            rows = [r // chunk_y * chunk_y if chunk_y >= patch else r for r in rows]
+            cols = [c0 // chunk_x * chunk_x if chunk_x >= patch else c0 for c0 in cols]
+        patches = []
+        for r in rows:
+            for c0 in cols:
+                key[y], key[x] = slice(r, min(height, r + patch)), slice(c0, min(width, c0 + patch))
+                patches.append(self.read(key))
+        return np.concatenate(patches)
+
+    # -- layers -------------------------------------------------------------
+
+    def channels(self, *, mosaic: bool = False) -> list[Channel]:
+        """One :class:`~napari_cytomask.io.layers.Channel` per channel, roles guessed.
+
+        Parameters
+        ----------
+        mosaic
+            Stitch the positions into one mosaic (the position axis is removed).
+
+        Returns
+        -------
+        list of Channel
+            Lazy dask data (a list of levels for pyramids, a single level for
+            mosaics), roles from :func:`~napari_cytomask.io.layers.guess_roles`
+            and contrast limits from a central crop of one plane.
+        """
+        desc = self.description
+        if mosaic:
+            self._check_mosaic()
+        levels = 1 if mosaic else desc.levels
+        full = [self._level_array(level) for level in range(levels)]
+        c_axis = self._labels.index("C") if "C" in self._labels else None
+        s_axis = self._labels.index("S") if "S" in self._labels and not self._rgb else None
+
+        channels, samples = [], []
+        for i, (c, s) in enumerate(self._channel_keys):
+            if mosaic:
+                data: Any = self._mosaic(c, s)
+            else:
+                data = [_select(a, c_axis, c, s_axis, s) for a in full]
+                data = data if len(data) > 1 else data[0]
+            channels.append(
+                Channel(
+                    name=desc.channel_names[i],
+                    data=data,
+                    index=i,
+                    color=desc.channel_colors[i] if desc.channel_colors else None,
+                )
+            )
+            samples.append(self._sample(c, s))
+        guess_roles(channels, samples)
+        for channel, sample in zip(channels, samples, strict=True):
+            if channel.role == "mask" and (desc.rgb or not np.issubdtype(desc.dtype, np.integer)):
+                # napari's Labels need integer ids on one value per pixel.
+                channel.role = "image"
+            if channel.role != "mask":
+                channel.contrast_limits = contrast_from_sample(sample, desc.dtype)
+        return channels
+
+    def _check_mosaic(self) -> None:
+        if not self.description.can_mosaic:
+            raise TiffReadError(
+                self.path, "it has no stage positions and pixel sizes to stitch its tiles"
+            )
+
+    def _mosaic(self, c: int, s: int) -> da.Array:
+        desc = self.description
+        labels = self._labels
+        lead = [
+            j
+            for j, label in enumerate(labels)
+            if label not in (POSITION_AXIS, "C", "Y", "X") and not (label == "S" and not self._rgb)
+        ]
+        rgb_axis = labels.index("S") if self._rgb else None
+
+        def read_tile(tile: int, lead_key: tuple[slice, ...], rows: slice, cols: slice):
+            key: list[int | slice] = []
+            lead_iter = iter(lead_key)
+            for label in labels:
+                if label == POSITION_AXIS:
+                    key.append(tile)
+                elif label == "C":
+                    key.append(c)
+                elif label == "S" and not self._rgb:
+                    key.append(s)
+                elif label == "Y":
+                    key.append(rows)
+                elif label == "X":
+                    key.append(cols)
+                else:
+                    key.append(next(lead_iter))
+            part = self.read(key)
+            # The mosaic wants the plane last; RGB samples come back after it.
+            return np.moveaxis(part, -1, -3) if rgb_axis is not None else part
+
+        lead_shape = tuple(desc.shape[j] for j in lead)
+        tile_shape = (desc.shape[labels.index("Y")], desc.shape[labels.index("X")])
+        offsets = tile_offsets(desc.positions, (desc.pixel_size["Y"], desc.pixel_size["X"]))
+        lead_chunks = tuple(desc.shape[j] if labels[j] == "S" else 1 for j in lead)
+        mosaic = stitch(
+            read_tile, offsets, lead_shape, tile_shape, desc.dtype, lead_chunks=lead_chunks
+        )
+        return da.moveaxis(mosaic, -3, -1) if rgb_axis is not None else mosaic
+
+    def layer_data(self, *, mosaic: bool = False) -> list[LayerData]:
+        """napari layer data tuples, one per channel (see :func:`read_tiff`).
+
+        Parameters
+        ----------
+        mosaic
+            Stitch the positions into one mosaic per channel.
+
+        Returns
+        -------
+        list of tuple
+        """
+        desc = self.description
+        if mosaic:
+            self._check_mosaic()
+        axes = [a for a in desc.layer_axes if not (mosaic and a == POSITION_AXIS)]
+        scale = tuple(desc.pixel_size.get(a, 1.0) for a in axes)
+        units = None
+        if any(a in desc.pixel_size for a in axes):
+            units = tuple(UNIT if a in desc.pixel_size else "pixel" for a in axes)
+        extra: dict[str, Any] = {
+            "series": list(desc.series),
+            "original_axes": desc.original_axes,
+            "tiff_kind": desc.kind,
+            "pixel_size_um": dict(desc.pixel_size),
+            "stage_positions_um": [list(p) for p in desc.positions] if desc.positions else None,
+            "mosaic": mosaic,
+        }
+        if desc.metadata_file:
+            extra["metadata_file"] = desc.metadata_file
+        if mosaic:
+            offsets = tile_offsets(desc.positions, (desc.pixel_size["Y"], desc.pixel_size["X"]))
+            extra["tile_offsets"] = offsets.tolist()
+        layers = to_layer_data(
+            self.channels(mosaic=mosaic),
+            axis_labels=tuple(axes),
+            scale=scale,
+            units=units,
+            source=self.path,
+            extra_metadata=extra,
+        )
+        if desc.rgb:
+            for _, kwargs, _ in layers:
+                kwargs["rgb"] = True
+                kwargs.pop("colormap", None)
+        return layers
+
+
+# -- opening and checking -----------------------------------------------------
+
+
+def _problem(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _open(path: str) -> tuple[tifffile.TiffFile, str | None]:
+    """Open a TIFF, following a multi-file OME-TIFF to the file with its OME-XML.
+
+    Files of a multi-file OME-TIFF other than the master hold only
+    ``<BinaryOnly MetadataFile=...>``: the metadata is in the master TIFF or a
+    ``.companion.ome`` XML file next to them. tifffile reads every plane of the
+    dataset from there; when that file is missing the plane opens on its own.
+    """
+    if not is_tiff(path):
+        raise TiffReadError(path, "it does not start with a TIFF signature")
+    tif = tifffile.TiffFile(path)
+    if not tif.is_ome:
+        return tif, None
+    match = _BINARY_ONLY.search(tif.pages.first.description or "")
+    if match is None:
+        return tif, None
+    target = Path(path).parent / match.group(1)
+    if not target.is_file():
+        return tif, None
+    tif.close()
+    if is_tiff(target):
+        return tifffile.TiffFile(target), str(target)
+    omexml = target.read_text(encoding="utf-8")
+    return tifffile.TiffFile(path, omexml=omexml), str(target)
+
+
+class _TiffProblems(logging.Handler):
+    """Collects what tifffile logs about a broken page chain while a file opens.
+
+    tifffile does not raise for a truncated file: it logs the bad page offset
+    and returns the pages it could read (ImageJ and Micro-Manager series then
+    lose planes or get zeros), so those messages are turned into errors.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if _CORRUPTION.search(message):
+            self.messages.append(message)
+
+    def __enter__(self) -> _TiffProblems:
+        logging.getLogger("tifffile").addHandler(self)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        logging.getLogger("tifffile").removeHandler(self)
+
+    def check(self, path: str) -> None:
+        """Raise :class:`TiffReadError` if tifffile reported a broken file."""
+        if self.messages:
+            detail = re.sub(r"^<[^>]*>\s*", "", self.messages[0])
+            raise TiffReadError(path, f"the file is truncated or corrupt ({detail})")
+
+
+def _same_series(series: Sequence[tifffile.TiffPageSeries]) -> list[int]:
+    """Indices of the series stacked into a position axis.
+
+    Series with the same shape, dtype, axes and levels as the first are positions
+    of one scan; thumbnails, labels and macro images differ and are left out. A
+    series that already has a tile axis is used alone.
+    """
+    first = series[0]
+    if any(a in first.axes for a in "RM"):
+        return [0]
+    return [
+        i
+        for i, s in enumerate(series)
+        if s.shape == first.shape
+        and s.dtype == first.dtype
+        and s.axes == first.axes
+        and len(s.levels) == len(first.levels)
+    ]
+
+
+def _check_complete(path: str, series: Sequence[tifffile.TiffPageSeries]) -> None:
+    """Raise if pixel data of a series lies beyond the end of its file.
+
+    Truncated files would otherwise open fine and fail only when a plane is
+    displayed; the first and last page of each series are enough to tell.
+    """
+    for s in series:
+        if s.dataoffset is not None:
+            size = s.parent.filehandle.size
+            end = s.dataoffset + s.nbytes
+            if end > size:
+                raise TiffReadError(
+                    path, f"the file is truncated: pixel data ends at byte {end}, file has {size}"
+                )
+        pages = [p for p in (s.pages[0], s.pages[-1]) if p is not None]
+        for page in pages:
+            size = page.parent.filehandle.size
+            ends = [o + n for o, n in zip(page.dataoffsets, page.databytecounts, strict=True) if n]
+            if ends and max(ends) > size:
+                raise TiffReadError(
+                    path,
+                    f"the file is truncated: page {page.index} ends at byte {max(ends)}, "
+                    f"file has {size}",
+                )
+
+
+# -- axes ---------------------------------------------------------------------
+
+
+def _unique(labels: list[str]) -> list[str]:
+    """Distinct one-letter axis labels: tifffile may repeat ``Q`` for unknown axes."""
+    spare = iter(c for c in "QABDEGHJKLNOUVW" if c not in labels)
+    out: list[str] = []
+    for label in labels:
+        out.append(next(spare) if label in out else label)
+    return out
+
+
+def _napari_order(labels: list[str]) -> list[str]:
+    """Position first, other stack axes, time, channel, z, then the plane."""
+    head = [POSITION_AXIS] if POSITION_AXIS in labels else []
+    fixed = {POSITION_AXIS, "T", "C", "Z", "Y", "X", "S"}
+    others = [a for a in labels if a not in fixed]
+    tail = [a for a in ("T", "C", "Z", "Y", "X", "S") if a in labels]
+    return head + others + tail
+
+
+def _dask_chunks(
+    shape: tuple[int, ...], chunks: tuple[int, ...], labels: Sequence[str]
+) -> tuple[int, ...]:
+    """Dask chunks: single planes, with thin strips or small tiles merged.
+
+    Row strips one pixel high would otherwise make a task per row; about 1024
+    rows and columns per chunk keep graphs small and reads cheap.
+    """
+    out = []
+    for n, c, label in zip(shape, chunks, labels, strict=True):
+        if label in ("Y", "X"):
+            out.append(min(n, c * max(1, math.ceil(1024 / c))))
+        elif label == "S":
+            out.append(n)
+        else:
+            out.append(1)
+    return tuple(out)
+
+
+def _patch_starts(n: int, patch: int) -> list[int]:
+    """First index of ``SAMPLE_GRID`` patches spread evenly over ``n`` pixels."""
+    return [
+        int(np.clip(round((k + 0.5) * n / SAMPLE_GRID - patch / 2), 0, max(0, n - patch)))
+        for k in range(SAMPLE_GRID)
+    ]
+
+
+def _select(array: da.Array, c_axis: int | None, c: int, s_axis: int | None, s: int) -> da.Array:
+    """One channel of an array in napari axis order (channel and sample removed)."""
+    key: list[int | slice] = [slice(None)] * array.ndim
+    if c_axis is not None:
+        key[c_axis] = c
+    if s_axis is not None:
+        key[s_axis] = s
+    return array[tuple(key)]
+
+
+# -- metadata -----------------------------------------------------------------
+
+
+def _to_um(value: Any, unit: str | None) -> float | None:
+    """A length in micrometres, or None when missing, invalid or in an unknown unit."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    factor = _MICROMETRES.get(_normalise_unit(unit or "µm"))
+    if factor is None or not math.isfinite(number):
+        return None
+    return number * factor
+
+
+def _normalise_unit(unit: str) -> str:
+    if "\\u" in unit:
+        # ImageJ stores non-ASCII units escaped, e.g. "\\u00B5m".
+        unit = unit.encode("ascii", "backslashreplace").decode("unicode_escape")
+    return unit.strip().replace("\u03bc", "µ").lower()
+
+
+def _colour_from_rgb(r: int, g: int, b: int) -> str | None:
+    """Nearest named colormap of an RGB colour; None for black."""
+    top = max(r, g, b)
+    if top <= 0:
+        return None
+    return _COLOURS[(r >= top / 2, g >= top / 2, b >= top / 2)]
+
+
+def _ome_colour(value: str | None) -> str | None:
+    """Colormap from an OME Channel Color (signed 32-bit RGBA); transparent means unset."""
+    try:
+        rgba = int(value) & 0xFFFFFFFF
+    except (TypeError, ValueError):
+        return None
+    if rgba & 0xFF == 0:
+        return None
+    return _colour_from_rgb((rgba >> 24) & 0xFF, (rgba >> 16) & 0xFF, (rgba >> 8) & 0xFF)
+
+
+def _pick_names(names: Sequence[str | None], n: int) -> list[str]:
+    """Names from metadata when there is one per channel, else ``C1`` … ``Cn``."""
+    if len(names) != n:
+        names = [None] * n
+    return [
+        str(name).strip() if name and str(name).strip() else f"C{i + 1}"
+        for i, name in enumerate(names)
+    ]
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _children(element: ET.Element, name: str) -> list[ET.Element]:
+    return [child for child in element if _local(child.tag) == name]
+
+
+@dataclass
+class _OmeImage:
+    names: list[str | None]
+    colors: list[str | None]
+    pixel_size: dict[str, float]
+    position: tuple[float, float] | None
+
+
+def _parse_ome(xml: str | None) -> list[_OmeImage]:
+    """Channels, pixel sizes and stage position of each OME Image."""
+    if not xml:
+        return []
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError:
+        return []
+    images = []
+    for image in _children(root, "Image"):
+        pixels = next(iter(_children(image, "Pixels")), None)
+        if pixels is None:
+            continue
+        pixel_size = {}
+        for axis in _SPATIAL:
+            size = _to_um(pixels.get(f"PhysicalSize{axis}"), pixels.get(f"PhysicalSize{axis}Unit"))
+            if size is not None and size > 0:
+                pixel_size[axis] = size
+        channels = _children(pixels, "Channel")
+        position = None
+        for plane in _children(pixels, "Plane"):
+            position = _xy(plane, "PositionX", "PositionY")
+            if position is not None:
+                break
+        if position is None:
+            for label in _children(image, "StageLabel"):
+                position = _xy(label, "X", "Y")
+        images.append(
+            _OmeImage(
+                names=[c.get("Name") for c in channels],
+                colors=[_ome_colour(c.get("Color")) for c in channels],
+                pixel_size=pixel_size,
+                position=position,
+            )
+        )
+    return images
+
+
+def _xy(element: ET.Element, x: str, y: str) -> tuple[float, float] | None:
+    unit = "reference frame"
+    px = _to_um(element.get(x), element.get(f"{x}Unit", unit))
+    py = _to_um(element.get(y), element.get(f"{y}Unit", unit))
+    return None if px is None or py is None else (py, px)
+
+
+def _mm_positions(tif: tifffile.TiffFile, series: tifffile.TiffPageSeries, n: int):
+    """Micro-Manager stage positions ``(y, x)`` in µm of the ``n`` positions."""
+    summary = (tif.micromanager_metadata or {}).get("Summary") or {}
+    positions = []
+    for entry in summary.get("StagePositions") or []:
+        xy = None
+        stage = entry.get("DefaultXYStage") or entry.get("defaultXYStage")
+        coords = entry.get("DeviceCoordinatesUm") or {}
+        for name, value in coords.items():
+            if (name == stage or "xy" in name.lower()) and len(value) >= 2:
+                xy = (float(value[1]), float(value[0]))
+        for sub in entry.get("subpositions") or []:
+            name = sub.get("stageName", "")
+            if name == stage or "xy" in name.lower():
+                xy = (float(sub["y"]), float(sub["x"]))
+        positions.append(xy)
+    if len(positions) == n and all(p is not None for p in positions):
+        return positions
+    # Older files: the per-frame metadata of the first frame at each position.
+    axes = series.axes
+    if "R" not in axes:
+        return None
+    plane_shape = [n_ for a, n_ in zip(axes, series.shape, strict=True) if a not in "YXS"]
+    plane_axes = [a for a in axes if a not in "YXS"]
+    positions = []
+    for r in range(n):
+        index = [r if a == "R" else 0 for a in plane_axes]
+        page = series.pages[int(np.ravel_multi_index(index, plane_shape))]
+        if page is None:
+            return None
+        tags = tif.pages[page.index].tags
+        frame = tags.valueof("MicroManagerMetadata") or {}
+        if "XPositionUm" not in frame or "YPositionUm" not in frame:
+            return None
+        positions.append((float(frame["YPositionUm"]), float(frame["XPositionUm"])))
+    return positions
+
+
+@dataclass
+class _Metadata:
+    names: list[str | None]
+    colors: list[str | None]
+    pixel_size: dict[str, float]
+    positions: tuple[tuple[float, float], ...] | None
+
+    @classmethod
+    def collect(
+        cls,
+        tif: tifffile.TiffFile,
+        indices: list[int],
+        first: tifffile.TiffPageSeries,
+        sizes: dict[str, int],
+    ) -> _Metadata:
+        """Channel names and colours, pixel sizes and positions; OME first, then
+        Micro-Manager, ImageJ and plain TIFF resolution tags."""
+        n_channels = sizes.get("C", 1)
+        n_positions = sizes.get(POSITION_AXIS, 1)
+        names: list[str | None] = []
+        colors: list[str | None] = []
+        pixel_size: dict[str, float] = {}
+        positions = None
+
+        images = _parse_ome(tif.ome_metadata) if tif.is_ome else []
+        # tifffile makes one series per OME Image; a Micro-Manager series'
+        # position axis follows the Images too.
+        by_series = len(images) == len(tif.series)
+        if images:
+            image = images[indices[0]] if by_series else images[0]
+            names, colors, pixel_size = image.names, image.colors, dict(image.pixel_size)
+            if len(indices) > 1 and by_series:
+                positions = [images[i].position for i in indices]
+            elif n_positions > 1 and len(images) == n_positions:
+                positions = [im.position for im in images]
+
+        mm = tif.micromanager_metadata if tif.is_micromanager else None
+        if mm:
+            summary = mm.get("Summary") or {}
+            if len(names) != n_channels:
+                names = list(summary.get("ChNames") or [])
+            if "X" not in pixel_size:
+                size = summary.get("PixelSize_um") or (
+                    first.keyframe.tags.valueof("MicroManagerMetadata") or {}
+                ).get("PixelSize_um")
+                if size and float(size) > 0:
+                    pixel_size.update(X=float(size), Y=float(size))
+                step = summary.get("z-step_um")
+                if step and float(step) > 0 and "Z" not in pixel_size:
+                    pixel_size["Z"] = float(step)
+            if n_positions > 1 and (positions is None or None in positions):
+                positions = _mm_positions(tif, first, n_positions)
+
+        ij = tif.imagej_metadata if tif.is_imagej else None
+        if ij:
+            if len(names) != n_channels:
+                names = _imagej_names(ij, n_channels)
+            if len(colors) != n_channels:
+                luts = ij.get("LUTs") or []
+                colors = [_colour_from_rgb(*(int(v) for v in lut[:, -1])) for lut in luts]
+                if not luts and ij.get("mode") in ("composite", "color") and n_channels > 1:
+                    # ImageJ shows composites without stored LUTs in these colours.
+                    colors = [_IMAGEJ_COLOURS[i % len(_IMAGEJ_COLOURS)] for i in range(n_channels)]
+            factor = _MICROMETRES.get(_normalise_unit(str(ij.get("unit", ""))))
+            if factor and "X" not in pixel_size:
+                pixel_size.update(_resolution_um(first.keyframe, factor))
+                spacing = _to_um(ij.get("spacing"), "µm")
+                if spacing and spacing > 0:
+                    pixel_size["Z"] = spacing * factor
+        elif not pixel_size and not images:
+            factor = _RESUNIT_UM.get(int(first.keyframe.resolutionunit))
+            if factor:
+                pixel_size.update(_resolution_um(first.keyframe, factor))
+
+        if positions is not None:
+            positions = [p for p in positions if p is not None]
+            if len(positions) != n_positions or len(set(positions)) < 2:
+                positions = None
+        return cls(
+            names=list(names),
+            colors=list(colors),
+            pixel_size={a: pixel_size[a] for a in _SPATIAL if a in pixel_size},
+            positions=tuple(tuple(p) for p in positions) if positions else None,
+        )
+
+
+def _imagej_names(ij: dict, n_channels: int) -> list[str | None]:
+    """Channel names from ImageJ slice labels, when each channel's planes share one."""
+    labels = ij.get("Labels") or []
+    if isinstance(labels, str):
+        labels = [labels]
+    if not labels or len(labels) % n_channels:
+        return []
+    # ImageJ orders planes channel fastest, then slice, then frame.
+    names = []
+    for c in range(n_channels):
+        own = set(labels[c::n_channels])
+        if len(own) != 1 and len(labels) != n_channels:
+            return []
+        names.append(labels[c])
+    return names
+
+
+def _resolution_um(page: tifffile.TiffPage, factor: float) -> dict[str, float]:
+    """Pixel size from the X/Y resolution tags (pixels per unit), in micrometres."""
+    sizes = {}
+    for axis, resolution in zip(("X", "Y"), page.resolution, strict=True):
+        if resolution and resolution > 0:
+            sizes[axis] = factor / resolution
+    return sizes

@@ -1,0 +1,254 @@
+"""The TIFF reader on real files of many layouts (../shared/data/tiff-formats)."""
+
+from __future__ import annotations
+
+import shutil
+
+import dask.array as da
+import numpy as np
+import pytest
+import tifffile
+
+from napari_cytomask._reader import get_mosaic_reader, get_reader
+from napari_cytomask.io.layers import looks_like_mask
+from napari_cytomask.io.tiff import TiffReadError, describe_tiff, is_tiff, read_tiff
+
+OME = "tiff-formats/ome-tiff-samples"
+MMSTACK = f"{OME}/singles/181003_multi_pos_time_course_1_MMStack.ome.tif"
+IXM = "tiff-formats/imagej-composites/IXMtest_A02_s9.tif"
+HELA = "tiff-formats/imagej-composites/hela-cells.tif"
+LABEL_VOLUME = "tiff-formats/allencell-misc/input_1_cellWholeIndex.tiff"
+
+# file: (layer names, layer type, layer shape, axis labels, scale, dtype)
+EXPECTED = {
+    f"{OME}/singles/single-channel.ome.tif": (
+        ["C1"], "image", (167, 439), ("Y", "X"), (1, 1), "int8"),
+    f"{OME}/singles/multi-channel.ome.tif": (
+        ["C1", "C2", "C3"], "image", (167, 439), ("Y", "X"), (1, 1), "int8"),
+    f"{OME}/singles/z-series.ome.tif": (
+        ["C1"], "image", (5, 167, 439), ("Z", "Y", "X"), (1, 1, 1), "int8"),
+    f"{OME}/singles/time-series.ome.tif": (
+        ["C1"], "image", (7, 167, 439), ("T", "Y", "X"), (1, 1, 1), "int8"),
+    f"{OME}/singles/multi-channel-z-series.ome.tif": (
+        ["C1", "C2", "C3"], "image", (5, 167, 439), ("Z", "Y", "X"), (1, 1, 1), "int8"),
+    f"{OME}/singles/multi-channel-time-series.ome.tif": (
+        ["C1", "C2", "C3"], "image", (7, 167, 439), ("T", "Y", "X"), (1, 1, 1), "int8"),
+    f"{OME}/singles/4D-series.ome.tif": (
+        ["C1"], "image", (7, 5, 167, 439), ("T", "Z", "Y", "X"), (1, 1, 1, 1), "int8"),
+    f"{OME}/singles/170918_tn_neutrophil_migration_wave.ome.tif": (
+        ["488 TIRF left"], "image", (1024, 1024), ("Y", "X"), (1, 1), "uint16"),
+    MMSTACK: (
+        ["Default"], "image", (2, 10, 256, 256), ("P", "T", "Y", "X"), (1, 1, 5.2304, 5.2304),
+        "uint16"),
+    f"{OME}/singles/181003_slices/P2_T7.tif": (
+        ["C1"], "image", (256, 256), ("Y", "X"), (1, 1), "uint16"),
+    f"{OME}/nonometif.tif": (["C1"], "image", (5, 5), ("Y", "X"), (1, 1), "uint8"),
+    IXM: (
+        ["IXMtest_A02_s9_c1.tif", "IXMtest_A02_s9_c2.tif", "IXMtest_A02_s9_c3.tif"], "image",
+        (395, 695), ("Y", "X"), (1, 1), "uint16"),
+    HELA: (
+        ["C1", "C2", "C3"], "image", (512, 672), ("Y", "X"), (0.0514931, 0.0514931), "uint16"),
+    "tiff-formats/allencell-misc/s_1_t_1_c_1_z_1.tiff": (
+        ["C1"], "image", (325, 475), ("Y", "X"), (1.0833344, 1.0833344), "uint16"),
+    "tiff-formats/allencell-misc/s_1_t_1_c_1_z_1.ome.tiff": (
+        ["Bright"], "image", (325, 475), ("Y", "X"), (1.0833333, 1.0833333), "uint16"),
+    LABEL_VOLUME: (
+        ["C1"], "labels", (76, 1024, 1024), ("I", "Y", "X"), (1, 1, 1), "uint16"),
+}  # fmt: skip
+
+
+def _reference(path) -> np.ndarray:
+    """What tifffile.imread gives, channels first when the reader splits them."""
+    return tifffile.imread(path)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_layers_match_metadata(shared_data, name):
+    names, layer_type, shape, axes, scale, dtype = EXPECTED[name]
+    path = shared_data / name
+    reader = get_reader(str(path))
+    assert reader is not None
+    layers = reader(str(path))
+    assert [kwargs["name"] for _, kwargs, _ in layers] == names
+    for data, kwargs, kind in layers:
+        assert kind == layer_type
+        assert data.shape == shape
+        assert data.dtype == np.dtype(dtype)
+        assert data.dtype.isnative
+        assert kwargs["axis_labels"] == axes
+        np.testing.assert_allclose(kwargs["scale"], scale, rtol=1e-6)
+        meta = kwargs["metadata"]["cytomask"]
+        assert meta["source"] == str(path)
+        assert meta["axes"] == "".join(axes)
+        if kind == "image":
+            low, high = kwargs["contrast_limits"]
+            assert low < high
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        f"{OME}/singles/multi-channel-time-series.ome.tif",  # big-endian int8, TCYX
+        f"{OME}/singles/multi-channel-z-series.ome.tif",  # CZYX
+        IXM,  # big-endian uint16 ImageJ hyperstack, CYX
+        HELA,  # one page, 3 samples per pixel
+        MMSTACK,  # TRYX: position axis moved first
+    ],
+)
+def test_pixels_equal_tifffile(shared_data, name):
+    path = shared_data / name
+    reference = tifffile.imread(path)
+    desc = describe_tiff(path)
+    layers = read_tiff(path)
+    with tifffile.TiffFile(path) as tif:
+        tiff_axes = tif.series[0].axes.replace("R", "P")
+    if "S" in tiff_axes:
+        reference = np.moveaxis(reference, tiff_axes.index("S"), 0)
+        tiff_axes = "C" + tiff_axes.replace("S", "")
+    order = [tiff_axes.index(a) for a in desc.axes]
+    reference = reference.transpose(order)
+    channel_axis = desc.axes.find("C")
+    for index, (data, _, _) in enumerate(layers):
+        expected = reference if channel_axis < 0 else np.take(reference, index, channel_axis)
+        np.testing.assert_array_equal(np.asarray(data), expected)
+
+
+def test_imagej_hyperstack_channels(shared_data):
+    layers = read_tiff(shared_data / IXM)
+    assert [kwargs["colormap"] for _, kwargs, _ in layers] == ["red", "green", "blue"]
+    assert [kwargs["metadata"]["cytomask"]["role"] for _, kwargs, _ in layers] == ["image"] * 3
+
+
+def test_samples_per_pixel_become_channels(shared_data):
+    desc = describe_tiff(shared_data / HELA)
+    assert desc.axes == "CYX"
+    assert not desc.rgb
+    layers = read_tiff(shared_data / HELA)
+    # ImageJ composites without stored LUTs show red, green, blue.
+    assert [kwargs["colormap"] for _, kwargs, _ in layers] == ["red", "green", "blue"]
+    assert all(kwargs["units"] == ("µm", "µm") for _, kwargs, _ in layers)
+
+
+def test_multiposition_micromanager(shared_data):
+    desc = describe_tiff(shared_data / MMSTACK)
+    assert desc.axes == "PTYX"
+    assert desc.original_axes == "TRYX"
+    assert desc.n_positions == 2
+    assert desc.pixel_size == {"Y": 5.2304, "X": 5.2304}
+    np.testing.assert_allclose(
+        desc.positions, [(-33984.15, -57494.55), (-33984.16, -58698.95)], atol=1e-6
+    )
+    ((data, kwargs, _),) = read_tiff(shared_data / MMSTACK)
+    assert isinstance(data, da.Array)
+    assert kwargs["units"] == ("pixel", "pixel", "µm", "µm")
+    assert kwargs["metadata"]["cytomask"]["stage_positions_um"] == [list(p) for p in desc.positions]
+
+
+def test_micromanager_mosaic(shared_data):
+    path = str(shared_data / MMSTACK)
+    reader = get_mosaic_reader(path)
+    assert reader is not None
+    ((data, kwargs, kind),) = reader(path)
+    # Pos1 lies 1204.4 µm (230 pixels) left of Pos0, at the same height.
+    assert kind == "image"
+    assert data.shape == (10, 256, 256 + 230)
+    assert kwargs["axis_labels"] == ("T", "Y", "X")
+    assert kwargs["metadata"]["cytomask"]["tile_offsets"] == [[0, 230], [0, 0]]
+    stack = tifffile.imread(path)  # TRYX
+    plane = np.asarray(data[3])
+    # Later tiles are drawn over earlier ones where they overlap.
+    np.testing.assert_array_equal(plane[:, :256], stack[3, 1])
+    np.testing.assert_array_equal(plane[:, 256:], stack[3, 0][:, 26:])
+
+
+def test_single_files_match_multiposition_file(shared_data):
+    stack = tifffile.imread(shared_data / MMSTACK)  # TRYX
+    for p in (1, 2):
+        for t in (0, 9):
+            ((data, _, _),) = read_tiff(shared_data / f"{OME}/singles/181003_slices/P{p}_T{t}.tif")
+            np.testing.assert_array_equal(np.asarray(data), stack[t, p - 1])
+
+
+@pytest.mark.parametrize("folder", ["master", "companion"])
+@pytest.mark.parametrize("plane", [1, 3])
+def test_multifile_ome_gives_whole_stack(shared_data, folder, plane):
+    root = shared_data / OME / "multiples" / folder
+    ((data, kwargs, _),) = read_tiff(root / f"multifile-Z{plane}.ome.tiff")
+    assert data.shape == (5, 24, 18)
+    assert kwargs["axis_labels"] == ("Z", "Y", "X")
+    for z in range(5):
+        np.testing.assert_array_equal(
+            np.asarray(data[z]),
+            tifffile.imread(root / f"multifile-Z{z + 1}.ome.tiff", is_ome=False),
+        )
+    expected = "multifile.companion.ome" if folder == "companion" else "multifile-Z1.ome.tiff"
+    if plane != 1 or folder == "companion":
+        assert kwargs["metadata"]["cytomask"]["metadata_file"].endswith(expected)
+
+
+def test_label_volume_opens_as_labels(shared_data):
+    path = shared_data / LABEL_VOLUME
+    ((data, kwargs, kind),) = read_tiff(path)
+    assert kind == "labels"
+    assert kwargs["metadata"]["cytomask"]["role"] == "mask"
+    middle = np.asarray(data[38])
+    assert looks_like_mask("C1", middle)
+    # 30 cells and background, the ids intact.
+    with tifffile.TiffFile(path) as tif:
+        assert np.unique(tif.asarray(key=slice(0, 76, 4))).size == 31
+    np.testing.assert_array_equal(middle, tifffile.imread(path, key=38))
+
+
+def test_single_plane_without_metadata_is_input(shared_data):
+    ((_, kwargs, kind),) = read_tiff(
+        shared_data / f"{OME}/singles/170918_tn_neutrophil_migration_wave.ome.tif"
+    )
+    assert kind == "image"
+    assert kwargs["metadata"]["cytomask"]["role"] == "input"
+    assert kwargs["colormap"] == "gray"
+
+
+def test_non_tiff_files_are_refused(shared_data, tmp_path):
+    text = tmp_path / "notes.tif"
+    text.write_text("not an image")
+    png = tmp_path / "cells.tif"
+    shutil.copy(shared_data / "usiigaci-phc/set1/instances_ids.png", png)
+    empty = tmp_path / "empty.tiff"
+    empty.write_bytes(b"")
+    for path in (text, png, empty, tmp_path / "missing.tif", tmp_path):
+        assert not is_tiff(path)
+        assert get_reader(str(path)) is None
+        assert get_mosaic_reader(str(path)) is None
+    assert get_reader([str(shared_data / IXM), str(text)]) is None
+    with pytest.raises(TiffReadError, match="notes.tif"):
+        read_tiff(text)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [IXM, MMSTACK, LABEL_VOLUME, "usiigaci-phc/set1/raw.tif", f"{OME}/singles/4D-series.ome.tif"],
+)
+def test_truncated_file_raises_naming_it(shared_data, tmp_path, name):
+    content = (shared_data / name).read_bytes()
+    cut = tmp_path / f"cut-{(shared_data / name).name}"
+    cut.write_bytes(content[: len(content) // 2])
+    reader = get_reader(str(cut))
+    assert reader is not None  # still a TIFF signature: the reader reports the problem
+    with pytest.raises(TiffReadError) as error:
+        reader(str(cut))
+    assert str(cut) in str(error.value)
+    assert isinstance(error.value, ValueError)
+    assert get_mosaic_reader(str(cut)) is None
+
+
+def test_no_mosaic_without_positions(shared_data):
+    assert get_mosaic_reader(str(shared_data / IXM)) is None
+    with pytest.raises(TiffReadError, match="stage positions"):
+        read_tiff(shared_data / IXM, mosaic=True)
+
+
+def test_reader_accepts_a_list(shared_data):
+    paths = [str(shared_data / IXM), str(shared_data / f"{OME}/nonometif.tif")]
+    layers = get_reader(paths)(paths)
+    assert len(layers) == 4
+    assert layers[-1][1]["metadata"]["cytomask"]["source"] == paths[1]

@@ -1,0 +1,245 @@
+"""Tile scans of the kind users have, built from the real phase-contrast images.
+
+(a) ImageJ hyperstacks: tiles on a stack axis, 4 channels, phase in channel 2 and
+a Cellpose-style mask in channel 4; (b) OME-TIFFs with one series per tile and
+stage positions, stitched back into the original image.
+"""
+
+from __future__ import annotations
+
+import gc
+
+import dask.array as da
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import tifffile
+from scipy import ndimage as ndi
+
+from napari_cytomask._reader import get_mosaic_reader, get_reader
+from napari_cytomask.io.tiff import TiffScan, describe_tiff, read_tiff
+
+CROP = (slice(200, 584), slice(300, 684))
+PIXEL_UM = 0.65
+NAMES = ["GFP", "Phase", "mCherry", "Cellpose masks"]
+
+
+def _phase_and_ids(shared_data, index: int, crop=CROP) -> tuple[np.ndarray, np.ndarray]:
+    folder = shared_data / "usiigaci-phc" / f"set{index}"
+    raw = tifffile.imread(folder / "raw.tif")
+    ids = iio.imread(folder / "instances_ids.png")
+    return raw[crop], ids[crop].astype(np.uint16)
+
+
+def _four_channels(raw: np.ndarray, ids: np.ndarray, seed: int) -> np.ndarray:
+    """Fluorescence, phase, another fluorescence and the mask of one tile."""
+    rng = np.random.default_rng(seed)
+    cells = ndi.gaussian_filter((ids > 0).astype(float), 3)
+    fluo = cells * 3000 + rng.normal(300, 30, ids.shape)
+    other = ndi.gaussian_filter(raw.astype(float), 4) * 0.1 + rng.normal(100, 10, ids.shape)
+    return np.stack([fluo, raw, other, ids]).clip(0, 65535).astype(np.uint16)
+
+
+@pytest.fixture(scope="module")
+def hyperstack(shared_data, tmp_path_factory):
+    """ImageJ hyperstacks ZCYX (3 tiles x 4 channels), with and without channel names."""
+    tiles = [_phase_and_ids(shared_data, n) for n in (1, 2, 3)]
+    data = np.stack([_four_channels(raw, ids, n) for n, (raw, ids) in enumerate(tiles)])
+    folder = tmp_path_factory.mktemp("hyperstack")
+    paths = {}
+    for named in (True, False):
+        metadata = {"axes": "ZCYX", "unit": "um"}
+        if named:
+            metadata["Labels"] = NAMES * 3
+        paths[named] = folder / f"tiles-{'named' if named else 'plain'}.tif"
+        tifffile.imwrite(
+            paths[named],
+            data,
+            imagej=True,
+            resolution=(1 / PIXEL_UM, 1 / PIXEL_UM),
+            metadata=metadata,
+        )
+    return paths, data
+
+
+@pytest.mark.parametrize("named", [True, False])
+def test_hyperstack_channels_and_roles(hyperstack, named):
+    paths, data = hyperstack
+    path = str(paths[named])
+    layers = get_reader(path)(path)
+    assert [kind for _, _, kind in layers] == ["image", "image", "image", "labels"]
+    expected_names = NAMES if named else ["C1", "C2", "C3", "C4"]
+    assert [kwargs["name"] for _, kwargs, _ in layers] == expected_names
+    roles = [kwargs["metadata"]["cytomask"]["role"] for _, kwargs, _ in layers]
+    # Named "Phase", channel 2 is the image to segment; without names nothing says so.
+    assert roles == (["image", "input", "image", "mask"] if named else ["image"] * 3 + ["mask"])
+    for index, (layer, kwargs, _) in enumerate(layers):
+        assert layer.shape == (3, 384, 384)
+        assert kwargs["axis_labels"] == ("Z", "Y", "X")
+        np.testing.assert_allclose(kwargs["scale"], (1, PIXEL_UM, PIXEL_UM), rtol=1e-6)
+        assert kwargs["units"] == ("pixel", "µm", "µm")
+        np.testing.assert_array_equal(np.asarray(layer), data[:, index])
+    if named:
+        assert layers[1][1]["colormap"] == "gray"
+    mask = np.asarray(layers[3][0])
+    assert mask.dtype == np.uint16
+    assert set(np.unique(mask[0])) == set(np.unique(data[0, 3]))
+
+
+def test_hyperstack_contrast_from_sample(hyperstack):
+    paths, data = hyperstack
+    layers = read_tiff(paths[True])
+    low, high = layers[1][1]["contrast_limits"]
+    phase = data[:, 1]
+    assert phase.min() <= low < high <= phase.max()
+    assert "contrast_limits" not in layers[3][1]
+
+
+def _positions_ome(path, image: np.ndarray, ids: np.ndarray, *, thumbnail: bool) -> list:
+    """2 x 2 overlapping 600 x 600 tiles, one OME series each, with stage positions."""
+    origin_y, origin_x = 2000.0, -1500.0
+    starts = [(r, c) for r in (0, 422) for c in (0, 424)]
+    with tifffile.TiffWriter(path, ome=True) as tif:
+        for n, (r, c) in enumerate(starts):
+            tile = np.stack([image[r : r + 600, c : c + 600], ids[r : r + 600, c : c + 600]])
+            tif.write(
+                tile,
+                tile=(256, 256),
+                metadata={
+                    "axes": "CYX",
+                    "Name": f"tile {n}",
+                    "PhysicalSizeX": PIXEL_UM,
+                    "PhysicalSizeY": PIXEL_UM,
+                    "Channel": {"Name": ["Phase", "Mask"]},
+                    "Plane": {
+                        "PositionX": [origin_x + c * PIXEL_UM] * 2,
+                        "PositionY": [origin_y + r * PIXEL_UM] * 2,
+                        "PositionXUnit": ["µm"] * 2,
+                        "PositionYUnit": ["µm"] * 2,
+                    },
+                },
+            )
+        if thumbnail:
+            tif.write(image[::16, ::16].astype(np.uint8), metadata={"axes": "YX"})
+    return starts
+
+
+@pytest.fixture(scope="module")
+def positions_file(shared_data, tmp_path_factory):
+    image, ids = _phase_and_ids(shared_data, 5, crop=(slice(None), slice(None)))
+    path = tmp_path_factory.mktemp("ome") / "tilescan.ome.tif"
+    starts = _positions_ome(path, image, ids, thumbnail=True)
+    return path, image, ids, starts
+
+
+def test_series_become_position_axis(positions_file):
+    path, image, ids, starts = positions_file
+    desc = describe_tiff(path)
+    assert desc.series == (0, 1, 2, 3)  # the thumbnail is left out
+    assert desc.axes == "PCYX"
+    assert desc.shape == (4, 2, 600, 600)
+    assert desc.channel_names == ("Phase", "Mask")
+    np.testing.assert_allclose(desc.pixel_size["X"], PIXEL_UM)
+    np.testing.assert_allclose(
+        np.subtract(desc.positions, desc.positions[0]), np.multiply(starts, PIXEL_UM), atol=1e-9
+    )
+    (phase, phase_kw, phase_kind), (mask, mask_kw, mask_kind) = read_tiff(path)
+    assert (phase_kind, mask_kind) == ("image", "labels")
+    assert phase_kw["metadata"]["cytomask"]["role"] == "input"
+    assert phase.shape == mask.shape == (4, 600, 600)
+    assert phase_kw["axis_labels"] == ("P", "Y", "X")
+    for n, (r, c) in enumerate(starts):
+        np.testing.assert_array_equal(np.asarray(phase[n]), image[r : r + 600, c : c + 600])
+        np.testing.assert_array_equal(np.asarray(mask[n]), ids[r : r + 600, c : c + 600])
+
+
+def test_mosaic_equals_original(positions_file):
+    path, image, ids, _ = positions_file
+    reader = get_mosaic_reader(str(path))
+    assert reader is not None
+    (phase, phase_kw, _), (mask, mask_kw, mask_kind) = reader(str(path))
+    assert isinstance(phase, da.Array)
+    assert phase.shape == mask.shape == image.shape
+    assert phase_kw["axis_labels"] == ("Y", "X")
+    assert phase_kw["metadata"]["cytomask"]["mosaic"] is True
+    assert mask_kind == "labels"
+    np.testing.assert_array_equal(phase.compute(), image)
+    np.testing.assert_array_equal(mask.compute(), ids)
+    # A block in the middle, where all four tiles overlap.
+    np.testing.assert_array_equal(np.asarray(phase[400:620, 410:630]), image[400:620, 410:630])
+
+
+def test_data_outlive_the_scan(positions_file):
+    path, image, _, starts = positions_file
+    layers = read_tiff(path)
+    gc.collect()
+    r, c = starts[3]
+    np.testing.assert_array_equal(np.asarray(layers[0][0][3]), image[r : r + 600, c : c + 600])
+
+
+def test_opening_reads_only_samples(positions_file, tmp_path):
+    """Opening reads metadata and small samples, not the tiles."""
+    path = tmp_path / "compressed.ome.tif"
+    _, image, ids, _ = positions_file
+    big = np.tile(image, (2, 2))
+    big_ids = np.tile(ids, (2, 2))
+    with tifffile.TiffWriter(path, ome=True) as tif:
+        for n in range(4):
+            tif.write(
+                np.stack([np.roll(big, 100 * n, axis=1), big_ids]),
+                tile=(256, 256),
+                compression="zlib",
+                metadata={"axes": "CYX", "PhysicalSizeX": 1, "PhysicalSizeY": 1},
+            )
+    size = path.stat().st_size
+
+    def read_bytes():
+        with open("/proc/self/io") as io:
+            return int(next(line for line in io if line.startswith("rchar")).split()[1])
+
+    before = read_bytes()
+    layers = read_tiff(path)
+    read = read_bytes() - before
+    assert len(layers) == 2
+    assert read < 0.15 * size, (read, size)
+
+
+def test_pyramid_opens_multiscale(tmp_path, shared_data):
+    image, _ = _phase_and_ids(shared_data, 7, crop=(slice(0, 768), slice(0, 1024)))
+    data = np.stack([image, image // 2])
+    path = tmp_path / "pyramid.ome.tif"
+    with tifffile.TiffWriter(path, ome=True) as tif:
+        tif.write(data, subifds=2, tile=(256, 256), metadata={"axes": "CYX"})
+        for factor in (2, 4):
+            tif.write(data[:, ::factor, ::factor], subfiletype=1, tile=(256, 256))
+    desc = describe_tiff(path)
+    assert desc.levels == 3
+    layers = read_tiff(path)
+    assert len(layers) == 2
+    for index, (levels, kwargs, _) in enumerate(layers):
+        assert kwargs["multiscale"] is True
+        assert [level.shape for level in levels] == [(768, 1024), (384, 512), (192, 256)]
+        np.testing.assert_array_equal(np.asarray(levels[2]), data[index, ::4, ::4])
+
+
+def test_rgb_stays_one_layer(tmp_path, shared_data):
+    image, _ = _phase_and_ids(shared_data, 9)
+    grey = (image / image.max() * 255).astype(np.uint8)
+    rgb = np.stack([grey, grey // 2, 255 - grey], axis=-1)
+    path = tmp_path / "colour.tif"
+    tifffile.imwrite(path, rgb, photometric="rgb")
+    ((data, kwargs, kind),) = read_tiff(path)
+    assert kind == "image"
+    assert kwargs["rgb"] is True
+    assert "colormap" not in kwargs
+    assert data.shape == rgb.shape
+    assert kwargs["axis_labels"] == ("Y", "X")
+    np.testing.assert_array_equal(np.asarray(data), rgb)
+
+
+def test_scan_context_manager_reads_regions(positions_file):
+    path, image, _, starts = positions_file
+    with TiffScan(path) as scan:
+        r, c = starts[1]
+        region = scan.read([1, 0, slice(10, 20), slice(30, 50)])
+        np.testing.assert_array_equal(region, image[r + 10 : r + 20, c + 30 : c + 50])
