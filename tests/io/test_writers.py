@@ -8,8 +8,9 @@ import pytest
 import tifffile
 from napari.layers import Labels
 
-from napari_cytomask.io import writers
-from napari_cytomask.io.writers import LabelsWriteError, format_for, write_labels
+from napari_cytomask.io import atomic, writers
+from napari_cytomask.io.atomic import WriteError
+from napari_cytomask.io.writers import format_for, write_labels
 from napari_cytomask.labels import LabelsError
 
 
@@ -105,7 +106,7 @@ def test_full_disk_leaves_nothing_behind(tmp_path, real_labels, monkeypatch):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(writers.tifffile, "imwrite", fill_disk)
-    with pytest.raises(LabelsWriteError, match="disk is full"):
+    with pytest.raises(WriteError, match="disk is full"):
         write_labels(target, real_labels)
     assert _files(tmp_path) == ["old.tif"]
     assert target_old.read_bytes() == b"older result"
@@ -115,8 +116,8 @@ def test_read_only_folder_gives_a_clear_message(tmp_path, real_labels, monkeypat
     def read_only(*args, **kwargs):
         raise OSError(errno.EROFS, "Read-only file system")
 
-    monkeypatch.setattr(writers.tempfile, "mkstemp", read_only)
-    with pytest.raises(LabelsWriteError, match="read-only.*Nothing was written"):
+    monkeypatch.setattr(atomic.tempfile, "mkstemp", read_only)
+    with pytest.raises(WriteError, match="read-only.*Nothing was written"):
         write_labels(tmp_path / "labels.npy", real_labels)
     assert _files(tmp_path) == []
 

@@ -94,7 +94,8 @@ class LiveRunner(QObject):
             else:
                 self._on_result(result)
             return
-        worker = create_worker(func, *args, _start_thread=False, **kwargs)
+        # Errors go to on_error only; without _ignore_errors superqt re-raises them as well.
+        worker = create_worker(func, *args, _start_thread=False, _ignore_errors=True, **kwargs)
         worker.returned.connect(lambda result: self._deliver(generation, result))
         worker.errored.connect(lambda err: self._fail(generation, err))
         worker.finished.connect(lambda: self._finished(worker))

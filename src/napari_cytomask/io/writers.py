@@ -1,16 +1,12 @@
 """Writing label images: TIFF (ImageJ), OME-TIFF, PNG and NumPy, atomically and never over a file.
 
 Every writer stores the labels in the smallest unsigned integer type that holds
-every id, writes to a temporary file beside the target and links it into place
-only when the write succeeded, so a failed write (full disk, no permission,
-an interruption) leaves neither a partial file nor a damaged older one.
+every id and writes through :func:`~napari_cytomask.io.atomic.write_atomically`.
 """
 
 from __future__ import annotations
 
-import errno
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -18,6 +14,7 @@ import numpy as np
 import tifffile
 
 from ..labels import as_labels, min_label_dtype
+from .atomic import write_atomically
 
 #: Extensions each format is chosen by (longest match wins, so ``.ome.tif`` beats ``.tif``).
 FORMATS = {
@@ -39,10 +36,6 @@ _OME_UNITS = {
     "millimeter": "mm",
     "mm": "mm",
 }
-
-
-class LabelsWriteError(OSError):
-    """A label file could not be written; the message says why and what to do."""
 
 
 def format_for(path: str | os.PathLike) -> str:
@@ -89,7 +82,7 @@ def write_labels(
     ------
     FileExistsError
         If the file exists and ``overwrite`` is false.
-    LabelsWriteError
+    napari_cytomask.io.atomic.WriteError
         If the disk is full, read-only or not writable; nothing is left behind.
     napari_cytomask.labels.LabelsError
         If ``data`` is not a label image.
@@ -108,7 +101,7 @@ def write_labels(
         writer = _ome_writer(labels, axes, scale, units)
     else:
         writer = _imagej_writer(labels, axes, scale, units)
-    _write_atomically(path, writer, overwrite)
+    write_atomically(path, writer, overwrite=overwrite)
     return path
 
 
@@ -220,66 +213,3 @@ def _png_writer(labels: np.ndarray) -> Callable[[Path], None]:
         iio.imwrite(tmp, labels, extension=".png")
 
     return write
-
-
-def _write_atomically(path: Path, write: Callable[[Path], None], overwrite: bool) -> None:
-    if path.exists() and not overwrite:
-        raise FileExistsError(
-            f"{path} already exists and was left as it is. Choose another name, or delete "
-            "the old file first."
-        )
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp_name = _temporary(directory, path.name)
-    tmp = Path(tmp_name)
-    try:
-        os.close(fd)
-        write(tmp)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            _link_exclusive(tmp, path)
-    except OSError as err:
-        if isinstance(err, FileExistsError):
-            raise
-        raise LabelsWriteError(err.errno, _explain(err, path)) from err
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _temporary(directory: Path, name: str) -> tuple[int, str]:
-    try:
-        return tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=directory)
-    except OSError as err:
-        raise LabelsWriteError(err.errno, _explain(err, directory / name)) from err
-
-
-def _link_exclusive(tmp: Path, path: Path) -> None:
-    """Move ``tmp`` to ``path`` unless ``path`` appeared meanwhile (a hard link fails then)."""
-    try:
-        os.link(tmp, path)
-    except FileExistsError:
-        raise FileExistsError(
-            f"{path} appeared while saving and was left as it is; choose another name."
-        ) from None
-    except OSError:
-        # File systems without hard links (FAT, some network shares): check, then rename.
-        if path.exists():
-            raise FileExistsError(f"{path} already exists and was left as it is.") from None
-        os.replace(tmp, path)
-
-
-def _explain(err: OSError, path: Path) -> str:
-    reason = {
-        errno.ENOSPC: "the disk is full",
-        errno.EDQUOT: "the disk quota is used up",
-        errno.EROFS: "the disk is read-only",
-        errno.EACCES: "there is no permission to write there",
-        errno.EPERM: "there is no permission to write there",
-        errno.ENOENT: "the folder does not exist",
-    }.get(err.errno, err.strerror or str(err))
-    return (
-        f"Could not save {path}: {reason}. Nothing was written and existing files are "
-        "unchanged; save to another folder or free some space."
-    )
