@@ -1,0 +1,361 @@
+"""Dock widget: compare a predicted Labels layer with a ground-truth Labels layer, live."""
+
+from __future__ import annotations
+
+import os
+
+import napari
+import numpy as np
+from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+from matplotlib.figure import Figure
+from napari.layers import Labels
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..labels import LabelsError, as_labels, check_same_shape
+from ..metrics import DEFAULT_THRESHOLDS, Evaluation, evaluate, unmatched_objects, write_csv
+from ._live import LiveRunner
+
+#: IoU thresholds shown as columns of the table.
+HEADLINE_THRESHOLDS = (0.5, 0.75, 0.9)
+
+_OBJECT_ROWS = (
+    ("TP", "tp", "{:d}"),
+    ("FP", "fp", "{:d}"),
+    ("FN", "fn", "{:d}"),
+    ("Precision", "precision", "{:.3f}"),
+    ("Recall", "recall", "{:.3f}"),
+    ("F1", "f1", "{:.3f}"),
+    ("Accuracy", "accuracy", "{:.3f}"),
+    ("Panoptic quality", "panoptic_quality", "{:.3f}"),
+    ("Mean matched IoU", "mean_matched_score", "{:.3f}"),
+)
+_SUMMARY_ROWS = (
+    ("Mean-average F1 (IoU 0.50:0.95)", "mean_average_f1"),
+    ("COCO AP (IoU 0.50:0.95)", "coco_ap"),
+    ("COCO AP50", "coco_ap50"),
+    ("COCO AP75", "coco_ap75"),
+    ("Pixel precision", "pixel_precision"),
+    ("Pixel recall", "pixel_recall"),
+    ("Pixel F1 (Dice)", "pixel_f1"),
+    ("Pixel F2", "pixel_f2"),
+    ("Pixel IoU", "pixel_iou"),
+)
+
+
+def _level0(layer: Labels):
+    """Full-resolution data of a (possibly multiscale) Labels layer."""
+    return layer.data[0] if layer.multiscale else layer.data
+
+
+def compute_metrics(ground_truth, prediction, stack: bool, threshold: float, highlight: bool):
+    """Evaluate in a worker thread; returns ``(evaluation, false_positives, false_negatives)``.
+
+    The layer data are copied first, so painting while this runs cannot change
+    the arrays under the computation (the edit schedules a new run anyway).
+    """
+    gt = np.array(ground_truth, copy=True)
+    pred = np.array(prediction, copy=True)
+    result = evaluate(gt, pred, match_threshold=threshold, stack=stack)
+    if not highlight:
+        return result, None, None
+    false_pos, false_neg = unmatched_objects(gt, pred, result, stack=stack)
+    return result, false_pos, false_neg
+
+
+class MetricsDock(QWidget):
+    """Live segmentation metrics of a prediction against a ground truth.
+
+    Parameters
+    ----------
+    napari_viewer
+        The viewer whose Labels layers are compared.
+    """
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.evaluation: Evaluation | None = None
+        self._watched: list[Labels] = []
+        self._highlights: dict[str, Labels] = {}
+
+        self.prediction_combo = QComboBox()
+        self.ground_truth_combo = QComboBox()
+        self.stack_check = QCheckBox("First axis holds separate frames (tiles or time)")
+        self.threshold_spin = QDoubleSpinBox()
+        self.threshold_spin.setRange(0.05, 1.0)
+        self.threshold_spin.setSingleStep(0.05)
+        self.threshold_spin.setValue(0.5)
+        self.threshold_spin.setToolTip("IoU needed to count a predicted object as found")
+        self.highlight_check = QCheckBox("Show false positives and false negatives as layers")
+        self.status = QLabel()
+        self.status.setWordWrap(True)
+
+        self.table = QTableWidget(len(_OBJECT_ROWS) + len(_SUMMARY_ROWS), len(HEADLINE_THRESHOLDS))
+        self.table.setHorizontalHeaderLabels([f"IoU {t:.2f}" for t in HEADLINE_THRESHOLDS])
+        self.table.setVerticalHeaderLabels(
+            [label for label, *_ in _OBJECT_ROWS] + [label for label, _ in _SUMMARY_ROWS]
+        )
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        for row in range(len(_OBJECT_ROWS), self.table.rowCount()):
+            self.table.setSpan(row, 0, 1, len(HEADLINE_THRESHOLDS))
+
+        self.figure = Figure(figsize=(4, 2.6), tight_layout=True)
+        self.canvas = FigureCanvasQTAgg(self.figure)
+        self.axes = self.figure.add_subplot()
+
+        self.save_button = QPushButton("Save CSV…")
+        self.save_button.setEnabled(False)
+        self.save_button.clicked.connect(lambda: self.save_csv())
+        recompute = QPushButton("Recompute")
+        recompute.clicked.connect(lambda: self.schedule(now=True))
+
+        form = QFormLayout()
+        form.addRow("Prediction", self.prediction_combo)
+        form.addRow("Ground truth", self.ground_truth_combo)
+        form.addRow("Match at IoU", self.threshold_spin)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.stack_check)
+        layout.addWidget(self.highlight_check)
+        layout.addWidget(self.status)
+        layout.addWidget(self.table)
+        layout.addWidget(self.canvas)
+        buttons = QHBoxLayout()
+        buttons.addWidget(recompute)
+        buttons.addWidget(self.save_button)
+        layout.addLayout(buttons)
+
+        self._runner = LiveRunner(self._show, delay_ms=300, on_error=self._fail, parent=self)
+        self.prediction_combo.currentIndexChanged.connect(self._selection_changed)
+        self.ground_truth_combo.currentIndexChanged.connect(self._selection_changed)
+        self.stack_check.toggled.connect(lambda _: self.schedule())
+        self.threshold_spin.valueChanged.connect(lambda _: self.schedule())
+        self.highlight_check.toggled.connect(self._highlight_toggled)
+
+        layers = self.viewer.layers.events
+        layers.inserted.connect(self._layer_inserted)
+        layers.removed.connect(self._refresh_layers)
+        layers.moved.connect(self._refresh_layers)
+        for layer in self.viewer.layers:
+            layer.events.name.connect(self._refresh_layers)
+        self._refresh_layers()
+
+    # ----------------------------------------------------------------- layers
+
+    # Layers are told apart by `unique_id`: plugins see the viewer through a
+    # proxy that wraps every layer anew, so identity comparisons do not work.
+
+    def _find(self, unique_id) -> Labels | None:
+        return next((lay for lay in self.viewer.layers if lay.unique_id == unique_id), None)
+
+    @property
+    def prediction_layer(self) -> Labels | None:
+        """The selected prediction layer."""
+        return self._find(self.prediction_combo.currentData())
+
+    @property
+    def ground_truth_layer(self) -> Labels | None:
+        """The selected ground-truth layer."""
+        return self._find(self.ground_truth_combo.currentData())
+
+    def _candidates(self) -> list[Labels]:
+        own = {layer.unique_id for layer in self._highlights.values()}
+        return [
+            layer
+            for layer in self.viewer.layers
+            if isinstance(layer, Labels) and layer.unique_id not in own
+        ]
+
+    def _layer_inserted(self, event) -> None:
+        event.value.events.name.connect(self._refresh_layers)
+        self._refresh_layers()
+
+    def _refresh_layers(self, event=None) -> None:
+        candidates = self._candidates()
+        uids = [layer.unique_id for layer in candidates]
+        previous = (self.prediction_combo.currentData(), self.ground_truth_combo.currentData())
+        pred, gt = previous
+        if pred not in uids:
+            pred = next((uid for uid in uids if uid != gt), None)
+        if gt not in uids:
+            # Prefer a layer whose name says it is the reference.
+            hints = ("gt", "ground", "truth", "reference", "annot", "mask")
+            others = [layer for layer in candidates if layer.unique_id != pred]
+            named = [layer for layer in others if any(h in layer.name.lower() for h in hints)]
+            gt = (named or others)[0].unique_id if (named or others) else pred
+        for combo, chosen in ((self.prediction_combo, pred), (self.ground_truth_combo, gt)):
+            combo.blockSignals(True)
+            combo.clear()
+            for layer in candidates:
+                combo.addItem(layer.name, layer.unique_id)
+            combo.setCurrentIndex(uids.index(chosen) if chosen is not None else -1)
+            combo.blockSignals(False)
+        if (pred, gt) != previous:
+            self._selection_changed()
+
+    def _selection_changed(self, _index=None) -> None:
+        for layer in self._watched:
+            for emitter in (layer.events.data, layer.events.paint, layer.events.labels_update):
+                emitter.disconnect(self._data_changed)
+        chosen = (self.prediction_layer, self.ground_truth_layer)
+        self._watched = list({lay.unique_id: lay for lay in chosen if lay is not None}.values())
+        for layer in self._watched:
+            # `paint` ends a brush stroke, `labels_update` follows fills and
+            # partial edits, `data` follows replacement of the whole array.
+            for emitter in (layer.events.data, layer.events.paint, layer.events.labels_update):
+                emitter.connect(self._data_changed)
+        self.schedule()
+
+    def _data_changed(self, event=None) -> None:
+        self.schedule()
+
+    # ------------------------------------------------------------ computation
+
+    def schedule(self, now: bool = False) -> None:
+        """Recompute after a quiet period (or at once with ``now``)."""
+        pred, gt = self.prediction_layer, self.ground_truth_layer
+        if pred is None or gt is None:
+            self._runner.cancel()
+            self.status.setText("Add two Labels layers: a prediction and a ground truth.")
+            return
+        gt_data, pred_data = _level0(gt), _level0(pred)
+        try:
+            # Cheap checks here, so the common mistakes are reported at once.
+            check_same_shape(
+                gt_data, pred_data, f"ground truth '{gt.name}'", f"prediction '{pred.name}'"
+            )
+            for data, layer in ((gt_data, gt), (pred_data, pred)):
+                if data.size == 0:
+                    as_labels(data, f"layer '{layer.name}'")
+        except LabelsError as err:
+            self._runner.cancel()
+            self._fail(err)
+            return
+        self.status.setText("Computing…")
+        args = (
+            gt_data,
+            pred_data,
+            self.stack_check.isChecked(),
+            self.threshold_spin.value(),
+            self.highlight_check.isChecked(),
+        )
+        if now:
+            self._runner.run_now(compute_metrics, *args)
+        else:
+            self._runner.request(compute_metrics, *args)
+
+    def _fail(self, error: Exception) -> None:
+        self.status.setText(f"<b>Cannot compute metrics:</b> {error}")
+        show_error(f"Segmentation metrics: {error}")
+
+    def _show(self, result) -> None:
+        evaluation, false_pos, false_neg = result
+        self.evaluation = evaluation
+        self.save_button.setEnabled(True)
+        self._fill_table(evaluation)
+        self._plot(evaluation)
+        if false_pos is not None and self.highlight_check.isChecked():
+            self._update_highlights(false_pos, false_neg)
+        stats = evaluation.matches
+        notes = []
+        if stats.n_true == 0:
+            notes.append("the ground truth has no objects")
+        if stats.n_pred == 0:
+            notes.append("the prediction has no objects")
+        text = f"{stats.n_true} ground-truth and {stats.n_pred} predicted objects"
+        if evaluation.frames:
+            text += f" in {len(evaluation.frames)} frames (counts summed over frames)"
+        if notes:
+            text += f". Note: {' and '.join(notes)}, so ratios without a true positive are 0."
+        self.status.setText(text)
+
+    # ---------------------------------------------------------------- display
+
+    def _fill_table(self, evaluation: Evaluation) -> None:
+        stats = evaluation.matches
+        for col, t in enumerate(HEADLINE_THRESHOLDS):
+            index = DEFAULT_THRESHOLDS.index(t)
+            for row, (_, name, fmt) in enumerate(_OBJECT_ROWS):
+                value = getattr(stats, name)[index]
+                text = fmt.format(int(value) if fmt == "{:d}" else float(value))
+                self.table.setItem(row, col, QTableWidgetItem(text))
+        summary = evaluation.summary()
+        for row, (_, name) in enumerate(_SUMMARY_ROWS, start=len(_OBJECT_ROWS)):
+            self.table.setItem(row, 0, QTableWidgetItem(f"{summary[name]:.3f}"))
+
+    def _plot(self, evaluation: Evaluation) -> None:
+        stats = evaluation.matches
+        self.axes.clear()
+        for name in ("precision", "recall", "f1"):
+            self.axes.plot(stats.thresholds, getattr(stats, name), marker=".", label=name)
+        self.axes.set_xlabel("IoU threshold")
+        self.axes.set_ylim(0, 1.02)
+        self.axes.grid(alpha=0.3)
+        self.axes.legend(loc="lower left", fontsize="small")
+        self.canvas.draw_idle()
+
+    def _highlight_names(self) -> dict[str, str]:
+        pair = f"({self.prediction_layer.name} vs {self.ground_truth_layer.name})"
+        return {"fp": f"false positives {pair}", "fn": f"false negatives {pair}"}
+
+    def _update_highlights(self, false_pos: np.ndarray, false_neg: np.ndarray) -> None:
+        names = self._highlight_names()
+        source = {"fp": self.prediction_layer, "fn": self.ground_truth_layer}
+        for key, data in (("fp", false_pos), ("fn", false_neg)):
+            layer = self._highlights.get(key)
+            if layer is not None and self._find(layer.unique_id) is not None:
+                layer.data = data
+                layer.name = names[key]
+                continue
+            layer = Labels(
+                data, name=names[key], scale=source[key].scale, translate=source[key].translate
+            )
+            # Registered before insertion, so the layer list refresh can skip it.
+            self._highlights[key] = layer
+            self.viewer.add_layer(layer)
+
+    def _highlight_toggled(self, checked: bool) -> None:
+        if checked:
+            self.schedule(now=True)
+            return
+        for layer in self._highlights.values():
+            if self._find(layer.unique_id) is not None:
+                self.viewer.layers.remove(layer.name)
+        self._highlights.clear()
+
+    # ----------------------------------------------------------------- export
+
+    def save_csv(self, path: str | os.PathLike | None = None) -> None:
+        """Write the current results to CSV; without ``path`` a file dialog asks."""
+        if self.evaluation is None:
+            show_error("Segmentation metrics: nothing to save yet; choose two Labels layers.")
+            return
+        if path is None:
+            # The dialog asks before replacing an existing file.
+            path, _ = QFileDialog.getSaveFileName(
+                self, "Save metrics as CSV", "metrics.csv", "CSV files (*.csv)"
+            )
+            if not path:
+                return
+        try:
+            written = write_csv(self.evaluation, path, overwrite=True)
+        except OSError as err:
+            show_error(f"Could not save the metrics: {err}")
+            return
+        show_info(f"Saved metrics to {written}")

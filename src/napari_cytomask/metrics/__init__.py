@@ -1,0 +1,30 @@
+"""Pixel and instance segmentation metrics (Qt-free)."""
+
+from .core import (
+    COCO_THRESHOLDS,
+    DEFAULT_THRESHOLDS,
+    MAF1_THRESHOLDS,
+    CocoParts,
+    Evaluation,
+    MatchStats,
+    ObjectTable,
+    PixelStats,
+    evaluate,
+    unmatched_objects,
+)
+from .export import results_rows, write_csv
+
+__all__ = [
+    "COCO_THRESHOLDS",
+    "DEFAULT_THRESHOLDS",
+    "MAF1_THRESHOLDS",
+    "CocoParts",
+    "Evaluation",
+    "MatchStats",
+    "ObjectTable",
+    "PixelStats",
+    "evaluate",
+    "results_rows",
+    "unmatched_objects",
+    "write_csv",
+]

@@ -1,0 +1,89 @@
+"""Write an :class:`~napari_cytomask.metrics.core.Evaluation` as a CSV table."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+from ..io.atomic import write_atomically
+from .core import Evaluation
+
+#: Columns of :func:`results_rows` and of the CSV file.
+COLUMNS = ("frame", "level", "iou_threshold", "metric", "value")
+
+_OBJECT_METRICS = (
+    "tp",
+    "fp",
+    "fn",
+    "n_true",
+    "n_pred",
+    "precision",
+    "recall",
+    "accuracy",
+    "f1",
+    "panoptic_quality",
+    "mean_matched_score",
+    "mean_true_score",
+)
+_PIXEL_METRICS = ("tp", "fp", "fn", "tn", "precision", "recall", "f1", "f2", "iou")
+
+
+def _rows_of(evaluation: Evaluation, frame: str) -> list[tuple]:
+    rows = []
+    stats = evaluation.matches
+    for i in range(len(stats.thresholds)):
+        row = stats.row(i)
+        rows += [(frame, "object", row["thresh"], name, row[name]) for name in _OBJECT_METRICS]
+    pixels = evaluation.pixels
+    rows += [(frame, "pixel", "", name, getattr(pixels, name)) for name in _PIXEL_METRICS]
+    rows += [(frame, "summary", "", name, value) for name, value in evaluation.summary().items()]
+    return rows
+
+
+def results_rows(evaluation: Evaluation) -> list[tuple]:
+    """The results as long-format rows ``(frame, level, iou_threshold, metric, value)``.
+
+    ``frame`` is ``"all"`` for the image (or the aggregate of a stack) and the
+    frame index for each frame of a stack; ``level`` is ``object`` (one row per
+    metric and IoU threshold), ``pixel`` or ``summary`` (mean-average F1 and
+    COCO AP, AP50, AP75 and the pixel ratios), which have no threshold.
+    """
+    rows = _rows_of(evaluation, "all")
+    for i, frame in enumerate(evaluation.frames):
+        rows += _rows_of(frame, str(i))
+    return rows
+
+
+def write_csv(evaluation: Evaluation, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Write :func:`results_rows` to a CSV file, atomically.
+
+    Parameters
+    ----------
+    evaluation
+        Result of :func:`~napari_cytomask.metrics.evaluate`.
+    path
+        Destination file.
+    overwrite
+        Replace an existing file; without it an existing file is an error.
+
+    Returns
+    -------
+    pathlib.Path
+        The written file.
+
+    Raises
+    ------
+    FileExistsError
+        If ``path`` exists and ``overwrite`` is false.
+    napari_cytomask.io.atomic.WriteError
+        If the disk is full, read-only or not writable; nothing is left behind.
+    """
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(COLUMNS)
+            writer.writerows(results_rows(evaluation))
+
+    return write_atomically(path, write, overwrite=overwrite)

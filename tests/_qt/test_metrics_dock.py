@@ -1,0 +1,104 @@
+"""The metrics dock in a real viewer: live updates, highlights, errors and CSV export."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_cytomask._qt.metrics_dock import MetricsDock
+
+pytestmark = pytest.mark.gui
+
+
+def _cell(dock: MetricsDock, label: str, column: int = 0) -> str:
+    for row in range(dock.table.rowCount()):
+        if dock.table.verticalHeaderItem(row).text() == label:
+            item = dock.table.item(row, column)
+            return "" if item is None else item.text()
+    raise KeyError(label)
+
+
+@pytest.fixture
+def labels(shared_data):
+    return tifffile.imread(shared_data / "nuclei-dsb" / "tests_mask2d.tif")
+
+
+@pytest.fixture
+def dock_in_viewer(make_napari_viewer_proxy, qtbot, labels):
+    viewer = make_napari_viewer_proxy()
+    viewer.add_labels(labels.copy(), name="prediction")
+    viewer.add_labels(labels.copy(), name="ground truth")
+    dock = MetricsDock(viewer)
+    viewer.window.add_dock_widget(dock, name="Segmentation metrics")
+    qtbot.waitUntil(lambda: dock.evaluation is not None, timeout=10_000)
+    yield viewer, dock
+    dock._runner.cancel()
+
+
+def test_table_follows_edits_and_saves_csv(dock_in_viewer, qtbot, labels, tmp_path):
+    viewer, dock = dock_in_viewer
+    assert dock.prediction_layer.name == "prediction"
+    assert dock.ground_truth_layer.name == "ground truth"
+    n = len(np.unique(labels)) - 1
+    assert _cell(dock, "F1") == "1.000"
+    assert _cell(dock, "TP") == str(n)
+
+    # Drop a third of the predicted objects: the table must follow.
+    pred = viewer.layers["prediction"]
+    ids = np.unique(labels)[1:]
+    pred.data = np.where(np.isin(labels, ids[: n // 3]), 0, labels)
+    qtbot.waitUntil(lambda: _cell(dock, "FN") == str(n // 3), timeout=10_000)
+    assert _cell(dock, "TP") == str(n - n // 3)
+    assert float(_cell(dock, "Recall")) == pytest.approx((n - n // 3) / n, abs=1e-3)
+    assert float(_cell(dock, "Pixel recall")) < 1.0
+
+    # A brush-like partial edit (data_setitem emits labels_update) is seen too.
+    before = dock.evaluation
+    pred.data_setitem(np.nonzero(labels == ids[-1]), 0)
+    qtbot.waitUntil(lambda: dock.evaluation is not before, timeout=10_000)
+    assert _cell(dock, "FN") == str(n // 3 + 1)
+    # The plot shows precision, recall and F1 over every threshold.
+    assert len(dock.axes.lines) == 3
+    assert len(dock.axes.lines[0].get_xdata()) == 18
+
+    path = tmp_path / "metrics.csv"
+    path.write_text("old")  # the file dialog already asked before replacing
+    dock.save_csv(path)
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    recall = [r for r in rows if r["metric"] == "recall" and r["level"] == "object"]
+    assert len(recall) == 18
+    assert float(recall[0]["value"]) == pytest.approx((n - n // 3 - 1) / n)
+    assert list(tmp_path.iterdir()) == [path]
+
+
+def test_highlights_and_input_errors(dock_in_viewer, qtbot, labels):
+    viewer, dock = dock_in_viewer
+    ids = np.unique(labels)[1:]
+    viewer.layers["prediction"].data = np.where(labels == ids[0], 0, labels)
+    dock.highlight_check.setChecked(True)
+    name = "false negatives (prediction vs ground truth)"
+    qtbot.waitUntil(lambda: name in viewer.layers, timeout=10_000)
+    qtbot.waitUntil(lambda: set(np.unique(viewer.layers[name].data)) == {0, ids[0]}, timeout=10_000)
+    assert not viewer.layers["false positives (prediction vs ground truth)"].data.any()
+    # Highlight layers are not offered for comparison.
+    names = [dock.prediction_combo.itemText(i) for i in range(dock.prediction_combo.count())]
+    assert names == ["prediction", "ground truth"]
+    dock.highlight_check.setChecked(False)
+    assert name not in viewer.layers
+
+    # Layers of different shapes, then a layer without objects.
+    viewer.layers["prediction"].data = labels[:100]
+    qtbot.waitUntil(lambda: "shape" in dock.status.text(), timeout=10_000)
+    assert "Cannot compute metrics" in dock.status.text()
+    assert "(100, 256)" in dock.status.text()
+
+    viewer.layers["prediction"].data = labels
+    qtbot.waitUntil(lambda: "objects" in dock.status.text(), timeout=10_000)
+    viewer.add_labels(np.zeros_like(labels), name="empty")
+    dock.prediction_combo.setCurrentIndex(dock.prediction_combo.findText("empty"))
+    qtbot.waitUntil(lambda: "prediction has no objects" in dock.status.text(), timeout=10_000)
+    assert _cell(dock, "F1") == "0.000"

@@ -1,0 +1,186 @@
+"""Hand-computed cases, dtypes, ids, per-object tables, highlights and input errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from napari_cytomask.labels import LabelsError
+from napari_cytomask.metrics import core, evaluate, unmatched_objects
+
+GT = np.array(
+    [
+        [1, 1, 0, 0],
+        [1, 1, 0, 0],
+        [0, 0, 2, 2],
+        [0, 0, 2, 2],
+    ]
+)
+PRED = np.array(
+    [
+        [5, 5, 5, 0],
+        [5, 5, 0, 0],
+        [0, 0, 0, 0],
+        [0, 0, 7, 7],
+    ]
+)
+# Hand counts: foreground overlap 6 px, 1 px predicted only, 2 px missed, 7 px background.
+# Objects: gt 1 / pred 5 share 4 of 5 px (IoU 0.8); gt 2 / pred 7 share 2 of 4 px (IoU 0.5).
+
+
+def test_pixel_metrics_by_hand():
+    pixels = evaluate(GT, PRED).pixels
+    assert (pixels.tp, pixels.fp, pixels.fn, pixels.tn) == (6, 1, 2, 7)
+    assert pixels.precision == pytest.approx(6 / 7)
+    assert pixels.recall == pytest.approx(6 / 8)
+    assert pixels.f1 == pixels.dice == pytest.approx(12 / 15)
+    assert pixels.f2 == pytest.approx(30 / 39)
+    assert pixels.iou == pytest.approx(6 / 9)
+
+
+def test_instance_metrics_by_hand():
+    stats = evaluate(GT, PRED, [0.5, 0.55, 0.9]).matches
+    assert stats.tp.tolist() == [2, 1, 0]
+    assert stats.fp.tolist() == [0, 1, 2]
+    assert stats.fn.tolist() == [0, 1, 2]
+    assert (stats.n_true, stats.n_pred) == (2, 2)
+    assert stats.precision.tolist() == pytest.approx([1, 0.5, 0])
+    assert stats.recall.tolist() == pytest.approx([1, 0.5, 0])
+    assert stats.accuracy.tolist() == pytest.approx([1, 1 / 3, 0])
+    assert stats.f1.tolist() == pytest.approx([1, 0.5, 0])
+    assert stats.mean_matched_score.tolist() == pytest.approx([0.65, 0.8, 0])
+    assert stats.mean_true_score.tolist() == pytest.approx([0.65, 0.4, 0])
+    assert stats.panoptic_quality.tolist() == pytest.approx([0.65, 0.4, 0])
+
+
+def test_summaries_by_hand():
+    result = evaluate(GT, PRED)
+    # F1 is 1 at IoU 0.50, 0.5 from 0.55 to 0.80, 0 above: (1 + 6 * 0.5) / 10.
+    assert result.mean_average_f1 == pytest.approx(0.4)
+    # Equal scores, ascending id order: pred 5 (IoU 0.8) then pred 7 (IoU 0.5).
+    assert result.coco_ap50 == pytest.approx(1.0, abs=1e-12)
+    assert result.coco_ap75 == pytest.approx(51 / 101, abs=1e-12)
+
+
+def test_per_object_tables_by_hand():
+    result = evaluate(GT, PRED, match_threshold=0.55)
+    true, pred = result.true_objects, result.pred_objects
+    assert result.match_threshold == 0.55
+    assert true.ids.tolist() == [1, 2] and true.area.tolist() == [4, 4]
+    assert true.best_iou.tolist() == pytest.approx([0.8, 0.5])
+    assert true.best_id.tolist() == [5, 7]
+    assert true.matched_id.tolist() == [5, 0]
+    assert true.matched_iou.tolist() == pytest.approx([0.8, 0])
+    assert pred.ids.tolist() == [5, 7] and pred.area.tolist() == [5, 2]
+    assert pred.best_id.tolist() == [1, 2]
+    assert pred.matched_id.tolist() == [1, 0]
+    assert pred.matched.tolist() == [True, False]
+
+
+def test_unmatched_objects_keep_their_ids():
+    result = evaluate(GT, PRED, match_threshold=0.55)
+    false_pos, false_neg = unmatched_objects(GT, PRED, result)
+    assert np.array_equal(false_pos, np.where(PRED == 7, 7, 0))
+    assert np.array_equal(false_neg, np.where(GT == 2, 2, 0))
+    stack_gt, stack_pred = np.stack([GT, PRED]), np.stack([PRED, GT])
+    stacked = evaluate(stack_gt, stack_pred, match_threshold=0.55, stack=True)
+    false_pos, false_neg = unmatched_objects(stack_gt, stack_pred, stacked, stack=True)
+    assert np.array_equal(false_pos[0], np.where(PRED == 7, 7, 0))
+    assert np.array_equal(false_pos[1], np.where(GT == 2, 2, 0))
+    assert np.array_equal(false_neg[1], np.where(PRED == 7, 7, 0))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.int32, np.uint32, np.int64, np.uint64])
+def test_any_integer_dtype_gives_the_same_result(real_labels, perturb, dtype):
+    gt = real_labels["nuclei-dsb/mask2d.tif"]  # ids up to 183, not consecutive
+    pred = perturb(gt, "split")
+    reference = evaluate(gt, pred)
+    gt_ids, pred_ids = np.unique(gt)[1:], np.unique(pred)[1:]
+    # Squeeze ids into the dtype's range (uint8 holds at most 255 objects).
+    small_gt = np.searchsorted(np.r_[0, gt_ids], gt).astype(dtype)
+    small_pred = np.searchsorted(np.r_[0, pred_ids], pred).astype(dtype)
+    result = evaluate(small_gt, small_pred)
+    for name in ("tp", "fp", "fn", "sum_matched_score"):
+        assert np.array_equal(getattr(result.matches, name), getattr(reference.matches, name))
+    assert result.pixels == reference.pixels
+    assert result.coco_ap == reference.coco_ap
+
+
+def test_huge_and_sparse_ids(real_labels, perturb):
+    gt = real_labels["usiigaci-phc/set7/instances_ids.png"]
+    pred = perturb(gt, "mixed")
+    reference = evaluate(gt, pred)
+    # Ids far beyond any lookup table (uint64) and widely spaced (int32).
+    huge = evaluate(
+        np.where(gt > 0, gt.astype(np.uint64) * 2**40 + 3, 0),
+        np.where(pred > 0, pred.astype(np.uint64) * 2**41 + 1, 0),
+    )
+    spaced = evaluate(np.where(gt > 0, gt.astype(np.int32) * 9973, 0), pred.astype(np.int32))
+    for result in (huge, spaced):
+        assert np.array_equal(result.matches.tp, reference.matches.tp)
+        assert np.array_equal(result.matches.sum_matched_score, reference.matches.sum_matched_score)
+        assert result.pixels == reference.pixels
+    assert huge.true_objects.ids[:3].tolist() == [2**40 + 3, 2 * 2**40 + 3, 3 * 2**40 + 3]
+    assert huge.true_objects.ids.dtype == np.uint64
+
+
+def test_sparse_contingency_table_matches_dense(real_labels, perturb, monkeypatch):
+    gt = real_labels["usiigaci-phc/set1/instances_ids.png"]
+    pred = perturb(gt, "mixed")
+    dense = evaluate(gt, pred)
+    monkeypatch.setattr(core, "_DENSE_TABLE_LIMIT", 0)
+    sparse = evaluate(gt, pred)
+    assert np.array_equal(sparse.matches.tp, dense.matches.tp)
+    assert np.array_equal(sparse.matches.sum_matched_score, dense.matches.sum_matched_score)
+    assert sparse.pixels == dense.pixels
+    assert np.array_equal(sparse.pred_objects.best_iou, dense.pred_objects.best_iou)
+
+
+def test_whole_number_floats_and_booleans_are_labels():
+    assert evaluate(GT.astype(np.float32), PRED).pixels.tp == 6
+    assert evaluate(GT > 0, PRED > 0).matches.n_true == 1
+
+
+def test_shape_mismatch_is_a_clear_error():
+    with pytest.raises(
+        LabelsError,
+        match=r"ground truth has shape \(4, 4\) but prediction has "
+        r"shape \(4, 3\)",
+    ):
+        evaluate(GT, PRED[:, :3])
+
+
+def test_fractional_floats_are_a_clear_error():
+    with pytest.raises(LabelsError, match="prediction holds fractional values .* not labels"):
+        evaluate(GT, PRED * 0.5)
+
+
+def test_empty_and_negative_inputs_are_clear_errors():
+    with pytest.raises(LabelsError, match="ground truth is empty"):
+        evaluate(np.zeros((0, 4), int), np.zeros((0, 4), int))
+    with pytest.raises(LabelsError, match="negative ids"):
+        evaluate(GT, -PRED)
+
+
+def test_thresholds_must_be_in_range():
+    with pytest.raises(ValueError, match=r"\(0, 1\]"):
+        evaluate(GT, PRED, [0.0, 0.5])
+    with pytest.raises(ValueError, match=r"\(0, 1\]"):
+        evaluate(GT, PRED, match_threshold=1.5)
+
+
+def test_stack_scores_need_one_entry_per_frame():
+    with pytest.raises(ValueError, match="scores for 1 frames but the stack has 2"):
+        evaluate(np.stack([GT, GT]), np.stack([PRED, PRED]), scores=[[1, 1]], stack=True)
+
+
+def test_core_does_not_import_qt():
+    code = (
+        "import sys, napari_cytomask.metrics; "
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('qtpy', 'PyQt5', 'PyQt6', "
+        "'PySide2', 'PySide6') or m.split('.')[0] == 'napari']; assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
