@@ -1,0 +1,357 @@
+"""Exporting segmentation results: label files, per-object tables, COCO RLE and provenance.
+
+Everything here takes plain arrays and mappings, so the napari export panel and
+the command line write the same files. Every file goes through
+:func:`~napari_cytomask.io.atomic.write_atomically`.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import os
+import platform
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+from skimage.measure import regionprops
+
+from ..labels import as_labels
+from .atomic import write_atomically
+from .writers import write_labels
+
+#: Label formats of :func:`export_labels`, by the extension they write.
+LABEL_FORMATS = {"tiff": ".tif", "ome-tiff": ".ome.tif", "png": ".png", "npy": ".npy"}
+_VERSIONED = ("napari-cytomask", "napari", "numpy", "scikit-image", "tifffile", "torch",
+              "segmentation-models-pytorch", "sam2")
+
+
+@dataclass
+class LabelsExport:
+    """One label image to export, with what describes it.
+
+    Attributes
+    ----------
+    name
+        Base name of the output files (the layer name).
+    labels
+        Integer label image, 2D or a stack with a leading tile/time axis.
+    scale, units, axis_labels
+        Per-axis pixel size, unit names and axis names.
+    features
+        Per-object columns, e.g. ``{"label": ids, "predicted_iou": ...}``; the
+        ``label`` column says which id each row belongs to.
+    intensities
+        Images to measure inside each object, by channel name (same shape as
+        ``labels``).
+    parameters
+        How the labels were made (method, model, thresholds), for the provenance file.
+    source
+        The input file.
+    """
+
+    name: str
+    labels: np.ndarray
+    scale: Sequence[float] | None = None
+    units: Sequence[str] | None = None
+    axis_labels: Sequence[str] | None = None
+    features: Mapping[str, Sequence] = field(default_factory=dict)
+    intensities: Mapping[str, np.ndarray] = field(default_factory=dict)
+    parameters: Mapping[str, object] = field(default_factory=dict)
+    source: str | None = None
+
+
+def object_rows(export: LabelsExport) -> list[dict[str, object]]:
+    """One row per object and frame: size, position, shape, intensities and scores.
+
+    Columns: ``frame`` (for stacks), ``label``, ``area`` (pixels), ``area_um2``
+    (when the scale is physical), ``centroid_y``/``centroid_x``, ``bbox_*``,
+    ``eccentricity``, ``mean_<channel>`` for every intensity image, and every
+    feature column.
+    """
+    labels = as_labels(export.labels, f"layer {export.name!r}")
+    frames = labels if labels.ndim > 2 else labels[None]
+    intensities = {
+        name: (np.asarray(image) if labels.ndim > 2 else np.asarray(image)[None])
+        for name, image in export.intensities.items()
+    }
+    for name, image in intensities.items():
+        if image.shape != frames.shape:
+            raise ValueError(
+                f"Channel {name!r} has shape {image.shape[-labels.ndim:]} but the labels "
+                f"{labels.shape}; measure channels of the same image."
+            )
+    feature_rows = _features_by_label(export.features)
+    pixel_area = _pixel_area(export)
+    rows = []
+    for frame_index, frame in enumerate(frames.reshape(-1, *frames.shape[-2:])):
+        for region in regionprops(frame):
+            row: dict[str, object] = {}
+            if labels.ndim > 2:
+                row["frame"] = frame_index
+            min_r, min_c, max_r, max_c = region.bbox
+            row.update(
+                label=region.label,
+                area=int(region.area),
+                centroid_y=float(region.centroid[0]),
+                centroid_x=float(region.centroid[1]),
+                bbox_min_y=min_r, bbox_min_x=min_c, bbox_max_y=max_r, bbox_max_x=max_c,
+                eccentricity=float(region.eccentricity),
+            )
+            if pixel_area is not None:
+                row["area_um2"] = float(region.area * pixel_area)
+            coords = tuple(region.coords.T)
+            for name, image in intensities.items():
+                plane = image.reshape(-1, *image.shape[-2:])[frame_index]
+                row[f"mean_{name}"] = float(plane[coords].mean())
+            row.update(feature_rows.get(region.label, {}))
+            rows.append(row)
+    return rows
+
+
+def cell_counts(export: LabelsExport) -> list[dict[str, object]]:
+    """Number of objects per frame (tile or time point) and in total."""
+    labels = as_labels(export.labels, f"layer {export.name!r}")
+    frames = labels.reshape(-1, *labels.shape[-2:])
+    counts = [int(np.count_nonzero(np.unique(frame))) for frame in frames]
+    rows: list[dict[str, object]] = [
+        {"frame": i, "cells": n} for i, n in enumerate(counts)
+    ] if labels.ndim > 2 else []
+    rows.append({"frame": "all", "cells": sum(counts)})
+    return rows
+
+
+def coco_rle(mask: np.ndarray) -> dict[str, object]:
+    """COCO's compressed run-length encoding of a binary mask (as pycocotools writes it)."""
+    mask = np.asarray(mask, bool)
+    return _rle_of_indices(np.flatnonzero(mask.ravel(order="F")), mask.shape)
+
+
+def coco_annotations(export: LabelsExport, score_column: str | None = None) -> dict[str, object]:
+    """The objects as a COCO dataset: one image per frame, one annotation per object.
+
+    Each annotation holds the compressed RLE ``segmentation``, ``bbox``
+    (x, y, width, height), ``area`` and a ``score`` (from ``score_column`` of the
+    features, else 1.0) plus every other feature of the object.
+    """
+    labels = as_labels(export.labels, f"layer {export.name!r}")
+    frames = labels.reshape(-1, *labels.shape[-2:])
+    feature_rows = _features_by_label(export.features)
+    images, annotations = [], []
+    for frame_index, frame in enumerate(frames):
+        image_id = frame_index + 1
+        images.append({"id": image_id, "height": frame.shape[0], "width": frame.shape[1],
+                       "file_name": f"{export.name}[{frame_index}]"})
+        for region in regionprops(frame):
+            min_r, min_c, max_r, max_c = region.bbox
+            features = feature_rows.get(region.label, {})
+            # Column-major pixel indices of the object: its RLE without a full-size mask.
+            rows_, cols = region.coords.T
+            indices = np.sort(cols.astype(np.int64) * frame.shape[0] + rows_)
+            annotations.append({
+                "id": len(annotations) + 1,
+                "image_id": image_id,
+                "category_id": 1,
+                "label": int(region.label),
+                "segmentation": _rle_of_indices(indices, frame.shape),
+                "bbox": [min_c, min_r, max_c - min_c, max_r - min_r],
+                "area": int(region.area),
+                "iscrowd": 0,
+                "score": float(features.get(score_column, 1.0)) if score_column else 1.0,
+                **{k: v for k, v in features.items() if k != score_column},
+            })
+    return {"images": images, "annotations": annotations,
+            "categories": [{"id": 1, "name": "cell"}]}
+
+
+def provenance(export: LabelsExport, outputs: Sequence[Path]) -> dict[str, object]:
+    """What made the outputs: versions, parameters, input file, time and machine."""
+    versions = {}
+    for package in _VERSIONED:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return {
+        "outputs": [p.name for p in outputs],
+        "layer": export.name,
+        "source": export.source,
+        "parameters": dict(export.parameters),
+        "shape": list(np.shape(export.labels)),
+        "scale": [float(s) for s in export.scale] if export.scale is not None else None,
+        "units": [str(u) for u in export.units] if export.units is not None else None,
+        "versions": versions,
+        "python": platform.python_version(),
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def export_labels(
+    exports: Sequence[LabelsExport],
+    folder: str | os.PathLike,
+    *,
+    formats: Sequence[str] = ("tiff",),
+    objects_csv: bool = True,
+    coco_json: bool = False,
+    score_column: str | None = None,
+    overwrite: bool = False,
+) -> list[Path]:
+    """Write label layers and their tables into a folder, plus one provenance file each.
+
+    For a layer named ``cells`` this writes ``cells.tif`` (and the other
+    ``formats``), ``cells_objects.csv``, ``cells_counts.csv``, ``cells_coco.json``
+    and ``cells_provenance.json``.
+
+    Parameters
+    ----------
+    exports
+        The label images to write.
+    folder
+        Output folder, created if missing.
+    formats
+        Keys of :data:`LABEL_FORMATS`.
+    objects_csv
+        Write the per-object table and the cell counts.
+    coco_json
+        Write the objects as COCO RLE annotations.
+    score_column
+        Feature used as the COCO ``score`` (e.g. ``predicted_iou``).
+    overwrite
+        Replace existing files; off by default, and then an existing output stops
+        the export before anything is written.
+
+    Returns
+    -------
+    list of Path
+        Every file written.
+    """
+    unknown = set(formats) - set(LABEL_FORMATS)
+    if unknown:
+        raise ValueError(f"Unknown format(s) {sorted(unknown)}; choose from {list(LABEL_FORMATS)}.")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    plans = [
+        (export, _planned(export, folder, formats, objects_csv, coco_json)) for export in exports
+    ]
+    if not overwrite:
+        existing = [p for _, paths in plans for p in paths if p.exists()]
+        if existing:
+            raise FileExistsError(
+                f"{len(existing)} output file(s) already exist, e.g. {existing[0]}; nothing was "
+                "written. Choose another folder, or allow overwriting."
+            )
+    written: list[Path] = []
+    for export, paths in plans:
+        outputs = []
+        for fmt in formats:
+            outputs.append(write_labels(
+                folder / f"{_safe(export.name)}{LABEL_FORMATS[fmt]}", export.labels,
+                scale=export.scale, units=export.units, axis_labels=export.axis_labels,
+                overwrite=overwrite,
+            ))
+        stem = folder / _safe(export.name)
+        if objects_csv:
+            outputs.append(_write_csv(Path(f"{stem}_objects.csv"), object_rows(export), overwrite))
+            outputs.append(_write_csv(Path(f"{stem}_counts.csv"), cell_counts(export), overwrite))
+        if coco_json:
+            outputs.append(_write_json(
+                Path(f"{stem}_coco.json"), coco_annotations(export, score_column), overwrite
+            ))
+        outputs.append(_write_json(paths[-1], provenance(export, outputs), overwrite))
+        written += outputs
+    return written
+
+
+def _planned(export, folder, formats, objects_csv, coco_json) -> list[Path]:
+    stem = folder / _safe(export.name)
+    paths = [Path(f"{stem}{LABEL_FORMATS[fmt]}") for fmt in formats]
+    if objects_csv:
+        paths += [Path(f"{stem}_objects.csv"), Path(f"{stem}_counts.csv")]
+    if coco_json:
+        paths.append(Path(f"{stem}_coco.json"))
+    paths.append(Path(f"{stem}_provenance.json"))
+    return paths
+
+
+def _safe(name: str) -> str:
+    """A file-name-safe version of a layer name."""
+    cleaned = "".join(c if c.isalnum() or c in "-_.() " else "_" for c in name).strip()
+    return cleaned or "labels"
+
+
+def _features_by_label(features: Mapping[str, Sequence]) -> dict[int, dict[str, object]]:
+    if not features or "label" not in features:
+        return {}
+    columns = {k: list(v) for k, v in features.items() if k != "label"}
+    return {
+        int(label): {k: _plain(v[i]) for k, v in columns.items()}
+        for i, label in enumerate(features["label"])
+    }
+
+
+def _plain(value):
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _pixel_area(export: LabelsExport) -> float | None:
+    if export.scale is None or export.units is None:
+        return None
+    units = [str(u).lower() for u in export.units[-2:]]
+    if not all(u in ("µm", "um", "micrometer", "micron") for u in units):
+        return None
+    return float(export.scale[-1]) * float(export.scale[-2])
+
+
+def _write_csv(path: Path, rows: list[dict[str, object]], overwrite: bool) -> Path:
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    return write_atomically(path, write, overwrite=overwrite)
+
+
+def _write_json(path: Path, content: dict, overwrite: bool) -> Path:
+    def write(tmp: Path) -> None:
+        tmp.write_text(json.dumps(content, indent=1, default=_plain), encoding="utf-8")
+
+    return write_atomically(path, write, overwrite=overwrite)
+
+
+def _rle_of_indices(indices: np.ndarray, shape: tuple[int, int]) -> dict[str, object]:
+    """RLE from the sorted column-major indices of the foreground pixels."""
+    total = int(shape[0] * shape[1])
+    if len(indices) == 0:
+        counts = [total]
+    else:
+        breaks = np.flatnonzero(np.diff(indices) != 1) + 1
+        starts = indices[np.r_[0, breaks]]
+        ends = indices[np.r_[breaks - 1, len(indices) - 1]] + 1
+        gaps = starts - np.r_[0, ends[:-1]]  # a first gap of 0 when the mask starts on
+        counts = np.column_stack([gaps, ends - starts]).ravel().tolist()
+        if ends[-1] < total:
+            counts.append(total - int(ends[-1]))
+    return {"size": [int(shape[0]), int(shape[1])], "counts": _rle_string(counts)}
+
+
+def _rle_string(counts: list[int]) -> str:
+    """pycocotools' compact string form of run lengths (5-bit groups, offset by 48)."""
+    out = []
+    for i, count in enumerate(counts):
+        x = count - counts[i - 2] if i > 2 else count
+        more = True
+        while more:
+            c = x & 0x1F
+            x >>= 5
+            more = x != -1 if c & 0x10 else x != 0
+            if more:
+                c |= 0x20
+            out.append(chr(c + 48))
+    return "".join(out)

@@ -1,0 +1,118 @@
+import csv
+import json
+
+import imageio.v3 as iio
+import numpy as np
+import pycocotools.mask as cocomask
+import pytest
+import tifffile
+from skimage.measure import regionprops
+
+from napari_cytomask.io.export import (
+    LabelsExport,
+    cell_counts,
+    coco_annotations,
+    coco_rle,
+    export_labels,
+    object_rows,
+)
+
+
+@pytest.fixture(scope="module")
+def real(shared_data):
+    labels = iio.imread(shared_data / "usiigaci-phc" / "set2" / "instances_ids.png")
+    image = tifffile.imread(shared_data / "usiigaci-phc" / "set2" / "raw.tif")
+    return labels, image
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_rle_equals_pycocotools(seed):
+    rng = np.random.default_rng(seed)
+    mask = rng.random((37, 23)) > 0.6
+    mask[0, 0] = seed % 2  # starting on foreground and on background
+    assert coco_rle(mask)["counts"] == cocomask.encode(np.asfortranarray(mask.astype(np.uint8)))[
+        "counts"
+    ].decode()
+
+
+def test_annotations_decode_to_the_real_cells(real):
+    labels, _ = real
+    ids = np.unique(labels)[1:]
+    features = {"label": ids, "predicted_iou": np.linspace(0.5, 1, len(ids))}
+    coco = coco_annotations(
+        LabelsExport("cells", labels, features=features), score_column="predicted_iou"
+    )
+    assert len(coco["annotations"]) == len(ids) > 30
+    for ann in coco["annotations"][::7]:
+        rle = {"size": ann["segmentation"]["size"], "counts": ann["segmentation"]["counts"]}
+        np.testing.assert_array_equal(cocomask.decode(rle).astype(bool), labels == ann["label"])
+        assert ann["area"] == int((labels == ann["label"]).sum())
+        expected = features["predicted_iou"][np.searchsorted(ids, ann["label"])]
+        assert ann["score"] == pytest.approx(expected)
+    x, y, w, h = coco["annotations"][0]["bbox"]
+    region = regionprops((labels == coco["annotations"][0]["label"]).astype(np.uint8))[0]
+    assert (y, x, y + h, x + w) == region.bbox
+
+
+def test_object_table_measures_every_cell_and_channel(real):
+    labels, image = real
+    rows = object_rows(
+        LabelsExport("cells", labels, scale=(0.5, 0.5), units=("µm", "µm"),
+                     intensities={"phase": image})
+    )
+    ids = np.unique(labels)[1:]
+    assert [r["label"] for r in rows] == list(ids)
+    first = rows[0]
+    mask = labels == first["label"]
+    assert first["area"] == mask.sum()
+    assert first["area_um2"] == pytest.approx(mask.sum() * 0.25)
+    assert first["mean_phase"] == pytest.approx(image[mask].mean())
+    assert first["centroid_y"] == pytest.approx(np.argwhere(mask)[:, 0].mean())
+    assert 0 <= first["eccentricity"] < 1
+
+
+def test_stacks_are_counted_per_tile():
+    labels = np.zeros((2, 8, 8), np.uint16)
+    labels[0, :2, :2], labels[0, 5:, 5:], labels[1, 3:5, 3:5] = 1, 9, 4
+    assert cell_counts(LabelsExport("x", labels)) == [
+        {"frame": 0, "cells": 2}, {"frame": 1, "cells": 1}, {"frame": "all", "cells": 3},
+    ]
+    rows = object_rows(LabelsExport("x", labels))
+    assert [(r["frame"], r["label"]) for r in rows] == [(0, 1), (0, 9), (1, 4)]
+
+
+def test_export_writes_everything_and_refuses_to_overwrite(tmp_path, real):
+    labels, image = real
+    export = LabelsExport(
+        "cells: U-Net", labels, scale=(0.65, 0.65), units=("µm", "µm"),
+        intensities={"phase": image}, parameters={"method": "unet", "threshold": 0.5},
+        source="/data/scan.tif",
+    )
+    written = export_labels([export], tmp_path, formats=["tiff", "png", "npy"], coco_json=True)
+    names = sorted(p.name for p in written)
+    assert names == sorted([
+        "cells_ U-Net.tif", "cells_ U-Net.png", "cells_ U-Net.npy", "cells_ U-Net_objects.csv",
+        "cells_ U-Net_counts.csv", "cells_ U-Net_coco.json", "cells_ U-Net_provenance.json",
+    ])
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "cells_ U-Net.tif"), labels)
+    np.testing.assert_array_equal(iio.imread(tmp_path / "cells_ U-Net.png"), labels)
+    with open(tmp_path / "cells_ U-Net_objects.csv") as fh:
+        assert len(list(csv.DictReader(fh))) == len(np.unique(labels)) - 1
+    prov = json.loads((tmp_path / "cells_ U-Net_provenance.json").read_text())
+    assert prov["parameters"] == {"method": "unet", "threshold": 0.5}
+    assert prov["source"] == "/data/scan.tif"
+    assert prov["versions"]["napari-cytomask"]
+    assert "cells_ U-Net.tif" in prov["outputs"]
+
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(FileExistsError, match="nothing was written"):
+        export_labels([export], tmp_path, formats=["tiff"])
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_mismatched_channel_and_unknown_format_are_explained(tmp_path):
+    labels = np.ones((4, 4), np.uint8)
+    with pytest.raises(ValueError, match="same image"):
+        object_rows(LabelsExport("x", labels, intensities={"gfp": np.ones((5, 5))}))
+    with pytest.raises(ValueError, match="Unknown format"):
+        export_labels([LabelsExport("x", labels)], tmp_path, formats=["jpeg"])
