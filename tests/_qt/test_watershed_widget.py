@@ -1,0 +1,76 @@
+import numpy as np
+import pytest
+from skimage import io
+
+from napari_cytomask._qt.watershed_widget import WatershedWidget
+from napari_cytomask.postprocess import instances_to_interior_boundary
+
+
+@pytest.fixture
+def truth(shared_data):
+    path = shared_data / "usiigaci-phc" / "set1" / "instances_ids.png"
+    return io.imread(path)[:512, :512]
+
+
+@pytest.mark.gui
+def test_live_preview_and_parameter_change(make_napari_viewer_proxy, qtbot, truth):
+    viewer = make_napari_viewer_proxy()
+    prob = np.where(truth > 0, 0.9, 0.05).astype(np.float32)
+    viewer.add_image(prob, name="foreground")
+    widget = WatershedWidget(viewer)
+    qtbot.addWidget(widget)
+    assert widget.input.currentText() == "foreground"
+    widget.preview()
+    qtbot.waitUntil(lambda: "foreground instances" in viewer.layers, timeout=10000)
+    output = viewer.layers["foreground instances"]
+    qtbot.waitUntil(lambda: output.data.max() > 10, timeout=10000)
+    first = int(np.unique(output.data).size)
+    widget.h.setValue(20.0)  # fewer markers: fewer cells, same layer updated in place
+    qtbot.waitUntil(lambda: np.unique(output.data).size < first, timeout=10000)
+    assert [layer.name for layer in viewer.layers] == ["foreground", "foreground instances"]
+    assert "Preview" in widget.status.text()
+
+
+@pytest.mark.gui
+def test_interior_boundary_apply_on_stack(make_napari_viewer_proxy, qtbot, truth):
+    viewer = make_napari_viewer_proxy()
+    classes = instances_to_interior_boundary(np.stack([truth, truth[::-1]]))
+    viewer.add_image((classes == 1).astype(np.float32), name="interior")
+    viewer.add_image((classes == 2).astype(np.float32), name="boundary")
+    widget = WatershedWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.live.setChecked(False)
+    widget.mode.setCurrentIndex(widget.mode.findData("interior_boundary"))
+    widget.input.setCurrentText("interior")
+    widget.boundary.setCurrentText("boundary")
+    widget.apply()
+    qtbot.waitUntil(lambda: "Done" in widget.status.text(), timeout=15000)
+    output = viewer.layers["interior instances"]
+    assert output.data.shape == (2, 512, 512)
+    ids0, ids1 = set(np.unique(output.data[0])) - {0}, set(np.unique(output.data[1])) - {0}
+    assert len(ids0) > 20 and not ids0 & ids1
+    assert widget.progress.value() == 2
+
+
+@pytest.mark.gui
+def test_unusable_inputs_are_reported(make_napari_viewer_proxy, qtbot):
+    viewer = make_napari_viewer_proxy()
+    viewer.add_image(np.random.default_rng(0).random((64, 64)), name="interior")
+    viewer.add_image(np.random.default_rng(1).random((32, 32)), name="boundary")
+    widget = WatershedWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.live.setChecked(False)
+    widget.mode.setCurrentIndex(widget.mode.findData("interior_boundary"))
+    widget.input.setCurrentText("interior")
+    widget.boundary.setCurrentText("boundary")
+    widget.apply()
+    assert "same image" in widget.status.text()
+    widget.mode.setCurrentIndex(widget.mode.findData("split"))
+    assert widget.input.count() == 0
+    widget.apply()
+    assert "Labels layer" in widget.status.text()
+    # Labels with negative ids: the core refuses them with a sentence saying why.
+    viewer.add_labels(np.full((64, 64), -3, np.int16), name="cells")
+    widget.input.setCurrentText("cells")
+    widget.apply()
+    qtbot.waitUntil(lambda: "negative ids" in widget.status.text(), timeout=10000)
