@@ -65,6 +65,41 @@ class LabelsExport:
     source: str | None = None
 
 
+def from_layer(layer, image_layers: Sequence = ()) -> LabelsExport:
+    """Describe a napari Labels layer for export, measuring the image layers of its shape.
+
+    Works on anything shaped like a napari layer (``name``, ``data``, ``scale``,
+    ``units``, ``axis_labels``, ``features``, ``metadata``), so it needs no viewer.
+    The segmentation widgets record ``parameters`` and ``source`` under
+    ``metadata["cytomask"]``; they go into the provenance file.
+    """
+    from .layers import METADATA_KEY
+
+    meta = layer.metadata.get(METADATA_KEY, {})
+    features = getattr(layer, "features", None)
+    columns = {} if features is None or len(features) == 0 else {
+        str(name): np.asarray(features[name]) for name in features.columns
+    }
+    if "index" in columns and "label" not in columns:
+        columns["label"] = columns.pop("index")
+    shape = np.shape(layer.data)
+    return LabelsExport(
+        name=layer.name,
+        labels=np.asarray(layer.data),
+        scale=tuple(layer.scale),
+        units=tuple(str(u) for u in layer.units),
+        axis_labels=tuple(layer.axis_labels),
+        features=columns,
+        intensities={
+            image.name: np.asarray(image.data)
+            for image in image_layers
+            if np.shape(image.data) == shape and not getattr(image, "rgb", False)
+        },
+        parameters=meta.get("parameters", {}),
+        source=meta.get("source"),
+    )
+
+
 def object_rows(export: LabelsExport) -> list[dict[str, object]]:
     """One row per object and frame: size, position, shape, intensities and scores.
 

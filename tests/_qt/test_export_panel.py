@@ -1,0 +1,60 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+
+from napari_cytomask._qt import export_panel
+from napari_cytomask._qt.export_panel import ExportPanel
+
+pytestmark = pytest.mark.gui
+
+
+def test_export_panel_writes_selected_layers_and_reads_back(
+    make_napari_viewer_proxy, qtbot, tmp_path, monkeypatch
+):
+    viewer = make_napari_viewer_proxy()
+    viewer.open_sample("napari-cytomask", "tilescan")
+    truth = viewer.layers["Mask (ground truth)"]
+    ids = np.unique(truth.data)[1:]
+    prediction = viewer.add_labels(
+        truth.data.copy(), name="prediction", scale=truth.scale, units=truth.units,
+        axis_labels=truth.axis_labels,
+        features=pd.DataFrame({"label": ids, "predicted_iou": np.linspace(0.2, 0.9, len(ids))}),
+    )
+    panel = ExportPanel(viewer)
+    viewer.window.add_dock_widget(panel)
+    assert [panel.layer_list.item(i).text() for i in range(panel.layer_list.count())] == [
+        "Mask (ground truth)", "prediction",
+    ]
+    panel.layer_list.item(0).setCheckState(export_panel.Qt.CheckState.Unchecked)
+    panel.formats["ome-tiff"].setChecked(True)
+    panel.coco_json.setChecked(True)
+    panel.folder.setText(str(tmp_path))
+    worker = panel.export()
+    qtbot.waitUntil(lambda: panel.export_button.isEnabled(), timeout=30_000)
+    assert worker is not None
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == sorted([
+        "prediction.tif", "prediction.ome.tif", "prediction_objects.csv",
+        "prediction_counts.csv", "prediction_coco.json", "prediction_provenance.json",
+    ])
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "prediction.tif"), prediction.data)
+    with tifffile.TiffFile(tmp_path / "prediction.ome.tif") as tif:
+        assert len(tif.series) == 3  # one OME image per tile
+        np.testing.assert_array_equal(tif.series[1].asarray(), prediction.data[1])
+    coco = json.loads((tmp_path / "prediction_coco.json").read_text())
+    assert len(coco["images"]) == 3
+    assert {round(a["score"], 6) for a in coco["annotations"]} <= {
+        round(float(s), 6) for s in prediction.features["predicted_iou"]
+    }
+    header = (tmp_path / "prediction_objects.csv").read_text().splitlines()[0]
+    assert "mean_GFP" in header and "mean_Brightfield" in header and "predicted_iou" in header
+
+    # A second export finds the files: the user is asked, and "no" keeps them.
+    before = (tmp_path / "prediction.tif").read_bytes()
+    monkeypatch.setattr(export_panel, "_confirm_overwrite", lambda parent, message: False)
+    panel.export()
+    qtbot.waitUntil(lambda: "already exist" in panel.status.text(), timeout=30_000)
+    assert (tmp_path / "prediction.tif").read_bytes() == before
