@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import argparse
 import platform
-import time
 
 import numpy as np
 from scipy import ndimage as ndi
 from scipy.spatial import cKDTree
 from stardist.matching import matching
 
+from _common import best_of, cpu_model
 from napari_cytomask.metrics import DEFAULT_THRESHOLDS, MatchStats, evaluate
 
 
@@ -66,26 +66,6 @@ def perturb(gt: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return pred
 
 
-def best_of(func, repeats: int) -> float:
-    best = np.inf
-    for _ in range(repeats):
-        start = time.perf_counter()
-        func()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=2048)
@@ -108,8 +88,8 @@ def main() -> None:
         for name in MatchStats.FIELDS
     )
 
-    t_ours = best_of(lambda: evaluate(gt, pred, thresholds), args.repeats)
-    t_ref = best_of(lambda: matching(gt, pred, thresh=thresholds), max(1, args.repeats // 2))
+    t_ours, _ = best_of(lambda: evaluate(gt, pred, thresholds), args.repeats)
+    t_ref, _ = best_of(lambda: matching(gt, pred, thresh=thresholds), max(1, args.repeats // 2))
 
     print(f"machine: {cpu_model()} ({platform.python_version()}, numpy {np.__version__})")
     print(f"labels: {args.size}x{args.size}, {n_true} ground-truth and {n_pred} predicted objects")

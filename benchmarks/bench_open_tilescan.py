@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -26,19 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
+from _common import cpu_model, peak_rss_mib
+
 CHANNELS = ["Brightfield", "GFP", "mCherry", "Cellpose mask"]
 PIXEL_UM = 0.65
-
-
-def cpu_model() -> str:
-    """CPU model name from /proc/cpuinfo, else the platform's processor string."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def write_tilescan(path: Path, positions: int, size: int, tile: int) -> None:
@@ -107,7 +97,7 @@ def child(method: str, path: str) -> None:
                 one.asarray(out=out[index])
         summary = [f"array{out.shape}"]
     done = time.perf_counter()
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    peak_mb = peak_rss_mib()
     print(
         json.dumps(
             {

@@ -18,11 +18,9 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +30,7 @@ from skimage.feature import peak_local_max
 from skimage.segmentation import watershed
 from stardist.matching import matching
 
+from _common import best_of, cpu_model, peak_rss_mib
 from napari_cytomask.postprocess import instances_to_interior_boundary, run_watershed
 
 DATA = Path(
@@ -40,13 +39,6 @@ DATA = Path(
 SETS = DATA / "usiigaci-phc"
 THRESHOLDS = np.round(np.arange(0.5, 0.96, 0.05), 2)
 CLEANUP = {"min_area": 64}
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
 
 
 def truth(n: int) -> np.ndarray:
@@ -93,15 +85,6 @@ def tiled_2048():
     rows = [np.hstack(tiles[i : i + 4]) for i in range(0, 16, 4)]
     image = np.vstack(rows)
     return np.pad(image, ((0, 2048 - image.shape[0]), (0, 2048 - image.shape[1])))
-
-
-def best_of(func, repeat=3):
-    times, result = [], None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = func()
-        times.append(time.perf_counter() - start)
-    return min(times), result
 
 
 def baseline(mask, min_distance):
@@ -206,7 +189,7 @@ def main() -> None:
     speed()
     if not args.skip_huge:
         huge()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_rss_mib()
     print(f"\nbenchmark process peak RSS {peak:.0f} MiB")
 
 

@@ -1,0 +1,35 @@
+"""Helpers shared by the benchmark scripts: the machine's name, timing and peak memory."""
+
+from __future__ import annotations
+
+import platform
+import resource
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+
+def cpu_model() -> str:
+    """CPU model name from /proc/cpuinfo, else the platform's processor string."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def best_of(func: Callable[[], object], repeats: int = 3) -> tuple[float, object]:
+    """The shortest of ``repeats`` timed calls, in seconds, and the last call's result."""
+    best, result = float("inf"), None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = func()
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far, in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
