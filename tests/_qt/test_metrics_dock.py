@@ -102,3 +102,17 @@ def test_highlights_and_input_errors(dock_in_viewer, qtbot, labels):
     dock.prediction_combo.setCurrentIndex(dock.prediction_combo.findText("empty"))
     qtbot.waitUntil(lambda: "prediction has no objects" in dock.status.text(), timeout=10_000)
     assert _cell(dock, "F1") == "0.000"
+
+
+@pytest.mark.gui
+def test_defaults_pick_the_mask_channel_as_truth_and_the_newest_layer_as_prediction(
+    make_napari_viewer_proxy, qtbot
+):
+    viewer = make_napari_viewer_proxy()
+    viewer.open_sample("napari-cytomask", "tilescan")
+    dock = MetricsDock(viewer)
+    qtbot.addWidget(dock)
+    assert dock.ground_truth_combo.currentText() == "Mask (ground truth)"
+    viewer.add_labels(viewer.layers["Mask (ground truth)"].data.copy(), name="segmentation")
+    qtbot.waitUntil(lambda: dock.prediction_combo.currentText() == "segmentation")
+    assert dock.ground_truth_combo.currentText() == "Mask (ground truth)"

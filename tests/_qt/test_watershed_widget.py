@@ -74,3 +74,28 @@ def test_unusable_inputs_are_reported(make_napari_viewer_proxy, qtbot):
     widget.input.setCurrentText("cells")
     widget.apply()
     qtbot.waitUntil(lambda: "negative ids" in widget.status.text(), timeout=10000)
+
+
+@pytest.mark.gui
+def test_intensity_image_starts_at_otsu_and_output_matches_input_geometry(
+    make_napari_viewer_proxy, qtbot
+):
+    viewer = make_napari_viewer_proxy()
+    viewer.open_sample("napari-cytomask", "tilescan")
+    gfp = viewer.layers["GFP"]
+    tile = viewer.dims.current_step[0]  # the preview shows the displayed tile
+    truth = viewer.layers["Mask (ground truth)"].data[tile]
+    widget = WatershedWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.input.setCurrentText("GFP")
+    # Otsu on the uint16 stain, not 0.5 (which would make every pixel foreground).
+    assert 200 < widget.threshold.value() < float(gfp.data[tile].max())
+    widget.preview()
+    qtbot.waitUntil(lambda: "GFP instances" in viewer.layers, timeout=30000)
+    output = viewer.layers["GFP instances"]
+    qtbot.waitUntil(lambda: output.data[tile].max() > 0.5 * truth.max(), timeout=30000)
+    assert tuple(output.scale) == tuple(gfp.scale)
+    assert tuple(output.axis_labels) == tuple(gfp.axis_labels)
+    assert tuple(output.units) == tuple(gfp.units)
+    foreground_overlap = np.mean((output.data[tile] > 0) == (truth > 0))
+    assert foreground_overlap > 0.9

@@ -28,6 +28,7 @@ from qtpy.QtWidgets import (
 
 from ..labels import LabelsError, as_labels, check_same_shape
 from ..metrics import DEFAULT_THRESHOLDS, Evaluation, evaluate, unmatched_objects, write_csv
+from ..roles import role_of
 from ._live import LiveRunner
 
 #: IoU thresholds shown as columns of the table.
@@ -191,14 +192,11 @@ class MetricsDock(QWidget):
         uids = [layer.unique_id for layer in candidates]
         previous = (self.prediction_combo.currentData(), self.ground_truth_combo.currentData())
         pred, gt = previous
-        if pred not in uids:
-            pred = next((uid for uid in uids if uid != gt), None)
         if gt not in uids:
-            # Prefer a layer whose name says it is the reference.
-            hints = ("gt", "ground", "truth", "reference", "annot", "mask")
-            others = [layer for layer in candidates if layer.unique_id != pred]
-            named = [layer for layer in others if any(h in layer.name.lower() for h in hints)]
-            gt = (named or others)[0].unique_id if (named or others) else pred
+            gt = _default_ground_truth(candidates)
+        if pred not in uids or pred == gt:
+            # The newest other Labels layer: usually the latest segmentation.
+            pred = next((uid for uid in reversed(uids) if uid != gt), gt)
         for combo, chosen in ((self.prediction_combo, pred), (self.ground_truth_combo, gt)):
             combo.blockSignals(True)
             combo.clear()
@@ -359,3 +357,12 @@ class MetricsDock(QWidget):
             show_error(f"Could not save the metrics: {err}")
             return
         show_info(f"Saved metrics to {written}")
+
+
+def _default_ground_truth(candidates) -> int | None:
+    """A mask channel opened from a scan, else a layer named like a reference, else the first."""
+    hints = ("gt", "ground", "truth", "reference", "annot", "mask")
+    ranked = [layer for layer in candidates if role_of(layer) == "mask"]
+    ranked += [layer for layer in candidates if any(h in layer.name.lower() for h in hints)]
+    ranked += list(candidates)
+    return ranked[0].unique_id if ranked else None

@@ -21,6 +21,7 @@ from qtpy.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from skimage.filters import threshold_otsu
 
 from ..postprocess import MARKER_METHODS, iter_watershed
 from ._live import LiveRunner
@@ -81,7 +82,12 @@ class WatershedWidget(QWidget):
         inputs.addRow(self.input_label, self.input)
         inputs.addRow(self.boundary_label, self.boundary)
 
-        self.threshold = _spin(0.5, 0, 1, "Probability above which a pixel is cell.", 0.05, 2)
+        self.threshold = _spin(
+            0.5, 0, 1,
+            "Value above which a pixel is cell: a probability for probability maps; for an "
+            "intensity image it starts at the Otsu threshold of the displayed frame.",
+            0.05, 2,
+        )  # fmt: skip
         self.markers = QComboBox()
         self.markers.addItems(MARKER_METHODS)
         self.markers.setToolTip(
@@ -170,6 +176,7 @@ class WatershedWidget(QWidget):
         self.mode.currentIndexChanged.connect(self._mode_changed)
         self.apply_button.clicked.connect(self.apply)
         self.cancel_button.clicked.connect(self.cancel)
+        self.input.currentIndexChanged.connect(self._suggest_threshold)
         for combo in (self.input, self.boundary, self.markers):
             combo.currentIndexChanged.connect(self._changed)
         for box in (
@@ -221,6 +228,7 @@ class WatershedWidget(QWidget):
             if self.boundary.currentText() == self.input.currentText():
                 self.boundary.setCurrentIndex(1 if self.input.currentIndex() == 0 else 0)
         if self.input.currentText() != before:
+            self._suggest_threshold()
             self._changed()
 
     def _mode_changed(self) -> None:
@@ -241,7 +249,24 @@ class WatershedWidget(QWidget):
         self.boundary.setVisible(method == "interior_boundary")
         self.boundary_label.setVisible(method == "interior_boundary")
         self._refresh_layers()
+        self._suggest_threshold()
         self._changed()
+
+    def _suggest_threshold(self) -> None:
+        """Probability maps start at 0.5; intensity images at the Otsu threshold of a frame."""
+        layer = self._layer(self.input)
+        if layer is None or isinstance(layer, Labels) or layer.multiscale or layer.rgb:
+            return
+        frame = np.asarray(layer.data[self._frame_index(len(layer.data.shape))])
+        low, high = float(frame.min()), float(frame.max())
+        self.threshold.blockSignals(True)
+        if low >= 0 and high <= 1:
+            self.threshold.setRange(0, 1)
+            self.threshold.setValue(0.5)
+        else:
+            self.threshold.setRange(low, high)
+            self.threshold.setValue(float(threshold_otsu(frame)) if high > low else low)
+        self.threshold.blockSignals(False)
 
     def _layer(self, combo: QComboBox):
         name = combo.currentText()
@@ -419,6 +444,8 @@ class WatershedWidget(QWidget):
             name=name,
             scale=source.scale,
             translate=source.translate,
+            units=source.units,
+            axis_labels=source.axis_labels,
             metadata={"cytomask": {"source": source.name, "method": self.method}},
         )
         return self.viewer.add_layer(layer)

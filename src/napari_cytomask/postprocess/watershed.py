@@ -47,15 +47,17 @@ def _check_frame(arr: np.ndarray, what: str) -> np.ndarray:
 
 
 def foreground_mask(foreground, threshold: float = 0.5, what: str = "foreground") -> np.ndarray:
-    """Boolean foreground from a probability map (``> threshold``) or a mask (non-zero).
+    """Boolean foreground: pixels above ``threshold``, or the pixels of a boolean mask.
 
     Parameters
     ----------
     foreground
-        2D float probability map, or a boolean/integer mask (any non-zero value
-        counts as foreground, so a label image works too).
+        2D probability map, intensity image, or boolean/integer mask. With the
+        default threshold of 0.5 every id of a mask or label image (ids >= 1) is
+        foreground.
     threshold
-        Probability above which a pixel is foreground (floats only).
+        Value above which a pixel is foreground: a probability, or an intensity
+        (e.g. an Otsu threshold) for an intensity image.
     what
         Name of the input in error messages.
 
@@ -67,9 +69,7 @@ def foreground_mask(foreground, threshold: float = 0.5, what: str = "foreground"
     arr = _check_frame(np.asarray(foreground), what)
     if arr.dtype == bool:
         return arr
-    if np.issubdtype(arr.dtype, np.integer):
-        return arr != 0
-    if np.issubdtype(arr.dtype, np.floating):
+    if np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating):
         return arr > threshold
     raise ValueError(f"{what} has dtype {arr.dtype}; pass a probability map or a mask.")
 
@@ -204,7 +204,8 @@ def foreground_to_instances(
     foreground
         2D probability map (float in [0, 1]) or mask (bool/integer, non-zero = cell).
     threshold
-        Foreground probability threshold (ignored for masks).
+        Foreground threshold: a probability, or an intensity for intensity images
+        (the default 0.5 keeps every id of a mask).
     markers
         ``"h_maxima"`` or ``"peaks"``, see :func:`distance_markers`.
     h
