@@ -1,0 +1,1130 @@
+"""SAM2 automatic masks whose parameters can be tuned live.
+
+:class:`Sam2Engine` gives the same masks as sam2's ``SAM2AutomaticMaskGenerator``
+for the same model and parameters, but splits the work by cost:
+
+* the image encoder runs once per image (or tile) and crop box; its features
+  are cached under a hash of the image bytes, the tile and the crop box;
+* the mask decoder runs once per set of decoder parameters
+  (:data:`DECODER_PARAMS`) on the cached features, and *every* candidate mask is
+  kept with its predicted IoU, stability score, box and run-length encoding,
+  before any filtering;
+* the post-filters (:data:`FILTER_PARAMS`) then only select from the cached
+  candidates, in the stock generator's order: predicted IoU and stability
+  thresholds and the crop-edge filter, box NMS per crop, NMS across crops.
+
+``stability_score_offset`` and ``mask_threshold`` change the stability score and
+the binarised masks, which need the full-resolution mask logits. Keeping those
+for thousands of candidates would take gigabytes (3 072 candidates of a
+1024² image are 12 GiB as float32), so these two re-run the decoder on the
+cached features instead; the encoder, which costs most, still runs once.
+
+``min_mask_region_area`` behaves as in sam2 1.1: the generator hands it to its
+predictor, which fills holes and removes sprinkles in the low-resolution logits
+with sam2's compiled extension (``sam2._C``) and skips that step, with a
+warning, where the extension is missing. It is therefore a decoder parameter;
+sam2's ``generate`` never calls ``postprocess_small_regions``.
+
+For cell images, :meth:`Sam2Engine.segment_iter` adds what a label image needs:
+percentile normalisation of grayscale microscopy images, tiles for images larger
+than the model input, stacks of positions, removal of background masks,
+overlap resolution and per-object features.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import threading
+from collections import OrderedDict
+from collections.abc import Generator, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torchvision.ops.boxes import batched_nms, box_area
+
+from ..labels import min_label_dtype
+from .device import autocast_dtype
+
+#: Parameters that only re-filter cached candidates.
+FILTER_PARAMS = ("pred_iou_thresh", "stability_score_thresh", "box_nms_thresh", "crop_nms_thresh")
+#: Parameters that re-run the mask decoder on cached image features.
+DECODER_PARAMS = (
+    "points_per_side",
+    "point_grids",
+    "crop_n_points_downscale_factor",
+    "multimask_output",
+    "use_m2m",
+    "stability_score_offset",
+    "mask_threshold",
+    "min_mask_region_area",
+)
+#: Parameters that change the crops, so the encoder runs for crops it has not seen.
+ENCODER_PARAMS = ("crop_n_layers", "crop_overlap_ratio")
+
+#: Progress events ``(stage, crop, crops)``: "encoder" before an encoder run on a crop
+#: (of an image or tile), "decoder" after every decoder batch and every finished crop.
+Progress = tuple[str, int, int]
+#: Default percentiles that map grayscale intensities to 0 and 255.
+PERCENTILES = (1.0, 99.0)
+
+
+@dataclass(frozen=True)
+class Sam2Params:
+    """Every parameter of sam2's ``SAM2AutomaticMaskGenerator``, with its defaults.
+
+    ``points_per_batch=None`` adapts the batch to the free GPU memory (64 on the
+    CPU, as sam2) and halves it after a CUDA out-of-memory error. The batch size
+    does not change which masks come out. See the generator's documentation for
+    the meaning of every other parameter.
+    """
+
+    points_per_side: int | None = 32
+    points_per_batch: int | None = None
+    pred_iou_thresh: float = 0.8
+    stability_score_thresh: float = 0.95
+    stability_score_offset: float = 1.0
+    mask_threshold: float = 0.0
+    box_nms_thresh: float = 0.7
+    crop_n_layers: int = 0
+    crop_nms_thresh: float = 0.7
+    crop_overlap_ratio: float = 512 / 1500
+    crop_n_points_downscale_factor: int = 1
+    point_grids: tuple[np.ndarray, ...] | None = field(default=None, compare=False)
+    min_mask_region_area: int = 0
+    output_mode: Literal["binary_mask", "uncompressed_rle", "coco_rle"] = "binary_mask"
+    use_m2m: bool = False
+    multimask_output: bool = True
+
+    def __post_init__(self):
+        if (self.points_per_side is None) == (self.point_grids is None):
+            raise ValueError("Give exactly one of points_per_side and point_grids.")
+        if self.output_mode not in ("binary_mask", "uncompressed_rle", "coco_rle"):
+            raise ValueError(
+                f"Unknown output_mode {self.output_mode!r}; use 'binary_mask', "
+                "'uncompressed_rle' or 'coco_rle'."
+            )
+
+    def generator_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``SAM2AutomaticMaskGenerator`` with the same settings."""
+        kwargs = asdict(self)
+        kwargs["point_grids"] = None if self.point_grids is None else list(self.point_grids)
+        kwargs["points_per_batch"] = self.points_per_batch or 64
+        return kwargs
+
+    def grids(self) -> list[np.ndarray]:
+        """The point grid of every crop layer, as the generator builds them."""
+        from sam2.utils.amg import build_all_layer_point_grids
+
+        if self.point_grids is not None:
+            return [np.asarray(grid) for grid in self.point_grids]
+        return build_all_layer_point_grids(
+            self.points_per_side, self.crop_n_layers, self.crop_n_points_downscale_factor
+        )
+
+    def decoder_key(self) -> tuple:
+        """What the decoder output depends on, for the candidate cache."""
+        grids = tuple(
+            hashlib.blake2b(np.ascontiguousarray(g).tobytes()).hexdigest() for g in self.grids()
+        )
+        return (
+            grids,
+            self.multimask_output,
+            self.use_m2m,
+            float(self.stability_score_offset),
+            float(self.mask_threshold),
+            int(self.min_mask_region_area),
+        )
+
+
+@dataclass(frozen=True)
+class LabelParams:
+    """How masks become a label image of cells.
+
+    Parameters
+    ----------
+    min_area, max_area
+        Masks with fewer / more pixels are dropped (``None``: no maximum).
+    max_area_fraction
+        Masks covering more than this fraction of the image (or tile) they came
+        from are background and dropped.
+    min_foreground_fraction
+        With a foreground map, masks with a smaller fraction of their pixels in
+        the foreground are background and dropped.
+    foreground_threshold
+        Foreground maps with fractional values (probabilities) are foreground above it.
+    order
+        Who wins where masks overlap: ``"area"`` gives the pixel to the smallest
+        mask (cells stay whole inside larger masks), ``"score"`` to the mask with
+        the highest predicted IoU (ties: stability score).
+    split
+        Split merged cells with :func:`napari_cytomask.postprocess.watershed.split_labels`.
+    split_kwargs
+        Keyword arguments of ``split_labels`` (``h``, ``min_distance``…).
+    tile_size, tile_overlap
+        Images larger than ``tile_size`` pixels along an axis are processed in
+        overlapping tiles at native resolution.
+    percentiles
+        Grayscale and non-uint8 images are mapped from these intensity
+        percentiles (of each position) to 0–255.
+    """
+
+    min_area: int = 0
+    max_area: int | None = None
+    max_area_fraction: float = 0.5
+    min_foreground_fraction: float = 0.5
+    foreground_threshold: float = 0.5
+    order: Literal["area", "score"] = "area"
+    split: bool = False
+    split_kwargs: dict = field(default_factory=dict, compare=False)
+    tile_size: int = 1024
+    tile_overlap: int = 256
+    percentiles: tuple[float, float] = PERCENTILES
+
+
+@dataclass
+class Sam2Result:
+    """Labels of a (stack of) image(s) with one features row per object.
+
+    Attributes
+    ----------
+    labels
+        Label image, same leading shape as the input (ids unique over a stack).
+    features
+        Columns ``index`` (label id), ``predicted_iou``, ``stability_score``,
+        ``area`` (painted pixels), ``mask_area`` (pixels of SAM's mask) and, for
+        stacks, ``position``; ready for a napari Labels layer's ``features``.
+    n_candidates
+        Candidate masks the decoder produced.
+    n_masks
+        Masks left after filtering, before painting.
+    """
+
+    labels: np.ndarray
+    features: dict[str, np.ndarray]
+    n_candidates: int
+    n_masks: int
+
+
+# ---------------------------------------------------------------------------
+# run-length encoding
+
+
+def rle_counts(masks: torch.Tensor) -> list[np.ndarray]:
+    """Column-major run lengths of binary masks, as sam2's ``mask_to_rle_pytorch`` counts.
+
+    The counts start with a background run (0 when the first pixel is set).
+    Vectorised over the masks, so thousands of noisy masks take milliseconds.
+    """
+    b, h, w = masks.shape
+    if b == 0:
+        return []
+    flat = masks.permute(0, 2, 1).flatten(1)
+    change = (flat[:, 1:] ^ flat[:, :-1]).nonzero()
+    rows = change[:, 0].cpu().numpy()
+    cols = change[:, 1].cpu().numpy() + 1
+    first = flat[:, 0].cpu().numpy()
+    bounds = np.searchsorted(rows, np.arange(b + 1))
+    out = []
+    for i in range(b):
+        edges = np.concatenate(([0], cols[bounds[i] : bounds[i + 1]], [h * w]))
+        counts = np.diff(edges)
+        out.append(np.concatenate(([0], counts)) if first[i] else counts)
+    return out
+
+
+def rle_to_mask(counts: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Binary mask of shape ``shape`` from column-major run lengths (see :func:`rle_counts`)."""
+    h, w = shape
+    values = np.arange(len(counts)) % 2 == 1
+    return np.repeat(values, counts).reshape(w, h).T
+
+
+def compress_masks(binary: torch.Tensor) -> list[np.ndarray]:
+    """Compress binary masks, each to whichever is smaller: run lengths or packed bits.
+
+    Compact masks (cells) take a few hundred bytes as run lengths (``int32``);
+    noisy ones never take more than one bit per pixel (``uint8``, column-major).
+    """
+    b, h, w = binary.shape
+    if b == 0:
+        return []
+    flat = binary.permute(0, 2, 1).flatten(1)
+    runs = (flat[:, 1:] ^ flat[:, :-1]).sum(1).cpu().numpy() + 2
+    as_rle = runs * 4 < (h * w + 7) // 8
+    out: list = [None] * b
+    rle_idx = np.flatnonzero(as_rle)
+    for i, counts in zip(rle_idx, rle_counts(binary[torch.as_tensor(rle_idx)]), strict=True):
+        out[i] = counts.astype(np.int32)
+    bit_idx = np.flatnonzero(~as_rle)
+    if bit_idx.size:
+        packed = np.packbits(flat[torch.as_tensor(bit_idx)].cpu().numpy(), axis=1)
+        for i, row in zip(bit_idx, packed, strict=True):
+            out[i] = row
+    return out
+
+
+def _fg_indices(item: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """Column-major flat indices of the set pixels of a compressed mask."""
+    if item.dtype == np.uint8:
+        return np.flatnonzero(np.unpackbits(item, count=hw[0] * hw[1]))
+    counts = item.astype(np.int64)
+    ends = np.cumsum(counts)
+    starts = (ends - counts)[1::2]
+    lengths = counts[1::2]
+    if lengths.size == 0:
+        return np.zeros(0, np.int64)
+    before = np.cumsum(lengths) - lengths
+    return np.repeat(starts - before, lengths) + np.arange(int(lengths.sum()))
+
+
+# ---------------------------------------------------------------------------
+# caches
+
+
+class _LRU:
+    """A dict that forgets the least recently used entries beyond ``max_bytes``."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self._items: OrderedDict = OrderedDict()
+        self._sizes: dict = {}
+
+    def get(self, key):
+        if key in self._items:
+            self._items.move_to_end(key)
+            return self._items[key]
+        return None
+
+    def put(self, key, value, nbytes: int) -> None:
+        self._items[key] = value
+        self._sizes[key] = nbytes
+        self._items.move_to_end(key)
+        while sum(self._sizes.values()) > self.max_bytes and len(self._items) > 1:
+            old, _ = self._items.popitem(last=False)
+            del self._sizes[old]
+
+    def clear(self) -> None:
+        self._items.clear()
+        self._sizes.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+@dataclass
+class _Candidates:
+    """Every candidate mask of one crop, in the generator's order, before any filter."""
+
+    iou_preds: torch.Tensor  # float32 (N,)
+    stability: torch.Tensor  # float32 (N,)
+    boxes: torch.Tensor  # int64 (N, 4), xyxy in the crop frame
+    near_edge: torch.Tensor  # bool (N,): box touches an inner crop edge
+    points: torch.Tensor  # float32 (N, 2), crop frame
+    masks: list[np.ndarray]  # compressed (compress_masks), crop frame
+    areas: np.ndarray  # int64 (N,)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(c.nbytes for c in self.masks) + 128 * len(self.masks)
+
+
+@dataclass
+class _Masks:
+    """Final masks of one image (or tile): the generator's output, compressed."""
+
+    masks: list[np.ndarray]  # compressed, in the frame of their crop box
+    boxes: np.ndarray  # float32 (N, 4) xyxy, image frame
+    iou_preds: np.ndarray
+    stability: np.ndarray
+    points: np.ndarray
+    crop_boxes: np.ndarray
+    areas: np.ndarray
+    shape: tuple[int, int]
+
+    @staticmethod
+    def empty(shape) -> _Masks:
+        z = np.zeros((0, 4), np.float32)
+        e = np.zeros(0, np.float32)
+        return _Masks([], z, e, e, np.zeros((0, 2), np.float32), z, np.zeros(0, np.int64), shape)
+
+
+def _image_hash(array: np.ndarray) -> str:
+    array = np.ascontiguousarray(array)
+    digest = hashlib.blake2b(memoryview(array).cast("B"), digest_size=16)
+    digest.update(f"{array.shape}{array.dtype}".encode())
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------------------
+# images
+
+
+def to_uint8_rgb(image: np.ndarray, percentiles=PERCENTILES) -> np.ndarray:
+    """An image as SAM2 expects it: ``(H, W, 3)`` uint8.
+
+    uint8 images are used as they are (gray ones repeated into three channels);
+    other images (uint16 phase contrast, floats) are mapped linearly from the
+    ``percentiles`` of their intensities (default 1st and 99th, as Cellpose) to
+    0–255 and clipped, so a few bright pixels do not darken the whole image.
+
+    Parameters
+    ----------
+    image
+        ``(H, W)`` grayscale or ``(H, W, 3|4)`` colour (alpha is dropped).
+    percentiles
+        Low and high percentile.
+    """
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[-1] in (3, 4):
+        image = image[..., :3]
+    elif image.ndim != 2:
+        raise ValueError(
+            f"Expected a 2D grayscale or an (H, W, 3) colour image, got shape {image.shape}."
+        )
+    if image.dtype != np.uint8:
+        data = image.astype(np.float32)
+        low, high = np.percentile(data, percentiles)
+        scale = 255.0 / (high - low) if high > low else 0.0
+        image = np.clip((data - low) * scale, 0, 255).round().astype(np.uint8)
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=-1)
+    return np.ascontiguousarray(image)
+
+
+def tile_boxes(shape: tuple[int, int], tile_size: int, overlap: int) -> list[tuple]:
+    """Overlapping tiles covering an image, with the core region each tile owns.
+
+    Returns
+    -------
+    list of (window, core)
+        ``window`` and ``core`` are ``(y0, x0, y1, x1)``; the cores partition the
+        image (borders in the middle of the overlaps).
+    """
+
+    def axis(size: int):
+        if size <= tile_size:
+            return [(0, size)], [(0, size)]
+        if not 0 <= overlap < tile_size:
+            raise ValueError(
+                f"tile_overlap ({overlap}) must be at least 0 and smaller than tile_size "
+                f"({tile_size}); lower the overlap or enlarge the tiles."
+            )
+        n = math.ceil((size - overlap) / (tile_size - overlap))
+        starts = np.linspace(0, size - tile_size, n).round().astype(int)
+        windows = [(int(s), int(s) + tile_size) for s in starts]
+        cuts = [0] + [(windows[i][1] + windows[i + 1][0]) // 2 for i in range(n - 1)] + [size]
+        return windows, list(zip(cuts[:-1], cuts[1:], strict=True))
+
+    (wy, cy), (wx, cx) = axis(shape[0]), axis(shape[1])
+    return [
+        ((y[0], x[0], y[1], x[1]), (ccy[0], ccx[0], ccy[1], ccx[1]))
+        for y, ccy in zip(wy, cy, strict=True)
+        for x, ccx in zip(wx, cx, strict=True)
+    ]
+
+
+# ---------------------------------------------------------------------------
+# the engine
+
+
+class Sam2Engine:
+    """SAM2 automatic masks with cached encoder features and cached candidates.
+
+    Parameters
+    ----------
+    model
+        A SAM2 model (``SAM2Base``), e.g. from
+        :meth:`napari_cytomask.models.sam2_models.Sam2ModelCache.get`.
+    model_key
+        Names the model in cache keys (default: the object's identity).
+    cache_bytes
+        Memory for cached encoder features and for cached candidates (each).
+    autocast
+        Run in bf16/fp16 on GPUs that support it (:func:`autocast_dtype`).
+    """
+
+    def __init__(
+        self,
+        model,
+        *,
+        model_key: str | None = None,
+        cache_bytes: int = 2 << 30,
+        autocast: bool = True,
+    ):
+        from sam2.sam2_image_predictor import SAM2ImagePredictor
+
+        self.model = model
+        self.model_key = model_key or f"{type(model).__name__}@{id(model):x}"
+        self.predictor = SAM2ImagePredictor(model)
+        size = model.image_size
+        # sam2 hard-codes the feature sizes of a 1024 input; derive them from the model.
+        self.predictor._bb_feat_sizes = [
+            (size // 4, size // 4),
+            (size // 8, size // 8),
+            (size // 16, size // 16),
+        ]
+        self.device = model.device
+        self.dtype = autocast_dtype(self.device) if autocast else None
+        self.features = _LRU(cache_bytes)
+        self.candidates = _LRU(cache_bytes)
+        self._normalized = _LRU(512 << 20)
+        self.points_per_batch: int | None = None
+        # The predictor holds one image's features at a time; a superseded run may still
+        # be finishing a batch in another thread while the newest one starts.
+        self._lock = threading.Lock()
+        #: How often the encoder and the decoder ran (per crop), e.g. to show what a change cost.
+        self.runs = {"encoder": 0, "decoder": 0}
+
+    # -- public API ---------------------------------------------------------
+
+    def generate_iter(
+        self, image: np.ndarray, params: Sam2Params | None = None
+    ) -> Generator[Progress, None, list[dict]]:
+        """Masks of one ``(H, W, 3)`` uint8 image as ``SAM2AutomaticMaskGenerator.generate``.
+
+        Yields
+        ------
+        tuple
+            ``("encoder", i, n)`` and ``("decoder", i, n)`` progress.
+
+        Returns
+        -------
+        list of dict
+            Records with ``segmentation``, ``area``, ``bbox``, ``predicted_iou``,
+            ``point_coords``, ``stability_score`` and ``crop_box``, in the stock
+            generator's order and format.
+        """
+        params = params or Sam2Params()
+        image = np.asarray(image)
+        if image.ndim != 3 or image.shape[-1] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"Expected an (H, W, 3) uint8 image, got {image.shape} {image.dtype}.")
+        # Keyed as the single tile of segment_iter, so both share cached features.
+        views = [(f"{_image_hash(image)}{(0, 0, *image.shape[:2])}", image)]
+        (masks,), _ = yield from self._masks_of_views(views, params)
+        return _records(masks, params.output_mode)
+
+    def generate(self, image: np.ndarray, params: Sam2Params | None = None) -> list[dict]:
+        """:meth:`generate_iter` without progress."""
+        return drain(self.generate_iter(image, params))
+
+    def segment_iter(
+        self,
+        image: np.ndarray,
+        params: Sam2Params | None = None,
+        label_params: LabelParams | None = None,
+        *,
+        rgb: bool | None = None,
+        foreground: np.ndarray | None = None,
+    ) -> Generator[Progress, None, Sam2Result]:
+        """Label image of cells from an image, a large image or a stack of positions.
+
+        Parameters
+        ----------
+        image
+            ``(H, W)``, ``(H, W, 3)`` or a stack ``(..., H, W[, 3])``; every
+            leading axis is a position (tile of a scan) segmented on its own.
+        params
+            SAM2 generator parameters.
+        label_params
+            Tiling, background removal, overlap resolution and splitting.
+        rgb
+            Whether the last axis holds colour channels (default: when it has
+            length 3 or 4 and the image is uint8).
+        foreground
+            Optional foreground map (booleans or probabilities) of the same
+            shape as the image without colour axis, e.g. from the U-Net; masks
+            mostly outside it are dropped.
+
+        Yields
+        ------
+        tuple
+            ``(stage, i, n)`` progress events.
+
+        Returns
+        -------
+        Sam2Result
+        """
+        params = params or Sam2Params()
+        lp = label_params or LabelParams()
+        image = np.asarray(image)
+        if rgb is None:
+            rgb = image.ndim >= 3 and image.shape[-1] in (3, 4) and image.dtype == np.uint8
+        spatial = image.shape[:-1] if rgb else image.shape
+        if len(spatial) < 2 or min(spatial[-2:]) == 0:
+            raise ValueError(f"Cannot segment an image of shape {image.shape}; pick a 2D image.")
+        lead = spatial[:-2]
+        height, width = spatial[-2:]
+        positions = image.reshape((-1, *image.shape[len(lead) :]))
+        fg_stack = None
+        if foreground is not None:
+            foreground = np.asarray(foreground)
+            if foreground.shape != spatial:
+                raise ValueError(
+                    f"The foreground map has shape {foreground.shape} but the image {spatial}; "
+                    "pick a foreground layer of the same image."
+                )
+            fg_stack = foreground.reshape((-1, height, width))
+        tiles = tile_boxes((height, width), lp.tile_size, lp.tile_overlap)
+        views, owners = [], []
+        for p, plane in enumerate(positions):
+            key, norm = self._normalize(plane, lp.percentiles)
+            for window, core in tiles:
+                y0, x0, y1, x1 = window
+                views.append((f"{key}{window}", norm[y0:y1, x0:x1]))
+                owners.append((p, window, core))
+        per_view, n_candidates = yield from self._masks_of_views(views, params)
+        labels = np.zeros((len(positions), height, width), np.uint32)
+        columns: dict[str, list] = {
+            k: []
+            for k in ("index", "position", "predicted_iou", "stability_score", "area", "mask_area")
+        }
+        next_id, n_masks = 1, 0
+        for p in range(len(positions)):
+            chosen = [
+                (masks, owner)
+                for masks, owner in zip(per_view, owners, strict=True)
+                if owner[0] == p
+            ]
+            merged = _merge_tiles(chosen, (height, width), params.box_nms_thresh)
+            fg = None
+            if fg_stack is not None:
+                fg = _binary_foreground(fg_stack[p], lp.foreground_threshold)
+            merged = _drop_background(merged, lp, fg)
+            n_masks += len(merged["masks"])
+            plane, feats = _paint(merged, (height, width), lp.order)
+            if lp.split and plane.any():
+                plane, feats = _split(plane, feats, lp.split_kwargs)
+            ids = feats["index"]
+            if len(ids):
+                plane[plane > 0] += next_id - 1
+                feats["index"] = ids + next_id - 1
+                next_id += len(ids)
+            labels[p] = plane
+            for k in columns:
+                columns[k].append(np.full(len(ids), p) if k == "position" else feats[k])
+        features = {k: np.concatenate(v) for k, v in columns.items()}
+        if not lead:
+            del features["position"]
+        labels = labels.reshape(spatial).astype(min_label_dtype(max(next_id - 1, 1)))
+        return Sam2Result(labels, features, n_candidates, n_masks)
+
+    def segment(self, image, params=None, label_params=None, **kwargs) -> Sam2Result:
+        """:meth:`segment_iter` without progress."""
+        return drain(self.segment_iter(image, params, label_params, **kwargs))
+
+    def clear(self) -> None:
+        """Forget cached features and candidates."""
+        self.features.clear()
+        self.candidates.clear()
+        self._normalized.clear()
+
+    # -- the three stages ---------------------------------------------------
+
+    def _normalize(self, plane: np.ndarray, percentiles) -> tuple[str, np.ndarray]:
+        key = (_image_hash(plane), tuple(percentiles))
+        hit = self._normalized.get(key)
+        if hit is None:
+            norm = to_uint8_rgb(plane, percentiles)
+            hit = (_image_hash(norm), norm)
+            self._normalized.put(key, hit, norm.nbytes)
+        return hit
+
+    def _masks_of_views(self, views, params: Sam2Params):
+        """Stock-identical masks of every view (image or tile): encoder, decoder, filters."""
+        from sam2.utils.amg import generate_crop_boxes
+
+        grids = params.grids()
+        jobs = []
+        for v, (key, img) in enumerate(views):
+            boxes, layers = generate_crop_boxes(
+                img.shape[:2], params.crop_n_layers, params.crop_overlap_ratio
+            )
+            jobs += [(v, key, img, box, layer) for box, layer in zip(boxes, layers, strict=True)]
+        n_enc = len(jobs)
+        crop_candidates: list[list] = [[] for _ in views]
+        n_candidates = 0
+        for i, (v, key, img, box, layer) in enumerate(jobs):
+            dkey = (self.model_key, key, tuple(box), params.decoder_key())
+            cands = self.candidates.get(dkey)
+            if cands is None:
+                feats = yield from self._encode(key, img, box, i, n_enc)
+                cands = yield from self._decode(
+                    feats, img.shape[:2], box, grids[layer], params, i, n_enc
+                )
+                self.candidates.put(dkey, cands, cands.nbytes)
+            yield ("decoder", i + 1, n_enc)
+            n_candidates += len(cands.masks)
+            crop_candidates[v].append((box, cands))
+        out = [
+            _filter(crops, img.shape[:2], params)
+            for crops, (_, img) in zip(crop_candidates, views, strict=True)
+        ]
+        return out, n_candidates
+
+    def _autocast(self):
+        if self.dtype is None:
+            return torch.autocast(self.device.type, enabled=False)
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    def _encode(self, key: str, img: np.ndarray, box, i: int, n: int):
+        fkey = (self.model_key, key, tuple(box))
+        feats = self.features.get(fkey)
+        if feats is None:
+            yield ("encoder", i, n)
+            x0, y0, x1, y1 = box
+            with self._lock, torch.no_grad(), self._autocast():
+                self.predictor.set_image(img[y0:y1, x0:x1, :])
+                feats = (self.predictor._features, self.predictor._orig_hw)
+                self.predictor.reset_predictor()
+            self.runs["encoder"] += 1
+            nbytes = sum(
+                t.numel() * t.element_size()
+                for t in [feats[0]["image_embed"], *feats[0]["high_res_feats"]]
+            )
+            self.features.put(fkey, feats, nbytes)
+        return feats
+
+    def _auto_batch(self, crop_hw, multimask: bool) -> int:
+        if self.points_per_batch is not None:
+            return self.points_per_batch
+        if self.device.type != "cuda":
+            return 64
+        free, _ = torch.cuda.mem_get_info(self.device)
+        # Upscaled logits, their thresholded copies and the stability temporaries per point.
+        per_point = (3 if multimask else 1) * crop_hw[0] * crop_hw[1] * 4 * 4
+        n = int(free * 0.5 // per_point)
+        return int(2 ** max(3, min(10, int(math.log2(max(n, 1))))))
+
+    def _decode(self, feats, im_hw, crop_box, grid: np.ndarray, params: Sam2Params, i: int, n: int):
+        """Every candidate of one crop, as sam2's ``_process_crop`` makes them, unfiltered."""
+        from sam2.utils.amg import is_box_near_crop_edge
+
+        x0, y0, x1, y1 = crop_box
+        crop_hw = (y1 - y0, x1 - x0)
+        orig_h, orig_w = im_hw
+        points_all = grid * np.array(crop_hw)[None, ::-1]
+        batch = params.points_per_batch or self._auto_batch(crop_hw, params.multimask_output)
+        parts = []
+        start = 0
+        while start < len(points_all):
+            points = points_all[start : start + batch]
+            try:
+                with self._lock, torch.no_grad(), self._autocast():
+                    parts.append(self._decode_batch(feats, points, crop_box, params, batch))
+            except torch.cuda.OutOfMemoryError:
+                if len(points) == 1:
+                    raise
+                torch.cuda.empty_cache()
+                # Halve the batch that failed (it may be the shorter last one) and retry it.
+                batch = len(points) // 2
+                if params.points_per_batch is None:
+                    self.points_per_batch = batch
+                continue
+            start += len(points)
+            yield ("decoder", i, n)
+        self.runs["decoder"] += 1
+        if parts:
+            iou, stab, pts, boxes = (torch.cat([q[k] for q in parts]) for k in range(4))
+        else:
+            iou, stab = torch.zeros(0), torch.zeros(0)
+            pts, boxes = torch.zeros(0, 2), torch.zeros(0, 4, dtype=torch.int64)
+        masks = [m for q in parts for m in q[4]]
+        areas = np.concatenate([q[5] for q in parts]) if parts else np.zeros(0, np.int64)
+        near = is_box_near_crop_edge(boxes, list(crop_box), [0, 0, orig_w, orig_h])
+        return _Candidates(iou, stab, boxes, near, pts, masks, areas)
+
+    def _decode_batch(self, feats, points: np.ndarray, crop_box, params: Sam2Params, batch: int):
+        """Decoder, optional mask-to-mask refinement, stability, boxes and masks of a batch."""
+        from sam2.utils.amg import (
+            batch_iterator,
+            batched_mask_to_box,
+            calculate_stability_score,
+        )
+
+        x0, y0, x1, y1 = crop_box
+        im_size = (y1 - y0, x1 - x0)
+
+        p = self.predictor
+        p._features, p._orig_hw = feats
+        p._is_image_set, p._is_batch = True, False
+        p._transforms.max_hole_area = params.min_mask_region_area
+        p._transforms.max_sprinkle_area = params.min_mask_region_area
+        pts = torch.as_tensor(points, dtype=torch.float32, device=p.device)
+        in_points = p._transforms.transform_coords(pts, normalize=True, orig_hw=im_size)
+        in_labels = torch.ones(in_points.shape[0], dtype=torch.int, device=in_points.device)
+        masks, iou_preds, low_res = p._predict(
+            in_points[:, None, :],
+            in_labels[:, None],
+            multimask_output=params.multimask_output,
+            return_logits=True,
+        )
+        masks = masks.flatten(0, 1)
+        iou_preds = iou_preds.flatten(0, 1)
+        pts = pts.repeat_interleave(masks.shape[0] // len(pts), dim=0)
+        if params.use_m2m:
+            low_res = low_res.flatten(0, 1)
+            in_points = p._transforms.transform_coords(pts, normalize=True, orig_hw=im_size)
+            labels = torch.ones(in_points.shape[0], dtype=torch.int, device=in_points.device)
+            new_masks, new_ious = [], []
+            for cur_points, cur_labels, cur_low in batch_iterator(
+                batch, in_points, labels, low_res
+            ):
+                best, best_iou, _ = p._predict(
+                    cur_points[:, None, :],
+                    cur_labels[:, None],
+                    mask_input=cur_low[:, None, :],
+                    multimask_output=False,
+                    return_logits=True,
+                )
+                new_masks.append(best)
+                new_ious.append(best_iou)
+            masks = torch.cat(new_masks).squeeze(1)
+            iou_preds = torch.cat(new_ious).squeeze(1)
+        stability = calculate_stability_score(
+            masks, params.mask_threshold, params.stability_score_offset
+        )
+        binary = masks > params.mask_threshold
+        del masks
+        boxes = batched_mask_to_box(binary)
+        areas = binary.flatten(1).sum(1).cpu().numpy().astype(np.int64)
+        compressed = compress_masks(binary)
+        p.reset_predictor()
+        return (
+            iou_preds.float().cpu(),
+            stability.float().cpu(),
+            pts.cpu(),
+            boxes.cpu().to(torch.int64),
+            compressed,
+            areas,
+        )
+
+
+def drain(gen):
+    """Exhaust a progress generator and return its return value."""
+    try:
+        while True:
+            next(gen)
+    except StopIteration as stop:
+        return stop.value
+
+
+# ---------------------------------------------------------------------------
+# post-filters, in the stock generator's order
+
+
+def _filter(crops: Sequence[tuple[list, _Candidates]], im_hw, params: Sam2Params) -> _Masks:
+    from sam2.utils.amg import uncrop_boxes_xyxy, uncrop_points
+
+    kept_boxes, kept = [], []
+    for box, c in crops:
+        keep = ~c.near_edge
+        if params.pred_iou_thresh > 0.0:
+            keep &= c.iou_preds > params.pred_iou_thresh
+        if params.stability_score_thresh > 0.0:
+            keep &= c.stability >= params.stability_score_thresh
+        idx = keep.nonzero().flatten()
+        nms = batched_nms(
+            c.boxes[idx].float(),
+            c.iou_preds[idx],
+            torch.zeros(len(idx)),
+            iou_threshold=params.box_nms_thresh,
+        )
+        idx = idx[nms]
+        kept.append((box, c, idx))
+        kept_boxes.append(uncrop_boxes_xyxy(c.boxes[idx], box))
+    boxes = torch.cat(kept_boxes) if kept_boxes else torch.zeros(0, 4)
+    crop_boxes = torch.tensor(
+        [box for box, _, idx in kept for _ in range(len(idx))], dtype=torch.int64
+    ).reshape(-1, 4)
+    order = torch.arange(len(boxes))
+    if len(crops) > 1:
+        # Prefer masks from smaller crops, as sam2 does.
+        scores = 1 / box_area(crop_boxes)
+        order = batched_nms(
+            boxes.float(), scores, torch.zeros(len(boxes)), iou_threshold=params.crop_nms_thresh
+        )
+    items, ious, stabs, points, areas = [], [], [], [], []
+    for box, c, idx in kept:
+        items += [c.masks[j] for j in idx.tolist()]
+        ious.append(c.iou_preds[idx])
+        stabs.append(c.stability[idx])
+        points.append(uncrop_points(c.points[idx], box))
+        areas.append(c.areas[idx.numpy()])
+    if not items:
+        return _Masks.empty(im_hw)
+    sel = order.numpy()
+    return _Masks(
+        masks=[items[j] for j in sel],
+        boxes=boxes[order].float().numpy(),
+        iou_preds=torch.cat(ious)[order].float().numpy(),
+        stability=torch.cat(stabs)[order].float().numpy(),
+        points=torch.cat(points)[order].float().numpy(),
+        crop_boxes=crop_boxes[order].float().numpy(),
+        areas=np.concatenate(areas)[sel],
+        shape=tuple(im_hw),
+    )
+
+
+def _records(masks: _Masks, output_mode: str) -> list[dict]:
+    from sam2.utils.amg import box_xyxy_to_xywh, coco_encode_rle
+
+    out = []
+    h, w = masks.shape
+    for i, item in enumerate(masks.masks):
+        x0, y0, x1, y1 = masks.crop_boxes[i].astype(int)
+        binary = np.zeros((h, w), bool)
+        binary[y0:y1, x0:x1] = _decode(item, (y1 - y0, x1 - x0))
+        if output_mode == "binary_mask":
+            seg = binary
+        else:
+            counts = rle_counts(torch.as_tensor(binary)[None])[0]
+            seg = {"size": [h, w], "counts": counts.tolist()}
+            if output_mode == "coco_rle":
+                seg = coco_encode_rle(seg)
+        out.append(
+            {
+                "segmentation": seg,
+                "area": int(masks.areas[i]),
+                "bbox": box_xyxy_to_xywh(masks.boxes[i]).tolist(),
+                "predicted_iou": masks.iou_preds[i].item(),
+                "point_coords": [masks.points[i].tolist()],
+                "stability_score": masks.stability[i].item(),
+                "crop_box": box_xyxy_to_xywh(masks.crop_boxes[i]).tolist(),
+            }
+        )
+    return out
+
+
+def _decode(item: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """Binary mask of shape ``hw`` from a compressed mask."""
+    if item.dtype == np.uint8:
+        return np.unpackbits(item, count=hw[0] * hw[1]).astype(bool).reshape(hw[1], hw[0]).T
+    return rle_to_mask(item, hw)
+
+
+# ---------------------------------------------------------------------------
+# from masks to labels
+
+
+def _merge_tiles(tiles, shape, nms_thresh: float) -> dict:
+    """Masks of the tiles of one image without duplicates at tile borders.
+
+    A tile keeps a mask when the mask's box centre lies in the tile's core;
+    masks cut by an inner tile edge are dropped unless the tile owns them (an
+    object larger than the overlap is then kept from the tile that holds its
+    centre). NMS over the boxes across tiles removes the duplicates left when
+    two tiles see the same cell with slightly different boxes.
+    """
+    cols = {
+        k: [] for k in ("masks", "offsets", "crop_hw", "boxes", "iou", "stab", "area", "view_area")
+    }
+    for masks, (_, window, core) in tiles:
+        if not masks.masks:
+            continue
+        y0, x0, _, _ = window
+        cy0, cx0, cy1, cx1 = core
+        b = masks.boxes
+        centre_x, centre_y = (b[:, 0] + b[:, 2]) / 2 + x0, (b[:, 1] + b[:, 3]) / 2 + y0
+        own = (centre_x >= cx0) & (centre_x < cx1) & (centre_y >= cy0) & (centre_y < cy1)
+        for j in np.flatnonzero(own):
+            bx0, by0, bx1, by1 = masks.crop_boxes[j].astype(int)
+            cols["masks"].append(masks.masks[j])
+            cols["offsets"].append((y0 + by0, x0 + bx0))
+            cols["crop_hw"].append((by1 - by0, bx1 - bx0))
+            cols["boxes"].append(b[j] + np.array([x0, y0, x0, y0], np.float32))
+            cols["iou"].append(masks.iou_preds[j])
+            cols["stab"].append(masks.stability[j])
+            cols["area"].append(masks.areas[j])
+            cols["view_area"].append(masks.shape[0] * masks.shape[1])
+    if len(tiles) > 1 and cols["masks"]:
+        keep = batched_nms(
+            torch.as_tensor(np.array(cols["boxes"])),
+            torch.as_tensor(np.array(cols["iou"], np.float32)),
+            torch.zeros(len(cols["masks"])),
+            iou_threshold=nms_thresh,
+        )
+        keep = np.sort(keep.numpy())
+        cols = {k: [v[j] for j in keep] for k, v in cols.items()}
+    cols["shape"] = tuple(shape)
+    return cols
+
+
+def _global_indices(merged: dict, j: int) -> np.ndarray:
+    """Column-major indices in the full image of the pixels of mask ``j``."""
+    h_c = merged["crop_hw"][j][0]
+    height = merged["shape"][0]
+    k = _fg_indices(merged["masks"][j], merged["crop_hw"][j])
+    y0, x0 = merged["offsets"][j]
+    if h_c == height and (y0, x0) == (0, 0):
+        return k
+    return k + (k // h_c) * (height - h_c) + x0 * height + y0
+
+
+def _binary_foreground(fg: np.ndarray, threshold: float) -> np.ndarray:
+    fg = np.asarray(fg)
+    return fg if fg.dtype == bool else fg > threshold
+
+
+def _drop_background(merged: dict, lp: LabelParams, fg: np.ndarray | None) -> dict:
+    n = len(merged["masks"])
+    keep = []
+    fg_f = None if fg is None else fg.T.ravel()
+    for j in range(n):
+        area = merged["area"][j]
+        if area < lp.min_area or (lp.max_area is not None and area > lp.max_area):
+            continue
+        if area > lp.max_area_fraction * merged["view_area"][j]:
+            continue
+        if fg_f is not None and area > 0:
+            idx = _global_indices(merged, j)
+            if fg_f[idx].mean() < lp.min_foreground_fraction:
+                continue
+        keep.append(j)
+    return {k: (v if k == "shape" else [v[j] for j in keep]) for k, v in merged.items()}
+
+
+def _paint(merged: dict, shape, order: str) -> tuple[np.ndarray, dict]:
+    """Label image of the masks; where they overlap, ``order`` decides who wins."""
+    height, width = shape
+    n = len(merged["masks"])
+    iou = np.asarray(merged["iou"], np.float32).reshape(n)
+    stab = np.asarray(merged["stab"], np.float32).reshape(n)
+    area = np.asarray(merged["area"], np.int64).reshape(n)
+    if order == "area":
+        paint_order = np.argsort(-area, kind="stable")  # largest first: smaller ones overwrite
+    elif order == "score":
+        paint_order = np.lexsort((stab, iou))  # lowest score first: the best overwrite
+    else:
+        raise ValueError(f"Unknown overlap order {order!r}; use 'area' or 'score'.")
+    canvas = np.zeros(height * width, np.uint32)  # column-major, as the run lengths
+    for j in paint_order:
+        idx = _global_indices(merged, j)
+        canvas[idx] = j + 1
+    painted = np.bincount(canvas, minlength=n + 1)[1:]
+    present = np.flatnonzero(painted > 0)
+    lut = np.zeros(n + 1, np.uint32)
+    lut[present + 1] = np.arange(1, len(present) + 1, dtype=np.uint32)
+    labels = np.ascontiguousarray(lut[canvas].reshape(width, height).T)
+    feats = {
+        "index": np.arange(1, len(present) + 1, dtype=np.int64),
+        "predicted_iou": iou[present],
+        "stability_score": stab[present],
+        "area": painted[present].astype(np.int64),
+        "mask_area": area[present],
+    }
+    return labels, feats
+
+
+def _split(plane: np.ndarray, feats: dict, split_kwargs: dict) -> tuple[np.ndarray, dict]:
+    """Split merged cells; every fragment inherits its parent's scores."""
+    from ..postprocess.watershed import split_labels
+
+    split = split_labels(plane, **split_kwargs)
+    fg = split > 0
+    pairs = np.unique(np.stack([split[fg], plane[fg]]).astype(np.int64), axis=1)
+    new_ids, parents = pairs
+    lut = np.zeros(int(split.max()) + 1, np.uint32)
+    lut[new_ids] = np.arange(1, len(new_ids) + 1, dtype=np.uint32)
+    out = lut[split]
+    row = np.searchsorted(feats["index"], parents)
+    new = {k: v[row] for k, v in feats.items()}
+    new["index"] = np.arange(1, len(new_ids) + 1, dtype=np.int64)
+    new["area"] = np.bincount(out.ravel(), minlength=len(new_ids) + 1)[1:].astype(np.int64)
+    return out, new
+
+
+def masks_to_labels(
+    masks: Sequence[dict],
+    order: Literal["area", "score"] = "area",
+    shape: tuple[int, int] | None = None,
+) -> tuple[np.ndarray, dict]:
+    """Paint mask records (as ``generate`` returns them) into one label image.
+
+    Parameters
+    ----------
+    masks
+        Records with ``segmentation`` (binary mask or uncompressed RLE),
+        ``predicted_iou`` and ``stability_score``.
+    order
+        Where masks overlap, ``"area"`` gives pixels to the smallest mask,
+        ``"score"`` to the highest predicted IoU (ties: stability score).
+    shape
+        Image shape, needed only when ``masks`` is empty.
+
+    Returns
+    -------
+    labels : numpy.ndarray
+        Ids ``1..N`` in the order of ``masks`` among the masks that kept pixels.
+    features : dict
+        ``index``, ``predicted_iou``, ``stability_score``, ``area`` (painted) and
+        ``mask_area`` per label.
+    """
+    rles = []
+    for m in masks:
+        seg = m["segmentation"]
+        if isinstance(seg, dict):
+            if isinstance(seg["counts"], str | bytes):
+                raise ValueError("Compressed COCO RLE is not supported; use 'uncompressed_rle'.")
+            rles.append((np.asarray(seg["counts"], np.int64), tuple(seg["size"])))
+        else:
+            seg = torch.as_tensor(np.asarray(seg, bool))
+            rles.append((rle_counts(seg[None])[0], tuple(seg.shape)))
+    if rles:
+        shape = rles[0][1]
+    elif shape is None:
+        raise ValueError("No masks: pass the image shape to get an empty label image.")
+    merged = {
+        "masks": [r for r, _ in rles],
+        "offsets": [(0, 0)] * len(rles),
+        "crop_hw": [hw for _, hw in rles],
+        "iou": [m["predicted_iou"] for m in masks],
+        "stab": [m["stability_score"] for m in masks],
+        "area": [int(r[1::2].sum()) for r, _ in rles],
+        "shape": tuple(shape),
+    }
+    labels, feats = _paint(merged, tuple(shape), order)
+    return labels.astype(min_label_dtype(max(len(feats["index"]), 1))), feats
+
+
+def changed_params(old: Sam2Params | None, new: Sam2Params) -> str:
+    """The costliest stage a parameter change needs.
+
+    Returns
+    -------
+    str
+        ``"encoder"``, ``"decoder"`` or ``"filter"``.
+    """
+    if old is None:
+        return "encoder"
+    diff = {
+        f.name
+        for f in fields(Sam2Params)
+        if f.name != "point_grids" and getattr(old, f.name) != getattr(new, f.name)
+    }
+    if diff & set(ENCODER_PARAMS):
+        return "encoder"
+    if diff & set(DECODER_PARAMS) or old.decoder_key() != new.decoder_key():
+        return "decoder"
+    return "filter"
+
+
+__all__ = [
+    "DECODER_PARAMS",
+    "ENCODER_PARAMS",
+    "FILTER_PARAMS",
+    "LabelParams",
+    "Sam2Engine",
+    "Sam2Params",
+    "Sam2Result",
+    "changed_params",
+    "compress_masks",
+    "drain",
+    "masks_to_labels",
+    "rle_counts",
+    "rle_to_mask",
+    "tile_boxes",
+    "to_uint8_rgb",
+]

@@ -1,0 +1,256 @@
+"""SAM2 models by Hugging Face id or local checkpoint, cached per (model, device).
+
+Checkpoints are the ``.pt`` files Meta publishes (``{"model": state_dict}``).
+A file that belongs to another model than the chosen configuration raises
+:class:`CheckpointError`, which names the model the file seems to be for.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from .device import get_device
+
+#: Hugging Face id -> (sam2 configuration name, checkpoint file name), as sam2's ``build_sam.py``.
+HF_MODELS: dict[str, tuple[str, str]] = {
+    "facebook/sam2-hiera-tiny": ("configs/sam2/sam2_hiera_t.yaml", "sam2_hiera_tiny.pt"),
+    "facebook/sam2-hiera-small": ("configs/sam2/sam2_hiera_s.yaml", "sam2_hiera_small.pt"),
+    "facebook/sam2-hiera-base-plus": (
+        "configs/sam2/sam2_hiera_b+.yaml",
+        "sam2_hiera_base_plus.pt",
+    ),
+    "facebook/sam2-hiera-large": ("configs/sam2/sam2_hiera_l.yaml", "sam2_hiera_large.pt"),
+    "facebook/sam2.1-hiera-tiny": ("configs/sam2.1/sam2.1_hiera_t.yaml", "sam2.1_hiera_tiny.pt"),
+    "facebook/sam2.1-hiera-small": (
+        "configs/sam2.1/sam2.1_hiera_s.yaml",
+        "sam2.1_hiera_small.pt",
+    ),
+    "facebook/sam2.1-hiera-base-plus": (
+        "configs/sam2.1/sam2.1_hiera_b+.yaml",
+        "sam2.1_hiera_base_plus.pt",
+    ),
+    "facebook/sam2.1-hiera-large": (
+        "configs/sam2.1/sam2.1_hiera_l.yaml",
+        "sam2.1_hiera_large.pt",
+    ),
+}
+DEFAULT_MODEL = "facebook/sam2.1-hiera-tiny"
+
+_EMBED_KEY = "image_encoder.trunk.patch_embed.proj.weight"
+_BLOCK_PREFIX = "image_encoder.trunk.blocks."
+_V21_KEY = "no_obj_embed_spatial"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be loaded into the chosen SAM2 model, with what to do instead."""
+
+
+def config_for(model_id: str) -> str:
+    """The sam2 configuration name of a Hugging Face model id.
+
+    Raises
+    ------
+    ValueError
+        For ids that are not SAM2 or SAM2.1 models; the message lists the known ids.
+    """
+    try:
+        return HF_MODELS[model_id][0]
+    except KeyError:
+        raise ValueError(
+            f"{model_id!r} is not a SAM2 model id; choose one of {sorted(HF_MODELS)} "
+            "or a local checkpoint with its configuration."
+        ) from None
+
+
+def download_checkpoint(model_id: str) -> Path:
+    """Return the local path of a model's checkpoint, downloading it on first use.
+
+    ``huggingface_hub`` keeps the file in its cache (``HF_HUB_CACHE``), so later
+    calls work offline.
+    """
+    from huggingface_hub import hf_hub_download
+
+    config_for(model_id)
+    return Path(hf_hub_download(repo_id=model_id, filename=HF_MODELS[model_id][1]))
+
+
+def build_model(
+    config: str,
+    *,
+    checkpoint: str | Path | None = None,
+    device: str | torch.device = "cpu",
+    image_size: int | None = None,
+    seed: int | None = None,
+):
+    """Build a SAM2 model from a sam2 configuration, with weights from a checkpoint.
+
+    Parameters
+    ----------
+    config
+        A sam2 configuration name, e.g. ``"configs/sam2.1/sam2.1_hiera_t.yaml"``.
+    checkpoint
+        A ``.pt`` file holding ``{"model": state_dict}``; without one the weights
+        stay randomly initialised (for tests and timings).
+    device
+        Where the model runs.
+    image_size
+        Model input size; smaller than the configuration's 1024 makes random
+        test models fast. Checkpoints are trained at 1024.
+    seed
+        Seed of the random initialisation; the global random state is left as it was.
+
+    Returns
+    -------
+    sam2.modeling.sam2_base.SAM2Base
+        The model in eval mode on ``device``.
+
+    Raises
+    ------
+    CheckpointError
+        When the checkpoint does not match the configuration.
+    """
+    from sam2.build_sam import build_sam2
+
+    overrides = [] if image_size is None else [f"++model.image_size={int(image_size)}"]
+    with torch.random.fork_rng(devices=[]):
+        if seed is not None:
+            torch.manual_seed(seed)
+        model = build_sam2(config, None, device="cpu", hydra_overrides_extra=overrides)
+    if checkpoint is not None:
+        load_checkpoint(model, checkpoint, config)
+    return model.to(get_device(device)).eval()
+
+
+def load_checkpoint(model, checkpoint: str | Path, config: str = "") -> None:
+    """Load a sam2 checkpoint into ``model``, or raise :class:`CheckpointError` saying why not."""
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise CheckpointError(f"Checkpoint {path} does not exist; pick an existing .pt file.")
+    try:
+        content = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unreadable file gets the same advice
+        raise CheckpointError(
+            f"{path.name} is not a readable PyTorch checkpoint ({err}); pick a SAM2 .pt file."
+        ) from err
+    state = content.get("model") if isinstance(content, dict) else None
+    if not isinstance(state, dict):
+        raise CheckpointError(
+            f"{path.name} holds no SAM2 weights (no 'model' entry); pick a checkpoint "
+            "published with SAM2 or saved as {'model': state_dict}."
+        )
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong_shape = [
+        k
+        for k in expected.keys() & state.keys()
+        if tuple(expected[k].shape) != tuple(state[k].shape)
+    ]
+    if missing or unexpected or wrong_shape:
+        guess = guess_model(state)
+        which = (
+            f"it seems to be a checkpoint of {guess}"
+            if guess
+            else "it matches none of the SAM2 and SAM2.1 models"
+        )
+        raise CheckpointError(
+            f"{path.name} does not match the configuration {config or 'of this model'}: {which} "
+            f"({len(missing)} missing, {len(unexpected)} unexpected and {len(wrong_shape)} "
+            "differently shaped weights). Choose the configuration (or model id) that the "
+            "checkpoint was trained with."
+        )
+    model.load_state_dict(state)
+
+
+def _signature_of_state(state: dict) -> tuple[int, int, bool] | None:
+    if _EMBED_KEY not in state:
+        return None
+    blocks = {
+        key[len(_BLOCK_PREFIX) :].split(".")[0] for key in state if key.startswith(_BLOCK_PREFIX)
+    }
+    return int(state[_EMBED_KEY].shape[0]), len(blocks), _V21_KEY in state
+
+
+def _signature_of_config(config: str) -> tuple[int, int, bool]:
+    from hydra import compose
+    from sam2.modeling.backbones.hieradet import Hiera
+
+    defaults = inspect.signature(Hiera).parameters
+    model = compose(config_name=config).model
+    trunk = model.image_encoder.trunk
+    embed_dim = trunk.get("embed_dim", defaults["embed_dim"].default)
+    stages = trunk.get("stages", defaults["stages"].default)
+    return int(embed_dim), int(sum(stages)), bool(model.get(_V21_KEY, False))
+
+
+def guess_model(state: dict) -> str | None:
+    """The Hugging Face id of the model whose architecture a state dict fits, or ``None``."""
+    signature = _signature_of_state(state)
+    if signature is None:
+        return None
+    for model_id, (config, _) in HF_MODELS.items():
+        if _signature_of_config(config) == signature:
+            return model_id
+    return None
+
+
+class Sam2ModelCache:
+    """Loaded SAM2 models, one per (source, device), owned by a widget or a session.
+
+    Parameters
+    ----------
+    builder
+        Builds a model from ``(source, device, config)``; by default Hugging Face
+        ids are downloaded (or taken from the hub cache) and local checkpoints
+        are loaded with their configuration. Tests pass a builder of small
+        random models.
+    """
+
+    def __init__(self, builder: Callable[..., object] | None = None):
+        self._builder = builder or _build_from_source
+        self._models: dict[tuple[str, str], object] = {}
+
+    def get(self, source: str, device: str | torch.device = "auto", config: str | None = None):
+        """The model for a Hugging Face id or a local checkpoint path on ``device``, built once.
+
+        Parameters
+        ----------
+        source
+            A Hugging Face id (see :data:`HF_MODELS`) or the path of a ``.pt`` file.
+        device
+            ``"auto"``, ``"cuda"``, ``"mps"``, ``"cpu"``…
+        config
+            The sam2 configuration of a local checkpoint (required for files), or
+            the Hugging Face id of the model it was fine-tuned from.
+        """
+        resolved = get_device(device)
+        key = (f"{source}|{config or ''}", str(resolved))
+        if key not in self._models:
+            self._models[key] = self._builder(source, resolved, config)
+        return self._models[key]
+
+    def clear(self) -> None:
+        """Forget every model (frees their memory once no engine holds them)."""
+        self._models.clear()
+
+    def __len__(self) -> int:
+        return len(self._models)
+
+
+def _build_from_source(source: str, device: torch.device, config: str | None):
+    if source in HF_MODELS:
+        return build_model(
+            config_for(source), checkpoint=download_checkpoint(source), device=device
+        )
+    if config is None:
+        raise CheckpointError(
+            f"{Path(source).name} is a local checkpoint: also choose its configuration "
+            f"(one of {sorted(cfg for cfg, _ in HF_MODELS.values())})."
+        )
+    return build_model(
+        HF_MODELS[config][0] if config in HF_MODELS else config, checkpoint=source, device=device
+    )

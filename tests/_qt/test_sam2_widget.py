@@ -1,0 +1,108 @@
+"""The SAM2 widget in a real viewer, with a small random model instead of downloaded weights."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from napari_cytomask._qt.sam2_widget import Sam2Widget
+from napari_cytomask.models.sam2_models import build_model
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture(scope="module")
+def small_model():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors: extra OpenMP threads only wait on each other
+    model = build_model("configs/sam2.1/sam2.1_hiera_t.yaml", image_size=64, seed=0)
+    with torch.no_grad():
+        for mlp in model.sam_mask_decoder.output_hypernetworks_mlps:
+            mlp.layers[-1].weight.mul_(30.0)  # spread the random logits, see test_sam2_engine
+    yield model
+    torch.set_num_threads(threads)
+
+
+def image():
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:48, :64]
+    img = np.full((48, 64), 300, np.uint16)
+    for _ in range(8):
+        cy, cx, r = rng.integers(0, 48), rng.integers(0, 64), rng.integers(5, 15)
+        img[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = rng.integers(600, 3000)
+    return img
+
+
+def test_segment_then_a_filter_slider_updates_the_labels(
+    make_napari_viewer_proxy, qtbot, small_model
+):
+    viewer = make_napari_viewer_proxy()
+    viewer.add_image(np.zeros((8, 8), np.uint8), name="other")
+    layer = viewer.add_image(image(), name="phase", metadata={"cytomask": {"role": "input"}})
+    built = []
+
+    def builder(source, device, config):
+        built.append((source, str(device), config))
+        return small_model
+
+    widget = Sam2Widget(viewer, model_builder=builder)
+    viewer.window.add_dock_widget(widget)
+    assert widget.layer.currentText() == "phase"  # the input channel is the default
+    widget.set_values(
+        points_per_side=6,
+        pred_iou_thresh=0.0,
+        stability_score_thresh=0.0,
+        box_nms_thresh=1.0,
+        max_area_fraction=1.0,
+        order="score",
+    )
+    widget.device.setCurrentText("cpu")
+    widget.segment()
+    name = "phase SAM2 masks"
+    qtbot.waitUntil(lambda: name in viewer.layers, timeout=60000)
+    qtbot.waitUntil(lambda: widget._worker is None, timeout=10000)
+    labels = viewer.layers[name]
+    first = np.array(labels.data)
+    assert first.shape == layer.data.shape and first.max() > 0
+    assert set(labels.features["index"]) == set(np.unique(first[first > 0]))
+    assert {"predicted_iou", "stability_score", "area"} <= set(labels.features.columns)
+
+    ious = labels.features["predicted_iou"].to_numpy()
+    widget.set_values(pred_iou_thresh=float(np.round(np.median(ious), 2)))
+    qtbot.waitUntil(lambda: not np.array_equal(labels.data, first), timeout=30000)
+    qtbot.waitUntil(lambda: not widget._live.busy, timeout=10000)
+    assert labels.features["predicted_iou"].min() > np.round(np.median(ious), 2) - 1e-6
+    assert built == [("facebook/sam2.1-hiera-tiny", "cpu", None)]
+    engine = next(iter(widget._engines.values()))
+    assert engine.runs["encoder"] == 1  # the slider only re-filtered
+
+
+def test_current_position_of_a_stack_keeps_ids_unique(make_napari_viewer_proxy, qtbot, small_model):
+    viewer = make_napari_viewer_proxy()
+    stack = np.stack([image(), image()[::-1]])
+    viewer.add_image(stack, name="scan")
+    widget = Sam2Widget(viewer, model_builder=lambda source, device, config: small_model)
+    widget.set_values(
+        points_per_side=4,
+        pred_iou_thresh=0.0,
+        stability_score_thresh=0.0,
+        box_nms_thresh=1.0,
+        max_area_fraction=1.0,
+    )
+    assert widget.positions.currentText() == "current position"
+    name = "scan SAM2 masks"
+    for position in (1, 0):
+        viewer.dims.set_current_step(0, position)
+        widget.segment()
+        qtbot.waitUntil(
+            lambda p=position: name in viewer.layers and viewer.layers[name].data[p].any(),
+            timeout=30000,
+        )
+        qtbot.waitUntil(lambda: widget._worker is None, timeout=10000)
+    labels = viewer.layers[name]
+    assert labels.data.shape == stack.shape
+    first, second = (set(np.unique(labels.data[p])) - {0} for p in (0, 1))
+    assert first and second and not first & second
+    assert set(labels.features["index"]) == first | second
+    assert set(labels.features["position"]) == {0, 1}

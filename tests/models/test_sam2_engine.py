@@ -1,0 +1,254 @@
+"""The cached SAM2 engine against sam2's own SAM2AutomaticMaskGenerator.
+
+A randomly initialised SAM2.1 hiera-tiny (seeded) at a 64-pixel input keeps
+every run to about a second on a CPU. The hypernetwork output is scaled up so
+the random mask logits spread beyond the stability offset, which gives the
+candidates different stability scores, areas and predicted IoUs to filter on.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from sam2.automatic_mask_generator import SAM2AutomaticMaskGenerator
+
+from napari_cytomask.models.sam2_engine import (
+    LabelParams,
+    Sam2Engine,
+    Sam2Params,
+    _decode,
+    changed_params,
+    compress_masks,
+    rle_counts,
+    rle_to_mask,
+)
+from napari_cytomask.models.sam2_models import build_model
+
+SIZE = 64
+LOW = {"pred_iou_thresh": 0.0, "stability_score_thresh": 0.0, "points_per_side": 6}
+
+
+def small_model():
+    model = build_model("configs/sam2.1/sam2.1_hiera_t.yaml", image_size=SIZE, seed=0)
+    with torch.no_grad():
+        for mlp in model.sam_mask_decoder.output_hypernetworks_mlps:
+            mlp.layers[-1].weight.mul_(30.0)
+    return model
+
+
+def blobs(height=48, width=64, seed=0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:height, :width]
+    img = np.full((height, width, 3), 30, np.uint8)
+    for _ in range(8):
+        cy, cx, r = rng.integers(0, height), rng.integers(0, width), rng.integers(5, 15)
+        img[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = rng.integers(60, 255, 3)
+    return img
+
+
+def stock(model, image, params: Sam2Params):
+    gen = SAM2AutomaticMaskGenerator(model, **params.generator_kwargs())
+    size = model.image_size
+    # sam2's predictor hard-codes the feature sizes of a 1024 input.
+    gen.predictor._bb_feat_sizes = [(size // 4,) * 2, (size // 8,) * 2, (size // 16,) * 2]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return gen.generate(image)
+
+
+def assert_same(ours, theirs):
+    assert len(ours) == len(theirs)
+    for a, b in zip(ours, theirs, strict=True):
+        assert np.array_equal(a["segmentation"], b["segmentation"])
+        assert a["area"] == b["area"]
+        assert a["bbox"] == b["bbox"]
+        assert a["point_coords"] == b["point_coords"]
+        assert a["crop_box"] == b["crop_box"]
+        assert a["predicted_iou"] == pytest.approx(b["predicted_iou"], abs=1e-6)
+        assert a["stability_score"] == pytest.approx(b["stability_score"], abs=1e-6)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # Tiny tensors: OpenMP threads only wait on each other, badly so on shared cores.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return small_model()
+
+
+@pytest.fixture(scope="module")
+def image():
+    return blobs()
+
+
+@pytest.fixture(scope="module")
+def engine(model):
+    return Sam2Engine(model)
+
+
+def quiet(func, *args):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return func(*args)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        LOW,
+        {**LOW, "box_nms_thresh": 1.0},
+        {
+            "points_per_side": 6,
+            "pred_iou_thresh": 0.5,
+            "stability_score_thresh": 0.6,
+            "box_nms_thresh": 1.0,
+        },
+        {**LOW, "min_mask_region_area": 20, "box_nms_thresh": 1.0},
+        {**LOW, "use_m2m": True, "box_nms_thresh": 1.0},
+        {
+            **LOW,
+            "multimask_output": False,
+            "box_nms_thresh": 1.0,
+            "output_mode": "uncompressed_rle",
+        },
+        {**LOW, "crop_n_layers": 1, "box_nms_thresh": 0.9, "crop_n_points_downscale_factor": 2},
+    ],
+    ids=["low", "no-nms", "thresholds", "min-region", "m2m", "single-rle", "crops"],
+)
+def test_engine_equals_the_stock_generator(model, image, engine, kwargs):
+    params = Sam2Params(**kwargs)
+    theirs = stock(model, image, params)
+    ours = quiet(engine.generate, image, params)
+    if params.output_mode == "uncompressed_rle":
+        ours = [
+            {
+                **m,
+                "segmentation": rle_to_mask(
+                    np.array(m["segmentation"]["counts"]), m["segmentation"]["size"]
+                ),
+            }
+            for m in ours
+        ]
+        theirs = [
+            {
+                **m,
+                "segmentation": rle_to_mask(
+                    np.array(m["segmentation"]["counts"]), m["segmentation"]["size"]
+                ),
+            }
+            for m in theirs
+        ]
+    assert len(theirs) > 0
+    assert_same(ours, theirs)
+
+
+def test_filters_reuse_candidates_and_decoder_changes_reuse_features(model, image):
+    calls = []
+    forward = model.image_encoder.forward
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return forward(*args, **kwargs)
+
+    engine = Sam2Engine(model)
+    first = Sam2Params(**LOW, box_nms_thresh=1.0)
+    quiet(engine.generate, image, first)
+    all_candidates = quiet(engine.generate, image, first)
+    assert len(all_candidates) == 6 * 6 * 3
+    ious = np.array([m["predicted_iou"] for m in all_candidates])
+    stab = np.array([m["stability_score"] for m in all_candidates])
+    model.image_encoder.forward = counting
+    try:
+        refiltered = Sam2Params(
+            points_per_side=6,
+            pred_iou_thresh=float(np.median(ious)),
+            stability_score_thresh=float(np.median(stab)),
+            box_nms_thresh=0.95,
+        )
+        assert changed_params(first, refiltered) == "filter"
+        ours = quiet(engine.generate, image, refiltered)
+        assert calls == [] and engine.runs == {"encoder": 1, "decoder": 1}
+        redecoded = Sam2Params(
+            points_per_side=5,
+            pred_iou_thresh=0.0,
+            stability_score_thresh=0.0,
+            stability_score_offset=0.5,
+            box_nms_thresh=1.0,
+        )
+        assert changed_params(refiltered, redecoded) == "decoder"
+        ours_decoded = quiet(engine.generate, image, redecoded)
+        assert calls == [] and engine.runs == {"encoder": 1, "decoder": 2}
+    finally:
+        model.image_encoder.forward = forward
+    assert 0 < len(ours) < len(all_candidates)
+    assert_same(ours, stock(model, image, refiltered))
+    assert_same(ours_decoded, stock(model, image, redecoded))
+
+
+def test_rle_counts_match_sam2():
+    from sam2.utils.amg import mask_to_rle_pytorch
+
+    rng = np.random.default_rng(1)
+    masks = torch.as_tensor(rng.random((5, 7, 9)) > 0.5)
+    masks[0] = True
+    masks[1] = False
+    ours = rle_counts(masks)
+    theirs = mask_to_rle_pytorch(masks)
+    assert [c.tolist() for c in ours] == [r["counts"] for r in theirs]
+    for counts, mask in zip(ours, masks, strict=True):
+        assert np.array_equal(rle_to_mask(counts, (7, 9)), mask.numpy())
+    compact = torch.zeros(3, 40, 50, dtype=bool)
+    compact[1, 5:20, 10:30] = True
+    both = torch.cat(
+        [masks.new_zeros(0, 40, 50), compact, torch.as_tensor(rng.random((2, 40, 50)) > 0.5)]
+    )
+    items = compress_masks(both)
+    assert [item.dtype for item in items] == [np.int32] * 3 + [np.uint8] * 2  # smaller wins
+    for item, mask in zip(items, both, strict=True):
+        assert np.array_equal(_decode(item, (40, 50)), mask.numpy())
+
+
+def test_segment_gives_labels_with_features(engine):
+    gray = blobs()[..., 1].astype(np.uint16) * 200
+    stack = np.stack([gray, gray[::-1]])
+    result = quiet(
+        engine.segment,
+        stack,
+        Sam2Params(**LOW, box_nms_thresh=1.0),
+        LabelParams(max_area_fraction=1.0, order="score"),
+    )
+    assert result.labels.shape == stack.shape
+    ids = np.unique(result.labels[result.labels > 0])
+    assert np.array_equal(np.sort(result.features["index"]), ids)
+    assert set(result.features["position"]) <= {0, 1}
+    for key in ("predicted_iou", "stability_score", "area", "mask_area"):
+        assert len(result.features[key]) == len(ids)
+    areas = np.bincount(result.labels.ravel())[result.features["index"]]
+    assert np.array_equal(areas, result.features["area"])
+
+
+def test_out_of_memory_halves_the_batch_and_keeps_the_masks(model, image, monkeypatch):
+    engine = Sam2Engine(model)
+    decode = engine._decode_batch
+    sizes = []
+
+    def tight_memory(feats, points, *args):
+        sizes.append(len(points))
+        if len(points) > 16:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return decode(feats, points, *args)
+
+    monkeypatch.setattr(engine, "_decode_batch", tight_memory)
+    params = Sam2Params(**LOW, box_nms_thresh=1.0)
+    ours = quiet(engine.generate, image, params)
+    assert sizes[:3] == [36, 18, 9] and engine.points_per_batch == 9
+    assert_same(ours, quiet(Sam2Engine(model).generate, image, params))

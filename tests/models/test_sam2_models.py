@@ -1,0 +1,108 @@
+"""Loading SAM2 weights by Hugging Face id and from local files, with checkpoints made here."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from napari_cytomask.models import sam2_models
+from napari_cytomask.models.sam2_models import (
+    HF_MODELS,
+    CheckpointError,
+    Sam2ModelCache,
+    build_model,
+    config_for,
+    load_checkpoint,
+)
+
+TINY = "configs/sam2.1/sam2.1_hiera_t.yaml"
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return build_model(TINY, seed=3)
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tiny, tmp_path_factory):
+    path = tmp_path_factory.mktemp("ckpt") / "sam2.1_hiera_tiny.pt"
+    torch.save({"model": tiny.state_dict()}, path)
+    return path
+
+
+def same_weights(a, b) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_ids_map_to_sam2_configs():
+    from sam2.build_sam import HF_MODEL_ID_TO_FILENAMES
+
+    assert HF_MODELS == HF_MODEL_ID_TO_FILENAMES
+    assert config_for("facebook/sam2.1-hiera-large") == "configs/sam2.1/sam2.1_hiera_l.yaml"
+    assert config_for("facebook/sam2-hiera-base-plus") == "configs/sam2/sam2_hiera_b+.yaml"
+    with pytest.raises(ValueError, match="not a SAM2 model id"):
+        config_for("facebook/sam-vit-huge")
+
+
+def test_hf_id_and_local_file_load_the_weights(tiny, tiny_checkpoint, monkeypatch):
+    asked = []
+
+    def fake_download(repo_id, filename):
+        asked.append((repo_id, filename))
+        return str(tiny_checkpoint)
+
+    monkeypatch.setattr("huggingface_hub.hf_hub_download", fake_download)
+    cache = Sam2ModelCache()
+    by_id = cache.get("facebook/sam2.1-hiera-tiny", "cpu")
+    assert asked == [("facebook/sam2.1-hiera-tiny", "sam2.1_hiera_tiny.pt")]
+    assert same_weights(by_id, tiny)
+    assert cache.get("facebook/sam2.1-hiera-tiny", "auto") is by_id  # "auto" is the CPU here
+    assert len(asked) == 1 and len(cache) == 1
+
+    by_path = cache.get(str(tiny_checkpoint), "cpu", config="facebook/sam2.1-hiera-tiny")
+    assert by_path is not by_id and same_weights(by_path, tiny)
+    with pytest.raises(CheckpointError, match="also choose its configuration"):
+        cache.get(str(tiny_checkpoint), "cpu")
+
+
+def test_checkpoint_of_another_model_says_which_model_it_is(tiny_checkpoint):
+    with pytest.raises(
+        CheckpointError, match=r"seems to be a checkpoint of facebook/sam2.1-hiera-tiny"
+    ):
+        build_model("configs/sam2.1/sam2.1_hiera_s.yaml", checkpoint=tiny_checkpoint)
+
+
+def test_unreadable_or_foreign_files_are_refused(tiny, tmp_path):
+    text = tmp_path / "notes.pt"
+    text.write_text("not a checkpoint")
+    with pytest.raises(CheckpointError, match="not a readable PyTorch checkpoint"):
+        load_checkpoint(tiny, text)
+    foreign = tmp_path / "unet.pt"
+    torch.save({"state_dict": {"w": torch.zeros(1)}}, foreign)
+    with pytest.raises(CheckpointError, match="no 'model' entry"):
+        load_checkpoint(tiny, foreign)
+    other = tmp_path / "other.pt"
+    torch.save({"model": {"w": torch.zeros(1)}}, other)
+    with pytest.raises(CheckpointError, match="matches none of the SAM2"):
+        load_checkpoint(tiny, other, TINY)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tiny, tmp_path / "missing.pt")
+
+
+def test_hub_cache_layout_is_used_offline(tiny_checkpoint, tmp_path, monkeypatch):
+    # The file huggingface_hub finds in its cache without network access.
+    repo = tmp_path / "models--facebook--sam2.1-hiera-tiny"
+    commit = "0" * 40
+    snapshot = repo / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    (snapshot / "sam2.1_hiera_tiny.pt").write_bytes(tiny_checkpoint.read_bytes())
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import huggingface_hub.constants as constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    path = sam2_models.download_checkpoint("facebook/sam2.1-hiera-tiny")
+    assert path.read_bytes() == tiny_checkpoint.read_bytes()
