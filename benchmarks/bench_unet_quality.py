@@ -1,0 +1,137 @@
+"""Train a U-Net on usiigaci phase-contrast images and score it on held-out test images.
+
+The images are split by image (80/10/10, seeded, recorded in the checkpoint);
+training uses the project's own training function (the one behind
+``cytomask train``), the checkpoint kept is the one with the best validation
+mean-average F1, and this script reports on the test images it never saw:
+mean-average F1 over IoU 0.50:0.95, F1 at IoU 0.5 and 0.75, and pixel IoU.
+
+Usage (a short CPU run, about 20 minutes on 2 shared cores; one thread is
+faster than two on a machine whose cores are busy with other work)::
+
+    python benchmarks/bench_unet_quality.py --threads 1 --time-limit 840
+
+A full-length run on a GPU machine::
+
+    python benchmarks/bench_unet_quality.py --device cuda --encoder resnet34 \
+        --encoder-depth 5 --epochs 150 --steps-per-epoch 100 --batch-size 16 \
+        --crop-size 256 --time-limit 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from _common import cpu_model
+from napari_cytomask.models.inference import UNetPredictor
+from napari_cytomask.models.training import (
+    TrainingSettings,
+    evaluate_model,
+    samples_from_folders,
+    scores_of,
+    train,
+)
+from napari_cytomask.models.unet import UNetConfig
+
+DATA = Path(
+    os.environ.get("CYTOMASK_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
+
+
+def machine(device: str) -> str:
+    """CPU model (and GPU name) of this machine."""
+    text = f"{cpu_model()}, {os.cpu_count()} logical cores, torch threads {torch.get_num_threads()}"
+    if device.startswith("cuda") and torch.cuda.is_available():
+        text += f"; GPU {torch.cuda.get_device_name()}"
+    return text
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=DATA / "usiigaci-phc")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--encoder", default="resnet18")
+    parser.add_argument("--encoder-depth", type=int, default=4)
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--steps-per-epoch", type=int, default=30)
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--crop-size", type=int, default=256)
+    parser.add_argument("--learning-rate", type=float, default=2e-3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--time-limit", type=float, default=16 * 60, help="seconds of training (0: no limit)"
+    )
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch default)")
+    parser.add_argument("--output", type=Path, default=Path("bench_unet_quality.safetensors"))
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    pattern = args.data / "set*"
+    t0 = time.perf_counter()
+    samples = samples_from_folders(str(pattern / "raw.tif"), str(pattern / "instances_ids.png"))
+    config = UNetConfig(
+        encoder=args.encoder, encoder_depth=args.encoder_depth, tile_size=args.crop_size
+    )
+    settings = TrainingSettings(
+        epochs=args.epochs,
+        steps_per_epoch=args.steps_per_epoch,
+        batch_size=args.batch_size,
+        crop_size=args.crop_size,
+        learning_rate=args.learning_rate,
+        seed=args.seed,
+        device=args.device,
+        time_limit=args.time_limit or None,
+        patience=max(args.epochs, 1),
+    )
+    print(f"machine: {machine(args.device)}")
+    print(f"command: {shlex.join([sys.executable, *sys.argv])}")
+    print(f"{len(samples)} images loaded in {time.perf_counter() - t0:.1f} s")
+    t1 = time.perf_counter()
+    result = train(samples, args.output, config, settings, sources=[str(pattern)])
+    train_s = time.perf_counter() - t1
+    training = result.description["training"]
+    split = training["split"]
+    print(
+        f"split (seed {args.seed}): "
+        + json.dumps({k: [Path(n).parent.name for n in v] for k, v in split.items()})
+    )
+    print(
+        f"trained {training['epochs_done']} epochs (best), {len(result.history)} run, "
+        f"{training['steps_done']} steps, in {train_s / 60:.1f} min; "
+        f"pretrained encoder: {training['pretrained_encoder']}"
+    )
+    for row in result.history:
+        val = row["validation"] or {}
+        print(
+            f"  epoch {row['epoch']:3d}  loss {row['loss']:.4f}  "
+            f"val maF1 {val.get('mean_average_f1', float('nan')):.3f}  "
+            f"val F1@0.5 {val.get('f1_50', float('nan')):.3f}"
+        )
+    predictor = UNetPredictor.from_checkpoint(result.checkpoint, args.device)
+    by_name = {s.name: s for s in samples}
+    test = [by_name[n] for n in split["test"]]
+    t2 = time.perf_counter()
+    scores = scores_of(evaluate_model(predictor, test, batch_size=args.batch_size))
+    print(f"test images: {len(test)} ({time.perf_counter() - t2:.1f} s to segment and score)")
+    print(
+        f"TEST mean-average F1 (IoU 0.50:0.95) {scores['mean_average_f1']:.3f} | "
+        f"F1@0.5 {scores['f1_50']:.3f} | F1@0.75 {scores['f1_75']:.3f} | "
+        f"pixel IoU {scores['pixel_iou']:.3f} | cells {scores['n_true']} true, "
+        f"{scores['n_pred']} predicted | goal F1@0.5 >= 0.85: "
+        f"{'met' if scores['f1_50'] >= 0.85 else 'not met'}"
+    )
+    print(f"checkpoint: {result.checkpoint}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

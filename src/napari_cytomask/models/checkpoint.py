@@ -1,0 +1,311 @@
+"""U-Net checkpoints: safetensors weights with a JSON description in one file.
+
+The description (architecture, encoder, input channels and their
+normalisation, targets, tile size, training data, split and scores) is stored
+in the safetensors header's metadata under ``"napari-cytomask"``. One file
+cannot lose its description, and the header can be read without loading the
+weights, so the widget lists models quickly and a wrong file is explained
+before anything is built.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .unet import ARCHITECTURES, TARGETS, UNetConfig, build_model
+
+#: Value of the ``format`` field of every description.
+FORMAT = "napari-cytomask-unet"
+#: Current description version; loading accepts this one and older ones.
+FORMAT_VERSION = 1
+#: Metadata key of the description in the safetensors header.
+METADATA_KEY = "napari-cytomask"
+#: File name suffix of checkpoints.
+SUFFIX = ".safetensors"
+#: Environment variable that overrides the checkpoint folder.
+DIR_ENV = "CYTOMASK_UNET_DIR"
+
+# safetensors refuses headers above 100 MB; anything larger is not a checkpoint.
+_MAX_HEADER = 100_000_000
+_ZIP_MAGIC = b"PK\x03\x04"
+_PICKLE_MAGIC = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
+
+
+class CheckpointError(ValueError):
+    """A file that cannot be used as a U-Net checkpoint, with what to do about it."""
+
+
+def cache_dir() -> Path:
+    """The folder where trained U-Net checkpoints are kept and listed.
+
+    ``$CYTOMASK_UNET_DIR`` when set; otherwise the user cache folder:
+    ``$XDG_CACHE_HOME/napari-cytomask/unet`` (``~/.cache/...`` by default) on
+    Linux, ``~/Library/Caches/napari-cytomask/unet`` on macOS and
+    ``%LOCALAPPDATA%\\napari-cytomask\\Cache\\unet`` on Windows.
+    """
+    override = os.environ.get(DIR_ENV)
+    if override:
+        return Path(override).expanduser()
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
+        return base / "napari-cytomask" / "Cache" / "unet"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / "napari-cytomask" / "unet"
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "napari-cytomask" / "unet"
+
+
+def list_checkpoints(folder: str | os.PathLike | None = None) -> list[Path]:
+    """Checkpoint files in ``folder`` (default :func:`cache_dir`), newest first.
+
+    Files whose header is not a napari-cytomask description are left out.
+    """
+    folder = Path(folder) if folder is not None else cache_dir()
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in folder.glob(f"*{SUFFIX}"):
+        try:
+            read_description(path)
+        except CheckpointError:
+            continue
+        found.append(path)
+    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+def describe(config: UNetConfig, **extra) -> dict:
+    """A checkpoint description for ``config`` plus extra top-level fields.
+
+    Parameters
+    ----------
+    config
+        The network.
+    **extra
+        E.g. ``channel_names``, ``boundary_width``, ``training`` (data summary,
+        split, settings) and ``scores`` (validation metrics).
+    """
+    from .. import __version__
+
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "plugin_version": __version__,
+        **config.to_dict(),
+        "classes": list(config.classes),
+        **extra,
+    }
+
+
+def save_checkpoint(path: str | os.PathLike, model: nn.Module, description: dict) -> Path:
+    """Write weights and description to ``path`` atomically (temporary file, then rename).
+
+    Parameters
+    ----------
+    path
+        Target file; ``.safetensors`` is appended when missing.
+    model
+        The network.
+    description
+        From :func:`describe`; it must be JSON-serialisable.
+
+    Returns
+    -------
+    pathlib.Path
+        The written file.
+    """
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    if path.suffix != SUFFIX:
+        path = path.with_name(path.name + SUFFIX)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
+    metadata = {METADATA_KEY: json.dumps(description, sort_keys=True)}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _not_a_checkpoint(path: Path, why: str) -> CheckpointError:
+    return CheckpointError(
+        f"{path} is not a napari-cytomask U-Net checkpoint: {why}. Pick a .safetensors file "
+        "written by 'Train a U-Net' or 'cytomask train'."
+    )
+
+
+def _read_header(path: Path) -> dict:
+    """The safetensors header of ``path``, with clear errors for other and broken files."""
+    if not path.is_file():
+        raise CheckpointError(f"{path} does not exist; pick an existing checkpoint file.")
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        head = fh.read(8)
+        if head.startswith(_ZIP_MAGIC) or head[:2] in _PICKLE_MAGIC:
+            raise _not_a_checkpoint(
+                path,
+                "it is a PyTorch pickle (.pt/.pth, e.g. a SAM2 model); SAM2 models are "
+                "opened in the SAM2 widget",
+            )
+        if len(head) < 8:
+            raise CheckpointError(
+                f"{path} is truncated or corrupt ({size} bytes, too short for a header); "
+                "copy or train it again."
+            )
+        (n,) = struct.unpack("<Q", head)
+        if n > _MAX_HEADER:
+            raise _not_a_checkpoint(path, "it has no safetensors header")
+        if 8 + n > size:
+            raise CheckpointError(
+                f"{path} is truncated or corrupt (its header needs {8 + n} bytes, the file "
+                f"has {size}); copy or train it again."
+            )
+        raw = fh.read(n)
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise _not_a_checkpoint(path, "it has no safetensors header") from err
+    if not isinstance(header, dict):
+        raise _not_a_checkpoint(path, "it has no safetensors header")
+    ends = [
+        v["data_offsets"][1]
+        for k, v in header.items()
+        if k != "__metadata__" and isinstance(v, dict) and "data_offsets" in v
+    ]
+    if 8 + n + max(ends, default=0) > size:
+        raise CheckpointError(
+            f"{path} is truncated or corrupt (its weights need {8 + n + max(ends)} bytes, the "
+            f"file has {size}); copy or train it again."
+        )
+    return header
+
+
+def read_description(path: str | os.PathLike) -> dict:
+    """The JSON description of a checkpoint, checked, without loading the weights.
+
+    Raises
+    ------
+    CheckpointError
+        When the file is missing, truncated, not a safetensors file, a
+        safetensors file of another program, of a newer format version, or
+        describes an architecture or target this version does not know.
+    """
+    path = Path(path)
+    header = _read_header(path)
+    text = (header.get("__metadata__") or {}).get(METADATA_KEY)
+    if text is None:
+        raise _not_a_checkpoint(path, "its safetensors header has no napari-cytomask description")
+    try:
+        desc = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{path} has a corrupt description ({err}); train it again.") from err
+    if not isinstance(desc, dict) or desc.get("format") != FORMAT:
+        raise _not_a_checkpoint(path, f"its description is not of format {FORMAT!r}")
+    version = desc.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} has checkpoint format version {version}, newer than this plugin reads "
+            f"({FORMAT_VERSION}); update napari-cytomask."
+        )
+    if desc.get("architecture") not in ARCHITECTURES:
+        raise CheckpointError(
+            f"{path} holds an unknown architecture {desc.get('architecture')!r}; this version "
+            f"of napari-cytomask knows {sorted(ARCHITECTURES)}. Update the plugin or pick "
+            "another model."
+        )
+    if desc.get("targets") not in TARGETS:
+        raise CheckpointError(
+            f"{path} predicts unknown targets {desc.get('targets')!r}; this version knows "
+            f"{sorted(TARGETS)}. Update the plugin or pick another model."
+        )
+    return desc
+
+
+def config_of(description: dict) -> UNetConfig:
+    """The network configuration of a checkpoint description."""
+    try:
+        return UNetConfig.from_dict(description)
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"the checkpoint describes an invalid network: {err}") from err
+
+
+def check_input_channels(description: dict, n_channels: int, path: str | os.PathLike = "") -> None:
+    """Raise :class:`CheckpointError` unless the model takes ``n_channels`` inputs."""
+    expected = int(description["in_channels"])
+    if expected != n_channels:
+        names = description.get("channel_names") or []
+        hint = f" ({', '.join(map(str, names))})" if names else ""
+        where = f"{path} " if path else "The model "
+        raise CheckpointError(
+            f"{where}expects {expected} input channel(s){hint} but {n_channels} were given; "
+            f"pick {expected} image layer(s)/channel(s) or a model trained on {n_channels}."
+        )
+
+
+def load_checkpoint(
+    path: str | os.PathLike,
+    device: str | torch.device = "cpu",
+    *,
+    in_channels: int | None = None,
+) -> tuple[nn.Module, dict]:
+    """Load a checkpoint: the network in evaluation mode on ``device``, and its description.
+
+    Parameters
+    ----------
+    path
+        A ``.safetensors`` file written by :func:`save_checkpoint`.
+    device
+        Where to put the network.
+    in_channels
+        When given, the number of channels the caller will feed; a mismatch
+        raises a clear error.
+
+    Returns
+    -------
+    model : torch.nn.Module
+    description : dict
+
+    Raises
+    ------
+    CheckpointError
+        See :func:`read_description`; also for weights that do not fit the
+        described network.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    desc = read_description(path)
+    if in_channels is not None:
+        check_input_channels(desc, in_channels, path)
+    config = config_of(desc)
+    model, _ = build_model(config, encoder_weights=None)
+    try:
+        state = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError) as err:
+        raise CheckpointError(
+            f"{path} is truncated or corrupt ({err}); copy or train it again."
+        ) from err
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()
+        raise CheckpointError(
+            f"the weights in {path} do not fit the network its description gives "
+            f"({first[0] if first else err}); the file is corrupt: train it again."
+        ) from err
+    model.to(device).eval()
+    return model, desc

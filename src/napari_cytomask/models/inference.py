@@ -1,0 +1,453 @@
+"""U-Net inference over overlapping tiles blended with a smooth window, without seams.
+
+Each frame (every leading axis of the input is a frame: tiles of a scan, time
+points) is normalised by percentiles, cut into overlapping tiles, predicted in
+batches (with autocast on CUDA and optional flip test-time augmentation), and
+blended: every tile's class probabilities are weighted by a window that is 1 in
+its middle and falls smoothly towards its edges, where a network sees least
+context, and the weighted sum is divided by the summed weights. Tiles
+are processed one row of tiles at a time and finished rows are written out, so
+memory holds one band of tiles, not the frame: a dask or zarr scan larger than
+memory streams through, and the probabilities can go to a memmap or zarr array.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..postprocess import iter_watershed
+from .checkpoint import check_input_channels, config_of, load_checkpoint
+from .device import autocast_dtype, get_device
+from .unet import UNetConfig, model_device, normalise, percentile_range
+
+#: Default post-processing of each target: parameters of the watershed functions.
+DEFAULT_POSTPROCESS = {
+    "interior_boundary": {
+        "interior_threshold": 0.5,
+        "foreground_threshold": 0.5,
+        "min_marker_size": 10,
+    },
+    "foreground": {"threshold": 0.5, "markers": "h_maxima", "h": 2.0},
+}
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Progress of a segmentation.
+
+    Attributes
+    ----------
+    stage
+        ``"predict"`` (tiles through the network) or ``"instances"`` (watershed).
+    done, total
+        Steps done and the number of steps of this stage.
+    """
+
+    stage: str
+    done: int
+    total: int
+
+
+@dataclass
+class Segmentation:
+    """The result of :func:`iter_segment`.
+
+    Attributes
+    ----------
+    probabilities
+        ``(K, *frames, Y, X)`` float32 probability of each class (numpy, memmap or zarr).
+    classes
+        Class names, in the order of ``probabilities``.
+    labels
+        ``(*frames, Y, X)`` instance labels, ids unique across frames.
+    """
+
+    probabilities: np.ndarray
+    classes: tuple[str, ...]
+    labels: np.ndarray | None
+
+
+class UNetPredictor:
+    """A loaded network with its description, ready to predict.
+
+    Parameters
+    ----------
+    model
+        The network (evaluation mode).
+    config
+        Its configuration.
+    description
+        The checkpoint description (or ``{}`` for a network not yet saved).
+    """
+
+    def __init__(self, model: nn.Module, config: UNetConfig, description: dict | None = None):
+        self.model = model.eval()
+        self.config = config
+        self.description = description or {}
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, device="auto") -> UNetPredictor:
+        """Load a checkpoint onto a device (``"auto"``, ``"cpu"``, ``"cuda:0"``, ...)."""
+        model, desc = load_checkpoint(path, get_device(device))
+        return cls(model, config_of(desc), desc)
+
+    @property
+    def device(self) -> torch.device:
+        """Where the network runs."""
+        return model_device(self.model)
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """Output class names."""
+        return self.config.classes
+
+
+class PredictorCache:
+    """Loaded networks keyed by file, modification time and device, so a click never reloads.
+
+    Parameters
+    ----------
+    size
+        How many networks to keep.
+    """
+
+    def __init__(self, size: int = 2):
+        self.size = size
+        self._items: dict[tuple, UNetPredictor] = {}
+
+    def get(self, path: str | os.PathLike, device="auto") -> UNetPredictor:
+        """The predictor of ``path`` on ``device``, loading it when needed."""
+        path = Path(path).resolve()
+        dev = get_device(device)
+        key = (str(path), path.stat().st_mtime_ns, str(dev))
+        if key not in self._items:
+            while len(self._items) >= self.size:
+                self._items.pop(next(iter(self._items)))
+            self._items[key] = UNetPredictor.from_checkpoint(path, dev)
+        return self._items[key]
+
+
+def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
+    """Start positions of tiles of length ``tile`` covering ``size`` with at least ``overlap``.
+
+    The last tile ends at the image edge; a single tile covers images up to ``tile``.
+    """
+    if size <= tile:
+        return [0]
+    step = max(1, tile - overlap)
+    n = math.ceil((size - tile) / step) + 1
+    # Spread the tiles evenly so every overlap is at least ``overlap``.
+    return [round(i * (size - tile) / (n - 1)) for i in range(n)]
+
+
+def blend_window(length: int, ramp: int) -> np.ndarray:
+    """1D weights: 1 in the middle, a smooth ramp ``sin(pi t / 2) ** 8`` over ``ramp`` pixels.
+
+    The steep ramp gives the outer part of every overlap almost entirely to the
+    neighbouring tile, whose centre it is: predictions near a tile's edge suffer
+    from the convolutions' zero padding. The weights never reach 0, so pixels
+    covered by a single tile (at image borders) keep their prediction after
+    normalisation.
+    """
+    w = np.ones(length, np.float32)
+    ramp = min(ramp, length // 2)
+    if ramp > 0:
+        t = (np.arange(ramp, dtype=np.float32) + 0.5) / ramp
+        edge = np.sin(np.pi * t / 2) ** 8
+        w[:ramp] = edge
+        w[length - ramp :] = edge[::-1]
+    return np.maximum(w, 1e-4)
+
+
+def _padded_size(size: int, multiple: int) -> int:
+    return max(multiple, math.ceil(size / multiple) * multiple)
+
+
+def _read_tile(frame, y: int, x: int, th: int, tw: int) -> tuple[np.ndarray, int, int]:
+    """Read a tile from every channel of a frame; pad tiles beyond small images by reflection."""
+    arrays = [np.asarray(ch[y : y + th, x : x + tw], dtype=np.float32) for ch in frame]
+    block = np.stack(arrays)
+    h, w = block.shape[-2:]
+    if (h, w) != (th, tw):
+        mode = "reflect" if h > 1 and w > 1 else "edge"
+        block = np.pad(block, ((0, 0), (0, th - h), (0, tw - w)), mode=mode)
+    return block, h, w
+
+
+@torch.inference_mode()
+def predict_tiles(predictor: UNetPredictor, batch: np.ndarray, *, tta: bool = False) -> np.ndarray:
+    """Class probabilities of a batch of normalised tiles ``(B, C, Y, X)`` -> ``(B, K, Y, X)``.
+
+    Parameters
+    ----------
+    predictor
+        The network.
+    batch
+        float32 tiles, sizes a multiple of the network's downsampling.
+    tta
+        Average the predictions of the tile and its horizontal, vertical and
+        double flips.
+    """
+    device = predictor.device
+    x = torch.from_numpy(np.ascontiguousarray(batch)).to(device)
+    dtype = autocast_dtype(device)
+    flips = [(), (-1,), (-2,), (-2, -1)] if tta else [()]
+    total = None
+    for dims in flips:
+        xin = torch.flip(x, dims) if dims else x
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            logits = predictor.model(xin)
+        probs = torch.softmax(logits.float(), dim=1)
+        if dims:
+            probs = torch.flip(probs, dims)
+        total = probs if total is None else total + probs
+    return (total / len(flips)).cpu().numpy()
+
+
+def _as_channels(image, in_channels: int) -> list:
+    """One array per channel, each ``(*frames, Y, X)``."""
+    if isinstance(image, (list, tuple)):
+        channels = list(image)
+    else:
+        channels = [image]
+    shapes = {tuple(ch.shape) for ch in channels}
+    if len(shapes) != 1:
+        raise ValueError(
+            f"all input channels must have the same shape, got {sorted(shapes)}; pick layers "
+            "of the same scan."
+        )
+    shape = shapes.pop()
+    if len(shape) < 2 or 0 in shape:
+        raise ValueError(f"the input has shape {shape}; pick a 2D image or a stack of them.")
+    if len(channels) != in_channels:
+        check_input_channels({"in_channels": in_channels}, len(channels))
+    return channels
+
+
+def iter_predict(
+    predictor: UNetPredictor,
+    image,
+    *,
+    tile_size: int | None = None,
+    overlap: int = 64,
+    batch_size: int = 0,
+    tta: bool = False,
+    out=None,
+) -> Generator[Progress, None, np.ndarray]:
+    """Class probabilities of an image or stack, yielding progress after each batch of tiles.
+
+    Parameters
+    ----------
+    predictor
+        The network.
+    image
+        ``(*frames, Y, X)`` array (numpy, dask, zarr, memmap), or a list of
+        such arrays, one per input channel.
+    tile_size
+        Tile size (rounded up to the network's size multiple); default: the
+        checkpoint's tile size.
+    overlap
+        Minimum overlap of neighbouring tiles in pixels; the blending ramp is
+        this wide, so make it larger than the region where tile borders hurt
+        (about 32 to 128 pixels).
+    batch_size
+        Tiles per forward pass; 0 picks 8 on a GPU and 1 on the CPU, where
+        batching gains no speed but multiplies the memory of activations.
+    tta
+        Flip test-time augmentation (4 passes per tile).
+    out
+        Preallocated ``(K, *frames, Y, X)`` float32 output (numpy, memmap, zarr);
+        by default a numpy array.
+
+    Returns
+    -------
+    numpy.ndarray or the given ``out``
+    """
+    config = predictor.config
+    channels = _as_channels(image, config.in_channels)
+    shape = tuple(channels[0].shape)
+    frames_shape, (height, width) = shape[:-2], shape[-2:]
+    n_frames = int(np.prod(frames_shape, dtype=np.int64))
+    multiple = config.size_multiple
+    tile = _padded_size(tile_size or config.tile_size, multiple)
+    if overlap < 0 or overlap >= tile:
+        raise ValueError(f"overlap must be in [0, tile size) = [0, {tile}); got {overlap}.")
+    th = min(tile, _padded_size(height, multiple))
+    tw = min(tile, _padded_size(width, multiple))
+    ys, xs = tile_starts(height, th, overlap), tile_starts(width, tw, overlap)
+    # Ramps as wide as the smallest actual overlap keep the blend smooth everywhere.
+    wy = blend_window(th, overlap if len(ys) > 1 else 0)
+    wx = blend_window(tw, overlap if len(xs) > 1 else 0)
+    n_classes = len(config.classes)
+    if out is None:
+        out = np.zeros((n_classes, *shape), np.float32)
+    elif tuple(out.shape) != (n_classes, *shape):
+        raise ValueError(f"out has shape {tuple(out.shape)}, expected {(n_classes, *shape)}.")
+    low, high = config.percentiles
+    if batch_size <= 0:
+        batch_size = 8 if predictor.device.type != "cpu" else 1
+    batches_per_row = math.ceil(len(xs) / batch_size)
+    total = n_frames * len(ys) * batches_per_row
+    done = 0
+    yield Progress("predict", 0, total)
+    for f in range(n_frames):
+        index = np.unravel_index(f, frames_shape) if frames_shape else ()
+        raw = [ch[index] if index else ch for ch in channels]
+        ranges = [percentile_range(ch, low, high) for ch in raw]
+        band = np.zeros((n_classes, th, width), np.float32)
+        weight = np.zeros((th, width), np.float32)
+        for r, y in enumerate(ys):
+            for b in range(0, len(xs), batch_size):
+                row_xs = xs[b : b + batch_size]
+                tiles, sizes = [], []
+                for x in row_xs:
+                    block, h, w = _read_tile(raw, y, x, th, tw)
+                    for c, (lo, hi) in enumerate(ranges):
+                        block[c] = normalise(block[c], lo, hi)
+                    tiles.append(block)
+                    sizes.append((h, w))
+                probs = predict_tiles(predictor, np.stack(tiles), tta=tta)
+                for x, p, (h, w) in zip(row_xs, probs, sizes, strict=True):
+                    win = wy[:h, None] * wx[None, :w]
+                    band[:, :h, x : x + w] += p[:, :h, :w] * win
+                    weight[:h, x : x + w] += win
+                done += 1
+                yield Progress("predict", done, total)
+            # Rows above the next tile row get no more contributions: write them out.
+            stop = ys[r + 1] if r + 1 < len(ys) else height
+            n = stop - y
+            out[(slice(None), *index, slice(y, stop))] = band[:, :n] / weight[:n]
+            band = np.roll(band, -n, axis=1)
+            weight = np.roll(weight, -n, axis=0)
+            band[:, th - n :] = 0
+            weight[th - n :] = 0
+    return out
+
+
+def predict(predictor: UNetPredictor, image, **kwargs) -> np.ndarray:
+    """Run :func:`iter_predict` to the end and return the probabilities."""
+    return _drain(iter_predict(predictor, image, **kwargs))
+
+
+def probabilities_to_instances(
+    probabilities,
+    targets: str,
+    *,
+    params: dict | None = None,
+    cleanup: dict | None = None,
+    chunk_size: int | None = 2048,
+    overlap: int = 256,
+    out=None,
+) -> Generator[tuple[int, int], None, np.ndarray]:
+    """Instance labels from class probabilities, yielding ``(done, total)`` (a generator).
+
+    Parameters
+    ----------
+    probabilities
+        ``(K, *frames, Y, X)`` from :func:`iter_predict`.
+    targets
+        ``"interior_boundary"`` or ``"foreground"``.
+    params
+        Watershed parameters (see :data:`DEFAULT_POSTPROCESS`).
+    cleanup
+        Clean-up parameters of :func:`napari_cytomask.postprocess.clean_labels`.
+    chunk_size, overlap
+        Frames larger than ``chunk_size`` are split into windows (see
+        :func:`napari_cytomask.postprocess.iter_watershed`).
+    out
+        Preallocated integer output of the frame shape.
+    """
+    params = {**DEFAULT_POSTPROCESS[targets], **(params or {})}
+    if targets == "interior_boundary":
+        inputs = (probabilities[1], probabilities[2])
+        method = "interior_boundary"
+    else:
+        inputs = (probabilities[1],)
+        method = "foreground"
+    shape = tuple(inputs[0].shape)
+    if chunk_size is not None and max(shape[-2:]) <= chunk_size + 2 * overlap:
+        chunk_size = None
+    return (
+        yield from iter_watershed(
+            method,
+            *inputs,
+            params=params,
+            cleanup=cleanup,
+            chunk_size=chunk_size,
+            overlap=overlap,
+            out=out,
+        )
+    )
+
+
+def iter_segment(
+    predictor: UNetPredictor,
+    image,
+    *,
+    tile_size: int | None = None,
+    overlap: int = 64,
+    batch_size: int = 0,
+    tta: bool = False,
+    postprocess: dict | None = None,
+    cleanup: dict | None = None,
+    probabilities_out=None,
+    labels_out=None,
+    instances: bool = True,
+) -> Generator[Progress, None, Segmentation]:
+    """Probabilities and instance labels of an image or stack ("Segment cytoplasm").
+
+    A generator yielding :class:`Progress`; its return value is a
+    :class:`Segmentation`. Parameters are those of :func:`iter_predict` and of
+    :func:`probabilities_to_instances` (``postprocess`` are the watershed
+    parameters); ``instances=False`` stops after the probabilities.
+    """
+    probs = yield from iter_predict(
+        predictor,
+        image,
+        tile_size=tile_size,
+        overlap=overlap,
+        batch_size=batch_size,
+        tta=tta,
+        out=probabilities_out,
+    )
+    labels = None
+    if instances:
+        gen = probabilities_to_instances(
+            probs, predictor.config.targets, params=postprocess, cleanup=cleanup, out=labels_out
+        )
+        while True:
+            try:
+                done, total = next(gen)
+            except StopIteration as stop:
+                labels = stop.value
+                break
+            yield Progress("instances", done, total)
+    return Segmentation(probs, predictor.classes, labels)
+
+
+def segment(predictor: UNetPredictor, image, **kwargs) -> Segmentation:
+    """Run :func:`iter_segment` to the end and return the :class:`Segmentation`."""
+    return _drain(iter_segment(predictor, image, **kwargs))
+
+
+def memmap_probabilities(path: str | os.PathLike, n_classes: int, shape: Sequence[int]):
+    """A float32 ``.npy`` memmap for the probabilities of an image larger than memory."""
+    return np.lib.format.open_memmap(
+        str(path), mode="w+", dtype=np.float32, shape=(n_classes, *shape)
+    )
+
+
+def _drain(gen):
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value

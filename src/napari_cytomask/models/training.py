@@ -1,0 +1,928 @@
+"""Training a U-Net on pairs of images and instance labels.
+
+Data come from arrays (napari layers), from folders of files matched by glob
+patterns, or from the input and mask channels of tile scans. Images are split
+by image into training, validation and test sets, deterministically from a
+seed, and the split is recorded in the checkpoint. Training samples random
+crops (mostly centred on cells), augmented by 90° rotations, flips, arbitrary
+rotations and mild intensity changes; targets (background / interior /
+boundary, or foreground) are made from the augmented instance labels, so
+boundaries keep their width. The loss is class-weighted cross-entropy plus
+Dice; the checkpoint kept is the one with the best validation mean-average F1
+(IoU 0.50:0.95) of the instances it produces.
+
+:func:`iter_train` is a generator that yields :class:`TrainingProgress` after
+every step and epoch, so a widget can plot the loss and stop between steps.
+"""
+
+from __future__ import annotations
+
+import glob
+import math
+import os
+import re
+import time
+from collections.abc import Generator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import ndimage as ndi
+
+from ..labels import as_labels, check_same_shape
+from ..metrics import Evaluation, evaluate
+from ..postprocess import instances_to_interior_boundary
+from .checkpoint import (
+    SUFFIX,
+    cache_dir,
+    config_of,
+    describe,
+    load_checkpoint,
+    save_checkpoint,
+)
+from .device import autocast_dtype, get_device
+from .inference import UNetPredictor, iter_predict, probabilities_to_instances
+from .unet import UNetConfig, build_model, normalise_channels
+
+SPLITS = ("train", "validation", "test")
+#: Smallest tile size recorded for inference in a trained checkpoint.
+INFERENCE_TILE = 512
+
+
+@dataclass
+class TrainingSample:
+    """One image with its instance labels.
+
+    Attributes
+    ----------
+    name
+        Unique name, used by the split (file path, layer name and tile).
+    channels
+        ``(C, Y, X)`` raw intensities, one plane per input channel.
+    labels
+        ``(Y, X)`` instance labels, 0 background.
+    """
+
+    name: str
+    channels: np.ndarray
+    labels: np.ndarray
+
+
+@dataclass
+class TrainingSettings:
+    """How to train.
+
+    Attributes
+    ----------
+    epochs
+        Maximum number of epochs.
+    steps_per_epoch
+        Optimiser steps per epoch (each on ``batch_size`` random crops).
+    batch_size
+        Crops per step.
+    crop_size
+        Crop size in pixels (a multiple of the network's size multiple).
+    learning_rate, weight_decay
+        AdamW settings.
+    lr_patience, lr_factor
+        ReduceLROnPlateau: epochs without improvement before the rate is multiplied by the factor.
+    patience
+        Early stopping: epochs without a better validation score before training stops.
+    boundary_width
+        Width of the boundary class in pixels.
+    fractions
+        Training, validation and test fractions of the images.
+    seed
+        Seed of the split, the crops and the network initialisation.
+    cell_bias
+        Probability that a crop is centred on a cell pixel rather than anywhere.
+    rotate
+        Use arbitrary rotations besides 90° rotations and flips.
+    dice_weight
+        Weight of the Dice term in the loss.
+    encoder_weights
+        ``"imagenet"`` to start from pretrained encoder weights when available, or ``None``.
+    device
+        ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
+    validation_overlap
+        Tile overlap when predicting validation images.
+    time_limit
+        Stop after the epoch during which this many seconds have passed (``None``: no limit).
+    """
+
+    epochs: int = 50
+    steps_per_epoch: int = 100
+    batch_size: int = 8
+    crop_size: int = 256
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    lr_patience: int = 4
+    lr_factor: float = 0.5
+    patience: int = 12
+    boundary_width: int = 2
+    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    seed: int = 0
+    cell_bias: float = 0.9
+    rotate: bool = True
+    dice_weight: float = 1.0
+    encoder_weights: str | None = "imagenet"
+    device: str = "auto"
+    validation_overlap: int = 64
+    time_limit: float | None = None
+
+    def validate(self) -> None:
+        """Raise :class:`ValueError` for impossible settings."""
+        for name in ("epochs", "steps_per_epoch", "batch_size", "crop_size", "boundary_width"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1 (got {getattr(self, name)}).")
+        if len(self.fractions) != 3 or min(self.fractions) < 0 or sum(self.fractions) <= 0:
+            raise ValueError(
+                f"fractions must be three non-negative numbers (train, validation, test); "
+                f"got {self.fractions}."
+            )
+        if self.fractions[0] <= 0:
+            raise ValueError("the training fraction must be positive.")
+
+
+@dataclass(frozen=True)
+class TrainingProgress:
+    """What :func:`iter_train` reports.
+
+    Attributes
+    ----------
+    epoch, epochs
+        Current epoch (1-based) and the maximum.
+    step, steps
+        Step within the epoch (1-based) and steps per epoch.
+    global_step
+        Steps since the first training run (continues on resume).
+    loss
+        Loss of this step (``nan`` in an end-of-epoch report).
+    learning_rate
+        Current learning rate.
+    validation
+        End-of-epoch validation scores (``mean_average_f1``, ``f1_50``,
+        ``pixel_iou``, ...), else ``None``.
+    improved
+        Whether this epoch's checkpoint was saved as the new best.
+    message
+        A sentence for the user (e.g. pretrained weights unavailable), else ``None``.
+    phase
+        ``"train"`` (a step), ``"validate"`` (``step`` of ``steps`` validation
+        images done), ``"epoch"`` (end of an epoch, with ``validation``) or
+        ``"notice"`` (a ``message``).
+    """
+
+    epoch: int
+    epochs: int
+    step: int
+    steps: int
+    global_step: int
+    loss: float
+    learning_rate: float
+    validation: dict | None = None
+    improved: bool = False
+    message: str | None = None
+    phase: str = "train"
+
+
+@dataclass
+class TrainingResult:
+    """Return value of :func:`iter_train`.
+
+    Attributes
+    ----------
+    checkpoint
+        The file holding the best network.
+    description
+        Its description.
+    history
+        One dict per epoch: ``epoch``, ``loss`` (mean), ``validation`` scores.
+    stopped_early
+        Whether early stopping ended training.
+    """
+
+    checkpoint: Path
+    description: dict
+    history: list[dict] = field(default_factory=list)
+    stopped_early: bool = False
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def _frames(array) -> list[np.ndarray]:
+    """2D frames of a ``(*frames, Y, X)`` array."""
+    arr = np.asarray(array)
+    if arr.ndim < 2:
+        raise ValueError(f"an image must be at least 2D (got shape {arr.shape}).")
+    return list(arr.reshape(-1, *arr.shape[-2:]))
+
+
+def samples_from_arrays(
+    images, labels, name: str = "image", *, channel_axis: int | None = None
+) -> list[TrainingSample]:
+    """Training samples from an image (or stack) and its instance labels, e.g. napari layers.
+
+    Parameters
+    ----------
+    images
+        ``(*frames, Y, X)`` array, a list of such arrays (one per channel), or
+        one array with a channel axis given by ``channel_axis``.
+    labels
+        ``(*frames, Y, X)`` instance labels; every frame becomes one sample.
+    name
+        Base name of the samples (frames get ``name[i]``).
+    channel_axis
+        Axis of ``images`` that holds the channels, if any.
+
+    Returns
+    -------
+    list of TrainingSample
+    """
+    if isinstance(images, (list, tuple)):
+        channels = [np.asarray(ch) for ch in images]
+    elif channel_axis is not None:
+        channels = list(np.moveaxis(np.asarray(images), channel_axis, 0))
+    else:
+        channels = [np.asarray(images)]
+    lab = as_labels(labels, f"mask of {name}")
+    for ch in channels:
+        check_same_shape(ch, lab, f"image {name}", f"mask of {name}")
+    per_channel = [_frames(ch) for ch in channels]
+    lab_frames = _frames(lab)
+    samples = []
+    for i, frame_labels in enumerate(lab_frames):
+        frame_name = name if len(lab_frames) == 1 else f"{name}[{i}]"
+        stack = np.stack([frames[i] for frames in per_channel])
+        samples.append(TrainingSample(frame_name, stack, frame_labels))
+    return samples
+
+
+def _read_image(path: str) -> np.ndarray:
+    if path.lower().endswith((".tif", ".tiff")):
+        import tifffile
+
+        return tifffile.imread(path)
+    from skimage.io import imread
+
+    return imread(path)
+
+
+def _pattern_regex(pattern: str) -> re.Pattern:
+    """A regex whose groups capture what each wildcard (``*``, ``?``, ``[...]``) matched."""
+    parts = []
+    pieces = re.split(r"(\*\*|\*|\?|\[[^\]]+\])", os.path.normpath(os.path.expanduser(pattern)))
+    for piece in pieces:
+        if piece.startswith("[") and piece.endswith("]") and len(piece) > 2:
+            body = piece[1:-1]
+            body = "^" + body[1:] if body.startswith("!") else body
+            parts.append(f"([{body.replace(chr(92), chr(92) * 2)}])")
+        elif piece == "**":
+            parts.append("(.*)")
+        elif piece == "*":
+            parts.append(r"([^/\\]*)")
+        elif piece == "?":
+            parts.append(r"([^/\\])")
+        else:
+            parts.append(re.escape(piece))
+    return re.compile("".join(parts) + r"\Z")
+
+
+def match_files(image_pattern: str, mask_pattern: str) -> list[tuple[str, str]]:
+    """Pairs of image and mask files matched by what their patterns' wildcards capture.
+
+    ``data/set*/raw.tif`` and ``data/set*/instances_ids.png`` pair
+    ``data/set7/raw.tif`` with ``data/set7/instances_ids.png``.
+
+    Raises
+    ------
+    ValueError
+        When a pattern matches nothing, or an image has no mask.
+    """
+    found = {}
+    for which, pattern in (("image", image_pattern), ("mask", mask_pattern)):
+        regex = _pattern_regex(pattern)
+        files = sorted(glob.glob(os.path.expanduser(pattern), recursive=True))
+        if not files:
+            raise ValueError(f"the {which} pattern {pattern!r} matches no file; check the path.")
+        keyed = {}
+        for path in files:
+            m = regex.match(os.path.normpath(path))
+            keyed[m.groups() if m else (path,)] = path
+        found[which] = keyed
+    images, masks = found["image"], found["mask"]
+    missing = [images[k] for k in images if k not in masks]
+    if missing:
+        raise ValueError(
+            f"{len(missing)} image(s) have no mask matching {mask_pattern!r}, e.g. {missing[0]}; "
+            "use the same wildcards in both patterns."
+        )
+    return [(images[k], masks[k]) for k in sorted(images)]
+
+
+def samples_from_folders(image_pattern: str, mask_pattern: str) -> list[TrainingSample]:
+    """Training samples from image and mask files matched by glob patterns.
+
+    Parameters
+    ----------
+    image_pattern, mask_pattern
+        Glob patterns (``*``, ``?``, ``[...]``, ``**``) with the same wildcards, e.g.
+        ``usiigaci-phc/set*/raw.tif`` and ``usiigaci-phc/set*/instances_ids.png``.
+
+    Returns
+    -------
+    list of TrainingSample
+        One per image (or per frame of a stack), named after the image file.
+    """
+    samples = []
+    for image_path, mask_path in match_files(image_pattern, mask_pattern):
+        image = _read_image(image_path)
+        mask = _read_image(mask_path)
+        if (
+            image.ndim == mask.ndim + 1
+            and image.shape[-1] in (3, 4)
+            and image.shape[:-1] == mask.shape
+        ):
+            # RGB(A) files: the colour axis holds the channels.
+            samples += samples_from_arrays(image, mask, image_path, channel_axis=-1)
+        else:
+            samples += samples_from_arrays(image, mask, image_path)
+    return samples
+
+
+def samples_from_tilescans(
+    paths: Sequence[str | os.PathLike],
+    input_channels: int | Sequence[int],
+    mask_channel: int,
+) -> list[TrainingSample]:
+    """Training samples from the input and mask channels of tile scans, one per tile.
+
+    Parameters
+    ----------
+    paths
+        TIFF tile scans (read with :func:`napari_cytomask.io.tiff.read_tiff`).
+    input_channels
+        Index (or indices) of the channel(s) to segment, as numbered in the file (0-based).
+    mask_channel
+        Index of the channel that holds instance labels.
+
+    Returns
+    -------
+    list of TrainingSample
+    """
+    from ..io.layers import METADATA_KEY
+    from ..io.tiff import read_tiff
+
+    wanted = [input_channels] if isinstance(input_channels, int) else list(input_channels)
+    samples = []
+    for path in paths:
+        layers = read_tiff(path)
+        by_index = {kw["metadata"][METADATA_KEY]["channel_index"]: data for data, kw, _ in layers}
+        for index in [*wanted, mask_channel]:
+            if index not in by_index:
+                raise ValueError(
+                    f"{path} has no channel {index}; it has channels {sorted(by_index)} "
+                    "(numbered from 0)."
+                )
+        images = [np.asarray(by_index[i]) for i in wanted]
+        samples += samples_from_arrays(images, np.asarray(by_index[mask_channel]), str(path))
+    return samples
+
+
+def split_by_image(
+    names: Sequence[str], fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0
+) -> dict[str, list[str]]:
+    """A deterministic split of image names into training, validation and test sets.
+
+    The names are sorted, shuffled by ``seed`` and cut by ``fractions`` (rounded,
+    with at least one validation image when there are two images or more and a
+    validation fraction, and at least one training image).
+
+    Returns
+    -------
+    dict
+        ``{"train": [...], "validation": [...], "test": [...]}``, each sorted.
+    """
+    names = sorted(set(names))
+    n = len(names)
+    total = float(sum(fractions))
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = round(n * fractions[1] / total)
+    n_test = round(n * fractions[2] / total)
+    if fractions[1] > 0 and n >= 2:
+        n_val = max(n_val, 1)
+    if fractions[2] > 0 and n >= 3:
+        n_test = max(n_test, 1)
+    while n - n_val - n_test < 1 and (n_val or n_test):
+        if n_test >= n_val:
+            n_test -= 1
+        else:
+            n_val -= 1
+    shuffled = [names[i] for i in order]
+    split = {
+        "validation": shuffled[:n_val],
+        "test": shuffled[n_val : n_val + n_test],
+        "train": shuffled[n_val + n_test :],
+    }
+    return {k: sorted(split[k]) for k in SPLITS}
+
+
+# ----------------------------------------------------------------------------- crops
+
+
+def make_targets(labels: np.ndarray, targets: str, boundary_width: int) -> np.ndarray:
+    """Class map of instance labels: 0/1/2 (background/interior/boundary) or 0/1 (foreground)."""
+    if targets == "foreground":
+        return (labels > 0).astype(np.uint8)
+    return instances_to_interior_boundary(labels, boundary_width=boundary_width)
+
+
+class CropSampler:
+    """Random augmented training crops of normalised images and their targets.
+
+    Parameters
+    ----------
+    samples
+        Training samples.
+    config
+        The network (targets, percentiles).
+    settings
+        Crop size, boundary width, cell bias, rotation.
+    rng
+        Random generator.
+    """
+
+    def __init__(self, samples, config: UNetConfig, settings: TrainingSettings, rng):
+        self.config = config
+        self.settings = settings
+        self.rng = rng
+        self.images = [normalise_channels(s.channels, config.percentiles) for s in samples]
+        self.labels = [s.labels for s in samples]
+        self.cells = [np.flatnonzero(lab.ravel() > 0) for lab in self.labels]
+
+    def class_frequencies(self) -> np.ndarray:
+        """Fraction of pixels of each class over all training images."""
+        counts = np.zeros(len(self.config.classes))
+        for lab in self.labels:
+            t = make_targets(lab, self.config.targets, self.settings.boundary_width)
+            counts += np.bincount(t.ravel(), minlength=len(counts))[: len(counts)]
+        return counts / max(counts.sum(), 1)
+
+    def _region(self, i: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """A ``size`` square of image ``i`` (padded when the image is smaller), mostly on cells."""
+        image, labels = self.images[i], self.labels[i]
+        h, w = labels.shape
+        if self.cells[i].size and self.rng.random() < self.settings.cell_bias:
+            cy, cx = divmod(int(self.rng.choice(self.cells[i])), w)
+        else:
+            cy, cx = int(self.rng.integers(h)), int(self.rng.integers(w))
+        y0 = int(np.clip(cy - size // 2, 0, max(h - size, 0)))
+        x0 = int(np.clip(cx - size // 2, 0, max(w - size, 0)))
+        img = image[:, y0 : y0 + size, x0 : x0 + size]
+        lab = labels[y0 : y0 + size, x0 : x0 + size]
+        ph, pw = size - lab.shape[0], size - lab.shape[1]
+        if ph or pw:
+            img = np.pad(
+                img, ((0, 0), (0, ph), (0, pw)), mode="reflect" if min(h, w) > 1 else "edge"
+            )
+            lab = np.pad(lab, ((0, ph), (0, pw)))
+        return img, lab
+
+    def crop(self) -> tuple[np.ndarray, np.ndarray]:
+        """One augmented crop: ``(C, S, S)`` float32 image and ``(S, S)`` class map."""
+        s = self.settings.crop_size
+        i = int(self.rng.integers(len(self.images)))
+        h, w = self.labels[i].shape
+        big = math.ceil(s * math.sqrt(2)) + 2
+        if self.settings.rotate and min(h, w) >= big and self.rng.random() < 0.5:
+            img, lab = self._region(i, big)
+            angle = float(self.rng.uniform(0, 360))
+            img = ndi.rotate(img, angle, axes=(1, 2), reshape=False, order=1, mode="reflect")
+            lab = ndi.rotate(lab, angle, reshape=False, order=0, mode="constant")
+            o = (big - s) // 2
+            img, lab = img[:, o : o + s, o : o + s], lab[o : o + s, o : o + s]
+        else:
+            img, lab = self._region(i, s)
+        k = int(self.rng.integers(4))
+        img, lab = np.rot90(img, k, axes=(1, 2)), np.rot90(lab, k)
+        if self.rng.random() < 0.5:
+            img, lab = img[:, :, ::-1], lab[:, ::-1]
+        # Mild intensity changes: contrast, brightness, gamma-like curve and noise.
+        img = img * self.rng.uniform(0.85, 1.15) + self.rng.uniform(-0.1, 0.1)
+        if self.rng.random() < 0.3:
+            img = img + self.rng.normal(0, 0.02, img.shape)
+        target = make_targets(
+            np.ascontiguousarray(lab), self.config.targets, self.settings.boundary_width
+        )
+        return np.ascontiguousarray(img, dtype=np.float32), target
+
+    def batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n`` crops as tensors ``(n, C, S, S)`` and ``(n, S, S)``."""
+        crops = [self.crop() for _ in range(n)]
+        x = torch.from_numpy(np.stack([c[0] for c in crops]))
+        y = torch.from_numpy(np.stack([c[1] for c in crops]).astype(np.int64))
+        return x, y
+
+
+def class_weights(frequencies: np.ndarray, max_weight: float = 10.0) -> np.ndarray:
+    """Median-frequency class weights, capped: rare classes (the boundary) weigh more."""
+    freq = np.maximum(np.asarray(frequencies, dtype=np.float64), 1e-6)
+    weights = np.median(freq) / freq
+    return np.clip(weights, 1.0 / max_weight, max_weight)
+
+
+def segmentation_loss(
+    logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor, dice_weight: float = 1.0
+) -> torch.Tensor:
+    """Class-weighted cross-entropy plus soft Dice over the non-background classes.
+
+    Parameters
+    ----------
+    logits
+        ``(B, K, Y, X)`` network output.
+    target
+        ``(B, Y, X)`` class indices.
+    weights
+        ``(K,)`` cross-entropy class weights.
+    dice_weight
+        Weight of the Dice term.
+    """
+    logits = logits.float()
+    ce = F.cross_entropy(logits, target, weight=weights)
+    probs = torch.softmax(logits, dim=1)[:, 1:]
+    onehot = F.one_hot(target, logits.shape[1]).permute(0, 3, 1, 2)[:, 1:].float()
+    inter = (probs * onehot).sum(dim=(0, 2, 3))
+    denom = probs.sum(dim=(0, 2, 3)) + onehot.sum(dim=(0, 2, 3))
+    dice = 1 - ((2 * inter + 1) / (denom + 1)).mean()
+    return ce + dice_weight * dice
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+def f1_at(evaluation: Evaluation, threshold: float = 0.5) -> float:
+    """Instance F1 at one IoU threshold of the mean-average-F1 thresholds."""
+    thresholds = np.asarray(evaluation.maf1_matches.thresholds)
+    index = int(np.argmin(np.abs(thresholds - threshold)))
+    return float(evaluation.maf1_matches.f1[index])
+
+
+def scores_of(evaluation: Evaluation) -> dict:
+    """Headline scores of an evaluation: mean-average F1, F1 at 0.5 and 0.75, pixel metrics."""
+    summary = evaluation.summary()
+    return {
+        "mean_average_f1": summary["mean_average_f1"],
+        "f1_50": f1_at(evaluation, 0.5),
+        "f1_75": f1_at(evaluation, 0.75),
+        "pixel_iou": summary["pixel_iou"],
+        "pixel_f1": summary["pixel_f1"],
+        "n_true": int(evaluation.maf1_matches.n_true),
+        "n_pred": int(evaluation.maf1_matches.n_pred),
+    }
+
+
+def iter_evaluate(
+    predictor: UNetPredictor,
+    samples: Sequence[TrainingSample],
+    *,
+    overlap: int = 64,
+    batch_size: int = 8,
+    tta: bool = False,
+    postprocess: dict | None = None,
+) -> Generator[tuple[int, int], None, Evaluation | None]:
+    """Segment samples and compare with their labels; yields ``(done, total)`` images.
+
+    Returns
+    -------
+    napari_cytomask.metrics.Evaluation or None
+        Counts summed over the images (``None`` without samples).
+    """
+    total = None
+    for i, sample in enumerate(samples):
+        probs = _drain(
+            iter_predict(
+                predictor, list(sample.channels), overlap=overlap, batch_size=batch_size, tta=tta
+            )
+        )
+        labels = _drain(
+            probabilities_to_instances(probs, predictor.config.targets, params=postprocess)
+        )
+        result = evaluate(sample.labels, labels)
+        total = result if total is None else total + result
+        yield i + 1, len(samples)
+    return total
+
+
+def evaluate_model(predictor: UNetPredictor, samples, **kwargs) -> Evaluation | None:
+    """Run :func:`iter_evaluate` to the end."""
+    return _drain(iter_evaluate(predictor, samples, **kwargs))
+
+
+def _drain(gen):
+    """Run a generator to the end and return its return value."""
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def default_output(config: UNetConfig) -> Path:
+    """A new checkpoint path in :func:`cache_dir` named after the network and the time."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return (
+        cache_dir() / f"{config.architecture}-{config.encoder}-{config.targets}-{stamp}.safetensors"
+    )
+
+
+def _summary(samples: Sequence[TrainingSample]) -> dict:
+    return {
+        "images": len(samples),
+        "pixels": int(sum(s.labels.size for s in samples)),
+        "cells": int(sum(len(np.unique(s.labels)) - 1 for s in samples)),
+    }
+
+
+def iter_train(
+    samples: Sequence[TrainingSample],
+    output: str | os.PathLike | None = None,
+    config: UNetConfig | None = None,
+    settings: TrainingSettings | None = None,
+    *,
+    resume: str | os.PathLike | None = None,
+    sources: Sequence[str] = (),
+    split: dict[str, list[str]] | None = None,
+) -> Generator[TrainingProgress, None, TrainingResult]:
+    """Train a network, yielding :class:`TrainingProgress` after every step and every epoch.
+
+    Parameters
+    ----------
+    samples
+        Images with instance labels (see :func:`samples_from_arrays`,
+        :func:`samples_from_folders`, :func:`samples_from_tilescans`).
+    output
+        Checkpoint file to write; default a new file in :func:`cache_dir`.
+    config
+        The network; ignored when resuming (the checkpoint's network is used).
+        ``in_channels`` is set from the samples.
+    settings
+        How to train.
+    resume
+        A checkpoint to continue from: its network, weights, split and epoch count.
+    sources
+        Where the samples came from (file patterns, layer names), recorded in the checkpoint.
+    split
+        An explicit split ``{"train": names, "validation": names, "test": names}``;
+        default :func:`split_by_image` with ``settings.fractions`` and ``seed``.
+
+    Returns
+    -------
+    TrainingResult
+        The best checkpoint (by validation mean-average F1, or by training loss
+        without validation images) and the history.
+
+    Raises
+    ------
+    ValueError
+        For no samples, inconsistent channels, or impossible settings.
+    CheckpointError
+        When ``resume`` is not a usable checkpoint.
+    """
+    settings = settings or TrainingSettings()
+    settings.validate()
+    samples = list(samples)
+    if not samples:
+        raise ValueError("no training images were given; pick images with instance labels.")
+    names = [s.name for s in samples]
+    if len(set(names)) != len(names):
+        raise ValueError("training samples need unique names.")
+    n_channels = {s.channels.shape[0] for s in samples}
+    if len(n_channels) != 1:
+        raise ValueError(f"all images need the same number of channels (got {sorted(n_channels)}).")
+    in_channels = n_channels.pop()
+
+    device = get_device(settings.device)
+    torch.manual_seed(settings.seed)
+    rng = np.random.default_rng(settings.seed)
+    previous: dict = {}
+    notice = None
+    if resume is not None:
+        model, previous = load_checkpoint(resume, "cpu", in_channels=in_channels)
+        config = config_of(previous)
+        model.train()
+        recorded = (previous.get("training") or {}).get("split")
+        if split is None and recorded and set(sum(recorded.values(), [])) == set(names):
+            split = recorded
+    else:
+        base = config or UNetConfig()
+        config = UNetConfig.from_dict({**base.to_dict(), "in_channels": in_channels})
+        model, notice = build_model(config, settings.encoder_weights)
+    if settings.crop_size % config.size_multiple:
+        raise ValueError(
+            f"crop size {settings.crop_size} must be a multiple of {config.size_multiple} "
+            f"for an encoder of depth {config.encoder_depth}."
+        )
+    # Inference tiles can be larger than training crops (the network is fully
+    # convolutional); larger tiles waste less time on overlaps.
+    config.tile_size = max(config.tile_size, settings.crop_size, INFERENCE_TILE)
+    split = split or split_by_image(names, settings.fractions, settings.seed)
+    by_name = {s.name: s for s in samples}
+    unknown = [n for part in split.values() for n in part if n not in by_name]
+    if unknown:
+        raise ValueError(f"the split names images that were not given, e.g. {unknown[0]!r}.")
+    train_set = [by_name[n] for n in split["train"]]
+    val_set = [by_name[n] for n in split["validation"]]
+    if not train_set:
+        raise ValueError("the split leaves no training image; give more images.")
+
+    sampler = CropSampler(train_set, config, settings, rng)
+    freq = sampler.class_frequencies()
+    weights = class_weights(freq)
+    model.to(device)
+    optimiser = torch.optim.AdamW(
+        model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
+    )
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimiser, mode="max", factor=settings.lr_factor, patience=settings.lr_patience
+    )
+    amp_dtype = autocast_dtype(device)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    weight_t = torch.as_tensor(weights, dtype=torch.float32, device=device)
+
+    output = Path(output) if output is not None else default_output(config)
+    if output.suffix != SUFFIX:
+        output = output.with_name(output.name + SUFFIX)
+    prev_training = previous.get("training") or {}
+    epoch0 = int(prev_training.get("epochs_done", 0))
+    global_step = int(prev_training.get("steps_done", 0))
+    history: list[dict] = list(prev_training.get("history", []))
+    best = (previous.get("scores") or {}).get("validation", {}).get("mean_average_f1")
+    best_score = float(best) if best is not None and val_set else -math.inf
+    best_description: dict | None = None
+    since_best = 0
+    stopped_early = False
+    settings_record = {k: v for k, v in asdict(settings).items() if k != "device"}
+    settings_record["device"] = str(device)
+
+    def description(epoch: int, scores: dict | None) -> dict:
+        return describe(
+            config,
+            boundary_width=settings.boundary_width,
+            training={
+                "sources": list(sources) or list(prev_training.get("sources", [])),
+                "split": split,
+                "split_seed": settings.seed,
+                "data": {k: _summary([by_name[n] for n in split[k]]) for k in SPLITS},
+                "class_frequencies": [float(f) for f in freq],
+                "class_weights": [float(w) for w in weights],
+                "settings": settings_record,
+                "epochs_done": epoch,
+                "steps_done": global_step,
+                "history": history,
+                "resumed_from": str(resume) if resume is not None else None,
+                "pretrained_encoder": (
+                    settings.encoder_weights if notice is None and resume is None else None
+                ),
+            },
+            scores={"validation": scores} if scores else {},
+        )
+
+    if notice:
+        yield TrainingProgress(
+            epoch0,
+            epoch0 + settings.epochs,
+            0,
+            settings.steps_per_epoch,
+            global_step,
+            math.nan,
+            settings.learning_rate,
+            message=notice,
+            phase="notice",
+        )
+    last_epoch = epoch0 + settings.epochs
+    started = time.monotonic()
+    for epoch in range(epoch0 + 1, last_epoch + 1):
+        model.train()
+        losses = []
+        for step in range(1, settings.steps_per_epoch + 1):
+            x, y = sampler.batch(settings.batch_size)
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            optimiser.zero_grad(set_to_none=True)
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                logits = model(x)
+            loss = segmentation_loss(logits, y, weight_t, settings.dice_weight)
+            scaler.scale(loss).backward()
+            scaler.step(optimiser)
+            scaler.update()
+            global_step += 1
+            losses.append(float(loss.detach()))
+            yield TrainingProgress(
+                epoch,
+                last_epoch,
+                step,
+                settings.steps_per_epoch,
+                global_step,
+                losses[-1],
+                optimiser.param_groups[0]["lr"],
+            )
+        mean_loss = float(np.mean(losses))
+        model.eval()
+        scores = None
+        if val_set:
+            gen = iter_evaluate(
+                UNetPredictor(model, config),
+                val_set,
+                overlap=settings.validation_overlap,
+                batch_size=settings.batch_size,
+            )
+            while True:
+                try:
+                    done, total = next(gen)
+                except StopIteration as stop:
+                    scores = scores_of(stop.value)
+                    break
+                yield TrainingProgress(
+                    epoch,
+                    last_epoch,
+                    done,
+                    total,
+                    global_step,
+                    math.nan,
+                    optimiser.param_groups[0]["lr"],
+                    phase="validate",
+                )
+            score = scores["mean_average_f1"]
+        else:
+            score = -mean_loss
+        scheduler.step(score)
+        history.append({"epoch": epoch, "loss": mean_loss, "validation": scores})
+        improved = score > best_score
+        if improved:
+            best_score = score
+            since_best = 0
+            best_description = description(epoch, scores)
+            save_checkpoint(output, model, best_description)
+        else:
+            since_best += 1
+        yield TrainingProgress(
+            epoch,
+            last_epoch,
+            settings.steps_per_epoch,
+            settings.steps_per_epoch,
+            global_step,
+            math.nan,
+            optimiser.param_groups[0]["lr"],
+            scores,
+            improved,
+            phase="epoch",
+        )
+        if since_best >= settings.patience:
+            stopped_early = True
+            break
+        if settings.time_limit is not None and time.monotonic() - started > settings.time_limit:
+            break
+    if best_description is None:
+        # Resumed training never beat the checkpoint's score: keep its weights, new history.
+        best_description = description(epoch0, (previous.get("scores") or {}).get("validation"))
+        model, _ = load_checkpoint(resume, "cpu")
+        save_checkpoint(output, model, best_description)
+    else:
+        # Record the full history in the best checkpoint without changing its weights.
+        best_model, _ = load_checkpoint(output, "cpu")
+        best_description["training"]["history"] = history
+        best_description["training"]["stopped_early"] = stopped_early
+        save_checkpoint(output, best_model, best_description)
+    return TrainingResult(output, best_description, history, stopped_early)
+
+
+def train(samples, output=None, config=None, settings=None, **kwargs) -> TrainingResult:
+    """Run :func:`iter_train` to the end and return its :class:`TrainingResult`."""
+    return _drain(iter_train(samples, output, config, settings, **kwargs))
+
+
+__all__ = [
+    "CropSampler",
+    "TrainingProgress",
+    "TrainingResult",
+    "TrainingSample",
+    "TrainingSettings",
+    "class_weights",
+    "evaluate_model",
+    "iter_evaluate",
+    "iter_train",
+    "make_targets",
+    "match_files",
+    "samples_from_arrays",
+    "samples_from_folders",
+    "samples_from_tilescans",
+    "scores_of",
+    "segmentation_loss",
+    "split_by_image",
+    "train",
+]

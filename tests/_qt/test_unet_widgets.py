@@ -1,0 +1,113 @@
+"""Training and segmenting with the U-Net docks in a real viewer (tiny settings)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from napari.layers import Image, Labels
+
+from napari_cytomask._qt.unet_widgets import UNetSegmentWidget, UNetTrainWidget
+from napari_cytomask.models.checkpoint import DIR_ENV, list_checkpoints
+from napari_cytomask.synthetic import make_tilescan
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture(autouse=True)
+def model_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv(DIR_ENV, str(tmp_path / "models"))
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield tmp_path / "models"
+    torch.set_num_threads(before)
+
+
+def _tiny_training(widget: UNetTrainWidget) -> None:
+    widget.encoder.setCurrentText("tu-resnet10t")
+    widget.encoder_depth.setValue(3)
+    widget.pretrained.setChecked(False)
+    widget.epochs.setValue(1)
+    widget.steps.setValue(3)
+    widget.batch_size.setValue(2)
+    widget.crop_size.setValue(64)
+    widget.device.setCurrentText("cpu")
+
+
+def test_train_then_segment_in_a_viewer(make_napari_viewer_proxy, qtbot, model_folder):
+    viewer = make_napari_viewer_proxy()
+    scan = make_tilescan(n_tiles=3, shape=(96, 96), cell_radius=10, seed=3)
+    viewer.add_image(scan.fluorescence, name="GFP")
+    viewer.add_image(
+        scan.brightfield, name="BF", metadata={"cytomask": {"role": "input", "source": "s"}}
+    )
+    viewer.add_labels(scan.labels, name="cells (ground truth)")
+
+    trainer = UNetTrainWidget(viewer)
+    viewer.window.add_dock_widget(trainer)
+    assert trainer.image_layer.currentText() == "BF"  # the input channel by default
+    assert trainer.mask_layer.currentText() == "cells (ground truth)"
+    _tiny_training(trainer)
+    trainer.train()
+    qtbot.waitUntil(lambda: trainer.worker is None, timeout=90_000)
+    assert trainer.result is not None, trainer.status.text()
+    assert len(trainer.losses) == 3 and len(trainer.scores) == 1
+    assert len(trainer.loss_axes.lines) == 1 and len(trainer.score_axes.lines) == 1
+    saved = list_checkpoints()
+    assert saved == [trainer.result.checkpoint] and saved[0].parent == model_folder
+    split = trainer.result.description["training"]["split"]
+    assert sorted(sum(split.values(), [])) == ["BF[0]", "BF[1]", "BF[2]"]
+
+    segmenter = UNetSegmentWidget(viewer)
+    viewer.window.add_dock_widget(segmenter)
+    assert segmenter.input.currentText() == "BF"
+    assert segmenter.checkpoint.path() == saved[0]
+    segmenter.device.setCurrentText("cpu")
+    segmenter.overlap.setValue(32)
+    segmenter.segment()
+    qtbot.waitUntil(lambda: segmenter.worker is None, timeout=60_000)
+    cells = viewer.layers["BF U-Net cells"]
+    assert isinstance(cells, Labels) and cells.data.shape == scan.brightfield.shape
+    interior = viewer.layers["BF U-Net interior"]
+    assert isinstance(interior, Image) and interior.data.shape == scan.brightfield.shape
+    assert np.all((interior.data >= 0) & (interior.data <= 1))
+    assert segmenter.progress.value() == segmenter.progress.maximum()
+
+    # Running again updates the same layers instead of piling up new ones.
+    n_layers = len(viewer.layers)
+    segmenter.segment()
+    qtbot.waitUntil(lambda: segmenter.worker is None, timeout=60_000)
+    assert len(viewer.layers) == n_layers
+
+
+def test_cancel_and_errors(make_napari_viewer_proxy, qtbot, monkeypatch, tmp_path):
+    viewer = make_napari_viewer_proxy()
+    errors = []
+    monkeypatch.setattr("napari_cytomask._qt.unet_widgets.show_error", errors.append)
+    segmenter = UNetSegmentWidget(viewer)
+    segmenter.segment()
+    assert "open an image" in errors[-1]
+    viewer.add_image(np.zeros((64, 64), np.float32), name="img")
+    segmenter.segment()
+    assert "train one" in errors[-1]
+
+    trainer = UNetTrainWidget(viewer)
+    trainer.train()
+    assert "mask (Labels) layer" in errors[-1]
+    scan = make_tilescan(n_tiles=1, shape=(96, 96), seed=1)
+    viewer.add_labels(scan.labels[0], name="mask")
+    viewer.layers["img"].data = scan.brightfield[0].astype(np.float32)
+    _tiny_training(trainer)
+    trainer.epochs.setValue(50)
+    trainer.output.setText(str(tmp_path / "cancelled.safetensors"))
+    n_errors = len(errors)
+    trainer.train()
+    assert len(errors) == n_errors
+    qtbot.waitUntil(lambda: len(trainer.losses) >= 1, timeout=60_000)
+    trainer.cancel()
+    qtbot.waitUntil(lambda: trainer.worker is None, timeout=30_000)
+    assert trainer.result is None and "Cancelled" in trainer.status.text()
+    assert len(trainer.losses) < 50 * 3
+
+    segmenter.checkpoint.set_path(tmp_path / "missing.safetensors")
+    assert "does not exist" in errors[-1]

@@ -1,0 +1,152 @@
+"""U-Net checkpoints: round trip, cache folder, and a clear error for every wrong file."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import pytest
+import torch
+
+from napari_cytomask.models.checkpoint import (
+    DIR_ENV,
+    CheckpointError,
+    cache_dir,
+    check_input_channels,
+    describe,
+    list_checkpoints,
+    load_checkpoint,
+    read_description,
+    save_checkpoint,
+)
+from napari_cytomask.models.unet import UNetConfig, build_model
+
+TINY = UNetConfig(
+    encoder="tu-resnet10t",
+    encoder_depth=3,
+    decoder_channels=(16, 8, 8),
+    in_channels=2,
+    tile_size=64,
+)
+
+
+@pytest.fixture
+def saved(tmp_path):
+    torch.manual_seed(0)
+    model, notice = build_model(TINY)
+    assert notice is None
+    desc = describe(TINY, channel_names=["BF", "GFP"], scores={"validation": {"f1_50": 0.5}})
+    path = save_checkpoint(tmp_path / "tiny", model, desc)
+    return path, model, desc
+
+
+def test_round_trip_keeps_weights_and_description(saved):
+    path, model, desc = saved
+    assert path.suffix == ".safetensors"
+    loaded, loaded_desc = load_checkpoint(path, "cpu", in_channels=2)
+    assert loaded_desc == json.loads(json.dumps(desc))
+    assert loaded_desc["format"] == "napari-cytomask-unet" and loaded_desc["format_version"] == 1
+    assert loaded_desc["in_channels"] == 2 and loaded_desc["percentiles"] == [1.0, 99.8]
+    assert loaded_desc["classes"] == ["background", "interior", "boundary"]
+    original, restored = model.state_dict(), loaded.state_dict()
+    assert original.keys() == restored.keys()
+    for key in original:
+        assert torch.equal(original[key], restored[key]), key
+    assert not loaded.training
+
+
+def test_cache_folder_is_overridable_and_listed(saved, tmp_path, monkeypatch):
+    path, _, _ = saved
+    monkeypatch.setenv(DIR_ENV, str(tmp_path))
+    (tmp_path / "other.safetensors").write_bytes(b"not a checkpoint")
+    assert cache_dir() == tmp_path
+    assert list_checkpoints() == [path]
+    monkeypatch.delenv(DIR_ENV)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_dir() == tmp_path / "xdg" / "napari-cytomask" / "unet"
+
+
+def test_wrong_number_of_input_channels(saved):
+    path, _, _ = saved
+    with pytest.raises(CheckpointError, match=r"expects 2 input channel\(s\) \(BF, GFP\) but 1"):
+        load_checkpoint(path, "cpu", in_channels=1)
+    with pytest.raises(CheckpointError, match="pick 2 image layer"):
+        check_input_channels(read_description(path), 3)
+
+
+def _rewrite_description(path, **changes):
+    """Rewrite the description in a checkpoint's header, bypassing its checks."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    with safe_open(path, "pt") as fh:
+        desc = {**json.loads(fh.metadata()["napari-cytomask"]), **changes}
+    save_file(load_file(path), path, metadata={"napari-cytomask": json.dumps(desc)})
+
+
+def test_unknown_architecture_and_newer_format(saved):
+    path, _, _ = saved
+    _rewrite_description(path, architecture="transunet")
+    with pytest.raises(CheckpointError, match=r"unknown architecture 'transunet'.*knows \["):
+        load_checkpoint(path)
+    _rewrite_description(path, architecture="unet", format_version=99)
+    with pytest.raises(CheckpointError, match="version 99, newer.*update napari-cytomask"):
+        read_description(path)
+
+
+def test_truncated_file(saved):
+    path, _, _ = saved
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="truncated or corrupt.*train it again"):
+        load_checkpoint(path)
+    path.write_bytes(data[:5])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        load_checkpoint(path)
+
+
+def test_files_that_are_not_checkpoints(tmp_path):
+    sam2 = tmp_path / "sam2.1_hiera_tiny.pt"
+    torch.save({"model": {"w": torch.zeros(2)}}, sam2)
+    with pytest.raises(CheckpointError, match="PyTorch pickle.*SAM2"):
+        load_checkpoint(sam2)
+    text = tmp_path / "notes.safetensors"
+    text.write_text("hello, these are notes")
+    with pytest.raises(CheckpointError, match="not a napari-cytomask U-Net checkpoint"):
+        load_checkpoint(text)
+    from safetensors.torch import save_file
+
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"w": torch.zeros(3)}, foreign, metadata={"format": "pt"})
+    with pytest.raises(CheckpointError, match="no napari-cytomask description"):
+        load_checkpoint(foreign)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing.safetensors")
+    weird = tmp_path / "weird.safetensors"
+    weird.write_bytes(struct.pack("<Q", 10**12) + b"{}")
+    with pytest.raises(CheckpointError, match="not a napari-cytomask"):
+        read_description(weird)
+
+
+def test_weights_that_do_not_fit_the_description(saved):
+    path, _, _ = saved
+    _rewrite_description(path, encoder_depth=4, decoder_channels=[16, 8, 8, 8], tile_size=64)
+    with pytest.raises(CheckpointError, match="do not fit the network"):
+        load_checkpoint(path)
+
+
+def test_pretrained_weights_fall_back_to_random_init_with_a_notice(monkeypatch):
+    from napari_cytomask.models import unet
+
+    monkeypatch.setattr(unet, "pretrained_weights_reachable", lambda *a, **k: False)
+    model, notice = build_model(UNetConfig(encoder="resnet18", encoder_depth=3), "imagenet")
+    assert "random weights" in notice and isinstance(model, torch.nn.Module)
+
+
+def test_invalid_configurations_are_explained():
+    with pytest.raises(ValueError, match="unknown architecture"):
+        UNetConfig(architecture="segformer-xl")
+    with pytest.raises(ValueError, match="multiple of 8"):
+        UNetConfig(encoder_depth=3, tile_size=100)
+    with pytest.raises(ValueError, match="unknown encoder"):
+        build_model(UNetConfig(encoder="resnet999", encoder_depth=3))

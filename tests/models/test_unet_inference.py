@@ -1,0 +1,128 @@
+"""Tiled U-Net inference: no seams, streaming, stacks, progress and cancelling."""
+
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+import pytest
+import torch
+
+from napari_cytomask.metrics import evaluate
+from napari_cytomask.models.inference import (
+    PredictorCache,
+    UNetPredictor,
+    blend_window,
+    iter_segment,
+    memmap_probabilities,
+    predict,
+    segment,
+    tile_starts,
+)
+from napari_cytomask.models.training import TrainingSettings, samples_from_arrays, train
+from napari_cytomask.models.unet import UNetConfig
+from napari_cytomask.synthetic import make_tilescan
+
+# A small encoder without squeeze-excitation: its global pooling would make every output
+# pixel depend on the whole tile, which no tiling can reproduce exactly.
+TINY = {"encoder": "tu-resnet10t", "encoder_depth": 3, "decoder_channels": (32, 16, 8)}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One CPU thread: faster than two on a shared two-core machine, and reproducible."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny network trained briefly on synthetic cells, so its outputs have real structure."""
+    torch.set_num_threads(1)
+    scan = make_tilescan(n_tiles=2, shape=(160, 160), cell_radius=12, seed=1)
+    samples = samples_from_arrays(scan.brightfield, scan.labels, "synthetic")
+    settings = TrainingSettings(
+        epochs=1,
+        steps_per_epoch=40,
+        batch_size=4,
+        crop_size=96,
+        learning_rate=3e-3,
+        encoder_weights=None,
+        device="cpu",
+        fractions=(1, 0, 0),
+    )
+    path = tmp_path_factory.mktemp("unet") / "tiny.safetensors"
+    result = train(samples, path, UNetConfig(**TINY, tile_size=128), settings)
+    return UNetPredictor.from_checkpoint(result.checkpoint, "cpu")
+
+
+@pytest.fixture(scope="module")
+def image():
+    return make_tilescan(n_tiles=1, shape=(320, 320), cell_radius=12, seed=5).brightfield[0]
+
+
+def test_tiles_cover_the_image_with_the_requested_overlap():
+    starts = tile_starts(320, 128, 48)
+    assert starts[0] == 0 and starts[-1] == 320 - 128
+    assert min(np.diff(starts)) > 0 and 128 - max(np.diff(starts)) >= 48
+    assert tile_starts(100, 128, 48) == [0]
+    w = blend_window(128, 48)
+    assert w.min() > 0 and w[64] == 1 and np.allclose(w[:48], w[::-1][:48])
+    assert np.all(np.diff(w[:48]) >= 0) and w[0] < 0.01
+
+
+def test_tiled_prediction_has_no_seams(trained, image):
+    whole = segment(trained, image, tile_size=320)
+    tiled = segment(trained, image, tile_size=128, overlap=64, batch_size=5)
+    naive = segment(trained, image, tile_size=128, overlap=0, batch_size=5)
+    assert len(tile_starts(320, 128, 64)) ** 2 == 16  # really tiled
+    diff = np.abs(whole.probabilities - tiled.probabilities)
+    naive_diff = np.abs(whole.probabilities - naive.probabilities)
+    assert diff.mean() < 2e-4 and diff.max() < 0.02
+    # Abutting tiles without blending do show seams: the test can tell them apart.
+    assert naive_diff.max() > 0.2 and naive_diff.mean() > 20 * diff.mean()
+    n_cells = int(whole.labels.max())
+    assert n_cells > 40
+    assert int(tiled.labels.max()) == n_cells
+    matched = evaluate(whole.labels, tiled.labels, thresholds=(0.9,))
+    assert matched.matches.tp[0] == n_cells  # every cell the same, up to a few pixels
+    assert np.mean((whole.labels > 0) != (tiled.labels > 0)) < 1e-4
+
+
+def test_stack_lazy_input_and_memmap_output(trained, image, tmp_path):
+    stack = np.stack([image, image[::-1]])
+    lazy = da.from_array(stack, chunks=(1, 100, 100))
+    out = memmap_probabilities(tmp_path / "p.npy", 3, stack.shape)
+    probs = predict(trained, lazy, tile_size=128, overlap=32, batch_size=4, out=out)
+    assert probs is out and probs.shape == (3, 2, 320, 320)
+    direct = predict(trained, image, tile_size=128, overlap=32, batch_size=4)
+    np.testing.assert_allclose(np.asarray(probs[:, 0]), direct, atol=1e-5)
+    np.testing.assert_allclose(probs.sum(axis=0), 1, atol=1e-4)
+
+
+def test_progress_tta_and_cancel(trained, image):
+    gen = iter_segment(
+        trained, image[:200, :200], tile_size=128, overlap=32, batch_size=1, tta=True
+    )
+    first = [next(gen) for _ in range(3)]
+    assert [p.done for p in first] == [0, 1, 2] and first[0].total == 4
+    gen.close()  # a worker's quit() stops the generator between tiles
+    result = segment(trained, image[:200, :200], tile_size=128, overlap=32, tta=True)
+    assert result.labels.shape == (200, 200) and result.classes[1] == "interior"
+
+
+def test_small_images_and_cache(trained, tmp_path):
+    tiny = np.random.default_rng(0).random((37, 50)).astype(np.float32)
+    probs = predict(trained, tiny)
+    assert probs.shape == (3, 37, 50) and np.isfinite(probs).all()
+    with pytest.raises(ValueError, match="expects 1 input channel"):
+        predict(trained, [tiny, tiny])
+
+
+def test_predictor_cache_reuses_loaded_models(trained, tmp_path):
+    from napari_cytomask.models.checkpoint import save_checkpoint
+
+    path = save_checkpoint(tmp_path / "m.safetensors", trained.model, trained.description)
+    cache = PredictorCache()
+    assert cache.get(path, "cpu") is cache.get(path, "cpu")
