@@ -1,4 +1,4 @@
-"""``python -m napari_cytomask``: napari with the plugin's docks and the synthetic tile scan."""
+"""``python -m napari_cytomask``: napari with the Segment cytoplasm dock and a sample scan."""
 
 from __future__ import annotations
 
@@ -9,13 +9,12 @@ import torchvision  # noqa: F401
 
 
 def main() -> None:
-    """Open napari with the sample tile scan and every dock of the plugin."""
+    """Open napari with the sample tile scan and the dock that leads through every step."""
     import napari
 
     viewer = napari.Viewer(title="napari-cytomask")
     viewer.open_sample("napari-cytomask", "tilescan")
-    for widget in ("Channel roles", "Separate touching cells", "Segmentation metrics"):
-        viewer.window.add_plugin_dock_widget("napari-cytomask", widget)
+    viewer.window.add_plugin_dock_widget("napari-cytomask", "Segment cytoplasm")
     napari.run()
 
 
