@@ -22,22 +22,9 @@ from napari_cytomask.models.training import TrainingSettings, samples_from_array
 from napari_cytomask.models.unet import UNetConfig
 from napari_cytomask.synthetic import make_tilescan
 
-# A small encoder without squeeze-excitation: its global pooling would make every output
-# pixel depend on the whole tile, which no tiling can reproduce exactly.
-TINY = {"encoder": "tu-resnet10t", "encoder_depth": 3, "decoder_channels": (32, 16, 8)}
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One CPU thread: faster than two on a shared two-core machine, and reproducible."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, tiny_unet):
     """A tiny network trained briefly on synthetic cells, so its outputs have real structure."""
     torch.set_num_threads(1)
     scan = make_tilescan(n_tiles=2, shape=(160, 160), cell_radius=12, seed=1)
@@ -53,7 +40,7 @@ def trained(tmp_path_factory):
         fractions=(1, 0, 0),
     )
     path = tmp_path_factory.mktemp("unet") / "tiny.safetensors"
-    result = train(samples, path, UNetConfig(**TINY, tile_size=128), settings)
+    result = train(samples, path, UNetConfig(**tiny_unet, tile_size=128), settings)
     return UNetPredictor.from_checkpoint(result.checkpoint, "cpu")
 
 

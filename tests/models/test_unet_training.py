@@ -23,16 +23,6 @@ from napari_cytomask.models.training import (
 from napari_cytomask.models.unet import UNetConfig
 from napari_cytomask.synthetic import make_tilescan
 
-TINY = {"encoder": "tu-resnet10t", "encoder_depth": 3, "decoder_channels": (32, 16, 8)}
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def usiigaci(shared_data, sets):
     root = shared_data / "usiigaci-phc"
@@ -73,7 +63,7 @@ def test_tilescan_channels_give_one_sample_per_tile(tmp_path):
         samples_from_tilescans([path], 7, 2)
 
 
-def test_targets_and_augmented_crops():
+def test_targets_and_augmented_crops(tiny_unet):
     labels = np.zeros((40, 40), np.uint16)
     labels[5:20, 5:20] = 1
     labels[5:20, 20:35] = 2  # touching cell
@@ -84,7 +74,7 @@ def test_targets_and_augmented_crops():
     scan = make_tilescan(n_tiles=1, shape=(160, 160), seed=0)
     samples = samples_from_arrays(scan.brightfield, scan.labels, "s")
     settings = TrainingSettings(crop_size=64, boundary_width=2)
-    sampler = CropSampler(samples, UNetConfig(**TINY), settings, np.random.default_rng(0))
+    sampler = CropSampler(samples, UNetConfig(**tiny_unet), settings, np.random.default_rng(0))
     x, y = sampler.batch(16)
     assert x.shape == (16, 1, 64, 64) and y.shape == (16, 64, 64) and x.dtype == torch.float32
     assert (y > 0).float().mean() > 0.3  # crops are biased towards cells
@@ -92,7 +82,7 @@ def test_targets_and_augmented_crops():
     assert freq.sum() == pytest.approx(1) and freq[2] < freq[1]
 
 
-def test_training_loss_goes_down_on_real_images(shared_data, tmp_path):
+def test_training_loss_goes_down_on_real_images(shared_data, tmp_path, tiny_unet):
     samples = samples_from_folders(*usiigaci(shared_data, (1, 2, 3, 4)))
     # Small crops of a few real images keep the run short; validation on one crop.
     for s in samples:
@@ -110,7 +100,7 @@ def test_training_loss_goes_down_on_real_images(shared_data, tmp_path):
     )
     steps, epochs = [], []
     gen = iter_train(
-        samples, tmp_path / "m.safetensors", UNetConfig(**TINY), settings, sources=["usiigaci"]
+        samples, tmp_path / "m.safetensors", UNetConfig(**tiny_unet), settings, sources=["usiigaci"]
     )
     for progress in gen:
         if progress.phase == "train":
@@ -128,7 +118,7 @@ def test_training_loss_goes_down_on_real_images(shared_data, tmp_path):
     assert "mean_average_f1" in desc["scores"]["validation"]
 
 
-def test_resume_continues_the_epoch_count(tmp_path):
+def test_resume_continues_the_epoch_count(tmp_path, tiny_unet):
     scan = make_tilescan(n_tiles=2, shape=(96, 96), seed=4)
     samples = samples_from_arrays(scan.brightfield, scan.labels, "syn")
     settings = TrainingSettings(
@@ -140,7 +130,7 @@ def test_resume_continues_the_epoch_count(tmp_path):
         device="cpu",
         fractions=(1, 0, 0),
     )
-    first = train(samples, tmp_path / "a.safetensors", UNetConfig(**TINY), settings)
+    first = train(samples, tmp_path / "a.safetensors", UNetConfig(**tiny_unet), settings)
     second = train(samples, tmp_path / "b.safetensors", None, settings, resume=first.checkpoint)
     training = second.description["training"]
     assert training["epochs_done"] == 2 and training["steps_done"] == 4

@@ -9,6 +9,8 @@ from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error
 from qtpy.QtCore import QObject, QTimer
 
+from ..progress import drain
+
 #: Set ``CYTOMASK_NO_THREADS=1`` to run work in the calling thread (handy in a debugger).
 NO_THREADS = os.environ.get("CYTOMASK_NO_THREADS", "") not in ("", "0")
 
@@ -88,7 +90,7 @@ class LiveRunner(QObject):
         generation = self._generation
         if NO_THREADS:
             try:
-                result = _drain(func(*args, **kwargs))
+                result = drain(func(*args, **kwargs))
             except Exception as err:  # noqa: BLE001 - reported to the user
                 self._on_error(err)
             else:
@@ -113,14 +115,3 @@ class LiveRunner(QObject):
     def _finished(self, worker) -> None:
         if self._worker is worker:
             self._worker = None
-
-
-def _drain(result):
-    """Exhaust a generator and return its return value; pass other values through."""
-    if hasattr(result, "__next__"):
-        try:
-            while True:
-                next(result)
-        except StopIteration as stop:
-            return stop.value
-    return result

@@ -36,8 +36,9 @@ from ..models.sam2_engine import (
     Sam2Result,
 )
 from ..models.sam2_models import DEFAULT_MODEL, HF_MODELS, Sam2ModelCache
+from ..progress import drain
 from ..roles import role_of
-from ._live import NO_THREADS, LiveRunner, _drain
+from ._live import NO_THREADS, LiveRunner
 
 LOCAL = "Local checkpoint…"
 ALL_POSITIONS, CURRENT_POSITION = "all positions", "current position"
@@ -490,7 +491,7 @@ class Sam2Widget(QWidget):
         self.cancel()
         if NO_THREADS:
             try:
-                self._first_result(_drain(self._run(job)))
+                self._first_result(drain(self._run(job)))
             except Exception as err:  # noqa: BLE001 - reported to the user
                 self._error(err)
             return

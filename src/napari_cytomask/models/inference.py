@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from ..postprocess import iter_watershed
+from ..progress import drain
 from .checkpoint import check_input_channels, config_of, load_checkpoint
 from .device import autocast_dtype, get_device
 from .unet import UNetConfig, model_device, normalise, percentile_range
@@ -334,7 +335,7 @@ def iter_predict(
 
 def predict(predictor: UNetPredictor, image, **kwargs) -> np.ndarray:
     """Run :func:`iter_predict` to the end and return the probabilities."""
-    return _drain(iter_predict(predictor, image, **kwargs))
+    return drain(iter_predict(predictor, image, **kwargs))
 
 
 def probabilities_to_instances(
@@ -435,7 +436,7 @@ def iter_segment(
 
 def segment(predictor: UNetPredictor, image, **kwargs) -> Segmentation:
     """Run :func:`iter_segment` to the end and return the :class:`Segmentation`."""
-    return _drain(iter_segment(predictor, image, **kwargs))
+    return drain(iter_segment(predictor, image, **kwargs))
 
 
 def memmap_probabilities(path: str | os.PathLike, n_classes: int, shape: Sequence[int]):
@@ -443,11 +444,3 @@ def memmap_probabilities(path: str | os.PathLike, n_classes: int, shape: Sequenc
     return np.lib.format.open_memmap(
         str(path), mode="w+", dtype=np.float32, shape=(n_classes, *shape)
     )
-
-
-def _drain(gen):
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return stop.value

@@ -46,6 +46,7 @@ import torch
 from torchvision.ops.boxes import batched_nms, box_area
 
 from ..labels import min_label_dtype
+from ..progress import drain
 from .device import autocast_dtype
 
 #: Parameters that only re-filter cached candidates.
@@ -800,15 +801,6 @@ class Sam2Engine:
             compressed,
             areas,
         )
-
-
-def drain(gen):
-    """Exhaust a progress generator and return its return value."""
-    try:
-        while True:
-            next(gen)
-    except StopIteration as stop:
-        return stop.value
 
 
 # ---------------------------------------------------------------------------

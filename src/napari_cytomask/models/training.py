@@ -34,6 +34,7 @@ from scipy import ndimage as ndi
 from ..labels import as_labels, check_same_shape
 from ..metrics import Evaluation, evaluate
 from ..postprocess import instances_to_interior_boundary
+from ..progress import drain
 from .checkpoint import (
     SUFFIX,
     cache_dir,
@@ -602,12 +603,12 @@ def iter_evaluate(
     """
     total = None
     for i, sample in enumerate(samples):
-        probs = _drain(
+        probs = drain(
             iter_predict(
                 predictor, list(sample.channels), overlap=overlap, batch_size=batch_size, tta=tta
             )
         )
-        labels = _drain(
+        labels = drain(
             probabilities_to_instances(probs, predictor.config.targets, params=postprocess)
         )
         result = evaluate(sample.labels, labels)
@@ -618,16 +619,7 @@ def iter_evaluate(
 
 def evaluate_model(predictor: UNetPredictor, samples, **kwargs) -> Evaluation | None:
     """Run :func:`iter_evaluate` to the end."""
-    return _drain(iter_evaluate(predictor, samples, **kwargs))
-
-
-def _drain(gen):
-    """Run a generator to the end and return its return value."""
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return stop.value
+    return drain(iter_evaluate(predictor, samples, **kwargs))
 
 
 # ----------------------------------------------------------------------------- training
@@ -903,7 +895,7 @@ def iter_train(
 
 def train(samples, output=None, config=None, settings=None, **kwargs) -> TrainingResult:
     """Run :func:`iter_train` to the end and return its :class:`TrainingResult`."""
-    return _drain(iter_train(samples, output, config, settings, **kwargs))
+    return drain(iter_train(samples, output, config, settings, **kwargs))
 
 
 __all__ = [

@@ -25,6 +25,7 @@ from typing import Literal
 import numpy as np
 
 from ..labels import LabelsError, check_same_shape, min_label_dtype
+from ..progress import drain
 from .cleanup import border_ids, clean_labels
 from .watershed import foreground_to_instances, interior_boundary_to_instances, split_labels
 
@@ -249,9 +250,4 @@ def run_watershed(method: Method, *inputs, **kwargs):
     numpy.ndarray or the given ``out``
         The label image.
     """
-    gen = iter_watershed(method, *inputs, **kwargs)
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return stop.value
+    return drain(iter_watershed(method, *inputs, **kwargs))

@@ -1,0 +1,22 @@
+"""Long work in the core is a generator that yields progress and returns its result.
+
+The GUI runs such generators in thread workers (progress bars, cancel between
+yields); scripts, the command line and tests drain them with :func:`drain`.
+"""
+
+from __future__ import annotations
+
+
+def drain(work):
+    """Run a progress generator to the end and return its return value.
+
+    Anything that is not a generator is returned as it is, so callers can drain
+    the result of a function that may or may not report progress.
+    """
+    if not hasattr(work, "__next__"):
+        return work
+    try:
+        while True:
+            next(work)
+    except StopIteration as stop:
+        return stop.value
