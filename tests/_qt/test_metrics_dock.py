@@ -116,3 +116,7 @@ def test_defaults_pick_the_mask_channel_as_truth_and_the_newest_layer_as_predict
     viewer.add_labels(viewer.layers["Mask (ground truth)"].data.copy(), name="segmentation")
     qtbot.waitUntil(lambda: dock.prediction_combo.currentText() == "segmentation")
     assert dock.ground_truth_combo.currentText() == "Mask (ground truth)"
+    # The sample's first axis holds tiles (P): compared tile by tile, every cell matches.
+    assert dock.stack_check.isChecked()
+    qtbot.waitUntil(lambda: bool(dock.evaluation and dock.evaluation.frames), timeout=30_000)
+    assert dock.evaluation.summary()["mean_average_f1"] == pytest.approx(1.0)

@@ -218,6 +218,12 @@ class MetricsDock(QWidget):
             # partial edits, `data` follows replacement of the whole array.
             for emitter in (layer.events.data, layer.events.paint, layer.events.labels_update):
                 emitter.connect(self._data_changed)
+        gt = self.ground_truth_layer
+        if gt is not None and len(gt.data.shape) > 2:
+            # Tiles and time points are separate images: compare them frame by frame.
+            self.stack_check.blockSignals(True)
+            self.stack_check.setChecked(str(gt.axis_labels[0]).upper() in ("P", "T"))
+            self.stack_check.blockSignals(False)
         self.schedule()
 
     def _data_changed(self, event=None) -> None:
