@@ -1,8 +1,8 @@
 """Train a U-Net on usiigaci phase-contrast images and score it on held-out test images.
 
 The images are split by image (80/10/10, seeded, recorded in the checkpoint);
-training uses the project's own training function (the one behind
-``cytomask train``), the checkpoint kept is the one with the best validation
+training runs the project's own training command (``cytomask train``,
+called in-process); the checkpoint kept is the one with the best validation
 mean-average F1, and this script reports on the test images it never saw:
 mean-average F1 over IoU 0.50:0.95, F1 at IoU 0.5 and 0.75, and pixel IoU.
 
@@ -31,15 +31,10 @@ from pathlib import Path
 import torch
 
 from _common import cpu_model
+from napari_cytomask import cli
+from napari_cytomask.models.checkpoint import read_description
 from napari_cytomask.models.inference import UNetPredictor
-from napari_cytomask.models.training import (
-    TrainingSettings,
-    evaluate_model,
-    samples_from_folders,
-    scores_of,
-    train,
-)
-from napari_cytomask.models.unet import UNetConfig
+from napari_cytomask.models.training import evaluate_model, samples_from_folders, scores_of
 
 DATA = Path(
     os.environ.get("CYTOMASK_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
@@ -72,51 +67,54 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch default)")
     parser.add_argument("--output", type=Path, default=Path("bench_unet_quality.safetensors"))
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
 
     pattern = args.data / "set*"
-    t0 = time.perf_counter()
-    samples = samples_from_folders(str(pattern / "raw.tif"), str(pattern / "instances_ids.png"))
-    config = UNetConfig(
-        encoder=args.encoder, encoder_depth=args.encoder_depth, tile_size=args.crop_size
-    )
-    settings = TrainingSettings(
-        epochs=args.epochs,
-        steps_per_epoch=args.steps_per_epoch,
-        batch_size=args.batch_size,
-        crop_size=args.crop_size,
-        learning_rate=args.learning_rate,
-        seed=args.seed,
-        device=args.device,
-        time_limit=args.time_limit or None,
-        patience=max(args.epochs, 1),
-    )
+    # The project's own training command, so this measures what users run.
+    command = [
+        "train",
+        "--images", str(pattern / "raw.tif"),
+        "--masks", str(pattern / "instances_ids.png"),
+        "--encoder", args.encoder,
+        "--encoder-depth", str(args.encoder_depth),
+        "--epochs", str(args.epochs),
+        "--steps-per-epoch", str(args.steps_per_epoch),
+        "--batch-size", str(args.batch_size),
+        "--crop-size", str(args.crop_size),
+        "--learning-rate", str(args.learning_rate),
+        "--patience", str(max(args.epochs, 1)),
+        "--seed", str(args.seed),
+        "--device", args.device,
+        "--time-limit", str(args.time_limit / 60),
+        "--threads", str(args.threads),
+        "--output", str(args.output),
+        "--quiet",
+    ]  # fmt: skip
     print(f"machine: {machine(args.device)}")
     print(f"command: {shlex.join([sys.executable, *sys.argv])}")
-    print(f"{len(samples)} images loaded in {time.perf_counter() - t0:.1f} s")
+    print(f"training command: {shlex.join(['cytomask', *command])}")
     t1 = time.perf_counter()
-    result = train(samples, args.output, config, settings, sources=[str(pattern)])
+    if cli.main(command) != 0:
+        return 1
     train_s = time.perf_counter() - t1
-    training = result.description["training"]
+    training = read_description(args.output)["training"]
     split = training["split"]
     print(
         f"split (seed {args.seed}): "
         + json.dumps({k: [Path(n).parent.name for n in v] for k, v in split.items()})
     )
     print(
-        f"trained {training['epochs_done']} epochs (best), {len(result.history)} run, "
-        f"{training['steps_done']} steps, in {train_s / 60:.1f} min; "
-        f"pretrained encoder: {training['pretrained_encoder']}"
+        f"trained {training['epochs_done']} epochs, {training['steps_done']} steps, "
+        f"in {train_s / 60:.1f} min; pretrained encoder: {training['pretrained_encoder']}"
     )
-    for row in result.history:
+    for row in training["history"]:
         val = row["validation"] or {}
         print(
             f"  epoch {row['epoch']:3d}  loss {row['loss']:.4f}  "
             f"val maF1 {val.get('mean_average_f1', float('nan')):.3f}  "
             f"val F1@0.5 {val.get('f1_50', float('nan')):.3f}"
         )
-    predictor = UNetPredictor.from_checkpoint(result.checkpoint, args.device)
+    samples = samples_from_folders(str(pattern / "raw.tif"), str(pattern / "instances_ids.png"))
+    predictor = UNetPredictor.from_checkpoint(args.output, args.device)
     by_name = {s.name: s for s in samples}
     test = [by_name[n] for n in split["test"]]
     t2 = time.perf_counter()
@@ -129,7 +127,7 @@ def main(argv=None) -> int:
         f"{scores['n_pred']} predicted | goal F1@0.5 >= 0.85: "
         f"{'met' if scores['f1_50'] >= 0.85 else 'not met'}"
     )
-    print(f"checkpoint: {result.checkpoint}")
+    print(f"checkpoint: {args.output}")
     return 0
 
 
