@@ -26,8 +26,10 @@ command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
 uv=$(command -v uv || echo "python3 -m uv")
 [ -x .venv/bin/python ] || $uv venv --quiet .venv
 # torch first: sam2 compiles against the installed torch (its optional CUDA
-# extension is skipped; SAM2 runs without it).
-$uv pip install --quiet --python .venv/bin/python torch torchvision setuptools wheel
-SAM2_BUILD_CUDA=0 $uv pip install --quiet --python .venv/bin/python \
+# extension is skipped; SAM2 runs without it). Bytecode is compiled at install:
+# where PYTHONDONTWRITEBYTECODE is set, every new process (dask workers, CLI
+# tests) would otherwise recompile torch's and timm's sources, seconds each time.
+$uv pip install --quiet --compile-bytecode --python .venv/bin/python torch torchvision setuptools wheel
+SAM2_BUILD_CUDA=0 $uv pip install --quiet --compile-bytecode --python .venv/bin/python \
   --no-build-isolation-package sam2 -e ".[qt,test]"
 echo "napari-cytomask is installed in $(pwd)/.venv"

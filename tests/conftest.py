@@ -30,3 +30,13 @@ def shared_data() -> Path:
             "the repository or set CYTOMASK_TEST_DATA to its data/ folder."
         )
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_unet() -> dict:
+    """UNetConfig arguments of a small, fast U-Net.
+
+    Its encoder has no squeeze-excitation: that global pooling would make every output
+    pixel depend on the whole tile, which no tiling can reproduce exactly.
+    """
+    return {"encoder": "tu-resnet10t", "encoder_depth": 3, "decoder_channels": (32, 16, 8)}

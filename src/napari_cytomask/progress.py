@@ -6,6 +6,26 @@ yields); scripts, the command line and tests drain them with :func:`drain`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Progress of a segmentation.
+
+    Attributes
+    ----------
+    stage
+        What runs: ``"predict"`` (tiles through the U-Net), ``"instances"``
+        (watershed), ``"encoder"``/``"decoder"`` (SAM2), ``"split"``…
+    done, total
+        Steps done and the number of steps of this stage.
+    """
+
+    stage: str
+    done: int
+    total: int
+
 
 def drain(work):
     """Run a progress generator to the end and return its return value.

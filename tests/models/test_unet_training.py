@@ -7,13 +7,13 @@ import pytest
 import tifffile
 import torch
 
+from napari_cytomask.io.files import match_files
 from napari_cytomask.models.checkpoint import read_description
 from napari_cytomask.models.training import (
     CropSampler,
     TrainingSettings,
     iter_train,
     make_targets,
-    match_files,
     samples_from_arrays,
     samples_from_folders,
     samples_from_tilescans,

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ..postprocess import iter_watershed
-from ..progress import drain
+from ..progress import Progress, drain
 from .checkpoint import check_input_channels, config_of, load_checkpoint
 from .device import autocast_dtype, get_device
 from .unet import UNetConfig, model_device, normalise, percentile_range
@@ -38,23 +38,6 @@ DEFAULT_POSTPROCESS = {
     },
     "foreground": {"threshold": 0.5, "markers": "h_maxima", "h": 2.0},
 }
-
-
-@dataclass(frozen=True)
-class Progress:
-    """Progress of a segmentation.
-
-    Attributes
-    ----------
-    stage
-        ``"predict"`` (tiles through the network) or ``"instances"`` (watershed).
-    done, total
-        Steps done and the number of steps of this stage.
-    """
-
-    stage: str
-    done: int
-    total: int
 
 
 @dataclass
@@ -401,6 +384,7 @@ def iter_segment(
     cleanup: dict | None = None,
     probabilities_out=None,
     labels_out=None,
+    chunk_size: int | None = 2048,
     instances: bool = True,
 ) -> Generator[Progress, None, Segmentation]:
     """Probabilities and instance labels of an image or stack ("Segment cytoplasm").
@@ -408,7 +392,8 @@ def iter_segment(
     A generator yielding :class:`Progress`; its return value is a
     :class:`Segmentation`. Parameters are those of :func:`iter_predict` and of
     :func:`probabilities_to_instances` (``postprocess`` are the watershed
-    parameters); ``instances=False`` stops after the probabilities.
+    parameters, ``chunk_size`` its window size); ``instances=False`` stops after
+    the probabilities.
     """
     probs = yield from iter_predict(
         predictor,
@@ -422,7 +407,12 @@ def iter_segment(
     labels = None
     if instances:
         gen = probabilities_to_instances(
-            probs, predictor.config.targets, params=postprocess, cleanup=cleanup, out=labels_out
+            probs,
+            predictor.config.targets,
+            params=postprocess,
+            cleanup=cleanup,
+            chunk_size=chunk_size,
+            out=labels_out,
         )
         while True:
             try:

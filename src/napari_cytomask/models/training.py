@@ -17,10 +17,8 @@ every step and epoch, so a widget can plot the loss and stop between steps.
 
 from __future__ import annotations
 
-import glob
 import math
 import os
-import re
 import time
 from collections.abc import Generator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -31,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage as ndi
 
+from ..io.files import match_files, read_image
 from ..labels import as_labels, check_same_shape
 from ..metrics import Evaluation, evaluate
 from ..postprocess import instances_to_interior_boundary
@@ -262,68 +261,6 @@ def samples_from_arrays(
     return samples
 
 
-def _read_image(path: str) -> np.ndarray:
-    if path.lower().endswith((".tif", ".tiff")):
-        import tifffile
-
-        return tifffile.imread(path)
-    from skimage.io import imread
-
-    return imread(path)
-
-
-def _pattern_regex(pattern: str) -> re.Pattern:
-    """A regex whose groups capture what each wildcard (``*``, ``?``, ``[...]``) matched."""
-    parts = []
-    pieces = re.split(r"(\*\*|\*|\?|\[[^\]]+\])", os.path.normpath(os.path.expanduser(pattern)))
-    for piece in pieces:
-        if piece.startswith("[") and piece.endswith("]") and len(piece) > 2:
-            body = piece[1:-1]
-            body = "^" + body[1:] if body.startswith("!") else body
-            parts.append(f"([{body.replace(chr(92), chr(92) * 2)}])")
-        elif piece == "**":
-            parts.append("(.*)")
-        elif piece == "*":
-            parts.append(r"([^/\\]*)")
-        elif piece == "?":
-            parts.append(r"([^/\\])")
-        else:
-            parts.append(re.escape(piece))
-    return re.compile("".join(parts) + r"\Z")
-
-
-def match_files(image_pattern: str, mask_pattern: str) -> list[tuple[str, str]]:
-    """Pairs of image and mask files matched by what their patterns' wildcards capture.
-
-    ``data/set*/raw.tif`` and ``data/set*/instances_ids.png`` pair
-    ``data/set7/raw.tif`` with ``data/set7/instances_ids.png``.
-
-    Raises
-    ------
-    ValueError
-        When a pattern matches nothing, or an image has no mask.
-    """
-    found = {}
-    for which, pattern in (("image", image_pattern), ("mask", mask_pattern)):
-        regex = _pattern_regex(pattern)
-        files = sorted(glob.glob(os.path.expanduser(pattern), recursive=True))
-        if not files:
-            raise ValueError(f"the {which} pattern {pattern!r} matches no file; check the path.")
-        keyed = {}
-        for path in files:
-            m = regex.match(os.path.normpath(path))
-            keyed[m.groups() if m else (path,)] = path
-        found[which] = keyed
-    images, masks = found["image"], found["mask"]
-    missing = [images[k] for k in images if k not in masks]
-    if missing:
-        raise ValueError(
-            f"{len(missing)} image(s) have no mask matching {mask_pattern!r}, e.g. {missing[0]}; "
-            "use the same wildcards in both patterns."
-        )
-    return [(images[k], masks[k]) for k in sorted(images)]
-
-
 def samples_from_folders(image_pattern: str, mask_pattern: str) -> list[TrainingSample]:
     """Training samples from image and mask files matched by glob patterns.
 
@@ -340,8 +277,8 @@ def samples_from_folders(image_pattern: str, mask_pattern: str) -> list[Training
     """
     samples = []
     for image_path, mask_path in match_files(image_pattern, mask_pattern):
-        image = _read_image(image_path)
-        mask = _read_image(mask_path)
+        image = read_image(image_path)
+        mask = read_image(mask_path)
         if (
             image.ndim == mask.ndim + 1
             and image.shape[-1] in (3, 4)
