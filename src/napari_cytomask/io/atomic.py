@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -56,6 +57,8 @@ def write_atomically(
         write(tmp)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+        # mkstemp makes the file private; give it the permissions of a plain new file.
+        os.chmod(tmp, 0o666 & ~_umask())
         if overwrite:
             os.replace(tmp, path)
         else:
@@ -67,6 +70,72 @@ def write_atomically(
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def write_directory_atomically(
+    path: str | os.PathLike, write: Callable[[Path], None], *, overwrite: bool = False
+) -> Path:
+    """Fill a folder (e.g. an OME-Zarr store) under a temporary name, then move it into place.
+
+    Like :func:`write_atomically`: a failed or interrupted write leaves no
+    folder under the final name, and an existing one is replaced only with
+    ``overwrite`` (it is moved aside first and deleted once the new one is in place).
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(
+            f"{path} already exists and was left as it is. Choose another name, or delete it first."
+        )
+    directory = path.parent if str(path.parent) else Path(".")
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=directory))
+    except OSError as err:
+        raise WriteError(err.errno, _explain(err, path)) from err
+    old = None
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o777 & ~_umask())
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=directory))
+            os.replace(path, old / path.name)
+        os.rename(tmp, path)
+    except OSError as err:
+        if old is not None and not path.exists():
+            os.replace(old / path.name, path)
+        raise WriteError(err.errno, _explain(err, path)) from err
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    return path
+
+
+def remove_leftovers(path: str | os.PathLike) -> list[Path]:
+    """Delete what interrupted atomic writes of ``path`` left beside it; return what went.
+
+    Only call this when no other process is writing ``path``.
+    """
+    path = Path(path)
+    removed = []
+    for leftover in path.parent.glob(f".{glob_escape(path.name)}.*"):
+        if leftover.name.endswith((".part", ".old")):
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
+            removed.append(leftover)
+    return removed
+
+
+def glob_escape(name: str) -> str:
+    """``name`` with glob's special characters taken literally."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _temporary(directory: Path, name: str) -> tuple[int, str]:

@@ -203,14 +203,19 @@ def coco_annotations(export: LabelsExport, score_column: str | None = None) -> d
             "categories": [{"id": 1, "name": "cell"}]}
 
 
+def package_versions(packages: Sequence[str] = _VERSIONED) -> dict[str, str | None]:
+    """Installed versions of the packages that make results (``None`` when missing)."""
+    found = {}
+    for package in packages:
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = None
+    return found
+
+
 def provenance(export: LabelsExport, outputs: Sequence[Path]) -> dict[str, object]:
     """What made the outputs: versions, parameters, input file, time and machine."""
-    versions = {}
-    for package in _VERSIONED:
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = None
     return {
         "outputs": [p.name for p in outputs],
         "layer": export.name,
@@ -219,7 +224,7 @@ def provenance(export: LabelsExport, outputs: Sequence[Path]) -> dict[str, objec
         "shape": list(np.shape(export.labels)),
         "scale": [float(s) for s in export.scale] if export.scale is not None else None,
         "units": [str(u) for u in export.units] if export.units is not None else None,
-        "versions": versions,
+        "versions": package_versions(),
         "python": platform.python_version(),
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
