@@ -1,0 +1,393 @@
+"""One segmentation pipeline for the dock, the ``cytomask`` command and batch workers.
+
+A :class:`Preset` says how cells are made: the method (U-Net, SAM2, or SAM2
+guided by the U-Net's cells), its model and parameters, and an optional
+watershed split of touching cells. The napari dock saves its current settings
+as a preset file; ``cytomask segment --preset FILE`` runs the same pipeline on
+folders of scans. A :class:`Segmenter` loads the preset's models once (per
+process, or per dask worker) and segments images with them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+
+from .io.atomic import write_atomically
+from .progress import Progress
+
+METHODS = ("unet", "sam2", "sam2_guided")
+PRESET_FORMAT = "napari-cytomask-preset"
+PRESET_VERSION = 1
+
+
+class PresetError(ValueError):
+    """A preset file or value that cannot be used; the message says what to fix."""
+
+
+@dataclass
+class UNetStep:
+    """U-Net settings: the checkpoint, tiling and how probabilities become cells."""
+
+    model: str
+    tile_size: int | None = None
+    overlap: int = 64
+    batch_size: int = 0
+    tta: bool = False
+    interior_threshold: float = 0.5
+    foreground_threshold: float = 0.5
+    min_size: int = 0
+
+    def postprocess(self, targets: str) -> dict:
+        """Watershed parameters for a model with these ``targets``."""
+        if targets == "foreground":
+            return {"threshold": self.foreground_threshold}
+        return {
+            "interior_threshold": self.interior_threshold,
+            "foreground_threshold": self.foreground_threshold,
+        }
+
+
+@dataclass
+class Sam2Step:
+    """SAM2 settings: the model (Hugging Face id or checkpoint with its config) and thresholds."""
+
+    model: str = "facebook/sam2.1-hiera-tiny"
+    config: str | None = None
+    params: dict = field(default_factory=dict)
+    labels: dict = field(default_factory=dict)
+
+    def sam2_params(self):
+        """The :class:`~.models.sam2_engine.Sam2Params` of this step."""
+        from .models.sam2_engine import Sam2Params
+
+        values = dict(self.params)
+        if values.get("point_grids") is not None:
+            values["point_grids"] = tuple(np.asarray(g) for g in values["point_grids"])
+        return Sam2Params(**values)
+
+    def label_params(self):
+        """The :class:`~.models.sam2_engine.LabelParams` of this step."""
+        from .models.sam2_engine import LabelParams
+
+        values = dict(self.labels)
+        if "percentiles" in values:
+            values["percentiles"] = tuple(values["percentiles"])
+        return LabelParams(**values)
+
+
+@dataclass
+class Preset:
+    """How cells are segmented, as saved by the dock and read by ``cytomask segment``.
+
+    Attributes
+    ----------
+    method
+        ``"unet"``, ``"sam2"`` or ``"sam2_guided"`` (SAM2 keeps the masks that lie
+        on the U-Net's cells).
+    unet, sam2
+        Settings of the steps the method uses.
+    split
+        Optional watershed split of touching cells afterwards:
+        ``{"params": {...}, "cleanup": {...}}`` for
+        :func:`napari_cytomask.postprocess.iter_watershed` with method ``"split"``.
+    channels
+        Channel indices of multi-channel scans to segment (``None``: the channel
+        the reader marks as input).
+    """
+
+    method: str = "unet"
+    unet: UNetStep | None = None
+    sam2: Sam2Step | None = None
+    split: dict | None = None
+    channels: list[int] | None = None
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise PresetError(f"unknown method {self.method!r}; use one of {', '.join(METHODS)}.")
+        if self.method in ("unet", "sam2_guided") and self.unet is None:
+            raise PresetError(f"method {self.method!r} needs a U-Net model; give one.")
+        if self.method in ("sam2", "sam2_guided") and self.sam2 is None:
+            self.sam2 = Sam2Step()
+        if self.sam2 is not None:
+            try:
+                self.sam2.sam2_params()
+                self.sam2.label_params()
+            except (TypeError, ValueError) as err:
+                raise PresetError(f"invalid SAM2 settings: {err}") from err
+        if self.split is not None and set(self.split) - {"params", "cleanup"}:
+            raise PresetError(
+                f"the split settings hold {sorted(self.split)}; only 'params' and 'cleanup' "
+                "are known."
+            )
+
+    def check(self) -> None:
+        """Check that the models exist and fit, without loading their weights.
+
+        Raises
+        ------
+        PresetError, napari_cytomask.models.checkpoint.CheckpointError
+            With a message that says what to fix.
+        """
+        from .models.checkpoint import read_description
+        from .models.sam2_models import HF_MODELS
+
+        if self.unet is not None:
+            read_description(resolve_model(self.unet.model))
+        if self.sam2 is not None and self.sam2.model not in HF_MODELS:
+            if not Path(self.sam2.model).expanduser().is_file():
+                raise PresetError(
+                    f"SAM2 model {self.sam2.model!r} is neither a known Hugging Face id "
+                    f"({', '.join(HF_MODELS)}) nor a checkpoint file."
+                )
+            if not self.sam2.config:
+                raise PresetError(
+                    f"the SAM2 checkpoint {self.sam2.model} needs its configuration "
+                    "(e.g. the Hugging Face id of the model it was fine-tuned from)."
+                )
+
+    def to_dict(self) -> dict:
+        """A JSON-ready description (the preset file's content)."""
+        data = {"format": PRESET_FORMAT, "version": PRESET_VERSION}
+        data.update(_plain(asdict(self)))
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Preset:
+        """A preset from :meth:`to_dict`'s output; explains what is wrong with bad input."""
+        if not isinstance(data, dict) or data.get("format") != PRESET_FORMAT:
+            raise PresetError(
+                "not a napari-cytomask preset (its 'format' is not "
+                f"{PRESET_FORMAT!r}); save one from the Segment cytoplasm dock."
+            )
+        if data.get("version", 0) > PRESET_VERSION:
+            raise PresetError(
+                f"the preset has version {data['version']}, newer than this napari-cytomask "
+                f"reads ({PRESET_VERSION}); update napari-cytomask."
+            )
+        values = {k: v for k, v in data.items() if k not in ("format", "version")}
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise PresetError(f"unknown preset entries {unknown}; known are {sorted(known)}.")
+        try:
+            if values.get("unet") is not None:
+                values["unet"] = UNetStep(**values["unet"])
+            if values.get("sam2") is not None:
+                values["sam2"] = Sam2Step(**values["sam2"])
+        except TypeError as err:
+            raise PresetError(f"invalid preset: {err}") from err
+        return cls(**values)
+
+    def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+        """Write the preset as JSON (atomically)."""
+        text = json.dumps(self.to_dict(), indent=2)
+        return write_atomically(path, lambda tmp: tmp.write_text(text), overwrite=overwrite)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Preset:
+        """Read a preset file written by :meth:`save`."""
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise PresetError(f"{path} is not a JSON preset file: {err}") from err
+        try:
+            return cls.from_dict(data)
+        except PresetError as err:
+            raise PresetError(f"{path}: {err}") from err
+
+
+def _plain(value):
+    """``value`` with numpy arrays and tuples turned into JSON lists."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def resolve_model(model: str) -> Path:
+    """A U-Net checkpoint file from a path or the name of a checkpoint in the model folder."""
+    from .models.checkpoint import SUFFIX, cache_dir
+
+    path = Path(model).expanduser()
+    if path.is_file():
+        return path
+    for candidate in (cache_dir() / model, cache_dir() / f"{model}{SUFFIX}"):
+        if candidate.is_file():
+            return candidate
+    raise PresetError(
+        f"no checkpoint {model!r}: give a .safetensors file or the name of one in {cache_dir()}."
+    )
+
+
+class Segmenter:
+    """Runs a :class:`Preset`, loading its models once.
+
+    Parameters
+    ----------
+    preset
+        What to run.
+    device
+        ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
+    sam2_builder
+        Builds SAM2 models from ``(source, device, config)``; by default Hugging
+        Face ids are downloaded and local checkpoints loaded (tests pass a builder
+        of small random models).
+    """
+
+    def __init__(self, preset: Preset, device: str = "auto", sam2_builder: Callable | None = None):
+        from .models.sam2_models import Sam2ModelCache
+
+        self.preset = preset
+        self.device = device
+        self._sam2_models = Sam2ModelCache(sam2_builder)
+        self._predictor = None
+        self._engine = None
+
+    @property
+    def predictor(self):
+        """The U-Net (loaded on first use)."""
+        from .models.inference import UNetPredictor
+
+        if self._predictor is None:
+            path = resolve_model(self.preset.unet.model)
+            self._predictor = UNetPredictor.from_checkpoint(path, self.device)
+        return self._predictor
+
+    @property
+    def engine(self):
+        """The SAM2 engine (built on first use)."""
+        from .models.sam2_engine import Sam2Engine
+
+        if self._engine is None:
+            step = self.preset.sam2
+            model = self._sam2_models.get(step.model, self.device, step.config)
+            self._engine = Sam2Engine(model, model_key=f"{step.model}|{step.config}")
+        return self._engine
+
+    @property
+    def n_inputs(self) -> int:
+        """How many input channels the preset's models take."""
+        return self.predictor.config.in_channels if self.preset.unet is not None else 1
+
+    def describe(self) -> dict:
+        """The preset plus what was loaded (for provenance files)."""
+        from .models.device import get_device
+
+        info: dict = {"preset": self.preset.to_dict(), "device": str(get_device(self.device))}
+        if self.preset.method != "sam2":
+            info["unet_checkpoint"] = str(resolve_model(self.preset.unet.model))
+        return info
+
+    def iter_segment(
+        self,
+        channels: Sequence,
+        *,
+        labels_out=None,
+        scratch: Path | None = None,
+        chunk_size: int = 2048,
+    ) -> Generator[Progress, None, np.ndarray]:
+        """Instance labels of an image or stack, yielding :class:`Progress`.
+
+        Parameters
+        ----------
+        channels
+            One ``(*frames, Y, X)`` array per input channel (numpy, dask, zarr).
+        labels_out
+            Preallocated integer output (e.g. a zarr array on disk) for images
+            larger than memory; by default a numpy array is returned.
+        scratch
+            Folder for the U-Net's probabilities of a large image; without it they
+            are kept in memory.
+        chunk_size
+            Frames larger than this go through the watershed in windows of this size.
+        """
+        method = self.preset.method
+        labels = None
+        if method in ("unet", "sam2_guided"):
+            out = labels_out if method == "unet" else None
+            labels = yield from self._unet(channels, out, scratch, chunk_size)
+        if method in ("sam2", "sam2_guided"):
+            foreground = None if labels is None else np.asarray(labels) > 0
+            labels = yield from self._sam2(channels[0], foreground)
+        if self.preset.split is not None:
+            from .postprocess.runner import iter_watershed
+
+            gen = iter_watershed(
+                "split",
+                labels,
+                params=self.preset.split.get("params"),
+                cleanup=self.preset.split.get("cleanup"),
+                chunk_size=chunk_size,
+                out=labels_out if labels is not labels_out else None,
+            )
+            labels = yield from _as_progress("split", gen)
+        if labels_out is not None and labels is not labels_out:
+            labels_out[...] = labels
+            labels = labels_out
+        return labels
+
+    def _unet(self, channels, labels_out, scratch, chunk_size):
+        import zarr
+
+        from .models.checkpoint import check_input_channels
+        from .models.inference import iter_segment
+
+        step = self.preset.unet
+        predictor = self.predictor
+        check_input_channels(predictor.description, len(channels), step.model)
+        probs_out = None
+        if scratch is not None:
+            shape = (len(predictor.classes), *channels[0].shape)
+            chunks = (1,) * (len(shape) - 2) + (256, 4096)
+            probs_out = zarr.create_array(
+                Path(scratch) / "probabilities.zarr", shape=shape, chunks=chunks,
+                dtype="float32", fill_value=0,
+            )  # fmt: skip
+        result = yield from iter_segment(
+            predictor,
+            list(channels),
+            tile_size=step.tile_size,
+            overlap=step.overlap,
+            batch_size=step.batch_size,
+            tta=step.tta,
+            postprocess=step.postprocess(predictor.config.targets),
+            cleanup={"min_area": step.min_size},
+            probabilities_out=probs_out,
+            labels_out=labels_out,
+            chunk_size=chunk_size,
+        )
+        return result.labels
+
+    def _sam2(self, image, foreground):
+        step = self.preset.sam2
+        gen = self.engine.segment_iter(
+            np.asarray(image), step.sam2_params(), step.label_params(), foreground=foreground
+        )
+        result = yield from _as_progress("sam2", gen)
+        return result.labels
+
+
+def _as_progress(stage: str, gen):
+    """Re-yield a generator's ``(done, total)`` or ``(stage, done, total)`` as :class:`Progress`."""
+    while True:
+        try:
+            event = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        if isinstance(event, Progress):
+            yield event
+        else:
+            *named, done, total = event
+            yield Progress(named[0] if named else stage, int(done), int(total))

@@ -1,0 +1,202 @@
+"""Presets and the Segmenter: the same results as the step functions the widgets call."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import zarr
+
+from napari_cytomask.models.checkpoint import describe, save_checkpoint
+from napari_cytomask.models.inference import UNetPredictor, segment
+from napari_cytomask.models.sam2_engine import LabelParams, Sam2Engine, Sam2Params
+from napari_cytomask.models.sam2_models import build_model as build_sam2
+from napari_cytomask.models.unet import UNetConfig, build_model
+from napari_cytomask.pipeline import Preset, PresetError, Sam2Step, Segmenter, UNetStep
+from napari_cytomask.postprocess import run_watershed
+from napari_cytomask.progress import Progress, drain
+from napari_cytomask.synthetic import make_tilescan
+
+SAM2_PARAMS = {"points_per_side": 6, "pred_iou_thresh": 0.0, "stability_score_thresh": 0.0,
+               "box_nms_thresh": 1.0}  # fmt: skip
+SAM2_LABELS = {"max_area_fraction": 1.0, "min_foreground_fraction": 0.3, "order": "score"}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def unet_file(tmp_path_factory, tiny_unet):
+    config = UNetConfig(**tiny_unet, tile_size=64)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1)
+        model, _ = build_model(config)
+    path = tmp_path_factory.mktemp("models") / "tiny.safetensors"
+    return save_checkpoint(path, model, describe(config))
+
+
+@pytest.fixture(scope="module")
+def sam2_model():
+    model = build_sam2("configs/sam2.1/sam2.1_hiera_t.yaml", image_size=64, seed=0)
+    with torch.no_grad():
+        for mlp in model.sam_mask_decoder.output_hypernetworks_mlps:
+            mlp.layers[-1].weight.mul_(30.0)  # spread the random logits (see test_sam2_engine)
+    return model
+
+
+@pytest.fixture(scope="module")
+def scan():
+    return make_tilescan(n_tiles=2, shape=(96, 96), cell_radius=10, seed=3)
+
+
+def test_preset_round_trip_through_a_file(tmp_path):
+    preset = Preset(
+        method="sam2_guided",
+        unet=UNetStep(model="m.safetensors", overlap=16, tta=True, min_size=5),
+        sam2=Sam2Step(params=dict(SAM2_PARAMS), labels={"percentiles": (2.0, 98.0)}),
+        split={"params": {"h": 2.0}, "cleanup": {"min_area": 10}},
+        channels=[1],
+    )
+    path = preset.save(tmp_path / "p.json")
+    data = json.loads(path.read_text())
+    assert data["format"] == "napari-cytomask-preset" and data["method"] == "sam2_guided"
+    loaded = Preset.load(path)
+    assert loaded == Preset.from_dict(preset.to_dict())
+    assert loaded.sam2.label_params().percentiles == (2.0, 98.0)
+    assert loaded.sam2.sam2_params() == Sam2Params(**SAM2_PARAMS)
+    with pytest.raises(FileExistsError):
+        preset.save(path)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"method": "unet"}, "not a napari-cytomask preset"),
+        ({"format": "napari-cytomask-preset", "version": 99}, "newer than"),
+        ({"format": "napari-cytomask-preset", "colour": "red"}, "unknown preset entries"),
+        ({"format": "napari-cytomask-preset", "method": "unet"}, "needs a U-Net model"),
+        ({"format": "napari-cytomask-preset", "method": "magic"}, "unknown method"),
+        (
+            {"format": "napari-cytomask-preset", "method": "sam2",
+             "sam2": {"params": {"points_per_side": None}}},
+            "invalid SAM2 settings",
+        ),
+        (
+            {"format": "napari-cytomask-preset", "method": "unet",
+             "unet": {"model": "m", "speed": 3}},
+            "invalid preset",
+        ),
+    ],
+)  # fmt: skip
+def test_bad_presets_say_what_is_wrong(data, message):
+    with pytest.raises(PresetError, match=message):
+        Preset.from_dict(data)
+
+
+def test_a_file_that_is_not_json(tmp_path):
+    path = tmp_path / "p.json"
+    path.write_bytes(b"\x00\x01 not json")
+    with pytest.raises(PresetError, match="not a JSON preset file"):
+        Preset.load(path)
+
+
+def test_check_finds_missing_models_before_any_work(tmp_path, unet_file, monkeypatch):
+    monkeypatch.setenv("CYTOMASK_UNET_DIR", str(tmp_path))
+    Preset(unet=UNetStep(model=str(unet_file))).check()
+    with pytest.raises(PresetError, match="no checkpoint 'gone'"):
+        Preset(unet=UNetStep(model="gone")).check()
+    with pytest.raises(PresetError, match="neither a known Hugging Face id"):
+        Preset(method="sam2", sam2=Sam2Step(model=str(tmp_path / "x.pt"))).check()
+    (tmp_path / "x.pt").write_bytes(b"")
+    with pytest.raises(PresetError, match="needs its configuration"):
+        Preset(method="sam2", sam2=Sam2Step(model=str(tmp_path / "x.pt"))).check()
+
+
+def test_unet_method_equals_the_widget_call_and_yields_progress(unet_file, scan):
+    step = UNetStep(model=str(unet_file), overlap=16, interior_threshold=0.4, min_size=3)
+    segmenter = Segmenter(Preset(unet=step), "cpu")
+    gen = segmenter.iter_segment([scan.brightfield])
+    events = []
+    while True:
+        try:
+            events.append(next(gen))
+        except StopIteration as stop:
+            labels = stop.value
+            break
+    assert events and all(isinstance(e, Progress) for e in events)
+    assert {e.stage for e in events} == {"predict", "instances"}
+    predictor = UNetPredictor.from_checkpoint(unet_file, "cpu")
+    expected = segment(
+        predictor,
+        scan.brightfield,
+        overlap=16,
+        postprocess={"interior_threshold": 0.4, "foreground_threshold": 0.5},
+        cleanup={"min_area": 3},
+    ).labels
+    np.testing.assert_array_equal(labels, expected)
+    assert segmenter.predictor is segmenter.predictor  # loaded once
+
+
+def test_chunked_output_equals_in_memory(unet_file, scan, tmp_path):
+    segmenter = Segmenter(Preset(unet=UNetStep(model=str(unet_file), overlap=16)), "cpu")
+    image = np.tile(scan.brightfield[0], (2, 3))  # 192 x 288: several watershed windows
+    whole = drain(segmenter.iter_segment([image]))
+    out = zarr.create_array(tmp_path / "l.zarr", shape=image.shape, chunks=(64, 64), dtype="u4")
+    drain(segmenter.iter_segment([image], labels_out=out, scratch=tmp_path, chunk_size=64))
+    chunked = np.asarray(out)
+    assert (tmp_path / "probabilities.zarr").is_dir()
+    # The same cells, numbered differently.
+    pairs = {(a, b) for a, b in zip(whole.ravel(), chunked.ravel(), strict=True)}
+    assert len(pairs) == len({a for a, _ in pairs}) == len({b for _, b in pairs})
+    assert (whole > 0).sum() == (chunked > 0).sum() > 0
+
+
+def test_sam2_and_guided_methods_equal_the_engine(unet_file, scan, sam2_model):
+    image = scan.brightfield[0]
+    sam2 = Sam2Step(model="random", params=SAM2_PARAMS, labels=SAM2_LABELS)
+
+    def builder(source, device, config):
+        assert source == "random"
+        return sam2_model
+
+    engine = Sam2Engine(sam2_model)
+    plain = Segmenter(Preset(method="sam2", sam2=sam2), "cpu", sam2_builder=builder)
+    labels = drain(plain.iter_segment([image]))
+    expected = engine.segment(image, Sam2Params(**SAM2_PARAMS), LabelParams(**SAM2_LABELS))
+    np.testing.assert_array_equal(labels, expected.labels)
+    assert labels.max() > 1
+
+    step = UNetStep(model=str(unet_file), overlap=16)
+    guided = Segmenter(
+        Preset(method="sam2_guided", unet=step, sam2=sam2), "cpu", sam2_builder=builder
+    )
+    labels = drain(guided.iter_segment([image]))
+    cells = drain(Segmenter(Preset(unet=step), "cpu").iter_segment([image]))
+    expected = engine.segment(
+        image, Sam2Params(**SAM2_PARAMS), LabelParams(**SAM2_LABELS), foreground=cells > 0
+    )
+    np.testing.assert_array_equal(labels, expected.labels)
+    assert labels.max() > 0
+    # Where the U-Net finds no cells, SAM2's masks are background.
+    strict = UNetStep(model=str(unet_file), overlap=16, foreground_threshold=0.99)
+    guided = Segmenter(
+        Preset(method="sam2_guided", unet=strict, sam2=sam2), "cpu", sam2_builder=builder
+    )
+    assert drain(guided.iter_segment([image])).max() == 0
+
+
+def test_split_step_runs_the_watershed_split(unet_file, scan):
+    split = {"params": {"h": 1.0}, "cleanup": {"min_area": 4}}
+    step = UNetStep(model=str(unet_file), overlap=16)
+    image = [scan.brightfield]
+    labels = drain(Segmenter(Preset(unet=step, split=split), "cpu").iter_segment(image))
+    cells = drain(Segmenter(Preset(unet=step), "cpu").iter_segment(image))
+    expected = run_watershed("split", cells, params=split["params"], cleanup=split["cleanup"])
+    np.testing.assert_array_equal(labels, expected)
