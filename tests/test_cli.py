@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -82,58 +83,37 @@ def test_train_then_segment(folders, tmp_path, capsys):
     scan_path = tmp_path / "scan.tif"
     tifffile.imwrite(scan_path, stack, imagej=True, metadata={"axes": "TCYX"})
     out_dir = tmp_path / "out"
-    code = main(
-        [
-            "segment",
-            str(scan_path),
-            "-m",
-            str(model),
-            "--channel",
-            "1",
-            "-o",
-            str(out_dir),
-            "--device",
-            "cpu",
-            "--tile-size",
-            "64",
-            "--overlap",
-            "16",
-            "--save-probabilities",
-            "--threads",
-            "1",
-        ]
-    )
-    out = capsys.readouterr()
-    assert code == 0, out.err
+    segment = ["segment", "--scheduler", "synchronous", "--threads", "1", "-o", str(out_dir)]
+    argv = [*segment, str(scan_path), "-m", str(model), "--channel", "1", "--overlap", "16"]
+    assert main(argv) == 0, capsys.readouterr().err
     labels = tifffile.imread(out_dir / "scan_unet_cells.tif")
     assert labels.shape == (2, 96, 96)
-    probs = np.load(out_dir / "scan_unet_probabilities.npy")
-    assert probs.shape == (3, 2, 96, 96)
-    np.testing.assert_allclose(probs.sum(axis=0), 1, atol=1e-4)
-    code = main(
-        [
-            "segment",
-            str(data / "set0" / "raw.tif"),
-            "-m",
-            str(model),
-            "-o",
-            str(out_dir),
-            "--tta",
-            "--threads",
-            "1",
-        ]
-    )
+    record = json.loads((out_dir / "scan_unet_cells.json").read_text())
+    assert record["source"] == str(scan_path.resolve()) and record["cells"] == labels.max()
+    assert record["preset"]["unet"]["model"] == str(model.resolve())
+    assert record["preset"]["channels"] == [1] and record["device"] == "cpu"
+    code = main([*segment, str(data / "set0" / "raw.tif"), "-m", str(model), "--tta"])
     assert code == 0 and (out_dir / "raw_unet_cells.tif").is_file()
 
-    # Existing results are not overwritten without --overwrite.
-    code = main(["segment", str(scan_path), "-m", str(model), "-o", str(out_dir), "--channel", "1"])
+    # A re-run skips finished inputs; other settings for them need --overwrite.
+    before = (out_dir / "scan_unet_cells.tif").stat().st_mtime_ns
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert "1 of 1 input(s) already segmented" in capsys.readouterr().out
+    assert (out_dir / "scan_unet_cells.tif").stat().st_mtime_ns == before
+    assert main([*argv, "--overlap", "8"]) == 1
     err = capsys.readouterr().err
-    assert code == 1 and "exists; pass --overwrite" in err and len(err.strip().splitlines()) == 1
+    assert "made with other settings; pass --overwrite" in err and len(err.splitlines()) == 1
+    assert main([*argv, "--overlap", "8", "--overwrite"]) == 0
+    assert json.loads((out_dir / "scan_unet_cells.json").read_text())["preset"]["unet"][
+        "overlap"
+    ] == 8
 
-    # A model name is looked up in the model folder.
+    # A model name is looked up in the model folder; results go beside the input.
     (tmp_path / "models").mkdir()
     model.rename(tmp_path / "models" / "tiny.safetensors")
-    code = main(["segment", str(data / "set1" / "raw.tif"), "-m", "tiny", "-q", "--threads", "1"])
+    code = main(["segment", str(data / "set1" / "raw.tif"), "-m", "tiny", "-q", "--threads", "1",
+                 "--scheduler", "synchronous"])  # fmt: skip
     assert code == 0 and (data / "set1" / "raw_unet_cells.tif").is_file()
 
 
@@ -147,6 +127,12 @@ def test_user_errors_exit_1_with_one_line(tmp_path, folders, capsys):
         (["train", *TINY], "say where the training data are"),
         (["train", "--images", str(tmp_path / "none*.tif"), "--masks", "x*"], "matches no file"),
         (["train", "--tilescan", str(pt)], "needs --input-channel"),
+        (["segment", str(tmp_path / "gone.tif"), "-m", str(pt)], "PyTorch pickle"),
+        (["segment", str(tmp_path), "--method", "sam2"], "holds no image file"),
+        (["segment", str(data / "set0" / "raw.tif")], "needs a U-Net: give --model"),
+        (["segment", str(data / "set0" / "raw.tif"), "--preset", str(pt)], "not a JSON preset"),
+        (["evaluate", "--pred", str(tmp_path / "x*.tif"), "--gt", "y*", "-o", "m.csv"],
+         "prediction pattern"),
     ]
     for argv, message in cases:
         assert main(argv) == 1, argv

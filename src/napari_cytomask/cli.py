@@ -3,7 +3,10 @@
 Subcommands:
 
 - ``cytomask train``: train a U-Net on image/mask files or tile-scan channels;
-- ``cytomask segment``: segment images or tile scans with a trained U-Net.
+- ``cytomask segment``: segment folders of images or tile scans with a U-Net, SAM2 or
+  both, on a dask.distributed cluster, resumably;
+- ``cytomask evaluate``: metrics of predictions against ground truth, to CSV;
+- ``cytomask export``: label images to other formats, COCO JSON and per-object tables.
 
 Exit status: 0 on success, 1 for a problem with the inputs (a one-line
 message on stderr says what to do), 2 for a wrong command line.
@@ -14,6 +17,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+
+from .batch import FORMATS
+from .io.export import LABEL_FORMATS
+from .pipeline import METHODS
 
 EXIT_OK, EXIT_USER_ERROR, EXIT_USAGE = 0, 1, 2
 
@@ -186,19 +193,27 @@ def _train_parser(sub) -> None:
 def _segment_parser(sub) -> None:
     p = sub.add_parser(
         "segment",
-        help="segment images or tile scans with a trained U-Net",
-        description="Segment images with a trained U-Net: overlapping tiles blended without "
-        "seams, then a watershed turns the class probabilities into cells. Every tile or "
-        "position of a scan (leading axes) is segmented. Writes one label image per input, "
-        "named '<input>_unet_cells.tif', and optionally the probabilities.",
+        help="segment images or tile scans with a U-Net, SAM2, or SAM2 guided by a U-Net",
+        description="Segment cells in image files, folders of images or glob patterns. Each "
+        "input is a task on a dask.distributed cluster (a local cluster of worker processes, or "
+        "an existing one with --scheduler). Every input gets a label image "
+        "'<input>_<method>_cells.tif' and a provenance file '<input>_<method>_cells.json', both "
+        "written atomically; the provenance file marks a finished input, so a re-run skips "
+        "finished inputs and an interrupted run loses no finished work. Frames larger than "
+        "--chunked-above are processed chunk-wise into OME-Zarr. Settings come from a preset "
+        "saved in the napari dock (--preset) and/or from the options below, which override it.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("inputs", nargs="+", type=Path, metavar="IMAGE", help="images or tile scans")
     p.add_argument(
-        "-m",
-        "--model",
-        required=True,
-        help="checkpoint file, or the name of a checkpoint in the model folder",
+        "inputs", nargs="+", metavar="INPUT", help="image files, folders of images, or quoted "
+        "glob patterns such as 'scans/*.tif'",
+    )  # fmt: skip
+    p.add_argument("--preset", type=Path, help="preset file saved from the Segment cytoplasm dock")
+    p.add_argument(
+        "--method",
+        choices=METHODS,
+        help="unet; sam2 (automatic masks); sam2_guided (SAM2 masks on the U-Net's cells). "
+        "Default: the preset's, else unet",
     )
     p.add_argument(
         "--channel",
@@ -208,51 +223,143 @@ def _segment_parser(sub) -> None:
         help="channel index(es) to segment in multi-channel TIFF scans, numbered from 0; "
         "default: the channel the reader marks as input (or the only one)",
     )
-    p.add_argument(
-        "-o",
-        "--output-dir",
-        type=Path,
-        help="folder for the results (default: beside each input)",
+    unet = p.add_argument_group("U-Net (methods unet and sam2_guided)")
+    unet.add_argument(
+        "-m", "--model", help="checkpoint file, or the name of a checkpoint in the model folder"
     )
-    p.add_argument(
-        "--tile-size", type=int, default=0, help="tile size in pixels; 0 uses the checkpoint's"
+    unet.add_argument("--tile-size", type=int, help="tile size in pixels (default: the model's)")
+    unet.add_argument(
+        "--overlap", type=int, help="minimum overlap of neighbouring tiles in pixels (default 64)"
     )
-    p.add_argument(
-        "--overlap", type=int, default=64, help="minimum overlap of neighbouring tiles in pixels"
+    unet.add_argument(
+        "--batch-size", type=int, help="tiles per forward pass (default: 8 on a GPU, 1 on CPU)"
     )
-    p.add_argument(
-        "--batch-size",
+    unet.add_argument(
+        "--tta", action="store_true", default=None,
+        help="average over flips (test-time augmentation, 4x slower)",
+    )  # fmt: skip
+    unet.add_argument(
+        "--interior-threshold", type=float, help="interior probability that seeds a cell (0.5)"
+    )
+    unet.add_argument(
+        "--foreground-threshold", type=float, help="probability above which a pixel is a cell (0.5)"
+    )
+    unet.add_argument("--min-size", type=int, help="remove cells with fewer pixels (0)")
+    sam2 = p.add_argument_group("SAM2 (methods sam2 and sam2_guided)")
+    sam2.add_argument(
+        "--sam2-model",
+        help="Hugging Face id (e.g. facebook/sam2.1-hiera-tiny) or a local .pt checkpoint",
+    )
+    sam2.add_argument(
+        "--sam2-config", help="configuration (or Hugging Face id) of a local SAM2 checkpoint"
+    )
+    sam2.add_argument("--points-per-side", type=int, help="prompt grid size (32)")
+    sam2.add_argument("--pred-iou-thresh", type=float, help="predicted-IoU threshold (0.8)")
+    sam2.add_argument(
+        "--stability-score-thresh", type=float, help="stability score threshold (0.95)"
+    )
+    sam2.add_argument("--min-area", type=int, help="drop masks with fewer pixels (0)")
+    sam2.add_argument(
+        "--max-area-fraction",
+        type=float,
+        help="drop masks larger than this fraction of the image as background (0.5)",
+    )
+    out = p.add_argument_group("outputs")
+    out.add_argument(
+        "-o", "--output-dir", type=Path, help="folder for the results (default: beside each input)"
+    )
+    out.add_argument(
+        "--format", choices=tuple(FORMATS), default="tif",
+        help="label format of images processed in memory (chunk-wise ones are OME-Zarr)",
+    )  # fmt: skip
+    out.add_argument(
+        "--chunked-above",
+        type=float,
+        default=64.0,
+        metavar="MEGAPIXELS",
+        help="frames with more megapixels are processed chunk-wise into OME-Zarr",
+    )
+    out.add_argument(
+        "--chunk-size", type=_positive_int, default=2048,
+        help="watershed window and OME-Zarr chunk size of chunk-wise processing, in pixels",
+    )  # fmt: skip
+    out.add_argument(
+        "--overwrite", action="store_true", help="redo finished inputs and replace their results"
+    )
+    cluster = p.add_argument_group("dask cluster")
+    cluster.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="address of an existing dask.distributed scheduler (tcp://host:8786); "
+        "'synchronous' runs everything in this process (for debugging)",
+    )
+    cluster.add_argument(
+        "--workers",
         type=int,
         default=0,
-        help="tiles per forward pass; 0 picks 8 on a GPU and 1 on the CPU",
+        help="worker processes of the local cluster; 0: one per GPU, else one per 4 CPU cores",
+    )
+    _add_device(cluster)
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the written files")
+
+
+def _evaluate_parser(sub) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="compare predicted labels with ground truth and write the metrics to CSV",
+        description="Compare prediction/ground-truth pairs of label images: pixel metrics, "
+        "object metrics (precision, recall, F1, panoptic quality…) at IoU thresholds, "
+        "mean-average F1 and COCO AP. Pairs are matched by what the wildcards of the two "
+        "patterns capture, e.g. --pred 'out/*_unet_cells.tif' --gt 'scans/*.tif' "
+        "--mask-channel 3. The CSV has one row per pair, frame, threshold and metric, plus "
+        "'all' rows pooling every pair.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--pred", required=True, metavar="PATTERN", help="predicted label files")
+    p.add_argument(
+        "--gt",
+        required=True,
+        metavar="PATTERN",
+        help="ground-truth label files, or tile scans holding a mask channel (--mask-channel)",
     )
     p.add_argument(
-        "--tta", action="store_true", help="average over flips (test-time augmentation, 4x slower)"
-    )
-    post = p.add_argument_group("post-processing")
-    post.add_argument(
-        "--interior-threshold",
-        type=float,
-        default=0.5,
-        help="interior probability that seeds a cell (interior/boundary models)",
-    )
-    post.add_argument(
-        "--foreground-threshold",
-        type=float,
-        default=0.5,
-        help="probability above which a pixel belongs to a cell",
-    )
-    post.add_argument(
-        "--min-size", type=int, default=0, help="remove cells with fewer pixels than this"
+        "--mask-channel", type=int, metavar="N", help="channel of the --gt scans with the labels"
     )
     p.add_argument(
-        "--save-probabilities",
-        action="store_true",
-        help="also write the class probabilities as '<input>_unet_probabilities.npy' "
-        "(float32, classes first)",
+        "--thresholds",
+        type=float,
+        nargs="+",
+        default=[0.5, 0.75, 0.9],
+        metavar="IOU",
+        help="IoU thresholds of the object metrics",
     )
-    p.add_argument("--overwrite", action="store_true", help="replace existing result files")
-    _add_device(p)
+    p.add_argument("-o", "--output", type=Path, required=True, help="CSV file to write")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing CSV file")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the written file")
+
+
+def _export_parser(sub) -> None:
+    p = sub.add_parser(
+        "export",
+        help="convert label images to other formats, COCO JSON and per-object tables",
+        description="Export label images (e.g. results of 'cytomask segment') to TIFF, "
+        "OME-TIFF, PNG or NumPy, with a per-object CSV (area, centroid, bounding box, "
+        "eccentricity, mean intensity of every channel of the source scan), cell counts, "
+        "COCO RLE JSON and a provenance JSON. A provenance file of 'cytomask segment' next to "
+        "a label file names its source scan, whose channels are measured.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("labels", nargs="+", metavar="LABELS", help="label files, folders or patterns")
+    p.add_argument("-o", "--output-dir", type=Path, required=True, help="folder for the exports")
+    p.add_argument(
+        "--format", nargs="+", choices=tuple(LABEL_FORMATS), default=["tiff"], dest="formats",
+        help="label formats to write",
+    )  # fmt: skip
+    p.add_argument("--coco", action="store_true", help="also write COCO RLE JSON")
+    p.add_argument(
+        "--no-tables", action="store_true", help="skip the per-object CSV and the cell counts"
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace existing files")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the written files")
 
 
@@ -266,6 +373,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _train_parser(sub)
     _segment_parser(sub)
+    _evaluate_parser(sub)
+    _export_parser(sub)
     return parser
 
 
@@ -351,126 +460,212 @@ def _train(args) -> int:
     return EXIT_OK
 
 
-def _resolve_model(model: str) -> Path:
-    from .models.checkpoint import SUFFIX, cache_dir
+def _preset(args):
+    """The preset file's settings with the command line's options on top."""
+    from dataclasses import replace
 
-    path = Path(model).expanduser()
-    if path.is_file():
-        return path
-    for candidate in (cache_dir() / model, cache_dir() / f"{model}{SUFFIX}"):
-        if candidate.is_file():
-            return candidate
-    raise UserError(
-        f"no checkpoint {model!r}: give a .safetensors file or the name of one in {cache_dir()}."
-    )
+    from .pipeline import Preset, PresetError, Sam2Step, UNetStep
 
-
-def _read_input(path: Path, channels: list[int] | None, n_channels: int) -> list:
-    """The channel arrays (lazy for TIFF scans) of one input file.
-
-    Without ``channels``: the channel the reader marks as input (then further
-    image channels, in order, for models with several inputs).
-    """
-    from .io.layers import METADATA_KEY
-
-    if not path.is_file():
-        raise UserError(f"{path} does not exist.")
-    if path.suffix.lower() in (".tif", ".tiff", ".btf"):
-        from .io.tiff import read_tiff
-
-        meta = {}
-        arrays = {}
-        for data, kwargs, _ in read_tiff(path):
-            info = kwargs["metadata"][METADATA_KEY]
-            meta[info["channel_index"]] = info["role"]
-            arrays[info["channel_index"]] = data
-        if channels is None:
-            order = {"input": 0, "image": 1}
-            usable = sorted(
-                (i for i in meta if meta[i] in order), key=lambda i: (order[meta[i]], i)
-            )
-            channels = usable[:n_channels] or sorted(meta)[:n_channels]
-        missing = [c for c in channels if c not in arrays]
-        if missing:
-            raise UserError(
-                f"{path} has no channel {missing[0]}; its channels are {sorted(arrays)} "
-                "(numbered from 0)."
-            )
-        return [arrays[c] for c in channels]
-    from skimage.io import imread
-
-    image = imread(path)
-    if image.ndim == 3 and image.shape[-1] in (3, 4):
-        picked = channels or list(range(min(n_channels, image.shape[-1])))
-        return [image[..., c] for c in picked]
-    return [image]
+    preset = Preset.load(args.preset) if args.preset else None
+    method = args.method or (preset.method if preset else "unet")
+    unet = preset.unet if preset else None
+    if args.model:
+        # A file is named by its absolute path: workers may run elsewhere, and the
+        # provenance says exactly which file it was.
+        model = str(Path(args.model).resolve()) if Path(args.model).is_file() else args.model
+        unet = replace(unet, model=model) if unet else UNetStep(model=model)
+    unet_options = {
+        "tile_size": args.tile_size, "overlap": args.overlap, "batch_size": args.batch_size,
+        "tta": args.tta, "interior_threshold": args.interior_threshold,
+        "foreground_threshold": args.foreground_threshold, "min_size": args.min_size,
+    }  # fmt: skip
+    unet_options = {k: v for k, v in unet_options.items() if v is not None}
+    if method in ("unet", "sam2_guided"):
+        if unet is None:
+            raise UserError(f"method {method} needs a U-Net: give --model (or a --preset).")
+        unet = replace(unet, **unet_options)
+    sam2 = preset.sam2 if preset else None
+    if method in ("sam2", "sam2_guided"):
+        sam2 = sam2 or Sam2Step()
+        if args.sam2_model:
+            sam2 = replace(sam2, model=args.sam2_model, config=args.sam2_config)
+        elif args.sam2_config:
+            sam2 = replace(sam2, config=args.sam2_config)
+        params = {
+            "points_per_side": args.points_per_side, "pred_iou_thresh": args.pred_iou_thresh,
+            "stability_score_thresh": args.stability_score_thresh,
+        }  # fmt: skip
+        labels = {"min_area": args.min_area, "max_area_fraction": args.max_area_fraction}
+        sam2 = replace(
+            sam2,
+            params={**sam2.params, **{k: v for k, v in params.items() if v is not None}},
+            labels={**sam2.labels, **{k: v for k, v in labels.items() if v is not None}},
+        )
+    try:
+        return Preset(
+            method=method,
+            unet=unet if method != "sam2" else None,
+            sam2=sam2 if method != "unet" else None,
+            split=preset.split if preset else None,
+            channels=args.channel or (preset.channels if preset else None),
+        )
+    except PresetError as err:
+        raise UserError(str(err)) from err
 
 
 def _segment(args) -> int:
-    import numpy as np
+    from . import batch
+    from .io.files import find_inputs
 
-    from .io.writers import write_labels
-    from .models.checkpoint import check_input_channels
-    from .models.inference import UNetPredictor, iter_segment, memmap_probabilities
-
-    _set_threads(args.threads)
-    model_path = _resolve_model(args.model)
-    predictor = UNetPredictor.from_checkpoint(model_path, args.device)
+    preset = _preset(args)
+    preset.check()
+    if args.threads < 0:
+        raise UserError(f"--threads must be 0 or more (got {args.threads}).")
+    sources = find_inputs(args.inputs, exclude=("_cells.tif", "_cells.ome.tif", "_cells.json"))
+    options = batch.Options(
+        fmt=args.format,
+        chunked_above=int(args.chunked_above * 1e6),
+        chunk_size=args.chunk_size,
+        overwrite=args.overwrite,
+    )
+    todo, done = batch.plan(sources, preset, args.output_dir, options)
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
-    if args.output_dir is not None:
-        args.output_dir.mkdir(parents=True, exist_ok=True)
-    targets = predictor.config.targets
-    if targets == "interior_boundary":
-        post = {
-            "interior_threshold": args.interior_threshold,
-            "foreground_threshold": args.foreground_threshold,
-        }
-    else:
-        post = {"threshold": args.foreground_threshold}
-    for path in args.inputs:
-        channels = _read_input(path, args.channel, predictor.config.in_channels)
-        check_input_channels(predictor.description, len(channels), model_path)
-        folder = args.output_dir or path.parent
-        stem = path.name.split(".")[0]
-        labels_path = folder / f"{stem}_unet_cells.tif"
-        probs_path = folder / f"{stem}_unet_probabilities.npy"
-        for target in [labels_path] + ([probs_path] if args.save_probabilities else []):
-            if target.exists() and not args.overwrite:
-                raise UserError(f"{target} exists; pass --overwrite to replace it.")
-        # Probabilities stream straight into a .npy memmap: a scan larger than
-        # memory never holds them all in RAM.
-        probs_out = None
-        if args.save_probabilities:
-            shape = tuple(channels[0].shape)
-            probs_out = memmap_probabilities(probs_path, len(predictor.classes), shape)
-        gen = iter_segment(
-            predictor,
-            channels,
-            probabilities_out=probs_out,
-            tile_size=args.tile_size or None,
-            overlap=args.overlap,
-            batch_size=args.batch_size,
-            tta=args.tta,
-            postprocess=post,
-            cleanup={"min_area": args.min_size},
-        )
-        while True:
+    if done:
+        say(f"{len(done)} of {len(sources)} input(s) already segmented with these settings; "
+            "skipped (--overwrite redoes them)")  # fmt: skip
+    if not todo:
+        return EXIT_OK
+
+    def report(i, n, job, summary, error):
+        if error is not None:
+            print(f"[{i}/{n}] {job.source}: error: {error}", file=sys.stderr, flush=True)
+            return
+        say(f"[{i}/{n}] {job.source}: {summary['cells']} cells in {summary['seconds']:.1f} s")
+        print(summary["output"], flush=True)
+
+    if args.scheduler == "synchronous":
+        from .pipeline import Segmenter
+
+        _set_threads(args.threads)
+        segmenter = Segmenter(preset, args.device)
+        failed = {}
+        for i, job in enumerate(todo, start=1):
             try:
-                next(gen)
-            except StopIteration as stop:
-                result = stop.value
-                break
-        write_labels(labels_path, result.labels, overwrite=args.overwrite)
-        written = [labels_path]
-        if probs_out is not None:
-            probs_out.flush()
-            written.append(probs_path)
-        n_cells = int(np.asarray(result.labels).max(initial=0))
-        say(f"{path}: {n_cells} cells")
-        for target in written:
-            print(target)
+                report(i, len(todo), job, batch.process(job, segmenter, options), None)
+            except Exception as err:  # noqa: BLE001  (reported per file, the others go on)
+                failed[str(job.source)] = _one_line(err)
+                report(i, len(todo), job, None, failed[str(job.source)])
+    else:
+        say(f"segmenting {len(todo)} input(s) on "
+            f"{args.scheduler or 'a local dask cluster'}")  # fmt: skip
+        outcome = batch.run(
+            todo, preset, options, device=args.device, scheduler=args.scheduler,
+            workers=args.workers, threads=args.threads, on_result=report,
+        )  # fmt: skip
+        failed = outcome.failed
+    if failed:
+        raise UserError(
+            f"{len(failed)} of {len(todo)} input(s) failed (see above); the others are done. "
+            "Fix them and run the same command again: finished inputs are skipped."
+        )
     return EXIT_OK
 
+
+def _read_labels(path: str):
+    import numpy as np
+
+    from .io.files import read_image
+    from .io.omezarr import SUFFIX, open_labels
+
+    if path.rstrip("/").endswith(SUFFIX):
+        return np.asarray(open_labels(path))
+    return read_image(path)
+
+
+def _evaluate(args) -> int:
+    import numpy as np
+
+    from .io.atomic import write_atomically
+    from .io.files import match_files, read_channels
+    from .metrics import evaluate
+    from .metrics.export import COLUMNS, results_rows
+
+    pairs = match_files(args.pred, args.gt, names=("prediction", "ground truth"))
+    say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
+    rows, total = [], None
+    at = min(range(len(args.thresholds)), key=lambda i: abs(args.thresholds[i] - 0.5))
+    for pred_path, gt_path in pairs:
+        pred = _read_labels(pred_path)
+        if args.mask_channel is not None:
+            gt = np.asarray(read_channels(gt_path, [args.mask_channel], 1)[0])
+        else:
+            gt = _read_labels(gt_path)
+        result = evaluate(gt, pred, args.thresholds, stack=gt.ndim > 2)
+        total = result if total is None else total + result
+        rows += [(pred_path, gt_path, *row) for row in results_rows(result)]
+        say(f"{pred_path}: F1@{args.thresholds[at]:g} {result.matches.f1[at]:.3f}, "
+            f"mean-average F1 {result.mean_average_f1:.3f}, "
+            f"pixel IoU {result.pixels.iou:.3f}")  # fmt: skip
+    rows += [("all", "all", *row) for row in results_rows(total)]
+    say(f"all {len(pairs)} pair(s): F1@{args.thresholds[at]:g} {total.matches.f1[at]:.3f}, "
+        f"mean-average F1 {total.mean_average_f1:.3f}, "
+        f"pixel IoU {total.pixels.iou:.3f}")  # fmt: skip
+
+    def write(tmp):
+        import csv
+
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(("prediction", "ground_truth", *COLUMNS))
+            writer.writerows(rows)
+
+    print(write_atomically(args.output, write, overwrite=args.overwrite))
+    return EXIT_OK
+
+
+def _export(args) -> int:
+    import json
+
+    from .io.export import LabelsExport, export_labels
+    from .io.files import find_inputs
+
+    items = find_inputs(args.labels)
+    exports = []
+    for path in items:
+        stem = path.name.split(".")[0]
+        record = path.with_name(f"{stem}.json")
+        info = json.loads(record.read_text()) if record.is_file() else {}
+        exports.append(LabelsExport(
+            name=stem, labels=_read_labels(str(path)),
+            intensities=_source_channels(info.get("source")),
+            parameters=info.get("preset", {}), source=info.get("source", str(path)),
+        ))  # fmt: skip
+    written = export_labels(
+        exports, args.output_dir, formats=args.formats, objects_csv=not args.no_tables,
+        coco_json=args.coco, overwrite=args.overwrite,
+    )  # fmt: skip
+    for path in written:
+        print(path)
+    return EXIT_OK
+
+
+def _source_channels(source: str | None) -> dict:
+    """The image channels of a segmented scan by layer name, to measure inside each cell."""
+    import numpy as np
+
+    if not source or not Path(source).is_file() or not source.lower().endswith((".tif", ".tiff")):
+        return {}
+    from .io.tiff import read_tiff
+
+    channels = {}
+    for data, kwargs, kind in read_tiff(source):
+        if kind == "image" and not kwargs.get("rgb"):
+            channels[kwargs["name"]] = np.asarray(data[0] if isinstance(data, list) else data)
+    return channels
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``cytomask`` with ``argv`` (default: the process arguments); return the exit status.
@@ -494,7 +689,7 @@ def main(argv: list[str] | None = None) -> int:
     from .labels import LabelsError
     from .models.checkpoint import CheckpointError
 
-    handlers = {"train": _train, "segment": _segment}
+    handlers = {"train": _train, "segment": _segment, "evaluate": _evaluate, "export": _export}
     try:
         return handlers[args.command](args)
     except (
@@ -509,7 +704,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cytomask {args.command}: error: {message}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
-        print(f"cytomask {args.command}: interrupted", file=sys.stderr)
+        kept = " Finished results are kept; run the same command again to go on." * (
+            args.command == "segment"
+        )
+        print(f"cytomask {args.command}: interrupted.{kept}", file=sys.stderr)
         return 130
 
 

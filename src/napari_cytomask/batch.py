@@ -1,0 +1,353 @@
+"""Batch segmentation on dask.distributed: one task per scan, resumable, atomic outputs.
+
+Every input file becomes a :class:`Job` with two outputs beside each other: the
+label image and a provenance JSON. The provenance file is written last, so it
+marks a finished job; a re-run skips finished jobs and redoes the others. Both
+files are written atomically, so an interrupted run (Ctrl+C, a killed worker, a
+power cut) leaves finished outputs intact and no half-written file under an
+output name.
+
+The jobs run on a ``dask.distributed`` cluster: a :class:`~distributed.LocalCluster`
+of worker processes by default, or an existing cluster given by its scheduler
+address. Each worker loads the preset's models once (:class:`SegmenterPlugin`)
+and, on machines with several GPUs, uses its own GPU.
+
+Images whose frames exceed ``chunked_above`` pixels (or with ``fmt="ome.zarr"``)
+are processed chunk-wise: the U-Net's probabilities go to a scratch store on
+disk and the watershed writes the labels window by window into an OME-Zarr
+store, so memory stays bounded by the tile and chunk sizes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import platform
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from distributed import WorkerPlugin
+
+from .io.atomic import remove_leftovers, write_atomically, write_directory_atomically
+from .io.export import package_versions
+from .pipeline import Preset, Segmenter
+from .progress import drain
+
+#: Output formats of ``cytomask segment`` and their file endings.
+FORMATS = {"tif": ".tif", "ome.tif": ".ome.tif", "ome.zarr": ".ome.zarr"}
+PLUGIN_NAME = "napari-cytomask-segmenter"
+_VERSIONED = ("napari-cytomask", "numpy", "scikit-image", "tifffile", "zarr", "torch",
+              "segmentation-models-pytorch", "sam2", "dask", "distributed")  # fmt: skip
+
+
+class BatchError(ValueError):
+    """A batch that cannot run as asked; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class Options:
+    """How each job writes its outputs.
+
+    Attributes
+    ----------
+    fmt
+        Key of :data:`FORMATS` for images processed in memory.
+    chunked_above
+        Frames with more pixels are processed chunk-wise into OME-Zarr.
+    chunk_size
+        Watershed window (and OME-Zarr chunk) size of chunk-wise processing.
+    overwrite
+        Redo finished jobs and replace their outputs.
+    """
+
+    fmt: str = "tif"
+    chunked_above: int = 8192 * 8192
+    chunk_size: int = 2048
+    overwrite: bool = False
+
+
+@dataclass(frozen=True)
+class Job:
+    """One input file and its outputs."""
+
+    source: Path
+    labels: Path
+    record: Path
+
+    def chunked_labels(self) -> Path:
+        """Where the labels go when the image is processed chunk-wise."""
+        return self.record.with_name(self.record.name.removesuffix(".json") + ".ome.zarr")
+
+    def finished(self) -> Path | None:
+        """The label output a finished earlier run left, or ``None``."""
+        if not self.record.is_file():
+            return None
+        for labels in (self.labels, self.chunked_labels()):
+            if labels.exists():
+                return labels
+        return None
+
+
+def plan(
+    sources: Sequence[Path], preset: Preset, output_dir: Path | None, options: Options
+) -> tuple[list[Job], list[Job]]:
+    """Jobs to run and jobs already finished by an earlier run with the same preset.
+
+    Raises
+    ------
+    BatchError
+        When a finished output was made with another preset (and ``overwrite`` is
+        off), or two inputs would write the same output.
+    """
+    if options.fmt not in FORMATS:
+        raise BatchError(f"unknown format {options.fmt!r}; use one of {', '.join(FORMATS)}.")
+    todo, done, seen = [], [], {}
+    for source in sources:
+        folder = output_dir or source.parent
+        stem = f"{source.name.split('.')[0]}_{preset.method}_cells"
+        job = Job(source, folder / f"{stem}{FORMATS[options.fmt]}", folder / f"{stem}.json")
+        if job.record in seen:
+            raise BatchError(
+                f"{seen[job.record]} and {source} would both write {job.record.name}; "
+                "rename one or segment them into different folders."
+            )
+        seen[job.record] = source
+        if not options.overwrite and job.finished():
+            made_with = json.loads(job.record.read_text()).get("preset")
+            if made_with != preset.to_dict():
+                raise BatchError(
+                    f"{job.record} was made with other settings; pass --overwrite to redo it, "
+                    "or choose another --output-dir."
+                )
+            done.append(job)
+        else:
+            todo.append(job)
+    return todo, done
+
+
+def process(job: Job, segmenter: Segmenter, options: Options) -> dict:
+    """Segment one file and write its labels and provenance; return a summary.
+
+    Leftovers of an interrupted earlier attempt at this job are removed first.
+    """
+    start = time.perf_counter()
+    for path in (job.labels, job.chunked_labels(), job.record):
+        remove_leftovers(path)
+    job.labels.parent.mkdir(parents=True, exist_ok=True)
+    channels = _channels(job.source, segmenter)
+    shape = tuple(channels[0].shape)
+    chunked = options.fmt == "ome.zarr" or shape[-2] * shape[-1] > options.chunked_above
+    if chunked:
+        output = job.chunked_labels()
+        n_cells = None
+
+        def fill(folder: Path) -> None:
+            nonlocal n_cells
+            from .io.omezarr import create_labels
+
+            store = folder / "labels"
+            labels = create_labels(store, shape, chunks=options.chunk_size)
+            scratch = folder / "scratch"
+            scratch.mkdir()
+            drain(
+                segmenter.iter_segment(
+                    channels, labels_out=labels, scratch=scratch, chunk_size=options.chunk_size
+                )
+            )
+            shutil.rmtree(scratch)
+            n_cells = _max_id(labels)
+            for item in store.iterdir():
+                os.replace(item, folder / item.name)
+            store.rmdir()
+
+        write_directory_atomically(output, fill, overwrite=True)
+    else:
+        from .io.writers import write_labels
+
+        output = job.labels
+        labels = drain(segmenter.iter_segment(channels))
+        n_cells = int(np.max(labels, initial=0))
+        write_labels(output, labels, overwrite=True)
+    seconds = time.perf_counter() - start
+    record = {
+        "source": str(job.source),
+        "output": output.name,
+        "shape": list(shape),
+        "cells": n_cells,
+        "seconds": round(seconds, 3),
+        **segmenter.describe(),
+        "options": asdict(options),
+        "versions": package_versions(_VERSIONED),
+        "python": platform.python_version(),
+        "host": platform.node(),
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    text = json.dumps(record, indent=2)
+    write_atomically(job.record, lambda tmp: tmp.write_text(text), overwrite=True)
+    return {"source": str(job.source), "output": str(output), "cells": n_cells,
+            "seconds": seconds}  # fmt: skip
+
+
+def _channels(source: Path, segmenter: Segmenter) -> list:
+    from .io.files import read_channels
+
+    return read_channels(source, segmenter.preset.channels, segmenter.n_inputs)
+
+
+def _max_id(labels) -> int:
+    """The largest id of a chunked label array, read chunk row by chunk row."""
+    step = labels.chunks[-2]
+    top = 0
+    for y in range(0, labels.shape[-2], step):
+        top = max(top, int(np.max(labels[..., y : y + step, :], initial=0)))
+    return top
+
+
+class SegmenterPlugin(WorkerPlugin):
+    """A dask worker plugin holding one :class:`Segmenter` per worker process.
+
+    The models load on the worker's first task and stay for the next ones. On a
+    machine with several GPUs and ``device="auto"``, worker *i* of a local
+    cluster uses GPU *i* modulo the number of GPUs.
+    """
+
+    name = PLUGIN_NAME
+
+    def __init__(self, preset: dict, device: str = "auto", threads: int = 0):
+        self.preset = preset
+        self.device = device
+        self.threads = threads
+        self._segmenter = None
+
+    def setup(self, worker) -> None:
+        import torch
+
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        device = self.device
+        if device == "auto" and torch.cuda.device_count() > 1 and str(worker.name).isdigit():
+            device = f"cuda:{int(worker.name) % torch.cuda.device_count()}"
+        self.device = device
+
+    def teardown(self, worker) -> None:
+        self._segmenter = None
+
+    def segmenter(self) -> Segmenter:
+        """The worker's segmenter (models load on first use)."""
+        if self._segmenter is None:
+            self._segmenter = Segmenter(Preset.from_dict(self.preset), self.device)
+        return self._segmenter
+
+
+def _task(job: Job, options: Options) -> dict:
+    import dask
+    from distributed import get_worker
+
+    plugin = get_worker().plugins[PLUGIN_NAME]
+    # Lazy inputs (dask arrays over TIFF files) are read inside this task, not
+    # sent back to the cluster as tasks of their own.
+    with dask.config.set(scheduler="synchronous"):
+        return process(job, plugin.segmenter(), options)
+
+
+def default_workers() -> int:
+    """One worker per GPU, else one worker per four CPU cores (at least one)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.device_count()
+    return max(1, (os.cpu_count() or 1) // 4)
+
+
+@dataclass
+class Outcome:
+    """What a batch run did: finished summaries and failures by input file."""
+
+    finished: list[dict]
+    failed: dict[str, str]
+
+
+def run(
+    jobs: Sequence[Job],
+    preset: Preset,
+    options: Options,
+    *,
+    device: str = "auto",
+    scheduler: str | None = None,
+    workers: int = 0,
+    threads: int = 0,
+    on_result: Callable[[int, int, Job, dict | None, str | None], None] | None = None,
+) -> Outcome:
+    """Run jobs on a dask.distributed cluster; one task per job.
+
+    Parameters
+    ----------
+    jobs
+        From :func:`plan`.
+    preset, options
+        What to run and how to write it.
+    device
+        Device of every worker's models.
+    scheduler
+        Address of an existing scheduler (``tcp://host:8786``); ``None`` starts a
+        local cluster of ``workers`` processes that is closed at the end.
+    workers
+        Worker processes of the local cluster; 0: :func:`default_workers`.
+    threads
+        PyTorch threads per worker; 0: the machine's cores divided among workers.
+    on_result
+        Called as ``(done, total, job, summary, error)`` after each job.
+
+    Returns
+    -------
+    Outcome
+        A failed job (a bad file, a model error) does not stop the others.
+    """
+    from distributed import Client, LocalCluster, as_completed
+
+    cluster = None
+    if scheduler:
+        client = Client(scheduler)
+    else:
+        workers = workers or default_workers()
+        threads = threads or max(1, (os.cpu_count() or 1) // workers)
+        cluster = LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.CRITICAL,  # failures are reported per file
+        )
+        client = Client(cluster)
+    outcome = Outcome([], {})
+    futures = []
+    try:
+        client.register_plugin(SegmenterPlugin(preset.to_dict(), device, threads))
+        futures = [
+            client.submit(_task, job, options, key=f"cytomask-segment-{i}", pure=False)
+            for i, job in enumerate(jobs)
+        ]
+        by_key = {f.key: job for f, job in zip(futures, jobs, strict=True)}
+        for done, future in enumerate(as_completed(futures), start=1):
+            job = by_key[future.key]
+            try:
+                summary, error = future.result(), None
+                outcome.finished.append(summary)
+            except Exception as err:  # noqa: BLE001  (reported per file, the others go on)
+                summary, error = None, " ".join(str(err).split()) or type(err).__name__
+                outcome.failed[str(job.source)] = error
+            if on_result is not None:
+                on_result(done, len(jobs), job, summary, error)
+    finally:
+        if futures:
+            client.cancel(futures)
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    return outcome
