@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch  # noqa: F401  (import order matters, see above)
 import torchvision  # noqa: F401
@@ -40,3 +41,46 @@ def tiny_unet() -> dict:
     pixel depend on the whole tile, which no tiling can reproduce exactly.
     """
     return {"encoder": "tu-resnet10t", "encoder_depth": 3, "decoder_channels": (32, 16, 8)}
+
+
+class _MapToLogits(torch.nn.Module):
+    """Class logits read off an image that encodes background 0, boundary 0.5, interior 1."""
+
+    def __init__(self):
+        super().__init__()
+        self.gain = torch.nn.Parameter(torch.tensor(20.0))  # the predictor finds its device here
+
+    def forward(self, x):
+        g = self.gain
+        return torch.cat([g * (0.25 - x), g * (x - 0.75), g * (0.25 - (x - 0.5).abs())], dim=1)
+
+
+@pytest.fixture
+def oracle_unet(monkeypatch):
+    """Every U-Net checkpoint loads as a stand-in that sees the true cells.
+
+    Its input is a class map drawn as an image (see :func:`class_map_image`);
+    it returns that map as probabilities. Results that depend on where the
+    image is cut (tiles, watershed windows) can then be compared on real cell
+    shapes without training a network.
+    """
+    from napari_cytomask.models.checkpoint import describe
+    from napari_cytomask.models.inference import UNetPredictor
+    from napari_cytomask.models.unet import UNetConfig
+
+    config = UNetConfig(encoder_depth=3, tile_size=256)
+    predictor = UNetPredictor(_MapToLogits().eval(), config, describe(config))
+    monkeypatch.setattr(UNetPredictor, "from_checkpoint", classmethod(lambda *a: predictor))
+    return predictor
+
+
+@pytest.fixture
+def class_map_image():
+    """Instance labels drawn as the oracle U-Net's input image (uint8)."""
+    from napari_cytomask.postprocess import instances_to_interior_boundary
+
+    def draw(labels):
+        classes = instances_to_interior_boundary(labels, boundary_width=2)
+        return np.array([0, 255, 128], np.uint8)[classes]
+
+    return draw

@@ -105,8 +105,8 @@ def find_inputs(items, exclude: tuple[str, ...] = ()) -> list[Path]:
         text = os.path.expanduser(str(item))
         if glob.has_magic(text):
             paths = [Path(p) for p in sorted(glob.glob(text, recursive=True))]
-            paths = [p for p in paths if p.is_file() and not p.name.endswith(exclude)]
-        elif Path(text).is_dir():
+            paths = [p for p in paths if _is_image(p) and not p.name.endswith(exclude)]
+        elif Path(text).is_dir() and not _is_image(Path(text)):
             paths = sorted(
                 p for p in Path(text).iterdir()
                 if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
@@ -114,12 +114,17 @@ def find_inputs(items, exclude: tuple[str, ...] = ()) -> list[Path]:
             )  # fmt: skip
         else:
             paths = [Path(text)]
-            if not paths[0].is_file():
+            if not _is_image(paths[0]):
                 raise ValueError(f"{text} does not exist.")
         if not paths:
             raise ValueError(f"{text} holds no image file; check the path or pattern.")
         found.update(dict.fromkeys(p.resolve() for p in paths))
     return list(found)
+
+
+def _is_image(path: Path) -> bool:
+    """A file, or a Zarr store (a folder that is one image)."""
+    return path.is_file() or (path.is_dir() and path.name.endswith(".zarr"))
 
 
 def read_channels(path: str | os.PathLike, channels: list[int] | None, n_channels: int) -> list:

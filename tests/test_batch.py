@@ -1,0 +1,174 @@
+"""``cytomask segment`` on a real dask.distributed LocalCluster, on real phase-contrast images.
+
+Also: an interrupted run that is resumed, a broken input among good ones,
+chunk-wise OME-Zarr output, and ``evaluate``/``export`` on the results.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+from skimage.io import imread
+
+from napari_cytomask.cli import main
+from napari_cytomask.io.omezarr import open_labels
+from napari_cytomask.metrics import evaluate
+from napari_cytomask.models.checkpoint import describe, save_checkpoint
+from napari_cytomask.models.unet import UNetConfig, build_model
+from napari_cytomask.pipeline import Preset, Segmenter, UNetStep
+from napari_cytomask.progress import drain
+
+N_IMAGES = 6
+
+
+@pytest.fixture(scope="module")
+def unet_file(tmp_path_factory, tiny_unet):
+    config = UNetConfig(**tiny_unet, tile_size=256)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(4)
+        model, _ = build_model(config)
+    return save_checkpoint(tmp_path_factory.mktemp("m") / "tiny.safetensors", model,
+                           describe(config))  # fmt: skip
+
+
+@pytest.fixture
+def images(shared_data, tmp_path):
+    """Real usiigaci phase-contrast images, one file per set."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(1, N_IMAGES + 1):
+        shutil.copy(shared_data / "usiigaci-phc" / f"set{i}" / "raw.tif", folder / f"set{i}.tif")
+    return folder
+
+
+def _run(args, **kwargs):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "napari_cytomask.cli", "segment", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, **kwargs,
+    )  # fmt: skip
+
+
+def _finished(out):
+    return sorted(p.name for p in out.glob("*_unet_cells.json"))
+
+
+def test_interrupted_run_resumes_without_losing_or_redoing_work(images, unet_file, tmp_path):
+    out = tmp_path / "out"
+    args = [str(images), "-m", str(unet_file), "-o", str(out), "--workers", "2", "--threads", "1",
+            "--device", "cpu", "--overlap", "32"]  # fmt: skip
+    first = _run(args)
+    deadline = time.monotonic() + 300
+    while not _finished(out) and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    first.send_signal(signal.SIGINT)
+    _, err = first.communicate(timeout=120)
+    assert first.returncode == 130, err
+    assert "Finished results are kept" in err
+    done = _finished(out)
+    assert 1 <= len(done) < N_IMAGES, "the run should have been stopped part-way"
+    kept = {}
+    for name in done:
+        record = json.loads((out / name).read_text())
+        labels = tifffile.imread(out / record["output"])  # complete, readable
+        assert labels.shape == (1022, 1024) and labels.max() == record["cells"]
+        kept[name] = (out / record["output"]).stat().st_mtime_ns
+
+    second = _run(args)
+    stdout, err = second.communicate(timeout=600)
+    assert second.returncode == 0, err
+    assert f"{len(done)} of {N_IMAGES} input(s) already segmented" in stdout
+    assert len(_finished(out)) == N_IMAGES
+    for name, mtime in kept.items():  # finished work was not redone
+        record = json.loads((out / name).read_text())
+        assert (out / record["output"]).stat().st_mtime_ns == mtime
+    assert not [p for p in out.iterdir() if p.name.startswith(".")], "leftover partial files"
+
+    # The cluster's results equal the same pipeline run in this process.
+    segmenter = Segmenter(Preset(unet=UNetStep(model=str(unet_file), overlap=32)), "cpu")
+    expected = drain(segmenter.iter_segment([tifffile.imread(images / "set3.tif")]))
+    np.testing.assert_array_equal(tifffile.imread(out / "set3_unet_cells.tif"), expected)
+    record = json.loads((out / "set3_unet_cells.json").read_text())
+    assert record["source"] == str(images / "set3.tif")
+    assert record["versions"]["distributed"] and record["options"]["fmt"] == "tif"
+
+
+def test_a_broken_input_fails_alone(images, unet_file, tmp_path, capsys):
+    (images / "broken.tif").write_bytes(b"II*\x00" + b"\x00" * 20)
+    for extra in images.glob("set[3-9].tif"):
+        extra.unlink()
+    out = tmp_path / "out"
+    code = main(["segment", str(images), "-m", str(unet_file), "-o", str(out), "--workers", "1",
+                 "--threads", "1", "--device", "cpu"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "broken.tif: error:" in err and "1 of 3 input(s) failed" in err
+    assert _finished(out) == ["set1_unet_cells.json", "set2_unet_cells.json"]
+
+
+def test_chunked_ome_zarr_then_evaluate_and_export(
+    shared_data, images, unet_file, oracle_unet, class_map_image, tmp_path
+):
+    truth = imread(shared_data / "usiigaci-phc" / "set1" / "instances_ids.png")
+    tifffile.imwrite(images / "set1.tif", class_map_image(truth))
+    out = tmp_path / "out"
+    base = ["segment", str(images / "set1.tif"), "-m", str(unet_file), "--threads", "1",
+            "--scheduler", "synchronous", "--overlap", "32"]  # fmt: skip
+    assert main([*base, "-o", str(out / "whole")]) == 0
+    assert main([*base, "-o", str(out / "chunked"), "--chunked-above", "0.25",
+                 "--chunk-size", "256"]) == 0  # fmt: skip
+    whole = tifffile.imread(out / "whole" / "set1_unet_cells.tif")
+    store = out / "chunked" / "set1_unet_cells.ome.zarr"
+    attrs = json.loads((store / ".zattrs").read_text())
+    assert attrs["multiscales"][0]["axes"][-1] == {"name": "x", "type": "space"}
+    assert open_labels(store).chunks == (256, 256)
+    chunked = np.asarray(open_labels(store))
+    # The same cells, numbered differently (every cell is smaller than the window overlap).
+    pairs = set(zip(whole.ravel().tolist(), chunked.ravel().tolist(), strict=True))
+    assert len(pairs) == len({a for a, _ in pairs}) == len({b for _, b in pairs}) > 50
+    assert sorted(p.name for p in store.iterdir()) == [".zattrs", ".zgroup", "0"]
+
+    # evaluate: predictions against the hand-drawn labels, paired by wildcard.
+    gt_dir = tmp_path / "gt"
+    gt_dir.mkdir()
+    shutil.copy(shared_data / "usiigaci-phc" / "set1" / "instances_ids.png", gt_dir / "set1.png")
+    csv_path = tmp_path / "metrics.csv"
+    code = main(["evaluate", "--pred", str(out / "chunked" / "set*_unet_cells.ome.zarr"),
+                 "--gt", str(gt_dir / "set*.png"), "-o", str(csv_path), "-q"])  # fmt: skip
+    assert code == 0
+    rows = list(csv.DictReader(csv_path.open()))
+    expected = evaluate(truth, chunked, [0.5, 0.75, 0.9])
+    assert expected.matches.f1[0] > 0.8
+    f1 = [r for r in rows if r["metric"] == "f1" and r["iou_threshold"] == "0.5"]
+    assert {r["prediction"] for r in f1} == {str(store), "all"}
+    assert float(f1[0]["value"]) == pytest.approx(expected.matches.f1[0])
+
+    # export: formats, tables with the intensities of the source scan, and provenance.
+    raw = tifffile.imread(shared_data / "usiigaci-phc" / "set1" / "raw.tif")
+    tifffile.imwrite(images / "set1.tif", raw)  # a phase image in place of the class map
+    export_dir = tmp_path / "export"
+    code = main(["export", str(store), "-o", str(export_dir), "--format", "png", "npy",
+                 "--coco"])  # fmt: skip
+    assert code == 0
+    np.testing.assert_array_equal(np.load(export_dir / "set1_unet_cells.npy"), chunked)
+    np.testing.assert_array_equal(imread(export_dir / "set1_unet_cells.png"), chunked)
+    objects = list(csv.DictReader((export_dir / "set1_unet_cells_objects.csv").open()))
+    assert len(objects) == len(np.unique(chunked)) - 1
+    first = int(objects[0]["label"])
+    assert float(objects[0]["mean_C1"]) == pytest.approx(raw[chunked == first].mean())
+    provenance = json.loads((export_dir / "set1_unet_cells_provenance.json").read_text())
+    assert provenance["source"] == str(images / "set1.tif")
+    coco = json.loads((export_dir / "set1_unet_cells_coco.json").read_text())
+    assert len(coco["annotations"]) == len(objects)
+    assert provenance["parameters"]["method"] == "unet"
