@@ -171,6 +171,8 @@ def process(job: Job, segmenter: Segmenter, options: Options) -> dict:
         from .io.writers import write_labels
 
         output = job.labels
+        # Read once: overlapping tiles would otherwise decode the file's blocks again and again.
+        channels = [np.asarray(c) for c in channels]
         labels = drain(segmenter.iter_segment(channels))
         n_cells = int(np.max(labels, initial=0))
         write_labels(output, labels, overwrite=True)
