@@ -116,3 +116,13 @@ def test_mismatched_channel_and_unknown_format_are_explained(tmp_path):
         object_rows(LabelsExport("x", labels, intensities={"gfp": np.ones((5, 5))}))
     with pytest.raises(ValueError, match="Unknown format"):
         export_labels([LabelsExport("x", labels)], tmp_path, formats=["jpeg"])
+
+
+def test_a_stack_that_png_cannot_hold_writes_nothing(tmp_path):
+    stack = LabelsExport(name="stack", labels=np.arange(2 * 8 * 8).reshape(2, 8, 8) % 5)
+    with pytest.raises(ValueError, match="PNG holds one 2D image"):
+        export_labels([stack], tmp_path, formats=["tiff", "png"])
+    big = LabelsExport(name="big", labels=np.full((4, 4), 70000))
+    with pytest.raises(ValueError, match="ids up to 65535"):
+        export_labels([big], tmp_path, formats=["npy", "png"])
+    assert list(tmp_path.iterdir()) == []

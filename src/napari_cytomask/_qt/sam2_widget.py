@@ -570,6 +570,8 @@ class Sam2Widget(QWidget):
                 name=name,
                 scale=layer.scale[-labels.ndim :],
                 translate=layer.translate[-labels.ndim :],
+                units=layer.units[-labels.ndim :],
+                axis_labels=layer.axis_labels[-labels.ndim :],
             )
         out.features = features
         n = len(features["index"])

@@ -22,7 +22,7 @@ from skimage.measure import regionprops
 
 from ..labels import as_labels
 from .atomic import write_atomically
-from .writers import write_labels
+from .writers import check_png, write_labels
 
 #: Label formats of :func:`export_labels`, by the extension they write.
 LABEL_FORMATS = {"tiff": ".tif", "ome-tiff": ".ome.tif", "png": ".png", "npy": ".npy"}
@@ -284,6 +284,9 @@ def export_labels(
                 f"{len(existing)} output file(s) already exist, e.g. {existing[0]}; nothing was "
                 "written. Choose another folder, or allow overwriting."
             )
+    if "png" in formats:
+        for export in exports:  # before anything is written: no partial export
+            check_png(export.labels)
     written: list[Path] = []
     for export, paths in plans:
         outputs = []

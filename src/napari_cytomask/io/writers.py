@@ -195,17 +195,23 @@ def _npy_writer(labels: np.ndarray) -> Callable[[Path], None]:
     return write
 
 
-def _png_writer(labels: np.ndarray) -> Callable[[Path], None]:
-    if labels.ndim != 2:
+def check_png(labels) -> None:
+    """Raise ``ValueError`` unless PNG can hold ``labels`` (2D, ids up to 65535)."""
+    if np.ndim(labels) != 2:
         raise ValueError(
-            f"PNG holds one 2D image but the labels have shape {labels.shape}; "
+            f"PNG holds one 2D image but the labels have shape {np.shape(labels)}; "
             "save stacks as TIFF, OME-TIFF or NumPy."
         )
-    if labels.dtype.itemsize > 2:
+    top = int(np.max(labels, initial=0))
+    if top > 65535:
         raise ValueError(
-            f"PNG holds ids up to 65535 but the labels go up to {int(labels.max())}; "
+            f"PNG holds ids up to 65535 but the labels go up to {top}; "
             "save them as TIFF, OME-TIFF or NumPy."
         )
+
+
+def _png_writer(labels: np.ndarray) -> Callable[[Path], None]:
+    check_png(labels)
 
     def write(tmp: Path) -> None:
         import imageio.v3 as iio
