@@ -81,3 +81,59 @@ def test_guided_mode_runs_sam2_on_the_unet_foreground(make_napari_viewer_proxy, 
         qtbot.waitUntil(lambda: "phase SAM2 masks" in viewer.layers, timeout=60_000)
     finally:
         torch.set_num_threads(threads)
+
+
+def test_saved_preset_drives_the_command_line(
+    make_napari_viewer_proxy, settings, tmp_path, tiny_unet, capsys
+):
+    import json
+
+    import tifffile
+    import torch
+
+    from napari_cytomask.cli import main
+    from napari_cytomask.models.checkpoint import describe, save_checkpoint
+    from napari_cytomask.models.unet import UNetConfig, build_model
+    from napari_cytomask.pipeline import Preset
+
+    config = UNetConfig(**tiny_unet, tile_size=64)
+    model = save_checkpoint(tmp_path / "m.safetensors", build_model(config)[0], describe(config))
+    viewer = make_napari_viewer_proxy()
+    viewer.open_sample("napari-cytomask", "tilescan")
+    dock = CytomaskDock(viewer, settings=settings)
+    dock.watershed.live.setChecked(False)
+    dock.method.setCurrentText("SAM2 guided by the U-Net foreground")
+    with pytest.raises(ValueError, match="No U-Net model is selected"):
+        dock.preset()
+    dock.unet.checkpoint.set_path(model)
+    dock.unet.overlap.setValue(16)
+    dock.unet.interior_threshold.setValue(0.35)
+    dock.sam2.set_values(points_per_side=12, pred_iou_thresh=0.55)
+    dock.watershed.mode.setCurrentIndex(dock.watershed.mode.findData("split"))
+    path = dock.save_preset(tmp_path / "preset.json")
+
+    preset = Preset.load(path)
+    brightfield = viewer.layers["Brightfield"].metadata["cytomask"]["channel_index"]
+    assert preset.method == "sam2_guided" and preset.channels == [brightfield]
+    assert preset.unet.model == str(model) and preset.unet.overlap == 16
+    assert preset.unet.interior_threshold == pytest.approx(0.35)
+    assert preset.sam2.params["points_per_side"] == 12
+    assert preset.sam2.params["pred_iou_thresh"] == pytest.approx(0.55)
+    assert preset.sam2.model == "facebook/sam2.1-hiera-tiny" and preset.sam2.config is None
+    assert preset.split["params"] == dock.watershed.params()
+
+    # The command line runs the preset's U-Net settings (SAM2 weights need a download).
+    scan = tmp_path / "scan.tif"
+    channels = sorted(viewer.layers, key=lambda ly: ly.metadata["cytomask"]["channel_index"])
+    tifffile.imwrite(scan, np.stack([np.asarray(ly.data) for ly in channels], axis=1),
+                     imagej=True, metadata={"axes": "TCYX"})  # fmt: skip
+    threads = torch.get_num_threads()
+    try:
+        code = main(["segment", str(scan), "--preset", str(path), "--method", "unet",
+                     "--scheduler", "synchronous", "--threads", "1"])  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
+    assert code == 0, capsys.readouterr().err
+    record = json.loads((tmp_path / "scan_unet_cells.json").read_text())
+    assert record["preset"]["unet"] == json.loads(path.read_text())["unet"]
+    assert record["preset"]["split"] == json.loads(path.read_text())["split"]

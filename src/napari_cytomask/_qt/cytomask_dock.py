@@ -9,8 +9,11 @@ runs the open step, Escape cancels it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
 
 import napari
+from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QSettings, QTimer
 from qtpy.QtGui import QKeySequence
 from qtpy.QtWidgets import (
@@ -18,8 +21,10 @@ from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
+    QFileDialog,
     QLabel,
     QLineEdit,
+    QPushButton,
     QShortcut,
     QSlider,
     QSpinBox,
@@ -28,6 +33,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ..io.layers import METADATA_KEY
+from ..pipeline import Preset, Sam2Step, UNetStep
 from .channel_roles import ChannelRolesWidget
 from .export_panel import ExportPanel
 from .metrics_dock import MetricsDock
@@ -85,6 +92,14 @@ class CytomaskDock(QWidget):
         segment_layout.addWidget(self.method)
         segment_layout.addWidget(self.unet)
         segment_layout.addWidget(self.sam2)
+        self.save_preset_button = QPushButton("Save preset for the command line…")
+        self.save_preset_button.setToolTip(
+            "Save the method, models and parameters (and the watershed split, when the "
+            "'Separate touching cells' step splits labels) as a JSON preset for "
+            "'cytomask segment --preset FILE'."
+        )
+        self.save_preset_button.clicked.connect(self._save_preset_dialog)
+        segment_layout.addWidget(self.save_preset_button)
 
         self.steps = QToolBox()
         self._runs: list[tuple[Callable | None, Callable | None]] = []
@@ -153,6 +168,63 @@ class CytomaskDock(QWidget):
             for i, control in enumerate(kept):
                 controls[f"{name}/{type(control).__name__}/{i}"] = control
         return controls
+
+    def preset(self) -> Preset:
+        """The dock's current settings as a preset for ``cytomask segment``.
+
+        Raises
+        ------
+        ValueError
+            When the chosen method lacks a model (e.g. no U-Net checkpoint).
+        """
+        method = {METHODS[0]: "unet", METHODS[1]: "sam2", METHODS[2]: "sam2_guided"}[
+            self.method.currentText()
+        ]
+        unet = None
+        if method != "sam2":
+            u = self.unet
+            if u.checkpoint.path() is None:
+                raise ValueError("No U-Net model is selected; pick one in step 2 first.")
+            unet = UNetStep(
+                model=str(u.checkpoint.path()),
+                tile_size=u.tile_size.value() or None,
+                overlap=u.overlap.value(),
+                batch_size=u.batch_size.value(),
+                tta=u.tta.isChecked(),
+                interior_threshold=u.interior_threshold.value(),
+                foreground_threshold=u.foreground_threshold.value(),
+                min_size=u.min_size.value(),
+            )
+        sam2 = None
+        if method != "unet":
+            model, config = self.sam2.model_source()
+            params = asdict(self.sam2.params())
+            params.pop("point_grids")
+            labels = asdict(self.sam2.label_params())
+            sam2 = Sam2Step(model=model, config=config, params=params, labels=labels)
+        split = None
+        if self.watershed.method == "split":
+            split = {"params": self.watershed.params(), "cleanup": self.watershed.cleanup()}
+        layer = self.unet.input.layer() if method != "sam2" else self.sam2.input_layer()
+        index = layer.metadata.get(METADATA_KEY, {}).get("channel_index") if layer else None
+        return Preset(method, unet, sam2, split, None if index is None else [int(index)])
+
+    def save_preset(self, path: str | Path) -> Path:
+        """Write :meth:`preset` to ``path`` (replacing an older preset there)."""
+        return self.preset().save(path, overwrite=True)
+
+    def _save_preset_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save preset", "cytomask-preset.json", "Presets (*.json)"
+        )
+        if not path:
+            return
+        try:
+            saved = self.save_preset(path)
+        except (ValueError, OSError) as err:
+            show_error(f"The preset was not saved: {err}")
+            return
+        show_info(f"Saved {saved.name}. Run: cytomask segment --preset {saved} SCANS…")
 
     def _method_changed(self) -> None:
         method = self.method.currentText()

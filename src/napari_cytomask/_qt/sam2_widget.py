@@ -418,7 +418,17 @@ class Sam2Widget(QWidget):
 
     # -- running ---------------------------------------------------------------
 
-    def _input_layer(self) -> Image:
+    def model_source(self) -> tuple[str, str | None]:
+        """The chosen model (Hugging Face id or checkpoint path) and a checkpoint's config."""
+        if self.model.currentText() != LOCAL:
+            return self.model.currentText(), None
+        if self._checkpoint is None:
+            raise ValueError(
+                "No checkpoint chosen: pick 'Local checkpoint…' and select a .pt file."
+            )
+        return self._checkpoint, self.config.currentText()
+
+    def input_layer(self) -> Image:
         name = self.layer.currentText()
         if not name or name not in self.viewer.layers:
             raise ValueError("No image to segment: open an image or pick one in 'image'.")
@@ -426,7 +436,7 @@ class Sam2Widget(QWidget):
 
     def _job(self):
         """Everything a run needs, read in the GUI thread."""
-        layer = self._input_layer()
+        layer = self.input_layer()
         rgb = bool(layer.rgb)
         lead = layer.ndim - 2
         data = layer.data[-1] if layer.multiscale else layer.data
@@ -440,12 +450,7 @@ class Sam2Widget(QWidget):
             fg_layer = self.viewer.layers[self.foreground.currentText()]
             fg = np.asarray(fg_layer.data[index] if index else fg_layer.data)
             foreground = fg > 0 if isinstance(fg_layer, Labels) else fg
-        source = self._checkpoint if self.model.currentText() == LOCAL else self.model.currentText()
-        if source is None:
-            raise ValueError(
-                "No checkpoint chosen: pick 'Local checkpoint…' and select a .pt file."
-            )
-        config = self.config.currentText() if self.model.currentText() == LOCAL else None
+        source, config = self.model_source()
         return dict(
             layer=layer,
             index=index,
