@@ -84,3 +84,32 @@ def class_map_image():
         return np.array([0, 255, 128], np.uint8)[classes]
 
     return draw
+
+
+@pytest.fixture(scope="session")
+def small_sam2():
+    """A small random-weight SAM2 (64² input) whose masks vary enough to test filters on."""
+    from napari_cytomask.models.sam2_models import build_model
+
+    model = build_model("configs/sam2.1/sam2.1_hiera_t.yaml", image_size=64, seed=0)
+    with torch.no_grad():
+        for mlp in model.sam_mask_decoder.output_hypernetworks_mlps:
+            mlp.layers[-1].weight.mul_(30.0)  # spread the random logits (see test_sam2_engine)
+    return model
+
+
+@pytest.fixture(scope="session")
+def unet_checkpoint(tmp_path_factory, tiny_unet):
+    """Writes a random-weight tiny U-Net checkpoint: ``make(tile_size, seed) -> Path``."""
+    from napari_cytomask.models.checkpoint import describe, save_checkpoint
+    from napari_cytomask.models.unet import UNetConfig, build_model
+
+    def make(tile_size: int = 64, seed: int = 1):
+        config = UNetConfig(**tiny_unet, tile_size=tile_size)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model, _ = build_model(config)
+        path = tmp_path_factory.mktemp("models") / "tiny.safetensors"
+        return save_checkpoint(path, model, describe(config))
+
+    return make

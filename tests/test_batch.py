@@ -18,14 +18,11 @@ import time
 import numpy as np
 import pytest
 import tifffile
-import torch
 from skimage.io import imread
 
 from napari_cytomask.cli import main
 from napari_cytomask.io.omezarr import open_labels
 from napari_cytomask.metrics import evaluate
-from napari_cytomask.models.checkpoint import describe, save_checkpoint
-from napari_cytomask.models.unet import UNetConfig, build_model
 from napari_cytomask.pipeline import Preset, Segmenter, UNetStep
 from napari_cytomask.progress import drain
 
@@ -33,13 +30,8 @@ N_IMAGES = 6
 
 
 @pytest.fixture(scope="module")
-def unet_file(tmp_path_factory, tiny_unet):
-    config = UNetConfig(**tiny_unet, tile_size=256)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(4)
-        model, _ = build_model(config)
-    return save_checkpoint(tmp_path_factory.mktemp("m") / "tiny.safetensors", model,
-                           describe(config))  # fmt: skip
+def unet_file(unet_checkpoint):
+    return unet_checkpoint(tile_size=256, seed=4)
 
 
 @pytest.fixture

@@ -11,11 +11,8 @@ import zarr
 from skimage.io import imread
 
 from napari_cytomask.metrics import evaluate
-from napari_cytomask.models.checkpoint import describe, save_checkpoint
 from napari_cytomask.models.inference import UNetPredictor, segment
 from napari_cytomask.models.sam2_engine import LabelParams, Sam2Engine, Sam2Params
-from napari_cytomask.models.sam2_models import build_model as build_sam2
-from napari_cytomask.models.unet import UNetConfig, build_model
 from napari_cytomask.pipeline import Preset, PresetError, Sam2Step, Segmenter, UNetStep
 from napari_cytomask.postprocess import run_watershed
 from napari_cytomask.progress import Progress, drain
@@ -35,22 +32,8 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def unet_file(tmp_path_factory, tiny_unet):
-    config = UNetConfig(**tiny_unet, tile_size=64)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(1)
-        model, _ = build_model(config)
-    path = tmp_path_factory.mktemp("models") / "tiny.safetensors"
-    return save_checkpoint(path, model, describe(config))
-
-
-@pytest.fixture(scope="module")
-def sam2_model():
-    model = build_sam2("configs/sam2.1/sam2.1_hiera_t.yaml", image_size=64, seed=0)
-    with torch.no_grad():
-        for mlp in model.sam_mask_decoder.output_hypernetworks_mlps:
-            mlp.layers[-1].weight.mul_(30.0)  # spread the random logits (see test_sam2_engine)
-    return model
+def unet_file(unet_checkpoint):
+    return unet_checkpoint(tile_size=64, seed=1)
 
 
 @pytest.fixture(scope="module")
@@ -168,15 +151,15 @@ def test_chunked_output_equals_in_memory(
     assert _same_cells(whole, np.asarray(out))
 
 
-def test_sam2_and_guided_methods_equal_the_engine(unet_file, scan, sam2_model):
+def test_sam2_and_guided_methods_equal_the_engine(unet_file, scan, small_sam2):
     image = scan.brightfield[0]
     sam2 = Sam2Step(model="random", params=SAM2_PARAMS, labels=SAM2_LABELS)
 
     def builder(source, device, config):
         assert source == "random"
-        return sam2_model
+        return small_sam2
 
-    engine = Sam2Engine(sam2_model)
+    engine = Sam2Engine(small_sam2)
     plain = Segmenter(Preset(method="sam2", sam2=sam2), "cpu", sam2_builder=builder)
     labels = drain(plain.iter_segment([image]))
     expected = engine.segment(image, Sam2Params(**SAM2_PARAMS), LabelParams(**SAM2_LABELS))

@@ -29,7 +29,6 @@ from napari_cytomask._qt.sam2_widget import ALL_POSITIONS
 from napari_cytomask.metrics import DEFAULT_THRESHOLDS, evaluate
 from napari_cytomask.models.checkpoint import DIR_ENV
 from napari_cytomask.models.inference import UNetPredictor, segment
-from napari_cytomask.models.sam2_models import build_model
 from napari_cytomask.models.training import TrainingSettings, samples_from_arrays, train
 from napari_cytomask.models.unet import UNetConfig
 from napari_cytomask.postprocess import iter_watershed
@@ -71,14 +70,6 @@ def errors(monkeypatch):
     return shown
 
 
-def small_sam2():
-    model = build_model("configs/sam2.1/sam2.1_hiera_t.yaml", image_size=64, seed=0)
-    with torch.no_grad():
-        for mlp in model.sam_mask_decoder.output_hypernetworks_mlps:
-            mlp.layers[-1].weight.mul_(30.0)  # spread the random logits (see test_sam2_engine)
-    return model
-
-
 def wait(qtbot, condition, errors: list[str], timeout: int = WAIT_MS) -> None:
     """Wait for ``condition`` while no error was shown; fail with the error otherwise."""
     qtbot.waitUntil(lambda: bool(errors) or bool(condition()), timeout=timeout)
@@ -93,7 +84,9 @@ def table_value(dock, row_label: str, column: int = 0) -> str:
     raise KeyError(row_label)
 
 
-def test_sample_through_every_step(make_napari_viewer_proxy, qtbot, tmp_path, small_sample, errors):
+def test_sample_through_every_step(
+    make_napari_viewer_proxy, qtbot, tmp_path, small_sample, errors, small_sam2
+):
     viewer = make_napari_viewer_proxy()
     viewer.open_sample("napari-cytomask", "tilescan")
     image, truth = viewer.layers[INPUT], viewer.layers[TRUTH]
@@ -117,7 +110,7 @@ def test_sample_through_every_step(make_napari_viewer_proxy, qtbot, tmp_path, sm
         ),
     ).checkpoint
 
-    sam2_model = small_sam2()
+    sam2_model = small_sam2
     dock = CytomaskDock(
         viewer,
         sam2_model_builder=lambda source, device, config: sam2_model,

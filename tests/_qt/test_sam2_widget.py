@@ -7,20 +7,15 @@ import pytest
 import torch
 
 from napari_cytomask._qt.sam2_widget import Sam2Widget
-from napari_cytomask.models.sam2_models import build_model
 
 pytestmark = pytest.mark.gui
 
 
-@pytest.fixture(scope="module")
-def small_model():
+@pytest.fixture
+def small_model(small_sam2):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny tensors: extra OpenMP threads only wait on each other
-    model = build_model("configs/sam2.1/sam2.1_hiera_t.yaml", image_size=64, seed=0)
-    with torch.no_grad():
-        for mlp in model.sam_mask_decoder.output_hypernetworks_mlps:
-            mlp.layers[-1].weight.mul_(30.0)  # spread the random logits, see test_sam2_engine
-    yield model
+    yield small_sam2
     torch.set_num_threads(threads)
 
 
