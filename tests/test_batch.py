@@ -69,7 +69,8 @@ def test_interrupted_run_resumes_without_losing_or_redoing_work(images, unet_fil
     assert first.returncode == 130, err
     assert "Finished results are kept" in err
     done = _finished(out)
-    assert 1 <= len(done) < N_IMAGES, "the run should have been stopped part-way"
+    assert done  # at least one input finished before the interrupt
+    assert len(done) < N_IMAGES  # and the interrupt stopped the run part-way
     kept = {}
     for name in done:
         record = json.loads((out / name).read_text())
