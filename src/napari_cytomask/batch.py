@@ -29,6 +29,7 @@ import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -84,14 +85,9 @@ class Job:
         """Where the labels go when the image is processed chunk-wise."""
         return self.record.with_name(self.record.name.removesuffix(".json") + ".ome.zarr")
 
-    def finished(self) -> Path | None:
-        """The label output a finished earlier run left, or ``None``."""
-        if not self.record.is_file():
-            return None
-        for labels in (self.labels, self.chunked_labels()):
-            if labels.exists():
-                return labels
-        return None
+    def finished(self) -> bool:
+        """Whether an earlier run finished this job (its provenance and labels exist)."""
+        return self.record.is_file() and (self.labels.exists() or self.chunked_labels().exists())
 
 
 def plan(
@@ -144,29 +140,22 @@ def process(job: Job, segmenter: Segmenter, options: Options) -> dict:
     shape = tuple(channels[0].shape)
     chunked = options.fmt == "ome.zarr" or shape[-2] * shape[-1] > options.chunked_above
     if chunked:
+        from .io.omezarr import create_labels, open_labels
+
         output = job.chunked_labels()
-        n_cells = None
 
         def fill(folder: Path) -> None:
-            nonlocal n_cells
-            from .io.omezarr import create_labels
-
-            store = folder / "labels"
-            labels = create_labels(store, shape, chunks=options.chunk_size)
-            scratch = folder / "scratch"
+            labels = create_labels(folder, shape, chunks=options.chunk_size)
+            scratch = folder / "scratch"  # the probabilities; gone before the store is moved in
             scratch.mkdir()
-            drain(
-                segmenter.iter_segment(
-                    channels, labels_out=labels, scratch=scratch, chunk_size=options.chunk_size
-                )
+            gen = segmenter.iter_segment(
+                channels, labels_out=labels, scratch=scratch, chunk_size=options.chunk_size
             )
+            drain(gen)
             shutil.rmtree(scratch)
-            n_cells = _max_id(labels)
-            for item in store.iterdir():
-                os.replace(item, folder / item.name)
-            store.rmdir()
 
         write_directory_atomically(output, fill, overwrite=True)
+        n_cells = _max_id(open_labels(output))
     else:
         from .io.writers import write_labels
 
@@ -267,6 +256,11 @@ def default_workers() -> int:
     return max(1, (os.cpu_count() or 1) // 4)
 
 
+def one_line(err: BaseException) -> str:
+    """An error's message on one line (its type when it has none)."""
+    return " ".join(str(err).split()) or type(err).__name__
+
+
 @dataclass
 class Outcome:
     """What a batch run did: finished summaries and failures by input file."""
@@ -298,11 +292,13 @@ def run(
         Device of every worker's models.
     scheduler
         Address of an existing scheduler (``tcp://host:8786``); ``None`` starts a
-        local cluster of ``workers`` processes that is closed at the end.
+        local cluster of ``workers`` processes that is closed at the end;
+        ``"synchronous"`` runs the jobs one after the other in this process.
     workers
         Worker processes of the local cluster; 0: :func:`default_workers`.
     threads
-        PyTorch threads per worker; 0: the machine's cores divided among workers.
+        PyTorch threads per worker; 0: the machine's cores divided among workers
+        (in this process: PyTorch's default).
     on_result
         Called as ``(done, total, job, summary, error)`` after each job.
 
@@ -311,6 +307,15 @@ def run(
     Outcome
         A failed job (a bad file, a model error) does not stop the others.
     """
+    if scheduler == "synchronous":
+        import torch
+
+        if threads:
+            torch.set_num_threads(threads)
+        segmenter = Segmenter(preset, device)
+        results = ((job, partial(process, job, segmenter, options)) for job in jobs)
+        return _collect(results, len(jobs), on_result)
+
     from distributed import Client, LocalCluster, as_completed
 
     cluster = None
@@ -327,7 +332,6 @@ def run(
             silence_logs=logging.CRITICAL,  # failures are reported per file
         )
         client = Client(cluster)
-    outcome = Outcome([], {})
     futures = []
     try:
         client.register_plugin(SegmenterPlugin(preset.to_dict(), device, threads))
@@ -336,20 +340,26 @@ def run(
             for i, job in enumerate(jobs)
         ]
         by_key = {f.key: job for f, job in zip(futures, jobs, strict=True)}
-        for done, future in enumerate(as_completed(futures), start=1):
-            job = by_key[future.key]
-            try:
-                summary, error = future.result(), None
-                outcome.finished.append(summary)
-            except Exception as err:  # noqa: BLE001  (reported per file, the others go on)
-                summary, error = None, " ".join(str(err).split()) or type(err).__name__
-                outcome.failed[str(job.source)] = error
-            if on_result is not None:
-                on_result(done, len(jobs), job, summary, error)
+        results = ((by_key[f.key], f.result) for f in as_completed(futures))
+        return _collect(results, len(jobs), on_result)
     finally:
         if futures:
             client.cancel(futures)
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def _collect(results, total: int, on_result) -> Outcome:
+    """Gather ``(job, get_summary)`` pairs as they come; a failure is recorded, not raised."""
+    outcome = Outcome([], {})
+    for done, (job, get_summary) in enumerate(results, start=1):
+        try:
+            summary, error = get_summary(), None
+            outcome.finished.append(summary)
+        except Exception as err:  # noqa: BLE001  (reported per file, the others go on)
+            summary, error = None, one_line(err)
+            outcome.failed[str(job.source)] = error
+        if on_result is not None:
+            on_result(done, total, job, summary, error)
     return outcome

@@ -18,7 +18,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .batch import FORMATS
+from .batch import FORMATS, one_line
 from .io.export import LABEL_FORMATS
 from .pipeline import METHODS
 
@@ -543,26 +543,13 @@ def _segment(args) -> int:
         say(f"[{i}/{n}] {job.source}: {summary['cells']} cells in {summary['seconds']:.1f} s")
         print(summary["output"], flush=True)
 
-    if args.scheduler == "synchronous":
-        from .pipeline import Segmenter
-
-        _set_threads(args.threads)
-        segmenter = Segmenter(preset, args.device)
-        failed = {}
-        for i, job in enumerate(todo, start=1):
-            try:
-                report(i, len(todo), job, batch.process(job, segmenter, options), None)
-            except Exception as err:  # noqa: BLE001  (reported per file, the others go on)
-                failed[str(job.source)] = _one_line(err)
-                report(i, len(todo), job, None, failed[str(job.source)])
-    else:
-        say(f"segmenting {len(todo)} input(s) on "
-            f"{args.scheduler or 'a local dask cluster'}")  # fmt: skip
-        outcome = batch.run(
-            todo, preset, options, device=args.device, scheduler=args.scheduler,
-            workers=args.workers, threads=args.threads, on_result=report,
-        )  # fmt: skip
-        failed = outcome.failed
+    where = {None: "a local dask cluster", "synchronous": "this process"}
+    say(f"segmenting {len(todo)} input(s) in "
+        f"{where.get(args.scheduler, args.scheduler)}")  # fmt: skip
+    failed = batch.run(
+        todo, preset, options, device=args.device, scheduler=args.scheduler,
+        workers=args.workers, threads=args.threads, on_result=report,
+    ).failed  # fmt: skip
     if failed:
         raise UserError(
             f"{len(failed)} of {len(todo)} input(s) failed (see above); the others are done. "
@@ -664,9 +651,6 @@ def _source_channels(source: str | None) -> dict:
     return channels
 
 
-def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split()) or type(err).__name__
-
 def main(argv: list[str] | None = None) -> int:
     """Run ``cytomask`` with ``argv`` (default: the process arguments); return the exit status.
 
@@ -685,23 +669,12 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_:
         return int(exit_.code or 0)
-    from .io.tiff import TiffReadError
-    from .labels import LabelsError
-    from .models.checkpoint import CheckpointError
-
     handlers = {"train": _train, "segment": _segment, "evaluate": _evaluate, "export": _export}
     try:
         return handlers[args.command](args)
-    except (
-        UserError,
-        CheckpointError,
-        LabelsError,
-        TiffReadError,
-        ValueError,
-        OSError,
-    ) as err:
-        message = " ".join(str(err).split())
-        print(f"cytomask {args.command}: error: {message}", file=sys.stderr)
+    # The plugin's own errors (checkpoint, labels, TIFF, preset, batch) are ValueErrors.
+    except (UserError, ValueError, OSError) as err:
+        print(f"cytomask {args.command}: error: {one_line(err)}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         kept = " Finished results are kept; run the same command again to go on." * (
