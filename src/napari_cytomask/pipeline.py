@@ -43,13 +43,22 @@ class UNetStep:
     foreground_threshold: float = 0.5
     min_size: int = 0
 
-    def postprocess(self, targets: str) -> dict:
-        """Watershed parameters for a model with these ``targets``."""
+    def segment_kwargs(self, targets: str) -> dict:
+        """Keyword arguments of ``iter_segment`` for a model with these ``targets``."""
         if targets == "foreground":
-            return {"threshold": self.foreground_threshold}
+            post = {"threshold": self.foreground_threshold}
+        else:
+            post = {
+                "interior_threshold": self.interior_threshold,
+                "foreground_threshold": self.foreground_threshold,
+            }
         return {
-            "interior_threshold": self.interior_threshold,
-            "foreground_threshold": self.foreground_threshold,
+            "tile_size": self.tile_size,
+            "overlap": self.overlap,
+            "batch_size": self.batch_size,
+            "tta": self.tta,
+            "postprocess": post,
+            "cleanup": {"min_area": self.min_size},
         }
 
 
@@ -358,12 +367,7 @@ class Segmenter:
         result = yield from iter_segment(
             predictor,
             list(channels),
-            tile_size=step.tile_size,
-            overlap=step.overlap,
-            batch_size=step.batch_size,
-            tta=step.tta,
-            postprocess=step.postprocess(predictor.config.targets),
-            cleanup={"min_area": step.min_size},
+            **step.segment_kwargs(predictor.config.targets),
             probabilities_out=probs_out,
             labels_out=labels_out,
             chunk_size=chunk_size,

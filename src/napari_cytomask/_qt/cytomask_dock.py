@@ -34,7 +34,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..io.layers import METADATA_KEY
-from ..pipeline import Preset, Sam2Step, UNetStep
+from ..pipeline import Preset, Sam2Step
 from .channel_roles import ChannelRolesWidget
 from .export_panel import ExportPanel
 from .metrics_dock import MetricsDock
@@ -180,21 +180,7 @@ class CytomaskDock(QWidget):
         method = {METHODS[0]: "unet", METHODS[1]: "sam2", METHODS[2]: "sam2_guided"}[
             self.method.currentText()
         ]
-        unet = None
-        if method != "sam2":
-            u = self.unet
-            if u.checkpoint.path() is None:
-                raise ValueError("No U-Net model is selected; pick one in step 2 first.")
-            unet = UNetStep(
-                model=str(u.checkpoint.path()),
-                tile_size=u.tile_size.value() or None,
-                overlap=u.overlap.value(),
-                batch_size=u.batch_size.value(),
-                tta=u.tta.isChecked(),
-                interior_threshold=u.interior_threshold.value(),
-                foreground_threshold=u.foreground_threshold.value(),
-                min_size=u.min_size.value(),
-            )
+        unet = self.unet.step() if method != "sam2" else None
         sam2 = None
         if method != "unet":
             model, config = self.sam2.model_source()

@@ -39,6 +39,7 @@ from qtpy.QtWidgets import (
 from ..models.checkpoint import cache_dir, list_checkpoints, read_description
 from ..models.device import available_devices
 from ..models.inference import PredictorCache, iter_segment
+from ..pipeline import UNetStep
 from ..roles import role_of, source_of
 
 ENCODERS = ("resnet18", "resnet34", "resnet50", "efficientnet-b0", "efficientnet-b3")
@@ -245,40 +246,46 @@ class UNetSegmentWidget(QWidget):
             channels += [_base_data(ly) for ly in others[: n - 1]]
         return channels
 
-    def segment(self) -> None:
-        """Start segmenting the input layer in a worker thread."""
-        layer = self.input.layer()
+    def step(self) -> UNetStep:
+        """The model and settings the widget shows.
+
+        Raises
+        ------
+        ValueError
+            When no model is selected.
+        """
         path = self.checkpoint.path()
-        if layer is None:
-            show_error("No image to segment: open an image or tile scan first.")
-            return
         if path is None:
-            show_error(
+            raise ValueError(
                 "No U-Net model is selected: train one with 'Train a U-Net' or pick a "
                 ".safetensors file with Browse…."
             )
+        return UNetStep(
+            model=str(path),
+            tile_size=self.tile_size.value() or None,
+            overlap=self.overlap.value(),
+            batch_size=self.batch_size.value(),
+            tta=self.tta.isChecked(),
+            interior_threshold=self.interior_threshold.value(),
+            foreground_threshold=self.foreground_threshold.value(),
+            min_size=self.min_size.value(),
+        )
+
+    def segment(self) -> None:
+        """Start segmenting the input layer in a worker thread."""
+        layer = self.input.layer()
+        if layer is None:
+            show_error("No image to segment: open an image or tile scan first.")
+            return
+        try:
+            step = self.step()
+        except ValueError as err:
+            show_error(str(err))
             return
         if self.worker is not None:
             return
-        post = {
-            "interior_threshold": self.interior_threshold.value(),
-            "foreground_threshold": self.foreground_threshold.value(),
-        }
-        settings = {
-            "tile_size": self.tile_size.value() or None,
-            "overlap": self.overlap.value(),
-            "batch_size": self.batch_size.value(),
-            "tta": self.tta.isChecked(),
-            "cleanup": {"min_area": self.min_size.value()},
-        }
         worker = create_worker(
-            self._run,
-            path,
-            self.device.currentText(),
-            layer,
-            post,
-            settings,
-            _start_thread=False,
+            self._run, step, self.device.currentText(), layer, _start_thread=False
         )
         worker.yielded.connect(self._on_progress)
         worker.returned.connect(lambda result: self._on_result(layer, result))
@@ -291,12 +298,11 @@ class UNetSegmentWidget(QWidget):
         self.progress.setValue(0)
         worker.start()
 
-    def _run(self, path, device, layer, post, settings):
-        predictor = self._predictors.get(path, device)
-        if predictor.config.targets == "foreground":
-            post = {"threshold": post["foreground_threshold"]}
+    def _run(self, step: UNetStep, device, layer):
+        predictor = self._predictors.get(step.model, device)
         channels = self._channels(layer, predictor.config.in_channels)
-        return (yield from iter_segment(predictor, channels, postprocess=post, **settings))
+        kwargs = step.segment_kwargs(predictor.config.targets)
+        return (yield from iter_segment(predictor, channels, **kwargs))
 
     def _on_progress(self, progress) -> None:
         stage = "tiles" if progress.stage == "predict" else "cells"
