@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import glob
 import os
 import shutil
 import tempfile
@@ -117,7 +118,7 @@ def remove_leftovers(path: str | os.PathLike) -> list[Path]:
     """
     path = Path(path)
     removed = []
-    for leftover in path.parent.glob(f".{glob_escape(path.name)}.*"):
+    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*"):
         if leftover.name.endswith((".part", ".old")):
             if leftover.is_dir():
                 shutil.rmtree(leftover, ignore_errors=True)
@@ -125,11 +126,6 @@ def remove_leftovers(path: str | os.PathLike) -> list[Path]:
                 leftover.unlink(missing_ok=True)
             removed.append(leftover)
     return removed
-
-
-def glob_escape(name: str) -> str:
-    """``name`` with glob's special characters taken literally."""
-    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
 
 
 def _umask() -> int:
