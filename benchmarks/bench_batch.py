@@ -79,17 +79,6 @@ def write_huge(path: Path, size: int) -> None:
     tifffile.imwrite(path, tiles(), shape=(size, size), dtype=np.uint16, tile=(512, 512))
 
 
-def cytomask(args: list[str]) -> tuple[float, str]:
-    start = time.perf_counter()
-    out = subprocess.run(
-        [sys.executable, "-m", "napari_cytomask.cli", "segment", *args],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    if out.returncode:
-        sys.exit(f"cytomask segment failed:\n{out.stderr}")
-    return time.perf_counter() - start, out.stdout
-
-
 PEAK = """
 import json, resource, sys
 from napari_cytomask.cli import main
@@ -99,18 +88,21 @@ print(json.dumps({"code": code,
 """
 
 
-def peak_of(args: list[str]) -> tuple[float, float]:
+def segment(args: list[str]) -> tuple[float, float]:
+    """Run ``cytomask segment`` in a fresh process: wall seconds, and that process's peak RSS.
+
+    The peak counts the calling process only (with ``--scheduler synchronous``, all
+    the work); dask worker processes are not included.
+    """
     start = time.perf_counter()
     out = subprocess.run(
         [sys.executable, "-c", PEAK, "segment", *args], capture_output=True, text=True, check=False
     )
     seconds = time.perf_counter() - start
-    if out.returncode:
+    lines = out.stdout.strip().splitlines()
+    if out.returncode or not lines or json.loads(lines[-1])["code"]:
         sys.exit(f"cytomask segment failed:\n{out.stderr}")
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    if result["code"]:
-        sys.exit(f"cytomask segment failed:\n{out.stderr}")
-    return result["peak_mib"], seconds
+    return seconds, json.loads(lines[-1])["peak_mib"]
 
 
 def main() -> None:
@@ -143,7 +135,7 @@ def main() -> None:
                 threads = max(1, cores // workers)
                 run = ["-o", str(tmp / f"out{workers}"), "--workers", str(workers),
                        "--threads", str(threads), "-q"]  # fmt: skip
-                seconds, _ = cytomask([str(folder), *common, *run])
+                seconds, _ = segment([str(folder), *common, *run])
                 rates[workers] = args.images / seconds
                 print(f"  {workers} worker(s) x {threads} thread(s): {seconds:.1f} s wall "
                       f"(cluster start included), {rates[workers]:.3f} images/s, "
@@ -156,7 +148,7 @@ def main() -> None:
             for size in (args.small, args.huge):
                 path = tmp / f"huge{size}.tif"
                 write_huge(path, size)
-                peak, seconds = peak_of([str(path), *common, "-o", str(tmp / f"z{size}"),
+                seconds, peak = segment([str(path), *common, "-o", str(tmp / f"z{size}"),
                                          "--scheduler", "synchronous", "--format", "ome.zarr",
                                          "--chunk-size", str(args.chunk_size), "-q"])  # fmt: skip
                 peaks[size] = peak
