@@ -558,22 +558,11 @@ def _segment(args) -> int:
     return EXIT_OK
 
 
-def _read_labels(path: str):
-    import numpy as np
-
-    from .io.files import read_image
-    from .io.omezarr import SUFFIX, open_labels
-
-    if path.rstrip("/").endswith(SUFFIX):
-        return np.asarray(open_labels(path))
-    return read_image(path)
-
-
 def _evaluate(args) -> int:
     import numpy as np
 
     from .io.atomic import write_atomically
-    from .io.files import match_files, read_channels
+    from .io.files import match_files, read_channels, read_image
     from .metrics import evaluate
     from .metrics.export import COLUMNS, results_rows
 
@@ -582,11 +571,11 @@ def _evaluate(args) -> int:
     rows, total = [], None
     at = min(range(len(args.thresholds)), key=lambda i: abs(args.thresholds[i] - 0.5))
     for pred_path, gt_path in pairs:
-        pred = _read_labels(pred_path)
+        pred = read_image(pred_path)
         if args.mask_channel is not None:
             gt = np.asarray(read_channels(gt_path, [args.mask_channel], 1)[0])
         else:
-            gt = _read_labels(gt_path)
+            gt = read_image(gt_path)
         result = evaluate(gt, pred, args.thresholds, stack=gt.ndim > 2)
         total = result if total is None else total + result
         rows += [(pred_path, gt_path, *row) for row in results_rows(result)]
@@ -614,7 +603,7 @@ def _export(args) -> int:
     import json
 
     from .io.export import LabelsExport, export_labels
-    from .io.files import find_inputs
+    from .io.files import find_inputs, read_image
 
     items = find_inputs(args.labels)
     exports = []
@@ -623,7 +612,7 @@ def _export(args) -> int:
         record = path.with_name(f"{stem}.json")
         info = json.loads(record.read_text()) if record.is_file() else {}
         exports.append(LabelsExport(
-            name=stem, labels=_read_labels(str(path)),
+            name=stem, labels=read_image(str(path)),
             intensities=_source_channels(info.get("source")),
             parameters=info.get("preset", {}), source=info.get("source", str(path)),
         ))  # fmt: skip

@@ -14,7 +14,11 @@ IMAGE_SUFFIXES = (".tif", ".tiff", ".btf", ".png", ".jpg", ".jpeg", ".bmp")
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """A whole image file (TIFF with tifffile, others with scikit-image) as a numpy array."""
+    """A whole image (TIFF with tifffile, OME-Zarr labels, others with scikit-image) in memory."""
+    if str(path).rstrip("/").endswith(".zarr"):
+        from .omezarr import open_labels
+
+        return np.asarray(open_labels(path))
     if str(path).lower().endswith((".tif", ".tiff", ".btf")):
         import tifffile
 
