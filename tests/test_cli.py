@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 
@@ -13,6 +15,7 @@ import torch
 
 from napari_cytomask.cli import main
 from napari_cytomask.models.checkpoint import DIR_ENV, read_description
+from napari_cytomask.models.training import state_path
 from napari_cytomask.synthetic import make_tilescan
 
 TINY = ["--encoder", "tu-resnet10t", "--encoder-depth", "3", "--encoder-weights", "none"]
@@ -105,9 +108,9 @@ def test_train_then_segment(folders, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "made with other settings; pass --overwrite" in err and len(err.splitlines()) == 1
     assert main([*argv, "--overlap", "8", "--overwrite"]) == 0
-    assert json.loads((out_dir / "scan_unet_cells.json").read_text())["preset"]["unet"][
-        "overlap"
-    ] == 8
+    assert (
+        json.loads((out_dir / "scan_unet_cells.json").read_text())["preset"]["unet"]["overlap"] == 8
+    )
 
     # A model name is looked up in the model folder; results go beside the input.
     (tmp_path / "models").mkdir()
@@ -115,6 +118,33 @@ def test_train_then_segment(folders, tmp_path, capsys):
     code = main(["segment", str(data / "set1" / "raw.tif"), "-m", "tiny", "-q", "--threads", "1",
                  "--scheduler", "synchronous"])  # fmt: skip
     assert code == 0 and (data / "set1" / "raw_unet_cells.tif").is_file()
+
+
+def test_interrupted_training_goes_on_with_resume(folders, tmp_path):
+    data, _ = folders
+    model = tmp_path / "cut.safetensors"
+    pairs = ["--images", str(data / "set*" / "raw.tif"), "--masks", str(data / "set*" / "mask.tif")]
+    small = ["--steps-per-epoch", "2", "--batch-size", "2", "--crop-size", "64", "--threads", "1"]
+    train = ["train", *pairs, *TINY, *small, "-o", str(model)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "napari_cytomask.cli", *train, "--epochs", "200"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    for line in proc.stdout:
+        if line.startswith("epoch 2/"):
+            break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert f"continue from the last finished epoch with --resume {model}." in err
+    done = torch.load(state_path(model), weights_only=True)["epoch"]
+    assert 2 <= done < 200
+
+    assert main([*train, "--epochs", "1", "--resume", str(model)]) == 0
+    assert read_description(model)["training"]["epochs_done"] == done + 1
 
 
 def test_user_errors_exit_1_with_one_line(tmp_path, folders, capsys):
@@ -131,8 +161,10 @@ def test_user_errors_exit_1_with_one_line(tmp_path, folders, capsys):
         (["segment", str(tmp_path), "--method", "sam2"], "holds no image file"),
         (["segment", str(data / "set0" / "raw.tif")], "needs a U-Net: give --model"),
         (["segment", str(data / "set0" / "raw.tif"), "--preset", str(pt)], "not a JSON preset"),
-        (["evaluate", "--pred", str(tmp_path / "x*.tif"), "--gt", "y*", "-o", "m.csv"],
-         "prediction pattern"),
+        (
+            ["evaluate", "--pred", str(tmp_path / "x*.tif"), "--gt", "y*", "-o", "m.csv"],
+            "prediction pattern",
+        ),
     ]
     for argv, message in cases:
         assert main(argv) == 1, argv

@@ -22,7 +22,7 @@ from .batch import FORMATS, one_line
 from .io.export import LABEL_FORMATS
 from .pipeline import METHODS
 
-EXIT_OK, EXIT_USER_ERROR, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_USER_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 class UserError(Exception):
@@ -140,7 +140,11 @@ def _train_parser(sub) -> None:
         help="intensity percentiles mapped to 0 and 1, per image and channel",
     )
     model.add_argument(
-        "--resume", type=Path, metavar="CHECKPOINT", help="continue training this checkpoint"
+        "--resume",
+        type=Path,
+        metavar="CHECKPOINT",
+        help="continue training this checkpoint; with the training state written beside it "
+        "(CHECKPOINT minus .safetensors plus .training-state.pt), exactly where it stopped",
     )
     run = p.add_argument_group("training")
     run.add_argument("--epochs", type=_positive_int, default=50, help="maximum number of epochs")
@@ -437,25 +441,37 @@ def _train(args) -> int:
     gen = iter_train(samples, args.output, config, settings, resume=args.resume, sources=sources)
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
     say(f"training on {len(samples)} image(s)")
-    while True:
-        try:
-            progress = next(gen)
-        except StopIteration as stop:
-            result = stop.value
-            break
-        if progress.phase == "notice":
-            print(f"cytomask: note: {progress.message}", file=sys.stderr)
-        elif progress.phase == "epoch":
-            val = progress.validation
-            text = (
-                f"val mean-average F1 {val['mean_average_f1']:.3f}, F1@0.5 {val['f1_50']:.3f}"
-                if val
-                else "no validation images"
-            )
-            mark = " (best, saved)" if progress.improved else ""
-            say(f"epoch {progress.epoch}/{progress.epochs}: {text}{mark}")
-        elif progress.phase == "train" and progress.step % 10 == 0:
-            say(f"  step {progress.step}/{progress.steps} loss {progress.loss:.4f}")
+    saved = None
+    try:
+        while True:
+            try:
+                progress = next(gen)
+            except StopIteration as stop:
+                result = stop.value
+                break
+            if progress.phase == "notice":
+                print(f"cytomask: note: {progress.message}", file=sys.stderr)
+            elif progress.phase == "epoch":
+                saved = progress.checkpoint
+                val = progress.validation
+                text = (
+                    f"val mean-average F1 {val['mean_average_f1']:.3f}, F1@0.5 {val['f1_50']:.3f}"
+                    if val
+                    else "no validation images"
+                )
+                mark = " (best, saved)" if progress.improved else ""
+                say(f"epoch {progress.epoch}/{progress.epochs}: {text}{mark}")
+            elif progress.phase == "train" and progress.step % 10 == 0:
+                say(f"  step {progress.step}/{progress.steps} loss {progress.loss:.4f}")
+    except KeyboardInterrupt:
+        kept = (
+            f" The best network so far is in {saved}; continue from the last finished epoch "
+            f"with --resume {saved}"
+            if saved
+            else " No epoch had finished; nothing was saved"
+        )
+        print(f"cytomask train: interrupted.{kept}.", file=sys.stderr)
+        return EXIT_INTERRUPTED
     print(result.checkpoint)
     return EXIT_OK
 
@@ -670,7 +686,7 @@ def main(argv: list[str] | None = None) -> int:
             args.command == "segment"
         )
         print(f"cytomask {args.command}: interrupted.{kept}", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

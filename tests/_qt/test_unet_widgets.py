@@ -9,6 +9,7 @@ from napari.layers import Image, Labels
 
 from napari_cytomask._qt.unet_widgets import UNetSegmentWidget, UNetTrainWidget
 from napari_cytomask.models.checkpoint import DIR_ENV, list_checkpoints
+from napari_cytomask.models.training import state_path
 from napari_cytomask.synthetic import make_tilescan
 
 pytestmark = pytest.mark.gui
@@ -103,11 +104,23 @@ def test_cancel_and_errors(make_napari_viewer_proxy, qtbot, monkeypatch, tmp_pat
     n_errors = len(errors)
     trainer.train()
     assert len(errors) == n_errors
-    qtbot.waitUntil(lambda: len(trainer.losses) >= 1, timeout=60_000)
+    qtbot.waitUntil(lambda: len(trainer.losses) >= 4, timeout=60_000)  # into epoch 2
     trainer.cancel()
     qtbot.waitUntil(lambda: trainer.worker is None, timeout=30_000)
     assert trainer.result is None and "Cancelled" in trainer.status.text()
-    assert len(trainer.losses) < 50 * 3
+    cut = len(trainer.losses)
+    assert cut < 50 * 3
+    # Cancelling offers to continue: Train again resumes from the last finished epoch.
+    assert trainer.resume.text() == str(tmp_path / "cancelled.safetensors")
+    epochs_done = torch.load(state_path(trainer.resume.text()), weights_only=True)["epoch"]
+    assert epochs_done >= 1
+    trainer.epochs.setValue(1)
+    trainer.train()
+    qtbot.waitUntil(lambda: trainer.worker is None, timeout=60_000)
+    assert trainer.result is not None, trainer.status.text()
+    assert trainer.result.description["training"]["epochs_done"] == epochs_done + 1
+    assert trainer.losses[0][0] == epochs_done * 3 + 1  # steps go on counting
+    assert trainer.progress.value() == trainer.progress.maximum() == 3
 
     segmenter.checkpoint.set_path(tmp_path / "missing.safetensors")
     assert "does not exist" in errors[-1]

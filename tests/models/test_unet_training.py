@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import tifffile
@@ -18,6 +20,7 @@ from napari_cytomask.models.training import (
     samples_from_folders,
     samples_from_tilescans,
     split_by_image,
+    state_path,
     train,
 )
 from napari_cytomask.models.unet import UNetConfig
@@ -118,18 +121,25 @@ def test_training_loss_goes_down_on_real_images(shared_data, tmp_path, tiny_unet
     assert "mean_average_f1" in desc["scores"]["validation"]
 
 
-def test_resume_continues_the_epoch_count(tmp_path, tiny_unet):
-    scan = make_tilescan(n_tiles=2, shape=(96, 96), seed=4)
-    samples = samples_from_arrays(scan.brightfield, scan.labels, "syn")
-    settings = TrainingSettings(
-        epochs=1,
+def _synthetic_samples(n_tiles=2):
+    scan = make_tilescan(n_tiles=n_tiles, shape=(96, 96), seed=4)
+    return samples_from_arrays(scan.brightfield, scan.labels, "syn"), scan
+
+
+def _small_settings(**kwargs) -> TrainingSettings:
+    return TrainingSettings(
         steps_per_epoch=2,
         batch_size=2,
         crop_size=64,
         encoder_weights=None,
         device="cpu",
-        fractions=(1, 0, 0),
+        **{"epochs": 1, "fractions": (1, 0, 0), **kwargs},
     )
+
+
+def test_resume_continues_the_epoch_count(tmp_path, tiny_unet):
+    samples, scan = _synthetic_samples()
+    settings = _small_settings()
     first = train(samples, tmp_path / "a.safetensors", UNetConfig(**tiny_unet), settings)
     second = train(samples, tmp_path / "b.safetensors", None, settings, resume=first.checkpoint)
     training = second.description["training"]
@@ -139,3 +149,69 @@ def test_resume_continues_the_epoch_count(tmp_path, tiny_unet):
     with pytest.raises(ValueError, match="expects 1 input channel"):
         two = samples_from_arrays([scan.brightfield, scan.brightfield], scan.labels, "two")
         train(two, tmp_path / "c.safetensors", None, settings, resume=first.checkpoint)
+
+
+def test_a_cancelled_run_resumes_exactly_where_it_stopped(tmp_path, tiny_unet):
+    """Cancelled in epoch 3 and resumed, training ends with the same weights, optimiser
+    moments, learning rate and losses as a run that was never interrupted."""
+    samples, _ = _synthetic_samples(n_tiles=3)
+    # A validation image and no learning-rate patience: the schedule and the
+    # early-stopping count change every epoch, so a resume that lost them differs.
+    settings = _small_settings(epochs=4, fractions=(2, 1, 0), lr_patience=0, patience=5)
+    config = UNetConfig(**tiny_unet)
+    whole = train(samples, tmp_path / "whole.safetensors", config, settings)
+
+    gen = iter_train(samples, tmp_path / "cut.safetensors", config, settings)
+    for progress in gen:
+        if progress.phase == "train" and progress.epoch == 3:
+            gen.close()  # what the widget's Cancel does
+            break
+    # The checkpoint holds the best epoch's weights, the state the last epoch's.
+    assert read_description(tmp_path / "cut.safetensors")["training"]["best_epoch"] == 1
+    resumed = train(
+        samples,
+        tmp_path / "resumed.safetensors",
+        None,
+        replace(settings, epochs=2),
+        resume=tmp_path / "cut.safetensors",
+    )
+
+    assert [h["loss"] for h in resumed.history] == [h["loss"] for h in whole.history]
+    assert resumed.description["training"]["epochs_done"] == 4
+    a = torch.load(state_path(whole.checkpoint), weights_only=True)
+    b = torch.load(state_path(resumed.checkpoint), weights_only=True)
+    assert a["epoch"] == b["epoch"] == 4 and a["steps"] == b["steps"] == 8
+    assert a["optimiser"]["param_groups"][0]["lr"] < settings.learning_rate  # it was reduced
+    assert a["optimiser"]["param_groups"][0]["lr"] == b["optimiser"]["param_groups"][0]["lr"]
+    assert a["since_best"] == b["since_best"]
+    for name, tensor in a["model"].items():
+        assert torch.equal(tensor, b["model"][name]), name
+    for i, moments in a["optimiser"]["state"].items():
+        assert torch.equal(moments["exp_avg_sq"], b["optimiser"]["state"][i]["exp_avg_sq"])
+
+
+def test_resume_without_its_training_state_says_the_optimiser_restarts(tmp_path, tiny_unet):
+    samples, _ = _synthetic_samples()
+    settings = _small_settings()
+    first = train(samples, tmp_path / "a.safetensors", UNetConfig(**tiny_unet), settings)
+    other = train(samples, tmp_path / "o.safetensors", UNetConfig(**tiny_unet), settings)
+
+    def notices():
+        gen = iter_train(
+            samples, tmp_path / "b.safetensors", None, settings, resume=first.checkpoint
+        )
+        return [p.message for p in gen if p.phase == "notice"]
+
+    state_path(other.checkpoint).replace(state_path(first.checkpoint))
+    assert notices() == [
+        f"the training state {state_path(first.checkpoint)} belongs to another training run; "
+        "training continues from its weights with a new optimiser and learning rate."
+    ]
+    state_path(first.checkpoint).write_bytes(b"not a training state")
+    assert "could not be read" in notices()[0]
+    state_path(first.checkpoint).unlink()
+    assert notices() == [
+        "a.safetensors has no training state beside it (a.training-state.pt); training "
+        "continues from its weights with a new optimiser and learning rate."
+    ]
+    assert read_description(tmp_path / "b.safetensors")["training"]["epochs_done"] == 2

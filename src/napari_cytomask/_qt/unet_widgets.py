@@ -545,6 +545,8 @@ class UNetTrainWidget(QWidget):
         self.worker = worker
         self.result = None
         self.losses, self.scores = [], []
+        self._first_epoch: int | None = None
+        self._checkpoint: Path | None = None
         self._plot()
         self.train_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
@@ -558,14 +560,17 @@ class UNetTrainWidget(QWidget):
             show_info(p.message)
             return
         if p.phase == "train":
+            if self._first_epoch is None:  # a resumed run goes on counting epochs
+                self._first_epoch = p.epoch
             self.losses.append((p.global_step, p.loss))
-            self.progress.setValue((p.epoch - 1) * p.steps + p.step if p.epoch else p.step)
+            self.progress.setValue((p.epoch - self._first_epoch) * p.steps + p.step)
             self.status.setText(f"epoch {p.epoch}/{p.epochs}, step {p.step}: loss {p.loss:.4f}")
             if p.step % 5 == 0 or p.step == p.steps:
                 self._plot()
         elif p.phase == "validate":
             self.status.setText(f"epoch {p.epoch}: validating image {p.step} of {p.steps}")
         elif p.phase == "epoch":
+            self._checkpoint = p.checkpoint
             if p.validation:
                 self.scores.append((p.global_step, p.validation["mean_average_f1"]))
                 saved = " (best so far, saved)" if p.improved else ""
@@ -606,11 +611,15 @@ class UNetTrainWidget(QWidget):
 
     def _on_finished(self) -> None:
         if self.worker is not None and self.worker.abort_requested:
-            self.status.setText(
-                "Cancelled; the best checkpoint so far is kept"
-                + (f" in {self.output.text()}" if self.output.text() else "")
-                + "."
-            )
+            if self._checkpoint is None:
+                self.status.setText("Cancelled before the first epoch ended; nothing was saved.")
+            else:
+                # Offer to go on: the training state beside the checkpoint resumes exactly.
+                self.resume.setText(str(self._checkpoint))
+                self.status.setText(
+                    f"Cancelled; the best network so far is in {self._checkpoint}. "
+                    "Press Train to continue from the last finished epoch."
+                )
         self.worker = None
         self.train_button.setEnabled(True)
         self.cancel_button.setEnabled(False)

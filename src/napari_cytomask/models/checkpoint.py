@@ -14,12 +14,12 @@ import json
 import os
 import struct
 import sys
-import tempfile
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from ..io.atomic import write_atomically
 from .unet import ARCHITECTURES, TARGETS, UNetConfig, build_model
 
 #: Value of the ``format`` field of every description.
@@ -129,15 +129,9 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, description: dict
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
     metadata = {METADATA_KEY: json.dumps(description, sort_keys=True)}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomically(
+        path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata), overwrite=True
+    )
 
 
 def _not_a_checkpoint(path: Path, why: str) -> CheckpointError:

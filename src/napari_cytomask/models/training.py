@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import uuid
 from collections.abc import Generator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage as ndi
 
+from ..io.atomic import write_atomically
 from ..io.files import match_files, read_image
 from ..labels import as_labels, check_same_shape
 from ..metrics import Evaluation, evaluate
@@ -47,6 +49,8 @@ from .inference import UNetPredictor, iter_predict, probabilities_to_instances
 from .unet import UNetConfig, build_model, normalise_channels
 
 SPLITS = ("train", "validation", "test")
+#: File name ending of the training state kept beside a checkpoint (see :func:`state_path`).
+STATE_SUFFIX = ".training-state.pt"
 #: Smallest tile size recorded for inference in a trained checkpoint.
 INFERENCE_TILE = 512
 
@@ -173,6 +177,9 @@ class TrainingProgress:
         ``"train"`` (a step), ``"validate"`` (``step`` of ``steps`` validation
         images done), ``"epoch"`` (end of an epoch, with ``validation``) or
         ``"notice"`` (a ``message``).
+    checkpoint
+        In an ``"epoch"`` report: the checkpoint file (the best network so far,
+        with the training state beside it to resume from).
     """
 
     epoch: int
@@ -186,6 +193,7 @@ class TrainingProgress:
     improved: bool = False
     message: str | None = None
     phase: str = "train"
+    checkpoint: Path | None = None
 
 
 @dataclass
@@ -570,6 +578,37 @@ def default_output(config: UNetConfig) -> Path:
     )
 
 
+def state_path(checkpoint: str | os.PathLike) -> Path:
+    """The training state file of ``checkpoint``: beside it, with the same stem.
+
+    It holds what a checkpoint does not: the weights after the last finished
+    epoch (the checkpoint keeps the best ones), the optimiser's moments, the
+    learning-rate schedule, the early-stopping count and the random
+    generators, so a resumed run continues exactly where the first one stopped.
+    """
+    checkpoint = Path(checkpoint)
+    return checkpoint.with_name(checkpoint.name.removesuffix(SUFFIX) + STATE_SUFFIX)
+
+
+def _load_state(checkpoint: Path, run: str | None) -> tuple[dict | None, str | None]:
+    """The training state of ``checkpoint`` when it belongs to training run ``run``.
+
+    Returns the state, or ``None`` and a sentence saying why training restarts
+    its optimiser instead.
+    """
+    path = state_path(checkpoint)
+    fresh = "training continues from its weights with a new optimiser and learning rate."
+    if not path.exists():
+        return None, f"{checkpoint.name} has no training state beside it ({path.name}); {fresh}"
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a truncated or foreign file: any unpickling error
+        return None, f"the training state {path} could not be read ({err}); {fresh}"
+    if not isinstance(state, dict) or run is None or state.get("run") != run:
+        return None, f"the training state {path} belongs to another training run; {fresh}"
+    return state, None
+
+
 def _summary(samples: Sequence[TrainingSample]) -> dict:
     return {
         "images": len(samples),
@@ -603,7 +642,11 @@ def iter_train(
     settings
         How to train.
     resume
-        A checkpoint to continue from: its network, weights, split and epoch count.
+        A checkpoint to continue from: its network, split and epoch count. With
+        the training state beside it (:func:`state_path`), training continues
+        exactly: the last epoch's weights, the optimiser, the learning rate,
+        early stopping and the random crops. Without it, from the checkpoint's
+        weights with a new optimiser (a ``"notice"`` says so).
     sources
         Where the samples came from (file patterns, layer names), recorded in the checkpoint.
     split
@@ -641,10 +684,12 @@ def iter_train(
     rng = np.random.default_rng(settings.seed)
     previous: dict = {}
     notice = None
+    state = None
     if resume is not None:
         model, previous = load_checkpoint(resume, "cpu", in_channels=in_channels)
         config = config_of(previous)
         model.train()
+        state, notice = _load_state(Path(resume), (previous.get("training") or {}).get("run"))
         recorded = (previous.get("training") or {}).get("split")
         if split is None and recorded and set(sum(recorded.values(), [])) == set(names):
             split = recorded
@@ -693,9 +738,20 @@ def iter_train(
     history: list[dict] = list(prev_training.get("history", []))
     best = (previous.get("scores") or {}).get("validation", {}).get("mean_average_f1")
     best_score = float(best) if best is not None and val_set else -math.inf
-    best_description: dict | None = None
+    best_epoch = int(prev_training.get("best_epoch", epoch0))
+    best_scores = (previous.get("scores") or {}).get("validation")
     since_best = 0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimiser"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        rng.bit_generator.state = state["numpy_rng"]
+        torch.set_rng_state(state["torch_rng"])
+        epoch0, global_step, history = state["epoch"], state["steps"], state["history"]
+        best_score, since_best = state["best_score"], state["since_best"]
     stopped_early = False
+    run = uuid.uuid4().hex
     settings_record = {k: v for k, v in asdict(settings).items() if k != "device"}
     settings_record["device"] = str(device)
 
@@ -711,8 +767,10 @@ def iter_train(
                 "class_frequencies": [float(f) for f in freq],
                 "class_weights": [float(w) for w in weights],
                 "settings": settings_record,
+                "run": run,
                 "epochs_done": epoch,
                 "steps_done": global_step,
+                "best_epoch": best_epoch,
                 "history": history,
                 "resumed_from": str(resume) if resume is not None else None,
                 "pretrained_encoder": (
@@ -761,6 +819,11 @@ def iter_train(
                 optimiser.param_groups[0]["lr"],
             )
         mean_loss = float(np.mean(losses))
+        if not math.isfinite(mean_loss):
+            raise FloatingPointError(
+                f"the training loss became {mean_loss} in epoch {epoch}: training diverged. "
+                "Lower the learning rate and train again; the best checkpoint so far is kept."
+            )
         model.eval()
         scores = None
         if val_set:
@@ -791,14 +854,33 @@ def iter_train(
             score = -mean_loss
         scheduler.step(score)
         history.append({"epoch": epoch, "loss": mean_loss, "validation": scores})
-        improved = score > best_score
+        if math.isnan(score):  # validation images without any cell
+            score = -math.inf
+        # A new run always keeps its first epoch, so there is a checkpoint to return.
+        improved = score > best_score or best_epoch == 0
         if improved:
-            best_score = score
+            best_score, best_epoch, best_scores = score, epoch, scores
             since_best = 0
-            best_description = description(epoch, scores)
-            save_checkpoint(output, model, best_description)
+            save_checkpoint(output, model, description(epoch, scores))
         else:
             since_best += 1
+        state = {
+            "run": run,
+            "epoch": epoch,
+            "steps": global_step,
+            "history": history,
+            "best_score": best_score,
+            "since_best": since_best,
+            "model": model.state_dict(),
+            "optimiser": optimiser.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict(),
+            "numpy_rng": rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+        }
+        write_atomically(
+            state_path(output), lambda tmp, state=state: torch.save(state, tmp), overwrite=True
+        )
         yield TrainingProgress(
             epoch,
             last_epoch,
@@ -810,23 +892,19 @@ def iter_train(
             scores,
             improved,
             phase="epoch",
+            checkpoint=output,
         )
         if since_best >= settings.patience:
             stopped_early = True
             break
         if settings.time_limit is not None and time.monotonic() - started > settings.time_limit:
             break
-    if best_description is None:
-        # Resumed training never beat the checkpoint's score: keep its weights, new history.
-        best_description = description(epoch0, (previous.get("scores") or {}).get("validation"))
-        model, _ = load_checkpoint(resume, "cpu")
-        save_checkpoint(output, model, best_description)
-    else:
-        # Record the full history in the best checkpoint without changing its weights.
-        best_model, _ = load_checkpoint(output, "cpu")
-        best_description["training"]["history"] = history
-        best_description["training"]["stopped_early"] = stopped_early
-        save_checkpoint(output, best_model, best_description)
+    # The best weights with the whole run's record: epochs and steps done, history.
+    # When a resumed run never beat the checkpoint, they are the checkpoint's.
+    best_model, _ = load_checkpoint(output if best_epoch > epoch0 else resume, "cpu")
+    best_description = description(epoch, best_scores)
+    best_description["training"]["stopped_early"] = stopped_early
+    save_checkpoint(output, best_model, best_description)
     return TrainingResult(output, best_description, history, stopped_early)
 
 
