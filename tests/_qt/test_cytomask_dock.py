@@ -48,11 +48,15 @@ def test_dock_leads_through_the_steps_and_remembers_settings(
 
     # Settings persist into a new dock (a new session).
     dock.watershed.h.setValue(7.5)
+    dock.watershed.live.setChecked(True)
+    dock.watershed.stop_preview()
     dock.method.setCurrentText("SAM2")
     dock.save_settings()
     again = CytomaskDock(viewer, settings=QSettings(settings.fileName(), settings.format()))
     qtbot.addWidget(again)
     assert again.watershed.h.value() == pytest.approx(7.5)
+    # Restoring the values is not a change by the user: nothing starts on opening.
+    assert again.watershed.live.isChecked() and not again.watershed._runner.busy
     assert again.method.currentText() == "SAM2"
     assert again.watershed.input.currentText() in {layer.name for layer in viewer.layers}
 

@@ -20,6 +20,10 @@ def test_live_preview_and_parameter_change(make_napari_viewer_proxy, qtbot, trut
     widget = WatershedWidget(viewer)
     qtbot.addWidget(widget)
     assert widget.input.currentText() == "foreground"
+    # Opening the widget, or a new layer, starts no preview by itself.
+    viewer.add_image(prob[::-1].copy(), name="foreground 2")
+    qtbot.wait(400)  # longer than the preview's quiet period
+    assert not widget._runner.busy and len(viewer.layers) == 2
     widget.preview()
     qtbot.waitUntil(lambda: "foreground instances" in viewer.layers, timeout=10000)
     output = viewer.layers["foreground instances"]
@@ -27,7 +31,11 @@ def test_live_preview_and_parameter_change(make_napari_viewer_proxy, qtbot, trut
     first = int(np.unique(output.data).size)
     widget.h.setValue(20.0)  # fewer markers: fewer cells, same layer updated in place
     qtbot.waitUntil(lambda: np.unique(output.data).size < first, timeout=10000)
-    assert [layer.name for layer in viewer.layers] == ["foreground", "foreground instances"]
+    assert [layer.name for layer in viewer.layers] == [
+        "foreground",
+        "foreground 2",
+        "foreground instances",
+    ]
     assert "Preview" in widget.status.text()
 
 

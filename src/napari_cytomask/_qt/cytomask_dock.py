@@ -126,6 +126,8 @@ class CytomaskDock(QWidget):
         self._save_timer.setInterval(500)
         self._save_timer.timeout.connect(self.save_settings)
         self.restore_settings()
+        # Restored values are not the user's changes: no live preview on opening.
+        self.watershed.stop_preview()
         self._method_changed()
         for control in self._controls().values():
             _changed_signal(control).connect(self._save_timer.start)

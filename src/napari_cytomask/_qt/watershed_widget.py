@@ -62,6 +62,7 @@ class WatershedWidget(QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self._worker = None
+        self._previewing = False  # set by the first preview; see _follow
         self._runner = LiveRunner(
             self._show_preview, delay_ms=250, on_error=self._fail, parent=self
         )
@@ -174,6 +175,7 @@ class WatershedWidget(QWidget):
         layout.addStretch()
 
         self.mode.currentIndexChanged.connect(self._mode_changed)
+        self.mode.currentIndexChanged.connect(self._changed)
         self.apply_button.clicked.connect(self.apply)
         self.cancel_button.clicked.connect(self.cancel)
         self.input.currentIndexChanged.connect(self._suggest_threshold)
@@ -192,7 +194,7 @@ class WatershedWidget(QWidget):
         layers.inserted.connect(self._refresh_layers)
         layers.removed.connect(self._refresh_layers)
         layers.reordered.connect(self._refresh_layers)
-        self.viewer.dims.events.current_step.connect(self._changed)
+        self.viewer.dims.events.current_step.connect(self._follow)
         self._refresh_layers()
         self._mode_changed()
 
@@ -229,7 +231,7 @@ class WatershedWidget(QWidget):
                 self.boundary.setCurrentIndex(1 if self.input.currentIndex() == 0 else 0)
         if self.input.currentText() != before:
             self._suggest_threshold()
-            self._changed()
+            self._follow()
 
     def _mode_changed(self) -> None:
         method = self.method
@@ -250,7 +252,6 @@ class WatershedWidget(QWidget):
         self.boundary_label.setVisible(method == "interior_boundary")
         self._refresh_layers()
         self._suggest_threshold()
-        self._changed()
 
     def _suggest_threshold(self) -> None:
         """Probability maps start at 0.5; intensity images at the Otsu threshold of a frame."""
@@ -342,11 +343,27 @@ class WatershedWidget(QWidget):
     # ---- running ------------------------------------------------------------------------
 
     def _changed(self, *args) -> None:
+        """A parameter changed: preview with it when live."""
         if self.live.isChecked() and self._worker is None:
             self.preview()
 
+    def _follow(self, *args) -> None:
+        """The input or the displayed frame changed: keep a started preview up to date.
+
+        Opening the dock, or a new layer, starts nothing until the user changes a
+        parameter or asks for a preview.
+        """
+        if self._previewing:
+            self._changed()
+
+    def stop_preview(self) -> None:
+        """Drop a scheduled or running preview; the next one waits for the user."""
+        self._runner.cancel()
+        self._previewing = False
+
     def preview(self) -> None:
         """Re-run the displayed frame (debounced, in a worker) and show it."""
+        self._previewing = True
         try:
             layer, arrays = self._inputs()
         except ValueError as err:
