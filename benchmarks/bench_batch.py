@@ -160,8 +160,10 @@ def main() -> None:
                       f"load {os.getloadavg()[0]:.1f}")  # fmt: skip
                 path.unlink()
             ratio = (args.huge / args.small) ** 2
-            print(f"  {args.huge}^2 has {ratio:.0f}x the pixels of {args.small}^2; "
-                  f"peak memory ratio {peaks[args.huge] / peaks[args.small]:.2f}x")
+            print(
+                f"  {args.huge}^2 has {ratio:.0f}x the pixels of {args.small}^2; "
+                f"peak memory ratio {peaks[args.huge] / peaks[args.small]:.2f}x"
+            )
 
 
 if __name__ == "__main__":

@@ -46,8 +46,13 @@ def main() -> int:
     dock.steps.setCurrentIndex(2)
     dock.watershed.input.setCurrentText("GFP")
     dock.watershed.apply()
-    wait(lambda: "GFP instances" in viewer.layers
-         and viewer.layers["GFP instances"].data.max() > 0 and dock.watershed._worker is None)
+    wait(
+        lambda: (
+            "GFP instances" in viewer.layers
+            and viewer.layers["GFP instances"].data.max() > 0
+            and dock.watershed._worker is None
+        )
+    )
     viewer.layers["GFP"].visible = False
     viewer.layers["Mask (ground truth)"].visible = False
     viewer.screenshot(str(OUT / "watershed.png"), canvas_only=False)

@@ -6,8 +6,9 @@ from napari_cytomask.synthetic import make_tilescan
 
 
 def test_scan_is_deterministic_and_shaped_like_a_tile_scan():
-    a, b = make_tilescan(n_tiles=2, shape=(128, 160), seed=3), make_tilescan(
-        n_tiles=2, shape=(128, 160), seed=3
+    a, b = (
+        make_tilescan(n_tiles=2, shape=(128, 160), seed=3),
+        make_tilescan(n_tiles=2, shape=(128, 160), seed=3),
     )
     for name in ("brightfield", "fluorescence", "labels"):
         assert getattr(a, name).shape == (2, 128, 160)

@@ -83,9 +83,12 @@ def _tile(rng, shape, radius):
 
     cells = labels > 0
     edges = find_boundaries(labels, mode="inner")
-    illumination = 1 + 0.15 * np.sin(np.linspace(0, np.pi, shape[1]))[None, :] * np.linspace(
-        0.8, 1.2, shape[0]
-    )[:, None]
+    illumination = (
+        1
+        + 0.15
+        * np.sin(np.linspace(0, np.pi, shape[1]))[None, :]
+        * np.linspace(0.8, 1.2, shape[0])[:, None]
+    )
     texture = ndi.gaussian_filter(rng.normal(0, 1, shape), 2)
     brightfield = 2000.0 * illumination
     brightfield -= 350 * cells * (1 + 0.3 * texture)

@@ -19,14 +19,18 @@ def test_export_panel_writes_selected_layers_and_reads_back(
     truth = viewer.layers["Mask (ground truth)"]
     ids = np.unique(truth.data)[1:]
     prediction = viewer.add_labels(
-        truth.data.copy(), name="prediction", scale=truth.scale, units=truth.units,
+        truth.data.copy(),
+        name="prediction",
+        scale=truth.scale,
+        units=truth.units,
         axis_labels=truth.axis_labels,
         features=pd.DataFrame({"label": ids, "predicted_iou": np.linspace(0.2, 0.9, len(ids))}),
     )
     panel = ExportPanel(viewer)
     viewer.window.add_dock_widget(panel)
     assert [panel.layer_list.item(i).text() for i in range(panel.layer_list.count())] == [
-        "Mask (ground truth)", "prediction",
+        "Mask (ground truth)",
+        "prediction",
     ]
     panel.layer_list.item(0).setCheckState(export_panel.Qt.CheckState.Unchecked)
     panel.formats["ome-tiff"].setChecked(True)
@@ -36,10 +40,16 @@ def test_export_panel_writes_selected_layers_and_reads_back(
     qtbot.waitUntil(lambda: panel.export_button.isEnabled(), timeout=30_000)
     assert worker is not None
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == sorted([
-        "prediction.tif", "prediction.ome.tif", "prediction_objects.csv",
-        "prediction_counts.csv", "prediction_coco.json", "prediction_provenance.json",
-    ])
+    assert names == sorted(
+        [
+            "prediction.tif",
+            "prediction.ome.tif",
+            "prediction_objects.csv",
+            "prediction_counts.csv",
+            "prediction_coco.json",
+            "prediction_provenance.json",
+        ]
+    )
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "prediction.tif"), prediction.data)
     with tifffile.TiffFile(tmp_path / "prediction.ome.tif") as tif:
         assert len(tif.series) == 3  # one OME image per tile

@@ -30,9 +30,10 @@ def test_rle_equals_pycocotools(seed):
     rng = np.random.default_rng(seed)
     mask = rng.random((37, 23)) > 0.6
     mask[0, 0] = seed % 2  # starting on foreground and on background
-    assert coco_rle(mask)["counts"] == cocomask.encode(np.asfortranarray(mask.astype(np.uint8)))[
-        "counts"
-    ].decode()
+    assert (
+        coco_rle(mask)["counts"]
+        == cocomask.encode(np.asfortranarray(mask.astype(np.uint8)))["counts"].decode()
+    )
 
 
 def test_annotations_decode_to_the_real_cells(real):
@@ -57,8 +58,9 @@ def test_annotations_decode_to_the_real_cells(real):
 def test_object_table_measures_every_cell_and_channel(real):
     labels, image = real
     rows = object_rows(
-        LabelsExport("cells", labels, scale=(0.5, 0.5), units=("µm", "µm"),
-                     intensities={"phase": image})
+        LabelsExport(
+            "cells", labels, scale=(0.5, 0.5), units=("µm", "µm"), intensities={"phase": image}
+        )
     )
     ids = np.unique(labels)[1:]
     assert [r["label"] for r in rows] == list(ids)
@@ -75,7 +77,9 @@ def test_stacks_are_counted_per_tile():
     labels = np.zeros((2, 8, 8), np.uint16)
     labels[0, :2, :2], labels[0, 5:, 5:], labels[1, 3:5, 3:5] = 1, 9, 4
     assert cell_counts(LabelsExport("x", labels)) == [
-        {"frame": 0, "cells": 2}, {"frame": 1, "cells": 1}, {"frame": "all", "cells": 3},
+        {"frame": 0, "cells": 2},
+        {"frame": 1, "cells": 1},
+        {"frame": "all", "cells": 3},
     ]
     rows = object_rows(LabelsExport("x", labels))
     assert [(r["frame"], r["label"]) for r in rows] == [(0, 1), (0, 9), (1, 4)]
@@ -84,16 +88,27 @@ def test_stacks_are_counted_per_tile():
 def test_export_writes_everything_and_refuses_to_overwrite(tmp_path, real):
     labels, image = real
     export = LabelsExport(
-        "cells: U-Net", labels, scale=(0.65, 0.65), units=("µm", "µm"),
-        intensities={"phase": image}, parameters={"method": "unet", "threshold": 0.5},
+        "cells: U-Net",
+        labels,
+        scale=(0.65, 0.65),
+        units=("µm", "µm"),
+        intensities={"phase": image},
+        parameters={"method": "unet", "threshold": 0.5},
         source="/data/scan.tif",
     )
     written = export_labels([export], tmp_path, formats=["tiff", "png", "npy"], coco_json=True)
     names = sorted(p.name for p in written)
-    assert names == sorted([
-        "cells_ U-Net.tif", "cells_ U-Net.png", "cells_ U-Net.npy", "cells_ U-Net_objects.csv",
-        "cells_ U-Net_counts.csv", "cells_ U-Net_coco.json", "cells_ U-Net_provenance.json",
-    ])
+    assert names == sorted(
+        [
+            "cells_ U-Net.tif",
+            "cells_ U-Net.png",
+            "cells_ U-Net.npy",
+            "cells_ U-Net_objects.csv",
+            "cells_ U-Net_counts.csv",
+            "cells_ U-Net_coco.json",
+            "cells_ U-Net_provenance.json",
+        ]
+    )
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "cells_ U-Net.tif"), labels)
     np.testing.assert_array_equal(iio.imread(tmp_path / "cells_ U-Net.png"), labels)
     with open(tmp_path / "cells_ U-Net_objects.csv") as fh:

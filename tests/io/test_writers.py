@@ -27,8 +27,10 @@ def _files(folder: Path) -> list[str]:
 def test_round_trip_of_real_labels_is_identical(tmp_path, real_labels, name):
     assert real_labels.max() > 30  # real cells, not an empty image
     path = write_labels(tmp_path / name, real_labels)
-    back = np.load(path) if name.endswith(".npy") else (
-        iio.imread(path) if name.endswith(".png") else tifffile.imread(path)
+    back = (
+        np.load(path)
+        if name.endswith(".npy")
+        else (iio.imread(path) if name.endswith(".png") else tifffile.imread(path))
     )
     assert back.dtype == np.uint8
     np.testing.assert_array_equal(back, real_labels)
@@ -56,7 +58,10 @@ def test_dtype_is_the_smallest_that_holds_every_id(tmp_path):
 def test_imagej_tiff_keeps_pixel_size_and_stack_axes(tmp_path, real_labels):
     stack = np.stack([real_labels, np.roll(real_labels, 5, axis=1)])
     path = write_labels(
-        tmp_path / "stack.tif", stack, scale=(1, 0.65, 0.65), units=("", "µm", "µm"),
+        tmp_path / "stack.tif",
+        stack,
+        scale=(1, 0.65, 0.65),
+        units=("", "µm", "µm"),
         axis_labels=("P", "Y", "X"),
     )
     with tifffile.TiffFile(path) as tif:
@@ -71,7 +76,10 @@ def test_imagej_tiff_keeps_pixel_size_and_stack_axes(tmp_path, real_labels):
 def test_ome_tiff_has_physical_size_and_one_image_per_position(tmp_path, real_labels):
     stack = np.stack([real_labels, real_labels[::-1]])
     path = write_labels(
-        tmp_path / "stack.ome.tif", stack, scale=(1, 0.5, 0.25), units=("", "micrometer", "µm"),
+        tmp_path / "stack.ome.tif",
+        stack,
+        scale=(1, 0.5, 0.25),
+        units=("", "micrometer", "µm"),
         axis_labels=("P", "Y", "X"),
     )
     with tifffile.TiffFile(path) as tif:

@@ -121,9 +121,16 @@ class ExportPanel(QWidget):
         score = next((c for c in _SCORE_COLUMNS if c in score_columns), None)
         folder = Path(self.folder.text()).expanduser()
         worker = create_worker(
-            export_labels, exports, folder, formats=formats,
-            objects_csv=self.objects_csv.isChecked(), coco_json=self.coco_json.isChecked(),
-            score_column=score, overwrite=overwrite, _start_thread=False, _ignore_errors=True,
+            export_labels,
+            exports,
+            folder,
+            formats=formats,
+            objects_csv=self.objects_csv.isChecked(),
+            coco_json=self.coco_json.isChecked(),
+            score_column=score,
+            overwrite=overwrite,
+            _start_thread=False,
+            _ignore_errors=True,
         )
         worker.returned.connect(self._done)
         worker.errored.connect(self._failed)
@@ -159,7 +166,9 @@ class ExportPanel(QWidget):
 
 def _confirm_overwrite(parent: QWidget, message: str) -> bool:
     answer = QMessageBox.question(
-        parent, "Replace files?", f"{message}\n\nReplace them?",
+        parent,
+        "Replace files?",
+        f"{message}\n\nReplace them?",
         QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
         QMessageBox.StandardButton.No,
     )

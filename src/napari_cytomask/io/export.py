@@ -26,8 +26,16 @@ from .writers import check_png, write_labels
 
 #: Label formats of :func:`export_labels`, by the extension they write.
 LABEL_FORMATS = {"tiff": ".tif", "ome-tiff": ".ome.tif", "png": ".png", "npy": ".npy"}
-_VERSIONED = ("napari-cytomask", "napari", "numpy", "scikit-image", "tifffile", "torch",
-              "segmentation-models-pytorch", "sam2")
+_VERSIONED = (
+    "napari-cytomask",
+    "napari",
+    "numpy",
+    "scikit-image",
+    "tifffile",
+    "torch",
+    "segmentation-models-pytorch",
+    "sam2",
+)
 
 
 @dataclass
@@ -77,9 +85,11 @@ def from_layer(layer, image_layers: Sequence = ()) -> LabelsExport:
 
     meta = layer.metadata.get(METADATA_KEY, {})
     features = getattr(layer, "features", None)
-    columns = {} if features is None or len(features) == 0 else {
-        str(name): np.asarray(features[name]) for name in features.columns
-    }
+    columns = (
+        {}
+        if features is None or len(features) == 0
+        else {str(name): np.asarray(features[name]) for name in features.columns}
+    )
     if "index" in columns and "label" not in columns:
         columns["label"] = columns.pop("index")
     shape = np.shape(layer.data)
@@ -117,7 +127,7 @@ def object_rows(export: LabelsExport) -> list[dict[str, object]]:
     for name, image in intensities.items():
         if image.shape != frames.shape:
             raise ValueError(
-                f"Channel {name!r} has shape {image.shape[-labels.ndim:]} but the labels "
+                f"Channel {name!r} has shape {image.shape[-labels.ndim :]} but the labels "
                 f"{labels.shape}; measure channels of the same image."
             )
     feature_rows = _features_by_label(export.features)
@@ -134,7 +144,10 @@ def object_rows(export: LabelsExport) -> list[dict[str, object]]:
                 area=int(region.area),
                 centroid_y=float(region.centroid[0]),
                 centroid_x=float(region.centroid[1]),
-                bbox_min_y=min_r, bbox_min_x=min_c, bbox_max_y=max_r, bbox_max_x=max_c,
+                bbox_min_y=min_r,
+                bbox_min_x=min_c,
+                bbox_max_y=max_r,
+                bbox_max_x=max_c,
                 eccentricity=float(region.eccentricity),
             )
             if pixel_area is not None:
@@ -153,9 +166,9 @@ def cell_counts(export: LabelsExport) -> list[dict[str, object]]:
     labels = as_labels(export.labels, f"layer {export.name!r}")
     frames = labels.reshape(-1, *labels.shape[-2:])
     counts = [int(np.count_nonzero(np.unique(frame))) for frame in frames]
-    rows: list[dict[str, object]] = [
-        {"frame": i, "cells": n} for i, n in enumerate(counts)
-    ] if labels.ndim > 2 else []
+    rows: list[dict[str, object]] = (
+        [{"frame": i, "cells": n} for i, n in enumerate(counts)] if labels.ndim > 2 else []
+    )
     rows.append({"frame": "all", "cells": sum(counts)})
     return rows
 
@@ -179,28 +192,35 @@ def coco_annotations(export: LabelsExport, score_column: str | None = None) -> d
     images, annotations = [], []
     for frame_index, frame in enumerate(frames):
         image_id = frame_index + 1
-        images.append({"id": image_id, "height": frame.shape[0], "width": frame.shape[1],
-                       "file_name": f"{export.name}[{frame_index}]"})
+        images.append(
+            {
+                "id": image_id,
+                "height": frame.shape[0],
+                "width": frame.shape[1],
+                "file_name": f"{export.name}[{frame_index}]",
+            }
+        )
         for region in regionprops(frame):
             min_r, min_c, max_r, max_c = region.bbox
             features = feature_rows.get(region.label, {})
             # Column-major pixel indices of the object: its RLE without a full-size mask.
             rows_, cols = region.coords.T
             indices = np.sort(cols.astype(np.int64) * frame.shape[0] + rows_)
-            annotations.append({
-                "id": len(annotations) + 1,
-                "image_id": image_id,
-                "category_id": 1,
-                "label": int(region.label),
-                "segmentation": _rle_of_indices(indices, frame.shape),
-                "bbox": [min_c, min_r, max_c - min_c, max_r - min_r],
-                "area": int(region.area),
-                "iscrowd": 0,
-                "score": float(features.get(score_column, 1.0)) if score_column else 1.0,
-                **{k: v for k, v in features.items() if k != score_column},
-            })
-    return {"images": images, "annotations": annotations,
-            "categories": [{"id": 1, "name": "cell"}]}
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": image_id,
+                    "category_id": 1,
+                    "label": int(region.label),
+                    "segmentation": _rle_of_indices(indices, frame.shape),
+                    "bbox": [min_c, min_r, max_c - min_c, max_r - min_r],
+                    "area": int(region.area),
+                    "iscrowd": 0,
+                    "score": float(features.get(score_column, 1.0)) if score_column else 1.0,
+                    **{k: v for k, v in features.items() if k != score_column},
+                }
+            )
+    return {"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "cell"}]}
 
 
 def package_versions(packages: Sequence[str] = _VERSIONED) -> dict[str, str | None]:
@@ -291,19 +311,26 @@ def export_labels(
     for export, paths in plans:
         outputs = []
         for fmt in formats:
-            outputs.append(write_labels(
-                folder / f"{_safe(export.name)}{LABEL_FORMATS[fmt]}", export.labels,
-                scale=export.scale, units=export.units, axis_labels=export.axis_labels,
-                overwrite=overwrite,
-            ))
+            outputs.append(
+                write_labels(
+                    folder / f"{_safe(export.name)}{LABEL_FORMATS[fmt]}",
+                    export.labels,
+                    scale=export.scale,
+                    units=export.units,
+                    axis_labels=export.axis_labels,
+                    overwrite=overwrite,
+                )
+            )
         stem = folder / _safe(export.name)
         if objects_csv:
             outputs.append(_write_csv(Path(f"{stem}_objects.csv"), object_rows(export), overwrite))
             outputs.append(_write_csv(Path(f"{stem}_counts.csv"), cell_counts(export), overwrite))
         if coco_json:
-            outputs.append(_write_json(
-                Path(f"{stem}_coco.json"), coco_annotations(export, score_column), overwrite
-            ))
+            outputs.append(
+                _write_json(
+                    Path(f"{stem}_coco.json"), coco_annotations(export, score_column), overwrite
+                )
+            )
         outputs.append(_write_json(paths[-1], provenance(export, outputs), overwrite))
         written += outputs
     return written

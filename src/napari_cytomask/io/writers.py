@@ -148,13 +148,20 @@ def _imagej_writer(labels: np.ndarray, axes: str, scale, units) -> Callable[[Pat
             if "Z" in axes and scale is not None:
                 metadata["spacing"] = float(scale[axes.index("Z")])
             tifffile.imwrite(
-                tmp, labels, imagej=True, metadata=metadata, resolution=resolution,
+                tmp,
+                labels,
+                imagej=True,
+                metadata=metadata,
+                resolution=resolution,
                 compression="zlib",
             )
         else:
             # ids above 65535: a plain TIFF (ImageJ's format cannot hold them).
             tifffile.imwrite(
-                tmp, labels, metadata={"axes": axes}, resolution=resolution,
+                tmp,
+                labels,
+                metadata={"axes": axes},
+                resolution=resolution,
                 compression="zlib",
             )
 
@@ -179,7 +186,8 @@ def _ome_writer(labels: np.ndarray, axes: str, scale, units) -> Callable[[Path],
         with tifffile.TiffWriter(tmp, ome=True, bigtiff=labels.nbytes > 2**31) as tif:
             for i, stack in enumerate(stacks):
                 tif.write(
-                    stack, compression="zlib",
+                    stack,
+                    compression="zlib",
                     metadata={"axes": series_axes, "Name": f"P{i + 1}", **metadata},
                 )
 

@@ -67,7 +67,7 @@ def get_device(name: str | torch.device = AUTO) -> torch.device:
     if not usable:
         raise ValueError(
             f"Device {name!r} is not available on this machine; choose one of "
-            f"{available_devices()} (\"auto\" picks the fastest)."
+            f'{available_devices()} ("auto" picks the fastest).'
         )
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", torch.cuda.current_device())
