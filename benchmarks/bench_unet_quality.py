@@ -11,6 +11,11 @@ faster than two on a machine whose cores are busy with other work)::
 
     python benchmarks/bench_unet_quality.py --threads 1 --time-limit 840
 
+Training can go on later from where it stopped (the training state beside the
+checkpoint restores the optimiser and schedule): ``--resume`` continues the
+``--output`` checkpoint for ``--epochs`` more epochs or ``--time-limit`` more
+seconds, then scores it again on the same test images.
+
 A full-length run on a GPU machine::
 
     python benchmarks/bench_unet_quality.py --device cuda --encoder resnet34 \
@@ -66,6 +71,9 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch default)")
     parser.add_argument("--output", type=Path, default=Path("bench_unet_quality.safetensors"))
+    parser.add_argument(
+        "--resume", action="store_true", help="continue training the --output checkpoint"
+    )
     args = parser.parse_args(argv)
 
     pattern = args.data / "set*"
@@ -88,6 +96,7 @@ def main(argv=None) -> int:
         "--threads", str(args.threads),
         "--output", str(args.output),
         "--quiet",
+        *(["--resume", str(args.output)] if args.resume else []),
     ]  # fmt: skip
     print(f"machine: {machine(args.device)}")
     print(f"command: {shlex.join([sys.executable, *sys.argv])}")
