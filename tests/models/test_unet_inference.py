@@ -113,3 +113,37 @@ def test_predictor_cache_reuses_loaded_models(trained, tmp_path):
     path = save_checkpoint(tmp_path / "m.safetensors", trained.model, trained.description)
     cache = PredictorCache()
     assert cache.get(path, "cpu") is cache.get(path, "cpu")
+
+
+class _Stored:
+    """An array on disk as zarr presents it: every index reads a copy. Records the largest read."""
+
+    def __init__(self, array: np.ndarray):
+        self.array, self.shape, self.dtype, self.ndim = array, array.shape, array.dtype, array.ndim
+        self.largest = 0
+
+    def __getitem__(self, key):
+        part = np.array(self.array[key])
+        self.largest = max(self.largest, part.size)
+        return part
+
+
+def test_stored_probabilities_are_read_one_window_at_a_time(shared_data):
+    """A large image's probabilities live in a store; the watershed must not load a whole
+    class plane (at 20,000² that is 1.5 GiB per class)."""
+    from skimage import io
+
+    from napari_cytomask.models.inference import probabilities_to_instances
+    from napari_cytomask.postprocess import instances_to_interior_boundary
+    from napari_cytomask.progress import drain
+
+    truth = io.imread(shared_data / "usiigaci-phc" / "set3" / "instances_ids.png")
+    classes = instances_to_interior_boundary(truth)
+    probs = np.stack([(classes == k).astype(np.float32) for k in range(3)])
+    stored = _Stored(probs)
+    kwargs = {"chunk_size": 256, "overlap": 64}
+    labels = drain(probabilities_to_instances(stored, "interior_boundary", **kwargs))
+    assert stored.largest <= (256 + 2 * 64) ** 2  # one window of one class
+    in_memory = drain(probabilities_to_instances(probs, "interior_boundary", **kwargs))
+    np.testing.assert_array_equal(labels, in_memory)
+    assert labels.max() > 50

@@ -321,6 +321,34 @@ def predict(predictor: UNetPredictor, image, **kwargs) -> np.ndarray:
     return drain(iter_predict(predictor, image, **kwargs))
 
 
+class _ClassPlane:
+    """Class ``k`` of a ``(K, ...)`` probability array, read only where it is indexed.
+
+    Indexing a zarr array reads at once, so ``probabilities[k]`` of an image
+    larger than memory would load the whole plane; the watershed reads this
+    plane one window at a time instead.
+    """
+
+    def __init__(self, probabilities, k: int):
+        self._probabilities, self._k = probabilities, k
+        self.shape = tuple(probabilities.shape[1:])
+        self.ndim = len(self.shape)
+        self.dtype = probabilities.dtype
+
+    def __getitem__(self, key):
+        return self._probabilities[(self._k, *(key if isinstance(key, tuple) else (key,)))]
+
+    def __array__(self, dtype=None, copy=None):
+        return np.asarray(self._probabilities[self._k], dtype=dtype)
+
+
+def _plane(probabilities, k: int):
+    """Class ``k`` of the probabilities: a view of a numpy array, else a lazy plane."""
+    if isinstance(probabilities, np.ndarray):
+        return probabilities[k]
+    return _ClassPlane(probabilities, k)
+
+
 def probabilities_to_instances(
     probabilities,
     targets: str,
@@ -351,10 +379,10 @@ def probabilities_to_instances(
     """
     params = {**DEFAULT_POSTPROCESS[targets], **(params or {})}
     if targets == "interior_boundary":
-        inputs = (probabilities[1], probabilities[2])
+        inputs = (_plane(probabilities, 1), _plane(probabilities, 2))
         method = "interior_boundary"
     else:
-        inputs = (probabilities[1],)
+        inputs = (_plane(probabilities, 1),)
         method = "foreground"
     shape = tuple(inputs[0].shape)
     if chunk_size is not None and max(shape[-2:]) <= chunk_size + 2 * overlap:
