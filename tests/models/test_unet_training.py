@@ -215,3 +215,18 @@ def test_resume_without_its_training_state_says_the_optimiser_restarts(tmp_path,
         "continues from its weights with a new optimiser and learning rate."
     ]
     assert read_description(tmp_path / "b.safetensors")["training"]["epochs_done"] == 2
+
+
+def test_a_diverging_run_stops_with_a_clear_message(tmp_path, tiny_unet, monkeypatch):
+    from napari_cytomask.models import training
+
+    samples, _ = _synthetic_samples()
+
+    def nan_loss(logits, *args):
+        return logits.sum() * float("nan")
+
+    monkeypatch.setattr(training, "segmentation_loss", nan_loss)
+    out = tmp_path / "nan.safetensors"
+    with pytest.raises(FloatingPointError, match="training diverged. Lower the learning rate"):
+        train(samples, out, UNetConfig(**tiny_unet), _small_settings())
+    assert not out.exists() and not state_path(out).exists()

@@ -822,7 +822,7 @@ def iter_train(
         if not math.isfinite(mean_loss):
             raise FloatingPointError(
                 f"the training loss became {mean_loss} in epoch {epoch}: training diverged. "
-                "Lower the learning rate and train again; the best checkpoint so far is kept."
+                "Lower the learning rate and train again; checkpoints saved before are kept."
             )
         model.eval()
         scores = None
@@ -852,10 +852,10 @@ def iter_train(
             score = scores["mean_average_f1"]
         else:
             score = -mean_loss
-        scheduler.step(score)
-        history.append({"epoch": epoch, "loss": mean_loss, "validation": scores})
         if math.isnan(score):  # validation images without any cell
             score = -math.inf
+        scheduler.step(score)
+        history.append({"epoch": epoch, "loss": mean_loss, "validation": scores})
         # A new run always keeps its first epoch, so there is a checkpoint to return.
         improved = score > best_score or best_epoch == 0
         if improved:
