@@ -105,6 +105,7 @@ def test_saved_preset_drives_the_command_line(
     viewer = make_napari_viewer_proxy()
     viewer.open_sample("napari-cytomask", "tilescan")
     dock = CytomaskDock(viewer, settings=settings)
+    viewer.window.add_dock_widget(dock)  # closed with the viewer
     dock.watershed.live.setChecked(False)
     dock.method.setCurrentText("SAM2 guided by the U-Net foreground")
     with pytest.raises(ValueError, match="No U-Net model is selected"):
