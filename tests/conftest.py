@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch  # noqa: F401  (import order matters, see above)
+import torch  # import order matters, see above
 import torchvision  # noqa: F401
 
 _DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -31,6 +31,15 @@ def shared_data() -> Path:
             "the repository or set CYTOMASK_TEST_DATA to its data/ folder."
         )
     return path
+
+
+@pytest.fixture
+def one_thread():
+    """One CPU thread: faster than two for tiny models on a shared machine, and reproducible."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,8 @@ QUICK = ["--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "2", "--crop
 
 
 @pytest.fixture(autouse=True)
-def one_thread(tmp_path, monkeypatch):
+def model_folder_and_threads(tmp_path, monkeypatch):
+    """A model folder of the test's own; the threads the command line sets are put back."""
     monkeypatch.setenv(DIR_ENV, str(tmp_path / "models"))
     before = torch.get_num_threads()
     yield

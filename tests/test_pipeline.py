@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 import zarr
 from skimage.io import imread
 
@@ -23,12 +22,7 @@ SAM2_PARAMS = {"points_per_side": 6, "pred_iou_thresh": 0.0, "stability_score_th
 SAM2_LABELS = {"max_area_fraction": 1.0, "min_foreground_fraction": 0.3, "order": "score"}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

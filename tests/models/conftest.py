@@ -1,11 +1,6 @@
 import pytest
-import torch
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """One CPU thread: faster than two for tiny models on a shared machine, and reproducible."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _every_model_test_on_one_thread(one_thread):
+    """Model tests run on one CPU thread (see ``one_thread`` in tests/conftest.py)."""
