@@ -165,7 +165,36 @@ class _CheckpointPicker(QWidget):
             self.set_path(path)
 
 
-class UNetSegmentWidget(QWidget):
+class _RunsWorker(QWidget):
+    """A widget whose work runs in a napari thread worker (``self.worker``), with a run
+    button, Cancel, a progress bar and a status line."""
+
+    def _run_controls(self, text: str, run) -> QHBoxLayout:
+        """Make the controls; returns the row of the run and Cancel buttons."""
+        self.run_button = QPushButton(text)
+        self.run_button.clicked.connect(run)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.progress = QProgressBar()
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        row = QHBoxLayout()
+        row.addWidget(self.run_button)
+        row.addWidget(self.cancel_button)
+        return row
+
+    def _set_running(self, running: bool) -> None:
+        self.run_button.setEnabled(not running)
+        self.cancel_button.setEnabled(running)
+
+    def cancel(self) -> None:
+        """Stop the running work after its current step (a batch of tiles, a training step)."""
+        if self.worker is not None:
+            self.worker.quit()
+
+
+class UNetSegmentWidget(_RunsWorker):
     """Segment cytoplasm with a trained U-Net: probabilities and instance labels.
 
     Parameters
@@ -193,14 +222,7 @@ class UNetSegmentWidget(QWidget):
         self.interior_threshold = _fspin(0.01, 0.99, 0.5, 0.05)
         self.foreground_threshold = _fspin(0.01, 0.99, 0.5, 0.05)
         self.min_size = _spin(0, 100000, 0, 10)
-        self.segment_button = QPushButton("Segment cytoplasm")
-        self.segment_button.clicked.connect(self.segment)
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setEnabled(False)
-        self.cancel_button.clicked.connect(self.cancel)
-        self.progress = QProgressBar()
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
+        buttons = self._run_controls("Segment cytoplasm", self.segment)
 
         form = QFormLayout()
         form.addRow("Model", self.checkpoint)
@@ -215,9 +237,6 @@ class UNetSegmentWidget(QWidget):
         post_form.addRow("Interior threshold", self.interior_threshold)
         post_form.addRow("Foreground threshold", self.foreground_threshold)
         post_form.addRow("Minimum cell size (px)", self.min_size)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.segment_button)
-        buttons.addWidget(self.cancel_button)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(post)
@@ -292,8 +311,7 @@ class UNetSegmentWidget(QWidget):
         worker.errored.connect(self._on_error)
         worker.finished.connect(self._on_finished)
         self.worker = worker
-        self.segment_button.setEnabled(False)
-        self.cancel_button.setEnabled(True)
+        self._set_running(True)
         self.status.setText(f"Segmenting {layer.name}…")
         self.progress.setValue(0)
         worker.start()
@@ -353,16 +371,10 @@ class UNetSegmentWidget(QWidget):
         if self.worker is not None and self.worker.abort_requested:
             self.status.setText("Cancelled.")
         self.worker = None
-        self.segment_button.setEnabled(True)
-        self.cancel_button.setEnabled(False)
-
-    def cancel(self) -> None:
-        """Stop the running segmentation after its current batch of tiles."""
-        if self.worker is not None:
-            self.worker.quit()
+        self._set_running(False)
 
 
-class UNetTrainWidget(QWidget):
+class UNetTrainWidget(_RunsWorker):
     """Train a U-Net on napari layers or on folders of images, with a live loss plot.
 
     Parameters
@@ -409,14 +421,7 @@ class UNetTrainWidget(QWidget):
         self.resume.setPlaceholderText("optional: a checkpoint to continue")
         resume_browse = QPushButton("Browse…")
         resume_browse.clicked.connect(self._browse_resume)
-        self.train_button = QPushButton("Train")
-        self.train_button.clicked.connect(self.train)
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setEnabled(False)
-        self.cancel_button.clicked.connect(self.cancel)
-        self.progress = QProgressBar()
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
+        buttons = self._run_controls("Train", self.train)
         self.figure = Figure(figsize=(4, 2.6), tight_layout=True)
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.loss_axes = self.figure.add_subplot(111)
@@ -447,9 +452,6 @@ class UNetTrainWidget(QWidget):
         resume_row.addWidget(self.resume, 1)
         resume_row.addWidget(resume_browse)
         form.addRow("Resume from", resume_row)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.train_button)
-        buttons.addWidget(self.cancel_button)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addLayout(buttons)
@@ -548,8 +550,7 @@ class UNetTrainWidget(QWidget):
         self._first_epoch: int | None = None
         self._checkpoint: Path | None = None
         self._plot()
-        self.train_button.setEnabled(False)
-        self.cancel_button.setEnabled(True)
+        self._set_running(True)
         self.progress.setMaximum(settings.epochs * settings.steps_per_epoch)
         self.progress.setValue(0)
         self.status.setText(f"Training on {len(samples)} image(s)…")
@@ -621,13 +622,7 @@ class UNetTrainWidget(QWidget):
                     "Press Train to continue from the last finished epoch."
                 )
         self.worker = None
-        self.train_button.setEnabled(True)
-        self.cancel_button.setEnabled(False)
-
-    def cancel(self) -> None:
-        """Stop training after the current step."""
-        if self.worker is not None:
-            self.worker.quit()
+        self._set_running(False)
 
 
 __all__ = ["UNetSegmentWidget", "UNetTrainWidget"]
