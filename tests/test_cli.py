@@ -81,6 +81,9 @@ def test_train_then_segment(folders, tmp_path, capsys):
     desc = read_description(model)
     assert desc["encoder"] == "tu-resnet10t" and desc["training"]["split_seed"] == 2
     assert len(desc["training"]["split"]["validation"]) == 1
+    # Thresholds were chosen on the validation image and are used unless given.
+    assert desc["postprocess"]["tuned_on"] == desc["training"]["split"]["validation"]
+    assert "post-processing tuned on 1 image(s)" in out.out
 
     # A 2-position scan with the input in channel 1 and a mask in channel 2.
     stack = np.stack([scan.fluorescence[:2], scan.brightfield[:2], scan.labels[:2]], axis=1)
@@ -96,6 +99,8 @@ def test_train_then_segment(folders, tmp_path, capsys):
     assert record["source"] == str(scan_path.resolve()) and record["cells"] == labels.max()
     assert record["preset"]["unet"]["model"] == str(model.resolve())
     assert record["preset"]["channels"] == [1] and record["device"] == "cpu"
+    for key in ("interior_threshold", "foreground_threshold", "min_size"):
+        assert record["preset"]["unet"][key] == desc["postprocess"][key]
     code = main([*segment, str(data / "set0" / "raw.tif"), "-m", str(model), "--tta"])
     assert code == 0 and (out_dir / "raw_unet_cells.tif").is_file()
 
@@ -119,6 +124,39 @@ def test_train_then_segment(folders, tmp_path, capsys):
     code = main(["segment", str(data / "set1" / "raw.tif"), "-m", "tiny", "-q", "--threads", "1",
                  "--scheduler", "synchronous"])  # fmt: skip
     assert code == 0 and (data / "set1" / "raw_unet_cells.tif").is_file()
+
+
+def test_tune_records_thresholds_in_the_checkpoint(folders, unet_checkpoint, tmp_path, capsys):
+    data, _ = folders
+    model = unet_checkpoint(tile_size=128, seed=5)
+    images = [
+        "--images",
+        str(data / "set*" / "raw.tif"),
+        "--masks",
+        str(data / "set*" / "mask.tif"),
+    ]
+    code = main(["tune", str(model), *images, "--threads", "1", "--device", "cpu"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert out.out.strip().splitlines()[-1] == str(model)
+    tuned = read_description(model)["postprocess"]
+    assert len(tuned["tuned_on"]) == 3  # no recorded validation split: all given images
+    assert f"minimum cell size {tuned['min_size']} px" in out.out
+
+    # A later segment run records the tuned values; a re-tuned model means other settings.
+    segment = ["segment", str(data / "set0" / "raw.tif"), "-m", str(model), "--scheduler",
+               "synchronous", "--threads", "1", "-o", str(tmp_path / "out"), "-q"]  # fmt: skip
+    assert main(segment) == 0
+    record = json.loads((tmp_path / "out" / "raw_unet_cells.json").read_text())
+    assert record["preset"]["unet"]["interior_threshold"] == tuned["interior_threshold"]
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    tifffile.imwrite(empty / "raw.tif", tifffile.imread(data / "set0" / "raw.tif"))
+    tifffile.imwrite(empty / "mask.tif", np.zeros((96, 96), np.uint16))
+    argv = ["tune", str(model), "--images", str(empty / "raw.tif"), "--masks"]
+    assert main([*argv, str(empty / "mask.tif"), "--device", "cpu"]) == 1
+    assert "hold no cell" in capsys.readouterr().err
 
 
 def test_interrupted_training_goes_on_with_resume(folders, tmp_path):
@@ -155,7 +193,7 @@ def test_user_errors_exit_1_with_one_line(tmp_path, folders, capsys):
     cases = [
         (["segment", str(data / "set0" / "raw.tif"), "-m", str(pt)], "PyTorch pickle"),
         (["segment", str(data / "set0" / "raw.tif"), "-m", "nothing"], "no checkpoint 'nothing'"),
-        (["train", *TINY], "say where the training data are"),
+        (["train", *TINY], "say where the labelled images are"),
         (["train", "--images", str(tmp_path / "none*.tif"), "--masks", "x*"], "matches no file"),
         (["train", "--tilescan", str(pt)], "needs --input-channel"),
         (["segment", str(tmp_path / "gone.tif"), "-m", str(pt)], "PyTorch pickle"),

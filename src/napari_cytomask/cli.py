@@ -3,6 +3,7 @@
 Subcommands:
 
 - ``cytomask train``: train a U-Net on image/mask files or tile-scan channels;
+- ``cytomask tune``: choose a trained U-Net's post-processing thresholds on labelled images;
 - ``cytomask segment``: segment folders of images or tile scans with a U-Net, SAM2 or
   both, on a dask.distributed cluster, resumably;
 - ``cytomask evaluate``: metrics of predictions against ground truth, to CSV;
@@ -63,18 +64,9 @@ def _add_device(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _train_parser(sub) -> None:
-    p = sub.add_parser(
-        "train",
-        help="train a U-Net on images with instance labels",
-        description="Train a U-Net (segmentation-models-pytorch) on images with instance "
-        "labels. Give either --images and --masks (glob patterns with the same wildcards), or "
-        "--tilescan files with --input-channel and --mask-channel. The images are split by "
-        "image into training, validation and test sets (seeded); the checkpoint with the best "
-        "validation mean-average F1 is written.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    data = p.add_argument_group("training data")
+def _add_labelled_data(parser: argparse.ArgumentParser, title: str) -> None:
+    """Options naming images with instance labels: file patterns or tile-scan channels."""
+    data = parser.add_argument_group(title)
     data.add_argument(
         "--images",
         metavar="PATTERN",
@@ -102,6 +94,20 @@ def _train_parser(sub) -> None:
     data.add_argument(
         "--mask-channel", type=int, metavar="N", help="channel index holding the instance labels"
     )
+
+
+def _train_parser(sub) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a U-Net on images with instance labels",
+        description="Train a U-Net (segmentation-models-pytorch) on images with instance "
+        "labels. Give either --images and --masks (glob patterns with the same wildcards), or "
+        "--tilescan files with --input-channel and --mask-channel. The images are split by "
+        "image into training, validation and test sets (seeded); the checkpoint with the best "
+        "validation mean-average F1 is written.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    _add_labelled_data(p, "training data")
     model = p.add_argument_group("network")
     model.add_argument(
         "--architecture",
@@ -183,6 +189,12 @@ def _train_parser(sub) -> None:
         metavar="MINUTES",
         help="stop after the epoch in which this many minutes have passed (0: no limit)",
     )
+    run.add_argument(
+        "--no-tune",
+        action="store_true",
+        help="do not choose the post-processing thresholds on the validation images after "
+        "training (they stay 0.5 and 0.5, no minimum cell size)",
+    )
     _add_device(run)
     p.add_argument(
         "-o",
@@ -192,6 +204,26 @@ def _train_parser(sub) -> None:
         "folder ($CYTOMASK_UNET_DIR or the user cache folder), listed by the napari widget",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="print only the result")
+
+
+def _tune_parser(sub) -> None:
+    p = sub.add_parser(
+        "tune",
+        help="choose a trained U-Net's post-processing thresholds on labelled images",
+        description="Choose the interior threshold, foreground threshold and minimum cell size "
+        "that give the best mean-average F1 on labelled images, and record them in the "
+        "checkpoint: 'cytomask segment', the napari widget and presets use them unless told "
+        "otherwise. Training does this on its validation images; use this command for a "
+        "checkpoint trained without it, or to tune on other images. Give images the network "
+        "was not trained on: when the given images include the checkpoint's validation "
+        "images, only those are used.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("model", type=Path, help="the checkpoint (.safetensors) to tune and rewrite")
+    _add_labelled_data(p, "labelled images")
+    p.add_argument("--batch-size", type=_positive_int, default=4, help="tiles per forward pass")
+    _add_device(p)
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the checkpoint")
 
 
 def _segment_parser(sub) -> None:
@@ -243,12 +275,18 @@ def _segment_parser(sub) -> None:
         help="average over flips (test-time augmentation, 4x slower)",
     )  # fmt: skip
     unet.add_argument(
-        "--interior-threshold", type=float, help="interior probability that seeds a cell (0.5)"
-    )
+        "--interior-threshold", type=float,
+        help="interior probability that seeds a cell (default: the model's tuned one, else 0.5)",
+    )  # fmt: skip
     unet.add_argument(
-        "--foreground-threshold", type=float, help="probability above which a pixel is a cell (0.5)"
-    )
-    unet.add_argument("--min-size", type=int, help="remove cells with fewer pixels (0)")
+        "--foreground-threshold", type=float,
+        help="probability above which a pixel is a cell (default: the model's tuned one, "
+        "else 0.5)",
+    )  # fmt: skip
+    unet.add_argument(
+        "--min-size", type=int,
+        help="remove cells with fewer pixels (default: the model's tuned one, else 0)",
+    )  # fmt: skip
     sam2 = p.add_argument_group("SAM2 (methods sam2 and sam2_guided)")
     sam2.add_argument(
         "--sam2-model",
@@ -376,6 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _train_parser(sub)
+    _tune_parser(sub)
     _segment_parser(sub)
     _evaluate_parser(sub)
     _export_parser(sub)
@@ -391,16 +430,11 @@ def _set_threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
-def _train(args) -> int:
-    from .models.training import (
-        TrainingSettings,
-        iter_train,
-        samples_from_folders,
-        samples_from_tilescans,
-    )
-    from .models.unet import UNetConfig
+def _labelled_samples(args):
+    """The images with instance labels named by :func:`_add_labelled_data`'s options, and
+    a record of where they came from."""
+    from .models.training import samples_from_folders, samples_from_tilescans
 
-    _set_threads(args.threads)
     if args.tilescan:
         if args.images or args.masks:
             raise UserError("give either --images/--masks or --tilescan, not both.")
@@ -413,9 +447,18 @@ def _train(args) -> int:
         sources = [args.images, args.masks]
     else:
         raise UserError(
-            "say where the training data are: --images and --masks, or --tilescan with "
+            "say where the labelled images are: --images and --masks, or --tilescan with "
             "--input-channel and --mask-channel."
         )
+    return samples, sources
+
+
+def _train(args) -> int:
+    from .models.training import TrainingSettings, iter_train
+    from .models.unet import UNetConfig
+
+    _set_threads(args.threads)
+    samples, sources = _labelled_samples(args)
     config = UNetConfig(
         architecture=args.architecture,
         encoder=args.encoder,
@@ -437,6 +480,7 @@ def _train(args) -> int:
         encoder_weights=None if args.encoder_weights == "none" else args.encoder_weights,
         device=args.device,
         time_limit=args.time_limit * 60 or None,
+        tune=not args.no_tune,
     )
     gen = iter_train(samples, args.output, config, settings, resume=args.resume, sources=sources)
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
@@ -463,6 +507,8 @@ def _train(args) -> int:
                 say(f"epoch {progress.epoch}/{progress.epochs}: {text}{mark}")
             elif progress.phase == "train" and progress.step % 10 == 0:
                 say(f"  step {progress.step}/{progress.steps} loss {progress.loss:.4f}")
+            elif progress.phase == "tune" and progress.step == 1:
+                say("choosing the post-processing thresholds on the validation images")
     except KeyboardInterrupt:
         kept = (
             f" The best network so far is in {saved}; continue from the last finished epoch "
@@ -472,7 +518,40 @@ def _train(args) -> int:
         )
         print(f"cytomask train: interrupted.{kept}.", file=sys.stderr)
         return EXIT_INTERRUPTED
+    if "postprocess" in result.description:
+        say(_tuned_text(result.description["postprocess"]))
     print(result.checkpoint)
+    return EXIT_OK
+
+
+def _tuned_text(tuned: dict) -> str:
+    """One line about tuned post-processing settings and what they changed."""
+    before, after = tuned["scores"]["default"], tuned["scores"]["tuned"]
+    return (
+        f"post-processing tuned on {len(tuned['tuned_on'])} image(s): interior threshold "
+        f"{tuned['interior_threshold']:g}, foreground threshold {tuned['foreground_threshold']:g}, "
+        f"minimum cell size {tuned['min_size']} px; mean-average F1 "
+        f"{before['mean_average_f1']:.3f} -> {after['mean_average_f1']:.3f}, F1@0.5 "
+        f"{before['f1_50']:.3f} -> {after['f1_50']:.3f}"
+    )
+
+
+def _tune(args) -> int:
+    from .models.training import iter_tune_checkpoint
+
+    _set_threads(args.threads)
+    samples, _ = _labelled_samples(args)
+    say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
+    gen = iter_tune_checkpoint(args.model, samples, device=args.device, batch_size=args.batch_size)
+    try:
+        while True:
+            done, total = next(gen)
+            if done == 1:
+                say(f"predicting the labelled images, then scoring up to {total - 1} settings")
+    except StopIteration as stop:
+        tuned = stop.value
+    say(_tuned_text(tuned))
+    print(args.model)
     return EXIT_OK
 
 
@@ -535,6 +614,7 @@ def _segment(args) -> int:
 
     preset = _preset(args)
     preset.check()
+    preset = preset.with_model_settings()
     if args.threads < 0:
         raise UserError(f"--threads must be 0 or more (got {args.threads}).")
     sources = find_inputs(args.inputs, exclude=("_cells.tif", "_cells.ome.tif", "_cells.json"))
@@ -674,7 +754,13 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_:
         return int(exit_.code or 0)
-    handlers = {"train": _train, "segment": _segment, "evaluate": _evaluate, "export": _export}
+    handlers = {
+        "train": _train,
+        "tune": _tune,
+        "segment": _segment,
+        "evaluate": _evaluate,
+        "export": _export,
+    }
     try:
         return handlers[args.command](args)
     # The plugin's own errors (checkpoint, labels, TIFF, preset, batch) are ValueErrors.

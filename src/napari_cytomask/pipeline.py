@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Generator, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -39,26 +39,30 @@ class UNetStep:
     overlap: int = 64
     batch_size: int = 0
     tta: bool = False
-    interior_threshold: float = 0.5
-    foreground_threshold: float = 0.5
-    min_size: int = 0
+    interior_threshold: float | None = None
+    foreground_threshold: float | None = None
+    min_size: int | None = None
 
-    def segment_kwargs(self, targets: str) -> dict:
-        """Keyword arguments of ``iter_segment`` for a model with these ``targets``."""
-        if targets == "foreground":
-            post = {"threshold": self.foreground_threshold}
-        else:
-            post = {
-                "interior_threshold": self.interior_threshold,
-                "foreground_threshold": self.foreground_threshold,
-            }
+    def segment_kwargs(self, predictor) -> dict:
+        """Keyword arguments of ``iter_segment`` for ``predictor`` (a ``UNetPredictor``).
+
+        Post-processing settings left at ``None`` take the values the checkpoint
+        recommends (tuned on its validation images), else the defaults.
+        """
+        from .models.inference import postprocess_arguments
+
+        mine = {
+            "interior_threshold": self.interior_threshold,
+            "foreground_threshold": self.foreground_threshold,
+            "min_size": self.min_size,
+        }
+        settings = {k: v if mine[k] is None else mine[k] for k, v in predictor.settings.items()}
         return {
             "tile_size": self.tile_size,
             "overlap": self.overlap,
             "batch_size": self.batch_size,
             "tta": self.tta,
-            "postprocess": post,
-            "cleanup": {"min_area": self.min_size},
+            **postprocess_arguments(predictor.config.targets, **settings),
         }
 
 
@@ -159,6 +163,18 @@ class Preset:
                     f"the SAM2 checkpoint {self.sam2.model} needs its configuration "
                     "(e.g. the Hugging Face id of the model it was fine-tuned from)."
                 )
+
+    def with_model_settings(self) -> Preset:
+        """This preset with the U-Net post-processing settings it leaves open (``None``)
+        filled in from the checkpoint, so a provenance record says what was used."""
+        from .models.checkpoint import read_description
+        from .models.inference import recommended_settings
+
+        if self.unet is None:
+            return self
+        settings = recommended_settings(read_description(resolve_model(self.unet.model)))
+        open_ = {k: v for k, v in settings.items() if getattr(self.unet, k) is None}
+        return replace(self, unet=replace(self.unet, **open_))
 
     def to_dict(self) -> dict:
         """A JSON-ready description (the preset file's content)."""
@@ -367,7 +383,7 @@ class Segmenter:
         result = yield from iter_segment(
             predictor,
             list(channels),
-            **step.segment_kwargs(predictor.config.targets),
+            **step.segment_kwargs(predictor),
             probabilities_out=probs_out,
             labels_out=labels_out,
             chunk_size=chunk_size,

@@ -40,3 +40,17 @@ def drain(work):
             next(work)
     except StopIteration as stop:
         return stop.value
+
+
+def relay(work, report):
+    """Yield ``report(done, total)`` for each ``(done, total)`` that ``work`` yields.
+
+    A generator that passes on the progress of a sub-generator in the caller's
+    own report type and returns the sub-generator's return value.
+    """
+    while True:
+        try:
+            done, total = next(work)
+        except StopIteration as stop:
+            return stop.value
+        yield report(done, total)

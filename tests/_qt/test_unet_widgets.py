@@ -8,7 +8,13 @@ import torch
 from napari.layers import Image, Labels
 
 from napari_cytomask._qt.unet_widgets import UNetSegmentWidget, UNetTrainWidget
-from napari_cytomask.models.checkpoint import DIR_ENV, list_checkpoints
+from napari_cytomask.models.checkpoint import (
+    DIR_ENV,
+    list_checkpoints,
+    read_description,
+    save_checkpoint,
+)
+from napari_cytomask.models.inference import UNetPredictor
 from napari_cytomask.models.training import state_path
 from napari_cytomask.synthetic import make_tilescan
 
@@ -58,11 +64,15 @@ def test_train_then_segment_in_a_viewer(make_napari_viewer_proxy, qtbot, model_f
     assert saved == [trainer.result.checkpoint] and saved[0].parent == model_folder
     split = trainer.result.description["training"]["split"]
     assert sorted(sum(split.values(), [])) == ["BF[0]", "BF[1]", "BF[2]"]
+    tuned = trainer.result.description["postprocess"]
+    assert tuned["tuned_on"] == split["validation"]
+    assert "Thresholds chosen on the validation images" in trainer.status.text()
 
     segmenter = UNetSegmentWidget(viewer)
     viewer.window.add_dock_widget(segmenter)
     assert segmenter.input.currentText() == "BF"
     assert segmenter.checkpoint.path() == saved[0]
+    assert segmenter.min_size.value() == tuned["min_size"]
     segmenter.device.setCurrentText("cpu")
     segmenter.overlap.setValue(32)
     segmenter.segment()
@@ -124,3 +134,29 @@ def test_cancel_and_errors(make_napari_viewer_proxy, qtbot, monkeypatch, tmp_pat
 
     segmenter.checkpoint.set_path(tmp_path / "missing.safetensors")
     assert "does not exist" in errors[-1]
+
+
+def test_picking_a_model_shows_its_tuned_thresholds(
+    make_napari_viewer_proxy, unet_checkpoint, tmp_path
+):
+    tuned = unet_checkpoint(tile_size=64, seed=2)
+    model = UNetPredictor.from_checkpoint(tuned, "cpu").model
+    description = read_description(tuned)
+    recorded = {"interior_threshold": 0.7, "foreground_threshold": 0.35, "min_size": 42}
+    save_checkpoint(tuned, model, {**description, "postprocess": recorded})
+    plain = save_checkpoint(tmp_path / "plain.safetensors", model, description)
+
+    viewer = make_napari_viewer_proxy()
+    segmenter = UNetSegmentWidget(viewer)
+    viewer.window.add_dock_widget(segmenter)
+    segmenter.checkpoint.set_path(tuned)
+    shown = (
+        segmenter.interior_threshold.value(),
+        segmenter.foreground_threshold.value(),
+        segmenter.min_size.value(),
+    )
+    assert shown == pytest.approx((0.7, 0.35, 42))
+    assert segmenter.step().min_size == 42
+    segmenter.checkpoint.set_path(plain)  # no recorded settings: the defaults
+    assert segmenter.interior_threshold.value() == pytest.approx(0.5)
+    assert segmenter.min_size.value() == 0

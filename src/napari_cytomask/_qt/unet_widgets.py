@@ -38,7 +38,7 @@ from qtpy.QtWidgets import (
 
 from ..models.checkpoint import cache_dir, list_checkpoints, read_description
 from ..models.device import available_devices
-from ..models.inference import PredictorCache, iter_segment
+from ..models.inference import PredictorCache, iter_segment, recommended_settings
 from ..pipeline import UNetStep
 from ..roles import role_of, source_of
 
@@ -244,6 +244,22 @@ class UNetSegmentWidget(_RunsWorker):
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
         layout.addStretch()
+        self.checkpoint.combo.currentIndexChanged.connect(self._use_model_settings)
+        self._use_model_settings()
+
+    def _use_model_settings(self) -> None:
+        """Show the post-processing settings the selected checkpoint recommends."""
+        path = self.checkpoint.path()
+        if path is None:
+            return
+        try:
+            description = read_description(path)
+        except ValueError:
+            return  # the picker has said what is wrong with the file
+        settings = recommended_settings(description)
+        self.interior_threshold.setValue(settings["interior_threshold"])
+        self.foreground_threshold.setValue(settings["foreground_threshold"])
+        self.min_size.setValue(int(settings["min_size"]))
 
     def _channels(self, layer, n: int) -> list:
         """The ``n`` input arrays: the layer, then other image channels of the same scan."""
@@ -319,7 +335,7 @@ class UNetSegmentWidget(_RunsWorker):
     def _run(self, step: UNetStep, device, layer):
         predictor = self._predictors.get(step.model, device)
         channels = self._channels(layer, predictor.config.in_channels)
-        kwargs = step.segment_kwargs(predictor.config.targets)
+        kwargs = step.segment_kwargs(predictor)
         return (yield from iter_segment(predictor, channels, **kwargs))
 
     def _on_progress(self, progress) -> None:
@@ -570,6 +586,11 @@ class UNetTrainWidget(_RunsWorker):
                 self._plot()
         elif p.phase == "validate":
             self.status.setText(f"epoch {p.epoch}: validating image {p.step} of {p.steps}")
+        elif p.phase == "tune":
+            self.status.setText(
+                f"Choosing the post-processing thresholds on the validation images: "
+                f"{p.step} of {p.steps}"
+            )
         elif p.phase == "epoch":
             self._checkpoint = p.checkpoint
             if p.validation:
@@ -601,9 +622,17 @@ class UNetTrainWidget(_RunsWorker):
         self.result = result
         val = (result.description.get("scores") or {}).get("validation") or {}
         score = val.get("mean_average_f1", math.nan)
+        tuned = result.description.get("postprocess")
+        thresholds = (
+            f" Thresholds chosen on the validation images: interior "
+            f"{tuned['interior_threshold']:g}, foreground {tuned['foreground_threshold']:g}, "
+            f"minimum cell size {tuned['min_size']} px."
+            if tuned
+            else ""
+        )
         self.status.setText(
             f"Saved {result.checkpoint} (best validation mean-average F1 {score:.3f}); "
-            "use it in 'Segment cytoplasm (U-Net)'."
+            f"use it in 'Segment cytoplasm (U-Net)'.{thresholds}"
         )
 
     def _on_error(self, err) -> None:

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ..postprocess import iter_watershed
-from ..progress import Progress, drain
+from ..progress import Progress, drain, relay
 from .checkpoint import check_input_channels, config_of, load_checkpoint
 from .device import autocast_dtype, get_device
 from .unet import UNetConfig, model_device, normalise, percentile_range
@@ -38,6 +38,39 @@ DEFAULT_POSTPROCESS = {
     },
     "foreground": {"threshold": 0.5, "markers": "h_maxima", "h": 2.0},
 }
+
+#: The post-processing settings a user sees (widget, command line, presets),
+#: with the values used when the checkpoint recommends none.
+DEFAULT_SETTINGS = {"interior_threshold": 0.5, "foreground_threshold": 0.5, "min_size": 0}
+
+
+def recommended_settings(description: dict) -> dict:
+    """Post-processing settings of a checkpoint description: those tuned on validation
+    images after training (its ``"postprocess"``), else :data:`DEFAULT_SETTINGS`."""
+    tuned = description.get("postprocess") or {}
+    return {k: tuned.get(k, v) for k, v in DEFAULT_SETTINGS.items()}
+
+
+def postprocess_arguments(
+    targets: str, interior_threshold: float, foreground_threshold: float, min_size: int
+) -> dict:
+    """``postprocess`` and ``cleanup`` arguments of :func:`iter_segment` for user settings.
+
+    Parameters
+    ----------
+    targets
+        The network's targets; a foreground-only network has no interior threshold.
+    interior_threshold, foreground_threshold, min_size
+        See :data:`DEFAULT_SETTINGS`; ``min_size`` removes smaller cells.
+    """
+    if targets == "foreground":
+        post = {"threshold": foreground_threshold}
+    else:
+        post = {
+            "interior_threshold": interior_threshold,
+            "foreground_threshold": foreground_threshold,
+        }
+    return {"postprocess": post, "cleanup": {"min_area": int(min_size)}}
 
 
 @dataclass
@@ -92,6 +125,11 @@ class UNetPredictor:
     def classes(self) -> tuple[str, ...]:
         """Output class names."""
         return self.config.classes
+
+    @property
+    def settings(self) -> dict:
+        """Post-processing settings its checkpoint recommends (:func:`recommended_settings`)."""
+        return recommended_settings(self.description)
 
 
 class PredictorCache:
@@ -434,21 +472,17 @@ def iter_segment(
     )
     labels = None
     if instances:
-        gen = probabilities_to_instances(
-            probs,
-            predictor.config.targets,
-            params=postprocess,
-            cleanup=cleanup,
-            chunk_size=chunk_size,
-            out=labels_out,
+        labels = yield from relay(
+            probabilities_to_instances(
+                probs,
+                predictor.config.targets,
+                params=postprocess,
+                cleanup=cleanup,
+                chunk_size=chunk_size,
+                out=labels_out,
+            ),
+            lambda done, total: Progress("instances", done, total),
         )
-        while True:
-            try:
-                done, total = next(gen)
-            except StopIteration as stop:
-                labels = stop.value
-                break
-            yield Progress("instances", done, total)
     return Segmentation(probs, predictor.classes, labels)
 
 

@@ -9,7 +9,9 @@ rotations and mild intensity changes; targets (background / interior /
 boundary, or foreground) are made from the augmented instance labels, so
 boundaries keep their width. The loss is class-weighted cross-entropy plus
 Dice; the checkpoint kept is the one with the best validation mean-average F1
-(IoU 0.50:0.95) of the instances it produces.
+(IoU 0.50:0.95) of the instances it produces. Training ends by choosing the
+post-processing thresholds on the validation images
+(:func:`iter_tune_postprocess`) and recording them in the checkpoint.
 
 :func:`iter_train` is a generator that yields :class:`TrainingProgress` after
 every step and epoch, so a widget can plot the loss and stop between steps.
@@ -35,17 +37,24 @@ from ..io.files import match_files, read_image
 from ..labels import as_labels, check_same_shape
 from ..metrics import Evaluation, evaluate
 from ..postprocess import instances_to_interior_boundary
-from ..progress import drain
+from ..progress import drain, relay
 from .checkpoint import (
     SUFFIX,
     cache_dir,
+    check_input_channels,
     config_of,
     describe,
     load_checkpoint,
     save_checkpoint,
 )
 from .device import autocast_dtype, get_device
-from .inference import UNetPredictor, iter_predict, probabilities_to_instances
+from .inference import (
+    DEFAULT_SETTINGS,
+    UNetPredictor,
+    iter_predict,
+    postprocess_arguments,
+    probabilities_to_instances,
+)
 from .unet import UNetConfig, build_model, normalise_channels
 
 SPLITS = ("train", "validation", "test")
@@ -114,6 +123,9 @@ class TrainingSettings:
         Tile overlap when predicting validation images.
     time_limit
         Stop after the epoch during which this many seconds have passed (``None``: no limit).
+    tune
+        After training, choose the post-processing settings on the validation
+        images (:func:`iter_tune_postprocess`) and record them in the checkpoint.
     """
 
     epochs: int = 50
@@ -135,6 +147,7 @@ class TrainingSettings:
     device: str = "auto"
     validation_overlap: int = 64
     time_limit: float | None = None
+    tune: bool = True
 
     def validate(self) -> None:
         """Raise :class:`ValueError` for impossible settings."""
@@ -175,8 +188,9 @@ class TrainingProgress:
         A sentence for the user (e.g. pretrained weights unavailable), else ``None``.
     phase
         ``"train"`` (a step), ``"validate"`` (``step`` of ``steps`` validation
-        images done), ``"epoch"`` (end of an epoch, with ``validation``) or
-        ``"notice"`` (a ``message``).
+        images done), ``"epoch"`` (end of an epoch, with ``validation``),
+        ``"tune"`` (after the last epoch: ``step`` of ``steps`` of choosing the
+        post-processing settings) or ``"notice"`` (a ``message``).
     checkpoint
         In an ``"epoch"`` report: the checkpoint file (the best network so far,
         with the training state beside it to resume from).
@@ -530,6 +544,23 @@ def scores_of(evaluation: Evaluation) -> dict:
     }
 
 
+def _evaluate_probabilities(
+    sample: TrainingSample, probabilities: np.ndarray, targets: str, settings: dict
+) -> Evaluation:
+    """Cells of one image's probabilities with post-processing ``settings``, against its labels."""
+    args = postprocess_arguments(targets, **settings)
+    labels = drain(
+        probabilities_to_instances(
+            probabilities, targets, params=args["postprocess"], cleanup=args["cleanup"]
+        )
+    )
+    return evaluate(sample.labels, labels)
+
+
+def _predict_sample(predictor: UNetPredictor, sample: TrainingSample, **kwargs) -> np.ndarray:
+    return drain(iter_predict(predictor, list(sample.channels), **kwargs))
+
+
 def iter_evaluate(
     predictor: UNetPredictor,
     samples: Sequence[TrainingSample],
@@ -537,26 +568,23 @@ def iter_evaluate(
     overlap: int = 64,
     batch_size: int = 8,
     tta: bool = False,
-    postprocess: dict | None = None,
+    settings: dict | None = None,
 ) -> Generator[tuple[int, int], None, Evaluation | None]:
     """Segment samples and compare with their labels; yields ``(done, total)`` images.
+
+    ``settings`` are post-processing settings (see
+    :data:`~.inference.DEFAULT_SETTINGS`); default ``predictor.settings``.
 
     Returns
     -------
     napari_cytomask.metrics.Evaluation or None
         Counts summed over the images (``None`` without samples).
     """
+    settings = {**predictor.settings, **(settings or {})}
     total = None
     for i, sample in enumerate(samples):
-        probs = drain(
-            iter_predict(
-                predictor, list(sample.channels), overlap=overlap, batch_size=batch_size, tta=tta
-            )
-        )
-        labels = drain(
-            probabilities_to_instances(probs, predictor.config.targets, params=postprocess)
-        )
-        result = evaluate(sample.labels, labels)
+        probs = _predict_sample(predictor, sample, overlap=overlap, batch_size=batch_size, tta=tta)
+        result = _evaluate_probabilities(sample, probs, predictor.config.targets, settings)
         total = result if total is None else total + result
         yield i + 1, len(samples)
     return total
@@ -565,6 +593,142 @@ def iter_evaluate(
 def evaluate_model(predictor: UNetPredictor, samples, **kwargs) -> Evaluation | None:
     """Run :func:`iter_evaluate` to the end."""
     return drain(iter_evaluate(predictor, samples, **kwargs))
+
+
+# ----------------------------------------------------------------------------- tuning
+
+#: Thresholds :func:`iter_tune_postprocess` tries (interior and foreground).
+TUNING_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+#: Minimum cell sizes it tries, as fractions of the median area of the labelled cells.
+TUNING_MIN_SIZES = (0.0, 0.05, 0.1, 0.2, 0.3)
+
+
+def iter_tune_postprocess(
+    predictor: UNetPredictor,
+    samples: Sequence[TrainingSample],
+    *,
+    overlap: int = 64,
+    batch_size: int = 8,
+    rounds: int = 2,
+) -> Generator[tuple[int, int], None, dict | None]:
+    """Choose the post-processing settings that give the best mean-average F1 on ``samples``.
+
+    Like Cellpose and StarDist tune their thresholds after training, the
+    interior threshold, the foreground threshold and the minimum cell size are
+    chosen on labelled images the network was not trained on (the validation
+    images). The probabilities are predicted once; then each setting in turn
+    is set to the value of :data:`TUNING_THRESHOLDS` (or
+    :data:`TUNING_MIN_SIZES`) that scores best with the others fixed, for
+    ``rounds`` rounds. A value replaces the current one only when it scores
+    strictly better, so the defaults stay unless the images argue otherwise.
+
+    Yields ``(done, total)``: images predicted, then settings scored (``total``
+    is an upper bound until the end).
+
+    Returns
+    -------
+    dict or None
+        The settings (keys of :data:`~.inference.DEFAULT_SETTINGS`) with
+        ``"tuned_on"`` (image names) and ``"scores"`` (``"default"`` and
+        ``"tuned"`` :func:`scores_of` on these images); ``None`` without samples
+        or without a labelled cell.
+    """
+    samples = list(samples)
+    areas = np.concatenate([np.bincount(np.asarray(s.labels).ravel())[1:] for s in samples] or [[]])
+    areas = areas[areas > 0]
+    if not areas.size:
+        return None
+    targets = predictor.config.targets
+    candidates = {
+        "interior_threshold": TUNING_THRESHOLDS,
+        "foreground_threshold": TUNING_THRESHOLDS,
+        "min_size": sorted({int(round(f * np.median(areas))) for f in TUNING_MIN_SIZES}),
+    }
+    if targets == "foreground":
+        del candidates["interior_threshold"]
+    total = len(samples) + rounds * sum(len(v) for v in candidates.values())
+    probabilities = []
+    for i, sample in enumerate(samples):
+        probabilities.append(
+            _predict_sample(predictor, sample, overlap=overlap, batch_size=batch_size)
+        )
+        yield i + 1, total
+    done = len(samples)
+    scored: dict[tuple, dict] = {}
+
+    def score(settings: dict) -> dict:
+        key = tuple(sorted(settings.items()))
+        if key not in scored:
+            evaluation = None
+            for sample, probs in zip(samples, probabilities, strict=True):
+                result = _evaluate_probabilities(sample, probs, targets, settings)
+                evaluation = result if evaluation is None else evaluation + result
+            scored[key] = scores_of(evaluation)
+        return scored[key]
+
+    def objective(scores: dict) -> float:
+        value = scores["mean_average_f1"]
+        return -math.inf if math.isnan(value) else value
+
+    best = dict(DEFAULT_SETTINGS)
+    default_scores = best_scores = score(best)
+    for _ in range(rounds):
+        for name, values in candidates.items():
+            for value in values:
+                trial = {**best, name: value}
+                scores = score(trial)
+                if objective(scores) > objective(best_scores) + 1e-9:
+                    best, best_scores = trial, scores
+                done += 1
+                yield done, total
+    return {
+        **best,
+        "tuned_on": [s.name for s in samples],
+        "scores": {"default": default_scores, "tuned": best_scores},
+    }
+
+
+def tune_postprocess(predictor: UNetPredictor, samples, **kwargs) -> dict | None:
+    """Run :func:`iter_tune_postprocess` to the end."""
+    return drain(iter_tune_postprocess(predictor, samples, **kwargs))
+
+
+def iter_tune_checkpoint(
+    path: str | os.PathLike,
+    samples: Sequence[TrainingSample],
+    *,
+    device="auto",
+    batch_size: int = 4,
+) -> Generator[tuple[int, int], None, dict]:
+    """Tune a saved checkpoint's post-processing on labelled images and record it there.
+
+    When ``samples`` include all the checkpoint's validation images, only those
+    are used (the others may have trained it). The weights are unchanged; the
+    file is rewritten atomically. Yields as :func:`iter_tune_postprocess`.
+
+    Returns
+    -------
+    dict
+        The tuned settings, as stored under ``"postprocess"`` in the description.
+
+    Raises
+    ------
+    ValueError
+        When the images hold no labelled cell or do not fit the network.
+    """
+    predictor = UNetPredictor.from_checkpoint(path, device)
+    samples = list(samples)
+    for sample in samples:
+        check_input_channels(predictor.description, sample.channels.shape[0], path)
+    split = (predictor.description.get("training") or {}).get("split") or {}
+    validation = set(split.get("validation") or [])
+    if validation and validation <= {s.name for s in samples}:
+        samples = [s for s in samples if s.name in validation]
+    tuned = yield from iter_tune_postprocess(predictor, samples, batch_size=batch_size)
+    if tuned is None:
+        raise ValueError("the labelled images hold no cell; give images with instance labels.")
+    save_checkpoint(path, predictor.model, {**predictor.description, "postprocess": tuned})
+    return tuned
 
 
 # ----------------------------------------------------------------------------- training
@@ -827,28 +991,19 @@ def iter_train(
         model.eval()
         scores = None
         if val_set:
-            gen = iter_evaluate(
-                UNetPredictor(model, config),
-                val_set,
-                overlap=settings.validation_overlap,
-                batch_size=settings.batch_size,
-            )
-            while True:
-                try:
-                    done, total = next(gen)
-                except StopIteration as stop:
-                    scores = scores_of(stop.value)
-                    break
-                yield TrainingProgress(
-                    epoch,
-                    last_epoch,
-                    done,
-                    total,
-                    global_step,
-                    math.nan,
-                    optimiser.param_groups[0]["lr"],
-                    phase="validate",
-                )
+            evaluation = yield from relay(
+                iter_evaluate(
+                    UNetPredictor(model, config),
+                    val_set,
+                    overlap=settings.validation_overlap,
+                    batch_size=settings.batch_size,
+                ),
+                lambda done, total, epoch=epoch, step=global_step: TrainingProgress(
+                    epoch, last_epoch, done, total, step, math.nan,
+                    optimiser.param_groups[0]["lr"], phase="validate",
+                ),
+            )  # fmt: skip
+            scores = scores_of(evaluation)
             score = scores["mean_average_f1"]
         else:
             score = -mean_loss
@@ -904,6 +1059,22 @@ def iter_train(
     best_model, _ = load_checkpoint(output if best_epoch > epoch0 else resume, "cpu")
     best_description = description(epoch, best_scores)
     best_description["training"]["stopped_early"] = stopped_early
+    if settings.tune and val_set:
+        best_model.to(device)
+        tuned = yield from relay(
+            iter_tune_postprocess(
+                UNetPredictor(best_model, config),
+                val_set,
+                overlap=settings.validation_overlap,
+                batch_size=settings.batch_size,
+            ),
+            lambda done, total: TrainingProgress(
+                epoch, last_epoch, done, total, global_step, math.nan,
+                optimiser.param_groups[0]["lr"], phase="tune",
+            ),
+        )  # fmt: skip
+        if tuned is not None:
+            best_description["postprocess"] = tuned
     save_checkpoint(output, best_model, best_description)
     return TrainingResult(output, best_description, history, stopped_early)
 

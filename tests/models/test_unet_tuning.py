@@ -1,0 +1,132 @@
+"""Post-processing thresholds chosen on labelled images and recorded in the checkpoint."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from safetensors.torch import load_file
+
+from napari_cytomask.models.checkpoint import read_description, save_checkpoint
+from napari_cytomask.models.inference import DEFAULT_SETTINGS, UNetPredictor, segment
+from napari_cytomask.models.training import (
+    TrainingSettings,
+    iter_tune_checkpoint,
+    samples_from_arrays,
+    train,
+    tune_postprocess,
+)
+from napari_cytomask.models.unet import UNetConfig
+from napari_cytomask.pipeline import Preset, UNetStep
+from napari_cytomask.progress import drain
+from napari_cytomask.synthetic import make_tilescan
+
+
+def _three_cells() -> np.ndarray:
+    labels = np.zeros((96, 96), np.int32)
+    labels[20:40, 10:40] = 1
+    labels[20:40, 40:70] = 2  # touches cell 1
+    labels[60:80, 10:30] = 3
+    return labels
+
+
+def test_tuning_finds_thresholds_that_separate_cells_and_drop_specks(oracle_unet, class_map_image):
+    labels = _three_cells()
+    image = class_map_image(labels)
+    # Across the boundary of cells 1 and 2 runs a neck of interior probability 0.6
+    # (oracle input 194/255), so an interior threshold of 0.5 or 0.6 makes them one cell;
+    # and a 3x3 speck of interior the labels do not have is a false cell.
+    image[28:33, 36:44] = 194
+    image[84:87, 84:87] = 255
+    samples = samples_from_arrays(image, labels, "crafted")
+
+    tuned = tune_postprocess(oracle_unet, samples)
+
+    assert tuned["interior_threshold"] >= 0.7  # the neck no longer joins the seeds
+    assert 9 < tuned["min_size"] <= 400  # the speck goes, the cells (400 px and more) stay
+    assert tuned["tuned_on"] == ["crafted"]
+    default, best = tuned["scores"]["default"], tuned["scores"]["tuned"]
+    assert default["f1_50"] == pytest.approx(2 / 3)  # cells 1+2 merged, speck: 1 of 3 right
+    assert best["f1_50"] == 1.0 and best["mean_average_f1"] == 1.0
+    settings = {k: tuned[k] for k in DEFAULT_SETTINGS}
+    step = UNetStep(model="unused", overlap=16, **settings)
+    labels_out = segment(oracle_unet, image, **step.segment_kwargs(oracle_unet)).labels
+    assert labels_out.max() == 3
+
+
+def test_tuning_keeps_the_defaults_unless_something_scores_better(oracle_unet, class_map_image):
+    labels = _three_cells()
+    samples = samples_from_arrays(class_map_image(labels), labels, "clean")
+    tuned = tune_postprocess(oracle_unet, samples)
+    assert {k: tuned[k] for k in DEFAULT_SETTINGS} == DEFAULT_SETTINGS
+    assert tuned["scores"]["default"] == tuned["scores"]["tuned"]
+    # Images without a labelled cell cannot choose anything.
+    empty = samples_from_arrays(class_map_image(labels), np.zeros_like(labels), "empty")
+    assert tune_postprocess(oracle_unet, empty) is None
+
+
+def test_a_tuned_checkpoint_keeps_its_weights_and_is_used_by_default(unet_checkpoint, tmp_path):
+    path = unet_checkpoint(tile_size=128, seed=3)
+    before = load_file(str(path))
+    scan = make_tilescan(n_tiles=3, shape=(64, 64), cell_radius=9, seed=2)
+    samples = samples_from_arrays(scan.brightfield, scan.labels, "scan")
+    description = read_description(path)
+    # Of the given images, the checkpoint's validation images are the ones used.
+    description["training"] = {"split": {"train": ["scan[0]"], "validation": ["scan[1]"]}}
+    model = UNetPredictor.from_checkpoint(path, "cpu").model
+    save_checkpoint(path, model, description)
+
+    gen = iter_tune_checkpoint(path, samples, device="cpu", batch_size=2)
+    events = []
+    while True:
+        try:
+            events.append(next(gen))
+        except StopIteration as stop:
+            tuned = stop.value
+            break
+    assert events[-1][0] == events[-1][1] and all(d <= t for d, t in events)
+    assert tuned["tuned_on"] == ["scan[1]"]
+    saved = read_description(path)
+    assert saved["postprocess"] == tuned and saved["training"] == description["training"]
+    after = load_file(str(path))
+    assert before.keys() == after.keys()
+    assert all(np.array_equal(before[k].numpy(), after[k].numpy()) for k in before)
+
+    # Recorded settings are the predictor's; explicit settings win over them.
+    recorded = {**DEFAULT_SETTINGS, "interior_threshold": 0.65, "min_size": 12}
+    save_checkpoint(path, model, {**saved, "postprocess": {**tuned, **recorded}})
+    predictor = UNetPredictor.from_checkpoint(path, "cpu")
+    assert predictor.settings == recorded
+    kwargs = UNetStep(model=str(path)).segment_kwargs(predictor)
+    assert kwargs["postprocess"]["interior_threshold"] == 0.65
+    assert kwargs["cleanup"] == {"min_area": 12}
+    kwargs = UNetStep(model=str(path), interior_threshold=0.4).segment_kwargs(predictor)
+    assert kwargs["postprocess"]["interior_threshold"] == 0.4
+    preset = Preset(unet=UNetStep(model=str(path), min_size=5)).with_model_settings()
+    assert (preset.unet.interior_threshold, preset.unet.min_size) == (0.65, 5)
+
+    with pytest.raises(ValueError, match="hold no cell"):
+        empty = samples_from_arrays(scan.brightfield[:1], np.zeros_like(scan.labels[:1]), "e")
+        drain(iter_tune_checkpoint(path, empty, device="cpu"))
+    with pytest.raises(ValueError, match="expects 1 input channel"):
+        two = samples_from_arrays([scan.brightfield, scan.brightfield], scan.labels, "two")
+        drain(iter_tune_checkpoint(path, two, device="cpu"))
+
+
+@pytest.mark.parametrize("tune", [True, False])
+def test_training_tunes_on_its_validation_images(tmp_path, tiny_unet, tune):
+    scan = make_tilescan(n_tiles=3, shape=(96, 96), cell_radius=10, seed=4)
+    samples = samples_from_arrays(scan.brightfield, scan.labels, "syn")
+    settings = TrainingSettings(
+        epochs=1, steps_per_epoch=2, batch_size=2, crop_size=64, encoder_weights=None,
+        device="cpu", fractions=(2, 1, 0), tune=tune,
+    )  # fmt: skip
+    result = train(samples, tmp_path / "m.safetensors", UNetConfig(**tiny_unet), settings)
+    saved = read_description(result.checkpoint)
+    if tune:
+        validation = saved["training"]["split"]["validation"]
+        assert saved["postprocess"]["tuned_on"] == validation and len(validation) == 1
+        scores = saved["postprocess"]["scores"]
+        assert scores["tuned"]["mean_average_f1"] >= scores["default"]["mean_average_f1"]
+    else:
+        assert "postprocess" not in saved
+    assert saved.get("postprocess") == result.description.get("postprocess")
