@@ -14,7 +14,12 @@ faster than two on a machine whose cores are busy with other work)::
 Training can go on later from where it stopped (the training state beside the
 checkpoint restores the optimiser and schedule): ``--resume`` continues the
 ``--output`` checkpoint for ``--epochs`` more epochs or ``--time-limit`` more
-seconds, then scores it again on the same test images.
+seconds, then scores it again on the same test images. ``--score-only`` scores
+the ``--output`` checkpoint without training.
+
+Training ends by choosing the post-processing thresholds on the validation
+images (``cytomask tune`` does the same for a checkpoint trained without it);
+the test images are scored with the default thresholds and with the tuned ones.
 
 A full-length run on a GPU machine::
 
@@ -38,7 +43,7 @@ import torch
 from _common import cpu_model
 from napari_cytomask import cli
 from napari_cytomask.models.checkpoint import read_description
-from napari_cytomask.models.inference import UNetPredictor
+from napari_cytomask.models.inference import DEFAULT_SETTINGS, UNetPredictor
 from napari_cytomask.models.training import evaluate_model, samples_from_folders, scores_of
 
 DATA = Path(
@@ -74,6 +79,9 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--resume", action="store_true", help="continue training the --output checkpoint"
     )
+    parser.add_argument(
+        "--score-only", action="store_true", help="score the --output checkpoint, no training"
+    )
     args = parser.parse_args(argv)
 
     pattern = args.data / "set*"
@@ -102,18 +110,28 @@ def main(argv=None) -> int:
     print(f"command: {shlex.join([sys.executable, *sys.argv])}")
     print(f"training command: {shlex.join(['cytomask', *command])}")
     t1 = time.perf_counter()
-    if cli.main(command) != 0:
+    if not args.score_only and cli.main(command) != 0:
         return 1
     train_s = time.perf_counter() - t1
-    training = read_description(args.output)["training"]
+    if "postprocess" not in read_description(args.output):
+        print("the checkpoint has no tuned post-processing; choosing it with cytomask tune")
+        tune = ["tune", str(args.output), *command[1:5], "--device", args.device,
+                "--threads", str(args.threads), "--batch-size", str(args.batch_size)]  # fmt: skip
+        if cli.main(tune) != 0:
+            return 1
+    description = read_description(args.output)
+    training = description["training"]
     split = training["split"]
     print(
         f"split (seed {args.seed}): "
         + json.dumps({k: [Path(n).parent.name for n in v] for k, v in split.items()})
     )
+    this_run = (
+        "not trained in this run" if args.score_only else f"{train_s / 60:.1f} min in this run"
+    )
     print(
-        f"trained {training['epochs_done']} epochs, {training['steps_done']} steps, "
-        f"in {train_s / 60:.1f} min; pretrained encoder: {training['pretrained_encoder']}"
+        f"trained {training['epochs_done']} epochs, {training['steps_done']} steps in all "
+        f"({this_run}); pretrained encoder: {training['pretrained_encoder']}"
     )
     for row in training["history"]:
         val = row["validation"] or {}
@@ -126,16 +144,25 @@ def main(argv=None) -> int:
     predictor = UNetPredictor.from_checkpoint(args.output, args.device)
     by_name = {s.name: s for s in samples}
     test = [by_name[n] for n in split["test"]]
-    t2 = time.perf_counter()
-    scores = scores_of(evaluate_model(predictor, test, batch_size=args.batch_size))
-    print(f"test images: {len(test)} ({time.perf_counter() - t2:.1f} s to segment and score)")
+    tuned = description["postprocess"]
     print(
-        f"TEST mean-average F1 (IoU 0.50:0.95) {scores['mean_average_f1']:.3f} | "
-        f"F1@0.5 {scores['f1_50']:.3f} | F1@0.75 {scores['f1_75']:.3f} | "
-        f"pixel IoU {scores['pixel_iou']:.3f} | cells {scores['n_true']} true, "
-        f"{scores['n_pred']} predicted | goal F1@0.5 >= 0.85: "
-        f"{'met' if scores['f1_50'] >= 0.85 else 'not met'}"
+        "post-processing tuned on the validation images: "
+        + ", ".join(f"{k} {predictor.settings[k]:g}" for k in DEFAULT_SETTINGS)
+        + " | validation mean-average F1 "
+        + " -> ".join(f"{tuned['scores'][k]['mean_average_f1']:.3f}" for k in ("default", "tuned"))
     )
+    for name, settings in (("default", DEFAULT_SETTINGS), ("tuned", predictor.settings)):
+        t2 = time.perf_counter()
+        evaluation = evaluate_model(predictor, test, batch_size=args.batch_size, settings=settings)
+        scores = scores_of(evaluation)
+        print(f"test images: {len(test)} ({time.perf_counter() - t2:.1f} s to segment and score)")
+        print(
+            f"TEST, {name} thresholds: mean-average F1 (IoU 0.50:0.95) "
+            f"{scores['mean_average_f1']:.3f} | F1@0.5 {scores['f1_50']:.3f} | "
+            f"F1@0.75 {scores['f1_75']:.3f} | pixel IoU {scores['pixel_iou']:.3f} | cells "
+            f"{scores['n_true']} true, {scores['n_pred']} predicted | goal F1@0.5 >= 0.85: "
+            f"{'met' if scores['f1_50'] >= 0.85 else 'not met'}"
+        )
     print(f"checkpoint: {args.output}")
     return 0
 
