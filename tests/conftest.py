@@ -34,6 +34,21 @@ def shared_data() -> Path:
 
 
 @pytest.fixture
+def collect():
+    """Run a progress generator to its end: ``collect(gen) -> (what it yielded, its value)``."""
+
+    def run(gen):
+        events = []
+        while True:
+            try:
+                events.append(next(gen))
+            except StopIteration as stop:
+                return events, stop.value
+
+    return run
+
+
+@pytest.fixture
 def one_thread():
     """One CPU thread: faster than two for tiny models on a shared machine, and reproducible."""
     before = torch.get_num_threads()

@@ -98,17 +98,11 @@ def test_check_finds_missing_models_before_any_work(tmp_path, unet_file, monkeyp
         Preset(method="sam2", sam2=Sam2Step(model=str(tmp_path / "x.pt"))).check()
 
 
-def test_unet_method_equals_the_widget_call_and_yields_progress(unet_file, scan):
+def test_unet_method_equals_the_widget_call_and_yields_progress(unet_file, scan, collect):
     step = UNetStep(model=str(unet_file), overlap=16, interior_threshold=0.4, min_size=3)
     segmenter = Segmenter(Preset(unet=step), "cpu")
     gen = segmenter.iter_segment([scan.brightfield])
-    events = []
-    while True:
-        try:
-            events.append(next(gen))
-        except StopIteration as stop:
-            labels = stop.value
-            break
+    events, labels = collect(gen)
     assert events and all(isinstance(e, Progress) for e in events)
     assert {e.stage for e in events} == {"predict", "instances"}
     predictor = UNetPredictor.from_checkpoint(unet_file, "cpu")

@@ -64,7 +64,7 @@ def test_tuning_keeps_the_defaults_unless_something_scores_better(oracle_unet, c
     assert tune_postprocess(oracle_unet, empty) is None
 
 
-def test_a_tuned_checkpoint_keeps_its_weights_and_is_used_by_default(unet_checkpoint, tmp_path):
+def test_a_tuned_checkpoint_keeps_its_weights_and_is_used_by_default(unet_checkpoint, collect):
     path = unet_checkpoint(tile_size=128, seed=3)
     before = load_file(str(path))
     scan = make_tilescan(n_tiles=3, shape=(64, 64), cell_radius=9, seed=2)
@@ -76,13 +76,7 @@ def test_a_tuned_checkpoint_keeps_its_weights_and_is_used_by_default(unet_checkp
     save_checkpoint(path, model, description)
 
     gen = iter_tune_checkpoint(path, samples, device="cpu", batch_size=2)
-    events = []
-    while True:
-        try:
-            events.append(next(gen))
-        except StopIteration as stop:
-            tuned = stop.value
-            break
+    events, tuned = collect(gen)
     assert events[-1][0] == events[-1][1] and all(d <= t for d, t in events)
     assert tuned["tuned_on"] == ["scan[1]"]
     saved = read_description(path)

@@ -182,7 +182,7 @@ def test_merge_fragments_of_real_cells(shared_data):
     assert matching(truth, merged, thresh=0.9).f1 >= 0.97
 
 
-def test_chunked_equals_whole(shared_data):
+def test_chunked_equals_whole(shared_data, collect):
     tiles, offset = [], 0
     for n in (1, 2, 3, 4):
         crop = load(shared_data, n)[:500, :500].astype(np.int32)
@@ -202,13 +202,7 @@ def test_chunked_equals_whole(shared_data):
         overlap=270,
         out=out,
     )
-    steps = []
-    while True:
-        try:
-            steps.append(next(gen))
-        except StopIteration as stop:
-            result = stop.value
-            break
+    steps, result = collect(gen)
     assert steps[-1] == (16, 16) and len(steps) == 16
     assert result is out
     chunked = out[:]
