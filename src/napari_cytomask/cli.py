@@ -545,9 +545,9 @@ def _tune(args) -> int:
     gen = iter_tune_checkpoint(args.model, samples, device=args.device, batch_size=args.batch_size)
     try:
         while True:
-            done, total = next(gen)
+            done, _ = next(gen)
             if done == 1:
-                say(f"predicting the labelled images, then scoring up to {total - 1} settings")
+                say("predicting the labelled images, then scoring threshold settings")
     except StopIteration as stop:
         tuned = stop.value
     say(_tuned_text(tuned))
