@@ -82,6 +82,9 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--score-only", action="store_true", help="score the --output checkpoint, no training"
     )
+    parser.add_argument(
+        "--tta", action="store_true", help="score with flip test-time augmentation (4x slower)"
+    )
     args = parser.parse_args(argv)
 
     pattern = args.data / "set*"
@@ -153,12 +156,14 @@ def main(argv=None) -> int:
     )
     for name, settings in (("default", DEFAULT_SETTINGS), ("tuned", predictor.settings)):
         t2 = time.perf_counter()
-        evaluation = evaluate_model(predictor, test, batch_size=args.batch_size, settings=settings)
+        evaluation = evaluate_model(
+            predictor, test, batch_size=args.batch_size, tta=args.tta, settings=settings
+        )
         scores = scores_of(evaluation)
         print(f"test images: {len(test)} ({time.perf_counter() - t2:.1f} s to segment and score)")
         print(
-            f"TEST, {name} thresholds: mean-average F1 (IoU 0.50:0.95) "
-            f"{scores['mean_average_f1']:.3f} | F1@0.5 {scores['f1_50']:.3f} | "
+            f"TEST, {name} thresholds{', flip TTA' if args.tta else ''}: mean-average F1 "
+            f"(IoU 0.50:0.95) {scores['mean_average_f1']:.3f} | F1@0.5 {scores['f1_50']:.3f} | "
             f"F1@0.75 {scores['f1_75']:.3f} | pixel IoU {scores['pixel_iou']:.3f} | cells "
             f"{scores['n_true']} true, {scores['n_pred']} predicted | goal F1@0.5 >= 0.85: "
             f"{'met' if scores['f1_50'] >= 0.85 else 'not met'}"
