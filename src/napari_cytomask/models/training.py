@@ -616,14 +616,14 @@ def iter_tune_postprocess(
     Like Cellpose and StarDist tune their thresholds after training, the
     interior threshold, the foreground threshold and the minimum cell size are
     chosen on labelled images the network was not trained on (the validation
-    images). The probabilities are predicted once; then each setting in turn
+    images). The probabilities are predicted once (and held in memory: 12
+    bytes per pixel for three classes); then each setting in turn
     is set to the value of :data:`TUNING_THRESHOLDS` (or
     :data:`TUNING_MIN_SIZES`) that scores best with the others fixed, for
     ``rounds`` rounds. A value replaces the current one only when it scores
     strictly better, so the defaults stay unless the images argue otherwise.
 
-    Yields ``(done, total)``: images predicted, then settings scored (``total``
-    is an upper bound until the end).
+    Yields ``(done, total)``: images predicted, then settings tried.
 
     Returns
     -------
