@@ -597,10 +597,12 @@ def evaluate_model(predictor: UNetPredictor, samples, **kwargs) -> Evaluation | 
 
 # ----------------------------------------------------------------------------- tuning
 
-#: Thresholds :func:`iter_tune_postprocess` tries (interior and foreground).
-TUNING_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+#: Thresholds :func:`iter_tune_postprocess` tries (interior and foreground). A
+#: class-weighted loss makes the network over-confident in the rare classes, so
+#: the best foreground threshold can lie far above 0.5.
+TUNING_THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 #: Minimum cell sizes it tries, as fractions of the median area of the labelled cells.
-TUNING_MIN_SIZES = (0.0, 0.05, 0.1, 0.2, 0.3)
+TUNING_MIN_SIZES = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
 
 
 def iter_tune_postprocess(
