@@ -11,6 +11,12 @@ faster than two on a machine whose cores are busy with other work)::
 
     python benchmarks/bench_unet_quality.py --threads 1 --time-limit 840
 
+The CPU run reported in the README (70 epochs of 60 steps, about 2 hours on 2
+quiet cores)::
+
+    python benchmarks/bench_unet_quality.py --threads 2 --steps-per-epoch 60 \
+        --epochs 70 --time-limit 0 --output unet-quality.safetensors
+
 Training can go on later from where it stopped (the training state beside the
 checkpoint restores the optimiser and schedule): ``--resume`` continues the
 ``--output`` checkpoint for ``--epochs`` more epochs or ``--time-limit`` more
