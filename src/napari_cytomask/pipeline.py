@@ -51,12 +51,10 @@ class UNetStep:
         """
         from .models.inference import postprocess_arguments
 
-        mine = {
-            "interior_threshold": self.interior_threshold,
-            "foreground_threshold": self.foreground_threshold,
-            "min_size": self.min_size,
+        settings = {
+            k: v if getattr(self, k) is None else getattr(self, k)
+            for k, v in predictor.settings.items()
         }
-        settings = {k: v if mine[k] is None else mine[k] for k, v in predictor.settings.items()}
         return {
             "tile_size": self.tile_size,
             "overlap": self.overlap,
