@@ -51,10 +51,8 @@ class UNetStep:
         """
         from .models.inference import postprocess_arguments
 
-        settings = {
-            k: v if getattr(self, k) is None else getattr(self, k)
-            for k, v in predictor.settings.items()
-        }
+        step = self.with_settings(predictor.settings)
+        settings = {k: getattr(step, k) for k in predictor.settings}
         return {
             "tile_size": self.tile_size,
             "overlap": self.overlap,
@@ -62,6 +60,11 @@ class UNetStep:
             "tta": self.tta,
             **postprocess_arguments(predictor.config.targets, **settings),
         }
+
+    def with_settings(self, recommended: dict) -> UNetStep:
+        """This step with the post-processing settings it leaves open (``None``) taken
+        from ``recommended`` (e.g. a checkpoint's tuned settings)."""
+        return replace(self, **{k: v for k, v in recommended.items() if getattr(self, k) is None})
 
 
 @dataclass
@@ -171,8 +174,7 @@ class Preset:
         if self.unet is None:
             return self
         settings = recommended_settings(read_description(resolve_model(self.unet.model)))
-        open_ = {k: v for k, v in settings.items() if getattr(self.unet, k) is None}
-        return replace(self, unet=replace(self.unet, **open_))
+        return replace(self, unet=self.unet.with_settings(settings))
 
     def to_dict(self) -> dict:
         """A JSON-ready description (the preset file's content)."""
