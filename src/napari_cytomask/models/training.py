@@ -641,10 +641,11 @@ def iter_tune_postprocess(
     if not areas.size:
         return None
     targets = predictor.config.targets
+    median_area = float(np.median(areas))
     candidates = {
         "interior_threshold": TUNING_THRESHOLDS,
         "foreground_threshold": TUNING_THRESHOLDS,
-        "min_size": sorted({int(round(f * np.median(areas))) for f in TUNING_MIN_SIZES}),
+        "min_size": sorted({int(round(f * median_area)) for f in TUNING_MIN_SIZES}),
     }
     if targets == "foreground":
         del candidates["interior_threshold"]
@@ -959,6 +960,16 @@ def iter_train(
             phase="notice",
         )
     last_epoch = epoch0 + settings.epochs
+    val_options = {"overlap": settings.validation_overlap, "batch_size": settings.batch_size}
+
+    def report(phase: str, epoch: int):
+        """Report ``(done, total)`` of work on the validation images (``phase``
+        ``"validate"`` or ``"tune"``) after ``epoch`` as :class:`TrainingProgress`."""
+        at_step, lr = global_step, optimiser.param_groups[0]["lr"]
+        return lambda done, total: TrainingProgress(
+            epoch, last_epoch, done, total, at_step, math.nan, lr, phase=phase
+        )
+
     started = time.monotonic()
     for epoch in range(epoch0 + 1, last_epoch + 1):
         model.train()
@@ -994,17 +1005,9 @@ def iter_train(
         scores = None
         if val_set:
             evaluation = yield from relay(
-                iter_evaluate(
-                    UNetPredictor(model, config),
-                    val_set,
-                    overlap=settings.validation_overlap,
-                    batch_size=settings.batch_size,
-                ),
-                lambda done, total, epoch=epoch, step=global_step: TrainingProgress(
-                    epoch, last_epoch, done, total, step, math.nan,
-                    optimiser.param_groups[0]["lr"], phase="validate",
-                ),
-            )  # fmt: skip
+                iter_evaluate(UNetPredictor(model, config), val_set, **val_options),
+                report("validate", epoch),
+            )
             scores = scores_of(evaluation)
             score = scores["mean_average_f1"]
         else:
@@ -1064,17 +1067,9 @@ def iter_train(
     if settings.tune and val_set:
         best_model.to(device)
         tuned = yield from relay(
-            iter_tune_postprocess(
-                UNetPredictor(best_model, config),
-                val_set,
-                overlap=settings.validation_overlap,
-                batch_size=settings.batch_size,
-            ),
-            lambda done, total: TrainingProgress(
-                epoch, last_epoch, done, total, global_step, math.nan,
-                optimiser.param_groups[0]["lr"], phase="tune",
-            ),
-        )  # fmt: skip
+            iter_tune_postprocess(UNetPredictor(best_model, config), val_set, **val_options),
+            report("tune", epoch),
+        )
         if tuned is not None:
             best_description["postprocess"] = tuned
     save_checkpoint(output, best_model, best_description)
