@@ -421,6 +421,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _say(quiet: bool):
+    """A ``print`` for progress messages that ``--quiet`` silences."""
+    return (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
+
+
 def _set_threads(threads: int) -> None:
     import torch
 
@@ -483,7 +488,7 @@ def _train(args) -> int:
         tune=not args.no_tune,
     )
     gen = iter_train(samples, args.output, config, settings, resume=args.resume, sources=sources)
-    say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
+    say = _say(args.quiet)
     say(f"training on {len(samples)} image(s)")
     saved = None
     try:
@@ -541,7 +546,7 @@ def _tune(args) -> int:
 
     _set_threads(args.threads)
     samples, _ = _labelled_samples(args)
-    say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
+    say = _say(args.quiet)
     gen = iter_tune_checkpoint(args.model, samples, device=args.device, batch_size=args.batch_size)
     try:
         while True:
@@ -625,7 +630,7 @@ def _segment(args) -> int:
         overwrite=args.overwrite,
     )
     todo, done = batch.plan(sources, preset, args.output_dir, options)
-    say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
+    say = _say(args.quiet)
     if done:
         say(f"{len(done)} of {len(sources)} input(s) already segmented with these settings; "
             "skipped (--overwrite redoes them)")  # fmt: skip
@@ -663,7 +668,7 @@ def _evaluate(args) -> int:
     from .metrics.export import COLUMNS, results_rows
 
     pairs = match_files(args.pred, args.gt, names=("prediction", "ground truth"))
-    say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
+    say = _say(args.quiet)
     rows, total = [], None
     at = min(range(len(args.thresholds)), key=lambda i: abs(args.thresholds[i] - 0.5))
     for pred_path, gt_path in pairs:
