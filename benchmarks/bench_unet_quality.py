@@ -95,10 +95,10 @@ def main(argv=None) -> int:
 
     pattern = args.data / "set*"
     # The project's own training command, so this measures what users run.
+    data = ["--images", str(pattern / "raw.tif"), "--masks", str(pattern / "instances_ids.png")]
     command = [
         "train",
-        "--images", str(pattern / "raw.tif"),
-        "--masks", str(pattern / "instances_ids.png"),
+        *data,
         "--encoder", args.encoder,
         "--encoder-depth", str(args.encoder_depth),
         "--epochs", str(args.epochs),
@@ -124,7 +124,7 @@ def main(argv=None) -> int:
     train_s = time.perf_counter() - t1
     if "postprocess" not in read_description(args.output):
         print("the checkpoint has no tuned post-processing; choosing it with cytomask tune")
-        tune = ["tune", str(args.output), *command[1:5], "--device", args.device,
+        tune = ["tune", str(args.output), *data, "--device", args.device,
                 "--threads", str(args.threads), "--batch-size", str(args.batch_size)]  # fmt: skip
         if cli.main(tune) != 0:
             return 1
