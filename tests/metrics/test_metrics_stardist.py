@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from stardist.matching import matching, matching_dataset
 
-from napari_cytomask.metrics import DEFAULT_THRESHOLDS, MatchStats, evaluate
+from napari_cytomask.metrics import DEFAULT_THRESHOLDS, MAF1_THRESHOLDS, MatchStats, evaluate
 
 from .conftest import PERTURBATIONS, REAL_LABELS
 
@@ -142,3 +142,32 @@ def test_empty_images_agree_with_stardist(real_labels, gt_empty, pred_empty):
     # No true positive, so every ratio is 0 (stardist's convention, also for empty/empty).
     assert all(v == 0 for v in summary.values())
     assert result.mean_average_f1 == 0.0
+
+
+def test_msa_is_the_per_image_mean_of_stardist_accuracy(real_labels, perturb):
+    # mSA (micro-sam, Archit & Pape): per image, the mean over IoU 0.50:0.05:0.95 of
+    # stardist's "accuracy" TP / (TP + FP + FN); over images, the mean of those.
+    gts = [
+        real_labels["nuclei-dsb/tests_mask2d.tif"],
+        real_labels["nuclei-dsb/mask2d.tif"][:256, :256],
+    ]
+    preds = [perturb(gts[0], "mixed"), perturb(gts[1], "split", seed=1)]
+    per_image = [
+        np.mean([r.accuracy for r in matching(gt, pred, thresh=list(MAF1_THRESHOLDS))])
+        for gt, pred in zip(gts, preds, strict=True)
+    ]
+    single = [evaluate(gt, pred) for gt, pred in zip(gts, preds, strict=True)]
+    for result, expected in zip(single, per_image, strict=True):
+        assert result.mean_segmentation_accuracy == pytest.approx(expected, abs=1e-9)
+        assert result.summary()["mean_segmentation_accuracy"] == pytest.approx(expected, abs=1e-9)
+    # Per image, then averaged: not the pooled counts of the whole set.
+    expected = float(np.mean(per_image))
+    stacked = evaluate(np.stack(gts), np.stack(preds), stack=True)
+    assert stacked.mean_segmentation_accuracy == pytest.approx(expected, abs=1e-9)
+    assert (single[0] + single[1]).mean_segmentation_accuracy == pytest.approx(expected, abs=1e-9)
+    pooled = np.mean(stacked.maf1_matches.accuracy)
+    assert abs(pooled - expected) > 1e-3
+    # A frame with no object in either image does not count.
+    empty = np.zeros_like(gts[0])
+    with_empty = evaluate(np.stack([gts[0], empty]), np.stack([preds[0], empty]), stack=True)
+    assert with_empty.mean_segmentation_accuracy == pytest.approx(per_image[0], abs=1e-9)

@@ -307,7 +307,8 @@ class Evaluation:
     coco
         Inputs of COCO-style AP.
     frames
-        Per-frame evaluations of a stack; empty for a single image.
+        Per-frame evaluations of a stack, or of the images whose evaluations
+        were added up (``a + b``); empty for a single image.
     """
 
     matches: MatchStats
@@ -326,6 +327,7 @@ class Evaluation:
             self.true_objects + other.true_objects,
             self.pred_objects + other.pred_objects,
             self.coco + other.coco,
+            (self.frames or (self,)) + (other.frames or (other,)),
         )
 
     @property
@@ -337,6 +339,23 @@ class Evaluation:
     def mean_average_f1(self) -> float:
         """Mean F1 over IoU 0.50:0.05:0.95 (Caicedo et al. 2018)."""
         return float(np.mean(self.maf1_matches.f1))
+
+    @property
+    def mean_segmentation_accuracy(self) -> float:
+        """mSA: mean over IoU 0.50:0.05:0.95 of TP / (TP + FP + FN), per image, then averaged.
+
+        The summary that micro-sam and the segment-anything-for-microscopy
+        papers report. For a stack (or a sum of images) it is the mean of the
+        per-frame values; frames with no object in either image are left out.
+        """
+        if not self.frames:
+            return float(np.mean(self.maf1_matches.accuracy))
+        values = [
+            frame.mean_segmentation_accuracy
+            for frame in self.frames
+            if frame.maf1_matches.n_true or frame.maf1_matches.n_pred
+        ]
+        return float(np.mean(values)) if values else 0.0
 
     @property
     def coco_ap(self) -> float:
@@ -358,6 +377,7 @@ class Evaluation:
         table = self.coco.precision_table()
         return {
             "mean_average_f1": self.mean_average_f1,
+            "mean_segmentation_accuracy": self.mean_segmentation_accuracy,
             "coco_ap": float(table.mean()),
             "coco_ap50": float(table[0].mean()),
             "coco_ap75": float(table[COCO_THRESHOLDS.index(0.75)].mean()),
