@@ -198,7 +198,6 @@ def test_user_errors_exit_1_with_one_line(tmp_path, folders, capsys):
         (["train", "--tilescan", str(pt)], "needs --input-channel"),
         (["segment", str(tmp_path / "gone.tif"), "-m", str(pt)], "PyTorch pickle"),
         (["segment", str(tmp_path), "--method", "sam2"], "holds no image file"),
-        (["segment", str(data / "set0" / "raw.tif")], "needs a U-Net: give --model"),
         (["segment", str(data / "set0" / "raw.tif"), "--preset", str(pt)], "not a JSON preset"),
         (
             ["evaluate", "--pred", str(tmp_path / "x*.tif"), "--gt", "y*", "-o", "m.csv"],

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .io.atomic import write_atomically
+from .models.catalog import STARTER, resolve_unet
 from .progress import Progress
 
 METHODS = ("unet", "sam2", "sam2_guided")
@@ -32,9 +33,13 @@ class PresetError(ValueError):
 
 @dataclass
 class UNetStep:
-    """U-Net settings: the checkpoint, tiling and how probabilities become cells."""
+    """U-Net settings: the checkpoint, tiling and how probabilities become cells.
 
-    model: str
+    ``model`` is a checkpoint file, the name of one in the model folder, or
+    ``"starter"`` (the default) for the starter model shipped in the package.
+    """
+
+    model: str = STARTER
     tile_size: int | None = None
     overlap: int = 64
     batch_size: int = 0
@@ -125,7 +130,7 @@ class Preset:
         if self.method not in METHODS:
             raise PresetError(f"unknown method {self.method!r}; use one of {', '.join(METHODS)}.")
         if self.method in ("unet", "sam2_guided") and self.unet is None:
-            raise PresetError(f"method {self.method!r} needs a U-Net model; give one.")
+            self.unet = UNetStep()
         if self.method in ("sam2", "sam2_guided") and self.sam2 is None:
             self.sam2 = Sam2Step()
         if self.sam2 is not None:
@@ -152,7 +157,7 @@ class Preset:
         from .models.sam2_models import HF_MODELS
 
         if self.unet is not None:
-            read_description(resolve_model(self.unet.model))
+            read_description(resolve_unet(self.unet.model))
         if self.sam2 is not None and self.sam2.model not in HF_MODELS:
             if not Path(self.sam2.model).expanduser().is_file():
                 raise PresetError(
@@ -173,7 +178,7 @@ class Preset:
 
         if self.unet is None:
             return self
-        settings = recommended_settings(read_description(resolve_model(self.unet.model)))
+        settings = recommended_settings(read_description(resolve_unet(self.unet.model)))
         return replace(self, unet=self.unet.with_settings(settings))
 
     def to_dict(self) -> dict:
@@ -241,21 +246,6 @@ def _plain(value):
     return value
 
 
-def resolve_model(model: str) -> Path:
-    """A U-Net checkpoint file from a path or the name of a checkpoint in the model folder."""
-    from .models.checkpoint import SUFFIX, cache_dir
-
-    path = Path(model).expanduser()
-    if path.is_file():
-        return path
-    for candidate in (cache_dir() / model, cache_dir() / f"{model}{SUFFIX}"):
-        if candidate.is_file():
-            return candidate
-    raise PresetError(
-        f"no checkpoint {model!r}: give a .safetensors file or the name of one in {cache_dir()}."
-    )
-
-
 class Segmenter:
     """Runs a :class:`Preset`, loading its models once.
 
@@ -286,7 +276,7 @@ class Segmenter:
         from .models.inference import UNetPredictor
 
         if self._predictor is None:
-            path = resolve_model(self.preset.unet.model)
+            path = resolve_unet(self.preset.unet.model)
             self._predictor = UNetPredictor.from_checkpoint(path, self.device)
         return self._predictor
 
@@ -312,7 +302,7 @@ class Segmenter:
 
         info: dict = {"preset": self.preset.to_dict(), "device": str(get_device(self.device))}
         if self.preset.method != "sam2":
-            info["unet_checkpoint"] = str(resolve_model(self.preset.unet.model))
+            info["unet_checkpoint"] = str(resolve_unet(self.preset.unet.model))
         return info
 
     def iter_segment(

@@ -1,0 +1,101 @@
+"""The U-Net models a user can pick: the starter model shipped in the package, then
+their own checkpoints, each with a name a person can read.
+
+The starter model is a U-Net trained by ``cytomask train`` on phase-contrast
+images of the Usiigaci data set (its model card, ``resources/STARTER_MODEL.md``,
+says how and how well). It is the default of every entry point that takes a
+U-Net: the dock's model list shows it first, ``cytomask segment`` uses it when
+no ``--model`` is given, and ``cytomask train --from starter`` fine-tunes it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+# Torch is imported by the functions that need it, so a model name can be
+# looked at (e.g. in a preset) without loading PyTorch.
+
+#: The name that stands for the starter model wherever a model is given.
+STARTER = "starter"
+#: How the starter model is shown to a person.
+STARTER_TITLE = "Starter: phase-contrast cells (Usiigaci)"
+_STARTER_FILE = "cytomask-starter-phc.safetensors"
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One U-Net a user can pick.
+
+    Attributes
+    ----------
+    key
+        What to pass as a model: :data:`STARTER` or the checkpoint's path.
+    title
+        The name shown in lists.
+    path
+        The checkpoint file.
+    """
+
+    key: str
+    title: str
+    path: Path
+
+
+def starter_path() -> Path:
+    """The starter model's checkpoint file inside the installed package."""
+    return Path(str(resources.files("napari_cytomask") / "resources" / _STARTER_FILE))
+
+
+def unet_models(folder: str | os.PathLike | None = None) -> list[ModelEntry]:
+    """The starter model, then the checkpoints in ``folder`` (default: the model folder),
+    newest first."""
+    from .checkpoint import list_checkpoints
+
+    entries = []
+    starter = starter_path()
+    if starter.is_file():
+        entries.append(ModelEntry(STARTER, STARTER_TITLE, starter))
+    for path in list_checkpoints(folder):
+        entries.append(ModelEntry(str(path), path.stem, path))
+    return entries
+
+
+def resolve_unet(model: str | os.PathLike | None) -> Path:
+    """The checkpoint file of ``model``.
+
+    Parameters
+    ----------
+    model
+        ``None`` or :data:`STARTER` for the starter model, a ``.safetensors``
+        file, or the name of a checkpoint in the model folder (with or without
+        its suffix).
+
+    Raises
+    ------
+    CheckpointError
+        When nothing by that name exists.
+    """
+    from .checkpoint import SUFFIX, CheckpointError, cache_dir
+
+    if model is None or str(model) == STARTER:
+        path = starter_path()
+        if not path.is_file():
+            raise CheckpointError(
+                f"the starter model is missing from this installation ({path}); reinstall "
+                "napari-cytomask or give a checkpoint file."
+            )
+        return path
+    path = Path(model).expanduser()
+    if path.is_file():
+        return path
+    name = str(model)
+    for candidate in (cache_dir() / name, cache_dir() / f"{name}{SUFFIX}"):
+        if candidate.is_file():
+            return candidate
+    raise CheckpointError(
+        f"no checkpoint {name!r}: give a .safetensors file, the name of one in {cache_dir()}, "
+        f"or {STARTER!r} for the starter model."
+    )
