@@ -145,7 +145,16 @@ def _train_parser(sub) -> None:
         metavar=("LOW", "HIGH"),
         help="intensity percentiles mapped to 0 and 1, per image and channel",
     )
-    model.add_argument(
+    start = model.add_mutually_exclusive_group()
+    start.add_argument(
+        "--from",
+        dest="init_from",
+        metavar="MODEL",
+        help="fine-tune: start from this model's weights ('starter' for the starter model, a "
+        "checkpoint file, or the name of one in the model folder) instead of random or "
+        "ImageNet weights; the network options above are then taken from that model",
+    )
+    start.add_argument(
         "--resume",
         type=Path,
         metavar="CHECKPOINT",
@@ -261,7 +270,10 @@ def _segment_parser(sub) -> None:
     )
     unet = p.add_argument_group("U-Net (methods unet and sam2_guided)")
     unet.add_argument(
-        "-m", "--model", help="checkpoint file, or the name of a checkpoint in the model folder"
+        "-m",
+        "--model",
+        help="checkpoint file, the name of a checkpoint in the model folder, or 'starter' "
+        "(default: the starter model shipped with the plugin)",
     )
     unet.add_argument("--tile-size", type=int, help="tile size in pixels (default: the model's)")
     unet.add_argument(
@@ -487,7 +499,15 @@ def _train(args) -> int:
         time_limit=args.time_limit * 60 or None,
         tune=not args.no_tune,
     )
-    gen = iter_train(samples, args.output, config, settings, resume=args.resume, sources=sources)
+    gen = iter_train(
+        samples,
+        args.output,
+        config,
+        settings,
+        resume=args.resume,
+        init_from=args.init_from,
+        sources=sources,
+    )
     say = _say(args.quiet)
     say(f"training on {len(samples)} image(s)")
     saved = None
@@ -581,9 +601,7 @@ def _preset(args):
     }  # fmt: skip
     unet_options = {k: v for k, v in unet_options.items() if v is not None}
     if method in ("unet", "sam2_guided"):
-        if unet is None:
-            raise UserError(f"method {method} needs a U-Net: give --model (or a --preset).")
-        unet = replace(unet, **unet_options)
+        unet = replace(unet or UNetStep(), **unet_options)
     sam2 = preset.sam2 if preset else None
     if method in ("sam2", "sam2_guided"):
         sam2 = sam2 or Sam2Step()

@@ -10,7 +10,7 @@ import tifffile
 import torch
 
 from napari_cytomask.io.files import match_files
-from napari_cytomask.models.checkpoint import read_description
+from napari_cytomask.models.checkpoint import load_checkpoint, read_description
 from napari_cytomask.models.training import (
     CropSampler,
     TrainingSettings,
@@ -149,6 +149,38 @@ def test_resume_continues_the_epoch_count(tmp_path, tiny_unet):
     with pytest.raises(ValueError, match="expects 1 input channel"):
         two = samples_from_arrays([scan.brightfield, scan.brightfield], scan.labels, "two")
         train(two, tmp_path / "c.safetensors", None, settings, resume=first.checkpoint)
+
+
+def test_fine_tuning_starts_from_the_given_weights_with_a_fresh_run(tmp_path, tiny_unet):
+    samples, scan = _synthetic_samples()
+    settings = _small_settings()
+    base = train(samples, tmp_path / "base.safetensors", UNetConfig(**tiny_unet), settings)
+    fresh = train(samples, tmp_path / "fresh.safetensors", UNetConfig(**tiny_unet),
+                  _small_settings(seed=1))  # fmt: skip
+    # A network given alongside is ignored: fine-tuning keeps the base model's network.
+    other = UNetConfig(**{**tiny_unet, "decoder_channels": (64, 32, 16)})
+    tuned = train(samples, tmp_path / "tuned.safetensors", other, settings,
+                  init_from=base.checkpoint)  # fmt: skip
+    training = tuned.description["training"]
+    assert training["initialised_from"] == str(base.checkpoint)
+    assert training["epochs_done"] == 1 and training["resumed_from"] is None
+    assert training["pretrained_encoder"] is None
+    assert tuned.description["decoder_channels"] == list(tiny_unet["decoder_channels"])
+    # Two AdamW steps at lr 1e-3 move each weight by about 2e-3 from where it started;
+    # two independent initialisations lie far further apart.
+    weights = {
+        name: load_checkpoint(result.checkpoint)[0].state_dict()
+        for name, result in (("base", base), ("fresh", fresh), ("tuned", tuned))
+    }
+    conv = next(k for k, v in weights["base"].items() if k.endswith("weight") and v.ndim == 4)
+    moved = (weights["tuned"][conv] - weights["base"][conv]).abs().max()
+    apart = (weights["fresh"][conv] - weights["base"][conv]).abs().max()
+    assert moved < 0.1 * apart
+    with pytest.raises(ValueError, match="not both"):
+        train(samples, None, None, settings, resume=base.checkpoint, init_from=base.checkpoint)
+    with pytest.raises(ValueError, match="expects 1 input channel"):
+        two = samples_from_arrays([scan.brightfield, scan.brightfield], scan.labels, "two")
+        train(two, tmp_path / "c.safetensors", None, settings, init_from=base.checkpoint)
 
 
 def test_a_cancelled_run_resumes_exactly_where_it_stopped(tmp_path, tiny_unet):

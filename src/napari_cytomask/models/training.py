@@ -38,6 +38,7 @@ from ..labels import as_labels, check_same_shape
 from ..metrics import Evaluation, evaluate
 from ..postprocess import instances_to_interior_boundary
 from ..progress import drain, relay
+from .catalog import resolve_unet
 from .checkpoint import (
     SUFFIX,
     cache_dir,
@@ -791,6 +792,7 @@ def iter_train(
     settings: TrainingSettings | None = None,
     *,
     resume: str | os.PathLike | None = None,
+    init_from: str | os.PathLike | None = None,
     sources: Sequence[str] = (),
     split: dict[str, list[str]] | None = None,
 ) -> Generator[TrainingProgress, None, TrainingResult]:
@@ -814,6 +816,12 @@ def iter_train(
         exactly: the last epoch's weights, the optimiser, the learning rate,
         early stopping and the random crops. Without it, from the checkpoint's
         weights with a new optimiser (a ``"notice"`` says so).
+    init_from
+        Fine-tune: start from the weights of this checkpoint (a file, the name of
+        one in the model folder, or ``"starter"`` for the starter model) instead
+        of random or ImageNet weights. Its network is used (``config`` is
+        ignored); the epochs, optimiser and split start afresh, so a few
+        labelled images of other cells give a usable model quickly.
     sources
         Where the samples came from (file patterns, layer names), recorded in the checkpoint.
     split
@@ -831,8 +839,12 @@ def iter_train(
     ValueError
         For no samples, inconsistent channels, or impossible settings.
     CheckpointError
-        When ``resume`` is not a usable checkpoint.
+        When ``resume`` or ``init_from`` is not a usable checkpoint.
     """
+    if resume is not None and init_from is not None:
+        raise ValueError(
+            "give either a checkpoint to resume or one to start from (fine-tune), not both."
+        )
     settings = settings or TrainingSettings()
     settings.validate()
     samples = list(samples)
@@ -860,6 +872,11 @@ def iter_train(
         recorded = (previous.get("training") or {}).get("split")
         if split is None and recorded and set(sum(recorded.values(), [])) == set(names):
             split = recorded
+    elif init_from is not None:
+        init_from = resolve_unet(init_from)
+        model, base = load_checkpoint(init_from, "cpu", in_channels=in_channels)
+        config = config_of(base)
+        model.train()
     else:
         base = config or UNetConfig()
         config = UNetConfig.from_dict({**base.to_dict(), "in_channels": in_channels})
@@ -940,8 +957,15 @@ def iter_train(
                 "best_epoch": best_epoch,
                 "history": history,
                 "resumed_from": str(resume) if resume is not None else None,
+                "initialised_from": (
+                    str(init_from)
+                    if init_from is not None
+                    else prev_training.get("initialised_from")
+                ),
                 "pretrained_encoder": (
-                    settings.encoder_weights if notice is None and resume is None else None
+                    settings.encoder_weights
+                    if notice is None and resume is None and init_from is None
+                    else None
                 ),
             },
             scores={"validation": scores} if scores else {},
