@@ -1,4 +1,5 @@
 import errno
+import os
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -156,3 +157,30 @@ def test_napari_saves_labels_layers_through_the_plugin(tmp_path, real_labels):
     np.testing.assert_array_equal(tifffile.imread(written[0]), real_labels)
     with pytest.raises(FileExistsError):
         layer.save(str(tmp_path / "cells.ome.tif"), plugin="napari-cytomask")
+
+
+def test_the_next_write_removes_what_a_killed_writer_left(tmp_path, real_labels):
+    """Hidden temporaries of a dead process go on the next write to the same place; those
+    of a running process, and other files' temporaries, stay."""
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    host = atomic._host()
+    target = tmp_path / "cells.tif"
+    killed = tmp_path / f".cells.tif.{host}-{int(dead.stdout)}.abcd1234.part"
+    older = tmp_path / ".cells.tif.k2j4m9x1.part"  # written before owners were recorded
+    running = tmp_path / f".cells.tif.{host}-{os.getppid()}.zzzz9999.part"
+    other = tmp_path / f".cells.tif.json.{host}-{int(dead.stdout)}.abcd1234.part"
+    for path in (killed, older, running, other):
+        path.write_bytes(b"x" * 1000)
+    write_labels(target, real_labels)
+    assert not killed.exists() and not older.exists()
+    assert running.exists() and other.exists()
+    # A folder store written atomically cleans up the same way.
+    store = tmp_path / "cells.ome.zarr"
+    stale = tmp_path / f".cells.ome.zarr.{host}-{int(dead.stdout)}.qqqq1111.part"
+    stale.mkdir()
+    atomic.write_directory_atomically(store, lambda tmp: (tmp / "zarr.json").write_text("{}"))
+    assert not stale.exists() and (store / "zarr.json").is_file()

@@ -5,10 +5,16 @@ from __future__ import annotations
 import errno
 import glob
 import os
+import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+
+# What follows ".NAME." in a temporary's name: an optional "HOST-PID.", the
+# 8 random characters of the tempfile module, then the suffix.
+_LEFTOVER = re.compile(r"(?:([A-Za-z0-9]+)-(\d+)\.)?[a-z0-9_]{8}\.(?:part|old)")
 
 
 class WriteError(OSError):
@@ -51,6 +57,7 @@ def write_atomically(
             "the old file first."
         )
     directory = path.parent if str(path.parent) else Path(".")
+    remove_leftovers(path)
     fd, tmp_name = _temporary(directory, path.name)
     tmp = Path(tmp_name)
     try:
@@ -88,8 +95,9 @@ def write_directory_atomically(
             f"{path} already exists and was left as it is. Choose another name, or delete it first."
         )
     directory = path.parent if str(path.parent) else Path(".")
+    remove_leftovers(path)
     try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=directory))
+        tmp = Path(tempfile.mkdtemp(prefix=_prefix(path.name), suffix=".part", dir=directory))
     except OSError as err:
         raise WriteError(err.errno, _explain(err, path)) from err
     old = None
@@ -97,7 +105,7 @@ def write_directory_atomically(
         write(tmp)
         os.chmod(tmp, 0o777 & ~_umask())
         if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=directory))
+            old = Path(tempfile.mkdtemp(prefix=_prefix(path.name), suffix=".old", dir=directory))
             os.replace(path, old / path.name)
         os.rename(tmp, path)
     except OSError as err:
@@ -111,21 +119,64 @@ def write_directory_atomically(
     return path
 
 
-def remove_leftovers(path: str | os.PathLike) -> list[Path]:
+def remove_leftovers(path: str | os.PathLike, *, all_owners: bool = False) -> list[Path]:
     """Delete what interrupted atomic writes of ``path`` left beside it; return what went.
 
-    Only call this when no other process is writing ``path``.
+    Every temporary name records the host and process that made it, so a later
+    write removes the leftovers of processes of this host that are gone (a
+    killed run's hidden ``.NAME.*.part`` files) and never a temporary another
+    running process is still filling.
+
+    Parameters
+    ----------
+    path
+        The file or folder that was being written.
+    all_owners
+        Also remove temporaries of running processes and other hosts; only
+        when the caller knows nothing else writes there (it holds a lock).
     """
     path = Path(path)
     removed = []
     for leftover in path.parent.glob(f".{glob.escape(path.name)}.*"):
-        if leftover.name.endswith((".part", ".old")):
-            if leftover.is_dir():
-                shutil.rmtree(leftover, ignore_errors=True)
-            else:
-                leftover.unlink(missing_ok=True)
-            removed.append(leftover)
+        owner = _LEFTOVER.fullmatch(leftover.name[len(path.name) + 2 :])
+        if owner is None:  # another file's temporary, e.g. of NAME.json for NAME
+            continue
+        if not all_owners and _owner_alive(owner.group(1), owner.group(2)):
+            continue
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+        removed.append(leftover)
     return removed
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:32] or "host"
+
+
+def _prefix(name: str) -> str:
+    """Temporary-name prefix: ``.NAME.HOST-PID.`` (the random part and suffix follow)."""
+    return f".{name}.{_host()}-{os.getpid()}."
+
+
+def _owner_alive(host: str | None, pid: str | None) -> bool:
+    """Whether the process that made a temporary may still be writing it.
+
+    Temporaries without an owner (older versions) and those of dead processes
+    of this host are abandoned; processes of other hosts cannot be checked.
+    """
+    if host is None:
+        return False
+    if host != _host():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
 
 
 def _umask() -> int:
@@ -136,7 +187,7 @@ def _umask() -> int:
 
 def _temporary(directory: Path, name: str) -> tuple[int, str]:
     try:
-        return tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=directory)
+        return tempfile.mkstemp(prefix=_prefix(name), suffix=".part", dir=directory)
     except OSError as err:
         raise WriteError(err.errno, _explain(err, directory / name)) from err
 
