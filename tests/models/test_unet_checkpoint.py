@@ -18,6 +18,7 @@ from napari_cytomask.models.checkpoint import (
     load_checkpoint,
     read_description,
     save_checkpoint,
+    weights_checksum,
 )
 from napari_cytomask.models.unet import UNetConfig, build_model
 
@@ -44,6 +45,8 @@ def test_round_trip_keeps_weights_and_description(saved):
     path, model, desc = saved
     assert path.suffix == ".safetensors"
     loaded, loaded_desc = load_checkpoint(path, "cpu", in_channels=2)
+    checksum = loaded_desc.pop("weights_sha256")
+    assert checksum == weights_checksum(model.state_dict())
     assert loaded_desc == json.loads(json.dumps(desc))
     assert loaded_desc["format"] == "napari-cytomask-unet" and loaded_desc["format_version"] == 1
     assert loaded_desc["in_channels"] == 2 and loaded_desc["percentiles"] == [1.0, 99.8]
@@ -150,3 +153,31 @@ def test_invalid_configurations_are_explained():
         UNetConfig(encoder_depth=3, tile_size=100)
     with pytest.raises(ValueError, match="unknown encoder"):
         build_model(UNetConfig(encoder="resnet999", encoder_depth=3))
+
+
+def test_damaged_weights_are_refused_by_their_checksum(saved):
+    """4 KB of weights overwritten still parse as safetensors; the checksum catches them."""
+    path, _, _ = saved
+    data = bytearray(path.read_bytes())
+    (n,) = struct.unpack("<Q", data[:8])
+    start = 8 + n + (len(data) - 8 - n) // 2
+    data[start : start + 4096] = bytes(4096)
+    path.write_bytes(bytes(data))
+    read_description(path)  # the header is intact
+    with pytest.raises(CheckpointError, match="do not match the checksum.*damaged"):
+        load_checkpoint(path)
+
+
+def test_checkpoints_without_a_checksum_still_load(saved):
+    """Files written before checksums were recorded load as before."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    path, model, _ = saved
+    with safe_open(path, "pt") as fh:
+        desc = json.loads(fh.metadata()["napari-cytomask"])
+    assert len(desc.pop("weights_sha256")) == 64
+    save_file(load_file(path), path, metadata={"napari-cytomask": json.dumps(desc)})
+    loaded, loaded_desc = load_checkpoint(path)
+    assert "weights_sha256" not in loaded_desc
+    assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in model.state_dict().items())

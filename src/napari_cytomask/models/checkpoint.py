@@ -10,6 +10,7 @@ before anything is built.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import struct
@@ -28,6 +29,8 @@ FORMAT = "napari-cytomask-unet"
 FORMAT_VERSION = 1
 #: Metadata key of the description in the safetensors header.
 METADATA_KEY = "napari-cytomask"
+#: Description key of the weights' SHA-256 (see :func:`weights_checksum`).
+CHECKSUM_KEY = "weights_sha256"
 #: File name suffix of checkpoints.
 SUFFIX = ".safetensors"
 #: Environment variable that overrides the checkpoint folder.
@@ -128,10 +131,26 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, description: dict
         path = path.with_name(path.name + SUFFIX)
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
+    description = {**description, CHECKSUM_KEY: weights_checksum(tensors)}
     metadata = {METADATA_KEY: json.dumps(description, sort_keys=True)}
     return write_atomically(
         path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata), overwrite=True
     )
+
+
+def weights_checksum(tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 of a state dict's names, dtypes, shapes and bytes, in name order.
+
+    Stored in the description by :func:`save_checkpoint` and checked by
+    :func:`load_checkpoint`: damaged weights that still parse (a block of the
+    file overwritten) are refused instead of segmenting nonsense.
+    """
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().to("cpu").contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _not_a_checkpoint(path: Path, why: str) -> CheckpointError:
@@ -293,6 +312,13 @@ def load_checkpoint(
         raise CheckpointError(
             f"{path} is truncated or corrupt ({err}); copy or train it again."
         ) from err
+    expected = desc.get(CHECKSUM_KEY)
+    # Checkpoints written before checksums were recorded have none and load as before.
+    if expected is not None and weights_checksum(state) != expected:
+        raise CheckpointError(
+            f"the weights in {path} do not match the checksum in its description: the file "
+            "is damaged. Copy it again from where it came from, or train it again."
+        )
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as err:
