@@ -1,4 +1,4 @@
-"""``python -m napari_cytomask``: napari with the Segment cytoplasm dock and a sample scan."""
+"""``python -m napari_cytomask``: napari with the Segment cytoplasm dock and the real sample scan."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ import torchvision  # noqa: F401
 
 
 def main() -> None:
-    """Open napari with the sample tile scan and the dock that leads through every step."""
+    """Open napari with the real phase-contrast sample and the dock that leads through every
+    step; "Segment cytoplasm" runs the starter model on it."""
     import napari
 
     viewer = napari.Viewer(title="napari-cytomask")
-    viewer.open_sample("napari-cytomask", "tilescan")
+    viewer.open_sample("napari-cytomask", "phase_contrast")
     viewer.window.add_plugin_dock_widget("napari-cytomask", "Segment cytoplasm")
     napari.run()
 

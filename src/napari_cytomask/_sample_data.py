@@ -1,9 +1,30 @@
-"""npe2 sample-data contribution: the synthetic tile scan as the reader would open it."""
+"""npe2 sample-data contributions: a real phase-contrast scan and the synthetic tile scan."""
 
 from __future__ import annotations
 
+from importlib import resources
+
 from .io.layers import Channel, contrast_from_sample, to_layer_data
+from .io.tiff import read_tiff
 from .synthetic import make_tilescan
+
+#: The real sample scan shipped in the package.
+SAMPLE_SCAN = "usiigaci-sample.ome.tif"
+
+
+def sample_scan_path() -> str:
+    """The real sample scan's file inside the installed package."""
+    return str(resources.files("napari_cytomask") / "resources" / SAMPLE_SCAN)
+
+
+def make_sample_phase_contrast() -> list[tuple]:
+    """Four fields of real phase-contrast cells with their hand-drawn masks.
+
+    Usiigaci images (Tsai et al. 2019, MIT licence) from the starter model's test
+    split, opened by the plugin's own reader: a phase-contrast channel and a mask
+    channel, the fields on a position axis ``P``.
+    """
+    return read_tiff(sample_scan_path())
 
 
 def make_sample_tilescan() -> list[tuple]:
