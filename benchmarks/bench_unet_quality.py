@@ -169,7 +169,8 @@ def main(argv=None) -> int:
         print(f"test images: {len(test)} ({time.perf_counter() - t2:.1f} s to segment and score)")
         print(
             f"TEST, {name} thresholds{', flip TTA' if args.tta else ''}: mean-average F1 "
-            f"(IoU 0.50:0.95) {scores['mean_average_f1']:.3f} | F1@0.5 {scores['f1_50']:.3f} | "
+            f"(IoU 0.50:0.95) {scores['mean_average_f1']:.3f} | mSA "
+            f"{scores['mean_segmentation_accuracy']:.3f} | F1@0.5 {scores['f1_50']:.3f} | "
             f"F1@0.75 {scores['f1_75']:.3f} | pixel IoU {scores['pixel_iou']:.3f} | cells "
             f"{scores['n_true']} true, {scores['n_pred']} predicted | goal F1@0.5 >= 0.85: "
             f"{'met' if scores['f1_50'] >= 0.85 else 'not met'}"

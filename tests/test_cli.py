@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -14,6 +15,7 @@ import tifffile
 import torch
 
 from napari_cytomask.cli import main
+from napari_cytomask.metrics import evaluate
 from napari_cytomask.models.checkpoint import DIR_ENV, read_description
 from napari_cytomask.models.training import state_path
 from napari_cytomask.synthetic import make_tilescan
@@ -218,3 +220,30 @@ def test_usage_errors_exit_2(capsys):
     assert "usage: cytomask" in capsys.readouterr().err
     assert main(["--help"]) == 0
     assert "segment" in capsys.readouterr().out
+
+
+def test_evaluate_reports_msa_per_image_averaged(tmp_path, capsys):
+    scan = make_tilescan(n_tiles=2, shape=(96, 96), cell_radius=10, seed=6)
+    truth, pred = tmp_path / "truth", tmp_path / "pred"
+    truth.mkdir()
+    pred.mkdir()
+    # A good prediction of one image, a poor one of the other (cells merged by dilation).
+    guesses = [scan.labels[0], np.maximum.reduce([np.roll(scan.labels[1], s, 1) for s in (0, 4)])]
+    for i, guess in enumerate(guesses):
+        tifffile.imwrite(truth / f"t{i}.tif", scan.labels[i])
+        tifffile.imwrite(pred / f"t{i}.tif", guess)
+    csv_path = tmp_path / "m.csv"
+    argv = ["evaluate", "--pred", str(pred / "t*.tif"), "--gt", str(truth / "t*.tif")]
+    assert main([*argv, "-o", str(csv_path)]) == 0
+    per_image = [evaluate(scan.labels[i], g).mean_segmentation_accuracy
+                 for i, g in enumerate(guesses)]  # fmt: skip
+    assert per_image[0] == 1.0 and per_image[1] < 0.9
+    out = capsys.readouterr().out
+    assert f"mSA {np.mean(per_image):.3f} (per image, averaged)" in out
+    rows = csv.DictReader(csv_path.open())
+    rows = [r for r in rows if r["metric"] == "mean_segmentation_accuracy"]
+    assert [(r["prediction"], float(r["value"])) for r in rows] == [
+        (str(pred / "t0.tif"), pytest.approx(per_image[0])),
+        (str(pred / "t1.tif"), pytest.approx(per_image[1])),
+        ("all", pytest.approx(np.mean(per_image))),
+    ]

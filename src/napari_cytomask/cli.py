@@ -700,10 +700,13 @@ def _evaluate(args) -> int:
         rows += [(pred_path, gt_path, *row) for row in results_rows(result)]
         say(f"{pred_path}: F1@{args.thresholds[at]:g} {result.matches.f1[at]:.3f}, "
             f"mean-average F1 {result.mean_average_f1:.3f}, "
+            f"mSA {result.mean_segmentation_accuracy:.3f}, "
             f"pixel IoU {result.pixels.iou:.3f}")  # fmt: skip
-    rows += [("all", "all", *row) for row in results_rows(total)]
+    # The total's own rows only: each pair's rows are listed above.
+    rows += [("all", "all", *row) for row in results_rows(total) if row[0] == "all"]
     say(f"all {len(pairs)} pair(s): F1@{args.thresholds[at]:g} {total.matches.f1[at]:.3f}, "
         f"mean-average F1 {total.mean_average_f1:.3f}, "
+        f"mSA {total.mean_segmentation_accuracy:.3f} (per image, averaged), "
         f"pixel IoU {total.pixels.iou:.3f}")  # fmt: skip
 
     def write(tmp):

@@ -532,10 +532,12 @@ def f1_at(evaluation: Evaluation, threshold: float = 0.5) -> float:
 
 
 def scores_of(evaluation: Evaluation) -> dict:
-    """Headline scores of an evaluation: mean-average F1, F1 at 0.5 and 0.75, pixel metrics."""
+    """Headline scores of an evaluation: mean-average F1, mSA, F1 at 0.5 and 0.75, pixel
+    metrics."""
     summary = evaluation.summary()
     return {
         "mean_average_f1": summary["mean_average_f1"],
+        "mean_segmentation_accuracy": summary["mean_segmentation_accuracy"],
         "f1_50": f1_at(evaluation, 0.5),
         "f1_75": f1_at(evaluation, 0.75),
         "pixel_iou": summary["pixel_iou"],
