@@ -165,3 +165,76 @@ def test_chunked_ome_zarr_then_evaluate_and_export(
     coco = json.loads((export_dir / "set1_unet_cells_coco.json").read_text())
     assert len(coco["annotations"]) == len(objects)
     assert provenance["parameters"]["method"] == "unet"
+
+
+def _small_copies(shared_data, folder, n=2):
+    """``folder/setN/raw.tif``: 256² crops of real images in usiigaci's own layout."""
+    for i in range(1, n + 1):
+        (folder / f"set{i}").mkdir(parents=True)
+        raw = tifffile.imread(shared_data / "usiigaci-phc" / f"set{i}" / "raw.tif")
+        tifffile.imwrite(folder / f"set{i}" / "raw.tif", raw[:256, :256])
+
+
+def test_outputs_keep_the_inputs_folders(shared_data, unet_file, tmp_path):
+    """Every set's raw.tif gets its own folder under -o instead of colliding."""
+    data, out = tmp_path / "data", tmp_path / "out"
+    _small_copies(shared_data, data)
+    code = main(["segment", str(data / "set*" / "raw.tif"), "-m", str(unet_file), "-o", str(out),
+                 "--scheduler", "synchronous", "--threads", "1", "-q"])  # fmt: skip
+    assert code == 0
+    for i in (1, 2):
+        record = json.loads((out / f"set{i}" / "raw_unet_cells.json").read_text())
+        assert record["source"] == str(data / f"set{i}" / "raw.tif")
+        assert tifffile.imread(out / f"set{i}" / "raw_unet_cells.tif").shape == (256, 256)
+
+
+def test_a_second_run_into_the_same_folder_is_refused(shared_data, unet_file, tmp_path, capsys):
+    data, out = tmp_path / "data", tmp_path / "out"
+    _small_copies(shared_data, data, n=1)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom pathlib import Path\n"
+         "from napari_cytomask.batch import locked_folders\n"
+         "with locked_folders([Path(sys.argv[1])]):\n    print('locked', flush=True)\n"
+         "    time.sleep(120)\n", str(out)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        argv = ["segment", str(data / "set1" / "raw.tif"), "-m", str(unet_file), "-o", str(out),
+                "--scheduler", "synchronous", "--threads", "1", "-q"]  # fmt: skip
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert f"another 'cytomask segment' (pid {holder.pid} on" in err
+        assert "is writing into" in err and not list(out.glob("*_cells.*"))
+    finally:
+        holder.kill()
+        holder.wait()
+    # A killed run leaves no lock behind, and a finished run removes its lock file.
+    assert main(argv) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["raw_unet_cells.json", "raw_unet_cells.tif"]
+
+
+def test_no_dashboard_port_warning_and_no_negative_worker_count(images, unet_file, tmp_path):
+    """A cluster beside another one (port 8787 taken) starts without a warning; -1
+    workers is refused instead of waiting forever for none."""
+    import socket
+    import warnings
+
+    from napari_cytomask import batch
+
+    for extra in images.glob("set[2-9].tif"):
+        extra.unlink()
+    with pytest.raises(batch.BatchError, match="workers must be 0"):
+        batch.run([], Preset(unet=UNetStep(model=str(unet_file))), batch.Options(), workers=-1)
+    with socket.socket() as taken, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            taken.bind(("127.0.0.1", 8787))
+            taken.listen()
+        except OSError:
+            pass  # another program already holds the port: just as good
+        code = main(["segment", str(images), "-m", str(unet_file), "-o", str(tmp_path / "out"),
+                     "--workers", "1", "--threads", "1", "--device", "cpu", "-q"])  # fmt: skip
+    assert code == 0
+    assert not [w for w in caught if "already in use" in str(w.message)]

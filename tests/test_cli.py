@@ -247,3 +247,59 @@ def test_evaluate_reports_msa_per_image_averaged(tmp_path, capsys):
         (str(pred / "t1.tif"), pytest.approx(per_image[1])),
         ("all", pytest.approx(np.mean(per_image))),
     ]
+
+
+def test_train_never_replaces_an_existing_file(folders, tmp_path, capsys):
+    data, _ = folders
+    precious = tmp_path / "model.safetensors"
+    precious.write_bytes(b"a model trained for a week")
+    images, masks = str(data / "set*" / "raw.tif"), str(data / "set*" / "mask.tif")
+    argv = ["train", "--images", images, "--masks", masks, *TINY, *QUICK, "--threads", "1",
+            "-o", str(precious)]  # fmt: skip
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert f"{precious} already exists" in err and "--overwrite" in err
+    assert precious.read_bytes() == b"a model trained for a week"
+    assert main([*argv, "--overwrite", "--no-tune", "-q"]) == 0
+    assert read_description(precious)["encoder"] == "tu-resnet10t"
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--tile-size", "0"), ("--batch-size", "0"), ("--foreground-threshold", "nan"),
+     ("--interior-threshold", "1.5"), ("--min-size", "-5"), ("--overlap", "-1"),
+     ("--workers", "-1"), ("--threads", "-2"), ("--points-per-side", "0"),
+     ("--max-area-fraction", "0"), ("--chunked-above", "inf"), ("--channel", "x")],
+)  # fmt: skip
+def test_impossible_segment_options_are_usage_errors(option, value, capsys):
+    assert main(["segment", "scan.tif", option, value]) == 2
+    err = capsys.readouterr().err
+    assert f"cytomask segment: error: argument {option}" in err.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    ("argv", "option"),
+    [(["train", "--learning-rate", "0"], "--learning-rate"),
+     (["train", "--time-limit", "-1"], "--time-limit"),
+     (["train", "--percentiles", "1", "101"], "--percentiles"),
+     (["evaluate", "--pred", "a", "--gt", "b", "-o", "m", "--thresholds", "0"], "--thresholds")],
+)  # fmt: skip
+def test_impossible_options_of_other_commands_are_usage_errors(argv, option, capsys):
+    assert main(argv) == 2
+    assert f"argument {option}" in capsys.readouterr().err
+
+
+def test_channel_numbers_end_where_the_inputs_begin(tmp_path, capsys):
+    missing = tmp_path / "scan.tif"
+    assert main(["segment", "--channel", "0", "1", str(missing), "--scheduler", "synchronous"]) == 1
+    assert f"{missing} does not exist" in capsys.readouterr().err
+    assert main(["segment", "--channel", "0", "1"]) == 2
+    assert "required: INPUT" in capsys.readouterr().err
+
+
+def test_help_states_each_default_once(capsys):
+    assert main(["segment", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: None)" not in text and "(default: False)" not in text
+    assert "(default 64)" in text and "(default 64) (default" not in text
+    assert "(default: 2048)" in text  # --chunk-size, which has a default the text does not say

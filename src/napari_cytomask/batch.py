@@ -20,6 +20,7 @@ store, so memory stays bounded by the tile and chunk sizes.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -104,8 +105,7 @@ def plan(
     if options.fmt not in FORMATS:
         raise BatchError(f"unknown format {options.fmt!r}; use one of {', '.join(FORMATS)}.")
     todo, done, seen = [], [], {}
-    for source in sources:
-        folder = output_dir or source.parent
+    for source, folder in zip(sources, output_folders(sources, output_dir), strict=True):
         stem = f"{source.name.split('.')[0]}_{preset.method}_cells"
         job = Job(source, folder / f"{stem}{FORMATS[options.fmt]}", folder / f"{stem}.json")
         if job.record in seen:
@@ -127,14 +127,95 @@ def plan(
     return todo, done
 
 
+def output_folders(sources: Sequence[Path], output_dir: Path | None) -> list[Path]:
+    """Where each input's results go.
+
+    Beside the input without ``output_dir``; with it, under ``output_dir`` in
+    the input's folder relative to the inputs' common folder, so
+    ``data/set1/raw.tif`` and ``data/set2/raw.tif`` go to ``OUT/set1/`` and
+    ``OUT/set2/`` instead of colliding.
+    """
+    if output_dir is None:
+        return [source.parent for source in sources]
+    parents = [source.resolve().parent for source in sources]
+    base = Path(os.path.commonpath(parents)) if parents else Path()
+    return [Path(output_dir) / parent.relative_to(base) for parent in parents]
+
+
+#: Name of the lock file a run holds in each of its output folders.
+LOCK_NAME = ".cytomask-segment.lock"
+
+
+@contextlib.contextmanager
+def locked_folders(folders: Sequence[Path]):
+    """Hold an exclusive lock on each output folder for the length of a run.
+
+    Two runs writing into one folder would each take the other's outputs for
+    their own; the second run is refused instead. The lock goes with the
+    process, so a killed run leaves no stale lock, and the lock file is removed
+    when the run ends.
+
+    Raises
+    ------
+    BatchError
+        When another run holds one of the folders.
+    """
+    with contextlib.ExitStack() as stack:
+        for folder in sorted(set(folders)):
+            folder.mkdir(parents=True, exist_ok=True)
+            stack.enter_context(_folder_lock(folder / LOCK_NAME))
+        yield
+
+
+@contextlib.contextmanager
+def _folder_lock(path: Path):
+    with open(path, "a+") as fh:
+        try:
+            _lock(fh)
+            # The holder before us may have removed the file after we opened it.
+            if not path.exists() or not os.path.samestat(os.fstat(fh.fileno()), os.stat(path)):
+                raise BlockingIOError
+        except OSError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise BatchError(
+                f"another 'cytomask segment' ({holder}) is writing into {path.parent}; wait "
+                "for it to finish or choose another --output-dir."
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()} on {platform.node()}")
+        fh.flush()
+        try:
+            yield
+        finally:
+            # Still locked, so nobody else uses it (Windows cannot remove an open file).
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
+
+
+def _lock(fh) -> None:
+    """Take a non-blocking exclusive lock on an open file; ``OSError`` when it is held."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        import msvcrt
+
+        fh.seek(0)
+        msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
+        return
+    fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
 def process(job: Job, segmenter: Segmenter, options: Options) -> dict:
     """Segment one file and write its labels and provenance; return a summary.
 
-    Leftovers of an interrupted earlier attempt at this job are removed first.
+    Leftovers of an interrupted earlier attempt at this job are removed first
+    (the run holds the folder, see :func:`locked_folders`).
     """
     start = time.perf_counter()
     for path in (job.labels, job.chunked_labels(), job.record):
-        remove_leftovers(path)
+        remove_leftovers(path, all_owners=True)
     job.labels.parent.mkdir(parents=True, exist_ok=True)
     channels = _channels(job.source, segmenter)
     shape = tuple(channels[0].shape)
@@ -307,6 +388,8 @@ def run(
     Outcome
         A failed job (a bad file, a model error) does not stop the others.
     """
+    if workers < 0:
+        raise BatchError(f"the number of workers must be 0 (automatic) or more, not {workers}.")
     if scheduler == "synchronous":
         import torch
 
@@ -328,7 +411,8 @@ def run(
             n_workers=workers,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            # Any free port: the default 8787 warns when another cluster holds it.
+            dashboard_address=":0",
             silence_logs=logging.CRITICAL,  # failures are reported per file
         )
         client = Client(cluster)

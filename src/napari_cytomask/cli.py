@@ -16,6 +16,7 @@ message on stderr says what to do), 2 for a wrong command line.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -35,6 +36,75 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
     return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more (got {value})")
+    return value
+
+
+def _number(text: str, low: float, high: float, *, open_low: bool = False) -> float:
+    """A finite float in ``[low, high]`` (``(low, high]`` with ``open_low``), else a usage error."""
+    value = float(text)
+    if not math.isfinite(value) or value < low or value > high or (open_low and value == low):
+        bracket = "(" if open_low else "["
+        raise argparse.ArgumentTypeError(
+            f"must be a number in {bracket}{low:g}, {high:g}] (got {text})"
+        )
+    return value
+
+
+def _probability(text: str) -> float:
+    return _number(text, 0.0, 1.0)
+
+
+def _fraction(text: str) -> float:
+    return _number(text, 0.0, 1.0, open_low=True)
+
+
+def _positive_float(text: str) -> float:
+    return _number(text, 0.0, math.inf, open_low=True)
+
+
+def _non_negative_float(text: str) -> float:
+    return _number(text, 0.0, math.inf)
+
+
+def _percentile(text: str) -> float:
+    return _number(text, 0.0, 100.0)
+
+
+class _Channels(argparse.Action):
+    """``--channel N [N ...]`` that ends at the first value that is not a channel number,
+    so ``--channel 0 1 scan.tif`` leaves ``scan.tif`` to the inputs."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        numbers = []
+        for value in values:
+            if not value.isdigit():
+                break
+            numbers.append(int(value))
+        if not numbers:
+            raise argparse.ArgumentError(
+                self, f"expected channel numbers (0, 1, ...), got {values[0]!r}"
+            )
+        setattr(namespace, self.dest, numbers)
+        namespace.inputs_after_channels = [
+            *namespace.inputs_after_channels,
+            *values[len(numbers) :],
+        ]
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a default only where there is one and the help text does not already say it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default in (None, False) or "default" in text:
+            return text
+        return super()._get_help_string(action)
 
 
 def _fraction_triple(text: str) -> tuple[float, float, float]:
@@ -58,7 +128,7 @@ def _add_device(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--threads",
-        type=int,
+        type=_non_negative_int,
         default=0,
         help="CPU threads used by PyTorch; 0 keeps PyTorch's default (default: %(default)s)",
     )
@@ -105,7 +175,7 @@ def _train_parser(sub) -> None:
         "--tilescan files with --input-channel and --mask-channel. The images are split by "
         "image into training, validation and test sets (seeded); the checkpoint with the best "
         "validation mean-average F1 is written.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     _add_labelled_data(p, "training data")
     model = p.add_argument_group("network")
@@ -121,7 +191,11 @@ def _train_parser(sub) -> None:
         "efficientnet-b3, or a timm encoder 'tu-NAME'",
     )
     model.add_argument(
-        "--encoder-depth", type=int, default=5, help="number of encoder stages (3 to 5)"
+        "--encoder-depth",
+        type=int,
+        choices=(3, 4, 5),
+        default=5,
+        help="number of encoder stages (3 to 5)",
     )
     model.add_argument(
         "--targets",
@@ -139,7 +213,7 @@ def _train_parser(sub) -> None:
     )
     model.add_argument(
         "--percentiles",
-        type=float,
+        type=_percentile,
         nargs=2,
         default=(1.0, 99.8),
         metavar=("LOW", "HIGH"),
@@ -173,7 +247,9 @@ def _train_parser(sub) -> None:
         default=256,
         help="training crop size in pixels (a multiple of 2**encoder-depth)",
     )
-    run.add_argument("--learning-rate", type=float, default=1e-3, help="AdamW learning rate")
+    run.add_argument(
+        "--learning-rate", type=_positive_float, default=1e-3, help="AdamW learning rate"
+    )
     run.add_argument(
         "--patience",
         type=_positive_int,
@@ -193,7 +269,7 @@ def _train_parser(sub) -> None:
     run.add_argument("--seed", type=int, default=0, help="seed of the split, crops and weights")
     run.add_argument(
         "--time-limit",
-        type=float,
+        type=_non_negative_float,
         default=0,
         metavar="MINUTES",
         help="stop after the epoch in which this many minutes have passed (0: no limit)",
@@ -212,6 +288,9 @@ def _train_parser(sub) -> None:
         help="checkpoint file to write (.safetensors); default: a new file in the model "
         "folder ($CYTOMASK_UNET_DIR or the user cache folder), listed by the napari widget",
     )
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace an existing --output checkpoint"
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="print only the result")
 
 
@@ -226,7 +305,7 @@ def _tune_parser(sub) -> None:
         "checkpoint trained without it, or to tune on other images. Give images the network "
         "was not trained on: when the given images include the checkpoint's validation "
         "images, only those are used.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     p.add_argument("model", type=Path, help="the checkpoint (.safetensors) to tune and rewrite")
     _add_labelled_data(p, "labelled images")
@@ -243,16 +322,19 @@ def _segment_parser(sub) -> None:
         "input is a task on a dask.distributed cluster (a local cluster of worker processes, or "
         "an existing one with --scheduler). Every input gets a label image "
         "'<input>_<method>_cells.tif' and a provenance file '<input>_<method>_cells.json', both "
-        "written atomically; the provenance file marks a finished input, so a re-run skips "
+        "written atomically (with -o, in the inputs' folders relative to their common folder, "
+        "so 'data/set*/raw.tif' gives OUT/set1/..., OUT/set2/...); the provenance file marks "
+        "a finished input, so a re-run skips "
         "finished inputs and an interrupted run loses no finished work. Frames larger than "
         "--chunked-above are processed chunk-wise into OME-Zarr. Settings come from a preset "
         "saved in the napari dock (--preset) and/or from the options below, which override it.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     p.add_argument(
-        "inputs", nargs="+", metavar="INPUT", help="image files, folders of images, or quoted "
+        "inputs", nargs="*", metavar="INPUT", help="image files, folders of images, or quoted "
         "glob patterns such as 'scans/*.tif'",
     )  # fmt: skip
+    p.set_defaults(inputs_after_channels=[])
     p.add_argument("--preset", type=Path, help="preset file saved from the Segment cytoplasm dock")
     p.add_argument(
         "--method",
@@ -262,7 +344,7 @@ def _segment_parser(sub) -> None:
     )
     p.add_argument(
         "--channel",
-        type=int,
+        action=_Channels,
         nargs="+",
         metavar="N",
         help="channel index(es) to segment in multi-channel TIFF scans, numbered from 0; "
@@ -275,28 +357,34 @@ def _segment_parser(sub) -> None:
         help="checkpoint file, the name of a checkpoint in the model folder, or 'starter' "
         "(default: the starter model shipped with the plugin)",
     )
-    unet.add_argument("--tile-size", type=int, help="tile size in pixels (default: the model's)")
     unet.add_argument(
-        "--overlap", type=int, help="minimum overlap of neighbouring tiles in pixels (default 64)"
+        "--tile-size", type=_positive_int, help="tile size in pixels (default: the model's)"
     )
     unet.add_argument(
-        "--batch-size", type=int, help="tiles per forward pass (default: 8 on a GPU, 1 on CPU)"
+        "--overlap",
+        type=_non_negative_int,
+        help="minimum overlap of neighbouring tiles in pixels (default 64)",
+    )
+    unet.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        help="tiles per forward pass (default: 8 on a GPU, 1 on CPU)",
     )
     unet.add_argument(
         "--tta", action="store_true", default=None,
         help="average over flips (test-time augmentation, 4x slower)",
     )  # fmt: skip
     unet.add_argument(
-        "--interior-threshold", type=float,
+        "--interior-threshold", type=_probability,
         help="interior probability that seeds a cell (default: the model's tuned one, else 0.5)",
     )  # fmt: skip
     unet.add_argument(
-        "--foreground-threshold", type=float,
+        "--foreground-threshold", type=_probability,
         help="probability above which a pixel is a cell (default: the model's tuned one, "
         "else 0.5)",
     )  # fmt: skip
     unet.add_argument(
-        "--min-size", type=int,
+        "--min-size", type=_non_negative_int,
         help="remove cells with fewer pixels (default: the model's tuned one, else 0)",
     )  # fmt: skip
     sam2 = p.add_argument_group("SAM2 (methods sam2 and sam2_guided)")
@@ -307,15 +395,15 @@ def _segment_parser(sub) -> None:
     sam2.add_argument(
         "--sam2-config", help="configuration (or Hugging Face id) of a local SAM2 checkpoint"
     )
-    sam2.add_argument("--points-per-side", type=int, help="prompt grid size (32)")
-    sam2.add_argument("--pred-iou-thresh", type=float, help="predicted-IoU threshold (0.8)")
+    sam2.add_argument("--points-per-side", type=_positive_int, help="prompt grid size (32)")
+    sam2.add_argument("--pred-iou-thresh", type=_probability, help="predicted-IoU threshold (0.8)")
     sam2.add_argument(
-        "--stability-score-thresh", type=float, help="stability score threshold (0.95)"
+        "--stability-score-thresh", type=_probability, help="stability score threshold (0.95)"
     )
-    sam2.add_argument("--min-area", type=int, help="drop masks with fewer pixels (0)")
+    sam2.add_argument("--min-area", type=_non_negative_int, help="drop masks with fewer pixels (0)")
     sam2.add_argument(
         "--max-area-fraction",
-        type=float,
+        type=_fraction,
         help="drop masks larger than this fraction of the image as background (0.5)",
     )
     out = p.add_argument_group("outputs")
@@ -328,7 +416,7 @@ def _segment_parser(sub) -> None:
     )  # fmt: skip
     out.add_argument(
         "--chunked-above",
-        type=float,
+        type=_positive_float,
         default=64.0,
         metavar="MEGAPIXELS",
         help="frames with more megapixels are processed chunk-wise into OME-Zarr",
@@ -349,7 +437,7 @@ def _segment_parser(sub) -> None:
     )
     cluster.add_argument(
         "--workers",
-        type=int,
+        type=_non_negative_int,
         default=0,
         help="worker processes of the local cluster; 0: one per GPU, else one per 4 CPU cores",
     )
@@ -367,7 +455,7 @@ def _evaluate_parser(sub) -> None:
         "patterns capture, e.g. --pred 'out/*_unet_cells.tif' --gt 'scans/*.tif' "
         "--mask-channel 3. The CSV has one row per pair, frame, threshold and metric, plus "
         "'all' rows pooling every pair.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     p.add_argument("--pred", required=True, metavar="PATTERN", help="predicted label files")
     p.add_argument(
@@ -381,7 +469,7 @@ def _evaluate_parser(sub) -> None:
     )
     p.add_argument(
         "--thresholds",
-        type=float,
+        type=_fraction,
         nargs="+",
         default=[0.5, 0.75, 0.9],
         metavar="IOU",
@@ -401,7 +489,7 @@ def _export_parser(sub) -> None:
         "eccentricity, mean intensity of every channel of the source scan), cell counts, "
         "COCO RLE JSON and a provenance JSON. A provenance file of 'cytomask segment' next to "
         "a label file names its source scan, whose channels are measured.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     p.add_argument("labels", nargs="+", metavar="LABELS", help="label files, folders or patterns")
     p.add_argument("-o", "--output-dir", type=Path, required=True, help="folder for the exports")
@@ -507,6 +595,7 @@ def _train(args) -> int:
         resume=args.resume,
         init_from=args.init_from,
         sources=sources,
+        overwrite=args.overwrite,
     )
     say = _say(args.quiet)
     say(f"training on {len(samples)} image(s)")
@@ -647,6 +736,13 @@ def _segment(args) -> int:
         chunk_size=args.chunk_size,
         overwrite=args.overwrite,
     )
+    with batch.locked_folders(batch.output_folders(sources, args.output_dir)):
+        return _segment_locked(args, preset, sources, options)
+
+
+def _segment_locked(args, preset, sources, options) -> int:
+    from . import batch
+
     todo, done = batch.plan(sources, preset, args.output_dir, options)
     say = _say(args.quiet)
     if done:
@@ -778,6 +874,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        if args.command == "segment":
+            args.inputs = [*args.inputs, *args.inputs_after_channels]
+            if not args.inputs:
+                parser.error("segment: the following arguments are required: INPUT")
     except SystemExit as exit_:
         return int(exit_.code or 0)
     handlers = {

@@ -797,6 +797,7 @@ def iter_train(
     init_from: str | os.PathLike | None = None,
     sources: Sequence[str] = (),
     split: dict[str, list[str]] | None = None,
+    overwrite: bool = False,
 ) -> Generator[TrainingProgress, None, TrainingResult]:
     """Train a network, yielding :class:`TrainingProgress` after every step and every epoch.
 
@@ -829,6 +830,9 @@ def iter_train(
     split
         An explicit split ``{"train": names, "validation": names, "test": names}``;
         default :func:`split_by_image` with ``settings.fractions`` and ``seed``.
+    overwrite
+        Replace an existing ``output`` file; without it only the ``resume``
+        checkpoint itself may be written over.
 
     Returns
     -------
@@ -842,11 +846,22 @@ def iter_train(
         For no samples, inconsistent channels, or impossible settings.
     CheckpointError
         When ``resume`` or ``init_from`` is not a usable checkpoint.
+    FileExistsError
+        When ``output`` exists, is not ``resume`` and ``overwrite`` is off.
     """
     if resume is not None and init_from is not None:
         raise ValueError(
             "give either a checkpoint to resume or one to start from (fine-tune), not both."
         )
+    if output is not None:
+        output = Path(output)
+        output = output if output.suffix == SUFFIX else output.with_name(output.name + SUFFIX)
+        resumed = resume is not None and output.resolve() == Path(resume).resolve()
+        if output.exists() and not overwrite and not resumed:
+            raise FileExistsError(
+                f"{output} already exists and was left as it is; choose another output file, "
+                "or pass --overwrite (overwrite=True) to replace it."
+            )
     settings = settings or TrainingSettings()
     settings.validate()
     samples = list(samples)
