@@ -303,3 +303,28 @@ def test_help_states_each_default_once(capsys):
     assert "(default: None)" not in text and "(default: False)" not in text
     assert "(default 64)" in text and "(default 64) (default" not in text
     assert "(default: 2048)" in text  # --chunk-size, which has a default the text does not say
+
+
+def test_corrupt_label_files_are_named_by_every_command(folders, tmp_path, capsys):
+    """evaluate, export and train read label files through one reader: a corrupt one
+    gives a one-line error naming it, not a codec's traceback."""
+    data, _ = folders
+    mask = data / "set1" / "mask.tif"
+    tifffile.imwrite(mask, tifffile.imread(mask), compression="zlib", rowsperstrip=16)
+    with tifffile.TiffFile(mask) as tif:
+        offset, count = tif.pages[0].dataoffsets[2], tif.pages[0].databytecounts[2]
+    broken = bytearray(mask.read_bytes())
+    broken[offset : offset + count] = bytes(count)
+    mask.write_bytes(bytes(broken))
+    commands = [
+        ["evaluate", "--pred", str(data / "set*" / "mask.tif"), "--gt",
+         str(data / "set*" / "mask.tif"), "-o", str(tmp_path / "m.csv")],
+        ["export", str(mask), "-o", str(tmp_path / "exported")],
+        ["train", "--images", str(data / "set*" / "raw.tif"), "--masks",
+         str(data / "set*" / "mask.tif"), *TINY, *QUICK],
+    ]  # fmt: skip
+    for argv in commands:
+        assert main(argv) == 1, argv
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and str(mask) in err, err
+        assert "cannot be decoded" in err and "Traceback" not in err

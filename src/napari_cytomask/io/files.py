@@ -13,19 +13,62 @@ import numpy as np
 IMAGE_SUFFIXES = (".tif", ".tiff", ".btf", ".png", ".jpg", ".jpeg", ".bmp")
 
 
+class ImageReadError(ValueError):
+    """An image file that cannot be read; the message names the file and says why."""
+
+
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """A whole image (TIFF with tifffile, OME-Zarr labels, others with scikit-image) in memory."""
-    if str(path).rstrip("/").endswith(".zarr"):
-        from .omezarr import open_labels
+    """A whole image in memory: the one way the command line and training read a file.
 
-        return np.asarray(open_labels(path))
-    if str(path).lower().endswith((".tif", ".tiff", ".btf")):
-        import tifffile
+    TIFF files go through the napari reader's checks (truncation, broken page
+    chains, corrupt headers and strips), OME-Zarr stores through their labels
+    array, other formats through scikit-image.
 
-        return tifffile.imread(path)
-    from skimage.io import imread
+    Parameters
+    ----------
+    path
+        An image or label file (TIFF, PNG, JPEG, BMP, NumPy ``.npy``) or an OME-Zarr store.
 
-    return imread(path)
+    Returns
+    -------
+    numpy.ndarray
+        TIFF files in tifffile's axis order of their first series.
+
+    Raises
+    ------
+    ImageReadError
+        When the file is missing, not a regular file, or cannot be decoded; the
+        message names the file.
+    """
+    from .tiff import TiffReadError, is_regular_file, read_tiff_array
+
+    text = str(path)
+    try:
+        if text.rstrip("/").endswith(".zarr"):
+            from .omezarr import open_labels
+
+            return np.asarray(open_labels(path))
+        if not os.path.exists(path):
+            raise ImageReadError(f"{text} does not exist; check the path.")
+        if not is_regular_file(path):
+            # Opening a pipe would wait for a writer forever.
+            raise ImageReadError(f"{text} is not a regular file (a folder, pipe or device).")
+        if text.lower().endswith((".tif", ".tiff", ".btf")):
+            return read_tiff_array(path)
+        if text.lower().endswith(".npy"):
+            return np.load(path, allow_pickle=False)
+        from skimage.io import imread
+
+        return imread(path)
+    except (ImageReadError, TiffReadError):
+        raise
+    except MemoryError as err:
+        raise ImageReadError(f"Cannot read {text}: it does not fit in memory.") from err
+    except Exception as err:  # noqa: BLE001 - every decoder's error gets the file's name
+        detail = " ".join(str(err).split()) or type(err).__name__
+        raise ImageReadError(
+            f"Cannot read {text}: {detail}. Check that it is an image file and not damaged."
+        ) from err
 
 
 def _pattern_regex(pattern: str) -> re.Pattern:

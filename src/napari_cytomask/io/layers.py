@@ -121,12 +121,16 @@ def contrast_from_sample(sample: np.ndarray | None, dtype: np.dtype) -> tuple[fl
     layer never opens with an empty range.
     """
     if sample is not None and sample.size:
+        if sample.dtype.kind == "b":  # bilevel (1-bit) images; percentiles take no booleans
+            sample = sample.view(np.uint8)
         low, high = np.percentile(sample, (0.1, 99.9))
         if high > low:
             return float(low), float(high)
     if np.issubdtype(dtype, np.integer):
         info = np.iinfo(dtype)
         return float(info.min), float(info.max)
+    if np.dtype(dtype).kind == "b":
+        return 0.0, 1.0
     return None
 
 

@@ -13,10 +13,13 @@ all call it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import re
+import stat
+import struct
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -83,10 +86,22 @@ _COLOURS = {
     (True, True, False): "yellow",
     (True, True, True): "gray",
 }
-# What tifffile logs when the chain of pages breaks off (truncated or corrupt files).
+# What tifffile logs, instead of raising, when a file's structure is broken: the
+# chain of pages breaks off or loops back, strips are missing, or the metadata
+# promise planes the file does not hold. tifffile then returns fewer planes or
+# zero-filled ones, so each of these is an error here.
 _CORRUPTION = re.compile(
-    r"invalid page offset|invalid offset to first page|missing \d+ pages|corrupted file", re.I
+    r"invalid page offset|invalid offset to first page|invalid next page|circular reference"
+    r"|missing \d+ (?:pages|frames)|expected \d+ frames, got|corrupted (?:file|tag list)"
+    r"|incorrect Strip\w+ count|expected \d+ segments|failed to read \d+ bytes"
+    r"|invalid TiffData index|index out of range|series is missing files",
+    re.I,
 )
+#: Largest ratio of decoded to stored bytes each compression can reach (zlib's
+#: limit is 1032:1, PackBits' 64:1, LZW's about 2730:1 with 12-bit codes); a
+#: header promising more is corrupt, and trusting it would allocate memory the
+#: file cannot fill.
+_MAX_RATIO = {1: 1, 5: 4096, 8: 1100, 32946: 1100, 32773: 130}
 _IMAGEJ_COLOURS = ("red", "green", "blue", "gray", "cyan", "magenta", "yellow")
 _BINARY_ONLY = re.compile(r"<(?:\w+:)?BinaryOnly\b[^>]*?\bMetadataFile=\"([^\"]+)\"")
 
@@ -106,6 +121,10 @@ class TiffReadError(ValueError):
         self.path = str(path)
         self.problem = problem
         super().__init__(f"Cannot read TIFF file {self.path}: {problem}")
+
+    def __reduce__(self):
+        # Rebuilt from its parts when a worker process sends it back.
+        return type(self), (self.path, self.problem)
 
 
 @dataclass(frozen=True)
@@ -184,21 +203,35 @@ class TiffDescription:
 
 
 def is_tiff(path: str | os.PathLike) -> bool:
-    """Whether a file starts with a TIFF or BigTIFF signature.
+    """Whether a regular file starts with a TIFF or BigTIFF signature.
 
     Parameters
     ----------
     path
-        Any path; directories and unreadable files give False.
+        Any path; directories, pipes, devices and unreadable files give False
+        (without opening them: opening a FIFO would wait for a writer).
 
     Returns
     -------
     bool
     """
+    if not is_regular_file(path):
+        return False
     try:
         with open(path, "rb") as fh:
             return fh.read(4) in TIFF_MAGIC
     except OSError:
+        return False
+
+
+def is_regular_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a regular file (not a folder, pipe, socket or device).
+
+    Checked with ``stat``, which never blocks, before a file is opened.
+    """
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (OSError, ValueError):
         return False
 
 
@@ -223,6 +256,28 @@ def describe_tiff(path: str | os.PathLike) -> TiffDescription:
     """
     with TiffScan(path) as scan:
         return scan.description
+
+
+def read_tiff_array(path: str | os.PathLike) -> np.ndarray:
+    """The first image series of a TIFF in memory, after the reader's checks.
+
+    Parameters
+    ----------
+    path
+        A TIFF file, e.g. a label image.
+
+    Returns
+    -------
+    numpy.ndarray
+        In tifffile's axis order (as ``tifffile.imread``).
+
+    Raises
+    ------
+    TiffReadError
+        When the file is not a TIFF, is truncated or corrupt; the message names it.
+    """
+    with TiffScan(path) as scan:
+        return scan.first_series()
 
 
 def read_tiff(path: str | os.PathLike, *, mosaic: bool = False) -> list[LayerData]:
@@ -253,6 +308,12 @@ def read_tiff(path: str | os.PathLike, *, mosaic: bool = False) -> list[LayerDat
     scan = TiffScan(path)
     try:
         return scan.layer_data(mosaic=mosaic)
+    except TiffReadError:
+        scan.close()
+        raise
+    except Exception as exc:
+        scan.close()
+        raise TiffReadError(scan.path, _problem(exc)) from exc
     except BaseException:
         scan.close()
         raise
@@ -287,6 +348,7 @@ class TiffScan:
             except TiffReadError:
                 raise
             except Exception as exc:
+                problems.check(self.path)  # what tifffile logged says more
                 raise TiffReadError(self.path, _problem(exc)) from exc
             try:
                 self._init(metadata_file)
@@ -298,6 +360,7 @@ class TiffScan:
                 raise
             except Exception as exc:
                 self.close()
+                problems.check(self.path)
                 raise TiffReadError(self.path, _problem(exc)) from exc
 
     def __enter__(self) -> TiffScan:
@@ -395,9 +458,11 @@ class TiffScan:
         series_labels = self._in_labels[1:] if self._stacked else self._in_labels
         stat = os.stat(self._tif.filehandle.path)
         parts = [
-            da.from_zarr(
-                z,
+            da.from_array(
+                _NamedErrors(z, self.path),
                 chunks=_dask_chunks(z.shape, z.chunks, series_labels),
+                asarray=True,
+                fancy=False,
                 name="cytomask-tiff-"
                 + tokenize(self.path, stat.st_mtime_ns, stat.st_size, index, level),
             )
@@ -439,6 +504,21 @@ class TiffScan:
                 self._direct.append(z)
         return self._direct
 
+    def first_series(self) -> np.ndarray:
+        """The pixels of the file's first series in memory, in tifffile's axis order.
+
+        Returns
+        -------
+        numpy.ndarray
+
+        Raises
+        ------
+        TiffReadError
+            When the pixel data cannot be decoded.
+        """
+        with _decoding(self.path):
+            return self._series[0].asarray()
+
     def read(self, key: Sequence[int | slice]) -> np.ndarray:
         """Pixels of the full-resolution data at a key in :attr:`description` axes order.
 
@@ -454,7 +534,7 @@ class TiffScan:
             The selected pixels in native byte order, axes in ``description.axes``
             order.
         """
-        arrays = self._direct_arrays()
+        arrays = [_NamedErrors(a, self.path) for a in self._direct_arrays()]
         in_key: list[int | slice] = [slice(None)] * len(self._in_labels)
         for j, k in enumerate(key):
             in_key[self._perm[j]] = k
@@ -661,9 +741,27 @@ class TiffScan:
 # -- opening and checking -----------------------------------------------------
 
 
-def _problem(exc: BaseException) -> str:
-    text = str(exc).strip()
+# Exceptions that tifffile or a codec raise on malformed bytes; their own text
+# ("division by zero", "'>' not supported …") says nothing to a user.
+_INTERNAL = (
+    TypeError, ZeroDivisionError, IndexError, KeyError, AttributeError, struct.error,
+    OverflowError, MemoryError, UnicodeDecodeError, AssertionError,
+)  # fmt: skip
+
+
+def _detail(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _problem(exc: BaseException) -> str:
+    """What went wrong, in words a user can act on."""
+    if isinstance(exc, MemoryError):
+        return "its header declares an image too large for memory, so the header is corrupt"
+    detail = _detail(exc)
+    if isinstance(exc, _INTERNAL):
+        return f"its structure is corrupt ({detail}); open the original file or export it again"
+    return detail
 
 
 def _open(path: str) -> tuple[tifffile.TiffFile, str | None]:
@@ -674,6 +772,10 @@ def _open(path: str) -> tuple[tifffile.TiffFile, str | None]:
     ``.companion.ome`` XML file next to them. tifffile reads every plane of the
     dataset from there; when that file is missing the plane opens on its own.
     """
+    if not os.path.exists(path):
+        raise TiffReadError(path, "it does not exist")
+    if not is_regular_file(path):
+        raise TiffReadError(path, "it is not a regular file (a folder, pipe or device)")
     if not is_tiff(path):
         raise TiffReadError(path, "it does not start with a TIFF signature")
     tif = tifffile.TiffFile(path)
@@ -690,6 +792,45 @@ def _open(path: str) -> tuple[tifffile.TiffFile, str | None]:
         return tifffile.TiffFile(target), str(target)
     omexml = target.read_text(encoding="utf-8")
     return tifffile.TiffFile(path, omexml=omexml), str(target)
+
+
+class _NamedErrors:
+    """An array over a file's pixels whose read errors name the file.
+
+    Pixels are decoded when napari shows them or a command reads them, long
+    after the file was opened; a corrupt compressed strip then raises the
+    codec's bare error (``DeflateError``, ``ImcdError``) without the file name.
+    """
+
+    def __init__(self, array: Any, path: str) -> None:
+        self.array = array
+        self.path = path
+        self.shape = tuple(array.shape)
+        self.dtype = array.dtype
+        self.ndim = len(self.shape)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        with _decoding(self.path):
+            return np.asarray(self.array[key])
+
+
+@contextlib.contextmanager
+def _decoding(path: str):
+    """Errors and tifffile's complaints while pixels are decoded, as :class:`TiffReadError`."""
+    with _TiffProblems() as problems:
+        try:
+            yield
+        except TiffReadError:
+            raise
+        except MemoryError as exc:
+            raise TiffReadError(path, _problem(exc)) from exc
+        except Exception as exc:
+            raise TiffReadError(
+                path,
+                f"its pixel data cannot be decoded ({_detail(exc)}); the file is corrupt: "
+                "open the original or export it again",
+            ) from exc
+        problems.check(path)
 
 
 class _TiffProblems(logging.Handler):
@@ -750,6 +891,9 @@ def _check_complete(path: str, series: Sequence[tifffile.TiffPageSeries]) -> Non
     displayed; the first and last page of each series are enough to tell.
     """
     for s in series:
+        if 0 in s.shape:
+            shape = " x ".join(map(str, s.shape))
+            raise TiffReadError(path, f"it holds an empty image ({shape} pixels)")
         if s.dataoffset is not None:
             size = s.parent.filehandle.size
             end = s.dataoffset + s.nbytes
@@ -757,7 +901,7 @@ def _check_complete(path: str, series: Sequence[tifffile.TiffPageSeries]) -> Non
                 raise TiffReadError(
                     path, f"the file is truncated: pixel data ends at byte {end}, file has {size}"
                 )
-        pages = [p for p in (s.pages[0], s.pages[-1]) if p is not None]
+        pages = [p for p in (s.keyframe, s.pages[0], s.pages[-1]) if p is not None]
         for page in pages:
             size = page.parent.filehandle.size
             ends = [o + n for o, n in zip(page.dataoffsets, page.databytecounts, strict=True) if n]
@@ -767,6 +911,101 @@ def _check_complete(path: str, series: Sequence[tifffile.TiffPageSeries]) -> Non
                     f"the file is truncated: page {page.index} ends at byte {max(ends)}, "
                     f"file has {size}",
                 )
+            _check_page_size(path, page)
+
+
+def _check_page_size(path: str, page: tifffile.TiffPage) -> None:
+    """Raise unless a page's declared size fits the data it stores.
+
+    A corrupt width, height or strip size would otherwise make the reader
+    allocate what the header promises (gigabytes from a file of megabytes)
+    before any pixel is decoded.
+    """
+    key = page.keyframe  # a frame shares its layout with its key page
+    if 0 in key.shape:
+        raise TiffReadError(
+            path, f"page {page.index} holds an empty image ({' x '.join(map(str, key.shape))})"
+        )
+    declared = " x ".join(map(str, key.shape))
+    if key.bitspersample < 1:
+        raise TiffReadError(path, f"its header is corrupt: page {page.index} has 0 bits per sample")
+    if page.databytecounts and not all(page.databytecounts):
+        # tifffile reads a strip or tile without bytes as zeros.
+        raise TiffReadError(
+            path, f"its header is corrupt: page {page.index} has strips or tiles without data"
+        )
+    stored = int(sum(page.databytecounts))
+    if page.dataoffsets and len(page.dataoffsets) < math.prod(key.chunked):
+        raise TiffReadError(
+            path,
+            f"its header is corrupt: page {page.index} declares {declared} pixels in "
+            f"{math.prod(key.chunked)} strips or tiles but lists {len(page.dataoffsets)}",
+        )
+    if not stored:
+        return
+    if int(key.compression) == 1:
+        # Uncompressed: the strips or tiles hold exactly the declared pixels
+        # (rows padded to whole bytes, the last strip or edge tiles possibly full).
+        low = math.ceil(math.prod(key.shape) * key.bitspersample / 8)
+        high = len(page.dataoffsets) * _chunk_bytes(key)
+        if not low <= stored <= high:
+            raise TiffReadError(
+                path,
+                f"its header is corrupt: page {page.index} declares {declared} pixels of "
+                f"{key.bitspersample} bits ({low} bytes) but stores {stored} bytes",
+            )
+        return
+    ratio = _MAX_RATIO.get(int(key.compression))
+    if ratio is None:
+        return
+    if key.nbytes > ratio * stored:
+        raise TiffReadError(
+            path,
+            f"its header is corrupt: page {page.index} declares {declared} pixels "
+            f"({key.nbytes / 2**20:.1f} MiB) but stores only {stored} bytes",
+        )
+    _check_first_segment(path, page, key)
+
+
+def _check_first_segment(path: str, page, key: tifffile.TiffPage) -> None:
+    """Decode a compressed page's first strip or tile and check its size against the header.
+
+    tifffile cuts or pads a segment that decodes to more or fewer bytes than
+    the header's width, rows and bits promise, so a corrupt width reads as
+    plausible garbage; one segment tells. Segments above 64 MiB are left to
+    the reading itself.
+    """
+    expected = _chunk_bytes(key)
+    if not key.is_tiled and page.dataoffsets and len(page.dataoffsets) == 1:
+        expected = expected * min(key.rowsperstrip, key.imagelength) // key.chunks[0]
+    if expected > 64 * 2**20 or int(key.compression) not in tifffile.TIFF.DECOMPRESSORS:
+        return
+    fh = page.parent.filehandle
+    fh.seek(page.dataoffsets[0])
+    data = fh.read(page.databytecounts[0])
+    try:
+        decoded = len(tifffile.TIFF.DECOMPRESSORS[int(key.compression)](data))
+    except Exception as exc:
+        raise TiffReadError(
+            path,
+            f"its pixel data cannot be decoded ({_detail(exc)}); the file is corrupt: "
+            "open the original or export it again",
+        ) from exc
+    if decoded != expected:
+        raise TiffReadError(
+            path,
+            f"its header is corrupt: the first strip or tile of page {page.index} decodes to "
+            f"{decoded} bytes, but {key.shape} pixels of {key.bitspersample} bits need {expected}",
+        )
+
+
+def _chunk_bytes(page: tifffile.TiffPage) -> int:
+    """Bytes of one whole strip or tile of an uncompressed page, rows padded to bytes."""
+    chunk = page.chunks
+    interleaved = page.planarconfig == 1 and page.samplesperpixel > 1
+    row = chunk[-1] * chunk[-2] if interleaved else chunk[-1]
+    rows = math.prod(chunk[:-2] if interleaved else chunk[:-1])
+    return math.ceil(row * page.bitspersample / 8) * rows
 
 
 # -- axes ---------------------------------------------------------------------

@@ -1,0 +1,229 @@
+"""Corrupt files made from the shared real TIFFs: refused with the file named, never read
+silently wrong, never allocating what a corrupt header promises, never blocking."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import struct
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_cytomask._reader import get_reader
+from napari_cytomask.io.files import ImageReadError, read_image
+from napari_cytomask.io.tiff import TiffReadError, read_tiff
+
+
+def _computed(path) -> list[np.ndarray]:
+    """Every layer of a file, read to the last pixel (as napari does when showing it)."""
+    return [np.asarray(d[0] if isinstance(d, list) else d) for d, _, _ in read_tiff(path)]
+
+
+def _refused(path, match: str = "") -> str:
+    """The reader and the command line's reader both refuse ``path``, naming it."""
+    with pytest.raises(TiffReadError) as reader_error:
+        _computed(path)
+    with pytest.raises(ValueError) as cli_error:  # TiffReadError or ImageReadError
+        read_image(path)
+    for error in (reader_error.value, cli_error.value):
+        assert str(path) in str(error), error
+        assert match.lower() in str(error).lower(), error
+    return str(reader_error.value)
+
+
+def _ifd_layout(path):
+    """Byte order, offset format, and per page: (offset, next-page pointer, tags)."""
+    with tifffile.TiffFile(path) as tif:
+        t = tif.tiff
+        pages = []
+        for index in range(len(tif.pages)):
+            page = tif.pages.get(index, aspage=True)
+            with open(path, "rb") as fh:
+                fh.seek(page.offset)
+                (n,) = struct.unpack(t.tagnoformat, fh.read(t.tagnosize))
+            tags = {tag.code: (tag.valueoffset, tag.dtype) for tag in page.tags.values()}
+            pages.append((page.offset, page.offset + t.tagnosize + n * t.tagsize, tags))
+        return t.byteorder, t.offsetformat[-1], pages
+
+
+def _set_tag(path, code: int, value: int, page: int = 0) -> None:
+    """Change one value in a classic TIFF's first IFD; a SHORT too small becomes a LONG."""
+    order, _, pages = _ifd_layout(path)
+    offset, dtype = pages[page][2][code]
+    data = bytearray(path.read_bytes())
+    if int(dtype) == 3 and value > 0xFFFF:
+        struct.pack_into(order + "H", data, offset - 6, 4)  # the entry's type field
+        dtype = 4
+    struct.pack_into(order + {3: "H", 4: "I", 16: "Q"}[int(dtype)], data, offset, value)
+    path.write_bytes(bytes(data))
+
+
+@pytest.fixture
+def raw_tif(shared_data, tmp_path) -> Path:
+    """A copy of a real 1022 x 1024 uint16 phase-contrast image (2 MB, 256 strips)."""
+    path = tmp_path / "raw.tif"
+    path.write_bytes((shared_data / "usiigaci-phc" / "set1" / "raw.tif").read_bytes())
+    return path
+
+
+# -- 3: broken page chains and inconsistent metadata --------------------------
+
+
+@pytest.mark.parametrize("compression", [None, "zlib"])
+@pytest.mark.parametrize("page", [0, 1, 13])
+def test_a_page_chain_that_loops_back_is_refused_or_read_whole(raw_tif, tmp_path, compression, page):
+    """15 planes whose chain of pages loops back to the first: tifffile logs a circular
+    reference and pads missing planes with zeros. The reader refuses the file with
+    tifffile's complaint, or (uncompressed ImageJ data lie in one block) reads every plane."""
+    crop = tifffile.imread(raw_tif)[:128, :128]
+    stack = np.stack([np.roll(crop, 9 * i, axis=1) for i in range(15)]).reshape(5, 3, 128, 128)
+    path = tmp_path / "hyperstack.tif"
+    kwargs = {"imagej": True, "metadata": {"axes": "ZCYX"}, "compression": compression}
+    tifffile.imwrite(path, stack, **kwargs)
+    np.testing.assert_array_equal(np.stack(_computed(path), axis=1), stack)  # intact
+    order, offset_format, pages = _ifd_layout(path)
+    data = bytearray(path.read_bytes())
+    struct.pack_into(order + offset_format, data, pages[page][1], pages[0][0])
+    path.write_bytes(bytes(data))
+    try:
+        got = np.stack(_computed(path), axis=1)
+    except TiffReadError:
+        _refused(path, "circular reference")
+    else:
+        assert compression is None  # compressed planes cannot be found without the chain
+        np.testing.assert_array_equal(got, stack)
+        np.testing.assert_array_equal(read_image(path), stack)
+
+
+@pytest.mark.parametrize(("key", "value"), [("SizeZ", "9"), ("SizeC", "1"), ("SizeT", "4")])
+def test_ome_metadata_that_disagrees_with_the_pages_is_refused(shared_data, tmp_path, key, value):
+    """A 3-channel, 5-slice OME-TIFF whose XML promises other sizes: tifffile pads missing
+    planes with zeros or drops planes; the reader refuses the file instead."""
+    source = shared_data / "tiff-formats/ome-tiff-samples/singles/multi-channel-z-series.ome.tif"
+    data = source.read_bytes()
+    old = f'{key}="'.encode()
+    at = data.index(old) + len(old)
+    changed = data[:at] + value.encode() + data[at + 1 :]
+    assert len(changed) == len(data) and changed != data
+    path = tmp_path / "scan.ome.tif"
+    path.write_bytes(changed)
+    _refused(path, "corrupt")
+
+
+# -- 5: sizes from a corrupt header -------------------------------------------
+
+
+@pytest.mark.parametrize("size", [65535, 200000])
+def test_a_huge_declared_size_is_refused_before_any_allocation(raw_tif, size):
+    import resource
+
+    _set_tag(raw_tif, 256, size)
+    _set_tag(raw_tif, 257, size)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.perf_counter()
+    message = _refused(raw_tif, "corrupt")
+    assert time.perf_counter() - start < 5
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 * 1024  # KiB
+    assert "MemoryError" not in message
+
+
+def test_a_tiled_file_declaring_4e9_pixels_a_side_is_refused(raw_tif, tmp_path):
+    path = tmp_path / "tiled.tif"
+    tifffile.imwrite(path, tifffile.imread(raw_tif), tile=(256, 256))
+    _set_tag(path, 256, 4_000_000_000)
+    _set_tag(path, 257, 4_000_000_000)
+    start = time.perf_counter()
+    _refused(path, "header is corrupt")
+    assert time.perf_counter() - start < 5
+
+
+# -- 7: files that are not regular files --------------------------------------
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_a_fifo_named_tif_is_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "x.tif"
+    os.mkfifo(fifo)
+    outcome = {}
+
+    def attempt():
+        outcome["reader"] = get_reader(str(fifo))
+        for name, read in (("read_tiff", read_tiff), ("read_image", read_image)):
+            try:
+                read(fifo)
+            except (TiffReadError, ImageReadError) as err:
+                outcome[name] = str(err)
+
+    worker = threading.Thread(target=attempt, daemon=True)
+    worker.start()
+    worker.join(timeout=10)
+    assert not worker.is_alive(), "opening a FIFO blocked"
+    assert outcome["reader"] is None
+    assert "not a regular file" in outcome["read_tiff"] and str(fifo) in outcome["read_tiff"]
+    assert "not a regular file" in outcome["read_image"] and str(fifo) in outcome["read_image"]
+
+
+# -- 8, 12: corrupt compressed data and headers, named ------------------------
+
+
+@pytest.mark.parametrize("compression", ["zlib", "lzw"])
+def test_corrupt_compressed_strips_name_the_file(raw_tif, tmp_path, compression):
+    path = tmp_path / f"{compression}.tif"
+    tifffile.imwrite(path, tifffile.imread(raw_tif), compression=compression, rowsperstrip=64)
+    with tifffile.TiffFile(path) as tif:
+        offset, count = tif.pages[0].dataoffsets[3], tif.pages[0].databytecounts[3]
+    data = bytearray(path.read_bytes())
+    data[offset : offset + count // 2] = bytes(count // 2)
+    path.write_bytes(bytes(data))
+    message = _refused(path, "pixel data cannot be decoded")
+    assert "the file is corrupt" in message
+
+
+@pytest.mark.parametrize(
+    ("code", "value"), [(258, 0), (258, 1), (258, 7), (278, 0), (259, 99), (256, 1), (257, 0)]
+)
+def test_corrupt_header_values_give_a_sentence_with_the_file_name(raw_tif, code, value):
+    _set_tag(raw_tif, code, value)
+    message = _refused(raw_tif)
+    for internal in ("not supported between", "division by zero", "list index out of range"):
+        assert not message.lower().endswith(internal), message
+
+
+# -- 9: empty images ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", [(0, 0), (0, 64), (64, 0)])
+def test_empty_images_are_refused(tmp_path, shape):
+    path = tmp_path / "empty.tif"
+    tifffile.imwrite(path, np.zeros(shape, np.uint16))
+    _refused(path, "empty")
+
+
+# -- the fuzz harness ---------------------------------------------------------
+
+
+def _harness():
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "fuzz_tiffs.py"
+    spec = importlib.util.spec_from_file_location("fuzz_tiffs", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_fuzz_subset_has_no_hang_loss_traceback_or_big_allocation(shared_data, tmp_path):
+    """The benchmark's quick subset: each corrupt file in its own limited process."""
+    fuzz = _harness()
+    problems = []
+    counts = fuzz.fuzz(shared_data, tmp_path, quick=True, echo=problems.append)
+    assert counts["cases"] >= 10 and counts["refused"] >= 8, counts
+    assert problems == []
+    for key in ("hangs", "silent losses", "raw tracebacks", "big allocations"):
+        assert counts[key] == 0, counts
