@@ -77,7 +77,7 @@ def raw_tif(shared_data, tmp_path) -> Path:
 
 @pytest.mark.parametrize("compression", [None, "zlib"])
 @pytest.mark.parametrize("page", [0, 1, 13])
-def test_a_page_chain_that_loops_back_is_refused_or_read_whole(raw_tif, tmp_path, compression, page):
+def test_a_looping_page_chain_is_refused_or_read_whole(raw_tif, tmp_path, compression, page):
     """15 planes whose chain of pages loops back to the first: tifffile logs a circular
     reference and pads missing planes with zeros. The reader refuses the file with
     tifffile's complaint, or (uncompressed ImageJ data lie in one block) reads every plane."""
