@@ -184,3 +184,51 @@ def test_the_next_write_removes_what_a_killed_writer_left(tmp_path, real_labels)
     stale.mkdir()
     atomic.write_directory_atomically(store, lambda tmp: (tmp / "zarr.json").write_text("{}"))
     assert not stale.exists() and (store / "zarr.json").is_file()
+
+
+@pytest.mark.parametrize("name", ["stack.ome.tif", "stack.tif"])
+def test_4d_labels_with_naparis_default_axis_names_are_saved(tmp_path, real_labels, name):
+    """napari names the axes of a 4D layer '-4' … '-1'; OME-TIFF needs distinct T, Z, C."""
+    npe2.PluginManager.instance().discover()
+    crop = real_labels[:64, :80]
+    stack = np.array([[np.roll(crop, 3 * (i + j), 1) for j in range(3)] for i in range(2)])
+    layer = Labels(stack)
+    assert layer.axis_labels == ("-4", "-3", "-2", "-1")
+    written = layer.save(str(tmp_path / name), plugin="napari-cytomask")
+    np.testing.assert_array_equal(tifffile.imread(written[0]), stack)
+
+
+def test_ids_beyond_32_bits(tmp_path):
+    labels = np.zeros((16, 16), np.uint64)
+    labels[:8] = 2**32 + 5
+    labels[8:, :4] = 7
+    np.testing.assert_array_equal(tifffile.imread(write_labels(tmp_path / "a.tif", labels)), labels)
+    with pytest.raises(ValueError, match=r"a\.ome\.tif: OME-TIFF holds ids up to 4294967295"):
+        write_labels(tmp_path / "a.ome.tif", labels)
+    assert _files(tmp_path) == ["a.tif"]
+
+
+@pytest.mark.parametrize("name", ["flip.tif", "flip.ome.tif"])
+def test_a_flipped_layers_negative_scale_is_saved_as_its_pixel_size(tmp_path, real_labels, name):
+    npe2.PluginManager.instance().discover()
+    layer = Labels(real_labels, scale=(-0.65, 0.5), units=("µm", "µm"))
+    written = layer.save(str(tmp_path / name), plugin="napari-cytomask")
+    with tifffile.TiffFile(written[0]) as tif:
+        np.testing.assert_array_equal(tif.asarray(), real_labels)
+        if tif.is_ome:
+            assert 'PhysicalSizeY="0.65"' in tif.ome_metadata
+        else:
+            y_resolution = tif.pages[0].tags["YResolution"].value
+            assert y_resolution[0] / y_resolution[1] == pytest.approx(1 / 0.65, rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("scale", "match"),
+    [((0.0, 1.0), "pixel size of 0.0"), ((float("nan"), 1.0), "pixel size of nan"),
+     ((1.0, 1.0, 1.0), "2 axes but scale has 3 entries")],
+)  # fmt: skip
+def test_impossible_scales_are_explained(tmp_path, real_labels, scale, match):
+    for name in ("a.tif", "a.ome.tif"):
+        with pytest.raises(ValueError, match=match):
+            write_labels(tmp_path / name, real_labels, scale=scale, units=None)
+    assert _files(tmp_path) == []

@@ -935,7 +935,7 @@ def _check_page_size(path: str, page: tifffile.TiffPage) -> None:
             path, f"its header is corrupt: page {page.index} has strips or tiles without data"
         )
     stored = int(sum(page.databytecounts))
-    if page.dataoffsets and len(page.dataoffsets) < math.prod(key.chunked):
+    if page.dataoffsets and len(page.dataoffsets) != math.prod(key.chunked):
         raise TiffReadError(
             path,
             f"its header is corrupt: page {page.index} declares {declared} pixels in "

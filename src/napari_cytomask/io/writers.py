@@ -6,6 +6,7 @@ every id and writes through :func:`~napari_cytomask.io.atomic.write_atomically`.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -86,11 +87,16 @@ def write_labels(
         If the disk is full, read-only or not writable; nothing is left behind.
     napari_cytomask.labels.LabelsError
         If ``data`` is not a label image.
+    ValueError
+        If ``scale`` or ``units`` do not have one entry per axis, a pixel size is
+        0 or not finite, or the format cannot hold the labels (PNG: 2D and ids up
+        to 65535; OME-TIFF: ids up to 2**32 - 1 and at most 5 axes).
     """
     path = Path(path)
     fmt = format_for(path)
     labels = as_labels(data, "the labels to save")
     labels = labels.astype(min_label_dtype(int(labels.max(initial=0))), copy=False)
+    scale, units = _checked_scale(path, labels.ndim, scale, units)
     axes = _axes(labels.ndim, axis_labels)
     writer: Callable[[Path], None]
     if fmt == "png":
@@ -98,11 +104,32 @@ def write_labels(
     elif fmt == "npy":
         writer = _npy_writer(labels)
     elif fmt == "ome-tiff":
-        writer = _ome_writer(labels, axes, scale, units)
+        writer = _ome_writer(path, labels, axes, scale, units)
     else:
         writer = _imagej_writer(labels, axes, scale, units)
     write_atomically(path, writer, overwrite=overwrite)
     return path
+
+
+def _checked_scale(path: Path, ndim: int, scale, units):
+    """Scale and units with one entry per axis; negative sizes (a flipped napari layer) as
+    their absolute value, since a pixel size has no direction."""
+    for name, values in (("scale", scale), ("units", units)):
+        if values is not None and len(values) != ndim:
+            raise ValueError(
+                f"Cannot save {path.name}: the labels have {ndim} axes but {name} has "
+                f"{len(values)} entries ({tuple(values)}); give one per axis."
+            )
+    if scale is None:
+        return None, units
+    sizes = tuple(abs(float(v)) for v in scale)
+    bad = [v for v in sizes if not math.isfinite(v) or v == 0]
+    if bad:
+        raise ValueError(
+            f"Cannot save {path.name}: the scale {tuple(scale)} has a pixel size of {bad[0]}, "
+            "which no file can store; set the layer's scale to its pixel sizes (or 1)."
+        )
+    return sizes, units
 
 
 def _axes(ndim: int, axis_labels: Sequence[str] | None) -> str:
@@ -168,18 +195,30 @@ def _imagej_writer(labels: np.ndarray, axes: str, scale, units) -> Callable[[Pat
     return write
 
 
-def _ome_writer(labels: np.ndarray, axes: str, scale, units) -> Callable[[Path], None]:
+def _ome_writer(path: Path, labels: np.ndarray, axes: str, scale, units) -> Callable[[Path], None]:
+    top = int(labels.max(initial=0))
+    if top > np.iinfo(np.uint32).max:
+        raise ValueError(
+            f"Cannot save {path.name}: OME-TIFF holds ids up to {np.iinfo(np.uint32).max} but "
+            f"the labels go up to {top}; save them as .tif or .npy."
+        )
     metadata: dict = {}
     for axis, key in (("X", "PhysicalSizeX"), ("Y", "PhysicalSizeY"), ("Z", "PhysicalSizeZ")):
         size = _pixel_size(axes, scale, units, axis)
         if size is not None and size[1] != "pixel":
             metadata[key], metadata[key + "Unit"] = size
     positions = axes.index("P") if "P" in axes else None
-    series_axes = axes.replace("P", "")
-    # OME axes are T, C, Z, Y, X (and S); other stack axes become time points.
-    series_axes = "".join(a if a in "TCZ" else "T" for a in series_axes[:-2]) + "YX"
-    if len(set(series_axes)) != len(series_axes):
-        series_axes = "Q" * (len(series_axes) - 2) + "YX"
+    stack_axes = axes.replace("P", "")[:-2]
+    if len(stack_axes) > 3:
+        raise ValueError(
+            f"Cannot save {path.name}: OME-TIFF holds at most 3 axes besides Y and X (T, C, Z) "
+            f"and the positions, but these labels have {len(stack_axes)}; save them as .tif "
+            "or .npy."
+        )
+    # OME axes are T, C, Z, Y, X: axes without an OME name (napari's "-4", "-3" …)
+    # take the names the others leave free.
+    free = [a for a in "TZC" if a not in stack_axes]
+    series_axes = "".join(a if a in "TCZ" else free.pop(0) for a in stack_axes) + "YX"
     stacks = [labels] if positions is None else list(np.moveaxis(labels, positions, 0))
 
     def write(tmp: Path) -> None:
