@@ -9,6 +9,7 @@ candidates different stability scores, areas and predicted IoUs to filter on.
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -176,7 +177,7 @@ def test_filters_reuse_candidates_and_decoder_changes_reuse_features(model, imag
         )
         assert changed_params(first, refiltered) == "filter"
         ours = quiet(engine.generate, image, refiltered)
-        assert calls == [] and engine.runs == {"encoder": 1, "decoder": 1}
+        assert calls == [] and engine.runs == {"encoder": 1, "decoder": 1, "points": 36}
         redecoded = Sam2Params(
             points_per_side=5,
             pred_iou_thresh=0.0,
@@ -186,7 +187,7 @@ def test_filters_reuse_candidates_and_decoder_changes_reuse_features(model, imag
         )
         assert changed_params(refiltered, redecoded) == "decoder"
         ours_decoded = quiet(engine.generate, image, redecoded)
-        assert calls == [] and engine.runs == {"encoder": 1, "decoder": 2}
+        assert calls == [] and engine.runs == {"encoder": 1, "decoder": 2, "points": 36 + 25}
     finally:
         model.image_encoder.forward = forward
     assert 0 < len(ours) < len(all_candidates)
@@ -252,3 +253,57 @@ def test_out_of_memory_halves_the_batch_and_keeps_the_masks(model, image, monkey
     ours = quiet(engine.generate, image, params)
     assert sizes[:3] == [36, 18, 9] and engine.points_per_batch == 9
     assert_same(ours, quiet(Sam2Engine(model).generate, image, params))
+
+
+def test_equivalence_reads_masks_through_partial_windows(model, image, monkeypatch):
+    """The equivalence tests above exercise the windowed path, not only whole frames."""
+    from napari_cytomask.models import sam2_engine
+
+    seen = []
+    windows = sam2_engine._windows
+
+    def spy(low, floor, out_hw):
+        out = windows(low, floor, out_hw)
+        seen.append((out[:, 1] - out[:, 0]) * (out[:, 3] - out[:, 2]) / (out_hw[0] * out_hw[1]))
+        return out
+
+    monkeypatch.setattr(sam2_engine, "_windows", spy)
+    # The random logits spread over about ±7: a higher threshold leaves background to skip.
+    params = Sam2Params(**LOW, box_nms_thresh=1.0, mask_threshold=6.0)
+    assert_same(quiet(Sam2Engine(model).generate, image, params), stock(model, image, params))
+    fractions = np.concatenate(seen)
+    assert len(fractions) == 6 * 6 * 3 and (fractions < 1).mean() > 0.3
+
+
+@pytest.mark.parametrize("batch", [3, 8])
+def test_points_per_side_change_decodes_only_new_points(model, image, batch):
+    """A grid of 3n points per side holds the grid of n: only the new points are decoded."""
+    engine = Sam2Engine(model)
+    coarse = Sam2Params(**{**LOW, "points_per_side": 3}, points_per_batch=batch, box_nms_thresh=1.0)
+    fine = replace(coarse, points_per_side=9)
+    assert_same(quiet(engine.generate, image, coarse), stock(model, image, coarse))
+    before = engine.runs["points"]
+    ours = quiet(engine.generate, image, fine)
+    assert engine.runs["encoder"] == 1
+    assert engine.runs["points"] - before < 9 * 9
+    assert_same(ours, stock(model, image, fine))
+    # Back to the coarse grid: every point is known, nothing is decoded.
+    assert_same(quiet(Sam2Engine.generate, engine, image, coarse), stock(model, image, coarse))
+
+
+def test_engine_equals_the_stock_generator_on_real_images(model, shared_data):
+    import tifffile
+
+    from napari_cytomask.models.sam2_engine import to_uint8_rgb
+
+    for name, kwargs in [
+        ("set1", {**LOW, "box_nms_thresh": 1.0}),
+        ("set7", {**LOW, "points_per_side": 5, "stability_score_offset": 0.5}),
+        ("set12", {**LOW, "mask_threshold": 1.0, "use_m2m": True, "box_nms_thresh": 0.9}),
+    ]:
+        raw = tifffile.imread(shared_data / "usiigaci-phc" / name / "raw.tif")
+        image = to_uint8_rgb(raw[300:380, 400:500])
+        params = Sam2Params(**kwargs)
+        theirs = stock(model, image, params)
+        assert len(theirs) > 0
+        assert_same(quiet(Sam2Engine(model).generate, image, params), theirs)

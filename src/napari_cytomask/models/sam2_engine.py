@@ -125,19 +125,22 @@ class Sam2Params:
             self.points_per_side, self.crop_n_layers, self.crop_n_points_downscale_factor
         )
 
-    def decoder_key(self) -> tuple:
-        """What the decoder output depends on, for the candidate cache."""
-        grids = tuple(
-            hashlib.blake2b(np.ascontiguousarray(g).tobytes()).hexdigest() for g in self.grids()
-        )
+    def prompt_key(self) -> tuple:
+        """What the candidates of one prompt point depend on, besides the point."""
         return (
-            grids,
             self.multimask_output,
             self.use_m2m,
             float(self.stability_score_offset),
             float(self.mask_threshold),
             int(self.min_mask_region_area),
         )
+
+    def decoder_key(self) -> tuple:
+        """What the decoder output depends on, for the candidate cache."""
+        grids = tuple(
+            hashlib.blake2b(np.ascontiguousarray(g).tobytes()).hexdigest() for g in self.grids()
+        )
+        return (grids, *self.prompt_key())
 
 
 @dataclass(frozen=True)
@@ -243,11 +246,23 @@ def rle_to_mask(counts: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return np.repeat(values, counts).reshape(w, h).T
 
 
+def _packbits(binary: torch.Tensor) -> torch.Tensor:
+    """Row-major bits of binary masks packed into bytes on their device, as ``np.packbits``."""
+    flat = binary.flatten(1)
+    pad = -flat.shape[1] % 8
+    if pad:
+        flat = torch.nn.functional.pad(flat, (0, pad))
+    weights = torch.tensor([128, 64, 32, 16, 8, 4, 2, 1], dtype=torch.uint8, device=flat.device)
+    return (flat.view(len(flat), -1, 8).to(torch.uint8) * weights).sum(-1, dtype=torch.uint8)
+
+
 def compress_masks(binary: torch.Tensor) -> list[np.ndarray]:
     """Compress binary masks, each to whichever is smaller: run lengths or packed bits.
 
-    Compact masks (cells) take a few hundred bytes as run lengths (``int32``);
-    noisy ones never take more than one bit per pixel (``uint8``, column-major).
+    Compact masks (cells) take a few hundred bytes as column-major run lengths
+    (``int32``, see :func:`rle_counts`); noisy ones never take more than one
+    bit per pixel (``uint8``, row-major, packed on the masks' device so only
+    the packed bytes travel to the host).
     """
     b, h, w = binary.shape
     if b == 0:
@@ -261,16 +276,111 @@ def compress_masks(binary: torch.Tensor) -> list[np.ndarray]:
         out[i] = counts.astype(np.int32)
     bit_idx = np.flatnonzero(~as_rle)
     if bit_idx.size:
-        packed = np.packbits(flat[torch.as_tensor(bit_idx)].cpu().numpy(), axis=1)
+        packed = _packbits(binary[torch.as_tensor(bit_idx, device=binary.device)]).cpu().numpy()
         for i, row in zip(bit_idx, packed, strict=True):
             out[i] = row
     return out
 
 
+def _window_rle(window: np.ndarray, origin: tuple[int, int], hw: tuple[int, int]) -> np.ndarray:
+    """Column-major run lengths (as :func:`rle_counts`) of a mask that is empty outside ``window``.
+
+    ``window`` is the mask's content from row ``origin[0]`` and column ``origin[1]``
+    of an ``hw`` frame; only the window is read.
+    """
+    height, width = hw
+    wh, ww = window.shape
+    padded = np.zeros((ww, wh + 2), bool)  # a background pixel above and below each column
+    padded[:, 1:-1] = window.T
+    flat = padded.ravel()
+    edges = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+    col, row = np.divmod(edges, wh + 2)
+    edges = (col + origin[1]) * height + row - 1 + origin[0]
+    starts, ends = edges[0::2], edges[1::2]
+    # A run that ends at the bottom of one column and restarts at the top of the next is one run.
+    joined = np.flatnonzero(ends[:-1] == starts[1:])
+    starts, ends = np.delete(starts, joined + 1), np.delete(ends, joined)
+    bounds = np.empty(2 * len(starts) + 2, np.int64)
+    bounds[0], bounds[-1] = 0, height * width
+    bounds[1:-1:2], bounds[2:-1:2] = starts, ends
+    counts = np.diff(bounds)
+    if len(counts) > 1 and counts[-1] == 0:  # the last run reaches the last pixel
+        counts = counts[:-1]
+    return counts.astype(np.int32)
+
+
+def _reach(first: np.ndarray, last: np.ndarray, n_in: int, n_out: int) -> tuple:
+    """Output pixels that read inputs ``first..last`` in bilinear upsampling (no corner alignment).
+
+    Output pixel ``y`` reads inputs ``floor(s)`` and ``floor(s) + 1`` at
+    ``s = (y + 0.5) * n_in / n_out - 0.5``; two pixels of slack on each side
+    absorb rounding, so the range never misses a pixel.
+    """
+    scale = n_out / n_in
+    start = np.ceil((first - 0.5) * scale - 0.5).astype(np.int64) - 2
+    stop = np.floor((last + 1.5) * scale - 0.5).astype(np.int64) + 3
+    return np.clip(start, 0, n_out), np.clip(stop, 0, n_out)
+
+
+def _windows(low: torch.Tensor, floor: float, out_hw: tuple[int, int]) -> np.ndarray:
+    """Per mask, the ``(y0, y1, x0, x1)`` window outside which upsampled logits stay ``<= floor``.
+
+    Bilinear upsampling mixes four neighbours with weights in [0, 1], so an
+    output pixel can exceed ``floor`` only where a low-resolution neighbour
+    does; the margin covers the rounding of that mix.
+    """
+    above = low > floor - 1e-4 * (1.0 + abs(floor))
+    rows, cols = above.any(-1).cpu().numpy(), above.any(-2).cpu().numpy()
+    h, w = rows.shape[1], cols.shape[1]
+    y0, y1 = _reach(rows.argmax(1), h - 1 - rows[:, ::-1].argmax(1), h, out_hw[0])
+    x0, x1 = _reach(cols.argmax(1), w - 1 - cols[:, ::-1].argmax(1), w, out_hw[1])
+    out = np.stack([y0, y1, x0, x1], 1)
+    out[~rows.any(1)] = 0
+    return out
+
+
+def _window_stats(logits: np.ndarray, windows: np.ndarray, threshold: float, offset: float):
+    """Stability counts, box, area and compressed mask of every mask, reading only its window.
+
+    Returns what sam2 computes over the whole frame: the pixel counts above
+    ``threshold + offset`` and above ``threshold - offset`` (the stability
+    score's intersection and union), the xyxy box and area of the mask above
+    ``threshold``, and the mask compressed as :func:`compress_masks` does.
+    """
+    n, height, width = logits.shape
+    hi, lo = np.zeros(n, np.int32), np.zeros(n, np.int32)
+    boxes, areas = np.zeros((n, 4), np.int64), np.zeros(n, np.int64)
+    bit_bytes = (height * width + 7) // 8
+    compressed = []
+    for i, (y0, y1, x0, x1) in enumerate(windows):
+        part = logits[i, y0:y1, x0:x1]
+        hi[i] = np.count_nonzero(part > threshold + offset)
+        lo[i] = np.count_nonzero(part > threshold - offset)
+        binary = part > threshold
+        rows = np.flatnonzero(binary.any(1))
+        if rows.size == 0:
+            compressed.append(np.array([height * width], np.int32))
+            continue
+        cols = np.flatnonzero(binary.any(0))
+        (r0, r1), (c0, c1) = rows[[0, -1]], cols[[0, -1]]
+        boxes[i] = x0 + c0, y0 + r0, x0 + c1, y0 + r1
+        binary = binary[r0 : r1 + 1, c0 : c1 + 1]
+        areas[i] = np.count_nonzero(binary)
+        # Column-major runs: at most the vertical changes plus a start and an end per column.
+        runs = np.count_nonzero(binary[1:] != binary[:-1]) + 2 * binary.shape[1] + 2
+        if runs * 4 < bit_bytes:
+            compressed.append(_window_rle(binary, (y0 + r0, x0 + c0), (height, width)))
+        else:
+            frame = np.zeros((height, width), bool)
+            frame[y0 + r0 : y0 + r1 + 1, x0 + c0 : x0 + c1 + 1] = binary
+            compressed.append(np.packbits(frame))
+    return hi, lo, boxes, areas, compressed
+
+
 def _fg_indices(item: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     """Column-major flat indices of the set pixels of a compressed mask."""
     if item.dtype == np.uint8:
-        return np.flatnonzero(np.unpackbits(item, count=hw[0] * hw[1]))
+        return np.flatnonzero(_decode(item, hw).T)
     counts = item.astype(np.int64)
     ends = np.cumsum(counts)
     starts = (ends - counts)[1::2]
@@ -428,6 +538,80 @@ def tile_boxes(shape: tuple[int, int], tile_size: int, overlap: int) -> list[tup
 
 
 # ---------------------------------------------------------------------------
+# decoder batches and candidate statistics
+
+
+def _batch_sizes(n: int, batch: int) -> np.ndarray:
+    """Size of the decoder batch that each of ``n`` points falls in, in sam2's batching."""
+    full = n // batch * batch
+    return np.where(np.arange(n) < full, batch, n - full)
+
+
+def _point_batches(needed: np.ndarray, batch: int) -> list[np.ndarray]:
+    """Indices of the points to decode, grouped into decoder batches.
+
+    Needed points of sam2's full batches are decoded ``batch`` at a time (the
+    last group padded by repeating its last point, so every group has sam2's
+    batch size); a needed point of sam2's shorter last batch is decoded with
+    that whole batch, as sam2 does. On a first run these are sam2's batches.
+    """
+    n = len(needed)
+    full = n // batch * batch
+    idx = np.flatnonzero(needed[:full])
+    groups = [
+        np.pad(idx[s : s + batch], (0, max(0, s + batch - len(idx))), mode="edge")
+        for s in range(0, len(idx), batch)
+    ]
+    if needed[full:].any():
+        groups.append(np.arange(full, n))
+    return groups
+
+
+def _rows_nbytes(rows: tuple) -> int:
+    return sum(m.nbytes for m in rows[4]) + 128 * len(rows[4])
+
+
+def _frame_stats(masks: torch.Tensor, threshold: float, offset: float):
+    """Stability scores, boxes, areas and compressed masks over whole frames, on the masks' device.
+
+    Vectorised over the batch with sam2's own functions: on a GPU only the
+    counts and the packed masks travel to the host.
+    """
+    from sam2.utils.amg import batched_mask_to_box, calculate_stability_score
+
+    stability = calculate_stability_score(masks, threshold, offset)
+    binary = masks > threshold
+    areas = binary.sum((1, 2)).cpu().numpy()
+    return stability, batched_mask_to_box(binary), areas, compress_masks(binary)
+
+
+def _candidate_stats(masks: torch.Tensor, low_res: torch.Tensor, params: Sam2Params):
+    """Stability scores, boxes, areas and compressed masks of upsampled mask logits.
+
+    On the CPU each mask is read only inside the window that its
+    low-resolution logits can reach, which is exact (see :func:`_windows`);
+    elsewhere the whole frames are processed at once (:func:`_frame_stats`).
+    """
+    threshold, offset = params.mask_threshold, params.stability_score_offset
+    if masks.device.type != "cpu":
+        return _frame_stats(masks, threshold, offset)
+    floor = threshold - abs(offset)
+    height, width = masks.shape[-2:]
+    if params.min_mask_region_area > 0 or abs(floor) >= 31.0:
+        # Hole filling changes the logits after the low-resolution ones are returned, and
+        # those are clamped to ±32: only whole frames are safe then.
+        windows = np.tile([0, height, 0, width], (len(masks), 1))
+    else:
+        windows = _windows(low_res, floor, (height, width))
+    above_plus, above_minus, boxes, areas, compressed = _window_stats(
+        masks.float().numpy(), windows, threshold, offset
+    )
+    # sam2 divides int32 counts: the same float32 quotient, 0/0 included (NaN).
+    stability = torch.as_tensor(above_plus) / torch.as_tensor(above_minus)
+    return stability, torch.as_tensor(boxes), areas, compressed
+
+
+# ---------------------------------------------------------------------------
 # the engine
 
 
@@ -471,13 +655,16 @@ class Sam2Engine:
         self.dtype = autocast_dtype(self.device) if autocast else None
         self.features = _LRU(cache_bytes)
         self.candidates = _LRU(cache_bytes)
+        # The candidates of every decoded point, so a new grid decodes only its new points.
+        self.prompts = _LRU(cache_bytes)
         self._normalized = _LRU(512 << 20)
         self.points_per_batch: int | None = None
         # The predictor holds one image's features at a time; a superseded run may still
         # be finishing a batch in another thread while the newest one starts.
         self._lock = threading.Lock()
-        #: How often the encoder and the decoder ran (per crop), e.g. to show what a change cost.
-        self.runs = {"encoder": 0, "decoder": 0}
+        #: How often the encoder and the decoder ran (per crop), and how many prompt points
+        #: the decoder saw, e.g. to show what a change cost.
+        self.runs = {"encoder": 0, "decoder": 0, "points": 0}
 
     # -- public API ---------------------------------------------------------
 
@@ -620,6 +807,7 @@ class Sam2Engine:
         """Forget cached features and candidates."""
         self.features.clear()
         self.candidates.clear()
+        self.prompts.clear()
         self._normalized.clear()
 
     # -- the three stages ---------------------------------------------------
@@ -652,8 +840,9 @@ class Sam2Engine:
             cands = self.candidates.get(dkey)
             if cands is None:
                 feats = yield from self._encode(key, img, box, i, n_enc)
+                pkey = (self.model_key, key, tuple(box), params.prompt_key())
                 cands = yield from self._decode(
-                    feats, img.shape[:2], box, grids[layer], params, i, n_enc
+                    pkey, feats, img.shape[:2], box, grids[layer], params, i, n_enc
                 )
                 self.candidates.put(dkey, cands, cands.nbytes)
             yield ("decoder", i + 1, n_enc)
@@ -699,51 +888,73 @@ class Sam2Engine:
         n = int(free * 0.5 // per_point)
         return int(2 ** max(3, min(10, int(math.log2(max(n, 1))))))
 
-    def _decode(self, feats, im_hw, crop_box, grid: np.ndarray, params: Sam2Params, i: int, n: int):
-        """Every candidate of one crop, as sam2's ``_process_crop`` makes them, unfiltered."""
+    def _decode(self, pkey, feats, im_hw, crop_box, grid: np.ndarray, params: Sam2Params, i, n):
+        """Every candidate of one crop, as sam2's ``_process_crop`` makes them, unfiltered.
+
+        The decoder sees the points in sam2's batches; a point decoded before
+        (an earlier grid: a grid of ``3k`` points per side holds every point of
+        the grid of ``k``) is reused when its batch had the size sam2 would give
+        it now, and new points in full batches are decoded together.
+        """
         from sam2.utils.amg import is_box_near_crop_edge
 
         x0, y0, x1, y1 = crop_box
         crop_hw = (y1 - y0, x1 - x0)
         orig_h, orig_w = im_hw
-        points_all = grid * np.array(crop_hw)[None, ::-1]
+        points = torch.as_tensor(grid * np.array(crop_hw)[None, ::-1], dtype=torch.float32)
+        keys = [row.tobytes() for row in points.numpy()]
+        store = self.prompts.get(pkey) or {}
         batch = params.points_per_batch or self._auto_batch(crop_hw, params.multimask_output)
-        parts = []
-        start = 0
-        while start < len(points_all):
-            points = points_all[start : start + batch]
+        decoded = False
+        while True:
+            sizes = _batch_sizes(len(keys), batch)
+            needed = np.array(
+                [store.get(k, (0,))[0] != s for k, s in zip(keys, sizes, strict=True)]
+            )
+            groups = _point_batches(needed, batch)
+            if not groups:
+                break
             try:
-                with self._lock, torch.no_grad(), self._autocast():
-                    parts.append(self._decode_batch(feats, points, crop_box, params, batch))
+                for group in groups:
+                    with self._lock, torch.no_grad(), self._autocast():
+                        rows = self._decode_batch(feats, points[group], crop_box, params, batch)
+                    per_point = len(rows[0]) // len(group)
+                    for j, k in enumerate(group.tolist()):
+                        part = slice(j * per_point, (j + 1) * per_point)
+                        store[keys[k]] = (len(group), *(r[part] for r in rows))
+                    self.runs["points"] += len(np.unique(group))
+                    decoded = True
+                    yield ("decoder", i, n)
             except torch.cuda.OutOfMemoryError:
-                if len(points) == 1:
+                if len(group) == 1:
                     raise
                 torch.cuda.empty_cache()
-                # Halve the batch that failed (it may be the shorter last one) and retry it.
-                batch = len(points) // 2
+                # Halve the batch that failed (it may be the shorter last one) and plan again.
+                batch = len(group) // 2
                 if params.points_per_batch is None:
                     self.points_per_batch = batch
-                continue
-            start += len(points)
-            yield ("decoder", i, n)
-        self.runs["decoder"] += 1
-        if parts:
-            iou, stab, pts, boxes = (torch.cat([q[k] for q in parts]) for k in range(4))
+        self.runs["decoder"] += decoded
+        self.prompts.put(pkey, store, sum(_rows_nbytes(r) for r in store.values()))
+        rows = [store[k] for k in keys]
+        if rows:
+            iou, stab, boxes = (torch.cat([r[c] for r in rows]) for c in (1, 2, 3))
+            areas = np.concatenate([r[5] for r in rows])
+            pts = points.repeat_interleave(len(iou) // len(points), dim=0)
         else:
             iou, stab = torch.zeros(0), torch.zeros(0)
             pts, boxes = torch.zeros(0, 2), torch.zeros(0, 4, dtype=torch.int64)
-        masks = [m for q in parts for m in q[4]]
-        areas = np.concatenate([q[5] for q in parts]) if parts else np.zeros(0, np.int64)
+            areas = np.zeros(0, np.int64)
+        masks = [m for r in rows for m in r[4]]
         near = is_box_near_crop_edge(boxes, list(crop_box), [0, 0, orig_w, orig_h])
         return _Candidates(iou, stab, boxes, near, pts, masks, areas)
 
-    def _decode_batch(self, feats, points: np.ndarray, crop_box, params: Sam2Params, batch: int):
-        """Decoder, optional mask-to-mask refinement, stability, boxes and masks of a batch."""
-        from sam2.utils.amg import (
-            batch_iterator,
-            batched_mask_to_box,
-            calculate_stability_score,
-        )
+    def _decode_batch(self, feats, points: torch.Tensor, crop_box, params: Sam2Params, batch: int):
+        """Decoder, optional mask-to-mask refinement, stability, boxes and masks of a batch.
+
+        Returns predicted IoUs, stability scores, boxes, compressed masks and
+        areas of the batch's candidates, point by point.
+        """
+        from sam2.utils.amg import batch_iterator
 
         x0, y0, x1, y1 = crop_box
         im_size = (y1 - y0, x1 - x0)
@@ -753,50 +964,42 @@ class Sam2Engine:
         p._is_image_set, p._is_batch = True, False
         p._transforms.max_hole_area = params.min_mask_region_area
         p._transforms.max_sprinkle_area = params.min_mask_region_area
-        pts = torch.as_tensor(points, dtype=torch.float32, device=p.device)
+        pts = points.to(p.device)
         in_points = p._transforms.transform_coords(pts, normalize=True, orig_hw=im_size)
         in_labels = torch.ones(in_points.shape[0], dtype=torch.int, device=in_points.device)
-        masks, iou_preds, low_res = p._predict(
-            in_points[:, None, :],
-            in_labels[:, None],
-            multimask_output=params.multimask_output,
-            return_logits=True,
+        masks, iou_preds, low_res = (
+            t.flatten(0, 1)
+            for t in p._predict(
+                in_points[:, None, :],
+                in_labels[:, None],
+                multimask_output=params.multimask_output,
+                return_logits=True,
+            )
         )
-        masks = masks.flatten(0, 1)
-        iou_preds = iou_preds.flatten(0, 1)
-        pts = pts.repeat_interleave(masks.shape[0] // len(pts), dim=0)
         if params.use_m2m:
-            low_res = low_res.flatten(0, 1)
+            pts = pts.repeat_interleave(len(masks) // len(pts), dim=0)
             in_points = p._transforms.transform_coords(pts, normalize=True, orig_hw=im_size)
             labels = torch.ones(in_points.shape[0], dtype=torch.int, device=in_points.device)
-            new_masks, new_ious = [], []
-            for cur_points, cur_labels, cur_low in batch_iterator(
-                batch, in_points, labels, low_res
-            ):
-                best, best_iou, _ = p._predict(
+            refined = [
+                p._predict(
                     cur_points[:, None, :],
                     cur_labels[:, None],
                     mask_input=cur_low[:, None, :],
                     multimask_output=False,
                     return_logits=True,
                 )
-                new_masks.append(best)
-                new_ious.append(best_iou)
-            masks = torch.cat(new_masks).squeeze(1)
-            iou_preds = torch.cat(new_ious).squeeze(1)
-        stability = calculate_stability_score(
-            masks, params.mask_threshold, params.stability_score_offset
-        )
-        binary = masks > params.mask_threshold
-        del masks
-        boxes = batched_mask_to_box(binary)
-        areas = binary.flatten(1).sum(1).cpu().numpy().astype(np.int64)
-        compressed = compress_masks(binary)
+                for cur_points, cur_labels, cur_low in batch_iterator(
+                    batch, in_points, labels, low_res
+                )
+            ]
+            masks, iou_preds, low_res = (
+                torch.cat([r[k] for r in refined]).squeeze(1) for k in range(3)
+            )
+        stability, boxes, areas, compressed = _candidate_stats(masks, low_res, params)
         p.reset_predictor()
         return (
             iou_preds.float().cpu(),
             stability.float().cpu(),
-            pts.cpu(),
             boxes.cpu().to(torch.int64),
             compressed,
             areas,
@@ -893,7 +1096,7 @@ def _records(masks: _Masks, output_mode: str) -> list[dict]:
 def _decode(item: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     """Binary mask of shape ``hw`` from a compressed mask."""
     if item.dtype == np.uint8:
-        return np.unpackbits(item, count=hw[0] * hw[1]).astype(bool).reshape(hw[1], hw[0]).T
+        return np.unpackbits(item, count=hw[0] * hw[1]).astype(bool).reshape(hw)
     return rle_to_mask(item, hw)
 
 
