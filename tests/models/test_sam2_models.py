@@ -48,7 +48,7 @@ def test_ids_map_to_sam2_configs():
 def test_hf_id_and_local_file_load_the_weights(tiny, tiny_checkpoint, monkeypatch):
     asked = []
 
-    def fake_download(repo_id, filename):
+    def fake_download(repo_id, filename, local_files_only=False):
         asked.append((repo_id, filename))
         return str(tiny_checkpoint)
 
@@ -106,3 +106,68 @@ def test_hub_cache_layout_is_used_offline(tiny_checkpoint, tmp_path, monkeypatch
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     path = sam2_models.download_checkpoint("facebook/sam2.1-hiera-tiny")
     assert path.read_bytes() == tiny_checkpoint.read_bytes()
+
+
+def _hub_cache(tmp_path, content: bytes, monkeypatch, *, blob_name: str | None = None):
+    """huggingface_hub's cache layout: refs/main, a snapshot file linked to its blob."""
+    import hashlib
+
+    import huggingface_hub.constants as constants
+
+    repo = tmp_path / "models--facebook--sam2.1-hiera-tiny"
+    commit = "1" * 40
+    (repo / "snapshots" / commit).mkdir(parents=True)
+    (repo / "blobs").mkdir()
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    blob = repo / "blobs" / (blob_name or hashlib.sha256(content).hexdigest())
+    blob.write_bytes(content)
+    (repo / "snapshots" / commit / "sam2.1_hiera_tiny.pt").symlink_to(blob)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    return blob
+
+
+def test_a_cached_model_is_checked_against_its_hub_sha256(tiny_checkpoint, tmp_path, monkeypatch):
+    """The cached file is used without asking the Hub (it stays at the revision it was
+    downloaded at), and a damaged file is refused."""
+    import socket
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("a cached model must not contact the Hub")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    blob = _hub_cache(tmp_path, tiny_checkpoint.read_bytes(), monkeypatch)
+    path = sam2_models.download_checkpoint("facebook/sam2.1-hiera-tiny")
+    assert path.read_bytes() == tiny_checkpoint.read_bytes()
+    data = bytearray(blob.read_bytes())
+    data[5000:9096] = bytes(4096)
+    blob.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="does not match the SHA-256.*damaged"):
+        sam2_models.download_checkpoint("facebook/sam2.1-hiera-tiny")
+
+
+@pytest.mark.parametrize("offline", ["HF_HUB_OFFLINE", "no route to the Hub"])
+def test_a_model_not_downloaded_fails_fast_offline_with_one_clear_message(
+    tmp_path, monkeypatch, offline
+):
+    import socket
+    import time
+
+    import huggingface_hub.constants as constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    if offline == "HF_HUB_OFFLINE":
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    else:
+        # A machine whose connections hang (a firewall dropping packets, no DNS answer).
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+        monkeypatch.setattr(socket, "create_connection", lambda *a, **k: time.sleep(30))
+    start = time.perf_counter()
+    with pytest.raises(sam2_models.ModelNotDownloaded) as error:
+        Sam2ModelCache().get("facebook/sam2.1-hiera-tiny", "cpu")
+    assert time.perf_counter() - start < 2
+    message = str(error.value)
+    assert "facebook/sam2.1-hiera-tiny is not downloaded" in message
+    assert "'Local checkpoint…'" in message and "--sam2-model sam2.1_hiera_tiny.pt" in message
+    assert error.value.__suppress_context__  # one error, not a chain of the hub's

@@ -66,16 +66,108 @@ def config_for(model_id: str) -> str:
         ) from None
 
 
+class ModelNotDownloaded(OSError):
+    """A Hugging Face model that is not in the local cache and cannot be downloaded now."""
+
+
+#: The widget's choice for a ``.pt`` file, named in the advice of :class:`ModelNotDownloaded`.
+LOCAL_CHOICE = "Local checkpoint…"
+#: Seconds to wait for the Hugging Face Hub before calling the machine offline.
+HUB_TIMEOUT_S = 1.5
+
+
 def download_checkpoint(model_id: str) -> Path:
     """Return the local path of a model's checkpoint, downloading it on first use.
 
-    ``huggingface_hub`` keeps the file in its cache (``HF_HUB_CACHE``), so later
-    calls work offline.
+    The Hub is asked only when the file is not in ``huggingface_hub``'s cache
+    (``HF_HUB_CACHE``): a model, once downloaded, stays at the revision it was
+    downloaded at (no silent update), and works offline. Its content is checked
+    against the SHA-256 the Hub gave for it (the name of the cached blob).
+
+    Raises
+    ------
+    ModelNotDownloaded
+        Within about :data:`HUB_TIMEOUT_S` seconds when the file is not cached
+        and the Hub cannot be reached (or ``HF_HUB_OFFLINE`` is set), with what
+        to do instead.
+    CheckpointError
+        When the file's content does not match its SHA-256.
     """
-    from huggingface_hub import hf_hub_download
+    from huggingface_hub import constants, hf_hub_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
 
     config_for(model_id)
-    return Path(hf_hub_download(repo_id=model_id, filename=HF_MODELS[model_id][1]))
+    filename = HF_MODELS[model_id][1]
+    try:
+        path = hf_hub_download(repo_id=model_id, filename=filename, local_files_only=True)
+    except LocalEntryNotFoundError:
+        if constants.HF_HUB_OFFLINE or not _hub_reachable(constants.ENDPOINT):
+            raise ModelNotDownloaded(
+                f"The SAM2 model {model_id} is not downloaded yet and the Hugging Face Hub "
+                f"({constants.ENDPOINT}) cannot be reached to download it. In the SAM2 widget "
+                f"choose '{LOCAL_CHOICE}' under Model and pick {filename} copied from a "
+                f"computer with internet access; on the command line give --sam2-model "
+                f"{filename} --sam2-config {model_id}."
+            ) from None
+        path = hf_hub_download(repo_id=model_id, filename=filename)
+    path = Path(path)
+    _check_sha256(path, model_id)
+    return path
+
+
+def _hub_reachable(endpoint: str, timeout: float = HUB_TIMEOUT_S) -> bool:
+    """Whether a TCP connection to the Hub opens within ``timeout`` seconds.
+
+    Run in a thread because name resolution itself can hang for many seconds
+    on a machine without network, which huggingface_hub's retries multiply.
+    """
+    import socket
+    import threading
+    from urllib.parse import urlsplit
+
+    url = urlsplit(endpoint)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    result: list[bool] = []
+
+    def connect() -> None:
+        try:
+            socket.create_connection((url.hostname, port), timeout=timeout).close()
+            result.append(True)
+        except OSError:
+            result.append(False)
+
+    thread = threading.Thread(target=connect, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return bool(result and result[0])
+
+
+def _check_sha256(path: Path, model_id: str) -> None:
+    """Compare a cached file with the SHA-256 the Hub gave for it.
+
+    huggingface_hub stores a large (LFS) file as a blob named after the Hub's
+    SHA-256 of it, with the snapshot's file a link to the blob; a damaged or
+    replaced blob no longer matches its name. Caches without links (some
+    Windows setups) carry no hash to check.
+    """
+    import hashlib
+    import re
+
+    if not path.is_symlink():
+        return
+    blob = path.resolve()
+    if not re.fullmatch(r"[0-9a-f]{64}", blob.name):
+        return
+    digest = hashlib.sha256()
+    with open(blob, "rb") as fh:
+        while chunk := fh.read(1 << 24):
+            digest.update(chunk)
+    if digest.hexdigest() != blob.name:
+        raise CheckpointError(
+            f"The downloaded SAM2 model {model_id} ({blob}) does not match the SHA-256 the "
+            "Hugging Face Hub gave for it: the file is damaged. Delete it and load the model "
+            "again to download it anew."
+        )
 
 
 def build_model(
