@@ -130,7 +130,7 @@ def test_sample_through_every_step(
     dock.method.setCurrentText(METHODS[0])
     shortcuts = {s.key().toString(): s for s in dock.findChildren(QShortcut)}
     shortcuts["Ctrl+Return"].activated.emit()  # Xvfb windows are never active: emit directly
-    wait(qtbot, lambda: unet.worker is None and UNET_CELLS in viewer.layers, errors)
+    wait(qtbot, lambda: not unet.runner.busy and UNET_CELLS in viewer.layers, errors)
     cells = viewer.layers[UNET_CELLS]
     expected = segment(
         UNetPredictor.from_checkpoint(checkpoint, "cpu"), [image.data], overlap=32,
@@ -157,7 +157,7 @@ def test_sample_through_every_step(
     )  # fmt: skip
     assert sam2.layer.currentText() == INPUT
     dock.run_current()
-    wait(qtbot, lambda: sam2._worker is None and SAM2_MASKS in viewer.layers, errors)
+    wait(qtbot, lambda: not sam2.runner.busy and SAM2_MASKS in viewer.layers, errors)
     masks = viewer.layers[SAM2_MASKS]
     engine = next(iter(sam2._engines.values()))
     plain = engine.segment(image.data, sam2.params(), sam2.label_params())
@@ -174,7 +174,7 @@ def test_sample_through_every_step(
     threshold = float(np.round(np.median(ious), 2))
     sam2.set_values(pred_iou_thresh=threshold)
     wait(qtbot, lambda: not np.array_equal(masks.data, first), errors, timeout=30_000)
-    wait(qtbot, lambda: not sam2._live.busy, errors, timeout=30_000)
+    wait(qtbot, lambda: not sam2.runner.busy, errors, timeout=30_000)
     assert 0 < len(masks.features) < len(ious)
     assert masks.features["predicted_iou"].min() > threshold - 1e-6
     tuned = engine.segment(image.data, sam2.params(), sam2.label_params())
@@ -196,13 +196,13 @@ def test_sample_through_every_step(
     assert between, (tuned.n_masks, kept)
     fraction = min(between, key=lambda f: abs(between[f] - tuned.n_masks / 2))  # about half
     sam2.set_values(min_foreground_fraction=float(fraction))
-    wait(qtbot, lambda: not sam2._live.busy, errors, timeout=30_000)
+    wait(qtbot, lambda: not sam2.runner.busy, errors, timeout=30_000)
     np.testing.assert_array_equal(masks.data, tuned.labels)  # no foreground chosen yet
     dock.method.setCurrentText(METHODS[2])
     assert sam2.isVisibleTo(dock) and unet.isVisibleTo(dock)
     dock.run_current()
     wait(qtbot, lambda: sam2.foreground.currentText() == UNET_CELLS, errors)
-    wait(qtbot, lambda: sam2._worker is None and unet.worker is None, errors)
+    wait(qtbot, lambda: not sam2.runner.busy and not unet.runner.busy, errors)
     np.testing.assert_array_equal(viewer.layers[UNET_CELLS].data > 0, foreground)
     masks = viewer.layers[SAM2_MASKS]
     guided = guided_with(fraction)
@@ -218,7 +218,7 @@ def test_sample_through_every_step(
     watershed.input.setCurrentText(UNET_CELLS)
     assert watershed.input.currentText() == UNET_CELLS
     dock.run_current()
-    wait(qtbot, lambda: watershed._worker is None and "Done" in watershed.status.text(), errors)
+    wait(qtbot, lambda: not watershed.runner.busy and "Done" in watershed.status.text(), errors)
     split = viewer.layers[SPLIT]
     expected_split = drain(
         iter_watershed("split", cells.data, params=watershed.params(), cleanup=watershed.cleanup())
@@ -236,7 +236,7 @@ def test_sample_through_every_step(
     wait(
         qtbot,
         lambda: (
-            not metrics._runner.busy
+            not metrics.runner.busy
             and metrics.evaluation is not None
             and metrics.prediction_layer.name == SPLIT
         ),

@@ -36,9 +36,8 @@ def test_export_panel_writes_selected_layers_and_reads_back(
     panel.formats["ome-tiff"].setChecked(True)
     panel.coco_json.setChecked(True)
     panel.folder.setText(str(tmp_path))
-    worker = panel.export()
-    qtbot.waitUntil(lambda: panel.export_button.isEnabled(), timeout=30_000)
-    assert worker is not None
+    panel.export()
+    qtbot.waitUntil(lambda: "Wrote" in panel.status.text(), timeout=30_000)
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == sorted(
         [
@@ -66,5 +65,5 @@ def test_export_panel_writes_selected_layers_and_reads_back(
     before = (tmp_path / "prediction.tif").read_bytes()
     monkeypatch.setattr(export_panel, "_confirm_overwrite", lambda parent, message: False)
     panel.export()
-    qtbot.waitUntil(lambda: "already exist" in panel.status.text(), timeout=30_000)
+    qtbot.waitUntil(lambda: "Nothing was written" in panel.status.text(), timeout=30_000)
     assert (tmp_path / "prediction.tif").read_bytes() == before

@@ -35,7 +35,7 @@ def dock_in_viewer(make_napari_viewer_proxy, qtbot, labels):
     viewer.window.add_dock_widget(dock, name="Segmentation metrics")
     qtbot.waitUntil(lambda: dock.evaluation is not None, timeout=10_000)
     yield viewer, dock
-    dock._runner.cancel()
+    dock.runner.cancel()
 
 
 def test_table_follows_edits_and_saves_csv(dock_in_viewer, qtbot, labels, tmp_path):
@@ -44,22 +44,26 @@ def test_table_follows_edits_and_saves_csv(dock_in_viewer, qtbot, labels, tmp_pa
     assert dock.ground_truth_layer.name == "ground truth"
     n = len(np.unique(labels)) - 1
     assert _cell(dock, "F1") == "1.000"
-    assert _cell(dock, "TP") == str(n)
+    assert _cell(dock, "True positives") == str(n)
 
     # Drop a third of the predicted objects: the table must follow.
     pred = viewer.layers["prediction"]
     ids = np.unique(labels)[1:]
     pred.data = np.where(np.isin(labels, ids[: n // 3]), 0, labels)
-    qtbot.waitUntil(lambda: _cell(dock, "FN") == str(n // 3), timeout=10_000)
-    assert _cell(dock, "TP") == str(n - n // 3)
+    qtbot.waitUntil(lambda: _cell(dock, "False negatives") == str(n // 3), timeout=10_000)
+    assert _cell(dock, "True positives") == str(n - n // 3)
     assert float(_cell(dock, "Recall")) == pytest.approx((n - n // 3) / n, abs=1e-3)
     assert float(_cell(dock, "Pixel recall")) < 1.0
+    # mSA beside mean-average F1, as the metrics core computes it.
+    msa = dock.evaluation.summary()["mean_segmentation_accuracy"]
+    assert _cell(dock, "mSA, mean segmentation accuracy") == f"{msa:.3f}"
+    assert 0 < msa < float(_cell(dock, "Mean-average F1"))
 
     # A brush-like partial edit (data_setitem emits labels_update) is seen too.
     before = dock.evaluation
     pred.data_setitem(np.nonzero(labels == ids[-1]), 0)
     qtbot.waitUntil(lambda: dock.evaluation is not before, timeout=10_000)
-    assert _cell(dock, "FN") == str(n // 3 + 1)
+    assert _cell(dock, "False negatives") == str(n // 3 + 1)
     # The plot shows precision, recall and F1 over every threshold.
     assert len(dock.axes.lines) == 3
     assert len(dock.axes.lines[0].get_xdata()) == 18
@@ -93,7 +97,7 @@ def test_highlights_and_input_errors(dock_in_viewer, qtbot, labels):
     # Layers of different shapes, then a layer without objects.
     viewer.layers["prediction"].data = labels[:100]
     qtbot.waitUntil(lambda: "shape" in dock.status.text(), timeout=10_000)
-    assert "Cannot compute metrics" in dock.status.text()
+    assert "Cannot compute the metrics" in dock.status.text()
     assert "(100, 256)" in dock.status.text()
 
     viewer.layers["prediction"].data = labels

@@ -56,7 +56,7 @@ def test_segment_then_a_filter_slider_updates_the_labels(
     widget.segment()
     name = "phase SAM2 masks"
     qtbot.waitUntil(lambda: name in viewer.layers, timeout=60000)
-    qtbot.waitUntil(lambda: widget._worker is None, timeout=10000)
+    qtbot.waitUntil(lambda: not widget.runner.busy, timeout=10000)
     labels = viewer.layers[name]
     first = np.array(labels.data)
     assert first.shape == layer.data.shape and first.max() > 0
@@ -66,7 +66,7 @@ def test_segment_then_a_filter_slider_updates_the_labels(
     ious = labels.features["predicted_iou"].to_numpy()
     widget.set_values(pred_iou_thresh=float(np.round(np.median(ious), 2)))
     qtbot.waitUntil(lambda: not np.array_equal(labels.data, first), timeout=30000)
-    qtbot.waitUntil(lambda: not widget._live.busy, timeout=10000)
+    qtbot.waitUntil(lambda: not widget.runner.busy, timeout=10000)
     assert labels.features["predicted_iou"].min() > np.round(np.median(ious), 2) - 1e-6
     assert built == [("facebook/sam2.1-hiera-tiny", "cpu", None)]
     engine = next(iter(widget._engines.values()))
@@ -94,7 +94,7 @@ def test_current_position_of_a_stack_keeps_ids_unique(make_napari_viewer_proxy, 
             lambda p=position: name in viewer.layers and viewer.layers[name].data[p].any(),
             timeout=30000,
         )
-        qtbot.waitUntil(lambda: widget._worker is None, timeout=10000)
+        qtbot.waitUntil(lambda: not widget.runner.busy, timeout=10000)
     labels = viewer.layers[name]
     assert labels.data.shape == stack.shape
     first, second = (set(np.unique(labels.data[p])) - {0} for p in (0, 1))

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import torch
 from napari.layers import Image, Labels
 
-from napari_cytomask._qt.unet_widgets import UNetSegmentWidget, UNetTrainWidget
+from napari_cytomask._qt.unet_widgets import (
+    START_CHECKPOINT,
+    TRAINING_DEFAULTS,
+    UNetSegmentWidget,
+    UNetTrainWidget,
+)
 from napari_cytomask.models.checkpoint import (
     DIR_ENV,
     list_checkpoints,
@@ -50,8 +57,11 @@ def test_train_then_segment_in_a_viewer(make_napari_viewer_proxy, qtbot, model_f
     )
     viewer.add_labels(scan.labels, name="cells (ground truth)")
 
-    trainer = UNetTrainWidget(viewer)
-    viewer.window.add_dock_widget(trainer)
+    segmenter = UNetSegmentWidget(viewer)
+    viewer.window.add_dock_widget(segmenter)
+    trainer = segmenter.trainer  # training is part of the segmentation step
+    segmenter.train_button.click()
+    assert segmenter.tabs.currentWidget() is trainer
     assert trainer.image_layer.currentText() == "BF"  # the input channel by default
     assert trainer.mask_layer.currentText() == "cells (ground truth)"
     _tiny_training(trainer)
@@ -68,8 +78,8 @@ def test_train_then_segment_in_a_viewer(make_napari_viewer_proxy, qtbot, model_f
     assert tuned["tuned_on"] == split["validation"]
     assert "Thresholds chosen on the validation images" in trainer.status.text()
 
-    segmenter = UNetSegmentWidget(viewer)
-    viewer.window.add_dock_widget(segmenter)
+    # The new model is selected, ready to segment.
+    assert segmenter.tabs.currentIndex() == 0
     assert segmenter.input.currentText() == "BF"
     assert segmenter.checkpoint.path() == saved[0]
     assert segmenter.min_size.value() == tuned["min_size"]
@@ -94,13 +104,16 @@ def test_train_then_segment_in_a_viewer(make_napari_viewer_proxy, qtbot, model_f
 def test_cancel_and_errors(make_napari_viewer_proxy, qtbot, monkeypatch, tmp_path):
     viewer = make_napari_viewer_proxy()
     errors = []
-    monkeypatch.setattr("napari_cytomask._qt.unet_widgets.show_error", errors.append)
+    monkeypatch.setattr("napari_cytomask._qt._live.show_error", errors.append)
+    monkeypatch.setattr("napari_cytomask._qt.unet_widgets.unet_models", lambda: [])
     segmenter = UNetSegmentWidget(viewer)
+    # Without any model the step says where to get one.
+    assert "No U-Net model yet" in segmenter.status.text()
     segmenter.segment()
     assert "open an image" in errors[-1]
     viewer.add_image(np.zeros((64, 64), np.float32), name="img")
     segmenter.segment()
-    assert "train one" in errors[-1]
+    assert "Train a model" in errors[-1] and errors[-1] == segmenter.status.text()
 
     trainer = UNetTrainWidget(viewer)
     trainer.train()
@@ -115,11 +128,16 @@ def test_cancel_and_errors(make_napari_viewer_proxy, qtbot, monkeypatch, tmp_pat
     trainer.train()
     assert len(errors) == n_errors
     qtbot.waitUntil(lambda: len(trainer.losses) >= 4, timeout=60_000)  # into epoch 2
-    trainer.cancel()
-    qtbot.waitUntil(lambda: trainer.worker is None, timeout=30_000)
+    # Progress every step, with the time left.
+    assert trainer.progress.value() == len(trainer.losses) and "left" in trainer.status.text()
+    started = time.monotonic()
+    trainer.controls.cancel_button.click()
+    assert time.monotonic() - started < 1.0
+    assert trainer.worker is None and trainer.controls.run_button.isEnabled()
     assert trainer.result is None and "Cancelled" in trainer.status.text()
     cut = len(trainer.losses)
-    assert cut < 50 * 3
+    qtbot.wait(500)
+    assert len(trainer.losses) == cut  # a cancelled run reports nothing more
     # Cancelling offers to continue: Train again resumes from the last finished epoch.
     assert trainer.resume.text() == str(tmp_path / "cancelled.safetensors")
     epochs_done = torch.load(state_path(trainer.resume.text()), weights_only=True)["epoch"]
@@ -132,8 +150,38 @@ def test_cancel_and_errors(make_napari_viewer_proxy, qtbot, monkeypatch, tmp_pat
     assert trainer.losses[0][0] == epochs_done * 3 + 1  # steps go on counting
     assert trainer.progress.value() == trainer.progress.maximum() == 3
 
-    segmenter.checkpoint.set_path(tmp_path / "missing.safetensors")
-    assert "does not exist" in errors[-1]
+    with pytest.raises(ValueError, match="no checkpoint"):
+        segmenter.checkpoint.set_model(tmp_path / "missing.safetensors")
+
+
+def test_training_defaults_follow_the_device_and_fine_tune_a_checkpoint(
+    make_napari_viewer_proxy, qtbot, unet_checkpoint
+):
+    viewer = make_napari_viewer_proxy()
+    trainer = UNetTrainWidget(viewer)
+    trainer.device.setCurrentText("cpu")
+    cpu = TRAINING_DEFAULTS["cpu"]
+    assert (trainer.encoder.currentText(), trainer.epochs.value(), trainer.steps.value(),
+            trainer.batch_size.value()) == (cpu["encoder"], cpu["epochs"], cpu["steps"],
+                                            cpu["batch_size"])  # fmt: skip
+    # The estimate is shown before training starts and follows the settings.
+    assert trainer.estimate.text().startswith("About ")
+    minutes = trainer.estimated_seconds()
+    assert 10 < minutes < 30 * 60
+    trainer.epochs.setValue(2 * trainer.epochs.value())
+    assert trainer.estimated_seconds() == pytest.approx(2 * minutes)
+
+    scan = make_tilescan(n_tiles=2, shape=(96, 96), seed=1)
+    viewer.add_image(scan.brightfield, name="BF", metadata={"cytomask": {"role": "input"}})
+    viewer.add_labels(scan.labels, name="mask")
+    start = unet_checkpoint(64)
+    _tiny_training(trainer)
+    trainer.start_from.setCurrentText(START_CHECKPOINT)
+    trainer.init_path.setText(str(start))
+    trainer.train()
+    qtbot.waitUntil(lambda: trainer.worker is None, timeout=90_000)
+    assert trainer.result is not None, trainer.status.text()
+    assert trainer.result.description["training"]["initialised_from"] == str(start)
 
 
 def test_picking_a_model_shows_its_tuned_thresholds(
@@ -149,7 +197,7 @@ def test_picking_a_model_shows_its_tuned_thresholds(
     viewer = make_napari_viewer_proxy()
     segmenter = UNetSegmentWidget(viewer)
     viewer.window.add_dock_widget(segmenter)
-    segmenter.checkpoint.set_path(tuned)
+    segmenter.checkpoint.set_model(tuned)
     shown = (
         segmenter.interior_threshold.value(),
         segmenter.foreground_threshold.value(),
@@ -157,6 +205,6 @@ def test_picking_a_model_shows_its_tuned_thresholds(
     )
     assert shown == pytest.approx((0.7, 0.35, 42))
     assert segmenter.step().min_size == 42
-    segmenter.checkpoint.set_path(plain)  # no recorded settings: the defaults
+    segmenter.checkpoint.set_model(plain)  # no recorded settings: the defaults
     assert segmenter.interior_threshold.value() == pytest.approx(0.5)
     assert segmenter.min_size.value() == 0

@@ -23,7 +23,7 @@ def test_live_preview_and_parameter_change(make_napari_viewer_proxy, qtbot, trut
     # Opening the widget, or a new layer, starts no preview by itself.
     viewer.add_image(prob[::-1].copy(), name="foreground 2")
     qtbot.wait(400)  # longer than the preview's quiet period
-    assert not widget._runner.busy and len(viewer.layers) == 2
+    assert not widget.runner.busy and len(viewer.layers) == 2
     widget.preview()
     qtbot.waitUntil(lambda: "foreground instances" in viewer.layers, timeout=10000)
     output = viewer.layers["foreground instances"]

@@ -1,4 +1,11 @@
-"""Debounced, cancellable background runs for widgets that update while the user edits."""
+"""One way to run a step's work: a core generator in a napari thread worker.
+
+Every step of the dock runs its long work the same way: a Qt-free generator
+that yields progress and returns a result goes to :class:`Runner`, which
+starts a napari thread worker, shows progress in the step's
+:class:`StepControls`, cancels between yields, hands the newest result to the
+widget and reports a failure once (status line and one notification).
+"""
 
 from __future__ import annotations
 
@@ -7,31 +14,142 @@ from collections.abc import Callable
 
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error
-from qtpy.QtCore import QObject, QTimer
+from qtpy.QtCore import QObject, Qt, QTimer
+from qtpy.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
 
-from ..progress import drain
+from ..progress import Progress, drain
 
 #: Set ``CYTOMASK_NO_THREADS=1`` to run work in the calling thread (handy in a debugger).
 NO_THREADS = os.environ.get("CYTOMASK_NO_THREADS", "") not in ("", "0")
 
+#: How progress stages are shown to the user.
+STAGE_TEXT = {
+    "predict": "Predicting tiles",
+    "instances": "Separating cells",
+    "encoder": "Encoding the image",
+    "decoder": "Decoding masks",
+    "split": "Splitting cells",
+}
 
-class LiveRunner(QObject):
-    """Run the newest request in a thread worker after a quiet period.
 
-    Every :meth:`request` restarts the debounce timer; when it fires, a running
-    worker is asked to quit (generator functions stop at their next ``yield``)
-    and the newest request starts. Results of superseded runs are dropped, so
-    the widget only ever shows the result of the latest parameters.
+class StepControls(QWidget):
+    """A step's run button, Cancel, progress bar and status line, always kept together.
+
+    Parameters
+    ----------
+    run_text, run_tooltip
+        The run button's text and tooltip.
+    cancel
+        Whether the step can be cancelled (a Cancel button).
+    """
+
+    def __init__(self, run_text: str, run_tooltip: str, cancel: bool = True):
+        super().__init__()
+        self.run_button = QPushButton(run_text)
+        self.run_button.setToolTip(run_tooltip)
+        self.run_button.setDefault(True)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop this step; what it has not finished is dropped (Esc).")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.setVisible(cancel)
+        self.progress = QProgressBar()
+        self.progress.setToolTip("Progress of the running step.")
+        self.progress.setValue(0)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self.status.setToolTip("What the step did last, or what to do next.")
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.buttons = QHBoxLayout()
+        self.buttons.addWidget(self.run_button, 1)
+        self.buttons.addWidget(self.cancel_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 4, 0, 0)
+        layout.addLayout(self.buttons)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+
+    def add_button(self, button: QPushButton) -> None:
+        """Put another action of the step beside the run button."""
+        self.buttons.addWidget(button)
+
+    def set_running(self, running: bool) -> None:
+        self.run_button.setEnabled(not running)
+        self.cancel_button.setEnabled(running)
+
+    def show_progress(self, event) -> None:
+        """Show a core progress report: :class:`~napari_cytomask.progress.Progress`,
+        ``(stage, done, total)`` or ``(done, total)``."""
+        if isinstance(event, Progress):
+            stage, done, total = event.stage, event.done, event.total
+        elif len(event) == 3:
+            stage, done, total = event
+        else:
+            stage, (done, total) = None, event
+        self.progress.setRange(0, max(int(total), 1))
+        self.progress.setValue(int(done))
+        what = STAGE_TEXT.get(stage, str(stage).capitalize() if stage else "Working")
+        self.status.setText(f"{what}: {done} of {total}")
+
+
+def step_page(widget: QWidget, content: QWidget, controls: StepControls) -> None:
+    """Lay out a step: its settings scroll, its controls stay in view below them.
+
+    Parameters
+    ----------
+    widget
+        The step widget to lay out.
+    content
+        The settings (forms, groups); they scroll when the dock is short.
+    controls
+        The step's run button, progress and status, never scrolled away.
+    """
+    layout = QVBoxLayout(widget)
+    layout.setContentsMargins(2, 2, 2, 2)
+    layout.addWidget(scrolled(content), 1)
+    layout.addWidget(controls)
+
+
+def scrolled(content: QWidget) -> QScrollArea:
+    """``content`` in a vertical scroll area: settings that may not fit a short dock."""
+    scroll = QScrollArea()
+    scroll.setWidgetResizable(True)
+    scroll.setFrameShape(QFrame.Shape.NoFrame)
+    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    scroll.setWidget(content)
+    return scroll
+
+
+class Runner(QObject):
+    """Run a core generator in a napari thread worker; only the newest run counts.
+
+    :meth:`run_now` starts at once, :meth:`request` after a quiet period (for
+    live previews: every request restarts the timer). Starting a run, or
+    :meth:`cancel`, asks the running worker to quit (generators stop at their
+    next ``yield``) and drops its result at once, so Cancel never waits for the
+    computation. Errors are reported once: in the status line and, unless the
+    same message was the last one shown, as one napari notification.
 
     Parameters
     ----------
     on_result
         Called in the GUI thread with the return value of the newest run.
+    controls
+        The step's controls: progress, status, run/Cancel state.
+    on_progress
+        Called with every yielded value instead of the default progress display.
+    describe_error
+        Turns an exception into the sentence the user reads (what to do).
     delay_ms
-        Quiet period before a request runs.
-    on_error
-        Called with the exception of a failed run; by default a napari
-        notification tells the user.
+        Quiet period of :meth:`request`.
     parent
         Qt parent that owns the runner.
     """
@@ -39,13 +157,18 @@ class LiveRunner(QObject):
     def __init__(
         self,
         on_result: Callable[[object], None],
+        controls: StepControls | None = None,
+        *,
+        on_progress: Callable[[object], None] | None = None,
+        describe_error: Callable[[Exception], str] = str,
         delay_ms: int = 250,
-        on_error: Callable[[Exception], None] | None = None,
         parent: QObject | None = None,
     ):
         super().__init__(parent)
         self._on_result = on_result
-        self._on_error = on_error or (lambda err: show_error(str(err)))
+        self._controls = controls
+        self._on_progress = on_progress or (controls.show_progress if controls else None)
+        self._describe = describe_error
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(delay_ms)
@@ -53,6 +176,11 @@ class LiveRunner(QObject):
         self._pending: tuple[Callable, tuple, dict] | None = None
         self._worker = None
         self._generation = 0
+        self._last_error: str | None = None
+        # A worker may finish after its widget is gone (a closed viewer): then its
+        # results go nowhere.
+        alive = self._alive = [True]
+        self.destroyed.connect(lambda *_: alive.__setitem__(0, False))
 
     @property
     def busy(self) -> bool:
@@ -71,13 +199,29 @@ class LiveRunner(QObject):
         self._start()
 
     def cancel(self) -> None:
-        """Drop the waiting request and stop the running one."""
+        """Drop the waiting request and stop the running one; its result is discarded."""
         self._timer.stop()
         self._pending = None
         self._generation += 1
         if self._worker is not None:
             self._worker.quit()
             self._worker = None
+            if self._controls is not None:
+                self._controls.status.setText("Cancelled.")
+        self._set_running(False)
+
+    def fail(self, err: Exception) -> None:
+        """Report a failure once: status line, and a notification unless just shown."""
+        message = self._describe(err)
+        if self._controls is not None:
+            self._controls.status.setText(message)
+        if message != self._last_error:
+            show_error(message)
+        self._last_error = message
+
+    def _set_running(self, running: bool) -> None:
+        if self._controls is not None:
+            self._controls.set_running(running)
 
     def _start(self) -> None:
         if self._pending is None:
@@ -92,26 +236,73 @@ class LiveRunner(QObject):
             try:
                 result = drain(func(*args, **kwargs))
             except Exception as err:  # noqa: BLE001 - reported to the user
-                self._on_error(err)
+                self.fail(err)
             else:
-                self._on_result(result)
+                self._deliver(generation, result)
             return
-        # Errors go to on_error only; without _ignore_errors superqt re-raises them as well.
-        worker = create_worker(func, *args, _start_thread=False, _ignore_errors=True, **kwargs)
+        # _ignore_errors: errors reach `fail` only. Without it napari re-raises them in
+        # the GUI thread too: a second notification, and an aborted process in scripts
+        # that never call napari.run().
+        worker = create_worker(
+            _guarded, func, args, kwargs, _start_thread=False, _ignore_errors=True
+        )
+        if self._on_progress is not None and hasattr(worker, "yielded"):
+            worker.yielded.connect(lambda event: self._progress(generation, event))
         worker.returned.connect(lambda result: self._deliver(generation, result))
         worker.errored.connect(lambda err: self._fail(generation, err))
         worker.finished.connect(lambda: self._finished(worker))
         self._worker = worker
+        self._set_running(True)
+        if self._controls is not None:
+            self._controls.progress.setRange(0, 0)  # busy until the first report
         worker.start()
 
+    def _current(self, generation: int) -> bool:
+        return self._alive[0] and generation == self._generation
+
+    def _progress(self, generation: int, event) -> None:
+        if self._current(generation):
+            self._on_progress(event)
+
     def _deliver(self, generation: int, result) -> None:
-        if generation == self._generation:
+        if self._current(generation):
+            self._last_error = None
+            if self._controls is not None:
+                bar = self._controls.progress
+                bar.setRange(0, max(bar.maximum(), 1))
+                bar.setValue(bar.maximum())
             self._on_result(result)
 
     def _fail(self, generation: int, err: Exception) -> None:
-        if generation == self._generation:
-            self._on_error(err)
+        if isinstance(err, _Failed):
+            err = err.__cause__
+        if self._current(generation):
+            if self._controls is not None:
+                self._controls.progress.setRange(0, 1)
+                self._controls.progress.setValue(0)
+            self.fail(err)
 
     def _finished(self, worker) -> None:
-        if self._worker is worker:
+        if self._alive[0] and self._worker is worker:
             self._worker = None
+            self._set_running(False)
+
+
+class _Failed(Exception):
+    """Carries an error out of a worker.
+
+    superqt takes a ``RuntimeError`` raised by a generator (torch raises many) for
+    a deleted worker: it drops the error and never says the worker finished.
+    """
+
+
+def _guarded(func: Callable, args: tuple, kwargs: dict):
+    """Run ``func`` (a progress generator or a plain function) as a generator whose
+    every error arrives wrapped in :class:`_Failed`."""
+    try:
+        work = func(*args, **kwargs)
+        if hasattr(work, "__next__"):
+            return (yield from work)
+        return work
+    except Exception as err:
+        raise _Failed() from err

@@ -25,6 +25,7 @@ class ChannelRolesWidget(QWidget):
         self.table.setHorizontalHeaderLabels(["channel", "file", "role"])
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.verticalHeader().setVisible(False)
+        self.table.setToolTip("Every channel of the opened scans and the role it plays.")
         hint = QLabel(
             "The reader guesses each channel's role. If it guessed wrong, pick the right one: "
             "masks become Labels layers, the input is what the segmentation widgets use."

@@ -1,9 +1,11 @@
 """The "Segment cytoplasm" dock: one place that leads from a tile scan to exported masks.
 
 It holds the plugin's step widgets (channel roles, U-Net and SAM2 segmentation,
-watershed, metrics, export) as pages of a tool box, remembers their settings
-between sessions, and gives every step the same keyboard shortcuts: Ctrl+Enter
-runs the open step, Escape cancels it.
+watershed, metrics, export) as numbered tabs (tabs, unlike a tool box, leave a
+short dock's height to the open step), hands each step's output
+to the next step as its input, remembers the steps' settings by name between
+sessions, and gives every step the same keyboard shortcuts: Ctrl+Enter runs
+the open step, Escape cancels it.
 """
 
 from __future__ import annotations
@@ -17,24 +19,21 @@ from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QSettings, QTimer
 from qtpy.QtGui import QKeySequence
 from qtpy.QtWidgets import (
-    QAbstractSpinBox,
-    QCheckBox,
     QComboBox,
-    QDoubleSpinBox,
     QFileDialog,
+    QHBoxLayout,
     QLabel,
-    QLineEdit,
     QPushButton,
     QShortcut,
-    QSlider,
-    QSpinBox,
-    QToolBox,
+    QSizePolicy,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
 from ..io.layers import METADATA_KEY
 from ..pipeline import Preset, Sam2Step
+from ._settings import StepSettings, changed_signal
 from .channel_roles import ChannelRolesWidget
 from .export_panel import ExportPanel
 from .metrics_dock import MetricsDock
@@ -44,8 +43,14 @@ from .watershed_widget import WatershedWidget
 
 METHODS = ("U-Net", "SAM2", "SAM2 guided by the U-Net foreground")
 _SETTINGS = ("napari-cytomask", "segment-cytoplasm-dock")
-#: Controls whose values are remembered; layer pickers are not (layers change per scan).
-_REMEMBERED = (QCheckBox, QSpinBox, QDoubleSpinBox, QSlider, QLineEdit, QComboBox)
+#: (tab text, what the step does)
+STEPS = (
+    ("1 Channels", "1. Input channels: which channel is the input, which are masks."),
+    ("2 Segment", "2. Segment cytoplasm with a U-Net or SAM2, or train a U-Net."),
+    ("3 Split", "3. Separate touching cells (watershed)."),
+    ("4 Check", "4. Check against the ground truth (metrics)."),
+    ("5 Export", "5. Export label images, tables and provenance."),
+)
 
 
 class CytomaskDock(QWidget):
@@ -70,7 +75,6 @@ class CytomaskDock(QWidget):
     ):
         super().__init__()
         self.viewer = napari_viewer
-        self.settings = settings if settings is not None else QSettings(*_SETTINGS)
         self.roles = ChannelRolesWidget(napari_viewer)
         self.unet = UNetSegmentWidget(napari_viewer)
         self.sam2 = Sam2Widget(napari_viewer, model_builder=sam2_model_builder)
@@ -86,51 +90,90 @@ class CytomaskDock(QWidget):
             "U-Net first; its probability layer becomes SAM2's foreground map)."
         )
         self.method.currentIndexChanged.connect(self._method_changed)
-        self.unet.segmented.connect(self._guide_sam2)
-        segment_page = QWidget()
-        segment_layout = QVBoxLayout(segment_page)
-        segment_layout.addWidget(self.method)
-        segment_layout.addWidget(self.unet)
-        segment_layout.addWidget(self.sam2)
-        self.save_preset_button = QPushButton("Save preset for the command line…")
+        self.save_preset_button = QPushButton("Save preset…")
         self.save_preset_button.setToolTip(
             "Save the method, models and parameters (and the watershed split, when the "
             "'Separate touching cells' step splits labels) as a JSON preset for "
             "'cytomask segment --preset FILE'."
         )
         self.save_preset_button.clicked.connect(self._save_preset_dialog)
-        segment_layout.addWidget(self.save_preset_button)
+        segment_page = QWidget()
+        method_row = QHBoxLayout()
+        method_row.addWidget(QLabel("Method"))
+        method_row.addWidget(self.method, 1)
+        method_row.addWidget(self.save_preset_button)
+        segment_layout = QVBoxLayout(segment_page)
+        segment_layout.setContentsMargins(0, 0, 0, 0)
+        segment_layout.addLayout(method_row)
+        segment_layout.addWidget(self.unet, 1)
+        segment_layout.addWidget(self.sam2, 1)
 
-        self.steps = QToolBox()
+        self.steps = QTabWidget()
+        self.steps.setUsesScrollButtons(True)
         self._runs: list[tuple[Callable | None, Callable | None]] = []
-        for title, page, run, cancel in (
-            ("1. Input channels", self.roles, None, None),
-            ("2. Segment cytoplasm", segment_page, self._segment, self._cancel_segment),
-            ("3. Separate touching cells", self.watershed, self.watershed.apply,
-             self.watershed.cancel),
-            ("4. Check against the ground truth", self.metrics, None, None),
-            ("5. Export", self.export, self.export.export, None),
-        ):  # fmt: skip
-            self.steps.addItem(page, title)
-            self._runs.append((run, cancel))
+        pages = (self.roles, segment_page, self.watershed, self.metrics, self.export)
+        runs = (
+            (None, None),
+            (self._segment, self._cancel_segment),
+            (self.watershed.apply, self.watershed.cancel),
+            (lambda: self.metrics.schedule(now=True), None),
+            (self.export.export, None),
+        )
+        for (title, tip), page, run in zip(STEPS, pages, runs, strict=True):
+            self.steps.addTab(page, title)
+            self.steps.setTabToolTip(self.steps.count() - 1, tip)
+            self._runs.append(run)
         self.steps.setCurrentIndex(1)
         hint = QLabel("Ctrl+Enter runs the open step, Esc cancels it.")
+        hint.setWordWrap(True)
+        self.reset_button = QPushButton("Reset to defaults")
+        self.reset_button.setToolTip(
+            "Put every step's settings back to the plugin's defaults and forget the "
+            "remembered ones (layer choices stay)."
+        )
+        self.reset_button.clicked.connect(self.reset_settings)
+        footer = QHBoxLayout()
+        footer.addWidget(hint, 1)
+        footer.addWidget(self.reset_button)
         layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(self.steps)
-        layout.addWidget(hint)
+        layout.addLayout(footer)
+        # Combo boxes as wide as their longest item would widen a narrow dock.
+        for combo in self.findChildren(QComboBox):
+            combo.setSizeAdjustPolicy(
+                QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+            )
+            combo.setMinimumContentsLength(min(combo.minimumContentsLength() or 8, 8))
+            combo.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
 
         for keys, slot in (("Ctrl+Return", self.run_current), ("Escape", self.cancel_current)):
             QShortcut(QKeySequence(keys), self, activated=slot)
+        self._connect_flow()
+
+        self.settings = StepSettings(
+            settings if settings is not None else QSettings(*_SETTINGS),
+            {
+                "dock": self,
+                "unet": self.unet,
+                "train": self.unet.trainer,
+                "sam2": self.sam2,
+                "watershed": self.watershed,
+                "metrics": self.metrics,
+                "export": self.export,
+            },
+        )
+        self.restore_settings()
         self._save_timer = QTimer(self)
         self._save_timer.setSingleShot(True)
         self._save_timer.setInterval(500)
         self._save_timer.timeout.connect(self.save_settings)
-        self.restore_settings()
-        # Restored values are not the user's changes: no live preview on opening.
-        self.watershed.stop_preview()
-        self._method_changed()
-        for control in self._controls().values():
-            _changed_signal(control).connect(self._save_timer.start)
+        for control in self.settings.controls().values():
+            changed_signal(control).connect(self._save_timer.start)
+
+    def settings_controls(self) -> dict[str, QWidget]:
+        """The dock's own remembered control: the method."""
+        return {"method": self.method}
 
     def run_current(self) -> None:
         """Run the step whose page is open (Ctrl+Enter)."""
@@ -145,31 +188,32 @@ class CytomaskDock(QWidget):
             cancel()
 
     def save_settings(self) -> None:
-        """Store every remembered control's value."""
-        for key, control in self._controls().items():
-            self.settings.setValue(key, _value(control))
-        self.settings.sync()
+        """Store every step's settings by name."""
+        self.settings.save()
 
     def restore_settings(self) -> None:
-        """Put back the values stored by :meth:`save_settings`; unknown values are skipped."""
-        for key, control in self._controls().items():
-            stored = self.settings.value(key)
-            if stored is not None:
-                _set_value(control, stored)
+        """Show the stored settings; restoring is not an edit, so nothing starts."""
+        self.settings.restore()
+        self.watershed.stop_preview()
+        self._method_changed()
 
-    def _controls(self) -> dict[str, QWidget]:
-        """Remembered controls by a key made of the step and the control's position in it."""
-        controls = {"method": self.method}
-        for name in ("unet", "sam2", "watershed", "metrics", "export"):
-            widget = getattr(self, name)
-            pickers = _layer_pickers(widget)
-            kept = [
-                c for c in widget.findChildren(QWidget)
-                if isinstance(c, _REMEMBERED) and c not in pickers and not _inside_spinbox(c)
-            ]  # fmt: skip
-            for i, control in enumerate(kept):
-                controls[f"{name}/{type(control).__name__}/{i}"] = control
-        return controls
+    def reset_settings(self) -> None:
+        """Show every default and forget the stored settings."""
+        self.settings.reset()
+        self.watershed.stop_preview()
+        self._method_changed()
+
+    def _connect_flow(self) -> None:
+        """Each step's output becomes the next step's input."""
+        self.unet.segmented.connect(self._segmented)
+        self.sam2.segmented.connect(self._segmented)
+        self.watershed.applied.connect(self.metrics.set_prediction)
+
+    def _segmented(self, cells) -> None:
+        self._guide_sam2(cells)
+        self.watershed.stop_preview()
+        self.watershed.use_input(cells)
+        self.metrics.set_prediction(cells)
 
     def preset(self) -> Preset:
         """The dock's current settings as a preset for ``cytomask segment``.
@@ -222,65 +266,19 @@ class CytomaskDock(QWidget):
     def _segment(self) -> None:
         if self.method.currentText() == "SAM2":
             self.sam2.segment()
+        elif self.unet.tabs.currentIndex() == 1:
+            self.unet.trainer.train()
         else:
             self.unet.segment()  # guided: SAM2 runs with the U-Net foreground afterwards
 
     def _guide_sam2(self, cells) -> None:
         """Guided mode: SAM2 keeps masks that lie on the U-Net's cells, then runs."""
-        if self.method.currentText() != METHODS[2]:
+        if self.method.currentText() != METHODS[2] or not cells.name.endswith("U-Net cells"):
             return
         self.sam2.foreground.setCurrentText(cells.name)
         self.sam2.segment()
 
     def _cancel_segment(self) -> None:
         self.unet.cancel()
+        self.unet.trainer.cancel()
         self.sam2.cancel()
-
-
-def _layer_pickers(widget: QWidget) -> set[QWidget]:
-    """Combo boxes that list only the viewer's layers (their choices change with every scan)."""
-    names = {layer.name for layer in widget.viewer.layers}
-    return {
-        combo for combo in widget.findChildren(QComboBox)
-        if combo.count() and all(combo.itemText(i) in names for i in range(combo.count()))
-    }  # fmt: skip
-
-
-def _inside_spinbox(widget: QWidget) -> bool:
-    # A spin box's line edit is a child control of its own; the spin box is remembered.
-    return isinstance(widget, QLineEdit) and isinstance(widget.parent(), QAbstractSpinBox)
-
-
-def _changed_signal(control: QWidget):
-    if isinstance(control, QCheckBox):
-        return control.toggled
-    if isinstance(control, QComboBox):
-        return control.currentIndexChanged
-    if isinstance(control, QLineEdit):
-        return control.editingFinished
-    return control.valueChanged
-
-
-def _value(control: QWidget):
-    if isinstance(control, QCheckBox):
-        return control.isChecked()
-    if isinstance(control, QComboBox):
-        return control.currentText()
-    if isinstance(control, QLineEdit):
-        return control.text()
-    return control.value()
-
-
-def _set_value(control: QWidget, stored) -> None:
-    if isinstance(control, QCheckBox):
-        control.setChecked(stored in (True, "true", "1", 1))
-    elif isinstance(control, QComboBox):
-        index = control.findText(str(stored))
-        if index >= 0:
-            control.setCurrentIndex(index)
-    elif isinstance(control, QLineEdit):
-        control.setText(str(stored))
-    elif isinstance(control, QDoubleSpinBox):
-        control.setValue(float(stored))
-    else:
-        control.setValue(int(float(stored)))

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import napari
 from napari.layers import Image, Labels
-from napari.qt.threading import create_worker
-from napari.utils.notifications import show_error, show_info
+from napari.utils.notifications import show_info
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QCheckBox,
@@ -18,15 +17,21 @@ from qtpy.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QMessageBox,
-    QProgressBar,
     QPushButton,
     QVBoxLayout,
     QWidget,
 )
 
 from ..io.export import export_labels, from_layer
+from ._live import Runner, StepControls, step_page
 
 _FORMAT_TEXT = {"tiff": "TIFF", "ome-tiff": "OME-TIFF", "png": "PNG (2D)", "npy": "NumPy"}
+_FORMAT_TIPS = {
+    "tiff": "ImageJ TIFF with the pixel size: opens in Fiji and napari.",
+    "ome-tiff": "OME-TIFF with the pixel size and axes: opens in QuPath, OMERO and Bio-Formats.",
+    "png": "8- or 16-bit PNG, one file per 2D image.",
+    "npy": "NumPy array file, for Python.",
+}
 #: Feature columns used as the COCO score when a layer has one, best first.
 _SCORE_COLUMNS = ("predicted_iou", "score", "probability")
 
@@ -40,27 +45,39 @@ class ExportPanel(QWidget):
         self.layer_list = QListWidget()
         self.layer_list.setToolTip("Labels layers to export; all are ticked by default.")
         self.formats = {key: QCheckBox(text) for key, text in _FORMAT_TEXT.items()}
+        for key, box in self.formats.items():
+            box.setToolTip(_FORMAT_TIPS[key])
         self.formats["tiff"].setChecked(True)
-        self.objects_csv = QCheckBox("per-object CSV and cell counts")
+        self.objects_csv = QCheckBox("Per-object CSV and cell counts")
         self.objects_csv.setChecked(True)
         self.objects_csv.setToolTip(
             "Area, centroid, bounding box, eccentricity, mean intensity of every image "
             "channel of the same shape, and the object's scores; cells per tile."
         )
         self.coco_json = QCheckBox("COCO RLE JSON (with scores)")
+        self.coco_json.setToolTip("Every object as a COCO run-length-encoded annotation.")
         self.folder = QLineEdit(str(Path.home()))
-        browse = QPushButton("…")
+        self.folder.setToolTip("The folder the files go to; created when missing.")
+        browse = QPushButton("Choose…")
+        browse.setToolTip("Choose the export folder.")
         browse.clicked.connect(self._browse)
-        self.export_button = QPushButton("Export")
-        self.export_button.clicked.connect(self.export)
-        self.progress = QProgressBar()
-        self.progress.setVisible(False)
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
+        self.controls = StepControls(
+            "Export", "Write the ticked layers in the ticked formats (Ctrl+Enter).", False
+        )
+        self.controls.run_button.clicked.connect(lambda: self.export())
+        self.runner = Runner(
+            self._done,
+            self.controls,
+            describe_error=lambda err: f"Export failed: {err}",
+            parent=self,
+        )
+        self._pending: dict = {}
 
-        layout = QVBoxLayout(self)
+        content = QWidget()
+        layout = QVBoxLayout(content)
+        layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(QLabel("Labels layers"))
-        layout.addWidget(self.layer_list)
+        layout.addWidget(self.layer_list, 1)
         row = QHBoxLayout()
         for box in self.formats.values():
             row.addWidget(box)
@@ -69,16 +86,31 @@ class ExportPanel(QWidget):
         layout.addWidget(self.coco_json)
         folder_row = QHBoxLayout()
         folder_row.addWidget(QLabel("Folder"))
-        folder_row.addWidget(self.folder)
+        folder_row.addWidget(self.folder, 1)
         folder_row.addWidget(browse)
         layout.addLayout(folder_row)
-        layout.addWidget(self.export_button)
-        layout.addWidget(self.progress)
-        layout.addWidget(self.status)
+        step_page(self, content, self.controls)
         events = self.viewer.layers.events
         for event in (events.inserted, events.removed):
             event.connect(self.refresh)
         self.refresh()
+
+    @property
+    def status(self):
+        return self.controls.status
+
+    @property
+    def export_button(self):
+        return self.controls.run_button
+
+    def settings_controls(self) -> dict[str, QWidget]:
+        """Remembered controls by parameter name."""
+        return {
+            **{f"format_{key}": box for key, box in self.formats.items()},
+            "objects_csv": self.objects_csv,
+            "coco_json": self.coco_json,
+            "folder": self.folder,
+        }
 
     def refresh(self, event=None) -> None:
         """List the viewer's Labels layers, keeping the ticks of layers still there."""
@@ -103,16 +135,22 @@ class ExportPanel(QWidget):
         ]
         return [self.viewer.layers[name] for name in names if name in self.viewer.layers]
 
-    def export(self, overwrite: bool = False):
-        """Export the ticked layers in a worker; returns the worker."""
+    def export(self, overwrite: bool = False) -> None:
+        """Export the ticked layers in a worker.
+
+        When files of the export are already in the folder, nothing is written and
+        one question asks whether to replace them.
+        """
         layers = self.selected_layers()
         formats = [key for key, box in self.formats.items() if box.isChecked()]
-        if not layers:
-            show_error("Tick at least one Labels layer to export.")
-            return None
-        if not formats and not self.objects_csv.isChecked() and not self.coco_json.isChecked():
-            show_error("Tick at least one format to export.")
-            return None
+        try:
+            if not layers:
+                raise ValueError("Tick at least one Labels layer to export.")
+            if not formats and not self.objects_csv.isChecked() and not self.coco_json.isChecked():
+                raise ValueError("Tick at least one format to export.")
+        except ValueError as err:
+            self.runner.fail(err)
+            return
         images = [layer for layer in self.viewer.layers if isinstance(layer, Image)]
         exports = [from_layer(layer, images) for layer in layers]
         score_columns = {
@@ -120,56 +158,53 @@ class ExportPanel(QWidget):
         }
         score = next((c for c in _SCORE_COLUMNS if c in score_columns), None)
         folder = Path(self.folder.text()).expanduser()
-        worker = create_worker(
-            export_labels,
-            exports,
-            folder,
+        self._pending = dict(
+            exports=exports,
+            folder=folder,
             formats=formats,
             objects_csv=self.objects_csv.isChecked(),
             coco_json=self.coco_json.isChecked(),
             score_column=score,
-            overwrite=overwrite,
-            _start_thread=False,
-            _ignore_errors=True,
         )
-        worker.returned.connect(self._done)
-        worker.errored.connect(self._failed)
-        worker.finished.connect(self._finished)
-        self.export_button.setEnabled(False)
-        self.progress.setVisible(True)
-        self.progress.setRange(0, 0)  # busy: writing is one step per file
         self.status.setText(f"Exporting {len(layers)} layer(s) to {folder}…")
-        worker.start()
-        return worker
+        self.runner.run_now(_export_job, overwrite=overwrite, **self._pending)
 
     def _browse(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Export to folder", self.folder.text())
         if folder:
             self.folder.setText(folder)
 
-    def _done(self, written: list[Path]) -> None:
+    def _done(self, outcome) -> None:
+        written, exists = outcome
+        if exists is not None:
+            if _confirm_overwrite(self, str(exists)):
+                self.status.setText("Replacing the files…")
+                self.runner.run_now(_export_job, overwrite=True, **self._pending)
+            else:
+                self.status.setText("Nothing was written: the files are still there.")
+            return
         where = f" to {written[0].parent}" if written else ""
         self.status.setText(f"Wrote {len(written)} files{where}.")
         show_info(f"Exported {len(written)} files.")
 
-    def _failed(self, err: Exception) -> None:
-        if isinstance(err, FileExistsError) and _confirm_overwrite(self, str(err)):
-            self.export(overwrite=True)
-            return
-        self.status.setText(str(err))
-        show_error(f"Export failed: {err}")
 
-    def _finished(self) -> None:
-        self.export_button.setEnabled(True)
-        self.progress.setVisible(False)
+def _export_job(exports, folder, *, overwrite, **options):
+    """Worker body: ``(files written, None)``, or ``([], FileExistsError)`` when files of the
+    export exist (an answer to ask the user about, not a failure)."""
+    try:
+        return export_labels(exports, folder, overwrite=overwrite, **options), None
+    except FileExistsError as err:
+        return [], err
 
 
 def _confirm_overwrite(parent: QWidget, message: str) -> bool:
-    answer = QMessageBox.question(
-        parent,
+    box = QMessageBox(
+        QMessageBox.Icon.Question,
         "Replace files?",
-        f"{message}\n\nReplace them?",
+        "Some of the files this export writes are already in the folder. Replace them?",
         QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-        QMessageBox.StandardButton.No,
+        parent,
     )
-    return answer == QMessageBox.StandardButton.Yes
+    box.setInformativeText(message)
+    box.setDefaultButton(QMessageBox.StandardButton.No)
+    return box.exec() == QMessageBox.StandardButton.Yes

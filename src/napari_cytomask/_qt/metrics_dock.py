@@ -6,22 +6,19 @@ import os
 
 import napari
 import numpy as np
-from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-from matplotlib.figure import Figure
 from napari.layers import Labels
-from napari.utils.notifications import show_error, show_info
+from napari.utils.notifications import show_info
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
-    QHBoxLayout,
     QHeaderView,
-    QLabel,
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -29,33 +26,41 @@ from qtpy.QtWidgets import (
 from ..labels import LabelsError, as_labels, check_same_shape
 from ..metrics import DEFAULT_THRESHOLDS, Evaluation, evaluate, unmatched_objects, write_csv
 from ..roles import role_of
-from ._live import LiveRunner
+from ._layers import made_by_plugin
+from ._live import Runner, StepControls, step_page
+from ._plot import PlotCanvas
 
 #: IoU thresholds shown as columns of the table.
 HEADLINE_THRESHOLDS = (0.5, 0.75, 0.9)
 
+# (row label, attribute, format, tooltip)
 _OBJECT_ROWS = (
-    ("TP", "tp", "{:d}"),
-    ("FP", "fp", "{:d}"),
-    ("FN", "fn", "{:d}"),
-    ("Precision", "precision", "{:.3f}"),
-    ("Recall", "recall", "{:.3f}"),
-    ("F1", "f1", "{:.3f}"),
-    ("Accuracy", "accuracy", "{:.3f}"),
-    ("Panoptic quality", "panoptic_quality", "{:.3f}"),
-    ("Mean matched IoU", "mean_matched_score", "{:.3f}"),
+    ("True positives", "tp", "{:d}", "Predicted cells matched to a true cell."),
+    ("False positives", "fp", "{:d}", "Predicted cells with no true cell to match."),
+    ("False negatives", "fn", "{:d}", "True cells the prediction missed."),
+    ("Precision", "precision", "{:.3f}", "TP / (TP + FP): how many predicted cells are real."),
+    ("Recall", "recall", "{:.3f}", "TP / (TP + FN): how many true cells were found."),
+    ("F1", "f1", "{:.3f}", "Harmonic mean of precision and recall."),
+    ("Accuracy", "accuracy", "{:.3f}", "TP / (TP + FP + FN) at this IoU."),
+    ("Panoptic quality", "panoptic_quality", "{:.3f}", "F1 × mean IoU of the matched cells."),
+    ("Mean matched IoU", "mean_matched_score", "{:.3f}", "Mean IoU of the matched cells."),
 )
+# (row label, summary key, tooltip)
 _SUMMARY_ROWS = (
-    ("Mean-average F1 (IoU 0.50:0.95)", "mean_average_f1"),
-    ("COCO AP (IoU 0.50:0.95)", "coco_ap"),
-    ("COCO AP50", "coco_ap50"),
-    ("COCO AP75", "coco_ap75"),
-    ("Pixel precision", "pixel_precision"),
-    ("Pixel recall", "pixel_recall"),
-    ("Pixel F1 (Dice)", "pixel_f1"),
-    ("Pixel F2", "pixel_f2"),
-    ("Pixel IoU", "pixel_iou"),
-)
+    ("Mean-average F1", "mean_average_f1",
+     "F1 averaged over IoU thresholds 0.50, 0.55 … 0.95 (Caicedo et al. 2018)."),
+    ("mSA, mean segmentation accuracy", "mean_segmentation_accuracy",
+     "mSA: TP / (TP + FP + FN) averaged over IoU 0.50:0.05:0.95, per image then averaged: the "
+     "summary micro-sam and Cellpose papers report, to compare with published figures."),
+    ("COCO AP (IoU 0.50:0.95)", "coco_ap", "COCO average precision, ranked by object scores."),
+    ("COCO AP50", "coco_ap50", "COCO average precision at IoU 0.50."),
+    ("COCO AP75", "coco_ap75", "COCO average precision at IoU 0.75."),
+    ("Pixel precision", "pixel_precision", "Share of predicted cell pixels that are cell."),
+    ("Pixel recall", "pixel_recall", "Share of true cell pixels that were predicted."),
+    ("Pixel F1 (Dice)", "pixel_f1", "Dice coefficient of cell versus background."),
+    ("Pixel F2", "pixel_f2", "Like Dice, weighting recall twice as much as precision."),
+    ("Pixel IoU", "pixel_iou", "Intersection over union of all cell pixels."),
+)  # fmt: skip
 
 
 def _level0(layer: Labels):
@@ -95,54 +100,85 @@ class MetricsDock(QWidget):
         self._highlights: dict[str, Labels] = {}
 
         self.prediction_combo = QComboBox()
+        self.prediction_combo.setToolTip(
+            "The segmentation to check; by default the newest one a step made."
+        )
         self.ground_truth_combo = QComboBox()
+        self.ground_truth_combo.setToolTip(
+            "The reference: the scan's mask channel, or a layer named like ground truth / mask."
+        )
         self.stack_check = QCheckBox("First axis holds separate frames (tiles or time)")
+        self.stack_check.setToolTip(
+            "Compare frame by frame (tiles, time points) and sum the counts, instead of one volume."
+        )
         self.threshold_spin = QDoubleSpinBox()
         self.threshold_spin.setRange(0.05, 1.0)
         self.threshold_spin.setSingleStep(0.05)
         self.threshold_spin.setValue(0.5)
-        self.threshold_spin.setToolTip("IoU needed to count a predicted object as found")
+        self.threshold_spin.setToolTip(
+            "IoU a predicted cell needs with a true cell to count as found (for the "
+            "highlight layers and the CSV)."
+        )
         self.highlight_check = QCheckBox("Show false positives and false negatives as layers")
-        self.status = QLabel()
-        self.status.setWordWrap(True)
+        self.highlight_check.setToolTip("Add two layers with the unmatched cells of each side.")
 
         self.table = QTableWidget(len(_OBJECT_ROWS) + len(_SUMMARY_ROWS), len(HEADLINE_THRESHOLDS))
+        self.table.setToolTip("Counts and scores at three IoU thresholds, then summaries.")
         self.table.setHorizontalHeaderLabels([f"IoU {t:.2f}" for t in HEADLINE_THRESHOLDS])
         self.table.setVerticalHeaderLabels(
-            [label for label, *_ in _OBJECT_ROWS] + [label for label, _ in _SUMMARY_ROWS]
+            [label for label, *_ in _OBJECT_ROWS] + [label for label, *_ in _SUMMARY_ROWS]
         )
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        for row, (*_, tip) in enumerate(_OBJECT_ROWS + _SUMMARY_ROWS):
+            self.table.verticalHeaderItem(row).setToolTip(tip)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        header.setMinimumSectionSize(48)
+        self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table.setWordWrap(False)
         for row in range(len(_OBJECT_ROWS), self.table.rowCount()):
             self.table.setSpan(row, 0, 1, len(HEADLINE_THRESHOLDS))
 
-        self.figure = Figure(figsize=(4, 2.6), tight_layout=True)
-        self.canvas = FigureCanvasQTAgg(self.figure)
-        self.axes = self.figure.add_subplot()
+        self.canvas = PlotCanvas()
+        self.axes = self.canvas.figure.add_subplot()
+        # Table and plot share the page's room in tabs, so each gets all of it.
+        self.views = QTabWidget()
+        self.views.addTab(self.table, "Table")
+        self.views.addTab(self.canvas, "Plot")
+        self.views.setTabToolTip(1, "Precision, recall and F1 at every IoU threshold.")
+        self.views.setMinimumHeight(150)
 
+        self.controls = StepControls(
+            "Recompute", "Compute the metrics again now (they also follow every edit).", False
+        )
+        self.controls.run_button.clicked.connect(lambda: self.schedule(now=True))
         self.save_button = QPushButton("Save CSV…")
+        self.save_button.setToolTip("Write every threshold's counts and scores to a CSV file.")
         self.save_button.setEnabled(False)
         self.save_button.clicked.connect(lambda: self.save_csv())
-        recompute = QPushButton("Recompute")
-        recompute.clicked.connect(lambda: self.schedule(now=True))
+        self.controls.add_button(self.save_button)
+        self.runner = Runner(
+            self._show,
+            self.controls,
+            describe_error=lambda err: f"Cannot compute the metrics: {err}",
+            delay_ms=300,
+            parent=self,
+        )
 
+        content = QWidget()
         form = QFormLayout()
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         form.addRow("Prediction", self.prediction_combo)
         form.addRow("Ground truth", self.ground_truth_combo)
         form.addRow("Match at IoU", self.threshold_spin)
-        layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(self.stack_check)
-        layout.addWidget(self.highlight_check)
-        layout.addWidget(self.status)
-        layout.addWidget(self.table)
-        layout.addWidget(self.canvas)
-        buttons = QHBoxLayout()
-        buttons.addWidget(recompute)
-        buttons.addWidget(self.save_button)
-        layout.addLayout(buttons)
+        column = QVBoxLayout(content)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addLayout(form)
+        column.addWidget(self.stack_check)
+        column.addWidget(self.highlight_check)
+        column.addWidget(self.views, 1)
+        step_page(self, content, self.controls)
 
-        self._runner = LiveRunner(self._show, delay_ms=300, on_error=self._fail, parent=self)
         self.prediction_combo.currentIndexChanged.connect(self._selection_changed)
         self.ground_truth_combo.currentIndexChanged.connect(self._selection_changed)
         self.stack_check.toggled.connect(lambda _: self.schedule())
@@ -156,6 +192,21 @@ class MetricsDock(QWidget):
         for layer in self.viewer.layers:
             layer.events.name.connect(self._refresh_layers)
         self._refresh_layers()
+
+    @property
+    def status(self):
+        return self.controls.status
+
+    def settings_controls(self) -> dict[str, QWidget]:
+        """Remembered controls by parameter name."""
+        return {"match_threshold": self.threshold_spin, "highlight": self.highlight_check}
+
+    def set_prediction(self, layer: Labels) -> None:
+        """Check ``layer`` (e.g. the previous step's output) against the ground truth."""
+        self._refresh_layers()
+        index = self.prediction_combo.findData(layer.unique_id)
+        if index >= 0:
+            self.prediction_combo.setCurrentIndex(index)
 
     # ----------------------------------------------------------------- layers
 
@@ -195,8 +246,7 @@ class MetricsDock(QWidget):
         if gt not in uids:
             gt = _default_ground_truth(candidates)
         if pred not in uids or pred == gt:
-            # The newest other Labels layer: usually the latest segmentation.
-            pred = next((uid for uid in reversed(uids) if uid != gt), gt)
+            pred = _default_prediction(candidates, gt)
         for combo, chosen in ((self.prediction_combo, pred), (self.ground_truth_combo, gt)):
             combo.blockSignals(True)
             combo.clear()
@@ -235,7 +285,7 @@ class MetricsDock(QWidget):
         """Recompute after a quiet period (or at once with ``now``)."""
         pred, gt = self.prediction_layer, self.ground_truth_layer
         if pred is None or gt is None:
-            self._runner.cancel()
+            self.runner.cancel()
             self.status.setText("Add two Labels layers: a prediction and a ground truth.")
             return
         gt_data, pred_data = _level0(gt), _level0(pred)
@@ -248,8 +298,8 @@ class MetricsDock(QWidget):
                 if data.size == 0:
                     as_labels(data, f"layer '{layer.name}'")
         except LabelsError as err:
-            self._runner.cancel()
-            self._fail(err)
+            self.runner.cancel()
+            self.runner.fail(err)
             return
         self.status.setText("Computing…")
         args = (
@@ -260,13 +310,9 @@ class MetricsDock(QWidget):
             self.highlight_check.isChecked(),
         )
         if now:
-            self._runner.run_now(compute_metrics, *args)
+            self.runner.run_now(compute_metrics, *args)
         else:
-            self._runner.request(compute_metrics, *args)
-
-    def _fail(self, error: Exception) -> None:
-        self.status.setText(f"<b>Cannot compute metrics:</b> {error}")
-        show_error(f"Segmentation metrics: {error}")
+            self.runner.request(compute_metrics, *args)
 
     def _show(self, result) -> None:
         evaluation, false_pos, false_neg = result
@@ -295,12 +341,12 @@ class MetricsDock(QWidget):
         stats = evaluation.matches
         for col, t in enumerate(HEADLINE_THRESHOLDS):
             index = DEFAULT_THRESHOLDS.index(t)
-            for row, (_, name, fmt) in enumerate(_OBJECT_ROWS):
+            for row, (_, name, fmt, _) in enumerate(_OBJECT_ROWS):
                 value = getattr(stats, name)[index]
                 text = fmt.format(int(value) if fmt == "{:d}" else float(value))
                 self.table.setItem(row, col, QTableWidgetItem(text))
         summary = evaluation.summary()
-        for row, (_, name) in enumerate(_SUMMARY_ROWS, start=len(_OBJECT_ROWS)):
+        for row, (_, name, _) in enumerate(_SUMMARY_ROWS, start=len(_OBJECT_ROWS)):
             self.table.setItem(row, 0, QTableWidgetItem(f"{summary[name]:.3f}"))
 
     def _plot(self, evaluation: Evaluation) -> None:
@@ -348,7 +394,7 @@ class MetricsDock(QWidget):
     def save_csv(self, path: str | os.PathLike | None = None) -> None:
         """Write the current results to CSV; without ``path`` a file dialog asks."""
         if self.evaluation is None:
-            show_error("Segmentation metrics: nothing to save yet; choose two Labels layers.")
+            self.runner.fail(ValueError("nothing to save yet; choose two Labels layers."))
             return
         if path is None:
             # The dialog asks before replacing an existing file.
@@ -360,15 +406,34 @@ class MetricsDock(QWidget):
         try:
             written = write_csv(self.evaluation, path, overwrite=True)
         except OSError as err:
-            show_error(f"Could not save the metrics: {err}")
+            self.runner.fail(err)
             return
+        self.status.setText(f"Saved the metrics to {written}.")
         show_info(f"Saved metrics to {written}")
 
 
+_TRUTH_HINTS = ("gt", "ground", "truth", "reference", "annot", "mask")
+
+
+def _looks_like_truth(layer) -> bool:
+    return not made_by_plugin(layer) and (
+        role_of(layer) == "mask" or any(h in layer.name.lower() for h in _TRUTH_HINTS)
+    )
+
+
 def _default_ground_truth(candidates) -> int | None:
-    """A mask channel opened from a scan, else a layer named like a reference, else the first."""
-    hints = ("gt", "ground", "truth", "reference", "annot", "mask")
+    """A mask channel opened from a scan, else a layer named like a reference, else the first
+    layer no step of the dock made."""
     ranked = [layer for layer in candidates if role_of(layer) == "mask"]
-    ranked += [layer for layer in candidates if any(h in layer.name.lower() for h in hints)]
-    ranked += list(candidates)
+    ranked += [layer for layer in candidates if _looks_like_truth(layer)]
+    ranked += [layer for layer in candidates if not made_by_plugin(layer)] + list(candidates)
     return ranked[0].unique_id if ranked else None
+
+
+def _default_prediction(candidates, truth) -> int | None:
+    """The newest layer a step made, else the newest layer that does not look like a
+    reference, else any other layer."""
+    others = [layer for layer in reversed(candidates) if layer.unique_id != truth]
+    ranked = [layer for layer in others if made_by_plugin(layer)]
+    ranked += [layer for layer in others if not _looks_like_truth(layer)] + others
+    return ranked[0].unique_id if ranked else truth

@@ -9,9 +9,7 @@ from pathlib import Path
 import napari
 import numpy as np
 from napari.layers import Image, Labels
-from napari.qt.threading import create_worker
-from napari.utils.notifications import show_error, show_info
-from qtpy.QtCore import Qt
+from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -19,13 +17,12 @@ from qtpy.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
-    QLabel,
-    QProgressBar,
+    QLineEdit,
     QPushButton,
-    QSlider,
     QVBoxLayout,
     QWidget,
 )
+from superqt import QLabeledDoubleSlider, QLabeledSlider
 
 from ..models.device import available_devices
 from ..models.sam2_engine import (
@@ -36,41 +33,44 @@ from ..models.sam2_engine import (
     Sam2Result,
 )
 from ..models.sam2_models import DEFAULT_MODEL, HF_MODELS, Sam2ModelCache
-from ..progress import drain
-from ..roles import role_of
-from ._live import NO_THREADS, LiveRunner
+from ._layers import LayerPicker, geometry_of, labels_layer
+from ._live import Runner, StepControls, step_page
 
 LOCAL = "Local checkpoint…"
 ALL_POSITIONS, CURRENT_POSITION = "all positions", "current position"
 NO_FOREGROUND = "(none)"
 
-# name: (minimum, maximum, step, default, tooltip); integers when the step is 1.
+# name: (label, minimum, maximum, step, default, tooltip); integers when the step is 1.
 _FILTERS = {
     "pred_iou_thresh": (
+        "Minimum predicted IoU",
         0.0,
         1.0,
         0.01,
         0.8,
-        "Drop masks whose predicted IoU (the model's own "
-        "quality estimate) is not above this. Re-filters at once.",
+        "Drop masks whose predicted IoU (the model's own quality estimate) is "
+        "not above this. Re-filters at once.",
     ),
     "stability_score_thresh": (
+        "Minimum stability",
         0.0,
         1.0,
         0.01,
         0.95,
-        "Drop masks that change much when the "
-        "logit cut-off moves by the stability offset. Re-filters at once.",
+        "Drop masks that change much when the logit cut-off moves by "
+        "the stability offset. Re-filters at once.",
     ),
     "box_nms_thresh": (
+        "Duplicate overlap",
         0.0,
         1.0,
         0.01,
         0.7,
-        "Box IoU above which the lower-scoring of two "
-        "masks of one crop is dropped as a duplicate. Re-filters at once.",
+        "Box IoU above which the lower-scoring of two masks of one crop is "
+        "dropped as a duplicate. Re-filters at once.",
     ),
     "crop_nms_thresh": (
+        "Duplicate overlap between crops",
         0.0,
         1.0,
         0.01,
@@ -79,34 +79,45 @@ _FILTERS = {
     ),
 }
 _LABELS = {
-    "min_area": (0, 20000, 1, 0, "Drop masks with fewer pixels. Re-filters at once."),
+    "min_area": (
+        "Minimum area (px)",
+        0,
+        20000,
+        1,
+        0,
+        "Drop masks with fewer pixels. Re-filters at once.",
+    ),
     "max_area_fraction": (
+        "Maximum area (share of image)",
         0.0,
         1.0,
         0.01,
         0.5,
-        "Drop masks covering more than this fraction of "
-        "the image (background). Re-filters at once.",
+        "Drop masks covering more than this fraction of the image "
+        "(background). Re-filters at once.",
     ),
     "min_foreground_fraction": (
+        "Minimum share on foreground",
         0.0,
         1.0,
         0.01,
         0.5,
-        "With a foreground layer: drop masks with "
-        "less of their area in the foreground. Re-filters at once.",
+        "With a foreground layer: drop masks with less of their area "
+        "in the foreground. Re-filters at once.",
     ),
 }
 _DECODER = {
     "points_per_side": (
+        "Points per side",
         2,
         64,
         1,
         32,
-        "Grid of prompt points per image side. Re-runs the mask "
-        "decoder only (the image encoding is kept).",
+        "Grid of prompt points per image side. Re-runs the mask decoder only "
+        "(the image encoding is kept).",
     ),
     "stability_score_offset": (
+        "Stability offset",
         0.0,
         4.0,
         0.05,
@@ -114,6 +125,7 @@ _DECODER = {
         "Shift of the logit cut-off for the stability score. Re-runs the mask decoder only.",
     ),
     "mask_threshold": (
+        "Mask cut-off (logit)",
         -4.0,
         4.0,
         0.05,
@@ -121,87 +133,71 @@ _DECODER = {
         "Logit cut-off that makes the masks binary. Re-runs the mask decoder only.",
     ),
     "min_mask_region_area": (
+        "Fill holes and islands below (px)",
         0,
         1000,
         1,
         0,
-        "Fill holes and remove islands smaller than this in "
-        "the low-resolution masks (needs sam2's compiled extension). "
-        "Re-runs the mask decoder only.",
+        "Fill holes and remove islands smaller than this in the "
+        "low-resolution masks (needs sam2's compiled extension). Re-runs "
+        "the mask decoder only.",
     ),
     "crop_n_points_downscale_factor": (
+        "Fewer points in crops (factor)",
         1,
         4,
         1,
         1,
         "Fewer points in the crops of deeper layers. Re-runs the mask decoder only.",
     ),
-    "points_per_batch": (0, 1024, 1, 0, "Points decoded at once; 0 adapts to the GPU memory."),
+    "points_per_batch": (
+        "Points per batch (0: auto)",
+        0,
+        1024,
+        1,
+        0,
+        "Points decoded at once; 0 adapts to the GPU memory.",
+    ),
 }
 _CROPS = {
-    "crop_n_layers": (
-        0,
-        3,
-        1,
-        0,
-        "Also segment 4, 16… crops of the image (more small cells, "
-        "slower). Runs the image encoder for the new crops.",
-    ),
-    "crop_overlap_ratio": (
-        0.0,
-        0.9,
-        0.01,
-        512 / 1500,
-        "Overlap of the crops. Runs the image encoder for the new crops.",
-    ),
-    "tile_size": (
-        256,
-        4096,
-        1,
-        1024,
-        "Images larger than this are processed in overlapping tiles at native resolution.",
-    ),
-    "tile_overlap": (
-        0,
-        1024,
-        1,
-        256,
-        "Overlap of the tiles; larger than the biggest cell keeps cells whole at tile borders.",
-    ),
-}
+    "crop_n_layers": ("Crop layers", 0, 3, 1, 0,
+                      "Also segment 4, 16… crops of the image (more small cells, slower). "
+                      "Runs the image encoder for the new crops."),
+    "crop_overlap_ratio": ("Crop overlap (share)", 0.0, 0.9, 0.01, 512 / 1500,
+                           "Overlap of the crops. Runs the image encoder for the new crops."),
+    "tile_size": ("Tile size (px)", 256, 4096, 1, 1024,
+                  "Images larger than this are processed in overlapping tiles at native "
+                  "resolution."),
+    "tile_overlap": ("Tile overlap (px)", 0, 1024, 1, 256,
+                     "Overlap of the tiles; larger than the biggest cell keeps cells whole at "
+                     "tile borders."),
+}  # fmt: skip
 
 
-class _Slider(QWidget):
-    """A slider for an int or float parameter, with its value shown beside it."""
+def _slider(minimum, maximum, step, value, tooltip):
+    """A slider with its value in an editable box beside it (integers when the step is 1)."""
+    slider = (QLabeledSlider if isinstance(step, int) else QLabeledDoubleSlider)(
+        Qt.Orientation.Horizontal
+    )
+    slider.setRange(minimum, maximum)
+    slider.setSingleStep(step)
+    if not isinstance(step, int):
+        slider.setDecimals(2)
+    slider.setValue(value)
+    slider.setToolTip(tooltip)
+    return slider
 
-    def __init__(self, minimum, maximum, step, value, tooltip, on_change):
-        super().__init__()
-        self._min, self._step = minimum, step
-        self.is_int = isinstance(step, int)
-        self.slider = QSlider(Qt.Orientation.Horizontal)
-        self.slider.setRange(0, round((maximum - minimum) / step))
-        self.label = QLabel()
-        self.label.setMinimumWidth(48)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.slider)
-        layout.addWidget(self.label)
-        self.setToolTip(tooltip)
-        self.slider.setToolTip(tooltip)
-        self.setValue(value)
-        self.slider.valueChanged.connect(lambda _: self._changed(on_change))
 
-    def value(self):
-        v = self._min + self.slider.value() * self._step
-        return int(v) if self.is_int else round(v, 6)
-
-    def setValue(self, value) -> None:
-        self.slider.setValue(round((value - self._min) / self._step))
-        self.label.setText(str(self.value()))
-
-    def _changed(self, on_change) -> None:
-        self.label.setText(str(self.value()))
-        on_change()
+def _describe_error(source: str, err: Exception) -> str:
+    """What went wrong and what to do; a model that could not be fetched points to a file."""
+    text = f"SAM2 failed: {err}"
+    # Download and cache errors are OSErrors (no connection, file not in the cache).
+    if source in HF_MODELS and isinstance(err, OSError) and LOCAL not in text:
+        text += (
+            f" Without a network connection, choose '{LOCAL}' under Model and pick a .pt file "
+            "downloaded on another computer."
+        )
+    return text
 
 
 class Sam2Widget(QWidget):
@@ -217,6 +213,9 @@ class Sam2Widget(QWidget):
         builder of small random models.
     """
 
+    #: Emitted with the masks Labels layer after every result (Segment or a slider).
+    segmented = Signal(object)
+
     def __init__(
         self,
         napari_viewer: napari.viewer.Viewer,
@@ -227,33 +226,43 @@ class Sam2Widget(QWidget):
         self._models = Sam2ModelCache(model_builder)
         self._engines: dict[int, Sam2Engine] = {}
         self._engine_lock = threading.Lock()
-        self._checkpoint: str | None = None
-        self._worker = None
-        self._segmented = False
+        self._asked = False
+        self._source = DEFAULT_MODEL
         self._position_results: dict[tuple, Sam2Result] = {}
-        self._live = LiveRunner(self._show, delay_ms=150, on_error=self._error, parent=self)
 
         self.model = QComboBox()
         self.model.addItems([*HF_MODELS, LOCAL])
         self.model.setCurrentText(DEFAULT_MODEL)
         self.model.setToolTip(
-            "SAM2 model: a Hugging Face id (downloaded once, then cached) "
-            "or a local .pt checkpoint."
+            "SAM2 model: a Hugging Face id (downloaded once, then cached) or a local .pt "
+            f"checkpoint ('{LOCAL}': works offline)."
         )
         self.model.activated.connect(self._model_chosen)
+        self.model.currentTextChanged.connect(self._show_local)
+        self.checkpoint = QLineEdit()
+        self.checkpoint.setPlaceholderText("a SAM2 .pt checkpoint")
+        self.checkpoint.setToolTip("The local SAM2 checkpoint file.")
+        browse = QPushButton("Open…")
+        browse.setToolTip("Choose a local SAM2 checkpoint (.pt).")
+        browse.clicked.connect(self._browse)
+        self._checkpoint_row = QWidget()
+        row = QHBoxLayout(self._checkpoint_row)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.checkpoint, 1)
+        row.addWidget(browse)
         self.config = QComboBox()
         self.config.addItems(list(HF_MODELS))
         self.config.setToolTip("The model a local checkpoint belongs to (its configuration).")
-        self.config.setVisible(False)
         self.device = QComboBox()
         self.device.addItems(available_devices())
         self.device.setToolTip("Where SAM2 runs; auto picks a GPU when there is one.")
-        self.layer = QComboBox()
-        self.layer.setToolTip("Image to segment; the channel marked as input by default.")
+        self.layer = LayerPicker(
+            napari_viewer, Image, prefer_role="input", tooltip="The image to segment."
+        )
         self.foreground = QComboBox()
         self.foreground.setToolTip(
-            "Optional foreground (U-Net output or a threshold): masks "
-            "mostly outside it are background and dropped."
+            "Optional foreground (U-Net output or a threshold): masks mostly outside it are "
+            "background and dropped."
         )
         self.positions = QComboBox()
         self.positions.addItems([CURRENT_POSITION, ALL_POSITIONS])
@@ -261,14 +270,14 @@ class Sam2Widget(QWidget):
         self.order = QComboBox()
         self.order.addItems(["area", "score"])
         self.order.setToolTip(
-            "Where masks overlap: 'area' gives pixels to the smaller mask, "
-            "'score' to the higher predicted IoU."
+            "Where masks overlap: 'area' gives pixels to the smaller mask, 'score' to the "
+            "higher predicted IoU."
         )
         self.order.currentIndexChanged.connect(self._filters_changed)
         self.checks = {
-            "multimask_output": QCheckBox("three masks per point"),
-            "use_m2m": QCheckBox("refine masks (mask to mask)"),
-            "split": QCheckBox("split merged cells (watershed)"),
+            "multimask_output": QCheckBox("Three masks per point"),
+            "use_m2m": QCheckBox("Refine masks (mask to mask)"),
+            "split": QCheckBox("Split merged cells (watershed)"),
         }
         self.checks["multimask_output"].setChecked(True)
         self.checks["multimask_output"].setToolTip(
@@ -283,8 +292,21 @@ class Sam2Widget(QWidget):
         for box in self.checks.values():
             box.toggled.connect(self._filters_changed)
 
-        self.sliders: dict[str, _Slider] = {}
-        groups = QVBoxLayout()
+        self.sliders: dict = {}
+        content = QWidget()
+        top = QFormLayout()
+        top.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
+        top.addRow("Model", self.model)
+        top.addRow("Checkpoint file", self._checkpoint_row)
+        top.addRow("Configuration", self.config)
+        top.addRow("Image", self.layer)
+        top.addRow("Foreground", self.foreground)
+        top.addRow("Positions", self.positions)
+        top.addRow("Device", self.device)
+        self._top = top
+        column = QVBoxLayout(content)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addLayout(top)
         for title, specs in (
             ("Filters (instant)", {**_FILTERS, **_LABELS}),
             ("Decoder (re-runs the decoder)", _DECODER),
@@ -292,94 +314,97 @@ class Sam2Widget(QWidget):
         ):
             box = QGroupBox(title)
             form = QFormLayout(box)
-            for name, (lo, hi, step, default, tip) in specs.items():
-                live = name not in ENCODER_PARAMS and name not in ("tile_size", "tile_overlap")
-                slider = _Slider(
-                    lo, hi, step, default, tip, self._filters_changed if live else (lambda: None)
-                )
+            form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
+            for name, (label, lo, hi, step, default, tip) in specs.items():
+                slider = _slider(lo, hi, step, default, tip)
+                if name not in ENCODER_PARAMS and name not in ("tile_size", "tile_overlap"):
+                    slider.valueChanged.connect(self._filters_changed)
                 self.sliders[name] = slider
-                form.addRow(name.replace("_", " "), slider)
+                form.addRow(label, slider)
+                form.labelForField(slider).setToolTip(tip)
             if specs is _DECODER:
                 form.addRow(self.checks["multimask_output"])
                 form.addRow(self.checks["use_m2m"])
             if specs is _CROPS:
-                form.addRow("overlaps", self.order)
+                form.addRow("Overlaps go to", self.order)
                 form.addRow(self.checks["split"])
-            groups.addWidget(box)
+            column.addWidget(box)
+        column.addStretch()
 
-        self.segment_button = QPushButton("Segment")
-        self.segment_button.setToolTip(
-            "Run SAM2 on the image; afterwards the sliders update the labels live."
+        self.controls = StepControls(
+            "Segment", "Run SAM2 on the image; afterwards the sliders update the labels live."
         )
-        self.segment_button.clicked.connect(self.segment)
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setEnabled(False)
-        self.cancel_button.clicked.connect(self.cancel)
-        self.progress = QProgressBar()
-        self.status = QLabel()
-        self.status.setWordWrap(True)
-
-        top = QFormLayout()
-        top.addRow("model", self.model)
-        top.addRow("configuration", self.config)
-        top.addRow("device", self.device)
-        top.addRow("image", self.layer)
-        top.addRow("foreground", self.foreground)
-        top.addRow("positions", self.positions)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.segment_button)
-        buttons.addWidget(self.cancel_button)
-        layout = QVBoxLayout(self)
-        layout.addLayout(top)
-        layout.addLayout(groups)
-        layout.addLayout(buttons)
-        layout.addWidget(self.progress)
-        layout.addWidget(self.status)
+        self.controls.run_button.clicked.connect(self.segment)
+        self.controls.cancel_button.clicked.connect(self.cancel)
+        self.runner = Runner(
+            self._show,
+            self.controls,
+            describe_error=lambda err: _describe_error(self._source, err),
+            delay_ms=150,
+            parent=self,
+        )
+        step_page(self, content, self.controls)
 
         events = self.viewer.layers.events
         for event in (events.inserted, events.removed, events.moved):
-            event.connect(self._refresh_layers)
-        self._refresh_layers()
+            event.connect(self._refresh_foreground)
+        self._refresh_foreground()
+        self._show_local()
+
+    @property
+    def segment_button(self):
+        return self.controls.run_button
+
+    @property
+    def status(self):
+        return self.controls.status
+
+    def settings_controls(self) -> dict[str, QWidget]:
+        """Remembered controls by parameter name."""
+        return {
+            "model": self.model,
+            "checkpoint": self.checkpoint,
+            "config": self.config,
+            "device": self.device,
+            "positions": self.positions,
+            "order": self.order,
+            **self.checks,
+            **self.sliders,
+        }
 
     # -- choices ---------------------------------------------------------------
 
-    def _refresh_layers(self, event=None) -> None:
-        current = self.layer.currentText()
-        fg_current = self.foreground.currentText()
-        images = [layer for layer in self.viewer.layers if isinstance(layer, Image)]
-        self.layer.clear()
-        self.layer.addItems([layer.name for layer in images])
-        names = [layer.name for layer in images]
-        if current in names:
-            self.layer.setCurrentText(current)
-        else:
-            inputs = [layer.name for layer in images if role_of(layer) == "input"]
-            if inputs:
-                self.layer.setCurrentText(inputs[0])
+    def _refresh_foreground(self, event=None) -> None:
+        current = self.foreground.currentText()
+        names = [
+            layer.name
+            for layer in self.viewer.layers
+            if isinstance(layer, Image | Labels) and not layer.name.endswith(" SAM2 masks")
+        ]
+        self.foreground.blockSignals(True)
         self.foreground.clear()
         self.foreground.addItem(NO_FOREGROUND)
-        self.foreground.addItems(
-            [
-                layer.name
-                for layer in self.viewer.layers
-                if isinstance(layer, Image | Labels) and not layer.name.endswith(" SAM2 masks")
-            ]
-        )
-        self.foreground.setCurrentText(fg_current if fg_current else NO_FOREGROUND)
+        self.foreground.addItems(names)
+        self.foreground.setCurrentText(current if current in names else NO_FOREGROUND)
+        self.foreground.blockSignals(False)
+
+    def _show_local(self, *_) -> None:
+        local = self.model.currentText() == LOCAL
+        for field in (self._checkpoint_row, self.config):
+            field.setVisible(local)
+            self._top.labelForField(field).setVisible(local)
 
     def _model_chosen(self, _index=None) -> None:
-        local = self.model.currentText() == LOCAL
-        if local:
-            path, _ = QFileDialog.getOpenFileName(
-                self, "SAM2 checkpoint", "", "PyTorch checkpoints (*.pt *.pth)"
-            )
-            if path:
-                self._checkpoint = path
-                self.status.setText(f"Checkpoint {Path(path).name}: choose its configuration.")
-            else:
-                self.model.setCurrentText(DEFAULT_MODEL)
-                local = False
-        self.config.setVisible(local)
+        if self.model.currentText() == LOCAL and not self.checkpoint.text():
+            self._browse()
+
+    def _browse(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "SAM2 checkpoint", "", "PyTorch checkpoints (*.pt *.pth)"
+        )
+        if path:
+            self.checkpoint.setText(path)
+            self.status.setText(f"Checkpoint {Path(path).name}: choose its configuration.")
 
     def params(self) -> Sam2Params:
         """The generator parameters the widget shows."""
@@ -422,17 +447,15 @@ class Sam2Widget(QWidget):
         """The chosen model (Hugging Face id or checkpoint path) and a checkpoint's config."""
         if self.model.currentText() != LOCAL:
             return self.model.currentText(), None
-        if self._checkpoint is None:
-            raise ValueError(
-                "No checkpoint chosen: pick 'Local checkpoint…' and select a .pt file."
-            )
-        return self._checkpoint, self.config.currentText()
+        if not self.checkpoint.text().strip():
+            raise ValueError(f"No checkpoint chosen: pick '{LOCAL}' and select a .pt file.")
+        return self.checkpoint.text().strip(), self.config.currentText()
 
     def input_layer(self) -> Image:
-        name = self.layer.currentText()
-        if not name or name not in self.viewer.layers:
-            raise ValueError("No image to segment: open an image or pick one in 'image'.")
-        return self.viewer.layers[name]
+        layer = self.layer.layer()
+        if layer is None:
+            raise ValueError("No image to segment: open an image or pick one under Image.")
+        return layer
 
     def _job(self):
         """Everything a run needs, read in the GUI thread."""
@@ -444,17 +467,16 @@ class Sam2Widget(QWidget):
         if lead and self.positions.currentText() == CURRENT_POSITION:
             point = layer.world_to_data(self.viewer.dims.point)
             index = tuple(int(np.clip(round(point[i]), 0, data.shape[i] - 1)) for i in range(lead))
-        image = np.asarray(data[index] if index else data)
         foreground = None
         if self.foreground.currentText() != NO_FOREGROUND:
             fg_layer = self.viewer.layers[self.foreground.currentText()]
-            fg = np.asarray(fg_layer.data[index] if index else fg_layer.data)
-            foreground = fg > 0 if isinstance(fg_layer, Labels) else fg
+            foreground = (fg_layer.data, isinstance(fg_layer, Labels))
         source, config = self.model_source()
+        self._source = source
         return dict(
             layer=layer,
             index=index,
-            image=image,
+            data=data,
             rgb=rgb,
             foreground=foreground,
             source=source,
@@ -475,13 +497,17 @@ class Sam2Widget(QWidget):
             return engine
 
     def _run(self, job):
+        # Slicing and thresholding happen here, in the worker, not in the GUI thread.
+        index = job["index"]
+        image = np.asarray(job["data"][index] if index else job["data"])
+        foreground = None
+        if job["foreground"] is not None:
+            data, is_labels = job["foreground"]
+            fg = np.asarray(data[index] if index else data)
+            foreground = fg > 0 if is_labels else fg
         engine = self._engine(job["source"], job["device"], job["config"])
         result = yield from engine.segment_iter(
-            job["image"],
-            job["params"],
-            job["label_params"],
-            rgb=job["rgb"],
-            foreground=job["foreground"],
+            image, job["params"], job["label_params"], rgb=job["rgb"], foreground=foreground
         )
         return job, result, dict(engine.runs)
 
@@ -490,66 +516,26 @@ class Sam2Widget(QWidget):
         try:
             job = self._job()
         except (ValueError, KeyError) as err:
-            show_error(str(err))
+            self.runner.fail(err)
             return
-        self._live.cancel()
-        self.cancel()
-        if NO_THREADS:
-            try:
-                self._first_result(drain(self._run(job)))
-            except Exception as err:  # noqa: BLE001 - reported to the user
-                self._error(err)
-            return
-        worker = create_worker(self._run, job, _start_thread=False)
-        worker.yielded.connect(self._progress)
-        worker.returned.connect(self._first_result)
-        worker.errored.connect(self._error)
-        worker.finished.connect(lambda: self._finished(worker))
-        self._worker = worker
-        self.segment_button.setEnabled(False)
-        self.cancel_button.setEnabled(True)
-        self.progress.setValue(0)
+        self._asked = True
         self.status.setText("Loading the model and encoding the image…")
-        worker.start()
+        self.runner.run_now(self._run, job)
 
     def cancel(self) -> None:
-        """Stop the running segmentation at its next step."""
-        if self._worker is not None:
-            self._worker.quit()
-            self.status.setText("Cancelled.")
-
-    def _finished(self, worker) -> None:
-        if self._worker is worker:
-            self._worker = None
-            self.segment_button.setEnabled(True)
-            self.cancel_button.setEnabled(False)
-
-    def _progress(self, event) -> None:
-        stage, done, total = event
-        self.progress.setMaximum(max(total, 1))
-        self.progress.setValue(done)
-        self.status.setText(f"{stage}: {done}/{total}")
-
-    def _first_result(self, outcome) -> None:
-        self._segmented = True
-        self._show(outcome)
+        """Stop the running segmentation now (its result is dropped)."""
+        self.runner.cancel()
 
     def _filters_changed(self, *args) -> None:
         # Live updates only refine a segmentation the user asked for.
-        if not self._segmented or self._worker is not None:
+        if not self._asked:
             return
         try:
             job = self._job()
         except (ValueError, KeyError) as err:
-            show_error(str(err))
+            self.runner.fail(err)
             return
-        self._live.request(self._run, job)
-
-    def _error(self, err: Exception) -> None:
-        show_error(
-            f"SAM2 failed: {err} Check the model, device and image choices, then press "
-            "Segment again."
-        )
+        self.runner.request(self._run, job)
 
     # -- results -----------------------------------------------------------------
 
@@ -564,32 +550,29 @@ class Sam2Widget(QWidget):
         if layer.multiscale:
             spatial = layer.data[-1].shape[:-1] if layer.rgb else layer.data[-1].shape
         labels, features = self._merge_position(name, index, spatial, result)
-        if name in self.viewer.layers and self.viewer.layers[name].data.shape == labels.shape:
-            out = self.viewer.layers[name]
-            out.data = labels
+        existing = self.viewer.layers[name] if name in self.viewer.layers else None
+        if existing is not None and existing.data.shape == labels.shape:
+            existing.data = labels.astype(existing.data.dtype, copy=False)
+            out = existing
         else:
-            if name in self.viewer.layers:
-                self.viewer.layers.remove(name)
-            out = self.viewer.add_labels(
-                labels,
-                name=name,
-                scale=layer.scale[-labels.ndim :],
-                translate=layer.translate[-labels.ndim :],
-                units=layer.units[-labels.ndim :],
-                axis_labels=layer.axis_labels[-labels.ndim :],
-            )
+            if existing is not None:
+                self.viewer.layers.remove(existing)
+            record = {"source": layer.name, "method": "sam2", "model": job["source"]}
+            out = self.viewer.add_layer(labels_layer(labels, name, geometry_of(layer), record))
         out.features = features
         n = len(features["index"])
-        self.status.setText(
-            f"{n} objects from {result.n_masks} masks "
-            f"({result.n_candidates} candidates; encoder runs {runs['encoder']}, "
-            f"decoder runs {runs['decoder']})."
+        # No masks is an answer, not an error: the status line says what to change.
+        hint = (
+            " No masks kept: lower the minimum predicted IoU and stability, or raise the "
+            "maximum area."
+            if n == 0
+            else ""
         )
-        if n == 0:
-            show_info(
-                "SAM2 kept no masks: lower the IoU and stability thresholds or raise the "
-                "maximum area fraction."
-            )
+        self.status.setText(
+            f"{n} objects from {result.n_masks} masks ({result.n_candidates} candidates; "
+            f"encoder runs {runs['encoder']}, decoder runs {runs['decoder']}).{hint}"
+        )
+        self.segmented.emit(out)
 
     def _merge_position(self, name, index, spatial, result: Sam2Result):
         """Full-stack labels and features when one position of a stack was segmented."""

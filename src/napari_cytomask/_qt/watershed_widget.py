@@ -5,18 +5,14 @@ from __future__ import annotations
 import napari
 import numpy as np
 from napari.layers import Image, Labels
-from napari.qt.threading import create_worker
-from napari.utils.notifications import show_error
+from qtpy.QtCore import Signal
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
-    QHBoxLayout,
     QLabel,
-    QProgressBar,
-    QPushButton,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -24,7 +20,8 @@ from qtpy.QtWidgets import (
 from skimage.filters import threshold_otsu
 
 from ..postprocess import MARKER_METHODS, iter_watershed
-from ._live import LiveRunner
+from ._layers import LayerPicker, compact_labels, geometry_of, labels_layer
+from ._live import Runner, StepControls, step_page
 
 MODES = {
     "foreground": "Foreground map (probability or mask)",
@@ -58,28 +55,35 @@ class WatershedWidget(QWidget):
         The viewer whose layers are offered as inputs.
     """
 
+    #: Emitted with the output Labels layer after a preview or an Apply.
+    applied = Signal(object)
+
     def __init__(self, napari_viewer: napari.viewer.Viewer):
         super().__init__()
         self.viewer = napari_viewer
-        self._worker = None
         self._previewing = False  # set by the first preview; see _follow
-        self._runner = LiveRunner(
-            self._show_preview, delay_ms=250, on_error=self._fail, parent=self
-        )
+        self._applying_now = False  # whether the runner's work is an Apply, not a preview
 
         self.mode = QComboBox()
         for key, text in MODES.items():
             self.mode.addItem(text, key)
         self.mode.setToolTip("What the input is: it decides which layers and parameters are used.")
-        self.input = QComboBox()
-        self.input.setToolTip("Foreground probability/mask (Image), or labels to split (Labels).")
-        self.boundary = QComboBox()
-        self.boundary.setToolTip("Boundary probability map (same shape as the interior map).")
-        self.boundary_label = QLabel("boundary")
+        self.input = LayerPicker(
+            napari_viewer,
+            Image,
+            tooltip="Foreground probability or mask (Image), or labels to split (Labels); "
+            "by default the newest result.",
+            accept=lambda layer: not layer.name.endswith(" instances"),
+        )
+        self.boundary = LayerPicker(
+            napari_viewer, Image, tooltip="Boundary probability map (same shape as the interior)."
+        )
+        self.boundary_label = QLabel("Boundary map")
 
         inputs = QFormLayout()
-        inputs.addRow("mode", self.mode)
-        self.input_label = QLabel("input")
+        inputs.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
+        inputs.addRow("Input is", self.mode)
+        self.input_label = QLabel("Input")
         inputs.addRow(self.input_label, self.input)
         inputs.addRow(self.boundary_label, self.boundary)
 
@@ -112,39 +116,43 @@ class WatershedWidget(QWidget):
             0, 0, 1000000, "Merge split pieces below this size into their longest neighbour."
         )
         params = QFormLayout()
+        params.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         self._rows = {}
         for name, label, widget in (
-            ("threshold", "threshold", self.threshold),
-            ("markers", "markers", self.markers),
-            ("h", "h", self.h),
-            ("min_distance", "min distance", self.min_distance),
-            ("marker_erosion", "marker erosion", self.marker_erosion),
-            ("marker_dilation", "marker dilation", self.marker_dilation),
-            ("interior_threshold", "interior threshold", self.interior_threshold),
-            ("min_marker_size", "min marker size", self.min_marker_size),
-            ("min_fragment", "merge fragments <", self.min_fragment),
-            ("compactness", "compactness", self.compactness),
+            ("threshold", "Threshold", self.threshold),
+            ("markers", "Seeds from", self.markers),
+            ("h", "Minimum peak height (h)", self.h),
+            ("min_distance", "Minimum seed distance (px)", self.min_distance),
+            ("marker_erosion", "Shrink seeds by (px)", self.marker_erosion),
+            ("marker_dilation", "Grow seeds by (px)", self.marker_dilation),
+            ("interior_threshold", "Interior threshold", self.interior_threshold),
+            ("min_marker_size", "Minimum seed size (px)", self.min_marker_size),
+            ("min_fragment", "Merge pieces smaller than (px)", self.min_fragment),
+            ("compactness", "Compactness", self.compactness),
         ):
             self._rows[name] = (QLabel(label), widget)
+            self._rows[name][0].setToolTip(widget.toolTip())
             params.addRow(*self._rows[name])
         param_box = QGroupBox("Watershed")
         param_box.setLayout(params)
 
-        self.fill = QCheckBox("fill holes")
+        self.fill = QCheckBox("Fill holes")
         self.fill.setChecked(True)
         self.fill.setToolTip("Fill background enclosed by one cell.")
         self.opening = _spin(0, 0, 50, "Per-cell opening radius: removes spurs and thin bridges.")
         self.closing = _spin(0, 0, 50, "Per-cell closing radius: smooths notches.")
         self.min_area = _spin(30, 0, 10**9, "Remove cells with fewer pixels.")
         self.max_area = _spin(0, 0, 10**9, "Remove cells with more pixels (0: no limit).")
-        self.exclude_border = QCheckBox("remove cells touching the border")
+        self.max_area.setSpecialValueText("no limit")
+        self.exclude_border = QCheckBox("Remove cells touching the border")
         self.exclude_border.setToolTip("Cells cut by the image edge are dropped.")
         clean = QFormLayout()
+        clean.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         clean.addRow(self.fill)
-        clean.addRow("opening radius", self.opening)
-        clean.addRow("closing radius", self.closing)
-        clean.addRow("min area", self.min_area)
-        clean.addRow("max area", self.max_area)
+        clean.addRow("Opening radius (px)", self.opening)
+        clean.addRow("Closing radius (px)", self.closing)
+        clean.addRow("Minimum area (px)", self.min_area)
+        clean.addRow("Maximum area (px)", self.max_area)
         clean.addRow(self.exclude_border)
         clean_box = QGroupBox("Clean-up")
         clean_box.setLayout(clean)
@@ -152,34 +160,28 @@ class WatershedWidget(QWidget):
         self.live = QCheckBox("Live preview (current frame)")
         self.live.setChecked(True)
         self.live.setToolTip("Re-run in the background whenever a parameter changes.")
-        self.apply_button = QPushButton("Apply to all frames")
-        self.apply_button.setToolTip("Process the whole image or stack into the output layer.")
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setEnabled(False)
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 1)
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.apply_button)
-        buttons.addWidget(self.cancel_button)
+        self.controls = StepControls(
+            "Apply to all frames",
+            "Process the whole image or stack into the '… instances' layer (Ctrl+Enter).",
+        )
+        self.controls.run_button.clicked.connect(self.apply)
+        self.controls.cancel_button.clicked.connect(self.cancel)
+        self.runner = Runner(self._show, self.controls, delay_ms=250, parent=self)
 
-        layout = QVBoxLayout(self)
+        content = QWidget()
+        layout = QVBoxLayout(content)
+        layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(inputs)
         layout.addWidget(param_box)
         layout.addWidget(clean_box)
         layout.addWidget(self.live)
-        layout.addLayout(buttons)
-        layout.addWidget(self.progress)
-        layout.addWidget(self.status)
         layout.addStretch()
+        step_page(self, content, self.controls)
 
         self.mode.currentIndexChanged.connect(self._mode_changed)
         self.mode.currentIndexChanged.connect(self._changed)
-        self.apply_button.clicked.connect(self.apply)
-        self.cancel_button.clicked.connect(self.cancel)
-        self.input.currentIndexChanged.connect(self._suggest_threshold)
-        for combo in (self.input, self.boundary, self.markers):
+        self.input.currentIndexChanged.connect(self._input_changed)
+        for combo in (self.boundary, self.markers):
             combo.currentIndexChanged.connect(self._changed)
         for box in (
             self.threshold, self.h, self.min_distance, self.marker_erosion,
@@ -190,13 +192,52 @@ class WatershedWidget(QWidget):
             box.valueChanged.connect(self._changed)
         for check in (self.fill, self.exclude_border, self.live):
             check.toggled.connect(self._changed)
-        layers = self.viewer.layers.events
-        layers.inserted.connect(self._refresh_layers)
-        layers.removed.connect(self._refresh_layers)
-        layers.reordered.connect(self._refresh_layers)
         self.viewer.dims.events.current_step.connect(self._follow)
-        self._refresh_layers()
         self._mode_changed()
+
+    @property
+    def status(self):
+        return self.controls.status
+
+    @property
+    def progress(self):
+        return self.controls.progress
+
+    @property
+    def apply_button(self):
+        return self.controls.run_button
+
+    @property
+    def cancel_button(self):
+        return self.controls.cancel_button
+
+    def settings_controls(self) -> dict[str, QWidget]:
+        """Remembered controls by parameter name (the mode first: it decides the rest)."""
+        return {
+            "mode": self.mode,
+            "markers": self.markers,
+            "h": self.h,
+            "min_distance": self.min_distance,
+            "marker_erosion": self.marker_erosion,
+            "marker_dilation": self.marker_dilation,
+            "compactness": self.compactness,
+            "interior_threshold": self.interior_threshold,
+            "min_marker_size": self.min_marker_size,
+            "min_fragment_size": self.min_fragment,
+            "fill": self.fill,
+            "opening_radius": self.opening,
+            "closing_radius": self.closing,
+            "min_area": self.min_area,
+            "max_area": self.max_area,
+            "exclude_border": self.exclude_border,
+            "live": self.live,
+        }
+
+    def use_input(self, layer) -> None:
+        """Start from ``layer`` (the previous step's output): split labels, or a map."""
+        if isinstance(layer, Labels):
+            self.mode.setCurrentIndex(self.mode.findData("split"))
+        self.input.set_layer(layer)
 
     # ---- inputs -------------------------------------------------------------------------
 
@@ -205,33 +246,9 @@ class WatershedWidget(QWidget):
         """The selected method key (``"foreground"``, ``"interior_boundary"``, ``"split"``)."""
         return self.mode.currentData()
 
-    def _candidates(self, kind):
-        return [layer.name for layer in self.viewer.layers if isinstance(layer, kind)]
-
-    def _fill_combo(self, combo: QComboBox, names: list[str]) -> None:
-        current = combo.currentText()
-        combo.blockSignals(True)
-        combo.clear()
-        combo.addItems(names)
-        if current in names:
-            combo.setCurrentText(current)
-        combo.blockSignals(False)
-
-    def _refresh_layers(self, event=None) -> None:
-        outputs = {self._output_name(name) for name in self._candidates((Image, Labels))}
-        if self.method == "split":
-            names = [n for n in self._candidates(Labels) if n not in outputs]
-        else:
-            names = self._candidates(Image)
-        before = self.input.currentText()
-        self._fill_combo(self.input, names)
-        self._fill_combo(self.boundary, self._candidates(Image))
-        if self.method == "interior_boundary" and self.boundary.count() > 1:
-            if self.boundary.currentText() == self.input.currentText():
-                self.boundary.setCurrentIndex(1 if self.input.currentIndex() == 0 else 0)
-        if self.input.currentText() != before:
-            self._suggest_threshold()
-            self._follow()
+    def _input_changed(self, *_) -> None:
+        self._suggest_threshold()
+        self._follow()
 
     def _mode_changed(self) -> None:
         method = self.method
@@ -246,16 +263,21 @@ class WatershedWidget(QWidget):
         for name, (label, widget) in self._rows.items():
             label.setVisible(name in visible)
             widget.setVisible(name in visible)
-        self.input_label.setText({"foreground": "foreground", "interior_boundary": "interior",
-                                  "split": "labels"}[method])  # fmt: skip
+        self.input_label.setText({"foreground": "Foreground map", "interior_boundary":
+                                  "Interior map", "split": "Labels to split"}[method])  # fmt: skip
         self.boundary.setVisible(method == "interior_boundary")
         self.boundary_label.setVisible(method == "interior_boundary")
-        self._refresh_layers()
+        self.input.set_types(Labels if method == "split" else Image)
+        same = self.boundary.currentText() == self.input.currentText()
+        if method == "interior_boundary" and same:
+            others = [ly for ly in self.boundary.layers() if ly.name != self.input.currentText()]
+            if others:
+                self.boundary.set_layer(others[-1])
         self._suggest_threshold()
 
     def _suggest_threshold(self) -> None:
         """Probability maps start at 0.5; intensity images at the Otsu threshold of a frame."""
-        layer = self._layer(self.input)
+        layer = self.input.layer()
         if layer is None or isinstance(layer, Labels) or layer.multiscale or layer.rgb:
             return
         frame = np.asarray(layer.data[self._frame_index(len(layer.data.shape))])
@@ -268,10 +290,6 @@ class WatershedWidget(QWidget):
             self.threshold.setRange(low, high)
             self.threshold.setValue(float(threshold_otsu(frame)) if high > low else low)
         self.threshold.blockSignals(False)
-
-    def _layer(self, combo: QComboBox):
-        name = combo.currentText()
-        return self.viewer.layers[name] if name in self.viewer.layers else None
 
     def _output_name(self, input_name: str) -> str:
         return f"{input_name} instances"
@@ -312,7 +330,7 @@ class WatershedWidget(QWidget):
 
     def _inputs(self):
         """The input layer and its data arrays, or raise a ValueError that says what to do."""
-        layer = self._layer(self.input)
+        layer = self.input.layer()
         if layer is None:
             kind = "a Labels" if self.method == "split" else "an Image"
             raise ValueError(f"Add or pick {kind} layer as input first.")
@@ -322,7 +340,7 @@ class WatershedWidget(QWidget):
             raise ValueError(f"{layer.name} is an RGB image; pick a single-channel map.")
         arrays = [layer.data]
         if self.method == "interior_boundary":
-            boundary = self._layer(self.boundary)
+            boundary = self.boundary.layer()
             if boundary is None or boundary is layer:
                 raise ValueError("Pick the boundary map: an Image layer other than the interior.")
             if tuple(boundary.data.shape) != tuple(layer.data.shape):
@@ -344,7 +362,7 @@ class WatershedWidget(QWidget):
 
     def _changed(self, *args) -> None:
         """A parameter changed: preview with it when live."""
-        if self.live.isChecked() and self._worker is None:
+        if self.live.isChecked() and not self._applying():
             self.preview()
 
     def _follow(self, *args) -> None:
@@ -358,7 +376,7 @@ class WatershedWidget(QWidget):
 
     def stop_preview(self) -> None:
         """Drop a scheduled or running preview; the next one waits for the user."""
-        self._runner.cancel()
+        self.runner.cancel()
         self._previewing = False
 
     def preview(self) -> None:
@@ -367,85 +385,52 @@ class WatershedWidget(QWidget):
         try:
             layer, arrays = self._inputs()
         except ValueError as err:
-            self._report(err, notify=False)
+            # A preview follows every edit: say it in the status line, never in a toast.
+            self.status.setText(str(err))
             return
         index = self._frame_index(len(layer.data.shape))
-        frames = [np.asarray(arr[index]) for arr in arrays]
         self.status.setText("Updating preview…")
-        self._runner.request(
-            _preview_job, self.method, frames, self.params(), self.cleanup(), layer.name, index
+        self._applying_now = False
+        self.runner.request(
+            _watershed_job, self.method, arrays, self.params(), self.cleanup(), layer.name, index
         )
 
-    def _show_preview(self, result) -> None:
+    def _applying(self) -> bool:
+        return self.runner.busy and self._applying_now
+
+    def _show(self, result) -> None:
+        """Put a preview frame, or a whole applied result, into the output layer."""
         labels, name, index = result
         if name not in self.viewer.layers:
             return
-        layer = self.viewer.layers[name]
-        output = self._output_layer(layer)
-        if output.data.dtype.itemsize < labels.dtype.itemsize:
-            output.data = output.data.astype(labels.dtype)
-        output.data[index] = labels
-        output.refresh()
-        self.status.setText(f"Preview: {int(labels.max())} cells in the displayed frame.")
+        output = self._output_layer(self.viewer.layers[name])
+        if index is None:
+            output.data = labels
+            self.status.setText(f"Done: {int(labels.max())} cells in '{output.name}'.")
+        else:
+            if output.data.dtype.itemsize < labels.dtype.itemsize:
+                output.data = output.data.astype(labels.dtype)
+            output.data[index] = labels
+            output.refresh()
+            self.status.setText(f"Preview: {int(labels.max())} cells in the displayed frame.")
+        self.applied.emit(output)
 
     def apply(self) -> None:
         """Process every frame into the output layer, with progress and cancel."""
         try:
             layer, arrays = self._inputs()
         except ValueError as err:
-            self._report(err)
+            self.runner.fail(err)
             return
-        self._runner.cancel()
-        self.cancel()
-        big = max(arrays[0].shape[-2:]) > 4096
-        worker = create_worker(
-            iter_watershed,
-            self.method,
-            *arrays,
-            params=self.params(),
-            cleanup=self.cleanup(),
-            chunk_size=2048 if big else None,
-            _start_thread=False,
-            _connect={"errored": self._fail},
-        )
-        worker.yielded.connect(self._progress)
-        worker.returned.connect(lambda labels, name=layer.name: self._applied(name, labels))
-        worker.finished.connect(self._finished)
-        self._worker = worker
-        self.apply_button.setEnabled(False)
-        self.cancel_button.setEnabled(True)
         self.status.setText("Processing…")
-        worker.start()
+        self._applying_now = True
+        self.runner.run_now(
+            _watershed_job, self.method, arrays, self.params(), self.cleanup(), layer.name, None
+        )
 
     def cancel(self) -> None:
-        """Stop a running Apply between frames or chunks."""
-        if self._worker is not None:
-            self._worker.quit()
-            self.status.setText("Cancelled.")
-
-    def _progress(self, step) -> None:
-        done, total = step
-        self.progress.setRange(0, total)
-        self.progress.setValue(done)
-
-    def _applied(self, name: str, labels) -> None:
-        if name not in self.viewer.layers:
-            return
-        output = self._output_layer(self.viewer.layers[name])
-        if (
-            output.data.shape == labels.shape
-            and output.data.dtype.itemsize >= labels.dtype.itemsize
-        ):
-            output.data[...] = labels
-            output.refresh()
-        else:
-            output.data = labels
-        self.status.setText(f"Done: {int(labels.max())} cells.")
-
-    def _finished(self) -> None:
-        self._worker = None
-        self.apply_button.setEnabled(True)
-        self.cancel_button.setEnabled(False)
+        """Stop a running Apply or preview now (the frame under way is dropped)."""
+        self.runner.cancel()
 
     def _output_layer(self, source) -> Labels:
         """The ``"<input> instances"`` layer, created empty with the input's geometry if needed."""
@@ -456,27 +441,18 @@ class WatershedWidget(QWidget):
             if isinstance(layer, Labels) and tuple(layer.data.shape) == shape:
                 return layer
             self.viewer.layers.remove(layer)
-        layer = Labels(
-            np.zeros(shape, np.uint32),
-            name=name,
-            scale=source.scale,
-            translate=source.translate,
-            units=source.units,
-            axis_labels=source.axis_labels,
-            metadata={"cytomask": {"source": source.name, "method": self.method}},
+        record = {"source": source.name, "method": f"watershed {self.method}"}
+        return self.viewer.add_layer(
+            labels_layer(np.zeros(shape, np.uint16), name, geometry_of(source), record)
         )
-        return self.viewer.add_layer(layer)
-
-    def _fail(self, err: Exception) -> None:
-        self._report(err)
-
-    def _report(self, err: Exception, notify: bool = True) -> None:
-        self.status.setText(f"Error: {err}")
-        if notify:
-            show_error(str(err))
 
 
-def _preview_job(method, frames, params, cleanup, name, index):
-    """Worker body of the live preview: one frame, cancellable between steps."""
-    labels = yield from iter_watershed(method, *frames, params=params, cleanup=cleanup)
-    return labels, name, index
+def _watershed_job(method, arrays, params, cleanup, name, index):
+    """Worker body: the frame at ``index`` (a preview), or every frame (``index`` None)."""
+    if index is not None:
+        arrays = [np.asarray(arr[index]) for arr in arrays]
+    big = index is None and max(arrays[0].shape[-2:]) > 4096
+    labels = yield from iter_watershed(
+        method, *arrays, params=params, cleanup=cleanup, chunk_size=2048 if big else None
+    )
+    return compact_labels(labels), name, index
