@@ -1070,12 +1070,15 @@ def _records(masks: _Masks, output_mode: str) -> list[dict]:
     h, w = masks.shape
     for i, item in enumerate(masks.masks):
         x0, y0, x1, y1 = masks.crop_boxes[i].astype(int)
-        binary = np.zeros((h, w), bool)
-        binary[y0:y1, x0:x1] = _decode(item, (y1 - y0, x1 - x0))
+        crop_hw = (y1 - y0, x1 - x0)
         if output_mode == "binary_mask":
-            seg = binary
+            seg = np.zeros((h, w), bool)
+            seg[y0:y1, x0:x1] = _decode(item, crop_hw)
         else:
-            counts = rle_counts(torch.as_tensor(binary)[None])[0]
+            if item.dtype == np.int32 and crop_hw == (h, w):
+                counts = item  # already the run lengths of the whole image
+            else:
+                counts = _window_rle(_decode(item, crop_hw), (y0, x0), (h, w))
             seg = {"size": [h, w], "counts": counts.tolist()}
             if output_mode == "coco_rle":
                 seg = coco_encode_rle(seg)
