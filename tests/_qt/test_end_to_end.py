@@ -64,8 +64,7 @@ def small_sample(monkeypatch, tmp_path):
 def errors(monkeypatch):
     """Every error the widgets show the user, so a wait can stop at the first one."""
     shown: list[str] = []
-    for module in ("unet_widgets", "sam2_widget", "watershed_widget", "metrics_dock",
-                   "export_panel", "_live"):  # fmt: skip
+    for module in ("_live", "cytomask_dock"):
         monkeypatch.setattr(f"napari_cytomask._qt.{module}.show_error", shown.append)
     return shown
 
@@ -122,7 +121,7 @@ def test_sample_through_every_step(
 
     # (a) U-Net: the checkpoint chosen in the dock, Ctrl+Enter on the segment page.
     unet = dock.unet
-    unet.checkpoint.set_path(checkpoint)
+    unet.checkpoint.set_model(checkpoint)
     assert unet.checkpoint.path() == checkpoint
     assert unet.input.currentText() == INPUT  # the channel marked as input
     unet.device.setCurrentText("cpu")
@@ -246,7 +245,11 @@ def test_sample_through_every_step(
     stats = reference.matches
     for column, iou in enumerate((0.5, 0.75, 0.9)):
         k = DEFAULT_THRESHOLDS.index(iou)
-        for row, value in (("TP", stats.tp[k]), ("FP", stats.fp[k]), ("FN", stats.fn[k])):
+        for row, value in (
+            ("True positives", stats.tp[k]),
+            ("False positives", stats.fp[k]),
+            ("False negatives", stats.fn[k]),
+        ):
             assert int(table_value(dock, row, column)) == int(value), (row, iou)
         for row, value in (
             ("Precision", stats.precision[k]), ("Recall", stats.recall[k]), ("F1", stats.f1[k]),
@@ -255,7 +258,8 @@ def test_sample_through_every_step(
             assert float(table_value(dock, row, column)) == pytest.approx(value, abs=5e-4)
     summary = reference.summary()
     for row, key in (
-        ("Mean-average F1 (IoU 0.50:0.95)", "mean_average_f1"),
+        ("Mean-average F1", "mean_average_f1"),
+        ("mSA, mean segmentation accuracy", "mean_segmentation_accuracy"),
         ("COCO AP (IoU 0.50:0.95)", "coco_ap"),
         ("Pixel F1 (Dice)", "pixel_f1"),
         ("Pixel IoU", "pixel_iou"),
@@ -263,7 +267,7 @@ def test_sample_through_every_step(
         assert float(table_value(dock, row)) == pytest.approx(summary[key], abs=5e-4)
     n_truth = sum(len(np.unique(t)) - 1 for t in truth.data)
     assert stats.n_true == n_truth
-    assert int(table_value(dock, "TP")) > 0 and summary["pixel_f1"] > 0.8
+    assert int(table_value(dock, "True positives")) > 0 and summary["pixel_f1"] > 0.8
     assert f"{n_truth} ground-truth" in metrics.status.text()
 
     # Export: the stacks in every stack format with tables and COCO JSON, then one

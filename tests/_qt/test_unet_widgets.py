@@ -85,6 +85,7 @@ def test_train_then_segment_in_a_viewer(make_napari_viewer_proxy, qtbot, model_f
     assert segmenter.min_size.value() == tuned["min_size"]
     segmenter.device.setCurrentText("cpu")
     segmenter.overlap.setValue(32)
+    segmenter.show_maps.setChecked(True)
     segmenter.segment()
     qtbot.waitUntil(lambda: segmenter.worker is None, timeout=60_000)
     cells = viewer.layers["BF U-Net cells"]

@@ -87,7 +87,7 @@ class CytomaskDock(QWidget):
         self.method.setToolTip(
             "U-Net: a model trained on your cells. SAM2: automatic masks with live threshold "
             "sliders. Guided: SAM2 masks that lie mostly on the U-Net's foreground (run the "
-            "U-Net first; its probability layer becomes SAM2's foreground map)."
+            "U-Net first; its cells become SAM2's foreground map)."
         )
         self.method.currentIndexChanged.connect(self._method_changed)
         self.save_preset_button = QPushButton("Save preset…")

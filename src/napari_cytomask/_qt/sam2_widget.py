@@ -33,7 +33,7 @@ from ..models.sam2_engine import (
     Sam2Result,
 )
 from ..models.sam2_models import DEFAULT_MODEL, HF_MODELS, Sam2ModelCache
-from ._layers import LayerPicker, geometry_of, labels_layer
+from ._layers import LayerPicker, compact_labels, geometry_of, labels_layer
 from ._live import Runner, StepControls, step_page
 
 LOCAL = "Local checkpoint…"
@@ -552,7 +552,7 @@ class Sam2Widget(QWidget):
         labels, features = self._merge_position(name, index, spatial, result)
         existing = self.viewer.layers[name] if name in self.viewer.layers else None
         if existing is not None and existing.data.shape == labels.shape:
-            existing.data = labels.astype(existing.data.dtype, copy=False)
+            existing.data = compact_labels(labels)
             out = existing
         else:
             if existing is not None:

@@ -218,6 +218,11 @@ class UNetSegmentWidget(QWidget):
         self.batch_size = _spin(
             0, 256, 0, "Tiles per forward pass; auto: 8 on a GPU, 1 on the CPU.", special="auto"
         )
+        self.show_maps = QCheckBox("Also add the probability maps as layers")
+        self.show_maps.setToolTip(
+            "Hidden Image layers with the interior and boundary probabilities, e.g. for the "
+            "watershed step's 'Interior + boundary maps'. Each new layer costs the viewer time."
+        )
         self.tta = QCheckBox("Flip test-time augmentation (4× slower)")
         self.tta.setToolTip("Average the predictions of flipped copies: smoother, slower.")
         self.interior_threshold = _spin(
@@ -271,6 +276,7 @@ class UNetSegmentWidget(QWidget):
         tile_form.addRow("Tile overlap", self.overlap)
         tile_form.addRow("Tiles per batch", self.batch_size)
         tile_form.addRow(self.tta)
+        tile_form.addRow(self.show_maps)
         tiles.setLayout(tile_form)
         column = QVBoxLayout(content)
         column.setContentsMargins(0, 0, 0, 0)
@@ -317,6 +323,7 @@ class UNetSegmentWidget(QWidget):
             "overlap": self.overlap,
             "batch_size": self.batch_size,
             "tta": self.tta,
+            "show_maps": self.show_maps,
             "interior_threshold": self.interior_threshold,
             "foreground_threshold": self.foreground_threshold,
             "min_size": self.min_size,
@@ -401,13 +408,15 @@ class UNetSegmentWidget(QWidget):
             self.runner.fail(err)
             return
         self.status.setText(f"Segmenting {layer.name}…")
-        self.runner.run_now(self._run, step, self.device.currentText(), layer)
+        self.runner.run_now(
+            self._run, step, self.device.currentText(), layer, self.show_maps.isChecked()
+        )
 
     def cancel(self) -> None:
         """Stop segmenting; the running batch of tiles finishes in the background."""
         self.runner.cancel()
 
-    def _run(self, step: UNetStep, device, layer):
+    def _run(self, step: UNetStep, device, layer, maps: bool = False):
         predictor = self._predictors.get(resolve_unet(step.model), device)
         channels = self._channels(layer, predictor.config.in_channels)
         kwargs = step.segment_kwargs(predictor)
@@ -425,7 +434,7 @@ class UNetSegmentWidget(QWidget):
                 **geometry,
             )
             for k, name in enumerate(result.classes)
-            if name != "background"
+            if maps and name != "background"
         ]
         cells = labels_layer(
             result.labels,
@@ -447,7 +456,8 @@ class UNetSegmentWidget(QWidget):
     def _show(self, new):
         """Add ``new``, or put its data into the layer of that name from an earlier run."""
         old = self.viewer.layers[new.name] if new.name in self.viewer.layers else None
-        if old is not None and type(old) is type(new) and old.data.shape == new.data.shape:
+        # isinstance, not type(): plugins may see layers through napari's proxy objects.
+        if old is not None and isinstance(old, type(new)) and old.data.shape == new.data.shape:
             old.data = new.data
             return old
         if old is not None:
