@@ -1,40 +1,45 @@
-"""Screenshots of the Segment cytoplasm dock on the sample scan, for the README.
+"""Screenshots of the Segment cytoplasm dock on the real sample scan, for the README.
 
 Run under a display or Xvfb::
 
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python scripts/screenshots.py
 
-It drives the real dock: the watershed splits the GFP channel's cells on every
-tile, then the metrics page compares them with the ground-truth mask channel.
+It drives the real dock in a 1280 x 800 napari window, one screenshot per step:
+the sample's channels, the starter U-Net's cells, the watershed split, the
+metrics against the sample's hand-drawn mask channel, and the export. A
+``--model`` checkpoint replaces the starter model (e.g. one still training).
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import torch  # noqa: F401  (before napari's OpenGL context, see the README)
 import torchvision  # noqa: F401
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "images"
+WINDOW = (1280, 800)
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", help="a U-Net checkpoint instead of the starter model")
+    parser.add_argument("--out", type=Path, default=OUT, help="where the PNG files go")
+    args = parser.parse_args(argv)
+
     import napari
+    from qtpy.QtCore import QSettings
     from qtpy.QtWidgets import QApplication
 
     from napari_cytomask._qt.cytomask_dock import CytomaskDock
 
-    viewer = napari.Viewer(title="napari-cytomask")
-    viewer.window.resize(1500, 950)
-    viewer.open_sample("napari-cytomask", "tilescan")
-    dock = CytomaskDock(viewer)
-    viewer.window.add_dock_widget(dock, name="Segment cytoplasm", area="right")
-    app = QApplication.instance()
+    app = QApplication.instance() or QApplication([])
 
-    def wait(condition, seconds=60.0):
-        import time
-
+    def wait(condition, seconds=900.0):
         end = time.monotonic() + seconds
         while not condition() and time.monotonic() < end:
             app.processEvents()
@@ -42,30 +47,56 @@ def main() -> int:
         if not condition():
             raise TimeoutError("the dock did not finish in time")
 
-    OUT.mkdir(parents=True, exist_ok=True)
-    dock.steps.setCurrentIndex(2)
-    dock.watershed.input.setCurrentText("GFP")
-    dock.watershed.apply()
-    wait(
-        lambda: (
-            "GFP instances" in viewer.layers
-            and viewer.layers["GFP instances"].data.max() > 0
-            and dock.watershed._worker is None
-        )
-    )
-    viewer.layers["GFP"].visible = False
-    viewer.layers["Mask (ground truth)"].visible = False
-    viewer.screenshot(str(OUT / "watershed.png"), canvas_only=False)
+    def shoot(name: str) -> None:
+        for _ in range(30):  # let the layout and the canvas settle
+            app.processEvents()
+            time.sleep(0.02)
+        path = args.out / name
+        viewer.screenshot(str(path), canvas_only=False)
+        print(path)
 
-    dock.steps.setCurrentIndex(3)
-    wait(lambda: dock.metrics.prediction_combo.currentText() == "GFP instances")
-    dock.metrics.prediction_combo.setCurrentText("GFP instances")
-    wait(lambda: "ground-truth" in dock.metrics.status.text(), seconds=60)
-    for _ in range(20):
-        app.processEvents()
-    viewer.screenshot(str(OUT / "metrics.png"), canvas_only=False)
+    args.out.mkdir(parents=True, exist_ok=True)
+    scratch = tempfile.TemporaryDirectory()
+    viewer = napari.Viewer(title="napari-cytomask")
+    viewer.window._qt_window.resize(*WINDOW)
+    viewer.open_sample("napari-cytomask", "phase_contrast")
+    settings = QSettings(str(Path(scratch.name) / "dock.ini"), QSettings.Format.IniFormat)
+    dock = CytomaskDock(viewer, settings=settings)  # default settings, not the user's
+    viewer.window.add_dock_widget(dock, name="Segment cytoplasm", area="right")
+    phase = dock.unet.input.layer()
+    mask = next(layer for layer in viewer.layers if layer.metadata["cytomask"]["role"] == "mask")
+    mask.visible = False
+
+    dock.steps.setCurrentIndex(0)
+    shoot("step1-channels.png")
+
+    dock.steps.setCurrentIndex(1)
+    if args.model:
+        dock.unet.checkpoint.set_model(args.model)
+    dock.unet.device.setCurrentText("auto")
+    dock.run_current()
+    cells_name = f"{phase.name} U-Net cells"
+    wait(lambda: cells_name in viewer.layers and not dock.unet.runner.busy)
+    shoot("step2-segment.png")
+
+    dock.steps.setCurrentIndex(2)  # the U-Net's cells are already its input
+    dock.run_current()
+    split_name = f"{cells_name} instances"
+    wait(lambda: split_name in viewer.layers and not dock.watershed.runner.busy)
+    viewer.layers[cells_name].visible = False
+    shoot("step3-split.png")
+
+    dock.steps.setCurrentIndex(3)  # the split cells against the mask channel
+    wait(lambda: dock.metrics.evaluation is not None and not dock.metrics.runner.busy)
+    shoot("step4-check.png")
+
+    dock.steps.setCurrentIndex(4)
+    dock.export.folder.setText(str(Path(scratch.name) / "export"))
+    dock.run_current()
+    wait(lambda: "Wrote" in dock.export.status.text())
+    shoot("step5-export.png")
     viewer.close()
-    print("\n".join(str(p) for p in sorted(OUT.glob("*.png"))))
+    scratch.cleanup()
     return 0
 
 
