@@ -9,7 +9,7 @@ mean-average F1 over IoU 0.50:0.95, F1 at IoU 0.5 and 0.75, and pixel IoU.
 Usage (a short CPU run, about 20 minutes on 2 shared cores; one thread is
 faster than two on a machine whose cores are busy with other work)::
 
-    python benchmarks/bench_unet_quality.py --threads 1 --time-limit 840
+    python benchmarks/bench_unet_quality.py --threads 1 --time-limit 14
 
 The CPU run reported in the README (70 epochs of 60 steps, about 2 hours on 2
 quiet cores)::
@@ -20,8 +20,9 @@ quiet cores)::
 Training can go on later from where it stopped (the training state beside the
 checkpoint restores the optimiser and schedule): ``--resume`` continues the
 ``--output`` checkpoint for ``--epochs`` more epochs or ``--time-limit`` more
-seconds, then scores it again on the same test images. ``--score-only`` scores
-the ``--output`` checkpoint without training.
+minutes (the unit of ``cytomask train``), then scores it again on the same test
+images; without it an existing ``--output`` is kept unless ``--overwrite`` is
+given. ``--score-only`` scores the ``--output`` checkpoint without training.
 
 Training ends by choosing the post-processing thresholds on the validation
 images (``cytomask tune`` does the same for a checkpoint trained without it);
@@ -78,7 +79,13 @@ def main(argv=None) -> int:
     parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--time-limit", type=float, default=16 * 60, help="seconds of training (0: no limit)"
+        "--time-limit",
+        type=float,
+        default=16,
+        help="minutes of training, as in 'cytomask train' (0: no limit)",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace an existing --output checkpoint"
     )
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch default)")
     parser.add_argument("--output", type=Path, default=Path("bench_unet_quality.safetensors"))
@@ -109,11 +116,12 @@ def main(argv=None) -> int:
         "--patience", str(max(args.epochs, 1)),
         "--seed", str(args.seed),
         "--device", args.device,
-        "--time-limit", str(args.time_limit / 60),
+        "--time-limit", str(args.time_limit),
         "--threads", str(args.threads),
         "--output", str(args.output),
         "--quiet",
         *(["--resume", str(args.output)] if args.resume else []),
+        *(["--overwrite"] if args.overwrite else []),
     ]  # fmt: skip
     print(f"machine: {machine(args.device)}")
     print(f"command: {shlex.join([sys.executable, *sys.argv])}")

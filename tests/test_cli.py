@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -328,3 +329,23 @@ def test_corrupt_label_files_are_named_by_every_command(folders, tmp_path, capsy
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and str(mask) in err, err
         assert "cannot be decoded" in err and "Traceback" not in err
+
+
+def test_training_reports_its_split_time_and_validation(folders, tmp_path, capsys):
+    """The split as used, elapsed time and time left per epoch, progress while validating,
+    and the number of epochs a time limit leaves (not the maximum)."""
+    data, _ = folders
+    model = tmp_path / "tiny.safetensors"
+    images, masks = str(data / "set*" / "raw.tif"), str(data / "set*" / "mask.tif")
+    argv = ["train", "--images", images, "--masks", masks, *TINY, *QUICK, "--threads", "1",
+            "--no-tune", "-o", str(model), "--epochs", "5", "--time-limit", "0.00001"]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    split = read_description(model)["training"]["split"]
+    assert (f"training on {len(split['train'])} image(s), validating on "
+            f"{len(split['validation'])}, testing on {len(split['test'])}") in out  # fmt: skip
+    assert f"validation: {', '.join(split['validation'])}" in out
+    assert "  validation image 1/1" in out
+    epochs = [line for line in out.splitlines() if line.startswith("epoch ")]
+    assert len(epochs) == 1 and epochs[0].startswith("epoch 1/1: ")  # not 1/5
+    assert re.search(r"\[0:\d\d elapsed, about 0:00 left\]$", epochs[0])

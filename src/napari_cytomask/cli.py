@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import time
 from pathlib import Path
 
 from .batch import FORMATS, one_line
@@ -598,8 +599,8 @@ def _train(args) -> int:
         overwrite=args.overwrite,
     )
     say = _say(args.quiet)
-    say(f"training on {len(samples)} image(s)")
     saved = None
+    started, first_epoch = time.monotonic(), None
     try:
         while True:
             try:
@@ -609,6 +610,9 @@ def _train(args) -> int:
                 break
             if progress.phase == "notice":
                 print(f"cytomask: note: {progress.message}", file=sys.stderr)
+            elif progress.phase == "split":
+                say(_split_text(progress.split))
+                first_epoch = progress.epoch
             elif progress.phase == "epoch":
                 saved = progress.checkpoint
                 val = progress.validation
@@ -618,9 +622,14 @@ def _train(args) -> int:
                     else "no validation images"
                 )
                 mark = " (best, saved)" if progress.improved else ""
-                say(f"epoch {progress.epoch}/{progress.epochs}: {text}{mark}")
+                elapsed = time.monotonic() - started
+                left = elapsed / (progress.epoch - first_epoch) * (progress.epochs - progress.epoch)
+                say(f"epoch {progress.epoch}/{progress.epochs}: {text}{mark} "
+                    f"[{_clock(elapsed)} elapsed, about {_clock(left)} left]")  # fmt: skip
             elif progress.phase == "train" and progress.step % 10 == 0:
                 say(f"  step {progress.step}/{progress.steps} loss {progress.loss:.4f}")
+            elif progress.phase == "validate":
+                say(f"  validation image {progress.step}/{progress.steps}")
             elif progress.phase == "tune" and progress.step == 1:
                 say("choosing the post-processing thresholds on the validation images")
     except KeyboardInterrupt:
@@ -636,6 +645,23 @@ def _train(args) -> int:
         say(_tuned_text(result.description["postprocess"]))
     print(result.checkpoint)
     return EXIT_OK
+
+
+def _split_text(split: dict[str, list[str]]) -> str:
+    """How many and which images train, validate and test."""
+    sizes = {k: len(split.get(k) or []) for k in ("train", "validation", "test")}
+    names = "; ".join(f"{k}: {', '.join(v)}" for k, v in split.items() if v)
+    return (
+        f"training on {sizes['train']} image(s), validating on {sizes['validation']}, "
+        f"testing on {sizes['test']} ({names})"
+    )
+
+
+def _clock(seconds: float) -> str:
+    """``h:mm:ss`` (or ``m:ss`` under an hour)."""
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 def _tuned_text(tuned: dict) -> str:

@@ -171,7 +171,9 @@ class TrainingProgress:
     Attributes
     ----------
     epoch, epochs
-        Current epoch (1-based) and the maximum.
+        Current epoch (1-based) and the last one expected: the maximum, or
+        fewer when a time limit will stop training earlier (estimated from the
+        epochs done).
     step, steps
         Step within the epoch (1-based) and steps per epoch.
     global_step
@@ -191,10 +193,14 @@ class TrainingProgress:
         ``"train"`` (a step), ``"validate"`` (``step`` of ``steps`` validation
         images done), ``"epoch"`` (end of an epoch, with ``validation``),
         ``"tune"`` (after the last epoch: ``step`` of ``steps`` of choosing the
-        post-processing settings) or ``"notice"`` (a ``message``).
+        post-processing settings), ``"notice"`` (a ``message``) or ``"split"``
+        (once, before the first step: the ``split``).
     checkpoint
         In an ``"epoch"`` report: the checkpoint file (the best network so far,
         with the training state beside it to resume from).
+    split
+        In the ``"split"`` report: image names of ``"train"``, ``"validation"``
+        and ``"test"``.
     """
 
     epoch: int
@@ -209,6 +215,7 @@ class TrainingProgress:
     message: str | None = None
     phase: str = "train"
     checkpoint: Path | None = None
+    split: dict[str, list[str]] | None = None
 
 
 @dataclass
@@ -1008,10 +1015,24 @@ def iter_train(
         ``"validate"`` or ``"tune"``) after ``epoch`` as :class:`TrainingProgress`."""
         at_step, lr = global_step, optimiser.param_groups[0]["lr"]
         return lambda done, total: TrainingProgress(
-            epoch, last_epoch, done, total, at_step, math.nan, lr, phase=phase
+            epoch, expected_last, done, total, at_step, math.nan, lr, phase=phase
         )
 
+    yield TrainingProgress(
+        epoch0,
+        last_epoch,
+        0,
+        settings.steps_per_epoch,
+        global_step,
+        math.nan,
+        settings.learning_rate,
+        phase="split",
+        split={k: list(v) for k, v in split.items()},
+    )
     started = time.monotonic()
+    # The last epoch expected: a time limit stops training after the epoch in
+    # which it passes, often long before last_epoch.
+    expected_last = last_epoch
     for epoch in range(epoch0 + 1, last_epoch + 1):
         model.train()
         losses = []
@@ -1029,7 +1050,7 @@ def iter_train(
             losses.append(float(loss.detach()))
             yield TrainingProgress(
                 epoch,
-                last_epoch,
+                expected_last,
                 step,
                 settings.steps_per_epoch,
                 global_step,
@@ -1082,9 +1103,13 @@ def iter_train(
         write_atomically(
             state_path(output), lambda tmp, state=state: torch.save(state, tmp), overwrite=True
         )
+        if settings.time_limit is not None:
+            per_epoch = (time.monotonic() - started) / (epoch - epoch0)
+            expected_last = min(last_epoch, epoch0 + int(settings.time_limit // per_epoch) + 1)
+            expected_last = max(expected_last, epoch)
         yield TrainingProgress(
             epoch,
-            last_epoch,
+            expected_last,
             settings.steps_per_epoch,
             settings.steps_per_epoch,
             global_step,
