@@ -16,7 +16,7 @@ import pytest
 import tifffile
 
 from napari_cytomask._reader import get_reader
-from napari_cytomask.io.files import ImageReadError, read_image
+from napari_cytomask.io.files import ImageReadError, find_inputs, read_image
 from napari_cytomask.io.tiff import TiffReadError, read_tiff
 
 
@@ -154,6 +154,10 @@ def test_a_fifo_named_tif_is_refused_without_blocking(tmp_path):
 
     def attempt():
         outcome["reader"] = get_reader(str(fifo))
+        try:
+            find_inputs([fifo])
+        except ValueError as err:
+            outcome["find_inputs"] = str(err)
         for name, read in (("read_tiff", read_tiff), ("read_image", read_image)):
             try:
                 read(fifo)
@@ -165,6 +169,7 @@ def test_a_fifo_named_tif_is_refused_without_blocking(tmp_path):
     worker.join(timeout=10)
     assert not worker.is_alive(), "opening a FIFO blocked"
     assert outcome["reader"] is None
+    assert outcome["find_inputs"] == f"{fifo} is not a regular file."
     assert "not a regular file" in outcome["read_tiff"] and str(fifo) in outcome["read_tiff"]
     assert "not a regular file" in outcome["read_image"] and str(fifo) in outcome["read_image"]
 

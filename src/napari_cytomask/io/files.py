@@ -162,7 +162,8 @@ def find_inputs(items, exclude: tuple[str, ...] = ()) -> list[Path]:
         else:
             paths = [Path(text)]
             if not _is_image(paths[0]):
-                raise ValueError(f"{text} does not exist.")
+                what = "is not a regular file" if os.path.exists(text) else "does not exist"
+                raise ValueError(f"{text} {what}.")
         if not paths:
             raise ValueError(f"{text} holds no image file; check the path or pattern.")
         found.update(dict.fromkeys(p.resolve() for p in paths))
@@ -196,7 +197,8 @@ def read_channels(path: str | os.PathLike, channels: list[int] | None, n_channel
 
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"{path} does not exist.")
+        what = "is not a regular file" if path.exists() else "does not exist"
+        raise ValueError(f"{path} {what}.")
     if path.suffix.lower() in (".tif", ".tiff", ".btf"):
         from .tiff import read_tiff
 
