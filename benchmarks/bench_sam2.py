@@ -1,27 +1,35 @@
-"""How fast the cached SAM2 engine answers slider changes, against sam2's own generator.
+"""The cached SAM2 engine against sam2's own generator: first runs, grid changes, filter changes.
 
-Measured in one run on one 1024² phase-contrast image (usiigaci-phc set1,
-1022×1024 uint16, padded to 1024², 1st–99th percentile to uint8):
+Measured in one run on one real phase-contrast image (usiigaci-phc set1,
+1022×1024 uint16, 1st–99th percentile to uint8), same model, same parameters:
 
-1. a post-filter change (``pred_iou_thresh``, ``box_nms_thresh``): time from
-   the new parameters to an updated label image, against a fresh
-   ``SAM2AutomaticMaskGenerator.generate`` with the new parameters;
-2. a ``points_per_side`` change: the engine re-runs only the mask decoder on the
-   cached image features, the stock generator runs everything again.
+1. a profile of both: seconds and share of the encoder, the mask decoder, the
+   upsampling of the mask logits, stability scores, boxes, run-length encoding,
+   NMS and the output records (the engine computes stability, boxes, areas and
+   compressed masks in one windowed pass, shown as one line), and of painting
+   masks into a label image;
+2. first run at 16 and at 32 points per side: ``Sam2Engine.generate`` (nothing
+   cached) against ``SAM2AutomaticMaskGenerator.generate``, with a check that
+   both return the same masks, boxes, scores and order;
+3. a 16 → 32 ``points_per_side`` change: the engine decodes the new grid on the
+   cached image features, against a stock run at 32;
+4. a post-filter change (``pred_iou_thresh``, ``box_nms_thresh``) → label image.
 
-The weights are random (seeded) unless ``--weights hub``: timings do not depend
-on the weights, the number of masks does (random masks are large and noisy).
+The weights are random (seeded) unless ``--weights hub``: timings hardly
+depend on the weights, the number and shape of the masks do (random masks are
+image-sized noise, so NMS keeps few of them; a separate check with NMS off
+compares every mask above the IoU filter).
 
 Usage::
 
     python benchmarks/bench_sam2.py                       # CPU, random SAM2.1 hiera-tiny
-    python benchmarks/bench_sam2.py --device cuda --model facebook/sam2.1-hiera-tiny \\
-        --model facebook/sam2.1-hiera-large               # GPU: time and peak memory per image
+    python benchmarks/bench_sam2.py --device cuda --model facebook/sam2.1-hiera-large
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import os
 import statistics
@@ -34,6 +42,7 @@ import numpy as np
 import torch
 
 from _common import cpu_model
+from napari_cytomask.models import sam2_engine
 from napari_cytomask.models.device import autocast_dtype, get_device
 from napari_cytomask.models.sam2_engine import (
     LabelParams,
@@ -44,25 +53,30 @@ from napari_cytomask.models.sam2_engine import (
 )
 from napari_cytomask.models.sam2_models import Sam2ModelCache, build_model, config_for
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = Path(
+    os.environ.get("CYTOMASK_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
 IMAGE = "usiigaci-phc/set1/raw.tif"
+# Random weights predict IoUs near 0.5 and unstable masks: the stock defaults (0.8, 0.95)
+# would keep nothing.
+BASE = Sam2Params(pred_iou_thresh=0.45, stability_score_thresh=0.0)
 
 
 def machine(device: torch.device) -> str:
     if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"{cpu_model()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}"
+        return f"{torch.cuda.get_device_name(device)}, autocast {autocast_dtype(device)}"
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (
+        f"{cpu_model()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}, "
+        f"load average {load} at start"
+    )
 
 
 def load_image(path: Path) -> np.ndarray:
     import tifffile
 
     raw = tifffile.imread(path)
-    raw = raw.reshape(raw.shape[-2:]) if raw.ndim > 2 else raw
-    image = np.zeros((1024, 1024), raw.dtype)
-    h, w = min(raw.shape[0], 1024), min(raw.shape[1], 1024)
-    image[:h, :w] = raw[:h, :w]
-    return image
+    return raw.reshape(raw.shape[-2:]) if raw.ndim > 2 else raw
 
 
 def sync(device: torch.device) -> None:
@@ -78,15 +92,93 @@ def timed(func, device, *args, **kwargs):
     return time.perf_counter() - start, out
 
 
-def stock_generate(model, image: np.ndarray, params: Sam2Params, device: torch.device):
-    """sam2's generator, under the same autocast as the engine (bf16 on recent GPUs)."""
-    from sam2.automatic_mask_generator import SAM2AutomaticMaskGenerator
+@contextlib.contextmanager
+def profiled(targets, device: torch.device):
+    """Seconds spent in each ``(object, attribute, stage)`` callable while the block runs."""
+    seconds: collections.Counter = collections.Counter()
+    saved = []
+    for obj, attr, stage in targets:
+        func = getattr(obj, attr)
 
-    gen = SAM2AutomaticMaskGenerator(model, **params.generator_kwargs())
+        def wrapper(*args, _func=func, _stage=stage, **kwargs):
+            sync(device)
+            start = time.perf_counter()
+            try:
+                return _func(*args, **kwargs)
+            finally:
+                sync(device)
+                seconds[_stage] += time.perf_counter() - start
+
+        saved.append((obj, attr, func, attr in vars(obj)))
+        setattr(obj, attr, wrapper)
+    try:
+        yield seconds
+    finally:
+        for obj, attr, func, own in reversed(saved):
+            if own:
+                setattr(obj, attr, func)
+            else:
+                delattr(obj, attr)  # the class's method shows through again
+
+
+def show_profile(label: str, total: float, seconds: collections.Counter) -> None:
+    print(f"  profile, {label}: {total:.2f} s")
+    for stage, s in [*seconds.most_common(), ("other", total - sum(seconds.values()))]:
+        print(f"    {stage:<44s} {s:8.2f} s {100 * s / total:5.1f} %")
+
+
+def autocast(device: torch.device):
     dtype = autocast_dtype(device)
-    ctx = torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext()
-    with ctx:
-        return gen.generate(image)
+    return torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext()
+
+
+def run_stock(model, rgb, params: Sam2Params, device: torch.device):
+    """sam2's generator, profiled, under the engine's autocast (bf16 on recent GPUs)."""
+    import sam2.automatic_mask_generator as amg
+
+    gen = amg.SAM2AutomaticMaskGenerator(model, **params.generator_kwargs())
+    targets = [
+        (gen.predictor, "set_image", "encoder"),
+        (model.sam_mask_decoder, "forward", "decoder"),
+        (gen.predictor._transforms, "postprocess_masks", "upsampling (+ hole filling)"),
+        (amg, "calculate_stability_score", "stability"),
+        (amg, "batched_mask_to_box", "boxes"),
+        (amg, "mask_to_rle_pytorch", "RLE"),
+        (amg, "batched_nms", "NMS"),
+        (amg, "rle_to_mask", "output records (RLE to mask)"),
+    ]
+    with profiled(targets, device) as seconds, autocast(device):
+        total, masks = timed(gen.generate, device, rgb)
+    return total, seconds, masks
+
+
+def run_engine(engine: Sam2Engine, rgb, params: Sam2Params, device: torch.device):
+    targets = [
+        (engine.predictor, "set_image", "encoder"),
+        (engine.model.sam_mask_decoder, "forward", "decoder"),
+        (engine.predictor._transforms, "postprocess_masks", "upsampling (+ hole filling)"),
+        (sam2_engine, "_candidate_stats", "stability, boxes, areas, compression"),
+        (sam2_engine, "_filter", "filters and NMS"),
+        (sam2_engine, "_records", "output records"),
+    ]
+    with profiled(targets, device) as seconds:
+        total, masks = timed(engine.generate, device, rgb, params)
+    return total, seconds, masks
+
+
+def same_masks(ours: list[dict], theirs: list[dict]) -> bool:
+    """Masks, boxes, areas, points, crop boxes and scores identical, in the same order."""
+
+    def equal(a, b):
+        return a == b or (np.isnan(a) and np.isnan(b))
+
+    return len(ours) == len(theirs) and all(
+        np.array_equal(a["segmentation"], b["segmentation"])
+        and all(a[k] == b[k] for k in ("area", "bbox", "point_coords", "crop_box"))
+        and equal(a["predicted_iou"], b["predicted_iou"])
+        and equal(a["stability_score"], b["stability_score"])
+        for a, b in zip(ours, theirs, strict=True)
+    )
 
 
 def get_model(model_id: str, device: torch.device, weights: str):
@@ -98,22 +190,25 @@ def get_model(model_id: str, device: torch.device, weights: str):
 def bench_painting(n_cells: int = 300, repeats: int = 5) -> None:
     """Cost of painting compact, overlapping cell-sized masks into a 1024² label image.
 
-    Random weights give image-sized masks that NMS reduces to one, so the engine
-    run above paints almost nothing; this measures what painting adds for a
-    real cell image (``masks_to_labels`` runs the same painter).
+    Random weights give image-sized masks that NMS reduces to a few, so the
+    runs above paint almost nothing; this measures what painting adds for a
+    real cell image (``Sam2Engine.segment`` runs the same painter).
     """
     rng = np.random.default_rng(0)
     yy, xx = np.ogrid[:1024, :1024]
     masks = []
     for _ in range(n_cells):
         cy, cx, r = rng.integers(20, 1004, 2).tolist() + [int(rng.integers(8, 25))]
-        rle = {"size": [1024, 1024], "counts": []}
         binary = (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
         flat = np.concatenate(([False], binary.T.ravel(), [False]))
         edges = np.flatnonzero(flat[1:] != flat[:-1])
-        rle["counts"] = np.diff(np.concatenate(([0], edges, [binary.size]))).tolist()
+        counts = np.diff(np.concatenate(([0], edges, [binary.size]))).tolist()
         masks.append(
-            {"segmentation": rle, "predicted_iou": float(rng.random()), "stability_score": 0.9}
+            {
+                "segmentation": {"size": [1024, 1024], "counts": counts},
+                "predicted_iou": float(rng.random()),
+                "stability_score": 0.9,
+            }
         )
     times = [timed(masks_to_labels, torch.device("cpu"), masks)[0] for _ in range(repeats)]
     print(
@@ -122,132 +217,104 @@ def bench_painting(n_cells: int = 300, repeats: int = 5) -> None:
     )
 
 
-def bench_cpu(args, device: torch.device, image: np.ndarray) -> None:
-    rgb = to_uint8_rgb(image)
-    model = get_model(args.model[0], device, args.weights)
-    engine = Sam2Engine(model, model_key=args.model[0])
+def first_runs_and_grid_change(args, model, device, rgb) -> dict:
+    """Stock and engine at each grid size, then the engine's change between the first two."""
+    figures = {}
+    for n in args.points_per_side:
+        params = replace(BASE, points_per_side=n)
+        t_stock, p_stock, theirs = run_stock(model, rgb, params, device)
+        engine = Sam2Engine(model, model_key=args.model)
+        t_engine, p_engine, ours = run_engine(engine, rgb, params, device)
+        same = same_masks(ours, theirs)
+        print(f"\npoints_per_side {n} ({n * n} points, {n * n * 3} candidates), first run:")
+        show_profile("stock generate", t_stock, p_stock)
+        show_profile("engine generate", t_engine, p_engine)
+        print(
+            f"  stock {t_stock:.2f} s, engine {t_engine:.2f} s -> {t_stock / t_engine:.2f}x; "
+            f"{len(ours)} masks, identical to stock: {same}"
+        )
+        figures[n] = (t_stock, engine, same)
+    small, large = args.points_per_side[:2]
+    engine = figures[small][1]
+    params = replace(BASE, points_per_side=large)
+    encoder_runs, points = engine.runs["encoder"], engine.runs["points"]
+    t_change, p_change, ours = run_engine(engine, rgb, params, device)
+    assert engine.runs["encoder"] == encoder_runs, "a decoder change must not re-run the encoder"
+    t_stock, first = figures[large][:2]
+    same = same_masks(ours, first.generate(rgb, params))
+    print(f"\npoints_per_side {small} -> {large} on the cached image features:")
+    show_profile("engine generate", t_change, p_change)
+    print(
+        f"  engine {t_change:.2f} s ({engine.runs['points'] - points} points decoded) against "
+        f"stock at {large}: {t_stock:.2f} s -> {t_stock / t_change:.2f}x; identical to the "
+        f"engine's first run at {large}: {same}"
+    )
+    return {"engine": engine, "params": params}
+
+
+def check_every_mask(args, model, device, rgb) -> None:
+    """Engine and stock with NMS off, so that every candidate above the IoU filter is compared."""
+    params = replace(
+        BASE, points_per_side=args.check_points, box_nms_thresh=1.0, output_mode="uncompressed_rle"
+    )
+    t_stock, _, theirs = run_stock(model, rgb, params, device)
+    t_engine, _, ours = run_engine(Sam2Engine(model), rgb, params, device)
+    print(
+        f"\nequality with NMS off, points_per_side {args.check_points}: {len(ours)} masks, "
+        f"identical to stock: {same_masks(ours, theirs)} (stock {t_stock:.2f} s, engine "
+        f"{t_engine:.2f} s, run-length output)"
+    )
+
+
+def filter_changes(args, device, image, engine: Sam2Engine, params: Sam2Params) -> None:
     labels = LabelParams(max_area_fraction=1.0)
-    # Random weights predict IoUs near 0.5 and unstable masks; the stock defaults
-    # (0.8, 0.95) would keep nothing, so the filters start low.
-    params = Sam2Params(
-        points_per_side=args.points_per_side, pred_iou_thresh=0.45, stability_score_thresh=0.0
-    )
-    print(f"machine: {machine(device)}")
-    print(
-        f"model: {args.model[0]} ({args.weights} weights), image {IMAGE} padded to 1024², "
-        f"points_per_side {params.points_per_side} "
-        f"({params.points_per_side**2 * 3} candidates with multimask)"
-    )
-
-    bench_painting()
-    t_first, result = timed(engine.segment, device, image, params, labels)
-    print(
-        f"engine, first run (encoder + decoder + filters + labels): {t_first:.2f} s, "
-        f"{result.n_candidates} candidates, {result.n_masks} masks, "
-        f"{len(result.features['index'])} objects"
-    )
-
-    filtered = [
-        replace(params, pred_iou_thresh=0.45 + 0.01 * i, box_nms_thresh=0.7 + 0.02 * i)
-        for i in range(1, args.repeats + 1)
-    ]
+    engine.segment(image, params, labels)  # labels of the current settings
     latencies = []
-    for p in filtered:
+    for i in range(1, args.repeats + 1):
+        p = replace(params, pred_iou_thresh=0.45 + 0.01 * i, box_nms_thresh=0.7 + 0.02 * i)
         t, result = timed(engine.segment, device, image, p, labels)
         latencies.append(t)
-    t_filter = statistics.median(latencies)
     print(
-        f"engine, post-filter change -> label image: median {t_filter * 1000:.1f} ms "
-        f"over {len(latencies)} changes (min {min(latencies) * 1000:.1f}, "
-        f"max {max(latencies) * 1000:.1f}), last: {len(result.features['index'])} objects"
+        f"\nengine, post-filter change -> label image: median "
+        f"{statistics.median(latencies) * 1000:.1f} ms over {len(latencies)} changes "
+        f"(min {min(latencies) * 1000:.1f}, max {max(latencies) * 1000:.1f}), last: "
+        f"{len(result.features['index'])} objects"
     )
-
-    t_stock, masks = timed(stock_generate, device, model, rgb, filtered[-1], device)
-    ours = engine.generate(rgb, filtered[-1])
-    same = len(ours) == len(masks) and all(
-        np.array_equal(a["segmentation"], b["segmentation"])
-        for a, b in zip(ours, masks, strict=True)
-    )
-    print(
-        f"stock generate with the new filters: {t_stock:.2f} s ({len(masks)} masks; "
-        f"engine gives the same masks: {same})"
-    )
-    print(f"  -> post-filter change: {t_stock / t_filter:.0f}x faster than a stock re-run")
-
-    moved = replace(filtered[-1], points_per_side=args.new_points_per_side)
-    encoder_runs = engine.runs["encoder"]
-    t_points, result = timed(engine.segment, device, image, moved, labels)
-    assert engine.runs["encoder"] == encoder_runs, "a decoder change must not re-run the encoder"
-    print(
-        f"engine, points_per_side {params.points_per_side} -> {args.new_points_per_side} "
-        f"(decoder only): {t_points:.2f} s, {result.n_candidates} candidates"
-    )
-    t_stock_points, masks = timed(stock_generate, device, model, rgb, moved, device)
-    print(
-        f"stock generate with points_per_side {args.new_points_per_side}: "
-        f"{t_stock_points:.2f} s ({len(masks)} masks)"
-    )
-    print(f"  -> points_per_side change: {t_stock_points / t_points:.2f}x the stock speed")
-
-
-def bench_gpu(args, device: torch.device, image: np.ndarray) -> None:
-    rgb = to_uint8_rgb(image)
-    print(f"machine: {machine(device)}, autocast {autocast_dtype(device)}")
-    params = Sam2Params(points_per_side=args.points_per_side)
-    for model_id in args.model:
-        model = get_model(model_id, device, args.weights)
-        stock_generate(model, rgb, params, device)  # warm-up: kernels, allocator
-        torch.cuda.reset_peak_memory_stats(device)
-        stock_times = [
-            timed(stock_generate, device, model, rgb, params, device)[0]
-            for _ in range(args.repeats)
-        ]
-        stock_peak = torch.cuda.max_memory_allocated(device) / 2**30
-        engine = Sam2Engine(model, model_key=model_id)
-        engine.generate(rgb, params)
-        torch.cuda.reset_peak_memory_stats(device)
-        fresh = []
-        for _ in range(args.repeats):
-            engine.clear()
-            fresh.append(timed(engine.generate, device, rgb, params)[0])
-        engine_peak = torch.cuda.max_memory_allocated(device) / 2**30
-        filters = [
-            timed(engine.segment, device, image, replace(params, pred_iou_thresh=0.5 + 0.01 * i))[0]
-            for i in range(args.repeats)
-        ]
-        points = timed(engine.generate, device, rgb, replace(params, points_per_side=24))[0]
-        s, e = statistics.median(stock_times), statistics.median(fresh)
-        print(
-            f"{model_id} ({args.weights} weights): stock {s:.3f} s/image, peak "
-            f"{stock_peak:.2f} GiB; engine uncached {e:.3f} s/image ({s / e:.2f}x), peak "
-            f"{engine_peak:.2f} GiB; post-filter change -> labels "
-            f"{statistics.median(filters) * 1000:.1f} ms; points_per_side 32 -> 24 "
-            f"(decoder only) {points:.3f} s"
-        )
-        del engine, model
-        torch.cuda.empty_cache()
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
-    parser.add_argument(
-        "--model",
-        action="append",
-        help="Hugging Face id; repeat for several (default SAM2.1 hiera-tiny)",
-    )
+    parser.add_argument("--model", default="facebook/sam2.1-hiera-tiny", help="Hugging Face id")
     parser.add_argument("--weights", choices=("random", "hub"), default="random")
-    parser.add_argument("--points-per-side", type=int, default=32)
-    parser.add_argument("--new-points-per-side", type=int, default=16)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--points-per-side",
+        type=int,
+        nargs="+",
+        default=[16, 32],
+        help="first runs at each; the first two also give the grid change",
+    )
+    parser.add_argument("--repeats", type=int, default=5, help="post-filter changes")
+    parser.add_argument(
+        "--check-points", type=int, default=8, help="points per side of the NMS-off check"
+    )
     parser.add_argument("--image", type=Path, default=DATA / IMAGE)
     args = parser.parse_args(argv)
-    args.model = args.model or ["facebook/sam2.1-hiera-tiny"]
     device = get_device(args.device)
     image = load_image(args.image)
+    rgb = to_uint8_rgb(image)
     warnings.filterwarnings("ignore", category=UserWarning)
+    print(f"machine: {machine(device)}")
+    print(
+        f"model: {args.model} ({args.weights} weights), image {args.image.name} "
+        f"{image.shape[0]}x{image.shape[1]} {image.dtype}"
+    )
     with torch.no_grad():
-        (bench_gpu if device.type == "cuda" else bench_cpu)(args, device, image)
+        model = get_model(args.model, device, args.weights)
+        bench_painting()
+        check_every_mask(args, model, device, rgb)
+        changed = first_runs_and_grid_change(args, model, device, rgb)
+        filter_changes(args, device, image, changed["engine"], changed["params"])
 
 
 if __name__ == "__main__":
