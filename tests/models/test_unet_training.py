@@ -230,8 +230,9 @@ def test_resume_without_its_training_state_says_the_optimiser_restarts(tmp_path,
 
     def notices():
         gen = iter_train(
-            samples, tmp_path / "b.safetensors", None, settings, resume=first.checkpoint
-        )
+            samples, tmp_path / "b.safetensors", None, settings, resume=first.checkpoint,
+            overwrite=True,  # each attempt writes b again
+        )  # fmt: skip
         return [p.message for p in gen if p.phase == "notice"]
 
     state_path(other.checkpoint).replace(state_path(first.checkpoint))
