@@ -203,11 +203,15 @@ def test_every_step_shows_its_action_progress_and_status_without_scrolling(
     # The metrics table shows its numbers whole.
     dock.steps.setCurrentIndex(3)
     process_events(50)
-    table = dock.metrics.table
-    qtbot.waitUntil(lambda: table.item(0, 0) is not None, timeout=30_000)
-    for column in range(table.columnCount()):
-        text = table.item(3, column).text()
-        assert table.fontMetrics().horizontalAdvance(text) < table.columnWidth(column), text
+    qtbot.waitUntil(lambda: dock.metrics.summary_table.item(0, 0) is not None, timeout=30_000)
+    for table in (dock.metrics.table, dock.metrics.summary_table):
+        table.parentWidget().parentWidget().setCurrentWidget(table)  # its tab
+        process_events()
+        assert table.horizontalScrollBar().maximum() == 0  # no column hidden to the side
+        for column in range(table.columnCount()):
+            for text in (table.item(3, column).text(), table.horizontalHeaderItem(column).text()):
+                width = table.fontMetrics().horizontalAdvance(text)
+                assert width < table.columnWidth(column), (text, table.columnWidth(column))
 
 
 def test_every_control_has_a_tooltip_and_labels_are_words(make_napari_viewer_proxy, settings):
@@ -259,6 +263,8 @@ def test_steps_hand_their_output_to_the_next_step(
     cells = viewer.layers["set1 phase U-Net cells"]
     assert dock.watershed.method == "split"
     assert dock.watershed.input.currentText() == cells.name
+    qtbot.wait(400)  # longer than the preview's quiet period: handing over starts nothing
+    assert not dock.watershed.runner.busy and f"{cells.name} instances" not in viewer.layers
     assert dock.metrics.prediction_combo.currentText() == cells.name
     assert dock.metrics.ground_truth_combo.currentText() == "set1 mask"
 

@@ -76,10 +76,10 @@ def wait(qtbot, condition, errors: list[str], timeout: int = WAIT_MS) -> None:
 
 
 def table_value(dock, row_label: str, column: int = 0) -> str:
-    table = dock.metrics.table
-    for row in range(table.rowCount()):
-        if table.verticalHeaderItem(row).text() == row_label:
-            return table.item(row, column).text()
+    for table in (dock.metrics.table, dock.metrics.summary_table):
+        for row in range(table.rowCount()):
+            if table.verticalHeaderItem(row).text() == row_label:
+                return table.item(row, column).text()
     raise KeyError(row_label)
 
 

@@ -14,10 +14,11 @@ pytestmark = pytest.mark.gui
 
 
 def _cell(dock: MetricsDock, label: str, column: int = 0) -> str:
-    for row in range(dock.table.rowCount()):
-        if dock.table.verticalHeaderItem(row).text() == label:
-            item = dock.table.item(row, column)
-            return "" if item is None else item.text()
+    for table in (dock.table, dock.summary_table):
+        for row in range(table.rowCount()):
+            if table.verticalHeaderItem(row).text() == label:
+                item = table.item(row, column)
+                return "" if item is None else item.text()
     raise KeyError(label)
 
 

@@ -63,6 +63,20 @@ _SUMMARY_ROWS = (
 )  # fmt: skip
 
 
+def _table(rows: list[str], tips: list[str], columns: list[str]) -> QTableWidget:
+    """A read-only table with labelled rows (their tooltips say what they mean)."""
+    table = QTableWidget(len(rows), len(columns))
+    table.setHorizontalHeaderLabels(columns)
+    table.setVerticalHeaderLabels(rows)
+    for row, tip in enumerate(tips):
+        table.verticalHeaderItem(row).setToolTip(tip)
+    table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+    table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+    table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+    table.setWordWrap(False)
+    return table
+
+
 def _level0(layer: Labels):
     """Full-resolution data of a (possibly multiscale) Labels layer."""
     return layer.data[0] if layer.multiscale else layer.data
@@ -122,28 +136,27 @@ class MetricsDock(QWidget):
         self.highlight_check = QCheckBox("Show false positives and false negatives as layers")
         self.highlight_check.setToolTip("Add two layers with the unmatched cells of each side.")
 
-        self.table = QTableWidget(len(_OBJECT_ROWS) + len(_SUMMARY_ROWS), len(HEADLINE_THRESHOLDS))
-        self.table.setToolTip("Counts and scores at three IoU thresholds, then summaries.")
-        self.table.setHorizontalHeaderLabels([f"IoU {t:.2f}" for t in HEADLINE_THRESHOLDS])
-        self.table.setVerticalHeaderLabels(
-            [label for label, *_ in _OBJECT_ROWS] + [label for label, *_ in _SUMMARY_ROWS]
+        # Per-threshold counts and whole-image summaries in two tables: one long
+        # summary label would otherwise squeeze the three threshold columns.
+        self.table = _table(
+            [label for label, *_ in _OBJECT_ROWS],
+            [tip for *_, tip in _OBJECT_ROWS],
+            [f"IoU {t:.2f}" for t in HEADLINE_THRESHOLDS],
         )
-        for row, (*_, tip) in enumerate(_OBJECT_ROWS + _SUMMARY_ROWS):
-            self.table.verticalHeaderItem(row).setToolTip(tip)
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        header.setMinimumSectionSize(48)
-        self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.table.setWordWrap(False)
-        for row in range(len(_OBJECT_ROWS), self.table.rowCount()):
-            self.table.setSpan(row, 0, 1, len(HEADLINE_THRESHOLDS))
+        self.table.setToolTip("Counts and scores at three IoU thresholds.")
+        self.summary_table = _table(
+            [label for label, *_ in _SUMMARY_ROWS], [tip for *_, tip in _SUMMARY_ROWS], ["value"]
+        )
+        self.summary_table.setToolTip("Summaries over IoU thresholds and over pixels.")
 
         self.canvas = PlotCanvas()
         self.axes = self.canvas.figure.add_subplot()
         # Table and plot share the page's room in tabs, so each gets all of it.
         self.views = QTabWidget()
-        self.views.addTab(self.table, "Table")
+        self.views.addTab(self.table, "At IoU")
+        self.views.addTab(self.summary_table, "Summary")
+        self.views.setTabToolTip(0, "Counts and scores at IoU 0.50, 0.75 and 0.90.")
+        self.views.setTabToolTip(1, "Mean-average F1, mSA, COCO AP and pixel scores.")
         self.views.addTab(self.canvas, "Plot")
         self.views.setTabToolTip(1, "Precision, recall and F1 at every IoU threshold.")
         self.views.setMinimumHeight(150)
@@ -346,8 +359,8 @@ class MetricsDock(QWidget):
                 text = fmt.format(int(value) if fmt == "{:d}" else float(value))
                 self.table.setItem(row, col, QTableWidgetItem(text))
         summary = evaluation.summary()
-        for row, (_, name, _) in enumerate(_SUMMARY_ROWS, start=len(_OBJECT_ROWS)):
-            self.table.setItem(row, 0, QTableWidgetItem(f"{summary[name]:.3f}"))
+        for row, (_, name, _) in enumerate(_SUMMARY_ROWS):
+            self.summary_table.setItem(row, 0, QTableWidgetItem(f"{summary[name]:.3f}"))
 
     def _plot(self, evaluation: Evaluation) -> None:
         stats = evaluation.matches

@@ -123,9 +123,10 @@ class _ModelPicker(QWidget):
             self.errors.append(f"{path.name} is not a usable U-Net checkpoint: {err}")
             return False
         val = (desc.get("scores") or {}).get("validation") or {}
-        score = f", validation F1 {val['f1_50']:.2f}" if "f1_50" in val else ""
-        self.combo.addItem(f"{title} ({desc['encoder']}{score})", key)
-        self.combo.setItemData(self.combo.count() - 1, str(path), Qt.ItemDataRole.ToolTipRole)
+        score = f", validation F1@0.5 {val['f1_50']:.2f}" if "f1_50" in val else ""
+        self.combo.addItem(title, key)
+        details = f"{path} ({desc['encoder']}{score})"
+        self.combo.setItemData(self.combo.count() - 1, details, Qt.ItemDataRole.ToolTipRole)
         return True
 
     def set_model(self, key) -> None:

@@ -234,10 +234,15 @@ class WatershedWidget(QWidget):
         }
 
     def use_input(self, layer) -> None:
-        """Start from ``layer`` (the previous step's output): split labels, or a map."""
+        """Start from ``layer`` (the previous step's output): split labels, or a map.
+
+        Like opening the dock, this starts no preview: the user has not asked for one.
+        """
         if isinstance(layer, Labels):
             self.mode.setCurrentIndex(self.mode.findData("split"))
         self.input.set_layer(layer)
+        self.stop_preview()
+        self.status.setText(f"Input: '{layer.name}'. Change a setting to preview, or Apply.")
 
     # ---- inputs -------------------------------------------------------------------------
 
