@@ -5,8 +5,9 @@ Run under a display or Xvfb::
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python scripts/screenshots.py
 
 It drives the real dock in a 1280 x 800 napari window, one screenshot per step:
-the sample's channels, the starter U-Net's cells, the watershed split, the
-metrics against the sample's hand-drawn mask channel, and the export. A
+the sample's channels, the starter U-Net's cells (and the tab that trains a
+model of one's own), the watershed split, the metrics against the sample's
+hand-drawn mask channel, and the export. A
 ``--model`` checkpoint replaces the starter model (e.g. one still training).
 """
 
@@ -78,6 +79,9 @@ def main(argv=None) -> int:
     cells_name = f"{phase.name} U-Net cells"
     wait(lambda: cells_name in viewer.layers and not dock.unet.runner.busy)
     shoot("step2-segment.png")
+    dock.unet.tabs.setCurrentIndex(1)  # training a model of one's own, with its estimate
+    shoot("step2-train.png")
+    dock.unet.tabs.setCurrentIndex(0)
 
     dock.steps.setCurrentIndex(2)  # the U-Net's cells are already its input
     dock.run_current()

@@ -32,7 +32,9 @@ def test_export_panel_writes_selected_layers_and_reads_back(
         "Mask (ground truth)",
         "prediction",
     ]
-    panel.layer_list.item(0).setCheckState(export_panel.Qt.CheckState.Unchecked)
+    # The scan's mask channel (the ground truth) starts unticked, a result ticked.
+    states = [panel.layer_list.item(i).checkState() for i in range(2)]
+    assert states == [export_panel.Qt.CheckState.Unchecked, export_panel.Qt.CheckState.Checked]
     panel.formats["ome-tiff"].setChecked(True)
     panel.coco_json.setChecked(True)
     panel.folder.setText(str(tmp_path))

@@ -7,7 +7,7 @@ from pathlib import Path
 import napari
 from napari.utils.notifications import show_error
 from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QComboBox, QLabel, QTableWidget, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QComboBox, QHeaderView, QLabel, QTableWidget, QVBoxLayout, QWidget
 
 from ..io.layers import ROLES
 from ..roles import channel_layers, role_of, set_role, source_of
@@ -23,7 +23,10 @@ class ChannelRolesWidget(QWidget):
         self.viewer = napari_viewer
         self.table = QTableWidget(0, 3)
         self.table.setHorizontalHeaderLabels(["channel", "file", "role"])
-        self.table.horizontalHeader().setStretchLastSection(True)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
         self.table.verticalHeader().setVisible(False)
         self.table.setToolTip("Every channel of the opened scans and the role it plays.")
         hint = QLabel(

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import napari
 from napari.layers import Image, Labels
-from napari.utils.notifications import show_info
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QCheckBox,
@@ -23,6 +22,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..io.export import export_labels, from_layer
+from ..roles import role_of
 from ._live import Runner, StepControls, step_page
 
 _FORMAT_TEXT = {"tiff": "TIFF", "ome-tiff": "OME-TIFF", "png": "PNG (2D)", "npy": "NumPy"}
@@ -43,7 +43,10 @@ class ExportPanel(QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self.layer_list = QListWidget()
-        self.layer_list.setToolTip("Labels layers to export; all are ticked by default.")
+        self.layer_list.setToolTip(
+            "Labels layers to export. Results and your own layers start ticked, a scan's mask "
+            "channel (the ground truth) does not."
+        )
         self.formats = {key: QCheckBox(text) for key, text in _FORMAT_TEXT.items()}
         for key, box in self.formats.items():
             box.setToolTip(_FORMAT_TIPS[key])
@@ -123,7 +126,10 @@ class ExportPanel(QWidget):
             if isinstance(layer, Labels):
                 item = QListWidgetItem(layer.name)
                 item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-                item.setCheckState(ticked.get(layer.name, Qt.CheckState.Checked))
+                default = (
+                    Qt.CheckState.Unchecked if role_of(layer) == "mask" else Qt.CheckState.Checked
+                )
+                item.setCheckState(ticked.get(layer.name, default))
                 self.layer_list.addItem(item)
 
     def selected_layers(self) -> list[Labels]:
@@ -185,7 +191,6 @@ class ExportPanel(QWidget):
             return
         where = f" to {written[0].parent}" if written else ""
         self.status.setText(f"Wrote {len(written)} files{where}.")
-        show_info(f"Exported {len(written)} files.")
 
 
 def _export_job(exports, folder, *, overwrite, **options):

@@ -14,6 +14,7 @@ from pathlib import Path
 import napari
 import numpy as np
 from napari.layers import Image, Labels
+from napari.utils.notifications import show_error
 from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import (
     QCheckBox,
@@ -101,7 +102,6 @@ class _ModelPicker(QWidget):
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.combo, 1)
         row.addWidget(browse)
-        self.errors: list[str] = []
         self.refresh()
 
     def refresh(self) -> None:
@@ -110,24 +110,25 @@ class _ModelPicker(QWidget):
         self.combo.blockSignals(True)
         self.combo.clear()
         for entry in unet_models():
-            self._add(entry.key, entry.title, entry.path)
+            try:
+                self._add(entry.key, entry.title, entry.path)
+            except ValueError:
+                continue  # a broken file in the model folder is not offered
         self.combo.blockSignals(False)
         if current is not None:
             self.set_model(current)
         self.combo.currentIndexChanged.emit(self.combo.currentIndex())
 
-    def _add(self, key: str, title: str, path: Path) -> bool:
+    def _add(self, key: str, title: str, path: Path) -> None:
         try:
             desc = read_description(path)
         except ValueError as err:
-            self.errors.append(f"{path.name} is not a usable U-Net checkpoint: {err}")
-            return False
+            raise ValueError(f"{path.name} is not a usable U-Net checkpoint: {err}") from err
         val = (desc.get("scores") or {}).get("validation") or {}
         score = f", validation F1@0.5 {val['f1_50']:.2f}" if "f1_50" in val else ""
         self.combo.addItem(title, key)
         details = f"{path} ({desc['encoder']}{score})"
         self.combo.setItemData(self.combo.count() - 1, details, Qt.ItemDataRole.ToolTipRole)
-        return True
 
     def set_model(self, key) -> None:
         """Select a model by key (``"starter"`` or a file), adding a file not listed yet.
@@ -141,9 +142,7 @@ class _ModelPicker(QWidget):
         index = self.combo.findData(key)
         if index < 0:
             path = resolve_unet(key)
-            self.errors.clear()
-            if not self._add(key, path.stem, path):
-                raise ValueError(self.errors[-1])
+            self._add(key, path.stem, path)
             index = self.combo.findData(key)
         self.combo.setCurrentIndex(index)
 
@@ -165,8 +164,6 @@ class _ModelPicker(QWidget):
             try:
                 self.set_model(path)
             except ValueError as err:
-                from napari.utils.notifications import show_error
-
                 show_error(str(err))
 
 
@@ -259,9 +256,7 @@ class UNetSegmentWidget(QWidget):
 
         content = QWidget()
         form = _form()
-        model_row = QHBoxLayout()
-        model_row.addWidget(self.checkpoint, 1)
-        form.addRow("Model", model_row)
+        form.addRow("Model", self.checkpoint)
         form.addRow(self.train_button)
         form.addRow("Input image", self.input)
         form.addRow("Device", self.device)
