@@ -5,10 +5,17 @@ for the same model and parameters, but splits the work by cost:
 
 * the image encoder runs once per image (or tile) and crop box; its features
   are cached under a hash of the image bytes, the tile and the crop box;
-* the mask decoder runs once per set of decoder parameters
-  (:data:`DECODER_PARAMS`) on the cached features, and *every* candidate mask is
-  kept with its predicted IoU, stability score, box and run-length encoding,
-  before any filtering;
+* the mask decoder runs once per prompt point and set of decoder parameters
+  (:data:`DECODER_PARAMS`) on the cached features, in sam2's batches, and
+  *every* candidate mask is kept with its predicted IoU, stability score, box
+  and compressed mask, before any filtering; a ``points_per_side`` change
+  decodes only the points the engine has not seen (a grid of ``3n`` points per
+  side holds every point of the grid of ``n``);
+* what sam2 computes over every full-resolution mask (stability counts, box,
+  area, run lengths) is read, on the CPU, only inside the window that the
+  candidate's low-resolution logits can reach: bilinear upsampling is local,
+  and outside that window no pixel can pass a threshold. On a GPU whole frames
+  are processed at once on the device and only counts and packed masks travel;
 * the post-filters (:data:`FILTER_PARAMS`) then only select from the cached
   candidates, in the stock generator's order: predicted IoU and stability
   thresholds and the crop-edge filter, box NMS per crop, NMS across crops.
@@ -17,7 +24,9 @@ for the same model and parameters, but splits the work by cost:
 the binarised masks, which need the full-resolution mask logits. Keeping those
 for thousands of candidates would take gigabytes (3 072 candidates of a
 1024² image are 12 GiB as float32), so these two re-run the decoder on the
-cached features instead; the encoder, which costs most, still runs once.
+cached features instead; the encoder still runs once. The decoder computes
+exactly what sam2's does (same batches, same operations), and it is what a
+first run mostly costs on a CPU.
 
 ``min_mask_region_area`` behaves as in sam2 1.1: the generator hands it to its
 predictor, which fills holes and removes sprinkles in the low-resolution logits
