@@ -24,6 +24,7 @@ Usage::
 
     python benchmarks/bench_sam2.py                       # CPU, random SAM2.1 hiera-tiny
     python benchmarks/bench_sam2.py --device cuda --model facebook/sam2.1-hiera-large
+    python benchmarks/bench_sam2.py --device cuda --fp32   # exactness on a GPU: no autocast
 """
 
 from __future__ import annotations
@@ -62,9 +63,10 @@ IMAGE = "usiigaci-phc/set1/raw.tif"
 BASE = Sam2Params(pred_iou_thresh=0.45, stability_score_thresh=0.0)
 
 
-def machine(device: torch.device) -> str:
+def machine(device: torch.device, fp32: bool) -> str:
     if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)}, autocast {autocast_dtype(device)}"
+        dtype = None if fp32 else autocast_dtype(device)
+        return f"{torch.cuda.get_device_name(device)}, autocast {dtype}"
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     return (
         f"{cpu_model()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}, "
@@ -127,12 +129,16 @@ def show_profile(label: str, total: float, seconds: collections.Counter) -> None
         print(f"    {stage:<44s} {s:8.2f} s {100 * s / total:5.1f} %")
 
 
-def autocast(device: torch.device):
-    dtype = autocast_dtype(device)
+def autocast(device: torch.device, fp32: bool):
+    dtype = None if fp32 else autocast_dtype(device)
     return torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext()
 
 
-def run_stock(model, rgb, params: Sam2Params, device: torch.device):
+def new_engine(args, model) -> Sam2Engine:
+    return Sam2Engine(model, model_key=args.model, autocast=not args.fp32)
+
+
+def run_stock(model, rgb, params: Sam2Params, device: torch.device, fp32: bool):
     """sam2's generator, profiled, under the engine's autocast (bf16 on recent GPUs)."""
     import sam2.automatic_mask_generator as amg
 
@@ -147,7 +153,7 @@ def run_stock(model, rgb, params: Sam2Params, device: torch.device):
         (amg, "batched_nms", "NMS"),
         (amg, "rle_to_mask", "output records (RLE to mask)"),
     ]
-    with profiled(targets, device) as seconds, autocast(device):
+    with profiled(targets, device) as seconds, autocast(device, fp32):
         total, masks = timed(gen.generate, device, rgb)
     return total, seconds, masks
 
@@ -244,9 +250,9 @@ def first_runs_and_grid_change(args, model, device, rgb) -> dict:
     """Stock and engine at each grid size, then the engine's change between the first two."""
     figures = {}
     for n in args.points_per_side:
-        params = replace(BASE, points_per_side=n)
-        t_stock, p_stock, theirs = run_stock(model, rgb, params, device)
-        engine = Sam2Engine(model, model_key=args.model)
+        params = replace(args.base, points_per_side=n)
+        t_stock, p_stock, theirs = run_stock(model, rgb, params, device, args.fp32)
+        engine = new_engine(args, model)
         t_engine, p_engine, ours = run_engine(engine, rgb, params, device)
         same = same_masks(ours, theirs)
         print(f"\npoints_per_side {n} ({n * n} points, {n * n * 3} candidates), first run:")
@@ -257,9 +263,11 @@ def first_runs_and_grid_change(args, model, device, rgb) -> dict:
             f"{len(ours)} masks, identical to stock: {same}"
         )
         figures[n] = (t_stock, engine, same)
+    if len(args.points_per_side) < 2:
+        return {"engine": engine, "params": params}
     small, large = args.points_per_side[:2]
     engine = figures[small][1]
-    params = replace(BASE, points_per_side=large)
+    params = replace(args.base, points_per_side=large)
     encoder_runs, points = engine.runs["encoder"], engine.runs["points"]
     t_change, p_change, ours = run_engine(engine, rgb, params, device)
     assert engine.runs["encoder"] == encoder_runs, "a decoder change must not re-run the encoder"
@@ -278,10 +286,13 @@ def first_runs_and_grid_change(args, model, device, rgb) -> dict:
 def check_every_mask(args, model, device, rgb) -> None:
     """Engine and stock with NMS off, so that every candidate above the IoU filter is compared."""
     params = replace(
-        BASE, points_per_side=args.check_points, box_nms_thresh=1.0, output_mode="uncompressed_rle"
+        args.base,
+        points_per_side=args.check_points,
+        box_nms_thresh=1.0,
+        output_mode="uncompressed_rle",
     )
-    t_stock, _, theirs = run_stock(model, rgb, params, device)
-    t_engine, _, ours = run_engine(Sam2Engine(model), rgb, params, device)
+    t_stock, _, theirs = run_stock(model, rgb, params, device, args.fp32)
+    t_engine, _, ours = run_engine(new_engine(args, model), rgb, params, device)
     print(
         f"\nequality with NMS off, points_per_side {args.check_points}: {len(ours)} masks, "
         f"identical to stock: {same_masks(ours, theirs)} (stock {t_stock:.2f} s, engine "
@@ -319,15 +330,21 @@ def main(argv=None) -> None:
     )
     parser.add_argument("--repeats", type=int, default=5, help="post-filter changes")
     parser.add_argument(
+        "--fp32",
+        action="store_true",
+        help="no autocast, and sam2's batch of 64 points: exact on a GPU too",
+    )
+    parser.add_argument(
         "--check-points", type=int, default=8, help="points per side of the NMS-off check"
     )
     parser.add_argument("--image", type=Path, default=DATA / IMAGE)
     args = parser.parse_args(argv)
+    args.base = replace(BASE, points_per_batch=64) if args.fp32 else BASE
     device = get_device(args.device)
     image = load_image(args.image)
     rgb = to_uint8_rgb(image)
     warnings.filterwarnings("ignore", category=UserWarning)
-    print(f"machine: {machine(device)}")
+    print(f"machine: {machine(device, args.fp32)}")
     print(
         f"model: {args.model} ({args.weights} weights), image {args.image.name} "
         f"{image.shape[0]}x{image.shape[1]} {image.dtype}"
