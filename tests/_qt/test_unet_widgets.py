@@ -167,10 +167,10 @@ def test_training_defaults_follow_the_device_and_fine_tune_a_checkpoint(
                                             cpu["batch_size"])  # fmt: skip
     # The estimate is shown before training starts and follows the settings.
     assert trainer.estimate.text().startswith("About ")
-    minutes = trainer.estimated_seconds()
-    assert 10 < minutes < 30 * 60
+    seconds = trainer.estimated_seconds()
+    assert 60 < seconds < 30 * 60  # minutes on a CPU, not days
     trainer.epochs.setValue(2 * trainer.epochs.value())
-    assert trainer.estimated_seconds() == pytest.approx(2 * minutes)
+    assert trainer.estimated_seconds() == pytest.approx(2 * seconds)
 
     scan = make_tilescan(n_tiles=2, shape=(96, 96), seed=1)
     viewer.add_image(scan.brightfield, name="BF", metadata={"cytomask": {"role": "input"}})
