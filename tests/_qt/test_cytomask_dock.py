@@ -517,3 +517,21 @@ def test_saved_preset_drives_the_command_line(
     record = json.loads((tmp_path / "scan_unet_cells.json").read_text())
     assert record["preset"]["unet"] == json.loads(path.read_text())["unet"]
     assert record["preset"]["split"] == json.loads(path.read_text())["split"]
+
+
+def test_a_plot_too_small_for_its_layout_raises_no_warning(qtbot):
+    import warnings
+
+    from napari_cytomask._qt._plot import PlotCanvas
+
+    canvas = PlotCanvas()
+    qtbot.addWidget(canvas)
+    axes = canvas.figure.add_subplot()
+    axes.plot([0, 1], [0, 1])
+    axes.set_xlabel("IoU threshold")
+    axes.set_ylabel("precision, recall, F1")
+    canvas.figure.set_size_inches(0.4, 0.3)  # a dock being resized: no room for the labels
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        canvas.draw()
+    assert [str(w.message) for w in caught] == []
