@@ -7,11 +7,13 @@ strips, a huge declared size, an empty image, a FIFO. Each case is opened in its
 own process, with a time limit and an address-space limit, by the napari reader
 (every layer computed) and by the command line's file reader. Outcomes:
 
-- refused: a :class:`~napari_cytomask.io.tiff.TiffReadError` naming the file;
+- refused: an error naming the file and saying in words what is wrong with it
+  (corrupt, truncated, empty, …);
 - read: pixels came back; a *silent loss* when their layers, shapes or dtypes
   differ from the intact file's, an all-zero plane appears that the intact
   file does not have, or (for faults outside the pixel bytes) any pixel differs;
-- raw traceback: any other exception, or an error that does not name the file;
+- raw traceback: any other exception, or an error that does not name the file or
+  speaks only in a library's internal terms;
 - hang: the time limit passed;
 - big allocation: peak memory above 1 GiB over an idle process (or a
   ``MemoryError``) from a file under 10 MB.
@@ -51,6 +53,9 @@ TIME_LIMIT_S = 60
 #: Address space of a case's process: large allocations fail instead of swapping.
 MEMORY_LIMIT = 4 * 2**30
 BIG_ALLOCATION = 2**30
+#: What a refusal must say in words (besides the file name) to count as clear.
+SENTENCES = ("corrupt", "truncated", "empty image", "no image data", "not a regular file",
+             "cannot decode", "too large for memory")  # fmt: skip
 SMALL_FILE = 10 * 2**20
 
 
@@ -299,9 +304,11 @@ def _attempt(path: str, read) -> dict:
         while e is not None:
             chain.append(type(e).__name__)
             e = e.__cause__ or e.__context__
-        named = isinstance(exc, (TiffReadError, ValueError)) and path in str(exc)
+        text = str(exc).lower()
+        named = isinstance(exc, (TiffReadError, ValueError)) and path.lower() in text
+        clear = any(word in text for word in SENTENCES)
         return {
-            "outcome": "refused" if named else "raw",
+            "outcome": "refused" if named and clear else "raw",
             "error": f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}",
             "memory_error": "MemoryError" in chain,
         }

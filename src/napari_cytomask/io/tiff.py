@@ -19,7 +19,6 @@ import math
 import os
 import re
 import stat
-import struct
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -741,27 +740,29 @@ class TiffScan:
 # -- opening and checking -----------------------------------------------------
 
 
-# Exceptions that tifffile or a codec raise on malformed bytes; their own text
-# ("division by zero", "'>' not supported …") says nothing to a user.
-_INTERNAL = (
-    TypeError, ZeroDivisionError, IndexError, KeyError, AttributeError, struct.error,
-    OverflowError, MemoryError, UnicodeDecodeError, AssertionError,
-)  # fmt: skip
-
-
 def _detail(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _problem(exc: BaseException) -> str:
-    """What went wrong, in words a user can act on."""
+    """What went wrong, in words a user can act on, with the original error in brackets.
+
+    Anything but an operating-system error (no permission, a vanished disk)
+    means bytes tifffile could not make sense of: tifffile and the codecs say
+    so in their own terms ("division by zero", "incompatible keyframe").
+    """
     if isinstance(exc, MemoryError):
         return "its header declares an image too large for memory, so the header is corrupt"
     detail = _detail(exc)
-    if isinstance(exc, _INTERNAL):
-        return f"its structure is corrupt ({detail}); open the original file or export it again"
-    return detail
+    if isinstance(exc, OSError):
+        return detail
+    if isinstance(exc, NotImplementedError) or "not supported" in str(exc):
+        return (
+            f"it uses a compression or layout this reader cannot decode ({detail}); convert it "
+            "to an uncompressed or zlib-compressed TIFF, e.g. with Fiji"
+        )
+    return f"its structure is corrupt ({detail}); open the original file or export it again"
 
 
 def _open(path: str) -> tuple[tifffile.TiffFile, str | None]:
@@ -822,14 +823,14 @@ def _decoding(path: str):
             yield
         except TiffReadError:
             raise
-        except MemoryError as exc:
-            raise TiffReadError(path, _problem(exc)) from exc
         except Exception as exc:
-            raise TiffReadError(
-                path,
-                f"its pixel data cannot be decoded ({_detail(exc)}); the file is corrupt: "
-                "open the original or export it again",
-            ) from exc
+            problem = _problem(exc)
+            if problem.startswith("its structure is corrupt"):
+                problem = (
+                    f"its pixel data cannot be decoded ({_detail(exc)}); the file is corrupt: "
+                    "open the original or export it again"
+                )
+            raise TiffReadError(path, problem) from exc
         problems.check(path)
 
 
