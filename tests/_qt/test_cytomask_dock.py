@@ -535,3 +535,22 @@ def test_a_plot_too_small_for_its_layout_raises_no_warning(qtbot):
         warnings.simplefilter("always")
         canvas.draw()
     assert [str(w.message) for w in caught] == []
+
+
+def test_a_failure_repeated_by_edits_is_notified_once_and_again_on_a_click(
+    make_napari_viewer_proxy, qtbot, settings, notifications
+):
+    viewer = make_napari_viewer_proxy()
+    labels = (np.arange(64 * 64).reshape(64, 64) // 300 % 5).astype(np.uint8)
+    viewer.add_labels(labels, name="mask", metadata={"cytomask": {"role": "mask"}})
+    prediction = viewer.add_labels(labels.copy(), name="prediction")
+    dock = CytomaskDock(viewer, settings=settings)
+    qtbot.waitUntil(lambda: dock.metrics.evaluation is not None, timeout=30_000)
+    prediction.data = labels[:32]  # an edit that makes the layers incomparable
+    qtbot.waitUntil(lambda: "shape" in dock.metrics.status.text(), timeout=10_000)
+    prediction.data = labels[:32] * 1  # the same failure again, from another edit
+    process_events(50)
+    assert len(notifications) == 1 and "shape" in notifications[0]
+    dock.metrics.controls.run_button.click()  # asked for explicitly: said again
+    process_events(50)
+    assert len(notifications) == 2

@@ -135,8 +135,10 @@ class Runner(QObject):
     live previews: every request restarts the timer). Starting a run, or
     :meth:`cancel`, asks the running worker to quit (generators stop at their
     next ``yield``) and drops its result at once, so Cancel never waits for the
-    computation. Errors are reported once: in the status line and, unless the
-    same message was the last one shown, as one napari notification.
+    computation. Errors are reported once: in the status line and as one napari
+    notification; a live run (a request) that fails as the one before it only
+    updates the status line, so a slider dragged across a bad value does not
+    repeat the same notification.
 
     Parameters
     ----------
@@ -173,7 +175,7 @@ class Runner(QObject):
         self._timer.setSingleShot(True)
         self._timer.setInterval(delay_ms)
         self._timer.timeout.connect(self._start)
-        self._pending: tuple[Callable, tuple, dict] | None = None
+        self._pending: tuple[Callable, tuple, dict, bool] | None = None
         self._worker = None
         self._generation = 0
         self._last_error: str | None = None
@@ -189,12 +191,12 @@ class Runner(QObject):
 
     def request(self, func: Callable, *args, **kwargs) -> None:
         """Schedule ``func(*args, **kwargs)``; a later request replaces this one."""
-        self._pending = (func, args, kwargs)
+        self._pending = (func, args, kwargs, True)
         self._timer.start()
 
     def run_now(self, func: Callable, *args, **kwargs) -> None:
         """Start ``func`` at once, without the quiet period."""
-        self._pending = (func, args, kwargs)
+        self._pending = (func, args, kwargs, False)
         self._timer.stop()
         self._start()
 
@@ -210,12 +212,21 @@ class Runner(QObject):
                 self._controls.status.setText("Cancelled.")
         self._set_running(False)
 
-    def fail(self, err: Exception) -> None:
-        """Report a failure once: status line, and a notification unless just shown."""
+    def fail(self, err: Exception, live: bool = False) -> None:
+        """Report a failure: status line and one notification.
+
+        Parameters
+        ----------
+        err
+            What went wrong.
+        live
+            Whether it follows an edit rather than a click: then the same failure
+            as the last one is not notified again.
+        """
         message = self._describe(err)
         if self._controls is not None:
             self._controls.status.setText(message)
-        if message != self._last_error:
+        if not (live and message == self._last_error):
             show_error(message)
         self._last_error = message
 
@@ -226,7 +237,7 @@ class Runner(QObject):
     def _start(self) -> None:
         if self._pending is None:
             return
-        func, args, kwargs = self._pending
+        func, args, kwargs, live = self._pending
         self._pending = None
         if self._worker is not None:
             self._worker.quit()
@@ -236,7 +247,7 @@ class Runner(QObject):
             try:
                 result = drain(func(*args, **kwargs))
             except Exception as err:  # noqa: BLE001 - reported to the user
-                self.fail(err)
+                self.fail(err, live)
             else:
                 self._deliver(generation, result)
             return
@@ -249,7 +260,7 @@ class Runner(QObject):
         if self._on_progress is not None and hasattr(worker, "yielded"):
             worker.yielded.connect(lambda event: self._progress(generation, event))
         worker.returned.connect(lambda result: self._deliver(generation, result))
-        worker.errored.connect(lambda err: self._fail(generation, err))
+        worker.errored.connect(lambda err: self._fail(generation, err, live))
         worker.finished.connect(lambda: self._finished(worker))
         self._worker = worker
         self._set_running(True)
@@ -273,14 +284,14 @@ class Runner(QObject):
                 bar.setValue(bar.maximum())
             self._on_result(result)
 
-    def _fail(self, generation: int, err: Exception) -> None:
+    def _fail(self, generation: int, err: Exception, live: bool) -> None:
         if isinstance(err, _Failed):
             err = err.__cause__
         if self._current(generation):
             if self._controls is not None:
                 self._controls.progress.setRange(0, 1)
                 self._controls.progress.setValue(0)
-            self.fail(err)
+            self.fail(err, live)
 
     def _finished(self, worker) -> None:
         if self._alive[0] and self._worker is worker:

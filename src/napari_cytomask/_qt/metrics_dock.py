@@ -312,7 +312,7 @@ class MetricsDock(QWidget):
                     as_labels(data, f"layer '{layer.name}'")
         except LabelsError as err:
             self.runner.cancel()
-            self.runner.fail(err)
+            self.runner.fail(err, live=not now)
             return
         self.status.setText("Computing…")
         args = (

@@ -533,7 +533,7 @@ class Sam2Widget(QWidget):
         try:
             job = self._job()
         except (ValueError, KeyError) as err:
-            self.runner.fail(err)
+            self.runner.fail(err, live=True)
             return
         self.runner.request(self._run, job)
 
