@@ -11,10 +11,12 @@ from napari.layers import Image, Labels
 
 from napari_cytomask._qt.unet_widgets import (
     START_CHECKPOINT,
+    START_STARTER,
     TRAINING_DEFAULTS,
     UNetSegmentWidget,
     UNetTrainWidget,
 )
+from napari_cytomask.models.catalog import STARTER, unet_models
 from napari_cytomask.models.checkpoint import (
     DIR_ENV,
     list_checkpoints,
@@ -171,6 +173,14 @@ def test_training_defaults_follow_the_device_and_fine_tune_a_checkpoint(
     assert 60 < seconds < 30 * 60  # minutes on a CPU, not days
     trainer.epochs.setValue(2 * trainer.epochs.value())
     assert trainer.estimated_seconds() == pytest.approx(2 * seconds)
+
+    # The starter model is offered to fine-tune when the package has it.
+    starts = [trainer.start_from.itemText(i) for i in range(trainer.start_from.count())]
+    has_starter = any(entry.key == STARTER for entry in unet_models())
+    assert (START_STARTER in starts) == has_starter
+    if has_starter:
+        trainer.start_from.setCurrentText(START_STARTER)
+        assert trainer.init_from() == STARTER and not trainer._network.isEnabled()
 
     scan = make_tilescan(n_tiles=2, shape=(96, 96), seed=1)
     viewer.add_image(scan.brightfield, name="BF", metadata={"cytomask": {"role": "input"}})
