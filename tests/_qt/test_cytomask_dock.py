@@ -151,13 +151,20 @@ def test_settings_come_back_by_name_with_other_layers_and_reset(
     assert store.allKeys() == []
 
 
-def test_stored_values_are_keyed_by_parameter_name(make_napari_viewer_proxy, settings):
+def test_edits_are_stored_by_parameter_name(make_napari_viewer_proxy, qtbot, settings):
     viewer = make_napari_viewer_proxy()
     dock = CytomaskDock(viewer, settings=settings)
     dock.watershed.min_area.setValue(55)
     dock.watershed.max_area.setValue(900)
     dock.sam2.set_values(pred_iou_thresh=0.61, stability_score_thresh=0.77)
-    dock.save_settings()
+
+    def stored(key):
+        store = QSettings(settings.fileName(), settings.format())
+        store.beginGroup(GROUP)
+        return store.value(key)
+
+    # Saved by themselves shortly after the last edit.
+    qtbot.waitUntil(lambda: stored("sam2/stability_score_thresh") is not None, timeout=5_000)
     store = QSettings(settings.fileName(), settings.format())
     store.beginGroup(GROUP)
     assert int(store.value("watershed/min_area")) == 55

@@ -169,7 +169,8 @@ class CytomaskDock(QWidget):
         self._save_timer.setInterval(500)
         self._save_timer.timeout.connect(self.save_settings)
         for control in self.settings.controls().values():
-            changed_signal(control).connect(self._save_timer.start)
+            # A lambda: the signals carry values that QTimer.start would take for intervals.
+            changed_signal(control).connect(lambda *_: self._save_timer.start())
 
     def settings_controls(self) -> dict[str, QWidget]:
         """The dock's own remembered control: the method."""
