@@ -99,6 +99,8 @@ def _another_value(control, i: int):
         return control.itemText((control.currentIndex() + 1) % control.count())
     if isinstance(control, QLineEdit):
         return f"/tmp/value-{i}"
+    if isinstance(control.value(), str):  # the model picker: the one model it lists
+        return control.value()
     low, high = control.minimum(), control.maximum()
     fraction = (0.13 + 0.071 * i) % 0.8 + 0.1
     value = low + (min(high, low + 1000) - low) * fraction
@@ -151,9 +153,13 @@ def test_settings_come_back_by_name_with_other_layers_and_reset(
     assert store.allKeys() == []
 
 
-def test_edits_are_stored_by_parameter_name(make_napari_viewer_proxy, qtbot, settings):
+def test_edits_are_stored_by_parameter_name(
+    make_napari_viewer_proxy, qtbot, settings, unet_checkpoint
+):
     viewer = make_napari_viewer_proxy()
     dock = CytomaskDock(viewer, settings=settings)
+    elsewhere = unet_checkpoint(64)  # a model opened from outside the model folder
+    dock.unet.checkpoint.set_model(elsewhere)
     dock.watershed.min_area.setValue(55)
     dock.watershed.max_area.setValue(900)
     dock.sam2.set_values(pred_iou_thresh=0.61, stability_score_thresh=0.77)
@@ -171,6 +177,9 @@ def test_edits_are_stored_by_parameter_name(make_napari_viewer_proxy, qtbot, set
     assert int(store.value("watershed/max_area")) == 900
     assert float(store.value("sam2/pred_iou_thresh")) == pytest.approx(0.61)
     assert float(store.value("sam2/stability_score_thresh")) == pytest.approx(0.77)
+    assert store.value("unet/model") == str(elsewhere)
+    again = CytomaskDock(viewer, settings=QSettings(settings.fileName(), settings.format()))
+    assert again.unet.checkpoint.key() == str(elsewhere)
 
 
 @pytest.mark.parametrize("size", WINDOW_SIZES)

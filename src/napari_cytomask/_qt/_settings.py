@@ -39,6 +39,8 @@ def set_value(control: QWidget, stored) -> None:
             control.setCurrentText(str(stored))
     elif isinstance(control, QLineEdit):
         control.setText(str(stored))
+    elif isinstance(control.value(), str):  # a composite control whose value is text
+        control.setValue(str(stored))
     else:  # spin boxes and sliders: keep the control's own number type
         control.setValue(type(control.value())(float(stored)))
 

@@ -84,7 +84,14 @@ def _form() -> QFormLayout:
 
 
 class _ModelPicker(QWidget):
-    """The U-Net models a user can pick (starter model first), plus any other file."""
+    """The U-Net models a user can pick (starter model first), plus any other file.
+
+    As a remembered setting its value is the model's key, so a file opened from
+    anywhere comes back in the next session too.
+    """
+
+    #: Emitted with the key of the newly selected model.
+    valueChanged = Signal(str)
 
     def __init__(self):
         super().__init__()
@@ -104,6 +111,7 @@ class _ModelPicker(QWidget):
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.combo, 1)
         row.addWidget(browse)
+        self.combo.currentIndexChanged.connect(lambda _: self.valueChanged.emit(self.value()))
         self.refresh()
 
     def refresh(self) -> None:
@@ -147,6 +155,17 @@ class _ModelPicker(QWidget):
             self._add(key, path.stem, path)
             index = self.combo.findData(key)
         self.combo.setCurrentIndex(index)
+
+    def value(self) -> str:
+        """The selected model's key (empty without models)."""
+        return self.key() or ""
+
+    def setValue(self, key: str) -> None:
+        """Select a remembered model; one whose file is gone leaves the selection as it is."""
+        try:
+            self.set_model(key)
+        except ValueError:
+            pass
 
     def key(self) -> str | None:
         """The selected model: ``"starter"`` or a checkpoint path; ``None`` without models."""
@@ -315,7 +334,7 @@ class UNetSegmentWidget(QWidget):
     def settings_controls(self) -> dict[str, QWidget]:
         """Remembered controls by parameter name (the model first: it sets thresholds)."""
         return {
-            "model": self.checkpoint.combo,
+            "model": self.checkpoint,
             "device": self.device,
             "tile_size": self.tile_size,
             "overlap": self.overlap,
