@@ -7,7 +7,6 @@ import os
 import napari
 import numpy as np
 from napari.layers import Labels
-from napari.utils.notifications import show_info
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -422,7 +421,6 @@ class MetricsDock(QWidget):
             self.runner.fail(err)
             return
         self.status.setText(f"Saved the metrics to {written}.")
-        show_info(f"Saved metrics to {written}")
 
 
 _TRUTH_HINTS = ("gt", "ground", "truth", "reference", "annot", "mask")
