@@ -1,0 +1,208 @@
+"""Every GPU figure the project claims, in one command (under 8 minutes on an H100/H200).
+
+1. SAM2: the cached engine against sam2's own generator (random-weight
+   SAM2.1 hiera-large), first runs at 16 and 32 points per side and a 16 → 32
+   change, with a profile of both (``bench_sam2.py``; goal: first run at least
+   3x faster than stock), then the same in fp32 with sam2's batches, where the
+   masks must be identical (bf16 may give close ones instead);
+2. U-Net: tiled inference on an 8192² image against the network's raw batched
+   forward passes over as many tiles (``bench_unet_speed.py --forward``; goal:
+   at least 80 % of the raw throughput), and against a naive tile loop;
+3. U-Net training: optimiser steps per second on real Usiigaci images
+   (``iter_train``, batch 16 of 256² crops, resnet34 U-Net, bf16 autocast);
+4. the dock's stall benchmark (``bench_responsiveness.py``): napari's timer
+   lateness while each step of the dock computes on the GPU. It needs napari, a
+   Qt binding and an X server (Xvfb); where they are missing the suite says so
+   and goes on.
+
+Each figure runs in its own process with a time budget, its output is shown as
+it comes, and a summary at the end lists what ran, its key lines and the time.
+Without a CUDA device the suite refuses to run (``--smoke`` runs tiny versions
+of every figure on any device, to check the suite itself).
+
+On a lent H100/H200 (Python 3.12, torch, torchvision, timm, safetensors,
+scikit-image, tifffile and huggingface-hub already there), carry as wheels
+(``pip download --no-deps --only-binary=:all: --python-version 3.12 ...``, see
+the device tool's notes): ``sam2`` with ``hydra-core``, ``omegaconf``,
+``iopath`` and ``antlr4-python3-runtime==4.9.3``; ``segmentation-models-pytorch``;
+and for figure 4 napari and a Qt binding, which do not fit the 64 MiB a call
+carries. The real images travel too (the shared data folder does not): copy
+``usiigaci-phc/set1`` … ``set12`` into an ignored folder of the checkout::
+
+    mkdir -p .gpu/data/usiigaci-phc && cp -r ../shared/data/usiigaci-phc/set{1..12} \\
+        ../shared/data/README.md .gpu/data/usiigaci-phc/   # and carry .gpu and .whl
+
+    python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl
+    PYTHONPATH=/tmp/site:src CYTOMASK_TEST_DATA=.gpu/data python3 benchmarks/gpu_suite.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DATA = Path(os.environ.get("CYTOMASK_TEST_DATA", HERE.parents[1] / "shared" / "data"))
+
+
+def figure_commands(args) -> list[tuple[str, list[str], int, tuple[str, ...]]]:
+    """``(name, command, budget in seconds, prefixes of the summary lines)`` of every figure.
+
+    The budgets add up to under 8 minutes; a run that outlasts its own is stopped.
+    """
+    py, device = sys.executable, args.device
+    if args.smoke:
+        sam2 = ["--points-per-side", "2", "4", "--check-points", "2", "--repeats", "2"]
+        sam2_fp32 = ["--points-per-side", "2", "--check-points", "2", "--repeats", "1"]
+        unet = ["--size", "1024", "--tile-size", "256", "--overlap", "32"]
+        stall = ["--quick", "--skip", "sam2"]
+    else:
+        sam2 = ["--model", "facebook/sam2.1-hiera-large"]
+        sam2_fp32 = ["--points-per-side", "16", "--check-points", "8", "--repeats", "1"]
+        unet = []
+        stall = ["--repeats", "1", "--sam2-size", "1022", "--sam2-model-size", "1024"]
+        stall += ["--points-per-side", "32"]
+    return [
+        (
+            "SAM2 engine vs stock",
+            [py, str(HERE / "bench_sam2.py"), "--device", device, *sam2],
+            150,
+            ("machine", "  stock", "  engine", "equality"),
+        ),
+        (
+            "SAM2 exactness in fp32",
+            [py, str(HERE / "bench_sam2.py"), "--device", device, "--fp32", *sam2_fp32],
+            60,
+            ("machine", "  stock", "  engine", "equality"),
+        ),
+        (
+            "U-Net tiled inference",
+            [py, str(HERE / "bench_unet_speed.py"), "--device", device, "--forward", *unet],
+            80,
+            ("machine", "  pipeline"),
+        ),
+        (
+            "U-Net training",
+            [py, __file__, "--training", "--device", device, *(["--smoke"] * args.smoke)],
+            70,
+            ("training",),
+        ),
+        (
+            "dock stall benchmark",
+            [py, str(HERE / "bench_responsiveness.py"), "--device", device, *stall],
+            110,
+            ("machine", "longest", "  segment", "  split", "  metrics", "  export"),
+        ),
+    ]
+
+
+def run_figure(name: str, command: list[str], budget: int, keys: tuple[str, ...]) -> dict:
+    """Run one figure's command, echoing its output; keep the lines that start with ``keys``."""
+    print(f"\n=== {name}: {' '.join(Path(c).name if '/' in c else c for c in command)}", flush=True)
+    start = time.perf_counter()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "CYTOMASK_TEST_DATA": str(DATA)}
+    lines: list[str] = []
+    with subprocess.Popen(
+        command, cwd=HERE, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as proc:
+        try:
+            for line in proc.stdout:
+                print(line, end="", flush=True)
+                lines.append(line.rstrip())
+                if time.perf_counter() - start > budget:
+                    proc.kill()
+                    status = f"stopped after its {budget} s budget"
+                    break
+            else:
+                status = "ok" if proc.wait() == 0 else f"failed (exit {proc.returncode})"
+        finally:
+            proc.kill()
+    missing = next((x for x in lines if "ModuleNotFoundError" in x), None)
+    if missing and status.startswith("failed"):
+        status = f"not run: {missing.split(':', 1)[1].strip()}"
+    kept = [x for x in lines if x.startswith(keys) and "Traceback" not in x]
+    return {"name": name, "status": status, "seconds": time.perf_counter() - start, "lines": kept}
+
+
+def training_figure(args) -> None:
+    """Optimiser steps per second of the project's training loop on real images."""
+    from napari_cytomask.models.training import TrainingSettings, iter_train, samples_from_folders
+    from napari_cytomask.models.unet import UNetConfig
+
+    folder = DATA / "usiigaci-phc"
+    samples = samples_from_folders(
+        str(folder / "set*/raw.tif"), str(folder / "set*/instances_ids.png")
+    )
+    if not samples:
+        raise SystemExit(f"No Usiigaci images in {folder}; set CYTOMASK_TEST_DATA.")
+    steps, warmup = (6, 2) if args.smoke else (120, 20)
+    batch = 2 if args.smoke else 16
+    config = UNetConfig(encoder="resnet18" if args.smoke else "resnet34", encoder_depth=5)
+    settings = TrainingSettings(
+        epochs=1,
+        steps_per_epoch=steps,
+        batch_size=batch,
+        crop_size=128 if args.smoke else 256,
+        encoder_weights=None,
+        device=args.device,
+        tune=False,
+    )
+    done = []  # when each step's report came (its loss is on the host, so the step is done)
+    with tempfile.TemporaryDirectory() as scratch:
+        for event in iter_train(samples, Path(scratch) / "unet.safetensors", config, settings):
+            if event.phase == "train":
+                done.append(time.perf_counter())
+                if event.step == steps:
+                    break
+    rate = (steps - warmup) / (done[-1] - done[warmup - 1])
+    print(
+        f"training: {rate:.2f} steps/s ({rate * batch:.1f} crops/s) over steps {warmup + 1}-"
+        f"{steps} of a {config.encoder} U-Net, batch {batch} of {settings.crop_size}² crops, "
+        f"{len(samples)} images, device {args.device}"
+    )
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument(
+        "--smoke", action="store_true", help="tiny runs of every figure, on any device"
+    )
+    parser.add_argument("--training", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.training:
+        training_figure(args)
+        return 0
+    import torch
+
+    if not args.smoke and not (args.device.startswith("cuda") and torch.cuda.is_available()):
+        print(
+            "gpu_suite: no CUDA device here, so there is no GPU figure to measure. Run it on a "
+            "machine with an NVIDIA GPU (see this script's docstring), or pass --smoke to check "
+            "the suite itself on this machine.",
+            file=sys.stderr,
+        )
+        return 2
+    name = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
+    print(f"GPU suite on {name}, torch {torch.__version__}, data {DATA}")
+    start = time.perf_counter()
+    scale = 6 if args.smoke else 1  # a busy CPU runs even the tiny versions slowly
+    results = [
+        run_figure(name, command, budget * scale, keys)
+        for name, command, budget, keys in figure_commands(args)
+    ]
+    print(f"\n=== summary ({time.perf_counter() - start:.0f} s in all)")
+    for r in results:
+        print(f"{r['name']}: {r['status']} in {r['seconds']:.0f} s")
+        for line in r["lines"]:
+            print(f"    {line.strip()}")
+    return 0 if all(r["status"] == "ok" for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
