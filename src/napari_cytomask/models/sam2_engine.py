@@ -48,7 +48,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Generator, Sequence
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -448,7 +448,23 @@ class _Candidates:
 
     @property
     def nbytes(self) -> int:
-        return sum(c.nbytes for c in self.masks) + 128 * len(self.masks)
+        return _masks_nbytes(self.masks)
+
+
+class _PointCandidates(NamedTuple):
+    """The candidates of one prompt point, and the size of the decoder batch that made them."""
+
+    batch: int
+    iou_preds: torch.Tensor
+    stability: torch.Tensor
+    boxes: torch.Tensor
+    masks: list[np.ndarray]
+    areas: np.ndarray
+
+
+def _masks_nbytes(masks: list[np.ndarray]) -> int:
+    """Memory of compressed masks with their per-candidate bookkeeping."""
+    return sum(m.nbytes for m in masks) + 128 * len(masks)
 
 
 @dataclass
@@ -574,10 +590,6 @@ def _point_batches(needed: np.ndarray, batch: int) -> list[np.ndarray]:
     if needed[full:].any():
         groups.append(np.arange(full, n))
     return groups
-
-
-def _rows_nbytes(rows: tuple) -> int:
-    return sum(m.nbytes for m in rows[4]) + 128 * len(rows[4])
 
 
 def _frame_stats(masks: torch.Tensor, threshold: float, offset: float):
@@ -917,9 +929,9 @@ class Sam2Engine:
         decoded = False
         while True:
             sizes = _batch_sizes(len(keys), batch)
-            needed = np.array(
-                [store.get(k, (0,))[0] != s for k, s in zip(keys, sizes, strict=True)]
-            )
+            # A point is known when sam2 would decode it in a batch of the size that made it.
+            known = [k in store and store[k].batch == s for k, s in zip(keys, sizes, strict=True)]
+            needed = ~np.array(known, bool)
             groups = _point_batches(needed, batch)
             if not groups:
                 break
@@ -930,7 +942,7 @@ class Sam2Engine:
                     per_point = len(rows[0]) // len(group)
                     for j, k in enumerate(group.tolist()):
                         part = slice(j * per_point, (j + 1) * per_point)
-                        store[keys[k]] = (len(group), *(r[part] for r in rows))
+                        store[keys[k]] = _PointCandidates(len(group), *(r[part] for r in rows))
                     self.runs["points"] += len(np.unique(group))
                     decoded = True
                     yield ("decoder", i, n)
@@ -943,17 +955,19 @@ class Sam2Engine:
                 if params.points_per_batch is None:
                     self.points_per_batch = batch
         self.runs["decoder"] += decoded
-        self.prompts.put(pkey, store, sum(_rows_nbytes(r) for r in store.values()))
+        self.prompts.put(pkey, store, sum(_masks_nbytes(r.masks) for r in store.values()))
         rows = [store[k] for k in keys]
         if rows:
-            iou, stab, boxes = (torch.cat([r[c] for r in rows]) for c in (1, 2, 3))
-            areas = np.concatenate([r[5] for r in rows])
+            iou = torch.cat([r.iou_preds for r in rows])
+            stab = torch.cat([r.stability for r in rows])
+            boxes = torch.cat([r.boxes for r in rows])
+            areas = np.concatenate([r.areas for r in rows])
             pts = points.repeat_interleave(len(iou) // len(points), dim=0)
         else:
             iou, stab = torch.zeros(0), torch.zeros(0)
             pts, boxes = torch.zeros(0, 2), torch.zeros(0, 4, dtype=torch.int64)
             areas = np.zeros(0, np.int64)
-        masks = [m for r in rows for m in r[4]]
+        masks = [m for r in rows for m in r.masks]
         near = is_box_near_crop_edge(boxes, list(crop_box), [0, 0, orig_w, orig_h])
         return _Candidates(iou, stab, boxes, near, pts, masks, areas)
 
