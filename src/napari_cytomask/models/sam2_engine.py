@@ -86,9 +86,10 @@ class Sam2Params:
     """Every parameter of sam2's ``SAM2AutomaticMaskGenerator``, with its defaults.
 
     ``points_per_batch=None`` adapts the batch to the free GPU memory (64 on the
-    CPU, as sam2) and halves it after a CUDA out-of-memory error. The batch size
-    does not change which masks come out. See the generator's documentation for
-    the meaning of every other parameter.
+    CPU, as sam2) and halves it after a CUDA out-of-memory error. The decoder
+    sees the points in batches as sam2 makes them: with sam2's batch size (64
+    on the CPU) the logits are sam2's to the last bit. See the generator's
+    documentation for the meaning of every other parameter.
     """
 
     points_per_side: int | None = 32
