@@ -128,6 +128,30 @@ def scrolled(content: QWidget) -> QScrollArea:
     return scroll
 
 
+class StepWidget:
+    """What every step widget offers about its run: ``status``, ``progress`` and the running
+    ``worker``, read off its :class:`StepControls` (``self.controls``) and
+    :class:`Runner` (``self.runner``)."""
+
+    controls: StepControls
+    runner: Runner
+
+    @property
+    def status(self) -> QLabel:
+        """The step's status line."""
+        return self.controls.status
+
+    @property
+    def progress(self) -> QProgressBar:
+        """The step's progress bar."""
+        return self.controls.progress
+
+    @property
+    def worker(self):
+        """The running worker (``None`` when idle)."""
+        return self.runner._worker
+
+
 class Runner(QObject):
     """Run a core generator in a napari thread worker; only the newest run counts.
 

@@ -23,7 +23,7 @@ from qtpy.QtWidgets import (
 
 from ..io.export import export_labels, from_layer
 from ..roles import role_of
-from ._live import Runner, StepControls, step_page
+from ._live import Runner, StepControls, StepWidget, step_page
 
 _FORMAT_TEXT = {"tiff": "TIFF", "ome-tiff": "OME-TIFF", "png": "PNG (2D)", "npy": "NumPy"}
 _FORMAT_TIPS = {
@@ -36,7 +36,7 @@ _FORMAT_TIPS = {
 _SCORE_COLUMNS = ("predicted_iou", "score", "probability")
 
 
-class ExportPanel(QWidget):
+class ExportPanel(StepWidget, QWidget):
     """Pick Labels layers and formats, choose a folder, export in a worker."""
 
     def __init__(self, napari_viewer: napari.viewer.Viewer):
@@ -97,10 +97,6 @@ class ExportPanel(QWidget):
         for event in (events.inserted, events.removed):
             event.connect(self.refresh)
         self.refresh()
-
-    @property
-    def status(self):
-        return self.controls.status
 
     @property
     def export_button(self):

@@ -26,7 +26,7 @@ from ..labels import LabelsError, as_labels, check_same_shape
 from ..metrics import DEFAULT_THRESHOLDS, Evaluation, evaluate, unmatched_objects, write_csv
 from ..roles import role_of
 from ._layers import made_by_plugin
-from ._live import Runner, StepControls, step_page
+from ._live import Runner, StepControls, StepWidget, step_page
 from ._plot import PlotCanvas
 
 #: IoU thresholds shown as columns of the table.
@@ -96,7 +96,7 @@ def compute_metrics(ground_truth, prediction, stack: bool, threshold: float, hig
     return result, false_pos, false_neg
 
 
-class MetricsDock(QWidget):
+class MetricsDock(StepWidget, QWidget):
     """Live segmentation metrics of a prediction against a ground truth.
 
     Parameters
@@ -204,10 +204,6 @@ class MetricsDock(QWidget):
         for layer in self.viewer.layers:
             layer.events.name.connect(self._refresh_layers)
         self._refresh_layers()
-
-    @property
-    def status(self):
-        return self.controls.status
 
     def settings_controls(self) -> dict[str, QWidget]:
         """Remembered controls by parameter name."""

@@ -34,7 +34,7 @@ from ..models.sam2_engine import (
 )
 from ..models.sam2_models import DEFAULT_MODEL, HF_MODELS, Sam2ModelCache
 from ._layers import LayerPicker, compact_labels, geometry_of, labels_layer
-from ._live import Runner, StepControls, step_page
+from ._live import Runner, StepControls, StepWidget, step_page
 
 LOCAL = "Local checkpoint…"
 ALL_POSITIONS, CURRENT_POSITION = "all positions", "current position"
@@ -200,7 +200,7 @@ def _describe_error(source: str, err: Exception) -> str:
     return text
 
 
-class Sam2Widget(QWidget):
+class Sam2Widget(StepWidget, QWidget):
     """Segment cells with SAM2 automatic masks and tune them live.
 
     Parameters
@@ -354,10 +354,6 @@ class Sam2Widget(QWidget):
     @property
     def segment_button(self):
         return self.controls.run_button
-
-    @property
-    def status(self):
-        return self.controls.status
 
     def settings_controls(self) -> dict[str, QWidget]:
         """Remembered controls by parameter name."""

@@ -40,7 +40,7 @@ from ..models.inference import PredictorCache, iter_segment, recommended_setting
 from ..pipeline import UNetStep
 from ..roles import role_of, source_of
 from ._layers import LayerPicker, base_data, geometry_of, labels_layer
-from ._live import Runner, StepControls, scrolled, step_page
+from ._live import Runner, StepControls, StepWidget, scrolled, step_page
 from ._plot import PlotCanvas
 
 ENCODERS = ("resnet18", "resnet34", "resnet50", "efficientnet-b0", "efficientnet-b3")
@@ -188,7 +188,7 @@ class _ModelPicker(QWidget):
                 show_error(str(err))
 
 
-class UNetSegmentWidget(QWidget):
+class UNetSegmentWidget(StepWidget, QWidget):
     """Segment cytoplasm with a U-Net (probabilities and cells), or train one first.
 
     Two tabs: *Segment* and *Train a model*; a user without a model is sent to
@@ -317,19 +317,6 @@ class UNetSegmentWidget(QWidget):
         self.train_button.clicked.connect(lambda: self.tabs.setCurrentIndex(1))
         self.checkpoint.combo.currentIndexChanged.connect(self._use_model_settings)
         self._use_model_settings()
-
-    @property
-    def progress(self):
-        return self.controls.progress
-
-    @property
-    def status(self):
-        return self.controls.status
-
-    @property
-    def worker(self):
-        """The running worker (``None`` when idle)."""
-        return self.runner._worker
 
     def settings_controls(self) -> dict[str, QWidget]:
         """Remembered controls by parameter name (the model first: it sets thresholds)."""
@@ -482,7 +469,7 @@ class UNetSegmentWidget(QWidget):
         return self.viewer.add_layer(new)
 
 
-class UNetTrainWidget(QWidget):
+class UNetTrainWidget(StepWidget, QWidget):
     """Train a U-Net on napari layers or folders, from scratch or from a model, with a
     time estimate before it starts and a live loss plot.
 
@@ -649,19 +636,6 @@ class UNetTrainWidget(QWidget):
         self._fill_start_choices()
         self._show_source(self.source.currentText())
         self._device_defaults()
-
-    @property
-    def progress(self):
-        return self.controls.progress
-
-    @property
-    def status(self):
-        return self.controls.status
-
-    @property
-    def worker(self):
-        """The running worker (``None`` when idle)."""
-        return self.runner._worker
 
     def settings_controls(self) -> dict[str, QWidget]:
         """Remembered controls by parameter name (device first: it sets the defaults)."""

@@ -21,7 +21,7 @@ from skimage.filters import threshold_otsu
 
 from ..postprocess import MARKER_METHODS, iter_watershed
 from ._layers import LayerPicker, compact_labels, geometry_of, labels_layer
-from ._live import Runner, StepControls, step_page
+from ._live import Runner, StepControls, StepWidget, step_page
 
 MODES = {
     "foreground": "Foreground map (probability or mask)",
@@ -41,7 +41,7 @@ def _spin(value, lo, hi, tip, step=1, decimals=None):
     return box
 
 
-class WatershedWidget(QWidget):
+class WatershedWidget(StepWidget, QWidget):
     """Turn a probability map, interior/boundary maps or labels into separated cells.
 
     The result goes to one Labels layer named ``"<input> instances"`` that is
@@ -194,14 +194,6 @@ class WatershedWidget(QWidget):
             check.toggled.connect(self._changed)
         self.viewer.dims.events.current_step.connect(self._follow)
         self._mode_changed()
-
-    @property
-    def status(self):
-        return self.controls.status
-
-    @property
-    def progress(self):
-        return self.controls.progress
 
     @property
     def apply_button(self):
