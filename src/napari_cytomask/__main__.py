@@ -1,4 +1,4 @@
-"""``python -m napari_cytomask``: napari with the Segment cytoplasm dock and the real sample scan."""
+"""``python -m napari_cytomask``: napari with the Segment cytoplasm dock on the real sample."""
 
 from __future__ import annotations
 

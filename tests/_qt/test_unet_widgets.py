@@ -11,6 +11,7 @@ from napari.layers import Image, Labels
 
 from napari_cytomask._qt.unet_widgets import (
     START_CHECKPOINT,
+    START_RANDOM,
     START_STARTER,
     TRAINING_DEFAULTS,
     UNetSegmentWidget,
@@ -40,6 +41,7 @@ def model_folder(tmp_path, monkeypatch):
 
 
 def _tiny_training(widget: UNetTrainWidget) -> None:
+    widget.start_from.setCurrentText(START_RANDOM)
     widget.encoder.setCurrentText("tu-resnet10t")
     widget.encoder_depth.setValue(3)
     widget.pretrained.setChecked(False)
@@ -174,12 +176,12 @@ def test_training_defaults_follow_the_device_and_fine_tune_a_checkpoint(
     trainer.epochs.setValue(2 * trainer.epochs.value())
     assert trainer.estimated_seconds() == pytest.approx(2 * seconds)
 
-    # The starter model is offered to fine-tune when the package has it.
+    # Fine-tuning the starter model is the first choice when the package has it.
     starts = [trainer.start_from.itemText(i) for i in range(trainer.start_from.count())]
     has_starter = any(entry.key == STARTER for entry in unet_models())
     assert (START_STARTER in starts) == has_starter
     if has_starter:
-        trainer.start_from.setCurrentText(START_STARTER)
+        assert trainer.start_from.currentText() == START_STARTER
         assert trainer.init_from() == STARTER and not trainer._network.isEnabled()
 
     scan = make_tilescan(n_tiles=2, shape=(96, 96), seed=1)

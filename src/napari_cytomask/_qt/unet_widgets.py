@@ -658,9 +658,12 @@ class UNetTrainWidget(StepWidget, QWidget):
         }
 
     def _fill_start_choices(self) -> None:
-        self.start_from.addItem(START_RANDOM)
+        # Fine-tuning the starter model first: with a few labelled images it gives a
+        # usable model in minutes, where random weights need hours
+        # (benchmarks/bench_finetune.py).
         if any(entry.key == STARTER for entry in unet_models()):
             self.start_from.addItem(START_STARTER)
+        self.start_from.addItem(START_RANDOM)
         self.start_from.addItem(START_CHECKPOINT)
         self._start_changed()
 
