@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error
+from qtpy.compat import isalive
 from qtpy.QtCore import QObject, Qt, QTimer
 from qtpy.QtWidgets import (
     QFrame,
@@ -203,10 +204,6 @@ class Runner(QObject):
         self._worker = None
         self._generation = 0
         self._last_error: str | None = None
-        # A worker may finish after its widget is gone (a closed viewer): then its
-        # results go nowhere.
-        alive = self._alive = [True]
-        self.destroyed.connect(lambda *_: alive.__setitem__(0, False))
 
     @property
     def busy(self) -> bool:
@@ -285,7 +282,7 @@ class Runner(QObject):
             worker.yielded.connect(lambda event: self._progress(generation, event))
         worker.returned.connect(lambda result: self._deliver(generation, result))
         worker.errored.connect(lambda err: self._fail(generation, err, live))
-        worker.finished.connect(lambda: self._finished(worker))
+        worker.finished.connect(lambda: self._finished(generation))
         self._worker = worker
         self._set_running(True)
         if self._controls is not None:
@@ -293,7 +290,10 @@ class Runner(QObject):
         worker.start()
 
     def _current(self, generation: int) -> bool:
-        return self._alive[0] and generation == self._generation
+        # A worker may finish after its widget is gone (a closed viewer): then its
+        # results go nowhere. (Asked of Qt, not learnt from a ``destroyed`` slot: a
+        # Python slot run while the garbage collector deletes Qt objects can crash.)
+        return isalive(self) and generation == self._generation
 
     def _progress(self, generation: int, event) -> None:
         if self._current(generation):
@@ -317,8 +317,8 @@ class Runner(QObject):
                 self._controls.progress.setValue(0)
             self.fail(err, live)
 
-    def _finished(self, worker) -> None:
-        if self._alive[0] and self._worker is worker:
+    def _finished(self, generation: int) -> None:
+        if self._current(generation):
             self._worker = None
             self._set_running(False)
 
