@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import resource
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+#: The shared real data (``$CYTOMASK_TEST_DATA``, else ``../shared/data`` beside the repository).
+DATA = Path(
+    os.environ.get("CYTOMASK_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
 
 
 def cpu_model() -> str:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import tifffile
 
-from _common import cpu_model
+from _common import DATA, cpu_model
 from napari_cytomask import cli
 from napari_cytomask.models.catalog import resolve_unet
 from napari_cytomask.models.checkpoint import read_description
@@ -39,10 +39,6 @@ from napari_cytomask.models.training import (
     samples_from_arrays,
     samples_from_folders,
     scores_of,
-)
-
-DATA = Path(
-    os.environ.get("CYTOMASK_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
 )
 
 

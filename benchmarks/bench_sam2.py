@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _common import cpu_model
+from _common import DATA, cpu_model
 from napari_cytomask.models import sam2_engine
 from napari_cytomask.models.device import autocast_dtype, get_device
 from napari_cytomask.models.sam2_engine import (
@@ -54,9 +54,6 @@ from napari_cytomask.models.sam2_engine import (
 )
 from napari_cytomask.models.sam2_models import Sam2ModelCache, build_model, config_for
 
-DATA = Path(
-    os.environ.get("CYTOMASK_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
-)
 IMAGE = "usiigaci-phc/set1/raw.tif"
 # Random weights predict IoUs near 0.5 and unstable masks: the stock defaults (0.8, 0.95)
 # would keep nothing.

@@ -47,15 +47,11 @@ from pathlib import Path
 
 import torch
 
-from _common import cpu_model
+from _common import DATA, cpu_model
 from napari_cytomask import cli
 from napari_cytomask.models.checkpoint import read_description
 from napari_cytomask.models.inference import DEFAULT_SETTINGS, UNetPredictor
 from napari_cytomask.models.training import evaluate_model, samples_from_folders, scores_of
-
-DATA = Path(
-    os.environ.get("CYTOMASK_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
-)
 
 
 def machine(device: str) -> str:

@@ -24,7 +24,6 @@ import platform
 import subprocess
 import sys
 import tempfile
-from pathlib import Path
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -33,12 +32,9 @@ from skimage.feature import peak_local_max
 from skimage.segmentation import watershed
 from stardist.matching import matching
 
-from _common import best_of, cpu_model, peak_rss_mib
+from _common import DATA, best_of, cpu_model, peak_rss_mib
 from napari_cytomask.postprocess import instances_to_interior_boundary, run_watershed
 
-DATA = Path(
-    os.environ.get("CYTOMASK_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
-)
 SETS = DATA / "usiigaci-phc"
 THRESHOLDS = np.round(np.arange(0.5, 0.96, 0.05), 2)
 CLEANUP = {"min_area": 64}
