@@ -3,6 +3,7 @@ silently wrong, never allocating what a corrupt header promises, never blocking.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import re
@@ -38,25 +39,21 @@ def _refused(path, match: str = "") -> str:
     return str(reader_error.value)
 
 
-def _ifd_layout(path):
-    """Byte order, offset format, and per page: (offset, next-page pointer, tags)."""
-    with tifffile.TiffFile(path) as tif:
-        t = tif.tiff
-        pages = []
-        for index in range(len(tif.pages)):
-            page = tif.pages.get(index, aspage=True)
-            with open(path, "rb") as fh:
-                fh.seek(page.offset)
-                (n,) = struct.unpack(t.tagnoformat, fh.read(t.tagnosize))
-            tags = {tag.code: (tag.valueoffset, tag.dtype) for tag in page.tags.values()}
-            pages.append((page.offset, page.offset + t.tagnosize + n * t.tagsize, tags))
-        return t.byteorder, t.offsetformat[-1], pages
+@functools.cache
+def _harness():
+    """The fuzz harness (benchmarks/fuzz_tiffs.py): its TIFF layout and editing helpers."""
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "fuzz_tiffs.py"
+    spec = importlib.util.spec_from_file_location("fuzz_tiffs", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def _set_tag(path, code: int, value: int, page: int = 0) -> None:
     """Change one value in a classic TIFF's first IFD; a SHORT too small becomes a LONG."""
-    order, _, pages = _ifd_layout(path)
-    offset, dtype = pages[page][2][code]
+    order, _, pages = _harness()._layout(path)
+    offset, dtype, _ = pages[page][2][code]
     data = bytearray(path.read_bytes())
     if int(dtype) == 3 and value > 0xFFFF:
         struct.pack_into(order + "H", data, offset - 6, 4)  # the entry's type field
@@ -88,9 +85,10 @@ def test_a_looping_page_chain_is_refused_or_read_whole(raw_tif, tmp_path, compre
     kwargs = {"imagej": True, "metadata": {"axes": "ZCYX"}, "compression": compression}
     tifffile.imwrite(path, stack, **kwargs)
     np.testing.assert_array_equal(np.stack(_computed(path), axis=1), stack)  # intact
-    order, offset_format, pages = _ifd_layout(path)
+    harness = _harness()
+    layout = harness._layout(path)
     data = bytearray(path.read_bytes())
-    struct.pack_into(order + offset_format, data, pages[page][1], pages[0][0])
+    assert harness._set_next_page(data, layout, page, layout[2][0][0])
     path.write_bytes(bytes(data))
     try:
         got = np.stack(_computed(path), axis=1)
@@ -217,15 +215,6 @@ def test_empty_images_are_refused(tmp_path, shape):
 
 
 # -- the fuzz harness ---------------------------------------------------------
-
-
-def _harness():
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "fuzz_tiffs.py"
-    spec = importlib.util.spec_from_file_location("fuzz_tiffs", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.slow
