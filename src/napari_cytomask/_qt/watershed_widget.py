@@ -19,7 +19,7 @@ from qtpy.QtWidgets import (
 )
 from skimage.filters import threshold_otsu
 
-from ..postprocess import MARKER_METHODS, iter_watershed
+from ..postprocess import DEFAULT_CLEANUP, MARKER_METHODS, iter_watershed
 from ._layers import LayerPicker, compact_labels, geometry_of, labels_layer
 from ._live import Runner, StepControls, StepWidget, step_page
 
@@ -137,11 +137,13 @@ class WatershedWidget(StepWidget, QWidget):
         param_box.setLayout(params)
 
         self.fill = QCheckBox("Fill holes")
-        self.fill.setChecked(True)
+        self.fill.setChecked(bool(DEFAULT_CLEANUP["fill"]))
         self.fill.setToolTip("Fill background enclosed by one cell.")
         self.opening = _spin(0, 0, 50, "Per-cell opening radius: removes spurs and thin bridges.")
         self.closing = _spin(0, 0, 50, "Per-cell closing radius: smooths notches.")
-        self.min_area = _spin(30, 0, 10**9, "Remove cells with fewer pixels.")
+        self.min_area = _spin(
+            int(DEFAULT_CLEANUP["min_area"]), 0, 10**9, "Remove cells with fewer pixels."
+        )
         self.max_area = _spin(0, 0, 10**9, "Remove cells with more pixels (0: no limit).")
         self.max_area.setSpecialValueText("no limit")
         self.exclude_border = QCheckBox("Remove cells touching the border")
