@@ -9,6 +9,7 @@ from napari.layers import Labels, Layer
 from qtpy.QtWidgets import QComboBox
 
 from ..io.layers import METADATA_KEY
+from ..labels import min_label_dtype
 from ..roles import role_of
 
 
@@ -44,9 +45,7 @@ def compact_labels(data) -> np.ndarray:
     pixel by pixel in the GUI thread (hundreds of ms for a 1024² image).
     """
     data = np.asarray(data)
-    top = int(data.max(initial=0))
-    dtype = np.uint8 if top < 2**8 else np.uint16 if top < 2**16 else np.uint32
-    return data.astype(dtype, copy=False)
+    return data.astype(min_label_dtype(int(data.max(initial=0))), copy=False)
 
 
 def labels_layer(data, name: str, geometry: dict, record: dict) -> Labels:
