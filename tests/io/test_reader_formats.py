@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_cytomask._reader import get_mosaic_reader, get_reader
+from napari_cytomask._reader import get_reader
 from napari_cytomask.io.layers import looks_like_mask
 from napari_cytomask.io.tiff import TiffReadError, describe_tiff, is_tiff, read_tiff
 
@@ -22,38 +22,39 @@ LABEL_VOLUME = "tiff-formats/allencell-misc/input_1_cellWholeIndex.tiff"
 # file: (layer names, layer type, layer shape, axis labels, scale, dtype)
 EXPECTED = {
     f"{OME}/singles/single-channel.ome.tif": (
-        ["C1"], "image", (167, 439), ("Y", "X"), (1, 1), "int8"),
+        ["single-channel"], "image", (167, 439), ("Y", "X"), (1, 1), "int8"),
     f"{OME}/singles/multi-channel.ome.tif": (
         ["C1", "C2", "C3"], "image", (167, 439), ("Y", "X"), (1, 1), "int8"),
     f"{OME}/singles/z-series.ome.tif": (
-        ["C1"], "image", (5, 167, 439), ("Z", "Y", "X"), (1, 1, 1), "int8"),
+        ["z-series"], "image", (5, 167, 439), ("Z", "Y", "X"), (1, 1, 1), "int8"),
     f"{OME}/singles/time-series.ome.tif": (
-        ["C1"], "image", (7, 167, 439), ("T", "Y", "X"), (1, 1, 1), "int8"),
+        ["time-series"], "image", (7, 167, 439), ("T", "Y", "X"), (1, 1, 1), "int8"),
     f"{OME}/singles/multi-channel-z-series.ome.tif": (
         ["C1", "C2", "C3"], "image", (5, 167, 439), ("Z", "Y", "X"), (1, 1, 1), "int8"),
     f"{OME}/singles/multi-channel-time-series.ome.tif": (
         ["C1", "C2", "C3"], "image", (7, 167, 439), ("T", "Y", "X"), (1, 1, 1), "int8"),
     f"{OME}/singles/4D-series.ome.tif": (
-        ["C1"], "image", (7, 5, 167, 439), ("T", "Z", "Y", "X"), (1, 1, 1, 1), "int8"),
+        ["4D-series"], "image", (7, 5, 167, 439), ("T", "Z", "Y", "X"), (1, 1, 1, 1), "int8"),
     f"{OME}/singles/170918_tn_neutrophil_migration_wave.ome.tif": (
         ["488 TIRF left"], "image", (1024, 1024), ("Y", "X"), (1, 1), "uint16"),
     MMSTACK: (
         ["Default"], "image", (2, 10, 256, 256), ("P", "T", "Y", "X"), (1, 1, 5.2304, 5.2304),
         "uint16"),
     f"{OME}/singles/181003_slices/P2_T7.tif": (
-        ["C1"], "image", (256, 256), ("Y", "X"), (1, 1), "uint16"),
-    f"{OME}/nonometif.tif": (["C1"], "image", (5, 5), ("Y", "X"), (1, 1), "uint8"),
+        ["P2_T7"], "image", (256, 256), ("Y", "X"), (1, 1), "uint16"),
+    f"{OME}/nonometif.tif": (["nonometif"], "image", (5, 5), ("Y", "X"), (1, 1), "uint8"),
     IXM: (
         ["IXMtest_A02_s9_c1.tif", "IXMtest_A02_s9_c2.tif", "IXMtest_A02_s9_c3.tif"], "image",
         (395, 695), ("Y", "X"), (1, 1), "uint16"),
     HELA: (
         ["C1", "C2", "C3"], "image", (512, 672), ("Y", "X"), (0.0514931, 0.0514931), "uint16"),
     "tiff-formats/allencell-misc/s_1_t_1_c_1_z_1.tiff": (
-        ["C1"], "image", (325, 475), ("Y", "X"), (1.0833344, 1.0833344), "uint16"),
+        ["s_1_t_1_c_1_z_1"], "image", (325, 475), ("Y", "X"), (1.0833344, 1.0833344), "uint16"),
     "tiff-formats/allencell-misc/s_1_t_1_c_1_z_1.ome.tiff": (
         ["Bright"], "image", (325, 475), ("Y", "X"), (1.0833333, 1.0833333), "uint16"),
     LABEL_VOLUME: (
-        ["C1"], "labels", (76, 1024, 1024), ("I", "Y", "X"), (1, 1, 1), "uint16"),
+        ["input_1_cellWholeIndex"], "labels", (76, 1024, 1024), ("I", "Y", "X"), (1, 1, 1),
+        "uint16"),
 }  # fmt: skip
 
 
@@ -146,9 +147,7 @@ def test_multiposition_micromanager(shared_data):
 
 def test_micromanager_mosaic(shared_data):
     path = str(shared_data / MMSTACK)
-    reader = get_mosaic_reader(path)
-    assert reader is not None
-    ((data, kwargs, kind),) = reader(path)
+    ((data, kwargs, kind),) = read_tiff(path, mosaic=True)
     # Pos1 lies 1204.4 µm (230 pixels) left of Pos0, at the same height.
     assert kind == "image"
     assert data.shape == (10, 256, 256 + 230)
@@ -218,7 +217,6 @@ def test_non_tiff_files_are_refused(shared_data, tmp_path):
     for path in (text, png, empty, tmp_path / "missing.tif", tmp_path):
         assert not is_tiff(path)
         assert get_reader(str(path)) is None
-        assert get_mosaic_reader(str(path)) is None
     assert get_reader([str(shared_data / IXM), str(text)]) is None
     with pytest.raises(TiffReadError, match="notes.tif"):
         read_tiff(text)
@@ -238,11 +236,10 @@ def test_truncated_file_raises_naming_it(shared_data, tmp_path, name):
         reader(str(cut))
     assert str(cut) in str(error.value)
     assert isinstance(error.value, ValueError)
-    assert get_mosaic_reader(str(cut)) is None
 
 
 def test_no_mosaic_without_positions(shared_data):
-    assert get_mosaic_reader(str(shared_data / IXM)) is None
+    assert not describe_tiff(shared_data / IXM).can_mosaic
     with pytest.raises(TiffReadError, match="stage positions"):
         read_tiff(shared_data / IXM, mosaic=True)
 

@@ -16,7 +16,7 @@ import pytest
 import tifffile
 from scipy import ndimage as ndi
 
-from napari_cytomask._reader import get_mosaic_reader, get_reader
+from napari_cytomask._reader import get_reader
 from napari_cytomask.io.tiff import TiffScan, describe_tiff, read_tiff
 
 CROP = (slice(200, 584), slice(300, 684))
@@ -155,9 +155,7 @@ def test_series_become_position_axis(positions_file):
 
 def test_mosaic_equals_original(positions_file):
     path, image, ids, _ = positions_file
-    reader = get_mosaic_reader(str(path))
-    assert reader is not None
-    (phase, phase_kw, _), (mask, mask_kw, mask_kind) = reader(str(path))
+    (phase, phase_kw, _), (mask, mask_kw, mask_kind) = read_tiff(str(path), mosaic=True)
     assert isinstance(phase, da.Array)
     assert phase.shape == mask.shape == image.shape
     assert phase_kw["axis_labels"] == ("Y", "X")

@@ -9,8 +9,20 @@ from pathlib import Path
 
 import numpy as np
 
-#: Suffixes of the images a folder given on the command line is searched for.
-IMAGE_SUFFIXES = (".tif", ".tiff", ".btf", ".png", ".jpg", ".jpeg", ".bmp")
+from .layers import Channel, Scan, guess_roles
+from .tiff import (
+    TIFF_SUFFIXES,
+    TiffReadError,
+    file_stem,
+    is_regular_file,
+    is_tiff,
+    open_tiff,
+    read_tiff_array,
+)
+
+#: Suffixes of the images a folder given on the command line is searched for: every
+#: TIFF the napari reader opens, then the formats scikit-image and NumPy read.
+IMAGE_SUFFIXES = (*TIFF_SUFFIXES, ".png", ".jpg", ".jpeg", ".bmp", ".npy")
 
 
 class ImageReadError(ValueError):
@@ -40,8 +52,6 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         When the file is missing, not a regular file, or cannot be decoded; the
         message names the file.
     """
-    from .tiff import TiffReadError, is_regular_file, read_tiff_array
-
     text = str(path)
     try:
         if text.rstrip("/").endswith(".zarr"):
@@ -53,7 +63,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         if not is_regular_file(path):
             # Opening a pipe would wait for a writer forever.
             raise ImageReadError(f"{text} is not a regular file (a folder, pipe or device).")
-        if text.lower().endswith((".tif", ".tiff", ".btf")):
+        if is_tiff(path):
             return read_tiff_array(path)
         if text.lower().endswith(".npy"):
             return np.load(path, allow_pickle=False)
@@ -175,13 +185,58 @@ def _is_image(path: Path) -> bool:
     return path.is_file() or (path.is_dir() and path.name.endswith(".zarr"))
 
 
-def read_channels(path: str | os.PathLike, channels: list[int] | None, n_channels: int) -> list:
-    """The channel arrays (lazy for TIFF scans) of one input file.
+def open_scan(path: str | os.PathLike, *, mosaic: bool = False) -> Scan:
+    """The channels of any file the plugin reads: the one way a file is opened.
+
+    TIFF files (decided by their first bytes, whatever their suffix) go through
+    the napari reader (:func:`~napari_cytomask.io.tiff.open_tiff`): names,
+    colours, roles, pixel sizes, positions and pyramid levels from their
+    metadata, pixels read lazily. Other images (PNG, JPEG, BMP, NumPy, OME-Zarr
+    labels) are read whole: one channel named after the file, or one per colour
+    of an RGB(A) image.
 
     Parameters
     ----------
     path
-        A TIFF scan (opened with the plugin's reader) or another image file.
+        The file.
+    mosaic
+        Stitch a TIFF tile scan's positions into one mosaic per channel.
+
+    Returns
+    -------
+    Scan
+
+    Raises
+    ------
+    TiffReadError, ImageReadError
+        When the file cannot be read; the message names it.
+    """
+    if is_tiff(path):
+        return open_tiff(path, mosaic=mosaic)
+    image = read_image(path)
+    name = file_stem(path)
+    if image.ndim == 3 and image.shape[-1] in (3, 4):
+        planes = [image[..., c] for c in range(3)]
+        channels = [
+            Channel(name=f"{name} {colour}", data=plane, index=i, color=colour)
+            for i, (colour, plane) in enumerate(zip(("red", "green", "blue"), planes, strict=True))
+        ]
+    else:
+        planes = [image]
+        channels = [Channel(name=name, data=image, named_after_file=True)]
+    guess_roles(channels, planes)
+    ndim = planes[0].ndim
+    axes = tuple("TZYX"[-ndim:]) if ndim <= 4 else (*(f"D{i}" for i in range(ndim - 4)), *"TZYX")
+    return Scan(path=str(path), channels=channels, axes=axes, scale=(1.0,) * len(axes))
+
+
+def read_channels(path: str | os.PathLike, channels: list[int] | None, n_channels: int) -> list:
+    """The full-resolution channel arrays (lazy for TIFF scans) of one input file.
+
+    Parameters
+    ----------
+    path
+        Any file :func:`open_scan` reads.
     channels
         Channel indices, numbered from 0; ``None``: the channel the reader marks
         as input, then further image channels in order, up to ``n_channels``.
@@ -193,36 +248,19 @@ def read_channels(path: str | os.PathLike, channels: list[int] | None, n_channel
     ValueError
         When the file has no such channel.
     """
-    from .layers import METADATA_KEY
-
     path = Path(path)
     if not path.is_file():
         what = "is not a regular file" if path.exists() else "does not exist"
         raise ValueError(f"{path} {what}.")
-    if path.suffix.lower() in (".tif", ".tiff", ".btf"):
-        from .tiff import read_tiff
-
-        roles, arrays = {}, {}
-        for data, kwargs, _ in read_tiff(path):
-            info = kwargs["metadata"][METADATA_KEY]
-            roles[info["channel_index"]] = info["role"]
-            # Pyramids: the full-resolution level.
-            arrays[info["channel_index"]] = data[0] if isinstance(data, list) else data
-        if channels is None:
-            order = {"input": 0, "image": 1}
-            usable = sorted(
-                (i for i in roles if roles[i] in order), key=lambda i: (order[roles[i]], i)
-            )
-            channels = usable[:n_channels] or sorted(roles)[:n_channels]
-        missing = [c for c in channels if c not in arrays]
-        if missing:
-            raise ValueError(
-                f"{path} has no channel {missing[0]}; its channels are {sorted(arrays)} "
-                "(numbered from 0)."
-            )
-        return [arrays[c] for c in channels]
-    image = read_image(path)
-    if image.ndim == 3 and image.shape[-1] in (3, 4):
-        picked = channels or list(range(min(n_channels, image.shape[-1])))
-        return [image[..., c] for c in picked]
-    return [image]
+    scan = open_scan(path)
+    by_index = {c.index: c for c in scan.channels}
+    if channels is None:
+        usable = scan.by_role("input") + scan.by_role("image")
+        channels = [c.index for c in (usable or scan.channels)[:n_channels]]
+    missing = [c for c in channels if c not in by_index]
+    if missing:
+        raise ValueError(
+            f"{path} has no channel {missing[0]}; its channels are {sorted(by_index)} "
+            "(numbered from 0)."
+        )
+    return [by_index[c].base for c in channels]

@@ -1,13 +1,20 @@
-"""How one channel of a scan becomes a napari layer: role, colour, contrast, metadata.
+"""How one channel of a scan becomes a napari layer, and what every layer the plugin makes records.
 
 The reader, the sample data and the channel-roles widget all build layers here,
-so a channel looks and behaves the same wherever it comes from.
+so a channel looks and behaves the same wherever it comes from. Results of the
+segmentation steps record their origin here too (:func:`result_metadata`), and
+everyone reads a layer's record through :func:`layer_info`.
 """
 
 from __future__ import annotations
 
+import copy
+import hashlib
+import os
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -37,7 +44,8 @@ class Channel:
     Attributes
     ----------
     name
-        Layer name (from the file's metadata, else ``C1`` … ``Cn``).
+        Layer name (from the file's metadata, else the file's name for a single
+        channel and ``C1`` … ``Cn`` for several).
     data
         Array with the channel axis removed (numpy, dask, zarr), or a list of
         arrays, largest first, for a multiscale (pyramidal) channel.
@@ -50,6 +58,10 @@ class Channel:
         Colormap name from the file's metadata, if it gives one.
     contrast_limits
         Display range for image channels.
+    extra
+        More metadata for the layer.
+    named_after_file
+        Whether ``name`` is the file's name rather than the channel's own.
     """
 
     name: str
@@ -59,6 +71,13 @@ class Channel:
     color: str | None = None
     contrast_limits: tuple[float, float] | None = None
     extra: dict = field(default_factory=dict)
+    named_after_file: bool = False
+
+    @property
+    def described_as(self) -> str:
+        """What the channel's name says about its content: nothing when it is the
+        file's name ("label-free.tif" is no mask), so its pixels alone decide."""
+        return "" if self.named_after_file else self.name
 
     @property
     def base(self):
@@ -93,9 +112,9 @@ def guess_roles(channels: list[Channel], samples: list[np.ndarray | None]) -> No
     name, a file with a single non-mask channel uses that one.
     """
     for channel, sample in zip(channels, samples, strict=True):
-        channel.role = "mask" if looks_like_mask(channel.name, sample) else "image"
+        channel.role = "mask" if looks_like_mask(channel.described_as, sample) else "image"
     images = [c for c in channels if c.role == "image"]
-    named = [c for c in images if _TRANSMITTED_NAME.search(c.name)]
+    named = [c for c in images if _TRANSMITTED_NAME.search(c.described_as)]
     if named:
         named[0].role = "input"
     elif len(images) == 1:
@@ -188,3 +207,178 @@ def to_layer_data(
         image_position += 1
         layers.append((data, kwargs, "image"))
     return layers
+
+
+@dataclass
+class Scan:
+    """An opened file: its channels and how they sit in space.
+
+    What :func:`napari_cytomask.io.files.open_scan` gives for any file the plugin
+    reads; the napari reader, the mosaic, the command line, training and
+    evaluation all start from it.
+
+    Attributes
+    ----------
+    path
+        The file.
+    channels
+        One :class:`Channel` per channel, roles guessed (lazy data for TIFF files).
+    axes
+        Axis labels of each channel's array (``P`` stage position, ``T``, ``Z``, ``Y``, ``X`` …).
+    scale
+        Physical size per axis (1 where the file gives none).
+    units
+        Unit per axis (``"µm"`` or ``"pixel"``), ``None`` when the file gives no size.
+    metadata
+        What else the file says (kind, pixel sizes, stage positions, series …),
+        kept in every layer's metadata.
+    rgb
+        True for an 8-bit colour image, which opens as one RGB layer.
+    """
+
+    path: str
+    channels: list[Channel]
+    axes: tuple[str, ...]
+    scale: tuple[float, ...]
+    units: tuple[str, ...] | None = None
+    metadata: dict = field(default_factory=dict)
+    rgb: bool = False
+
+    def layer_data(self) -> list[tuple]:
+        """napari layer data tuples, one per channel (see :func:`to_layer_data`)."""
+        layers = to_layer_data(
+            self.channels,
+            axis_labels=self.axes,
+            scale=self.scale,
+            units=self.units,
+            source=self.path,
+            extra_metadata=self.metadata,
+        )
+        if self.rgb:
+            for _, kwargs, _ in layers:
+                kwargs["rgb"] = True
+                kwargs.pop("colormap", None)
+        return layers
+
+    def by_role(self, *roles: Role) -> list[Channel]:
+        """The channels with one of ``roles``, in file order."""
+        return [c for c in self.channels if c.role in roles]
+
+
+#: Role of a layer a step of the plugin computed: a result, never a channel of a scan.
+RESULT_ROLE = "result"
+
+
+def layer_info(layer) -> dict:
+    """What the plugin recorded on a layer (``metadata["cytomask"]``); empty for other layers.
+
+    Channels opened by the reader hold ``source``, ``channel_index``,
+    ``channel_name``, ``role`` and ``axes``; results hold the fields of
+    :func:`result_metadata`. Works on anything with a ``metadata`` mapping.
+    """
+    return dict((getattr(layer, "metadata", None) or {}).get(METADATA_KEY) or {})
+
+
+def is_result(layer) -> bool:
+    """Whether a step of the plugin computed this layer (it is not a channel of a scan)."""
+    return layer_info(layer).get("role") == RESULT_ROLE
+
+
+def result_metadata(
+    made_from,
+    *,
+    method: str,
+    parameters: dict | None = None,
+    model: dict | None = None,
+) -> dict:
+    """Layer metadata of a result: where it came from and what made it.
+
+    Every layer a step of the plugin makes carries this under
+    ``metadata["cytomask"]``; export provenance, the channel-role table and the
+    metrics defaults read it back through :func:`layer_info`.
+
+    Parameters
+    ----------
+    made_from
+        The layer the result was computed from. Its scan file and channel carry
+        over, so a result of a result still names the scan; a layer the plugin
+        did not open gives the file napari opened it from, if any.
+    method
+        What computed it, e.g. ``"unet"``, ``"sam2"``, ``"watershed_split"``.
+    parameters
+        The settings it ran with (JSON-ready values).
+    model
+        The model, from :func:`model_record`; ``None`` for methods without one.
+
+    Returns
+    -------
+    dict
+        ``{"cytomask": {...}}`` with ``role`` (``"result"``), ``source``,
+        ``channel_index``, ``channel_name``, ``method``, ``parameters``,
+        ``model``, ``made_from`` (the input layer's name and, for a result, its
+        own method, parameters, model and ``made_from``) and ``versions``.
+    """
+    info = layer_info(made_from)
+    source = info.get("source") or getattr(getattr(made_from, "source", None), "path", None)
+    record = {
+        "role": RESULT_ROLE,
+        "source": source,
+        "channel_index": info.get("channel_index"),
+        "channel_name": info.get("channel_name"),
+        "method": method,
+        "parameters": parameters or {},
+        "model": model,
+        "made_from": origin(made_from),
+        "versions": _versions(),
+    }
+    # A copy: the record shares nothing with the caller's, the input's or another result's.
+    return {METADATA_KEY: copy.deepcopy(record)}
+
+
+def origin(layer) -> dict:
+    """A layer as an input of a result: its name and, for a result, how it was made
+    (its ``method``, ``parameters``, ``model`` and ``made_from``)."""
+    info = layer_info(layer)
+    steps = ("method", "parameters", "model", "made_from")
+    return {"layer": getattr(layer, "name", None), **{k: info[k] for k in steps if k in info}}
+
+
+def model_record(name: str, path: str | os.PathLike | None = None, **extra) -> dict:
+    """A model as a result records it: its name, file and the file's SHA-256.
+
+    Parameters
+    ----------
+    name
+        What selects the model (``"starter"``, a Hugging Face id, a file).
+    path
+        Its checkpoint file; ``None`` when there is none on disk (then ``sha256``
+        is ``None``).
+    **extra
+        More fields, e.g. a SAM2 checkpoint's ``config``.
+    """
+    file = Path(path).resolve() if path is not None else None
+    sha256 = None
+    if file is not None and file.is_file():
+        stat = file.stat()
+        sha256 = _file_sha256(str(file), stat.st_size, stat.st_mtime_ns)
+    location = None if path is None else str(path)
+    return {"name": str(name), "path": location, "sha256": sha256, **extra}
+
+
+@lru_cache(maxsize=16)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    """SHA-256 of a file; size and modification time in the key hash a changed file again."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@lru_cache(maxsize=1)
+def _versions() -> dict[str, str | None]:
+    # Looking versions up costs a scan of the installed packages; they do not change
+    # while the process runs.
+    from .export import package_versions
+
+    return package_versions()

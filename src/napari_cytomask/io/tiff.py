@@ -1,11 +1,13 @@
 """Reading TIFF scans as lazy napari layers, one layer per channel.
 
 Built on tifffile. Axes, channel names, colours, pixel sizes and stage positions
-come from OME-XML, ImageJ and Micro-Manager metadata. Several series of the same
-shape (one OME Image per stage position) and tifffile's tile axes become one
-position axis ``P``; with stage positions, the tiles can also be stitched into one
-mosaic per channel. Pixels are read through tifffile's Zarr store and dask, so
-opening a file reads only its metadata and a small crop of one plane per channel.
+come from OME-XML, ImageJ and Micro-Manager metadata, Vectra QPTIFF page XML, the
+Aperio SVS description and TIFF resolution tags (only where they give a pixel size
+a microscope can have); a single unnamed channel is named after its file. Several
+series of the same shape (one OME Image per stage position) and tifffile's tile axes
+become one position axis ``P``; with stage positions, the tiles can also be stitched
+into one mosaic per channel. Pixels are read through tifffile's Zarr store and dask,
+so opening a file reads only its metadata and a small crop of one plane per channel.
 
 This module never imports Qt: the napari reader, the widgets and the command line
 all call it.
@@ -31,7 +33,7 @@ import tifffile
 import zarr
 from dask.base import tokenize
 
-from .layers import Channel, contrast_from_sample, guess_roles, to_layer_data
+from .layers import Channel, Scan, contrast_from_sample, guess_roles
 from .mosaic import stitch, tile_offsets
 
 #: A napari layer data tuple ``(data, kwargs, layer_type)``.
@@ -39,6 +41,11 @@ LayerData = tuple[Any, dict, str]
 
 #: The first four bytes of classic and BigTIFF files, little- and big-endian.
 TIFF_MAGIC = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
+#: Suffixes of the TIFF files the plugin opens (lower case; ``.ome.tif`` ends in ``.tif``):
+#: plain and BigTIFF, Vectra QPTIFF, Aperio SVS, Hamamatsu NDPI and Leica SCN slides.
+#: napari's reader patterns, folder scans and the command line all use this list;
+#: whether a file really is a TIFF is decided by its first bytes (:func:`is_tiff`).
+TIFF_SUFFIXES = (".tif", ".tiff", ".btf", ".tf2", ".tf8", ".qptiff", ".svs", ".ndpi", ".scn")
 #: Label of the stage position (tile) axis.
 POSITION_AXIS = "P"
 #: Pixels sampled per channel for contrast limits and roles: a grid of
@@ -75,7 +82,17 @@ _MICROMETRES = {
     # OME's default unit for stage positions; microscopes write micrometres.
     "reference frame": 1.0,
 }
-_RESUNIT_UM = {3: 1e4, 4: 1e3, 5: 1.0}  # TIFF ResolutionUnit centimetre, millimetre, micrometre
+# Micrometres per TIFF ResolutionUnit: inch, centimetre, millimetre, micrometre. A file
+# without the tag is in inches (the TIFF default); 1 (no unit) gives no size.
+_RESUNIT_UM = {2: 25400.0, 3: 1e4, 4: 1e3, 5: 1.0}
+#: Pixel sizes, in micrometres, that a microscope gives, from super-resolution
+#: (nanometres) to low-magnification overviews (tens of micrometres). Resolution tags
+#: outside this are no calibration: image editors, screens and cameras write 72, 96,
+#: 150 or 300 pixels per inch (353, 265, 169 and 85 µm) by default.
+PIXEL_SIZE_RANGE_UM = (0.001, 50.0)
+#: Largest ratio between the X and Y pixel size taken from a file; a scan with
+#: pixels more unequal than this has tags that were not written for it.
+_MAX_PIXEL_ASPECT = 4.0
 _COLOURS = {
     (True, False, False): "red",
     (False, True, False): "green",
@@ -145,7 +162,8 @@ class TiffDescription:
     dtype
         Pixel data type (native byte order).
     channel_names
-        One name per channel layer.
+        One name per channel layer: from the metadata, else ``C1`` … ``Cn``, or the
+        file's name (without ``.ome.tif`` and the like) for a single layer.
     pixel_size
         Physical size in micrometres of the axes that have one (``Z``, ``Y``, ``X``).
     positions
@@ -279,24 +297,23 @@ def read_tiff_array(path: str | os.PathLike) -> np.ndarray:
         return scan.first_series()
 
 
-def read_tiff(path: str | os.PathLike, *, mosaic: bool = False) -> list[LayerData]:
-    """napari layer data tuples for a TIFF scan, one per channel, lazily loaded.
+def open_tiff(path: str | os.PathLike, *, mosaic: bool = False) -> Scan:
+    """A TIFF scan's channels, lazily loaded, with their axes, scale and metadata.
 
     Parameters
     ----------
     path
-        A TIFF, OME-TIFF, ImageJ or Micro-Manager file.
+        A TIFF, OME-TIFF, ImageJ, Micro-Manager, QPTIFF or whole-slide file.
     mosaic
         Stitch the stage positions into one mosaic per channel instead of
         keeping them as a position axis.
 
     Returns
     -------
-    list of tuple
-        ``(data, kwargs, layer_type)``: ``"image"`` layers with colormaps and
-        contrast limits, ``"labels"`` for mask channels. Data are dask arrays
-        (a list of them, largest first, for pyramidal files) that read the file
-        on demand, so the file stays open while they are used.
+    Scan
+        Channels hold dask arrays (a list of them, largest first, for pyramidal
+        files) that read the file on demand, so the file stays open while they
+        are used.
 
     Raises
     ------
@@ -306,7 +323,7 @@ def read_tiff(path: str | os.PathLike, *, mosaic: bool = False) -> list[LayerDat
     """
     scan = TiffScan(path)
     try:
-        return scan.layer_data(mosaic=mosaic)
+        return scan.scan(mosaic=mosaic)
     except TiffReadError:
         scan.close()
         raise
@@ -316,6 +333,18 @@ def read_tiff(path: str | os.PathLike, *, mosaic: bool = False) -> list[LayerDat
     except BaseException:
         scan.close()
         raise
+
+
+def read_tiff(path: str | os.PathLike, *, mosaic: bool = False) -> list[LayerData]:
+    """napari layer data tuples for a TIFF scan, one per channel (see :func:`open_tiff`).
+
+    Returns
+    -------
+    list of tuple
+        ``(data, kwargs, layer_type)``: ``"image"`` layers with colormaps and
+        contrast limits, ``"labels"`` for mask channels.
+    """
+    return open_tiff(path, mosaic=mosaic).layer_data()
 
 
 class TiffScan:
@@ -333,7 +362,7 @@ class TiffScan:
 
     Notes
     -----
-    The arrays made by :meth:`channels` and :meth:`layer_data` read from the
+    The arrays made by :meth:`channels` and :meth:`scan` read from the
     open file; :meth:`close` only when they are no longer used.
     """
 
@@ -412,7 +441,11 @@ class TiffScan:
         ]
 
         meta = _Metadata.collect(tif, self._series_indices, first, sizes)
-        names = _pick_names(meta.names, n_channels)
+        # A single layer the metadata leaves unnamed takes the file's name, so
+        # that files opened together say which layer came from where.
+        stem = file_stem(self.path) if len(self._channel_keys) == 1 else ""
+        names = _pick_names(meta.names, n_channels, alone=stem)
+        self._named_after_file = bool(stem) and _metadata_names(meta.names, n_channels) == [None]
         colors = meta.colors if len(meta.colors) == n_channels else [None] * n_channels
         if split_samples:
             names = [f"{names[c]}-{s + 1}" for c, s in self._channel_keys]
@@ -632,6 +665,7 @@ class TiffScan:
                     data=data,
                     index=i,
                     color=desc.channel_colors[i] if desc.channel_colors else None,
+                    named_after_file=self._named_after_file,
                 )
             )
             samples.append(self._sample(c, s))
@@ -689,8 +723,8 @@ class TiffScan:
         )
         return da.moveaxis(mosaic, -3, -1) if rgb_axis is not None else mosaic
 
-    def layer_data(self, *, mosaic: bool = False) -> list[LayerData]:
-        """napari layer data tuples, one per channel (see :func:`read_tiff`).
+    def scan(self, *, mosaic: bool = False) -> Scan:
+        """The file's channels with their axes, scale and metadata.
 
         Parameters
         ----------
@@ -699,12 +733,12 @@ class TiffScan:
 
         Returns
         -------
-        list of tuple
+        Scan
         """
         desc = self.description
         if mosaic:
             self._check_mosaic()
-        axes = [a for a in desc.layer_axes if not (mosaic and a == POSITION_AXIS)]
+        axes = tuple(a for a in desc.layer_axes if not (mosaic and a == POSITION_AXIS))
         scale = tuple(desc.pixel_size.get(a, 1.0) for a in axes)
         units = None
         if any(a in desc.pixel_size for a in axes):
@@ -722,19 +756,15 @@ class TiffScan:
         if mosaic:
             offsets = tile_offsets(desc.positions, (desc.pixel_size["Y"], desc.pixel_size["X"]))
             extra["tile_offsets"] = offsets.tolist()
-        layers = to_layer_data(
-            self.channels(mosaic=mosaic),
-            axis_labels=tuple(axes),
+        return Scan(
+            path=self.path,
+            channels=self.channels(mosaic=mosaic),
+            axes=axes,
             scale=scale,
             units=units,
-            source=self.path,
-            extra_metadata=extra,
+            metadata=extra,
+            rgb=desc.rgb,
         )
-        if desc.rgb:
-            for _, kwargs, _ in layers:
-                kwargs["rgb"] = True
-                kwargs.pop("colormap", None)
-        return layers
 
 
 # -- opening and checking -----------------------------------------------------
@@ -1108,14 +1138,46 @@ def _ome_colour(value: str | None) -> str | None:
     return _colour_from_rgb((rgba >> 24) & 0xFF, (rgba >> 16) & 0xFF, (rgba >> 8) & 0xFF)
 
 
-def _pick_names(names: Sequence[str | None], n: int) -> list[str]:
-    """Names from metadata when there is one per channel, else ``C1`` … ``Cn``."""
+def _pick_names(names: Sequence[str | None], n: int, alone: str | None = None) -> list[str]:
+    """Names from metadata when there is one per channel, else ``C1`` … ``Cn``.
+
+    Parameters
+    ----------
+    names
+        Channel names from the metadata; ignored unless there is one per channel.
+    n
+        Number of channels.
+    alone
+        Name of a single channel the metadata leaves unnamed (the file's name).
+
+    Returns
+    -------
+    list of str
+    """
+    names = _metadata_names(names, n)
+    if n == 1 and names[0] is None and alone:
+        return [alone]
+    return [name if name is not None else f"C{i + 1}" for i, name in enumerate(names)]
+
+
+def _metadata_names(names: Sequence[str | None], n: int) -> list[str | None]:
+    """The metadata's channel names, stripped; None for each channel it leaves unnamed."""
     if len(names) != n:
-        names = [None] * n
-    return [
-        str(name).strip() if name and str(name).strip() else f"C{i + 1}"
-        for i, name in enumerate(names)
-    ]
+        return [None] * n
+    return [str(name).strip() if name and str(name).strip() else None for name in names]
+
+
+def file_stem(path: str | os.PathLike) -> str:
+    """A file's name for a layer: without its suffix, and ``.ome`` before a TIFF suffix.
+
+    ``scan.ome.tif`` gives ``scan``, ``cells.png`` gives ``cells``.
+    """
+    name = Path(path).name
+    for suffix in TIFF_SUFFIXES:
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+            return name[: -len(".ome")] if name.lower().endswith(".ome") else name
+    return Path(name).stem or name
 
 
 def _local(tag: str) -> str:
@@ -1232,8 +1294,13 @@ class _Metadata:
         first: tifffile.TiffPageSeries,
         sizes: dict[str, int],
     ) -> _Metadata:
-        """Channel names and colours, pixel sizes and positions; OME first, then
-        Micro-Manager, ImageJ and plain TIFF resolution tags."""
+        """Channel names and colours, pixel sizes and positions.
+
+        OME first, then Micro-Manager, ImageJ, the Aperio SVS description and plain
+        TIFF resolution tags; channel names and colours of QPTIFF files from their
+        per-page XML. Pixel sizes from resolution tags and slide descriptions pass
+        :func:`_plausible_xy`.
+        """
         n_channels = sizes.get("C", 1)
         n_positions = sizes.get(POSITION_AXIS, 1)
         names: list[str | None] = []
@@ -1282,14 +1349,25 @@ class _Metadata:
                     colors = [_IMAGEJ_COLOURS[i % len(_IMAGEJ_COLOURS)] for i in range(n_channels)]
             factor = _MICROMETRES.get(_normalise_unit(str(ij.get("unit", ""))))
             if factor and "X" not in pixel_size:
-                pixel_size.update(_resolution_um(first.keyframe, factor))
+                plane = _resolution_um(first.keyframe, factor)
+                pixel_size.update(plane)
                 spacing = _to_um(ij.get("spacing"), "µm")
-                if spacing and spacing > 0:
+                # A unit whose X and Y sizes are implausible says nothing of Z either.
+                if plane and spacing and spacing > 0:
                     pixel_size["Z"] = spacing * factor
         elif not pixel_size and not images:
-            factor = _RESUNIT_UM.get(int(first.keyframe.resolutionunit))
-            if factor:
-                pixel_size.update(_resolution_um(first.keyframe, factor))
+            # Slide scanners' own metadata first, then the resolution tags (in
+            # centimetres in QPTIFF, NDPI and SCN files).
+            pixel_size.update(_svs_pixel_size(tif))
+            if not pixel_size:
+                factor = _RESUNIT_UM.get(int(first.keyframe.resolutionunit))
+                if factor:
+                    pixel_size.update(_resolution_um(first.keyframe, factor))
+
+        if len(names) != n_channels:
+            qpi_names, qpi_colors = _qpi_channels(first, n_channels)
+            if qpi_names:
+                names, colors = qpi_names, qpi_colors
 
         if positions is not None:
             positions = [p for p in positions if p is not None]
@@ -1321,9 +1399,133 @@ def _imagej_names(ij: dict, n_channels: int) -> list[str | None]:
 
 
 def _resolution_um(page: tifffile.TiffPage, factor: float) -> dict[str, float]:
-    """Pixel size from the X/Y resolution tags (pixels per unit), in micrometres."""
-    sizes = {}
-    for axis, resolution in zip(("X", "Y"), page.resolution, strict=True):
-        if resolution and resolution > 0:
-            sizes[axis] = factor / resolution
-    return sizes
+    """Pixel size from the X/Y resolution tags (pixels per unit), in micrometres.
+
+    Parameters
+    ----------
+    page
+        The full-resolution page whose XResolution and YResolution tags are read.
+    factor
+        Micrometres per unit of the tags.
+
+    Returns
+    -------
+    dict
+        ``{"X": ..., "Y": ...}``, or empty when a tag is missing or the sizes are
+        not those of a microscope (see :func:`_plausible_xy`).
+    """
+    if 282 not in page.tags or 283 not in page.tags:  # XResolution, YResolution
+        return {}
+    x_res, y_res = page.resolution
+    if not (x_res > 0 and y_res > 0):
+        return {}
+    return _plausible_xy(factor / x_res, factor / y_res)
+
+
+def _plausible_xy(x: Any, y: Any) -> dict[str, float]:
+    """``{"X": x, "Y": y}`` in micrometres when both could come from a microscope, else empty.
+
+    Both must lie in :data:`PIXEL_SIZE_RANGE_UM` and differ by at most
+    ``_MAX_PIXEL_ASPECT`` times. The one rule for every pixel size a TIFF gives
+    without saying it is a microscope's (resolution tags, ImageJ's unit,
+    slide-scanner descriptions), so that a default of 72 or 96 pixels per inch
+    leaves the layer in pixels instead of scaling it by hundreds of micrometres.
+    """
+    x, y = _to_um(x, "µm"), _to_um(y, "µm")
+    if x is None or y is None:
+        return {}
+    low, high = PIXEL_SIZE_RANGE_UM
+    if not (low <= x <= high and low <= y <= high):
+        return {}
+    if max(x, y) > _MAX_PIXEL_ASPECT * min(x, y):
+        return {}
+    return {"X": x, "Y": y}
+
+
+def _svs_pixel_size(tif: tifffile.TiffFile) -> dict[str, float]:
+    """Pixel size from an Aperio SVS description's ``MPP`` (micrometres per pixel).
+
+    Aperio files rarely carry resolution tags; their ImageDescription reads
+    ``Aperio Image Library v… |AppMag = 20|MPP = 0.499|…``.
+    """
+    if not tif.is_svs:
+        return {}
+    # The fields after the header are "key = value" pairs split by "|".
+    fields = dict(
+        (key.strip(), value.strip())
+        for key, sep, value in (
+            item.partition("=") for item in tif.pages.first.description.split("|")[1:]
+        )
+        if sep
+    )
+    mpp = fields.get("MPP")
+    return _plausible_xy(mpp, mpp)
+
+
+#: Root element of the XML in each page's ImageDescription of PerkinElmer (Akoya)
+#: Vectra and Polaris QPTIFF files and inForm's component TIFFs.
+_QPI_ROOT = "PerkinElmer-QPI-ImageDescription"
+
+
+def _qpi_channels(
+    series: tifffile.TiffPageSeries, n_channels: int
+) -> tuple[list[str | None], list[str | None]]:
+    """Channel names and colours from the PerkinElmer QPI XML of each full-resolution page.
+
+    A QPTIFF stores one page per channel, each described by XML with the
+    channel's ``<Name>`` (``DAPI``, ``Opal 520``) and ``<Color>`` (``R,G,B``).
+
+    Parameters
+    ----------
+    series
+        The full-resolution series, one page per channel.
+    n_channels
+        Number of channels the reader found.
+
+    Returns
+    -------
+    tuple of list
+        Names and colormap names, one per channel; both empty when the pages
+        are not one QPI page per channel.
+    """
+    pages = series.pages
+    first = pages[0] if len(pages) else None
+    if len(pages) != n_channels or _QPI_ROOT not in (getattr(first, "description", "") or ""):
+        return [], []
+    names: list[str | None] = []
+    colors: list[str | None] = []
+    for page in pages:
+        root = _qpi_xml(getattr(page, "description", "") or "")
+        if root is None:
+            return [], []
+        names.append(_child_text(root, "Name"))
+        colors.append(_rgb_colour(_child_text(root, "Color")))
+    return names, colors
+
+
+def _qpi_xml(description: str) -> ET.Element | None:
+    """The root of a PerkinElmer QPI ImageDescription, None for any other text."""
+    try:
+        root = ET.fromstring(description)
+    except ET.ParseError:
+        return None
+    return root if _local(root.tag) == _QPI_ROOT else None
+
+
+def _child_text(element: ET.Element, name: str) -> str | None:
+    """Stripped text of an element's first child called ``name``; None when absent or empty."""
+    child = next(iter(_children(element, name)), None)
+    text = (child.text or "").strip() if child is not None else ""
+    return text or None
+
+
+def _rgb_colour(value: str | None) -> str | None:
+    """Colormap from an ``"R,G,B"`` colour (0 to 255 each); None when malformed or black."""
+    parts = (value or "").replace(";", ",").split(",")
+    try:
+        rgb = [int(float(part)) for part in parts]
+    except ValueError:
+        return None
+    if len(rgb) != 3 or not all(0 <= v <= 255 for v in rgb):
+        return None
+    return _colour_from_rgb(*rgb)

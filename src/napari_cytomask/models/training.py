@@ -331,7 +331,7 @@ def samples_from_tilescans(
     Parameters
     ----------
     paths
-        TIFF tile scans (read with :func:`napari_cytomask.io.tiff.read_tiff`).
+        Tile scans (opened with :func:`napari_cytomask.io.files.open_scan`).
     input_channels
         Index (or indices) of the channel(s) to segment, as numbered in the file (0-based).
     mask_channel
@@ -341,14 +341,13 @@ def samples_from_tilescans(
     -------
     list of TrainingSample
     """
-    from ..io.layers import METADATA_KEY
-    from ..io.tiff import read_tiff
+    from ..io.files import open_scan
 
     wanted = [input_channels] if isinstance(input_channels, int) else list(input_channels)
     samples = []
     for path in paths:
-        layers = read_tiff(path)
-        by_index = {kw["metadata"][METADATA_KEY]["channel_index"]: data for data, kw, _ in layers}
+        # Pyramids: the full-resolution level.
+        by_index = {c.index: c.base for c in open_scan(path).channels}
         for index in [*wanted, mask_channel]:
             if index not in by_index:
                 raise ValueError(

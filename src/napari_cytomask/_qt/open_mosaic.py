@@ -1,0 +1,63 @@
+"""*File > IO Utilities > Open tile scan as mosaic…*: stitch a scan's tiles by stage position.
+
+Opening a file goes through the plugin's one reader (one layer per channel, tiles
+on a position slider). Stitching is a separate action a user chooses on purpose,
+so the same file never opens one way in one process and another way in the next.
+"""
+
+from __future__ import annotations
+
+import os
+
+import napari
+from napari.layers import Layer
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtWidgets import QFileDialog
+
+from ..io.tiff import TIFF_SUFFIXES, TiffReadError, describe_tiff, read_tiff
+
+#: The file dialog's filter: every TIFF the plugin reads.
+FILE_FILTER = "TIFF tile scans ({});;All files (*)".format(
+    " ".join(f"*{suffix}" for suffix in TIFF_SUFFIXES)
+)
+
+
+def open_mosaic(viewer: napari.Viewer, path: str | os.PathLike | None = None) -> list[Layer]:
+    """Open a TIFF tile scan as one stitched mosaic per channel.
+
+    Tiles are placed by the stage positions and pixel size in the file's
+    metadata and read lazily, block by block, as the view needs them.
+
+    Parameters
+    ----------
+    viewer
+        The viewer to add the layers to (napari passes it from the menu).
+    path
+        The file; ``None`` asks for it with a file dialog.
+
+    Returns
+    -------
+    list of Layer
+        The layers added; empty when the dialog was cancelled or the file
+        cannot be stitched (the user is told why).
+    """
+    if path is None:
+        path, _ = QFileDialog.getOpenFileName(
+            viewer.window._qt_window, "Open tile scan as mosaic", "", FILE_FILTER
+        )
+        if not path:
+            return []
+    try:
+        if not describe_tiff(path).can_mosaic:
+            show_error(
+                f"{path} has no stage positions and pixel size to stitch its tiles by. "
+                "Use File > Open to see its tiles on a position slider instead."
+            )
+            return []
+        layer_data = read_tiff(path, mosaic=True)
+    except TiffReadError as err:
+        show_error(f"{err}. Check that the file is complete and not damaged.")
+        return []
+    layers = [viewer.add_layer(Layer.create(*one)) for one in layer_data]
+    show_info(f"Opened {os.path.basename(path)} as a mosaic of {len(layers)} channel(s).")
+    return layers

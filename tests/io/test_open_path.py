@@ -1,0 +1,135 @@
+"""One way to open a file: one reader, one suffix list, the same channels everywhere."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import tifffile
+import yaml
+
+import napari_cytomask
+from napari_cytomask.io.files import (
+    IMAGE_SUFFIXES,
+    find_inputs,
+    open_scan,
+    read_channels,
+    read_image,
+)
+from napari_cytomask.io.tiff import TIFF_SUFFIXES, read_tiff
+
+MMSTACK = "tiff-formats/ome-tiff-samples/singles/181003_multi_pos_time_course_1_MMStack.ome.tif"
+
+MANIFEST = Path(napari_cytomask.__file__).with_name("napari.yaml")
+
+
+def _manifest() -> dict:
+    return yaml.safe_load(MANIFEST.read_text())
+
+
+def _three_channels(path: Path) -> np.ndarray:
+    """A CYX file with named channels, written as OME-TIFF whatever its suffix."""
+    data = np.arange(3 * 40 * 50, dtype=np.uint16).reshape(3, 40, 50)
+    # Written under a plain name: tifffile would write an NDPI-style file for ".ndpi".
+    plain = path.with_name("plain.ome.tif")
+    metadata = {"axes": "CYX", "Channel": {"Name": ["DAPI", "FITC", "Cy3"]}}
+    tifffile.imwrite(plain, data, ome=True, metadata=metadata)
+    plain.rename(path)
+    return data
+
+
+def test_one_reader_whose_patterns_are_the_suffix_list():
+    contributions = _manifest()["contributions"]
+    (reader,) = contributions["readers"]
+    expected = [f"*{s}" for s in TIFF_SUFFIXES] + [f"*{s.upper()}" for s in TIFF_SUFFIXES]
+    assert reader["filename_patterns"] == expected
+    # Stitching is a menu action of its own, not a second reader for the same files.
+    menu = [item["command"] for item in contributions["menus"]["napari/file/io_utilities"]]
+    assert "napari-cytomask.open_mosaic" in menu
+    assert set(TIFF_SUFFIXES) <= set(IMAGE_SUFFIXES)
+
+
+_READ_IN_A_FRESH_PROCESS = """
+import json, sys
+import npe2
+npe2.PluginManager.instance().discover()
+layers = npe2.read([sys.argv[1]], stack=False, plugin_name="napari-cytomask")
+print(json.dumps([[list(d.shape), kw["name"], kw["axis_labels"], kind] for d, kw, kind in layers]))
+"""
+
+
+def test_the_same_file_opens_the_same_way_in_every_process(shared_data):
+    # npe2 chose between overlapping readers in set order, which the hash seed
+    # changes from one process to the next.
+    seen = set()
+    for seed in ("1", "2", "3", "4"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        out = subprocess.run(
+            [sys.executable, "-c", _READ_IN_A_FRESH_PROCESS, str(shared_data / MMSTACK)],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+            timeout=300,
+        )
+        seen.add(out.stdout.strip().splitlines()[-1])
+    assert len(seen) == 1
+    ((shape, name, axes, kind),) = json.loads(seen.pop())
+    assert shape == [2, 10, 256, 256]
+    assert axes == ["P", "T", "Y", "X"]
+    assert kind == "image"
+
+
+def test_folder_scans_find_every_suffix_napari_opens(tmp_path):
+    # tifffile reads any ".ndpi" file as Hamamatsu's 64-bit-offset variant, which
+    # it cannot write: that suffix is only listed here, the others are read too.
+    readable = [s for s in TIFF_SUFFIXES if s != ".ndpi"]
+    data = None
+    for suffix in readable:
+        data = _three_channels(tmp_path / f"scan{suffix}")
+    (tmp_path / "slide.ndpi").write_bytes(b"II*\0")
+    (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / ".hidden.tif").write_bytes(b"")
+    listed = find_inputs([tmp_path])
+    assert sorted(p.name for p in listed) == sorted(["slide.ndpi", *(f"scan{s}" for s in readable)])
+    found = [p for p in listed if p.suffix != ".ndpi"]
+    for path in found:
+        # The command line gets the channels napari's reader gives, by the file's bytes.
+        channels = read_channels(path, None, 3)
+        layers = read_tiff(path)
+        assert [kw["name"] for _, kw, _ in layers] == ["DAPI", "FITC", "Cy3"]
+        assert len(channels) == 3
+        for c, (layer, _, _) in enumerate(layers):
+            np.testing.assert_array_equal(np.asarray(channels[c]), np.asarray(layer))
+            np.testing.assert_array_equal(np.asarray(channels[c]), data[c])
+        np.testing.assert_array_equal(read_image(path), data)
+
+
+def test_open_scan_gives_channels_roles_and_scale_for_tiff_and_other_files(shared_data):
+    scan = open_scan(shared_data / MMSTACK)
+    assert scan.axes == ("P", "T", "Y", "X")
+    assert scan.units == ("pixel", "pixel", "µm", "µm")
+    assert [c.name for c in scan.channels] == [kw["name"] for _, kw, _ in scan.layer_data()]
+    png = open_scan(shared_data / "usiigaci-phc/set1/instances_ids.png")
+    ((mask),) = png.channels
+    assert mask.role == "mask"
+    assert mask.name == "instances_ids"
+    assert png.axes == ("Y", "X")
+    raw = open_scan(shared_data / "usiigaci-phc/set1/raw.tif")
+    assert [c.role for c in raw.channels] == ["input"]
+
+
+def test_a_folder_segmented_again_skips_the_results_of_every_format(tmp_path):
+    from napari_cytomask.batch import OUTPUT_ENDINGS
+    from napari_cytomask.io.writers import FORMATS
+
+    _three_channels(tmp_path / "scan.tif")
+    for fmt in FORMATS.values():
+        for suffix in fmt.suffixes:
+            (tmp_path / f"scan_unet_cells{suffix}").write_bytes(b"II*\0")
+    (tmp_path / "scan_unet_cells.json").write_text("{}")
+    assert [p.name for p in find_inputs([tmp_path], exclude=OUTPUT_ENDINGS)] == ["scan.tif"]

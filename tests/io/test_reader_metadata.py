@@ -1,0 +1,398 @@
+"""Metadata the TIFF reader takes from scanners' own layouts: channel names and colours,
+pixel sizes, and the names of single-channel layers (files written here with tifffile)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_cytomask._reader import get_reader
+from napari_cytomask.io.tiff import PIXEL_SIZE_RANGE_UM, describe_tiff, read_tiff
+
+QPI_CHANNELS = [("DAPI", "0,0,255"), ("FITC", "0,255,0"), ("Cy3", "255,0,0")]
+
+
+def _qpi_xml(image_type: str, name: str | None = None, color: str | None = None) -> str:
+    """A PerkinElmer QPI ImageDescription as Vectra and Polaris scanners write it."""
+    channel = f"<Name>{name}</Name><Color>{color}</Color>" if name else ""
+    return (
+        '<?xml version="1.0" encoding="utf-16"?>\r\n<PerkinElmer-QPI-ImageDescription>\r\n'
+        "<DescriptionVersion>2</DescriptionVersion>"
+        "<AcquisitionSoftware>PerkinElmer-QPI</AcquisitionSoftware>"
+        f"<ImageType>{image_type}</ImageType><Identifier>4b2c</Identifier>"
+        f"<SlideID>S1</SlideID>{channel}<Objective>20x</Objective>\r\n"
+        "</PerkinElmer-QPI-ImageDescription>"
+    )
+
+
+def _write_qptiff(path, channels=QPI_CHANNELS, size=512):
+    """Full-resolution pages (one per channel), a thumbnail, a reduced level, an overview."""
+    planes = [np.full((size, size), 100 * (i + 1), np.uint16) for i in range(len(channels))]
+    for i, plane in enumerate(planes):
+        plane[i::7, :] += 1000  # each channel its own pattern, to check the page order
+    qpi = {"software": "PerkinElmer-QPI", "metadata": None}
+    with tifffile.TiffWriter(path) as tw:
+        for plane, (name, color) in zip(planes, channels, strict=True):
+            tw.write(
+                plane,
+                tile=(256, 256),
+                description=_qpi_xml("FullResolution", name, color),
+                resolution=(2e4, 2e4),
+                resolutionunit="CENTIMETER",
+                **qpi,
+            )
+        tw.write(
+            np.zeros((64, 64, 3), np.uint8),
+            photometric="rgb",
+            description=_qpi_xml("Thumbnail"),
+            **qpi,
+        )
+        for plane, (name, color) in zip(planes, channels, strict=True):
+            tw.write(
+                plane[::2, ::2],
+                tile=(256, 256),
+                subfiletype=1,
+                description=_qpi_xml("ReducedResolution", name, color),
+                resolution=(1e4, 1e4),
+                resolutionunit="CENTIMETER",
+                **qpi,
+            )
+        tw.write(
+            np.zeros((96, 48, 3), np.uint8),
+            photometric="rgb",
+            description=_qpi_xml("Overview"),
+            **qpi,
+        )
+    return planes
+
+
+def test_qptiff_channels_take_names_and_colours_from_their_pages(tmp_path):
+    path = tmp_path / "vectra.qptiff"
+    planes = _write_qptiff(path)
+    with tifffile.TiffFile(path) as tif:  # tifffile reads it as a QPI file
+        assert tif.is_qpi and tif.series[0].kind == "qpi"
+
+    layers = get_reader(str(path))(str(path))
+
+    assert [kwargs["name"] for _, kwargs, _ in layers] == ["DAPI", "FITC", "Cy3"]
+    # The file's colours, not those guessed from the dye names (Cy3 would be magenta).
+    assert [kwargs["colormap"] for _, kwargs, _ in layers] == ["blue", "green", "red"]
+    for (data, kwargs, kind), plane in zip(layers, planes, strict=True):
+        assert kind == "image" and kwargs["multiscale"]
+        assert [level.shape for level in data] == [(512, 512), (256, 256)]
+        np.testing.assert_array_equal(np.asarray(data[0]), plane)
+        np.testing.assert_allclose(kwargs["scale"], (0.5, 0.5))  # 20000 pixels per cm
+        assert kwargs["metadata"]["cytomask"]["tiff_kind"] == "qpi"
+
+
+def test_qptiff_channel_without_a_usable_colour_falls_back_to_the_dye(tmp_path):
+    path = tmp_path / "vectra.qptiff"
+    _write_qptiff(path, [("DAPI", "0,0,0"), ("Opal 570", "not a colour")])
+
+    desc = describe_tiff(path)
+
+    assert desc.channel_names == ("DAPI", "Opal 570")
+    assert desc.channel_colors == (None, None)
+    layers = read_tiff(path)
+    assert layers[0][1]["colormap"] == "blue"  # from the name DAPI
+
+
+def _write_svs(path, description: str):
+    """An Aperio layout: tiled baseline, thumbnail, a tiled reduced level, a label."""
+    rgb = np.random.default_rng(0).integers(0, 255, (512, 512, 3), dtype=np.uint8)
+    with tifffile.TiffWriter(path) as tw:
+        tw.write(rgb, tile=(256, 256), photometric="rgb", description=description, metadata=None)
+        tw.write(rgb[::8, ::8], photometric="rgb", description=description, metadata=None)
+        tw.write(
+            rgb[::2, ::2],
+            tile=(256, 256),
+            photometric="rgb",
+            description=description,
+            metadata=None,
+        )
+        tw.write(
+            rgb[:64, :96],
+            photometric="rgb",
+            subfiletype=1,
+            metadata=None,
+            description="Aperio Image Library v10.0.50\r\nlabel 96x64",
+        )
+    return rgb
+
+
+SVS_HEADER = "Aperio Image Library v10.0.50\r\n512x512 [0,100 512x512] (256x256) JPEG/RGB Q=70"
+
+
+def test_svs_pixel_size_comes_from_mpp(tmp_path):
+    path = tmp_path / "CMU-1.svs"
+    rgb = _write_svs(path, f"{SVS_HEADER}|AppMag = 20|StripeWidth = 2040|MPP = 0.499|Date = x")
+    with tifffile.TiffFile(path) as tif:
+        assert tif.is_svs and tif.series[0].kind == "svs"
+
+    ((data, kwargs, _),) = read_tiff(path)
+
+    assert kwargs["rgb"] and kwargs["name"] == "CMU-1"
+    np.testing.assert_allclose(kwargs["scale"], (0.499, 0.499))
+    assert kwargs["units"] == ("µm", "µm")
+    assert kwargs["metadata"]["cytomask"]["pixel_size_um"] == {"Y": 0.499, "X": 0.499}
+    np.testing.assert_array_equal(np.asarray(data[0]), rgb)
+    assert [level.shape for level in data] == [(512, 512, 3), (256, 256, 3)]
+
+
+@pytest.mark.parametrize("mpp", ["", "|MPP = 0", "|MPP = 254", "|MPP = n/a"])
+def test_svs_without_a_plausible_mpp_stays_in_pixels(tmp_path, mpp):
+    path = tmp_path / "slide.svs"
+    _write_svs(path, f"{SVS_HEADER}|AppMag = 20{mpp}")
+
+    assert describe_tiff(path).pixel_size == {}
+    ((_, kwargs, _),) = read_tiff(path)
+    assert kwargs["scale"] == (1.0, 1.0)
+
+
+def _write_pyramid(path, resolution, unit, levels=4, level_resolution=None):
+    """A tiled base image with its reduced levels in SubIFDs, each with resolution tags."""
+    base = np.arange(512 * 512, dtype=np.uint16).reshape(512, 512)
+    with tifffile.TiffWriter(path) as tw:
+        tw.write(
+            base, tile=(128, 128), subifds=levels - 1, resolution=resolution, resolutionunit=unit
+        )
+        for level in range(1, levels):
+            factor = 2**level
+            own = level_resolution or tuple(r / factor for r in resolution)
+            tw.write(
+                base[::factor, ::factor],
+                tile=(64, 64),
+                subfiletype=1,
+                resolution=own,
+                resolutionunit=unit,
+            )
+    return base
+
+
+@pytest.mark.parametrize(
+    ("resolution", "unit"),
+    [
+        ((72, 72), "INCH"),
+        ((72 / 2.54, 72 / 2.54), "CENTIMETER"),  # 72 dpi in cm: 352.8 µm, once taken as real
+    ],
+    ids=["inch", "centimetre"],
+)
+def test_default_72_dpi_pyramid_stays_in_pixels_on_every_level(tmp_path, resolution, unit):
+    path = tmp_path / "pyramid.tif"
+    base = _write_pyramid(path, resolution, unit)
+
+    ((data, kwargs, _),) = read_tiff(path)
+
+    assert [level.shape for level in data] == [(512, 512), (256, 256), (128, 128), (64, 64)]
+    np.testing.assert_array_equal(np.asarray(data[3]), base[::8, ::8])
+    # napari scales every level from the base's scale and the level's shape.
+    assert kwargs["multiscale"] and kwargs["scale"] == (1.0, 1.0)
+    assert kwargs.get("units") in (None, ("pixel", "pixel"))
+    assert kwargs["metadata"]["cytomask"]["pixel_size_um"] == {}
+
+
+def test_plain_96_dpi_file_stays_in_pixels(tmp_path):
+    path = tmp_path / "screenshot.tif"
+    tifffile.imwrite(path, np.zeros((32, 48), np.uint8), resolution=(96, 96), resolutionunit="INCH")
+
+    assert describe_tiff(path).pixel_size == {}
+    ((_, kwargs, _),) = read_tiff(path)
+    assert kwargs["scale"] == (1.0, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("pixels_per_unit", "unit"),
+    [(25400 / 0.65, "INCH"), (1e4 / 0.65, "CENTIMETER"), (1e3 / 0.65, "MILLIMETER")],
+    ids=["inch", "centimetre", "millimetre"],
+)
+def test_microscope_resolution_tags_give_the_pixel_size(tmp_path, pixels_per_unit, unit):
+    path = tmp_path / "scan.tif"
+    tifffile.imwrite(
+        path,
+        np.zeros((32, 48), np.uint16),
+        resolution=(pixels_per_unit, pixels_per_unit),
+        resolutionunit=unit,
+    )
+
+    ((_, kwargs, _),) = read_tiff(path)
+
+    np.testing.assert_allclose(kwargs["scale"], (0.65, 0.65), rtol=1e-6)
+    assert kwargs["units"] == ("µm", "µm")
+
+
+def test_pyramid_scale_is_the_base_levels_whatever_the_levels_say(tmp_path):
+    path = tmp_path / "pyramid.tif"
+    # Reduced levels written with an image editor's 72 dpi, the base calibrated.
+    _write_pyramid(path, (1e4 / 0.65, 1e4 / 0.65), "CENTIMETER", level_resolution=(72, 72))
+
+    ((data, kwargs, _),) = read_tiff(path)
+
+    assert len(data) == 4
+    np.testing.assert_allclose(kwargs["scale"], (0.65, 0.65), rtol=1e-6)
+
+
+def test_resolution_tags_whose_x_and_y_disagree_are_ignored(tmp_path):
+    path = tmp_path / "scan.tif"
+    tifffile.imwrite(
+        path,
+        np.zeros((32, 48), np.uint16),
+        resolution=(1e4 / 0.65, 1e4 / 6.5),
+        resolutionunit="CENTIMETER",
+    )
+
+    assert describe_tiff(path).pixel_size == {}
+
+
+@pytest.mark.parametrize("size", [PIXEL_SIZE_RANGE_UM[0] / 2, PIXEL_SIZE_RANGE_UM[1] * 2])
+def test_resolution_tags_outside_the_range_are_ignored(tmp_path, size):
+    path = tmp_path / "scan.tif"
+    tifffile.imwrite(
+        path,
+        np.zeros((32, 48), np.uint16),
+        resolution=(1e4 / size, 1e4 / size),
+        resolutionunit="CENTIMETER",
+    )
+
+    assert describe_tiff(path).pixel_size == {}
+
+
+def test_imagej_file_in_inches_at_72_dpi_stays_in_pixels(tmp_path):
+    path = tmp_path / "stack.tif"
+    tifffile.imwrite(
+        path,
+        np.zeros((3, 32, 48), np.uint16),
+        imagej=True,
+        resolution=(72, 72),
+        metadata={"axes": "ZYX", "unit": "inch", "spacing": 1.0},
+    )
+    with tifffile.TiffFile(path) as tif:
+        assert tif.imagej_metadata["unit"] == "inch"
+
+    ((_, kwargs, _),) = read_tiff(path)
+
+    assert kwargs["axis_labels"] == ("Z", "Y", "X")
+    assert kwargs["scale"] == (1.0, 1.0, 1.0)
+
+
+def test_imagej_file_in_microns_keeps_its_size(tmp_path):
+    path = tmp_path / "stack.tif"
+    tifffile.imwrite(
+        path,
+        np.zeros((3, 32, 48), np.uint16),
+        imagej=True,
+        resolution=(1 / 0.65, 1 / 0.65),
+        metadata={"axes": "ZYX", "unit": "micron", "spacing": 2.0},
+    )
+
+    ((_, kwargs, _),) = read_tiff(path)
+
+    np.testing.assert_allclose(kwargs["scale"], (2.0, 0.65, 0.65), rtol=1e-6)
+    assert kwargs["units"] == ("µm", "µm", "µm")
+
+
+def _scn_xml(size: int) -> str:
+    return (
+        '<?xml version="1.0"?><scn xmlns="http://www.leica-microsystems.com/scn/2010/10/01">'
+        '<collection name="slide" sizeX="25000000" sizeY="75000000"><image name="main">'
+        f'<pixels sizeX="{size}" sizeY="{size}">'
+        f'<dimension sizeX="{size}" sizeY="{size}" r="0" ifd="0"/>'
+        f'<dimension sizeX="{size // 2}" sizeY="{size // 2}" r="1" ifd="1"/></pixels>'
+        f'<view sizeX="{size * 500}" sizeY="{size * 500}" offsetX="0" offsetY="0" spacingZ="0"/>'
+        "</image></collection></scn>"
+    )
+
+
+@pytest.mark.parametrize("kind", ["ndpi", "scn"])
+def test_whole_slide_centimetre_tags_give_the_pixel_size(tmp_path, kind):
+    # NDPI and SCN scanners write real pixel sizes as pixels per centimetre; a
+    # file named .ndpi would be read with NDPI's 64-bit offsets, which tifffile
+    # cannot write, so the NDPI layout is recognised here by its tags.
+    path = tmp_path / ("slide.tif" if kind == "ndpi" else "slide.scn")
+    rgb = np.zeros((512, 512, 3), np.uint8)
+    size = {"ndpi": 0.2265, "scn": 0.5}[kind]
+    extra = [
+        (65420, "I", 1, 1, True),
+        (271, "s", 0, "Hamamatsu", True),
+        (65421, "f", 1, 40.0, True),
+    ]
+    with tifffile.TiffWriter(path, bigtiff=kind == "scn") as tw:
+        for level in range(2):
+            tw.write(
+                rgb[:: 2**level, :: 2**level],
+                tile=(128, 128),
+                photometric="rgb",
+                metadata=None,
+                subfiletype=level and 1,
+                description=_scn_xml(512) if kind == "scn" and not level else None,
+                resolution=(1e4 / size / 2**level,) * 2,
+                resolutionunit="CENTIMETER",
+                extratags=extra if kind == "ndpi" else (),
+            )
+
+    desc = describe_tiff(path)
+
+    assert desc.kind == kind and desc.levels == 2
+    assert desc.pixel_size == pytest.approx({"Y": size, "X": size})
+
+
+@pytest.mark.parametrize(
+    "filename",
+    ["scan.ome.tif", "scan.ome.tiff", "scan.tif", "scan.TIFF", "scan.btf", "scan.qptiff"],
+)
+def test_single_channel_without_a_name_is_named_after_the_file(tmp_path, filename):
+    path = tmp_path / filename
+    image = np.random.default_rng(1).integers(100, 4000, (2, 64, 64), dtype=np.uint16)
+    if ".ome." in filename:
+        tifffile.imwrite(path, image, ome=True, metadata={"axes": "ZYX"})
+    else:
+        tifffile.imwrite(path, image)
+
+    layers = get_reader(str(path))(str(path))
+
+    assert [kwargs["name"] for _, kwargs, _ in layers] == ["scan"]
+    assert layers[0][1]["metadata"]["cytomask"]["channel_name"] == "scan"
+
+
+def test_single_channel_keeps_its_name_from_the_metadata(tmp_path):
+    path = tmp_path / "scan.ome.tif"
+    tifffile.imwrite(
+        path,
+        np.zeros((64, 64), np.uint16),
+        ome=True,
+        metadata={"axes": "YX", "Channel": {"Name": "GFP"}},
+    )
+
+    assert describe_tiff(path).channel_names == ("GFP",)
+
+
+def test_several_unnamed_channels_keep_numbered_names(tmp_path):
+    path = tmp_path / "scan.tif"
+    tifffile.imwrite(path, np.zeros((3, 64, 64), np.uint16), imagej=True, metadata={"axes": "CYX"})
+
+    layers = read_tiff(path)
+
+    assert [kwargs["name"] for _, kwargs, _ in layers] == ["C1", "C2", "C3"]
+
+
+def test_a_file_name_does_not_decide_the_role(tmp_path):
+    # "label" in a file name says nothing of the channel: a camera image stays an image.
+    path = tmp_path / "label-free phase.tif"
+    image = np.random.default_rng(2).integers(100, 4000, (64, 64), dtype=np.uint16)
+    tifffile.imwrite(path, image)
+
+    ((_, kwargs, kind),) = read_tiff(path)
+
+    assert kwargs["name"] == "label-free phase"
+    assert kind == "image" and kwargs["metadata"]["cytomask"]["role"] == "input"
+
+
+def test_a_single_unnamed_mask_is_still_found_by_its_pixels(tmp_path):
+    path = tmp_path / "cells.tif"
+    labels = np.zeros((64, 64), np.uint16)
+    labels[8:24, 8:24], labels[30:50, 30:60] = 1, 2
+    tifffile.imwrite(path, labels)
+
+    ((_, kwargs, kind),) = read_tiff(path)
+
+    assert kind == "labels" and kwargs["name"] == "cells"
