@@ -259,10 +259,10 @@ def unet_workload(viewer, ticks, args, scratch: Path, device: str) -> dict:
 
 def sam2_workload(viewer, ticks, args, device: str) -> dict:
     from napari_cytomask._qt.sam2_widget import Sam2Widget
-    from napari_cytomask.models.sam2_models import build_model, config_for
+    from napari_cytomask.models.sam2_models import build_sam2_model, config_for
 
     model_id = "facebook/sam2.1-hiera-tiny"
-    model = build_model(
+    model = build_sam2_model(
         config_for(model_id), device=device, image_size=args.sam2_model_size, seed=0
     )
     with torch.no_grad():

@@ -52,7 +52,7 @@ from napari_cytomask.models.sam2_engine import (
     masks_to_labels,
     to_uint8_rgb,
 )
-from napari_cytomask.models.sam2_models import Sam2ModelCache, build_model, config_for
+from napari_cytomask.models.sam2_models import Sam2ModelCache, build_sam2_model, config_for
 
 IMAGE = "usiigaci-phc/set1/raw.tif"
 # Random weights predict IoUs near 0.5 and unstable masks: the stock defaults (0.8, 0.95)
@@ -210,7 +210,7 @@ def same_masks(ours: list[dict], theirs: list[dict]) -> str:
 def get_model(model_id: str, device: torch.device, weights: str):
     if weights == "hub":
         return Sam2ModelCache().get(model_id, device)
-    return build_model(config_for(model_id), device=device, seed=0)
+    return build_sam2_model(config_for(model_id), device=device, seed=0)
 
 
 def bench_painting(n_cells: int = 300, repeats: int = 5) -> None:

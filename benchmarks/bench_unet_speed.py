@@ -86,7 +86,7 @@ def child(args) -> dict:
         # The network alone on as many tiles as the pipeline predicts, batched the same
         # way, already on the device: the ceiling of the pipeline's throughput.
         from napari_cytomask.models.device import autocast_dtype
-        from napari_cytomask.models.inference import tile_starts
+        from napari_cytomask.tiling import tile_starts
 
         t = args.tile_size
         n_tiles = len(tile_starts(h, t, args.overlap)) * len(tile_starts(w, t, args.overlap))

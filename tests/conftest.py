@@ -113,9 +113,9 @@ def class_map_image():
 @pytest.fixture(scope="session")
 def small_sam2():
     """A small random-weight SAM2 (64² input) whose masks vary enough to test filters on."""
-    from napari_cytomask.models.sam2_models import build_model
+    from napari_cytomask.models.sam2_models import build_sam2_model
 
-    model = build_model("configs/sam2.1/sam2.1_hiera_t.yaml", image_size=64, seed=0)
+    model = build_sam2_model("configs/sam2.1/sam2.1_hiera_t.yaml", image_size=64, seed=0)
     with torch.no_grad():
         for mlp in model.sam_mask_decoder.output_hypernetworks_mlps:
             mlp.layers[-1].weight.mul_(30.0)  # spread the random logits (see test_sam2_engine)

@@ -94,7 +94,7 @@ def test_interrupted_run_resumes_without_losing_or_redoing_work(images, unet_fil
     np.testing.assert_array_equal(tifffile.imread(out / "set3_unet_cells.tif"), expected)
     record = json.loads((out / "set3_unet_cells.json").read_text())
     assert record["source"] == str(images / "set3.tif")
-    assert record["versions"]["distributed"] and record["options"]["fmt"] == "tif"
+    assert record["versions"]["distributed"] and record["options"]["fmt"] == "tiff"
 
 
 def test_a_broken_input_fails_alone(images, unet_file, tmp_path, capsys):
@@ -159,7 +159,7 @@ def test_chunked_ome_zarr_then_evaluate_and_export(
     objects = list(csv.DictReader((export_dir / "set1_unet_cells_objects.csv").open()))
     assert len(objects) == len(np.unique(chunked)) - 1
     first = int(objects[0]["label"])
-    assert float(objects[0]["mean_C1"]) == pytest.approx(raw[chunked == first].mean())
+    assert float(objects[0]["mean_set1"]) == pytest.approx(raw[chunked == first].mean())
     provenance = json.loads((export_dir / "set1_unet_cells_provenance.json").read_text())
     assert provenance["source"] == str(images / "set1.tif")
     coco = json.loads((export_dir / "set1_unet_cells_coco.json").read_text())

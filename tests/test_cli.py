@@ -15,10 +15,12 @@ import pytest
 import tifffile
 import torch
 
-from napari_cytomask.cli import main
+from napari_cytomask.cli import build_parser, main
+from napari_cytomask.io.writers import FILE_FORMATS, FORMATS
 from napari_cytomask.metrics import evaluate
 from napari_cytomask.models.checkpoint import DIR_ENV, read_description
 from napari_cytomask.models.training import state_path
+from napari_cytomask.pipeline import METHODS
 from napari_cytomask.synthetic import make_tilescan
 
 TINY = ["--encoder", "tu-resnet10t", "--encoder-depth", "3", "--encoder-weights", "none"]
@@ -288,6 +290,28 @@ def test_impossible_segment_options_are_usage_errors(option, value, capsys):
 def test_impossible_options_of_other_commands_are_usage_errors(argv, option, capsys):
     assert main(argv) == 2
     assert f"argument {option}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("name", "key"),
+    [*((key, key) for key in FORMATS),
+     ("tif", "tiff"), ("ome.tif", "ome-tiff"), ("ome.zarr", "ome-zarr"), (".OME.TIFF", "ome-tiff")],
+)  # fmt: skip
+def test_segment_takes_every_format_key_and_the_old_suffixes(name, key):
+    assert build_parser().parse_args(["segment", "scan.tif", "--format", name]).format == key
+
+
+def test_methods_and_export_formats_come_from_their_registries(capsys):
+    parser = build_parser()
+    for method in METHODS:
+        assert parser.parse_args(["segment", "scan.tif", "--method", method]).method == method
+    args = parser.parse_args(["export", "cells.tif", "-o", "out", "--format", *FILE_FORMATS, "tif"])
+    assert args.formats == [*FILE_FORMATS, "tiff"]
+    # export writes files only: a chunk-wise store is no choice there.
+    assert main(["export", "cells.tif", "-o", "out", "--format", "ome-zarr"]) == 2
+    assert "invalid choice: 'ome-zarr'" in capsys.readouterr().err
+    assert main(["segment", "scan.tif", "--format", "jpeg"]) == 2
+    assert "unknown format 'jpeg'; use one of tiff, ome-tiff" in capsys.readouterr().err
 
 
 def test_channel_numbers_end_where_the_inputs_begin(tmp_path, capsys):

@@ -12,7 +12,7 @@ of worker processes by default, or an existing cluster given by its scheduler
 address. Each worker loads the preset's models once (:class:`SegmenterPlugin`)
 and, on machines with several GPUs, uses its own GPU.
 
-Images whose frames exceed ``chunked_above`` pixels (or with ``fmt="ome.zarr"``)
+Images whose frames exceed ``chunked_above`` pixels (or with ``fmt="ome-zarr"``)
 are processed chunk-wise: the U-Net's probabilities go to a scratch store on
 disk and the watershed writes the labels window by window into an OME-Zarr
 store, so memory stays bounded by the tile and chunk sizes.
@@ -38,12 +38,18 @@ from distributed import WorkerPlugin
 
 from .io.atomic import remove_leftovers, write_atomically, write_directory_atomically
 from .io.export import package_versions
+from .io.writers import FORMATS, format_named
 from .pipeline import Preset, Segmenter
 from .progress import drain
 
-#: Output formats of ``cytomask segment`` and their file endings.
-FORMATS = {"tif": ".tif", "ome.tif": ".ome.tif", "ome.zarr": ".ome.zarr"}
 PLUGIN_NAME = "napari-cytomask-segmenter"
+#: What the names of a job's outputs end in before their suffix: ``set1_unet_cells.tif``.
+OUTPUT_MARK = "_cells"
+#: Endings of every file a job writes, so that a folder segmented again skips them.
+OUTPUT_ENDINGS = (
+    *(OUTPUT_MARK + suffix for fmt in FORMATS.values() for suffix in fmt.suffixes),
+    OUTPUT_MARK + ".json",
+)
 _VERSIONED = ("napari-cytomask", "numpy", "scikit-image", "tifffile", "zarr", "torch",
               "segmentation-models-pytorch", "sam2", "dask", "distributed")  # fmt: skip
 
@@ -59,7 +65,9 @@ class Options:
     Attributes
     ----------
     fmt
-        Key of :data:`FORMATS` for images processed in memory.
+        Label format of images processed in memory: a key of
+        :data:`~napari_cytomask.io.writers.FORMATS`; one of its suffixes (``"tif"``)
+        becomes its key.
     chunked_above
         Frames with more pixels are processed chunk-wise into OME-Zarr.
     chunk_size
@@ -68,10 +76,16 @@ class Options:
         Redo finished jobs and replace their outputs.
     """
 
-    fmt: str = "tif"
+    fmt: str = "tiff"
     chunked_above: int = 8192 * 8192
     chunk_size: int = 2048
     overwrite: bool = False
+
+    def __post_init__(self):
+        try:
+            object.__setattr__(self, "fmt", format_named(self.fmt))  # frozen: set once, here
+        except ValueError as err:
+            raise BatchError(str(err)) from None
 
 
 @dataclass(frozen=True)
@@ -84,7 +98,8 @@ class Job:
 
     def chunked_labels(self) -> Path:
         """Where the labels go when the image is processed chunk-wise."""
-        return self.record.with_name(self.record.name.removesuffix(".json") + ".ome.zarr")
+        stem = self.record.name.removesuffix(".json")
+        return self.record.with_name(stem + FORMATS["ome-zarr"].suffix)
 
     def finished(self) -> bool:
         """Whether an earlier run finished this job (its provenance and labels exist)."""
@@ -102,12 +117,11 @@ def plan(
         When a finished output was made with another preset (and ``overwrite`` is
         off), or two inputs would write the same output.
     """
-    if options.fmt not in FORMATS:
-        raise BatchError(f"unknown format {options.fmt!r}; use one of {', '.join(FORMATS)}.")
+    suffix = FORMATS[options.fmt].suffix
     todo, done, seen = [], [], {}
     for source, folder in zip(sources, output_folders(sources, output_dir), strict=True):
-        stem = f"{source.name.split('.')[0]}_{preset.method}_cells"
-        job = Job(source, folder / f"{stem}{FORMATS[options.fmt]}", folder / f"{stem}.json")
+        stem = f"{source.name.split('.')[0]}_{preset.method}{OUTPUT_MARK}"
+        job = Job(source, folder / f"{stem}{suffix}", folder / f"{stem}.json")
         if job.record in seen:
             raise BatchError(
                 f"{seen[job.record]} and {source} would both write {job.record.name}; "
@@ -219,7 +233,7 @@ def process(job: Job, segmenter: Segmenter, options: Options) -> dict:
     job.labels.parent.mkdir(parents=True, exist_ok=True)
     channels = _channels(job.source, segmenter)
     shape = tuple(channels[0].shape)
-    chunked = options.fmt == "ome.zarr" or shape[-2] * shape[-1] > options.chunked_above
+    chunked = FORMATS[options.fmt].chunked or shape[-2] * shape[-1] > options.chunked_above
     if chunked:
         from .io.omezarr import create_labels, open_labels
 

@@ -21,8 +21,8 @@ import sys
 import time
 from pathlib import Path
 
-from .batch import FORMATS, one_line
-from .io.export import LABEL_FORMATS
+from .batch import one_line
+from .io.writers import FILE_FORMATS, FORMATS, format_named
 from .pipeline import METHODS
 
 EXIT_OK, EXIT_USER_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -37,6 +37,14 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
     return value
+
+
+def _format(text: str) -> str:
+    """A key of the label formats; their suffixes (``tif``, ``ome.tif``) are accepted too."""
+    try:
+        return format_named(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _non_negative_int(text: str) -> int:
@@ -339,9 +347,9 @@ def _segment_parser(sub) -> None:
     p.add_argument("--preset", type=Path, help="preset file saved from the Segment cytoplasm dock")
     p.add_argument(
         "--method",
-        choices=METHODS,
-        help="unet; sam2 (automatic masks); sam2_guided (SAM2 masks on the U-Net's cells). "
-        "Default: the preset's, else unet",
+        choices=tuple(METHODS),
+        help="; ".join(f"{key}: {title}" for key, title in METHODS.items())
+        + ". Default: the preset's, else unet",
     )
     p.add_argument(
         "--channel",
@@ -412,8 +420,9 @@ def _segment_parser(sub) -> None:
         "-o", "--output-dir", type=Path, help="folder for the results (default: beside each input)"
     )
     out.add_argument(
-        "--format", choices=tuple(FORMATS), default="tif",
-        help="label format of images processed in memory (chunk-wise ones are OME-Zarr)",
+        "--format", type=_format, choices=tuple(FORMATS), default="tiff",
+        help="label format of images processed in memory (chunk-wise ones are OME-Zarr); "
+        "file endings such as tif or ome.tif name the formats too",
     )  # fmt: skip
     out.add_argument(
         "--chunked-above",
@@ -495,8 +504,8 @@ def _export_parser(sub) -> None:
     p.add_argument("labels", nargs="+", metavar="LABELS", help="label files, folders or patterns")
     p.add_argument("-o", "--output-dir", type=Path, required=True, help="folder for the exports")
     p.add_argument(
-        "--format", nargs="+", choices=tuple(LABEL_FORMATS), default=["tiff"], dest="formats",
-        help="label formats to write",
+        "--format", nargs="+", type=_format, choices=FILE_FORMATS, default=["tiff"],
+        dest="formats", help="label formats to write",
     )  # fmt: skip
     p.add_argument("--coco", action="store_true", help="also write COCO RLE JSON")
     p.add_argument(
@@ -755,7 +764,7 @@ def _segment(args) -> int:
     preset = preset.with_model_settings()
     if args.threads < 0:
         raise UserError(f"--threads must be 0 or more (got {args.threads}).")
-    sources = find_inputs(args.inputs, exclude=("_cells.tif", "_cells.ome.tif", "_cells.json"))
+    sources = find_inputs(args.inputs, exclude=batch.OUTPUT_ENDINGS)
     options = batch.Options(
         fmt=args.format,
         chunked_above=int(args.chunked_above * 1e6),
@@ -873,15 +882,14 @@ def _source_channels(source: str | None) -> dict:
     """The image channels of a segmented scan by layer name, to measure inside each cell."""
     import numpy as np
 
-    if not source or not Path(source).is_file() or not source.lower().endswith((".tif", ".tiff")):
-        return {}
-    from .io.tiff import read_tiff
+    from .io.files import open_scan
 
-    channels = {}
-    for data, kwargs, kind in read_tiff(source):
-        if kind == "image" and not kwargs.get("rgb"):
-            channels[kwargs["name"]] = np.asarray(data[0] if isinstance(data, list) else data)
-    return channels
+    if not source or not Path(source).is_file():
+        return {}
+    scan = open_scan(source)
+    if scan.rgb:
+        return {}
+    return {c.name: np.asarray(c.base) for c in scan.by_role("input", "image")}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,7 +22,13 @@ from .io.atomic import write_atomically
 from .models.catalog import STARTER, resolve_unet
 from .progress import Progress
 
-METHODS = ("unet", "sam2", "sam2_guided")
+#: Segmentation methods: the key presets and ``cytomask segment --method`` use -> the
+#: name the dock shows.
+METHODS = {
+    "unet": "U-Net",
+    "sam2": "SAM2",
+    "sam2_guided": "SAM2 guided by the U-Net foreground",
+}
 PRESET_FORMAT = "napari-cytomask-preset"
 PRESET_VERSION = 1
 

@@ -456,12 +456,12 @@ def test_shortcuts_run_and_cancel_the_open_step(make_napari_viewer_proxy, qtbot,
 def test_guided_mode_runs_sam2_on_the_unet_foreground(make_napari_viewer_proxy, qtbot, settings):
     import torch
 
-    from napari_cytomask.models.sam2_models import build_model
+    from napari_cytomask.models.sam2_models import build_sam2_model
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        model = build_model("configs/sam2.1/sam2.1_hiera_t.yaml", image_size=64, seed=0)
+        model = build_sam2_model("configs/sam2.1/sam2.1_hiera_t.yaml", image_size=64, seed=0)
         viewer = make_napari_viewer_proxy()
         yy, xx = np.mgrid[:48, :64]
         cells = ((yy - 24) ** 2 + (xx - 20) ** 2 < 100).astype(np.uint16)

@@ -24,13 +24,14 @@ from qtpy.QtWidgets import QShortcut
 from skimage import io as skio
 
 from napari_cytomask import _sample_data, synthetic
-from napari_cytomask._qt.cytomask_dock import METHODS, CytomaskDock
+from napari_cytomask._qt.cytomask_dock import CytomaskDock
 from napari_cytomask._qt.sam2_widget import ALL_POSITIONS
 from napari_cytomask.metrics import DEFAULT_THRESHOLDS, evaluate
 from napari_cytomask.models.checkpoint import DIR_ENV
 from napari_cytomask.models.inference import UNetPredictor, segment
 from napari_cytomask.models.training import TrainingSettings, samples_from_arrays, train
 from napari_cytomask.models.unet import UNetConfig
+from napari_cytomask.pipeline import METHODS
 from napari_cytomask.postprocess import iter_watershed
 from napari_cytomask.progress import drain
 
@@ -126,7 +127,7 @@ def test_sample_through_every_step(
     assert unet.input.currentText() == INPUT  # the channel marked as input
     unet.device.setCurrentText("cpu")
     unet.overlap.setValue(32)
-    dock.method.setCurrentText(METHODS[0])
+    dock.method.setCurrentText(METHODS["unet"])
     shortcuts = {s.key().toString(): s for s in dock.findChildren(QShortcut)}
     shortcuts["Ctrl+Return"].activated.emit()  # Xvfb windows are never active: emit directly
     wait(qtbot, lambda: not unet.runner.busy and UNET_CELLS in viewer.layers, errors)
@@ -146,7 +147,7 @@ def test_sample_through_every_step(
 
     # (b) SAM2 on every tile, with a small random model.
     sam2 = dock.sam2
-    dock.method.setCurrentText(METHODS[1])
+    dock.method.setCurrentText(METHODS["sam2"])
     assert sam2.isVisibleTo(dock) and not unet.isVisibleTo(dock)
     sam2.device.setCurrentText("cpu")
     sam2.positions.setCurrentText(ALL_POSITIONS)
@@ -197,7 +198,7 @@ def test_sample_through_every_step(
     sam2.set_values(min_foreground_fraction=float(fraction))
     wait(qtbot, lambda: not sam2.runner.busy, errors, timeout=30_000)
     np.testing.assert_array_equal(masks.data, tuned.labels)  # no foreground chosen yet
-    dock.method.setCurrentText(METHODS[2])
+    dock.method.setCurrentText(METHODS["sam2_guided"])
     assert sam2.isVisibleTo(dock) and unet.isVisibleTo(dock)
     dock.run_current()
     wait(qtbot, lambda: sam2.foreground.currentText() == UNET_CELLS, errors)

@@ -11,7 +11,13 @@ from napari.layers import Labels
 
 from napari_cytomask.io import atomic, writers
 from napari_cytomask.io.atomic import WriteError
-from napari_cytomask.io.writers import format_for, write_labels
+from napari_cytomask.io.writers import (
+    FILE_FORMATS,
+    FORMATS,
+    format_for,
+    format_named,
+    write_labels,
+)
 from napari_cytomask.labels import LabelsError
 
 
@@ -147,6 +153,25 @@ def test_float_images_are_refused_as_labels(tmp_path):
 def test_unknown_extension_names_the_choices():
     with pytest.raises(ValueError, match=r"\.ome\.tif"):
         format_for("labels.jpg")
+
+
+@pytest.mark.parametrize("key", FORMATS)
+def test_every_format_suffix_chooses_its_format(key):
+    for suffix in FORMATS[key].suffixes:
+        assert format_for(f"cells{suffix.upper()}") == key
+        # The suffixes are the old command-line spellings of the formats.
+        assert format_named(suffix) == format_named(suffix.lstrip(".")) == key
+    assert format_named(key) == key
+
+
+def test_write_labels_writes_every_file_format_and_refuses_stores(tmp_path):
+    labels = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    for key in FILE_FORMATS:
+        assert write_labels(tmp_path / f"cells{FORMATS[key].suffix}", labels).is_file()
+    with pytest.raises(ValueError, match=r"OME-Zarr is written chunk by chunk.*\.ome\.tif"):
+        write_labels(tmp_path / "cells.ome.zarr", labels)
+    with pytest.raises(ValueError, match="unknown format 'jpeg'; use one of tiff, ome-tiff"):
+        format_named("jpeg")
 
 
 def test_napari_saves_labels_layers_through_the_plugin(tmp_path, real_labels):

@@ -21,19 +21,19 @@ from napari_cytomask.models.sam2_engine import (
     Sam2Engine,
     Sam2Params,
     _decode,
+    batch_rle_counts,
     changed_params,
     compress_masks,
-    rle_counts,
-    rle_to_mask,
 )
-from napari_cytomask.models.sam2_models import build_model
+from napari_cytomask.models.sam2_models import build_sam2_model
+from napari_cytomask.rle import rle_counts, rle_to_mask
 
 SIZE = 64
 LOW = {"pred_iou_thresh": 0.0, "stability_score_thresh": 0.0, "points_per_side": 6}
 
 
 def small_model():
-    model = build_model("configs/sam2.1/sam2.1_hiera_t.yaml", image_size=SIZE, seed=0)
+    model = build_sam2_model("configs/sam2.1/sam2.1_hiera_t.yaml", image_size=SIZE, seed=0)
     with torch.no_grad():
         for mlp in model.sam_mask_decoder.output_hypernetworks_mlps:
             mlp.layers[-1].weight.mul_(30.0)
@@ -122,8 +122,9 @@ def quiet(func, *args):
             "output_mode": "uncompressed_rle",
         },
         {**LOW, "crop_n_layers": 1, "box_nms_thresh": 0.9, "crop_n_points_downscale_factor": 2},
+        {**LOW, "box_nms_thresh": 1.0, "output_mode": "coco_rle"},
     ],
-    ids=["low", "no-nms", "thresholds", "min-region", "m2m", "single-rle", "crops"],
+    ids=["low", "no-nms", "thresholds", "min-region", "m2m", "single-rle", "crops", "coco-rle"],
 )
 def test_engine_equals_the_stock_generator(model, image, engine, kwargs):
     params = Sam2Params(**kwargs)
@@ -202,10 +203,11 @@ def test_rle_counts_match_sam2():
     masks = torch.as_tensor(rng.random((5, 7, 9)) > 0.5)
     masks[0] = True
     masks[1] = False
-    ours = rle_counts(masks)
+    ours = batch_rle_counts(masks)
     theirs = mask_to_rle_pytorch(masks)
     assert [c.tolist() for c in ours] == [r["counts"] for r in theirs]
     for counts, mask in zip(ours, masks, strict=True):
+        assert rle_counts(mask.numpy()).tolist() == counts.tolist()  # the numpy encoder
         assert np.array_equal(rle_to_mask(counts, (7, 9)), mask.numpy())
     compact = torch.zeros(3, 40, 50, dtype=bool)
     compact[1, 5:20, 10:30] = True

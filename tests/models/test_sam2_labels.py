@@ -20,10 +20,10 @@ from napari_cytomask.models.sam2_engine import (
     _Masks,
     compress_masks,
     masks_to_labels,
-    rle_counts,
-    tile_boxes,
     to_uint8_rgb,
 )
+from napari_cytomask.rle import rle_counts
+from napari_cytomask.tiling import tile_boxes
 
 SHAPE = (100, 150)
 # (row, column, radius): the second and third discs cross tile borders.
@@ -136,7 +136,7 @@ def test_overlaps_are_resolved_by_area_or_score():
     by_score, feats = masks_to_labels(masks, order="score")
     assert np.all(by_score[big] == 1) and set(np.unique(by_score)) == {0, 1}
     assert feats["predicted_iou"].tolist() == pytest.approx([0.95])
-    rle = {"size": list(SHAPE), "counts": rle_counts(torch.as_tensor(small)[None])[0].tolist()}
+    rle = {"size": list(SHAPE), "counts": rle_counts(small).tolist()}
     from_rle, _ = masks_to_labels(
         [{"segmentation": rle, "predicted_iou": 1.0, "stability_score": 1.0}]
     )

@@ -6,13 +6,13 @@ import pytest
 import torch
 
 from napari_cytomask.models import sam2_models
+from napari_cytomask.models.checkpoint import CheckpointError
 from napari_cytomask.models.sam2_models import (
     HF_MODELS,
-    CheckpointError,
     Sam2ModelCache,
-    build_model,
+    build_sam2_model,
     config_for,
-    load_checkpoint,
+    load_sam2_weights,
 )
 
 TINY = "configs/sam2.1/sam2.1_hiera_t.yaml"
@@ -20,7 +20,7 @@ TINY = "configs/sam2.1/sam2.1_hiera_t.yaml"
 
 @pytest.fixture(scope="module")
 def tiny():
-    return build_model(TINY, seed=3)
+    return build_sam2_model(TINY, seed=3)
 
 
 @pytest.fixture(scope="module")
@@ -70,24 +70,24 @@ def test_checkpoint_of_another_model_says_which_model_it_is(tiny_checkpoint):
     with pytest.raises(
         CheckpointError, match=r"seems to be a checkpoint of facebook/sam2.1-hiera-tiny"
     ):
-        build_model("configs/sam2.1/sam2.1_hiera_s.yaml", checkpoint=tiny_checkpoint)
+        build_sam2_model("configs/sam2.1/sam2.1_hiera_s.yaml", checkpoint=tiny_checkpoint)
 
 
 def test_unreadable_or_foreign_files_are_refused(tiny, tmp_path):
     text = tmp_path / "notes.pt"
     text.write_text("not a checkpoint")
     with pytest.raises(CheckpointError, match="not a readable PyTorch checkpoint"):
-        load_checkpoint(tiny, text)
+        load_sam2_weights(tiny, text)
     foreign = tmp_path / "unet.pt"
     torch.save({"state_dict": {"w": torch.zeros(1)}}, foreign)
     with pytest.raises(CheckpointError, match="no 'model' entry"):
-        load_checkpoint(tiny, foreign)
+        load_sam2_weights(tiny, foreign)
     other = tmp_path / "other.pt"
     torch.save({"model": {"w": torch.zeros(1)}}, other)
     with pytest.raises(CheckpointError, match="matches none of the SAM2"):
-        load_checkpoint(tiny, other, TINY)
+        load_sam2_weights(tiny, other, TINY)
     with pytest.raises(CheckpointError, match="does not exist"):
-        load_checkpoint(tiny, tmp_path / "missing.pt")
+        load_sam2_weights(tiny, tmp_path / "missing.pt")
 
 
 def test_hub_cache_layout_is_used_offline(tiny_checkpoint, tmp_path, monkeypatch):

@@ -21,11 +21,11 @@ from napari_cytomask.models.sam2_engine import (
     _decode,
     _frame_stats,
     _point_batches,
-    _window_rle,
     _windows,
+    batch_rle_counts,
     compress_masks,
-    rle_counts,
 )
+from napari_cytomask.rle import rle_counts
 
 
 def low_res_logits(n=24, size=32, seed=0) -> torch.Tensor:
@@ -81,7 +81,7 @@ def test_windows_never_miss_a_pixel_above_the_floor():
             assert not outside.any()
 
 
-def test_window_rle_equals_sam2_counts_when_runs_cross_columns():
+def test_window_counts_equal_sam2_counts_when_runs_cross_columns():
     rng = np.random.default_rng(0)
     h, w = 9, 7
     cases = [np.zeros((h, w), bool), np.ones((h, w), bool)]
@@ -99,8 +99,8 @@ def test_window_rle_equals_sam2_counts_when_runs_cross_columns():
             window = mask[y0 : rows[-1] + 1, x0 : cols[-1] + 1]
         else:
             y0, x0, window = 0, 0, mask[:0, :0]
-        ours = _window_rle(window, (y0, x0), (h, w))
-        assert ours.tolist() == rle_counts(torch.as_tensor(mask)[None])[0].tolist()
+        ours = rle_counts(window, (y0, x0), (h, w))
+        assert ours.tolist() == batch_rle_counts(torch.as_tensor(mask)[None])[0].tolist()
 
 
 def test_packed_masks_round_trip():

@@ -16,11 +16,11 @@ from napari_cytomask.models.inference import (
     memmap_probabilities,
     predict,
     segment,
-    tile_starts,
 )
 from napari_cytomask.models.training import TrainingSettings, samples_from_arrays, train
 from napari_cytomask.models.unet import UNetConfig
 from napari_cytomask.synthetic import make_tilescan
+from napari_cytomask.tiling import tile_starts
 
 
 @pytest.fixture(scope="module")

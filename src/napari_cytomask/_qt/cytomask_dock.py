@@ -31,8 +31,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..io.layers import METADATA_KEY
-from ..pipeline import Preset, Sam2Step
+from ..io.layers import layer_info
+from ..pipeline import METHODS, Preset, Sam2Step
 from ._settings import StepSettings, changed_signal
 from .channel_roles import ChannelRolesWidget
 from .export_panel import ExportPanel
@@ -41,7 +41,6 @@ from .sam2_widget import Sam2Widget
 from .unet_widgets import UNetSegmentWidget
 from .watershed_widget import WatershedWidget
 
-METHODS = ("U-Net", "SAM2", "SAM2 guided by the U-Net foreground")
 _SETTINGS = ("napari-cytomask", "segment-cytoplasm-dock")
 #: (tab text, what the step does)
 STEPS = (
@@ -83,7 +82,8 @@ class CytomaskDock(QWidget):
         self.export = ExportPanel(napari_viewer)
 
         self.method = QComboBox()
-        self.method.addItems(METHODS)
+        for key, title in METHODS.items():
+            self.method.addItem(title, key)
         self.method.setToolTip(
             "U-Net: a model trained on your cells. SAM2: automatic masks with live threshold "
             "sliders. Guided: SAM2 masks that lie mostly on the U-Net's foreground (run the "
@@ -224,9 +224,7 @@ class CytomaskDock(QWidget):
         ValueError
             When the chosen method lacks a model (e.g. no U-Net checkpoint).
         """
-        method = {METHODS[0]: "unet", METHODS[1]: "sam2", METHODS[2]: "sam2_guided"}[
-            self.method.currentText()
-        ]
+        method = self.method.currentData()
         unet = self.unet.step() if method != "sam2" else None
         sam2 = None
         if method != "unet":
@@ -239,7 +237,7 @@ class CytomaskDock(QWidget):
         if self.watershed.method == "split":
             split = {"params": self.watershed.params(), "cleanup": self.watershed.cleanup()}
         layer = self.unet.input.layer() if method != "sam2" else self.sam2.input_layer()
-        index = layer.metadata.get(METADATA_KEY, {}).get("channel_index") if layer else None
+        index = layer_info(layer).get("channel_index")
         return Preset(method, unet, sam2, split, None if index is None else [int(index)])
 
     def save_preset(self, path: str | Path) -> Path:
@@ -260,12 +258,12 @@ class CytomaskDock(QWidget):
         show_info(f"Saved {saved.name}. Run: cytomask segment --preset {saved} SCANS…")
 
     def _method_changed(self) -> None:
-        method = self.method.currentText()
-        self.unet.setVisible(method != "SAM2")
-        self.sam2.setVisible(method != "U-Net")
+        method = self.method.currentData()
+        self.unet.setVisible(method != "sam2")
+        self.sam2.setVisible(method != "unet")
 
     def _segment(self) -> None:
-        if self.method.currentText() == "SAM2":
+        if self.method.currentData() == "sam2":
             self.sam2.segment()
         elif self.unet.tabs.currentIndex() == 1:
             self.unet.trainer.train()
@@ -274,7 +272,7 @@ class CytomaskDock(QWidget):
 
     def _guide_sam2(self, cells) -> None:
         """Guided mode: SAM2 keeps masks that lie on the U-Net's cells, then runs."""
-        if self.method.currentText() != METHODS[2] or not cells.name.endswith("U-Net cells"):
+        if self.method.currentData() != "sam2_guided" or not cells.name.endswith("U-Net cells"):
             return
         self.sam2.foreground.setCurrentText(cells.name)
         self.sam2.segment()

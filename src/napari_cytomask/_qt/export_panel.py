@@ -22,16 +22,10 @@ from qtpy.QtWidgets import (
 )
 
 from ..io.export import export_labels, from_layer
+from ..io.writers import FILE_FORMATS, FORMATS
 from ..roles import role_of
 from ._live import Runner, StepControls, StepWidget, step_page
 
-_FORMAT_TEXT = {"tiff": "TIFF", "ome-tiff": "OME-TIFF", "png": "PNG (2D)", "npy": "NumPy"}
-_FORMAT_TIPS = {
-    "tiff": "ImageJ TIFF with the pixel size: opens in Fiji and napari.",
-    "ome-tiff": "OME-TIFF with the pixel size and axes: opens in QuPath, OMERO and Bio-Formats.",
-    "png": "8- or 16-bit PNG, one file per 2D image.",
-    "npy": "NumPy array file, for Python.",
-}
 #: Feature columns used as the COCO score when a layer has one, best first.
 _SCORE_COLUMNS = ("predicted_iou", "score", "probability")
 
@@ -47,9 +41,9 @@ class ExportPanel(StepWidget, QWidget):
             "Labels layers to export. Results and your own layers start ticked, a scan's mask "
             "channel (the ground truth) does not."
         )
-        self.formats = {key: QCheckBox(text) for key, text in _FORMAT_TEXT.items()}
+        self.formats = {key: QCheckBox(FORMATS[key].title) for key in FILE_FORMATS}
         for key, box in self.formats.items():
-            box.setToolTip(_FORMAT_TIPS[key])
+            box.setToolTip(FORMATS[key].tip)
         self.formats["tiff"].setChecked(True)
         self.objects_csv = QCheckBox("Per-object CSV and cell counts")
         self.objects_csv.setChecked(True)

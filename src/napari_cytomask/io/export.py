@@ -21,11 +21,10 @@ import numpy as np
 from skimage.measure import regionprops
 
 from ..labels import as_labels
+from ..rle import coco_rle
 from .atomic import write_atomically
-from .writers import check_png, write_labels
+from .writers import FILE_FORMATS, FORMATS, check_png, write_labels
 
-#: Label formats of :func:`export_labels`, by the extension they write.
-LABEL_FORMATS = {"tiff": ".tif", "ome-tiff": ".ome.tif", "png": ".png", "npy": ".npy"}
 _VERSIONED = (
     "napari-cytomask",
     "napari",
@@ -173,12 +172,6 @@ def cell_counts(export: LabelsExport) -> list[dict[str, object]]:
     return rows
 
 
-def coco_rle(mask: np.ndarray) -> dict[str, object]:
-    """COCO's compressed run-length encoding of a binary mask (as pycocotools writes it)."""
-    mask = np.asarray(mask, bool)
-    return _rle_of_indices(np.flatnonzero(mask.ravel(order="F")), mask.shape)
-
-
 def coco_annotations(export: LabelsExport, score_column: str | None = None) -> dict[str, object]:
     """The objects as a COCO dataset: one image per frame, one annotation per object.
 
@@ -203,16 +196,14 @@ def coco_annotations(export: LabelsExport, score_column: str | None = None) -> d
         for region in regionprops(frame):
             min_r, min_c, max_r, max_c = region.bbox
             features = feature_rows.get(region.label, {})
-            # Column-major pixel indices of the object: its RLE without a full-size mask.
-            rows_, cols = region.coords.T
-            indices = np.sort(cols.astype(np.int64) * frame.shape[0] + rows_)
             annotations.append(
                 {
                     "id": len(annotations) + 1,
                     "image_id": image_id,
                     "category_id": 1,
                     "label": int(region.label),
-                    "segmentation": _rle_of_indices(indices, frame.shape),
+                    # From the object's bounding box: no full-size mask per object.
+                    "segmentation": coco_rle(region.image, (min_r, min_c), frame.shape),
                     "bbox": [min_c, min_r, max_c - min_c, max_r - min_r],
                     "area": int(region.area),
                     "iscrowd": 0,
@@ -273,7 +264,7 @@ def export_labels(
     folder
         Output folder, created if missing.
     formats
-        Keys of :data:`LABEL_FORMATS`.
+        Keys of :data:`~napari_cytomask.io.writers.FILE_FORMATS`.
     objects_csv
         Write the per-object table and the cell counts.
     coco_json
@@ -289,9 +280,9 @@ def export_labels(
     list of Path
         Every file written.
     """
-    unknown = set(formats) - set(LABEL_FORMATS)
+    unknown = set(formats) - set(FILE_FORMATS)
     if unknown:
-        raise ValueError(f"Unknown format(s) {sorted(unknown)}; choose from {list(LABEL_FORMATS)}.")
+        raise ValueError(f"Unknown format(s) {sorted(unknown)}; choose from {list(FILE_FORMATS)}.")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     plans = [
@@ -313,7 +304,7 @@ def export_labels(
         for fmt in formats:
             outputs.append(
                 write_labels(
-                    folder / f"{_safe(export.name)}{LABEL_FORMATS[fmt]}",
+                    folder / f"{_safe(export.name)}{FORMATS[fmt].suffix}",
                     export.labels,
                     scale=export.scale,
                     units=export.units,
@@ -338,7 +329,7 @@ def export_labels(
 
 def _planned(export, folder, formats, objects_csv, coco_json) -> list[Path]:
     stem = folder / _safe(export.name)
-    paths = [Path(f"{stem}{LABEL_FORMATS[fmt]}") for fmt in formats]
+    paths = [Path(f"{stem}{FORMATS[fmt].suffix}") for fmt in formats]
     if objects_csv:
         paths += [Path(f"{stem}_objects.csv"), Path(f"{stem}_counts.csv")]
     if coco_json:
@@ -393,35 +384,3 @@ def _write_json(path: Path, content: dict, overwrite: bool) -> Path:
         tmp.write_text(json.dumps(content, indent=1, default=_plain), encoding="utf-8")
 
     return write_atomically(path, write, overwrite=overwrite)
-
-
-def _rle_of_indices(indices: np.ndarray, shape: tuple[int, int]) -> dict[str, object]:
-    """RLE from the sorted column-major indices of the foreground pixels."""
-    total = int(shape[0] * shape[1])
-    if len(indices) == 0:
-        counts = [total]
-    else:
-        breaks = np.flatnonzero(np.diff(indices) != 1) + 1
-        starts = indices[np.r_[0, breaks]]
-        ends = indices[np.r_[breaks - 1, len(indices) - 1]] + 1
-        gaps = starts - np.r_[0, ends[:-1]]  # a first gap of 0 when the mask starts on
-        counts = np.column_stack([gaps, ends - starts]).ravel().tolist()
-        if ends[-1] < total:
-            counts.append(total - int(ends[-1]))
-    return {"size": [int(shape[0]), int(shape[1])], "counts": _rle_string(counts)}
-
-
-def _rle_string(counts: list[int]) -> str:
-    """pycocotools' compact string form of run lengths (5-bit groups, offset by 48)."""
-    out = []
-    for i, count in enumerate(counts):
-        x = count - counts[i - 2] if i > 2 else count
-        more = True
-        while more:
-            c = x & 0x1F
-            x >>= 5
-            more = x != -1 if c & 0x10 else x != 0
-            if more:
-                c |= 0x20
-            out.append(chr(c + 48))
-    return "".join(out)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,16 +17,58 @@ import tifffile
 
 from ..labels import as_labels, min_label_dtype
 from .atomic import write_atomically
+from .omezarr import SUFFIX as OME_ZARR_SUFFIX
 
-#: Extensions each format is chosen by (longest match wins, so ``.ome.tif`` beats ``.tif``).
-FORMATS = {
-    ".ome.tif": "ome-tiff",
-    ".ome.tiff": "ome-tiff",
-    ".tif": "tiff",
-    ".tiff": "tiff",
-    ".png": "png",
-    ".npy": "npy",
+
+@dataclass(frozen=True)
+class LabelFormat:
+    """A file format for label images.
+
+    Attributes
+    ----------
+    title
+        The name people see (check boxes, messages).
+    suffixes
+        File endings that choose the format; the first is the one written.
+    tip
+        What the format is for, as a tooltip.
+    chunked
+        Written chunk by chunk into a store by batch segmentation of large
+        images, not in one piece by :func:`write_labels`.
+    """
+
+    title: str
+    suffixes: tuple[str, ...]
+    tip: str
+    chunked: bool = False
+
+    @property
+    def suffix(self) -> str:
+        """The ending of files written in this format."""
+        return self.suffixes[0]
+
+
+#: Every label format by key: the keys are what the command line and the settings use.
+FORMATS: dict[str, LabelFormat] = {
+    "tiff": LabelFormat(
+        "TIFF", (".tif", ".tiff"), "ImageJ TIFF with the pixel size: opens in Fiji and napari."
+    ),
+    "ome-tiff": LabelFormat(
+        "OME-TIFF",
+        (".ome.tif", ".ome.tiff"),
+        "OME-TIFF with the pixel size and axes: opens in QuPath, OMERO and Bio-Formats.",
+    ),
+    "png": LabelFormat("PNG (2D)", (".png",), "8- or 16-bit PNG, one file per 2D image."),
+    "npy": LabelFormat("NumPy", (".npy",), "NumPy array file, for Python."),
+    "ome-zarr": LabelFormat(
+        "OME-Zarr",
+        (OME_ZARR_SUFFIX,),
+        "OME-Zarr store written chunk by chunk, for images larger than memory.",
+        chunked=True,
+    ),
 }
+#: The formats :func:`write_labels` writes in one piece.
+FILE_FORMATS = tuple(key for key, fmt in FORMATS.items() if not fmt.chunked)
 
 _OME_UNITS = {
     "micrometer": "µm",
@@ -40,14 +83,44 @@ _OME_UNITS = {
 
 
 def format_for(path: str | os.PathLike) -> str:
-    """The format a file name asks for: ``"tiff"``, ``"ome-tiff"``, ``"png"`` or ``"npy"``."""
+    """The key in :data:`FORMATS` of the format a file name asks for.
+
+    The longest matching ending wins, so ``.ome.tif`` is OME-TIFF, not TIFF.
+
+    Raises
+    ------
+    ValueError
+        For a name that ends in none of the formats' suffixes.
+    """
     name = Path(path).name.lower()
-    for ext in sorted(FORMATS, key=len, reverse=True):
-        if name.endswith(ext):
-            return FORMATS[ext]
-    raise ValueError(
-        f"Cannot tell the format of {Path(path).name!r}; use one of {', '.join(FORMATS)}."
-    )
+    suffixes = [(suffix, key) for key, fmt in FORMATS.items() for suffix in fmt.suffixes]
+    matches = [(len(suffix), key) for suffix, key in suffixes if name.endswith(suffix)]
+    if not matches:
+        raise ValueError(
+            f"Cannot tell the format of {Path(path).name!r}; use one of "
+            f"{', '.join(suffix for suffix, _ in suffixes)}."
+        )
+    return max(matches)[1]
+
+
+def format_named(name: str) -> str:
+    """The key in :data:`FORMATS` of a format named by its key or a suffix (``tif``, ``.ome.tif``).
+
+    Suffixes are what ``cytomask segment --format`` took before the keys, so
+    they keep working.
+
+    Raises
+    ------
+    ValueError
+        For a name that is neither; the message lists the keys.
+    """
+    text = name.strip().lower()
+    if text in FORMATS:
+        return text
+    for key, fmt in FORMATS.items():
+        if "." + text.lstrip(".") in fmt.suffixes:
+            return key
+    raise ValueError(f"unknown format {name!r}; use one of {', '.join(FORMATS)}.")
 
 
 def write_labels(
@@ -89,11 +162,17 @@ def write_labels(
         If ``data`` is not a label image.
     ValueError
         If ``scale`` or ``units`` do not have one entry per axis, a pixel size is
-        0 or not finite, or the format cannot hold the labels (PNG: 2D and ids up
-        to 65535; OME-TIFF: ids up to 2**32 - 1 and at most 5 axes).
+        0 or not finite, the format cannot hold the labels (PNG: 2D and ids up
+        to 65535; OME-TIFF: ids up to 2**32 - 1 and at most 5 axes), or the name
+        is not one of :data:`FILE_FORMATS`.
     """
     path = Path(path)
     fmt = format_for(path)
+    if FORMATS[fmt].chunked:
+        raise ValueError(
+            f"Cannot save {path.name}: {FORMATS[fmt].title} is written chunk by chunk while "
+            f"segmenting; use one of {', '.join(FORMATS[key].suffix for key in FILE_FORMATS)}."
+        )
     labels = as_labels(data, "the labels to save")
     labels = labels.astype(min_label_dtype(int(labels.max(initial=0))), copy=False)
     scale, units = _checked_scale(path, labels.ndim, scale, units)

@@ -43,7 +43,7 @@ _PICKLE_MAGIC = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
 
 
 class CheckpointError(ValueError):
-    """A file that cannot be used as a U-Net checkpoint, with what to do about it."""
+    """A file that cannot be used as a U-Net or SAM2 checkpoint, with what to do about it."""
 
 
 def cache_dir() -> Path:

@@ -25,6 +25,7 @@ from torch import nn
 
 from ..postprocess import iter_watershed
 from ..progress import Progress, drain, relay
+from ..tiling import tile_starts
 from .checkpoint import check_input_channels, config_of, load_checkpoint
 from .device import autocast_dtype, get_device
 from .unet import UNetConfig, model_device, normalise, percentile_range
@@ -155,19 +156,6 @@ class PredictorCache:
                 self._items.pop(next(iter(self._items)))
             self._items[key] = UNetPredictor.from_checkpoint(path, dev)
         return self._items[key]
-
-
-def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
-    """Start positions of tiles of length ``tile`` covering ``size`` with at least ``overlap``.
-
-    The last tile ends at the image edge; a single tile covers images up to ``tile``.
-    """
-    if size <= tile:
-        return [0]
-    step = max(1, tile - overlap)
-    n = math.ceil((size - tile) / step) + 1
-    # Spread the tiles evenly so every overlap is at least ``overlap``.
-    return [round(i * (size - tile) / (n - 1)) for i in range(n)]
 
 
 def blend_window(length: int, ramp: int) -> np.ndarray:

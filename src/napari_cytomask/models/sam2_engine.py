@@ -56,6 +56,8 @@ from torchvision.ops.boxes import batched_nms, box_area
 
 from ..labels import min_label_dtype
 from ..progress import drain
+from ..rle import rle_counts, rle_string, rle_to_mask
+from ..tiling import tile_boxes
 from .device import autocast_dtype
 
 #: Parameters that only re-filter cached candidates.
@@ -226,11 +228,12 @@ class Sam2Result:
 # run-length encoding
 
 
-def rle_counts(masks: torch.Tensor) -> list[np.ndarray]:
-    """Column-major run lengths of binary masks, as sam2's ``mask_to_rle_pytorch`` counts.
+def batch_rle_counts(masks: torch.Tensor) -> list[np.ndarray]:
+    """:func:`~napari_cytomask.rle.rle_counts` of a batch of masks, on their device.
 
-    The counts start with a background run (0 when the first pixel is set).
-    Vectorised over the masks, so thousands of noisy masks take milliseconds.
+    The counts are sam2's ``mask_to_rle_pytorch`` counts. Vectorised over the
+    masks, so thousands of noisy masks take milliseconds, and only the run
+    boundaries travel from a GPU to the host, not the masks.
     """
     b, h, w = masks.shape
     if b == 0:
@@ -249,13 +252,6 @@ def rle_counts(masks: torch.Tensor) -> list[np.ndarray]:
     return out
 
 
-def rle_to_mask(counts: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Binary mask of shape ``shape`` from column-major run lengths (see :func:`rle_counts`)."""
-    h, w = shape
-    values = np.arange(len(counts)) % 2 == 1
-    return np.repeat(values, counts).reshape(w, h).T
-
-
 def _packbits(binary: torch.Tensor) -> torch.Tensor:
     """Row-major bits of binary masks packed into bytes on their device, as ``np.packbits``."""
     flat = binary.flatten(1)
@@ -270,8 +266,8 @@ def compress_masks(binary: torch.Tensor) -> list[np.ndarray]:
     """Compress binary masks, each to whichever is smaller: run lengths or packed bits.
 
     Compact masks (cells) take a few hundred bytes as column-major run lengths
-    (``int32``, see :func:`rle_counts`); noisy ones never take more than one
-    bit per pixel (``uint8``, row-major, packed on the masks' device so only
+    (``int32``, see :func:`batch_rle_counts`); noisy ones never take more than
+    one bit per pixel (``uint8``, row-major, packed on the masks' device so only
     the packed bytes travel to the host).
     """
     b, h, w = binary.shape
@@ -282,7 +278,8 @@ def compress_masks(binary: torch.Tensor) -> list[np.ndarray]:
     as_rle = runs * 4 < (h * w + 7) // 8
     out: list = [None] * b
     rle_idx = np.flatnonzero(as_rle)
-    for i, counts in zip(rle_idx, rle_counts(binary[torch.as_tensor(rle_idx)]), strict=True):
+    rle_masks = binary[torch.as_tensor(rle_idx)]
+    for i, counts in zip(rle_idx, batch_rle_counts(rle_masks), strict=True):
         out[i] = counts.astype(np.int32)
     bit_idx = np.flatnonzero(~as_rle)
     if bit_idx.size:
@@ -290,33 +287,6 @@ def compress_masks(binary: torch.Tensor) -> list[np.ndarray]:
         for i, row in zip(bit_idx, packed, strict=True):
             out[i] = row
     return out
-
-
-def _window_rle(window: np.ndarray, origin: tuple[int, int], hw: tuple[int, int]) -> np.ndarray:
-    """Column-major run lengths (as :func:`rle_counts`) of a mask that is empty outside ``window``.
-
-    ``window`` is the mask's content from row ``origin[0]`` and column ``origin[1]``
-    of an ``hw`` frame; only the window is read.
-    """
-    height, width = hw
-    wh, ww = window.shape
-    padded = np.zeros((ww, wh + 2), bool)  # a background pixel above and below each column
-    padded[:, 1:-1] = window.T
-    flat = padded.ravel()
-    edges = np.flatnonzero(flat[1:] != flat[:-1]) + 1
-    col, row = np.divmod(edges, wh + 2)
-    edges = (col + origin[1]) * height + row - 1 + origin[0]
-    starts, ends = edges[0::2], edges[1::2]
-    # A run that ends at the bottom of one column and restarts at the top of the next is one run.
-    joined = np.flatnonzero(ends[:-1] == starts[1:])
-    starts, ends = np.delete(starts, joined + 1), np.delete(ends, joined)
-    bounds = np.empty(2 * len(starts) + 2, np.int64)
-    bounds[0], bounds[-1] = 0, height * width
-    bounds[1:-1:2], bounds[2:-1:2] = starts, ends
-    counts = np.diff(bounds)
-    if len(counts) > 1 and counts[-1] == 0:  # the last run reaches the last pixel
-        counts = counts[:-1]
-    return counts.astype(np.int32)
 
 
 def _reach(first: np.ndarray, last: np.ndarray, n_in: int, n_out: int) -> tuple:
@@ -379,7 +349,8 @@ def _window_stats(logits: np.ndarray, windows: np.ndarray, threshold: float, off
         # Column-major runs: at most the vertical changes plus a start and an end per column.
         runs = np.count_nonzero(binary[1:] != binary[:-1]) + 2 * binary.shape[1] + 2
         if runs * 4 < bit_bytes:
-            compressed.append(_window_rle(binary, (y0 + r0, x0 + c0), (height, width)))
+            counts = rle_counts(binary, (y0 + r0, x0 + c0), (height, width))
+            compressed.append(counts.astype(np.int32))
         else:
             frame = np.zeros((height, width), bool)
             frame[y0 + r0 : y0 + r1 + 1, x0 + c0 : x0 + c1 + 1] = binary
@@ -529,38 +500,6 @@ def to_uint8_rgb(image: np.ndarray, percentiles=PERCENTILES) -> np.ndarray:
     if image.ndim == 2:
         image = np.repeat(image[..., None], 3, axis=-1)
     return np.ascontiguousarray(image)
-
-
-def tile_boxes(shape: tuple[int, int], tile_size: int, overlap: int) -> list[tuple]:
-    """Overlapping tiles covering an image, with the core region each tile owns.
-
-    Returns
-    -------
-    list of (window, core)
-        ``window`` and ``core`` are ``(y0, x0, y1, x1)``; the cores partition the
-        image (borders in the middle of the overlaps).
-    """
-
-    def axis(size: int):
-        if size <= tile_size:
-            return [(0, size)], [(0, size)]
-        if not 0 <= overlap < tile_size:
-            raise ValueError(
-                f"tile_overlap ({overlap}) must be at least 0 and smaller than tile_size "
-                f"({tile_size}); lower the overlap or enlarge the tiles."
-            )
-        n = math.ceil((size - overlap) / (tile_size - overlap))
-        starts = np.linspace(0, size - tile_size, n).round().astype(int)
-        windows = [(int(s), int(s) + tile_size) for s in starts]
-        cuts = [0] + [(windows[i][1] + windows[i + 1][0]) // 2 for i in range(n - 1)] + [size]
-        return windows, list(zip(cuts[:-1], cuts[1:], strict=True))
-
-    (wy, cy), (wx, cx) = axis(shape[0]), axis(shape[1])
-    return [
-        ((y[0], x[0], y[1], x[1]), (ccy[0], ccx[0], ccy[1], ccx[1]))
-        for y, ccy in zip(wy, cy, strict=True)
-        for x, ccx in zip(wx, cx, strict=True)
-    ]
 
 
 # ---------------------------------------------------------------------------
@@ -1088,7 +1027,7 @@ def _filter(crops: Sequence[tuple[list, _Candidates]], im_hw, params: Sam2Params
 
 
 def _records(masks: _Masks, output_mode: str) -> list[dict]:
-    from sam2.utils.amg import box_xyxy_to_xywh, coco_encode_rle
+    from sam2.utils.amg import box_xyxy_to_xywh
 
     out = []
     h, w = masks.shape
@@ -1102,10 +1041,9 @@ def _records(masks: _Masks, output_mode: str) -> list[dict]:
             if item.dtype == np.int32 and crop_hw == (h, w):
                 counts = item  # already the run lengths of the whole image
             else:
-                counts = _window_rle(_decode(item, crop_hw), (y0, x0), (h, w))
-            seg = {"size": [h, w], "counts": counts.tolist()}
-            if output_mode == "coco_rle":
-                seg = coco_encode_rle(seg)
+                counts = rle_counts(_decode(item, crop_hw), (y0, x0), (h, w))
+            compressed = output_mode == "coco_rle"  # the string sam2 gets from pycocotools
+            seg = {"size": [h, w], "counts": rle_string(counts) if compressed else counts.tolist()}
         out.append(
             {
                 "segmentation": seg,
@@ -1292,8 +1230,8 @@ def masks_to_labels(
                 raise ValueError("Compressed COCO RLE is not supported; use 'uncompressed_rle'.")
             rles.append((np.asarray(seg["counts"], np.int64), tuple(seg["size"])))
         else:
-            seg = torch.as_tensor(np.asarray(seg, bool))
-            rles.append((rle_counts(seg[None])[0], tuple(seg.shape)))
+            seg = np.asarray(seg, bool)
+            rles.append((rle_counts(seg), seg.shape))
     if rles:
         shape = rles[0][1]
     elif shape is None:
@@ -1341,12 +1279,10 @@ __all__ = [
     "Sam2Engine",
     "Sam2Params",
     "Sam2Result",
+    "batch_rle_counts",
     "changed_params",
     "compress_masks",
     "drain",
     "masks_to_labels",
-    "rle_counts",
-    "rle_to_mask",
-    "tile_boxes",
     "to_uint8_rgb",
 ]

@@ -2,7 +2,8 @@
 
 Checkpoints are the ``.pt`` files Meta publishes (``{"model": state_dict}``).
 A file that belongs to another model than the chosen configuration raises
-:class:`CheckpointError`, which names the model the file seems to be for.
+:class:`~napari_cytomask.models.checkpoint.CheckpointError`, which names the
+model the file seems to be for.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from .checkpoint import CheckpointError
 from .device import get_device
 
 #: Hugging Face id -> (sam2 configuration name, checkpoint file name), as sam2's ``build_sam.py``.
@@ -43,10 +45,6 @@ DEFAULT_MODEL = "facebook/sam2.1-hiera-tiny"
 _EMBED_KEY = "image_encoder.trunk.patch_embed.proj.weight"
 _BLOCK_PREFIX = "image_encoder.trunk.blocks."
 _V21_KEY = "no_obj_embed_spatial"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be loaded into the chosen SAM2 model, with what to do instead."""
 
 
 def config_for(model_id: str) -> str:
@@ -170,7 +168,7 @@ def _check_sha256(path: Path, model_id: str) -> None:
         )
 
 
-def build_model(
+def build_sam2_model(
     config: str,
     *,
     checkpoint: str | Path | None = None,
@@ -213,12 +211,19 @@ def build_model(
             torch.manual_seed(seed)
         model = build_sam2(config, None, device="cpu", hydra_overrides_extra=overrides)
     if checkpoint is not None:
-        load_checkpoint(model, checkpoint, config)
+        load_sam2_weights(model, checkpoint, config)
     return model.to(get_device(device)).eval()
 
 
-def load_checkpoint(model, checkpoint: str | Path, config: str = "") -> None:
-    """Load a sam2 checkpoint into ``model``, or raise :class:`CheckpointError` saying why not."""
+def load_sam2_weights(model, checkpoint: str | Path, config: str = "") -> None:
+    """Load the weights of a sam2 ``.pt`` checkpoint into ``model``.
+
+    Raises
+    ------
+    CheckpointError
+        Saying why not: a missing or unreadable file, no ``"model"`` entry, or
+        weights of another model than ``config`` (naming the model they fit).
+    """
     path = Path(checkpoint)
     if not path.is_file():
         raise CheckpointError(f"Checkpoint {path} does not exist; pick an existing .pt file.")
@@ -335,7 +340,7 @@ class Sam2ModelCache:
 
 def _build_from_source(source: str, device: torch.device, config: str | None):
     if source in HF_MODELS:
-        return build_model(
+        return build_sam2_model(
             config_for(source), checkpoint=download_checkpoint(source), device=device
         )
     if config is None:
@@ -343,6 +348,6 @@ def _build_from_source(source: str, device: torch.device, config: str | None):
             f"{Path(source).name} is a local checkpoint: also choose its configuration "
             f"(one of {sorted(cfg for cfg, _ in HF_MODELS.values())})."
         )
-    return build_model(
+    return build_sam2_model(
         HF_MODELS[config][0] if config in HF_MODELS else config, checkpoint=source, device=device
     )

@@ -14,7 +14,7 @@ from .cleanup import (
     relabel,
     remove_border_objects,
 )
-from .runner import DEFAULT_CLEANUP, METHODS, iter_watershed, run_watershed
+from .runner import DEFAULT_CLEANUP, WATERSHED_METHODS, iter_watershed, run_watershed
 from .watershed import (
     MARKER_METHODS,
     distance_markers,
@@ -29,7 +29,7 @@ from .watershed import (
 __all__ = [
     "DEFAULT_CLEANUP",
     "MARKER_METHODS",
-    "METHODS",
+    "WATERSHED_METHODS",
     "clean_labels",
     "close_objects",
     "distance_markers",

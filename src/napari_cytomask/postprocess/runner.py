@@ -29,9 +29,9 @@ from ..progress import drain
 from .cleanup import border_ids, clean_labels
 from .watershed import foreground_to_instances, interior_boundary_to_instances, split_labels
 
-Method = Literal["foreground", "interior_boundary", "split"]
-#: Method name -> (2D function, names of its input maps).
-METHODS: dict[str, tuple[Callable[..., np.ndarray], tuple[str, ...]]] = {
+WatershedMethod = Literal["foreground", "interior_boundary", "split"]
+#: Watershed method -> (2D function, names of its input maps).
+WATERSHED_METHODS: dict[str, tuple[Callable[..., np.ndarray], tuple[str, ...]]] = {
     "foreground": (foreground_to_instances, ("foreground",)),
     "interior_boundary": (interior_boundary_to_instances, ("interior map", "boundary map")),
     "split": (split_labels, ("labels to split",)),
@@ -48,22 +48,27 @@ DEFAULT_CLEANUP: dict[str, object] = {"fill": True, "min_area": 16}
 
 
 def _frame_labels(method, frames, params, cleanup, *, exclude_border, origin=(0, 0)):
-    func, _ = METHODS[method]
+    func, _ = WATERSHED_METHODS[method]
     labels = func(*frames, **params, origin=origin)
     return clean_labels(labels, **cleanup, exclude_border=exclude_border, relabel_ids=True)
 
 
-def _windows(size: int, chunk: int, overlap: int):
-    """(core, window) slice pairs along one axis."""
+def _chunk_windows(size: int, chunk: int, overlap: int):
+    """(core, window) slice pairs along one axis: cores on a grid of ``chunk`` pixels.
+
+    Not the model tiles of :mod:`napari_cytomask.tiling`: here the size given is
+    that of the core each window owns (``cytomask segment --chunk-size``, also the
+    OME-Zarr chunk size), and every window adds ``overlap`` of context on each side.
+    """
     for start in range(0, size, chunk):
         stop = min(start + chunk, size)
         yield slice(start, stop), slice(max(start - overlap, 0), min(stop + overlap, size))
 
 
 def _check_inputs(method: str, inputs) -> tuple[int, ...]:
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; use one of {sorted(METHODS)}.")
-    names = METHODS[method][1]
+    if method not in WATERSHED_METHODS:
+        raise ValueError(f"unknown method {method!r}; use one of {sorted(WATERSHED_METHODS)}.")
+    names = WATERSHED_METHODS[method][1]
     if len(inputs) != len(names):
         raise ValueError(
             f"method {method!r} takes {len(names)} input(s) ({', '.join(names)}), "
@@ -80,7 +85,7 @@ def _check_inputs(method: str, inputs) -> tuple[int, ...]:
 
 
 def iter_watershed(
-    method: Method,
+    method: WatershedMethod,
     *inputs,
     params: Mapping[str, object] | None = None,
     cleanup: Mapping[str, object] | None = None,
@@ -147,8 +152,8 @@ def iter_watershed(
     height, width = shape[-2:]
     chunked = chunk_size is not None and (height > chunk_size or width > chunk_size)
     if chunked:
-        rows = list(_windows(height, chunk_size, overlap))
-        cols = list(_windows(width, chunk_size, overlap))
+        rows = list(_chunk_windows(height, chunk_size, overlap))
+        cols = list(_chunk_windows(width, chunk_size, overlap))
         tiles = [(r, c) for r in rows for c in cols]
     frames = list(np.ndindex(shape[:-2]))
     total = len(frames) * (len(tiles) if chunked else 1)
@@ -245,7 +250,7 @@ def _image_sides(win_r: slice, win_c: slice, height: int, width: int) -> tuple[s
     return tuple(sides)
 
 
-def run_watershed(method: Method, *inputs, **kwargs):
+def run_watershed(method: WatershedMethod, *inputs, **kwargs):
     """Run :func:`iter_watershed` to the end and return the label image.
 
     Parameters

@@ -1,0 +1,70 @@
+"""Overlapping tiles that cover an image, for models that see one tile at a time.
+
+The U-Net blends its tiles with a smooth window (:func:`tile_starts`); SAM2
+keeps each object from the tile whose core holds it (:func:`tile_boxes`). Both
+place their tiles the same way, so a tile size and an overlap mean the same in
+either.
+"""
+
+from __future__ import annotations
+
+import math
+
+
+def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
+    """Start positions of tiles of length ``tile`` covering ``size`` with at least ``overlap``.
+
+    The tiles are spread evenly, the first starts at 0 and the last ends at the
+    image edge; a single tile covers images up to ``tile``.
+
+    Raises
+    ------
+    ValueError
+        When the image needs several tiles and ``overlap`` is not in ``[0, tile)``.
+    """
+    if size <= tile:
+        return [0]
+    if not 0 <= overlap < tile:
+        raise ValueError(
+            f"The tile overlap ({overlap}) must be at least 0 and smaller than the tile size "
+            f"({tile}); lower the overlap or enlarge the tiles."
+        )
+    n = math.ceil((size - tile) / (tile - overlap)) + 1
+    # i * (size - tile) / (n - 1) is a correctly rounded quotient of integers, so its
+    # rounding (halves to even) is the same on every machine.
+    return [round(i * (size - tile) / (n - 1)) for i in range(n)]
+
+
+def tile_spans(size: int, tile: int, overlap: int) -> list[tuple[int, int, int, int]]:
+    """The tiles of :func:`tile_starts` along one axis, with the core each tile owns.
+
+    Returns
+    -------
+    list of (start, stop, core_start, core_stop)
+        The tile is ``start:stop``; the cores partition ``0:size``, with the
+        borders in the middle of the overlaps.
+    """
+    starts = tile_starts(size, tile, overlap)
+    stops = [min(start + tile, size) for start in starts]
+    cuts = [0, *((stops[i] + starts[i + 1]) // 2 for i in range(len(starts) - 1)), size]
+    return [
+        (start, stop, cuts[i], cuts[i + 1])
+        for i, (start, stop) in enumerate(zip(starts, stops, strict=True))
+    ]
+
+
+def tile_boxes(shape: tuple[int, int], tile: int, overlap: int) -> list[tuple]:
+    """Overlapping tiles covering a 2D image, with the core region each tile owns.
+
+    Returns
+    -------
+    list of (window, core)
+        ``window`` and ``core`` are ``(y0, x0, y1, x1)``, rows first; the cores
+        partition the image.
+    """
+    rows, cols = tile_spans(shape[0], tile, overlap), tile_spans(shape[1], tile, overlap)
+    return [
+        ((y0, x0, y1, x1), (cy0, cx0, cy1, cx1))
+        for y0, y1, cy0, cy1 in rows
+        for x0, x1, cx0, cx1 in cols
+    ]
