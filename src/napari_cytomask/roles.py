@@ -11,28 +11,29 @@ from __future__ import annotations
 import numpy as np
 from napari.layers import Image, Labels, Layer
 
-from .io.layers import METADATA_KEY, ROLES, Role
+from .io.layers import METADATA_KEY, ROLES, Role, layer_info
 from .labels import as_labels
 
 _SHARED_STATE = ("name", "scale", "translate", "units", "axis_labels", "visible", "opacity")
 
 
-def role_of(layer: Layer) -> Role | None:
-    """The channel role recorded on a layer, or ``None`` for layers the plugin did not open."""
-    meta = layer.metadata.get(METADATA_KEY)
-    if meta is None:
+def role_of(layer: Layer) -> str | None:
+    """The role recorded on a layer: a channel role (``"input"``, ``"image"``, ``"mask"``),
+    ``"result"`` for a layer a step computed, or ``None`` for layers the plugin did not make."""
+    info = layer_info(layer)
+    if not info:
         return None
-    return meta.get("role", "mask" if isinstance(layer, Labels) else "image")
+    return info.get("role", "mask" if isinstance(layer, Labels) else "image")
 
 
 def source_of(layer: Layer) -> str | None:
-    """The file (or sample) a channel layer was opened from."""
-    return (layer.metadata.get(METADATA_KEY) or {}).get("source")
+    """The file (or sample) a layer was opened from, or its result was computed from."""
+    return layer_info(layer).get("source")
 
 
 def channel_layers(layers) -> list[Layer]:
-    """The layers of a layer list that are channels of an opened scan."""
-    return [layer for layer in layers if role_of(layer) is not None]
+    """The layers of a layer list that are channels of an opened scan (never results)."""
+    return [layer for layer in layers if role_of(layer) in ROLES]
 
 
 def set_role(layers, layer: Layer, role: Role) -> Layer:
@@ -64,7 +65,7 @@ def set_role(layers, layer: Layer, role: Role) -> Layer:
     """
     if role not in ROLES:
         raise ValueError(f"Unknown role {role!r}; choose one of {ROLES}.")
-    if role_of(layer) is None:
+    if role_of(layer) not in ROLES:
         raise ValueError(f"Layer {layer.name!r} was not opened as a channel of a scan.")
     if role == "input":
         for other in channel_layers(layers):
@@ -84,7 +85,7 @@ def set_role(layers, layer: Layer, role: Role) -> Layer:
 
 
 def _record(layer: Layer, role: Role) -> None:
-    meta = dict(layer.metadata.get(METADATA_KEY, {}))
+    meta = layer_info(layer)
     meta["role"] = role
     layer.metadata = {**layer.metadata, METADATA_KEY: meta}
 

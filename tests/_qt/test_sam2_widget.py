@@ -4,19 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from napari_cytomask._qt.sam2_widget import Sam2Widget
 
 pytestmark = pytest.mark.gui
-
-
-@pytest.fixture
-def small_model(small_sam2):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: extra OpenMP threads only wait on each other
-    yield small_sam2
-    torch.set_num_threads(threads)
 
 
 def image():

@@ -141,3 +141,41 @@ def test_a_stack_that_png_cannot_hold_writes_nothing(tmp_path):
     with pytest.raises(ValueError, match="ids up to 65535"):
         export_labels([big], tmp_path, formats=["npy", "png"])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_provenance_of_a_layer_is_what_the_layer_records(tmp_path):
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from napari_cytomask.io.export import from_layer
+    from napari_cytomask.io.layers import model_record, result_metadata
+
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(b"weights")
+    channel = SimpleNamespace(
+        name="phase",
+        metadata={"cytomask": {"source": "/data/scan.tif", "channel_index": 1,
+                               "channel_name": "Phase", "role": "input"}},
+    )  # fmt: skip
+    model = model_record("mine", weights)
+    labels = np.zeros((2, 8, 8), np.uint8)
+    labels[1, 2:5, 2:5] = 1
+    # A pyramid exports its full resolution.
+    layer = SimpleNamespace(
+        name="cells", data=[labels, labels[:, ::2, ::2]], multiscale=True,
+        scale=(1.0, 0.5, 0.5), units=("pixel", "µm", "µm"), axis_labels=("P", "Y", "X"),
+        features=pd.DataFrame(),
+        metadata=result_metadata(channel, method="unet", parameters={"tta": True}, model=model),
+    )  # fmt: skip
+    export = from_layer(layer)
+    assert export.labels.shape == (2, 8, 8)
+    export_labels([export], tmp_path / "out", objects_csv=False)
+    prov = json.loads((tmp_path / "out" / "cells_provenance.json").read_text())
+    recorded = layer.metadata["cytomask"]
+    assert prov["source"] == "/data/scan.tif"
+    assert (prov["channel_index"], prov["channel_name"]) == (1, "Phase")
+    assert prov["method"] == "unet" and prov["parameters"] == {"tta": True}
+    assert prov["model"] == model and prov["model"]["sha256"]
+    assert prov["made_from"] == {"layer": "phase"}
+    assert prov["versions"] == recorded["versions"]

@@ -3,39 +3,81 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from napari.layers import Labels, Layer
 from qtpy.QtWidgets import QComboBox
 
-from ..io.layers import METADATA_KEY
 from ..labels import min_label_dtype
 from ..roles import role_of
 
 
-def base_data(layer):
-    """A layer's full-resolution data."""
-    return layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+def resolution_level(layer, level: int = 0) -> tuple[Any, dict]:
+    """One resolution level of a layer, and the geometry that lays it over level 0.
+
+    napari sizes level *k* of a multiscale layer by its downsample factors
+    (level 0's shape over level *k*'s, per axis). A pixel of level *k* stands for
+    a block of ``factor`` level-0 pixels per axis, so its centre is the block's,
+    ``(factor - 1) / 2`` level-0 pixels past the centre of the block's first
+    pixel. A layer made from level *k* therefore overlays level 0 with
+    ``scale = layer.scale * factor`` and
+    ``translate = layer.translate + (factor - 1) / 2 * layer.scale``: its pixel
+    edges, and so its world extent, are the image's, and it lies where napari
+    draws level *k* of the image itself.
+
+    Parameters
+    ----------
+    layer
+        An Image or Labels layer, multiscale or not.
+    level
+        0 for full resolution, higher for coarser levels.
+
+    Returns
+    -------
+    data
+        The level's array (lazy arrays stay lazy; an RGB image keeps its colour axis).
+    geometry
+        ``scale``, ``translate``, ``units`` and ``axis_labels`` of a layer of the
+        level's shape (without a colour axis) that overlays the layer.
+
+    Raises
+    ------
+    ValueError
+        For a level the layer does not have.
+    """
+    multiscale = getattr(layer, "multiscale", False)
+    levels = layer.data if multiscale else [layer.data]
+    if not 0 <= level < len(levels):
+        raise ValueError(
+            f"{layer.name!r} has {len(levels)} resolution level(s); there is no level {level}."
+        )
+    scale = np.asarray(layer.scale, float)
+    factors = np.ones_like(scale)
+    if multiscale:
+        factors = np.asarray(layer.downsample_factors[level], float)[: scale.size]
+    translate = np.asarray(layer.translate, float) + (factors - 1) / 2 * scale
+    geometry = {
+        "scale": tuple(float(s) for s in scale * factors),
+        "translate": tuple(float(t) for t in translate),
+        "units": tuple(layer.units),
+        "axis_labels": tuple(layer.axis_labels),
+    }
+    return levels[level], geometry
 
 
-def geometry_of(layer) -> dict:
-    """Scale, translation, units and axis names of a layer's spatial axes, for its outputs."""
-    keys = ("scale", "translate", "units", "axis_labels")
-    geometry = {key: tuple(getattr(layer, key)) for key in keys}
-    if getattr(layer, "rgb", False):
-        geometry = {key: value[:-1] for key, value in geometry.items()}
-    return geometry
-
-
-def made_by_plugin(layer) -> bool:
-    """Whether a step of the dock made this layer (a segmentation, not an input or a mask)."""
-    return "method" in layer.metadata.get(METADATA_KEY, {})
-
-
-def result_metadata(**record) -> dict:
-    """Layer metadata of a step's result: what made it, and no channel role (a result is
-    not a channel of a scan, so the channel-role table and the mask defaults skip it)."""
-    return {METADATA_KEY: {"role": None, **record}}
+def level_names(layer) -> list[str]:
+    """Names of a layer's resolution levels for a choice: ``full (1024 × 1024 px)``,
+    ``1/2 (512 × 512 px)``…"""
+    multiscale = getattr(layer, "multiscale", False)
+    factors = layer.downsample_factors if multiscale else np.ones((1, layer.ndim))
+    shapes = layer.level_shapes if multiscale else [layer.data.shape]
+    names = []
+    for k, (factor, shape) in enumerate(zip(factors, shapes, strict=True)):
+        height, width = shape[layer.ndim - 2 : layer.ndim]
+        size = f"({height} × {width} px)"
+        names.append(f"full {size}" if k == 0 else f"1/{float(factor[-1]):g} {size}")
+    return names
 
 
 def compact_labels(data) -> np.ndarray:
@@ -48,18 +90,16 @@ def compact_labels(data) -> np.ndarray:
     return data.astype(min_label_dtype(int(data.max(initial=0))), copy=False)
 
 
-def labels_layer(data, name: str, geometry: dict, record: dict) -> Labels:
+def labels_layer(data, name: str, geometry: dict, metadata: dict) -> Labels:
     """A Labels layer for a step's result, made where the result is computed.
 
-    ``record`` says what made it (see :func:`result_metadata`); the data are
-    made compact (:func:`compact_labels`).
+    ``geometry`` comes from :func:`resolution_level`, ``metadata`` from
+    :func:`~napari_cytomask.io.layers.result_metadata`; the data are made compact
+    (:func:`compact_labels`).
     """
     data = compact_labels(data)
     return Labels(
-        data,
-        name=name,
-        metadata=result_metadata(**record),
-        **{k: v[-data.ndim :] for k, v in geometry.items()},
+        data, name=name, metadata=metadata, **{k: v[-data.ndim :] for k, v in geometry.items()}
     )
 
 

@@ -22,10 +22,11 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ..io.layers import is_result, result_metadata
 from ..labels import LabelsError, as_labels, check_same_shape
 from ..metrics import DEFAULT_THRESHOLDS, Evaluation, evaluate, unmatched_objects, write_csv
 from ..roles import role_of
-from ._layers import made_by_plugin
+from ._layers import resolution_level
 from ._live import Runner, StepControls, StepWidget, step_page
 from ._plot import PlotCanvas
 
@@ -74,11 +75,6 @@ def _table(rows: list[str], tips: list[str], columns: list[str]) -> QTableWidget
     table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
     table.setWordWrap(False)
     return table
-
-
-def _level0(layer: Labels):
-    """Full-resolution data of a (possibly multiscale) Labels layer."""
-    return layer.data[0] if layer.multiscale else layer.data
 
 
 def compute_metrics(ground_truth, prediction, stack: bool, threshold: float, highlight: bool):
@@ -296,7 +292,7 @@ class MetricsDock(StepWidget, QWidget):
             self.runner.cancel()
             self.status.setText("Add two Labels layers: a prediction and a ground truth.")
             return
-        gt_data, pred_data = _level0(gt), _level0(pred)
+        gt_data, pred_data = resolution_level(gt)[0], resolution_level(pred)[0]
         try:
             # Cheap checks here, so the common mistakes are reported at once.
             check_same_shape(
@@ -375,15 +371,22 @@ class MetricsDock(StepWidget, QWidget):
     def _update_highlights(self, false_pos: np.ndarray, false_neg: np.ndarray) -> None:
         names = self._highlight_names()
         source = {"fp": self.prediction_layer, "fn": self.ground_truth_layer}
+        parameters = {
+            "match_threshold": self.threshold_spin.value(),
+            "prediction": self.prediction_layer.name,
+            "ground_truth": self.ground_truth_layer.name,
+        }
         for key, data in (("fp", false_pos), ("fn", false_neg)):
+            method = {"fp": "false_positives", "fn": "false_negatives"}[key]
+            metadata = result_metadata(source[key], method=method, parameters=parameters)
             layer = self._highlights.get(key)
             if layer is not None and self._find(layer.unique_id) is not None:
                 layer.data = data
                 layer.name = names[key]
+                layer.metadata = {**layer.metadata, **metadata}
                 continue
-            layer = Labels(
-                data, name=names[key], scale=source[key].scale, translate=source[key].translate
-            )
+            geometry = resolution_level(source[key])[1]
+            layer = Labels(data, name=names[key], metadata=metadata, **geometry)
             # Registered before insertion, so the layer list refresh can skip it.
             self._highlights[key] = layer
             self.viewer.add_layer(layer)
@@ -423,7 +426,7 @@ _TRUTH_HINTS = ("gt", "ground", "truth", "reference", "annot", "mask")
 
 
 def _looks_like_truth(layer) -> bool:
-    return not made_by_plugin(layer) and (
+    return not is_result(layer) and (
         role_of(layer) == "mask" or any(h in layer.name.lower() for h in _TRUTH_HINTS)
     )
 
@@ -433,7 +436,7 @@ def _default_ground_truth(candidates) -> int | None:
     layer no step of the dock made."""
     ranked = [layer for layer in candidates if role_of(layer) == "mask"]
     ranked += [layer for layer in candidates if _looks_like_truth(layer)]
-    ranked += [layer for layer in candidates if not made_by_plugin(layer)] + list(candidates)
+    ranked += [layer for layer in candidates if not is_result(layer)] + list(candidates)
     return ranked[0].unique_id if ranked else None
 
 
@@ -441,6 +444,6 @@ def _default_prediction(candidates, truth) -> int | None:
     """The newest layer a step made, else the newest layer that does not look like a
     reference, else any other layer."""
     others = [layer for layer in reversed(candidates) if layer.unique_id != truth]
-    ranked = [layer for layer in others if made_by_plugin(layer)]
+    ranked = [layer for layer in others if is_result(layer)]
     ranked += [layer for layer in others if not _looks_like_truth(layer)] + others
     return ranked[0].unique_id if ranked else truth

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 
 import napari
@@ -24,6 +25,7 @@ from qtpy.QtWidgets import (
 )
 from superqt import QLabeledDoubleSlider, QLabeledSlider
 
+from ..io.layers import layer_info, model_record, origin, result_metadata
 from ..models.device import available_devices
 from ..models.sam2_engine import (
     ENCODER_PARAMS,
@@ -33,7 +35,7 @@ from ..models.sam2_engine import (
     Sam2Result,
 )
 from ..models.sam2_models import DEFAULT_MODEL, HF_MODELS, Sam2ModelCache
-from ._layers import LayerPicker, compact_labels, geometry_of, labels_layer
+from ._layers import LayerPicker, compact_labels, labels_layer, level_names, resolution_level
 from ._live import Runner, StepControls, StepWidget, step_page
 
 LOCAL = "Local checkpoint…"
@@ -259,6 +261,12 @@ class Sam2Widget(StepWidget, QWidget):
         self.layer = LayerPicker(
             napari_viewer, Image, prefer_role="input", tooltip="The image to segment."
         )
+        self.level = QComboBox()
+        self.level.setToolTip(
+            "For pyramidal images: the resolution SAM2 segments. Full resolution finds the "
+            "smallest cells; a coarser level is faster. The masks overlay the image either way."
+        )
+        self.layer.currentIndexChanged.connect(self._refresh_levels)
         self.foreground = QComboBox()
         self.foreground.setToolTip(
             "Optional foreground (U-Net output or a threshold): masks mostly outside it are "
@@ -300,6 +308,7 @@ class Sam2Widget(StepWidget, QWidget):
         top.addRow("Checkpoint file", self._checkpoint_row)
         top.addRow("Configuration", self.config)
         top.addRow("Image", self.layer)
+        top.addRow("Resolution level", self.level)
         top.addRow("Foreground", self.foreground)
         top.addRow("Positions", self.positions)
         top.addRow("Device", self.device)
@@ -349,6 +358,7 @@ class Sam2Widget(StepWidget, QWidget):
         for event in (events.inserted, events.removed, events.moved):
             event.connect(self._refresh_foreground)
         self._refresh_foreground()
+        self._refresh_levels()
         self._show_local()
 
     @property
@@ -375,7 +385,7 @@ class Sam2Widget(StepWidget, QWidget):
         names = [
             layer.name
             for layer in self.viewer.layers
-            if isinstance(layer, Image | Labels) and not layer.name.endswith(" SAM2 masks")
+            if isinstance(layer, Image | Labels) and layer_info(layer).get("method") != "sam2"
         ]
         self.foreground.blockSignals(True)
         self.foreground.clear()
@@ -383,6 +393,16 @@ class Sam2Widget(StepWidget, QWidget):
         self.foreground.addItems(names)
         self.foreground.setCurrentText(current if current in names else NO_FOREGROUND)
         self.foreground.blockSignals(False)
+
+    def _refresh_levels(self, *_) -> None:
+        """Offer the chosen image's resolution levels; only pyramids have a choice."""
+        layer = self.layer.layer()
+        names = level_names(layer) if layer is not None else []
+        if [self.level.itemText(i) for i in range(self.level.count())] != names:
+            self.level.clear()
+            self.level.addItems(names)  # full resolution first: the default
+        self.level.setVisible(len(names) > 1)
+        self._top.labelForField(self.level).setVisible(len(names) > 1)
 
     def _show_local(self, *_) -> None:
         local = self.model.currentText() == LOCAL
@@ -458,21 +478,25 @@ class Sam2Widget(StepWidget, QWidget):
         layer = self.input_layer()
         rgb = bool(layer.rgb)
         lead = layer.ndim - 2
-        data = layer.data[-1] if layer.multiscale else layer.data
+        level = max(self.level.currentIndex(), 0)
+        data, geometry = resolution_level(layer, level)
         index: tuple = ()
         if lead and self.positions.currentText() == CURRENT_POSITION:
             point = layer.world_to_data(self.viewer.dims.point)
             index = tuple(int(np.clip(round(point[i]), 0, data.shape[i] - 1)) for i in range(lead))
         foreground = None
+        parameters = self._parameters(level)
         if self.foreground.currentText() != NO_FOREGROUND:
             fg_layer = self.viewer.layers[self.foreground.currentText()]
-            foreground = (fg_layer.data, isinstance(fg_layer, Labels))
+            foreground = (resolution_level(fg_layer)[0], isinstance(fg_layer, Labels))
+            parameters["foreground"] = origin(fg_layer)
         source, config = self.model_source()
         self._source = source
         return dict(
             layer=layer,
             index=index,
             data=data,
+            geometry=geometry,
             rgb=rgb,
             foreground=foreground,
             source=source,
@@ -480,7 +504,21 @@ class Sam2Widget(StepWidget, QWidget):
             device=self.device.currentText(),
             params=self.params(),
             label_params=self.label_params(),
+            parameters=parameters,
         )
+
+    def _parameters(self, level: int) -> dict:
+        """The settings a result records: as a preset's SAM2 step, plus where it ran."""
+        params = asdict(self.params())
+        params.pop("point_grids")
+        return {
+            "params": params,
+            "labels": asdict(self.label_params()),
+            "level": level,
+            "positions": self.positions.currentText(),
+            "device": self.device.currentText(),
+            "foreground": None,
+        }
 
     def _engine(self, source, device, config) -> Sam2Engine:
         with self._engine_lock:
@@ -500,12 +538,17 @@ class Sam2Widget(StepWidget, QWidget):
         if job["foreground"] is not None:
             data, is_labels = job["foreground"]
             fg = np.asarray(data[index] if index else data)
+            fg = _sample_like(fg, image.shape[:-1] if job["rgb"] else image.shape)
             foreground = fg > 0 if is_labels else fg
         engine = self._engine(job["source"], job["device"], job["config"])
+        model = _model_record(job["source"], job["config"])
         result = yield from engine.segment_iter(
             image, job["params"], job["label_params"], rgb=job["rgb"], foreground=foreground
         )
-        return job, result, dict(engine.runs)
+        metadata = result_metadata(
+            job["layer"], method="sam2", parameters=job["parameters"], model=model
+        )
+        return job, result, dict(engine.runs), metadata
 
     def segment(self) -> None:
         """Segment the chosen image in a worker; progress and Cancel while it runs."""
@@ -536,25 +579,23 @@ class Sam2Widget(StepWidget, QWidget):
     # -- results -----------------------------------------------------------------
 
     def _show(self, outcome) -> None:
-        job, result, runs = outcome
+        job, result, runs, metadata = outcome
         layer = job["layer"]
         if layer not in self.viewer.layers:
             return
         name = f"{layer.name} SAM2 masks"
         index = job["index"]
-        spatial = layer.data.shape[:-1] if layer.rgb else layer.data.shape
-        if layer.multiscale:
-            spatial = layer.data[-1].shape[:-1] if layer.rgb else layer.data[-1].shape
+        spatial = job["data"].shape[:-1] if job["rgb"] else job["data"].shape
         labels, features = self._merge_position(name, index, spatial, result)
         existing = self.viewer.layers[name] if name in self.viewer.layers else None
         if existing is not None and existing.data.shape == labels.shape:
             existing.data = compact_labels(labels)
+            existing.metadata = {**existing.metadata, **metadata}
             out = existing
         else:
             if existing is not None:
                 self.viewer.layers.remove(existing)
-            record = {"source": layer.name, "method": "sam2", "model": job["source"]}
-            out = self.viewer.add_layer(labels_layer(labels, name, geometry_of(layer), record))
+            out = self.viewer.add_layer(labels_layer(labels, name, job["geometry"], metadata))
         out.features = features
         n = len(features["index"])
         # No masks is an answer, not an error: the status line says what to change.
@@ -594,6 +635,34 @@ class Sam2Widget(StepWidget, QWidget):
             k: np.concatenate([t.get(k, np.zeros(0)) for t in tables]) for k in result.features
         }
         return labels, features
+
+
+def _sample_like(foreground: np.ndarray, shape: tuple) -> np.ndarray:
+    """A full-resolution foreground map sampled at the pixel centres of a coarser level."""
+    if foreground.shape == tuple(shape) or foreground.ndim != len(shape):
+        return foreground  # the engine explains a map of another image
+    rows, cols = (
+        ((np.arange(n) + 0.5) * foreground.shape[axis] / n).astype(int)
+        for axis, n in ((-2, shape[-2]), (-1, shape[-1]))
+    )
+    return foreground[..., rows[:, None], cols]
+
+
+def _model_record(source: str, config: str | None) -> dict:
+    """The model of a run with its file's SHA-256 (a Hugging Face id: the cached download)."""
+    path = _hub_file(source) if source in HF_MODELS else Path(source)
+    return model_record(source, path, config=config)
+
+
+def _hub_file(model_id: str) -> Path | None:
+    """The downloaded checkpoint of a Hugging Face id, or ``None`` when it is not cached."""
+    from huggingface_hub import hf_hub_download
+
+    try:
+        filename = HF_MODELS[model_id][1]
+        return Path(hf_hub_download(model_id, filename, local_files_only=True))
+    except (OSError, ValueError):  # not in the cache: nothing to hash
+        return None
 
 
 __all__ = ["Sam2Widget"]

@@ -7,8 +7,10 @@ notification).
 
 from __future__ import annotations
 
+import copy
 import math
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import napari
@@ -33,13 +35,14 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ..io.layers import model_record, result_metadata
 from ..models.catalog import STARTER, resolve_unet, unet_models
 from ..models.checkpoint import cache_dir, read_description
 from ..models.device import available_devices, get_device
 from ..models.inference import PredictorCache, iter_segment, recommended_settings
 from ..pipeline import UNetStep
 from ..roles import role_of, source_of
-from ._layers import LayerPicker, base_data, geometry_of, labels_layer
+from ._layers import LayerPicker, labels_layer, resolution_level
 from ._live import Runner, StepControls, StepWidget, scrolled, step_page
 from ._plot import PlotCanvas
 
@@ -357,8 +360,9 @@ class UNetSegmentWidget(StepWidget, QWidget):
         self.status.setText(f"Model {checkpoint.stem} is ready: press Segment cytoplasm.")
 
     def _channels(self, layer, n: int) -> list:
-        """The ``n`` input arrays: the layer, then other image channels of the same scan."""
-        data = base_data(layer)
+        """The ``n`` full-resolution input arrays: the layer, then other image channels of
+        the same scan."""
+        data = resolution_level(layer)[0]
         if layer.rgb:
             return [data[..., c] for c in range(min(n, data.shape[-1]))]
         channels = [data]
@@ -373,7 +377,7 @@ class UNetSegmentWidget(StepWidget, QWidget):
                 and source_of(ly) == source
                 and role_of(ly) in ("input", "image")
             ]
-            channels += [base_data(ly) for ly in others[: n - 1]]
+            channels += [resolution_level(ly)[0] for ly in others[: n - 1]]
         return channels
 
     def step(self) -> UNetStep:
@@ -421,12 +425,18 @@ class UNetSegmentWidget(StepWidget, QWidget):
         self.runner.cancel()
 
     def _run(self, step: UNetStep, device, layer, maps: bool = False):
-        predictor = self._predictors.get(resolve_unet(step.model), device)
+        path = resolve_unet(step.model)
+        predictor = self._predictors.get(path, device)
         channels = self._channels(layer, predictor.config.in_channels)
         kwargs = step.segment_kwargs(predictor)
         result = yield from iter_segment(predictor, channels, **kwargs)
         # Layers are made here, off the GUI thread; adding them is all that is left to it.
-        geometry = geometry_of(layer)
+        geometry = resolution_level(layer)[1]
+        # The settings as a preset's U-Net step, with any thresholds the model filled in.
+        parameters = {**asdict(step.with_settings(predictor.settings)), "device": device}
+        parameters.pop("model")
+        model = model_record(step.model, path)
+        metadata = result_metadata(layer, method="unet", parameters=parameters, model=model)
         probabilities = [
             Image(
                 np.asarray(result.probabilities[k]),
@@ -435,17 +445,13 @@ class UNetSegmentWidget(StepWidget, QWidget):
                 blending="additive",
                 contrast_limits=(0, 1),
                 visible=False,
+                metadata=copy.deepcopy(metadata),
                 **geometry,
             )
             for k, name in enumerate(result.classes)
             if maps and name != "background"
         ]
-        cells = labels_layer(
-            result.labels,
-            f"{layer.name} U-Net cells",
-            geometry,
-            {"source": layer.name, "method": "unet", "model": step.model},
-        )
+        cells = labels_layer(result.labels, f"{layer.name} U-Net cells", geometry, metadata)
         return probabilities, cells
 
     def _on_result(self, result) -> None:
@@ -463,6 +469,7 @@ class UNetSegmentWidget(StepWidget, QWidget):
         # isinstance, not type(): plugins may see layers through napari's proxy objects.
         if old is not None and isinstance(old, type(new)) and old.data.shape == new.data.shape:
             old.data = new.data
+            old.metadata = {**old.metadata, **new.metadata}
             return old
         if old is not None:
             self.viewer.layers.remove(old)
@@ -740,8 +747,8 @@ class UNetTrainWidget(StepWidget, QWidget):
                 "train from folders."
             )
         samples = samples_from_arrays(
-            base_data(image),
-            np.asarray(base_data(mask)),
+            resolution_level(image)[0],
+            np.asarray(resolution_level(mask)[0]),
             image.name,
             channel_axis=-1 if image.rgb else None,
         )

@@ -19,8 +19,9 @@ from qtpy.QtWidgets import (
 )
 from skimage.filters import threshold_otsu
 
+from ..io.layers import origin, result_metadata
 from ..postprocess import DEFAULT_CLEANUP, MARKER_METHODS, iter_watershed
-from ._layers import LayerPicker, compact_labels, geometry_of, labels_layer
+from ._layers import LayerPicker, compact_labels, labels_layer, resolution_level
 from ._live import Runner, StepControls, StepWidget, step_page
 
 MODES = {
@@ -277,9 +278,11 @@ class WatershedWidget(StepWidget, QWidget):
     def _suggest_threshold(self) -> None:
         """Probability maps start at 0.5; intensity images at the Otsu threshold of a frame."""
         layer = self.input.layer()
-        if layer is None or isinstance(layer, Labels) or layer.multiscale or layer.rgb:
+        if layer is None or isinstance(layer, Labels) or layer.rgb:
             return
-        frame = np.asarray(layer.data[self._frame_index(len(layer.data.shape))])
+        # A pyramid's coarsest level is sample enough, and cheap to read in the GUI thread.
+        data = resolution_level(layer, len(layer.data) - 1 if layer.multiscale else 0)[0]
+        frame = np.asarray(data[self._frame_index(data.ndim)])
         low, high = float(frame.min()), float(frame.max())
         self.threshold.blockSignals(True)
         if low >= 0 and high <= 1:
@@ -328,28 +331,30 @@ class WatershedWidget(StepWidget, QWidget):
         }
 
     def _inputs(self):
-        """The input layer and its data arrays, or raise a ValueError that says what to do."""
+        """The input layer, its full-resolution data arrays and the record of the result,
+        or raise a ValueError that says what to do."""
         layer = self.input.layer()
         if layer is None:
             kind = "a Labels" if self.method == "split" else "an Image"
             raise ValueError(f"Add or pick {kind} layer as input first.")
-        if layer.multiscale:
-            raise ValueError(f"{layer.name} is multiscale; pick a single-resolution layer.")
         if getattr(layer, "rgb", False):
             raise ValueError(f"{layer.name} is an RGB image; pick a single-channel map.")
-        arrays = [layer.data]
+        arrays = [resolution_level(layer)[0]]
+        parameters = {"params": self.params(), "cleanup": self.cleanup()}
         if self.method == "interior_boundary":
             boundary = self.boundary.layer()
             if boundary is None or boundary is layer:
                 raise ValueError("Pick the boundary map: an Image layer other than the interior.")
-            if tuple(boundary.data.shape) != tuple(layer.data.shape):
+            arrays.append(resolution_level(boundary)[0])
+            if tuple(arrays[1].shape) != tuple(arrays[0].shape):
                 raise ValueError(
-                    f"interior map {layer.name} has shape {tuple(layer.data.shape)} but boundary "
-                    f"map {boundary.name} has shape {tuple(boundary.data.shape)}; pick maps of "
+                    f"interior map {layer.name} has shape {tuple(arrays[0].shape)} but boundary "
+                    f"map {boundary.name} has shape {tuple(arrays[1].shape)}; pick maps of "
                     "the same image."
                 )
-            arrays.append(boundary.data)
-        return layer, arrays
+            parameters["boundary"] = origin(boundary)
+        metadata = result_metadata(layer, method=f"watershed_{self.method}", parameters=parameters)
+        return layer, arrays, metadata
 
     def _frame_index(self, ndim: int) -> tuple[int, ...]:
         """Index of the displayed frame along the leading axes of an ``ndim`` array."""
@@ -382,16 +387,23 @@ class WatershedWidget(StepWidget, QWidget):
         """Re-run the displayed frame (debounced, in a worker) and show it."""
         self._previewing = True
         try:
-            layer, arrays = self._inputs()
+            layer, arrays, metadata = self._inputs()
         except ValueError as err:
             # A preview follows every edit: say it in the status line, never in a toast.
             self.status.setText(str(err))
             return
-        index = self._frame_index(len(layer.data.shape))
+        index = self._frame_index(arrays[0].ndim)
         self.status.setText("Updating preview…")
         self._applying_now = False
         self.runner.request(
-            _watershed_job, self.method, arrays, self.params(), self.cleanup(), layer.name, index
+            _watershed_job,
+            self.method,
+            arrays,
+            self.params(),
+            self.cleanup(),
+            layer.name,
+            index,
+            metadata,
         )
 
     def _applying(self) -> bool:
@@ -399,10 +411,10 @@ class WatershedWidget(StepWidget, QWidget):
 
     def _show(self, result) -> None:
         """Put a preview frame, or a whole applied result, into the output layer."""
-        labels, name, index = result
+        labels, name, index, metadata = result
         if name not in self.viewer.layers:
             return
-        output = self._output_layer(self.viewer.layers[name])
+        output = self._output_layer(self.viewer.layers[name], metadata)
         if index is None:
             output.data = labels
             self.status.setText(f"Done: {int(labels.max())} cells in '{output.name}'.")
@@ -417,41 +429,53 @@ class WatershedWidget(StepWidget, QWidget):
     def apply(self) -> None:
         """Process every frame into the output layer, with progress and cancel."""
         try:
-            layer, arrays = self._inputs()
+            layer, arrays, metadata = self._inputs()
         except ValueError as err:
             self.runner.fail(err)
             return
         self.status.setText("Processing…")
         self._applying_now = True
         self.runner.run_now(
-            _watershed_job, self.method, arrays, self.params(), self.cleanup(), layer.name, None
+            _watershed_job,
+            self.method,
+            arrays,
+            self.params(),
+            self.cleanup(),
+            layer.name,
+            None,
+            metadata,
         )
 
     def cancel(self) -> None:
         """Stop a running Apply or preview now (the frame under way is dropped)."""
         self.runner.cancel()
 
-    def _output_layer(self, source) -> Labels:
-        """The ``"<input> instances"`` layer, created empty with the input's geometry if needed."""
+    def _output_layer(self, source, metadata: dict) -> Labels:
+        """The ``"<input> instances"`` layer recording ``metadata``, created empty with the
+        input's full-resolution geometry if needed."""
         name = self._output_name(source.name)
-        shape = tuple(source.data.shape)
+        data, geometry = resolution_level(source)
+        shape = tuple(data.shape)
         if name in self.viewer.layers:
             layer = self.viewer.layers[name]
             if isinstance(layer, Labels) and tuple(layer.data.shape) == shape:
+                layer.metadata = {**layer.metadata, **metadata}
                 return layer
             self.viewer.layers.remove(layer)
-        record = {"source": source.name, "method": f"watershed {self.method}"}
         return self.viewer.add_layer(
-            labels_layer(np.zeros(shape, np.uint16), name, geometry_of(source), record)
+            labels_layer(np.zeros(shape, np.uint16), name, geometry, metadata)
         )
 
 
-def _watershed_job(method, arrays, params, cleanup, name, index):
-    """Worker body: the frame at ``index`` (a preview), or every frame (``index`` None)."""
+def _watershed_job(method, arrays, params, cleanup, name, index, metadata):
+    """Worker body: the frame at ``index`` (a preview), or every frame (``index`` None).
+
+    ``metadata``, the record of the settings this run used, comes back with the labels.
+    """
     if index is not None:
         arrays = [np.asarray(arr[index]) for arr in arrays]
     big = index is None and max(arrays[0].shape[-2:]) > 4096
     labels = yield from iter_watershed(
         method, *arrays, params=params, cleanup=cleanup, chunk_size=2048 if big else None
     )
-    return compact_labels(labels), name, index
+    return compact_labels(labels), name, index, metadata

@@ -56,9 +56,21 @@ class LabelsExport:
         Images to measure inside each object, by channel name (same shape as
         ``labels``).
     parameters
-        How the labels were made (method, model, thresholds), for the provenance file.
+        The settings the labels were made with, for the provenance file.
     source
         The input file.
+    method
+        What made the labels (``"unet"``, ``"sam2"``, ``"watershed_split"`` …).
+    model
+        The model that made them: ``name``, ``path`` and ``sha256`` (see
+        :func:`~napari_cytomask.io.layers.model_record`).
+    channel_index, channel_name
+        The channel of ``source`` that was segmented.
+    made_from
+        The layer the labels were computed from and, when it was itself a result,
+        how that was made (see :func:`~napari_cytomask.io.layers.result_metadata`).
+    versions
+        Package versions when the labels were made; by default those of the export.
     """
 
     name: str
@@ -70,6 +82,12 @@ class LabelsExport:
     intensities: Mapping[str, np.ndarray] = field(default_factory=dict)
     parameters: Mapping[str, object] = field(default_factory=dict)
     source: str | None = None
+    method: str | None = None
+    model: Mapping[str, object] | None = None
+    channel_index: int | None = None
+    channel_name: str | None = None
+    made_from: Mapping[str, object] | None = None
+    versions: Mapping[str, str | None] | None = None
 
 
 def from_layer(layer, image_layers: Sequence = ()) -> LabelsExport:
@@ -77,12 +95,13 @@ def from_layer(layer, image_layers: Sequence = ()) -> LabelsExport:
 
     Works on anything shaped like a napari layer (``name``, ``data``, ``scale``,
     ``units``, ``axis_labels``, ``features``, ``metadata``), so it needs no viewer.
-    The segmentation widgets record ``parameters`` and ``source`` under
-    ``metadata["cytomask"]``; they go into the provenance file.
+    What the layer records (:func:`~napari_cytomask.io.layers.layer_info`: source
+    file and channel, method, parameters, model, versions) goes into the
+    provenance file as it is.
     """
-    from .layers import METADATA_KEY
+    from .layers import layer_info
 
-    meta = layer.metadata.get(METADATA_KEY, {})
+    meta = layer_info(layer)
     features = getattr(layer, "features", None)
     columns = (
         {}
@@ -91,21 +110,32 @@ def from_layer(layer, image_layers: Sequence = ()) -> LabelsExport:
     )
     if "index" in columns and "label" not in columns:
         columns["label"] = columns.pop("index")
-    shape = np.shape(layer.data)
+    # A pyramid exports its full resolution, at the layer's own scale.
+    labels = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+    shape = np.shape(labels)
     return LabelsExport(
         name=layer.name,
-        labels=np.asarray(layer.data),
+        labels=np.asarray(labels),
         scale=tuple(layer.scale),
         units=tuple(str(u) for u in layer.units),
         axis_labels=tuple(layer.axis_labels),
         features=columns,
+        # Each image at its resolution level of the labels' shape (labels of a coarse level).
         intensities={
-            image.name: np.asarray(image.data)
+            image.name: np.asarray(level)
             for image in image_layers
-            if np.shape(image.data) == shape and not getattr(image, "rgb", False)
+            if not getattr(image, "rgb", False)
+            for level in (image.data if getattr(image, "multiscale", False) else [image.data])
+            if np.shape(level) == shape
         },
-        parameters=meta.get("parameters", {}),
+        parameters=meta.get("parameters") or {},
         source=meta.get("source"),
+        method=meta.get("method"),
+        model=meta.get("model"),
+        channel_index=meta.get("channel_index"),
+        channel_name=meta.get("channel_name"),
+        made_from=meta.get("made_from"),
+        versions=meta.get("versions"),
     )
 
 
@@ -226,16 +256,22 @@ def package_versions(packages: Sequence[str] = _VERSIONED) -> dict[str, str | No
 
 
 def provenance(export: LabelsExport, outputs: Sequence[Path]) -> dict[str, object]:
-    """What made the outputs: versions, parameters, input file, time and machine."""
+    """What made the outputs: input file and channel, method, parameters, model, versions,
+    time and machine."""
     return {
         "outputs": [p.name for p in outputs],
         "layer": export.name,
         "source": export.source,
+        "channel_index": export.channel_index,
+        "channel_name": export.channel_name,
+        "method": export.method,
         "parameters": dict(export.parameters),
+        "model": dict(export.model) if export.model is not None else None,
+        "made_from": export.made_from,
         "shape": list(np.shape(export.labels)),
         "scale": [float(s) for s in export.scale] if export.scale is not None else None,
         "units": [str(u) for u in export.units] if export.units is not None else None,
-        "versions": package_versions(),
+        "versions": dict(export.versions) if export.versions else package_versions(),
         "python": platform.python_version(),
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }

@@ -1,0 +1,15 @@
+"""Fixtures shared by the widget tests."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+
+@pytest.fixture
+def small_model(small_sam2):
+    """The small random SAM2 on one torch thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors: extra OpenMP threads only wait on each other
+    yield small_sam2
+    torch.set_num_threads(threads)
