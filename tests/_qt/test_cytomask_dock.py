@@ -456,6 +456,7 @@ def test_shortcuts_run_and_cancel_the_open_step(make_napari_viewer_proxy, qtbot,
 def test_guided_mode_runs_sam2_on_the_unet_foreground(make_napari_viewer_proxy, qtbot, settings):
     import torch
 
+    from napari_cytomask.io.layers import result_metadata
     from napari_cytomask.models.sam2_models import build_sam2_model
 
     threads = torch.get_num_threads()
@@ -471,7 +472,12 @@ def test_guided_mode_runs_sam2_on_the_unet_foreground(make_napari_viewer_proxy, 
         dock.sam2.device.setCurrentText("cpu")
         dock.sam2.set_values(points_per_side=4, pred_iou_thresh=0.0, stability_score_thresh=0.0)
         dock.method.setCurrentText("SAM2 guided by the U-Net foreground")
+        # A U-Net result is known by what it records, not by its name.
+        decoy = viewer.add_labels(cells, name="decoy U-Net cells")
+        dock.unet.segmented.emit(decoy)
+        assert dock.sam2.foreground.currentText() == "(none)"
         unet_cells = viewer.add_labels(cells, name="phase U-Net cells")
+        unet_cells.metadata = result_metadata(viewer.layers["phase"], method="unet")
         dock.unet.segmented.emit(unet_cells)
         assert dock.sam2.foreground.currentText() == "phase U-Net cells"
         qtbot.waitUntil(lambda: "phase SAM2 masks" in viewer.layers, timeout=60_000)

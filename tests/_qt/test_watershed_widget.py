@@ -37,6 +37,12 @@ def test_live_preview_and_parameter_change(make_napari_viewer_proxy, qtbot, trut
         "foreground instances",
     ]
     assert "Preview" in widget.status.text()
+    # Splitting labels: its own output, known by what it records, is never offered.
+    widget.stop_preview()
+    viewer.add_labels(output.data.copy(), name="hand-drawn")
+    widget.mode.setCurrentIndex(widget.mode.findData("split"))
+    offered = [widget.input.itemText(i) for i in range(widget.input.count())]
+    assert offered == ["hand-drawn"]
 
 
 @pytest.mark.gui

@@ -272,7 +272,7 @@ class CytomaskDock(QWidget):
 
     def _guide_sam2(self, cells) -> None:
         """Guided mode: SAM2 keeps masks that lie on the U-Net's cells, then runs."""
-        if self.method.currentData() != "sam2_guided" or not cells.name.endswith("U-Net cells"):
+        if self.method.currentData() != "sam2_guided" or layer_info(cells).get("method") != "unet":
             return
         self.sam2.foreground.setCurrentText(cells.name)
         self.sam2.segment()

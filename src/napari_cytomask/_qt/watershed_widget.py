@@ -19,7 +19,7 @@ from qtpy.QtWidgets import (
 )
 from skimage.filters import threshold_otsu
 
-from ..io.layers import origin, result_metadata
+from ..io.layers import layer_info, origin, result_metadata
 from ..postprocess import DEFAULT_CLEANUP, MARKER_METHODS, iter_watershed
 from ._layers import LayerPicker, compact_labels, labels_layer, resolution_level
 from ._live import Runner, StepControls, StepWidget, step_page
@@ -74,7 +74,10 @@ class WatershedWidget(StepWidget, QWidget):
             Image,
             tooltip="Foreground probability or mask (Image), or labels to split (Labels); "
             "by default the newest result.",
-            accept=lambda layer: not layer.name.endswith(" instances"),
+            # Not its own output: splitting what it just split would chase itself.
+            accept=lambda layer: (
+                not str(layer_info(layer).get("method", "")).startswith("watershed")
+            ),
         )
         self.boundary = LayerPicker(
             napari_viewer, Image, tooltip="Boundary probability map (same shape as the interior)."
