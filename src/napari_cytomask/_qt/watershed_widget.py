@@ -398,16 +398,7 @@ class WatershedWidget(StepWidget, QWidget):
         index = self._frame_index(arrays[0].ndim)
         self.status.setText("Updating preview…")
         self._applying_now = False
-        self.runner.request(
-            _watershed_job,
-            self.method,
-            arrays,
-            self.params(),
-            self.cleanup(),
-            layer.name,
-            index,
-            metadata,
-        )
+        self.runner.request(*self._job(layer, arrays, index, metadata))
 
     def _applying(self) -> bool:
         return self.runner.busy and self._applying_now
@@ -438,16 +429,12 @@ class WatershedWidget(StepWidget, QWidget):
             return
         self.status.setText("Processing…")
         self._applying_now = True
-        self.runner.run_now(
-            _watershed_job,
-            self.method,
-            arrays,
-            self.params(),
-            self.cleanup(),
-            layer.name,
-            None,
-            metadata,
-        )
+        self.runner.run_now(*self._job(layer, arrays, None, metadata))
+
+    def _job(self, layer, arrays, index, metadata) -> tuple:
+        """A watershed job with the current settings: one frame (``index``) or all (``None``)."""
+        params, cleanup = self.params(), self.cleanup()
+        return _watershed_job, self.method, arrays, params, cleanup, layer.name, index, metadata
 
     def cancel(self) -> None:
         """Stop a running Apply or preview now (the frame under way is dropped)."""
