@@ -27,8 +27,9 @@ from .unet import ARCHITECTURES, TARGETS, UNetConfig, build_model
 FORMAT = "napari-cytomask-unet"
 #: Current description version; loading accepts this one and older ones.
 FORMAT_VERSION = 1
-#: Metadata key of the description in the safetensors header.
-METADATA_KEY = "napari-cytomask"
+#: Key of the description in the safetensors header: part of the file format, so it keeps
+#: the package name; layers record theirs under :data:`napari_cytomask.io.layers.METADATA_KEY`.
+HEADER_KEY = "napari-cytomask"
 #: Description key of the weights' SHA-256 (see :func:`weights_checksum`).
 CHECKSUM_KEY = "weights_sha256"
 #: File name suffix of checkpoints.
@@ -132,7 +133,7 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, description: dict
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
     description = {**description, CHECKSUM_KEY: weights_checksum(tensors)}
-    metadata = {METADATA_KEY: json.dumps(description, sort_keys=True)}
+    metadata = {HEADER_KEY: json.dumps(description, sort_keys=True)}
     return write_atomically(
         path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata), overwrite=True
     )
@@ -218,7 +219,7 @@ def read_description(path: str | os.PathLike) -> dict:
     """
     path = Path(path)
     header = _read_header(path)
-    text = (header.get("__metadata__") or {}).get(METADATA_KEY)
+    text = (header.get("__metadata__") or {}).get(HEADER_KEY)
     if text is None:
         raise _not_a_checkpoint(path, "its safetensors header has no napari-cytomask description")
     try:
