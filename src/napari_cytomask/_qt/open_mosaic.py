@@ -12,7 +12,7 @@ import os
 import napari
 from napari.layers import Layer
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtWidgets import QFileDialog
+from qtpy.QtWidgets import QApplication, QFileDialog
 
 from ..io.tiff import TIFF_SUFFIXES, TiffReadError, describe_tiff, read_tiff
 
@@ -42,8 +42,9 @@ def open_mosaic(viewer: napari.Viewer, path: str | os.PathLike | None = None) ->
         cannot be stitched (the user is told why).
     """
     if path is None:
+        # The active window (napari's) as the parent: plugins may not reach into napari's Qt.
         path, _ = QFileDialog.getOpenFileName(
-            viewer.window._qt_window, "Open tile scan as mosaic", "", FILE_FILTER
+            QApplication.activeWindow(), "Open tile scan as mosaic", "", FILE_FILTER
         )
         if not path:
             return []
