@@ -240,6 +240,15 @@ class WatershedWidget(StepWidget, QWidget):
             self.mode.setCurrentIndex(self.mode.findData("split"))
         self.input.set_layer(layer)
         self.stop_preview()
+        if layer_info(layer).get("method") == "unet":
+            # Its interior/boundary watershed already parted touching cells; splitting
+            # again by distance cuts long cells in two (benchmarks/bench_split_after_unet.py).
+            self.status.setText(
+                f"Input: '{layer.name}'. The U-Net already separated touching cells; "
+                "splitting them again cuts long cells in two. Skip this step unless "
+                "cells are still merged."
+            )
+            return
         self.status.setText(f"Input: '{layer.name}'. Change a setting to preview, or Apply.")
 
     # ---- inputs -------------------------------------------------------------------------
