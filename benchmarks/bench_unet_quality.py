@@ -102,7 +102,10 @@ def main(argv=None) -> int:
         "--score-only", action="store_true", help="score the --output checkpoint, no training"
     )
     parser.add_argument(
-        "--tta", action="store_true", help="score with flip test-time augmentation (4x slower)"
+        "--tta",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="score with flip test-time augmentation, the default of segmenting (4x slower)",
     )
     args = parser.parse_args(argv)
 
@@ -140,7 +143,8 @@ def main(argv=None) -> int:
     if "postprocess" not in read_description(args.output):
         print("the checkpoint has no tuned post-processing; choosing it with cytomask tune")
         tune = ["tune", str(args.output), *data, "--device", args.device,
-                "--threads", str(args.threads), "--batch-size", str(args.batch_size)]  # fmt: skip
+                "--threads", str(args.threads), "--batch-size", str(args.batch_size),
+                "--tta" if args.tta else "--no-tta"]  # fmt: skip
         if cli.main(tune) != 0:
             return 1
     description = read_description(args.output)

@@ -104,10 +104,13 @@ def test_train_then_segment(folders, tmp_path, capsys):
     assert record["source"] == str(scan_path.resolve()) and record["cells"] == labels.max()
     assert record["preset"]["unet"]["model"] == str(model.resolve())
     assert record["preset"]["channels"] == [1] and record["device"] == "cpu"
+    assert record["preset"]["unet"]["tta"] is True  # on unless asked otherwise
     for key in ("interior_threshold", "foreground_threshold", "min_size"):
         assert record["preset"]["unet"][key] == desc["postprocess"][key]
-    code = main([*segment, str(data / "set0" / "raw.tif"), "-m", str(model), "--tta"])
+    code = main([*segment, str(data / "set0" / "raw.tif"), "-m", str(model), "--no-tta"])
     assert code == 0 and (out_dir / "raw_unet_cells.tif").is_file()
+    record = json.loads((out_dir / "raw_unet_cells.json").read_text())
+    assert record["preset"]["unet"]["tta"] is False
 
     # A re-run skips finished inputs; other settings for them need --overwrite.
     before = (out_dir / "scan_unet_cells.tif").stat().st_mtime_ns
@@ -146,6 +149,7 @@ def test_tune_records_thresholds_in_the_checkpoint(folders, unet_checkpoint, tmp
     assert out.out.strip().splitlines()[-1] == str(model)
     tuned = read_description(model)["postprocess"]
     assert len(tuned["tuned_on"]) == 3  # no recorded validation split: all given images
+    assert tuned["tta"] is True  # predicted as segmenting does by default
     assert f"minimum cell size {tuned['min_size']} px" in out.out
 
     # A later segment run records the tuned values; a re-tuned model means other settings.

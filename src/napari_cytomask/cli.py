@@ -319,6 +319,11 @@ def _tune_parser(sub) -> None:
     p.add_argument("model", type=Path, help="the checkpoint (.safetensors) to tune and rewrite")
     _add_labelled_data(p, "labelled images")
     p.add_argument("--batch-size", type=_positive_int, default=4, help="tiles per forward pass")
+    p.add_argument(
+        "--tta", action=argparse.BooleanOptionalAction, default=True,
+        help="predict with flip test-time augmentation, as segmenting does by default; use "
+        "--no-tta for a model that will segment without it",
+    )  # fmt: skip
     _add_device(p)
     p.add_argument("-q", "--quiet", action="store_true", help="print only the checkpoint")
 
@@ -380,8 +385,9 @@ def _segment_parser(sub) -> None:
         help="tiles per forward pass (default: 8 on a GPU, 1 on CPU)",
     )
     unet.add_argument(
-        "--tta", action="store_true", default=None,
-        help="average over flips (test-time augmentation, 4x slower)",
+        "--tta", action=argparse.BooleanOptionalAction, default=None,
+        help="average over flips (test-time augmentation, 4x the forward passes; default: the "
+        "preset's, else on); --no-tta is faster",
     )  # fmt: skip
     unet.add_argument(
         "--interior-threshold", type=_probability,
@@ -691,7 +697,9 @@ def _tune(args) -> int:
     _set_threads(args.threads)
     samples, _ = _labelled_samples(args)
     say = _say(args.quiet)
-    gen = iter_tune_checkpoint(args.model, samples, device=args.device, batch_size=args.batch_size)
+    gen = iter_tune_checkpoint(
+        args.model, samples, device=args.device, batch_size=args.batch_size, tta=args.tta
+    )
     try:
         while True:
             done, _ = next(gen)

@@ -116,6 +116,7 @@ def test_settings_come_back_by_name_with_other_layers_and_reset(
     viewer.window.add_dock_widget(dock)
     controls = dock.settings.controls()
     defaults = {key: value_of(control) for key, control in controls.items()}
+    assert defaults["unet/tta"] is True  # flip averaging is on unless the user turns it off
     assert {"watershed/min_area", "watershed/max_area", "watershed/marker_erosion",
             "sam2/pred_iou_thresh", "unet/interior_threshold", "train/epochs",
             "metrics/match_threshold", "export/folder", "dock/method"} <= set(controls)  # fmt: skip

@@ -124,3 +124,25 @@ def test_training_tunes_on_its_validation_images(tmp_path, tiny_unet, tune):
     else:
         assert "postprocess" not in saved
     assert saved.get("postprocess") == result.description.get("postprocess")
+
+
+def test_tuning_predicts_as_segmenting_does_by_default(oracle_unet, class_map_image, monkeypatch):
+    from napari_cytomask.models import training
+
+    seen = []
+    predict = training.iter_predict
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("tta"))
+        return predict(*args, **kwargs)
+
+    monkeypatch.setattr(training, "iter_predict", spy)
+    labels = _three_cells()
+    samples = samples_from_arrays(class_map_image(labels), labels, "clean")
+    # Segmenting averages over flips unless told otherwise; tuning predicts the same way.
+    assert UNetStep().tta is True
+    assert tune_postprocess(oracle_unet, samples)["tta"] is True
+    assert seen == [True]
+    seen.clear()
+    assert tune_postprocess(oracle_unet, samples, tta=False)["tta"] is False
+    assert seen == [False]

@@ -621,6 +621,7 @@ def iter_tune_postprocess(
     overlap: int = 64,
     batch_size: int = 8,
     rounds: int = 2,
+    tta: bool = True,
 ) -> Generator[tuple[int, int], None, dict | None]:
     """Choose the post-processing settings that give the best mean-average F1 on ``samples``.
 
@@ -633,6 +634,8 @@ def iter_tune_postprocess(
     :data:`TUNING_MIN_SIZES`) that scores best with the others fixed, for
     ``rounds`` rounds. A value replaces the current one only when it scores
     strictly better, so the defaults stay unless the images argue otherwise.
+    ``tta`` predicts with flip test-time augmentation, as segmenting does by
+    default, so the thresholds suit the probabilities they will be used on.
 
     Yields ``(done, total)``: images predicted, then settings tried.
 
@@ -640,7 +643,8 @@ def iter_tune_postprocess(
     -------
     dict or None
         The settings (keys of :data:`~.inference.DEFAULT_SETTINGS`) with
-        ``"tuned_on"`` (image names) and ``"scores"`` (``"default"`` and
+        ``"tta"`` (whether the probabilities were predicted with it), ``"tuned_on"``
+        (image names) and ``"scores"`` (``"default"`` and
         ``"tuned"`` :func:`scores_of` on these images); ``None`` without samples
         or without a labelled cell.
     """
@@ -662,7 +666,7 @@ def iter_tune_postprocess(
     probabilities = []
     for i, sample in enumerate(samples):
         probabilities.append(
-            _predict_sample(predictor, sample, overlap=overlap, batch_size=batch_size)
+            _predict_sample(predictor, sample, overlap=overlap, batch_size=batch_size, tta=tta)
         )
         yield i + 1, total
     done = len(samples)
@@ -695,6 +699,7 @@ def iter_tune_postprocess(
                 yield done, total
     return {
         **best,
+        "tta": tta,
         "tuned_on": [s.name for s in samples],
         "scores": {"default": default_scores, "tuned": best_scores},
     }
@@ -711,6 +716,7 @@ def iter_tune_checkpoint(
     *,
     device="auto",
     batch_size: int = 4,
+    tta: bool = True,
 ) -> Generator[tuple[int, int], None, dict]:
     """Tune a saved checkpoint's post-processing on labelled images and record it there.
 
@@ -736,7 +742,7 @@ def iter_tune_checkpoint(
     validation = set(split.get("validation") or [])
     if validation and validation <= {s.name for s in samples}:
         samples = [s for s in samples if s.name in validation]
-    tuned = yield from iter_tune_postprocess(predictor, samples, batch_size=batch_size)
+    tuned = yield from iter_tune_postprocess(predictor, samples, batch_size=batch_size, tta=tta)
     if tuned is None:
         raise ValueError("the labelled images hold no cell; give images with instance labels.")
     save_checkpoint(path, predictor.model, {**predictor.description, "postprocess": tuned})
