@@ -2,12 +2,13 @@
 
 Run under a display or Xvfb::
 
-    xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python scripts/screenshots.py
+    xvfb-run -a -s "-screen 0 1280x800x24" .venv/bin/python scripts/screenshots.py
 
 It drives the real dock in a 1280 x 800 napari window, one screenshot per step:
 the sample's channels, the starter U-Net's cells (and the tab that trains a
-model of one's own), the watershed split, the metrics against the sample's
-hand-drawn mask channel, and the export. A
+model of one's own), the split step (which says the U-Net's cells are already
+separated), the metrics against the sample's hand-drawn mask channel, and the
+export. A
 ``--model`` checkpoint replaces the starter model (e.g. one still training).
 """
 
@@ -83,14 +84,12 @@ def main(argv=None) -> int:
     shoot("step2-train.png")
     dock.unet.tabs.setCurrentIndex(0)
 
-    dock.steps.setCurrentIndex(2)  # the U-Net's cells are already its input
-    dock.run_current()
-    split_name = f"{cells_name} instances"
-    wait(lambda: split_name in viewer.layers and not dock.watershed.runner.busy)
-    viewer.layers[cells_name].visible = False
+    # The U-Net's cells are already the split step's input, and already separated:
+    # the step says so, and they go on to the metrics unsplit.
+    dock.steps.setCurrentIndex(2)
     shoot("step3-split.png")
 
-    dock.steps.setCurrentIndex(3)  # the split cells against the mask channel
+    dock.steps.setCurrentIndex(3)  # the U-Net's cells against the mask channel
     wait(lambda: dock.metrics.evaluation is not None and not dock.metrics.runner.busy)
     shoot("step4-check.png")
 
