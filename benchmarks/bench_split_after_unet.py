@@ -6,7 +6,8 @@ U-Net's own interior/boundary watershed has already parted touching cells, so
 this compares, against the hand-drawn masks of the starter model's test images
 (set11, 12, 30, 40), F1 at IoU 0.5 of:
 
-- the starter model's cells alone, and after the split step at several ``h``
+- the starter model's cells (segmented with the defaults) alone, and after the
+  split step at several ``h``
   (the default is the split step's own);
 - touching hand-drawn cells merged into one object (connected components of the
   foreground), alone and after the same splits: the case the step is for.
@@ -29,7 +30,8 @@ from skimage.measure import label
 from _common import DATA, cpu_model
 from napari_cytomask.metrics import evaluate
 from napari_cytomask.models.catalog import starter_path
-from napari_cytomask.models.inference import UNetPredictor, postprocess_arguments, segment
+from napari_cytomask.models.inference import UNetPredictor, segment
+from napari_cytomask.pipeline import UNetStep
 from napari_cytomask.postprocess.watershed import split_labels
 
 TEST_SETS = ("set11", "set12", "set30", "set40")
@@ -49,7 +51,8 @@ def main() -> int:
     default_h = inspect.signature(split_labels).parameters["h"].default
     print(f"machine: {cpu_model()}")
     predictor = UNetPredictor.from_checkpoint(starter_path(), "cpu")
-    settings = postprocess_arguments(predictor.config.targets, **predictor.settings)
+    # As the dock and the command line segment by default (TTA, tuned thresholds).
+    settings = UNetStep().segment_kwargs(predictor)
     unet, merged = [], []
     for name in TEST_SETS:
         image = tifffile.imread(DATA / "usiigaci-phc" / name / "raw.tif")
