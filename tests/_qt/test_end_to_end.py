@@ -134,6 +134,7 @@ def test_sample_through_every_step(
     cells = viewer.layers[UNET_CELLS]
     expected = segment(
         UNetPredictor.from_checkpoint(checkpoint, "cpu"), [image.data], overlap=32,
+        tta=unet.tta.isChecked(),
         postprocess={"interior_threshold": unet.interior_threshold.value(),
                      "foreground_threshold": unet.foreground_threshold.value()},
         cleanup={"min_area": unet.min_size.value()},

@@ -162,7 +162,12 @@ def test_a_model_not_downloaded_fails_fast_offline_with_one_clear_message(
     else:
         # A machine whose connections hang (a firewall dropping packets, no DNS answer).
         monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-        monkeypatch.setattr(socket, "create_connection", lambda *a, **k: time.sleep(30))
+
+        def hang(*args, **kwargs):
+            time.sleep(30)
+            raise TimeoutError("timed out")  # as a real connection would end, long after
+
+        monkeypatch.setattr(socket, "create_connection", hang)
     start = time.perf_counter()
     with pytest.raises(sam2_models.ModelNotDownloaded) as error:
         Sam2ModelCache().get("facebook/sam2.1-hiera-tiny", "cpu")
