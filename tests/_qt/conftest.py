@@ -13,3 +13,14 @@ def small_model(small_sam2):
     torch.set_num_threads(1)  # tiny tensors: extra OpenMP threads only wait on each other
     yield small_sam2
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def keep_every_mask() -> dict:
+    """SAM2 filter settings that keep every candidate mask (random weights score low)."""
+    return {
+        "pred_iou_thresh": 0.0,
+        "stability_score_thresh": 0.0,
+        "box_nms_thresh": 1.0,
+        "max_area_fraction": 1.0,
+    }

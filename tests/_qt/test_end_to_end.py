@@ -85,7 +85,7 @@ def table_value(dock, row_label: str, column: int = 0) -> str:
 
 
 def test_sample_through_every_step(
-    make_napari_viewer_proxy, qtbot, tmp_path, small_sample, errors, small_sam2
+    make_napari_viewer_proxy, qtbot, tmp_path, small_sample, errors, small_sam2, keep_every_mask
 ):
     viewer = make_napari_viewer_proxy()
     viewer.open_sample("napari-cytomask", "tilescan")
@@ -152,10 +152,7 @@ def test_sample_through_every_step(
     assert sam2.isVisibleTo(dock) and not unet.isVisibleTo(dock)
     sam2.device.setCurrentText("cpu")
     sam2.positions.setCurrentText(ALL_POSITIONS)
-    sam2.set_values(
-        points_per_side=6, pred_iou_thresh=0.0, stability_score_thresh=0.0,
-        box_nms_thresh=1.0, max_area_fraction=1.0, order="score",
-    )  # fmt: skip
+    sam2.set_values(points_per_side=6, order="score", **keep_every_mask)
     assert sam2.layer.currentText() == INPUT
     dock.run_current()
     wait(qtbot, lambda: not sam2.runner.busy and SAM2_MASKS in viewer.layers, errors)

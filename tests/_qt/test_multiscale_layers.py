@@ -84,7 +84,7 @@ def test_a_level_and_its_geometry_lay_it_over_level_zero(phase):
 
 @pytest.mark.gui
 def test_sam2_labels_of_every_level_overlay_the_image(
-    make_napari_viewer_proxy, qtbot, small_model, phase
+    make_napari_viewer_proxy, qtbot, small_model, phase, keep_every_mask
 ):
     viewer = make_napari_viewer_proxy()
     levels = pyramid(phase)
@@ -95,13 +95,7 @@ def test_sam2_labels_of_every_level_overlay_the_image(
     viewer.window.add_dock_widget(widget)
     assert widget.level.isVisibleTo(widget)
     assert widget.level.currentIndex() == 0  # full resolution by default
-    widget.set_values(
-        points_per_side=4,
-        pred_iou_thresh=0.0,
-        stability_score_thresh=0.0,
-        box_nms_thresh=1.0,
-        max_area_fraction=1.0,
-    )
+    widget.set_values(points_per_side=4, **keep_every_mask)
     widget.device.setCurrentText("cpu")
     name = "phase SAM2 masks"
     for k, factor in ((0, 1), (2, 4)):

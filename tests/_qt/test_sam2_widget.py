@@ -21,7 +21,7 @@ def image():
 
 
 def test_segment_then_a_filter_slider_updates_the_labels(
-    make_napari_viewer_proxy, qtbot, small_model
+    make_napari_viewer_proxy, qtbot, small_model, keep_every_mask
 ):
     viewer = make_napari_viewer_proxy()
     viewer.add_image(np.zeros((8, 8), np.uint8), name="other")
@@ -35,14 +35,7 @@ def test_segment_then_a_filter_slider_updates_the_labels(
     widget = Sam2Widget(viewer, model_builder=builder)
     viewer.window.add_dock_widget(widget)
     assert widget.layer.currentText() == "phase"  # the input channel is the default
-    widget.set_values(
-        points_per_side=6,
-        pred_iou_thresh=0.0,
-        stability_score_thresh=0.0,
-        box_nms_thresh=1.0,
-        max_area_fraction=1.0,
-        order="score",
-    )
+    widget.set_values(points_per_side=6, order="score", **keep_every_mask)
     widget.device.setCurrentText("cpu")
     widget.segment()
     name = "phase SAM2 masks"
@@ -64,18 +57,14 @@ def test_segment_then_a_filter_slider_updates_the_labels(
     assert engine.runs["encoder"] == 1  # the slider only re-filtered
 
 
-def test_current_position_of_a_stack_keeps_ids_unique(make_napari_viewer_proxy, qtbot, small_model):
+def test_current_position_of_a_stack_keeps_ids_unique(
+    make_napari_viewer_proxy, qtbot, small_model, keep_every_mask
+):
     viewer = make_napari_viewer_proxy()
     stack = np.stack([image(), image()[::-1]])
     viewer.add_image(stack, name="scan")
     widget = Sam2Widget(viewer, model_builder=lambda source, device, config: small_model)
-    widget.set_values(
-        points_per_side=4,
-        pred_iou_thresh=0.0,
-        stability_score_thresh=0.0,
-        box_nms_thresh=1.0,
-        max_area_fraction=1.0,
-    )
+    widget.set_values(points_per_side=4, **keep_every_mask)
     assert widget.positions.currentText() == "current position"
     name = "scan SAM2 masks"
     for position in (1, 0):

@@ -33,37 +33,27 @@ def _write_qptiff(path, channels=QPI_CHANNELS, size=512):
         plane[i::7, :] += 1000  # each channel its own pattern, to check the page order
     qpi = {"software": "PerkinElmer-QPI", "metadata": None}
     with tifffile.TiffWriter(path) as tw:
-        for plane, (name, color) in zip(planes, channels, strict=True):
-            tw.write(
-                plane,
-                tile=(256, 256),
-                description=_qpi_xml("FullResolution", name, color),
-                resolution=(2e4, 2e4),
-                resolutionunit="CENTIMETER",
-                **qpi,
-            )
-        tw.write(
-            np.zeros((64, 64, 3), np.uint8),
-            photometric="rgb",
-            description=_qpi_xml("Thumbnail"),
-            **qpi,
-        )
-        for plane, (name, color) in zip(planes, channels, strict=True):
-            tw.write(
-                plane[::2, ::2],
-                tile=(256, 256),
-                subfiletype=1,
-                description=_qpi_xml("ReducedResolution", name, color),
-                resolution=(1e4, 1e4),
-                resolutionunit="CENTIMETER",
-                **qpi,
-            )
-        tw.write(
-            np.zeros((96, 48, 3), np.uint8),
-            photometric="rgb",
-            description=_qpi_xml("Overview"),
-            **qpi,
-        )
+
+        def channel_pages(image_type: str, step: int, **extra) -> None:
+            for plane, (name, color) in zip(planes, channels, strict=True):
+                tw.write(
+                    plane[::step, ::step],
+                    tile=(256, 256),
+                    description=_qpi_xml(image_type, name, color),
+                    resolution=(2e4 / step, 2e4 / step),
+                    resolutionunit="CENTIMETER",
+                    **extra,
+                    **qpi,
+                )
+
+        def colour_page(image_type: str, shape: tuple[int, int]) -> None:
+            rgb = np.zeros((*shape, 3), np.uint8)
+            tw.write(rgb, photometric="rgb", description=_qpi_xml(image_type), **qpi)
+
+        channel_pages("FullResolution", 1)
+        colour_page("Thumbnail", (64, 64))
+        channel_pages("ReducedResolution", 2, subfiletype=1)
+        colour_page("Overview", (96, 48))
     return planes
 
 
