@@ -14,7 +14,7 @@ from napari.layers import Layer
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import QApplication, QFileDialog
 
-from ..io.tiff import TIFF_SUFFIXES, TiffReadError, describe_tiff, read_tiff
+from ..io.tiff import TIFF_SUFFIXES, MosaicUnavailable, TiffReadError, read_tiff
 
 #: The file dialog's filter: every TIFF the plugin reads.
 FILE_FILTER = "TIFF tile scans ({});;All files (*)".format(
@@ -49,13 +49,13 @@ def open_mosaic(viewer: napari.Viewer, path: str | os.PathLike | None = None) ->
         if not path:
             return []
     try:
-        if not describe_tiff(path).can_mosaic:
-            show_error(
-                f"{path} has no stage positions and pixel size to stitch its tiles by. "
-                "Use File > Open to see its tiles on a position slider instead."
-            )
-            return []
         layer_data = read_tiff(path, mosaic=True)
+    except MosaicUnavailable:
+        show_error(
+            f"{path} has no stage positions and pixel size to stitch its tiles by. "
+            "Use File > Open to see its tiles on a position slider instead."
+        )
+        return []
     except TiffReadError as err:
         show_error(f"{err}. Check that the file is complete and not damaged.")
         return []

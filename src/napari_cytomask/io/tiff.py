@@ -24,6 +24,7 @@ import stat
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +142,16 @@ class TiffReadError(ValueError):
     def __reduce__(self):
         # Rebuilt from its parts when a worker process sends it back.
         return type(self), (self.path, self.problem)
+
+
+class MosaicUnavailable(TiffReadError):
+    """A mosaic was asked for a file without the stage positions and pixel size to stitch by."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        super().__init__(path, "it has no stage positions and pixel sizes to stitch its tiles")
+
+    def __reduce__(self):
+        return type(self), (self.path,)
 
 
 @dataclass(frozen=True)
@@ -680,9 +691,13 @@ class TiffScan:
 
     def _check_mosaic(self) -> None:
         if not self.description.can_mosaic:
-            raise TiffReadError(
-                self.path, "it has no stage positions and pixel sizes to stitch its tiles"
-            )
+            raise MosaicUnavailable(self.path)
+
+    @cached_property
+    def _tile_offsets(self) -> np.ndarray:
+        """Each tile's offset in the mosaic, in pixels, from the stage positions."""
+        desc = self.description
+        return tile_offsets(desc.positions, (desc.pixel_size["Y"], desc.pixel_size["X"]))
 
     def _mosaic(self, c: int, s: int) -> da.Array:
         desc = self.description
@@ -716,7 +731,7 @@ class TiffScan:
 
         lead_shape = tuple(desc.shape[j] for j in lead)
         tile_shape = (desc.shape[labels.index("Y")], desc.shape[labels.index("X")])
-        offsets = tile_offsets(desc.positions, (desc.pixel_size["Y"], desc.pixel_size["X"]))
+        offsets = self._tile_offsets
         lead_chunks = tuple(desc.shape[j] if labels[j] == "S" else 1 for j in lead)
         mosaic = stitch(
             read_tile, offsets, lead_shape, tile_shape, desc.dtype, lead_chunks=lead_chunks
@@ -736,8 +751,7 @@ class TiffScan:
         Scan
         """
         desc = self.description
-        if mosaic:
-            self._check_mosaic()
+        channels = self.channels(mosaic=mosaic)  # checks that a mosaic can be made
         axes = tuple(a for a in desc.layer_axes if not (mosaic and a == POSITION_AXIS))
         scale = tuple(desc.pixel_size.get(a, 1.0) for a in axes)
         units = None
@@ -754,11 +768,10 @@ class TiffScan:
         if desc.metadata_file:
             extra["metadata_file"] = desc.metadata_file
         if mosaic:
-            offsets = tile_offsets(desc.positions, (desc.pixel_size["Y"], desc.pixel_size["X"]))
-            extra["tile_offsets"] = offsets.tolist()
+            extra["tile_offsets"] = self._tile_offsets.tolist()
         return Scan(
             path=self.path,
-            channels=self.channels(mosaic=mosaic),
+            channels=channels,
             axes=axes,
             scale=scale,
             units=units,
