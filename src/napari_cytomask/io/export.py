@@ -14,6 +14,7 @@ import os
 import platform
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
@@ -246,13 +247,19 @@ def coco_annotations(export: LabelsExport, score_column: str | None = None) -> d
 
 def package_versions(packages: Sequence[str] = _VERSIONED) -> dict[str, str | None]:
     """Installed versions of the packages that make results (``None`` when missing)."""
-    found = {}
+    return dict(_installed(tuple(packages)))
+
+
+@lru_cache(maxsize=8)
+def _installed(packages: tuple[str, ...]) -> tuple[tuple[str, str | None], ...]:
+    # A lookup scans the installed packages; they do not change while the process runs.
+    found = []
     for package in packages:
         try:
-            found[package] = metadata.version(package)
+            found.append((package, metadata.version(package)))
         except metadata.PackageNotFoundError:
-            found[package] = None
-    return found
+            found.append((package, None))
+    return tuple(found)
 
 
 def provenance(export: LabelsExport, outputs: Sequence[Path]) -> dict[str, object]:

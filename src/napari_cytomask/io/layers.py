@@ -318,6 +318,8 @@ def result_metadata(
         ``model``, ``made_from`` (the input layer's name and, for a result, its
         own method, parameters, model and ``made_from``) and ``versions``.
     """
+    from .export import package_versions  # export reads layers: imported when needed
+
     info = layer_info(made_from)
     source = info.get("source") or getattr(getattr(made_from, "source", None), "path", None)
     record = {
@@ -329,7 +331,7 @@ def result_metadata(
         "parameters": parameters or {},
         "model": model,
         "made_from": origin(made_from),
-        "versions": _versions(),
+        "versions": package_versions(),
     }
     # A copy: the record shares nothing with the caller's, the input's or another result's.
     return {METADATA_KEY: copy.deepcopy(record)}
@@ -356,29 +358,27 @@ def model_record(name: str, path: str | os.PathLike | None = None, **extra) -> d
     **extra
         More fields, e.g. a SAM2 checkpoint's ``config``.
     """
-    file = Path(path).resolve() if path is not None else None
-    sha256 = None
-    if file is not None and file.is_file():
-        stat = file.stat()
-        sha256 = _file_sha256(str(file), stat.st_size, stat.st_mtime_ns)
+    sha256 = file_sha256(path) if path is not None and Path(path).is_file() else None
     location = None if path is None else str(path)
     return {"name": str(name), "path": location, "sha256": sha256, **extra}
 
 
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes, read once per process while the file is unchanged.
+
+    Checkpoints are hundreds of MB: a download's check and every result that
+    names the model share one reading.
+    """
+    file = Path(path).resolve()
+    stat = file.stat()
+    return _file_sha256(str(file), stat.st_size, stat.st_mtime_ns)
+
+
 @lru_cache(maxsize=16)
 def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
-    """SHA-256 of a file; size and modification time in the key hash a changed file again."""
+    # Size and modification time in the key: a changed file is read again.
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         while chunk := handle.read(1 << 22):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-@lru_cache(maxsize=1)
-def _versions() -> dict[str, str | None]:
-    # Looking versions up costs a scan of the installed packages; they do not change
-    # while the process runs.
-    from .export import package_versions
-
-    return package_versions()

@@ -454,9 +454,12 @@ class TiffScan:
         meta = _Metadata.collect(tif, self._series_indices, first, sizes)
         # A single layer the metadata leaves unnamed takes the file's name, so
         # that files opened together say which layer came from where.
-        stem = file_stem(self.path) if len(self._channel_keys) == 1 else ""
-        names = _pick_names(meta.names, n_channels, alone=stem)
-        self._named_after_file = bool(stem) and _metadata_names(meta.names, n_channels) == [None]
+        given = _metadata_names(meta.names, n_channels)
+        self._named_after_file = len(self._channel_keys) == 1 and given == [None]
+        if self._named_after_file:
+            names = [file_stem(self.path)]
+        else:
+            names = [name or f"C{i + 1}" for i, name in enumerate(given)]
         colors = meta.colors if len(meta.colors) == n_channels else [None] * n_channels
         if split_samples:
             names = [f"{names[c]}-{s + 1}" for c, s in self._channel_keys]
@@ -1149,28 +1152,6 @@ def _ome_colour(value: str | None) -> str | None:
     if rgba & 0xFF == 0:
         return None
     return _colour_from_rgb((rgba >> 24) & 0xFF, (rgba >> 16) & 0xFF, (rgba >> 8) & 0xFF)
-
-
-def _pick_names(names: Sequence[str | None], n: int, alone: str | None = None) -> list[str]:
-    """Names from metadata when there is one per channel, else ``C1`` … ``Cn``.
-
-    Parameters
-    ----------
-    names
-        Channel names from the metadata; ignored unless there is one per channel.
-    n
-        Number of channels.
-    alone
-        Name of a single channel the metadata leaves unnamed (the file's name).
-
-    Returns
-    -------
-    list of str
-    """
-    names = _metadata_names(names, n)
-    if n == 1 and names[0] is None and alone:
-        return [alone]
-    return [name if name is not None else f"C{i + 1}" for i, name in enumerate(names)]
 
 
 def _metadata_names(names: Sequence[str | None], n: int) -> list[str | None]:

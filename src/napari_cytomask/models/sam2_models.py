@@ -148,19 +148,16 @@ def _check_sha256(path: Path, model_id: str) -> None:
     replaced blob no longer matches its name. Caches without links (some
     Windows setups) carry no hash to check.
     """
-    import hashlib
     import re
+
+    from ..io.layers import file_sha256
 
     if not path.is_symlink():
         return
     blob = path.resolve()
     if not re.fullmatch(r"[0-9a-f]{64}", blob.name):
         return
-    digest = hashlib.sha256()
-    with open(blob, "rb") as fh:
-        while chunk := fh.read(1 << 24):
-            digest.update(chunk)
-    if digest.hexdigest() != blob.name:
+    if file_sha256(blob) != blob.name:
         raise CheckpointError(
             f"The downloaded SAM2 model {model_id} ({blob}) does not match the SHA-256 the "
             "Hugging Face Hub gave for it: the file is damaged. Delete it and load the model "

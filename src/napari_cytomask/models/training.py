@@ -331,7 +331,7 @@ def samples_from_tilescans(
     Parameters
     ----------
     paths
-        Tile scans (opened with :func:`napari_cytomask.io.files.open_scan`).
+        Tile scans (read with :func:`napari_cytomask.io.files.read_channels`).
     input_channels
         Index (or indices) of the channel(s) to segment, as numbered in the file (0-based).
     mask_channel
@@ -341,21 +341,14 @@ def samples_from_tilescans(
     -------
     list of TrainingSample
     """
-    from ..io.files import open_scan
+    from ..io.files import read_channels
 
     wanted = [input_channels] if isinstance(input_channels, int) else list(input_channels)
     samples = []
     for path in paths:
-        # Pyramids: the full-resolution level.
-        by_index = {c.index: c.base for c in open_scan(path).channels}
-        for index in [*wanted, mask_channel]:
-            if index not in by_index:
-                raise ValueError(
-                    f"{path} has no channel {index}; it has channels {sorted(by_index)} "
-                    "(numbered from 0)."
-                )
-        images = [np.asarray(by_index[i]) for i in wanted]
-        samples += samples_from_arrays(images, np.asarray(by_index[mask_channel]), str(path))
+        *images, mask = read_channels(path, [*wanted, mask_channel], len(wanted) + 1)
+        images = [np.asarray(image) for image in images]
+        samples += samples_from_arrays(images, np.asarray(mask), str(path))
     return samples
 
 
