@@ -113,3 +113,15 @@ def test_intensity_image_starts_at_otsu_and_output_matches_input_geometry(
     assert tuple(output.units) == tuple(gfp.units)
     foreground_overlap = np.mean((output.data[tile] > 0) == (truth > 0))
     assert foreground_overlap > 0.9
+
+
+@pytest.mark.gui
+def test_a_pyramid_is_refused_with_a_reason(make_napari_viewer_proxy, qtbot, truth):
+    viewer = make_napari_viewer_proxy()
+    prob = np.where(truth > 0, 0.9, 0.05).astype(np.float32)
+    viewer.add_image([prob, prob[::2, ::2]], multiscale=True, name="pyramid")
+    widget = WatershedWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.preview()
+    assert "multiscale; pick a single-resolution layer" in widget.status.text()
+    assert len(viewer.layers) == 1  # no slide-sized output layer was made

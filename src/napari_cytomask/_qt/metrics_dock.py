@@ -153,7 +153,7 @@ class MetricsDock(StepWidget, QWidget):
         self.views.setTabToolTip(0, "Counts and scores at IoU 0.50, 0.75 and 0.90.")
         self.views.setTabToolTip(1, "Mean-average F1, mSA, COCO AP and pixel scores.")
         self.views.addTab(self.canvas, "Plot")
-        self.views.setTabToolTip(1, "Precision, recall and F1 at every IoU threshold.")
+        self.views.setTabToolTip(2, "Precision, recall and F1 at every IoU threshold.")
         self.views.setMinimumHeight(150)
 
         self.controls = StepControls(

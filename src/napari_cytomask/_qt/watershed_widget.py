@@ -19,7 +19,7 @@ from qtpy.QtWidgets import (
 )
 from skimage.filters import threshold_otsu
 
-from ..io.layers import layer_info, origin, result_metadata
+from ..io.layers import METADATA_KEY, layer_info, origin, result_metadata
 from ..postprocess import DEFAULT_CLEANUP, MARKER_METHODS, iter_watershed
 from ._layers import LayerPicker, compact_labels, labels_layer, resolution_level
 from ._live import Runner, StepControls, StepWidget, step_page
@@ -290,11 +290,9 @@ class WatershedWidget(StepWidget, QWidget):
     def _suggest_threshold(self) -> None:
         """Probability maps start at 0.5; intensity images at the Otsu threshold of a frame."""
         layer = self.input.layer()
-        if layer is None or isinstance(layer, Labels) or layer.rgb:
+        if layer is None or isinstance(layer, Labels) or layer.multiscale or layer.rgb:
             return
-        # A pyramid's coarsest level is sample enough, and cheap to read in the GUI thread.
-        data = resolution_level(layer, len(layer.data) - 1 if layer.multiscale else 0)[0]
-        frame = np.asarray(data[self._frame_index(data.ndim)])
+        frame = np.asarray(layer.data[self._frame_index(layer.data.ndim)])
         low, high = float(frame.min()), float(frame.max())
         self.threshold.blockSignals(True)
         if low >= 0 and high <= 1:
@@ -343,21 +341,27 @@ class WatershedWidget(StepWidget, QWidget):
         }
 
     def _inputs(self):
-        """The input layer, its full-resolution data arrays and the record of the result,
-        or raise a ValueError that says what to do."""
+        """The input layer, its data arrays and the record of the result, or raise a
+        ValueError that says what to do."""
         layer = self.input.layer()
         if layer is None:
             kind = "a Labels" if self.method == "split" else "an Image"
             raise ValueError(f"Add or pick {kind} layer as input first.")
+        if layer.multiscale:
+            # Previews and the output layer are whole frames in memory: a slide-sized
+            # pyramid would not fit. Segmentation results are single-resolution.
+            raise ValueError(f"{layer.name} is multiscale; pick a single-resolution layer.")
         if getattr(layer, "rgb", False):
             raise ValueError(f"{layer.name} is an RGB image; pick a single-channel map.")
-        arrays = [resolution_level(layer)[0]]
+        arrays = [layer.data]
         parameters = {"params": self.params(), "cleanup": self.cleanup()}
         if self.method == "interior_boundary":
             boundary = self.boundary.layer()
             if boundary is None or boundary is layer:
                 raise ValueError("Pick the boundary map: an Image layer other than the interior.")
-            arrays.append(resolution_level(boundary)[0])
+            if boundary.multiscale:
+                raise ValueError(f"{boundary.name} is multiscale; pick a single-resolution map.")
+            arrays.append(boundary.data)
             if tuple(arrays[1].shape) != tuple(arrays[0].shape):
                 raise ValueError(
                     f"interior map {layer.name} has shape {tuple(arrays[0].shape)} but boundary "
@@ -441,8 +445,10 @@ class WatershedWidget(StepWidget, QWidget):
         self.runner.run_now(*self._job(layer, arrays, None, metadata))
 
     def _job(self, layer, arrays, index, metadata) -> tuple:
-        """A watershed job with the current settings: one frame (``index``) or all (``None``)."""
-        params, cleanup = self.params(), self.cleanup()
+        """A watershed job with the settings ``metadata`` records: one frame (``index``) or
+        all (``None``)."""
+        settings = metadata[METADATA_KEY]["parameters"]
+        params, cleanup = settings["params"], settings["cleanup"]
         return _watershed_job, self.method, arrays, params, cleanup, layer.name, index, metadata
 
     def cancel(self) -> None:
