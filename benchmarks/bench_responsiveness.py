@@ -56,7 +56,7 @@ import numpy as np
 import torch
 import torchvision  # noqa: F401
 
-from _common import cpu_model
+from _common import DATA, cpu_model
 
 TICK_MS = 10
 GOAL_LATENESS_MS = 100.0
@@ -467,7 +467,7 @@ def main(argv=None) -> int:
     parser.add_argument("--timeout", type=float, default=600, help="seconds per run at most")
     parser.add_argument("--skip", choices=("sam2",), action="append", default=[])
     parser.add_argument(
-        "--data", default=os.environ.get("CYTOMASK_TEST_DATA", "../shared/data"),
+        "--data", default=str(DATA),
         help="the shared data folder with usiigaci-phc/",
     )  # fmt: skip
     parser.add_argument(

@@ -53,6 +53,7 @@ from napari_cytomask.models.sam2_engine import (
     to_uint8_rgb,
 )
 from napari_cytomask.models.sam2_models import Sam2ModelCache, build_sam2_model, config_for
+from napari_cytomask.rle import rle_counts
 
 IMAGE = "usiigaci-phc/set1/raw.tif"
 # Random weights predict IoUs near 0.5 and unstable masks: the stock defaults (0.8, 0.95)
@@ -226,9 +227,7 @@ def bench_painting(n_cells: int = 300, repeats: int = 5) -> None:
     for _ in range(n_cells):
         cy, cx, r = rng.integers(20, 1004, 2).tolist() + [int(rng.integers(8, 25))]
         binary = (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
-        flat = np.concatenate(([False], binary.T.ravel(), [False]))
-        edges = np.flatnonzero(flat[1:] != flat[:-1])
-        counts = np.diff(np.concatenate(([0], edges, [binary.size]))).tolist()
+        counts = rle_counts(binary).tolist()
         masks.append(
             {
                 "segmentation": {"size": [1024, 1024], "counts": counts},

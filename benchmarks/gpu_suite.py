@@ -46,8 +46,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import DATA
+
 HERE = Path(__file__).resolve().parent
-DATA = Path(os.environ.get("CYTOMASK_TEST_DATA", HERE.parents[1] / "shared" / "data"))
 
 
 def figure_commands(args) -> list[tuple[str, list[str], int, tuple[str, ...]]]:

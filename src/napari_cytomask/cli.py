@@ -21,7 +21,6 @@ import sys
 import time
 from pathlib import Path
 
-from .batch import one_line
 from .io.writers import FILE_FORMATS, FORMATS, format_named
 from .pipeline import METHODS
 
@@ -933,6 +932,8 @@ def main(argv: list[str] | None = None) -> int:
         return handlers[args.command](args)
     # The plugin's own errors (checkpoint, labels, TIFF, preset, batch) are ValueErrors.
     except (UserError, ValueError, OSError) as err:
+        from .batch import one_line  # batch loads dask: only when there is an error to show
+
         print(f"cytomask {args.command}: error: {one_line(err)}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
