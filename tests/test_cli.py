@@ -16,7 +16,7 @@ import tifffile
 import torch
 
 from napari_cytomask.cli import build_parser, main
-from napari_cytomask.io.writers import FILE_FORMATS, FORMATS
+from napari_cytomask.io.writers import FILE_FORMATS, SEGMENT_FORMATS
 from napari_cytomask.metrics import evaluate
 from napari_cytomask.models.checkpoint import DIR_ENV, read_description
 from napari_cytomask.models.training import state_path
@@ -298,7 +298,7 @@ def test_impossible_options_of_other_commands_are_usage_errors(argv, option, cap
 
 @pytest.mark.parametrize(
     ("name", "key"),
-    [*((key, key) for key in FORMATS),
+    [*((key, key) for key in SEGMENT_FORMATS),
      ("tif", "tiff"), ("ome.tif", "ome-tiff"), ("ome.zarr", "ome-zarr"), (".OME.TIFF", "ome-tiff")],
 )  # fmt: skip
 def test_segment_takes_every_format_key_and_the_old_suffixes(name, key):
@@ -314,6 +314,9 @@ def test_methods_and_export_formats_come_from_their_registries(capsys):
     # export writes files only: a chunk-wise store is no choice there.
     assert main(["export", "cells.tif", "-o", "out", "--format", "ome-zarr"]) == 2
     assert "invalid choice: 'ome-zarr'" in capsys.readouterr().err
+    # segment writes formats that hold any image: a PNG would fail only after the work.
+    assert main(["segment", "scan.tif", "--format", "png"]) == 2
+    assert "invalid choice: 'png'" in capsys.readouterr().err
     assert main(["segment", "scan.tif", "--format", "jpeg"]) == 2
     assert "unknown format 'jpeg'; use one of tiff, ome-tiff" in capsys.readouterr().err
 

@@ -38,7 +38,7 @@ from distributed import WorkerPlugin
 
 from .io.atomic import remove_leftovers, write_atomically, write_directory_atomically
 from .io.export import package_versions
-from .io.writers import FORMATS, format_named
+from .io.writers import FORMATS, SEGMENT_FORMATS, format_named
 from .pipeline import Preset, Segmenter
 from .progress import drain
 
@@ -83,9 +83,12 @@ class Options:
 
     def __post_init__(self):
         try:
-            object.__setattr__(self, "fmt", format_named(self.fmt))  # frozen: set once, here
+            fmt = format_named(self.fmt)
         except ValueError as err:
             raise BatchError(str(err)) from None
+        if fmt not in SEGMENT_FORMATS:
+            raise BatchError(f"segment writes {', '.join(SEGMENT_FORMATS)}, not {fmt}.")
+        object.__setattr__(self, "fmt", fmt)  # frozen: set once, here
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from .io.writers import FILE_FORMATS, FORMATS, format_named
+from .io.writers import FILE_FORMATS, SEGMENT_FORMATS, format_named
 from .pipeline import METHODS
 
 EXIT_OK, EXIT_USER_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -425,7 +425,7 @@ def _segment_parser(sub) -> None:
         "-o", "--output-dir", type=Path, help="folder for the results (default: beside each input)"
     )
     out.add_argument(
-        "--format", type=_format, choices=tuple(FORMATS), default="tiff",
+        "--format", type=_format, choices=SEGMENT_FORMATS, default="tiff",
         help="label format of images processed in memory (chunk-wise ones are OME-Zarr); "
         "file endings such as tif or ome.tif name the formats too",
     )  # fmt: skip

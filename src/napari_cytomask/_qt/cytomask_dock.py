@@ -212,7 +212,6 @@ class CytomaskDock(QWidget):
 
     def _segmented(self, cells) -> None:
         self._guide_sam2(cells)
-        self.watershed.stop_preview()
         self.watershed.use_input(cells)
         self.metrics.set_prediction(cells)
 

@@ -239,7 +239,7 @@ class WatershedWidget(StepWidget, QWidget):
         if isinstance(layer, Labels):
             self.mode.setCurrentIndex(self.mode.findData("split"))
         self.input.set_layer(layer)
-        self.stop_preview()
+        self.stop_preview()  # after: the mode and input changes above may have asked for one
         if layer_info(layer).get("method") == "unet":
             # Its interior/boundary watershed already parted touching cells; splitting
             # again by distance cuts long cells in two (benchmarks/bench_split_after_unet.py).

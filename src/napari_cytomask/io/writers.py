@@ -69,6 +69,9 @@ FORMATS: dict[str, LabelFormat] = {
 }
 #: The formats :func:`write_labels` writes in one piece.
 FILE_FORMATS = tuple(key for key, fmt in FORMATS.items() if not fmt.chunked)
+#: The formats ``cytomask segment`` writes: any image fits them, where PNG (2D, ids up
+#: to 65535) would be found wrong only after segmenting.
+SEGMENT_FORMATS = ("tiff", "ome-tiff", "ome-zarr")
 
 _OME_UNITS = {
     "micrometer": "µm",
