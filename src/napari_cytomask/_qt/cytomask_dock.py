@@ -11,7 +11,6 @@ the open step, Escape cancels it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 
 import napari
@@ -32,7 +31,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..io.layers import layer_info
-from ..pipeline import METHODS, Preset, Sam2Step
+from ..pipeline import METHODS, Preset
 from ._settings import StepSettings, changed_signal
 from .channel_roles import ChannelRolesWidget
 from .export_panel import ExportPanel
@@ -225,13 +224,7 @@ class CytomaskDock(QWidget):
         """
         method = self.method.currentData()
         unet = self.unet.step() if method != "sam2" else None
-        sam2 = None
-        if method != "unet":
-            model, config = self.sam2.model_source()
-            params = asdict(self.sam2.params())
-            params.pop("point_grids")
-            labels = asdict(self.sam2.label_params())
-            sam2 = Sam2Step(model=model, config=config, params=params, labels=labels)
+        sam2 = self.sam2.step() if method != "unet" else None
         split = None
         if self.watershed.method == "split":
             split = {"params": self.watershed.params(), "cleanup": self.watershed.cleanup()}

@@ -35,6 +35,7 @@ from ..models.sam2_engine import (
     Sam2Result,
 )
 from ..models.sam2_models import DEFAULT_MODEL, HF_MODELS, Sam2ModelCache
+from ..pipeline import Sam2Step
 from ._layers import LayerPicker, compact_labels, labels_layer, level_names, resolution_level
 from ._live import Runner, StepControls, StepWidget, step_page
 
@@ -485,12 +486,16 @@ class Sam2Widget(StepWidget, QWidget):
             point = layer.world_to_data(self.viewer.dims.point)
             index = tuple(int(np.clip(round(point[i]), 0, data.shape[i] - 1)) for i in range(lead))
         foreground = None
-        parameters = self._parameters(level)
+        step = self.step()
+        parameters = self._parameters(step, level)
         if self.foreground.currentText() != NO_FOREGROUND:
             fg_layer = self.viewer.layers[self.foreground.currentText()]
-            foreground = (resolution_level(fg_layer)[0], isinstance(fg_layer, Labels))
+            # A pyramid's own level of the same size, rather than its full resolution.
+            multiscale = getattr(fg_layer, "multiscale", False)
+            fg_level = min(level, len(fg_layer.data) - 1) if multiscale else 0
+            foreground = (resolution_level(fg_layer, fg_level)[0], isinstance(fg_layer, Labels))
             parameters["foreground"] = origin(fg_layer)
-        source, config = self.model_source()
+        source, config = step.model, step.config
         self._source = source
         return dict(
             layer=layer,
@@ -507,13 +512,25 @@ class Sam2Widget(StepWidget, QWidget):
             parameters=parameters,
         )
 
-    def _parameters(self, level: int) -> dict:
-        """The settings a result records: as a preset's SAM2 step, plus where it ran."""
+    def step(self) -> Sam2Step:
+        """The model and thresholds as a preset's SAM2 step.
+
+        Raises
+        ------
+        ValueError
+            When a local checkpoint is chosen but no file is given.
+        """
+        model, config = self.model_source()
         params = asdict(self.params())
-        params.pop("point_grids")
+        params.pop("point_grids")  # made from points_per_side when the step runs
+        labels = asdict(self.label_params())
+        return Sam2Step(model=model, config=config, params=params, labels=labels)
+
+    def _parameters(self, step: Sam2Step, level: int) -> dict:
+        """The settings a result records: as a preset's SAM2 step, plus where it ran."""
         return {
-            "params": params,
-            "labels": asdict(self.label_params()),
+            "params": step.params,
+            "labels": step.labels,
             "level": level,
             "positions": self.positions.currentText(),
             "device": self.device.currentText(),
