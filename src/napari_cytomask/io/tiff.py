@@ -791,12 +791,23 @@ def _detail(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _problem(exc: BaseException) -> str:
+#: What a file whose pixels fail to decode is told, with the codec's error in the braces.
+_CORRUPT_PIXELS = (
+    "its pixel data cannot be decoded ({}); the file is corrupt: open the original or export "
+    "it again"
+)
+
+
+def _problem(
+    exc: BaseException,
+    corrupt: str = "its structure is corrupt ({}); open the original file or export it again",
+) -> str:
     """What went wrong, in words a user can act on, with the original error in brackets.
 
     Anything but an operating-system error (no permission, a vanished disk)
     means bytes tifffile could not make sense of: tifffile and the codecs say
-    so in their own terms ("division by zero", "incompatible keyframe").
+    so in their own terms ("division by zero", "incompatible keyframe"); then
+    ``corrupt`` says so, with the error in its braces.
     """
     if isinstance(exc, MemoryError):
         return "its header declares an image too large for memory, so the header is corrupt"
@@ -808,7 +819,7 @@ def _problem(exc: BaseException) -> str:
             f"it uses a compression or layout this reader cannot decode ({detail}); convert it "
             "to an uncompressed or zlib-compressed TIFF, e.g. with Fiji"
         )
-    return f"its structure is corrupt ({detail}); open the original file or export it again"
+    return corrupt.format(detail)
 
 
 def _open(path: str) -> tuple[tifffile.TiffFile, str | None]:
@@ -870,13 +881,7 @@ def _decoding(path: str):
         except TiffReadError:
             raise
         except Exception as exc:
-            problem = _problem(exc)
-            if problem.startswith("its structure is corrupt"):
-                problem = (
-                    f"its pixel data cannot be decoded ({_detail(exc)}); the file is corrupt: "
-                    "open the original or export it again"
-                )
-            raise TiffReadError(path, problem) from exc
+            raise TiffReadError(path, _problem(exc, corrupt=_CORRUPT_PIXELS)) from exc
         problems.check(path)
 
 
@@ -1033,11 +1038,7 @@ def _check_first_segment(path: str, page, key: tifffile.TiffPage) -> None:
     try:
         decoded = len(tifffile.TIFF.DECOMPRESSORS[int(key.compression)](data))
     except Exception as exc:
-        raise TiffReadError(
-            path,
-            f"its pixel data cannot be decoded ({_detail(exc)}); the file is corrupt: "
-            "open the original or export it again",
-        ) from exc
+        raise TiffReadError(path, _CORRUPT_PIXELS.format(_detail(exc))) from exc
     if decoded != expected:
         raise TiffReadError(
             path,
