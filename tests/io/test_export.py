@@ -12,10 +12,10 @@ from napari_cytomask.io.export import (
     LabelsExport,
     cell_counts,
     coco_annotations,
-    coco_rle,
     export_labels,
     object_rows,
 )
+from napari_cytomask.rle import coco_rle
 
 
 @pytest.fixture(scope="module")

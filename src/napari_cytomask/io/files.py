@@ -248,11 +248,7 @@ def read_channels(path: str | os.PathLike, channels: list[int] | None, n_channel
     ValueError
         When the file has no such channel.
     """
-    path = Path(path)
-    if not path.is_file():
-        what = "is not a regular file" if path.exists() else "does not exist"
-        raise ValueError(f"{path} {what}.")
-    scan = open_scan(path)
+    scan = open_scan(path)  # a missing or irregular file: read_image says so
     by_index = {c.index: c for c in scan.channels}
     if channels is None:
         usable = scan.by_role("input") + scan.by_role("image")
