@@ -160,6 +160,7 @@ def run_engine(engine: Sam2Engine, rgb, params: Sam2Params, device: torch.device
     targets = [
         (engine.predictor, "set_image", "encoder"),
         (engine.model.sam_mask_decoder, "forward", "decoder"),
+        (sam2_engine, "decode", "decoder"),  # the engine's decoder call on a CPU
         (engine.predictor._transforms, "postprocess_masks", "upsampling (+ hole filling)"),
         (sam2_engine, "_candidate_stats", "stability, boxes, areas, compression"),
         (sam2_engine, "_filter", "filters and NMS"),

@@ -25,8 +25,11 @@ the binarised masks, which need the full-resolution mask logits. Keeping those
 for thousands of candidates would take gigabytes (3 072 candidates of a
 1024² image are 12 GiB as float32), so these two re-run the decoder on the
 cached features instead; the encoder still runs once. The decoder computes
-exactly what sam2's does (same batches, same operations), and it is what a
-first run mostly costs on a CPU.
+exactly what sam2's does, in sam2's batches; on a CPU it runs as
+:func:`.sam2_decoder.decode`, which does the image-sized work a few prompts at
+a time and the work common to all prompts once (about 2.7 times faster than
+sam2's call, bit for bit the same). It is still what a first run mostly costs
+on a CPU.
 
 ``min_mask_region_area`` behaves as in sam2 1.1: the generator hands it to its
 predictor, which fills holes and removes sprinkles in the low-resolution logits
@@ -59,6 +62,7 @@ from ..progress import drain
 from ..rle import rle_counts, rle_string, rle_to_mask
 from ..tiling import tile_boxes
 from .device import autocast_dtype
+from .sam2_decoder import CPU_CHUNK, decode
 
 #: Parameters that only re-filter cached candidates.
 FILTER_PARAMS = ("pred_iou_thresh", "stability_score_thresh", "box_nms_thresh", "crop_nms_thresh")
@@ -532,6 +536,34 @@ def _point_batches(needed: np.ndarray, batch: int) -> list[np.ndarray]:
     return groups
 
 
+def _predict(p, points, labels, multimask_output: bool, mask_input=None):
+    """``SAM2ImagePredictor._predict`` for point prompts, returning logits.
+
+    On a CPU the mask decoder runs as :func:`.sam2_decoder.decode` (the same
+    arithmetic, image-sized steps a few prompts at a time); elsewhere sam2's
+    own call runs unchanged.
+    """
+    if p.device.type != "cpu":
+        return p._predict(
+            points, labels, mask_input=mask_input, multimask_output=multimask_output,
+            return_logits=True,
+        )  # fmt: skip
+    model = p.model
+    sparse, dense = model.sam_prompt_encoder(points=(points, labels), boxes=None, masks=mask_input)
+    low_res, iou_preds = decode(
+        model.sam_mask_decoder,
+        p._features["image_embed"][-1].unsqueeze(0),
+        model.sam_prompt_encoder.get_dense_pe(),
+        sparse,
+        dense,
+        multimask_output=multimask_output,
+        high_res_features=[f[-1].unsqueeze(0) for f in p._features["high_res_feats"]],
+        chunk=CPU_CHUNK,
+    )
+    masks = p._transforms.postprocess_masks(low_res, p._orig_hw[-1])
+    return masks, iou_preds, torch.clamp(low_res, -32.0, 32.0)
+
+
 def _frame_stats(masks: torch.Tensor, threshold: float, offset: float):
     """Stability scores, boxes, areas and compressed masks over whole frames, on the masks' device.
 
@@ -932,25 +964,14 @@ class Sam2Engine:
         in_labels = torch.ones(in_points.shape[0], dtype=torch.int, device=in_points.device)
         masks, iou_preds, low_res = (
             t.flatten(0, 1)
-            for t in p._predict(
-                in_points[:, None, :],
-                in_labels[:, None],
-                multimask_output=params.multimask_output,
-                return_logits=True,
-            )
+            for t in _predict(p, in_points[:, None, :], in_labels[:, None], params.multimask_output)
         )
         if params.use_m2m:
             pts = pts.repeat_interleave(len(masks) // len(pts), dim=0)
             in_points = p._transforms.transform_coords(pts, normalize=True, orig_hw=im_size)
             labels = torch.ones(in_points.shape[0], dtype=torch.int, device=in_points.device)
             refined = [
-                p._predict(
-                    cur_points[:, None, :],
-                    cur_labels[:, None],
-                    mask_input=cur_low[:, None, :],
-                    multimask_output=False,
-                    return_logits=True,
-                )
+                _predict(p, cur_points[:, None, :], cur_labels[:, None], False, cur_low[:, None, :])
                 for cur_points, cur_labels, cur_low in batch_iterator(
                     batch, in_points, labels, low_res
                 )
