@@ -183,6 +183,37 @@ def test_fine_tuning_starts_from_the_given_weights_with_a_fresh_run(tmp_path, ti
         train(two, tmp_path / "c.safetensors", None, settings, init_from=base.checkpoint)
 
 
+def test_fine_tuning_validates_with_the_base_models_tuned_settings(
+    tmp_path, tiny_unet, monkeypatch
+):
+    """The default thresholds score a trained model far below its tuned ones, so a run
+    from a tuned model chooses its checkpoint by the tuned ones, and so does its resumption."""
+    from napari_cytomask.models import training
+
+    samples, _ = _synthetic_samples()
+    settings = _small_settings(fractions=(0.5, 0.5, 0))
+    base = train(samples, tmp_path / "base.safetensors", UNetConfig(**tiny_unet), settings)
+    tuned = base.description["postprocess"]
+    seen = []
+    evaluate = training.iter_evaluate
+
+    def spy(predictor, samples, **kwargs):
+        seen.append(kwargs["settings"])
+        return evaluate(predictor, samples, **kwargs)
+
+    monkeypatch.setattr(training, "iter_evaluate", spy)
+    untuned = train(samples, tmp_path / "plain.safetensors", UNetConfig(**tiny_unet), settings)
+    assert seen == [None] and untuned.description["training"]["validation_settings"] is None
+    seen.clear()
+    fine = train(samples, tmp_path / "fine.safetensors", None, settings, init_from=base.checkpoint)
+    expected = {k: tuned[k] for k in ("interior_threshold", "foreground_threshold", "min_size")}
+    assert seen == [expected]
+    assert fine.description["training"]["validation_settings"] == expected
+    seen.clear()
+    train(samples, tmp_path / "more.safetensors", None, settings, resume=fine.checkpoint)
+    assert seen == [expected]
+
+
 def test_a_cancelled_run_resumes_exactly_where_it_stopped(tmp_path, tiny_unet):
     """Cancelled in epoch 3 and resumed, training ends with the same weights, optimiser
     moments, learning rate and losses as a run that was never interrupted."""
