@@ -183,35 +183,45 @@ def test_fine_tuning_starts_from_the_given_weights_with_a_fresh_run(tmp_path, ti
         train(two, tmp_path / "c.safetensors", None, settings, init_from=base.checkpoint)
 
 
-def test_fine_tuning_validates_with_the_base_models_tuned_settings(
+def test_fine_tuning_validates_at_thresholds_tuned_for_its_starting_weights(
     tmp_path, tiny_unet, monkeypatch
 ):
-    """The default thresholds score a trained model far below its tuned ones, so a run
-    from a tuned model chooses its checkpoint by the tuned ones, and so does its resumption."""
+    """The default thresholds score a trained model far below tuned ones, so fine-tuning
+    first tunes them on its own validation images (without TTA, as validation runs),
+    chooses its checkpoint by the scores at those settings, and so does its resumption."""
     from napari_cytomask.models import training
 
     samples, _ = _synthetic_samples()
     settings = _small_settings(fractions=(0.5, 0.5, 0))
     base = train(samples, tmp_path / "base.safetensors", UNetConfig(**tiny_unet), settings)
-    tuned = base.description["postprocess"]
-    seen = []
-    evaluate = training.iter_evaluate
+    evaluated, tuned = [], []
+    evaluate, tune = training.iter_evaluate, training.iter_tune_postprocess
 
-    def spy(predictor, samples, **kwargs):
-        seen.append(kwargs["settings"])
+    def evaluate_spy(predictor, samples, **kwargs):
+        evaluated.append(kwargs["settings"])
         return evaluate(predictor, samples, **kwargs)
 
-    monkeypatch.setattr(training, "iter_evaluate", spy)
-    untuned = train(samples, tmp_path / "plain.safetensors", UNetConfig(**tiny_unet), settings)
-    assert seen == [None] and untuned.description["training"]["validation_settings"] is None
-    seen.clear()
+    def tune_spy(predictor, samples, **kwargs):
+        result = yield from tune(predictor, samples, **kwargs)
+        tuned.append((kwargs.get("tta", True), result))
+        return result
+
+    monkeypatch.setattr(training, "iter_evaluate", evaluate_spy)
+    monkeypatch.setattr(training, "iter_tune_postprocess", tune_spy)
+    plain = train(samples, tmp_path / "plain.safetensors", UNetConfig(**tiny_unet), settings)
+    # From random weights: validation at the defaults, tuning only at the end, with TTA.
+    assert evaluated == [None] and [tta for tta, _ in tuned] == [True]
+    assert plain.description["training"]["validation_settings"] is None
+    evaluated.clear(), tuned.clear()
     fine = train(samples, tmp_path / "fine.safetensors", None, settings, init_from=base.checkpoint)
-    expected = {k: tuned[k] for k in ("interior_threshold", "foreground_threshold", "min_size")}
-    assert seen == [expected]
+    assert [tta for tta, _ in tuned] == [False, True]
+    first = tuned[0][1]
+    expected = {k: first[k] for k in ("interior_threshold", "foreground_threshold", "min_size")}
+    assert evaluated == [expected]
     assert fine.description["training"]["validation_settings"] == expected
-    seen.clear()
+    evaluated.clear(), tuned.clear()
     train(samples, tmp_path / "more.safetensors", None, settings, resume=fine.checkpoint)
-    assert seen == [expected]
+    assert evaluated == [expected] and [tta for tta, _ in tuned] == [True]
 
 
 def test_a_cancelled_run_resumes_exactly_where_it_stopped(tmp_path, tiny_unet):

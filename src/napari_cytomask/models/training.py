@@ -55,7 +55,6 @@ from .inference import (
     iter_predict,
     postprocess_arguments,
     probabilities_to_instances,
-    recommended_settings,
 )
 from .unet import UNetConfig, build_model, normalise_channels
 
@@ -193,9 +192,9 @@ class TrainingProgress:
     phase
         ``"train"`` (a step), ``"validate"`` (``step`` of ``steps`` validation
         images done), ``"epoch"`` (end of an epoch, with ``validation``),
-        ``"tune"`` (after the last epoch: ``step`` of ``steps`` of choosing the
-        post-processing settings), ``"notice"`` (a ``message``) or ``"split"``
-        (once, before the first step: the ``split``).
+        ``"tune"`` (``step`` of ``steps`` of choosing the post-processing settings:
+        after the last epoch, and before the first when fine-tuning), ``"notice"``
+        (a ``message``) or ``"split"`` (once, before the first step: the ``split``).
     checkpoint
         In an ``"epoch"`` report: the checkpoint file (the best network so far,
         with the training state beside it to resume from).
@@ -887,7 +886,7 @@ def iter_train(
     previous: dict = {}
     notice = None
     state = None
-    val_settings = None  # post-processing of the validation scores: the model's defaults
+    val_settings = None  # post-processing of the validation scores (None: the defaults)
     if resume is not None:
         model, previous = load_checkpoint(resume, "cpu", in_channels=in_channels)
         config = config_of(previous)
@@ -902,11 +901,6 @@ def iter_train(
         model, base = load_checkpoint(init_from, "cpu", in_channels=in_channels)
         config = config_of(base)
         model.train()
-        if base.get("postprocess"):
-            # A trained model scores far lower at the default thresholds than at its
-            # tuned ones (mean-average F1 0.33 against 0.52 for the starter model), so
-            # the checkpoint choice and the learning-rate schedule follow the tuned ones.
-            val_settings = recommended_settings(base)
     else:
         base = config or UNetConfig()
         config = UNetConfig.from_dict({**base.to_dict(), "in_channels": in_channels})
@@ -1036,10 +1030,22 @@ def iter_train(
         phase="split",
         split={k: list(v) for k, v in split.items()},
     )
-    started = time.monotonic()
     # The last epoch expected: a time limit stops training after the epoch in
     # which it passes, often long before last_epoch.
     expected_last = last_epoch
+    if init_from is not None and settings.tune and val_set:
+        # A trained model scores far lower at the default thresholds than at thresholds
+        # tuned for it (the starter model's validation mean-average F1: 0.34 against 0.51,
+        # both without TTA), so fine-tuning first tunes them for its starting weights on
+        # its own validation images, and chooses its checkpoint and lowers its learning
+        # rate by the scores at those settings (validation runs without TTA).
+        tuned = yield from relay(
+            iter_tune_postprocess(UNetPredictor(model, config), val_set, **val_options, tta=False),
+            report("tune", epoch0),
+        )
+        if tuned is not None:
+            val_settings = {k: tuned[k] for k in DEFAULT_SETTINGS}
+    started = time.monotonic()
     for epoch in range(epoch0 + 1, last_epoch + 1):
         model.train()
         losses = []
