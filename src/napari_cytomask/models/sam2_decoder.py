@@ -33,7 +33,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-#: Prompts per image-path step on a CPU (1 to 4 measured the same on a 2-core EPYC; 8 slower).
+#: Prompts per image-path step on a CPU (2 to 4 measured the same on a 2-core EPYC; 8 slower).
 CPU_CHUNK = 2
 
 
@@ -103,7 +103,8 @@ def _block(layer, queries, keys: list, query_pe, key_pe: dict):
     and ``key_pe`` the positional encoding repeated for each chunk size.
 
     Both cross-attentions add the positional encoding to the same keys, so the
-    sum is made once per chunk (sam2 makes it twice; the values are the same).
+    sum is made once per chunk (sam2 makes it twice; the values are the same) and
+    held until the layer ends, as sam2 holds its whole batch's.
     """
     if layer.skip_first_layer_pe:
         queries = layer.self_attn(q=queries, k=queries, v=queries)
