@@ -43,6 +43,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -102,27 +103,44 @@ def figure_commands(args) -> list[tuple[str, list[str], int, tuple[str, ...]]]:
     ]
 
 
+def child_env() -> dict:
+    """The environment of a figure's process, which runs in ``benchmarks/``: the data
+    folder and ``PYTHONPATH`` as absolute paths, and this checkout's ``src`` on the path,
+    so the documented command works from the repository root without an install."""
+    paths = [str(HERE.parent / "src")]
+    paths += [os.path.abspath(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "CYTOMASK_TEST_DATA": str(DATA.resolve()),
+        "PYTHONPATH": os.pathsep.join(paths),
+    }
+
+
 def run_figure(name: str, command: list[str], budget: int, keys: tuple[str, ...]) -> dict:
     """Run one figure's command, echoing its output; keep the lines that start with ``keys``."""
     print(f"\n=== {name}: {' '.join(Path(c).name if '/' in c else c for c in command)}", flush=True)
     start = time.perf_counter()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "CYTOMASK_TEST_DATA": str(DATA)}
     lines: list[str] = []
     with subprocess.Popen(
-        command, cwd=HERE, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    ) as proc:
+        command, cwd=HERE, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True,
+    ) as proc:  # fmt: skip
+        # A figure that hangs or works without printing is stopped all the same.
+        timer = threading.Timer(budget, proc.kill)
+        timer.start()
         try:
             for line in proc.stdout:
                 print(line, end="", flush=True)
                 lines.append(line.rstrip())
-                if time.perf_counter() - start > budget:
-                    proc.kill()
-                    status = f"stopped after its {budget} s budget"
-                    break
-            else:
-                status = "ok" if proc.wait() == 0 else f"failed (exit {proc.returncode})"
+            code = proc.wait()
         finally:
+            timer.cancel()
             proc.kill()
+    if time.perf_counter() - start >= budget:
+        status = f"stopped after its {budget} s budget"
+    else:
+        status = "ok" if code == 0 else f"failed (exit {code})"
     missing = next((x for x in lines if "ModuleNotFoundError" in x), None)
     if missing and status.startswith("failed"):
         status = f"not run: {missing.split(':', 1)[1].strip()}"
@@ -181,6 +199,8 @@ def main(argv=None) -> int:
         return 0
     import torch
 
+    if args.smoke and not torch.cuda.is_available():
+        args.device = "cpu"
     if not args.smoke and not (args.device.startswith("cuda") and torch.cuda.is_available()):
         print(
             "gpu_suite: no CUDA device here, so there is no GPU figure to measure. Run it on a "

@@ -40,3 +40,17 @@ def test_cuda_devices_are_listed_and_validated(monkeypatch):
 def test_cpu_is_always_usable():
     assert get_device("cpu") == torch.device("cpu")
     assert get_device(torch.device("cpu")) == torch.device("cpu")
+
+
+@pytest.mark.parametrize(("native", "expected"), [(True, torch.bfloat16), (False, torch.float16)])
+def test_autocast_uses_bf16_only_where_the_gpu_has_it(monkeypatch, native, expected):
+    """torch says bf16 is supported where it is only emulated (V100, T4): fp16 there."""
+    import contextlib
+
+    monkeypatch.setattr(torch.cuda, "device", lambda _: contextlib.nullcontext())
+
+    def supported(including_emulation=True):
+        return native or including_emulation
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", supported)
+    assert autocast_dtype(torch.device("cuda", 0)) is expected
