@@ -253,7 +253,8 @@ def test_out_of_memory_halves_the_batch_and_keeps_the_masks(model, image, monkey
     monkeypatch.setattr(engine, "_decode_batch", tight_memory)
     params = Sam2Params(**LOW, box_nms_thresh=1.0)
     ours = quiet(engine.generate, image, params)
-    assert sizes[:3] == [36, 18, 9] and engine.points_per_batch == 9
+    # 64 planned: the 36 points fail, then the first batch of 32, then batches of 16 fit.
+    assert sizes[:4] == [36, 32, 16, 16] and engine.points_per_batch == 16
     assert_same(ours, quiet(Sam2Engine(model).generate, image, params))
 
 
@@ -309,3 +310,60 @@ def test_engine_equals_the_stock_generator_on_real_images(model, shared_data):
         theirs = stock(model, image, params)
         assert len(theirs) > 0
         assert_same(quiet(Sam2Engine(model).generate, image, params), theirs)
+
+
+def test_iou_threshold_compares_in_the_decoders_dtype():
+    """Under bf16 autocast sam2 compares bf16 scores with the threshold rounded to bf16
+    (0.8 becomes 0.80078125): a score of exactly that is dropped, as sam2 drops it."""
+    from napari_cytomask.models.sam2_engine import _Candidates, _filter
+
+    iou = torch.tensor([0.80078125, 0.8515625], dtype=torch.bfloat16)
+    binary = torch.zeros(2, 20, 20, dtype=torch.bool)
+    binary[0, 1:5, 1:5] = binary[1, 10:14, 10:14] = True
+    candidates = _Candidates(
+        iou_preds=iou,
+        stability=torch.ones(2),
+        boxes=torch.tensor([[1, 1, 4, 4], [10, 10, 13, 13]]),
+        near_edge=torch.zeros(2, dtype=torch.bool),
+        points=torch.zeros(2, 2),
+        masks=compress_masks(binary),
+        areas=np.array([16, 16]),
+    )
+    params = Sam2Params(pred_iou_thresh=0.8, stability_score_thresh=0.0)
+    kept = _filter([([0, 0, 20, 20], candidates)], (20, 20), params)
+    assert (iou > 0.8).tolist() == [False, True]  # sam2's own expression
+    assert kept.iou_preds.tolist() == [0.8515625]
+
+
+def test_engine_equals_the_stock_generator_under_bf16_autocast(model, image):
+    """The GPU path's precision, on the CPU: with a threshold just below a bf16 score,
+    sam2 rounds the threshold to that score and drops the mask; the engine must too."""
+    params = Sam2Params(**{**LOW, "box_nms_thresh": 1.0})
+    engine = Sam2Engine(model)
+    engine.dtype = torch.bfloat16
+    first = quiet(engine.generate, image, params)
+    scores = sorted({m["predicted_iou"] for m in first})
+    score = scores[len(scores) // 2]
+    below = float(np.nextafter(np.float32(score), np.float32(0)))
+    params = replace(params, pred_iou_thresh=below)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        theirs = stock(model, image, params)
+    assert len(theirs) > 0 and score not in {m["predicted_iou"] for m in theirs}
+    assert_same(quiet(engine.generate, image, params), theirs)
+
+
+def test_a_gpus_automatic_batch_is_chosen_once_per_crop_size(model, monkeypatch):
+    """Decoded points are reused only at the batch size that made them, so the batch must
+    not follow free memory as the feature cache fills the GPU."""
+    engine = Sam2Engine(model)
+    engine.device = torch.device("cuda", 0)
+    free = {"bytes": 8 * 2**30}
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda _: (free["bytes"], 80 * 2**30))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda _: 2**30)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda _: 0)
+    # 9 GiB usable: half of it over 3 masks x 4 float32 copies of 1024² = 96 points -> 64.
+    assert engine._auto_batch((1024, 1024), True) == 64
+    free["bytes"] = 2**28
+    assert engine._auto_batch((1024, 1024), True) == 64
+    # A new crop size is measured: 1.25 GiB usable over 3 x 4 x 512² x 4 bytes -> 53 -> 32.
+    assert engine._auto_batch((512, 512), True) == 32

@@ -289,7 +289,7 @@ def compress_masks(binary: torch.Tensor) -> list[np.ndarray]:
     if bit_idx.size:
         packed = _packbits(binary[torch.as_tensor(bit_idx, device=binary.device)]).cpu().numpy()
         for i, row in zip(bit_idx, packed, strict=True):
-            out[i] = row
+            out[i] = row.copy()  # a view would keep the whole batch's array alive
     return out
 
 
@@ -414,7 +414,8 @@ class _LRU:
 class _Candidates:
     """Every candidate mask of one crop, in the generator's order, before any filter."""
 
-    iou_preds: torch.Tensor  # float32 (N,)
+    # (N,) in the decoder's dtype (bf16 under autocast), which sam2's threshold compares in
+    iou_preds: torch.Tensor
     stability: torch.Tensor  # float32 (N,)
     boxes: torch.Tensor  # int64 (N, 4), xyxy in the crop frame
     near_edge: torch.Tensor  # bool (N,): box touches an inner crop edge
@@ -652,6 +653,7 @@ class Sam2Engine:
         self.prompts = _LRU(cache_bytes)
         self._normalized = _LRU(512 << 20)
         self.points_per_batch: int | None = None
+        self._auto_batches: dict[tuple, int] = {}  # (crop size, multimask) -> points per batch
         # The predictor holds one image's features at a time; a superseded run may still
         # be finishing a batch in another thread while the newest one starts.
         self._lock = threading.Lock()
@@ -875,11 +877,19 @@ class Sam2Engine:
             return self.points_per_batch
         if self.device.type != "cuda":
             return 64
-        free, _ = torch.cuda.mem_get_info(self.device)
-        # Upscaled logits, their thresholded copies and the stability temporaries per point.
-        per_point = (3 if multimask else 1) * crop_hw[0] * crop_hw[1] * 4 * 4
-        n = int(free * 0.5 // per_point)
-        return int(2 ** max(3, min(10, int(math.log2(max(n, 1))))))
+        # Chosen once per crop size: a point decoded before counts only when its batch had
+        # the size used now, and free memory shrinks as the feature cache grows.
+        key = (tuple(crop_hw), multimask)
+        if key not in self._auto_batches:
+            free, _ = torch.cuda.mem_get_info(self.device)
+            # What PyTorch holds in reserve is free to it too.
+            cuda = torch.cuda
+            free += cuda.memory_reserved(self.device) - cuda.memory_allocated(self.device)
+            # Upscaled logits, their thresholded copies and the stability temporaries per point.
+            per_point = (3 if multimask else 1) * crop_hw[0] * crop_hw[1] * 4 * 4
+            n = int(free * 0.5 // per_point)
+            self._auto_batches[key] = int(2 ** max(3, min(10, int(math.log2(max(n, 1))))))
+        return self._auto_batches[key]
 
     def _decode(self, pkey, feats, im_hw, crop_box, grid: np.ndarray, params: Sam2Params, i, n):
         """Every candidate of one crop, as sam2's ``_process_crop`` makes them, unfiltered.
@@ -919,13 +929,17 @@ class Sam2Engine:
                     decoded = True
                     yield ("decoder", i, n)
             except torch.cuda.OutOfMemoryError:
-                if len(group) == 1:
+                if len(group) == 1 or batch == 1:
                     raise
-                torch.cuda.empty_cache()
-                # Halve the batch that failed (it may be the shorter last one) and plan again.
-                batch = len(group) // 2
+                # Halve the planned batch (not the failed one, which may be a short last
+                # batch) and plan again.
+                batch //= 2
                 if params.points_per_batch is None:
                     self.points_per_batch = batch
+            else:
+                continue
+            # Outside the handler, whose traceback held the failed batch's tensors.
+            torch.cuda.empty_cache()
         self.runs["decoder"] += decoded
         self.prompts.put(pkey, store, sum(_masks_nbytes(r.masks) for r in store.values()))
         rows = [store[k] for k in keys]
@@ -982,7 +996,7 @@ class Sam2Engine:
         stability, boxes, areas, compressed = _candidate_stats(masks, low_res, params)
         p.reset_predictor()
         return (
-            iou_preds.float().cpu(),
+            iou_preds.cpu(),
             stability.float().cpu(),
             boxes.cpu().to(torch.int64),
             compressed,
@@ -1007,7 +1021,7 @@ def _filter(crops: Sequence[tuple[list, _Candidates]], im_hw, params: Sam2Params
         idx = keep.nonzero().flatten()
         nms = batched_nms(
             c.boxes[idx].float(),
-            c.iou_preds[idx],
+            c.iou_preds[idx].float(),
             torch.zeros(len(idx)),
             iou_threshold=params.box_nms_thresh,
         )
