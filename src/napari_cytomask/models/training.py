@@ -953,7 +953,8 @@ def iter_train(
         model.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimiser"])
         scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
+        if state["scaler"]:  # empty where the scaler was off (CPU, bf16)
+            scaler.load_state_dict(state["scaler"])
         rng.bit_generator.state = state["numpy_rng"]
         torch.set_rng_state(state["torch_rng"])
         epoch0, global_step, history = state["epoch"], state["steps"], state["history"]
