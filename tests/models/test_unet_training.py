@@ -304,3 +304,16 @@ def test_a_diverging_run_stops_with_a_clear_message(tmp_path, tiny_unet, monkeyp
     with pytest.raises(FloatingPointError, match="training diverged. Lower the learning rate"):
         train(samples, out, UNetConfig(**tiny_unet), _small_settings())
     assert not out.exists() and not state_path(out).exists()
+
+
+def test_a_run_saved_without_a_gradient_scaler_resumes_with_one(tmp_path, tiny_unet, monkeypatch):
+    """A CPU or bf16 run saves an empty scaler state; resuming where fp16 turns the
+    scaler on (an older GPU) must not fail on it."""
+    from napari_cytomask.models import training
+
+    samples, _ = _synthetic_samples()
+    settings = _small_settings()
+    first = train(samples, tmp_path / "a.safetensors", UNetConfig(**tiny_unet), settings)
+    monkeypatch.setattr(training, "autocast_dtype", lambda device: torch.float16)
+    second = train(samples, tmp_path / "b.safetensors", None, settings, resume=first.checkpoint)
+    assert second.description["training"]["epochs_done"] == 2
