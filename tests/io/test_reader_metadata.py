@@ -247,15 +247,20 @@ def test_resolution_tags_outside_the_range_are_ignored(tmp_path, size):
     assert describe_tiff(path).pixel_size == {}
 
 
-def test_imagej_file_in_inches_at_72_dpi_stays_in_pixels(tmp_path):
-    path = tmp_path / "stack.tif"
+def _imagej_stack(path, resolution: float, unit: str, spacing: float):
+    """A 3-plane ImageJ Z stack with square pixels of ``resolution`` per ``unit``."""
     tifffile.imwrite(
         path,
         np.zeros((3, 32, 48), np.uint16),
         imagej=True,
-        resolution=(72, 72),
-        metadata={"axes": "ZYX", "unit": "inch", "spacing": 1.0},
+        resolution=(resolution, resolution),
+        metadata={"axes": "ZYX", "unit": unit, "spacing": spacing},
     )
+    return path
+
+
+def test_imagej_file_in_inches_at_72_dpi_stays_in_pixels(tmp_path):
+    path = _imagej_stack(tmp_path / "stack.tif", 72, "inch", 1.0)
     with tifffile.TiffFile(path) as tif:
         assert tif.imagej_metadata["unit"] == "inch"
 
@@ -266,14 +271,7 @@ def test_imagej_file_in_inches_at_72_dpi_stays_in_pixels(tmp_path):
 
 
 def test_imagej_file_in_microns_keeps_its_size(tmp_path):
-    path = tmp_path / "stack.tif"
-    tifffile.imwrite(
-        path,
-        np.zeros((3, 32, 48), np.uint16),
-        imagej=True,
-        resolution=(1 / 0.65, 1 / 0.65),
-        metadata={"axes": "ZYX", "unit": "micron", "spacing": 2.0},
-    )
+    path = _imagej_stack(tmp_path / "stack.tif", 1 / 0.65, "micron", 2.0)
 
     ((_, kwargs, _),) = read_tiff(path)
 
