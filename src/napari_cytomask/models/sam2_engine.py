@@ -881,10 +881,10 @@ class Sam2Engine:
         # the size used now, and free memory shrinks as the feature cache grows.
         key = (tuple(crop_hw), multimask)
         if key not in self._auto_batches:
-            free, _ = torch.cuda.mem_get_info(self.device)
+            dev = self.device
+            free, _ = torch.cuda.mem_get_info(dev)
             # What PyTorch holds in reserve is free to it too.
-            cuda = torch.cuda
-            free += cuda.memory_reserved(self.device) - cuda.memory_allocated(self.device)
+            free += torch.cuda.memory_reserved(dev) - torch.cuda.memory_allocated(dev)
             # Upscaled logits, their thresholded copies and the stability temporaries per point.
             per_point = (3 if multimask else 1) * crop_hw[0] * crop_hw[1] * 4 * 4
             n = int(free * 0.5 // per_point)
