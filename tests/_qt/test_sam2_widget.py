@@ -21,8 +21,15 @@ def image():
 
 
 def test_segment_then_a_filter_slider_updates_the_labels(
-    make_napari_viewer_proxy, qtbot, small_model, keep_every_mask
+    make_napari_viewer_proxy, qtbot, small_model, keep_every_mask, monkeypatch
 ):
+    from napari_cytomask._qt import sam2_widget
+
+    looked_up = []
+    record = sam2_widget._model_record
+    monkeypatch.setattr(
+        sam2_widget, "_model_record", lambda *args: looked_up.append(args) or record(*args)
+    )
     viewer = make_napari_viewer_proxy()
     viewer.add_image(np.zeros((8, 8), np.uint8), name="other")
     layer = viewer.add_image(image(), name="phase", metadata={"cytomask": {"role": "input"}})
@@ -55,6 +62,7 @@ def test_segment_then_a_filter_slider_updates_the_labels(
     assert built == [("facebook/sam2.1-hiera-tiny", "cpu", None)]
     engine = next(iter(widget._engines.values()))
     assert engine.runs["encoder"] == 1  # the slider only re-filtered
+    assert len(looked_up) == 1  # the model's file is looked up once, not per slider move
 
 
 def test_current_position_of_a_stack_keeps_ids_unique(

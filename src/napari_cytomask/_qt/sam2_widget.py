@@ -34,7 +34,7 @@ from ..models.sam2_engine import (
     Sam2Params,
     Sam2Result,
 )
-from ..models.sam2_models import DEFAULT_MODEL, HF_MODELS, Sam2ModelCache
+from ..models.sam2_models import DEFAULT_MODEL, HF_MODELS, Sam2ModelCache, cached_checkpoint
 from ..pipeline import Sam2Step
 from ._layers import LayerPicker, compact_labels, labels_layer, level_names, resolution_level
 from ._live import Runner, StepControls, StepWidget, step_page
@@ -228,6 +228,7 @@ class Sam2Widget(StepWidget, QWidget):
         self.viewer = napari_viewer
         self._models = Sam2ModelCache(model_builder)
         self._engines: dict[int, Sam2Engine] = {}
+        self._records: dict[tuple, dict] = {}  # (source, config) -> the model's record
         self._engine_lock = threading.Lock()
         self._asked = False
         self._source = DEFAULT_MODEL
@@ -537,7 +538,9 @@ class Sam2Widget(StepWidget, QWidget):
             "foreground": None,
         }
 
-    def _engine(self, source, device, config) -> Sam2Engine:
+    def _engine(self, source, device, config) -> tuple[Sam2Engine, dict]:
+        """The engine of a loaded model, and the model's record for result layers (its
+        file looked up and hashed once per model, not on every slider move)."""
         with self._engine_lock:
             model = self._models.get(source, device, config)
             engine = self._engines.get(id(model))
@@ -545,7 +548,10 @@ class Sam2Widget(StepWidget, QWidget):
                 engine = self._engines[id(model)] = Sam2Engine(
                     model, model_key=f"{source}|{config}"
                 )
-            return engine
+            record = self._records.get((source, config))
+            if record is None:
+                record = self._records[source, config] = _model_record(source, config)
+            return engine, record
 
     def _run(self, job):
         # Slicing and thresholding happen here, in the worker, not in the GUI thread.
@@ -557,8 +563,7 @@ class Sam2Widget(StepWidget, QWidget):
             fg = np.asarray(data[index] if index else data)
             fg = _sample_like(fg, image.shape[:-1] if job["rgb"] else image.shape)
             foreground = fg > 0 if is_labels else fg
-        engine = self._engine(job["source"], job["device"], job["config"])
-        model = _model_record(job["source"], job["config"])
+        engine, model = self._engine(job["source"], job["device"], job["config"])
         result = yield from engine.segment_iter(
             image, job["params"], job["label_params"], rgb=job["rgb"], foreground=foreground
         )
@@ -667,19 +672,8 @@ def _sample_like(foreground: np.ndarray, shape: tuple) -> np.ndarray:
 
 def _model_record(source: str, config: str | None) -> dict:
     """The model of a run with its file's SHA-256 (a Hugging Face id: the cached download)."""
-    path = _hub_file(source) if source in HF_MODELS else Path(source)
+    path = cached_checkpoint(source) if source in HF_MODELS else Path(source)
     return model_record(source, path, config=config)
-
-
-def _hub_file(model_id: str) -> Path | None:
-    """The downloaded checkpoint of a Hugging Face id, or ``None`` when it is not cached."""
-    from huggingface_hub import hf_hub_download
-
-    try:
-        filename = HF_MODELS[model_id][1]
-        return Path(hf_hub_download(model_id, filename, local_files_only=True))
-    except (OSError, ValueError):  # not in the cache: nothing to hash
-        return None
 
 
 __all__ = ["Sam2Widget"]

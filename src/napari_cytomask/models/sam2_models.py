@@ -92,13 +92,11 @@ def download_checkpoint(model_id: str) -> Path:
         When the file's content does not match its SHA-256.
     """
     from huggingface_hub import constants, hf_hub_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
 
     config_for(model_id)
     filename = HF_MODELS[model_id][1]
-    try:
-        path = hf_hub_download(repo_id=model_id, filename=filename, local_files_only=True)
-    except LocalEntryNotFoundError:
+    path = cached_checkpoint(model_id)
+    if path is None:
         if constants.HF_HUB_OFFLINE or not _hub_reachable(constants.ENDPOINT):
             raise ModelNotDownloaded(
                 f"The SAM2 model {model_id} is not downloaded yet and the Hugging Face Hub "
@@ -107,10 +105,21 @@ def download_checkpoint(model_id: str) -> Path:
                 f"computer with internet access; on the command line give --sam2-model "
                 f"{filename} --sam2-config {model_id}."
             ) from None
-        path = hf_hub_download(repo_id=model_id, filename=filename)
-    path = Path(path)
+        path = Path(hf_hub_download(repo_id=model_id, filename=filename))
     _check_sha256(path, model_id)
     return path
+
+
+def cached_checkpoint(model_id: str) -> Path | None:
+    """The checkpoint of a Hugging Face id in ``huggingface_hub``'s cache, or ``None``."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    filename = HF_MODELS[model_id][1]
+    try:
+        return Path(hf_hub_download(repo_id=model_id, filename=filename, local_files_only=True))
+    except LocalEntryNotFoundError:
+        return None
 
 
 def _hub_reachable(endpoint: str, timeout: float = HUB_TIMEOUT_S) -> bool:
