@@ -89,3 +89,19 @@ def test_current_position_of_a_stack_keeps_ids_unique(
     assert first and second and not first & second
     assert set(labels.features["index"]) == first | second
     assert set(labels.features["position"]) == {0, 1}
+
+
+def test_a_lazy_image_is_read_once_for_the_slider_moves(make_napari_viewer_proxy, small_model):
+    """A pyramid's full resolution or a scan on disk is not read again on every slider
+    move; an array in memory is used as it is, so edits to it show."""
+    import dask.array as da
+
+    widget = Sam2Widget(make_napari_viewer_proxy(), model_builder=lambda *args: small_model)
+    lazy = da.from_array(image(), chunks=16)
+    first = widget._plane(lazy, (), "image")
+    assert isinstance(first, np.ndarray) and np.array_equal(first, image())
+    assert widget._plane(lazy, (), "image") is first
+    stack = da.stack([lazy, lazy])
+    assert widget._plane(stack, (1,), "image") is not first  # another array: read again
+    in_memory = image()
+    assert widget._plane(in_memory, (), "image") is in_memory

@@ -229,6 +229,7 @@ class Sam2Widget(StepWidget, QWidget):
         self._models = Sam2ModelCache(model_builder)
         self._engines: dict[int, Sam2Engine] = {}
         self._records: dict[tuple, dict] = {}  # (source, config) -> the model's record
+        self._planes: dict[str, tuple] = {}  # slot -> (lazy array, index, plane read)
         self._engine_lock = threading.Lock()
         self._asked = False
         self._source = DEFAULT_MODEL
@@ -556,11 +557,11 @@ class Sam2Widget(StepWidget, QWidget):
     def _run(self, job):
         # Slicing and thresholding happen here, in the worker, not in the GUI thread.
         index = job["index"]
-        image = np.asarray(job["data"][index] if index else job["data"])
+        image = self._plane(job["data"], index, "image")
         foreground = None
         if job["foreground"] is not None:
             data, is_labels = job["foreground"]
-            fg = np.asarray(data[index] if index else data)
+            fg = self._plane(data, index, "foreground")
             fg = _sample_like(fg, image.shape[:-1] if job["rgb"] else image.shape)
             foreground = fg > 0 if is_labels else fg
         engine, model = self._engine(job["source"], job["device"], job["config"])
@@ -572,6 +573,19 @@ class Sam2Widget(StepWidget, QWidget):
         )
         return job, result, dict(engine.runs), metadata
 
+    def _plane(self, data, index: tuple, slot: str) -> np.ndarray:
+        """The plane at ``index`` of an image or foreground. A lazy array (a pyramid's
+        full resolution, a scan on disk) is read once per Segment click and reused by the
+        slider moves after it; an array in memory is used as it is, edits included."""
+        if isinstance(data, np.ndarray):
+            return data[index] if index else data
+        cached = self._planes.get(slot)
+        if cached is not None and cached[0] is data and cached[1] == index:
+            return cached[2]
+        plane = np.asarray(data[index] if index else data)
+        self._planes[slot] = (data, index, plane)
+        return plane
+
     def segment(self) -> None:
         """Segment the chosen image in a worker; progress and Cancel while it runs."""
         try:
@@ -579,6 +593,7 @@ class Sam2Widget(StepWidget, QWidget):
         except (ValueError, KeyError) as err:
             self.runner.fail(err)
             return
+        self._planes = {}  # read the image afresh
         self._asked = True
         self.status.setText("Loading the model and encoding the image…")
         self.runner.run_now(self._run, job)
