@@ -6,7 +6,8 @@ Measured in one run on one real phase-contrast image (usiigaci-phc set1,
 1. a profile of both: seconds and share of the encoder, the mask decoder, the
    upsampling of the mask logits, stability scores, boxes, run-length encoding,
    NMS and the output records (the engine computes stability, boxes, areas and
-   compressed masks in one windowed pass, shown as one line), and of painting
+   compressed masks in one windowed pass, shown as one line; on a CPU it
+   upsamples each mask just before that pass), and of painting
    masks into a label image;
 2. first run at 16 and at 32 points per side: ``Sam2Engine.generate`` (nothing
    cached) against ``SAM2AutomaticMaskGenerator.generate``, with a check that
@@ -162,7 +163,9 @@ def run_engine(engine: Sam2Engine, rgb, params: Sam2Params, device: torch.device
         (engine.model.sam_mask_decoder, "forward", "decoder"),
         (sam2_engine, "decode", "decoder"),  # the engine's decoder call on a CPU
         (engine.predictor._transforms, "postprocess_masks", "upsampling (+ hole filling)"),
-        (sam2_engine, "_candidate_stats", "stability, boxes, areas, compression"),
+        # Per mask on a CPU (each read inside its window), whole frames on a GPU.
+        (sam2_engine, "_window_stats", "stability, boxes, areas, compression"),
+        (sam2_engine, "_frame_stats", "stability, boxes, areas, compression"),
         (sam2_engine, "_filter", "filters and NMS"),
         (sam2_engine, "_records", "output records"),
     ]

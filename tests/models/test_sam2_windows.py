@@ -60,13 +60,26 @@ def assert_same_stats(ours, theirs, hw):
 )
 def test_windowed_stats_equal_whole_frame_stats(hw, threshold, offset):
     low = low_res_logits()
-    masks = F.interpolate(low[:, None], hw, mode="bilinear", align_corners=False)[:, 0]
+
+    def upsample(m):
+        return F.interpolate(m, hw, mode="bilinear", align_corners=False)
+
     params = Sam2Params(mask_threshold=threshold, stability_score_offset=offset)
     windows = _windows(low, threshold - abs(offset), hw)
     assert (windows[:, 1] - windows[:, 0] < hw[0]).sum() > 5  # most windows are partial
+    # The engine upsamples one mask at a time; sam2 upsamples the batch at once.
     assert_same_stats(
-        _candidate_stats(masks, low, params), _frame_stats(masks, threshold, offset), hw
+        _candidate_stats(low, low, params, hw, upsample),
+        _frame_stats(upsample(low[:, None])[:, 0], threshold, offset),
+        hw,
     )
+
+
+def test_candidate_stats_of_no_candidates():
+    stab, boxes, areas, masks = _candidate_stats(
+        torch.zeros(0, 8, 8), torch.zeros(0, 8, 8), Sam2Params(), (30, 30), None
+    )
+    assert stab.shape == (0,) and boxes.shape == (0, 4) and areas.shape == (0,) and masks == []
 
 
 def test_windows_never_miss_a_pixel_above_the_floor():

@@ -14,8 +14,11 @@ for the same model and parameters, but splits the work by cost:
 * what sam2 computes over every full-resolution mask (stability counts, box,
   area, run lengths) is read, on the CPU, only inside the window that the
   candidate's low-resolution logits can reach: bilinear upsampling is local,
-  and outside that window no pixel can pass a threshold. On a GPU whole frames
-  are processed at once on the device and only counts and packed masks travel;
+  and outside that window no pixel can pass a threshold. On the CPU each
+  candidate is also upsampled on its own, just before it is read, so its
+  frame is still in the cache (sam2 upsamples a whole batch first: 192 frames
+  of a 1024² image are 800 MB). On a GPU whole frames are processed at once on
+  the device and only counts and packed masks travel;
 * the post-filters (:data:`FILTER_PARAMS`) then only select from the cached
   candidates, in the stock generator's order: predicted IoU and stability
   thresholds and the crop-edge filter, box NMS per crop, NMS across crops.
@@ -323,43 +326,36 @@ def _windows(low: torch.Tensor, floor: float, out_hw: tuple[int, int]) -> np.nda
     return out
 
 
-def _window_stats(logits: np.ndarray, windows: np.ndarray, threshold: float, offset: float):
-    """Stability counts, box, area and compressed mask of every mask, reading only its window.
+def _window_stats(frame: np.ndarray, window, threshold: float, offset: float):
+    """Stability counts, box, area and compressed mask of one mask, reading only its window.
 
     Returns what sam2 computes over the whole frame: the pixel counts above
     ``threshold + offset`` and above ``threshold - offset`` (the stability
     score's intersection and union), the xyxy box and area of the mask above
     ``threshold``, and the mask compressed as :func:`compress_masks` does.
     """
-    n, height, width = logits.shape
-    hi, lo = np.zeros(n, np.int32), np.zeros(n, np.int32)
-    boxes, areas = np.zeros((n, 4), np.int64), np.zeros(n, np.int64)
-    bit_bytes = (height * width + 7) // 8
-    compressed = []
-    for i, (y0, y1, x0, x1) in enumerate(windows):
-        part = logits[i, y0:y1, x0:x1]
-        hi[i] = np.count_nonzero(part > threshold + offset)
-        lo[i] = np.count_nonzero(part > threshold - offset)
-        binary = part > threshold
-        rows = np.flatnonzero(binary.any(1))
-        if rows.size == 0:
-            compressed.append(np.array([height * width], np.int32))
-            continue
-        cols = np.flatnonzero(binary.any(0))
-        (r0, r1), (c0, c1) = rows[[0, -1]], cols[[0, -1]]
-        boxes[i] = x0 + c0, y0 + r0, x0 + c1, y0 + r1
-        binary = binary[r0 : r1 + 1, c0 : c1 + 1]
-        areas[i] = np.count_nonzero(binary)
-        # Column-major runs: at most the vertical changes plus a start and an end per column.
-        runs = np.count_nonzero(binary[1:] != binary[:-1]) + 2 * binary.shape[1] + 2
-        if runs * 4 < bit_bytes:
-            counts = rle_counts(binary, (y0 + r0, x0 + c0), (height, width))
-            compressed.append(counts.astype(np.int32))
-        else:
-            frame = np.zeros((height, width), bool)
-            frame[y0 + r0 : y0 + r1 + 1, x0 + c0 : x0 + c1 + 1] = binary
-            compressed.append(np.packbits(frame))
-    return hi, lo, boxes, areas, compressed
+    height, width = frame.shape
+    y0, y1, x0, x1 = window
+    part = frame[y0:y1, x0:x1]
+    hi = np.count_nonzero(part > threshold + offset)
+    lo = np.count_nonzero(part > threshold - offset)
+    binary = part > threshold
+    rows = np.flatnonzero(binary.any(1))
+    if rows.size == 0:
+        return hi, lo, (0, 0, 0, 0), 0, np.array([height * width], np.int32)
+    cols = np.flatnonzero(binary.any(0))
+    (r0, r1), (c0, c1) = rows[[0, -1]], cols[[0, -1]]
+    box = (x0 + c0, y0 + r0, x0 + c1, y0 + r1)
+    binary = binary[r0 : r1 + 1, c0 : c1 + 1]
+    area = np.count_nonzero(binary)
+    # Column-major runs: at most the vertical changes plus a start and an end per column.
+    runs = np.count_nonzero(binary[1:] != binary[:-1]) + 2 * binary.shape[1] + 2
+    if runs * 4 < (height * width + 7) // 8:
+        counts = rle_counts(binary, (y0 + r0, x0 + c0), (height, width))
+        return hi, lo, box, area, counts.astype(np.int32)
+    full = np.zeros((height, width), bool)
+    full[y0 + r0 : y0 + r1 + 1, x0 + c0 : x0 + c1 + 1] = binary
+    return hi, lo, box, area, np.packbits(full)
 
 
 def _fg_indices(item: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
@@ -540,9 +536,11 @@ def _point_batches(needed: np.ndarray, batch: int) -> list[np.ndarray]:
 def _predict(p, points, labels, multimask_output: bool, mask_input=None):
     """``SAM2ImagePredictor._predict`` for point prompts, returning logits.
 
-    On a CPU the mask decoder runs as :func:`.sam2_decoder.decode` (the same
-    arithmetic, image-sized steps a few prompts at a time); elsewhere sam2's
-    own call runs unchanged.
+    On a GPU sam2's own call runs unchanged and returns full-resolution mask
+    logits. On a CPU the mask decoder runs as :func:`.sam2_decoder.decode`
+    (the same arithmetic, image-sized steps a few prompts at a time) and the
+    low-resolution logits are returned as they are, for
+    :func:`_candidate_stats` to upsample one at a time.
     """
     if p.device.type != "cpu":
         return p._predict(
@@ -561,8 +559,7 @@ def _predict(p, points, labels, multimask_output: bool, mask_input=None):
         high_res_features=[f[-1].unsqueeze(0) for f in p._features["high_res_feats"]],
         chunk=CPU_CHUNK,
     )
-    masks = p._transforms.postprocess_masks(low_res, p._orig_hw[-1])
-    return masks, iou_preds, torch.clamp(low_res, -32.0, 32.0)
+    return low_res, iou_preds, torch.clamp(low_res, -32.0, 32.0)
 
 
 def _frame_stats(masks: torch.Tensor, threshold: float, offset: float):
@@ -579,30 +576,43 @@ def _frame_stats(masks: torch.Tensor, threshold: float, offset: float):
     return stability, batched_mask_to_box(binary), areas, compress_masks(binary)
 
 
-def _candidate_stats(masks: torch.Tensor, low_res: torch.Tensor, params: Sam2Params):
-    """Stability scores, boxes, areas and compressed masks of upsampled mask logits.
+def _candidate_stats(
+    masks: torch.Tensor, low_res: torch.Tensor, params: Sam2Params, out_hw, upsample
+):
+    """Stability scores, boxes, areas and compressed masks of a batch of candidates.
 
-    On the CPU each mask is read only inside the window that its
-    low-resolution logits can reach, which is exact (see :func:`_windows`);
-    elsewhere the whole frames are processed at once (:func:`_frame_stats`).
+    On a GPU ``masks`` are sam2's upsampled logits, processed as whole frames
+    at once (:func:`_frame_stats`). On a CPU they are the low-resolution
+    logits, and ``upsample`` (sam2's ``postprocess_masks`` to ``out_hw``,
+    which treats each mask on its own) brings them to full resolution one at
+    a time, so that each frame is still in the cache when its statistics are
+    read; each frame is read only inside the window that its low-resolution
+    logits can reach, which is exact (see :func:`_windows`).
     """
     threshold, offset = params.mask_threshold, params.stability_score_offset
     if masks.device.type != "cpu":
         return _frame_stats(masks, threshold, offset)
+    height, width = out_hw
     floor = threshold - abs(offset)
-    height, width = masks.shape[-2:]
     if params.min_mask_region_area > 0 or abs(floor) >= 31.0:
         # Hole filling changes the logits after the low-resolution ones are returned, and
         # those are clamped to ±32: only whole frames are safe then.
         windows = np.tile([0, height, 0, width], (len(masks), 1))
     else:
         windows = _windows(low_res, floor, (height, width))
-    above_plus, above_minus, boxes, areas, compressed = _window_stats(
-        masks.float().numpy(), windows, threshold, offset
+    stats = [
+        _window_stats(upsample(mask[None, None])[0, 0].numpy(), window, threshold, offset)
+        for mask, window in zip(masks, windows, strict=True)
+    ]
+    above_plus, above_minus, boxes, areas, compressed = (
+        zip(*stats, strict=True) if stats else ((),) * 5
     )
     # sam2 divides int32 counts: the same float32 quotient, 0/0 included (NaN).
-    stability = torch.as_tensor(above_plus) / torch.as_tensor(above_minus)
-    return stability, torch.as_tensor(boxes), areas, compressed
+    stability = torch.as_tensor(np.array(above_plus, np.int32)) / torch.as_tensor(
+        np.array(above_minus, np.int32)
+    )
+    boxes = torch.as_tensor(np.array(boxes, np.int64).reshape(-1, 4))
+    return stability, boxes, np.array(areas, np.int64), list(compressed)
 
 
 # ---------------------------------------------------------------------------
@@ -993,7 +1003,10 @@ class Sam2Engine:
             masks, iou_preds, low_res = (
                 torch.cat([r[k] for r in refined]).squeeze(1) for k in range(3)
             )
-        stability, boxes, areas, compressed = _candidate_stats(masks, low_res, params)
+        hw = p._orig_hw[-1]
+        stability, boxes, areas, compressed = _candidate_stats(
+            masks, low_res, params, hw, lambda m: p._transforms.postprocess_masks(m, hw)
+        )
         p.reset_predictor()
         return (
             iou_preds.cpu(),
