@@ -20,20 +20,19 @@ it comes, and a summary at the end lists what ran, its key lines and the time.
 Without a CUDA device the suite refuses to run (``--smoke`` runs tiny versions
 of every figure on any device, to check the suite itself).
 
-On a lent H100/H200 (Python 3.12, torch, torchvision, timm, safetensors,
-scikit-image, tifffile and huggingface-hub already there), carry as wheels
-(``pip download --no-deps --only-binary=:all: --python-version 3.12 ...``, see
-the device tool's notes): ``sam2`` with ``hydra-core``, ``omegaconf``,
-``iopath`` and ``antlr4-python3-runtime==4.9.3``; ``segmentation-models-pytorch``;
-and for figure 4 napari and a Qt binding, which do not fit the 64 MiB a call
-carries. The real images travel too (the shared data folder does not): copy
-``usiigaci-phc/set1`` … ``set12`` into an ignored folder of the checkout::
-
-    mkdir -p .gpu/data/usiigaci-phc && cp -r ../shared/data/usiigaci-phc/set{1..12} \\
-        ../shared/data/README.md .gpu/data/usiigaci-phc/   # and carry .gpu and .whl
+On a GPU machine without a package index (Python 3.12 and PyTorch already
+there, as on a lent H100/H200), ``bash scripts/gpu_bundle.sh`` run beforehand on
+a machine set up with ``scripts/setup.sh`` collects what the suite needs: wheels
+of the packages such a machine lacks (sam2 and its configuration libraries,
+segmentation-models-pytorch, dask, zarr) in ``.whl/`` and six real images in
+``.gpu/data/``; its header lists what it expects to find installed. Carry both
+folders, then::
 
     python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl
-    PYTHONPATH=/tmp/site:src CYTOMASK_TEST_DATA=.gpu/data python3 benchmarks/gpu_suite.py
+    PYTHONPATH=/tmp/site CYTOMASK_TEST_DATA=.gpu/data python3 benchmarks/gpu_suite.py
+
+Figure 4 also needs napari and a Qt binding, which do not fit beside them; without
+them the suite says so and goes on.
 """
 
 from __future__ import annotations
