@@ -60,19 +60,20 @@ def assert_same_stats(ours, theirs, hw):
 )
 def test_windowed_stats_equal_whole_frame_stats(hw, threshold, offset):
     low = low_res_logits()
+    batches = []
 
     def upsample(m):
+        batches.append(len(m))
         return F.interpolate(m, hw, mode="bilinear", align_corners=False)
 
     params = Sam2Params(mask_threshold=threshold, stability_score_offset=offset)
     windows = _windows(low, threshold - abs(offset), hw)
     assert (windows[:, 1] - windows[:, 0] < hw[0]).sum() > 5  # most windows are partial
-    # The engine upsamples one mask at a time; sam2 upsamples the batch at once.
-    assert_same_stats(
-        _candidate_stats(low, low, params, hw, upsample),
-        _frame_stats(upsample(low[:, None])[:, 0], threshold, offset),
-        hw,
-    )
+    ours = _candidate_stats(low, low, params, hw, upsample)
+    # One mask at a time, so no batch of full-resolution frames is ever held.
+    assert batches == [1] * len(low)
+    # sam2 upsamples the whole batch at once.
+    assert_same_stats(ours, _frame_stats(upsample(low[:, None])[:, 0], threshold, offset), hw)
 
 
 def test_candidate_stats_of_no_candidates():
