@@ -294,6 +294,40 @@ def test_points_per_side_change_decodes_only_new_points(model, image, batch):
     assert_same(quiet(Sam2Engine.generate, engine, image, coarse), stock(model, image, coarse))
 
 
+def events_of(gen) -> tuple[list, list]:
+    """The progress events of a generator, and what it returns."""
+    events = []
+    while True:
+        try:
+            events.append(next(gen))
+        except StopIteration as stop:
+            return events, stop.value
+
+
+def test_decoder_progress_counts_points_batch_by_batch(model, image):
+    """The dock's bar moves with every decoder batch, in points of the whole grid."""
+    engine = Sam2Engine(model)
+    coarse = Sam2Params(**{**LOW, "points_per_side": 3}, points_per_batch=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        events, _ = events_of(engine.generate_iter(image, coarse))
+        assert events == [
+            ("encoder", 0, 1),
+            ("decoder", 0, 9),
+            ("decoder", 4, 9),
+            ("decoder", 8, 9),
+            ("decoder", 9, 9),
+            ("decoder", 9, 9),  # the crop is done
+        ]
+        # The grid of 9 holds the grid of 3: its points count as done from the start, but
+        # the one sam2 decoded in a batch of 1 is decoded again in a batch of 4.
+        events, _ = events_of(engine.generate_iter(image, replace(coarse, points_per_side=9)))
+    decoded = [done for stage, done, total in events if stage == "decoder"]
+    assert all(total == 81 for _, _, total in events)
+    assert decoded[0] == 8 and decoded == sorted(decoded) and decoded[-1] == 81
+    assert len(decoded) > 10
+
+
 def test_engine_equals_the_stock_generator_on_real_images(model, shared_data):
     import tifffile
 

@@ -37,7 +37,7 @@ STAGE_TEXT = {
     "predict": "Predicting tiles",
     "instances": "Separating cells",
     "encoder": "Encoding the image",
-    "decoder": "Decoding masks",
+    "decoder": "Decoding masks at grid points",
     "split": "Splitting cells",
 }
 

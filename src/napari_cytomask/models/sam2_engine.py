@@ -83,8 +83,9 @@ DECODER_PARAMS = (
 #: Parameters that change the crops, so the encoder runs for crops it has not seen.
 ENCODER_PARAMS = ("crop_n_layers", "crop_overlap_ratio")
 
-#: Progress events ``(stage, crop, crops)``: "encoder" before an encoder run on a crop
-#: (of an image or tile), "decoder" after every decoder batch and every finished crop.
+#: Progress events ``(stage, done, total)``: "encoder" before an encoder run on a crop
+#: (of an image or tile), counted in crops; "decoder" after every decoder batch and every
+#: finished crop, counted in prompt points (of every crop together).
 Progress = tuple[str, int, int]
 #: Default percentiles that map grayscale intensities to 0 and 255.
 PERCENTILES = (1.0, 99.0)
@@ -681,7 +682,8 @@ class Sam2Engine:
         Yields
         ------
         tuple
-            ``("encoder", i, n)`` and ``("decoder", i, n)`` progress.
+            ``("encoder", crop, crops)`` and ``("decoder", points, all points)``
+            progress (:data:`Progress`).
 
         Returns
         -------
@@ -838,6 +840,8 @@ class Sam2Engine:
             )
             jobs += [(v, key, img, box, layer) for box, layer in zip(boxes, layers, strict=True)]
         n_enc = len(jobs)
+        n_points = sum(len(grids[layer]) for *_, layer in jobs)
+        done = 0  # points of the crops before this one
         crop_candidates: list[list] = [[] for _ in views]
         n_candidates = 0
         for i, (v, key, img, box, layer) in enumerate(jobs):
@@ -847,10 +851,11 @@ class Sam2Engine:
                 feats = yield from self._encode(key, img, box, i, n_enc)
                 pkey = (self.model_key, key, tuple(box), params.prompt_key())
                 cands = yield from self._decode(
-                    pkey, feats, img.shape[:2], box, grids[layer], params, i, n_enc
+                    pkey, feats, img.shape[:2], box, grids[layer], params, (done, n_points)
                 )
                 self.candidates.put(dkey, cands, cands.nbytes)
-            yield ("decoder", i + 1, n_enc)
+            done += len(grids[layer])
+            yield ("decoder", done, n_points)
             n_candidates += len(cands.masks)
             crop_candidates[v].append((box, cands))
         out = [
@@ -901,8 +906,11 @@ class Sam2Engine:
             self._auto_batches[key] = int(2 ** max(3, min(10, int(math.log2(max(n, 1))))))
         return self._auto_batches[key]
 
-    def _decode(self, pkey, feats, im_hw, crop_box, grid: np.ndarray, params: Sam2Params, i, n):
+    def _decode(self, pkey, feats, im_hw, crop_box, grid: np.ndarray, params: Sam2Params, count):
         """Every candidate of one crop, as sam2's ``_process_crop`` makes them, unfiltered.
+
+        ``count`` is ``(points before this crop, points of all crops)``: each decoder
+        batch reports the points of this crop known so far on that scale.
 
         The decoder sees the points in sam2's batches; a point decoded before
         (an earlier grid: a grid of ``3k`` points per side holds every point of
@@ -927,6 +935,8 @@ class Sam2Engine:
             groups = _point_batches(needed, batch)
             if not groups:
                 break
+            known_now = len(keys) - int(needed.sum())
+            yield ("decoder", count[0] + known_now, count[1])  # the encoder is done
             try:
                 for group in groups:
                     with self._lock, torch.no_grad(), self._autocast():
@@ -937,7 +947,8 @@ class Sam2Engine:
                         store[keys[k]] = _PointCandidates(len(group), *(r[part] for r in rows))
                     self.runs["points"] += len(np.unique(group))
                     decoded = True
-                    yield ("decoder", i, n)
+                    known_now += int(needed[np.unique(group)].sum())
+                    yield ("decoder", count[0] + known_now, count[1])
             except torch.cuda.OutOfMemoryError:
                 if len(group) == 1 or batch == 1:
                     raise
