@@ -258,6 +258,29 @@ def test_out_of_memory_halves_the_batch_and_keeps_the_masks(model, image, monkey
     assert_same(ours, quiet(Sam2Engine(model).generate, image, params))
 
 
+def test_decoder_progress_never_goes_back_after_running_out_of_memory(model, image, monkeypatch):
+    engine = Sam2Engine(model)
+    decode = engine._decode_batch
+    calls = []
+
+    def memory_runs_out(feats, points, *args):
+        calls.append(len(points))
+        if len(calls) in (1, 3):  # the first batch of 64, and the second of 32
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return decode(feats, points, *args)
+
+    monkeypatch.setattr(engine, "_decode_batch", memory_runs_out)
+    params = Sam2Params(**{**LOW, "points_per_side": 9})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        events, _ = events_of(engine.generate_iter(image, params))
+    # 81 points in 64 + 17; then 32 + 32 + 17, of which the second batch fails: the 32
+    # points decoded in a batch of 32 are decoded again in batches of 16.
+    assert calls[:4] == [64, 32, 32, 16] and engine.points_per_batch == 16
+    done = [d for stage, d, total in events if stage == "decoder"]
+    assert done == sorted(done) and done[-1] == 81 and 32 in done
+
+
 def test_equivalence_reads_masks_through_partial_windows(model, image, monkeypatch):
     """The equivalence tests above exercise the windowed path, not only whole frames."""
     from napari_cytomask.models import sam2_engine

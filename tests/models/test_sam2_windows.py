@@ -54,31 +54,67 @@ def assert_same_stats(ours, theirs, hw):
         assert np.array_equal(_decode(a, hw), _decode(b, hw))
 
 
+@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("hw", [(61, 64), (97, 50), (32, 32)])
 @pytest.mark.parametrize(
     ("threshold", "offset"), [(0.0, 1.0), (0.0, 0.25), (0.5, 1.0), (-1.0, 2.0), (0.0, -1.0)]
 )
-def test_windowed_stats_equal_whole_frame_stats(hw, threshold, offset):
+def test_windowed_stats_equal_whole_frame_stats(hw, threshold, offset, threads):
+    # As sam2's decoder returns them: 8 points' 3 masks, a slice of its 4 per point.
     low = low_res_logits()
+    decoded = torch.cat([torch.zeros(8, 1, *low.shape[1:]), low.reshape(8, 3, *low.shape[1:])], 1)
+    masks = decoded[:, 1:]
     batches = []
 
     def upsample(m):
-        batches.append(len(m))
+        batches.append(tuple(m.shape[:2]))
         return F.interpolate(m, hw, mode="bilinear", align_corners=False)
 
     params = Sam2Params(mask_threshold=threshold, stability_score_offset=offset)
     windows = _windows(low, threshold - abs(offset), hw)
     assert (windows[:, 1] - windows[:, 0] < hw[0]).sum() > 5  # most windows are partial
-    ours = _candidate_stats(low, low, params, hw, upsample)
-    # One mask at a time, so no batch of full-resolution frames is ever held.
-    assert batches == [1] * len(low)
-    # sam2 upsamples the whole batch at once.
-    assert_same_stats(ours, _frame_stats(upsample(low[:, None])[:, 0], threshold, offset), hw)
+    saved = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        ours = _candidate_stats(masks, masks.flatten(0, 1), params, hw, upsample)
+        # One point's masks at a time, so no batch of full-resolution frames is held.
+        assert batches == [(1, 3)] * len(masks)
+        # sam2 upsamples the whole batch at once. On one thread PyTorch interpolates
+        # several channels with another routine than one, which differs in the last bits
+        # for outputs above 128 pixels in height plus width: (97, 50) would fail if the
+        # engine upsampled mask by mask.
+        theirs = _frame_stats(upsample(masks).flatten(0, 1), threshold, offset)
+    finally:
+        torch.set_num_threads(saved)
+    assert_same_stats(ours, theirs, hw)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_one_points_masks_upsample_as_in_the_whole_batch(threads):
+    """What the engine's per-point upsampling rests on, in the installed PyTorch:
+    a point's masks upsampled as one slice of sam2's batch give the batch's
+    values bit for bit. (Mask by mask they may not: on one thread PyTorch 2.15
+    interpolates several channels with another routine than one.)
+    """
+    decoded = torch.randn(6, 4, 32, 32, generator=torch.Generator().manual_seed(0)) * 8
+    masks = decoded[:, 1:]
+    hw = (150, 257)
+    saved = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        batch = F.interpolate(masks, hw, mode="bilinear", align_corners=False)
+        per_point = [
+            F.interpolate(masks[b : b + 1], hw, mode="bilinear", align_corners=False)
+            for b in range(len(masks))
+        ]
+    finally:
+        torch.set_num_threads(saved)
+    assert torch.equal(torch.cat(per_point), batch)
 
 
 def test_candidate_stats_of_no_candidates():
     stab, boxes, areas, masks = _candidate_stats(
-        torch.zeros(0, 8, 8), torch.zeros(0, 8, 8), Sam2Params(), (30, 30), None
+        torch.zeros(0, 3, 8, 8), torch.zeros(0, 8, 8), Sam2Params(), (30, 30), None
     )
     assert stab.shape == (0,) and boxes.shape == (0, 4) and areas.shape == (0,) and masks == []
 

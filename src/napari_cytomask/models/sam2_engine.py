@@ -84,8 +84,9 @@ DECODER_PARAMS = (
 ENCODER_PARAMS = ("crop_n_layers", "crop_overlap_ratio")
 
 #: Progress events ``(stage, done, total)``: "encoder" before an encoder run on a crop
-#: (of an image or tile), counted in crops; "decoder" after every decoder batch and every
-#: finished crop, counted in prompt points (of every crop together).
+#: (of an image or tile), counted in crops; "decoder" when a crop's decoding starts, after
+#: every decoder batch and after every finished crop, counted in prompt points (of every
+#: crop together, never going back).
 Progress = tuple[str, int, int]
 #: Default percentiles that map grayscale intensities to 0 and 255.
 PERCENTILES = (1.0, 99.0)
@@ -582,28 +583,33 @@ def _candidate_stats(
 ):
     """Stability scores, boxes, areas and compressed masks of a batch of candidates.
 
-    On a GPU ``masks`` are sam2's upsampled logits, processed as whole frames
-    at once (:func:`_frame_stats`). On a CPU they are the low-resolution
-    logits, and ``upsample`` (sam2's ``postprocess_masks`` to ``out_hw``,
-    which treats each mask on its own) brings them to full resolution one at
-    a time, so that each frame is still in the cache when its statistics are
-    read; each frame is read only inside the window that its low-resolution
-    logits can reach, which is exact (see :func:`_windows`).
+    ``masks`` are ``(points, masks per point, h, w)``: on a GPU sam2's
+    upsampled logits, processed as whole frames at once (:func:`_frame_stats`);
+    on a CPU the low-resolution logits. There ``upsample`` (sam2's
+    ``postprocess_masks`` to ``out_hw``) brings one point's masks at a time to
+    full resolution, so that each frame is still in the cache when its
+    statistics are read, and each frame is read only inside the window that
+    its low-resolution logits (``low_res``, one per candidate) can reach, which
+    is exact (see :func:`_windows`). One point's masks are upsampled together,
+    as one slice of sam2's batch: PyTorch picks its interpolation routine by
+    the number of channels (and threads), and the routines differ in the last
+    bits.
     """
     threshold, offset = params.mask_threshold, params.stability_score_offset
     if masks.device.type != "cpu":
-        return _frame_stats(masks, threshold, offset)
+        return _frame_stats(masks.flatten(0, 1), threshold, offset)
     height, width = out_hw
     floor = threshold - abs(offset)
     if params.min_mask_region_area > 0 or abs(floor) >= 31.0:
         # Hole filling changes the logits after the low-resolution ones are returned, and
         # those are clamped to ±32: only whole frames are safe then.
-        windows = np.tile([0, height, 0, width], (len(masks), 1))
+        windows = np.tile([0, height, 0, width], (len(low_res), 1))
     else:
         windows = _windows(low_res, floor, (height, width))
+    frames = (frame for b in range(len(masks)) for frame in upsample(masks[b : b + 1])[0])
     stats = [
-        _window_stats(upsample(mask[None, None])[0, 0].numpy(), window, threshold, offset)
-        for mask, window in zip(masks, windows, strict=True)
+        _window_stats(frame.numpy(), window, threshold, offset)
+        for frame, window in zip(frames, windows, strict=True)
     ]
     above_plus, above_minus, boxes, areas, compressed = (
         zip(*stats, strict=True) if stats else ((),) * 5
@@ -927,6 +933,8 @@ class Sam2Engine:
         store = self.prompts.get(pkey) or {}
         batch = params.points_per_batch or self._auto_batch(crop_hw, params.multimask_output)
         decoded = False
+        shown = 0  # points reported as known; a smaller batch after running out of memory
+        # makes points of the larger one unknown again, but the bar does not go back
         while True:
             sizes = _batch_sizes(len(keys), batch)
             # A point is known when sam2 would decode it in a batch of the size that made it.
@@ -936,7 +944,8 @@ class Sam2Engine:
             if not groups:
                 break
             known_now = len(keys) - int(needed.sum())
-            yield ("decoder", count[0] + known_now, count[1])  # the encoder is done
+            shown = max(shown, known_now)
+            yield ("decoder", count[0] + shown, count[1])  # the encoder is done
             try:
                 for group in groups:
                     with self._lock, torch.no_grad(), self._autocast():
@@ -948,7 +957,8 @@ class Sam2Engine:
                     self.runs["points"] += len(np.unique(group))
                     decoded = True
                     known_now += int(needed[np.unique(group)].sum())
-                    yield ("decoder", count[0] + known_now, count[1])
+                    shown = max(shown, known_now)
+                    yield ("decoder", count[0] + shown, count[1])
             except torch.cuda.OutOfMemoryError:
                 if len(group) == 1 or batch == 1:
                     raise
@@ -997,12 +1007,13 @@ class Sam2Engine:
         pts = points.to(p.device)
         in_points = p._transforms.transform_coords(pts, normalize=True, orig_hw=im_size)
         in_labels = torch.ones(in_points.shape[0], dtype=torch.int, device=in_points.device)
-        masks, iou_preds, low_res = (
-            t.flatten(0, 1)
-            for t in _predict(p, in_points[:, None, :], in_labels[:, None], params.multimask_output)
+        # Per point: its masks (3 with multimask output) and their scores.
+        masks, iou_preds, low_res = _predict(
+            p, in_points[:, None, :], in_labels[:, None], params.multimask_output
         )
         if params.use_m2m:
-            pts = pts.repeat_interleave(len(masks) // len(pts), dim=0)
+            low_res = low_res.flatten(0, 1)
+            pts = pts.repeat_interleave(len(low_res) // len(pts), dim=0)
             in_points = p._transforms.transform_coords(pts, normalize=True, orig_hw=im_size)
             labels = torch.ones(in_points.shape[0], dtype=torch.int, device=in_points.device)
             refined = [
@@ -1011,16 +1022,19 @@ class Sam2Engine:
                     batch, in_points, labels, low_res
                 )
             ]
-            masks, iou_preds, low_res = (
-                torch.cat([r[k] for r in refined]).squeeze(1) for k in range(3)
-            )
+            # One refined mask per candidate.
+            masks, iou_preds, low_res = (torch.cat([r[k] for r in refined]) for k in range(3))
         hw = p._orig_hw[-1]
         stability, boxes, areas, compressed = _candidate_stats(
-            masks, low_res, params, hw, lambda m: p._transforms.postprocess_masks(m, hw)
+            masks,
+            low_res.flatten(0, 1),
+            params,
+            hw,
+            lambda m: p._transforms.postprocess_masks(m, hw),
         )
         p.reset_predictor()
         return (
-            iou_preds.cpu(),
+            iou_preds.flatten().cpu(),
             stability.float().cpu(),
             boxes.cpu().to(torch.int64),
             compressed,
