@@ -5,16 +5,17 @@
 # cloudpickle, portalocker and tqdm:
 #   .whl/       wheels of the other packages the suite imports, at the versions in .venv
 #               (sam2 without its optional CUDA extension, as scripts/setup.sh installs it)
-#   .gpu/data/  six Usiigaci images: set1 (SAM2), set11 (the dock), set2 … set5 (training);
+#   .gpu/data/  six Usiigaci images (set1: SAM2; set11: the dock; all six: training);
 #               (13 MB; the checkout and the wheels add 47 MB)
 # On that machine, from the repository root:
 #   python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl
 #   PYTHONPATH=/tmp/site CYTOMASK_TEST_DATA=.gpu/data python3 benchmarks/gpu_suite.py
 # Run scripts/setup.sh first. Both folders are ignored by git.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+root=$(cd "$(dirname "$0")/.." && pwd)
+data=$(realpath "${CYTOMASK_TEST_DATA:-$root/../shared/data}")
+cd "$root"
 py=.venv/bin/python
-data=${CYTOMASK_TEST_DATA:-../shared/data}
 
 # Pure-Python packages (some publish only source archives: built here, tagged py3-none-any).
 pure=(sam2 hydra-core omegaconf antlr4-python3-runtime iopath segmentation-models-pytorch
@@ -23,7 +24,7 @@ pure=(sam2 hydra-core omegaconf antlr4-python3-runtime iopath segmentation-model
 compiled=(numcodecs google-crc32c)
 
 version() {
-  uv pip show --python "$py" "$1" 2>/dev/null | sed -n 's/^Version: //p'
+  uv pip show --python "$py" "$1" 2>/dev/null | sed -n 's/^Version: //p' || true
 }
 pinned() {
   local name v
@@ -36,8 +37,10 @@ pinned() {
 
 "$py" -m pip --version >/dev/null 2>&1 || uv pip install --quiet --python "$py" pip
 rm -rf .whl && mkdir .whl
-mapfile -t pure_pins < <(pinned "${pure[@]}")
-mapfile -t compiled_pins < <(pinned "${compiled[@]}")
+pins=$(pinned "${pure[@]}") || exit 1
+mapfile -t pure_pins <<<"$pins"
+pins=$(pinned "${compiled[@]}") || exit 1
+mapfile -t compiled_pins <<<"$pins"
 SAM2_BUILD_CUDA=0 "$py" -m pip wheel --quiet --no-deps --no-build-isolation -w .whl \
   "${pure_pins[@]}"
 "$py" -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
