@@ -239,18 +239,25 @@ def test_segment_gives_labels_with_features(engine):
     assert np.array_equal(areas, result.features["area"])
 
 
-def test_out_of_memory_halves_the_batch_and_keeps_the_masks(model, image, monkeypatch):
-    engine = Sam2Engine(model)
+def out_of_memory_when(engine, monkeypatch, fails) -> list[int]:
+    """Make ``engine``'s decoder batches raise CUDA out-of-memory where ``fails(sizes)``
+    (the sizes of every batch so far, this one last); returns those sizes."""
     decode = engine._decode_batch
     sizes = []
 
-    def tight_memory(feats, points, *args):
+    def decode_or_fail(feats, points, *args):
         sizes.append(len(points))
-        if len(points) > 16:
+        if fails(sizes):
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
         return decode(feats, points, *args)
 
-    monkeypatch.setattr(engine, "_decode_batch", tight_memory)
+    monkeypatch.setattr(engine, "_decode_batch", decode_or_fail)
+    return sizes
+
+
+def test_out_of_memory_halves_the_batch_and_keeps_the_masks(model, image, monkeypatch):
+    engine = Sam2Engine(model)
+    sizes = out_of_memory_when(engine, monkeypatch, lambda sizes: sizes[-1] > 16)
     params = Sam2Params(**LOW, box_nms_thresh=1.0)
     ours = quiet(engine.generate, image, params)
     # 64 planned: the 36 points fail, then the first batch of 32, then batches of 16 fit.
@@ -258,22 +265,16 @@ def test_out_of_memory_halves_the_batch_and_keeps_the_masks(model, image, monkey
     assert_same(ours, quiet(Sam2Engine(model).generate, image, params))
 
 
-def test_decoder_progress_never_goes_back_after_running_out_of_memory(model, image, monkeypatch):
+def test_decoder_progress_never_goes_back_after_running_out_of_memory(
+    model, image, monkeypatch, collect
+):
     engine = Sam2Engine(model)
-    decode = engine._decode_batch
-    calls = []
-
-    def memory_runs_out(feats, points, *args):
-        calls.append(len(points))
-        if len(calls) in (1, 3):  # the first batch of 64, and the second of 32
-            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
-        return decode(feats, points, *args)
-
-    monkeypatch.setattr(engine, "_decode_batch", memory_runs_out)
+    # The first batch of 64 fails, and the second of 32.
+    calls = out_of_memory_when(engine, monkeypatch, lambda sizes: len(sizes) in (1, 3))
     params = Sam2Params(**{**LOW, "points_per_side": 9})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        events, _ = events_of(engine.generate_iter(image, params))
+        events, _ = collect(engine.generate_iter(image, params))
     # 81 points in 64 + 17; then 32 + 32 + 17, of which the second batch fails: the 32
     # points decoded in a batch of 32 are decoded again in batches of 16.
     assert calls[:4] == [64, 32, 32, 16] and engine.points_per_batch == 16
@@ -317,23 +318,13 @@ def test_points_per_side_change_decodes_only_new_points(model, image, batch):
     assert_same(quiet(Sam2Engine.generate, engine, image, coarse), stock(model, image, coarse))
 
 
-def events_of(gen) -> tuple[list, list]:
-    """The progress events of a generator, and what it returns."""
-    events = []
-    while True:
-        try:
-            events.append(next(gen))
-        except StopIteration as stop:
-            return events, stop.value
-
-
-def test_decoder_progress_counts_points_batch_by_batch(model, image):
+def test_decoder_progress_counts_points_batch_by_batch(model, image, collect):
     """The dock's bar moves with every decoder batch, in points of the whole grid."""
     engine = Sam2Engine(model)
     coarse = Sam2Params(**{**LOW, "points_per_side": 3}, points_per_batch=4)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        events, _ = events_of(engine.generate_iter(image, coarse))
+        events, _ = collect(engine.generate_iter(image, coarse))
         assert events == [
             ("encoder", 0, 1),
             ("decoder", 0, 9),
@@ -344,7 +335,7 @@ def test_decoder_progress_counts_points_batch_by_batch(model, image):
         ]
         # The grid of 9 holds the grid of 3: its points count as done from the start, but
         # the one sam2 decoded in a batch of 1 is decoded again in a batch of 4.
-        events, _ = events_of(engine.generate_iter(image, replace(coarse, points_per_side=9)))
+        events, _ = collect(engine.generate_iter(image, replace(coarse, points_per_side=9)))
     decoded = [done for stage, done, total in events if stage == "decoder"]
     assert all(total == 81 for _, _, total in events)
     assert decoded[0] == 8 and decoded == sorted(decoded) and decoded[-1] == 81
