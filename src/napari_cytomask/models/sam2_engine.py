@@ -542,7 +542,7 @@ def _predict(p, points, labels, multimask_output: bool, mask_input=None):
     logits. On a CPU the mask decoder runs as :func:`.sam2_decoder.decode`
     (the same arithmetic, image-sized steps a few prompts at a time) and the
     low-resolution logits are returned as they are, for
-    :func:`_candidate_stats` to upsample one at a time.
+    :func:`_candidate_stats` to upsample one point at a time.
     """
     if p.device.type != "cpu":
         return p._predict(
