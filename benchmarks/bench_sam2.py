@@ -7,7 +7,7 @@ Measured in one run on one real phase-contrast image (usiigaci-phc set1,
    upsampling of the mask logits, stability scores, boxes, run-length encoding,
    NMS and the output records (the engine computes stability, boxes, areas and
    compressed masks in one windowed pass, shown as one line; on a CPU it
-   upsamples each mask just before that pass), and of painting
+   upsamples each point's masks just before that pass), and of painting
    masks into a label image;
 2. first run at 16 and at 32 points per side: ``Sam2Engine.generate`` (nothing
    cached) against ``SAM2AutomaticMaskGenerator.generate``, with a check that
