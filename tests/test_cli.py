@@ -380,3 +380,40 @@ def test_training_reports_its_split_time_and_validation(folders, tmp_path, capsy
     epochs = [line for line in out.splitlines() if line.startswith("epoch ")]
     assert len(epochs) == 1 and epochs[0].startswith("epoch 1/1: ")  # not 1/5
     assert re.search(r"\[0:\d\d elapsed, about 0:00 left\]$", epochs[0])
+
+
+def test_train_keeps_the_split_of_another_model_for_moved_data(folders, tmp_path, capsys):
+    """--split-from: the same images elsewhere (another folder, another file type) keep the
+    parts they had; images the recorded split does not know are refused."""
+    data, scan = folders
+    first = tmp_path / "first.safetensors"
+    options = [*TINY, *QUICK, "--no-tune", "--threads", "1"]
+
+    def train(folder, image_file, *more):
+        images, masks = str(folder / "set*" / image_file), str(folder / "set*" / "mask.tif")
+        return main(["train", "--images", images, "--masks", masks, *options, *more])
+
+    assert train(data, "raw.tif", "--split", "1,1,1", "-o", str(first)) == 0
+    recorded = read_description(first)["training"]["split"]
+    test_set = recorded["test"][0].split("/")[-2]
+    moved = tmp_path / "moved"
+    for i in range(3):
+        if f"set{i}" == test_set:
+            continue  # the test image is not needed to train
+        (moved / f"set{i}").mkdir(parents=True)
+        tifffile.imwrite(moved / f"set{i}" / "raw.tiff", scan.brightfield[i])
+        tifffile.imwrite(moved / f"set{i}" / "mask.tif", scan.labels[i])
+    second = tmp_path / "second.safetensors"
+    assert train(moved, "raw.tiff", "--split-from", str(first), "-o", str(second)) == 0
+    split = read_description(second)["training"]["split"]
+    for part in ("train", "validation"):
+        assert [n.split("/")[-2] for n in split[part]] == [n.split("/")[-2] for n in recorded[part]]
+        assert all(n.startswith(str(moved)) for n in split[part])
+    assert split["test"] == []
+    (moved / "set9").mkdir()
+    tifffile.imwrite(moved / "set9" / "raw.tiff", scan.brightfield[0])
+    tifffile.imwrite(moved / "set9" / "mask.tif", scan.labels[0])
+    capsys.readouterr()
+    assert train(moved, "raw.tiff", "--split-from", str(first), "-o", str(tmp_path / "x")) == 1
+    err = capsys.readouterr().err
+    assert "set9" in err and "in no part of the recorded split" in err

@@ -276,11 +276,24 @@ def _train_parser(sub) -> None:
     )
     run.add_argument("--seed", type=int, default=0, help="seed of the split, crops and weights")
     run.add_argument(
+        "--split-from",
+        metavar="MODEL",
+        help="keep the training, validation and test images of this model ('starter', a "
+        "checkpoint file or name) instead of --split; images are matched by folder and file "
+        "name, so the data may have moved",
+    )
+    run.add_argument(
         "--time-limit",
         type=_non_negative_float,
         default=0,
         metavar="MINUTES",
         help="stop after the epoch in which this many minutes have passed (0: no limit)",
+    )
+    run.add_argument(
+        "--workers",
+        type=_non_negative_int,
+        help="processes that make the training crops ahead of the network; default: up to "
+        "8 on a CUDA GPU, none on a CPU",
     )
     run.add_argument(
         "--no-tune",
@@ -573,12 +586,28 @@ def _labelled_samples(args):
     return samples, sources
 
 
+def _recorded_split(checkpoint: str, samples) -> dict[str, list[str]]:
+    """The split of ``checkpoint`` (a model as ``--from`` takes it) for ``samples``."""
+    from .models.catalog import resolve_unet
+    from .models.checkpoint import read_description
+    from .models.training import match_split
+
+    recorded = (read_description(resolve_unet(checkpoint)).get("training") or {}).get("split")
+    if not recorded:
+        raise UserError(f"{checkpoint} records no split of training images.")
+    try:
+        return match_split(recorded, [s.name for s in samples])
+    except ValueError as err:
+        raise UserError(f"--split-from {checkpoint}: {err}") from err
+
+
 def _train(args) -> int:
     from .models.training import TrainingSettings, iter_train
     from .models.unet import UNetConfig
 
     _set_threads(args.threads)
     samples, sources = _labelled_samples(args)
+    split = _recorded_split(args.split_from, samples) if args.split_from else None
     config = UNetConfig(
         architecture=args.architecture,
         encoder=args.encoder,
@@ -600,6 +629,7 @@ def _train(args) -> int:
         encoder_weights=None if args.encoder_weights == "none" else args.encoder_weights,
         device=args.device,
         time_limit=args.time_limit * 60 or None,
+        workers=args.workers,
         tune=not args.no_tune,
     )
     gen = iter_train(
@@ -610,6 +640,7 @@ def _train(args) -> int:
         resume=args.resume,
         init_from=args.init_from,
         sources=sources,
+        split=split,
         overwrite=args.overwrite,
     )
     say = _say(args.quiet)

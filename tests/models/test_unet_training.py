@@ -14,8 +14,11 @@ from napari_cytomask.models.checkpoint import load_checkpoint, read_description
 from napari_cytomask.models.training import (
     CropSampler,
     TrainingSettings,
+    _batches,
+    default_workers,
     iter_train,
     make_targets,
+    match_split,
     samples_from_arrays,
     samples_from_folders,
     samples_from_tilescans,
@@ -42,6 +45,19 @@ def test_split_is_deterministic_by_image_and_complete():
     assert split != split_by_image(names, (0.8, 0.1, 0.1), seed=4)
     small = split_by_image(["a", "b", "c"], (0.8, 0.1, 0.1))
     assert [len(small[k]) for k in ("train", "validation", "test")] == [1, 1, 1]
+
+
+def test_a_recorded_split_is_matched_by_folder_and_file_name():
+    recorded = split_by_image([f"/data/set{i}/raw.tif" for i in range(10)])
+    moved = [f"gpu/copy/set{i}/raw.png" for i in range(10)]
+    split = match_split(recorded, moved)
+    for part, names in recorded.items():
+        assert [n.split("/")[-2] for n in split[part]] == [n.split("/")[-2] for n in names]
+    assert match_split(recorded, moved[:3]) == {
+        k: [n for n in v if n in moved[:3]] for k, v in split.items()
+    }
+    with pytest.raises(ValueError, match="same folder and file name"):
+        match_split(recorded, ["a/set1/raw.tif", "b/set1/raw.tif"])
 
 
 def test_folder_patterns_pair_images_with_masks(shared_data):
@@ -83,6 +99,46 @@ def test_targets_and_augmented_crops(tiny_unet):
     assert (y > 0).float().mean() > 0.3  # crops are biased towards cells
     freq = sampler.class_frequencies()
     assert freq.sum() == pytest.approx(1) and freq[2] < freq[1]
+
+
+def test_crop_workers_make_the_same_batches_whatever_their_number(tiny_unet):
+    scan = make_tilescan(n_tiles=2, shape=(128, 128), seed=0)
+    samples = samples_from_arrays(scan.brightfield, scan.labels, "s")
+    sampler = CropSampler(
+        samples, UNetConfig(**tiny_unet), TrainingSettings(crop_size=64), np.random.default_rng(0)
+    )
+
+    def first(workers, count=5):
+        batches = _batches(sampler, 3, workers, np.random.default_rng(7))
+        out = [next(batches) for _ in range(count)]
+        batches.close()
+        return out
+
+    one, two = first(1), first(2)
+    for (x1, y1), (x2, y2) in zip(one, two, strict=True):
+        assert x1.shape == (3, 1, 64, 64) and x1.dtype == torch.float32 and y1.dtype == torch.int64
+        assert torch.equal(x1, x2) and torch.equal(y1, y2)
+    assert not torch.equal(one[0][0], one[1][0])  # each batch has its own crops
+    assert (torch.cat([y for _, y in one]) > 0).float().mean() > 0.3  # biased towards cells
+    in_process = first(0, count=2)
+    assert in_process[0][0].shape == (3, 1, 64, 64) and not torch.equal(in_process[0][0], one[0][0])
+
+
+def test_crop_workers_are_used_on_a_gpu_only_by_default():
+    assert default_workers(torch.device("cpu")) == 0
+    assert 0 <= default_workers(torch.device("cuda")) <= 8
+    with pytest.raises(ValueError, match="workers must be 0 or more"):
+        TrainingSettings(workers=-1).validate()
+
+
+def test_training_with_crop_workers(tmp_path, tiny_unet):
+    samples, _ = _synthetic_samples()
+    result = train(
+        samples, tmp_path / "w.safetensors", UNetConfig(**tiny_unet), _small_settings(workers=2)
+    )
+    training = result.description["training"]
+    assert training["steps_done"] == 2 and training["settings"]["workers"] == 2
+    assert all(np.isfinite(h["loss"]) for h in training["history"])
 
 
 def test_training_loss_goes_down_on_real_images(shared_data, tmp_path, tiny_unet):

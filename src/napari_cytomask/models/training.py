@@ -19,11 +19,16 @@ every step and epoch, so a widget can plot the loss and stop between steps.
 
 from __future__ import annotations
 
+import itertools
 import math
+import multiprocessing
 import os
 import time
 import uuid
+from collections import deque
 from collections.abc import Generator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -124,6 +129,12 @@ class TrainingSettings:
         Tile overlap when predicting validation images.
     time_limit
         Stop after the epoch during which this many seconds have passed (``None``: no limit).
+    workers
+        Processes that make the training crops ahead of the network (``None``: up to
+        8 on a CUDA device, where one process cannot keep the GPU busy, and none
+        elsewhere, where the network already uses every core). With workers, the
+        crops of each batch come from their own seed, so they do not depend on the
+        number of workers, but differ from those made in-process.
     tune
         After training, choose the post-processing settings on the validation
         images (:func:`iter_tune_postprocess`) and record them in the checkpoint.
@@ -148,6 +159,7 @@ class TrainingSettings:
     device: str = "auto"
     validation_overlap: int = 64
     time_limit: float | None = None
+    workers: int | None = None
     tune: bool = True
 
     def validate(self) -> None:
@@ -162,6 +174,8 @@ class TrainingSettings:
             )
         if self.fractions[0] <= 0:
             raise ValueError("the training fraction must be positive.")
+        if self.workers is not None and self.workers < 0:
+            raise ValueError(f"workers must be 0 or more (got {self.workers}).")
 
 
 @dataclass(frozen=True)
@@ -393,6 +407,39 @@ def split_by_image(
 # ----------------------------------------------------------------------------- crops
 
 
+def _image_key(name: str) -> tuple[str, str]:
+    path = Path(name)
+    return path.parent.name, path.name.split(".")[0]
+
+
+def match_split(recorded: dict[str, list[str]], names: Sequence[str]) -> dict[str, list[str]]:
+    """A recorded split (a checkpoint's ``training.split``) for the same images elsewhere.
+
+    Images are matched by the name of their folder and their file name without
+    suffixes (``.../set13/raw.tif`` is ``.../set13/raw.png`` in another place), so
+    a split recorded on one machine can be kept for a copy of the data on another.
+    Recorded images that are not among ``names`` are left out.
+
+    Raises
+    ------
+    ValueError
+        When an image of ``names`` is in no part of the recorded split, or two
+        images have the same folder and file name.
+    """
+    part_of = {_image_key(n): part for part, members in recorded.items() for n in members}
+    keys = [_image_key(n) for n in names]
+    if len(set(keys)) < len(keys):
+        raise ValueError(
+            "two images have the same folder and file name, so the split cannot be matched."
+        )
+    split: dict[str, list[str]] = {k: [] for k in SPLITS}
+    for name, key in zip(names, keys, strict=True):
+        if key not in part_of:
+            raise ValueError(f"{name} is in no part of the recorded split ({'/'.join(key)}).")
+        split[part_of[key]].append(name)
+    return {k: sorted(v) for k, v in split.items()}
+
+
 def make_targets(labels: np.ndarray, targets: str, boundary_width: int) -> np.ndarray:
     """Class map of instance labels: 0/1/2 (background/interior/boundary) or 0/1 (foreground)."""
     if targets == "foreground":
@@ -479,12 +526,80 @@ class CropSampler:
         )
         return np.ascontiguousarray(img, dtype=np.float32), target
 
-    def batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """``n`` crops as tensors ``(n, C, S, S)`` and ``(n, S, S)``."""
+    def arrays(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """``n`` crops: float32 images ``(n, C, S, S)`` and uint8 class maps ``(n, S, S)``."""
         crops = [self.crop() for _ in range(n)]
-        x = torch.from_numpy(np.stack([c[0] for c in crops]))
-        y = torch.from_numpy(np.stack([c[1] for c in crops]).astype(np.int64))
-        return x, y
+        return np.stack([c[0] for c in crops]), np.stack([c[1] for c in crops])
+
+    def batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n`` crops as tensors ``(n, C, S, S)`` and ``(n, S, S)`` (int64)."""
+        return _as_tensors(*self.arrays(n))
+
+
+def _as_tensors(images: np.ndarray, classes: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.from_numpy(images), torch.from_numpy(classes.astype(np.int64))
+
+
+#: The crop sampler of a worker process (see :func:`_batches`).
+_worker_sampler: CropSampler | None = None
+
+
+def _start_worker(sampler: CropSampler) -> None:
+    global _worker_sampler
+    _worker_sampler = sampler
+
+
+def _worker_arrays(seed: tuple[int, int], n: int) -> tuple[np.ndarray, np.ndarray]:
+    _worker_sampler.rng = np.random.default_rng(seed)
+    return _worker_sampler.arrays(n)
+
+
+def default_workers(device: torch.device) -> int:
+    """Crop workers when :attr:`TrainingSettings.workers` is ``None``: on a CUDA device
+    one per CPU core but one (the training loop's), at most 8; elsewhere none."""
+    if device.type != "cuda":
+        return 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(0, min(8, (cores or 1) - 1))
+
+
+def _batches(
+    sampler: CropSampler, n: int, workers: int, rng: np.random.Generator
+) -> Generator[tuple[torch.Tensor, torch.Tensor], None, None]:
+    """Endless training batches of ``n`` crops: made in this process from ``rng``, or,
+    with ``workers``, made ahead by that many processes.
+
+    Each worker batch has its own seed (a number drawn from ``rng`` and the batch's
+    index), and the batches come back in order, so the crops do not depend on the
+    number of workers or on which finishes first. The workers are forked from a
+    fresh server process (a forked copy of a process running Qt or CUDA threads
+    is unsafe) and stop when the generator is closed or dropped.
+    """
+    if not workers:
+        while True:
+            yield sampler.batch(n)
+    entropy = int(rng.integers(2**63))
+    context = multiprocessing.get_context("forkserver")
+    # The server imports this module once; each worker is a fork of it, not of this process.
+    context.set_forkserver_preload([__name__])
+    pool = ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_start_worker, initargs=(sampler,)
+    )
+    try:
+        pending: deque = deque()
+        for index in itertools.count():
+            while len(pending) < 2 * workers:
+                pending.append(pool.submit(_worker_arrays, (entropy, index + len(pending)), n))
+            try:
+                arrays = pending.popleft().result()
+            except BrokenProcessPool as err:
+                raise RuntimeError(
+                    "a process making training crops stopped (out of memory?); train again "
+                    "with fewer crop workers (cytomask train --workers) or smaller crops."
+                ) from err
+            yield _as_tensors(*arrays)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def class_weights(frequencies: np.ndarray, max_weight: float = 10.0) -> np.ndarray:
@@ -1046,12 +1161,14 @@ def iter_train(
         )
         if tuned is not None:
             val_settings = {k: tuned[k] for k in DEFAULT_SETTINGS}
+    workers = default_workers(device) if settings.workers is None else settings.workers
+    batches = _batches(sampler, settings.batch_size, workers, rng)
     started = time.monotonic()
     for epoch in range(epoch0 + 1, last_epoch + 1):
         model.train()
         losses = []
         for step in range(1, settings.steps_per_epoch + 1):
-            x, y = sampler.batch(settings.batch_size)
+            x, y = next(batches)
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             optimiser.zero_grad(set_to_none=True)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
@@ -1141,6 +1258,7 @@ def iter_train(
             break
         if settings.time_limit is not None and time.monotonic() - started > settings.time_limit:
             break
+    batches.close()
     # The best weights with the whole run's record: epochs and steps done, history.
     # When a resumed run never beat the checkpoint, they are the checkpoint's.
     best_model, _ = load_checkpoint(output if best_epoch > epoch0 else resume, "cpu")
@@ -1180,6 +1298,7 @@ __all__ = [
     "samples_from_tilescans",
     "scores_of",
     "segmentation_loss",
+    "match_split",
     "split_by_image",
     "train",
 ]
