@@ -108,8 +108,8 @@ def test_crop_workers_make_the_same_batches_whatever_their_number(tiny_unet):
         samples, UNetConfig(**tiny_unet), TrainingSettings(crop_size=64), np.random.default_rng(0)
     )
 
-    def first(workers, count=5):
-        batches = _batches(sampler, 3, workers, np.random.default_rng(7))
+    def first(workers, count=5, seed=7, start=0):
+        batches = _batches(sampler, 3, workers, seed, start)
         out = [next(batches) for _ in range(count)]
         batches.close()
         return out
@@ -119,6 +119,8 @@ def test_crop_workers_make_the_same_batches_whatever_their_number(tiny_unet):
         assert x1.shape == (3, 1, 64, 64) and x1.dtype == torch.float32 and y1.dtype == torch.int64
         assert torch.equal(x1, x2) and torch.equal(y1, y2)
     assert not torch.equal(one[0][0], one[1][0])  # each batch has its own crops
+    assert torch.equal(first(2, count=1, start=3)[0][0], one[3][0])  # where a resume goes on
+    assert not torch.equal(first(1, count=1, seed=8)[0][0], one[0][0])
     assert (torch.cat([y for _, y in one]) > 0).float().mean() > 0.3  # biased towards cells
     in_process = first(0, count=2)
     assert in_process[0][0].shape == (3, 1, 64, 64) and not torch.equal(in_process[0][0], one[0][0])
@@ -280,13 +282,16 @@ def test_fine_tuning_validates_at_thresholds_tuned_for_its_starting_weights(
     assert evaluated == [expected] and [tta for tta, _ in tuned] == [True]
 
 
-def test_a_cancelled_run_resumes_exactly_where_it_stopped(tmp_path, tiny_unet):
+@pytest.mark.parametrize("workers", [0, 1], ids=["crops in-process", "crop workers"])
+def test_a_cancelled_run_resumes_exactly_where_it_stopped(tmp_path, tiny_unet, workers):
     """Cancelled in epoch 3 and resumed, training ends with the same weights, optimiser
     moments, learning rate and losses as a run that was never interrupted."""
     samples, _ = _synthetic_samples(n_tiles=3)
     # A validation image and no learning-rate patience: the schedule and the
     # early-stopping count change every epoch, so a resume that lost them differs.
-    settings = _small_settings(epochs=4, fractions=(2, 1, 0), lr_patience=0, patience=5)
+    settings = _small_settings(
+        epochs=4, fractions=(2, 1, 0), lr_patience=0, patience=5, workers=workers
+    )
     config = UNetConfig(**tiny_unet)
     whole = train(samples, tmp_path / "whole.safetensors", config, settings)
 

@@ -549,7 +549,7 @@ def _start_worker(sampler: CropSampler) -> None:
     _worker_sampler = sampler
 
 
-def _worker_arrays(seed: tuple[int, int], n: int) -> tuple[np.ndarray, np.ndarray]:
+def _worker_arrays(seed: tuple[int, ...], n: int) -> tuple[np.ndarray, np.ndarray]:
     _worker_sampler.rng = np.random.default_rng(seed)
     return _worker_sampler.arrays(n)
 
@@ -563,22 +563,28 @@ def default_workers(device: torch.device) -> int:
     return max(0, min(8, (cores or 1) - 1))
 
 
-def _batches(
-    sampler: CropSampler, n: int, workers: int, rng: np.random.Generator
-) -> Generator[tuple[torch.Tensor, torch.Tensor], None, None]:
-    """Endless training batches of ``n`` crops: made in this process from ``rng``, or,
-    with ``workers``, made ahead by that many processes.
+#: Tells the seeds of worker crop batches apart from other uses of the run's seed.
+_CROP_STREAM = 0x63726F70
 
-    Each worker batch has its own seed (a number drawn from ``rng`` and the batch's
-    index), and the batches come back in order, so the crops do not depend on the
-    number of workers or on which finishes first. The workers are forked from a
-    fresh server process (a forked copy of a process running Qt or CUDA threads
-    is unsafe) and stop when the generator is closed or dropped.
+
+def _batches(
+    sampler: CropSampler, n: int, workers: int, seed: int, start: int = 0
+) -> Generator[tuple[torch.Tensor, torch.Tensor], None, None]:
+    """Endless training batches of ``n`` crops: made in this process by ``sampler``
+    (from its random generator), or, with ``workers``, made ahead by that many processes.
+
+    Worker batch ``i`` (counted from ``start``, the steps already done) has its own
+    seed, made of the run's ``seed`` and ``i``, and the batches come back in order:
+    the crops depend neither on the number of workers nor on which finishes first,
+    and a resumed run goes on with the batches an uninterrupted one would have had.
+    The workers are forked from a fresh server process (a forked copy of a process
+    running Qt or CUDA threads is unsafe) and stop when the generator is closed or
+    dropped.
     """
     if not workers:
         while True:
             yield sampler.batch(n)
-    entropy = int(rng.integers(2**63))
+    entropy = (_CROP_STREAM, seed % 2**63)
     context = multiprocessing.get_context("forkserver")
     # The server imports this module once; each worker is a fork of it, not of this process.
     context.set_forkserver_preload([__name__])
@@ -587,9 +593,9 @@ def _batches(
     )
     try:
         pending: deque = deque()
-        for index in itertools.count():
+        for index in itertools.count(start):
             while len(pending) < 2 * workers:
-                pending.append(pool.submit(_worker_arrays, (entropy, index + len(pending)), n))
+                pending.append(pool.submit(_worker_arrays, (*entropy, index + len(pending)), n))
             try:
                 arrays = pending.popleft().result()
             except BrokenProcessPool as err:
@@ -1162,7 +1168,7 @@ def iter_train(
         if tuned is not None:
             val_settings = {k: tuned[k] for k in DEFAULT_SETTINGS}
     workers = default_workers(device) if settings.workers is None else settings.workers
-    batches = _batches(sampler, settings.batch_size, workers, rng)
+    batches = _batches(sampler, settings.batch_size, workers, settings.seed, global_step)
     started = time.monotonic()
     for epoch in range(epoch0 + 1, last_epoch + 1):
         model.train()
