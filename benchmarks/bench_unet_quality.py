@@ -28,11 +28,10 @@ Training ends by choosing the post-processing thresholds on the validation
 images (``cytomask tune`` does the same for a checkpoint trained without it);
 the test images are scored with the default thresholds and with the tuned ones.
 
-A full-length run on a GPU machine::
-
-    python benchmarks/bench_unet_quality.py --device cuda --encoder resnet34 \
-        --encoder-depth 5 --epochs 150 --steps-per-epoch 100 --batch-size 16 \
-        --crop-size 256 --time-limit 0
+``--split-from starter`` keeps the starter model's split for a copy of its images
+elsewhere; ``scripts/gpu_bundle.sh training`` makes one for a GPU machine without a
+package index, and its header gives the commands that train the starter model further
+there and score the result here on the real test images.
 """
 
 from __future__ import annotations
@@ -49,9 +48,15 @@ import torch
 
 from _common import DATA, cpu_model
 from napari_cytomask import cli
+from napari_cytomask.models.catalog import resolve_unet
 from napari_cytomask.models.checkpoint import read_description
 from napari_cytomask.models.inference import DEFAULT_SETTINGS, UNetPredictor
-from napari_cytomask.models.training import evaluate_model, samples_from_folders, scores_of
+from napari_cytomask.models.training import (
+    evaluate_model,
+    match_split,
+    samples_from_folders,
+    scores_of,
+)
 
 
 def machine(device: str) -> str:
@@ -70,6 +75,9 @@ def goal_met(scores: dict) -> bool:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DATA / "usiigaci-phc")
+    parser.add_argument(
+        "--image-file", default="raw.tif", help="file name of the image in each set's folder"
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--encoder", default="resnet18")
     parser.add_argument("--encoder-depth", type=int, default=4)
@@ -99,6 +107,11 @@ def main(argv=None) -> int:
         help="start from this model's weights ('starter', a checkpoint file or name)",
     )
     parser.add_argument(
+        "--split-from",
+        help="train and score on the split of this model ('starter', a checkpoint file or "
+        "name), its images matched by folder and file name, as 'cytomask train --split-from'",
+    )
+    parser.add_argument(
         "--score-only", action="store_true", help="score the --output checkpoint, no training"
     )
     parser.add_argument(
@@ -111,7 +124,12 @@ def main(argv=None) -> int:
 
     pattern = args.data / "set*"
     # The project's own training command, so this measures what users run.
-    data = ["--images", str(pattern / "raw.tif"), "--masks", str(pattern / "instances_ids.png")]
+    data = [
+        "--images",
+        str(pattern / args.image_file),
+        "--masks",
+        str(pattern / "instances_ids.png"),
+    ]
     command = [
         "train",
         *data,
@@ -131,6 +149,7 @@ def main(argv=None) -> int:
         "--quiet",
         *(["--resume", str(args.output)] if args.resume else []),
         *(["--from", args.init_from] if args.init_from else []),
+        *(["--split-from", args.split_from] if args.split_from else []),
         *(["--overwrite"] if args.overwrite else []),
     ]  # fmt: skip
     print(f"machine: {machine(args.device)}")
@@ -168,10 +187,23 @@ def main(argv=None) -> int:
             f"val maF1 {val.get('mean_average_f1', float('nan')):.3f}  "
             f"val F1@0.5 {val.get('f1_50', float('nan')):.3f}"
         )
-    samples = samples_from_folders(str(pattern / "raw.tif"), str(pattern / "instances_ids.png"))
+    samples = samples_from_folders(
+        str(pattern / args.image_file), str(pattern / "instances_ids.png")
+    )
     predictor = UNetPredictor.from_checkpoint(args.output, args.device)
     by_name = {s.name: s for s in samples}
-    test = [by_name[n] for n in split["test"]]
+    # The test images of this checkpoint's split (or of --split-from's) among these images,
+    # which may be elsewhere than where it was trained.
+    source = read_description(resolve_unet(args.split_from)) if args.split_from else description
+    local = match_split(source["training"]["split"], list(by_name))
+    test = [by_name[n] for n in local["test"]]
+    if not test:
+        print(
+            "none of the split's test images is here: score this checkpoint where they are, "
+            "with --score-only (and --split-from)."
+        )
+        print(f"checkpoint: {args.output}")
+        return 0
     tuned = description["postprocess"]
     print(
         "post-processing tuned on the validation images: "
