@@ -170,9 +170,9 @@ def training_figure(args) -> None:
     batch = 2 if args.smoke else 16
     config = UNetConfig(encoder="resnet18" if args.smoke else "resnet34", encoder_depth=5)
     auto = default_workers(torch.device(args.device))
-    for workers, steps, warmup in (
-        ((0, 6, 2), (auto, 6, 2)) if args.smoke else ((0, 30, 5), (auto, 120, 20))
-    ):
+    # The smoke run takes one worker where the default has none, to check that path too.
+    runs = ((0, 6, 2), (max(auto, 1), 6, 2)) if args.smoke else ((0, 30, 5), (auto, 120, 20))
+    for workers, steps, warmup in runs:
         settings = TrainingSettings(
             epochs=1,
             steps_per_epoch=steps,
@@ -191,11 +191,12 @@ def training_figure(args) -> None:
                     if event.step == steps:
                         break
         rate = (steps - warmup) / (done[-1] - done[warmup - 1])
+        made = f"by {workers} worker{'s' * (workers > 1)}" if workers else "in the training process"
         print(
-            f"training: {rate:.2f} steps/s ({rate * batch:.1f} crops/s) with {workers} crop "
-            f"workers ({'the default' if workers == auto else 'crops made in-process'}), over "
-            f"steps {warmup + 1}-{steps} of a {config.encoder} U-Net, batch {batch} of "
-            f"{settings.crop_size}² crops, {len(samples)} images, device {args.device}"
+            f"training: {rate:.2f} steps/s ({rate * batch:.1f} crops/s), crops made {made}"
+            f"{' (the default)' if workers == auto else ''}, over steps {warmup + 1}-{steps} of a "
+            f"{config.encoder} U-Net, batch {batch} of {settings.crop_size}² crops, "
+            f"{len(samples)} images, device {args.device}"
         )
 
 

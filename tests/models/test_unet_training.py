@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import replace
 
 import numpy as np
@@ -10,6 +12,7 @@ import tifffile
 import torch
 
 from napari_cytomask.io.files import match_files
+from napari_cytomask.models import training
 from napari_cytomask.models.checkpoint import load_checkpoint, read_description
 from napari_cytomask.models.training import (
     CropSampler,
@@ -126,11 +129,43 @@ def test_crop_workers_make_the_same_batches_whatever_their_number(tiny_unet):
     assert in_process[0][0].shape == (3, 1, 64, 64) and not torch.equal(in_process[0][0], one[0][0])
 
 
-def test_crop_workers_are_used_on_a_gpu_only_by_default():
+def test_crop_workers_are_used_on_a_gpu_only_by_default(monkeypatch, tmp_path, tiny_unet):
     assert default_workers(torch.device("cpu")) == 0
     assert 0 <= default_workers(torch.device("cuda")) <= 8
     with pytest.raises(ValueError, match="workers must be 0 or more"):
         TrainingSettings(workers=-1).validate()
+    # Where processes cannot be forked (Windows) there are none by default, and asking
+    # for some says what to do.
+    monkeypatch.setattr(training, "_can_fork", lambda: False)
+    assert default_workers(torch.device("cuda")) == 0
+    samples, _ = _synthetic_samples()
+    with pytest.raises(ValueError, match="--workers 0"):
+        train(
+            samples, tmp_path / "w.safetensors", UNetConfig(**tiny_unet), _small_settings(workers=1)
+        )
+
+
+def test_crop_workers_run_from_a_script_without_a_main_guard(tmp_path, tiny_unet):
+    """Workers are forked, so they never run the main script again: a plain script that
+    trains at its top level works."""
+    script = tmp_path / "train_here.py"
+    script.write_text(
+        "from napari_cytomask.models.training import TrainingSettings, samples_from_arrays, train\n"
+        "from napari_cytomask.models.unet import UNetConfig\n"
+        "from napari_cytomask.synthetic import make_tilescan\n"
+        "scan = make_tilescan(n_tiles=2, shape=(96, 96), seed=4)\n"
+        "samples = samples_from_arrays(scan.brightfield, scan.labels, 'syn')\n"
+        f"config = UNetConfig(**{tiny_unet!r})\n"
+        "settings = TrainingSettings(epochs=1, steps_per_epoch=2, batch_size=2, crop_size=64,\n"
+        "    encoder_weights=None, device='cpu', fractions=(1, 0, 0), workers=1)\n"
+        "result = train(samples, 'model.safetensors', config, settings)\n"
+        "print('steps', result.description['training']['steps_done'])\n"
+    )
+    run = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "steps 2" in run.stdout
 
 
 def test_training_with_crop_workers(tmp_path, tiny_unet):

@@ -554,10 +554,15 @@ def _worker_arrays(seed: tuple[int, ...], n: int) -> tuple[np.ndarray, np.ndarra
     return _worker_sampler.arrays(n)
 
 
+def _can_fork() -> bool:
+    return "fork" in multiprocessing.get_all_start_methods()
+
+
 def default_workers(device: torch.device) -> int:
     """Crop workers when :attr:`TrainingSettings.workers` is ``None``: on a CUDA device
-    one per CPU core but one (the training loop's), at most 8; elsewhere none."""
-    if device.type != "cuda":
+    one per CPU core but one (the training loop's), at most 8; elsewhere, and where
+    processes cannot be forked (Windows), none."""
+    if device.type != "cuda" or not _can_fork():
         return 0
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return max(0, min(8, (cores or 1) - 1))
@@ -577,19 +582,21 @@ def _batches(
     seed, made of the run's ``seed`` and ``i``, and the batches come back in order:
     the crops depend neither on the number of workers nor on which finishes first,
     and a resumed run goes on with the batches an uninterrupted one would have had.
-    The workers are forked from a fresh server process (a forked copy of a process
-    running Qt or CUDA threads is unsafe) and stop when the generator is closed or
-    dropped.
+    The workers stop when the generator is closed or dropped.
     """
     if not workers:
         while True:
             yield sampler.batch(n)
     entropy = (_CROP_STREAM, seed % 2**63)
-    context = multiprocessing.get_context("forkserver")
-    # The server imports this module once; each worker is a fork of it, not of this process.
-    context.set_forkserver_preload([__name__])
+    # Forked, as PyTorch's data loaders are: the workers share the images with this
+    # process and never run its main script again (a script that trains without an
+    # ``if __name__ == "__main__":`` guard works), and they only run NumPy and SciPy,
+    # never Qt or CUDA, which a forked copy of a process could not use safely.
     pool = ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_start_worker, initargs=(sampler,)
+        workers,
+        mp_context=multiprocessing.get_context("fork"),
+        initializer=_start_worker,
+        initargs=(sampler,),
     )
     try:
         pending: deque = deque()
@@ -1168,6 +1175,11 @@ def iter_train(
         if tuned is not None:
             val_settings = {k: tuned[k] for k in DEFAULT_SETTINGS}
     workers = default_workers(device) if settings.workers is None else settings.workers
+    if workers and not _can_fork():
+        raise ValueError(
+            "crop workers need processes started by fork, which this system does not "
+            "offer; train with 0 workers (cytomask train --workers 0)."
+        )
     batches = _batches(sampler, settings.batch_size, workers, settings.seed, global_step)
     started = time.monotonic()
     for epoch in range(epoch0 + 1, last_epoch + 1):
