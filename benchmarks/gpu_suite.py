@@ -39,7 +39,9 @@ them the suite says so and goes on.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -124,10 +126,11 @@ def run_figure(name: str, command: list[str], budget: int, keys: tuple[str, ...]
     lines: list[str] = []
     with subprocess.Popen(
         command, cwd=HERE, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True,
+        text=True, start_new_session=True,
     ) as proc:  # fmt: skip
-        # A figure that hangs or works without printing is stopped all the same.
-        timer = threading.Timer(budget, proc.kill)
+        # A figure that hangs or works without printing is stopped all the same, with the
+        # processes it started (crop workers), which would hold its output open.
+        timer = threading.Timer(budget, os.killpg, (proc.pid, signal.SIGKILL))
         timer.start()
         try:
             for line in proc.stdout:
@@ -136,7 +139,8 @@ def run_figure(name: str, command: list[str], budget: int, keys: tuple[str, ...]
             code = proc.wait()
         finally:
             timer.cancel()
-            proc.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
     if time.perf_counter() - start >= budget:
         status = f"stopped after its {budget} s budget"
     else:

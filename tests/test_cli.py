@@ -409,7 +409,11 @@ def test_train_keeps_the_split_of_another_model_for_moved_data(folders, tmp_path
     for part in ("train", "validation"):
         assert [n.split("/")[-2] for n in split[part]] == [n.split("/")[-2] for n in recorded[part]]
         assert all(n.startswith(str(moved)) for n in split[part])
-    assert split["test"] == []
+    assert split["test"] == recorded["test"]  # not here, but still the model's test image
+    capsys.readouterr()
+    resume = ["--resume", str(second), "--split-from", str(first)]
+    assert train(moved, "raw.tiff", *resume, "-o", str(second)) == 1
+    assert "leave out --split-from" in capsys.readouterr().err
     (moved / "set9").mkdir()
     tifffile.imwrite(moved / "set9" / "raw.tiff", scan.brightfield[0])
     tifffile.imwrite(moved / "set9" / "mask.tif", scan.labels[0])

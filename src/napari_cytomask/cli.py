@@ -607,6 +607,8 @@ def _train(args) -> int:
 
     _set_threads(args.threads)
     samples, sources = _labelled_samples(args)
+    if args.split_from and args.resume:
+        raise UserError("--resume keeps the split of the run it resumes; leave out --split-from.")
     split = _recorded_split(args.split_from, samples) if args.split_from else None
     config = UNetConfig(
         architecture=args.architecture,

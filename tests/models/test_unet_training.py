@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from dataclasses import replace
@@ -56,11 +57,28 @@ def test_a_recorded_split_is_matched_by_folder_and_file_name():
     split = match_split(recorded, moved)
     for part, names in recorded.items():
         assert [n.split("/")[-2] for n in split[part]] == [n.split("/")[-2] for n in names]
-    assert match_split(recorded, moved[:3]) == {
-        k: [n for n in v if n in moved[:3]] for k, v in split.items()
-    }
+    # Without some images: training and validation images are left out, test images
+    # (never read in training) stay in the record under their recorded names.
+    kept = [
+        n for n in moved if n.split("/")[-2] not in {x.split("/")[-2] for x in recorded["test"]}
+    ]
+    kept = kept[1:]
+    fewer = match_split(recorded, kept)
+    assert fewer["test"] == recorded["test"]
+    assert sorted(fewer["train"] + fewer["validation"]) == sorted(kept)
+    # Names with several dots, frames of a stack, and a split recorded on Windows.
+    dotted = {"train": ["C:\\data\\a\\2024.01.05_x.ome.tif", "/d/a/scan.tif[0]"],
+              "validation": ["/d/a/scan.tif[1]"], "test": []}  # fmt: skip
+    names = ["e/a/2024.01.05_x.png", "e/a/scan.ome.tiff[0]", "e/a/scan.ome.tiff[1]"]
+    assert match_split(dotted, names) == {
+        "train": names[:2], "validation": names[2:], "test": []
+    }  # fmt: skip
     with pytest.raises(ValueError, match="same folder and file name"):
         match_split(recorded, ["a/set1/raw.tif", "b/set1/raw.tif"])
+    with pytest.raises(ValueError, match="in two parts"):
+        match_split({"train": ["a/set1/raw.tif"], "test": ["b/set1/raw.tif"]}, moved[:1])
+    with pytest.raises(ValueError, match="in no part of the recorded split"):
+        match_split(recorded, ["x/set99/raw.tif"])
 
 
 def test_folder_patterns_pair_images_with_masks(shared_data):
@@ -127,6 +145,22 @@ def test_crop_workers_make_the_same_batches_whatever_their_number(tiny_unet):
     assert (torch.cat([y for _, y in one]) > 0).float().mean() > 0.3  # biased towards cells
     in_process = first(0, count=2)
     assert in_process[0][0].shape == (3, 1, 64, 64) and not torch.equal(in_process[0][0], one[0][0])
+
+
+def _dying_worker(seed, n):
+    os._exit(3)
+
+
+def test_a_crop_worker_that_dies_is_named_in_one_line(monkeypatch, tiny_unet):
+    scan = make_tilescan(n_tiles=1, shape=(96, 96), seed=0)
+    samples = samples_from_arrays(scan.brightfield, scan.labels, "s")
+    sampler = CropSampler(
+        samples, UNetConfig(**tiny_unet), TrainingSettings(crop_size=64), np.random.default_rng(0)
+    )
+    monkeypatch.setattr(training, "_worker_arrays", _dying_worker)
+    batches = _batches(sampler, 2, 1, 0)
+    with pytest.raises(ChildProcessError, match="fewer crop workers"):
+        next(batches)
 
 
 def test_crop_workers_are_used_on_a_gpu_only_by_default(monkeypatch, tmp_path, tiny_unet):

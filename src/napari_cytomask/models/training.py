@@ -19,10 +19,14 @@ every step and epoch, so a widget can plot the loss and stop between steps.
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import math
 import multiprocessing
 import os
+import re
+import signal
+import sys
 import time
 import uuid
 from collections import deque
@@ -407,26 +411,40 @@ def split_by_image(
 # ----------------------------------------------------------------------------- crops
 
 
+#: An image file's suffix, before a frame index (``scan.tif[2]``), which :func:`match_split`
+#: leaves out of an image's name.
+_IMAGE_SUFFIX = re.compile(r"\.(ome\.)?(tiff?|png|jpe?g|bmp|npy|zarr)(?=\[\d+\]$|$)", re.I)
+
+
 def _image_key(name: str) -> tuple[str, str]:
-    path = Path(name)
-    return path.parent.name, path.name.split(".")[0]
+    """Folder name and file name without its image suffix (a frame index is kept), of a
+    sample name recorded on any system."""
+    *_, folder, file = ["", *name.replace("\\", "/").split("/")]
+    return folder, _IMAGE_SUFFIX.sub("", file)
 
 
 def match_split(recorded: dict[str, list[str]], names: Sequence[str]) -> dict[str, list[str]]:
     """A recorded split (a checkpoint's ``training.split``) for the same images elsewhere.
 
-    Images are matched by the name of their folder and their file name without
-    suffixes (``.../set13/raw.tif`` is ``.../set13/raw.png`` in another place), so
+    Images are matched by the name of their folder and their file name without its
+    image suffix (``.../set13/raw.tif`` is ``.../set13/raw.png`` in another place), so
     a split recorded on one machine can be kept for a copy of the data on another.
-    Recorded images that are not among ``names`` are left out.
+    Recorded training and validation images that are not among ``names`` are left
+    out; recorded test images that are not among them stay in the test part under
+    their recorded names (training never reads the test images), so a model trained
+    on a copy without them still records the split it was tested on.
 
     Raises
     ------
     ValueError
         When an image of ``names`` is in no part of the recorded split, or two
-        images have the same folder and file name.
+        images (given, or recorded) have the same folder and file name.
     """
-    part_of = {_image_key(n): part for part, members in recorded.items() for n in members}
+    part_of: dict[tuple[str, str], str] = {}
+    for part, members in recorded.items():
+        for n in members:
+            if part_of.setdefault(_image_key(n), part) != part or part not in SPLITS:
+                raise ValueError(f"the recorded split holds {n} in {part!r} or in two parts.")
     keys = [_image_key(n) for n in names]
     if len(set(keys)) < len(keys):
         raise ValueError(
@@ -437,6 +455,7 @@ def match_split(recorded: dict[str, list[str]], names: Sequence[str]) -> dict[st
         if key not in part_of:
             raise ValueError(f"{name} is in no part of the recorded split ({'/'.join(key)}).")
         split[part_of[key]].append(name)
+    split["test"] += [n for n in recorded.get("test", []) if _image_key(n) not in set(keys)]
     return {k: sorted(v) for k, v in split.items()}
 
 
@@ -540,13 +559,22 @@ def _as_tensors(images: np.ndarray, classes: np.ndarray) -> tuple[torch.Tensor, 
     return torch.from_numpy(images), torch.from_numpy(classes.astype(np.int64))
 
 
+#: ``prctl`` option: the signal a process gets when its parent ends (Linux).
+_PR_SET_PDEATHSIG = 1
 #: The crop sampler of a worker process (see :func:`_batches`).
 _worker_sampler: CropSampler | None = None
 
 
-def _start_worker(sampler: CropSampler) -> None:
+def _start_worker(sampler: CropSampler, parent: int) -> None:
     global _worker_sampler
     _worker_sampler = sampler
+    # Ctrl+C is the training process's to handle; a worker ends with it, even when it is
+    # killed (Linux), instead of living on with a copy of the images.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the training process ended before the line above
+            os._exit(0)
 
 
 def _worker_arrays(seed: tuple[int, ...], n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -596,17 +624,18 @@ def _batches(
         workers,
         mp_context=multiprocessing.get_context("fork"),
         initializer=_start_worker,
-        initargs=(sampler,),
+        initargs=(sampler, os.getpid()),
     )
     try:
         pending: deque = deque()
         for index in itertools.count(start):
-            while len(pending) < 2 * workers:
-                pending.append(pool.submit(_worker_arrays, (*entropy, index + len(pending)), n))
             try:
+                while len(pending) < 2 * workers:
+                    seed = (*entropy, index + len(pending))
+                    pending.append(pool.submit(_worker_arrays, seed, n))
                 arrays = pending.popleft().result()
             except BrokenProcessPool as err:
-                raise RuntimeError(
+                raise ChildProcessError(
                     "a process making training crops stopped (out of memory?); train again "
                     "with fewer crop workers (cytomask train --workers) or smaller crops."
                 ) from err
@@ -1009,6 +1038,12 @@ def iter_train(
     in_channels = n_channels.pop()
 
     device = get_device(settings.device)
+    workers = default_workers(device) if settings.workers is None else settings.workers
+    if workers and not _can_fork():
+        raise ValueError(
+            "crop workers need processes started by fork, which this system does not "
+            "offer; train with 0 workers (cytomask train --workers 0)."
+        )
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
     previous: dict = {}
@@ -1043,7 +1078,8 @@ def iter_train(
     config.tile_size = max(config.tile_size, settings.crop_size, INFERENCE_TILE)
     split = split or split_by_image(names, settings.fractions, settings.seed)
     by_name = {s.name: s for s in samples}
-    unknown = [n for part in split.values() for n in part if n not in by_name]
+    # Test images are never read, so a split may name some that were not given.
+    unknown = [n for k in ("train", "validation") for n in split.get(k, []) if n not in by_name]
     if unknown:
         raise ValueError(f"the split names images that were not given, e.g. {unknown[0]!r}.")
     train_set = [by_name[n] for n in split["train"]]
@@ -1100,7 +1136,9 @@ def iter_train(
                 "sources": list(sources) or list(prev_training.get("sources", [])),
                 "split": split,
                 "split_seed": settings.seed,
-                "data": {k: _summary([by_name[n] for n in split[k]]) for k in SPLITS},
+                "data": {
+                    k: _summary([by_name[n] for n in split[k] if n in by_name]) for k in SPLITS
+                },
                 "class_frequencies": [float(f) for f in freq],
                 "class_weights": [float(w) for w in weights],
                 "settings": settings_record,
@@ -1174,109 +1212,105 @@ def iter_train(
         )
         if tuned is not None:
             val_settings = {k: tuned[k] for k in DEFAULT_SETTINGS}
-    workers = default_workers(device) if settings.workers is None else settings.workers
-    if workers and not _can_fork():
-        raise ValueError(
-            "crop workers need processes started by fork, which this system does not "
-            "offer; train with 0 workers (cytomask train --workers 0)."
-        )
     batches = _batches(sampler, settings.batch_size, workers, settings.seed, global_step)
     started = time.monotonic()
-    for epoch in range(epoch0 + 1, last_epoch + 1):
-        model.train()
-        losses = []
-        for step in range(1, settings.steps_per_epoch + 1):
-            x, y = next(batches)
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            optimiser.zero_grad(set_to_none=True)
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                logits = model(x)
-            loss = segmentation_loss(logits, y, weight_t, settings.dice_weight)
-            scaler.scale(loss).backward()
-            scaler.step(optimiser)
-            scaler.update()
-            global_step += 1
-            losses.append(float(loss.detach()))
+    try:
+        for epoch in range(epoch0 + 1, last_epoch + 1):
+            model.train()
+            losses = []
+            for step in range(1, settings.steps_per_epoch + 1):
+                x, y = next(batches)
+                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                optimiser.zero_grad(set_to_none=True)
+                with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                    logits = model(x)
+                loss = segmentation_loss(logits, y, weight_t, settings.dice_weight)
+                scaler.scale(loss).backward()
+                scaler.step(optimiser)
+                scaler.update()
+                global_step += 1
+                losses.append(float(loss.detach()))
+                yield TrainingProgress(
+                    epoch,
+                    expected_last,
+                    step,
+                    settings.steps_per_epoch,
+                    global_step,
+                    losses[-1],
+                    optimiser.param_groups[0]["lr"],
+                )
+            mean_loss = float(np.mean(losses))
+            if not math.isfinite(mean_loss):
+                raise FloatingPointError(
+                    f"the training loss became {mean_loss} in epoch {epoch}: training diverged. "
+                    "Lower the learning rate and train again; checkpoints saved before are kept."
+                )
+            model.eval()
+            scores = None
+            if val_set:
+                evaluation = yield from relay(
+                    iter_evaluate(
+                        UNetPredictor(model, config), val_set, **val_options, settings=val_settings
+                    ),
+                    report("validate", epoch),
+                )
+                scores = scores_of(evaluation)
+                score = scores["mean_average_f1"]
+            else:
+                score = -mean_loss
+            if math.isnan(score):  # validation images without any cell
+                score = -math.inf
+            scheduler.step(score)
+            history.append({"epoch": epoch, "loss": mean_loss, "validation": scores})
+            # A new run always keeps its first epoch, so there is a checkpoint to return.
+            improved = score > best_score or best_epoch == 0
+            if improved:
+                best_score, best_epoch, best_scores = score, epoch, scores
+                since_best = 0
+                save_checkpoint(output, model, description(epoch, scores))
+            else:
+                since_best += 1
+            state = {
+                "run": run,
+                "epoch": epoch,
+                "steps": global_step,
+                "history": history,
+                "best_score": best_score,
+                "since_best": since_best,
+                "model": model.state_dict(),
+                "optimiser": optimiser.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict(),
+                "numpy_rng": rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state(),
+            }
+            write_atomically(
+                state_path(output), lambda tmp, state=state: torch.save(state, tmp), overwrite=True
+            )
+            if settings.time_limit is not None:
+                per_epoch = (time.monotonic() - started) / (epoch - epoch0)
+                expected_last = min(last_epoch, epoch0 + int(settings.time_limit // per_epoch) + 1)
+                expected_last = max(expected_last, epoch)
             yield TrainingProgress(
                 epoch,
                 expected_last,
-                step,
+                settings.steps_per_epoch,
                 settings.steps_per_epoch,
                 global_step,
-                losses[-1],
+                math.nan,
                 optimiser.param_groups[0]["lr"],
+                scores,
+                improved,
+                phase="epoch",
+                checkpoint=output,
             )
-        mean_loss = float(np.mean(losses))
-        if not math.isfinite(mean_loss):
-            raise FloatingPointError(
-                f"the training loss became {mean_loss} in epoch {epoch}: training diverged. "
-                "Lower the learning rate and train again; checkpoints saved before are kept."
-            )
-        model.eval()
-        scores = None
-        if val_set:
-            evaluation = yield from relay(
-                iter_evaluate(
-                    UNetPredictor(model, config), val_set, **val_options, settings=val_settings
-                ),
-                report("validate", epoch),
-            )
-            scores = scores_of(evaluation)
-            score = scores["mean_average_f1"]
-        else:
-            score = -mean_loss
-        if math.isnan(score):  # validation images without any cell
-            score = -math.inf
-        scheduler.step(score)
-        history.append({"epoch": epoch, "loss": mean_loss, "validation": scores})
-        # A new run always keeps its first epoch, so there is a checkpoint to return.
-        improved = score > best_score or best_epoch == 0
-        if improved:
-            best_score, best_epoch, best_scores = score, epoch, scores
-            since_best = 0
-            save_checkpoint(output, model, description(epoch, scores))
-        else:
-            since_best += 1
-        state = {
-            "run": run,
-            "epoch": epoch,
-            "steps": global_step,
-            "history": history,
-            "best_score": best_score,
-            "since_best": since_best,
-            "model": model.state_dict(),
-            "optimiser": optimiser.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "scaler": scaler.state_dict(),
-            "numpy_rng": rng.bit_generator.state,
-            "torch_rng": torch.get_rng_state(),
-        }
-        write_atomically(
-            state_path(output), lambda tmp, state=state: torch.save(state, tmp), overwrite=True
-        )
-        if settings.time_limit is not None:
-            per_epoch = (time.monotonic() - started) / (epoch - epoch0)
-            expected_last = min(last_epoch, epoch0 + int(settings.time_limit // per_epoch) + 1)
-            expected_last = max(expected_last, epoch)
-        yield TrainingProgress(
-            epoch,
-            expected_last,
-            settings.steps_per_epoch,
-            settings.steps_per_epoch,
-            global_step,
-            math.nan,
-            optimiser.param_groups[0]["lr"],
-            scores,
-            improved,
-            phase="epoch",
-            checkpoint=output,
-        )
-        if since_best >= settings.patience:
-            stopped_early = True
-            break
-        if settings.time_limit is not None and time.monotonic() - started > settings.time_limit:
-            break
-    batches.close()
+            if since_best >= settings.patience:
+                stopped_early = True
+                break
+            if settings.time_limit is not None and time.monotonic() - started > settings.time_limit:
+                break
+    finally:
+        batches.close()  # the crop workers end with the epochs
     # The best weights with the whole run's record: epochs and steps done, history.
     # When a resumed run never beat the checkpoint, they are the checkpoint's.
     best_model, _ = load_checkpoint(output if best_epoch > epoch0 else resume, "cpu")
