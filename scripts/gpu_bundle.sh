@@ -24,7 +24,8 @@
 #     PYTHONPATH=/tmp/site:src python3 scripts/make_resources.py starter /tmp/gpu.safetensors
 #     split -b 15M src/napari_cytomask/resources/cytomask-starter-phc.safetensors $OUT/part-
 #   and here join them (cat part-* > gpu.safetensors) and score the model on the real test
-#   images: bench_unet_quality.py --score-only --split-from starter --output gpu.safetensors
+#   images, which its split names though they stayed here:
+#     bench_unet_quality.py --score-only --output gpu.safetensors
 # Run scripts/setup.sh first. Both folders are ignored by git.
 set -euo pipefail
 mode=${1:-suite}
