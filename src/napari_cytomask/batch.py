@@ -40,7 +40,7 @@ from .io.atomic import remove_leftovers, write_atomically, write_directory_atomi
 from .io.export import package_versions
 from .io.writers import FORMATS, SEGMENT_FORMATS, format_named
 from .pipeline import Preset, Segmenter
-from .progress import drain
+from .progress import drain, one_line
 
 PLUGIN_NAME = "napari-cytomask-segmenter"
 #: What the names of a job's outputs end in before their suffix: ``set1_unet_cells.tif``.
@@ -352,11 +352,6 @@ def default_workers() -> int:
     if torch.cuda.is_available():
         return torch.cuda.device_count()
     return max(1, (os.cpu_count() or 1) // 4)
-
-
-def one_line(err: BaseException) -> str:
-    """An error's message on one line (its type when it has none)."""
-    return " ".join(str(err).split()) or type(err).__name__
 
 
 @dataclass

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from .io.writers import FILE_FORMATS, SEGMENT_FORMATS, format_named
 from .pipeline import METHODS
+from .progress import one_line
 
 EXIT_OK, EXIT_USER_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -965,8 +966,6 @@ def main(argv: list[str] | None = None) -> int:
         return handlers[args.command](args)
     # The plugin's own errors (checkpoint, labels, TIFF, preset, batch) are ValueErrors.
     except (UserError, ValueError, OSError) as err:
-        from .batch import one_line  # batch loads dask: only when there is an error to show
-
         print(f"cytomask {args.command}: error: {one_line(err)}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:

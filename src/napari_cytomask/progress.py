@@ -1,7 +1,8 @@
 """Long work in the core is a generator that yields progress and returns its result.
 
 The GUI runs such generators in thread workers (progress bars, cancel between
-yields); scripts, the command line and tests drain them with :func:`drain`.
+yields); scripts, the command line and tests drain them with :func:`drain`. When
+such work fails, :func:`one_line` gives the error as reports show it.
 """
 
 from __future__ import annotations
@@ -54,3 +55,8 @@ def relay(work, report):
         except StopIteration as stop:
             return stop.value
         yield report(done, total)
+
+
+def one_line(err: BaseException) -> str:
+    """An error's message on one line (its type when it has none)."""
+    return " ".join(str(err).split()) or type(err).__name__
