@@ -196,7 +196,7 @@ def main(argv=None) -> int:
     if not test:
         print(
             "none of the split's test images is here: score this checkpoint where they are, "
-            "with --score-only (and --split-from)."
+            "with --score-only."
         )
         print(f"checkpoint: {args.output}")
         return 0
