@@ -51,7 +51,12 @@ from napari_cytomask import cli
 from napari_cytomask.models.catalog import resolve_unet
 from napari_cytomask.models.checkpoint import read_description
 from napari_cytomask.models.inference import DEFAULT_SETTINGS, UNetPredictor
-from napari_cytomask.models.training import evaluate_model, samples_from_folders, scores_of
+from napari_cytomask.models.training import (
+    evaluate_model,
+    match_split,
+    samples_from_folders,
+    scores_of,
+)
 
 
 def machine(device: str) -> str:
@@ -186,13 +191,12 @@ def main(argv=None) -> int:
         str(pattern / args.image_file), str(pattern / "instances_ids.png")
     )
     predictor = UNetPredictor.from_checkpoint(args.output, args.device)
-    # The test images of this checkpoint's split (or of --split-from's), found among these
-    # images by their set's folder: the checkpoint may have been trained elsewhere.
+    # The test images of this checkpoint's split (or of --split-from's) among these images:
+    # the checkpoint may have been trained on a copy of them elsewhere.
     source = read_description(resolve_unet(args.split_from)) if args.split_from else description
-    test_sets = {
-        Path(n.replace("\\", "/")).parent.name for n in source["training"]["split"]["test"]
-    }
-    test = [s for s in samples if Path(s.name).parent.name in test_sets]
+    by_name = {s.name: s for s in samples}
+    local = match_split(source["training"]["split"], list(by_name))
+    test = [by_name[n] for n in local["test"] if n in by_name]
     if not test:
         print(
             "none of the split's test images is here: score this checkpoint where they are, "

@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from scipy import ndimage as ndi
 
 from ..io.atomic import write_atomically
-from ..io.files import match_files, read_image
+from ..io.files import IMAGE_SUFFIXES, match_files, read_image
 from ..labels import as_labels, check_same_shape
 from ..metrics import Evaluation, evaluate
 from ..postprocess import instances_to_interior_boundary
@@ -411,9 +411,11 @@ def split_by_image(
 # ----------------------------------------------------------------------------- crops
 
 
-#: An image file's suffix, before a frame index (``scan.tif[2]``), which :func:`match_split`
-#: leaves out of an image's name.
-_IMAGE_SUFFIX = re.compile(r"\.(ome\.)?(tiff?|png|jpe?g|bmp|npy|zarr)(?=\[\d+\]$|$)", re.I)
+#: The suffix of a file the project reads images from, before a frame index
+#: (``scan.tif[2]``), which :func:`match_split` leaves out of an image's name.
+_IMAGE_SUFFIX = re.compile(
+    r"(\.ome)?(" + "|".join(map(re.escape, IMAGE_SUFFIXES)) + r")(?=\[\d+\]$|$)", re.I
+)
 
 
 def _image_key(name: str) -> tuple[str, str]:
@@ -443,10 +445,11 @@ def match_split(recorded: dict[str, list[str]], names: Sequence[str]) -> dict[st
     part_of: dict[tuple[str, str], str] = {}
     for part, members in recorded.items():
         for n in members:
-            if part_of.setdefault(_image_key(n), part) != part or part not in SPLITS:
-                raise ValueError(f"the recorded split holds {n} in {part!r} or in two parts.")
+            if part_of.setdefault(_image_key(n), part) != part:
+                raise ValueError(f"the recorded split holds {n} in two parts.")
     keys = [_image_key(n) for n in names]
-    if len(set(keys)) < len(keys):
+    given = set(keys)
+    if len(given) < len(keys):
         raise ValueError(
             "two images have the same folder and file name, so the split cannot be matched."
         )
@@ -455,7 +458,7 @@ def match_split(recorded: dict[str, list[str]], names: Sequence[str]) -> dict[st
         if key not in part_of:
             raise ValueError(f"{name} is in no part of the recorded split ({'/'.join(key)}).")
         split[part_of[key]].append(name)
-    split["test"] += [n for n in recorded.get("test", []) if _image_key(n) not in set(keys)]
+    split["test"] += [n for n in recorded.get("test", []) if _image_key(n) not in given]
     return {k: sorted(v) for k, v in split.items()}
 
 
