@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -166,6 +167,37 @@ def test_tune_records_thresholds_in_the_checkpoint(folders, unet_checkpoint, tmp
     argv = ["tune", str(model), "--images", str(empty / "raw.tif"), "--masks"]
     assert main([*argv, str(empty / "mask.tif"), "--device", "cpu"]) == 1
     assert "hold no cell" in capsys.readouterr().err
+
+
+def test_tune_and_resume_find_the_split_under_other_paths(folders, tmp_path, monkeypatch):
+    """A relative pattern names the images otherwise than training recorded them (as
+    does a copy of the data elsewhere): tuning still uses only the validation image, and
+    a resumed run keeps the split instead of drawing a new one, in the file it resumes."""
+    data, _ = folders
+    model = tmp_path / "tiny.safetensors"
+    absolute = [
+        "--images",
+        str(data / "set*" / "raw.tif"),
+        "--masks",
+        str(data / "set*" / "mask.tif"),
+    ]
+    train = ["train", *TINY, *QUICK, "--threads", "1"]
+    assert main([*train, *absolute, "--seed", "1", "-o", str(model)]) == 0  # not seed 0's split
+
+    def sets(split):
+        return {part: [Path(n).parent.name for n in names] for part, names in split.items()}
+
+    recorded = sets(read_description(model)["training"]["split"])
+    monkeypatch.chdir(data)
+    relative = ["--images", "set*/raw.tif", "--masks", "set*/mask.tif"]
+    assert main(["tune", str(model), *relative, "--threads", "1", "--device", "cpu"]) == 0
+    tuned_on = read_description(model)["postprocess"]["tuned_on"]
+    assert tuned_on == [f"{name}/raw.tif" for name in recorded["validation"]]
+
+    assert main([*train, *relative, "--resume", str(model)]) == 0
+    description = read_description(model)
+    assert description["training"]["epochs_done"] == 2
+    assert sets(description["training"]["split"]) == recorded
 
 
 def test_interrupted_training_goes_on_with_resume(folders, tmp_path):

@@ -307,8 +307,9 @@ def _train_parser(sub) -> None:
         "-o",
         "--output",
         type=Path,
-        help="checkpoint file to write (.safetensors); default: a new file in the model "
-        "folder ($CYTOMASK_UNET_DIR or the user cache folder), listed by the napari widget",
+        help="checkpoint file to write (.safetensors); default: the --resume checkpoint, "
+        "else a new file in the model folder ($CYTOMASK_UNET_DIR or the user cache folder), "
+        "listed by the napari widget",
     )
     p.add_argument(
         "--overwrite", action="store_true", help="replace an existing --output checkpoint"

@@ -462,6 +462,17 @@ def match_split(recorded: dict[str, list[str]], names: Sequence[str]) -> dict[st
     return {k: sorted(v) for k, v in split.items()}
 
 
+def _resumed_split(recorded: dict[str, list[str]], names: Sequence[str]) -> dict | None:
+    """The recorded split for a resumed run's images, or None (a new split) when they are
+    not the images it trained and validated on (matched as :func:`match_split` does)."""
+    try:
+        split = match_split(recorded, names)
+    except ValueError:
+        return None
+    same = all(len(split[k]) == len(recorded.get(k) or []) for k in ("train", "validation"))
+    return split if same else None
+
+
 def make_targets(labels: np.ndarray, targets: str, boundary_width: int) -> np.ndarray:
     """Class map of instance labels: 0/1/2 (background/interior/boundary) or 0/1 (foreground)."""
     if targets == "foreground":
@@ -892,9 +903,11 @@ def iter_tune_checkpoint(
     for sample in samples:
         check_input_channels(predictor.description, sample.channels.shape[0], path)
     split = (predictor.description.get("training") or {}).get("split") or {}
-    validation = set(split.get("validation") or [])
-    if validation and validation <= {s.name for s in samples}:
-        samples = [s for s in samples if s.name in validation]
+    validation = {_image_key(n) for n in split.get("validation") or []}
+    # Matched as match_split does: a relative pattern, or a copy of the data elsewhere,
+    # names the same images otherwise than training recorded them.
+    if validation and validation <= {_image_key(s.name) for s in samples}:
+        samples = [s for s in samples if _image_key(s.name) in validation]
     tuned = yield from iter_tune_postprocess(predictor, samples, batch_size=batch_size, tta=tta)
     if tuned is None:
         raise ValueError("the labelled images hold no cell; give images with instance labels.")
@@ -972,7 +985,8 @@ def iter_train(
         Images with instance labels (see :func:`samples_from_arrays`,
         :func:`samples_from_folders`, :func:`samples_from_tilescans`).
     output
-        Checkpoint file to write; default a new file in :func:`cache_dir`.
+        Checkpoint file to write; default ``resume`` when resuming, else a new file in
+        :func:`cache_dir`.
     config
         The network; ignored when resuming (the checkpoint's network is used).
         ``in_channels`` is set from the samples.
@@ -1060,8 +1074,8 @@ def iter_train(
         state, notice = _load_state(Path(resume), (previous.get("training") or {}).get("run"))
         val_settings = (previous.get("training") or {}).get("validation_settings")
         recorded = (previous.get("training") or {}).get("split")
-        if split is None and recorded and set(sum(recorded.values(), [])) == set(names):
-            split = recorded
+        if split is None and recorded:
+            split = _resumed_split(recorded, names)
     elif init_from is not None:
         init_from = resolve_unet(init_from)
         model, base = load_checkpoint(init_from, "cpu", in_channels=in_channels)
@@ -1104,7 +1118,7 @@ def iter_train(
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     weight_t = torch.as_tensor(weights, dtype=torch.float32, device=device)
 
-    output = Path(output) if output is not None else default_output(config)
+    output = Path(output if output is not None else resume or default_output(config))
     if output.suffix != SUFFIX:
         output = output.with_name(output.name + SUFFIX)
     prev_training = previous.get("training") or {}
