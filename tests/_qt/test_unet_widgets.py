@@ -148,9 +148,11 @@ def test_cancel_and_errors(make_napari_viewer_proxy, qtbot, monkeypatch, tmp_pat
     epochs_done = torch.load(state_path(trainer.resume.text()), weights_only=True)["epoch"]
     assert epochs_done >= 1
     trainer.epochs.setValue(1)
+    trainer.output.clear()  # the resumed checkpoint is written, not a new file
     trainer.train()
     qtbot.waitUntil(lambda: trainer.worker is None, timeout=60_000)
     assert trainer.result is not None, trainer.status.text()
+    assert trainer.result.checkpoint == tmp_path / "cancelled.safetensors"
     assert trainer.result.description["training"]["epochs_done"] == epochs_done + 1
     assert trainer.losses[0][0] == epochs_done * 3 + 1  # steps go on counting
     assert trainer.progress.value() == trainer.progress.maximum() == 3
