@@ -189,7 +189,8 @@ def test_every_step_shows_its_action_progress_and_status_without_scrolling(
 ):
     viewer = make_napari_viewer(show=True)
     viewer.window._qt_window.resize(*size)
-    add_real_scan(viewer, real_scan)
+    _, truth = add_real_scan(viewer, real_scan)
+    viewer.add_labels(truth.data.copy(), name="set11 cells")  # a prediction for the metrics
     dock = CytomaskDock(viewer, settings=settings)
     viewer.window.add_dock_widget(dock, name="Segment cytoplasm")
     views = [(0, None, None)]

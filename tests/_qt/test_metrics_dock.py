@@ -125,3 +125,31 @@ def test_defaults_pick_the_mask_channel_as_truth_and_the_newest_layer_as_predict
     assert dock.stack_check.isChecked()
     qtbot.waitUntil(lambda: bool(dock.evaluation and dock.evaluation.frames), timeout=30_000)
     assert dock.evaluation.summary()["mean_average_f1"] == pytest.approx(1.0)
+
+
+def test_a_result_alone_is_not_checked_against_itself(make_napari_viewer_proxy, qtbot, labels):
+    """With only the dock's own result there is no ground truth: the dock says what to add
+    instead of scoring the layer against itself, and refuses the same layer twice."""
+    from napari_cytomask.io.layers import result_metadata
+
+    viewer = make_napari_viewer_proxy()
+    image = viewer.add_image(labels.astype(np.float32), name="phase")
+    viewer.add_labels(labels.copy(), name="cells", metadata=result_metadata(image, method="unet"))
+    dock = MetricsDock(viewer)
+    qtbot.addWidget(dock)
+    assert dock.prediction_combo.currentText() == "cells"
+    assert dock.ground_truth_layer is None
+    assert "Nothing to check 'cells' against" in dock.status.text()
+    assert dock.evaluation is None
+
+    viewer.add_labels(labels.copy(), name="annotation")
+    assert dock.ground_truth_combo.currentText() == "annotation"
+    assert dock.prediction_combo.currentText() == "cells"
+    qtbot.waitUntil(lambda: dock.evaluation is not None, timeout=10_000)
+    assert dock.evaluation.summary()["mean_average_f1"] == pytest.approx(1.0)
+
+    dock.evaluation = None
+    dock.ground_truth_combo.setCurrentIndex(dock.ground_truth_combo.findText("cells"))
+    assert "'cells' is both the prediction and the ground truth" in dock.status.text()
+    qtbot.wait(300)
+    assert dock.evaluation is None

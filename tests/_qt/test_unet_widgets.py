@@ -223,3 +223,18 @@ def test_picking_a_model_shows_its_tuned_thresholds(
     segmenter.checkpoint.set_model(plain)  # no recorded settings: the defaults
     assert segmenter.interior_threshold.value() == pytest.approx(0.5)
     assert segmenter.min_size.value() == 0
+
+
+def test_no_cells_says_what_to_try(make_napari_viewer_proxy, qtbot):
+    """An image without cells for the model gets a status that names the input and what
+    to do next, not a bare count of 0."""
+    viewer = make_napari_viewer_proxy()
+    viewer.add_image(np.zeros((64, 64), np.float32), name="blank")
+    segmenter = UNetSegmentWidget(viewer)
+    assert segmenter.checkpoint.key() == STARTER
+    segmenter.tta.setChecked(False)
+    segmenter.segment()
+    qtbot.waitUntil(lambda: "blank U-Net cells" in viewer.layers, timeout=60_000)
+    assert not viewer.layers["blank U-Net cells"].data.any()
+    status = segmenter.status.text()
+    assert status.startswith("No cells found in 'blank'.") and "Train a model" in status

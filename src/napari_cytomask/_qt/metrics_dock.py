@@ -288,9 +288,22 @@ class MetricsDock(StepWidget, QWidget):
     def schedule(self, now: bool = False) -> None:
         """Recompute after a quiet period (or at once with ``now``)."""
         pred, gt = self.prediction_layer, self.ground_truth_layer
-        if pred is None or gt is None:
+        problem = None
+        if pred is None and gt is None:
+            problem = "Add two Labels layers: a prediction and a ground truth."
+        elif gt is None:
+            problem = (
+                f"Nothing to check '{pred.name}' against: open a ground-truth mask (a scan's "
+                "mask channel, or a label image) or paint cells into a new Labels layer, then "
+                "pick it as the ground truth."
+            )
+        elif pred is None:
+            problem = f"Pick a prediction to compare with '{gt.name}'."
+        elif pred.unique_id == gt.unique_id:
+            problem = f"'{gt.name}' is both the prediction and the ground truth; pick another."
+        if problem:
             self.runner.cancel()
-            self.status.setText("Add two Labels layers: a prediction and a ground truth.")
+            self.status.setText(problem)
             return
         gt_data, pred_data = resolution_level(gt)[0], resolution_level(pred)[0]
         try:
@@ -433,10 +446,10 @@ def _looks_like_truth(layer) -> bool:
 
 def _default_ground_truth(candidates) -> int | None:
     """A mask channel opened from a scan, else a layer named like a reference, else the first
-    layer no step of the dock made."""
+    layer no step of the dock made (a result is the ground truth only when picked)."""
     ranked = [layer for layer in candidates if role_of(layer) == "mask"]
     ranked += [layer for layer in candidates if _looks_like_truth(layer)]
-    ranked += [layer for layer in candidates if not is_result(layer)] + list(candidates)
+    ranked += [layer for layer in candidates if not is_result(layer)]
     return ranked[0].unique_id if ranked else None
 
 
@@ -446,4 +459,4 @@ def _default_prediction(candidates, truth) -> int | None:
     others = [layer for layer in reversed(candidates) if layer.unique_id != truth]
     ranked = [layer for layer in others if is_result(layer)]
     ranked += [layer for layer in others if not _looks_like_truth(layer)] + others
-    return ranked[0].unique_id if ranked else truth
+    return ranked[0].unique_id if ranked else None

@@ -35,7 +35,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..io.layers import model_record, result_metadata
+from ..io.layers import layer_info, model_record, result_metadata
 from ..models.catalog import STARTER, resolve_unet, unet_models
 from ..models.checkpoint import cache_dir, read_description
 from ..models.device import available_devices, get_device
@@ -464,7 +464,16 @@ class UNetSegmentWidget(StepWidget, QWidget):
             self._show(new)
         cells = self._show(cells)
         n = int(cells.data.max(initial=0))
-        self.status.setText(f"{n} cells in '{cells.name}'.")
+        if n:
+            self.status.setText(f"{n} cells in '{cells.name}'.")
+        else:
+            source = layer_info(cells)["made_from"]["layer"]
+            self.status.setText(
+                f"No cells found in '{source}'. Is it the channel to segment (step 1)? If it "
+                "is, lower the thresholds, or, for images unlike the model's (the starter "
+                "model knows phase contrast only), fine-tune it on a few labelled images: "
+                "Train a model."
+            )
         self.segmented.emit(cells)
 
     def _show(self, new):
