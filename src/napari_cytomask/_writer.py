@@ -8,10 +8,11 @@ from .io.writers import write_labels
 
 
 def write_labels_layer(path: str, data: Any, meta: dict) -> list[str]:
-    """Save a Labels layer; the extension picks TIFF, OME-TIFF, PNG or NumPy."""
+    """Save a Labels layer; the extension picks TIFF, OME-TIFF, PNG or NumPy. A multiscale
+    layer is saved at full resolution."""
     written = write_labels(
         path,
-        data,
+        data[0] if meta.get("multiscale") else data,
         scale=meta.get("scale"),
         units=meta.get("units"),
         axis_labels=meta.get("axis_labels"),

@@ -179,3 +179,22 @@ def test_provenance_of_a_layer_is_what_the_layer_records(tmp_path):
     assert prov["model"] == model and prov["model"]["sha256"]
     assert prov["made_from"] == {"layer": "phase"}
     assert prov["versions"] == recorded["versions"]
+
+
+def test_an_export_that_cannot_finish_writes_nothing(tmp_path):
+    """Every format's limits, and layers whose file names would clash, are found before
+    the first file is written; a re-run after a fix is then not refused as existing."""
+    huge = LabelsExport(name="huge", labels=np.full((4, 4), 2**33, np.uint64))
+    with pytest.raises(ValueError, match="OME-TIFF holds ids up to"):
+        export_labels([huge], tmp_path, formats=["tiff", "ome-tiff"])
+    assert list(tmp_path.iterdir()) == []
+    labels = np.arange(16).reshape(4, 4) % 3
+    clash = [
+        LabelsExport(name="cells/a", labels=labels),
+        LabelsExport(name="cells:a", labels=labels),
+    ]
+    with pytest.raises(ValueError, match="'cells/a' and 'cells:a' would both be saved as"):
+        export_labels(clash, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    renamed = [clash[0], LabelsExport(name="cells b", labels=labels)]
+    assert len(export_labels(renamed, tmp_path)) == 8

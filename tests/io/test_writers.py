@@ -11,6 +11,7 @@ from napari.layers import Labels
 
 from napari_cytomask.io import atomic, writers
 from napari_cytomask.io.atomic import WriteError
+from napari_cytomask.io.tiff import read_tiff
 from napari_cytomask.io.writers import (
     FILE_FORMATS,
     FORMATS,
@@ -257,3 +258,36 @@ def test_impossible_scales_are_explained(tmp_path, real_labels, scale, match):
         with pytest.raises(ValueError, match=match):
             write_labels(tmp_path / name, real_labels, scale=scale, units=None)
     assert _files(tmp_path) == []
+
+
+def test_a_multiscale_layer_is_saved_at_full_resolution(tmp_path, real_labels):
+    npe2.PluginManager.instance().discover()
+    layer = Labels([real_labels, real_labels[::2, ::2], real_labels[::4, ::4]], name="pyramid")
+    written = layer.save(str(tmp_path / "pyramid.tif"), plugin="napari-cytomask")
+    np.testing.assert_array_equal(tifffile.imread(written[0]), real_labels)
+
+
+def test_ids_beyond_16_bits_keep_their_pixel_size(tmp_path, real_labels):
+    """Such labels go to a plain TIFF, whose resolution tags need their unit: without one
+    they meant inches."""
+    big = real_labels.astype(np.uint32) + (real_labels > 0) * 70000
+    path = write_labels(tmp_path / "big.tif", big, scale=(0.5, 0.5), units=("µm", "µm"))
+    ((data, kwargs, _),) = read_tiff(path)
+    np.testing.assert_array_equal(np.asarray(data), big)
+    assert kwargs["scale"] == pytest.approx((0.5, 0.5)) and kwargs["units"] == ("µm", "µm")
+
+
+def test_imagej_tiff_keeps_z_spacing_in_the_unit_of_x_and_any_axis_order(tmp_path, real_labels):
+    crop = real_labels[:64, :64]
+    stack = np.stack([np.stack([crop, crop + 1]), np.stack([crop + 2, crop + 3])])  # C, Z, Y, X
+    path = write_labels(
+        tmp_path / "cz.tif",
+        stack,
+        scale=(1, 300, 0.1, 0.1),
+        units=("", "nm", "µm", "µm"),
+        axis_labels=("C", "Z", "Y", "X"),
+    )
+    with tifffile.TiffFile(path) as tif:
+        assert tif.series[0].axes == "ZCYX"  # ImageJ's order
+        assert tif.imagej_metadata["spacing"] == pytest.approx(0.3)  # 300 nm in µm
+        np.testing.assert_array_equal(tif.asarray(), stack.transpose(1, 0, 2, 3))

@@ -24,7 +24,7 @@ from skimage.measure import regionprops
 from ..labels import as_labels
 from ..rle import coco_rle
 from .atomic import write_atomically
-from .writers import FILE_FORMATS, FORMATS, check_png, write_labels
+from .writers import FILE_FORMATS, FORMATS, label_writer
 
 _VERSIONED = (
     "napari-cytomask",
@@ -331,6 +331,16 @@ def export_labels(
     plans = [
         (export, _planned(export, folder, formats, objects_csv, coco_json)) for export in exports
     ]
+    # Every check before the first file is written: no partial export.
+    owner: dict[Path, str] = {}
+    for export, paths in plans:
+        for path in paths:
+            other = owner.setdefault(path, export.name)
+            if other != export.name:
+                raise ValueError(
+                    f"The layers '{other}' and '{export.name}' would both be saved as "
+                    f"{path.name}; nothing was written. Rename one of them."
+                )
     if not overwrite:
         existing = [p for _, paths in plans for p in paths if p.exists()]
         if existing:
@@ -338,23 +348,25 @@ def export_labels(
                 f"{len(existing)} output file(s) already exist, e.g. {existing[0]}; nothing was "
                 "written. Choose another folder, or allow overwriting."
             )
-    if "png" in formats:
-        for export in exports:  # before anything is written: no partial export
-            check_png(export.labels)
-    written: list[Path] = []
-    for export, paths in plans:
-        outputs = []
-        for fmt in formats:
-            outputs.append(
-                write_labels(
-                    folder / f"{_safe(export.name)}{FORMATS[fmt].suffix}",
+    images = [
+        [
+            (
+                paths[i],
+                label_writer(
+                    paths[i],
                     export.labels,
                     scale=export.scale,
                     units=export.units,
                     axis_labels=export.axis_labels,
-                    overwrite=overwrite,
-                )
+                ),
             )
+            for i in range(len(formats))
+        ]
+        for export, paths in plans
+    ]
+    written: list[Path] = []
+    for (export, paths), writers in zip(plans, images, strict=True):
+        outputs = [write_atomically(path, writer, overwrite=overwrite) for path, writer in writers]
         stem = folder / _safe(export.name)
         if objects_csv:
             outputs.append(_write_csv(Path(f"{stem}_objects.csv"), object_rows(export), overwrite))

@@ -170,6 +170,23 @@ def write_labels(
         is not one of :data:`FILE_FORMATS`.
     """
     path = Path(path)
+    writer = label_writer(path, data, scale=scale, units=units, axis_labels=axis_labels)
+    write_atomically(path, writer, overwrite=overwrite)
+    return path
+
+
+def label_writer(
+    path: str | os.PathLike,
+    data,
+    *,
+    scale: Sequence[float] | None = None,
+    units: Sequence[str] | None = None,
+    axis_labels: Sequence[str] | None = None,
+) -> Callable[[Path], None]:
+    """What :func:`write_labels` writes, checked but not written yet: ``writer(tmp)`` writes
+    the file to ``tmp``. Raises every error of :func:`write_labels` but the ones of the disk,
+    so that several files can be checked before the first is written."""
+    path = Path(path)
     fmt = format_for(path)
     if FORMATS[fmt].chunked:
         raise ValueError(
@@ -189,8 +206,7 @@ def write_labels(
         writer = _ome_writer(path, labels, axes, scale, units)
     else:
         writer = _imagej_writer(labels, axes, scale, units)
-    write_atomically(path, writer, overwrite=overwrite)
-    return path
+    return writer
 
 
 def _checked_scale(path: Path, ndim: int, scale, units):
@@ -237,25 +253,37 @@ def _pixel_size(axes: str, scale, units, axis: str) -> tuple[float, str] | None:
     return size, unit or "pixel"
 
 
+#: Length units the writers convert between, in micrometres.
+_MICROMETRES = {"nm": 1e-3, "µm": 1.0, "mm": 1e3}
+
+
 def _imagej_writer(labels: np.ndarray, axes: str, scale, units) -> Callable[[Path], None]:
-    # ImageJ knows T, Z and C only, and 8/16-bit integers; positions go on the T axis.
+    # ImageJ knows T, Z and C only, in that order, and 8/16-bit integers; positions go on
+    # the T axis.
     imagej_axes = axes.replace("P", "T").replace("Q", "T") if labels.dtype.itemsize <= 2 else None
     if imagej_axes is not None and (len(set(imagej_axes)) != len(imagej_axes) or labels.ndim > 5):
         imagej_axes = None
-    resolution = None
-    unit = None
-    yx = _pixel_size(axes, scale, units, "X")
-    if yx is not None:
-        resolution = (1 / float(scale[axes.index("X")]), 1 / float(scale[axes.index("Y")]))
-        unit = "micron" if yx[1] == "µm" else yx[1]
+    if imagej_axes is not None:
+        order = sorted(range(labels.ndim - 2), key=lambda i: "TZC".index(imagej_axes[i]))
+        labels = labels.transpose(*order, labels.ndim - 2, labels.ndim - 1)
+        imagej_axes = "".join(imagej_axes[i] for i in order) + "YX"
+    x = _pixel_size(axes, scale, units, "X")
+    y = _pixel_size(axes, scale, units, "Y")
+    z = _pixel_size(axes, scale, units, "Z")
 
     def write(tmp: Path) -> None:
         if imagej_axes is not None:
             metadata = {"axes": imagej_axes}
-            if unit is not None:
-                metadata["unit"] = unit
-            if "Z" in axes and scale is not None:
-                metadata["spacing"] = float(scale[axes.index("Z")])
+            resolution = None
+            if x is not None and y is not None:
+                resolution = (1 / x[0], 1 / y[0])
+                metadata["unit"] = "micron" if x[1] == "µm" else x[1]
+            if z is not None:  # ImageJ's spacing is in the unit of X and Y
+                xy_unit = x[1] if x is not None else None
+                known = z[1] in _MICROMETRES and xy_unit in _MICROMETRES
+                metadata["spacing"] = z[0] * (
+                    _MICROMETRES[z[1]] / _MICROMETRES[xy_unit] if known else 1
+                )
             tifffile.imwrite(
                 tmp,
                 labels,
@@ -265,12 +293,19 @@ def _imagej_writer(labels: np.ndarray, axes: str, scale, units) -> Callable[[Pat
                 compression="zlib",
             )
         else:
-            # ids above 65535: a plain TIFF (ImageJ's format cannot hold them).
+            # ids above 65535: a plain TIFF (ImageJ's format cannot hold them); its
+            # resolution tags hold the pixel size in pixels per centimetre.
+            calibrated = x is not None and y is not None and {x[1], y[1]} <= _MICROMETRES.keys()
             tifffile.imwrite(
                 tmp,
                 labels,
                 metadata={"axes": axes},
-                resolution=resolution,
+                resolution=(
+                    (1e4 / (x[0] * _MICROMETRES[x[1]]), 1e4 / (y[0] * _MICROMETRES[y[1]]))
+                    if calibrated
+                    else None
+                ),
+                resolutionunit="CENTIMETER" if calibrated else None,
                 compression="zlib",
             )
 
@@ -324,7 +359,7 @@ def _npy_writer(labels: np.ndarray) -> Callable[[Path], None]:
     return write
 
 
-def check_png(labels) -> None:
+def _check_png(labels) -> None:
     """Raise ``ValueError`` unless PNG can hold ``labels`` (2D, ids up to 65535)."""
     if np.ndim(labels) != 2:
         raise ValueError(
@@ -340,7 +375,7 @@ def check_png(labels) -> None:
 
 
 def _png_writer(labels: np.ndarray) -> Callable[[Path], None]:
-    check_png(labels)
+    _check_png(labels)
 
     def write(tmp: Path) -> None:
         import imageio.v3 as iio
