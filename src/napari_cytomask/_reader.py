@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 
-from .io.tiff import LayerData, is_tiff, read_tiff
+from .io.tiff import LayerData, is_tiff, is_unreadable_tiff, read_tiff
 
 PathOrPaths = str | os.PathLike | Sequence[str | os.PathLike]
 ReaderFunction = Callable[[PathOrPaths], list[LayerData]]
@@ -46,12 +46,14 @@ def get_reader(path: PathOrPaths) -> ReaderFunction | None:
     -------
     callable or None
         A function returning napari layer data tuples, or ``None`` unless every
-        path is a file starting with a TIFF signature.
+        path is a file starting with a TIFF signature (or a TIFF this user may not read,
+        whose reader says so).
     """
     try:
         paths = _paths(path)
     except TypeError:
         return None
-    if not paths or not all(is_tiff(p) for p in paths):
+    # An unreadable TIFF is taken, so that its reader says why it cannot be opened.
+    if not paths or not all(is_tiff(p) or is_unreadable_tiff(p) for p in paths):
         return None
     return _read

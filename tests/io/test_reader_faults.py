@@ -214,6 +214,27 @@ def test_empty_images_are_refused(tmp_path, shape):
     _refused(path, "empty")
 
 
+def test_complex_numbers_are_refused_as_such(tmp_path):
+    path = tmp_path / "fourier.tif"
+    tifffile.imwrite(path, np.ones((8, 8), np.complex64))
+    assert "corrupt" not in _refused(path, "complex numbers")
+
+
+def test_a_tiff_this_user_may_not_read_says_so(raw_tif, tmp_path, monkeypatch):
+    """Taken by the reader (napari would otherwise say no reader fits) and explained. Root,
+    who runs the tests in CI, may read any file, so the permission is denied here."""
+    path = tmp_path / "locked.tif"
+    path.write_bytes(Path(raw_tif).read_bytes())
+    real_access = os.access
+    monkeypatch.setattr(
+        os, "access", lambda p, mode: False if Path(p) == path else real_access(p, mode)
+    )
+    reader = get_reader(str(path))
+    assert reader is not None
+    with pytest.raises(TiffReadError, match="no permission to read it"):
+        reader(str(path))
+
+
 # -- the fuzz harness ---------------------------------------------------------
 
 

@@ -384,3 +384,27 @@ def test_a_single_unnamed_mask_is_still_found_by_its_pixels(tmp_path):
     ((_, kwargs, kind),) = read_tiff(path)
 
     assert kind == "labels" and kwargs["name"] == "cells"
+
+
+@pytest.mark.parametrize(
+    "sizes", [{"PhysicalSizeX": 0.5}, {"PhysicalSizeX": 0.5, "PhysicalSizeY": -1}]
+)
+def test_ome_pixel_size_of_one_axis_only_is_no_calibration(tmp_path, sizes):
+    """An image stretched along one axis would be worse than one in pixels."""
+    path = tmp_path / "x-only.ome.tif"
+    tifffile.imwrite(path, np.zeros((16, 16), np.uint16), metadata={"axes": "YX", **sizes})
+    ((_, kwargs, _),) = read_tiff(path)
+    assert kwargs["scale"] == (1.0, 1.0)
+
+
+def test_jpeg_compressed_colour_opens_as_one_rgb_layer(tmp_path):
+    """JPEG stores colour as YCbCr; tifffile decodes it to RGB, which is what to show."""
+    rgb = np.zeros((64, 64, 3), np.uint8)
+    rgb[..., 0] = 200  # red
+    path = tmp_path / "photo.tif"
+    tifffile.imwrite(path, rgb, photometric="rgb", compression="jpeg")
+    assert tifffile.TiffFile(path).pages[0].photometric == tifffile.PHOTOMETRIC.YCBCR
+    ((data, kwargs, _),) = read_tiff(path)
+    assert kwargs.get("rgb") is True
+    pixel = np.asarray(data)[32, 32]
+    assert pixel[0] > 150 and pixel[1] < 50 and pixel[2] < 50

@@ -252,6 +252,15 @@ def is_tiff(path: str | os.PathLike) -> bool:
         return False
 
 
+def is_unreadable_tiff(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a regular file named like a TIFF that this user may not read
+    (:func:`is_tiff` cannot tell it from a file of another kind)."""
+    name = os.fspath(path).lower()
+    return (
+        name.endswith(TIFF_SUFFIXES) and is_regular_file(path) and not os.access(path, os.R_OK)
+    )
+
+
 def is_regular_file(path: str | os.PathLike) -> bool:
     """Whether ``path`` is a regular file (not a folder, pipe, socket or device).
 
@@ -430,7 +439,14 @@ class TiffScan:
         keyframe = first.keyframe
         self._rgb = (
             "S" in in_labels
-            and keyframe.photometric == tifffile.PHOTOMETRIC.RGB
+            and (
+                keyframe.photometric == tifffile.PHOTOMETRIC.RGB
+                # JPEG stores colour as YCbCr, which tifffile decodes to RGB.
+                or (
+                    keyframe.photometric == tifffile.PHOTOMETRIC.YCBCR
+                    and keyframe.compression == tifffile.COMPRESSION.JPEG
+                )
+            )
             and first.dtype == np.uint8
             and in_shape[in_labels.index("S")] in (3, 4)
         )
@@ -834,6 +850,12 @@ def _open(path: str) -> tuple[tifffile.TiffFile, str | None]:
         raise TiffReadError(path, "it does not exist")
     if not is_regular_file(path):
         raise TiffReadError(path, "it is not a regular file (a folder, pipe or device)")
+    if not os.access(path, os.R_OK):
+        raise TiffReadError(
+            path,
+            "you have no permission to read it; ask its owner for read access, or copy it to "
+            "a folder of yours",
+        )
     if not is_tiff(path):
         raise TiffReadError(path, "it does not start with a TIFF signature")
     tif = tifffile.TiffFile(path)
@@ -943,6 +965,12 @@ def _check_complete(path: str, series: Sequence[tifffile.TiffPageSeries]) -> Non
     displayed; the first and last page of each series are enough to tell.
     """
     for s in series:
+        if np.issubdtype(s.dtype, np.complexfloating):
+            raise TiffReadError(
+                path,
+                f"it holds complex numbers ({s.dtype}, e.g. a Fourier transform), which are "
+                "not an image to show or segment; save their magnitude as a real image",
+            )
         if 0 in s.shape:
             shape = " x ".join(map(str, s.shape))
             raise TiffReadError(path, f"it holds an empty image ({shape} pixels)")
@@ -1209,6 +1237,9 @@ def _parse_ome(xml: str | None) -> list[_OmeImage]:
             size = _to_um(pixels.get(f"PhysicalSize{axis}"), pixels.get(f"PhysicalSize{axis}Unit"))
             if size is not None and size > 0:
                 pixel_size[axis] = size
+        if len(pixel_size.keys() & {"X", "Y"}) == 1:
+            # One of the two: no calibration, rather than an image stretched along one axis.
+            pixel_size = {k: v for k, v in pixel_size.items() if k not in ("X", "Y")}
         channels = _children(pixels, "Channel")
         position = None
         for plane in _children(pixels, "Plane"):
