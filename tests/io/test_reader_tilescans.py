@@ -241,3 +241,17 @@ def test_scan_context_manager_reads_regions(positions_file):
         r, c = starts[1]
         region = scan.read([1, 0, slice(10, 20), slice(30, 50)])
         np.testing.assert_array_equal(region, image[r + 10 : r + 20, c + 30 : c + 50])
+
+
+def test_a_thumbnail_before_the_positions_does_not_hide_them(tmp_path):
+    """The scan is the group of series with the largest images, wherever it is in the file."""
+    rng = np.random.default_rng(0)
+    positions = rng.integers(0, 4000, (2, 64, 64), dtype=np.uint16)
+    path = tmp_path / "scan.ome.tif"
+    with tifffile.TiffWriter(path, ome=True) as tif:
+        tif.write(np.zeros((8, 10), np.uint16))  # an overview thumbnail
+        for position in positions:
+            tif.write(position)
+    ((data, kwargs, _),) = read_tiff(path)
+    np.testing.assert_array_equal(np.asarray(data), positions)
+    assert kwargs["axis_labels"][0] == "P"

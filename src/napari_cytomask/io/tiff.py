@@ -941,21 +941,22 @@ class _TiffProblems(logging.Handler):
 def _same_series(series: Sequence[tifffile.TiffPageSeries]) -> list[int]:
     """Indices of the series stacked into a position axis.
 
-    Series with the same shape, dtype, axes and levels as the first are positions
-    of one scan; thumbnails, labels and macro images differ and are left out. A
-    series that already has a tile axis is used alone.
+    Series with the same shape, dtype, axes and levels are positions of one scan. Of
+    such groups the scan is the one with the largest images (then the most series, then
+    the first): thumbnails, overviews, labels and macro images are smaller and left out,
+    wherever they are in the file. A series that already has a tile axis is used alone.
     """
-    first = series[0]
-    if any(a in first.axes for a in "RM"):
-        return [0]
-    return [
-        i
-        for i, s in enumerate(series)
-        if s.shape == first.shape
-        and s.dtype == first.dtype
-        and s.axes == first.axes
-        and len(s.levels) == len(first.levels)
-    ]
+
+    def kind(s: tifffile.TiffPageSeries) -> tuple:
+        return s.shape, s.dtype, s.axes, len(s.levels)
+
+    groups: dict[tuple, list[int]] = {}
+    for i, s in enumerate(series):
+        groups.setdefault(kind(s), []).append(i)
+    scan = max(groups.values(), key=lambda g: (math.prod(series[g[0]].shape), len(g), -g[0]))
+    if any(a in series[scan[0]].axes for a in "RM"):
+        return scan[:1]
+    return scan
 
 
 def _check_complete(path: str, series: Sequence[tifffile.TiffPageSeries]) -> None:
