@@ -291,3 +291,22 @@ def test_imagej_tiff_keeps_z_spacing_in_the_unit_of_x_and_any_axis_order(tmp_pat
         assert tif.series[0].axes == "ZCYX"  # ImageJ's order
         assert tif.imagej_metadata["spacing"] == pytest.approx(0.3)  # 300 nm in µm
         np.testing.assert_array_equal(tif.asarray(), stack.transpose(1, 0, 2, 3))
+
+
+def test_a_long_file_name_is_written_and_cleaned_up_after(tmp_path, real_labels):
+    """A name near the 255-byte limit fits; its temporaries carry a shortened name, and a
+    killed writer's are still found."""
+    import subprocess
+    import sys
+
+    target = tmp_path / ("ä" * 60 + "c" * 120 + ".tif")  # 250 bytes
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    killed = Path(
+        atomic._prefix(target.name).replace(f"-{os.getpid()}.", f"-{int(dead.stdout)}.")
+        + "abcd1234.part"
+    )
+    (tmp_path / killed).write_bytes(b"x")
+    write_labels(target, real_labels)
+    np.testing.assert_array_equal(tifffile.imread(target), real_labels)
+    assert _files(tmp_path) == [target.name]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import glob
+import hashlib
 import os
 import re
 import shutil
@@ -137,8 +138,9 @@ def remove_leftovers(path: str | os.PathLike, *, all_owners: bool = False) -> li
     """
     path = Path(path)
     removed = []
-    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*"):
-        owner = _LEFTOVER.fullmatch(leftover.name[len(path.name) + 2 :])
+    stem = _stem(path.name)
+    for leftover in path.parent.glob(f".{glob.escape(stem)}.*"):
+        owner = _LEFTOVER.fullmatch(leftover.name[len(stem) + 2 :])
         if owner is None:  # another file's temporary, e.g. of NAME.json for NAME
             continue
         if not all_owners and _owner_alive(owner.group(1), owner.group(2)):
@@ -157,7 +159,21 @@ def _host() -> str:
 
 def _prefix(name: str) -> str:
     """Temporary-name prefix: ``.NAME.HOST-PID.`` (the random part and suffix follow)."""
-    return f".{name}.{_host()}-{os.getpid()}."
+    return f".{_stem(name)}.{_host()}-{os.getpid()}."
+
+
+#: The longest NAME in a temporary's name, in bytes: with the host, the process, the
+#: random part and the suffix it stays within the 255 bytes a file name may have.
+_MAX_STEM = 160
+
+
+def _stem(name: str) -> str:
+    """``name`` as temporary names hold it: a long one cut, with a hash of the whole."""
+    encoded = name.encode()
+    if len(encoded) <= _MAX_STEM:
+        return name
+    head = encoded[: _MAX_STEM - 9].decode(errors="ignore")
+    return f"{head}~{hashlib.sha1(encoded).hexdigest()[:8]}"
 
 
 def _owner_alive(host: str | None, pid: str | None) -> bool:
