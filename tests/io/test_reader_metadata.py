@@ -408,3 +408,15 @@ def test_jpeg_compressed_colour_opens_as_one_rgb_layer(tmp_path):
     assert kwargs.get("rgb") is True
     pixel = np.asarray(data)[32, 32]
     assert pixel[0] > 150 and pixel[1] < 50 and pixel[2] < 50
+
+
+@pytest.mark.parametrize("shape", [(64, 1), (1, 64)])
+def test_a_one_pixel_wide_image_opens_without_warnings(tmp_path, shape):
+    import warnings
+
+    path = tmp_path / "line.tif"
+    tifffile.imwrite(path, np.arange(64, dtype=np.uint16).reshape(shape))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ((data, _, kind),) = read_tiff(path)
+    assert kind == "image" and np.asarray(data).shape == shape

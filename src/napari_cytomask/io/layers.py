@@ -99,7 +99,9 @@ def looks_like_mask(name: str, sample: np.ndarray | None) -> bool:
     sample = np.asarray(sample)
     if sample.min() != 0 or sample.max() == 0:
         return False
-    flat = np.mean(sample[..., 1:] == sample[..., :-1])
+    if sample.shape[-1] < 2:  # a one-pixel-wide image: neighbours along the other axis
+        sample = np.moveaxis(sample, -2, -1) if sample.ndim > 1 else sample
+    flat = np.mean(sample[..., 1:] == sample[..., :-1]) if sample.shape[-1] > 1 else 0.0
     background = np.mean(sample == 0)
     return bool(flat > 0.9 and background > 0.05)
 

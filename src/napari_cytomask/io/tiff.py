@@ -256,9 +256,7 @@ def is_unreadable_tiff(path: str | os.PathLike) -> bool:
     """Whether ``path`` is a regular file named like a TIFF that this user may not read
     (:func:`is_tiff` cannot tell it from a file of another kind)."""
     name = os.fspath(path).lower()
-    return (
-        name.endswith(TIFF_SUFFIXES) and is_regular_file(path) and not os.access(path, os.R_OK)
-    )
+    return name.endswith(TIFF_SUFFIXES) and is_regular_file(path) and not os.access(path, os.R_OK)
 
 
 def is_regular_file(path: str | os.PathLike) -> bool:
