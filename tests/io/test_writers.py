@@ -310,3 +310,11 @@ def test_a_long_file_name_is_written_and_cleaned_up_after(tmp_path, real_labels)
     write_labels(target, real_labels)
     np.testing.assert_array_equal(tifffile.imread(target), real_labels)
     assert _files(tmp_path) == [target.name]
+
+
+def test_a_link_to_a_missing_file_is_named_as_such(tmp_path, real_labels):
+    target = tmp_path / "cells.tif"
+    target.symlink_to(tmp_path / "gone.tif")
+    with pytest.raises(FileExistsError, match="is a link to a missing file and was left"):
+        write_labels(target, real_labels)
+    assert target.is_symlink() and not (tmp_path / "gone.tif").exists()

@@ -52,10 +52,10 @@ def write_atomically(
         If the disk is full, read-only or not writable; nothing is left behind.
     """
     path = Path(path)
-    if path.exists() and not overwrite:
+    if os.path.lexists(path) and not overwrite:
         raise FileExistsError(
-            f"{path} already exists and was left as it is. Choose another name, or delete "
-            "the old file first."
+            f"{path} {_what_exists(path)} and was left as it is. Choose another name, or "
+            "delete the old file first."
         )
     directory = path.parent if str(path.parent) else Path(".")
     remove_leftovers(path)
@@ -91,9 +91,10 @@ def write_directory_atomically(
     ``overwrite`` (it is moved aside first and deleted once the new one is in place).
     """
     path = Path(path)
-    if path.exists() and not overwrite:
+    if os.path.lexists(path) and not overwrite:
         raise FileExistsError(
-            f"{path} already exists and was left as it is. Choose another name, or delete it first."
+            f"{path} {_what_exists(path)} and was left as it is. Choose another name, or "
+            "delete it first."
         )
     directory = path.parent if str(path.parent) else Path(".")
     remove_leftovers(path)
@@ -206,6 +207,11 @@ def _temporary(directory: Path, name: str) -> tuple[int, str]:
         return tempfile.mkstemp(prefix=_prefix(name), suffix=".part", dir=directory)
     except OSError as err:
         raise WriteError(err.errno, _explain(err, directory / name)) from err
+
+
+def _what_exists(path: Path) -> str:
+    """What is in the way at ``path``: a file or folder, or a link whose target is gone."""
+    return "already exists" if path.exists() else "is a link to a missing file"
 
 
 def _link_exclusive(tmp: Path, path: Path) -> None:
