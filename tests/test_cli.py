@@ -169,7 +169,7 @@ def test_tune_records_thresholds_in_the_checkpoint(folders, unet_checkpoint, tmp
     assert "hold no cell" in capsys.readouterr().err
 
 
-def test_tune_and_resume_find_the_split_under_other_paths(folders, tmp_path, monkeypatch):
+def test_tune_and_resume_find_the_split_under_other_paths(folders, tmp_path, monkeypatch, capsys):
     """A relative pattern names the images otherwise than training recorded them (as
     does a copy of the data elsewhere): tuning still uses only the validation image, and
     a resumed run keeps the split instead of drawing a new one, in the file it resumes."""
@@ -188,6 +188,7 @@ def test_tune_and_resume_find_the_split_under_other_paths(folders, tmp_path, mon
         return {part: [Path(n).parent.name for n in names] for part, names in split.items()}
 
     recorded = sets(read_description(model)["training"]["split"])
+    run = read_description(model)["training"]["run"]
     monkeypatch.chdir(data)
     relative = ["--images", "set*/raw.tif", "--masks", "set*/mask.tif"]
     assert main(["tune", str(model), *relative, "--threads", "1", "--device", "cpu"]) == 0
@@ -198,6 +199,23 @@ def test_tune_and_resume_find_the_split_under_other_paths(folders, tmp_path, mon
     description = read_description(model)
     assert description["training"]["epochs_done"] == 2
     assert sets(description["training"]["split"]) == recorded
+    # Still the same run: the state stays tied to the checkpoint for the next resume.
+    assert torch.load(state_path(model), weights_only=True)["run"] == run
+    assert description["training"]["run"] == run
+
+    # Resumed into another file, the best network so far is there even without a gain.
+    other = tmp_path / "other.safetensors"
+    assert main([*train, *relative, "--resume", str(model), "-o", str(other)]) == 0
+    assert read_description(other)["training"]["run"] == run
+    assert torch.load(state_path(other), weights_only=True)["epoch"] == 3
+
+    # Other images than the run's: refused, not a new split that trains on its test image.
+    (data / "set3").mkdir()
+    for name in ("raw.tif", "mask.tif"):
+        (data / "set3" / name).write_bytes((data / "set0" / name).read_bytes())
+    capsys.readouterr()
+    assert main([*train, *relative, "--resume", str(model)]) == 1
+    assert "trained and validated on other images than these" in capsys.readouterr().err
 
 
 def test_interrupted_training_goes_on_with_resume(folders, tmp_path):
@@ -453,3 +471,35 @@ def test_train_keeps_the_split_of_another_model_for_moved_data(folders, tmp_path
     assert train(moved, "raw.tiff", "--split-from", str(first), "-o", str(tmp_path / "x")) == 1
     err = capsys.readouterr().err
     assert "set9" in err and "in no part of the recorded split" in err
+
+
+def test_export_of_results_that_share_a_file_name(folders, unet_checkpoint, tmp_path, capsys):
+    """Results of several folders, all named raw_unet_cells.tif, are exported side by side
+    under their folders' names, each with the method and model that made it; a table
+    without objects keeps its header; a damaged provenance file is named, not a traceback."""
+    from napari_cytomask.io.layers import file_sha256
+
+    data, _ = folders
+    model = unet_checkpoint(tile_size=128)
+    out, exported = tmp_path / "out", tmp_path / "exported"
+    segment = ["segment", str(data / "set*" / "raw.tif"), "-m", str(model), "-o", str(out),
+               "--scheduler", "synchronous", "--threads", "1", "-q"]  # fmt: skip
+    assert main(segment) == 0
+    results = str(out / "*" / "raw_unet_cells.tif")
+    assert main(["export", results, "-o", str(exported), "--format", "tiff", "tif", "-q"]) == 0
+    names = sorted(p.name for p in exported.glob("*.tif"))
+    assert names == [f"set{i}_raw_unet_cells.tif" for i in range(3)]
+    for i in range(3):
+        labels = tifffile.imread(out / f"set{i}" / "raw_unet_cells.tif")
+        np.testing.assert_array_equal(tifffile.imread(exported / names[i]), labels)
+        record = json.loads((exported / f"set{i}_raw_unet_cells_provenance.json").read_text())
+        assert record["method"] == "unet" and record["model"]["sha256"] == file_sha256(model)
+        header = (exported / f"set{i}_raw_unet_cells_objects.csv").read_text().splitlines()[0]
+        assert header.startswith("label,area,centroid_y")
+
+    (out / "set0" / "raw_unet_cells.json").write_text("[1, 2]")
+    capsys.readouterr()
+    assert main(["export", results, "-o", str(tmp_path / "again")]) == 1
+    err = capsys.readouterr().err
+    assert "is not a provenance file of 'cytomask segment'" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "again").exists()

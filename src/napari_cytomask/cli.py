@@ -895,21 +895,19 @@ def _evaluate(args) -> int:
 
 
 def _export(args) -> int:
-    import json
-
     from .io.export import LabelsExport, export_labels
     from .io.files import find_inputs, read_image
 
     items = find_inputs(args.labels)
     exports = []
-    for path in items:
-        stem = path.name.split(".")[0]
-        record = path.with_name(f"{stem}.json")
-        info = json.loads(record.read_text()) if record.is_file() else {}
+    for path, name in zip(items, _export_names(items), strict=True):
+        info = _segment_record(path)
+        preset = info.get("preset") or {}
         exports.append(LabelsExport(
-            name=stem, labels=read_image(str(path)),
+            name=name, labels=read_image(str(path)),
             intensities=_source_channels(info.get("source")),
-            parameters=info.get("preset", {}), source=info.get("source", str(path)),
+            parameters=preset, source=info.get("source", str(path)),
+            method=preset.get("method"), model=info.get("model"),
         ))  # fmt: skip
     written = export_labels(
         exports, args.output_dir, formats=args.formats, objects_csv=not args.no_tables,
@@ -918,6 +916,44 @@ def _export(args) -> int:
     for path in written:
         print(path)
     return EXIT_OK
+
+
+def _export_names(paths: list[Path]) -> list[str]:
+    """Output names of label files: the file name without its suffixes, and where two
+    files share one (``set1/raw_unet_cells.tif``, ``set2/raw_unet_cells.tif``) with as many
+    of their folders in front as tell them apart."""
+    parts = [[*p.resolve().parent.parts, p.name.split(".")[0]] for p in paths]
+    depth = 1
+    while True:
+        names = ["_".join(part[-depth:]) for part in parts]
+        if len(set(names)) == len(names) or depth >= max(map(len, parts), default=1):
+            return names
+        depth += 1
+
+
+def _segment_record(labels: Path) -> dict:
+    """The provenance file that 'cytomask segment' wrote beside a label file, or {}."""
+    import json
+
+    record = labels.with_name(f"{labels.name.split('.')[0]}.json")
+    if not record.is_file():
+        return {}
+    try:
+        info = json.loads(record.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as err:
+        raise UserError(
+            f"{record} is not a readable provenance file ({err}); move it aside."
+        ) from err
+    fields = {"source": str, "preset": dict, "model": dict}
+    if not isinstance(info, dict) or any(
+        info.get(key) is not None and not isinstance(info[key], kind)
+        for key, kind in fields.items()
+    ):
+        raise UserError(
+            f"{record} is not a provenance file of 'cytomask segment'; move it aside to "
+            f"export {labels.name} without it."
+        )
+    return info
 
 
 def _source_channels(source: str | None) -> dict:

@@ -307,11 +307,17 @@ class Segmenter:
 
     def describe(self) -> dict:
         """The preset plus what was loaded (for provenance files)."""
+        from .io.layers import model_record
         from .models.device import get_device
 
         info: dict = {"preset": self.preset.to_dict(), "device": str(get_device(self.device))}
         if self.preset.method != "sam2":
             info["unet_checkpoint"] = str(resolve_unet(self.preset.unet.model))
+            info["model"] = model_record(self.preset.unet.model, info["unet_checkpoint"])
+        else:
+            sam2 = self.preset.sam2
+            local = sam2.model if Path(sam2.model).is_file() else None
+            info["model"] = model_record(sam2.model, local, config=sam2.config)
         return info
 
     def iter_segment(

@@ -140,6 +140,20 @@ def from_layer(layer, image_layers: Sequence = ()) -> LabelsExport:
     )
 
 
+#: The object table's columns of each object's size, position and shape.
+_SHAPE_COLUMNS = ("label", "area", "centroid_y", "centroid_x", "bbox_min_y", "bbox_min_x",
+                  "bbox_max_y", "bbox_max_x", "eccentricity")  # fmt: skip
+
+
+def object_columns(export: LabelsExport) -> list[str]:
+    """The columns :func:`object_rows` gives ``export``'s objects (the header of a table
+    without objects)."""
+    columns = ["frame"] if np.ndim(export.labels) > 2 else []
+    columns += [*_SHAPE_COLUMNS, *(["area_um2"] if _pixel_area(export) is not None else [])]
+    columns += [f"mean_{name}" for name in export.intensities]
+    return columns + [k for k in export.features if k != "label"]
+
+
 def object_rows(export: LabelsExport) -> list[dict[str, object]]:
     """One row per object and frame: size, position, shape, intensities and scores.
 
@@ -169,17 +183,9 @@ def object_rows(export: LabelsExport) -> list[dict[str, object]]:
             if labels.ndim > 2:
                 row["frame"] = frame_index
             min_r, min_c, max_r, max_c = region.bbox
-            row.update(
-                label=region.label,
-                area=int(region.area),
-                centroid_y=float(region.centroid[0]),
-                centroid_x=float(region.centroid[1]),
-                bbox_min_y=min_r,
-                bbox_min_x=min_c,
-                bbox_max_y=max_r,
-                bbox_max_x=max_c,
-                eccentricity=float(region.eccentricity),
-            )
+            shape = (region.label, int(region.area), *map(float, region.centroid),
+                     min_r, min_c, max_r, max_c, float(region.eccentricity))  # fmt: skip
+            row.update(zip(_SHAPE_COLUMNS, shape, strict=True))
             if pixel_area is not None:
                 row["area_um2"] = float(region.area * pixel_area)
             coords = tuple(region.coords.T)
@@ -326,20 +332,21 @@ def export_labels(
     unknown = set(formats) - set(FILE_FORMATS)
     if unknown:
         raise ValueError(f"Unknown format(s) {sorted(unknown)}; choose from {list(FILE_FORMATS)}.")
+    formats = list(dict.fromkeys(formats))
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     plans = [
         (export, _planned(export, folder, formats, objects_csv, coco_json)) for export in exports
     ]
     # Every check before the first file is written: no partial export.
-    owner: dict[Path, str] = {}
-    for export, paths in plans:
+    owner: dict[Path, int] = {}
+    for i, (export, paths) in enumerate(plans):
         for path in paths:
-            other = owner.setdefault(path, export.name)
-            if other != export.name:
+            other = owner.setdefault(path, i)
+            if other != i:
                 raise ValueError(
-                    f"The layers '{other}' and '{export.name}' would both be saved as "
-                    f"{path.name}; nothing was written. Rename one of them."
+                    f"The layers '{exports[other].name}' and '{export.name}' would both be "
+                    f"saved as {path.name}; nothing was written. Rename one of them."
                 )
     if not overwrite:
         existing = [p for _, paths in plans for p in paths if p.exists()]
@@ -369,7 +376,8 @@ def export_labels(
         outputs = [write_atomically(path, writer, overwrite=overwrite) for path, writer in writers]
         stem = folder / _safe(export.name)
         if objects_csv:
-            outputs.append(_write_csv(Path(f"{stem}_objects.csv"), object_rows(export), overwrite))
+            rows, columns = object_rows(export), object_columns(export)
+            outputs.append(_write_csv(Path(f"{stem}_objects.csv"), rows, overwrite, columns))
             outputs.append(_write_csv(Path(f"{stem}_counts.csv"), cell_counts(export), overwrite))
         if coco_json:
             outputs.append(
@@ -422,8 +430,8 @@ def _pixel_area(export: LabelsExport) -> float | None:
     return float(export.scale[-1]) * float(export.scale[-2])
 
 
-def _write_csv(path: Path, rows: list[dict[str, object]], overwrite: bool) -> Path:
-    columns = list(dict.fromkeys(k for row in rows for k in row))
+def _write_csv(path: Path, rows: list[dict[str, object]], overwrite: bool, columns=()) -> Path:
+    columns = list(dict.fromkeys([*columns, *(k for row in rows for k in row)]))
 
     def write(tmp: Path) -> None:
         with open(tmp, "w", newline="", encoding="utf-8") as handle:
