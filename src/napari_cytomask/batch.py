@@ -39,16 +39,18 @@ from distributed import WorkerPlugin
 from .io.atomic import remove_leftovers, write_atomically, write_directory_atomically
 from .io.export import package_versions
 from .io.writers import FORMATS, SEGMENT_FORMATS, format_named
-from .pipeline import Preset, Segmenter
+from .pipeline import METHODS, Preset, Segmenter
 from .progress import drain, one_line
 
 PLUGIN_NAME = "napari-cytomask-segmenter"
 #: What the names of a job's outputs end in before their suffix: ``set1_unet_cells.tif``.
 OUTPUT_MARK = "_cells"
-#: Endings of every file a job writes, so that a folder segmented again skips them.
-OUTPUT_ENDINGS = (
-    *(OUTPUT_MARK + suffix for fmt in FORMATS.values() for suffix in fmt.suffixes),
-    OUTPUT_MARK + ".json",
+#: Endings of every file a job writes (``_unet_cells.tif`` …), so that a folder segmented
+#: again skips them, but not an image of one's own named ``hela_cells.tif``.
+OUTPUT_ENDINGS = tuple(
+    f"_{method}{OUTPUT_MARK}{suffix}"
+    for method in METHODS
+    for suffix in (*(s for fmt in FORMATS.values() for s in fmt.suffixes), ".json")
 )
 _VERSIONED = ("napari-cytomask", "numpy", "scikit-image", "tifffile", "zarr", "torch",
               "segmentation-models-pytorch", "sam2", "dask", "distributed")  # fmt: skip
