@@ -447,3 +447,19 @@ def test_a_run_saved_without_a_gradient_scaler_resumes_with_one(tmp_path, tiny_u
     monkeypatch.setattr(training, "autocast_dtype", lambda device: torch.float16)
     second = train(samples, tmp_path / "b.safetensors", None, settings, resume=first.checkpoint)
     assert second.description["training"]["epochs_done"] == 2
+
+
+def test_a_new_default_checkpoint_never_takes_an_existing_name(tmp_path, monkeypatch):
+    """Names carry the time to the second; a file (or training state) of that name from
+    another run is kept and the new one is numbered."""
+    from napari_cytomask.models.checkpoint import DIR_ENV
+
+    monkeypatch.setenv(DIR_ENV, str(tmp_path))
+    monkeypatch.setattr(training.time, "strftime", lambda _: "20261130-120000")
+    config = UNetConfig()
+    first = training.default_output(config)
+    first.write_bytes(b"precious")
+    second = training.default_output(config)
+    assert second != first and second.name.endswith("-120000-2.safetensors")
+    training.state_path(second).write_bytes(b"state of a run in progress")
+    assert training.default_output(config).name.endswith("-120000-3.safetensors")

@@ -463,8 +463,8 @@ def match_split(recorded: dict[str, list[str]], names: Sequence[str]) -> dict[st
 
 
 def _resumed_split(recorded: dict[str, list[str]], names: Sequence[str]) -> dict | None:
-    """The recorded split for a resumed run's images, or None (a new split) when they are
-    not the images it trained and validated on (matched as :func:`match_split` does)."""
+    """The recorded split for a resumed run's images, or None when they are not the images
+    it trained and validated on (matched as :func:`match_split` does)."""
     try:
         split = match_split(recorded, names)
     except ValueError:
@@ -919,11 +919,17 @@ def iter_tune_checkpoint(
 
 
 def default_output(config: UNetConfig) -> Path:
-    """A new checkpoint path in :func:`cache_dir` named after the network and the time."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    return (
-        cache_dir() / f"{config.architecture}-{config.encoder}-{config.targets}-{stamp}.safetensors"
+    """A new checkpoint path in :func:`cache_dir` named after the network and the time
+    (with a number after it when a file of that name, or its training state, exists)."""
+    stem = (
+        f"{config.architecture}-{config.encoder}-{config.targets}-{time.strftime('%Y%m%d-%H%M%S')}"
     )
+    path = cache_dir() / f"{stem}{SUFFIX}"
+    number = 1
+    while path.exists() or state_path(path).exists():
+        number += 1
+        path = cache_dir() / f"{stem}-{number}{SUFFIX}"
+    return path
 
 
 def state_path(checkpoint: str | os.PathLike) -> Path:
@@ -1076,6 +1082,12 @@ def iter_train(
         recorded = (previous.get("training") or {}).get("split")
         if split is None and recorded:
             split = _resumed_split(recorded, names)
+            if split is None:
+                raise ValueError(
+                    f"{Path(resume).name} trained and validated on other images than these; "
+                    "a resumed run keeps its split, so give it the same images, or start a "
+                    "new run from its weights (--from instead of --resume)."
+                )
     elif init_from is not None:
         init_from = resolve_unet(init_from)
         model, base = load_checkpoint(init_from, "cpu", in_channels=in_channels)
@@ -1121,6 +1133,10 @@ def iter_train(
     output = Path(output if output is not None else resume or default_output(config))
     if output.suffix != SUFFIX:
         output = output.with_name(output.name + SUFFIX)
+    if resume is not None and output.resolve() != Path(resume).resolve():
+        # The best network so far is there from the start, as the training state will be.
+        data = Path(resume).read_bytes()
+        write_atomically(output, lambda tmp: tmp.write_bytes(data), overwrite=True)
     prev_training = previous.get("training") or {}
     epoch0 = int(prev_training.get("epochs_done", 0))
     global_step = int(prev_training.get("steps_done", 0))
@@ -1141,7 +1157,9 @@ def iter_train(
         epoch0, global_step, history = state["epoch"], state["steps"], state["history"]
         best_score, since_best = state["best_score"], state["since_best"]
     stopped_early = False
-    run = uuid.uuid4().hex
+    # A resumed run goes on as the same run: its state stays tied to the checkpoint, which
+    # is written again only when the network improves.
+    run = prev_training.get("run") or uuid.uuid4().hex
     settings_record = {k: v for k, v in asdict(settings).items() if k != "device"}
     settings_record["device"] = str(device)
 
