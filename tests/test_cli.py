@@ -193,7 +193,7 @@ def test_tune_and_resume_find_the_split_under_other_paths(folders, tmp_path, mon
     relative = ["--images", "set*/raw.tif", "--masks", "set*/mask.tif"]
     assert main(["tune", str(model), *relative, "--threads", "1", "--device", "cpu"]) == 0
     tuned_on = read_description(model)["postprocess"]["tuned_on"]
-    assert tuned_on == [f"{name}/raw.tif" for name in recorded["validation"]]
+    assert [Path(n).parent.name for n in tuned_on] == recorded["validation"]
 
     assert main([*train, *relative, "--resume", str(model)]) == 0
     description = read_description(model)
@@ -503,3 +503,23 @@ def test_export_of_results_that_share_a_file_name(folders, unet_checkpoint, tmp_
     err = capsys.readouterr().err
     assert "is not a provenance file of 'cytomask segment'" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "again").exists()
+
+
+def test_another_format_does_not_take_over_a_finished_results_record(
+    folders, unet_checkpoint, capsys
+):
+    data, _ = folders
+    model = unet_checkpoint(tile_size=128)
+    segment = ["segment", str(data / "set0" / "raw.tif"), "-m", str(model), "--scheduler",
+               "synchronous", "--threads", "1", "-q"]  # fmt: skip
+    assert main(segment) == 0
+    record = data / "set0" / "raw_unet_cells.json"
+    before = record.read_text()
+    capsys.readouterr()
+    assert main([*segment, "--format", "ome-tiff"]) == 1
+    assert "describes raw_unet_cells.tif, made in another format" in capsys.readouterr().err
+    assert record.read_text() == before and not (data / "set0" / "raw_unet_cells.ome.tif").exists()
+    assert main([*segment, "--format", "ome-tiff", "--overwrite"]) == 0
+    assert json.loads(record.read_text())["output"] == "raw_unet_cells.ome.tif"
+    # Asked again in the new format, it is finished.
+    assert main([*segment, "--format", "ome-tiff"]) == 0

@@ -107,8 +107,13 @@ class Job:
         return self.record.with_name(stem + FORMATS["ome-zarr"].suffix)
 
     def finished(self) -> bool:
-        """Whether an earlier run finished this job (its provenance and labels exist)."""
-        return self.record.is_file() and (self.labels.exists() or self.chunked_labels().exists())
+        """Whether an earlier run finished this job (its provenance and labels exist, in
+        this or another format)."""
+        return self.record.is_file() and any(
+            self.record.with_name(self.record.stem + suffix).exists()
+            for fmt in FORMATS.values()
+            for suffix in fmt.suffixes
+        )
 
 
 def plan(
@@ -134,11 +139,19 @@ def plan(
             )
         seen[job.record] = source
         if not options.overwrite and job.finished():
-            made_with = json.loads(job.record.read_text()).get("preset")
-            if made_with != preset.to_dict():
+            made = json.loads(job.record.read_text())
+            output = job.record.with_name(made.get("output") or job.labels.name)
+            if made.get("preset") != preset.to_dict():
                 raise BatchError(
                     f"{job.record} was made with other settings; pass --overwrite to redo it, "
                     "or choose another --output-dir."
+                )
+            if output.exists() and output not in (job.labels, job.chunked_labels()):
+                # Its record would describe the new file and no longer the one it made.
+                raise BatchError(
+                    f"{job.record} describes {output.name}, made in another format; pass "
+                    f"--overwrite to make {job.labels.name} instead (the record will then "
+                    "describe it), or choose another --output-dir."
                 )
             done.append(job)
         else:

@@ -90,13 +90,15 @@ def test_folder_patterns_pair_images_with_masks(shared_data):
         match_files(images, masks.replace("instances_ids", "nothing"))
 
 
-def test_tilescan_channels_give_one_sample_per_tile(tmp_path):
+def test_tilescan_channels_give_one_sample_per_tile(tmp_path, monkeypatch):
     scan = make_tilescan(n_tiles=3, shape=(96, 96), seed=2)
     data = np.stack([scan.fluorescence, scan.brightfield, scan.labels], axis=1)  # (P, C, Y, X)
     path = tmp_path / "scan.tif"
     tifffile.imwrite(path, data, imagej=True, metadata={"axes": "TCYX"})
-    samples = samples_from_tilescans([path], 1, 2)
-    assert len(samples) == 3
+    monkeypatch.chdir(tmp_path)
+    samples = samples_from_tilescans(["scan.tif"], 1, 2)
+    # Named by absolute path, so a split names each tile the same from any folder.
+    assert [s.name for s in samples] == [f"{path}[{i}]" for i in range(3)]
     np.testing.assert_array_equal(samples[2].channels[0], scan.brightfield[2])
     np.testing.assert_array_equal(samples[2].labels, scan.labels[2])
     with pytest.raises(ValueError, match="no channel 7"):

@@ -321,10 +321,14 @@ def samples_from_folders(image_pattern: str, mask_pattern: str) -> list[Training
     Returns
     -------
     list of TrainingSample
-        One per image (or per frame of a stack), named after the image file.
+        One per image (or per frame of a stack), named after the image file's absolute
+        path.
     """
     samples = []
     for image_path, mask_path in match_files(image_pattern, mask_pattern):
+        # Named by absolute path: a split names the same image whichever folder the
+        # command runs in.
+        image_path = os.path.abspath(image_path)
         image = read_image(image_path)
         mask = read_image(mask_path)
         if (
@@ -366,7 +370,7 @@ def samples_from_tilescans(
     for path in paths:
         *images, mask = read_channels(path, [*wanted, mask_channel], len(wanted) + 1)
         images = [np.asarray(image) for image in images]
-        samples += samples_from_arrays(images, np.asarray(mask), str(path))
+        samples += samples_from_arrays(images, np.asarray(mask), os.path.abspath(path))
     return samples
 
 
