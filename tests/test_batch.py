@@ -238,16 +238,3 @@ def test_no_dashboard_port_warning_and_no_negative_worker_count(images, unet_fil
                      "--workers", "1", "--threads", "1", "--device", "cpu", "-q"])  # fmt: skip
     assert code == 0
     assert not [w for w in caught if "already in use" in str(w.message)]
-
-
-def test_a_folder_segmented_again_skips_results_but_not_images_named_cells(tmp_path):
-    from napari_cytomask import batch
-    from napari_cytomask.io.files import find_inputs
-
-    image = np.zeros((8, 8), np.uint16)
-    for name in ("hela_cells.tif", "t98g_cells.ome.tif", "other.tif", "raw_unet_cells.tif",
-                 "raw_sam2_cells.ome.tif", "raw_sam2_guided_cells.png"):  # fmt: skip
-        tifffile.imwrite(tmp_path / name, image)
-    (tmp_path / "raw_unet_cells.json").write_text("{}")
-    found = find_inputs([tmp_path], exclude=batch.OUTPUT_ENDINGS)
-    assert sorted(p.name for p in found) == ["hela_cells.tif", "other.tif", "t98g_cells.ome.tif"]

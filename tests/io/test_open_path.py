@@ -132,4 +132,23 @@ def test_a_folder_segmented_again_skips_the_results_of_every_format(tmp_path):
         for suffix in fmt.suffixes:
             (tmp_path / f"scan_unet_cells{suffix}").write_bytes(b"II*\0")
     (tmp_path / "scan_unet_cells.json").write_text("{}")
-    assert [p.name for p in find_inputs([tmp_path], exclude=OUTPUT_ENDINGS)] == ["scan.tif"]
+    (tmp_path / "scan_sam2_guided_cells.tif").write_bytes(b"II*\0")
+    _three_channels(tmp_path / "hela_cells.tif")  # an image of one's own, not a result
+    found = find_inputs([tmp_path], exclude=OUTPUT_ENDINGS)
+    assert [p.name for p in found] == ["hela_cells.tif", "scan.tif"]
+
+
+def test_a_colour_tiff_gives_its_colours_as_channels_as_a_png_does(tmp_path):
+    """Not one channel of shape (Y, X, 3), which a one-channel model took for 96 frames."""
+    import imageio.v3 as iio
+
+    rgb = np.random.default_rng(0).integers(0, 255, (96, 96, 3), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "colour.tif", rgb, photometric="rgb")
+    iio.imwrite(tmp_path / "colour.png", rgb)
+    for name in ("colour.tif", "colour.png"):
+        channels = read_channels(tmp_path / name, None, 3)
+        assert len(channels) == 3
+        for c in range(3):
+            np.testing.assert_array_equal(np.asarray(channels[c]), rgb[..., c])
+        (green,) = read_channels(tmp_path / name, [1], 1)
+        np.testing.assert_array_equal(np.asarray(green), rgb[..., 1])

@@ -249,7 +249,13 @@ def read_channels(path: str | os.PathLike, channels: list[int] | None, n_channel
         When the file has no such channel.
     """
     scan = open_scan(path)  # a missing or irregular file: read_image says so
-    by_index = {c.index: c for c in scan.channels}
+    if scan.rgb:
+        # A colour TIFF's channels are its colours, as those of other colour images.
+        colours = scan.channels[0].base
+        by_index = {i: colours[..., i] for i in range(3)}
+        channels = list(range(min(n_channels, 3))) if channels is None else channels
+    else:
+        by_index = {c.index: c.base for c in scan.channels}
     if channels is None:
         usable = scan.by_role("input") + scan.by_role("image")
         channels = [c.index for c in (usable or scan.channels)[:n_channels]]
@@ -259,4 +265,4 @@ def read_channels(path: str | os.PathLike, channels: list[int] | None, n_channel
             f"{path} has no channel {missing[0]}; its channels are {sorted(by_index)} "
             "(numbered from 0)."
         )
-    return [by_index[c].base for c in channels]
+    return [by_index[c] for c in channels]
