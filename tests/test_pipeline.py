@@ -72,6 +72,16 @@ def test_preset_round_trip_through_a_file(tmp_path):
              "unet": {"model": "m", "speed": 3}},
             "invalid preset",
         ),
+        # Hand-edited values of the wrong type are refused with the entry named.
+        ({"format": "napari-cytomask-preset", "version": "2"}, "not a whole number"),
+        ({"format": "napari-cytomask-preset", "unet": {"model": 5}},
+         r"unet: 'model' should be str, not 5"),
+        ({"format": "napari-cytomask-preset", "unet": {"tile_size": "abc"}},
+         r"'tile_size' should be int or None, not 'abc'"),
+        ({"format": "napari-cytomask-preset", "unet": {"tta": 1}}, r"'tta' should be bool"),
+        ({"format": "napari-cytomask-preset", "channels": 0}, r"'channels' should be list\[int\]"),
+        ({"format": "napari-cytomask-preset", "channels": [0, "1"]}, "'channels' should be"),
+        ({"format": "napari-cytomask-preset", "unet": [1]}, "'unet' should hold settings"),
     ],
 )  # fmt: skip
 def test_bad_presets_say_what_is_wrong(data, message):

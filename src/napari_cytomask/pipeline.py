@@ -204,7 +204,10 @@ class Preset:
                 "not a napari-cytomask preset (its 'format' is not "
                 f"{PRESET_FORMAT!r}); save one from the Segment cytoplasm dock."
             )
-        if data.get("version", 0) > PRESET_VERSION:
+        version = data.get("version", 0)
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise PresetError(f"the preset's version is {version!r}, not a whole number.")
+        if version > PRESET_VERSION:
             raise PresetError(
                 f"the preset has version {data['version']}, newer than this napari-cytomask "
                 f"reads ({PRESET_VERSION}); update napari-cytomask."
@@ -214,11 +217,14 @@ class Preset:
         unknown = sorted(set(values) - known)
         if unknown:
             raise PresetError(f"unknown preset entries {unknown}; known are {sorted(known)}.")
+        _check_types(cls, values, "")
         try:
-            if values.get("unet") is not None:
-                values["unet"] = UNetStep(**values["unet"])
-            if values.get("sam2") is not None:
-                values["sam2"] = Sam2Step(**values["sam2"])
+            for key, step in (("unet", UNetStep), ("sam2", Sam2Step)):
+                if values.get(key) is not None:
+                    if not isinstance(values[key], dict):
+                        raise PresetError(f"'{key}' should hold settings, not {values[key]!r}.")
+                    _check_types(step, values[key], f"{key}: ")
+                    values[key] = step(**values[key])
         except TypeError as err:
             raise PresetError(f"invalid preset: {err}") from err
         return cls(**values)
@@ -240,6 +246,29 @@ class Preset:
             return cls.from_dict(data)
         except PresetError as err:
             raise PresetError(f"{path}: {err}") from err
+
+
+#: Python types of the preset fields' annotations (``int | None`` …) that JSON can give.
+_JSON_KINDS = {"int": int, "float": (int, float), "str": str, "bool": bool, "dict": dict,
+               "list[int]": list, "None": type(None)}  # fmt: skip
+
+
+def _check_types(cls, values: dict, where: str) -> None:
+    """Raise :class:`PresetError` for a value of another type than its field's, so that a
+    hand-edited preset is refused with the entry named, not at every file it is used on."""
+    for f in fields(cls):
+        kinds = [k.strip() for k in str(f.type).split("|")]
+        if f.name not in values or not all(k in _JSON_KINDS for k in kinds):
+            continue
+        value = values[f.name]
+        fits = any(
+            isinstance(value, _JSON_KINDS[k]) and (k == "bool" or not isinstance(value, bool))
+            for k in kinds
+        )
+        if fits and isinstance(value, list):
+            fits = all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        if not fits:
+            raise PresetError(f"{where}'{f.name}' should be {' or '.join(kinds)}, not {value!r}.")
 
 
 def _plain(value):
