@@ -523,3 +523,25 @@ def test_another_format_does_not_take_over_a_finished_results_record(
     assert json.loads(record.read_text())["output"] == "raw_unet_cells.ome.tif"
     # Asked again in the new format, it is finished.
     assert main([*segment, "--format", "ome-tiff"]) == 0
+
+
+def test_training_that_cannot_work_stops_before_the_first_epoch(
+    folders, tmp_path, monkeypatch, capsys
+):
+    data, _ = folders
+    pairs = ["--images", str(data / "set*" / "raw.tif"), "--masks", str(data / "set*" / "mask.tif")]
+    train = ["train", *pairs, *TINY, *QUICK, "--threads", "1"]
+    # A folder this user may not write to (root writes anywhere, so the check is told no).
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, m: False if p == locked else real_access(p, m))
+    assert main([*train, "-o", str(locked / "model.safetensors")]) == 1
+    out = capsys.readouterr()
+    assert "no permission to write there" in out.err and "epoch" not in out.out
+    # Masks without a cell.
+    for mask in data.glob("set*/mask.tif"):
+        tifffile.imwrite(mask, np.zeros((96, 96), np.uint16))
+    assert main([*train, "-o", str(tmp_path / "model.safetensors")]) == 1
+    out = capsys.readouterr()
+    assert "masks hold no cell" in out.err and "epoch" not in out.out

@@ -20,6 +20,7 @@ every step and epoch, so a widget can plot the loss and stop between steps.
 from __future__ import annotations
 
 import ctypes
+import errno
 import itertools
 import math
 import multiprocessing
@@ -41,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage as ndi
 
-from ..io.atomic import write_atomically
+from ..io.atomic import WriteError, write_atomically
 from ..io.files import IMAGE_SUFFIXES, match_files, read_image
 from ..labels import as_labels, check_same_shape
 from ..metrics import Evaluation, evaluate
@@ -1119,6 +1120,11 @@ def iter_train(
     val_set = [by_name[n] for n in split["validation"]]
     if not train_set:
         raise ValueError("the split leaves no training image; give more images.")
+    if not any(s.labels.any() for s in train_set):
+        raise ValueError(
+            "the training images' masks hold no cell (every pixel is 0): a network cannot "
+            "learn cells from them; give masks with one id per cell."
+        )
 
     sampler = CropSampler(train_set, config, settings, rng)
     freq = sampler.class_frequencies()
@@ -1137,6 +1143,17 @@ def iter_train(
     output = Path(output if output is not None else resume or default_output(config))
     if output.suffix != SUFFIX:
         output = output.with_name(output.name + SUFFIX)
+    # Before the first epoch, not after it: a folder that cannot be written to.
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise WriteError(err.errno, f"cannot make {output.parent}: {err.strerror}.") from err
+    if not os.access(output.parent, os.W_OK):
+        raise WriteError(
+            errno.EACCES,
+            f"cannot save to {output.parent}: there is no permission to write there; "
+            "choose another output file.",
+        )
     if resume is not None and output.resolve() != Path(resume).resolve():
         # The best network so far is there from the start, as the training state will be.
         data = Path(resume).read_bytes()
