@@ -545,3 +545,21 @@ def test_training_that_cannot_work_stops_before_the_first_epoch(
     assert main([*train, "-o", str(tmp_path / "model.safetensors")]) == 1
     out = capsys.readouterr()
     assert "masks hold no cell" in out.err and "epoch" not in out.out
+
+
+def test_segment_and_export_keep_the_pixel_size(unet_checkpoint, tmp_path):
+    from napari_cytomask.io.tiff import read_tiff
+
+    image = np.random.default_rng(0).integers(0, 4000, (128, 128), dtype=np.uint16)
+    source = tmp_path / "cal.ome.tif"
+    tifffile.imwrite(source, image, metadata={"axes": "YX", "PhysicalSizeX": 0.65,
+                                              "PhysicalSizeY": 0.65})  # fmt: skip
+    model = unet_checkpoint(tile_size=128)
+    assert main(["segment", str(source), "-m", str(model), "--format", "ome-tiff", "-q",
+                 "--scheduler", "synchronous", "--threads", "1"]) == 0  # fmt: skip
+    result = tmp_path / "cal_unet_cells.ome.tif"
+    exported = tmp_path / "exported"
+    assert main(["export", str(result), "-o", str(exported), "--format", "tiff", "-q"]) == 0
+    for path in (result, exported / "cal_unet_cells.tif"):
+        ((_, kwargs, _),) = read_tiff(path)
+        assert kwargs["scale"] == pytest.approx((0.65, 0.65)) and kwargs["units"] == ("µm", "µm")

@@ -270,6 +270,7 @@ def process(job: Job, segmenter: Segmenter, options: Options) -> dict:
         write_directory_atomically(output, fill, overwrite=True)
         n_cells = _max_id(open_labels(output))
     else:
+        from .io.files import geometry_of
         from .io.writers import write_labels
 
         output = job.labels
@@ -277,7 +278,7 @@ def process(job: Job, segmenter: Segmenter, options: Options) -> dict:
         channels = [np.asarray(c) for c in channels]
         labels = drain(segmenter.iter_segment(channels))
         n_cells = int(np.max(labels, initial=0))
-        write_labels(output, labels, overwrite=True)
+        write_labels(output, labels, overwrite=True, **geometry_of(job.source, labels.ndim))
     seconds = time.perf_counter() - start
     record = {
         "source": str(job.source),

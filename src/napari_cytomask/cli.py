@@ -896,15 +896,16 @@ def _evaluate(args) -> int:
 
 def _export(args) -> int:
     from .io.export import LabelsExport, export_labels
-    from .io.files import find_inputs, read_image
+    from .io.files import find_inputs, geometry_of, read_image
 
     items = find_inputs(args.labels)
     exports = []
     for path, name in zip(items, _export_names(items), strict=True):
         info = _segment_record(path)
         preset = info.get("preset") or {}
+        labels = read_image(str(path))
         exports.append(LabelsExport(
-            name=name, labels=read_image(str(path)),
+            name=name, labels=labels, **geometry_of(path, labels.ndim),
             intensities=_source_channels(info.get("source")),
             parameters=preset, source=info.get("source", str(path)),
             method=preset.get("method"), model=info.get("model"),

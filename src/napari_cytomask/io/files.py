@@ -230,6 +230,16 @@ def open_scan(path: str | os.PathLike, *, mosaic: bool = False) -> Scan:
     return Scan(path=str(path), channels=channels, axes=axes, scale=(1.0,) * len(axes))
 
 
+def geometry_of(path: str | os.PathLike, ndim: int) -> dict:
+    """A file's axis names, pixel sizes and units as keyword arguments of
+    :func:`~napari_cytomask.io.writers.write_labels`, for labels of ``ndim`` axes made from
+    it (none when its axes are others, e.g. a colour image's)."""
+    scan = open_scan(path)
+    if len(scan.axes) != ndim:
+        return {}
+    return {"scale": scan.scale, "units": scan.units, "axis_labels": scan.axes}
+
+
 def read_channels(path: str | os.PathLike, channels: list[int] | None, n_channels: int) -> list:
     """The full-resolution channel arrays (lazy for TIFF scans) of one input file.
 
