@@ -563,3 +563,24 @@ def test_segment_and_export_keep_the_pixel_size(unet_checkpoint, tmp_path):
     for path in (result, exported / "cal_unet_cells.tif"):
         ((_, kwargs, _),) = read_tiff(path)
         assert kwargs["scale"] == pytest.approx((0.65, 0.65)) and kwargs["units"] == ("µm", "µm")
+
+
+def test_relative_paths_become_absolute_for_workers_elsewhere(
+    folders, unet_checkpoint, tmp_path, monkeypatch
+):
+    """A distributed scheduler's workers may run in another folder: a preset's model file
+    and the output folder reach them as absolute paths."""
+    from napari_cytomask.batch import output_folders
+    from napari_cytomask.pipeline import Preset, UNetStep
+
+    data, _ = folders
+    model = unet_checkpoint(tile_size=128)
+    (tmp_path / "tiny.safetensors").write_bytes(model.read_bytes())
+    Preset(unet=UNetStep(model="tiny.safetensors")).save(tmp_path / "preset.json")
+    monkeypatch.chdir(tmp_path)
+    argv = ["segment", "data/set0/raw.tif", "--preset", "preset.json", "-o", "out", "-q",
+            "--scheduler", "synchronous", "--threads", "1"]  # fmt: skip
+    assert main(argv) == 0
+    record = json.loads((tmp_path / "out" / "raw_unet_cells.json").read_text())
+    assert record["preset"]["unet"]["model"] == str(tmp_path / "tiny.safetensors")
+    assert output_folders([Path("data/set0/raw.tif")], Path("out")) == [tmp_path / "out"]

@@ -171,7 +171,8 @@ def output_folders(sources: Sequence[Path], output_dir: Path | None) -> list[Pat
         return [source.parent for source in sources]
     parents = [source.resolve().parent for source in sources]
     base = Path(os.path.commonpath(parents)) if parents else Path()
-    return [Path(output_dir) / parent.relative_to(base) for parent in parents]
+    # Absolute: workers of a distributed scheduler may run in another folder.
+    return [Path(output_dir).resolve() / parent.relative_to(base) for parent in parents]
 
 
 #: Name of the lock file a run holds in each of its output folders.

@@ -756,10 +756,11 @@ def _preset(args):
     method = args.method or (preset.method if preset else "unet")
     unet = preset.unet if preset else None
     if args.model:
+        unet = replace(unet, model=args.model) if unet else UNetStep(model=args.model)
+    if unet and Path(unet.model).is_file():
         # A file is named by its absolute path: workers may run elsewhere, and the
         # provenance says exactly which file it was.
-        model = str(Path(args.model).resolve()) if Path(args.model).is_file() else args.model
-        unet = replace(unet, model=model) if unet else UNetStep(model=model)
+        unet = replace(unet, model=str(Path(unet.model).resolve()))
     unet_options = {
         "tile_size": args.tile_size, "overlap": args.overlap, "batch_size": args.batch_size,
         "tta": args.tta, "interior_threshold": args.interior_threshold,
@@ -775,6 +776,8 @@ def _preset(args):
             sam2 = replace(sam2, model=args.sam2_model, config=args.sam2_config)
         elif args.sam2_config:
             sam2 = replace(sam2, config=args.sam2_config)
+        if Path(sam2.model).is_file():
+            sam2 = replace(sam2, model=str(Path(sam2.model).resolve()))
         params = {
             "points_per_side": args.points_per_side, "pred_iou_thresh": args.pred_iou_thresh,
             "stability_score_thresh": args.stability_score_thresh,
