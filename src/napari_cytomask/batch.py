@@ -250,7 +250,10 @@ def process(job: Job, segmenter: Segmenter, options: Options) -> dict:
     for path in (job.labels, job.chunked_labels(), job.record):
         remove_leftovers(path, all_owners=True)
     job.labels.parent.mkdir(parents=True, exist_ok=True)
-    channels = _channels(job.source, segmenter)
+    from .io.files import geometry_of, open_scan, read_channels
+
+    scan = open_scan(job.source)
+    channels = read_channels(scan, segmenter.preset.channels, segmenter.n_inputs)
     shape = tuple(channels[0].shape)
     chunked = FORMATS[options.fmt].chunked or shape[-2] * shape[-1] > options.chunked_above
     if chunked:
@@ -271,7 +274,6 @@ def process(job: Job, segmenter: Segmenter, options: Options) -> dict:
         write_directory_atomically(output, fill, overwrite=True)
         n_cells = _max_id(open_labels(output))
     else:
-        from .io.files import geometry_of
         from .io.writers import write_labels
 
         output = job.labels
@@ -279,7 +281,7 @@ def process(job: Job, segmenter: Segmenter, options: Options) -> dict:
         channels = [np.asarray(c) for c in channels]
         labels = drain(segmenter.iter_segment(channels))
         n_cells = int(np.max(labels, initial=0))
-        write_labels(output, labels, overwrite=True, **geometry_of(job.source, labels.ndim))
+        write_labels(output, labels, overwrite=True, **geometry_of(scan, labels.ndim))
     seconds = time.perf_counter() - start
     record = {
         "source": str(job.source),
@@ -298,12 +300,6 @@ def process(job: Job, segmenter: Segmenter, options: Options) -> dict:
     write_atomically(job.record, lambda tmp: tmp.write_text(text), overwrite=True)
     return {"source": str(job.source), "output": str(output), "cells": n_cells,
             "seconds": seconds}  # fmt: skip
-
-
-def _channels(source: Path, segmenter: Segmenter) -> list:
-    from .io.files import read_channels
-
-    return read_channels(source, segmenter.preset.channels, segmenter.n_inputs)
 
 
 def _max_id(labels) -> int:

@@ -899,7 +899,7 @@ def _evaluate(args) -> int:
 
 def _export(args) -> int:
     from .io.export import LabelsExport, export_labels
-    from .io.files import find_inputs, geometry_of, read_image
+    from .io.files import find_inputs, geometry_of, open_scan, read_image
 
     items = find_inputs(args.labels)
     exports = []
@@ -908,7 +908,7 @@ def _export(args) -> int:
         preset = info.get("preset") or {}
         labels = read_image(str(path))
         exports.append(LabelsExport(
-            name=name, labels=labels, **geometry_of(path, labels.ndim),
+            name=name, labels=labels, **geometry_of(open_scan(path), labels.ndim),
             intensities=_source_channels(info.get("source")),
             parameters=preset, source=info.get("source", str(path)),
             method=preset.get("method"), model=info.get("model"),

@@ -357,20 +357,12 @@ def export_labels(
             )
     images = [
         [
-            (
-                paths[i],
-                label_writer(
-                    paths[i],
-                    export.labels,
-                    scale=export.scale,
-                    units=export.units,
-                    axis_labels=export.axis_labels,
-                ),
-            )
-            for i in range(len(formats))
+            (path, label_writer(path, export.labels, scale=export.scale, units=export.units,
+                                axis_labels=export.axis_labels))
+            for path in paths[: len(formats)]  # the label files come first in a plan
         ]
         for export, paths in plans
-    ]
+    ]  # fmt: skip
     written: list[Path] = []
     for (export, paths), writers in zip(plans, images, strict=True):
         outputs = [write_atomically(path, writer, overwrite=overwrite) for path, writer in writers]

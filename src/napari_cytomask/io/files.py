@@ -230,23 +230,24 @@ def open_scan(path: str | os.PathLike, *, mosaic: bool = False) -> Scan:
     return Scan(path=str(path), channels=channels, axes=axes, scale=(1.0,) * len(axes))
 
 
-def geometry_of(path: str | os.PathLike, ndim: int) -> dict:
-    """A file's axis names, pixel sizes and units as keyword arguments of
+def geometry_of(scan: Scan, ndim: int) -> dict:
+    """A scan's axis names, pixel sizes and units as keyword arguments of
     :func:`~napari_cytomask.io.writers.write_labels`, for labels of ``ndim`` axes made from
     it (none when its axes are others, e.g. a colour image's)."""
-    scan = open_scan(path)
     if len(scan.axes) != ndim:
         return {}
     return {"scale": scan.scale, "units": scan.units, "axis_labels": scan.axes}
 
 
-def read_channels(path: str | os.PathLike, channels: list[int] | None, n_channels: int) -> list:
+def read_channels(
+    path: str | os.PathLike | Scan, channels: list[int] | None, n_channels: int
+) -> list:
     """The full-resolution channel arrays (lazy for TIFF scans) of one input file.
 
     Parameters
     ----------
     path
-        Any file :func:`open_scan` reads.
+        Any file :func:`open_scan` reads, or a scan it opened.
     channels
         Channel indices, numbered from 0; ``None``: the channel the reader marks
         as input, then further image channels in order, up to ``n_channels``.
@@ -258,7 +259,8 @@ def read_channels(path: str | os.PathLike, channels: list[int] | None, n_channel
     ValueError
         When the file has no such channel.
     """
-    scan = open_scan(path)  # a missing or irregular file: read_image says so
+    # A missing or irregular file: read_image says so.
+    scan = path if isinstance(path, Scan) else open_scan(path)
     if scan.rgb:
         # A colour TIFF's channels are its colours, as those of other colour images.
         colours = scan.channels[0].base

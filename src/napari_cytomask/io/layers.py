@@ -37,6 +37,31 @@ _NAMED_COLOURS = (
 _CYCLE = ("green", "magenta", "cyan", "yellow", "red", "blue")
 
 
+#: Micrometres per length unit, in the spellings of OME, ImageJ and TIFF (lower case).
+MICROMETRES = {
+    "pm": 1e-6,
+    "å": 1e-4,
+    "angstrom": 1e-4,
+    "nm": 1e-3,
+    "nanometer": 1e-3,
+    "µm": 1.0,
+    "um": 1.0,
+    "micron": 1.0,
+    "microns": 1.0,
+    "micrometer": 1.0,
+    "micrometre": 1.0,
+    "mm": 1e3,
+    "millimeter": 1e3,
+    "cm": 1e4,
+    "centimeter": 1e4,
+    "m": 1e6,
+    "meter": 1e6,
+    "inch": 25400.0,
+    # OME's default unit for stage positions; microscopes write micrometres.
+    "reference frame": 1.0,
+}
+
+
 @dataclass
 class Channel:
     """One channel of a scan, before it becomes a layer.

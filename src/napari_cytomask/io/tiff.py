@@ -34,7 +34,7 @@ import tifffile
 import zarr
 from dask.base import tokenize
 
-from .layers import Channel, Scan, contrast_from_sample, guess_roles
+from .layers import MICROMETRES, Channel, Scan, contrast_from_sample, guess_roles
 from .mosaic import stitch, tile_offsets
 
 #: A napari layer data tuple ``(data, kwargs, layer_type)``.
@@ -60,29 +60,6 @@ UNIT = "µm"
 # collide with the position axis, so it becomes "F".
 _AXIS_LABELS = {"R": POSITION_AXIS, "M": POSITION_AXIS, "P": "F"}
 _SPATIAL = ("Z", "Y", "X")
-# Micrometres per unit, for OME, ImageJ and TIFF unit spellings.
-_MICROMETRES = {
-    "pm": 1e-6,
-    "å": 1e-4,
-    "angstrom": 1e-4,
-    "nm": 1e-3,
-    "nanometer": 1e-3,
-    "µm": 1.0,
-    "um": 1.0,
-    "micron": 1.0,
-    "microns": 1.0,
-    "micrometer": 1.0,
-    "micrometre": 1.0,
-    "mm": 1e3,
-    "millimeter": 1e3,
-    "cm": 1e4,
-    "centimeter": 1e4,
-    "m": 1e6,
-    "meter": 1e6,
-    "inch": 25400.0,
-    # OME's default unit for stage positions; microscopes write micrometres.
-    "reference frame": 1.0,
-}
 # Micrometres per TIFF ResolutionUnit: inch, centimetre, millimetre, micrometre. A file
 # without the tag is in inches (the TIFF default); 1 (no unit) gives no size.
 _RESUNIT_UM = {2: 25400.0, 3: 1e4, 4: 1e3, 5: 1.0}
@@ -1150,7 +1127,7 @@ def _to_um(value: Any, unit: str | None) -> float | None:
         number = float(value)
     except (TypeError, ValueError):
         return None
-    factor = _MICROMETRES.get(_normalise_unit(unit or "µm"))
+    factor = MICROMETRES.get(_normalise_unit(unit or "µm"))
     if factor is None or not math.isfinite(number):
         return None
     return number * factor
@@ -1372,7 +1349,7 @@ class _Metadata:
                 if not luts and ij.get("mode") in ("composite", "color") and n_channels > 1:
                     # ImageJ shows composites without stored LUTs in these colours.
                     colors = [_IMAGEJ_COLOURS[i % len(_IMAGEJ_COLOURS)] for i in range(n_channels)]
-            factor = _MICROMETRES.get(_normalise_unit(str(ij.get("unit", ""))))
+            factor = MICROMETRES.get(_normalise_unit(str(ij.get("unit", ""))))
             if factor and "X" not in pixel_size:
                 plane = _resolution_um(first.keyframe, factor)
                 pixel_size.update(plane)

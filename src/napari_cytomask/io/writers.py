@@ -17,6 +17,7 @@ import tifffile
 
 from ..labels import as_labels, min_label_dtype
 from .atomic import write_atomically
+from .layers import MICROMETRES
 from .omezarr import SUFFIX as OME_ZARR_SUFFIX
 
 
@@ -253,10 +254,6 @@ def _pixel_size(axes: str, scale, units, axis: str) -> tuple[float, str] | None:
     return size, unit or "pixel"
 
 
-#: Length units the writers convert between, in micrometres.
-_MICROMETRES = {"nm": 1e-3, "µm": 1.0, "mm": 1e3}
-
-
 def _imagej_writer(labels: np.ndarray, axes: str, scale, units) -> Callable[[Path], None]:
     # ImageJ knows T, Z and C only, in that order, and 8/16-bit integers; positions go on
     # the T axis.
@@ -280,9 +277,9 @@ def _imagej_writer(labels: np.ndarray, axes: str, scale, units) -> Callable[[Pat
                 metadata["unit"] = "micron" if x[1] == "µm" else x[1]
             if z is not None:  # ImageJ's spacing is in the unit of X and Y
                 xy_unit = x[1] if x is not None else None
-                known = z[1] in _MICROMETRES and xy_unit in _MICROMETRES
+                known = z[1] in MICROMETRES and xy_unit in MICROMETRES
                 metadata["spacing"] = z[0] * (
-                    _MICROMETRES[z[1]] / _MICROMETRES[xy_unit] if known else 1
+                    MICROMETRES[z[1]] / MICROMETRES[xy_unit] if known else 1
                 )
             tifffile.imwrite(
                 tmp,
@@ -295,13 +292,13 @@ def _imagej_writer(labels: np.ndarray, axes: str, scale, units) -> Callable[[Pat
         else:
             # ids above 65535: a plain TIFF (ImageJ's format cannot hold them); its
             # resolution tags hold the pixel size in pixels per centimetre.
-            calibrated = x is not None and y is not None and {x[1], y[1]} <= _MICROMETRES.keys()
+            calibrated = x is not None and y is not None and {x[1], y[1]} <= MICROMETRES.keys()
             tifffile.imwrite(
                 tmp,
                 labels,
                 metadata={"axes": axes},
                 resolution=(
-                    (1e4 / (x[0] * _MICROMETRES[x[1]]), 1e4 / (y[0] * _MICROMETRES[y[1]]))
+                    (1e4 / (x[0] * MICROMETRES[x[1]]), 1e4 / (y[0] * MICROMETRES[y[1]]))
                     if calibrated
                     else None
                 ),

@@ -26,6 +26,7 @@ import math
 import multiprocessing
 import os
 import re
+import shutil
 import signal
 import sys
 import time
@@ -1156,8 +1157,7 @@ def iter_train(
         )
     if resume is not None and output.resolve() != Path(resume).resolve():
         # The best network so far is there from the start, as the training state will be.
-        data = Path(resume).read_bytes()
-        write_atomically(output, lambda tmp: tmp.write_bytes(data), overwrite=True)
+        write_atomically(output, lambda tmp: shutil.copyfile(resume, tmp), overwrite=True)
     prev_training = previous.get("training") or {}
     epoch0 = int(prev_training.get("epochs_done", 0))
     global_step = int(prev_training.get("steps_done", 0))
