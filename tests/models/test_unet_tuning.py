@@ -146,3 +146,15 @@ def test_tuning_predicts_as_segmenting_does_by_default(oracle_unet, class_map_im
     seen.clear()
     assert tune_postprocess(oracle_unet, samples, tta=False)["tta"] is False
     assert seen == [False]
+
+
+def test_tuning_takes_labels_with_huge_ids(oracle_unet, class_map_image):
+    # Stitched or exported labels can carry ids near 2**62: the cell sizes tried must
+    # not need memory in proportion to the largest id.
+    labels = _three_cells()
+    image = class_map_image(labels)
+    huge = np.where(labels > 0, labels.astype(np.uint64) + np.uint64(2**62), np.uint64(0))
+    small = tune_postprocess(oracle_unet, samples_from_arrays(image, labels, "small"))
+    large = tune_postprocess(oracle_unet, samples_from_arrays(image, huge, "huge"))
+    assert {k: large[k] for k in DEFAULT_SETTINGS} == {k: small[k] for k in DEFAULT_SETTINGS}
+    assert large["scores"]["tuned"] == small["scores"]["tuned"]

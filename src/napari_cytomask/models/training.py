@@ -784,6 +784,12 @@ TUNING_THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 TUNING_MIN_SIZES = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
 
 
+def _cell_areas(labels) -> np.ndarray:
+    """Pixel count of each cell; by id present, so ids up to 2**64 need no more memory."""
+    ids, counts = np.unique(np.asarray(labels), return_counts=True)
+    return counts[ids != 0]
+
+
 def iter_tune_postprocess(
     predictor: UNetPredictor,
     samples: Sequence[TrainingSample],
@@ -819,8 +825,7 @@ def iter_tune_postprocess(
         or without a labelled cell.
     """
     samples = list(samples)
-    areas = np.concatenate([np.bincount(np.asarray(s.labels).ravel())[1:] for s in samples] or [[]])
-    areas = areas[areas > 0]
+    areas = np.concatenate([_cell_areas(s.labels) for s in samples] or [[]])
     if not areas.size:
         return None
     targets = predictor.config.targets
