@@ -168,3 +168,12 @@ def test_grayscale_is_stretched_between_percentiles():
     inside = (image > lo) & (image < hi)
     assert 100 < rgb[..., 0][inside].mean() < 160
     assert np.array_equal(to_uint8_rgb(rgb), rgb)
+
+
+def test_nan_pixels_neither_blacken_the_image_nor_stop_it():
+    image = np.random.default_rng(0).normal(1000, 50, (64, 64)).astype(np.float32)
+    image[:4] = np.nan  # no data, as at a stitched scan's edges
+    rgb = to_uint8_rgb(image)
+    assert np.array_equal(rgb[4:], to_uint8_rgb(image[4:]))
+    assert (rgb[:4] == 0).all()
+    assert (to_uint8_rgb(np.full((8, 8), np.nan, np.float32)) == 0).all()

@@ -497,8 +497,12 @@ def to_uint8_rgb(image: np.ndarray, percentiles=PERCENTILES) -> np.ndarray:
         )
     if image.dtype != np.uint8:
         data = image.astype(np.float32)
-        low, high = np.percentile(data, percentiles)
+        # NaN pixels (no data, as at a stitched scan's edges) are left out of the
+        # percentiles and drawn black; with them in, every percentile is NaN.
+        missing = np.isnan(data)
+        low, high = np.percentile(data[~missing], percentiles) if not missing.all() else (0, 0)
         scale = 255.0 / (high - low) if high > low else 0.0
+        data[missing] = low
         image = np.clip((data - low) * scale, 0, 255).round().astype(np.uint8)
     if image.ndim == 2:
         image = np.repeat(image[..., None], 3, axis=-1)
