@@ -253,6 +253,8 @@ def test_errors_say_what_to_do():
         foreground_to_instances(prob[0])
     with pytest.raises(ValueError, match="unknown marker method"):
         foreground_to_instances(prob, markers="maxima")
+    with pytest.raises(ValueError, match="h must be positive"):  # NaN never returned
+        foreground_to_instances(prob > 0.5, h=float("nan"))
     with pytest.raises(LabelsError, match="larger integer dtype"):
         labels = np.zeros((64, 64), bool)
         labels[::4, ::4] = True

@@ -161,7 +161,7 @@ def distance_markers(
         int32 marker image, 0 where there is no marker.
     """
     if method == "h_maxima":
-        if h <= 0:
+        if not h > 0:  # NaN too: h_maxima would never return
             raise ValueError(f"h must be positive (got {h}); try 1-3 pixels.")
         peaks = h_maxima(distance, h).astype(bool) & mask
     elif method == "peaks":
