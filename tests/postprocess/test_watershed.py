@@ -145,6 +145,20 @@ def test_split_recovers_merged_pairs(shared_data, n):
     assert matching(truth, split, thresh=0.5).f1 >= 0.9
 
 
+def test_split_merges_only_pieces_of_the_object_it_split():
+    from napari_cytomask.postprocess.watershed import split_labels
+
+    yy, xx = np.mgrid[:40, :70]
+    labels = np.zeros((40, 70), np.int32)
+    # Two overlapping discs, one object: split into two.
+    labels[((yy - 20) ** 2 + (xx - 15) ** 2 < 144) | ((yy - 20) ** 2 + (xx - 35) ** 2 < 144)] = 1
+    labels[18:21, 47:51] = 2  # a small cell of its own, touching it: never merged into it
+    labels[19, 46] = 1
+    split = split_labels(labels, h=1, min_fragment_size=50)
+    assert (split[labels == 2] == split[19, 48]).all() and split[19, 48] not in split[labels == 1]
+    assert len(np.unique(split[labels == 1])) == 2
+
+
 def test_merge_small_fragments_exact():
     labels = np.array(
         [

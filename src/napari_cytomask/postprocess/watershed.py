@@ -316,9 +316,10 @@ def split_labels(
 
     Each object is split like :func:`foreground_to_instances` splits a mask, but
     with its own distance transform, so neighbouring objects never exchange
-    pixels. Objects with a single marker are kept as they are. Afterwards,
-    fragments below ``min_fragment_size`` pixels are merged into a neighbour
-    (:func:`merge_small_fragments`).
+    pixels. Objects with a single marker are kept as they are. The pieces of a
+    split object below ``min_fragment_size`` pixels are merged into another
+    piece of the same object (:func:`merge_small_fragments`); other objects,
+    however small, are left alone.
 
     Parameters
     ----------
@@ -327,8 +328,8 @@ def split_labels(
     markers, h, min_distance, marker_erosion, marker_dilation, compactness
         As in :func:`foreground_to_instances`.
     min_fragment_size
-        Fragments with fewer pixels are merged into the neighbour they share the
-        longest border with (0: no merging).
+        Pieces with fewer pixels are merged into the piece of the same object
+        they share the longest border with (0: no merging).
     origin
         Position of this frame's first pixel in a larger image. Ties between
         equal pixels are broken by global position, so a window of an image gives
@@ -362,11 +363,11 @@ def split_labels(
             parts = watershed(landscape, seeds, mask=mask, compactness=compactness)
             parts = parts.astype(np.int32)
             _label_unseeded(parts, mask)
+            if min_fragment_size > 0:
+                parts = merge_small_fragments(parts, min_size=min_fragment_size)
         crop = out[box]
         crop[mask] = parts[mask] + (next_id - 1)
         next_id += int(parts.max())
-    if min_fragment_size > 0:
-        out = merge_small_fragments(out, min_size=min_fragment_size)
     return out
 
 
