@@ -69,3 +69,32 @@ def test_export_panel_writes_selected_layers_and_reads_back(
     panel.export()
     qtbot.waitUntil(lambda: "Nothing was written" in panel.status.text(), timeout=30_000)
     assert (tmp_path / "prediction.tif").read_bytes() == before
+
+
+def test_a_renamed_layer_stays_chosen_and_ticked(make_napari_viewer_proxy, qtbot, tmp_path):
+    from napari.layers import Image
+
+    from napari_cytomask._qt._layers import LayerPicker
+
+    viewer = make_napari_viewer_proxy()
+    image = viewer.add_image(np.zeros((16, 16), np.uint16), name="img2d")
+    viewer.add_image(np.ones((16, 16), np.uint16), name="other")
+    cells = viewer.add_labels(np.eye(16, dtype=np.uint8), name="mask2d instances")
+    picker = LayerPicker(viewer, Image)
+    picker.set_layer(image)
+    panel = ExportPanel(viewer)
+    changed = []
+    picker.currentIndexChanged.connect(changed.append)
+
+    image.name = "nuclei"
+    cells.name = "my cells"
+
+    # (the viewer proxy wraps layers, so they are compared by name)
+    assert picker.currentText() == "nuclei" and picker.layer().name == "nuclei"
+    assert changed  # the steps that show the chosen name hear of the new one
+    assert panel.layer_list.item(0).text() == "my cells"
+    assert [layer.name for layer in panel.selected_layers()] == ["my cells"]
+    panel.folder.setText(str(tmp_path))
+    panel.export()
+    qtbot.waitUntil(lambda: "Wrote" in panel.status.text(), timeout=30_000)
+    assert any(p.name.startswith("my cells") for p in tmp_path.iterdir())

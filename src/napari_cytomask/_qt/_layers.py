@@ -139,8 +139,9 @@ class LayerPicker(QComboBox):
         self.setToolTip(tooltip)
         self.setMinimumContentsLength(10)
         self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self._offered: list[Layer] = []
         events = viewer.layers.events
-        for event in (events.inserted, events.removed, events.moved):
+        for event in (events.inserted, events.removed, events.moved, events.renamed):
             event.connect(self.refresh)
         self.refresh()
 
@@ -153,17 +154,20 @@ class LayerPicker(QComboBox):
         ]
 
     def refresh(self, event=None) -> None:
-        """List the layers again, keeping the choice when its layer is still there."""
+        """List the layers again, keeping the choice while its layer is there, renamed or not."""
         current = self.currentText()
-        names = [layer.name for layer in self.layers()]
+        index = self.currentIndex()
+        chosen = self._offered[index] if 0 <= index < len(self._offered) else None
+        self._offered = self.layers()
+        names = [layer.name for layer in self._offered]
         self.blockSignals(True)
         self.clear()
         self.addItems(names)
         self.blockSignals(False)
-        if current in names:
-            self.setCurrentText(current)
+        if any(layer is chosen for layer in self._offered):
+            self.setCurrentIndex(next(i for i, ly in enumerate(self._offered) if ly is chosen))
         elif names:
-            preferred = [ly.name for ly in self.layers() if role_of(ly) == self._prefer_role]
+            preferred = [ly.name for ly in self._offered if role_of(ly) == self._prefer_role]
             self.setCurrentText(preferred[0] if preferred else names[-1])
         if self.currentText() != current:
             self.currentIndexChanged.emit(self.currentIndex())
@@ -175,8 +179,11 @@ class LayerPicker(QComboBox):
 
     def layer(self) -> Layer | None:
         """The chosen layer, or ``None``."""
-        name = self.currentText()
-        return self._viewer.layers[name] if name in self._viewer.layers else None
+        index = self.currentIndex()
+        if not 0 <= index < len(self._offered):
+            return None
+        layer = self._offered[index]
+        return layer if layer in self._viewer.layers else None
 
     def set_layer(self, layer) -> None:
         """Choose ``layer`` (e.g. the previous step's output)."""

@@ -38,7 +38,7 @@ class ChannelRolesWidget(QWidget):
         layout.addWidget(hint)
         layout.addWidget(self.table)
         events = self.viewer.layers.events
-        for event in (events.inserted, events.removed, events.moved):
+        for event in (events.inserted, events.removed, events.moved, events.renamed):
             event.connect(self._schedule_refresh)
         self.refresh()
 

@@ -87,8 +87,9 @@ class ExportPanel(StepWidget, QWidget):
         folder_row.addWidget(browse)
         layout.addLayout(folder_row)
         step_page(self, content, self.controls)
+        self._listed: list[Labels] = []
         events = self.viewer.layers.events
-        for event in (events.inserted, events.removed):
+        for event in (events.inserted, events.removed, events.renamed):
             event.connect(self.refresh)
         self.refresh()
 
@@ -107,29 +108,25 @@ class ExportPanel(StepWidget, QWidget):
 
     def refresh(self, event=None) -> None:
         """List the viewer's Labels layers, keeping the ticks of layers still there."""
-        ticked = {
-            self.layer_list.item(i).text(): self.layer_list.item(i).checkState()
-            for i in range(self.layer_list.count())
-        }
+        # Ticks follow the layer itself, so a renamed layer keeps its tick.
+        ticked = [(ly, self.layer_list.item(i).checkState()) for i, ly in enumerate(self._listed)]
+        self._listed = [layer for layer in self.viewer.layers if isinstance(layer, Labels)]
         self.layer_list.clear()
-        for layer in self.viewer.layers:
-            if isinstance(layer, Labels):
-                item = QListWidgetItem(layer.name)
-                item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-                default = (
-                    Qt.CheckState.Unchecked if role_of(layer) == "mask" else Qt.CheckState.Checked
-                )
-                item.setCheckState(ticked.get(layer.name, default))
-                self.layer_list.addItem(item)
+        for layer in self._listed:
+            item = QListWidgetItem(layer.name)
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            default = Qt.CheckState.Unchecked if role_of(layer) == "mask" else Qt.CheckState.Checked
+            item.setCheckState(next((st for ly, st in ticked if ly is layer), default))
+            self.layer_list.addItem(item)
 
     def selected_layers(self) -> list[Labels]:
         """The ticked Labels layers."""
-        names = [
-            self.layer_list.item(i).text()
-            for i in range(self.layer_list.count())
+        return [
+            layer
+            for i, layer in enumerate(self._listed)
             if self.layer_list.item(i).checkState() == Qt.CheckState.Checked
+            and layer in self.viewer.layers
         ]
-        return [self.viewer.layers[name] for name in names if name in self.viewer.layers]
 
     def export(self, overwrite: bool = False) -> None:
         """Export the ticked layers in a worker.

@@ -358,7 +358,7 @@ class Sam2Widget(StepWidget, QWidget):
         step_page(self, content, self.controls)
 
         events = self.viewer.layers.events
-        for event in (events.inserted, events.removed, events.moved):
+        for event in (events.inserted, events.removed, events.moved, events.renamed):
             event.connect(self._refresh_foreground)
         self._refresh_foreground()
         self._refresh_levels()
