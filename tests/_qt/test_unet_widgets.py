@@ -225,6 +225,19 @@ def test_picking_a_model_shows_its_tuned_thresholds(
     assert segmenter.min_size.value() == 0
 
 
+def test_an_image_closed_while_segmented_gets_no_cells(make_napari_viewer_proxy, qtbot):
+    viewer = make_napari_viewer_proxy()
+    viewer.add_image(np.zeros((64, 64), np.float32), name="closed")
+    viewer.add_image(np.zeros((64, 64), np.float32), name="kept")
+    segmenter = UNetSegmentWidget(viewer)
+    segmenter.input.setCurrentText("closed")
+    segmenter.tta.setChecked(False)
+    segmenter.segment()
+    viewer.layers.remove("closed")  # before the worker's result reaches the GUI thread
+    qtbot.waitUntil(lambda: "was closed" in segmenter.status.text(), timeout=60_000)
+    assert [layer.name for layer in viewer.layers] == ["kept"]
+
+
 def test_no_cells_says_what_to_try(make_napari_viewer_proxy, qtbot):
     """An image without cells for the model gets a status that names the input and what
     to do next, not a bare count of 0."""
@@ -238,3 +251,6 @@ def test_no_cells_says_what_to_try(make_napari_viewer_proxy, qtbot):
     assert not viewer.layers["blank U-Net cells"].data.any()
     status = segmenter.status.text()
     assert status.startswith("No cells found in 'blank'.") and "Train a model" in status
+    # The starter's tuned minimum size drops every cell of an image at a coarse pixel size.
+    assert f"minimum cell size ({segmenter.min_size.value()} px)" in status
+    assert segmenter.min_size.value() > 0

@@ -456,10 +456,16 @@ class UNetSegmentWidget(StepWidget, QWidget):
             if maps and name != "background"
         ]
         cells = labels_layer(result.labels, f"{layer.name} U-Net cells", geometry, metadata)
-        return probabilities, cells
+        return layer, probabilities, cells
 
     def _on_result(self, result) -> None:
-        probabilities, cells = result
+        layer, probabilities, cells = result
+        if layer not in self.viewer.layers:
+            self.status.setText(
+                f"'{layer.name}' was closed while it was being segmented, so its cells were "
+                "not added. Open it again to segment it."
+            )
+            return
         for new in probabilities:
             self._show(new)
         cells = self._show(cells)
@@ -468,11 +474,15 @@ class UNetSegmentWidget(StepWidget, QWidget):
             self.status.setText(f"{n} cells in '{cells.name}'.")
         else:
             source = layer_info(cells)["made_from"]["layer"]
+            min_size = self.min_size.value()
+            # At a coarser pixel size than the model's images, every cell can be smaller
+            # than the minimum size tuned for them.
+            smaller = f" or the minimum cell size ({min_size} px)" if min_size else ""
             self.status.setText(
                 f"No cells found in '{source}'. Is it the channel to segment (step 1)? If it "
-                "is, lower the thresholds, or, for images unlike the model's (the starter "
-                "model knows phase contrast only), fine-tune it on a few labelled images: "
-                "Train a model."
+                f"is, lower the thresholds{smaller}, or, for images unlike the model's (the "
+                "starter model knows phase contrast only), fine-tune it on a few labelled "
+                "images: Train a model."
             )
         self.segmented.emit(cells)
 
