@@ -90,6 +90,14 @@ def compact_labels(data) -> np.ndarray:
     return data.astype(min_label_dtype(int(data.max(initial=0))), copy=False)
 
 
+def closed_during_run(layer) -> str:
+    """The status of a run whose input layer was closed before its result came."""
+    return (
+        f"'{layer.name}' was closed while it was being segmented, so its cells were not "
+        "added. Open it again to segment it."
+    )
+
+
 def labels_layer(data, name: str, geometry: dict, metadata: dict) -> Labels:
     """A Labels layer for a step's result, made where the result is computed.
 
@@ -164,8 +172,9 @@ class LayerPicker(QComboBox):
         self.clear()
         self.addItems(names)
         self.blockSignals(False)
-        if any(layer is chosen for layer in self._offered):
-            self.setCurrentIndex(next(i for i, ly in enumerate(self._offered) if ly is chosen))
+        kept = next((i for i, layer in enumerate(self._offered) if layer is chosen), None)
+        if kept is not None:
+            self.setCurrentIndex(kept)
         elif names:
             preferred = [ly.name for ly in self._offered if role_of(ly) == self._prefer_role]
             self.setCurrentText(preferred[0] if preferred else names[-1])
