@@ -105,3 +105,19 @@ def test_a_lazy_image_is_read_once_for_the_slider_moves(make_napari_viewer_proxy
     assert widget._plane(stack, (1,), "image") is not first  # another array: read again
     in_memory = image()
     assert widget._plane(in_memory, (), "image") is in_memory
+
+
+def test_an_image_closed_while_segmented_gets_no_masks(
+    make_napari_viewer_proxy, qtbot, small_model, keep_every_mask
+):
+    viewer = make_napari_viewer_proxy()
+    viewer.add_image(image(), name="kept")
+    viewer.add_image(image(), name="closed")
+    widget = Sam2Widget(viewer, model_builder=lambda *args: small_model)
+    widget.layer.setCurrentText("closed")
+    widget.set_values(points_per_side=4, **keep_every_mask)
+    widget.device.setCurrentText("cpu")
+    widget.segment()
+    viewer.layers.remove("closed")  # before the worker's result reaches the GUI thread
+    qtbot.waitUntil(lambda: "was closed" in widget.status.text(), timeout=60000)
+    assert [layer.name for layer in viewer.layers] == ["kept"]

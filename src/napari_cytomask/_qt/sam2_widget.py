@@ -36,7 +36,14 @@ from ..models.sam2_engine import (
 )
 from ..models.sam2_models import DEFAULT_MODEL, HF_MODELS, Sam2ModelCache, cached_checkpoint
 from ..pipeline import Sam2Step
-from ._layers import LayerPicker, compact_labels, labels_layer, level_names, resolution_level
+from ._layers import (
+    LayerPicker,
+    closed_during_run,
+    compact_labels,
+    labels_layer,
+    level_names,
+    resolution_level,
+)
 from ._live import Runner, StepControls, StepWidget, step_page
 
 LOCAL = "Local checkpoint…"
@@ -619,6 +626,7 @@ class Sam2Widget(StepWidget, QWidget):
         job, result, runs, metadata = outcome
         layer = job["layer"]
         if layer not in self.viewer.layers:
+            self.status.setText(closed_during_run(layer))
             return
         name = f"{layer.name} SAM2 masks"
         index = job["index"]

@@ -42,7 +42,7 @@ from ..models.device import available_devices, get_device
 from ..models.inference import PredictorCache, iter_segment, recommended_settings
 from ..pipeline import UNetStep
 from ..roles import role_of, source_of
-from ._layers import LayerPicker, labels_layer, resolution_level
+from ._layers import LayerPicker, closed_during_run, labels_layer, resolution_level
 from ._live import Runner, StepControls, StepWidget, scrolled, step_page
 from ._plot import PlotCanvas
 
@@ -461,10 +461,7 @@ class UNetSegmentWidget(StepWidget, QWidget):
     def _on_result(self, result) -> None:
         layer, probabilities, cells = result
         if layer not in self.viewer.layers:
-            self.status.setText(
-                f"'{layer.name}' was closed while it was being segmented, so its cells were "
-                "not added. Open it again to segment it."
-            )
+            self.status.setText(closed_during_run(layer))
             return
         for new in probabilities:
             self._show(new)
