@@ -147,3 +147,18 @@ def test_stored_probabilities_are_read_one_window_at_a_time(shared_data):
     in_memory = drain(probabilities_to_instances(probs, "interior_boundary", **kwargs))
     np.testing.assert_array_equal(labels, in_memory)
     assert labels.max() > 50
+
+
+def test_pixels_that_are_not_numbers_leave_the_rest_of_the_image_alone(trained, image):
+    clean = segment(trained, image.astype(np.float32), tile_size=128, overlap=32)
+    spoilt = image.astype(np.float32)
+    spoilt[:40, :40] = np.nan
+    spoilt[300, :] = np.inf
+    spoilt[310, :] = -np.inf
+    result = segment(trained, spoilt, tile_size=128, overlap=32)
+    assert np.isfinite(result.probabilities).all()
+    # Away from the spoilt pixels the probabilities are the clean image's, up to the small
+    # shift of the percentile range that leaving the spoilt pixels out brings.
+    away = np.s_[:, 100:280, 100:280]
+    assert np.abs(result.probabilities[away] - clean.probabilities[away]).mean() < 0.005
+    assert int(result.labels.max()) > 0.8 * int(clean.labels.max())

@@ -465,3 +465,15 @@ def test_a_new_default_checkpoint_never_takes_an_existing_name(tmp_path, monkeyp
     assert second != first and second.name.endswith("-120000-2.safetensors")
     training.state_path(second).write_bytes(b"state of a run in progress")
     assert training.default_output(config).name.endswith("-120000-3.safetensors")
+
+
+def test_pixels_that_are_not_numbers_do_not_stop_training(tmp_path, tiny_unet):
+    scan = make_tilescan(n_tiles=2, shape=(96, 96), seed=4)
+    images = scan.brightfield.astype(np.float32)
+    images[0, 10:30, 10:30] = np.nan  # a dropped region
+    images[1, 50, :] = np.inf  # a saturated row
+    images[1, 60, :] = -np.inf
+    samples = samples_from_arrays(images, scan.labels, "syn")
+    result = train(samples, tmp_path / "m.safetensors", UNetConfig(**tiny_unet), _small_settings())
+    losses = [h["loss"] for h in result.description["training"]["history"]]
+    assert losses and all(np.isfinite(losses))

@@ -275,13 +275,19 @@ def percentile_range(
 
 
 def normalise(image, lo: float, hi: float) -> np.ndarray:
-    """Map ``lo`` to 0 and ``hi`` to 1 (float32); a flat image becomes zeros."""
+    """Map ``lo`` to 0 and ``hi`` to 1 (float32); a flat image becomes zeros.
+
+    Pixels that are not finite (NaN, ±inf: dropped frames, saturated or masked
+    pixels in float files) carry no intensity, so they become 0 like the dark end
+    of the range instead of turning the network's output into NaN.
+    """
     out = np.asarray(image, dtype=np.float32) - np.float32(lo)
     scale = hi - lo
     if scale > 0:
         out /= np.float32(scale)
     else:
         out[...] = 0
+    out[~np.isfinite(out)] = 0
     return out
 
 
