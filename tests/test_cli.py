@@ -584,3 +584,35 @@ def test_relative_paths_become_absolute_for_workers_elsewhere(
     record = json.loads((tmp_path / "out" / "raw_unet_cells.json").read_text())
     assert record["preset"]["unet"]["model"] == str(tmp_path / "tiny.safetensors")
     assert output_folders([Path("data/set0/raw.tif")], Path("out")) == [tmp_path / "out"]
+
+
+def test_training_output_given_as_a_folder_or_under_a_file(folders, tmp_path, capsys):
+    data, _ = folders
+    pairs = ["--images", str(data / "set*" / "raw.tif"), "--masks", str(data / "set*" / "mask.tif")]
+    train = ["train", *pairs, *TINY, *QUICK, "--threads", "1", "--no-tune", "-q"]
+    # An existing folder takes a new checkpoint inside it, like cp FILE FOLDER.
+    folder = tmp_path / "models here"
+    folder.mkdir()
+    assert main([*train, "-o", str(folder)]) == 0
+    (made,) = folder.glob("*.safetensors")
+    assert read_description(made)["encoder"] == "tu-resnet10t"
+    assert not (tmp_path / "models here.safetensors").exists()
+    capsys.readouterr()
+    # A path under a file stops before the first epoch and names the file.
+    (tmp_path / "notes.txt").write_text("mine")
+    assert main([*train, "-o", str(tmp_path / "notes.txt" / "model.safetensors")]) == 1
+    out = capsys.readouterr()
+    assert f"{tmp_path / 'notes.txt'} is a file, not a folder" in out.err
+    assert "Errno" not in out.err and "epoch" not in out.out
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_a_diverging_training_run_is_one_line_not_a_traceback(folders, monkeypatch, capsys):
+    from napari_cytomask.models import training
+
+    monkeypatch.setattr(training, "segmentation_loss", lambda logits, *a: logits.sum() * np.nan)
+    data, _ = folders
+    pairs = ["--images", str(data / "set*" / "raw.tif"), "--masks", str(data / "set*" / "mask.tif")]
+    assert main(["train", *pairs, *TINY, *QUICK, "--threads", "1", "-q"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("cytomask train: error: the training loss became nan in epoch 1")

@@ -1005,8 +1005,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     try:
         return handlers[args.command](args)
-    # The plugin's own errors (checkpoint, labels, TIFF, preset, batch) are ValueErrors.
-    except (UserError, ValueError, OSError) as err:
+    # The plugin's own errors (checkpoint, labels, TIFF, preset, batch) are ValueErrors;
+    # a diverging training run is a FloatingPointError.
+    except (UserError, ValueError, OSError, FloatingPointError) as err:
         print(f"cytomask {args.command}: error: {one_line(err)}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:

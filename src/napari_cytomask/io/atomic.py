@@ -21,6 +21,10 @@ _LEFTOVER = re.compile(r"(?:([A-Za-z0-9]+)-(\d+)\.)?[a-z0-9_]{8}\.(?:part|old)")
 class WriteError(OSError):
     """A file could not be written; the message says why and what to do."""
 
+    def __str__(self) -> str:
+        # The message already says why; OSError would put "[Errno 28]" before it.
+        return self.strerror or super().__str__()
+
 
 def write_atomically(
     path: str | os.PathLike, write: Callable[[Path], None], *, overwrite: bool = False

@@ -929,17 +929,19 @@ def iter_tune_checkpoint(
 # ----------------------------------------------------------------------------- training
 
 
-def default_output(config: UNetConfig) -> Path:
-    """A new checkpoint path in :func:`cache_dir` named after the network and the time
-    (with a number after it when a file of that name, or its training state, exists)."""
+def default_output(config: UNetConfig, folder: str | os.PathLike | None = None) -> Path:
+    """A new checkpoint path in ``folder`` (default :func:`cache_dir`) named after the
+    network and the time (with a number after it when a file of that name, or its
+    training state, exists)."""
+    folder = cache_dir() if folder is None else Path(folder)
     stem = (
         f"{config.architecture}-{config.encoder}-{config.targets}-{time.strftime('%Y%m%d-%H%M%S')}"
     )
-    path = cache_dir() / f"{stem}{SUFFIX}"
+    path = folder / f"{stem}{SUFFIX}"
     number = 1
     while path.exists() or state_path(path).exists():
         number += 1
-        path = cache_dir() / f"{stem}-{number}{SUFFIX}"
+        path = folder / f"{stem}-{number}{SUFFIX}"
     return path
 
 
@@ -1002,8 +1004,9 @@ def iter_train(
         Images with instance labels (see :func:`samples_from_arrays`,
         :func:`samples_from_folders`, :func:`samples_from_tilescans`).
     output
-        Checkpoint file to write; default ``resume`` when resuming, else a new file in
-        :func:`cache_dir`.
+        Checkpoint file to write (``.safetensors`` is added when missing), or an existing
+        folder to write a new file in; default ``resume`` when resuming, else a new file
+        in :func:`cache_dir`.
     config
         The network; ignored when resuming (the checkpoint's network is used).
         ``in_channels`` is set from the samples.
@@ -1049,10 +1052,16 @@ def iter_train(
         raise ValueError(
             "give either a checkpoint to resume or one to start from (fine-tune), not both."
         )
+    output_folder = None
+    if output is not None and Path(output).is_dir():
+        # Like ``cp FILE FOLDER``: a new checkpoint inside the folder.
+        output_folder, output = Path(output), None
     if output is not None:
         output = Path(output)
         output = output if output.suffix == SUFFIX else output.with_name(output.name + SUFFIX)
         resumed = resume is not None and output.resolve() == Path(resume).resolve()
+        if output.is_dir():
+            raise IsADirectoryError(f"{output} is a folder; choose a file name for the checkpoint.")
         if output.exists() and not overwrite and not resumed:
             raise FileExistsError(
                 f"{output} already exists and was left as it is; choose another output file, "
@@ -1146,14 +1155,19 @@ def iter_train(
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     weight_t = torch.as_tensor(weights, dtype=torch.float32, device=device)
 
-    output = Path(output if output is not None else resume or default_output(config))
-    if output.suffix != SUFFIX:
-        output = output.with_name(output.name + SUFFIX)
+    if output is None and resume is not None and output_folder is None:
+        output = Path(resume)
+    elif output is None:
+        output = default_output(config, output_folder)
     # Before the first epoch, not after it: a folder that cannot be written to.
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise WriteError(err.errno, f"cannot make {output.parent}: {err.strerror}.") from err
+        in_the_way = next((p for p in output.parents if p.is_file()), None)
+        reason = f"{in_the_way} is a file, not a folder" if in_the_way else err.strerror
+        raise WriteError(
+            err.errno, f"cannot save in {output.parent}: {reason}; choose another output file."
+        ) from err
     if not os.access(output.parent, os.W_OK):
         raise WriteError(
             errno.EACCES,
