@@ -19,7 +19,7 @@ quiet cores)::
 
 Training can go on later from where it stopped (the training state beside the
 checkpoint restores the optimiser and schedule): ``--resume`` continues the
-``--output`` checkpoint for ``--epochs`` more epochs or ``--time-limit`` more
+``--output`` checkpoint up to ``--epochs`` epochs in all or for ``--time-limit`` more
 minutes (the unit of ``cytomask train``), then scores it again on the same test
 images; without it an existing ``--output`` is kept unless ``--overwrite`` is
 given. ``--score-only`` scores the ``--output`` checkpoint without training.

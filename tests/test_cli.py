@@ -195,7 +195,7 @@ def test_tune_and_resume_find_the_split_under_other_paths(folders, tmp_path, mon
     tuned_on = read_description(model)["postprocess"]["tuned_on"]
     assert [Path(n).parent.name for n in tuned_on] == recorded["validation"]
 
-    assert main([*train, *relative, "--resume", str(model)]) == 0
+    assert main([*train, *relative, "--resume", str(model), "--epochs", "2"]) == 0
     description = read_description(model)
     assert description["training"]["epochs_done"] == 2
     assert sets(description["training"]["split"]) == recorded
@@ -205,7 +205,7 @@ def test_tune_and_resume_find_the_split_under_other_paths(folders, tmp_path, mon
 
     # Resumed into another file, the best network so far is there even without a gain.
     other = tmp_path / "other.safetensors"
-    assert main([*train, *relative, "--resume", str(model), "-o", str(other)]) == 0
+    assert main([*train, *relative, "--resume", str(model), "--epochs", "3", "-o", str(other)]) == 0
     assert read_description(other)["training"]["run"] == run
     assert torch.load(state_path(other), weights_only=True)["epoch"] == 3
 
@@ -214,7 +214,7 @@ def test_tune_and_resume_find_the_split_under_other_paths(folders, tmp_path, mon
     for name in ("raw.tif", "mask.tif"):
         (data / "set3" / name).write_bytes((data / "set0" / name).read_bytes())
     capsys.readouterr()
-    assert main([*train, *relative, "--resume", str(model)]) == 1
+    assert main([*train, *relative, "--resume", str(model), "--epochs", "3"]) == 1
     assert "trained and validated on other images than these" in capsys.readouterr().err
 
 
@@ -241,8 +241,29 @@ def test_interrupted_training_goes_on_with_resume(folders, tmp_path):
     done = torch.load(state_path(model), weights_only=True)["epoch"]
     assert 2 <= done < 200
 
-    assert main([*train, "--epochs", "1", "--resume", str(model)]) == 0
+    # --epochs counts the run's epochs in all.
+    assert main([*train, "--epochs", str(done + 1), "--resume", str(model)]) == 0
     assert read_description(model)["training"]["epochs_done"] == done + 1
+
+
+def test_resume_alone_finishes_the_run_with_its_own_settings(folders, tmp_path, capsys):
+    data, _ = folders
+    model = tmp_path / "run.safetensors"
+    pairs = ["--images", str(data / "set*" / "raw.tif"), "--masks", str(data / "set*" / "mask.tif")]
+    run = ["--steps-per-epoch", "3", "--batch-size", "2", "--crop-size", "64", "--seed", "7"]
+    common = ["train", *pairs, *TINY, "--threads", "1", "--no-tune", "-q"]
+    assert main([*common, *run, "--epochs", "1", "-o", str(model)]) == 0
+    # Asked for no more epochs than it has, the run says so before training.
+    assert main([*common, "--resume", str(model)]) == 1
+    err = capsys.readouterr().err
+    assert "has trained 1 epochs, and 1 were asked for in all; ask for more than 1" in err
+    # The options not given are the run's own (3 steps of 2 crops of 64², seed 7), not the
+    # command line's defaults (100 steps of 8 crops of 256²).
+    assert main([*common, "--epochs", "2", "--resume", str(model)]) == 0
+    training = read_description(model)["training"]
+    assert training["epochs_done"] == 2 and training["steps_done"] == 6
+    kept = {k: training["settings"][k] for k in ("batch_size", "crop_size", "seed", "epochs")}
+    assert kept == {"batch_size": 2, "crop_size": 64, "seed": 7, "epochs": 2}
 
 
 def test_user_errors_exit_1_with_one_line(tmp_path, folders, capsys):

@@ -116,6 +116,22 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+class _Given(argparse.Action):
+    """Store an option's value and note that it was given on the command line: a
+    resumed run takes the options not given from the run it resumes."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        namespace.given = {*getattr(namespace, "given", ()), self.dest}
+
+
+# Training options a resumed run keeps from its own record unless they are given.
+_RESUMED_SETTINGS = (
+    "epochs", "steps_per_epoch", "batch_size", "crop_size", "learning_rate", "patience",
+    "boundary_width", "seed",
+)  # fmt: skip
+
+
 def _fraction_triple(text: str) -> tuple[float, float, float]:
     try:
         parts = tuple(float(p) for p in text.split(","))
@@ -241,32 +257,55 @@ def _train_parser(sub) -> None:
         "--resume",
         type=Path,
         metavar="CHECKPOINT",
-        help="continue training this checkpoint; with the training state written beside it "
-        "(CHECKPOINT minus .safetensors plus .training-state.pt), exactly where it stopped",
+        help="continue training this checkpoint up to --epochs in all; with the training "
+        "state written beside it (CHECKPOINT minus .safetensors plus .training-state.pt), "
+        "exactly where it stopped. Training options not given are the run's own",
     )
     run = p.add_argument_group("training")
-    run.add_argument("--epochs", type=_positive_int, default=50, help="maximum number of epochs")
     run.add_argument(
-        "--steps-per-epoch", type=_positive_int, default=100, help="optimiser steps per epoch"
+        "--epochs",
+        action=_Given,
+        type=_positive_int,
+        default=50,
+        help="maximum number of epochs, counting those done before a --resume",
     )
-    run.add_argument("--batch-size", type=_positive_int, default=8, help="crops per step")
+    run.add_argument(
+        "--steps-per-epoch",
+        action=_Given,
+        type=_positive_int,
+        default=100,
+        help="optimiser steps per epoch",
+    )
+    run.add_argument(
+        "--batch-size", action=_Given, type=_positive_int, default=8, help="crops per step"
+    )
     run.add_argument(
         "--crop-size",
+        action=_Given,
         type=_positive_int,
         default=256,
         help="training crop size in pixels (a multiple of 2**encoder-depth)",
     )
     run.add_argument(
-        "--learning-rate", type=_positive_float, default=1e-3, help="AdamW learning rate"
+        "--learning-rate",
+        action=_Given,
+        type=_positive_float,
+        default=1e-3,
+        help="AdamW learning rate",
     )
     run.add_argument(
         "--patience",
+        action=_Given,
         type=_positive_int,
         default=12,
         help="stop after this many epochs without a better validation score",
     )
     run.add_argument(
-        "--boundary-width", type=_positive_int, default=2, help="boundary class width in pixels"
+        "--boundary-width",
+        action=_Given,
+        type=_positive_int,
+        default=2,
+        help="boundary class width in pixels",
     )
     run.add_argument(
         "--split",
@@ -275,7 +314,9 @@ def _train_parser(sub) -> None:
         metavar="TRAIN,VAL,TEST",
         help="fractions of the images for training, validation and test",
     )
-    run.add_argument("--seed", type=int, default=0, help="seed of the split, crops and weights")
+    run.add_argument(
+        "--seed", action=_Given, type=int, default=0, help="seed of the split, crops and weights"
+    )
     run.add_argument(
         "--split-from",
         metavar="MODEL",
@@ -307,7 +348,8 @@ def _train_parser(sub) -> None:
         "-o",
         "--output",
         type=Path,
-        help="checkpoint file to write (.safetensors); default: the --resume checkpoint, "
+        help="checkpoint file to write (.safetensors), or a folder to write a new one in; "
+        "default: the --resume checkpoint, "
         "else a new file in the model folder ($CYTOMASK_UNET_DIR or the user cache folder), "
         "listed by the napari widget",
     )
@@ -603,6 +645,18 @@ def _recorded_split(checkpoint: str, samples) -> dict[str, list[str]]:
         raise UserError(f"--split-from {checkpoint}: {err}") from err
 
 
+def _keep_resumed_settings(args) -> None:
+    """Take the training options not given on the command line from the run that
+    ``--resume`` continues, so that ``--resume MODEL`` alone finishes that run."""
+    from .models.checkpoint import read_description
+
+    recorded = (read_description(args.resume).get("training") or {}).get("settings") or {}
+    given = getattr(args, "given", set())
+    for name in _RESUMED_SETTINGS:
+        if name not in given and name in recorded:
+            setattr(args, name, recorded[name])
+
+
 def _train(args) -> int:
     from .models.training import TrainingSettings, iter_train
     from .models.unet import UNetConfig
@@ -612,6 +666,8 @@ def _train(args) -> int:
     if args.split_from and args.resume:
         raise UserError("--resume keeps the split of the run it resumes; leave out --split-from.")
     split = _recorded_split(args.split_from, samples) if args.split_from else None
+    if args.resume:
+        _keep_resumed_settings(args)
     config = UNetConfig(
         architecture=args.architecture,
         encoder=args.encoder,

@@ -147,7 +147,7 @@ def test_cancel_and_errors(make_napari_viewer_proxy, qtbot, monkeypatch, tmp_pat
     assert trainer.resume.text() == str(tmp_path / "cancelled.safetensors")
     epochs_done = torch.load(state_path(trainer.resume.text()), weights_only=True)["epoch"]
     assert epochs_done >= 1
-    trainer.epochs.setValue(1)
+    trainer.epochs.setValue(epochs_done + 1)  # the run's epochs in all
     trainer.output.clear()  # the resumed checkpoint is written, not a new file
     trainer.train()
     qtbot.waitUntil(lambda: trainer.worker is None, timeout=60_000)
@@ -156,6 +156,8 @@ def test_cancel_and_errors(make_napari_viewer_proxy, qtbot, monkeypatch, tmp_pat
     assert trainer.result.description["training"]["epochs_done"] == epochs_done + 1
     assert trainer.losses[0][0] == epochs_done * 3 + 1  # steps go on counting
     assert trainer.progress.value() == trainer.progress.maximum() == 3
+    # The run is finished: the next Train starts a new one instead of resuming it.
+    assert trainer.resume.text() == ""
 
     with pytest.raises(ValueError, match="no checkpoint"):
         segmenter.checkpoint.set_model(tmp_path / "missing.safetensors")

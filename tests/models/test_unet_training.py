@@ -270,14 +270,20 @@ def test_resume_continues_the_epoch_count(tmp_path, tiny_unet):
     samples, scan = _synthetic_samples()
     settings = _small_settings()
     first = train(samples, tmp_path / "a.safetensors", UNetConfig(**tiny_unet), settings)
-    second = train(samples, tmp_path / "b.safetensors", None, settings, resume=first.checkpoint)
+    # The epochs asked for count the run's own: one done, one asked for, nothing to do.
+    with pytest.raises(ValueError, match="has trained 1 epochs, and 1 were asked for in all"):
+        train(samples, tmp_path / "b.safetensors", None, settings, resume=first.checkpoint)
+    assert not (tmp_path / "b.safetensors").exists()
+    two = replace(settings, epochs=2)
+    second = train(samples, tmp_path / "b.safetensors", None, two, resume=first.checkpoint)
     training = second.description["training"]
     assert training["epochs_done"] == 2 and training["steps_done"] == 4
     assert training["resumed_from"] == str(first.checkpoint)
     assert [h["epoch"] for h in training["history"]] == [1, 2]
     with pytest.raises(ValueError, match="expects 1 input channel"):
         two = samples_from_arrays([scan.brightfield, scan.brightfield], scan.labels, "two")
-        train(two, tmp_path / "c.safetensors", None, settings, resume=first.checkpoint)
+        train(two, tmp_path / "c.safetensors", None, replace(settings, epochs=2),
+              resume=first.checkpoint)  # fmt: skip
 
 
 def test_fine_tuning_starts_from_the_given_weights_with_a_fresh_run(tmp_path, tiny_unet):
@@ -349,7 +355,13 @@ def test_fine_tuning_validates_at_thresholds_tuned_for_its_starting_weights(
     assert evaluated == [expected]
     assert fine.description["training"]["validation_settings"] == expected
     evaluated.clear(), tuned.clear()
-    train(samples, tmp_path / "more.safetensors", None, settings, resume=fine.checkpoint)
+    train(
+        samples,
+        tmp_path / "more.safetensors",
+        None,
+        replace(settings, epochs=2),
+        resume=fine.checkpoint,
+    )
     assert evaluated == [expected] and [tta for tta, _ in tuned] == [True]
 
 
@@ -373,11 +385,12 @@ def test_a_cancelled_run_resumes_exactly_where_it_stopped(tmp_path, tiny_unet, w
             break
     # The checkpoint holds the best epoch's weights, the state the last epoch's.
     assert read_description(tmp_path / "cut.safetensors")["training"]["best_epoch"] == 1
+    # The same settings finish the run: 4 epochs in all.
     resumed = train(
         samples,
         tmp_path / "resumed.safetensors",
         None,
-        replace(settings, epochs=2),
+        settings,
         resume=tmp_path / "cut.safetensors",
     )
 
@@ -403,18 +416,27 @@ def test_resume_without_its_training_state_says_the_optimiser_restarts(tmp_path,
 
     def notices():
         gen = iter_train(
-            samples, tmp_path / "b.safetensors", None, settings, resume=first.checkpoint,
+            samples, tmp_path / "b.safetensors", None, replace(settings, epochs=2),
+            resume=first.checkpoint,
             overwrite=True,  # each attempt writes b again
         )  # fmt: skip
         return [p.message for p in gen if p.phase == "notice"]
 
+    own_state = torch.load(state_path(first.checkpoint), weights_only=True)
     state_path(other.checkpoint).replace(state_path(first.checkpoint))
     assert notices() == [
         f"the training state {state_path(first.checkpoint)} belongs to another training run; "
         "training continues from its weights with a new optimiser and learning rate."
     ]
+    damaged = (
+        f"the training state {state_path(first.checkpoint)} is damaged or is not a training "
+        "state; training continues from its weights with a new optimiser and learning rate."
+    )
     state_path(first.checkpoint).write_bytes(b"not a training state")
-    assert "could not be read" in notices()[0]
+    assert notices() == [damaged]
+    del own_state["optimiser"]  # a state saved by other software, or cut short
+    torch.save(own_state, state_path(first.checkpoint))
+    assert notices() == [damaged]
     state_path(first.checkpoint).unlink()
     assert notices() == [
         "a.safetensors has no training state beside it (a.training-state.pt); training "
@@ -447,7 +469,10 @@ def test_a_run_saved_without_a_gradient_scaler_resumes_with_one(tmp_path, tiny_u
     settings = _small_settings()
     first = train(samples, tmp_path / "a.safetensors", UNetConfig(**tiny_unet), settings)
     monkeypatch.setattr(training, "autocast_dtype", lambda device: torch.float16)
-    second = train(samples, tmp_path / "b.safetensors", None, settings, resume=first.checkpoint)
+    second = train(
+        samples, tmp_path / "b.safetensors", None, replace(settings, epochs=2),
+        resume=first.checkpoint,
+    )  # fmt: skip
     assert second.description["training"]["epochs_done"] == 2
 
 

@@ -582,7 +582,9 @@ class UNetTrainWidget(StepWidget, QWidget):
         self.output.setToolTip("Where the model is saved; empty: a new file in the model folder.")
         self.resume = QLineEdit()
         self.resume.setPlaceholderText("optional: a checkpoint to continue")
-        self.resume.setToolTip("Continue an earlier run exactly where it stopped.")
+        self.resume.setToolTip(
+            "Continue an earlier run exactly where it stopped, up to Epochs in all."
+        )
         self.estimate = QLabel()
         self.estimate.setWordWrap(True)
         self.estimate.setToolTip("Measured on a 2-core CPU and on a GPU; yours may differ.")
@@ -908,6 +910,7 @@ class UNetTrainWidget(StepWidget, QWidget):
 
     def _on_result(self, result) -> None:
         self.result = result
+        self.resume.clear()  # the run is finished: Train again starts a new one
         val = (result.description.get("scores") or {}).get("validation") or {}
         score = val.get("mean_average_f1", math.nan)
         tuned = result.description.get("postprocess")

@@ -102,7 +102,7 @@ class TrainingSettings:
     Attributes
     ----------
     epochs
-        Maximum number of epochs.
+        Maximum number of epochs of the run, counting those done before a resume.
     steps_per_epoch
         Optimiser steps per epoch (each on ``batch_size`` random crops).
     batch_size
@@ -957,6 +957,12 @@ def state_path(checkpoint: str | os.PathLike) -> Path:
     return checkpoint.with_name(checkpoint.name.removesuffix(SUFFIX) + STATE_SUFFIX)
 
 
+_STATE_KEYS = {
+    "run", "epoch", "steps", "history", "best_score", "since_best", "model", "optimiser",
+    "scheduler", "scaler", "numpy_rng", "torch_rng",
+}  # fmt: skip
+
+
 def _load_state(checkpoint: Path, run: str | None) -> tuple[dict | None, str | None]:
     """The training state of ``checkpoint`` when it belongs to training run ``run``.
 
@@ -967,11 +973,14 @@ def _load_state(checkpoint: Path, run: str | None) -> tuple[dict | None, str | N
     fresh = "training continues from its weights with a new optimiser and learning rate."
     if not path.exists():
         return None, f"{checkpoint.name} has no training state beside it ({path.name}); {fresh}"
+    damaged = f"the training state {path} is damaged or is not a training state; {fresh}"
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # a truncated or foreign file: any unpickling error
-        return None, f"the training state {path} could not be read ({err}); {fresh}"
-    if not isinstance(state, dict) or run is None or state.get("run") != run:
+    except Exception:  # noqa: BLE001 - a truncated or foreign file: any unpickling error
+        return None, damaged
+    if not isinstance(state, dict) or not _STATE_KEYS <= state.keys():
+        return None, damaged
+    if run is None or state["run"] != run:
         return None, f"the training state {path} belongs to another training run; {fresh}"
     return state, None
 
@@ -1017,7 +1026,8 @@ def iter_train(
         the training state beside it (:func:`state_path`), training continues
         exactly: the last epoch's weights, the optimiser, the learning rate,
         early stopping and the random crops. Without it, from the checkpoint's
-        weights with a new optimiser (a ``"notice"`` says so).
+        weights with a new optimiser (a ``"notice"`` says so). The run goes on to
+        ``settings.epochs`` epochs in all, so the same settings finish it.
     init_from
         Fine-tune: start from the weights of this checkpoint (a file, the name of
         one in the model folder, or ``"starter"`` for the starter model) instead
@@ -1098,6 +1108,12 @@ def iter_train(
         config = config_of(previous)
         model.train()
         state, notice = _load_state(Path(resume), (previous.get("training") or {}).get("run"))
+        done = state["epoch"] if state else (previous.get("training") or {}).get("epochs_done", 0)
+        if settings.epochs <= done:
+            raise ValueError(
+                f"{Path(resume).name} has trained {done} epochs, and {settings.epochs} were "
+                f"asked for in all; ask for more than {done} epochs to train it further."
+            )
         val_settings = (previous.get("training") or {}).get("validation_settings")
         recorded = (previous.get("training") or {}).get("split")
         if split is None and recorded:
@@ -1241,7 +1257,7 @@ def iter_train(
     if notice:
         yield TrainingProgress(
             epoch0,
-            epoch0 + settings.epochs,
+            settings.epochs,
             0,
             settings.steps_per_epoch,
             global_step,
@@ -1250,7 +1266,8 @@ def iter_train(
             message=notice,
             phase="notice",
         )
-    last_epoch = epoch0 + settings.epochs
+    # The run's last epoch: a resumed run goes on to the number of epochs asked for in all.
+    last_epoch = settings.epochs
     val_options = {"overlap": settings.validation_overlap, "batch_size": settings.batch_size}
 
     def report(phase: str, epoch: int):
