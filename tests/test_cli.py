@@ -260,6 +260,7 @@ def test_resume_alone_finishes_the_run_with_its_own_settings(folders, tmp_path, 
     # The options not given are the run's own (3 steps of 2 crops of 64², seed 7), not the
     # command line's defaults (100 steps of 8 crops of 256²).
     assert main([*common, "--epochs", "2", "--resume", str(model)]) == 0
+    assert "no image was left for validation" not in capsys.readouterr().err  # --no-tune
     training = read_description(model)["training"]
     assert training["epochs_done"] == 2 and training["steps_done"] == 6
     kept = {k: training["settings"][k] for k in ("batch_size", "crop_size", "seed", "epochs")}
@@ -419,8 +420,10 @@ def test_corrupt_label_files_are_named_by_every_command(folders, tmp_path, capsy
     broken = bytearray(mask.read_bytes())
     broken[offset : offset + count] = bytes(count)
     mask.write_bytes(bytes(broken))
+    for folder in data.glob("set*"):
+        (folder / "pred.tif").write_bytes((folder / "raw.tif").read_bytes())
     commands = [
-        ["evaluate", "--pred", str(data / "set*" / "mask.tif"), "--gt",
+        ["evaluate", "--pred", str(data / "set*" / "pred.tif"), "--gt",
          str(data / "set*" / "mask.tif"), "-o", str(tmp_path / "m.csv")],
         ["export", str(mask), "-o", str(tmp_path / "exported")],
         ["train", "--images", str(data / "set*" / "raw.tif"), "--masks",
@@ -637,3 +640,15 @@ def test_a_diverging_training_run_is_one_line_not_a_traceback(folders, monkeypat
     assert main(["train", *pairs, *TINY, *QUICK, "--threads", "1", "-q"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("cytomask train: error: the training loss became nan in epoch 1")
+
+
+def test_training_without_a_validation_image_says_the_thresholds_were_not_chosen(
+    folders, tmp_path, capsys
+):
+    data, _ = folders
+    pairs = ["--images", str(data / "set*" / "raw.tif"), "--masks", str(data / "set*" / "mask.tif")]
+    model = tmp_path / "all.safetensors"
+    argv = ["train", *pairs, *TINY, *QUICK, "--threads", "1", "--split", "1,0,0", "-o", str(model)]
+    assert main(argv) == 0
+    assert "cytomask: note: no image was left for validation" in capsys.readouterr().err
+    assert "postprocess" not in read_description(model)

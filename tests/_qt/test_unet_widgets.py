@@ -158,6 +158,12 @@ def test_cancel_and_errors(make_napari_viewer_proxy, qtbot, monkeypatch, tmp_pat
     assert trainer.progress.value() == trainer.progress.maximum() == 3
     # The run is finished: the next Train starts a new one instead of resuming it.
     assert trainer.resume.text() == ""
+    # One image leaves none for validation: no score to show, and the thresholds say why.
+    assert trainer.status.text() == (
+        f"Saved {tmp_path / 'cancelled.safetensors'}. No image was left for validation: the "
+        "epoch with the lowest training loss was kept, and the thresholds stay at their "
+        "defaults; train on more images to have them chosen."
+    )
 
     with pytest.raises(ValueError, match="no checkpoint"):
         segmenter.checkpoint.set_model(tmp_path / "missing.safetensors")

@@ -88,6 +88,12 @@ def test_folder_patterns_pair_images_with_masks(shared_data):
     assert all(p[0].split("/")[-2] == p[1].split("/")[-2] for p in pairs)
     with pytest.raises(ValueError, match="matches no file"):
         match_files(images, masks.replace("instances_ids", "nothing"))
+    # An image pattern that also takes in the masks would train on masks as images.
+    folder = images.rsplit("/", 1)[0]
+    with pytest.raises(ValueError, match=r"3 file\(s\) match both the image pattern"):
+        match_files(f"{folder}/*", masks)
+    with pytest.raises(ValueError, match="match both"):
+        match_files(masks, masks)
 
 
 def test_tilescan_channels_give_one_sample_per_tile(tmp_path, monkeypatch):
@@ -103,6 +109,22 @@ def test_tilescan_channels_give_one_sample_per_tile(tmp_path, monkeypatch):
     np.testing.assert_array_equal(samples[2].labels, scan.labels[2])
     with pytest.raises(ValueError, match="no channel 7"):
         samples_from_tilescans([path], 7, 2)
+    with pytest.raises(ValueError, match="channel 2 is both an input channel and the mask"):
+        samples_from_tilescans([path], [1, 2], 2)
+
+
+def test_masks_whose_only_cells_went_to_validation_are_explained(tmp_path, tiny_unet):
+    scan = make_tilescan(n_tiles=3, shape=(96, 96), seed=2)
+    labels = scan.labels.copy()
+    samples = samples_from_arrays(scan.brightfield, labels, "scan")
+    split = split_by_image([s.name for s in samples], (0.8, 0.1, 0.1), 0)
+    (val,) = split["validation"]
+    for s in samples:
+        if s.name != val:
+            s.labels[...] = 0
+    with pytest.raises(ValueError, match=r"the image\(s\) with cells \(scan\[\d\]\) were drawn"):
+        train(samples, tmp_path / "m.safetensors", UNetConfig(**tiny_unet), _small_settings(
+            fractions=(0.8, 0.1, 0.1)))  # fmt: skip
 
 
 def test_targets_and_augmented_crops(tiny_unet):
@@ -416,7 +438,7 @@ def test_resume_without_its_training_state_says_the_optimiser_restarts(tmp_path,
 
     def notices():
         gen = iter_train(
-            samples, tmp_path / "b.safetensors", None, replace(settings, epochs=2),
+            samples, tmp_path / "b.safetensors", None, replace(settings, epochs=2, tune=False),
             resume=first.checkpoint,
             overwrite=True,  # each attempt writes b again
         )  # fmt: skip

@@ -8,7 +8,6 @@ notification).
 from __future__ import annotations
 
 import copy
-import math
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -912,18 +911,22 @@ class UNetTrainWidget(StepWidget, QWidget):
         self.result = result
         self.resume.clear()  # the run is finished: Train again starts a new one
         val = (result.description.get("scores") or {}).get("validation") or {}
-        score = val.get("mean_average_f1", math.nan)
         tuned = result.description.get("postprocess")
-        thresholds = (
-            f" Thresholds chosen on the validation images: interior "
-            f"{tuned['interior_threshold']:g}, foreground {tuned['foreground_threshold']:g}, "
-            f"minimum cell size {tuned['min_size']} px."
-            if tuned
-            else ""
-        )
-        self.status.setText(
-            f"Saved {result.checkpoint} (best validation mean-average F1 {score:.3f}).{thresholds}"
-        )
+        if "mean_average_f1" not in val:
+            text = (
+                "No image was left for validation: the epoch with the lowest training loss "
+                "was kept, and the thresholds stay at their defaults; train on more images "
+                "to have them chosen."
+            )
+        else:
+            text = f"Best validation mean-average F1 {val['mean_average_f1']:.3f}."
+        if tuned:
+            text += (
+                f" Thresholds chosen on the validation images: interior "
+                f"{tuned['interior_threshold']:g}, foreground {tuned['foreground_threshold']:g}, "
+                f"minimum cell size {tuned['min_size']} px."
+            )
+        self.status.setText(f"Saved {result.checkpoint}. {text}")
         self.trained.emit(Path(result.checkpoint))
 
 

@@ -119,7 +119,8 @@ def match_files(
     Raises
     ------
     ValueError
-        When a pattern matches nothing, or a file of the first kind has no partner.
+        When a pattern matches nothing, a file of the first kind has no partner, or a
+        file matches both patterns.
     """
     found = []
     for which, pattern in zip(names, (image_pattern, mask_pattern), strict=True):
@@ -133,6 +134,13 @@ def match_files(
             keyed[m.groups() if m else (path,)] = path
         found.append(keyed)
     first, second = found
+    both = sorted(set(first.values()) & set(second.values()))
+    if both:
+        raise ValueError(
+            f"{len(both)} file(s) match both the {names[0]} pattern {image_pattern!r} and the "
+            f"{names[1]} pattern {mask_pattern!r}, e.g. {both[0]}; make each pattern match "
+            f"its own files only (a file name rather than *.tif)."
+        )
     missing = [first[k] for k in first if k not in second]
     if missing:
         raise ValueError(

@@ -368,6 +368,11 @@ def samples_from_tilescans(
     from ..io.files import read_channels
 
     wanted = [input_channels] if isinstance(input_channels, int) else list(input_channels)
+    if mask_channel in wanted:
+        raise ValueError(
+            f"channel {mask_channel} is both an input channel and the mask channel; the mask "
+            "channel is the one that holds the labels, one id per cell."
+        )
     samples = []
     for path in paths:
         *images, mask = read_channels(path, [*wanted, mask_channel], len(wanted) + 1)
@@ -957,6 +962,12 @@ def state_path(checkpoint: str | os.PathLike) -> Path:
     return checkpoint.with_name(checkpoint.name.removesuffix(SUFFIX) + STATE_SUFFIX)
 
 
+NO_VALIDATION_TO_TUNE = (
+    "no image was left for validation, so the post-processing thresholds were not chosen "
+    "for this model and stay at their defaults; choose them on labelled images of your own "
+    "with cytomask tune MODEL --images ... --masks ..."
+)
+
 _STATE_KEYS = {
     "run", "epoch", "steps", "history", "best_score", "since_best", "model", "optimiser",
     "scheduler", "scaler", "numpy_rng", "torch_rng",
@@ -1152,6 +1163,14 @@ def iter_train(
     if not train_set:
         raise ValueError("the split leaves no training image; give more images.")
     if not any(s.labels.any() for s in train_set):
+        labelled = [Path(s.name).name for s in samples if s.labels.any()]
+        if labelled:
+            raise ValueError(
+                f"the masks of the {len(train_set)} training image(s) hold no cell; the "
+                f"image(s) with cells ({', '.join(labelled[:3])}) were drawn for validation or "
+                "test. Label cells in more images, or train on all of them "
+                "(cytomask train --split 1,0,0)."
+            )
         raise ValueError(
             "the training images' masks hold no cell (every pixel is 0): a network cannot "
             "learn cells from them; give masks with one id per cell."
@@ -1416,6 +1435,11 @@ def iter_train(
         )
         if tuned is not None:
             best_description["postprocess"] = tuned
+    elif settings.tune:
+        yield TrainingProgress(
+            epoch, epoch, 0, 0, global_step, math.nan, optimiser.param_groups[0]["lr"],
+            message=NO_VALIDATION_TO_TUNE, phase="notice",
+        )  # fmt: skip
     save_checkpoint(output, best_model, best_description)
     return TrainingResult(output, best_description, history, stopped_early)
 
