@@ -59,6 +59,36 @@ def check_same_shape(a: np.ndarray, b: np.ndarray, a_name: str, b_name: str) -> 
         )
 
 
+def compact_ids(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Renumber sparse ids 1..n, so that tables indexed by id stay small.
+
+    Ids are usually at most the number of pixels; exported, stitched or hashed
+    labels can hold ids up to 2**63, for which a table with one entry per id (a
+    ``bincount``, ``find_objects``, or a pair code ``a * (max + 1) + b``) would not
+    fit in memory or would overflow.
+
+    Returns
+    -------
+    tuple
+        The renumbered labels (ids in the order of the original ones, 0 kept as 0)
+        and the original id of each new one (index 0: background) for
+        :func:`restore_ids`; or ``labels`` itself and ``None`` when its largest id
+        is no larger than its number of pixels.
+    """
+    if int(labels.max(initial=0)) <= labels.size:
+        return labels, None
+    ids = np.unique(labels)
+    if ids[0] != 0:
+        ids = np.concatenate([[0], ids]).astype(labels.dtype)
+    dense = np.searchsorted(ids, labels).astype(min_label_dtype(ids.size - 1))
+    return dense, ids
+
+
+def restore_ids(labels: np.ndarray, ids: np.ndarray | None) -> np.ndarray:
+    """The original ids of labels renumbered by :func:`compact_ids`."""
+    return labels if ids is None else ids[labels]
+
+
 def min_label_dtype(max_id: int) -> np.dtype:
     """The smallest unsigned integer dtype that holds every id up to ``max_id``."""
     for dtype in (np.uint8, np.uint16, np.uint32, np.uint64):

@@ -113,3 +113,48 @@ def test_clean_labels_rejects_float_and_stacks():
         clean_labels(np.full((4, 4), 0.5))
     with pytest.raises(ValueError, match="2D frame"):
         clean_labels(np.zeros((2, 4, 4), np.uint8))
+
+
+def _cells_with_holes_spurs_and_fragments() -> np.ndarray:
+    labels = np.zeros((60, 80), np.uint64)
+    labels[5:25, 5:25] = 1
+    labels[12:16, 12:16] = 0  # a hole
+    labels[14, 25:35] = 1  # a spur
+    labels[5:25, 26:46] = 2
+    labels[10:30, 50:58] = 3  # two cells touching in a waist: split splits them
+    labels[18:22, 58:62] = 3
+    labels[10:30, 62:72] = 3
+    labels[35:55, 10:30] = 4
+    labels[35:37, 30:32] = 5  # a fragment on cell 4
+    labels[40:50, 40:44] = 6
+    labels[40:50, 46:50] = 6  # a notch to close
+    labels[40:42, 44:46] = 6
+    return labels
+
+
+@pytest.mark.parametrize("top", [2**31 + 7, 2**62 + 9, 2**64 - 1])
+def test_huge_ids_give_the_same_objects_as_small_ones(top):
+    """Exported, stitched or hashed labels can carry ids up to 2**64 - 1: every step
+    keeps them, instead of overflowing or making tables with an entry per id."""
+    from napari_cytomask.postprocess import merge_small_fragments, split_labels
+
+    small = _cells_with_holes_spurs_and_fragments()
+    huge_ids = np.array([0, 5, top // 8, top // 4 + 3, top // 2, top - 1, top], np.uint64)
+    huge = huge_ids[small]
+    steps = {
+        "fill holes": fill_holes,
+        "open": lambda x: open_objects(x, 2),
+        "close": lambda x: close_objects(x, 2),
+        "filter": lambda x: filter_by_area(x, min_area=10, max_area=300),
+        "merge": lambda x: merge_small_fragments(x, min_size=10),
+    }
+    for name, step in steps.items():
+        expected = step(small)
+        assert not np.array_equal(expected, small), name  # the step does something here
+        got = step(huge)
+        assert got.dtype == huge.dtype, name
+        np.testing.assert_array_equal(got, huge_ids[expected], err_msg=name)
+    # Split numbers its pieces anew, in the order of the ids split.
+    pieces = split_labels(small, h=1, min_distance=3)
+    assert pieces.max() > small.max()
+    np.testing.assert_array_equal(split_labels(huge, h=1, min_distance=3), pieces)

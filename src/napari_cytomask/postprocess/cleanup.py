@@ -11,7 +11,7 @@ from scipy import ndimage as ndi
 from skimage.morphology import disk
 from skimage.segmentation import relabel_sequential as _relabel_sequential
 
-from ..labels import as_labels, min_label_dtype
+from ..labels import as_labels, compact_ids, min_label_dtype, restore_ids
 
 #: Image sides, in the order used by ``sides`` arguments.
 SIDES = ("top", "bottom", "left", "right")
@@ -56,10 +56,10 @@ def fill_holes(labels) -> np.ndarray:
     numpy.ndarray
         Label image of the same dtype.
     """
-    labels = _check_2d(labels, "labels")
+    labels, ids = compact_ids(_check_2d(labels, "labels"))
     background, n = ndi.label(labels == 0)
     if n == 0:
-        return labels.copy()
+        return restore_ids(labels, ids).copy()
     # Every (background region, object) pair that touches through a pixel edge.
     pairs = []
     for region, obj in (
@@ -82,7 +82,7 @@ def fill_holes(labels) -> np.ndarray:
     out = labels.copy()
     inside = fill[background]
     out[inside > 0] = inside[inside > 0]
-    return out
+    return restore_ids(out, ids)
 
 
 def open_objects(labels, radius: int) -> np.ndarray:
@@ -105,8 +105,9 @@ def open_objects(labels, radius: int) -> np.ndarray:
     if radius <= 0:
         return out
     footprint = disk(radius)
-    for index, box in _objects(labels):
-        mask = labels[box] == index
+    dense, _ = compact_ids(labels)
+    for index, box in _objects(dense):
+        mask = dense[box] == index
         opened = ndi.binary_opening(mask, footprint)
         out[box][mask & ~opened] = 0
     return out
@@ -129,19 +130,18 @@ def close_objects(labels, radius: int) -> np.ndarray:
     numpy.ndarray
         Label image of the same dtype.
     """
-    labels = _check_2d(labels, "labels")
+    labels, ids = compact_ids(_check_2d(labels, "labels"))
     out = labels.copy()
-    if radius <= 0:
-        return out
-    footprint = disk(radius)
-    for index, box in _objects(labels, pad=radius):
-        mask = labels[box] == index
-        # Pad so that dilation is not clipped by the crop and erosion does not eat edges.
-        padded = np.pad(mask, radius)
-        closed = ndi.binary_closing(padded, footprint)[radius:-radius, radius:-radius]
-        crop = out[box]
-        crop[closed & (crop == 0)] = index
-    return out
+    if radius > 0:
+        footprint = disk(radius)
+        for index, box in _objects(labels, pad=radius):
+            mask = labels[box] == index
+            # Pad so that dilation is not clipped by the crop and erosion does not eat edges.
+            padded = np.pad(mask, radius)
+            closed = ndi.binary_closing(padded, footprint)[radius:-radius, radius:-radius]
+            crop = out[box]
+            crop[closed & (crop == 0)] = index
+    return restore_ids(out, ids)
 
 
 def filter_by_area(labels, *, min_area: int = 0, max_area: int | None = None) -> np.ndarray:
@@ -169,13 +169,14 @@ def filter_by_area(labels, *, min_area: int = 0, max_area: int | None = None) ->
             f"max_area ({max_area}) is below min_area ({min_area}); raise max_area or "
             "leave it empty to keep large objects."
         )
-    sizes = np.bincount(labels.ravel())
+    dense, _ = compact_ids(labels)
+    sizes = np.bincount(dense.ravel())
     drop = sizes < min_area
     if max_area is not None:
         drop |= sizes > max_area
     drop[0] = False
     out = labels.copy()
-    out[drop[labels]] = 0
+    out[drop[dense]] = 0
     return out
 
 

@@ -24,7 +24,7 @@ from skimage.feature import peak_local_max
 from skimage.morphology import disk, h_maxima
 from skimage.segmentation import expand_labels, watershed
 
-from ..labels import LabelsError, as_labels, check_same_shape
+from ..labels import LabelsError, as_labels, check_same_shape, compact_ids, restore_ids
 
 MarkerMethod = Literal["h_maxima", "peaks"]
 MARKER_METHODS: tuple[MarkerMethod, ...] = ("h_maxima", "peaks")
@@ -341,6 +341,7 @@ def split_labels(
         int32 label image (ids not sequential; clean-up relabels them).
     """
     labels = _check_frame(as_labels(labels, "labels to split"), "labels to split")
+    labels, _ = compact_ids(labels)  # the pieces get new ids
     out = np.zeros(labels.shape, np.int32)
     next_id = 1
     for index, box in enumerate(ndi.find_objects(labels), start=1):
@@ -412,10 +413,11 @@ def merge_small_fragments(labels, *, min_size: int) -> np.ndarray:
     labels = _check_frame(as_labels(labels, "labels"), "labels")
     if min_size <= 1 or labels.max(initial=0) == 0:
         return labels.copy()
+    labels, ids = compact_ids(labels)
     sizes = np.bincount(labels.ravel())
     small = [int(i) for i in np.argsort(sizes, kind="stable") if i > 0 and 0 < sizes[i] < min_size]
     if not small:
-        return labels.copy()
+        return restore_ids(labels, ids).copy()
     contacts = _contacts(labels)
     target = np.arange(sizes.size)
     for frag in small:
@@ -436,7 +438,7 @@ def merge_small_fragments(labels, *, min_size: int) -> np.ndarray:
         if np.array_equal(nxt, target):
             break
         target = nxt
-    return target[labels].astype(labels.dtype, copy=False)
+    return restore_ids(target[labels].astype(labels.dtype, copy=False), ids)
 
 
 def instances_to_interior_boundary(labels, *, boundary_width: int = 1) -> np.ndarray:
