@@ -198,3 +198,34 @@ def test_an_export_that_cannot_finish_writes_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
     renamed = [clash[0], LabelsExport(name="cells b", labels=labels)]
     assert len(export_labels(renamed, tmp_path)) == 8
+
+
+def test_sparse_huge_ids_are_measured_and_a_failed_measurement_writes_nothing(
+    tmp_path, monkeypatch
+):
+    small = np.zeros((30, 40), np.uint64)
+    small[2:10, 3:12], small[15:25, 20:35] = 1, 2
+    ids = np.array([0, 2**40 + 1, 2**64 - 1], np.uint64)
+    huge = LabelsExport(name="huge", labels=ids[small], features={"label": [2**64 - 1],
+                                                                    "score": [0.9]})  # fmt: skip
+    rows = object_rows(huge)
+    assert [(r["label"], r["area"]) for r in rows] == [(2**40 + 1, 72), (2**64 - 1, 150)]
+    assert rows[1]["score"] == 0.9 and "score" not in rows[0]
+    coco = coco_annotations(huge, "score")
+    assert [(a["label"], a["area"], a["score"]) for a in coco["annotations"]] == [
+        (2**40 + 1, 72, 1.0), (2**64 - 1, 150, 0.9)]  # fmt: skip
+    written = export_labels([huge], tmp_path / "ok", formats=["npy"], coco_json=True)
+    assert len(written) == 5
+    np.testing.assert_array_equal(np.load(tmp_path / "ok" / "huge.npy"), ids[small])
+
+    # A measurement that fails (here: memory) leaves no label file without its tables.
+    from napari_cytomask.io import export
+
+    def no_memory(frame):
+        raise MemoryError
+
+    monkeypatch.setattr(export, "regionprops", no_memory)
+    good = LabelsExport(name="first", labels=small)
+    with pytest.raises(MemoryError):
+        export_labels([good, huge], tmp_path / "failed", formats=["tiff"])
+    assert list((tmp_path / "failed").iterdir()) == []

@@ -12,16 +12,16 @@ import datetime as dt
 import json
 import os
 import platform
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 from skimage.measure import regionprops
 
-from ..labels import as_labels
+from ..labels import as_labels, compact_ids
 from ..rle import coco_rle
 from .atomic import write_atomically
 from .writers import FILE_FORMATS, FORMATS, label_writer
@@ -145,6 +145,15 @@ _SHAPE_COLUMNS = ("label", "area", "centroid_y", "centroid_x", "bbox_min_y", "bb
                   "bbox_max_y", "bbox_max_x", "eccentricity")  # fmt: skip
 
 
+def _regions(frame: np.ndarray):
+    """Yield ``(id, region)`` for the objects of a 2D frame, ``region`` from
+    ``regionprops``; sparse ids up to 2**64 - 1 are measured renumbered (regionprops
+    makes a table with an entry per id)."""
+    dense, ids = compact_ids(frame)
+    for region in regionprops(dense):
+        yield (int(region.label) if ids is None else int(ids[region.label])), region
+
+
 def object_columns(export: LabelsExport) -> list[str]:
     """The columns :func:`object_rows` gives ``export``'s objects (the header of a table
     without objects)."""
@@ -178,12 +187,12 @@ def object_rows(export: LabelsExport) -> list[dict[str, object]]:
     pixel_area = _pixel_area(export)
     rows = []
     for frame_index, frame in enumerate(frames.reshape(-1, *frames.shape[-2:])):
-        for region in regionprops(frame):
+        for label, region in _regions(frame):
             row: dict[str, object] = {}
             if labels.ndim > 2:
                 row["frame"] = frame_index
             min_r, min_c, max_r, max_c = region.bbox
-            shape = (region.label, int(region.area), *map(float, region.centroid),
+            shape = (label, int(region.area), *map(float, region.centroid),
                      min_r, min_c, max_r, max_c, float(region.eccentricity))  # fmt: skip
             row.update(zip(_SHAPE_COLUMNS, shape, strict=True))
             if pixel_area is not None:
@@ -192,7 +201,7 @@ def object_rows(export: LabelsExport) -> list[dict[str, object]]:
             for name, image in intensities.items():
                 plane = image.reshape(-1, *image.shape[-2:])[frame_index]
                 row[f"mean_{name}"] = float(plane[coords].mean())
-            row.update(feature_rows.get(region.label, {}))
+            row.update(feature_rows.get(label, {}))
             rows.append(row)
     return rows
 
@@ -230,15 +239,15 @@ def coco_annotations(export: LabelsExport, score_column: str | None = None) -> d
                 "file_name": f"{export.name}[{frame_index}]",
             }
         )
-        for region in regionprops(frame):
+        for label, region in _regions(frame):
             min_r, min_c, max_r, max_c = region.bbox
-            features = feature_rows.get(region.label, {})
+            features = feature_rows.get(label, {})
             annotations.append(
                 {
                     "id": len(annotations) + 1,
                     "image_id": image_id,
                     "category_id": 1,
-                    "label": int(region.label),
+                    "label": label,
                     # From the object's bounding box: no full-size mask per object.
                     "segmentation": coco_rle(region.image, (min_r, min_c), frame.shape),
                     "bbox": [min_c, min_r, max_c - min_c, max_r - min_r],
@@ -363,23 +372,32 @@ def export_labels(
         ]
         for export, paths in plans
     ]  # fmt: skip
+    # The tables too (measuring can fail: labels that are no labels, too little memory).
+    tables = [
+        _measured(export, objects_csv, coco_json, score_column, overwrite) for export in exports
+    ]
     written: list[Path] = []
-    for (export, paths), writers in zip(plans, images, strict=True):
+    for (export, paths), writers, made in zip(plans, images, tables, strict=True):
         outputs = [write_atomically(path, writer, overwrite=overwrite) for path, writer in writers]
-        stem = folder / _safe(export.name)
-        if objects_csv:
-            rows, columns = object_rows(export), object_columns(export)
-            outputs.append(_write_csv(Path(f"{stem}_objects.csv"), rows, overwrite, columns))
-            outputs.append(_write_csv(Path(f"{stem}_counts.csv"), cell_counts(export), overwrite))
-        if coco_json:
-            outputs.append(
-                _write_json(
-                    Path(f"{stem}_coco.json"), coco_annotations(export, score_column), overwrite
-                )
-            )
+        table_paths = paths[len(formats) : -1]  # after the label files, before provenance
+        outputs += [write(path) for path, write in zip(table_paths, made, strict=True)]
         outputs.append(_write_json(paths[-1], provenance(export, outputs), overwrite))
         written += outputs
     return written
+
+
+def _measured(export, objects_csv, coco_json, score_column, overwrite) -> list[Callable]:
+    """Writers of ``export``'s tables, each taking its path, in the order :func:`_planned`
+    gives the paths; the tables are measured now."""
+    writers = []
+    if objects_csv:
+        rows, columns = object_rows(export), object_columns(export)
+        writers.append(partial(_write_csv, rows=rows, overwrite=overwrite, columns=columns))
+        writers.append(partial(_write_csv, rows=cell_counts(export), overwrite=overwrite))
+    if coco_json:
+        coco = coco_annotations(export, score_column)
+        writers.append(partial(_write_json, content=coco, overwrite=overwrite))
+    return writers
 
 
 def _planned(export, folder, formats, objects_csv, coco_json) -> list[Path]:
