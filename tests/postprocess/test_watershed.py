@@ -15,6 +15,7 @@ from napari_cytomask.postprocess import (
     iter_watershed,
     merge_small_fragments,
     run_watershed,
+    split_labels,
 )
 from napari_cytomask.postprocess.watershed import _contacts
 
@@ -100,6 +101,26 @@ def test_marker_options_change_the_result(shared_data):
     assert peaks.max() > 0
     dilated = foreground_to_instances(truth > 0, marker_dilation=3, compactness=0.01)
     assert set(np.unique(dilated)) - {0}
+
+
+def test_grown_seeds_stay_in_their_own_piece_of_foreground():
+    """Grow seeds by: a seed grown across a narrow gap of background must not claim a
+    separate cell beyond it (that cell has no seed of its own, so it would be joined)."""
+    from skimage.draw import disk
+
+    fg = np.zeros((40, 60), bool)
+    fg[disk((20, 15), 7)] = True  # a round cell with a seed in its middle
+    thin = np.s_[10:30, 24:27]
+    fg[thin] = True  # a thin cell, too thin for a seed, 2 pixels away
+    for grow in (0, 3, 10, 20):
+        cells = foreground_to_instances(fg, marker_dilation=grow)
+        assert cells.max() == 2 and cells[20, 15] != cells[20, 25], grow
+        assert len(np.unique(cells[thin])) == 1, grow
+    # In split_labels too: the thin cell is one object and stays one.
+    objects = fg.astype(np.uint8)
+    objects[10:30, 24:27] = 2
+    np.testing.assert_array_equal(split_labels(objects, marker_dilation=10) > 0, fg)
+    assert split_labels(objects, marker_dilation=10).max() == 2
 
 
 def merge_touching_pairs(truth):

@@ -21,6 +21,7 @@ from typing import Literal
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.feature import peak_local_max
+from skimage.measure import label as label_regions
 from skimage.morphology import disk, h_maxima
 from skimage.segmentation import expand_labels, watershed
 
@@ -125,8 +126,15 @@ def _adjust_markers(markers: np.ndarray, fg: np.ndarray, erosion: int, dilation:
         kept = ndi.binary_erosion(markers > 0, disk(erosion))
         markers = np.where(kept, markers, 0)
     if dilation > 0:
-        # expand_labels never merges touching markers, unlike a plain dilation.
-        markers = np.where(fg, expand_labels(markers, dilation), 0)
+        # expand_labels never merges touching markers, unlike a plain dilation; but it
+        # grows across background, so only the grown pixels joined to their own seed
+        # within the foreground are kept (not a seed for another, nearby component).
+        grown = np.where(fg, expand_labels(markers, dilation), 0)
+        pieces = label_regions(grown, background=0, connectivity=1)  # regions of one id each
+        seeded = np.zeros(int(pieces.max()) + 1, bool)
+        seeded[pieces[markers > 0]] = True
+        seeded[0] = False
+        markers = np.where(seeded[pieces], grown, 0)
     return markers
 
 
