@@ -125,3 +125,26 @@ def test_a_pyramid_is_refused_with_a_reason(make_napari_viewer_proxy, qtbot, tru
     widget.preview()
     assert "multiscale; pick a single-resolution layer" in widget.status.text()
     assert len(viewer.layers) == 1  # no slide-sized output layer was made
+
+
+@pytest.mark.gui
+def test_a_users_layer_with_the_results_name_is_kept(make_napari_viewer_proxy, qtbot, truth):
+    """A result goes into its own earlier layer, never into a layer the user made that
+    happens to bear its name (of another kind, another shape, or hand-drawn labels)."""
+    viewer = make_napari_viewer_proxy()
+    prob = np.where(truth > 0, 0.9, 0.05).astype(np.float32)
+    viewer.add_image(prob, name="fg")
+    notes = viewer.add_image(np.ones((8, 8), np.float32), name="fg instances")
+    drawn = viewer.add_labels(np.full((512, 512), 7, np.uint16), name="fg instances [2]")
+    widget = WatershedWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.live.setChecked(False)
+    widget.input.setCurrentText("fg")
+    for _ in range(2):  # the second run updates the first one's layer
+        widget.apply()
+        qtbot.waitUntil(lambda: "Done" in widget.status.text(), timeout=15000)
+        widget.status.setText("")
+    assert [layer.name for layer in viewer.layers] == [
+        "fg", "fg instances", "fg instances [2]", "fg instances [3]"]  # fmt: skip
+    assert viewer.layers["fg instances [3]"].data.max() > 20
+    assert np.array_equal(notes.data, np.ones((8, 8))) and (drawn.data == 7).all()

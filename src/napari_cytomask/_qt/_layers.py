@@ -9,6 +9,7 @@ import numpy as np
 from napari.layers import Labels, Layer
 from qtpy.QtWidgets import QComboBox
 
+from ..io.layers import is_result
 from ..labels import min_label_dtype
 from ..roles import role_of
 
@@ -96,6 +97,29 @@ def closed_during_run(layer) -> str:
         f"'{layer.name}' was closed while it was being segmented, so its cells were not "
         "added. Open it again to segment it."
     )
+
+
+def result_slot(viewer, name: str, kind: type, shape) -> tuple[str, Layer | None]:
+    """Where a step puts its result called ``name``: the name to use, and the earlier
+    result there to update in place (``None``: add a new layer under that name).
+
+    A layer of that name that no step made (the user's own, such as hand-drawn
+    labels, or another plugin's) is never replaced: the result takes the first free
+    ``name [k]``, the same on every run. An earlier result of another kind or
+    shape is removed.
+    """
+    base, k = name, 1
+    while name in viewer.layers and not is_result(viewer.layers[name]):
+        k += 1
+        name = f"{base} [{k}]"
+    if name not in viewer.layers:
+        return name, None
+    earlier = viewer.layers[name]
+    # isinstance, not type(): plugins may see layers through napari's proxy objects.
+    if isinstance(earlier, kind) and tuple(earlier.data.shape) == tuple(shape):
+        return name, earlier
+    viewer.layers.remove(earlier)
+    return name, None
 
 
 def labels_layer(data, name: str, geometry: dict, metadata: dict) -> Labels:

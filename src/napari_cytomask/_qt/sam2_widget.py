@@ -43,6 +43,7 @@ from ._layers import (
     labels_layer,
     level_names,
     resolution_level,
+    result_slot,
 )
 from ._live import Runner, StepControls, StepWidget, step_page
 
@@ -628,19 +629,15 @@ class Sam2Widget(StepWidget, QWidget):
         if layer not in self.viewer.layers:
             self.status.setText(closed_during_run(layer))
             return
-        name = f"{layer.name} SAM2 masks"
         index = job["index"]
         spatial = job["data"].shape[:-1] if job["rgb"] else job["data"].shape
-        labels, features = self._merge_position(name, index, spatial, result)
-        existing = self.viewer.layers[name] if name in self.viewer.layers else None
-        if existing is not None and existing.data.shape == labels.shape:
-            existing.data = compact_labels(labels)
-            existing.metadata = {**existing.metadata, **metadata}
-            out = existing
-        else:
-            if existing is not None:
-                self.viewer.layers.remove(existing)
+        name, out = result_slot(self.viewer, f"{layer.name} SAM2 masks", Labels, spatial)
+        labels, features = self._merge_position(out, index, spatial, result)
+        if out is None:
             out = self.viewer.add_layer(labels_layer(labels, name, job["geometry"], metadata))
+        else:
+            out.data = compact_labels(labels)
+            out.metadata = {**out.metadata, **metadata}
         out.features = features
         n = len(features["index"])
         # No masks is an answer, not an error: the status line says what to change.
@@ -656,13 +653,14 @@ class Sam2Widget(StepWidget, QWidget):
         )
         self.segmented.emit(out)
 
-    def _merge_position(self, name, index, spatial, result: Sam2Result):
-        """Full-stack labels and features when one position of a stack was segmented."""
+    def _merge_position(self, earlier, index, spatial, result: Sam2Result):
+        """Full-stack labels and features when one position of a stack was segmented
+        (into ``earlier``, the result layer of the other positions, if there is one)."""
         if not index:
             self._position_results.clear()
             return result.labels, result.features
-        if name in self.viewer.layers and self.viewer.layers[name].data.shape == spatial:
-            labels = np.array(self.viewer.layers[name].data)
+        if earlier is not None:
+            labels = np.array(earlier.data)
         else:
             labels = np.zeros(spatial, result.labels.dtype)
             self._position_results.clear()

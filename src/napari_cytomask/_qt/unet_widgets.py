@@ -41,7 +41,13 @@ from ..models.device import available_devices, get_device
 from ..models.inference import PredictorCache, iter_segment, recommended_settings
 from ..pipeline import UNetStep
 from ..roles import role_of, source_of
-from ._layers import LayerPicker, closed_during_run, labels_layer, resolution_level
+from ._layers import (
+    LayerPicker,
+    closed_during_run,
+    labels_layer,
+    resolution_level,
+    result_slot,
+)
 from ._live import Runner, StepControls, StepWidget, scrolled, step_page
 from ._plot import PlotCanvas
 
@@ -484,15 +490,12 @@ class UNetSegmentWidget(StepWidget, QWidget):
 
     def _show(self, new):
         """Add ``new``, or put its data into the layer of that name from an earlier run."""
-        old = self.viewer.layers[new.name] if new.name in self.viewer.layers else None
-        # isinstance, not type(): plugins may see layers through napari's proxy objects.
-        if old is not None and isinstance(old, type(new)) and old.data.shape == new.data.shape:
-            old.data = new.data
-            old.metadata = {**old.metadata, **new.metadata}
-            return old
-        if old is not None:
-            self.viewer.layers.remove(old)
-        return self.viewer.add_layer(new)
+        new.name, old = result_slot(self.viewer, new.name, type(new), new.data.shape)
+        if old is None:
+            return self.viewer.add_layer(new)
+        old.data = new.data
+        old.metadata = {**old.metadata, **new.metadata}
+        return old
 
 
 class UNetTrainWidget(StepWidget, QWidget):

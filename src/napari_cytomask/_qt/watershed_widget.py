@@ -21,7 +21,7 @@ from skimage.filters import threshold_otsu
 
 from ..io.layers import METADATA_KEY, layer_info, origin, result_metadata
 from ..postprocess import DEFAULT_CLEANUP, MARKER_METHODS, iter_watershed
-from ._layers import LayerPicker, compact_labels, labels_layer, resolution_level
+from ._layers import LayerPicker, compact_labels, labels_layer, resolution_level, result_slot
 from ._live import Runner, StepControls, StepWidget, step_page
 
 MODES = {
@@ -458,18 +458,15 @@ class WatershedWidget(StepWidget, QWidget):
     def _output_layer(self, source, metadata: dict) -> Labels:
         """The ``"<input> instances"`` layer recording ``metadata``, created empty with the
         input's full-resolution geometry if needed."""
-        name = self._output_name(source.name)
         data, geometry = resolution_level(source)
         shape = tuple(data.shape)
-        if name in self.viewer.layers:
-            layer = self.viewer.layers[name]
-            if isinstance(layer, Labels) and tuple(layer.data.shape) == shape:
-                layer.metadata = {**layer.metadata, **metadata}
-                return layer
-            self.viewer.layers.remove(layer)
-        return self.viewer.add_layer(
-            labels_layer(np.zeros(shape, np.uint16), name, geometry, metadata)
-        )
+        name, layer = result_slot(self.viewer, self._output_name(source.name), Labels, shape)
+        if layer is None:
+            return self.viewer.add_layer(
+                labels_layer(np.zeros(shape, np.uint16), name, geometry, metadata)
+            )
+        layer.metadata = {**layer.metadata, **metadata}
+        return layer
 
 
 def _watershed_job(method, arrays, params, cleanup, name, index, metadata):
