@@ -26,3 +26,29 @@ def test_channel_roles_dock_converts_a_channel(make_napari_viewer_proxy, qtbot):
     qtbot.waitUntil(lambda: isinstance(viewer.layers[2], Image))
     qtbot.waitUntil(lambda: widget.table.cellWidget(2, 2).currentData() == "image")
     assert viewer.layers[2].name == "Mask (ground truth)"
+
+
+def test_the_save_dialog_names_what_the_plugins_writer_keeps(make_napari_viewer_proxy, tmp_path):
+    """napari's Save dialog lists its own label writer first; the plugin's entry says
+    what it keeps, and choosing it saves the pixel size and refuses to overwrite."""
+    import numpy as np
+    import tifffile
+    from napari.plugins import _npe2
+
+    viewer = make_napari_viewer_proxy()
+    layer = viewer.add_labels(np.arange(64, dtype=np.uint16).reshape(8, 8), scale=(0.5, 0.5))
+    layer.units = ("µm", "µm")
+    filters, writers = _npe2.file_extensions_string_for_layers([layer])
+    entries = filters.split(";;")
+    (ours,) = [i for i, e in enumerate(entries) if e.startswith("Cytomask")]
+    assert entries[ours].startswith(
+        "Cytomask labels, keeping the pixel size, never overwriting (*.tif"
+    )
+    path = str(tmp_path / "cells.tif")
+    assert viewer.layers.save(path, selected=True, _writer=writers[ours]) == [path]
+    with tifffile.TiffFile(path) as tif:
+        assert tif.imagej_metadata["unit"] == "micron"
+        numerator, denominator = tif.pages[0].tags["XResolution"].value
+        assert numerator / denominator == pytest.approx(2.0)  # pixels per µm
+    with pytest.raises(FileExistsError, match="already exists"):
+        viewer.layers.save(path, selected=True, _writer=writers[ours])
