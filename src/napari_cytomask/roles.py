@@ -19,16 +19,26 @@ _SHARED_STATE = ("name", "scale", "translate", "units", "axis_labels", "visible"
 
 def role_of(layer: Layer) -> str | None:
     """The role recorded on a layer: a channel role (``"input"``, ``"image"``, ``"mask"``),
-    ``"result"`` for a layer a step computed, or ``None`` for layers the plugin did not make."""
+    ``"result"`` for a layer a step computed, or ``None`` for layers made in the viewer.
+
+    An Image or Labels layer that another reader opened from a file (napari's own, for
+    a PNG of label ids) is a channel too, ``"mask"`` or ``"image"`` by its kind, so
+    that its role can be corrected like any other channel's.
+    """
     info = layer_info(layer)
-    if not info:
+    if not info and not (isinstance(layer, Image | Labels) and _opened_from(layer)):
         return None
     return info.get("role", "mask" if isinstance(layer, Labels) else "image")
 
 
 def source_of(layer: Layer) -> str | None:
     """The file (or sample) a layer was opened from, or its result was computed from."""
-    return layer_info(layer).get("source")
+    return layer_info(layer).get("source") or _opened_from(layer)
+
+
+def _opened_from(layer: Layer) -> str | None:
+    """The file napari opened a layer from, whichever reader it used."""
+    return getattr(getattr(layer, "source", None), "path", None)
 
 
 def channel_layers(layers) -> list[Layer]:
@@ -47,7 +57,7 @@ def set_role(layers, layer: Layer, role: Role) -> Layer:
     layers
         The viewer's layer list, which holds ``layer``.
     layer
-        A channel layer opened by the plugin.
+        A channel layer: opened by the plugin, or by another reader from a file.
     role
         ``"input"``, ``"image"`` or ``"mask"``.
 
@@ -66,7 +76,7 @@ def set_role(layers, layer: Layer, role: Role) -> Layer:
     if role not in ROLES:
         raise ValueError(f"Unknown role {role!r}; choose one of {ROLES}.")
     if role_of(layer) not in ROLES:
-        raise ValueError(f"Layer {layer.name!r} was not opened as a channel of a scan.")
+        raise ValueError(f"Layer {layer.name!r} was not opened from a file as a channel.")
     if role == "input":
         for other in channel_layers(layers):
             same_scan = source_of(other) == source_of(layer)
@@ -77,16 +87,20 @@ def set_role(layers, layer: Layer, role: Role) -> Layer:
         _record(layer, role)
         return layer
     replacement = _convert(layer, wants_labels)
-    _record(replacement, role)
+    _record(replacement, role, source_of(layer))
     index = layers.index(layer)
     layers.remove(layer)
     layers.insert(index, replacement)
     return replacement
 
 
-def _record(layer: Layer, role: Role) -> None:
+def _record(layer: Layer, role: Role, source: str | None = None) -> None:
+    """Record ``role`` on ``layer`` (and, for a layer another reader opened, its file,
+    which a converted layer would not know)."""
     meta = layer_info(layer)
     meta["role"] = role
+    if source and "source" not in meta:
+        meta["source"] = source
     layer.metadata = {**layer.metadata, METADATA_KEY: meta}
 
 

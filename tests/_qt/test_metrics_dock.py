@@ -153,3 +153,41 @@ def test_a_result_alone_is_not_checked_against_itself(make_napari_viewer_proxy, 
     assert "'cells' is both the prediction and the ground truth" in dock.status.text()
     qtbot.wait(300)
     assert dock.evaluation is None
+
+
+def test_label_ids_opened_as_an_image_are_pointed_to(make_napari_viewer_proxy, qtbot, tmp_path):
+    """napari opens a PNG of cell ids (Usiigaci's instances_ids.png) as an Image, which the
+    dock cannot compare: the status names it and says how to make it a mask. It is a
+    channel of its file, so its role can be corrected; once a mask, it is compared."""
+    import imageio.v3 as iio
+    from napari.layers import Labels
+
+    from napari_cytomask.roles import role_of, set_role, source_of
+
+    ids = np.zeros((64, 64), np.uint16)
+    ids[5:20, 5:20], ids[30:50, 25:60] = 1, 2
+    path = tmp_path / "instances_ids.png"
+    iio.imwrite(path, ids)
+    from napari_cytomask.io.layers import result_metadata
+
+    viewer = make_napari_viewer_proxy()
+    raw = np.random.default_rng(0).integers(1, 900, (64, 64), np.uint16)
+    image = viewer.add_image(raw, name="raw")
+    viewer.add_labels(ids.copy(), name="cells", metadata=result_metadata(image, method="unet"))
+    viewer.open(path, plugin="napari")
+    dock = MetricsDock(viewer)
+    qtbot.addWidget(dock)
+    assert dock.ground_truth_layer is None
+    assert dock.status.text().endswith(
+        "'instances_ids' is open as an image: if it holds cell ids, make it a mask in step 1 "
+        "(Channels), and it is offered here."
+    )  # and not 'raw', an image of light
+    opened = viewer.layers["instances_ids"]
+    assert role_of(opened) == "image" and source_of(opened) == str(path)
+    mask = set_role(viewer.layers, opened, "mask")
+    assert isinstance(mask, Labels) and role_of(mask) == "mask"
+    assert viewer.layers.index(mask) == 2 and source_of(mask) == str(path)
+    np.testing.assert_array_equal(mask.data, ids)
+    qtbot.waitUntil(lambda: dock.ground_truth_combo.currentText() == "instances_ids")
+    qtbot.waitUntil(lambda: dock.evaluation is not None, timeout=10_000)
+    assert dock.evaluation.summary()["mean_average_f1"] == pytest.approx(1.0)

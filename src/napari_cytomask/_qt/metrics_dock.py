@@ -6,7 +6,7 @@ import os
 
 import napari
 import numpy as np
-from napari.layers import Labels
+from napari.layers import Image, Labels
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -283,6 +283,20 @@ class MetricsDock(StepWidget, QWidget):
     def _data_changed(self, event=None) -> None:
         self.schedule()
 
+    def _ids_hint(self) -> str:
+        """A hint for label ids opened as an image (napari opens a PNG of ids as one)."""
+        ids = [
+            layer.name
+            for layer in self.viewer.layers
+            if isinstance(layer, Image) and role_of(layer) in ("image", "input") and _ids(layer)
+        ]
+        if not ids:
+            return ""
+        return (
+            f" '{ids[0]}' is open as an image: if it holds cell ids, make it a mask in "
+            "step 1 (Channels), and it is offered here."
+        )
+
     # ------------------------------------------------------------ computation
 
     def schedule(self, now: bool = False) -> None:
@@ -290,12 +304,12 @@ class MetricsDock(StepWidget, QWidget):
         pred, gt = self.prediction_layer, self.ground_truth_layer
         problem = None
         if pred is None and gt is None:
-            problem = "Add two Labels layers: a prediction and a ground truth."
+            problem = "Add two Labels layers: a prediction and a ground truth." + self._ids_hint()
         elif gt is None:
             problem = (
                 f"Nothing to check '{pred.name}' against: open a ground-truth mask (a scan's "
                 "mask channel, or a label image) or paint cells into a new Labels layer, then "
-                "pick it as the ground truth."
+                "pick it as the ground truth." + self._ids_hint()
             )
         elif pred is None:
             problem = f"Pick a prediction to compare with '{gt.name}'."
@@ -433,6 +447,18 @@ class MetricsDock(StepWidget, QWidget):
             self.runner.fail(err)
             return
         self.status.setText(f"Saved the metrics to {written}.")
+
+
+def _ids(layer: Image) -> bool:
+    """Whether an image layer looks like label ids: integers, with background (0) in at
+    least a tenth of a sample of its first plane (an image of light rarely has it)."""
+    if layer.rgb or not np.issubdtype(np.dtype(layer.dtype), np.integer):
+        return False
+    plane = layer.data[-1] if layer.multiscale else layer.data
+    while plane.ndim > 2:
+        plane = plane[0]
+    step = max(1, max(plane.shape) // 256)
+    return float(np.mean(np.asarray(plane[::step, ::step]) == 0)) >= 0.1
 
 
 _TRUTH_HINTS = ("gt", "ground", "truth", "reference", "annot", "mask")
