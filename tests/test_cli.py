@@ -301,6 +301,18 @@ def test_usage_errors_exit_2(capsys):
     assert "segment" in capsys.readouterr().out
 
 
+def test_an_unquoted_wildcard_is_explained(folders, capsys):
+    data, _ = folders
+    expanded = [str(p) for p in sorted(data.glob("set*/raw.tif"))]  # what the shell passes
+    argv = ["train", "--images", *expanded, "--masks", str(data / "set*" / "mask.tif")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"unrecognized arguments: {expanded[1]}" in err
+    assert "the shell expanded a wildcard into these file names: put the pattern in quotes" in err
+    assert main(["train", "--frobnicate"]) == 2
+    assert "quotes" not in capsys.readouterr().err
+
+
 def test_evaluate_reports_msa_per_image_averaged(tmp_path, capsys):
     scan = make_tilescan(n_tiles=2, shape=(96, 96), cell_radius=10, seed=6)
     truth, pred = tmp_path / "truth", tmp_path / "pred"

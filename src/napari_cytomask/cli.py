@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -577,9 +578,22 @@ def _export_parser(sub) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="print only the written files")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Says so when the shell expanded an unquoted wildcard into several file names."""
+
+    def error(self, message: str):
+        extra = message.removeprefix("unrecognized arguments: ")
+        if extra != message and any(os.path.exists(word) for word in extra.split()):
+            message += (
+                " (the shell expanded a wildcard into these file names: put the pattern in "
+                "quotes, e.g. --images 'data/set*/raw.tif')"
+            )
+        super().error(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``cytomask``."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="cytomask",
         description="Cell (cytoplasm) masks from microscopy images without a GUI. "
         "Run 'cytomask COMMAND --help' for the options of a command.",
