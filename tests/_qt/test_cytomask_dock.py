@@ -580,3 +580,21 @@ def test_a_failure_repeated_by_edits_is_notified_once_and_again_on_a_click(
     dock.metrics.controls.run_button.click()  # asked for explicitly: said again
     process_events(50)
     assert len(notifications) == 2
+
+
+def test_every_role_reads_in_full_when_its_step_is_opened(make_napari_viewer, qtbot, settings):
+    """The dock reopens at the step used last; opened later, the channels step's role
+    column fits napari's style (it read "input (segmen")."""
+    viewer = make_napari_viewer(show=True)
+    viewer.open_sample("napari-cytomask", "tilescan")
+    dock = CytomaskDock(viewer, settings=settings)
+    dock.steps.setCurrentIndex(2)
+    viewer.window.add_dock_widget(dock, name="Segment cytoplasm")
+    qtbot.wait(100)
+    dock.steps.setCurrentIndex(0)
+    qtbot.wait(100)
+    table = dock.roles.table
+    for row in range(table.rowCount()):
+        picker = table.cellWidget(row, 2)
+        longest = max(picker.fontMetrics().horizontalAdvance(picker.itemText(i)) for i in range(3))
+        assert table.columnWidth(2) >= longest + 30, row  # the text and the arrow

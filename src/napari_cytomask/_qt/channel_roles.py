@@ -24,9 +24,9 @@ class ChannelRolesWidget(QWidget):
         self.table = QTableWidget(0, 3)
         self.table.setHorizontalHeaderLabels(["channel", "file", "role"])
         header = self.table.horizontalHeader()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        # The name and role columns are sized to their widgets in refresh(): Qt sizes a
+        # column to its items and header only, which cut "input (segment this)" short.
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
-        header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
         self.table.verticalHeader().setVisible(False)
         self.table.setToolTip("Every channel of the opened scans and the role it plays.")
         hint = QLabel(
@@ -64,6 +64,20 @@ class ChannelRolesWidget(QWidget):
                 lambda _, layer=layer, picker=picker: self._change(layer, picker)
             )
             self.table.setCellWidget(row, 2, picker)
+        header = self.table.horizontalHeader()
+        for column in (0, 2):
+            widths = [header.sectionSizeHint(column)]
+            for row in range(self.table.rowCount()):
+                widget = self.table.cellWidget(row, column)
+                widget.ensurePolished()
+                widths.append(widget.sizeHint().width())
+            self.table.setColumnWidth(column, max(widths) + 8)
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        # Widgets made before napari's style sheet reached the dock keep the sizes they
+        # had without it (a combo box keeps its first size hint): make them again.
+        self._schedule_refresh()
 
     def _change(self, layer, picker: QComboBox) -> None:
         try:
