@@ -21,7 +21,7 @@ from pathlib import Path
 #: The name that stands for the starter model wherever a model is given.
 STARTER = "starter"
 #: How the starter model is shown to a person.
-STARTER_TITLE = "Starter: phase-contrast cells (Usiigaci)"
+STARTER_TITLE = "Starter: phase contrast"
 _STARTER_FILE = "cytomask-starter-phc.safetensors"
 
 
