@@ -23,6 +23,7 @@ from qtpy.QtWidgets import (
     QLabel,
     QLineEdit,
     QListWidget,
+    QPushButton,
     QScrollBar,
     QShortcut,
     QTabBar,
@@ -598,3 +599,21 @@ def test_every_role_reads_in_full_when_its_step_is_opened(make_napari_viewer, qt
         picker = table.cellWidget(row, 2)
         longest = max(picker.fontMetrics().horizontalAdvance(picker.itemText(i)) for i in range(3))
         assert table.columnWidth(2) >= longest + 30, row  # the text and the arrow
+
+
+def test_a_folder_chosen_for_export_is_remembered(
+    make_napari_viewer_proxy, qtbot, settings, tmp_path, monkeypatch
+):
+    viewer = make_napari_viewer_proxy()
+    dock = CytomaskDock(viewer, settings=settings)
+    chosen = tmp_path / "exports"
+    monkeypatch.setattr(
+        "napari_cytomask._qt.export_panel.QFileDialog.getExistingDirectory",
+        lambda *a: str(chosen),
+    )
+    dock.export.findChild(QPushButton, "choose_folder").click()  # the only edit
+    store = QSettings(settings.fileName(), settings.format())
+    store.beginGroup(GROUP)
+    qtbot.waitUntil(lambda: store.value("export/folder") == str(chosen), timeout=5_000)
+    again = CytomaskDock(viewer, settings=QSettings(settings.fileName(), settings.format()))
+    assert again.export.folder.text() == str(chosen)

@@ -98,3 +98,19 @@ def test_a_renamed_layer_stays_chosen_and_ticked(make_napari_viewer_proxy, qtbot
     panel.export()
     qtbot.waitUntil(lambda: "Wrote" in panel.status.text(), timeout=30_000)
     assert any(p.name.startswith("my cells") for p in tmp_path.iterdir())
+
+
+def test_an_empty_list_and_an_empty_result_are_said(make_napari_viewer_proxy, qtbot, tmp_path):
+    viewer = make_napari_viewer_proxy()
+    viewer.add_image(np.zeros((16, 16), np.uint16), name="phase")
+    panel = ExportPanel(viewer)
+    assert panel.status.text() == (
+        "No Labels layer to export yet: segment cells in step 2, or open a mask."
+    )
+    viewer.add_labels(np.zeros((16, 16), np.uint8), name="phase cells")  # nothing found
+    panel.folder.setText(str(tmp_path))
+    panel.export()
+    qtbot.waitUntil(lambda: "Wrote" in panel.status.text(), timeout=30_000)
+    assert panel.status.text() == (
+        f"Wrote 4 files to {tmp_path}. 'phase cells' holds no cells, so its files hold none either."
+    )

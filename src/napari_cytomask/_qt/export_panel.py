@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import napari
+import numpy as np
 from napari.layers import Image, Labels
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
@@ -56,6 +57,7 @@ class ExportPanel(StepWidget, QWidget):
         self.folder = QLineEdit(str(Path.home()))
         self.folder.setToolTip("The folder the files go to; created when missing.")
         browse = QPushButton("Choose…")
+        browse.setObjectName("choose_folder")
         browse.setToolTip("Choose the export folder.")
         browse.clicked.connect(self._browse)
         self.controls = StepControls(
@@ -88,6 +90,7 @@ class ExportPanel(StepWidget, QWidget):
         layout.addLayout(folder_row)
         step_page(self, content, self.controls)
         self._listed: list[Labels] = []
+        self._empty: list[str] = []  # the names of the layers exported without a cell
         events = self.viewer.layers.events
         for event in (events.inserted, events.removed, events.renamed):
             event.connect(self.refresh)
@@ -118,6 +121,10 @@ class ExportPanel(StepWidget, QWidget):
             default = Qt.CheckState.Unchecked if role_of(layer) == "mask" else Qt.CheckState.Checked
             item.setCheckState(next((st for ly, st in ticked if ly is layer), default))
             self.layer_list.addItem(item)
+        if not self._listed and not self.runner.busy:
+            self.status.setText(
+                "No Labels layer to export yet: segment cells in step 2, or open a mask."
+            )
 
     def selected_layers(self) -> list[Labels]:
         """The ticked Labels layers."""
@@ -151,6 +158,7 @@ class ExportPanel(StepWidget, QWidget):
         }
         score = next((c for c in _SCORE_COLUMNS if c in score_columns), None)
         folder = Path(self.folder.text()).expanduser()
+        self._empty = [layer.name for layer in layers if not np.any(layer.data)]
         self._pending = dict(
             exports=exports,
             folder=folder,
@@ -166,6 +174,7 @@ class ExportPanel(StepWidget, QWidget):
         folder = QFileDialog.getExistingDirectory(self, "Export to folder", self.folder.text())
         if folder:
             self.folder.setText(folder)
+            self.folder.editingFinished.emit()  # remembered like a folder typed in
 
     def _done(self, outcome) -> None:
         written, exists = outcome
@@ -177,7 +186,12 @@ class ExportPanel(StepWidget, QWidget):
                 self.status.setText("Nothing was written: the files are still there.")
             return
         where = f" to {written[0].parent}" if written else ""
-        self.status.setText(f"Wrote {len(written)} files{where}.")
+        empty = (
+            f" '{self._empty[0]}' holds no cells, so its files hold none either."
+            if self._empty
+            else ""
+        )
+        self.status.setText(f"Wrote {len(written)} files{where}.{empty}")
 
 
 def _export_job(exports, folder, *, overwrite, **options):
