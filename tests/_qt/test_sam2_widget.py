@@ -121,3 +121,22 @@ def test_an_image_closed_while_segmented_gets_no_masks(
     viewer.layers.remove("closed")  # before the worker's result reaches the GUI thread
     qtbot.waitUntil(lambda: "was closed" in widget.status.text(), timeout=60000)
     assert [layer.name for layer in viewer.layers] == ["kept"]
+
+
+def test_the_tuned_sliders_are_in_view_and_the_rest_behind_more_settings(make_napari_viewer, qtbot):
+    """Points per side, predicted IoU, stability and the area limits are what a person
+    tunes: they are shown; duplicate, decoder, crop and tile settings open on request."""
+    viewer = make_napari_viewer(show=True)
+    viewer.add_image(image(), name="phase")
+    widget = Sam2Widget(viewer)
+    viewer.window.add_dock_widget(widget)
+    qtbot.waitUntil(widget.isVisible)
+    tuned = {"points_per_side", "pred_iou_thresh", "stability_score_thresh", "min_area",
+             "max_area_fraction"}  # fmt: skip
+    assert {name for name, s in widget.sliders.items() if s.isVisible()} == tuned
+    assert not widget.checks["use_m2m"].isVisible()
+    widget.more.click()
+    assert all(slider.isVisible() for slider in widget.sliders.values())
+    assert widget.checks["use_m2m"].isVisible()
+    widget.more.click()
+    assert not widget.sliders["box_nms_thresh"].isVisible()

@@ -20,6 +20,7 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QLineEdit,
     QPushButton,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -170,6 +171,11 @@ _DECODER = {
         "Points decoded at once; 0 adapts to the GPU memory.",
     ),
 }
+#: The sliders shown first: the grid of prompt points and the filters a person tunes.
+_TUNED = (
+    "points_per_side", "pred_iou_thresh", "stability_score_thresh", "min_area",
+    "max_area_fraction",
+)  # fmt: skip
 _CROPS = {
     "crop_n_layers": ("Crop layers", 0, 3, 1, 0,
                       "Also segment 4, 16… crops of the image (more small cells, slower). "
@@ -327,28 +333,56 @@ class Sam2Widget(StepWidget, QWidget):
         column = QVBoxLayout(content)
         column.setContentsMargins(0, 0, 0, 0)
         column.addLayout(top)
-        for title, specs in (
-            ("Filters (instant)", {**_FILTERS, **_LABELS}),
-            ("Decoder (re-runs the decoder)", _DECODER),
-            ("Crops and tiles (re-run the encoder on Segment)", _CROPS),
-        ):
+        # The sliders a person tunes in view; the others behind "More settings", so the
+        # page fits a laptop screen.
+        specs = {**_FILTERS, **_LABELS, **_DECODER, **_CROPS}
+        groups = {
+            "Tune (the labels follow)": {k: specs[k] for k in _TUNED},
+            "Filters (instant)": {k: v for k, v in {**_FILTERS, **_LABELS}.items()
+                                  if k not in _TUNED},
+            "Decoder (re-runs the decoder)": {k: v for k, v in _DECODER.items()
+                                              if k not in _TUNED},
+            "Crops and tiles (re-run the encoder on Segment)": _CROPS,
+        }  # fmt: skip
+        self.more = QToolButton()
+        self.more.setText("More settings")
+        self.more.setCheckable(True)
+        self.more.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.more.setArrowType(Qt.ArrowType.RightArrow)
+        self.more.setToolTip("Duplicate removal, decoder, crop and tile settings.")
+        extra = QWidget()
+        extra_column = QVBoxLayout(extra)
+        extra_column.setContentsMargins(0, 0, 0, 0)
+        for title, group in groups.items():
             box = QGroupBox(title)
             form = QFormLayout(box)
             form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
-            for name, (label, lo, hi, step, default, tip) in specs.items():
+            for name, (label, lo, hi, step, default, tip) in group.items():
                 slider = _slider(lo, hi, step, default, tip)
                 if name not in ENCODER_PARAMS and name not in ("tile_size", "tile_overlap"):
                     slider.valueChanged.connect(self._filters_changed)
                 self.sliders[name] = slider
                 form.addRow(label, slider)
                 form.labelForField(slider).setToolTip(tip)
-            if specs is _DECODER:
+            if title.startswith("Decoder"):
                 form.addRow(self.checks["multimask_output"])
                 form.addRow(self.checks["use_m2m"])
-            if specs is _CROPS:
+            elif title.startswith("Crops"):
                 form.addRow("Overlaps go to", self.order)
                 form.addRow(self.checks["split"])
-            column.addWidget(box)
+            if title.startswith("Tune"):
+                column.addWidget(box)
+                column.addWidget(self.more)
+            else:
+                extra_column.addWidget(box)
+        column.addWidget(extra)
+        extra.setVisible(False)
+
+        def show_more(shown: bool) -> None:
+            extra.setVisible(shown)
+            self.more.setArrowType(Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow)
+
+        self.more.toggled.connect(show_more)
         column.addStretch()
 
         self.controls = StepControls(
