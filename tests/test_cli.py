@@ -260,7 +260,13 @@ def test_resume_alone_finishes_the_run_with_its_own_settings(folders, tmp_path, 
     # The options not given are the run's own (3 steps of 2 crops of 64², seed 7), not the
     # command line's defaults (100 steps of 8 crops of 256²).
     assert main([*common, "--epochs", "2", "--resume", str(model)]) == 0
-    assert "no image was left for validation" not in capsys.readouterr().err  # --no-tune
+    err = capsys.readouterr().err
+    assert "no image was left for validation" not in err  # --no-tune
+    # The network options given (TINY) are the run's own network's, and said to be unused.
+    assert (
+        "cytomask: note: --encoder, --encoder-depth, --encoder-weights ignored: the network "
+        f"is that of {model}." in err
+    )
     training = read_description(model)["training"]
     assert training["epochs_done"] == 2 and training["steps_done"] == 6
     kept = {k: training["settings"][k] for k in ("batch_size", "crop_size", "seed", "epochs")}
@@ -664,3 +670,13 @@ def test_training_without_a_validation_image_says_the_thresholds_were_not_chosen
     assert main(argv) == 0
     assert "cytomask: note: no image was left for validation" in capsys.readouterr().err
     assert "postprocess" not in read_description(model)
+
+
+def test_tune_and_resume_do_not_take_the_packaged_starter_model(folders, tmp_path, capsys):
+    data, _ = folders
+    pairs = ["--images", str(data / "set*" / "raw.tif"), "--masks", str(data / "set*" / "mask.tif")]
+    for argv in (["tune", "starter", *pairs], ["train", *pairs, "--resume", "starter"]):
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert "'starter' is the model inside the package" in err, err
+        assert "cytomask train --from starter" in err

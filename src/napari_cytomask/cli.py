@@ -126,6 +126,10 @@ class _Given(argparse.Action):
         namespace.given = {*getattr(namespace, "given", ()), self.dest}
 
 
+# Network options, which a run from another model's weights (--from, --resume) takes from it.
+_NETWORK_OPTIONS = (
+    "architecture", "encoder", "encoder_depth", "targets", "encoder_weights", "percentiles",
+)  # fmt: skip
 # Training options a resumed run keeps from its own record unless they are given.
 _RESUMED_SETTINGS = (
     "epochs", "steps_per_epoch", "batch_size", "crop_size", "learning_rate", "patience",
@@ -204,20 +208,23 @@ def _train_parser(sub) -> None:
         formatter_class=_HelpFormatter,
     )
     _add_labelled_data(p, "training data")
-    model = p.add_argument_group("network")
+    model = p.add_argument_group("network (a new one; --from and --resume keep their model's)")
     model.add_argument(
         "--architecture",
+        action=_Given,
         default="unet",
         help="network architecture: unet, unetplusplus, fpn or linknet",
     )
     model.add_argument(
         "--encoder",
+        action=_Given,
         default="resnet34",
         help="encoder name from segmentation-models-pytorch, e.g. resnet18, resnet34, "
         "efficientnet-b3, or a timm encoder 'tu-NAME'",
     )
     model.add_argument(
         "--encoder-depth",
+        action=_Given,
         type=int,
         choices=(3, 4, 5),
         default=5,
@@ -225,6 +232,7 @@ def _train_parser(sub) -> None:
     )
     model.add_argument(
         "--targets",
+        action=_Given,
         choices=("interior_boundary", "foreground"),
         default="interior_boundary",
         help="what the network predicts: background/interior/boundary (touching cells are "
@@ -232,6 +240,7 @@ def _train_parser(sub) -> None:
     )
     model.add_argument(
         "--encoder-weights",
+        action=_Given,
         choices=("imagenet", "none"),
         default="imagenet",
         help="start from ImageNet encoder weights when they can be downloaded or are cached "
@@ -239,6 +248,7 @@ def _train_parser(sub) -> None:
     )
     model.add_argument(
         "--percentiles",
+        action=_Given,
         type=_percentile,
         nargs=2,
         default=(1.0, 99.8),
@@ -675,6 +685,8 @@ def _train(args) -> int:
     from .models.training import TrainingSettings, iter_train
     from .models.unet import UNetConfig
 
+    if args.resume:
+        _not_the_starter(args.resume, "--resume")
     _set_threads(args.threads)
     samples, sources = _labelled_samples(args)
     if args.split_from and args.resume:
@@ -682,6 +694,14 @@ def _train(args) -> int:
     split = _recorded_split(args.split_from, samples) if args.split_from else None
     if args.resume:
         _keep_resumed_settings(args)
+    ignored = [n for n in _NETWORK_OPTIONS if n in getattr(args, "given", ())]
+    if ignored and (args.resume or args.init_from):
+        options = ", ".join("--" + n.replace("_", "-") for n in ignored)
+        print(
+            f"cytomask: note: {options} ignored: the network is that of "
+            f"{args.resume or args.init_from}.",
+            file=sys.stderr,
+        )
     config = UNetConfig(
         architecture=args.architecture,
         encoder=args.encoder,
@@ -795,9 +815,23 @@ def _tuned_text(tuned: dict) -> str:
     )
 
 
+def _not_the_starter(path: Path, command: str) -> None:
+    """Refuse to rewrite the packaged starter model (which ``--from`` and ``--model``
+    take by name), saying what does what was meant."""
+    from .models.catalog import STARTER
+
+    if str(path) == STARTER and not path.exists():
+        raise UserError(
+            f"{command} rewrites a checkpoint file, and 'starter' is the model inside the "
+            "package; to adapt it to your images, train from it (cytomask train --from "
+            "starter), which also chooses its thresholds on your validation images."
+        )
+
+
 def _tune(args) -> int:
     from .models.training import iter_tune_checkpoint
 
+    _not_the_starter(args.model, "tune")
     _set_threads(args.threads)
     samples, _ = _labelled_samples(args)
     say = _say(args.quiet)

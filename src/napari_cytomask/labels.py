@@ -29,7 +29,7 @@ def as_labels(data, what: str = "labels") -> np.ndarray:
     """
     arr = np.asarray(data)
     if arr.size == 0:
-        raise LabelsError(f"{what} is empty (shape {arr.shape}); pick a layer that holds an image.")
+        raise LabelsError(f"{what} is empty (shape {arr.shape}): it holds no pixels.")
     if arr.dtype == bool:
         return arr.astype(np.uint8)
     if np.issubdtype(arr.dtype, np.floating):
@@ -37,8 +37,8 @@ def as_labels(data, what: str = "labels") -> np.ndarray:
         if not finite or not np.array_equal(arr, np.round(arr)):
             raise LabelsError(
                 f"{what} holds fractional values ({arr.dtype}), so it is an image or a "
-                "probability map, not labels. Pick a Labels layer, or threshold the "
-                "image first (e.g. with the watershed widget)."
+                "probability map, not labels (a whole-number id per cell); turn it into "
+                "cells first, e.g. with the watershed step."
             )
         if arr.min(initial=0) < 0:
             raise LabelsError(f"{what} has negative ids; label ids must be 0 (background) or more.")
@@ -55,7 +55,7 @@ def check_same_shape(a: np.ndarray, b: np.ndarray, a_name: str, b_name: str) -> 
     if a.shape != b.shape:
         raise LabelsError(
             f"{a_name} has shape {a.shape} but {b_name} has shape {b.shape}; "
-            "compare layers of the same image (same channel, tile and size)."
+            "compare labels of the same image (same channel, tile and size)."
         )
 
 
