@@ -79,7 +79,7 @@ def compact_ids(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         return labels, None
     ids = np.unique(labels)
     if ids[0] != 0:
-        ids = np.concatenate([[0], ids]).astype(labels.dtype)
+        ids = np.concatenate([np.zeros(1, ids.dtype), ids])  # not [0]: uint64 + int = float
     dense = np.searchsorted(ids, labels).astype(min_label_dtype(ids.size - 1))
     return dense, ids
 

@@ -211,6 +211,8 @@ def test_sparse_huge_ids_are_measured_and_a_failed_measurement_writes_nothing(
     rows = object_rows(huge)
     assert [(r["label"], r["area"]) for r in rows] == [(2**40 + 1, 72), (2**64 - 1, 150)]
     assert rows[1]["score"] == 0.9 and "score" not in rows[0]
+    full = LabelsExport(name="full", labels=np.array([[2**63 + 1, 2**63 + 3]] * 2, np.uint64))
+    assert [r["label"] for r in object_rows(full)] == [2**63 + 1, 2**63 + 3]  # no background
     coco = coco_annotations(huge, "score")
     assert [(a["label"], a["area"], a["score"]) for a in coco["annotations"]] == [
         (2**40 + 1, 72, 1.0), (2**64 - 1, 150, 0.9)]  # fmt: skip

@@ -154,6 +154,10 @@ def test_huge_ids_give_the_same_objects_as_small_ones(top):
         got = step(huge)
         assert got.dtype == huge.dtype, name
         np.testing.assert_array_equal(got, huge_ids[expected], err_msg=name)
+    # A frame without background: ids near 2**64 must not pass through floats.
+    full = np.array([[top - 2, top - 2, top], [top - 2, top, top]], np.uint64)
+    np.testing.assert_array_equal(fill_holes(full), full)
+    np.testing.assert_array_equal(filter_by_area(full, min_area=3), full)
     # Split numbers its pieces anew, in the order of the ids split.
     pieces = split_labels(small, h=1, min_distance=3)
     assert pieces.max() > small.max()
