@@ -271,6 +271,14 @@ def test_resume_alone_finishes_the_run_with_its_own_settings(folders, tmp_path, 
     assert training["epochs_done"] == 2 and training["steps_done"] == 6
     kept = {k: training["settings"][k] for k in ("batch_size", "crop_size", "seed", "epochs")}
     assert kept == {"batch_size": 2, "crop_size": 64, "seed": 7, "epochs": 2}
+    # A learning rate given replaces the run's; a seed cannot (the random state goes on).
+    more = ["--epochs", "3", "--learning-rate", "0.0123", "--seed", "1", "--resume", str(model)]
+    assert main([*common, *more]) == 0
+    assert "cytomask: note: the seed stays the run's own (7)" in capsys.readouterr().err
+    state = torch.load(state_path(model), weights_only=True)
+    assert state["optimiser"]["param_groups"][0]["lr"] == pytest.approx(0.0123)
+    recorded = read_description(model)["training"]["settings"]
+    assert (recorded["learning_rate"], recorded["seed"]) == (0.0123, 7)
 
 
 def test_user_errors_exit_1_with_one_line(tmp_path, folders, capsys):
@@ -581,6 +589,17 @@ def test_training_that_cannot_work_stops_before_the_first_epoch(
     assert main([*train, "-o", str(locked / "model.safetensors")]) == 1
     out = capsys.readouterr()
     assert "no permission to write there" in out.err and "epoch" not in out.out
+    # Cells only in the mask of the image drawn for validation: named by its folder too.
+    from napari_cytomask.models.training import split_by_image
+
+    names = [str(p) for p in sorted(data.glob("set*/raw.tif"))]
+    (val,) = split_by_image(names, (0.8, 0.1, 0.1), 0)["validation"]
+    for mask in data.glob("set*/mask.tif"):
+        if str(mask.parent / "raw.tif") != val:
+            tifffile.imwrite(mask, np.zeros((96, 96), np.uint16))
+    assert main([*train, "-o", str(tmp_path / "model.safetensors")]) == 1
+    err = capsys.readouterr().err
+    assert f"image(s) with cells ({Path(val).parent.name}/raw.tif) were drawn for validation" in err
     # Masks without a cell.
     for mask in data.glob("set*/mask.tif"):
         tifffile.imwrite(mask, np.zeros((96, 96), np.uint16))

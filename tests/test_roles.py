@@ -51,3 +51,13 @@ def test_layers_not_opened_by_the_plugin_are_refused(viewer):
         set_role(viewer.layers, other, "mask")
     with pytest.raises(ValueError, match="Unknown role"):
         set_role(viewer.layers, viewer.layers["GFP"], "nucleus")
+
+
+def test_only_single_channel_images_of_other_readers_are_channels(viewer, tmp_path):
+    """An RGB picture opened by napari's reader cannot be a mask, so it is not offered."""
+    from napari.layers._source import layer_source
+
+    with layer_source(path=str(tmp_path / "photo.png")):
+        photo = Image(np.zeros((8, 8, 3), np.uint8), rgb=True)
+        ids = Image(np.zeros((8, 8), np.uint8))
+    assert role_of(photo) is None and role_of(ids) == "image"

@@ -21,12 +21,13 @@ def role_of(layer: Layer) -> str | None:
     """The role recorded on a layer: a channel role (``"input"``, ``"image"``, ``"mask"``),
     ``"result"`` for a layer a step computed, or ``None`` for layers made in the viewer.
 
-    An Image or Labels layer that another reader opened from a file (napari's own, for
-    a PNG of label ids) is a channel too, ``"mask"`` or ``"image"`` by its kind, so
-    that its role can be corrected like any other channel's.
+    A Labels or single-channel Image layer that another reader opened from a file
+    (napari's own, for a PNG of label ids) is a channel too, ``"mask"`` or ``"image"``
+    by its kind, so that its role can be corrected like any other channel's.
     """
     info = layer_info(layer)
-    if not info and not (isinstance(layer, Image | Labels) and _opened_from(layer)):
+    other_reader = isinstance(layer, Labels) or (isinstance(layer, Image) and not layer.rgb)
+    if not info and not (other_reader and _opened_from(layer)):
         return None
     return info.get("role", "mask" if isinstance(layer, Labels) else "image")
 

@@ -108,6 +108,7 @@ def test_an_empty_list_and_an_empty_result_are_said(make_napari_viewer_proxy, qt
         "No Labels layer to export yet: segment cells in step 2, or open a mask."
     )
     viewer.add_labels(np.zeros((16, 16), np.uint8), name="phase cells")  # nothing found
+    assert panel.status.text() == ""  # the layer is there to export now
     panel.folder.setText(str(tmp_path))
     panel.export()
     qtbot.waitUntil(lambda: "Wrote" in panel.status.text(), timeout=30_000)

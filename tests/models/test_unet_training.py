@@ -81,7 +81,7 @@ def test_a_recorded_split_is_matched_by_folder_and_file_name():
         match_split(recorded, ["x/set99/raw.tif"])
 
 
-def test_folder_patterns_pair_images_with_masks(shared_data):
+def test_folder_patterns_pair_images_with_masks(shared_data, monkeypatch):
     images, masks = usiigaci(shared_data, (1, 2, 3))
     pairs = match_files(images, masks)
     assert [p[0].split("/")[-2] for p in pairs] == ["set1", "set2", "set3"]
@@ -94,6 +94,10 @@ def test_folder_patterns_pair_images_with_masks(shared_data):
         match_files(f"{folder}/*", masks)
     with pytest.raises(ValueError, match="match both"):
         match_files(masks, masks)
+    # The same files named another way (relative to the working folder) are the same files.
+    monkeypatch.chdir(shared_data / "usiigaci-phc")
+    with pytest.raises(ValueError, match="match both"):
+        match_files(masks, "set[123]/instances_ids.png")
 
 
 def test_tilescan_channels_give_one_sample_per_tile(tmp_path, monkeypatch):
@@ -297,6 +301,13 @@ def test_resume_continues_the_epoch_count(tmp_path, tiny_unet):
         train(samples, tmp_path / "b.safetensors", None, settings, resume=first.checkpoint)
     assert not (tmp_path / "b.safetensors").exists()
     two = replace(settings, epochs=2)
+    # A run that stopped early goes on only with more patience than it ran out of.
+    state = torch.load(state_path(first.checkpoint), weights_only=True)
+    torch.save({**state, "since_best": 3}, state_path(first.checkpoint))
+    with pytest.raises(ValueError, match="stopped early after epoch 1: its score had not"):
+        train(samples, tmp_path / "b.safetensors", None, replace(two, patience=3),
+              resume=first.checkpoint)  # fmt: skip
+    torch.save(state, state_path(first.checkpoint))
     second = train(samples, tmp_path / "b.safetensors", None, two, resume=first.checkpoint)
     training = second.description["training"]
     assert training["epochs_done"] == 2 and training["steps_done"] == 4

@@ -90,7 +90,6 @@ class ExportPanel(StepWidget, QWidget):
         layout.addLayout(folder_row)
         step_page(self, content, self.controls)
         self._listed: list[Labels] = []
-        self._empty: list[str] = []  # the names of the layers exported without a cell
         events = self.viewer.layers.events
         for event in (events.inserted, events.removed, events.renamed):
             event.connect(self.refresh)
@@ -121,10 +120,12 @@ class ExportPanel(StepWidget, QWidget):
             default = Qt.CheckState.Unchecked if role_of(layer) == "mask" else Qt.CheckState.Checked
             item.setCheckState(next((st for ly, st in ticked if ly is layer), default))
             self.layer_list.addItem(item)
-        if not self._listed and not self.runner.busy:
-            self.status.setText(
-                "No Labels layer to export yet: segment cells in step 2, or open a mask."
-            )
+        if self.runner.busy:
+            return
+        if not self._listed:
+            self.status.setText(_NOTHING_TO_EXPORT)
+        elif self.status.text() == _NOTHING_TO_EXPORT:
+            self.status.setText("")
 
     def selected_layers(self) -> list[Labels]:
         """The ticked Labels layers."""
@@ -158,7 +159,6 @@ class ExportPanel(StepWidget, QWidget):
         }
         score = next((c for c in _SCORE_COLUMNS if c in score_columns), None)
         folder = Path(self.folder.text()).expanduser()
-        self._empty = [layer.name for layer in layers if not np.any(layer.data)]
         self._pending = dict(
             exports=exports,
             folder=folder,
@@ -177,7 +177,7 @@ class ExportPanel(StepWidget, QWidget):
             self.folder.editingFinished.emit()  # remembered like a folder typed in
 
     def _done(self, outcome) -> None:
-        written, exists = outcome
+        written, exists, empty = outcome
         if exists is not None:
             if _confirm_overwrite(self, str(exists)):
                 self.status.setText("Replacing the files…")
@@ -185,22 +185,29 @@ class ExportPanel(StepWidget, QWidget):
             else:
                 self.status.setText("Nothing was written: the files are still there.")
             return
-        where = f" to {written[0].parent}" if written else ""
-        empty = (
-            f" '{self._empty[0]}' holds no cells, so its files hold none either."
-            if self._empty
-            else ""
-        )
-        self.status.setText(f"Wrote {len(written)} files{where}.{empty}")
+        text = f"Wrote {len(written)} files" + (f" to {written[0].parent}." if written else ".")
+        if empty:
+            names = " and ".join(f"'{name}'" for name in empty)
+            one = len(empty) == 1
+            text += (
+                f" {names} {'holds' if one else 'hold'} no cells, so "
+                f"{'its' if one else 'their'} files hold none either."
+            )
+        self.status.setText(text)
+
+
+_NOTHING_TO_EXPORT = "No Labels layer to export yet: segment cells in step 2, or open a mask."
 
 
 def _export_job(exports, folder, *, overwrite, **options):
-    """Worker body: ``(files written, None)``, or ``([], FileExistsError)`` when files of the
-    export exist (an answer to ask the user about, not a failure)."""
+    """Worker body: ``(files written, None, names of the layers without a cell)``, or
+    ``([], FileExistsError, [])`` when files of the export exist (an answer to ask the
+    user about, not a failure)."""
     try:
-        return export_labels(exports, folder, overwrite=overwrite, **options), None
+        written = export_labels(exports, folder, overwrite=overwrite, **options)
     except FileExistsError as err:
-        return [], err
+        return [], err, []
+    return written, None, [export.name for export in exports if not np.any(export.labels)]
 
 
 def _confirm_overwrite(parent: QWidget, message: str) -> bool:

@@ -22,7 +22,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..io.layers import is_result, result_metadata
+from ..io.layers import is_result, layer_info, result_metadata
 from ..labels import LabelsError, as_labels, check_same_shape
 from ..metrics import DEFAULT_THRESHOLDS, Evaluation, evaluate, unmatched_objects, write_csv
 from ..roles import role_of
@@ -288,7 +288,8 @@ class MetricsDock(StepWidget, QWidget):
         ids = [
             layer.name
             for layer in self.viewer.layers
-            if isinstance(layer, Image) and role_of(layer) in ("image", "input") and _ids(layer)
+            # Opened by another reader: the plugin's own reader opens ids as Labels.
+            if isinstance(layer, Image) and role_of(layer) and not layer_info(layer) and _ids(layer)
         ]
         if not ids:
             return ""
@@ -450,11 +451,11 @@ class MetricsDock(StepWidget, QWidget):
 
 
 def _ids(layer: Image) -> bool:
-    """Whether an image layer looks like label ids: integers, with background (0) in at
-    least a tenth of a sample of its first plane (an image of light rarely has it)."""
-    if layer.rgb or not np.issubdtype(np.dtype(layer.dtype), np.integer):
-        return False
-    plane = layer.data[-1] if layer.multiscale else layer.data
+    """Whether an image layer in memory looks like label ids: integers, with background (0)
+    in at least a tenth of a sample of its first plane (an image of light rarely has it)."""
+    plane = layer.data
+    if not isinstance(plane, np.ndarray) or not np.issubdtype(plane.dtype, np.integer):
+        return False  # lazy data is not read on the GUI thread for a hint
     while plane.ndim > 2:
         plane = plane[0]
     step = max(1, max(plane.shape) // 256)

@@ -134,7 +134,10 @@ def match_files(
             keyed[m.groups() if m else (path,)] = path
         found.append(keyed)
     first, second = found
-    both = sorted(set(first.values()) & set(second.values()))
+    # By the files themselves: a relative and an absolute pattern, ~ or a link name one file
+    # twice.
+    masks = {os.path.realpath(p) for p in second.values()}
+    both = sorted(p for p in first.values() if os.path.realpath(p) in masks)
     if both:
         raise ValueError(
             f"{len(both)} file(s) match both the {names[0]} pattern {image_pattern!r} and the "

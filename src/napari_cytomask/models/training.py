@@ -35,7 +35,7 @@ from collections import deque
 from collections.abc import Generator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -996,6 +996,16 @@ def _load_state(checkpoint: Path, run: str | None) -> tuple[dict | None, str | N
     return state, None
 
 
+def _short_names(names: Sequence[str], among: Sequence[str]) -> list[str]:
+    """``names`` (absolute paths, or names like ``scan.tif[3]``) relative to the folder
+    that holds all of ``among``: ``set7/raw.tif`` rather than ``raw.tif``."""
+    try:
+        folder = os.path.commonpath(among) if len(among) > 1 else os.path.dirname(among[0])
+    except ValueError:  # names that are no paths, or mixed absolute and relative ones
+        return list(names)
+    return [os.path.relpath(name, folder) if folder else name for name in names]
+
+
 def _summary(samples: Sequence[TrainingSample]) -> dict:
     return {
         "images": len(samples),
@@ -1125,6 +1135,12 @@ def iter_train(
                 f"{Path(resume).name} has trained {done} epochs, and {settings.epochs} were "
                 f"asked for in all; ask for more than {done} epochs to train it further."
             )
+        if state and state["since_best"] >= settings.patience:
+            raise ValueError(
+                f"{Path(resume).name} stopped early after epoch {done}: its score had not "
+                f"improved for {state['since_best']} epochs (patience {settings.patience}); "
+                "give a larger patience to train it further."
+            )
         val_settings = (previous.get("training") or {}).get("validation_settings")
         recorded = (previous.get("training") or {}).get("split")
         if split is None and recorded:
@@ -1163,13 +1179,14 @@ def iter_train(
     if not train_set:
         raise ValueError("the split leaves no training image; give more images.")
     if not any(s.labels.any() for s in train_set):
-        labelled = [Path(s.name).name for s in samples if s.labels.any()]
+        labelled = [s.name for s in samples if s.labels.any()]
         if labelled:
+            shown = _short_names(labelled[:3], [s.name for s in samples])
             raise ValueError(
                 f"the masks of the {len(train_set)} training image(s) hold no cell; the "
-                f"image(s) with cells ({', '.join(labelled[:3])}) were drawn for validation or "
-                "test. Label cells in more images, or train on all of them "
-                "(cytomask train --split 1,0,0)."
+                f"image(s) with cells ({', '.join(shown)}) were drawn for validation or test. "
+                "Label cells in more images (or, on the command line, train on all of them: "
+                "--split 1,0,0)."
             )
         raise ValueError(
             "the training images' masks hold no cell (every pixel is 0): a network cannot "
@@ -1231,6 +1248,16 @@ def iter_train(
         torch.set_rng_state(state["torch_rng"])
         epoch0, global_step, history = state["epoch"], state["steps"], state["history"]
         best_score, since_best = state["best_score"], state["since_best"]
+        recorded = prev_training.get("settings") or {}
+        if settings.learning_rate != recorded.get("learning_rate", settings.learning_rate):
+            # A learning rate other than the run's own replaces the one the run reached.
+            for group in optimiser.param_groups:
+                group["lr"] = settings.learning_rate
+        # The random state goes on, so the crops follow the run's own seed.
+        seed = recorded.get("seed", settings.seed)
+        if settings.seed != seed:
+            notice = f"the seed stays the run's own ({seed}): its random state goes on."
+            settings = replace(settings, seed=seed)
     stopped_early = False
     # A resumed run goes on as the same run: its state stays tied to the checkpoint, which
     # is written again only when the network improves.
