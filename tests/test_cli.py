@@ -237,7 +237,9 @@ def test_interrupted_training_goes_on_with_resume(folders, tmp_path):
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
-    assert f"continue from the last finished epoch with --resume {model}." in err
+    assert (
+        f"continue from the last finished epoch with the same command and --resume {model}." in err
+    )
     done = torch.load(state_path(model), weights_only=True)["epoch"]
     assert 2 <= done < 200
 
@@ -699,3 +701,65 @@ def test_tune_and_resume_do_not_take_the_packaged_starter_model(folders, tmp_pat
         err = capsys.readouterr().err
         assert "'starter' is the model inside the package" in err, err
         assert "cytomask train --from starter" in err
+
+
+def test_export_of_a_folder_leaves_out_the_images_results_were_made_from(
+    folders, unet_checkpoint, tmp_path, capsys
+):
+    data, _ = folders
+    model = unet_checkpoint(tile_size=128)
+    segment = ["segment", str(data / "set0" / "raw.tif"), "-m", str(model), "--scheduler",
+               "synchronous", "--threads", "1", "-q"]  # fmt: skip
+    assert main(segment) == 0  # the result goes beside the image: set0 holds both
+    capsys.readouterr()
+    assert main(["export", str(data / "set0"), "-o", str(tmp_path / "exported"), "-q"]) == 0
+    err = capsys.readouterr().err
+    assert "1 image(s) that results were made from are not labels and were left out" in err
+    exported = sorted(p.name for p in (tmp_path / "exported").glob("*.tif"))
+    assert exported == ["mask.tif", "raw_unet_cells.tif"]  # not raw.tif
+    # An image given by name is exported, with a note that it has no background.
+    assert main(["export", str(data / "set0" / "raw.tif"), "-o", str(tmp_path / "raw")]) == 0
+    assert "raw.tif has no background (no pixel is 0), so it may be an image" in (
+        capsys.readouterr().err
+    )
+
+
+def test_files_with_dots_in_their_names_are_exported_apart(tmp_path, capsys):
+    for i in (1, 2):
+        tifffile.imwrite(tmp_path / f"s.{i}.tif", np.eye(8, dtype=np.uint8) * i)
+    assert main(["export", str(tmp_path / "s.*.tif"), "-o", str(tmp_path / "out"), "-q"]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.tif")) == ["s.1.tif", "s.2.tif"]
+
+
+def test_evaluate_checks_its_output_before_measuring(tmp_path, capsys):
+    labels = np.zeros((16, 16), np.uint8)
+    labels[2:8, 2:8] = 1
+    for name in ("p.tif", "g.tif"):
+        tifffile.imwrite(tmp_path / name, labels)
+    argv = ["evaluate", "--pred", str(tmp_path / "p.tif"), "--gt", str(tmp_path / "g.tif")]
+    assert main([*argv, "-o", str(tmp_path / "g.tif"), "--overwrite"]) == 1
+    out = capsys.readouterr()
+    assert "g.tif is one of the input files; choose another output file" in out.err
+    assert out.out == ""  # nothing measured
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "g.tif"), labels)
+    (tmp_path / "folder").mkdir()
+    assert main([*argv, "-o", str(tmp_path / "folder"), "--overwrite"]) == 1
+    out = capsys.readouterr()
+    assert "folder is a folder; give a file name to write" in out.err and out.out == ""
+
+
+def test_more_options_are_explained_in_their_own_words(tmp_path, folders, capsys):
+    data, _ = folders
+    pairs = ["--images", str(data / "set*" / "raw.tif"), "--masks", str(data / "set*" / "mask.tif")]
+    assert main(["train", *pairs, "--split", "0,0,1"]) == 2
+    assert "with a training share above 0, got '0,0,1'" in capsys.readouterr().err
+    assert main(["train", *pairs, *TINY, "--crop-size", "60"]) == 1
+    assert "--crop-size 60 must be a multiple of 8 for an encoder of depth 3" in (
+        capsys.readouterr().err
+    )
+    scan = tmp_path / "scan.tif"
+    tifffile.imwrite(scan, np.zeros((3, 16, 16), np.uint16), imagej=True, metadata={"axes": "CYX"})
+    from napari_cytomask.io.files import read_channels
+
+    with pytest.raises(ValueError, match=r"^\S*scan.tif has no channel 7; its channels are"):
+        read_channels(str(scan), [7], 1)

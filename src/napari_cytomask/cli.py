@@ -144,7 +144,8 @@ def _fraction_triple(text: str) -> tuple[float, float, float]:
         raise argparse.ArgumentTypeError(f"expected three numbers like 0.8,0.1,0.1: {err}") from err
     if len(parts) != 3 or min(parts) < 0 or parts[0] <= 0:
         raise argparse.ArgumentTypeError(
-            f"expected three non-negative numbers (train,validation,test), got {text!r}"
+            "expected three non-negative numbers (train,validation,test) with a training "
+            f"share above 0, got {text!r}"
         )
     return parts
 
@@ -702,14 +703,21 @@ def _train(args) -> int:
             f"{args.resume or args.init_from}.",
             file=sys.stderr,
         )
-    config = UNetConfig(
-        architecture=args.architecture,
-        encoder=args.encoder,
-        encoder_depth=args.encoder_depth,
-        targets=args.targets,
-        percentiles=tuple(args.percentiles),
-        tile_size=args.crop_size,
-    )
+    config = None  # with --from and --resume, the network is that of the model
+    if not (args.resume or args.init_from):
+        if args.crop_size % 2**args.encoder_depth:
+            raise UserError(
+                f"--crop-size {args.crop_size} must be a multiple of {2**args.encoder_depth} "
+                f"for an encoder of depth {args.encoder_depth} (--encoder-depth)."
+            )
+        config = UNetConfig(
+            architecture=args.architecture,
+            encoder=args.encoder,
+            encoder_depth=args.encoder_depth,
+            targets=args.targets,
+            percentiles=tuple(args.percentiles),
+            tile_size=args.crop_size,
+        )
     settings = TrainingSettings(
         epochs=args.epochs,
         steps_per_epoch=args.steps_per_epoch,
@@ -774,7 +782,7 @@ def _train(args) -> int:
     except KeyboardInterrupt:
         kept = (
             f" The best network so far is in {saved}; continue from the last finished epoch "
-            f"with --resume {saved}"
+            f"with the same command and --resume {saved}"
             if saved
             else " No epoch had finished; nothing was saved"
         )
@@ -960,12 +968,14 @@ def _segment_locked(args, preset, sources, options) -> int:
 def _evaluate(args) -> int:
     import numpy as np
 
-    from .io.atomic import write_atomically
+    from .io.atomic import check_output, write_atomically
     from .io.files import match_files, read_channels, read_image
     from .metrics import evaluate
     from .metrics.export import COLUMNS, results_rows
 
     pairs = match_files(args.pred, args.gt, names=("prediction", "ground truth"))
+    # Before measuring: a CSV that could not be written, or would replace an input.
+    check_output(args.output, overwrite=args.overwrite, inputs=[p for pair in pairs for p in pair])
     say = _say(args.quiet)
     rows, total = [], None
     at = min(range(len(args.thresholds)), key=lambda i: abs(args.thresholds[i] - 0.5))
@@ -1002,15 +1012,34 @@ def _evaluate(args) -> int:
 
 
 def _export(args) -> int:
+    import numpy as np
+
     from .io.export import LabelsExport, export_labels
     from .io.files import find_inputs, geometry_of, open_scan, read_image
 
     items = find_inputs(args.labels)
+    records = {path: _segment_record(path) for path in items}
+    # A folder of 'cytomask segment' results may hold the images they were made from.
+    sources = {os.path.realpath(r["source"]) for r in records.values() if r.get("source")}
+    skipped = [path for path in items if os.path.realpath(path) in sources]
+    if skipped:
+        print(
+            f"cytomask: note: {len(skipped)} image(s) that results were made from are not "
+            f"labels and were left out, e.g. {skipped[0]}",
+            file=sys.stderr,
+        )
+        items = [path for path in items if path not in skipped]
     exports = []
     for path, name in zip(items, _export_names(items), strict=True):
-        info = _segment_record(path)
+        info = records[path]
         preset = info.get("preset") or {}
         labels = read_image(str(path))
+        if not info and labels.size and not np.any(labels == 0):  # not a result of segment
+            print(
+                f"cytomask: note: {path} has no background (no pixel is 0), so it may be an "
+                "image rather than labels; exported as labels.",
+                file=sys.stderr,
+            )
         exports.append(LabelsExport(
             name=name, labels=labels, **geometry_of(open_scan(path), labels.ndim),
             intensities=_source_channels(info.get("source")),
@@ -1027,10 +1056,12 @@ def _export(args) -> int:
 
 
 def _export_names(paths: list[Path]) -> list[str]:
-    """Output names of label files: the file name without its suffixes, and where two
+    """Output names of label files: the file name without its suffix, and where two
     files share one (``set1/raw_unet_cells.tif``, ``set2/raw_unet_cells.tif``) with as many
     of their folders in front as tell them apart."""
-    parts = [[*p.resolve().parent.parts, p.name.split(".")[0]] for p in paths]
+    from .io.tiff import file_stem
+
+    parts = [[*p.resolve().parent.parts, file_stem(p)] for p in paths]
     depth = 1
     while True:
         names = ["_".join(part[-depth:]) for part in parts]

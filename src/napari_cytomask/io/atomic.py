@@ -10,7 +10,7 @@ import re
 import shutil
 import socket
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 # What follows ".NAME." in a temporary's name: an optional "HOST-PID.", the
@@ -24,6 +24,35 @@ class WriteError(OSError):
     def __str__(self) -> str:
         # The message already says why; OSError would put "[Errno 28]" before it.
         return self.strerror or super().__str__()
+
+
+def check_output(
+    path: str | os.PathLike, *, overwrite: bool = False, inputs: Sequence[str] = ()
+) -> Path:
+    """Check, before long work, that :func:`write_atomically` can write ``path``.
+
+    Raises
+    ------
+    ValueError
+        When ``path`` is one of ``inputs`` (writing would replace a file being read).
+    FileExistsError
+        When a file is there and ``overwrite`` is false.
+    WriteError
+        When a folder of that name, or a file where its folder should be, is in the way.
+    """
+    path = Path(path)
+    if any(os.path.realpath(path) == os.path.realpath(p) for p in inputs):
+        raise ValueError(f"{path} is one of the input files; choose another output file.")
+    if path.is_dir():
+        raise WriteError(errno.EISDIR, f"{path} is a folder; give a file name to write.")
+    in_the_way = next((p for p in path.parents if p.is_file()), None)
+    if in_the_way is not None:
+        raise WriteError(
+            errno.ENOTDIR, f"cannot save {path}: {in_the_way} is a file, not a folder."
+        )
+    if os.path.lexists(path) and not overwrite:
+        raise _exists(path)
+    return path
 
 
 def write_atomically(
@@ -57,10 +86,7 @@ def write_atomically(
     """
     path = Path(path)
     if os.path.lexists(path) and not overwrite:
-        raise FileExistsError(
-            f"{path} {_what_exists(path)} and was left as it is. Choose another name, or "
-            "delete the old file first."
-        )
+        raise _exists(path)
     directory = path.parent if str(path.parent) else Path(".")
     remove_leftovers(path)
     fd, tmp_name = _temporary(directory, path.name)
@@ -213,6 +239,13 @@ def _temporary(directory: Path, name: str) -> tuple[int, str]:
         raise WriteError(err.errno, _explain(err, directory / name)) from err
 
 
+def _exists(path: Path) -> FileExistsError:
+    return FileExistsError(
+        f"{path} {_what_exists(path)} and was left as it is. Choose another name, or "
+        "delete the old file first."
+    )
+
+
 def _what_exists(path: Path) -> str:
     """What is in the way at ``path``: a file or folder, or a link whose target is gone."""
     return "already exists" if path.exists() else "is a link to a missing file"
@@ -241,8 +274,11 @@ def _explain(err: OSError, path: Path) -> str:
         errno.EACCES: "there is no permission to write there",
         errno.EPERM: "there is no permission to write there",
         errno.ENOENT: "the folder does not exist",
+        errno.EISDIR: "a folder of that name is in the way",
+        errno.ENOTDIR: "a file is in the way of its folder",
     }.get(err.errno, err.strerror or str(err))
+    full = err.errno in (errno.ENOSPC, errno.EDQUOT)
     return (
         f"Could not save {path}: {reason}. Nothing was written and existing files are "
-        "unchanged; save to another folder or free some space."
+        f"unchanged; {'free some space or ' * full}save to another folder."
     )

@@ -354,15 +354,16 @@ def export_labels(
             other = owner.setdefault(path, i)
             if other != i:
                 raise ValueError(
-                    f"The layers '{exports[other].name}' and '{export.name}' would both be "
-                    f"saved as {path.name}; nothing was written. Rename one of them."
+                    f"'{exports[other].name}' and '{export.name}' would both be saved as "
+                    f"{path.name}; nothing was written. Rename one of them."
                 )
     if not overwrite:
         existing = [p for _, paths in plans for p in paths if p.exists()]
         if existing:
             raise FileExistsError(
                 f"{len(existing)} output file(s) already exist, e.g. {existing[0]}; nothing was "
-                "written. Choose another folder, or allow overwriting."
+                "written. Choose another folder, or allow overwriting (cytomask export "
+                "--overwrite)."
             )
     images = [
         [

@@ -285,7 +285,7 @@ def read_channels(
     missing = [c for c in channels if c not in by_index]
     if missing:
         raise ValueError(
-            f"{path} has no channel {missing[0]}; its channels are {sorted(by_index)} "
+            f"{scan.path} has no channel {missing[0]}; its channels are {sorted(by_index)} "
             "(numbered from 0)."
         )
     return [by_index[c] for c in channels]

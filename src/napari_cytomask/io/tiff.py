@@ -1167,16 +1167,15 @@ def _metadata_names(names: Sequence[str | None], n: int) -> list[str | None]:
 
 
 def file_stem(path: str | os.PathLike) -> str:
-    """A file's name for a layer: without its suffix, and ``.ome`` before a TIFF suffix.
+    """A file's name for a layer: without its suffix, and ``.ome`` before it.
 
-    ``scan.ome.tif`` gives ``scan``, ``cells.png`` gives ``cells``.
+    ``scan.ome.tif`` gives ``scan``, ``cells.ome.zarr`` ``cells``, ``s.1.png`` ``s.1``.
     """
     name = Path(path).name
-    for suffix in TIFF_SUFFIXES:
-        if name.lower().endswith(suffix):
-            name = name[: -len(suffix)]
-            return name[: -len(".ome")] if name.lower().endswith(".ome") else name
-    return Path(name).stem or name
+    suffix = next((s for s in TIFF_SUFFIXES if name.lower().endswith(s)), Path(name).suffix)
+    stem = name[: -len(suffix)] if suffix else name
+    stem = stem[: -len(".ome")] if stem.lower().endswith(".ome") else stem
+    return stem or name
 
 
 def _local(tag: str) -> str:

@@ -51,6 +51,7 @@ from ..postprocess import instances_to_interior_boundary
 from ..progress import drain, relay
 from .catalog import resolve_unet
 from .checkpoint import (
+    DIR_ENV,
     SUFFIX,
     cache_dir,
     check_input_channels,
@@ -1096,7 +1097,7 @@ def iter_train(
         if output.exists() and not overwrite and not resumed:
             raise FileExistsError(
                 f"{output} already exists and was left as it is; choose another output file, "
-                "or pass --overwrite (overwrite=True) to replace it."
+                "or allow overwriting (cytomask train --overwrite) to replace it."
             )
     settings = settings or TrainingSettings()
     settings.validate()
@@ -1217,8 +1218,16 @@ def iter_train(
     except OSError as err:
         in_the_way = next((p for p in output.parents if p.is_file()), None)
         reason = f"{in_the_way} is a file, not a folder" if in_the_way else err.strerror
+        model_folder = output.parent == cache_dir()
+        advice = (
+            f"choose an output file, or set {DIR_ENV} to a folder"
+            if model_folder
+            else "choose another output file"
+        )
         raise WriteError(
-            err.errno, f"cannot save in {output.parent}: {reason}; choose another output file."
+            err.errno,
+            f"cannot save in {output.parent}{' (the model folder)' * model_folder}: {reason}; "
+            f"{advice}.",
         ) from err
     if not os.access(output.parent, os.W_OK):
         raise WriteError(
