@@ -573,6 +573,9 @@ def test_another_format_does_not_take_over_a_finished_results_record(
     assert record.read_text() == before and not (data / "set0" / "raw_unet_cells.ome.tif").exists()
     assert main([*segment, "--format", "ome-tiff", "--overwrite"]) == 0
     assert json.loads(record.read_text())["output"] == "raw_unet_cells.ome.tif"
+    # The result it replaces goes with its record: no stale TIFF for export to pick up.
+    assert not (data / "set0" / "raw_unet_cells.tif").exists()
+    assert (data / "set0" / "raw.tif").exists()
     # Asked again in the new format, it is finished.
     assert main([*segment, "--format", "ome-tiff"]) == 0
 

@@ -297,9 +297,24 @@ def process(job: Job, segmenter: Segmenter, options: Options) -> dict:
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
     text = json.dumps(record, indent=2)
+    replaced = _recorded_output(job.record)
     write_atomically(job.record, lambda tmp: tmp.write_text(text), overwrite=True)
+    if replaced is not None and replaced != output and replaced.exists():
+        # Made again in another format: the old result would outlive its record.
+        shutil.rmtree(replaced) if replaced.is_dir() else replaced.unlink()
     return {"source": str(job.source), "output": str(output), "cells": n_cells,
             "seconds": seconds}  # fmt: skip
+
+
+def _recorded_output(record: Path) -> Path | None:
+    """The labels an earlier run's provenance ``record`` describes, beside it; or None."""
+    try:
+        name = json.loads(record.read_text(encoding="utf-8")).get("output")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(name, str) or Path(name).name != name:
+        return None  # only a file beside the record, never one elsewhere
+    return record.with_name(name)
 
 
 def _max_id(labels) -> int:
