@@ -766,3 +766,21 @@ def test_more_options_are_explained_in_their_own_words(tmp_path, folders, capsys
 
     with pytest.raises(ValueError, match=r"^\S*scan.tif has no channel 7; its channels are"):
         read_channels(str(scan), [7], 1)
+
+
+def test_segment_says_and_records_which_channel_of_a_scan_it_used(
+    unet_checkpoint, tmp_path, capsys
+):
+    scan = make_tilescan(n_tiles=1, shape=(96, 96), seed=2)
+    data = np.stack([scan.fluorescence[0], scan.brightfield[0], scan.labels[0]])
+    path = tmp_path / "three.tif"
+    tifffile.imwrite(path, data.astype(np.uint16), imagej=True, metadata={"axes": "CYX"})
+    model = unet_checkpoint(tile_size=128)
+    argv = ["segment", str(path), "-m", str(model), "--scheduler", "synchronous", "--threads", "1"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    record = json.loads((tmp_path / "three_unet_cells.json").read_text())
+    (used,) = record["channels_used"]
+    assert f"three.tif (channel {used} of 3): " in out
+    assert main([*argv, "--channel", "1", "--overwrite"]) == 0
+    assert json.loads((tmp_path / "three_unet_cells.json").read_text())["channels_used"] == [1]

@@ -250,10 +250,11 @@ def process(job: Job, segmenter: Segmenter, options: Options) -> dict:
     for path in (job.labels, job.chunked_labels(), job.record):
         remove_leftovers(path, all_owners=True)
     job.labels.parent.mkdir(parents=True, exist_ok=True)
-    from .io.files import geometry_of, open_scan, read_channels
+    from .io.files import geometry_of, open_scan, pick_channels, read_channels
 
     scan = open_scan(job.source)
-    channels = read_channels(scan, segmenter.preset.channels, segmenter.n_inputs)
+    used = pick_channels(scan, segmenter.preset.channels, segmenter.n_inputs)
+    channels = read_channels(scan, used, segmenter.n_inputs)
     shape = tuple(channels[0].shape)
     chunked = FORMATS[options.fmt].chunked or shape[-2] * shape[-1] > options.chunked_above
     if chunked:
@@ -285,6 +286,7 @@ def process(job: Job, segmenter: Segmenter, options: Options) -> dict:
     seconds = time.perf_counter() - start
     record = {
         "source": str(job.source),
+        "channels_used": used,
         "output": output.name,
         "shape": list(shape),
         "cells": n_cells,
@@ -303,7 +305,8 @@ def process(job: Job, segmenter: Segmenter, options: Options) -> dict:
         # Made again in another format: the old result would outlive its record.
         shutil.rmtree(replaced) if replaced.is_dir() else replaced.unlink()
     return {"source": str(job.source), "output": str(output), "cells": n_cells,
-            "seconds": seconds}  # fmt: skip
+            "seconds": seconds, "channels_used": used,
+            "channels": 3 if scan.rgb else len(scan.channels)}  # fmt: skip
 
 
 def _recorded_output(record: Path) -> Path | None:

@@ -947,7 +947,10 @@ def _segment_locked(args, preset, sources, options) -> int:
         if error is not None:
             print(f"[{i}/{n}] {job.source}: error: {error}", file=sys.stderr, flush=True)
             return
-        say(f"[{i}/{n}] {job.source}: {summary['cells']} cells in {summary['seconds']:.1f} s")
+        used, of = summary["channels_used"], summary["channels"]
+        channels = f" (channel {', '.join(map(str, used))} of {of})" if of > len(used) else ""
+        say(f"[{i}/{n}] {job.source}{channels}: {summary['cells']} cells in "
+            f"{summary['seconds']:.1f} s")  # fmt: skip
         print(summary["output"], flush=True)
 
     where = {None: "a local dask cluster", "synchronous": "this process"}

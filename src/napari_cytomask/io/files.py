@@ -250,6 +250,18 @@ def geometry_of(scan: Scan, ndim: int) -> dict:
     return {"scale": scan.scale, "units": scan.units, "axis_labels": scan.axes}
 
 
+def pick_channels(scan: Scan, channels: list[int] | None, n_channels: int) -> list[int]:
+    """The channel indices :func:`read_channels` reads: ``channels``, or when ``None`` the
+    input channel the reader marks, then further image channels (a colour image's first
+    colours), up to ``n_channels``."""
+    if channels is not None:
+        return list(channels)
+    if scan.rgb:
+        return list(range(min(n_channels, 3)))
+    usable = scan.by_role("input") + scan.by_role("image")
+    return [c.index for c in (usable or scan.channels)[:n_channels]]
+
+
 def read_channels(
     path: str | os.PathLike | Scan, channels: list[int] | None, n_channels: int
 ) -> list:
@@ -276,12 +288,9 @@ def read_channels(
         # A colour TIFF's channels are its colours, as those of other colour images.
         colours = scan.channels[0].base
         by_index = {i: colours[..., i] for i in range(3)}
-        channels = list(range(min(n_channels, 3))) if channels is None else channels
     else:
         by_index = {c.index: c.base for c in scan.channels}
-    if channels is None:
-        usable = scan.by_role("input") + scan.by_role("image")
-        channels = [c.index for c in (usable or scan.channels)[:n_channels]]
+    channels = pick_channels(scan, channels, n_channels)
     missing = [c for c in channels if c not in by_index]
     if missing:
         raise ValueError(
