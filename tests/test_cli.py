@@ -784,3 +784,19 @@ def test_segment_says_and_records_which_channel_of_a_scan_it_used(
     assert f"three.tif (channel {used} of 3): " in out
     assert main([*argv, "--channel", "1", "--overwrite"]) == 0
     assert json.loads((tmp_path / "three_unet_cells.json").read_text())["channels_used"] == [1]
+
+
+def test_segment_settings_that_cannot_work_stop_before_any_input(unet_checkpoint, tmp_path, capsys):
+    tifffile.imwrite(tmp_path / "a.tif", np.zeros((64, 64), np.uint16))
+    model = unet_checkpoint(tile_size=128)
+    argv = ["segment", str(tmp_path / "a.tif"), "-m", str(model), "--scheduler", "synchronous"]
+    for options, message in (
+        (["--tile-size", "30"], "a tile overlap of 64 px needs tiles larger than that; the "
+                                "tiles are 32 px (the tile size 30's, in multiples of 8)"),
+        (["--overlap", "200"], "the tiles are 128 px (the model's"),
+        (["--device", "gpu"], "'gpu' is not a device name"),
+    ):  # fmt: skip
+        assert main([*argv, *options]) == 1, options
+        err = capsys.readouterr().err
+        assert message in err and "[1/1]" not in err, err
+    assert not list(tmp_path.glob("a_unet_cells*"))

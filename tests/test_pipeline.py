@@ -98,7 +98,10 @@ def test_a_file_that_is_not_json(tmp_path):
 
 def test_check_finds_missing_models_before_any_work(tmp_path, unet_file, monkeypatch):
     monkeypatch.setenv("CYTOMASK_UNET_DIR", str(tmp_path))
-    Preset(unet=UNetStep(model=str(unet_file))).check()
+    Preset(unet=UNetStep(model=str(unet_file), overlap=16)).check()
+    # The model's tiles (64 px) cannot overlap by the default 64 px.
+    with pytest.raises(PresetError, match="the tiles are 64 px"):
+        Preset(unet=UNetStep(model=str(unet_file))).check()
     with pytest.raises(CheckpointError, match="no checkpoint 'gone'.*'starter'"):
         Preset(unet=UNetStep(model="gone")).check()
     with pytest.raises(PresetError, match="neither a known Hugging Face id"):

@@ -921,6 +921,10 @@ def _segment(args) -> int:
     preset = preset.with_model_settings()
     if args.threads < 0:
         raise UserError(f"--threads must be 0 or more (got {args.threads}).")
+    if args.scheduler in (None, "synchronous"):  # workers on this machine: check its devices
+        from .models.device import get_device
+
+        get_device(args.device)
     sources = find_inputs(args.inputs, exclude=batch.OUTPUT_ENDINGS)
     options = batch.Options(
         fmt=args.format,

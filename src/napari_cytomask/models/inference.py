@@ -177,6 +177,12 @@ def blend_window(length: int, ramp: int) -> np.ndarray:
     return np.maximum(w, 1e-4)
 
 
+def tile_for(config: UNetConfig, tile_size: int | None = None) -> int:
+    """The tile edge a prediction uses: ``tile_size`` (default the model's) rounded up to
+    a multiple of what the encoder downsamples by."""
+    return _padded_size(tile_size or config.tile_size, config.size_multiple)
+
+
 def _padded_size(size: int, multiple: int) -> int:
     return max(multiple, math.ceil(size / multiple) * multiple)
 
@@ -287,7 +293,7 @@ def iter_predict(
     frames_shape, (height, width) = shape[:-2], shape[-2:]
     n_frames = int(np.prod(frames_shape, dtype=np.int64))
     multiple = config.size_multiple
-    tile = _padded_size(tile_size or config.tile_size, multiple)
+    tile = tile_for(config, tile_size)
     if overlap < 0 or overlap >= tile:
         raise ValueError(f"overlap must be in [0, tile size) = [0, {tile}); got {overlap}.")
     th = min(tile, _padded_size(height, multiple))
