@@ -695,6 +695,11 @@ def _train(args) -> int:
     split = _recorded_split(args.split_from, samples) if args.split_from else None
     if args.resume:
         _keep_resumed_settings(args)
+    elif args.init_from:
+        from .models.catalog import resolve_unet
+        from .models.checkpoint import read_description
+
+        read_description(resolve_unet(args.init_from))  # not a model: said before any note
     ignored = [n for n in _NETWORK_OPTIONS if n in getattr(args, "given", ())]
     if ignored and (args.resume or args.init_from):
         options = ", ".join("--" + n.replace("_", "-") for n in ignored)

@@ -535,3 +535,19 @@ def test_pixels_that_are_not_numbers_do_not_stop_training(tmp_path, tiny_unet):
     result = train(samples, tmp_path / "m.safetensors", UNetConfig(**tiny_unet), _small_settings())
     losses = [h["loss"] for h in result.description["training"]["history"]]
     assert losses and all(np.isfinite(losses))
+
+
+def test_mismatched_files_are_named_in_the_messages(tmp_path, tiny_unet):
+    scan = make_tilescan(n_tiles=2, shape=(64, 64), seed=4)
+    for i in range(2):
+        (tmp_path / f"set{i}").mkdir()
+        tifffile.imwrite(tmp_path / f"set{i}" / "raw.tif", scan.brightfield[i])
+        tifffile.imwrite(tmp_path / f"set{i}" / "mask.tif", scan.labels[i])
+    tifffile.imwrite(tmp_path / "set1" / "mask.tif", scan.labels[1][:32])
+    with pytest.raises(ValueError, match=r"mask \S*set1/mask.tif has shape \(32, 64\)"):
+        samples_from_folders(str(tmp_path / "set*" / "raw.tif"), str(tmp_path / "set*/mask.tif"))
+    gray = samples_from_arrays(scan.brightfield[0], scan.labels[0], "gray.tif")
+    rgb = np.repeat(scan.brightfield[1][..., None], 3, axis=-1)
+    colour = samples_from_arrays(rgb, scan.labels[1], "rgb.png", channel_axis=-1)
+    with pytest.raises(ValueError, match="channels: gray.tif has 1, rgb.png has 3"):
+        train(gray + colour, tmp_path / "m.safetensors", UNetConfig(**tiny_unet), _small_settings())

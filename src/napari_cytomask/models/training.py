@@ -273,7 +273,12 @@ def _frames(array) -> list[np.ndarray]:
 
 
 def samples_from_arrays(
-    images, labels, name: str = "image", *, channel_axis: int | None = None
+    images,
+    labels,
+    name: str = "image",
+    *,
+    channel_axis: int | None = None,
+    mask_name: str | None = None,
 ) -> list[TrainingSample]:
     """Training samples from an image (or stack) and its instance labels, e.g. napari layers.
 
@@ -288,6 +293,8 @@ def samples_from_arrays(
         Base name of the samples (frames get ``name[i]``).
     channel_axis
         Axis of ``images`` that holds the channels, if any.
+    mask_name
+        What to call the labels in messages (e.g. their file); default "mask of NAME".
 
     Returns
     -------
@@ -299,9 +306,10 @@ def samples_from_arrays(
         channels = list(np.moveaxis(np.asarray(images), channel_axis, 0))
     else:
         channels = [np.asarray(images)]
-    lab = as_labels(labels, f"mask of {name}")
+    mask_name = f"mask {mask_name}" if mask_name else f"mask of {name}"
+    lab = as_labels(labels, mask_name)
     for ch in channels:
-        check_same_shape(ch, lab, f"image {name}", f"mask of {name}")
+        check_same_shape(ch, lab, f"image {name}", mask_name)
     per_channel = [_frames(ch) for ch in channels]
     lab_frames = _frames(lab)
     samples = []
@@ -340,9 +348,11 @@ def samples_from_folders(image_pattern: str, mask_pattern: str) -> list[Training
             and image.shape[:-1] == mask.shape
         ):
             # RGB(A) files: the colour axis holds the channels.
-            samples += samples_from_arrays(image, mask, image_path, channel_axis=-1)
+            samples += samples_from_arrays(
+                image, mask, image_path, channel_axis=-1, mask_name=mask_path
+            )
         else:
-            samples += samples_from_arrays(image, mask, image_path)
+            samples += samples_from_arrays(image, mask, image_path, mask_name=mask_path)
     return samples
 
 
@@ -1107,10 +1117,15 @@ def iter_train(
     names = [s.name for s in samples]
     if len(set(names)) != len(names):
         raise ValueError("training samples need unique names.")
-    n_channels = {s.channels.shape[0] for s in samples}
-    if len(n_channels) != 1:
-        raise ValueError(f"all images need the same number of channels (got {sorted(n_channels)}).")
-    in_channels = n_channels.pop()
+    first_with = {}
+    for s in samples:
+        first_with.setdefault(s.channels.shape[0], s.name)
+    if len(first_with) != 1:
+        counts = ", ".join(f"{name} has {n}" for n, name in sorted(first_with.items()))
+        raise ValueError(
+            f"all images need the same number of channels: {counts} (a colour image has 3)."
+        )
+    (in_channels,) = first_with
 
     device = get_device(settings.device)
     workers = default_workers(device) if settings.workers is None else settings.workers
