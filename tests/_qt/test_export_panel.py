@@ -115,3 +115,19 @@ def test_an_empty_list_and_an_empty_result_are_said(make_napari_viewer_proxy, qt
     assert panel.status.text() == (
         f"Wrote 4 files to {tmp_path}. 'phase cells' holds no cells, so its files hold none either."
     )
+
+
+def test_the_metrics_highlights_start_unticked(make_napari_viewer_proxy, qtbot):
+    from napari_cytomask.io.layers import result_metadata
+
+    viewer = make_napari_viewer_proxy()
+    image = viewer.add_image(np.zeros((16, 16), np.uint16), name="phase")
+    cells = viewer.add_labels(
+        np.eye(16, dtype=np.uint8), name="cells", metadata=result_metadata(image, method="unet")
+    )
+    viewer.add_labels(
+        np.eye(16, dtype=np.uint8), name="false positives (cells vs gt)",
+        metadata=result_metadata(cells, method="false_positives"),
+    )  # fmt: skip
+    panel = ExportPanel(viewer)
+    assert [layer.name for layer in panel.selected_layers()] == ["cells"]

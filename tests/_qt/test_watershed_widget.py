@@ -148,3 +148,25 @@ def test_a_users_layer_with_the_results_name_is_kept(make_napari_viewer_proxy, q
         "fg", "fg instances", "fg instances [2]", "fg instances [3]"]  # fmt: skip
     assert viewer.layers["fg instances [3]"].data.max() > 20
     assert np.array_equal(notes.data, np.ones((8, 8))) and (drawn.data == 7).all()
+
+
+@pytest.mark.gui
+def test_a_layer_converted_elsewhere_starts_no_preview(make_napari_viewer_proxy, qtbot, truth):
+    """Making a channel a mask in step 1 replaces its Image layer with a Labels layer; the
+    split step, live but not previewing, must not start splitting it by itself."""
+    from napari_cytomask.roles import set_role
+
+    viewer = make_napari_viewer_proxy()
+    viewer.add_image(truth.astype(np.float32), name="phase")
+    ids = viewer.add_image(truth.copy(), name="ids")
+    widget = WatershedWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.boundary.set_layer(ids)  # as when the image was opened after the input
+    widget.mode.setCurrentIndex(widget.mode.findData("split"))
+    widget.stop_preview()  # (the changes above are a user's: they previewed)
+    assert widget.live.isChecked()
+    ids.metadata = {"cytomask": {"role": "image", "source": "ids.png"}}
+    set_role(viewer.layers, viewer.layers["ids"], "mask")
+    qtbot.wait(500)
+    assert not widget.runner.busy
+    assert [layer.name for layer in viewer.layers] == ["phase", "ids"]

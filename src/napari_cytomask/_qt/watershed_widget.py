@@ -187,8 +187,11 @@ class WatershedWidget(StepWidget, QWidget):
         self.mode.currentIndexChanged.connect(self._mode_changed)
         self.mode.currentIndexChanged.connect(self._changed)
         self.input.currentIndexChanged.connect(self._input_changed)
-        for combo in (self.boundary, self.markers):
-            combo.currentIndexChanged.connect(self._changed)
+        # A map picked by the user is a new parameter; one the layer list changed (a layer
+        # converted or closed elsewhere) only keeps a started preview up to date.
+        self.boundary.activated.connect(self._changed)
+        self.boundary.currentIndexChanged.connect(self._follow)
+        self.markers.currentIndexChanged.connect(self._changed)
         for box in (
             self.threshold, self.h, self.min_distance, self.marker_erosion,
             self.marker_dilation, self.compactness, self.interior_threshold,
