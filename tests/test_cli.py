@@ -191,7 +191,11 @@ def test_tune_and_resume_find_the_split_under_other_paths(folders, tmp_path, mon
     run = read_description(model)["training"]["run"]
     monkeypatch.chdir(data)
     relative = ["--images", "set*/raw.tif", "--masks", "set*/mask.tif"]
+    capsys.readouterr()
     assert main(["tune", str(model), *relative, "--threads", "1", "--device", "cpu"]) == 0
+    assert "only the checkpoint's 1 validation image(s) among the 3 given were used" in (
+        capsys.readouterr().out
+    )
     tuned_on = read_description(model)["postprocess"]["tuned_on"]
     assert [Path(n).parent.name for n in tuned_on] == recorded["validation"]
 
@@ -749,6 +753,13 @@ def test_evaluate_checks_its_output_before_measuring(tmp_path, capsys):
     assert main([*argv, "-o", str(tmp_path / "folder"), "--overwrite"]) == 1
     out = capsys.readouterr()
     assert "folder is a folder; give a file name to write" in out.err and out.out == ""
+    # An image of light given as the ground truth is pointed out.
+    tifffile.imwrite(tmp_path / "g.tif", labels + 100)
+    assert main([*argv, "-o", str(tmp_path / "m.csv")]) == 0
+    assert (
+        "g.tif has no background (no pixel is 0), so it may be an image rather than "
+        "labels; compared as ground-truth labels." in capsys.readouterr().err
+    )
 
 
 def test_more_options_are_explained_in_their_own_words(tmp_path, folders, capsys):

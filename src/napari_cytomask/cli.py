@@ -858,6 +858,10 @@ def _tune(args) -> int:
                 say("predicting the labelled images, then scoring threshold settings")
     except StopIteration as stop:
         tuned = stop.value
+    used = len(tuned["tuned_on"])
+    if used < len(samples):
+        say(f"only the checkpoint's {used} validation image(s) among the {len(samples)} given "
+            "were used: the others are its training or test images")  # fmt: skip
     say(_tuned_text(tuned))
     print(args.model)
     return EXIT_OK
@@ -997,6 +1001,7 @@ def _evaluate(args) -> int:
             gt = np.asarray(read_channels(gt_path, [args.mask_channel], 1)[0])
         else:
             gt = read_image(gt_path)
+        _note_if_no_background(gt_path, gt, "compared as ground-truth labels")
         result = evaluate(gt, pred, args.thresholds, stack=gt.ndim > 2)
         total = result if total is None else total + result
         rows += [(pred_path, gt_path, *row) for row in results_rows(result)]
@@ -1024,8 +1029,6 @@ def _evaluate(args) -> int:
 
 
 def _export(args) -> int:
-    import numpy as np
-
     from .io.export import LabelsExport, export_labels
     from .io.files import find_inputs, geometry_of, open_scan, read_image
 
@@ -1046,12 +1049,8 @@ def _export(args) -> int:
         info = records[path]
         preset = info.get("preset") or {}
         labels = read_image(str(path))
-        if not info and labels.size and not np.any(labels == 0):  # not a result of segment
-            print(
-                f"cytomask: note: {path} has no background (no pixel is 0), so it may be an "
-                "image rather than labels; exported as labels.",
-                file=sys.stderr,
-            )
+        if not info:  # not a result of segment
+            _note_if_no_background(path, labels, "exported as labels")
         exports.append(LabelsExport(
             name=name, labels=labels, **geometry_of(open_scan(path), labels.ndim),
             intensities=_source_channels(info.get("source")),
@@ -1065,6 +1064,18 @@ def _export(args) -> int:
     for path in written:
         print(path)
     return EXIT_OK
+
+
+def _note_if_no_background(path, labels, what: str) -> None:
+    """Say so when label ids hold no background: the file may be an image of light."""
+    import numpy as np
+
+    if labels.size and not np.any(labels == 0):
+        print(
+            f"cytomask: note: {path} has no background (no pixel is 0), so it may be an "
+            f"image rather than labels; {what}.",
+            file=sys.stderr,
+        )
 
 
 def _export_names(paths: list[Path]) -> list[str]:

@@ -115,6 +115,8 @@ def test_tilescan_channels_give_one_sample_per_tile(tmp_path, monkeypatch):
         samples_from_tilescans([path], 7, 2)
     with pytest.raises(ValueError, match="channel 2 is both an input channel and the mask"):
         samples_from_tilescans([path], [1, 2], 2)
+    with pytest.raises(ValueError, match=r"the input channels \[1, 1\] name a channel twice"):
+        samples_from_tilescans([path], [1, 1], 2)
 
 
 def test_masks_whose_only_cells_went_to_validation_are_explained(tmp_path, tiny_unet):

@@ -379,6 +379,8 @@ def samples_from_tilescans(
     from ..io.files import read_channels
 
     wanted = [input_channels] if isinstance(input_channels, int) else list(input_channels)
+    if len(set(wanted)) != len(wanted):
+        raise ValueError(f"the input channels {wanted} name a channel twice; give each once.")
     if mask_channel in wanted:
         raise ValueError(
             f"channel {mask_channel} is both an input channel and the mask channel; the mask "
