@@ -617,3 +617,29 @@ def test_a_folder_chosen_for_export_is_remembered(
     qtbot.waitUntil(lambda: store.value("export/folder") == str(chosen), timeout=5_000)
     again = CytomaskDock(viewer, settings=QSettings(settings.fileName(), settings.format()))
     assert again.export.folder.text() == str(chosen)
+
+
+def test_reset_waits_for_a_running_step_and_long_file_names_fit(
+    make_napari_viewer_proxy, qtbot, settings, monkeypatch
+):
+    infos = []
+    monkeypatch.setattr("napari_cytomask._qt.cytomask_dock.show_info", infos.append)
+    viewer = make_napari_viewer_proxy()
+    viewer.open_sample("napari-cytomask", "tilescan")
+    dock = CytomaskDock(viewer, settings=settings)
+    dock.watershed.min_area.setValue(55)
+    monkeypatch.setattr(type(dock.unet.runner), "busy", property(lambda self: True))
+    dock.reset_button.click()
+    assert dock.watershed.min_area.value() == 55  # the run's settings stay on show
+    assert infos == ["Reset to defaults after the running step ends, or cancel it (Esc)."]
+    # A file name too long for its column keeps its start and end, and is whole in the tip.
+    from napari_cytomask._qt.channel_roles import _ElidedLabel
+
+    label = _ElidedLabel("181003_multi_pos_time_course_1_MMStack.ome.tif")
+    qtbot.addWidget(label)
+    label.show()
+    label.resize(90, 20)
+    qtbot.waitUntil(lambda: "…" in label.text())
+    assert label.text().startswith("1810") and label.text().endswith("tif")
+    assert "…" in label.text()
+    assert label.fontMetrics().horizontalAdvance(label.text()) <= 90

@@ -131,3 +131,24 @@ def test_the_metrics_highlights_start_unticked(make_napari_viewer_proxy, qtbot):
     )  # fmt: skip
     panel = ExportPanel(viewer)
     assert [layer.name for layer in panel.selected_layers()] == ["cells"]
+
+
+def test_a_folder_that_is_a_file_or_none_is_said_before_writing(
+    make_napari_viewer_proxy, qtbot, tmp_path, monkeypatch
+):
+    errors = []
+    monkeypatch.setattr("napari_cytomask._qt._live.show_error", errors.append)
+    asked = []
+    monkeypatch.setattr(export_panel, "_confirm_overwrite", lambda *a: asked.append(a) or True)
+    viewer = make_napari_viewer_proxy()
+    viewer.add_labels(np.eye(16, dtype=np.uint8), name="cells")
+    panel = ExportPanel(viewer)
+    (tmp_path / "notes").write_text("mine")
+    panel.folder.setText(str(tmp_path / "notes"))
+    panel.export()
+    qtbot.waitUntil(lambda: bool(errors), timeout=30_000)
+    assert f"{tmp_path / 'notes'} is a file, not a folder; choose a folder" in errors[-1]
+    assert not asked and (tmp_path / "notes").read_text() == "mine"
+    panel.folder.setText("  ")
+    panel.export()
+    assert errors[-1].endswith("Choose a folder to export to.")

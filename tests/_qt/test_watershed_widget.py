@@ -170,3 +170,28 @@ def test_a_layer_converted_elsewhere_starts_no_preview(make_napari_viewer_proxy,
     qtbot.wait(500)
     assert not widget.runner.busy
     assert [layer.name for layer in viewer.layers] == ["phase", "ids"]
+
+
+@pytest.mark.gui
+def test_an_input_renamed_or_closed_during_apply(make_napari_viewer_proxy, qtbot, truth):
+    """The result follows the input layer itself: renamed, it gets its result; closed, the
+    status says so (never a result on another layer that took its name)."""
+    viewer = make_napari_viewer_proxy()
+    mask = viewer.add_labels(truth.copy(), name="mask")
+    widget = WatershedWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.live.setChecked(False)
+    widget.mode.setCurrentIndex(widget.mode.findData("split"))
+    widget.input.setCurrentText("mask")
+    widget.apply()
+    mask.name = "edited"
+    qtbot.waitUntil(lambda: "Done" in widget.status.text(), timeout=30_000)
+    assert "edited instances" in viewer.layers
+    widget.input.setCurrentText("edited")
+    widget.apply()
+    viewer.layers.remove("edited")
+    viewer.add_labels(np.zeros((20, 20), np.int32), name="edited")  # another layer, same name
+    qtbot.waitUntil(lambda: "was closed" in widget.status.text(), timeout=30_000)
+    assert widget.status.text().startswith("'edited' was closed while it was being segmented")
+    assert viewer.layers["edited instances"].data.shape == truth.shape  # the first result
+    assert [layer.name for layer in viewer.layers] == ["edited instances", "edited"]

@@ -6,13 +6,28 @@ from pathlib import Path
 
 import napari
 from napari.utils.notifications import show_error
-from qtpy.QtCore import QTimer
+from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import QComboBox, QHeaderView, QLabel, QTableWidget, QVBoxLayout, QWidget
 
 from ..io.layers import ROLES
 from ..roles import channel_layers, role_of, set_role, source_of
 
 _ROLE_TEXT = {"input": "input (segment this)", "image": "image", "mask": "mask (labels)"}
+
+
+class _ElidedLabel(QLabel):
+    """A label that shows as much of its text as fits, with "…" in the middle."""
+
+    def __init__(self, text: str):
+        super().__init__(text)
+        self._full = text
+        self.setMinimumWidth(1)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        metrics = self.fontMetrics()
+        room = self.contentsRect().width() - 8  # the style sheet's padding
+        self.setText(metrics.elidedText(self._full, Qt.TextElideMode.ElideMiddle, room))
 
 
 class ChannelRolesWidget(QWidget):
@@ -54,7 +69,10 @@ class ChannelRolesWidget(QWidget):
             name = QLabel(layer.name)
             source = source_of(layer) or ""
             self.table.setCellWidget(row, 0, name)
-            self.table.setCellWidget(row, 1, QLabel(Path(source).name or source))
+            # Long file names keep their start and end ("181003_mu…MMStack.ome.tif").
+            file_label = _ElidedLabel(Path(source).name or source)
+            file_label.setToolTip(source)
+            self.table.setCellWidget(row, 1, file_label)
             picker = QComboBox()
             for role in ROLES:
                 picker.addItem(_ROLE_TEXT[role], role)

@@ -198,7 +198,12 @@ class CytomaskDock(QWidget):
         self._method_changed()
 
     def reset_settings(self) -> None:
-        """Show every default and forget the stored settings."""
+        """Show every default and forget the stored settings (not while a step runs with
+        the settings shown: the panel would then disagree with the result)."""
+        runners = (self.unet.runner, self.unet.trainer.runner, self.sam2.runner)
+        if any(r.busy for r in runners) or self.watershed.applying():
+            show_info("Reset to defaults after the running step ends, or cancel it (Esc).")
+            return
         self.settings.reset()
         self.watershed.stop_preview()
         self._method_changed()

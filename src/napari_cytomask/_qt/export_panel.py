@@ -151,6 +151,8 @@ class ExportPanel(StepWidget, QWidget):
                 raise ValueError("Tick at least one Labels layer to export.")
             if not formats and not self.objects_csv.isChecked() and not self.coco_json.isChecked():
                 raise ValueError("Tick at least one format to export.")
+            if not self.folder.text().strip():
+                raise ValueError("Choose a folder to export to.")
         except ValueError as err:
             self.runner.fail(err)
             return

@@ -168,7 +168,7 @@ class MetricsDock(StepWidget, QWidget):
         self.runner = Runner(
             self._show,
             self.controls,
-            describe_error=lambda err: f"Cannot compute the metrics: {err}",
+            describe_error=_cannot_compute,
             delay_ms=300,
             parent=self,
         )
@@ -331,7 +331,10 @@ class MetricsDock(StepWidget, QWidget):
                     as_labels(data, f"layer '{layer.name}'")
         except LabelsError as err:
             self.runner.cancel()
-            self.runner.fail(err, live=not now)
+            if now:
+                self.runner.fail(err)
+            else:  # layers picked by themselves, or an edit: the status line, not a toast
+                self.status.setText(_cannot_compute(err))
             return
         self.status.setText("Computing…")
         args = (
@@ -448,6 +451,10 @@ class MetricsDock(StepWidget, QWidget):
             self.runner.fail(err)
             return
         self.status.setText(f"Saved the metrics to {written}.")
+
+
+def _cannot_compute(err: Exception) -> str:
+    return f"Cannot compute the metrics: {err}"
 
 
 def _ids(layer: Image) -> bool:

@@ -21,7 +21,14 @@ from skimage.filters import threshold_otsu
 
 from ..io.layers import METADATA_KEY, layer_info, origin, result_metadata
 from ..postprocess import DEFAULT_CLEANUP, MARKER_METHODS, iter_watershed
-from ._layers import LayerPicker, compact_labels, labels_layer, resolution_level, result_slot
+from ._layers import (
+    LayerPicker,
+    closed_during_run,
+    compact_labels,
+    labels_layer,
+    resolution_level,
+    result_slot,
+)
 from ._live import Runner, StepControls, StepWidget, step_page
 
 MODES = {
@@ -385,7 +392,7 @@ class WatershedWidget(StepWidget, QWidget):
 
     def _changed(self, *args) -> None:
         """A parameter changed: preview with it when live."""
-        if self.live.isChecked() and not self._applying():
+        if self.live.isChecked() and not self.applying():
             self.preview()
 
     def _follow(self, *args) -> None:
@@ -416,15 +423,18 @@ class WatershedWidget(StepWidget, QWidget):
         self._applying_now = False
         self.runner.request(*self._job(layer, arrays, index, metadata))
 
-    def _applying(self) -> bool:
+    def applying(self) -> bool:
+        """Whether Apply (every frame) runs, not a preview."""
         return self.runner.busy and self._applying_now
 
     def _show(self, result) -> None:
         """Put a preview frame, or a whole applied result, into the output layer."""
-        labels, name, index, metadata = result
-        if name not in self.viewer.layers:
+        labels, source, index, metadata = result
+        # The input itself, not its name: renamed, it still gets its result; closed, none.
+        if source not in self.viewer.layers:
+            self.status.setText(closed_during_run(source))
             return
-        output = self._output_layer(self.viewer.layers[name], metadata)
+        output = self._output_layer(source, metadata)
         if index is None:
             output.data = labels
             self.status.setText(f"Done: {int(labels.max())} cells in '{output.name}'.")
@@ -452,7 +462,7 @@ class WatershedWidget(StepWidget, QWidget):
         all (``None``)."""
         settings = metadata[METADATA_KEY]["parameters"]
         params, cleanup = settings["params"], settings["cleanup"]
-        return _watershed_job, self.method, arrays, params, cleanup, layer.name, index, metadata
+        return _watershed_job, self.method, arrays, params, cleanup, layer, index, metadata
 
     def cancel(self) -> None:
         """Stop a running Apply or preview now (the frame under way is dropped)."""
@@ -472,10 +482,11 @@ class WatershedWidget(StepWidget, QWidget):
         return layer
 
 
-def _watershed_job(method, arrays, params, cleanup, name, index, metadata):
+def _watershed_job(method, arrays, params, cleanup, source, index, metadata):
     """Worker body: the frame at ``index`` (a preview), or every frame (``index`` None).
 
-    ``metadata``, the record of the settings this run used, comes back with the labels.
+    The ``source`` layer (carried, never read here) and ``metadata``, the record of the
+    settings this run used, come back with the labels.
     """
     if index is not None:
         arrays = [np.asarray(arr[index]) for arr in arrays]
@@ -483,4 +494,4 @@ def _watershed_job(method, arrays, params, cleanup, name, index, metadata):
     labels = yield from iter_watershed(
         method, *arrays, params=params, cleanup=cleanup, chunk_size=2048 if big else None
     )
-    return compact_labels(labels), name, index, metadata
+    return compact_labels(labels), source, index, metadata

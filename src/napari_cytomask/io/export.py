@@ -343,6 +343,12 @@ def export_labels(
         raise ValueError(f"Unknown format(s) {sorted(unknown)}; choose from {list(FILE_FORMATS)}.")
     formats = list(dict.fromkeys(formats))
     folder = Path(folder)
+    in_the_way = next((p for p in (folder, *folder.parents) if p.is_file()), None)
+    if in_the_way is not None:
+        # Not a FileExistsError: that one means outputs are there (an answer to ask about).
+        raise NotADirectoryError(
+            f"cannot export to {folder}: {in_the_way} is a file, not a folder; choose a folder."
+        )
     folder.mkdir(parents=True, exist_ok=True)
     plans = [
         (export, _planned(export, folder, formats, objects_csv, coco_json)) for export in exports
