@@ -191,20 +191,3 @@ def test_label_ids_opened_as_an_image_are_pointed_to(make_napari_viewer_proxy, q
     qtbot.waitUntil(lambda: dock.ground_truth_combo.currentText() == "instances_ids")
     qtbot.waitUntil(lambda: dock.evaluation is not None, timeout=10_000)
     assert dock.evaluation.summary()["mean_average_f1"] == pytest.approx(1.0)
-
-
-def test_a_mismatch_the_dock_picked_by_itself_is_said_without_a_toast(
-    make_napari_viewer_proxy, qtbot, labels, monkeypatch
-):
-    errors = []
-    monkeypatch.setattr("napari_cytomask._qt._live.show_error", errors.append)
-    viewer = make_napari_viewer_proxy()
-    viewer.add_labels(labels.copy(), name="prediction")
-    dock = MetricsDock(viewer)
-    qtbot.addWidget(dock)
-    viewer.add_labels(np.zeros((30, 30), np.int32), name="ground truth")  # another size
-    qtbot.wait(400)
-    assert dock.status.text().startswith("Cannot compute the metrics: ground truth")
-    assert errors == []
-    dock.schedule(now=True)  # Recompute, asked for: said loudly
-    assert errors and errors[-1].startswith("Cannot compute the metrics")

@@ -168,7 +168,7 @@ class MetricsDock(StepWidget, QWidget):
         self.runner = Runner(
             self._show,
             self.controls,
-            describe_error=_cannot_compute,
+            describe_error=lambda err: f"Cannot compute the metrics: {err}",
             delay_ms=300,
             parent=self,
         )
@@ -331,10 +331,7 @@ class MetricsDock(StepWidget, QWidget):
                     as_labels(data, f"layer '{layer.name}'")
         except LabelsError as err:
             self.runner.cancel()
-            if now:
-                self.runner.fail(err)
-            else:  # layers picked by themselves, or an edit: the status line, not a toast
-                self.status.setText(_cannot_compute(err))
+            self.runner.fail(err, live=not now)
             return
         self.status.setText("Computing…")
         args = (
@@ -451,10 +448,6 @@ class MetricsDock(StepWidget, QWidget):
             self.runner.fail(err)
             return
         self.status.setText(f"Saved the metrics to {written}.")
-
-
-def _cannot_compute(err: Exception) -> str:
-    return f"Cannot compute the metrics: {err}"
 
 
 def _ids(layer: Image) -> bool:
