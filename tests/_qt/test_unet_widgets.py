@@ -250,7 +250,8 @@ def test_no_cells_says_what_to_try(make_napari_viewer_proxy, qtbot):
     """An image without cells for the model gets a status that names the input and what
     to do next, not a bare count of 0."""
     viewer = make_napari_viewer_proxy()
-    viewer.add_image(np.zeros((64, 64), np.float32), name="blank")
+    ramp = np.linspace(0, 1, 64 * 64, dtype=np.float32).reshape(64, 64)
+    viewer.add_image(ramp, name="blank")
     segmenter = UNetSegmentWidget(viewer)
     assert segmenter.checkpoint.key() == STARTER
     segmenter.tta.setChecked(False)
@@ -262,3 +263,16 @@ def test_no_cells_says_what_to_try(make_napari_viewer_proxy, qtbot):
     # The starter's tuned minimum size drops every cell of an image at a coarse pixel size.
     assert f"minimum cell size ({segmenter.min_size.value()} px)" in status
     assert segmenter.min_size.value() > 0
+    # Images that cannot hold a cell at all say why instead.
+    nan = np.full((64, 64), np.nan, np.float32)
+    for name, data, reason in (
+        ("flat", np.zeros((64, 64), np.float32), "every pixel of the image has the same "
+                                                  "value (0): it shows nothing."),
+        ("tiny", ramp[:5, :5], "the image (5×5 px) is smaller than the minimum cell size"),
+        ("nan", nan, "no pixel of the image is a number (all NaN or infinite)."),
+    ):  # fmt: skip
+        viewer.add_image(data, name=name)
+        segmenter.input.setCurrentText(name)
+        segmenter.segment()
+        qtbot.waitUntil(lambda n=name: f"{n} U-Net cells" in viewer.layers, timeout=60_000)
+        assert segmenter.status.text().startswith(f"No cells found in '{name}': {reason}")

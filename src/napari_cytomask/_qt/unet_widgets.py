@@ -477,14 +477,17 @@ class UNetSegmentWidget(StepWidget, QWidget):
         else:
             source = layer_info(cells)["made_from"]["layer"]
             min_size = self.min_size.value()
+            reason = _nothing_to_find(layer, min_size)
             # At a coarser pixel size than the model's images, every cell can be smaller
             # than the minimum size tuned for them.
             smaller = f" or the minimum cell size ({min_size} px)" if min_size else ""
             self.status.setText(
-                f"No cells found in '{source}'. Is it the channel to segment (step 1)? If it "
-                f"is, lower the thresholds{smaller}, or, for images unlike the model's (the "
-                "starter model knows phase contrast only), fine-tune it on a few labelled "
-                "images: Train a model."
+                f"No cells found in '{source}': {reason}."
+                if reason
+                else f"No cells found in '{source}'. Is it the channel to segment (step 1)? "
+                f"If it is, lower the thresholds{smaller}, or, for images unlike the model's "
+                "(the starter model knows phase contrast only), fine-tune it on a few "
+                "labelled images: Train a model."
             )
         self.segmented.emit(cells)
 
@@ -931,6 +934,27 @@ class UNetTrainWidget(StepWidget, QWidget):
             )
         self.status.setText(f"Saved {result.checkpoint}. {text}")
         self.trained.emit(Path(result.checkpoint))
+
+
+def _nothing_to_find(layer, min_size: int) -> str | None:
+    """Why an image can hold no cell at all (too small, flat, no numbers), or None.
+
+    Lazy or multiscale images are not read for this.
+    """
+    data = layer.data
+    if not isinstance(data, np.ndarray) or getattr(layer, "rgb", False):
+        return None
+    height, width = data.shape[-2:]
+    if height * width < min_size:
+        return (
+            f"the image ({height}×{width} px) is smaller than the minimum cell size ({min_size} px)"
+        )
+    values = data[np.isfinite(data)] if np.issubdtype(data.dtype, np.floating) else data
+    if values.size == 0:
+        return "no pixel of the image is a number (all NaN or infinite)"
+    if values.min() == values.max():
+        return f"every pixel of the image has the same value ({values.min():g}): it shows nothing"
+    return None
 
 
 def _duration(seconds: float) -> str:
