@@ -26,6 +26,12 @@ class WriteError(OSError):
         return self.strerror or super().__str__()
 
 
+def file_in_the_way(folder: str | os.PathLike) -> Path | None:
+    """The file that stands where ``folder`` or one of its parents should be, if any."""
+    folder = Path(folder)
+    return next((p for p in (folder, *folder.parents) if p.is_file()), None)
+
+
 def check_output(
     path: str | os.PathLike, *, overwrite: bool = False, inputs: Sequence[str] = ()
 ) -> Path:
@@ -45,7 +51,7 @@ def check_output(
         raise ValueError(f"{path} is one of the input files; choose another output file.")
     if path.is_dir():
         raise WriteError(errno.EISDIR, f"{path} is a folder; give a file name to write.")
-    in_the_way = next((p for p in path.parents if p.is_file()), None)
+    in_the_way = file_in_the_way(path.parent)
     if in_the_way is not None:
         raise WriteError(
             errno.ENOTDIR, f"cannot save {path}: {in_the_way} is a file, not a folder."

@@ -23,7 +23,7 @@ from skimage.measure import regionprops
 
 from ..labels import as_labels, compact_ids
 from ..rle import coco_rle
-from .atomic import write_atomically
+from .atomic import file_in_the_way, write_atomically
 from .writers import FILE_FORMATS, FORMATS, label_writer
 
 _VERSIONED = (
@@ -343,7 +343,7 @@ def export_labels(
         raise ValueError(f"Unknown format(s) {sorted(unknown)}; choose from {list(FILE_FORMATS)}.")
     formats = list(dict.fromkeys(formats))
     folder = Path(folder)
-    in_the_way = next((p for p in (folder, *folder.parents) if p.is_file()), None)
+    in_the_way = file_in_the_way(folder)
     if in_the_way is not None:
         # Not a FileExistsError: that one means outputs are there (an answer to ask about).
         raise NotADirectoryError(

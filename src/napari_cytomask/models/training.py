@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage as ndi
 
-from ..io.atomic import WriteError, write_atomically
+from ..io.atomic import WriteError, file_in_the_way, write_atomically
 from ..io.files import IMAGE_SUFFIXES, match_files, read_image
 from ..labels import as_labels, check_same_shape
 from ..metrics import Evaluation, evaluate
@@ -1233,7 +1233,7 @@ def iter_train(
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        in_the_way = next((p for p in output.parents if p.is_file()), None)
+        in_the_way = file_in_the_way(output.parent)
         reason = f"{in_the_way} is a file, not a folder" if in_the_way else err.strerror
         model_folder = output.parent == cache_dir()
         advice = (
