@@ -191,3 +191,108 @@ def test_label_ids_opened_as_an_image_are_pointed_to(make_napari_viewer_proxy, q
     qtbot.waitUntil(lambda: dock.ground_truth_combo.currentText() == "instances_ids")
     qtbot.waitUntil(lambda: dock.evaluation is not None, timeout=10_000)
     assert dock.evaluation.summary()["mean_average_f1"] == pytest.approx(1.0)
+
+
+def test_a_failed_comparison_leaves_no_numbers_to_save(dock_in_viewer, qtbot, labels, tmp_path):
+    """Once the pair cannot be compared, the table, plot and Save CSV… no longer show the
+    previous pair's numbers; a saved file is named after, and reported with, its pair."""
+    viewer, dock = dock_in_viewer
+    assert _cell(dock, "F1") == "1.000" and dock.save_button.isEnabled()
+    viewer.add_labels(labels[:100].copy(), name="crop")
+    dock.prediction_combo.setCurrentIndex(dock.prediction_combo.findText("crop"))
+    qtbot.waitUntil(lambda: "shape" in dock.status.text(), timeout=10_000)
+    assert dock.evaluation is None and not dock.save_button.isEnabled()
+    assert _cell(dock, "F1") == "" and _cell(dock, "Mean-average F1") == ""
+    assert not dock.axes.lines
+    dock.save_csv(tmp_path / "stale.csv")
+    assert not (tmp_path / "stale.csv").exists()
+    assert dock.status.text() == "Nothing to save yet: choose two Labels layers."
+
+    # The ground truth closed: nothing left to show either.
+    dock.prediction_combo.setCurrentIndex(dock.prediction_combo.findText("prediction"))
+    qtbot.waitUntil(lambda: dock.save_button.isEnabled(), timeout=10_000)
+    viewer.layers.remove("ground truth")
+    viewer.layers.remove("crop")
+    assert dock.evaluation is None and _cell(dock, "F1") == ""
+
+    viewer.add_labels(labels.copy(), name="ground truth")
+    dock.ground_truth_combo.setCurrentIndex(dock.ground_truth_combo.findText("ground truth"))
+    dock.prediction_combo.setCurrentIndex(dock.prediction_combo.findText("prediction"))
+    qtbot.waitUntil(lambda: dock.save_button.isEnabled(), timeout=10_000)
+    dock.save_csv(tmp_path / "m.csv")
+    assert dock.status.text() == (
+        f"Saved the metrics of 'prediction' against 'ground truth' to {tmp_path / 'm.csv'}."
+    )
+    # A failed save keeps the numbers, so it can be tried elsewhere.
+    dock.save_csv(tmp_path / "no such folder" / "m.csv")
+    assert dock.status.text().startswith("Could not save the metrics:")
+    assert dock.save_button.isEnabled() and _cell(dock, "F1") == "1.000"
+
+
+def test_frames_only_for_stacks(make_napari_viewer_proxy, qtbot, labels):
+    """After a time stack, a 2-D pair is one image again: rows are not frames."""
+    viewer = make_napari_viewer_proxy()
+    shifted = np.roll(labels, 3, axis=1)
+    movie = viewer.add_labels(np.stack([labels] * 2), name="movie mask", axis_labels="tyx")
+    viewer.add_labels(np.stack([shifted] * 2), name="movie cells", axis_labels="tyx")
+    dock = MetricsDock(viewer)
+    qtbot.addWidget(dock)
+    assert dock.ground_truth_layer is movie or dock.ground_truth_combo.currentText() == "movie mask"
+    assert dock.stack_check.isChecked() and dock.stack_check.isEnabled()
+    qtbot.waitUntil(lambda: bool(dock.evaluation and dock.evaluation.frames), timeout=10_000)
+    viewer.layers.remove("movie mask")
+    viewer.layers.remove("movie cells")
+    viewer.add_labels(labels.copy(), name="mask")
+    viewer.add_labels(shifted, name="cells")
+    assert not dock.stack_check.isChecked() and not dock.stack_check.isEnabled()
+    qtbot.waitUntil(lambda: dock.evaluation is not None, timeout=10_000)
+    assert not dock.evaluation.frames
+    assert dock.evaluation.matches.n_true == len(np.unique(labels)) - 1
+
+
+def test_highlights_follow_the_pair_and_are_never_compared(make_napari_viewer_proxy, qtbot, labels):
+    """Highlight layers lie over the pair they describe, even when the pair moves, and a
+    dock opened later (the first one closed) does not take them for a prediction."""
+    viewer = make_napari_viewer_proxy()
+    ids = np.unique(labels)[1:]
+    viewer.add_labels(labels.copy(), name="ground truth")
+    viewer.add_labels(np.where(labels == ids[0], 0, labels), name="cells")
+    first = MetricsDock(viewer)
+    qtbot.addWidget(first)
+    first.highlight_check.setChecked(True)
+    name = "false negatives (cells vs ground truth)"
+    qtbot.waitUntil(lambda: name in viewer.layers, timeout=10_000)
+
+    viewer.add_labels(labels.copy(), name="moved truth", scale=(0.5, 0.5), translate=(30, 40))
+    viewer.add_labels(
+        np.where(labels == ids[1], 0, labels),
+        name="moved cells",
+        scale=(0.5, 0.5),
+        translate=(30, 40),
+    )
+    first.ground_truth_combo.setCurrentIndex(first.ground_truth_combo.findText("moved truth"))
+    first.prediction_combo.setCurrentIndex(first.prediction_combo.findText("moved cells"))
+    moved = "false negatives (moved cells vs moved truth)"
+    qtbot.waitUntil(lambda: moved in viewer.layers, timeout=10_000)
+    assert tuple(viewer.layers[moved].scale) == (0.5, 0.5)
+    assert tuple(viewer.layers[moved].translate) == (30, 40)
+
+    second = MetricsDock(viewer)
+    qtbot.addWidget(second)
+    offered = [second.prediction_combo.itemText(i) for i in range(second.prediction_combo.count())]
+    assert offered == ["ground truth", "cells", "moved truth", "moved cells"]
+    assert second.prediction_combo.currentText() == "moved cells"
+    first.runner.cancel()
+
+
+def test_layers_that_do_not_line_up_are_noted(make_napari_viewer_proxy, qtbot, labels):
+    viewer = make_napari_viewer_proxy()
+    viewer.add_labels(labels.copy(), name="ground truth")
+    viewer.add_labels(labels.copy(), name="cells", translate=(300, 300))
+    dock = MetricsDock(viewer)
+    qtbot.addWidget(dock)
+    qtbot.waitUntil(lambda: dock.evaluation is not None, timeout=10_000)
+    assert dock.status.text().endswith(
+        ". Note: 'cells' and 'ground truth' do not line up in the viewer (their translate "
+        "differ), yet are compared pixel by pixel"
+    )

@@ -175,6 +175,8 @@ class Runner(QObject):
         Called with every yielded value instead of the default progress display.
     describe_error
         Turns an exception into the sentence the user reads (what to do).
+    on_failure
+        Called in the GUI thread after a failure is reported (e.g. to clear stale results).
     delay_ms
         Quiet period of :meth:`request`.
     parent
@@ -188,6 +190,7 @@ class Runner(QObject):
         *,
         on_progress: Callable[[object], None] | None = None,
         describe_error: Callable[[Exception], str] = str,
+        on_failure: Callable[[], None] | None = None,
         delay_ms: int = 250,
         parent: QObject | None = None,
     ):
@@ -196,6 +199,7 @@ class Runner(QObject):
         self._controls = controls
         self._on_progress = on_progress or (controls.show_progress if controls else None)
         self._describe = describe_error
+        self._on_failure = on_failure
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(delay_ms)
@@ -250,6 +254,8 @@ class Runner(QObject):
         if not (live and message == self._last_error):
             show_error(message)
         self._last_error = message
+        if self._on_failure is not None:
+            self._on_failure()
 
     def _set_running(self, running: bool) -> None:
         if self._controls is not None:

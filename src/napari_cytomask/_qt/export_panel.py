@@ -23,7 +23,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..io.export import export_labels, from_layer
-from ..io.layers import layer_info
+from ..io.layers import is_highlight
 from ..io.writers import FILE_FORMATS, FORMATS
 from ..roles import role_of
 from ._live import Runner, StepControls, StepWidget, step_page
@@ -118,7 +118,7 @@ class ExportPanel(StepWidget, QWidget):
         for layer in self._listed:
             item = QListWidgetItem(layer.name)
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-            unticked = role_of(layer) == "mask" or layer_info(layer).get("method") in _SHOWN_ONLY
+            unticked = role_of(layer) == "mask" or is_highlight(layer)
             default = Qt.CheckState.Unchecked if unticked else Qt.CheckState.Checked
             item.setCheckState(next((st for ly, st in ticked if ly is layer), default))
             self.layer_list.addItem(item)
@@ -199,10 +199,6 @@ class ExportPanel(StepWidget, QWidget):
             )
         self.status.setText(text)
 
-
-#: Results that only show something (the metrics' false positives and negatives): a user
-#: exports them by ticking them, not by default.
-_SHOWN_ONLY = ("false_positives", "false_negatives")
 
 _NOTHING_TO_EXPORT = "No Labels layer to export yet: segment cells in step 2, or open a mask."
 

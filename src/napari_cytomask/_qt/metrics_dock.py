@@ -7,6 +7,7 @@ import os
 import napari
 import numpy as np
 from napari.layers import Image, Labels
+from napari.utils.notifications import show_error
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -22,7 +23,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..io.layers import is_result, layer_info, result_metadata
+from ..io.layers import is_highlight, is_result, layer_info, result_metadata
 from ..labels import LabelsError, as_labels, check_same_shape
 from ..metrics import DEFAULT_THRESHOLDS, Evaluation, evaluate, unmatched_objects, write_csv
 from ..roles import role_of
@@ -107,6 +108,8 @@ class MetricsDock(StepWidget, QWidget):
         self.evaluation: Evaluation | None = None
         self._watched: list[Labels] = []
         self._highlights: dict[str, Labels] = {}
+        # The names of the compared layers and how they are misplaced, for the status and CSV.
+        self._pair: tuple[str, str, str] = ("", "", "")
 
         self.prediction_combo = QComboBox()
         self.prediction_combo.setToolTip(
@@ -169,6 +172,7 @@ class MetricsDock(StepWidget, QWidget):
             self._show,
             self.controls,
             describe_error=lambda err: f"Cannot compute the metrics: {err}",
+            on_failure=self._clear_results,
             delay_ms=300,
             parent=self,
         )
@@ -231,11 +235,12 @@ class MetricsDock(StepWidget, QWidget):
         return self._find(self.ground_truth_combo.currentData())
 
     def _candidates(self) -> list[Labels]:
-        own = {layer.unique_id for layer in self._highlights.values()}
+        # Highlight layers, this dock's or an earlier one's, show a comparison: they are
+        # not offered as one of its sides.
         return [
             layer
             for layer in self.viewer.layers
-            if isinstance(layer, Labels) and layer.unique_id not in own
+            if isinstance(layer, Labels) and not is_highlight(layer)
         ]
 
     def _layer_inserted(self, event) -> None:
@@ -273,11 +278,15 @@ class MetricsDock(StepWidget, QWidget):
             for emitter in (layer.events.data, layer.events.paint, layer.events.labels_update):
                 emitter.connect(self._data_changed)
         gt = self.ground_truth_layer
-        if gt is not None and len(gt.data.shape) > 2:
-            # Tiles and time points are separate images: compare them frame by frame.
-            self.stack_check.blockSignals(True)
-            self.stack_check.setChecked(str(gt.axis_labels[0]).upper() in ("P", "T"))
-            self.stack_check.blockSignals(False)
+        frames = gt is not None and len(gt.data.shape) > 2
+        self.stack_check.blockSignals(True)
+        # Tiles and time points are separate images: compare them frame by frame. A 2-D
+        # image has no frames, whatever the box said for the layers before.
+        self.stack_check.setEnabled(frames)
+        if gt is not None:
+            self.stack_check.setChecked(frames and str(gt.axis_labels[0]).upper() in ("P", "T"))
+        self.stack_check.blockSignals(False)
+        self._clear_results()
         self.schedule()
 
     def _data_changed(self, event=None) -> None:
@@ -318,6 +327,7 @@ class MetricsDock(StepWidget, QWidget):
             problem = f"'{gt.name}' is both the prediction and the ground truth; pick another."
         if problem:
             self.runner.cancel()
+            self._clear_results()
             self.status.setText(problem)
             return
         gt_data, pred_data = resolution_level(gt)[0], resolution_level(pred)[0]
@@ -333,6 +343,7 @@ class MetricsDock(StepWidget, QWidget):
             self.runner.cancel()
             self.runner.fail(err, live=not now)
             return
+        self._pair = (pred.name, gt.name, _misaligned(pred, gt))
         self.status.setText("Computing…")
         args = (
             gt_data,
@@ -345,6 +356,15 @@ class MetricsDock(StepWidget, QWidget):
             self.runner.run_now(compute_metrics, *args)
         else:
             self.runner.request(compute_metrics, *args)
+
+    def _clear_results(self) -> None:
+        """Empty the table and plot, so no number outlives the comparison it came from."""
+        self.evaluation = None
+        self.save_button.setEnabled(False)
+        self.table.clearContents()
+        self.summary_table.clearContents()
+        self.axes.clear()
+        self.canvas.draw_idle()
 
     def _show(self, result) -> None:
         evaluation, false_pos, false_neg = result
@@ -365,6 +385,12 @@ class MetricsDock(StepWidget, QWidget):
             text += f" in {len(evaluation.frames)} frames (counts summed over frames)"
         if notes:
             text += f". Note: {' and '.join(notes)}, so ratios without a true positive are 0."
+        pred_name, gt_name, misaligned = self._pair
+        if misaligned:
+            text += (
+                f". Note: '{pred_name}' and '{gt_name}' do not line up in the viewer "
+                f"(their {misaligned} differ), yet are compared pixel by pixel"
+            )
         self.status.setText(text)
 
     # ---------------------------------------------------------------- display
@@ -407,13 +433,15 @@ class MetricsDock(StepWidget, QWidget):
         for key, data in (("fp", false_pos), ("fn", false_neg)):
             method = {"fp": "false_positives", "fn": "false_negatives"}[key]
             metadata = result_metadata(source[key], method=method, parameters=parameters)
+            geometry = resolution_level(source[key])[1]
             layer = self._highlights.get(key)
             if layer is not None and self._find(layer.unique_id) is not None:
                 layer.data = data
                 layer.name = names[key]
                 layer.metadata = {**layer.metadata, **metadata}
+                for name, value in geometry.items():  # over the pair it now describes
+                    setattr(layer, name, value)
                 continue
-            geometry = resolution_level(source[key])[1]
             layer = Labels(data, name=names[key], metadata=metadata, **geometry)
             # Registered before insertion, so the layer list refresh can skip it.
             self._highlights[key] = layer
@@ -433,21 +461,38 @@ class MetricsDock(StepWidget, QWidget):
     def save_csv(self, path: str | os.PathLike | None = None) -> None:
         """Write the current results to CSV; without ``path`` a file dialog asks."""
         if self.evaluation is None:
-            self.runner.fail(ValueError("nothing to save yet; choose two Labels layers."))
+            self._save_failed("Nothing to save yet: choose two Labels layers.")
             return
+        pred_name, gt_name, _ = self._pair
         if path is None:
             # The dialog asks before replacing an existing file.
+            suggested = f"metrics {pred_name} vs {gt_name}.csv".replace(os.sep, "_")
             path, _ = QFileDialog.getSaveFileName(
-                self, "Save metrics as CSV", "metrics.csv", "CSV files (*.csv)"
+                self, "Save metrics as CSV", suggested, "CSV files (*.csv)"
             )
             if not path:
                 return
         try:
             written = write_csv(self.evaluation, path, overwrite=True)
         except OSError as err:
-            self.runner.fail(err)
+            # The metrics stay: saving can be tried again, elsewhere.
+            self._save_failed(f"Could not save the metrics: {err}")
             return
-        self.status.setText(f"Saved the metrics to {written}.")
+        self.status.setText(f"Saved the metrics of '{pred_name}' against '{gt_name}' to {written}.")
+
+    def _save_failed(self, message: str) -> None:
+        self.status.setText(message)
+        show_error(message)
+
+
+def _misaligned(a, b) -> str:
+    """What of two layers' placement in the viewer differs ("scale", "translate"), if any."""
+    differ = [
+        name
+        for name in ("scale", "translate")
+        if not np.allclose(getattr(a, name), getattr(b, name))
+    ]
+    return " and ".join(differ)
 
 
 def _ids(layer: Image) -> bool:

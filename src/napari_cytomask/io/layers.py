@@ -311,6 +311,16 @@ def is_result(layer) -> bool:
     return layer_info(layer).get("role") == RESULT_ROLE
 
 
+#: Methods of the metrics' highlight layers: they show a comparison's unmatched cells,
+#: and are neither compared again nor exported unless a user picks them.
+HIGHLIGHT_METHODS = ("false_positives", "false_negatives")
+
+
+def is_highlight(layer) -> bool:
+    """Whether a layer shows the unmatched cells of a comparison (made by the metrics)."""
+    return is_result(layer) and layer_info(layer).get("method") in HIGHLIGHT_METHODS
+
+
 def result_metadata(
     made_from,
     *,

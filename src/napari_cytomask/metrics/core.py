@@ -727,8 +727,11 @@ def evaluate(
     match_threshold = float(_check_thresholds([match_threshold])[0])
     if not stack:
         return _evaluate_one(gt, pred, thresholds, match_threshold, scores, 0)
-    if gt.ndim < 2:
-        raise LabelsError(f"a stack needs a frame axis and image axes; got shape {gt.shape}.")
+    if gt.ndim < 3:
+        # Rows of one image are not frames: each frame must be an image itself.
+        raise LabelsError(
+            f"a stack needs a frame axis and 2-D or 3-D frames; got shape {gt.shape}."
+        )
     if scores is not None and len(scores) != len(gt):
         raise ValueError(f"got scores for {len(scores)} frames but the stack has {len(gt)}.")
     frames = tuple(
