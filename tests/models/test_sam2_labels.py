@@ -108,6 +108,43 @@ def test_foreground_map_and_area_limits_drop_masks():
         run(engine, lp, foreground=foreground[:10])
 
 
+class MasksEngine(SceneEngine):
+    """Gives the whole image (one tile) the masks it was made with."""
+
+    def __init__(self, masks):
+        self._normalized = _LRU(1 << 20)
+        self.masks = np.stack(masks)
+
+    def _masks_of_views(self, views, params):
+        yield ("decoder", 1, 1)
+        return [as_masks(self.masks, np.full(len(self.masks), 0.9))], len(self.masks)
+
+
+def test_what_is_left_of_a_mask_painted_over_is_one_piece_of_the_minimum_area():
+    """Smaller masks painted over a larger one can leave it in pieces or as a sliver: each
+    cell keeps its largest piece, and only if that has the minimum area."""
+    bar = np.zeros(SHAPE, bool)
+    bar[40:60, 10:120] = True  # cut in two by the post: 20 x 60 px and 20 x 40 px
+    post = np.zeros(SHAPE, bool)
+    post[:, 70:80] = True
+    crescent, moon = disc(SHAPE, 20, 40, 10), disc(SHAPE, 20, 42, 9)  # ~60 px of crescent
+    lp = LabelParams(tile_size=256, min_area=100)
+    result = run(MasksEngine([bar, post, crescent, moon]), lp)
+    labels = result.labels
+    assert sorted(result.features["area"].tolist()) == sorted(
+        [20 * 60, int(post.sum()), int(moon.sum())]
+    )
+    assert result.features["index"].tolist() == [1, 2, 3]
+    assert result.features["mask_area"].tolist() == [bar.sum(), post.sum(), moon.sum()]
+    assert np.all(labels[40:60, 10:70] == 1) and not labels[40:60, 80:120].any()
+    assert np.all(labels[post] == 2) and np.all(labels[moon] == 3)
+    assert not labels[crescent & ~moon].any()
+    from skimage.measure import label
+
+    for cell in (1, 2, 3):
+        assert label(labels == cell).max() == 1  # one piece
+
+
 def test_stacks_get_unique_ids_and_a_position_column():
     lp = LabelParams(tile_size=256)
     result = run(SceneEngine(lp), lp, image=np.zeros((2, *SHAPE), np.uint16))
