@@ -53,6 +53,10 @@ def test_segment_then_a_filter_slider_updates_the_labels(
     assert first.shape == layer.data.shape and first.max() > 0
     assert set(labels.features["index"]) == set(np.unique(first[first > 0]))
     assert {"predicted_iou", "stability_score", "area"} <= set(labels.features.columns)
+    # Fewer than 256 cells, yet a user can paint a cell of id 300 by hand.
+    assert labels.data.dtype == np.uint16
+    labels.selected_label = 300
+    assert labels.selected_label == 300
 
     ious = labels.features["predicted_iou"].to_numpy()
     widget.set_values(pred_iou_thresh=float(np.round(np.median(ious), 2)))
@@ -63,6 +67,17 @@ def test_segment_then_a_filter_slider_updates_the_labels(
     engine = next(iter(widget._engines.values()))
     assert engine.runs["encoder"] == 1  # the slider only re-filtered
     assert len(looked_up) == 1  # the model's file is looked up once, not per slider move
+
+    # A user's edit is never lost to the next slider move: the masks go to a new layer.
+    labels.paint((4, 4), 300)
+    edited = np.array(labels.data)
+    assert labels.metadata["cytomask"]["edited"] and (edited == 300).any()
+    widget.set_values(pred_iou_thresh=0.0)
+    qtbot.waitUntil(lambda: f"{name} [2]" in viewer.layers, timeout=30000)
+    qtbot.waitUntil(lambda: not widget.runner.busy, timeout=10000)
+    np.testing.assert_array_equal(viewer.layers[name].data, edited)
+    assert not (viewer.layers[f"{name} [2]"].data == 300).any()
+    assert "edited" not in viewer.layers[f"{name} [2]"].metadata["cytomask"]
 
 
 def test_current_position_of_a_stack_keeps_ids_unique(

@@ -7,9 +7,10 @@ from typing import Any
 
 import numpy as np
 from napari.layers import Labels, Layer
+from napari.utils.notifications import show_info
 from qtpy.QtWidgets import QComboBox
 
-from ..io.layers import is_result
+from ..io.layers import METADATA_KEY, is_result, layer_info
 from ..labels import min_label_dtype
 from ..roles import role_of
 
@@ -82,13 +83,16 @@ def level_names(layer) -> list[str]:
 
 
 def compact_labels(data) -> np.ndarray:
-    """Labels in the smallest unsigned type that holds every id.
+    """Labels in the smallest unsigned type that holds every id, and at least 16 bits.
 
     napari colours 8- and 16-bit labels on the GPU, while wider ones are mapped
-    pixel by pixel in the GUI thread (hundreds of ms for a 1024² image).
+    pixel by pixel in the GUI thread (hundreds of ms for a 1024² image). Not
+    8 bits: napari refuses to paint an id the type cannot hold, so a user adding
+    cells to a result of 200 would be stopped at id 256.
     """
     data = np.asarray(data)
-    return data.astype(min_label_dtype(int(data.max(initial=0))), copy=False)
+    dtype = min_label_dtype(max(int(data.max(initial=0)), np.iinfo(np.uint16).max))
+    return data.astype(dtype, copy=False)
 
 
 def closed_during_run(layer) -> str:
@@ -104,12 +108,17 @@ def result_slot(viewer, name: str, kind: type, shape) -> tuple[str, Layer | None
     result there to update in place (``None``: add a new layer under that name).
 
     A layer of that name that no step made (the user's own, such as hand-drawn
-    labels, or another plugin's) is never replaced: the result takes the first free
-    ``name [k]``, the same on every run. An earlier result of another kind or
-    shape is removed.
+    labels, or another plugin's), or a result the user has painted into, is never
+    replaced: the result takes the first free ``name [k]``, the same on every run.
+    An earlier result of another kind or shape is removed.
     """
     base, k = name, 1
-    while name in viewer.layers and not is_result(viewer.layers[name]):
+    while name in viewer.layers and not _replaceable(viewer.layers[name]):
+        if layer_info(viewer.layers[name]).get("edited"):
+            show_info(
+                f"'{name}' holds your edits, so it is kept; the new result is in "
+                f"'{base} [{k + 1}]'."
+            )
         k += 1
         name = f"{base} [{k}]"
     if name not in viewer.layers:
@@ -127,12 +136,27 @@ def labels_layer(data, name: str, geometry: dict, metadata: dict) -> Labels:
 
     ``geometry`` comes from :func:`resolution_level`, ``metadata`` from
     :func:`~napari_cytomask.io.layers.result_metadata`; the data are made compact
-    (:func:`compact_labels`).
+    (:func:`compact_labels`). Once a user paints into it (brush, fill, eraser), its
+    record says ``edited`` and no later run replaces it (:func:`result_slot`).
     """
     data = compact_labels(data)
-    return Labels(
+    layer = Labels(
         data, name=name, metadata=metadata, **{k: v[-data.ndim :] for k, v in geometry.items()}
     )
+    layer.events.paint.connect(_mark_edited)
+    return layer
+
+
+def _mark_edited(event) -> None:
+    # napari emits `paint` for every undoable edit (brush, fill, data_setitem), never
+    # when a step sets the layer's data.
+    info = event.source.metadata.get(METADATA_KEY)
+    if info is not None:
+        info["edited"] = True
+
+
+def _replaceable(layer) -> bool:
+    return is_result(layer) and not layer_info(layer).get("edited")
 
 
 class LayerPicker(QComboBox):
