@@ -177,6 +177,12 @@ def test_stack_scores_need_one_entry_per_frame():
         evaluate(np.stack([GT, GT]), np.stack([PRED, PRED]), scores=[[1, 1]], stack=True)
 
 
+def test_a_stack_is_made_of_images_not_rows():
+    assert GT.ndim == 2
+    with pytest.raises(LabelsError, match="2-D or 3-D frames; got shape"):
+        evaluate(GT, PRED, stack=True)
+
+
 def test_core_does_not_import_qt():
     code = (
         "import sys, napari_cytomask.metrics; "
