@@ -185,6 +185,45 @@ def test_multifile_ome_gives_whole_stack(shared_data, folder, plane):
         assert kwargs["metadata"]["cytomask"]["metadata_file"].endswith(expected)
 
 
+def test_multifile_ome_with_a_file_missing_is_refused(shared_data, tmp_path):
+    """tifffile fills the planes of a missing file with zeros: the file is named instead."""
+    import shutil
+
+    root = tmp_path / "master"
+    shutil.copytree(shared_data / OME / "multiples" / "master", root)
+    (root / "multifile-Z3.ome.tiff").unlink()
+    with pytest.raises(
+        TiffReadError,
+        match=(
+            "multifile-Z3.ome.tiff, a file of this multi-file OME-TIFF, is missing or cannot be "
+            "read, so its planes would be blank; copy every file of the acquisition"
+        ),
+    ):
+        read_tiff(root / "multifile-Z1.ome.tiff")
+
+
+def test_imagej_metadata_counting_fewer_images_than_pages_is_refused(tmp_path):
+    """Pages past the count ImageJ wrote would be dropped (napari) or folded into a new
+    axis (a plain read): neither is the user's data."""
+    path = tmp_path / "ij.tif"
+    description = "ImageJ=1.53t\nimages=3\nchannels=3\nslices=1\nframes=1\nhyperstack=true\n"
+    with tifffile.TiffWriter(path) as tif:
+        for i in range(6):
+            tif.write(
+                np.full((64, 64), i, np.uint16),
+                description=description if i == 0 else None,
+                metadata=None,
+            )
+    with pytest.raises(
+        TiffReadError,
+        match=(
+            r"its ImageJ metadata describe 3 images but it holds 6 pages \(it was changed "
+            r"after ImageJ saved it\); open it in Fiji"
+        ),
+    ):
+        read_tiff(path)
+
+
 def test_label_volume_opens_as_labels(shared_data):
     path = shared_data / LABEL_VOLUME
     ((data, kwargs, kind),) = read_tiff(path)

@@ -17,7 +17,7 @@ import tifffile
 from scipy import ndimage as ndi
 
 from napari_cytomask._reader import get_reader
-from napari_cytomask.io.tiff import TiffScan, describe_tiff, read_tiff
+from napari_cytomask.io.tiff import MosaicUnavailable, TiffScan, describe_tiff, read_tiff
 
 CROP = (slice(200, 584), slice(300, 684))
 PIXEL_UM = 0.65
@@ -95,8 +95,11 @@ def test_hyperstack_contrast_from_sample(hyperstack):
     assert "contrast_limits" not in layers[3][1]
 
 
-def _positions_ome(path, image: np.ndarray, ids: np.ndarray, *, thumbnail: bool) -> list:
-    """2 x 2 overlapping 600 x 600 tiles, one OME series each, with stage positions."""
+def _positions_ome(
+    path, image: np.ndarray, ids: np.ndarray, *, thumbnail: bool, far: int = 0
+) -> list:
+    """2 x 2 overlapping 600 x 600 tiles, one OME series each, with stage positions; the
+    last one ``far`` pixels further away on the stage (in another well, say)."""
     origin_y, origin_x = 2000.0, -1500.0
     starts = [(r, c) for r in (0, 422) for c in (0, 424)]
     with tifffile.TiffWriter(path, ome=True) as tif:
@@ -112,8 +115,8 @@ def _positions_ome(path, image: np.ndarray, ids: np.ndarray, *, thumbnail: bool)
                     "PhysicalSizeY": PIXEL_UM,
                     "Channel": {"Name": ["Phase", "Mask"]},
                     "Plane": {
-                        "PositionX": [origin_x + c * PIXEL_UM] * 2,
-                        "PositionY": [origin_y + r * PIXEL_UM] * 2,
+                        "PositionX": [origin_x + (c + far * (n == 3)) * PIXEL_UM] * 2,
+                        "PositionY": [origin_y + (r + far * (n == 3)) * PIXEL_UM] * 2,
                         "PositionXUnit": ["µm"] * 2,
                         "PositionYUnit": ["µm"] * 2,
                     },
@@ -165,6 +168,24 @@ def test_mosaic_equals_original(positions_file):
     np.testing.assert_array_equal(mask.compute(), ids)
     # A block in the middle, where all four tiles overlap.
     np.testing.assert_array_equal(np.asarray(phase[400:620, 410:630]), image[400:620, 410:630])
+
+
+def test_positions_far_apart_are_not_stitched(shared_data, tmp_path):
+    """One field 20,000 px away would make a mosaic of 400 million pixels, nearly all
+    empty: refused with what was found, and the fields still open one by one."""
+    image, ids = _phase_and_ids(shared_data, 5, crop=(slice(None), slice(None)))
+    path = tmp_path / "wells.ome.tif"
+    _positions_ome(path, image, ids, thumbnail=False, far=20_000)
+    with pytest.raises(
+        MosaicUnavailable,
+        match=(
+            r"its 4 stage positions lie far apart: stitched, they would make one 21022 x 21024 "
+            r"px plane, of which the tiles would fill 0%; they look like separate fields"
+        ),
+    ):
+        read_tiff(path, mosaic=True)
+    (phase, _, _), _ = read_tiff(path)
+    assert phase.shape == (4, 600, 600)
 
 
 def test_data_outlive_the_scan(positions_file):

@@ -50,9 +50,9 @@ def open_mosaic(viewer: napari.Viewer, path: str | os.PathLike | None = None) ->
             return []
     try:
         layer_data = read_tiff(path, mosaic=True)
-    except MosaicUnavailable:
+    except MosaicUnavailable as err:
         show_error(
-            f"{path} has no stage positions and pixel size to stitch its tiles by. "
+            f"{path} cannot be stitched: {err.problem}. "
             "Use File > Open to see its tiles on a position slider instead."
         )
         return []

@@ -88,7 +88,8 @@ _CORRUPTION = re.compile(
     r"invalid page offset|invalid offset to first page|invalid next page|circular reference"
     r"|missing \d+ (?:pages|frames)|expected \d+ frames, got|corrupted (?:file|tag list)"
     r"|incorrect Strip\w+ count|expected \d+ segments|failed to read \d+ bytes"
-    r"|invalid TiffData index|index out of range|series is missing files",
+    r"|invalid TiffData index|index out of range|series is missing files"
+    r"|series failed to read|Missing data are zeroed",
     re.I,
 )
 #: Largest ratio of decoded to stored bytes each compression can reach (zlib's
@@ -96,6 +97,8 @@ _CORRUPTION = re.compile(
 #: header promising more is corrupt, and trusting it would allocate memory the
 #: file cannot fill.
 _MAX_RATIO = {1: 1, 5: 4096, 8: 1100, 32946: 1100, 32773: 130}
+#: Least share of a mosaic's plane its tiles must fill; a grid of tiles fills all of it.
+MIN_MOSAIC_COVER = 0.25
 _IMAGEJ_COLOURS = ("red", "green", "blue", "gray", "cyan", "magenta", "yellow")
 _BINARY_ONLY = re.compile(r"<(?:\w+:)?BinaryOnly\b[^>]*?\bMetadataFile=\"([^\"]+)\"")
 
@@ -122,13 +125,15 @@ class TiffReadError(ValueError):
 
 
 class MosaicUnavailable(TiffReadError):
-    """A mosaic was asked for a file without the stage positions and pixel size to stitch by."""
+    """A mosaic was asked for a file whose tiles cannot be stitched into one plane: it has
+    no stage positions and pixel size to stitch by, or its positions lie far apart."""
 
-    def __init__(self, path: str | os.PathLike) -> None:
-        super().__init__(path, "it has no stage positions and pixel sizes to stitch its tiles")
-
-    def __reduce__(self):
-        return type(self), (self.path,)
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        problem: str = "it has no stage positions and pixel sizes to stitch its tiles",
+    ) -> None:
+        super().__init__(path, problem)
 
 
 @dataclass(frozen=True)
@@ -684,8 +689,21 @@ class TiffScan:
         return channels
 
     def _check_mosaic(self) -> None:
-        if not self.description.can_mosaic:
+        desc = self.description
+        if not desc.can_mosaic:
             raise MosaicUnavailable(self.path)
+        tile = np.array([desc.shape[self._labels.index(a)] for a in "YX"])
+        span = self._tile_offsets.max(axis=0) + tile
+        covered = len(self._tile_offsets) * tile.prod() / span.prod()
+        if covered < MIN_MOSAIC_COVER:
+            # Fields in separate wells, say: stitched, they would make a plane mostly
+            # empty and far larger than the data (one far tile can ask for gigabytes).
+            raise MosaicUnavailable(
+                self.path,
+                f"its {len(self._tile_offsets)} stage positions lie far apart: stitched, "
+                f"they would make one {span[0]} x {span[1]} px plane, of which the tiles "
+                f"would fill {covered:.0%}; they look like separate fields, not one mosaic",
+            )
 
     @cached_property
     def _tile_offsets(self) -> np.ndarray:
@@ -908,9 +926,18 @@ class _TiffProblems(logging.Handler):
 
     def check(self, path: str) -> None:
         """Raise :class:`TiffReadError` if tifffile reported a broken file."""
-        if self.messages:
-            detail = re.sub(r"^<[^>]*>\s*", "", self.messages[0])
-            raise TiffReadError(path, f"the file is truncated or corrupt ({detail})")
+        if not self.messages:
+            return
+        missing = re.search(r"series failed to read '([^']+)'", self.messages[0])
+        if missing:
+            raise TiffReadError(
+                path,
+                f"{missing.group(1)}, a file of this multi-file OME-TIFF, is missing or "
+                "cannot be read, so its planes would be blank; copy every file of the "
+                "acquisition into one folder",
+            )
+        detail = re.sub(r"^<[^>]*>\s*", "", self.messages[0])
+        raise TiffReadError(path, f"the file is truncated or corrupt ({detail})")
 
 
 def _same_series(series: Sequence[tifffile.TiffPageSeries]) -> list[int]:
@@ -950,6 +977,15 @@ def _check_complete(path: str, series: Sequence[tifffile.TiffPageSeries]) -> Non
         if 0 in s.shape:
             shape = " x ".join(map(str, s.shape))
             raise TiffReadError(path, f"it holds an empty image ({shape} pixels)")
+        planes = math.prod(s.shape) // math.prod(s.keyframe.shape)
+        if s.kind == "imagej" and len(s.pages) > max(planes, 1):
+            # ImageJ's metadata count the images; pages past that count would be dropped.
+            raise TiffReadError(
+                path,
+                f"its ImageJ metadata describe {planes} images but it holds {len(s.pages)} "
+                "pages (it was changed after ImageJ saved it); open it in Fiji or ImageJ, "
+                "check its dimensions (Image > Properties) and save it again",
+            )
         if s.dataoffset is not None:
             size = s.parent.filehandle.size
             end = s.dataoffset + s.nbytes
