@@ -306,7 +306,10 @@ def process(job: Job, segmenter: Segmenter, options: Options) -> dict:
         shutil.rmtree(replaced) if replaced.is_dir() else replaced.unlink()
     return {"source": str(job.source), "output": str(output), "cells": n_cells,
             "seconds": seconds, "channels_used": used,
-            "channels": 3 if scan.rgb else len(scan.channels)}  # fmt: skip
+            "channels": 3 if scan.rgb else len(scan.channels),
+            # No channel chosen, and none named like transmitted light: the first was taken.
+            "channel_guessed": segmenter.preset.channels is None and not scan.rgb
+            and not scan.by_role("input")}  # fmt: skip
 
 
 def _recorded_output(record: Path) -> Path | None:
