@@ -420,3 +420,31 @@ def test_a_one_pixel_wide_image_opens_without_warnings(tmp_path, shape):
         warnings.simplefilter("error")
         ((data, _, kind),) = read_tiff(path)
     assert kind == "image" and np.asarray(data).shape == shape
+
+
+def test_pages_without_metadata_of_different_kinds_are_channels(shared_data, tmp_path):
+    """A phase-contrast page and a page of cell ids, saved without any metadata: not two
+    planes of one stack (which the middle page made a mask), but an input and a mask."""
+    import imageio.v3 as iio
+
+    folder = shared_data / "usiigaci-phc" / "set1"
+    phase = tifffile.imread(folder / "raw.tif")[:300, :400]
+    ids = iio.imread(folder / "instances_ids.png").astype(np.uint16)[:300, :400]
+    for order, roles in (((phase, ids), ["input", "mask"]), ((ids, phase), ["mask", "input"])):
+        path = tmp_path / "stripped.tif"
+        with tifffile.TiffWriter(path) as tif:
+            for page in order:
+                tif.write(page, metadata=None)
+        layers = read_tiff(path)
+        assert [kw["metadata"]["cytomask"]["role"] for _, kw, _ in layers] == roles
+        assert [kind for *_, kind in layers] == [
+            "labels" if r == "mask" else "image" for r in roles
+        ]
+        for (data, _, _), page in zip(layers, order, strict=True):
+            np.testing.assert_array_equal(np.asarray(data), page)
+    # Pages of one kind stay planes of one stack.
+    with tifffile.TiffWriter(path) as tif:
+        for page in (phase, phase[::-1]):
+            tif.write(page, metadata=None)
+    ((data, kwargs, kind),) = read_tiff(path)
+    assert kind == "image" and data.shape == (2, 300, 400)

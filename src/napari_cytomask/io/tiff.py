@@ -34,7 +34,14 @@ import tifffile
 import zarr
 from dask.base import tokenize
 
-from .layers import MICROMETRES, Channel, Scan, contrast_from_sample, guess_roles
+from .layers import (
+    MICROMETRES,
+    Channel,
+    Scan,
+    contrast_from_sample,
+    guess_roles,
+    looks_like_mask,
+)
 from .mosaic import stitch, tile_offsets
 
 #: A napari layer data tuple ``(data, kwargs, layer_type)``.
@@ -434,6 +441,10 @@ class TiffScan:
             # Samples that are not 8-bit colour (ImageJ composites stored as one
             # 16-bit page with 3 samples) are channels.
             in_labels[in_labels.index("S")] = "C"
+        if _kinds_differ(first, in_labels):
+            # Pages without metadata that are not all of one kind (label ids and images
+            # of light) are channels, not the planes of one stack.
+            in_labels[0] = "C"
         self._in_labels = in_labels
         labels = _napari_order(in_labels)
         self._perm = [in_labels.index(label) for label in labels]
@@ -623,10 +634,7 @@ class TiffScan:
             chunk_x = source.chunks[series_labels.index("X")]
             if 2 * chunk_y >= height and 2 * chunk_x >= width:
                 # A plane of one or two chunks: one read instead of one per patch.
-                plane = self.read(key)
-                return np.concatenate(
-                    [plane[r : r + patch, c0 : c0 + patch] for r in rows for c0 in cols]
-                )
+                return _grid_sample(self.read(key))
             # Patches inside single tiles or strips read as few chunks as possible.
             rows = [r // chunk_y * chunk_y if chunk_y >= patch else r for r in rows]
             cols = [c0 // chunk_x * chunk_x if chunk_x >= patch else c0 for c0 in cols]
@@ -1134,6 +1142,35 @@ def _dask_chunks(
         else:
             out.append(1)
     return tuple(out)
+
+
+def _grid_sample(plane: np.ndarray) -> np.ndarray:
+    """A grid of ``SAMPLE_GRID`` x ``SAMPLE_GRID`` patches of a plane, stacked along the rows."""
+    height, width = plane.shape[-2:]
+    if height <= SAMPLE_GRID * SAMPLE_PATCH and width <= SAMPLE_GRID * SAMPLE_PATCH:
+        return plane
+    rows, cols = _patch_starts(height, SAMPLE_PATCH), _patch_starts(width, SAMPLE_PATCH)
+    return np.concatenate(
+        [plane[..., r : r + SAMPLE_PATCH, c : c + SAMPLE_PATCH] for r in rows for c in cols],
+        axis=-2,
+    )
+
+
+#: Most pages, and bytes, of a stack without metadata whose pages are compared.
+_KIND_PAGES, _KIND_BYTES = 16, 256 << 20
+
+
+def _kinds_differ(series: tifffile.TiffPageSeries, labels: list[str]) -> bool:
+    """Whether a few pages stacked without axis metadata (tifffile's ``I`` or ``Q`` axis)
+    are of different kinds: some label ids, some images of light."""
+    if labels[1:] != ["Y", "X"] or labels[0] not in ("I", "Q"):
+        return False
+    if not 2 <= len(series.pages) <= _KIND_PAGES or series.nbytes > _KIND_BYTES:
+        return False
+    if len(series.pages) != series.shape[0] or not np.issubdtype(series.dtype, np.integer):
+        return False
+    kinds = {looks_like_mask("", _grid_sample(page.asarray())) for page in series.pages}
+    return len(kinds) > 1
 
 
 def _patch_starts(n: int, patch: int) -> list[int]:
