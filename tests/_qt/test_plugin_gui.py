@@ -28,6 +28,35 @@ def test_channel_roles_dock_converts_a_channel(make_napari_viewer_proxy, qtbot):
     assert viewer.layers[2].name == "Mask (ground truth)"
 
 
+def test_label_ids_that_napari_opens_as_an_image_are_shown_as_a_mask(
+    make_napari_viewer_proxy, qtbot, shared_data, tmp_path
+):
+    """napari opens Usiigaci's instances_ids.png as an opaque image over the phase
+    contrast: the plugin shows it as a mask; a phase image of integers stays an image."""
+    import imageio.v3 as iio
+    import numpy as np
+
+    folder = shared_data / "usiigaci-phc" / "set5"
+    viewer = make_napari_viewer_proxy()
+    widget = ChannelRolesWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    viewer.open(folder / "raw.tif", plugin="napari")  # another reader: an image of light
+    viewer.open(folder / "instances_ids.png", plugin="napari")
+    qtbot.waitUntil(lambda: isinstance(viewer.layers["instances_ids"], Labels))
+    mask = viewer.layers["instances_ids"]
+    assert viewer.layers.index(mask) == 1
+    np.testing.assert_array_equal(mask.data, iio.imread(folder / "instances_ids.png"))
+    assert mask.metadata["cytomask"]["role"] == "mask"
+    assert isinstance(viewer.layers["raw"], Image)
+    # Opened under another name, by its pixels alone.
+    copy = tmp_path / "set5.png"
+    copy.write_bytes((folder / "instances_ids.png").read_bytes())
+    viewer.open(copy, plugin="napari")
+    qtbot.waitUntil(lambda: isinstance(viewer.layers["set5"], Labels))
+    qtbot.waitUntil(lambda: widget.table.rowCount() == 3)
+    assert isinstance(viewer.layers["raw"], Image)
+
+
 def test_the_save_dialog_names_what_the_plugins_writer_keeps(make_napari_viewer_proxy, tmp_path):
     """napari's Save dialog lists its own label writer first; the plugin's entry says
     what it keeps, and choosing it saves the pixel size and refuses to overwrite."""

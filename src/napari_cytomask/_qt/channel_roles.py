@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import napari
-from napari.utils.notifications import show_error
+from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import QComboBox, QHeaderView, QLabel, QTableWidget, QVBoxLayout, QWidget
 
 from ..io.layers import ROLES
-from ..roles import channel_layers, role_of, set_role, source_of
+from ..roles import channel_layers, holds_ids, role_of, set_role, source_of
 
 _ROLE_TEXT = {"input": "input (segment this)", "image": "image", "mask": "mask (labels)"}
 
@@ -55,6 +55,7 @@ class ChannelRolesWidget(QWidget):
         events = self.viewer.layers.events
         for event in (events.inserted, events.removed, events.moved, events.renamed):
             event.connect(self._schedule_refresh)
+        events.inserted.connect(self._adopt_ids)
         self.refresh()
 
     def _schedule_refresh(self, event=None) -> None:
@@ -96,6 +97,27 @@ class ChannelRolesWidget(QWidget):
         # Widgets made before napari's style sheet reached the dock keep the sizes they
         # had without it (a combo box keeps its first size hint): make them again.
         self._schedule_refresh()
+
+    def _adopt_ids(self, event) -> None:
+        """Show label ids that another reader opened as an image (napari's own, for a PNG
+        of cell ids) as a mask: an opaque image of ids would hide the cells under it."""
+        layer = event.value
+        if holds_ids(layer):
+            # After napari has finished inserting it: replacing it now would upset the list.
+            QTimer.singleShot(0, lambda: self._make_mask(layer))
+
+    def _make_mask(self, layer) -> None:
+        if layer not in self.viewer.layers or not holds_ids(layer):
+            return  # closed, or made a channel by another widget meanwhile
+        try:
+            set_role(self.viewer.layers, layer, "mask")
+        except ValueError as err:  # negative ids: it stays an image
+            show_error(str(err))
+            return
+        show_info(
+            f"'{layer.name}' holds cell ids, so it is shown as a mask (a Labels layer). "
+            "If it is an image, set its role back in step 1 (Channels)."
+        )
 
     def _change(self, layer, picker: QComboBox) -> None:
         try:

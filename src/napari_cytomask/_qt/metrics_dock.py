@@ -6,7 +6,7 @@ import os
 
 import napari
 import numpy as np
-from napari.layers import Image, Labels
+from napari.layers import Labels
 from napari.utils.notifications import show_error
 from qtpy.QtWidgets import (
     QCheckBox,
@@ -23,10 +23,10 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..io.layers import is_highlight, is_result, layer_info, result_metadata
+from ..io.layers import is_highlight, is_result, result_metadata
 from ..labels import LabelsError, as_labels, check_same_shape
 from ..metrics import DEFAULT_THRESHOLDS, Evaluation, evaluate, unmatched_objects, write_csv
-from ..roles import role_of
+from ..roles import holds_ids, role_of
 from ._layers import resolution_level
 from ._live import Runner, StepControls, StepWidget, step_page
 from ._plot import PlotCanvas
@@ -298,7 +298,7 @@ class MetricsDock(StepWidget, QWidget):
             layer.name
             for layer in self.viewer.layers
             # Opened by another reader: the plugin's own reader opens ids as Labels.
-            if isinstance(layer, Image) and role_of(layer) and not layer_info(layer) and _ids(layer)
+            if holds_ids(layer)
         ]
         if not ids:
             return ""
@@ -493,18 +493,6 @@ def _misaligned(a, b) -> str:
         if not np.allclose(getattr(a, name), getattr(b, name))
     ]
     return " and ".join(differ)
-
-
-def _ids(layer: Image) -> bool:
-    """Whether an image layer in memory looks like label ids: integers, with background (0)
-    in at least a tenth of a sample of its first plane (an image of light rarely has it)."""
-    plane = layer.data
-    if not isinstance(plane, np.ndarray) or not np.issubdtype(plane.dtype, np.integer):
-        return False  # lazy data is not read on the GUI thread for a hint
-    while plane.ndim > 2:
-        plane = plane[0]
-    step = max(1, max(plane.shape) // 256)
-    return float(np.mean(np.asarray(plane[::step, ::step]) == 0)) >= 0.1
 
 
 _TRUTH_HINTS = ("gt", "ground", "truth", "reference", "annot", "mask")
