@@ -24,6 +24,7 @@ from qtpy.QtWidgets import (
     QLineEdit,
     QListWidget,
     QPushButton,
+    QScrollArea,
     QScrollBar,
     QShortcut,
     QTabBar,
@@ -218,6 +219,12 @@ def test_every_step_shows_its_action_progress_and_status_without_scrolling(
                 seen,
                 widget.size(),
             )
+        # No field runs under a scroll bar: the settings fit the width they scroll in.
+        for scroll in dock.findChildren(QScrollArea):
+            if scroll.isVisible():
+                assert scroll.widget().width() <= scroll.viewport().width(), (step, method)
+                content = scroll.widget().minimumSizeHint().width()
+                assert content <= scroll.viewport().width(), (step, method, content)
         assert dock.width() <= size[0] // 2
     # The metrics table shows its numbers whole.
     dock.steps.setCurrentIndex(3)

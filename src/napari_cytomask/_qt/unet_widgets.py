@@ -569,9 +569,12 @@ class UNetTrainWidget(StepWidget, QWidget):
             "interior_boundary: cell interiors and borders, so touching cells come apart; "
             "foreground: cell or not."
         )
-        self.pretrained = QCheckBox("Start the encoder from ImageNet weights (when available)")
+        self.pretrained = QCheckBox("Encoder from ImageNet weights")
         self.pretrained.setChecked(True)
-        self.pretrained.setToolTip("Pretrained encoders learn faster; needs the weights cached.")
+        self.pretrained.setToolTip(
+            "Start the encoder from ImageNet weights, when they are downloaded or cached: "
+            "pretrained encoders learn faster."
+        )
         self.epochs = _spin(
             1, 10000, 5, "Passes of training; the best one on the validation images is kept."
         )
