@@ -276,3 +276,24 @@ def test_no_cells_says_what_to_try(make_napari_viewer_proxy, qtbot):
         segmenter.segment()
         qtbot.waitUntil(lambda n=name: f"{n} U-Net cells" in viewer.layers, timeout=60_000)
         assert segmenter.status.text().startswith(f"No cells found in '{name}': {reason}")
+
+
+def test_the_time_left_counts_training_steps_only(make_napari_viewer_proxy, monkeypatch):
+    """Choosing a fine-tuned model's thresholds before the first step took 60 s here: the
+    time left comes from the steps' own pace (1 s each), not from those 60 s."""
+    from napari_cytomask._qt import unet_widgets
+    from napari_cytomask.models.training import TrainingProgress
+
+    widget = UNetTrainWidget(make_napari_viewer_proxy())
+    now = [0.0]
+    monkeypatch.setattr(unet_widgets.time, "monotonic", lambda: now[0])
+    widget.progress.setMaximum(20)
+
+    def step(n):
+        now[0] = 59.0 + n
+        widget._on_progress(TrainingProgress(1, 2, n, 10, n, 0.5, 1e-3, phase="train"))
+        return widget.status.text()
+
+    assert step(1).endswith("loss 0.500; timing the steps…")
+    assert step(2).endswith("about 18 s left.")
+    assert step(3).endswith("about 17 s left.")

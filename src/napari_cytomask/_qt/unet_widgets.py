@@ -522,7 +522,9 @@ class UNetTrainWidget(StepWidget, QWidget):
         self.scores: list[tuple[int, float]] = []
         self._checkpoint: Path | None = None
         self._first_epoch: int | None = None
-        self._started = 0.0
+        # (time, steps done) at the first training step: what came before it (reading the
+        # images, choosing thresholds for a fine-tuned model) says nothing of the steps' pace.
+        self._clock: tuple[float, int] | None = None
         self._drawn = 0.0
         self._kind: str | None = None  # the device kind the defaults were set for
 
@@ -832,10 +834,11 @@ class UNetTrainWidget(StepWidget, QWidget):
         self._plot()
         self.progress.setMaximum(settings.epochs * settings.steps_per_epoch)
         self.status.setText(
-            f"Training on {len(samples)} image(s), about "
-            f"{_duration(self.estimated_seconds())}; the first step starts the clock…"
+            f"Training on {len(samples)} image(s), about {_duration(self.estimated_seconds())}. "
+            "The network is saved after every epoch: cancelled before the first ends, "
+            "nothing is kept."
         )
-        self._started = time.monotonic()
+        self._clock = None
         self.runner.run_now(
             iter_train,
             samples,
@@ -873,10 +876,17 @@ class UNetTrainWidget(StepWidget, QWidget):
             done = (p.epoch - self._first_epoch) * p.steps + p.step
             self.progress.setRange(0, p.steps * (p.epochs - self._first_epoch + 1))
             self.progress.setValue(done)
-            left = (time.monotonic() - self._started) / done * (self.progress.maximum() - done)
+            now = time.monotonic()
+            if self._clock is None:
+                self._clock = (now, done)
+            started, done_then = self._clock
+            left = "timing the steps…"
+            if done > done_then:
+                pace = (now - started) / (done - done_then)
+                left = f"about {_duration(pace * (self.progress.maximum() - done))} left."
             self.status.setText(
                 f"Epoch {p.epoch} of {p.epochs}, step {p.step} of {p.steps}: loss {p.loss:.3f}; "
-                f"about {_duration(left)} left."
+                f"{left}"
             )
             # Redraw at most twice a second: drawing costs the GUI thread tens of ms.
             if time.monotonic() - self._drawn > 0.5 or p.step == p.steps:
