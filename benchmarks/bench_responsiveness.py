@@ -347,7 +347,7 @@ def later_steps(viewer, ticks, args, scratch: Path) -> list[dict]:
     viewer.window.add_dock_widget(split, name="Split")
     split.live.setChecked(False)
     split.use_input(cells)
-    output = f"{cells.name} instances"
+    output = f"{cells.name} split"
     results = [
         step_workload(
             "split (watershed)", ticks, args, split.apply,

@@ -290,14 +290,14 @@ def test_steps_hand_their_output_to_the_next_step(
     assert dock.watershed.method == "split"
     assert dock.watershed.input.currentText() == cells.name
     qtbot.wait(400)  # longer than the preview's quiet period: handing over starts nothing
-    assert not dock.watershed.runner.busy and f"{cells.name} instances" not in viewer.layers
+    assert not dock.watershed.runner.busy and f"{cells.name} split" not in viewer.layers
     # U-Net cells are already apart: the step says so rather than invite a second split.
     assert "already separated" in dock.watershed.status.text()
     assert dock.metrics.prediction_combo.currentText() == cells.name
     assert dock.metrics.ground_truth_combo.currentText() == "set1 mask"
 
     dock.watershed.apply()
-    output = f"{cells.name} instances"
+    output = f"{cells.name} split"
     qtbot.waitUntil(
         lambda: output in viewer.layers and not dock.watershed.runner.busy, timeout=60_000
     )

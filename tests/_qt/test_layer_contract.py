@@ -112,7 +112,7 @@ def test_every_result_records_where_it_came_from_and_export_writes_it(
     dock.unet.segment()
     cells = "raw U-Net cells"
     qtbot.waitUntil(lambda: cells in viewer.layers and not dock.unet.runner.busy, timeout=120_000)
-    split = f"{cells} instances"
+    split = f"{cells} split"
     dock.watershed.apply()  # the dock handed the U-Net cells over to be split
     qtbot.waitUntil(
         lambda: split in viewer.layers and not dock.watershed.runner.busy, timeout=60_000

@@ -186,12 +186,12 @@ def test_an_input_renamed_or_closed_during_apply(make_napari_viewer_proxy, qtbot
     widget.apply()
     mask.name = "edited"
     qtbot.waitUntil(lambda: "Done" in widget.status.text(), timeout=30_000)
-    assert "edited instances" in viewer.layers
+    assert "edited split" in viewer.layers
     widget.input.setCurrentText("edited")
     widget.apply()
     viewer.layers.remove("edited")
     viewer.add_labels(np.zeros((20, 20), np.int32), name="edited")  # another layer, same name
     qtbot.waitUntil(lambda: "was closed" in widget.status.text(), timeout=30_000)
     assert widget.status.text().startswith("'edited' was closed while it was being segmented")
-    assert viewer.layers["edited instances"].data.shape == truth.shape  # the first result
-    assert [layer.name for layer in viewer.layers] == ["edited instances", "edited"]
+    assert viewer.layers["edited split"].data.shape == truth.shape  # the first result
+    assert [layer.name for layer in viewer.layers] == ["edited split", "edited"]

@@ -52,10 +52,11 @@ def _spin(value, lo, hi, tip, step=1, decimals=None):
 class WatershedWidget(StepWidget, QWidget):
     """Turn a probability map, interior/boundary maps or labels into separated cells.
 
-    The result goes to one Labels layer named ``"<input> instances"`` that is
-    updated in place. With *Live preview* on, every parameter change re-runs the
-    current frame in the background; *Apply* processes the whole stack with a
-    progress bar and can be cancelled.
+    The result goes to one Labels layer that is updated in place: ``"<input> split"``
+    for cells split apart, ``"<input> instances"`` for cells found in an image. With
+    *Live preview* on, every parameter change re-runs the current frame in the
+    background; *Apply* processes the whole stack with a progress bar and can be
+    cancelled.
 
     Parameters
     ----------
@@ -175,7 +176,8 @@ class WatershedWidget(StepWidget, QWidget):
         self.live.setToolTip("Re-run in the background whenever a parameter changes.")
         self.controls = StepControls(
             "Apply to all frames",
-            "Process the whole image or stack into the '… instances' layer (Ctrl+Enter).",
+            "Process the whole image or stack into the result layer ('… split' for cells, "
+            "'… instances' for an image) (Ctrl+Enter).",
         )
         self.controls.run_button.clicked.connect(self.apply)
         self.controls.cancel_button.clicked.connect(self.cancel)
@@ -313,8 +315,9 @@ class WatershedWidget(StepWidget, QWidget):
             self.threshold.setValue(float(threshold_otsu(frame)) if high > low else low)
         self.threshold.blockSignals(False)
 
-    def _output_name(self, input_name: str) -> str:
-        return f"{input_name} instances"
+    def _output_name(self, source) -> str:
+        # Labels are cells split apart; an image (foreground, probabilities) gives cells.
+        return f"{source.name} {'split' if isinstance(source, Labels) else 'instances'}"
 
     # ---- parameters ---------------------------------------------------------------------
 
@@ -469,11 +472,11 @@ class WatershedWidget(StepWidget, QWidget):
         self.runner.cancel()
 
     def _output_layer(self, source, metadata: dict) -> Labels:
-        """The ``"<input> instances"`` layer recording ``metadata``, created empty with the
+        """The result layer (:meth:`_output_name`) recording ``metadata``, created empty with the
         input's full-resolution geometry if needed."""
         data, geometry = resolution_level(source)
         shape = tuple(data.shape)
-        name, layer = result_slot(self.viewer, self._output_name(source.name), Labels, shape)
+        name, layer = result_slot(self.viewer, self._output_name(source), Labels, shape)
         if layer is None:
             return self.viewer.add_layer(
                 labels_layer(np.zeros(shape, np.uint16), name, geometry, metadata)
