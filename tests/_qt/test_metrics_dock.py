@@ -89,6 +89,14 @@ def test_highlights_and_input_errors(dock_in_viewer, qtbot, labels):
     qtbot.waitUntil(lambda: name in viewer.layers, timeout=10_000)
     qtbot.waitUntil(lambda: set(np.unique(viewer.layers[name].data)) == {0, ids[0]}, timeout=10_000)
     assert not viewer.layers["false positives (prediction vs ground truth)"].data.any()
+    # Outlined in one colour each, so they stand out over the cells.
+    for kind, colour in (("negatives", (1, 1, 0, 1)), ("positives", (1, 0, 1, 1))):
+        layer = viewer.layers[f"false {kind} (prediction vs ground truth)"]
+        assert layer.contour == 3 and layer.opacity == 1.0
+        np.testing.assert_allclose(layer.colormap.map(ids[0]), colour)
+    assert dock.status.text().endswith(
+        "; outlined: false positives in magenta, false negatives in yellow"
+    )
     # Highlight layers are not offered for comparison.
     names = [dock.prediction_combo.itemText(i) for i in range(dock.prediction_combo.count())]
     assert names == ["prediction", "ground truth"]
@@ -107,6 +115,7 @@ def test_highlights_and_input_errors(dock_in_viewer, qtbot, labels):
     dock.prediction_combo.setCurrentIndex(dock.prediction_combo.findText("empty"))
     qtbot.waitUntil(lambda: "prediction has no objects" in dock.status.text(), timeout=10_000)
     assert _cell(dock, "F1") == "0.000"
+    assert _cell(dock, "Mean matched IoU") == "–"  # nothing matched: no IoU to average
 
 
 @pytest.mark.gui

@@ -7,6 +7,7 @@ import os
 import napari
 import numpy as np
 from napari.layers import Labels
+from napari.utils.colormaps import DirectLabelColormap
 from napari.utils.notifications import show_error
 from qtpy.QtWidgets import (
     QCheckBox,
@@ -30,6 +31,9 @@ from ..roles import holds_ids, role_of
 from ._layers import resolution_level
 from ._live import Runner, StepControls, StepWidget, step_page
 from ._plot import PlotCanvas
+
+#: Colours of the highlight layers: false positives, false negatives.
+HIGHLIGHT_COLOURS = {"fp": "magenta", "fn": "yellow"}
 
 #: IoU thresholds shown as columns of the table.
 HEADLINE_THRESHOLDS = (0.5, 0.75, 0.9)
@@ -372,7 +376,8 @@ class MetricsDock(StepWidget, QWidget):
         self.save_button.setEnabled(True)
         self._fill_table(evaluation)
         self._plot(evaluation)
-        if false_pos is not None and self.highlight_check.isChecked():
+        highlighted = false_pos is not None and self.highlight_check.isChecked()
+        if highlighted:
             self._update_highlights(false_pos, false_neg)
         stats = evaluation.matches
         notes = []
@@ -383,6 +388,11 @@ class MetricsDock(StepWidget, QWidget):
         text = f"{stats.n_true} ground-truth and {stats.n_pred} predicted objects"
         if evaluation.frames:
             text += f" in {len(evaluation.frames)} frames (counts summed over frames)"
+        if highlighted:
+            text += (
+                f"; outlined: false positives in {HIGHLIGHT_COLOURS['fp']}, false negatives "
+                f"in {HIGHLIGHT_COLOURS['fn']}"
+            )
         if notes:
             text += f". Note: {' and '.join(notes)}, so ratios without a true positive are 0."
         pred_name, gt_name, misaligned = self._pair
@@ -402,6 +412,8 @@ class MetricsDock(StepWidget, QWidget):
             for row, (_, name, fmt, _) in enumerate(_OBJECT_ROWS):
                 value = getattr(stats, name)[index]
                 text = fmt.format(int(value) if fmt == "{:d}" else float(value))
+                if name == "mean_matched_score" and stats.tp[index] == 0:
+                    text = "–"  # no matched cell to average over: not an IoU of 0
                 self.table.setItem(row, col, QTableWidgetItem(text))
         summary = evaluation.summary()
         for row, (_, name, _) in enumerate(_SUMMARY_ROWS):
@@ -442,7 +454,14 @@ class MetricsDock(StepWidget, QWidget):
                 for name, value in geometry.items():  # over the pair it now describes
                     setattr(layer, name, value)
                 continue
-            layer = Labels(data, name=names[key], metadata=metadata, **geometry)
+            # One colour each, outlines only: the cells under them stay in view.
+            colours = DirectLabelColormap(
+                color_dict={None: HIGHLIGHT_COLOURS[key], 0: "transparent"}
+            )
+            layer = Labels(
+                data, name=names[key], metadata=metadata, colormap=colours, opacity=1.0, **geometry
+            )
+            layer.contour = 3
             # Registered before insertion, so the layer list refresh can skip it.
             self._highlights[key] = layer
             self.viewer.add_layer(layer)
