@@ -423,7 +423,15 @@ def test_export_into_a_folder_with_the_files_asks_once(
     monkeypatch.setattr(export_panel, "_confirm_overwrite", lambda p, m: answer(p, m, False))
     dock.run_current()
     qtbot.waitUntil(lambda: "Nothing was written" in dock.export.status.text(), timeout=30_000)
-    assert len(questions) == 1 and "already exist" in questions[0]
+    out = tmp_path / "out"
+    # The files by name (the first four of those there), not a command-line option.
+    assert questions == [
+        f"Already in {out}: cells.tif, cells_objects.csv, cells_counts.csv, cells_provenance.json."
+    ]
+    assert dock.export.status.text() == (
+        f"Nothing was written: the {len(list(out.iterdir()))} file(s) in {out} are as they "
+        "were. Choose another folder, or export again and replace them."
+    )
     assert (tmp_path / "out" / "cells.tif").stat().st_mtime_ns == written
 
     monkeypatch.setattr(export_panel, "_confirm_overwrite", lambda p, m: answer(p, m, True))

@@ -152,3 +152,16 @@ def test_a_folder_that_is_a_file_or_none_is_said_before_writing(
     panel.folder.setText("  ")
     panel.export()
     assert errors[-1].endswith("Choose a folder to export to.")
+
+
+def test_files_already_there_are_listed_by_name():
+    from pathlib import Path
+
+    folder = Path("/data/out")
+    paths = [folder / f"cells{i}.tif" for i in range(6)]
+    assert export_panel._listed(paths[:2], folder) == (
+        "Already in /data/out: cells0.tif, cells1.tif."
+    )
+    assert export_panel._listed(paths, folder) == (
+        "Already in /data/out: cells0.tif, cells1.tif, cells2.tif, cells3.tif, and 2 more."
+    )

@@ -22,7 +22,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..io.export import export_labels, from_layer
+from ..io.export import ExportExists, export_labels, from_layer
 from ..io.layers import is_highlight
 from ..io.writers import FILE_FORMATS, FORMATS
 from ..roles import role_of
@@ -183,11 +183,15 @@ class ExportPanel(StepWidget, QWidget):
     def _done(self, outcome) -> None:
         written, exists, empty = outcome
         if exists is not None:
-            if _confirm_overwrite(self, str(exists)):
+            folder = exists.paths[0].parent
+            if _confirm_overwrite(self, _listed(exists.paths, folder)):
                 self.status.setText("Replacing the files…")
                 self.runner.run_now(_export_job, overwrite=True, **self._pending)
             else:
-                self.status.setText("Nothing was written: the files are still there.")
+                self.status.setText(
+                    f"Nothing was written: the {len(exists.paths)} file(s) in {folder} are as "
+                    "they were. Choose another folder, or export again and replace them."
+                )
             return
         text = f"Wrote {len(written)} files" + (f" to {written[0].parent}." if written else ".")
         if empty:
@@ -205,13 +209,20 @@ _NOTHING_TO_EXPORT = "No Labels layer to export yet: segment cells in step 2, or
 
 def _export_job(exports, folder, *, overwrite, **options):
     """Worker body: ``(files written, None, names of the layers without a cell)``, or
-    ``([], FileExistsError, [])`` when files of the export exist (an answer to ask the
+    ``([], ExportExists, [])`` when files of the export exist (an answer to ask the
     user about, not a failure)."""
     try:
         written = export_labels(exports, folder, overwrite=overwrite, **options)
-    except FileExistsError as err:
+    except ExportExists as err:
         return [], err, []
     return written, None, [export.name for export in exports if not np.any(export.labels)]
+
+
+def _listed(paths: list[Path], folder: Path, most: int = 4) -> str:
+    """The files already in ``folder``, by name: the first few, then how many more."""
+    names = [path.name for path in paths[:most]]
+    more = f", and {len(paths) - most} more" if len(paths) > most else ""
+    return f"Already in {folder}: {', '.join(names)}{more}."
 
 
 def _confirm_overwrite(parent: QWidget, message: str) -> bool:

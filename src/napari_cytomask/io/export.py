@@ -38,6 +38,27 @@ _VERSIONED = (
 )
 
 
+class ExportExists(FileExistsError):
+    """Files an export would write are there already; nothing was written.
+
+    Attributes
+    ----------
+    paths
+        The files already there.
+    """
+
+    def __init__(self, paths: Sequence[Path]) -> None:
+        self.paths = list(paths)
+        super().__init__(
+            f"{len(self.paths)} output file(s) already exist, e.g. {self.paths[0]}; nothing "
+            "was written. Choose another folder, or allow overwriting (cytomask export "
+            "--overwrite)."
+        )
+
+    def __reduce__(self):
+        return type(self), (self.paths,)
+
+
 @dataclass
 class LabelsExport:
     """One label image to export, with what describes it.
@@ -366,11 +387,7 @@ def export_labels(
     if not overwrite:
         existing = [p for _, paths in plans for p in paths if p.exists()]
         if existing:
-            raise FileExistsError(
-                f"{len(existing)} output file(s) already exist, e.g. {existing[0]}; nothing was "
-                "written. Choose another folder, or allow overwriting (cytomask export "
-                "--overwrite)."
-            )
+            raise ExportExists(existing)
     images = [
         [
             (path, label_writer(path, export.labels, scale=export.scale, units=export.units,
