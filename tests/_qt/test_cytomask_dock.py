@@ -614,6 +614,20 @@ def test_every_role_reads_in_full_when_its_step_is_opened(make_napari_viewer, qt
         picker = table.cellWidget(row, 2)
         longest = max(picker.fontMetrics().horizontalAdvance(picker.itemText(i)) for i in range(3))
         assert table.columnWidth(2) >= longest + 30, row  # the text and the arrow
+    # A channel with a long name shortens it, and its role stays in view.
+    long_name = "181003_multi_pos_time_course_1_MMStack.ome channel Default"
+    viewer.add_image(
+        np.zeros((8, 8), np.uint16), name=long_name,
+        metadata={"cytomask": {"role": "image", "source": "/data/181003.ome.tif"}},
+    )  # fmt: skip
+    qtbot.waitUntil(lambda: table.rowCount() == 4)
+    qtbot.wait(100)
+    assert table.horizontalScrollBar().maximum() == 0
+    picker = table.cellWidget(3, 2)
+    seen = picker.visibleRegion().boundingRect()
+    assert (seen.width(), seen.height()) == (picker.width(), picker.height())
+    name = table.cellWidget(3, 0)
+    assert "…" in name.text() and name.toolTip() == long_name
 
 
 def test_a_folder_chosen_for_export_is_remembered(

@@ -39,8 +39,10 @@ class ChannelRolesWidget(QWidget):
         self.table = QTableWidget(0, 3)
         self.table.setHorizontalHeaderLabels(["channel", "file", "role"])
         header = self.table.horizontalHeader()
-        # The name and role columns are sized to their widgets in refresh(): Qt sizes a
-        # column to its items and header only, which cut "input (segment this)" short.
+        # The role column is sized to its pickers in refresh(): Qt sizes a column to its
+        # items and header only, which cut "input (segment this)" short. Names share the
+        # rest, shortened in the middle, so a long one never pushes the role out of view.
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         self.table.verticalHeader().setVisible(False)
         self.table.setToolTip("Every channel of the opened scans and the role it plays.")
@@ -67,7 +69,8 @@ class ChannelRolesWidget(QWidget):
         layers = channel_layers(self.viewer.layers)
         self.table.setRowCount(len(layers))
         for row, layer in enumerate(layers):
-            name = QLabel(layer.name)
+            name = _ElidedLabel(layer.name)
+            name.setToolTip(layer.name)
             source = source_of(layer) or ""
             self.table.setCellWidget(row, 0, name)
             # Long file names keep their start and end ("181003_mu…MMStack.ome.tif").
@@ -83,14 +86,12 @@ class ChannelRolesWidget(QWidget):
                 lambda _, layer=layer, picker=picker: self._change(layer, picker)
             )
             self.table.setCellWidget(row, 2, picker)
-        header = self.table.horizontalHeader()
-        for column in (0, 2):
-            widths = [header.sectionSizeHint(column)]
-            for row in range(self.table.rowCount()):
-                widget = self.table.cellWidget(row, column)
-                widget.ensurePolished()
-                widths.append(widget.sizeHint().width())
-            self.table.setColumnWidth(column, max(widths) + 8)
+        widths = [self.table.horizontalHeader().sectionSizeHint(2)]
+        for row in range(self.table.rowCount()):
+            picker = self.table.cellWidget(row, 2)
+            picker.ensurePolished()
+            widths.append(picker.sizeHint().width())
+        self.table.setColumnWidth(2, max(widths) + 8)
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
