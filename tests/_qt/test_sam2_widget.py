@@ -101,6 +101,10 @@ def test_current_position_of_a_stack_keeps_ids_unique(
     labels = viewer.layers[name]
     assert labels.data.shape == stack.shape
     first, second = (set(np.unique(labels.data[p])) - {0} for p in (0, 1))
+    # The counts are the last position's, and the total is said apart.
+    assert widget.status.text().startswith(
+        f"{len(first)} objects in this position ({len(first | second)} in the positions done) from "
+    )
     assert first and second and not first & second
     assert set(labels.features["index"]) == first | second
     assert set(labels.features["position"]) == {0, 1}

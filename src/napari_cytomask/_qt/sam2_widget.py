@@ -673,7 +673,7 @@ class Sam2Widget(StepWidget, QWidget):
             out.data = compact_labels(labels)
             out.metadata = {**out.metadata, **metadata}
         out.features = features
-        n = len(features["index"])
+        n = len(result.features["index"])  # this run's: the counts after it are this run's too
         # No masks is an answer, not an error: the status line says what to change.
         hint = (
             " No masks kept: lower the minimum predicted IoU and stability, or raise the "
@@ -681,9 +681,12 @@ class Sam2Widget(StepWidget, QWidget):
             if n == 0
             else ""
         )
+        where = ""
+        if index:
+            where = f" in this position ({len(features['index'])} in the positions done)"
         self.status.setText(
-            f"{n} objects from {result.n_masks} masks ({result.n_candidates} candidates; "
-            f"encoder runs {runs['encoder']}, decoder runs {runs['decoder']}).{hint}"
+            f"{n} objects{where} from {result.n_masks} masks ({result.n_candidates} "
+            f"candidates; encoder runs {runs['encoder']}, decoder runs {runs['decoder']}).{hint}"
         )
         self.segmented.emit(out)
 
