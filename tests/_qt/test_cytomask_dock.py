@@ -596,6 +596,16 @@ def test_a_failure_repeated_by_edits_is_notified_once_and_again_on_a_click(
     dock.metrics.controls.run_button.click()  # asked for explicitly: said again
     process_events(50)
     assert len(notifications) == 2
+    # Pairs picked in the dock that cannot be compared (as when one side is picked before
+    # the other) are said in the status line, not in pop-ups.
+    viewer.add_labels(labels[:16].copy(), name="crop")
+    metrics = dock.metrics
+    metrics.prediction_combo.setCurrentIndex(metrics.prediction_combo.findText("crop"))
+    qtbot.waitUntil(lambda: "(16, 64)" in metrics.status.text(), timeout=10_000)
+    metrics.ground_truth_combo.setCurrentIndex(metrics.ground_truth_combo.findText("prediction"))
+    qtbot.waitUntil(lambda: "has shape (32, 64)" in metrics.status.text(), timeout=10_000)
+    process_events(50)
+    assert len(notifications) == 2, notifications
 
 
 def test_every_role_reads_in_full_when_its_step_is_opened(make_napari_viewer, qtbot, settings):

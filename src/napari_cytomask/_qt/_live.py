@@ -237,7 +237,7 @@ class Runner(QObject):
                 self._controls.status.setText("Cancelled.")
         self._set_running(False)
 
-    def fail(self, err: Exception, live: bool = False) -> None:
+    def fail(self, err: Exception, live: bool = False, notify: bool = True) -> None:
         """Report a failure: status line and one notification.
 
         Parameters
@@ -247,11 +247,13 @@ class Runner(QObject):
         live
             Whether it follows an edit rather than a click: then the same failure
             as the last one is not notified again.
+        notify
+            Whether to notify at all (else the status line alone says it).
         """
         message = self._describe(err)
         if self._controls is not None:
             self._controls.status.setText(message)
-        if not (live and message == self._last_error):
+        if notify and not (live and message == self._last_error):
             show_error(message)
         self._last_error = message
         if self._on_failure is not None:

@@ -291,7 +291,9 @@ class MetricsDock(StepWidget, QWidget):
             self.stack_check.setChecked(frames and str(gt.axis_labels[0]).upper() in ("P", "T"))
         self.stack_check.blockSignals(False)
         self._clear_results()
-        self.schedule()
+        # A pair that cannot be compared is said in the status line only: picking one side
+        # before the other passes through such pairs, and the dock is in view.
+        self.schedule(quiet=True)
 
     def _data_changed(self, event=None) -> None:
         self.schedule()
@@ -313,8 +315,9 @@ class MetricsDock(StepWidget, QWidget):
 
     # ------------------------------------------------------------ computation
 
-    def schedule(self, now: bool = False) -> None:
-        """Recompute after a quiet period (or at once with ``now``)."""
+    def schedule(self, now: bool = False, quiet: bool = False) -> None:
+        """Recompute after a quiet period (or at once with ``now``); ``quiet``: a pair that
+        cannot be compared is said in the status line only, not notified."""
         pred, gt = self.prediction_layer, self.ground_truth_layer
         problem = None
         if pred is None and gt is None:
@@ -345,7 +348,7 @@ class MetricsDock(StepWidget, QWidget):
                     as_labels(data, f"layer '{layer.name}'")
         except LabelsError as err:
             self.runner.cancel()
-            self.runner.fail(err, live=not now)
+            self.runner.fail(err, live=not now, notify=not quiet)
             return
         self._pair = (pred.name, gt.name, _misaligned(pred, gt))
         self.status.setText("Computing…")
