@@ -152,3 +152,27 @@ def test_a_colour_tiff_gives_its_colours_as_channels_as_a_png_does(tmp_path):
             np.testing.assert_array_equal(np.asarray(channels[c]), rgb[..., c])
         (green,) = read_channels(tmp_path / name, [1], 1)
         np.testing.assert_array_equal(np.asarray(green), rgb[..., 1])
+
+
+def test_a_file_named_like_a_tiff_is_read_as_what_it_is(shared_data, tmp_path):
+    """A PNG of cell ids renamed .tif is read as the PNG it is; a file that is no image
+    says what it starts with, not tifffile's 'not a TIFF file: header=…'."""
+    import imageio.v3 as iio
+    import pytest
+
+    from napari_cytomask.io.files import ImageReadError
+
+    png = shared_data / "usiigaci-phc" / "set5" / "instances_ids.png"
+    renamed = tmp_path / "instances_ids.tif"
+    renamed.write_bytes(png.read_bytes())
+    np.testing.assert_array_equal(read_image(renamed), iio.imread(png))
+    text = tmp_path / "notes.tif"
+    text.write_text("hello world, not an image")
+    with pytest.raises(
+        ImageReadError,
+        match=(
+            r"notes.tif: it is named like a TIFF file but is not one \(it starts with "
+            r"b'hello wo'\)\. Check that it is an image file"
+        ),
+    ):
+        read_image(text)

@@ -67,6 +67,8 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
             return read_tiff_array(path)
         if text.lower().endswith(".npy"):
             return np.load(path, allow_pickle=False)
+        if text.lower().endswith(TIFF_SUFFIXES):
+            return _misnamed(path)
         from skimage.io import imread
 
         return imread(path)
@@ -79,6 +81,26 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise ImageReadError(
             f"Cannot read {text}: {detail}. Check that it is an image file and not damaged."
         ) from err
+
+
+#: The first bytes of the formats a file named like a TIFF may really be in.
+_SIGNATURES = {b"\x89PNG": "png", b"\xff\xd8\xff": "jpg", b"BM": "bmp"}
+
+
+def _misnamed(path) -> np.ndarray:
+    """A file named like a TIFF that is not one: read as what it is (a PNG renamed .tif),
+    or refused with what its first bytes are."""
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    kind = next((k for sig, k in _SIGNATURES.items() if head.startswith(sig)), None)
+    if kind is None:
+        raise ImageReadError(
+            f"Cannot read {path}: it is named like a TIFF file but is not one (it starts "
+            f"with {head!r}). Check that it is an image file and not damaged."
+        )
+    import imageio.v3 as iio
+
+    return np.asarray(iio.imread(path, extension=f".{kind}"))
 
 
 def _pattern_regex(pattern: str) -> re.Pattern:
