@@ -442,9 +442,23 @@ def test_pages_without_metadata_of_different_kinds_are_channels(shared_data, tmp
         ]
         for (data, _, _), page in zip(layers, order, strict=True):
             np.testing.assert_array_equal(np.asarray(data), page)
-    # Pages of one kind stay planes of one stack.
+    # Pages of one kind stay planes of one stack, and an empty slice is of no kind.
+    empty = np.zeros_like(ids)
+    for options in ({}, {"metadata": None}):
+        tifffile.imwrite(path, np.stack([empty, ids]), **options)
+        ((data, kwargs, kind),) = read_tiff(path)
+        assert kind == "labels" and data.shape == (2, 300, 400)
     with tifffile.TiffWriter(path) as tif:
         for page in (phase, phase[::-1]):
             tif.write(page, metadata=None)
     ((data, kwargs, kind),) = read_tiff(path)
     assert kind == "image" and data.shape == (2, 300, 400)
+
+
+def test_the_pixel_sample_takes_patches_of_rows_and_columns_of_colour_planes_too():
+    from napari_cytomask.io.tiff import SAMPLE_GRID, SAMPLE_PATCH, _grid_sample
+
+    rgb = np.random.default_rng(0).integers(0, 255, (600, 700, 3), np.uint8)
+    sample = _grid_sample(rgb)
+    assert sample.shape == (SAMPLE_GRID**2 * SAMPLE_PATCH, SAMPLE_PATCH, 3)
+    np.testing.assert_array_equal(sample[:SAMPLE_PATCH], rgb[43:107, 56:120])

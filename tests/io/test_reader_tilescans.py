@@ -179,13 +179,30 @@ def test_positions_far_apart_are_not_stitched(shared_data, tmp_path):
     with pytest.raises(
         MosaicUnavailable,
         match=(
-            r"its 4 stage positions lie far apart: stitched, they would make one 21022 x 21024 "
-            r"px plane, of which the tiles would fill 0%; they look like separate fields"
+            r"its 4 stage positions form 2 groups of tiles far apart: stitched, they would "
+            r"make one 21022 x 21024 px plane, mostly empty; they look like separate fields"
         ),
     ):
         read_tiff(path, mosaic=True)
     (phase, _, _), _ = read_tiff(path)
     assert phase.shape == (4, 600, 600)
+
+
+@pytest.mark.parametrize(
+    ("starts", "groups"),
+    [
+        ([(0, 0), (0, 90), (90, 0), (90, 90)], 1),  # a grid with overlaps
+        ([(k * 100, k * 100) for k in range(8)], 1),  # a diagonal strip
+        ([(0, k * 100) for k in range(8)] + [(k * 100, 0) for k in range(1, 8)], 1),  # an L
+        ([(0, 0), (0, 140), (0, 280)], 1),  # gaps under half a tile
+        ([(0, 0), (0, 100), (5000, 5000)], 2),  # a field in another well
+        ([(0, 0), (0, 300), (0, 600)], 3),
+    ],
+)
+def test_tiles_group_by_nearness_whatever_the_mosaics_shape(starts, groups):
+    from napari_cytomask.io.mosaic import tile_groups
+
+    assert tile_groups(np.array(starts), (100, 100)) == groups
 
 
 def test_data_outlive_the_scan(positions_file):

@@ -45,6 +45,30 @@ def tile_offsets(
     return np.rint((pos - pos.min(axis=0)) / size).astype(np.int64)
 
 
+def tile_groups(offsets: np.ndarray, tile_shape: tuple[int, int]) -> int:
+    """How many groups of nearby tiles the offsets make: one for a mosaic, in whatever
+    shape (a grid, a strip, an L, gaps of up to half a tile between tiles); more for
+    separate fields.
+
+    Parameters
+    ----------
+    offsets
+        ``(n_tiles, 2)`` pixel offsets from :func:`tile_offsets`.
+    tile_shape
+        ``(rows, columns)`` of one tile.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+
+    # In tile units: neighbours start at most one and a half tiles apart along both axes.
+    scaled = np.asarray(offsets, float) / np.asarray(tile_shape, float)
+    pairs = cKDTree(scaled).query_pairs(1.5, p=np.inf, output_type="ndarray")
+    n = len(scaled)
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+    return int(connected_components(graph, directed=False)[0])
+
+
 class MosaicArray:
     """Array-like view of tiles pasted into one plane, stitched on indexing.
 

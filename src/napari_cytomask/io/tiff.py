@@ -42,7 +42,7 @@ from .layers import (
     guess_roles,
     looks_like_mask,
 )
-from .mosaic import stitch, tile_offsets
+from .mosaic import stitch, tile_groups, tile_offsets
 
 #: A napari layer data tuple ``(data, kwargs, layer_type)``.
 LayerData = tuple[Any, dict, str]
@@ -104,8 +104,6 @@ _CORRUPTION = re.compile(
 #: header promising more is corrupt, and trusting it would allocate memory the
 #: file cannot fill.
 _MAX_RATIO = {1: 1, 5: 4096, 8: 1100, 32946: 1100, 32773: 130}
-#: Least share of a mosaic's plane its tiles must fill; a grid of tiles fills all of it.
-MIN_MOSAIC_COVER = 0.25
 _IMAGEJ_COLOURS = ("red", "green", "blue", "gray", "cyan", "magenta", "yellow")
 _BINARY_ONLY = re.compile(r"<(?:\w+:)?BinaryOnly\b[^>]*?\bMetadataFile=\"([^\"]+)\"")
 
@@ -700,17 +698,18 @@ class TiffScan:
         desc = self.description
         if not desc.can_mosaic:
             raise MosaicUnavailable(self.path)
-        tile = np.array([desc.shape[self._labels.index(a)] for a in "YX"])
-        span = self._tile_offsets.max(axis=0) + tile
-        covered = len(self._tile_offsets) * tile.prod() / span.prod()
-        if covered < MIN_MOSAIC_COVER:
+        tile = tuple(desc.shape[self._labels.index(a)] for a in "YX")
+        groups = tile_groups(self._tile_offsets, tile)
+        if groups > 1:
             # Fields in separate wells, say: stitched, they would make a plane mostly
             # empty and far larger than the data (one far tile can ask for gigabytes).
+            span = self._tile_offsets.max(axis=0) + tile
             raise MosaicUnavailable(
                 self.path,
-                f"its {len(self._tile_offsets)} stage positions lie far apart: stitched, "
-                f"they would make one {span[0]} x {span[1]} px plane, of which the tiles "
-                f"would fill {covered:.0%}; they look like separate fields, not one mosaic",
+                f"its {len(self._tile_offsets)} stage positions form {groups} groups of "
+                f"tiles far apart: stitched, they would make one {span[0]} x "
+                f"{span[1]} px plane, mostly empty; they look like separate fields (such as "
+                "wells), not one mosaic",
             )
 
     @cached_property
@@ -1145,31 +1144,34 @@ def _dask_chunks(
 
 
 def _grid_sample(plane: np.ndarray) -> np.ndarray:
-    """A grid of ``SAMPLE_GRID`` x ``SAMPLE_GRID`` patches of a plane, stacked along the rows."""
-    height, width = plane.shape[-2:]
+    """A grid of ``SAMPLE_GRID`` x ``SAMPLE_GRID`` patches of a plane whose first two axes
+    are Y and X (colour samples may follow), stacked along the rows."""
+    height, width = plane.shape[:2]
     if height <= SAMPLE_GRID * SAMPLE_PATCH and width <= SAMPLE_GRID * SAMPLE_PATCH:
         return plane
     rows, cols = _patch_starts(height, SAMPLE_PATCH), _patch_starts(width, SAMPLE_PATCH)
     return np.concatenate(
-        [plane[..., r : r + SAMPLE_PATCH, c : c + SAMPLE_PATCH] for r in rows for c in cols],
-        axis=-2,
+        [plane[r : r + SAMPLE_PATCH, c : c + SAMPLE_PATCH] for r in rows for c in cols]
     )
 
 
-#: Most pages, and bytes, of a stack without metadata whose pages are compared.
-_KIND_PAGES, _KIND_BYTES = 16, 256 << 20
+#: Most pages, and bytes, of a stack without metadata whose pages are compared: a few,
+#: as channels saved without their metadata are (a longer stack is planes of one kind).
+_KIND_PAGES, _KIND_BYTES = 4, 256 << 20
 
 
 def _kinds_differ(series: tifffile.TiffPageSeries, labels: list[str]) -> bool:
     """Whether a few pages stacked without axis metadata (tifffile's ``I`` or ``Q`` axis)
-    are of different kinds: some label ids, some images of light."""
+    are of different kinds: some label ids, some images of light. Pages of one value (an
+    empty slice of a label volume) are of no kind."""
     if labels[1:] != ["Y", "X"] or labels[0] not in ("I", "Q"):
         return False
     if not 2 <= len(series.pages) <= _KIND_PAGES or series.nbytes > _KIND_BYTES:
         return False
     if len(series.pages) != series.shape[0] or not np.issubdtype(series.dtype, np.integer):
         return False
-    kinds = {looks_like_mask("", _grid_sample(page.asarray())) for page in series.pages}
+    samples = [_grid_sample(page.asarray()) for page in series.pages]
+    kinds = {looks_like_mask("", sample) for sample in samples if sample.min() < sample.max()}
     return len(kinds) > 1
 
 
