@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from napari.layers import Image, Labels, Layer
 
-from .io.layers import METADATA_KEY, ROLES, Role, layer_info, looks_like_mask
+from .io.layers import METADATA_KEY, ROLES, Role, grid_sample, layer_info, looks_like_mask
 from .labels import as_labels
 
 _SHARED_STATE = ("name", "scale", "translate", "units", "axis_labels", "visible", "opacity")
@@ -38,15 +38,16 @@ def source_of(layer: Layer) -> str | None:
 
 
 def holds_ids(layer: Layer) -> bool:
-    """Whether an Image layer that another reader opened from a file holds label ids, as
-    its name or pixels say (napari opens a PNG of cell ids as an image). Only arrays in
-    memory are looked at: lazy data are not read for a guess."""
+    """Whether a 2-D Image layer that another reader opened from a file holds label ids,
+    as its name or a sample of its pixels say (napari opens a PNG of cell ids as an
+    image). A stack is left alone: its planes may be channels of different kinds. Only
+    arrays in memory are looked at: lazy data are not read for a guess."""
     if not isinstance(layer, Image) or layer.rgb or layer_info(layer) or not _opened_from(layer):
         return False
     data = layer.data
     if not isinstance(data, np.ndarray) or not np.issubdtype(data.dtype, np.integer):
         return False
-    return looks_like_mask(layer.name, _first_plane(data))
+    return data.ndim == 2 and looks_like_mask(layer.name, grid_sample(data))
 
 
 def _opened_from(layer: Layer) -> str | None:

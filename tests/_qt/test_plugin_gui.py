@@ -55,6 +55,18 @@ def test_label_ids_that_napari_opens_as_an_image_are_shown_as_a_mask(
     qtbot.waitUntil(lambda: isinstance(viewer.layers["set5"], Labels))
     qtbot.waitUntil(lambda: widget.table.rowCount() == 3)
     assert isinstance(viewer.layers["raw"], Image)
+    # A stack of a mask and a phase image (a scan's channels), opened by napari's reader:
+    # one plane holding ids does not make the others ids.
+    import tifffile
+
+    stack = tmp_path / "scan.tif"
+    tifffile.imwrite(
+        stack,
+        np.stack([mask.data[300:556, 300:556], viewer.layers["raw"].data[300:556, 300:556]] * 2),
+    )
+    viewer.open(stack, plugin="napari")
+    qtbot.wait(100)
+    assert isinstance(viewer.layers["scan"], Image)
 
 
 def test_the_save_dialog_names_what_the_plugins_writer_keeps(make_napari_viewer_proxy, tmp_path):

@@ -456,9 +456,9 @@ def test_pages_without_metadata_of_different_kinds_are_channels(shared_data, tmp
 
 
 def test_the_pixel_sample_takes_patches_of_rows_and_columns_of_colour_planes_too():
-    from napari_cytomask.io.tiff import SAMPLE_GRID, SAMPLE_PATCH, _grid_sample
+    from napari_cytomask.io.layers import SAMPLE_GRID, SAMPLE_PATCH, grid_sample
 
     rgb = np.random.default_rng(0).integers(0, 255, (600, 700, 3), np.uint8)
-    sample = _grid_sample(rgb)
+    sample = grid_sample(rgb)
     assert sample.shape == (SAMPLE_GRID**2 * SAMPLE_PATCH, SAMPLE_PATCH, 3)
     np.testing.assert_array_equal(sample[:SAMPLE_PATCH], rgb[43:107, 56:120])

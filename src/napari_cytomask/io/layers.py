@@ -62,6 +62,12 @@ MICROMETRES = {
 }
 
 
+#: Pixels sampled per channel for contrast limits and roles: a grid of
+#: ``SAMPLE_GRID`` x ``SAMPLE_GRID`` patches of ``SAMPLE_PATCH`` x ``SAMPLE_PATCH``.
+SAMPLE_GRID = 4
+SAMPLE_PATCH = 64
+
+
 @dataclass
 class Channel:
     """One channel of a scan, before it becomes a layer.
@@ -108,6 +114,26 @@ class Channel:
     def base(self):
         """The full-resolution array."""
         return self.data[0] if isinstance(self.data, list) else self.data
+
+
+def patch_starts(n: int, patch: int) -> list[int]:
+    """First index of ``SAMPLE_GRID`` patches spread evenly over ``n`` pixels."""
+    return [
+        int(np.clip(round((k + 0.5) * n / SAMPLE_GRID - patch / 2), 0, max(0, n - patch)))
+        for k in range(SAMPLE_GRID)
+    ]
+
+
+def grid_sample(plane: np.ndarray) -> np.ndarray:
+    """A grid of ``SAMPLE_GRID`` x ``SAMPLE_GRID`` patches of a plane whose first two axes
+    are Y and X (colour samples may follow), stacked along the rows."""
+    height, width = plane.shape[:2]
+    if height <= SAMPLE_GRID * SAMPLE_PATCH and width <= SAMPLE_GRID * SAMPLE_PATCH:
+        return plane
+    rows, cols = patch_starts(height, SAMPLE_PATCH), patch_starts(width, SAMPLE_PATCH)
+    return np.concatenate(
+        [plane[r : r + SAMPLE_PATCH, c : c + SAMPLE_PATCH] for r in rows for c in cols]
+    )
 
 
 def looks_like_mask(name: str, sample: np.ndarray | None) -> bool:

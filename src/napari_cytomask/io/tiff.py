@@ -36,11 +36,15 @@ from dask.base import tokenize
 
 from .layers import (
     MICROMETRES,
+    SAMPLE_GRID,
+    SAMPLE_PATCH,
     Channel,
     Scan,
     contrast_from_sample,
+    grid_sample,
     guess_roles,
     looks_like_mask,
+    patch_starts,
 )
 from .mosaic import stitch, tile_groups, tile_offsets
 
@@ -56,10 +60,6 @@ TIFF_MAGIC = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
 TIFF_SUFFIXES = (".tif", ".tiff", ".btf", ".tf2", ".tf8", ".qptiff", ".svs", ".ndpi", ".scn")
 #: Label of the stage position (tile) axis.
 POSITION_AXIS = "P"
-#: Pixels sampled per channel for contrast limits and roles: a grid of
-#: ``SAMPLE_GRID`` x ``SAMPLE_GRID`` patches of ``SAMPLE_PATCH`` x ``SAMPLE_PATCH``.
-SAMPLE_GRID = 4
-SAMPLE_PATCH = 64
 #: Unit of every physical size and stage position the reader reports.
 UNIT = "µm"
 
@@ -623,8 +623,8 @@ class TiffScan:
         patch = SAMPLE_PATCH
         if height <= SAMPLE_GRID * patch and width <= SAMPLE_GRID * patch:
             return self.read(key)
-        rows = _patch_starts(height, patch)
-        cols = _patch_starts(width, patch)
+        rows = patch_starts(height, patch)
+        cols = patch_starts(width, patch)
         source = self._direct_arrays()[0]
         if isinstance(source, zarr.Array):
             series_labels = self._in_labels[1:] if self._stacked else self._in_labels
@@ -632,7 +632,7 @@ class TiffScan:
             chunk_x = source.chunks[series_labels.index("X")]
             if 2 * chunk_y >= height and 2 * chunk_x >= width:
                 # A plane of one or two chunks: one read instead of one per patch.
-                return _grid_sample(self.read(key))
+                return grid_sample(self.read(key))
             # Patches inside single tiles or strips read as few chunks as possible.
             rows = [r // chunk_y * chunk_y if chunk_y >= patch else r for r in rows]
             cols = [c0 // chunk_x * chunk_x if chunk_x >= patch else c0 for c0 in cols]
@@ -1143,18 +1143,6 @@ def _dask_chunks(
     return tuple(out)
 
 
-def _grid_sample(plane: np.ndarray) -> np.ndarray:
-    """A grid of ``SAMPLE_GRID`` x ``SAMPLE_GRID`` patches of a plane whose first two axes
-    are Y and X (colour samples may follow), stacked along the rows."""
-    height, width = plane.shape[:2]
-    if height <= SAMPLE_GRID * SAMPLE_PATCH and width <= SAMPLE_GRID * SAMPLE_PATCH:
-        return plane
-    rows, cols = _patch_starts(height, SAMPLE_PATCH), _patch_starts(width, SAMPLE_PATCH)
-    return np.concatenate(
-        [plane[r : r + SAMPLE_PATCH, c : c + SAMPLE_PATCH] for r in rows for c in cols]
-    )
-
-
 #: Most pages, and bytes, of a stack without metadata whose pages are compared: a few,
 #: as channels saved without their metadata are (a longer stack is planes of one kind).
 _KIND_PAGES, _KIND_BYTES = 4, 256 << 20
@@ -1170,17 +1158,9 @@ def _kinds_differ(series: tifffile.TiffPageSeries, labels: list[str]) -> bool:
         return False
     if len(series.pages) != series.shape[0] or not np.issubdtype(series.dtype, np.integer):
         return False
-    samples = [_grid_sample(page.asarray()) for page in series.pages]
+    samples = [grid_sample(page.asarray()) for page in series.pages]
     kinds = {looks_like_mask("", sample) for sample in samples if sample.min() < sample.max()}
     return len(kinds) > 1
-
-
-def _patch_starts(n: int, patch: int) -> list[int]:
-    """First index of ``SAMPLE_GRID`` patches spread evenly over ``n`` pixels."""
-    return [
-        int(np.clip(round((k + 0.5) * n / SAMPLE_GRID - patch / 2), 0, max(0, n - patch)))
-        for k in range(SAMPLE_GRID)
-    ]
 
 
 def _select(array: da.Array, c_axis: int | None, c: int, s_axis: int | None, s: int) -> da.Array:
