@@ -68,16 +68,24 @@ def test_segment_then_a_filter_slider_updates_the_labels(
     assert engine.runs["encoder"] == 1  # the slider only re-filtered
     assert len(looked_up) == 1  # the model's file is looked up once, not per slider move
 
-    # A user's edit is never lost to the next slider move: the masks go to a new layer.
+    # A user's edit is never lost to the next slider move: the masks go to a new layer
+    # (past a user's own layer of that name), and that is said once.
+    from napari_cytomask._qt import _layers
+
+    said = []
+    monkeypatch.setattr(_layers, "show_info", said.append)
+    viewer.add_labels(np.zeros_like(first), name=f"{name} [2]")
     labels.paint((4, 4), 300)
     edited = np.array(labels.data)
     assert labels.metadata["cytomask"]["edited"] and (edited == 300).any()
-    widget.set_values(pred_iou_thresh=0.0)
-    qtbot.waitUntil(lambda: f"{name} [2]" in viewer.layers, timeout=30000)
-    qtbot.waitUntil(lambda: not widget.runner.busy, timeout=10000)
+    for threshold in (0.0, 0.01):
+        widget.set_values(pred_iou_thresh=threshold)
+        qtbot.waitUntil(lambda: f"{name} [3]" in viewer.layers, timeout=30000)
+        qtbot.waitUntil(lambda: not widget.runner.busy, timeout=10000)
     np.testing.assert_array_equal(viewer.layers[name].data, edited)
-    assert not (viewer.layers[f"{name} [2]"].data == 300).any()
-    assert "edited" not in viewer.layers[f"{name} [2]"].metadata["cytomask"]
+    assert not (viewer.layers[f"{name} [3]"].data == 300).any()
+    assert "edited" not in viewer.layers[f"{name} [3]"].metadata["cytomask"]
+    assert said == [f"'{name}' holds your edits, so it is kept; the new result is in '{name} [3]'."]
 
 
 def test_current_position_of_a_stack_keeps_ids_unique(

@@ -112,16 +112,15 @@ def result_slot(viewer, name: str, kind: type, shape) -> tuple[str, Layer | None
     replaced: the result takes the first free ``name [k]``, the same on every run.
     An earlier result of another kind or shape is removed.
     """
-    base, k = name, 1
+    base, k, kept = name, 1, None
     while name in viewer.layers and not _replaceable(viewer.layers[name]):
-        if layer_info(viewer.layers[name]).get("edited"):
-            show_info(
-                f"'{name}' holds your edits, so it is kept; the new result is in "
-                f"'{base} [{k + 1}]'."
-            )
+        if kept is None and layer_info(viewer.layers[name]).get("edited"):
+            kept = name
         k += 1
         name = f"{base} [{k}]"
     if name not in viewer.layers:
+        if kept is not None:  # said once, when the result's new layer is made
+            show_info(f"'{kept}' holds your edits, so it is kept; the new result is in '{name}'.")
         return name, None
     earlier = viewer.layers[name]
     # isinstance, not type(): plugins may see layers through napari's proxy objects.
