@@ -285,12 +285,24 @@ def test_highlights_follow_the_pair_and_are_never_compared(make_napari_viewer_pr
     qtbot.waitUntil(lambda: moved in viewer.layers, timeout=10_000)
     assert tuple(viewer.layers[moved].scale) == (0.5, 0.5)
     assert tuple(viewer.layers[moved].translate) == (30, 40)
+    # Over the layers added since, and hidden while no comparison stands.
+    assert [layer.name for layer in viewer.layers][-2:] == [
+        "false positives (moved cells vs moved truth)",
+        moved,
+    ]
+    viewer.add_labels(labels[:50].copy(), name="crop")
+    first.prediction_combo.setCurrentIndex(first.prediction_combo.findText("crop"))
+    qtbot.waitUntil(lambda: "shape" in first.status.text(), timeout=10_000)
+    assert not viewer.layers[moved].visible
+    first.prediction_combo.setCurrentIndex(first.prediction_combo.findText("moved cells"))
+    qtbot.waitUntil(lambda: viewer.layers[moved].visible, timeout=10_000)
+    assert [layer.name for layer in viewer.layers][-1] == moved
 
     second = MetricsDock(viewer)
     qtbot.addWidget(second)
     offered = [second.prediction_combo.itemText(i) for i in range(second.prediction_combo.count())]
-    assert offered == ["ground truth", "cells", "moved truth", "moved cells"]
-    assert second.prediction_combo.currentText() == "moved cells"
+    assert offered == ["ground truth", "cells", "moved truth", "moved cells", "crop"]
+    assert second.prediction_combo.currentText() == "crop"
     first.runner.cancel()
 
 

@@ -365,13 +365,16 @@ class MetricsDock(StepWidget, QWidget):
             self.runner.request(compute_metrics, *args)
 
     def _clear_results(self) -> None:
-        """Empty the table and plot, so no number outlives the comparison it came from."""
+        """Empty the table and plot, and hide the highlight layers, so nothing outlives the
+        comparison it came from (the next comparison shows them again)."""
         self.evaluation = None
         self.save_button.setEnabled(False)
         self.table.clearContents()
         self.summary_table.clearContents()
         self.axes.clear()
         self.canvas.draw_idle()
+        for layer in self._highlights.values():
+            layer.visible = False
 
     def _show(self, result) -> None:
         evaluation, false_pos, false_neg = result
@@ -456,6 +459,8 @@ class MetricsDock(StepWidget, QWidget):
                 layer.metadata = {**layer.metadata, **metadata}
                 for name, value in geometry.items():  # over the pair it now describes
                     setattr(layer, name, value)
+                layer.visible = True
+                self._to_top(layer)  # over layers added since, such as a new result
                 continue
             # One colour each, outlines only: the cells under them stay in view.
             colours = DirectLabelColormap(
@@ -465,9 +470,14 @@ class MetricsDock(StepWidget, QWidget):
                 data, name=names[key], metadata=metadata, colormap=colours, opacity=1.0, **geometry
             )
             layer.contour = 3
-            # Registered before insertion, so the layer list refresh can skip it.
-            self._highlights[key] = layer
+            self._highlights[key] = layer  # updated in place by the next comparison
             self.viewer.add_layer(layer)
+
+    def _to_top(self, layer: Labels) -> None:
+        uids = [other.unique_id for other in self.viewer.layers]
+        index = uids.index(layer.unique_id)
+        if index < len(uids) - 2:  # the two highlight layers share the top
+            self.viewer.layers.move(index, len(uids))
 
     def _highlight_toggled(self, checked: bool) -> None:
         if checked:
