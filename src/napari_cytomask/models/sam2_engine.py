@@ -802,7 +802,7 @@ class Sam2Engine:
             plane, feats = _paint(merged, (height, width), lp.order)
             if lp.split and plane.any():
                 plane, feats = _split(plane, feats, lp.split_kwargs)
-            plane, feats = _keep_whole(plane, feats, lp.min_area)
+            plane, feats = _drop_small_pieces(plane, feats, lp.min_area)
             ids = feats["index"]
             if len(ids):
                 plane[plane > 0] += next_id - 1
@@ -1256,33 +1256,26 @@ def _paint(merged: dict, shape, order: str) -> tuple[np.ndarray, dict]:
     return labels, feats
 
 
-def _keep_whole(plane: np.ndarray, feats: dict, min_area: int) -> tuple[np.ndarray, dict]:
-    """Each painted mask as its largest connected piece, and only if that piece has
-    ``min_area`` pixels: where smaller masks painted over a larger one, what is left of
-    it can be slivers, or pieces smaller than the minimum the user asked for."""
+def _drop_small_pieces(plane: np.ndarray, feats: dict, min_area: int) -> tuple[np.ndarray, dict]:
+    """Remove the pieces of painted masks that are smaller than ``min_area``: where smaller
+    masks painted over a larger one, what is left of it can be slivers, and no object may
+    keep fewer pixels than the minimum the user asked for. Larger pieces keep their mask's
+    id (as sam2's own ``min_mask_region_area`` keeps a mask's large islands)."""
+    if min_area <= 1 or not plane.any():
+        return plane, feats
     from skimage.measure import label
 
-    pieces = label(plane, connectivity=1)
-    n_pieces = int(pieces.max())
-    if n_pieces == 0:
-        return plane, feats
-    size = np.bincount(pieces.ravel(), minlength=n_pieces + 1)
-    owner = np.zeros(n_pieces + 1, np.int64)
-    owner[pieces.ravel()] = plane.ravel()
-    # Per owner, its largest piece: pieces sorted by (owner, size), the last of each owner.
-    order = np.lexsort((size[1:], owner[1:])) + 1
-    last = np.r_[owner[order][1:] != owner[order][:-1], True]
-    best = order[last]
-    best = best[size[best] >= min_area]
-    kept_ids = np.sort(owner[best])
-    lut_piece = np.zeros(n_pieces + 1, np.uint32)
-    lut_piece[best] = np.searchsorted(kept_ids, owner[best]) + 1
-    out = lut_piece[pieces]
-    row = np.searchsorted(feats["index"], kept_ids)
-    new = {k: v[row] for k, v in feats.items()}
-    new["index"] = np.arange(1, len(kept_ids) + 1, dtype=np.int64)
-    new["area"] = size[best][np.argsort(owner[best])].astype(np.int64)
-    return out, new
+    pieces = label(plane, connectivity=2)
+    size = np.bincount(pieces.ravel())
+    out = np.where(size[pieces] >= min_area, plane, 0)
+    area = np.bincount(out.ravel(), minlength=len(feats["index"]) + 1)[1:]
+    kept = np.flatnonzero(area > 0)
+    lut = np.zeros(len(area) + 1, np.uint32)
+    lut[kept + 1] = np.arange(1, len(kept) + 1, dtype=np.uint32)
+    new = {k: v[kept] for k, v in feats.items()}
+    new["index"] = np.arange(1, len(kept) + 1, dtype=np.int64)
+    new["area"] = area[kept].astype(np.int64)
+    return lut[out], new
 
 
 def _split(plane: np.ndarray, feats: dict, split_kwargs: dict) -> tuple[np.ndarray, dict]:
