@@ -794,9 +794,10 @@ def test_segment_says_and_records_which_channel_of_a_scan_it_used(
     assert record["channels_used"] == [0]
     # The file names no channel: what was taken is said to be a guess.
     assert (
-        "three.tif (channel 0 of 3: no channel is named like transmitted light, so the first "
-        "image channel was taken; --channel N picks another): "
+        "three.tif (channel 0 of 3: none is named like transmitted light, so the first was "
+        "taken; --channel N picks another): "
     ) in out
+    assert record["channel_guessed"] is True
     assert main([*argv, "--channel", "1", "--overwrite"]) == 0
     assert json.loads((tmp_path / "three_unet_cells.json").read_text())["channels_used"] == [1]
     assert "three.tif (channel 1 of 3): " in capsys.readouterr().out

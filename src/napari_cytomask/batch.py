@@ -284,9 +284,12 @@ def process(job: Job, segmenter: Segmenter, options: Options) -> dict:
         n_cells = int(np.max(labels, initial=0))
         write_labels(output, labels, overwrite=True, **geometry_of(scan, labels.ndim))
     seconds = time.perf_counter() - start
+    # No channel chosen, and none named like transmitted light: the first was taken.
+    guessed = segmenter.preset.channels is None and not scan.rgb and not scan.by_role("input")
     record = {
         "source": str(job.source),
         "channels_used": used,
+        "channel_guessed": guessed,
         "output": output.name,
         "shape": list(shape),
         "cells": n_cells,
@@ -305,11 +308,8 @@ def process(job: Job, segmenter: Segmenter, options: Options) -> dict:
         # Made again in another format: the old result would outlive its record.
         shutil.rmtree(replaced) if replaced.is_dir() else replaced.unlink()
     return {"source": str(job.source), "output": str(output), "cells": n_cells,
-            "seconds": seconds, "channels_used": used,
-            "channels": 3 if scan.rgb else len(scan.channels),
-            # No channel chosen, and none named like transmitted light: the first was taken.
-            "channel_guessed": segmenter.preset.channels is None and not scan.rgb
-            and not scan.by_role("input")}  # fmt: skip
+            "seconds": seconds, "channels_used": used, "channel_guessed": guessed,
+            "channels": 3 if scan.rgb else len(scan.channels)}  # fmt: skip
 
 
 def _recorded_output(record: Path) -> Path | None:

@@ -964,8 +964,8 @@ def _segment_locked(args, preset, sources, options) -> int:
         channels = f" (channel {', '.join(map(str, used))} of {of})" if of > len(used) else ""
         if channels and summary["channel_guessed"]:
             channels = (
-                f"{channels[:-1]}: no channel is named like transmitted light, so the first "
-                "image channel was taken; --channel N picks another)"
+                f"{channels[:-1]}: none is named like transmitted light, so the first was "
+                "taken; --channel N picks another)"
             )
         say(f"[{i}/{n}] {job.source}{channels}: {summary['cells']} cells in "
             f"{summary['seconds']:.1f} s")  # fmt: skip

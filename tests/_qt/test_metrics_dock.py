@@ -95,7 +95,7 @@ def test_highlights_and_input_errors(dock_in_viewer, qtbot, labels):
         assert layer.contour == 3 and layer.opacity == 1.0
         np.testing.assert_allclose(layer.colormap.map(ids[0]), colour)
     assert dock.status.text().endswith(
-        "; outlined: false positives in magenta, false negatives in yellow"
+        "; outlined: false positives in magenta, false negatives in yellow."
     )
     # Highlight layers are not offered for comparison.
     names = [dock.prediction_combo.itemText(i) for i in range(dock.prediction_combo.count())]
@@ -314,6 +314,15 @@ def test_layers_that_do_not_line_up_are_noted(make_napari_viewer_proxy, qtbot, l
     qtbot.addWidget(dock)
     qtbot.waitUntil(lambda: dock.evaluation is not None, timeout=10_000)
     assert dock.status.text().endswith(
-        ". Note: 'cells' and 'ground truth' do not line up in the viewer (their translate "
-        "differ), yet are compared pixel by pixel"
+        " objects. Note: 'cells' and 'ground truth' do not line up in the viewer (their "
+        "translate differ), yet are compared pixel by pixel."
+    )
+    # With nothing matched as well, the notes follow one another as sentences.
+    viewer.add_labels(np.zeros_like(labels), name="empty", translate=(300, 300))
+    dock.prediction_combo.setCurrentIndex(dock.prediction_combo.findText("empty"))
+    qtbot.waitUntil(lambda: "prediction has no objects" in dock.status.text(), timeout=10_000)
+    assert dock.status.text().endswith(
+        "predicted objects. Note: the prediction has no objects, so ratios without a true "
+        "positive are 0. Note: 'empty' and 'ground truth' do not line up in the viewer (their "
+        "translate differ), yet are compared pixel by pixel."
     )

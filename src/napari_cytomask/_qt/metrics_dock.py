@@ -24,6 +24,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ..io.export import safe_file_name
 from ..io.layers import is_highlight, is_result, result_metadata
 from ..labels import LabelsError, as_labels, check_same_shape
 from ..metrics import DEFAULT_THRESHOLDS, Evaluation, evaluate, unmatched_objects, write_csv
@@ -399,13 +400,14 @@ class MetricsDock(StepWidget, QWidget):
                 f"; outlined: false positives in {HIGHLIGHT_COLOURS['fp']}, false negatives "
                 f"in {HIGHLIGHT_COLOURS['fn']}"
             )
+        text += "."
         if notes:
-            text += f". Note: {' and '.join(notes)}, so ratios without a true positive are 0."
+            text += f" Note: {' and '.join(notes)}, so ratios without a true positive are 0."
         pred_name, gt_name, misaligned = self._pair
         if misaligned:
             text += (
-                f". Note: '{pred_name}' and '{gt_name}' do not line up in the viewer "
-                f"(their {misaligned} differ), yet are compared pixel by pixel"
+                f" Note: '{pred_name}' and '{gt_name}' do not line up in the viewer (their "
+                f"{misaligned} differ), yet are compared pixel by pixel."
             )
         self.status.setText(text)
 
@@ -498,7 +500,7 @@ class MetricsDock(StepWidget, QWidget):
         pred_name, gt_name, _ = self._pair
         if path is None:
             # The dialog asks before replacing an existing file.
-            suggested = f"metrics {pred_name} vs {gt_name}.csv".replace(os.sep, "_")
+            suggested = safe_file_name(f"metrics {pred_name} vs {gt_name}") + ".csv"
             path, _ = QFileDialog.getSaveFileName(
                 self, "Save metrics as CSV", suggested, "CSV files (*.csv)"
             )

@@ -835,8 +835,8 @@ class UNetTrainWidget(StepWidget, QWidget):
         self.progress.setMaximum(settings.epochs * settings.steps_per_epoch)
         self.status.setText(
             f"Training on {len(samples)} image(s), about {_duration(self.estimated_seconds())}. "
-            "The network is saved after every epoch: cancelled before the first ends, "
-            "nothing is kept."
+            "The best network so far is saved at the end of each epoch: cancelled before "
+            "the first ends, nothing is kept."
         )
         self._clock = None
         self.runner.run_now(

@@ -425,7 +425,7 @@ def _measured(export, objects_csv, coco_json, score_column, overwrite) -> list[C
 
 
 def _planned(export, folder, formats, objects_csv, coco_json) -> list[Path]:
-    stem = folder / _safe(export.name)
+    stem = folder / safe_file_name(export.name)
     paths = [Path(f"{stem}{FORMATS[fmt].suffix}") for fmt in formats]
     if objects_csv:
         paths += [Path(f"{stem}_objects.csv"), Path(f"{stem}_counts.csv")]
@@ -435,7 +435,7 @@ def _planned(export, folder, formats, objects_csv, coco_json) -> list[Path]:
     return paths
 
 
-def _safe(name: str) -> str:
+def safe_file_name(name: str) -> str:
     """A file-name-safe version of a layer name."""
     cleaned = "".join(c if c.isalnum() or c in "-_.() " else "_" for c in name).strip()
     return cleaned or "labels"
