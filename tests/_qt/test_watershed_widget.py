@@ -195,3 +195,55 @@ def test_an_input_renamed_or_closed_during_apply(make_napari_viewer_proxy, qtbot
     assert widget.status.text().startswith("'edited' was closed while it was being segmented")
     assert viewer.layers["edited split"].data.shape == truth.shape  # the first result
     assert [layer.name for layer in viewer.layers] == ["edited split", "edited"]
+
+
+@pytest.mark.gui
+def test_a_preview_after_apply_is_recorded_for_its_frame_only(
+    make_napari_viewer_proxy, qtbot, truth, tmp_path
+):
+    """Previewing one frame of an applied stack with other settings keeps the stack's
+    settings, and records the frame's apart; both reach the export's provenance. The frame
+    previewed is the one the viewer shows of this layer, whatever its scale."""
+    import json
+
+    from napari_cytomask.io.export import export_labels, from_layer
+
+    viewer = make_napari_viewer_proxy()
+    stack = np.stack([truth, truth[::-1], truth[:, ::-1]])
+    cells = viewer.add_labels(stack, name="cells", scale=(3, 1, 1))
+    viewer.add_image(np.zeros((9, 512, 512), np.float32), name="finer frames")  # 9 steps
+    widget = WatershedWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.live.setChecked(False)
+    widget.mode.setCurrentIndex(widget.mode.findData("split"))
+    widget.input.setCurrentText("cells")
+    widget.min_area.setValue(20)
+    widget.apply()
+    qtbot.waitUntil(lambda: "Done" in widget.status.text(), timeout=30_000)
+    output = viewer.layers["cells split"]
+    applied = output.metadata["cytomask"]["parameters"]
+    assert applied["cleanup"]["min_area"] == 20
+    viewer.dims.set_current_step(0, 4)  # world z = 4: frame 1 of 'cells' (z = 3, 4, 5)
+    assert widget._frame_index(cells) == (1,)
+    before = np.array(output.data)
+    widget.min_area.setValue(900)
+    widget.preview()
+    qtbot.waitUntil(lambda: "Preview" in widget.status.text(), timeout=30_000)
+    assert not np.array_equal(output.data[1], before[1])
+    np.testing.assert_array_equal(output.data[[0, 2]], before[[0, 2]])
+    record = output.metadata["cytomask"]
+    assert record["parameters"] == applied
+    assert record["previewed_frames"]["1"]["cleanup"]["min_area"] == 900
+    export_labels([from_layer(output)], tmp_path)
+    provenance = json.loads((tmp_path / "cells split_provenance.json").read_text())
+    assert provenance["parameters"] == applied
+    assert provenance["previewed_frames"]["1"]["cleanup"]["min_area"] == 900
+    assert provenance["edited_by_hand"] is False
+    # Apply again: one set of settings for every frame.
+    widget.apply()
+    qtbot.waitUntil(lambda: "Done" in widget.status.text(), timeout=30_000)
+    assert "previewed_frames" not in output.metadata["cytomask"]
+    output.paint((1, 10, 10), 7)  # a user's correction is said in the provenance
+    export_labels([from_layer(output)], tmp_path, overwrite=True)
+    provenance = json.loads((tmp_path / "cells split_provenance.json").read_text())
+    assert provenance["edited_by_hand"] is True

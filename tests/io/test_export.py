@@ -231,3 +231,16 @@ def test_sparse_huge_ids_are_measured_and_a_failed_measurement_writes_nothing(
     with pytest.raises(MemoryError):
         export_labels([good, huge], tmp_path / "failed", formats=["tiff"])
     assert list((tmp_path / "failed").iterdir()) == []
+
+
+def test_an_export_is_a_snapshot_of_the_layer():
+    """Painting into a layer while its export is written changes neither its label file
+    nor its tables: they are made from the labels as they were when the export began."""
+    from napari.layers import Labels
+
+    from napari_cytomask.io.export import from_layer
+
+    layer = Labels(np.eye(8, dtype=np.uint16), name="cells")
+    export = from_layer(layer)
+    layer.data[:] = 5
+    np.testing.assert_array_equal(export.labels, np.eye(8, dtype=np.uint16))

@@ -304,7 +304,7 @@ class WatershedWidget(StepWidget, QWidget):
         layer = self.input.layer()
         if layer is None or isinstance(layer, Labels) or layer.multiscale or layer.rgb:
             return
-        frame = np.asarray(layer.data[self._frame_index(layer.data.ndim)])
+        frame = np.asarray(layer.data[self._frame_index(layer)])
         low, high = float(frame.min()), float(frame.max())
         self.threshold.blockSignals(True)
         if low >= 0 and high <= 1:
@@ -385,11 +385,18 @@ class WatershedWidget(StepWidget, QWidget):
         metadata = result_metadata(layer, method=f"watershed_{self.method}", parameters=parameters)
         return layer, arrays, metadata
 
-    def _frame_index(self, ndim: int) -> tuple[int, ...]:
-        """Index of the displayed frame along the leading axes of an ``ndim`` array."""
-        lead = ndim - 2
-        step = self.viewer.dims.current_step
-        return tuple(int(i) for i in step[len(step) - ndim : len(step) - ndim + lead])
+    def _frame_index(self, layer) -> tuple[int, ...]:
+        """Index of the frame of ``layer`` the viewer shows, along its leading axes: the
+        viewer's position in the layer's own pixels (its scale and translate may differ
+        from other layers'), within the layer."""
+        shape = layer.data.shape
+        lead = len(shape) - 2
+        if lead <= 0:
+            return ()
+        point = layer.world_to_data(self.viewer.dims.point)[:lead]
+        return tuple(
+            int(np.clip(round(p), 0, n - 1)) for p, n in zip(point, shape[:lead], strict=True)
+        )
 
     # ---- running ------------------------------------------------------------------------
 
@@ -421,7 +428,7 @@ class WatershedWidget(StepWidget, QWidget):
             # A preview follows every edit: say it in the status line, never in a toast.
             self.status.setText(str(err))
             return
-        index = self._frame_index(arrays[0].ndim)
+        index = self._frame_index(layer)
         self.status.setText("Updating preview…")
         self._applying_now = False
         self.runner.request(*self._job(layer, arrays, index, metadata))
@@ -437,7 +444,7 @@ class WatershedWidget(StepWidget, QWidget):
         if source not in self.viewer.layers:
             self.status.setText(closed_during_run(source))
             return
-        output = self._output_layer(source, metadata)
+        output = self._output_layer(source, metadata, index)
         if index is None:
             output.data = labels
             self.status.setText(f"Done: {int(labels.max())} cells in '{output.name}'.")
@@ -471,12 +478,23 @@ class WatershedWidget(StepWidget, QWidget):
         """Stop a running Apply or preview now (the frame under way is dropped)."""
         self.runner.cancel()
 
-    def _output_layer(self, source, metadata: dict) -> Labels:
-        """The result layer (:meth:`_output_name`) recording ``metadata``, created empty with the
-        input's full-resolution geometry if needed."""
+    def _output_layer(self, source, metadata: dict, index: tuple | None) -> Labels:
+        """The result layer (:meth:`_output_name`), created empty with the input's
+        full-resolution geometry if needed, recording ``metadata``: the settings of the
+        whole result (Apply, or the preview of a single image), or those of one previewed
+        frame of a stack (``index``), kept apart from the settings of the other frames."""
         data, geometry = resolution_level(source)
         shape = tuple(data.shape)
         name, layer = result_slot(self.viewer, self._output_name(source), Labels, shape)
+        record = dict(metadata[METADATA_KEY])
+        if index:
+            earlier = layer_info(layer) if layer is not None else {}
+            frames = dict(earlier.get("previewed_frames") or {})
+            frames[",".join(map(str, index))] = record["parameters"]
+            # The whole stack's settings stay those of the last Apply (none before one).
+            record["parameters"] = earlier.get("parameters") if layer is not None else None
+            record["previewed_frames"] = frames
+        metadata = {METADATA_KEY: record}
         if layer is None:
             return self.viewer.add_layer(
                 labels_layer(np.zeros(shape, np.uint16), name, geometry, metadata)

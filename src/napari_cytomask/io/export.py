@@ -93,6 +93,11 @@ class LabelsExport:
         how that was made (see :func:`~napari_cytomask.io.layers.result_metadata`).
     versions
         Package versions when the labels were made; by default those of the export.
+    edited
+        Whether a user painted into the labels after a step made them.
+    previewed_frames
+        Frames of a stack last made by a preview, with its settings (by frame index),
+        which differ from ``parameters``, the settings of the stack's last run.
     """
 
     name: str
@@ -108,6 +113,8 @@ class LabelsExport:
     model: Mapping[str, object] | None = None
     channel_index: int | None = None
     channel_name: str | None = None
+    edited: bool = False
+    previewed_frames: Mapping[str, object] = field(default_factory=dict)
     made_from: Mapping[str, object] | None = None
     versions: Mapping[str, str | None] | None = None
 
@@ -137,7 +144,7 @@ def from_layer(layer, image_layers: Sequence = ()) -> LabelsExport:
     shape = np.shape(labels)
     return LabelsExport(
         name=layer.name,
-        labels=np.asarray(labels),
+        labels=np.array(labels),  # a copy: painting while the export runs changes nothing
         scale=tuple(layer.scale),
         units=tuple(str(u) for u in layer.units),
         axis_labels=tuple(layer.axis_labels),
@@ -158,6 +165,8 @@ def from_layer(layer, image_layers: Sequence = ()) -> LabelsExport:
         channel_name=meta.get("channel_name"),
         made_from=meta.get("made_from"),
         versions=meta.get("versions"),
+        edited=bool(meta.get("edited")),
+        previewed_frames=meta.get("previewed_frames") or {},
     )
 
 
@@ -309,6 +318,8 @@ def provenance(export: LabelsExport, outputs: Sequence[Path]) -> dict[str, objec
         "channel_name": export.channel_name,
         "method": export.method,
         "parameters": dict(export.parameters),
+        "previewed_frames": dict(export.previewed_frames),
+        "edited_by_hand": export.edited,
         "model": dict(export.model) if export.model is not None else None,
         "made_from": export.made_from,
         "shape": list(np.shape(export.labels)),
