@@ -247,3 +247,23 @@ def test_a_preview_after_apply_is_recorded_for_its_frame_only(
     export_labels([from_layer(output)], tmp_path, overwrite=True)
     provenance = json.loads((tmp_path / "cells split_provenance.json").read_text())
     assert provenance["edited_by_hand"] is True
+
+
+@pytest.mark.gui
+def test_a_new_result_handed_over_during_apply_leaves_the_apply_running(
+    make_napari_viewer_proxy, qtbot, truth
+):
+    viewer = make_napari_viewer_proxy()
+    viewer.add_labels(np.stack([truth] * 12), name="cells")
+    newer = viewer.add_labels(truth.copy(), name="newer cells")
+    widget = WatershedWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.live.setChecked(False)
+    widget.mode.setCurrentIndex(widget.mode.findData("split"))
+    widget.input.setCurrentText("cells")
+    widget.apply()
+    assert widget.applying()
+    widget.use_input(newer)  # as the dock does when a segmentation ends
+    assert widget.applying() and widget.input.currentText() == "cells"
+    qtbot.waitUntil(lambda: "Done" in widget.status.text(), timeout=60_000)
+    assert viewer.layers["cells split"].data[-1].any()

@@ -247,7 +247,10 @@ class WatershedWidget(StepWidget, QWidget):
         """Start from ``layer`` (the previous step's output): split labels, or a map.
 
         Like opening the dock, this starts no preview: the user has not asked for one.
+        A running Apply is left to finish on its own input.
         """
+        if self.applying():
+            return
         if isinstance(layer, Labels):
             self.mode.setCurrentIndex(self.mode.findData("split"))
         self.input.set_layer(layer)
