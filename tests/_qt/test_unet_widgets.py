@@ -297,3 +297,16 @@ def test_the_time_left_counts_training_steps_only(make_napari_viewer_proxy, monk
     assert step(1).endswith("loss 0.500; timing the steps…")
     assert step(2).endswith("about 18 s left.")
     assert step(3).endswith("about 17 s left.")
+
+
+def test_a_trained_model_is_selected_though_the_one_selected_before_is_gone(
+    make_napari_viewer_proxy, unet_checkpoint
+):
+    segmenter = UNetSegmentWidget(make_napari_viewer_proxy())
+    old, new = unet_checkpoint(64, seed=1), unet_checkpoint(64, seed=2)
+    segmenter.checkpoint.set_model(old)
+    old.unlink()
+    segmenter._use_trained(new)
+    assert segmenter.checkpoint.path() == new
+    assert segmenter.tabs.currentIndex() == 0
+    assert segmenter.status.text() == f"Model {new.stem} is ready: press Segment cytoplasm."

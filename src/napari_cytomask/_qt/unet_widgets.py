@@ -134,7 +134,7 @@ class _ModelPicker(QWidget):
                 continue  # a broken file in the model folder is not offered
         self.combo.blockSignals(False)
         if current is not None:
-            self.set_model(current)
+            self.setValue(current)  # a file deleted meanwhile is simply no longer listed
         self.combo.currentIndexChanged.emit(self.combo.currentIndex())
 
     def _add(self, key: str, title: str, path: Path) -> None:
