@@ -467,10 +467,32 @@ def test_shortcuts_run_and_cancel_the_open_step(make_napari_viewer_proxy, qtbot,
     assert not dock.watershed.runner.busy and time.monotonic() - started < 1.0
     assert dock.watershed.apply_button.isEnabled()
     shortcuts["Ctrl+Return"].activated.emit()
+    worker = dock.watershed.worker
+    shortcuts["Ctrl+Return"].activated.emit()  # running, its button greyed: nothing new
+    assert dock.watershed.worker is worker
     qtbot.waitUntil(lambda: "GFP instances" in viewer.layers, timeout=30_000)
     output = viewer.layers["GFP instances"]
     assert isinstance(output, Labels)
     qtbot.waitUntil(lambda: all(output.data[t].max() > 20 for t in range(3)), timeout=60_000)
+
+
+def test_escape_cancels_the_page_on_show_only(make_napari_viewer_proxy, settings, monkeypatch):
+    """Esc on the Segment tab cancels segmenting, never a model training meanwhile."""
+    dock = CytomaskDock(make_napari_viewer_proxy(), settings=settings)
+    cancelled = []
+    for name, widget in (("unet", dock.unet), ("train", dock.unet.trainer), ("sam2", dock.sam2)):
+        monkeypatch.setattr(widget, "cancel", lambda name=name: cancelled.append(name))
+    dock.steps.setCurrentIndex(1)
+    for method, tab, expected in (
+        ("U-Net", 0, ["unet", "sam2"]),
+        ("U-Net", 1, ["train"]),
+        ("SAM2", 0, ["sam2"]),
+    ):
+        dock.method.setCurrentText(method)
+        dock.unet.tabs.setCurrentIndex(tab)
+        cancelled.clear()
+        dock.cancel_current()
+        assert cancelled == expected, (method, tab)
 
 
 def test_guided_mode_runs_sam2_on_the_unet_foreground(make_napari_viewer_proxy, qtbot, settings):

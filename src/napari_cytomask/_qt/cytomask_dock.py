@@ -176,9 +176,12 @@ class CytomaskDock(QWidget):
         return {"method": self.method}
 
     def run_current(self) -> None:
-        """Run the step whose page is open (Ctrl+Enter)."""
-        run, _ = self._runs[self.steps.currentIndex()]
-        if run is not None:
+        """Run the step whose page is open (Ctrl+Enter), unless it is running: as its
+        greyed-out run button, the shortcut then does nothing."""
+        step = self.steps.currentIndex()
+        run, _ = self._runs[step]
+        controls = self._controls_of(step)
+        if run is not None and (controls is None or controls.run_button.isEnabled()):
             run()
 
     def cancel_current(self) -> None:
@@ -259,10 +262,22 @@ class CytomaskDock(QWidget):
         self.unet.setVisible(method != "sam2")
         self.sam2.setVisible(method != "unet")
 
+    def _controls_of(self, step: int):
+        """The run and Cancel buttons on show in a step (step 2: those of the page open)."""
+        if step == 1:
+            if self.method.currentData() == "sam2":
+                return self.sam2.controls
+            return self.unet.trainer.controls if self._training_open() else self.unet.controls
+        return (None, None, self.watershed.controls, self.metrics.controls,
+                self.export.controls)[step]  # fmt: skip
+
+    def _training_open(self) -> bool:
+        return self.method.currentData() != "sam2" and self.unet.tabs.currentIndex() == 1
+
     def _segment(self) -> None:
         if self.method.currentData() == "sam2":
             self.sam2.segment()
-        elif self.unet.tabs.currentIndex() == 1:
+        elif self._training_open():
             self.unet.trainer.train()
         else:
             self.unet.segment()  # guided: SAM2 runs with the U-Net foreground afterwards
@@ -275,6 +290,11 @@ class CytomaskDock(QWidget):
         self.sam2.segment()
 
     def _cancel_segment(self) -> None:
-        self.unet.cancel()
-        self.unet.trainer.cancel()
-        self.sam2.cancel()
+        """Cancel the work of the page on show: training runs on while cells are segmented,
+        and segmenting while a model trains."""
+        if self._training_open():
+            self.unet.trainer.cancel()
+            return
+        if self.method.currentData() != "sam2":
+            self.unet.cancel()
+        self.sam2.cancel()  # guided: SAM2 follows the U-Net
