@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 from distributed import WorkerPlugin
 
-from .io.atomic import remove_leftovers, write_atomically, write_directory_atomically
+from .io.atomic import make_folder, remove_leftovers, write_atomically, write_directory_atomically
 from .io.export import package_versions
 from .io.writers import FORMATS, SEGMENT_FORMATS, format_named
 from .pipeline import METHODS, Preset, Segmenter
@@ -195,7 +195,7 @@ def locked_folders(folders: Sequence[Path]):
     """
     with contextlib.ExitStack() as stack:
         for folder in sorted(set(folders)):
-            folder.mkdir(parents=True, exist_ok=True)
+            make_folder(folder)
             stack.enter_context(_folder_lock(folder / LOCK_NAME))
         yield
 

@@ -165,3 +165,14 @@ def test_files_already_there_are_listed_by_name():
     assert export_panel._listed(paths, folder) == (
         "Already in /data/out: cells0.tif, cells1.tif, cells2.tif, cells3.tif, and 2 more."
     )
+
+
+def test_a_relative_folder_is_said_in_full(make_napari_viewer_proxy, qtbot, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    viewer = make_napari_viewer_proxy()
+    viewer.add_labels(np.eye(16, dtype=np.uint8), name="cells")
+    panel = ExportPanel(viewer)
+    panel.folder.setText("exports")
+    panel.export()
+    qtbot.waitUntil(lambda: "Wrote" in panel.status.text(), timeout=30_000)
+    assert panel.status.text() == f"Wrote 4 files to {tmp_path / 'exports'}."

@@ -244,3 +244,23 @@ def test_an_export_is_a_snapshot_of_the_layer():
     export = from_layer(layer)
     layer.data[:] = 5
     np.testing.assert_array_equal(export.labels, np.eye(8, dtype=np.uint16))
+
+
+def test_a_folder_that_cannot_be_made_is_said_plainly(tmp_path, monkeypatch):
+    import errno
+    from pathlib import Path
+
+    from napari_cytomask.io.atomic import WriteError
+    from napari_cytomask.io.export import LabelsExport, export_labels
+
+    def read_only(self, *args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(self))
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    folder = tmp_path / "new"
+    with pytest.raises(WriteError) as caught:
+        export_labels([LabelsExport("cells", np.eye(4, dtype=np.uint8))], folder)
+    assert str(caught.value) == (
+        f"Could not make the folder {folder}: the disk is read-only. Nothing was written; "
+        "choose another folder."
+    )

@@ -162,7 +162,8 @@ class ExportPanel(StepWidget, QWidget):
             column for export in exports for column in export.features if column in _SCORE_COLUMNS
         }
         score = next((c for c in _SCORE_COLUMNS if c in score_columns), None)
-        folder = Path(self.folder.text()).expanduser()
+        # Absolute, so the status says where the files went (not "to exports.").
+        folder = Path(self.folder.text()).expanduser().absolute()
         self._pending = dict(
             exports=exports,
             folder=folder,

@@ -272,8 +272,28 @@ def _link_exclusive(tmp: Path, path: Path) -> None:
         os.replace(tmp, path)
 
 
-def _explain(err: OSError, path: Path) -> str:
-    reason = {
+def make_folder(folder: str | os.PathLike) -> Path:
+    """Make ``folder`` and its parents if needed.
+
+    Raises
+    ------
+    WriteError
+        When it cannot be made (a read-only disk, no permission, a file in the way).
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise WriteError(
+            err.errno,
+            f"Could not make the folder {folder}: {_reason(err)}. Nothing was written; "
+            "choose another folder.",
+        ) from err
+    return folder
+
+
+def _reason(err: OSError) -> str:
+    return {
         errno.ENOSPC: "the disk is full",
         errno.EDQUOT: "the disk quota is used up",
         errno.EROFS: "the disk is read-only",
@@ -283,6 +303,10 @@ def _explain(err: OSError, path: Path) -> str:
         errno.EISDIR: "a folder of that name is in the way",
         errno.ENOTDIR: "a file is in the way of its folder",
     }.get(err.errno, err.strerror or str(err))
+
+
+def _explain(err: OSError, path: Path) -> str:
+    reason = _reason(err)
     full = err.errno in (errno.ENOSPC, errno.EDQUOT)
     return (
         f"Could not save {path}: {reason}. Nothing was written and existing files are "

@@ -23,7 +23,7 @@ from skimage.measure import regionprops
 
 from ..labels import as_labels, compact_ids
 from ..rle import coco_rle
-from .atomic import file_in_the_way, write_atomically
+from .atomic import file_in_the_way, make_folder, write_atomically
 from .writers import FILE_FORMATS, FORMATS, label_writer
 
 _VERSIONED = (
@@ -381,7 +381,7 @@ def export_labels(
         raise NotADirectoryError(
             f"cannot export to {folder}: {in_the_way} is a file, not a folder; choose a folder."
         )
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder(folder)
     plans = [
         (export, _planned(export, folder, formats, objects_csv, coco_json)) for export in exports
     ]
