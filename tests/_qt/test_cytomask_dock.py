@@ -465,6 +465,8 @@ def test_shortcuts_run_and_cancel_the_open_step(make_napari_viewer_proxy, qtbot,
     started = time.monotonic()
     shortcuts["Esc"].activated.emit()
     assert not dock.watershed.runner.busy and time.monotonic() - started < 1.0
+    bar = dock.watershed.progress
+    assert (bar.minimum(), bar.maximum(), bar.value()) == (0, 1, 0)  # not busy-looking
     assert dock.watershed.apply_button.isEnabled()
     shortcuts["Ctrl+Return"].activated.emit()
     worker = dock.watershed.worker

@@ -235,6 +235,8 @@ class Runner(QObject):
             self._worker = None
             if self._controls is not None:
                 self._controls.status.setText("Cancelled.")
+                self._controls.progress.setRange(0, 1)  # no longer busy
+                self._controls.progress.setValue(0)
         self._set_running(False)
 
     def fail(self, err: Exception, live: bool = False, notify: bool = True) -> None:
