@@ -310,3 +310,10 @@ def test_a_trained_model_is_selected_though_the_one_selected_before_is_gone(
     assert segmenter.checkpoint.path() == new
     assert segmenter.tabs.currentIndex() == 0
     assert segmenter.status.text() == f"Model {new.stem} is ready: press Segment cytoplasm."
+
+
+def test_choosing_where_to_start_drops_the_run_offered_to_resume(make_napari_viewer_proxy):
+    trainer = UNetTrainWidget(make_napari_viewer_proxy())
+    trainer.resume.setText("/models/cancelled.safetensors")  # as after Cancel
+    trainer.start_from.activated.emit(0)  # the user picks a start
+    assert trainer.resume.text() == ""

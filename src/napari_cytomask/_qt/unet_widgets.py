@@ -669,6 +669,9 @@ class UNetTrainWidget(StepWidget, QWidget):
 
         self.source.currentTextChanged.connect(self._show_source)
         self.start_from.currentTextChanged.connect(self._start_changed)
+        # A start chosen by the user is a new run: the cancelled run offered in Resume from
+        # would otherwise be continued instead, whatever Start from says.
+        self.start_from.activated.connect(lambda _: self.resume.clear())
         self.device.currentTextChanged.connect(self._device_defaults)
         for box in (self.epochs, self.steps, self.batch_size, self.crop_size):
             box.valueChanged.connect(self._update_estimate)
