@@ -180,12 +180,17 @@ def test_positions_far_apart_are_not_stitched(shared_data, tmp_path):
         MosaicUnavailable,
         match=(
             r"its 4 stage positions form 2 groups of tiles far apart: stitched, they would "
-            r"make one 21022 x 21024 px plane, mostly empty; they look like separate fields"
+            r"make one 21022 x 21024 px plane, of which the tiles would fill 0%; they look "
+            r"like separate fields"
         ),
     ):
         read_tiff(path, mosaic=True)
     (phase, _, _), _ = read_tiff(path)
     assert phase.shape == (4, 600, 600)
+    # A tile a gap away (a row skipped) is a group apart, but the plane stays mostly full.
+    _positions_ome(path, image, ids, thumbnail=False, far=600)
+    (phase, _, _), _ = read_tiff(path, mosaic=True)
+    assert phase.shape == (1622, 1624)
 
 
 @pytest.mark.parametrize(

@@ -104,6 +104,8 @@ _CORRUPTION = re.compile(
 #: header promising more is corrupt, and trusting it would allocate memory the
 #: file cannot fill.
 _MAX_RATIO = {1: 1, 5: 4096, 8: 1100, 32946: 1100, 32773: 130}
+#: Least share of its plane that a mosaic of separate groups of tiles must fill.
+MIN_MOSAIC_COVER = 0.25
 _IMAGEJ_COLOURS = ("red", "green", "blue", "gray", "cyan", "magenta", "yellow")
 _BINARY_ONLY = re.compile(r"<(?:\w+:)?BinaryOnly\b[^>]*?\bMetadataFile=\"([^\"]+)\"")
 
@@ -698,18 +700,20 @@ class TiffScan:
         desc = self.description
         if not desc.can_mosaic:
             raise MosaicUnavailable(self.path)
-        tile = tuple(desc.shape[self._labels.index(a)] for a in "YX")
-        groups = tile_groups(self._tile_offsets, tile)
-        if groups > 1:
+        tile = np.array([desc.shape[self._labels.index(a)] for a in "YX"])
+        groups = tile_groups(self._tile_offsets, tuple(tile))
+        span = self._tile_offsets.max(axis=0) + tile
+        covered = len(self._tile_offsets) * tile.prod() / span.prod()
+        if groups > 1 and covered < MIN_MOSAIC_COVER:
             # Fields in separate wells, say: stitched, they would make a plane mostly
-            # empty and far larger than the data (one far tile can ask for gigabytes).
-            span = self._tile_offsets.max(axis=0) + tile
+            # empty and far larger than the data (one far tile can ask for gigabytes). A
+            # grid with a row missing is two groups too, but fills most of its plane.
             raise MosaicUnavailable(
                 self.path,
                 f"its {len(self._tile_offsets)} stage positions form {groups} groups of "
-                f"tiles far apart: stitched, they would make one {span[0]} x "
-                f"{span[1]} px plane, mostly empty; they look like separate fields (such as "
-                "wells), not one mosaic",
+                f"tiles far apart: stitched, they would make one {span[0]} x {span[1]} px "
+                f"plane, of which the tiles would fill {covered:.0%}; they look like "
+                "separate fields (such as wells), not one mosaic",
             )
 
     @cached_property
