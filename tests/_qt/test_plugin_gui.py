@@ -55,6 +55,13 @@ def test_label_ids_that_napari_opens_as_an_image_are_shown_as_a_mask(
     qtbot.waitUntil(lambda: isinstance(viewer.layers["set5"], Labels))
     qtbot.waitUntil(lambda: widget.table.rowCount() == 3)
     assert isinstance(viewer.layers["raw"], Image)
+    # A few small cells that the pixel sample's patches miss are still found.
+    sparse = np.zeros((1024, 1024), np.uint16)
+    for k, (y, x) in enumerate([(20, 500), (1000, 20), (500, 1000), (300, 300), (700, 200)]):
+        sparse[y - 8 : y + 8, x - 8 : x + 8] = k + 1
+    iio.imwrite(tmp_path / "few.png", sparse)
+    viewer.open(tmp_path / "few.png", plugin="napari")
+    qtbot.waitUntil(lambda: isinstance(viewer.layers["few"], Labels))
     # A stack of a mask and a phase image (a scan's channels), opened by napari's reader:
     # one plane holding ids does not make the others ids.
     import tifffile
