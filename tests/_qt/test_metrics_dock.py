@@ -297,6 +297,16 @@ def test_highlights_follow_the_pair_and_are_never_compared(make_napari_viewer_pr
     first.prediction_combo.setCurrentIndex(first.prediction_combo.findText("moved cells"))
     qtbot.waitUntil(lambda: viewer.layers[moved].visible, timeout=10_000)
     assert [layer.name for layer in viewer.layers][-1] == moved
+    # What the user does to them stays: hidden and moved down, an edit brings neither back.
+    positives = viewer.layers["false positives (moved cells vs moved truth)"]
+    positives.visible = False
+    viewer.layers.move(viewer.layers.index(positives), 0)
+    before = first.evaluation
+    viewer.layers["moved cells"].data_setitem((np.array([0]), np.array([0])), 9)
+    qtbot.waitUntil(
+        lambda: first.evaluation is not None and first.evaluation is not before, timeout=10_000
+    )
+    assert not positives.visible and viewer.layers.index(positives) == 0
 
     second = MetricsDock(viewer)
     qtbot.addWidget(second)

@@ -113,6 +113,7 @@ class MetricsDock(StepWidget, QWidget):
         self.evaluation: Evaluation | None = None
         self._watched: list[Labels] = []
         self._highlights: dict[str, Labels] = {}
+        self._hidden: set[str] = set()  # highlights the dock hid while no comparison stood
         # The names of the compared layers and how they are misplaced, for the status and CSV.
         self._pair: tuple[str, str, str] = ("", "", "")
 
@@ -374,8 +375,10 @@ class MetricsDock(StepWidget, QWidget):
         self.summary_table.clearContents()
         self.axes.clear()
         self.canvas.draw_idle()
-        for layer in self._highlights.values():
-            layer.visible = False
+        for key, layer in self._highlights.items():
+            if layer.visible:
+                layer.visible = False
+                self._hidden.add(key)
 
     def _show(self, result) -> None:
         evaluation, false_pos, false_neg = result
@@ -461,8 +464,10 @@ class MetricsDock(StepWidget, QWidget):
                 layer.metadata = {**layer.metadata, **metadata}
                 for name, value in geometry.items():  # over the pair it now describes
                     setattr(layer, name, value)
-                layer.visible = True
-                self._to_top(layer)  # over layers added since, such as a new result
+                if key in self._hidden:  # hidden by the dock, not by the user
+                    self._hidden.discard(key)
+                    layer.visible = True
+                    self._to_top(layer)  # over layers added since, such as a new result
                 continue
             # One colour each, outlines only: the cells under them stay in view.
             colours = DirectLabelColormap(
