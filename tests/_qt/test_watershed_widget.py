@@ -232,12 +232,13 @@ def test_a_preview_after_apply_is_recorded_for_its_frame_only(
     assert not np.array_equal(output.data[1], before[1])
     np.testing.assert_array_equal(output.data[[0, 2]], before[[0, 2]])
     record = output.metadata["cytomask"]
-    assert record["parameters"] == applied
-    assert record["previewed_frames"]["1"]["cleanup"]["min_area"] == 900
+    assert record["parameters"] == applied and record["method"] == "watershed_split"
+    assert record["previewed_frames"]["1"]["parameters"]["cleanup"]["min_area"] == 900
+    assert record["previewed_frames"]["1"]["method"] == "watershed_split"
     export_labels([from_layer(output)], tmp_path)
     provenance = json.loads((tmp_path / "cells split_provenance.json").read_text())
     assert provenance["parameters"] == applied
-    assert provenance["previewed_frames"]["1"]["cleanup"]["min_area"] == 900
+    assert provenance["previewed_frames"]["1"]["parameters"]["cleanup"]["min_area"] == 900
     assert provenance["edited_by_hand"] is False
     # Apply again: one set of settings for every frame.
     widget.apply()
@@ -265,5 +266,13 @@ def test_a_new_result_handed_over_during_apply_leaves_the_apply_running(
     assert widget.applying()
     widget.use_input(newer)  # as the dock does when a segmentation ends
     assert widget.applying() and widget.input.currentText() == "cells"
+    applied = []
+    widget.applied.connect(applied.append)
     qtbot.waitUntil(lambda: "Done" in widget.status.text(), timeout=60_000)
     assert viewer.layers["cells split"].data[-1].any()
+    # Then the newer result is the input, said so; the metrics keep checking it.
+    assert widget.input.currentText() == "newer cells"
+    assert widget.status.text().startswith("Done: ") and "Input: 'newer cells'" in (
+        widget.status.text()
+    )
+    assert applied == [] and not widget.runner.busy

@@ -5,6 +5,7 @@ from __future__ import annotations
 import napari
 import numpy as np
 from napari.layers import Image, Labels
+from napari.utils.notifications import show_info
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import (
     QCheckBox,
@@ -72,6 +73,7 @@ class WatershedWidget(StepWidget, QWidget):
         self.viewer = napari_viewer
         self._previewing = False  # set by the first preview; see _follow
         self._applying_now = False  # whether the runner's work is an Apply, not a preview
+        self._pending = None  # a new input handed over during an Apply, for after it
 
         self.mode = QComboBox()
         for key, text in MODES.items():
@@ -181,7 +183,9 @@ class WatershedWidget(StepWidget, QWidget):
         )
         self.controls.run_button.clicked.connect(self.apply)
         self.controls.cancel_button.clicked.connect(self.cancel)
-        self.runner = Runner(self._show, self.controls, delay_ms=250, parent=self)
+        self.runner = Runner(
+            self._show, self.controls, on_failure=self._take_pending, delay_ms=250, parent=self
+        )
 
         content = QWidget()
         layout = QVBoxLayout(content)
@@ -247,9 +251,11 @@ class WatershedWidget(StepWidget, QWidget):
         """Start from ``layer`` (the previous step's output): split labels, or a map.
 
         Like opening the dock, this starts no preview: the user has not asked for one.
-        A running Apply is left to finish on its own input.
+        A running Apply finishes on its own input first.
         """
         if self.applying():
+            self._pending = layer
+            show_info(f"'{layer.name}' becomes the split step's input when its Apply ends.")
             return
         if isinstance(layer, Labels):
             self.mode.setCurrentIndex(self.mode.findData("split"))
@@ -450,7 +456,15 @@ class WatershedWidget(StepWidget, QWidget):
         output = self._output_layer(source, metadata, index)
         if index is None:
             output.data = labels
-            self.status.setText(f"Done: {int(labels.max())} cells in '{output.name}'.")
+            done = f"Done: {int(labels.max())} cells in '{output.name}'."
+            self._applying_now = False
+            if self._take_pending():
+                # The newer result stays the one the metrics check.
+                self.status.setText(f"{done} {self.status.text()}")
+                self.progress.setRange(0, 1)
+                self.progress.setValue(1)
+                return
+            self.status.setText(done)
         else:
             if output.data.dtype.itemsize < labels.dtype.itemsize:
                 output.data = output.data.astype(labels.dtype)
@@ -480,6 +494,15 @@ class WatershedWidget(StepWidget, QWidget):
     def cancel(self) -> None:
         """Stop a running Apply or preview now (the frame under way is dropped)."""
         self.runner.cancel()
+        self._take_pending()
+
+    def _take_pending(self) -> bool:
+        """Take the input handed over during an Apply, once it has ended."""
+        layer, self._pending = self._pending, None
+        if layer is None or layer not in self.viewer.layers:
+            return False
+        self.use_input(layer)
+        return True
 
     def _output_layer(self, source, metadata: dict, index: tuple | None) -> Labels:
         """The result layer (:meth:`_output_name`), created empty with the input's
@@ -491,11 +514,15 @@ class WatershedWidget(StepWidget, QWidget):
         name, layer = result_slot(self.viewer, self._output_name(source), Labels, shape)
         record = dict(metadata[METADATA_KEY])
         if index:
-            earlier = layer_info(layer) if layer is not None else {}
-            frames = dict(earlier.get("previewed_frames") or {})
-            frames[",".join(map(str, index))] = record["parameters"]
-            # The whole stack's settings stay those of the last Apply (none before one).
-            record["parameters"] = earlier.get("parameters") if layer is not None else None
+            # The stack's record stays that of its last Apply (no settings before one); the
+            # frame's method and settings are kept apart.
+            frame = {"method": record["method"], "parameters": record["parameters"]}
+            if layer is not None:
+                record = dict(layer_info(layer))
+            else:
+                record["parameters"] = None
+            frames = dict(record.get("previewed_frames") or {})
+            frames[",".join(map(str, index))] = frame
             record["previewed_frames"] = frames
         metadata = {METADATA_KEY: record}
         if layer is None:
