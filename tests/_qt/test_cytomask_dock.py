@@ -486,11 +486,12 @@ def test_escape_cancels_the_page_on_show_only(make_napari_viewer_proxy, settings
         monkeypatch.setattr(widget, "cancel", lambda name=name: cancelled.append(name))
     dock.steps.setCurrentIndex(1)
     for method, tab, expected in (
-        ("U-Net", 0, ["unet", "sam2"]),
-        ("U-Net", 1, ["train"]),
-        ("SAM2", 0, ["sam2"]),
+        ("unet", 0, ["unet"]),
+        ("sam2_guided", 0, ["unet", "sam2"]),
+        ("unet", 1, ["train"]),
+        ("sam2", 0, ["sam2"]),
     ):
-        dock.method.setCurrentText(method)
+        dock.method.setCurrentIndex(dock.method.findData(method))
         dock.unet.tabs.setCurrentIndex(tab)
         cancelled.clear()
         dock.cancel_current()

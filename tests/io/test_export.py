@@ -244,6 +244,7 @@ def test_an_export_is_a_snapshot_of_the_layer():
     export = from_layer(layer)
     layer.data[:] = 5
     np.testing.assert_array_equal(export.labels, np.eye(8, dtype=np.uint16))
+    assert export.edited is None  # no step made it: whether it was painted is not known
 
 
 def test_a_folder_that_cannot_be_made_is_said_plainly(tmp_path, monkeypatch):

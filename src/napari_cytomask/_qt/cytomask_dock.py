@@ -295,6 +295,8 @@ class CytomaskDock(QWidget):
         if self._training_open():
             self.unet.trainer.cancel()
             return
-        if self.method.currentData() != "sam2":
+        method = self.method.currentData()
+        if method != "sam2":
             self.unet.cancel()
-        self.sam2.cancel()  # guided: SAM2 follows the U-Net
+        if method != "unet":
+            self.sam2.cancel()  # guided: SAM2 follows the U-Net

@@ -94,7 +94,8 @@ class LabelsExport:
     versions
         Package versions when the labels were made; by default those of the export.
     edited
-        Whether a user painted into the labels after a step made them.
+        Whether a user painted into the labels after a step made them (``None``: not
+        known, for labels no step made).
     previewed_frames
         Frames of a stack last made by a preview, with its settings (by frame index),
         which differ from ``parameters``, the settings of the stack's last run.
@@ -113,7 +114,7 @@ class LabelsExport:
     model: Mapping[str, object] | None = None
     channel_index: int | None = None
     channel_name: str | None = None
-    edited: bool = False
+    edited: bool | None = None
     previewed_frames: Mapping[str, object] = field(default_factory=dict)
     made_from: Mapping[str, object] | None = None
     versions: Mapping[str, str | None] | None = None
@@ -128,7 +129,7 @@ def from_layer(layer, image_layers: Sequence = ()) -> LabelsExport:
     file and channel, method, parameters, model, versions) goes into the
     provenance file as it is.
     """
-    from .layers import layer_info
+    from .layers import is_result, layer_info
 
     meta = layer_info(layer)
     features = getattr(layer, "features", None)
@@ -165,7 +166,8 @@ def from_layer(layer, image_layers: Sequence = ()) -> LabelsExport:
         channel_name=meta.get("channel_name"),
         made_from=meta.get("made_from"),
         versions=meta.get("versions"),
-        edited=bool(meta.get("edited")),
+        # Known for results only: painting is tracked on the layers the steps make.
+        edited=bool(meta.get("edited")) if is_result(layer) else None,
         previewed_frames=meta.get("previewed_frames") or {},
     )
 
