@@ -276,3 +276,18 @@ def test_a_new_result_handed_over_during_apply_leaves_the_apply_running(
         widget.status.text()
     )
     assert applied == [] and not widget.runner.busy
+
+
+@pytest.mark.gui
+def test_seeding_reads_in_words_and_is_remembered_by_its_key(make_napari_viewer_proxy, qtbot):
+    from napari_cytomask._qt._settings import set_value, value_of
+
+    widget = WatershedWidget(make_napari_viewer_proxy())
+    qtbot.addWidget(widget)
+    items = [widget.markers.itemText(i) for i in range(widget.markers.count())]
+    assert items == ["maxima h high", "peaks apart"]
+    assert value_of(widget.markers) == "h_maxima" == widget.params()["markers"]
+    set_value(widget.markers, "peaks")  # as stored now
+    assert widget.params()["markers"] == "peaks"
+    set_value(widget.mode, "Split existing labels")  # as an older session stored it
+    assert widget.method == "split" and value_of(widget.mode) == "split"

@@ -17,11 +17,13 @@ GROUP = "by-name"
 
 
 def value_of(control: QWidget):
-    """The value a control shows (``value()`` for spin boxes and sliders)."""
+    """The value a control shows (``value()`` for spin boxes and sliders; a drop-down's
+    key when its entries have one, else its text)."""
     if isinstance(control, QCheckBox):
         return control.isChecked()
     if isinstance(control, QComboBox):
-        return control.currentText()
+        key = control.currentData()
+        return key if isinstance(key, str) else control.currentText()
     if isinstance(control, QLineEdit):
         return control.text()
     return control.value()
@@ -32,7 +34,10 @@ def set_value(control: QWidget, stored) -> None:
     if isinstance(control, QCheckBox):
         control.setChecked(stored in (True, "true", "1", 1))
     elif isinstance(control, QComboBox):
-        index = control.findText(str(stored))
+        # By key, or by the text a drop-down without keys (or an older session) stored.
+        index = control.findData(str(stored))
+        if index < 0:
+            index = control.findText(str(stored))
         if index >= 0:
             control.setCurrentIndex(index)
         elif control.isEditable():

@@ -566,10 +566,11 @@ class UNetTrainWidget(StepWidget, QWidget):
             3, 5, 5, "Down-sampling stages: fewer is faster and sees less context."
         )
         self.targets = QComboBox()
-        self.targets.addItems(["interior_boundary", "foreground"])
+        self.targets.addItem("interiors and borders", "interior_boundary")
+        self.targets.addItem("cell or background", "foreground")
         self.targets.setToolTip(
-            "interior_boundary: cell interiors and borders, so touching cells come apart; "
-            "foreground: cell or not."
+            "What the network learns: cell interiors and borders, so touching cells come "
+            "apart (interior_boundary on the command line), or cell or not (foreground)."
         )
         self.pretrained = QCheckBox("Encoder from ImageNet weights")
         self.pretrained.setChecked(True)
@@ -813,7 +814,7 @@ class UNetTrainWidget(StepWidget, QWidget):
             config = UNetConfig(
                 encoder=self.encoder.currentText().strip(),
                 encoder_depth=self.encoder_depth.value(),
-                targets=self.targets.currentText(),
+                targets=self.targets.currentData(),
                 tile_size=self.crop_size.value(),
             )
             settings = TrainingSettings(

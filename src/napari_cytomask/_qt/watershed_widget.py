@@ -50,6 +50,10 @@ def _spin(value, lo, hi, tip, step=1, decimals=None):
     return box
 
 
+#: What each seeding method reads as in the drop-down.
+_MARKER_TEXT = {"h_maxima": "maxima h high", "peaks": "peaks apart"}
+
+
 class WatershedWidget(StepWidget, QWidget):
     """Turn a probability map, interior/boundary maps or labels into separated cells.
 
@@ -108,10 +112,12 @@ class WatershedWidget(StepWidget, QWidget):
             0.05, 2,
         )  # fmt: skip
         self.markers = QComboBox()
-        self.markers.addItems(MARKER_METHODS)
+        for key in MARKER_METHODS:
+            self.markers.addItem(_MARKER_TEXT[key], key)
         self.markers.setToolTip(
-            "h_maxima: maxima of the distance transform at least h above their saddle; "
-            "peaks: local maxima at least the minimum distance apart."
+            "Where cells are seeded, on the distance from the background: maxima at least h "
+            "above their saddle (h_maxima on the command line), or peaks at least the "
+            "minimum distance apart (peaks)."
         )
         self.h = _spin(5.0, 0.1, 100, "Raise to split less (in pixels of distance).", 0.5, 1)
         self.min_distance = _spin(
@@ -333,7 +339,7 @@ class WatershedWidget(StepWidget, QWidget):
     def params(self) -> dict:
         """Keyword arguments of the selected method's core function."""
         markers = {
-            "markers": self.markers.currentText(),
+            "markers": self.markers.currentData(),
             "h": self.h.value(),
             "min_distance": self.min_distance.value(),
             "marker_erosion": self.marker_erosion.value(),
