@@ -37,6 +37,7 @@ from napari_cytomask._qt._settings import GROUP, set_value, value_of
 from napari_cytomask._qt.cytomask_dock import STEPS, CytomaskDock
 from napari_cytomask.models.catalog import STARTER
 from napari_cytomask.models.checkpoint import DIR_ENV
+from napari_cytomask.roles import role_of
 
 pytestmark = pytest.mark.gui
 
@@ -707,3 +708,23 @@ def test_reset_waits_for_a_running_step_and_long_file_names_fit(
     assert label.text().startswith("1810") and label.text().endswith("tif")
     assert "…" in label.text()
     assert label.fontMetrics().horizontalAdvance(label.text()) <= 90
+
+
+def test_the_segmentation_steps_follow_the_input_channel(make_napari_viewer_proxy, settings):
+    """A scan opened later, or a channel made the input in step 1, is what step 2 segments
+    (it stayed on the first scan's channel, which step 1 no longer called the input)."""
+    viewer = make_napari_viewer_proxy()
+    viewer.open_sample("napari-cytomask", "tilescan")
+    dock = CytomaskDock(viewer, settings=settings)
+    pickers = (dock.unet.input, dock.unet.trainer.image_layer, dock.sam2.layer)
+    first = dock.unet.input.currentText()
+    assert role_of(viewer.layers[first]) == "input"
+    viewer.add_image(
+        np.zeros((32, 32), np.uint16), name="raw",
+        metadata={"cytomask": {"role": "input", "source": "/data/set12/raw.tif"}},
+    )  # fmt: skip
+    assert [picker.currentText() for picker in pickers] == ["raw"] * 3
+    table = dock.roles.table
+    row = next(r for r in range(table.rowCount()) if table.cellWidget(r, 0).toolTip() == "GFP")
+    table.cellWidget(row, 2).setCurrentIndex(table.cellWidget(row, 2).findData("input"))
+    assert [picker.currentText() for picker in pickers] == ["GFP"] * 3

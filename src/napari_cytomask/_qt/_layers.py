@@ -162,7 +162,9 @@ class LayerPicker(QComboBox):
     """The viewer's layers of some types, kept in step with the layer list.
 
     A layer choice is never a remembered setting: it follows the open layers.
-    Its default is the first layer of the preferred role, else the newest one.
+    Its default is the first layer of the preferred role, else the newest one; a
+    layer of the preferred role opened later (a new scan's input channel) becomes
+    the choice, as does a channel given that role (:meth:`follow_role`).
 
     Parameters
     ----------
@@ -198,7 +200,15 @@ class LayerPicker(QComboBox):
         events = viewer.layers.events
         for event in (events.inserted, events.removed, events.moved, events.renamed):
             event.connect(self.refresh)
+        events.inserted.connect(lambda event: self.follow_role(event.value))
         self.refresh()
+
+    def follow_role(self, layer) -> None:
+        """Choose ``layer`` if it is offered and has the preferred role (a channel opened,
+        or made the input in step 1): the user means to work on it."""
+        if self._prefer_role and role_of(layer) == self._prefer_role:
+            if any(offered is layer for offered in self.layers()):
+                self.set_layer(layer)
 
     def layers(self) -> list[Layer]:
         """The layers offered."""

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import napari
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtCore import Qt, QTimer
+from qtpy.QtCore import Qt, QTimer, Signal
 from qtpy.QtWidgets import QComboBox, QHeaderView, QLabel, QTableWidget, QVBoxLayout, QWidget
 
 from ..io.layers import ROLES
@@ -32,6 +32,9 @@ class _ElidedLabel(QLabel):
 
 class ChannelRolesWidget(QWidget):
     """One row per opened channel with a role picker; changing it converts the layer in place."""
+
+    #: Emitted with the layer that holds a channel whose role the user changed.
+    role_changed = Signal(object)
 
     def __init__(self, napari_viewer: napari.viewer.Viewer):
         super().__init__()
@@ -122,7 +125,9 @@ class ChannelRolesWidget(QWidget):
 
     def _change(self, layer, picker: QComboBox) -> None:
         try:
-            set_role(self.viewer.layers, layer, picker.currentData())
+            layer = set_role(self.viewer.layers, layer, picker.currentData())
         except ValueError as err:
             show_error(str(err))
+        else:
+            self.role_changed.emit(layer)
         self._schedule_refresh()
