@@ -291,3 +291,23 @@ def test_seeding_reads_in_words_and_is_remembered_by_its_key(make_napari_viewer_
     assert widget.params()["markers"] == "peaks"
     set_value(widget.mode, "Split existing labels")  # as an older session stored it
     assert widget.method == "split" and value_of(widget.mode) == "split"
+
+
+@pytest.mark.gui
+def test_ticking_live_preview_previews_and_a_picked_input_is_named(
+    make_napari_viewer_proxy, qtbot, truth
+):
+    viewer = make_napari_viewer_proxy()
+    viewer.add_labels(truth.copy(), name="cells")
+    viewer.add_labels(truth[::-1].copy(), name="other cells")
+    widget = WatershedWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.mode.setCurrentIndex(widget.mode.findData("split"))
+    widget.use_input(viewer.layers["cells"])
+    widget.live.setChecked(False)
+    widget.input.setCurrentText("other cells")
+    widget.input.activated.emit(widget.input.currentIndex())  # as a user's pick
+    assert widget.status.text().startswith("Input: 'other cells'.")
+    widget.live.click()  # ticked by the user
+    qtbot.waitUntil(lambda: "Preview" in widget.status.text(), timeout=30_000)
+    assert viewer.layers["other cells split"].data.any()

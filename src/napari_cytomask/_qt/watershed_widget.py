@@ -206,6 +206,9 @@ class WatershedWidget(StepWidget, QWidget):
         self.mode.currentIndexChanged.connect(self._mode_changed)
         self.mode.currentIndexChanged.connect(self._changed)
         self.input.currentIndexChanged.connect(self._input_changed)
+        self.input.activated.connect(self._picked)
+        # Ticked by the user, the preview starts at once (not at the next change).
+        self.live.clicked.connect(lambda checked: checked and self.preview())
         # A map picked by the user is a new parameter; one the layer list changed (a layer
         # converted or closed elsewhere) only keeps a started preview up to date.
         self.boundary.activated.connect(self._changed)
@@ -267,6 +270,9 @@ class WatershedWidget(StepWidget, QWidget):
             self.mode.setCurrentIndex(self.mode.findData("split"))
         self.input.set_layer(layer)
         self.stop_preview()  # after: the mode and input changes above may have asked for one
+        self._say_input(layer)
+
+    def _say_input(self, layer) -> None:
         if layer_info(layer).get("method") == "unet":
             # Its interior/boundary watershed already parted touching cells; splitting
             # again by distance cuts long cells in two (benchmarks/bench_split_after_unet.py).
@@ -277,6 +283,12 @@ class WatershedWidget(StepWidget, QWidget):
             )
             return
         self.status.setText(f"Input: '{layer.name}'. Change a setting to preview, or Apply.")
+
+    def _picked(self, *_) -> None:
+        """The user picked an input: say which, unless a preview follows it anyway."""
+        layer = self.input.layer()
+        if layer is not None and not self._previewing and not self.runner.busy:
+            self._say_input(layer)
 
     # ---- inputs -------------------------------------------------------------------------
 
