@@ -439,6 +439,9 @@ def test_export_into_a_folder_with_the_files_asks_once(
     dock.run_current()
     qtbot.waitUntil(lambda: "Wrote" in dock.export.status.text(), timeout=30_000)
     assert len(questions) == 2
+    assert dock.export.status.text() == (
+        f"Wrote 4 files to {out}, replacing those of the same names."
+    )
     errors = [n for n in notifications if "fail" in n.lower()]
     assert errors == []
 

@@ -176,3 +176,12 @@ def test_a_relative_folder_is_said_in_full(make_napari_viewer_proxy, qtbot, tmp_
     panel.export()
     qtbot.waitUntil(lambda: "Wrote" in panel.status.text(), timeout=30_000)
     assert panel.status.text() == f"Wrote 4 files to {tmp_path / 'exports'}."
+
+
+def test_a_result_slot_name_keeps_its_brackets_in_file_names(tmp_path):
+    from napari_cytomask.io.export import LabelsExport, export_labels
+
+    written = export_labels(
+        [LabelsExport("raw U-Net cells [2]", np.eye(8, dtype=np.uint8))], tmp_path
+    )
+    assert written[0].name == "raw U-Net cells [2].tif"

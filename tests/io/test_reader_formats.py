@@ -44,7 +44,7 @@ EXPECTED = {
         ["P2_T7"], "image", (256, 256), ("Y", "X"), (1, 1), "uint16"),
     f"{OME}/nonometif.tif": (["nonometif"], "image", (5, 5), ("Y", "X"), (1, 1), "uint8"),
     IXM: (
-        ["IXMtest_A02_s9_c1.tif", "IXMtest_A02_s9_c2.tif", "IXMtest_A02_s9_c3.tif"], "image",
+        ["IXMtest_A02_s9_c1", "IXMtest_A02_s9_c2", "IXMtest_A02_s9_c3"], "image",  # no ".tif"
         (395, 695), ("Y", "X"), (1, 1), "uint16"),
     HELA: (
         ["C1", "C2", "C3"], "image", (512, 672), ("Y", "X"), (0.0514931, 0.0514931), "uint16"),

@@ -182,7 +182,7 @@ class ExportPanel(StepWidget, QWidget):
             self.folder.editingFinished.emit()  # remembered like a folder typed in
 
     def _done(self, outcome) -> None:
-        written, exists, empty = outcome
+        written, exists, empty, replaced = outcome
         if exists is not None:
             folder = exists.paths[0].parent
             if _confirm_overwrite(self, _listed(exists.paths, folder)):
@@ -194,7 +194,8 @@ class ExportPanel(StepWidget, QWidget):
                     "they were. Choose another folder, or export again and replace them."
                 )
             return
-        text = f"Wrote {len(written)} files" + (f" to {written[0].parent}." if written else ".")
+        text = f"Wrote {len(written)} files" + (f" to {written[0].parent}" if written else "")
+        text += ", replacing those of the same names." if replaced else "."
         if empty:
             names = " and ".join(f"'{name}'" for name in empty)
             one = len(empty) == 1
@@ -209,14 +210,15 @@ _NOTHING_TO_EXPORT = "No Labels layer to export yet: segment cells in step 2, or
 
 
 def _export_job(exports, folder, *, overwrite, **options):
-    """Worker body: ``(files written, None, names of the layers without a cell)``, or
-    ``([], ExportExists, [])`` when files of the export exist (an answer to ask the
-    user about, not a failure)."""
+    """Worker body: ``(files written, None, names of the layers without a cell,
+    overwrite)``, or ``([], ExportExists, [], False)`` when files of the export exist (an
+    answer to ask the user about, not a failure)."""
     try:
         written = export_labels(exports, folder, overwrite=overwrite, **options)
     except ExportExists as err:
-        return [], err, []
-    return written, None, [export.name for export in exports if not np.any(export.labels)]
+        return [], err, [], False
+    empty = [export.name for export in exports if not np.any(export.labels)]
+    return written, None, empty, overwrite
 
 
 def _listed(paths: list[Path], folder: Path, most: int = 4) -> str:

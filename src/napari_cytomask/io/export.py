@@ -450,7 +450,7 @@ def _planned(export, folder, formats, objects_csv, coco_json) -> list[Path]:
 
 def safe_file_name(name: str) -> str:
     """A file-name-safe version of a layer name."""
-    cleaned = "".join(c if c.isalnum() or c in "-_.() " else "_" for c in name).strip()
+    cleaned = "".join(c if c.isalnum() or c in "-_.()[] " else "_" for c in name).strip()
     return cleaned or "labels"
 
 

@@ -1222,7 +1222,10 @@ def _metadata_names(names: Sequence[str | None], n: int) -> list[str | None]:
     """The metadata's channel names, stripped; None for each channel it leaves unnamed."""
     if len(names) != n:
         return [None] * n
-    return [str(name).strip() if name and str(name).strip() else None for name in names]
+    stripped = [str(name).strip() if name else "" for name in names]
+    # MetaMorph names a channel after its file ("IXMtest_A02_s9_c1.tif"): not the suffix.
+    return [file_stem(name) if name.lower().endswith(TIFF_SUFFIXES) else name or None
+            for name in stripped]  # fmt: skip
 
 
 def file_stem(path: str | os.PathLike) -> str:
