@@ -222,6 +222,13 @@ def test_imagej_metadata_counting_fewer_images_than_pages_is_refused(tmp_path):
         ),
     ):
         read_tiff(path)
+    # Written as Fiji and tifffile write them (the pixels in one block), then cut short.
+    tifffile.imwrite(path, np.arange(3 * 64 * 64, dtype=np.uint16).reshape(3, 64, 64),
+                     imagej=True, metadata={"axes": "TYX"})  # fmt: skip
+    shorter = tifffile.TiffFile(path).pages[0].description.replace("images=3", "images=2")
+    tifffile.tiffcomment(path, shorter.replace("frames=3", "frames=2"))
+    with pytest.raises(TiffReadError, match="describe 2 images but it holds 3 pages"):
+        read_tiff(path)
 
 
 def test_label_volume_opens_as_labels(shared_data):

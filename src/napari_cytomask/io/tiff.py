@@ -989,13 +989,15 @@ def _check_complete(path: str, series: Sequence[tifffile.TiffPageSeries]) -> Non
             shape = " x ".join(map(str, s.shape))
             raise TiffReadError(path, f"it holds an empty image ({shape} pixels)")
         planes = math.prod(s.shape) // math.prod(s.keyframe.shape)
-        if s.kind == "imagej" and len(s.pages) > max(planes, 1):
+        # The file's pages, not the series': a series stored in one block lists one page.
+        pages = len(s.parent.pages) if s.kind == "imagej" else 0
+        if pages > max(planes, 1):
             # ImageJ's metadata count the images; pages past that count would be dropped.
             raise TiffReadError(
                 path,
-                f"its ImageJ metadata describe {planes} images but it holds {len(s.pages)} "
-                "pages (it was changed after ImageJ saved it); open it in Fiji or ImageJ, "
-                "check its dimensions (Image > Properties) and save it again",
+                f"its ImageJ metadata describe {planes} images but it holds {pages} pages "
+                "(it was changed after ImageJ saved it); open it in Fiji or ImageJ, check "
+                "its dimensions (Image > Properties) and save it again",
             )
         if s.dataoffset is not None:
             size = s.parent.filehandle.size
