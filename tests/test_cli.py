@@ -818,3 +818,24 @@ def test_segment_settings_that_cannot_work_stop_before_any_input(unet_checkpoint
         err = capsys.readouterr().err
         assert message in err and "[1/1]" not in err, err
     assert not list(tmp_path.glob("a_unet_cells*"))
+
+
+def test_segment_never_replaces_a_file_it_did_not_make(unet_checkpoint, tmp_path, capsys):
+    """A hand-corrected mask saved under the result's name, without the run's record, is
+    not replaced unless --overwrite says so."""
+    scan = make_tilescan(n_tiles=1, shape=(64, 64), seed=3)
+    image = tmp_path / "raw1.tif"
+    tifffile.imwrite(image, scan.brightfield[0])
+    corrected = tmp_path / "raw1_unet_cells.tif"
+    tifffile.imwrite(corrected, scan.labels[0])
+    before = corrected.read_bytes()
+    model = unet_checkpoint(tile_size=128)
+    argv = ["segment", str(image), "-m", str(model), "--scheduler", "synchronous"]
+    assert main(argv) == 1
+    assert (
+        f"{corrected} is there already, and no run of cytomask segment made it (it has no "
+        "raw1_unet_cells.json); move it, pass --overwrite to replace it"
+    ) in capsys.readouterr().err
+    assert corrected.read_bytes() == before
+    assert main([*argv, "--overwrite"]) == 0
+    assert corrected.read_bytes() != before

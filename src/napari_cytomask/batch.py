@@ -154,8 +154,16 @@ def plan(
                     "describe it), or choose another --output-dir."
                 )
             done.append(job)
-        else:
-            todo.append(job)
+            continue
+        stray = next((p for p in (job.labels, job.chunked_labels()) if p.exists()), None)
+        if not options.overwrite and stray is not None and not job.record.exists():
+            # No record of ours: a file the user put there (a hand-corrected mask, say).
+            raise BatchError(
+                f"{stray} is there already, and no run of cytomask segment made it (it has "
+                f"no {job.record.name}); move it, pass --overwrite to replace it, or choose "
+                "another --output-dir."
+            )
+        todo.append(job)
     return todo, done
 
 
