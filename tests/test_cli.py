@@ -802,6 +802,11 @@ def test_segment_says_and_records_which_channel_of_a_scan_it_used(
     assert main([*argv, "--channel", "1", "--overwrite"]) == 0
     assert json.loads((tmp_path / "three_unet_cells.json").read_text())["channels_used"] == [1]
     assert "three.tif (channel 1 of 3): " in capsys.readouterr().out
+    # The export's provenance names the channel too.
+    out = tmp_path / "exported"
+    assert main(["export", str(tmp_path / "three_unet_cells.tif"), "-o", str(out)]) == 0
+    provenance = json.loads((out / "three_unet_cells_provenance.json").read_text())
+    assert (provenance["channel_index"], provenance["channel_name"]) == (1, "C2")
 
 
 def test_segment_settings_that_cannot_work_stop_before_any_input(unet_checkpoint, tmp_path, capsys):

@@ -1061,6 +1061,7 @@ def _export(args) -> int:
             intensities=_source_channels(info.get("source")),
             parameters=preset, source=info.get("source", str(path)),
             method=preset.get("method"), model=info.get("model"),
+            **_segmented_channel(info),
         ))  # fmt: skip
     written = export_labels(
         exports, args.output_dir, formats=args.formats, objects_csv=not args.no_tables,
@@ -1121,6 +1122,21 @@ def _segment_record(labels: Path) -> dict:
             f"export {labels.name} without it."
         )
     return info
+
+
+def _segmented_channel(info: dict) -> dict:
+    """``channel_index`` and ``channel_name`` of the one channel a segment run used, as its
+    record says; empty when it used several, or the record or the scan is gone."""
+    used = info.get("channels_used") or []
+    if len(used) != 1:
+        return {}
+    from .io.files import open_scan
+
+    try:
+        names = {c.index: c.name for c in open_scan(info["source"]).channels}
+    except (KeyError, OSError, ValueError):
+        names = {}
+    return {"channel_index": used[0], "channel_name": names.get(used[0])}
 
 
 def _source_channels(source: str | None) -> dict:
