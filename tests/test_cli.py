@@ -761,6 +761,14 @@ def test_evaluate_checks_its_output_before_measuring(tmp_path, capsys):
         "g.tif has no background (no pixel is 0), so it may be an image rather than "
         "labels; compared as ground-truth labels." in capsys.readouterr().err
     )
+    # And one given as the prediction.
+    tifffile.imwrite(tmp_path / "g.tif", labels)
+    tifffile.imwrite(tmp_path / "p.tif", labels + 100)
+    assert main([*argv, "-o", str(tmp_path / "m.csv"), "--overwrite"]) == 0
+    assert (
+        "p.tif has no background (no pixel is 0), so it may be an image rather than "
+        "labels; compared as predicted labels." in capsys.readouterr().err
+    )
 
 
 def test_more_options_are_explained_in_their_own_words(tmp_path, folders, capsys):

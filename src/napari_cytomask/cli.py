@@ -1007,6 +1007,7 @@ def _evaluate(args) -> int:
         else:
             gt = read_image(gt_path)
         _note_if_no_background(gt_path, gt, "compared as ground-truth labels")
+        _note_if_no_background(pred_path, pred, "compared as predicted labels")
         result = evaluate(gt, pred, args.thresholds, stack=gt.ndim > 2)
         total = result if total is None else total + result
         rows += [(pred_path, gt_path, *row) for row in results_rows(result)]
