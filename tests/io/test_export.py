@@ -265,3 +265,11 @@ def test_a_folder_that_cannot_be_made_is_said_plainly(tmp_path, monkeypatch):
         f"Could not make the folder {folder}: the disk is read-only. Nothing was written; "
         "choose another folder."
     )
+
+
+def test_a_file_where_the_folder_should_be_is_said_plainly(tmp_path):
+    from napari_cytomask.io.atomic import WriteError, make_folder
+
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(WriteError, match=r"afile: a file of that name is in the way\. "):
+        make_folder(tmp_path / "afile")

@@ -302,6 +302,7 @@ def _reason(err: OSError) -> str:
         errno.ENOENT: "the folder does not exist",
         errno.EISDIR: "a folder of that name is in the way",
         errno.ENOTDIR: "a file is in the way of its folder",
+        errno.EEXIST: "a file of that name is in the way",
     }.get(err.errno, err.strerror or str(err))
 
 
