@@ -446,6 +446,8 @@ def test_corrupt_label_files_are_named_by_every_command(folders, tmp_path, capsy
     """evaluate, export and train read label files through one reader: a corrupt one
     gives a one-line error naming it, not a codec's traceback."""
     data, _ = folders
+    for folder in data.glob("set*"):  # predictions that are labels, before one mask breaks
+        (folder / "pred.tif").write_bytes((folder / "mask.tif").read_bytes())
     mask = data / "set1" / "mask.tif"
     tifffile.imwrite(mask, tifffile.imread(mask), compression="zlib", rowsperstrip=16)
     with tifffile.TiffFile(mask) as tif:
@@ -453,8 +455,6 @@ def test_corrupt_label_files_are_named_by_every_command(folders, tmp_path, capsy
     broken = bytearray(mask.read_bytes())
     broken[offset : offset + count] = bytes(count)
     mask.write_bytes(bytes(broken))
-    for folder in data.glob("set*"):
-        (folder / "pred.tif").write_bytes((folder / "raw.tif").read_bytes())
     commands = [
         ["evaluate", "--pred", str(data / "set*" / "pred.tif"), "--gt",
          str(data / "set*" / "mask.tif"), "-o", str(tmp_path / "m.csv")],
