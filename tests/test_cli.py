@@ -852,3 +852,14 @@ def test_segment_never_replaces_a_file_it_did_not_make(unet_checkpoint, tmp_path
     assert corrected.read_bytes() == before
     assert main([*argv, "--overwrite"]) == 0
     assert corrected.read_bytes() != before
+
+
+def test_the_readers_warnings_are_one_line_notes(tmp_path, capsys):
+    path = tmp_path / "mixed.tif"
+    with tifffile.TiffWriter(path) as tif:
+        tif.write(np.full((16, 16), 5, np.uint16), metadata=None)
+        tif.write(np.eye(16, dtype=np.uint8), metadata=None)
+    assert main(["export", str(path), "-o", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    assert f"cytomask: note: {path}: 1 image(s) of the same size but another pixel type" in err
+    assert "UserWarning" not in err

@@ -20,6 +20,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from .io.writers import FILE_FORMATS, SEGMENT_FORMATS, format_named
@@ -1154,6 +1155,15 @@ def _source_channels(source: str | None) -> dict:
     return {c.name: np.asarray(c.base) for c in scan.by_role("input", "image")}
 
 
+def _show_note(message, category, filename, lineno, file=None, line=None) -> None:
+    """The plugin's own warnings (say, images a file's reader left out) as one-line notes;
+    other packages' as Python shows them."""
+    if issubclass(category, UserWarning) and f"{os.sep}napari_cytomask{os.sep}" in filename:
+        print(f"cytomask: note: {message}", file=sys.stderr)
+        return
+    sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``cytomask`` with ``argv`` (default: the process arguments); return the exit status.
 
@@ -1184,7 +1194,9 @@ def main(argv: list[str] | None = None) -> int:
         "export": _export,
     }
     try:
-        return handlers[args.command](args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_note
+            return handlers[args.command](args)
     # The plugin's own errors (checkpoint, labels, TIFF, preset, batch) are ValueErrors;
     # a diverging training run is a FloatingPointError.
     except (UserError, ValueError, OSError, FloatingPointError) as err:

@@ -462,3 +462,21 @@ def test_the_pixel_sample_takes_patches_of_rows_and_columns_of_colour_planes_too
     sample = grid_sample(rgb)
     assert sample.shape == (SAMPLE_GRID**2 * SAMPLE_PATCH, SAMPLE_PATCH, 3)
     np.testing.assert_array_equal(sample[:SAMPLE_PATCH], rgb[43:107, 56:120])
+
+
+def test_pages_of_another_pixel_type_left_out_are_said(tmp_path):
+    """tifffile makes pages of two pixel types, saved without metadata, two series; the
+    scan keeps one, and says what it left out (a uint8 mask beside a uint16 image)."""
+    path = tmp_path / "mixed.tif"
+    with tifffile.TiffWriter(path) as tif:
+        tif.write(np.full((64, 64), 5, np.uint16), metadata=None)
+        tif.write(np.eye(64, dtype=np.uint8), metadata=None)
+    with pytest.warns(
+        UserWarning,
+        match=(
+            r"mixed.tif: 1 image\(s\) of the same size but another pixel type or layout \(uint8\) "
+            r"were left out, as the file has no metadata that joins them to the uint16 images"
+        ),
+    ):
+        ((data, _, _),) = read_tiff(path)
+    assert data.shape == (64, 64)

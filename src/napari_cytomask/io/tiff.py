@@ -21,6 +21,7 @@ import math
 import os
 import re
 import stat
+import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -415,6 +416,7 @@ class TiffScan:
         self._series_indices = _same_series(tif.series)
         self._series = [tif.series[i] for i in self._series_indices]
         first = self._series[0]
+        _warn_left_out(self.path, tif.series, self._series_indices)
         _check_complete(self.path, self._series)
 
         self._stacked = len(self._series) > 1
@@ -970,6 +972,26 @@ def _same_series(series: Sequence[tifffile.TiffPageSeries]) -> list[int]:
     if any(a in series[scan[0]].axes for a in "RM"):
         return scan[:1]
     return scan
+
+
+def _warn_left_out(path: str, series: Sequence[tifffile.TiffPageSeries], kept: list[int]) -> None:
+    """Warn of series the scan leaves out that are images of its size, not thumbnails: pages
+    of another pixel type saved without metadata (a uint8 mask beside uint16 images)."""
+
+    def size(s: tifffile.TiffPageSeries) -> tuple[int, int]:
+        return s.keyframe.imagelength, s.keyframe.imagewidth
+
+    others = [s for i, s in enumerate(series) if i not in kept and size(s) == size(series[kept[0]])]
+    if others:
+        kinds = ", ".join(sorted({str(s.dtype) for s in others}))
+        warnings.warn(
+            f"{path}: {len(others)} image(s) of the same size but another pixel type or layout "
+            f"({kinds}) were left out, as the file has no metadata that joins them to the "
+            f"{series[kept[0]].dtype} images; save all its images with one pixel type to open "
+            "them together",
+            UserWarning,
+            stacklevel=2,
+        )
 
 
 def _check_complete(path: str, series: Sequence[tifffile.TiffPageSeries]) -> None:
