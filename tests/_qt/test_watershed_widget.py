@@ -12,6 +12,16 @@ def truth(shared_data):
     return io.imread(path)[:512, :512]
 
 
+def _splitting(viewer, qtbot, name: str) -> WatershedWidget:
+    """The widget set to split the labels ``name`` on Apply only (no live preview)."""
+    widget = WatershedWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.live.setChecked(False)
+    widget.mode.setCurrentIndex(widget.mode.findData("split"))
+    widget.input.setCurrentText(name)
+    return widget
+
+
 @pytest.mark.gui
 def test_live_preview_and_parameter_change(make_napari_viewer_proxy, qtbot, truth):
     viewer = make_napari_viewer_proxy()
@@ -178,11 +188,7 @@ def test_an_input_renamed_or_closed_during_apply(make_napari_viewer_proxy, qtbot
     status says so (never a result on another layer that took its name)."""
     viewer = make_napari_viewer_proxy()
     mask = viewer.add_labels(truth.copy(), name="mask")
-    widget = WatershedWidget(viewer)
-    qtbot.addWidget(widget)
-    widget.live.setChecked(False)
-    widget.mode.setCurrentIndex(widget.mode.findData("split"))
-    widget.input.setCurrentText("mask")
+    widget = _splitting(viewer, qtbot, "mask")
     widget.apply()
     mask.name = "edited"
     qtbot.waitUntil(lambda: "Done" in widget.status.text(), timeout=30_000)
@@ -212,11 +218,7 @@ def test_a_preview_after_apply_is_recorded_for_its_frame_only(
     stack = np.stack([truth, truth[::-1], truth[:, ::-1]])
     cells = viewer.add_labels(stack, name="cells", scale=(3, 1, 1))
     viewer.add_image(np.zeros((9, 512, 512), np.float32), name="finer frames")  # 9 steps
-    widget = WatershedWidget(viewer)
-    qtbot.addWidget(widget)
-    widget.live.setChecked(False)
-    widget.mode.setCurrentIndex(widget.mode.findData("split"))
-    widget.input.setCurrentText("cells")
+    widget = _splitting(viewer, qtbot, "cells")
     widget.min_area.setValue(20)
     widget.apply()
     qtbot.waitUntil(lambda: "Done" in widget.status.text(), timeout=30_000)
@@ -257,11 +259,7 @@ def test_a_new_result_handed_over_during_apply_leaves_the_apply_running(
     viewer = make_napari_viewer_proxy()
     viewer.add_labels(np.stack([truth] * 12), name="cells")
     newer = viewer.add_labels(truth.copy(), name="newer cells")
-    widget = WatershedWidget(viewer)
-    qtbot.addWidget(widget)
-    widget.live.setChecked(False)
-    widget.mode.setCurrentIndex(widget.mode.findData("split"))
-    widget.input.setCurrentText("cells")
+    widget = _splitting(viewer, qtbot, "cells")
     widget.apply()
     assert widget.applying()
     widget.use_input(newer)  # as the dock does when a segmentation ends
