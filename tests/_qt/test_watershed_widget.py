@@ -274,6 +274,7 @@ def test_a_new_result_handed_over_during_apply_leaves_the_apply_running(
         widget.status.text()
     )
     assert applied == [] and not widget.runner.busy
+    assert widget.progress.value() == widget.progress.maximum() > 0  # done, not cancelled
 
 
 @pytest.mark.gui

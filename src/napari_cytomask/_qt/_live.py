@@ -177,6 +177,9 @@ class Runner(QObject):
         Turns an exception into the sentence the user reads (what to do).
     on_failure
         Called in the GUI thread after a failure is reported (e.g. to clear stale results).
+    on_finished
+        Called in the GUI thread once a run has ended, with its result delivered or its
+        failure reported (not after :meth:`cancel`).
     delay_ms
         Quiet period of :meth:`request`.
     parent
@@ -191,6 +194,7 @@ class Runner(QObject):
         on_progress: Callable[[object], None] | None = None,
         describe_error: Callable[[Exception], str] = str,
         on_failure: Callable[[], None] | None = None,
+        on_finished: Callable[[], None] | None = None,
         delay_ms: int = 250,
         parent: QObject | None = None,
     ):
@@ -200,6 +204,7 @@ class Runner(QObject):
         self._on_progress = on_progress or (controls.show_progress if controls else None)
         self._describe = describe_error
         self._on_failure = on_failure
+        self._on_finished = on_finished
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(delay_ms)
@@ -281,6 +286,7 @@ class Runner(QObject):
                 self.fail(err, live)
             else:
                 self._deliver(generation, result)
+            self._finished(generation)
             return
         # _ignore_errors: errors reach `fail` only. Without it napari re-raises them in
         # the GUI thread too: a second notification, and an aborted process in scripts
@@ -331,6 +337,8 @@ class Runner(QObject):
         if self._current(generation):
             self._worker = None
             self._set_running(False)
+            if self._on_finished is not None:
+                self._on_finished()
 
 
 class _Failed(Exception):

@@ -190,7 +190,7 @@ class WatershedWidget(StepWidget, QWidget):
         self.controls.run_button.clicked.connect(self.apply)
         self.controls.cancel_button.clicked.connect(self.cancel)
         self.runner = Runner(
-            self._show, self.controls, on_failure=self._take_pending, delay_ms=250, parent=self
+            self._show, self.controls, on_finished=self._take_pending, delay_ms=250, parent=self
         )
 
         content = QWidget()
@@ -474,15 +474,9 @@ class WatershedWidget(StepWidget, QWidget):
         output = self._output_layer(source, metadata, index)
         if index is None:
             output.data = labels
-            done = f"Done: {int(labels.max())} cells in '{output.name}'."
-            self._applying_now = False
-            if self._take_pending():
-                # The newer result stays the one the metrics check.
-                self.status.setText(f"{done} {self.status.text()}")
-                self.progress.setRange(0, 1)
-                self.progress.setValue(1)
-                return
-            self.status.setText(done)
+            self.status.setText(f"Done: {int(labels.max())} cells in '{output.name}'.")
+            if self._pending is not None:
+                return  # the newer result, handed over when this run ends, stays checked
         else:
             if output.data.dtype.itemsize < labels.dtype.itemsize:
                 output.data = output.data.astype(labels.dtype)
@@ -514,13 +508,15 @@ class WatershedWidget(StepWidget, QWidget):
         self.runner.cancel()
         self._take_pending()
 
-    def _take_pending(self) -> bool:
-        """Take the input handed over during an Apply, once it has ended."""
+    def _take_pending(self) -> None:
+        """Take the input handed over during an Apply, once it has ended (done, failed or
+        cancelled), saying so after what the Apply said."""
         layer, self._pending = self._pending, None
         if layer is None or layer not in self.viewer.layers:
-            return False
+            return
+        ended = self.status.text()
         self.use_input(layer)
-        return True
+        self.status.setText(f"{ended} {self.status.text()}")
 
     def _output_layer(self, source, metadata: dict, index: tuple | None) -> Labels:
         """The result layer (:meth:`_output_name`), created empty with the input's
