@@ -32,6 +32,7 @@ from qtpy.QtWidgets import (
 
 from ..io.layers import layer_info
 from ..pipeline import METHODS, Preset
+from ..roles import role_of
 from ._settings import StepSettings, changed_signal
 from .channel_roles import ChannelRolesWidget
 from .export_panel import ExportPanel
@@ -303,3 +304,18 @@ class CytomaskDock(QWidget):
             self.unet.cancel()
         if method != "unet":
             self.sam2.cancel()  # guided: SAM2 follows the U-Net
+
+
+def open_on_sample(viewer: napari.viewer.Viewer) -> None:
+    """The dock beside the real phase-contrast sample, as ``python -m napari_cytomask``
+    shows them: the image whole, its hand-drawn cells hidden (the first cells a user sees
+    are the model's), the phase contrast selected."""
+    viewer.window.add_plugin_dock_widget("napari-cytomask", "Segment cytoplasm")
+    for layer in viewer.open_sample("napari-cytomask", "phase_contrast"):
+        if role_of(layer) == "mask":
+            layer.visible = False
+        else:
+            viewer.layers.selection.active = layer
+    # Fit the image once the window is laid out, beside the dock: fitted before, it
+    # would fill the canvas as wide as the window and hide the image's sides.
+    QTimer.singleShot(0, viewer.reset_view)
