@@ -1060,10 +1060,9 @@ def _export(args) -> int:
             _note_if_no_background(path, labels, "exported as labels")
         exports.append(LabelsExport(
             name=name, labels=labels, **geometry_of(open_scan(path), labels.ndim),
-            intensities=_source_channels(info.get("source")),
             parameters=preset, source=info.get("source", str(path)),
             method=preset.get("method"), model=info.get("model"),
-            **_segmented_channel(info),
+            **_from_source(info),
         ))  # fmt: skip
     written = export_labels(
         exports, args.output_dir, formats=args.formats, objects_csv=not args.no_tables,
@@ -1126,33 +1125,25 @@ def _segment_record(labels: Path) -> dict:
     return info
 
 
-def _segmented_channel(info: dict) -> dict:
-    """``channel_index`` and ``channel_name`` of the one channel a segment run used, as its
-    record says; empty when it used several, or the record or the scan is gone."""
-    used = info.get("channels_used") or []
-    if len(used) != 1:
-        return {}
-    from .io.files import open_scan
-
-    try:
-        names = {c.index: c.name for c in open_scan(info["source"]).channels}
-    except (KeyError, OSError, ValueError):
-        names = {}
-    return {"channel_index": used[0], "channel_name": names.get(used[0])}
-
-
-def _source_channels(source: str | None) -> dict:
-    """The image channels of a segmented scan by layer name, to measure inside each cell."""
+def _from_source(info: dict) -> dict:
+    """What the scan a segment run read gives an export (its record ``info``): the image
+    channels by layer name, to measure inside each cell, and ``channel_index`` and
+    ``channel_name`` of the one channel the run segmented. Empty without the scan."""
     import numpy as np
 
     from .io.files import open_scan
 
+    source = info.get("source")
     if not source or not Path(source).is_file():
         return {}
     scan = open_scan(source)
-    if scan.rgb:
-        return {}
-    return {c.name: np.asarray(c.base) for c in scan.by_role("input", "image")}
+    channels = [] if scan.rgb else scan.by_role("input", "image")
+    found: dict = {"intensities": {c.name: np.asarray(c.base) for c in channels}}
+    used = info.get("channels_used") or []
+    if len(used) == 1:
+        names = {c.index: c.name for c in scan.channels}
+        found |= {"channel_index": used[0], "channel_name": names.get(used[0])}
+    return found
 
 
 def _show_note(message, category, filename, lineno, file=None, line=None) -> None:
