@@ -25,7 +25,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..io.export import safe_file_name
-from ..io.layers import is_highlight, is_result, result_metadata
+from ..io.layers import HIGHLIGHT_METHODS, is_highlight, is_result, result_metadata
 from ..labels import LabelsError, as_labels, check_same_shape
 from ..metrics import DEFAULT_THRESHOLDS, Evaluation, evaluate, unmatched_objects, write_csv
 from ..roles import holds_ids, role_of
@@ -453,8 +453,9 @@ class MetricsDock(StepWidget, QWidget):
             "prediction": self.prediction_layer.name,
             "ground_truth": self.ground_truth_layer.name,
         }
-        for key, data in (("fp", false_pos), ("fn", false_neg)):
-            method = {"fp": "false_positives", "fn": "false_negatives"}[key]
+        for (key, data), method in zip(
+            (("fp", false_pos), ("fn", false_neg)), HIGHLIGHT_METHODS, strict=True
+        ):
             metadata = result_metadata(source[key], method=method, parameters=parameters)
             geometry = resolution_level(source[key])[1]
             layer = self._highlights.get(key)
