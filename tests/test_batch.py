@@ -188,30 +188,42 @@ def test_outputs_keep_the_inputs_folders(shared_data, unet_file, tmp_path):
         assert tifffile.imread(out / f"set{i}" / "raw_unet_cells.tif").shape == (256, 256)
 
 
-def test_a_second_run_into_the_same_folder_is_refused(shared_data, unet_file, tmp_path, capsys):
+def test_a_second_writer_into_the_same_folder_is_refused(shared_data, unet_file, tmp_path, capsys):
+    """A segment run, or an export, into a folder a segment run is filling is refused:
+    each would take the other's outputs for its own, or replace them."""
     data, out = tmp_path / "data", tmp_path / "out"
     _small_copies(shared_data, data, n=1)
+    labels = tmp_path / "cells.tif"
+    tifffile.imwrite(labels, np.kron(np.arange(4, dtype=np.uint8).reshape(2, 2), np.ones((8, 8))))
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time\nfrom pathlib import Path\n"
-         "from napari_cytomask.batch import locked_folders\n"
-         "with locked_folders([Path(sys.argv[1])]):\n    print('locked', flush=True)\n"
-         "    time.sleep(120)\n", str(out)],
+         "from napari_cytomask.io.atomic import locked_folders\n"
+         "with locked_folders([Path(sys.argv[1])], \"'cytomask segment'\"):\n"
+         "    print('locked', flush=True)\n    time.sleep(120)\n", str(out)],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
+    argv = ["segment", str(data / "set1" / "raw.tif"), "-m", str(unet_file), "-o", str(out),
+            "--scheduler", "synchronous", "--threads", "1", "-q"]  # fmt: skip
     try:
         assert holder.stdout.readline().strip() == "locked"
-        argv = ["segment", str(data / "set1" / "raw.tif"), "-m", str(unet_file), "-o", str(out),
-                "--scheduler", "synchronous", "--threads", "1", "-q"]  # fmt: skip
         assert main(argv) == 1
         err = capsys.readouterr().err
-        assert f"another 'cytomask segment' (pid {holder.pid} on" in err
+        assert f"'cytomask segment' (pid {holder.pid} on" in err
         assert "is writing into" in err and not list(out.glob("*_cells.*"))
+        assert main(["export", str(labels), "-o", str(out), "-q"]) == 1
+        err = capsys.readouterr().err
+        assert f"cytomask export: error: 'cytomask segment' (pid {holder.pid} on" in err
+        assert not list(out.glob("cells*"))
     finally:
         holder.kill()
         holder.wait()
-    # A killed run leaves no lock behind, and a finished run removes its lock file.
+    # A killed run leaves no lock behind, and a finished run or export removes its lock file.
     assert main(argv) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["raw_unet_cells.json", "raw_unet_cells.tif"]
+    assert main(["export", str(labels), "-o", str(out), "-q"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        "cells.tif", "cells_counts.csv", "cells_objects.csv", "cells_provenance.json",
+        "raw_unet_cells.json", "raw_unet_cells.tif",
+    ]  # fmt: skip
 
 
 def test_no_dashboard_port_warning_and_no_negative_worker_count(images, unet_file, tmp_path):

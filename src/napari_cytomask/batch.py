@@ -20,7 +20,6 @@ store, so memory stays bounded by the tile and chunk sizes.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import logging
@@ -36,7 +35,7 @@ from pathlib import Path
 import numpy as np
 from distributed import WorkerPlugin
 
-from .io.atomic import make_folder, remove_leftovers, write_atomically, write_directory_atomically
+from .io.atomic import remove_leftovers, write_atomically, write_directory_atomically
 from .io.export import package_versions
 from .io.writers import FORMATS, SEGMENT_FORMATS, format_named
 from .pipeline import METHODS, Preset, Segmenter
@@ -181,71 +180,6 @@ def output_folders(sources: Sequence[Path], output_dir: Path | None) -> list[Pat
     base = Path(os.path.commonpath(parents)) if parents else Path()
     # Absolute: workers of a distributed scheduler may run in another folder.
     return [Path(output_dir).resolve() / parent.relative_to(base) for parent in parents]
-
-
-#: Name of the lock file a run holds in each of its output folders.
-LOCK_NAME = ".cytomask-segment.lock"
-
-
-@contextlib.contextmanager
-def locked_folders(folders: Sequence[Path]):
-    """Hold an exclusive lock on each output folder for the length of a run.
-
-    Two runs writing into one folder would each take the other's outputs for
-    their own; the second run is refused instead. The lock goes with the
-    process, so a killed run leaves no stale lock, and the lock file is removed
-    when the run ends.
-
-    Raises
-    ------
-    BatchError
-        When another run holds one of the folders.
-    """
-    with contextlib.ExitStack() as stack:
-        for folder in sorted(set(folders)):
-            make_folder(folder)
-            stack.enter_context(_folder_lock(folder / LOCK_NAME))
-        yield
-
-
-@contextlib.contextmanager
-def _folder_lock(path: Path):
-    with open(path, "a+") as fh:
-        try:
-            _lock(fh)
-            # The holder before us may have removed the file after we opened it.
-            if not path.exists() or not os.path.samestat(os.fstat(fh.fileno()), os.stat(path)):
-                raise BlockingIOError
-        except OSError:
-            fh.seek(0)
-            holder = fh.read().strip() or "another process"
-            raise BatchError(
-                f"another 'cytomask segment' ({holder}) is writing into {path.parent}; wait "
-                "for it to finish or choose another --output-dir."
-            ) from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"pid {os.getpid()} on {platform.node()}")
-        fh.flush()
-        try:
-            yield
-        finally:
-            # Still locked, so nobody else uses it (Windows cannot remove an open file).
-            with contextlib.suppress(OSError):
-                path.unlink(missing_ok=True)
-
-
-def _lock(fh) -> None:
-    """Take a non-blocking exclusive lock on an open file; ``OSError`` when it is held."""
-    try:
-        import fcntl
-    except ImportError:  # Windows
-        import msvcrt
-
-        fh.seek(0)
-        msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
-        return
-    fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
 def process(job: Job, segmenter: Segmenter, options: Options) -> dict:

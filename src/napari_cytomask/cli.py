@@ -924,6 +924,7 @@ def _preset(args):
 
 def _segment(args) -> int:
     from . import batch
+    from .io.atomic import locked_folders
     from .io.files import find_inputs
 
     preset = _preset(args)
@@ -942,7 +943,8 @@ def _segment(args) -> int:
         chunk_size=args.chunk_size,
         overwrite=args.overwrite,
     )
-    with batch.locked_folders(batch.output_folders(sources, args.output_dir)):
+    folders = batch.output_folders(sources, args.output_dir)
+    with locked_folders(folders, "'cytomask segment'"):
         return _segment_locked(args, preset, sources, options)
 
 

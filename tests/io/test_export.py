@@ -267,6 +267,26 @@ def test_a_folder_that_cannot_be_made_is_said_plainly(tmp_path, monkeypatch):
     )
 
 
+def test_a_read_only_folder_is_said_plainly_and_nothing_is_left(tmp_path, monkeypatch):
+    """An existing folder that cannot be written into: the export says so in words
+    (not "[Errno 30]"), and leaves nothing behind, not even its lock."""
+    import errno
+
+    from napari_cytomask.io import atomic
+
+    def read_only(path, *args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    monkeypatch.setattr(atomic, "open", read_only, raising=False)
+    with pytest.raises(atomic.WriteError) as caught:
+        export_labels([LabelsExport("cells", np.eye(4, dtype=np.uint8))], tmp_path)
+    assert str(caught.value) == (
+        f"Could not write into {tmp_path}: the disk is read-only. Nothing was written; "
+        "choose another folder."
+    )
+    assert not list(tmp_path.iterdir())
+
+
 def test_a_file_where_the_folder_should_be_is_said_plainly(tmp_path):
     from napari_cytomask.io.atomic import WriteError, make_folder
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import glob
 import hashlib
@@ -24,6 +25,14 @@ class WriteError(OSError):
     def __str__(self) -> str:
         # The message already says why; OSError would put "[Errno 28]" before it.
         return self.strerror or super().__str__()
+
+
+class FolderBusy(WriteError):
+    """Another process of the plugin is writing into the folder."""
+
+
+#: Name of the lock file that a writer holds in an output folder while it writes there.
+LOCK_NAME = ".cytomask.lock"
 
 
 def file_in_the_way(folder: str | os.PathLike) -> Path | None:
@@ -290,6 +299,85 @@ def make_folder(folder: str | os.PathLike) -> Path:
             "choose another folder.",
         ) from err
     return folder
+
+
+@contextlib.contextmanager
+def locked_folders(folders: Sequence[str | os.PathLike], holder: str):
+    """Hold an exclusive lock on each folder, made if missing, while writing there.
+
+    Two writers in one folder (two ``cytomask segment`` runs, or an export into a
+    folder a run is filling) would each take the other's outputs for their own or
+    replace them; the second is refused instead. The lock goes with the process,
+    so a killed writer leaves no stale lock, and the lock file is removed at the end.
+
+    Parameters
+    ----------
+    folders
+        The output folders.
+    holder
+        What holds the lock, as the refusal names it (``'cytomask segment'``).
+
+    Raises
+    ------
+    FolderBusy
+        When another writer holds one of the folders.
+    WriteError
+        When a folder cannot be made or written into.
+    """
+    with contextlib.ExitStack() as stack:
+        for folder in sorted({Path(folder) for folder in folders}):
+            make_folder(folder)
+            stack.enter_context(_folder_lock(folder / LOCK_NAME, holder))
+        yield
+
+
+@contextlib.contextmanager
+def _folder_lock(path: Path, holder: str):
+    try:
+        fh = open(path, "a+")
+    except OSError as err:
+        raise WriteError(
+            err.errno,
+            f"Could not write into {path.parent}: {_reason(err)}. Nothing was written; "
+            "choose another folder.",
+        ) from err
+    with fh:
+        try:
+            _lock(fh)
+            # The holder before us may have removed the file after we opened it.
+            if not path.exists() or not os.path.samestat(os.fstat(fh.fileno()), os.stat(path)):
+                raise BlockingIOError
+        except OSError:
+            fh.seek(0)
+            other = fh.read().strip() or "another process"
+            raise FolderBusy(
+                errno.EBUSY,
+                f"{other} is writing into {path.parent}; wait for it to finish or choose "
+                "another output folder.",
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"{holder} (pid {os.getpid()} on {socket.gethostname()})")
+        fh.flush()
+        try:
+            yield
+        finally:
+            # Still locked, so nobody else uses it (Windows cannot remove an open file).
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
+
+
+def _lock(fh) -> None:
+    """Take a non-blocking exclusive lock on an open file; ``OSError`` when it is held."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        import msvcrt
+
+        fh.seek(0)
+        msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
+        return
+    fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
 def _reason(err: OSError) -> str:

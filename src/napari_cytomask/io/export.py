@@ -23,7 +23,7 @@ from skimage.measure import regionprops
 
 from ..labels import as_labels, compact_ids
 from ..rle import coco_rle
-from .atomic import file_in_the_way, make_folder, write_atomically
+from .atomic import file_in_the_way, locked_folders, write_atomically
 from .writers import FILE_FORMATS, FORMATS, label_writer
 
 _VERSIONED = (
@@ -371,6 +371,13 @@ def export_labels(
     -------
     list of Path
         Every file written.
+
+    Raises
+    ------
+    ExportExists
+        When outputs are there and ``overwrite`` is false; nothing was written.
+    FolderBusy
+        When another export or ``cytomask segment`` run is writing into the folder.
     """
     unknown = set(formats) - set(FILE_FORMATS)
     if unknown:
@@ -383,7 +390,12 @@ def export_labels(
         raise NotADirectoryError(
             f"cannot export to {folder}: {in_the_way} is a file, not a folder; choose a folder."
         )
-    make_folder(folder)
+    with locked_folders([folder], "an export"):
+        return _export_into(exports, folder, formats, objects_csv, coco_json, score_column,
+                            overwrite)  # fmt: skip
+
+
+def _export_into(exports, folder, formats, objects_csv, coco_json, score_column, overwrite):
     plans = [
         (export, _planned(export, folder, formats, objects_csv, coco_json)) for export in exports
     ]
