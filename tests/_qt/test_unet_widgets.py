@@ -106,6 +106,23 @@ def test_train_then_segment_in_a_viewer(make_napari_viewer_proxy, qtbot, model_f
     assert len(viewer.layers) == n_layers
 
 
+def test_training_on_one_image_says_what_it_held_back(make_napari_viewer_proxy, qtbot):
+    viewer = make_napari_viewer_proxy()
+    scan = make_tilescan(n_tiles=1, shape=(128, 96), seed=1)
+    viewer.add_image(scan.brightfield[0], name="img")
+    viewer.add_labels(scan.labels[0], name="mask")
+    trainer = UNetTrainWidget(viewer)
+    _tiny_training(trainer)
+    trainer.train()
+    qtbot.waitUntil(lambda: trainer.worker is None, timeout=90_000)
+    assert trainer.result is not None, trainer.status.text()
+    assert len(trainer.scores) == 1  # a validation score to plot
+    text = trainer.status.text()
+    assert "Best validation mean-average F1" in text
+    assert "With one image, its rows 96-127 were held back from training to validate on." in text
+    assert "Thresholds chosen on the validation images" in text
+
+
 def test_cancel_and_errors(make_napari_viewer_proxy, qtbot, monkeypatch, tmp_path):
     viewer = make_napari_viewer_proxy()
     errors = []

@@ -294,6 +294,38 @@ def _small_settings(**kwargs) -> TrainingSettings:
     )
 
 
+def test_a_lone_image_holds_back_its_last_quarter_to_validate_and_tune_on(tmp_path, tiny_unet):
+    """With one labelled image a split by image leaves nothing to validate on (the
+    thresholds would stay at their defaults); its last quarter is held back instead."""
+    scan = make_tilescan(n_tiles=1, shape=(96, 160), seed=4)
+    (sample,) = samples_from_arrays(scan.brightfield, scan.labels, "img")
+    parts = training.hold_back_part(sample)
+    assert [p.name for p in parts] == ["img (columns 0-119)", "img (columns 120-159)"]
+    np.testing.assert_array_equal(np.concatenate([p.labels for p in parts], 1), sample.labels)
+    np.testing.assert_array_equal(parts[1].channels, sample.channels[:, :, 120:])
+    assert training.hold_back_part(replace(sample, labels=sample.labels[:, :96])) is None  # 24 px
+
+    settings = _small_settings(fractions=(0.8, 0.1, 0.1), epochs=2)
+    first = train([sample], tmp_path / "a.safetensors", UNetConfig(**tiny_unet), settings)
+    record = first.description["training"]
+    assert record["held_back"] is True
+    assert record["split"] == {
+        "train": ["img (columns 0-119)"], "validation": ["img (columns 120-159)"], "test": []
+    }  # fmt: skip
+    assert "mean_average_f1" in first.description["scores"]["validation"]
+    assert first.description["postprocess"]["tuned_on"] == ["img (columns 120-159)"]
+    # A resumed run cuts the image the same way, and keeps its split.
+    state = torch.load(state_path(first.checkpoint), weights_only=True)
+    torch.save({**state, "epoch": 1, "history": state["history"][:1]}, state_path(first.checkpoint))
+    again = train([sample], None, None, settings, resume=first.checkpoint)
+    assert again.description["training"]["split"] == record["split"]
+    # Training on all of it, by choice (--split 1,0,0), holds nothing back.
+    whole = train([sample], tmp_path / "b.safetensors", UNetConfig(**tiny_unet),
+                  _small_settings())  # fmt: skip
+    assert whole.description["training"]["split"]["train"] == ["img"]
+    assert whole.description["training"]["held_back"] is False
+
+
 def test_resume_continues_the_epoch_count(tmp_path, tiny_unet):
     samples, scan = _synthetic_samples()
     settings = _small_settings()

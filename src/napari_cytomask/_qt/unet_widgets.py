@@ -943,6 +943,13 @@ class UNetTrainWidget(StepWidget, QWidget):
             )
         else:
             text = f"Best validation mean-average F1 {val['mean_average_f1']:.3f}."
+        training = result.description.get("training") or {}
+        if training.get("held_back"):
+            (part,) = training["split"]["validation"]
+            text += (
+                f" With one image, its {part[part.rfind('(') + 1 : -1]} were held back from "
+                "training to validate on."
+            )
         if tuned:
             text += (
                 f" Thresholds chosen on the validation images: interior "

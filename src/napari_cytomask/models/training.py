@@ -432,6 +432,37 @@ def split_by_image(
     return {k: sorted(split[k]) for k in SPLITS}
 
 
+#: The part of a lone training image held back to validate on: its last quarter along
+#: its longer side (``benchmarks/bench_finetune.py`` validates on a quarter too).
+HELD_BACK = 0.25
+#: The fewest rows (or columns) a held-back part may have.
+_HELD_BACK_MIN = 32
+
+
+def hold_back_part(sample: TrainingSample) -> list[TrainingSample] | None:
+    """A lone image cut into a part to train on and a part to validate on, or None
+    when it is too small to spare one.
+
+    With one image, a split by image leaves nothing to validate on: the checkpoint
+    would be chosen by training loss and the post-processing thresholds never
+    chosen. Its last :data:`HELD_BACK` along its longer side is held back instead.
+    """
+    height, width = sample.labels.shape
+    axis = 0 if height >= width else 1
+    n = sample.labels.shape[axis]
+    cut = n - round(n * HELD_BACK)
+    if n - cut < _HELD_BACK_MIN:
+        return None
+    what = "rows" if axis == 0 else "columns"
+
+    def part(start: int, stop: int) -> TrainingSample:
+        index = (slice(start, stop), slice(None))[:: 1 if axis == 0 else -1]
+        name = f"{sample.name} ({what} {start}-{stop - 1})"
+        return TrainingSample(name, sample.channels[(slice(None), *index)], sample.labels[index])
+
+    return [part(0, cut), part(cut, n)]
+
+
 # ----------------------------------------------------------------------------- crops
 
 
@@ -1116,6 +1147,12 @@ def iter_train(
     samples = list(samples)
     if not samples:
         raise ValueError("no training images were given; pick images with instance labels.")
+    held_back = None  # the split of a lone image cut in two (a resumed run keeps its own)
+    if split is None and len(samples) == 1 and settings.fractions[1] > 0:
+        parts = hold_back_part(samples[0])
+        if parts is not None:
+            samples = parts
+            held_back = {"train": [parts[0].name], "validation": [parts[1].name], "test": []}
     names = [s.name for s in samples]
     if len(set(names)) != len(names):
         raise ValueError("training samples need unique names.")
@@ -1186,7 +1223,7 @@ def iter_train(
     # Inference tiles can be larger than training crops (the network is fully
     # convolutional); larger tiles waste less time on overlaps.
     config.tile_size = max(config.tile_size, settings.crop_size, INFERENCE_TILE)
-    split = split or split_by_image(names, settings.fractions, settings.seed)
+    split = split or held_back or split_by_image(names, settings.fractions, settings.seed)
     by_name = {s.name: s for s in samples}
     # Test images are never read, so a split may name some that were not given.
     unknown = [n for k in ("train", "validation") for n in split.get(k, []) if n not in by_name]
@@ -1299,6 +1336,8 @@ def iter_train(
                 "sources": list(sources) or list(prev_training.get("sources", [])),
                 "split": split,
                 "split_seed": settings.seed,
+                # One image, cut in two: its last part validated (see hold_back_part).
+                "held_back": held_back is not None and split == held_back,
                 "data": {
                     k: _summary([by_name[n] for n in split[k] if n in by_name]) for k in SPLITS
                 },
@@ -1510,6 +1549,7 @@ __all__ = [
     "TrainingSettings",
     "class_weights",
     "evaluate_model",
+    "hold_back_part",
     "iter_evaluate",
     "iter_train",
     "make_targets",
