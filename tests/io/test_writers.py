@@ -128,6 +128,38 @@ def test_full_disk_leaves_nothing_behind(tmp_path, real_labels, monkeypatch):
     assert target_old.read_bytes() == b"older result"
 
 
+def test_a_full_disk_is_said_also_when_a_writer_reports_it_in_its_own_words(tmp_path, monkeypatch):
+    """torch.save and safetensors report a full disk as RuntimeError("basic_ios::clear:
+    iostream error") or SafetensorError("I/O error"), not as OSError."""
+    from collections import namedtuple
+
+    def torch_save(path):
+        Path(path).write_bytes(b"half a state")
+        raise RuntimeError("basic_ios::clear: iostream error")
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(atomic.shutil, "disk_usage", lambda path: usage(2 << 20, 2 << 20, 4096))
+    with pytest.raises(WriteError) as caught:
+        atomic.write_atomically(tmp_path / "model.training-state.pt", torch_save)
+    assert str(caught.value).startswith(
+        f"Could not save {tmp_path / 'model.training-state.pt'}: the disk is full. Nothing "
+        "was written and existing files are unchanged; free some space or save to another"
+    )
+    assert caught.value.errno == errno.ENOSPC and _files(tmp_path) == []
+    # With room to spare the writer's own error is not mistaken for a full disk.
+    monkeypatch.setattr(atomic.shutil, "disk_usage", lambda path: usage(1 << 40, 0, 1 << 40))
+    with pytest.raises(RuntimeError, match="iostream error"):
+        atomic.write_atomically(tmp_path / "model.training-state.pt", torch_save)
+    assert _files(tmp_path) == []
+
+    def save_file(path):  # safetensors removes its partial file and quotes the system
+        raise Exception("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    with pytest.raises(WriteError, match="the disk is full"):
+        atomic.write_atomically(tmp_path / "model.safetensors", save_file)
+    assert _files(tmp_path) == []
+
+
 def test_read_only_folder_gives_a_clear_message(tmp_path, real_labels, monkeypatch):
     def read_only(*args, **kwargs):
         raise OSError(errno.EROFS, "Read-only file system")

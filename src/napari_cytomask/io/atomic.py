@@ -121,9 +121,27 @@ def write_atomically(
         if isinstance(err, FileExistsError):
             raise
         raise WriteError(err.errno, _explain(err, path)) from err
+    except Exception as err:
+        # Writers that are not Python's own file objects report a full disk in errors of
+        # their own: safetensors quotes the system's error, torch.save says "iostream error".
+        if os.strerror(errno.ENOSPC) not in str(err) and not _full(directory):
+            raise
+        full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        raise WriteError(errno.ENOSPC, _explain(full, path)) from err
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+#: Free bytes under which a disk counts as full.
+_FULL_BELOW = 1 << 20
+
+
+def _full(directory: Path) -> bool:
+    try:
+        return shutil.disk_usage(directory).free < _FULL_BELOW
+    except OSError:
+        return False
 
 
 def write_directory_atomically(
