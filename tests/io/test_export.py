@@ -200,6 +200,36 @@ def test_an_export_that_cannot_finish_writes_nothing(tmp_path):
     assert len(export_labels(renamed, tmp_path)) == 8
 
 
+def test_a_disk_that_fills_part_way_leaves_no_partial_export(tmp_path, monkeypatch):
+    """The label file and the tables went in, then the COCO file found the disk full: what
+    the export wrote goes again, so the message's "nothing was written" holds and a
+    re-run is not refused as existing. Files it replaced (overwrite) are named."""
+    import errno
+
+    from napari_cytomask.io import export as export_module
+    from napari_cytomask.io.atomic import WriteError
+
+    real_write = export_module._write_json
+
+    def full_at_coco(path, content, overwrite):
+        if path.name.endswith("_coco.json"):
+            raise WriteError(errno.ENOSPC, f"Could not save {path}: the disk is full.")
+        return real_write(path, content, overwrite)
+
+    monkeypatch.setattr(export_module, "_write_json", full_at_coco)
+    cells = LabelsExport(name="cells", labels=np.eye(8, dtype=np.uint8))
+    with pytest.raises(WriteError, match="disk is full"):
+        export_labels([cells], tmp_path, coco_json=True)
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "cells.tif").write_bytes(b"an older export")
+    with pytest.raises(WriteError) as caught:
+        export_labels([cells], tmp_path, coco_json=True, overwrite=True)
+    assert str(caught.value).endswith("The export had already replaced cells.tif.")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cells.tif"]
+    monkeypatch.setattr(export_module, "_write_json", real_write)
+    assert len(export_labels([cells], tmp_path, coco_json=True, overwrite=True)) == 5
+
+
 def test_sparse_huge_ids_are_measured_and_a_failed_measurement_writes_nothing(
     tmp_path, monkeypatch
 ):

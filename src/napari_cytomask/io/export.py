@@ -23,7 +23,7 @@ from skimage.measure import regionprops
 
 from ..labels import as_labels, compact_ids
 from ..rle import coco_rle
-from .atomic import file_in_the_way, locked_folders, write_atomically
+from .atomic import WriteError, file_in_the_way, locked_folders, write_atomically
 from .writers import FILE_FORMATS, FORMATS, label_writer
 
 _VERSIONED = (
@@ -425,13 +425,28 @@ def _export_into(exports, folder, formats, objects_csv, coco_json, score_column,
     tables = [
         _measured(export, objects_csv, coco_json, score_column, overwrite) for export in exports
     ]
+    replacing = {path for _, paths in plans for path in paths if path.exists()}
     written: list[Path] = []
-    for (export, paths), writers, made in zip(plans, images, tables, strict=True):
-        outputs = [write_atomically(path, writer, overwrite=overwrite) for path, writer in writers]
-        table_paths = paths[len(formats) : -1]  # after the label files, before provenance
-        outputs += [write(path) for path, write in zip(table_paths, made, strict=True)]
-        outputs.append(_write_json(paths[-1], provenance(export, outputs), overwrite))
-        written += outputs
+    try:
+        for (export, paths), writers, made in zip(plans, images, tables, strict=True):
+            first = len(written)
+            for path, writer in writers:
+                written.append(write_atomically(path, writer, overwrite=overwrite))
+            table_paths = paths[len(formats) : -1]  # after the label files, before provenance
+            for path, write in zip(table_paths, made, strict=True):
+                written.append(write(path))
+            written.append(_write_json(paths[-1], provenance(export, written[first:]), overwrite))
+    except BaseException as err:
+        # No partial export: the files it made go again (a full disk, an interruption).
+        for path in written:
+            if path not in replacing:
+                path.unlink(missing_ok=True)
+        replaced = [path.name for path in written if path in replacing]
+        if replaced and isinstance(err, OSError):
+            raise WriteError(
+                err.errno, f"{err} The export had already replaced {', '.join(replaced)}."
+            ) from err
+        raise
     return written
 
 
