@@ -689,6 +689,39 @@ def test_a_diverging_training_run_is_one_line_not_a_traceback(folders, monkeypat
     assert err.startswith("cytomask train: error: the training loss became nan in epoch 1")
 
 
+def test_running_out_of_memory_says_what_to_change(folders, unet_checkpoint, monkeypatch, capsys):
+    """A GPU's OutOfMemoryError is a RuntimeError and the computer's a bare MemoryError:
+    both are one line that says which options to lower, not a traceback or a lone word."""
+    from napari_cytomask.models import inference, training
+
+    def no_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(training, "segmentation_loss", no_memory)
+    data, _ = folders
+    pairs = ["--images", str(data / "set*" / "raw.tif"), "--masks", str(data / "set*" / "mask.tif")]
+    assert main(["train", *pairs, *TINY, *QUICK, "--threads", "1", "-q"]) == 1
+    assert capsys.readouterr().err == (
+        "cytomask train: error: CUDA out of memory. Tried to allocate 2.00 GiB; give a smaller "
+        "--batch-size or --crop-size, or train on the CPU (--device cpu). No epoch had "
+        "finished; nothing was saved.\n"
+    )
+
+    def no_host_memory(*args, **kwargs):
+        raise MemoryError()
+
+    monkeypatch.setattr(inference, "predict_tiles", no_host_memory)
+    model = unet_checkpoint(tile_size=128)
+    argv = ["segment", str(data / "set0" / "raw.tif"), "-m", str(model), "-o",
+            str(data.parent / "out"), "--scheduler", "synchronous", "--threads", "1"]  # fmt: skip
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert (
+        f"{data / 'set0' / 'raw.tif'}: error: out of memory; give a smaller --batch-size or "
+        "--tile-size, or run on the CPU (--device cpu)\n" in err
+    )
+
+
 def test_training_without_a_validation_image_says_the_thresholds_were_not_chosen(
     folders, tmp_path, capsys
 ):

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from .io.writers import FILE_FORMATS, SEGMENT_FORMATS, format_named
 from .pipeline import METHODS
-from .progress import one_line
+from .progress import one_line, out_of_memory
 
 EXIT_OK, EXIT_USER_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -786,18 +786,39 @@ def _train(args) -> int:
             elif progress.phase == "tune" and progress.step == 1:
                 say("choosing the post-processing thresholds on the validation images")
     except KeyboardInterrupt:
-        kept = (
-            f" The best network so far is in {saved}; continue from the last finished epoch "
-            f"with the same command and --resume {saved}"
-            if saved
-            else " No epoch had finished; nothing was saved"
-        )
-        print(f"cytomask train: interrupted.{kept}.", file=sys.stderr)
+        print(f"cytomask train: interrupted. {_kept(saved)}.", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except (MemoryError, RuntimeError) as err:
+        if not out_of_memory(err):
+            raise
+        raise UserError(f"{_memory_text(err, 'train')} {_kept(saved)}.") from err
     if "postprocess" in result.description:
         say(_tuned_text(result.description["postprocess"]))
     print(result.checkpoint)
     return EXIT_OK
+
+
+def _kept(saved: Path | None) -> str:
+    """What a training run that stopped early leaves."""
+    if saved is None:
+        return "No epoch had finished; nothing was saved"
+    return (
+        f"The best network so far is in {saved}; continue from the last finished epoch with "
+        f"the same command and --resume {saved}"
+    )
+
+
+#: What to change when a command runs out of memory.
+_MEMORY_ADVICE = {
+    "segment": "give a smaller --batch-size or --tile-size, or run on the CPU (--device cpu)",
+    "train": "give a smaller --batch-size or --crop-size, or train on the CPU (--device cpu)",
+    "tune": "give a smaller --batch-size, or run on the CPU (--device cpu)",
+}
+
+
+def _memory_text(err: BaseException, command: str) -> str:
+    advice = _MEMORY_ADVICE.get(command, "close other programs, or give smaller images")
+    return f"{one_line(err)}; {advice}."
 
 
 def _split_text(split: dict[str, list[str]]) -> str:
@@ -961,6 +982,8 @@ def _segment_locked(args, preset, sources, options) -> int:
 
     def report(i, n, job, summary, error):
         if error is not None:
+            if "out of memory" in error.lower():
+                error += f"; {_MEMORY_ADVICE['segment']}"
             print(f"[{i}/{n}] {job.source}: error: {error}", file=sys.stderr, flush=True)
             return
         used, of = summary["channels_used"], summary["channels"]
@@ -1194,6 +1217,12 @@ def main(argv: list[str] | None = None) -> int:
     # a diverging training run is a FloatingPointError.
     except (UserError, ValueError, OSError, FloatingPointError) as err:
         print(f"cytomask {args.command}: error: {one_line(err)}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except (MemoryError, RuntimeError) as err:
+        if not out_of_memory(err):
+            raise
+        print(f"cytomask {args.command}: error: {_memory_text(err, args.command)}",
+              file=sys.stderr)  # fmt: skip
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         kept = " Finished results are kept; run the same command again to go on." * (

@@ -57,6 +57,14 @@ def relay(work, report):
         yield report(done, total)
 
 
+def out_of_memory(err: BaseException) -> bool:
+    """Whether ``err`` says that memory ran out: the computer's or a GPU's."""
+    return isinstance(err, MemoryError) or "out of memory" in str(err).lower()
+
+
 def one_line(err: BaseException) -> str:
     """An error's message on one line (its type when it has none)."""
-    return " ".join(str(err).split()) or type(err).__name__
+    text = " ".join(str(err).split())
+    if isinstance(err, MemoryError):
+        return f"out of memory ({text})" if text else "out of memory"
+    return text or type(err).__name__

@@ -250,6 +250,30 @@ def test_picking_a_model_shows_its_tuned_thresholds(
     assert segmenter.min_size.value() == 0
 
 
+def test_running_out_of_memory_says_which_settings_to_lower(
+    make_napari_viewer_proxy, qtbot, unet_checkpoint, monkeypatch
+):
+    from napari_cytomask.models import inference
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError()
+
+    monkeypatch.setattr(inference, "predict_tiles", no_memory)
+    monkeypatch.setattr("napari_cytomask._qt._live.show_error", lambda message: None)
+    viewer = make_napari_viewer_proxy()
+    viewer.add_image(np.random.default_rng(0).random((64, 64), np.float32), name="img")
+    segmenter = UNetSegmentWidget(viewer)
+    segmenter.checkpoint.set_model(unet_checkpoint(tile_size=64))
+    segmenter.device.setCurrentText("cpu")
+    segmenter.overlap.setValue(16)
+    segmenter.segment()
+    qtbot.waitUntil(lambda: segmenter.worker is None, timeout=30_000)
+    assert segmenter.status.text() == (
+        "U-Net segmentation failed: out of memory. Lower Tile size or Tiles per batch (under "
+        "Tiles), or choose the CPU as Device."
+    )
+
+
 def test_an_image_closed_while_segmented_gets_no_cells(make_napari_viewer_proxy, qtbot):
     viewer = make_napari_viewer_proxy()
     viewer.add_image(np.zeros((64, 64), np.float32), name="closed")

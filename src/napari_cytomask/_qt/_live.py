@@ -27,7 +27,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..progress import Progress, drain
+from ..progress import Progress, drain, one_line, out_of_memory
 
 #: Set ``CYTOMASK_NO_THREADS=1`` to run work in the calling thread (handy in a debugger).
 NO_THREADS = os.environ.get("CYTOMASK_NO_THREADS", "") not in ("", "0")
@@ -40,6 +40,12 @@ STAGE_TEXT = {
     "decoder": "Decoding masks at grid points",
     "split": "Splitting cells",
 }
+
+
+def failed(what: str, err: BaseException, memory_advice: str) -> str:
+    """``"<what> failed: <why>"``, with what to change when memory ran out."""
+    text = f"{what} failed: {one_line(err)}"
+    return f"{text}. {memory_advice}" if out_of_memory(err) else text
 
 
 class StepControls(QWidget):

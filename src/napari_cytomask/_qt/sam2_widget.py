@@ -46,7 +46,7 @@ from ._layers import (
     resolution_level,
     result_slot,
 )
-from ._live import Runner, StepControls, StepWidget, step_page
+from ._live import Runner, StepControls, StepWidget, failed, step_page
 
 LOCAL = "Local checkpoint…"
 ALL_POSITIONS, CURRENT_POSITION = "all positions", "current position"
@@ -207,7 +207,11 @@ def _slider(minimum, maximum, step, value, tooltip):
 
 def _describe_error(source: str, err: Exception) -> str:
     """What went wrong and what to do; a model that could not be fetched points to a file."""
-    text = f"SAM2 failed: {err}"
+    text = failed(
+        "SAM2",
+        err,
+        "Lower Tile size or Points per batch (under More settings), or choose the CPU as Device.",
+    )
     # Download and cache errors are OSErrors (no connection, file not in the cache).
     if source in HF_MODELS and isinstance(err, OSError) and LOCAL not in text:
         text += (

@@ -48,7 +48,7 @@ from ._layers import (
     resolution_level,
     result_slot,
 )
-from ._live import Runner, StepControls, StepWidget, scrolled, step_page
+from ._live import Runner, StepControls, StepWidget, failed, scrolled, step_page
 from ._plot import PlotCanvas
 
 ENCODERS = ("resnet18", "resnet34", "resnet50", "efficientnet-b0", "efficientnet-b3")
@@ -281,7 +281,11 @@ class UNetSegmentWidget(StepWidget, QWidget):
         self.runner = Runner(
             self._on_result,
             self.controls,
-            describe_error=lambda err: f"U-Net segmentation failed: {err}",
+            describe_error=lambda err: failed(
+                "U-Net segmentation",
+                err,
+                "Lower Tile size or Tiles per batch (under Tiles), or choose the CPU as Device.",
+            ),
             parent=self,
         )
         # The fields kept for the result (which layer, what to call it).
@@ -606,7 +610,11 @@ class UNetTrainWidget(StepWidget, QWidget):
             self._on_result,
             self.controls,
             on_progress=self._on_progress,
-            describe_error=lambda err: f"U-Net training failed: {err}",
+            describe_error=lambda err: failed(
+                "U-Net training",
+                err,
+                "Lower Crops per step or Crop size (under More), or choose the CPU as Device.",
+            ),
             parent=self,
         )
         self.canvas = PlotCanvas()
