@@ -731,3 +731,35 @@ def test_the_segmentation_steps_follow_the_input_channel(make_napari_viewer_prox
     row = next(r for r in range(table.rowCount()) if table.cellWidget(r, 0).toolTip() == "GFP")
     table.cellWidget(row, 2).setCurrentIndex(table.cellWidget(row, 2).findData("input"))
     assert [picker.currentText() for picker in pickers] == ["GFP"] * 3
+
+
+def test_a_closed_dock_stops_listening_to_the_viewer(make_napari_viewer, qtbot, settings):
+    """napari deletes a closed dock; its handlers of the viewer's events went on running
+    (on deleted widgets) on every later layer event, 17 more for each dock closed."""
+    import gc
+
+    from qtpy.QtCore import QEvent
+
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-cytomask", "tilescan")
+    events = viewer.layers.events
+    emitters = (
+        events.inserted, events.removed, events.moved, events.renamed,
+        viewer.dims.events.current_step,
+    )  # fmt: skip
+    before = [len(emitter.callbacks) for emitter in emitters]
+    for _ in range(2):
+        dock = CytomaskDock(viewer, settings=settings)
+        widget = viewer.window.add_dock_widget(dock, name="Segment cytoplasm")
+        assert len(events.inserted.callbacks) > before[0]
+        viewer.window.remove_dock_widget(widget)
+        del dock, widget
+        QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+        gc.collect()
+        # The events let go of a dead handler when they next fire.
+        viewer.add_labels(np.zeros((8, 8), np.uint8), name="after")
+        viewer.layers["after"].name = "renamed"
+        viewer.layers.move(0, len(viewer.layers))
+        viewer.layers.remove("renamed")
+        viewer.dims.set_current_step(0, 1 - viewer.dims.current_step[0])
+        assert [len(emitter.callbacks) for emitter in emitters] == before

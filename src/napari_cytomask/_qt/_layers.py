@@ -200,8 +200,13 @@ class LayerPicker(QComboBox):
         events = viewer.layers.events
         for event in (events.inserted, events.removed, events.moved, events.renamed):
             event.connect(self.refresh)
-        events.inserted.connect(lambda event: self.follow_role(event.value))
+        # A method, not a lambda: the viewer's events hold methods weakly, so a closed
+        # dock's pickers are let go instead of kept listening on deleted widgets.
+        events.inserted.connect(self._inserted)
         self.refresh()
+
+    def _inserted(self, event) -> None:
+        self.follow_role(event.value)
 
     def follow_role(self, layer) -> None:
         """Choose ``layer`` if it is offered and has the preferred role (a channel opened,

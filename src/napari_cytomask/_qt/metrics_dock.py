@@ -204,11 +204,8 @@ class MetricsDock(StepWidget, QWidget):
         self.highlight_check.toggled.connect(self._highlight_toggled)
 
         layers = self.viewer.layers.events
-        layers.inserted.connect(self._layer_inserted)
-        layers.removed.connect(self._refresh_layers)
-        layers.moved.connect(self._refresh_layers)
-        for layer in self.viewer.layers:
-            layer.events.name.connect(self._refresh_layers)
+        for event in (layers.inserted, layers.removed, layers.moved, layers.renamed):
+            event.connect(self._refresh_layers)
         self._refresh_layers()
 
     def settings_controls(self) -> dict[str, QWidget]:
@@ -248,10 +245,6 @@ class MetricsDock(StepWidget, QWidget):
             for layer in self.viewer.layers
             if isinstance(layer, Labels) and not is_highlight(layer)
         ]
-
-    def _layer_inserted(self, event) -> None:
-        event.value.events.name.connect(self._refresh_layers)
-        self._refresh_layers()
 
     def _refresh_layers(self, event=None) -> None:
         candidates = self._candidates()
