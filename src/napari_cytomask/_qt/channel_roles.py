@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import napari
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import Qt, QTimer, Signal
 from qtpy.QtWidgets import QComboBox, QHeaderView, QLabel, QTableWidget, QVBoxLayout, QWidget
 
 from ..io.layers import ROLES
+from ..io.tiff import file_stem
 from ..roles import channel_layers, holds_ids, role_of, set_role, source_of
 
 _ROLE_TEXT = {"input": "input (segment this)", "image": "image", "mask": "mask (labels)"}
@@ -57,6 +56,12 @@ class ChannelRolesWidget(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(hint)
         layout.addWidget(self.table)
+        # One rebuild for a burst of layer events: a scan of 160 channels rebuilt the
+        # table 160 times (208 s to open 40 files of 4 channels, against 41 s without it).
+        self._refresh_timer = QTimer(self)
+        self._refresh_timer.setSingleShot(True)
+        self._refresh_timer.setInterval(0)
+        self._refresh_timer.timeout.connect(self.refresh)
         events = self.viewer.layers.events
         for event in (events.inserted, events.removed, events.moved, events.renamed):
             event.connect(self._schedule_refresh)
@@ -65,7 +70,7 @@ class ChannelRolesWidget(QWidget):
 
     def _schedule_refresh(self, event=None) -> None:
         # Rebuilding replaces (and deletes) the combo boxes; never do that inside their signals.
-        QTimer.singleShot(0, self.refresh)
+        self._refresh_timer.start()
 
     def refresh(self) -> None:
         """Rebuild the table from the viewer's channel layers."""
@@ -76,8 +81,9 @@ class ChannelRolesWidget(QWidget):
             name.setToolTip(layer.name)
             source = source_of(layer) or ""
             self.table.setCellWidget(row, 0, name)
-            # Long file names keep their start and end ("181003_mu…MMStack.ome.tif").
-            file_label = _ElidedLabel(Path(source).name or source)
+            # Without the suffix, which every row shares; a long name keeps its start and
+            # end ("181003_mu…_MMStack").
+            file_label = _ElidedLabel(file_stem(source) if source else "")
             file_label.setToolTip(source)
             self.table.setCellWidget(row, 1, file_label)
             picker = QComboBox()
