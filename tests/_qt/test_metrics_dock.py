@@ -136,6 +136,38 @@ def test_defaults_pick_the_mask_channel_as_truth_and_the_newest_layer_as_predict
     assert dock.evaluation.summary()["mean_average_f1"] == pytest.approx(1.0)
 
 
+def test_a_new_result_is_checked_against_a_ground_truth_of_its_shape(
+    make_napari_viewer_proxy, qtbot, labels
+):
+    """Two images with their masks open (img2d and tests_img2d): the result of the smaller
+    one was checked against the larger one's mask, kept from before, and only failed."""
+    from napari_cytomask.io.layers import result_metadata
+
+    viewer = make_napari_viewer_proxy()
+    small = labels[:128, :128]
+    mask = {"cytomask": {"role": "mask", "source": "/data/mask2d.tif"}}
+    viewer.add_labels(labels.copy(), name="mask2d", metadata=mask)
+    dock = MetricsDock(viewer)
+    qtbot.addWidget(dock)
+    viewer.add_labels(small.copy(), name="tests_mask2d", metadata={"cytomask": {
+        "role": "mask", "source": "/data/tests_mask2d.tif"}})  # fmt: skip
+    image = viewer.add_image(small.astype(np.float32), name="tests_img2d")
+    assert dock.ground_truth_combo.currentText() == "mask2d"
+    cells = viewer.add_labels(
+        small.copy(), name="tests_img2d U-Net cells", metadata=result_metadata(image, method="unet")
+    )
+    dock.set_prediction(cells)
+    assert dock.prediction_combo.currentText() == "tests_img2d U-Net cells"
+    assert dock.ground_truth_combo.currentText() == "tests_mask2d"
+    qtbot.waitUntil(lambda: dock.evaluation is not None, timeout=10_000)
+    assert dock.evaluation.summary()["mean_average_f1"] == pytest.approx(1.0)
+    # A ground truth of the result's shape, picked by the user, stays.
+    viewer.add_labels(small.copy(), name="my truth")
+    dock.ground_truth_combo.setCurrentText("my truth")
+    dock.set_prediction(cells)
+    assert dock.ground_truth_combo.currentText() == "my truth"
+
+
 def test_a_result_alone_is_not_checked_against_itself(make_napari_viewer_proxy, qtbot, labels):
     """With only the dock's own result there is no ground truth: the dock says what to add
     instead of scoring the layer against itself, and refuses the same layer twice."""

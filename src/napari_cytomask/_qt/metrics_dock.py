@@ -213,11 +213,28 @@ class MetricsDock(StepWidget, QWidget):
         return {"match_threshold": self.threshold_spin, "highlight": self.highlight_check}
 
     def set_prediction(self, layer: Labels) -> None:
-        """Check ``layer`` (e.g. the previous step's output) against the ground truth."""
+        """Check ``layer`` (e.g. the previous step's output) against the ground truth: the
+        one chosen, or, when that one has another shape, a ground truth of its shape."""
         self._refresh_layers()
         index = self.prediction_combo.findData(layer.unique_id)
-        if index >= 0:
-            self.prediction_combo.setCurrentIndex(index)
+        if index < 0:
+            return
+        gt = self.ground_truth_layer
+        shape = _shape(layer)
+        if gt is None or _shape(gt) != shape:
+            fitting = [
+                c for c in self._candidates()
+                if c.unique_id != layer.unique_id and _shape(c) == shape
+            ]  # fmt: skip
+            truth = _default_ground_truth(fitting)
+            if truth is not None:
+                self.ground_truth_combo.blockSignals(True)
+                self.ground_truth_combo.setCurrentIndex(self.ground_truth_combo.findData(truth))
+                self.ground_truth_combo.blockSignals(False)
+        self.prediction_combo.blockSignals(True)
+        self.prediction_combo.setCurrentIndex(index)
+        self.prediction_combo.blockSignals(False)
+        self._selection_changed()
 
     # ----------------------------------------------------------------- layers
 
@@ -535,6 +552,11 @@ def _looks_like_truth(layer) -> bool:
     return not is_result(layer) and (
         role_of(layer) == "mask" or any(h in layer.name.lower() for h in _TRUTH_HINTS)
     )
+
+
+def _shape(layer) -> tuple[int, ...]:
+    """A layer's shape at full resolution."""
+    return tuple(int(n) for n in layer.level_shapes[0])
 
 
 def _default_ground_truth(candidates) -> int | None:
