@@ -47,6 +47,8 @@ def test_live_preview_and_parameter_change(make_napari_viewer_proxy, qtbot, trut
         "foreground instances",
     ]
     assert "Preview" in widget.status.text()
+    # A 2-D image has no frames to apply to, nor a current one to preview.
+    assert widget.apply_button.text() == "Apply" and widget.live.text() == "Live preview"
     # Splitting labels: its own output, known by what it records, is never offered.
     widget.stop_preview()
     viewer.add_labels(output.data.copy(), name="hand-drawn")
@@ -67,6 +69,8 @@ def test_interior_boundary_apply_on_stack(make_napari_viewer_proxy, qtbot, truth
     widget.mode.setCurrentIndex(widget.mode.findData("interior_boundary"))
     widget.input.setCurrentText("interior")
     widget.boundary.setCurrentText("boundary")
+    assert widget.apply_button.text() == "Apply to all frames"
+    assert widget.live.text() == "Live preview (current frame)"
     widget.apply()
     qtbot.waitUntil(lambda: "Done" in widget.status.text(), timeout=15000)
     output = viewer.layers["interior instances"]

@@ -225,6 +225,7 @@ class WatershedWidget(StepWidget, QWidget):
             check.toggled.connect(self._changed)
         self.viewer.dims.events.current_step.connect(self._follow)
         self._mode_changed()
+        self._name_the_buttons()
 
     @property
     def apply_button(self):
@@ -298,8 +299,16 @@ class WatershedWidget(StepWidget, QWidget):
         return self.mode.currentData()
 
     def _input_changed(self, *_) -> None:
+        self._name_the_buttons()
         self._suggest_threshold()
         self._follow()
+
+    def _name_the_buttons(self) -> None:
+        """Frames are named only for an input that has them."""
+        layer = self.input.layer()
+        frames = layer is not None and layer.ndim - bool(getattr(layer, "rgb", False)) > 2
+        self.apply_button.setText("Apply to all frames" if frames else "Apply")
+        self.live.setText("Live preview (current frame)" if frames else "Live preview")
 
     def _mode_changed(self) -> None:
         method = self.method
