@@ -763,3 +763,29 @@ def test_a_closed_dock_stops_listening_to_the_viewer(make_napari_viewer, qtbot, 
         viewer.layers.remove("renamed")
         viewer.dims.set_current_step(0, 1 - viewer.dims.current_step[0])
         assert [len(emitter.callbacks) for emitter in emitters] == before
+
+
+def test_a_long_step_says_how_long_it_has_left(qtbot, monkeypatch):
+    """A stack of 40 positions is 1,000 tiles (about 4 h on a CPU with TTA): the status
+    says the time left from the stage's own pace, as training does, once it is measured."""
+    from napari_cytomask._qt import _live
+    from napari_cytomask.progress import Progress
+
+    clock = [100.0]
+    monkeypatch.setattr(_live.time, "monotonic", lambda: clock[0])
+    controls = _live.StepControls("Run", "")
+    qtbot.addWidget(controls)
+    controls.set_running(True)
+    for now, done in ((100.0, 0), (101.0, 10)):
+        clock[0] = now
+        controls.show_progress(Progress("predict", done, 1000))
+    assert controls.status.text() == "Predicting tiles: 10 of 1000"  # too soon to tell
+    clock[0] = 104.0
+    controls.show_progress(Progress("predict", 20, 1000))
+    assert controls.status.text() == "Predicting tiles: 20 of 1000; about 3 min left"
+    controls.show_progress(Progress("instances", 1, 40))  # a new stage is timed anew
+    assert controls.status.text() == "Separating cells: 1 of 40"
+    controls.set_running(True)  # and so is a new run
+    clock[0] = 200.0
+    controls.show_progress(Progress("predict", 30, 1000))
+    assert controls.status.text() == "Predicting tiles: 30 of 1000"

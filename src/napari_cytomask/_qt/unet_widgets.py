@@ -48,7 +48,7 @@ from ._layers import (
     resolution_level,
     result_slot,
 )
-from ._live import Runner, StepControls, StepWidget, failed, scrolled, step_page
+from ._live import Runner, StepControls, StepWidget, duration, failed, scrolled, step_page
 from ._plot import PlotCanvas
 
 ENCODERS = ("resnet18", "resnet34", "resnet50", "efficientnet-b0", "efficientnet-b3")
@@ -756,7 +756,7 @@ class UNetTrainWidget(StepWidget, QWidget):
     def _update_estimate(self, *_) -> None:
         device = "the CPU" if self._device_kind() == "cpu" else "the GPU"
         self.estimate.setText(
-            f"About {_duration(self.estimated_seconds())} on {device} "
+            f"About {duration(self.estimated_seconds())} on {device} "
             f"({self.epochs.value()} × {self.steps.value()} steps), plus validation."
         )
 
@@ -846,7 +846,7 @@ class UNetTrainWidget(StepWidget, QWidget):
         self._plot()
         self.progress.setMaximum(settings.epochs * settings.steps_per_epoch)
         self.status.setText(
-            f"Training on {len(samples)} image(s), about {_duration(self.estimated_seconds())}. "
+            f"Training on {len(samples)} image(s), about {duration(self.estimated_seconds())}. "
             "The best network so far is saved at the end of each epoch: cancelled before "
             "the first ends, nothing is kept."
         )
@@ -895,7 +895,7 @@ class UNetTrainWidget(StepWidget, QWidget):
             left = "timing the steps…"
             if done > done_then:
                 pace = (now - started) / (done - done_then)
-                left = f"about {_duration(pace * (self.progress.maximum() - done))} left."
+                left = f"about {duration(pace * (self.progress.maximum() - done))} left."
             self.status.setText(
                 f"Epoch {p.epoch} of {p.epochs}, step {p.step} of {p.steps}: loss {p.loss:.3f}; "
                 f"{left}"
@@ -987,14 +987,6 @@ def _nothing_to_find(layer, min_size: int) -> str | None:
     if values.min() == values.max():
         return f"every pixel of the image has the same value ({values.min():g}): it shows nothing"
     return None
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{max(seconds, 1):.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 __all__ = ["UNetSegmentWidget", "UNetTrainWidget"]
