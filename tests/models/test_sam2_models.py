@@ -88,6 +88,25 @@ def test_unreadable_or_foreign_files_are_refused(tiny, tmp_path):
         load_sam2_weights(tiny, other, TINY)
     with pytest.raises(CheckpointError, match="does not exist"):
         load_sam2_weights(tiny, tmp_path / "missing.pt")
+    empty = tmp_path / "empty.pt"
+    empty.touch()
+    with pytest.raises(CheckpointError, match=r"empty.pt is empty \(0 bytes\): it was not"):
+        load_sam2_weights(tiny, empty)
+
+
+def test_a_unet_checkpoint_given_for_sam2_says_where_it_goes(tiny, unet_checkpoint, tmp_path):
+    """Not torch's lecture on weights_only unpickling, 600 characters long."""
+    unet = unet_checkpoint(tile_size=64)
+    with pytest.raises(CheckpointError) as caught:
+        load_sam2_weights(tiny, unet)
+    assert str(caught.value) == (
+        f"{unet.name} is a U-Net checkpoint of napari-cytomask, not SAM2 weights: choose it "
+        "as the U-Net's model (cytomask segment -m), and give SAM2 a .pt file."
+    )
+    renamed = tmp_path / "unet.pt"
+    renamed.write_bytes(unet.read_bytes())
+    with pytest.raises(CheckpointError, match="is a U-Net checkpoint of napari-cytomask"):
+        load_sam2_weights(tiny, renamed)
 
 
 def test_hub_cache_layout_is_used_offline(tiny_checkpoint, tmp_path, monkeypatch):

@@ -134,7 +134,11 @@ def test_files_that_are_not_checkpoints(tmp_path):
 def test_weights_that_do_not_fit_the_description(saved):
     path, _, _ = saved
     _rewrite_description(path, encoder_depth=4, decoder_channels=[16, 8, 8, 8], tile_size=64)
-    with pytest.raises(CheckpointError, match="do not fit the network"):
+    # What differs, not torch's "Error(s) in loading state_dict for Unet:" alone.
+    with pytest.raises(
+        CheckpointError, match=r"do not fit the network its description gives \(\d+ missing, "
+        r"\d+ unexpected and \d+ differently shaped weights, e\.g\. (en|de)coder\."
+    ):  # fmt: skip
         load_checkpoint(path)
 
 

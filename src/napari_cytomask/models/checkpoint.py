@@ -47,6 +47,24 @@ class CheckpointError(ValueError):
     """A file that cannot be used as a U-Net or SAM2 checkpoint, with what to do about it."""
 
 
+def mismatched_weights(expected: dict, given: dict) -> str | None:
+    """How the weights ``given`` differ from the ``expected`` state dict of a network
+    ("3 missing, 0 unexpected and 1 differently shaped weights, e.g. ..."), or None."""
+    missing = sorted(set(expected) - set(given))
+    unexpected = sorted(set(given) - set(expected))
+    shaped = sorted(
+        k for k in expected.keys() & given.keys()
+        if tuple(expected[k].shape) != tuple(given[k].shape)
+    )  # fmt: skip
+    if not (missing or unexpected or shaped):
+        return None
+    example = (missing or unexpected or shaped)[0]
+    return (
+        f"{len(missing)} missing, {len(unexpected)} unexpected and {len(shaped)} differently "
+        f"shaped weights, e.g. {example}"
+    )
+
+
 def cache_dir() -> Path:
     """The folder where trained U-Net checkpoints are kept and listed.
 
@@ -320,13 +338,12 @@ def load_checkpoint(
             f"the weights in {path} do not match the checksum in its description: the file "
             "is damaged. Copy it again from where it came from, or train it again."
         )
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as err:
-        first = str(err).strip().splitlines()
+    mismatch = mismatched_weights(model.state_dict(), state)
+    if mismatch:
         raise CheckpointError(
-            f"the weights in {path} do not fit the network its description gives "
-            f"({first[0] if first else err}); the file is corrupt: train it again."
-        ) from err
+            f"the weights in {path} do not fit the network its description gives ({mismatch}); "
+            "the file is corrupt: train it again."
+        )
+    model.load_state_dict(state, strict=True)
     model.to(device).eval()
     return model, desc

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import CheckpointError
+from .checkpoint import CheckpointError, mismatched_weights, read_description
 from .device import get_device
 
 #: Hugging Face id -> (sam2 configuration name, checkpoint file name), as sam2's ``build_sam.py``.
@@ -233,11 +233,27 @@ def load_sam2_weights(model, checkpoint: str | Path, config: str = "") -> None:
     path = Path(checkpoint)
     if not path.is_file():
         raise CheckpointError(f"Checkpoint {path} does not exist; pick an existing .pt file.")
+    if path.stat().st_size == 0:
+        raise CheckpointError(
+            f"{path.name} is empty (0 bytes): it was not downloaded or copied completely; "
+            "pick a SAM2 .pt file."
+        )
+    try:
+        read_description(path)
+    except CheckpointError:
+        pass  # not one of the plugin's U-Net checkpoints
+    else:
+        raise CheckpointError(
+            f"{path.name} is a U-Net checkpoint of napari-cytomask, not SAM2 weights: choose "
+            "it as the U-Net's model (cytomask segment -m), and give SAM2 a .pt file."
+        )
     try:
         content = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unreadable file gets the same advice
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(
-            f"{path.name} is not a readable PyTorch checkpoint ({err}); pick a SAM2 .pt file."
+            f"{path.name} is not a readable PyTorch checkpoint ({reason[:200]}); pick a SAM2 "
+            ".pt file."
         ) from err
     state = content.get("model") if isinstance(content, dict) else None
     if not isinstance(state, dict):
@@ -245,15 +261,8 @@ def load_sam2_weights(model, checkpoint: str | Path, config: str = "") -> None:
             f"{path.name} holds no SAM2 weights (no 'model' entry); pick a checkpoint "
             "published with SAM2 or saved as {'model': state_dict}."
         )
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong_shape = [
-        k
-        for k in expected.keys() & state.keys()
-        if tuple(expected[k].shape) != tuple(state[k].shape)
-    ]
-    if missing or unexpected or wrong_shape:
+    mismatch = mismatched_weights(model.state_dict(), state)
+    if mismatch:
         guess = guess_model(state)
         which = (
             f"it seems to be a checkpoint of {guess}"
@@ -262,9 +271,8 @@ def load_sam2_weights(model, checkpoint: str | Path, config: str = "") -> None:
         )
         raise CheckpointError(
             f"{path.name} does not match the configuration {config or 'of this model'}: {which} "
-            f"({len(missing)} missing, {len(unexpected)} unexpected and {len(wrong_shape)} "
-            "differently shaped weights). Choose the configuration (or model id) that the "
-            "checkpoint was trained with."
+            f"({mismatch}). Choose the configuration (or model id) that the checkpoint was "
+            "trained with."
         )
     model.load_state_dict(state)
 
