@@ -557,6 +557,12 @@ def test_a_new_default_checkpoint_never_takes_an_existing_name(tmp_path, monkeyp
     assert second != first and second.name.endswith("-120000-2.safetensors")
     training.state_path(second).write_bytes(b"state of a run in progress")
     assert training.default_output(config).name.endswith("-120000-3.safetensors")
+    # Named after what it learnt from, so a list of models says which is which.
+    named = training.default_output(config, data=["/data/img2d.tif"], fine_tuned=True)
+    assert named.name == "img2d-fine-tuned-20261130-120000.safetensors"
+    frames = ["BF[0]", "BF[1]", "/data/set2/raw.ome.tif", "/data/set3/raw.ome.tif", "a/b: c"]
+    named = training.default_output(config, data=frames)
+    assert named.name == "BF+2-resnet34-20261130-120000.safetensors"
 
 
 def test_pixels_that_are_not_numbers_do_not_stop_training(tmp_path, tiny_unet):

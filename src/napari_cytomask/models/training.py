@@ -44,7 +44,9 @@ import torch.nn.functional as F
 from scipy import ndimage as ndi
 
 from ..io.atomic import WriteError, file_in_the_way, write_atomically
+from ..io.export import safe_file_name
 from ..io.files import IMAGE_SUFFIXES, match_files, read_image
+from ..io.tiff import file_stem
 from ..labels import as_labels, check_same_shape
 from ..metrics import Evaluation, evaluate
 from ..postprocess import instances_to_interior_boundary
@@ -978,14 +980,24 @@ def iter_tune_checkpoint(
 # ----------------------------------------------------------------------------- training
 
 
-def default_output(config: UNetConfig, folder: str | os.PathLike | None = None) -> Path:
-    """A new checkpoint path in ``folder`` (default :func:`cache_dir`) named after the
-    network and the time (with a number after it when a file of that name, or its
-    training state, exists)."""
+def default_output(
+    config: UNetConfig,
+    folder: str | os.PathLike | None = None,
+    data: Sequence[str] = (),
+    fine_tuned: bool = False,
+) -> Path:
+    """A new checkpoint path in ``folder`` (default :func:`cache_dir`) named after what
+    it learnt from (``data``, the training images' names) and how, or after its network,
+    and the time (with a number after it when a file of that name, or its training
+    state, exists): ``img2d-fine-tuned-20261201-084054``."""
     folder = cache_dir() if folder is None else Path(folder)
-    stem = (
-        f"{config.architecture}-{config.encoder}-{config.targets}-{time.strftime('%Y%m%d-%H%M%S')}"
-    )
+    stems = list(dict.fromkeys(file_stem(re.sub(r"\[\d+\]$", "", name)) for name in data))
+    if stems:
+        what = safe_file_name(stems[0])[:40] + (f"+{len(stems) - 1}" if len(stems) > 1 else "")
+        what += "-fine-tuned" if fine_tuned else f"-{config.encoder}"
+    else:
+        what = f"{config.architecture}-{config.encoder}-{config.targets}"
+    stem = f"{what}-{time.strftime('%Y%m%d-%H%M%S')}"
     path = folder / f"{stem}{SUFFIX}"
     number = 1
     while path.exists() or state_path(path).exists():
@@ -1147,6 +1159,7 @@ def iter_train(
     samples = list(samples)
     if not samples:
         raise ValueError("no training images were given; pick images with instance labels.")
+    given = [s.name for s in samples]
     held_back = None  # the split of a lone image cut in two (a resumed run keeps its own)
     if split is None and len(samples) == 1 and settings.fractions[1] > 0:
         parts = hold_back_part(samples[0])
@@ -1265,7 +1278,7 @@ def iter_train(
     if output is None and resume is not None and output_folder is None:
         output = Path(resume)
     elif output is None:
-        output = default_output(config, output_folder)
+        output = default_output(config, output_folder, given, init_from is not None)
     # Before the first epoch, not after it: a folder that cannot be written to.
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
