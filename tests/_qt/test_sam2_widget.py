@@ -167,3 +167,32 @@ def test_the_tuned_sliders_are_in_view_and_the_rest_behind_more_settings(make_na
     assert widget.checks["use_m2m"].isVisible()
     widget.more.click()
     assert not widget.sliders["box_nms_thresh"].isVisible()
+
+
+def test_a_local_checkpoint_gets_the_configuration_it_belongs_to(
+    make_napari_viewer_proxy, qtbot, monkeypatch
+):
+    """Offline, the message says to copy sam2.1_hiera_tiny.pt and open it as a local
+    checkpoint: its configuration followed neither the model asked for nor the file."""
+    from napari_cytomask._qt import sam2_widget
+
+    viewer = make_napari_viewer_proxy()
+    widget = Sam2Widget(viewer)
+    qtbot.addWidget(widget)
+    assert widget.config.currentText() == sam2_widget.DEFAULT_MODEL
+    widget.model.setCurrentText("facebook/sam2.1-hiera-small")
+    with pytest.raises(ValueError, match="press Open… beside Checkpoint file"):
+        widget.model.setCurrentText(sam2_widget.LOCAL)
+        widget.model_source()
+    dialogs = []
+    monkeypatch.setattr(
+        sam2_widget.QFileDialog, "getOpenFileName", lambda *a: dialogs.append(a) or ("", "")
+    )
+    widget._model_chosen()  # as when a user picks it in the list
+    assert dialogs and widget.config.currentText() == "facebook/sam2.1-hiera-small"
+    widget.use_checkpoint("/copied/sam2_hiera_large.pt")
+    assert widget.model_source() == ("/copied/sam2_hiera_large.pt", "facebook/sam2-hiera-large")
+    assert "configuration of facebook/sam2-hiera-large" in widget.status.text()
+    widget.use_checkpoint("/mine/finetuned.pt")  # a file of its own: the choice stays
+    assert widget.config.currentText() == "facebook/sam2-hiera-large"
+    assert "choose its configuration" in widget.status.text()

@@ -194,4 +194,7 @@ def test_a_model_not_downloaded_fails_fast_offline_with_one_clear_message(
     message = str(error.value)
     assert "facebook/sam2.1-hiera-tiny is not downloaded" in message
     assert "'Local checkpoint…'" in message and "--sam2-model sam2.1_hiera_tiny.pt" in message
+    # Where to download the file, and no widget name a user of the dock would not find.
+    assert "/facebook/sam2.1-hiera-tiny/resolve/main/sam2.1_hiera_tiny.pt" in message
+    assert "widget" not in message
     assert error.value.__suppress_context__  # one error, not a chain of the hub's

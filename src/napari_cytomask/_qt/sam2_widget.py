@@ -275,6 +275,8 @@ class Sam2Widget(StepWidget, QWidget):
         row.addWidget(browse)
         self.config = QComboBox()
         self.config.addItems(list(HF_MODELS))
+        self.config.setCurrentText(DEFAULT_MODEL)
+        self._last_id = DEFAULT_MODEL  # the Hugging Face id chosen last
         self.config.setToolTip("The model a local checkpoint belongs to (its configuration).")
         self.device = QComboBox()
         self.device.addItems(available_devices())
@@ -455,12 +457,18 @@ class Sam2Widget(StepWidget, QWidget):
 
     def _show_local(self, *_) -> None:
         local = self.model.currentText() == LOCAL
+        if not local:
+            self._last_id = self.model.currentText()
         for field in (self._checkpoint_row, self.config):
             field.setVisible(local)
             self._top.labelForField(field).setVisible(local)
 
     def _model_chosen(self, _index=None) -> None:
-        if self.model.currentText() == LOCAL and not self.checkpoint.text():
+        if self.model.currentText() != LOCAL:
+            return
+        # The file of the model asked for before, copied from another computer.
+        self.config.setCurrentText(self._last_id)
+        if not self.checkpoint.text():
             self._browse()
 
     def _browse(self) -> None:
@@ -468,8 +476,19 @@ class Sam2Widget(StepWidget, QWidget):
             self, "SAM2 checkpoint", "", "PyTorch checkpoints (*.pt *.pth)"
         )
         if path:
-            self.checkpoint.setText(path)
-            self.status.setText(f"Checkpoint {Path(path).name}: choose its configuration.")
+            self.use_checkpoint(path)
+
+    def use_checkpoint(self, path: str) -> None:
+        """Segment with a local checkpoint; a file published with SAM2 (by its name) gets
+        its configuration chosen too."""
+        self.checkpoint.setText(path)
+        name = Path(path).name
+        known = next((mid for mid, (_, file) in HF_MODELS.items() if file == name), None)
+        if known is None:
+            self.status.setText(f"Checkpoint {name}: choose its configuration.")
+            return
+        self.config.setCurrentText(known)
+        self.status.setText(f"Checkpoint {name}: the configuration of {known}, by its name.")
 
     def params(self) -> Sam2Params:
         """The generator parameters the widget shows."""
@@ -513,7 +532,10 @@ class Sam2Widget(StepWidget, QWidget):
         if self.model.currentText() != LOCAL:
             return self.model.currentText(), None
         if not self.checkpoint.text().strip():
-            raise ValueError(f"No checkpoint chosen: pick '{LOCAL}' and select a .pt file.")
+            raise ValueError(
+                "No checkpoint file chosen: press Open… beside Checkpoint file and pick a SAM2 "
+                ".pt file."
+            )
         return self.checkpoint.text().strip(), self.config.currentText()
 
     def input_layer(self) -> Image:

@@ -100,10 +100,11 @@ def download_checkpoint(model_id: str) -> Path:
         if constants.HF_HUB_OFFLINE or not _hub_reachable(constants.ENDPOINT):
             raise ModelNotDownloaded(
                 f"The SAM2 model {model_id} is not downloaded yet and the Hugging Face Hub "
-                f"({constants.ENDPOINT}) cannot be reached to download it. In the SAM2 widget "
-                f"choose '{LOCAL_CHOICE}' under Model and pick {filename} copied from a "
-                f"computer with internet access; on the command line give --sam2-model "
-                f"{filename} --sam2-config {model_id}."
+                f"({constants.ENDPOINT}) cannot be reached to download it. On a computer with "
+                f"internet access, download {constants.ENDPOINT}/{model_id}/resolve/main/"
+                f"{filename} and copy it here; then choose '{LOCAL_CHOICE}' as SAM2's Model "
+                f"and open the file (on the command line: --sam2-model {filename} "
+                f"--sam2-config {model_id})."
             ) from None
         path = Path(hf_hub_download(repo_id=model_id, filename=filename))
     _check_sha256(path, model_id)
