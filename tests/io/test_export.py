@@ -230,6 +230,18 @@ def test_a_disk_that_fills_part_way_leaves_no_partial_export(tmp_path, monkeypat
     assert len(export_labels([cells], tmp_path, coco_json=True, overwrite=True)) == 5
 
 
+def test_replacing_an_export_in_fewer_formats_names_the_files_left_from_before(tmp_path):
+    cells = LabelsExport(name="cells", labels=np.eye(8, dtype=np.uint8))
+    export_labels([cells], tmp_path, formats=["tiff", "png"], coco_json=True)
+    with pytest.warns(UserWarning) as caught:
+        written = export_labels([cells], tmp_path, formats=["tiff"], overwrite=True)
+    assert str(caught[0].message) == (
+        f"cells.png, cells_coco.json in {tmp_path} are from an earlier export and were left "
+        "as they are; the new provenance does not list them."
+    )
+    assert (tmp_path / "cells.png").exists() and tmp_path / "cells.png" not in written
+
+
 def test_sparse_huge_ids_are_measured_and_a_failed_measurement_writes_nothing(
     tmp_path, monkeypatch
 ):

@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import os
 import platform
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
@@ -447,7 +448,30 @@ def _export_into(exports, folder, formats, objects_csv, coco_json, score_column,
                 err.errno, f"{err} The export had already replaced {', '.join(replaced)}."
             ) from err
         raise
+    if overwrite:
+        _note_left_from_before(plans, folder)
     return written
+
+
+def _note_left_from_before(plans, folder: Path) -> None:
+    """Warn of files an earlier export of the same layers wrote that this one did not
+    replace (it wrote fewer formats or tables): its provenance does not list them."""
+    left = [
+        path
+        for export, paths in plans
+        for path in _planned(export, folder, list(FILE_FORMATS), True, True)
+        if path not in paths and path.exists()
+    ]
+    if left:
+        names = ", ".join(path.name for path in left)
+        one = len(left) == 1
+        warnings.warn(
+            f"{names} in {folder} {'is' if one else 'are'} from an earlier export and "
+            f"{'was' if one else 'were'} left as {'it is' if one else 'they are'}; the new "
+            f"provenance does not list {'it' if one else 'them'}.",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _measured(export, objects_csv, coco_json, score_column, overwrite) -> list[Callable]:
