@@ -116,9 +116,7 @@ def test_the_save_dialog_names_what_the_plugins_writer_keeps(make_napari_viewer_
     filters, writers = _npe2.file_extensions_string_for_layers([layer])
     entries = filters.split(";;")
     (ours,) = [i for i, e in enumerate(entries) if e.startswith("Cytomask")]
-    assert entries[ours].startswith(
-        "Cytomask labels, keeping the pixel size, never overwriting (*.tif"
-    )
+    assert entries[ours].startswith("Cytomask labels, keeping the pixel size in TIFF (*.tif")
     path = str(tmp_path / "cells.tif")
     assert viewer.layers.save(path, selected=True, _writer=writers[ours]) == [path]
     with tifffile.TiffFile(path) as tif:

@@ -213,8 +213,16 @@ def test_napari_saves_labels_layers_through_the_plugin(tmp_path, real_labels):
     written = layer.save(str(tmp_path / "cells.ome.tif"), plugin="napari-cytomask")
     assert written == [str(tmp_path / "cells.ome.tif")]
     np.testing.assert_array_equal(tifffile.imread(written[0]), real_labels)
-    with pytest.raises(FileExistsError):
-        layer.save(str(tmp_path / "cells.ome.tif"), plugin="napari-cytomask")
+    # napari's save dialog asks before replacing a file: the writer then replaces it.
+    layer.data = real_labels[::-1].copy()
+    assert layer.save(str(tmp_path / "cells.ome.tif"), plugin="napari-cytomask") == written
+    np.testing.assert_array_equal(tifffile.imread(written[0]), real_labels[::-1])
+    # napari takes a writer's ValueError for "not my file type" and drops its message:
+    # what the file cannot hold reaches the user instead.
+    stack = Labels(np.stack([real_labels, real_labels]), name="stack")
+    with pytest.raises(Exception, match="PNG holds one 2D image but the labels have shape"):
+        stack.save(str(tmp_path / "stack.png"), plugin="napari-cytomask")
+    assert not (tmp_path / "stack.png").exists()
 
 
 def test_the_next_write_removes_what_a_killed_writer_left(tmp_path, real_labels):
@@ -341,6 +349,15 @@ def test_a_long_file_name_is_written_and_cleaned_up_after(tmp_path, real_labels)
     (tmp_path / killed).write_bytes(b"x")
     write_labels(target, real_labels)
     np.testing.assert_array_equal(tifffile.imread(target), real_labels)
+    assert _files(tmp_path) == [target.name]
+    # Past the limit: a shorter name helps, another folder would not.
+    too_long = tmp_path / ("x" * 300 + ".tif")
+    with pytest.raises(WriteError, match=r": the file name is too long\. Nothing was written "
+                       r"and existing files are unchanged; choose a shorter name\.$"):  # fmt: skip
+        write_labels(too_long, real_labels)
+    negative = -np.eye(4, dtype=np.int8)
+    with pytest.raises(LabelsError, match="^the layer to save has negative ids"):
+        write_labels(tmp_path / "negative.tif", negative)
     assert _files(tmp_path) == [target.name]
 
 

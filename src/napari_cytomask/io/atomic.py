@@ -409,13 +409,18 @@ def _reason(err: OSError) -> str:
         errno.EISDIR: "a folder of that name is in the way",
         errno.ENOTDIR: "a file is in the way of its folder",
         errno.EEXIST: "a file of that name is in the way",
+        errno.ENAMETOOLONG: "the file name is too long",
     }.get(err.errno, err.strerror or str(err))
 
 
 def _explain(err: OSError, path: Path) -> str:
     reason = _reason(err)
-    full = err.errno in (errno.ENOSPC, errno.EDQUOT)
+    advice = {
+        errno.ENOSPC: "free some space or save to another folder",
+        errno.EDQUOT: "free some space or save to another folder",
+        errno.ENAMETOOLONG: "choose a shorter name",
+    }.get(err.errno, "save to another folder")
     return (
         f"Could not save {path}: {reason}. Nothing was written and existing files are "
-        f"unchanged; {'free some space or ' * full}save to another folder."
+        f"unchanged; {advice}."
     )

@@ -194,7 +194,7 @@ def label_writer(
             f"Cannot save {path.name}: {FORMATS[fmt].title} is written chunk by chunk while "
             f"segmenting; use one of {', '.join(FORMATS[key].suffix for key in FILE_FORMATS)}."
         )
-    labels = as_labels(data, "the labels to save")
+    labels = as_labels(data, "the layer to save")
     labels = labels.astype(min_label_dtype(int(labels.max(initial=0))), copy=False)
     scale, units = _checked_scale(path, labels.ndim, scale, units)
     axes = _axes(labels.ndim, axis_labels)
