@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 
-from .io.tiff import LayerData, is_tiff, is_unreadable_tiff, read_tiff
+from .io.tiff import LayerData, is_tiff, is_unreadable_tiff, read_tiff, read_tiff_stack
 
 PathOrPaths = str | os.PathLike | Sequence[str | os.PathLike]
 ReaderFunction = Callable[[PathOrPaths], list[LayerData]]
@@ -28,10 +28,9 @@ def _paths(path: PathOrPaths) -> list[str]:
 
 
 def _read(path: PathOrPaths) -> list[LayerData]:
-    layers: list[LayerData] = []
-    for one in _paths(path):
-        layers.extend(read_tiff(one))
-    return layers
+    paths = _paths(path)
+    # napari gives a reader several files only to open them as one stack.
+    return read_tiff(paths[0]) if len(paths) == 1 else read_tiff_stack(paths)
 
 
 def get_reader(path: PathOrPaths) -> ReaderFunction | None:

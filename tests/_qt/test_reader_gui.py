@@ -42,3 +42,23 @@ def test_viewer_opens_hyperstack_with_mask_as_labels(
     assert viewer.layers["Phase"].colormap.name == "gray"
     np.testing.assert_allclose(mask.scale, (1, 0.65, 0.65), rtol=1e-6)
     assert viewer.dims.axis_labels[0] == "Z"
+
+
+def test_open_files_as_stack_makes_one_stack(make_napari_viewer_proxy, shared_data):
+    """napari's *Open Files as Stack* on Micro-Manager's time points, one file each, opened
+    them as ten layers; files of other channels or sizes are refused with both named."""
+    folder = shared_data / "tiff-formats" / "ome-tiff-samples" / "singles" / "181003_slices"
+    times = [folder / f"P1_T{t}.tif" for t in range(10)]
+    viewer = make_napari_viewer_proxy()
+    viewer.open(times, stack=True, plugin="napari-cytomask")
+    (layer,) = viewer.layers
+    assert layer.name == "P1_T0…P1_T9" and layer.data.shape == (10, 256, 256)
+    assert layer.axis_labels[0] == "file" and tuple(layer.scale)[0] == 1.0
+    np.testing.assert_array_equal(np.asarray(layer.data[7]), tifffile.imread(times[7]))
+    assert layer.metadata["cytomask"]["stacked_files"] == [str(path) for path in times]
+    other = shared_data / "tiff-formats" / "imagej-composites" / "IXMtest_A02_s9.tif"
+    with pytest.raises(Exception, match=r"IXMtest_A02_s9\.tif.*holds other channels, image "
+                       r"sizes or pixel types than P1_T0\.tif \(3 channel\(s\) of 395 x 695 "
+                       r"against 1 channel\(s\) of 256 x 256\)"):  # fmt: skip
+        viewer.open([times[0], other], stack=True, plugin="napari-cytomask")
+    assert len(viewer.layers) == 1

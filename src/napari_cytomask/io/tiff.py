@@ -36,6 +36,7 @@ import zarr
 from dask.base import tokenize
 
 from .layers import (
+    METADATA_KEY,
     MICROMETRES,
     SAMPLE_GRID,
     SAMPLE_PATCH,
@@ -353,6 +354,59 @@ def read_tiff(path: str | os.PathLike, *, mosaic: bool = False) -> list[LayerDat
         contrast limits, ``"labels"`` for mask channels.
     """
     return open_tiff(path, mosaic=mosaic).layer_data()
+
+
+def read_tiff_stack(paths: Sequence[str | os.PathLike]) -> list[LayerData]:
+    """Several TIFFs as one stack (napari's *Open Files as Stack*): each channel's layer
+    gets a first axis with one plane per file, read lazily.
+
+    Raises
+    ------
+    TiffReadError
+        When a file is unreadable, or holds other channels, shapes or pixel types than
+        the first (the message names both).
+    """
+    files = [os.fspath(path) for path in paths]
+    scans = [read_tiff(path) for path in files]
+
+    def kinds(layers: list[LayerData]) -> list[tuple]:
+        return [
+            (kind, tuple(np.shape(data)) if not isinstance(data, list) else "pyramid",
+             str(getattr(data, "dtype", "")), kwargs["metadata"][METADATA_KEY].get("role"))
+            for data, kwargs, kind in layers
+        ]  # fmt: skip
+
+    first = kinds(scans[0])
+    if any(shape == "pyramid" for _, shape, _, _ in first):  # a list of levels
+        raise TiffReadError(files[0], "its pyramid (several resolutions) cannot be stacked")
+    for path, layers in zip(files[1:], scans[1:], strict=True):
+        if kinds(layers) != first:
+            raise TiffReadError(
+                path,
+                f"it holds other channels, image sizes or pixel types than "
+                f"{Path(files[0]).name} ({_describe(layers)} against {_describe(scans[0])}), "
+                "so they cannot be one stack; open the files one by one",
+            )
+    stems = [file_stem(path) for path in files]
+    stacked = []
+    for i, (_, kwargs, kind) in enumerate(scans[0]):
+        kwargs = dict(kwargs)
+        kwargs["name"] = kwargs["name"].replace(stems[0], f"{stems[0]}…{stems[-1]}", 1)
+        # The new axis counts files: one step each, no unit, starting at 0.
+        for key, value in (("scale", 1.0), ("units", "pixel"), ("translate", 0.0),
+                           ("axis_labels", "file")):  # fmt: skip
+            if key in kwargs:
+                kwargs[key] = (value, *kwargs[key])
+        info = dict(kwargs["metadata"][METADATA_KEY], stacked_files=files)
+        kwargs["metadata"] = {**kwargs["metadata"], METADATA_KEY: info}
+        data = da.stack([da.asarray(layers[i][0]) for layers in scans])
+        stacked.append((data, kwargs, kind))
+    return stacked
+
+
+def _describe(layers: list[LayerData]) -> str:
+    shapes = {" x ".join(map(str, np.shape(data))) for data, _, _ in layers}
+    return f"{len(layers)} channel(s) of {', '.join(sorted(shapes))}"
 
 
 class TiffScan:
