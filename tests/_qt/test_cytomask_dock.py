@@ -789,3 +789,28 @@ def test_a_long_step_says_how_long_it_has_left(qtbot, monkeypatch):
     clock[0] = 200.0
     controls.show_progress(Progress("predict", 30, 1000))
     assert controls.status.text() == "Predicting tiles: 30 of 1000"
+
+
+def test_remembered_thresholds_of_a_model_that_is_gone_are_not_given_to_another(
+    make_napari_viewer_proxy, settings, unet_checkpoint
+):
+    """The starter model ran with the thresholds remembered for a fine-tuned model deleted
+    since (0.5, 0.5, 30 px, not its own 0.95 and 570 px), and outlined blobs on DIC."""
+    viewer = make_napari_viewer_proxy()
+    mine = unet_checkpoint(tile_size=64)
+    settings.beginGroup(GROUP)
+    for key, value in (("unet/model", str(mine)), ("unet/interior_threshold", 0.3),
+                       ("unet/foreground_threshold", 0.4), ("unet/min_size", 30)):  # fmt: skip
+        settings.setValue(key, value)
+    settings.endGroup()
+    dock = CytomaskDock(viewer, settings=settings)
+    assert dock.unet.checkpoint.key() == str(mine)
+    shown = (dock.unet.interior_threshold.value(), dock.unet.foreground_threshold.value())
+    assert shown == pytest.approx((0.3, 0.4)) and dock.unet.min_size.value() == 30
+    dock.close()
+
+    mine.unlink()
+    dock = CytomaskDock(viewer, settings=QSettings(settings.fileName(), settings.format()))
+    assert dock.unet.checkpoint.key() == STARTER
+    shown = (dock.unet.interior_threshold.value(), dock.unet.foreground_threshold.value())
+    assert shown == pytest.approx((0.5, 0.95)) and dock.unet.min_size.value() == 570

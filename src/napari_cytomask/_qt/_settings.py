@@ -94,13 +94,27 @@ class StepSettings:
         self.store.sync()
 
     def restore(self) -> None:
-        """Show the stored values; names without a stored value keep theirs."""
+        """Show the stored values; names without a stored value keep theirs.
+
+        A step's ``MODEL_SETTINGS`` (after its ``model`` in ``settings_controls()``) were
+        chosen for the stored model: when that model is gone, the model shown now keeps
+        its own.
+        """
         self.store.beginGroup(GROUP)
         stored = {key: self.store.value(key) for key in self.store.allKeys()}
         self.store.endGroup()
+        model_kept: dict[str, bool] = {}
         for key, control in self.controls().items():
-            if stored.get(key) is not None:
-                set_value(control, stored[key])
+            value = stored.get(key)
+            step, name = key.split("/", 1)
+            if value is None or (
+                name in getattr(self.steps[step], "MODEL_SETTINGS", ())
+                and not model_kept.get(step, True)
+            ):
+                continue
+            set_value(control, value)
+            if name == "model":
+                model_kept[step] = value_of(control) == value
 
     def reset(self) -> None:
         """Show every default value and forget the stored ones."""

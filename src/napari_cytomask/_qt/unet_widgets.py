@@ -210,6 +210,8 @@ class UNetSegmentWidget(StepWidget, QWidget):
 
     #: Emitted with the cells Labels layer when a run has finished.
     segmented = Signal(object)
+    #: Remembered settings chosen for the remembered model (see ``StepSettings.restore``).
+    MODEL_SETTINGS = ("interior_threshold", "foreground_threshold", "min_size")
 
     def __init__(self, napari_viewer: napari.viewer.Viewer):
         super().__init__()
