@@ -656,15 +656,24 @@ def _labelled_samples(args):
     return samples, sources
 
 
-def _recorded_split(checkpoint: str, samples) -> dict[str, list[str]]:
-    """The split of ``checkpoint`` (a model as ``--from`` takes it) for ``samples``."""
+def _recorded_split(checkpoint: str, samples) -> dict[str, list[str]] | None:
+    """The split of ``checkpoint`` (a model as ``--from`` takes it) for ``samples``; None
+    for a lone image, which the new run cuts as the recorded run did."""
     from .models.catalog import resolve_unet
     from .models.checkpoint import read_description
     from .models.training import match_split
 
-    recorded = (read_description(resolve_unet(checkpoint)).get("training") or {}).get("split")
+    training = read_description(resolve_unet(checkpoint)).get("training") or {}
+    recorded = training.get("split")
     if not recorded:
         raise UserError(f"{checkpoint} records no split of training images.")
+    if training.get("held_back"):
+        if len(samples) != 1:
+            raise UserError(
+                f"--split-from {checkpoint}: it trained on one image with its last quarter held "
+                "back to validate on; give that image alone, and it is cut the same way."
+            )
+        return None  # the new run cuts the lone image as the recorded one did
     try:
         return match_split(recorded, [s.name for s in samples])
     except ValueError as err:

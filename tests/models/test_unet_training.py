@@ -31,6 +31,7 @@ from napari_cytomask.models.training import (
     train,
 )
 from napari_cytomask.models.unet import UNetConfig
+from napari_cytomask.progress import drain
 from napari_cytomask.synthetic import make_tilescan
 
 
@@ -304,6 +305,9 @@ def test_a_lone_image_holds_back_its_last_quarter_to_validate_and_tune_on(tmp_pa
     np.testing.assert_array_equal(np.concatenate([p.labels for p in parts], 1), sample.labels)
     np.testing.assert_array_equal(parts[1].channels, sample.channels[:, :, 120:])
     assert training.hold_back_part(replace(sample, labels=sample.labels[:, :96])) is None  # 24 px
+    # Labelled in one area only: a part without cells would score 0 at every epoch.
+    left_only = replace(sample, labels=np.where(np.arange(160) < 100, sample.labels, 0))
+    assert left_only.labels[:, :100].any() and training.hold_back_part(left_only) is None
 
     settings = _small_settings(fractions=(0.8, 0.1, 0.1), epochs=2)
     first = train([sample], tmp_path / "a.safetensors", UNetConfig(**tiny_unet), settings)
@@ -319,11 +323,23 @@ def test_a_lone_image_holds_back_its_last_quarter_to_validate_and_tune_on(tmp_pa
     torch.save({**state, "epoch": 1, "history": state["history"][:1]}, state_path(first.checkpoint))
     again = train([sample], None, None, settings, resume=first.checkpoint)
     assert again.description["training"]["split"] == record["split"]
+    # --split-from it: the new run cuts the lone image the same way itself.
+    from napari_cytomask.cli import UserError, _recorded_split
+
+    assert _recorded_split(str(first.checkpoint), [sample]) is None
+    with pytest.raises(UserError, match="give that image alone"):
+        _recorded_split(str(first.checkpoint), [sample, replace(sample, name="other")])
+    # Tuned again later (cytomask tune on the same image): on the held-back part only.
+    tuned = drain(training.iter_tune_checkpoint(first.checkpoint, [sample], device="cpu"))
+    assert tuned["tuned_on"] == ["img (columns 120-159)"]
     # Training on all of it, by choice (--split 1,0,0), holds nothing back.
     whole = train([sample], tmp_path / "b.safetensors", UNetConfig(**tiny_unet),
                   _small_settings())  # fmt: skip
     assert whole.description["training"]["split"]["train"] == ["img"]
     assert whole.description["training"]["held_back"] is False
+    # Such a run, resumed with a validation share, goes on with its own split.
+    resumed = train([sample], None, None, replace(settings, epochs=2), resume=whole.checkpoint)
+    assert resumed.description["training"]["split"]["train"] == ["img"]
 
 
 def test_resume_continues_the_epoch_count(tmp_path, tiny_unet):

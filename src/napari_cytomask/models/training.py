@@ -443,7 +443,7 @@ _HELD_BACK_MIN = 32
 
 def hold_back_part(sample: TrainingSample) -> list[TrainingSample] | None:
     """A lone image cut into a part to train on and a part to validate on, or None
-    when it is too small to spare one.
+    when it is too small to spare one or a part would hold no labelled cell.
 
     With one image, a split by image leaves nothing to validate on: the checkpoint
     would be chosen by training loss and the post-processing thresholds never
@@ -462,7 +462,9 @@ def hold_back_part(sample: TrainingSample) -> list[TrainingSample] | None:
         name = f"{sample.name} ({what} {start}-{stop - 1})"
         return TrainingSample(name, sample.channels[(slice(None), *index)], sample.labels[index])
 
-    return [part(0, cut), part(cut, n)]
+    parts = [part(0, cut), part(cut, n)]
+    # An image labelled in one area only: a part without cells would score 0 every epoch.
+    return parts if all(p.labels.any() for p in parts) else None
 
 
 # ----------------------------------------------------------------------------- crops
@@ -964,7 +966,11 @@ def iter_tune_checkpoint(
     samples = list(samples)
     for sample in samples:
         check_input_channels(predictor.description, sample.channels.shape[0], path)
-    split = (predictor.description.get("training") or {}).get("split") or {}
+    record = predictor.description.get("training") or {}
+    if record.get("held_back") and len(samples) == 1:
+        # Trained on this image's first part: its held-back part tunes it.
+        samples = hold_back_part(samples[0]) or samples
+    split = record.get("split") or {}
     validation = {_image_key(n) for n in split.get("validation") or []}
     # Matched as match_split does: a relative pattern, or a copy of the data elsewhere,
     # names the same images otherwise than training recorded them.
@@ -1159,7 +1165,7 @@ def iter_train(
     samples = list(samples)
     if not samples:
         raise ValueError("no training images were given; pick images with instance labels.")
-    given = [s.name for s in samples]
+    original, given = samples, [s.name for s in samples]
     held_back = None  # the split of a lone image cut in two (a resumed run keeps its own)
     if split is None and len(samples) == 1 and settings.fractions[1] > 0:
         parts = hold_back_part(samples[0])
@@ -1213,6 +1219,10 @@ def iter_train(
         recorded = (previous.get("training") or {}).get("split")
         if split is None and recorded:
             split = _resumed_split(recorded, names)
+            if split is None and held_back is not None:
+                # A lone image trained on whole, before such images were cut in two.
+                samples, names, held_back = original, given, None
+                split = _resumed_split(recorded, names)
             if split is None:
                 raise ValueError(
                     f"{Path(resume).name} trained and validated on other images than these; "
