@@ -193,6 +193,8 @@ def test_a_local_checkpoint_gets_the_configuration_it_belongs_to(
     widget.use_checkpoint("/copied/sam2_hiera_large.pt")
     assert widget.model_source() == ("/copied/sam2_hiera_large.pt", "facebook/sam2-hiera-large")
     assert "configuration of facebook/sam2-hiera-large" in widget.status.text()
+    widget._model_chosen()  # Local picked again: the checkpoint keeps its configuration
+    assert widget.model_source() == ("/copied/sam2_hiera_large.pt", "facebook/sam2-hiera-large")
     widget.use_checkpoint("/mine/finetuned.pt")  # a file of its own: the choice stays
     assert widget.config.currentText() == "facebook/sam2-hiera-large"
     assert "choose its configuration" in widget.status.text()

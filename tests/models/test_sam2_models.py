@@ -76,7 +76,9 @@ def test_checkpoint_of_another_model_says_which_model_it_is(tiny_checkpoint):
 def test_unreadable_or_foreign_files_are_refused(tiny, tmp_path):
     text = tmp_path / "notes.pt"
     text.write_text("not a checkpoint")
-    with pytest.raises(CheckpointError, match="not a readable PyTorch checkpoint"):
+    with pytest.raises(
+        CheckpointError, match="is not a SAM2 checkpoint: it could not be read as a PyTorch file"
+    ):
         load_sam2_weights(tiny, text)
     foreign = tmp_path / "unet.pt"
     torch.save({"state_dict": {"w": torch.zeros(1)}}, foreign)

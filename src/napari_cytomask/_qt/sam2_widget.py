@@ -464,12 +464,11 @@ class Sam2Widget(StepWidget, QWidget):
             self._top.labelForField(field).setVisible(local)
 
     def _model_chosen(self, _index=None) -> None:
-        if self.model.currentText() != LOCAL:
-            return
+        if self.model.currentText() != LOCAL or self.checkpoint.text():
+            return  # a checkpoint chosen before keeps its configuration
         # The file of the model asked for before, copied from another computer.
         self.config.setCurrentText(self._last_id)
-        if not self.checkpoint.text():
-            self._browse()
+        self._browse()
 
     def _browse(self) -> None:
         path, _ = QFileDialog.getOpenFileName(

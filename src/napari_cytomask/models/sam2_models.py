@@ -102,9 +102,9 @@ def download_checkpoint(model_id: str) -> Path:
                 f"The SAM2 model {model_id} is not downloaded yet and the Hugging Face Hub "
                 f"({constants.ENDPOINT}) cannot be reached to download it. On a computer with "
                 f"internet access, download {constants.ENDPOINT}/{model_id}/resolve/main/"
-                f"{filename} and copy it here; then choose '{LOCAL_CHOICE}' as SAM2's Model "
-                f"and open the file (on the command line: --sam2-model {filename} "
-                f"--sam2-config {model_id})."
+                f"{filename} and copy it to this computer (any folder); then choose "
+                f"'{LOCAL_CHOICE}' as SAM2's Model and open the file (on the command line: "
+                f"--sam2-model {filename} --sam2-config {model_id})."
             ) from None
         path = Path(hf_hub_download(repo_id=model_id, filename=filename))
     _check_sha256(path, model_id)
@@ -251,10 +251,10 @@ def load_sam2_weights(model, checkpoint: str | Path, config: str = "") -> None:
     try:
         content = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unreadable file gets the same advice
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        # Not torch's own text: it advises turning off the check that refuses unsafe files.
         raise CheckpointError(
-            f"{path.name} is not a readable PyTorch checkpoint ({reason[:200]}); pick a SAM2 "
-            ".pt file."
+            f"{path.name} is not a SAM2 checkpoint: it could not be read as a PyTorch file "
+            "of weights; pick a SAM2 .pt file."
         ) from err
     state = content.get("model") if isinstance(content, dict) else None
     if not isinstance(state, dict):
