@@ -1,5 +1,6 @@
 import csv
 import json
+import warnings
 
 import imageio.v3 as iio
 import numpy as np
@@ -224,7 +225,12 @@ def test_a_disk_that_fills_part_way_leaves_no_partial_export(tmp_path, monkeypat
     (tmp_path / "cells.tif").write_bytes(b"an older export")
     with pytest.raises(WriteError) as caught:
         export_labels([cells], tmp_path, coco_json=True, overwrite=True)
-    assert str(caught.value).endswith("The export had already replaced cells.tif.")
+    assert str(caught.value) == (
+        f"Could not finish the export into {tmp_path}: the disk is full. It had already "
+        "replaced cells.tif, which now hold the new export; the other files it wrote were "
+        "removed, and the earlier provenance does not describe the replaced ones. Export "
+        "again once it can be written in full."
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cells.tif"]
     monkeypatch.setattr(export_module, "_write_json", real_write)
     assert len(export_labels([cells], tmp_path, coco_json=True, overwrite=True)) == 5
@@ -240,6 +246,14 @@ def test_replacing_an_export_in_fewer_formats_names_the_files_left_from_before(t
         "as they are; the new provenance does not list them."
     )
     assert (tmp_path / "cells.png").exists() and tmp_path / "cells.png" not in written
+    # A file of a planned name that no export wrote (the mask the layer came from) is not
+    # called a leftover.
+    mask = LabelsExport(name="mask", labels=np.eye(8, dtype=np.uint8))
+    tifffile.imwrite(tmp_path / "mask.tif", np.eye(8, dtype=np.uint8))
+    export_labels([mask], tmp_path, formats=["png"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        export_labels([mask], tmp_path, formats=["png"], overwrite=True)
 
 
 def test_sparse_huge_ids_are_measured_and_a_failed_measurement_writes_nothing(

@@ -146,6 +146,12 @@ def test_a_full_disk_is_said_also_when_a_writer_reports_it_in_its_own_words(tmp_
         "was written and existing files are unchanged; free some space or save to another"
     )
     assert caught.value.errno == errno.ENOSPC and _files(tmp_path) == []
+
+    def refuse(path):
+        raise ValueError("the labels hold negative ids")
+
+    with pytest.raises(ValueError, match="negative ids"):  # the content's fault, not the disk's
+        atomic.write_atomically(tmp_path / "cells.tif", refuse)
     # With room to spare the writer's own error is not mistaken for a full disk.
     monkeypatch.setattr(atomic.shutil, "disk_usage", lambda path: usage(1 << 40, 0, 1 << 40))
     with pytest.raises(RuntimeError, match="iostream error"):

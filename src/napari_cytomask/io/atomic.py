@@ -124,7 +124,10 @@ def write_atomically(
     except Exception as err:
         # Writers that are not Python's own file objects report a full disk in errors of
         # their own: safetensors quotes the system's error, torch.save says "iostream error".
-        if os.strerror(errno.ENOSPC) not in str(err) and not _full(directory):
+        # Errors about the content itself are never the disk's.
+        if isinstance(err, (ValueError, TypeError)) or (
+            os.strerror(errno.ENOSPC) not in str(err) and not _full(directory)
+        ):
             raise
         full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         raise WriteError(errno.ENOSPC, _explain(full, path)) from err
@@ -313,7 +316,7 @@ def make_folder(folder: str | os.PathLike) -> Path:
     except OSError as err:
         raise WriteError(
             err.errno,
-            f"Could not make the folder {folder}: {_reason(err)}. Nothing was written; "
+            f"Could not make the folder {folder}: {reason(err)}. Nothing was written; "
             "choose another folder.",
         ) from err
     return folder
@@ -356,7 +359,7 @@ def _folder_lock(path: Path, holder: str):
     except OSError as err:
         raise WriteError(
             err.errno,
-            f"Could not write into {path.parent}: {_reason(err)}. Nothing was written; "
+            f"Could not write into {path.parent}: {reason(err)}. Nothing was written; "
             "choose another folder.",
         ) from err
     with fh:
@@ -366,8 +369,11 @@ def _folder_lock(path: Path, holder: str):
             if not path.exists() or not os.path.samestat(os.fstat(fh.fileno()), os.stat(path)):
                 raise BlockingIOError
         except OSError:
-            fh.seek(0)
-            other = fh.read().strip() or "another process"
+            try:
+                fh.seek(0)
+                other = fh.read().strip() or "another process"
+            except OSError:  # Windows: the holder's lock keeps others from reading
+                other = "another process"
             raise FolderBusy(
                 errno.EBUSY,
                 f"{other} is writing into {path.parent}; wait for it to finish or choose "
@@ -398,7 +404,8 @@ def _lock(fh) -> None:
     fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
-def _reason(err: OSError) -> str:
+def reason(err: OSError) -> str:
+    """Why an operating-system call failed, in words ("the disk is full")."""
     return {
         errno.ENOSPC: "the disk is full",
         errno.EDQUOT: "the disk quota is used up",
@@ -414,13 +421,13 @@ def _reason(err: OSError) -> str:
 
 
 def _explain(err: OSError, path: Path) -> str:
-    reason = _reason(err)
+    why = reason(err)
     advice = {
         errno.ENOSPC: "free some space or save to another folder",
         errno.EDQUOT: "free some space or save to another folder",
         errno.ENAMETOOLONG: "choose a shorter name",
     }.get(err.errno, "save to another folder")
     return (
-        f"Could not save {path}: {reason}. Nothing was written and existing files are "
+        f"Could not save {path}: {why}. Nothing was written and existing files are "
         f"unchanged; {advice}."
     )

@@ -24,7 +24,7 @@ from skimage.measure import regionprops
 
 from ..labels import as_labels, compact_ids
 from ..rle import coco_rle
-from .atomic import WriteError, file_in_the_way, locked_folders, write_atomically
+from .atomic import WriteError, file_in_the_way, locked_folders, reason, write_atomically
 from .writers import FILE_FORMATS, FORMATS, label_writer
 
 _VERSIONED = (
@@ -427,6 +427,7 @@ def _export_into(exports, folder, formats, objects_csv, coco_json, score_column,
         _measured(export, objects_csv, coco_json, score_column, overwrite) for export in exports
     ]
     replacing = {path for _, paths in plans for path in paths if path.exists()}
+    earlier = {paths[-1]: _outputs_of(paths[-1]) for _, paths in plans if paths[-1] in replacing}
     written: list[Path] = []
     try:
         for (export, paths), writers, made in zip(plans, images, tables, strict=True):
@@ -445,22 +446,35 @@ def _export_into(exports, folder, formats, objects_csv, coco_json, score_column,
         replaced = [path.name for path in written if path in replacing]
         if replaced and isinstance(err, OSError):
             raise WriteError(
-                err.errno, f"{err} The export had already replaced {', '.join(replaced)}."
+                err.errno,
+                f"Could not finish the export into {folder}: {reason(err)}. It had already "
+                f"replaced {', '.join(replaced)}, which now hold the new export; the other "
+                "files it wrote were removed, and the earlier provenance does not describe "
+                "the replaced ones. Export again once it can be written in full.",
             ) from err
         raise
     if overwrite:
-        _note_left_from_before(plans, folder)
+        _note_left_from_before(plans, earlier, folder)
     return written
 
 
-def _note_left_from_before(plans, folder: Path) -> None:
-    """Warn of files an earlier export of the same layers wrote that this one did not
-    replace (it wrote fewer formats or tables): its provenance does not list them."""
+def _outputs_of(provenance_file: Path) -> list[str]:
+    """The files an earlier export's provenance lists (none when it cannot be read)."""
+    try:
+        outputs = json.loads(provenance_file.read_text(encoding="utf-8")).get("outputs")
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [name for name in outputs if isinstance(name, str)] if isinstance(outputs, list) else []
+
+
+def _note_left_from_before(plans, earlier: dict[Path, list[str]], folder: Path) -> None:
+    """Warn of files an earlier export of the same layers wrote (as its provenance,
+    ``earlier``, lists them) that this one did not replace: it wrote fewer formats."""
     left = [
-        path
-        for export, paths in plans
-        for path in _planned(export, folder, list(FILE_FORMATS), True, True)
-        if path not in paths and path.exists()
+        folder / name
+        for _, paths in plans
+        for name in earlier.get(paths[-1], [])
+        if folder / name not in paths and (folder / name).exists()
     ]
     if left:
         names = ", ".join(path.name for path in left)
