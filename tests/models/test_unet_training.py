@@ -579,6 +579,8 @@ def test_a_new_default_checkpoint_never_takes_an_existing_name(tmp_path, monkeyp
     frames = ["BF[0]", "BF[1]", "/data/set2/raw.ome.tif", "/data/set3/raw.ome.tif", "a/b: c"]
     named = training.default_output(config, data=frames)
     assert named.name == "BF+2-resnet34-20261130-120000.safetensors"
+    named = training.default_output(config, data=["sample 1.5x", ".hidden.tif"])
+    assert named.name == "sample 1.5x+1-resnet34-20261130-120000.safetensors"
 
 
 def test_pixels_that_are_not_numbers_do_not_stop_training(tmp_path, tiny_unet):

@@ -46,7 +46,6 @@ from scipy import ndimage as ndi
 from ..io.atomic import WriteError, file_in_the_way, write_atomically
 from ..io.export import safe_file_name
 from ..io.files import IMAGE_SUFFIXES, match_files, read_image
-from ..io.tiff import file_stem
 from ..labels import as_labels, check_same_shape
 from ..metrics import Evaluation, evaluate
 from ..postprocess import instances_to_interior_boundary
@@ -997,9 +996,11 @@ def default_output(
     and the time (with a number after it when a file of that name, or its training
     state, exists): ``img2d-fine-tuned-20261201-084054``."""
     folder = cache_dir() if folder is None else Path(folder)
-    stems = list(dict.fromkeys(file_stem(re.sub(r"\[\d+\]$", "", name)) for name in data))
+    # A file's or a layer's name, without a frame index or an image suffix ("a.b" stays).
+    names = (_IMAGE_SUFFIX.sub("", Path(re.sub(r"\[\d+\]$", "", n)).name) for n in data)
+    stems = list(dict.fromkeys(safe_file_name(name.lstrip("."))[:40] for name in names))
     if stems:
-        what = safe_file_name(stems[0])[:40] + (f"+{len(stems) - 1}" if len(stems) > 1 else "")
+        what = stems[0] + (f"+{len(stems) - 1}" if len(stems) > 1 else "")
         what += "-fine-tuned" if fine_tuned else f"-{config.encoder}"
     else:
         what = f"{config.architecture}-{config.encoder}-{config.targets}"
