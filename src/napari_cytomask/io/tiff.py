@@ -388,16 +388,18 @@ def read_tiff_stack(paths: Sequence[str | os.PathLike]) -> list[LayerData]:
                 "so they cannot be one stack; open the files one by one",
             )
     stems = [file_stem(path) for path in files]
+    # Its own source: not the first file's, which may be open on its own too.
+    source = f"{files[0]} to {Path(files[-1]).name} ({len(files)} files stacked)"
     stacked = []
     for i, (_, kwargs, kind) in enumerate(scans[0]):
         kwargs = dict(kwargs)
-        kwargs["name"] = kwargs["name"].replace(stems[0], f"{stems[0]}…{stems[-1]}", 1)
+        kwargs["name"] = kwargs["name"].replace(stems[0], f"{stems[0]} to {stems[-1]}", 1)
         # The new axis counts files: one step each, no unit, starting at 0.
         for key, value in (("scale", 1.0), ("units", "pixel"), ("translate", 0.0),
                            ("axis_labels", "file")):  # fmt: skip
             if key in kwargs:
                 kwargs[key] = (value, *kwargs[key])
-        info = dict(kwargs["metadata"][METADATA_KEY], stacked_files=files)
+        info = dict(kwargs["metadata"][METADATA_KEY], source=source, stacked_files=files)
         kwargs["metadata"] = {**kwargs["metadata"], METADATA_KEY: info}
         data = da.stack([da.asarray(layers[i][0]) for layers in scans])
         stacked.append((data, kwargs, kind))
