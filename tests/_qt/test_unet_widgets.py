@@ -121,6 +121,24 @@ def test_training_on_one_image_says_what_it_held_back(make_napari_viewer_proxy, 
     assert "Best validation mean-average F1" in text
     assert "With one image, its rows 96-127 were held back from training to validate on." in text
     assert "Thresholds chosen on the validation images" in text
+    assert trainer.summary in text and trainer.summary.startswith("Best validation")
+    # The Segment tab, shown when training ends, says it too.
+    segmenter = UNetSegmentWidget(viewer)
+    segmenter.trainer.summary = trainer.summary
+    segmenter._use_trained(trainer.result.checkpoint)
+    assert segmenter.status.text().endswith(f"press Segment cytoplasm. {trainer.summary}")
+
+
+def test_cells_mostly_near_the_minimum_size_say_smaller_ones_were_dropped():
+    """A minimum size tuned on larger nuclei (165 px) kept 16 of 65 smaller ones, without
+    a word: the status says so when most cells found are near that size."""
+    from napari_cytomask._qt.unet_widgets import _size_note
+
+    labels = np.zeros((64, 64), np.uint16)
+    labels[:12, :15], labels[20:32, :15], labels[40:52, :15] = 1, 2, 3  # 180 px each
+    assert "smaller cells were probably left out" in _size_note(labels, 165)
+    assert "(165 px)" in _size_note(labels, 165)
+    assert _size_note(labels, 50) == "" and _size_note(labels, 0) == ""
 
 
 def test_cancel_and_errors(make_napari_viewer_proxy, qtbot, monkeypatch, tmp_path):

@@ -372,7 +372,8 @@ class UNetSegmentWidget(StepWidget, QWidget):
         self.checkpoint.refresh()
         self.checkpoint.set_model(checkpoint)
         self.tabs.setCurrentIndex(0)
-        self.status.setText(f"Model {checkpoint.stem} is ready: press Segment cytoplasm.")
+        ready = f"Model {checkpoint.stem} is ready: press Segment cytoplasm."
+        self.status.setText(" ".join(filter(None, (ready, self.trainer.summary))))
 
     def _channels(self, layer, n: int) -> list:
         """The ``n`` full-resolution input arrays: the layer, then other image channels of
@@ -479,7 +480,8 @@ class UNetSegmentWidget(StepWidget, QWidget):
         cells = self._show(cells)
         n = int(cells.data.max(initial=0))
         if n:
-            self.status.setText(f"{n} cells in '{cells.name}'.")
+            note = _size_note(cells.data, self.min_size.value())
+            self.status.setText(f"{n} cells in '{cells.name}'.{note}")
         else:
             source = layer_info(cells)["made_from"]["layer"]
             min_size = self.min_size.value()
@@ -524,6 +526,7 @@ class UNetTrainWidget(StepWidget, QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self.result = None
+        self.summary = ""  # what the last run chose: its score, held-back part, thresholds
         self.losses: list[tuple[int, float]] = []
         self.scores: list[tuple[int, float]] = []
         self._checkpoint: Path | None = None
@@ -966,8 +969,24 @@ class UNetTrainWidget(StepWidget, QWidget):
                 f"{tuned['interior_threshold']:g}, foreground {tuned['foreground_threshold']:g}, "
                 f"minimum cell size {tuned['min_size']} px."
             )
+        self.summary = text
         self.status.setText(f"Saved {result.checkpoint}. {text}")
         self.trained.emit(Path(result.checkpoint))
+
+
+def _size_note(labels, min_size: int) -> str:
+    """A note when the cells found are mostly near the minimum cell size: the smaller
+    ones were then probably dropped (a size tuned on other images, such as larger nuclei)."""
+    if not min_size:
+        return ""
+    areas = np.bincount(np.asarray(labels).ravel())[1:]
+    areas = areas[areas > 0]
+    if not areas.size or np.median(areas) >= 2 * min_size:
+        return ""
+    return (
+        f" Half of them are under twice the minimum cell size ({min_size} px), so smaller "
+        "cells were probably left out: lower it if cells are missing."
+    )
 
 
 def _nothing_to_find(layer, min_size: int) -> str | None:
