@@ -105,7 +105,7 @@ def test_label_ids_that_napari_opens_as_an_image_are_shown_as_a_mask(
 
 def test_the_save_dialog_names_what_the_plugins_writer_keeps(make_napari_viewer_proxy, tmp_path):
     """napari's Save dialog lists its own label writer first; the plugin's entry says
-    what it keeps, and choosing it saves the pixel size and refuses to overwrite."""
+    what it keeps, and choosing it saves the pixel size."""
     import numpy as np
     import tifffile
     from napari.plugins import _npe2
@@ -123,5 +123,32 @@ def test_the_save_dialog_names_what_the_plugins_writer_keeps(make_napari_viewer_
         assert tif.imagej_metadata["unit"] == "micron"
         numerator, denominator = tif.pages[0].tags["XResolution"].value
         assert numerator / denominator == pytest.approx(2.0)  # pixels per µm
-    with pytest.raises(FileExistsError, match="already exists"):
-        viewer.layers.save(path, selected=True, _writer=writers[ours])
+    # The dialog has asked before replacing a file: the writer replaces it.
+    layer.data = layer.data[::-1].copy()
+    assert viewer.layers.save(path, selected=True, _writer=writers[ours]) == [path]
+    np.testing.assert_array_equal(tifffile.imread(path), layer.data)
+
+
+def test_a_scan_without_a_transmitted_light_channel_is_said_once(
+    make_napari_viewer_proxy, qtbot, shared_data, monkeypatch
+):
+    """Three fluorescence channels and none the input: step 2 stayed on the scan before
+    without a word, and Segment would have segmented that one."""
+    from napari_cytomask._qt import channel_roles
+
+    told = []
+    monkeypatch.setattr(channel_roles, "show_info", told.append)
+    viewer = make_napari_viewer_proxy()
+    widget = ChannelRolesWidget(viewer)
+    viewer.open_sample("napari-cytomask", "tilescan")  # it has a brightfield input
+    scan = shared_data / "tiff-formats" / "imagej-composites" / "IXMtest_A02_s9.tif"
+    viewer.open(scan, plugin="napari-cytomask")
+    qtbot.waitUntil(lambda: widget.table.rowCount() == 6)
+    assert told == [
+        "No channel of IXMtest_A02_s9 looks like transmitted light, so the segmentation "
+        "steps stay on the image they had; if one is the channel to segment, make it the "
+        "input in step 1 (Channels)."
+    ]
+    viewer.layers.move(0, 2)  # later refreshes say it no more
+    qtbot.wait(50)
+    assert len(told) == 1

@@ -56,6 +56,7 @@ class ChannelRolesWidget(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(hint)
         layout.addWidget(self.table)
+        self._told: set[str] = set()  # scans said to have no input channel
         # One rebuild for a burst of layer events: a scan of 160 channels rebuilt the
         # table 160 times (208 s to open 40 files of 4 channels, against 41 s without it).
         self._refresh_timer = QTimer(self)
@@ -75,6 +76,7 @@ class ChannelRolesWidget(QWidget):
     def refresh(self) -> None:
         """Rebuild the table from the viewer's channel layers."""
         layers = channel_layers(self.viewer.layers)
+        self._say_when_no_input(layers)
         self.table.setRowCount(len(layers))
         for row, layer in enumerate(layers):
             name = _ElidedLabel(layer.name)
@@ -101,6 +103,22 @@ class ChannelRolesWidget(QWidget):
             picker.ensurePolished()
             widths.append(picker.sizeHint().width())
         self.table.setColumnWidth(2, max(widths) + 8)
+
+    def _say_when_no_input(self, layers) -> None:
+        """Once per scan: a newly opened scan whose channels hold images but none the reader
+        took for transmitted light leaves the segmentation steps on the scan before."""
+        by_source: dict[str, list[str]] = {}
+        for layer in layers:
+            by_source.setdefault(source_of(layer) or layer.name, []).append(role_of(layer))
+        for source, roles in by_source.items():
+            if source in self._told or "input" in roles or "image" not in roles:
+                continue
+            self._told.add(source)
+            show_info(
+                f"No channel of {file_stem(source)} looks like transmitted light, so the "
+                "segmentation steps stay on the image they had; if one is the channel to "
+                "segment, make it the input in step 1 (Channels)."
+            )
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
