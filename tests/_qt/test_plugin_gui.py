@@ -129,8 +129,16 @@ def test_the_save_dialog_names_what_the_plugins_writer_keeps(make_napari_viewer_
     np.testing.assert_array_equal(tifffile.imread(path), layer.data)
 
 
+def _png_of_light(path):
+    import imageio.v3 as iio
+    import numpy as np
+
+    iio.imwrite(path, np.random.default_rng(0).integers(0, 255, (32, 32), dtype=np.uint8))
+    return path
+
+
 def test_a_scan_without_a_transmitted_light_channel_is_said_once(
-    make_napari_viewer_proxy, qtbot, shared_data, monkeypatch
+    make_napari_viewer_proxy, qtbot, shared_data, monkeypatch, tmp_path
 ):
     """Three fluorescence channels and none the input: step 2 stayed on the scan before
     without a word, and Segment would have segmented that one."""
@@ -145,10 +153,16 @@ def test_a_scan_without_a_transmitted_light_channel_is_said_once(
     viewer.open(scan, plugin="napari-cytomask")
     qtbot.waitUntil(lambda: widget.table.rowCount() == 6)
     assert told == [
-        "No channel of IXMtest_A02_s9 looks like transmitted light, so the segmentation "
-        "steps stay on the image they had; if one is the channel to segment, make it the "
-        "input in step 1 (Channels)."
+        "No channel of IXMtest_A02_s9 looks like transmitted light, so it has no input to "
+        "segment yet: if one of its channels is the one to segment, make it the input in "
+        "step 1 (Channels)."
     ]
     viewer.layers.move(0, 2)  # later refreshes say it no more
-    qtbot.wait(50)
+    # Nor for an image napari's own reader opened (it has no channels to choose from).
+    viewer.open(_png_of_light(tmp_path / "phase_bf.png"), plugin="napari")
+    qtbot.wait(100)
+    assert "phase_bf" in viewer.layers and len(told) == 1
+    # Scans open before the widget was made are not announced by it.
+    ChannelRolesWidget(viewer)
+    qtbot.wait(100)
     assert len(told) == 1

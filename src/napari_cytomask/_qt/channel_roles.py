@@ -7,7 +7,7 @@ from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import Qt, QTimer, Signal
 from qtpy.QtWidgets import QComboBox, QHeaderView, QLabel, QTableWidget, QVBoxLayout, QWidget
 
-from ..io.layers import ROLES
+from ..io.layers import ROLES, layer_info
 from ..io.tiff import file_stem
 from ..roles import channel_layers, holds_ids, role_of, set_role, source_of
 
@@ -56,7 +56,8 @@ class ChannelRolesWidget(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(hint)
         layout.addWidget(self.table)
-        self._told: set[str] = set()  # scans said to have no input channel
+        # Scans open before this widget: told about by the reader's guesses already.
+        self._seen = {source_of(layer) for layer in channel_layers(self.viewer.layers)}
         # One rebuild for a burst of layer events: a scan of 160 channels rebuilt the
         # table 160 times (208 s to open 40 files of 4 channels, against 41 s without it).
         self._refresh_timer = QTimer(self)
@@ -105,20 +106,22 @@ class ChannelRolesWidget(QWidget):
         self.table.setColumnWidth(2, max(widths) + 8)
 
     def _say_when_no_input(self, layers) -> None:
-        """Once per scan: a newly opened scan whose channels hold images but none the reader
-        took for transmitted light leaves the segmentation steps on the scan before."""
+        """Once per scan the plugin's reader opens after this widget: one whose channels
+        hold images but none it took for transmitted light has no input to segment."""
         by_source: dict[str, list[str]] = {}
         for layer in layers:
-            by_source.setdefault(source_of(layer) or layer.name, []).append(role_of(layer))
+            if layer_info(layer).get("channel_index") is not None:  # the plugin's reader's
+                by_source.setdefault(source_of(layer), []).append(role_of(layer))
         for source, roles in by_source.items():
-            if source in self._told or "input" in roles or "image" not in roles:
+            if source in self._seen:
                 continue
-            self._told.add(source)
-            show_info(
-                f"No channel of {file_stem(source)} looks like transmitted light, so the "
-                "segmentation steps stay on the image they had; if one is the channel to "
-                "segment, make it the input in step 1 (Channels)."
-            )
+            self._seen.add(source)
+            if "input" not in roles and "image" in roles:
+                show_info(
+                    f"No channel of {file_stem(source)} looks like transmitted light, so it "
+                    "has no input to segment yet: if one of its channels is the one to "
+                    "segment, make it the input in step 1 (Channels)."
+                )
 
     def showEvent(self, event) -> None:
         super().showEvent(event)

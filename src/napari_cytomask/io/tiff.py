@@ -33,6 +33,7 @@ import dask.array as da
 import numpy as np
 import tifffile
 import zarr
+from dask import delayed
 from dask.base import tokenize
 
 from .layers import (
@@ -360,6 +361,10 @@ def read_tiff_stack(paths: Sequence[str | os.PathLike]) -> list[LayerData]:
     """Several TIFFs as one stack (napari's *Open Files as Stack*): each channel's layer
     gets a first axis with one plane per file, read lazily.
 
+    The first file gives the layers' names, roles and calibration. Every file is
+    checked, then closed: a plane is read from its file when it is shown, so a stack
+    of thousands of files holds no file open.
+
     Raises
     ------
     TiffReadError
@@ -367,31 +372,27 @@ def read_tiff_stack(paths: Sequence[str | os.PathLike]) -> list[LayerData]:
         the first (the message names both).
     """
     files = [os.fspath(path) for path in paths]
-    scans = [read_tiff(path) for path in files]
-
-    def kinds(layers: list[LayerData]) -> list[tuple]:
-        return [
-            (kind, tuple(np.shape(data)) if not isinstance(data, list) else "pyramid",
-             str(getattr(data, "dtype", "")), kwargs["metadata"][METADATA_KEY].get("role"))
-            for data, kwargs, kind in layers
-        ]  # fmt: skip
-
-    first = kinds(scans[0])
-    if any(shape == "pyramid" for _, shape, _, _ in first):  # a list of levels
+    shapes = [_channel_shapes(path) for path in files]
+    if any(shape is None for shape, _ in shapes[0]):
         raise TiffReadError(files[0], "its pyramid (several resolutions) cannot be stacked")
-    for path, layers in zip(files[1:], scans[1:], strict=True):
-        if kinds(layers) != first:
+    for path, channels in zip(files[1:], shapes[1:], strict=True):
+        if channels != shapes[0]:
             raise TiffReadError(
                 path,
                 f"it holds other channels, image sizes or pixel types than "
-                f"{Path(files[0]).name} ({_describe(layers)} against {_describe(scans[0])}), "
-                "so they cannot be one stack; open the files one by one",
+                f"{Path(files[0]).name} ({_describe(channels)} against "
+                f"{_describe(shapes[0])}), so they cannot be one stack; open the files one "
+                "by one",
             )
     stems = [file_stem(path) for path in files]
-    # Its own source: not the first file's, which may be open on its own too.
-    source = f"{files[0]} to {Path(files[-1]).name} ({len(files)} files stacked)"
+    # A source of its own (the first file may be open on its own too), named so that
+    # the file column of step 1 reads "P1_T0 to P1_T9 (10 files)".
+    source = os.path.join(
+        os.path.dirname(files[0]), f"{stems[0]} to {stems[-1]} ({len(files)} files)"
+    )
     stacked = []
-    for i, (_, kwargs, kind) in enumerate(scans[0]):
+    first = read_tiff(files[0])
+    for i, (data, kwargs, kind) in enumerate(first):
         kwargs = dict(kwargs)
         kwargs["name"] = kwargs["name"].replace(stems[0], f"{stems[0]} to {stems[-1]}", 1)
         # The new axis counts files: one step each, no unit, starting at 0.
@@ -400,15 +401,35 @@ def read_tiff_stack(paths: Sequence[str | os.PathLike]) -> list[LayerData]:
             if key in kwargs:
                 kwargs[key] = (value, *kwargs[key])
         info = dict(kwargs["metadata"][METADATA_KEY], source=source, stacked_files=files)
+        info["axes"] = "F" + info.get("axes", "")
         kwargs["metadata"] = {**kwargs["metadata"], METADATA_KEY: info}
-        data = da.stack([da.asarray(layers[i][0]) for layers in scans])
-        stacked.append((data, kwargs, kind))
+        planes = [data] + [
+            da.from_delayed(delayed(_read_channel)(path, i), data.shape, dtype=data.dtype)
+            for path in files[1:]
+        ]
+        stacked.append((da.stack([da.asarray(plane) for plane in planes]), kwargs, kind))
     return stacked
 
 
-def _describe(layers: list[LayerData]) -> str:
-    shapes = {" x ".join(map(str, np.shape(data))) for data, _, _ in layers}
-    return f"{len(layers)} channel(s) of {', '.join(sorted(shapes))}"
+def _channel_shapes(path: str) -> list[tuple[tuple[int, ...] | None, str]]:
+    """Each channel's shape (None for a pyramid) and pixel type; the file is closed after."""
+    found = []
+    with TiffScan(path) as tiff:
+        for data, _, _ in tiff.scan().layer_data():
+            level = data[0] if isinstance(data, list) else data
+            found.append((None if isinstance(data, list) else tuple(level.shape), str(level.dtype)))
+    return found
+
+
+def _read_channel(path: str, index: int) -> np.ndarray:
+    """Channel ``index`` of a file, read whole; the file is closed after."""
+    with TiffScan(path) as tiff:
+        return np.asarray(tiff.scan().layer_data()[index][0])
+
+
+def _describe(channels: list[tuple]) -> str:
+    sizes = {" x ".join(map(str, shape)) if shape else "pyramid" for shape, _ in channels}
+    return f"{len(channels)} channel(s) of {', '.join(sorted(sizes))}"
 
 
 class TiffScan:
