@@ -243,7 +243,16 @@ def test_interrupted_training_goes_on_with_resume(folders, tmp_path):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert (
-        f"continue from the last finished epoch with the same command and --resume {model}." in err
+        "continue from the last finished epoch with the same command and --resume "
+        f"{model} added." in err
+    )
+    # A fine-tuning run takes --resume in place of --from, which argparse refuses beside it.
+    from argparse import Namespace
+
+    from napari_cytomask.cli import _kept
+
+    assert _kept(model, Namespace(init_from="starter")).endswith(
+        f"--resume {model} in place of --from"
     )
     done = torch.load(state_path(model), weights_only=True)["epoch"]
     assert 2 <= done < 100000

@@ -661,14 +661,15 @@ def _recorded_split(checkpoint: str, samples) -> dict[str, list[str]] | None:
     for a lone image, which the new run cuts as the recorded run did."""
     from .models.catalog import resolve_unet
     from .models.checkpoint import read_description
-    from .models.training import match_split
+    from .models.training import cut_as_recorded, match_split
 
     training = read_description(resolve_unet(checkpoint)).get("training") or {}
     recorded = training.get("split")
     if not recorded:
         raise UserError(f"{checkpoint} records no split of training images.")
     if training.get("held_back"):
-        if len(samples) != 1:
+        cut = cut_as_recorded(training, samples)
+        if cut is samples:
             raise UserError(
                 f"--split-from {checkpoint}: it trained on one image with its last quarter held "
                 "back to validate on; give that image alone, and it is cut the same way."
@@ -795,25 +796,27 @@ def _train(args) -> int:
             elif progress.phase == "tune" and progress.step == 1:
                 say("choosing the post-processing thresholds on the validation images")
     except KeyboardInterrupt:
-        print(f"cytomask train: interrupted. {_kept(saved)}.", file=sys.stderr)
+        print(f"cytomask train: interrupted. {_kept(saved, args)}.", file=sys.stderr)
         return EXIT_INTERRUPTED
     except (MemoryError, RuntimeError) as err:
         if not out_of_memory(err):
             raise
-        raise UserError(f"{_memory_text(err, 'train')} {_kept(saved)}.") from err
+        raise UserError(f"{_memory_text(err, 'train')} {_kept(saved, args)}.") from err
     if "postprocess" in result.description:
         say(_tuned_text(result.description["postprocess"]))
     print(result.checkpoint)
     return EXIT_OK
 
 
-def _kept(saved: Path | None) -> str:
-    """What a training run that stopped early leaves."""
+def _kept(saved: Path | None, args) -> str:
+    """What a training run that stopped early leaves, and how to go on with it."""
     if saved is None:
         return "No epoch had finished; nothing was saved"
+    # --resume goes on from the run's own weights: it takes no --from beside it.
+    how = "in place of --from" if args.init_from else "added"
     return (
         f"The best network so far is in {saved}; continue from the last finished epoch with "
-        f"the same command and --resume {saved}"
+        f"the same command and --resume {saved} {how}"
     )
 
 
@@ -890,7 +893,10 @@ def _tune(args) -> int:
     except StopIteration as stop:
         tuned = stop.value
     used = len(tuned["tuned_on"])
-    if used < len(samples):
+    parts = [name for name in tuned["tuned_on"] if name not in {s.name for s in samples}]
+    if parts:  # a lone image the checkpoint trained on in part
+        say(f"only the part it held back from training was used: {', '.join(parts)}")
+    elif used < len(samples):
         say(f"only the checkpoint's {used} validation image(s) among the {len(samples)} given "
             "were used: the others are its training or test images")  # fmt: skip
     say(_tuned_text(tuned))

@@ -138,7 +138,8 @@ def test_cells_mostly_near_the_minimum_size_say_smaller_ones_were_dropped():
     labels[:12, :15], labels[20:32, :15], labels[40:52, :15] = 1, 2, 3  # 180 px each
     assert "smaller cells were probably left out" in _size_note(labels, 165)
     assert "(165 px)" in _size_note(labels, 165)
-    assert _size_note(labels, 50) == "" and _size_note(labels, 0) == ""
+    # Tuned on such cells, the minimum is at most half their size: no note then.
+    assert _size_note(labels, 90) == "" and _size_note(labels, 0) == ""
 
 
 def test_cancel_and_errors(make_napari_viewer_proxy, qtbot, monkeypatch, tmp_path):

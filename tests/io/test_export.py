@@ -232,6 +232,17 @@ def test_a_disk_that_fills_part_way_leaves_no_partial_export(tmp_path, monkeypat
         "again once it can be written in full."
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cells.tif"]
+
+    def broken_disk(path, content, overwrite):  # the write error's own text is not nested
+        cause = OSError(errno.EIO, "Input/output error")
+        raise WriteError(errno.EIO, f"Could not save {path}: Input/output error.") from cause
+
+    monkeypatch.setattr(export_module, "_write_json", broken_disk)
+    with pytest.raises(WriteError) as caught:
+        export_labels([cells], tmp_path, overwrite=True)
+    assert str(caught.value).startswith(
+        f"Could not finish the export into {tmp_path}: Input/output error. It had already"
+    )
     monkeypatch.setattr(export_module, "_write_json", real_write)
     assert len(export_labels([cells], tmp_path, coco_json=True, overwrite=True)) == 5
 
@@ -251,6 +262,10 @@ def test_replacing_an_export_in_fewer_formats_names_the_files_left_from_before(t
     mask = LabelsExport(name="mask", labels=np.eye(8, dtype=np.uint8))
     tifffile.imwrite(tmp_path / "mask.tif", np.eye(8, dtype=np.uint8))
     export_labels([mask], tmp_path, formats=["png"])
+    # Nor a name an edited provenance gives outside the folder.
+    provenance = tmp_path / "mask_provenance.json"
+    record = json.loads(provenance.read_text())
+    provenance.write_text(json.dumps({**record, "outputs": ["../../etc/hostname", "mask.png"]}))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         export_labels([mask], tmp_path, formats=["png"], overwrite=True)

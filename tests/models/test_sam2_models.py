@@ -76,10 +76,18 @@ def test_checkpoint_of_another_model_says_which_model_it_is(tiny_checkpoint):
 def test_unreadable_or_foreign_files_are_refused(tiny, tmp_path):
     text = tmp_path / "notes.pt"
     text.write_text("not a checkpoint")
-    with pytest.raises(
-        CheckpointError, match="is not a SAM2 checkpoint: it could not be read as a PyTorch file"
-    ):
+    with pytest.raises(CheckpointError, match="notes.pt could not be read as a PyTorch file"):
         load_sam2_weights(tiny, text)
+    half = tmp_path / "half.pt"  # a checkpoint copied in part
+    torch.save({"model": {"w": torch.zeros(1000)}}, half)
+    half.write_bytes(half.read_bytes()[:2000])
+    with pytest.raises(CheckpointError, match=r"half.pt could not be read .*may be incomplete"):
+        load_sam2_weights(tiny, half)
+    unsafe = tmp_path / "unsafe.pt"  # more than weights: torch refuses it for safety
+    torch.save({"model": {"w": torch.zeros(1)}, "settings": object()}, unsafe)
+    with pytest.raises(CheckpointError, match="holds more than weights") as caught:
+        load_sam2_weights(tiny, unsafe)
+    assert "weights_only" not in str(caught.value)
     foreign = tmp_path / "unet.pt"
     torch.save({"state_dict": {"w": torch.zeros(1)}}, foreign)
     with pytest.raises(CheckpointError, match="no 'model' entry"):

@@ -329,9 +329,19 @@ def test_a_lone_image_holds_back_its_last_quarter_to_validate_and_tune_on(tmp_pa
     assert _recorded_split(str(first.checkpoint), [sample]) is None
     with pytest.raises(UserError, match="give that image alone"):
         _recorded_split(str(first.checkpoint), [sample, replace(sample, name="other")])
-    # Tuned again later (cytomask tune on the same image): on the held-back part only.
+    with pytest.raises(UserError, match="give that image alone"):  # another lone image
+        _recorded_split(str(first.checkpoint), [replace(sample, name="other")])
+    # Tuned again later (cytomask tune on the same image): on the held-back part only;
+    # a copy in another format elsewhere is the same image, another image is not cut.
     tuned = drain(training.iter_tune_checkpoint(first.checkpoint, [sample], device="cpu"))
     assert tuned["tuned_on"] == ["img (columns 120-159)"]
+    record = first.description["training"]
+    copy = replace(sample, name="img.png")
+    assert [p.name for p in training.cut_as_recorded(record, [copy])][1] == (
+        "img.png (columns 120-159)"
+    )
+    other = replace(sample, name="other")
+    assert training.cut_as_recorded(record, [other]) == [other]
     # Training on all of it, by choice (--split 1,0,0), holds nothing back.
     whole = train([sample], tmp_path / "b.safetensors", UNetConfig(**tiny_unet),
                   _small_settings())  # fmt: skip
@@ -581,6 +591,7 @@ def test_a_new_default_checkpoint_never_takes_an_existing_name(tmp_path, monkeyp
     assert named.name == "BF+2-resnet34-20261130-120000.safetensors"
     named = training.default_output(config, data=["sample 1.5x", ".hidden.tif"])
     assert named.name == "sample 1.5x+1-resnet34-20261130-120000.safetensors"
+    assert not training.default_output(config, data=[" .hidden"]).name.startswith(".")
 
 
 def test_pixels_that_are_not_numbers_do_not_stop_training(tmp_path, tiny_unet):

@@ -445,9 +445,11 @@ def _export_into(exports, folder, formats, objects_csv, coco_json, score_column,
                 path.unlink(missing_ok=True)
         replaced = [path.name for path in written if path in replacing]
         if replaced and isinstance(err, OSError):
+            # A write error's own message already says "nothing was written": its cause.
+            why = reason(err.__cause__ if isinstance(err.__cause__, OSError) else err)
             raise WriteError(
                 err.errno,
-                f"Could not finish the export into {folder}: {reason(err)}. It had already "
+                f"Could not finish the export into {folder}: {why}. It had already "
                 f"replaced {', '.join(replaced)}, which now hold the new export; the other "
                 "files it wrote were removed, and the earlier provenance does not describe "
                 "the replaced ones. Export again once it can be written in full.",
@@ -464,7 +466,10 @@ def _outputs_of(provenance_file: Path) -> list[str]:
         outputs = json.loads(provenance_file.read_text(encoding="utf-8")).get("outputs")
     except (OSError, ValueError, AttributeError):
         return []
-    return [name for name in outputs if isinstance(name, str)] if isinstance(outputs, list) else []
+    if not isinstance(outputs, list):
+        return []
+    # Plain names in the folder only: the file may have been edited or come from elsewhere.
+    return [name for name in outputs if isinstance(name, str) and Path(name).name == name]
 
 
 def _note_left_from_before(plans, earlier: dict[Path, list[str]], folder: Path) -> None:

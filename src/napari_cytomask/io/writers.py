@@ -100,9 +100,10 @@ def format_for(path: str | os.PathLike) -> str:
     suffixes = [(suffix, key) for key, fmt in FORMATS.items() for suffix in fmt.suffixes]
     matches = [(len(suffix), key) for suffix, key in suffixes if name.endswith(suffix)]
     if not matches:
+        # The formats a file is saved in (OME-Zarr is written while segmenting only).
+        named = [suffix for key in FILE_FORMATS for suffix in FORMATS[key].suffixes]
         raise ValueError(
-            f"Cannot tell the format of {Path(path).name!r}; use one of "
-            f"{', '.join(suffix for suffix, _ in suffixes)}."
+            f"Cannot tell the format of {Path(path).name!r}; use one of {', '.join(named)}."
         )
     return max(matches)[1]
 

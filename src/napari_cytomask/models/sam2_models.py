@@ -251,10 +251,16 @@ def load_sam2_weights(model, checkpoint: str | Path, config: str = "") -> None:
     try:
         content = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unreadable file gets the same advice
-        # Not torch's own text: it advises turning off the check that refuses unsafe files.
+        if "Unsupported global" in str(err):
+            # Not torch's own text: it advises turning off the check that refuses such files.
+            raise CheckpointError(
+                f"{path.name} is not a SAM2 checkpoint: it holds more than weights, which "
+                "are not loaded for safety; pick a SAM2 .pt file."
+            ) from err
         raise CheckpointError(
-            f"{path.name} is not a SAM2 checkpoint: it could not be read as a PyTorch file "
-            "of weights; pick a SAM2 .pt file."
+            f"{path.name} could not be read as a PyTorch file of weights: it may be "
+            "incomplete (copied or downloaded in part) or another kind of file; copy it "
+            "again, or pick another SAM2 .pt file."
         ) from err
     state = content.get("model") if isinstance(content, dict) else None
     if not isinstance(state, dict):

@@ -476,11 +476,29 @@ _IMAGE_SUFFIX = re.compile(
 )
 
 
+#: The tail :func:`hold_back_part` gives the names of a lone image's parts.
+_PART = re.compile(r" \((?:rows|columns) \d+-\d+\)$")
+
+
 def _image_key(name: str) -> tuple[str, str]:
-    """Folder name and file name without its image suffix (a frame index is kept), of a
-    sample name recorded on any system."""
-    *_, folder, file = ["", *name.replace("\\", "/").split("/")]
-    return folder, _IMAGE_SUFFIX.sub("", file)
+    """Folder name and file name without its image suffix (a frame index, and a part's
+    rows or columns, are kept), of a sample name recorded on any system."""
+    part = _PART.search(name)
+    tail = part.group(0) if part else ""
+    *_, folder, file = ["", *name[: len(name) - len(tail)].replace("\\", "/").split("/")]
+    return folder, _IMAGE_SUFFIX.sub("", file) + tail
+
+
+def cut_as_recorded(record: dict, samples: list[TrainingSample]) -> list[TrainingSample]:
+    """``samples`` with the lone image a run cut in two (``record``, its ``training``)
+    cut the same way: the image itself, or a copy elsewhere or in another format."""
+    validation = (record.get("split") or {}).get("validation") or []
+    if not record.get("held_back") or len(samples) != 1 or len(validation) != 1:
+        return samples
+    image = _PART.sub("", validation[0])
+    if _image_key(samples[0].name) != _image_key(image):
+        return samples
+    return hold_back_part(samples[0]) or samples
 
 
 def match_split(recorded: dict[str, list[str]], names: Sequence[str]) -> dict[str, list[str]]:
@@ -966,9 +984,8 @@ def iter_tune_checkpoint(
     for sample in samples:
         check_input_channels(predictor.description, sample.channels.shape[0], path)
     record = predictor.description.get("training") or {}
-    if record.get("held_back") and len(samples) == 1:
-        # Trained on this image's first part: its held-back part tunes it.
-        samples = hold_back_part(samples[0]) or samples
+    # Trained on a lone image's first part: its held-back part tunes it.
+    samples = cut_as_recorded(record, samples)
     split = record.get("split") or {}
     validation = {_image_key(n) for n in split.get("validation") or []}
     # Matched as match_split does: a relative pattern, or a copy of the data elsewhere,
@@ -998,7 +1015,7 @@ def default_output(
     folder = cache_dir() if folder is None else Path(folder)
     # A file's or a layer's name, without a frame index or an image suffix ("a.b" stays).
     names = (_IMAGE_SUFFIX.sub("", Path(re.sub(r"\[\d+\]$", "", n)).name) for n in data)
-    stems = list(dict.fromkeys(safe_file_name(name.lstrip("."))[:40] for name in names))
+    stems = list(dict.fromkeys(safe_file_name(name)[:40].lstrip(".") or "labels" for name in names))
     if stems:
         what = stems[0] + (f"+{len(stems) - 1}" if len(stems) > 1 else "")
         what += "-fine-tuned" if fine_tuned else f"-{config.encoder}"
@@ -1572,6 +1589,7 @@ __all__ = [
     "TrainingSample",
     "TrainingSettings",
     "class_weights",
+    "cut_as_recorded",
     "evaluate_model",
     "hold_back_part",
     "iter_evaluate",
