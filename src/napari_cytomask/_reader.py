@@ -27,10 +27,13 @@ def _paths(path: PathOrPaths) -> list[str]:
     return [os.fspath(p) for p in path]
 
 
-def _read(path: PathOrPaths) -> list[LayerData]:
+def _read(path: PathOrPaths, stack: bool = False) -> list[LayerData]:
+    """The files' layers; with ``stack`` (napari's *Open Files as Stack*) one stack of
+    them, else each file's own."""
     paths = _paths(path)
-    # napari gives a reader several files only to open them as one stack.
-    return read_tiff(paths[0]) if len(paths) == 1 else read_tiff_stack(paths)
+    if stack and len(paths) > 1:
+        return read_tiff_stack(paths)
+    return [layer for one in paths for layer in read_tiff(one)]
 
 
 def get_reader(path: PathOrPaths) -> ReaderFunction | None:

@@ -295,3 +295,6 @@ def test_reader_accepts_a_list(shared_data):
     layers = get_reader(paths)(paths)
     assert len(layers) == 4
     assert layers[-1][1]["metadata"]["cytomask"]["source"] == paths[1]
+    # As a stack (napari's Open Files as Stack) they are refused: 3 channels against 1.
+    with pytest.raises(TiffReadError, match="cannot be one stack"):
+        get_reader(paths)(paths, stack=True)
