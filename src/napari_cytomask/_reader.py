@@ -27,13 +27,11 @@ def _paths(path: PathOrPaths) -> list[str]:
     return [os.fspath(p) for p in path]
 
 
-def _read(path: PathOrPaths, stack: bool = False) -> list[LayerData]:
-    """The files' layers; with ``stack`` (napari's *Open Files as Stack*) one stack of
-    them, else each file's own."""
+def _read(path: PathOrPaths) -> list[LayerData]:
+    """A file's layers, or a list of files as one stack: npe2 gives a reader a list only
+    for napari's *Open Files as Stack* (otherwise one path at a time)."""
     paths = _paths(path)
-    if stack and len(paths) > 1:
-        return read_tiff_stack(paths)
-    return [layer for one in paths for layer in read_tiff(one)]
+    return read_tiff(paths[0]) if len(paths) == 1 else read_tiff_stack(paths)
 
 
 def get_reader(path: PathOrPaths) -> ReaderFunction | None:
