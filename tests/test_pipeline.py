@@ -104,6 +104,9 @@ def test_check_finds_missing_models_before_any_work(tmp_path, unet_file, monkeyp
         Preset(unet=UNetStep(model=str(unet_file))).check()
     with pytest.raises(CheckpointError, match="no checkpoint 'gone'.*'starter'"):
         Preset(unet=UNetStep(model="gone")).check()
+    (tmp_path / "img2d-fine-tuned-20261201-100023.safetensors").write_bytes(unet_file.read_bytes())
+    with pytest.raises(CheckpointError, match=r"\(there: img2d-fine-tuned-20261201-100023\)"):
+        Preset(unet=UNetStep(model="img2d-fine-tuned")).check()  # the models there are named
     with pytest.raises(PresetError, match="neither a known Hugging Face id"):
         Preset(method="sam2", sam2=Sam2Step(model=str(tmp_path / "x.pt"))).check()
     (tmp_path / "x.pt").write_bytes(b"")

@@ -111,7 +111,7 @@ def test_truncated_file(saved):
 def test_files_that_are_not_checkpoints(tmp_path):
     sam2 = tmp_path / "sam2.1_hiera_tiny.pt"
     torch.save({"model": {"w": torch.zeros(2)}}, sam2)
-    with pytest.raises(CheckpointError, match="PyTorch pickle.*SAM2"):
+    with pytest.raises(CheckpointError, match=r"PyTorch pickle.*--method sam2 --sam2-model"):
         load_checkpoint(sam2)
     text = tmp_path / "notes.safetensors"
     text.write_text("hello, these are notes")

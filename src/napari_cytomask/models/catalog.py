@@ -95,7 +95,9 @@ def resolve_unet(model: str | os.PathLike | None) -> Path:
     for candidate in (cache_dir() / name, cache_dir() / f"{name}{SUFFIX}"):
         if candidate.is_file():
             return candidate
+    there = sorted(path.stem for path in cache_dir().glob(f"*{SUFFIX}"))
+    listed = f" (there: {', '.join(there[:5])}{', …' * (len(there) > 5)})" if there else ""
     raise CheckpointError(
-        f"no checkpoint {name!r}: give a .safetensors file, the name of one in {cache_dir()}, "
-        f"or {STARTER!r} for the starter model."
+        f"no checkpoint {name!r}: give a .safetensors file, the name of one in "
+        f"{cache_dir()}{listed}, or {STARTER!r} for the starter model."
     )

@@ -189,8 +189,9 @@ def _read_header(path: Path) -> dict:
         if head.startswith(_ZIP_MAGIC) or head[:2] in _PICKLE_MAGIC:
             raise _not_a_checkpoint(
                 path,
-                "it is a PyTorch pickle (.pt/.pth, e.g. a SAM2 model); SAM2 models are "
-                "opened in the SAM2 widget",
+                "it is a PyTorch pickle (.pt/.pth, e.g. a SAM2 model); segment with a SAM2 "
+                "model by choosing SAM2 as the method (cytomask segment --method sam2 "
+                "--sam2-model FILE)",
             )
         if len(head) < 8:
             raise CheckpointError(
