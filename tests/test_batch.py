@@ -214,6 +214,14 @@ def test_a_second_writer_into_the_same_folder_is_refused(shared_data, unet_file,
         err = capsys.readouterr().err
         assert f"cytomask export: error: 'cytomask segment' (pid {holder.pid} on" in err
         assert not list(out.glob("cells*"))
+        # Reading from the folder the run fills goes on, with a note.
+        inside = out / "earlier_cells.tif"
+        inside.write_bytes(labels.read_bytes())
+        assert main(["export", str(inside), "-o", str(tmp_path / "exp"), "-q"]) == 0
+        err = capsys.readouterr().err
+        assert f"cytomask: note: 'cytomask segment' (pid {holder.pid} on" in err
+        assert "is still writing into" in err
+        inside.unlink()
     finally:
         holder.kill()
         holder.wait()

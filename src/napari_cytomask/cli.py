@@ -1076,10 +1076,20 @@ def _evaluate(args) -> int:
 
 
 def _export(args) -> int:
+    from .io.atomic import folder_writer
     from .io.export import LabelsExport, export_labels
     from .io.files import find_inputs, geometry_of, open_scan, read_image
 
     items = find_inputs(args.labels)
+    for folder in sorted({path.parent for path in map(Path, items)}):
+        writer = folder_writer(folder)
+        if writer:
+            print(
+                f"cytomask: note: {writer} is still writing into {folder}: results it has "
+                "not finished are not exported, and the ones it redoes are exported as they "
+                "were before.",
+                file=sys.stderr,
+            )
     records = {path: _segment_record(path) for path in items}
     # A folder of 'cytomask segment' results may hold the images they were made from.
     sources = {os.path.realpath(r["source"]) for r in records.values() if r.get("source")}

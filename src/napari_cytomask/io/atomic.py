@@ -391,6 +391,24 @@ def _folder_lock(path: Path, holder: str):
                 path.unlink(missing_ok=True)
 
 
+def folder_writer(folder: str | os.PathLike) -> str | None:
+    """Who holds ``folder``'s lock (:func:`locked_folders`) now, or None."""
+    path = Path(folder) / LOCK_NAME
+    try:
+        fh = open(path)
+    except OSError:
+        return None  # no lock file: nobody writes there
+    with fh:
+        try:
+            _lock(fh)
+        except OSError:
+            try:
+                return fh.read().strip() or "another process"
+            except OSError:
+                return "another process"
+    return None  # free: the lock went with the file's closing
+
+
 def _lock(fh) -> None:
     """Take a non-blocking exclusive lock on an open file; ``OSError`` when it is held."""
     try:
