@@ -893,7 +893,8 @@ def _tune(args) -> int:
     except StopIteration as stop:
         tuned = stop.value
     used = len(tuned["tuned_on"])
-    parts = [name for name in tuned["tuned_on"] if name not in {s.name for s in samples}]
+    given = {s.name for s in samples}
+    parts = [name for name in tuned["tuned_on"] if name not in given]
     if parts:  # a lone image the checkpoint trained on in part
         say(f"only the part it held back from training was used: {', '.join(parts)}")
     elif used < len(samples):

@@ -372,7 +372,8 @@ def read_tiff_stack(paths: Sequence[str | os.PathLike]) -> list[LayerData]:
         the first (the message names both).
     """
     files = [os.fspath(path) for path in paths]
-    shapes = [_channel_shapes(path) for path in files]
+    first = read_tiff(files[0])
+    shapes = [_shapes(first), *map(_file_shapes, files[1:])]
     if any(shape is None for shape, _ in shapes[0]):
         raise TiffReadError(files[0], "its pyramid (several resolutions) cannot be stacked")
     for path, channels in zip(files[1:], shapes[1:], strict=True):
@@ -391,7 +392,6 @@ def read_tiff_stack(paths: Sequence[str | os.PathLike]) -> list[LayerData]:
         os.path.dirname(files[0]), f"{stems[0]} to {stems[-1]} ({len(files)} files)"
     )
     stacked = []
-    first = read_tiff(files[0])
     for i, (data, kwargs, kind) in enumerate(first):
         kwargs = dict(kwargs)
         kwargs["name"] = kwargs["name"].replace(stems[0], f"{stems[0]} to {stems[-1]}", 1)
@@ -411,14 +411,18 @@ def read_tiff_stack(paths: Sequence[str | os.PathLike]) -> list[LayerData]:
     return stacked
 
 
-def _channel_shapes(path: str) -> list[tuple[tuple[int, ...] | None, str]]:
-    """Each channel's shape (None for a pyramid) and pixel type; the file is closed after."""
-    found = []
+def _shapes(layers: list[LayerData]) -> list[tuple[tuple[int, ...] | None, str]]:
+    """Each layer's shape (None for a pyramid, a list of levels) and pixel type."""
+    return [
+        (None, str(data[0].dtype)) if isinstance(data, list) else (data.shape, str(data.dtype))
+        for data, _, _ in layers
+    ]
+
+
+def _file_shapes(path: str) -> list[tuple[tuple[int, ...] | None, str]]:
+    """:func:`_shapes` of a file's layers; the file is closed after."""
     with TiffScan(path) as tiff:
-        for data, _, _ in tiff.scan().layer_data():
-            level = data[0] if isinstance(data, list) else data
-            found.append((None if isinstance(data, list) else tuple(level.shape), str(level.dtype)))
-    return found
+        return _shapes(tiff.scan().layer_data())
 
 
 def _read_channel(path: str, index: int) -> np.ndarray:
