@@ -19,7 +19,7 @@ import torch
 from napari_cytomask.cli import build_parser, main
 from napari_cytomask.io.writers import FILE_FORMATS, SEGMENT_FORMATS
 from napari_cytomask.metrics import evaluate
-from napari_cytomask.models.checkpoint import DIR_ENV, read_description
+from napari_cytomask.models.checkpoint import DIR_ENV, config_of, read_description
 from napari_cytomask.models.training import state_path
 from napari_cytomask.pipeline import METHODS
 from napari_cytomask.synthetic import make_tilescan
@@ -106,6 +106,9 @@ def test_train_then_segment(folders, tmp_path, capsys):
     assert record["preset"]["unet"]["model"] == str(model.resolve())
     assert record["preset"]["channels"] == [1] and record["device"] == "cpu"
     assert record["preset"]["unet"]["tta"] is True  # on unless asked otherwise
+    # The preset's automatic tiling (None, 0) is recorded as what it came to.
+    assert record["preset"]["unet"]["tile_size"] is None
+    assert record["tiling"] == {"tile_size": config_of(desc).tile_size, "batch_size": 1}
     for key in ("interior_threshold", "foreground_threshold", "min_size"):
         assert record["preset"]["unet"][key] == desc["postprocess"][key]
     code = main([*segment, str(data / "set0" / "raw.tif"), "-m", str(model), "--no-tta"])

@@ -347,11 +347,19 @@ class Segmenter:
         """The preset plus what was loaded (for provenance files)."""
         from .io.layers import model_record
         from .models.device import get_device
+        from .models.inference import batch_for, tile_for
 
-        info: dict = {"preset": self.preset.to_dict(), "device": str(get_device(self.device))}
+        device = get_device(self.device)
+        info: dict = {"preset": self.preset.to_dict(), "device": str(device)}
         if self.preset.method != "sam2":
-            info["unet_checkpoint"] = str(resolve_unet(self.preset.unet.model))
-            info["model"] = model_record(self.preset.unet.model, info["unet_checkpoint"])
+            step = self.preset.unet
+            info["unet_checkpoint"] = str(resolve_unet(step.model))
+            info["model"] = model_record(step.model, info["unet_checkpoint"])
+            # The preset's 0 and None mean "automatic": say what they came to.
+            info["tiling"] = {
+                "tile_size": tile_for(self.predictor.config, step.tile_size),
+                "batch_size": batch_for(device, step.batch_size),
+            }
         else:
             sam2 = self.preset.sam2
             local = sam2.model if Path(sam2.model).is_file() else None

@@ -183,6 +183,14 @@ def tile_for(config: UNetConfig, tile_size: int | None = None) -> int:
     return _padded_size(tile_size or config.tile_size, config.size_multiple)
 
 
+def batch_for(device: torch.device, batch_size: int = 0) -> int:
+    """Tiles per forward pass: ``batch_size``, or for 0, 8 on a GPU and 1 on the CPU,
+    where batching gains no speed but multiplies the memory of activations."""
+    if batch_size > 0:
+        return batch_size
+    return 8 if device.type != "cpu" else 1
+
+
 def _padded_size(size: int, multiple: int) -> int:
     return max(multiple, math.ceil(size / multiple) * multiple)
 
@@ -275,8 +283,7 @@ def iter_predict(
         this wide, so make it larger than the region where tile borders hurt
         (about 32 to 128 pixels).
     batch_size
-        Tiles per forward pass; 0 picks 8 on a GPU and 1 on the CPU, where
-        batching gains no speed but multiplies the memory of activations.
+        Tiles per forward pass; 0 picks one for the device (:func:`batch_for`).
     tta
         Flip test-time augmentation (4 passes per tile).
     out
@@ -308,8 +315,7 @@ def iter_predict(
     elif tuple(out.shape) != (n_classes, *shape):
         raise ValueError(f"out has shape {tuple(out.shape)}, expected {(n_classes, *shape)}.")
     low, high = config.percentiles
-    if batch_size <= 0:
-        batch_size = 8 if predictor.device.type != "cpu" else 1
+    batch_size = batch_for(predictor.device, batch_size)
     batches_per_row = math.ceil(len(xs) / batch_size)
     total = n_frames * len(ys) * batches_per_row
     done = 0
