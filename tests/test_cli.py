@@ -784,6 +784,17 @@ def test_files_with_dots_in_their_names_are_exported_apart(tmp_path, capsys):
     assert sorted(p.name for p in (tmp_path / "out").glob("*.tif")) == ["s.1.tif", "s.2.tif"]
 
 
+def test_an_export_never_replaces_its_own_input(tmp_path, capsys):
+    labels = tmp_path / "cells.tif"
+    tifffile.imwrite(labels, np.eye(8, dtype=np.uint8), description="hand-corrected")
+    before = labels.read_bytes()
+    assert main(["export", str(labels), "-o", str(tmp_path), "--overwrite"]) == 1
+    err = capsys.readouterr().err
+    assert f"would replace {labels}, one of its input files; nothing was written" in err
+    assert "Choose another output folder" in err and "--overwrite" not in err
+    assert labels.read_bytes() == before and sorted(tmp_path.iterdir()) == [labels]
+
+
 def test_evaluate_checks_its_output_before_measuring(tmp_path, capsys):
     labels = np.zeros((16, 16), np.uint8)
     labels[2:8, 2:8] = 1

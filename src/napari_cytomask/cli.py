@@ -1117,7 +1117,7 @@ def _export(args) -> int:
         ))  # fmt: skip
     written = export_labels(
         exports, args.output_dir, formats=args.formats, objects_csv=not args.no_tables,
-        coco_json=args.coco, overwrite=args.overwrite,
+        coco_json=args.coco, overwrite=args.overwrite, inputs=items,
     )  # fmt: skip
     for path in written:
         print(path)

@@ -343,6 +343,7 @@ def export_labels(
     coco_json: bool = False,
     score_column: str | None = None,
     overwrite: bool = False,
+    inputs: Sequence[str | os.PathLike] = (),
 ) -> list[Path]:
     """Write label layers and their tables into a folder, plus one provenance file each.
 
@@ -367,6 +368,9 @@ def export_labels(
     overwrite
         Replace existing files; off by default, and then an existing output stops
         the export before anything is written.
+    inputs
+        Files the labels were read from: the export never replaces one of them,
+        even with ``overwrite``.
 
     Returns
     -------
@@ -393,13 +397,20 @@ def export_labels(
         )
     with locked_folders([folder], "an export"):
         return _export_into(exports, folder, formats, objects_csv, coco_json, score_column,
-                            overwrite)  # fmt: skip
+                            overwrite, inputs)  # fmt: skip
 
 
-def _export_into(exports, folder, formats, objects_csv, coco_json, score_column, overwrite):
+def _export_into(exports, folder, formats, objects_csv, coco_json, score_column, overwrite, inputs):
     plans = [
         (export, _planned(export, folder, formats, objects_csv, coco_json)) for export in exports
     ]
+    read_from = {os.path.realpath(path) for path in inputs}
+    own = [path for _, paths in plans for path in paths if os.path.realpath(path) in read_from]
+    if own:
+        raise ValueError(
+            f"the export would replace {own[0]}, one of its input files; nothing was written. "
+            "Choose another output folder."
+        )
     # Every check before the first file is written: no partial export.
     owner: dict[Path, int] = {}
     for i, (export, paths) in enumerate(plans):
