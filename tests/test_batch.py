@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -20,6 +21,7 @@ import pytest
 import tifffile
 from skimage.io import imread
 
+from napari_cytomask import cli
 from napari_cytomask.cli import main
 from napari_cytomask.io.omezarr import open_labels
 from napari_cytomask.metrics import evaluate
@@ -97,17 +99,22 @@ def test_interrupted_run_resumes_without_losing_or_redoing_work(images, unet_fil
     assert record["versions"]["distributed"] and record["options"]["fmt"] == "tiff"
 
 
-def test_a_broken_input_fails_alone(images, unet_file, tmp_path, capsys):
+def test_a_broken_input_fails_alone(images, unet_file, tmp_path, capsys, monkeypatch):
+    """... and the workers' progress within each image reaches the command line."""
+    monkeypatch.setattr(cli, "_PROGRESS_EVERY", 0.0)  # every event the workers send is said
     (images / "broken.tif").write_bytes(b"II*\x00" + b"\x00" * 20)
     for extra in images.glob("set[3-9].tif"):
         extra.unlink()
     out = tmp_path / "out"
     code = main(["segment", str(images), "-m", str(unet_file), "-o", str(out), "--workers", "1",
                  "--threads", "1", "--device", "cpu"])  # fmt: skip
-    err = capsys.readouterr().err
+    said = capsys.readouterr()
     assert code == 1
-    assert "broken.tif: error:" in err and "1 of 3 input(s) failed" in err
+    assert "broken.tif: error:" in said.err and "1 of 3 input(s) failed" in said.err
     assert _finished(out) == ["set1_unet_cells.json", "set2_unet_cells.json"]
+    for name in ("set1.tif", "set2.tif"):
+        assert re.search(rf"^  {re.escape(str(images / name))}: Predicting tiles: \d+ of \d+",
+                         said.out, re.MULTILINE), said.out  # fmt: skip
 
 
 def test_chunked_ome_zarr_then_evaluate_and_export(
@@ -175,13 +182,20 @@ def _small_copies(shared_data, folder, n=2):
         tifffile.imwrite(folder / f"set{i}" / "raw.tif", raw[:256, :256])
 
 
-def test_outputs_keep_the_inputs_folders(shared_data, unet_file, tmp_path):
-    """Every set's raw.tif gets its own folder under -o instead of colliding."""
+def test_outputs_keep_the_inputs_folders(shared_data, unet_file, tmp_path, capsys, monkeypatch):
+    """Every set's raw.tif gets its own folder under -o instead of colliding; the
+    progress within each image is said, with the time left once it is timed."""
+    monkeypatch.setattr(cli, "_PROGRESS_EVERY", 0.0)
     data, out = tmp_path / "data", tmp_path / "out"
     _small_copies(shared_data, data)
     code = main(["segment", str(data / "set*" / "raw.tif"), "-m", str(unet_file), "-o", str(out),
-                 "--scheduler", "synchronous", "--threads", "1", "-q"])  # fmt: skip
+                 "--scheduler", "synchronous", "--threads", "1", "--tile-size", "128",
+                 "--overlap", "16"])  # fmt: skip
     assert code == 0
+    said = capsys.readouterr().out
+    raw = re.escape(str(data / "set2" / "raw.tif"))
+    assert re.search(rf"^  {raw}: Predicting tiles: 0 of 9$", said, re.MULTILINE)  # 3 × 3 tiles
+    assert re.search(rf"^  {raw}: Predicting tiles: 1 of 9; about \d+ s left$", said, re.MULTILINE)
     for i in (1, 2):
         record = json.loads((out / f"set{i}" / "raw_unet_cells.json").read_text())
         assert record["source"] == str(data / f"set{i}" / "raw.tif")

@@ -39,7 +39,7 @@ from .io.atomic import remove_leftovers, write_atomically, write_directory_atomi
 from .io.export import package_versions
 from .io.writers import FORMATS, SEGMENT_FORMATS, format_named
 from .pipeline import METHODS, Preset, Segmenter
-from .progress import drain, one_line
+from .progress import Progress, drain, one_line
 
 PLUGIN_NAME = "napari-cytomask-segmenter"
 #: What the names of a job's outputs end in before their suffix: ``set1_unet_cells.tif``.
@@ -182,11 +182,17 @@ def output_folders(sources: Sequence[Path], output_dir: Path | None) -> list[Pat
     return [Path(output_dir).resolve() / parent.relative_to(base) for parent in parents]
 
 
-def process(job: Job, segmenter: Segmenter, options: Options) -> dict:
+def process(
+    job: Job,
+    segmenter: Segmenter,
+    options: Options,
+    report: Callable[[Progress], None] | None = None,
+) -> dict:
     """Segment one file and write its labels and provenance; return a summary.
 
     Leftovers of an interrupted earlier attempt at this job are removed first
-    (the run holds the folder, see :func:`locked_folders`).
+    (the run holds the folder, see :func:`locked_folders`). ``report`` is called
+    with the segmentation's progress.
     """
     start = time.perf_counter()
     for path in (job.labels, job.chunked_labels(), job.record):
@@ -211,7 +217,7 @@ def process(job: Job, segmenter: Segmenter, options: Options) -> dict:
             gen = segmenter.iter_segment(
                 channels, labels_out=labels, scratch=scratch, chunk_size=options.chunk_size
             )
-            drain(gen)
+            drain(gen, report)
             shutil.rmtree(scratch)
 
         write_directory_atomically(output, fill, overwrite=True)
@@ -222,7 +228,7 @@ def process(job: Job, segmenter: Segmenter, options: Options) -> dict:
         output = job.labels
         # Read once: overlapping tiles would otherwise decode the file's blocks again and again.
         channels = [np.asarray(c) for c in channels]
-        labels = drain(segmenter.iter_segment(channels))
+        labels = drain(segmenter.iter_segment(channels), report)
         n_cells = int(np.max(labels, initial=0))
         write_labels(output, labels, overwrite=True, **geometry_of(scan, labels.ndim))
     seconds = time.perf_counter() - start
@@ -310,15 +316,30 @@ class SegmenterPlugin(WorkerPlugin):
         return self._segmenter
 
 
+#: Topic of the progress events a worker sends while it segments a file.
+PROGRESS_TOPIC = "cytomask-segment-progress"
+#: Seconds between two progress events of one task (a GPU can yield hundreds a second).
+_EVENT_EVERY = 1.0
+
+
 def _task(job: Job, options: Options) -> dict:
     import dask
     from distributed import get_worker
 
-    plugin = get_worker().plugins[PLUGIN_NAME]
+    worker = get_worker()
+    plugin = worker.plugins[PLUGIN_NAME]
+    sent = [-_EVENT_EVERY]
+
+    def report(progress: Progress) -> None:
+        now = time.monotonic()
+        if now - sent[0] >= _EVENT_EVERY:
+            sent[0] = now
+            worker.log_event(PROGRESS_TOPIC, {"source": str(job.source), **asdict(progress)})
+
     # Lazy inputs (dask arrays over TIFF files) are read inside this task, not
     # sent back to the cluster as tasks of their own.
     with dask.config.set(scheduler="synchronous"):
-        return process(job, plugin.segmenter(), options)
+        return process(job, plugin.segmenter(), options, report)
 
 
 def default_workers() -> int:
@@ -348,6 +369,7 @@ def run(
     workers: int = 0,
     threads: int = 0,
     on_result: Callable[[int, int, Job, dict | None, str | None], None] | None = None,
+    on_progress: Callable[[Job, Progress], None] | None = None,
 ) -> Outcome:
     """Run jobs on a dask.distributed cluster; one task per job.
 
@@ -370,6 +392,9 @@ def run(
         (in this process: PyTorch's default).
     on_result
         Called as ``(done, total, job, summary, error)`` after each job.
+    on_progress
+        Called as ``(job, progress)`` while a job runs; from a cluster's workers, at
+        most once a second per job and in another thread.
 
     Returns
     -------
@@ -384,7 +409,11 @@ def run(
         if threads:
             torch.set_num_threads(threads)
         segmenter = Segmenter(preset, device)
-        results = ((job, partial(process, job, segmenter, options)) for job in jobs)
+        reports = [on_progress and partial(on_progress, job) for job in jobs]
+        results = (
+            (job, partial(process, job, segmenter, options, report))
+            for job, report in zip(jobs, reports, strict=True)
+        )
         return _collect(results, len(jobs), on_result)
 
     from distributed import Client, LocalCluster, as_completed
@@ -406,6 +435,16 @@ def run(
         client = Client(cluster)
     futures = []
     try:
+        if on_progress is not None:
+            by_source = {str(job.source): job for job in jobs}
+
+            def relay(event) -> None:
+                message = event[1]  # (time, message); the scheduler adds the worker's address
+                job = by_source.get(message["source"])
+                if job is not None:
+                    on_progress(job, Progress(message["stage"], message["done"], message["total"]))
+
+            client.subscribe_topic(PROGRESS_TOPIC, relay)
         client.register_plugin(SegmenterPlugin(preset.to_dict(), device, threads))
         futures = [
             client.submit(_task, job, options, key=f"cytomask-segment-{i}", pure=False)

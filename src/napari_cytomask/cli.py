@@ -25,7 +25,7 @@ from pathlib import Path
 
 from .io.writers import FILE_FORMATS, SEGMENT_FORMATS, format_named
 from .pipeline import METHODS
-from .progress import one_line, out_of_memory
+from .progress import Pace, one_line, out_of_memory, progress_text
 
 EXIT_OK, EXIT_USER_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -763,7 +763,7 @@ def _train(args) -> int:
     )
     say = _say(args.quiet)
     saved = None
-    started, first_epoch = time.monotonic(), None
+    started, pace = time.monotonic(), Pace()
     try:
         while True:
             try:
@@ -775,7 +775,7 @@ def _train(args) -> int:
                 print(f"cytomask: note: {progress.message}", file=sys.stderr)
             elif progress.phase == "split":
                 say(_split_text(progress.split))
-                first_epoch = progress.epoch
+                pace.left(progress.epoch, progress.epochs)  # epochs are timed from here
             elif progress.phase == "epoch":
                 saved = progress.checkpoint
                 val = progress.validation
@@ -785,10 +785,10 @@ def _train(args) -> int:
                     else "no validation images"
                 )
                 mark = " (best, saved)" if progress.improved else ""
-                elapsed = time.monotonic() - started
-                left = elapsed / (progress.epoch - first_epoch) * (progress.epochs - progress.epoch)
+                left = pace.left(progress.epoch, progress.epochs)
+                left = "" if left is None else f", about {_clock(left)} left"
                 say(f"epoch {progress.epoch}/{progress.epochs}: {text}{mark} "
-                    f"[{_clock(elapsed)} elapsed, about {_clock(left)} left]")  # fmt: skip
+                    f"[{_clock(time.monotonic() - started)} elapsed{left}]")  # fmt: skip
             elif progress.phase == "train" and progress.step % 10 == 0:
                 say(f"  step {progress.step}/{progress.steps} loss {progress.loss:.4f}")
             elif progress.phase == "validate":
@@ -985,6 +985,10 @@ def _segment(args) -> int:
         return _segment_locked(args, preset, sources, options)
 
 
+#: Seconds between two progress lines of one input of ``cytomask segment``.
+_PROGRESS_EVERY = 15.0
+
+
 def _segment_locked(args, preset, sources, options) -> int:
     from . import batch
 
@@ -996,7 +1000,20 @@ def _segment_locked(args, preset, sources, options) -> int:
     if not todo:
         return EXIT_OK
 
+    timing: dict = {}  # input -> [its Pace, when its last progress line was said]
+
+    def progress(job, event):
+        now = time.monotonic()
+        pace, said = timing.setdefault(job.source, [Pace(), now])
+        if pace is None:  # finished: a late event from a worker says nothing
+            return
+        left = pace.left(event.done, event.total, (event.stage, event.total), now)
+        if now - said >= _PROGRESS_EVERY:
+            timing[job.source][1] = now
+            say(f"  {job.source}: {progress_text(event.stage, event.done, event.total, left)}")
+
     def report(i, n, job, summary, error):
+        timing[job.source] = [None, 0.0]
         if error is not None:
             if "out of memory" in error.lower():
                 error += f"; {_MEMORY_ADVICE['segment']}"
@@ -1018,7 +1035,7 @@ def _segment_locked(args, preset, sources, options) -> int:
         f"{where.get(args.scheduler, args.scheduler)}")  # fmt: skip
     failed = batch.run(
         todo, preset, options, device=args.device, scheduler=args.scheduler,
-        workers=args.workers, threads=args.threads, on_result=report,
+        workers=args.workers, threads=args.threads, on_result=report, on_progress=progress,
     ).failed  # fmt: skip
     if failed:
         raise UserError(

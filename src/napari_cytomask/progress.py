@@ -2,11 +2,13 @@
 
 The GUI runs such generators in thread workers (progress bars, cancel between
 yields); scripts, the command line and tests drain them with :func:`drain`. When
-such work fails, :func:`one_line` gives the error as reports show it.
+such work fails, :func:`one_line` gives the error as reports show it, and
+:class:`Pace` how long it has left.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 
@@ -28,19 +30,39 @@ class Progress:
     total: int
 
 
-def drain(work):
+def drain(work, report=None):
     """Run a progress generator to the end and return its return value.
 
     Anything that is not a generator is returned as it is, so callers can drain
-    the result of a function that may or may not report progress.
+    the result of a function that may or may not report progress. ``report``,
+    when given, is called with each report the generator yields.
     """
     if not hasattr(work, "__next__"):
         return work
     try:
         while True:
-            next(work)
+            event = next(work)
+            if report is not None:
+                report(event)
     except StopIteration as stop:
         return stop.value
+
+
+#: What each stage of :class:`Progress` does, as progress reports say it.
+STAGE_TEXT = {
+    "predict": "Predicting tiles",
+    "instances": "Separating cells",
+    "encoder": "Encoding the image",
+    "decoder": "Decoding masks at grid points",
+    "split": "Splitting cells",
+}
+
+
+def progress_text(stage: str | None, done: int, total: int, left: float | None = None) -> str:
+    """``"Predicting tiles: 12 of 40; about 2 min left"``."""
+    what = STAGE_TEXT.get(stage, str(stage).capitalize() if stage else "Working")
+    text = f"{what}: {done} of {total}"
+    return text if left is None else f"{text}; about {duration(left)} left"
 
 
 def relay(work, report):
@@ -68,3 +90,40 @@ def one_line(err: BaseException) -> str:
     if isinstance(err, MemoryError):
         return f"out of memory ({text})" if text else "out of memory"
     return text or type(err).__name__
+
+
+class Pace:
+    """The time left of counted work, from its own pace since it was first reported.
+
+    Parameters
+    ----------
+    after
+        Seconds to time before saying anything: the first steps are often slower.
+    """
+
+    def __init__(self, after: float = 0.0):
+        self.after = after
+        self._start: tuple | None = None  # (what, time, done) when the timing began
+
+    def left(self, done: int, total: int, what=None, now: float | None = None) -> float | None:
+        """Seconds left with ``done`` of ``total`` steps done, or None until it can tell.
+
+        A report of other work (``what`` differs) or a count that went back starts
+        the timing again.
+        """
+        now = time.monotonic() if now is None else now
+        if self._start is None or self._start[0] != what or done < self._start[2]:
+            self._start = (what, now, done)
+        _, started, first = self._start
+        if first < done < total and now - started >= self.after:
+            return (now - started) / (done - first) * (total - done)
+        return None
+
+
+def duration(seconds: float) -> str:
+    """A time span as a person says it: "40 s", "12 min", "2.5 h"."""
+    if seconds < 90:
+        return f"{max(seconds, 1):.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

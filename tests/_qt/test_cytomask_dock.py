@@ -768,11 +768,12 @@ def test_a_closed_dock_stops_listening_to_the_viewer(make_napari_viewer, qtbot, 
 def test_a_long_step_says_how_long_it_has_left(qtbot, monkeypatch):
     """A stack of 40 positions is 1,000 tiles (about 4 h on a CPU with TTA): the status
     says the time left from the stage's own pace, as training does, once it is measured."""
+    from napari_cytomask import progress
     from napari_cytomask._qt import _live
     from napari_cytomask.progress import Progress
 
     clock = [100.0]
-    monkeypatch.setattr(_live.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(progress.time, "monotonic", lambda: clock[0])
     controls = _live.StepControls("Run", "")
     qtbot.addWidget(controls)
     controls.set_running(True)

@@ -341,12 +341,12 @@ def test_no_cells_says_what_to_try(make_napari_viewer_proxy, qtbot):
 def test_the_time_left_counts_training_steps_only(make_napari_viewer_proxy, monkeypatch):
     """Choosing a fine-tuned model's thresholds before the first step took 60 s here: the
     time left comes from the steps' own pace (1 s each), not from those 60 s."""
-    from napari_cytomask._qt import unet_widgets
+    from napari_cytomask import progress
     from napari_cytomask.models.training import TrainingProgress
 
     widget = UNetTrainWidget(make_napari_viewer_proxy())
     now = [0.0]
-    monkeypatch.setattr(unet_widgets.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(progress.time, "monotonic", lambda: now[0])
     widget.progress.setMaximum(20)
 
     def step(n):

@@ -10,7 +10,6 @@ widget and reports a failure once (status line and one notification).
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 
 from napari.qt.threading import create_worker
@@ -28,34 +27,16 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..progress import Progress, drain, one_line, out_of_memory
+from ..progress import Pace, Progress, drain, one_line, out_of_memory, progress_text
 
 #: Set ``CYTOMASK_NO_THREADS=1`` to run work in the calling thread (handy in a debugger).
 NO_THREADS = os.environ.get("CYTOMASK_NO_THREADS", "") not in ("", "0")
-
-#: How progress stages are shown to the user.
-STAGE_TEXT = {
-    "predict": "Predicting tiles",
-    "instances": "Separating cells",
-    "encoder": "Encoding the image",
-    "decoder": "Decoding masks at grid points",
-    "split": "Splitting cells",
-}
 
 
 def failed(what: str, err: BaseException, memory_advice: str) -> str:
     """``"<what> failed: <why>"``, with what to change when memory ran out."""
     text = f"{what} failed: {one_line(err)}"
     return f"{text}. {memory_advice}" if out_of_memory(err) else text
-
-
-def duration(seconds: float) -> str:
-    """A time span as a person says it: "40 s", "12 min", "2.5 h"."""
-    if seconds < 90:
-        return f"{max(seconds, 1):.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 #: Seconds of a stage measured before its time left is said.
@@ -89,7 +70,7 @@ class StepControls(QWidget):
         self.status.setWordWrap(True)
         self.status.setToolTip("What the step did last, or what to do next.")
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self._pace = None
+        self._pace = Pace(after=_PACE_AFTER)
         self.buttons = QHBoxLayout()
         self.buttons.addWidget(self.run_button, 1)
         self.buttons.addWidget(self.cancel_button)
@@ -106,7 +87,7 @@ class StepControls(QWidget):
     def set_running(self, running: bool) -> None:
         self.run_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
-        self._pace = None  # (stage, total, start time, done at start) of the stage timed
+        self._pace = Pace(after=_PACE_AFTER)
 
     def show_progress(self, event) -> None:
         """Show a core progress report: :class:`~napari_cytomask.progress.Progress`,
@@ -119,16 +100,9 @@ class StepControls(QWidget):
             stage, (done, total) = None, event
         self.progress.setRange(0, max(int(total), 1))
         self.progress.setValue(int(done))
-        what = STAGE_TEXT.get(stage, str(stage).capitalize() if stage else "Working")
-        text = f"{what}: {done} of {total}"
         # The time left from the stage's own pace: a stack of positions can take hours.
-        now = time.monotonic()
-        if self._pace is None or self._pace[:2] != (stage, total) or done < self._pace[3]:
-            self._pace = (stage, total, now, done)
-        started, first = self._pace[2:]
-        if done > first and done < total and now - started >= _PACE_AFTER:
-            text += f"; about {duration((now - started) / (done - first) * (total - done))} left"
-        self.status.setText(text)
+        left = self._pace.left(done, total, (stage, total))
+        self.status.setText(progress_text(stage, done, total, left))
 
 
 def step_page(widget: QWidget, content: QWidget, controls: StepControls) -> None:

@@ -40,6 +40,7 @@ from ..models.checkpoint import cache_dir, read_description
 from ..models.device import available_devices, get_device
 from ..models.inference import PredictorCache, iter_segment, recommended_settings
 from ..pipeline import UNetStep
+from ..progress import Pace, duration
 from ..roles import role_of, source_of
 from ._layers import (
     LayerPicker,
@@ -48,7 +49,7 @@ from ._layers import (
     resolution_level,
     result_slot,
 )
-from ._live import Runner, StepControls, StepWidget, duration, failed, scrolled, step_page
+from ._live import Runner, StepControls, StepWidget, failed, scrolled, step_page
 from ._plot import PlotCanvas
 
 ENCODERS = ("resnet18", "resnet34", "resnet50", "efficientnet-b0", "efficientnet-b3")
@@ -530,9 +531,9 @@ class UNetTrainWidget(StepWidget, QWidget):
         self.scores: list[tuple[int, float]] = []
         self._checkpoint: Path | None = None
         self._first_epoch: int | None = None
-        # (time, steps done) at the first training step: what came before it (reading the
-        # images, choosing thresholds for a fine-tuned model) says nothing of the steps' pace.
-        self._clock: tuple[float, int] | None = None
+        # Timed from the first training step: what came before it (reading the images,
+        # choosing thresholds for a fine-tuned model) says nothing of the steps' pace.
+        self._pace = Pace()
         self._drawn = 0.0
         self._kind: str | None = None  # the device kind the defaults were set for
 
@@ -854,7 +855,7 @@ class UNetTrainWidget(StepWidget, QWidget):
             "The best network so far is saved at the end of each epoch: cancelled before "
             "the first ends, nothing is kept."
         )
-        self._clock = None
+        self._pace = Pace()
         self.runner.run_now(
             iter_train,
             samples,
@@ -892,14 +893,8 @@ class UNetTrainWidget(StepWidget, QWidget):
             done = (p.epoch - self._first_epoch) * p.steps + p.step
             self.progress.setRange(0, p.steps * (p.epochs - self._first_epoch + 1))
             self.progress.setValue(done)
-            now = time.monotonic()
-            if self._clock is None:
-                self._clock = (now, done)
-            started, done_then = self._clock
-            left = "timing the steps…"
-            if done > done_then:
-                pace = (now - started) / (done - done_then)
-                left = f"about {duration(pace * (self.progress.maximum() - done))} left."
+            seconds = self._pace.left(done, self.progress.maximum())
+            left = "timing the steps…" if seconds is None else f"about {duration(seconds)} left."
             self.status.setText(
                 f"Epoch {p.epoch} of {p.epochs}, step {p.step} of {p.steps}: loss {p.loss:.3f}; "
                 f"{left}"
