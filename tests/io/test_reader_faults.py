@@ -115,6 +115,16 @@ def test_ome_metadata_that_disagrees_with_the_pages_is_refused(shared_data, tmp_
     _refused(path, "corrupt")
 
 
+@pytest.mark.parametrize("cut", [1, 16, 200])
+def test_an_ome_tiff_missing_its_end_is_refused(shared_data, tmp_path, cut):
+    """tifffile writes the OME-XML last: cut off, it is only logged, and the file read as
+    one plain stack mixed 3 channels and 7 time points into one layer of 21 planes."""
+    source = shared_data / "tiff-formats/ome-tiff-samples/singles/multi-channel-time-series.ome.tif"
+    path = tmp_path / "scan.ome.tif"
+    path.write_bytes(source.read_bytes()[:-cut])
+    _refused(path, "truncated or corrupt")
+
+
 # -- 5: sizes from a corrupt header -------------------------------------------
 
 

@@ -99,7 +99,7 @@ _CORRUPTION = re.compile(
     r"|missing \d+ (?:pages|frames)|expected \d+ frames, got|corrupted (?:file|tag list)"
     r"|incorrect Strip\w+ count|expected \d+ segments|failed to read \d+ bytes"
     r"|invalid TiffData index|index out of range|series is missing files"
-    r"|series failed to read|Missing data are zeroed",
+    r"|series failed to read|Missing data are zeroed|invalid value offset",
     re.I,
 )
 #: Largest ratio of decoded to stored bytes each compression can reach (zlib's
