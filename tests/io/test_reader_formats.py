@@ -8,6 +8,7 @@ import dask.array as da
 import numpy as np
 import pytest
 import tifffile
+from skimage.io import imread as skimage_imread
 
 from napari_cytomask._reader import get_reader
 from napari_cytomask.io.layers import looks_like_mask
@@ -242,6 +243,18 @@ def test_label_volume_opens_as_labels(shared_data):
     with tifffile.TiffFile(path) as tif:
         assert np.unique(tif.asarray(key=slice(0, 76, 4))).size == 31
     np.testing.assert_array_equal(middle, tifffile.imread(path, key=38))
+
+
+def test_a_label_time_lapse_with_an_empty_middle_frame_opens_as_labels(shared_data, tmp_path):
+    """Roles were guessed from the middle plane only: a time point without cells made
+    the whole label stack an image."""
+    cells = skimage_imread(shared_data / "usiigaci-phc/set1/instances_ids.png")[:256, :256]
+    stack = np.stack([cells, np.zeros_like(cells), cells]).astype(np.uint16)
+    path = tmp_path / "tracked.tif"
+    tifffile.imwrite(path, stack, imagej=True, metadata={"axes": "TYX"})
+    ((data, _, kind),) = read_tiff(path)
+    assert kind == "labels"
+    np.testing.assert_array_equal(np.asarray(data), stack)
 
 
 def test_single_plane_without_metadata_is_input(shared_data):

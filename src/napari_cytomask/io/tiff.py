@@ -107,6 +107,9 @@ _CORRUPTION = re.compile(
 #: header promising more is corrupt, and trusting it would allocate memory the
 #: file cannot fill.
 _MAX_RATIO = {1: 1, 5: 4096, 8: 1100, 32946: 1100, 32773: 130}
+#: Where pixels are sampled for roles and contrast, as a fraction of each axis other
+#: than the channels and the plane: the middle first, then others if it is all 0.
+_SAMPLE_AT = (0.5, 0.0, 0.25, 0.75, 1.0)
 #: Least share of its plane that a mosaic of separate groups of tiles must fill.
 MIN_MOSAIC_COVER = 0.25
 _IMAGEJ_COLOURS = ("red", "green", "blue", "gray", "cyan", "magenta", "yellow")
@@ -687,10 +690,28 @@ class TiffScan:
     def _sample(self, c: int, s: int) -> np.ndarray:
         """Pixels of one channel for contrast limits and role guessing.
 
-        A grid of small patches spread over the middle plane: one central crop
-        can fall entirely inside one cell of a label image and miss the
-        background. Patches are stacked along the rows, so neighbouring pixels
-        along the columns stay neighbours.
+        The middle plane's; when it is all 0 (a time point without cells), the
+        first of other planes that is not, so a label stack is still known.
+        """
+        planes = [
+            n for label, n in zip(self._labels, self.description.shape, strict=True)
+            if label not in ("C", "S", "Y", "X")
+        ]  # fmt: skip
+        sample = self._plane_sample(c, s, _SAMPLE_AT[0])
+        if any(n > 1 for n in planes):
+            for at in _SAMPLE_AT[1:]:
+                if sample.any():
+                    break
+                sample = self._plane_sample(c, s, at)
+        return sample
+
+    def _plane_sample(self, c: int, s: int, at: float) -> np.ndarray:
+        """Pixels of one channel in the plane at fraction ``at`` of each other axis.
+
+        A grid of small patches spread over the plane: one central crop can fall
+        entirely inside one cell of a label image and miss the background.
+        Patches are stacked along the rows, so neighbouring pixels along the
+        columns stay neighbours.
         """
         desc = self.description
         key: list[int | slice] = []
@@ -702,7 +723,7 @@ class TiffScan:
             elif label in ("Y", "X"):
                 key.append(slice(0, n))
             else:
-                key.append(n // 2)
+                key.append(min(n - 1, int(n * at)))
         y, x = self._labels.index("Y"), self._labels.index("X")
         height, width = desc.shape[y], desc.shape[x]
         patch = SAMPLE_PATCH
