@@ -310,3 +310,36 @@ def test_reader_accepts_a_list(shared_data):
     assert len(get_reader(paths[:1])(paths[:1])) == 3
     with pytest.raises(TiffReadError, match="cannot be one stack"):
         get_reader(paths)(paths)
+
+
+def test_files_with_their_channels_in_another_order_are_not_one_stack(tmp_path):
+    """Files of the same sizes were stacked by channel position: a mask of one file went
+    into the other's image layer. Channel names must agree, and a channel whose
+    name holds the file's ("a" in "Mask") keeps its name. (Kinds are not compared: the
+    first file's roles are taken for all.)"""
+    image = np.random.default_rng(0).integers(100, 4000, (64, 64), dtype=np.uint16)
+    mask = np.zeros((64, 64), np.uint16)
+    mask[10:30, 10:30], mask[40:60, 35:60] = 1, 2
+    paths = [str(tmp_path / "a.ome.tif"), str(tmp_path / "b.ome.tif"), str(tmp_path / "c.ome.tif")]
+    for path, names, planes in zip(
+        paths,
+        (["BF", "Mask"], ["BF", "Mask"], ["Mask", "BF"]),
+        ([image, mask], [image, mask], [mask, image]),
+        strict=True,
+    ):
+        tifffile.imwrite(
+            path, np.stack(planes), metadata={"axes": "CYX", "Channel": {"Name": names}}
+        )
+    layers = get_reader(paths[:2])(paths[:2])
+    assert [(kwargs["name"], kind) for _, kwargs, kind in layers] == [
+        ("BF", "image"),
+        ("Mask", "labels"),
+    ]
+    np.testing.assert_array_equal(np.asarray(layers[1][0]), [mask, mask])
+    with pytest.raises(TiffReadError) as error:
+        get_reader(paths)(paths)
+    assert str(error.value).endswith(
+        "it holds other channels, image sizes or pixel types than a.ome.tif (2 channel(s) "
+        "(Mask, BF) of 64 x 64 uint16 against 2 channel(s) (BF, Mask) of 64 x 64 uint16), "
+        "so they cannot be one stack; open the files one by one"
+    )

@@ -375,20 +375,20 @@ def read_tiff_stack(paths: Sequence[str | os.PathLike]) -> list[LayerData]:
         the first (the message names both).
     """
     files = [os.fspath(path) for path in paths]
+    stems = [file_stem(path) for path in files]
     first = read_tiff(files[0])
-    shapes = [_shapes(first), *map(_file_shapes, files[1:])]
-    if any(shape is None for shape, _ in shapes[0]):
+    layouts = [_layout(first, stems[0]), *map(_file_layout, files[1:], stems[1:])]
+    if any(shape is None for shape, *_ in layouts[0]):
         raise TiffReadError(files[0], "its pyramid (several resolutions) cannot be stacked")
-    for path, channels in zip(files[1:], shapes[1:], strict=True):
-        if channels != shapes[0]:
+    for path, channels in zip(files[1:], layouts[1:], strict=True):
+        if channels != layouts[0]:
             raise TiffReadError(
                 path,
                 f"it holds other channels, image sizes or pixel types than "
                 f"{Path(files[0]).name} ({_describe(channels)} against "
-                f"{_describe(shapes[0])}), so they cannot be one stack; open the files one "
+                f"{_describe(layouts[0])}), so they cannot be one stack; open the files one "
                 "by one",
             )
-    stems = [file_stem(path) for path in files]
     # A source of its own (the first file may be open on its own too), named so that
     # the file column of step 1 reads "P1_T0 to P1_T9 (10 files)".
     source = os.path.join(
@@ -397,7 +397,8 @@ def read_tiff_stack(paths: Sequence[str | os.PathLike]) -> list[LayerData]:
     stacked = []
     for i, (data, kwargs, kind) in enumerate(first):
         kwargs = dict(kwargs)
-        kwargs["name"] = kwargs["name"].replace(stems[0], f"{stems[0]} to {stems[-1]}", 1)
+        if kwargs["name"] == stems[0]:  # a channel named after its file
+            kwargs["name"] = f"{stems[0]} to {stems[-1]}"
         # The new axis counts files: one step each, no unit, starting at 0.
         for key, value in (("scale", 1.0), ("units", "pixel"), ("translate", 0.0),
                            ("axis_labels", "file")):  # fmt: skip
@@ -414,18 +415,24 @@ def read_tiff_stack(paths: Sequence[str | os.PathLike]) -> list[LayerData]:
     return stacked
 
 
-def _shapes(layers: list[LayerData]) -> list[tuple[tuple[int, ...] | None, str]]:
-    """Each layer's shape (None for a pyramid, a list of levels) and pixel type."""
+def _layout(layers: list[LayerData], stem: str) -> list[tuple]:
+    """Each layer's shape (None for a pyramid, a list of levels), pixel type and channel
+    name (None when the channel is named after its file, ``stem``). Not its kind: the
+    first file's roles are taken for all, as a time point may look like a mask."""
     return [
-        (None, str(data[0].dtype)) if isinstance(data, list) else (data.shape, str(data.dtype))
-        for data, _, _ in layers
+        (
+            None if isinstance(data, list) else data.shape,
+            str((data[0] if isinstance(data, list) else data).dtype),
+            None if kwargs["name"] == stem else kwargs["metadata"][METADATA_KEY]["channel_name"],
+        )
+        for data, kwargs, _ in layers
     ]
 
 
-def _file_shapes(path: str) -> list[tuple[tuple[int, ...] | None, str]]:
-    """:func:`_shapes` of a file's layers; the file is closed after."""
+def _file_layout(path: str, stem: str) -> list[tuple]:
+    """:func:`_layout` of a file's layers; the file is closed after."""
     with TiffScan(path) as tiff:
-        return _shapes(tiff.scan().layer_data())
+        return _layout(tiff.scan().layer_data(), stem)
 
 
 def _read_channel(path: str, index: int) -> np.ndarray:
@@ -435,8 +442,12 @@ def _read_channel(path: str, index: int) -> np.ndarray:
 
 
 def _describe(channels: list[tuple]) -> str:
-    sizes = {" x ".join(map(str, shape)) if shape else "pyramid" for shape, _ in channels}
-    return f"{len(channels)} channel(s) of {', '.join(sorted(sizes))}"
+    """``"2 channel(s) (BF, Mask) of 64 x 64 uint16"``."""
+    sizes = {" x ".join(map(str, shape)) + f" {dtype}" if shape else "pyramid"
+             for shape, dtype, _ in channels}  # fmt: skip
+    names = [name for _, _, name in channels if name]
+    named = f" ({', '.join(names)})" if names else ""
+    return f"{len(channels)} channel(s){named} of {', '.join(sorted(sizes))}"
 
 
 class TiffScan:
