@@ -324,6 +324,27 @@ def test_ids_beyond_16_bits_keep_their_pixel_size(tmp_path, real_labels):
     assert kwargs["scale"] == pytest.approx((0.5, 0.5)) and kwargs["units"] == ("µm", "µm")
 
 
+@pytest.mark.parametrize("offset", [0, 70000])  # ImageJ cannot order P and T; nor hold 70000
+def test_a_plain_tiff_keeps_positions_and_the_z_step(tmp_path, real_labels, offset):
+    """Positions were written as tifffile's P (a phase) and read back as another axis, so
+    an export then wrote them as Z planes; ids beyond 16 bits lost the Z step."""
+    crop = real_labels[256:320, 256:320].astype(np.uint32)
+    crop[crop > 0] += offset
+    frames = [np.where(crop > 0, crop + t, 0) for t in range(3)]  # ids move, background stays
+    stack = np.stack([np.stack([np.stack([frame, frame]) for frame in frames])] * 2)
+    path = write_labels(
+        tmp_path / "scan.tif",
+        stack,
+        scale=(1, 1, 2.5, 0.5, 0.5),
+        units=("", "", "µm", "µm", "µm"),
+        axis_labels=("P", "T", "Z", "Y", "X"),
+    )
+    ((data, kwargs, kind),) = read_tiff(path)
+    assert kind == "labels" and kwargs["axis_labels"] == ("P", "T", "Z", "Y", "X")
+    assert kwargs["scale"][2:] == pytest.approx((2.5, 0.5, 0.5))
+    np.testing.assert_array_equal(np.asarray(data), stack)
+
+
 def test_imagej_tiff_keeps_z_spacing_in_the_unit_of_x_and_any_axis_order(tmp_path, real_labels):
     crop = real_labels[:64, :64]
     stack = np.stack([np.stack([crop, crop + 1]), np.stack([crop + 2, crop + 3])])  # C, Z, Y, X

@@ -1563,6 +1563,10 @@ class _Metadata:
                 factor = _RESUNIT_UM.get(int(first.keyframe.resolutionunit))
                 if factor:
                     pixel_size.update(_resolution_um(first.keyframe, factor))
+                # The Z step this plugin's writer keeps beside the axes of a plain TIFF.
+                spacing = _to_um((tif.shaped_metadata or [{}])[0].get("spacing_um"), "µm")
+                if pixel_size and spacing and spacing > 0:
+                    pixel_size["Z"] = spacing
 
         if len(names) != n_channels:
             qpi_names, qpi_colors = _qpi_channels(first, n_channels)

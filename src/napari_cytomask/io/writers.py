@@ -291,13 +291,17 @@ def _imagej_writer(labels: np.ndarray, axes: str, scale, units) -> Callable[[Pat
                 compression="zlib",
             )
         else:
-            # ids above 65535: a plain TIFF (ImageJ's format cannot hold them); its
-            # resolution tags hold the pixel size in pixels per centimetre.
+            # ids above 65535, or axes ImageJ cannot order: a plain TIFF. Its resolution
+            # tags hold the pixel size in pixels per centimetre, its description the axes
+            # (positions as tifffile's R, tiles or regions: its P is a phase) and the Z step.
             calibrated = x is not None and y is not None and {x[1], y[1]} <= MICROMETRES.keys()
+            metadata = {"axes": axes.replace("P", "R")}
+            if calibrated and z is not None and z[1] in MICROMETRES:
+                metadata["spacing_um"] = z[0] * MICROMETRES[z[1]]
             tifffile.imwrite(
                 tmp,
                 labels,
-                metadata={"axes": axes},
+                metadata=metadata,
                 resolution=(
                     (1e4 / (x[0] * MICROMETRES[x[1]]), 1e4 / (y[0] * MICROMETRES[y[1]]))
                     if calibrated
