@@ -294,6 +294,8 @@ def test_running_out_of_memory_says_which_settings_to_lower(
 
 
 def test_an_image_closed_while_segmented_gets_no_cells(make_napari_viewer_proxy, qtbot):
+    """... and the run stops at once: it went on for minutes, with Segment greyed out,
+    then filled the progress bar for a result it dropped."""
     viewer = make_napari_viewer_proxy()
     viewer.add_image(np.zeros((64, 64), np.float32), name="closed")
     viewer.add_image(np.zeros((64, 64), np.float32), name="kept")
@@ -301,8 +303,16 @@ def test_an_image_closed_while_segmented_gets_no_cells(make_napari_viewer_proxy,
     segmenter.input.setCurrentText("closed")
     segmenter.tta.setChecked(False)
     segmenter.segment()
+    assert segmenter.runner.busy
     viewer.layers.remove("closed")  # before the worker's result reaches the GUI thread
-    qtbot.waitUntil(lambda: "was closed" in segmenter.status.text(), timeout=60_000)
+    assert not segmenter.runner.busy and segmenter.controls.run_button.isEnabled()
+    assert segmenter.status.text().startswith("'closed' was closed while it was being segmented")
+    assert segmenter.progress.value() == 0
+    qtbot.wait(2000)  # what the stopped worker still yields changes nothing
+    assert (
+        segmenter.status.text().startswith("'closed' was closed")
+        and segmenter.progress.value() == 0
+    )
     assert [layer.name for layer in viewer.layers] == ["kept"]
 
 
@@ -323,6 +333,14 @@ def test_no_cells_says_what_to_try(make_napari_viewer_proxy, qtbot):
     # The starter's tuned minimum size drops every cell of an image at a coarse pixel size.
     assert f"minimum cell size ({segmenter.min_size.value()} px)" in status
     assert segmenter.min_size.value() > 0
+    # The advice names the size the run used, not one set while it ran.
+    tuned = segmenter.min_size.value()
+    segmenter.min_size.setValue(12345)
+    segmenter.segment()
+    segmenter.min_size.setValue(0)
+    qtbot.waitUntil(lambda: not segmenter.runner.busy, timeout=60_000)
+    assert "minimum cell size (12345 px)" in segmenter.status.text()
+    segmenter.min_size.setValue(tuned)
     # Images that cannot hold a cell at all say why instead.
     nan = np.full((64, 64), np.nan, np.float32)
     for name, data, reason in (

@@ -28,6 +28,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..progress import Pace, Progress, drain, one_line, out_of_memory, progress_text
+from ._layers import closed_during_run
 
 #: Set ``CYTOMASK_NO_THREADS=1`` to run work in the calling thread (handy in a debugger).
 NO_THREADS = os.environ.get("CYTOMASK_NO_THREADS", "") not in ("", "0")
@@ -217,11 +218,32 @@ class Runner(QObject):
         self._worker = None
         self._generation = 0
         self._last_error: str | None = None
+        self._input = None  # the layer the waiting or running work reads
+        self._layers = None  # the layer list watched for its removal
 
     @property
     def busy(self) -> bool:
         """Whether a request waits or runs."""
         return self._timer.isActive() or self._worker is not None
+
+    def watch(self, viewer, layer) -> None:
+        """Stop the next run, and say why, if ``layer`` (what it reads) is closed before
+        it ends: its result could go nowhere, and a run can take minutes."""
+        self._input = layer
+        if self._layers is not viewer.layers:
+            if self._layers is not None:
+                self._layers.events.removed.disconnect(self._removed)
+            self._layers = viewer.layers
+            self._layers.events.removed.connect(self._removed)
+
+    def _removed(self, event) -> None:
+        layer = self._input
+        if not isalive(self) or layer is None or not self.busy:
+            return
+        if getattr(event.value, "unique_id", event.value) == getattr(layer, "unique_id", layer):
+            self.cancel()
+            if self._controls is not None:
+                self._controls.status.setText(closed_during_run(layer))
 
     def request(self, func: Callable, *args, **kwargs) -> None:
         """Schedule ``func(*args, **kwargs)``; a later request replaces this one."""
@@ -238,6 +260,7 @@ class Runner(QObject):
         """Drop the waiting request and stop the running one; its result is discarded."""
         self._timer.stop()
         self._pending = None
+        self._input = None
         self._generation += 1
         if self._worker is not None:
             self._worker.quit()
@@ -340,6 +363,7 @@ class Runner(QObject):
     def _finished(self, generation: int) -> None:
         if self._current(generation):
             self._worker = None
+            self._input = None  # not kept alive by a run that is over
             self._set_running(False)
             if self._on_finished is not None:
                 self._on_finished()

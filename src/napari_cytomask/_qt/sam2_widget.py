@@ -663,6 +663,7 @@ class Sam2Widget(StepWidget, QWidget):
         self._planes = {}  # read the image afresh
         self._asked = True
         self.status.setText("Loading the model and encoding the image…")
+        self.runner.watch(self.viewer, job["layer"])
         self.runner.run_now(self._run, job)
 
     def cancel(self) -> None:
@@ -678,6 +679,7 @@ class Sam2Widget(StepWidget, QWidget):
         except (ValueError, KeyError) as err:
             self.runner.fail(err, live=True)
             return
+        self.runner.watch(self.viewer, job["layer"])
         self.runner.request(self._run, job)
 
     # -- results -----------------------------------------------------------------

@@ -433,6 +433,7 @@ class UNetSegmentWidget(StepWidget, QWidget):
             self.runner.fail(err)
             return
         self.status.setText(f"Segmenting {layer.name}…")
+        self.runner.watch(self.viewer, layer)
         self.runner.run_now(
             self._run, step, self.device.currentText(), layer, self.show_maps.isChecked()
         )
@@ -483,8 +484,8 @@ class UNetSegmentWidget(StepWidget, QWidget):
         if n:
             self.status.setText(f"{n} cells in '{cells.name}'.{note}")
         else:
-            source = layer_info(cells)["made_from"]["layer"]
-            min_size = self.min_size.value()
+            info = layer_info(cells)
+            source, min_size = info["made_from"]["layer"], info["parameters"]["min_size"]
             reason = _nothing_to_find(layer, min_size)
             # At a coarser pixel size than the model's images, every cell can be smaller
             # than the minimum size tuned for them.

@@ -467,6 +467,7 @@ class WatershedWidget(StepWidget, QWidget):
         index = self._frame_index(layer)
         self.status.setText("Updating preview…")
         self._applying_now = False
+        self.runner.watch(self.viewer, layer)
         self.runner.request(*self._job(layer, arrays, index, metadata))
 
     def applying(self) -> bool:
@@ -503,6 +504,7 @@ class WatershedWidget(StepWidget, QWidget):
             return
         self.status.setText("Processing…")
         self._applying_now = True
+        self.runner.watch(self.viewer, layer)
         self.runner.run_now(*self._job(layer, arrays, None, metadata))
 
     def _job(self, layer, arrays, index, metadata) -> tuple:
