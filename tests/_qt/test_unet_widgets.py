@@ -185,6 +185,11 @@ def test_cancel_and_errors(make_napari_viewer_proxy, qtbot, monkeypatch, tmp_pat
     assert epochs_done >= 1
     trainer.epochs.setValue(epochs_done + 1)  # the run's epochs in all
     trainer.output.clear()  # the resumed checkpoint is written, not a new file
+    trainer.train()  # resumed, and cancelled before its first epoch ends: the network stays
+    trainer.controls.cancel_button.click()
+    kept = tmp_path / "cancelled.safetensors"
+    assert trainer.status.text().startswith(f"Cancelled; the best network so far is in {kept}.")
+    assert trainer.resume.text() == str(kept) and kept.is_file()
     trainer.train()
     qtbot.waitUntil(lambda: trainer.worker is None, timeout=60_000)
     assert trainer.result is not None, trainer.status.text()

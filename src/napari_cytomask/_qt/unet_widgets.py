@@ -848,13 +848,17 @@ class UNetTrainWidget(StepWidget, QWidget):
             return
         self.result = None
         self.losses, self.scores = [], []
-        self._first_epoch, self._checkpoint = None, None
+        # A resumed run's network is on disk already: cancelled, it is kept.
+        self._first_epoch, self._checkpoint = None, Path(resume) if resume else None
         self._plot()
         self.progress.setMaximum(settings.epochs * settings.steps_per_epoch)
+        kept = (
+            f"cancelled, {Path(resume).name} keeps the best one so far" if resume
+            else "cancelled before the first ends, nothing is kept"
+        )  # fmt: skip
         self.status.setText(
             f"Training on {len(samples)} image(s), about {duration(self.estimated_seconds())}. "
-            "The best network so far is saved at the end of each epoch: cancelled before "
-            "the first ends, nothing is kept."
+            f"The best network so far is saved at the end of each epoch: {kept}."
         )
         self._pace = Pace()
         self.runner.run_now(
