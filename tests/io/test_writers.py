@@ -1,5 +1,6 @@
 import errno
 import os
+import re
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -305,6 +306,28 @@ def test_impossible_scales_are_explained(tmp_path, real_labels, scale, match):
         with pytest.raises(ValueError, match=match):
             write_labels(tmp_path / name, real_labels, scale=scale, units=None)
     assert _files(tmp_path) == []
+
+
+@pytest.mark.parametrize("big_ids", [False, True])  # an ImageJ or a plain TIFF
+def test_pixel_sizes_a_tiff_cannot_hold_are_explained_and_mixed_units_converted(
+    tmp_path, real_labels, big_ids
+):
+    """Y in mm and X in µm: the Y size was saved 1,000 times off. A pixel size of 1e-30
+    gave tifffile's own 'max_denominator should be at least 1'."""
+    labels = real_labels.astype(np.uint32) + (real_labels > 0) * 70000 * big_ids
+    path = write_labels(tmp_path / "mixed.tif", labels, scale=(0.0005, 0.5), units=("mm", "µm"))
+    ((_, kwargs, _),) = read_tiff(path)
+    assert kwargs["scale"] == pytest.approx((0.5, 0.5)) and kwargs["units"] == ("µm", "µm")
+    for size in (1e-30, 1e30):
+        with pytest.raises(
+            ValueError, match=re.escape(f"a TIFF cannot store a pixel size of {size:g} × ")
+        ):
+            write_labels(tmp_path / "odd.tif", labels, scale=(size, size), units=("µm", "µm"))
+    with pytest.raises(ValueError, match="Y and X pixel sizes are in s and µm"):
+        write_labels(tmp_path / "odd.tif", labels, scale=(2, 0.5), units=("s", "µm"))
+    assert not (tmp_path / "odd.tif").exists()
+    with pytest.raises(ValueError, match=r"the labels have 1 axis\(es\), shape \(10,\)"):
+        write_labels(tmp_path / "line.tif", np.arange(10, dtype=np.uint8))
 
 
 def test_a_multiscale_layer_is_saved_at_full_resolution(tmp_path, real_labels):

@@ -196,6 +196,11 @@ def label_writer(
             f"segmenting; use one of {', '.join(FORMATS[key].suffix for key in FILE_FORMATS)}."
         )
     labels = as_labels(data, "the layer to save")
+    if labels.ndim < 2:
+        raise ValueError(
+            f"Cannot save {path.name}: the labels have {labels.ndim} axis(es), shape "
+            f"{labels.shape}; a label image has at least 2 (Y and X)."
+        )
     labels = labels.astype(min_label_dtype(int(labels.max(initial=0))), copy=False)
     scale, units = _checked_scale(path, labels.ndim, scale, units)
     axes = _axes(labels.ndim, axis_labels)
@@ -207,7 +212,7 @@ def label_writer(
     elif fmt == "ome-tiff":
         writer = _ome_writer(path, labels, axes, scale, units)
     else:
-        writer = _imagej_writer(labels, axes, scale, units)
+        writer = _imagej_writer(path, labels, axes, scale, units)
     return writer
 
 
@@ -255,7 +260,7 @@ def _pixel_size(axes: str, scale, units, axis: str) -> tuple[float, str] | None:
     return size, unit or "pixel"
 
 
-def _imagej_writer(labels: np.ndarray, axes: str, scale, units) -> Callable[[Path], None]:
+def _imagej_writer(path: Path, labels, axes: str, scale, units) -> Callable[[Path], None]:
     # ImageJ knows T, Z and C only, in that order, and 8/16-bit integers; positions go on
     # the T axis.
     imagej_axes = axes.replace("P", "T").replace("Q", "T") if labels.dtype.itemsize <= 2 else None
@@ -268,13 +273,35 @@ def _imagej_writer(labels: np.ndarray, axes: str, scale, units) -> Callable[[Pat
     x = _pixel_size(axes, scale, units, "X")
     y = _pixel_size(axes, scale, units, "Y")
     z = _pixel_size(axes, scale, units, "Z")
+    if x is not None and y is not None and x[1] != y[1]:
+        if not {x[1], y[1]} <= MICROMETRES.keys():
+            raise ValueError(
+                f"Cannot save {path.name}: the Y and X pixel sizes are in "
+                f"{units[axes.index('Y')] or 'pixels'} and {units[axes.index('X')] or 'pixels'}, "
+                "but a TIFF holds one unit for both; give the layer one unit for Y and X."
+            )
+        y = (y[0] * MICROMETRES[y[1]] / MICROMETRES[x[1]], x[1])  # in the unit of X
+    calibrated = x is not None and y is not None and {x[1], y[1]} <= MICROMETRES.keys()
+    if imagej_axes is not None:
+        resolution = (1 / x[0], 1 / y[0]) if x is not None and y is not None else None
+    else:  # a plain TIFF's resolution tags are in pixels per centimetre
+        resolution = (
+            (1e4 / (x[0] * MICROMETRES[x[1]]), 1e4 / (y[0] * MICROMETRES[y[1]]))
+            if calibrated
+            else None
+        )
+    # Resolution tags are fractions of 32-bit integers.
+    if resolution is not None and not all(1e-6 <= r <= 4e9 for r in resolution):
+        raise ValueError(
+            f"Cannot save {path.name}: a TIFF cannot store a pixel size of {y[0]:g} × "
+            f"{x[0]:g} {x[1]}; set the layer's scale to its pixel size (in µm, say), or save "
+            "as .ome.tif."
+        )
 
     def write(tmp: Path) -> None:
         if imagej_axes is not None:
             metadata = {"axes": imagej_axes}
-            resolution = None
-            if x is not None and y is not None:
-                resolution = (1 / x[0], 1 / y[0])
+            if resolution is not None:
                 metadata["unit"] = "micron" if x[1] == "µm" else x[1]
             if z is not None:  # ImageJ's spacing is in the unit of X and Y
                 xy_unit = x[1] if x is not None else None
@@ -291,10 +318,9 @@ def _imagej_writer(labels: np.ndarray, axes: str, scale, units) -> Callable[[Pat
                 compression="zlib",
             )
         else:
-            # ids above 65535, or axes ImageJ cannot order: a plain TIFF. Its resolution
-            # tags hold the pixel size in pixels per centimetre, its description the axes
-            # (positions as tifffile's R, tiles or regions: its P is a phase) and the Z step.
-            calibrated = x is not None and y is not None and {x[1], y[1]} <= MICROMETRES.keys()
+            # ids above 65535, or axes ImageJ cannot order: a plain TIFF. Its description
+            # holds the axes (positions as tifffile's R, tiles or regions: its P is a
+            # phase) and the Z step.
             metadata = {"axes": axes.replace("P", "R")}
             if calibrated and z is not None and z[1] in MICROMETRES:
                 metadata["spacing_um"] = z[0] * MICROMETRES[z[1]]
@@ -302,11 +328,7 @@ def _imagej_writer(labels: np.ndarray, axes: str, scale, units) -> Callable[[Pat
                 tmp,
                 labels,
                 metadata=metadata,
-                resolution=(
-                    (1e4 / (x[0] * MICROMETRES[x[1]]), 1e4 / (y[0] * MICROMETRES[y[1]]))
-                    if calibrated
-                    else None
-                ),
+                resolution=resolution,
                 resolutionunit="CENTIMETER" if calibrated else None,
                 compression="zlib",
             )
