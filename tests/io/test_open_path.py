@@ -112,7 +112,7 @@ def test_folder_scans_find_every_suffix_napari_opens(tmp_path):
 def test_open_scan_gives_channels_roles_and_scale_for_tiff_and_other_files(shared_data):
     scan = open_scan(shared_data / MMSTACK)
     assert scan.axes == ("P", "T", "Y", "X")
-    assert scan.units == ("pixel", "pixel", "µm", "µm")
+    assert scan.units == ("pixel", "s", "µm", "µm")  # time points 5,000 ms apart
     assert [c.name for c in scan.channels] == [kw["name"] for _, kw, _ in scan.layer_data()]
     png = open_scan(shared_data / "usiigaci-phc/set1/instances_ids.png")
     ((mask),) = png.channels

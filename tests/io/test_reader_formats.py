@@ -39,7 +39,7 @@ EXPECTED = {
     f"{OME}/singles/170918_tn_neutrophil_migration_wave.ome.tif": (
         ["488 TIRF left"], "image", (1024, 1024), ("Y", "X"), (1, 1), "uint16"),
     MMSTACK: (
-        ["Default"], "image", (2, 10, 256, 256), ("P", "T", "Y", "X"), (1, 1, 5.2304, 5.2304),
+        ["Default"], "image", (2, 10, 256, 256), ("P", "T", "Y", "X"), (1, 5, 5.2304, 5.2304),
         "uint16"),
     f"{OME}/singles/181003_slices/P2_T7.tif": (
         ["P2_T7"], "image", (256, 256), ("Y", "X"), (1, 1), "uint16"),
@@ -137,12 +137,13 @@ def test_multiposition_micromanager(shared_data):
     assert desc.original_axes == "TRYX"
     assert desc.n_positions == 2
     assert desc.pixel_size == {"Y": 5.2304, "X": 5.2304}
+    assert desc.frame_interval == 5.0  # TimeIncrement="5000.0" TimeIncrementUnit="ms"
     np.testing.assert_allclose(
         desc.positions, [(-33984.15, -57494.55), (-33984.16, -58698.95)], atol=1e-6
     )
     ((data, kwargs, _),) = read_tiff(shared_data / MMSTACK)
     assert isinstance(data, da.Array)
-    assert kwargs["units"] == ("pixel", "pixel", "µm", "µm")
+    assert kwargs["units"] == ("pixel", "s", "µm", "µm")
     assert kwargs["metadata"]["cytomask"]["stage_positions_um"] == [list(p) for p in desc.positions]
 
 

@@ -480,3 +480,27 @@ def test_pages_of_another_pixel_type_left_out_are_said(tmp_path):
     ):
         ((data, _, _),) = read_tiff(path)
     assert data.shape == (64, 64)
+
+
+@pytest.mark.parametrize(
+    ("name", "metadata", "imagej", "seconds"),
+    [
+        ("ij.tif", {"axes": "TYX", "finterval": 30.0}, True, 30.0),
+        ("ij-min.tif", {"axes": "TYX", "finterval": 2, "tunit": "min"}, True, 120.0),
+        ("t.ome.tif", {"axes": "TYX", "TimeIncrement": 2, "TimeIncrementUnit": "min"}, False,
+         120.0),
+        ("t-bad.ome.tif", {"axes": "TYX", "TimeIncrement": 2, "TimeIncrementUnit": "furlong"},
+         False, None),
+    ],
+)  # fmt: skip
+def test_a_time_lapse_keeps_its_frame_interval(tmp_path, name, metadata, imagej, seconds):
+    """ImageJ's finterval and OME's TimeIncrement were dropped: the T axis counted frames."""
+    path = tmp_path / name
+    tifffile.imwrite(path, np.zeros((3, 16, 16), np.uint16), imagej=imagej, metadata=metadata)
+    ((_, kwargs, _),) = read_tiff(path)
+    assert kwargs["axis_labels"][0] == "T"
+    if seconds is None:  # a unit that is no time: no interval rather than a wrong one
+        assert kwargs.get("scale", (1.0,))[0] == 1.0
+    else:
+        assert kwargs["scale"][0] == pytest.approx(seconds) and kwargs["units"][0] == "s"
+        assert kwargs["metadata"]["cytomask"]["frame_interval_s"] == pytest.approx(seconds)

@@ -308,6 +308,25 @@ def test_impossible_scales_are_explained(tmp_path, real_labels, scale, match):
     assert _files(tmp_path) == []
 
 
+@pytest.mark.parametrize(("name", "offset"), [("a.tif", 0), ("a.ome.tif", 0), ("a.tif", 70000)])
+def test_the_frame_interval_is_kept(tmp_path, real_labels, name, offset):
+    """ImageJ, OME-TIFF and plain TIFF (ids beyond 16 bits) all lost the time interval."""
+    crop = real_labels[256:320, 256:320].astype(np.uint32)
+    crop[crop > 0] += offset
+    stack = np.stack([np.stack([crop, crop])] * 3)
+    path = write_labels(
+        tmp_path / name,
+        stack,
+        scale=(0.5, 2.0, 0.5, 0.5),
+        units=("minute", "µm", "µm", "µm"),
+        axis_labels=("T", "Z", "Y", "X"),
+    )
+    ((_, kwargs, _),) = read_tiff(path)
+    assert kwargs["axis_labels"] == ("T", "Z", "Y", "X")
+    assert kwargs["scale"] == pytest.approx((30.0, 2.0, 0.5, 0.5))
+    assert kwargs["units"] == ("s", "µm", "µm", "µm")
+
+
 @pytest.mark.parametrize("big_ids", [False, True])  # an ImageJ or a plain TIFF
 def test_pixel_sizes_a_tiff_cannot_hold_are_explained_and_mixed_units_converted(
     tmp_path, real_labels, big_ids

@@ -41,6 +41,7 @@ from .layers import (
     MICROMETRES,
     SAMPLE_GRID,
     SAMPLE_PATCH,
+    SECONDS,
     Channel,
     Scan,
     contrast_from_sample,
@@ -172,6 +173,8 @@ class TiffDescription:
         file's name (without ``.ome.tif`` and the like) for a single layer.
     pixel_size
         Physical size in micrometres of the axes that have one (``Z``, ``Y``, ``X``).
+    frame_interval
+        Seconds between time points (``T``), when the metadata says.
     positions
         Stage position ``(y, x)`` in micrometres of each position, or ``None``
         when the file has a single position or does not say where they are.
@@ -203,6 +206,7 @@ class TiffDescription:
     rgb: bool
     metadata_file: str | None = None
     channel_colors: tuple[str | None, ...] = field(default=(), repr=False)
+    frame_interval: float | None = None
 
     @property
     def layer_axes(self) -> tuple[str, ...]:
@@ -584,6 +588,7 @@ class TiffScan:
             rgb=self._rgb,
             metadata_file=metadata_file,
             channel_colors=tuple(colors),
+            frame_interval=meta.frame_interval if "T" in labels else None,
         )
 
     # -- pixels -------------------------------------------------------------
@@ -891,15 +896,19 @@ class TiffScan:
         desc = self.description
         channels = self.channels(mosaic=mosaic)  # checks that a mosaic can be made
         axes = tuple(a for a in desc.layer_axes if not (mosaic and a == POSITION_AXIS))
-        scale = tuple(desc.pixel_size.get(a, 1.0) for a in axes)
+        known = dict(desc.pixel_size)
+        if desc.frame_interval is not None:
+            known["T"] = desc.frame_interval
+        scale = tuple(known.get(a, 1.0) for a in axes)
         units = None
-        if any(a in desc.pixel_size for a in axes):
-            units = tuple(UNIT if a in desc.pixel_size else "pixel" for a in axes)
+        if any(a in known for a in axes):
+            units = tuple(("s" if a == "T" else UNIT) if a in known else "pixel" for a in axes)
         extra: dict[str, Any] = {
             "series": list(desc.series),
             "original_axes": desc.original_axes,
             "tiff_kind": desc.kind,
             "pixel_size_um": dict(desc.pixel_size),
+            "frame_interval_s": desc.frame_interval,
             "stage_positions_um": [list(p) for p in desc.positions] if desc.positions else None,
             "mosaic": mosaic,
         }
@@ -1329,6 +1338,18 @@ def _to_um(value: Any, unit: str | None) -> float | None:
     return number * factor
 
 
+def _to_s(value: Any, unit: str | None) -> float | None:
+    """A time interval in seconds, or None when missing, not positive or in an unknown unit."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    factor = SECONDS.get((unit or "s").strip().lower())
+    if factor is None or not math.isfinite(number) or number <= 0:
+        return None
+    return number * factor
+
+
 def _normalise_unit(unit: str) -> str:
     if "\\u" in unit:
         # ImageJ stores non-ASCII units escaped, e.g. "\\u00B5m".
@@ -1391,6 +1412,7 @@ class _OmeImage:
     colors: list[str | None]
     pixel_size: dict[str, float]
     position: tuple[float, float] | None
+    frame_interval: float | None = None
 
 
 def _parse_ome(xml: str | None) -> list[_OmeImage]:
@@ -1429,6 +1451,7 @@ def _parse_ome(xml: str | None) -> list[_OmeImage]:
                 colors=[_ome_colour(c.get("Color")) for c in channels],
                 pixel_size=pixel_size,
                 position=position,
+                frame_interval=_to_s(pixels.get("TimeIncrement"), pixels.get("TimeIncrementUnit")),
             )
         )
     return images
@@ -1485,6 +1508,7 @@ class _Metadata:
     colors: list[str | None]
     pixel_size: dict[str, float]
     positions: tuple[tuple[float, float], ...] | None
+    frame_interval: float | None = None
 
     @classmethod
     def collect(
@@ -1507,6 +1531,7 @@ class _Metadata:
         colors: list[str | None] = []
         pixel_size: dict[str, float] = {}
         positions = None
+        interval = None
 
         images = _parse_ome(tif.ome_metadata) if tif.is_ome else []
         # tifffile makes one series per OME Image; a Micro-Manager series'
@@ -1515,6 +1540,7 @@ class _Metadata:
         if images:
             image = images[indices[0]] if by_series else images[0]
             names, colors, pixel_size = image.names, image.colors, dict(image.pixel_size)
+            interval = image.frame_interval
             if len(indices) > 1 and by_series:
                 positions = [images[i].position for i in indices]
             elif n_positions > 1 and len(images) == n_positions:
@@ -1547,6 +1573,8 @@ class _Metadata:
                 if not luts and ij.get("mode") in ("composite", "color") and n_channels > 1:
                     # ImageJ shows composites without stored LUTs in these colours.
                     colors = [_IMAGEJ_COLOURS[i % len(_IMAGEJ_COLOURS)] for i in range(n_channels)]
+            if interval is None:
+                interval = _to_s(ij.get("finterval"), ij.get("tunit"))
             factor = MICROMETRES.get(_normalise_unit(str(ij.get("unit", ""))))
             if factor and "X" not in pixel_size:
                 plane = _resolution_um(first.keyframe, factor)
@@ -1563,10 +1591,13 @@ class _Metadata:
                 factor = _RESUNIT_UM.get(int(first.keyframe.resolutionunit))
                 if factor:
                     pixel_size.update(_resolution_um(first.keyframe, factor))
-                # The Z step this plugin's writer keeps beside the axes of a plain TIFF.
-                spacing = _to_um((tif.shaped_metadata or [{}])[0].get("spacing_um"), "µm")
-                if pixel_size and spacing and spacing > 0:
-                    pixel_size["Z"] = spacing
+            # The Z step and time interval this plugin's writer keeps beside the axes of a
+            # plain TIFF.
+            shaped = (tif.shaped_metadata or [{}])[0]
+            spacing = _to_um(shaped.get("spacing_um"), "µm")
+            if pixel_size and spacing and spacing > 0:
+                pixel_size["Z"] = spacing
+            interval = _to_s(shaped.get("finterval_s"), "s")
 
         if len(names) != n_channels:
             qpi_names, qpi_colors = _qpi_channels(first, n_channels)
@@ -1582,6 +1613,7 @@ class _Metadata:
             colors=list(colors),
             pixel_size={a: pixel_size[a] for a in _SPATIAL if a in pixel_size},
             positions=tuple(tuple(p) for p in positions) if positions else None,
+            frame_interval=interval,
         )
 
 

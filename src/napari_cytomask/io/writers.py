@@ -17,7 +17,7 @@ import tifffile
 
 from ..labels import as_labels, min_label_dtype
 from .atomic import write_atomically
-from .layers import MICROMETRES
+from .layers import MICROMETRES, SECONDS
 from .omezarr import SUFFIX as OME_ZARR_SUFFIX
 
 
@@ -260,6 +260,15 @@ def _pixel_size(axes: str, scale, units, axis: str) -> tuple[float, str] | None:
     return size, unit or "pixel"
 
 
+def _frame_interval(axes: str, scale, units) -> float | None:
+    """Seconds between time points: the ``T`` axis's scale, when its unit is a time."""
+    if scale is None or units is None or "T" not in axes:
+        return None
+    i = axes.index("T")
+    factor = SECONDS.get(str(units[i]).strip().lower())
+    return float(scale[i]) * factor if factor else None
+
+
 def _imagej_writer(path: Path, labels, axes: str, scale, units) -> Callable[[Path], None]:
     # ImageJ knows T, Z and C only, in that order, and 8/16-bit integers; positions go on
     # the T axis.
@@ -282,6 +291,7 @@ def _imagej_writer(path: Path, labels, axes: str, scale, units) -> Callable[[Pat
             )
         y = (y[0] * MICROMETRES[y[1]] / MICROMETRES[x[1]], x[1])  # in the unit of X
     calibrated = x is not None and y is not None and {x[1], y[1]} <= MICROMETRES.keys()
+    interval = _frame_interval(axes, scale, units)
     if imagej_axes is not None:
         resolution = (1 / x[0], 1 / y[0]) if x is not None and y is not None else None
     else:  # a plain TIFF's resolution tags are in pixels per centimetre
@@ -309,6 +319,8 @@ def _imagej_writer(path: Path, labels, axes: str, scale, units) -> Callable[[Pat
                 metadata["spacing"] = z[0] * (
                     MICROMETRES[z[1]] / MICROMETRES[xy_unit] if known else 1
                 )
+            if interval is not None:  # in seconds, ImageJ's default time unit
+                metadata["finterval"] = interval
             tifffile.imwrite(
                 tmp,
                 labels,
@@ -320,10 +332,12 @@ def _imagej_writer(path: Path, labels, axes: str, scale, units) -> Callable[[Pat
         else:
             # ids above 65535, or axes ImageJ cannot order: a plain TIFF. Its description
             # holds the axes (positions as tifffile's R, tiles or regions: its P is a
-            # phase) and the Z step.
+            # phase), the Z step and the time interval.
             metadata = {"axes": axes.replace("P", "R")}
             if calibrated and z is not None and z[1] in MICROMETRES:
                 metadata["spacing_um"] = z[0] * MICROMETRES[z[1]]
+            if interval is not None:
+                metadata["finterval_s"] = interval
             tifffile.imwrite(
                 tmp,
                 labels,
@@ -348,6 +362,9 @@ def _ome_writer(path: Path, labels: np.ndarray, axes: str, scale, units) -> Call
         size = _pixel_size(axes, scale, units, axis)
         if size is not None and size[1] != "pixel":
             metadata[key], metadata[key + "Unit"] = size
+    interval = _frame_interval(axes, scale, units)
+    if interval is not None:
+        metadata["TimeIncrement"], metadata["TimeIncrementUnit"] = interval, "s"
     positions = axes.index("P") if "P" in axes else None
     stack_axes = axes.replace("P", "")[:-2]
     if len(stack_axes) > 3:
