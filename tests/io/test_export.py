@@ -14,6 +14,7 @@ from napari_cytomask.io.export import (
     cell_counts,
     coco_annotations,
     export_labels,
+    object_columns,
     object_rows,
 )
 from napari_cytomask.rle import coco_rle
@@ -84,6 +85,26 @@ def test_stacks_are_counted_per_tile():
     ]
     rows = object_rows(LabelsExport("x", labels))
     assert [(r["frame"], r["label"]) for r in rows] == [(0, 1), (0, 9), (1, 4)]
+
+
+def test_the_tables_of_a_stack_say_which_position_time_point_and_plane_each_row_is():
+    """A P × T × Z stack's rows had a flat frame number only: 0 to 7, for a reader to
+    unravel."""
+    labels = np.zeros((2, 2, 2, 8, 8), np.uint16)
+    labels[1, 0, 1, :2, :2] = 5
+    labels[0, 1, 0, 3:5, 3:5] = 7
+    export = LabelsExport("x", labels, axis_labels=("P", "T", "Z", "Y", "X"))
+    rows = object_rows(export)
+    assert [(r["frame"], r["p"], r["t"], r["z"], r["label"]) for r in rows] == [
+        (2, 0, 1, 0, 7), (5, 1, 0, 1, 5)
+    ]  # fmt: skip
+    assert object_columns(export)[:4] == ["frame", "p", "t", "z"]
+    counts = cell_counts(export)
+    assert counts[2] == {"frame": 2, "p": 0, "t": 1, "z": 0, "cells": 1}
+    assert counts[-1] == {"frame": "all", "p": "", "t": "", "z": "", "cells": 2}
+    # napari's default axis names ("0", "1") are no letters: the columns are numbered.
+    export = LabelsExport("x", labels[0], axis_labels=("0", "1", "2", "3"))
+    assert object_columns(export)[:3] == ["frame", "axis_0", "axis_1"]
 
 
 def test_export_writes_everything_and_refuses_to_overwrite(tmp_path, real):

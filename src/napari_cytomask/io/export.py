@@ -187,10 +187,39 @@ def _regions(frame: np.ndarray):
         yield (int(region.label) if ids is None else int(ids[region.label])), region
 
 
+def _frame_columns(export: LabelsExport) -> list[str]:
+    """For a stack: ``frame`` (its planes counted through) and a column per axis before Y
+    and X, named after the axis (``p``, ``t``, ``z``) or numbered (``axis_0``); a single
+    axis without a name gets none."""
+    ndim = np.ndim(export.labels)
+    if ndim <= 2:
+        return []
+    given = list(export.axis_labels or [])
+    names = [str(a).lower() for a in given[: ndim - 2]] if len(given) == ndim else []
+    if len(names) != ndim - 2:
+        names = [""] * (ndim - 2)
+    taken = {"frame", "label", "cells", *_SHAPE_COLUMNS}
+    columns = [
+        name if name.isalpha() and name not in taken and names.count(name) == 1 else f"axis_{i}"
+        for i, name in enumerate(names)
+    ]
+    if columns == ["axis_0"]:
+        return ["frame"]  # one axis, no name: the frame number says it all
+    return ["frame", *columns]
+
+
+def _frame_index(columns: list[str], shape: tuple[int, ...], frame: int) -> dict[str, int]:
+    """The values of :func:`_frame_columns` for plane ``frame`` of a stack of ``shape``."""
+    if len(columns) < 2:
+        return dict.fromkeys(columns, frame)
+    position = np.unravel_index(frame, shape[:-2])
+    return dict(zip(columns, (frame, *map(int, position)), strict=True))
+
+
 def object_columns(export: LabelsExport) -> list[str]:
     """The columns :func:`object_rows` gives ``export``'s objects (the header of a table
     without objects)."""
-    columns = ["frame"] if np.ndim(export.labels) > 2 else []
+    columns = _frame_columns(export)
     columns += [*_SHAPE_COLUMNS, *(["area_um2"] if _pixel_area(export) is not None else [])]
     columns += [f"mean_{name}" for name in export.intensities]
     return columns + [k for k in export.features if k != "label"]
@@ -199,7 +228,8 @@ def object_columns(export: LabelsExport) -> list[str]:
 def object_rows(export: LabelsExport) -> list[dict[str, object]]:
     """One row per object and frame: size, position, shape, intensities and scores.
 
-    Columns: ``frame`` (for stacks), ``label``, ``area`` (pixels), ``area_um2``
+    Columns: ``frame`` and one per stack axis (for stacks, see :func:`_frame_columns`),
+    ``label``, ``area`` (pixels), ``area_um2``
     (when the scale is physical), ``centroid_y``/``centroid_x``, ``bbox_*``,
     ``eccentricity``, ``mean_<channel>`` for every intensity image, and every
     feature column.
@@ -218,12 +248,11 @@ def object_rows(export: LabelsExport) -> list[dict[str, object]]:
             )
     feature_rows = _features_by_label(export.features)
     pixel_area = _pixel_area(export)
+    stack_columns = _frame_columns(export)
     rows = []
     for frame_index, frame in enumerate(frames.reshape(-1, *frames.shape[-2:])):
         for label, region in _regions(frame):
-            row: dict[str, object] = {}
-            if labels.ndim > 2:
-                row["frame"] = frame_index
+            row: dict[str, object] = _frame_index(stack_columns, labels.shape, frame_index)
             min_r, min_c, max_r, max_c = region.bbox
             shape = (label, int(region.area), *map(float, region.centroid),
                      min_r, min_c, max_r, max_c, float(region.eccentricity))  # fmt: skip
@@ -240,14 +269,15 @@ def object_rows(export: LabelsExport) -> list[dict[str, object]]:
 
 
 def cell_counts(export: LabelsExport) -> list[dict[str, object]]:
-    """Number of objects per frame (tile or time point) and in total."""
+    """Number of objects per plane (tile, time point, Z plane) and in all of them."""
     labels = as_labels(export.labels, f"layer {export.name!r}")
     frames = labels.reshape(-1, *labels.shape[-2:])
     counts = [int(np.count_nonzero(np.unique(frame))) for frame in frames]
-    rows: list[dict[str, object]] = (
-        [{"frame": i, "cells": n} for i, n in enumerate(counts)] if labels.ndim > 2 else []
-    )
-    rows.append({"frame": "all", "cells": sum(counts)})
+    columns = _frame_columns(export)
+    rows = [
+        {**_frame_index(columns, labels.shape, i), "cells": n} for i, n in enumerate(counts)
+    ] if columns else []  # fmt: skip
+    rows.append({"frame": "all", **dict.fromkeys(columns[1:], ""), "cells": sum(counts)})
     return rows
 
 
