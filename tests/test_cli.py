@@ -225,7 +225,7 @@ def test_tune_and_resume_find_the_split_under_other_paths(folders, tmp_path, mon
     assert "trained and validated on other images than these" in capsys.readouterr().err
 
 
-def test_interrupted_training_goes_on_with_resume(folders, tmp_path):
+def test_interrupted_training_goes_on_with_resume(folders, tmp_path, capsys):
     data, _ = folders
     model = tmp_path / "cut.safetensors"
     pairs = ["--images", str(data / "set*" / "raw.tif"), "--masks", str(data / "set*" / "mask.tif")]
@@ -259,10 +259,22 @@ def test_interrupted_training_goes_on_with_resume(folders, tmp_path):
     )
     done = torch.load(state_path(model), weights_only=True)["epoch"]
     assert 2 <= done < 100000
+    # Its best network so far segments, with a note that the run did not finish.
+    segment = ["segment", str(data / "set0" / "raw.tif"), "-m", str(model), "--scheduler",
+               "synchronous", "-q"]  # fmt: skip
+    assert main([*segment, "-o", str(tmp_path / "cut")]) == 0
+    assert (
+        "cytomask: note: cut.safetensors is the best network so far of a training run that "
+        "was stopped, before its thresholds were chosen; finish it with cytomask train "
+        f"--resume {model}" in capsys.readouterr().err
+    )
 
     # --epochs counts the run's epochs in all.
     assert main([*train, "--epochs", str(done + 1), "--resume", str(model)]) == 0
     assert read_description(model)["training"]["epochs_done"] == done + 1
+    capsys.readouterr()
+    assert main([*segment, "-o", str(tmp_path / "finished")]) == 0
+    assert "note" not in capsys.readouterr().err
 
 
 def test_resume_alone_finishes_the_run_with_its_own_settings(folders, tmp_path, capsys):

@@ -967,6 +967,8 @@ def _segment(args) -> int:
     preset = _preset(args)
     preset.check()
     preset = preset.with_model_settings()
+    if preset.unet is not None:
+        _note_if_unfinished(preset.unet.model)
     if args.threads < 0:
         raise UserError(f"--threads must be 0 or more (got {args.threads}).")
     if args.scheduler in (None, "synchronous"):  # workers on this machine: check its devices
@@ -1139,6 +1141,22 @@ def _export(args) -> int:
     for path in written:
         print(path)
     return EXIT_OK
+
+
+def _note_if_unfinished(model: str) -> None:
+    """Say so when a model is the best network so far of a training run that was stopped."""
+    from .models.catalog import resolve_unet
+    from .models.checkpoint import read_description
+
+    path = resolve_unet(model)
+    training = read_description(path).get("training") or {}
+    if training.get("finished") is False:  # absent in models of older versions
+        print(
+            f"cytomask: note: {path.name} is the best network so far of a training run that "
+            "was stopped, before its thresholds were chosen; finish it with cytomask train "
+            f"--resume {path} (and the run's images).",
+            file=sys.stderr,
+        )
 
 
 def _note_if_no_background(path, labels, what: str) -> None:

@@ -181,6 +181,9 @@ def test_cancel_and_errors(make_napari_viewer_proxy, qtbot, monkeypatch, tmp_pat
     assert len(trainer.losses) == cut  # a cancelled run reports nothing more
     # Cancelling offers to continue: Train again resumes from the last finished epoch.
     assert trainer.resume.text() == str(tmp_path / "cancelled.safetensors")
+    # The model lists show the cancelled run's network as unfinished.
+    segmenter.checkpoint.set_model(tmp_path / "cancelled.safetensors")
+    assert segmenter.checkpoint.combo.currentText() == "cancelled (unfinished)"
     epochs_done = torch.load(state_path(trainer.resume.text()), weights_only=True)["epoch"]
     assert epochs_done >= 1
     trainer.epochs.setValue(epochs_done + 1)  # the run's epochs in all
@@ -195,6 +198,7 @@ def test_cancel_and_errors(make_napari_viewer_proxy, qtbot, monkeypatch, tmp_pat
     assert trainer.result is not None, trainer.status.text()
     assert trainer.result.checkpoint == tmp_path / "cancelled.safetensors"
     assert trainer.result.description["training"]["epochs_done"] == epochs_done + 1
+    assert trainer.result.description["training"]["finished"] is True
     assert trainer.losses[0][0] == epochs_done * 3 + 1  # steps go on counting
     assert trainer.progress.value() == trainer.progress.maximum() == 3
     # The run is finished: the next Train starts a new one instead of resuming it.

@@ -145,8 +145,15 @@ class _ModelPicker(QWidget):
             raise ValueError(f"{path.name} is not a usable U-Net checkpoint: {err}") from err
         val = (desc.get("scores") or {}).get("validation") or {}
         score = f", validation F1@0.5 {val['f1_50']:.2f}" if "f1_50" in val else ""
-        self.combo.addItem(title, key)
         details = f"{path} ({desc['encoder']}{score})"
+        training = desc.get("training") or {}
+        if training.get("finished") is False:  # absent in models of older versions
+            title = f"{title} (unfinished)"
+            details += (
+                "; the best network so far of a training run that was stopped, before its "
+                "thresholds were chosen: finish it with Train a model > Resume from"
+            )
+        self.combo.addItem(title, key)
         self.combo.setItemData(self.combo.count() - 1, details, Qt.ItemDataRole.ToolTipRole)
 
     def set_model(self, key) -> None:

@@ -1388,6 +1388,8 @@ def iter_train(
                 "validation_settings": val_settings,
                 "run": run,
                 "epochs_done": epoch,
+                # Until the run ends (its thresholds chosen): a cancelled run's best so far.
+                "finished": False,
                 "steps_done": global_step,
                 "best_epoch": best_epoch,
                 "history": history,
@@ -1560,6 +1562,7 @@ def iter_train(
     best_model, _ = load_checkpoint(output if best_epoch > epoch0 else resume, "cpu")
     best_description = description(epoch, best_scores)
     best_description["training"]["stopped_early"] = stopped_early
+    best_description["training"]["finished"] = True
     if settings.tune and val_set:
         best_model.to(device)
         tuned = yield from relay(
