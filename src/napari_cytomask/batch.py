@@ -334,7 +334,10 @@ def _task(job: Job, options: Options) -> dict:
         now = time.monotonic()
         if now - sent[0] >= _EVENT_EVERY:
             sent[0] = now
-            worker.log_event(PROGRESS_TOPIC, {"source": str(job.source), **asdict(progress)})
+            # Plain values: the event is serialised, and a failure would fail the file.
+            message = {"source": str(job.source), "stage": str(progress.stage),
+                       "done": int(progress.done), "total": int(progress.total)}  # fmt: skip
+            worker.log_event(PROGRESS_TOPIC, message)
 
     # Lazy inputs (dask arrays over TIFF files) are read inside this task, not
     # sent back to the cluster as tasks of their own.

@@ -19,6 +19,7 @@ import argparse
 import math
 import os
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -1003,19 +1004,23 @@ def _segment_locked(args, preset, sources, options) -> int:
         return EXIT_OK
 
     timing: dict = {}  # input -> [its Pace, when its last progress line was said]
+    # A cluster's progress comes in the client's thread, its results in this one.
+    lock = threading.Lock()
 
     def progress(job, event):
         now = time.monotonic()
-        pace, said = timing.setdefault(job.source, [Pace(), now])
-        if pace is None:  # finished: a late event from a worker says nothing
-            return
-        left = pace.left(event.done, event.total, (event.stage, event.total), now)
-        if now - said >= _PROGRESS_EVERY:
-            timing[job.source][1] = now
-            say(f"  {job.source}: {progress_text(event.stage, event.done, event.total, left)}")
+        with lock:
+            pace, said = timing.setdefault(job.source, [Pace(), now])
+            if pace is None:  # finished: a late event from a worker says nothing
+                return
+            left = pace.left(event.done, event.total, (event.stage, event.total), now)
+            if now - said >= _PROGRESS_EVERY:
+                timing[job.source][1] = now
+                say(f"  {job.source}: {progress_text(event.stage, event.done, event.total, left)}")
 
     def report(i, n, job, summary, error):
-        timing[job.source] = [None, 0.0]
+        with lock:
+            timing[job.source] = [None, 0.0]
         if error is not None:
             if "out of memory" in error.lower():
                 error += f"; {_MEMORY_ADVICE['segment']}"

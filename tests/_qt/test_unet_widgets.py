@@ -384,6 +384,9 @@ def test_the_time_left_counts_training_steps_only(make_napari_viewer_proxy, monk
     assert step(1).endswith("loss 0.500; timing the steps…")
     assert step(2).endswith("about 18 s left.")
     assert step(3).endswith("about 17 s left.")
+    now[0] = 80.0  # the last step of the last epoch: no timing left to do
+    widget._on_progress(TrainingProgress(2, 2, 10, 10, 20, 0.5, 1e-3, phase="train"))
+    assert widget.status.text().endswith("loss 0.500; last step.")
 
 
 def test_a_trained_model_is_selected_though_the_one_selected_before_is_gone(

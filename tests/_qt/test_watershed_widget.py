@@ -202,7 +202,7 @@ def test_an_input_renamed_or_closed_during_apply(make_napari_viewer_proxy, qtbot
     viewer.layers.remove("edited")
     viewer.add_labels(np.zeros((20, 20), np.int32), name="edited")  # another layer, same name
     qtbot.waitUntil(lambda: "was closed" in widget.status.text(), timeout=30_000)
-    assert widget.status.text().startswith("'edited' was closed while it was being segmented")
+    assert widget.status.text().startswith("'edited' was closed while it was being split")
     assert viewer.layers["edited split"].data.shape == truth.shape  # the first result
     assert [layer.name for layer in viewer.layers] == ["edited split", "edited"]
 
@@ -279,6 +279,26 @@ def test_a_new_result_handed_over_during_apply_leaves_the_apply_running(
     )
     assert applied == [] and not widget.runner.busy
     assert widget.progress.value() == widget.progress.maximum() > 0  # done, not cancelled
+
+
+@pytest.mark.gui
+def test_an_input_handed_over_during_an_apply_whose_input_is_closed_is_taken(
+    make_napari_viewer_proxy, qtbot, truth
+):
+    """Closing the input stops the Apply at once; the result handed over meanwhile then
+    becomes the input, as when the Apply ends otherwise (it was left waiting)."""
+    viewer = make_napari_viewer_proxy()
+    viewer.add_labels(np.stack([truth] * 12), name="cells")
+    newer = viewer.add_labels(truth.copy(), name="newer cells")
+    widget = _splitting(viewer, qtbot, "cells")
+    widget.apply()
+    widget.use_input(newer)
+    viewer.layers.remove("cells")
+    assert not widget.runner.busy and widget.input.currentText() == "newer cells"
+    assert widget.status.text().startswith(
+        "'cells' was closed while it was being split, so its split was not added."
+    )
+    assert "Input: 'newer cells'" in widget.status.text()
 
 
 @pytest.mark.gui

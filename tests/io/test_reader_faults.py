@@ -125,6 +125,21 @@ def test_an_ome_tiff_missing_its_end_is_refused(shared_data, tmp_path, cut):
     _refused(path, "truncated or corrupt")
 
 
+def test_a_private_tag_past_the_end_leaves_the_image_readable(tmp_path):
+    """Only a description past the end means a file cut short; a broken private tag does
+    not stop tifffile, nor the reader."""
+    image = np.arange(64 * 64, dtype=np.uint16).reshape(64, 64)
+    path = tmp_path / "private.tif"
+    tifffile.imwrite(path, image, extratags=[(65000, "s", 0, "x" * 100, True)])
+    data = bytearray(path.read_bytes())
+    with tifffile.TiffFile(path) as tif:
+        entry = tif.pages[0].tags[65000].offset  # code, type, count, then the value's offset
+        order = tif.byteorder
+    struct.pack_into(order + "I", data, entry + 8, len(data) + 1000)
+    path.write_bytes(data)
+    np.testing.assert_array_equal(_computed(path)[0], image)
+
+
 # -- 5: sizes from a corrupt header -------------------------------------------
 
 

@@ -337,6 +337,12 @@ def test_files_with_their_channels_in_another_order_are_not_one_stack(tmp_path):
         ("Mask", "labels"),
     ]
     np.testing.assert_array_equal(np.asarray(layers[1][0]), [mask, mask])
+    # A file named after its channel ("DAPI.ome.tif" holding "DAPI") stacks with others.
+    dapi = [str(tmp_path / "DAPI.ome.tif"), str(tmp_path / "DAPI_t2.ome.tif")]
+    for path in dapi:
+        tifffile.imwrite(path, image, metadata={"axes": "YX", "Channel": {"Name": "DAPI"}})
+    ((_, kwargs, _),) = get_reader(dapi)(dapi)
+    assert kwargs["name"] == "DAPI"
     with pytest.raises(TiffReadError) as error:
         get_reader(paths)(paths)
     assert str(error.value).endswith(

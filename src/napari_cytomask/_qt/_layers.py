@@ -95,11 +95,15 @@ def compact_labels(data) -> np.ndarray:
     return data.astype(dtype, copy=False)
 
 
-def closed_during_run(layer) -> str:
-    """The status of a run whose input layer was closed before its result came."""
+def closed_during_run(layer, step: str = "segment") -> str:
+    """The status of a run whose input layer was closed before its result came; ``step``
+    is what the run did: ``"segment"`` or ``"split"``."""
+    doing, made = {"segment": ("segmented", "its cells were"), "split": ("split", "its split was")}[
+        step
+    ]
     return (
-        f"'{layer.name}' was closed while it was being segmented, so its cells were not "
-        "added. Open it again to segment it."
+        f"'{layer.name}' was closed while it was being {doing}, so {made} not added. Open "
+        f"it again to {step} it."
     )
 
 

@@ -183,8 +183,8 @@ class Runner(QObject):
     on_failure
         Called in the GUI thread after a failure is reported (e.g. to clear stale results).
     on_finished
-        Called in the GUI thread once a run has ended, with its result delivered or its
-        failure reported (not after :meth:`cancel`).
+        Called in the GUI thread once a run has ended, with its result delivered, its
+        failure reported or its input closed (not after :meth:`cancel`).
     delay_ms
         Quiet period of :meth:`request`.
     parent
@@ -219,6 +219,7 @@ class Runner(QObject):
         self._generation = 0
         self._last_error: str | None = None
         self._input = None  # the layer the waiting or running work reads
+        self._step = "segment"  # what that work does to it
         self._layers = None  # the layer list watched for its removal
 
     @property
@@ -226,10 +227,11 @@ class Runner(QObject):
         """Whether a request waits or runs."""
         return self._timer.isActive() or self._worker is not None
 
-    def watch(self, viewer, layer) -> None:
+    def watch(self, viewer, layer, step: str = "segment") -> None:
         """Stop the next run, and say why, if ``layer`` (what it reads) is closed before
-        it ends: its result could go nowhere, and a run can take minutes."""
-        self._input = layer
+        it ends: its result could go nowhere, and a run can take minutes. ``step`` is
+        what the run does (see :func:`closed_during_run`)."""
+        self._input, self._step = layer, step
         if self._layers is not viewer.layers:
             if self._layers is not None:
                 self._layers.events.removed.disconnect(self._removed)
@@ -243,7 +245,9 @@ class Runner(QObject):
         if getattr(event.value, "unique_id", event.value) == getattr(layer, "unique_id", layer):
             self.cancel()
             if self._controls is not None:
-                self._controls.status.setText(closed_during_run(layer))
+                self._controls.status.setText(closed_during_run(layer, self._step))
+            if self._on_finished is not None:  # the run has ended, with nothing to deliver
+                self._on_finished()
 
     def request(self, func: Callable, *args, **kwargs) -> None:
         """Schedule ``func(*args, **kwargs)``; a later request replaces this one."""

@@ -906,7 +906,10 @@ class UNetTrainWidget(StepWidget, QWidget):
             self.progress.setRange(0, p.steps * (p.epochs - self._first_epoch + 1))
             self.progress.setValue(done)
             seconds = self._pace.left(done, self.progress.maximum())
-            left = "timing the steps…" if seconds is None else f"about {duration(seconds)} left."
+            if seconds is not None:
+                left = f"about {duration(seconds)} left."
+            else:
+                left = "last step." if done >= self.progress.maximum() else "timing the steps…"
             self.status.setText(
                 f"Epoch {p.epoch} of {p.epochs}, step {p.step} of {p.steps}: loss {p.loss:.3f}; "
                 f"{left}"

@@ -467,7 +467,7 @@ class WatershedWidget(StepWidget, QWidget):
         index = self._frame_index(layer)
         self.status.setText("Updating preview…")
         self._applying_now = False
-        self.runner.watch(self.viewer, layer)
+        self.runner.watch(self.viewer, layer, step="split")
         self.runner.request(*self._job(layer, arrays, index, metadata))
 
     def applying(self) -> bool:
@@ -479,7 +479,7 @@ class WatershedWidget(StepWidget, QWidget):
         labels, source, index, metadata = result
         # The input itself, not its name: renamed, it still gets its result; closed, none.
         if source not in self.viewer.layers:
-            self.status.setText(closed_during_run(source))
+            self.status.setText(closed_during_run(source, "split"))
             return
         output = self._output_layer(source, metadata, index)
         if index is None:
@@ -504,7 +504,7 @@ class WatershedWidget(StepWidget, QWidget):
             return
         self.status.setText("Processing…")
         self._applying_now = True
-        self.runner.watch(self.viewer, layer)
+        self.runner.watch(self.viewer, layer, step="split")
         self.runner.run_now(*self._job(layer, arrays, None, metadata))
 
     def _job(self, layer, arrays, index, metadata) -> tuple:

@@ -41,6 +41,11 @@ def file_in_the_way(folder: str | os.PathLike) -> Path | None:
     return next((p for p in (folder, *folder.parents) if p.is_file()), None)
 
 
+def one_of(path: str | os.PathLike, files: Sequence[str | os.PathLike]) -> bool:
+    """Whether ``path`` is one of ``files`` (through links and relative names)."""
+    return os.path.realpath(path) in {os.path.realpath(f) for f in files}
+
+
 def check_output(
     path: str | os.PathLike, *, overwrite: bool = False, inputs: Sequence[str] = ()
 ) -> Path:
@@ -56,7 +61,7 @@ def check_output(
         When a folder of that name, or a file where its folder should be, is in the way.
     """
     path = Path(path)
-    if any(os.path.realpath(path) == os.path.realpath(p) for p in inputs):
+    if one_of(path, inputs):
         raise ValueError(f"{path} is one of the input files; choose another output file.")
     if path.is_dir():
         raise WriteError(errno.EISDIR, f"{path} is a folder; give a file name to write.")

@@ -24,7 +24,14 @@ from skimage.measure import regionprops
 
 from ..labels import as_labels, compact_ids
 from ..rle import coco_rle
-from .atomic import WriteError, file_in_the_way, locked_folders, reason, write_atomically
+from .atomic import (
+    WriteError,
+    file_in_the_way,
+    locked_folders,
+    one_of,
+    reason,
+    write_atomically,
+)
 from .writers import FILE_FORMATS, FORMATS, label_writer
 
 _VERSIONED = (
@@ -434,8 +441,7 @@ def _export_into(exports, folder, formats, objects_csv, coco_json, score_column,
     plans = [
         (export, _planned(export, folder, formats, objects_csv, coco_json)) for export in exports
     ]
-    read_from = {os.path.realpath(path) for path in inputs}
-    own = [path for _, paths in plans for path in paths if os.path.realpath(path) in read_from]
+    own = [path for _, paths in plans for path in paths if one_of(path, inputs)]
     if own:
         raise ValueError(
             f"the export would replace {own[0]}, one of its input files; nothing was written. "

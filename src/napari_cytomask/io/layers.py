@@ -39,6 +39,7 @@ _CYCLE = ("green", "magenta", "cyan", "yellow", "red", "blue")
 
 #: Seconds per time unit, in the spellings of OME, ImageJ and napari (lower case).
 SECONDS = {
+    "ns": 1e-9, "nanosecond": 1e-9, "µs": 1e-6, "us": 1e-6, "microsecond": 1e-6,
     "ms": 1e-3, "msec": 1e-3, "millisecond": 1e-3, "s": 1.0, "sec": 1.0, "second": 1.0,
     "seconds": 1.0, "min": 60.0, "minute": 60.0, "minutes": 60.0, "h": 3600.0, "hr": 3600.0,
     "hour": 3600.0, "hours": 3600.0,

@@ -100,7 +100,10 @@ _CORRUPTION = re.compile(
     r"|missing \d+ (?:pages|frames)|expected \d+ frames, got|corrupted (?:file|tag list)"
     r"|incorrect Strip\w+ count|expected \d+ segments|failed to read \d+ bytes"
     r"|invalid TiffData index|index out of range|series is missing files"
-    r"|series failed to read|Missing data are zeroed|invalid value offset",
+    r"|series failed to read|Missing data are zeroed"
+    # The description (tag 270) past the end: an OME-TIFF cut off before its metadata.
+    # Other tags past the end (a private one, say) leave the image readable.
+    r"|TiffTag 270 @\d+> invalid value offset",
     re.I,
 )
 #: Largest ratio of decoded to stored bytes each compression can reach (zlib's
@@ -380,8 +383,8 @@ def read_tiff_stack(paths: Sequence[str | os.PathLike]) -> list[LayerData]:
     """
     files = [os.fspath(path) for path in paths]
     stems = [file_stem(path) for path in files]
-    first = read_tiff(files[0])
-    layouts = [_layout(first, stems[0]), *map(_file_layout, files[1:], stems[1:])]
+    scan = open_tiff(files[0])
+    layouts = [_layout(scan), *map(_file_layout, files[1:])]
     if any(shape is None for shape, *_ in layouts[0]):
         raise TiffReadError(files[0], "its pyramid (several resolutions) cannot be stacked")
     for path, channels in zip(files[1:], layouts[1:], strict=True):
@@ -399,9 +402,11 @@ def read_tiff_stack(paths: Sequence[str | os.PathLike]) -> list[LayerData]:
         os.path.dirname(files[0]), f"{stems[0]} to {stems[-1]} ({len(files)} files)"
     )
     stacked = []
-    for i, (data, kwargs, kind) in enumerate(first):
+    for i, (channel, (data, kwargs, kind)) in enumerate(
+        zip(scan.channels, scan.layer_data(), strict=True)
+    ):
         kwargs = dict(kwargs)
-        if kwargs["name"] == stems[0]:  # a channel named after its file
+        if channel.named_after_file:
             kwargs["name"] = f"{stems[0]} to {stems[-1]}"
         # The new axis counts files: one step each, no unit, starting at 0.
         for key, value in (("scale", 1.0), ("units", "pixel"), ("translate", 0.0),
@@ -419,24 +424,24 @@ def read_tiff_stack(paths: Sequence[str | os.PathLike]) -> list[LayerData]:
     return stacked
 
 
-def _layout(layers: list[LayerData], stem: str) -> list[tuple]:
-    """Each layer's shape (None for a pyramid, a list of levels), pixel type and channel
-    name (None when the channel is named after its file, ``stem``). Not its kind: the
-    first file's roles are taken for all, as a time point may look like a mask."""
+def _layout(scan: Scan) -> list[tuple]:
+    """Each channel's shape (None for a pyramid, a list of levels), pixel type and name
+    (None when it is named after its file). Not its role: the first file's roles are
+    taken for all, as a time point may look like a mask."""
     return [
         (
-            None if isinstance(data, list) else data.shape,
-            str((data[0] if isinstance(data, list) else data).dtype),
-            None if kwargs["name"] == stem else kwargs["metadata"][METADATA_KEY]["channel_name"],
+            None if isinstance(c.data, list) else c.data.shape,
+            str(c.base.dtype),
+            None if c.named_after_file else c.name,
         )
-        for data, kwargs, _ in layers
+        for c in scan.channels
     ]
 
 
-def _file_layout(path: str, stem: str) -> list[tuple]:
-    """:func:`_layout` of a file's layers; the file is closed after."""
+def _file_layout(path: str) -> list[tuple]:
+    """:func:`_layout` of a file; the file is closed after."""
     with TiffScan(path) as tiff:
-        return _layout(tiff.scan().layer_data(), stem)
+        return _layout(tiff.scan())
 
 
 def _read_channel(path: str, index: int) -> np.ndarray:
