@@ -102,6 +102,16 @@ def test_the_tables_of_a_stack_say_which_position_time_point_and_plane_each_row_
     counts = cell_counts(export)
     assert counts[2] == {"frame": 2, "p": 0, "t": 1, "z": 0, "cells": 1}
     assert counts[-1] == {"frame": "all", "p": "", "t": "", "z": "", "cells": 2}
+    # A time axis with a time unit says when; a physical pixel size gives centroids in µm.
+    timed = LabelsExport("x", labels[0], scale=(30, 2, 0.5, 0.25), units=("s", "µm", "µm", "µm"),
+                         axis_labels=("T", "Z", "Y", "X"))  # fmt: skip
+    (row,) = [r for r in object_rows(timed) if r["label"] == 7]
+    assert (row["frame"], row["t"], row["z"], row["time_s"]) == (2, 1, 0, 30.0)
+    assert row["centroid_y_um"] == pytest.approx(row["centroid_y"] * 0.5)
+    assert row["centroid_x_um"] == pytest.approx(row["centroid_x"] * 0.25)
+    assert row["area_um2"] == pytest.approx(row["area"] * 0.125)
+    assert set(object_columns(timed)) == set(row)
+    assert cell_counts(timed)[2] == {"frame": 2, "t": 1, "z": 0, "time_s": 30.0, "cells": 1}
     # napari's default axis names ("0", "1") are no letters: the columns are numbered.
     export = LabelsExport("x", labels[0], axis_labels=("0", "1", "2", "3"))
     assert object_columns(export)[:3] == ["frame", "axis_0", "axis_1"]

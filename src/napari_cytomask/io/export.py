@@ -32,6 +32,7 @@ from .atomic import (
     reason,
     write_atomically,
 )
+from .layers import SECONDS
 from .writers import FILE_FORMATS, FORMATS, label_writer
 
 _VERSIONED = (
@@ -194,40 +195,56 @@ def _regions(frame: np.ndarray):
         yield (int(region.label) if ids is None else int(ids[region.label])), region
 
 
-def _frame_columns(export: LabelsExport) -> list[str]:
-    """For a stack: ``frame`` (its planes counted through) and a column per axis before Y
-    and X, named after the axis (``p``, ``t``, ``z``) or numbered (``axis_0``); a single
-    axis without a name gets none."""
-    ndim = np.ndim(export.labels)
-    if ndim <= 2:
-        return []
-    given = list(export.axis_labels or [])
-    names = [str(a).lower() for a in given[: ndim - 2]] if len(given) == ndim else []
-    if len(names) != ndim - 2:
-        names = [""] * (ndim - 2)
-    taken = {"frame", "label", "cells", *_SHAPE_COLUMNS}
-    columns = [
-        name if name.isalpha() and name not in taken and names.count(name) == 1 else f"axis_{i}"
-        for i, name in enumerate(names)
-    ]
-    if columns == ["axis_0"]:
-        return ["frame"]  # one axis, no name: the frame number says it all
-    return ["frame", *columns]
+class _Frames:
+    """The columns that say which plane of a stack a row is, and their values.
 
+    ``frame`` (the planes counted through), a column per axis before Y and X, named
+    after the axis (``p``, ``t``, ``z``) or numbered (``axis_0``), and ``time_s`` when a
+    ``T`` axis has a time unit. A single axis without a name gets ``frame`` only; a 2D
+    image gets none.
+    """
 
-def _frame_index(columns: list[str], shape: tuple[int, ...], frame: int) -> dict[str, int]:
-    """The values of :func:`_frame_columns` for plane ``frame`` of a stack of ``shape``."""
-    if len(columns) < 2:
-        return dict.fromkeys(columns, frame)
-    position = np.unravel_index(frame, shape[:-2])
-    return dict(zip(columns, (frame, *map(int, position)), strict=True))
+    def __init__(self, export: LabelsExport):
+        self.shape = tuple(np.shape(export.labels))
+        lead = len(self.shape) - 2
+        given = [str(a) for a in export.axis_labels or []]
+        names = [a.lower() for a in given[:lead]] if len(given) == len(self.shape) else []
+        if len(names) != lead:
+            names = [""] * max(lead, 0)
+        taken = {"frame", "label", "cells", "time_s", *_SHAPE_COLUMNS}
+        self.axes = [
+            name if name.isalpha() and name not in taken and names.count(name) == 1 else f"axis_{i}"
+            for i, name in enumerate(names)
+        ]
+        if self.axes == ["axis_0"]:
+            self.axes = []  # one axis, no name: the frame number says it all
+        self.time = None  # (axis, seconds per step)
+        if "t" in names and export.scale is not None and export.units is not None:
+            axis = names.index("t")
+            factor = SECONDS.get(str(export.units[axis]).strip().lower())
+            if factor:
+                self.time = (axis, float(export.scale[axis]) * factor)
+        self.columns = ["frame", *self.axes, *(["time_s"] if self.time else [])] if lead > 0 else []
+
+    def values(self, frame: int) -> dict[str, object]:
+        """The columns' values for plane ``frame``."""
+        if not self.columns:
+            return {}
+        position = [int(i) for i in np.unravel_index(frame, self.shape[:-2])]
+        row: dict[str, object] = {"frame": frame}
+        if self.axes:
+            row.update(zip(self.axes, position, strict=True))
+        if self.time:
+            row["time_s"] = position[self.time[0]] * self.time[1]
+        return row
 
 
 def object_columns(export: LabelsExport) -> list[str]:
     """The columns :func:`object_rows` gives ``export``'s objects (the header of a table
     without objects)."""
-    columns = _frame_columns(export)
-    columns += [*_SHAPE_COLUMNS, *(["area_um2"] if _pixel_area(export) is not None else [])]
+    columns = _Frames(export).columns + list(_SHAPE_COLUMNS)
+    if _pixel_size_um(export) is not None:
+        columns += ["area_um2", "centroid_y_um", "centroid_x_um"]
     columns += [f"mean_{name}" for name in export.intensities]
     return columns + [k for k in export.features if k != "label"]
 
@@ -235,11 +252,10 @@ def object_columns(export: LabelsExport) -> list[str]:
 def object_rows(export: LabelsExport) -> list[dict[str, object]]:
     """One row per object and frame: size, position, shape, intensities and scores.
 
-    Columns: ``frame`` and one per stack axis (for stacks, see :func:`_frame_columns`),
-    ``label``, ``area`` (pixels), ``area_um2``
-    (when the scale is physical), ``centroid_y``/``centroid_x``, ``bbox_*``,
-    ``eccentricity``, ``mean_<channel>`` for every intensity image, and every
-    feature column.
+    Columns: which plane of a stack (see :class:`_Frames`), ``label``, ``area``
+    (pixels), ``centroid_y``/``centroid_x``, ``bbox_*``, ``eccentricity``; ``area_um2``
+    and ``centroid_*_um`` when the scale is physical;
+    ``mean_<channel>`` for every intensity image, and every feature column.
     """
     labels = as_labels(export.labels, f"layer {export.name!r}")
     frames = labels if labels.ndim > 2 else labels[None]
@@ -254,18 +270,20 @@ def object_rows(export: LabelsExport) -> list[dict[str, object]]:
                 f"{labels.shape}; measure channels of the same image."
             )
     feature_rows = _features_by_label(export.features)
-    pixel_area = _pixel_area(export)
-    stack_columns = _frame_columns(export)
+    pixel = _pixel_size_um(export)
+    stack = _Frames(export)
     rows = []
     for frame_index, frame in enumerate(frames.reshape(-1, *frames.shape[-2:])):
         for label, region in _regions(frame):
-            row: dict[str, object] = _frame_index(stack_columns, labels.shape, frame_index)
+            row = stack.values(frame_index)
             min_r, min_c, max_r, max_c = region.bbox
             shape = (label, int(region.area), *map(float, region.centroid),
                      min_r, min_c, max_r, max_c, float(region.eccentricity))  # fmt: skip
             row.update(zip(_SHAPE_COLUMNS, shape, strict=True))
-            if pixel_area is not None:
-                row["area_um2"] = float(region.area * pixel_area)
+            if pixel is not None:
+                row["area_um2"] = float(region.area * pixel[0] * pixel[1])
+                row["centroid_y_um"] = float(region.centroid[0] * pixel[0])
+                row["centroid_x_um"] = float(region.centroid[1] * pixel[1])
             coords = tuple(region.coords.T)
             for name, image in intensities.items():
                 plane = image.reshape(-1, *image.shape[-2:])[frame_index]
@@ -280,11 +298,9 @@ def cell_counts(export: LabelsExport) -> list[dict[str, object]]:
     labels = as_labels(export.labels, f"layer {export.name!r}")
     frames = labels.reshape(-1, *labels.shape[-2:])
     counts = [int(np.count_nonzero(np.unique(frame))) for frame in frames]
-    columns = _frame_columns(export)
-    rows = [
-        {**_frame_index(columns, labels.shape, i), "cells": n} for i, n in enumerate(counts)
-    ] if columns else []  # fmt: skip
-    rows.append({"frame": "all", **dict.fromkeys(columns[1:], ""), "cells": sum(counts)})
+    stack = _Frames(export)
+    rows = [{**stack.values(i), "cells": n} for i, n in enumerate(counts)] if stack.columns else []
+    rows.append({"frame": "all", **dict.fromkeys(stack.columns[1:], ""), "cells": sum(counts)})
     return rows
 
 
@@ -585,13 +601,14 @@ def _plain(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _pixel_area(export: LabelsExport) -> float | None:
+def _pixel_size_um(export: LabelsExport) -> tuple[float, float] | None:
+    """The (Y, X) pixel size in micrometres, when the layer's scale is in them."""
     if export.scale is None or export.units is None:
         return None
     units = [str(u).lower() for u in export.units[-2:]]
     if not all(u in ("µm", "um", "micrometer", "micron") for u in units):
         return None
-    return float(export.scale[-1]) * float(export.scale[-2])
+    return float(export.scale[-2]), float(export.scale[-1])
 
 
 def _write_csv(path: Path, rows: list[dict[str, object]], overwrite: bool, columns=()) -> Path:
