@@ -144,7 +144,12 @@ def test_sample_through_every_step(
     # Twenty steps are enough to find most cells of this simple scan.
     unet_score = evaluate(truth.data, cells.data, stack=True)
     assert unet_score.matches.f1[DEFAULT_THRESHOLDS.index(0.5)] > 0.5
-    assert f"{int(cells.data.max())} cells" in unet.status.text()
+    # Counted over the scan's tiles, and said so.
+    frames = int(np.prod(cells.data.shape[:-2]))
+    assert frames > 1
+    assert f"{int(cells.data.max())} cells in '{cells.name}', in all {frames} frames" in (
+        unet.status.text()
+    )
 
     # (b) SAM2 on every tile, with a small random model.
     sam2 = dock.sam2

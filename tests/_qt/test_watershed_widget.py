@@ -277,6 +277,7 @@ def test_a_new_result_handed_over_during_apply_leaves_the_apply_running(
     assert widget.status.text().startswith("Done: ") and "Input: 'newer cells'" in (
         widget.status.text()
     )
+    assert "cells in 'cells split', in all 12 frames." in widget.status.text()
     assert applied == [] and not widget.runner.busy
     assert widget.progress.value() == widget.progress.maximum() > 0  # done, not cancelled
 

@@ -95,6 +95,12 @@ def compact_labels(data) -> np.ndarray:
     return data.astype(dtype, copy=False)
 
 
+def cells_in(layer, n: int) -> str:
+    """``"17 cells in 'name'"``, saying so when they are counted over a stack's frames."""
+    frames = int(np.prod(layer.data.shape[:-2]))
+    return f"{n} cells in '{layer.name}'" + (f", in all {frames} frames" if frames > 1 else "")
+
+
 def closed_during_run(layer, step: str = "segment") -> str:
     """The status of a run whose input layer was closed before its result came; ``step``
     is what the run did: ``"segment"`` or ``"split"``."""

@@ -44,6 +44,7 @@ from ..progress import Pace, duration
 from ..roles import role_of, source_of
 from ._layers import (
     LayerPicker,
+    cells_in,
     closed_during_run,
     labels_layer,
     resolution_level,
@@ -489,7 +490,7 @@ class UNetSegmentWidget(StepWidget, QWidget):
         cells = self._show(cells)
         n = int(cells.data.max(initial=0))
         if n:
-            self.status.setText(f"{n} cells in '{cells.name}'.{note}")
+            self.status.setText(f"{cells_in(cells, n)}.{note}")
         else:
             info = layer_info(cells)
             source, min_size = info["made_from"]["layer"], info["parameters"]["min_size"]

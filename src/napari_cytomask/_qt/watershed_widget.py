@@ -24,6 +24,7 @@ from ..io.layers import METADATA_KEY, layer_info, origin, result_metadata
 from ..postprocess import DEFAULT_CLEANUP, MARKER_METHODS, iter_watershed
 from ._layers import (
     LayerPicker,
+    cells_in,
     closed_during_run,
     compact_labels,
     labels_layer,
@@ -484,7 +485,7 @@ class WatershedWidget(StepWidget, QWidget):
         output = self._output_layer(source, metadata, index)
         if index is None:
             output.data = labels
-            self.status.setText(f"Done: {int(labels.max())} cells in '{output.name}'.")
+            self.status.setText(f"Done: {cells_in(output, int(labels.max()))}.")
             if self._pending is not None:
                 return  # the newer result, handed over when this run ends, stays checked
         else:
