@@ -291,6 +291,26 @@ def test_frames_only_for_stacks(make_napari_viewer_proxy, qtbot, labels):
     assert dock.evaluation.matches.n_true == len(np.unique(labels)) - 1
 
 
+def test_frames_that_hold_planes_are_said_to_be_compared_as_volumes(
+    make_napari_viewer_proxy, qtbot, labels
+):
+    """A T × Z stack compared frame by frame compares each time point as a volume: cells
+    segmented plane by plane never match cells drawn in 3-D, and nothing said so."""
+    viewer = make_napari_viewer_proxy()
+    volume = np.stack([labels[:64, :64]] * 2)
+    viewer.add_labels(np.stack([volume] * 3), name="tz mask", axis_labels="tzyx")
+    viewer.add_labels(np.stack([volume] * 3), name="tz cells", axis_labels="tzyx")
+    dock = MetricsDock(viewer)
+    qtbot.addWidget(dock)
+    qtbot.waitUntil(lambda: dock.evaluation is not None, timeout=10_000)
+    assert "in 3 frames (counts summed over frames); each frame compared as one volume of 2 " in (
+        dock.status.text()
+    )
+    dock.stack_check.setChecked(False)
+    qtbot.waitUntil(lambda: "the whole stack compared as one volume of 6 planes" in (
+        dock.status.text()), timeout=10_000)  # fmt: skip
+
+
 def test_highlights_follow_the_pair_and_are_never_compared(make_napari_viewer_proxy, qtbot, labels):
     """Highlight layers lie over the pair they describe, even when the pair moves, and a
     dock opened later (the first one closed) does not take them for a prediction."""

@@ -116,6 +116,7 @@ class MetricsDock(StepWidget, QWidget):
         self._hidden: set[str] = set()  # highlights the dock hid while no comparison stood
         # The names of the compared layers and how they are misplaced, for the status and CSV.
         self._pair: tuple[str, str, str] = ("", "", "")
+        self._shape: tuple[int, ...] = ()  # of the layers compared
 
         self.prediction_combo = QComboBox()
         self.prediction_combo.setToolTip(
@@ -363,6 +364,7 @@ class MetricsDock(StepWidget, QWidget):
             self.runner.fail(err, live=not now, notify=not quiet)
             return
         self._pair = (pred.name, gt.name, _misaligned(pred, gt))
+        self._shape = tuple(np.shape(gt_data))
         self.status.setText("Computing…")
         args = (
             gt_data,
@@ -408,6 +410,12 @@ class MetricsDock(StepWidget, QWidget):
         text = f"{stats.n_true} ground-truth and {stats.n_pred} predicted objects"
         if evaluation.frames:
             text += f" in {len(evaluation.frames)} frames (counts summed over frames)"
+        # Axes left in a frame (Z, or time without the box ticked) make it one volume:
+        # cells segmented plane by plane cannot match cells drawn in 3-D, nor the reverse.
+        planes = int(np.prod(self._shape[1 if evaluation.frames else 0 : -2]))
+        if planes > 1:
+            each = "each frame" if evaluation.frames else "the whole stack"
+            text += f"; {each} compared as one volume of {planes} planes"
         if highlighted:
             text += (
                 f"; outlined: false positives in {HIGHLIGHT_COLOURS['fp']}, false negatives "
