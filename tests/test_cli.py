@@ -225,6 +225,31 @@ def test_tune_and_resume_find_the_split_under_other_paths(folders, tmp_path, mon
     assert "trained and validated on other images than these" in capsys.readouterr().err
 
 
+def test_fine_tuning_says_what_each_threshold_pass_is_for(
+    folders, unet_checkpoint, tmp_path, capsys
+):
+    """Two threshold passes, two scores for "before", and a 77 MB file left beside the
+    model: each is said for what it is."""
+    data, _ = folders
+    model = tmp_path / "tuned.safetensors"
+    argv = ["train", "--images", str(data / "set*" / "raw.tif"), "--masks",
+            str(data / "set*" / "mask.tif"), "--from", str(unet_checkpoint(tile_size=128)),
+            *QUICK, "--threads", "1", "-o", str(model)]  # fmt: skip
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("epoch "))
+    assert (
+        "choosing the starting model's post-processing thresholds on the validation images "
+        "(each epoch is scored with them)" in lines[:first]
+    )
+    assert "choosing the post-processing thresholds on the validation images" in lines[first:]
+    assert any("there, from the default thresholds to these, mean-average F1 " in line
+               for line in lines)  # fmt: skip
+    size = state_path(model).stat().st_size / 1e6
+    assert (f"tuned.training-state.pt ({size:.0f} MB) beside it lets --resume train it "
+            "further; delete it when you will not") in lines  # fmt: skip
+
+
 def test_interrupted_training_goes_on_with_resume(folders, tmp_path, capsys):
     data, _ = folders
     model = tmp_path / "cut.safetensors"

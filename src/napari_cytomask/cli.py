@@ -695,7 +695,7 @@ def _keep_resumed_settings(args) -> None:
 
 
 def _train(args) -> int:
-    from .models.training import TrainingSettings, iter_train
+    from .models.training import TrainingSettings, iter_train, state_path
     from .models.unet import UNetConfig
 
     if args.resume:
@@ -795,7 +795,14 @@ def _train(args) -> int:
             elif progress.phase == "validate":
                 say(f"  validation image {progress.step}/{progress.steps}")
             elif progress.phase == "tune" and progress.step == 1:
-                say("choosing the post-processing thresholds on the validation images")
+                say(
+                    "choosing the post-processing thresholds on the validation images"
+                    if saved is not None
+                    # Before the first epoch of a fine-tuning run: the starting model's, so
+                    # that its epochs are scored fairly.
+                    else "choosing the starting model's post-processing thresholds on the "
+                    "validation images (each epoch is scored with them)"
+                )
     except KeyboardInterrupt:
         print(f"cytomask train: interrupted. {_kept(saved, args)}.", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -805,6 +812,10 @@ def _train(args) -> int:
         raise UserError(f"{_memory_text(err, 'train')} {_kept(saved, args)}.") from err
     if "postprocess" in result.description:
         say(_tuned_text(result.description["postprocess"]))
+    state = state_path(result.checkpoint)
+    if state.is_file():
+        say(f"{state.name} ({state.stat().st_size / 1e6:.0f} MB) beside it lets --resume train "
+            "it further; delete it when you will not")  # fmt: skip
     print(result.checkpoint)
     return EXIT_OK
 
@@ -857,9 +868,9 @@ def _tuned_text(tuned: dict) -> str:
     return (
         f"post-processing tuned on {len(tuned['tuned_on'])} image(s): interior threshold "
         f"{tuned['interior_threshold']:g}, foreground threshold {tuned['foreground_threshold']:g}, "
-        f"minimum cell size {tuned['min_size']} px; mean-average F1 "
-        f"{before['mean_average_f1']:.3f} -> {after['mean_average_f1']:.3f}, F1@0.5 "
-        f"{before['f1_50']:.3f} -> {after['f1_50']:.3f}"
+        f"minimum cell size {tuned['min_size']} px; there, from the default thresholds to "
+        f"these, mean-average F1 {before['mean_average_f1']:.3f} -> "
+        f"{after['mean_average_f1']:.3f}, F1@0.5 {before['f1_50']:.3f} -> {after['f1_50']:.3f}"
     )
 
 
