@@ -55,6 +55,16 @@ def test_annotations_decode_to_the_real_cells(real):
     x, y, w, h = coco["annotations"][0]["bbox"]
     region = regionprops((labels == coco["annotations"][0]["label"]).astype(np.uint8))[0]
     assert (y, x, y + h, x + w) == region.bbox
+    # The image is named after the file the labels came from; a stack's frames say where.
+    assert [image["file_name"] for image in coco["images"]] == ["cells"]  # no source
+    stack = LabelsExport("cells", np.stack([labels] * 2), source="/data/scan.ome.tif",
+                         axis_labels=("T", "Y", "X"))  # fmt: skip
+    images = coco_annotations(stack)["images"]
+    assert [(i["file_name"], i["frame"], i["t"]) for i in images] == [
+        ("scan.ome.tif[0]", 0, 0), ("scan.ome.tif[1]", 1, 1)
+    ]  # fmt: skip
+    one = coco_annotations(LabelsExport("cells", labels, source="/data/raw.tif"))["images"][0]
+    assert one["file_name"] == "raw.tif"
 
 
 def test_object_table_measures_every_cell_and_channel(real):

@@ -307,13 +307,17 @@ def cell_counts(export: LabelsExport) -> list[dict[str, object]]:
 def coco_annotations(export: LabelsExport, score_column: str | None = None) -> dict[str, object]:
     """The objects as a COCO dataset: one image per frame, one annotation per object.
 
-    Each annotation holds the compressed RLE ``segmentation``, ``bbox``
+    An image's ``file_name`` is the file the labels were made from (the layer's name
+    without one), with ``[frame]`` for each frame of a stack, which also says where the
+    frame is (:class:`_Frames`). Each annotation holds the compressed RLE ``segmentation``, ``bbox``
     (x, y, width, height), ``area`` and a ``score`` (from ``score_column`` of the
     features, else 1.0) plus every other feature of the object.
     """
     labels = as_labels(export.labels, f"layer {export.name!r}")
     frames = labels.reshape(-1, *labels.shape[-2:])
     feature_rows = _features_by_label(export.features)
+    stack = _Frames(export)
+    name = Path(export.source).name if export.source else export.name
     images, annotations = [], []
     for frame_index, frame in enumerate(frames):
         image_id = frame_index + 1
@@ -322,7 +326,8 @@ def coco_annotations(export: LabelsExport, score_column: str | None = None) -> d
                 "id": image_id,
                 "height": frame.shape[0],
                 "width": frame.shape[1],
-                "file_name": f"{export.name}[{frame_index}]",
+                "file_name": f"{name}[{frame_index}]" if stack.columns else name,
+                **stack.values(frame_index),
             }
         )
         for label, region in _regions(frame):
