@@ -141,6 +141,15 @@ class TiffReadError(ValueError):
         return type(self), (self.path, self.problem)
 
 
+class NotOneStack(TiffReadError):
+    """Files that *Open Files as Stack* cannot put into one stack; the message starts with
+    that, as napari's notification shows only its beginning."""
+
+    def __init__(self, path: str | os.PathLike, problem: str) -> None:
+        super().__init__(path, problem)
+        self.args = (f"These files cannot be one stack: {Path(path).name} {problem}",)
+
+
 class MosaicUnavailable(TiffReadError):
     """A mosaic was asked for a file whose tiles cannot be stitched into one plane: it has
     no stage positions and pixel size to stitch by, or its positions lie far apart."""
@@ -378,23 +387,24 @@ def read_tiff_stack(paths: Sequence[str | os.PathLike]) -> list[LayerData]:
     Raises
     ------
     TiffReadError
-        When a file is unreadable, or holds other channels, shapes or pixel types than
-        the first (the message names both).
+        When a file is unreadable; :class:`NotOneStack` when it holds other channels,
+        shapes or pixel types than the first (the message names both).
     """
     files = [os.fspath(path) for path in paths]
     stems = [file_stem(path) for path in files]
     scan = open_tiff(files[0])
     layouts = [_layout(scan), *map(_file_layout, files[1:])]
     if any(shape is None for shape, *_ in layouts[0]):
-        raise TiffReadError(files[0], "its pyramid (several resolutions) cannot be stacked")
+        raise NotOneStack(
+            files[0], "is a pyramid (several resolutions); open the files one by one."
+        )
     for path, channels in zip(files[1:], layouts[1:], strict=True):
         if channels != layouts[0]:
-            raise TiffReadError(
+            raise NotOneStack(
                 path,
-                f"it holds other channels, image sizes or pixel types than "
-                f"{Path(files[0]).name} ({_describe(channels)} against "
-                f"{_describe(layouts[0])}), so they cannot be one stack; open the files one "
-                "by one",
+                f"holds {_describe(channels)}, while {Path(files[0]).name} holds "
+                f"{_describe(layouts[0])}. "
+                "Open the files one by one, or save them with the same channels.",
             )
     # A source of its own (the first file may be open on its own too), named so that
     # the file column of step 1 reads "P1_T0 to P1_T9 (10 files)".
