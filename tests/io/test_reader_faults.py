@@ -125,6 +125,21 @@ def test_an_ome_tiff_missing_its_end_is_refused(shared_data, tmp_path, cut):
     _refused(path, "truncated or corrupt")
 
 
+@pytest.mark.parametrize("offset", [0, 4])
+def test_pixels_said_to_start_inside_the_header_are_refused(shared_data, tmp_path, offset):
+    """A corrupt strip offset on a middle page showed the file's header as pixels."""
+    source = shared_data / "tiff-formats/ome-tiff-samples/singles/multi-channel-z-series.ome.tif"
+    path = tmp_path / "scan.ome.tif"
+    path.write_bytes(source.read_bytes())
+    data = bytearray(path.read_bytes())
+    with tifffile.TiffFile(path) as tif:
+        tag = tif.pages[7].tags["StripOffsets"]
+        order, first = tif.byteorder, tag.valueoffset if tag.count > 1 else tag.offset + 8
+    struct.pack_into(order + "I", data, first, offset)
+    path.write_bytes(data)
+    assert "inside the file's header" in _refused(path, "corrupt")
+
+
 def test_a_private_tag_past_the_end_leaves_the_image_readable(tmp_path):
     """Only a description past the end means a file cut short; a broken private tag does
     not stop tifffile, nor the reader."""

@@ -111,6 +111,8 @@ _CORRUPTION = re.compile(
 #: header promising more is corrupt, and trusting it would allocate memory the
 #: file cannot fill.
 _MAX_RATIO = {1: 1, 5: 4096, 8: 1100, 32946: 1100, 32773: 130}
+#: Most pages per series whose pixel data are checked to lie inside the file.
+_PAGES_CHECKED = 64
 #: Where pixels are sampled for roles and contrast, as a fraction of each axis other
 #: than the channels and the plane: the middle first, then others if it is all 0.
 _SAMPLE_AT = (0.5, 0.0, 0.25, 0.75, 1.0)
@@ -1135,7 +1137,9 @@ def _check_complete(path: str, series: Sequence[tifffile.TiffPageSeries]) -> Non
     """Raise if pixel data of a series lies beyond the end of its file.
 
     Truncated files would otherwise open fine and fail only when a plane is
-    displayed; the first and last page of each series are enough to tell.
+    displayed; the first and last page of each series are enough to tell. Pixel data
+    that starts inside the file's header (a corrupt offset) would show the header as
+    pixels: up to :data:`_PAGES_CHECKED` pages spread over each series are checked.
     """
     for s in series:
         if np.issubdtype(s.dtype, np.complexfloating):
@@ -1165,15 +1169,24 @@ def _check_complete(path: str, series: Sequence[tifffile.TiffPageSeries]) -> Non
                 raise TiffReadError(
                     path, f"the file is truncated: pixel data ends at byte {end}, file has {size}"
                 )
-        pages = [p for p in (s.keyframe, s.pages[0], s.pages[-1]) if p is not None]
-        for page in pages:
+        n = len(s.pages)
+        spread = np.linspace(0, n - 1, min(n, _PAGES_CHECKED)).astype(int).tolist()
+        pages = [s.keyframe, *(s.pages[i] for i in dict.fromkeys([0, *spread, n - 1]))]
+        for page in (p for p in pages if p is not None):
             size = page.parent.filehandle.size
-            ends = [o + n for o, n in zip(page.dataoffsets, page.databytecounts, strict=True) if n]
-            if ends and max(ends) > size:
+            header = 16 if page.parent.is_bigtiff else 8
+            used = [(o, n) for o, n in zip(page.dataoffsets, page.databytecounts, strict=True) if n]
+            if used and max(o + n for o, n in used) > size:
                 raise TiffReadError(
                     path,
-                    f"the file is truncated: page {page.index} ends at byte {max(ends)}, "
-                    f"file has {size}",
+                    f"the file is truncated: page {page.index} ends at byte "
+                    f"{max(o + n for o, n in used)}, file has {size}",
+                )
+            if used and min(o for o, _ in used) < header:
+                raise TiffReadError(
+                    path,
+                    f"the file is corrupt: the pixels of page {page.index} are said to start "
+                    f"at byte {min(o for o, _ in used)}, inside the file's header",
                 )
             _check_page_size(path, page)
 
