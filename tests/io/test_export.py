@@ -122,6 +122,12 @@ def test_the_tables_of_a_stack_say_which_position_time_point_and_plane_each_row_
     assert row["area_um2"] == pytest.approx(row["area"] * 0.125)
     assert set(object_columns(timed)) == set(row)
     assert cell_counts(timed)[2] == {"frame": 2, "t": 1, "z": 0, "time_s": 30.0, "cells": 1}
+    # A flipped layer (negative scale) measures the same.
+    units, axes = ("s", "µm", "µm", "µm"), ("T", "Z", "Y", "X")
+    flipped = LabelsExport("x", labels[0], scale=(-30, 2, -0.5, 0.25), units=units,
+                           axis_labels=axes)  # fmt: skip
+    (same,) = [r for r in object_rows(flipped) if r["label"] == 7]
+    assert same == row
     # napari's default axis names ("0", "1") are no letters: the columns are numbered.
     export = LabelsExport("x", labels[0], axis_labels=("0", "1", "2", "3"))
     assert object_columns(export)[:3] == ["frame", "axis_0", "axis_1"]

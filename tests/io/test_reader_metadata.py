@@ -491,6 +491,10 @@ def test_pages_of_another_pixel_type_left_out_are_said(tmp_path):
          120.0),
         ("t-bad.ome.tif", {"axes": "TYX", "TimeIncrement": 2, "TimeIncrementUnit": "furlong"},
          False, None),
+        # tifffile reads tunit=1 as a number: no unit it knows, not a corrupt file.
+        ("ij-number.tif", {"axes": "TYX", "finterval": 2, "tunit": 1}, True, None),
+        ("ij-escaped.tif", {"axes": "TYX", "finterval": 500, "tunit": "\\u00B5s"}, True, 5e-4),
+        ("ij-absurd.tif", {"axes": "TYX", "finterval": 1e300}, True, None),
     ],
 )  # fmt: skip
 def test_a_time_lapse_keeps_its_frame_interval(tmp_path, name, metadata, imagej, seconds):

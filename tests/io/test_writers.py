@@ -310,6 +310,7 @@ def test_impossible_scales_are_explained(tmp_path, real_labels, scale, match):
 
 @pytest.mark.parametrize(("name", "offset"), [("a.tif", 0), ("a.ome.tif", 0), ("a.tif", 70000)])
 def test_the_frame_interval_is_kept(tmp_path, real_labels, name, offset):
+    """... and a Z step in pixels is not saved as micrometres."""
     """ImageJ, OME-TIFF and plain TIFF (ids beyond 16 bits) all lost the time interval."""
     crop = real_labels[256:320, 256:320].astype(np.uint32)
     crop[crop > 0] += offset
@@ -325,6 +326,11 @@ def test_the_frame_interval_is_kept(tmp_path, real_labels, name, offset):
     assert kwargs["axis_labels"] == ("T", "Z", "Y", "X")
     assert kwargs["scale"] == pytest.approx((30.0, 2.0, 0.5, 0.5))
     assert kwargs["units"] == ("s", "µm", "µm", "µm")
+    units, axes = ("minute", "pixel", "µm", "µm"), ("T", "Z", "Y", "X")
+    path = write_labels(tmp_path / f"px-{name}", stack, scale=(0.5, 2.0, 0.5, 0.5), units=units,
+                        axis_labels=axes)  # fmt: skip
+    ((_, kwargs, _),) = read_tiff(path)
+    assert kwargs["scale"][1] == 1.0 and kwargs["units"][1] == "pixel"
 
 
 @pytest.mark.parametrize("big_ids", [False, True])  # an ImageJ or a plain TIFF

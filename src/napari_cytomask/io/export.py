@@ -222,8 +222,8 @@ class _Frames:
         if "t" in names and export.scale is not None and export.units is not None:
             axis = names.index("t")
             factor = SECONDS.get(str(export.units[axis]).strip().lower())
-            if factor:
-                self.time = (axis, float(export.scale[axis]) * factor)
+            if factor:  # a flipped layer's scale is negative; a time step is not
+                self.time = (axis, abs(float(export.scale[axis])) * factor)
         self.columns = ["frame", *self.axes, *(["time_s"] if self.time else [])] if lead > 0 else []
 
     def values(self, frame: int) -> dict[str, object]:
@@ -613,7 +613,8 @@ def _pixel_size_um(export: LabelsExport) -> tuple[float, float] | None:
     units = [str(u).lower() for u in export.units[-2:]]
     if not all(u in ("µm", "um", "micrometer", "micron") for u in units):
         return None
-    return float(export.scale[-2]), float(export.scale[-1])
+    # A flipped layer's scale is negative; a pixel's size is not.
+    return abs(float(export.scale[-2])), abs(float(export.scale[-1]))
 
 
 def _write_csv(path: Path, rows: list[dict[str, object]], overwrite: bool, columns=()) -> Path:

@@ -79,6 +79,11 @@ _RESUNIT_UM = {2: 25400.0, 3: 1e4, 4: 1e3, 5: 1.0}
 #: outside this are no calibration: image editors, screens and cameras write 72, 96,
 #: 150 or 300 pixels per inch (353, 265, 169 and 85 µm) by default.
 PIXEL_SIZE_RANGE_UM = (0.001, 50.0)
+#: Times between time points, in seconds, that a time-lapse has: from a fast camera's
+#: nanoseconds to a year; a file saying otherwise gives no interval.
+FRAME_INTERVAL_RANGE_S = (1e-9, 3.2e7)
+#: Largest Z step, in micrometres, taken from a plain TIFF's description (1 cm).
+_MAX_Z_STEP_UM = 1e4
 #: Largest ratio between the X and Y pixel size taken from a file; a scan with
 #: pixels more unequal than this has tags that were not written for it.
 _MAX_PIXEL_ASPECT = 4.0
@@ -1366,16 +1371,20 @@ def _to_um(value: Any, unit: str | None) -> float | None:
     return number * factor
 
 
-def _to_s(value: Any, unit: str | None) -> float | None:
-    """A time interval in seconds, or None when missing, not positive or in an unknown unit."""
+def _to_s(value: Any, unit: Any) -> float | None:
+    """A time interval in seconds, or None when missing, in an unknown unit, or outside
+    :data:`FRAME_INTERVAL_RANGE_S`."""
+    if isinstance(value, bool):
+        return None
     try:
         number = float(value)
     except (TypeError, ValueError):
         return None
-    factor = SECONDS.get((unit or "s").strip().lower())
-    if factor is None or not math.isfinite(number) or number <= 0:
+    factor = SECONDS.get(_normalise_unit(str(unit or "s")))
+    if factor is None or not math.isfinite(number):
         return None
-    return number * factor
+    low, high = FRAME_INTERVAL_RANGE_S
+    return number * factor if low <= number * factor <= high else None
 
 
 def _normalise_unit(unit: str) -> str:
@@ -1622,8 +1631,9 @@ class _Metadata:
             # The Z step and time interval this plugin's writer keeps beside the axes of a
             # plain TIFF.
             shaped = (tif.shaped_metadata or [{}])[0]
-            spacing = _to_um(shaped.get("spacing_um"), "µm")
-            if pixel_size and spacing and spacing > 0:
+            spacing = shaped.get("spacing_um")
+            spacing = None if isinstance(spacing, bool) else _to_um(spacing, "µm")
+            if pixel_size and spacing and 0 < spacing <= _MAX_Z_STEP_UM:
                 pixel_size["Z"] = spacing
             interval = _to_s(shaped.get("finterval_s"), "s")
 

@@ -313,12 +313,10 @@ def _imagej_writer(path: Path, labels, axes: str, scale, units) -> Callable[[Pat
             metadata = {"axes": imagej_axes}
             if resolution is not None:
                 metadata["unit"] = "micron" if x[1] == "µm" else x[1]
-            if z is not None:  # ImageJ's spacing is in the unit of X and Y
-                xy_unit = x[1] if x is not None else None
-                known = z[1] in MICROMETRES and xy_unit in MICROMETRES
-                metadata["spacing"] = z[0] * (
-                    MICROMETRES[z[1]] / MICROMETRES[xy_unit] if known else 1
-                )
+            if calibrated and z is not None and z[1] in MICROMETRES:
+                # ImageJ's spacing is in the unit of X and Y; a Z step in pixels or in no
+                # length is no spacing.
+                metadata["spacing"] = z[0] * MICROMETRES[z[1]] / MICROMETRES[x[1]]
             if interval is not None:  # in seconds, ImageJ's default time unit
                 metadata["finterval"] = interval
             tifffile.imwrite(
