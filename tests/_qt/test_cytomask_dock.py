@@ -12,7 +12,7 @@ import pytest
 import tifffile
 from napari.layers import Labels
 from napari.utils.notifications import notification_manager
-from qtpy.QtCore import QSettings
+from qtpy.QtCore import QSettings, Qt
 from qtpy.QtWidgets import (
     QAbstractButton,
     QAbstractSlider,
@@ -463,7 +463,11 @@ def test_shortcuts_run_and_cancel_the_open_step(make_napari_viewer_proxy, qtbot,
     dock.watershed.mode.setCurrentIndex(dock.watershed.mode.findData("foreground"))
     dock.watershed.input.setCurrentText("GFP")
     shortcuts = {s.key().toString(): s for s in dock.findChildren(QShortcut)}
-    assert set(shortcuts) == {"Ctrl+Return", "Esc"}
+    assert set(shortcuts) == {"Ctrl+Return", "Ctrl+Enter", "Esc"}
+    # Keys pressed elsewhere in napari (Esc ending a shape) are napari's.
+    assert {s.context() for s in shortcuts.values()} == {
+        Qt.ShortcutContext.WidgetWithChildrenShortcut
+    }
     shortcuts["Ctrl+Return"].activated.emit()  # Xvfb windows are never active: emit directly
     assert dock.watershed.runner.busy
     started = time.monotonic()
@@ -711,6 +715,51 @@ def test_reset_waits_for_a_running_step_and_long_file_names_fit(
     assert label.text().startswith("1810") and label.text().endswith("tif")
     assert "…" in label.text()
     assert label.fontMetrics().horizontalAdvance(label.text()) <= 90
+
+
+def test_a_long_layer_name_in_a_status_does_not_widen_the_dock(make_napari_viewer, qtbot, settings):
+    """A 60-character name is one word that cannot wrap: it widened the dock from 424 to
+    618 px, off a 1024-px screen."""
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1024, 768)
+    dock = CytomaskDock(viewer, settings=settings)
+    viewer.window.add_dock_widget(dock, name="Segment cytoplasm")
+    qtbot.wait(100)
+    before = dock.width()
+    long = "A" * 60
+    viewer.add_labels(np.zeros((64, 64), np.int32), name=f"{long} pred")
+    viewer.add_labels(np.zeros((32, 32), np.int32), name=f"{long} truth")
+    dock.steps.setCurrentIndex(3)
+    dock.metrics.prediction_combo.setCurrentText(f"{long} pred")
+    dock.metrics.ground_truth_combo.setCurrentText(f"{long} truth")
+    qtbot.waitUntil(lambda: "has shape" in dock.metrics.status.text(), timeout=10_000)
+    qtbot.wait(100)
+    assert dock.width() <= before
+
+
+def test_tables_let_tab_go_on_to_the_next_control(make_napari_viewer_proxy, settings):
+    """Tab moved from cell to cell and never left step 1's and step 4's tables."""
+    from qtpy.QtWidgets import QTableWidget
+
+    dock = CytomaskDock(make_napari_viewer_proxy(), settings=settings)
+    tables = dock.findChildren(QTableWidget)
+    assert len(tables) >= 3 and not any(table.tabKeyNavigation() for table in tables)
+
+
+def test_every_setting_has_a_name_a_screen_reader_can_say(make_napari_viewer_proxy, settings):
+    """Fields named only by a label beside them (not its buddy) were nameless, and the
+    slider inside a SAM2 slider had neither a name nor a tooltip."""
+    from qtpy.QtWidgets import QAbstractSlider, QAbstractSpinBox, QComboBox, QLineEdit
+
+    dock = CytomaskDock(make_napari_viewer_proxy(), settings=settings)
+    kinds = (QAbstractSlider, QAbstractSpinBox, QComboBox, QLineEdit)
+    fields = [w for kind in kinds for w in dock.findChildren(kind)]
+    fields = [w for w in fields if w.focusPolicy() != Qt.FocusPolicy.NoFocus]
+    nameless = [w for w in fields if not w.accessibleName() and not w.toolTip()]
+    assert len(fields) > 40 and nameless == []
+    slider = dock.sam2.sliders["pred_iou_thresh"].findChild(QAbstractSlider)
+    assert slider.accessibleName() and slider.toolTip()
+    assert dock.watershed.min_marker_size.accessibleName() == "Minimum seed size (px)"
 
 
 def test_the_segmentation_steps_follow_the_input_channel(make_napari_viewer_proxy, settings):

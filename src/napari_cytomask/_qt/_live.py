@@ -17,12 +17,14 @@ from napari.utils.notifications import show_error
 from qtpy.compat import isalive
 from qtpy.QtCore import QObject, Qt, QTimer
 from qtpy.QtWidgets import (
+    QFormLayout,
     QFrame,
     QHBoxLayout,
     QLabel,
     QProgressBar,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
@@ -69,6 +71,9 @@ class StepControls(QWidget):
         self.progress.setValue(0)
         self.status = QLabel("")
         self.status.setWordWrap(True)
+        # A long layer name is one word that cannot wrap: it must not widen the dock past
+        # the screen (the label takes the width it is given).
+        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.status.setToolTip("What the step did last, or what to do next.")
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self._pace = Pace(after=_PACE_AFTER)
@@ -107,7 +112,8 @@ class StepControls(QWidget):
 
 
 def step_page(widget: QWidget, content: QWidget, controls: StepControls) -> None:
-    """Lay out a step: its settings scroll, its controls stay in view below them.
+    """Lay out a step: its settings scroll, its controls stay in view below them, and its
+    fields are named after their labels (:func:`name_fields`).
 
     Parameters
     ----------
@@ -122,6 +128,33 @@ def step_page(widget: QWidget, content: QWidget, controls: StepControls) -> None
     layout.setContentsMargins(2, 2, 2, 2)
     layout.addWidget(scrolled(content), 1)
     layout.addWidget(controls)
+    name_fields(content)
+
+
+def name_fields(root: QWidget) -> None:
+    """Give each field of ``root``'s forms its row's label as its name, for screen readers:
+    the label becomes the field's buddy, and every part of it that takes the focus (the
+    slider and the value box of a labelled slider) is named after it, with the field's
+    tooltip where it has none."""
+    for form in root.findChildren(QFormLayout):
+        for row in range(form.rowCount()):
+            label = form.itemAt(row, QFormLayout.ItemRole.LabelRole)
+            field = form.itemAt(row, QFormLayout.ItemRole.FieldRole)
+            if label is None or field is None or field.widget() is None:
+                continue
+            if not isinstance(label.widget(), QLabel):
+                continue
+            label.widget().setBuddy(field.widget())
+            name_after(field.widget(), label.widget().text())
+
+
+def name_after(widget: QWidget, name: str) -> None:
+    """Name ``widget`` and its parts that take the focus ``name`` where they have none."""
+    for part in [widget, *widget.findChildren(QWidget)]:
+        if part.focusPolicy() != Qt.FocusPolicy.NoFocus and not part.accessibleName():
+            part.setAccessibleName(name)
+            if not part.toolTip():
+                part.setToolTip(widget.toolTip())
 
 
 def scrolled(content: QWidget) -> QScrollArea:

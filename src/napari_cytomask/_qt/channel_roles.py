@@ -39,6 +39,7 @@ class ChannelRolesWidget(QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self.table = QTableWidget(0, 3)
+        self.table.setTabKeyNavigation(False)  # Tab leaves the table; arrows move in it
         self.table.setHorizontalHeaderLabels(["channel", "file", "role"])
         header = self.table.horizontalHeader()
         # The role column is sized to its pickers in refresh(): Qt sizes a column to its

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import napari
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtCore import QSettings, QTimer
+from qtpy.QtCore import QSettings, Qt, QTimer
 from qtpy.QtGui import QKeySequence
 from qtpy.QtWidgets import (
     QComboBox,
@@ -99,7 +99,9 @@ class CytomaskDock(QWidget):
         self.save_preset_button.clicked.connect(self._save_preset_dialog)
         segment_page = QWidget()
         method_row = QHBoxLayout()
-        method_row.addWidget(QLabel("Method"))
+        method_label = QLabel("Method")
+        method_label.setBuddy(self.method)
+        method_row.addWidget(method_label)
         method_row.addWidget(self.method, 1)
         method_row.addWidget(self.save_preset_button)
         segment_layout = QVBoxLayout(segment_page)
@@ -147,8 +149,13 @@ class CytomaskDock(QWidget):
             combo.setMinimumContentsLength(min(combo.minimumContentsLength() or 8, 8))
             combo.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
 
-        for keys, slot in (("Ctrl+Return", self.run_current), ("Escape", self.cancel_current)):
-            QShortcut(QKeySequence(keys), self, activated=slot)
+        # Only while the dock has the focus: Esc in napari's canvas (ending a shape, say)
+        # must not cancel a long run. Ctrl+Enter is the keypad's Enter.
+        keys = (("Ctrl+Return", self.run_current), ("Ctrl+Enter", self.run_current),
+                ("Escape", self.cancel_current))  # fmt: skip
+        for key, slot in keys:
+            shortcut = QShortcut(QKeySequence(key), self, activated=slot)
+            shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         self._connect_flow()
 
         self.settings = StepSettings(

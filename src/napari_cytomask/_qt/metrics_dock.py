@@ -72,6 +72,7 @@ _SUMMARY_ROWS = (
 def _table(rows: list[str], tips: list[str], columns: list[str]) -> QTableWidget:
     """A read-only table with labelled rows (their tooltips say what they mean)."""
     table = QTableWidget(len(rows), len(columns))
+    table.setTabKeyNavigation(False)  # Tab leaves the table; arrows move in it
     table.setHorizontalHeaderLabels(columns)
     table.setVerticalHeaderLabels(rows)
     for row, tip in enumerate(tips):
