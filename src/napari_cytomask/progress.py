@@ -1,9 +1,9 @@
 """Long work in the core is a generator that yields progress and returns its result.
 
 The GUI runs such generators in thread workers (progress bars, cancel between
-yields); scripts, the command line and tests drain them with :func:`drain`. When
-such work fails, :func:`one_line` gives the error as reports show it, and
-:class:`Pace` how long it has left.
+yields); scripts, the command line and tests drain them with :func:`drain`, and
+:class:`Pace` says how long such work has left. When it fails, :func:`one_line`
+gives the error as reports show it.
 """
 
 from __future__ import annotations

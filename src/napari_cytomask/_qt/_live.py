@@ -145,10 +145,10 @@ def name_fields(root: QWidget) -> None:
             if not isinstance(label.widget(), QLabel):
                 continue
             label.widget().setBuddy(field.widget())
-            name_after(field.widget(), label.widget().text())
+            _name_after(field.widget(), label.widget().text())
 
 
-def name_after(widget: QWidget, name: str) -> None:
+def _name_after(widget: QWidget, name: str) -> None:
     """Name ``widget`` and its parts that take the focus ``name`` where they have none."""
     for part in [widget, *widget.findChildren(QWidget)]:
         if part.focusPolicy() != Qt.FocusPolicy.NoFocus and not part.accessibleName():
