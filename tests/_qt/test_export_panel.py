@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import tifffile
+from qtpy.QtCore import Qt
 
 from napari_cytomask._qt import export_panel
 from napari_cytomask._qt.export_panel import ExportPanel
@@ -152,6 +153,31 @@ def test_a_folder_that_is_a_file_or_none_is_said_before_writing(
     panel.folder.setText("  ")
     panel.export()
     assert errors[-1].endswith("Choose a folder to export to.")
+
+
+def test_the_file_a_layer_was_opened_from_is_never_replaced(
+    make_napari_viewer_proxy, qtbot, tmp_path, monkeypatch
+):
+    """Exporting hand-drawn labels into their own folder replaced the file they came from,
+    once the overwrite question was answered (File > Save is what saves over it)."""
+    errors = []
+    monkeypatch.setattr("napari_cytomask._qt._live.show_error", errors.append)
+    monkeypatch.setattr(export_panel, "_confirm_overwrite", lambda *a: True)
+    labels = np.zeros((32, 32), np.uint16)
+    labels[4:12, 4:12], labels[20:28, 18:30] = 1, 2
+    path = tmp_path / "cells.tif"
+    tifffile.imwrite(path, labels, description="drawn by hand")
+    before = path.read_bytes()
+    viewer = make_napari_viewer_proxy()
+    viewer.open(str(path), plugin="napari-cytomask")
+    assert viewer.layers["cells"].metadata["cytomask"]["source"] == str(path)
+    panel = ExportPanel(viewer)
+    panel.layer_list.item(0).setCheckState(Qt.CheckState.Checked)  # a mask: unticked at first
+    panel.folder.setText(str(tmp_path))
+    panel.export()
+    qtbot.waitUntil(lambda: bool(errors), timeout=30_000)
+    assert f"the export would replace {path}, one of its input files" in errors[-1]
+    assert path.read_bytes() == before and sorted(tmp_path.iterdir()) == [path]
 
 
 def test_files_already_there_are_listed_by_name():

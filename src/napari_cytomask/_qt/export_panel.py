@@ -171,6 +171,8 @@ class ExportPanel(StepWidget, QWidget):
             objects_csv=self.objects_csv.isChecked(),
             coco_json=self.coco_json.isChecked(),
             score_column=score,
+            # The files the layers came from are never replaced (File > Save does that).
+            inputs=[export.source for export in exports if export.source],
         )
         self.status.setText(f"Exporting {len(layers)} layer(s) to {folder}…")
         self.runner.run_now(_export_job, overwrite=overwrite, **self._pending)
