@@ -570,6 +570,13 @@ def test_train_keeps_the_split_of_another_model_for_moved_data(folders, tmp_path
     resume = ["--resume", str(second), "--split-from", str(first)]
     assert train(moved, "raw.tiff", *resume, "-o", str(second)) == 1
     assert "leave out --split-from" in capsys.readouterr().err
+    # Fractions beside it were used where the recorded run held part of its image back,
+    # training on all of it; one or the other.
+    given = ["--split-from", str(first), "--split", "1,0,0", "-o", str(tmp_path / "y")]
+    assert train(moved, "raw.tiff", *given) == 1
+    assert f"--split-from keeps the split of {first}; leave out --split" in (
+        capsys.readouterr().err
+    )
     (moved / "set9").mkdir()
     tifffile.imwrite(moved / "set9" / "raw.tiff", scan.brightfield[0])
     tifffile.imwrite(moved / "set9" / "mask.tif", scan.labels[0])

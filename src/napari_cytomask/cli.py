@@ -323,6 +323,7 @@ def _train_parser(sub) -> None:
     )
     run.add_argument(
         "--split",
+        action=_Given,
         type=_fraction_triple,
         default=(0.8, 0.1, 0.1),
         metavar="TRAIN,VAL,TEST",
@@ -704,6 +705,11 @@ def _train(args) -> int:
     samples, sources = _labelled_samples(args)
     if args.split_from and args.resume:
         raise UserError("--resume keeps the split of the run it resumes; leave out --split-from.")
+    if args.split_from and "split" in getattr(args, "given", ()):
+        raise UserError(
+            f"--split-from keeps the split of {args.split_from}; leave out --split, or "
+            "--split-from to split the images anew."
+        )
     split = _recorded_split(args.split_from, samples) if args.split_from else None
     if args.resume:
         _keep_resumed_settings(args)
