@@ -400,7 +400,9 @@ def read_tiff_stack(paths: Sequence[str | os.PathLike]) -> list[LayerData]:
     files = [os.fspath(path) for path in paths]
     stems = [file_stem(path) for path in files]
     scan = open_tiff(files[0])
-    layouts = [_layout(scan), *map(_file_layout, files[1:])]
+    own_names = [None if c.named_after_file else c.name for c in scan.channels]
+    layouts = [_layout([c.data for c in scan.channels], own_names)]
+    layouts += map(_file_layout, files[1:])
     if any(shape is None for shape, *_ in layouts[0]):
         raise NotOneStack(
             files[0], "is a pyramid (several resolutions); open the files one by one."
@@ -441,30 +443,30 @@ def read_tiff_stack(paths: Sequence[str | os.PathLike]) -> list[LayerData]:
     return stacked
 
 
-def _layout(scan: Scan) -> list[tuple]:
-    """Each channel's shape (None for a pyramid, a list of levels), pixel type and name
-    (None when it is named after its file). Not its role: the first file's roles are
-    taken for all, as a time point may look like a mask."""
+def _layout(arrays: list, names: list[str | None]) -> list[tuple]:
+    """Each channel's shape (None for a pyramid, a list of levels), pixel type and own
+    name (None when it is named after its file). Not its role: the first file's roles
+    are taken for all, as a time point may look like a mask."""
     return [
         (
-            None if isinstance(c.data, list) else c.data.shape,
-            str(c.base.dtype),
-            None if c.named_after_file else c.name,
+            None if isinstance(data, list) else data.shape,
+            str((data[0] if isinstance(data, list) else data).dtype),
+            name,
         )
-        for c in scan.channels
+        for data, name in zip(arrays, names, strict=True)
     ]
 
 
 def _file_layout(path: str) -> list[tuple]:
-    """:func:`_layout` of a file; the file is closed after."""
+    """:func:`_layout` of a file, from its metadata alone; the file is closed after."""
     with TiffScan(path) as tiff:
-        return _layout(tiff.scan())
+        return _layout(tiff.channel_arrays(), tiff.channel_names())
 
 
 def _read_channel(path: str, index: int) -> np.ndarray:
     """Channel ``index`` of a file, read whole; the file is closed after."""
     with TiffScan(path) as tiff:
-        return np.asarray(tiff.scan().layer_data()[index][0])
+        return np.asarray(tiff.channel_arrays()[index])
 
 
 def _describe(channels: list[tuple]) -> str:
@@ -807,18 +809,10 @@ class TiffScan:
         desc = self.description
         if mosaic:
             self._check_mosaic()
-        levels = 1 if mosaic else desc.levels
-        full = [self._level_array(level) for level in range(levels)]
-        c_axis = self._labels.index("C") if "C" in self._labels else None
-        s_axis = self._labels.index("S") if "S" in self._labels and not self._rgb else None
-
+        arrays = None if mosaic else self.channel_arrays()
         channels, samples = [], []
         for i, (c, s) in enumerate(self._channel_keys):
-            if mosaic:
-                data: Any = self._mosaic(c, s)
-            else:
-                data = [_select(a, c_axis, c, s_axis, s) for a in full]
-                data = data if len(data) > 1 else data[0]
+            data = self._mosaic(c, s) if mosaic else arrays[i]
             channels.append(
                 Channel(
                     name=desc.channel_names[i],
@@ -837,6 +831,22 @@ class TiffScan:
             if channel.role != "mask":
                 channel.contrast_limits = contrast_from_sample(sample, desc.dtype)
         return channels
+
+    def channel_arrays(self) -> list:
+        """Each channel's lazy data (a list of levels for pyramids), no pixel read."""
+        full = [self._level_array(level) for level in range(self.description.levels)]
+        c_axis = self._labels.index("C") if "C" in self._labels else None
+        s_axis = self._labels.index("S") if "S" in self._labels and not self._rgb else None
+        arrays = []
+        for c, s in self._channel_keys:
+            levels = [_select(a, c_axis, c, s_axis, s) for a in full]
+            arrays.append(levels if len(levels) > 1 else levels[0])
+        return arrays
+
+    def channel_names(self) -> list[str | None]:
+        """Each channel's own name; None for a single channel named after its file."""
+        names = self.description.channel_names
+        return [None] * len(names) if self._named_after_file else list(names)
 
     def _check_mosaic(self) -> None:
         desc = self.description
