@@ -32,7 +32,7 @@ from .atomic import (
     reason,
     write_atomically,
 )
-from .layers import SECONDS
+from .layers import time_step
 from .writers import FILE_FORMATS, FORMATS, label_writer
 
 _VERSIONED = (
@@ -218,12 +218,8 @@ class _Frames:
         ]
         if self.axes == ["axis_0"]:
             self.axes = []  # one axis, no name: the frame number says it all
-        self.time = None  # (axis, seconds per step)
-        if "t" in names and export.scale is not None and export.units is not None:
-            axis = names.index("t")
-            factor = SECONDS.get(str(export.units[axis]).strip().lower())
-            if factor:  # a flipped layer's scale is negative; a time step is not
-                self.time = (axis, abs(float(export.scale[axis])) * factor)
+        # (axis, seconds per step)
+        self.time = time_step(export.axis_labels, export.scale, export.units) if lead > 0 else None
         self.columns = ["frame", *self.axes, *(["time_s"] if self.time else [])] if lead > 0 else []
 
     def values(self, frame: int) -> dict[str, object]:
@@ -309,9 +305,9 @@ def coco_annotations(export: LabelsExport, score_column: str | None = None) -> d
 
     An image's ``file_name`` is the file the labels were made from (the layer's name
     without one), with ``[frame]`` for each frame of a stack, which also says where the
-    frame is (:class:`_Frames`). Each annotation holds the compressed RLE ``segmentation``, ``bbox``
-    (x, y, width, height), ``area`` and a ``score`` (from ``score_column`` of the
-    features, else 1.0) plus every other feature of the object.
+    frame is (:class:`_Frames`). Each annotation holds the compressed RLE
+    ``segmentation``, ``bbox`` (x, y, width, height), ``area`` and a ``score`` (from
+    ``score_column`` of the features, else 1.0) plus every other feature of the object.
     """
     labels = as_labels(export.labels, f"layer {export.name!r}")
     frames = labels.reshape(-1, *labels.shape[-2:])

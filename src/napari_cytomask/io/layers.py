@@ -46,6 +46,17 @@ SECONDS = {
 }  # fmt: skip
 
 
+def time_step(axis_labels, scale, units) -> tuple[int, float] | None:
+    """The axis labelled ``T`` and the seconds between its steps, when its unit is a time
+    (a flipped layer's negative scale counts as positive); None otherwise."""
+    labels = [str(a).upper() for a in axis_labels or ()]
+    if scale is None or units is None or "T" not in labels or len(labels) != len(scale):
+        return None
+    axis = labels.index("T")
+    factor = SECONDS.get(str(units[axis]).strip().lower())
+    return (axis, abs(float(scale[axis])) * factor) if factor else None
+
+
 #: Micrometres per length unit, in the spellings of OME, ImageJ and TIFF (lower case).
 MICROMETRES = {
     "pm": 1e-6,

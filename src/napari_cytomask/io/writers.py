@@ -17,7 +17,7 @@ import tifffile
 
 from ..labels import as_labels, min_label_dtype
 from .atomic import write_atomically
-from .layers import MICROMETRES, SECONDS
+from .layers import MICROMETRES, time_step
 from .omezarr import SUFFIX as OME_ZARR_SUFFIX
 
 
@@ -261,12 +261,9 @@ def _pixel_size(axes: str, scale, units, axis: str) -> tuple[float, str] | None:
 
 
 def _frame_interval(axes: str, scale, units) -> float | None:
-    """Seconds between time points: the ``T`` axis's scale, when its unit is a time."""
-    if scale is None or units is None or "T" not in axes:
-        return None
-    i = axes.index("T")
-    factor = SECONDS.get(str(units[i]).strip().lower())
-    return float(scale[i]) * factor if factor else None
+    """Seconds between time points (see :func:`~napari_cytomask.io.layers.time_step`)."""
+    step = time_step(axes, scale, units)
+    return step[1] if step else None
 
 
 def _imagej_writer(path: Path, labels, axes: str, scale, units) -> Callable[[Path], None]:
@@ -291,6 +288,10 @@ def _imagej_writer(path: Path, labels, axes: str, scale, units) -> Callable[[Pat
             )
         y = (y[0] * MICROMETRES[y[1]] / MICROMETRES[x[1]], x[1])  # in the unit of X
     calibrated = x is not None and y is not None and {x[1], y[1]} <= MICROMETRES.keys()
+    # A Z step in pixels, or in no length, is no spacing.
+    z_um = (
+        z[0] * MICROMETRES[z[1]] if calibrated and z is not None and z[1] in MICROMETRES else None
+    )
     interval = _frame_interval(axes, scale, units)
     if imagej_axes is not None:
         resolution = (1 / x[0], 1 / y[0]) if x is not None and y is not None else None
@@ -313,10 +314,8 @@ def _imagej_writer(path: Path, labels, axes: str, scale, units) -> Callable[[Pat
             metadata = {"axes": imagej_axes}
             if resolution is not None:
                 metadata["unit"] = "micron" if x[1] == "µm" else x[1]
-            if calibrated and z is not None and z[1] in MICROMETRES:
-                # ImageJ's spacing is in the unit of X and Y; a Z step in pixels or in no
-                # length is no spacing.
-                metadata["spacing"] = z[0] * MICROMETRES[z[1]] / MICROMETRES[x[1]]
+            if z_um is not None:  # ImageJ's spacing is in the unit of X and Y
+                metadata["spacing"] = z_um / MICROMETRES[x[1]]
             if interval is not None:  # in seconds, ImageJ's default time unit
                 metadata["finterval"] = interval
             tifffile.imwrite(
@@ -332,8 +331,8 @@ def _imagej_writer(path: Path, labels, axes: str, scale, units) -> Callable[[Pat
             # holds the axes (positions as tifffile's R, tiles or regions: its P is a
             # phase), the Z step and the time interval.
             metadata = {"axes": axes.replace("P", "R")}
-            if calibrated and z is not None and z[1] in MICROMETRES:
-                metadata["spacing_um"] = z[0] * MICROMETRES[z[1]]
+            if z_um is not None:
+                metadata["spacing_um"] = z_um
             if interval is not None:
                 metadata["finterval_s"] = interval
             tifffile.imwrite(
