@@ -1021,15 +1021,16 @@ def _segment_locked(args, preset, sources, options) -> int:
         return EXIT_OK
 
     timing: dict = {}  # input -> [its Pace, when its last progress line was said]
+    finished: set = set()  # a late event from a worker says nothing about these
     # A cluster's progress comes in the client's thread, its results in this one.
     lock = threading.Lock()
 
     def progress(job, event):
         now = time.monotonic()
         with lock:
-            pace, said = timing.setdefault(job.source, [Pace(), now])
-            if pace is None:  # finished: a late event from a worker says nothing
+            if job.source in finished:
                 return
+            pace, said = timing.setdefault(job.source, [Pace(), now])
             left = pace.left(event.done, event.total, (event.stage, event.total), now)
             if now - said >= _PROGRESS_EVERY:
                 timing[job.source][1] = now
@@ -1037,7 +1038,7 @@ def _segment_locked(args, preset, sources, options) -> int:
 
     def report(i, n, job, summary, error):
         with lock:
-            timing[job.source] = [None, 0.0]
+            finished.add(job.source)
         if error is not None:
             if "out of memory" in error.lower():
                 error += f"; {_MEMORY_ADVICE['segment']}"
@@ -1168,11 +1169,10 @@ def _export(args) -> int:
 def _note_if_unfinished(model: str) -> None:
     """Say so when a model is the best network so far of a training run that was stopped."""
     from .models.catalog import resolve_unet
-    from .models.checkpoint import read_description
+    from .models.checkpoint import read_description, unfinished
 
     path = resolve_unet(model)
-    training = read_description(path).get("training") or {}
-    if training.get("finished") is False:  # absent in models of older versions
+    if unfinished(read_description(path)):
         print(
             f"cytomask: note: {path.name} is the best network so far of a training run that "
             "was stopped, before its thresholds were chosen; finish it with cytomask train "

@@ -101,12 +101,14 @@ def cells_in(layer, n: int) -> str:
     return f"{n} cells in '{layer.name}'" + (f", in all {frames} frames" if frames > 1 else "")
 
 
+#: What a step does to its input and what it makes, as :func:`closed_during_run` says it.
+_RUN_WORDS = {"segment": ("segmented", "its cells were"), "split": ("split", "its split was")}
+
+
 def closed_during_run(layer, step: str = "segment") -> str:
     """The status of a run whose input layer was closed before its result came; ``step``
     is what the run did: ``"segment"`` or ``"split"``."""
-    doing, made = {"segment": ("segmented", "its cells were"), "split": ("split", "its split was")}[
-        step
-    ]
+    doing, made = _RUN_WORDS[step]
     return (
         f"'{layer.name}' was closed while it was being {doing}, so {made} not added. Open "
         f"it again to {step} it."

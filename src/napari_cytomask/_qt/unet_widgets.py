@@ -36,7 +36,7 @@ from qtpy.QtWidgets import (
 
 from ..io.layers import layer_info, model_record, result_metadata
 from ..models.catalog import STARTER, resolve_unet, unet_models
-from ..models.checkpoint import cache_dir, read_description
+from ..models.checkpoint import cache_dir, read_description, unfinished
 from ..models.device import available_devices, get_device
 from ..models.inference import PredictorCache, iter_segment, recommended_settings
 from ..pipeline import UNetStep
@@ -147,8 +147,7 @@ class _ModelPicker(QWidget):
         val = (desc.get("scores") or {}).get("validation") or {}
         score = f", validation F1@0.5 {val['f1_50']:.2f}" if "f1_50" in val else ""
         details = f"{path} ({desc['encoder']}{score})"
-        training = desc.get("training") or {}
-        if training.get("finished") is False:  # absent in models of older versions
+        if unfinished(desc):
             title = f"{title} (unfinished)"
             details += (
                 "; the best network so far of a training run that was stopped, before its "

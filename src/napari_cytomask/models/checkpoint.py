@@ -226,6 +226,12 @@ def _read_header(path: Path) -> dict:
     return header
 
 
+def unfinished(description: dict) -> bool:
+    """Whether a checkpoint is the best network so far of a training run that was stopped
+    before its end (its thresholds never chosen). Models of older versions do not say."""
+    return (description.get("training") or {}).get("finished") is False
+
+
 def read_description(path: str | os.PathLike) -> dict:
     """The JSON description of a checkpoint, checked, without loading the weights.
 
