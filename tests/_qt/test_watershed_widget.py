@@ -97,6 +97,15 @@ def test_unusable_inputs_are_reported(make_napari_viewer_proxy, qtbot):
     assert widget.input.count() == 0
     widget.apply()
     assert "Labels layer" in widget.status.text()
+    # Empty labels (a prediction that found nothing, a new layer not painted yet).
+    viewer.add_labels(np.zeros((64, 64), np.uint16), name="nothing")
+    widget.input.setCurrentText("nothing")
+    widget.apply()
+    assert widget.status.text() == (
+        "nothing has no cells to split (every pixel is 0): segment it in step 2 first, or "
+        "paint cells into it."
+    )
+    assert not widget.runner.busy and "nothing instances" not in viewer.layers
     # Labels with negative ids: the core refuses them with a sentence saying why.
     viewer.add_labels(np.full((64, 64), -3, np.int16), name="cells")
     widget.input.setCurrentText("cells")
