@@ -184,6 +184,10 @@ def test_cancel_and_errors(make_napari_viewer_proxy, qtbot, monkeypatch, tmp_pat
     # The model lists show the cancelled run's network as unfinished.
     segmenter.checkpoint.set_model(tmp_path / "cancelled.safetensors")
     assert segmenter.checkpoint.combo.currentText() == "cancelled (unfinished)"
+    # A narrow dock cuts the name: the tooltip gives it, with its file, in full.
+    assert segmenter.checkpoint.combo.toolTip().startswith(
+        f"cancelled (unfinished): {tmp_path / 'cancelled.safetensors'} ("
+    )
     epochs_done = torch.load(state_path(trainer.resume.text()), weights_only=True)["epoch"]
     assert epochs_done >= 1
     trainer.epochs.setValue(epochs_done + 1)  # the run's epochs in all

@@ -106,10 +106,6 @@ class _ModelPicker(QWidget):
     def __init__(self):
         super().__init__()
         self.combo = QComboBox()
-        self.combo.setToolTip(
-            "The U-Net that segments: the starter model shipped with the plugin, then your "
-            f"own models (in {cache_dir()}), newest first."
-        )
         self.combo.setMinimumContentsLength(12)
         self.combo.setSizeAdjustPolicy(
             QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
@@ -122,7 +118,20 @@ class _ModelPicker(QWidget):
         row.addWidget(self.combo, 1)
         row.addWidget(browse)
         self.combo.currentIndexChanged.connect(lambda _: self.valueChanged.emit(self.value()))
+        self.combo.currentIndexChanged.connect(self._tip)
         self.refresh()
+
+    def _tip(self, *_) -> None:
+        """Name the selected model in full in the tooltip: a narrow dock cuts it."""
+        about = (
+            "The U-Net that segments: the starter model shipped with the plugin, then your "
+            f"own models (in {cache_dir()}), newest first."
+        )
+        index = self.combo.currentIndex()
+        if index >= 0:
+            details = self.combo.itemData(index, Qt.ItemDataRole.ToolTipRole)
+            about = f"{self.combo.currentText()}: {details}\n\n{about}"
+        self.combo.setToolTip(about)
 
     def refresh(self) -> None:
         """List the models again, keeping the selection."""
@@ -155,6 +164,7 @@ class _ModelPicker(QWidget):
             )
         self.combo.addItem(title, key)
         self.combo.setItemData(self.combo.count() - 1, details, Qt.ItemDataRole.ToolTipRole)
+        self._tip()  # adding the first item selected it before its details were set
 
     def set_model(self, key) -> None:
         """Select a model by key (``"starter"`` or a file), adding a file not listed yet.
