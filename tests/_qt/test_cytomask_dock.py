@@ -29,6 +29,7 @@ from qtpy.QtWidgets import (
     QShortcut,
     QTabBar,
     QTableWidget,
+    QWidget,
 )
 from skimage import io as skio
 
@@ -759,6 +760,13 @@ def test_every_setting_has_a_name_a_screen_reader_can_say(make_napari_viewer_pro
     assert len(fields) > 40 and nameless == []
     slider = dock.sam2.sliders["pred_iou_thresh"].findChild(QAbstractSlider)
     assert slider.accessibleName() and slider.toolTip()
+    # Tab stops on the slider and on its value box, which took the focus only when clicked,
+    # and not on the frame around them; both are named.
+    labelled = dock.sam2.sliders["pred_iou_thresh"]
+    parts = [labelled, *labelled.findChildren(QWidget)]
+    stops = [w for w in parts if w.focusPolicy() & Qt.FocusPolicy.TabFocus]
+    assert len(stops) == 2 and stops[0] is slider and isinstance(stops[1], QLineEdit)
+    assert all(w.accessibleName() == "Minimum predicted IoU" for w in stops)
     assert dock.watershed.min_marker_size.accessibleName() == "Minimum seed size (px)"
 
 

@@ -12,6 +12,7 @@ import numpy as np
 from napari.layers import Image, Labels
 from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import (
+    QAbstractSlider,
     QCheckBox,
     QComboBox,
     QFileDialog,
@@ -202,6 +203,12 @@ def _slider(minimum, maximum, step, value, tooltip):
         slider.setDecimals(2)
     slider.setValue(value)
     slider.setToolTip(tooltip)
+    # Tab stops on the slider (arrow keys step it) and then on its value box (type a
+    # number), not on the frame around them; the box took the focus only when clicked.
+    handle = slider.findChild(QAbstractSlider)
+    slider.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+    slider.setFocusProxy(handle)
+    slider.findChild(QLineEdit).setFocusPolicy(Qt.FocusPolicy.StrongFocus)
     return slider
 
 
