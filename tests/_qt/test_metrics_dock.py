@@ -65,6 +65,16 @@ def test_table_follows_edits_and_saves_csv(dock_in_viewer, qtbot, labels, tmp_pa
     pred.data_setitem(np.nonzero(labels == ids[-1]), 0)
     qtbot.waitUntil(lambda: dock.evaluation is not before, timeout=10_000)
     assert _cell(dock, "False negatives") == str(n // 3 + 1)
+    # napari's undo puts the pixels back and says so only with `set_data`.
+    pred.brush_size = 40
+    before = dock.evaluation
+    pred.paint(np.argwhere(labels == ids[-2])[0], 0)
+    qtbot.waitUntil(lambda: dock.evaluation is not before, timeout=10_000)
+    edited = _cell(dock, "False negatives")
+    before = dock.evaluation
+    pred.undo()
+    qtbot.waitUntil(lambda: dock.evaluation is not before, timeout=10_000)
+    assert _cell(dock, "False negatives") == str(n // 3 + 1) != edited
     # The plot shows precision, recall and F1 over every threshold.
     assert len(dock.axes.lines) == 3
     assert len(dock.axes.lines[0].get_xdata()) == 18
@@ -388,3 +398,9 @@ def test_layers_that_do_not_line_up_are_noted(make_napari_viewer_proxy, qtbot, l
         "positive are 0. Note: 'empty' and 'ground truth' do not line up in the viewer (their "
         "translate differ), yet are compared pixel by pixel."
     )
+    # Turned or sheared in the viewer: noted too (only scale and translate were compared).
+    viewer.add_labels(labels.copy(), name="turned", rotate=90, shear=[0.2])
+    dock.prediction_combo.setCurrentIndex(dock.prediction_combo.findText("turned"))
+    qtbot.waitUntil(lambda: "'turned'" in dock.status.text(), timeout=10_000)
+    assert dock.status.text().endswith("(their rotation and shear differ), yet are compared "
+                                       "pixel by pixel.")  # fmt: skip

@@ -286,14 +286,15 @@ class MetricsDock(StepWidget, QWidget):
 
     def _selection_changed(self, _index=None) -> None:
         for layer in self._watched:
-            for emitter in (layer.events.data, layer.events.paint, layer.events.labels_update):
+            for emitter in _edits(layer):
                 emitter.disconnect(self._data_changed)
         chosen = (self.prediction_layer, self.ground_truth_layer)
         self._watched = list({lay.unique_id: lay for lay in chosen if lay is not None}.values())
         for layer in self._watched:
             # `paint` ends a brush stroke, `labels_update` follows fills and
-            # partial edits, `data` follows replacement of the whole array.
-            for emitter in (layer.events.data, layer.events.paint, layer.events.labels_update):
+            # partial edits, `data` follows replacement of the whole array, and
+            # `set_data` undo and redo.
+            for emitter in _edits(layer):
                 emitter.connect(self._data_changed)
         gt = self.ground_truth_layer
         frames = gt is not None and len(gt.data.shape) > 2
@@ -544,12 +545,28 @@ class MetricsDock(StepWidget, QWidget):
         show_error(message)
 
 
+def _edits(layer) -> tuple:
+    """The events of a labels layer that follow a change of its pixels."""
+    events = layer.events
+    return events.data, events.paint, events.labels_update, events.set_data
+
+
+_PLACEMENT = {
+    "scale": lambda layer: layer.scale,
+    "translate": lambda layer: layer.translate,
+    "rotation": lambda layer: layer.rotate,
+    "shear": lambda layer: layer.shear,
+    "affine transform": lambda layer: layer.affine.affine_matrix,
+}
+
+
 def _misaligned(a, b) -> str:
-    """What of two layers' placement in the viewer differs ("scale", "translate"), if any."""
+    """What of two layers' placement in the viewer differs ("scale", "rotation", …), if any."""
     differ = [
         name
-        for name in ("scale", "translate")
-        if not np.allclose(getattr(a, name), getattr(b, name))
+        for name, placement in _PLACEMENT.items()
+        if np.shape(placement(a)) != np.shape(placement(b))
+        or not np.allclose(placement(a), placement(b))
     ]
     return " and ".join(differ)
 
