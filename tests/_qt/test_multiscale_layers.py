@@ -7,7 +7,7 @@ import pytest
 import tifffile
 from napari.layers import Image, Labels
 
-from napari_cytomask._qt._layers import level_names, resolution_level
+from napari_cytomask._qt._layers import labels_layer, level_names, resolution_level
 from napari_cytomask._qt.sam2_widget import Sam2Widget
 from napari_cytomask._qt.unet_widgets import UNetSegmentWidget
 from napari_cytomask.models.checkpoint import DIR_ENV
@@ -80,6 +80,23 @@ def test_a_level_and_its_geometry_lay_it_over_level_zero(phase):
     data, geometry = resolution_level(colour, 1)
     assert data.shape == (8, 12, 3) and geometry["scale"] == (2.0, 2.0)
     assert geometry["translate"] == (0.5, 0.5)
+
+
+def test_results_of_a_turned_sheared_or_affine_placed_layer_overlay_it(phase):
+    """Results kept the scale and translate only: a rotated image's cells lay unturned."""
+    placement = dict(rotate=25, shear=[0.3], affine=[[1, 0.1, 5], [0, 1, -3], [0, 0, 1]])
+    image = Image(pyramid(phase), multiscale=True, scale=SCALE, translate=TRANSLATE, **placement)
+    for k in range(3):
+        data, geometry = resolution_level(image, k)
+        result = labels_layer(np.zeros(data.shape, np.uint8), "cells", geometry, {})
+        np.testing.assert_allclose(pixel_edges(result), pixel_edges(image))
+        # The other two corners as well: a turned square has four.
+        shape = np.asarray(image.level_shapes[0], float)
+        for corner in ((-0.5, shape[1] - 0.5), (shape[0] - 0.5, -0.5)):
+            level_corner = (np.asarray(corner) + 0.5) / (2**k) - 0.5
+            np.testing.assert_allclose(
+                result.data_to_world(level_corner), image.data_to_world(corner)
+            )
 
 
 @pytest.mark.gui

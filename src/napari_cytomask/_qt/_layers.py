@@ -40,8 +40,9 @@ def resolution_level(layer, level: int = 0) -> tuple[Any, dict]:
     data
         The level's array (lazy arrays stay lazy; an RGB image keeps its colour axis).
     geometry
-        ``scale``, ``translate``, ``units`` and ``axis_labels`` of a layer of the
-        level's shape (without a colour axis) that overlays the layer.
+        ``scale``, ``translate``, ``rotate``, ``shear``, ``affine``, ``units`` and
+        ``axis_labels`` of a layer of the level's shape (without a colour axis) that
+        overlays the layer.
 
     Raises
     ------
@@ -58,10 +59,17 @@ def resolution_level(layer, level: int = 0) -> tuple[Any, dict]:
     factors = np.ones_like(scale)
     if multiscale:
         factors = np.asarray(layer.downsample_factors[level], float)[: scale.size]
-    translate = np.asarray(layer.translate, float) + (factors - 1) / 2 * scale
+    # The half-block offset is in the layer's own pixel axes: turned and sheared as they are.
+    rotate = np.asarray(layer.rotate, float)
+    shear = np.eye(scale.size)
+    shear[np.triu_indices(scale.size, 1)] = layer.shear
+    translate = np.asarray(layer.translate, float) + rotate @ shear @ ((factors - 1) / 2 * scale)
     geometry = {
         "scale": tuple(float(s) for s in scale * factors),
         "translate": tuple(float(t) for t in translate),
+        "rotate": rotate,
+        "shear": np.asarray(layer.shear, float),
+        "affine": np.asarray(layer.affine.affine_matrix, float),
         "units": tuple(layer.units),
         "axis_labels": tuple(layer.axis_labels),
     }
@@ -151,9 +159,7 @@ def labels_layer(data, name: str, geometry: dict, metadata: dict) -> Labels:
     record says ``edited`` and no later run replaces it (:func:`result_slot`).
     """
     data = compact_labels(data)
-    layer = Labels(
-        data, name=name, metadata=metadata, **{k: v[-data.ndim :] for k, v in geometry.items()}
-    )
+    layer = Labels(data, name=name, metadata=metadata, **geometry)
     layer.events.paint.connect(_mark_edited)
     return layer
 
