@@ -410,6 +410,35 @@ def test_evaluate_reports_msa_per_image_averaged(tmp_path, capsys):
     ]
 
 
+def test_evaluate_a_pair_that_cannot_be_compared_fails_alone(tmp_path, capsys):
+    """One mismatched pair stopped the run with no CSV and without naming the files."""
+    labels = np.zeros((32, 32), np.uint8)
+    labels[4:12, 4:12] = 1
+    (tmp_path / "pred").mkdir()
+    (tmp_path / "gt").mkdir()
+    for name, pred in (("a", labels), ("b", labels[:20, :20])):
+        tifffile.imwrite(tmp_path / "gt" / f"{name}.tif", labels)
+        tifffile.imwrite(tmp_path / "pred" / f"{name}.tif", pred)
+    argv = ["evaluate", "--pred", str(tmp_path / "pred" / "*.tif"),
+            "--gt", str(tmp_path / "gt" / "*.tif"), "-o", str(tmp_path / "m.csv")]  # fmt: skip
+    assert main(argv) == 1
+    out = capsys.readouterr()
+    bad = f"{tmp_path / 'pred' / 'b.tif'} against {tmp_path / 'gt' / 'b.tif'}: error: "
+    assert bad in out.err and "has shape (32, 32) but prediction has shape (20, 20)" in out.err
+    assert "1 of 2 pair(s) could not be compared (see above); the CSV holds the other 1." in (
+        out.err
+    )
+    rows = list(csv.DictReader((tmp_path / "m.csv").open(encoding="utf-8")))
+    assert {r["prediction"] for r in rows} == {str(tmp_path / "pred" / "a.tif"), "all"}
+    f1 = [r["value"] for r in rows if r["metric"] == "f1" and r["prediction"] == "all"]
+    assert float(f1[0]) == 1.0
+    # No pair at all: no CSV.
+    tifffile.imwrite(tmp_path / "pred" / "a.tif", labels[:20, :20])
+    assert main([*argv[:-1], str(tmp_path / "n.csv")]) == 1
+    assert "none of the 2 pair(s) could be compared" in capsys.readouterr().err
+    assert not (tmp_path / "n.csv").exists()
+
+
 def test_train_never_replaces_an_existing_file(folders, tmp_path, capsys):
     data, _ = folders
     precious = tmp_path / "model.safetensors"

@@ -1073,48 +1073,54 @@ def _segment_locked(args, preset, sources, options) -> int:
 def _evaluate(args) -> int:
     import numpy as np
 
-    from .io.atomic import check_output, write_atomically
+    from .io.atomic import check_output
     from .io.files import match_files, read_channels, read_image
     from .metrics import evaluate
-    from .metrics.export import COLUMNS, results_rows
+    from .metrics.export import COLUMNS, results_rows, write_rows
 
     pairs = match_files(args.pred, args.gt, names=("prediction", "ground truth"))
     # Before measuring: a CSV that could not be written, or would replace an input.
     check_output(args.output, overwrite=args.overwrite, inputs=[p for pair in pairs for p in pair])
     say = _say(args.quiet)
-    rows, total = [], None
+    rows, total, failed = [], None, 0
     at = min(range(len(args.thresholds)), key=lambda i: abs(args.thresholds[i] - 0.5))
     for pred_path, gt_path in pairs:
-        pred = read_image(pred_path)
-        if args.mask_channel is not None:
-            gt = np.asarray(read_channels(gt_path, [args.mask_channel], 1)[0])
-        else:
-            gt = read_image(gt_path)
-        _note_if_no_background(gt_path, gt, "compared as ground-truth labels")
-        _note_if_no_background(pred_path, pred, "compared as predicted labels")
-        result = evaluate(gt, pred, args.thresholds, stack=gt.ndim > 2)
+        # A pair that cannot be compared fails alone, named: the others are still measured.
+        try:
+            pred = read_image(pred_path)
+            if args.mask_channel is not None:
+                gt = np.asarray(read_channels(gt_path, [args.mask_channel], 1)[0])
+            else:
+                gt = read_image(gt_path)
+            _note_if_no_background(gt_path, gt, "compared as ground-truth labels")
+            _note_if_no_background(pred_path, pred, "compared as predicted labels")
+            result = evaluate(gt, pred, args.thresholds, stack=gt.ndim > 2)
+        except (UserError, ValueError, OSError) as err:
+            failed += 1
+            print(f"{pred_path} against {gt_path}: error: {err}", file=sys.stderr, flush=True)
+            continue
         total = result if total is None else total + result
         rows += [(pred_path, gt_path, *row) for row in results_rows(result)]
         say(f"{pred_path}: F1@{args.thresholds[at]:g} {result.matches.f1[at]:.3f}, "
             f"mean-average F1 {result.mean_average_f1:.3f}, "
             f"mSA {result.mean_segmentation_accuracy:.3f}, "
             f"pixel IoU {result.pixels.iou:.3f}")  # fmt: skip
+    if total is None:
+        raise UserError(f"none of the {len(pairs)} pair(s) could be compared (see above)")
     # The total's own rows only: each pair's rows are listed above.
     rows += [("all", "all", *row) for row in results_rows(total) if row[0] == "all"]
-    say(f"all {len(pairs)} pair(s): F1@{args.thresholds[at]:g} {total.matches.f1[at]:.3f}, "
+    compared = len(pairs) - failed
+    say(f"all {compared} pair(s): F1@{args.thresholds[at]:g} {total.matches.f1[at]:.3f}, "
         f"mean-average F1 {total.mean_average_f1:.3f}, "
         f"mSA {total.mean_segmentation_accuracy:.3f} (per image, averaged), "
         f"pixel IoU {total.pixels.iou:.3f}")  # fmt: skip
-
-    def write(tmp):
-        import csv
-
-        with open(tmp, "w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(("prediction", "ground_truth", *COLUMNS))
-            writer.writerows(rows)
-
-    print(write_atomically(args.output, write, overwrite=args.overwrite))
+    header = ("prediction", "ground_truth", *COLUMNS)
+    print(write_rows(args.output, header, rows, overwrite=args.overwrite))
+    if failed:
+        raise UserError(
+            f"{failed} of {len(pairs)} pair(s) could not be compared (see above); the CSV "
+            f"holds the other {compared}."
+        )
     return EXIT_OK
 
 

@@ -80,10 +80,19 @@ def write_csv(evaluation: Evaluation, path: str | os.PathLike, *, overwrite: boo
         If the disk is full, read-only or not writable; nothing is left behind.
     """
 
+    return write_rows(path, COLUMNS, results_rows(evaluation), overwrite=overwrite)
+
+
+def write_rows(
+    path: str | os.PathLike, header: tuple, rows: list[tuple], *, overwrite: bool = False
+) -> Path:
+    """Write ``header`` and ``rows`` to a UTF-8 CSV file, atomically, as :func:`write_csv`
+    does (``cytomask evaluate`` puts the file names of each pair before :data:`COLUMNS`)."""
+
     def write(tmp: Path) -> None:
         with open(tmp, "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
-            writer.writerow(COLUMNS)
-            writer.writerows(results_rows(evaluation))
+            writer.writerow(header)
+            writer.writerows(rows)
 
     return write_atomically(path, write, overwrite=overwrite)
