@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 
 import numpy as np
@@ -404,6 +405,29 @@ def test_a_trained_model_is_selected_though_the_one_selected_before_is_gone(
     assert segmenter.checkpoint.path() == new
     assert segmenter.tabs.currentIndex() == 0
     assert segmenter.status.text() == f"Model {new.stem} is ready: press Segment cytoplasm."
+
+
+def test_a_listed_model_deleted_or_damaged_before_it_is_picked_is_said(
+    make_napari_viewer_proxy, unet_checkpoint, model_folder
+):
+    """Picking it raised a traceback in napari, and the thresholds stayed the last model's."""
+    model_folder.mkdir()
+    gone, damaged = model_folder / "gone.safetensors", model_folder / "damaged.safetensors"
+    shutil.copy(unet_checkpoint(64, seed=1), gone)
+    shutil.copy(unet_checkpoint(64, seed=2), damaged)
+    segmenter = UNetSegmentWidget(make_napari_viewer_proxy())
+    combo = segmenter.checkpoint.combo
+    gone.unlink()
+    combo.setCurrentIndex(combo.findText(gone.stem))
+    assert segmenter.status.text() == (
+        f"Model '{gone.stem}' was deleted after it was listed; the list shows the models "
+        f"there are now: '{combo.currentText()}' is selected."
+    )
+    assert combo.findText(gone.stem) == -1 and segmenter.checkpoint.path() is not None
+    damaged.write_bytes(b"not a checkpoint")
+    combo.setCurrentIndex(combo.findText(damaged.stem))
+    assert segmenter.status.text().startswith(f"Model '{damaged.stem}' can no longer be read (")
+    assert combo.findText(damaged.stem) == -1
 
 
 def test_choosing_where_to_start_drops_the_run_offered_to_resume(make_napari_viewer_proxy):

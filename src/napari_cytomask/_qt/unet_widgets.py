@@ -377,7 +377,18 @@ class UNetSegmentWidget(StepWidget, QWidget):
                 "channel (minutes on a CPU), or open a .safetensors file."
             )
             return
-        description = read_description(self.checkpoint.path())
+        name, key = self.checkpoint.combo.currentText(), self.checkpoint.key()
+        try:
+            description = read_description(self.checkpoint.path())
+        except ValueError as err:
+            # Deleted or damaged since the list was made: list the models there are now.
+            what = f"can no longer be read ({err})" if Path(key).is_file() else "was deleted"
+            self.checkpoint.refresh()
+            self.status.setText(
+                f"Model '{name}' {what} after it was listed; the list shows the models there "
+                f"are now: '{self.checkpoint.combo.currentText()}' is selected."
+            )
+            return
         settings = recommended_settings(description)
         self.interior_threshold.setValue(settings["interior_threshold"])
         self.foreground_threshold.setValue(settings["foreground_threshold"])
