@@ -163,19 +163,15 @@ class Preset:
             With a message that says what to fix.
         """
         from .models.checkpoint import config_of, read_description
-        from .models.inference import tile_for
+        from .models.inference import check_overlap
         from .models.sam2_models import HF_MODELS
 
         if self.unet is not None:
             config = config_of(read_description(resolve_unet(self.unet.model)))
-            tile = tile_for(config, self.unet.tile_size)
-            if not 0 <= self.unet.overlap < tile:
-                given = f"tile size {self.unet.tile_size}" if self.unet.tile_size else "model"
-                raise PresetError(
-                    f"a tile overlap of {self.unet.overlap} px needs tiles larger than that; "
-                    f"the tiles are {tile} px (the {given}'s, in multiples of "
-                    f"{config.size_multiple}). Give a smaller overlap or a larger tile size."
-                )
+            try:
+                check_overlap(config, self.unet.tile_size, self.unet.overlap)
+            except ValueError as err:
+                raise PresetError(str(err)) from None
         if self.sam2 is not None and self.sam2.model not in HF_MODELS:
             if not Path(self.sam2.model).expanduser().is_file():
                 raise PresetError(

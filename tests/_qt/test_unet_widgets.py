@@ -307,6 +307,26 @@ def test_running_out_of_memory_says_which_settings_to_lower(
     )
 
 
+def test_an_overlap_as_large_as_the_models_tiles_names_both_settings(
+    make_napari_viewer_proxy, qtbot, unet_checkpoint, monkeypatch
+):
+    """A model trained on 64-px crops failed at the default overlap with "overlap must be in
+    [0, tile size) = [0, 64)", which names no setting of the dock."""
+    monkeypatch.setattr("napari_cytomask._qt._live.show_error", lambda message: None)
+    viewer = make_napari_viewer_proxy()
+    viewer.add_image(np.zeros((64, 64), np.float32), name="img")
+    segmenter = UNetSegmentWidget(viewer)
+    segmenter.checkpoint.set_model(unet_checkpoint(tile_size=64))
+    segmenter.overlap.setValue(64)
+    segmenter.segment()
+    qtbot.waitUntil(lambda: segmenter.worker is None, timeout=30_000)
+    assert segmenter.status.text() == (
+        "U-Net segmentation failed: a tile overlap of 64 px needs tiles larger than that; the "
+        "tiles are 64 px (the model's, in multiples of 8). Give a smaller tile overlap or a "
+        "larger tile size."
+    )
+
+
 def test_an_image_closed_while_segmented_gets_no_cells(make_napari_viewer_proxy, qtbot):
     """... and the run stops at once: it went on for minutes, with Segment greyed out,
     then filled the progress bar for a result it dropped."""

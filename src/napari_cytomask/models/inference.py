@@ -183,6 +183,20 @@ def tile_for(config: UNetConfig, tile_size: int | None = None) -> int:
     return _padded_size(tile_size or config.tile_size, config.size_multiple)
 
 
+def check_overlap(config: UNetConfig, tile_size: int | None, overlap: int) -> int:
+    """The tile edge (:func:`tile_for`), or a ValueError that says what to change when
+    ``overlap`` does not fit in it (a model trained on small crops has small tiles)."""
+    tile = tile_for(config, tile_size)
+    if not 0 <= overlap < tile:
+        given = f"tile size {tile_size}" if tile_size else "model"
+        raise ValueError(
+            f"a tile overlap of {overlap} px needs tiles larger than that; the tiles are "
+            f"{tile} px (the {given}'s, in multiples of {config.size_multiple}). Give a "
+            "smaller tile overlap or a larger tile size."
+        )
+    return tile
+
+
 def batch_for(device: torch.device, batch_size: int = 0) -> int:
     """Tiles per forward pass: ``batch_size``, or for 0, 8 on a GPU and 1 on the CPU,
     where batching gains no speed but multiplies the memory of activations."""
@@ -300,9 +314,7 @@ def iter_predict(
     frames_shape, (height, width) = shape[:-2], shape[-2:]
     n_frames = int(np.prod(frames_shape, dtype=np.int64))
     multiple = config.size_multiple
-    tile = tile_for(config, tile_size)
-    if overlap < 0 or overlap >= tile:
-        raise ValueError(f"overlap must be in [0, tile size) = [0, {tile}); got {overlap}.")
+    tile = check_overlap(config, tile_size, overlap)
     th = min(tile, _padded_size(height, multiple))
     tw = min(tile, _padded_size(width, multiple))
     ys, xs = tile_starts(height, th, overlap), tile_starts(width, tw, overlap)
