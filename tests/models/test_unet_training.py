@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from dataclasses import replace
@@ -604,6 +605,21 @@ def test_pixels_that_are_not_numbers_do_not_stop_training(tmp_path, tiny_unet):
     result = train(samples, tmp_path / "m.safetensors", UNetConfig(**tiny_unet), _small_settings())
     losses = [h["loss"] for h in result.description["training"]["history"]]
     assert losses and all(np.isfinite(losses))
+
+
+@pytest.mark.parametrize(
+    ("fill", "what"),
+    [(np.nan, "no finite pixel (all NaN or infinite)"), (7.0, "one value everywhere (7)")],
+)
+def test_an_image_with_nothing_to_learn_from_is_refused(tmp_path, tiny_unet, fill, what):
+    """An all-NaN image with a real mask trained and saved a model without a word."""
+    scan = make_tilescan(n_tiles=2, shape=(64, 64), seed=4)
+    images = scan.brightfield.astype(np.float32)
+    images[1] = fill
+    samples = samples_from_arrays(images, scan.labels, "syn")
+    with pytest.raises(ValueError, match=re.escape(f"image syn[1] has {what}: there is nothing")):
+        train(samples, tmp_path / "m.safetensors", UNetConfig(**tiny_unet), _small_settings())
+    assert not (tmp_path / "m.safetensors").exists()
 
 
 def test_mismatched_files_are_named_in_the_messages(tmp_path, tiny_unet):

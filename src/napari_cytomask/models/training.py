@@ -1183,6 +1183,18 @@ def iter_train(
     samples = list(samples)
     if not samples:
         raise ValueError("no training images were given; pick images with instance labels.")
+    for sample in samples:
+        finite = sample.channels[np.isfinite(sample.channels)]
+        if finite.size == 0 or finite.min() == finite.max():
+            what = (
+                "no finite pixel (all NaN or infinite)"
+                if finite.size == 0
+                else (f"one value everywhere ({finite.flat[0]:g})")
+            )
+            raise ValueError(
+                f"image {sample.name} has {what}: there is nothing in it to learn from; "
+                "check that it was read as the right channel, or leave it out."
+            )
     original, given = samples, [s.name for s in samples]
     held_back = None  # the split of a lone image cut in two (a resumed run keeps its own)
     if split is None and len(samples) == 1 and settings.fractions[1] > 0:
