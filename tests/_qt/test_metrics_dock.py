@@ -128,6 +128,26 @@ def test_highlights_and_input_errors(dock_in_viewer, qtbot, labels):
     assert _cell(dock, "Mean matched IoU") == "–"  # nothing matched: no IoU to average
 
 
+def test_a_layer_picked_by_the_dock_that_cannot_be_compared_is_not_notified(
+    make_napari_viewer_proxy, qtbot, labels, monkeypatch
+):
+    """A new layer with negative ids, which the dock takes as the prediction by itself,
+    raised an error notification that nobody asked for; the status line says it."""
+    notified = []
+    monkeypatch.setattr("napari_cytomask._qt._live.show_error", notified.append)
+    viewer = make_napari_viewer_proxy()
+    viewer.add_labels(labels, name="ground truth")
+    dock = MetricsDock(viewer)
+    qtbot.addWidget(dock)
+    viewer.add_labels(-labels.astype(np.int32), name="signed")
+    assert dock.prediction_layer.name == "signed"
+    qtbot.waitUntil(lambda: "negative" in dock.status.text(), timeout=10_000)
+    assert notified == []
+    dock.controls.run_button.click()  # asked for: notified
+    qtbot.waitUntil(lambda: notified != [], timeout=10_000)
+    assert "negative" in notified[0]
+
+
 @pytest.mark.gui
 def test_defaults_pick_the_mask_channel_as_truth_and_the_newest_layer_as_prediction(
     make_napari_viewer_proxy, qtbot

@@ -247,7 +247,7 @@ class Runner(QObject):
         self._timer.setSingleShot(True)
         self._timer.setInterval(delay_ms)
         self._timer.timeout.connect(self._start)
-        self._pending: tuple[Callable, tuple, dict, bool] | None = None
+        self._pending: tuple[Callable, tuple, dict, bool, bool] | None = None
         self._worker = None
         self._generation = 0
         self._last_error: str | None = None
@@ -282,14 +282,15 @@ class Runner(QObject):
             if self._on_finished is not None:  # the run has ended, with nothing to deliver
                 self._on_finished()
 
-    def request(self, func: Callable, *args, **kwargs) -> None:
-        """Schedule ``func(*args, **kwargs)``; a later request replaces this one."""
-        self._pending = (func, args, kwargs, True)
+    def request(self, func: Callable, *args, notify: bool = True, **kwargs) -> None:
+        """Schedule ``func(*args, **kwargs)``; a later request replaces this one. Without
+        ``notify`` a failure is said in the status line only (a run nobody asked for)."""
+        self._pending = (func, args, kwargs, True, notify)
         self._timer.start()
 
     def run_now(self, func: Callable, *args, **kwargs) -> None:
         """Start ``func`` at once, without the quiet period."""
-        self._pending = (func, args, kwargs, False)
+        self._pending = (func, args, kwargs, False, True)
         self._timer.stop()
         self._start()
 
@@ -337,7 +338,7 @@ class Runner(QObject):
     def _start(self) -> None:
         if self._pending is None:
             return
-        func, args, kwargs, live = self._pending
+        func, args, kwargs, live, notify = self._pending
         self._pending = None
         if self._worker is not None:
             self._worker.quit()
@@ -347,7 +348,7 @@ class Runner(QObject):
             try:
                 result = drain(func(*args, **kwargs))
             except Exception as err:  # noqa: BLE001 - reported to the user
-                self.fail(err, live)
+                self.fail(err, live, notify)
             else:
                 self._deliver(generation, result)
             self._finished(generation)
@@ -361,7 +362,7 @@ class Runner(QObject):
         if self._on_progress is not None and hasattr(worker, "yielded"):
             worker.yielded.connect(lambda event: self._progress(generation, event))
         worker.returned.connect(lambda result: self._deliver(generation, result))
-        worker.errored.connect(lambda err: self._fail(generation, err, live))
+        worker.errored.connect(lambda err: self._fail(generation, err, live, notify))
         worker.finished.connect(lambda: self._finished(generation))
         self._worker = worker
         self._set_running(True)
@@ -388,14 +389,14 @@ class Runner(QObject):
                 bar.setValue(bar.maximum())
             self._on_result(result)
 
-    def _fail(self, generation: int, err: Exception, live: bool) -> None:
+    def _fail(self, generation: int, err: Exception, live: bool, notify: bool) -> None:
         if isinstance(err, _Failed):
             err = err.__cause__
         if self._current(generation):
             if self._controls is not None:
                 self._controls.progress.setRange(0, 1)
                 self._controls.progress.setValue(0)
-            self.fail(err, live)
+            self.fail(err, live, notify)
 
     def _finished(self, generation: int) -> None:
         if self._current(generation):

@@ -378,7 +378,7 @@ class MetricsDock(StepWidget, QWidget):
         if now:
             self.runner.run_now(compute_metrics, *args)
         else:
-            self.runner.request(compute_metrics, *args)
+            self.runner.request(compute_metrics, *args, notify=not quiet)
 
     def _clear_results(self) -> None:
         """Empty the table and plot, and hide the highlight layers, so nothing outlives the
