@@ -117,6 +117,25 @@ def test_a_broken_input_fails_alone(images, unet_file, tmp_path, capsys, monkeyp
                          said.out, re.MULTILINE), said.out  # fmt: skip
 
 
+def test_file_names_with_dots_keep_them_in_their_outputs(shared_data, unet_file, tmp_path, capsys):
+    """'a.day1.tif' and 'a.day2.tif' were both to write 'a_unet_cells', and were refused;
+    export then looks for the provenance of 'a.day1_unet_cells.tif' under the same name."""
+    data, out = tmp_path / "data", tmp_path / "out"
+    data.mkdir()
+    raw = tifffile.imread(shared_data / "usiigaci-phc" / "set1" / "raw.tif")[:128, :128]
+    for day in (1, 2):
+        tifffile.imwrite(data / f"a.day{day}.ome.tif", raw)
+    code = main(["segment", str(data), "-m", str(unet_file), "-o", str(out), "--scheduler",
+                 "synchronous", "--threads", "1", "--tile-size", "128",
+                 "--overlap", "16"])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    assert _finished(out) == ["a.day1_unet_cells.json", "a.day2_unet_cells.json"]
+    exports = tmp_path / "exports"
+    assert main(["export", str(out / "a.day1_unet_cells.tif"), "-o", str(exports)]) == 0
+    provenance = json.loads((exports / "a.day1_unet_cells_provenance.json").read_text())
+    assert provenance["source"] == str(data / "a.day1.ome.tif")
+
+
 def test_chunked_ome_zarr_then_evaluate_and_export(
     shared_data, images, unet_file, oracle_unet, class_map_image, tmp_path
 ):

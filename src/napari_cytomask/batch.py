@@ -37,7 +37,8 @@ from distributed import WorkerPlugin
 
 from .io.atomic import remove_leftovers, write_atomically, write_directory_atomically
 from .io.export import package_versions
-from .io.writers import FORMATS, SEGMENT_FORMATS, format_named
+from .io.tiff import file_stem
+from .io.writers import CHUNKED_ABOVE, FORMATS, SEGMENT_FORMATS, format_named
 from .pipeline import METHODS, Preset, Segmenter
 from .progress import Progress, drain, one_line
 
@@ -78,7 +79,7 @@ class Options:
     """
 
     fmt: str = "tiff"
-    chunked_above: int = 8192 * 8192
+    chunked_above: int = CHUNKED_ABOVE
     chunk_size: int = 2048
     overwrite: bool = False
 
@@ -129,7 +130,7 @@ def plan(
     suffix = FORMATS[options.fmt].suffix
     todo, done, seen = [], [], {}
     for source, folder in zip(sources, output_folders(sources, output_dir), strict=True):
-        stem = f"{source.name.split('.')[0]}_{preset.method}{OUTPUT_MARK}"
+        stem = f"{file_stem(source)}_{preset.method}{OUTPUT_MARK}"
         job = Job(source, folder / f"{stem}{suffix}", folder / f"{stem}.json")
         if job.record in seen:
             raise BatchError(

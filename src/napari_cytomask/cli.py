@@ -24,7 +24,7 @@ import time
 import warnings
 from pathlib import Path
 
-from .io.writers import FILE_FORMATS, SEGMENT_FORMATS, format_named
+from .io.writers import CHUNKED_ABOVE, FILE_FORMATS, SEGMENT_FORMATS, format_named
 from .pipeline import METHODS
 from .progress import Pace, one_line, out_of_memory, progress_text
 
@@ -504,7 +504,7 @@ def _segment_parser(sub) -> None:
     out.add_argument(
         "--chunked-above",
         type=_positive_float,
-        default=64.0,
+        default=CHUNKED_ABOVE / 1e6,
         metavar="MEGAPIXELS",
         help="frames with more megapixels are processed chunk-wise into OME-Zarr",
     )
@@ -1218,7 +1218,9 @@ def _segment_record(labels: Path) -> dict:
     """The provenance file that 'cytomask segment' wrote beside a label file, or {}."""
     import json
 
-    record = labels.with_name(f"{labels.name.split('.')[0]}.json")
+    from .io.tiff import file_stem
+
+    record = labels.with_name(f"{file_stem(labels)}.json")
     if not record.is_file():
         return {}
     try:

@@ -73,6 +73,8 @@ FILE_FORMATS = tuple(key for key, fmt in FORMATS.items() if not fmt.chunked)
 #: The formats ``cytomask segment`` writes: any image fits them, where PNG (2D, ids up
 #: to 65535) would be found wrong only after segmenting.
 SEGMENT_FORMATS = ("tiff", "ome-tiff", "ome-zarr")
+#: Frames with more pixels are segmented chunk-wise into OME-Zarr by ``cytomask segment``.
+CHUNKED_ABOVE = 64_000_000
 
 _OME_UNITS = {
     "micrometer": "µm",
