@@ -204,10 +204,13 @@ def test_grayscale_is_stretched_between_percentiles():
     assert np.array_equal(to_uint8_rgb(rgb), rgb)
 
 
-def test_nan_pixels_neither_blacken_the_image_nor_stop_it():
+@pytest.mark.parametrize("missing", [np.nan, np.inf, -np.inf])
+def test_pixels_that_are_not_numbers_neither_blacken_the_image_nor_stop_it(missing):
+    """NaN was left out; ±inf made every pixel black (an infinite percentile)."""
     image = np.random.default_rng(0).normal(1000, 50, (64, 64)).astype(np.float32)
-    image[:4] = np.nan  # no data, as at a stitched scan's edges
+    image[:4] = missing  # no data, as at a stitched scan's edges, or saturated
     rgb = to_uint8_rgb(image)
     assert np.array_equal(rgb[4:], to_uint8_rgb(image[4:]))
+    assert rgb[4:].mean() > 50
     assert (rgb[:4] == 0).all()
-    assert (to_uint8_rgb(np.full((8, 8), np.nan, np.float32)) == 0).all()
+    assert (to_uint8_rgb(np.full((8, 8), missing, np.float32)) == 0).all()

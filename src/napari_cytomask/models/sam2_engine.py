@@ -66,6 +66,7 @@ from ..rle import rle_counts, rle_string, rle_to_mask
 from ..tiling import tile_boxes
 from .device import autocast_dtype
 from .sam2_decoder import CPU_CHUNK, decode
+from .unet import normalise, percentile_range
 
 #: Parameters that only re-filter cached candidates.
 FILTER_PARAMS = ("pred_iou_thresh", "stability_score_thresh", "box_nms_thresh", "crop_nms_thresh")
@@ -496,14 +497,11 @@ def to_uint8_rgb(image: np.ndarray, percentiles=PERCENTILES) -> np.ndarray:
             f"Expected a 2D grayscale or an (H, W, 3) colour image, got shape {image.shape}."
         )
     if image.dtype != np.uint8:
-        data = image.astype(np.float32)
-        # NaN pixels (no data, as at a stitched scan's edges) are left out of the
-        # percentiles and drawn black; with them in, every percentile is NaN.
-        missing = np.isnan(data)
-        low, high = np.percentile(data[~missing], percentiles) if not missing.all() else (0, 0)
-        scale = 255.0 / (high - low) if high > low else 0.0
-        data[missing] = low
-        image = np.clip((data - low) * scale, 0, 255).round().astype(np.uint8)
+        # As the U-Net's input: pixels that are not finite (no data at a stitched scan's
+        # edges, saturated floats) are left out of the percentiles and drawn black, and a
+        # colour image's channels share one range.
+        low, high = percentile_range(image.reshape(image.shape[0], -1), *percentiles)
+        image = np.clip(normalise(image, low, high) * 255, 0, 255).round().astype(np.uint8)
     if image.ndim == 2:
         image = np.repeat(image[..., None], 3, axis=-1)
     return np.ascontiguousarray(image)
