@@ -15,10 +15,12 @@ from napari_cytomask.cli import main
 from napari_cytomask.metrics import evaluate
 from napari_cytomask.models.catalog import (
     STARTER,
+    STARTER_CONFIDENCE,
     STARTER_TITLE,
     resolve_unet,
     starter_path,
     unet_models,
+    unlike_starter_images,
 )
 from napari_cytomask.models.checkpoint import read_description
 from napari_cytomask.pipeline import Preset, Segmenter
@@ -86,6 +88,35 @@ def test_starter_finds_the_cells_of_the_sample():
     result = evaluate(mask, labels)
     f1_50 = result.matches.row(list(result.matches.thresholds).index(0.5))["f1"]
     assert f1_50 >= F1_FLOOR, f1_50
+    # Phase contrast like its training images: the model is sure of its cells.
+    assert segmenter.confidence >= STARTER_CONFIDENCE + 0.04, segmenter.confidence
+
+
+def test_cells_the_starter_is_unsure_of_are_pointed_out(tmp_path, shared_data, capsys):
+    """On DIC it outlined texture as 11 to 16 'cells', reported with no caveat."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    tifffile.imwrite(
+        folder / "dic.tif", tifffile.imread(shared_data / "nuclei-dsb" / "dic_img.tif")
+    )
+    phase = tifffile.imread(shared_data / "usiigaci-phc" / "set11" / "raw.tif")[:512, :512]
+    tifffile.imwrite(folder / "phase.tif", phase)
+    out = tmp_path / "out"
+    assert main(["segment", str(folder), "-o", str(out), "--scheduler", "synchronous"]) == 0
+    err = capsys.readouterr().err
+    dic = json.loads((out / "dic_unet_cells.json").read_text())
+    phc = json.loads((out / "phase_unet_cells.json").read_text())
+    assert dic["cells"] > 0 and dic["unet_confidence"] < STARTER_CONFIDENCE
+    assert phc["unet_confidence"] > STARTER_CONFIDENCE + 0.04
+    assert err.count("The starter model is unsure of these cells") == 1
+    assert (
+        f"cytomask: note: {folder / 'dic.tif'}: The starter model is unsure of these cells ("
+        f"confidence {dic['unet_confidence']:.2f}, {STARTER_CONFIDENCE} or more on phase "
+        "contrast): the image may not be phase contrast" in err
+    )
+    # Another model is not judged by the starter model's figures.
+    assert unlike_starter_images("mine.safetensors", 0.1) == ""
+    assert unlike_starter_images(starter_path(), 0.1) and not unlike_starter_images(None, None)
 
 
 def test_segment_without_a_model_uses_the_starter(tmp_path, shared_data, capsys):

@@ -39,6 +39,7 @@ from .io.atomic import remove_leftovers, write_atomically, write_directory_atomi
 from .io.export import package_versions
 from .io.tiff import file_stem
 from .io.writers import CHUNKED_ABOVE, FORMATS, SEGMENT_FORMATS, format_named
+from .models.catalog import unlike_starter_images
 from .pipeline import METHODS, Preset, Segmenter
 from .progress import Progress, drain, one_line
 
@@ -243,6 +244,7 @@ def process(
         "shape": list(shape),
         "cells": n_cells,
         "seconds": round(seconds, 3),
+        "unet_confidence": segmenter.confidence,
         **segmenter.describe(),
         "options": asdict(options),
         "versions": package_versions(_VERSIONED),
@@ -256,9 +258,11 @@ def process(
     if replaced is not None and replaced != output and replaced.exists():
         # Made again in another format: the old result would outlive its record.
         shutil.rmtree(replaced) if replaced.is_dir() else replaced.unlink()
+    unet = segmenter.preset.unet
+    note = unlike_starter_images(unet.model, segmenter.confidence) if unet else ""
     return {"source": str(job.source), "output": str(output), "cells": n_cells,
             "seconds": seconds, "channels_used": used, "channel_guessed": guessed,
-            "channels": 3 if scan.rgb else len(scan.channels)}  # fmt: skip
+            "channels": 3 if scan.rgb else len(scan.channels), "note": note}  # fmt: skip
 
 
 def _recorded_output(record: Path) -> Path | None:

@@ -1053,6 +1053,8 @@ def _segment_locked(args, preset, sources, options) -> int:
             )
         say(f"[{i}/{n}] {job.source}{channels}: {summary['cells']} cells in "
             f"{summary['seconds']:.1f} s")  # fmt: skip
+        if summary["note"]:
+            print(f"cytomask: note: {job.source}: {summary['note']}", file=sys.stderr, flush=True)
         print(summary["output"], flush=True)
 
     where = {None: "a local dask cluster", "synchronous": "this process"}

@@ -312,6 +312,9 @@ class Segmenter:
         self._sam2_models = Sam2ModelCache(sam2_builder)
         self._predictor = None
         self._engine = None
+        #: The U-Net's :func:`~napari_cytomask.models.inference.confidence` in the last
+        #: image segmented (None before, or without a U-Net step or cells).
+        self.confidence: float | None = None
 
     @property
     def predictor(self):
@@ -387,6 +390,7 @@ class Segmenter:
         """
         method = self.preset.method
         labels = None
+        self.confidence = None
         if method in ("unet", "sam2_guided"):
             out = labels_out if method == "unet" else None
             labels = yield from self._unet(channels, out, scratch, chunk_size)
@@ -435,6 +439,7 @@ class Segmenter:
             labels_out=labels_out,
             chunk_size=chunk_size,
         )
+        self.confidence = result.confidence
         return result.labels
 
     def _sam2(self, image, foreground):

@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 import pytest
+import tifffile
 import torch
 from napari.layers import Image, Labels
 
@@ -18,7 +19,8 @@ from napari_cytomask._qt.unet_widgets import (
     UNetSegmentWidget,
     UNetTrainWidget,
 )
-from napari_cytomask.models.catalog import STARTER, unet_models
+from napari_cytomask.io.layers import layer_info
+from napari_cytomask.models.catalog import STARTER, STARTER_CONFIDENCE, unet_models
 from napari_cytomask.models.checkpoint import (
     DIR_ENV,
     list_checkpoints,
@@ -348,6 +350,30 @@ def test_an_image_closed_while_segmented_gets_no_cells(make_napari_viewer_proxy,
         and segmenter.progress.value() == 0
     )
     assert [layer.name for layer in viewer.layers] == ["kept"]
+
+
+def test_cells_the_starter_is_unsure_of_are_pointed_out_and_exported_with_it(
+    make_napari_viewer_proxy, qtbot, shared_data
+):
+    """Texture of a DIC image came out as cells, said as a plain count."""
+    from napari_cytomask.io.export import from_layer
+
+    viewer = make_napari_viewer_proxy()
+    viewer.add_image(tifffile.imread(shared_data / "nuclei-dsb" / "dic_img.tif"), name="dic")
+    segmenter = UNetSegmentWidget(viewer)
+    segmenter.tta.setChecked(False)
+    segmenter.segment()
+    qtbot.waitUntil(lambda: "dic U-Net cells" in viewer.layers, timeout=60_000)
+    cells = viewer.layers["dic U-Net cells"]
+    confidence = layer_info(cells)["model"]["confidence"]
+    assert cells.data.max() > 0 and confidence < STARTER_CONFIDENCE
+    assert segmenter.status.text().endswith(
+        f"The starter model is unsure of these cells (confidence {confidence:.2f}, "
+        f"{STARTER_CONFIDENCE} or more on phase contrast): the image may not be phase contrast "
+        "like its training images, so check them, or fine-tune it on a few labelled images "
+        "of yours."
+    )
+    assert from_layer(cells).model["confidence"] == confidence  # in the export's provenance
 
 
 def test_no_cells_says_what_to_try(make_napari_viewer_proxy, qtbot):

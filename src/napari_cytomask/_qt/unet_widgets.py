@@ -35,7 +35,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..io.layers import layer_info, model_record, result_metadata
-from ..models.catalog import STARTER, resolve_unet, unet_models
+from ..models.catalog import STARTER, resolve_unet, unet_models, unlike_starter_images
 from ..models.checkpoint import cache_dir, read_description, unfinished
 from ..models.device import available_devices, get_device
 from ..models.inference import PredictorCache, iter_segment, recommended_settings
@@ -481,7 +481,8 @@ class UNetSegmentWidget(StepWidget, QWidget):
         # The settings as a preset's U-Net step, with any thresholds the model filled in.
         parameters = {**asdict(step.with_settings(predictor.settings)), "device": device}
         parameters.pop("model")
-        model = model_record(step.model, path)
+        # How sure the network was of its cells in this image goes with it into exports.
+        model = {**model_record(step.model, path), "confidence": result.confidence}
         metadata = result_metadata(layer, method="unet", parameters=parameters, model=model)
         probabilities = [
             Image(
@@ -498,7 +499,9 @@ class UNetSegmentWidget(StepWidget, QWidget):
             if maps and name != "background"
         ]
         cells = labels_layer(result.labels, f"{layer.name} U-Net cells", geometry, metadata)
-        return layer, probabilities, cells, _size_note(result.labels, parameters["min_size"])
+        notes = (_size_note(result.labels, parameters["min_size"]),
+                 unlike_starter_images(step.model, result.confidence))  # fmt: skip
+        return layer, probabilities, cells, "".join(f" {note}" for note in notes if note)
 
     def _on_result(self, result) -> None:
         layer, probabilities, cells, note = result
@@ -1019,7 +1022,7 @@ def _size_note(labels, min_size: int | None) -> str:
     if not areas.size or np.median(areas) >= 1.5 * min_size:
         return ""
     return (
-        f" Half of them are under 1.5 times the minimum cell size ({min_size} px), so "
+        f"Half of them are under 1.5 times the minimum cell size ({min_size} px), so "
         "smaller cells were probably left out: lower it if cells are missing."
     )
 

@@ -101,3 +101,26 @@ def resolve_unet(model: str | os.PathLike | None) -> Path:
         f"no checkpoint {name!r}: give a .safetensors file, the name of one in "
         f"{cache_dir()}{listed}, or {STARTER!r} for the starter model."
     )
+
+
+#: The starter model's :func:`~napari_cytomask.models.inference.confidence` below which
+#: an image is unlike the phase contrast it knows: 0.77 to 0.85 on 10 Usiigaci images
+#: (test, validation and training, with and without flip TTA), 0.64 with TTA and 0.69
+#: without on the DIC image of the shared nuclei data (``benchmarks/bench_confidence.py``).
+STARTER_CONFIDENCE = 0.72
+
+
+def unlike_starter_images(model: str | os.PathLike | None, confidence: float | None) -> str:
+    """A sentence when the starter model was unsure of the cells it found in an image
+    (:data:`STARTER_CONFIDENCE`): likely not phase contrast like its training images,
+    so its cells may be made up. Empty otherwise, and for every other model."""
+    if confidence is None or confidence >= STARTER_CONFIDENCE:
+        return ""
+    if not (model is None or str(model) == STARTER or Path(model) == starter_path()):
+        return ""
+    return (
+        f"The starter model is unsure of these cells (confidence {confidence:.2f}, "
+        f"{STARTER_CONFIDENCE} or more on phase contrast): the image may not be phase "
+        "contrast like its training images, so check them, or fine-tune it on a few "
+        "labelled images of yours."
+    )

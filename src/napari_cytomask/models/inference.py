@@ -86,11 +86,14 @@ class Segmentation:
         Class names, in the order of ``probabilities``.
     labels
         ``(*frames, Y, X)`` instance labels, ids unique across frames.
+    confidence
+        :func:`confidence` of the probabilities: lower on images unlike the model's own.
     """
 
     probabilities: np.ndarray
     classes: tuple[str, ...]
     labels: np.ndarray | None
+    confidence: float | None = None
 
 
 class UNetPredictor:
@@ -495,7 +498,24 @@ def iter_segment(
             ),
             lambda done, total: Progress("instances", done, total),
         )
-    return Segmentation(probs, predictor.classes, labels)
+    return Segmentation(probs, predictor.classes, labels, confidence(probs, predictor.classes))
+
+
+def confidence(probabilities, classes: Sequence[str]) -> float | None:
+    """How sure the network is of the cells it found: the mean probability of the most
+    likely class over the pixels it calls a cell (background below 0.5), read on every
+    4th row and column; None without such pixels.
+
+    On images like its training images a network is surer than on others: the starter
+    model scores 0.77 to 0.85 on Usiigaci phase contrast and 0.64 on DIC
+    (:data:`~napari_cytomask.models.catalog.STARTER_CONFIDENCE`).
+    """
+    sample = np.asarray(probabilities[(slice(None),) * (probabilities.ndim - 2) + (
+        slice(None, None, 4), slice(None, None, 4))], dtype=np.float32)  # fmt: skip
+    cells = sample[list(classes).index("background")] < 0.5
+    if not cells.any():
+        return None
+    return float(sample.max(axis=0)[cells].mean())
 
 
 def segment(predictor: UNetPredictor, image, **kwargs) -> Segmentation:
