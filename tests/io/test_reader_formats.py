@@ -258,6 +258,16 @@ def test_a_label_time_lapse_with_an_empty_middle_frame_opens_as_labels(shared_da
     np.testing.assert_array_equal(np.asarray(data), stack)
 
 
+def test_labels_without_a_cell_open_as_labels(tmp_path):
+    """A run that found no cell, exported and opened again, came back as a second input
+    image next to the real one."""
+    path = tmp_path / "img2d U-Net cells.tif"
+    tifffile.imwrite(path, np.zeros((2, 64, 64), np.uint16), imagej=True, metadata={"axes": "TYX"})
+    ((data, kwargs, kind),) = read_tiff(path)
+    assert kind == "labels" and kwargs["metadata"]["cytomask"]["role"] == "mask"
+    assert not np.asarray(data).any()
+
+
 def test_single_plane_without_metadata_is_input(shared_data):
     ((_, kwargs, kind),) = read_tiff(
         shared_data / f"{OME}/singles/170918_tn_neutrophil_migration_wave.ome.tif"

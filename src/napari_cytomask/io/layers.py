@@ -161,15 +161,19 @@ def looks_like_mask(name: str, sample: np.ndarray | None) -> bool:
 
     A name such as *mask*, *labels* or *cellpose* decides; otherwise a small
     sample of the pixels must be integers with background 0 and flat regions
-    (neighbouring pixels mostly equal), which no camera image has.
+    (neighbouring pixels mostly equal), which no camera image has, or all 0.
     """
     if _MASK_NAME.search(name):
         return True
     if sample is None or sample.size < 16 or not np.issubdtype(sample.dtype, np.integer):
         return False
     sample = np.asarray(sample)
-    if sample.min() != 0 or sample.max() == 0:
+    if sample.min() != 0:
         return False
+    if sample.max() == 0:
+        # Labels of a run that found no cell (a camera's frames are never all 0): opened
+        # as an input image they would be offered to segment.
+        return True
     if sample.shape[-1] < 2:  # a one-pixel-wide image: neighbours along the other axis
         sample = np.moveaxis(sample, -2, -1) if sample.ndim > 1 else sample
     flat = np.mean(sample[..., 1:] == sample[..., :-1]) if sample.shape[-1] > 1 else 0.0
