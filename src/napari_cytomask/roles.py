@@ -65,6 +65,16 @@ def channel_layers(layers) -> list[Layer]:
     return [layer for layer in layers if role_of(layer) in ROLES]
 
 
+def scans_without_input(layers) -> list[str]:
+    """The scans (by file) the plugin's reader opened whose channels hold images but none
+    it took for the input: nothing marks the channel to segment."""
+    roles: dict[str, set] = {}
+    for layer in channel_layers(layers):
+        if layer_info(layer).get("channel_index") is not None:  # the plugin's reader's
+            roles.setdefault(source_of(layer), set()).add(role_of(layer))
+    return [source for source, kinds in roles.items() if "image" in kinds and "input" not in kinds]
+
+
 def set_role(layers, layer: Layer, role: Role) -> Layer:
     """Give a channel layer a new role, converting it between Image and Labels as needed.
 

@@ -163,6 +163,19 @@ def test_a_scan_without_a_transmitted_light_channel_is_said_once(
     qtbot.wait(100)
     assert "phase_bf" in viewer.layers and len(told) == 1
     # Scans open before the widget was made are not announced by it.
-    ChannelRolesWidget(viewer)
+    later = ChannelRolesWidget(viewer)
     qtbot.wait(100)
     assert len(told) == 1
+    # The notification goes; below the table the scan stays named until it has an input.
+    for shown in (widget, later):
+        assert shown.status.text() == (
+            "No input chosen in IXMtest_A02_s9: pick the channel to segment as 'input "
+            "(segment this)'; until then step 2 takes another of its channels."
+        )
+    picker = next(
+        widget.table.cellWidget(row, 2)
+        for row in range(widget.table.rowCount())
+        if widget.table.cellWidget(row, 1).toolTip() == str(scan)
+    )
+    picker.setCurrentIndex(picker.findData("input"))
+    qtbot.waitUntil(lambda: widget.status.text() == "")

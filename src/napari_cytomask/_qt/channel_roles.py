@@ -7,9 +7,9 @@ from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import Qt, QTimer, Signal
 from qtpy.QtWidgets import QComboBox, QHeaderView, QLabel, QTableWidget, QVBoxLayout, QWidget
 
-from ..io.layers import ROLES, layer_info
+from ..io.layers import ROLES
 from ..io.tiff import file_stem
-from ..roles import channel_layers, holds_ids, role_of, set_role, source_of
+from ..roles import channel_layers, holds_ids, role_of, scans_without_input, set_role, source_of
 
 _ROLE_TEXT = {"input": "input (segment this)", "image": "image", "mask": "mask (labels)"}
 
@@ -54,9 +54,13 @@ class ChannelRolesWidget(QWidget):
             "masks become Labels layers, the input is what the segmentation widgets use."
         )
         hint.setWordWrap(True)
+        # Lasting, unlike the notification: which scans have no channel to segment yet.
+        self.status = QLabel()
+        self.status.setWordWrap(True)
         layout = QVBoxLayout(self)
         layout.addWidget(hint)
         layout.addWidget(self.table)
+        layout.addWidget(self.status)
         # Scans open before this widget: told about by the reader's guesses already.
         self._seen = {source_of(layer) for layer in channel_layers(self.viewer.layers)}
         # One rebuild for a burst of layer events: a scan of 160 channels rebuilt the
@@ -107,17 +111,20 @@ class ChannelRolesWidget(QWidget):
         self.table.setColumnWidth(2, max(widths) + 8)
 
     def _say_when_no_input(self, layers) -> None:
-        """Once per scan the plugin's reader opens after this widget: one whose channels
-        hold images but none it took for transmitted light has no input to segment."""
-        by_source: dict[str, list[str]] = {}
-        for layer in layers:
-            if layer_info(layer).get("channel_index") is not None:  # the plugin's reader's
-                by_source.setdefault(source_of(layer), []).append(role_of(layer))
-        for source, roles in by_source.items():
-            if source in self._seen:
-                continue
+        """Say which scans have no input to segment: images, but none the reader took for
+        transmitted light. Below the table while it lasts, and once per scan opened after
+        this widget as a notification."""
+        missing = scans_without_input(layers)
+        names = ", ".join(file_stem(source) for source in missing)
+        self.status.setText(
+            f"No input chosen in {names}: pick the channel to segment as 'input (segment "
+            "this)'; until then step 2 takes another of its channels."
+            if missing
+            else ""
+        )
+        for source in {source_of(layer) for layer in layers} - self._seen:
             self._seen.add(source)
-            if "input" not in roles and "image" in roles:
+            if source in missing:
                 show_info(
                     f"No channel of {file_stem(source)} looks like transmitted light, so it "
                     "has no input to segment yet: if one of its channels is the one to "
