@@ -476,6 +476,27 @@ def test_a_listed_model_deleted_or_damaged_before_it_is_picked_is_said(
     assert combo.findText(damaged.stem) == -1
 
 
+def test_the_threshold_passes_say_whether_they_come_first_or_last(make_napari_viewer_proxy):
+    """Fine-tuning opened with "Choosing the post-processing thresholds…: 51 of 51", which
+    read as the end of a run that had not begun."""
+    from dataclasses import replace
+
+    from napari_cytomask.models.training import TrainingProgress
+
+    trainer = UNetTrainWidget(make_napari_viewer_proxy())
+    tune = TrainingProgress(0, 5, 51, 51, 0, float("nan"), 1e-3, phase="tune")
+    trainer._on_progress(tune)
+    assert trainer.status.text() == (
+        "Before the first epoch: choosing the starting model's thresholds on the validation "
+        "images, to score each epoch with them: 51 of 51"
+    )
+    trainer._on_progress(replace(tune, epoch=1, step=20, steps=20, loss=0.5, phase="train"))
+    trainer._on_progress(replace(tune, epoch=5, step=3, steps=51))
+    assert trainer.status.text() == (
+        "Last step: choosing the post-processing thresholds on the validation images: 3 of 51"
+    )
+
+
 def test_choosing_where_to_start_drops_the_run_offered_to_resume(make_napari_viewer_proxy):
     trainer = UNetTrainWidget(make_napari_viewer_proxy())
     trainer.resume.setText("/models/cancelled.safetensors")  # as after Cancel

@@ -944,10 +944,15 @@ class UNetTrainWidget(StepWidget, QWidget):
         elif p.phase == "validate":
             self.status.setText(f"Epoch {p.epoch}: validating image {p.step} of {p.steps}")
         elif p.phase == "tune":
-            self.status.setText(
-                f"Choosing the post-processing thresholds on the validation images: "
-                f"{p.step} of {p.steps}"
+            # Before the first epoch of a fine-tuning run: the starting model's thresholds,
+            # so that its epochs are scored fairly. After the last: the model's own.
+            what = (
+                "Before the first epoch: choosing the starting model's thresholds on the "
+                "validation images, to score each epoch with them"
+                if self._first_epoch is None
+                else "Last step: choosing the post-processing thresholds on the validation images"
             )
+            self.status.setText(f"{what}: {p.step} of {p.steps}")
         elif p.phase == "epoch":
             self._checkpoint = p.checkpoint
             if p.validation:
