@@ -9,6 +9,7 @@ apt_packages=(
   xvfb xauth libgl1 libgl1-mesa-dri libegl1 libglib2.0-0 libfontconfig1 libdbus-1-3
   libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1
   libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xfixes0 libxcb-xinerama0
+  python3-venv
 )
 missing=()
 for pkg in "${apt_packages[@]}"; do
@@ -22,8 +23,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
 fi
 
-command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
-uv=$(command -v uv || echo "python3 -m uv")
+if ! command -v uv >/dev/null 2>&1; then
+  # A system Python (Debian 12, Ubuntu 23.04 and later) takes no package outside a
+  # virtual environment: uv goes into the project's own.
+  [ -x .venv/bin/python ] || python3 -m venv .venv
+  .venv/bin/python -m pip install --quiet uv
+fi
+uv=$(command -v uv || echo "$PWD/.venv/bin/uv")
 [ -x .venv/bin/python ] || $uv venv --quiet .venv
 # torch first: sam2 compiles against the installed torch (its optional CUDA
 # extension is skipped; SAM2 runs without it). Bytecode is compiled at install:
