@@ -500,8 +500,15 @@ def test_methods_and_export_formats_come_from_their_registries(capsys):
     # segment writes formats that hold any image: a PNG would fail only after the work.
     assert main(["segment", "scan.tif", "--format", "png"]) == 2
     assert "invalid choice: 'png'" in capsys.readouterr().err
+    # An unknown format is answered with what that command writes, not every format.
     assert main(["segment", "scan.tif", "--format", "jpeg"]) == 2
-    assert "unknown format 'jpeg'; use one of tiff, ome-tiff" in capsys.readouterr().err
+    assert "invalid choice: 'jpeg' (choose from 'tiff', 'ome-tiff', 'ome-zarr')" in (
+        capsys.readouterr().err
+    )
+    assert main(["export", "cells.tif", "-o", "out", "--format", "bogus"]) == 2
+    assert "invalid choice: 'bogus' (choose from 'tiff', 'ome-tiff', 'png', 'npy')" in (
+        capsys.readouterr().err
+    )
 
 
 def test_channel_numbers_end_where_the_inputs_begin(tmp_path, capsys):

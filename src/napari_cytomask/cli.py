@@ -43,11 +43,12 @@ def _positive_int(text: str) -> int:
 
 
 def _format(text: str) -> str:
-    """A key of the label formats; their suffixes (``tif``, ``ome.tif``) are accepted too."""
+    """A key of the label formats; their suffixes (``tif``, ``ome.tif``) are accepted too.
+    Anything else is left to the option's choices, which list what that command writes."""
     try:
         return format_named(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
+    except ValueError:
+        return text
 
 
 def _non_negative_int(text: str) -> int:
