@@ -958,6 +958,25 @@ def test_segment_says_and_records_which_channel_of_a_scan_it_used(
     assert (provenance["channel_index"], provenance["channel_name"]) == (1, "C2")
 
 
+def test_segment_skips_masks_beside_their_images(folders, unet_checkpoint, capsys):
+    """A folder in Usiigaci's layout had its mask segmented as if it were an image."""
+    data, _ = folders
+    model = unet_checkpoint(tile_size=128)
+    argv = ["segment", str(data / "set0"), "-m", str(model), "--scheduler", "synchronous",
+            "--threads", "1"]  # fmt: skip
+    assert main(argv) == 0
+    assert (
+        f"cytomask: note: {data / 'set0' / 'mask.tif'} holds label ids only (a mask): "
+        "skipped; --channel 0 segments it anyway." in capsys.readouterr().err
+    )
+    assert sorted(p.name for p in (data / "set0").glob("*_cells.json")) == ["raw_unet_cells.json"]
+    assert main([*argv[:1], str(data / "set1" / "mask.tif"), *argv[2:]]) == 1
+    assert "every input holds label ids only (masks)" in capsys.readouterr().err
+    # Asked for, it is segmented.
+    assert main([*argv[:1], str(data / "set1" / "mask.tif"), *argv[2:], "--channel", "0"]) == 0
+    assert (data / "set1" / "mask_unet_cells.json").is_file()
+
+
 def test_segment_settings_that_cannot_work_stop_before_any_input(unet_checkpoint, tmp_path, capsys):
     tifffile.imwrite(tmp_path / "a.tif", np.zeros((64, 64), np.uint16))
     model = unet_checkpoint(tile_size=128)

@@ -117,6 +117,23 @@ class Job:
         )
 
 
+def masks_only(sources: Sequence[Path]) -> list[Path]:
+    """The inputs whose every channel the reader takes for label ids (a mask beside its
+    image, such as Usiigaci's ``instances_ids.png``): nothing in them to segment. A file
+    that cannot be opened is left to its job, which says why."""
+    from .io.files import open_scan
+
+    masks = []
+    for source in sources:
+        try:
+            scan = open_scan(source)
+        except (ValueError, OSError):
+            continue
+        if not scan.rgb and not scan.by_role("input") and not scan.by_role("image"):
+            masks.append(source)
+    return masks
+
+
 def plan(
     sources: Sequence[Path], preset: Preset, output_dir: Path | None, options: Options
 ) -> tuple[list[Job], list[Job]]:
