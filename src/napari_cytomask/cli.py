@@ -10,7 +10,7 @@ Subcommands:
 - ``cytomask export``: label images to other formats, COCO JSON and per-object tables.
 
 Exit status: 0 on success, 1 for a problem with the inputs (a one-line
-message on stderr says what to do), 2 for a wrong command line.
+message on stderr says what to do), 2 for a wrong command line, 130 when interrupted.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from .io.writers import CHUNKED_ABOVE, FILE_FORMATS, SEGMENT_FORMATS, format_nam
 from .pipeline import METHODS
 from .progress import Pace, one_line, out_of_memory, progress_text
 
-EXIT_OK, EXIT_USER_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_USER_ERROR, EXIT_INTERRUPTED = 0, 1, 130  # argparse exits with 2 itself
 
 
 class UserError(Exception):
@@ -630,8 +630,6 @@ def _say(quiet: bool):
 def _set_threads(threads: int) -> None:
     import torch
 
-    if threads < 0:
-        raise UserError(f"--threads must be 0 or more (got {threads}).")
     if threads:
         torch.set_num_threads(threads)
 
@@ -988,8 +986,6 @@ def _segment(args) -> int:
     preset = preset.with_model_settings()
     if preset.unet is not None:
         _note_if_unfinished(preset.unet.model)
-    if args.threads < 0:
-        raise UserError(f"--threads must be 0 or more (got {args.threads}).")
     if args.scheduler in (None, "synchronous"):  # workers on this machine: check its devices
         from .models.device import get_device
 
@@ -1293,7 +1289,8 @@ def main(argv: list[str] | None = None) -> int:
     Returns
     -------
     int
-        0 on success, 1 for a problem with the inputs, 2 for a wrong command line.
+        0 on success, 1 for a problem with the inputs, 2 for a wrong command line, 130
+        when interrupted (Ctrl+C).
     """
     parser = build_parser()
     try:

@@ -30,8 +30,9 @@ from ..labels import LabelsError, as_labels, check_same_shape, compact_ids, rest
 MarkerMethod = Literal["h_maxima", "peaks"]
 MARKER_METHODS: tuple[MarkerMethod, ...] = ("h_maxima", "peaks")
 
-#: Class values of the 3-class map made by :func:`instances_to_interior_boundary`.
-BACKGROUND, INTERIOR, BOUNDARY = 0, 1, 2
+#: Class of the boundary pixels in the 3-class map made by
+#: :func:`instances_to_interior_boundary` (background 0, interior 1).
+BOUNDARY = 2
 
 _EIGHT = np.ones((3, 3), bool)
 
