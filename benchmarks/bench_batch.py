@@ -35,9 +35,7 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from _common import cpu_model
-
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "usiigaci-phc"
+from _common import DATA, cpu_model
 
 
 def make_model(path: Path) -> None:
@@ -56,9 +54,12 @@ def make_model(path: Path) -> None:
 
 def phase_tile(size: int) -> np.ndarray:
     """A ``size``² uint16 image made of real phase-contrast images side by side."""
-    sets = sorted(DATA.glob("set*/raw.tif"))
+    sets = sorted((DATA / "usiigaci-phc").glob("set*/raw.tif"))
     if not sets:
-        sys.exit(f"no usiigaci images in {DATA}; put the shared data beside the repository")
+        sys.exit(
+            f"no usiigaci images in {DATA / 'usiigaci-phc'}; put the shared data beside the "
+            "repository or set CYTOMASK_TEST_DATA"
+        )
     tiles = [tifffile.imread(p) for p in sets[:4]]
     h, w = tiles[0].shape
     reps = -(-size // min(h, w))

@@ -19,6 +19,7 @@ Usage::
 
 from __future__ import annotations
 
+import argparse
 import inspect
 import sys
 
@@ -48,6 +49,7 @@ def f1_50(pairs) -> tuple[float, int]:
 
 
 def main() -> int:
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()
     default_h = inspect.signature(split_labels).parameters["h"].default
     print(f"machine: {cpu_model()}")
     predictor = UNetPredictor.from_checkpoint(starter_path(), "cpu")

@@ -439,10 +439,11 @@ def _main() -> int:
 
             print(json.dumps({}))
         return 0
-    data = Path(os.environ.get("CYTOMASK_TEST_DATA", Path(__file__).parents[2] / "shared" / "data"))
+    from _common import DATA  # run as a script: the test suite imports this file alone
+
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        counts = fuzz(data, args.keep or Path(tmp), quick=args.quick)
+        counts = fuzz(DATA, args.keep or Path(tmp), quick=args.quick)
     print(f"{counts['cases']} cases in {time.perf_counter() - start:.0f} s "
           f"({counts['refused']} refused with the file named, {counts['read']} read): "
           f"{counts['hangs']} hangs, {counts['silent losses']} silent losses, "
