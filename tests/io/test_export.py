@@ -128,6 +128,13 @@ def test_the_tables_of_a_stack_say_which_position_time_point_and_plane_each_row_
                            axis_labels=axes)  # fmt: skip
     (same,) = [r for r in object_rows(flipped) if r["label"] == 7]
     assert same == row
+    # Any spelling or size of a length: micrometres were known as four names only.
+    for y, x in (("micrometre", "μm"), ("nm", "nanometer")):
+        factor = 1000 if y == "nm" else 1
+        spelt = LabelsExport("x", labels[0], scale=(30, 2, 0.5 * factor, 0.25 * factor),
+                             units=("s", "µm", y, x), axis_labels=axes)  # fmt: skip
+        (same,) = [r for r in object_rows(spelt) if r["label"] == 7]
+        assert same == pytest.approx(row)
     # napari's default axis names ("0", "1") are no letters: the columns are numbered.
     export = LabelsExport("x", labels[0], axis_labels=("0", "1", "2", "3"))
     assert object_columns(export)[:3] == ["frame", "axis_0", "axis_1"]

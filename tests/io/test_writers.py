@@ -296,6 +296,16 @@ def test_a_flipped_layers_negative_scale_is_saved_as_its_pixel_size(tmp_path, re
             assert y_resolution[0] / y_resolution[1] == pytest.approx(1 / 0.65, rel=1e-5)
 
 
+@pytest.mark.parametrize("name", ["spelt.tif", "spelt.ome.tif"])
+@pytest.mark.parametrize("unit", ["micrometre", "μm", "cm"])
+def test_every_name_of_a_length_keeps_the_pixel_size(tmp_path, real_labels, name, unit):
+    """Units other than µm, um, micron, micrometer, nm and mm were saved as pixels."""
+    size = 0.65e-4 if unit == "cm" else 0.65
+    write_labels(tmp_path / name, real_labels, scale=(size, size), units=(unit, unit))
+    ((_, kwargs, _),) = read_tiff(tmp_path / name)
+    assert kwargs["scale"] == pytest.approx((0.65, 0.65)) and kwargs["units"] == ("µm", "µm")
+
+
 @pytest.mark.parametrize(
     ("scale", "match"),
     [((0.0, 1.0), "pixel size of 0.0"), ((float("nan"), 1.0), "pixel size of nan"),

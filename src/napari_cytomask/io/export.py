@@ -32,7 +32,7 @@ from .atomic import (
     reason,
     write_atomically,
 )
-from .layers import time_step
+from .layers import in_micrometres, time_step
 from .writers import FILE_FORMATS, FORMATS, label_writer
 
 _VERSIONED = (
@@ -603,14 +603,16 @@ def _plain(value):
 
 
 def _pixel_size_um(export: LabelsExport) -> tuple[float, float] | None:
-    """The (Y, X) pixel size in micrometres, when the layer's scale is in them."""
+    """The (Y, X) pixel size in micrometres, when the layer's scale is in a length."""
     if export.scale is None or export.units is None:
         return None
-    units = [str(u).lower() for u in export.units[-2:]]
-    if not all(u in ("µm", "um", "micrometer", "micron") for u in units):
+    factors = [in_micrometres(unit) for unit in export.units[-2:]]
+    if None in factors:
         return None
     # A flipped layer's scale is negative; a pixel's size is not.
-    return abs(float(export.scale[-2])), abs(float(export.scale[-1]))
+    sizes = zip(export.scale[-2:], factors, strict=True)
+    y, x = (abs(float(size)) * factor for size, factor in sizes)
+    return y, x
 
 
 def _write_csv(path: Path, rows: list[dict[str, object]], overwrite: bool, columns=()) -> Path:

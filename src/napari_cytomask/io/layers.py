@@ -82,6 +82,23 @@ MICROMETRES = {
 }
 
 
+#: Symbols of the length units a file can hold, by their size in micrometres.
+_LENGTH_SYMBOLS = {1e-3: "nm", 1.0: "µm", 1e3: "mm", 1e4: "cm", 1e6: "m"}
+
+
+def in_micrometres(unit) -> float | None:
+    """Micrometres per ``unit``, a length as napari or a file names it ("micrometre",
+    "micron", "um", "μm", "nm"…); None for a unit that is no length (pixels, seconds)."""
+    if unit is None:
+        return None
+    return MICROMETRES.get(str(unit).strip().lower().replace("μ", "µ"))
+
+
+def length_symbol(unit) -> str | None:
+    """The symbol files use ("µm", "nm", "mm", "cm", "m") of a length unit, or None."""
+    return _LENGTH_SYMBOLS.get(in_micrometres(unit))
+
+
 #: Pixels sampled per channel for contrast limits and roles: a grid of
 #: ``SAMPLE_GRID`` x ``SAMPLE_GRID`` patches of ``SAMPLE_PATCH`` x ``SAMPLE_PATCH``.
 SAMPLE_GRID = 4

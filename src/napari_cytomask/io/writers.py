@@ -17,7 +17,7 @@ import tifffile
 
 from ..labels import as_labels, min_label_dtype
 from .atomic import write_atomically
-from .layers import MICROMETRES, time_step
+from .layers import MICROMETRES, length_symbol, time_step
 from .omezarr import SUFFIX as OME_ZARR_SUFFIX
 
 
@@ -75,17 +75,6 @@ FILE_FORMATS = tuple(key for key, fmt in FORMATS.items() if not fmt.chunked)
 SEGMENT_FORMATS = ("tiff", "ome-tiff", "ome-zarr")
 #: Frames with more pixels are segmented chunk-wise into OME-Zarr by ``cytomask segment``.
 CHUNKED_ABOVE = 64_000_000
-
-_OME_UNITS = {
-    "micrometer": "µm",
-    "micron": "µm",
-    "um": "µm",
-    "µm": "µm",
-    "nanometer": "nm",
-    "nm": "nm",
-    "millimeter": "mm",
-    "mm": "mm",
-}
 
 
 def format_for(path: str | os.PathLike) -> str:
@@ -255,7 +244,7 @@ def _pixel_size(axes: str, scale, units, axis: str) -> tuple[float, str] | None:
     if scale is None or axis not in axes:
         return None
     i = axes.index(axis)
-    unit = _OME_UNITS.get(str(units[i]).strip().lower()) if units is not None else None
+    unit = length_symbol(units[i]) if units is not None else None
     size = float(scale[i])
     if unit is None and size == 1.0:
         return None
