@@ -23,6 +23,7 @@ from skimage.io import imread
 
 from napari_cytomask import cli
 from napari_cytomask.cli import main
+from napari_cytomask.io.export import package_versions
 from napari_cytomask.io.omezarr import open_labels
 from napari_cytomask.metrics import evaluate
 from napari_cytomask.pipeline import Preset, Segmenter, UNetStep
@@ -97,6 +98,9 @@ def test_interrupted_run_resumes_without_losing_or_redoing_work(images, unet_fil
     record = json.loads((out / "set3_unet_cells.json").read_text())
     assert record["source"] == str(images / "set3.tif")
     assert record["versions"]["distributed"] and record["options"]["fmt"] == "tiff"
+    # The same packages as a result made in the dock records (napari was left out here).
+    assert record["versions"].keys() == package_versions().keys()
+    assert record["versions"]["napari"]
 
 
 def test_a_broken_input_fails_alone(images, unet_file, tmp_path, capsys, monkeypatch):

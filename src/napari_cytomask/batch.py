@@ -53,8 +53,6 @@ OUTPUT_ENDINGS = tuple(
     for method in METHODS
     for suffix in (*(s for fmt in FORMATS.values() for s in fmt.suffixes), ".json")
 )
-_VERSIONED = ("napari-cytomask", "numpy", "scikit-image", "tifffile", "zarr", "torch",
-              "segmentation-models-pytorch", "sam2", "dask", "distributed")  # fmt: skip
 
 
 class BatchError(ValueError):
@@ -264,7 +262,7 @@ def process(
         "unet_confidence": segmenter.confidence,
         **segmenter.describe(),
         "options": asdict(options),
-        "versions": package_versions(_VERSIONED),
+        "versions": package_versions(),
         "python": platform.python_version(),
         "host": platform.node(),
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

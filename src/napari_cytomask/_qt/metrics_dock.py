@@ -240,8 +240,8 @@ class MetricsDock(StepWidget, QWidget):
 
     # ----------------------------------------------------------------- layers
 
-    # Layers are told apart by `unique_id`: plugins see the viewer through a
-    # proxy that wraps every layer anew, so identity comparisons do not work.
+    # Layers are told apart by `unique_id`: the combo boxes hold it as their item data,
+    # and plugins may see the viewer through a proxy whose item lookups wrap layers anew.
 
     def _find(self, unique_id) -> Labels | None:
         return next((lay for lay in self.viewer.layers if lay.unique_id == unique_id), None)

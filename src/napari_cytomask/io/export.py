@@ -35,15 +35,19 @@ from .atomic import (
 from .layers import in_micrometres, time_step
 from .writers import FILE_FORMATS, FORMATS, label_writer
 
+#: The packages whose versions a result records, from the dock as from the command line.
 _VERSIONED = (
     "napari-cytomask",
     "napari",
     "numpy",
     "scikit-image",
     "tifffile",
+    "zarr",
     "torch",
     "segmentation-models-pytorch",
     "sam2",
+    "dask",
+    "distributed",
 )
 
 
