@@ -872,3 +872,11 @@ def test_remembered_thresholds_of_a_model_that_is_gone_are_not_given_to_another(
     assert dock.unet.checkpoint.key() == STARTER
     shown = (dock.unet.interior_threshold.value(), dock.unet.foreground_threshold.value())
     assert shown == pytest.approx((0.5, 0.95)) and dock.unet.min_size.value() == 570
+
+
+def test_step_2_runs_with_one_button_name_for_every_method(make_napari_viewer_proxy, settings):
+    """SAM2's button said "Segment" where the U-Net's, and the README, say "Segment
+    cytoplasm"."""
+    dock = CytomaskDock(make_napari_viewer_proxy(), settings=settings)
+    names = {dock.unet.controls.run_button.text(), dock.sam2.controls.run_button.text()}
+    assert names == {"Segment cytoplasm"}

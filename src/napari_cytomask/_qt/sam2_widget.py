@@ -399,7 +399,8 @@ class Sam2Widget(StepWidget, QWidget):
         column.addStretch()
 
         self.controls = StepControls(
-            "Segment", "Run SAM2 on the image; afterwards the sliders update the labels live."
+            "Segment cytoplasm",
+            "Run SAM2 on the image; afterwards the sliders update the labels live (Ctrl+Enter).",
         )
         self.controls.run_button.clicked.connect(self.segment)
         self.controls.cancel_button.clicked.connect(self.cancel)
