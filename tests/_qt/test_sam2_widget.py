@@ -150,6 +150,26 @@ def test_an_image_closed_while_segmented_gets_no_masks(
     assert [layer.name for layer in viewer.layers] == ["kept"]
 
 
+def test_a_renamed_foreground_stays_the_foreground(
+    make_napari_viewer_proxy, qtbot, small_model, keep_every_mask
+):
+    """Renaming it reset the choice to "(none)": the next run went unfiltered, unsaid."""
+    viewer = make_napari_viewer_proxy()
+    viewer.add_image(image(), name="phase")
+    viewer.add_labels((image() > 500).astype(np.uint8), name="cells")
+    widget = Sam2Widget(viewer, model_builder=lambda *args: small_model)
+    widget.layer.setCurrentText("phase")
+    widget.foreground.setCurrentText("cells")
+    viewer.layers["cells"].name = "U-Net cells, checked"
+    assert widget.foreground.currentText() == "U-Net cells, checked"
+    widget.set_values(points_per_side=4, **keep_every_mask)
+    widget.device.setCurrentText("cpu")
+    widget.segment()
+    qtbot.waitUntil(lambda: "phase SAM2 masks" in viewer.layers, timeout=60000)
+    record = viewer.layers["phase SAM2 masks"].metadata["cytomask"]["parameters"]
+    assert record["foreground"]["layer"] == "U-Net cells, checked"
+
+
 def test_the_tuned_sliders_are_in_view_and_the_rest_behind_more_settings(make_napari_viewer, qtbot):
     """Points per side, predicted IoU, stability and the area limits are what a person
     tunes: they are shown; duplicate, decoder, crop and tile settings open on request."""

@@ -440,17 +440,15 @@ class Sam2Widget(StepWidget, QWidget):
     # -- choices ---------------------------------------------------------------
 
     def _refresh_foreground(self, event=None) -> None:
-        current = self.foreground.currentText()
-        names = [
-            layer.name
-            for layer in self.viewer.layers
-            if isinstance(layer, Image | Labels) and layer_info(layer).get("method") != "sam2"
-        ]
+        # The choice is kept by layer, not name: renamed, it stays the foreground.
+        current = self.foreground.currentData()
         self.foreground.blockSignals(True)
         self.foreground.clear()
         self.foreground.addItem(NO_FOREGROUND)
-        self.foreground.addItems(names)
-        self.foreground.setCurrentText(current if current in names else NO_FOREGROUND)
+        for layer in self.viewer.layers:
+            if isinstance(layer, Image | Labels) and layer_info(layer).get("method") != "sam2":
+                self.foreground.addItem(layer.name, layer.unique_id)
+        self.foreground.setCurrentIndex(max(self.foreground.findData(current), 0))
         self.foreground.blockSignals(False)
 
     def _refresh_levels(self, *_) -> None:
@@ -565,8 +563,9 @@ class Sam2Widget(StepWidget, QWidget):
         foreground = None
         step = self.step()
         parameters = self._parameters(step, level)
-        if self.foreground.currentText() != NO_FOREGROUND:
-            fg_layer = self.viewer.layers[self.foreground.currentText()]
+        if self.foreground.currentData() is not None:
+            uid = self.foreground.currentData()
+            fg_layer = next(ly for ly in self.viewer.layers if ly.unique_id == uid)
             # A pyramid's own level of the same size, rather than its full resolution.
             multiscale = getattr(fg_layer, "multiscale", False)
             fg_level = min(level, len(fg_layer.data) - 1) if multiscale else 0
