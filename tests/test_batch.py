@@ -146,8 +146,10 @@ def test_chunked_ome_zarr_then_evaluate_and_export(
     truth = imread(shared_data / "usiigaci-phc" / "set1" / "instances_ids.png")
     tifffile.imwrite(images / "set1.tif", class_map_image(truth))
     out = tmp_path / "out"
+    # An image drawn from labels looks like labels to the reader: --channel says it is the
+    # image to segment.
     base = ["segment", str(images / "set1.tif"), "-m", str(unet_file), "--threads", "1",
-            "--scheduler", "synchronous", "--overlap", "32"]  # fmt: skip
+            "--scheduler", "synchronous", "--overlap", "32", "--channel", "0"]  # fmt: skip
     assert main([*base, "-o", str(out / "whole")]) == 0
     assert main([*base, "-o", str(out / "chunked"), "--chunked-above", "0.25",
                  "--chunk-size", "256"]) == 0  # fmt: skip

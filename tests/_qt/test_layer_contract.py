@@ -138,11 +138,10 @@ def test_every_result_records_where_it_came_from_and_export_writes_it(
         assert info["versions"]["napari-cytomask"]
     unet = records[cells]
     assert unet["method"] == "unet" and unet["made_from"] == {"layer": "raw"}
-    assert unet["model"] == {
-        "name": str(checkpoint),
-        "path": str(checkpoint),
-        "sha256": sha256(checkpoint),
-    }
+    model = dict(unet["model"])
+    confidence = model.pop("confidence")  # how sure the network was of its cells here
+    assert model == {"name": str(checkpoint), "path": str(checkpoint), "sha256": sha256(checkpoint)}
+    assert 0.0 < confidence <= 1.0
     assert unet["parameters"]["interior_threshold"] == dock.unet.interior_threshold.value()
     assert unet["parameters"]["device"] == "cpu"
     assert records[split]["method"] == "watershed_split" and records[split]["model"] is None

@@ -285,6 +285,18 @@ def test_picking_a_model_shows_its_tuned_thresholds(
     assert segmenter.min_size.value() == 0
 
 
+def _segment_64px(viewer, qtbot, unet_checkpoint, overlap: int) -> str:
+    """Segment a 64 × 64 image on the CPU with a model of 64-px tiles; the status after."""
+    viewer.add_image(np.random.default_rng(0).random((64, 64), np.float32), name="img")
+    segmenter = UNetSegmentWidget(viewer)
+    segmenter.checkpoint.set_model(unet_checkpoint(tile_size=64))
+    segmenter.device.setCurrentText("cpu")
+    segmenter.overlap.setValue(overlap)
+    segmenter.segment()
+    qtbot.waitUntil(lambda: segmenter.worker is None, timeout=30_000)
+    return segmenter.status.text()
+
+
 def test_running_out_of_memory_says_which_settings_to_lower(
     make_napari_viewer_proxy, qtbot, unet_checkpoint, monkeypatch
 ):
@@ -295,15 +307,8 @@ def test_running_out_of_memory_says_which_settings_to_lower(
 
     monkeypatch.setattr(inference, "predict_tiles", no_memory)
     monkeypatch.setattr("napari_cytomask._qt._live.show_error", lambda message: None)
-    viewer = make_napari_viewer_proxy()
-    viewer.add_image(np.random.default_rng(0).random((64, 64), np.float32), name="img")
-    segmenter = UNetSegmentWidget(viewer)
-    segmenter.checkpoint.set_model(unet_checkpoint(tile_size=64))
-    segmenter.device.setCurrentText("cpu")
-    segmenter.overlap.setValue(16)
-    segmenter.segment()
-    qtbot.waitUntil(lambda: segmenter.worker is None, timeout=30_000)
-    assert segmenter.status.text() == (
+    status = _segment_64px(make_napari_viewer_proxy(), qtbot, unet_checkpoint, overlap=16)
+    assert status == (
         "U-Net segmentation failed: out of memory. Lower Tile size or Tiles per batch (under "
         "Tiles), or choose the CPU as Device."
     )
@@ -315,14 +320,8 @@ def test_an_overlap_as_large_as_the_models_tiles_names_both_settings(
     """A model trained on 64-px crops failed at the default overlap with "overlap must be in
     [0, tile size) = [0, 64)", which names no setting of the dock."""
     monkeypatch.setattr("napari_cytomask._qt._live.show_error", lambda message: None)
-    viewer = make_napari_viewer_proxy()
-    viewer.add_image(np.zeros((64, 64), np.float32), name="img")
-    segmenter = UNetSegmentWidget(viewer)
-    segmenter.checkpoint.set_model(unet_checkpoint(tile_size=64))
-    segmenter.overlap.setValue(64)
-    segmenter.segment()
-    qtbot.waitUntil(lambda: segmenter.worker is None, timeout=30_000)
-    assert segmenter.status.text() == (
+    status = _segment_64px(make_napari_viewer_proxy(), qtbot, unet_checkpoint, overlap=64)
+    assert status == (
         "U-Net segmentation failed: a tile overlap of 64 px needs tiles larger than that; the "
         "tiles are 64 px (the model's, in multiples of 8). Give a smaller tile overlap or a "
         "larger tile size."

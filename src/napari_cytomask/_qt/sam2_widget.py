@@ -563,9 +563,11 @@ class Sam2Widget(StepWidget, QWidget):
         foreground = None
         step = self.step()
         parameters = self._parameters(step, level)
-        if self.foreground.currentData() is not None:
-            uid = self.foreground.currentData()
-            fg_layer = next(ly for ly in self.viewer.layers if ly.unique_id == uid)
+        uid = self.foreground.currentData()
+        if uid is not None:
+            fg_layer = next((ly for ly in self.viewer.layers if ly.unique_id == uid), None)
+            if fg_layer is None:
+                raise ValueError("The foreground layer was closed; pick another under Foreground.")
             # A pyramid's own level of the same size, rather than its full resolution.
             multiscale = getattr(fg_layer, "multiscale", False)
             fg_level = min(level, len(fg_layer.data) - 1) if multiscale else 0
