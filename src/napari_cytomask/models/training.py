@@ -1189,7 +1189,7 @@ def iter_train(
             what = (
                 "no finite pixel (all NaN or infinite)"
                 if finite.size == 0
-                else (f"one value everywhere ({finite.flat[0]:g})")
+                else f"one value everywhere ({finite.flat[0]:g})"
             )
             raise ValueError(
                 f"image {sample.name} has {what}: there is nothing in it to learn from; "
