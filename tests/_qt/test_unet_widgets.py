@@ -169,14 +169,20 @@ def test_cancel_and_errors(make_napari_viewer_proxy, qtbot, monkeypatch, tmp_pat
     trainer.epochs.setValue(50)
     trainer.output.setText(str(tmp_path / "cancelled.safetensors"))
     n_errors = len(errors)
+    before = trainer.estimate.text()
     trainer.train()
     assert len(errors) == n_errors
     qtbot.waitUntil(lambda: len(trainer.losses) >= 4, timeout=60_000)  # into epoch 2
-    # Progress every step, with the time left.
+    # Progress every step, with the time left; the estimate beside it says it came first.
     assert trainer.progress.value() == len(trainer.losses) and "left" in trainer.status.text()
+    assert trainer.estimate.text() == (
+        f"Estimated before this run: a{before[1:]} The status line below gives the time left "
+        "as measured."
+    )
     started = time.monotonic()
     trainer.controls.cancel_button.click()
     assert time.monotonic() - started < 1.0
+    assert trainer.estimate.text() == before
     assert trainer.worker is None and trainer.controls.run_button.isEnabled()
     assert trainer.result is None and "Cancelled" in trainer.status.text()
     cut = len(trainer.losses)
@@ -203,6 +209,7 @@ def test_cancel_and_errors(make_napari_viewer_proxy, qtbot, monkeypatch, tmp_pat
     trainer.train()
     qtbot.waitUntil(lambda: trainer.worker is None, timeout=60_000)
     assert trainer.result is not None, trainer.status.text()
+    assert trainer.estimate.text().startswith("About ")  # a finished run ends it too
     assert trainer.result.checkpoint == tmp_path / "cancelled.safetensors"
     assert trainer.result.description["training"]["epochs_done"] == epochs_done + 1
     assert trainer.result.description["training"]["finished"] is True

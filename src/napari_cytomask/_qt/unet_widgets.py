@@ -652,6 +652,7 @@ class UNetTrainWidget(StepWidget, QWidget):
                 err,
                 "Lower Crops per step or Crop size (under More), or choose the CPU as Device.",
             ),
+            on_finished=self._update_estimate,
             parent=self,
         )
         self.canvas = PlotCanvas()
@@ -892,6 +893,11 @@ class UNetTrainWidget(StepWidget, QWidget):
             f"The best network so far is saved at the end of each epoch: {kept}."
         )
         self._pace = Pace()
+        # The estimate was made before the run; the status line measures as it runs.
+        self.estimate.setText(
+            f"Estimated before this run: {self.estimate.text()[0].lower()}"
+            f"{self.estimate.text()[1:]} The status line below gives the time left as measured."
+        )
         self.runner.run_now(
             iter_train,
             samples,
@@ -908,6 +914,7 @@ class UNetTrainWidget(StepWidget, QWidget):
         if not self.runner.busy:
             return
         self.runner.cancel()
+        self._update_estimate()
         if self._checkpoint is None:
             self.status.setText("Cancelled before the first epoch ended; nothing was saved.")
         else:
