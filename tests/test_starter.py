@@ -84,12 +84,12 @@ def test_starter_finds_the_cells_of_the_sample():
     phase, mask = np.asarray(layers[0][0][0]), np.asarray(layers[1][0][0])
     segmenter = Segmenter(Preset(method="unet"), device="cpu")
     assert segmenter.describe()["unet_checkpoint"] == str(starter_path())
-    labels = drain(segmenter.iter_segment([phase]))
-    result = evaluate(mask, labels)
+    run = drain(segmenter.iter_run([phase]))
+    result = evaluate(mask, run.labels)
     f1_50 = result.matches.row(list(result.matches.thresholds).index(0.5))["f1"]
     assert f1_50 >= F1_FLOOR, f1_50
     # Phase contrast like its training images: the model is sure of its cells.
-    assert segmenter.confidence >= STARTER_CONFIDENCE + 0.04, segmenter.confidence
+    assert run.confidence >= STARTER_CONFIDENCE + 0.04, run.confidence
 
 
 def test_cells_the_starter_is_unsure_of_are_pointed_out(tmp_path, shared_data, capsys):

@@ -226,15 +226,17 @@ def process(
         from .io.omezarr import create_labels, open_labels
 
         output = job.chunked_labels()
+        run = None
 
         def fill(folder: Path) -> None:
+            nonlocal run
             labels = create_labels(folder, shape, chunks=options.chunk_size)
             scratch = folder / "scratch"  # the probabilities; gone before the store is moved in
             scratch.mkdir()
-            gen = segmenter.iter_segment(
+            gen = segmenter.iter_run(
                 channels, labels_out=labels, scratch=scratch, chunk_size=options.chunk_size
             )
-            drain(gen, report)
+            run = drain(gen, report)
             shutil.rmtree(scratch)
 
         write_directory_atomically(output, fill, overwrite=True)
@@ -245,9 +247,9 @@ def process(
         output = job.labels
         # Read once: overlapping tiles would otherwise decode the file's blocks again and again.
         channels = [np.asarray(c) for c in channels]
-        labels = drain(segmenter.iter_segment(channels), report)
-        n_cells = int(np.max(labels, initial=0))
-        write_labels(output, labels, overwrite=True, **geometry_of(scan, labels.ndim))
+        run = drain(segmenter.iter_run(channels), report)
+        n_cells = int(np.max(run.labels, initial=0))
+        write_labels(output, run.labels, overwrite=True, **geometry_of(scan, run.labels.ndim))
     seconds = time.perf_counter() - start
     # No channel chosen, and none named like transmitted light: the first was taken.
     guessed = segmenter.preset.channels is None and not scan.rgb and not scan.by_role("input")
@@ -259,7 +261,7 @@ def process(
         "shape": list(shape),
         "cells": n_cells,
         "seconds": round(seconds, 3),
-        "unet_confidence": segmenter.confidence,
+        "unet_confidence": run.confidence,
         **segmenter.describe(),
         "options": asdict(options),
         "versions": package_versions(),
@@ -274,7 +276,7 @@ def process(
         # Made again in another format: the old result would outlive its record.
         shutil.rmtree(replaced) if replaced.is_dir() else replaced.unlink()
     unet = segmenter.preset.unet
-    note = unlike_starter_images(unet.model, segmenter.confidence) if unet else ""
+    note = unlike_starter_images(unet.model, run.confidence) if unet else ""
     return {"source": str(job.source), "output": str(output), "cells": n_cells,
             "seconds": seconds, "channels_used": used, "channel_guessed": guessed,
             "channels": 3 if scan.rgb else len(scan.channels), "note": note}  # fmt: skip

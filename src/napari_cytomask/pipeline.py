@@ -289,6 +289,23 @@ def _plain(value):
     return value
 
 
+@dataclass(frozen=True)
+class Segmented:
+    """What :meth:`Segmenter.iter_run` made of one image or stack.
+
+    Attributes
+    ----------
+    labels
+        Instance labels (the ``labels_out`` array when one was given).
+    confidence
+        The U-Net's :func:`~napari_cytomask.models.inference.confidence` in it; None
+        without a U-Net step or without cells.
+    """
+
+    labels: np.ndarray
+    confidence: float | None
+
+
 class Segmenter:
     """Runs a :class:`Preset`, loading its models once.
 
@@ -312,9 +329,6 @@ class Segmenter:
         self._sam2_models = Sam2ModelCache(sam2_builder)
         self._predictor = None
         self._engine = None
-        #: The U-Net's :func:`~napari_cytomask.models.inference.confidence` in the last
-        #: image segmented (None before, or without a U-Net step or cells).
-        self.confidence: float | None = None
 
     @property
     def predictor(self):
@@ -365,15 +379,22 @@ class Segmenter:
             info["model"] = model_record(sam2.model, local, config=sam2.config)
         return info
 
-    def iter_segment(
+    def iter_segment(self, channels: Sequence, **kwargs) -> Generator[Progress, None, np.ndarray]:
+        """Instance labels of an image or stack, yielding :class:`Progress`; the arguments
+        are those of :meth:`iter_run`."""
+        run = yield from self.iter_run(channels, **kwargs)
+        return run.labels
+
+    def iter_run(
         self,
         channels: Sequence,
         *,
         labels_out=None,
         scratch: Path | None = None,
         chunk_size: int = 2048,
-    ) -> Generator[Progress, None, np.ndarray]:
-        """Instance labels of an image or stack, yielding :class:`Progress`.
+    ) -> Generator[Progress, None, Segmented]:
+        """Instance labels of an image or stack, with how sure the U-Net was of them,
+        yielding :class:`Progress`.
 
         Parameters
         ----------
@@ -389,11 +410,10 @@ class Segmenter:
             Frames larger than this go through the watershed in windows of this size.
         """
         method = self.preset.method
-        labels = None
-        self.confidence = None
+        labels, confidence = None, None
         if method in ("unet", "sam2_guided"):
             out = labels_out if method == "unet" else None
-            labels = yield from self._unet(channels, out, scratch, chunk_size)
+            labels, confidence = yield from self._unet(channels, out, scratch, chunk_size)
         if method in ("sam2", "sam2_guided"):
             foreground = None if labels is None else np.asarray(labels) > 0
             labels = yield from self._sam2(channels[0], foreground)
@@ -412,7 +432,7 @@ class Segmenter:
         if labels_out is not None and labels is not labels_out:
             labels_out[...] = labels
             labels = labels_out
-        return labels
+        return Segmented(labels, confidence)
 
     def _unet(self, channels, labels_out, scratch, chunk_size):
         import zarr
@@ -439,8 +459,7 @@ class Segmenter:
             labels_out=labels_out,
             chunk_size=chunk_size,
         )
-        self.confidence = result.confidence
-        return result.labels
+        return result.labels, result.confidence
 
     def _sam2(self, image, foreground):
         step = self.preset.sam2
