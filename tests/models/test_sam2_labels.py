@@ -214,3 +214,13 @@ def test_pixels_that_are_not_numbers_neither_blacken_the_image_nor_stop_it(missi
     assert rgb[4:].mean() > 50
     assert (rgb[:4] == 0).all()
     assert (to_uint8_rgb(np.full((8, 8), missing, np.float32)) == 0).all()
+
+
+def test_a_large_colour_image_is_scaled_by_all_its_colours():
+    """Sampled with its colours side by side, every third pixel was red: green and blue
+    were stretched by red's range and came out white."""
+    image = np.zeros((2400, 2400, 3), np.uint16)
+    image[..., 0], image[..., 1], image[..., 2] = 100, 1000, 5000
+    image += np.random.default_rng(0).integers(0, 50, image.shape, dtype=np.uint16)
+    rgb = to_uint8_rgb(image)
+    assert rgb[..., 0].mean() < 10 and 20 < rgb[..., 1].mean() < 100 and rgb[..., 2].mean() > 200

@@ -500,7 +500,10 @@ def to_uint8_rgb(image: np.ndarray, percentiles=PERCENTILES) -> np.ndarray:
         # As the U-Net's input: pixels that are not finite (no data at a stitched scan's
         # edges, saturated floats) are left out of the percentiles and drawn black, and a
         # colour image's channels share one range.
-        low, high = percentile_range(image.reshape(image.shape[0], -1), *percentiles)
+        # One 2D plane for the sample: a colour image's planes stacked, so that a sampling
+        # stride never falls on one colour only.
+        planes = image if image.ndim == 2 else np.moveaxis(image, -1, 0).reshape(-1, image.shape[1])
+        low, high = percentile_range(planes, *percentiles)
         image = np.clip(normalise(image, low, high) * 255, 0, 255).round().astype(np.uint8)
     if image.ndim == 2:
         image = np.repeat(image[..., None], 3, axis=-1)
