@@ -46,6 +46,15 @@ SECONDS = {
 }  # fmt: skip
 
 
+def normalise_unit(unit) -> str:
+    """A unit as :data:`SECONDS` and :data:`MICROMETRES` spell it: lower case, the Greek μ
+    as the micro sign, ImageJ's escapes decoded ("\\u00B5m" is µm)."""
+    unit = str(unit)
+    if "\\u" in unit:
+        unit = unit.encode("ascii", "backslashreplace").decode("unicode_escape")
+    return unit.strip().replace("\u03bc", "µ").lower()
+
+
 def time_step(axis_labels, scale, units) -> tuple[int, float] | None:
     """The axis labelled ``T`` and the seconds between its steps, when its unit is a time
     (a flipped layer's negative scale counts as positive); None otherwise."""
@@ -53,7 +62,7 @@ def time_step(axis_labels, scale, units) -> tuple[int, float] | None:
     if scale is None or units is None or "T" not in labels or len(labels) != len(scale):
         return None
     axis = labels.index("T")
-    factor = SECONDS.get(str(units[axis]).strip().lower())
+    factor = SECONDS.get(normalise_unit(units[axis]))
     return (axis, abs(float(scale[axis])) * factor) if factor else None
 
 
@@ -89,9 +98,7 @@ _LENGTH_SYMBOLS = {1e-3: "nm", 1.0: "µm", 1e3: "mm", 1e4: "cm", 1e6: "m"}
 def in_micrometres(unit) -> float | None:
     """Micrometres per ``unit``, a length as napari or a file names it ("micrometre",
     "micron", "um", "μm", "nm"…); None for a unit that is no length (pixels, seconds)."""
-    if unit is None:
-        return None
-    return MICROMETRES.get(str(unit).strip().lower().replace("μ", "µ"))
+    return None if unit is None else MICROMETRES.get(normalise_unit(unit))
 
 
 def length_symbol(unit) -> str | None:

@@ -38,7 +38,6 @@ from dask.base import tokenize
 
 from .layers import (
     METADATA_KEY,
-    MICROMETRES,
     SAMPLE_GRID,
     SAMPLE_PATCH,
     SECONDS,
@@ -47,7 +46,9 @@ from .layers import (
     contrast_from_sample,
     grid_sample,
     guess_roles,
+    in_micrometres,
     looks_like_mask,
+    normalise_unit,
     patch_starts,
 )
 from .mosaic import stitch, tile_groups, tile_offsets
@@ -1375,7 +1376,7 @@ def _to_um(value: Any, unit: str | None) -> float | None:
         number = float(value)
     except (TypeError, ValueError):
         return None
-    factor = MICROMETRES.get(_normalise_unit(unit or "µm"))
+    factor = in_micrometres(unit or "µm")
     if factor is None or not math.isfinite(number):
         return None
     return number * factor
@@ -1390,18 +1391,11 @@ def _to_s(value: Any, unit: Any) -> float | None:
         number = float(value)
     except (TypeError, ValueError):
         return None
-    factor = SECONDS.get(_normalise_unit(str(unit or "s")))
+    factor = SECONDS.get(normalise_unit(unit or "s"))
     if factor is None or not math.isfinite(number):
         return None
     low, high = FRAME_INTERVAL_RANGE_S
     return number * factor if low <= number * factor <= high else None
-
-
-def _normalise_unit(unit: str) -> str:
-    if "\\u" in unit:
-        # ImageJ stores non-ASCII units escaped, e.g. "\\u00B5m".
-        unit = unit.encode("ascii", "backslashreplace").decode("unicode_escape")
-    return unit.strip().replace("\u03bc", "µ").lower()
 
 
 def _colour_from_rgb(r: int, g: int, b: int) -> str | None:
@@ -1622,7 +1616,7 @@ class _Metadata:
                     colors = [_IMAGEJ_COLOURS[i % len(_IMAGEJ_COLOURS)] for i in range(n_channels)]
             if interval is None:
                 interval = _to_s(ij.get("finterval"), ij.get("tunit"))
-            factor = MICROMETRES.get(_normalise_unit(str(ij.get("unit", ""))))
+            factor = in_micrometres(ij.get("unit", ""))
             if factor and "X" not in pixel_size:
                 plane = _resolution_um(first.keyframe, factor)
                 pixel_size.update(plane)
