@@ -403,11 +403,6 @@ class WatershedWidget(StepWidget, QWidget):
             raise ValueError(f"{layer.name} is multiscale; pick a single-resolution layer.")
         if getattr(layer, "rgb", False):
             raise ValueError(f"{layer.name} is an RGB image; pick a single-channel map.")
-        if self.method == "split" and isinstance(layer.data, np.ndarray) and not layer.data.any():
-            raise ValueError(
-                f"{layer.name} has no cells to split (every pixel is 0): segment it in step 2 "
-                "first, or paint cells into it."
-            )
         arrays = [layer.data]
         parameters = {"params": self.params(), "cleanup": self.cleanup()}
         if self.method == "interior_boundary":
@@ -505,6 +500,12 @@ class WatershedWidget(StepWidget, QWidget):
         """Process every frame into the output layer, with progress and cancel."""
         try:
             layer, arrays, metadata = self._inputs()
+            # Read here, not before every preview: a pass over the whole stack.
+            if self.method == "split" and isinstance(arrays[0], np.ndarray) and not arrays[0].any():
+                raise ValueError(
+                    f"{layer.name} has no cells to split (every pixel is 0): segment it in "
+                    "step 2 first, or paint cells into it."
+                )
         except ValueError as err:
             self.runner.fail(err)
             return
