@@ -76,6 +76,12 @@ def resolution_level(layer, level: int = 0) -> tuple[Any, dict]:
     return levels[level], geometry
 
 
+def layer_by_id(layers, unique_id):
+    """The layer of ``layers`` with ``unique_id`` (what combo boxes keep as item data, so a
+    renamed layer stays chosen), or None when it was closed."""
+    return next((layer for layer in layers if layer.unique_id == unique_id), None)
+
+
 def level_names(layer) -> list[str]:
     """Names of a layer's resolution levels for a choice: ``full (1024 × 1024 px)``,
     ``1/2 (512 × 512 px)``…"""

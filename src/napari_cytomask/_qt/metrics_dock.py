@@ -29,7 +29,7 @@ from ..io.layers import HIGHLIGHT_METHODS, is_highlight, is_result, result_metad
 from ..labels import LabelsError, as_labels, check_same_shape
 from ..metrics import DEFAULT_THRESHOLDS, Evaluation, evaluate, unmatched_objects, write_csv
 from ..roles import holds_ids, role_of
-from ._layers import resolution_level
+from ._layers import layer_by_id, resolution_level
 from ._live import Runner, StepControls, StepWidget, step_page
 from ._plot import PlotCanvas
 
@@ -244,7 +244,7 @@ class MetricsDock(StepWidget, QWidget):
     # and plugins may see the viewer through a proxy whose item lookups wrap layers anew.
 
     def _find(self, unique_id) -> Labels | None:
-        return next((lay for lay in self.viewer.layers if lay.unique_id == unique_id), None)
+        return layer_by_id(self.viewer.layers, unique_id)
 
     @property
     def prediction_layer(self) -> Labels | None:

@@ -43,6 +43,7 @@ from ._layers import (
     closed_during_run,
     compact_labels,
     labels_layer,
+    layer_by_id,
     level_names,
     resolution_level,
     result_slot,
@@ -565,7 +566,7 @@ class Sam2Widget(StepWidget, QWidget):
         parameters = self._parameters(step, level)
         uid = self.foreground.currentData()
         if uid is not None:
-            fg_layer = next((ly for ly in self.viewer.layers if ly.unique_id == uid), None)
+            fg_layer = layer_by_id(self.viewer.layers, uid)
             if fg_layer is None:
                 raise ValueError("The foreground layer was closed; pick another under Foreground.")
             # A pyramid's own level of the same size, rather than its full resolution.
