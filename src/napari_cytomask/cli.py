@@ -1102,7 +1102,7 @@ def _evaluate(args) -> int:
             _note_if_no_background(gt_path, gt, "compared as ground-truth labels")
             _note_if_no_background(pred_path, pred, "compared as predicted labels")
             result = evaluate(gt, pred, args.thresholds, stack=gt.ndim > 2)
-        except (UserError, ValueError, OSError) as err:
+        except (ValueError, OSError) as err:
             failed += 1
             print(f"{pred_path} against {gt_path}: error: {err}", file=sys.stderr, flush=True)
             continue
