@@ -1,3 +1,4 @@
+import dask.array as da
 import numpy as np
 import pytest
 from skimage import io
@@ -100,12 +101,18 @@ def test_unusable_inputs_are_reported(make_napari_viewer_proxy, qtbot):
     # Empty labels (a prediction that found nothing, a new layer not painted yet).
     viewer.add_labels(np.zeros((64, 64), np.uint16), name="nothing")
     widget.input.setCurrentText("nothing")
-    widget.apply()
-    assert widget.status.text() == (
-        "nothing has no cells to split (every pixel is 0): segment it in step 2 first, or "
-        "paint cells into it."
-    )
-    assert not widget.runner.busy and "nothing instances" not in viewer.layers
+    # Checked on Apply, in the worker: arrays in memory and lazy stacks alike.
+    lazy = da.zeros((3, 64, 64), dtype=np.uint16, chunks=(1, 64, 64))
+    viewer.add_labels(lazy, name="lazy nothing")
+    for name in ("nothing", "lazy nothing"):
+        widget.input.setCurrentText(name)
+        widget.apply()
+        qtbot.waitUntil(lambda: not widget.runner.busy, timeout=10000)
+        assert widget.status.text() == (
+            f"{name} has no cells to split (every pixel is 0): segment it in step 2 first, "
+            "or paint cells into it."
+        )
+        assert f"{name} split" not in viewer.layers
     # Labels with negative ids: the core refuses them with a sentence saying why.
     viewer.add_labels(np.full((64, 64), -3, np.int16), name="cells")
     widget.input.setCurrentText("cells")

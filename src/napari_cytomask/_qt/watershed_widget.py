@@ -500,12 +500,6 @@ class WatershedWidget(StepWidget, QWidget):
         """Process every frame into the output layer, with progress and cancel."""
         try:
             layer, arrays, metadata = self._inputs()
-            # Read here, not before every preview: a pass over the whole stack.
-            if self.method == "split" and isinstance(arrays[0], np.ndarray) and not arrays[0].any():
-                raise ValueError(
-                    f"{layer.name} has no cells to split (every pixel is 0): segment it in "
-                    "step 2 first, or paint cells into it."
-                )
         except ValueError as err:
             self.runner.fail(err)
             return
@@ -519,7 +513,17 @@ class WatershedWidget(StepWidget, QWidget):
         all (``None``)."""
         settings = metadata[METADATA_KEY]["parameters"]
         params, cleanup = settings["params"], settings["cleanup"]
-        return _watershed_job, self.method, arrays, params, cleanup, layer, index, metadata
+        return (
+            _watershed_job,
+            self.method,
+            arrays,
+            params,
+            cleanup,
+            layer,
+            layer.name,
+            index,
+            metadata,
+        )
 
     def cancel(self) -> None:
         """Stop a running Apply or preview now (the frame under way is dropped)."""
@@ -565,7 +569,15 @@ class WatershedWidget(StepWidget, QWidget):
         return layer
 
 
-def _watershed_job(method, arrays, params, cleanup, source, index, metadata):
+def _any_cells(labels) -> bool:
+    """Whether labels (numpy, dask or zarr) hold a cell, read a frame at a time until one
+    does."""
+    if labels.ndim <= 2:
+        return bool(np.asarray(labels).any())
+    return any(np.asarray(labels[i]).any() for i in np.ndindex(labels.shape[:-2]))
+
+
+def _watershed_job(method, arrays, params, cleanup, source, name, index, metadata):
     """Worker body: the frame at ``index`` (a preview), or every frame (``index`` None).
 
     The ``source`` layer (carried, never read here) and ``metadata``, the record of the
@@ -573,6 +585,12 @@ def _watershed_job(method, arrays, params, cleanup, source, index, metadata):
     """
     if index is not None:
         arrays = [np.asarray(arr[index]) for arr in arrays]
+    elif method == "split" and not _any_cells(arrays[0]):
+        # Checked here, on Apply only, not before every preview: it may read the whole stack.
+        raise ValueError(
+            f"{name} has no cells to split (every pixel is 0): segment it in step 2 "
+            "first, or paint cells into it."
+        )
     big = index is None and max(arrays[0].shape[-2:]) > 4096
     labels = yield from iter_watershed(
         method, *arrays, params=params, cleanup=cleanup, chunk_size=2048 if big else None
