@@ -455,6 +455,29 @@ def test_pages_without_metadata_of_different_kinds_are_channels(shared_data, tmp
     assert kind == "image" and data.shape == (2, 300, 400)
 
 
+def test_a_labels_stack_saved_as_samples_opens_as_one_labels_layer(shared_data, tmp_path):
+    """tifffile, and so napari's own labels writer, saves a stack of 2 to 4 planes as the
+    samples of one page. Cell ids in every sample are one labels stack, not 4 mask channels;
+    samples of different kinds stay an input and a mask."""
+    import imageio.v3 as iio
+    from napari.utils.io import imsave
+
+    folder = shared_data / "usiigaci-phc" / "set1"
+    phase = tifffile.imread(folder / "raw.tif")[:300, :400]
+    ids = iio.imread(folder / "instances_ids.png").astype(np.uint16)[:300, :400]
+    stack = np.stack([ids, ids[::-1], np.zeros_like(ids), ids[:, ::-1]])
+    path = tmp_path / "saved by napari.tif"
+    imsave(str(path), stack)
+    assert tifffile.TiffFile(path).series[0].axes == "SYX"
+    ((data, kwargs, kind),) = read_tiff(path)
+    assert kind == "labels" and kwargs["name"] == "saved by napari"
+    np.testing.assert_array_equal(np.asarray(data), stack)
+    imsave(str(path), np.stack([phase, ids]))
+    layers = read_tiff(path)
+    assert [kind for *_, kind in layers] == ["image", "labels"]
+    np.testing.assert_array_equal(np.asarray(layers[1][0]), ids)
+
+
 def test_the_pixel_sample_takes_patches_of_rows_and_columns_of_colour_planes_too():
     from napari_cytomask.io.layers import SAMPLE_GRID, SAMPLE_PATCH, grid_sample
 

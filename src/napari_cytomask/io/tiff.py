@@ -563,11 +563,13 @@ class TiffScan:
             and first.dtype == np.uint8
             and in_shape[in_labels.index("S")] in (3, 4)
         )
+        kinds = _plane_kinds(first, in_labels)
         if "S" in in_labels and not self._rgb and "C" not in in_labels:
-            # Samples that are not 8-bit colour (ImageJ composites stored as one
-            # 16-bit page with 3 samples) are channels.
-            in_labels[in_labels.index("S")] = "C"
-        if _kinds_differ(first, in_labels):
+            # Samples that are not 8-bit colour (ImageJ composites stored as one 16-bit
+            # page with 3 samples) are channels; unless all hold label ids: a labels stack
+            # saved by tifffile, as napari's own writer does, is one layer, not masks alone.
+            in_labels[in_labels.index("S")] = "Q" if kinds == {True} else "C"
+        elif len(kinds) > 1:
             # Pages without metadata that are not all of one kind (label ids and images
             # of light) are channels, not the planes of one stack.
             in_labels[0] = "C"
@@ -1342,19 +1344,25 @@ def _dask_chunks(
 _KIND_PAGES, _KIND_BYTES = 4, 256 << 20
 
 
-def _kinds_differ(series: tifffile.TiffPageSeries, labels: list[str]) -> bool:
-    """Whether a few pages stacked without axis metadata (tifffile's ``I`` or ``Q`` axis)
-    are of different kinds: some label ids, some images of light. Pages of one value (an
-    empty slice of a label volume) are of no kind."""
-    if labels[1:] != ["Y", "X"] or labels[0] not in ("I", "Q"):
-        return False
-    if not 2 <= len(series.pages) <= _KIND_PAGES or series.nbytes > _KIND_BYTES:
-        return False
-    if len(series.pages) != series.shape[0] or not np.issubdtype(series.dtype, np.integer):
-        return False
-    samples = [grid_sample(page.asarray()) for page in series.pages]
-    kinds = {looks_like_mask("", sample) for sample in samples if sample.min() < sample.max()}
-    return len(kinds) > 1
+def _plane_kinds(series: tifffile.TiffPageSeries, labels: list[str]) -> set[bool]:
+    """Of a few planes saved without axis metadata, ``(I or Q or S, Y, X)`` (pages, or the
+    samples of one page), the kinds: True for label ids, False for images of light. Planes
+    of one value (an empty slice of a label volume) are of no kind. Empty when the series
+    is not such a small integer stack."""
+    if labels[1:] != ["Y", "X"] or labels[0] not in ("I", "Q", "S"):
+        return set()
+    if not 2 <= series.shape[0] <= _KIND_PAGES or series.nbytes > _KIND_BYTES:
+        return set()
+    if not np.issubdtype(series.dtype, np.integer):
+        return set()
+    if labels[0] == "S":
+        planes = list(series.pages[0].asarray())
+    elif len(series.pages) == series.shape[0]:
+        planes = [page.asarray() for page in series.pages]
+    else:
+        return set()
+    samples = [grid_sample(plane) for plane in planes]
+    return {looks_like_mask("", sample) for sample in samples if sample.min() < sample.max()}
 
 
 def _select(array: da.Array, c_axis: int | None, c: int, s_axis: int | None, s: int) -> da.Array:
