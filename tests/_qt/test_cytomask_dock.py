@@ -187,6 +187,60 @@ def test_edits_are_stored_by_parameter_name(
     assert again.unet.checkpoint.key() == str(elsewhere)
 
 
+def test_unreadable_remembered_values_keep_their_defaults_and_are_said(
+    make_napari_viewer_proxy, settings, notifications
+):
+    """A settings file edited by hand, or written by another version, must not stop the
+    dock from opening: the values it cannot show keep their defaults, said once."""
+    viewer = make_napari_viewer_proxy()
+    defaults = CytomaskDock(viewer, settings=settings).settings.defaults
+    edited = QSettings(settings.fileName(), settings.format())
+    edited.beginGroup(GROUP)
+    bad = {"unet/tile_size": "abc", "unet/overlap": "1e400", "train/epochs": [1, 2],
+           "sam2/pred_iou_thresh": "nan", "watershed/min_area": ""}  # fmt: skip
+    for key, value in {**bad, "unet/batch_size": "99999999999999999999999"}.items():
+        edited.setValue(key, value)
+    edited.endGroup()
+    edited.sync()
+    dock = CytomaskDock(viewer, settings=QSettings(settings.fileName(), settings.format()))
+    controls = dock.settings.controls()
+    assert {key: value_of(controls[key]) for key in bad} == {key: defaults[key] for key in bad}
+    # A number out of range is brought into it.
+    assert value_of(controls["unet/batch_size"]) == controls["unet/batch_size"].maximum()
+    (said,) = [n for n in notifications if "could not be read" in n]
+    assert all(key in said for key in bad) and settings.fileName() in said
+    # Dropped from the file: the next session opens without the warning.
+    notifications.clear()
+    CytomaskDock(viewer, settings=QSettings(settings.fileName(), settings.format()))
+    assert not [n for n in notifications if "could not be read" in n]
+
+
+def test_two_docks_keep_each_others_changes(make_napari_viewer_proxy, settings):
+    viewer = make_napari_viewer_proxy()
+    first = CytomaskDock(viewer, settings=settings)
+    second = CytomaskDock(viewer, settings=QSettings(settings.fileName(), settings.format()))
+    first.unet.overlap.setValue(100)
+    first.save_settings()
+    second.unet.batch_size.setValue(7)
+    second.save_settings()
+    again = CytomaskDock(viewer, settings=QSettings(settings.fileName(), settings.format()))
+    assert (again.unet.overlap.value(), again.unet.batch_size.value()) == (100, 7)
+
+
+def test_settings_that_cannot_be_saved_are_said_once(
+    make_napari_viewer_proxy, tmp_path, notifications
+):
+    blocked = tmp_path / "dock.ini"
+    blocked.mkdir()  # a folder where the settings file should be: as a read-only disk
+    store = QSettings(str(blocked), QSettings.Format.IniFormat)
+    dock = CytomaskDock(make_napari_viewer_proxy(), settings=store)
+    for value in (100, 90):
+        dock.unet.overlap.setValue(value)
+        dock.save_settings()
+    (said,) = [n for n in notifications if "could not be saved" in n]
+    assert str(blocked) in said and "apply until napari closes" in said
+
+
 @pytest.mark.parametrize("size", WINDOW_SIZES)
 def test_every_step_shows_its_action_progress_and_status_without_scrolling(
     make_napari_viewer, qtbot, settings, real_scan, size
@@ -537,6 +591,22 @@ def test_guided_mode_runs_sam2_on_the_unet_foreground(make_napari_viewer_proxy, 
         qtbot.waitUntil(lambda: "phase SAM2 masks" in viewer.layers, timeout=60_000)
     finally:
         torch.set_num_threads(threads)
+
+
+def test_the_saved_preset_message_gives_a_command_that_pastes(
+    make_napari_viewer_proxy, settings, tmp_path, monkeypatch, notifications
+):
+    import shlex
+
+    from qtpy.QtWidgets import QFileDialog
+
+    path = tmp_path / "my presets" / "phase contrast.json"
+    path.parent.mkdir()
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(path), ""))
+    CytomaskDock(make_napari_viewer_proxy(), settings=settings)._save_preset_dialog()
+    (said,) = [n for n in notifications if n.startswith("Saved")]
+    words = shlex.split(said.split("Run: ", 1)[1])
+    assert words[:4] == ["cytomask", "segment", "--preset", str(path)] and path.is_file()
 
 
 def test_saved_preset_drives_the_command_line(

@@ -9,6 +9,8 @@ file dialog cannot move a value into another control.
 
 from __future__ import annotations
 
+import math
+
 from qtpy.QtCore import QSettings
 from qtpy.QtWidgets import QCheckBox, QComboBox, QLineEdit, QWidget
 
@@ -30,7 +32,13 @@ def value_of(control: QWidget):
 
 
 def set_value(control: QWidget, stored) -> None:
-    """Show ``stored`` (as read back from a settings store) in ``control``."""
+    """Show ``stored`` (as read back from a settings store) in ``control``.
+
+    Raises
+    ------
+    ValueError
+        When a spin box or slider is given something that is not a finite number.
+    """
     if isinstance(control, QCheckBox):
         control.setChecked(stored in (True, "true", "1", 1))
     elif isinstance(control, QComboBox):
@@ -46,8 +54,15 @@ def set_value(control: QWidget, stored) -> None:
         control.setText(str(stored))
     elif isinstance(control.value(), str):  # a composite control whose value is text
         control.setValue(str(stored))
-    else:  # spin boxes and sliders: keep the control's own number type
-        control.setValue(type(control.value())(float(stored)))
+    else:  # spin boxes and sliders: keep the control's own number type, within its range
+        try:
+            number = float(stored)
+        except (TypeError, ValueError):
+            number = math.nan
+        if not math.isfinite(number):
+            raise ValueError(f"{stored!r} is not a number")
+        number = min(max(number, control.minimum()), control.maximum())
+        control.setValue(type(control.value())(number))
 
 
 def changed_signal(control: QWidget):
@@ -76,6 +91,9 @@ class StepSettings:
         self.store = settings
         self.steps = steps
         self.defaults = {key: value_of(c) for key, c in self.controls().items()}
+        #: The values as last stored or restored: saving writes only those changed since,
+        #: so two docks sharing the store keep each other's changes.
+        self._stored = dict(self.defaults)
 
     def controls(self) -> dict[str, QWidget]:
         """Every remembered control by ``"<step>/<parameter name>"``."""
@@ -85,25 +103,42 @@ class StepSettings:
             for name, control in widget.settings_controls().items()
         }
 
-    def save(self) -> None:
-        """Store every remembered value."""
+    def save(self) -> bool:
+        """Store the values changed since the last save or restore.
+
+        Returns
+        -------
+        bool
+            Whether the store could be written (not a read-only or missing folder).
+        """
         self.store.beginGroup(GROUP)
         for key, control in self.controls().items():
-            self.store.setValue(key, value_of(control))
+            value = value_of(control)
+            if value != self._stored.get(key):
+                self.store.setValue(key, value)
+                self._stored[key] = value
         self.store.endGroup()
         self.store.sync()
+        return self.store.status() == QSettings.Status.NoError
 
-    def restore(self) -> None:
+    def restore(self) -> list[str]:
         """Show the stored values; names without a stored value keep theirs.
 
         A step's ``MODEL_SETTINGS`` (after its ``model`` in ``settings_controls()``) were
         chosen for the stored model: when that model is gone, the model shown now keeps
         its own.
+
+        Returns
+        -------
+        list of str
+            ``"<step>/<name> (<stored value>)"`` of each stored value that could not be
+            shown (not a number where one is needed): it keeps its default, and is dropped
+            from the store.
         """
         self.store.beginGroup(GROUP)
         stored = {key: self.store.value(key) for key in self.store.allKeys()}
-        self.store.endGroup()
         model_kept: dict[str, bool] = {}
+        unreadable = []
         for key, control in self.controls().items():
             value = stored.get(key)
             step, name = key.split("/", 1)
@@ -112,9 +147,18 @@ class StepSettings:
                 and not model_kept.get(step, True)
             ):
                 continue
-            set_value(control, value)
+            try:
+                set_value(control, value)
+            except ValueError:
+                unreadable.append(f"{key} ({value!r})")
+                self.store.remove(key)
+                continue
             if name == "model":
                 model_kept[step] = value_of(control) == value
+        self.store.endGroup()
+        self.store.sync()
+        self._stored = {key: value_of(c) for key, c in self.controls().items()}
+        return unreadable
 
     def reset(self) -> None:
         """Show every default value and forget the stored ones."""
@@ -122,3 +166,4 @@ class StepSettings:
             set_value(control, self.defaults[key])
         self.store.clear()
         self.store.sync()
+        self._stored = dict(self.defaults)

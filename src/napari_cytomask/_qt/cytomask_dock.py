@@ -10,11 +10,12 @@ the open step, Escape cancels it.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable
 from pathlib import Path
 
 import napari
-from napari.utils.notifications import show_error, show_info
+from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QSettings, Qt, QTimer
 from qtpy.QtGui import QKeySequence
 from qtpy.QtWidgets import (
@@ -170,6 +171,7 @@ class CytomaskDock(QWidget):
                 "export": self.export,
             },
         )
+        self._unsaved_said = False
         self.restore_settings()
         self._save_timer = QTimer(self)
         self._save_timer.setSingleShot(True)
@@ -199,12 +201,25 @@ class CytomaskDock(QWidget):
             cancel()
 
     def save_settings(self) -> None:
-        """Store every step's settings by name."""
-        self.settings.save()
+        """Store the settings changed since the last save, by name; say once when they
+        cannot be stored."""
+        if not self.settings.save() and not self._unsaved_said:
+            self._unsaved_said = True
+            show_warning(
+                f"The dock's settings could not be saved to {self.settings.store.fileName()} "
+                "(a read-only or missing folder?): they apply until napari closes. Make that "
+                "file writable to have them remembered."
+            )
 
     def restore_settings(self) -> None:
-        """Show the stored settings; restoring is not an edit, so nothing starts."""
-        self.settings.restore()
+        """Show the stored settings; restoring is not an edit, so nothing starts. Stored
+        values that cannot be shown keep their defaults, and are said."""
+        unreadable = self.settings.restore()
+        if unreadable:
+            show_warning(
+                f"Remembered settings that could not be read keep their defaults: "
+                f"{', '.join(unreadable)} (from {self.settings.store.fileName()})."
+            )
         self.watershed.stop_preview()
         self._method_changed()
 
@@ -266,7 +281,9 @@ class CytomaskDock(QWidget):
         except (ValueError, OSError) as err:
             show_error(f"The preset was not saved: {err}")
             return
-        show_info(f"Saved {saved.name}. Run: cytomask segment --preset {saved} SCANS…")
+        show_info(
+            f"Saved {saved.name}. Run: cytomask segment --preset {shlex.quote(str(saved))} SCANS…"
+        )
 
     def _method_changed(self) -> None:
         method = self.method.currentData()
