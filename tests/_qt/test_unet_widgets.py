@@ -10,6 +10,7 @@ import pytest
 import tifffile
 import torch
 from napari.layers import Image, Labels
+from qtpy.QtCore import Qt
 
 from napari_cytomask._qt.unet_widgets import (
     START_CHECKPOINT,
@@ -480,6 +481,23 @@ def test_a_listed_model_deleted_or_damaged_before_it_is_picked_is_said(
     combo.setCurrentIndex(combo.findText(damaged.stem))
     assert segmenter.status.text().startswith(f"Model '{damaged.stem}' can no longer be read (")
     assert combo.findText(damaged.stem) == -1
+
+
+def test_files_in_the_model_folder_that_cannot_be_used_are_listed_greyed_with_why(
+    make_napari_viewer_proxy, unet_checkpoint, model_folder
+):
+    """A model that vanished from the list without a word left the user guessing."""
+    model_folder.mkdir()
+    good = model_folder / "good.safetensors"
+    shutil.copy(unet_checkpoint(64, seed=1), good)
+    (model_folder / "cut short.safetensors").write_bytes(good.read_bytes()[:300])
+    combo = UNetSegmentWidget(make_napari_viewer_proxy()).checkpoint.combo
+    index = combo.findText("cut short (not usable)")
+    assert index == combo.count() - 1
+    assert not combo.model().item(index).isEnabled()
+    assert "is truncated or corrupt" in combo.itemData(index, Qt.ItemDataRole.ToolTipRole)
+    assert combo.currentText() != "cut short (not usable)"
+    assert combo.findText("good") >= 0
 
 
 def test_the_threshold_passes_say_whether_they_come_first_or_last(make_napari_viewer_proxy):

@@ -131,6 +131,51 @@ def test_files_that_are_not_checkpoints(tmp_path):
         read_description(weird)
 
 
+def _write_raw(path, header: dict, data: bytes = b"\0" * 12) -> None:
+    """A safetensors file with exactly this header, bypassing every check."""
+    raw = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + data)
+
+
+def test_odd_headers_and_descriptions_are_refused_and_listed_as_unusable(saved, tmp_path):
+    """Whatever a file in the model folder holds, reading it raises CheckpointError (never
+    another error, which stopped the dock from opening), and the listing says why."""
+    path, _, desc = saved
+    desc = {**json.loads(json.dumps(desc)), "weights_sha256": None}
+    tensor = {"dtype": "F32", "shape": [3], "data_offsets": [0, 12]}
+
+    def meta(**changes):
+        return {"napari-cytomask": json.dumps({**desc, **changes})}
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    cases = {
+        "metadata text": {"__metadata__": "x", "w": tensor},
+        "no offsets": {"__metadata__": meta(), "w": {**tensor, "data_offsets": []}},
+        "text offsets": {"__metadata__": meta(), "w": {**tensor, "data_offsets": ["0", "12"]}},
+        "number description": {"__metadata__": {"napari-cytomask": 123}, "w": tensor},
+        "scores list": {"__metadata__": meta(scores=[1, 2]), "w": tensor},
+        "validation list": {"__metadata__": meta(scores={"validation": [1]}), "w": tensor},
+        "training text": {"__metadata__": meta(training="x"), "w": tensor},
+        "channels text": {"__metadata__": meta(in_channels="three"), "w": tensor},
+    }
+    for name, header in cases.items():
+        _write_raw(folder / f"{name}.safetensors", header)
+        with pytest.raises(CheckpointError, match=f"{name}.safetensors"):
+            read_description(folder / f"{name}.safetensors")
+    (folder / "a folder.safetensors").mkdir()
+    with pytest.raises(CheckpointError, match="is a folder"):
+        read_description(folder / "a folder.safetensors")
+    good = folder / path.name
+    good.write_bytes(path.read_bytes())
+    unusable: list = []
+    assert list_checkpoints(folder, unusable) == [good]
+    assert sorted(p.stem for p, _ in unusable) == sorted([*cases, "a folder"])
+    why = dict((p.stem, text) for p, text in unusable)
+    assert "invalid network" in why["channels text"]
+    assert "validation scores are not a table" in why["validation list"]
+
+
 def test_weights_that_do_not_fit_the_description(saved):
     path, _, _ = saved
     _rewrite_description(path, encoder_depth=4, decoder_channels=[16, 8, 8, 8], tile_size=64)

@@ -138,11 +138,19 @@ class _ModelPicker(QWidget):
         current = self.key()
         self.combo.blockSignals(True)
         self.combo.clear()
-        for entry in unet_models():
+        unusable: list[tuple[Path, str]] = []
+        for entry in unet_models(unusable=unusable):
             try:
                 self._add(entry.key, entry.title, entry.path)
-            except ValueError:
-                continue  # a broken file in the model folder is not offered
+            except ValueError as err:  # the starter model of a damaged installation
+                unusable.append((entry.path, str(err)))
+        # Files in the model folder that cannot be used are shown, greyed out, with why:
+        # a model that vanished from the list would leave the user guessing.
+        for path, why in unusable:
+            self.combo.addItem(f"{path.stem} (not usable)")
+            index = self.combo.count() - 1
+            self.combo.setItemData(index, why, Qt.ItemDataRole.ToolTipRole)
+            self.combo.model().item(index).setEnabled(False)
         self.combo.blockSignals(False)
         if current is not None:
             self.setValue(current)  # a file deleted meanwhile is simply no longer listed

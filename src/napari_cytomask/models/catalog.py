@@ -49,16 +49,19 @@ def starter_path() -> Path:
     return Path(str(resources.files("napari_cytomask") / "resources" / _STARTER_FILE))
 
 
-def unet_models(folder: str | os.PathLike | None = None) -> list[ModelEntry]:
+def unet_models(
+    folder: str | os.PathLike | None = None, unusable: list | None = None
+) -> list[ModelEntry]:
     """The starter model, then the checkpoints in ``folder`` (default: the model folder),
-    newest first."""
+    newest first; the files there that are not usable checkpoints go to ``unusable`` (see
+    :func:`~.checkpoint.list_checkpoints`)."""
     from .checkpoint import list_checkpoints
 
     entries = []
     starter = starter_path()
     if starter.is_file():
         entries.append(ModelEntry(STARTER, STARTER_TITLE, starter))
-    for path in list_checkpoints(folder):
+    for path in list_checkpoints(folder, unusable):
         entries.append(ModelEntry(str(path), path.stem, path))
     return entries
 

@@ -85,19 +85,24 @@ def cache_dir() -> Path:
     return Path(base) / "napari-cytomask" / "unet"
 
 
-def list_checkpoints(folder: str | os.PathLike | None = None) -> list[Path]:
+def list_checkpoints(
+    folder: str | os.PathLike | None = None, unusable: list | None = None
+) -> list[Path]:
     """Checkpoint files in ``folder`` (default :func:`cache_dir`), newest first.
 
-    Files whose header is not a napari-cytomask description are left out.
+    Files that :func:`read_description` refuses are left out; with ``unusable``, each is
+    appended to it as ``(path, why)``, in name order.
     """
     folder = Path(folder) if folder is not None else cache_dir()
     if not folder.is_dir():
         return []
     found = []
-    for path in folder.glob(f"*{SUFFIX}"):
+    for path in sorted(folder.glob(f"*{SUFFIX}")):
         try:
             read_description(path)
-        except CheckpointError:
+        except CheckpointError as err:
+            if unusable is not None:
+                unusable.append((path, str(err)))
             continue
         found.append(path)
     return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
@@ -181,6 +186,8 @@ def _not_a_checkpoint(path: Path, why: str) -> CheckpointError:
 
 def _read_header(path: Path) -> dict:
     """The safetensors header of ``path``, with clear errors for other and broken files."""
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder; pick a checkpoint file.")
     if not path.is_file():
         raise CheckpointError(f"{path} does not exist; pick an existing checkpoint file.")
     size = path.stat().st_size
@@ -211,13 +218,23 @@ def _read_header(path: Path) -> dict:
         header = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise _not_a_checkpoint(path, "it has no safetensors header") from err
-    if not isinstance(header, dict):
+    if not isinstance(header, dict) or not isinstance(header.get("__metadata__", {}), dict):
         raise _not_a_checkpoint(path, "it has no safetensors header")
-    ends = [
-        v["data_offsets"][1]
-        for k, v in header.items()
-        if k != "__metadata__" and isinstance(v, dict) and "data_offsets" in v
-    ]
+    ends = []
+    for key, entry in header.items():
+        if key == "__metadata__":
+            continue
+        offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
+        if not (
+            isinstance(offsets, list)
+            and len(offsets) == 2
+            and all(isinstance(o, int) and o >= 0 for o in offsets)
+        ):
+            raise CheckpointError(
+                f"{path} is corrupt (its header gives no place for the weights {key!r}); "
+                "copy or train it again."
+            )
+        ends.append(offsets[1])
     if 8 + n + max(ends, default=0) > size:
         raise CheckpointError(
             f"{path} is truncated or corrupt (its weights need {8 + n + max(ends)} bytes, the "
@@ -249,7 +266,7 @@ def read_description(path: str | os.PathLike) -> dict:
         raise _not_a_checkpoint(path, "its safetensors header has no napari-cytomask description")
     try:
         desc = json.loads(text)
-    except json.JSONDecodeError as err:
+    except (TypeError, json.JSONDecodeError) as err:
         raise CheckpointError(f"{path} has a corrupt description ({err}); train it again.") from err
     if not isinstance(desc, dict) or desc.get("format") != FORMAT:
         raise _not_a_checkpoint(path, f"its description is not of format {FORMAT!r}")
@@ -270,15 +287,29 @@ def read_description(path: str | os.PathLike) -> dict:
             f"{path} predicts unknown targets {desc.get('targets')!r}; this version knows "
             f"{sorted(TARGETS)}. Update the plugin or pick another model."
         )
+    config_of(desc, path)
+    scores = desc.get("scores")
+    tables = {
+        "training": desc.get("training"),
+        "scores": scores,
+        "postprocess": desc.get("postprocess"),
+        "validation scores": scores.get("validation") if isinstance(scores, dict) else None,
+    }
+    for what, table in tables.items():
+        if table is not None and not isinstance(table, dict):
+            raise CheckpointError(
+                f"{path} has a corrupt description (its {what} are not a table); train it again."
+            )
     return desc
 
 
-def config_of(description: dict) -> UNetConfig:
-    """The network configuration of a checkpoint description."""
+def config_of(description: dict, path: str | os.PathLike = "") -> UNetConfig:
+    """The network configuration of a checkpoint description (of the file ``path``)."""
     try:
         return UNetConfig.from_dict(description)
     except (TypeError, ValueError) as err:
-        raise CheckpointError(f"the checkpoint describes an invalid network: {err}") from err
+        where = f"{path} describes" if path else "the checkpoint describes"
+        raise CheckpointError(f"{where} an invalid network: {err}") from err
 
 
 def check_input_channels(description: dict, n_channels: int, path: str | os.PathLike = "") -> None:
