@@ -82,6 +82,27 @@ def test_preset_round_trip_through_a_file(tmp_path):
         ({"format": "napari-cytomask-preset", "channels": 0}, r"'channels' should be list\[int\]"),
         ({"format": "napari-cytomask-preset", "channels": [0, "1"]}, "'channels' should be"),
         ({"format": "napari-cytomask-preset", "unet": [1]}, "'unet' should hold settings"),
+        # Numbers the dock and the command line would not take: refused on reading, not run.
+        ({"format": "napari-cytomask-preset", "unet": {"interior_threshold": 5.0}},
+         r"unet: 'interior_threshold' is 5.0; it must be from 0 to 1\."),
+        ({"format": "napari-cytomask-preset", "unet": {"foreground_threshold": float("nan")}},
+         "'foreground_threshold' is nan"),
+        ({"format": "napari-cytomask-preset", "unet": {"min_size": -10}},
+         "'min_size' is -10; it must be 0 or more"),
+        ({"format": "napari-cytomask-preset", "unet": {"batch_size": -3}}, "'batch_size' is -3"),
+        ({"format": "napari-cytomask-preset", "unet": {"tile_size": 0}}, "'tile_size' is 0"),
+        ({"format": "napari-cytomask-preset", "method": "sam2",
+          "sam2": {"params": {"pred_iou_thresh": "high"}}},
+         r"sam2: params: 'pred_iou_thresh' should be float, not 'high'"),
+        ({"format": "napari-cytomask-preset", "method": "sam2",
+          "sam2": {"params": {"points_per_side": 0}}}, "'points_per_side' is 0"),
+        ({"format": "napari-cytomask-preset", "method": "sam2",
+          "sam2": {"labels": {"max_area_fraction": 2}}}, "'max_area_fraction' is 2"),
+        ({"format": "napari-cytomask-preset", "split": {"cleanup": "x"}},
+         "split: 'cleanup' should hold settings, not 'x'"),
+        ({"format": "napari-cytomask-preset", "split": {"params": {"colour": 1}}},
+         "invalid split settings"),
+        ({"format": "napari-cytomask-preset", "split": {"extra": {}}}, "only 'params' and"),
     ],
 )  # fmt: skip
 def test_bad_presets_say_what_is_wrong(data, message):
@@ -94,6 +115,10 @@ def test_a_file_that_is_not_json(tmp_path):
     path.write_bytes(b"\x00\x01 not json")
     with pytest.raises(PresetError, match="not a JSON preset file"):
         Preset.load(path)
+    with pytest.raises(PresetError, match="could not be read: it is a folder"):
+        Preset.load(tmp_path)
+    with pytest.raises(PresetError, match="could not be read: it does not exist"):
+        Preset.load(tmp_path / "missing.json")
 
 
 def test_check_finds_missing_models_before_any_work(tmp_path, unet_file, monkeypatch):

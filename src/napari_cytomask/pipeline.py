@@ -11,6 +11,7 @@ process, or per dask worker) and segments images with them.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -142,17 +143,22 @@ class Preset:
             self.unet = UNetStep()
         if self.method in ("sam2", "sam2_guided") and self.sam2 is None:
             self.sam2 = Sam2Step()
+        if self.unet is not None:
+            _check_ranges(asdict(self.unet), "unet")
         if self.sam2 is not None:
+            from .models.sam2_engine import LabelParams, Sam2Params
+
+            _check_types(Sam2Params, self.sam2.params, "sam2: params: ")
+            _check_types(LabelParams, self.sam2.labels, "sam2: labels: ")
+            _check_ranges(self.sam2.params, "sam2: params")
+            _check_ranges(self.sam2.labels, "sam2: labels")
             try:
                 self.sam2.sam2_params()
                 self.sam2.label_params()
             except (TypeError, ValueError) as err:
                 raise PresetError(f"invalid SAM2 settings: {err}") from err
-        if self.split is not None and set(self.split) - {"params", "cleanup"}:
-            raise PresetError(
-                f"the split settings hold {sorted(self.split)}; only 'params' and 'cleanup' "
-                "are known."
-            )
+        if self.split is not None:
+            _check_split(self.split)
 
     def check(self) -> None:
         """Check that the models exist and fit, without loading their weights.
@@ -243,6 +249,9 @@ class Preset:
     def load(cls, path: str | os.PathLike) -> Preset:
         """Read a preset file written by :meth:`save`."""
         path = Path(path)
+        if not path.is_file():
+            why = "it is a folder" if path.is_dir() else "it does not exist"
+            raise PresetError(f"{path} could not be read: {why}; give a preset file (.json).")
         try:
             data = json.loads(path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
@@ -258,11 +267,61 @@ _JSON_KINDS = {"int": int, "float": (int, float), "str": str, "bool": bool, "dic
                "list[int]": list, "None": type(None)}  # fmt: skip
 
 
+#: Ranges (low, high; ``None``: no bound) of the preset numbers, as the dock's controls and
+#: the command line's options allow them, by where they are in the preset.
+_RANGES = {
+    "unet": {"tile_size": (1, None), "overlap": (0, None), "batch_size": (0, None),
+             "interior_threshold": (0, 1), "foreground_threshold": (0, 1),
+             "min_size": (0, None)},
+    "sam2: params": {"points_per_side": (1, None), "points_per_batch": (1, None),
+                     "pred_iou_thresh": (0, 1), "stability_score_thresh": (0, 1),
+                     "box_nms_thresh": (0, 1), "crop_nms_thresh": (0, 1),
+                     "crop_n_layers": (0, None), "min_mask_region_area": (0, None)},
+    "sam2: labels": {"min_area": (0, None), "max_area": (0, None),
+                     "max_area_fraction": (0, 1), "min_foreground_fraction": (0, 1),
+                     "foreground_threshold": (0, 1), "tile_size": (1, None),
+                     "tile_overlap": (0, None)},
+}  # fmt: skip
+
+
+def _check_ranges(values: dict, where: str) -> None:
+    """Raise :class:`PresetError` for a number outside its :data:`_RANGES` (or not finite):
+    a hand-edited preset must not run with settings the dock could not give."""
+    for name, (low, high) in _RANGES[where].items():
+        value = values.get(name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue  # None (the default) or a type that _check_types refuses
+        if not (math.isfinite(value) and value >= low and (high is None or value <= high)):
+            bounds = f"from {low} to {high}" if high is not None else f"{low} or more"
+            raise PresetError(f"{where}: '{name}' is {value!r}; it must be {bounds}.")
+
+
+def _check_split(split: dict) -> None:
+    """Raise :class:`PresetError` unless ``split`` holds settings that split labels: tried
+    on a small image, so a bad entry is named when the preset is read, not at every file."""
+    from .postprocess import run_watershed
+
+    if set(split) - {"params", "cleanup"}:
+        raise PresetError(
+            f"the split settings hold {sorted(split)}; only 'params' and 'cleanup' are known."
+        )
+    for key in ("params", "cleanup"):
+        if not isinstance(split.get(key) or {}, dict):
+            raise PresetError(f"split: '{key}' should hold settings, not {split[key]!r}.")
+    cells = np.zeros((16, 16), np.uint8)
+    cells[4:12, 4:12] = 1
+    try:
+        run_watershed("split", cells, params=split.get("params"), cleanup=split.get("cleanup"))
+    except (TypeError, ValueError) as err:
+        raise PresetError(f"invalid split settings: {err}") from err
+
+
 def _check_types(cls, values: dict, where: str) -> None:
     """Raise :class:`PresetError` for a value of another type than its field's, so that a
     hand-edited preset is refused with the entry named, not at every file it is used on."""
     for f in fields(cls):
-        kinds = [k.strip() for k in str(f.type).split("|")]
+        # Annotations are text here, types in modules without postponed annotations.
+        kinds = [k.strip() for k in getattr(f.type, "__name__", str(f.type)).split("|")]
         if f.name not in values or not all(k in _JSON_KINDS for k in kinds):
             continue
         value = values[f.name]
