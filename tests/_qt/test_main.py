@@ -1,5 +1,8 @@
 """``python -m napari_cytomask``: what a new user sees first."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from napari.layers import Image
@@ -23,7 +26,7 @@ def test_the_sample_opens_whole_beside_the_dock_with_the_hand_drawn_cells_hidden
         shown.append(viewer)
 
     monkeypatch.setattr(napari, "run", run)
-    entry.main()
+    assert entry.main([]) == 0
     (viewer,) = shown
     try:
         assert "Segment cytoplasm (napari-cytomask)" in viewer.window.dock_widgets
@@ -41,3 +44,29 @@ def test_the_sample_opens_whole_beside_the_dock_with_the_hand_drawn_cells_hidden
         assert top_left[0] <= -0.5 and bottom_right[0] >= height - 0.5
     finally:
         viewer.close()
+
+
+def _run_main(*args, **env):
+    environment = {k: v for k, v in __import__("os").environ.items()
+                   if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "napari_cytomask", *args],
+        capture_output=True, text=True, env={**environment, **env}, timeout=120,
+    )  # fmt: skip
+
+
+def test_help_says_what_it_opens_without_starting_napari():
+    """It ignored --help and aborted in Qt without a display (exit 134)."""
+    result = _run_main("--help")
+    assert result.returncode == 0
+    assert result.stdout.startswith("usage: python -m napari_cytomask")
+    assert "cytomask segment IMAGES -o OUT" in result.stdout
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux names its display")
+def test_without_a_display_it_says_how_to_run_instead_of_aborting():
+    result = _run_main()
+    assert result.returncode == 1
+    assert "napari needs a display, and no display was found" in result.stderr
+    assert "xvfb-run -a python -m napari_cytomask" in result.stderr
+    assert "Traceback" not in result.stderr
