@@ -188,11 +188,12 @@ def test_edits_are_stored_by_parameter_name(
 
 
 def test_unreadable_remembered_values_keep_their_defaults_and_are_said(
-    make_napari_viewer_proxy, settings, notifications
+    make_napari_viewer, qtbot, settings, notifications
 ):
     """A settings file edited by hand, or written by another version, must not stop the
-    dock from opening: the values it cannot show keep their defaults, said once."""
-    viewer = make_napari_viewer_proxy()
+    dock from opening: the values it cannot show keep their defaults, said once the dock is
+    on screen (said before napari docks it, the note sat beyond the narrowed canvas)."""
+    viewer = make_napari_viewer(show=True)
     defaults = CytomaskDock(viewer, settings=settings).settings.defaults
     edited = QSettings(settings.fileName(), settings.format())
     edited.beginGroup(GROUP)
@@ -207,11 +208,16 @@ def test_unreadable_remembered_values_keep_their_defaults_and_are_said(
     assert {key: value_of(controls[key]) for key in bad} == {key: defaults[key] for key in bad}
     # A number out of range is brought into it.
     assert value_of(controls["unet/batch_size"]) == controls["unet/batch_size"].maximum()
+    assert not [n for n in notifications if "could not be read" in n]
+    viewer.window.add_dock_widget(dock)
+    qtbot.waitUntil(lambda: any("could not be read" in n for n in notifications), timeout=5000)
     (said,) = [n for n in notifications if "could not be read" in n]
     assert all(key in said for key in bad) and settings.fileName() in said
     # Dropped from the file: the next session opens without the warning.
     notifications.clear()
-    CytomaskDock(viewer, settings=QSettings(settings.fileName(), settings.format()))
+    again = CytomaskDock(viewer, settings=QSettings(settings.fileName(), settings.format()))
+    viewer.window.add_dock_widget(again, name="again")
+    qtbot.wait(200)
     assert not [n for n in notifications if "could not be read" in n]
 
 

@@ -172,6 +172,7 @@ class CytomaskDock(QWidget):
             },
         )
         self._unsaved_said = False
+        self._restore_note: str | None = None
         self.restore_settings()
         self._save_timer = QTimer(self)
         self._save_timer.setSingleShot(True)
@@ -216,10 +217,24 @@ class CytomaskDock(QWidget):
         values that cannot be shown keep their defaults, and are said."""
         unreadable = self.settings.restore()
         if unreadable:
-            show_warning(
+            self._restore_note = (
                 f"Remembered settings that could not be read keep their defaults: "
                 f"{', '.join(unreadable)} (from {self.settings.store.fileName()})."
             )
+            if self.isVisible():
+                self._say_restore_note()
+
+    def showEvent(self, event) -> None:
+        """Say what restoring the settings could not read once the dock is on screen: said
+        while napari docks it, the note would sit where the canvas no longer reaches."""
+        super().showEvent(event)
+        if self._restore_note:
+            QTimer.singleShot(0, self._say_restore_note)
+
+    def _say_restore_note(self) -> None:
+        note, self._restore_note = self._restore_note, None
+        if note:
+            show_warning(note)
         self.watershed.stop_preview()
         self._method_changed()
 
