@@ -1023,3 +1023,31 @@ def test_the_readers_warnings_are_one_line_notes(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"cytomask: note: {path}: 1 image(s) of the same size but another pixel type" in err
     assert "UserWarning" not in err
+
+
+def test_evaluate_a_multi_frame_tiff_pair_frame_by_frame(tmp_path):
+    """A 2-frame TIFF pair is scored per frame; without it frames pool into one 3-D volume."""
+    scan = make_tilescan(n_tiles=2, shape=(96, 96), cell_radius=10, seed=6)
+    truth = np.asarray(scan.labels[:2])
+    # Frame 0 predicted exactly, frame 1 poorly (cells merged by dilation).
+    guess = np.stack(
+        [truth[0], np.maximum.reduce([np.roll(truth[1], s, 1) for s in (0, 4)])]
+    ).astype(truth.dtype)
+    tifffile.imwrite(tmp_path / "gt.tif", truth)
+    tifffile.imwrite(tmp_path / "pred.tif", guess)
+    csv_path = tmp_path / "m.csv"
+    argv = ["evaluate", "--pred", str(tmp_path / "pred.tif"), "--gt", str(tmp_path / "gt.tif")]
+    assert main([*argv, "-q", "-o", str(csv_path)]) == 0
+    per_frame = [evaluate(truth[i], guess[i]).mean_segmentation_accuracy for i in range(2)]
+    assert per_frame[0] == 1.0 and per_frame[1] < 0.9
+    rows = [
+        r for r in csv.DictReader(csv_path.open()) if r["metric"] == "mean_segmentation_accuracy"
+    ]
+    values = {(r["prediction"], r["frame"]): float(r["value"]) for r in rows}
+    pred_name = str(tmp_path / "pred.tif")
+    assert values == {
+        (pred_name, "all"): pytest.approx(np.mean(per_frame)),
+        (pred_name, "0"): pytest.approx(per_frame[0]),
+        (pred_name, "1"): pytest.approx(per_frame[1]),
+        ("all", "all"): pytest.approx(np.mean(per_frame)),
+    }

@@ -190,3 +190,48 @@ def test_core_does_not_import_qt():
         "'PySide2', 'PySide6') or m.split('.')[0] == 'napari']; assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_unmatched_objects_of_a_stack_stay_in_their_frame():
+    """An id unmatched in one frame must not be highlighted in another frame reusing it."""
+    square = np.zeros((8, 8), np.uint16)
+    square[1:4, 1:4] = 1
+    elsewhere = np.zeros_like(square)
+    elsewhere[5:8, 5:8] = 1
+    # Frame 0: truth 1 and prediction 1 coincide; frame 1: they do not touch.
+    gt = np.stack([square, square])
+    pred = np.stack([square, elsewhere])
+    result = evaluate(gt, pred, stack=True)
+    assert result.true_objects.matched.tolist() == [True, False]
+    assert result.pred_objects.matched.tolist() == [True, False]
+    false_pos, false_neg = unmatched_objects(gt, pred, result, stack=True)
+    assert not false_pos[0].any() and not false_neg[0].any()
+    assert np.array_equal(false_pos[1], elsewhere)
+    assert np.array_equal(false_neg[1], square)
+
+
+def test_best_partner_is_the_one_with_the_highest_iou():
+    """best_id/best_iou name the closest partner, not merely some overlapping one."""
+    gt = np.zeros((2, 12), np.uint8)
+    gt[:, 0:6] = 1
+    gt[:, 6:12] = 2
+    pred = np.zeros_like(gt)
+    pred[:, 0:4] = 5
+    pred[:, 4:12] = 7
+    # Truth 1 overlaps pred 5 (IoU 8/12) and pred 7 (IoU 4/24);
+    # pred 7 overlaps truth 1 (IoU 4/24) and truth 2 (IoU 12/16).
+    result = evaluate(gt, pred)
+    true, pred_table = result.true_objects, result.pred_objects
+    assert true.ids.tolist() == [1, 2] and pred_table.ids.tolist() == [5, 7]
+    assert true.best_id.tolist() == [5, 7]
+    assert true.best_iou.tolist() == pytest.approx([8 / 12, 12 / 16])
+    assert pred_table.best_id.tolist() == [1, 2]
+    assert pred_table.best_iou.tolist() == pytest.approx([8 / 12, 12 / 16])
+
+
+def test_iou_threshold_one_is_allowed_and_means_identical():
+    """IoU 1.0 is a valid threshold (the range is (0, 1]): only identical objects match."""
+    same = evaluate(GT, GT, [1.0], match_threshold=1.0)
+    assert same.matches.tp.tolist() == [2]
+    assert same.true_objects.matched.tolist() == [True, True]
+    assert evaluate(GT, PRED, [0.5, 1.0]).matches.tp.tolist() == [2, 0]

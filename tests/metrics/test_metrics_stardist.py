@@ -145,17 +145,21 @@ def test_empty_images_agree_with_stardist(real_labels, gt_empty, pred_empty):
 
 
 def test_msa_is_the_per_image_mean_of_stardist_accuracy(real_labels, perturb):
+    """mSA is a per-image mean without empty frames; else an empty tile drags it down unseen."""
     # mSA (micro-sam, Archit & Pape): per image, the mean over IoU 0.50:0.05:0.95 of
     # stardist's "accuracy" TP / (TP + FP + FN); over images, the mean of those.
     gts = [
         real_labels["nuclei-dsb/tests_mask2d.tif"],
         real_labels["nuclei-dsb/mask2d.tif"][:256, :256],
     ]
-    preds = [perturb(gts[0], "mixed"), perturb(gts[1], "split", seed=1)]
+    # Both predictions are partly right (mSA > 0), so leaving an empty frame
+    # in the mean would change it ("mixed" would score 0 and hide that).
+    preds = [perturb(gts[0], "merged"), perturb(gts[1], "split", seed=1)]
     per_image = [
         np.mean([r.accuracy for r in matching(gt, pred, thresh=list(MAF1_THRESHOLDS))])
         for gt, pred in zip(gts, preds, strict=True)
     ]
+    assert min(per_image) > 0.1
     single = [evaluate(gt, pred) for gt, pred in zip(gts, preds, strict=True)]
     for result, expected in zip(single, per_image, strict=True):
         assert result.mean_segmentation_accuracy == pytest.approx(expected, abs=1e-9)
@@ -167,7 +171,12 @@ def test_msa_is_the_per_image_mean_of_stardist_accuracy(real_labels, perturb):
     assert (single[0] + single[1]).mean_segmentation_accuracy == pytest.approx(expected, abs=1e-9)
     pooled = np.mean(stacked.maf1_matches.accuracy)
     assert abs(pooled - expected) > 1e-3
-    # A frame with no object in either image does not count.
+    # A frame with no object in either image does not count (the docstring's rule):
+    # the mean is that of the other frame alone, not halved by a 0 for the empty one.
     empty = np.zeros_like(gts[0])
     with_empty = evaluate(np.stack([gts[0], empty]), np.stack([preds[0], empty]), stack=True)
+    assert with_empty.frames[1].maf1_matches.n_true == with_empty.frames[1].maf1_matches.n_pred == 0
     assert with_empty.mean_segmentation_accuracy == pytest.approx(per_image[0], abs=1e-9)
+    # Only a frame with no object at all is left out: an empty prediction counts as 0.
+    missed = evaluate(np.stack([gts[0], gts[0]]), np.stack([preds[0], empty]), stack=True)
+    assert missed.mean_segmentation_accuracy == pytest.approx(per_image[0] / 2, abs=1e-9)
