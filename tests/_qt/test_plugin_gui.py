@@ -179,3 +179,9 @@ def test_a_scan_without_a_transmitted_light_channel_is_said_once(
     )
     picker.setCurrentIndex(picker.findData("input"))
     qtbot.waitUntil(lambda: widget.status.text() == "")
+    # The other widget follows the role picked in this one: its line went stale.
+    qtbot.waitUntil(lambda: later.status.text() == "")
+    rows = range(later.table.rowCount())
+    assert [later.table.cellWidget(r, 2).currentData() for r in rows] == [
+        widget.table.cellWidget(r, 2).currentData() for r in rows
+    ]

@@ -73,7 +73,15 @@ class ChannelRolesWidget(QWidget):
         for event in (events.inserted, events.removed, events.moved, events.renamed):
             event.connect(self._schedule_refresh)
         events.inserted.connect(self._adopt_ids)
+        # A role is recorded in the layer's metadata: set by another Channel roles widget
+        # or a script, it shows here too.
+        events.inserted.connect(lambda event: self._watch(event.value))
+        for layer in self.viewer.layers:
+            self._watch(layer)
         self.refresh()
+
+    def _watch(self, layer) -> None:
+        layer.events.metadata.connect(self._schedule_refresh)
 
     def _schedule_refresh(self, event=None) -> None:
         # Rebuilding replaces (and deletes) the combo boxes; never do that inside their signals.
