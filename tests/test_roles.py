@@ -61,3 +61,29 @@ def test_only_single_channel_images_of_other_readers_are_channels(viewer, tmp_pa
         photo = Image(np.zeros((8, 8, 3), np.uint8), rgb=True)
         ids = Image(np.zeros((8, 8), np.uint8))
     assert role_of(photo) is None and role_of(ids) == "image"
+
+
+def _add_scan(model, source):
+    """Add a two-channel scan as the plugin's reader opens it: brightfield input, GFP image."""
+    from napari_cytomask.io.layers import Channel, to_layer_data
+
+    rng = np.random.default_rng(len(source))
+    channels = [
+        Channel("Brightfield", rng.integers(100, 4000, (16, 16), np.uint16), "input", 0),
+        Channel("GFP", rng.integers(100, 4000, (16, 16), np.uint16), "image", 1),
+    ]
+    layers = []
+    for data, kwargs, kind in to_layer_data(channels, axis_labels=("Y", "X"), source=source):
+        kwargs["name"] = f"{kwargs['name']} {source}"
+        layers.append(getattr(model, f"add_{kind}")(data, **kwargs))
+    return layers
+
+
+def test_choosing_the_input_of_one_scan_leaves_another_scans_input_alone():
+    """Without this, making a channel the input would demote every other scan's input."""
+    model = ViewerModel()
+    bright_a, gfp_a = _add_scan(model, "a.tif")
+    bright_b, gfp_b = _add_scan(model, "b.tif")
+    set_role(model.layers, gfp_a, "input")
+    assert [role_of(layer) for layer in (bright_a, gfp_a)] == ["image", "input"]
+    assert [role_of(layer) for layer in (bright_b, gfp_b)] == ["input", "image"]

@@ -453,3 +453,49 @@ def test_a_link_to_a_missing_file_is_named_as_such(tmp_path, real_labels):
     with pytest.raises(FileExistsError, match="is a link to a missing file and was left"):
         write_labels(target, real_labels)
     assert target.is_symlink() and not (tmp_path / "gone.tif").exists()
+
+
+@pytest.mark.parametrize("top", [7, 70_000])  # an ImageJ TIFF (µm), a plain TIFF (cm)
+def test_non_square_pixels_are_read_back_as_y_then_x(tmp_path, top):
+    """Without this, a reader that swaps the X and Y resolution tags passes: all else is square."""
+    labels = np.zeros((32, 48), np.uint32)
+    labels[4:12, 6:30] = top
+    path = write_labels(tmp_path / "wide.tif", labels, scale=(0.5, 0.125), units=("µm", "µm"))
+    ((data, kwargs, kind),) = read_tiff(path)
+    assert kind == "labels"
+    np.testing.assert_array_equal(np.asarray(data), labels)
+    assert tuple(kwargs["scale"]) == pytest.approx((0.5, 0.125))
+
+
+@pytest.mark.parametrize(
+    ("options", "per_um"),
+    [
+        ({"imagej": True, "metadata": {"axes": "YX", "unit": "micron"}}, 1.0),
+        ({"resolutionunit": "CENTIMETER"}, 1e4),
+    ],
+    ids=["imagej-micron", "plain-centimetre"],
+)
+def test_a_tiff_with_different_x_and_y_resolution_scales_y_then_x(tmp_path, options, per_um):
+    """Without this, swapping XResolution and YResolution in the reader goes unnoticed."""
+    image = np.random.default_rng(3).integers(100, 4000, (40, 64), dtype=np.uint16)
+    path = tmp_path / "camera.tif"
+    # Resolution tags are pixels per unit: X 0.2 µm, Y 0.6 µm.
+    tifffile.imwrite(path, image, resolution=(per_um / 0.2, per_um / 0.6), **options)
+    ((_, kwargs, _),) = read_tiff(path)
+    assert tuple(kwargs["scale"]) == pytest.approx((0.6, 0.2))
+
+
+def test_png_holds_ids_up_to_65535_and_refuses_65536(tmp_path):
+    """Without this, PNG's limit can be off by one: 65536 would be cut to 16 bits or fail late."""
+    labels = np.zeros((8, 8), np.int64)
+    labels[2:5, 2:5] = 65535
+    labels[6, 6] = 1
+    back = iio.imread(write_labels(tmp_path / "edge.png", labels))
+    assert back.dtype == np.uint16
+    np.testing.assert_array_equal(back, labels)
+    labels[0, 0] = 65536
+    with pytest.raises(
+        ValueError, match=r"PNG holds ids up to 65535 but the labels go up to 65536"
+    ):
+        write_labels(tmp_path / "over.png", labels)
+    assert _files(tmp_path) == ["edge.png"]

@@ -1,0 +1,69 @@
+"""write_atomically: the permissions of what it writes, and never replacing a file it
+was not allowed to replace."""
+
+import os
+import stat
+
+import numpy as np
+import pytest
+
+from napari_cytomask.io import atomic
+from napari_cytomask.io.writers import write_labels
+
+
+@pytest.fixture
+def umask_022():
+    """A known umask, so that a private (0600) file cannot pass for a plain new one."""
+    before = os.umask(0o022)
+    yield 0o022
+    os.umask(before)
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX permissions")
+def test_a_written_labels_file_has_the_permissions_of_a_plain_new_file(tmp_path, umask_022):
+    """Without this, saved labels stay private (0600, as mkstemp makes them) unnoticed."""
+    labels = np.zeros((16, 16), np.uint8)
+    labels[4:8, 4:8] = 1
+    path = write_labels(tmp_path / "cells.tif", labels)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask_022 == 0o644
+    # The same when an existing file is replaced.
+    path.chmod(0o600)
+    write_labels(path, labels, overwrite=True)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_a_file_that_appears_while_writing_is_kept_and_the_write_refused(tmp_path):
+    """Without this, a file another program saved at the target meanwhile is silently replaced."""
+    target = tmp_path / "cells.tif"
+
+    def write(tmp):
+        tmp.write_bytes(b"ours")
+        target.write_bytes(b"theirs")  # another program saves under the same name now
+
+    with pytest.raises(FileExistsError, match="appeared while saving"):
+        atomic.write_atomically(target, write)
+    assert target.read_bytes() == b"theirs"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cells.tif"]  # no temporary left
+
+
+def test_without_hard_links_a_file_that_appeared_is_still_kept(tmp_path, monkeypatch):
+    """Without this, file systems without hard links (FAT) would replace a file that appeared."""
+    target = tmp_path / "cells.tif"
+
+    def no_links(src, dst, *args, **kwargs):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(atomic.os, "link", no_links)
+
+    def write(tmp):
+        tmp.write_bytes(b"ours")
+        target.write_bytes(b"theirs")
+
+    with pytest.raises(FileExistsError, match="already exists"):
+        atomic.write_atomically(target, write)
+    assert target.read_bytes() == b"theirs"
+    # With nothing in the way, the same file system still gets the file.
+    other = tmp_path / "other.tif"
+    atomic.write_atomically(other, lambda tmp: tmp.write_bytes(b"ours"))
+    assert other.read_bytes() == b"ours"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cells.tif", "other.tif"]

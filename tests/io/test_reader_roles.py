@@ -1,0 +1,43 @@
+"""Which channel the reader takes for the input when several could be."""
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_cytomask.io.layers import Channel, guess_roles
+from napari_cytomask.io.tiff import read_tiff
+
+
+def _camera(seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(100, 4000, (64, 64), dtype=np.uint16)
+
+
+@pytest.mark.parametrize(
+    "names",
+    [("GFP", "Brightfield", "DIC"), ("Phase", "mCherry", "Brightfield"), ("DIC", "Phase")],
+)
+def test_the_first_transmitted_light_channel_of_a_file_is_the_input(tmp_path, names):
+    """Without this, the reader could take the last of several transmitted-light channels."""
+    path = tmp_path / "scan.ome.tif"
+    image = np.stack([_camera(i) for i in range(len(names))])
+    tifffile.imwrite(path, image, ome=True, metadata={"axes": "CYX", "Channel": {"Name": names}})
+    layers = read_tiff(path)
+    assert [kwargs["name"] for _, kwargs, _ in layers] == list(names)
+    roles = [kwargs["metadata"]["cytomask"]["role"] for _, kwargs, _ in layers]
+    first = next(i for i, n in enumerate(names) if n in ("Brightfield", "DIC", "Phase"))
+    assert roles == ["input" if i == first else "image" for i in range(len(names))]
+
+
+def test_guess_roles_takes_the_first_transmitted_light_image_and_skips_masks():
+    """Without this, the last transmitted-light channel, or a mask named like one, is the input."""
+    ids = np.zeros((64, 64), np.uint16)
+    ids[10:30, 10:30] = 1
+    ids[40:60, 35:55] = 2
+    channels = [
+        Channel("Phase mask", ids, index=0),
+        Channel("GFP", _camera(1), index=1),
+        Channel("Brightfield", _camera(2), index=2),
+        Channel("DIC", _camera(3), index=3),
+    ]
+    guess_roles(channels, [c.data for c in channels])
+    assert [c.role for c in channels] == ["mask", "image", "input", "image"]
