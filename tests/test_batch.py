@@ -297,3 +297,28 @@ def test_no_dashboard_port_warning_and_no_negative_worker_count(images, unet_fil
                      "--workers", "1", "--threads", "1", "--device", "cpu", "-q"])  # fmt: skip
     assert code == 0
     assert not [w for w in caught if "already in use" in str(w.message)]
+
+
+def test_a_record_whose_labels_were_deleted_is_not_finished(tmp_path):
+    """Without it, a provenance record alone could count as a finished job, so a re-run
+    would skip an input whose labels are gone."""
+    from napari_cytomask import batch
+
+    source = tmp_path / "set1.tif"
+    tifffile.imwrite(source, np.zeros((8, 8), np.uint8))
+    preset = Preset(unet=UNetStep(model=str(tmp_path / "model.safetensors")))
+    todo, done = batch.plan([source], preset, None, batch.Options())
+    assert [job.source for job in todo] == [source] and not done
+    job = todo[0]
+    assert not job.finished()  # neither output yet
+    tifffile.imwrite(job.labels, np.ones((8, 8), np.uint8))
+    assert not job.finished()  # labels without a record: an interrupted run
+    job.record.write_text(json.dumps({"preset": preset.to_dict(), "output": job.labels.name}))
+    assert job.finished()
+    assert batch.plan([source], preset, None, batch.Options()) == ([], [job])
+    job.labels.unlink()
+    assert not job.finished()  # the record alone: the labels must be made again
+    assert batch.plan([source], preset, None, batch.Options()) == ([job], [])
+    # Labels in another format than this run's count too.
+    tifffile.imwrite(job.record.with_name(job.record.stem + ".ome.tif"), np.ones((8, 8), np.uint8))
+    assert job.finished()

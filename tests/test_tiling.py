@@ -39,3 +39,27 @@ def test_a_small_image_is_one_tile_and_a_bad_overlap_is_explained():
     assert tile_boxes((50, 60), 128, 32) == [((0, 0, 50, 60), (0, 0, 50, 60))]
     with pytest.raises(ValueError, match=r"overlap \(128\) must be at least 0 and smaller"):
         tile_starts(300, 128, 128)
+
+
+@pytest.mark.parametrize(
+    ("size", "tile", "overlap"), [(320, 128, 48), (1000, 256, 64), (105, 23, 20), (301, 128, 33)]
+)
+def test_each_core_border_is_the_middle_of_the_overlap_rounded_down(size, tile, overlap):
+    """Without it, the cores could be cut a pixel off the middle of the overlaps."""
+    spans = tile_spans(size, tile, overlap)
+    assert len(spans) > 2
+    for (_, stop, _, cut), (start, _, following, _) in zip(spans[:-1], spans[1:], strict=True):
+        assert cut == following == (stop + start) // 2
+
+
+def test_core_borders_of_a_known_tiling():
+    """Without it, the cores could be cut a pixel off the middle of the overlaps."""
+    # Tiles 0:128, 64:192, 128:256, 192:320 overlap by 64; the cuts fall at 96, 160, 224.
+    assert tile_spans(320, 128, 48) == [
+        (0, 128, 0, 96),
+        (64, 192, 96, 160),
+        (128, 256, 160, 224),
+        (192, 320, 224, 320),
+    ]
+    # Odd overlaps (0:10 and 7:17, 3 px) are cut at the lower middle: 8 = (10 + 7) // 2.
+    assert tile_spans(17, 10, 3) == [(0, 10, 0, 8), (7, 17, 8, 17)]

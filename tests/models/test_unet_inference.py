@@ -97,6 +97,42 @@ def test_progress_tta_and_cancel(trained, image):
     gen.close()  # a worker's quit() stops the generator between tiles
     result = segment(trained, image[:200, :200], tile_size=128, overlap=32, tta=True)
     assert result.labels.shape == (200, 200) and result.classes[1] == "interior"
+    # The flipped predictions are flipped back before they are averaged: TTA only
+    # smooths the plain prediction, it does not mirror parts of it.
+    plain = segment(trained, image[:200, :200], tile_size=128, overlap=32)
+    np.testing.assert_allclose(result.probabilities.sum(axis=0), 1, atol=1e-4)
+    diff = np.abs(result.probabilities - plain.probabilities)
+    assert diff.mean() < 0.08, diff.mean()  # measured: 0.035; not flipped back: 0.23
+
+
+def test_tta_flips_predictions_back_before_averaging(unet_checkpoint):
+    """Without it, TTA could average predictions of flipped tiles without flipping them
+    back, mirroring half of what the network sees."""
+    from napari_cytomask.models.inference import predict_tiles
+
+    predictor = UNetPredictor.from_checkpoint(unet_checkpoint(tile_size=64, seed=3), "cpu")
+    rng = np.random.default_rng(0)
+    tiles = rng.random((2, 1, 64, 64)).astype(np.float32)
+    tiles[:, :, :, :20] += 2  # bright on the left: not symmetric under any flip
+    tta = predict_tiles(predictor, tiles, tta=True)
+    assert tta.shape == (2, 3, 64, 64)
+    np.testing.assert_allclose(tta.sum(axis=1), 1, atol=1e-5)
+    # Averaging over all four flips, each undone, commutes with flipping the input.
+    for dims in ((-1,), (-2,), (-2, -1)):
+        mirrored = predict_tiles(predictor, np.flip(tiles, dims).copy(), tta=True)
+        np.testing.assert_allclose(mirrored, np.flip(tta, dims), atol=2e-5)
+
+
+def test_batch_size_defaults_to_8_on_a_gpu_and_1_on_the_cpu():
+    """Without it, the CPU and GPU defaults could be swapped (8 tiles per pass on the CPU
+    multiplies memory for no speed)."""
+    from napari_cytomask.models.inference import batch_for
+
+    assert batch_for(torch.device("cpu")) == 1
+    assert batch_for(torch.device("cuda")) == 8
+    assert batch_for(torch.device("cuda", 0)) == 8
+    assert batch_for(torch.device("cpu"), 3) == 3
+    assert batch_for(torch.device("cuda"), 3) == 3
 
 
 def test_small_images_and_cache(trained, tmp_path):
@@ -162,3 +198,18 @@ def test_pixels_that_are_not_numbers_leave_the_rest_of_the_image_alone(trained, 
     away = np.s_[:, 100:280, 100:280]
     assert np.abs(result.probabilities[away] - clean.probabilities[away]).mean() < 0.005
     assert int(result.labels.max()) > 0.8 * int(clean.labels.max())
+
+
+def test_predictor_cache_keeps_the_two_latest_models(unet_checkpoint):
+    """Without it, the cache could keep every model it loads, or evict the wrong one."""
+    first, second, third = (unet_checkpoint(tile_size=64, seed=s) for s in (11, 12, 13))
+    cache = PredictorCache()
+    a = cache.get(first, "cpu")
+    b = cache.get(second, "cpu")
+    assert cache.get(first, "cpu") is a and cache.get(second, "cpu") is b
+    c = cache.get(third, "cpu")  # a third model evicts the one loaded first
+    assert cache.get(third, "cpu") is c and cache.get(second, "cpu") is b
+    again = cache.get(first, "cpu")
+    assert again is not a and again is not b and again is not c
+    assert cache.get(third, "cpu") is c  # the second was loaded before the third: it went
+    assert cache.get(second, "cpu") is not b

@@ -162,3 +162,16 @@ def test_huge_ids_give_the_same_objects_as_small_ones(top):
     pieces = split_labels(small, h=1, min_distance=3)
     assert pieces.max() > small.max()
     np.testing.assert_array_equal(split_labels(huge, h=1, min_distance=3), pieces)
+
+
+def test_an_object_of_exactly_max_area_is_kept():
+    """Without it, objects of exactly ``max_area`` pixels could be removed (``>=``)."""
+    labels = np.zeros((6, 12), np.uint16)
+    labels[1:3, 1:4] = 3  # 6 pixels
+    labels[1:4, 6:9] = 8  # 9 pixels
+    labels[5, 0:10] = 2  # 10 pixels
+    out = filter_by_area(labels, max_area=9)
+    expected = np.where(labels == 2, 0, labels)
+    np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(filter_by_area(labels, min_area=6, max_area=10), labels)
+    np.testing.assert_array_equal(filter_by_area(labels, max_area=5), np.zeros_like(labels))

@@ -318,3 +318,75 @@ def test_default_cleanup_keeps_small_real_nuclei(shared_data):
     truth = tifffile.imread(shared_data / "nuclei-dsb" / "tests_mask2d.tif")  # nuclei from 21 px
     labels = run_watershed("interior_boundary", *maps(truth))
     assert matching(truth, labels, thresh=0.5).f1 >= 0.99
+
+
+def two_touching_discs():
+    """A large disc (radius 20, centre x=25) touching a small one (radius 12, centre x=55)."""
+    yy, xx = np.mgrid[:60, :90]
+    return ((yy - 30) ** 2 + (xx - 25) ** 2 < 20**2) | ((yy - 30) ** 2 + (xx - 55) ** 2 < 12**2)
+
+
+def test_compactness_moves_the_border_from_the_neck_to_the_midpoint_of_the_seeds():
+    """Without it, ``compactness`` could be ignored and the watershed stay classic."""
+    fg = two_touching_discs()
+    classic = foreground_to_instances(fg, compactness=0.0)
+    compact = foreground_to_instances(fg, compactness=1.0)
+    assert classic.max() == compact.max() == 2
+    # Classic: the border lies at the neck (x ~ 44); compact: half-way between the seeds
+    # (x = 40), so the pixel at x = 42 changes sides, from the large disc to the small one.
+    assert classic[30, 42] == classic[30, 25] != classic[30, 55]
+    assert compact[30, 42] == compact[30, 55] != compact[30, 25]
+    small_classic, small_compact = ((c == c[30, 55]).sum() for c in (classic, compact))
+    assert small_compact > small_classic + 40
+
+
+def test_min_distance_sets_how_far_apart_peaks_are():
+    """Without it, ``min_distance`` could be ignored for ``markers="peaks"``."""
+    from scipy import ndimage as ndi
+
+    from napari_cytomask.postprocess.watershed import distance_markers
+
+    yy, xx = np.mgrid[:40, :200]
+    fg = np.zeros((40, 200), bool)
+    for cx in range(15, 190, 22):  # a row of 8 overlapping discs, centres 22 px apart
+        fg |= (yy - 20) ** 2 + (xx - cx) ** 2 < 12**2
+    distance = ndi.distance_transform_edt(fg)
+    counts = {
+        d: int(distance_markers(distance, fg, method="peaks", min_distance=d).max())
+        for d in (3, 15, 25, 50, 100)
+    }
+    assert counts == {3: 8, 15: 8, 25: 4, 50: 3, 100: 2}
+    cells = [foreground_to_instances(fg, markers="peaks", min_distance=d).max() for d in (3, 50)]
+    assert cells == [8, 3]
+
+
+def test_a_fragment_tied_between_two_neighbours_joins_the_lower_id():
+    """Without it, a tie in shared border length could go to the higher id (the docstring
+    says the lower)."""
+    row = np.array([[40, 40, 7, 9, 9]], np.uint16)  # 7 shares one edge with 40 and one with 9
+    np.testing.assert_array_equal(
+        merge_small_fragments(row, min_size=2), np.array([[40, 40, 9, 9, 9]])
+    )
+    mirrored = row[:, ::-1].copy()
+    np.testing.assert_array_equal(
+        merge_small_fragments(mirrored, min_size=2), np.array([[9, 9, 9, 40, 40]])
+    )
+    # The same in 2D, with a tie of four edges each.
+    grid = np.array([[5, 5, 3, 3], [5, 8, 8, 3], [5, 8, 8, 3], [5, 5, 3, 3]], np.uint8)
+    out = merge_small_fragments(grid, min_size=5)
+    assert (out[1:3, 1:3] == 3).all() and set(np.unique(out)) == {3, 5}
+
+
+def test_a_marker_of_exactly_min_marker_size_pixels_is_kept():
+    """Without it, markers of exactly ``min_marker_size`` pixels could be dropped, merging
+    their cell into its neighbour."""
+    interior = np.zeros((9, 14), np.float32)
+    boundary = np.zeros((9, 14), np.float32)
+    boundary[1:8, 1:13] = 1  # one foreground component holding two cells
+    interior[2:7, 2:7] = 1  # a 25-pixel interior
+    interior[2:7, 9:11] = 1  # a 10-pixel interior, beyond a boundary wall at x = 7, 8
+    boundary[interior > 0] = 0
+    kept = interior_boundary_to_instances(interior, boundary, min_marker_size=10)
+    assert kept.max() == 2 and kept[4, 4] != kept[4, 10]
+    dropped = interior_boundary_to_instances(interior, boundary, min_marker_size=11)
+    assert dropped.max() == 1
