@@ -221,6 +221,22 @@ def test_unreadable_remembered_values_keep_their_defaults_and_are_said(
     assert not [n for n in notifications if "could not be read" in n]
 
 
+@pytest.mark.parametrize("method", ["unet", "sam2", "sam2_guided"])
+def test_a_new_dock_shows_the_panels_of_the_remembered_method_only(
+    make_napari_viewer_proxy, settings, method
+):
+    """A fresh dock showed SAM2's panel under the U-Net's, with a second run button."""
+    store = QSettings(settings.fileName(), settings.format())
+    store.beginGroup(GROUP)
+    store.setValue("dock/method", method)
+    store.endGroup()
+    store.sync()
+    dock = CytomaskDock(make_napari_viewer_proxy(), settings=settings)
+    assert dock.method.currentData() == method
+    assert dock.unet.isVisibleTo(dock) == (method != "sam2")
+    assert dock.sam2.isVisibleTo(dock) == (method != "unet")
+
+
 def test_two_docks_keep_each_others_changes(make_napari_viewer_proxy, settings):
     viewer = make_napari_viewer_proxy()
     first = CytomaskDock(viewer, settings=settings)

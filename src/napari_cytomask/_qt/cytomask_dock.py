@@ -216,6 +216,8 @@ class CytomaskDock(QWidget):
         """Show the stored settings; restoring is not an edit, so nothing starts. Stored
         values that cannot be shown keep their defaults, and are said."""
         unreadable = self.settings.restore()
+        self.watershed.stop_preview()
+        self._method_changed()
         if unreadable:
             self._restore_note = (
                 f"Remembered settings that could not be read keep their defaults: "
@@ -235,8 +237,6 @@ class CytomaskDock(QWidget):
         note, self._restore_note = self._restore_note, None
         if note:
             show_warning(note)
-        self.watershed.stop_preview()
-        self._method_changed()
 
     def reset_settings(self) -> None:
         """Show every default and forget the stored settings (not while a step runs with
