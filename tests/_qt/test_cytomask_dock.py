@@ -237,6 +237,31 @@ def test_a_new_dock_shows_the_panels_of_the_remembered_method_only(
     assert dock.sam2.isVisibleTo(dock) == (method != "unet")
 
 
+def test_numbers_take_a_decimal_point_in_a_decimal_comma_locale(
+    make_napari_viewer_proxy, qtbot, settings, notifications
+):
+    """In German, typing into a SAM2 threshold box raised "could not convert string to
+    float: '0,85'", and the U-Net's boxes wrote 0,50 beside SAM2's 0.80."""
+    from qtpy.QtCore import QLocale
+    from qtpy.QtTest import QTest
+    from qtpy.QtWidgets import QLineEdit
+
+    before = QLocale()
+    QLocale.setDefault(QLocale(QLocale.Language.German, QLocale.Country.Germany))
+    try:
+        dock = CytomaskDock(make_napari_viewer_proxy(), settings=settings)
+    finally:
+        QLocale.setDefault(before)
+    qtbot.addWidget(dock)
+    assert dock.unet.interior_threshold.text() == "0.50"
+    box = dock.sam2.sliders["pred_iou_thresh"].findChild(QLineEdit)
+    box.selectAll()
+    QTest.keyClicks(box, "0.85")
+    QTest.keyClick(box, Qt.Key.Key_Return)
+    assert dock.sam2.sliders["pred_iou_thresh"].value() == pytest.approx(0.85)
+    assert not notifications
+
+
 def test_two_docks_keep_each_others_changes(make_napari_viewer_proxy, settings):
     viewer = make_napari_viewer_proxy()
     first = CytomaskDock(viewer, settings=settings)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error
 from qtpy.compat import isalive
-from qtpy.QtCore import QObject, Qt, QTimer
+from qtpy.QtCore import QLocale, QObject, Qt, QTimer
 from qtpy.QtWidgets import (
     QFormLayout,
     QFrame,
@@ -167,13 +167,23 @@ def scrolled(content: QWidget) -> QScrollArea:
     return scroll
 
 
+#: The locale of every number the widgets show and take: a decimal point in every locale,
+#: as the tables, presets, the command line and the README write numbers. (superqt's
+#: labelled sliders, SAM2's thresholds, read a point only: a German "0,85" raised.)
+NUMBER_LOCALE = QLocale.c()
+
+
 class StepWidget:
     """What every step widget offers about its run: ``status``, ``progress`` and the running
     ``worker``, read off its :class:`StepControls` (``self.controls``) and
-    :class:`Runner` (``self.runner``)."""
+    :class:`Runner` (``self.runner``). Its numbers use :data:`NUMBER_LOCALE`."""
 
     controls: StepControls
     runner: Runner
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.setLocale(NUMBER_LOCALE)
 
     @property
     def status(self) -> QLabel:

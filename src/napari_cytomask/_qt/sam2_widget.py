@@ -48,7 +48,7 @@ from ._layers import (
     resolution_level,
     result_slot,
 )
-from ._live import Runner, StepControls, StepWidget, failed, step_page
+from ._live import NUMBER_LOCALE, Runner, StepControls, StepWidget, failed, step_page
 
 LOCAL = "Local checkpoint…"
 ALL_POSITIONS, CURRENT_POSITION = "all positions", "current position"
@@ -209,7 +209,11 @@ def _slider(minimum, maximum, step, value, tooltip):
     handle = slider.findChild(QAbstractSlider)
     slider.setFocusPolicy(Qt.FocusPolicy.NoFocus)
     slider.setFocusProxy(handle)
-    slider.findChild(QLineEdit).setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+    box = slider.findChild(QLineEdit)
+    box.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+    # superqt reads the box with float(): its validator must take a decimal point, not
+    # the comma of the system's locale.
+    box.validator().setLocale(NUMBER_LOCALE)
     return slider
 
 
