@@ -1014,6 +1014,35 @@ def test_segment_never_replaces_a_file_it_did_not_make(unet_checkpoint, tmp_path
     assert corrected.read_bytes() != before
 
 
+def test_names_long_or_like_patterns_are_segmented_exported_and_evaluated(
+    unet_checkpoint, tmp_path, capsys
+):
+    """An input name of 240 bytes (legal) stopped the whole run: its outputs' names were
+    too long for a file. ``scan[1].tif`` was taken as a pattern that matched nothing."""
+    from napari_cytomask.io.atomic import NAME_BYTES
+
+    scan = make_tilescan(n_tiles=1, shape=(64, 64), seed=3)
+    long = tmp_path / ("細" * 80 + ".tif")
+    bracketed = tmp_path / "scan[1].tif"
+    for path in (long, bracketed):
+        tifffile.imwrite(path, scan.brightfield[0])
+    model = unet_checkpoint(tile_size=128)
+    argv = ["segment", str(long), str(bracketed), "-m", str(model), "--scheduler",
+            "synchronous", "-o", str(tmp_path / "out")]  # fmt: skip
+    assert main(argv) == 0, capsys.readouterr().err
+    made = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert len(made) == 4 and "scan[1]_unet_cells.tif" in made
+    assert all(len(name.encode()) <= NAME_BYTES for name in made)
+    labels = next((tmp_path / "out").glob("細*_unet_cells.tif"))
+    assert main(["export", str(labels), str(tmp_path / "out" / "scan[1]_unet_cells.tif"),
+                 "-o", str(tmp_path / "export"), "-q"]) == 0  # fmt: skip
+    truth = tmp_path / "truth[1].tif"
+    tifffile.imwrite(truth, scan.labels[0])
+    pred = str(tmp_path / "out" / "scan[1]_unet_cells.tif")
+    csv_path = str(tmp_path / "m.csv")
+    assert main(["evaluate", "--pred", pred, "--gt", str(truth), "-o", csv_path, "-q"]) == 0
+
+
 def test_the_readers_warnings_are_one_line_notes(tmp_path, capsys):
     path = tmp_path / "mixed.tif"
     with tifffile.TiffWriter(path) as tif:

@@ -35,7 +35,13 @@ from pathlib import Path
 import numpy as np
 from distributed import WorkerPlugin
 
-from .io.atomic import remove_leftovers, write_atomically, write_directory_atomically
+from .io.atomic import (
+    NAME_BYTES,
+    fit_name,
+    remove_leftovers,
+    write_atomically,
+    write_directory_atomically,
+)
 from .io.export import package_versions
 from .io.tiff import file_stem
 from .io.writers import CHUNKED_ABOVE, FORMATS, SEGMENT_FORMATS, format_named
@@ -144,9 +150,12 @@ def plan(
         off), or two inputs would write the same output.
     """
     suffix = FORMATS[options.fmt].suffix
+    mark = f"_{preset.method}{OUTPUT_MARK}"
+    # A long file name is cut to leave room for the mark and the longest suffix.
+    room = NAME_BYTES - len(mark) - max(len(s.encode()) for s in (suffix, ".json", ".ome.zarr"))
     todo, done, seen = [], [], {}
     for source, folder in zip(sources, output_folders(sources, output_dir), strict=True):
-        stem = f"{file_stem(source)}_{preset.method}{OUTPUT_MARK}"
+        stem = f"{fit_name(file_stem(source), room)}{mark}"
         job = Job(source, folder / f"{stem}{suffix}", folder / f"{stem}.json")
         if job.record in seen:
             raise BatchError(

@@ -16,6 +16,7 @@ from napari_cytomask.io.export import (
     export_labels,
     object_columns,
     object_rows,
+    safe_file_name,
 )
 from napari_cytomask.rle import coco_rle
 
@@ -178,6 +179,38 @@ def test_export_writes_everything_and_refuses_to_overwrite(tmp_path, real):
     with pytest.raises(FileExistsError, match="nothing was written"):
         export_labels([export], tmp_path, formats=["tiff"])
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_names_too_long_for_a_file_are_cut_and_kept_apart(tmp_path):
+    """A layer named with 300 characters stopped the export of every layer ("File name too
+    long"); cut, two such names that differ only at their end stay two sets of files."""
+    from napari_cytomask.io.atomic import NAME_BYTES
+
+    labels = np.ones((4, 4), np.uint8)
+    long = ["細" * 100 + "a", "細" * 100 + "b"]
+    written = export_labels([LabelsExport(n, labels) for n in long], tmp_path, formats=["tiff"])
+    assert len(written) == 8 and len({p.name for p in written}) == 8
+    assert all(len(p.name.encode()) <= NAME_BYTES for p in written)
+    # Each layer's files share one cut name, which its provenance records.
+    layers = {}
+    for path in written:
+        if path.name.endswith("_provenance.json"):
+            stem = path.name.removesuffix("_provenance.json")
+            layers[json.loads(path.read_text())["layer"]] = stem
+            assert (tmp_path / f"{stem}.tif").is_file()
+    assert sorted(layers) == long
+
+
+@pytest.mark.parametrize(
+    ("name", "safe"),
+    [("CON", "_CON"), ("aux.tif", "_aux.tif"), ("Lpt1 cells", "Lpt1 cells"),
+     ("trailing dot.", "trailing dot"), ("..", "labels"), (".hidden", "_hidden"),
+     ('a:b*c?"d<e>f|g', "a_b_c__d_e_f_g"), ("", "labels")],
+)  # fmt: skip
+def test_layer_names_become_file_names_every_system_takes(name, safe):
+    """``CON.tif`` cannot be made on Windows, ``trailing dot.`` became ``trailing dot..tif``,
+    and a layer named ``..`` was exported as hidden files."""
+    assert safe_file_name(name) == safe
 
 
 def test_mismatched_channel_and_unknown_format_are_explained(tmp_path):

@@ -239,13 +239,24 @@ def _prefix(name: str) -> str:
 _MAX_STEM = 160
 
 
-def _stem(name: str) -> str:
-    """``name`` as temporary names hold it: a long one cut, with a hash of the whole."""
+#: The most bytes a file name may have: 255 on ext4, APFS and NTFS (in UTF-16 units there,
+#: never more than UTF-8 bytes).
+NAME_BYTES = 255
+
+
+def fit_name(name: str, room: int) -> str:
+    """``name`` within ``room`` bytes of UTF-8: a longer one cut, with a hash of the whole,
+    so that long names that differ only at their end stay different."""
     encoded = name.encode()
-    if len(encoded) <= _MAX_STEM:
+    if len(encoded) <= room:
         return name
-    head = encoded[: _MAX_STEM - 9].decode(errors="ignore")
+    head = encoded[: room - 9].decode(errors="ignore")
     return f"{head}~{hashlib.sha1(encoded).hexdigest()[:8]}"
+
+
+def _stem(name: str) -> str:
+    """``name`` as temporary names hold it (see :func:`fit_name`)."""
+    return fit_name(name, _MAX_STEM)
 
 
 def _owner_alive(host: str | None, pid: str | None) -> bool:

@@ -25,8 +25,10 @@ from skimage.measure import regionprops
 from ..labels import as_labels, compact_ids
 from ..rle import coco_rle
 from .atomic import (
+    NAME_BYTES,
     WriteError,
     file_in_the_way,
+    fit_name,
     locked_folders,
     one_of,
     reason,
@@ -575,21 +577,44 @@ def _measured(export, objects_csv, coco_json, score_column, overwrite) -> list[C
     return writers
 
 
+#: What export names end in after the layer's name, the longest last.
+_EXPORT_ENDINGS = ("_objects.csv", "_counts.csv", "_coco.json", "_provenance.json")
+
+
 def _planned(export, folder, formats, objects_csv, coco_json) -> list[Path]:
-    stem = folder / safe_file_name(export.name)
-    paths = [Path(f"{stem}{FORMATS[fmt].suffix}") for fmt in formats]
+    endings = [FORMATS[fmt].suffix for fmt in formats]
     if objects_csv:
-        paths += [Path(f"{stem}_objects.csv"), Path(f"{stem}_counts.csv")]
+        endings += list(_EXPORT_ENDINGS[:2])
     if coco_json:
-        paths.append(Path(f"{stem}_coco.json"))
-    paths.append(Path(f"{stem}_provenance.json"))
-    return paths
+        endings.append(_EXPORT_ENDINGS[2])
+    endings.append(_EXPORT_ENDINGS[3])
+    room = NAME_BYTES - max(len(ending.encode()) for ending in endings)
+    stem = safe_file_name(export.name, room)
+    return [folder / f"{stem}{ending}" for ending in endings]
 
 
-def safe_file_name(name: str) -> str:
-    """A file-name-safe version of a layer name."""
+#: Names Windows keeps for devices, whatever follows a dot: ``CON.tif`` cannot be a file.
+_DEVICE_NAMES = {
+    "con",
+    "prn",
+    "aux",
+    "nul",
+    *(f"{p}{i}" for p in ("com", "lpt") for i in range(1, 10)),
+}
+
+
+def safe_file_name(name: str, room: int = NAME_BYTES) -> str:
+    """A file-name-safe version of a layer name, on Linux, macOS and Windows alike: letters,
+    digits and ``-_.()[] `` kept, other characters ``_``; no leading dot (a hidden file) nor
+    trailing dot or space; no Windows device name; within ``room`` bytes (see
+    :func:`~.atomic.fit_name`)."""
     cleaned = "".join(c if c.isalnum() or c in "-_.()[] " else "_" for c in name).strip()
-    return cleaned or "labels"
+    cleaned = cleaned.rstrip(". ")
+    if cleaned.startswith("."):
+        cleaned = "_" + cleaned[1:]
+    if cleaned.split(".")[0].strip().lower() in _DEVICE_NAMES:
+        cleaned = "_" + cleaned
+    return fit_name(cleaned or "labels", room)
 
 
 def _features_by_label(features: Mapping[str, Sequence]) -> dict[int, dict[str, object]]:

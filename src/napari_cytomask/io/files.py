@@ -144,6 +144,11 @@ def match_files(
         When a pattern matches nothing, a file of the first kind has no partner, or a
         file matches both patterns.
     """
+    image, mask = (os.path.expanduser(p) for p in (image_pattern, mask_pattern))
+    if os.path.isfile(image) and os.path.isfile(mask):
+        if os.path.realpath(image) != os.path.realpath(mask):
+            # Two files named like patterns ("scan[1].tif") are a pair as they are.
+            return [(image, mask)]
     found = []
     for which, pattern in zip(names, (image_pattern, mask_pattern), strict=True):
         regex = _pattern_regex(pattern)
@@ -193,7 +198,8 @@ def find_inputs(items, exclude: tuple[str, ...] = ()) -> list[Path]:
     found: dict[Path, None] = {}
     for item in items:
         text = os.path.expanduser(str(item))
-        if glob.has_magic(text):
+        # A file named like a pattern ("scan[1].tif") is that file.
+        if glob.has_magic(text) and not os.path.exists(text):
             paths = [Path(p) for p in sorted(glob.glob(text, recursive=True))]
             paths = [p for p in paths if _is_image(p) and not p.name.endswith(exclude)]
         elif Path(text).is_dir() and not _is_image(Path(text)):
