@@ -72,6 +72,40 @@ def test_export_panel_writes_selected_layers_and_reads_back(
     assert (tmp_path / "prediction.tif").read_bytes() == before
 
 
+def test_lazy_layers_are_read_in_the_worker_not_on_the_gui_thread(
+    make_napari_viewer_proxy, qtbot, tmp_path
+):
+    """Clicking Export read every lazy labels and image layer of a scan in napari's GUI
+    thread first: 2.2 s frozen for one 6-position 4096² scan."""
+    import threading
+
+    import dask.array as da
+
+    readers = []
+
+    def planes(block, dtype):
+        readers.append(threading.current_thread())
+        return block.astype(dtype)
+
+    ids = np.zeros((3, 64, 64), np.uint16)
+    ids[:, 8:24, 8:24], ids[:, 30:50, 30:50] = 1, 2
+    light = np.random.default_rng(0).integers(0, 1000, (3, 64, 64)).astype(np.uint16)
+    viewer = make_napari_viewer_proxy()
+    for data, name, add in ((light, "phase", viewer.add_image), (ids, "cells", viewer.add_labels)):
+        lazy = da.from_array(data, chunks=(1, 64, 64)).map_blocks(planes, data.dtype)
+        add(lazy, name=name)
+    panel = ExportPanel(viewer)
+    panel.folder.setText(str(tmp_path))
+    readers.clear()  # napari's own reads, to show the layers
+    panel.export()
+    assert readers == []
+    qtbot.waitUntil(lambda: "Wrote" in panel.status.text(), timeout=30_000)
+    assert readers and threading.main_thread() not in readers
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "cells.tif"), ids)
+    header = (tmp_path / "cells_objects.csv").read_text().splitlines()[0]
+    assert "mean_phase" in header
+
+
 def test_a_renamed_layer_stays_chosen_and_ticked(make_napari_viewer_proxy, qtbot, tmp_path):
     from napari.layers import Image
 

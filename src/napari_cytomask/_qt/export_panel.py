@@ -215,6 +215,7 @@ def _export_job(exports, folder, *, overwrite, **options):
     """Worker body: ``(files written, None, names of the layers without a cell,
     overwrite)``, or ``([], ExportExists, [], False)`` when files of the export exist (an
     answer to ask the user about, not a failure)."""
+    exports = [export.loaded() for export in exports]  # lazy layers are read here
     try:
         written = export_labels(exports, folder, overwrite=overwrite, **options)
     except ExportExists as err:

@@ -14,7 +14,7 @@ import os
 import platform
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache, partial
 from importlib import metadata
 from pathlib import Path
@@ -83,7 +83,8 @@ class LabelsExport:
     name
         Base name of the output files (the layer name).
     labels
-        Integer label image, 2D or a stack with a leading tile/time axis.
+        Integer label image, 2D or a stack with a leading tile/time axis (numpy, or lazy
+        until :meth:`loaded`).
     scale, units, axis_labels
         Per-axis pixel size, unit names and axis names.
     features
@@ -134,6 +135,16 @@ class LabelsExport:
     made_from: Mapping[str, object] | None = None
     versions: Mapping[str, str | None] | None = None
 
+    def loaded(self) -> LabelsExport:
+        """This export with its labels and images in memory: :func:`from_layer` leaves a
+        lazy layer's data on disk, to be read where the export runs (a worker, not napari's
+        GUI thread)."""
+        return replace(
+            self,
+            labels=np.asarray(self.labels),
+            intensities={name: np.asarray(image) for name, image in self.intensities.items()},
+        )
+
 
 def from_layer(layer, image_layers: Sequence = ()) -> LabelsExport:
     """Describe a napari Labels layer for export, measuring the image layers of its shape.
@@ -160,14 +171,16 @@ def from_layer(layer, image_layers: Sequence = ()) -> LabelsExport:
     shape = np.shape(labels)
     return LabelsExport(
         name=layer.name,
-        labels=np.array(labels),  # a copy: painting while the export runs changes nothing
+        # A copy of labels in memory: painting while the export runs changes nothing. Lazy
+        # data (on disk, unchanged by painting) is read by LabelsExport.loaded().
+        labels=np.array(labels) if isinstance(labels, np.ndarray) else labels,
         scale=tuple(layer.scale),
         units=tuple(str(u) for u in layer.units),
         axis_labels=tuple(layer.axis_labels),
         features=columns,
         # Each image at its resolution level of the labels' shape (labels of a coarse level).
         intensities={
-            image.name: np.asarray(level)
+            image.name: level
             for image in image_layers
             if not getattr(image, "rgb", False)
             for level in (image.data if getattr(image, "multiscale", False) else [image.data])
@@ -461,6 +474,7 @@ def export_labels(
 
 
 def _export_into(exports, folder, formats, objects_csv, coco_json, score_column, overwrite, inputs):
+    exports = [export.loaded() for export in exports]
     plans = [
         (export, _planned(export, folder, formats, objects_csv, coco_json)) for export in exports
     ]
