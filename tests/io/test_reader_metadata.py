@@ -465,17 +465,26 @@ def test_a_labels_stack_saved_as_samples_opens_as_one_labels_layer(shared_data, 
     folder = shared_data / "usiigaci-phc" / "set1"
     phase = tifffile.imread(folder / "raw.tif")[:300, :400]
     ids = iio.imread(folder / "instances_ids.png").astype(np.uint16)[:300, :400]
-    stack = np.stack([ids, ids[::-1], np.zeros_like(ids), ids[:, ::-1]])
     path = tmp_path / "saved by napari.tif"
-    imsave(str(path), stack)
-    assert tifffile.TiffFile(path).series[0].axes == "SYX"
-    ((data, kwargs, kind),) = read_tiff(path)
-    assert kind == "labels" and kwargs["name"] == "saved by napari"
-    np.testing.assert_array_equal(np.asarray(data), stack)
+    # 8-bit stacks of 3 or 4 planes, which tifffile stores as RGB, included (napari's
+    # labels of fewer than 256 cells are 8-bit).
+    for dtype, n in ((np.uint16, 4), (np.uint8, 3), (np.uint8, 4)):
+        small = (ids % 200).astype(dtype)
+        stack = np.stack([small, small[::-1], np.zeros_like(small), small[:, ::-1]][:n])
+        imsave(str(path), stack)
+        assert tifffile.TiffFile(path).series[0].axes == "SYX"
+        ((data, kwargs, kind),) = read_tiff(path)
+        assert kind == "labels" and kwargs["name"] == "saved by napari"
+        np.testing.assert_array_equal(np.asarray(data), stack)
     imsave(str(path), np.stack([phase, ids]))
     layers = read_tiff(path)
     assert [kind for *_, kind in layers] == ["image", "labels"]
     np.testing.assert_array_equal(np.asarray(layers[1][0]), ids)
+    # A colour picture stays one, even with a plane that looks like ids.
+    light = (phase // 256).astype(np.uint8)
+    imsave(str(path), np.stack([light, (ids % 200).astype(np.uint8), light[::-1]]))
+    ((data, kwargs, kind),) = read_tiff(path)
+    assert kind == "image" and kwargs.get("rgb") is True and data.shape == (300, 400, 3)
 
 
 def test_the_pixel_sample_takes_patches_of_rows_and_columns_of_colour_planes_too():

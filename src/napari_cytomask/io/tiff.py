@@ -550,8 +550,13 @@ class TiffScan:
             in_labels.insert(0, POSITION_AXIS)
             in_shape.insert(0, len(self._series))
         keyframe = first.keyframe
+        kinds = _plane_kinds(first, in_labels)
+        # Colour planes stored apart that all hold label ids are a labels stack that
+        # tifffile (as napari's own writer) saved as 8-bit RGB, not a picture.
+        planes_of_ids = kinds == {True} and keyframe.planarconfig == tifffile.PLANARCONFIG.SEPARATE
         self._rgb = (
-            "S" in in_labels
+            not planes_of_ids
+            and "S" in in_labels
             and (
                 keyframe.photometric == tifffile.PHOTOMETRIC.RGB
                 # JPEG stores colour as YCbCr, which tifffile decodes to RGB.
@@ -563,13 +568,12 @@ class TiffScan:
             and first.dtype == np.uint8
             and in_shape[in_labels.index("S")] in (3, 4)
         )
-        kinds = _plane_kinds(first, in_labels)
         if "S" in in_labels and not self._rgb and "C" not in in_labels:
             # Samples that are not 8-bit colour (ImageJ composites stored as one 16-bit
             # page with 3 samples) are channels; unless all hold label ids: a labels stack
             # saved by tifffile, as napari's own writer does, is one layer, not masks alone.
             in_labels[in_labels.index("S")] = "Q" if kinds == {True} else "C"
-        elif len(kinds) > 1:
+        elif len(kinds) > 1 and in_labels[0] != "S":
             # Pages without metadata that are not all of one kind (label ids and images
             # of light) are channels, not the planes of one stack.
             in_labels[0] = "C"
