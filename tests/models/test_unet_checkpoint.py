@@ -158,7 +158,13 @@ def test_odd_headers_and_descriptions_are_refused_and_listed_as_unusable(saved, 
         "validation list": {"__metadata__": meta(scores={"validation": [1]}), "w": tensor},
         "training text": {"__metadata__": meta(training="x"), "w": tensor},
         "channels text": {"__metadata__": meta(in_channels="three"), "w": tensor},
-    }
+        # Values the model list and the dock's thresholds read.
+        "no encoder": {"__metadata__": {"napari-cytomask": json.dumps(
+            {k: v for k, v in desc.items() if k != "encoder"})}, "w": tensor},
+        "score text": {"__metadata__": meta(scores={"validation": {"f1_50": "high"}}), "w": tensor},
+        "threshold text": {"__metadata__": meta(postprocess={"interior_threshold": "0.5"}),
+                           "w": tensor},
+    }  # fmt: skip
     for name, header in cases.items():
         _write_raw(folder / f"{name}.safetensors", header)
         with pytest.raises(CheckpointError, match=f"{name}.safetensors"):

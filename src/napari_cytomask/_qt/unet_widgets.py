@@ -162,7 +162,7 @@ class _ModelPicker(QWidget):
         except ValueError as err:
             raise ValueError(f"{path.name} is not a usable U-Net checkpoint: {err}") from err
         val = (desc.get("scores") or {}).get("validation") or {}
-        score = f", validation F1@0.5 {val['f1_50']:.2f}" if "f1_50" in val else ""
+        score = f", validation F1@0.5 {val['f1_50']:.2f}" if val.get("f1_50") is not None else ""
         details = f"{path} ({desc['encoder']}{score})"
         if unfinished(desc):
             title = f"{title} (unfinished)"

@@ -288,6 +288,10 @@ def read_description(path: str | os.PathLike) -> dict:
             f"{sorted(TARGETS)}. Update the plugin or pick another model."
         )
     config_of(desc, path)
+    if not isinstance(desc.get("encoder"), str):
+        raise CheckpointError(
+            f"{path} has a corrupt description (it names no encoder); train it again."
+        )
     scores = desc.get("scores")
     tables = {
         "training": desc.get("training"),
@@ -299,6 +303,17 @@ def read_description(path: str | os.PathLike) -> dict:
         if table is not None and not isinstance(table, dict):
             raise CheckpointError(
                 f"{path} has a corrupt description (its {what} are not a table); train it again."
+            )
+    from .inference import DEFAULT_SETTINGS
+
+    # The numbers the dock shows and segments with.
+    numbers = {**(tables["validation scores"] or {}), **(tables["postprocess"] or {})}
+    for key in ("f1_50", "mean_average_f1", *DEFAULT_SETTINGS):
+        value = numbers.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise CheckpointError(
+                f"{path} has a corrupt description (its {key} is {value!r}, not a number); "
+                "train it again."
             )
     return desc
 
