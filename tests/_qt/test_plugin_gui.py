@@ -185,3 +185,35 @@ def test_a_scan_without_a_transmitted_light_channel_is_said_once(
     assert [later.table.cellWidget(r, 2).currentData() for r in rows] == [
         widget.table.cellWidget(r, 2).currentData() for r in rows
     ]
+
+
+def test_only_a_channels_new_role_rebuilds_the_roles_table(
+    make_napari_viewer_proxy, qtbot, monkeypatch
+):
+    """Results change their metadata at every live preview: each rebuilt the whole table,
+    which takes about a second for a scan of 160 channels."""
+    import numpy as np
+
+    from napari_cytomask.roles import set_role
+
+    rebuilt = []
+    refresh = ChannelRolesWidget.refresh
+    monkeypatch.setattr(
+        ChannelRolesWidget, "refresh", lambda self: rebuilt.append(1) or refresh(self)
+    )
+    viewer = make_napari_viewer_proxy()
+    viewer.open_sample("napari-cytomask", "tilescan")
+    made = {"cytomask": {"role": "result", "method": "watershed_split"}}
+    result = viewer.add_labels(np.zeros((8, 8), np.uint8), name="cells", metadata=made)
+    widget = ChannelRolesWidget(viewer)
+    qtbot.wait(50)
+    rebuilt.clear()
+    for i in range(5):
+        result.metadata = {"cytomask": {**made["cytomask"], "run": i}}
+    qtbot.wait(50)
+    assert rebuilt == []
+    set_role(viewer.layers, viewer.layers["GFP"], "input")  # from a script
+    qtbot.waitUntil(lambda: len(rebuilt) == 1)
+    rows = {widget.table.cellWidget(r, 0)._full: widget.table.cellWidget(r, 2).currentData()
+            for r in range(widget.table.rowCount())}  # fmt: skip
+    assert rows["GFP"] == "input" and rows["Brightfield"] == "image"

@@ -74,14 +74,27 @@ class ChannelRolesWidget(QWidget):
             event.connect(self._schedule_refresh)
         events.inserted.connect(self._adopt_ids)
         # A role is recorded in the layer's metadata: set by another Channel roles widget
-        # or a script, it shows here too.
-        events.inserted.connect(lambda event: self._watch(event.value))
+        # or a script, it shows here too. (Results change their metadata at every run:
+        # only a channel's new role rebuilds the table.)
+        self._roles: dict[int, str | None] = {}
+        events.inserted.connect(self._watch_inserted)
         for layer in self.viewer.layers:
             self._watch(layer)
         self.refresh()
 
+    def _watch_inserted(self, event) -> None:
+        self._watch(event.value)
+
     def _watch(self, layer) -> None:
-        layer.events.metadata.connect(self._schedule_refresh)
+        self._roles[id(layer)] = role_of(layer)
+        layer.events.metadata.connect(self._metadata_changed)
+
+    def _metadata_changed(self, event) -> None:
+        layer = event.source
+        role = role_of(layer)
+        if self._roles.get(id(layer)) != role:
+            self._roles[id(layer)] = role
+            self._schedule_refresh()
 
     def _schedule_refresh(self, event=None) -> None:
         # Rebuilding replaces (and deletes) the combo boxes; never do that inside their signals.
