@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -119,6 +120,20 @@ def test_a_file_that_is_not_json(tmp_path):
         Preset.load(tmp_path)
     with pytest.raises(PresetError, match="could not be read: it does not exist"):
         Preset.load(tmp_path / "missing.json")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX pipes")
+def test_a_preset_can_come_through_a_pipe(tmp_path):
+    """``--preset <(jq … p.json)`` hands over a pipe, not a regular file."""
+    import threading
+
+    pipe = tmp_path / "preset-pipe"
+    os.mkfifo(pipe)
+    text = json.dumps(Preset(method="unet").to_dict())
+    writer = threading.Thread(target=pipe.write_text, args=(text,), daemon=True)
+    writer.start()
+    assert Preset.load(pipe).method == "unet"
+    writer.join()
 
 
 def test_check_finds_missing_models_before_any_work(tmp_path, unet_file, monkeypatch):

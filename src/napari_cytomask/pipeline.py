@@ -249,7 +249,7 @@ class Preset:
     def load(cls, path: str | os.PathLike) -> Preset:
         """Read a preset file written by :meth:`save`."""
         path = Path(path)
-        if not path.is_file():
+        if path.is_dir() or not path.exists():
             why = "it is a folder" if path.is_dir() else "it does not exist"
             raise PresetError(f"{path} could not be read: {why}; give a preset file (.json).")
         try:

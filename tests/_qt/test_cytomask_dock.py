@@ -254,11 +254,18 @@ def test_numbers_take_a_decimal_point_in_a_decimal_comma_locale(
         QLocale.setDefault(before)
     qtbot.addWidget(dock)
     assert dock.unet.interior_threshold.text() == "0.50"
-    box = dock.sam2.sliders["pred_iou_thresh"].findChild(QLineEdit)
-    box.selectAll()
-    QTest.keyClicks(box, "0.85")
-    QTest.keyClick(box, Qt.Key.Key_Return)
-    assert dock.sam2.sliders["pred_iou_thresh"].value() == pytest.approx(0.85)
+    # A typed comma is the decimal point it means, in SAM2's slider boxes and spin boxes.
+    for typed, value in (("0.85", 0.85), ("0,75", 0.75)):
+        box = dock.sam2.sliders["pred_iou_thresh"].findChild(QLineEdit)
+        box.selectAll()
+        QTest.keyClicks(box, typed)
+        QTest.keyClick(box, Qt.Key.Key_Return)
+        assert dock.sam2.sliders["pred_iou_thresh"].value() == pytest.approx(value)
+    for spin in (dock.unet.interior_threshold, dock.metrics.threshold_spin):
+        spin.lineEdit().selectAll()
+        QTest.keyClicks(spin, "0,65")
+        QTest.keyClick(spin, Qt.Key.Key_Return)
+        assert spin.value() == pytest.approx(0.65) and spin.text() == "0.65"
     assert not notifications
 
 

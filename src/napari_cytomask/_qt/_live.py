@@ -16,7 +16,9 @@ from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error
 from qtpy.compat import isalive
 from qtpy.QtCore import QLocale, QObject, Qt, QTimer
+from qtpy.QtGui import QDoubleValidator
 from qtpy.QtWidgets import (
+    QDoubleSpinBox,
     QFormLayout,
     QFrame,
     QHBoxLayout,
@@ -25,6 +27,7 @@ from qtpy.QtWidgets import (
     QPushButton,
     QScrollArea,
     QSizePolicy,
+    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
@@ -171,6 +174,49 @@ def scrolled(content: QWidget) -> QScrollArea:
 #: as the tables, presets, the command line and the README write numbers. (superqt's
 #: labelled sliders, SAM2's thresholds, read a point only: a German "0,85" raised.)
 NUMBER_LOCALE = QLocale.c()
+NUMBER_LOCALE.setNumberOptions(QLocale.NumberOption.RejectGroupSeparator)
+
+
+def _with_point(text: str) -> str:
+    """A typed decimal comma ("0,85", as in German) is the decimal point it means."""
+    return text.replace(",", ".")
+
+
+class DecimalSpinBox(QDoubleSpinBox):
+    """A spin box that shows a decimal point and takes a typed comma as one."""
+
+    def validate(self, text, pos):
+        return super().validate(_with_point(text), pos)
+
+    def valueFromText(self, text: str) -> float:
+        return super().valueFromText(_with_point(text))
+
+
+class PointValidator(QDoubleValidator):
+    """A number validator in :data:`NUMBER_LOCALE` that takes a typed comma as the
+    decimal point (for superqt's slider labels, which read their text with float())."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setLocale(NUMBER_LOCALE)
+
+    def validate(self, text, pos):
+        return super().validate(_with_point(text), pos)
+
+
+def number_box(low, high, value, tip, step=1, decimals=None, special=None) -> QWidget:
+    """A spin box of whole numbers, or of ``decimals`` decimals (:class:`DecimalSpinBox`),
+    with its range, step, value, tooltip and the text of its lowest value (``special``)."""
+    box = DecimalSpinBox() if decimals is not None else QSpinBox()
+    if decimals is not None:
+        box.setDecimals(decimals)
+    box.setRange(low, high)
+    box.setSingleStep(step)
+    box.setValue(value)
+    box.setToolTip(tip)
+    if special:
+        box.setSpecialValueText(special)
+    return box
 
 
 class StepWidget:

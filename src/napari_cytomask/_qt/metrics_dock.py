@@ -12,7 +12,6 @@ from napari.utils.notifications import show_error
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QHeaderView,
@@ -24,13 +23,14 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ..io.atomic import NAME_BYTES
 from ..io.export import safe_file_name
 from ..io.layers import HIGHLIGHT_METHODS, is_highlight, is_result, result_metadata
 from ..labels import LabelsError, as_labels, check_same_shape
 from ..metrics import DEFAULT_THRESHOLDS, Evaluation, evaluate, unmatched_objects, write_csv
 from ..roles import holds_ids, role_of
 from ._layers import layer_by_id, resolution_level
-from ._live import Runner, StepControls, StepWidget, step_page
+from ._live import DecimalSpinBox, Runner, StepControls, StepWidget, step_page
 from ._plot import PlotCanvas
 
 #: Colours of the highlight layers: false positives, false negatives.
@@ -131,7 +131,7 @@ class MetricsDock(StepWidget, QWidget):
         self.stack_check.setToolTip(
             "Compare frame by frame (tiles, time points) and sum the counts, instead of one volume."
         )
-        self.threshold_spin = QDoubleSpinBox()
+        self.threshold_spin = DecimalSpinBox()
         self.threshold_spin.setRange(0.05, 1.0)
         self.threshold_spin.setSingleStep(0.05)
         self.threshold_spin.setValue(0.5)
@@ -526,7 +526,7 @@ class MetricsDock(StepWidget, QWidget):
         pred_name, gt_name, _ = self._pair
         if path is None:
             # The dialog asks before replacing an existing file.
-            suggested = safe_file_name(f"metrics {pred_name} vs {gt_name}") + ".csv"
+            suggested = safe_file_name(f"metrics {pred_name} vs {gt_name}", NAME_BYTES - 4) + ".csv"
             path, _ = QFileDialog.getSaveFileName(
                 self, "Save metrics as CSV", suggested, "CSV files (*.csv)"
             )

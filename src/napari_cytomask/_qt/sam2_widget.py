@@ -48,7 +48,7 @@ from ._layers import (
     resolution_level,
     result_slot,
 )
-from ._live import NUMBER_LOCALE, Runner, StepControls, StepWidget, failed, step_page
+from ._live import PointValidator, Runner, StepControls, StepWidget, failed, step_page
 
 LOCAL = "Local checkpoint…"
 ALL_POSITIONS, CURRENT_POSITION = "all positions", "current position"
@@ -211,9 +211,9 @@ def _slider(minimum, maximum, step, value, tooltip):
     slider.setFocusProxy(handle)
     box = slider.findChild(QLineEdit)
     box.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-    # superqt reads the box with float(): its validator must take a decimal point, not
+    # superqt reads the box with float(): its validator must give it a decimal point, not
     # the comma of the system's locale.
-    box.validator().setLocale(NUMBER_LOCALE)
+    box.setValidator(PointValidator(box))
     return slider
 
 

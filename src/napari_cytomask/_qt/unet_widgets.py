@@ -20,7 +20,6 @@ from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QGroupBox,
@@ -28,7 +27,6 @@ from qtpy.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
-    QSpinBox,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -50,7 +48,7 @@ from ._layers import (
     resolution_level,
     result_slot,
 )
-from ._live import Runner, StepControls, StepWidget, failed, scrolled, step_page
+from ._live import Runner, StepControls, StepWidget, failed, number_box, scrolled, step_page
 from ._plot import PlotCanvas
 
 ENCODERS = ("resnet18", "resnet34", "resnet50", "efficientnet-b0", "efficientnet-b3")
@@ -71,19 +69,6 @@ START_RANDOM, START_STARTER, START_CHECKPOINT = (
     "the starter model (fine-tune)",
     "a checkpoint (fine-tune)…",
 )
-
-
-def _spin(low, high, value, tip, step=1, special=None, decimals=None):
-    box = QDoubleSpinBox() if decimals is not None else QSpinBox()
-    if decimals is not None:
-        box.setDecimals(decimals)
-    box.setRange(low, high)
-    box.setSingleStep(step)
-    box.setValue(value)
-    box.setToolTip(tip)
-    if special:
-        box.setSpecialValueText(special)
-    return box
 
 
 def _form() -> QFormLayout:
@@ -255,7 +240,7 @@ class UNetSegmentWidget(StepWidget, QWidget):
         self.input = LayerPicker(
             napari_viewer, Image, prefer_role="input", tooltip="The image to segment."
         )
-        self.tile_size = _spin(
+        self.tile_size = number_box(
             0,
             4096,
             0,
@@ -263,14 +248,14 @@ class UNetSegmentWidget(StepWidget, QWidget):
             32,
             special="from the model",
         )
-        self.overlap = _spin(
+        self.overlap = number_box(
             0,
             1024,
             64,
             "Pixels shared by neighbouring tiles; blended smoothly so tiles leave no seams.",
             8,
         )
-        self.batch_size = _spin(
+        self.batch_size = number_box(
             0, 256, 0, "Tiles per forward pass; auto: 8 on a GPU, 1 on the CPU.", special="auto"
         )
         self.show_maps = QCheckBox("Also add the probability maps as layers")
@@ -284,7 +269,7 @@ class UNetSegmentWidget(StepWidget, QWidget):
             "of the starter model were chosen with it), four times the computing. Untick for speed."
         )
         self.tta.setChecked(UNetStep.tta)
-        self.interior_threshold = _spin(
+        self.interior_threshold = number_box(
             0.01,
             0.99,
             0.5,
@@ -292,7 +277,7 @@ class UNetSegmentWidget(StepWidget, QWidget):
             0.05,
             decimals=2,
         )
-        self.foreground_threshold = _spin(
+        self.foreground_threshold = number_box(
             0.01,
             0.99,
             0.5,
@@ -300,7 +285,7 @@ class UNetSegmentWidget(StepWidget, QWidget):
             0.05,
             decimals=2,
         )
-        self.min_size = _spin(0, 100000, 0, "Cells with fewer pixels are dropped.", 10)
+        self.min_size = number_box(0, 100000, 0, "Cells with fewer pixels are dropped.", 10)
         self.controls = StepControls(
             "Segment cytoplasm", "Segment the input image with the chosen model (Ctrl+Enter)."
         )
@@ -611,7 +596,7 @@ class UNetTrainWidget(StepWidget, QWidget):
         self.encoder.setEditable(True)
         self.encoder.addItems(ENCODERS)
         self.encoder.setToolTip("The encoder network; resnet18 is fastest, larger ones learn more.")
-        self.encoder_depth = _spin(
+        self.encoder_depth = number_box(
             3, 5, 5, "Down-sampling stages: fewer is faster and sees less context."
         )
         self.targets = QComboBox()
@@ -627,13 +612,13 @@ class UNetTrainWidget(StepWidget, QWidget):
             "Start the encoder from ImageNet weights, when they are downloaded or cached: "
             "pretrained encoders learn faster."
         )
-        self.epochs = _spin(
+        self.epochs = number_box(
             1, 10000, 5, "Passes of training; the best one on the validation images is kept."
         )
-        self.steps = _spin(1, 100000, 20, "Optimiser steps per epoch.")
-        self.batch_size = _spin(1, 256, 2, "Random crops per step.")
-        self.crop_size = _spin(32, 2048, 256, "Crop edge in pixels.", 32)
-        self.learning_rate = _spin(1e-5, 1.0, 1e-3, "AdamW learning rate.", 1e-4, decimals=5)
+        self.steps = number_box(1, 100000, 20, "Optimiser steps per epoch.")
+        self.batch_size = number_box(1, 256, 2, "Random crops per step.")
+        self.crop_size = number_box(32, 2048, 256, "Crop edge in pixels.", 32)
+        self.learning_rate = number_box(1e-5, 1.0, 1e-3, "AdamW learning rate.", 1e-4, decimals=5)
         self.device = QComboBox()
         self.device.addItems(available_devices())
         self.device.setToolTip("Where training runs; the defaults above follow it.")

@@ -10,11 +10,9 @@ from qtpy.QtCore import Signal
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
     QLabel,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
@@ -31,7 +29,7 @@ from ._layers import (
     resolution_level,
     result_slot,
 )
-from ._live import Runner, StepControls, StepWidget, step_page
+from ._live import Runner, StepControls, StepWidget, number_box, step_page
 
 MODES = {
     "foreground": "Foreground map (probability or mask)",
@@ -41,14 +39,7 @@ MODES = {
 
 
 def _spin(value, lo, hi, tip, step=1, decimals=None):
-    box = QDoubleSpinBox() if decimals is not None else QSpinBox()
-    if decimals is not None:
-        box.setDecimals(decimals)
-    box.setRange(lo, hi)
-    box.setSingleStep(step)
-    box.setValue(value)
-    box.setToolTip(tip)
-    return box
+    return number_box(lo, hi, value, tip, step, decimals)
 
 
 #: What each seeding method reads as in the drop-down.

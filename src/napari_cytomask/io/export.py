@@ -172,7 +172,8 @@ def from_layer(layer, image_layers: Sequence = ()) -> LabelsExport:
     return LabelsExport(
         name=layer.name,
         # A copy of labels in memory: painting while the export runs changes nothing. Lazy
-        # data (on disk, unchanged by painting) is read by LabelsExport.loaded().
+        # data is read where the export runs (LabelsExport.loaded), not here on napari's GUI
+        # thread: a stroke painted into a Zarr layer meanwhile may reach the export or not.
         labels=np.array(labels) if isinstance(labels, np.ndarray) else labels,
         scale=tuple(layer.scale),
         units=tuple(str(u) for u in layer.units),
