@@ -1039,6 +1039,10 @@ def test_names_long_or_like_patterns_are_segmented_exported_and_evaluated(
     truth = tmp_path / "truth[1].tif"
     tifffile.imwrite(truth, scan.labels[0])
     pred = str(tmp_path / "out" / "scan[1]_unet_cells.tif")
+    # A folder named with brackets is a pattern: the message says how to write it.
+    (tmp_path / "plate[A1]").mkdir()
+    assert main(["segment", str(tmp_path / "plate[A1]" / "*.tif")]) == 1
+    assert "write [[] and []] for brackets in a name" in capsys.readouterr().err
     csv_path = str(tmp_path / "m.csv")
     assert main(["evaluate", "--pred", pred, "--gt", str(truth), "-o", csv_path, "-q"]) == 0
 

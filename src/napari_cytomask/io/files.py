@@ -154,7 +154,10 @@ def match_files(
         regex = _pattern_regex(pattern)
         files = sorted(glob.glob(os.path.expanduser(pattern), recursive=True))
         if not files:
-            raise ValueError(f"the {which} pattern {pattern!r} matches no file; check the path.")
+            raise ValueError(
+                f"the {which} pattern {pattern!r} matches no file; check the path"
+                f"{_brackets(pattern)}."
+            )
         keyed = {}
         for path in files:
             m = regex.match(os.path.normpath(path))
@@ -214,9 +217,18 @@ def find_inputs(items, exclude: tuple[str, ...] = ()) -> list[Path]:
                 what = "is not a regular file" if os.path.exists(text) else "does not exist"
                 raise ValueError(f"{text} {what}.")
         if not paths:
-            raise ValueError(f"{text} holds no image file; check the path or pattern.")
+            raise ValueError(
+                f"{text} holds no image file; check the path or pattern{_brackets(text)}."
+            )
         found.update(dict.fromkeys(p.resolve() for p in paths))
     return list(found)
+
+
+def _brackets(pattern: str) -> str:
+    """What to do when square brackets in a pattern were meant as part of a name."""
+    if "[" not in pattern:
+        return ""
+    return " (square brackets make a pattern: write [[] and []] for brackets in a name)"
 
 
 def _is_image(path: Path) -> bool:
