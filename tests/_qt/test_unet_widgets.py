@@ -150,7 +150,7 @@ def test_cancel_and_errors(make_napari_viewer_proxy, qtbot, monkeypatch, tmp_pat
     viewer = make_napari_viewer_proxy()
     errors = []
     monkeypatch.setattr("napari_cytomask._qt._live.show_error", errors.append)
-    monkeypatch.setattr("napari_cytomask._qt.unet_widgets.unet_models", lambda: [])
+    monkeypatch.setattr("napari_cytomask._qt.unet_widgets.unet_models", lambda **_: [])
     segmenter = UNetSegmentWidget(viewer)
     # Without any model the step says where to get one.
     assert "No U-Net model yet" in segmenter.status.text()
