@@ -468,6 +468,19 @@ def test_impossible_segment_options_are_usage_errors(option, value, capsys):
 
 
 @pytest.mark.parametrize(
+    ("option", "value", "said"),
+    [("--interior-threshold", "0,6", "must be a number with a decimal point (0.5), not '0,6'"),
+     ("--tile-size", "big", "must be a whole number, not 'big'"),
+     ("--overlap", "1.5", "must be a whole number, not '1.5'")],
+)  # fmt: skip
+def test_options_that_are_no_number_say_what_a_number_looks_like(option, value, said, capsys):
+    """argparse named the parsing function: "invalid _probability value: '0,6'"."""
+    assert main(["segment", "scan.tif", option, value]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last == f"cytomask segment: error: argument {option}: {said}"
+
+
+@pytest.mark.parametrize(
     ("argv", "option"),
     [(["train", "--learning-rate", "0"], "--learning-rate"),
      (["train", "--time-limit", "-1"], "--time-limit"),

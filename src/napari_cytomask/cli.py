@@ -35,8 +35,16 @@ class UserError(Exception):
     """A problem with the user's inputs; its message is shown on one line."""
 
 
+def _whole(text: str) -> int:
+    """A whole number, else a usage error that says so (argparse named the function)."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+
+
 def _positive_int(text: str) -> int:
-    value = int(text)
+    value = _whole(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
     return value
@@ -52,7 +60,7 @@ def _format(text: str) -> str:
 
 
 def _non_negative_int(text: str) -> int:
-    value = int(text)
+    value = _whole(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more (got {value})")
     return value
@@ -60,7 +68,12 @@ def _non_negative_int(text: str) -> int:
 
 def _number(text: str, low: float, high: float, *, open_low: bool = False) -> float:
     """A finite float in ``[low, high]`` (``(low, high]`` with ``open_low``), else a usage error."""
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a number with a decimal point (0.5), not {text!r}"
+        ) from None
     if not math.isfinite(value) or value < low or value > high or (open_low and value == low):
         bracket = "(" if open_low else "["
         raise argparse.ArgumentTypeError(
