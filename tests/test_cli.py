@@ -1028,7 +1028,7 @@ def test_segment_never_replaces_a_file_it_did_not_make(unet_checkpoint, tmp_path
 
 
 def test_names_long_or_like_patterns_are_segmented_exported_and_evaluated(
-    unet_checkpoint, tmp_path, capsys
+    unet_checkpoint, tmp_path, capsys, monkeypatch
 ):
     """An input name of 240 bytes (legal) stopped the whole run: its outputs' names were
     too long for a file. ``scan[1].tif`` was taken as a pattern that matched nothing."""
@@ -1052,6 +1052,12 @@ def test_names_long_or_like_patterns_are_segmented_exported_and_evaluated(
     truth = tmp_path / "truth[1].tif"
     tifffile.imwrite(truth, scan.labels[0])
     pred = str(tmp_path / "out" / "scan[1]_unet_cells.tif")
+    # A file named like an option is said to be one.
+    dashed = tmp_path / "-scan.tif"
+    tifffile.imwrite(dashed, scan.brightfield[0])
+    monkeypatch.chdir(tmp_path)
+    assert main(["segment", "-scan.tif", "-m", str(model)]) == 2
+    assert "a file named like an option: write ./-scan.tif" in capsys.readouterr().err
     # A folder named with brackets is a pattern: the message says how to write it.
     (tmp_path / "plate[A1]").mkdir()
     assert main(["segment", str(tmp_path / "plate[A1]" / "*.tif")]) == 1

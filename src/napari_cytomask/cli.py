@@ -611,7 +611,13 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         extra = message.removeprefix("unrecognized arguments: ")
-        if extra != message and any(os.path.exists(word) for word in extra.split()):
+        files = [word for word in extra.split() if os.path.exists(word)] if extra != message else []
+        if files and all(word.startswith("-") for word in files):
+            message += (
+                f" (a file named like an option: write ./{files[0]}, or put -- before the "
+                "file names)"
+            )
+        elif files:
             message += (
                 " (the shell expanded a wildcard into these file names: put the pattern in "
                 "quotes, e.g. --images 'data/set*/raw.tif')"
