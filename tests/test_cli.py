@@ -1057,11 +1057,13 @@ def test_names_long_or_like_patterns_are_segmented_exported_and_evaluated(
     tifffile.imwrite(dashed, scan.brightfield[0])
     monkeypatch.chdir(tmp_path)
     assert main(["segment", "-scan.tif", "-m", str(model)]) == 2
-    assert "a file named like an option: write ./-scan.tif" in capsys.readouterr().err
+    assert "(a file named like an option: write it as ./-scan.tif)" in capsys.readouterr().err
     # A folder named with brackets is a pattern: the message says how to write it.
     (tmp_path / "plate[A1]").mkdir()
     assert main(["segment", str(tmp_path / "plate[A1]" / "*.tif")]) == 1
-    assert "write [[] and []] for brackets in a name" in capsys.readouterr().err
+    assert "write [[] for each [ that is part of a name" in capsys.readouterr().err
+    assert main(["segment", str(tmp_path / "scan[[]1].tif"), "-m", str(model), "-o",
+                 str(tmp_path / "again"), "--scheduler", "synchronous"]) == 0  # fmt: skip
     csv_path = str(tmp_path / "m.csv")
     assert main(["evaluate", "--pred", pred, "--gt", str(truth), "-o", csv_path, "-q"]) == 0
 

@@ -613,10 +613,7 @@ class _Parser(argparse.ArgumentParser):
         extra = message.removeprefix("unrecognized arguments: ")
         files = [word for word in extra.split() if os.path.exists(word)] if extra != message else []
         if files and all(word.startswith("-") for word in files):
-            message += (
-                f" (a file named like an option: write ./{files[0]}, or put -- before the "
-                "file names)"
-            )
+            message += f" (a file named like an option: write it as ./{files[0]})"
         elif files:
             message += (
                 " (the shell expanded a wildcard into these file names: put the pattern in "

@@ -266,6 +266,13 @@ def test_numbers_take_a_decimal_point_in_a_decimal_comma_locale(
         QTest.keyClicks(spin, "0,65")
         QTest.keyClick(spin, Qt.Key.Key_Return)
         assert spin.value() == pytest.approx(0.65) and spin.text() == "0.65"
+    # A whole number box stops at the comma: Qt took it for a thousands separator and
+    # made a typed 12,5 into 125.
+    spin = dock.unet.min_size
+    spin.lineEdit().selectAll()
+    QTest.keyClicks(spin, "12,5")
+    QTest.keyClick(spin, Qt.Key.Key_Return)
+    assert spin.value() == 12
     assert not notifications
 
 

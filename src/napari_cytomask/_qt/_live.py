@@ -16,7 +16,7 @@ from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error
 from qtpy.compat import isalive
 from qtpy.QtCore import QLocale, QObject, Qt, QTimer
-from qtpy.QtGui import QDoubleValidator
+from qtpy.QtGui import QDoubleValidator, QValidator
 from qtpy.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
@@ -192,6 +192,19 @@ class DecimalSpinBox(QDoubleSpinBox):
         return super().valueFromText(_with_point(text))
 
 
+class WholeSpinBox(QSpinBox):
+    """A spin box of whole numbers where a typed comma ("12,5") leaves the value as it was:
+    in the C locale Qt drops a comma as a thousands separator, which made it 125."""
+
+    def validate(self, text, pos):
+        if "," in text:  # never acceptable, so Enter brings back the last value
+            return QValidator.State.Intermediate, text, pos
+        return super().validate(text, pos)
+
+    def fixup(self, text):
+        return text if "," in text else super().fixup(text)
+
+
 class PointValidator(QDoubleValidator):
     """A number validator in :data:`NUMBER_LOCALE` that takes a typed comma as the
     decimal point (for superqt's slider labels, which read their text with float())."""
@@ -205,9 +218,10 @@ class PointValidator(QDoubleValidator):
 
 
 def number_box(low, high, value, tip, step=1, decimals=None, special=None) -> QWidget:
-    """A spin box of whole numbers, or of ``decimals`` decimals (:class:`DecimalSpinBox`),
-    with its range, step, value, tooltip and the text of its lowest value (``special``)."""
-    box = DecimalSpinBox() if decimals is not None else QSpinBox()
+    """A spin box of whole numbers (:class:`WholeSpinBox`), or of ``decimals`` decimals
+    (:class:`DecimalSpinBox`), with its range, step, value, tooltip and the text of its
+    lowest value (``special``)."""
+    box = DecimalSpinBox() if decimals is not None else WholeSpinBox()
     if decimals is not None:
         box.setDecimals(decimals)
     box.setRange(low, high)

@@ -111,17 +111,16 @@ class StepSettings:
         bool
             Whether the store could be written (not a read-only or missing folder).
         """
-        changed = {key: value_of(control) for key, control in self.controls().items()}
-        changed = {key: v for key, v in changed.items() if v != self._stored.get(key)}
         self.store.beginGroup(GROUP)
-        for key, value in changed.items():
-            self.store.setValue(key, value)
+        for key, control in self.controls().items():
+            value = value_of(control)
+            if value != self._stored.get(key):
+                # Kept by the store until it can be written (its next successful sync).
+                self.store.setValue(key, value)
+                self._stored[key] = value
         self.store.endGroup()
         self.store.sync()
-        saved = self.store.status() == QSettings.Status.NoError
-        if saved:  # else tried again at the next save
-            self._stored.update(changed)
-        return saved
+        return self.store.status() == QSettings.Status.NoError
 
     def restore(self) -> list[str]:
         """Show the stored values; names without a stored value keep theirs.

@@ -228,7 +228,7 @@ def _brackets(pattern: str) -> str:
     """What to do when square brackets in a pattern were meant as part of a name."""
     if "[" not in pattern:
         return ""
-    return " (square brackets make a pattern: write [[] and []] for brackets in a name)"
+    return " (square brackets make a pattern: write [[] for each [ that is part of a name)"
 
 
 def _is_image(path: Path) -> bool:
