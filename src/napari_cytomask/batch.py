@@ -152,7 +152,8 @@ def plan(
     suffix = FORMATS[options.fmt].suffix
     mark = f"_{preset.method}{OUTPUT_MARK}"
     # A long file name is cut to leave room for the mark and the longest suffix.
-    room = NAME_BYTES - len(mark) - max(len(s.encode()) for s in (suffix, ".json", ".ome.zarr"))
+    endings = (suffix, ".json", FORMATS["ome-zarr"].suffix)  # the labels, record, chunked labels
+    room = NAME_BYTES - len(mark) - max(len(ending.encode()) for ending in endings)
     todo, done, seen = [], [], {}
     for source, folder in zip(sources, output_folders(sources, output_dir), strict=True):
         stem = f"{fit_name(file_stem(source), room)}{mark}"

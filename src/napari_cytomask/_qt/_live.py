@@ -170,11 +170,10 @@ def scrolled(content: QWidget) -> QScrollArea:
     return scroll
 
 
-#: The locale of every number the widgets show and take: a decimal point in every locale,
-#: as the tables, presets, the command line and the README write numbers. (superqt's
-#: labelled sliders, SAM2's thresholds, read a point only: a German "0,85" raised.)
+#: The locale of every number the step widgets show: a decimal point in every locale, as
+#: the tables, presets, the command line and the README write numbers. A typed comma is
+#: taken as the point (:class:`DecimalSpinBox`, :class:`PointValidator`).
 NUMBER_LOCALE = QLocale.c()
-NUMBER_LOCALE.setNumberOptions(QLocale.NumberOption.RejectGroupSeparator)
 
 
 def _with_point(text: str) -> str:

@@ -34,7 +34,6 @@ from qtpy.QtWidgets import (
 from ..io.layers import layer_info
 from ..pipeline import METHODS, Preset
 from ..roles import role_of
-from ._live import NUMBER_LOCALE
 from ._settings import StepSettings, changed_signal
 from .channel_roles import ChannelRolesWidget
 from .export_panel import ExportPanel
@@ -75,7 +74,6 @@ class CytomaskDock(QWidget):
         settings: QSettings | None = None,
     ):
         super().__init__()
-        self.setLocale(NUMBER_LOCALE)
         self.viewer = napari_viewer
         self.roles = ChannelRolesWidget(napari_viewer)
         self.unet = UNetSegmentWidget(napari_viewer)

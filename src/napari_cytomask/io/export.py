@@ -592,17 +592,13 @@ def _measured(export, objects_csv, coco_json, score_column, overwrite) -> list[C
     return writers
 
 
-#: What export names end in after the layer's name, the longest last.
-_EXPORT_ENDINGS = ("_objects.csv", "_counts.csv", "_coco.json", "_provenance.json")
-
-
 def _planned(export, folder, formats, objects_csv, coco_json) -> list[Path]:
     endings = [FORMATS[fmt].suffix for fmt in formats]
     if objects_csv:
-        endings += list(_EXPORT_ENDINGS[:2])
+        endings += ["_objects.csv", "_counts.csv"]
     if coco_json:
-        endings.append(_EXPORT_ENDINGS[2])
-    endings.append(_EXPORT_ENDINGS[3])
+        endings.append("_coco.json")
+    endings.append("_provenance.json")
     room = NAME_BYTES - max(len(ending.encode()) for ending in endings)
     stem = safe_file_name(export.name, room)
     return [folder / f"{stem}{ending}" for ending in endings]
@@ -623,8 +619,8 @@ def safe_file_name(name: str, room: int = NAME_BYTES) -> str:
     digits and ``-_.()[] `` kept, other characters ``_``; no leading dot (a hidden file) nor
     trailing dot or space; no Windows device name; within ``room`` bytes (see
     :func:`~.atomic.fit_name`)."""
-    cleaned = "".join(c if c.isalnum() or c in "-_.()[] " else "_" for c in name).strip()
-    cleaned = cleaned.rstrip(". ")
+    kept = "".join(c if c.isalnum() or c in "-_.()[] " else "_" for c in name)
+    cleaned = kept.lstrip().rstrip(". ")
     if cleaned.startswith("."):
         cleaned = "_" + cleaned[1:]
     if cleaned.split(".")[0].strip().lower() in _DEVICE_NAMES:

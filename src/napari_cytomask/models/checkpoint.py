@@ -288,6 +288,16 @@ def read_description(path: str | os.PathLike) -> dict:
             f"{sorted(TARGETS)}. Update the plugin or pick another model."
         )
     config_of(desc, path)
+    _check_contents(desc, path)
+    return desc
+
+
+def _check_contents(desc: dict, path: Path) -> None:
+    """Raise :class:`CheckpointError` unless what the dock reads of a description is there
+    and of its kind: the encoder, tables that are tables, scores and thresholds that are
+    numbers (a file that broke this stopped the dock from opening)."""
+    from .inference import DEFAULT_SETTINGS
+
     if not isinstance(desc.get("encoder"), str):
         raise CheckpointError(
             f"{path} has a corrupt description (it names no encoder); train it again."
@@ -304,8 +314,6 @@ def read_description(path: str | os.PathLike) -> dict:
             raise CheckpointError(
                 f"{path} has a corrupt description (its {what} are not a table); train it again."
             )
-    from .inference import DEFAULT_SETTINGS
-
     # The numbers the dock shows and segments with.
     numbers = {**(tables["validation scores"] or {}), **(tables["postprocess"] or {})}
     for key in ("f1_50", "mean_average_f1", *DEFAULT_SETTINGS):
@@ -315,7 +323,6 @@ def read_description(path: str | os.PathLike) -> dict:
                 f"{path} has a corrupt description (its {key} is {value!r}, not a number); "
                 "train it again."
             )
-    return desc
 
 
 def config_of(description: dict, path: str | os.PathLike = "") -> UNetConfig:
