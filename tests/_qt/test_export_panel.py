@@ -106,6 +106,49 @@ def test_lazy_layers_are_read_in_the_worker_not_on_the_gui_thread(
     assert "mean_phase" in header
 
 
+def test_a_lazy_scan_is_read_once_and_only_after_the_replace_question(
+    make_napari_viewer_proxy, qtbot, tmp_path, monkeypatch
+):
+    """Exporting into a folder that held the files read the whole lazy scan before asking
+    whether to replace them, for nothing on No and a second time on Yes."""
+    import threading
+
+    import dask
+    import dask.array as da
+
+    # Blocks read in the thread that asks for them: napari's drawing (the main thread) is
+    # told apart from the export's worker.
+    monkeypatch.setitem(dask.config.config, "scheduler", "synchronous")
+    worker_reads = []
+
+    def planes(block, dtype):
+        if threading.current_thread() is not threading.main_thread():
+            worker_reads.append(block.shape)
+        return block.astype(dtype)
+
+    ids = np.zeros((3, 64, 64), np.uint16)
+    ids[:, 8:24, 8:24] = 1
+    viewer = make_napari_viewer_proxy()
+    viewer.add_labels(da.from_array(ids, chunks=(1, 64, 64)).map_blocks(planes, ids.dtype),
+                      name="cells")  # fmt: skip
+    panel = ExportPanel(viewer)
+    panel.folder.setText(str(tmp_path))
+    panel.export()
+    qtbot.waitUntil(lambda: "Wrote" in panel.status.text(), timeout=30_000)
+    once = len(worker_reads)
+    assert once == 3  # each plane, once
+
+    answers = iter([False, True])
+    monkeypatch.setattr(export_panel, "_confirm_overwrite", lambda *a: next(answers))
+    worker_reads.clear()
+    panel.export()
+    qtbot.waitUntil(lambda: "Nothing was written" in panel.status.text(), timeout=30_000)
+    assert worker_reads == []
+    panel.export()
+    qtbot.waitUntil(lambda: "replacing" in panel.status.text(), timeout=30_000)
+    assert len(worker_reads) == once
+
+
 def test_a_renamed_layer_stays_chosen_and_ticked(make_napari_viewer_proxy, qtbot, tmp_path):
     from napari.layers import Image
 

@@ -22,7 +22,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..io.export import ExportExists, export_labels, from_layer
+from ..io.export import ExportExists, check_export, export_labels, from_layer
 from ..io.layers import is_highlight
 from ..io.writers import FILE_FORMATS, FORMATS
 from ..roles import role_of
@@ -211,13 +211,16 @@ class ExportPanel(StepWidget, QWidget):
 _NOTHING_TO_EXPORT = "No Labels layer to export yet: segment cells in step 2, or open a mask."
 
 
-def _export_job(exports, folder, *, overwrite, **options):
+def _export_job(exports, folder, *, overwrite, score_column, **options):
     """Worker body: ``(files written, None, names of the layers without a cell,
     overwrite)``, or ``([], ExportExists, [], False)`` when files of the export exist (an
-    answer to ask the user about, not a failure)."""
-    exports = [export.loaded() for export in exports]  # lazy layers are read here
+    answer to ask the user about, not a failure; asked before a lazy layer is read)."""
     try:
-        written = export_labels(exports, folder, overwrite=overwrite, **options)
+        check_export(exports, folder, overwrite=overwrite, **options)
+        exports = [export.loaded() for export in exports]  # lazy layers are read once, here
+        written = export_labels(
+            exports, folder, overwrite=overwrite, score_column=score_column, **options
+        )
     except ExportExists as err:
         return [], err, [], False
     empty = [export.name for export in exports if not np.any(export.labels)]

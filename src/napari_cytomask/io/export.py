@@ -458,10 +458,7 @@ def export_labels(
     FolderBusy
         When another export or ``cytomask segment`` run is writing into the folder.
     """
-    unknown = set(formats) - set(FILE_FORMATS)
-    if unknown:
-        raise ValueError(f"Unknown format(s) {sorted(unknown)}; choose from {list(FILE_FORMATS)}.")
-    formats = list(dict.fromkeys(formats))
+    formats = _known(formats)
     folder = Path(folder)
     in_the_way = file_in_the_way(folder)
     if in_the_way is not None:
@@ -474,8 +471,31 @@ def export_labels(
                             overwrite, inputs)  # fmt: skip
 
 
-def _export_into(exports, folder, formats, objects_csv, coco_json, score_column, overwrite, inputs):
-    exports = [export.loaded() for export in exports]
+def check_export(
+    exports: Sequence[LabelsExport],
+    folder: str | os.PathLike,
+    *,
+    formats: Sequence[str] = ("tiff",),
+    objects_csv: bool = True,
+    coco_json: bool = False,
+    overwrite: bool = False,
+    inputs: Sequence[str | os.PathLike] = (),
+) -> None:
+    """Raise what :func:`export_labels` would raise before writing (:class:`ExportExists`,
+    or :class:`ValueError` for clashing names), without reading a lazy layer's pixels: so
+    whether to replace files can be asked before a large scan is read."""
+    _plans(exports, Path(folder), _known(formats), objects_csv, coco_json, overwrite, inputs)
+
+
+def _known(formats: Sequence[str]) -> list[str]:
+    unknown = set(formats) - set(FILE_FORMATS)
+    if unknown:
+        raise ValueError(f"Unknown format(s) {sorted(unknown)}; choose from {list(FILE_FORMATS)}.")
+    return list(dict.fromkeys(formats))
+
+
+def _plans(exports, folder, formats, objects_csv, coco_json, overwrite, inputs):
+    """Each export with the files it writes, once every check that needs no pixels passed."""
     plans = [
         (export, _planned(export, folder, formats, objects_csv, coco_json)) for export in exports
     ]
@@ -499,6 +519,13 @@ def _export_into(exports, folder, formats, objects_csv, coco_json, score_column,
         existing = [p for _, paths in plans for p in paths if p.exists()]
         if existing:
             raise ExportExists(existing)
+    return plans
+
+
+def _export_into(exports, folder, formats, objects_csv, coco_json, score_column, overwrite, inputs):
+    plans = _plans(exports, folder, formats, objects_csv, coco_json, overwrite, inputs)
+    plans = [(export.loaded(), paths) for export, paths in plans]  # lazy layers read here
+    exports = [export for export, _ in plans]
     images = [
         [
             (path, label_writer(path, export.labels, scale=export.scale, units=export.units,
