@@ -39,8 +39,8 @@ from .io.atomic import (
     NAME_BYTES,
     fit_name,
     remove_leftovers,
-    write_atomically,
     write_directory_atomically,
+    write_json,
 )
 from .io.export import package_versions
 from .io.tiff import file_stem
@@ -279,9 +279,8 @@ def process(
         "host": platform.node(),
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    text = json.dumps(record, indent=2)
     replaced = _recorded_output(job.record)
-    write_atomically(job.record, lambda tmp: tmp.write_text(text), overwrite=True)
+    write_json(job.record, record, overwrite=True, indent=2)
     if replaced is not None and replaced != output and replaced.exists():
         # Made again in another format: the old result would outlive its record.
         shutil.rmtree(replaced) if replaced.is_dir() else replaced.unlink()

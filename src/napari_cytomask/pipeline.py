@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .io.atomic import write_atomically
+from .io.atomic import json_ready, write_json
 from .models.catalog import STARTER, resolve_unet
 from .progress import Progress
 
@@ -204,7 +204,7 @@ class Preset:
     def to_dict(self) -> dict:
         """A JSON-ready description (the preset file's content)."""
         data = {"format": PRESET_FORMAT, "version": PRESET_VERSION}
-        data.update(_plain(asdict(self)))
+        data.update(json_ready(asdict(self)))
         return data
 
     @classmethod
@@ -242,8 +242,7 @@ class Preset:
 
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
         """Write the preset as JSON (atomically)."""
-        text = json.dumps(self.to_dict(), indent=2)
-        return write_atomically(path, lambda tmp: tmp.write_text(text), overwrite=overwrite)
+        return write_json(path, self.to_dict(), overwrite=overwrite, indent=2)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Preset:
@@ -333,19 +332,6 @@ def _check_types(cls, values: dict, where: str) -> None:
             fits = all(isinstance(v, int) and not isinstance(v, bool) for v in value)
         if not fits:
             raise PresetError(f"{where}'{f.name}' should be {' or '.join(kinds)}, not {value!r}.")
-
-
-def _plain(value):
-    """``value`` with numpy arrays and tuples turned into JSON lists."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 @dataclass(frozen=True)

@@ -375,10 +375,10 @@ def _check_export(folder, layer, formats) -> None:
         frame = frames[int(r.get("frame") or 0)]
         assert int(r["area"]) == int(np.count_nonzero(frame == int(r["label"])))
     with open(f"{stem}_counts.csv", newline="") as handle:
-        counts = {r["frame"]: int(r["cells"]) for r in csv.DictReader(handle)}
-    expected = {"all": sum(len(ids) for ids in ids_per_frame)}
+        counts = [(r.get("frame"), int(r["cells"])) for r in csv.DictReader(handle)]
     if data.ndim == 3:
-        expected.update({str(f): len(ids) for f, ids in enumerate(ids_per_frame)})
-    assert counts == expected
+        assert counts == [(str(f), len(ids)) for f, ids in enumerate(ids_per_frame)]
+    else:
+        assert counts == [(None, len(ids_per_frame[0]))]
     provenance = json.loads(folder.joinpath(f"{layer.name}_provenance.json").read_text())
     assert provenance["layer"] == layer.name and provenance["shape"] == list(data.shape)

@@ -92,8 +92,7 @@ def test_stacks_are_counted_per_tile():
     assert cell_counts(LabelsExport("x", labels)) == [
         {"frame": 0, "cells": 2},
         {"frame": 1, "cells": 1},
-        {"frame": "all", "cells": 3},
-    ]
+    ]  # no row of totals: pandas' sum of "cells" had counted every cell twice
     rows = object_rows(LabelsExport("x", labels))
     assert [(r["frame"], r["label"]) for r in rows] == [(0, 1), (0, 9), (1, 4)]
 
@@ -112,7 +111,7 @@ def test_the_tables_of_a_stack_say_which_position_time_point_and_plane_each_row_
     assert object_columns(export)[:4] == ["frame", "p", "t", "z"]
     counts = cell_counts(export)
     assert counts[2] == {"frame": 2, "p": 0, "t": 1, "z": 0, "cells": 1}
-    assert counts[-1] == {"frame": "all", "p": "", "t": "", "z": "", "cells": 2}
+    assert len(counts) == 8 and sum(row["cells"] for row in counts) == 2
     # A time axis with a time unit says when; a physical pixel size gives centroids in µm.
     timed = LabelsExport("x", labels[0], scale=(30, 2, 0.5, 0.25), units=("s", "µm", "µm", "µm"),
                          axis_labels=("T", "Z", "Y", "X"))  # fmt: skip
@@ -297,14 +296,14 @@ def test_a_disk_that_fills_part_way_leaves_no_partial_export(tmp_path, monkeypat
     from napari_cytomask.io import export as export_module
     from napari_cytomask.io.atomic import WriteError
 
-    real_write = export_module._write_json
+    real_write = export_module.write_json
 
     def full_at_coco(path, content, overwrite):
         if path.name.endswith("_coco.json"):
             raise WriteError(errno.ENOSPC, f"Could not save {path}: the disk is full.")
-        return real_write(path, content, overwrite)
+        return real_write(path, content, overwrite=overwrite)
 
-    monkeypatch.setattr(export_module, "_write_json", full_at_coco)
+    monkeypatch.setattr(export_module, "write_json", full_at_coco)
     cells = LabelsExport(name="cells", labels=np.eye(8, dtype=np.uint8))
     with pytest.raises(WriteError, match="disk is full"):
         export_labels([cells], tmp_path, coco_json=True)
@@ -324,13 +323,13 @@ def test_a_disk_that_fills_part_way_leaves_no_partial_export(tmp_path, monkeypat
         cause = OSError(errno.EIO, "Input/output error")
         raise WriteError(errno.EIO, f"Could not save {path}: Input/output error.") from cause
 
-    monkeypatch.setattr(export_module, "_write_json", broken_disk)
+    monkeypatch.setattr(export_module, "write_json", broken_disk)
     with pytest.raises(WriteError) as caught:
         export_labels([cells], tmp_path, overwrite=True)
     assert str(caught.value).startswith(
         f"Could not finish the export into {tmp_path}: Input/output error. It had already"
     )
-    monkeypatch.setattr(export_module, "_write_json", real_write)
+    monkeypatch.setattr(export_module, "write_json", real_write)
     assert len(export_labels([cells], tmp_path, coco_json=True, overwrite=True)) == 5
 
 
@@ -451,3 +450,37 @@ def test_a_file_where_the_folder_should_be_is_said_plainly(tmp_path):
     (tmp_path / "afile").write_text("x")
     with pytest.raises(WriteError, match=r"afile: a file of that name is in the way\. "):
         make_folder(tmp_path / "afile")
+
+
+def test_measured_columns_describe_the_cells_as_exported_not_as_found(tmp_path):
+    """SAM2 stores each object's area as a feature; after painting, the table's and the
+    COCO file's 'area' were still the area found, which COCOeval uses for its size ranges."""
+    labels = np.zeros((20, 20), np.uint16)
+    labels[2:12, 2:12] = 1  # 100 px, found with 140
+    features = {"label": np.array([1]), "area": np.array([140]), "bbox": np.array(["x"]),
+                "predicted_iou": np.array([0.9])}  # fmt: skip
+    export = LabelsExport("cells", labels, features=features)
+    (row,) = object_rows(export)
+    assert (row["area"], row["bbox_min_y"], row["predicted_iou"]) == (100, 2, 0.9)
+    (annotation,) = coco_annotations(export, "predicted_iou")["annotations"]
+    assert annotation["area"] == 100 == cocomask.area(annotation["segmentation"])
+    assert annotation["bbox"] == [2, 2, 10, 10] and annotation["score"] == 0.9
+
+
+def test_json_files_hold_strict_json(tmp_path):
+    """A missing score was written as a bare NaN, which JavaScript's JSON.parse and other
+    strict readers refuse; a path among the parameters stopped the export."""
+    labels = np.zeros((8, 8), np.uint8)
+    labels[1:4, 1:4], labels[5:7, 5:7] = 1, 2
+    features = {"label": np.array([1, 2]), "predicted_iou": np.array([0.8, np.nan])}
+    parameters = {"model": tmp_path / "m.safetensors", "limit": np.inf}
+    export = LabelsExport("cells", labels, features=features, parameters=parameters)
+    export_labels([export], tmp_path, coco_json=True, score_column="predicted_iou")
+
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    coco = json.loads((tmp_path / "cells_coco.json").read_text(), parse_constant=refuse)
+    assert [a["predicted_iou"] for a in coco["annotations"]] == [0.8, None]
+    record = json.loads((tmp_path / "cells_provenance.json").read_text(), parse_constant=refuse)
+    assert record["parameters"] == {"model": str(tmp_path / "m.safetensors"), "limit": None}

@@ -6,6 +6,8 @@ import contextlib
 import errno
 import glob
 import hashlib
+import json
+import math
 import os
 import re
 import shutil
@@ -13,6 +15,8 @@ import socket
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
+import numpy as np
 
 # What follows ".NAME." in a temporary's name: an optional "HOST-PID.", the
 # 8 random characters of the tempfile module, then the suffix.
@@ -73,6 +77,32 @@ def check_output(
     if os.path.lexists(path) and not overwrite:
         raise _exists(path)
     return path
+
+
+def json_ready(value):
+    """``value`` as what strict JSON holds: a missing number (NaN, infinite) is ``null``
+    (Python would write a bare NaN, which JavaScript and most other readers refuse), NumPy
+    values and arrays, tuples, paths and other objects are numbers, lists or text."""
+    if isinstance(value, dict):
+        return {str(key): json_ready(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [json_ready(item) for item in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or isinstance(value, (str, int, float)):
+        return value
+    return str(value)
+
+
+def write_json(
+    path: str | os.PathLike, content: dict, *, overwrite: bool = False, indent: int = 1
+) -> Path:
+    """Write ``content`` as strict JSON (:func:`json_ready`), atomically."""
+    text = json.dumps(json_ready(content), indent=indent, allow_nan=False)
+    return write_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"),
+                            overwrite=overwrite)  # fmt: skip
 
 
 def write_atomically(

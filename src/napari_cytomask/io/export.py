@@ -29,10 +29,12 @@ from .atomic import (
     WriteError,
     file_in_the_way,
     fit_name,
+    json_ready,
     locked_folders,
     one_of,
     reason,
     write_atomically,
+    write_json,
 )
 from .layers import in_micrometres, time_step
 from .writers import FILE_FORMATS, FORMATS, label_writer
@@ -271,7 +273,9 @@ def object_rows(export: LabelsExport) -> list[dict[str, object]]:
     Columns: which plane of a stack (see :class:`_Frames`), ``label``, ``area``
     (pixels), ``centroid_y``/``centroid_x``, ``bbox_*``, ``eccentricity``; ``area_um2``
     and ``centroid_*_um`` when the scale is physical;
-    ``mean_<channel>`` for every intensity image, and every feature column.
+    ``mean_<channel>`` for every intensity image, and every feature column but those
+    of these names: a feature such as SAM2's ``area`` describes the object as it was
+    found, the measured columns the object as it is exported (after painting).
     """
     labels = as_labels(export.labels, f"layer {export.name!r}")
     frames = labels if labels.ndim > 2 else labels[None]
@@ -304,20 +308,21 @@ def object_rows(export: LabelsExport) -> list[dict[str, object]]:
             for name, image in intensities.items():
                 plane = image.reshape(-1, *image.shape[-2:])[frame_index]
                 row[f"mean_{name}"] = float(plane[coords].mean())
-            row.update(feature_rows.get(label, {}))
+            row.update((k, v) for k, v in feature_rows.get(label, {}).items() if k not in row)
             rows.append(row)
     return rows
 
 
 def cell_counts(export: LabelsExport) -> list[dict[str, object]]:
-    """Number of objects per plane (tile, time point, Z plane) and in all of them."""
+    """Number of objects per plane (tile, time point, Z plane): one row each, and no row
+    of totals, so that a column's sum is the total (and each column holds one type)."""
     labels = as_labels(export.labels, f"layer {export.name!r}")
     frames = labels.reshape(-1, *labels.shape[-2:])
-    counts = [int(np.count_nonzero(np.unique(frame))) for frame in frames]
     stack = _Frames(export)
-    rows = [{**stack.values(i), "cells": n} for i, n in enumerate(counts)] if stack.columns else []
-    rows.append({"frame": "all", **dict.fromkeys(stack.columns[1:], ""), "cells": sum(counts)})
-    return rows
+    return [
+        {**stack.values(i), "cells": int(np.count_nonzero(np.unique(frame)))}
+        for i, frame in enumerate(frames)
+    ]
 
 
 def coco_annotations(export: LabelsExport, score_column: str | None = None) -> dict[str, object]:
@@ -327,7 +332,8 @@ def coco_annotations(export: LabelsExport, score_column: str | None = None) -> d
     without one), with ``[frame]`` for each frame of a stack, which also says where the
     frame is (:class:`_Frames`). Each annotation holds the compressed RLE
     ``segmentation``, ``bbox`` (x, y, width, height), ``area`` and a ``score`` (from
-    ``score_column`` of the features, else 1.0) plus every other feature of the object.
+    ``score_column`` of the features, else 1.0) plus every other feature of the object
+    whose name is not one of these (a feature's ``area`` is the object's when it was found).
     """
     labels = as_labels(export.labels, f"layer {export.name!r}")
     frames = labels.reshape(-1, *labels.shape[-2:])
@@ -349,21 +355,22 @@ def coco_annotations(export: LabelsExport, score_column: str | None = None) -> d
         for label, region in _regions(frame):
             min_r, min_c, max_r, max_c = region.bbox
             features = feature_rows.get(label, {})
-            annotations.append(
-                {
-                    "id": len(annotations) + 1,
-                    "image_id": image_id,
-                    "category_id": 1,
-                    "label": label,
-                    # From the object's bounding box: no full-size mask per object.
-                    "segmentation": coco_rle(region.image, (min_r, min_c), frame.shape),
-                    "bbox": [min_c, min_r, max_c - min_c, max_r - min_r],
-                    "area": int(region.area),
-                    "iscrowd": 0,
-                    "score": float(features.get(score_column, 1.0)) if score_column else 1.0,
-                    **{k: v for k, v in features.items() if k != score_column},
-                }
-            )
+            score = features.get(score_column, 1.0) if score_column else 1.0
+            annotation = {
+                "id": len(annotations) + 1,
+                "image_id": image_id,
+                "category_id": 1,
+                "label": label,
+                # From the object's bounding box: no full-size mask per object.
+                "segmentation": coco_rle(region.image, (min_r, min_c), frame.shape),
+                "bbox": [min_c, min_r, max_c - min_c, max_r - min_r],
+                "area": int(region.area),
+                "iscrowd": 0,
+                "score": None if score is None else float(score),  # None: missing
+            }
+            # Features after, never in place of, these: COCO tools read "area" and "bbox".
+            annotation.update((k, v) for k, v in features.items() if k not in annotation)
+            annotations.append(annotation)
     return {"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "cell"}]}
 
 
@@ -549,7 +556,8 @@ def _export_into(exports, folder, formats, objects_csv, coco_json, score_column,
             table_paths = paths[len(formats) : -1]  # after the label files, before provenance
             for path, write in zip(table_paths, made, strict=True):
                 written.append(write(path))
-            written.append(_write_json(paths[-1], provenance(export, written[first:]), overwrite))
+            record = provenance(export, written[first:])
+            written.append(write_json(paths[-1], record, overwrite=overwrite))
     except BaseException as err:
         # No partial export: the files it made go again (a full disk, an interruption).
         for path in written:
@@ -615,7 +623,7 @@ def _measured(export, objects_csv, coco_json, score_column, overwrite) -> list[C
         writers.append(partial(_write_csv, rows=cell_counts(export), overwrite=overwrite))
     if coco_json:
         coco = coco_annotations(export, score_column)
-        writers.append(partial(_write_json, content=coco, overwrite=overwrite))
+        writers.append(partial(write_json, content=coco, overwrite=overwrite))
     return writers
 
 
@@ -660,13 +668,9 @@ def _features_by_label(features: Mapping[str, Sequence]) -> dict[int, dict[str, 
         return {}
     columns = {k: list(v) for k, v in features.items() if k != "label"}
     return {
-        int(label): {k: _plain(v[i]) for k, v in columns.items()}
+        int(label): {k: json_ready(v[i]) for k, v in columns.items()}
         for i, label in enumerate(features["label"])
     }
-
-
-def _plain(value):
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def _pixel_size_um(export: LabelsExport) -> tuple[float, float] | None:
@@ -690,12 +694,5 @@ def _write_csv(path: Path, rows: list[dict[str, object]], overwrite: bool, colum
             writer = csv.DictWriter(handle, fieldnames=columns)
             writer.writeheader()
             writer.writerows(rows)
-
-    return write_atomically(path, write, overwrite=overwrite)
-
-
-def _write_json(path: Path, content: dict, overwrite: bool) -> Path:
-    def write(tmp: Path) -> None:
-        tmp.write_text(json.dumps(content, indent=1, default=_plain), encoding="utf-8")
 
     return write_atomically(path, write, overwrite=overwrite)
