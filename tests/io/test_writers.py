@@ -403,6 +403,24 @@ def test_a_plain_tiff_keeps_positions_and_the_z_step(tmp_path, real_labels, offs
     np.testing.assert_array_equal(np.asarray(data), stack)
 
 
+@pytest.mark.parametrize("axes", [("P", "Y", "X"), ("P", "Z", "Y", "X"), ("T", "Y", "X")])
+def test_an_imagej_tiff_keeps_positions_apart_from_time_points(tmp_path, real_labels, axes):
+    """ImageJ has no position axis, so tiles went on its T axis and came back as time
+    points: the tables of a re-opened scan then had a 't' column for its tiles."""
+    crop = real_labels[:32, :32]
+    frames = (3, 2)[: len(axes) - 2]
+    stack = np.stack([np.where(crop > 0, crop + i, 0) for i in range(np.prod(frames))])
+    stack = stack.reshape(*frames, 32, 32)
+    path = write_labels(tmp_path / "scan.tif", stack, axis_labels=axes)
+    ((data, kwargs, _),) = read_tiff(path)
+    assert kwargs["axis_labels"] == axes
+    np.testing.assert_array_equal(np.asarray(data), stack)
+    with tifffile.TiffFile(path) as tif:  # a person in Fiji sees it in Image > Show Info
+        assert tif.is_imagej
+        positions = (tif.imagej_metadata.get("Properties") or {}).get("frames")
+        assert positions == ("positions" if "P" in axes else None)
+
+
 def test_imagej_tiff_keeps_z_spacing_in_the_unit_of_x_and_any_axis_order(tmp_path, real_labels):
     crop = real_labels[:64, :64]
     stack = np.stack([np.stack([crop, crop + 1]), np.stack([crop + 2, crop + 3])])  # C, Z, Y, X
@@ -499,3 +517,16 @@ def test_png_holds_ids_up_to_65535_and_refuses_65536(tmp_path):
     ):
         write_labels(tmp_path / "over.png", labels)
     assert _files(tmp_path) == ["edge.png"]
+
+
+def test_ome_tiff_images_are_named_after_the_file(tmp_path, real_labels):
+    """Every OME image was named P1, P2…, a single 2D image too: QuPath and OMERO list it by
+    that name."""
+    crop = real_labels[:32, :32]
+    tifffile_names = []
+    files = [("cells.ome.tif", crop, None), ("scan.ome.tiff", np.stack([crop, crop]), "PYX")]
+    for name, data, axes in files:
+        path = write_labels(tmp_path / name, data, axis_labels=axes and tuple(axes))
+        with tifffile.TiffFile(path) as tif:
+            tifffile_names.append([series.name for series in tif.series])
+    assert tifffile_names == [["cells"], ["scan P1", "scan P2"]]

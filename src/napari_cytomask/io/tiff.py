@@ -65,6 +65,9 @@ TIFF_MAGIC = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
 TIFF_SUFFIXES = (".tif", ".tiff", ".btf", ".tf2", ".tf8", ".qptiff", ".svs", ".ndpi", ".scn")
 #: Label of the stage position (tile) axis.
 POSITION_AXIS = "P"
+#: The ImageJ property that says a file's frames are stage positions (tiles), not time
+#: points: ImageJ has no position axis, so they go on its T axis (Image > Show Info shows it).
+IMAGEJ_POSITIONS = ("frames", "positions")
 #: Unit of every physical size and stage position the reader reports.
 UNIT = "µm"
 
@@ -444,6 +447,14 @@ def read_tiff_stack(paths: Sequence[str | os.PathLike]) -> list[LayerData]:
     return stacked
 
 
+def _frames_are_positions(tif: tifffile.TiffFile) -> bool:
+    """Whether an ImageJ file's T axis holds stage positions, as the plugin's writer marks
+    it (:data:`IMAGEJ_POSITIONS`)."""
+    key, value = IMAGEJ_POSITIONS
+    properties = (tif.imagej_metadata or {}).get("Properties") if tif.is_imagej else None
+    return isinstance(properties, dict) and properties.get(key) == value
+
+
 def _layout(arrays: list, names: list[str | None]) -> list[tuple]:
     """Each channel's shape (None for a pyramid, a list of levels), pixel type and own
     name (None when it is named after its file). Not its role: the first file's roles
@@ -545,6 +556,8 @@ class TiffScan:
 
         self._stacked = len(self._series) > 1
         in_labels = _unique([_AXIS_LABELS.get(a, a) for a in first.axes])
+        if _frames_are_positions(tif):
+            in_labels = [POSITION_AXIS if a == "T" else a for a in in_labels]
         in_shape = list(first.shape)
         if self._stacked:
             in_labels.insert(0, POSITION_AXIS)

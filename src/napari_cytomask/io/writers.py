@@ -19,6 +19,7 @@ from ..labels import as_labels, min_label_dtype
 from .atomic import write_atomically
 from .layers import MICROMETRES, length_symbol, time_step
 from .omezarr import SUFFIX as OME_ZARR_SUFFIX
+from .tiff import IMAGEJ_POSITIONS, file_stem
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,11 @@ class LabelFormat:
 #: Every label format by key: the keys are what the command line and the settings use.
 FORMATS: dict[str, LabelFormat] = {
     "tiff": LabelFormat(
-        "TIFF", (".tif", ".tiff"), "ImageJ TIFF with the pixel size: opens in Fiji and napari."
+        "TIFF",
+        (".tif", ".tiff"),
+        "ImageJ TIFF with the pixel size: opens in Fiji and napari. Fiji sees the axes of "
+        "a stack with ids up to 65535 and not both positions and time points; for others, "
+        "choose OME-TIFF.",
     ),
     "ome-tiff": LabelFormat(
         "OME-TIFF",
@@ -259,7 +264,8 @@ def _frame_interval(axes: str, scale, units) -> float | None:
 
 def _imagej_writer(path: Path, labels, axes: str, scale, units) -> Callable[[Path], None]:
     # ImageJ knows T, Z and C only, in that order, and 8/16-bit integers; positions go on
-    # the T axis.
+    # the T axis, with a property that says so (for the reader, and a person in Fiji).
+    positions = "P" in axes or "Q" in axes
     imagej_axes = axes.replace("P", "T").replace("Q", "T") if labels.dtype.itemsize <= 2 else None
     if imagej_axes is not None and (len(set(imagej_axes)) != len(imagej_axes) or labels.ndim > 5):
         imagej_axes = None
@@ -309,6 +315,8 @@ def _imagej_writer(path: Path, labels, axes: str, scale, units) -> Callable[[Pat
                 metadata["spacing"] = z_um / MICROMETRES[x[1]]
             if interval is not None:  # in seconds, ImageJ's default time unit
                 metadata["finterval"] = interval
+            if positions:
+                metadata["Properties"] = dict([IMAGEJ_POSITIONS])
             tifffile.imwrite(
                 tmp,
                 labels,
@@ -366,14 +374,17 @@ def _ome_writer(path: Path, labels: np.ndarray, axes: str, scale, units) -> Call
     free = [a for a in "TZC" if a not in stack_axes]
     series_axes = "".join(a if a in "TCZ" else free.pop(0) for a in stack_axes) + "YX"
     stacks = [labels] if positions is None else list(np.moveaxis(labels, positions, 0))
+    # The image's name in QuPath and OMERO: the file's, and which position.
+    stem = file_stem(path)
+    names = [stem] if positions is None else [f"{stem} P{i + 1}" for i in range(len(stacks))]
 
     def write(tmp: Path) -> None:
         with tifffile.TiffWriter(tmp, ome=True, bigtiff=labels.nbytes > 2**31) as tif:
-            for i, stack in enumerate(stacks):
+            for name, stack in zip(names, stacks, strict=True):
                 tif.write(
                     stack,
                     compression="zlib",
-                    metadata={"axes": series_axes, "Name": f"P{i + 1}", **metadata},
+                    metadata={"axes": series_axes, "Name": name, **metadata},
                 )
 
     return write
