@@ -171,6 +171,8 @@ def test_unet_method_equals_the_widget_call_and_yields_progress(unet_file, scan,
     ).labels
     np.testing.assert_array_equal(labels, expected)
     assert segmenter.predictor is segmenter.predictor  # loaded once
+    # One array, not in a list: its rows were taken for channels ("128 were given").
+    np.testing.assert_array_equal(drain(segmenter.iter_segment(scan.brightfield)), labels)
 
 
 def _same_cells(a: np.ndarray, b: np.ndarray) -> bool:

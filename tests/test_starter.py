@@ -140,3 +140,24 @@ def test_segment_without_a_model_uses_the_starter(tmp_path, shared_data, capsys)
 def test_from_and_resume_exclude_each_other(argv, capsys):
     assert main(["train", "--images", "a*", "--masks", "b*", *argv]) == 2
     assert "not allowed with" in capsys.readouterr().err
+
+
+def test_the_library_segments_with_a_models_tuned_settings(shared_data):
+    """From Python, segment() used the untuned thresholds (and no minimum cell size) where
+    the dock and the command line use the starter model's: F1@0.5 0.79 against 0.99 on the
+    sample's first field. The starter is found by its name there too."""
+    from napari_cytomask.models.inference import (
+        DEFAULT_SETTINGS,
+        UNetPredictor,
+        postprocess_arguments,
+        segment,
+    )
+
+    predictor = UNetPredictor.from_checkpoint(STARTER, "cpu")
+    image = tifffile.imread(shared_data / "usiigaci-phc" / "set11" / "raw.tif")[:320, :320]
+    targets = predictor.config.targets
+    found = segment(predictor, image).labels
+    tuned = segment(predictor, image, **postprocess_arguments(targets, **predictor.settings))
+    untuned = segment(predictor, image, **postprocess_arguments(targets, **DEFAULT_SETTINGS))
+    np.testing.assert_array_equal(found, tuned.labels)
+    assert not np.array_equal(found, untuned.labels)

@@ -1,4 +1,5 @@
-"""Checks and conversions shared by everything that takes or writes label images."""
+"""Checks and conversions shared by everything that takes or writes label images, and
+the images the models and the watershed work on."""
 
 from __future__ import annotations
 
@@ -47,6 +48,26 @@ def as_labels(data, what: str = "labels") -> np.ndarray:
         raise LabelsError(f"{what} has dtype {arr.dtype}, which cannot hold label ids.")
     if np.issubdtype(arr.dtype, np.signedinteger) and arr.min(initial=0) < 0:
         raise LabelsError(f"{what} has negative ids; label ids must be 0 (background) or more.")
+    return arr
+
+
+def as_planes(data, what: str = "the image"):
+    """``data`` as an array of one 2D plane or a stack of them (numpy, dask, zarr, torch
+    are kept as they are; lists and PIL images become numpy arrays).
+
+    Raises
+    ------
+    ValueError
+        For a colour picture (a last axis of 3 or 4 values), which would otherwise be
+        taken for a stack of images 3 or 4 pixels wide.
+    """
+    arr = data if hasattr(data, "shape") and hasattr(data, "dtype") else np.asarray(data)
+    shape = tuple(arr.shape)
+    if len(shape) >= 3 and shape[-1] in (3, 4) and shape[-2] > 16:
+        raise ValueError(
+            f"{what} has shape {shape}: a colour (RGB) picture, not a grey image or a stack "
+            "of them; pass one colour (image[..., 0]) or a grey version (image.mean(axis=-1))."
+        )
     return arr
 
 

@@ -444,7 +444,8 @@ class Segmenter:
         Parameters
         ----------
         channels
-            One ``(*frames, Y, X)`` array per input channel (numpy, dask, zarr).
+            One ``(*frames, Y, X)`` array per input channel (numpy, dask, zarr), in a
+            list; a single array is one channel.
         labels_out
             Preallocated integer output (e.g. a zarr array on disk) for images
             larger than memory; by default a numpy array is returned.
@@ -454,6 +455,8 @@ class Segmenter:
         chunk_size
             Frames larger than this go through the watershed in windows of this size.
         """
+        if hasattr(channels, "shape"):  # an array's rows are no channels
+            channels = [channels]
         method = self.preset.method
         labels, confidence = None, None
         if method in ("unet", "sam2_guided"):

@@ -213,3 +213,38 @@ def test_predictor_cache_keeps_the_two_latest_models(unet_checkpoint):
     assert again is not a and again is not b and again is not c
     assert cache.get(third, "cpu") is c  # the second was loaded before the third: it went
     assert cache.get(second, "cpu") is not b
+
+
+def test_images_that_are_not_arrays_and_colour_pictures(trained):
+    """From Python, a list or a PIL image stopped with "'list' object has no attribute
+    'shape'", and an RGB picture was segmented as a stack of 3-pixel-wide images."""
+    from PIL import Image
+
+    from napari_cytomask.postprocess import run_watershed
+
+    predictor = trained
+    grey = np.random.default_rng(1).integers(0, 255, (40, 48)).astype(np.uint8)
+    expected = segment(predictor, grey).labels
+    for same in (grey.tolist(), Image.fromarray(grey)):
+        np.testing.assert_array_equal(segment(predictor, same).labels, expected)
+    cells = (grey > 128).astype(np.uint8)
+    np.testing.assert_array_equal(
+        run_watershed("split", cells.tolist()), run_watershed("split", cells)
+    )
+    colour = np.stack([grey] * 3, axis=-1)
+    with pytest.raises(ValueError, match=r"\(40, 48, 3\): a colour \(RGB\) picture.*mean"):
+        segment(predictor, colour)
+    with pytest.raises(ValueError, match="colour"):
+        run_watershed("split", np.stack([cells] * 3, axis=-1))
+
+
+def test_an_image_smaller_than_a_tile_is_padded_on_both_sides_alike(trained):
+    """Only its bottom and right edges were padded: cells at the edges of a small image
+    changed with the way it faced (flipped, up to 0.87 in probability on a real image)."""
+    multiple = trained.config.size_multiple
+    height, width = 3 * multiple - 4, 4 * multiple - 6  # padded by 4 and 6: even
+    image = np.random.default_rng(3).random((height, width)).astype(np.float32)
+    probs = predict(trained, image, tta=True)
+    for axis in (0, 1):
+        flipped = predict(trained, np.ascontiguousarray(np.flip(image, axis)), tta=True)
+        np.testing.assert_allclose(np.flip(flipped, axis + 1), probs, atol=1e-5)

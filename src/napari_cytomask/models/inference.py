@@ -23,9 +23,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..labels import as_planes
 from ..postprocess import iter_watershed
 from ..progress import Progress, drain, relay
 from ..tiling import tile_starts
+from .catalog import resolve_unet
 from .checkpoint import check_input_channels, config_of, load_checkpoint
 from .device import autocast_dtype, get_device
 from .unet import UNetConfig, model_device, normalise, percentile_range
@@ -115,9 +117,13 @@ class UNetPredictor:
         self.description = description or {}
 
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike, device="auto") -> UNetPredictor:
-        """Load a checkpoint onto a device (``"auto"``, ``"cpu"``, ``"cuda:0"``, ...)."""
-        model, desc = load_checkpoint(path, get_device(device))
+    def from_checkpoint(cls, model: str | os.PathLike | None, device="auto") -> UNetPredictor:
+        """Load a checkpoint onto a device (``"auto"``, ``"cpu"``, ``"cuda:0"``, ...).
+
+        ``model`` is a file, a name in the model folder, or ``None``/``"starter"`` for the
+        starter model, as everywhere else (:func:`~.catalog.resolve_unet`).
+        """
+        model, desc = load_checkpoint(resolve_unet(model), get_device(device))
         return cls(model, config_of(desc), desc)
 
     @property
@@ -212,15 +218,18 @@ def _padded_size(size: int, multiple: int) -> int:
     return max(multiple, math.ceil(size / multiple) * multiple)
 
 
-def _read_tile(frame, y: int, x: int, th: int, tw: int) -> tuple[np.ndarray, int, int]:
-    """Read a tile from every channel of a frame; pad tiles beyond small images by reflection."""
+def _read_tile(frame, y: int, x: int, th: int, tw: int) -> tuple[np.ndarray, tuple, tuple]:
+    """Read a tile from every channel of a frame: the block, and where the image is in it
+    (rows and columns). An image smaller than a tile is padded by reflection on both
+    sides alike, so that cells at its edges do not depend on which way it faces."""
     arrays = [np.asarray(ch[y : y + th, x : x + tw], dtype=np.float32) for ch in frame]
     block = np.stack(arrays)
     h, w = block.shape[-2:]
+    top, left = (th - h) // 2, (tw - w) // 2
     if (h, w) != (th, tw):
         mode = "reflect" if h > 1 and w > 1 else "edge"
-        block = np.pad(block, ((0, 0), (0, th - h), (0, tw - w)), mode=mode)
-    return block, h, w
+        block = np.pad(block, ((0, 0), (top, th - h - top), (left, tw - w - left)), mode=mode)
+    return block, slice(top, top + h), slice(left, left + w)
 
 
 @torch.inference_mode()
@@ -254,11 +263,12 @@ def predict_tiles(predictor: UNetPredictor, batch: np.ndarray, *, tta: bool = Fa
 
 
 def _as_channels(image, in_channels: int) -> list:
-    """One array per channel, each ``(*frames, Y, X)``."""
-    if isinstance(image, (list, tuple)):
-        channels = list(image)
+    """One array per channel, each ``(*frames, Y, X)``: a list or tuple of arrays is one
+    per channel, anything else (an array, nested lists, a PIL image) one channel."""
+    if isinstance(image, (list, tuple)) and all(hasattr(ch, "shape") for ch in image):
+        channels = [as_planes(ch) for ch in image]
     else:
-        channels = [image]
+        channels = [as_planes(image)]
     shapes = {tuple(ch.shape) for ch in channels}
     if len(shapes) != 1:
         raise ValueError(
@@ -344,17 +354,18 @@ def iter_predict(
         for r, y in enumerate(ys):
             for b in range(0, len(xs), batch_size):
                 row_xs = xs[b : b + batch_size]
-                tiles, sizes = [], []
+                tiles, inside = [], []
                 for x in row_xs:
-                    block, h, w = _read_tile(raw, y, x, th, tw)
+                    block, rows, cols = _read_tile(raw, y, x, th, tw)
                     for c, (lo, hi) in enumerate(ranges):
                         block[c] = normalise(block[c], lo, hi)
                     tiles.append(block)
-                    sizes.append((h, w))
+                    inside.append((rows, cols))
                 probs = predict_tiles(predictor, np.stack(tiles), tta=tta)
-                for x, p, (h, w) in zip(row_xs, probs, sizes, strict=True):
+                for x, p, (rows, cols) in zip(row_xs, probs, inside, strict=True):
+                    h, w = rows.stop - rows.start, cols.stop - cols.start
                     win = wy[:h, None] * wx[None, :w]
-                    band[:, :h, x : x + w] += p[:, :h, :w] * win
+                    band[:, :h, x : x + w] += p[:, rows, cols] * win
                     weight[:h, x : x + w] += win
                 done += 1
                 yield Progress("predict", done, total)
@@ -474,8 +485,14 @@ def iter_segment(
     :class:`Segmentation`. Parameters are those of :func:`iter_predict` and of
     :func:`probabilities_to_instances` (``postprocess`` are the watershed
     parameters, ``chunk_size`` its window size); ``instances=False`` stops after
-    the probabilities.
+    the probabilities. ``postprocess`` and ``cleanup`` left out take the settings tuned
+    for the checkpoint after its training (:attr:`UNetPredictor.settings`), as the dock
+    and ``cytomask segment`` do, when it has them (the starter model does).
     """
+    if predictor.description.get("postprocess"):
+        tuned = postprocess_arguments(predictor.config.targets, **predictor.settings)
+        postprocess = tuned["postprocess"] if postprocess is None else postprocess
+        cleanup = tuned["cleanup"] if cleanup is None else cleanup
     probs = yield from iter_predict(
         predictor,
         image,

@@ -24,7 +24,7 @@ from typing import Literal
 
 import numpy as np
 
-from ..labels import LabelsError, check_same_shape, min_label_dtype
+from ..labels import LabelsError, as_planes, check_same_shape, min_label_dtype
 from ..progress import drain
 from .cleanup import border_ids, clean_labels
 from .watershed import foreground_to_instances, interior_boundary_to_instances, split_labels
@@ -131,6 +131,7 @@ def iter_watershed(
     numpy.ndarray or the given ``out``
         The label image.
     """
+    inputs = tuple(as_planes(arr, "the input") for arr in inputs)
     shape = _check_inputs(method, inputs)
     params = dict(params or {})
     cleanup = {**DEFAULT_CLEANUP, **(cleanup or {})}
