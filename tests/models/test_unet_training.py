@@ -380,6 +380,19 @@ def test_resume_continues_the_epoch_count(tmp_path, tiny_unet):
               resume=first.checkpoint)  # fmt: skip
 
 
+def test_training_and_loading_leave_the_global_random_state_alone(tmp_path, tiny_unet):
+    """Training seeded PyTorch's global generator (initial seed 1234 became 0) and loading a
+    checkpoint drew random weights from it: other random code in napari changed with it."""
+    from napari_cytomask.models.inference import UNetPredictor
+
+    samples, _ = _synthetic_samples()
+    torch.manual_seed(1234)
+    before = torch.get_rng_state()
+    result = train(samples, tmp_path / "a.safetensors", UNetConfig(**tiny_unet), _small_settings())
+    UNetPredictor.from_checkpoint(result.checkpoint, "cpu")
+    assert torch.initial_seed() == 1234 and torch.equal(torch.get_rng_state(), before)
+
+
 def test_fine_tuning_starts_from_the_given_weights_with_a_fresh_run(tmp_path, tiny_unet):
     samples, scan = _synthetic_samples()
     settings = _small_settings()

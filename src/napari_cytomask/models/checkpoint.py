@@ -384,7 +384,8 @@ def load_checkpoint(
     if in_channels is not None:
         check_input_channels(desc, in_channels, path)
     config = config_of(desc)
-    model, _ = build_model(config, encoder_weights=None)
+    with torch.random.fork_rng(devices=[]):  # random weights, replaced by the file's
+        model, _ = build_model(config, encoder_weights=None)
     try:
         state = load_file(str(path), device="cpu")
     except (SafetensorError, OSError) as err:

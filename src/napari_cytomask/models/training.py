@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import functools
 import itertools
 import math
 import multiprocessing
@@ -1094,6 +1095,19 @@ def _summary(samples: Sequence[TrainingSample]) -> dict:
     }
 
 
+def _own_random_state(generator_function):
+    """Run a generator function with PyTorch's (CPU) random state restored once it is done:
+    training seeds it, which must not change the random numbers of the rest of napari."""
+
+    @functools.wraps(generator_function)
+    def run(*args, **kwargs):
+        with torch.random.fork_rng(devices=[]):
+            return (yield from generator_function(*args, **kwargs))
+
+    return run
+
+
+@_own_random_state
 def iter_train(
     samples: Sequence[TrainingSample],
     output: str | os.PathLike | None = None,
