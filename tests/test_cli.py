@@ -827,8 +827,9 @@ def test_running_out_of_memory_says_what_to_change(folders, unet_checkpoint, mon
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert (
-        f"{data / 'set0' / 'raw.tif'}: error: out of memory; give a smaller --batch-size or "
-        "--tile-size, or run on the CPU (--device cpu)\n" in err
+        f"{data / 'set0' / 'raw.tif'}: error: out of memory; give a smaller --batch-size, then "
+        "a smaller --tile-size (256 or more: smaller tiles see too little around a cell and "
+        "find fewer cells), or run on the CPU (--device cpu)\n" in err
     )
 
 

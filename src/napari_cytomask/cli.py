@@ -457,7 +457,9 @@ def _segment_parser(sub) -> None:
         "(default: the starter model shipped with the plugin)",
     )
     unet.add_argument(
-        "--tile-size", type=_positive_int, help="tile size in pixels (default: the model's)"
+        "--tile-size",
+        type=_positive_int,
+        help="tile size in pixels (default: the model's); under 256, fewer cells are found",
     )
     unet.add_argument(
         "--overlap",
@@ -855,7 +857,8 @@ def _kept(saved: Path | None, args) -> str:
 
 #: What to change when a command runs out of memory.
 _MEMORY_ADVICE = {
-    "segment": "give a smaller --batch-size or --tile-size, or run on the CPU (--device cpu)",
+    "segment": "give a smaller --batch-size, then a smaller --tile-size (256 or more: smaller "
+    "tiles see too little around a cell and find fewer cells), or run on the CPU (--device cpu)",
     "train": "give a smaller --batch-size or --crop-size, or train on the CPU (--device cpu)",
     "tune": "give a smaller --batch-size, or run on the CPU (--device cpu)",
 }

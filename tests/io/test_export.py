@@ -10,6 +10,7 @@ import tifffile
 from skimage.measure import regionprops
 
 from napari_cytomask.io.export import (
+    ExportExists,
     LabelsExport,
     cell_counts,
     coco_annotations,
@@ -214,10 +215,18 @@ def test_layer_names_become_file_names_every_system_takes(name, safe):
 
 def test_mismatched_channel_and_unknown_format_are_explained(tmp_path):
     labels = np.ones((4, 4), np.uint8)
-    with pytest.raises(ValueError, match="same image"):
+    with pytest.raises(ValueError, match=r"'gfp' has shape \(5, 5\) but.*same image"):
         object_rows(LabelsExport("x", labels, intensities={"gfp": np.ones((5, 5))}))
+    # A colour channel was said to have shape (4, 3), its last two axes.
+    with pytest.raises(ValueError, match=r"'rgb' has shape \(4, 4, 3\) but the labels \(4, 4\)"):
+        object_rows(LabelsExport("x", labels, intensities={"rgb": np.ones((4, 4, 3))}))
     with pytest.raises(ValueError, match="Unknown format"):
         export_labels([LabelsExport("x", labels)], tmp_path, formats=["jpeg"])
+    # One format as a string was read letter by letter: "Unknown format(s) ['f', 'i', 't']".
+    written = export_labels([LabelsExport("x", labels)], tmp_path, formats="tiff")
+    assert written[0].name == "x.tif"
+    with pytest.raises(ExportExists, match=r"overwrite=True from Python"):
+        export_labels([LabelsExport("x", labels)], tmp_path, formats="tiff")
 
 
 def test_a_stack_that_png_cannot_hold_writes_nothing(tmp_path):

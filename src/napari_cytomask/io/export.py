@@ -69,7 +69,7 @@ class ExportExists(FileExistsError):
         super().__init__(
             f"{len(self.paths)} output file(s) already exist, e.g. {self.paths[0]}; nothing "
             "was written. Choose another folder, or allow overwriting (cytomask export "
-            "--overwrite)."
+            "--overwrite; overwrite=True from Python)."
         )
 
     def __reduce__(self):
@@ -286,7 +286,7 @@ def object_rows(export: LabelsExport) -> list[dict[str, object]]:
     for name, image in intensities.items():
         if image.shape != frames.shape:
             raise ValueError(
-                f"Channel {name!r} has shape {image.shape[-labels.ndim :]} but the labels "
+                f"Channel {name!r} has shape {np.shape(export.intensities[name])} but the labels "
                 f"{labels.shape}; measure channels of the same image."
             )
     feature_rows = _features_by_label(export.features)
@@ -494,7 +494,8 @@ def check_export(
     _plans(exports, Path(folder), _known(formats), objects_csv, coco_json, overwrite, inputs)
 
 
-def _known(formats: Sequence[str]) -> list[str]:
+def _known(formats: Sequence[str] | str) -> list[str]:
+    formats = [formats] if isinstance(formats, str) else formats  # "tiff", not t, i, f, f
     unknown = set(formats) - set(FILE_FORMATS)
     if unknown:
         raise ValueError(f"Unknown format(s) {sorted(unknown)}; choose from {list(FILE_FORMATS)}.")
