@@ -526,3 +526,36 @@ def test_choosing_where_to_start_drops_the_run_offered_to_resume(make_napari_vie
     trainer.resume.setText("/models/cancelled.safetensors")  # as after Cancel
     trainer.start_from.activated.emit(0)  # the user picks a start
     assert trainer.resume.text() == ""
+
+
+def test_saving_over_a_model_file_asks_first(
+    make_napari_viewer_proxy, qtbot, tmp_path, monkeypatch
+):
+    """A name already taken under More > Save as failed with advice for the command line
+    ("allow overwriting (cytomask train --overwrite)"), which the dock has no way to do."""
+    from napari_cytomask._qt import unet_widgets
+
+    viewer = make_napari_viewer_proxy()
+    scan = make_tilescan(n_tiles=2, shape=(96, 96), cell_radius=10, seed=3)
+    viewer.add_image(scan.brightfield, name="BF")
+    viewer.add_labels(scan.labels, name="cells")
+    trainer = UNetTrainWidget(viewer)
+    _tiny_training(trainer)
+    existing = tmp_path / "mine.safetensors"
+    existing.write_bytes(b"an earlier model")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    trainer.output.setText("~/mine")  # the ending is added, ~ is the home folder
+    questions = []
+    answers = iter([False, True])
+    monkeypatch.setattr(unet_widgets, "ask_to_replace",
+                        lambda parent, title, question, details: questions.append(question)
+                        or next(answers))  # fmt: skip
+    trainer.train()
+    assert trainer.worker is None and existing.read_bytes() == b"an earlier model"
+    assert questions == [f"mine.safetensors is already in {tmp_path}. Replace it with this "
+                         "run's model?"]  # fmt: skip
+    assert "Nothing was trained: mine.safetensors is as it was" in trainer.status.text()
+    trainer.train()
+    qtbot.waitUntil(lambda: trainer.worker is None, timeout=90_000)
+    assert trainer.result is not None and trainer.result.checkpoint == existing
+    assert existing.read_bytes() != b"an earlier model"

@@ -23,6 +23,7 @@ from qtpy.QtWidgets import (
     QFrame,
     QHBoxLayout,
     QLabel,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QScrollArea,
@@ -494,3 +495,17 @@ def _guarded(func: Callable, args: tuple, kwargs: dict):
         return work
     except Exception as err:
         raise _Failed() from err
+
+
+def ask_to_replace(parent: QWidget, title: str, question: str, details: str) -> bool:
+    """Ask whether to replace files (No is the default); True for Yes."""
+    box = QMessageBox(
+        QMessageBox.Icon.Question,
+        title,
+        question,
+        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+        parent,
+    )
+    box.setInformativeText(details)
+    box.setDefaultButton(QMessageBox.StandardButton.No)
+    return box.exec() == QMessageBox.StandardButton.Yes

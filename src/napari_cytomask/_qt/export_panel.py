@@ -16,7 +16,6 @@ from qtpy.QtWidgets import (
     QLineEdit,
     QListWidget,
     QListWidgetItem,
-    QMessageBox,
     QPushButton,
     QVBoxLayout,
     QWidget,
@@ -26,7 +25,7 @@ from ..io.export import ExportExists, check_export, export_labels, from_layer
 from ..io.layers import is_highlight
 from ..io.writers import FILE_FORMATS, FORMATS
 from ..roles import role_of
-from ._live import Runner, StepControls, StepWidget, step_page
+from ._live import Runner, StepControls, StepWidget, ask_to_replace, step_page
 
 #: Feature columns used as the COCO score when a layer has one, best first.
 _SCORE_COLUMNS = ("predicted_iou", "score", "probability")
@@ -187,7 +186,10 @@ class ExportPanel(StepWidget, QWidget):
         written, exists, empty, replaced = outcome
         if exists is not None:
             folder = exists.paths[0].parent
-            if _confirm_overwrite(self, _listed(exists.paths, folder)):
+            question = (
+                "Some of the files this export writes are already in the folder. Replace them?"
+            )
+            if ask_to_replace(self, "Replace files?", question, _listed(exists.paths, folder)):
                 self.status.setText("Replacing the files…")
                 self.runner.run_now(_export_job, overwrite=True, **self._pending)
             else:
@@ -232,16 +234,3 @@ def _listed(paths: list[Path], folder: Path, most: int = 4) -> str:
     names = [path.name for path in paths[:most]]
     more = f", and {len(paths) - most} more" if len(paths) > most else ""
     return f"Already in {folder}: {', '.join(names)}{more}."
-
-
-def _confirm_overwrite(parent: QWidget, message: str) -> bool:
-    box = QMessageBox(
-        QMessageBox.Icon.Question,
-        "Replace files?",
-        "Some of the files this export writes are already in the folder. Replace them?",
-        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-        parent,
-    )
-    box.setInformativeText(message)
-    box.setDefaultButton(QMessageBox.StandardButton.No)
-    return box.exec() == QMessageBox.StandardButton.Yes

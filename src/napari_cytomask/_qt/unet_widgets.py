@@ -48,7 +48,16 @@ from ._layers import (
     resolution_level,
     result_slot,
 )
-from ._live import Runner, StepControls, StepWidget, failed, number_box, scrolled, step_page
+from ._live import (
+    Runner,
+    StepControls,
+    StepWidget,
+    ask_to_replace,
+    failed,
+    number_box,
+    scrolled,
+    step_page,
+)
 from ._plot import PlotCanvas
 
 ENCODERS = ("resnet18", "resnet34", "resnet50", "efficientnet-b0", "efficientnet-b3")
@@ -872,6 +881,11 @@ class UNetTrainWidget(StepWidget, QWidget):
         except ValueError as err:
             self.runner.fail(err)
             return
+        typed = self.output.text().strip()
+        output = str(Path(typed).expanduser()) if typed else None  # "~/cells" as in a shell
+        overwrite = self._replacing(output, resume)
+        if overwrite is None:
+            return
         self.result = None
         self.losses, self.scores = [], []
         # A resumed run's network is on disk already: cancelled, it is kept.
@@ -895,13 +909,34 @@ class UNetTrainWidget(StepWidget, QWidget):
         self.runner.run_now(
             iter_train,
             samples,
-            self.output.text().strip() or None,
+            output,
             config,
             settings,
             resume=resume,
             init_from=init_from,
             sources=sources,
+            overwrite=overwrite,
         )
+
+    def _replacing(self, output: str | None, resume: str | None) -> bool | None:
+        """Whether the run replaces the model file it saves to: asked when that file is
+        there (and not the run it resumes); None when the answer is No."""
+        from ..models.training import checkpoint_file
+
+        if output is None or Path(output).is_dir():
+            return False
+        target = checkpoint_file(output)
+        if not target.is_file() or (resume and target.resolve() == Path(resume).resolve()):
+            return False
+        question = f"{target.name} is already in {target.parent}. Replace it with this run's model?"
+        details = "Its model is lost once the first epoch of this run has been saved."
+        if ask_to_replace(self, "Replace the model?", question, details):
+            return True
+        self.status.setText(
+            f"Nothing was trained: {target.name} is as it was. Choose another name under "
+            "More > Save as, or train again and replace it."
+        )
+        return None
 
     def cancel(self) -> None:
         """Stop training now; the step under way finishes in the background, unused."""

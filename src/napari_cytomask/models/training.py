@@ -1107,6 +1107,13 @@ def _own_random_state(generator_function):
     return run
 
 
+def checkpoint_file(output: str | os.PathLike) -> Path:
+    """The file a training run given ``output`` (not a folder) writes: ``.safetensors``
+    added when it has another ending."""
+    output = Path(output)
+    return output if output.suffix == SUFFIX else output.with_name(output.name + SUFFIX)
+
+
 @_own_random_state
 def iter_train(
     samples: Sequence[TrainingSample],
@@ -1182,15 +1189,15 @@ def iter_train(
         # Like ``cp FILE FOLDER``: a new checkpoint inside the folder.
         output_folder, output = Path(output), None
     if output is not None:
-        output = Path(output)
-        output = output if output.suffix == SUFFIX else output.with_name(output.name + SUFFIX)
+        output = checkpoint_file(output)
         resumed = resume is not None and output.resolve() == Path(resume).resolve()
         if output.is_dir():
             raise IsADirectoryError(f"{output} is a folder; choose a file name for the checkpoint.")
         if output.exists() and not overwrite and not resumed:
             raise FileExistsError(
                 f"{output} already exists and was left as it is; choose another output file, "
-                "or allow overwriting (cytomask train --overwrite) to replace it."
+                "or allow overwriting (cytomask train --overwrite; overwrite=True from Python) "
+                "to replace it."
             )
     settings = settings or TrainingSettings()
     settings.validate()
