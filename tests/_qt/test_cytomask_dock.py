@@ -537,7 +537,7 @@ def test_export_into_a_folder_with_the_files_asks_once(
         questions.append(message)
         return reply
 
-    monkeypatch.setattr(export_panel, "_confirm_overwrite", lambda p, m: answer(p, m, False))
+    monkeypatch.setattr(export_panel, "ask_to_replace", lambda p, t, q, m: answer(p, m, False))
     dock.run_current()
     qtbot.waitUntil(lambda: "Nothing was written" in dock.export.status.text(), timeout=30_000)
     out = tmp_path / "out"
@@ -551,7 +551,7 @@ def test_export_into_a_folder_with_the_files_asks_once(
     )
     assert (tmp_path / "out" / "cells.tif").stat().st_mtime_ns == written
 
-    monkeypatch.setattr(export_panel, "_confirm_overwrite", lambda p, m: answer(p, m, True))
+    monkeypatch.setattr(export_panel, "ask_to_replace", lambda p, t, q, m: answer(p, m, True))
     dock.run_current()
     qtbot.waitUntil(lambda: "Wrote" in dock.export.status.text(), timeout=30_000)
     assert len(questions) == 2
@@ -620,6 +620,28 @@ def test_escape_cancels_the_page_on_show_only(make_napari_viewer_proxy, settings
         cancelled.clear()
         dock.cancel_current()
         assert cancelled == expected, (method, tab)
+
+
+def test_guided_mode_has_one_run_button(make_napari_viewer_proxy, settings):
+    """Guided, SAM2's settings kept their own "Segment cytoplasm" button under the U-Net's:
+    the lower one ran SAM2 alone, unguided."""
+    dock = CytomaskDock(make_napari_viewer_proxy(), settings=settings)
+    shown = {}
+    for method in ("unet", "sam2_guided", "sam2"):
+        dock.method.setCurrentIndex(dock.method.findData(method))
+        shown[method] = [
+            controls.run_button.text()
+            for widget, controls in (
+                (dock.unet, dock.unet.controls),
+                (dock.sam2, dock.sam2.controls),
+            )
+            if widget.isVisibleTo(dock) and controls.run_button.isVisibleTo(dock)
+        ]
+    assert shown == {
+        "unet": ["Segment cytoplasm"],
+        "sam2_guided": ["Segment cytoplasm (U-Net, then SAM2)"],
+        "sam2": ["Segment cytoplasm"],
+    }
 
 
 def test_guided_mode_runs_sam2_on_the_unet_foreground(make_napari_viewer_proxy, qtbot, settings):
@@ -847,6 +869,12 @@ def test_reset_waits_for_a_running_step_and_long_file_names_fit(
     assert label.text().startswith("1810") and label.text().endswith("tif")
     assert "…" in label.text()
     assert label.fontMetrics().horizontalAdvance(label.text()) <= 90
+    # A name that fits is whole: 8 px were taken off twice, and "Phase contrast" (96 px)
+    # showed as "Phase…trast" in 102 px.
+    fits = label.fontMetrics().horizontalAdvance(label._full)
+    label.resize(fits + label.width() - label.contentsRect().width(), 20)
+    qtbot.waitUntil(lambda: "…" not in label.text())
+    assert label.text() == "181003_multi_pos_time_course_1_MMStack.ome.tif"
 
 
 def test_a_long_layer_name_in_a_status_does_not_widen_the_dock(make_napari_viewer, qtbot, settings):

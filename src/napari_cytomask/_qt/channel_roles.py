@@ -25,7 +25,7 @@ class _ElidedLabel(QLabel):
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
         metrics = self.fontMetrics()
-        room = self.contentsRect().width() - 8  # the style sheet's padding
+        room = self.contentsRect().width()  # inside the margins and the style's padding
         self.setText(metrics.elidedText(self._full, Qt.TextElideMode.ElideMiddle, room))
 
 

@@ -304,6 +304,13 @@ class CytomaskDock(QWidget):
         method = self.method.currentData()
         self.unet.setVisible(method != "sam2")
         self.sam2.setVisible(method != "unet")
+        # Guided, one button runs both (the U-Net, then SAM2 on its cells): a second one
+        # under SAM2's settings would run SAM2 alone, unguided.
+        guided = method == "sam2_guided"
+        self.sam2.controls.run_button.setVisible(not guided)
+        self.unet.controls.run_button.setText(
+            "Segment cytoplasm (U-Net, then SAM2)" if guided else "Segment cytoplasm"
+        )
 
     def _controls_of(self, step: int):
         """The run and Cancel buttons on show in a step (step 2: those of the page open)."""
