@@ -143,6 +143,17 @@ def test_intensity_image_starts_at_otsu_and_output_matches_input_geometry(
     assert tuple(output.units) == tuple(gfp.units)
     foreground_overlap = np.mean((output.data[tile] > 0) == (truth > 0))
     assert foreground_overlap > 0.9
+    widget.apply()  # a stain's brightness finds its cells: nothing to warn of
+    qtbot.waitUntil(lambda: "Done" in widget.status.text(), timeout=30000)
+    assert "transmitted-light" not in widget.status.text()
+
+    # The brightness of transmitted light does not: 1528 "cells" on the real sample's 209
+    # were shown as done, and the metrics step took them up.
+    widget.input.setCurrentText("Brightfield")
+    widget.apply()
+    qtbot.waitUntil(lambda: "Brightfield instances" in widget.status.text(), timeout=30000)
+    assert "'Brightfield' is a transmitted-light image: its brightness does not tell cells " \
+        "from background" in widget.status.text()  # fmt: skip
 
 
 @pytest.mark.gui

@@ -34,6 +34,13 @@ _NAMED_COLOURS = (
     (re.compile(r"cherry|rfp|tritc|dsred|\b561\b|\b555\b|\b594\b|\bred\b|cy3", re.I), "magenta"),
     (re.compile(r"cy5|\b640\b|\b647\b|far\s*red", re.I), "red"),
 )
+
+
+def looks_transmitted(name: str) -> bool:
+    """Whether a channel's name is one of transmitted light (brightfield, phase, DIC)."""
+    return bool(_TRANSMITTED_NAME.search(name))
+
+
 _CYCLE = ("green", "magenta", "cyan", "yellow", "red", "blue")
 
 
@@ -215,7 +222,7 @@ def guess_roles(channels: list[Channel], samples: list[np.ndarray | None]) -> No
     for channel, sample in zip(channels, samples, strict=True):
         channel.role = "mask" if looks_like_mask(channel.described_as, sample) else "image"
     images = [c for c in channels if c.role == "image"]
-    named = [c for c in images if _TRANSMITTED_NAME.search(c.described_as)]
+    named = [c for c in images if looks_transmitted(c.described_as)]
     if named:
         named[0].role = "input"
     elif len(images) == 1:
@@ -226,7 +233,7 @@ def colormap_for(channel: Channel, position: int) -> str:
     """Colormap of an image channel: the file's colour, gray for transmitted light, else by dye."""
     if channel.color:
         return channel.color
-    if channel.role == "input" or _TRANSMITTED_NAME.search(channel.name):
+    if channel.role == "input" or looks_transmitted(channel.name):
         return "gray"
     for pattern, colour in _NAMED_COLOURS:
         if pattern.search(channel.name):
