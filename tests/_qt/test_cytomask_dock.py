@@ -36,6 +36,7 @@ from skimage import io as skio
 from napari_cytomask._qt import export_panel
 from napari_cytomask._qt._settings import GROUP, set_value, value_of
 from napari_cytomask._qt.cytomask_dock import STEPS, CytomaskDock
+from napari_cytomask._qt.watershed_widget import WatershedWidget
 from napari_cytomask.models.catalog import STARTER
 from napari_cytomask.models.checkpoint import DIR_ENV
 from napari_cytomask.roles import role_of
@@ -584,6 +585,14 @@ def test_shortcuts_run_and_cancel_the_open_step(make_napari_viewer_proxy, qtbot,
     assert {s.context() for s in shortcuts.values()} == {
         Qt.ShortcutContext.WidgetWithChildrenShortcut
     }
+    # The buttons name their keys here; a step in a dock of its own has none, and says none.
+    assert dock.watershed.apply_button.toolTip().endswith("(Ctrl+Enter)")
+    assert dock.watershed.controls.cancel_button.toolTip().endswith("dropped. (Esc)")
+    alone = WatershedWidget(viewer)
+    qtbot.addWidget(alone)
+    assert not alone.findChildren(QShortcut)
+    assert "Ctrl+Enter" not in alone.apply_button.toolTip()
+    assert "Esc" not in alone.controls.cancel_button.toolTip()
     shortcuts["Ctrl+Return"].activated.emit()  # Xvfb windows are never active: emit directly
     assert dock.watershed.runner.busy
     started = time.monotonic()

@@ -183,7 +183,8 @@ def test_an_empty_list_and_an_empty_result_are_said(make_napari_viewer_proxy, qt
     viewer.add_image(np.zeros((16, 16), np.uint16), name="phase")
     panel = ExportPanel(viewer)
     assert panel.status.text() == (
-        "No Labels layer to export yet: segment cells in step 2, or open a mask."
+        "No Labels layer to export yet: segment cells in Segment cytoplasm (its step 2, or "
+        "Layers > Segment), or open a mask."
     )
     viewer.add_labels(np.zeros((16, 16), np.uint8), name="phase cells")  # nothing found
     assert panel.status.text() == ""  # the layer is there to export now

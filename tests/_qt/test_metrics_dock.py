@@ -250,8 +250,8 @@ def test_label_ids_opened_as_an_image_are_pointed_to(make_napari_viewer_proxy, q
     qtbot.addWidget(dock)
     assert dock.ground_truth_layer is None
     assert dock.status.text().endswith(
-        "'instances_ids' is open as an image: if it holds cell ids, make it a mask in step 1 "
-        "(Channels), and it is offered here."
+        "'instances_ids' is open as an image: if it holds cell ids, make it a mask in Channel "
+        "roles (step 1 of Segment cytoplasm, or Layers > Data), and it is offered here."
     )  # and not 'raw', an image of light
     opened = viewer.layers["instances_ids"]
     assert role_of(opened) == "image" and source_of(opened) == str(path)

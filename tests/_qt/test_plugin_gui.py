@@ -155,7 +155,7 @@ def test_a_scan_without_a_transmitted_light_channel_is_said_once(
     assert told == [
         "No channel of IXMtest_A02_s9 looks like transmitted light, so it has no input to "
         "segment yet: if one of its channels is the one to segment, make it the input in "
-        "step 1 (Channels)."
+        "Channel roles (step 1 of Segment cytoplasm, or Layers > Data)."
     ]
     viewer.layers.move(0, 2)  # later refreshes say it no more
     # Nor for an image napari's own reader opened (it has no channels to choose from).
@@ -170,7 +170,7 @@ def test_a_scan_without_a_transmitted_light_channel_is_said_once(
     for shown in (widget, later):
         assert shown.status.text() == (
             "No input chosen in IXMtest_A02_s9: pick the channel to segment as 'input "
-            "(segment this)'; until then step 2 takes another of its channels."
+            "(segment this)'; until then segmenting takes another of its channels."
         )
     picker = next(
         widget.table.cellWidget(row, 2)

@@ -109,8 +109,8 @@ def test_unusable_inputs_are_reported(make_napari_viewer_proxy, qtbot):
         widget.apply()
         qtbot.waitUntil(lambda: not widget.runner.busy, timeout=10000)
         assert widget.status.text() == (
-            f"{name} has no cells to split (every pixel is 0): segment it in step 2 first, "
-            "or paint cells into it."
+            f"{name} has no cells to split (every pixel is 0): segment it in Segment "
+            "cytoplasm (its step 2, or Layers > Segment) first, or paint cells into it."
         )
         assert f"{name} split" not in viewer.layers
     # Labels with negative ids: the core refuses them with a sentence saying why.

@@ -50,6 +50,13 @@ def failed(what: str, err: BaseException, memory_advice: str) -> str:
 _PACE_AFTER = 2.0
 
 
+#: Where a channel's role is set, said so that it holds in the Segment cytoplasm dock
+#: (its step 1) and in a dock of its own (the Layers menu).
+CHANNEL_ROLES = "Channel roles (step 1 of Segment cytoplasm, or Layers > Data)"
+#: Where cells are segmented, said likewise.
+SEGMENT_STEP = "Segment cytoplasm (its step 2, or Layers > Segment)"
+
+
 class StepControls(QWidget):
     """A step's run button, Cancel, progress bar and status line, always kept together.
 
@@ -67,7 +74,7 @@ class StepControls(QWidget):
         self.run_button.setToolTip(run_tooltip)
         self.run_button.setDefault(True)
         self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setToolTip("Stop this step; what it has not finished is dropped (Esc).")
+        self.cancel_button.setToolTip("Stop this step; what it has not finished is dropped.")
         self.cancel_button.setEnabled(False)
         self.cancel_button.setVisible(cancel)
         self.progress = QProgressBar()
@@ -89,6 +96,12 @@ class StepControls(QWidget):
         layout.addLayout(self.buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
+
+    def name_keys(self) -> None:
+        """Add the keys that run and cancel the step to its buttons' tooltips (the Segment
+        cytoplasm dock binds them)."""
+        self.run_button.setToolTip(f"{self.run_button.toolTip()} (Ctrl+Enter)")
+        self.cancel_button.setToolTip(f"{self.cancel_button.toolTip()} (Esc)")
 
     def add_button(self, button: QPushButton) -> None:
         """Put another action of the step beside the run button."""

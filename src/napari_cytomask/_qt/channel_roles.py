@@ -10,6 +10,7 @@ from qtpy.QtWidgets import QComboBox, QHeaderView, QLabel, QTableWidget, QVBoxLa
 from ..io.layers import ROLES
 from ..io.tiff import file_stem
 from ..roles import channel_layers, holds_ids, role_of, scans_without_input, set_role, source_of
+from ._live import CHANNEL_ROLES
 
 _ROLE_TEXT = {"input": "input (segment this)", "image": "image", "mask": "mask (labels)"}
 
@@ -139,7 +140,7 @@ class ChannelRolesWidget(QWidget):
         names = ", ".join(file_stem(source) for source in missing)
         self.status.setText(
             f"No input chosen in {names}: pick the channel to segment as 'input (segment "
-            "this)'; until then step 2 takes another of its channels."
+            "this)'; until then segmenting takes another of its channels."
             if missing
             else ""
         )
@@ -149,7 +150,7 @@ class ChannelRolesWidget(QWidget):
                 show_info(
                     f"No channel of {file_stem(source)} looks like transmitted light, so it "
                     "has no input to segment yet: if one of its channels is the one to "
-                    "segment, make it the input in step 1 (Channels)."
+                    f"segment, make it the input in {CHANNEL_ROLES}."
                 )
 
     def showEvent(self, event) -> None:
@@ -176,7 +177,7 @@ class ChannelRolesWidget(QWidget):
             return
         show_info(
             f"'{layer.name}' holds cell ids, so it is shown as a mask (a Labels layer). "
-            "If it is an image, set its role back in step 1 (Channels)."
+            f"If it is an image, set its role back in {CHANNEL_ROLES}."
         )
 
     def _change(self, layer, picker: QComboBox) -> None:

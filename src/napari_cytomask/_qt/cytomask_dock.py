@@ -157,6 +157,9 @@ class CytomaskDock(QWidget):
         for key, slot in keys:
             shortcut = QShortcut(QKeySequence(key), self, activated=slot)
             shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        for step in (self.unet, self.unet.trainer, self.sam2, self.watershed, self.metrics,
+                     self.export):  # fmt: skip
+            step.controls.name_keys()  # here, not in the steps' own docks: they have none
         self._connect_flow()
 
         self.settings = StepSettings(

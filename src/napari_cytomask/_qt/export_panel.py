@@ -25,7 +25,7 @@ from ..io.export import ExportExists, check_export, export_labels, from_layer
 from ..io.layers import is_highlight
 from ..io.writers import FILE_FORMATS, FORMATS
 from ..roles import role_of
-from ._live import Runner, StepControls, StepWidget, ask_to_replace, step_page
+from ._live import SEGMENT_STEP, Runner, StepControls, StepWidget, ask_to_replace, step_page
 
 #: Feature columns used as the COCO score when a layer has one, best first.
 _SCORE_COLUMNS = ("predicted_iou", "score", "probability")
@@ -61,7 +61,7 @@ class ExportPanel(StepWidget, QWidget):
         browse.setToolTip("Choose the export folder.")
         browse.clicked.connect(self._browse)
         self.controls = StepControls(
-            "Export", "Write the ticked layers in the ticked formats (Ctrl+Enter).", False
+            "Export", "Write the ticked layers in the ticked formats.", False
         )
         self.controls.run_button.clicked.connect(lambda: self.export())
         self.runner = Runner(
@@ -210,7 +210,9 @@ class ExportPanel(StepWidget, QWidget):
         self.status.setText(text)
 
 
-_NOTHING_TO_EXPORT = "No Labels layer to export yet: segment cells in step 2, or open a mask."
+_NOTHING_TO_EXPORT = (
+    f"No Labels layer to export yet: segment cells in {SEGMENT_STEP}, or open a mask."
+)
 
 
 def _export_job(exports, folder, *, overwrite, score_column, **options):

@@ -30,7 +30,7 @@ from ..labels import LabelsError, as_labels, check_same_shape
 from ..metrics import DEFAULT_THRESHOLDS, Evaluation, evaluate, unmatched_objects, write_csv
 from ..roles import holds_ids, role_of
 from ._layers import layer_by_id, resolution_level
-from ._live import DecimalSpinBox, Runner, StepControls, StepWidget, step_page
+from ._live import CHANNEL_ROLES, DecimalSpinBox, Runner, StepControls, StepWidget, step_page
 from ._plot import PlotCanvas
 
 #: Colours of the highlight layers: false positives, false negatives.
@@ -325,7 +325,7 @@ class MetricsDock(StepWidget, QWidget):
             return ""
         return (
             f" '{ids[0]}' is open as an image: if it holds cell ids, make it a mask in "
-            "step 1 (Channels), and it is offered here."
+            f"{CHANNEL_ROLES}, and it is offered here."
         )
 
     # ------------------------------------------------------------ computation

@@ -405,7 +405,7 @@ class Sam2Widget(StepWidget, QWidget):
 
         self.controls = StepControls(
             "Segment cytoplasm",
-            "Run SAM2 on the image; afterwards the sliders update the labels live (Ctrl+Enter).",
+            "Run SAM2 on the image; afterwards the sliders update the labels live.",
         )
         self.controls.run_button.clicked.connect(self.segment)
         self.controls.cancel_button.clicked.connect(self.cancel)

@@ -49,6 +49,7 @@ from ._layers import (
     result_slot,
 )
 from ._live import (
+    CHANNEL_ROLES,
     Runner,
     StepControls,
     StepWidget,
@@ -297,7 +298,7 @@ class UNetSegmentWidget(StepWidget, QWidget):
         )
         self.min_size = number_box(0, 100000, 0, "Cells with fewer pixels are dropped.", 10)
         self.controls = StepControls(
-            "Segment cytoplasm", "Segment the input image with the chosen model (Ctrl+Enter)."
+            "Segment cytoplasm", "Segment the input image with the chosen model."
         )
         self.controls.run_button.clicked.connect(self.segment)
         self.controls.cancel_button.clicked.connect(self.cancel)
@@ -527,10 +528,10 @@ class UNetSegmentWidget(StepWidget, QWidget):
             self.status.setText(
                 f"No cells found in '{source}': {reason}."
                 if reason
-                else f"No cells found in '{source}'. Is it the channel to segment (step 1)? "
-                f"If it is, lower the thresholds{smaller}, or, for images unlike the model's "
-                "(the starter model knows phase contrast only), fine-tune it on a few "
-                "labelled images: Train a model."
+                else f"No cells found in '{source}'. Is it the channel to segment (see "
+                f"{CHANNEL_ROLES})? If it is, lower the thresholds{smaller}, or, for images "
+                "unlike the model's (the starter model knows phase contrast only), fine-tune "
+                "it on a few labelled images: Train a model."
             )
         self.segmented.emit(cells)
 
@@ -643,7 +644,7 @@ class UNetTrainWidget(StepWidget, QWidget):
         self.estimate = QLabel()
         self.estimate.setWordWrap(True)
         self.estimate.setToolTip("Measured on a 2-core CPU and on a GPU; yours may differ.")
-        self.controls = StepControls("Train", "Train a U-Net with these settings (Ctrl+Enter).")
+        self.controls = StepControls("Train", "Train a U-Net with these settings.")
         self.controls.run_button.clicked.connect(self.train)
         self.controls.cancel_button.clicked.connect(self.cancel)
         self.runner = Runner(

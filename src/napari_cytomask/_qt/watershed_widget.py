@@ -29,7 +29,7 @@ from ._layers import (
     resolution_level,
     result_slot,
 )
-from ._live import Runner, StepControls, StepWidget, number_box, step_page
+from ._live import SEGMENT_STEP, Runner, StepControls, StepWidget, number_box, step_page
 
 MODES = {
     "foreground": "Foreground map (probability or mask)",
@@ -177,7 +177,7 @@ class WatershedWidget(StepWidget, QWidget):
         self.controls = StepControls(
             "Apply to all frames",
             "Process the whole image or stack into the result layer ('… split' for cells, "
-            "'… instances' for an image) (Ctrl+Enter).",
+            "'… instances' for an image).",
         )
         self.controls.run_button.clicked.connect(self.apply)
         self.controls.cancel_button.clicked.connect(self.cancel)
@@ -598,7 +598,7 @@ def _watershed_job(method, arrays, params, cleanup, source, name, index, metadat
     elif method == "split" and not _any_cells(arrays[0]):
         # Checked here, on Apply only, not before every preview: it may read the whole stack.
         raise ValueError(
-            f"{name} has no cells to split (every pixel is 0): segment it in step 2 "
+            f"{name} has no cells to split (every pixel is 0): segment it in {SEGMENT_STEP} "
             "first, or paint cells into it."
         )
     big = index is None and max(arrays[0].shape[-2:]) > 4096
