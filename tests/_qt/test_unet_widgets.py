@@ -430,6 +430,9 @@ def test_the_time_left_counts_training_steps_only(make_napari_viewer_proxy, monk
     from napari_cytomask.models.training import TrainingProgress
 
     widget = UNetTrainWidget(make_napari_viewer_proxy())
+    # Before training, the plot names its axes and says what it will show (it was blank).
+    assert widget.loss_axes.get_xlabel() == "step"
+    assert [t.get_text() for t in widget.loss_axes.texts] == ["Drawn while a model trains."]
     now = [0.0]
     monkeypatch.setattr(progress.time, "monotonic", lambda: now[0])
     widget.progress.setMaximum(20)

@@ -53,7 +53,8 @@ def open_mosaic(viewer: napari.Viewer, path: str | os.PathLike | None = None) ->
     except MosaicUnavailable as err:
         show_error(
             f"{path} cannot be stitched: {err.problem}. "
-            "Use File > Open to see its tiles on a position slider instead."
+            "Open it with File > Open File(s)… instead (a scan's tiles are then on a position "
+            "slider)."
         )
         return []
     except TiffReadError as err:

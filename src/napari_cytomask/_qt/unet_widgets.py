@@ -662,6 +662,8 @@ class UNetTrainWidget(StepWidget, QWidget):
         self.canvas = PlotCanvas()
         self.loss_axes = self.canvas.figure.add_subplot(111)
         self.score_axes = self.loss_axes.twinx()
+        self.losses, self.scores = [], []
+        self._plot()  # named axes and what they will show, not two blank frames
 
         settings = QWidget()
         form = _form()
@@ -1011,6 +1013,9 @@ class UNetTrainWidget(StepWidget, QWidget):
         if self.scores:
             steps, scores = zip(*self.scores, strict=True)
             self.score_axes.plot(steps, scores, "o-", color="tab:orange", label="val mean-avg F1")
+        if not self.losses and not self.scores:
+            middle = {"ha": "center", "va": "center", "transform": self.loss_axes.transAxes}
+            self.loss_axes.text(0.5, 0.5, "Drawn while a model trains.", color="gray", **middle)
         self.score_axes.set_ylim(0, 1)
         self.loss_axes.set_xlabel("step")
         self.loss_axes.set_ylabel("training loss", color="tab:blue")
