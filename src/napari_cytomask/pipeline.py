@@ -76,6 +76,16 @@ class UNetStep:
             **postprocess_arguments(predictor.config.targets, **settings),
         }
 
+    def tiling(self, predictor) -> dict:
+        """The tile and batch sizes ``predictor`` runs with: the step's 0 and None mean
+        "automatic", and a record says what they came to."""
+        from .models.inference import batch_for, tile_for
+
+        return {
+            "tile_size": tile_for(predictor.config, self.tile_size),
+            "batch_size": batch_for(predictor.device, self.batch_size),
+        }
+
     def with_settings(self, recommended: dict) -> UNetStep:
         """This step with the post-processing settings it leaves open (``None``) taken
         from ``recommended`` (e.g. a checkpoint's tuned settings)."""
@@ -405,7 +415,6 @@ class Segmenter:
         """The preset plus what was loaded (for provenance files)."""
         from .io.layers import model_record
         from .models.device import get_device
-        from .models.inference import batch_for, tile_for
 
         device = get_device(self.device)
         info: dict = {"preset": self.preset.to_dict(), "device": str(device)}
@@ -413,11 +422,7 @@ class Segmenter:
             step = self.preset.unet
             info["unet_checkpoint"] = str(resolve_unet(step.model))
             info["model"] = model_record(step.model, info["unet_checkpoint"])
-            # The preset's 0 and None mean "automatic": say what they came to.
-            info["tiling"] = {
-                "tile_size": tile_for(self.predictor.config, step.tile_size),
-                "batch_size": batch_for(device, step.batch_size),
-            }
+            info["tiling"] = step.tiling(self.predictor)
         else:
             sam2 = self.preset.sam2
             local = sam2.model if Path(sam2.model).is_file() else None

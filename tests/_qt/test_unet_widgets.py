@@ -98,6 +98,11 @@ def test_train_then_segment_in_a_viewer(make_napari_viewer_proxy, qtbot, model_f
     qtbot.waitUntil(lambda: segmenter.worker is None, timeout=60_000)
     cells = viewer.layers["BF U-Net cells"]
     assert isinstance(cells, Labels) and cells.data.shape == scan.brightfield.shape
+    # What "from the model" and "auto" came to is recorded (tile_size was None).
+    parameters = layer_info(cells)["parameters"]
+    assert parameters["tile_size"] is None and parameters["batch_size"] == 0
+    model_tile = UNetPredictor.from_checkpoint(saved[0], "cpu").config.tile_size
+    assert parameters["tiling"] == {"tile_size": model_tile, "batch_size": 1}
     interior = viewer.layers["BF U-Net interior"]
     assert isinstance(interior, Image) and interior.data.shape == scan.brightfield.shape
     assert np.all((interior.data >= 0) & (interior.data <= 1))

@@ -483,7 +483,8 @@ class UNetSegmentWidget(StepWidget, QWidget):
         # Layers are made here, off the GUI thread; adding them is all that is left to it.
         geometry = resolution_level(layer)[1]
         # The settings as a preset's U-Net step, with any thresholds the model filled in.
-        parameters = {**asdict(step.with_settings(predictor.settings)), "device": device}
+        parameters = {**asdict(step.with_settings(predictor.settings)), "device": device,
+                      "tiling": step.tiling(predictor)}  # fmt: skip
         parameters.pop("model")
         # How sure the network was of its cells in this image goes with it into exports.
         model = {**model_record(step.model, path), "confidence": result.confidence}
