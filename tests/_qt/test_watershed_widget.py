@@ -154,6 +154,22 @@ def test_intensity_image_starts_at_otsu_and_output_matches_input_geometry(
     qtbot.waitUntil(lambda: "Brightfield instances" in widget.status.text(), timeout=30000)
     assert "'Brightfield' is a transmitted-light image: its brightness does not tell cells " \
         "from background" in widget.status.text()  # fmt: skip
+    # A file named after itself ('raw') says nothing of its light: its role does, so the
+    # note is conditional; a stain's name ('Transferrin 488') silences it.
+    light = viewer.layers["Brightfield"].data
+    viewer.add_image(light, name="raw", metadata={"cytomask": {"role": "input"}})
+    viewer.add_image(light, name="Transferrin 488", metadata={"cytomask": {"role": "input"}})
+    for name, note in (("raw", "If 'raw' is a transmitted-light image (brightfield, phase "
+                                "contrast, DIC), these are not its cells"),
+                       ("Transferrin 488", None)):  # fmt: skip
+        widget.input.setCurrentText(name)
+        widget.apply()
+        qtbot.waitUntil(
+            lambda name=name: f"{name} instances" in widget.status.text(), timeout=30000
+        )
+        assert (
+            (note in widget.status.text()) if note else ("transmitted" not in widget.status.text())
+        )
 
 
 @pytest.mark.gui

@@ -482,7 +482,7 @@ def test_json_files_hold_strict_json(tmp_path):
     labels = np.zeros((8, 8), np.uint8)
     labels[1:4, 1:4], labels[5:7, 5:7] = 1, 2
     features = {"label": np.array([1, 2]), "predicted_iou": np.array([0.8, np.nan])}
-    parameters = {"model": tmp_path / "m.safetensors", "limit": np.inf}
+    parameters = {"model": tmp_path / "m.safetensors", "limit": np.inf, "gain": np.array(0.5)}
     export = LabelsExport("cells", labels, features=features, parameters=parameters)
     export_labels([export], tmp_path, coco_json=True, score_column="predicted_iou")
 
@@ -491,5 +491,10 @@ def test_json_files_hold_strict_json(tmp_path):
 
     coco = json.loads((tmp_path / "cells_coco.json").read_text(), parse_constant=refuse)
     assert [a["predicted_iou"] for a in coco["annotations"]] == [0.8, None]
+    assert [a["score"] for a in coco["annotations"]] == [0.8, 0.0]  # null broke COCOeval
     record = json.loads((tmp_path / "cells_provenance.json").read_text(), parse_constant=refuse)
-    assert record["parameters"] == {"model": str(tmp_path / "m.safetensors"), "limit": None}
+    assert record["parameters"] == {
+        "model": str(tmp_path / "m.safetensors"),
+        "limit": None,
+        "gain": 0.5,  # a 0-d array
+    }

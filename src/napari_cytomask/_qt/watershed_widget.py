@@ -18,8 +18,16 @@ from qtpy.QtWidgets import (
 )
 from skimage.filters import threshold_otsu
 
-from ..io.layers import METADATA_KEY, layer_info, looks_transmitted, origin, result_metadata
+from ..io.layers import (
+    METADATA_KEY,
+    layer_info,
+    looks_fluorescent,
+    looks_transmitted,
+    origin,
+    result_metadata,
+)
 from ..postprocess import DEFAULT_CLEANUP, MARKER_METHODS, iter_watershed
+from ..roles import role_of
 from ._layers import (
     LayerPicker,
     cells_in,
@@ -570,13 +578,21 @@ def _unlike_cells(source, metadata) -> str:
         return ""
     if parameters["params"]["threshold"] <= 1:  # a probability map or mask
         return ""
-    if not looks_transmitted(source.name):  # a fluorescence input's brightness can do
+    if looks_fluorescent(source.name):  # a stain's brightness does ("Transferrin 488")
         return ""
-    return (
-        f" '{source.name}' is a transmitted-light image: its brightness does not tell cells "
-        "from background, so these are not its cells. Segment it with the U-Net or SAM2 "
-        "(Segment cytoplasm) and split their cells here."
-    )
+    advice = "Segment it with the U-Net or SAM2 (Segment cytoplasm) and split their cells here."
+    if looks_transmitted(source.name):
+        return (
+            f" '{source.name}' is a transmitted-light image: its brightness does not tell "
+            f"cells from background, so these are not its cells. {advice}"
+        )
+    if role_of(source) == "input":  # a file's own name ("raw") says nothing of its light
+        return (
+            f" If '{source.name}' is a transmitted-light image (brightfield, phase contrast, "
+            f"DIC), these are not its cells: its brightness does not tell cells from "
+            f"background. {advice}"
+        )
+    return ""
 
 
 def _any_cells(labels) -> bool:

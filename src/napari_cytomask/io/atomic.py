@@ -85,7 +85,9 @@ def json_ready(value):
     values and arrays, tuples, paths and other objects are numbers, lists or text."""
     if isinstance(value, dict):
         return {str(key): json_ready(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
+    if isinstance(value, np.ndarray):
+        return json_ready(value.tolist())  # a 0-d array is one number
+    if isinstance(value, (list, tuple)):
         return [json_ready(item) for item in value]
     if isinstance(value, np.generic):
         value = value.item()

@@ -366,7 +366,9 @@ def coco_annotations(export: LabelsExport, score_column: str | None = None) -> d
                 "bbox": [min_c, min_r, max_c - min_c, max_r - min_r],
                 "area": int(region.area),
                 "iscrowd": 0,
-                "score": None if score is None else float(score),  # None: missing
+                # A missing score is the least sure, 0: COCO tools sort by it (null breaks
+                # COCOeval); the feature itself stays missing (null).
+                "score": 0.0 if score is None else float(score),
             }
             # Features after, never in place of, these: COCO tools read "area" and "bbox".
             annotation.update((k, v) for k, v in features.items() if k not in annotation)

@@ -41,6 +41,11 @@ def looks_transmitted(name: str) -> bool:
     return bool(_TRANSMITTED_NAME.search(name))
 
 
+def looks_fluorescent(name: str) -> bool:
+    """Whether a channel's name is one of a stain or fluorescent protein (DAPI, GFP, 488…)."""
+    return any(pattern.search(name) for pattern, _ in _NAMED_COLOURS)
+
+
 _CYCLE = ("green", "magenta", "cyan", "yellow", "red", "blue")
 
 

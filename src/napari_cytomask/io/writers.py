@@ -265,7 +265,7 @@ def _frame_interval(axes: str, scale, units) -> float | None:
 def _imagej_writer(path: Path, labels, axes: str, scale, units) -> Callable[[Path], None]:
     # ImageJ knows T, Z and C only, in that order, and 8/16-bit integers; positions go on
     # the T axis, with a property that says so (for the reader, and a person in Fiji).
-    positions = "P" in axes or "Q" in axes
+    positions = "P" in axes  # not Q, an axis without a name (napari's "-3")
     imagej_axes = axes.replace("P", "T").replace("Q", "T") if labels.dtype.itemsize <= 2 else None
     if imagej_axes is not None and (len(set(imagej_axes)) != len(imagej_axes) or labels.ndim > 5):
         imagej_axes = None

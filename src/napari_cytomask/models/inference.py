@@ -221,7 +221,8 @@ def _padded_size(size: int, multiple: int) -> int:
 def _read_tile(frame, y: int, x: int, th: int, tw: int) -> tuple[np.ndarray, tuple, tuple]:
     """Read a tile from every channel of a frame: the block, and where the image is in it
     (rows and columns). An image smaller than a tile is padded by reflection on both
-    sides alike, so that cells at its edges do not depend on which way it faces."""
+    sides (alike when the padding is even), so that cells at one edge are found as at the
+    other; padded at its end only, they changed with the way the image faced."""
     arrays = [np.asarray(ch[y : y + th, x : x + tw], dtype=np.float32) for ch in frame]
     block = np.stack(arrays)
     h, w = block.shape[-2:]
@@ -487,7 +488,10 @@ def iter_segment(
     parameters, ``chunk_size`` its window size); ``instances=False`` stops after
     the probabilities. ``postprocess`` and ``cleanup`` left out take the settings tuned
     for the checkpoint after its training (:attr:`UNetPredictor.settings`), as the dock
-    and ``cytomask segment`` do, when it has them (the starter model does).
+    and ``cytomask segment`` do, when it has them (the starter model does). ``tta`` is off
+    unless asked for (four times faster), where the dock and ``cytomask segment`` turn it
+    on: the starter model's thresholds were chosen with it, and its cells differ a little
+    without it.
     """
     if predictor.description.get("postprocess"):
         tuned = postprocess_arguments(predictor.config.targets, **predictor.settings)
