@@ -28,7 +28,7 @@ from .progress import Progress
 METHODS = {
     "unet": "U-Net",
     "sam2": "SAM2",
-    "sam2_guided": "SAM2 guided by the U-Net foreground",
+    "sam2_guided": "SAM2 guided by the U-Net",  # short enough for the dock to show whole
 }
 PRESET_FORMAT = "napari-cytomask-preset"
 PRESET_VERSION = 1

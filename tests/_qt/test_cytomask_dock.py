@@ -671,7 +671,7 @@ def test_guided_mode_runs_sam2_on_the_unet_foreground(make_napari_viewer_proxy, 
         viewer.window.add_dock_widget(dock)
         dock.sam2.device.setCurrentText("cpu")
         dock.sam2.set_values(points_per_side=4, pred_iou_thresh=0.0, stability_score_thresh=0.0)
-        dock.method.setCurrentText("SAM2 guided by the U-Net foreground")
+        dock.method.setCurrentText("SAM2 guided by the U-Net")
         # A U-Net result is known by what it records, not by its name.
         decoy = viewer.add_labels(cells, name="decoy U-Net cells")
         dock.unet.segmented.emit(decoy)
@@ -721,7 +721,7 @@ def test_saved_preset_drives_the_command_line(
     dock = CytomaskDock(viewer, settings=settings)
     viewer.window.add_dock_widget(dock)  # closed with the viewer
     dock.watershed.live.setChecked(False)
-    dock.method.setCurrentText("SAM2 guided by the U-Net foreground")
+    dock.method.setCurrentText("SAM2 guided by the U-Net")
     assert dock.preset().unet.model == STARTER  # the starter model is the default
     dock.unet.checkpoint.set_model(model)
     dock.unet.overlap.setValue(16)
