@@ -699,6 +699,14 @@ def test_the_saved_preset_message_gives_a_command_that_pastes(
     (said,) = [n for n in notifications if n.startswith("Saved")]
     words = shlex.split(said.split("Run: ", 1)[1])
     assert words[:4] == ["cytomask", "segment", "--preset", str(path)] and path.is_file()
+    # On Windows, in double quotes: cmd and PowerShell keep single ones in the name.
+    from pathlib import PureWindowsPath
+
+    from napari_cytomask._qt import cytomask_dock
+
+    monkeypatch.setattr(cytomask_dock.sys, "platform", "win32")
+    windows = PureWindowsPath(r"C:\Users\me\my presets\phase contrast.json")
+    assert cytomask_dock._shell_quoted(windows) == f'"{windows}"'
 
 
 def test_saved_preset_drives_the_command_line(

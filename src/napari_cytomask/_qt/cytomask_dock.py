@@ -11,6 +11,8 @@ the open step, Escape cancels it.
 from __future__ import annotations
 
 import shlex
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -300,7 +302,7 @@ class CytomaskDock(QWidget):
             show_error(f"The preset was not saved: {err}")
             return
         show_info(
-            f"Saved {saved.name}. Run: cytomask segment --preset {shlex.quote(str(saved))} SCANS…"
+            f"Saved {saved.name}. Run: cytomask segment --preset {_shell_quoted(saved)} SCANS…"
         )
 
     def _method_changed(self) -> None:
@@ -368,3 +370,11 @@ def open_on_sample(viewer: napari.viewer.Viewer) -> None:
     # Fit the image once the window is laid out, beside the dock: fitted before, it
     # would fill the canvas as wide as the window and hide the image's sides.
     QTimer.singleShot(0, viewer.reset_view)
+
+
+def _shell_quoted(path: Path) -> str:
+    """``path`` as the system's shell takes it: Windows' cmd and PowerShell want double
+    quotes (single ones stay in the name there); Unix shells single ones."""
+    if sys.platform == "win32":
+        return subprocess.list2cmdline([str(path)])
+    return shlex.quote(str(path))

@@ -40,7 +40,7 @@ from ._layers import (
 from ._live import SEGMENT_STEP, Runner, StepControls, StepWidget, number_box, step_page
 
 MODES = {
-    "foreground": "Foreground map (probability or mask)",
+    "foreground": "Foreground or probability map",  # short enough to show whole
     "interior_boundary": "Interior + boundary maps",
     "split": "Split existing labels",
 }
