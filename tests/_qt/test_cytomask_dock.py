@@ -579,20 +579,28 @@ def test_shortcuts_run_and_cancel_the_open_step(make_napari_viewer_proxy, qtbot,
     dock.watershed.live.setChecked(False)
     dock.watershed.mode.setCurrentIndex(dock.watershed.mode.findData("foreground"))
     dock.watershed.input.setCurrentText("GFP")
-    shortcuts = {s.key().toString(): s for s in dock.findChildren(QShortcut)}
+    shortcuts = {s.key().toString(): s for s in dock.findChildren(QShortcut) if s.isEnabled()}
     assert set(shortcuts) == {"Ctrl+Return", "Ctrl+Enter", "Esc"}
+    assert {s.parent() for s in shortcuts.values()} == {dock}  # the steps' own are off
     # Keys pressed elsewhere in napari (Esc ending a shape) are napari's.
     assert {s.context() for s in shortcuts.values()} == {
         Qt.ShortcutContext.WidgetWithChildrenShortcut
     }
-    # The buttons name their keys here; a step in a dock of its own has none, and says none.
-    assert dock.watershed.apply_button.toolTip().endswith("(Ctrl+Enter)")
-    assert dock.watershed.controls.cancel_button.toolTip().endswith("dropped. (Esc)")
+    # A step in a dock of its own (Layers > Segment) has the keys too: they did nothing
+    # there, though its buttons named them.
     alone = WatershedWidget(viewer)
     qtbot.addWidget(alone)
-    assert not alone.findChildren(QShortcut)
-    assert "Ctrl+Enter" not in alone.apply_button.toolTip()
-    assert "Esc" not in alone.controls.cancel_button.toolTip()
+    assert alone.apply_button.toolTip().endswith("(Ctrl+Enter)")
+    assert alone.controls.cancel_button.toolTip().endswith("dropped (Esc).")
+    own = {s.key().toString(): s for s in alone.findChildren(QShortcut) if s.isEnabled()}
+    assert set(own) == {"Ctrl+Return", "Ctrl+Enter", "Esc"}
+    alone.live.setChecked(False)
+    alone.mode.setCurrentIndex(alone.mode.findData("foreground"))
+    alone.input.setCurrentText("GFP")
+    own["Ctrl+Enter"].activated.emit()
+    assert alone.runner.busy
+    own["Esc"].activated.emit()
+    assert not alone.runner.busy
     shortcuts["Ctrl+Return"].activated.emit()  # Xvfb windows are never active: emit directly
     assert dock.watershed.runner.busy
     started = time.monotonic()

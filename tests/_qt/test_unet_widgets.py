@@ -567,3 +567,27 @@ def test_saving_over_a_model_file_asks_first(
     qtbot.waitUntil(lambda: trainer.worker is None, timeout=90_000)
     assert trainer.result is not None and trainer.result.checkpoint == existing
     assert existing.read_bytes() != b"an earlier model"
+
+
+def test_keys_press_the_buttons_of_the_open_tab(make_napari_viewer_proxy, qtbot):
+    """In its own dock (Layers > Segment), Ctrl+Enter and Esc did nothing, though the
+    buttons named them; with two tabs, they press those of the tab on show."""
+    from qtpy.QtWidgets import QShortcut
+
+    segmenter = UNetSegmentWidget(make_napari_viewer_proxy())
+    qtbot.addWidget(segmenter)
+    keys = {s.key().toString(): s for s in segmenter.findChildren(QShortcut) if s.isEnabled()}
+    assert set(keys) == {"Ctrl+Return", "Ctrl+Enter", "Esc"}
+    assert {s.parent() for s in keys.values()} == {segmenter}  # the trainer's are off
+    pressed = []
+    for name, controls in (("segment", segmenter.controls), ("train", segmenter.trainer.controls)):
+        controls.run_button.clicked.connect(lambda *_, name=name: pressed.append(name))
+    segmenter.controls.run_button.setEnabled(False)  # as while it runs: nothing happens
+    keys["Ctrl+Return"].activated.emit()
+    segmenter.controls.run_button.setEnabled(True)
+    segmenter.runner.fail = lambda err: None  # no layer to segment: the press is what counts
+    keys["Ctrl+Return"].activated.emit()
+    segmenter.tabs.setCurrentIndex(1)
+    segmenter.trainer.runner.fail = lambda err: None
+    keys["Ctrl+Enter"].activated.emit()
+    assert pressed == ["segment", "train"]

@@ -16,7 +16,7 @@ from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error
 from qtpy.compat import isalive
 from qtpy.QtCore import QLocale, QObject, Qt, QTimer
-from qtpy.QtGui import QDoubleValidator, QValidator
+from qtpy.QtGui import QDoubleValidator, QKeySequence, QValidator
 from qtpy.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
@@ -27,6 +27,7 @@ from qtpy.QtWidgets import (
     QProgressBar,
     QPushButton,
     QScrollArea,
+    QShortcut,
     QSizePolicy,
     QSpinBox,
     QVBoxLayout,
@@ -71,10 +72,10 @@ class StepControls(QWidget):
     def __init__(self, run_text: str, run_tooltip: str, cancel: bool = True):
         super().__init__()
         self.run_button = QPushButton(run_text)
-        self.run_button.setToolTip(run_tooltip)
+        self.run_button.setToolTip(f"{run_tooltip} (Ctrl+Enter)")
         self.run_button.setDefault(True)
         self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setToolTip("Stop this step; what it has not finished is dropped.")
+        self.cancel_button.setToolTip("Stop this step; what it has not finished is dropped (Esc).")
         self.cancel_button.setEnabled(False)
         self.cancel_button.setVisible(cancel)
         self.progress = QProgressBar()
@@ -96,12 +97,6 @@ class StepControls(QWidget):
         layout.addLayout(self.buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
-
-    def name_keys(self) -> None:
-        """Add the keys that run and cancel the step to its buttons' tooltips (the Segment
-        cytoplasm dock binds them)."""
-        self.run_button.setToolTip(f"{self.run_button.toolTip()} (Ctrl+Enter)")
-        self.cancel_button.setToolTip(f"{self.cancel_button.toolTip()} (Esc)")
 
     def add_button(self, button: QPushButton) -> None:
         """Put another action of the step beside the run button."""
@@ -257,6 +252,26 @@ class StepWidget:
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.setLocale(NUMBER_LOCALE)
+
+    def bind_keys(self) -> None:
+        """Ctrl+Enter presses the run button on show, Esc its Cancel, while the focus is in
+        this widget: a dock of its own. A widget that holds it (the Segment cytoplasm dock)
+        takes the keys over (:func:`take_keys`)."""
+        take_keys(self, self._press_run, self._press_cancel)
+
+    def shown_controls(self) -> StepControls:
+        """The run and Cancel buttons on show (the U-Net step's: those of its open tab)."""
+        return self.controls
+
+    def _press_run(self) -> None:
+        button = self.shown_controls().run_button
+        if button.isEnabled():  # running, it is greyed out: the key does nothing either
+            button.click()
+
+    def _press_cancel(self) -> None:
+        button = self.shown_controls().cancel_button
+        if button.isEnabled() and not button.isHidden():  # hidden: the step has none
+            button.click()
 
     @property
     def status(self) -> QLabel:
@@ -522,3 +537,19 @@ def ask_to_replace(parent: QWidget, title: str, question: str, details: str) -> 
     box.setInformativeText(details)
     box.setDefaultButton(QMessageBox.StandardButton.No)
     return box.exec() == QMessageBox.StandardButton.Yes
+
+
+#: The keys that run (the main keyboard's and the keypad's Enter) and cancel a step.
+RUN_KEYS, CANCEL_KEY = ("Ctrl+Return", "Ctrl+Enter"), "Escape"
+
+
+def take_keys(widget: QWidget, run: Callable[[], None], cancel: Callable[[], None]) -> None:
+    """Bind :data:`RUN_KEYS` to ``run`` and :data:`CANCEL_KEY` to ``cancel`` while the
+    focus is in ``widget``, and turn off those of the steps inside it (two shortcuts for
+    one key would both be ignored). Only there: Esc in napari's canvas (ending a shape,
+    say) must not cancel a long run."""
+    for shortcut in widget.findChildren(QShortcut):
+        shortcut.setEnabled(False)
+    for key, slot in [*((key, run) for key in RUN_KEYS), (CANCEL_KEY, cancel)]:
+        shortcut = QShortcut(QKeySequence(key), widget, activated=slot)
+        shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)

@@ -18,15 +18,13 @@ from pathlib import Path
 
 import napari
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtCore import QSettings, Qt, QTimer
-from qtpy.QtGui import QKeySequence
+from qtpy.QtCore import QSettings, QTimer
 from qtpy.QtWidgets import (
     QComboBox,
     QFileDialog,
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QShortcut,
     QSizePolicy,
     QTabWidget,
     QVBoxLayout,
@@ -36,6 +34,7 @@ from qtpy.QtWidgets import (
 from ..io.layers import layer_info
 from ..pipeline import METHODS, Preset
 from ..roles import role_of
+from ._live import take_keys
 from ._settings import StepSettings, changed_signal
 from .channel_roles import ChannelRolesWidget
 from .export_panel import ExportPanel
@@ -152,16 +151,7 @@ class CytomaskDock(QWidget):
             combo.setMinimumContentsLength(min(combo.minimumContentsLength() or 8, 8))
             combo.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
 
-        # Only while the dock has the focus: Esc in napari's canvas (ending a shape, say)
-        # must not cancel a long run. Ctrl+Enter is the keypad's Enter.
-        keys = (("Ctrl+Return", self.run_current), ("Ctrl+Enter", self.run_current),
-                ("Escape", self.cancel_current))  # fmt: skip
-        for key, slot in keys:
-            shortcut = QShortcut(QKeySequence(key), self, activated=slot)
-            shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-        for step in (self.unet, self.unet.trainer, self.sam2, self.watershed, self.metrics,
-                     self.export):  # fmt: skip
-            step.controls.name_keys()  # here, not in the steps' own docks: they have none
+        take_keys(self, self.run_current, self.cancel_current)
         self._connect_flow()
 
         self.settings = StepSettings(

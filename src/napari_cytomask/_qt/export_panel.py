@@ -94,6 +94,7 @@ class ExportPanel(StepWidget, QWidget):
         for event in (events.inserted, events.removed, events.renamed):
             event.connect(self.refresh)
         self.refresh()
+        self.bind_keys()
 
     @property
     def export_button(self):

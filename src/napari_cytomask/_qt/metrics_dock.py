@@ -209,6 +209,7 @@ class MetricsDock(StepWidget, QWidget):
         for event in (layers.inserted, layers.removed, layers.moved, layers.renamed):
             event.connect(self._refresh_layers)
         self._refresh_layers()
+        self.bind_keys()
 
     def settings_controls(self) -> dict[str, QWidget]:
         """Remembered controls by parameter name."""

@@ -424,6 +424,7 @@ class Sam2Widget(StepWidget, QWidget):
         self._refresh_foreground()
         self._refresh_levels()
         self._show_local()
+        self.bind_keys()
 
     @property
     def segment_button(self):

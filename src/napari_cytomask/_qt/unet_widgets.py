@@ -357,6 +357,10 @@ class UNetSegmentWidget(StepWidget, QWidget):
         self.train_button.clicked.connect(lambda: self.tabs.setCurrentIndex(1))
         self.checkpoint.combo.currentIndexChanged.connect(self._use_model_settings)
         self._use_model_settings()
+        self.bind_keys()  # the training tab's too: see shown_controls
+
+    def shown_controls(self) -> StepControls:
+        return self.trainer.controls if self.tabs.currentWidget() is self.trainer else self.controls
 
     def settings_controls(self) -> dict[str, QWidget]:
         """Remembered controls by parameter name (the model first: it sets thresholds)."""
@@ -732,6 +736,7 @@ class UNetTrainWidget(StepWidget, QWidget):
         self._fill_start_choices()
         self._show_source(self.source.currentText())
         self._device_defaults()
+        self.bind_keys()
 
     def settings_controls(self) -> dict[str, QWidget]:
         """Remembered controls by parameter name (device first: it sets the defaults)."""

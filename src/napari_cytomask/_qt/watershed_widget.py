@@ -226,6 +226,7 @@ class WatershedWidget(StepWidget, QWidget):
         self.viewer.dims.events.current_step.connect(self._follow)
         self._mode_changed()
         self._name_the_buttons()
+        self.bind_keys()
 
     @property
     def apply_button(self):
