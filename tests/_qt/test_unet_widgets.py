@@ -591,3 +591,26 @@ def test_keys_press_the_buttons_of_the_open_tab(make_napari_viewer_proxy, qtbot)
     segmenter.trainer.runner.fail = lambda err: None
     keys["Ctrl+Enter"].activated.emit()
     assert pressed == ["segment", "train"]
+
+
+def test_an_input_chosen_in_the_channel_roles_dock_is_what_is_segmented(
+    make_napari_viewer_proxy, qtbot
+):
+    """Made the input in the Channel roles dock (Layers > Data), GFP stayed unchosen in the
+    U-Net's own dock, which went on to segment Brightfield: only the main dock's step 1
+    told its own pickers."""
+    from napari_cytomask._qt.channel_roles import ChannelRolesWidget
+
+    viewer = make_napari_viewer_proxy()
+    roles = ChannelRolesWidget(viewer)
+    segmenter = UNetSegmentWidget(viewer)
+    for widget in (roles, segmenter):
+        qtbot.addWidget(widget)
+    viewer.open_sample("napari-cytomask", "tilescan")
+    assert segmenter.input.currentText() == "Brightfield"
+    qtbot.waitUntil(lambda: roles.table.rowCount() == 3)
+    row = next(r for r in range(3) if roles.table.cellWidget(r, 0).toolTip() == "GFP")
+    picker = roles.table.cellWidget(row, 2)
+    picker.setCurrentIndex(picker.findData("input"))
+    assert segmenter.input.currentText() == "GFP"
+    assert segmenter.trainer.image_layer.currentText() == "GFP"

@@ -188,7 +188,8 @@ class LayerPicker(QComboBox):
     A layer choice is never a remembered setting: it follows the open layers.
     Its default is the first layer of the preferred role, else the newest one; a
     layer of the preferred role opened later (a new scan's input channel) becomes
-    the choice, as does a channel given that role (:meth:`follow_role`).
+    the choice, as does a channel given that role, wherever it is given
+    (:meth:`follow_role`).
 
     Parameters
     ----------
@@ -232,6 +233,11 @@ class LayerPicker(QComboBox):
     def _inserted(self, event) -> None:
         self.follow_role(event.value)
 
+    def _metadata_changed(self, event) -> None:
+        # A role set anywhere (step 1, the Channel roles dock, a script) is a change of
+        # metadata only, for an image made the input.
+        self.follow_role(event.source)
+
     def follow_role(self, layer) -> None:
         """Choose ``layer`` if it is offered and has the preferred role (a channel opened,
         or made the input in step 1): the user means to work on it."""
@@ -253,6 +259,8 @@ class LayerPicker(QComboBox):
         index = self.currentIndex()
         chosen = self._offered[index] if 0 <= index < len(self._offered) else None
         self._offered = self.layers()
+        for layer in self._viewer.layers:  # once each: napari keeps a callback once
+            layer.events.metadata.connect(self._metadata_changed)
         names = [layer.name for layer in self._offered]
         self.blockSignals(True)
         self.clear()

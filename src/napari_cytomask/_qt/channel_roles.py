@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import napari
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtCore import Qt, QTimer, Signal
+from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import QComboBox, QHeaderView, QLabel, QTableWidget, QVBoxLayout, QWidget
 
 from ..io.layers import ROLES
@@ -31,10 +31,8 @@ class _ElidedLabel(QLabel):
 
 
 class ChannelRolesWidget(QWidget):
-    """One row per opened channel with a role picker; changing it converts the layer in place."""
-
-    #: Emitted with the layer that holds a channel whose role the user changed.
-    role_changed = Signal(object)
+    """One row per opened channel with a role picker; changing it converts the layer in place
+    (the steps' layer pickers follow a new input wherever its role was set)."""
 
     def __init__(self, napari_viewer: napari.viewer.Viewer):
         super().__init__()
@@ -182,9 +180,7 @@ class ChannelRolesWidget(QWidget):
 
     def _change(self, layer, picker: QComboBox) -> None:
         try:
-            layer = set_role(self.viewer.layers, layer, picker.currentData())
+            set_role(self.viewer.layers, layer, picker.currentData())
         except ValueError as err:
             show_error(str(err))
-        else:
-            self.role_changed.emit(layer)
         self._schedule_refresh()

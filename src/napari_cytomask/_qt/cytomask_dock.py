@@ -249,9 +249,6 @@ class CytomaskDock(QWidget):
         self.unet.segmented.connect(self._segmented)
         self.sam2.segmented.connect(self._segmented)
         self.watershed.applied.connect(self.metrics.set_prediction)
-        # A channel made the input in step 1 is the one the segmentation steps use.
-        for picker in (self.unet.input, self.unet.trainer.image_layer, self.sam2.layer):
-            self.roles.role_changed.connect(picker.follow_role)
 
     def _segmented(self, cells) -> None:
         self._guide_sam2(cells)
