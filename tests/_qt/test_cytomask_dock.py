@@ -287,6 +287,17 @@ def test_two_docks_keep_each_others_changes(make_napari_viewer_proxy, settings):
     second.save_settings()
     again = CytomaskDock(viewer, settings=QSettings(settings.fileName(), settings.format()))
     assert (again.unet.overlap.value(), again.unet.batch_size.value()) == (100, 7)
+    # The latest edit is stored: the second dock's 50 was not written again after the
+    # first dock's 70, as it equalled what the second had saved before.
+    second.unet.min_size.setValue(50)
+    second.save_settings()
+    first.unet.min_size.setValue(70)
+    first.save_settings()
+    second.unet.min_size.setValue(49)
+    second.unet.min_size.setValue(50)
+    second.save_settings()
+    last = CytomaskDock(viewer, settings=QSettings(settings.fileName(), settings.format()))
+    assert last.unet.min_size.value() == 50
 
 
 def test_settings_that_cannot_be_saved_are_said_once(

@@ -91,9 +91,15 @@ class StepSettings:
         self.store = settings
         self.steps = steps
         self.defaults = {key: value_of(c) for key, c in self.controls().items()}
-        #: The values as last stored or restored: saving writes only those changed since,
-        #: so two docks sharing the store keep each other's changes.
+        #: The values as last stored or restored, and the names of those edited since:
+        #: saving writes those that differ or were edited only, so two docks sharing the
+        #: store keep each other's changes, and the store holds the latest edit of each
+        #: (a value edited back to what this dock saved before, after another dock saved
+        #: another, is written again).
         self._stored = dict(self.defaults)
+        self._edited: set[str] = set()
+        for key, control in self.controls().items():
+            changed_signal(control).connect(lambda *_, key=key: self._edited.add(key))
 
     def controls(self) -> dict[str, QWidget]:
         """Every remembered control by ``"<step>/<parameter name>"``."""
@@ -104,7 +110,7 @@ class StepSettings:
         }
 
     def save(self) -> bool:
-        """Store the values changed since the last save or restore.
+        """Store the values changed or edited since the last save, restore or reset.
 
         Returns
         -------
@@ -114,10 +120,11 @@ class StepSettings:
         self.store.beginGroup(GROUP)
         for key, control in self.controls().items():
             value = value_of(control)
-            if value != self._stored.get(key):
+            if value != self._stored.get(key) or key in self._edited:
                 # Kept by the store until it can be written (its next successful sync).
                 self.store.setValue(key, value)
                 self._stored[key] = value
+        self._edited.clear()
         self.store.endGroup()
         self.store.sync()
         return self.store.status() == QSettings.Status.NoError
@@ -159,6 +166,7 @@ class StepSettings:
         self.store.endGroup()
         self.store.sync()
         self._stored = {key: value_of(c) for key, c in self.controls().items()}
+        self._edited.clear()  # shown from the store, not edited
         return unreadable
 
     def reset(self) -> None:
@@ -168,3 +176,4 @@ class StepSettings:
         self.store.clear()
         self.store.sync()
         self._stored = dict(self.defaults)
+        self._edited.clear()
