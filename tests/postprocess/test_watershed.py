@@ -390,3 +390,15 @@ def test_a_marker_of_exactly_min_marker_size_pixels_is_kept():
     assert kept.max() == 2 and kept[4, 4] != kept[4, 10]
     dropped = interior_boundary_to_instances(interior, boundary, min_marker_size=11)
     assert dropped.max() == 1
+
+
+def test_pixels_that_are_not_numbers_are_background_whatever_their_sign():
+    """A NaN pixel was background but an infinite one foreground (a one-pixel 'cell')."""
+    from napari_cytomask.postprocess.watershed import foreground_mask
+
+    image = np.full((8, 8), 100.0)
+    image[2, 2], image[5, 5], image[6, 1] = np.nan, np.inf, -np.inf
+    image[0:2, 6:8] = 900.0
+    expected = np.zeros((8, 8), bool)
+    expected[0:2, 6:8] = True
+    np.testing.assert_array_equal(foreground_mask(image, threshold=500), expected)

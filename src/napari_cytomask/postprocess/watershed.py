@@ -50,6 +50,7 @@ def _check_frame(arr: np.ndarray, what: str) -> np.ndarray:
 
 def foreground_mask(foreground, threshold: float = 0.5, what: str = "foreground") -> np.ndarray:
     """Boolean foreground: pixels above ``threshold``, or the pixels of a boolean mask.
+    Pixels that are not numbers (NaN, infinite) are background, as in a probability map.
 
     Parameters
     ----------
@@ -71,8 +72,10 @@ def foreground_mask(foreground, threshold: float = 0.5, what: str = "foreground"
     arr = _check_frame(np.asarray(foreground), what)
     if arr.dtype == bool:
         return arr
-    if np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating):
+    if np.issubdtype(arr.dtype, np.integer):
         return arr > threshold
+    if np.issubdtype(arr.dtype, np.floating):
+        return (arr > threshold) & np.isfinite(arr)  # +inf was a cell, NaN not
     raise ValueError(f"{what} has dtype {arr.dtype}; pass a probability map or a mask.")
 
 
