@@ -42,6 +42,9 @@ def test_sample_is_the_real_test_images_with_their_masks(shared_data):
         ("Mask (hand-drawn)", "labels"),
     ]
     assert [kw["metadata"]["cytomask"]["role"] for _, kw, _ in layers] == ["input", "mask"]
+    # The hand-drawn cells open hidden: shown, they looked like a result already made, and
+    # the model's cells drawn over them could not be told apart.
+    assert [kw.get("visible", True) for _, kw, _ in layers] == [True, False]
     (phase, phase_kw, _), (mask, _, _) = layers
     assert phase.shape == mask.shape == (4, 1022, 1024)
     assert phase_kw["axis_labels"] == ("P", "Y", "X")

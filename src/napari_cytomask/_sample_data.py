@@ -22,9 +22,15 @@ def make_sample_phase_contrast() -> list[tuple]:
 
     Usiigaci images (Tsai et al. 2019, MIT licence) from the starter model's test
     split, opened by the plugin's own reader: a phase-contrast channel and a mask
-    channel, the fields on a position axis ``P``.
+    channel, the fields on a position axis ``P``. The mask opens hidden: shown, it looked
+    like a segmentation already made, and the model's cells, drawn over it in the same
+    colours, could not be told from it (the metrics step compares them).
     """
-    return read_tiff(sample_scan_path())
+    layers = read_tiff(sample_scan_path())
+    return [
+        (data, {**kwargs, "visible": False} if kind == "labels" else kwargs, kind)
+        for data, kwargs, kind in layers
+    ]
 
 
 def make_sample_tilescan() -> list[tuple]:

@@ -300,6 +300,25 @@ def test_two_docks_keep_each_others_changes(make_napari_viewer_proxy, settings):
     assert last.unet.min_size.value() == 50
 
 
+def test_a_checkpoint_chosen_with_open_is_remembered(
+    make_napari_viewer_proxy, qtbot, settings, tmp_path
+):
+    """A file dialog fills the path in without the edit signal of typing: only a later
+    change of another setting saved it, and the next session showed an empty path."""
+    dock = CytomaskDock(make_napari_viewer_proxy(), settings=settings)
+    chosen = str(tmp_path / "my_sam2_finetuned.pt")
+    dock.sam2.use_checkpoint(chosen)  # what Open… does with the dialog's answer
+    dock.unet.trainer.init_path.setText(str(tmp_path / "mine.safetensors"))  # Start from: Open…
+    store = QSettings(settings.fileName(), settings.format())
+
+    def stored(key):
+        store.sync()
+        return store.value(f"{GROUP}/{key}")
+
+    qtbot.waitUntil(lambda: stored("sam2/checkpoint") == chosen, timeout=5000)
+    assert stored("train/init_from") == str(tmp_path / "mine.safetensors")
+
+
 def test_settings_that_cannot_be_saved_are_said_once(
     make_napari_viewer_proxy, tmp_path, notifications
 ):

@@ -289,3 +289,12 @@ def test_a_result_slot_name_keeps_its_brackets_in_file_names(tmp_path):
         [LabelsExport("raw U-Net cells [2]", np.eye(8, dtype=np.uint8))], tmp_path
     )
     assert written[0].name == "raw U-Net cells [2].tif"
+
+
+def test_in_its_own_dock_ctrl_enter_exports_and_esc_is_left_to_napari(make_napari_viewer_proxy):
+    """Export has no Cancel: its dock took Esc all the same, from napari (ending a shape)."""
+    from qtpy.QtWidgets import QShortcut
+
+    panel = ExportPanel(make_napari_viewer_proxy())
+    keys = {s.key().toString() for s in panel.findChildren(QShortcut) if s.isEnabled()}
+    assert keys == {"Ctrl+Return", "Ctrl+Enter"}

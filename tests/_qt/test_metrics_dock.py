@@ -77,6 +77,8 @@ def test_table_follows_edits_and_saves_csv(dock_in_viewer, qtbot, labels, tmp_pa
     assert _cell(dock, "False negatives") == str(n // 3 + 1) != edited
     # The plot shows precision, recall and F1 over every threshold.
     assert len(dock.axes.lines) == 3
+    # Precision and recall stay visible where F1 lies on them: lines of their own style.
+    assert len({line.get_linestyle() for line in dock.axes.lines}) == 3
     assert len(dock.axes.lines[0].get_xdata()) == 18
 
     path = tmp_path / "metrics.csv"

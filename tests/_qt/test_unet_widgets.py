@@ -614,3 +614,16 @@ def test_an_input_chosen_in_the_channel_roles_dock_is_what_is_segmented(
     picker.setCurrentIndex(picker.findData("input"))
     assert segmenter.input.currentText() == "GFP"
     assert segmenter.trainer.image_layer.currentText() == "GFP"
+    # Another metadata edit is no new role: a layer picked by hand stays picked.
+    segmenter.input.setCurrentText("Brightfield")
+    gfp = viewer.layers["GFP"]
+    gfp.metadata = {**gfp.metadata, "note": "imaged on Tuesday"}
+    assert segmenter.input.currentText() == "Brightfield"
+    # The metrics' outlines of unmatched cells are no masks to train on.
+    from napari_cytomask.io.layers import result_metadata
+
+    truth = viewer.layers["Mask (ground truth)"]
+    meta = result_metadata(truth, method="false_positives")
+    viewer.add_labels(truth.data.copy(), name="false positives (x vs y)", metadata=meta)
+    offered = [layer.name for layer in segmenter.trainer.mask_layer.layers()]
+    assert offered == ["Mask (ground truth)"]

@@ -222,6 +222,7 @@ class LayerPicker(QComboBox):
         self.setMinimumContentsLength(10)
         self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self._offered: list[Layer] = []
+        self._roles: dict[int, str | None] = {}  # each layer's role, to see it change
         events = viewer.layers.events
         for event in (events.inserted, events.removed, events.moved, events.renamed):
             event.connect(self.refresh)
@@ -235,12 +236,15 @@ class LayerPicker(QComboBox):
 
     def _metadata_changed(self, event) -> None:
         # A role set anywhere (step 1, the Channel roles dock, a script) is a change of
-        # metadata only, for an image made the input.
-        self.follow_role(event.source)
+        # metadata only, for an image made the input; other metadata edits keep the choice.
+        layer = event.source
+        role, self._roles[id(layer)] = self._roles.get(id(layer)), role_of(layer)
+        if role != self._roles[id(layer)]:
+            self.follow_role(layer)
 
     def follow_role(self, layer) -> None:
         """Choose ``layer`` if it is offered and has the preferred role (a channel opened,
-        or made the input in step 1): the user means to work on it."""
+        or given that role): the user means to work on it."""
         if self._prefer_role and role_of(layer) == self._prefer_role:
             if any(offered is layer for offered in self.layers()):
                 self.set_layer(layer)
@@ -259,6 +263,7 @@ class LayerPicker(QComboBox):
         index = self.currentIndex()
         chosen = self._offered[index] if 0 <= index < len(self._offered) else None
         self._offered = self.layers()
+        self._roles = {id(layer): role_of(layer) for layer in self._viewer.layers}
         for layer in self._viewer.layers:  # once each: napari keeps a callback once
             layer.events.metadata.connect(self._metadata_changed)
         names = [layer.name for layer in self._offered]

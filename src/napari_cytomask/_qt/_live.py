@@ -256,8 +256,10 @@ class StepWidget:
     def bind_keys(self) -> None:
         """Ctrl+Enter presses the run button on show, Esc its Cancel, while the focus is in
         this widget: a dock of its own. A widget that holds it (the Segment cytoplasm dock)
-        takes the keys over (:func:`take_keys`)."""
-        take_keys(self, self._press_run, self._press_cancel)
+        takes the keys over (:func:`take_keys`). A step without Cancel (metrics, export)
+        leaves Esc to napari."""
+        cancels = not self.controls.cancel_button.isHidden()
+        take_keys(self, self._press_run, self._press_cancel if cancels else None)
 
     def shown_controls(self) -> StepControls:
         """The run and Cancel buttons on show (the U-Net step's: those of its open tab)."""
@@ -543,13 +545,14 @@ def ask_to_replace(parent: QWidget, title: str, question: str, details: str) -> 
 RUN_KEYS, CANCEL_KEY = ("Ctrl+Return", "Ctrl+Enter"), "Escape"
 
 
-def take_keys(widget: QWidget, run: Callable[[], None], cancel: Callable[[], None]) -> None:
-    """Bind :data:`RUN_KEYS` to ``run`` and :data:`CANCEL_KEY` to ``cancel`` while the
-    focus is in ``widget``, and turn off those of the steps inside it (two shortcuts for
-    one key would both be ignored). Only there: Esc in napari's canvas (ending a shape,
-    say) must not cancel a long run."""
+def take_keys(widget: QWidget, run: Callable[[], None], cancel: Callable[[], None] | None) -> None:
+    """Bind :data:`RUN_KEYS` to ``run`` and :data:`CANCEL_KEY` to ``cancel`` (unless None)
+    while the focus is in ``widget``, and turn off those of the steps inside it (two
+    shortcuts for one key would both be ignored). Only there: Esc in napari's canvas
+    (ending a shape, say) must not cancel a long run."""
     for shortcut in widget.findChildren(QShortcut):
         shortcut.setEnabled(False)
-    for key, slot in [*((key, run) for key in RUN_KEYS), (CANCEL_KEY, cancel)]:
+    keys = [(key, run) for key in RUN_KEYS] + ([(CANCEL_KEY, cancel)] if cancel else [])
+    for key, slot in keys:
         shortcut = QShortcut(QKeySequence(key), widget, activated=slot)
         shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)

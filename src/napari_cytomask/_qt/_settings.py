@@ -66,13 +66,14 @@ def set_value(control: QWidget, stored) -> None:
 
 
 def changed_signal(control: QWidget):
-    """The signal a control emits when the user changes its value."""
+    """The signal a control emits when its value changes: typed, or filled in by a file
+    dialog (a checkpoint chosen with Open… was not remembered); saving waits for a pause."""
     if isinstance(control, QCheckBox):
         return control.toggled
     if isinstance(control, QComboBox):
         return control.currentTextChanged
     if isinstance(control, QLineEdit):
-        return control.editingFinished
+        return control.textChanged
     return control.valueChanged
 
 

@@ -346,13 +346,11 @@ class CytomaskDock(QWidget):
 
 def open_on_sample(viewer: napari.viewer.Viewer) -> None:
     """The dock beside the real phase-contrast sample, as ``python -m napari_cytomask``
-    shows them: the image whole, its hand-drawn cells hidden (the first cells a user sees
-    are the model's), the phase contrast selected."""
+    shows them: the image whole, the phase contrast selected (its hand-drawn cells open
+    hidden: the first cells a user sees are the model's)."""
     viewer.window.add_plugin_dock_widget("napari-cytomask", "Segment cytoplasm")
     for layer in viewer.open_sample("napari-cytomask", "phase_contrast"):
-        if role_of(layer) == "mask":
-            layer.visible = False
-        else:
+        if role_of(layer) != "mask":
             viewer.layers.selection.active = layer
     # Fit the image once the window is laid out, beside the dock: fitted before, it
     # would fill the canvas as wide as the window and hide the image's sides.

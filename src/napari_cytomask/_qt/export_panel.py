@@ -181,7 +181,6 @@ class ExportPanel(StepWidget, QWidget):
         folder = QFileDialog.getExistingDirectory(self, "Export to folder", self.folder.text())
         if folder:
             self.folder.setText(folder)
-            self.folder.editingFinished.emit()  # remembered like a folder typed in
 
     def _done(self, outcome) -> None:
         written, exists, empty, replaced = outcome

@@ -454,8 +454,12 @@ class MetricsDock(StepWidget, QWidget):
     def _plot(self, evaluation: Evaluation) -> None:
         stats = evaluation.matches
         self.axes.clear()
-        for name in ("precision", "recall", "f1"):
-            self.axes.plot(stats.thresholds, getattr(stats, name), marker=".", label=name)
+        # F1 lies between precision and recall, on them when they are equal: each its own
+        # line and marker, the widest first, so that none hides another.
+        styles = {"f1": ("-", "o", 5), "precision": ("--", "s", 2), "recall": (":", "^", 2)}
+        for name, (line, marker, width) in styles.items():
+            self.axes.plot(stats.thresholds, getattr(stats, name), linestyle=line, lw=width,
+                           marker=marker, markersize=3, label=name, alpha=0.9)  # fmt: skip
         self.axes.set_xlabel("IoU threshold")
         self.axes.set_ylim(0, 1.02)
         self.axes.grid(alpha=0.3)

@@ -32,7 +32,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..io.layers import layer_info, model_record, result_metadata
+from ..io.layers import is_highlight, layer_info, model_record, result_metadata
 from ..models.catalog import STARTER, resolve_unet, unet_models, unlike_starter_images
 from ..models.checkpoint import cache_dir, read_description, unfinished
 from ..models.device import available_devices, get_device
@@ -590,6 +590,7 @@ class UNetTrainWidget(StepWidget, QWidget):
             prefer_role="mask",
             tooltip="Instance labels of the same images: the scan's mask channel or a layer "
             "you painted (0 is background, one id per cell).",
+            accept=lambda layer: not is_highlight(layer),  # the metrics' outlines: no cells
         )
         self.image_pattern = QLineEdit()
         self.image_pattern.setPlaceholderText("e.g. /data/set*/raw.tif")
