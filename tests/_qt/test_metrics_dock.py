@@ -107,7 +107,7 @@ def test_highlights_and_input_errors(dock_in_viewer, qtbot, labels):
         assert layer.contour == 3 and layer.opacity == 1.0
         np.testing.assert_allclose(layer.colormap.map(ids[0]), colour)
     assert dock.status.text().endswith(
-        "; outlined: false positives in magenta, false negatives in yellow."
+        "; outlined: 0 false positives in magenta, 1 false negative in yellow."
     )
     # Highlight layers are not offered for comparison.
     names = [dock.prediction_combo.itemText(i) for i in range(dock.prediction_combo.count())]
@@ -166,6 +166,16 @@ def test_defaults_pick_the_mask_channel_as_truth_and_the_newest_layer_as_predict
     assert dock.stack_check.isChecked()
     qtbot.waitUntil(lambda: bool(dock.evaluation and dock.evaluation.frames), timeout=30_000)
     assert dock.evaluation.summary()["mean_average_f1"] == pytest.approx(1.0)
+    # The outlines say where they are: on the tile on show there may be none to see.
+    segmentation = viewer.layers["segmentation"]
+    data = segmentation.data.copy()
+    data[2][data[2] == np.unique(data[2])[1]] = 0  # a cell of tile 2 missed
+    dock.highlight_check.setChecked(True)
+    segmentation.data = data
+    qtbot.waitUntil(lambda: "(on frame 2)" in dock.status.text(), timeout=30_000)
+    assert "0 false positives in magenta, 1 false negative in yellow (on frame 2)." in (
+        dock.status.text()
+    )
 
 
 def test_a_new_result_is_checked_against_a_ground_truth_of_its_shape(

@@ -420,10 +420,7 @@ class MetricsDock(StepWidget, QWidget):
             each = "each frame" if evaluation.frames else "the whole stack"
             text += f"; {each} compared as one volume of {planes} planes"
         if highlighted:
-            text += (
-                f"; outlined: false positives in {HIGHLIGHT_COLOURS['fp']}, false negatives "
-                f"in {HIGHLIGHT_COLOURS['fn']}"
-            )
+            text += _outlined(evaluation)
         text += "."
         if notes:
             text += f" Note: {' and '.join(notes)}, so ratios without a true positive are 0."
@@ -606,3 +603,21 @@ def _default_prediction(candidates, truth) -> int | None:
     ranked = [layer for layer in others if is_result(layer)]
     ranked += [layer for layer in others if not _looks_like_truth(layer)] + others
     return ranked[0].unique_id if ranked else None
+
+
+def _outlined(evaluation: Evaluation) -> str:
+    """What the outlines show: how many unmatched cells of each kind, and on which frames
+    (a frame on show without any looked as if the outlines did nothing)."""
+    parts, frames = [], set()
+    kinds = ((evaluation.pred_objects, "false positive", "fp"),
+             (evaluation.true_objects, "false negative", "fn"))  # fmt: skip
+    for table, what, key in kinds:
+        unmatched = ~table.matched
+        n = int(unmatched.sum())
+        parts.append(f"{n} {what}{'' if n == 1 else 's'} in {HIGHLIGHT_COLOURS[key]}")
+        frames.update(int(frame) for frame in table.frame[unmatched])
+    text = f"; outlined: {', '.join(parts)}"
+    if evaluation.frames and frames:
+        listed = ", ".join(map(str, sorted(frames)))
+        text += f" (on frame{'s' if len(frames) > 1 else ''} {listed})"
+    return text
