@@ -182,6 +182,35 @@ def _replaceable(layer) -> bool:
     return is_result(layer) and not layer_info(layer).get("edited")
 
 
+class RoleWatcher:
+    """Call ``changed(layer)`` when a layer of the viewer gets another role. A role is
+    recorded in the layer's metadata, by any widget or a script; other metadata changes
+    (a result's, at every run) are no new role. napari holds the watcher's methods
+    weakly: its owner keeps it.
+    """
+
+    def __init__(self, viewer, changed: Callable[[Layer], None]):
+        self._changed = changed
+        self._roles: dict[int, str | None] = {}
+        viewer.layers.events.inserted.connect(self._inserted)
+        for layer in viewer.layers:
+            self._watch(layer)
+
+    def _inserted(self, event) -> None:
+        self._watch(event.value)
+
+    def _watch(self, layer) -> None:
+        self._roles[id(layer)] = role_of(layer)
+        layer.events.metadata.connect(self._metadata_changed)
+
+    def _metadata_changed(self, event) -> None:
+        layer = event.source
+        role = role_of(layer)
+        if self._roles.get(id(layer)) != role:
+            self._roles[id(layer)] = role
+            self._changed(layer)
+
+
 class LayerPicker(QComboBox):
     """The viewer's layers of some types, kept in step with the layer list.
 
@@ -222,7 +251,9 @@ class LayerPicker(QComboBox):
         self.setMinimumContentsLength(10)
         self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self._offered: list[Layer] = []
-        self._roles: dict[int, str | None] = {}  # each layer's role, to see it change
+        # A role set anywhere (step 1, the Channel roles dock, a script) is a change of
+        # metadata only, for an image made the input.
+        self._role_watcher = RoleWatcher(viewer, self.follow_role)
         events = viewer.layers.events
         for event in (events.inserted, events.removed, events.moved, events.renamed):
             event.connect(self.refresh)
@@ -233,14 +264,6 @@ class LayerPicker(QComboBox):
 
     def _inserted(self, event) -> None:
         self.follow_role(event.value)
-
-    def _metadata_changed(self, event) -> None:
-        # A role set anywhere (step 1, the Channel roles dock, a script) is a change of
-        # metadata only, for an image made the input; other metadata edits keep the choice.
-        layer = event.source
-        role, self._roles[id(layer)] = self._roles.get(id(layer)), role_of(layer)
-        if role != self._roles[id(layer)]:
-            self.follow_role(layer)
 
     def follow_role(self, layer) -> None:
         """Choose ``layer`` if it is offered and has the preferred role (a channel opened,
@@ -263,9 +286,6 @@ class LayerPicker(QComboBox):
         index = self.currentIndex()
         chosen = self._offered[index] if 0 <= index < len(self._offered) else None
         self._offered = self.layers()
-        self._roles = {id(layer): role_of(layer) for layer in self._viewer.layers}
-        for layer in self._viewer.layers:  # once each: napari keeps a callback once
-            layer.events.metadata.connect(self._metadata_changed)
         names = [layer.name for layer in self._offered]
         self.blockSignals(True)
         self.clear()

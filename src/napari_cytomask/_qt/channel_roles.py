@@ -10,6 +10,7 @@ from qtpy.QtWidgets import QComboBox, QHeaderView, QLabel, QTableWidget, QVBoxLa
 from ..io.layers import ROLES
 from ..io.tiff import file_stem
 from ..roles import channel_layers, holds_ids, role_of, scans_without_input, set_role, source_of
+from ._layers import RoleWatcher
 from ._live import CHANNEL_ROLES
 
 _ROLE_TEXT = {"input": "input (segment this)", "image": "image", "mask": "mask (labels)"}
@@ -72,28 +73,10 @@ class ChannelRolesWidget(QWidget):
         for event in (events.inserted, events.removed, events.moved, events.renamed):
             event.connect(self._schedule_refresh)
         events.inserted.connect(self._adopt_ids)
-        # A role is recorded in the layer's metadata: set by another Channel roles widget
-        # or a script, it shows here too. (Results change their metadata at every run:
-        # only a channel's new role rebuilds the table.)
-        self._roles: dict[int, str | None] = {}
-        events.inserted.connect(self._watch_inserted)
-        for layer in self.viewer.layers:
-            self._watch(layer)
+        # A role set by another Channel roles widget or a script shows here too; only a
+        # new role rebuilds the table (results change their metadata at every run).
+        self._role_watcher = RoleWatcher(self.viewer, self._schedule_refresh)
         self.refresh()
-
-    def _watch_inserted(self, event) -> None:
-        self._watch(event.value)
-
-    def _watch(self, layer) -> None:
-        self._roles[id(layer)] = role_of(layer)
-        layer.events.metadata.connect(self._metadata_changed)
-
-    def _metadata_changed(self, event) -> None:
-        layer = event.source
-        role = role_of(layer)
-        if self._roles.get(id(layer)) != role:
-            self._roles[id(layer)] = role
-            self._schedule_refresh()
 
     def _schedule_refresh(self, event=None) -> None:
         # Rebuilding replaces (and deletes) the combo boxes; never do that inside their signals.

@@ -309,7 +309,7 @@ class CytomaskDock(QWidget):
         if step == 1:
             if self.method.currentData() == "sam2":
                 return self.sam2.controls
-            return self.unet.trainer.controls if self._training_open() else self.unet.controls
+            return self.unet.shown_controls()
         return (None, None, self.watershed.controls, self.metrics.controls,
                 self.export.controls)[step]  # fmt: skip
 

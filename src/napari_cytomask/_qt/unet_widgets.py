@@ -487,8 +487,11 @@ class UNetSegmentWidget(StepWidget, QWidget):
         # Layers are made here, off the GUI thread; adding them is all that is left to it.
         geometry = resolution_level(layer)[1]
         # The settings as a preset's U-Net step, with any thresholds the model filled in.
-        parameters = {**asdict(step.with_settings(predictor.settings)), "device": device,
-                      "tiling": step.tiling(predictor)}  # fmt: skip
+        parameters = {
+            **asdict(step.with_settings(predictor.settings)),
+            "device": device,
+            "tiling": step.tiling(predictor),
+        }
         parameters.pop("model")
         # How sure the network was of its cells in this image goes with it into exports.
         model = {**model_record(step.model, path), "confidence": result.confidence}
@@ -931,12 +934,10 @@ class UNetTrainWidget(StepWidget, QWidget):
     def _replacing(self, output: str | None, resume: str | None) -> bool | None:
         """Whether the run replaces the model file it saves to: asked when that file is
         there (and not the run it resumes); None when the answer is No."""
-        from ..models.training import checkpoint_file
+        from ..models.training import replaced_file
 
-        if output is None or Path(output).is_dir():
-            return False
-        target = checkpoint_file(output)
-        if not target.is_file() or (resume and target.resolve() == Path(resume).resolve()):
+        target = replaced_file(output, resume)
+        if target is None:
             return False
         question = f"{target.name} is already in {target.parent}. Replace it with this run's model?"
         details = "Its model is lost once the first epoch of this run has been saved."

@@ -103,8 +103,11 @@ def write_json(
 ) -> Path:
     """Write ``content`` as strict JSON (:func:`json_ready`), atomically."""
     text = json.dumps(json_ready(content), indent=indent, allow_nan=False)
-    return write_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"),
-                            overwrite=overwrite)  # fmt: skip
+
+    def write(tmp: Path) -> None:
+        tmp.write_text(text, encoding="utf-8")
+
+    return write_atomically(path, write, overwrite=overwrite)
 
 
 def write_atomically(

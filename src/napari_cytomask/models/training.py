@@ -1114,6 +1114,20 @@ def checkpoint_file(output: str | os.PathLike) -> Path:
     return output if output.suffix == SUFFIX else output.with_name(output.name + SUFFIX)
 
 
+def replaced_file(
+    output: str | os.PathLike | None, resume: str | os.PathLike | None = None
+) -> Path | None:
+    """The model file a training run given ``output`` would replace: None when there is
+    none (no name, a folder to put a new file in, a new name) or it is the checkpoint the
+    run resumes."""
+    if output is None or Path(output).is_dir():
+        return None
+    target = checkpoint_file(output)
+    if not target.is_file() or (resume is not None and target.resolve() == Path(resume).resolve()):
+        return None
+    return target
+
+
 @_own_random_state
 def iter_train(
     samples: Sequence[TrainingSample],
@@ -1190,10 +1204,9 @@ def iter_train(
         output_folder, output = Path(output), None
     if output is not None:
         output = checkpoint_file(output)
-        resumed = resume is not None and output.resolve() == Path(resume).resolve()
         if output.is_dir():
             raise IsADirectoryError(f"{output} is a folder; choose a file name for the checkpoint.")
-        if output.exists() and not overwrite and not resumed:
+        if not overwrite and replaced_file(output, resume) is not None:
             raise FileExistsError(
                 f"{output} already exists and was left as it is; choose another output file, "
                 "or allow overwriting (cytomask train --overwrite; overwrite=True from Python) "
