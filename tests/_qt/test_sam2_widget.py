@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from napari_cytomask._qt.sam2_widget import Sam2Widget
+from napari_cytomask.io.layers import edited_by_hand
 
 pytestmark = pytest.mark.gui
 
@@ -77,14 +78,14 @@ def test_segment_then_a_filter_slider_updates_the_labels(
     viewer.add_labels(np.zeros_like(first), name=f"{name} [2]")
     labels.paint((4, 4), 300)
     edited = np.array(labels.data)
-    assert labels.metadata["cytomask"]["edited"] and (edited == 300).any()
+    assert edited_by_hand(labels) and (edited == 300).any()
     for threshold in (0.0, 0.01):
         widget.set_values(pred_iou_thresh=threshold)
         qtbot.waitUntil(lambda: f"{name} [3]" in viewer.layers, timeout=30000)
         qtbot.waitUntil(lambda: not widget.runner.busy, timeout=10000)
     np.testing.assert_array_equal(viewer.layers[name].data, edited)
     assert not (viewer.layers[f"{name} [3]"].data == 300).any()
-    assert "edited" not in viewer.layers[f"{name} [3]"].metadata["cytomask"]
+    assert not edited_by_hand(viewer.layers[f"{name} [3]"])
     assert said == [f"'{name}' holds your edits, so it is kept; the new result is in '{name} [3]'."]
 
 

@@ -627,3 +627,44 @@ def test_an_input_chosen_in_the_channel_roles_dock_is_what_is_segmented(
     viewer.add_labels(truth.data.copy(), name="false positives (x vs y)", metadata=meta)
     offered = [layer.name for layer in segmenter.trainer.mask_layer.layers()]
     assert offered == ["Mask (ground truth)"]
+
+
+def test_cells_corrected_from_the_console_are_kept_by_the_next_run(
+    make_napari_viewer_proxy, qtbot, monkeypatch, shared_data
+):
+    """A correction written into the data (napari's console, a script, another plugin)
+    rather than painted was overwritten by the next run, with no undo, and exported as
+    not edited by hand."""
+    from napari_cytomask._qt import _layers
+    from napari_cytomask.io.export import from_layer
+
+    said = []
+    monkeypatch.setattr(_layers, "show_info", said.append)
+    viewer = make_napari_viewer_proxy()
+    raw = tifffile.imread(shared_data / "usiigaci-phc" / "set1" / "raw.tif")[:160, :160]
+    viewer.add_image(raw, name="BF")
+    segmenter = UNetSegmentWidget(viewer)
+    segmenter.tta.setChecked(False)
+
+    def run(name: str) -> Labels:
+        segmenter.segment()
+        qtbot.waitUntil(lambda: name in viewer.layers and not segmenter.runner.busy, timeout=60_000)
+        return viewer.layers[name]
+
+    cells = run("BF U-Net cells")
+    assert from_layer(cells).edited is False
+    run("BF U-Net cells")  # an untouched result is updated in place
+    assert [layer.name for layer in viewer.layers] == ["BF", "BF U-Net cells"]
+    cells.data[:10, :10] = 999  # a cell drawn in place, as from the console
+    cells.refresh()
+    corrected = cells.data.copy()
+    assert from_layer(cells).edited is True
+    new = run("BF U-Net cells [2]")
+    np.testing.assert_array_equal(cells.data, corrected)
+    assert not (new.data == 999).any() and from_layer(new).edited is False
+    assert said == ["'BF U-Net cells' holds your edits, so it is kept; the new result is in "
+                    "'BF U-Net cells [2]'."]  # fmt: skip
+    assert new.data.any()  # cells to clear
+    new.data = np.zeros_like(new.data)  # a whole new array, as from a script
+    run("BF U-Net cells [3]")
+    assert not new.data.any()

@@ -10,7 +10,7 @@ from napari.layers import Labels, Layer
 from napari.utils.notifications import show_info
 from qtpy.QtWidgets import QComboBox
 
-from ..io.layers import METADATA_KEY, is_result, layer_info
+from ..io.layers import edited_by_hand, is_result, record_written
 from ..labels import min_label_dtype
 from ..roles import role_of
 
@@ -134,14 +134,17 @@ def result_slot(viewer, name: str, kind: type, shape) -> tuple[str, Layer | None
     result there to update in place (``None``: add a new layer under that name).
 
     A layer of that name that no step made (the user's own, such as hand-drawn
-    labels, or another plugin's), or a result the user has painted into, is never
-    replaced: the result takes the first free ``name [k]``, the same on every run.
-    An earlier result of another kind or shape is removed.
+    labels, or another plugin's), or a result the user has changed since
+    (:func:`~napari_cytomask.io.layers.edited_by_hand`), is never replaced: the result
+    takes the first free ``name [k]``, the same on every run. An earlier result of
+    another kind or shape is removed.
     """
     base, k, kept = name, 1, None
-    while name in viewer.layers and not _replaceable(viewer.layers[name]):
-        if kept is None and layer_info(viewer.layers[name]).get("edited"):
-            kept = name
+    while name in viewer.layers:
+        if is_result(viewer.layers[name]):
+            if not edited_by_hand(viewer.layers[name]):
+                break
+            kept = kept or name
         k += 1
         name = f"{base} [{k}]"
     if name not in viewer.layers:
@@ -161,25 +164,13 @@ def labels_layer(data, name: str, geometry: dict, metadata: dict) -> Labels:
 
     ``geometry`` comes from :func:`resolution_level`, ``metadata`` from
     :func:`~napari_cytomask.io.layers.result_metadata`; the data are made compact
-    (:func:`compact_labels`). Once a user paints into it (brush, fill, eraser), its
-    record says ``edited`` and no later run replaces it (:func:`result_slot`).
+    (:func:`compact_labels`) and recorded as the step's
+    (:func:`~napari_cytomask.io.layers.record_written`): once a user changes them, no
+    later run replaces the layer (:func:`result_slot`).
     """
-    data = compact_labels(data)
-    layer = Labels(data, name=name, metadata=metadata, **geometry)
-    layer.events.paint.connect(_mark_edited)
+    layer = Labels(compact_labels(data), name=name, metadata=metadata, **geometry)
+    record_written(layer)
     return layer
-
-
-def _mark_edited(event) -> None:
-    # napari emits `paint` for every undoable edit (brush, fill, data_setitem), never
-    # when a step sets the layer's data.
-    info = event.source.metadata.get(METADATA_KEY)
-    if info is not None:
-        info["edited"] = True
-
-
-def _replaceable(layer) -> bool:
-    return is_result(layer) and not layer_info(layer).get("edited")
 
 
 class RoleWatcher:

@@ -27,7 +27,7 @@ from qtpy.QtWidgets import (
 )
 from superqt import QLabeledDoubleSlider, QLabeledSlider
 
-from ..io.layers import layer_info, model_record, origin, result_metadata
+from ..io.layers import layer_info, model_record, origin, record_written, result_metadata
 from ..models.device import available_devices
 from ..models.sam2_engine import (
     ENCODER_PARAMS,
@@ -714,6 +714,7 @@ class Sam2Widget(StepWidget, QWidget):
         else:
             out.data = compact_labels(labels)
             out.metadata = {**out.metadata, **metadata}
+            record_written(out)
         out.features = features
         n = len(result.features["index"])  # this run's: the counts after it are this run's too
         # No masks is an answer, not an error: the status line says what to change.

@@ -544,7 +544,8 @@ class UNetSegmentWidget(StepWidget, QWidget):
         self.segmented.emit(cells)
 
     def _show(self, new):
-        """Add ``new``, or put its data into the layer of that name from an earlier run."""
+        """Add ``new``, or put its data into the layer of that name from an earlier run
+        (with ``new``'s record, which holds what was written)."""
         new.name, old = result_slot(self.viewer, new.name, type(new), new.data.shape)
         if old is None:
             return self.viewer.add_layer(new)

@@ -24,6 +24,7 @@ from ..io.layers import (
     looks_fluorescent,
     looks_transmitted,
     origin,
+    record_written,
     result_metadata,
 )
 from ..postprocess import DEFAULT_CLEANUP, MARKER_METHODS, iter_watershed
@@ -485,17 +486,20 @@ class WatershedWidget(StepWidget, QWidget):
         output = self._output_layer(source, metadata, index)
         if index is None:
             output.data = labels
-            self.status.setText(
-                f"Done: {cells_in(output, int(labels.max()))}.{_unlike_cells(source, metadata)}"
-            )
-            if self._pending is not None:
-                return  # the newer result, handed over when this run ends, stays checked
         else:
             if output.data.dtype.itemsize < labels.dtype.itemsize:
                 output.data = output.data.astype(labels.dtype)
             output.data[index] = labels
             output.refresh()
+        record_written(output)
+        if index is not None:
             self.status.setText(f"Preview: {int(labels.max())} cells in the displayed frame.")
+        else:
+            self.status.setText(
+                f"Done: {cells_in(output, int(labels.max()))}.{_unlike_cells(source, metadata)}"
+            )
+            if self._pending is not None:
+                return  # the newer result, handed over when this run ends, stays checked
         self.applied.emit(output)
 
     def apply(self) -> None:

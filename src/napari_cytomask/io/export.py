@@ -157,7 +157,7 @@ def from_layer(layer, image_layers: Sequence = ()) -> LabelsExport:
     file and channel, method, parameters, model, versions) goes into the
     provenance file as it is.
     """
-    from .layers import is_result, layer_info
+    from .layers import edited_by_hand, is_result, layer_info
 
     meta = layer_info(layer)
     features = getattr(layer, "features", None)
@@ -197,8 +197,8 @@ def from_layer(layer, image_layers: Sequence = ()) -> LabelsExport:
         channel_name=meta.get("channel_name"),
         made_from=meta.get("made_from"),
         versions=meta.get("versions"),
-        # Known for results only: painting is tracked on the layers the steps make.
-        edited=bool(meta.get("edited")) if is_result(layer) else None,
+        # Known for results only: what a step wrote is recorded on the layers it makes.
+        edited=edited_by_hand(layer) if is_result(layer) else None,
         previewed_frames=meta.get("previewed_frames") or {},
     )
 

@@ -397,6 +397,32 @@ def is_result(layer) -> bool:
     return layer_info(layer).get("role") == RESULT_ROLE
 
 
+def record_written(layer) -> None:
+    """Remember what a step has just written into its result layer: any change made after
+    it (napari's brush, fill or eraser, ``layer.data[...] = ...`` from the console or
+    another plugin, a new ``layer.data``) is then the user's (:func:`edited_by_hand`)."""
+    info = (getattr(layer, "metadata", None) or {}).get(METADATA_KEY)
+    if info is not None:
+        info["written"] = _data_digest(layer.data)
+
+
+def edited_by_hand(layer) -> bool:
+    """Whether a result's data changed since a step last wrote it (:func:`record_written`).
+    A layer with no such record (not made by a step) counts as unedited."""
+    written = layer_info(layer).get("written")
+    return written is not None and _data_digest(layer.data) != written
+
+
+def _data_digest(data) -> str | None:
+    """A fingerprint of an array's values, shape and type (about 1 s per GB); ``None``
+    for data that is not an array in memory, which no step writes."""
+    if not isinstance(data, np.ndarray):
+        return None
+    digest = hashlib.sha1(f"{data.dtype.str}{data.shape}".encode(), usedforsecurity=False)
+    digest.update(np.ascontiguousarray(data).view(np.uint8))
+    return digest.hexdigest()
+
+
 #: Methods of the metrics' highlight layers: they show a comparison's unmatched cells,
 #: and are neither compared again nor exported unless a user picks them.
 HIGHLIGHT_METHODS = ("false_positives", "false_negatives")
