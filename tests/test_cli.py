@@ -1106,3 +1106,40 @@ def test_evaluate_a_multi_frame_tiff_pair_frame_by_frame(tmp_path):
         (pred_name, "1"): pytest.approx(per_frame[1]),
         ("all", "all"): pytest.approx(np.mean(per_frame)),
     }
+
+
+def test_home_and_new_folders_in_output_paths(tmp_path, monkeypatch, capsys):
+    """``--output=~/x`` (which the shell leaves alone) made a folder called ``~`` in the
+    current one, and evaluate refused an output folder that did not exist yet."""
+    labels = np.zeros((16, 16), np.uint8)
+    labels[2:8, 2:8] = 1
+    tifffile.imwrite(tmp_path / "cells.tif", labels)
+    tifffile.imwrite(tmp_path / "truth.tif", labels)
+    home, here = tmp_path / "home", tmp_path / "here"
+    home.mkdir()
+    here.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(here)
+    assert main(["export", str(tmp_path / "cells.tif"), "--output-dir=~/ex", "-q"]) == 0
+    argv = ["evaluate", "--pred", str(tmp_path / "cells.tif"), "--gt", str(tmp_path / "truth.tif")]
+    assert main([*argv, "--output=~/new folder/m.csv", "-q"]) == 0
+    assert (home / "ex" / "cells.tif").is_file() and (home / "new folder" / "m.csv").is_file()
+    assert list(here.iterdir()) == []
+
+
+def test_a_linked_scans_results_go_beside_the_link(unet_checkpoint, tmp_path, capsys):
+    """Results went beside the file the link points to (a shared, perhaps read-only store),
+    named after it."""
+    store, project = tmp_path / "store", tmp_path / "project"
+    store.mkdir()
+    project.mkdir()
+    image = np.random.default_rng(0).integers(0, 4000, (128, 128), dtype=np.uint16)
+    tifffile.imwrite(store / "scan_0001.tif", image)
+    (project / "my scan.tif").symlink_to(store / "scan_0001.tif")
+    model = unet_checkpoint(tile_size=128)
+    argv = ["segment", str(project / "my scan.tif"), str(store / "scan_0001.tif"), "-m",
+            str(model), "-q", "--scheduler", "synchronous", "--threads", "1"]  # fmt: skip
+    assert main(argv) == 0
+    assert sorted(p.name for p in project.iterdir()) == [
+        "my scan.tif", "my scan_unet_cells.json", "my scan_unet_cells.tif"]  # fmt: skip
+    assert sorted(p.name for p in store.iterdir()) == ["scan_0001.tif"]  # the same file, once

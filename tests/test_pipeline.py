@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -239,3 +241,25 @@ def test_split_step_runs_the_watershed_split(unet_file, scan):
     cells = drain(Segmenter(Preset(unet=step), "cpu").iter_segment(image))
     expected = run_watershed("split", cells, params=split["params"], cleanup=split["cleanup"])
     np.testing.assert_array_equal(labels, expected)
+
+
+def test_a_preset_is_read_as_utf8_whatever_the_locale(tmp_path):
+    """Under a locale that is not UTF-8, a preset holding "ü" (a model in "Modelle für
+    HeLa") was refused as not JSON."""
+    path = tmp_path / "preset.json"
+    preset = Preset(unet=UNetStep(model=str(tmp_path / "Modelle für HeLa" / "m.safetensors")))
+    text = json.dumps(preset.to_dict(), ensure_ascii=False)  # as an editor saves it
+    path.write_text(text, encoding="utf-8")
+    env = {**os.environ, "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+    code = (
+        "import sys; from napari_cytomask.pipeline import Preset; "
+        "print(ascii(Preset.load(sys.argv[1]).unet.model))"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(path)], env=env, capture_output=True,
+                         text=True, check=True).stdout  # fmt: skip
+    assert out.strip() == ascii(str(tmp_path / "Modelle für HeLa" / "m.safetensors"))
+
+
+def test_a_preset_saved_into_a_new_folder_makes_it(tmp_path):
+    saved = Preset(method="unet").save(tmp_path / "presets" / "new" / "phase.json")
+    assert Preset.load(saved).method == "unet"

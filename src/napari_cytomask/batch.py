@@ -165,7 +165,7 @@ def plan(
             )
         seen[job.record] = source
         if not options.overwrite and job.finished():
-            made = json.loads(job.record.read_text())
+            made = json.loads(job.record.read_text(encoding="utf-8"))
             output = job.record.with_name(made.get("output") or job.labels.name)
             if made.get("preset") != preset.to_dict():
                 raise BatchError(
@@ -203,7 +203,8 @@ def output_folders(sources: Sequence[Path], output_dir: Path | None) -> list[Pat
     """
     if output_dir is None:
         return [source.parent for source in sources]
-    parents = [source.resolve().parent for source in sources]
+    # As given, links kept: a linked scan's results go beside the link.
+    parents = [Path(os.path.abspath(source)).parent for source in sources]
     base = Path(os.path.commonpath(parents)) if parents else Path()
     # Absolute: workers of a distributed scheduler may run in another folder.
     return [Path(output_dir).resolve() / parent.relative_to(base) for parent in parents]

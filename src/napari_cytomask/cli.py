@@ -102,6 +102,12 @@ def _percentile(text: str) -> float:
     return _number(text, 0.0, 100.0)
 
 
+def _user_path(text: str) -> Path:
+    """A path with ``~`` as the home folder: the shell leaves ``--output=~/x``, a quoted
+    ``'~/x'`` and a script's ``~`` alone, and they made a folder called ``~``."""
+    return Path(os.path.expanduser(text))
+
+
 class _Channels(argparse.Action):
     """``--channel N [N ...]`` that ends at the first value that is not a channel number,
     so ``--channel 0 1 scan.tif`` leaves ``scan.tif`` to the inputs."""
@@ -283,7 +289,7 @@ def _train_parser(sub) -> None:
     )
     start.add_argument(
         "--resume",
-        type=Path,
+        type=_user_path,
         metavar="CHECKPOINT",
         help="continue training this checkpoint up to --epochs in all; with the training "
         "state written beside it (CHECKPOINT minus .safetensors plus .training-state.pt), "
@@ -376,7 +382,7 @@ def _train_parser(sub) -> None:
     p.add_argument(
         "-o",
         "--output",
-        type=Path,
+        type=_user_path,
         help="checkpoint file to write (.safetensors), or a folder to write a new one in; "
         "default: the --resume checkpoint, "
         "else a new file in the model folder ($CYTOMASK_UNET_DIR or the user cache folder), "
@@ -401,7 +407,9 @@ def _tune_parser(sub) -> None:
         "images, only those are used.",
         formatter_class=_HelpFormatter,
     )
-    p.add_argument("model", type=Path, help="the checkpoint (.safetensors) to tune and rewrite")
+    p.add_argument(
+        "model", type=_user_path, help="the checkpoint (.safetensors) to tune and rewrite"
+    )
     _add_labelled_data(p, "labelled images")
     p.add_argument("--batch-size", type=_positive_int, default=4, help="tiles per forward pass")
     p.add_argument(
@@ -434,7 +442,9 @@ def _segment_parser(sub) -> None:
         "glob patterns such as 'scans/*.tif'",
     )  # fmt: skip
     p.set_defaults(inputs_after_channels=[])
-    p.add_argument("--preset", type=Path, help="preset file saved from the Segment cytoplasm dock")
+    p.add_argument(
+        "--preset", type=_user_path, help="preset file saved from the Segment cytoplasm dock"
+    )
     p.add_argument(
         "--method",
         choices=tuple(METHODS),
@@ -510,7 +520,10 @@ def _segment_parser(sub) -> None:
     )
     out = p.add_argument_group("outputs")
     out.add_argument(
-        "-o", "--output-dir", type=Path, help="folder for the results (default: beside each input)"
+        "-o",
+        "--output-dir",
+        type=_user_path,
+        help="folder for the results (default: beside each input)",
     )
     out.add_argument(
         "--format", type=_format, choices=SEGMENT_FORMATS, default="tiff",
@@ -578,7 +591,7 @@ def _evaluate_parser(sub) -> None:
         metavar="IOU",
         help="IoU thresholds of the object metrics",
     )
-    p.add_argument("-o", "--output", type=Path, required=True, help="CSV file to write")
+    p.add_argument("-o", "--output", type=_user_path, required=True, help="CSV file to write")
     p.add_argument("--overwrite", action="store_true", help="replace an existing CSV file")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the written file")
 
@@ -595,7 +608,9 @@ def _export_parser(sub) -> None:
         formatter_class=_HelpFormatter,
     )
     p.add_argument("labels", nargs="+", metavar="LABELS", help="label files, folders or patterns")
-    p.add_argument("-o", "--output-dir", type=Path, required=True, help="folder for the exports")
+    p.add_argument(
+        "-o", "--output-dir", type=_user_path, required=True, help="folder for the exports"
+    )
     p.add_argument(
         "--format", nargs="+", type=_format, choices=FILE_FORMATS, default=["tiff"],
         dest="formats", help="label formats to write",
@@ -1231,7 +1246,7 @@ def _export_names(paths: list[Path]) -> list[str]:
     of their folders in front as tell them apart."""
     from .io.tiff import file_stem
 
-    parts = [[*p.resolve().parent.parts, file_stem(p)] for p in paths]
+    parts = [[*Path(os.path.abspath(p)).parent.parts, file_stem(p)] for p in paths]
     depth = 1
     while True:
         names = ["_".join(part[-depth:]) for part in parts]

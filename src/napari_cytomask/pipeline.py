@@ -262,7 +262,7 @@ class Preset:
             why = "it is a folder" if path.is_dir() else "it does not exist"
             raise PresetError(f"{path} could not be read: {why}; give a preset file (.json).")
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise PresetError(f"{path} is not a JSON preset file: {err}") from err
         try:

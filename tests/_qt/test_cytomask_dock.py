@@ -728,11 +728,11 @@ def test_the_saved_preset_message_gives_a_command_that_pastes(
 ):
     import shlex
 
-    from qtpy.QtWidgets import QFileDialog
+    from napari_cytomask._qt import cytomask_dock
 
     path = tmp_path / "my presets" / "phase contrast.json"
     path.parent.mkdir()
-    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(path), ""))
+    monkeypatch.setattr(cytomask_dock, "ask_save_path", lambda *a, **k: str(path))
     CytomaskDock(make_napari_viewer_proxy(), settings=settings)._save_preset_dialog()
     (said,) = [n for n in notifications if n.startswith("Saved")]
     words = shlex.split(said.split("Run: ", 1)[1])
@@ -740,11 +740,25 @@ def test_the_saved_preset_message_gives_a_command_that_pastes(
     # On Windows, in double quotes: cmd and PowerShell keep single ones in the name.
     from pathlib import PureWindowsPath
 
-    from napari_cytomask._qt import cytomask_dock
-
     monkeypatch.setattr(cytomask_dock.sys, "platform", "win32")
     windows = PureWindowsPath(r"C:\Users\me\my presets\phase contrast.json")
     assert cytomask_dock._shell_quoted(windows) == f'"{windows}"'
+
+
+def test_a_file_name_typed_without_its_ending_gets_it(qtbot, tmp_path):
+    """Qt's save dialog adds no ending on Linux: a preset saved as "phase" was a file called
+    "phase", which the dialog's own filter then hid."""
+    from qtpy.QtWidgets import QFileDialog
+
+    from napari_cytomask._qt._live import save_dialog
+
+    dialog = save_dialog(None, "Save preset", str(tmp_path / "preset.json"), "Presets", "json")
+    qtbot.addWidget(dialog)
+    dialog.setOption(QFileDialog.Option.DontUseNativeDialog)
+    dialog.selectFile(str(tmp_path / "phase"))
+    assert dialog.selectedFiles() == [str(tmp_path / "phase.json")]
+    dialog.selectFile(str(tmp_path / "phase.JSON"))  # an ending of its own is kept
+    assert dialog.selectedFiles() == [str(tmp_path / "phase.JSON")]
 
 
 def test_saved_preset_drives_the_command_line(

@@ -205,11 +205,14 @@ def test_names_too_long_for_a_file_are_cut_and_kept_apart(tmp_path):
     ("name", "safe"),
     [("CON", "_CON"), ("aux.tif", "_aux.tif"), ("Lpt1 cells", "Lpt1 cells"),
      ("trailing dot.", "trailing dot"), ("..", "labels"), (".hidden", "_hidden"),
-     ('a:b*c?"d<e>f|g', "a_b_c__d_e_f_g"), ("", "labels")],
+     ('a:b*c?"d<e>f|g', "a_b_c__d_e_f_g"), ("", "labels"), ("tab\tline\n", "tab_line_"),
+     ("细胞 🦠 µm +1 #2 café", "细胞 🦠 µm +1 #2 café"), ("a\\b/c", "a_b_c")],
 )  # fmt: skip
 def test_layer_names_become_file_names_every_system_takes(name, safe):
     """``CON.tif`` cannot be made on Windows, ``trailing dot.`` became ``trailing dot..tif``,
-    and a layer named ``..`` was exported as hidden files."""
+    and a layer named ``..`` was exported as hidden files. Letters of any script and emoji,
+    which every system takes, are kept: they became ``_``, unlike in ``cytomask segment``'s
+    files, and two scans named apart by an emoji could not be exported together."""
     assert safe_file_name(name) == safe
 
 

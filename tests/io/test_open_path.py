@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import tifffile
 import yaml
 
@@ -199,3 +201,15 @@ def test_a_stack_of_many_files_holds_none_open_and_takes_the_first_files_roles(t
     assert kind == "image" and data.shape == (12, 32, 32) and kwargs["name"] == "t00 to t11"
     np.testing.assert_array_equal(np.asarray(data[3]), tifffile.imread(files[3]))
     np.testing.assert_array_equal(np.asarray(data[11]), tifffile.imread(files[11]))
+
+
+def test_a_folder_of_subfolders_says_how_to_reach_their_images(tmp_path):
+    """``cytomask export results/`` after ``segment -o results/`` (one subfolder per
+    input's folder) said only that results held no image."""
+    (tmp_path / "results" / "set1").mkdir(parents=True)
+    _three_channels(tmp_path / "results" / "set1" / "raw_unet_cells.tif")
+    pattern = os.path.join(tmp_path / "results", "**", "*.tif")
+    with pytest.raises(ValueError, match=re.escape(f"subfolders are not searched: give a "
+                                                   f"pattern such as '{pattern}'")):  # fmt: skip
+        find_inputs([tmp_path / "results"])
+    assert [p.name for p in find_inputs([pattern])] == ["raw_unet_cells.tif"]

@@ -13,6 +13,7 @@ from napari_cytomask.models.checkpoint import (
     CheckpointError,
     cache_dir,
     check_input_channels,
+    checkpoint_file,
     describe,
     list_checkpoints,
     load_checkpoint,
@@ -44,6 +45,8 @@ def saved(tmp_path):
 def test_round_trip_keeps_weights_and_description(saved):
     path, model, desc = saved
     assert path.suffix == ".safetensors"
+    # Typed in capitals, the ending is not added again ("tiny.SAFETENSORS.safetensors").
+    assert checkpoint_file(path.with_suffix(".SAFETENSORS")) == path
     loaded, loaded_desc = load_checkpoint(path, "cpu", in_channels=2)
     checksum = loaded_desc.pop("weights_sha256")
     assert checksum == weights_checksum(model.state_dict())

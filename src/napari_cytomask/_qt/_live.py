@@ -19,6 +19,7 @@ from qtpy.QtCore import QLocale, QObject, Qt, QTimer
 from qtpy.QtGui import QDoubleValidator, QKeySequence, QValidator
 from qtpy.QtWidgets import (
     QDoubleSpinBox,
+    QFileDialog,
     QFormLayout,
     QFrame,
     QHBoxLayout,
@@ -539,6 +540,23 @@ def ask_to_replace(parent: QWidget, title: str, question: str, details: str) -> 
     box.setInformativeText(details)
     box.setDefaultButton(QMessageBox.StandardButton.No)
     return box.exec() == QMessageBox.StandardButton.Yes
+
+
+def save_dialog(parent: QWidget, title: str, suggested: str, kind: str, suffix: str) -> QFileDialog:
+    """A dialog that asks where to save a file of ``kind`` (``"Presets"``) ending in
+    ``.suffix`` (``"json"``). A name typed without that ending gets it before the dialog
+    asks whether to replace a file (Qt's own save dialog adds none on Linux: a preset
+    saved as "phase" had no ending, and was listed under no filter)."""
+    dialog = QFileDialog(parent, title, suggested, f"{kind} (*.{suffix})")
+    dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
+    dialog.setDefaultSuffix(suffix)
+    return dialog
+
+
+def ask_save_path(parent: QWidget, title: str, suggested: str, kind: str, suffix: str) -> str:
+    """The file chosen in a :func:`save_dialog`; empty when it is cancelled."""
+    dialog = save_dialog(parent, title, suggested, kind, suffix)
+    return dialog.selectedFiles()[0] if dialog.exec() else ""
 
 
 #: The keys that run (the main keyboard's and the keypad's Enter) and cancel a step.

@@ -21,7 +21,6 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QSettings, QTimer
 from qtpy.QtWidgets import (
     QComboBox,
-    QFileDialog,
     QHBoxLayout,
     QLabel,
     QPushButton,
@@ -34,7 +33,7 @@ from qtpy.QtWidgets import (
 from ..io.layers import layer_info
 from ..pipeline import METHODS, Preset
 from ..roles import role_of
-from ._live import take_keys
+from ._live import ask_save_path, take_keys
 from ._settings import StepSettings, changed_signal
 from .channel_roles import ChannelRolesWidget
 from .export_panel import ExportPanel
@@ -278,9 +277,7 @@ class CytomaskDock(QWidget):
         return self.preset().save(path, overwrite=True)
 
     def _save_preset_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(
-            self, "Save preset", "cytomask-preset.json", "Presets (*.json)"
-        )
+        path = ask_save_path(self, "Save preset", "cytomask-preset.json", "Presets", "json")
         if not path:
             return
         try:

@@ -12,7 +12,6 @@ from napari.utils.notifications import show_error
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QFileDialog,
     QFormLayout,
     QHeaderView,
     QPushButton,
@@ -30,7 +29,15 @@ from ..labels import LabelsError, as_labels, check_same_shape
 from ..metrics import DEFAULT_THRESHOLDS, Evaluation, evaluate, unmatched_objects, write_csv
 from ..roles import holds_ids, role_of
 from ._layers import layer_by_id, resolution_level
-from ._live import CHANNEL_ROLES, DecimalSpinBox, Runner, StepControls, StepWidget, step_page
+from ._live import (
+    CHANNEL_ROLES,
+    DecimalSpinBox,
+    Runner,
+    StepControls,
+    StepWidget,
+    ask_save_path,
+    step_page,
+)
 from ._plot import PlotCanvas
 
 #: Colours of the highlight layers: false positives, false negatives.
@@ -529,9 +536,7 @@ class MetricsDock(StepWidget, QWidget):
         if path is None:
             # The dialog asks before replacing an existing file.
             suggested = safe_file_name(f"metrics {pred_name} vs {gt_name}", NAME_BYTES - 4) + ".csv"
-            path, _ = QFileDialog.getSaveFileName(
-                self, "Save metrics as CSV", suggested, "CSV files (*.csv)"
-            )
+            path = ask_save_path(self, "Save metrics as CSV", suggested, "CSV files", "csv")
             if not path:
                 return
         try:

@@ -117,7 +117,8 @@ def write_atomically(
 
     A failed write (full disk, no permission, an interruption) leaves neither a
     partial file nor a damaged older one, and an existing file is only replaced
-    when ``overwrite`` is true (checked again at the moment of moving in).
+    when ``overwrite`` is true (checked again at the moment of moving in). A missing
+    folder is made.
 
     Parameters
     ----------
@@ -142,7 +143,7 @@ def write_atomically(
     path = Path(path)
     if os.path.lexists(path) and not overwrite:
         raise _exists(path)
-    directory = path.parent if str(path.parent) else Path(".")
+    directory = make_folder(path.parent)  # a new folder, as segment and export make
     remove_leftovers(path)
     fd, tmp_name = _temporary(directory, path.name)
     tmp = Path(tmp_name)
@@ -202,7 +203,7 @@ def write_directory_atomically(
             f"{path} {_what_exists(path)} and was left as it is. Choose another name, or "
             "delete it first."
         )
-    directory = path.parent if str(path.parent) else Path(".")
+    directory = make_folder(path.parent)  # a new folder, as segment and export make
     remove_leftovers(path)
     try:
         tmp = Path(tempfile.mkdtemp(prefix=_prefix(path.name), suffix=".part", dir=directory))

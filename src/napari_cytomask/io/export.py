@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import os
 import platform
+import unicodedata
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -652,12 +653,20 @@ _DEVICE_NAMES = {
 }
 
 
+#: Characters no file name may hold on Windows (and ``/`` nowhere).
+_NOT_IN_FILE_NAMES = frozenset('<>:"/\\|?*')
+
+
 def safe_file_name(name: str, room: int = NAME_BYTES) -> str:
-    """A file-name-safe version of a layer name, on Linux, macOS and Windows alike: letters,
-    digits and ``-_.()[] `` kept, other characters ``_``; no leading dot (a hidden file) nor
-    trailing dot or space; no Windows device name; within ``room`` bytes (see
-    :func:`~.atomic.fit_name`)."""
-    kept = "".join(c if c.isalnum() or c in "-_.()[] " else "_" for c in name)
+    """A file-name-safe version of a layer name, on Linux, macOS and Windows alike: every
+    character kept (any script, µ, emoji, as ``cytomask segment`` keeps them in its files)
+    but those Windows refuses (``<>:"/\\|?*``) and control ones, which become ``_``; no
+    leading dot (a hidden file) nor trailing dot or space; no Windows device name; within
+    ``room`` bytes (see :func:`~.atomic.fit_name`)."""
+    kept = "".join(
+        "_" if c in _NOT_IN_FILE_NAMES or unicodedata.category(c) in ("Cc", "Cs") else c
+        for c in name
+    )
     cleaned = kept.lstrip().rstrip(". ")
     if cleaned.startswith("."):
         cleaned = "_" + cleaned[1:]

@@ -193,12 +193,17 @@ def find_inputs(items, exclude: tuple[str, ...] = ()) -> list[Path]:
     exclude
         File-name endings to leave out of folders and patterns (earlier results).
 
+    Returns
+    -------
+    list of Path
+        Absolute paths, each file once; links are kept, not followed.
+
     Raises
     ------
     ValueError
         When an item names nothing.
     """
-    found: dict[Path, None] = {}
+    found: dict[Path, Path] = {}
     for item in items:
         text = os.path.expanduser(str(item))
         # A file named like a pattern ("scan[1].tif") is that file.
@@ -218,10 +223,14 @@ def find_inputs(items, exclude: tuple[str, ...] = ()) -> list[Path]:
                 raise ValueError(f"{text} {what}.")
         if not paths:
             raise ValueError(
-                f"{text} holds no image file; check the path or pattern{_brackets(text)}."
+                f"{text} holds no image file; check the path or pattern{_brackets(text)}"
+                f"{_subfolders(text)}."
             )
-        found.update(dict.fromkeys(p.resolve() for p in paths))
-    return list(found)
+        # Each file once, by the name it was given: a link's results go beside the link,
+        # named after it, not into the folder it points to (shared, perhaps read-only).
+        for path in paths:
+            found.setdefault(path.resolve(), Path(os.path.abspath(path)))
+    return list(found.values())
 
 
 def _brackets(pattern: str) -> str:
@@ -229,6 +238,15 @@ def _brackets(pattern: str) -> str:
     if "[" not in pattern:
         return ""
     return " (square brackets make a pattern: write [[] for each [ that is part of a name)"
+
+
+def _subfolders(text: str) -> str:
+    """What to give for the images in a folder's subfolders, which are not searched."""
+    folder = Path(text)
+    if not folder.is_dir() or not any(p.is_dir() for p in folder.iterdir()):
+        return ""
+    pattern = os.path.join(text, "**", "*.tif")
+    return f" (its subfolders are not searched: give a pattern such as '{pattern}')"
 
 
 def _is_image(path: Path) -> bool:

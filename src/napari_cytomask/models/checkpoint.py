@@ -131,6 +131,16 @@ def describe(config: UNetConfig, **extra) -> dict:
     }
 
 
+def checkpoint_file(path: str | os.PathLike) -> Path:
+    """The file a checkpoint given ``path`` is written to: ``.safetensors`` added when it
+    has another ending, and written so when typed in capitals (``model.SAFETENSORS``), as
+    the model folder lists it."""
+    path = Path(path)
+    if path.suffix.lower() == SUFFIX:
+        return path.with_suffix(SUFFIX)
+    return path.with_name(path.name + SUFFIX)
+
+
 def save_checkpoint(path: str | os.PathLike, model: nn.Module, description: dict) -> Path:
     """Write weights and description to ``path`` atomically (temporary file, then rename).
 
@@ -150,9 +160,7 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, description: dict
     """
     from safetensors.torch import save_file
 
-    path = Path(path)
-    if path.suffix != SUFFIX:
-        path = path.with_name(path.name + SUFFIX)
+    path = checkpoint_file(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
     description = {**description, CHECKSUM_KEY: weights_checksum(tensors)}

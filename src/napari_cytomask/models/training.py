@@ -57,6 +57,7 @@ from .checkpoint import (
     SUFFIX,
     cache_dir,
     check_input_channels,
+    checkpoint_file,
     config_of,
     describe,
     load_checkpoint,
@@ -1105,13 +1106,6 @@ def _own_random_state(generator_function):
             return (yield from generator_function(*args, **kwargs))
 
     return run
-
-
-def checkpoint_file(output: str | os.PathLike) -> Path:
-    """The file a training run given ``output`` (not a folder) writes: ``.safetensors``
-    added when it has another ending."""
-    output = Path(output)
-    return output if output.suffix == SUFFIX else output.with_name(output.name + SUFFIX)
 
 
 def replaced_file(
