@@ -761,8 +761,42 @@ def test_a_file_name_typed_without_its_ending_gets_it(qtbot, tmp_path):
     assert dialog.selectedFiles() == [str(tmp_path / "phase.JSON")]
 
 
+def _split_in_step_3(dock, qtbot, labels) -> None:
+    dock.watershed.use_input(labels)
+    dock.watershed.apply()
+    qtbot.waitUntil(lambda: "Done" in dock.watershed.status.text(), timeout=30_000)
+
+
+def test_a_preset_splits_only_cells_that_step_3_split(
+    make_napari_viewer_proxy, qtbot, settings, tmp_path, monkeypatch, notifications
+):
+    """Segmenting handed the cells to step 3, which made a preset saved then split them:
+    on the sample, the command line gave F1@0.5 0.826 for the dock's 0.926."""
+    from napari_cytomask._qt import cytomask_dock
+
+    viewer = make_napari_viewer_proxy()
+    viewer.open_sample("napari-cytomask", "tilescan")
+    dock = CytomaskDock(viewer, settings=settings)
+    qtbot.addWidget(dock)
+    dock.watershed.live.setChecked(False)
+    cells = viewer.layers["Mask (ground truth)"]
+    dock.unet.segmented.emit(cells)  # as at the end of Segment cytoplasm
+    assert dock.watershed.method == "split" and dock.preset().split is None
+    _split_in_step_3(dock, qtbot, cells)
+    assert dock.preset().split == {
+        "params": dock.watershed.params(), "cleanup": dock.watershed.cleanup()}  # fmt: skip
+    path = tmp_path / "preset.json"
+    monkeypatch.setattr(cytomask_dock, "ask_save_path", lambda *a, **k: str(path))
+    dock._save_preset_dialog()
+    assert any(
+        n.startswith("Saved preset.json: it segments with U-Net, then splits touching cells as "
+                     "step 3 did. Run:") for n in notifications)  # fmt: skip
+    dock.unet.segmented.emit(cells)  # segmented again: not split yet
+    assert dock.preset().split is None
+
+
 def test_saved_preset_drives_the_command_line(
-    make_napari_viewer_proxy, settings, tmp_path, tiny_unet, capsys
+    make_napari_viewer_proxy, qtbot, settings, tmp_path, tiny_unet, capsys
 ):
     import json
 
@@ -787,7 +821,7 @@ def test_saved_preset_drives_the_command_line(
     dock.unet.overlap.setValue(16)
     dock.unet.interior_threshold.setValue(0.35)
     dock.sam2.set_values(points_per_side=12, pred_iou_thresh=0.55)
-    dock.watershed.mode.setCurrentIndex(dock.watershed.mode.findData("split"))
+    _split_in_step_3(dock, qtbot, viewer.layers["Mask (ground truth)"])
     path = dock.save_preset(tmp_path / "preset.json")
 
     preset = Preset.load(path)

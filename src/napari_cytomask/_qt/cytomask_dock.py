@@ -93,8 +93,8 @@ class CytomaskDock(QWidget):
         self.method.currentIndexChanged.connect(self._method_changed)
         self.save_preset_button = QPushButton("Save preset…")
         self.save_preset_button.setToolTip(
-            "Save the method, models and parameters (and the watershed split, when the "
-            "'Separate touching cells' step splits labels) as a JSON preset for "
+            "Save the method, models and parameters (and the watershed split, when step 3 "
+            "split the cells segmented last) as a JSON preset for "
             "'cytomask segment --preset FILE'."
         )
         self.save_preset_button.clicked.connect(self._save_preset_dialog)
@@ -151,6 +151,8 @@ class CytomaskDock(QWidget):
             combo.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
 
         take_keys(self, self.run_current, self.cancel_current)
+        #: Whether step 3 split the cells segmented last: then a preset splits them too.
+        self._split_used = False
         self._connect_flow()
 
         self.settings = StepSettings(
@@ -248,8 +250,14 @@ class CytomaskDock(QWidget):
         self.unet.segmented.connect(self._segmented)
         self.sam2.segmented.connect(self._segmented)
         self.watershed.applied.connect(self.metrics.set_prediction)
+        self.watershed.applied.connect(self._split_shown)
+
+    def _split_shown(self, _) -> None:
+        self._split_used = self.watershed.method == "split"
 
     def _segmented(self, cells) -> None:
+        # Handed to step 3, the cells are not split yet: a preset saved now must not split.
+        self._split_used = False
         self._guide_sam2(cells)
         self.watershed.use_input(cells)
         self.metrics.set_prediction(cells)
@@ -266,7 +274,7 @@ class CytomaskDock(QWidget):
         unet = self.unet.step() if method != "sam2" else None
         sam2 = self.sam2.step() if method != "unet" else None
         split = None
-        if self.watershed.method == "split":
+        if self._split_used:
             split = {"params": self.watershed.params(), "cleanup": self.watershed.cleanup()}
         layer = self.unet.input.layer() if method != "sam2" else self.sam2.input_layer()
         index = layer_info(layer).get("channel_index")
@@ -285,8 +293,10 @@ class CytomaskDock(QWidget):
         except (ValueError, OSError) as err:
             show_error(f"The preset was not saved: {err}")
             return
+        split = ", then splits touching cells as step 3 did" if self._split_used else ""
         show_info(
-            f"Saved {saved.name}. Run: cytomask segment --preset {_shell_quoted(saved)} SCANS…"
+            f"Saved {saved.name}: it segments with {METHODS[self.method.currentData()]}"
+            f"{split}. Run: cytomask segment --preset {_shell_quoted(saved)} SCANS…"
         )
 
     def _method_changed(self) -> None:
