@@ -584,6 +584,14 @@ def _evaluate_parser(sub) -> None:
         "--mask-channel", type=int, metavar="N", help="channel of the --gt scans with the labels"
     )
     p.add_argument(
+        "--stack",
+        choices=("auto", "frames", "volume"),
+        default="auto",
+        help="how a ground truth of more than two axes is compared: frame by frame, or as "
+        "one volume; auto: as one volume when its file says its first axis is Z, as the "
+        "metrics dock does, else frame by frame",
+    )
+    p.add_argument(
         "--thresholds",
         type=_fraction,
         nargs="+",
@@ -1111,6 +1119,16 @@ def _segment_locked(args, preset, sources, options) -> int:
     return EXIT_OK
 
 
+def _frames(stack: str, ground_truth) -> bool:
+    """Whether ``evaluate --stack`` compares a ground truth frame by frame."""
+    if stack != "auto":
+        return stack == "frames"
+    from .io.files import open_scan
+    from .io.layers import holds_frames
+
+    return holds_frames(open_scan(ground_truth).axes)
+
+
 def _evaluate(args) -> int:
     import numpy as np
 
@@ -1135,7 +1153,7 @@ def _evaluate(args) -> int:
                 gt = read_image(gt_path)
             _note_if_no_background(gt_path, gt, "compared as ground-truth labels")
             _note_if_no_background(pred_path, pred, "compared as predicted labels")
-            result = evaluate(gt, pred, args.thresholds, stack=gt.ndim > 2)
+            result = evaluate(gt, pred, args.thresholds, stack=_frames(args.stack, gt_path))
         except (ValueError, OSError) as err:
             failed += 1
             print(f"{pred_path} against {gt_path}: error: {err}", file=sys.stderr, flush=True)

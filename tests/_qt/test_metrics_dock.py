@@ -307,7 +307,8 @@ def test_a_failed_comparison_leaves_no_numbers_to_save(dock_in_viewer, qtbot, la
         f"Saved the metrics of 'prediction' against 'ground truth' to {tmp_path / 'm.csv'}."
     )
     # A failed save keeps the numbers, so it can be tried elsewhere.
-    dock.save_csv(tmp_path / "no such folder" / "m.csv")
+    (tmp_path / "notes").write_text("a file where the folder should be")
+    dock.save_csv(tmp_path / "notes" / "m.csv")
     assert dock.status.text().startswith("Could not save the metrics:")
     assert dock.save_button.isEnabled() and _cell(dock, "F1") == "1.000"
 
@@ -331,6 +332,14 @@ def test_frames_only_for_stacks(make_napari_viewer_proxy, qtbot, labels):
     qtbot.waitUntil(lambda: dock.evaluation is not None, timeout=10_000)
     assert not dock.evaluation.frames
     assert dock.evaluation.matches.n_true == len(np.unique(labels)) - 1
+    # A Z stack is one volume (as `cytomask evaluate` compares it); a stack whose axes no
+    # file named is frames, as the plugin segments it.
+    for axes, frames in (("zyx", False), (None, True)):
+        for layer in list(viewer.layers):
+            viewer.layers.remove(layer)
+        viewer.add_labels(np.stack([labels] * 2), name="stack mask", axis_labels=axes)
+        viewer.add_labels(np.stack([shifted] * 2), name="stack cells", axis_labels=axes)
+        assert dock.stack_check.isChecked() == frames
 
 
 def test_frames_that_hold_planes_are_said_to_be_compared_as_volumes(

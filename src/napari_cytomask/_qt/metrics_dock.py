@@ -24,7 +24,13 @@ from qtpy.QtWidgets import (
 
 from ..io.atomic import NAME_BYTES
 from ..io.export import safe_file_name
-from ..io.layers import HIGHLIGHT_METHODS, is_highlight, is_result, result_metadata
+from ..io.layers import (
+    HIGHLIGHT_METHODS,
+    holds_frames,
+    is_highlight,
+    is_result,
+    result_metadata,
+)
 from ..labels import LabelsError, as_labels, check_same_shape
 from ..metrics import DEFAULT_THRESHOLDS, Evaluation, evaluate, unmatched_objects, write_csv
 from ..roles import holds_ids, role_of
@@ -136,7 +142,8 @@ class MetricsDock(StepWidget, QWidget):
         )
         self.stack_check = QCheckBox("First axis holds separate frames (tiles or time)")
         self.stack_check.setToolTip(
-            "Compare frame by frame (tiles, time points) and sum the counts, instead of one volume."
+            "Compare frame by frame (tiles, time points) and sum the counts, instead of one "
+            "volume. Ticked for every stack but a Z stack (an axis named Z)."
         )
         self.threshold_spin = DecimalSpinBox()
         self.threshold_spin.setRange(0.05, 1.0)
@@ -311,7 +318,7 @@ class MetricsDock(StepWidget, QWidget):
         # image has no frames, whatever the box said for the layers before.
         self.stack_check.setEnabled(frames)
         if gt is not None:
-            self.stack_check.setChecked(frames and str(gt.axis_labels[0]).upper() in ("P", "T"))
+            self.stack_check.setChecked(holds_frames(gt.axis_labels))
         self.stack_check.blockSignals(False)
         self._clear_results()
         # A pair that cannot be compared is said in the status line only: picking one side

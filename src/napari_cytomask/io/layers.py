@@ -67,6 +67,13 @@ def normalise_unit(unit) -> str:
     return unit.strip().replace("\u03bc", "µ").lower()
 
 
+def holds_frames(axis_labels) -> bool:
+    """Whether an image's first axis holds separate images, compared one by one: tiles,
+    time points, or an axis no file named (the plugin segments frame by frame, so the ids
+    of one frame are no cells of the next). A Z axis is one volume."""
+    return len(axis_labels) > 2 and str(axis_labels[0]).upper() != "Z"
+
+
 def time_step(axis_labels, scale, units) -> tuple[int, float] | None:
     """The axis labelled ``T`` and the seconds between its steps, when its unit is a time
     (a flipped layer's negative scale counts as positive); None otherwise."""
