@@ -278,7 +278,7 @@ def process(
         "versions": package_versions(),
         "python": platform.python_version(),
         "host": platform.node(),
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
     replaced = _recorded_output(job.record)
     write_json(job.record, record, overwrite=True, indent=2)

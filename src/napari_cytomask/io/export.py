@@ -414,7 +414,7 @@ def provenance(export: LabelsExport, outputs: Sequence[Path]) -> dict[str, objec
         "units": [str(u) for u in export.units] if export.units is not None else None,
         "versions": dict(export.versions) if export.versions else package_versions(),
         "python": platform.python_version(),
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
 
 

@@ -170,7 +170,8 @@ def filter_by_area(labels, *, min_area: int = 0, max_area: int | None = None) ->
             "leave it empty to keep large objects."
         )
     dense, _ = compact_ids(labels)
-    sizes = np.bincount(dense.ravel())
+    # intp: NumPy before 2.2 cannot count uint64 ids (labels saved as 64 bits).
+    sizes = np.bincount(dense.ravel().astype(np.intp, copy=False))
     drop = sizes < min_area
     if max_area is not None:
         drop |= sizes > max_area

@@ -426,7 +426,8 @@ def merge_small_fragments(labels, *, min_size: int) -> np.ndarray:
     if min_size <= 1 or labels.max(initial=0) == 0:
         return labels.copy()
     labels, ids = compact_ids(labels)
-    sizes = np.bincount(labels.ravel())
+    # intp: NumPy before 2.2 cannot count uint64 ids (labels saved as 64 bits).
+    sizes = np.bincount(labels.ravel().astype(np.intp, copy=False))
     small = [int(i) for i in np.argsort(sizes, kind="stable") if i > 0 and 0 < sizes[i] < min_size]
     if not small:
         return restore_ids(labels, ids).copy()
