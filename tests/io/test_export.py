@@ -501,3 +501,21 @@ def test_json_files_hold_strict_json(tmp_path):
         "limit": None,
         "gain": 0.5,  # a 0-d array
     }
+
+
+def test_a_copy_of_a_result_keeps_what_was_written_into_it():
+    """napari's Duplicate Layer shares the record of what a step wrote: rewriting the
+    original marked the untouched copy as edited by hand in its provenance."""
+    from types import SimpleNamespace
+
+    from napari_cytomask.io.layers import edited_by_hand, record_written
+
+    original = SimpleNamespace(data=np.zeros((2, 8, 8), np.uint16),
+                               metadata={"cytomask": {"role": "result"}})  # fmt: skip
+    record_written(original)
+    copy = SimpleNamespace(data=original.data.copy(), metadata=dict(original.metadata))
+    original.data = np.ones((2, 8, 8), np.uint16)
+    record_written(original)
+    assert not edited_by_hand(copy)
+    copy.data[1, 0, 0] = 5
+    assert edited_by_hand(copy) and not edited_by_hand(original)

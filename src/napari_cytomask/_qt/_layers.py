@@ -10,7 +10,7 @@ from napari.layers import Labels, Layer
 from napari.utils.notifications import show_info
 from qtpy.QtWidgets import QComboBox
 
-from ..io.layers import edited_by_hand, is_result, record_written
+from ..io.layers import METADATA_KEY, edited_by_hand, is_result, layer_info, record_written
 from ..labels import min_label_dtype
 from ..roles import role_of
 
@@ -142,7 +142,7 @@ def result_slot(viewer, name: str, kind: type, shape) -> tuple[str, Layer | None
     base, k, kept = name, 1, None
     while name in viewer.layers:
         if is_result(viewer.layers[name]):
-            if not edited_by_hand(viewer.layers[name]):
+            if not _changed(viewer.layers[name]):
                 break
             kept = kept or name
         k += 1
@@ -170,7 +170,31 @@ def labels_layer(data, name: str, geometry: dict, metadata: dict) -> Labels:
     """
     layer = Labels(compact_labels(data), name=name, metadata=metadata, **geometry)
     record_written(layer)
+    for emitter in pixel_events(layer):
+        emitter.connect(_touched)
     return layer
+
+
+def pixel_events(layer) -> tuple:
+    """The events of a labels layer that follow a change of its pixels: ``data`` a new
+    array, ``paint`` the end of a brush stroke, ``labels_update`` fills and partial edits,
+    ``set_data`` undo, redo and a refresh after writing into its array."""
+    events = layer.events
+    return events.data, events.paint, events.labels_update, events.set_data
+
+
+def _touched(event) -> None:
+    # Only a flag: what changed is found by comparing with what was written (_changed).
+    info = event.source.metadata.get(METADATA_KEY)
+    if info is not None:
+        info["touched"] = True
+
+
+def _changed(layer) -> bool:
+    """Whether the user changed a result since a step wrote it. Its frames are compared
+    only after napari said its pixels changed: a live preview does not go over a whole
+    stack in the GUI thread at every step."""
+    return bool(layer_info(layer).get("touched")) and edited_by_hand(layer)
 
 
 class RoleWatcher:

@@ -34,7 +34,7 @@ from ..io.layers import (
 from ..labels import LabelsError, as_labels, check_same_shape
 from ..metrics import DEFAULT_THRESHOLDS, Evaluation, evaluate, unmatched_objects, write_csv
 from ..roles import holds_ids, role_of
-from ._layers import layer_by_id, resolution_level
+from ._layers import layer_by_id, pixel_events, resolution_level
 from ._live import (
     CHANNEL_ROLES,
     DecimalSpinBox,
@@ -301,15 +301,12 @@ class MetricsDock(StepWidget, QWidget):
 
     def _selection_changed(self, _index=None) -> None:
         for layer in self._watched:
-            for emitter in _edits(layer):
+            for emitter in pixel_events(layer):
                 emitter.disconnect(self._data_changed)
         chosen = (self.prediction_layer, self.ground_truth_layer)
         self._watched = list({lay.unique_id: lay for lay in chosen if lay is not None}.values())
         for layer in self._watched:
-            # `paint` ends a brush stroke, `labels_update` follows fills and
-            # partial edits, `data` follows replacement of the whole array, and
-            # `set_data` undo and redo.
-            for emitter in _edits(layer):
+            for emitter in pixel_events(layer):
                 emitter.connect(self._data_changed)
         gt = self.ground_truth_layer
         frames = gt is not None and len(gt.data.shape) > 2
@@ -557,12 +554,6 @@ class MetricsDock(StepWidget, QWidget):
     def _save_failed(self, message: str) -> None:
         self.status.setText(message)
         show_error(message)
-
-
-def _edits(layer) -> tuple:
-    """The events of a labels layer that follow a change of its pixels."""
-    events = layer.events
-    return events.data, events.paint, events.labels_update, events.set_data
 
 
 _PLACEMENT = {

@@ -491,7 +491,7 @@ class WatershedWidget(StepWidget, QWidget):
                 output.data = output.data.astype(labels.dtype)
             output.data[index] = labels
             output.refresh()
-        record_written(output)
+        record_written(output, index)
         if index is not None:
             self.status.setText(f"Preview: {int(labels.max())} cells in the displayed frame.")
         else:

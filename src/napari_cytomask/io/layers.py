@@ -404,29 +404,56 @@ def is_result(layer) -> bool:
     return layer_info(layer).get("role") == RESULT_ROLE
 
 
-def record_written(layer) -> None:
+def record_written(layer, frame: tuple | None = None) -> None:
     """Remember what a step has just written into its result layer: any change made after
     it (napari's brush, fill or eraser, ``layer.data[...] = ...`` from the console or
-    another plugin, a new ``layer.data``) is then the user's (:func:`edited_by_hand`)."""
-    info = (getattr(layer, "metadata", None) or {}).get(METADATA_KEY)
-    if info is not None:
-        info["written"] = _data_digest(layer.data)
+    another plugin, a new ``layer.data``) is then the user's (:func:`edited_by_hand`).
+
+    ``frame`` is the index of the one frame a step wrote (a preview): only that frame is
+    fingerprinted again, so a preview costs its frame, not the stack. The layer gets a
+    record of its own: a copy of the layer (napari's Duplicate Layer shares the record)
+    keeps what was written into it."""
+    info = layer_info(layer)
+    data = layer.data
+    written = info.get("written")
+    if frame is not None and written and written["kind"] == _kind(data):
+        frames = list(written["frames"])
+        at = int(np.ravel_multi_index(frame, data.shape[:-2])) if frame else 0
+        frames[at] = _digest(data[frame])
+    else:
+        frames = _frame_digests(data)
+    info["written"] = {"kind": _kind(data), "frames": frames}
+    info.pop("touched", None)
+    layer.metadata = {**layer.metadata, METADATA_KEY: info}
 
 
 def edited_by_hand(layer) -> bool:
-    """Whether a result's data changed since a step last wrote it (:func:`record_written`).
-    A layer with no such record (not made by a step) counts as unedited."""
+    """Whether a result's data changed since a step last wrote it (:func:`record_written`):
+    every frame is compared (about 1 s per GB). A layer with no such record (not made by
+    a step) counts as unedited."""
     written = layer_info(layer).get("written")
-    return written is not None and _data_digest(layer.data) != written
+    if written is None:
+        return False
+    data = layer.data
+    return written["kind"] != _kind(data) or written["frames"] != _frame_digests(data)
 
 
-def _data_digest(data) -> str | None:
-    """A fingerprint of an array's values, shape and type (about 1 s per GB); ``None``
-    for data that is not an array in memory, which no step writes."""
+def _kind(data) -> str | None:
+    """An array's type and shape; ``None`` for data that is not an array in memory, which
+    no step writes (so it differs from any step's)."""
+    return f"{data.dtype.str}{data.shape}" if isinstance(data, np.ndarray) else None
+
+
+def _frame_digests(data) -> list[str]:
+    """A fingerprint of each 2-D frame of an array in memory (none for other data)."""
     if not isinstance(data, np.ndarray):
-        return None
-    digest = hashlib.sha1(f"{data.dtype.str}{data.shape}".encode(), usedforsecurity=False)
-    digest.update(np.ascontiguousarray(data).view(np.uint8))
+        return []
+    return [_digest(data[index]) for index in np.ndindex(data.shape[:-2])]
+
+
+def _digest(frame: np.ndarray) -> str:
+    digest = hashlib.sha1(usedforsecurity=False)
+    digest.update(np.ascontiguousarray(frame).view(np.uint8))
     return digest.hexdigest()
 
 
