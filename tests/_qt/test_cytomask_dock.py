@@ -782,9 +782,18 @@ def test_a_preset_splits_only_cells_that_step_3_split(
     cells = viewer.layers["Mask (ground truth)"]
     dock.unet.segmented.emit(cells)  # as at the end of Segment cytoplasm
     assert dock.watershed.method == "split" and dock.preset().split is None
+    other = viewer.add_labels(np.asarray(cells.data).copy(), name="other cells")
+    _split_in_step_3(dock, qtbot, other)  # another layer's split is not the cells'
+    assert dock.preset().split is None
+    dock.watershed.min_area.setValue(20)
     _split_in_step_3(dock, qtbot, cells)
-    assert dock.preset().split == {
-        "params": dock.watershed.params(), "cleanup": dock.watershed.cleanup()}  # fmt: skip
+    applied = {"params": dock.watershed.params(), "cleanup": dock.watershed.cleanup()}
+    assert dock.preset().split == applied
+    # Settings shown since, not applied, are not what the cells were split with; another
+    # method's shown settings no longer stop the preset from being saved.
+    dock.watershed.min_area.setValue(400)
+    dock.watershed.mode.setCurrentIndex(dock.watershed.mode.findData("interior_boundary"))
+    assert dock.preset().split == applied
     path = tmp_path / "preset.json"
     monkeypatch.setattr(cytomask_dock, "ask_save_path", lambda *a, **k: str(path))
     dock._save_preset_dialog()
@@ -821,6 +830,7 @@ def test_saved_preset_drives_the_command_line(
     dock.unet.overlap.setValue(16)
     dock.unet.interior_threshold.setValue(0.35)
     dock.sam2.set_values(points_per_side=12, pred_iou_thresh=0.55)
+    dock.unet.segmented.emit(viewer.layers["Mask (ground truth)"])  # as if segmented
     _split_in_step_3(dock, qtbot, viewer.layers["Mask (ground truth)"])
     path = dock.save_preset(tmp_path / "preset.json")
 

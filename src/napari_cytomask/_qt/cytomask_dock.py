@@ -10,6 +10,7 @@ the open step, Escape cancels it.
 
 from __future__ import annotations
 
+import copy
 import shlex
 import subprocess
 import sys
@@ -151,8 +152,10 @@ class CytomaskDock(QWidget):
             combo.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
 
         take_keys(self, self.run_current, self.cancel_current)
-        #: Whether step 3 split the cells segmented last: then a preset splits them too.
-        self._split_used = False
+        #: The name of the cells segmented last, and the settings step 3 split them with (a
+        #: preset splits them so too; ``None``: not split).
+        self._cells: str | None = None
+        self._split: dict | None = None
         self._connect_flow()
 
         self.settings = StepSettings(
@@ -252,12 +255,22 @@ class CytomaskDock(QWidget):
         self.watershed.applied.connect(self.metrics.set_prediction)
         self.watershed.applied.connect(self._split_shown)
 
-    def _split_shown(self, _) -> None:
-        self._split_used = self.watershed.method == "split"
+    def _split_shown(self, output) -> None:
+        """Keep the settings step 3 split the cells segmented last with (those of an Apply,
+        or of a single image's preview), not those shown since or of another layer's split."""
+        record = layer_info(output)
+        made_from = (record.get("made_from") or {}).get("layer")
+        if (
+            record.get("method") == "watershed_split"
+            and record.get("parameters")
+            and made_from is not None
+            and made_from == self._cells
+        ):
+            self._split = copy.deepcopy(record["parameters"])
 
     def _segmented(self, cells) -> None:
         # Handed to step 3, the cells are not split yet: a preset saved now must not split.
-        self._split_used = False
+        self._cells, self._split = cells.name, None
         self._guide_sam2(cells)
         self.watershed.use_input(cells)
         self.metrics.set_prediction(cells)
@@ -273,9 +286,7 @@ class CytomaskDock(QWidget):
         method = self.method.currentData()
         unet = self.unet.step() if method != "sam2" else None
         sam2 = self.sam2.step() if method != "unet" else None
-        split = None
-        if self._split_used:
-            split = {"params": self.watershed.params(), "cleanup": self.watershed.cleanup()}
+        split = copy.deepcopy(self._split)
         layer = self.unet.input.layer() if method != "sam2" else self.sam2.input_layer()
         index = layer_info(layer).get("channel_index")
         return Preset(method, unet, sam2, split, None if index is None else [int(index)])
@@ -293,7 +304,7 @@ class CytomaskDock(QWidget):
         except (ValueError, OSError) as err:
             show_error(f"The preset was not saved: {err}")
             return
-        split = ", then splits touching cells as step 3 did" if self._split_used else ""
+        split = ", then splits touching cells as step 3 did" if self._split else ""
         show_info(
             f"Saved {saved.name}: it segments with {METHODS[self.method.currentData()]}"
             f"{split}. Run: cytomask segment --preset {_shell_quoted(saved)} SCANS…"
