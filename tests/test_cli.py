@@ -1167,3 +1167,8 @@ def test_evaluate_compares_a_z_stack_as_one_volume_as_the_dock_does(tmp_path, ca
 
     assert f1() == f1("--stack", "volume") == 1.0
     assert f1("--stack", "frames") == pytest.approx(10 / 11)  # 5 of 6 cells, plane by plane
+    # A NumPy file names no axes: frame by frame, as the dock compares napari's layer of it.
+    for name, data in (("gt", truth), ("pred", pred)):
+        np.save(tmp_path / f"{name}.npy", data)
+    argv = [a.replace(".tif", ".npy") for a in argv]
+    assert f1() == pytest.approx(10 / 11)

@@ -1119,14 +1119,16 @@ def _segment_locked(args, preset, sources, options) -> int:
     return EXIT_OK
 
 
-def _frames(stack: str, ground_truth) -> bool:
-    """Whether ``evaluate --stack`` compares a ground truth frame by frame."""
+def _frames(stack: str, path, ground_truth) -> bool:
+    """Whether ``evaluate --stack`` compares the ground truth read from ``path`` frame by
+    frame. Only a TIFF names its axes; the axes of other files (NumPy, PNG) are unnamed."""
     if stack != "auto":
         return stack == "frames"
     from .io.files import open_scan
     from .io.layers import holds_frames
+    from .io.tiff import is_tiff
 
-    return holds_frames(open_scan(ground_truth).axes)
+    return holds_frames(open_scan(path).axes) if is_tiff(path) else ground_truth.ndim > 2
 
 
 def _evaluate(args) -> int:
@@ -1153,7 +1155,7 @@ def _evaluate(args) -> int:
                 gt = read_image(gt_path)
             _note_if_no_background(gt_path, gt, "compared as ground-truth labels")
             _note_if_no_background(pred_path, pred, "compared as predicted labels")
-            result = evaluate(gt, pred, args.thresholds, stack=_frames(args.stack, gt_path))
+            result = evaluate(gt, pred, args.thresholds, stack=_frames(args.stack, gt_path, gt))
         except (ValueError, OSError) as err:
             failed += 1
             print(f"{pred_path} against {gt_path}: error: {err}", file=sys.stderr, flush=True)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import imageio.v3 as iio
 import numpy as np
 import pytest
 import tifffile
@@ -142,8 +143,6 @@ def test_a_folder_segmented_again_skips_the_results_of_every_format(tmp_path):
 
 def test_a_colour_tiff_gives_its_colours_as_channels_as_a_png_does(tmp_path):
     """Not one channel of shape (Y, X, 3), which a one-channel model took for 96 frames."""
-    import imageio.v3 as iio
-
     rgb = np.random.default_rng(0).integers(0, 255, (96, 96, 3), dtype=np.uint8)
     tifffile.imwrite(tmp_path / "colour.tif", rgb, photometric="rgb")
     iio.imwrite(tmp_path / "colour.png", rgb)
@@ -159,9 +158,6 @@ def test_a_colour_tiff_gives_its_colours_as_channels_as_a_png_does(tmp_path):
 def test_a_file_named_like_a_tiff_is_read_as_what_it_is(shared_data, tmp_path):
     """A PNG of cell ids renamed .tif is read as the PNG it is; a file that is no image
     says what it starts with, not tifffile's 'not a TIFF file: header=…'."""
-    import imageio.v3 as iio
-    import pytest
-
     from napari_cytomask.io.files import ImageReadError
 
     png = shared_data / "usiigaci-phc" / "set5" / "instances_ids.png"
@@ -207,9 +203,12 @@ def test_a_folder_of_subfolders_says_how_to_reach_their_images(tmp_path):
     """``cytomask export results/`` after ``segment -o results/`` (one subfolder per
     input's folder) said only that results held no image."""
     (tmp_path / "results" / "set1").mkdir(parents=True)
-    _three_channels(tmp_path / "results" / "set1" / "raw_unet_cells.tif")
-    pattern = os.path.join(tmp_path / "results", "**", "*.tif")
+    with pytest.raises(ValueError, match=r"holds no image file; check the path or pattern\.$"):
+        find_inputs([tmp_path / "results"])  # subfolders without images: nothing to add
+    (tmp_path / "results" / "set1" / "notes.txt").write_text("no image")
+    iio.imwrite(tmp_path / "results" / "set1" / "mask.png", np.eye(8, dtype=np.uint8))
+    pattern = os.path.join(tmp_path / "results", "**", "*.png")  # what the subfolders hold
     with pytest.raises(ValueError, match=re.escape(f"subfolders are not searched: give a "
                                                    f"pattern such as '{pattern}'")):  # fmt: skip
         find_inputs([tmp_path / "results"])
-    assert [p.name for p in find_inputs([pattern])] == ["raw_unet_cells.tif"]
+    assert [p.name for p in find_inputs([pattern])] == ["mask.png"]

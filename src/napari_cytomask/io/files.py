@@ -241,11 +241,16 @@ def _brackets(pattern: str) -> str:
 
 
 def _subfolders(text: str) -> str:
-    """What to give for the images in a folder's subfolders, which are not searched."""
+    """What to give for the images in a folder's subfolders, which are not searched: a
+    pattern with the ending of the first image found there."""
     folder = Path(text)
-    if not folder.is_dir() or not any(p.is_dir() for p in folder.iterdir()):
+    if not folder.is_dir():
         return ""
-    pattern = os.path.join(text, "**", "*.tif")
+    found = (p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    image = next(found, None)
+    if image is None:
+        return ""
+    pattern = os.path.join(text, "**", f"*{image.suffix}")
     return f" (its subfolders are not searched: give a pattern such as '{pattern}')"
 
 
