@@ -30,7 +30,7 @@ if ! command -v uv >/dev/null 2>&1; then
   .venv/bin/python -m pip install --quiet uv
 fi
 uv=$(command -v uv || echo "$PWD/.venv/bin/uv")
-[ -x .venv/bin/python ] || $uv venv --quiet .venv
+[ -x .venv/bin/python ] || $uv venv --quiet --python ">=3.11" .venv  # zarr 3 needs 3.11
 # torch first: sam2 compiles against the installed torch (its optional CUDA
 # extension is skipped; SAM2 runs without it). Bytecode is compiled at install:
 # where PYTHONDONTWRITEBYTECODE is set, every new process (dask workers, CLI
