@@ -16,6 +16,7 @@ from napari_cytomask.metrics import evaluate
 from napari_cytomask.models.catalog import (
     STARTER,
     STARTER_CONFIDENCE,
+    STARTER_PIXEL_SIZE_UM,
     STARTER_TITLE,
     resolve_unet,
     starter_path,
@@ -120,6 +121,34 @@ def test_cells_the_starter_is_unsure_of_are_pointed_out(tmp_path, shared_data, c
     # Another model is not judged by the starter model's figures.
     assert unlike_starter_images("mine.safetensors", 0.1) == ""
     assert unlike_starter_images(starter_path(), 0.1) and not unlike_starter_images(None, None)
+
+
+def test_images_at_another_pixel_size_than_the_starters_are_pointed_out(
+    tmp_path, shared_data, capsys
+):
+    """At twice the magnification (0.435 µm pixels) the starter model found 3 to 8% of the
+    cells, said as a plain count, or blamed the image for not being phase contrast."""
+    from skimage.transform import rescale
+
+    phase = tifffile.imread(shared_data / "usiigaci-phc" / "set11" / "raw.tif")[:160, :160]
+    larger = rescale(phase, 2, order=1, preserve_range=True).astype(phase.dtype)
+    for name, image, size in (("x2", larger, 0.435), ("x1", phase, 0.87)):
+        sizes = {"PhysicalSizeX": size, "PhysicalSizeY": size}
+        tifffile.imwrite(tmp_path / f"{name}.ome.tif", image, metadata={"axes": "YX", **sizes})
+    argv = ["segment", str(tmp_path / "x2.ome.tif"), str(tmp_path / "x1.ome.tif"), "--no-tta",
+            "--scheduler", "synchronous"]  # fmt: skip
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert (
+        f"cytomask: note: {tmp_path / 'x2.ome.tif'}: The image's pixels are 0.435 µm, the "
+        f"starter model's images' {STARTER_PIXEL_SIZE_UM} µm: cells are 2.0 times larger in "
+        "pixels than it knows, and it misses many of them. Resample the image to about "
+        f"{STARTER_PIXEL_SIZE_UM} µm per pixel first" in err
+    )
+    assert "x1.ome.tif:" not in err and err.count("cytomask: note:") == 1
+    assert "times smaller" in unlike_starter_images(None, 0.9, 1.74)  # a 5x objective
+    assert unlike_starter_images(None, 0.9, 0.75) == ""  # within the model's range
+    assert unlike_starter_images("mine.safetensors", 0.9, 0.435) == ""
 
 
 def test_segment_without_a_model_uses_the_starter(tmp_path, shared_data, capsys):

@@ -43,6 +43,7 @@ from .io.atomic import (
     write_json,
 )
 from .io.export import package_versions
+from .io.layers import pixel_size_um
 from .io.tiff import file_stem
 from .io.writers import CHUNKED_ABOVE, FORMATS, SEGMENT_FORMATS, format_named
 from .models.catalog import unlike_starter_images
@@ -286,7 +287,8 @@ def process(
         # Made again in another format: the old result would outlive its record.
         shutil.rmtree(replaced) if replaced.is_dir() else replaced.unlink()
     unet = segmenter.preset.unet
-    note = unlike_starter_images(unet.model, run.confidence) if unet else ""
+    pixel = pixel_size_um(scan.scale, scan.units)
+    note = unlike_starter_images(unet.model, run.confidence, pixel and pixel[1]) if unet else ""
     return {"source": str(job.source), "output": str(output), "cells": n_cells,
             "seconds": seconds, "channels_used": used, "channel_guessed": guessed,
             "channels": 3 if scan.rgb else len(scan.channels), "note": note}  # fmt: skip

@@ -668,3 +668,24 @@ def test_cells_corrected_from_the_console_are_kept_by_the_next_run(
     new.data = np.zeros_like(new.data)  # a whole new array, as from a script
     run("BF U-Net cells [3]")
     assert not new.data.any()
+
+
+def test_an_image_at_another_pixel_size_than_the_starters_says_so(
+    make_napari_viewer_proxy, qtbot, shared_data
+):
+    """The layer's pixel size reaches the note: at 0.435 µm the starter model misses most
+    cells, and said nothing, or that the image may not be phase contrast."""
+    from skimage.transform import rescale
+
+    viewer = make_napari_viewer_proxy()
+    phase = tifffile.imread(shared_data / "usiigaci-phc" / "set11" / "raw.tif")[:128, :128]
+    larger = rescale(phase, 2, order=1, preserve_range=True).astype(np.float32)
+    viewer.add_image(larger, name="x2", scale=(0.435, 0.435), units=("µm", "µm"))
+    segmenter = UNetSegmentWidget(viewer)
+    segmenter.tta.setChecked(False)
+    segmenter.segment()
+    qtbot.waitUntil(lambda: "x2 U-Net cells" in viewer.layers, timeout=60_000)
+    assert (
+        "The image's pixels are 0.435 µm, the starter model's images' 0.87 µm: cells are "
+        "2.0 times larger in pixels than it knows" in segmenter.status.text()
+    )

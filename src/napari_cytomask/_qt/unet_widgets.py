@@ -32,7 +32,13 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..io.layers import is_highlight, layer_info, model_record, result_metadata
+from ..io.layers import (
+    is_highlight,
+    layer_info,
+    model_record,
+    pixel_size_um,
+    result_metadata,
+)
 from ..models.catalog import STARTER, resolve_unet, unet_models, unlike_starter_images
 from ..models.checkpoint import cache_dir, read_description, unfinished
 from ..models.device import available_devices, get_device
@@ -511,8 +517,9 @@ class UNetSegmentWidget(StepWidget, QWidget):
             if maps and name != "background"
         ]
         cells = labels_layer(result.labels, f"{layer.name} U-Net cells", geometry, metadata)
-        notes = (_size_note(result.labels, parameters["min_size"]),
-                 unlike_starter_images(step.model, result.confidence))  # fmt: skip
+        pixel = pixel_size_um(geometry.get("scale"), geometry.get("units"))
+        unlike = unlike_starter_images(step.model, result.confidence, pixel and pixel[1])
+        notes = (_size_note(result.labels, parameters["min_size"]), unlike)
         return layer, probabilities, cells, "".join(f" {note}" for note in notes if note)
 
     def _on_result(self, result) -> None:

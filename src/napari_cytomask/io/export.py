@@ -37,7 +37,7 @@ from .atomic import (
     write_atomically,
     write_json,
 )
-from .layers import in_micrometres, time_step
+from .layers import pixel_size_um, time_step
 from .writers import FILE_FORMATS, FORMATS, label_writer
 
 #: The packages whose versions a result records, from the dock as from the command line.
@@ -262,7 +262,7 @@ def object_columns(export: LabelsExport) -> list[str]:
     """The columns :func:`object_rows` gives ``export``'s objects (the header of a table
     without objects)."""
     columns = _Frames(export).columns + list(_SHAPE_COLUMNS)
-    if _pixel_size_um(export) is not None:
+    if pixel_size_um(export.scale, export.units) is not None:
         columns += ["area_um2", "centroid_y_um", "centroid_x_um"]
     columns += [f"mean_{name}" for name in export.intensities]
     return columns + [k for k in export.features if k != "label"]
@@ -291,7 +291,7 @@ def object_rows(export: LabelsExport) -> list[dict[str, object]]:
                 f"{labels.shape}; measure channels of the same image."
             )
     feature_rows = _features_by_label(export.features)
-    pixel = _pixel_size_um(export)
+    pixel = pixel_size_um(export.scale, export.units)
     stack = _Frames(export)
     rows = []
     for frame_index, frame in enumerate(frames.reshape(-1, *frames.shape[-2:])):
@@ -683,19 +683,6 @@ def _features_by_label(features: Mapping[str, Sequence]) -> dict[int, dict[str, 
         int(label): {k: json_ready(v[i]) for k, v in columns.items()}
         for i, label in enumerate(features["label"])
     }
-
-
-def _pixel_size_um(export: LabelsExport) -> tuple[float, float] | None:
-    """The (Y, X) pixel size in micrometres, when the layer's scale is in a length."""
-    if export.scale is None or export.units is None:
-        return None
-    factors = [in_micrometres(unit) for unit in export.units[-2:]]
-    if None in factors:
-        return None
-    # A flipped layer's scale is negative; a pixel's size is not.
-    sizes = zip(export.scale[-2:], factors, strict=True)
-    y, x = (abs(float(size)) * factor for size, factor in sizes)
-    return y, x
 
 
 def _write_csv(path: Path, rows: list[dict[str, object]], overwrite: bool, columns=()) -> Path:

@@ -120,6 +120,20 @@ def in_micrometres(unit) -> float | None:
     return None if unit is None else MICROMETRES.get(normalise_unit(unit))
 
 
+def pixel_size_um(scale, units) -> tuple[float, float] | None:
+    """The (Y, X) pixel size in micrometres of an image whose last two axes have ``scale``
+    in ``units``; None when they are no length (pixels) or not given."""
+    if scale is None or units is None or len(scale) < 2 or len(units) < 2:
+        return None
+    factors = [in_micrometres(unit) for unit in units[-2:]]
+    if None in factors:
+        return None
+    # A flipped layer's scale is negative; a pixel's size is not.
+    sizes = zip(scale[-2:], factors, strict=True)
+    y, x = (abs(float(size)) * factor for size, factor in sizes)
+    return y, x
+
+
 def length_symbol(unit) -> str | None:
     """The symbol files use ("µm", "nm", "mm", "cm", "m") of a length unit, or None."""
     return _LENGTH_SYMBOLS.get(in_micrometres(unit))

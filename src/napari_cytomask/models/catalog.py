@@ -113,13 +113,39 @@ def resolve_unet(model: str | os.PathLike | None) -> Path:
 STARTER_CONFIDENCE = 0.72
 
 
-def unlike_starter_images(model: str | os.PathLike | None, confidence: float | None) -> str:
-    """A sentence when the starter model was unsure of the cells it found in an image
-    (:data:`STARTER_CONFIDENCE`): likely not phase contrast like its training images,
-    so its cells may be made up. Empty otherwise, and for every other model."""
-    if confidence is None or confidence >= STARTER_CONFIDENCE:
-        return ""
+#: The pixel size (µm) of the starter model's training images: Usiigaci's 10x objective,
+#: 1.5x zoom and a 2x2-binned Flash4.0 camera (their files record 0.8708 µm).
+STARTER_PIXEL_SIZE_UM = 0.87
+#: How many times larger or smaller cells may look than in the starter model's images
+#: before it misses many of them: on two Usiigaci test fields resampled, F1@0.5 0.78-0.90
+#: at 0.75x and 0.82 at 1.5x, against 0.90-1.00 at 1x, 0.03-0.08 at 2x, 0.25-0.56 at 0.5x.
+STARTER_SCALE_TOLERANCE = 1.3
+
+
+def unlike_starter_images(
+    model: str | os.PathLike | None,
+    confidence: float | None,
+    pixel_size_um: float | None = None,
+) -> str:
+    """A sentence when the starter model was used on an image unlike its training images:
+    cells of another size in pixels (``pixel_size_um``, the image's, when known, against
+    :data:`STARTER_PIXEL_SIZE_UM`), where it misses most of them; or cells it was unsure of
+    (:data:`STARTER_CONFIDENCE`), likely not phase contrast, so its cells may be made up.
+    Empty otherwise, and for every other model."""
     if not (model is None or str(model) == STARTER or Path(model) == starter_path()):
+        return ""
+    if pixel_size_um:
+        larger = STARTER_PIXEL_SIZE_UM / pixel_size_um
+        if not 1 / STARTER_SCALE_TOLERANCE <= larger <= STARTER_SCALE_TOLERANCE:
+            how = f"{larger:.1f} times larger" if larger > 1 else f"{1 / larger:.1f} times smaller"
+            return (
+                f"The image's pixels are {pixel_size_um:.3g} µm, the starter model's images' "
+                f"{STARTER_PIXEL_SIZE_UM} µm: cells are {how} in pixels than it knows, and it "
+                "misses many of them. Resample the image to about "
+                f"{STARTER_PIXEL_SIZE_UM} µm per pixel first (Fiji: Image > Scale), or "
+                "fine-tune it on a few labelled images at this pixel size."
+            )
+    if confidence is None or confidence >= STARTER_CONFIDENCE:
         return ""
     return (
         f"The starter model is unsure of these cells (confidence {confidence:.2f}, "
