@@ -414,3 +414,30 @@ def test_a_preview_fingerprints_its_frame_and_still_keeps_edits(
     widget.preview()
     qtbot.waitUntil(lambda: "cells split [2]" in viewer.layers, timeout=30_000)
     np.testing.assert_array_equal(output.data, edited)
+
+
+@pytest.mark.gui
+def test_a_threshold_is_suggested_from_the_numbers_of_the_frame_on_show(
+    make_napari_viewer_proxy, qtbot, truth
+):
+    """A NaN in the frame on show made the threshold NaN (every frame then gave 0 cells);
+    a black frame on show set 0.5 for a 16-bit stack, making each other frame one cell."""
+    viewer = make_napari_viewer_proxy()
+    image = np.where(truth > 0, 3000, 500).astype(np.float32)
+    image[:, :40] = np.nan  # a stitched mosaic's border
+    viewer.add_image(image, name="stitched")
+    widget = WatershedWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.live.setChecked(False)
+    widget.mode.setCurrentIndex(widget.mode.findData("foreground"))
+    widget.input.setCurrentText("stitched")
+    assert 500 <= widget.threshold.value() < 3000
+    stack = np.stack([np.where(truth > 0, 3000, 500), np.zeros_like(truth)]).astype(np.uint16)
+    viewer.add_image(stack, name="shutter closed")
+    viewer.dims.set_current_step(0, 1)
+    widget.input.setCurrentText("shutter closed")
+    assert 500 <= widget.threshold.value() < 3000  # kept: the black frame suggests nothing
+    assert widget.status.text() == (
+        "The frame of 'shutter closed' on show holds only 0: show one with cells to have its "
+        "threshold suggested."
+    )

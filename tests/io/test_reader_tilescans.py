@@ -95,6 +95,20 @@ def test_hyperstack_contrast_from_sample(hyperstack):
     assert "contrast_limits" not in layers[3][1]
 
 
+def test_contrast_leaves_out_pixels_that_are_no_number():
+    """A stitched mosaic's infinite border printed numpy's 'invalid value encountered in
+    subtract' at every file opened, and NaN ones gave no range of their own."""
+    import warnings
+
+    from napari_cytomask.io.layers import contrast_from_sample
+
+    sample = np.array([np.inf, -np.inf, np.nan, *np.linspace(10, 20, 1001)], np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        low, high = contrast_from_sample(sample, np.float32)
+    assert 10 <= low < high <= 20
+
+
 def _positions_ome(
     path, image: np.ndarray, ids: np.ndarray, *, thumbnail: bool, far: int = 0
 ) -> list:

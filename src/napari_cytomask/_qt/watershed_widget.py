@@ -338,19 +338,31 @@ class WatershedWidget(StepWidget, QWidget):
         self._suggest_threshold()
 
     def _suggest_threshold(self) -> None:
-        """Probability maps start at 0.5; intensity images at the Otsu threshold of a frame."""
+        """Probability maps (numbers from 0 to 1) start at 0.5; intensity images at the Otsu
+        threshold of the frame on show, from its pixels that are numbers (a stitched
+        mosaic's NaN border left out). A frame of one value (a closed shutter) or of none
+        suggests nothing, and says so: 0.5 on a black frame made every other frame of a
+        16-bit stack one cell."""
         layer = self.input.layer()
         if layer is None or isinstance(layer, Labels) or layer.multiscale or layer.rgb:
             return
         frame = np.asarray(layer.data[self._frame_index(layer)])
-        low, high = float(frame.min()), float(frame.max())
+        values = frame[np.isfinite(frame)]
+        if values.size == 0 or values.min() == values.max():
+            what = "no number" if values.size == 0 else f"only {values.flat[0]:g}"
+            self.status.setText(
+                f"The frame of '{layer.name}' on show holds {what}: show one with cells to "
+                "have its threshold suggested."
+            )
+            return
+        low, high = float(values.min()), float(values.max())
         self.threshold.blockSignals(True)
-        if low >= 0 and high <= 1:
+        if np.issubdtype(frame.dtype, np.floating) and low >= 0 and high <= 1:
             self.threshold.setRange(0, 1)
             self.threshold.setValue(0.5)
         else:
             self.threshold.setRange(low, high)
-            self.threshold.setValue(float(threshold_otsu(frame)) if high > low else low)
+            self.threshold.setValue(float(threshold_otsu(values)))
         self.threshold.blockSignals(False)
 
     def _output_name(self, source) -> str:

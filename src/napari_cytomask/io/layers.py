@@ -271,8 +271,11 @@ def contrast_from_sample(sample: np.ndarray | None, dtype: np.dtype) -> tuple[fl
     """Display range from the 0.1 and 99.9 percentiles of a pixel sample.
 
     Falls back to the dtype's range when the sample is flat or missing, so a
-    layer never opens with an empty range.
+    layer never opens with an empty range. NaN and infinite pixels (a stitched mosaic's
+    border) are left out.
     """
+    if sample is not None and sample.dtype.kind == "f":
+        sample = sample[np.isfinite(sample)]
     if sample is not None and sample.size:
         if sample.dtype.kind == "b":  # bilevel (1-bit) images; percentiles take no booleans
             sample = sample.view(np.uint8)
