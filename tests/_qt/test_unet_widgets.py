@@ -689,3 +689,24 @@ def test_an_image_at_another_pixel_size_than_the_starters_says_so(
         "The image's pixels are 0.435 µm, the starter model's images' 0.87 µm: cells are "
         "2.0 times larger in pixels than it knows" in segmenter.status.text()
     )
+
+
+def test_frames_of_a_stack_that_show_nothing_are_named(
+    make_napari_viewer_proxy, qtbot, shared_data
+):
+    """A black frame (closed shutter) among three was counted with the others: '49 cells
+    in all 3 frames', nothing said of the frame with none."""
+    viewer = make_napari_viewer_proxy()
+    phase = tifffile.imread(shared_data / "usiigaci-phc" / "set11" / "raw.tif")[:160, :160]
+    stack = np.stack([phase, np.zeros_like(phase), phase]).astype(np.float32)
+    stack[1, :8] = np.nan  # no number, and zeros: still nothing to see
+    viewer.add_image(stack, name="movie")
+    segmenter = UNetSegmentWidget(viewer)
+    segmenter.tta.setChecked(False)
+    segmenter.segment()
+    qtbot.waitUntil(lambda: "movie U-Net cells" in viewer.layers, timeout=60_000)
+    assert not viewer.layers["movie U-Net cells"].data[1].any()
+    assert (
+        "in all 3 frames. Frame 1 shows nothing (one value or no number, as with a closed "
+        "shutter), so no cells were found there." in segmenter.status.text()
+    )
