@@ -3,8 +3,8 @@
 The starter model learnt Usiigaci phase contrast at 0.87 µm per pixel
 (``models.catalog.STARTER_PIXEL_SIZE_UM``); the dock and ``cytomask segment`` point out
 images whose cells look larger or smaller than ``STARTER_SCALE_RANGE`` allows. This
-resamples a 512 x 512 field of two test images (never seen in training) by 0.5, 0.75, 1,
-1.5 and 2 (the ground truth with nearest neighbours), segments each with the starter
+resamples a 512 x 512 field of two test images (never seen in training) by 0.5 to 2
+(the ground truth with nearest neighbours), segments each with the starter
 model's tuned settings (no TTA), and scores it against the resampled ground truth; then
 segments each resampled image again after resampling it back to the model's pixel size,
 which is what the note tells a user to do. The model card's figures come from here.
@@ -32,7 +32,7 @@ from napari_cytomask.models.inference import PredictorCache, segment
 
 #: Test images of the starter model's split.
 IMAGES = ("set11", "set12")
-SCALES = (0.5, 0.75, 1.0, 1.5, 2.0)
+SCALES = (0.5, 0.68, 0.75, 1.0, 1.34, 1.5, 2.0)
 AT_50 = DEFAULT_THRESHOLDS.index(0.5)
 
 

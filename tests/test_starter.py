@@ -135,8 +135,11 @@ def test_images_at_another_pixel_size_than_the_starters_are_pointed_out(
     for name, image, size in (("x2", larger, 0.435), ("x1", phase, 0.87)):
         sizes = {"PhysicalSizeX": size, "PhysicalSizeY": size}
         tifffile.imwrite(tmp_path / f"{name}.ome.tif", image, metadata={"axes": "YX", **sizes})
-    argv = ["segment", str(tmp_path / "x2.ome.tif"), str(tmp_path / "x1.ome.tif"), "--no-tta",
-            "--scheduler", "synchronous"]  # fmt: skip
+    # A stack whose middle frame is black (a closed shutter) has it named, as in the dock.
+    tifffile.imwrite(tmp_path / "movie.ome.tif", np.stack([phase, 0 * phase, phase]),
+                     metadata={"axes": "TYX"})  # fmt: skip
+    argv = ["segment", str(tmp_path / "x2.ome.tif"), str(tmp_path / "x1.ome.tif"),
+            str(tmp_path / "movie.ome.tif"), "--no-tta", "--scheduler", "synchronous"]  # fmt: skip
     assert main(argv) == 0
     err = capsys.readouterr().err
     assert (
@@ -145,10 +148,20 @@ def test_images_at_another_pixel_size_than_the_starters_are_pointed_out(
         "pixels than it knows, and it misses many of them. Resample the image to about "
         f"{STARTER_PIXEL_SIZE_UM} µm per pixel first" in err
     )
-    assert "x1.ome.tif:" not in err and err.count("cytomask: note:") == 1
-    assert "times smaller" in unlike_starter_images(None, 0.9, 1.74)  # a 5x objective
-    assert unlike_starter_images(None, 0.9, 0.75) == ""  # within the model's range
-    assert unlike_starter_images("mine.safetensors", 0.9, 0.435) == ""
+    assert (
+        f"cytomask: note: {tmp_path / 'movie.ome.tif'}: Frame 1 shows nothing (one value or no "
+        "number, as with a closed shutter), so no cells were found there." in err
+    )
+    assert "x1.ome.tif:" not in err and err.count("cytomask: note:") == 2
+    assert "times smaller" in unlike_starter_images(None, 0.9, (1.74, 1.74))  # a 5x objective
+    for size in (0.65, 0.75, 1.28):  # a 6.5 µm camera at 10x; within the model's range
+        assert unlike_starter_images(None, 0.9, (size, size)) == ""
+    assert unlike_starter_images("mine.safetensors", 0.9, (0.435, 0.435)) == ""
+    # Pixels that differ in Y and X are judged by the axis furthest off, and named so.
+    assert unlike_starter_images(None, 0.9, (0.435, 0.87)).startswith(
+        "The image's pixels are 0.435 × 0.87 µm, the starter model's images' 0.87 µm: cells "
+        "are 2.0 times larger"
+    )
 
 
 def test_segment_without_a_model_uses_the_starter(tmp_path, shared_data, capsys):

@@ -43,7 +43,7 @@ from .io.atomic import (
     write_json,
 )
 from .io.export import package_versions
-from .io.layers import pixel_size_um
+from .io.layers import blank_frames, pixel_size_um
 from .io.tiff import file_stem
 from .io.writers import CHUNKED_ABOVE, FORMATS, SEGMENT_FORMATS, format_named
 from .models.catalog import unlike_starter_images
@@ -288,7 +288,10 @@ def process(
         shutil.rmtree(replaced) if replaced.is_dir() else replaced.unlink()
     unet = segmenter.preset.unet
     pixel = pixel_size_um(scan.scale, scan.units)
-    note = unlike_starter_images(unet.model, run.confidence, pixel and pixel[1]) if unet else ""
+    unlike = unlike_starter_images(unet.model, run.confidence, pixel) if unet else ""
+    # Not in a chunked run: its frames are too large to read again whole.
+    blank = "" if chunked else blank_frames(channels[0])
+    note = " ".join(n for n in (blank, unlike) if n)
     return {"source": str(job.source), "output": str(output), "cells": n_cells,
             "seconds": seconds, "channels_used": used, "channel_guessed": guessed,
             "channels": 3 if scan.rgb else len(scan.channels), "note": note}  # fmt: skip

@@ -692,15 +692,18 @@ def test_an_image_at_another_pixel_size_than_the_starters_says_so(
 
 
 def test_frames_of_a_stack_that_show_nothing_are_named(
-    make_napari_viewer_proxy, qtbot, shared_data
+    make_napari_viewer_proxy, qtbot, shared_data, tmp_path
 ):
     """A black frame (closed shutter) among three was counted with the others: '49 cells
-    in all 3 frames', nothing said of the frame with none."""
+    in all 3 frames', nothing said of the frame with none. The stack is opened from a file,
+    as most are: read lazily."""
     viewer = make_napari_viewer_proxy()
     phase = tifffile.imread(shared_data / "usiigaci-phc" / "set11" / "raw.tif")[:160, :160]
     stack = np.stack([phase, np.zeros_like(phase), phase]).astype(np.float32)
     stack[1, :8] = np.nan  # no number, and zeros: still nothing to see
-    viewer.add_image(stack, name="movie")
+    tifffile.imwrite(tmp_path / "movie.tif", stack, imagej=True, metadata={"axes": "TYX"})
+    viewer.open(tmp_path / "movie.tif", plugin="napari-cytomask")
+    assert not isinstance(viewer.layers["movie"].data, np.ndarray)
     segmenter = UNetSegmentWidget(viewer)
     segmenter.tta.setChecked(False)
     segmenter.segment()

@@ -33,6 +33,8 @@ from qtpy.QtWidgets import (
 )
 
 from ..io.layers import (
+    blank_frames,
+    blank_pixels,
     is_highlight,
     layer_info,
     model_record,
@@ -518,8 +520,9 @@ class UNetSegmentWidget(StepWidget, QWidget):
         ]
         cells = labels_layer(result.labels, f"{layer.name} U-Net cells", geometry, metadata)
         pixel = pixel_size_um(geometry.get("scale"), geometry.get("units"))
-        unlike = unlike_starter_images(step.model, result.confidence, pixel and pixel[1])
-        notes = (_blank_frames(layer), _size_note(result.labels, parameters["min_size"]), unlike)
+        unlike = unlike_starter_images(step.model, result.confidence, pixel)
+        blank = "" if getattr(layer, "multiscale", False) or layer.rgb else blank_frames(layer.data)
+        notes = (blank, _size_note(result.labels, parameters["min_size"]), unlike)
         return layer, probabilities, cells, "".join(f" {note}" for note in notes if note)
 
     def _on_result(self, result) -> None:
@@ -1103,43 +1106,13 @@ def _nothing_to_find(layer, min_size: int) -> str | None:
         return (
             f"the image ({height}×{width} px) is smaller than the minimum cell size ({min_size} px)"
         )
-    blank = _blank(data)
+    blank = blank_pixels(data)
     if blank is None:
         return None
     if blank == "no number":
         return "no pixel of the image is a number (all NaN or infinite)"
     value = blank.removeprefix("only ")
     return f"every pixel of the image has the same value ({value}): it shows nothing"
-
-
-def _blank(pixels: np.ndarray) -> str | None:
-    """``"no number"`` or ``"only <value>"`` when pixels show nothing (all NaN or
-    infinite, or all one value: a closed shutter, a black tile), else None."""
-    values = pixels[np.isfinite(pixels)] if np.issubdtype(pixels.dtype, np.floating) else pixels
-    if values.size == 0:
-        return "no number"
-    low = values.min()
-    return f"only {low:g}" if low == values.max() else None
-
-
-def _blank_frames(layer) -> str:
-    """Which frames of a stack show nothing, said after its count of cells (the frames
-    with cells looked no different): a black frame among three gave '49 cells in all 3
-    frames'. Empty for a single image, a stack with none, or a wholly blank one (said
-    otherwise), and for lazy images, which are not read for this."""
-    data = layer.data
-    if not isinstance(data, np.ndarray) or getattr(layer, "rgb", False) or data.ndim <= 2:
-        return ""
-    frames = list(np.ndindex(data.shape[:-2]))
-    blank = [",".join(map(str, index)) for index in frames if _blank(data[index])]
-    if not blank or len(blank) == len(frames):
-        return ""
-    listed = ", ".join(blank[:10]) + (f" and {len(blank) - 10} more" if len(blank) > 10 else "")
-    many = len(blank) > 1
-    return (
-        f"Frame{'s' if many else ''} {listed} show{'' if many else 's'} nothing (one value "
-        "or no number, as with a closed shutter), so no cells were found there."
-    )
 
 
 __all__ = ["UNetSegmentWidget", "UNetTrainWidget"]

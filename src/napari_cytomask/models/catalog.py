@@ -10,6 +10,7 @@ no ``--model`` is given, and ``cytomask train --from starter`` fine-tunes it.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from importlib import resources
@@ -118,29 +119,34 @@ STARTER_CONFIDENCE = 0.72
 STARTER_PIXEL_SIZE_UM = 0.87
 #: How much larger (in pixels) cells may look than in the starter model's images before
 #: it misses many of them, from smaller to larger: on two Usiigaci test fields resampled
-#: (``benchmarks/bench_starter_scale.py``), F1@0.5 was 0.86-0.90 at 1x, 0.88-0.94 at
-#: 0.75x, 0.31-0.32 at 0.5x, 0.62-0.71 at 1.5x and 0 at 2x.
-STARTER_SCALE_RANGE = (0.7, 1.3)
+#: (``benchmarks/bench_starter_scale.py``), F1@0.5 was 0.86-0.90 at 1x, 0.75-0.96 at
+#: 0.68x, 0.83-0.86 at 1.34x (0.65 µm pixels: a 6.5 µm camera at 10x), but 0.31-0.32 at
+#: 0.5x, 0.62-0.71 at 1.5x and 0 at 2x.
+STARTER_SCALE_RANGE = (0.6, 1.4)
 
 
 def unlike_starter_images(
     model: str | os.PathLike | None,
     confidence: float | None,
-    pixel_size_um: float | None = None,
+    pixel_size_um: tuple[float, float] | None = None,
 ) -> str:
     """A sentence when the starter model was used on an image unlike its training images:
-    cells of another size in pixels (``pixel_size_um``, the image's, when known, against
-    :data:`STARTER_PIXEL_SIZE_UM`), where it misses most of them; or cells it was unsure of
-    (:data:`STARTER_CONFIDENCE`), likely not phase contrast, so its cells may be made up.
-    Empty otherwise, and for every other model."""
+    cells of another size in pixels (``pixel_size_um``, the image's (Y, X) pixel size, when
+    known, against :data:`STARTER_PIXEL_SIZE_UM`), where it misses most of them; or cells
+    it was unsure of (:data:`STARTER_CONFIDENCE`), likely not phase contrast, so its cells
+    may be made up. Empty otherwise, and for every other model."""
     if not (model is None or str(model) == STARTER or Path(model) == starter_path()):
         return ""
     if pixel_size_um:
-        larger = STARTER_PIXEL_SIZE_UM / pixel_size_um
+        # Along the axis that is furthest off (pixels may differ in Y and X).
+        larger = max((STARTER_PIXEL_SIZE_UM / size for size in pixel_size_um),
+                     key=lambda r: abs(math.log(r)))  # fmt: skip
         if not STARTER_SCALE_RANGE[0] <= larger <= STARTER_SCALE_RANGE[1]:
+            y, x = pixel_size_um
+            sizes = f"{x:.3g} µm" if math.isclose(y, x, rel_tol=0.01) else f"{y:.3g} × {x:.3g} µm"
             how = f"{larger:.1f} times larger" if larger > 1 else f"{1 / larger:.1f} times smaller"
             return (
-                f"The image's pixels are {pixel_size_um:.3g} µm, the starter model's images' "
+                f"The image's pixels are {sizes}, the starter model's images' "
                 f"{STARTER_PIXEL_SIZE_UM} µm: cells are {how} in pixels than it knows, and it "
                 "misses many of them. Resample the image to about "
                 f"{STARTER_PIXEL_SIZE_UM} µm per pixel first (Fiji: Image > Scale), or "
