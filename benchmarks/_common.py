@@ -39,3 +39,21 @@ def best_of(func: Callable[[], object], repeats: int = 3) -> tuple[float, object
 def peak_rss_mib() -> float:
     """Peak resident memory of this process so far, in MiB (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def starter_on_cpu(doc: str):
+    """The starter model's predictor on the CPU, with ``--threads`` (default 2) PyTorch
+    threads parsed from the command line of a benchmark described by ``doc``; and the
+    thread count."""
+    import argparse
+
+    import torch
+
+    from napari_cytomask.models.catalog import STARTER, resolve_unet
+    from napari_cytomask.models.inference import PredictorCache
+
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=2, help="PyTorch CPU threads")
+    threads = parser.parse_args().threads
+    torch.set_num_threads(threads)
+    return PredictorCache().get(resolve_unet(STARTER), "cpu"), threads

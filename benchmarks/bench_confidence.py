@@ -16,15 +16,12 @@ Usage (about 2 minutes on 2 CPU cores)::
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 import tifffile
-import torch
 
-from _common import DATA, cpu_model
-from napari_cytomask.models.catalog import STARTER, STARTER_CONFIDENCE, resolve_unet
-from napari_cytomask.models.inference import PredictorCache, postprocess_arguments, segment
+from _common import DATA, cpu_model, starter_on_cpu
+from napari_cytomask.models.catalog import STARTER_CONFIDENCE
+from napari_cytomask.models.inference import postprocess_arguments, segment
 
 #: Usiigaci images: the starter's test split, its validation split, two training images.
 PHASE = ("set11", "set12", "set30", "set40", "set13", "set2", "set31", "set34", "set5", "set20")
@@ -43,12 +40,8 @@ def images() -> dict[str, np.ndarray]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, default=2, help="PyTorch CPU threads")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    predictor = PredictorCache().get(resolve_unet(STARTER), "cpu")
-    print(f"starter model on {cpu_model()}, {args.threads} threads; warning below "
+    predictor, threads = starter_on_cpu(__doc__)
+    print(f"starter model on {cpu_model()}, {threads} threads; warning below "
           f"{STARTER_CONFIDENCE}")  # fmt: skip
     print(f"{'image':36s} {'TTA':>6s} {'no TTA':>7s} {'cells':>6s}")
     for name, image in images().items():

@@ -16,19 +16,16 @@ Usage (about 5 minutes on 2 CPU cores)::
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 import tifffile
-import torch
 from skimage.io import imread
 from skimage.transform import rescale, resize
 
-from _common import DATA, cpu_model
+from _common import DATA, cpu_model, starter_on_cpu
 from napari_cytomask.metrics import evaluate
 from napari_cytomask.metrics.core import DEFAULT_THRESHOLDS
-from napari_cytomask.models.catalog import STARTER, STARTER_PIXEL_SIZE_UM, resolve_unet
-from napari_cytomask.models.inference import PredictorCache, segment
+from napari_cytomask.models.catalog import STARTER_PIXEL_SIZE_UM
+from napari_cytomask.models.inference import segment
 
 #: Test images of the starter model's split.
 IMAGES = ("set11", "set12")
@@ -37,12 +34,8 @@ AT_50 = DEFAULT_THRESHOLDS.index(0.5)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, default=2, help="PyTorch CPU threads")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    predictor = PredictorCache().get(resolve_unet(STARTER), "cpu")
-    print(f"starter model on {cpu_model()}, {args.threads} threads, no TTA")
+    predictor, threads = starter_on_cpu(__doc__)
+    print(f"starter model on {cpu_model()}, {threads} threads, no TTA")
     print(f"{'image':8s} {'scale':>6s} {'µm/px':>6s} {'F1@0.5':>7s} {'mSA':>6s}"
           f" {'F1@0.5 resampled to the model':>30s}")  # fmt: skip
     for name in IMAGES:
