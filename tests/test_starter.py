@@ -206,3 +206,22 @@ def test_the_library_segments_with_a_models_tuned_settings(shared_data):
     untuned = segment(predictor, image, **postprocess_arguments(targets, **DEFAULT_SETTINGS))
     np.testing.assert_array_equal(found, tuned.labels)
     assert not np.array_equal(found, untuned.labels)
+
+
+def test_saturated_images_and_blank_frames_are_pointed_out(shared_data):
+    """With its brightest 20% clipped, a field scored F1@0.5 0.39 away from the clipped band
+    (0.97 unclipped), said as a plain count."""
+    from napari_cytomask.io.layers import frame_notes
+
+    phase = tifffile.imread(shared_data / "usiigaci-phc" / "set11" / "raw.tif")
+    assert frame_notes(phase) == ""  # 0.1 to 0.9% of real fields sit at their brightest
+    clipped = np.minimum(phase, np.percentile(phase, 80)).astype(phase.dtype)
+    assert frame_notes(clipped).startswith(
+        "20% of the image's pixels are at its brightest value: it looks saturated"
+    )
+    stack = np.stack([phase, np.zeros_like(phase), phase, np.full_like(phase, 7)])
+    assert frame_notes(stack) == (
+        "Frames 1, 3 show nothing (one value or no number, as with a closed shutter), so no "
+        "cells were found there."
+    )
+    assert frame_notes(np.zeros((2, 8, 8))) == ""  # wholly blank: said otherwise

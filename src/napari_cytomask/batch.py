@@ -43,7 +43,7 @@ from .io.atomic import (
     write_json,
 )
 from .io.export import package_versions
-from .io.layers import blank_frames, pixel_size_um
+from .io.layers import frame_notes, pixel_size_um
 from .io.tiff import file_stem
 from .io.writers import CHUNKED_ABOVE, FORMATS, SEGMENT_FORMATS, format_named
 from .models.catalog import unlike_starter_images
@@ -290,8 +290,8 @@ def process(
     pixel = pixel_size_um(scan.scale, scan.units)
     unlike = unlike_starter_images(unet.model, run.confidence, pixel) if unet else ""
     # Not in a chunked run: its frames are too large to read again whole.
-    blank = "" if chunked else blank_frames(channels[0])
-    note = " ".join(n for n in (blank, unlike) if n)
+    seen = "" if chunked else frame_notes(channels[0])
+    note = " ".join(n for n in (seen, unlike) if n)
     return {"source": str(job.source), "output": str(output), "cells": n_cells,
             "seconds": seconds, "channels_used": used, "channel_guessed": guessed,
             "channels": 3 if scan.rgb else len(scan.channels), "note": note}  # fmt: skip

@@ -33,8 +33,8 @@ from qtpy.QtWidgets import (
 )
 
 from ..io.layers import (
-    blank_frames,
     blank_pixels,
+    frame_notes,
     is_highlight,
     layer_info,
     model_record,
@@ -521,8 +521,8 @@ class UNetSegmentWidget(StepWidget, QWidget):
         cells = labels_layer(result.labels, f"{layer.name} U-Net cells", geometry, metadata)
         pixel = pixel_size_um(geometry.get("scale"), geometry.get("units"))
         unlike = unlike_starter_images(step.model, result.confidence, pixel)
-        blank = "" if getattr(layer, "multiscale", False) or layer.rgb else blank_frames(layer.data)
-        notes = (blank, _size_note(result.labels, parameters["min_size"]), unlike)
+        seen = "" if getattr(layer, "multiscale", False) or layer.rgb else frame_notes(layer.data)
+        notes = (seen, _size_note(result.labels, parameters["min_size"]), unlike)
         return layer, probabilities, cells, "".join(f" {note}" for note in notes if note)
 
     def _on_result(self, result) -> None:
