@@ -334,8 +334,8 @@ def frame_notes(data) -> str:
     if counted and at_top / counted >= SATURATED_SHARE:
         notes.append(
             f"{at_top / counted:.0%} of the image's pixels are at its brightest value: it looks "
-            "saturated, and cells there cannot be seen. Image with less light, exposure or "
-            "gain."
+            "saturated, and cells there cannot be seen. Take the images with less light, a "
+            "shorter exposure or a lower gain."
         )
     return " ".join(notes)
 
