@@ -8,6 +8,7 @@ notification).
 from __future__ import annotations
 
 import copy
+import math
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -33,13 +34,14 @@ from qtpy.QtWidgets import (
 )
 
 from ..io.layers import (
-    blank_pixels,
+    finite_values,
     frame_notes,
     is_highlight,
     layer_info,
     model_record,
     pixel_size_um,
     result_metadata,
+    single_value,
 )
 from ..models.catalog import STARTER, resolve_unet, unet_models, unlike_starter_images
 from ..models.checkpoint import cache_dir, read_description, unfinished
@@ -1106,13 +1108,12 @@ def _nothing_to_find(layer, min_size: int) -> str | None:
         return (
             f"the image ({height}×{width} px) is smaller than the minimum cell size ({min_size} px)"
         )
-    blank = blank_pixels(data)
-    if blank is None:
+    value = single_value(finite_values(data))
+    if value is None:
         return None
-    if blank == "no number":
+    if math.isnan(value):
         return "no pixel of the image is a number (all NaN or infinite)"
-    value = blank.removeprefix("only ")
-    return f"every pixel of the image has the same value ({value}): it shows nothing"
+    return f"every pixel of the image has the same value ({value:g}): it shows nothing"
 
 
 __all__ = ["UNetSegmentWidget", "UNetTrainWidget"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import napari
 import numpy as np
 from napari.layers import Image, Labels
@@ -20,12 +22,14 @@ from skimage.filters import threshold_otsu
 
 from ..io.layers import (
     METADATA_KEY,
+    finite_values,
     layer_info,
     looks_fluorescent,
     looks_transmitted,
     origin,
     record_written,
     result_metadata,
+    single_value,
 )
 from ..postprocess import DEFAULT_CLEANUP, MARKER_METHODS, iter_watershed
 from ..roles import role_of
@@ -347,9 +351,10 @@ class WatershedWidget(StepWidget, QWidget):
         if layer is None or isinstance(layer, Labels) or layer.multiscale or layer.rgb:
             return
         frame = np.asarray(layer.data[self._frame_index(layer)])
-        values = frame[np.isfinite(frame)]
-        if values.size == 0 or values.min() == values.max():
-            what = "no number" if values.size == 0 else f"only {values.flat[0]:g}"
+        values = finite_values(frame)
+        single = single_value(values)
+        if single is not None:
+            what = "no number" if math.isnan(single) else f"only {single:g}"
             self.status.setText(
                 f"The frame of '{layer.name}' on show holds {what}: show one with cells to "
                 "have its threshold suggested."

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -274,8 +275,8 @@ def contrast_from_sample(sample: np.ndarray | None, dtype: np.dtype) -> tuple[fl
     layer never opens with an empty range. NaN and infinite pixels (a stitched mosaic's
     border) are left out.
     """
-    if sample is not None and sample.dtype.kind == "f":
-        sample = sample[np.isfinite(sample)]
+    if sample is not None:
+        sample = finite_values(sample)
     if sample is not None and sample.size:
         if sample.dtype.kind == "b":  # bilevel (1-bit) images; percentiles take no booleans
             sample = sample.view(np.uint8)
@@ -290,15 +291,21 @@ def contrast_from_sample(sample: np.ndarray | None, dtype: np.dtype) -> tuple[fl
     return None
 
 
-def blank_pixels(pixels) -> str | None:
-    """``"no number"`` or ``"only <value>"`` when pixels show nothing (all NaN or
-    infinite, or all one value: a closed shutter, a black tile), else None."""
+def finite_values(pixels) -> np.ndarray:
+    """The pixels that are numbers, flat: NaN and infinite ones (a stitched mosaic's
+    border) left out."""
     pixels = np.asarray(pixels)
-    values = pixels[np.isfinite(pixels)] if np.issubdtype(pixels.dtype, np.floating) else pixels
+    return pixels[np.isfinite(pixels)] if pixels.dtype.kind == "f" else pixels.ravel()
+
+
+def single_value(values: np.ndarray) -> float | None:
+    """The one value of pixels that show nothing (a closed shutter, a black tile), NaN
+    when none of them is a number; None when they vary. ``values`` are
+    :func:`finite_values`."""
     if values.size == 0:
-        return "no number"
+        return math.nan
     low = values.min()
-    return f"only {low:g}" if low == values.max() else None
+    return float(low) if low == values.max() else None
 
 
 #: Share of an image's pixels at its brightest value from which it looks saturated: with
@@ -316,9 +323,8 @@ def frame_notes(data) -> str:
     frames = list(np.ndindex(data.shape[:-2]))
     blank, at_top, counted = [], 0, 0
     for index in frames:
-        pixels = np.asarray(data[index])
-        values = pixels[np.isfinite(pixels)] if pixels.dtype.kind == "f" else pixels.ravel()
-        if blank_pixels(values):
+        values = finite_values(data[index])
+        if single_value(values) is not None:
             blank.append(",".join(map(str, index)))
             continue
         at_top += int(np.count_nonzero(values == values.max()))
