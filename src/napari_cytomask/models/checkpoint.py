@@ -161,7 +161,6 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, description: dict
     from safetensors.torch import save_file
 
     path = checkpoint_file(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
     description = {**description, CHECKSUM_KEY: weights_checksum(tensors)}
     metadata = {HEADER_KEY: json.dumps(description, sort_keys=True)}
