@@ -18,6 +18,7 @@ from napari_cytomask.models.catalog import (
     STARTER_CONFIDENCE,
     STARTER_PIXEL_SIZE_UM,
     STARTER_TITLE,
+    model_zoom,
     resolve_unet,
     starter_path,
     unet_models,
@@ -123,36 +124,80 @@ def test_cells_the_starter_is_unsure_of_are_pointed_out(tmp_path, shared_data, c
     assert unlike_starter_images(starter_path(), 0.1) and not unlike_starter_images(None, None)
 
 
-def test_images_at_another_pixel_size_than_the_starters_are_pointed_out(
-    tmp_path, shared_data, capsys
-):
+def test_images_at_another_pixel_size_are_resampled_for_the_starter(tmp_path, shared_data, capsys):
     """At twice the magnification (0.435 µm pixels) the starter model found 3 to 8% of the
-    cells, said as a plain count, or blamed the image for not being phase contrast."""
+    cells, said as a plain count; then a note told the user to resample the image in Fiji.
+    Now the network sees it at its own pixel size, and the cells keep the image's."""
     from skimage.transform import rescale
 
-    phase = tifffile.imread(shared_data / "usiigaci-phc" / "set11" / "raw.tif")[:160, :160]
+    folder = shared_data / "usiigaci-phc" / "set11"
+    phase = tifffile.imread(folder / "raw.tif")[:256, :256]
+    truth = rescale(imread(folder / "instances_ids.png")[:256, :256], 2, order=0,
+                    preserve_range=True, anti_aliasing=False).astype(np.int32)  # fmt: skip
     larger = rescale(phase, 2, order=1, preserve_range=True).astype(phase.dtype)
     for name, image, size in (("x2", larger, 0.435), ("x1", phase, 0.87)):
         sizes = {"PhysicalSizeX": size, "PhysicalSizeY": size}
         tifffile.imwrite(tmp_path / f"{name}.ome.tif", image, metadata={"axes": "YX", **sizes})
+    tifffile.imwrite(tmp_path / "lost.tif", larger)  # its pixel size lost
     # A stack whose middle frame is black (a closed shutter) has it named, as in the dock.
     tifffile.imwrite(tmp_path / "movie.ome.tif", np.stack([phase, 0 * phase, phase]),
                      metadata={"axes": "TYX"})  # fmt: skip
-    argv = ["segment", str(tmp_path / "x2.ome.tif"), str(tmp_path / "x1.ome.tif"),
-            str(tmp_path / "movie.ome.tif"), "--no-tta", "--scheduler", "synchronous"]  # fmt: skip
-    assert main(argv) == 0
+    inputs = [str(tmp_path / n) for n in ("x2.ome.tif", "x1.ome.tif", "movie.ome.tif")]
+    common = ["--no-tta", "--scheduler", "synchronous", "--overwrite"]
+    assert main(["segment", *inputs, *common]) == 0
     err = capsys.readouterr().err
     assert (
-        f"cytomask: note: {tmp_path / 'x2.ome.tif'}: The image's pixels are 0.435 µm, the "
-        f"starter model's images' {STARTER_PIXEL_SIZE_UM} µm: cells are 2.0 times larger in "
-        "pixels than it knows, and it misses many of them. Resample the image to about "
-        f"{STARTER_PIXEL_SIZE_UM} µm per pixel first" in err
+        f"cytomask: note: {tmp_path / 'x2.ome.tif'}: The image's 0.435 µm pixels were "
+        f"resampled to the starter model's {STARTER_PIXEL_SIZE_UM} µm for the network; the "
+        "cells keep the image's pixels." in err
     )
     assert (
         f"cytomask: note: {tmp_path / 'movie.ome.tif'}: Frame 1 shows nothing (one value or no "
         "number, as with a closed shutter), so no cells were found there." in err
     )
     assert "x1.ome.tif:" not in err and err.count("cytomask: note:") == 2
+    record = json.loads((tmp_path / "x2_unet_cells.json").read_text())
+    assert record["pixel_size_um"] == [0.435, 0.435]
+    assert record["unet_zoom"] == [0.5, 0.5]
+    assert json.loads((tmp_path / "x1_unet_cells.json").read_text())["unet_zoom"] is None
+    resampled = tifffile.imread(tmp_path / "x2_unet_cells.tif")
+    assert resampled.shape == larger.shape
+    assert evaluate(truth, resampled).matches.f1[0] > 0.85
+
+    # Without resampling, the cells found are few and the note says what to do.
+    assert main(["segment", inputs[0], *common, "--no-resample"]) == 0
+    err = capsys.readouterr().err
+    assert (
+        f"cytomask: note: {tmp_path / 'x2.ome.tif'}: The image's pixels are 0.435 µm, the "
+        f"starter model's images' {STARTER_PIXEL_SIZE_UM} µm: cells are 2.0 times larger in "
+        "pixels than it knows, and it misses many of them. Let it resample the image" in err
+    )
+    as_is = tifffile.imread(tmp_path / "x2_unet_cells.tif")
+    assert evaluate(truth, as_is).matches.f1[0] < 0.5
+
+    # A file that lost its pixel size is resampled when the user gives it.
+    assert main(["segment", str(tmp_path / "lost.tif"), *common, "--pixel-size", "0.435"]) == 0
+    assert "were resampled" in capsys.readouterr().err
+    given = tifffile.imread(tmp_path / "lost_unet_cells.tif")
+    np.testing.assert_array_equal(given, resampled)
+
+
+def test_which_pixel_sizes_are_resampled_and_which_pointed_out():
+    assert model_zoom(None, (0.435, 0.435)) == (0.5, 0.5)
+    assert model_zoom(STARTER, (1.74, 0.87)) == (2.0, 1.0)  # pixels that differ in Y and X
+    # Within 10% of the model's: used as they are, not blurred by resampling.
+    for size in (0.8708, 0.8, 0.95):
+        assert model_zoom(STARTER, (size, size)) is None
+    assert model_zoom(STARTER, (0.75, 0.75)) == pytest.approx((0.862, 0.862), abs=1e-3)
+    # Another model's pixel size is not known; an unknown image's neither.
+    assert model_zoom("mine.safetensors", (0.435, 0.435)) is None
+    assert model_zoom(STARTER, None) is None
+    # A 72 dpi default (353 µm) is no microscope's: not resampled, and pointed out.
+    assert model_zoom(STARTER, (352.8, 352.8)) is None
+    assert unlike_starter_images(None, 0.9, (352.8, 352.8)).startswith(
+        "The image's pixels are 353 µm, far from the starter model's 0.87 µm, so it was not "
+        "resampled: if that size is right"
+    )
     assert "times smaller" in unlike_starter_images(None, 0.9, (1.74, 1.74))  # a 5x objective
     for size in (0.65, 0.75, 1.28):  # a 6.5 µm camera at 10x; within the model's range
         assert unlike_starter_images(None, 0.9, (size, size)) == ""

@@ -46,7 +46,7 @@ from .io.export import package_versions
 from .io.layers import frame_notes, pixel_size_um
 from .io.tiff import file_stem
 from .io.writers import CHUNKED_ABOVE, FORMATS, SEGMENT_FORMATS, format_named
-from .models.catalog import unlike_starter_images
+from .models.catalog import resampled_note, unlike_starter_images
 from .pipeline import METHODS, Preset, Segmenter
 from .progress import Progress, drain, one_line
 
@@ -82,12 +82,16 @@ class Options:
         Watershed window (and OME-Zarr chunk) size of chunk-wise processing.
     overwrite
         Redo finished jobs and replace their outputs.
+    pixel_size_um
+        The images' pixel size in µm, in place of what their files record (for files
+        that lost it, or hold a wrong one); the U-Net step resamples to its model's.
     """
 
     fmt: str = "tiff"
     chunked_above: int = CHUNKED_ABOVE
     chunk_size: int = 2048
     overwrite: bool = False
+    pixel_size_um: float | None = None
 
     def __post_init__(self):
         try:
@@ -234,6 +238,8 @@ def process(
     channels = read_channels(scan, used, segmenter.n_inputs)
     shape = tuple(channels[0].shape)
     chunked = FORMATS[options.fmt].chunked or shape[-2] * shape[-1] > options.chunked_above
+    given = options.pixel_size_um
+    pixel = (given, given) if given else pixel_size_um(scan.scale, scan.units)
     if chunked:
         from .io.omezarr import create_labels, open_labels
 
@@ -246,7 +252,11 @@ def process(
             scratch = folder / "scratch"  # the probabilities; gone before the store is moved in
             scratch.mkdir()
             gen = segmenter.iter_run(
-                channels, labels_out=labels, scratch=scratch, chunk_size=options.chunk_size
+                channels,
+                labels_out=labels,
+                scratch=scratch,
+                chunk_size=options.chunk_size,
+                pixel_size_um=pixel,
             )
             run = drain(gen, report)
             shutil.rmtree(scratch)
@@ -259,7 +269,7 @@ def process(
         output = job.labels
         # Read once: overlapping tiles would otherwise decode the file's blocks again and again.
         channels = [np.asarray(c) for c in channels]
-        run = drain(segmenter.iter_run(channels), report)
+        run = drain(segmenter.iter_run(channels, pixel_size_um=pixel), report)
         n_cells = int(np.max(run.labels, initial=0))
         write_labels(output, run.labels, overwrite=True, **geometry_of(scan, run.labels.ndim))
     seconds = time.perf_counter() - start
@@ -274,6 +284,8 @@ def process(
         "cells": n_cells,
         "seconds": round(seconds, 3),
         "unet_confidence": run.confidence,
+        "pixel_size_um": pixel,
+        "unet_zoom": run.zoom,
         **segmenter.describe(),
         "options": asdict(options),
         "versions": package_versions(),
@@ -287,11 +299,12 @@ def process(
         # Made again in another format: the old result would outlive its record.
         shutil.rmtree(replaced) if replaced.is_dir() else replaced.unlink()
     unet = segmenter.preset.unet
-    pixel = pixel_size_um(scan.scale, scan.units)
-    unlike = unlike_starter_images(unet.model, run.confidence, pixel) if unet else ""
+    resampled = resampled_note(pixel) if run.zoom else ""
+    seen_by_model = None if run.zoom else pixel
+    unlike = unlike_starter_images(unet.model, run.confidence, seen_by_model) if unet else ""
     # Not in a chunked run: its frames are too large to read again whole.
     seen = "" if chunked else frame_notes(channels[0])
-    note = " ".join(n for n in (seen, unlike) if n)
+    note = " ".join(n for n in (seen, resampled, unlike) if n)
     return {"source": str(job.source), "output": str(output), "cells": n_cells,
             "seconds": seconds, "channels_used": used, "channel_guessed": guessed,
             "channels": 3 if scan.rgb else len(scan.channels), "note": note}  # fmt: skip

@@ -487,6 +487,17 @@ def _segment_parser(sub) -> None:
         "preset's, else on); --no-tta is faster",
     )  # fmt: skip
     unet.add_argument(
+        "--resample", action=argparse.BooleanOptionalAction, default=None,
+        help="resample images whose pixel size is known to the model's, where that is known "
+        "(the starter model's 0.87 µm), so cells are as large as it learnt them (default: "
+        "the preset's, else on); the labels keep the image's pixels",
+    )  # fmt: skip
+    unet.add_argument(
+        "--pixel-size", type=_positive_float, metavar="MICRONS",
+        help="the images' pixel size in µm, in place of what their files record (for files "
+        "that lost it or hold a wrong one)",
+    )  # fmt: skip
+    unet.add_argument(
         "--interior-threshold", type=_probability,
         help="interior probability that seeds a cell (default: the model's tuned one, else 0.5)",
     )  # fmt: skip
@@ -981,7 +992,7 @@ def _preset(args):
         unet = replace(unet, model=str(Path(unet.model).resolve()))
     unet_options = {
         "tile_size": args.tile_size, "overlap": args.overlap, "batch_size": args.batch_size,
-        "tta": args.tta, "interior_threshold": args.interior_threshold,
+        "tta": args.tta, "resample": args.resample, "interior_threshold": args.interior_threshold,
         "foreground_threshold": args.foreground_threshold, "min_size": args.min_size,
     }  # fmt: skip
     unet_options = {k: v for k, v in unet_options.items() if v is not None}
@@ -1046,6 +1057,7 @@ def _segment(args) -> int:
         chunked_above=int(args.chunked_above * 1e6),
         chunk_size=args.chunk_size,
         overwrite=args.overwrite,
+        pixel_size_um=args.pixel_size,
     )
     folders = batch.output_folders(sources, args.output_dir)
     with locked_folders(folders, "'cytomask segment'"):

@@ -47,6 +47,9 @@ class UNetStep:
     ``tta`` (flip test-time augmentation) is on by default: it costs four
     forward passes, and the starter model scored higher with it on its
     validation images, where its thresholds were chosen (see its model card).
+    ``resample`` (on by default) resamples an image whose pixel size is known to
+    the model's, where that is known (the starter model's is): see
+    :func:`~.models.catalog.model_zoom`.
     """
 
     model: str = STARTER
@@ -54,16 +57,19 @@ class UNetStep:
     overlap: int = 64
     batch_size: int = 0
     tta: bool = True
+    resample: bool = True
     interior_threshold: float | None = None
     foreground_threshold: float | None = None
     min_size: int | None = None
 
-    def segment_kwargs(self, predictor) -> dict:
-        """Keyword arguments of ``iter_segment`` for ``predictor`` (a ``UNetPredictor``).
+    def segment_kwargs(self, predictor, pixel_size_um: tuple[float, float] | None = None) -> dict:
+        """Keyword arguments of ``iter_segment`` for ``predictor`` (a ``UNetPredictor``)
+        on an image of ``pixel_size_um`` (Y, X) pixels, when known.
 
         Post-processing settings left at ``None`` take the values the checkpoint
         recommends (tuned on its validation images), else the defaults.
         """
+        from .models.catalog import model_zoom
         from .models.inference import postprocess_arguments
 
         step = self.with_settings(predictor.settings)
@@ -73,6 +79,7 @@ class UNetStep:
             "overlap": self.overlap,
             "batch_size": self.batch_size,
             "tta": self.tta,
+            "zoom": model_zoom(self.model, pixel_size_um) if self.resample else None,
             **postprocess_arguments(predictor.config.targets, **settings),
         }
 
@@ -355,10 +362,14 @@ class Segmented:
     confidence
         The U-Net's :func:`~napari_cytomask.models.inference.confidence` in it; None
         without a U-Net step or without cells.
+    zoom
+        The ``(y, x)`` factors the U-Net saw the image resampled by; None when it saw
+        the image's own pixels.
     """
 
     labels: np.ndarray
     confidence: float | None
+    zoom: tuple[float, float] | None = None
 
 
 class Segmenter:
@@ -442,6 +453,7 @@ class Segmenter:
         labels_out=None,
         scratch: Path | None = None,
         chunk_size: int = 2048,
+        pixel_size_um: tuple[float, float] | None = None,
     ) -> Generator[Progress, None, Segmented]:
         """Instance labels of an image or stack, with how sure the U-Net was of them,
         yielding :class:`Progress`.
@@ -459,14 +471,19 @@ class Segmenter:
             are kept in memory.
         chunk_size
             Frames larger than this go through the watershed in windows of this size.
+        pixel_size_um
+            The image's (Y, X) pixel size in µm, when known: the U-Net step resamples
+            it to the model's (see :class:`UNetStep`).
         """
         if hasattr(channels, "shape"):  # an array's rows are no channels
             channels = [channels]
         method = self.preset.method
-        labels, confidence = None, None
+        labels, confidence, zoom = None, None, None
         if method in ("unet", "sam2_guided"):
             out = labels_out if method == "unet" else None
-            labels, confidence = yield from self._unet(channels, out, scratch, chunk_size)
+            kwargs = self.preset.unet.segment_kwargs(self.predictor, pixel_size_um)
+            zoom = kwargs["zoom"]
+            labels, confidence = yield from self._unet(channels, out, scratch, chunk_size, kwargs)
         if method in ("sam2", "sam2_guided"):
             foreground = None if labels is None else np.asarray(labels) > 0
             labels = yield from self._sam2(channels[0], foreground)
@@ -485,9 +502,9 @@ class Segmenter:
         if labels_out is not None and labels is not labels_out:
             labels_out[...] = labels
             labels = labels_out
-        return Segmented(labels, confidence)
+        return Segmented(labels, confidence, zoom)
 
-    def _unet(self, channels, labels_out, scratch, chunk_size):
+    def _unet(self, channels, labels_out, scratch, chunk_size, kwargs):
         import zarr
 
         from .models.checkpoint import check_input_channels
@@ -507,7 +524,7 @@ class Segmenter:
         result = yield from iter_segment(
             predictor,
             list(channels),
-            **step.segment_kwargs(predictor),
+            **kwargs,
             probabilities_out=probs_out,
             labels_out=labels_out,
             chunk_size=chunk_size,

@@ -1040,6 +1040,9 @@ def test_every_setting_has_a_name_a_screen_reader_can_say(make_napari_viewer_pro
     assert len(stops) == 2 and stops[0] is slider and isinstance(stops[1], QLineEdit)
     assert all(w.accessibleName() == "Minimum predicted IoU" for w in stops)
     assert dock.watershed.min_marker_size.accessibleName() == "Minimum seed size (px)"
+    # Two fields in one row: each has a name of its own.
+    assert dock.unet.pixel_size.accessibleName() == "Pixel size (µm)"
+    assert dock.unet.resample.accessibleName() == "Resample for the model"
 
 
 def test_the_segmentation_steps_follow_the_input_channel(make_napari_viewer_proxy, settings):

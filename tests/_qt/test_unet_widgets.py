@@ -670,25 +670,61 @@ def test_cells_corrected_from_the_console_are_kept_by_the_next_run(
     assert not new.data.any()
 
 
-def test_an_image_at_another_pixel_size_than_the_starters_says_so(
+def test_an_image_at_another_pixel_size_is_resampled_for_the_starter(
     make_napari_viewer_proxy, qtbot, shared_data
 ):
-    """The layer's pixel size reaches the note: at 0.435 µm the starter model misses most
-    cells, and said nothing, or that the image may not be phase contrast."""
+    """The layer's pixel size reaches the network: at 0.435 µm the starter model missed
+    most cells, then told the user to resample the image in Fiji; it is resampled for the
+    network now, and the cells keep the layer's pixels."""
+    from skimage.io import imread
     from skimage.transform import rescale
 
+    from napari_cytomask.metrics import evaluate
+
     viewer = make_napari_viewer_proxy()
-    phase = tifffile.imread(shared_data / "usiigaci-phc" / "set11" / "raw.tif")[:128, :128]
+    folder = shared_data / "usiigaci-phc" / "set11"
+    phase = tifffile.imread(folder / "raw.tif")[:256, :256]
+    truth = rescale(imread(folder / "instances_ids.png")[:256, :256], 2, order=0,
+                    preserve_range=True, anti_aliasing=False).astype(np.int32)  # fmt: skip
     larger = rescale(phase, 2, order=1, preserve_range=True).astype(np.float32)
     viewer.add_image(larger, name="x2", scale=(0.435, 0.435), units=("µm", "µm"))
+    viewer.add_image(larger, name="lost")  # the same image, its pixel size lost
     segmenter = UNetSegmentWidget(viewer)
+    assert segmenter.resample.isChecked() and segmenter.pixel_size.value() == 0
     segmenter.tta.setChecked(False)
-    segmenter.segment()
-    qtbot.waitUntil(lambda: "x2 U-Net cells" in viewer.layers, timeout=60_000)
+
+    def run(name: str) -> np.ndarray:
+        segmenter.input.setCurrentText(name)
+        segmenter.segment()
+        qtbot.waitUntil(lambda: not segmenter.runner.busy, timeout=60_000)
+        return np.asarray(viewer.layers[f"{name} U-Net cells"].data)
+
+    # The box at its lowest shows what the input records, and that is what is used.
+    segmenter.input.setCurrentText("lost")
+    assert segmenter.pixel_size.text() == "not in image"
+    segmenter.input.setCurrentText("x2")
+    assert segmenter.pixel_size.text() == "0.435 (image)"
+    cells = run("x2")
+    assert cells.shape == larger.shape and evaluate(truth, cells).matches.f1[0] > 0.85
+    assert segmenter.status.text().endswith(
+        "The image's 0.435 µm pixels were resampled to the starter model's 0.87 µm for the "
+        "network; the cells keep the image's pixels."
+    )
+    parameters = layer_info(viewer.layers["x2 U-Net cells"])["parameters"]
+    assert parameters["zoom"] == (0.5, 0.5) and parameters["resample"] is True
+    # Unticked: the image as it is, and the note says what was missed.
+    segmenter.resample.setChecked(False)
+    assert evaluate(truth, run("x2")).matches.f1[0] < 0.5
     assert (
         "The image's pixels are 0.435 µm, the starter model's images' 0.87 µm: cells are "
         "2.0 times larger in pixels than it knows" in segmenter.status.text()
     )
+    # A layer that lost its pixel size is resampled when the user gives it.
+    segmenter.resample.setChecked(True)
+    assert evaluate(truth, run("lost")).matches.f1[0] < 0.5
+    segmenter.pixel_size.setValue(0.435)
+    np.testing.assert_array_equal(run("lost"), cells)
+    assert "were resampled" in segmenter.status.text()
 
 
 def test_frames_of_a_stack_that_show_nothing_are_named(

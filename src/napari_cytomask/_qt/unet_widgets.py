@@ -43,10 +43,18 @@ from ..io.layers import (
     result_metadata,
     single_value,
 )
-from ..models.catalog import STARTER, resolve_unet, unet_models, unlike_starter_images
+from ..models.catalog import (
+    STARTER,
+    STARTER_PIXEL_SIZE_UM,
+    pixel_sizes,
+    resampled_note,
+    resolve_unet,
+    unet_models,
+    unlike_starter_images,
+)
 from ..models.checkpoint import cache_dir, read_description, unfinished
 from ..models.device import available_devices, get_device
-from ..models.inference import PredictorCache, iter_segment, recommended_settings
+from ..models.inference import PredictorCache, image_area, iter_segment, recommended_settings
 from ..pipeline import UNetStep
 from ..progress import Pace, duration
 from ..roles import role_of, source_of
@@ -290,6 +298,25 @@ class UNetSegmentWidget(StepWidget, QWidget):
             "of the starter model were chosen with it), four times the computing. Untick for speed."
         )
         self.tta.setChecked(UNetStep.tta)
+        self.pixel_size = number_box(
+            0,
+            100,
+            0,
+            "The input's pixel size in µm. At its lowest, the box shows the size the image "
+            "records (its layer's scale, from the file), which is then used; give one for "
+            "files that lost it, or hold a wrong one.",
+            0.05,
+            decimals=4,
+        )
+        self.resample = QCheckBox("resample")
+        self.resample.setToolTip(
+            f"Resample the image to the model's pixel size for the network, when both are "
+            f"known (the starter model's: {STARTER_PIXEL_SIZE_UM} µm), so cells are as large "
+            "in pixels as those it learnt from. The cells keep the image's pixels; the "
+            "minimum cell size stays in the model's."
+        )
+        self.resample.setChecked(UNetStep.resample)
+        self.resample.setAccessibleName("Resample for the model")  # not the row's name
         self.interior_threshold = number_box(
             0.01,
             0.99,
@@ -330,6 +357,12 @@ class UNetSegmentWidget(StepWidget, QWidget):
         form.addRow("Model", self.checkpoint)
         form.addRow(self.train_button)
         form.addRow("Input image", self.input)
+        pixels = QWidget()
+        row = QHBoxLayout(pixels)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.pixel_size, 1)
+        row.addWidget(self.resample)
+        form.addRow("Pixel size (µm)", pixels)
         form.addRow("Device", self.device)
         post = QGroupBox("Cells from probabilities")
         post_form = _form()
@@ -367,6 +400,8 @@ class UNetSegmentWidget(StepWidget, QWidget):
         self.train_button.clicked.connect(lambda: self.tabs.setCurrentIndex(1))
         self.checkpoint.combo.currentIndexChanged.connect(self._use_model_settings)
         self._use_model_settings()
+        self.input.currentIndexChanged.connect(self._show_pixel_size)
+        self._show_pixel_size()
         self.bind_keys()  # the training tab's too: see shown_controls
 
     def shown_controls(self) -> StepControls:
@@ -381,6 +416,7 @@ class UNetSegmentWidget(StepWidget, QWidget):
             "overlap": self.overlap,
             "batch_size": self.batch_size,
             "tta": self.tta,
+            "resample": self.resample,
             "show_maps": self.show_maps,
             "interior_threshold": self.interior_threshold,
             "foreground_threshold": self.foreground_threshold,
@@ -413,6 +449,14 @@ class UNetSegmentWidget(StepWidget, QWidget):
         self.min_size.setValue(int(settings["min_size"]))
         if self.status.text().startswith("No U-Net model yet"):
             self.status.setText("")
+
+    def _show_pixel_size(self, *_) -> None:
+        """Show the pixel size the input records where the box is at 'from the image'."""
+        layer = self.input.layer()
+        pixel = None if layer is None else _recorded_pixel_size(layer)
+        self.pixel_size.setSpecialValueText(
+            "not in image" if pixel is None else f"{pixel_sizes(pixel, unit='')} (image)"
+        )
 
     def _use_trained(self, checkpoint: Path) -> None:
         """A model trained here becomes the selected one, ready to segment."""
@@ -463,6 +507,7 @@ class UNetSegmentWidget(StepWidget, QWidget):
             overlap=self.overlap.value(),
             batch_size=self.batch_size.value(),
             tta=self.tta.isChecked(),
+            resample=self.resample.isChecked(),
             interior_threshold=self.interior_threshold.value(),
             foreground_threshold=self.foreground_threshold.value(),
             min_size=self.min_size.value(),
@@ -481,26 +526,34 @@ class UNetSegmentWidget(StepWidget, QWidget):
         self.status.setText(f"Segmenting {layer.name}…")
         self.runner.watch(self.viewer, layer)
         self.runner.run_now(
-            self._run, step, self.device.currentText(), layer, self.show_maps.isChecked()
+            self._run,
+            step,
+            self.device.currentText(),
+            layer,
+            self.show_maps.isChecked(),
+            self.pixel_size.value() or None,
         )
 
     def cancel(self) -> None:
         """Stop segmenting; the running batch of tiles finishes in the background."""
         self.runner.cancel()
 
-    def _run(self, step: UNetStep, device, layer, maps: bool = False):
+    def _run(self, step: UNetStep, device, layer, maps: bool = False, pixel_size=None):
         path = resolve_unet(step.model)
         predictor = self._predictors.get(path, device)
         channels = self._channels(layer, predictor.config.in_channels)
-        kwargs = step.segment_kwargs(predictor)
+        geometry = resolution_level(layer)[1]
+        pixel = (pixel_size, pixel_size) if pixel_size else _recorded_pixel_size(layer)
+        kwargs = step.segment_kwargs(predictor, pixel)
         result = yield from iter_segment(predictor, channels, **kwargs)
         # Layers are made here, off the GUI thread; adding them is all that is left to it.
-        geometry = resolution_level(layer)[1]
         # The settings as a preset's U-Net step, with any thresholds the model filled in.
         parameters = {
             **asdict(step.with_settings(predictor.settings)),
             "device": device,
             "tiling": step.tiling(predictor),
+            "pixel_size_um": pixel,
+            "zoom": kwargs["zoom"],
         }
         parameters.pop("model")
         # How sure the network was of its cells in this image goes with it into exports.
@@ -521,10 +574,12 @@ class UNetSegmentWidget(StepWidget, QWidget):
             if maps and name != "background"
         ]
         cells = labels_layer(result.labels, f"{layer.name} U-Net cells", geometry, metadata)
-        pixel = pixel_size_um(geometry.get("scale"), geometry.get("units"))
-        unlike = unlike_starter_images(step.model, result.confidence, pixel)
+        zoom = kwargs["zoom"]
+        resampled = resampled_note(pixel) if zoom else ""
+        unlike = unlike_starter_images(step.model, result.confidence, None if zoom else pixel)
         seen = "" if getattr(layer, "multiscale", False) or layer.rgb else frame_notes(layer.data)
-        notes = (seen, _size_note(result.labels, parameters["min_size"]), unlike)
+        small = _size_note(result.labels, image_area(parameters["min_size"], zoom))
+        notes = (seen, resampled, small, unlike)
         return layer, probabilities, cells, "".join(f" {note}" for note in notes if note)
 
     def _on_result(self, result) -> None:
@@ -1073,6 +1128,12 @@ class UNetTrainWidget(StepWidget, QWidget):
         self.summary = text
         self.status.setText(f"Saved {result.checkpoint}. {text}")
         self.trained.emit(Path(result.checkpoint))
+
+
+def _recorded_pixel_size(layer) -> tuple[float, float] | None:
+    """The (Y, X) pixel size in µm a layer records at full resolution, or None."""
+    geometry = resolution_level(layer)[1]
+    return pixel_size_um(geometry.get("scale"), geometry.get("units"))
 
 
 def _size_note(labels, min_size: int | None) -> str:

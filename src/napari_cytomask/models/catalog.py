@@ -117,12 +117,66 @@ STARTER_CONFIDENCE = 0.72
 #: The pixel size (µm) of the starter model's training images: Usiigaci's 10x objective,
 #: 1.5x zoom and a 2x2-binned Flash4.0 camera (their files record 0.8708 µm).
 STARTER_PIXEL_SIZE_UM = 0.87
-#: How much larger (in pixels) cells may look than in the starter model's images before
-#: it misses many of them, from smaller to larger: on two Usiigaci test fields resampled
+#: How much larger (in pixels) cells may look than in the starter model's images seen as
+#: they are (not resampled by :func:`model_zoom`) before it misses many of them, from
+#: smaller to larger: on two Usiigaci test fields resampled
 #: (``benchmarks/bench_starter_scale.py``), F1@0.5 was 0.86-0.90 at 1x, 0.75-0.96 at
 #: 0.68x, 0.83-0.86 at 1.34x (0.65 µm pixels: a 6.5 µm camera at 10x), but 0.31-0.32 at
 #: 0.5x, 0.62-0.71 at 1.5x and 0 at 2x.
 STARTER_SCALE_RANGE = (0.6, 1.4)
+
+
+#: Pixel sizes within this factor of the model's are used as they are: resampling
+#: 0.8708 µm pixels to 0.87 µm would only blur them.
+RESAMPLE_TOLERANCE = 1.1
+#: The largest factor an image is resampled by. Beyond it a file's pixel size is more
+#: likely wrong (a 72 dpi default is 353 µm) than a microscope's, and the image is left
+#: as it is, with :func:`unlike_starter_images`' note.
+RESAMPLE_LIMIT = 8.0
+
+
+def is_starter(model: str | os.PathLike | None) -> bool:
+    """Whether ``model`` (a name, a file, or None for the default) is the starter model."""
+    return model is None or str(model) == STARTER or Path(model) == starter_path()
+
+
+def model_zoom(
+    model: str | os.PathLike | None, pixel_size_um: tuple[float, float] | None
+) -> tuple[float, float] | None:
+    """The ``(y, x)`` factors that resample an image with ``pixel_size_um`` pixels to the
+    model's own pixel size, so that cells are as large in pixels as those it learnt from:
+    0.5 halves an image of 0.435 µm pixels for the starter model (0.87 µm). None when the
+    model's pixel size is not known (only the starter model's is), the image's is not,
+    it is within :data:`RESAMPLE_TOLERANCE` of the model's, or it is implausibly far off
+    (:data:`RESAMPLE_LIMIT`).
+
+    On two test fields resampled to twice the starter model's magnification, its F1 at
+    IoU 0.5 was 0 as they were and 0.96 and 0.86 with this resampling
+    (``benchmarks/bench_starter_scale.py``).
+    """
+    if not pixel_size_um or not is_starter(model):
+        return None
+    zoom = tuple(size / STARTER_PIXEL_SIZE_UM for size in pixel_size_um)
+    if not all(1 / RESAMPLE_LIMIT <= z <= RESAMPLE_LIMIT for z in zoom):
+        return None
+    if all(1 / RESAMPLE_TOLERANCE <= z <= RESAMPLE_TOLERANCE for z in zoom):
+        return None
+    return zoom
+
+
+def pixel_sizes(pixel_size_um: tuple[float, float], unit: str = " µm") -> str:
+    """The (Y, X) pixel size as "0.435 µm", or "0.4 × 0.5 µm" when they differ."""
+    y, x = pixel_size_um
+    return f"{x:.3g}{unit}" if math.isclose(y, x, rel_tol=0.01) else f"{y:.3g} × {x:.3g}{unit}"
+
+
+def resampled_note(pixel_size_um: tuple[float, float]) -> str:
+    """What segmenting with :func:`model_zoom`'s resampling says it did."""
+    return (
+        f"The image's {pixel_sizes(pixel_size_um)} pixels were resampled to the starter "
+        f"model's {STARTER_PIXEL_SIZE_UM} µm for the network; the cells keep the image's "
+        "pixels."
+    )
 
 
 def unlike_starter_images(
@@ -131,26 +185,34 @@ def unlike_starter_images(
     pixel_size_um: tuple[float, float] | None = None,
 ) -> str:
     """A sentence when the starter model was used on an image unlike its training images:
-    cells of another size in pixels (``pixel_size_um``, the image's (Y, X) pixel size, when
-    known, against :data:`STARTER_PIXEL_SIZE_UM`), where it misses most of them; or cells
-    it was unsure of (:data:`STARTER_CONFIDENCE`), likely not phase contrast, so its cells
-    may be made up. Empty otherwise, and for every other model."""
-    if not (model is None or str(model) == STARTER or Path(model) == starter_path()):
+    cells of another size in pixels (``pixel_size_um``, the image's (Y, X) pixel size as
+    the network saw it, when known, against :data:`STARTER_PIXEL_SIZE_UM`), where it
+    misses most of them; or cells it was unsure of (:data:`STARTER_CONFIDENCE`), likely
+    not phase contrast, so its cells may be made up. Empty otherwise, and for every other
+    model."""
+    if not is_starter(model):
         return ""
     if pixel_size_um:
         # Along the axis that is furthest off (pixels may differ in Y and X).
         larger = max((STARTER_PIXEL_SIZE_UM / size for size in pixel_size_um),
                      key=lambda r: abs(math.log(r)))  # fmt: skip
         if not STARTER_SCALE_RANGE[0] <= larger <= STARTER_SCALE_RANGE[1]:
-            y, x = pixel_size_um
-            sizes = f"{x:.3g} µm" if math.isclose(y, x, rel_tol=0.01) else f"{y:.3g} × {x:.3g} µm"
+            sizes = pixel_sizes(pixel_size_um)
+            if not 1 / RESAMPLE_LIMIT <= larger <= RESAMPLE_LIMIT:
+                return (
+                    f"The image's pixels are {sizes}, far from the starter model's "
+                    f"{STARTER_PIXEL_SIZE_UM} µm, so it was not resampled: if that size is "
+                    f"right, resample the image to about {STARTER_PIXEL_SIZE_UM} µm per pixel "
+                    "(Fiji: Image > Scale); if not, give its true pixel size (Pixel size "
+                    "in step 2, --pixel-size on the command line)."
+                )
             how = f"{larger:.1f} times larger" if larger > 1 else f"{1 / larger:.1f} times smaller"
             return (
                 f"The image's pixels are {sizes}, the starter model's images' "
                 f"{STARTER_PIXEL_SIZE_UM} µm: cells are {how} in pixels than it knows, and it "
-                "misses many of them. Resample the image to about "
-                f"{STARTER_PIXEL_SIZE_UM} µm per pixel first (Fiji: Image > Scale), or "
-                "fine-tune it on a few labelled images at this pixel size."
+                "misses many of them. Let it resample the image to its pixel size (the "
+                "default: 'resample for the model' in step 2, no --no-resample on the "
+                "command line), or fine-tune it on a few labelled images at this pixel size."
             )
     if confidence is None or confidence >= STARTER_CONFIDENCE:
         return ""

@@ -9,6 +9,11 @@ context, and the weighted sum is divided by the summed weights. Tiles
 are processed one row of tiles at a time and finished rows are written out, so
 memory holds one band of tiles, not the frame: a dask or zarr scan larger than
 memory streams through, and the probabilities can go to a memmap or zarr array.
+
+An image whose pixels differ in size from the model's training images can be
+resampled to them (``zoom``): each tile is cut at the image's pixels, resized to
+the network's, and its probabilities resized back, so the probabilities and cells
+keep the image's own pixels.
 """
 
 from __future__ import annotations
@@ -292,6 +297,7 @@ def iter_predict(
     overlap: int = 64,
     batch_size: int = 0,
     tta: bool = False,
+    zoom: tuple[float, float] | None = None,
     out=None,
 ) -> Generator[Progress, None, np.ndarray]:
     """Class probabilities of an image or stack, yielding progress after each batch of tiles.
@@ -314,6 +320,10 @@ def iter_predict(
         Tiles per forward pass; 0 picks one for the device (:func:`batch_for`).
     tta
         Flip test-time augmentation (4 passes per tile).
+    zoom
+        ``(y, x)`` factors by which the network sees the image resized (0.5: at half
+        its pixels, see :func:`~.catalog.model_zoom`); ``tile_size`` and ``overlap``
+        are then in the network's pixels. The probabilities keep the image's shape.
     out
         Preallocated ``(K, *frames, Y, X)`` float32 output (numpy, memmap, zarr);
         by default a numpy array.
@@ -329,12 +339,16 @@ def iter_predict(
     n_frames = int(np.prod(frames_shape, dtype=np.int64))
     multiple = config.size_multiple
     tile = check_overlap(config, tile_size, overlap)
-    th = min(tile, _padded_size(height, multiple))
-    tw = min(tile, _padded_size(width, multiple))
-    ys, xs = tile_starts(height, th, overlap), tile_starts(width, tw, overlap)
+    zy, zx = zoom or (1.0, 1.0)
+    # The network's tile, and the part of the image it sees (the same without zoom).
+    th = min(tile, _padded_size(math.ceil(height * zy), multiple))
+    tw = min(tile, _padded_size(math.ceil(width * zx), multiple))
+    ih, iw = round(th / zy), round(tw / zx)
+    oy, ox = round(overlap / zy), round(overlap / zx)
+    ys, xs = tile_starts(height, ih, oy), tile_starts(width, iw, ox)
     # Ramps as wide as the smallest actual overlap keep the blend smooth everywhere.
-    wy = blend_window(th, overlap if len(ys) > 1 else 0)
-    wx = blend_window(tw, overlap if len(xs) > 1 else 0)
+    wy = blend_window(ih, oy if len(ys) > 1 else 0)
+    wx = blend_window(iw, ox if len(xs) > 1 else 0)
     n_classes = len(config.classes)
     if out is None:
         out = np.zeros((n_classes, *shape), np.float32)
@@ -350,19 +364,20 @@ def iter_predict(
         index = np.unravel_index(f, frames_shape) if frames_shape else ()
         raw = [ch[index] if index else ch for ch in channels]
         ranges = [percentile_range(ch, low, high) for ch in raw]
-        band = np.zeros((n_classes, th, width), np.float32)
-        weight = np.zeros((th, width), np.float32)
+        band = np.zeros((n_classes, ih, width), np.float32)
+        weight = np.zeros((ih, width), np.float32)
         for r, y in enumerate(ys):
             for b in range(0, len(xs), batch_size):
                 row_xs = xs[b : b + batch_size]
                 tiles, inside = [], []
                 for x in row_xs:
-                    block, rows, cols = _read_tile(raw, y, x, th, tw)
+                    block, rows, cols = _read_tile(raw, y, x, ih, iw)
                     for c, (lo, hi) in enumerate(ranges):
                         block[c] = normalise(block[c], lo, hi)
                     tiles.append(block)
                     inside.append((rows, cols))
-                probs = predict_tiles(predictor, np.stack(tiles), tta=tta)
+                probs = predict_tiles(predictor, _resized(np.stack(tiles), (th, tw)), tta=tta)
+                probs = _resized(probs, (ih, iw))
                 for x, p, (rows, cols) in zip(row_xs, probs, inside, strict=True):
                     h, w = rows.stop - rows.start, cols.stop - cols.start
                     win = wy[:h, None] * wx[None, :w]
@@ -376,9 +391,25 @@ def iter_predict(
             out[(slice(None), *index, slice(y, stop))] = band[:, :n] / weight[:n]
             band = np.roll(band, -n, axis=1)
             weight = np.roll(weight, -n, axis=0)
-            band[:, th - n :] = 0
-            weight[th - n :] = 0
+            band[:, ih - n :] = 0
+            weight[ih - n :] = 0
     return out
+
+
+def _resized(batch: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``(B, C, Y, X)`` float32 resized to ``size`` (bilinear, anti-aliased when it
+    shrinks); the same array when it has that size. Probabilities stay probabilities:
+    each output pixel is a weighted mean of input pixels."""
+    if batch.shape[-2:] == tuple(size):
+        return batch
+    resized = torch.nn.functional.interpolate(
+        torch.from_numpy(np.ascontiguousarray(batch)),
+        size=size,
+        mode="bilinear",
+        align_corners=False,
+        antialias=True,
+    )
+    return resized.numpy()
 
 
 def predict(predictor: UNetPredictor, image, **kwargs) -> np.ndarray:
@@ -473,6 +504,7 @@ def iter_segment(
     overlap: int = 64,
     batch_size: int = 0,
     tta: bool = False,
+    zoom: tuple[float, float] | None = None,
     postprocess: dict | None = None,
     cleanup: dict | None = None,
     probabilities_out=None,
@@ -491,12 +523,15 @@ def iter_segment(
     and ``cytomask segment`` do, when it has them (the starter model does). ``tta`` is off
     unless asked for (four times faster), where the dock and ``cytomask segment`` turn it
     on: the starter model's thresholds were chosen with it, and its cells differ a little
-    without it.
+    without it. With ``zoom`` the cells are found at the image's pixels, so the minimum
+    cell size (in the network's pixels) is scaled to them.
     """
     if predictor.description.get("postprocess"):
         tuned = postprocess_arguments(predictor.config.targets, **predictor.settings)
         postprocess = tuned["postprocess"] if postprocess is None else postprocess
         cleanup = tuned["cleanup"] if cleanup is None else cleanup
+    if zoom and cleanup and cleanup.get("min_area"):
+        cleanup = {**cleanup, "min_area": image_area(cleanup["min_area"], zoom)}
     probs = yield from iter_predict(
         predictor,
         image,
@@ -504,6 +539,7 @@ def iter_segment(
         overlap=overlap,
         batch_size=batch_size,
         tta=tta,
+        zoom=zoom,
         out=probabilities_out,
     )
     labels = None
@@ -520,6 +556,11 @@ def iter_segment(
             lambda done, total: Progress("instances", done, total),
         )
     return Segmentation(probs, predictor.classes, labels, confidence(probs, predictor.classes))
+
+
+def image_area(area: int, zoom: tuple[float, float] | None) -> int:
+    """An area in the network's pixels as the image's pixels count it, for ``zoom``."""
+    return area if not zoom else round(area / (zoom[0] * zoom[1]))
 
 
 def confidence(probabilities, classes: Sequence[str]) -> float | None:
