@@ -725,6 +725,9 @@ def test_an_image_at_another_pixel_size_is_resampled_for_the_starter(
     segmenter.pixel_size.setValue(0.435)
     np.testing.assert_array_equal(run("lost"), cells)
     assert "were resampled" in segmenter.status.text()
+    # A size typed for one input is not forced on another that records its own.
+    segmenter.input.setCurrentText("x2")
+    assert segmenter.pixel_size.text() == "0.435 (image)"
 
 
 def test_frames_of_a_stack_that_show_nothing_are_named(

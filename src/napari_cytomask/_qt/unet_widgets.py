@@ -451,12 +451,15 @@ class UNetSegmentWidget(StepWidget, QWidget):
             self.status.setText("")
 
     def _show_pixel_size(self, *_) -> None:
-        """Show the pixel size the input records where the box is at 'from the image'."""
+        """Show the pixel size the input records in the box at its lowest; an input that
+        records one takes it, not a size typed for another (which lost its own)."""
         layer = self.input.layer()
         pixel = None if layer is None else _recorded_pixel_size(layer)
         self.pixel_size.setSpecialValueText(
             "not in image" if pixel is None else f"{pixel_sizes(pixel, unit='')} (image)"
         )
+        if pixel is not None:
+            self.pixel_size.setValue(self.pixel_size.minimum())
 
     def _use_trained(self, checkpoint: Path) -> None:
         """A model trained here becomes the selected one, ready to segment."""
