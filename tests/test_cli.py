@@ -986,6 +986,15 @@ def test_segment_skips_masks_beside_their_images(folders, unet_checkpoint, capsy
     assert sorted(p.name for p in (data / "set0").glob("*_cells.json")) == ["raw_unet_cells.json"]
     assert main([*argv[:1], str(data / "set1" / "mask.tif"), *argv[2:]]) == 1
     assert "every input holds label ids only (masks)" in capsys.readouterr().err
+    # A black image reads as an empty mask; it was called a mask.
+    tifffile.imwrite(data / "set0" / "dark.tif", np.zeros((64, 64), np.uint16))
+    assert main([*argv[:1], str(data / "set0" / "dark.tif"), *argv[2:]]) == 1
+    err = capsys.readouterr().err
+    assert (
+        f"cytomask: note: {data / 'set0' / 'dark.tif'} shows nothing (every pixel is 0): "
+        "skipped; --channel 0 segments it anyway." in err
+    )
+    assert "holds label ids only (a mask)" not in err
     # Asked for, it is segmented.
     assert main([*argv[:1], str(data / "set1" / "mask.tif"), *argv[2:], "--channel", "0"]) == 0
     assert (data / "set1" / "mask_unet_cells.json").is_file()

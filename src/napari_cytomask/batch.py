@@ -126,20 +126,27 @@ class Job:
         )
 
 
-def masks_only(sources: Sequence[Path]) -> list[Path]:
-    """The inputs whose every channel the reader takes for label ids (a mask beside its
-    image, such as Usiigaci's ``instances_ids.png``): nothing in them to segment. A file
-    that cannot be opened is left to its job, which says why."""
+def masks_only(sources: Sequence[Path]) -> dict[Path, str]:
+    """The inputs whose every channel the reader takes for label ids, with why they hold
+    nothing to segment: a mask beside its image (such as Usiigaci's ``instances_ids.png``),
+    or an image of one value (a black frame, a closed shutter), which reads as an empty
+    mask. A file that cannot be opened is left to its job, which says why."""
     from .io.files import open_scan
+    from .io.layers import finite_values, single_value
 
-    masks = []
+    masks = {}
     for source in sources:
         try:
             scan = open_scan(source)
         except (ValueError, OSError):
             continue
-        if not scan.rgb and not scan.by_role("input") and not scan.by_role("image"):
-            masks.append(source)
+        if scan.rgb or scan.by_role("input") or scan.by_role("image"):
+            continue
+        values = [single_value(finite_values(channel.data)) for channel in scan.channels]
+        if len(set(values)) == 1 and values[0] is not None:
+            masks[source] = f"shows nothing (every pixel is {values[0]:g})"
+        else:
+            masks[source] = "holds label ids only (a mask)"
     return masks
 
 

@@ -1046,12 +1046,13 @@ def _segment(args) -> int:
     sources = find_inputs(args.inputs, exclude=batch.OUTPUT_ENDINGS)
     if preset.channels is None:
         masks = batch.masks_only(sources)
-        for path in masks:
-            print(f"cytomask: note: {path} holds label ids only (a mask): skipped; --channel 0 "
-                  "segments it anyway.", file=sys.stderr)  # fmt: skip
+        for path, why in masks.items():
+            print(f"cytomask: note: {path} {why}: skipped; --channel 0 segments it anyway.",
+                  file=sys.stderr)  # fmt: skip
         sources = [source for source in sources if source not in masks]
         if not sources:
-            raise UserError("every input holds label ids only (masks): nothing to segment.")
+            raise UserError("every input holds label ids only (masks) or shows nothing: "
+                            "nothing to segment.")  # fmt: skip
     options = batch.Options(
         fmt=args.format,
         chunked_above=int(args.chunked_above * 1e6),
