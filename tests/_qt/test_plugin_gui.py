@@ -217,3 +217,13 @@ def test_only_a_channels_new_role_rebuilds_the_roles_table(
     rows = {widget.table.cellWidget(r, 0)._full: widget.table.cellWidget(r, 2).currentData()
             for r in range(widget.table.rowCount())}  # fmt: skip
     assert rows["GFP"] == "input" and rows["Brightfield"] == "image"
+
+
+def test_four_of_the_plugins_docks_fit_an_800_px_screen(make_napari_viewer_proxy):
+    """With the main dock, metrics, export and channel roles open, the window's least
+    height was 877 px: its bottom went past a 1280 × 800 screen."""
+    viewer = make_napari_viewer_proxy()
+    window = viewer.window._qt_window
+    for name in ("Segment cytoplasm", "Segmentation metrics", "Export labels", "Channel roles"):
+        viewer.window.add_plugin_dock_widget("napari-cytomask", name)
+    assert window.minimumSizeHint().height() <= 800

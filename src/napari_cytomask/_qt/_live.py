@@ -170,9 +170,16 @@ def _name_after(widget: QWidget, name: str) -> None:
                 part.setToolTip(widget.toolTip())
 
 
+#: The least height of a step's settings (about a row and a half): Qt's own least height of
+#: a scroll area is about three rows, and with four of the plugin's docks open, their least
+#: heights added up to more than an 800-px screen, so the window grew past its bottom.
+SETTINGS_MIN_HEIGHT = 36
+
+
 def scrolled(content: QWidget) -> QScrollArea:
     """``content`` in a vertical scroll area: settings that may not fit a short dock."""
     scroll = QScrollArea()
+    scroll.setMinimumHeight(SETTINGS_MIN_HEIGHT)
     scroll.setWidgetResizable(True)
     scroll.setFrameShape(QFrame.Shape.NoFrame)
     scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
