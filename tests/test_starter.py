@@ -149,7 +149,8 @@ def test_images_at_another_pixel_size_are_resampled_for_the_starter(tmp_path, sh
     assert (
         f"cytomask: note: {tmp_path / 'x2.ome.tif'}: The image's 0.435 µm pixels were "
         f"resampled to the starter model's {STARTER_PIXEL_SIZE_UM} µm for the network; the "
-        "cells keep the image's pixels." in err
+        "cells keep the image's pixels, and the minimum cell size (570 px at the model's pixel "
+        "size) is 2280 of them." in err
     )
     assert (
         f"cytomask: note: {tmp_path / 'movie.ome.tif'}: Frame 1 shows nothing (one value or no "
@@ -158,7 +159,7 @@ def test_images_at_another_pixel_size_are_resampled_for_the_starter(tmp_path, sh
     assert "x1.ome.tif:" not in err and err.count("cytomask: note:") == 2
     record = json.loads((tmp_path / "x2_unet_cells.json").read_text())
     assert record["pixel_size_um"] == [0.435, 0.435]
-    assert record["unet_zoom"] == [0.5, 0.5]
+    assert record["unet_zoom"] == [0.5, 0.5] and record["unet_min_size_image_px"] == 2280
     assert json.loads((tmp_path / "x1_unet_cells.json").read_text())["unet_zoom"] is None
     resampled = tifffile.imread(tmp_path / "x2_unet_cells.tif")
     assert resampled.shape == larger.shape
@@ -180,6 +181,14 @@ def test_images_at_another_pixel_size_are_resampled_for_the_starter(tmp_path, sh
     assert "were resampled" in capsys.readouterr().err
     given = tifffile.imread(tmp_path / "lost_unet_cells.tif")
     np.testing.assert_array_equal(given, resampled)
+    # Resampling asked of a model whose pixel size is not known is said not to happen.
+    other = tmp_path / "other.safetensors"
+    other.write_bytes(starter_path().read_bytes())
+    assert main(["segment", inputs[1], *common, "-m", str(other), "--resample"]) == 0
+    assert (
+        "cytomask: note: --resample: only the starter model's pixel size is known, so this "
+        "model segments images at their own pixels." in capsys.readouterr().err
+    )
 
 
 def test_which_pixel_sizes_are_resampled_and_which_pointed_out():
@@ -202,6 +211,15 @@ def test_which_pixel_sizes_are_resampled_and_which_pointed_out():
     for size in (0.65, 0.75, 1.28):  # a 6.5 µm camera at 10x; within the model's range
         assert unlike_starter_images(None, 0.9, (size, size)) == ""
     assert unlike_starter_images("mine.safetensors", 0.9, (0.435, 0.435)) == ""
+    # Resampled, the image's pixel size is the model's; unsure of an image whose pixel size
+    # is not known, the model asks for it.
+    assert unlike_starter_images(None, 0.9, (0.435, 0.435), resampled=True) == ""
+    assert unlike_starter_images(None, 0.6, None).endswith(
+        "The image records no pixel size: if its pixels are not about 0.87 µm, give it (Pixel "
+        "size in step 2, --pixel-size on the command line) to have the image resampled to the "
+        "model's."
+    )
+    assert "records no pixel size" not in unlike_starter_images(None, 0.6, (0.87, 0.87))
     # Pixels that differ in Y and X are judged by the axis furthest off, and named so.
     assert unlike_starter_images(None, 0.9, (0.435, 0.87)).startswith(
         "The image's pixels are 0.435 × 0.87 µm, the starter model's images' 0.87 µm: cells "

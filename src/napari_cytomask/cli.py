@@ -469,12 +469,14 @@ def _segment_parser(sub) -> None:
     unet.add_argument(
         "--tile-size",
         type=_positive_int,
-        help="tile size in pixels (default: the model's); under 256, fewer cells are found",
+        help="tile size in pixels (default: the model's; the network's pixels when the image "
+        "is resampled for it); under 256, fewer cells are found",
     )
     unet.add_argument(
         "--overlap",
         type=_non_negative_int,
-        help="minimum overlap of neighbouring tiles in pixels (default 64)",
+        help="minimum overlap of neighbouring tiles in pixels (default 64; the network's pixels "
+        "when the image is resampled for it)",
     )
     unet.add_argument(
         "--batch-size",
@@ -508,7 +510,8 @@ def _segment_parser(sub) -> None:
     )  # fmt: skip
     unet.add_argument(
         "--min-size", type=_non_negative_int,
-        help="remove cells with fewer pixels (default: the model's tuned one, else 0)",
+        help="remove cells with fewer pixels (default: the model's tuned one, else 0), counted "
+        "at the model's pixel size when the image is resampled for it",
     )  # fmt: skip
     sam2 = p.add_argument_group("SAM2 (methods sam2 and sam2_guided)")
     sam2.add_argument(
@@ -1033,12 +1036,16 @@ def _segment(args) -> int:
     from . import batch
     from .io.atomic import locked_folders
     from .io.files import find_inputs
+    from .models.catalog import is_starter
 
     preset = _preset(args)
     preset.check()
     preset = preset.with_model_settings()
     if preset.unet is not None:
         _note_if_unfinished(preset.unet.model)
+        if args.resample and not is_starter(preset.unet.model):
+            print("cytomask: note: --resample: only the starter model's pixel size is known, so "
+                  "this model segments images at their own pixels.", file=sys.stderr)  # fmt: skip
     if args.scheduler in (None, "synchronous"):  # workers on this machine: check its devices
         from .models.device import get_device
 

@@ -800,6 +800,11 @@ def test_a_preset_splits_only_cells_that_step_3_split(
     assert any(
         n.startswith("Saved preset.json: it segments with U-Net, then splits touching cells as "
                      "step 3 did. Run:") for n in notifications)  # fmt: skip
+    # A pixel size typed for an image that lost its own is named for the command line,
+    # which would otherwise segment the same file at another pixel size.
+    dock.unet.pixel_size.setValue(0.435)
+    dock._save_preset_dialog()
+    assert notifications[-1].endswith(f"--preset {path} --pixel-size 0.435 SCANS…")
     dock.unet.segmented.emit(cells)  # segmented again: not split yet
     assert dock.preset().split is None
 

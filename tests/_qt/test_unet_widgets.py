@@ -383,7 +383,9 @@ def test_cells_the_starter_is_unsure_of_are_pointed_out_and_exported_with_it(
         f"The starter model is unsure of these cells (confidence {confidence:.2f}, "
         f"{STARTER_CONFIDENCE} or more on phase contrast): the image may not be phase contrast "
         "like its training images, so check them, or fine-tune it on a few labelled images "
-        "of yours."
+        "of yours. The image records no pixel size: if its pixels are not about 0.87 µm, give "
+        "it (Pixel size in step 2, --pixel-size on the command line) to have the image "
+        "resampled to the model's."
     )
     assert from_layer(cells).model["confidence"] == confidence  # in the export's provenance
 
@@ -708,10 +710,12 @@ def test_an_image_at_another_pixel_size_is_resampled_for_the_starter(
     assert cells.shape == larger.shape and evaluate(truth, cells).matches.f1[0] > 0.85
     assert segmenter.status.text().endswith(
         "The image's 0.435 µm pixels were resampled to the starter model's 0.87 µm for the "
-        "network; the cells keep the image's pixels."
+        "network; the cells keep the image's pixels, and the minimum cell size (570 px at the "
+        "model's pixel size) is 2280 of them."
     )
     parameters = layer_info(viewer.layers["x2 U-Net cells"])["parameters"]
     assert parameters["zoom"] == (0.5, 0.5) and parameters["resample"] is True
+    assert parameters["min_size"] == 570 and parameters["min_size_image_px"] == 2280
     # Unticked: the image as it is, and the note says what was missed.
     segmenter.resample.setChecked(False)
     assert evaluate(truth, run("x2")).matches.f1[0] < 0.5

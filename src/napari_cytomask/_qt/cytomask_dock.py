@@ -305,9 +305,12 @@ class CytomaskDock(QWidget):
             show_error(f"The preset was not saved: {err}")
             return
         split = ", then splits touching cells as step 3 did" if self._split else ""
+        # A pixel size typed for an image that lost its own belongs to images, not presets.
+        typed = self.unet.pixel_size.value() if self.method.currentData() != "sam2" else 0
+        pixel = f" --pixel-size {typed:g}" if typed else ""
         show_info(
             f"Saved {saved.name}: it segments with {METHODS[self.method.currentData()]}"
-            f"{split}. Run: cytomask segment --preset {_shell_quoted(saved)} SCANS…"
+            f"{split}. Run: cytomask segment --preset {_shell_quoted(saved)}{pixel} SCANS…"
         )
 
     def _method_changed(self) -> None:

@@ -46,6 +46,7 @@ from ..io.layers import (
 from ..models.catalog import (
     STARTER,
     STARTER_PIXEL_SIZE_UM,
+    image_area,
     pixel_sizes,
     resampled_note,
     resolve_unet,
@@ -54,7 +55,7 @@ from ..models.catalog import (
 )
 from ..models.checkpoint import cache_dir, read_description, unfinished
 from ..models.device import available_devices, get_device
-from ..models.inference import PredictorCache, image_area, iter_segment, recommended_settings
+from ..models.inference import PredictorCache, iter_segment, recommended_settings
 from ..pipeline import UNetStep
 from ..progress import Pace, duration
 from ..roles import role_of, source_of
@@ -333,7 +334,15 @@ class UNetSegmentWidget(StepWidget, QWidget):
             0.05,
             decimals=2,
         )
-        self.min_size = number_box(0, 100000, 0, "Cells with fewer pixels are dropped.", 10)
+        self.min_size = number_box(
+            0,
+            100000,
+            0,
+            "Cells with fewer pixels are dropped, counted at the model's pixel size when the "
+            "image is resampled for it: 570 px there are 2280 of an image at twice its "
+            "magnification.",
+            10,
+        )
         self.controls = StepControls(
             "Segment cytoplasm", "Segment the input image with the chosen model."
         )
@@ -557,6 +566,7 @@ class UNetSegmentWidget(StepWidget, QWidget):
             "tiling": step.tiling(predictor),
             "pixel_size_um": pixel,
             "zoom": kwargs["zoom"],
+            "min_size_image_px": image_area(kwargs["cleanup"]["min_area"], kwargs["zoom"]),
         }
         parameters.pop("model")
         # How sure the network was of its cells in this image goes with it into exports.
@@ -578,10 +588,10 @@ class UNetSegmentWidget(StepWidget, QWidget):
         ]
         cells = labels_layer(result.labels, f"{layer.name} U-Net cells", geometry, metadata)
         zoom = kwargs["zoom"]
-        resampled = resampled_note(pixel) if zoom else ""
-        unlike = unlike_starter_images(step.model, result.confidence, None if zoom else pixel)
+        resampled = resampled_note(pixel, zoom, parameters["min_size"]) if zoom else ""
+        unlike = unlike_starter_images(step.model, result.confidence, pixel, bool(zoom))
         seen = "" if getattr(layer, "multiscale", False) or layer.rgb else frame_notes(layer.data)
-        small = _size_note(result.labels, image_area(parameters["min_size"], zoom))
+        small = _size_note(result.labels, parameters["min_size_image_px"])
         notes = (seen, resampled, small, unlike)
         return layer, probabilities, cells, "".join(f" {note}" for note in notes if note)
 

@@ -170,12 +170,24 @@ def pixel_sizes(pixel_size_um: tuple[float, float], unit: str = " µm") -> str:
     return f"{x:.3g}{unit}" if math.isclose(y, x, rel_tol=0.01) else f"{y:.3g} × {x:.3g}{unit}"
 
 
-def resampled_note(pixel_size_um: tuple[float, float]) -> str:
-    """What segmenting with :func:`model_zoom`'s resampling says it did."""
+def image_area(area: int, zoom: tuple[float, float] | None) -> int:
+    """An area in the network's pixels as the image's pixels count it, for ``zoom``."""
+    return area if not zoom else round(area / (zoom[0] * zoom[1]))
+
+
+def resampled_note(
+    pixel_size_um: tuple[float, float], zoom: tuple[float, float], min_size: int | None
+) -> str:
+    """What segmenting with :func:`model_zoom`'s resampling says it did, and what the
+    minimum cell size (``min_size``, in the model's pixels) came to in the image's."""
+    sizes = ""
+    if min_size:
+        sizes = (f", and the minimum cell size ({min_size} px at the model's pixel size) is "
+                 f"{image_area(min_size, zoom)} of them")  # fmt: skip
     return (
         f"The image's {pixel_sizes(pixel_size_um)} pixels were resampled to the starter "
         f"model's {STARTER_PIXEL_SIZE_UM} µm for the network; the cells keep the image's "
-        "pixels."
+        f"pixels{sizes}."
     )
 
 
@@ -183,16 +195,17 @@ def unlike_starter_images(
     model: str | os.PathLike | None,
     confidence: float | None,
     pixel_size_um: tuple[float, float] | None = None,
+    resampled: bool = False,
 ) -> str:
     """A sentence when the starter model was used on an image unlike its training images:
-    cells of another size in pixels (``pixel_size_um``, the image's (Y, X) pixel size as
-    the network saw it, when known, against :data:`STARTER_PIXEL_SIZE_UM`), where it
-    misses most of them; or cells it was unsure of (:data:`STARTER_CONFIDENCE`), likely
-    not phase contrast, so its cells may be made up. Empty otherwise, and for every other
-    model."""
+    cells of another size in pixels (``pixel_size_um``, the image's (Y, X) pixel size, when
+    known, against :data:`STARTER_PIXEL_SIZE_UM`; not when the image was ``resampled`` to
+    it), where it misses most of them; or cells it was unsure of
+    (:data:`STARTER_CONFIDENCE`), likely not phase contrast or, for an image whose pixel
+    size is not known, at another one. Empty otherwise, and for every other model."""
     if not is_starter(model):
         return ""
-    if pixel_size_um:
+    if pixel_size_um and not resampled:
         # Along the axis that is furthest off (pixels may differ in Y and X).
         larger = max((STARTER_PIXEL_SIZE_UM / size for size in pixel_size_um),
                      key=lambda r: abs(math.log(r)))  # fmt: skip
@@ -211,14 +224,21 @@ def unlike_starter_images(
                 f"The image's pixels are {sizes}, the starter model's images' "
                 f"{STARTER_PIXEL_SIZE_UM} µm: cells are {how} in pixels than it knows, and it "
                 "misses many of them. Let it resample the image to its pixel size (the "
-                "default: 'resample for the model' in step 2, no --no-resample on the "
+                "default: 'resample' beside Pixel size in step 2, no --no-resample on the "
                 "command line), or fine-tune it on a few labelled images at this pixel size."
             )
     if confidence is None or confidence >= STARTER_CONFIDENCE:
         return ""
+    unknown = ""
+    if not pixel_size_um:
+        unknown = (
+            f" The image records no pixel size: if its pixels are not about "
+            f"{STARTER_PIXEL_SIZE_UM} µm, give it (Pixel size in step 2, --pixel-size on the "
+            "command line) to have the image resampled to the model's."
+        )
     return (
         f"The starter model is unsure of these cells (confidence {confidence:.2f}, "
         f"{STARTER_CONFIDENCE} or more on phase contrast): the image may not be phase "
         "contrast like its training images, so check them, or fine-tune it on a few "
-        "labelled images of yours."
+        f"labelled images of yours.{unknown}"
     )

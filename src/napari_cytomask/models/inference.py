@@ -32,7 +32,7 @@ from ..labels import as_planes
 from ..postprocess import iter_watershed
 from ..progress import Progress, drain, relay
 from ..tiling import tile_starts
-from .catalog import resolve_unet
+from .catalog import image_area, resolve_unet
 from .checkpoint import check_input_channels, config_of, load_checkpoint
 from .device import autocast_dtype, get_device
 from .unet import UNetConfig, model_device, normalise, percentile_range
@@ -556,11 +556,6 @@ def iter_segment(
             lambda done, total: Progress("instances", done, total),
         )
     return Segmentation(probs, predictor.classes, labels, confidence(probs, predictor.classes))
-
-
-def image_area(area: int, zoom: tuple[float, float] | None) -> int:
-    """An area in the network's pixels as the image's pixels count it, for ``zoom``."""
-    return area if not zoom else round(area / (zoom[0] * zoom[1]))
 
 
 def confidence(probabilities, classes: Sequence[str]) -> float | None:
