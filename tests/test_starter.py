@@ -148,7 +148,7 @@ def test_images_at_another_pixel_size_are_resampled_for_the_starter(tmp_path, sh
     err = capsys.readouterr().err
     assert (
         f"cytomask: note: {tmp_path / 'x2.ome.tif'}: The image's 0.435 µm pixels were "
-        f"resampled to the starter model's {STARTER_PIXEL_SIZE_UM} µm for the network; the "
+        f"resampled to the model's {STARTER_PIXEL_SIZE_UM} µm for the network; the "
         "cells keep the image's pixels, and the minimum cell size (570 px at the model's pixel "
         "size) is 2280 of them." in err
     )
@@ -186,8 +186,8 @@ def test_images_at_another_pixel_size_are_resampled_for_the_starter(tmp_path, sh
     other.write_bytes(starter_path().read_bytes())
     assert main(["segment", inputs[1], *common, "-m", str(other), "--resample"]) == 0
     assert (
-        "cytomask: note: --resample: only the starter model's pixel size is known, so this "
-        "model segments images at their own pixels." in capsys.readouterr().err
+        "cytomask: note: --resample: this model records no pixel size (its training images "
+        "recorded none), so it segments images at their own pixels." in capsys.readouterr().err
     )
 
 

@@ -475,8 +475,8 @@ def _segment_parser(sub) -> None:
     unet.add_argument(
         "--overlap",
         type=_non_negative_int,
-        help="minimum overlap of neighbouring tiles in pixels (default 64; the network's pixels "
-        "when the image is resampled for it)",
+        help="minimum overlap of neighbouring tiles in pixels (default 64), the network's "
+        "pixels when the image is resampled for it",
     )
     unet.add_argument(
         "--batch-size",
@@ -1036,16 +1036,19 @@ def _segment(args) -> int:
     from . import batch
     from .io.atomic import locked_folders
     from .io.files import find_inputs
-    from .models.catalog import is_starter
+    from .models.catalog import model_pixel_size, resolve_unet
+    from .models.checkpoint import read_description
 
     preset = _preset(args)
     preset.check()
     preset = preset.with_model_settings()
     if preset.unet is not None:
         _note_if_unfinished(preset.unet.model)
-        if args.resample and not is_starter(preset.unet.model):
-            print("cytomask: note: --resample: only the starter model's pixel size is known, so "
-                  "this model segments images at their own pixels.", file=sys.stderr)  # fmt: skip
+        model = preset.unet.model
+        if args.resample and model_pixel_size(model, read_description(resolve_unet(model))) is None:
+            print("cytomask: note: --resample: this model records no pixel size (its training "
+                  "images recorded none), so it segments images at their own pixels.",
+                  file=sys.stderr)  # fmt: skip
     if args.scheduler in (None, "synchronous"):  # workers on this machine: check its devices
         from .models.device import get_device
 

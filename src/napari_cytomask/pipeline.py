@@ -48,8 +48,8 @@ class UNetStep:
     forward passes, and the starter model scored higher with it on its
     validation images, where its thresholds were chosen (see its model card).
     ``resample`` (on by default) resamples an image whose pixel size is known to
-    the model's, where that is known (the starter model's is): see
-    :func:`~.models.catalog.model_zoom`.
+    the model's, where that is known (the starter model's is, and a model's trained on
+    images that record theirs): see :func:`~.models.catalog.model_zoom`.
     """
 
     model: str = STARTER
@@ -79,7 +79,11 @@ class UNetStep:
             "overlap": self.overlap,
             "batch_size": self.batch_size,
             "tta": self.tta,
-            "zoom": model_zoom(self.model, pixel_size_um) if self.resample else None,
+            "zoom": (
+                model_zoom(self.model, pixel_size_um, predictor.description)
+                if self.resample
+                else None
+            ),
             **postprocess_arguments(predictor.config.targets, **settings),
         }
 

@@ -61,8 +61,9 @@ def test_train_then_segment_in_a_viewer(make_napari_viewer_proxy, qtbot, model_f
     scan = make_tilescan(n_tiles=3, shape=(96, 96), cell_radius=10, seed=3)
     viewer.add_image(scan.fluorescence, name="GFP")
     viewer.add_image(
-        scan.brightfield, name="BF", metadata={"cytomask": {"role": "input", "source": "s"}}
-    )
+        scan.brightfield, name="BF", metadata={"cytomask": {"role": "input", "source": "s"}},
+        scale=(1, 0.65, 0.65), units=("pixel", "µm", "µm"),
+    )  # fmt: skip
     viewer.add_labels(scan.labels, name="cells (ground truth)")
 
     segmenter = UNetSegmentWidget(viewer)
@@ -84,6 +85,8 @@ def test_train_then_segment_in_a_viewer(make_napari_viewer_proxy, qtbot, model_f
     assert sorted(sum(split.values(), [])) == ["BF[0]", "BF[1]", "BF[2]"]
     tuned = trainer.result.description["postprocess"]
     assert tuned["tuned_on"] == split["validation"]
+    # The layer's pixel size goes with the model: images at others are resampled to it.
+    assert trainer.result.description["training"]["pixel_size_um"] == (0.65, 0.65)
     assert "Thresholds chosen on the validation images" in trainer.status.text()
 
     # The new model is selected, ready to segment.
@@ -709,7 +712,7 @@ def test_an_image_at_another_pixel_size_is_resampled_for_the_starter(
     cells = run("x2")
     assert cells.shape == larger.shape and evaluate(truth, cells).matches.f1[0] > 0.85
     assert segmenter.status.text().endswith(
-        "The image's 0.435 µm pixels were resampled to the starter model's 0.87 µm for the "
+        "The image's 0.435 µm pixels were resampled to the model's 0.87 µm for the "
         "network; the cells keep the image's pixels, and the minimum cell size (570 px at the "
         "model's pixel size) is 2280 of them."
     )

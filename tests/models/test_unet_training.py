@@ -649,3 +649,52 @@ def test_mismatched_files_are_named_in_the_messages(tmp_path, tiny_unet):
     colour = samples_from_arrays(rgb, scan.labels[1], "rgb.png", channel_axis=-1)
     with pytest.raises(ValueError, match="channels: gray.tif has 1, rgb.png has 3"):
         train(gray + colour, tmp_path / "m.safetensors", UNetConfig(**tiny_unet), _small_settings())
+
+
+def test_a_model_learns_the_pixel_size_its_images_record(tmp_path, tiny_unet, shared_data):
+    """Only the starter model resampled images to its pixel size: a model trained on 10x
+    images saw 20x cells at twice the size it learnt, with nothing said."""
+    from napari_cytomask.models.catalog import model_pixel_size, model_zoom
+    from napari_cytomask.models.inference import UNetPredictor
+    from napari_cytomask.pipeline import UNetStep
+
+    # Files record it (an ImageJ resolution here); the Usiigaci TIFFs record none.
+    images, masks = usiigaci(shared_data, (1, 2))
+    assert {s.pixel_size_um for s in samples_from_folders(images, masks)} == {None}
+    scan = make_tilescan(n_tiles=2, shape=(96, 96), seed=2)
+    for i in range(2):
+        tifffile.imwrite(tmp_path / f"im{i}.tif", scan.brightfield[i], imagej=True,
+                         resolution=(2.0, 2.0), metadata={"unit": "um"})  # fmt: skip
+        tifffile.imwrite(tmp_path / f"im{i}_mask.tif", scan.labels[i])
+    found = samples_from_folders(str(tmp_path / "im?.tif"), str(tmp_path / "im?_mask.tif"))
+    assert [s.pixel_size_um for s in found] == [pytest.approx((0.5, 0.5))] * 2
+    path = tmp_path / "scan.tif"
+    tifffile.imwrite(path, np.stack([scan.brightfield, scan.labels], axis=1), imagej=True,
+                     resolution=(2.0, 2.0), metadata={"axes": "TCYX", "unit": "um"})  # fmt: skip
+    assert samples_from_tilescans([path], 0, 1)[0].pixel_size_um == pytest.approx((0.5, 0.5))
+    # Trained on images of one pixel size, a model resamples others to it.
+    samples = samples_from_arrays(scan.brightfield, scan.labels, "s", pixel_size_um=(0.5, 0.5))
+    result = train(samples, tmp_path / "a.safetensors", UNetConfig(**tiny_unet), _small_settings())
+    assert read_description(result.checkpoint)["training"]["pixel_size_um"] == [0.5, 0.5]
+    predictor = UNetPredictor.from_checkpoint(result.checkpoint, "cpu")
+    kwargs = UNetStep(model=str(result.checkpoint)).segment_kwargs(predictor, (0.25, 0.25))
+    assert kwargs["zoom"] == (0.5, 0.5)
+    assert (
+        UNetStep(model=str(result.checkpoint), resample=False).segment_kwargs(
+            predictor, (0.25, 0.25)
+        )["zoom"]
+        is None
+    )
+    # Images of other pixel sizes, or without one, teach it none.
+    for sizes in ([(0.5, 0.5), (1.0, 1.0)], [(0.5, 0.5), None]):
+        mixed = [training.TrainingSample(s.name, s.channels, s.labels, size)
+                 for s, size in zip(samples, sizes, strict=True)]  # fmt: skip
+        assert training.common_pixel_size(mixed) is None
+    assert training.common_pixel_size(
+        [
+            replace(samples[0], pixel_size_um=(0.5, 0.5)),
+            replace(samples[1], pixel_size_um=(0.52, 0.5)),
+        ]
+    ) == pytest.approx((0.51, 0.5))
+    assert model_pixel_size("mine", {"training": {"pixel_size_um": None}}) is None
+    assert model_zoom("mine", (0.25, 0.25), {}) is None

@@ -311,10 +311,11 @@ class UNetSegmentWidget(StepWidget, QWidget):
         )
         self.resample = QCheckBox("resample")
         self.resample.setToolTip(
-            f"Resample the image to the model's pixel size for the network, when both are "
-            f"known (the starter model's: {STARTER_PIXEL_SIZE_UM} µm), so cells are as large "
-            "in pixels as those it learnt from. The cells keep the image's pixels; the "
-            "minimum cell size stays in the model's."
+            "Resample the image to the model's pixel size for the network, when both are "
+            f"known (the starter model's is {STARTER_PIXEL_SIZE_UM} µm; a model trained here "
+            "knows its images' when they record one), so cells are as large in pixels as "
+            "those it learnt from. The cells keep the image's pixels; the minimum cell size "
+            "stays in the model's."
         )
         self.resample.setChecked(UNetStep.resample)
         self.resample.setAccessibleName("Resample for the model")  # not the row's name
@@ -930,6 +931,7 @@ class UNetTrainWidget(StepWidget, QWidget):
             np.asarray(resolution_level(mask)[0]),
             image.name,
             channel_axis=-1 if image.rgb else None,
+            pixel_size_um=_recorded_pixel_size(image),
         )
         return samples, [f"layer {image.name}", f"layer {mask.name}"]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .layers import Channel, Scan, guess_roles
+from .layers import Channel, Scan, guess_roles, pixel_size_um
 from .tiff import (
     TIFF_SUFFIXES,
     TiffReadError,
@@ -302,6 +302,15 @@ def open_scan(path: str | os.PathLike, *, mosaic: bool = False) -> Scan:
     ndim = planes[0].ndim
     axes = tuple("TZYX"[-ndim:]) if ndim <= 4 else (*(f"D{i}" for i in range(ndim - 4)), *"TZYX")
     return Scan(path=str(path), channels=channels, axes=axes, scale=(1.0,) * len(axes))
+
+
+def file_pixel_size(path: str | os.PathLike) -> tuple[float, float] | None:
+    """The (Y, X) pixel size in µm a file records, or None (none, or not readable)."""
+    try:
+        scan = open_scan(path)
+    except (ValueError, OSError):
+        return None
+    return pixel_size_um(scan.scale, scan.units)
 
 
 def geometry_of(scan: Scan, ndim: int) -> dict:

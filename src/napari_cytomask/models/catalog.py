@@ -140,26 +140,45 @@ def is_starter(model: str | os.PathLike | None) -> bool:
     return model is None or str(model) == STARTER or Path(model) == starter_path()
 
 
+def same_pixel_size(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    """Whether two (Y, X) pixel sizes are within :data:`RESAMPLE_TOLERANCE` of each other."""
+    ratios = (x / y for x, y in zip(a, b, strict=True))
+    return all(1 / RESAMPLE_TOLERANCE <= r <= RESAMPLE_TOLERANCE for r in ratios)
+
+
+def model_pixel_size(
+    model: str | os.PathLike | None, description: dict | None = None
+) -> tuple[float, float] | None:
+    """The (Y, X) pixel size in µm a model learnt cells at: the starter model's
+    (:data:`STARTER_PIXEL_SIZE_UM`), or what training recorded in its ``description``
+    (images that all record about the same pixel size); None when not known."""
+    if is_starter(model):
+        return (STARTER_PIXEL_SIZE_UM, STARTER_PIXEL_SIZE_UM)
+    recorded = ((description or {}).get("training") or {}).get("pixel_size_um")
+    return (float(recorded[0]), float(recorded[1])) if recorded else None
+
+
 def model_zoom(
-    model: str | os.PathLike | None, pixel_size_um: tuple[float, float] | None
+    model: str | os.PathLike | None,
+    pixel_size_um: tuple[float, float] | None,
+    description: dict | None = None,
 ) -> tuple[float, float] | None:
     """The ``(y, x)`` factors that resample an image with ``pixel_size_um`` pixels to the
-    model's own pixel size, so that cells are as large in pixels as those it learnt from:
-    0.5 halves an image of 0.435 µm pixels for the starter model (0.87 µm). None when the
-    model's pixel size is not known (only the starter model's is), the image's is not,
-    it is within :data:`RESAMPLE_TOLERANCE` of the model's, or it is implausibly far off
-    (:data:`RESAMPLE_LIMIT`).
+    model's own pixel size (:func:`model_pixel_size`, from its ``description``), so that
+    cells are as large in pixels as those it learnt from: 0.5 halves an image of 0.435 µm
+    pixels for the starter model (0.87 µm). None when either pixel size is not known, they
+    are within :data:`RESAMPLE_TOLERANCE` of each other, or the image's is implausibly far
+    off (:data:`RESAMPLE_LIMIT`).
 
     On two test fields resampled to twice the starter model's magnification, its F1 at
     IoU 0.5 was 0 as they were and 0.96 and 0.86 with this resampling
     (``benchmarks/bench_starter_scale.py``).
     """
-    if not pixel_size_um or not is_starter(model):
+    learnt = model_pixel_size(model, description)
+    if not pixel_size_um or learnt is None or same_pixel_size(pixel_size_um, learnt):
         return None
-    zoom = tuple(size / STARTER_PIXEL_SIZE_UM for size in pixel_size_um)
+    zoom = tuple(size / own for size, own in zip(pixel_size_um, learnt, strict=True))
     if not all(1 / RESAMPLE_LIMIT <= z <= RESAMPLE_LIMIT for z in zoom):
-        return None
-    if all(1 / RESAMPLE_TOLERANCE <= z <= RESAMPLE_TOLERANCE for z in zoom):
         return None
     return zoom
 
@@ -180,14 +199,14 @@ def resampled_note(
 ) -> str:
     """What segmenting with :func:`model_zoom`'s resampling says it did, and what the
     minimum cell size (``min_size``, in the model's pixels) came to in the image's."""
+    learnt = tuple(size / z for size, z in zip(pixel_size_um, zoom, strict=True))
     sizes = ""
     if min_size:
         sizes = (f", and the minimum cell size ({min_size} px at the model's pixel size) is "
                  f"{image_area(min_size, zoom)} of them")  # fmt: skip
     return (
-        f"The image's {pixel_sizes(pixel_size_um)} pixels were resampled to the starter "
-        f"model's {STARTER_PIXEL_SIZE_UM} µm for the network; the cells keep the image's "
-        f"pixels{sizes}."
+        f"The image's {pixel_sizes(pixel_size_um)} pixels were resampled to the model's "
+        f"{pixel_sizes(learnt)} for the network; the cells keep the image's pixels{sizes}."
     )
 
 

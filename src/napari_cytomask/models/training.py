@@ -46,12 +46,12 @@ from scipy import ndimage as ndi
 
 from ..io.atomic import WriteError, file_in_the_way, write_atomically
 from ..io.export import safe_file_name
-from ..io.files import IMAGE_SUFFIXES, match_files, read_image
+from ..io.files import IMAGE_SUFFIXES, file_pixel_size, match_files, read_image
 from ..labels import as_labels, check_same_shape
 from ..metrics import Evaluation, evaluate
 from ..postprocess import instances_to_interior_boundary
 from ..progress import drain, relay
-from .catalog import resolve_unet
+from .catalog import resolve_unet, same_pixel_size
 from .checkpoint import (
     DIR_ENV,
     SUFFIX,
@@ -92,11 +92,25 @@ class TrainingSample:
         ``(C, Y, X)`` raw intensities, one plane per input channel.
     labels
         ``(Y, X)`` instance labels, 0 background.
+    pixel_size_um
+        The image's (Y, X) pixel size in µm, when it records one.
     """
 
     name: str
     channels: np.ndarray
     labels: np.ndarray
+    pixel_size_um: tuple[float, float] | None = None
+
+
+def common_pixel_size(samples: Sequence[TrainingSample]) -> tuple[float, float] | None:
+    """The pixel size a model trained on ``samples`` learnt cells at: their median (Y, X)
+    pixel size when every one records one and they agree within
+    :data:`~.catalog.RESAMPLE_TOLERANCE`; else None (not known)."""
+    sizes = [s.pixel_size_um for s in samples]
+    if not sizes or None in sizes:
+        return None
+    median = tuple(float(v) for v in np.median(np.asarray(sizes, float), axis=0))
+    return median if all(same_pixel_size(median, size) for size in sizes) else None
 
 
 @dataclass
@@ -282,6 +296,7 @@ def samples_from_arrays(
     *,
     channel_axis: int | None = None,
     mask_name: str | None = None,
+    pixel_size_um: tuple[float, float] | None = None,
 ) -> list[TrainingSample]:
     """Training samples from an image (or stack) and its instance labels, e.g. napari layers.
 
@@ -298,6 +313,8 @@ def samples_from_arrays(
         Axis of ``images`` that holds the channels, if any.
     mask_name
         What to call the labels in messages (e.g. their file); default "mask of NAME".
+    pixel_size_um
+        The image's (Y, X) pixel size in µm, when known: recorded with the model.
 
     Returns
     -------
@@ -319,7 +336,7 @@ def samples_from_arrays(
     for i, frame_labels in enumerate(lab_frames):
         frame_name = name if len(lab_frames) == 1 else f"{name}[{i}]"
         stack = np.stack([frames[i] for frames in per_channel])
-        samples.append(TrainingSample(frame_name, stack, frame_labels))
+        samples.append(TrainingSample(frame_name, stack, frame_labels, pixel_size_um))
     return samples
 
 
@@ -345,6 +362,7 @@ def samples_from_folders(image_pattern: str, mask_pattern: str) -> list[Training
         image_path = os.path.abspath(image_path)
         image = read_image(image_path)
         mask = read_image(mask_path)
+        pixel = file_pixel_size(image_path)
         if (
             image.ndim == mask.ndim + 1
             and image.shape[-1] in (3, 4)
@@ -352,10 +370,12 @@ def samples_from_folders(image_pattern: str, mask_pattern: str) -> list[Training
         ):
             # RGB(A) files: the colour axis holds the channels.
             samples += samples_from_arrays(
-                image, mask, image_path, channel_axis=-1, mask_name=mask_path
+                image, mask, image_path, channel_axis=-1, mask_name=mask_path, pixel_size_um=pixel
             )
         else:
-            samples += samples_from_arrays(image, mask, image_path, mask_name=mask_path)
+            samples += samples_from_arrays(
+                image, mask, image_path, mask_name=mask_path, pixel_size_um=pixel
+            )
     return samples
 
 
@@ -379,7 +399,8 @@ def samples_from_tilescans(
     -------
     list of TrainingSample
     """
-    from ..io.files import read_channels
+    from ..io.files import open_scan, read_channels
+    from ..io.layers import pixel_size_um
 
     wanted = [input_channels] if isinstance(input_channels, int) else list(input_channels)
     if len(set(wanted)) != len(wanted):
@@ -391,9 +412,13 @@ def samples_from_tilescans(
         )
     samples = []
     for path in paths:
-        *images, mask = read_channels(path, [*wanted, mask_channel], len(wanted) + 1)
+        scan = open_scan(path)
+        *images, mask = read_channels(scan, [*wanted, mask_channel], len(wanted) + 1)
         images = [np.asarray(image) for image in images]
-        samples += samples_from_arrays(images, np.asarray(mask), os.path.abspath(path))
+        pixel = pixel_size_um(scan.scale, scan.units)
+        samples += samples_from_arrays(
+            images, np.asarray(mask), os.path.abspath(path), pixel_size_um=pixel
+        )
     return samples
 
 
@@ -461,7 +486,12 @@ def hold_back_part(sample: TrainingSample) -> list[TrainingSample] | None:
     def part(start: int, stop: int) -> TrainingSample:
         index = (slice(start, stop), slice(None))[:: 1 if axis == 0 else -1]
         name = f"{sample.name} ({what} {start}-{stop - 1})"
-        return TrainingSample(name, sample.channels[(slice(None), *index)], sample.labels[index])
+        return TrainingSample(
+            name,
+            sample.channels[(slice(None), *index)],
+            sample.labels[index],
+            sample.pixel_size_um,
+        )
 
     parts = [part(0, cut), part(cut, n)]
     # An image labelled in one area only: a part without cells would score 0 every epoch.
@@ -1422,6 +1452,8 @@ def iter_train(
                 "data": {
                     k: _summary([by_name[n] for n in split[k] if n in by_name]) for k in SPLITS
                 },
+                # What segmenting resamples images to (models.catalog.model_zoom).
+                "pixel_size_um": common_pixel_size(list(by_name.values())),
                 "class_frequencies": [float(f) for f in freq],
                 "class_weights": [float(w) for w in weights],
                 "settings": settings_record,
