@@ -4,7 +4,7 @@
     The real sample scan: the Usiigaci phase-contrast images of the test split
     (the images the starter model never saw in training or validation) with
     their hand-drawn masks, one OME-TIFF position per image, two channels
-    (phase contrast, mask), deflate-compressed.
+    (phase contrast, mask), deflate-compressed, with the images' pixel size.
 ``starter CHECKPOINT``
     The starter model: a checkpoint written by ``cytomask train``, stored in
     half precision (the weights are used in single precision after loading).
@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 import tifffile
 from skimage.io import imread
+
+from napari_cytomask.models.catalog import STARTER_PIXEL_SIZE_UM
 
 ROOT = Path(__file__).resolve().parents[1]
 RESOURCES = ROOT / "src" / "napari_cytomask" / "resources"
@@ -56,7 +58,14 @@ def make_sample(output: Path) -> Path:
                 compressionargs={"level": 9},
                 predictor=True,
                 photometric="minisblack",
-                metadata={"axes": "CYX", "Name": f"Usiigaci {name}", "Channel": {"Name": CHANNELS}},
+                metadata={
+                    "axes": "CYX",
+                    "Name": f"Usiigaci {name}",
+                    "Channel": {"Name": CHANNELS},
+                    # The shared files record none: 10x, 1.5x zoom, 2x2-binned 6.5 µm pixels.
+                    "PhysicalSizeX": STARTER_PIXEL_SIZE_UM,
+                    "PhysicalSizeY": STARTER_PIXEL_SIZE_UM,
+                },
             )
     return output
 

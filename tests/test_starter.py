@@ -50,6 +50,10 @@ def test_sample_is_the_real_test_images_with_their_masks(shared_data):
     (phase, phase_kw, _), (mask, _, _) = layers
     assert phase.shape == mask.shape == (4, 1022, 1024)
     assert phase_kw["axis_labels"] == ("P", "Y", "X")
+    # The pixel size the starter model learnt at: the sample is segmented as it is, and
+    # its cells are measured in µm (the shared files record none).
+    assert phase_kw["scale"] == (1.0, STARTER_PIXEL_SIZE_UM, STARTER_PIXEL_SIZE_UM)
+    assert phase_kw["units"] == ("pixel", "µm", "µm")
     for i, name in enumerate(SAMPLE_SETS):
         folder = shared_data / "usiigaci-phc" / name
         np.testing.assert_array_equal(np.asarray(phase[i]), tifffile.imread(folder / "raw.tif"))

@@ -39,9 +39,10 @@ def test_the_sample_opens_whole_beside_the_dock_with_the_hand_drawn_cells_hidden
             np.array(viewer.camera.center[-2:]) - np.array(canvas[::-1]) / 2 / viewer.camera.zoom
         )
         bottom_right = top_left + np.array(canvas[::-1]) / viewer.camera.zoom
-        height, width = phase.data.shape[-2:]
-        assert top_left[1] <= -0.5 and bottom_right[1] >= width - 0.5
-        assert top_left[0] <= -0.5 and bottom_right[0] >= height - 0.5
+        # In the canvas's units: the sample's pixels are 0.87 µm.
+        (height, width), (sy, sx) = phase.data.shape[-2:], phase.scale[-2:]
+        assert top_left[1] <= -0.5 * sx and bottom_right[1] >= (width - 0.5) * sx
+        assert top_left[0] <= -0.5 * sy and bottom_right[0] >= (height - 0.5) * sy
     finally:
         viewer.close()
 

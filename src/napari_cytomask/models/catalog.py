@@ -115,7 +115,7 @@ STARTER_CONFIDENCE = 0.72
 
 
 #: The pixel size (µm) of the starter model's training images: Usiigaci's 10x objective,
-#: 1.5x zoom and a 2x2-binned Flash4.0 camera (their files record 0.8708 µm).
+#: 1.5x zoom and a 2x2-binned Flash4.0 camera (13 µm / 15); the sample scan records it.
 STARTER_PIXEL_SIZE_UM = 0.87
 #: How much larger (in pixels) cells may look than in the starter model's images seen as
 #: they are (not resampled by :func:`model_zoom`) before it misses many of them, from
@@ -127,7 +127,7 @@ STARTER_SCALE_RANGE = (0.6, 1.4)
 
 
 #: Pixel sizes within this factor of the model's are used as they are: resampling
-#: 0.8708 µm pixels to 0.87 µm would only blur them.
+#: 0.866 µm pixels to 0.87 µm would only blur them.
 RESAMPLE_TOLERANCE = 1.1
 #: The largest factor an image is resampled by. Beyond it a file's pixel size is more
 #: likely wrong (a 72 dpi default is 353 µm) than a microscope's, and the image is left
