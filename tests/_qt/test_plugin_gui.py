@@ -227,3 +227,23 @@ def test_four_of_the_plugins_docks_fit_an_800_px_screen(make_napari_viewer_proxy
     for name in ("Segment cytoplasm", "Segmentation metrics", "Export labels", "Channel roles"):
         viewer.window.add_plugin_dock_widget("napari-cytomask", name)
     assert window.minimumSizeHint().height() <= 800
+
+
+def test_docks_that_would_not_get_their_height_open_as_tabs(make_napari_viewer_proxy, qtbot):
+    """Stacked at 1280 × 800, the four docks each got their least height: the metrics
+    table 0 px, the export list half a row, and no splitter could give one more room."""
+    viewer = make_napari_viewer_proxy(show=True)
+    window = viewer.window._qt_window
+    docks = {}
+    for name in ("Segment cytoplasm", "Segmentation metrics", "Export labels", "Channel roles"):
+        docks[name], _ = viewer.window.add_plugin_dock_widget("napari-cytomask", name)
+        qtbot.wait(50)
+    assert window.minimumSizeHint().height() <= 800
+    shown = [d for d in docks.values() if not d.visibleRegion().isEmpty()]
+    # The latest is on top, whole; the others are a click on their tab away.
+    assert docks["Channel roles"] in shown and len(shown) < 4
+    metrics = docks["Segmentation metrics"]
+    if metrics not in shown:
+        metrics.raise_()
+        qtbot.wait(50)
+    assert metrics.widget().table.visibleRegion().boundingRect().height() > 100

@@ -18,12 +18,15 @@ from qtpy.compat import isalive
 from qtpy.QtCore import QLocale, QObject, Qt, QTimer
 from qtpy.QtGui import QDoubleValidator, QKeySequence, QValidator
 from qtpy.QtWidgets import (
+    QApplication,
+    QDockWidget,
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QFrame,
     QHBoxLayout,
     QLabel,
+    QMainWindow,
     QMessageBox,
     QProgressBar,
     QPushButton,
@@ -249,7 +252,63 @@ def number_box(low, high, value, tip, step=1, decimals=None, special=None) -> QW
     return box
 
 
-class StepWidget:
+#: Height (px) a main window keeps beside its docks: menu bar, status bar, dock titles.
+_WINDOW_FRAME = 80
+
+
+class FitsTheScreen:
+    """Mixin of the plugin's docks: a dock opened where the docks stacked in its area would
+    not get the height they ask for on the screen joins the last of them as a tab.
+
+    napari stacks docks in an area. With four of the plugin's docks at 1280 × 800 each got
+    its least height: the metrics table 0 px, the export list half a row, and no splitter
+    could give one more room. Tabbed, each shows whole; on a taller screen they stack.
+    """
+
+    _placed = False
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().showEvent(event)
+        if not self._placed:
+            self._placed = True
+            QTimer.singleShot(0, self._fit_the_screen)  # once napari has placed the dock
+
+    def _fit_the_screen(self) -> None:
+        if not isalive(self):
+            return
+        dock = self.parentWidget()
+        window = dock.parentWidget() if isinstance(dock, QDockWidget) else None
+        if window is None or dock.widget() is not self or not isinstance(window, QMainWindow):
+            return  # a part of another dock, a floating or a plain window
+        area = window.dockWidgetArea(dock)
+        others = [
+            other
+            for other in window.findChildren(QDockWidget)
+            if other is not dock
+            and other.isVisible()
+            and not other.isFloating()
+            and window.dockWidgetArea(other) == area
+        ]
+        screen = window.screen() or QApplication.primaryScreen()
+        room = screen.availableGeometry().height() - _WINDOW_FRAME
+        wanted, counted = 0, set()
+        for stacked in [*others, dock]:  # docks already tabbed together take one height
+            if stacked not in counted:
+                group = [stacked, *window.tabifiedDockWidgets(stacked)]
+                counted.update(group)
+                wanted += max(d.sizeHint().height() for d in group)
+        if (
+            others
+            and wanted > room
+            and area
+            in (Qt.DockWidgetArea.RightDockWidgetArea, Qt.DockWidgetArea.LeftDockWidgetArea)
+        ):
+            window.tabifyDockWidget(others[-1], dock)
+            dock.show()
+            dock.raise_()
+
+
+class StepWidget(FitsTheScreen):
     """What every step widget offers about its run: ``status``, ``progress`` and the running
     ``worker``, read off its :class:`StepControls` (``self.controls``) and
     :class:`Runner` (``self.runner``). Its numbers use :data:`NUMBER_LOCALE`."""

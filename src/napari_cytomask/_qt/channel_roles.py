@@ -11,7 +11,7 @@ from ..io.layers import ROLES
 from ..io.tiff import file_stem
 from ..roles import channel_layers, holds_ids, role_of, scans_without_input, set_role, source_of
 from ._layers import RoleWatcher
-from ._live import CHANNEL_ROLES
+from ._live import CHANNEL_ROLES, FitsTheScreen
 
 _ROLE_TEXT = {"input": "input (segment this)", "image": "image", "mask": "mask (labels)"}
 
@@ -31,7 +31,7 @@ class _ElidedLabel(QLabel):
         self.setText(metrics.elidedText(self._full, Qt.TextElideMode.ElideMiddle, room))
 
 
-class ChannelRolesWidget(QWidget):
+class ChannelRolesWidget(FitsTheScreen, QWidget):
     """One row per opened channel with a role picker; changing it converts the layer in place
     (the steps' layer pickers follow a new input wherever its role was set)."""
 

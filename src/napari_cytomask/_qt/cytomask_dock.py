@@ -34,7 +34,7 @@ from qtpy.QtWidgets import (
 from ..io.layers import layer_info
 from ..pipeline import METHODS, Preset
 from ..roles import role_of
-from ._live import ask_save_path, take_keys
+from ._live import FitsTheScreen, ask_save_path, take_keys
 from ._settings import StepSettings, changed_signal
 from .channel_roles import ChannelRolesWidget
 from .export_panel import ExportPanel
@@ -54,7 +54,7 @@ STEPS = (
 )
 
 
-class CytomaskDock(QWidget):
+class CytomaskDock(FitsTheScreen, QWidget):
     """Input channels → segment → separate touching cells → check → export, in one dock.
 
     Parameters
