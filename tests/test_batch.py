@@ -322,3 +322,27 @@ def test_a_record_whose_labels_were_deleted_is_not_finished(tmp_path):
     # Labels in another format than this run's count too.
     tifffile.imwrite(job.record.with_name(job.record.stem + ".ome.tif"), np.ones((8, 8), np.uint8))
     assert job.finished()
+
+
+def test_telling_a_mask_from_a_blank_image_reads_a_sample_only():
+    """Every mask in an input folder was read whole to say why it is skipped: a whole-slide
+    mask took its full size in memory before anything was segmented."""
+    from napari_cytomask.batch import _blank_value
+
+    class Lazy:  # a large file: a sparse grid may be read, the whole of it not
+        shape = (6000, 6000)
+
+        def __init__(self, pixels):
+            self.pixels = pixels
+
+        def __getitem__(self, key):
+            return self.pixels[key]
+
+        def __array__(self, *args, **kwargs):
+            raise AssertionError("read whole")
+
+    mask = np.zeros((6000, 6000), np.uint32)
+    mask[::100, ::100] = 7
+    assert _blank_value(Lazy(mask)) is None
+    assert _blank_value(np.zeros((64, 64), np.uint16)) == 0
+    assert _blank_value(np.full((64, 64), 3, np.uint16)) == 3

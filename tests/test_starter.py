@@ -185,13 +185,20 @@ def test_images_at_another_pixel_size_are_resampled_for_the_starter(tmp_path, sh
     assert "were resampled" in capsys.readouterr().err
     given = tifffile.imread(tmp_path / "lost_unet_cells.tif")
     np.testing.assert_array_equal(given, resampled)
+    # Run again with another pixel size, the result is not taken as made already.
+    lost = [str(tmp_path / "lost.tif"), "--no-tta", "--scheduler", "synchronous"]
+    assert main(["segment", *lost, "--pixel-size", "0.435"]) == 0  # the same: skipped
+    assert "already segmented with these settings" in capsys.readouterr().out
+    assert main(["segment", *lost, "--pixel-size", "0.5"]) == 1
+    assert "was made with other settings; pass --overwrite" in capsys.readouterr().err
     # Resampling asked of a model whose pixel size is not known is said not to happen.
     other = tmp_path / "other.safetensors"
     other.write_bytes(starter_path().read_bytes())
     assert main(["segment", inputs[1], *common, "-m", str(other), "--resample"]) == 0
     assert (
         "cytomask: note: --resample: this model records no pixel size (its training images "
-        "recorded none), so it segments images at their own pixels." in capsys.readouterr().err
+        "did not all record the same one, or it was trained before models kept it), so it "
+        "segments images at their own pixels." in capsys.readouterr().err
     )
 
 
@@ -205,7 +212,9 @@ def test_which_pixel_sizes_are_resampled_and_which_pointed_out():
     # Another model's pixel size is not known; an unknown image's neither.
     assert model_zoom("mine.safetensors", (0.435, 0.435)) is None
     assert model_zoom(STARTER, None) is None
-    # A 72 dpi default (353 µm) is no microscope's: not resampled, and pointed out.
+    # A 100x objective's pixels are resampled; a 72 dpi default (353 µm, when a reader takes
+    # it) is no microscope's: not resampled, and pointed out.
+    assert model_zoom(STARTER, (0.065, 0.065)) == pytest.approx((0.0747, 0.0747), abs=1e-4)
     assert model_zoom(STARTER, (352.8, 352.8)) is None
     assert unlike_starter_images(None, 0.9, (352.8, 352.8)).startswith(
         "The image's pixels are 353 µm, far from the starter model's 0.87 µm, so it was not "

@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import math
 import os
 import platform
 import shutil
@@ -43,7 +44,7 @@ from .io.atomic import (
     write_json,
 )
 from .io.export import package_versions
-from .io.layers import frame_notes, pixel_size_um
+from .io.layers import finite_values, frame_notes, pixel_size_um, single_value
 from .io.tiff import file_stem
 from .io.writers import CHUNKED_ABOVE, FORMATS, SEGMENT_FORMATS, format_named
 from .models.catalog import image_area, resampled_note, unlike_starter_images
@@ -132,7 +133,6 @@ def masks_only(sources: Sequence[Path]) -> dict[Path, str]:
     or an image of one value (a black frame, a closed shutter), which reads as an empty
     mask. A file that cannot be opened is left to its job, which says why."""
     from .io.files import open_scan
-    from .io.layers import finite_values, single_value
 
     masks = {}
     for source in sources:
@@ -142,12 +142,21 @@ def masks_only(sources: Sequence[Path]) -> dict[Path, str]:
             continue
         if scan.rgb or scan.by_role("input") or scan.by_role("image"):
             continue
-        values = [single_value(finite_values(channel.data)) for channel in scan.channels]
+        values = [_blank_value(channel.data) for channel in scan.channels]
         if len(set(values)) == 1 and values[0] is not None:
             masks[source] = f"shows nothing (every pixel is {values[0]:g})"
         else:
             masks[source] = "holds label ids only (a mask)"
     return masks
+
+
+def _blank_value(data) -> float | None:
+    """The one value of an image that shows nothing, else None. A sparse grid of pixels
+    is read first, so a mask (a whole-slide one too) is told apart without reading it all."""
+    step = max(1, math.ceil(math.sqrt(data.shape[-2] * data.shape[-1] / 1e6)))
+    if single_value(finite_values(data[..., ::step, ::step])) is None:
+        return None
+    return single_value(finite_values(data))
 
 
 def plan(
@@ -179,7 +188,8 @@ def plan(
         if not options.overwrite and job.finished():
             made = json.loads(job.record.read_text(encoding="utf-8"))
             output = job.record.with_name(made.get("output") or job.labels.name)
-            if made.get("preset") != preset.to_dict():
+            given = (made.get("options") or {}).get("pixel_size_um")
+            if made.get("preset") != preset.to_dict() or given != options.pixel_size_um:
                 raise BatchError(
                     f"{job.record} was made with other settings; pass --overwrite to redo it, "
                     "or choose another --output-dir."

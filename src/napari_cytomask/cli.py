@@ -1047,8 +1047,8 @@ def _segment(args) -> int:
         model = preset.unet.model
         if args.resample and model_pixel_size(model, read_description(resolve_unet(model))) is None:
             print("cytomask: note: --resample: this model records no pixel size (its training "
-                  "images recorded none), so it segments images at their own pixels.",
-                  file=sys.stderr)  # fmt: skip
+                  "images did not all record the same one, or it was trained before models kept "
+                  "it), so it segments images at their own pixels.", file=sys.stderr)  # fmt: skip
     if args.scheduler in (None, "synchronous"):  # workers on this machine: check its devices
         from .models.device import get_device
 

@@ -129,10 +129,11 @@ STARTER_SCALE_RANGE = (0.6, 1.4)
 #: Pixel sizes within this factor of the model's are used as they are: resampling
 #: 0.866 µm pixels to 0.87 µm would only blur them.
 RESAMPLE_TOLERANCE = 1.1
-#: The largest factor an image is resampled by. Beyond it a file's pixel size is more
-#: likely wrong (a 72 dpi default is 353 µm) than a microscope's, and the image is left
-#: as it is, with :func:`unlike_starter_images`' note.
-RESAMPLE_LIMIT = 8.0
+#: The factors an image is resampled by, from shrinking to enlarging: for the starter
+#: model from 0.054 µm pixels (a 100x objective on a 6.5 µm camera gives 0.065) to 7 µm.
+#: Beyond them a file's pixel size is more likely wrong than a microscope's, and the image
+#: is left as it is, with :func:`unlike_starter_images`' note.
+RESAMPLE_RANGE = (1 / 16, 8.0)
 
 
 def is_starter(model: str | os.PathLike | None) -> bool:
@@ -168,7 +169,7 @@ def model_zoom(
     cells are as large in pixels as those it learnt from: 0.5 halves an image of 0.435 µm
     pixels for the starter model (0.87 µm). None when either pixel size is not known, they
     are within :data:`RESAMPLE_TOLERANCE` of each other, or the image's is implausibly far
-    off (:data:`RESAMPLE_LIMIT`).
+    off (:data:`RESAMPLE_RANGE`).
 
     On two test fields resampled to twice the starter model's magnification, its F1 at
     IoU 0.5 was 0 as they were and 0.96 and 0.86 with this resampling
@@ -178,7 +179,7 @@ def model_zoom(
     if not pixel_size_um or learnt is None or same_pixel_size(pixel_size_um, learnt):
         return None
     zoom = tuple(size / own for size, own in zip(pixel_size_um, learnt, strict=True))
-    if not all(1 / RESAMPLE_LIMIT <= z <= RESAMPLE_LIMIT for z in zoom):
+    if not all(RESAMPLE_RANGE[0] <= z <= RESAMPLE_RANGE[1] for z in zoom):
         return None
     return zoom
 
@@ -230,7 +231,7 @@ def unlike_starter_images(
                      key=lambda r: abs(math.log(r)))  # fmt: skip
         if not STARTER_SCALE_RANGE[0] <= larger <= STARTER_SCALE_RANGE[1]:
             sizes = pixel_sizes(pixel_size_um)
-            if not 1 / RESAMPLE_LIMIT <= larger <= RESAMPLE_LIMIT:
+            if not RESAMPLE_RANGE[0] <= 1 / larger <= RESAMPLE_RANGE[1]:
                 return (
                     f"The image's pixels are {sizes}, far from the starter model's "
                     f"{STARTER_PIXEL_SIZE_UM} µm, so it was not resampled: if that size is "
