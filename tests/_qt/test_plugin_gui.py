@@ -247,3 +247,19 @@ def test_docks_that_would_not_get_their_height_open_as_tabs(make_napari_viewer_p
         metrics.raise_()
         qtbot.wait(50)
     assert metrics.widget().table.visibleRegion().boundingRect().height() > 100
+
+
+def test_naparis_own_docks_are_not_tabbed_away(make_napari_viewer, qtbot):
+    """Docked on the left, the main dock took napari's layer list behind a tab."""
+    from napari_cytomask._qt.cytomask_dock import CytomaskDock
+
+    viewer = make_napari_viewer(show=True)
+    window = viewer.window._qt_window
+    from qtpy.QtWidgets import QDockWidget
+
+    viewer.window.add_dock_widget(CytomaskDock(viewer), area="left")
+    qtbot.wait(300)
+    docks = {dock.windowTitle(): dock for dock in window.findChildren(QDockWidget)}
+    for own in ("layer list", "layer controls"):
+        assert window.tabifiedDockWidgets(docks[own]) == []
+        assert not docks[own].visibleRegion().isEmpty()

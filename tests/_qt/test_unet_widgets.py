@@ -709,6 +709,10 @@ def test_an_image_at_another_pixel_size_is_resampled_for_the_starter(
     assert segmenter.pixel_size.text() == "not in image"
     segmenter.input.setCurrentText("x2")
     assert segmenter.pixel_size.text() == "0.435 (image)"
+    # A stray arrow key steps from the image's size, not from 0 (0.05 µm).
+    segmenter.pixel_size.stepBy(1)
+    assert segmenter.pixel_size.value() == pytest.approx(0.485)
+    segmenter.pixel_size.setValue(0)
     cells = run("x2")
     assert cells.shape == larger.shape and evaluate(truth, cells).matches.f1[0] > 0.85
     assert segmenter.status.text().endswith(

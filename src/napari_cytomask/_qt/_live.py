@@ -254,15 +254,19 @@ def number_box(low, high, value, tip, step=1, decimals=None, special=None) -> QW
 
 #: Height (px) a main window keeps beside its docks: menu bar, status bar, dock titles.
 _WINDOW_FRAME = 80
+#: Height (px) a stacked dock needs beyond its least one to show its settings or results.
+_USABLE = 250
 
 
 class FitsTheScreen:
-    """Mixin of the plugin's docks: a dock opened where the docks stacked in its area would
-    not get the height they ask for on the screen joins the last of them as a tab.
+    """Mixin of the plugin's docks: a dock opened where the plugin's docks stacked in its
+    area would not each get :data:`_USABLE` px beyond their least height on the screen
+    joins the last of them as a tab (napari's own docks are left alone); where they fit,
+    they stack and share the height.
 
     napari stacks docks in an area. With four of the plugin's docks at 1280 × 800 each got
     its least height: the metrics table 0 px, the export list half a row, and no splitter
-    could give one more room. Tabbed, each shows whole; on a taller screen they stack.
+    could give one more room. Tabbed, each shows whole.
     """
 
     _placed = False
@@ -285,6 +289,7 @@ class FitsTheScreen:
             other
             for other in window.findChildren(QDockWidget)
             if other is not dock
+            and isinstance(other.widget(), FitsTheScreen)
             and other.isVisible()
             and not other.isFloating()
             and window.dockWidgetArea(other) == area
@@ -296,7 +301,7 @@ class FitsTheScreen:
             if stacked not in counted:
                 group = [stacked, *window.tabifiedDockWidgets(stacked)]
                 counted.update(group)
-                wanted += max(d.sizeHint().height() for d in group)
+                wanted += max(d.minimumSizeHint().height() for d in group) + _USABLE
         if (
             others
             and wanted > room
@@ -306,6 +311,12 @@ class FitsTheScreen:
             window.tabifyDockWidget(others[-1], dock)
             dock.show()
             dock.raise_()
+        elif others:
+            # napari gives the newest dock the room and squeezes the others to their least.
+            stacked = [*others, dock]
+            window.resizeDocks(
+                stacked, [room // len(stacked)] * len(stacked), Qt.Orientation.Vertical
+            )
 
 
 class StepWidget(FitsTheScreen):

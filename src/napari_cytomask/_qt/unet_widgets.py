@@ -69,6 +69,7 @@ from ._layers import (
 )
 from ._live import (
     CHANNEL_ROLES,
+    DecimalSpinBox,
     Runner,
     StepControls,
     StepWidget,
@@ -105,6 +106,18 @@ def _form() -> QFormLayout:
     # Narrow docks put a long label above its field instead of cutting it.
     form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
     return form
+
+
+class _PixelSizeBox(DecimalSpinBox):
+    """The input's pixel size: at its lowest it shows the size the input records
+    (``recorded``, X), and an arrow key or the wheel steps from that size, not from 0."""
+
+    recorded: float | None = None
+
+    def stepBy(self, steps: int) -> None:  # noqa: N802 (Qt's name)
+        if self.value() == self.minimum() and self.recorded:
+            self.setValue(self.recorded)
+        super().stepBy(steps)
 
 
 class _ModelPicker(QWidget):
@@ -299,15 +312,14 @@ class UNetSegmentWidget(StepWidget, QWidget):
             "of the starter model were chosen with it), four times the computing. Untick for speed."
         )
         self.tta.setChecked(UNetStep.tta)
-        self.pixel_size = number_box(
-            0,
-            100,
-            0,
+        self.pixel_size = _PixelSizeBox()
+        self.pixel_size.setDecimals(4)
+        self.pixel_size.setRange(0, 100)
+        self.pixel_size.setSingleStep(0.05)
+        self.pixel_size.setToolTip(
             "The input's pixel size in µm. At its lowest, the box shows the size the image "
             "records (its layer's scale, from the file), which is then used; give one for "
-            "files that lost it, or hold a wrong one.",
-            0.05,
-            decimals=4,
+            "files that lost it, or hold a wrong one."
         )
         self.resample = QCheckBox("resample")
         self.resample.setToolTip(
@@ -468,6 +480,7 @@ class UNetSegmentWidget(StepWidget, QWidget):
         self.pixel_size.setSpecialValueText(
             "not in image" if pixel is None else f"{pixel_sizes(pixel, unit='')} (image)"
         )
+        self.pixel_size.recorded = None if pixel is None else pixel[1]
         if pixel is not None:
             self.pixel_size.setValue(self.pixel_size.minimum())
 
