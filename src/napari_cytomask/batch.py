@@ -290,9 +290,6 @@ def process(
         n_cells = int(np.max(run.labels, initial=0))
         write_labels(output, run.labels, overwrite=True, **geometry_of(scan, run.labels.ndim))
     seconds = time.perf_counter() - start
-    unet = segmenter.preset.unet
-    # The minimum cell size the U-Net step used, in the model's pixels.
-    min_size = unet.with_settings(segmenter.predictor.settings).min_size if unet else None
     # No channel chosen, and none named like transmitted light: the first was taken.
     guessed = segmenter.preset.channels is None and not scan.rgb and not scan.by_role("input")
     record = {
@@ -306,7 +303,7 @@ def process(
         "unet_confidence": run.confidence,
         "pixel_size_um": pixel,
         "unet_zoom": run.zoom,
-        "unet_min_size_image_px": image_area(min_size, run.zoom) if min_size else min_size,
+        "unet_min_size_image_px": run.min_size and image_area(run.min_size, run.zoom),
         **segmenter.describe(),
         "options": asdict(options),
         "versions": package_versions(),
@@ -319,9 +316,10 @@ def process(
     if replaced is not None and replaced != output and replaced.exists():
         # Made again in another format: the old result would outlive its record.
         shutil.rmtree(replaced) if replaced.is_dir() else replaced.unlink()
+    unet = segmenter.preset.unet
     unlike = resampled = ""
     if unet:
-        resampled = resampled_note(pixel, run.zoom, min_size) if run.zoom else ""
+        resampled = resampled_note(pixel, run.zoom, run.min_size) if run.zoom else ""
         unlike = unlike_starter_images(unet.model, run.confidence, pixel, bool(run.zoom))
     # Not in a chunked run: its frames are too large to read again whole.
     seen = "" if chunked else frame_notes(channels[0])

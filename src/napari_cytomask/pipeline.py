@@ -369,11 +369,14 @@ class Segmented:
     zoom
         The ``(y, x)`` factors the U-Net saw the image resampled by; None when it saw
         the image's own pixels.
+    min_size
+        The U-Net step's minimum cell size, in the model's pixels; None without one.
     """
 
     labels: np.ndarray
     confidence: float | None
     zoom: tuple[float, float] | None = None
+    min_size: int | None = None
 
 
 class Segmenter:
@@ -482,11 +485,11 @@ class Segmenter:
         if hasattr(channels, "shape"):  # an array's rows are no channels
             channels = [channels]
         method = self.preset.method
-        labels, confidence, zoom = None, None, None
+        labels, confidence, zoom, min_size = None, None, None, None
         if method in ("unet", "sam2_guided"):
             out = labels_out if method == "unet" else None
             kwargs = self.preset.unet.segment_kwargs(self.predictor, pixel_size_um)
-            zoom = kwargs["zoom"]
+            zoom, min_size = kwargs["zoom"], kwargs["cleanup"].get("min_area")
             labels, confidence = yield from self._unet(channels, out, scratch, chunk_size, kwargs)
         if method in ("sam2", "sam2_guided"):
             foreground = None if labels is None else np.asarray(labels) > 0
@@ -506,7 +509,7 @@ class Segmenter:
         if labels_out is not None and labels is not labels_out:
             labels_out[...] = labels
             labels = labels_out
-        return Segmented(labels, confidence, zoom)
+        return Segmented(labels, confidence, zoom, min_size)
 
     def _unet(self, channels, labels_out, scratch, chunk_size, kwargs):
         import zarr
