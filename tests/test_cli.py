@@ -1181,3 +1181,36 @@ def test_evaluate_compares_a_z_stack_as_one_volume_as_the_dock_does(tmp_path, ca
         np.save(tmp_path / f"{name}.npy", data)
     argv = [a.replace(".tif", ".npy") for a in argv]
     assert f1() == pytest.approx(10 / 11)
+
+
+def test_training_takes_a_pixel_size_and_fine_tunes_at_its_models(folders, tmp_path, capsys):
+    """Files that lost their pixel size trained a model that never resampled, and
+    fine-tuning at another magnification taught a model that magnification."""
+    data, _ = folders
+    pairs = ["--images", str(data / "set*" / "raw.tif"), "--masks", str(data / "set*" / "mask.tif")]
+    common = ["train", *pairs, *TINY, *QUICK, "--threads", "1", "--no-tune", "-q"]
+    base = tmp_path / "base.safetensors"
+    assert main([*common, "--pixel-size", "0.5", "-o", str(base)]) == 0
+    assert read_description(base)["training"]["pixel_size_um"] == [0.5, 0.5]
+    capsys.readouterr()
+    finer = [*common, "--pixel-size", "0.25", "--from", str(base)]
+    assert main([*finer, "-o", str(tmp_path / "fine.safetensors")]) == 0
+    assert (
+        "cytomask: note: the image(s) with 0.25 µm pixels were resampled to the 0.5 µm "
+        "pixels the network learnt cells at" in capsys.readouterr().err
+    )
+    assert read_description(tmp_path / "fine.safetensors")["training"]["pixel_size_um"] == [
+        0.5,
+        0.5,
+    ]
+    own = tmp_path / "own.safetensors"
+    assert main([*finer, "--no-resample", "-o", str(own)]) == 0
+    assert "resampled" not in capsys.readouterr().err
+    assert read_description(own)["training"]["pixel_size_um"] == [0.25, 0.25]
+    # Resumed, the run keeps learning at the images' own pixel size.
+    resume = ["--pixel-size", "0.5", "--epochs", "2", "--resume", str(own)]
+    assert main([*common, *resume]) == 0
+    assert "resampled" not in capsys.readouterr().err
+    assert read_description(own)["training"]["settings"]["resample"] is False
+    tune = ["tune", str(base), *pairs, "--pixel-size", "1.0", "--batch-size", "1", "-q"]
+    assert main(tune) == 0

@@ -128,7 +128,9 @@ def test_cells_the_starter_is_unsure_of_are_pointed_out(tmp_path, shared_data, c
     assert unlike_starter_images(starter_path(), 0.1) and not unlike_starter_images(None, None)
 
 
-def test_images_at_another_pixel_size_are_resampled_for_the_starter(tmp_path, shared_data, capsys):
+def test_images_at_another_pixel_size_are_resampled_for_the_starter(
+    tmp_path, shared_data, capsys, unet_checkpoint
+):
     """At twice the magnification (0.435 µm pixels) the starter model found 3 to 8% of the
     cells, said as a plain count; then a note told the user to resample the image in Fiji.
     Now the network sees it at its own pixel size, and the cells keep the image's."""
@@ -191,9 +193,14 @@ def test_images_at_another_pixel_size_are_resampled_for_the_starter(tmp_path, sh
     assert "already segmented with these settings" in capsys.readouterr().out
     assert main(["segment", *lost, "--pixel-size", "0.5"]) == 1
     assert "was made with other settings; pass --overwrite" in capsys.readouterr().err
+    # A copy of the starter model is known by its weights: its file records no pixel size.
+    copy = tmp_path / "copy.safetensors"
+    copy.write_bytes(starter_path().read_bytes())
+    assert main(["segment", inputs[0], *common, "-m", str(copy)]) == 0
+    assert "were resampled" in capsys.readouterr().err
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "x2_unet_cells.tif"), resampled)
     # Resampling asked of a model whose pixel size is not known is said not to happen.
-    other = tmp_path / "other.safetensors"
-    other.write_bytes(starter_path().read_bytes())
+    other = unet_checkpoint(tile_size=256)
     assert main(["segment", inputs[1], *common, "-m", str(other), "--resample"]) == 0
     assert (
         "cytomask: note: --resample: this model records no pixel size (its training images "
@@ -301,3 +308,43 @@ def test_saturated_images_and_blank_frames_are_pointed_out(shared_data):
         "cells were found there."
     )
     assert frame_notes(np.zeros((2, 8, 8))) == ""  # wholly blank: said otherwise
+
+
+def test_scores_and_tuning_see_images_at_the_starters_pixel_size(shared_data):
+    """Scoring a model on labelled images (training's validation, the quality benchmark)
+    and tuning its thresholds gave images to the network at their own pixels, where
+    segmenting resamples them: at 0.435 µm the starter model scored F1 0 there, and its
+    minimum cell size was chosen among areas four times too large."""
+    from skimage.transform import rescale
+
+    from napari_cytomask.models.inference import UNetPredictor
+    from napari_cytomask.models.training import (
+        evaluate_model,
+        samples_from_arrays,
+        scores_of,
+        tune_postprocess,
+    )
+
+    folder = shared_data / "usiigaci-phc" / "set11"
+    phase = tifffile.imread(folder / "raw.tif")[:384, :384]
+    truth = imread(folder / "instances_ids.png")[:384, :384]
+    larger = rescale(phase, 2, order=1, preserve_range=True).astype(np.float32)
+    truth2 = np.repeat(np.repeat(truth, 2, 0), 2, 1)
+    predictor = UNetPredictor.from_checkpoint(STARTER, "cpu")
+    assert predictor.pixel_size_um == (STARTER_PIXEL_SIZE_UM, STARTER_PIXEL_SIZE_UM)
+
+    def sample(image, labels, size):
+        return samples_from_arrays(image, labels, "set11", pixel_size_um=size and (size, size))
+
+    own = sample(phase, truth, STARTER_PIXEL_SIZE_UM)
+    f1 = {
+        name: scores_of(evaluate_model(predictor, s, batch_size=1))["f1_50"]
+        for name, s in (("own", own), ("x2", sample(larger, truth2, 0.435)),
+                        ("x2 lost", sample(larger, truth2, None)))
+    }  # fmt: skip
+    assert f1["own"] > 0.75 and f1["x2"] > 0.75 and f1["x2 lost"] < 0.3, f1
+    # Tuned at the model's pixels: the same minimum cell sizes to choose from.
+    tuned = {name: tune_postprocess(predictor, s, batch_size=1, rounds=1, tta=False)
+             for name, s in (("own", own), ("x2", sample(larger, truth2, 0.435)))}  # fmt: skip
+    assert tuned["x2"]["min_size"] == tuned["own"]["min_size"] > 0
+    assert min(t["scores"]["tuned"]["f1_50"] for t in tuned.values()) > 0.75, tuned

@@ -16,6 +16,7 @@ message on stderr says what to do), 2 for a wrong command line, 130 when interru
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import os
 import sys
@@ -217,6 +218,12 @@ def _add_labelled_data(parser: argparse.ArgumentParser, title: str) -> None:
     data.add_argument(
         "--mask-channel", type=int, metavar="N", help="channel index holding the instance labels"
     )
+    data.add_argument(
+        "--pixel-size", type=_positive_float, metavar="MICRONS",
+        help="the images' pixel size in µm, in place of what their files record (for files "
+        "that lost it or hold a wrong one); images are resampled to the pixel size of the "
+        "model they go through, as cytomask segment does",
+    )  # fmt: skip
 
 
 def _train_parser(sub) -> None:
@@ -372,6 +379,12 @@ def _train_parser(sub) -> None:
         help="processes that make the training crops ahead of the network; default: up to "
         "8 on a CUDA GPU, none on a CPU",
     )
+    run.add_argument(
+        "--resample", action=argparse.BooleanOptionalAction, default=None,
+        help="with --from or --resume, resample images whose pixel size is known to the one "
+        "the model learnt cells at (the starter model's 0.87 µm), as segmenting with it "
+        "will; off, it learns the images' own (default: on; a resumed run's own)",
+    )  # fmt: skip
     run.add_argument(
         "--no-tune",
         action="store_true",
@@ -709,6 +722,9 @@ def _labelled_samples(args):
             "say where the labelled images are: --images and --masks, or --tilescan with "
             "--input-channel and --mask-channel."
         )
+    if args.pixel_size:
+        pixel = (args.pixel_size, args.pixel_size)
+        samples = [dataclasses.replace(s, pixel_size_um=pixel) for s in samples]
     return samples, sources
 
 
@@ -747,6 +763,8 @@ def _keep_resumed_settings(args) -> None:
     for name in _RESUMED_SETTINGS:
         if name not in given and name in recorded:
             setattr(args, name, recorded[name])
+    if args.resample is None:
+        args.resample = recorded.get("resample", True)
 
 
 def _train(args) -> int:
@@ -810,6 +828,7 @@ def _train(args) -> int:
         time_limit=args.time_limit * 60 or None,
         workers=args.workers,
         tune=not args.no_tune,
+        resample=args.resample is not False,
     )
     gen = iter_train(
         samples,

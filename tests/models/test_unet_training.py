@@ -698,3 +698,53 @@ def test_a_model_learns_the_pixel_size_its_images_record(tmp_path, tiny_unet, sh
     ) == pytest.approx((0.51, 0.5))
     assert model_pixel_size("mine", {"training": {"pixel_size_um": None}}) is None
     assert model_zoom("mine", (0.25, 0.25), {}) is None
+
+
+def test_fine_tuning_sees_images_at_the_pixel_size_its_model_learnt(tmp_path, tiny_unet):
+    """Fine-tuning a model on images of another magnification taught it theirs: the
+    starter model fine-tuned on 20x images then resampled every image to 20x, and learnt
+    cells twice the size it knew."""
+    samples, _ = _synthetic_samples()
+    learnt = [replace(s, pixel_size_um=(0.5, 0.5)) for s in samples]
+    base = train(learnt, tmp_path / "base", UNetConfig(**tiny_unet), _small_settings())
+    finer = [replace(s, pixel_size_um=(0.25, 0.25)) for s in samples]
+
+    def fine_tune(name, **kwargs):
+        notices = []
+        result = drain(
+            iter_train(finer, tmp_path / name, None, _small_settings(tune=False, **kwargs),
+                       init_from=base.checkpoint),
+            lambda p: notices.append(p.message) if p.phase == "notice" else None,
+        )  # fmt: skip
+        return read_description(result.checkpoint)["training"], notices
+
+    record, notices = fine_tune("fine")
+    assert record["pixel_size_um"] == [0.5, 0.5]
+    assert record["data"]["train"]["pixels"] == 2 * 48 * 48  # 96² halved
+    assert notices == [
+        "the image(s) with 0.25 µm pixels were resampled to the 0.5 µm pixels the "
+        "network learnt cells at, as segmenting resamples images for it."
+    ]
+    # Off, the model learns the images' own pixel size, as a new one does.
+    record, notices = fine_tune("own", resample=False)
+    assert record["pixel_size_um"] == [0.25, 0.25] and notices == []
+    assert record["data"]["train"]["pixels"] == 2 * 96 * 96
+
+
+def test_samples_are_resampled_to_a_pixel_size_as_segmenting_resamples_images():
+    labels = np.zeros((8, 8), int)
+    labels[:4, :4], labels[5:, 2:] = 7, 3
+    sample = training.TrainingSample("s", np.arange(64, dtype=np.uint16).reshape(1, 8, 8), labels)
+    assert training.at_pixel_size(sample, (0.87, 0.87)) is sample  # no pixel size of its own
+    coarse = training.at_pixel_size(replace(sample, pixel_size_um=(0.25, 0.5)), (0.5, 0.5))
+    assert coarse.pixel_size_um == (0.5, 0.5) and coarse.channels.shape == (1, 4, 8)
+    assert coarse.channels.dtype == np.float32
+    # Labels are taken from the nearest pixel: no new ids, none averaged.
+    np.testing.assert_array_equal(coarse.labels, sample.labels[1::2])
+    same = replace(sample, pixel_size_um=(0.52, 0.5))
+    assert training.at_pixel_size(same, (0.5, 0.5)) is same  # within 10%: as it is
+    resampled, note = training.samples_at_pixel_size([sample, coarse, same], (1.0, 1.0))
+    assert resampled[0] is sample and resampled[1].channels.shape == (1, 2, 4)
+    assert note.startswith(
+        "2 of 3 image(s) with 0.5 µm, 0.52 × 0.5 µm pixels were resampled to the 1 µm pixels"
+    )

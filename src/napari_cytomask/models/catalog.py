@@ -10,6 +10,7 @@ no ``--model`` is given, and ``cytomask train --from starter`` fine-tunes it.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from dataclasses import dataclass
@@ -151,12 +152,32 @@ def model_pixel_size(
     model: str | os.PathLike | None, description: dict | None = None
 ) -> tuple[float, float] | None:
     """The (Y, X) pixel size in µm a model learnt cells at: the starter model's
-    (:data:`STARTER_PIXEL_SIZE_UM`), or what training recorded in its ``description``
-    (images that all record about the same pixel size); None when not known."""
+    (:data:`STARTER_PIXEL_SIZE_UM`), or that of the checkpoint ``description``
+    (:func:`learnt_pixel_size`); None when not known."""
     if is_starter(model):
+        return (STARTER_PIXEL_SIZE_UM, STARTER_PIXEL_SIZE_UM)
+    return learnt_pixel_size(description)
+
+
+def learnt_pixel_size(description: dict | None) -> tuple[float, float] | None:
+    """The (Y, X) pixel size in µm that the checkpoint ``description`` learnt cells at:
+    what training recorded (images that all record about the same pixel size), or the
+    starter model's for its weights wherever they lie (a copy of its file records none,
+    as it was trained before pixel sizes were recorded); None when not known."""
+    from .checkpoint import CHECKSUM_KEY
+
+    checksum = (description or {}).get(CHECKSUM_KEY)
+    if checksum is not None and checksum == _starter_checksum():
         return (STARTER_PIXEL_SIZE_UM, STARTER_PIXEL_SIZE_UM)
     recorded = ((description or {}).get("training") or {}).get("pixel_size_um")
     return (float(recorded[0]), float(recorded[1])) if recorded else None
+
+
+@functools.cache
+def _starter_checksum() -> str | None:
+    from .checkpoint import CHECKSUM_KEY, read_description
+
+    return read_description(starter_path()).get(CHECKSUM_KEY)
 
 
 def model_zoom(
@@ -164,18 +185,24 @@ def model_zoom(
     pixel_size_um: tuple[float, float] | None,
     description: dict | None = None,
 ) -> tuple[float, float] | None:
-    """The ``(y, x)`` factors that resample an image with ``pixel_size_um`` pixels to the
-    model's own pixel size (:func:`model_pixel_size`, from its ``description``), so that
-    cells are as large in pixels as those it learnt from: 0.5 halves an image of 0.435 µm
-    pixels for the starter model (0.87 µm). None when either pixel size is not known, they
-    are within :data:`RESAMPLE_TOLERANCE` of each other, or the image's is implausibly far
-    off (:data:`RESAMPLE_RANGE`).
+    """:func:`zoom_to` the pixel size of ``model`` (:func:`model_pixel_size`, from its
+    ``description``).
 
     On two test fields resampled to twice the starter model's magnification, its F1 at
     IoU 0.5 was 0 as they were and 0.96 and 0.86 with this resampling
     (``benchmarks/bench_starter_scale.py``).
     """
-    learnt = model_pixel_size(model, description)
+    return zoom_to(pixel_size_um, model_pixel_size(model, description))
+
+
+def zoom_to(
+    pixel_size_um: tuple[float, float] | None, learnt: tuple[float, float] | None
+) -> tuple[float, float] | None:
+    """The ``(y, x)`` factors that resample an image with ``pixel_size_um`` pixels to a
+    model's ``learnt`` pixel size, so that cells are as large in pixels as those it learnt
+    from: 0.5 halves an image of 0.435 µm pixels for the starter model (0.87 µm). None
+    when either pixel size is not known, they are within :data:`RESAMPLE_TOLERANCE` of
+    each other, or the image's is implausibly far off (:data:`RESAMPLE_RANGE`)."""
     if not pixel_size_um or learnt is None or same_pixel_size(pixel_size_um, learnt):
         return None
     zoom = tuple(size / own for size, own in zip(pixel_size_um, learnt, strict=True))

@@ -32,7 +32,7 @@ from ..labels import as_planes
 from ..postprocess import iter_watershed
 from ..progress import Progress, drain, relay
 from ..tiling import tile_starts
-from .catalog import image_area, resolve_unet
+from .catalog import image_area, learnt_pixel_size, resolve_unet
 from .checkpoint import check_input_channels, config_of, load_checkpoint
 from .device import autocast_dtype, get_device
 from .unet import UNetConfig, model_device, normalise, percentile_range
@@ -145,6 +145,12 @@ class UNetPredictor:
     def settings(self) -> dict:
         """Post-processing settings its checkpoint recommends (:func:`recommended_settings`)."""
         return recommended_settings(self.description)
+
+    @property
+    def pixel_size_um(self) -> tuple[float, float] | None:
+        """The (Y, X) pixel size in µm it learnt cells at, when known
+        (:func:`~.catalog.learnt_pixel_size`)."""
+        return learnt_pixel_size(self.description)
 
 
 class PredictorCache:
@@ -376,8 +382,8 @@ def iter_predict(
                         block[c] = normalise(block[c], lo, hi)
                     tiles.append(block)
                     inside.append((rows, cols))
-                probs = predict_tiles(predictor, _resized(np.stack(tiles), (th, tw)), tta=tta)
-                probs = _resized(probs, (ih, iw))
+                probs = predict_tiles(predictor, resized_planes(np.stack(tiles), (th, tw)), tta=tta)
+                probs = resized_planes(probs, (ih, iw))
                 for x, p, (rows, cols) in zip(row_xs, probs, inside, strict=True):
                     h, w = rows.stop - rows.start, cols.stop - cols.start
                     win = wy[:h, None] * wx[None, :w]
@@ -396,7 +402,7 @@ def iter_predict(
     return out
 
 
-def _resized(batch: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def resized_planes(batch: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """``(B, C, Y, X)`` float32 resized to ``size`` (bilinear, anti-aliased when it
     shrinks); the same array when it has that size. Probabilities stay probabilities:
     each output pixel is a weighted mean of input pixels."""

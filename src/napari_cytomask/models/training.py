@@ -51,7 +51,15 @@ from ..labels import as_labels, check_same_shape
 from ..metrics import Evaluation, evaluate
 from ..postprocess import instances_to_interior_boundary
 from ..progress import drain, relay
-from .catalog import resolve_unet, same_pixel_size
+from .catalog import (
+    image_area,
+    learnt_pixel_size,
+    model_pixel_size,
+    pixel_sizes,
+    resolve_unet,
+    same_pixel_size,
+    zoom_to,
+)
 from .checkpoint import (
     DIR_ENV,
     SUFFIX,
@@ -70,6 +78,7 @@ from .inference import (
     iter_predict,
     postprocess_arguments,
     probabilities_to_instances,
+    resized_planes,
 )
 from .unet import UNetConfig, build_model, normalise_channels
 
@@ -111,6 +120,43 @@ def common_pixel_size(samples: Sequence[TrainingSample]) -> tuple[float, float] 
         return None
     median = tuple(float(v) for v in np.median(np.asarray(sizes, float), axis=0))
     return median if all(same_pixel_size(median, size) for size in sizes) else None
+
+
+def at_pixel_size(sample: TrainingSample, learnt: tuple[float, float] | None) -> TrainingSample:
+    """``sample`` resampled to a model's ``learnt`` (Y, X) pixel size, as segmenting
+    resamples images for it (:func:`~.catalog.zoom_to`): the image bilinear and
+    anti-aliased, the labels by nearest pixel. The sample itself when it records no pixel
+    size, or one that needs no resampling."""
+    zoom = zoom_to(sample.pixel_size_um, learnt)
+    if zoom is None:
+        return sample
+    shape = sample.labels.shape
+    size = tuple(max(1, round(n * z)) for n, z in zip(shape, zoom, strict=True))
+    channels = resized_planes(sample.channels[None].astype(np.float32, copy=False), size)[0]
+    # The label at the centre of each new pixel.
+    rows, cols = (
+        np.minimum(((np.arange(m) + 0.5) * n / m).astype(np.intp), n - 1)
+        for n, m in zip(shape, size, strict=True)
+    )
+    return TrainingSample(sample.name, channels, sample.labels[np.ix_(rows, cols)], learnt)
+
+
+def samples_at_pixel_size(
+    samples: Sequence[TrainingSample], learnt: tuple[float, float] | None
+) -> tuple[list[TrainingSample], str]:
+    """:func:`at_pixel_size` of each sample, and a sentence saying which were resampled
+    (empty when none was)."""
+    resampled = [at_pixel_size(s, learnt) for s in samples]
+    moved = [s for s, r in zip(samples, resampled, strict=True) if r is not s]
+    if not moved:
+        return resampled, ""
+    sizes = ", ".join(sorted({pixel_sizes(s.pixel_size_um) for s in moved}))
+    count = f"{len(moved)} of {len(resampled)}" if len(moved) < len(resampled) else "the"
+    return resampled, (
+        f"{count} image(s) with {sizes} pixels were resampled to "
+        f"the {pixel_sizes(learnt)} pixels the network learnt cells at, as segmenting "
+        "resamples images for it."
+    )
 
 
 @dataclass
@@ -162,6 +208,11 @@ class TrainingSettings:
     tune
         After training, choose the post-processing settings on the validation
         images (:func:`iter_tune_postprocess`) and record them in the checkpoint.
+    resample
+        Fine-tuning (``init_from``) or resuming a network that learnt cells at a known
+        pixel size: resample the images that record another one to it
+        (:func:`at_pixel_size`), as segmenting with the network will. Off, the network
+        learns the images' own pixel size (when they agree on one).
     """
 
     epochs: int = 50
@@ -185,6 +236,7 @@ class TrainingSettings:
     time_limit: float | None = None
     workers: int | None = None
     tune: bool = True
+    resample: bool = True
 
     def validate(self) -> None:
         """Raise :class:`ValueError` for impossible settings."""
@@ -826,9 +878,16 @@ def scores_of(evaluation: Evaluation) -> dict:
 
 
 def _evaluate_probabilities(
-    sample: TrainingSample, probabilities: np.ndarray, targets: str, settings: dict
+    sample: TrainingSample,
+    probabilities: np.ndarray,
+    targets: str,
+    settings: dict,
+    zoom: tuple[float, float] | None = None,
 ) -> Evaluation:
-    """Cells of one image's probabilities with post-processing ``settings``, against its labels."""
+    """Cells of one image's probabilities with post-processing ``settings``, against its
+    labels; with the ``zoom`` it was resampled by for the network, the minimum cell size
+    (in the network's pixels) counted in the image's, as segmenting counts it."""
+    settings = {**settings, "min_size": image_area(settings["min_size"], zoom)}
     args = postprocess_arguments(targets, **settings)
     labels = drain(
         probabilities_to_instances(
@@ -854,7 +913,10 @@ def iter_evaluate(
     """Segment samples and compare with their labels; yields ``(done, total)`` images.
 
     ``settings`` are post-processing settings (see
-    :data:`~.inference.DEFAULT_SETTINGS`); default ``predictor.settings``.
+    :data:`~.inference.DEFAULT_SETTINGS`); default ``predictor.settings``. As segmenting
+    does, an image whose pixel size differs from the one the network learnt cells at is
+    resampled to it for the network (:func:`~.catalog.zoom_to`), and its cells are
+    compared at its own pixels.
 
     Returns
     -------
@@ -864,8 +926,11 @@ def iter_evaluate(
     settings = {**predictor.settings, **(settings or {})}
     total = None
     for i, sample in enumerate(samples):
-        probs = _predict_sample(predictor, sample, overlap=overlap, batch_size=batch_size, tta=tta)
-        result = _evaluate_probabilities(sample, probs, predictor.config.targets, settings)
+        zoom = zoom_to(sample.pixel_size_um, predictor.pixel_size_um)
+        probs = _predict_sample(
+            predictor, sample, overlap=overlap, batch_size=batch_size, tta=tta, zoom=zoom
+        )
+        result = _evaluate_probabilities(sample, probs, predictor.config.targets, settings, zoom)
         total = result if total is None else total + result
         yield i + 1, len(samples)
     return total
@@ -913,7 +978,9 @@ def iter_tune_postprocess(
     ``rounds`` rounds. A value replaces the current one only when it scores
     strictly better, so the defaults stay unless the images argue otherwise.
     ``tta`` predicts with flip test-time augmentation, as segmenting does by
-    default, so the thresholds suit the probabilities they will be used on.
+    default, so the thresholds suit the probabilities they will be used on. Images are
+    first resampled to the pixel size the network learnt cells at (:func:`at_pixel_size`),
+    so the minimum cell size is in its pixels, as segmenting takes it.
 
     Yields ``(done, total)``: images predicted, then settings tried.
 
@@ -926,7 +993,7 @@ def iter_tune_postprocess(
         ``"tuned"`` :func:`scores_of` on these images); ``None`` without samples
         or without a labelled cell.
     """
-    samples = list(samples)
+    samples, _ = samples_at_pixel_size(samples, predictor.pixel_size_um)
     areas = np.concatenate([_cell_areas(s.labels) for s in samples] or [[]])
     if not areas.size:
         return None
@@ -1326,6 +1393,11 @@ def iter_train(
         base = config or UNetConfig()
         config = UNetConfig.from_dict({**base.to_dict(), "in_channels": in_channels})
         model, notice = build_model(config, settings.encoder_weights)
+    start = previous if resume is not None else base if init_from is not None else None
+    if start is not None and settings.resample:
+        learnt = model_pixel_size(init_from, start) if init_from else learnt_pixel_size(start)
+        samples, resampled = samples_at_pixel_size(samples, learnt)
+        notice = " ".join(n for n in (notice, resampled) if n) or None
     if settings.crop_size % config.size_multiple:
         raise ValueError(
             f"crop size {settings.crop_size} must be a multiple of {config.size_multiple} "
@@ -1430,7 +1502,8 @@ def iter_train(
         # The random state goes on, so the crops follow the run's own seed.
         seed = recorded.get("seed", settings.seed)
         if settings.seed != seed:
-            notice = f"the seed stays the run's own ({seed}): its random state goes on."
+            kept = f"the seed stays the run's own ({seed}): its random state goes on."
+            notice = " ".join(n for n in (notice, kept) if n)
             settings = replace(settings, seed=seed)
     stopped_early = False
     # A resumed run goes on as the same run: its state stays tied to the checkpoint, which
