@@ -739,6 +739,16 @@ def test_an_image_at_another_pixel_size_is_resampled_for_the_starter(
     # A size typed for one input is not forced on another that records its own.
     segmenter.input.setCurrentText("x2")
     assert segmenter.pixel_size.text() == "0.435 (image)"
+    # A scale given to the chosen input later (layer properties, a script) is shown and
+    # used; one given to a layer no longer chosen is not followed.
+    segmenter.input.setCurrentText("lost")
+    assert segmenter.pixel_size.text() == "not in image"
+    viewer.layers["x2"].scale = (0.87, 0.87)
+    viewer.layers["lost"].scale = (0.435, 0.435)
+    viewer.layers["lost"].units = ("µm", "µm")
+    assert segmenter.pixel_size.text() == "0.435 (image)"
+    viewer.layers["lost"].units = ("pixel", "pixel")
+    assert segmenter.pixel_size.text() == "not in image"
 
 
 def test_frames_of_a_stack_that_show_nothing_are_named(

@@ -17,6 +17,7 @@ import napari
 import numpy as np
 from napari.layers import Image, Labels
 from napari.utils.notifications import show_error
+from qtpy.compat import isalive
 from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import (
     QCheckBox,
@@ -422,6 +423,7 @@ class UNetSegmentWidget(StepWidget, QWidget):
         self.train_button.clicked.connect(lambda: self.tabs.setCurrentIndex(1))
         self.checkpoint.combo.currentIndexChanged.connect(self._use_model_settings)
         self._use_model_settings()
+        self._scaled = None  # the input whose scale the pixel-size box follows
         self.input.currentIndexChanged.connect(self._show_pixel_size)
         self._show_pixel_size()
         self.bind_keys()  # the training tab's too: see shown_controls
@@ -474,8 +476,17 @@ class UNetSegmentWidget(StepWidget, QWidget):
 
     def _show_pixel_size(self, *_) -> None:
         """Show the pixel size the input records in the box at its lowest; an input that
-        records one takes it, not a size typed for another (which lost its own)."""
+        records one takes it, not a size typed for another (which lost its own). A scale
+        given to the input after it was chosen (layer properties, a script) is shown too."""
+        if not isalive(self):
+            return
         layer = self.input.layer()
+        if layer is not self._scaled:
+            for event in _scale_events(self._scaled):
+                event.disconnect(self._show_pixel_size)
+            for event in _scale_events(layer):
+                event.connect(self._show_pixel_size)
+            self._scaled = layer
         pixel = None if layer is None else _recorded_pixel_size(layer)
         self.pixel_size.setSpecialValueText(
             "not in image" if pixel is None else f"{pixel_sizes(pixel, unit='')} (image)"
@@ -1156,6 +1167,11 @@ class UNetTrainWidget(StepWidget, QWidget):
         self.summary = text
         self.status.setText(f"Saved {result.checkpoint}. {text}")
         self.trained.emit(Path(result.checkpoint))
+
+
+def _scale_events(layer) -> tuple:
+    """The events of ``layer`` (or None) that change the pixel size it records."""
+    return () if layer is None else (layer.events.scale, layer.events.units)
 
 
 def _recorded_pixel_size(layer) -> tuple[float, float] | None:
