@@ -141,6 +141,36 @@ def test_training_on_one_image_says_what_it_held_back(make_napari_viewer_proxy, 
     assert segmenter.status.text().endswith(f"press Segment cytoplasm. {trainer.summary}")
 
 
+def test_fine_tuning_on_layers_of_another_pixel_size_says_they_were_resampled(
+    make_napari_viewer_proxy, qtbot, model_folder, unet_checkpoint
+):
+    """Training's notes (images resampled to the model's pixel size) flashed by in the
+    status line and were gone once the first step was reported."""
+    from napari_cytomask.models.checkpoint import load_checkpoint
+
+    base = unet_checkpoint()
+    model, description = load_checkpoint(base)
+    description["training"] = {"pixel_size_um": [0.5, 0.5]}
+    save_checkpoint(base, model, description)
+    viewer = make_napari_viewer_proxy()
+    scan = make_tilescan(n_tiles=1, shape=(128, 96), seed=1)
+    viewer.add_image(scan.brightfield[0], name="img", scale=(0.25, 0.25), units="µm")
+    viewer.add_labels(scan.labels[0], name="mask", scale=(0.25, 0.25), units="µm")
+    trainer = UNetTrainWidget(viewer)
+    _tiny_training(trainer)
+    trainer.start_from.setCurrentText(START_CHECKPOINT)
+    trainer.init_path.setText(str(base))
+    trainer.train()
+    qtbot.waitUntil(lambda: trainer.worker is None, timeout=90_000)
+    assert trainer.result is not None, trainer.status.text()
+    assert trainer.summary.endswith(
+        " The image(s) with 0.25 µm pixels were resampled to the 0.5 µm pixels the network "
+        "learnt cells at, as segmenting resamples images for it."
+    )
+    assert trainer.status.text().endswith(trainer.summary)
+    assert read_description(trainer.result.checkpoint)["training"]["pixel_size_um"] == [0.5, 0.5]
+
+
 def test_cells_mostly_near_the_minimum_size_say_smaller_ones_were_dropped():
     """A minimum size tuned on larger nuclei (165 px) kept 16 of 65 smaller ones, without
     a word: the status says so when most cells found are near that size."""

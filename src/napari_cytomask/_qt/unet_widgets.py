@@ -681,6 +681,7 @@ class UNetTrainWidget(StepWidget, QWidget):
         self.scores: list[tuple[int, float]] = []
         self._checkpoint: Path | None = None
         self._first_epoch: int | None = None
+        self._notes: list[str] = []  # notices of the run's start
         # Timed from the first training step: what came before it (reading the images,
         # choosing thresholds for a fine-tuned model) says nothing of the steps' pace.
         self._pace = Pace()
@@ -1010,6 +1011,7 @@ class UNetTrainWidget(StepWidget, QWidget):
         self.losses, self.scores = [], []
         # A resumed run's network is on disk already: cancelled, it is kept.
         self._first_epoch, self._checkpoint = None, Path(resume) if resume else None
+        self._notes: list[str] = []
         self._plot()
         self.progress.setMaximum(settings.epochs * settings.steps_per_epoch)
         kept = (
@@ -1075,6 +1077,8 @@ class UNetTrainWidget(StepWidget, QWidget):
     def _on_progress(self, p) -> None:
         if p.phase == "notice":
             self.status.setText(p.message)
+            if self._first_epoch is None:  # how the run started: said again at its end
+                self._notes.append(p.message)
             return
         if p.phase == "train":
             if self._first_epoch is None:  # a resumed run goes on counting epochs
@@ -1164,6 +1168,7 @@ class UNetTrainWidget(StepWidget, QWidget):
                 f"{tuned['interior_threshold']:g}, foreground {tuned['foreground_threshold']:g}, "
                 f"minimum cell size {tuned['min_size']} px."
             )
+        text += "".join(f" {note[:1].upper()}{note[1:]}" for note in self._notes)
         self.summary = text
         self.status.setText(f"Saved {result.checkpoint}. {text}")
         self.trained.emit(Path(result.checkpoint))
