@@ -1193,10 +1193,10 @@ def test_training_takes_a_pixel_size_and_fine_tunes_at_its_models(folders, tmp_p
     assert main([*common, "--pixel-size", "0.5", "-o", str(base)]) == 0
     assert read_description(base)["training"]["pixel_size_um"] == [0.5, 0.5]
     capsys.readouterr()
-    finer = [*common, "--pixel-size", "0.25", "--from", str(base)]
-    assert main([*finer, "-o", str(tmp_path / "fine.safetensors")]) == 0
+    coarser = [*common, "--pixel-size", "1", "--from", str(base)]
+    assert main([*coarser, "-o", str(tmp_path / "fine.safetensors")]) == 0
     assert (
-        "cytomask: note: the image(s) with 0.25 µm pixels were resampled to the 0.5 µm "
+        "cytomask: note: the image(s) with 1 µm pixels were resampled to the 0.5 µm "
         "pixels the network learnt cells at" in capsys.readouterr().err
     )
     assert read_description(tmp_path / "fine.safetensors")["training"]["pixel_size_um"] == [
@@ -1204,11 +1204,11 @@ def test_training_takes_a_pixel_size_and_fine_tunes_at_its_models(folders, tmp_p
         0.5,
     ]
     own = tmp_path / "own.safetensors"
-    assert main([*finer, "--no-resample", "-o", str(own)]) == 0
+    assert main([*coarser, "--no-resample", "-o", str(own)]) == 0
     assert "resampled" not in capsys.readouterr().err
-    assert read_description(own)["training"]["pixel_size_um"] == [0.25, 0.25]
+    assert read_description(own)["training"]["pixel_size_um"] == [1.0, 1.0]
     # Resumed, the run keeps learning at the images' own pixel size.
-    resume = ["--pixel-size", "0.5", "--epochs", "2", "--resume", str(own)]
+    resume = ["--pixel-size", "1", "--epochs", "2", "--resume", str(own)]
     assert main([*common, *resume]) == 0
     assert "resampled" not in capsys.readouterr().err
     assert read_description(own)["training"]["settings"]["resample"] is False

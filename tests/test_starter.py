@@ -310,7 +310,7 @@ def test_saturated_images_and_blank_frames_are_pointed_out(shared_data):
     assert frame_notes(np.zeros((2, 8, 8))) == ""  # wholly blank: said otherwise
 
 
-def test_scores_and_tuning_see_images_at_the_starters_pixel_size(shared_data):
+def test_scores_and_tuning_see_images_at_the_starters_pixel_size(shared_data, tmp_path):
     """Scoring a model on labelled images (training's validation, the quality benchmark)
     and tuning its thresholds gave images to the network at their own pixels, where
     segmenting resamples them: at 0.435 µm the starter model scored F1 0 there, and its
@@ -348,3 +348,18 @@ def test_scores_and_tuning_see_images_at_the_starters_pixel_size(shared_data):
              for name, s in (("own", own), ("x2", sample(larger, truth2, 0.435)))}  # fmt: skip
     assert tuned["x2"]["min_size"] == tuned["own"]["min_size"] > 0
     assert min(t["scores"]["tuned"]["f1_50"] for t in tuned.values()) > 0.75, tuned
+
+    # Tuning a copy of the starter model writes its weights again (in single precision):
+    # it is no longer known by them, and keeps its pixel size by recording it.
+    copy = tmp_path / "copy.safetensors"
+    copy.write_bytes(starter_path().read_bytes())
+    x2 = tmp_path / "x2"
+    x2.mkdir()
+    tifffile.imwrite(x2 / "raw.tif", larger)
+    tifffile.imwrite(x2 / "mask.tif", truth2)
+    data = ["--images", str(x2 / "raw.tif"), "--masks", str(x2 / "mask.tif")]
+    for _ in range(2):  # and again, from the file written
+        assert main(["tune", str(copy), *data, "--pixel-size", "0.435", "--no-tta", "-q"]) == 0
+        description = read_description(copy)
+        assert description["postprocess"]["min_size"] == tuned["own"]["min_size"]
+    assert UNetPredictor.from_checkpoint(copy, "cpu").pixel_size_um == (0.87, 0.87)

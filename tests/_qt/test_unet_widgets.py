@@ -154,8 +154,8 @@ def test_fine_tuning_on_layers_of_another_pixel_size_says_they_were_resampled(
     save_checkpoint(base, model, description)
     viewer = make_napari_viewer_proxy()
     scan = make_tilescan(n_tiles=1, shape=(128, 96), seed=1)
-    viewer.add_image(scan.brightfield[0], name="img", scale=(0.25, 0.25), units="µm")
-    viewer.add_labels(scan.labels[0], name="mask", scale=(0.25, 0.25), units="µm")
+    viewer.add_image(scan.brightfield[0], name="img", scale=(1, 1), units="µm")
+    viewer.add_labels(scan.labels[0], name="mask", scale=(1, 1), units="µm")
     trainer = UNetTrainWidget(viewer)
     _tiny_training(trainer)
     trainer.start_from.setCurrentText(START_CHECKPOINT)
@@ -164,7 +164,7 @@ def test_fine_tuning_on_layers_of_another_pixel_size_says_they_were_resampled(
     qtbot.waitUntil(lambda: trainer.worker is None, timeout=90_000)
     assert trainer.result is not None, trainer.status.text()
     assert trainer.summary.endswith(
-        " The image(s) with 0.25 µm pixels were resampled to the 0.5 µm pixels the network "
+        " The image(s) with 1 µm pixels were resampled to the 0.5 µm pixels the network "
         "learnt cells at, as segmenting resamples images for it."
     )
     assert trainer.status.text().endswith(trainer.summary)

@@ -704,7 +704,8 @@ def test_fine_tuning_sees_images_at_the_pixel_size_its_model_learnt(tmp_path, ti
     """Fine-tuning a model on images of another magnification taught it theirs: the
     starter model fine-tuned on 20x images then resampled every image to 20x, and learnt
     cells twice the size it knew."""
-    samples, _ = _synthetic_samples()
+    scan = make_tilescan(n_tiles=2, shape=(128, 128), cell_radius=24, seed=4)
+    samples = samples_from_arrays(scan.brightfield, scan.labels, "syn")
     learnt = [replace(s, pixel_size_um=(0.5, 0.5)) for s in samples]
     base = train(learnt, tmp_path / "base", UNetConfig(**tiny_unet), _small_settings())
     finer = [replace(s, pixel_size_um=(0.25, 0.25)) for s in samples]
@@ -720,7 +721,7 @@ def test_fine_tuning_sees_images_at_the_pixel_size_its_model_learnt(tmp_path, ti
 
     record, notices = fine_tune("fine")
     assert record["pixel_size_um"] == [0.5, 0.5]
-    assert record["data"]["train"]["pixels"] == 2 * 48 * 48  # 96² halved
+    assert record["data"]["train"]["pixels"] == 2 * 64 * 64  # 128² halved
     assert notices == [
         "the image(s) with 0.25 µm pixels were resampled to the 0.5 µm pixels the "
         "network learnt cells at, as segmenting resamples images for it."
@@ -728,7 +729,25 @@ def test_fine_tuning_sees_images_at_the_pixel_size_its_model_learnt(tmp_path, ti
     # Off, the model learns the images' own pixel size, as a new one does.
     record, notices = fine_tune("own", resample=False)
     assert record["pixel_size_um"] == [0.25, 0.25] and notices == []
-    assert record["data"]["train"]["pixels"] == 2 * 96 * 96
+    assert record["data"]["train"]["pixels"] == 2 * 128 * 128
+    # An image that lost its pixel size among them is taken to be at the model's: the model
+    # keeps the pixel size it was fine-tuned at, and segmenting resamples to it.
+    finer = [replace(finer[0], pixel_size_um=None), finer[1]]
+    record, notices = fine_tune("one lost")
+    assert record["pixel_size_um"] == [0.5, 0.5]
+    assert notices[0].startswith("1 of 2 image(s) with 0.25 µm pixels were resampled")
+    # Cells that would be too small at the model's pixel size keep the images' pixels:
+    # other, smaller cells (nuclei or bacteria at 100x) must not lose their outlines.
+    finer = [replace(s, pixel_size_um=(0.1, 0.1)) for s in samples]
+    record, notices = fine_tune("small")
+    assert record["pixel_size_um"] == [0.1, 0.1]
+    assert record["data"]["train"]["pixels"] == 2 * 128 * 128
+    assert re.fullmatch(
+        r"the cells would be \d+ px \(median\) at the 0.5 µm pixels the network learnt cells "
+        r"at, too few to outline, so the images keep their own pixels and the model learns "
+        r"theirs.",
+        notices[0],
+    )
 
 
 def test_samples_are_resampled_to_a_pixel_size_as_segmenting_resamples_images():

@@ -159,6 +159,47 @@ def samples_at_pixel_size(
     )
 
 
+#: The median cell area (px) below which fine-tuning keeps its images' own pixels: cells
+#: about 20 px across and smaller have too few pixels left to outline at the model's
+#: pixel size (the starter model's cells have a median of about 1,900 px at 0.87 µm).
+MIN_RESAMPLED_CELL_AREA = 300
+
+
+def _fine_tuning_samples(
+    samples: Sequence[TrainingSample], learnt: tuple[float, float] | None
+) -> tuple[list[TrainingSample], str]:
+    """The samples a network that learnt cells at ``learnt`` pixels is fine-tuned on
+    (:func:`samples_at_pixel_size`), and what was done; the samples as they are when their
+    cells would be too small at that pixel size (:data:`MIN_RESAMPLED_CELL_AREA`): other,
+    smaller cells (nuclei, bacteria at 100x) keep their detail, and the model learns the
+    images' pixel size."""
+    resampled, note = samples_at_pixel_size(samples, learnt)
+    if not note:
+        return resampled, ""
+    areas = np.concatenate([_cell_areas(s.labels) for s in resampled])
+    median = float(np.median(areas)) if areas.size else 0.0
+    if not areas.size or median >= MIN_RESAMPLED_CELL_AREA:
+        return resampled, note
+    return list(samples), (
+        f"the cells would be {median:.0f} px (median) at the {pixel_sizes(learnt)} pixels the "
+        "network learnt cells at, too few to outline, so the images keep their own pixels "
+        "and the model learns theirs."
+    )
+
+
+def learnt_on(
+    samples: Sequence[TrainingSample], start: tuple[float, float] | None = None
+) -> tuple[float, float] | None:
+    """The pixel size a network trained on ``samples`` learns cells at: that of a network
+    it starts from (``start``, when known) when the images that record a size are at it
+    (resampled to it), those that record none taken to be at it too; else
+    :func:`common_pixel_size`."""
+    known = common_pixel_size([s for s in samples if s.pixel_size_um is not None])
+    if start is not None and known is not None and same_pixel_size(known, start):
+        return start
+    return common_pixel_size(samples)
+
+
 @dataclass
 class TrainingSettings:
     """How to train.
@@ -211,8 +252,9 @@ class TrainingSettings:
     resample
         Fine-tuning (``init_from``) or resuming a network that learnt cells at a known
         pixel size: resample the images that record another one to it
-        (:func:`at_pixel_size`), as segmenting with the network will. Off, the network
-        learns the images' own pixel size (when they agree on one).
+        (:func:`at_pixel_size`), as segmenting with the network will, unless their cells
+        would then be too small to outline (:data:`MIN_RESAMPLED_CELL_AREA`). Off, the
+        network learns the images' own pixel size (when they agree on one).
     """
 
     epochs: int = 50
@@ -1094,7 +1136,11 @@ def iter_tune_checkpoint(
     tuned = yield from iter_tune_postprocess(predictor, samples, batch_size=batch_size, tta=tta)
     if tuned is None:
         raise ValueError("the labelled images hold no cell; give images with instance labels.")
-    save_checkpoint(path, predictor.model, {**predictor.description, "postprocess": tuned})
+    # Written again, the weights get another checksum: a copy of the starter model, known
+    # by it, keeps its pixel size by recording it.
+    training = {**record, "pixel_size_um": predictor.pixel_size_um}
+    description = {**predictor.description, "postprocess": tuned, "training": training}
+    save_checkpoint(path, predictor.model, description)
     return tuned
 
 
@@ -1394,9 +1440,10 @@ def iter_train(
         config = UNetConfig.from_dict({**base.to_dict(), "in_channels": in_channels})
         model, notice = build_model(config, settings.encoder_weights)
     start = previous if resume is not None else base if init_from is not None else None
+    learnt = None  # the pixel size of the network the run starts from, when it goes on at it
     if start is not None and settings.resample:
         learnt = model_pixel_size(init_from, start) if init_from else learnt_pixel_size(start)
-        samples, resampled = samples_at_pixel_size(samples, learnt)
+        samples, resampled = _fine_tuning_samples(samples, learnt)
         notice = " ".join(n for n in (notice, resampled) if n) or None
     if settings.crop_size % config.size_multiple:
         raise ValueError(
@@ -1526,7 +1573,7 @@ def iter_train(
                     k: _summary([by_name[n] for n in split[k] if n in by_name]) for k in SPLITS
                 },
                 # What segmenting resamples images to (models.catalog.model_zoom).
-                "pixel_size_um": common_pixel_size(list(by_name.values())),
+                "pixel_size_um": learnt_on(list(by_name.values()), learnt),
                 "class_frequencies": [float(f) for f in freq],
                 "class_weights": [float(w) for w in weights],
                 "settings": settings_record,
