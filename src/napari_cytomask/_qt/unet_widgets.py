@@ -1011,7 +1011,7 @@ class UNetTrainWidget(StepWidget, QWidget):
         self.losses, self.scores = [], []
         # A resumed run's network is on disk already: cancelled, it is kept.
         self._first_epoch, self._checkpoint = None, Path(resume) if resume else None
-        self._notes: list[str] = []
+        self._notes = []
         self._plot()
         self.progress.setMaximum(settings.epochs * settings.steps_per_epoch)
         kept = (

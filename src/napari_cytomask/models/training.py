@@ -161,7 +161,7 @@ def samples_at_pixel_size(
 
 #: The median cell area (px) below which fine-tuning keeps its images' own pixels: cells
 #: about 20 px across and smaller have too few pixels left to outline at the model's
-#: pixel size (the starter model's cells have a median of about 1,900 px at 0.87 µm).
+#: pixel size (Usiigaci's cells, which the starter model learnt, have a median of 2,079 px).
 MIN_RESAMPLED_CELL_AREA = 300
 
 
