@@ -1160,3 +1160,25 @@ def test_step_2_runs_with_one_button_name_for_every_method(make_napari_viewer_pr
     dock = CytomaskDock(make_napari_viewer_proxy(), settings=settings)
     names = {dock.unet.controls.run_button.text(), dock.sam2.controls.run_button.text()}
     assert names == {"Segment cytoplasm"}
+
+
+@pytest.mark.parametrize("size", WINDOW_SIZES)
+def test_the_pixel_size_an_image_records_is_shown_whole(make_napari_viewer, settings, size):
+    """At 1280 × 800 step 2 showed '1.08 (image)' as '8 (image)' and '0.0515 (image)' as
+    '5 (image)': the box's step buttons left too little room."""
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(*size)
+    dock = CytomaskDock(viewer, settings=settings)
+    wrapper = viewer.window.add_dock_widget(dock, name="Segment cytoplasm")
+    dock.steps.setCurrentIndex(1)
+    # As narrow as the dock goes (napari gave it 352 px at 1280 × 800).
+    viewer.window._qt_window.resizeDocks([wrapper], [0], Qt.Orientation.Horizontal)
+    box = dock.unet.pixel_size
+    for scale in ((1.0833, 1.0833), (0.0515, 0.0515), (0.4348, 0.4348)):
+        layer = viewer.add_image(np.zeros((64, 64), np.uint16), scale=scale, units="µm")
+        dock.unet.input.set_layer(layer)
+        process_events()
+        text = box.text()
+        assert text.endswith(" (image)") and text.startswith(f"{scale[1]:.3g}")
+        room = box.lineEdit().contentsRect().width()
+        assert box.lineEdit().fontMetrics().horizontalAdvance(text) < room, (text, room)

@@ -20,6 +20,7 @@ from napari.utils.notifications import show_error
 from qtpy.compat import isalive
 from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import (
+    QAbstractSpinBox,
     QCheckBox,
     QComboBox,
     QFileDialog,
@@ -111,9 +112,28 @@ def _form() -> QFormLayout:
 
 class _PixelSizeBox(DecimalSpinBox):
     """The input's pixel size: at its lowest it shows the size the input records
-    (``recorded``, X), and an arrow key or the wheel steps from that size, not from 0."""
+    (``recorded``, X), and an arrow key or the wheel steps from that size, not from 0.
+
+    Without step buttons, which are of little use for a size read off the microscope: in
+    a dock of napari's default width they left room for "8 (image)" of "1.08 (image)".
+    """
 
     recorded: float | None = None
+
+    def __init__(self):
+        super().__init__()
+        self.setButtonSymbols(QAbstractSpinBox.ButtonSymbols.NoButtons)
+
+    def show_recorded(self, pixel: tuple[float, float] | None) -> None:
+        """Show what the input records (``pixel``, (Y, X) µm) at the box's lowest, and take
+        it when there is one; the text is shown from its start if it does not fit."""
+        self.setSpecialValueText(
+            "not in image" if pixel is None else f"{pixel_sizes(pixel, unit='')} (image)"
+        )
+        self.recorded = None if pixel is None else pixel[1]
+        if pixel is not None:
+            self.setValue(self.minimum())
+        self.lineEdit().setCursorPosition(0)
 
     def stepBy(self, steps: int) -> None:  # noqa: N802 (Qt's name)
         if self.value() == self.minimum() and self.recorded:
@@ -487,13 +507,7 @@ class UNetSegmentWidget(StepWidget, QWidget):
             for event in _scale_events(layer):
                 event.connect(self._show_pixel_size)
             self._scaled = layer
-        pixel = None if layer is None else _recorded_pixel_size(layer)
-        self.pixel_size.setSpecialValueText(
-            "not in image" if pixel is None else f"{pixel_sizes(pixel, unit='')} (image)"
-        )
-        self.pixel_size.recorded = None if pixel is None else pixel[1]
-        if pixel is not None:
-            self.pixel_size.setValue(self.pixel_size.minimum())
+        self.pixel_size.show_recorded(None if layer is None else _recorded_pixel_size(layer))
 
     def _use_trained(self, checkpoint: Path) -> None:
         """A model trained here becomes the selected one, ready to segment."""
