@@ -448,6 +448,15 @@ def test_no_cells_says_what_to_try(make_napari_viewer_proxy, qtbot):
     qtbot.waitUntil(lambda: not segmenter.runner.busy, timeout=60_000)
     assert "minimum cell size (12345 px)" in segmenter.status.text()
     segmenter.min_size.setValue(tuned)
+    # What the run noticed explains the result: a pixel size too far off to resample.
+    viewer.layers["blank"].scale, viewer.layers["blank"].units = (0.0515, 0.0515), "µm"
+    segmenter.segment()
+    qtbot.waitUntil(lambda: not segmenter.runner.busy, timeout=60_000)
+    assert segmenter.status.text().startswith(
+        "No cells found in 'blank'. The image's pixels are 0.0515 µm, far from the starter "
+        "model's 0.87 µm, so it was not resampled"
+    )
+    assert "Train a model" in segmenter.status.text()
     # Images that cannot hold a cell at all say why instead.
     nan = np.full((64, 64), np.nan, np.float32)
     for name, data, reason in (

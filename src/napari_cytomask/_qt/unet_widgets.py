@@ -655,7 +655,9 @@ class UNetSegmentWidget(StepWidget, QWidget):
             self.status.setText(
                 f"No cells found in '{source}': {reason}."
                 if reason
-                else f"No cells found in '{source}'. Is it the channel to segment (see "
+                # What the run noticed (a wrong-looking pixel size, an image unlike the
+                # model's) comes first: that is when it explains the result.
+                else f"No cells found in '{source}'.{note} Is it the channel to segment (see "
                 f"{CHANNEL_ROLES})? If it is, lower the thresholds{smaller}, or, for images "
                 "unlike the model's (the starter model knows phase contrast only), fine-tune "
                 "it on a few labelled images: Train a model."
