@@ -57,3 +57,17 @@ def starter_on_cpu(doc: str):
     threads = parser.parse_args().threads
     torch.set_num_threads(threads)
     return PredictorCache().get(resolve_unet(STARTER), "cpu"), threads
+
+
+def train_in_process(name: str, command: list[str]) -> float | None:
+    """Run ``cytomask COMMAND`` (a training) in this process, saying which run it is; its
+    seconds, or None when it failed."""
+    import shlex
+
+    from napari_cytomask import cli
+
+    print(f"{name}: cytomask {shlex.join(command)}")
+    started = time.perf_counter()
+    if cli.main(command) != 0:
+        return None
+    return time.perf_counter() - started

@@ -24,13 +24,11 @@ import os
 import shlex
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import tifffile
 
-from _common import DATA, cpu_model
-from napari_cytomask import cli
+from _common import DATA, cpu_model, train_in_process
 from napari_cytomask.models.catalog import resolve_unet
 from napari_cytomask.models.checkpoint import read_description
 from napari_cytomask.models.inference import UNetPredictor
@@ -104,12 +102,9 @@ def main(argv=None) -> int:
         results = {}
         for name, extra in runs.items():
             output = folder / f"{len(results)}.safetensors"
-            command = [*common, *extra, "--output", str(output)]
-            print(f"{name}: cytomask {shlex.join(command)}")
-            started = time.perf_counter()
-            if cli.main(command) != 0:
+            seconds = train_in_process(name, [*common, *extra, "--output", str(output)])
+            if seconds is None:
                 return 1
-            seconds = time.perf_counter() - started
             training = read_description(output)["training"]
             predictor = UNetPredictor.from_checkpoint(output, "cpu")
             (quarter,) = training["split"]["test"]

@@ -37,8 +37,7 @@ import tifffile
 from skimage.io import imread
 from skimage.transform import rescale
 
-from _common import DATA, cpu_model
-from napari_cytomask import cli
+from _common import DATA, cpu_model, train_in_process
 from napari_cytomask.models.catalog import STARTER, STARTER_PIXEL_SIZE_UM, resolve_unet
 from napari_cytomask.models.checkpoint import read_description
 from napari_cytomask.models.inference import UNetPredictor
@@ -101,14 +100,12 @@ def main(argv=None) -> int:
         models = {"starter model, not fine-tuned": resolve_unet(STARTER)}
         for name, extra in runs.items():
             output = folder / f"{len(models)}.safetensors"
-            command = [*common, *extra, "--output", str(output)]
-            print(f"{name}: cytomask {shlex.join(command)}")
-            started = time.perf_counter()
-            if cli.main(command) != 0:
+            seconds = train_in_process(name, [*common, *extra, "--output", str(output)])
+            if seconds is None:
                 return 1
             training = read_description(output)["training"]
             print(
-                f"  {(time.perf_counter() - started) / 60:.1f} min with tuning, "
+                f"  {seconds / 60:.1f} min with tuning, "
                 f"{training['epochs_done']} epochs, {training['steps_done']} steps; the model "
                 f"learnt {training['pixel_size_um']} µm pixels"
             )

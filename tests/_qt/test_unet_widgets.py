@@ -56,6 +56,16 @@ def _tiny_training(widget: UNetTrainWidget) -> None:
     widget.device.setCurrentText("cpu")
 
 
+def _fine_tune(trainer: UNetTrainWidget, checkpoint, qtbot) -> None:
+    """A tiny training run from ``checkpoint``'s weights, to its end."""
+    _tiny_training(trainer)
+    trainer.start_from.setCurrentText(START_CHECKPOINT)
+    trainer.init_path.setText(str(checkpoint))
+    trainer.train()
+    qtbot.waitUntil(lambda: trainer.worker is None, timeout=90_000)
+    assert trainer.result is not None, trainer.status.text()
+
+
 def test_train_then_segment_in_a_viewer(make_napari_viewer_proxy, qtbot, model_folder):
     viewer = make_napari_viewer_proxy()
     scan = make_tilescan(n_tiles=3, shape=(96, 96), cell_radius=10, seed=3)
@@ -157,12 +167,7 @@ def test_fine_tuning_on_layers_of_another_pixel_size_says_they_were_resampled(
     viewer.add_image(scan.brightfield[0], name="img", scale=(1, 1), units="µm")
     viewer.add_labels(scan.labels[0], name="mask", scale=(1, 1), units="µm")
     trainer = UNetTrainWidget(viewer)
-    _tiny_training(trainer)
-    trainer.start_from.setCurrentText(START_CHECKPOINT)
-    trainer.init_path.setText(str(base))
-    trainer.train()
-    qtbot.waitUntil(lambda: trainer.worker is None, timeout=90_000)
-    assert trainer.result is not None, trainer.status.text()
+    _fine_tune(trainer, base, qtbot)
     assert trainer.summary.endswith(
         " The image(s) with 1 µm pixels were resampled to the 0.5 µm pixels the network "
         "learnt cells at, as segmenting resamples images for it."
@@ -296,12 +301,7 @@ def test_training_defaults_follow_the_device_and_fine_tune_a_checkpoint(
     viewer.add_image(scan.brightfield, name="BF", metadata={"cytomask": {"role": "input"}})
     viewer.add_labels(scan.labels, name="mask")
     start = unet_checkpoint(64)
-    _tiny_training(trainer)
-    trainer.start_from.setCurrentText(START_CHECKPOINT)
-    trainer.init_path.setText(str(start))
-    trainer.train()
-    qtbot.waitUntil(lambda: trainer.worker is None, timeout=90_000)
-    assert trainer.result is not None, trainer.status.text()
+    _fine_tune(trainer, start, qtbot)
     assert trainer.result.description["training"]["initialised_from"] == str(start)
 
 
