@@ -1136,10 +1136,11 @@ def iter_tune_checkpoint(
     tuned = yield from iter_tune_postprocess(predictor, samples, batch_size=batch_size, tta=tta)
     if tuned is None:
         raise ValueError("the labelled images hold no cell; give images with instance labels.")
-    # Written again, the weights get another checksum: a copy of the starter model, known
-    # by it, keeps its pixel size by recording it.
-    training = {**record, "pixel_size_um": predictor.pixel_size_um}
-    description = {**predictor.description, "postprocess": tuned, "training": training}
+    description = {**predictor.description, "postprocess": tuned}
+    if predictor.pixel_size_um is not None:
+        # Written again, the weights get another checksum: a copy of the starter model,
+        # known by it, keeps its pixel size by recording it.
+        description["training"] = {**record, "pixel_size_um": predictor.pixel_size_um}
     save_checkpoint(path, predictor.model, description)
     return tuned
 
