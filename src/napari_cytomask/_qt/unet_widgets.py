@@ -120,9 +120,13 @@ class _PixelSizeBox(DecimalSpinBox):
 
     recorded: float | None = None
 
-    def __init__(self):
+    def __init__(self, tip: str):
         super().__init__()
         self.setButtonSymbols(QAbstractSpinBox.ButtonSymbols.NoButtons)
+        self.setDecimals(4)
+        self.setRange(0, 100)
+        self.setSingleStep(0.05)
+        self.setToolTip(tip)
 
     def show_recorded(self, pixel: tuple[float, float] | None) -> None:
         """Show what the input records (``pixel``, (Y, X) µm) at the box's lowest, and take
@@ -333,11 +337,7 @@ class UNetSegmentWidget(StepWidget, QWidget):
             "of the starter model were chosen with it), four times the computing. Untick for speed."
         )
         self.tta.setChecked(UNetStep.tta)
-        self.pixel_size = _PixelSizeBox()
-        self.pixel_size.setDecimals(4)
-        self.pixel_size.setRange(0, 100)
-        self.pixel_size.setSingleStep(0.05)
-        self.pixel_size.setToolTip(
+        self.pixel_size = _PixelSizeBox(
             "The input's pixel size in µm. At its lowest, the box shows the size the image "
             "records (its layer's scale, from the file), which is then used; give one for "
             "files that lost it, or hold a wrong one."
