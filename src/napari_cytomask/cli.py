@@ -1055,7 +1055,7 @@ def _segment(args) -> int:
     from . import batch
     from .io.atomic import locked_folders
     from .io.files import find_inputs
-    from .models.catalog import model_pixel_size, resolve_unet
+    from .models.catalog import learnt_pixel_size, resolve_unet
     from .models.checkpoint import read_description
 
     preset = _preset(args)
@@ -1064,7 +1064,7 @@ def _segment(args) -> int:
     if preset.unet is not None:
         _note_if_unfinished(preset.unet.model)
         model = preset.unet.model
-        if args.resample and model_pixel_size(model, read_description(resolve_unet(model))) is None:
+        if args.resample and learnt_pixel_size(read_description(resolve_unet(model))) is None:
             print("cytomask: note: --resample: this model records no pixel size (its training "
                   "images did not all record the same one, or it was trained before models kept "
                   "it), so it segments images at their own pixels.", file=sys.stderr)  # fmt: skip

@@ -49,7 +49,7 @@ class UNetStep:
     validation images, where its thresholds were chosen (see its model card).
     ``resample`` (on by default) resamples an image whose pixel size is known to
     the model's, where that is known (the starter model's is, and a model's trained on
-    images that record theirs): see :func:`~.models.catalog.model_zoom`.
+    images that record theirs): see :func:`~.models.catalog.zoom_to`.
     """
 
     model: str = STARTER
@@ -69,7 +69,7 @@ class UNetStep:
         Post-processing settings left at ``None`` take the values the checkpoint
         recommends (tuned on its validation images), else the defaults.
         """
-        from .models.catalog import model_zoom
+        from .models.catalog import zoom_to
         from .models.inference import postprocess_arguments
 
         step = self.with_settings(predictor.settings)
@@ -79,11 +79,7 @@ class UNetStep:
             "overlap": self.overlap,
             "batch_size": self.batch_size,
             "tta": self.tta,
-            "zoom": (
-                model_zoom(self.model, pixel_size_um, predictor.description)
-                if self.resample
-                else None
-            ),
+            "zoom": zoom_to(pixel_size_um, predictor.pixel_size_um) if self.resample else None,
             **postprocess_arguments(predictor.config.targets, **settings),
         }
 

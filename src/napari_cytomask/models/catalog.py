@@ -175,9 +175,11 @@ def learnt_pixel_size(description: dict | None) -> tuple[float, float] | None:
 
 @functools.cache
 def _starter_checksum() -> str | None:
+    """The starter model's weights checksum; None where the package lacks its file."""
     from .checkpoint import CHECKSUM_KEY, read_description
 
-    return read_description(starter_path()).get(CHECKSUM_KEY)
+    path = starter_path()
+    return read_description(path).get(CHECKSUM_KEY) if path.is_file() else None
 
 
 def model_zoom(

@@ -54,7 +54,6 @@ from ..progress import drain, relay
 from .catalog import (
     image_area,
     learnt_pixel_size,
-    model_pixel_size,
     pixel_sizes,
     resolve_unet,
     same_pixel_size,
@@ -1443,7 +1442,7 @@ def iter_train(
     start = previous if resume is not None else base if init_from is not None else None
     learnt = None  # the pixel size of the network the run starts from, when it goes on at it
     if start is not None and settings.resample:
-        learnt = model_pixel_size(init_from, start) if init_from else learnt_pixel_size(start)
+        learnt = learnt_pixel_size(start)
         samples, resampled = _fine_tuning_samples(samples, learnt)
         notice = " ".join(n for n in (notice, resampled) if n) or None
     if settings.crop_size % config.size_multiple:
@@ -1573,7 +1572,7 @@ def iter_train(
                 "data": {
                     k: _summary([by_name[n] for n in split[k] if n in by_name]) for k in SPLITS
                 },
-                # What segmenting resamples images to (models.catalog.model_zoom).
+                # What segmenting resamples images to (models.catalog.zoom_to).
                 "pixel_size_um": learnt_on(list(by_name.values()), learnt),
                 "class_frequencies": [float(f) for f in freq],
                 "class_weights": [float(w) for w in weights],
