@@ -176,6 +176,65 @@ def test_fine_tuning_on_layers_of_another_pixel_size_says_they_were_resampled(
     assert read_description(trainer.result.checkpoint)["training"]["pixel_size_um"] == [0.5, 0.5]
 
 
+def test_a_pixel_size_given_for_a_layer_reaches_fine_tuning(
+    make_napari_viewer_proxy, qtbot, model_folder, unet_checkpoint, tmp_path
+):
+    """The training tab had no pixel size: a layer that lost its own was taken to be at the
+    model's, so fine-tuning learnt its cells at the wrong size, though step 2 had been told
+    the right one; nor could resampling be turned off there."""
+    from napari_cytomask.models.checkpoint import load_checkpoint
+
+    base = unet_checkpoint()
+    model, description = load_checkpoint(base)
+    description["training"] = {"pixel_size_um": [0.5, 0.5]}
+    save_checkpoint(base, model, description)
+    viewer = make_napari_viewer_proxy()
+    scan = make_tilescan(n_tiles=1, shape=(128, 96), seed=1)
+    viewer.add_image(scan.brightfield[0], name="lost")  # its pixel size lost
+    viewer.add_labels(scan.labels[0], name="mask")
+    segmenter = UNetSegmentWidget(viewer)
+    trainer = segmenter.trainer
+    assert trainer.pixels.box.text() == "not in image"
+    # The size typed in step 2 for this layer holds for training on it.
+    segmenter.pixel_size.setValue(1.0)
+    assert trainer.pixels.box.value() == 1.0
+    _fine_tune(trainer, base, qtbot)
+    assert trainer.summary.endswith(
+        " The image(s) with 1 µm pixels were resampled to the 0.5 µm pixels the network "
+        "learnt cells at, as segmenting resamples images for it."
+    )
+    assert read_description(trainer.result.checkpoint)["training"]["pixel_size_um"] == [0.5, 0.5]
+    # Unticked, the model learns the images' own pixels, and records them.
+    assert trainer.pixels.resample.isEnabled()
+    trainer.pixels.resample.setChecked(False)
+    trainer.output.setText(str(tmp_path / "own-pixels.safetensors"))
+    trainer.train()
+    qtbot.waitUntil(lambda: trainer.worker is None, timeout=90_000)
+    assert "resampled" not in trainer.summary
+    recorded = read_description(trainer.result.checkpoint)["training"]["pixel_size_um"]
+    assert recorded == [1.0, 1.0]
+    # Random weights learn the images' pixels whatever the switch says.
+    trainer.start_from.setCurrentText(START_RANDOM)
+    assert not trainer.pixels.resample.isEnabled()
+    # Files: the box gives the size of every image, in place of what the files record.
+    trainer.source.setCurrentText("Folders")
+    assert trainer.pixels.box.text() == "from the files"
+    for i, (image, labels) in enumerate(zip(scan.brightfield, scan.labels, strict=True)):
+        tifffile.imwrite(tmp_path / f"img{i}.tif", image, imagej=True,
+                         resolution=(1 / 0.3, 1 / 0.3), metadata={"unit": "um"})  # fmt: skip
+        tifffile.imwrite(tmp_path / f"mask{i}.tif", labels)
+    trainer.image_pattern.setText(str(tmp_path / "img*.tif"))
+    trainer.mask_pattern.setText(str(tmp_path / "mask*.tif"))
+    assert [s.pixel_size_um for s in trainer._samples()[0]] == [pytest.approx((0.3, 0.3))]
+    trainer.pixels.box.setValue(0.6)
+    assert [s.pixel_size_um for s in trainer._samples()[0]] == [(0.6, 0.6)]
+    # Each keeps its own: the layer's size, and the files'.
+    trainer.source.setCurrentText("Layers")
+    assert trainer.pixels.box.value() == 1.0
+    trainer.source.setCurrentText("Folders")
+    assert trainer.pixels.box.value() == 0.6
+
+
 def test_cells_mostly_near_the_minimum_size_say_smaller_ones_were_dropped():
     """A minimum size tuned on larger nuclei (165 px) kept 16 of 65 smaller ones, without
     a word: the status says so when most cells found are near that size."""
@@ -775,13 +834,15 @@ def test_an_image_at_another_pixel_size_is_resampled_for_the_starter(
     segmenter.pixel_size.setValue(0.435)
     np.testing.assert_array_equal(run("lost"), cells)
     assert "were resampled" in segmenter.status.text()
-    # A size typed for one input is not forced on another that records its own.
+    # A size typed for one input is not forced on another that records its own, and is
+    # kept for its own (it was forgotten once another input had been chosen).
     segmenter.input.setCurrentText("x2")
     assert segmenter.pixel_size.text() == "0.435 (image)"
-    # A scale given to the chosen input later (layer properties, a script) is shown and
-    # used; one given to a layer no longer chosen is not followed.
     segmenter.input.setCurrentText("lost")
-    assert segmenter.pixel_size.text() == "not in image"
+    assert segmenter.pixel_size.value() == 0.435
+    # A scale given to the chosen input later (layer properties, a script) is shown and
+    # used, in place of a size typed for it; one given to a layer no longer chosen is not
+    # followed.
     viewer.layers["x2"].scale = (0.87, 0.87)
     viewer.layers["lost"].scale = (0.435, 0.435)
     viewer.layers["lost"].units = ("µm", "µm")

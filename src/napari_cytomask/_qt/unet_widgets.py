@@ -10,7 +10,8 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import asdict
+import weakref
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import napari
@@ -128,11 +129,14 @@ class _PixelSizeBox(DecimalSpinBox):
         self.setSingleStep(0.05)
         self.setToolTip(tip)
 
-    def show_recorded(self, pixel: tuple[float, float] | None) -> None:
-        """Show what the input records (``pixel``, (Y, X) µm) at the box's lowest, and take
-        it when there is one; the text is shown from its start if it does not fit."""
+    def show_recorded(
+        self, pixel: tuple[float, float] | None, absent: str = "not in image"
+    ) -> None:
+        """Show what the input records (``pixel``, (Y, X) µm; else ``absent``) at the box's
+        lowest, and take it when there is one; the text is shown from its start if it does
+        not fit."""
         self.setSpecialValueText(
-            "not in image" if pixel is None else f"{pixel_sizes(pixel, unit='')} (image)"
+            absent if pixel is None else f"{pixel_sizes(pixel, unit='')} (image)"
         )
         self.recorded = None if pixel is None else pixel[1]
         if pixel is not None:
@@ -143,6 +147,89 @@ class _PixelSizeBox(DecimalSpinBox):
         if self.value() == self.minimum() and self.recorded:
             self.setValue(self.recorded)
         super().stepBy(steps)
+
+
+class _PixelSizeRow(QWidget):
+    """A :class:`_PixelSizeBox` and its *resample* switch, for the image layer chosen in
+    ``picker`` (or, without one, for image files: ``absent`` is then what the box says at
+    its lowest). It shows what the layer records, and follows a scale given to the layer
+    later (layer properties, a script).
+
+    A size typed for a layer is kept for that layer, by every row: one typed while
+    segmenting an image that lost its own holds for training on it too, and for the
+    layer chosen again after another.
+    """
+
+    #: The sizes typed for layers, shared by every row; a layer's later scale replaces it.
+    _typed: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+    _rows: weakref.WeakSet = weakref.WeakSet()
+
+    def __init__(self, tip: str, resample_tip: str, picker: LayerPicker | None = None):
+        super().__init__()
+        self.box = _PixelSizeBox(tip)
+        self.resample = QCheckBox("resample")
+        self.resample.setToolTip(resample_tip)
+        self.resample.setChecked(UNetStep.resample)
+        self.resample.setAccessibleName("Resample for the model")  # not the row's name
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.box, 1)
+        row.addWidget(self.resample)
+        self._picker = picker
+        self._layer = None  # the layer shown, whose scale is followed
+        self._showing = False
+        self._for_files = 0.0  # the size typed for image files (no layer)
+        self.box.valueChanged.connect(self._typed_for_layer)
+        self._rows.add(self)
+        if picker is not None:
+            picker.currentIndexChanged.connect(lambda *_: self.follow(self._picker.layer()))
+            self.follow(picker.layer())
+
+    def follow(self, layer, absent: str = "not in image") -> None:
+        """Show the pixel size of ``layer`` (None: image files, ``absent`` at the lowest):
+        the one typed for it, else the one it records."""
+        if not isalive(self):
+            return
+        if layer is not self._layer:
+            for event in _scale_events(self._layer):
+                event.disconnect(self._scale_changed)
+            for event in _scale_events(layer):
+                event.connect(self._scale_changed)
+            self._layer = layer
+        self._showing = True
+        try:
+            recorded = None if layer is None else _recorded_pixel_size(layer)
+            self.box.show_recorded(recorded, absent)
+            typed = self._for_files if layer is None else self._typed.get(layer, 0.0)
+            self.box.setValue(max(typed, self.box.minimum()))
+        finally:
+            self._showing = False
+        self.box.lineEdit().setCursorPosition(0)
+
+    def _scale_changed(self, *_) -> None:
+        self._typed.pop(self._layer, None)  # a scale given now is the layer's own word
+        self.follow(self._layer)
+
+    def _typed_for_layer(self, value: float) -> None:
+        if self._showing:
+            return
+        if self._layer is None:
+            self._for_files = value
+        elif value > self.box.minimum():
+            self._typed[self._layer] = value
+        else:
+            self._typed.pop(self._layer, None)
+        for row in list(self._rows):
+            if row is not self and row._layer is self._layer is not None:
+                row.follow(self._layer)
+
+    def pixel_size(self, layer=None) -> tuple[float, float] | None:
+        """The (Y, X) pixel size in µm to use for ``layer``: the one typed, else the one
+        it records (None: not known)."""
+        typed = self.box.value()
+        if typed:
+            return (typed, typed)
+        return None if layer is None else _recorded_pixel_size(layer)
 
 
 class _ModelPicker(QWidget):
@@ -337,21 +424,18 @@ class UNetSegmentWidget(StepWidget, QWidget):
             "of the starter model were chosen with it), four times the computing. Untick for speed."
         )
         self.tta.setChecked(UNetStep.tta)
-        self.pixel_size = _PixelSizeBox(
+        self.pixels = _PixelSizeRow(
             "The input's pixel size in µm. At its lowest, the box shows the size the image "
             "records (its layer's scale, from the file), which is then used; give one for "
-            "files that lost it, or hold a wrong one."
-        )
-        self.resample = QCheckBox("resample")
-        self.resample.setToolTip(
+            "files that lost it, or hold a wrong one.",
             "Resample the image to the model's pixel size for the network, when both are "
             f"known (the starter model's is {STARTER_PIXEL_SIZE_UM} µm; a model trained here "
             "knows its images' when they record one), so cells are as large in pixels as "
             "those it learnt from. The cells keep the image's pixels; the minimum cell size "
-            "stays in the model's."
+            "stays in the model's.",
+            self.input,
         )
-        self.resample.setChecked(UNetStep.resample)
-        self.resample.setAccessibleName("Resample for the model")  # not the row's name
+        self.pixel_size, self.resample = self.pixels.box, self.pixels.resample
         self.interior_threshold = number_box(
             0.01,
             0.99,
@@ -400,12 +484,7 @@ class UNetSegmentWidget(StepWidget, QWidget):
         form.addRow("Model", self.checkpoint)
         form.addRow(self.train_button)
         form.addRow("Input image", self.input)
-        pixels = QWidget()
-        row = QHBoxLayout(pixels)
-        row.setContentsMargins(0, 0, 0, 0)
-        row.addWidget(self.pixel_size, 1)
-        row.addWidget(self.resample)
-        form.addRow("Pixel size (µm)", pixels)
+        form.addRow("Pixel size (µm)", self.pixels)
         form.addRow("Device", self.device)
         post = QGroupBox("Cells from probabilities")
         post_form = _form()
@@ -443,9 +522,6 @@ class UNetSegmentWidget(StepWidget, QWidget):
         self.train_button.clicked.connect(lambda: self.tabs.setCurrentIndex(1))
         self.checkpoint.combo.currentIndexChanged.connect(self._use_model_settings)
         self._use_model_settings()
-        self._scaled = None  # the input whose scale the pixel-size box follows
-        self.input.currentIndexChanged.connect(self._show_pixel_size)
-        self._show_pixel_size()
         self.bind_keys()  # the training tab's too: see shown_controls
 
     def shown_controls(self) -> StepControls:
@@ -493,21 +569,6 @@ class UNetSegmentWidget(StepWidget, QWidget):
         self.min_size.setValue(int(settings["min_size"]))
         if self.status.text().startswith("No U-Net model yet"):
             self.status.setText("")
-
-    def _show_pixel_size(self, *_) -> None:
-        """Show the pixel size the input records in the box at its lowest; an input that
-        records one takes it, not a size typed for another (which lost its own). A scale
-        given to the input after it was chosen (layer properties, a script) is shown too."""
-        if not isalive(self):
-            return
-        layer = self.input.layer()
-        if layer is not self._scaled:
-            for event in _scale_events(self._scaled):
-                event.disconnect(self._show_pixel_size)
-            for event in _scale_events(layer):
-                event.connect(self._show_pixel_size)
-            self._scaled = layer
-        self.pixel_size.show_recorded(None if layer is None else _recorded_pixel_size(layer))
 
     def _use_trained(self, checkpoint: Path) -> None:
         """A model trained here becomes the selected one, ready to segment."""
@@ -582,19 +643,18 @@ class UNetSegmentWidget(StepWidget, QWidget):
             self.device.currentText(),
             layer,
             self.show_maps.isChecked(),
-            self.pixel_size.value() or None,
+            self.pixels.pixel_size(layer),
         )
 
     def cancel(self) -> None:
         """Stop segmenting; the running batch of tiles finishes in the background."""
         self.runner.cancel()
 
-    def _run(self, step: UNetStep, device, layer, maps: bool = False, pixel_size=None):
+    def _run(self, step: UNetStep, device, layer, maps: bool = False, pixel=None):
         path = resolve_unet(step.model)
         predictor = self._predictors.get(path, device)
         channels = self._channels(layer, predictor.config.in_channels)
         geometry = resolution_level(layer)[1]
-        pixel = (pixel_size, pixel_size) if pixel_size else _recorded_pixel_size(layer)
         kwargs = step.segment_kwargs(predictor, pixel)
         result = yield from iter_segment(predictor, channels, **kwargs)
         # Layers are made here, off the GUI thread; adding them is all that is left to it.
@@ -718,6 +778,16 @@ class UNetTrainWidget(StepWidget, QWidget):
             "you painted (0 is background, one id per cell).",
             accept=lambda layer: not is_highlight(layer),  # the metrics' outlines: no cells
         )
+        self.pixels = _PixelSizeRow(
+            "The images' pixel size in µm. At its lowest, the box shows the size the image "
+            "records (its layer's scale, or each file's), which is then used; give one for "
+            "images that lost it, or hold a wrong one.",
+            "Fine-tuning: resample the images to the pixel size the model learnt cells at "
+            f"(the starter model's is {STARTER_PIXEL_SIZE_UM} µm), where both are known, as "
+            "segmenting resamples images for it; the new model keeps that pixel size. "
+            "Unticked, it learns the cells at the images' own pixels.",
+            self.image_layer,
+        )
         self.image_pattern = QLineEdit()
         self.image_pattern.setPlaceholderText("e.g. /data/set*/raw.tif")
         self.image_pattern.setToolTip("A glob pattern of the image files.")
@@ -807,6 +877,7 @@ class UNetTrainWidget(StepWidget, QWidget):
         ]
         for label, widget in self._layer_rows + self._folder_rows:
             form.addRow(label, widget)
+        form.addRow("Pixel size (µm)", self.pixels)
         self._form = form
         form.addRow("Start from", self.start_from)
         init_row = QHBoxLayout()
@@ -874,6 +945,7 @@ class UNetTrainWidget(StepWidget, QWidget):
             "mask_pattern": self.mask_pattern,
             "start_from": self.start_from,
             "init_from": self.init_path,
+            "resample": self.pixels.resample,
             "encoder": self.encoder,
             "encoder_depth": self.encoder_depth,
             "targets": self.targets,
@@ -900,6 +972,8 @@ class UNetTrainWidget(StepWidget, QWidget):
         self._init_row.setVisible(choice == START_CHECKPOINT)
         self._form.labelForField(self._init_row).setVisible(choice == START_CHECKPOINT)
         self._network.setEnabled(choice == START_RANDOM)
+        # Random weights learn the images' own pixels, and the model records them.
+        self.pixels.resample.setEnabled(choice != START_RANDOM)
 
     def _device_kind(self) -> str:
         try:
@@ -945,6 +1019,10 @@ class UNetTrainWidget(StepWidget, QWidget):
             for _, widget in rows:
                 widget.setVisible(visible)
                 self._form.labelForField(widget).setVisible(visible)
+        if source == "Layers":
+            self.pixels.follow(self.image_layer.layer())
+        else:
+            self.pixels.follow(None, absent="from the files")
 
     def _browse_init(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
@@ -960,7 +1038,11 @@ class UNetTrainWidget(StepWidget, QWidget):
             images, masks = self.image_pattern.text().strip(), self.mask_pattern.text().strip()
             if not images or not masks:
                 raise ValueError("Enter glob patterns for both the images and the masks.")
-            return samples_from_folders(images, masks), [images, masks]
+            samples = samples_from_folders(images, masks)
+            typed = self.pixels.pixel_size()
+            if typed:
+                samples = [replace(s, pixel_size_um=typed) for s in samples]
+            return samples, [images, masks]
         image, mask = self.image_layer.layer(), self.mask_layer.layer()
         if image is None or mask is None:
             raise ValueError(
@@ -972,7 +1054,7 @@ class UNetTrainWidget(StepWidget, QWidget):
             np.asarray(resolution_level(mask)[0]),
             image.name,
             channel_axis=-1 if image.rgb else None,
-            pixel_size_um=_recorded_pixel_size(image),
+            pixel_size_um=self.pixels.pixel_size(image),
         )
         return samples, [f"layer {image.name}", f"layer {mask.name}"]
 
@@ -1011,6 +1093,7 @@ class UNetTrainWidget(StepWidget, QWidget):
                 learning_rate=self.learning_rate.value(),
                 encoder_weights="imagenet" if self.pretrained.isChecked() else None,
                 device=self.device.currentText(),
+                resample=self.pixels.resample.isChecked(),
             )
             settings.validate()
             resume = self.resume.text().strip() or None
