@@ -235,6 +235,29 @@ def test_a_pixel_size_given_for_a_layer_reaches_fine_tuning(
     assert trainer.pixels.box.value() == 0.6
 
 
+def test_a_scan_without_an_input_is_segmented_on_the_channel_the_command_line_takes(
+    make_napari_viewer_proxy, shared_data
+):
+    """Three fluorescence channels, none taken for transmitted light: a dock opened after
+    the scan chose its last channel, one opened before it the first, and `cytomask
+    segment` the first."""
+    from napari_cytomask.io.files import open_scan, pick_channels
+
+    path = shared_data / "tiff-formats" / "imagej-composites" / "IXMtest_A02_s9.tif"
+    scan = open_scan(path)
+    first = scan.channels[pick_channels(scan, None, 1)[0]].name
+    before = make_napari_viewer_proxy()
+    early = UNetSegmentWidget(before)
+    before.open(path, plugin="napari-cytomask")
+    after = make_napari_viewer_proxy()
+    after.open(path, plugin="napari-cytomask")
+    late = UNetSegmentWidget(after)
+    assert len(after.layers) == 3
+    for widget in (early, late):
+        assert widget.input.currentText() == first == "IXMtest_A02_s9_c1"
+        assert widget.trainer.image_layer.currentText() == first
+
+
 def test_cells_mostly_near_the_minimum_size_say_smaller_ones_were_dropped():
     """A minimum size tuned on larger nuclei (165 px) kept 16 of 65 smaller ones, without
     a word: the status says so when most cells found are near that size."""

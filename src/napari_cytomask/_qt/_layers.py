@@ -12,7 +12,7 @@ from qtpy.QtWidgets import QComboBox
 
 from ..io.layers import METADATA_KEY, edited_by_hand, is_result, layer_info, record_written
 from ..labels import min_label_dtype
-from ..roles import role_of
+from ..roles import role_of, source_of
 
 
 def resolution_level(layer, level: int = 0) -> tuple[Any, dict]:
@@ -230,10 +230,10 @@ class LayerPicker(QComboBox):
     """The viewer's layers of some types, kept in step with the layer list.
 
     A layer choice is never a remembered setting: it follows the open layers.
-    Its default is the first layer of the preferred role, else the newest one; a
-    layer of the preferred role opened later (a new scan's input channel) becomes
-    the choice, as does a channel given that role, wherever it is given
-    (:meth:`follow_role`).
+    Its default is the first layer of the preferred role, else the newest one (for an
+    input, the newest scan's first image channel); a layer of the preferred role opened
+    later (a new scan's input channel) becomes the choice, as does a channel given that
+    role, wherever it is given (:meth:`follow_role`).
 
     Parameters
     ----------
@@ -310,10 +310,25 @@ class LayerPicker(QComboBox):
         if kept is not None:
             self.setCurrentIndex(kept)
         elif names:
-            preferred = [ly.name for ly in self._offered if role_of(ly) == self._prefer_role]
-            self.setCurrentText(preferred[0] if preferred else names[-1])
+            self.setCurrentIndex(self._offered.index(self._default()))
         if self.currentText() != current:
             self.currentIndexChanged.emit(self.currentIndex())
+
+    def _default(self) -> Layer:
+        """The first offered layer of the preferred role, else the newest one; for an
+        input, the newest scan's first image channel, which ``cytomask segment`` takes
+        from a file none of whose channels the reader took for transmitted light."""
+        preferred = [ly for ly in self._offered if role_of(ly) == self._prefer_role]
+        if preferred:
+            return preferred[0]
+        newest = self._offered[-1]
+        source = source_of(newest)
+        if self._prefer_role != "input" or source is None:
+            return newest
+        return next(
+            (ly for ly in self._offered if source_of(ly) == source and role_of(ly) == "image"),
+            newest,
+        )
 
     def set_types(self, types) -> None:
         """Offer layers of other types (e.g. when a step's mode changes)."""
