@@ -972,6 +972,29 @@ def test_segment_says_and_records_which_channel_of_a_scan_it_used(
     assert (provenance["channel_index"], provenance["channel_name"]) == (1, "C2")
 
 
+def test_segment_says_what_to_try_when_it_finds_no_cells(unet_checkpoint, tmp_path, capsys):
+    """'0 cells' and nothing else: the dock says what to try, the command line did not."""
+    scan = make_tilescan(n_tiles=1, shape=(96, 96), seed=2)
+    path = tmp_path / "phase.tif"
+    tifffile.imwrite(path, scan.brightfield[0])
+    model = unet_checkpoint(tile_size=128)
+    argv = ["segment", str(path), "-m", str(model), "--scheduler", "synchronous", "--threads",
+            "1", "--min-size", "100000"]  # fmt: skip
+    assert main(argv) == 0
+    said = capsys.readouterr()
+    assert ": 0 cells in " in said.out
+    assert (
+        f"cytomask: note: {path}: No cells found: is it the channel to segment (--channel N)? "
+        "If it is, lower --interior-threshold, --foreground-threshold or --min-size. For "
+        "images unlike the model's (the starter model knows phase contrast only), fine-tune "
+        "it on a few labelled images: cytomask train --from starter.\n"
+    ) in said.err
+    # Cells found: no advice.
+    assert main([*argv[:-2], "--min-size", "0", "--overwrite"]) == 0
+    said = capsys.readouterr()
+    assert ": 0 cells in " not in said.out and "No cells found" not in said.err
+
+
 def test_segment_skips_masks_beside_their_images(folders, unet_checkpoint, capsys):
     """A folder in Usiigaci's layout had its mask segmented as if it were an image."""
     data, _ = folders

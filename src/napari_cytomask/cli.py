@@ -1142,8 +1142,11 @@ def _segment_locked(args, preset, sources, options) -> int:
             )
         say(f"[{i}/{n}] {job.source}{channels}: {summary['cells']} cells in "
             f"{summary['seconds']:.1f} s")  # fmt: skip
-        if summary["note"]:
-            print(f"cytomask: note: {job.source}: {summary['note']}", file=sys.stderr, flush=True)
+        notes = [summary["note"]] if summary["note"] else []
+        if not summary["cells"]:
+            notes.append(_no_cells_advice(preset))
+        if notes:
+            print(f"cytomask: note: {job.source}: {' '.join(notes)}", file=sys.stderr, flush=True)
         print(summary["output"], flush=True)
 
     where = {None: "a local dask cluster", "synchronous": "this process"}
@@ -1159,6 +1162,24 @@ def _segment_locked(args, preset, sources, options) -> int:
             "Fix them and run the same command again: finished inputs are skipped."
         )
     return EXIT_OK
+
+
+def _no_cells_advice(preset) -> str:
+    """What to try when a run found no cells in an image (after what it noticed)."""
+    thresholds = (
+        "--pred-iou-thresh, --stability-score-thresh or --min-area"
+        if preset.unet is None
+        else "--interior-threshold, --foreground-threshold or --min-size"
+    )
+    tune = (
+        "" if preset.unet is None
+        else " For images unlike the model's (the starter model knows phase contrast only), "
+        "fine-tune it on a few labelled images: cytomask train --from starter."
+    )  # fmt: skip
+    return (
+        f"No cells found: is it the channel to segment (--channel N)? If it is, lower "
+        f"{thresholds}.{tune}"
+    )
 
 
 def _frames(stack: str, path, ground_truth) -> bool:
