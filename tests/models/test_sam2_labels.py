@@ -201,7 +201,19 @@ def test_grayscale_is_stretched_between_percentiles():
     lo, hi = np.percentile(image, (1, 99))
     inside = (image > lo) & (image < hi)
     assert 100 < rgb[..., 0][inside].mean() < 160
-    assert np.array_equal(to_uint8_rgb(rgb), rgb)
+    assert np.array_equal(to_uint8_rgb(rgb), rgb)  # 8-bit colour: as it is
+
+
+def test_an_8_bit_grayscale_image_is_stretched_as_a_16_bit_one():
+    """An 8-bit phase image that used values 17 to 44 only went to SAM2 as it was:
+    nearly black and flat, where the same image in 16 bits was stretched."""
+    rng = np.random.default_rng(0)
+    wide = rng.normal(30000, 6000, (64, 64)).clip(0, 65535).astype(np.uint16)
+    narrow = (wide / 1000).astype(np.uint8)  # values about 12 to 48
+    assert np.ptp(narrow) < 60
+    a, b = to_uint8_rgb(wide)[..., 0], to_uint8_rgb(narrow)[..., 0]
+    assert np.percentile(b, 99) - np.percentile(b, 1) > 200
+    assert np.abs(a.astype(int) - b.astype(int)).mean() < 10
 
 
 @pytest.mark.parametrize("missing", [np.nan, np.inf, -np.inf])

@@ -477,10 +477,13 @@ def _image_hash(array: np.ndarray) -> str:
 def to_uint8_rgb(image: np.ndarray, percentiles=PERCENTILES) -> np.ndarray:
     """An image as SAM2 expects it: ``(H, W, 3)`` uint8.
 
-    uint8 images are used as they are (gray ones repeated into three channels);
-    other images (uint16 phase contrast, floats) are mapped linearly from the
-    ``percentiles`` of their intensities (default 1st and 99th, as Cellpose) to
-    0–255 and clipped, so a few bright pixels do not darken the whole image.
+    uint8 colour images are used as they are; other images (grayscale of any type,
+    uint16 or float colour) are mapped linearly from the ``percentiles`` of their
+    intensities (default 1st and 99th, as Cellpose) to 0–255 and clipped, so a few
+    bright pixels do not darken the whole image, and a grayscale image gives SAM2 the
+    same picture whether it was saved with 8 or 16 bits (an 8-bit phase image that used
+    values 17 to 44 only was given to SAM2 nearly black and flat), then repeated into
+    three channels.
 
     Parameters
     ----------
@@ -496,7 +499,7 @@ def to_uint8_rgb(image: np.ndarray, percentiles=PERCENTILES) -> np.ndarray:
         raise ValueError(
             f"Expected a 2D grayscale or an (H, W, 3) colour image, got shape {image.shape}."
         )
-    if image.dtype != np.uint8:
+    if image.dtype != np.uint8 or image.ndim == 2:
         # As the U-Net's input: pixels that are not finite (no data at a stitched scan's
         # edges, saturated floats) are left out of the percentiles and drawn black, and a
         # colour image's channels share one range.
