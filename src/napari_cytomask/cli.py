@@ -19,6 +19,8 @@ import argparse
 import dataclasses
 import math
 import os
+import shlex
+import subprocess
 import sys
 import threading
 import time
@@ -1144,7 +1146,7 @@ def _segment_locked(args, preset, sources, options) -> int:
             f"{summary['seconds']:.1f} s")  # fmt: skip
         notes = [summary["note"]] if summary["note"] else []
         if not summary["cells"]:
-            notes.append(_no_cells_advice(preset))
+            notes.append(_no_cells_advice(preset, summary["channels"], summary["note"]))
         if notes:
             print(f"cytomask: note: {job.source}: {' '.join(notes)}", file=sys.stderr, flush=True)
         print(summary["output"], flush=True)
@@ -1164,22 +1166,34 @@ def _segment_locked(args, preset, sources, options) -> int:
     return EXIT_OK
 
 
-def _no_cells_advice(preset) -> str:
-    """What to try when a run found no cells in an image (after what it noticed)."""
+def shell_quoted(path: str | os.PathLike) -> str:
+    """``path`` as the system's shell takes it: Windows' cmd and PowerShell want double
+    quotes (single ones stay in the name there); Unix shells single ones."""
+    if sys.platform == "win32":
+        return subprocess.list2cmdline([str(path)])
+    return shlex.quote(str(path))
+
+
+def _no_cells_advice(preset, channels: int, noted: str) -> str:
+    """What to try when a run found no cells in an image of ``channels`` channels, after
+    what it ``noted`` (which may have said to fine-tune already)."""
+    from .models.catalog import STARTER
+
     thresholds = (
         "--pred-iou-thresh, --stability-score-thresh or --min-area"
         if preset.unet is None
         else "--interior-threshold, --foreground-threshold or --min-size"
     )
-    tune = (
-        "" if preset.unet is None
-        else " For images unlike the model's (the starter model knows phase contrast only), "
-        "fine-tune it on a few labelled images: cytomask train --from starter."
-    )  # fmt: skip
-    return (
-        f"No cells found: is it the channel to segment (--channel N)? If it is, lower "
-        f"{thresholds}.{tune}"
-    )
+    advice = f"lower {thresholds}."
+    if channels > 1:
+        advice = f"is it the channel to segment (--channel N)? If it is, {advice}"
+    if preset.unet is not None and "fine-tune" not in noted:
+        model = shell_quoted(preset.unet.model or STARTER)
+        advice += (
+            " For images unlike the model's (the starter model knows phase contrast only), "
+            f"fine-tune it on a few labelled images: cytomask train --from {model}."
+        )
+    return f"No cells found: {advice}"
 
 
 def _frames(stack: str, path, ground_truth) -> bool:

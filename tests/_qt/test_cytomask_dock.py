@@ -740,9 +740,11 @@ def test_the_saved_preset_message_gives_a_command_that_pastes(
     # On Windows, in double quotes: cmd and PowerShell keep single ones in the name.
     from pathlib import PureWindowsPath
 
-    monkeypatch.setattr(cytomask_dock.sys, "platform", "win32")
+    from napari_cytomask import cli
+
+    monkeypatch.setattr(cli.sys, "platform", "win32")
     windows = PureWindowsPath(r"C:\Users\me\my presets\phase contrast.json")
-    assert cytomask_dock._shell_quoted(windows) == f'"{windows}"'
+    assert cli.shell_quoted(windows) == f'"{windows}"'
 
 
 def test_a_file_name_typed_without_its_ending_gets_it(qtbot, tmp_path):

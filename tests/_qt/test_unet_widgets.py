@@ -228,11 +228,22 @@ def test_a_pixel_size_given_for_a_layer_reaches_fine_tuning(
     assert [s.pixel_size_um for s in trainer._samples()[0]] == [pytest.approx((0.3, 0.3))]
     trainer.pixels.box.setValue(0.6)
     assert [s.pixel_size_um for s in trainer._samples()[0]] == [(0.6, 0.6)]
+    # The layers are not the files': a layer opened or closed leaves the box to them.
+    viewer.add_image(scan.brightfield[0], name="another")
+    viewer.layers.move(len(viewer.layers) - 1, 0)  # "lost" is offered second now
+    viewer.layers.remove("mask")
+    assert trainer.image_layer.currentText() == "lost"
+    assert trainer.pixels.box.value() == 0.6
     # Each keeps its own: the layer's size, and the files'.
     trainer.source.setCurrentText("Layers")
+    trainer.image_layer.setCurrentText("lost")
     assert trainer.pixels.box.value() == 1.0
     trainer.source.setCurrentText("Folders")
     assert trainer.pixels.box.value() == 0.6
+    # A scale that is no pixel size (set again as it was, or in pixels) keeps the typed one.
+    viewer.layers["lost"].scale = viewer.layers["lost"].scale
+    viewer.layers["lost"].scale = (2, 2)
+    assert segmenter.pixel_size.value() == 1.0
 
 
 def test_a_scan_without_an_input_is_segmented_on_the_channel_the_command_line_takes(
@@ -251,11 +262,44 @@ def test_a_scan_without_an_input_is_segmented_on_the_channel_the_command_line_ta
     before.open(path, plugin="napari-cytomask")
     after = make_napari_viewer_proxy()
     after.open(path, plugin="napari-cytomask")
+    after.layers.move(0, 3)  # the first channel dragged to the top of the layer list
     late = UNetSegmentWidget(after)
-    assert len(after.layers) == 3
+    assert [layer.name for layer in after.layers][-1] == first
     for widget in (early, late):
         assert widget.input.currentText() == first == "IXMtest_A02_s9_c1"
         assert widget.trainer.image_layer.currentText() == first
+
+
+def test_a_resumed_run_keeps_its_resampling(make_napari_viewer_proxy, unet_checkpoint):
+    """Cancelled, then resumed with 'resample' unticked, a fine-tuning run learnt its
+    first epoch at the model's pixel size and the others at the images' own, and recorded
+    the latter."""
+    from napari_cytomask.models.checkpoint import load_checkpoint
+
+    base = unet_checkpoint()
+    model, description = load_checkpoint(base)
+    description["training"] = {"settings": {"resample": True}}
+    save_checkpoint(base, model, description)
+    viewer = make_napari_viewer_proxy()
+    scan = make_tilescan(n_tiles=1, shape=(128, 96), seed=1)
+    viewer.add_image(scan.brightfield[0], name="img")
+    viewer.add_labels(scan.labels[0], name="mask")
+    trainer = UNetTrainWidget(viewer)
+    _tiny_training(trainer)
+    started = []
+    trainer.runner.run_now = lambda *args, **kwargs: started.append(args[4])
+    trainer.resume.setText(str(base))
+    trainer.pixels.resample.setChecked(False)
+    trainer.train()
+    assert started[-1].resample is True and trainer.pixels.resample.isChecked()
+    assert trainer.status.text().endswith(
+        "The run it resumes resamples its images, and so does the rest of it ('resample')."
+    )
+    # Not resumed: as the switch says.
+    trainer.resume.clear()
+    trainer.pixels.resample.setChecked(False)
+    trainer.train()
+    assert started[-1].resample is False
 
 
 def test_cells_mostly_near_the_minimum_size_say_smaller_ones_were_dropped():

@@ -316,8 +316,9 @@ class LayerPicker(QComboBox):
 
     def _default(self) -> Layer:
         """The first offered layer of the preferred role, else the newest one; for an
-        input, the newest scan's first image channel, which ``cytomask segment`` takes
-        from a file none of whose channels the reader took for transmitted light."""
+        input, the newest scan's first image channel (by its index in the file), which
+        ``cytomask segment`` takes from a file none of whose channels the reader took for
+        transmitted light."""
         preferred = [ly for ly in self._offered if role_of(ly) == self._prefer_role]
         if preferred:
             return preferred[0]
@@ -325,10 +326,13 @@ class LayerPicker(QComboBox):
         source = source_of(newest)
         if self._prefer_role != "input" or source is None:
             return newest
-        return next(
-            (ly for ly in self._offered if source_of(ly) == source and role_of(ly) == "image"),
-            newest,
-        )
+        channels = [
+            ly for ly in self._offered if source_of(ly) == source and role_of(ly) == "image"
+        ]
+        if not channels:
+            return newest
+        # By the file's order, not the layer list's (which the user may have reordered).
+        return min(channels, key=lambda ly: layer_info(ly).get("channel_index") or 0)
 
     def set_types(self, types) -> None:
         """Offer layers of other types (e.g. when a step's mode changes)."""

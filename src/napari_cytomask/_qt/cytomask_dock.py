@@ -11,9 +11,6 @@ the open step, Escape cancels it.
 from __future__ import annotations
 
 import copy
-import shlex
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,6 +28,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ..cli import shell_quoted
 from ..io.layers import layer_info
 from ..pipeline import METHODS, Preset
 from ..roles import role_of
@@ -310,7 +308,7 @@ class CytomaskDock(FitsTheScreen, QWidget):
         pixel = f" --pixel-size {typed:g}" if typed else ""
         show_info(
             f"Saved {saved.name}: it segments with {METHODS[self.method.currentData()]}"
-            f"{split}. Run: cytomask segment --preset {_shell_quoted(saved)}{pixel} SCANS…"
+            f"{split}. Run: cytomask segment --preset {shell_quoted(saved)}{pixel} SCANS…"
         )
 
     def _method_changed(self) -> None:
@@ -376,11 +374,3 @@ def open_on_sample(viewer: napari.viewer.Viewer) -> None:
     # Fit the image once the window is laid out, beside the dock: fitted before, it
     # would fill the canvas as wide as the window and hide the image's sides.
     QTimer.singleShot(0, viewer.reset_view)
-
-
-def _shell_quoted(path: Path) -> str:
-    """``path`` as the system's shell takes it: Windows' cmd and PowerShell want double
-    quotes (single ones stay in the name there); Unix shells single ones."""
-    if sys.platform == "win32":
-        return subprocess.list2cmdline([str(path)])
-    return shlex.quote(str(path))

@@ -150,10 +150,10 @@ class _PixelSizeBox(DecimalSpinBox):
 
 
 class _PixelSizeRow(QWidget):
-    """A :class:`_PixelSizeBox` and its *resample* switch, for the image layer chosen in
-    ``picker`` (or, without one, for image files: ``absent`` is then what the box says at
-    its lowest). It shows what the layer records, and follows a scale given to the layer
-    later (layer properties, a script).
+    """A :class:`_PixelSizeBox` and its *resample* switch, for the image layer it follows
+    (:meth:`follow`; the one chosen in ``picker`` when given) or for image files. It shows
+    what the layer records, and follows a pixel size given to the layer later (layer
+    properties, a script).
 
     A size typed for a layer is kept for that layer, by every row: one typed while
     segmenting an image that lost its own holds for training on it too, and for the
@@ -207,7 +207,8 @@ class _PixelSizeRow(QWidget):
         self.box.lineEdit().setCursorPosition(0)
 
     def _scale_changed(self, *_) -> None:
-        self._typed.pop(self._layer, None)  # a scale given now is the layer's own word
+        if _recorded_pixel_size(self._layer) is not None:
+            self._typed.pop(self._layer, None)  # a pixel size given now is the layer's word
         self.follow(self._layer)
 
     def _typed_for_layer(self, value: float) -> None:
@@ -786,8 +787,8 @@ class UNetTrainWidget(StepWidget, QWidget):
             f"(the starter model's is {STARTER_PIXEL_SIZE_UM} µm), where both are known, as "
             "segmenting resamples images for it; the new model keeps that pixel size. "
             "Unticked, it learns the cells at the images' own pixels.",
-            self.image_layer,
         )
+        self.image_layer.currentIndexChanged.connect(self._follow_images)
         self.image_pattern = QLineEdit()
         self.image_pattern.setPlaceholderText("e.g. /data/set*/raw.tif")
         self.image_pattern.setToolTip("A glob pattern of the image files.")
@@ -1019,7 +1020,11 @@ class UNetTrainWidget(StepWidget, QWidget):
             for _, widget in rows:
                 widget.setVisible(visible)
                 self._form.labelForField(widget).setVisible(visible)
-        if source == "Layers":
+        self._follow_images()
+
+    def _follow_images(self, *_) -> None:
+        """The pixel-size row shows the image layer's size, or with Folders the files'."""
+        if self.source.currentText() == "Layers":
             self.pixels.follow(self.image_layer.layer())
         else:
             self.pixels.follow(None, absent="from the files")
@@ -1101,6 +1106,14 @@ class UNetTrainWidget(StepWidget, QWidget):
         except ValueError as err:
             self.runner.fail(err)
             return
+        recorded = _resumed_resample(resume) if resume else None
+        resumed = ""
+        if recorded is not None and recorded != settings.resample:
+            # The run goes on at the pixel size its first epochs learnt.
+            settings.resample = recorded
+            self.pixels.resample.setChecked(recorded)
+            how = "resamples its images" if recorded else "keeps its images' own pixels"
+            resumed = f" The run it resumes {how}, and so does the rest of it ('resample')."
         typed = self.output.text().strip()
         output = str(Path(typed).expanduser()) if typed else None  # "~/cells" as in a shell
         overwrite = self._replacing(output, resume)
@@ -1119,7 +1132,7 @@ class UNetTrainWidget(StepWidget, QWidget):
         )  # fmt: skip
         self.status.setText(
             f"Training on {len(samples)} image(s), about {duration(self.estimated_seconds())}. "
-            f"The best network so far is saved at the end of each epoch: {kept}."
+            f"The best network so far is saved at the end of each epoch: {kept}.{resumed}"
         )
         self._pace = Pace()
         # The estimate was made before the run; the status line measures as it runs.
@@ -1271,6 +1284,16 @@ class UNetTrainWidget(StepWidget, QWidget):
         self.summary = text
         self.status.setText(f"Saved {result.checkpoint}. {text}")
         self.trained.emit(Path(result.checkpoint))
+
+
+def _resumed_resample(checkpoint: str) -> bool | None:
+    """Whether the run saved in ``checkpoint`` resampled its images (None: not known, or
+    not a checkpoint: training says so)."""
+    try:
+        training = read_description(checkpoint).get("training") or {}
+    except (OSError, ValueError):
+        return None
+    return (training.get("settings") or {}).get("resample")
 
 
 def _scale_events(layer) -> tuple:
