@@ -983,16 +983,32 @@ def test_segment_says_what_to_try_when_it_finds_no_cells(unet_checkpoint, tmp_pa
     assert main(argv) == 0
     said = capsys.readouterr()
     assert ": 0 cells in " in said.out
+    # Fine-tuning the model used, not the starter model; one channel: no --channel.
     assert (
-        f"cytomask: note: {path}: No cells found: is it the channel to segment (--channel N)? "
-        "If it is, lower --interior-threshold, --foreground-threshold or --min-size. For "
-        "images unlike the model's (the starter model knows phase contrast only), fine-tune "
-        "it on a few labelled images: cytomask train --from starter.\n"
+        f"cytomask: note: {path}: No cells found: lower --interior-threshold, "
+        "--foreground-threshold or --min-size. For images unlike the model's (the starter "
+        "model knows phase contrast only), fine-tune it on a few labelled images: cytomask "
+        f"train --from {model}.\n"
     ) in said.err
+    # Several channels: was it the one to segment?
+    two = tmp_path / "two.tif"
+    tifffile.imwrite(two, np.stack([scan.brightfield[0], scan.fluorescence[0]]).astype(np.uint16),
+                     imagej=True, metadata={"axes": "CYX"})  # fmt: skip
+    assert main([argv[0], str(two), *argv[2:]]) == 0
+    assert (
+        f"cytomask: note: {two}: No cells found: is it the channel to segment (--channel N)? "
+        "If it is, lower --interior-threshold"
+    ) in capsys.readouterr().err
     # Cells found: no advice.
     assert main([*argv[:-2], "--min-size", "0", "--overwrite"]) == 0
     said = capsys.readouterr()
     assert ": 0 cells in " not in said.out and "No cells found" not in said.err
+    # Said once: the starter model, unsure of these cells, has said to fine-tune it.
+    starter = [argv[0], str(path), *argv[4:], "--no-tta", "--overwrite"]
+    assert main(starter) == 0
+    err = capsys.readouterr().err
+    assert "The starter model is unsure of these cells" in err and "No cells found: lower" in err
+    assert err.count("fine-tune") == 1
 
 
 def test_segment_skips_masks_beside_their_images(folders, unet_checkpoint, capsys):
