@@ -148,6 +148,16 @@ def test_a_layer_picked_by_the_dock_that_cannot_be_compared_is_not_notified(
     dock.controls.run_button.click()  # asked for: notified
     qtbot.waitUntil(lambda: notified != [], timeout=10_000)
     assert "negative" in notified[0]
+    # Outlines shown, as when the box is remembered from the last session and restored
+    # with the dock: that raised a notification too.
+    notified.clear()
+    viewer.add_labels(labels[:64, :64].copy(), name="smaller")
+    dock.prediction_combo.setCurrentIndex(dock.prediction_combo.findText("smaller"))
+    qtbot.waitUntil(lambda: "has shape" in dock.status.text(), timeout=10_000)
+    dock.status.setText("")
+    dock.highlight_check.setChecked(True)
+    qtbot.waitUntil(lambda: "has shape" in dock.status.text(), timeout=10_000)
+    assert notified == []
 
 
 @pytest.mark.gui

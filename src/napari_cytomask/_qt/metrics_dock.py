@@ -522,7 +522,9 @@ class MetricsDock(StepWidget, QWidget):
 
     def _highlight_toggled(self, checked: bool) -> None:
         if checked:
-            self.schedule(now=True)
+            # Ticked here or restored with the dock's settings: a pair that cannot be
+            # compared is said beside the box, not notified (restored, nobody asked).
+            self.schedule(now=True, quiet=True)
             return
         for layer in self._highlights.values():
             if self._find(layer.unique_id) is not None:
