@@ -42,9 +42,22 @@ def test_cpu_is_always_usable():
     assert get_device(torch.device("cpu")) == torch.device("cpu")
 
 
-@pytest.mark.parametrize(("native", "expected"), [(True, torch.bfloat16), (False, torch.float16)])
-def test_autocast_uses_bf16_only_where_the_gpu_has_it(monkeypatch, native, expected):
-    """torch says bf16 is supported where it is only emulated (V100, T4): fp16 there."""
+@pytest.mark.parametrize(
+    ("native", "capability", "name", "expected"),
+    [
+        (True, (8, 0), "NVIDIA A100-SXM4-80GB", torch.bfloat16),
+        (False, (7, 0), "Tesla V100-SXM2-16GB", torch.float16),
+        (False, (7, 5), "Tesla T4", torch.float16),
+        # No tensor cores: fp16 gains nothing, and GTX 16 cards overflow to NaN in it.
+        (False, (7, 5), "NVIDIA GeForce GTX 1660 SUPER", None),
+        (False, (6, 1), "NVIDIA GeForce GTX 1080 Ti", None),
+    ],
+)
+def test_autocast_uses_reduced_precision_only_where_the_gpu_has_it(
+    monkeypatch, native, capability, name, expected
+):
+    """torch says bf16 is supported where it is only emulated (V100, T4): fp16 there; and
+    fp16 was used on every older GPU, those without tensor cores too."""
     import contextlib
 
     monkeypatch.setattr(torch.cuda, "device", lambda _: contextlib.nullcontext())
@@ -53,4 +66,6 @@ def test_autocast_uses_bf16_only_where_the_gpu_has_it(monkeypatch, native, expec
         return native or including_emulation
 
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", supported)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda _: capability)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda _: name)
     assert autocast_dtype(torch.device("cuda", 0)) is expected

@@ -77,15 +77,22 @@ def get_device(name: str | torch.device = AUTO) -> torch.device:
 def autocast_dtype(device: torch.device) -> torch.dtype | None:
     """The reduced precision that autocast should use on ``device``, or ``None`` for full precision.
 
-    bf16 on CUDA devices that support it (Ampere and newer), fp16 on older CUDA
-    devices, and full precision on CPU and MPS, where autocast gains little.
+    bf16 on CUDA devices that support it (Ampere and newer), fp16 on older ones with
+    tensor cores (Volta, Turing's RTX cards), and full precision elsewhere: on CPU and
+    MPS, where autocast gains little, and on GPUs without tensor cores (Pascal, the GTX
+    16 series), where fp16 gains no speed and GTX 16 cards' fp16 convolutions overflow
+    to NaN: empty probability maps, and a training run that "diverges".
     """
     if device.type != "cuda":
         return None
     with torch.cuda.device(device):
         # Without the flag, torch also says yes where bf16 is only emulated (slowly).
-        native = torch.cuda.is_bf16_supported(including_emulation=False)
-        return torch.bfloat16 if native else torch.float16
+        if torch.cuda.is_bf16_supported(including_emulation=False):
+            return torch.bfloat16
+        major, _ = torch.cuda.get_device_capability(device)
+        if major < 7 or "GTX 16" in torch.cuda.get_device_name(device):
+            return None
+        return torch.float16
 
 
 def _mps_available() -> bool:
