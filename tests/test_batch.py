@@ -15,13 +15,14 @@ import signal
 import subprocess
 import sys
 import time
+import types
 
 import numpy as np
 import pytest
 import tifffile
 from skimage.io import imread
 
-from napari_cytomask import cli
+from napari_cytomask import batch, cli
 from napari_cytomask.cli import main
 from napari_cytomask.io.export import package_versions
 from napari_cytomask.io.omezarr import open_labels
@@ -346,3 +347,30 @@ def test_telling_a_mask_from_a_blank_image_reads_a_sample_only():
     assert _blank_value(Lazy(mask)) is None
     assert _blank_value(np.zeros((64, 64), np.uint16)) == 0
     assert _blank_value(np.full((64, 64), 3, np.uint16)) == 3
+
+
+@pytest.mark.parametrize(
+    ("device", "workers", "placed"),
+    [
+        ("auto", 4, ["cuda:0", "cuda:1", "cuda:2", "cuda:3"]),
+        # "cuda" put all four workers on GPU 0, and "cuda:1" four workers on GPU 1.
+        ("cuda", 4, ["cuda:0", "cuda:1", "cuda:2", "cuda:3"]),
+        ("cuda:1", 1, ["cuda:1"]),
+    ],
+)
+def test_workers_spread_over_the_gpus_they_are_given(monkeypatch, device, workers, placed):
+    """On a machine with four GPUs, each worker on its own, made its current GPU (sam2
+    builds tensors on the current one, which was GPU 0 for every worker)."""
+    import torch
+
+    current = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda d: current.append(str(d)))
+    assert batch.default_workers(device) == workers
+    devices = []
+    for i in range(workers):
+        plugin = batch.SegmenterPlugin({}, device)
+        plugin.setup(types.SimpleNamespace(name=str(i)))
+        devices.append(plugin.device)
+    assert devices == placed and current == placed

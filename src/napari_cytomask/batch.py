@@ -353,8 +353,9 @@ class SegmenterPlugin(WorkerPlugin):
     """A dask worker plugin holding one :class:`Segmenter` per worker process.
 
     The models load on the worker's first task and stay for the next ones. On a
-    machine with several GPUs and ``device="auto"``, worker *i* of a local
-    cluster uses GPU *i* modulo the number of GPUs.
+    machine with several GPUs and ``device="auto"`` or ``"cuda"``, worker *i* of a local
+    cluster uses GPU *i* modulo the number of GPUs; its GPU is the worker's current one
+    (sam2 puts tensors on the current GPU as it builds a model).
     """
 
     name = PLUGIN_NAME
@@ -371,8 +372,11 @@ class SegmenterPlugin(WorkerPlugin):
         if self.threads:
             torch.set_num_threads(self.threads)
         device = self.device
-        if device == "auto" and torch.cuda.device_count() > 1 and str(worker.name).isdigit():
-            device = f"cuda:{int(worker.name) % torch.cuda.device_count()}"
+        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if device in ("auto", "cuda") and gpus > 1 and str(worker.name).isdigit():
+            device = f"cuda:{int(worker.name) % gpus}"
+        if gpus and device.startswith("cuda:"):
+            torch.cuda.set_device(torch.device(device))
         self.device = device
 
     def teardown(self, worker) -> None:
@@ -414,11 +418,14 @@ def _task(job: Job, options: Options) -> dict:
         return process(job, plugin.segmenter(), options, report)
 
 
-def default_workers() -> int:
-    """One worker per GPU, else one worker per four CPU cores (at least one)."""
+def default_workers(device: str = "auto") -> int:
+    """One worker per GPU of ``device`` ("auto" and "cuda": every GPU; "cuda:1": one),
+    else one worker per four CPU cores (at least one)."""
     import torch
 
-    if torch.cuda.is_available():
+    if device.startswith("cuda:") or device == "mps":
+        return 1
+    if device in ("auto", "cuda") and torch.cuda.is_available():
         return torch.cuda.device_count()
     return max(1, (os.cpu_count() or 1) // 4)
 
@@ -494,7 +501,7 @@ def run(
     if scheduler:
         client = Client(scheduler)
     else:
-        workers = workers or default_workers()
+        workers = workers or default_workers(device)
         threads = threads or max(1, (os.cpu_count() or 1) // workers)
         cluster = LocalCluster(
             n_workers=workers,
