@@ -208,3 +208,31 @@ def test_a_model_not_downloaded_fails_fast_offline_with_one_clear_message(
     assert "/facebook/sam2.1-hiera-tiny/resolve/main/sam2.1_hiera_tiny.pt" in message
     assert "widget" not in message
     assert error.value.__suppress_context__  # one error, not a chain of the hub's
+
+
+def test_a_model_for_another_gpu_is_built_with_that_gpu_current(monkeypatch):
+    """sam2 puts tensors on the current GPU as it builds a model, and they do not move
+    with it: a model for GPU 1 was built with GPU 0 current, which it then also used."""
+    import contextlib
+
+    events = []
+
+    @contextlib.contextmanager
+    def current(device):
+        events.append(f"{device} current")
+        yield
+        events.append("back")
+
+    def build(*args, **kwargs):
+        events.append("built")
+        return torch.nn.Identity()
+
+    monkeypatch.setattr(sam2_models, "get_device", lambda device: torch.device(device))
+    monkeypatch.setattr(torch.cuda, "device", current)
+    monkeypatch.setattr("sam2.build_sam.build_sam2", build)
+    monkeypatch.setattr(torch.nn.Module, "to", lambda self, device: self)
+    build_sam2_model(TINY, device="cuda:1")
+    assert events == ["cuda:1 current", "built", "back"]
+    events.clear()
+    build_sam2_model(TINY, device="cpu")
+    assert events == ["built"]

@@ -8,6 +8,7 @@ model the file seems to be for.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from collections.abc import Callable
 from pathlib import Path
@@ -213,13 +214,17 @@ def build_sam2_model(
     from sam2.build_sam import build_sam2
 
     overrides = [] if image_size is None else [f"++model.image_size={int(image_size)}"]
-    with torch.random.fork_rng(devices=[]):
+    device = get_device(device)
+    # sam2 puts some tensors on the current GPU as it builds (not moved with the model):
+    # on the chosen one, not GPU 0, when that is another.
+    current = torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
+    with torch.random.fork_rng(devices=[]), current:
         if seed is not None:
             torch.manual_seed(seed)
         model = build_sam2(config, None, device="cpu", hydra_overrides_extra=overrides)
     if checkpoint is not None:
         load_sam2_weights(model, checkpoint, config)
-    return model.to(get_device(device)).eval()
+    return model.to(device).eval()
 
 
 def load_sam2_weights(model, checkpoint: str | Path, config: str = "") -> None:
