@@ -263,3 +263,33 @@ def test_naparis_own_docks_are_not_tabbed_away(make_napari_viewer, qtbot):
     for own in ("layer list", "layer controls"):
         assert window.tabifiedDockWidgets(docks[own]) == []
         assert not docks[own].visibleRegion().isEmpty()
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["Segment cytoplasm (U-Net)", "Train a U-Net", "SAM2 automatic masks",
+     "Segmentation metrics", "Export labels", "Segment cytoplasm"],
+)  # fmt: skip
+def test_a_dock_opened_alone_shows_its_settings_whole(make_napari_viewer, qtbot, name):
+    """Opened from the Plugins menu at 1280 × 800, napari made the docks about 300 px wide:
+    the value beside each SAM2 slider, the U-Net's resample box and the metrics' table
+    were cut off on the right, with no scroll bar to reach them."""
+    from qtpy.QtCore import Qt
+    from qtpy.QtWidgets import QScrollArea
+
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1280, 800)
+    viewer.open_sample("napari-cytomask", "tilescan")  # layers to choose from
+    dock, widget = viewer.window.add_plugin_dock_widget("napari-cytomask", name)
+    more = getattr(widget, "more", None)
+    if more is not None:  # SAM2's further settings, the widest
+        more.setChecked(True)
+    qtbot.wait(100)
+    # However narrow it is made (napari's width for a dock depends on those before it).
+    viewer.window._qt_window.resizeDocks([dock], [0], Qt.Orientation.Horizontal)
+    qtbot.wait(100)
+    areas = [a for a in widget.findChildren(QScrollArea) if a.isVisible() and a.widget()]
+    assert areas
+    for area in areas:
+        need, room = area.widget().minimumSizeHint().width(), area.viewport().width()
+        assert need <= room, (area.widget(), need, room)

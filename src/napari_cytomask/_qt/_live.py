@@ -15,7 +15,7 @@ from collections.abc import Callable
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error
 from qtpy.compat import isalive
-from qtpy.QtCore import QLocale, QObject, Qt, QTimer
+from qtpy.QtCore import QEvent, QLocale, QObject, QSize, Qt, QTimer
 from qtpy.QtGui import QDoubleValidator, QKeySequence, QValidator
 from qtpy.QtWidgets import (
     QApplication,
@@ -179,14 +179,35 @@ def _name_after(widget: QWidget, name: str) -> None:
 SETTINGS_MIN_HEIGHT = 36
 
 
+class _SettingsArea(QScrollArea):
+    """A vertical scroll area at least as wide as its settings: napari opens a plugin's
+    dock about 300 px wide at 1280 × 800, where the right edge of a step's settings (the
+    value beside a slider, the resample box) was cut off, with no way to scroll to it."""
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt's name)
+        hint = super().minimumSizeHint()
+        content = self.widget()
+        if content is None:
+            return hint
+        bar = self.verticalScrollBar().sizeHint().width()
+        width = content.minimumSizeHint().width() + bar + 2 * self.frameWidth()
+        return QSize(max(hint.width(), width), hint.height())
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 (Qt's name)
+        if watched is self.widget() and event.type() == QEvent.Type.LayoutRequest:
+            self.updateGeometry()  # settings shown or hidden: the least width changed
+        return super().eventFilter(watched, event)
+
+
 def scrolled(content: QWidget) -> QScrollArea:
     """``content`` in a vertical scroll area: settings that may not fit a short dock."""
-    scroll = QScrollArea()
+    scroll = _SettingsArea()
     scroll.setMinimumHeight(SETTINGS_MIN_HEIGHT)
     scroll.setWidgetResizable(True)
     scroll.setFrameShape(QFrame.Shape.NoFrame)
     scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
     scroll.setWidget(content)
+    content.installEventFilter(scroll)
     return scroll
 
 

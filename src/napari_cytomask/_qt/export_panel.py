@@ -11,6 +11,7 @@ from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QCheckBox,
     QFileDialog,
+    QGridLayout,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -77,10 +78,11 @@ class ExportPanel(StepWidget, QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(QLabel("Labels layers"))
         layout.addWidget(self.layer_list, 1)
-        row = QHBoxLayout()
-        for box in self.formats.values():
-            row.addWidget(box)
-        layout.addLayout(row)
+        # Two per row: four in one were wider than the dock napari opens (NumPy cut off).
+        grid = QGridLayout()
+        for i, box in enumerate(self.formats.values()):
+            grid.addWidget(box, i // 2, i % 2)
+        layout.addLayout(grid)
         layout.addWidget(self.objects_csv)
         layout.addWidget(self.coco_json)
         folder_row = QHBoxLayout()
