@@ -873,7 +873,7 @@ def test_a_plot_too_small_for_its_layout_raises_no_warning(qtbot):
 
     from napari_cytomask._qt._plot import PlotCanvas
 
-    canvas = PlotCanvas()
+    canvas = PlotCanvas(redraw=lambda: None)
     qtbot.addWidget(canvas)
     axes = canvas.figure.add_subplot()
     axes.plot([0, 1], [0, 1])
@@ -884,6 +884,40 @@ def test_a_plot_too_small_for_its_layout_raises_no_warning(qtbot):
         warnings.simplefilter("always")
         canvas.draw()
     assert [str(w.message) for w in caught] == []
+
+
+def test_the_plots_take_naparis_theme_and_follow_it(make_napari_viewer_proxy, qtbot, settings):
+    """Both plots stayed white with black text in napari's dark theme, a glaring block in
+    the dock, and the loss plot's orange score axis was 2.5:1 on white."""
+    from matplotlib.colors import to_hex
+    from napari.settings import get_settings
+
+    from napari_cytomask._qt._plot import _SERIES
+
+    appearance = get_settings().appearance
+    before = appearance.theme
+    viewer = make_napari_viewer_proxy()
+    labels = (np.arange(64 * 64).reshape(64, 64) // 300 % 5).astype(np.uint8)
+    viewer.add_labels(labels, name="mask", metadata={"cytomask": {"role": "mask"}})
+    viewer.add_labels(labels.copy(), name="prediction")
+    dock = CytomaskDock(viewer, settings=settings)
+    qtbot.waitUntil(lambda: dock.metrics.evaluation is not None, timeout=10_000)
+    plots = {"metrics": dock.metrics.canvas, "training": dock.unet.trainer.canvas}
+    try:
+        for theme, face, text in (("dark", "#23242b", "#f0f1f2"), ("light", "#ebe7e6", "#1e1e21")):
+            appearance.theme = theme
+            for name, canvas in plots.items():
+                assert to_hex(canvas.figure.get_facecolor()) == face, (theme, name)
+                for axes in canvas.figure.axes:
+                    assert to_hex(axes.get_facecolor()) == face
+                    ticks = axes.get_yticklabels()
+                    assert ticks and all(to_hex(t.get_color()) == text for t in ticks)
+            lines = dock.metrics.axes.get_lines()
+            assert [to_hex(line.get_color()) for line in lines] == list(_SERIES[theme])
+            score_label = dock.unet.trainer.score_axes.yaxis.label
+            assert to_hex(score_label.get_color()) == _SERIES[theme][1]
+    finally:
+        appearance.theme = before
 
 
 def test_a_failure_repeated_by_edits_is_notified_once_and_again_on_a_click(

@@ -169,8 +169,9 @@ class MetricsDock(StepWidget, QWidget):
         )
         self.summary_table.setToolTip("Summaries over IoU thresholds and over pixels.")
 
-        self.canvas = PlotCanvas()
+        self.canvas = PlotCanvas(redraw=lambda: self._plot(self.evaluation))
         self.axes = self.canvas.figure.add_subplot()
+        self._plot(None)
         # Table and plot share the page's room in tabs, so each gets all of it.
         self.views = QTabWidget()
         self.views.addTab(self.table, "At IoU")
@@ -399,8 +400,7 @@ class MetricsDock(StepWidget, QWidget):
         self.save_button.setEnabled(False)
         self.table.clearContents()
         self.summary_table.clearContents()
-        self.axes.clear()
-        self.canvas.draw_idle()
+        self._plot(None)
         for key, layer in self._highlights.items():
             if layer.visible:
                 layer.visible = False
@@ -459,19 +459,25 @@ class MetricsDock(StepWidget, QWidget):
         for row, (_, name, _) in enumerate(_SUMMARY_ROWS):
             self.summary_table.setItem(row, 0, QTableWidgetItem(f"{summary[name]:.3f}"))
 
-    def _plot(self, evaluation: Evaluation) -> None:
-        stats = evaluation.matches
+    def _plot(self, evaluation: Evaluation | None) -> None:
+        """Precision, recall and F1 over the IoU thresholds; empty without ``evaluation``."""
         self.axes.clear()
-        # F1 lies between precision and recall, on them when they are equal: each its own
-        # line and marker, the widest first, so that none hides another.
-        styles = {"f1": ("-", "o", 5), "precision": ("--", "s", 2), "recall": (":", "^", 2)}
-        for name, (line, marker, width) in styles.items():
-            self.axes.plot(stats.thresholds, getattr(stats, name), linestyle=line, lw=width,
-                           marker=marker, markersize=3, label=name, alpha=0.9)  # fmt: skip
-        self.axes.set_xlabel("IoU threshold")
-        self.axes.set_ylim(0, 1.02)
-        self.axes.grid(alpha=0.3)
-        self.axes.legend(loc="lower left", fontsize="small")
+        if evaluation is not None:
+            stats = evaluation.matches
+            # F1 lies between precision and recall, on them when they are equal: each its
+            # own line and marker, the widest first, so that none hides another.
+            styles = {"f1": ("-", "o", 5), "precision": ("--", "s", 2), "recall": (":", "^", 2)}
+            for (name, (line, marker, width)), colour in zip(
+                styles.items(), self.canvas.series, strict=True
+            ):
+                self.axes.plot(stats.thresholds, getattr(stats, name), linestyle=line, lw=width,
+                               marker=marker, markersize=3, label=name, alpha=0.9,
+                               color=colour)  # fmt: skip
+            self.axes.set_xlabel("IoU threshold", color=self.canvas.text)
+            self.axes.set_ylim(0, 1.02)
+            self.axes.grid(alpha=0.3, color=self.canvas.text)
+            self.axes.legend(loc="lower left", fontsize="small")
+        self.canvas.style()
         self.canvas.draw_idle()
 
     def _highlight_names(self) -> dict[str, str]:

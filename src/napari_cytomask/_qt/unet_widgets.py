@@ -862,7 +862,7 @@ class UNetTrainWidget(StepWidget, QWidget):
             on_finished=self._update_estimate,
             parent=self,
         )
-        self.canvas = PlotCanvas()
+        self.canvas = PlotCanvas(redraw=self._plot)
         self.loss_axes = self.canvas.figure.add_subplot(111)
         self.score_axes = self.loss_axes.twinx()
         self.losses, self.scores = [], []
@@ -1238,20 +1238,24 @@ class UNetTrainWidget(StepWidget, QWidget):
         self._drawn = time.monotonic()
         self.loss_axes.clear()
         self.score_axes.clear()
+        loss, score, _ = self.canvas.series
         if self.losses:
             steps, losses = zip(*self.losses, strict=True)
-            self.loss_axes.plot(steps, losses, color="tab:blue", lw=1, label="training loss")
+            self.loss_axes.plot(steps, losses, color=loss, lw=1, label="training loss")
         if self.scores:
             steps, scores = zip(*self.scores, strict=True)
-            self.score_axes.plot(steps, scores, "o-", color="tab:orange", label="val mean-avg F1")
+            self.score_axes.plot(steps, scores, "o-", color=score, label="val mean-avg F1")
         if not self.losses and not self.scores:
             middle = {"ha": "center", "va": "center", "transform": self.loss_axes.transAxes}
-            self.loss_axes.text(0.5, 0.5, "Drawn while a model trains.", color="gray", **middle)
+            self.loss_axes.text(
+                0.5, 0.5, "Drawn while a model trains.", color=self.canvas.muted, **middle
+            )
         self.score_axes.set_ylim(0, 1)
-        self.loss_axes.set_xlabel("step")
-        self.loss_axes.set_ylabel("training loss", color="tab:blue")
-        self.score_axes.set_ylabel("validation mean-average F1", color="tab:orange")
+        self.loss_axes.set_xlabel("step", color=self.canvas.text)
+        self.loss_axes.set_ylabel("training loss", color=loss)
+        self.score_axes.set_ylabel("validation mean-average F1", color=score)
         self.score_axes.yaxis.set_label_position("right")
+        self.canvas.style()
         self.canvas.draw_idle()
 
     def _on_result(self, result) -> None:
