@@ -158,6 +158,14 @@ def test_a_layer_picked_by_the_dock_that_cannot_be_compared_is_not_notified(
     dock.highlight_check.setChecked(True)
     qtbot.waitUntil(lambda: "has shape" in dock.status.text(), timeout=10_000)
     assert notified == []
+    # Nor one that fails in the worker (negative ids are found there).
+    dock.highlight_check.setChecked(False)
+    dock.prediction_combo.setCurrentIndex(dock.prediction_combo.findText("signed"))
+    qtbot.waitUntil(lambda: "negative" in dock.status.text(), timeout=10_000)
+    dock.status.setText("")
+    dock.highlight_check.setChecked(True)
+    qtbot.waitUntil(lambda: "negative" in dock.status.text(), timeout=10_000)
+    assert notified == []
 
 
 @pytest.mark.gui

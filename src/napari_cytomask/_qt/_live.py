@@ -487,9 +487,9 @@ class Runner(QObject):
         self._pending = (func, args, kwargs, True, notify)
         self._timer.start()
 
-    def run_now(self, func: Callable, *args, **kwargs) -> None:
-        """Start ``func`` at once, without the quiet period."""
-        self._pending = (func, args, kwargs, False, True)
+    def run_now(self, func: Callable, *args, notify: bool = True, **kwargs) -> None:
+        """Start ``func`` at once, without the quiet period; ``notify`` as :meth:`request`."""
+        self._pending = (func, args, kwargs, False, notify)
         self._timer.stop()
         self._start()
 

@@ -389,7 +389,7 @@ class MetricsDock(StepWidget, QWidget):
             self.highlight_check.isChecked(),
         )
         if now:
-            self.runner.run_now(compute_metrics, *args)
+            self.runner.run_now(compute_metrics, *args, notify=not quiet)
         else:
             self.runner.request(compute_metrics, *args, notify=not quiet)
 
