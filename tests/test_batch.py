@@ -367,6 +367,7 @@ def test_workers_spread_over_the_gpus_they_are_given(monkeypatch, device, worker
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
     monkeypatch.setattr(torch.cuda, "set_device", lambda d: current.append(str(d)))
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
     assert batch.default_workers(device) == workers
     devices = []
     for i in range(workers):
@@ -374,3 +375,31 @@ def test_workers_spread_over_the_gpus_they_are_given(monkeypatch, device, worker
         plugin.setup(types.SimpleNamespace(name=str(i)))
         devices.append(plugin.device)
     assert devices == placed and current == placed
+
+
+def test_a_device_named_in_capitals_or_a_macs_gpu_gets_its_own_workers(monkeypatch):
+    """'CUDA:1' passed the command line's check (which ignores case) but not the workers',
+    which put a CPU's share of them (cores / 4) on GPU 1; 'auto' on a Mac as many on its
+    one GPU."""
+    import torch
+
+    from napari_cytomask.models import device as devices
+
+    started = {}
+
+    class Cluster:
+        def __init__(self, n_workers, **kwargs):
+            started["workers"] = n_workers
+            raise RuntimeError("no cluster here")
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr("distributed.LocalCluster", Cluster)
+    with pytest.raises(RuntimeError, match="no cluster"):
+        batch.run([], Preset(), batch.Options(), device=" CUDA:1 ")
+    assert started["workers"] == 1
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(devices, "_mps_available", lambda: True)
+    assert batch.default_workers("auto") == 1 == batch.default_workers("mps")
+    assert batch.default_workers("cpu") == 4

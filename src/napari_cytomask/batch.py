@@ -419,15 +419,16 @@ def _task(job: Job, options: Options) -> dict:
 
 
 def default_workers(device: str = "auto") -> int:
-    """One worker per GPU of ``device`` ("auto" and "cuda": every GPU; "cuda:1": one),
-    else one worker per four CPU cores (at least one)."""
+    """One worker per GPU of ``device`` ("auto" and "cuda": every GPU; "cuda:1" and a
+    Mac's GPU: one), else one worker per four CPU cores (at least one)."""
     import torch
 
-    if device.startswith("cuda:") or device == "mps":
-        return 1
-    if device in ("auto", "cuda") and torch.cuda.is_available():
+    from .models.device import get_device
+
+    kind = get_device(device).type
+    if kind == "cuda" and device in ("auto", "cuda"):
         return torch.cuda.device_count()
-    return max(1, (os.cpu_count() or 1) // 4)
+    return 1 if kind != "cpu" else max(1, (os.cpu_count() or 1) // 4)
 
 
 @dataclass
@@ -482,6 +483,7 @@ def run(
     """
     if workers < 0:
         raise BatchError(f"the number of workers must be 0 (automatic) or more, not {workers}.")
+    device = str(device).strip().lower()  # "CUDA:1" as get_device takes it
     if scheduler == "synchronous":
         import torch
 
