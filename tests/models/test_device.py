@@ -51,6 +51,11 @@ def test_cpu_is_always_usable():
         # No tensor cores: fp16 gains nothing, and GTX 16 cards overflow to NaN in it.
         (False, (7, 5), "NVIDIA GeForce GTX 1660 SUPER", None),
         (False, (6, 1), "NVIDIA GeForce GTX 1080 Ti", None),
+        (False, (7, 5), "NVIDIA GeForce RTX 2080 Ti", torch.float16),
+        (False, (7, 5), "Quadro RTX 5000", torch.float16),
+        (False, (7, 5), "NVIDIA T400 4GB", None),
+        (False, (7, 5), "Quadro T1000", None),
+        (False, (7, 5), "NVIDIA GeForce MX450", None),
     ],
 )
 def test_autocast_uses_reduced_precision_only_where_the_gpu_has_it(

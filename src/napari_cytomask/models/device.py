@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import torch
 
 AUTO = "auto"
@@ -78,10 +80,11 @@ def autocast_dtype(device: torch.device) -> torch.dtype | None:
     """The reduced precision that autocast should use on ``device``, or ``None`` for full precision.
 
     bf16 on CUDA devices that support it (Ampere and newer), fp16 on older ones with
-    tensor cores (Volta, Turing's RTX cards), and full precision elsewhere: on CPU and
-    MPS, where autocast gains little, and on GPUs without tensor cores (Pascal, the GTX
-    16 series), where fp16 gains no speed and GTX 16 cards' fp16 convolutions overflow
-    to NaN: empty probability maps, and a training run that "diverges".
+    tensor cores (Volta, Turing's RTX cards and T4), and full precision elsewhere: on CPU
+    and MPS, where autocast gains little, and on GPUs without tensor cores (Pascal,
+    Turing's GTX 16, MX and T400-T2000), where fp16 gains no speed and GTX 16 cards' fp16
+    convolutions overflow to NaN: empty probability maps, and a training run that
+    "diverges".
     """
     if device.type != "cuda":
         return None
@@ -89,10 +92,17 @@ def autocast_dtype(device: torch.device) -> torch.dtype | None:
         # Without the flag, torch also says yes where bf16 is only emulated (slowly).
         if torch.cuda.is_bf16_supported(including_emulation=False):
             return torch.bfloat16
-        major, _ = torch.cuda.get_device_capability(device)
-        if major < 7 or "GTX 16" in torch.cuda.get_device_name(device):
-            return None
-        return torch.float16
+        return torch.float16 if _has_tensor_cores(device) else None
+
+
+def _has_tensor_cores(device: torch.device) -> bool:
+    """Whether a GPU older than Ampere has tensor cores: every Volta (7.0, 7.2); of Turing
+    (7.5), the RTX cards and the T4, not the GTX 16, MX, T400-T2000 (TU116, TU117)."""
+    capability = torch.cuda.get_device_capability(device)
+    if capability in ((7, 0), (7, 2)):
+        return True
+    name = torch.cuda.get_device_name(device)
+    return capability == (7, 5) and ("RTX" in name or re.search(r"\bT4\b", name) is not None)
 
 
 def _mps_available() -> bool:
