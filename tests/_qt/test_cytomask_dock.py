@@ -886,9 +886,10 @@ def test_a_plot_too_small_for_its_layout_raises_no_warning(qtbot):
     assert [str(w.message) for w in caught] == []
 
 
-def test_the_plots_take_naparis_theme_and_follow_it(make_napari_viewer_proxy, qtbot, settings):
+def test_the_plots_take_naparis_theme_and_follow_it(make_napari_viewer, qtbot, settings):
     """Both plots stayed white with black text in napari's dark theme, a glaring block in
-    the dock, and the loss plot's orange score axis was 2.5:1 on white."""
+    the dock, and the loss plot's orange score axis was 2.5:1 on white. A plot out of
+    sight takes a new theme when it is shown."""
     from matplotlib.colors import to_hex
     from napari.settings import get_settings
 
@@ -896,22 +897,41 @@ def test_the_plots_take_naparis_theme_and_follow_it(make_napari_viewer_proxy, qt
 
     appearance = get_settings().appearance
     before = appearance.theme
-    viewer = make_napari_viewer_proxy()
+    viewer = make_napari_viewer(show=True)
     labels = (np.arange(64 * 64).reshape(64, 64) // 300 % 5).astype(np.uint8)
     viewer.add_labels(labels, name="mask", metadata={"cytomask": {"role": "mask"}})
     viewer.add_labels(labels.copy(), name="prediction")
     dock = CytomaskDock(viewer, settings=settings)
+    viewer.window.add_dock_widget(dock, name="Segment cytoplasm")
     qtbot.waitUntil(lambda: dock.metrics.evaluation is not None, timeout=10_000)
-    plots = {"metrics": dock.metrics.canvas, "training": dock.unet.trainer.canvas}
+
+    def show(canvas) -> None:
+        if canvas is dock.metrics.canvas:
+            dock.steps.setCurrentIndex(3)
+            dock.metrics.views.setCurrentWidget(canvas)
+        else:
+            dock.steps.setCurrentIndex(1)
+            dock.unet.tabs.setCurrentWidget(dock.unet.trainer)
+            dock.unet.trainer.tabs.setCurrentWidget(canvas)
+        qtbot.waitUntil(canvas.isVisible)
+
+    def styled(canvas, face: str, text: str) -> bool:
+        axes = canvas.figure.axes
+        ticks = [t for a in axes for t in a.get_yticklabels()]
+        return (
+            to_hex(canvas.figure.get_facecolor()) == face
+            and all(to_hex(a.get_facecolor()) == face for a in axes)
+            and bool(ticks) and all(to_hex(t.get_color()) == text for t in ticks)
+        )  # fmt: skip
+
+    plots = (dock.metrics.canvas, dock.unet.trainer.canvas)
     try:
         for theme, face, text in (("dark", "#23242b", "#f0f1f2"), ("light", "#ebe7e6", "#1e1e21")):
+            show(plots[0])
             appearance.theme = theme
-            for name, canvas in plots.items():
-                assert to_hex(canvas.figure.get_facecolor()) == face, (theme, name)
-                for axes in canvas.figure.axes:
-                    assert to_hex(axes.get_facecolor()) == face
-                    ticks = axes.get_yticklabels()
-                    assert ticks and all(to_hex(t.get_color()) == text for t in ticks)
+            assert styled(plots[0], face, text), theme  # on show: at once
+            show(plots[1])
+            assert styled(plots[1], face, text), theme  # out of sight: once shown
             lines = dock.metrics.axes.get_lines()
             assert [to_hex(line.get_color()) for line in lines] == list(_SERIES[theme])
             score_label = dock.unet.trainer.score_axes.yaxis.label

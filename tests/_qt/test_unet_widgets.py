@@ -66,6 +66,16 @@ def _fine_tune(trainer: UNetTrainWidget, checkpoint, qtbot) -> None:
     assert trainer.result is not None, trainer.status.text()
 
 
+def _recording(checkpoint, **training):
+    """``checkpoint`` with ``training`` as its description's training record."""
+    from napari_cytomask.models.checkpoint import load_checkpoint
+
+    model, description = load_checkpoint(checkpoint)
+    description["training"] = training
+    save_checkpoint(checkpoint, model, description)
+    return checkpoint
+
+
 def test_train_then_segment_in_a_viewer(make_napari_viewer_proxy, qtbot, model_folder):
     viewer = make_napari_viewer_proxy()
     scan = make_tilescan(n_tiles=3, shape=(96, 96), cell_radius=10, seed=3)
@@ -156,12 +166,7 @@ def test_fine_tuning_on_layers_of_another_pixel_size_says_they_were_resampled(
 ):
     """Training's notes (images resampled to the model's pixel size) flashed by in the
     status line and were gone once the first step was reported."""
-    from napari_cytomask.models.checkpoint import load_checkpoint
-
-    base = unet_checkpoint()
-    model, description = load_checkpoint(base)
-    description["training"] = {"pixel_size_um": [0.5, 0.5]}
-    save_checkpoint(base, model, description)
+    base = _recording(unet_checkpoint(), pixel_size_um=[0.5, 0.5])
     viewer = make_napari_viewer_proxy()
     scan = make_tilescan(n_tiles=1, shape=(128, 96), seed=1)
     viewer.add_image(scan.brightfield[0], name="img", scale=(1, 1), units="µm")
@@ -182,12 +187,7 @@ def test_a_pixel_size_given_for_a_layer_reaches_fine_tuning(
     """The training tab had no pixel size: a layer that lost its own was taken to be at the
     model's, so fine-tuning learnt its cells at the wrong size, though step 2 had been told
     the right one; nor could resampling be turned off there."""
-    from napari_cytomask.models.checkpoint import load_checkpoint
-
-    base = unet_checkpoint()
-    model, description = load_checkpoint(base)
-    description["training"] = {"pixel_size_um": [0.5, 0.5]}
-    save_checkpoint(base, model, description)
+    base = _recording(unet_checkpoint(), pixel_size_um=[0.5, 0.5])
     viewer = make_napari_viewer_proxy()
     scan = make_tilescan(n_tiles=1, shape=(128, 96), seed=1)
     viewer.add_image(scan.brightfield[0], name="lost")  # its pixel size lost
@@ -274,12 +274,7 @@ def test_a_resumed_run_keeps_its_resampling(make_napari_viewer_proxy, unet_check
     """Cancelled, then resumed with 'resample' unticked, a fine-tuning run learnt its
     first epoch at the model's pixel size and the others at the images' own, and recorded
     the latter."""
-    from napari_cytomask.models.checkpoint import load_checkpoint
-
-    base = unet_checkpoint()
-    model, description = load_checkpoint(base)
-    description["training"] = {"settings": {"resample": True}}
-    save_checkpoint(base, model, description)
+    base = _recording(unet_checkpoint(), settings={"resample": True})
     viewer = make_napari_viewer_proxy()
     scan = make_tilescan(n_tiles=1, shape=(128, 96), seed=1)
     viewer.add_image(scan.brightfield[0], name="img")

@@ -46,12 +46,16 @@ class PlotCanvas(FigureCanvasQTAgg):
         super().__init__(Figure(figsize=(4, 2.6), tight_layout=True))
         self.setMinimumHeight(160)
         self._stale = False
+        self._restyle = False  # the theme changed while the plot was out of sight
         self._redraw = redraw
         self.setToolTip("The plot follows the numbers of its step.")
         get_settings().appearance.events.theme.connect(self._theme_changed)
 
     def _theme_changed(self, *_) -> None:
-        if isalive(self):
+        # A plot out of sight (a tab not shown, a closed dock) is redrawn when shown.
+        self._restyle = True
+        if isalive(self) and self.isVisible():
+            self._restyle = False
             self._redraw()
 
     def _kind(self) -> str:
@@ -95,7 +99,10 @@ class PlotCanvas(FigureCanvasQTAgg):
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
-        if self._stale:
+        if self._restyle:
+            self._restyle = False
+            self._redraw()
+        elif self._stale:
             self.draw_idle()
 
     def draw(self) -> None:
