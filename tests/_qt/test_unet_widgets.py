@@ -66,6 +66,14 @@ def _fine_tune(trainer: UNetTrainWidget, checkpoint, qtbot) -> None:
     assert trainer.result is not None, trainer.status.text()
 
 
+def _labelled_layers(viewer, name: str = "img", **geometry):
+    """A small synthetic image and its mask as layers (``geometry``: their scale, units)."""
+    scan = make_tilescan(n_tiles=1, shape=(128, 96), seed=1)
+    viewer.add_image(scan.brightfield[0], name=name, **geometry)
+    viewer.add_labels(scan.labels[0], name="mask", **geometry)
+    return scan
+
+
 def _recording(checkpoint, **training):
     """``checkpoint`` with ``training`` as its description's training record."""
     from napari_cytomask.models.checkpoint import load_checkpoint
@@ -140,9 +148,7 @@ def test_train_then_segment_in_a_viewer(make_napari_viewer_proxy, qtbot, model_f
 
 def test_training_on_one_image_says_what_it_held_back(make_napari_viewer_proxy, qtbot):
     viewer = make_napari_viewer_proxy()
-    scan = make_tilescan(n_tiles=1, shape=(128, 96), seed=1)
-    viewer.add_image(scan.brightfield[0], name="img")
-    viewer.add_labels(scan.labels[0], name="mask")
+    _labelled_layers(viewer)
     trainer = UNetTrainWidget(viewer)
     _tiny_training(trainer)
     trainer.train()
@@ -168,9 +174,7 @@ def test_fine_tuning_on_layers_of_another_pixel_size_says_they_were_resampled(
     status line and were gone once the first step was reported."""
     base = _recording(unet_checkpoint(), pixel_size_um=[0.5, 0.5])
     viewer = make_napari_viewer_proxy()
-    scan = make_tilescan(n_tiles=1, shape=(128, 96), seed=1)
-    viewer.add_image(scan.brightfield[0], name="img", scale=(1, 1), units="µm")
-    viewer.add_labels(scan.labels[0], name="mask", scale=(1, 1), units="µm")
+    _labelled_layers(viewer, scale=(1, 1), units="µm")
     trainer = UNetTrainWidget(viewer)
     _fine_tune(trainer, base, qtbot)
     assert trainer.summary.endswith(
@@ -189,9 +193,7 @@ def test_a_pixel_size_given_for_a_layer_reaches_fine_tuning(
     the right one; nor could resampling be turned off there."""
     base = _recording(unet_checkpoint(), pixel_size_um=[0.5, 0.5])
     viewer = make_napari_viewer_proxy()
-    scan = make_tilescan(n_tiles=1, shape=(128, 96), seed=1)
-    viewer.add_image(scan.brightfield[0], name="lost")  # its pixel size lost
-    viewer.add_labels(scan.labels[0], name="mask")
+    scan = _labelled_layers(viewer, "lost")  # its pixel size lost
     segmenter = UNetSegmentWidget(viewer)
     trainer = segmenter.trainer
     assert trainer.pixels.box.text() == "not in image"
@@ -276,9 +278,7 @@ def test_a_resumed_run_keeps_its_resampling(make_napari_viewer_proxy, unet_check
     the latter."""
     base = _recording(unet_checkpoint(), settings={"resample": True})
     viewer = make_napari_viewer_proxy()
-    scan = make_tilescan(n_tiles=1, shape=(128, 96), seed=1)
-    viewer.add_image(scan.brightfield[0], name="img")
-    viewer.add_labels(scan.labels[0], name="mask")
+    _labelled_layers(viewer)
     trainer = UNetTrainWidget(viewer)
     _tiny_training(trainer)
     started = []
