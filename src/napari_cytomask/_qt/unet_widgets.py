@@ -175,14 +175,13 @@ class _PixelSizeRow(QWidget):
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.box, 1)
         row.addWidget(self.resample)
-        self._picker = picker
         self._layer = None  # the layer shown, whose scale is followed
         self._showing = False
         self._for_files = 0.0  # the size typed for image files (no layer)
         self.box.valueChanged.connect(self._typed_for_layer)
         self._rows.add(self)
         if picker is not None:
-            picker.currentIndexChanged.connect(lambda *_: self.follow(self._picker.layer()))
+            picker.currentIndexChanged.connect(lambda *_: self.follow(picker.layer()))
             self.follow(picker.layer())
 
     def follow(self, layer, absent: str = "not in image") -> None:
