@@ -458,3 +458,39 @@ def test_layers_that_do_not_line_up_are_noted(make_napari_viewer_proxy, qtbot, l
     qtbot.waitUntil(lambda: "'turned'" in dock.status.text(), timeout=10_000)
     assert dock.status.text().endswith("(their rotation and shear differ), yet are compared "
                                        "pixel by pixel.")  # fmt: skip
+
+
+def test_a_closed_dock_computes_no_more(make_napari_viewer, qtbot, labels, monkeypatch):
+    """napari keeps a closed dock's widget: three closed metrics docks each computed the
+    metrics again at every edit of the prediction."""
+    from napari_cytomask._qt import metrics_dock
+
+    computed = []
+
+    def counting(*args, **kwargs):
+        computed.append(1)
+        return compute(*args, **kwargs)
+
+    compute = metrics_dock.compute_metrics
+    monkeypatch.setattr(metrics_dock, "compute_metrics", counting)
+    viewer = make_napari_viewer(show=True)
+    viewer.add_labels(labels, name="ground truth", metadata={"cytomask": {"role": "mask"}})
+    prediction = viewer.add_labels(labels.copy(), name="prediction")
+    dock = MetricsDock(viewer)
+    viewer.window.add_dock_widget(dock, name="metrics")
+    qtbot.waitUntil(lambda: dock.evaluation is not None, timeout=10_000)
+
+    def edit() -> None:
+        data = prediction.data.copy()
+        data[:4, :4] = data.max() + 1
+        prediction.data = data
+
+    viewer.window.remove_dock_widget(dock)
+    computed.clear()
+    edit()
+    qtbot.wait(600)  # past the quiet period of a live run
+    assert computed == []
+    # Docked again, it follows the edits again.
+    viewer.window.add_dock_widget(dock, name="metrics again")
+    edit()
+    qtbot.waitUntil(lambda: computed != [], timeout=10_000)

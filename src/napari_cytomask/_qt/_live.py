@@ -291,12 +291,26 @@ class FitsTheScreen:
     """
 
     _placed = False
+    _docked = False  # in a napari dock: taken out of it, the dock was closed
 
     def showEvent(self, event) -> None:  # noqa: N802 (Qt's name)
         super().showEvent(event)
         if not self._placed:
             self._placed = True
             QTimer.singleShot(0, self._fit_the_screen)  # once napari has placed the dock
+
+    def event(self, event) -> bool:
+        """Start no more runs in this dock (its steps' neither) once napari closes it: napari
+        keeps a closed dock's widget, taken out of the dock, whose metrics and previews
+        went on computing at every edit of the layers they followed. A run under way
+        (training, say) finishes, and its result is kept."""
+        if event.type() == QEvent.Type.ParentChange:
+            docked = isinstance(self.parentWidget(), QDockWidget)
+            if docked or self._docked:
+                for runner in self.findChildren(Runner):
+                    runner.close(not docked)
+            self._docked = docked
+        return super().event(event)
 
     def _fit_the_screen(self) -> None:
         if not isalive(self):
@@ -453,6 +467,15 @@ class Runner(QObject):
         self._input = None  # the layer the waiting or running work reads
         self._step = "segment"  # what that work does to it
         self._layers = None  # the layer list watched for its removal
+        self.closed = False  # the dock that holds the step is closed: see close
+
+    def close(self, closed: bool = True) -> None:
+        """Run nothing more while ``closed`` (its dock closed): a waiting request is
+        dropped, a running one finishes."""
+        self.closed = closed
+        if closed:
+            self._timer.stop()
+            self._pending = None
 
     @property
     def busy(self) -> bool:
@@ -483,12 +506,17 @@ class Runner(QObject):
 
     def request(self, func: Callable, *args, notify: bool = True, **kwargs) -> None:
         """Schedule ``func(*args, **kwargs)``; a later request replaces this one. Without
-        ``notify`` a failure is said in the status line only (a run nobody asked for)."""
+        ``notify`` a failure is said in the status line only (a run nobody asked for).
+        Nothing runs once the runner is :attr:`closed`."""
+        if self.closed:
+            return
         self._pending = (func, args, kwargs, True, notify)
         self._timer.start()
 
     def run_now(self, func: Callable, *args, notify: bool = True, **kwargs) -> None:
         """Start ``func`` at once, without the quiet period; ``notify`` as :meth:`request`."""
+        if self.closed:
+            return
         self._pending = (func, args, kwargs, False, notify)
         self._timer.stop()
         self._start()
