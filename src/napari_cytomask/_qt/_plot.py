@@ -16,12 +16,16 @@ _SERIES = {"dark": ("#6cb4ff", "#ffa64d", "#7ddc7d"), "light": ("#1f5fa8", "#a84
 _MUTED = {"dark": "#9aa0a6", "light": "#5f6368"}
 
 
-def _napari_theme():
+def _theme_colours() -> tuple[str, str, str]:
+    """napari's theme: its background and text colours, and whether it is dark or light."""
     from napari.settings import get_settings
     from napari.utils.theme import get_system_theme, get_theme
 
     name = get_settings().appearance.theme
-    return get_theme(get_system_theme() if name == "system" else name)
+    theme = get_theme(get_system_theme() if name == "system" else name)  # 7 ms: kept
+    red, green, blue = theme.background.as_rgb_tuple()[:3]
+    kind = "dark" if 0.299 * red + 0.587 * green + 0.114 * blue < 128 else "light"
+    return theme.background.as_hex(), theme.text.as_hex(), kind
 
 
 class PlotCanvas(FigureCanvasQTAgg):
@@ -48,6 +52,7 @@ class PlotCanvas(FigureCanvasQTAgg):
         self._stale = False
         self._restyle = False  # the theme changed while the plot was out of sight
         self._redraw = redraw
+        self._take_theme()
         self.setToolTip("The plot follows the numbers of its step.")
         get_settings().appearance.events.theme.connect(self._theme_changed)
 
@@ -56,30 +61,20 @@ class PlotCanvas(FigureCanvasQTAgg):
         self._restyle = True
         if isalive(self) and self.isVisible():
             self._restyle = False
-            self._redraw()
+            self._restyled()
 
-    def _kind(self) -> str:
-        red, green, blue = _napari_theme().background.as_rgb_tuple()[:3]
-        return "dark" if 0.299 * red + 0.587 * green + 0.114 * blue < 128 else "light"
+    def _take_theme(self) -> None:
+        self._background, self.text, kind = _theme_colours()
+        #: Three line colours, and that of a note on an empty plot, for the theme.
+        self.series, self.muted = _SERIES[kind], _MUTED[kind]
 
-    @property
-    def series(self) -> tuple[str, str, str]:
-        """Three line colours for the theme."""
-        return _SERIES[self._kind()]
-
-    @property
-    def muted(self) -> str:
-        """The colour of a note on an empty plot."""
-        return _MUTED[self._kind()]
-
-    @property
-    def text(self) -> str:
-        """The theme's text colour."""
-        return _napari_theme().text.as_hex()
+    def _restyled(self) -> None:
+        self._take_theme()
+        self._redraw()
 
     def style(self) -> None:
         """Give the figure and its axes, ticks and legends the theme's colours."""
-        background, text = _napari_theme().background.as_hex(), self.text
+        background, text = self._background, self.text
         self.figure.set_facecolor(background)
         for axes in self.figure.axes:
             axes.set_facecolor(background)
@@ -101,7 +96,7 @@ class PlotCanvas(FigureCanvasQTAgg):
         super().showEvent(event)
         if self._restyle:
             self._restyle = False
-            self._redraw()
+            self._restyled()
         elif self._stale:
             self.draw_idle()
 
