@@ -758,9 +758,9 @@ def _recorded_split(checkpoint: str, samples) -> dict[str, list[str]] | None:
 def _keep_resumed_settings(args) -> None:
     """Take the training options not given on the command line from the run that
     ``--resume`` continues, so that ``--resume MODEL`` alone finishes that run."""
-    from .models.checkpoint import read_description
+    from .models.training import recorded_settings
 
-    recorded = (read_description(args.resume).get("training") or {}).get("settings") or {}
+    recorded = recorded_settings(args.resume)
     given = getattr(args, "given", set())
     for name in _RESUMED_SETTINGS:
         if name not in given and name in recorded:

@@ -1292,11 +1292,12 @@ class UNetTrainWidget(StepWidget, QWidget):
 def _resumed_resample(checkpoint: str) -> bool | None:
     """Whether the run saved in ``checkpoint`` resampled its images (None: not known, or
     not a checkpoint: training says so)."""
+    from ..models.training import recorded_settings
+
     try:
-        training = read_description(checkpoint).get("training") or {}
+        return recorded_settings(checkpoint).get("resample")
     except (OSError, ValueError):
         return None
-    return (training.get("settings") or {}).get("resample")
 
 
 def _scale_events(layer) -> tuple:

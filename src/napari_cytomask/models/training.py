@@ -68,6 +68,7 @@ from .checkpoint import (
     config_of,
     describe,
     load_checkpoint,
+    read_description,
     save_checkpoint,
 )
 from .device import autocast_dtype, get_device
@@ -1173,6 +1174,18 @@ def default_output(
         number += 1
         path = folder / f"{stem}-{number}{SUFFIX}"
     return path
+
+
+def recorded_settings(checkpoint: str | os.PathLike) -> dict:
+    """The :class:`TrainingSettings` (as a dict) the run saved in ``checkpoint`` trained
+    with; empty where it records none.
+
+    Raises
+    ------
+    OSError, ValueError
+        When ``checkpoint`` cannot be read as one.
+    """
+    return (read_description(checkpoint).get("training") or {}).get("settings") or {}
 
 
 def state_path(checkpoint: str | os.PathLike) -> Path:
