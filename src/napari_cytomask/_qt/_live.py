@@ -15,7 +15,7 @@ from collections.abc import Callable
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error
 from qtpy.compat import isalive
-from qtpy.QtCore import QEvent, QLocale, QObject, QSize, Qt, QTimer
+from qtpy.QtCore import QEvent, QLocale, QObject, QSize, Qt, QTimer, Signal
 from qtpy.QtGui import QDoubleValidator, QKeySequence, QValidator
 from qtpy.QtWidgets import (
     QApplication,
@@ -73,6 +73,9 @@ class StepControls(QWidget):
         Whether the step can be cancelled (a Cancel button).
     """
 
+    #: Sent with True when the step starts and False when it stops.
+    running_changed = Signal(bool)
+
     def __init__(self, run_text: str, run_tooltip: str, cancel: bool = True):
         super().__init__()
         self.run_button = QPushButton(run_text)
@@ -110,6 +113,7 @@ class StepControls(QWidget):
         self.run_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
         self._pace = Pace(after=_PACE_AFTER)
+        self.running_changed.emit(running)
 
     def show_progress(self, event) -> None:
         """Show a core progress report: :class:`~napari_cytomask.progress.Progress`,
@@ -367,10 +371,10 @@ class StepWidget(FitsTheScreen):
         self.setLocale(NUMBER_LOCALE)
 
     def bind_keys(self) -> None:
-        """Ctrl+Enter presses the run button on show, Esc its Cancel, while the focus is in
-        this widget: a dock of its own. A widget that holds it (the Segment cytoplasm dock)
-        takes the keys over (:func:`take_keys`). A step without Cancel (metrics, export)
-        leaves Esc to napari."""
+        """Ctrl+Enter presses the run button on show, Esc its Cancel (while it runs), while
+        the focus is in this widget: a dock of its own. A widget that holds it (the Segment
+        cytoplasm dock) takes the keys over (:func:`take_keys`). A step without Cancel
+        (metrics, export) leaves Esc to napari."""
         cancels = not self.controls.cancel_button.isHidden()
         take_keys(self, self._press_run, self._press_cancel if cancels else None)
 
@@ -687,16 +691,36 @@ def ask_save_path(parent: QWidget, title: str, suggested: str, kind: str, suffix
 
 #: The keys that run (the main keyboard's and the keypad's Enter) and cancel a step.
 RUN_KEYS, CANCEL_KEY = ("Ctrl+Return", "Ctrl+Enter"), "Escape"
+#: The property that marks a step's shortcut as taken over by the widget that holds it.
+_TAKEN_OVER = "cytomask_taken_over"
 
 
 def take_keys(widget: QWidget, run: Callable[[], None], cancel: Callable[[], None] | None) -> None:
     """Bind :data:`RUN_KEYS` to ``run`` and :data:`CANCEL_KEY` to ``cancel`` (unless None)
     while the focus is in ``widget``, and turn off those of the steps inside it (two
     shortcuts for one key would both be ignored). Only there: Esc in napari's canvas
-    (ending a shape, say) must not cancel a long run."""
+    (ending a shape, say) must not cancel a long run. Esc is taken only while one of the
+    widget's steps runs: idle, it is left to napari and to the field with the focus."""
     for shortcut in widget.findChildren(QShortcut):
         shortcut.setEnabled(False)
-    keys = [(key, run) for key in RUN_KEYS] + ([(CANCEL_KEY, cancel)] if cancel else [])
-    for key, slot in keys:
+        shortcut.setProperty(_TAKEN_OVER, True)
+
+    def bind(key: str, slot: Callable[[], None]) -> QShortcut:
         shortcut = QShortcut(QKeySequence(key), widget, activated=slot)
         shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        return shortcut
+
+    for key in RUN_KEYS:
+        bind(key, run)
+    if cancel is None:
+        return
+    escape = bind(CANCEL_KEY, cancel)
+    steps = widget.findChildren(StepControls)
+
+    def follow(_running: bool = False) -> None:
+        if isalive(escape) and not escape.property(_TAKEN_OVER):
+            escape.setEnabled(any(isalive(c) and c.cancel_button.isEnabled() for c in steps))
+
+    for controls in steps:
+        controls.running_changed.connect(follow)
+    follow()
