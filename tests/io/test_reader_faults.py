@@ -115,6 +115,25 @@ def test_ome_metadata_that_disagrees_with_the_pages_is_refused(shared_data, tmp_
     _refused(path, "corrupt")
 
 
+def test_imagej_metadata_counting_no_channels_open_the_planes_as_one_stack(shared_data, tmp_path):
+    """ImageJ metadata saying ``channels=0`` (written by a script, say): tifffile sets them
+    aside and reads every page, but the reader refused the file as truncated or corrupt.
+    Its pixels are whole: they open as one stack, with a warning that says how to fix it."""
+    path = tmp_path / "scan.tif"
+    path.write_bytes(
+        (shared_data / "tiff-formats/imagej-composites/IXMtest_A02_s9.tif").read_bytes()
+    )
+    with tifffile.TiffFile(path) as tif:
+        description = tif.pages[0].description
+        planes = tif.asarray()
+    assert "channels=3" in description and planes.shape[0] == 3
+    tifffile.tiffcomment(path, description.replace("channels=3", "channels=0"))
+    with pytest.warns(UserWarning, match=r"ImageJ metadata count 0 channels.*Image > Properties"):
+        layers = read_tiff(path)
+    assert [layer_type for _, _, layer_type in layers] == ["image"]
+    np.testing.assert_array_equal(np.asarray(layers[0][0]), planes)
+
+
 @pytest.mark.parametrize("cut", [1, 16, 200])
 def test_an_ome_tiff_missing_its_end_is_refused(shared_data, tmp_path, cut):
     """tifffile writes the OME-XML last: cut off, it is only logged, and the file read as

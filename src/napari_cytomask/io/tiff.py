@@ -1098,10 +1098,17 @@ class _TiffProblems(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
         self.messages: list[str] = []
+        #: Whether tifffile set the ImageJ metadata aside (a count of 0 channels, slices
+        #: or frames) and read the pages as a plain stack: the pixels are all there.
+        self.imagej_ignored = False
 
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
-        if _CORRUPTION.search(message):
+        if record.levelno < logging.ERROR and "ImageJ series metadata invalid" in message:
+            # Logged as an error, the same words mean the pixels the metadata promise
+            # lie past the end of the file: that stays a truncated file.
+            self.imagej_ignored = True
+        elif _CORRUPTION.search(message):
             self.messages.append(message)
 
     def __enter__(self) -> _TiffProblems:
@@ -1112,8 +1119,19 @@ class _TiffProblems(logging.Handler):
         logging.getLogger("tifffile").removeHandler(self)
 
     def check(self, path: str) -> None:
-        """Raise :class:`TiffReadError` if tifffile reported a broken file."""
+        """Raise :class:`TiffReadError` if tifffile reported a broken file; warn if it
+        read an ImageJ file's pages without its metadata."""
         if not self.messages:
+            if self.imagej_ignored:
+                self.imagej_ignored = False  # said once per file
+                warnings.warn(
+                    f"{path}: its ImageJ metadata count 0 channels, slices or frames, so "
+                    "which plane is which channel, Z slice or time point is not known; its "
+                    "planes open as one stack. Open it in Fiji or ImageJ, set its dimensions "
+                    "(Image > Properties) and save it again to open its channels apart",
+                    UserWarning,
+                    stacklevel=2,
+                )
             return
         missing = re.search(r"series failed to read '([^']+)'", self.messages[0])
         if missing:
