@@ -228,6 +228,26 @@ def test_outputs_keep_the_inputs_folders(shared_data, unet_file, tmp_path, capsy
         assert tifffile.imread(out / f"set{i}" / "raw_unet_cells.tif").shape == (256, 256)
 
 
+def test_the_progress_says_an_image_is_enlarged_for_the_model(shared_data, tmp_path, capsys,
+                                                             monkeypatch):  # fmt: skip
+    """An image of 2 µm pixels is enlarged to 5 times its pixels for the starter model's
+    0.87 µm: the progress lines the workers send say so, and why it takes longer."""
+    monkeypatch.setattr(cli, "_PROGRESS_EVERY", 0.0)
+    data = tmp_path / "coarse.tif"
+    raw = tifffile.imread(shared_data / "usiigaci-phc" / "set1" / "raw.tif")[:96, :96]
+    tifffile.imwrite(data, raw, imagej=True, resolution=(0.5, 0.5), metadata={"unit": "um"})
+    code = main(["segment", str(data), "-o", str(tmp_path / "out"), "--workers", "1",
+                 "--threads", "1", "--device", "cpu", "--no-tta"])  # fmt: skip
+    assert code == 0
+    said = capsys.readouterr().out
+    assert re.search(
+        rf"^  {re.escape(str(data))}: Predicting tiles \(the image enlarged to 5× its pixels "
+        r"for the model's pixel size: 5 times as long\): 0 of 1$",
+        said,
+        re.MULTILINE,
+    ), said
+
+
 def test_a_second_writer_into_the_same_folder_is_refused(shared_data, unet_file, tmp_path, capsys):
     """A segment run, or an export, into a folder a segment run is filling is refused:
     each would take the other's outputs for its own, or replace them."""

@@ -409,7 +409,8 @@ def _task(job: Job, options: Options) -> dict:
             sent[0] = now
             # Plain values: the event is serialised, and a failure would fail the file.
             message = {"source": str(job.source), "stage": str(progress.stage),
-                       "done": int(progress.done), "total": int(progress.total)}  # fmt: skip
+                       "done": int(progress.done), "total": int(progress.total),
+                       "detail": str(progress.detail)}  # fmt: skip
             worker.log_event(PROGRESS_TOPIC, message)
 
     # Lazy inputs (dask arrays over TIFF files) are read inside this task, not
@@ -523,7 +524,8 @@ def run(
                 message = event[1]  # (time, message); the scheduler adds the worker's address
                 job = by_source.get(message["source"])
                 if job is not None:
-                    on_progress(job, Progress(message["stage"], message["done"], message["total"]))
+                    stage, done, total = message["stage"], message["done"], message["total"]
+                    on_progress(job, Progress(stage, done, total, message["detail"]))
 
             client.subscribe_topic(PROGRESS_TOPIC, relay)
         client.register_plugin(SegmenterPlugin(preset.to_dict(), device, threads))

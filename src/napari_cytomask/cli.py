@@ -1125,7 +1125,8 @@ def _segment_locked(args, preset, sources, options) -> int:
             left = pace.left(event.done, event.total, (event.stage, event.total), now)
             if now - said >= _PROGRESS_EVERY:
                 timing[job.source][1] = now
-                say(f"  {job.source}: {progress_text(event.stage, event.done, event.total, left)}")
+                text = progress_text(event.stage, event.done, event.total, left, event.detail)
+                say(f"  {job.source}: {text}")
 
     def report(i, n, job, summary, error):
         with lock:

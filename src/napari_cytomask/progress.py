@@ -23,11 +23,15 @@ class Progress:
         (watershed), ``"encoder"``/``"decoder"`` (SAM2), ``"split"``…
     done, total
         Steps done and the number of steps of this stage.
+    detail
+        What makes this stage take longer than it looks (an image enlarged for the
+        network), said beside the stage; empty for most.
     """
 
     stage: str
     done: int
     total: int
+    detail: str = ""
 
 
 def drain(work, report=None):
@@ -58,9 +62,13 @@ STAGE_TEXT = {
 }
 
 
-def progress_text(stage: str | None, done: int, total: int, left: float | None = None) -> str:
-    """``"Predicting tiles: 12 of 40; about 2 min left"``."""
+def progress_text(
+    stage: str | None, done: int, total: int, left: float | None = None, detail: str = ""
+) -> str:
+    """``"Predicting tiles: 12 of 40; about 2 min left"``, with a :class:`Progress`'s
+    ``detail`` in brackets after the stage."""
     what = STAGE_TEXT.get(stage, str(stage).capitalize() if stage else "Working")
+    what = f"{what} ({detail})" if detail else what
     text = f"{what}: {done} of {total}"
     return text if left is None else f"{text}; about {duration(left)} left"
 

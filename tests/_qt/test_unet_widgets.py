@@ -12,6 +12,7 @@ import torch
 from napari.layers import Image, Labels
 from qtpy.QtCore import Qt
 
+from napari_cytomask._qt._live import StepControls
 from napari_cytomask._qt.unet_widgets import (
     START_CHECKPOINT,
     START_RANDOM,
@@ -918,6 +919,34 @@ def test_an_image_at_another_pixel_size_is_resampled_for_the_starter(
     assert segmenter.pixel_size.text() == "0.435 (image)"
     viewer.layers["lost"].units = ("pixel", "pixel")
     assert segmenter.pixel_size.text() == "not in image"
+
+
+def test_the_status_says_while_it_runs_that_the_image_is_enlarged_for_the_model(
+    make_napari_viewer_proxy, qtbot, monkeypatch
+):
+    """A 3.5 µm-pixel image took 23 times as long as at its own size for the starter model
+    (0.87 µm), with nothing said until it ended: the progress line says so from the first
+    tile, with the time left."""
+    viewer = make_napari_viewer_proxy()
+    viewer.add_image(np.random.default_rng(0).random((96, 96), np.float32), name="coarse",
+                     scale=(2.0, 2.0), units=("µm", "µm"))  # fmt: skip
+    lines = []
+    shown = StepControls.show_progress
+
+    def show_progress(controls, event):
+        shown(controls, event)
+        lines.append(controls.status.text())
+
+    monkeypatch.setattr(StepControls, "show_progress", show_progress)
+    segmenter = UNetSegmentWidget(viewer)
+    segmenter.tta.setChecked(False)
+    segmenter.segment()
+    qtbot.waitUntil(lambda: "coarse U-Net cells" in viewer.layers, timeout=60_000)
+    assert lines[0].startswith(
+        "Predicting tiles (the image enlarged to 5× its pixels for the model's pixel size: "
+        "5 times as long): 0 of "
+    )
+    assert not any("enlarged" in line for line in lines if line.startswith("Separating"))
 
 
 def test_frames_of_a_stack_that_show_nothing_are_named(

@@ -286,6 +286,28 @@ def test_an_image_at_another_pixel_size_is_resampled_for_the_network(trained, im
                                   own.probabilities)  # fmt: skip
 
 
+def test_progress_says_when_an_image_is_enlarged_for_the_network(trained, image):
+    """An image of 3.5 µm pixels, resampled for a model of 0.87 µm pixels, took 23 times as
+    long as at its own size, and nothing said why before it ended."""
+    from napari_cytomask.models.inference import iter_predict
+    from napari_cytomask.progress import drain, progress_text
+
+    def details(zoom):
+        events = []
+        drain(iter_predict(trained, image[:64, :64], tile_size=64, overlap=16, zoom=zoom),
+              events.append)  # fmt: skip
+        return {event.detail for event in events}
+
+    assert details(None) == details((1.9, 1.9)) == {""}  # 3.6 times the pixels: not said
+    (detail,) = details((2.0, 2.5))
+    assert detail == (
+        "the image enlarged to 5× its pixels for the model's pixel size: 5 times as long"
+    )
+    assert progress_text("predict", 3, 40, 90, detail) == (
+        f"Predicting tiles ({detail}): 3 of 40; about 2 min left"
+    )
+
+
 def test_the_minimum_cell_size_is_in_the_networks_pixels(trained, image):
     from skimage.transform import rescale
 

@@ -118,8 +118,9 @@ class StepControls(QWidget):
     def show_progress(self, event) -> None:
         """Show a core progress report: :class:`~napari_cytomask.progress.Progress`,
         ``(stage, done, total)`` or ``(done, total)``."""
+        detail = ""
         if isinstance(event, Progress):
-            stage, done, total = event.stage, event.done, event.total
+            stage, done, total, detail = event.stage, event.done, event.total, event.detail
         elif len(event) == 3:
             stage, done, total = event
         else:
@@ -128,7 +129,7 @@ class StepControls(QWidget):
         self.progress.setValue(int(done))
         # The time left from the stage's own pace: a stack of positions can take hours.
         left = self._pace.left(done, total, (stage, total))
-        self.status.setText(progress_text(stage, done, total, left))
+        self.status.setText(progress_text(stage, done, total, left, detail))
 
 
 def step_page(widget: QWidget, content: QWidget, controls: StepControls) -> None:

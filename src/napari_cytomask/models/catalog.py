@@ -135,6 +135,9 @@ RESAMPLE_TOLERANCE = 1.1
 #: Beyond them a file's pixel size is more likely wrong than a microscope's, and the image
 #: is left as it is, with :func:`unlike_starter_images`' note.
 RESAMPLE_RANGE = (1 / 16, 8.0)
+#: Resampling that gives the network this many times an image's pixels, or more, is said
+#: while it runs (:func:`enlargement_note`): the time grows with it.
+ENLARGEMENT_NOTED = 4.0
 
 
 def is_starter(model: str | os.PathLike | None) -> bool:
@@ -211,6 +214,18 @@ def zoom_to(
     if not all(RESAMPLE_RANGE[0] <= z <= RESAMPLE_RANGE[1] for z in zoom):
         return None
     return zoom
+
+
+def enlargement_note(zoom: tuple[float, float] | None) -> str:
+    """Why predicting takes longer than the image's size suggests, when :func:`zoom_to`
+    enlarges it to :data:`ENLARGEMENT_NOTED` times its pixels or more; else empty."""
+    factor = math.prod(zoom) if zoom else 1.0
+    if factor < ENLARGEMENT_NOTED:
+        return ""
+    return (
+        f"the image enlarged to {factor:.0f}× its pixels for the model's pixel size: "
+        f"{factor:.0f} times as long"
+    )
 
 
 def pixel_sizes(pixel_size_um: tuple[float, float], unit: str = " µm") -> str:

@@ -32,7 +32,7 @@ from ..labels import as_planes
 from ..postprocess import iter_watershed
 from ..progress import Progress, drain, relay
 from ..tiling import tile_starts
-from .catalog import image_area, learnt_pixel_size, resolve_unet
+from .catalog import enlargement_note, image_area, learnt_pixel_size, resolve_unet
 from .checkpoint import check_input_channels, config_of, load_checkpoint
 from .device import autocast_dtype, get_device
 from .unet import UNetConfig, model_device, normalise, percentile_range
@@ -365,7 +365,8 @@ def iter_predict(
     batches_per_row = math.ceil(len(xs) / batch_size)
     total = n_frames * len(ys) * batches_per_row
     done = 0
-    yield Progress("predict", 0, total)
+    detail = enlargement_note(zoom)
+    yield Progress("predict", 0, total, detail)
     for f in range(n_frames):
         index = np.unravel_index(f, frames_shape) if frames_shape else ()
         raw = [ch[index] if index else ch for ch in channels]
@@ -390,7 +391,7 @@ def iter_predict(
                     band[:, :h, x : x + w] += p[:, rows, cols] * win
                     weight[:h, x : x + w] += win
                 done += 1
-                yield Progress("predict", done, total)
+                yield Progress("predict", done, total, detail)
             # Rows above the next tile row get no more contributions: write them out.
             stop = ys[r + 1] if r + 1 < len(ys) else height
             n = stop - y
