@@ -311,6 +311,45 @@ def test_cells_mostly_near_the_minimum_size_say_smaller_ones_were_dropped():
     assert _size_note(labels, 90) == "" and _size_note(labels, 0) == ""
 
 
+def test_a_run_cancelled_while_its_first_epoch_is_saved_says_where_it_is(
+    make_napari_viewer_proxy, qtbot, monkeypatch, tmp_path
+):
+    """Cancelled after the first epoch's validation, a run said "nothing was saved", but
+    went on to save the epoch in the background: the model list then offered it as
+    unfinished while Resume from stayed empty."""
+    import threading
+
+    from napari_cytomask.models import training
+
+    saving, go_on = threading.Event(), threading.Event()
+    save = training.save_checkpoint
+
+    def slow_save(*args, **kwargs):
+        saving.set()
+        go_on.wait(30)
+        return save(*args, **kwargs)
+
+    monkeypatch.setattr(training, "save_checkpoint", slow_save)
+    viewer = make_napari_viewer_proxy()
+    _labelled_layers(viewer)
+    trainer = UNetTrainWidget(viewer)
+    _tiny_training(trainer)
+    trainer.epochs.setValue(3)
+    output = tmp_path / "first.safetensors"
+    trainer.output.setText(str(output))
+    trainer.train()
+    qtbot.waitUntil(saving.is_set, timeout=60_000)
+    trainer.controls.cancel_button.click()
+    assert trainer.status.text() == "Cancelled before the first epoch ended; nothing was saved."
+    go_on.set()
+    qtbot.waitUntil(lambda: trainer.resume.text() == str(output), timeout=30_000)
+    assert output.is_file() and state_path(output).is_file()
+    assert trainer.status.text() == (
+        f"Cancelled as the first epoch was being saved: {output}. Press Train to continue "
+        "from the last finished epoch."
+    )
+
+
 def test_cancel_and_errors(make_napari_viewer_proxy, qtbot, monkeypatch, tmp_path):
     viewer = make_napari_viewer_proxy()
     errors = []

@@ -526,20 +526,25 @@ class Runner(QObject):
         self._timer.stop()
         self._start()
 
-    def cancel(self) -> None:
-        """Drop the waiting request and stop the running one; its result is discarded."""
+    def cancel(self):
+        """Drop the waiting request and stop the running one; its result is discarded.
+
+        Returns the worker told to stop (None if none ran): it stops at its next report,
+        which it still sends, for a step whose work leaves files behind to learn of them.
+        """
         self._timer.stop()
         self._pending = None
         self._input = None
         self._generation += 1
-        if self._worker is not None:
-            self._worker.quit()
-            self._worker = None
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.quit()
             if self._controls is not None:
                 self._controls.status.setText("Cancelled.")
                 self._controls.progress.setRange(0, 1)  # no longer busy
                 self._controls.progress.setValue(0)
         self._set_running(False)
+        return worker
 
     def fail(self, err: Exception, live: bool = False, notify: bool = True) -> None:
         """Report a failure: status line and one notification.

@@ -1173,17 +1173,29 @@ class UNetTrainWidget(StepWidget, QWidget):
         """Stop training now; the step under way finishes in the background, unused."""
         if not self.runner.busy:
             return
-        self.runner.cancel()
+        worker = self.runner.cancel()
         self._update_estimate()
         if self._checkpoint is None:
             self.status.setText("Cancelled before the first epoch ended; nothing was saved.")
+            if worker is not None:
+                # The first epoch may be saving as it is cancelled: its report still comes.
+                worker.yielded.connect(self._saved_after_cancel)
         else:
-            # Offer to go on: the training state beside the checkpoint resumes exactly.
-            self.resume.setText(str(self._checkpoint))
-            self.status.setText(
-                f"Cancelled; the best network so far is in {self._checkpoint}. "
-                "Press Train to continue from the last finished epoch."
-            )
+            self._offer_to_resume(self._checkpoint, "Cancelled; the best network so far is in")
+
+    def _offer_to_resume(self, checkpoint: Path, said: str) -> None:
+        """Fill in Resume from: the training state beside the checkpoint resumes exactly."""
+        self.resume.setText(str(checkpoint))
+        self.status.setText(
+            f"{said} {checkpoint}. Press Train to continue from the last finished epoch."
+        )
+
+    def _saved_after_cancel(self, p) -> None:
+        """A cancelled run's first epoch, saved as it was cancelled: say where it is
+        (unless a new run has started since)."""
+        if isalive(self) and getattr(p, "phase", "") == "epoch" and not self.runner.busy:
+            self._checkpoint = p.checkpoint
+            self._offer_to_resume(p.checkpoint, "Cancelled as the first epoch was being saved:")
 
     def _on_progress(self, p) -> None:
         if p.phase == "notice":
