@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 
@@ -309,6 +310,29 @@ def test_cells_mostly_near_the_minimum_size_say_smaller_ones_were_dropped():
     assert "(165 px)" in _size_note(labels, 165)
     # Tuned on such cells, the minimum is at most half their size: no note then.
     assert _size_note(labels, 90) == "" and _size_note(labels, 0) == ""
+
+
+def test_choosing_the_thresholds_is_timed_as_it_runs(make_napari_viewer_proxy):
+    """Choosing a fine-tuning run's thresholds took 39 s before its first step, and 25 s
+    after its last, with a count only; the estimate before the run said "plus validation"."""
+    from types import SimpleNamespace
+
+    from napari_cytomask.progress import Pace
+
+    trainer = UNetTrainWidget(make_napari_viewer_proxy())
+    assert trainer.estimate.text().endswith(
+        "plus validating each epoch and choosing the thresholds, timed as they run."
+    )
+    trainer._pace = Pace()
+    for step in (1, 2):
+        trainer._on_progress(SimpleNamespace(phase="tune", step=step, steps=51))
+        time.sleep(0.2)
+    trainer._on_progress(SimpleNamespace(phase="tune", step=3, steps=51))
+    assert re.fullmatch(
+        "Before the first epoch: choosing the starting model's thresholds on the validation "
+        r"images, to score each epoch with them: 3 of 51; about \d+ s left",
+        trainer.status.text(),
+    ), trainer.status.text()
 
 
 def test_a_run_cancelled_while_its_first_epoch_is_saved_says_where_it_is(

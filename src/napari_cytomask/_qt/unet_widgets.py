@@ -1008,7 +1008,8 @@ class UNetTrainWidget(StepWidget, QWidget):
         device = "the CPU" if self._device_kind() == "cpu" else "the GPU"
         self.estimate.setText(
             f"About {duration(self.estimated_seconds())} on {device} "
-            f"({self.epochs.value()} × {self.steps.value()} steps), plus validation."
+            f"({self.epochs.value()} × {self.steps.value()} steps), plus validating each epoch "
+            "and choosing the thresholds, timed as they run."
         )
 
     def _show_source(self, source: str) -> None:
@@ -1233,7 +1234,9 @@ class UNetTrainWidget(StepWidget, QWidget):
                 if self._first_epoch is None
                 else "Last step: choosing the post-processing thresholds on the validation images"
             )
-            self.status.setText(f"{what}: {p.step} of {p.steps}")
+            seconds = self._pace.left(p.step, p.steps, ("tune", self._first_epoch))
+            left = "" if seconds is None else f"; about {duration(seconds)} left"
+            self.status.setText(f"{what}: {p.step} of {p.steps}{left}")
         elif p.phase == "epoch":
             self._checkpoint = p.checkpoint
             if p.validation:
