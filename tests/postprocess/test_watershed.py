@@ -180,6 +180,32 @@ def test_split_merges_only_pieces_of_the_object_it_split():
     assert len(np.unique(split[labels == 1])) == 2
 
 
+def test_ids_counted_per_tile_of_a_mosaic_are_split_tile_by_tile(shared_data, monkeypatch):
+    """A mosaic of tiles whose ids each start at 1 holds every id in every tile: each
+    object's crop was the whole mosaic, and a 3000² one took minutes. Its pieces are split
+    in crops of their own now, to the same cells as when each object is split whole."""
+    from napari_cytomask.postprocess import watershed
+
+    tile = load(shared_data, 11)[:300, :400].astype(np.int32)
+    mosaic = np.tile(tile, (2, 3))
+    crops = []
+    markers = watershed.distance_markers
+    monkeypatch.setattr(watershed, "distance_markers",
+                        lambda distance, *a, **k: crops.append(distance.shape) or
+                        markers(distance, *a, **k))  # fmt: skip
+    for kwargs in ({}, {"markers": "peaks", "min_fragment_size": 30}):
+        crops.clear()
+        split = watershed.split_labels(mosaic, **kwargs)
+        assert max(h * w for h, w in crops) < tile.size  # no crop spans tiles
+        with monkeypatch.context() as whole:
+            whole.setattr(watershed, "_box_area", lambda box: 0)  # every object in one crop
+            crops.clear()
+            expected = watershed.split_labels(mosaic, **kwargs)
+            assert max(h * w for h, w in crops) > 3 * tile.size  # crops across tiles
+        assert same_partition(split, expected)
+        assert len(np.unique(split)) > len(np.unique(tile)) * 5
+
+
 def test_merge_small_fragments_exact():
     labels = np.array(
         [
