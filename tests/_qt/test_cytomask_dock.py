@@ -191,15 +191,20 @@ def test_edits_are_stored_by_parameter_name(
 def test_unreadable_remembered_values_keep_their_defaults_and_are_said(
     make_napari_viewer, qtbot, settings, notifications
 ):
-    """A settings file edited by hand, or written by another version, must not stop the
-    dock from opening: the values it cannot show keep their defaults, said once the dock is
-    on screen (said before napari docks it, the note sat beyond the narrowed canvas)."""
+    """A settings file edited by hand, or written by another version or on another machine,
+    must not stop the dock from opening: the values it cannot show keep their defaults,
+    said once the dock is on screen (said before napari docks it, the note sat beyond the
+    narrowed canvas)."""
     viewer = make_napari_viewer(show=True)
     defaults = CytomaskDock(viewer, settings=settings).settings.defaults
     edited = QSettings(settings.fileName(), settings.format())
     edited.beginGroup(GROUP)
     bad = {"unet/tile_size": "abc", "unet/overlap": "1e400", "train/epochs": [1, 2],
-           "sam2/pred_iou_thresh": "nan", "watershed/min_area": ""}  # fmt: skip
+           "sam2/pred_iou_thresh": "nan", "watershed/min_area": "",
+           # A choice renamed since (the guided method's old title), and a GPU not here:
+           # the drop-downs kept their defaults without a word.
+           "dock/method": "SAM2 guided by the U-Net foreground",
+           "unet/device": "cuda:3"}  # fmt: skip
     for key, value in {**bad, "unet/batch_size": "99999999999999999999999"}.items():
         edited.setValue(key, value)
     edited.endGroup()

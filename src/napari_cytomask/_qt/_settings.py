@@ -37,7 +37,8 @@ def set_value(control: QWidget, stored) -> None:
     Raises
     ------
     ValueError
-        When a spin box or slider is given something that is not a finite number.
+        When a spin box or slider is given something that is not a finite number, or a
+        drop-down a choice it does not offer (a choice renamed since, a GPU not here).
     """
     if isinstance(control, QCheckBox):
         control.setChecked(stored in (True, "true", "1", 1))
@@ -50,6 +51,8 @@ def set_value(control: QWidget, stored) -> None:
             control.setCurrentIndex(index)
         elif control.isEditable():
             control.setCurrentText(str(stored))
+        else:
+            raise ValueError(f"{stored!r} is not one of the choices")
     elif isinstance(control, QLineEdit):
         control.setText(str(stored))
     elif isinstance(control.value(), str):  # a composite control whose value is text

@@ -217,7 +217,8 @@ class CytomaskDock(FitsTheScreen, QWidget):
         self._method_changed()
         if unreadable:
             self._restore_note = (
-                f"Remembered settings that could not be read keep their defaults: "
+                f"Remembered settings that could not be read, or are no longer offered, keep "
+                f"their defaults: "
                 f"{', '.join(unreadable)} (from {self.settings.store.fileName()})."
             )
             if self.isVisible():
