@@ -193,7 +193,7 @@ def test_ids_counted_per_tile_of_a_mosaic_are_split_tile_by_tile(shared_data, mo
     monkeypatch.setattr(watershed, "distance_markers",
                         lambda distance, *a, **k: crops.append(distance.shape) or
                         markers(distance, *a, **k))  # fmt: skip
-    for kwargs in ({}, {"markers": "peaks", "min_fragment_size": 30}):
+    for kwargs in ({}, {"min_fragment_size": 30, "marker_dilation": 2}):
         crops.clear()
         split = watershed.split_labels(mosaic, **kwargs)
         assert max(h * w for h, w in crops) < tile.size  # no crop spans tiles
@@ -204,6 +204,31 @@ def test_ids_counted_per_tile_of_a_mosaic_are_split_tile_by_tile(shared_data, mo
             assert max(h * w for h, w in crops) > 3 * tile.size  # crops across tiles
         assert same_partition(split, expected)
         assert len(np.unique(split)) > len(np.unique(tile)) * 5
+
+
+def test_pieces_of_one_id_are_split_whole_where_that_gives_other_cells(monkeypatch):
+    """Peaks are kept min_distance apart across the pieces of an object, so an object
+    split piece by piece gave other cells with markers="peaks"; and thousands of specks of
+    one id, each in a crop of its own, took 100 times as long as one crop."""
+    from napari_cytomask.postprocess import watershed
+
+    crops = []
+    markers = watershed.distance_markers
+    monkeypatch.setattr(watershed, "distance_markers",
+                        lambda distance, *a, **k: crops.append(distance.shape) or
+                        markers(distance, *a, **k))  # fmt: skip
+    far = np.zeros((200, 600), np.int32)
+    far[20:60, 20:60] = far[120:160, 520:560] = 1  # two cells of one id, far apart
+    watershed.split_labels(far, markers="peaks")
+    assert crops == [(142, 542)]  # the object's box and a pixel around it
+    crops.clear()
+    watershed.split_labels(far)
+    assert len(crops) == 2 and max(h * w for h, w in crops) < 50 * 50
+    specks = np.zeros((600, 600), np.int32)
+    specks[::6, ::6] = 1  # 10 000 specks
+    crops.clear()
+    watershed.split_labels(specks)
+    assert len(crops) == 1
 
 
 def test_merge_small_fragments_exact():
