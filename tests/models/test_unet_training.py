@@ -515,6 +515,29 @@ def test_a_cancelled_run_resumes_exactly_where_it_stopped(tmp_path, tiny_unet, w
         assert torch.equal(moments["exp_avg_sq"], b["optimiser"]["state"][i]["exp_avg_sq"])
 
 
+def test_a_run_on_a_gpu_keeps_that_gpus_random_state(monkeypatch):
+    """A resumed GPU run restarted the GPU's random draws (efficientnet's drop-connect):
+    only numpy's and the CPU's states were kept. (No GPU here: the GPU's state is a
+    stand-in; the CPU's and numpy's are real.)"""
+    from napari_cytomask.models.training import _random_state, _restore_random_state
+
+    kept, restored = torch.tensor([7, 8, 9], dtype=torch.uint8), []
+    monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device: kept)
+    monkeypatch.setattr(torch.cuda, "set_rng_state",
+                        lambda state, device: restored.append((state, device)))  # fmt: skip
+    gpu, rng = torch.device("cuda", 1), np.random.default_rng(3)
+    state = _random_state(rng, gpu)
+    expected = (rng.random(), torch.rand(2))
+    _restore_random_state(state, rng, gpu)
+    assert restored == [(kept, gpu)]
+    assert (rng.random(), *torch.rand(2)) == (expected[0], *expected[1])
+    # On the CPU, and from a state saved before the GPU's was kept: the GPU's is left.
+    assert _random_state(rng, torch.device("cpu"))["cuda_rng"] is None
+    del state["cuda_rng"]
+    _restore_random_state(state, rng, gpu)
+    assert len(restored) == 1
+
+
 def test_resume_without_its_training_state_says_the_optimiser_restarts(tmp_path, tiny_unet):
     samples, _ = _synthetic_samples()
     settings = _small_settings()

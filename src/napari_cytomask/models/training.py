@@ -1252,6 +1252,26 @@ def _summary(samples: Sequence[TrainingSample]) -> dict:
     }
 
 
+def _random_state(rng: np.random.Generator, device: torch.device) -> dict:
+    """What a resumed run needs to draw the same random numbers: the crops' (numpy),
+    PyTorch's on the CPU and, training on a GPU, that GPU's (efficientnet's drop-connect
+    draws there)."""
+    return {
+        "numpy_rng": rng.bit_generator.state,
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+    }
+
+
+def _restore_random_state(state: dict, rng: np.random.Generator, device: torch.device) -> None:
+    """Restore :func:`_random_state`; a state saved on the CPU, or before the GPU's was
+    kept, leaves the GPU's as the run's seed set it."""
+    rng.bit_generator.state = state["numpy_rng"]
+    torch.set_rng_state(state["torch_rng"])
+    if device.type == "cuda" and state.get("cuda_rng") is not None:
+        torch.cuda.set_rng_state(state["cuda_rng"], device)
+
+
 def _own_random_state(generator_function):
     """Run a generator function with PyTorch's (CPU) random state restored once it is done:
     training seeds it, which must not change the random numbers of the rest of napari."""
@@ -1550,8 +1570,7 @@ def iter_train(
         scheduler.load_state_dict(state["scheduler"])
         if state["scaler"]:  # empty where the scaler was off (CPU, bf16)
             scaler.load_state_dict(state["scaler"])
-        rng.bit_generator.state = state["numpy_rng"]
-        torch.set_rng_state(state["torch_rng"])
+        _restore_random_state(state, rng, device)
         epoch0, global_step, history = state["epoch"], state["steps"], state["history"]
         best_score, since_best = state["best_score"], state["since_best"]
         recorded = prev_training.get("settings") or {}
@@ -1732,8 +1751,7 @@ def iter_train(
                 "optimiser": optimiser.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "scaler": scaler.state_dict(),
-                "numpy_rng": rng.bit_generator.state,
-                "torch_rng": torch.get_rng_state(),
+                **_random_state(rng, device),
             }
             write_atomically(
                 state_path(output), lambda tmp, state=state: torch.save(state, tmp), overwrite=True
