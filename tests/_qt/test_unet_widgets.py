@@ -1012,6 +1012,21 @@ def test_the_status_says_while_it_runs_that_the_image_is_enlarged_for_the_model(
     assert not any("enlarged" in line for line in lines if line.startswith("Separating"))
 
 
+def test_the_pixel_size_box_tooltip_gives_the_recorded_size_whole(make_napari_viewer_proxy):
+    """ "0.435 × 0.87 (image)" did not fit the box in a dock of napari's least width."""
+    viewer = make_napari_viewer_proxy()
+    viewer.add_image(np.zeros((8, 8), np.float32), name="flat", scale=(0.435, 0.87),
+                     units=("µm", "µm"))  # fmt: skip
+    viewer.add_image(np.zeros((8, 8), np.float32), name="lost")
+    segmenter = UNetSegmentWidget(viewer)
+    box = segmenter.pixel_size
+    segmenter.input.setCurrentText("flat")
+    assert box.text() == "0.435 × 0.87 (image)"
+    assert box.toolTip().endswith(" The image records pixels of 0.435 × 0.87 µm (Y × X).")
+    segmenter.input.setCurrentText("lost")
+    assert box.text() == "not in image" and "The image records" not in box.toolTip()
+
+
 def test_frames_of_a_stack_that_show_nothing_are_named(
     make_napari_viewer_proxy, qtbot, shared_data, tmp_path
 ):

@@ -127,6 +127,7 @@ class _PixelSizeBox(DecimalSpinBox):
         self.setDecimals(4)
         self.setRange(0, 100)
         self.setSingleStep(0.05)
+        self._tip = tip
         self.setToolTip(tip)
 
     def show_recorded(
@@ -134,10 +135,15 @@ class _PixelSizeBox(DecimalSpinBox):
     ) -> None:
         """Show what the input records (``pixel``, (Y, X) µm; else ``absent``) at the box's
         lowest, and take it when there is one; the text is shown from its start if it does
-        not fit."""
+        not fit, and whole in the tooltip ("0.435 × 0.87 (image)" is cut in a narrow dock)."""
         self.setSpecialValueText(
             absent if pixel is None else f"{pixel_sizes(pixel, unit='')} (image)"
         )
+        recorded = ""
+        if pixel is not None:
+            sizes = pixel_sizes(pixel)
+            recorded = f" The image records pixels of {sizes}{' (Y × X)' * ('×' in sizes)}."
+        self.setToolTip(f"{self._tip}{recorded}")
         self.recorded = None if pixel is None else pixel[1]
         if pixel is not None:
             self.setValue(self.minimum())
