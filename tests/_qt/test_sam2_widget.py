@@ -119,6 +119,44 @@ def test_current_position_of_a_stack_keeps_ids_unique(
     assert set(labels.features["position"]) == {0, 1}
 
 
+def test_positions_done_with_other_settings_are_recorded_as_such(
+    make_napari_viewer_proxy, qtbot, small_model, keep_every_mask
+):
+    """A slider moved at position 0 re-segmented that position only; position 1 kept its
+    cells from the settings before, while the layer recorded the new settings alone (its
+    provenance then said a minimum area its cells did not have)."""
+    from napari_cytomask.io.export import from_layer
+    from napari_cytomask.io.layers import layer_info
+
+    viewer = make_napari_viewer_proxy()
+    viewer.add_image(np.stack([image(), image()[::-1]]), name="scan")
+    widget = Sam2Widget(viewer, model_builder=lambda source, device, config: small_model)
+    widget.set_values(points_per_side=4, **keep_every_mask)
+    name = "scan SAM2 masks"
+    for position in (1, 0):
+        viewer.dims.set_current_step(0, position)
+        widget.segment()
+        qtbot.waitUntil(
+            lambda p=position: name in viewer.layers and viewer.layers[name].data[p].any(),
+            timeout=30000,
+        )
+        qtbot.waitUntil(lambda: not widget.runner.busy, timeout=10000)
+    labels = viewer.layers[name]
+    assert layer_info(labels)["previewed_frames"] == {}  # both found with these settings
+    before = layer_info(labels)["parameters"]
+    widget.set_values(min_area=5)
+    qtbot.waitUntil(lambda: layer_info(labels)["parameters"] != before, timeout=30000)
+    qtbot.waitUntil(lambda: not widget.runner.busy, timeout=10000)
+    record = layer_info(labels)
+    assert record["parameters"]["labels"]["min_area"] == 5
+    assert record["previewed_frames"] == {"1": {"method": "sam2", "parameters": before}}
+    assert widget.status.text().endswith(
+        " Position(s) 1 keep cells found with other settings; segment 'all positions' to "
+        "find every position's with these."
+    )
+    assert from_layer(labels).previewed_frames == record["previewed_frames"]
+
+
 def test_a_lazy_image_is_read_once_for_the_slider_moves(make_napari_viewer_proxy, small_model):
     """A pyramid's full resolution or a scan on disk is not read again on every slider
     move; an array in memory is used as it is, so edits to it show."""

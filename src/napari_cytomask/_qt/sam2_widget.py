@@ -27,7 +27,14 @@ from qtpy.QtWidgets import (
 )
 from superqt import QLabeledDoubleSlider, QLabeledSlider
 
-from ..io.layers import layer_info, model_record, origin, record_written, result_metadata
+from ..io.layers import (
+    METADATA_KEY,
+    layer_info,
+    model_record,
+    origin,
+    record_written,
+    result_metadata,
+)
 from ..models.device import available_devices
 from ..models.sam2_engine import (
     ENCODER_PARAMS,
@@ -263,7 +270,8 @@ class Sam2Widget(StepWidget, QWidget):
         self._engine_lock = threading.Lock()
         self._asked = False
         self._source = DEFAULT_MODEL
-        self._position_results: dict[tuple, Sam2Result] = {}
+        #: Each position segmented alone into the result layer: its result and settings.
+        self._position_results: dict[tuple, tuple[Sam2Result, dict]] = {}
 
         self.model = QComboBox()
         self.model.addItems([*HF_MODELS, LOCAL])
@@ -708,7 +716,15 @@ class Sam2Widget(StepWidget, QWidget):
         index = job["index"]
         spatial = job["data"].shape[:-1] if job["rgb"] else job["data"].shape
         name, out = result_slot(self.viewer, f"{layer.name} SAM2 masks", Labels, spatial)
-        labels, features = self._merge_position(out, index, spatial, result)
+        labels, features = self._merge_position(out, index, spatial, result, job["parameters"])
+        record = metadata[METADATA_KEY]
+        # Positions done before with other settings keep their cells: the layer says so.
+        others = {
+            ",".join(map(str, done)): {"method": "sam2", "parameters": parameters}
+            for done, (_, parameters) in self._position_results.items()
+            if parameters != record["parameters"]
+        }
+        record["previewed_frames"] = others
         if out is None:
             out = self.viewer.add_layer(labels_layer(labels, name, job["geometry"], metadata))
         else:
@@ -727,15 +743,21 @@ class Sam2Widget(StepWidget, QWidget):
         where = ""
         if index:
             where = f" in this position ({len(features['index'])} in the positions done)"
+        if others:
+            hint += (
+                f" Position(s) {', '.join(others)} keep cells found with other settings; "
+                "segment 'all positions' to find every position's with these."
+            )
         self.status.setText(
             f"{n} objects{where} from {result.n_masks} masks ({result.n_candidates} "
             f"candidates; encoder runs {runs['encoder']}, decoder runs {runs['decoder']}).{hint}"
         )
         self.segmented.emit(out)
 
-    def _merge_position(self, earlier, index, spatial, result: Sam2Result):
+    def _merge_position(self, earlier, index, spatial, result: Sam2Result, parameters: dict):
         """Full-stack labels and features when one position of a stack was segmented
-        (into ``earlier``, the result layer of the other positions, if there is one)."""
+        (into ``earlier``, the result layer of the other positions, if there is one) with
+        ``parameters``, which are kept with it."""
         if not index:
             self._position_results.clear()
             return result.labels, result.features
@@ -744,7 +766,7 @@ class Sam2Widget(StepWidget, QWidget):
         else:
             labels = np.zeros(spatial, result.labels.dtype)
             self._position_results.clear()
-        self._position_results[index] = result
+        self._position_results[index] = (result, parameters)
         labels[index] = 0
         offset = int(labels.max())
         plane = result.labels.astype(np.result_type(labels.dtype, np.uint32))
@@ -753,7 +775,7 @@ class Sam2Widget(StepWidget, QWidget):
         labels[index] = plane
         result.features = {**result.features, "index": result.features["index"] + offset}
         result.features["position"] = np.full(result.features["index"].size, index[0])
-        tables = [r.features for r in self._position_results.values()]
+        tables = [r.features for r, _ in self._position_results.values()]
         features = {
             k: np.concatenate([t.get(k, np.zeros(0)) for t in tables]) for k in result.features
         }

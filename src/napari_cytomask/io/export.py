@@ -116,8 +116,9 @@ class LabelsExport:
         Whether a user painted into the labels after a step made them (``None``: not
         known, for labels no step made).
     previewed_frames
-        Frames of a stack last made by a preview, with its settings (by frame index),
-        which differ from ``parameters``, the settings of the stack's last run.
+        Frames of a stack last made alone (by a preview, or SAM2 on one position) with
+        other settings than ``parameters``, the settings of the stack's last run: those
+        settings, by frame index.
     """
 
     name: str
