@@ -89,6 +89,18 @@ def test_segment_then_a_filter_slider_updates_the_labels(
     assert said == [f"'{name}' holds your edits, so it is kept; the new result is in '{name} [3]'."]
 
 
+def _segment_positions(viewer, widget, qtbot, name: str, positions) -> None:
+    """Segment each of ``positions`` of a stack on its own (positions: current), in turn."""
+    for position in positions:
+        viewer.dims.set_current_step(0, position)
+        widget.segment()
+        qtbot.waitUntil(
+            lambda p=position: name in viewer.layers and viewer.layers[name].data[p].any(),
+            timeout=30000,
+        )
+        qtbot.waitUntil(lambda: not widget.runner.busy, timeout=10000)
+
+
 def test_current_position_of_a_stack_keeps_ids_unique(
     make_napari_viewer_proxy, qtbot, small_model, keep_every_mask
 ):
@@ -99,14 +111,7 @@ def test_current_position_of_a_stack_keeps_ids_unique(
     widget.set_values(points_per_side=4, **keep_every_mask)
     assert widget.positions.currentText() == "current position"
     name = "scan SAM2 masks"
-    for position in (1, 0):
-        viewer.dims.set_current_step(0, position)
-        widget.segment()
-        qtbot.waitUntil(
-            lambda p=position: name in viewer.layers and viewer.layers[name].data[p].any(),
-            timeout=30000,
-        )
-        qtbot.waitUntil(lambda: not widget.runner.busy, timeout=10000)
+    _segment_positions(viewer, widget, qtbot, name, (1, 0))
     labels = viewer.layers[name]
     assert labels.data.shape == stack.shape
     first, second = (set(np.unique(labels.data[p])) - {0} for p in (0, 1))
@@ -133,14 +138,7 @@ def test_positions_done_with_other_settings_are_recorded_as_such(
     widget = Sam2Widget(viewer, model_builder=lambda source, device, config: small_model)
     widget.set_values(points_per_side=4, **keep_every_mask)
     name = "scan SAM2 masks"
-    for position in (1, 0):
-        viewer.dims.set_current_step(0, position)
-        widget.segment()
-        qtbot.waitUntil(
-            lambda p=position: name in viewer.layers and viewer.layers[name].data[p].any(),
-            timeout=30000,
-        )
-        qtbot.waitUntil(lambda: not widget.runner.busy, timeout=10000)
+    _segment_positions(viewer, widget, qtbot, name, (1, 0))
     labels = viewer.layers[name]
     assert layer_info(labels)["previewed_frames"] == {}  # both found with these settings
     before = layer_info(labels)["parameters"]
