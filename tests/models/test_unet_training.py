@@ -515,6 +515,41 @@ def test_a_cancelled_run_resumes_exactly_where_it_stopped(tmp_path, tiny_unet, w
         assert torch.equal(moments["exp_avg_sq"], b["optimiser"]["state"][i]["exp_avg_sq"])
 
 
+@pytest.mark.parametrize("patience", [5, 1], ids=["all epochs done", "stopped early"])
+def test_a_run_stopped_as_it_chose_its_thresholds_is_finished_by_resume(
+    tmp_path, tiny_unet, patience
+):
+    """Killed after its last epoch, as it chose its thresholds (minutes on real images),
+    a run could not be finished: --resume said its epochs were all done, though the note
+    on its model said to finish it with --resume."""
+    samples, _ = _synthetic_samples(n_tiles=3)
+    settings = _small_settings(epochs=3, fractions=(2, 1, 0), patience=patience,
+                               lr_patience=0)  # fmt: skip
+    config = UNetConfig(**tiny_unet)
+    whole = train(samples, tmp_path / "whole.safetensors", config, settings)
+    gen = iter_train(samples, tmp_path / "cut.safetensors", config, settings)
+    for progress in gen:
+        if progress.phase == "tune":
+            gen.close()
+            break
+    cut = read_description(tmp_path / "cut.safetensors")
+    assert cut["training"]["finished"] is False and "postprocess" not in cut
+    epochs = []
+    resumed = drain(
+        iter_train(samples, None, None, settings, resume=tmp_path / "cut.safetensors"),
+        lambda p: epochs.append(p.epoch) if p.phase == "train" else None,
+    )
+    assert epochs == []  # no epoch trained again
+    done = resumed.description["training"]
+    assert (
+        done["finished"] is True
+        and done["epochs_done"] == whole.description["training"]["epochs_done"]
+    )
+    assert done["stopped_early"] == whole.stopped_early == (patience == 1)
+    assert resumed.description["postprocess"] == whole.description["postprocess"]
+    assert read_description(tmp_path / "cut.safetensors")["training"]["finished"] is True
+
+
 def test_a_run_on_a_gpu_keeps_that_gpus_random_state(monkeypatch):
     """A resumed GPU run restarted the GPU's random draws (efficientnet's drop-connect):
     only numpy's and the CPU's states were kept. (No GPU here: the GPU's state is a

@@ -70,6 +70,7 @@ from .checkpoint import (
     load_checkpoint,
     read_description,
     save_checkpoint,
+    unfinished,
 )
 from .device import autocast_dtype, get_device
 from .inference import (
@@ -1431,6 +1432,7 @@ def iter_train(
     previous: dict = {}
     notice = None
     state = None
+    stopped = finishing = False
     val_settings = None  # post-processing of the validation scores (None: the defaults)
     if resume is not None:
         model, previous = load_checkpoint(resume, "cpu", in_channels=in_channels)
@@ -1438,12 +1440,16 @@ def iter_train(
         model.train()
         state, notice = _load_state(Path(resume), (previous.get("training") or {}).get("run"))
         done = state["epoch"] if state else (previous.get("training") or {}).get("epochs_done", 0)
-        if settings.epochs <= done:
+        stopped = bool(state) and state["since_best"] >= settings.patience
+        # Stopped (killed, say) after its last epoch, as it chose its thresholds or saved
+        # its model: only that last step is left to do.
+        finishing = bool(state) and unfinished(previous) and (settings.epochs <= done or stopped)
+        if settings.epochs <= done and not finishing:
             raise ValueError(
                 f"{Path(resume).name} has trained {done} epochs, and {settings.epochs} were "
                 f"asked for in all; ask for more than {done} epochs to train it further."
             )
-        if state and state["since_best"] >= settings.patience:
+        if stopped and not finishing:
             raise ValueError(
                 f"{Path(resume).name} stopped early after epoch {done}: its score had not "
                 f"improved for {state['since_best']} epochs (patience {settings.patience}); "
@@ -1584,7 +1590,6 @@ def iter_train(
             kept = f"the seed stays the run's own ({seed}): its random state goes on."
             notice = " ".join(n for n in (notice, kept) if n)
             settings = replace(settings, seed=seed)
-    stopped_early = False
     # A resumed run goes on as the same run: its state stays tied to the checkpoint, which
     # is written again only when the network improves.
     run = prev_training.get("run") or uuid.uuid4().hex
@@ -1644,8 +1649,10 @@ def iter_train(
             message=notice,
             phase="notice",
         )
-    # The run's last epoch: a resumed run goes on to the number of epochs asked for in all.
-    last_epoch = settings.epochs
+    # The run's last epoch: a resumed run goes on to the number of epochs asked for in all
+    # (none more for one that only has its last step left).
+    last_epoch = epoch0 if finishing else settings.epochs
+    stopped_early = finishing and stopped
     val_options = {"overlap": settings.validation_overlap, "batch_size": settings.batch_size}
 
     def report(phase: str, epoch: int):
@@ -1684,6 +1691,7 @@ def iter_train(
             val_settings = {k: tuned[k] for k in DEFAULT_SETTINGS}
     batches = _batches(sampler, settings.batch_size, workers, settings.seed, global_step)
     started = time.monotonic()
+    epoch = epoch0
     try:
         for epoch in range(epoch0 + 1, last_epoch + 1):
             model.train()
