@@ -248,6 +248,67 @@ def test_the_progress_says_an_image_is_enlarged_for_the_model(shared_data, tmp_p
     ), said
 
 
+def test_a_run_stopped_between_an_inputs_two_files_is_finished_by_the_next(
+    shared_data, unet_file, tmp_path, capsys, monkeypatch
+):
+    """Killed after it wrote an input's labels but before their record, a run left a file
+    the next run took for the user's own: it refused every input. Whichever of the two
+    files is written first, the next run now finishes the input."""
+    from napari_cytomask.io import writers
+
+    data, out = tmp_path / "data", tmp_path / "out"
+    _small_copies(shared_data, data, n=1)
+    command = ["segment", str(data / "set*" / "raw.tif"), "-m", str(unet_file), "-o", str(out),
+               "--scheduler", "synchronous", "--threads", "1", "--tile-size", "128",
+               "--overlap", "16"]  # fmt: skip
+    written = []
+
+    def stopping(write):
+        def stop_at_the_second(*args, **kwargs):
+            written.append(write.__name__)
+            if len(written) == 2:
+                raise SystemExit("killed")  # not an error the run could report
+            return write(*args, **kwargs)
+
+        return stop_at_the_second
+
+    with monkeypatch.context() as killed:
+        killed.setattr(batch, "write_json", stopping(batch.write_json))
+        killed.setattr(writers, "write_labels", stopping(writers.write_labels))
+        with pytest.raises(SystemExit):
+            main(command)
+    assert len(written) == 2
+    assert main(command) == 0, capsys.readouterr().err
+    record = json.loads((out / "raw_unet_cells.json").read_text())
+    labels = tifffile.imread(out / "raw_unet_cells.tif")
+    assert record["cells"] == labels.max() > 0
+
+
+def test_labels_that_cannot_be_written_leave_the_earlier_record(
+    shared_data, unet_file, tmp_path, capsys, monkeypatch
+):
+    """Redone with --overwrite, an input whose labels cannot be written (a full disk) keeps
+    its earlier labels and their record: the record is written first now, and put back."""
+    from napari_cytomask.io import writers
+
+    data, out = tmp_path / "data", tmp_path / "out"
+    _small_copies(shared_data, data, n=1)
+    command = ["segment", str(data / "set*" / "raw.tif"), "-m", str(unet_file), "-o", str(out),
+               "--scheduler", "synchronous", "--threads", "1", "--tile-size", "128",
+               "--overlap", "16"]  # fmt: skip
+    assert main(command) == 0
+    record, labels = out / "raw_unet_cells.json", out / "raw_unet_cells.tif"
+    before = (record.read_bytes(), labels.read_bytes())
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(writers, "write_labels", full_disk)
+    assert main([*command, "--overwrite", "--tile-size", "256"]) == 1
+    assert "No space left on device" in capsys.readouterr().err
+    assert (record.read_bytes(), labels.read_bytes()) == before
+
+
 def test_a_second_writer_into_the_same_folder_is_refused(shared_data, unet_file, tmp_path, capsys):
     """A segment run, or an export, into a folder a segment run is filling is refused:
     each would take the other's outputs for its own, or replace them."""

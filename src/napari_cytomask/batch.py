@@ -40,6 +40,7 @@ from .io.atomic import (
     NAME_BYTES,
     fit_name,
     remove_leftovers,
+    write_atomically,
     write_directory_atomically,
     write_json,
 )
@@ -281,14 +282,11 @@ def process(
         write_directory_atomically(output, fill, overwrite=True)
         n_cells = _max_id(open_labels(output))
     else:
-        from .io.writers import write_labels
-
         output = job.labels
         # Read once: overlapping tiles would otherwise decode the file's blocks again and again.
         channels = [np.asarray(c) for c in channels]
         run = drain(segmenter.iter_run(channels, pixel_size_um=pixel), report)
         n_cells = int(np.max(run.labels, initial=0))
-        write_labels(output, run.labels, overwrite=True, **geometry_of(scan, run.labels.ndim))
     seconds = time.perf_counter() - start
     # No channel chosen, and none named like transmitted light: the first was taken.
     guessed = segmenter.preset.channels is None and not scan.rgb and not scan.by_role("input")
@@ -312,7 +310,23 @@ def process(
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
     replaced = _recorded_output(job.record)
+    earlier = job.record.read_bytes() if job.record.is_file() else None
     write_json(job.record, record, overwrite=True, indent=2)
+    if not chunked:
+        # After its record: a run stopped in between leaves a record without its labels,
+        # redone by the next run, not labels without a record, which it would take for
+        # the user's own file and refuse to replace.
+        from .io.writers import write_labels
+
+        try:
+            write_labels(output, run.labels, overwrite=True, **geometry_of(scan, run.labels.ndim))
+        except Exception:
+            # The labels are as they were (written atomically): so is their record.
+            if earlier is None:
+                job.record.unlink(missing_ok=True)
+            else:
+                write_atomically(job.record, lambda tmp: tmp.write_bytes(earlier), overwrite=True)
+            raise
     if replaced is not None and replaced != output and replaced.exists():
         # Made again in another format: the old result would outlive its record.
         shutil.rmtree(replaced) if replaced.is_dir() else replaced.unlink()
