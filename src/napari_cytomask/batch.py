@@ -309,8 +309,8 @@ def process(
         "host": platform.node(),
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
-    replaced = _recorded_output(job.record)
     earlier = job.record.read_bytes() if job.record.is_file() else None
+    replaced = _recorded_output(job.record, earlier)
     write_json(job.record, record, overwrite=True, indent=2)
     if not chunked:
         # After its record: a run stopped in between leaves a record without its labels,
@@ -343,11 +343,12 @@ def process(
             "channels": 3 if scan.rgb else len(scan.channels), "note": note}  # fmt: skip
 
 
-def _recorded_output(record: Path) -> Path | None:
-    """The labels an earlier run's provenance ``record`` describes, beside it; or None."""
+def _recorded_output(record: Path, content: bytes | None) -> Path | None:
+    """The labels an earlier run's provenance ``record`` (its ``content``, None when there
+    is none) describes, beside it; or None."""
     try:
-        name = json.loads(record.read_text(encoding="utf-8")).get("output")
-    except (OSError, ValueError, AttributeError):
+        name = json.loads(content).get("output") if content is not None else None
+    except (ValueError, AttributeError):
         return None
     if not isinstance(name, str) or Path(name).name != name:
         return None  # only a file beside the record, never one elsewhere
