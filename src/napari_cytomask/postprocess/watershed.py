@@ -354,26 +354,9 @@ def split_labels(
     """
     labels = _check_frame(as_labels(labels, "labels to split"), "labels to split")
     labels, _ = compact_ids(labels)  # the pieces get new ids
-    areas = np.bincount(labels.ravel())
     boxes = ndi.find_objects(labels)
-    # An object of a few pieces far apart (one id in every tile of a mosaic whose ids
-    # count per tile) is split piece by piece, each in a crop of its own: its crop was
-    # the whole image, and a 3000² mosaic took minutes instead of seconds. Pieces touch no
-    # other piece of their object, even diagonally, and h-maxima lie within a piece, so
-    # each splits as within the object. Not so for peaks, kept min_distance apart across
-    # pieces too: those objects are split whole; as is one of thousands of specks, where
-    # a crop per speck would cost more than the image.
-    sparse = [i for i, b in enumerate(boxes, 1) if b and _box_area(b) > 4 * areas[i]]
-    pieces_of: dict[int, list] = {}
-    if sparse and markers == "h_maxima":
-        pieces = label_regions(np.where(np.isin(labels, sparse), labels, 0), connectivity=2)
-        owner = np.zeros(int(pieces.max()) + 1, np.int64)
-        owner[pieces.ravel()] = labels.ravel()
-        counts = np.bincount(owner[1:], minlength=len(boxes) + 1)
-        for piece, box in enumerate(ndi.find_objects(pieces), start=1):
-            index = int(owner[piece])
-            if box is not None and counts[index] * _CROP_COST < _box_area(boxes[index - 1]):
-                pieces_of.setdefault(index, []).append((pieces, piece, box))
+    # Peaks are kept min_distance apart across an object's pieces too: split whole.
+    pieces_of = _pieces_apart(labels, boxes) if markers == "h_maxima" else {}
     out = np.zeros(labels.shape, np.int32)
     next_id = 1
     for index, box in enumerate(boxes, start=1):
@@ -409,6 +392,32 @@ def split_labels(
             out[crop][mask] = parts[mask] + (next_id - 1)
             next_id += int(parts.max())
     return out
+
+
+def _pieces_apart(labels: np.ndarray, boxes: list) -> dict[int, list]:
+    """The pieces of each object of a few pieces far apart, to split each in a crop of its
+    own: ``{id: [(piece labels, piece id, box), ...]}``.
+
+    One id in every tile of a mosaic whose ids count per tile made each crop the whole
+    image, and a 3000² mosaic took minutes instead of seconds. Pieces touch no other
+    piece of their object, even diagonally, and h-maxima lie within a piece, so each
+    splits as within the object. An object of thousands of specks stays whole: a crop
+    per speck would cost more than the image.
+    """
+    areas = np.bincount(labels.ravel())
+    sparse = [i for i, b in enumerate(boxes, 1) if b and _box_area(b) > 4 * areas[i]]
+    pieces_of: dict[int, list] = {}
+    if not sparse:
+        return pieces_of
+    pieces = label_regions(np.where(np.isin(labels, sparse), labels, 0), connectivity=2)
+    owner = np.zeros(int(pieces.max()) + 1, np.int64)
+    owner[pieces.ravel()] = labels.ravel()
+    counts = np.bincount(owner[1:], minlength=len(boxes) + 1)
+    for piece, box in enumerate(ndi.find_objects(pieces), start=1):
+        index = int(owner[piece])
+        if box is not None and counts[index] * _CROP_COST < _box_area(boxes[index - 1]):
+            pieces_of.setdefault(index, []).append((pieces, piece, box))
+    return pieces_of
 
 
 #: What a crop of its own costs, in pixels of a larger crop: a distance transform and
