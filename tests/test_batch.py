@@ -284,6 +284,50 @@ def test_a_run_stopped_between_an_inputs_two_files_is_finished_by_the_next(
     assert record["cells"] == labels.max() > 0
 
 
+@pytest.mark.parametrize(
+    "earlier, stop",
+    [(False, "counting the cells"), (True, "moving the labels in")],
+    ids=["first-run", "format-changed"],
+)
+def test_a_chunked_run_stopped_before_its_labels_are_in_place_is_finished_by_the_next(
+    earlier, stop, shared_data, unet_file, tmp_path, capsys, monkeypatch
+):
+    """OME-Zarr labels were moved in before their record was written: a run killed while it
+    counted their cells left labels the next run took for the user's own. Now the record
+    comes first; and a record whose labels are missing is not finished even when labels
+    of the format it replaced are still beside it."""
+    data, out = tmp_path / "data", tmp_path / "out"
+    _small_copies(shared_data, data, n=1)
+    command = ["segment", str(data / "set*" / "raw.tif"), "-m", str(unet_file), "-o", str(out),
+               "--scheduler", "synchronous", "--threads", "1", "--tile-size", "128",
+               "--overlap", "16"]  # fmt: skip
+    if earlier:
+        assert main(command) == 0
+    command += ["--format", "ome-zarr"]
+
+    def killed(*args, **kwargs):
+        raise SystemExit("killed")  # not an error the run could report
+
+    with monkeypatch.context() as patch:
+        if stop == "counting the cells":
+            patch.setattr(batch, "_max_id", killed)
+        else:
+            move_in = batch.write_directory_atomically
+
+            def filled_then_killed(path, fill, **kwargs):
+                return move_in(path, lambda folder: (fill(folder), killed()), **kwargs)
+
+            patch.setattr(batch, "write_directory_atomically", filled_then_killed)
+        with pytest.raises(SystemExit):
+            main([*command, "--overwrite"] if earlier else command)
+    assert main(command) == 0, capsys.readouterr().err
+    store = out / "raw_unet_cells.ome.zarr"
+    record = json.loads((out / "raw_unet_cells.json").read_text())
+    assert record["output"] == store.name
+    assert record["cells"] == np.asarray(open_labels(store)).max() > 0
+    assert not (out / "raw_unet_cells.tif").exists()  # replaced by the store
+
+
 def test_labels_that_cannot_be_written_leave_the_earlier_record(
     shared_data, unet_file, tmp_path, capsys, monkeypatch
 ):
@@ -401,9 +445,18 @@ def test_a_record_whose_labels_were_deleted_is_not_finished(tmp_path):
     job.labels.unlink()
     assert not job.finished()  # the record alone: the labels must be made again
     assert batch.plan([source], preset, None, batch.Options()) == ([job], [])
-    # Labels in another format than this run's count too.
-    tifffile.imwrite(job.record.with_name(job.record.stem + ".ome.tif"), np.ones((8, 8), np.uint8))
+    # Labels in another format than the record names: a run that changed the format and
+    # was stopped before its labels were in place.
+    other = job.record.with_name(job.record.stem + ".ome.tif")
+    tifffile.imwrite(other, np.ones((8, 8), np.uint8))
+    assert not job.finished()
+    # Labels in another format than this run's, named by their record, count.
+    job.record.write_text(json.dumps({"preset": preset.to_dict(), "output": other.name}))
     assert job.finished()
+    # A record that names a file elsewhere, or none, is not ours to trust.
+    for output in (f"../{tmp_path.name}/{other.name}", "", None):
+        job.record.write_text(json.dumps({"preset": preset.to_dict(), "output": output}))
+        assert not job.finished()
 
 
 def test_telling_a_mask_from_a_blank_image_reads_a_sample_only():

@@ -29,6 +29,7 @@ import platform
 import shutil
 import time
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -119,13 +120,16 @@ class Job:
         return self.record.with_name(stem + FORMATS["ome-zarr"].suffix)
 
     def finished(self) -> bool:
-        """Whether an earlier run finished this job (its provenance and labels exist, in
-        this or another format)."""
-        return self.record.is_file() and any(
-            self.record.with_name(self.record.stem + suffix).exists()
-            for fmt in FORMATS.values()
-            for suffix in fmt.suffixes
-        )
+        """Whether an earlier run finished this job: its provenance exists, and so do the
+        labels it names, in this format or another.
+
+        Not any labels beside it: a run that changed the format and was stopped before
+        its new labels were in place left the old ones beside a record of the new.
+        """
+        if not self.record.is_file():
+            return False
+        named = _recorded_labels(self.record, self.record.read_bytes())
+        return bool(named) and named[0].exists()
 
 
 def masks_only(sources: Sequence[Path]) -> dict[Path, str]:
@@ -188,7 +192,7 @@ def plan(
         seen[job.record] = source
         if not options.overwrite and job.finished():
             made = json.loads(job.record.read_text(encoding="utf-8"))
-            output = job.record.with_name(made.get("output") or job.labels.name)
+            output = job.record.with_name(made["output"])
             given = (made.get("options") or {}).get("pixel_size_um")
             if made.get("preset") != preset.to_dict() or given != options.pixel_size_um:
                 raise BatchError(
@@ -258,14 +262,47 @@ def process(
     chunked = FORMATS[options.fmt].chunked or shape[-2] * shape[-1] > options.chunked_above
     given = options.pixel_size_um
     pixel = (given, given) if given else pixel_size_um(scan.scale, scan.units)
-    if chunked:
-        from .io.omezarr import create_labels, open_labels
+    # Its record is written before the labels are in place: a run stopped in between leaves
+    # a record without its labels, redone by the next run, not labels without a record,
+    # which it would take for the user's own file and refuse to replace.
+    earlier = job.record.read_bytes() if job.record.is_file() else None
+    output = job.chunked_labels() if chunked else job.labels
+    # Made again in another format: the old labels would outlive their record. Those of a
+    # run stopped before it removed them are named in its record.
+    replaced = [p for p in _recorded_labels(job.record, earlier) if p != output and p.exists()]
+    # No channel chosen, and none named like transmitted light: the first was taken.
+    guessed = segmenter.preset.channels is None and not scan.rgb and not scan.by_role("input")
 
-        output = job.chunked_labels()
-        run = None
+    def keep_record(run, n_cells: int) -> None:
+        record = {
+            "source": str(job.source),
+            "channels_used": used,
+            "channel_guessed": guessed,
+            "output": output.name,
+            "replaces": [p.name for p in replaced],
+            "shape": list(shape),
+            "cells": n_cells,
+            "seconds": round(time.perf_counter() - start, 3),
+            "unet_confidence": run.confidence,
+            "pixel_size_um": pixel,
+            "unet_zoom": run.zoom,
+            "unet_min_size_image_px": run.min_size and image_area(run.min_size, run.zoom),
+            **segmenter.describe(),
+            "options": asdict(options),
+            "versions": package_versions(),
+            "python": platform.python_version(),
+            "host": platform.node(),
+            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        }
+        write_json(job.record, record, overwrite=True, indent=2)
+
+    if chunked:
+        from .io.omezarr import create_labels
+
+        run = n_cells = None
 
         def fill(folder: Path) -> None:
-            nonlocal run
+            nonlocal run, n_cells
             labels = create_labels(folder, shape, chunks=options.chunk_size)
             scratch = folder / "scratch"  # the probabilities; gone before the store is moved in
             scratch.mkdir()
@@ -278,58 +315,24 @@ def process(
             )
             run = drain(gen, report)
             shutil.rmtree(scratch)
+            n_cells = _max_id(labels)
+            keep_record(run, n_cells)
 
-        write_directory_atomically(output, fill, overwrite=True)
-        n_cells = _max_id(open_labels(output))
+        with _record_kept_on_failure(job.record, earlier):
+            write_directory_atomically(output, fill, overwrite=True)
     else:
-        output = job.labels
+        from .io.writers import write_labels
+
         # Read once: overlapping tiles would otherwise decode the file's blocks again and again.
         channels = [np.asarray(c) for c in channels]
         run = drain(segmenter.iter_run(channels, pixel_size_um=pixel), report)
         n_cells = int(np.max(run.labels, initial=0))
-    seconds = time.perf_counter() - start
-    # No channel chosen, and none named like transmitted light: the first was taken.
-    guessed = segmenter.preset.channels is None and not scan.rgb and not scan.by_role("input")
-    record = {
-        "source": str(job.source),
-        "channels_used": used,
-        "channel_guessed": guessed,
-        "output": output.name,
-        "shape": list(shape),
-        "cells": n_cells,
-        "seconds": round(seconds, 3),
-        "unet_confidence": run.confidence,
-        "pixel_size_um": pixel,
-        "unet_zoom": run.zoom,
-        "unet_min_size_image_px": run.min_size and image_area(run.min_size, run.zoom),
-        **segmenter.describe(),
-        "options": asdict(options),
-        "versions": package_versions(),
-        "python": platform.python_version(),
-        "host": platform.node(),
-        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-    }
-    earlier = job.record.read_bytes() if job.record.is_file() else None
-    replaced = _recorded_output(job.record, earlier)
-    write_json(job.record, record, overwrite=True, indent=2)
-    if not chunked:
-        # After its record: a run stopped in between leaves a record without its labels,
-        # redone by the next run, not labels without a record, which it would take for
-        # the user's own file and refuse to replace.
-        from .io.writers import write_labels
-
-        try:
+        with _record_kept_on_failure(job.record, earlier):
+            keep_record(run, n_cells)
             write_labels(output, run.labels, overwrite=True, **geometry_of(scan, run.labels.ndim))
-        except Exception:
-            # The labels are as they were (written atomically): so is their record.
-            if earlier is None:
-                job.record.unlink(missing_ok=True)
-            else:
-                write_atomically(job.record, lambda tmp: tmp.write_bytes(earlier), overwrite=True)
-            raise
-    if replaced is not None and replaced != output and replaced.exists():
-        # Made again in another format: the old result would outlive its record.
-        shutil.rmtree(replaced) if replaced.is_dir() else replaced.unlink()
+    seconds = time.perf_counter() - start
+    for old in replaced:
+        shutil.rmtree(old) if old.is_dir() else old.unlink(missing_ok=True)
     unet = segmenter.preset.unet
     unlike = resampled = ""
     if unet:
@@ -343,16 +346,34 @@ def process(
             "channels": 3 if scan.rgb else len(scan.channels), "note": note}  # fmt: skip
 
 
-def _recorded_output(record: Path, content: bytes | None) -> Path | None:
-    """The labels an earlier run's provenance ``record`` (its ``content``, None when there
-    is none) describes, beside it; or None."""
+@contextmanager
+def _record_kept_on_failure(record: Path, earlier: bytes | None):
+    """Put an input's earlier ``record`` (its content, None when there was none) back when
+    its new labels fail to be written: they are as they were (written atomically), and so
+    must their record be."""
     try:
-        name = json.loads(content).get("output") if content is not None else None
-    except (ValueError, AttributeError):
-        return None
-    if not isinstance(name, str) or Path(name).name != name:
-        return None  # only a file beside the record, never one elsewhere
-    return record.with_name(name)
+        yield
+    except Exception:
+        if earlier is None:
+            record.unlink(missing_ok=True)
+        else:
+            write_atomically(record, lambda tmp: tmp.write_bytes(earlier), overwrite=True)
+        raise
+
+
+def _recorded_labels(record: Path, content: bytes | None) -> list[Path]:
+    """The labels an earlier run's provenance ``record`` (its ``content``, None when there
+    is none) names beside it: those it made, then those it replaces; none when it is
+    unreadable."""
+    try:
+        made = json.loads(content) if content is not None else {}
+        replaces = made.get("replaces", [])
+        names = [made["output"], *replaces] if isinstance(replaces, list) else []
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return []
+    if not all(isinstance(n, str) and n and Path(n).name == n for n in names):
+        return []  # only files beside the record, never one elsewhere
+    return [record.with_name(n) for n in names]
 
 
 def _max_id(labels) -> int:
