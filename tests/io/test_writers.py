@@ -533,3 +533,27 @@ def test_ome_tiff_images_are_named_after_the_file(tmp_path, real_labels):
         with tifffile.TiffFile(path) as tif:
             tifffile_names.append([series.name for series in tif.series])
     assert tifffile_names == [["cells"], ["scan P1", "scan P2"]]
+
+
+@pytest.mark.parametrize(
+    "name, frames, offset",
+    [("scan.tif", (2, 3), 0), ("scan.tif", (2, 4), 0), ("scan.tif", (3,), 70000),
+     ("scan.tif", (3,), 0), ("scan.ome.tif", (2, 3), 0)],
+)  # fmt: skip
+def test_label_stacks_are_written_as_grey_pages(tmp_path, real_labels, name, frames, offset):
+    """A plain TIFF with 3 or 4 time points before Y and X was written as colour (RGB or
+    RGBA) pages: Fiji, PIL and CellProfiler read the time points as colour channels."""
+    crop = real_labels[256:288, 256:288].astype(np.uint32)
+    crop[crop > 0] += offset
+    assert crop.max() > offset
+    stack = np.stack([np.where(crop > 0, crop + i, 0) for i in range(np.prod(frames))])
+    stack = stack.reshape(*frames, 32, 32)
+    axes = ("P", "T", "Y", "X")[-stack.ndim :]
+    path = write_labels(tmp_path / name, stack, axis_labels=axes)
+    with tifffile.TiffFile(path) as tif:
+        assert len(tif.pages) == np.prod(frames)
+        assert {(page.photometric, page.samplesperpixel) for page in tif.pages} == {
+            (tifffile.PHOTOMETRIC.MINISBLACK, 1)
+        }
+    ((data, _, _),) = read_tiff(path)
+    np.testing.assert_array_equal(np.asarray(data), stack)

@@ -323,6 +323,7 @@ def _imagej_writer(path: Path, labels, axes: str, scale, units) -> Callable[[Pat
                 imagej=True,
                 metadata=metadata,
                 resolution=resolution,
+                photometric="minisblack",
                 compression="zlib",
             )
         else:
@@ -340,6 +341,8 @@ def _imagej_writer(path: Path, labels, axes: str, scale, units) -> Callable[[Pat
                 metadata=metadata,
                 resolution=resolution,
                 resolutionunit="CENTIMETER" if calibrated else None,
+                # Grey pages: tifffile would take an axis of 3 or 4 before Y for colour.
+                photometric="minisblack",
                 compression="zlib",
             )
 
@@ -383,6 +386,7 @@ def _ome_writer(path: Path, labels: np.ndarray, axes: str, scale, units) -> Call
             for name, stack in zip(names, stacks, strict=True):
                 tif.write(
                     stack,
+                    photometric="minisblack",
                     compression="zlib",
                     metadata={"axes": series_axes, "Name": name, **metadata},
                 )
