@@ -1156,6 +1156,48 @@ def test_evaluate_a_multi_frame_tiff_pair_frame_by_frame(tmp_path):
     }
 
 
+def test_evaluate_a_scan_of_positions_by_time_points_plane_by_plane(tmp_path):
+    """Only the first axis was split: each position's time points were compared as one
+    volume, where a cell keeping its id over time (as tracked masks have it) is one object.
+    Each plane is a frame now, named by its position and time point."""
+    from napari_cytomask.io.writers import write_labels
+
+    scan = make_tilescan(n_tiles=6, shape=(64, 64), cell_radius=8, seed=2)
+    truth = np.asarray(scan.labels[:6]).reshape(2, 3, 64, 64)
+    truth[:, 1:] = truth[:, :1]  # the same cells, ids kept, at every time point
+    guess = truth.copy()
+    guess[1, 2] = np.roll(guess[1, 2], 5, axis=1)
+    for name, data in (("gt", truth), ("pred", guess)):
+        write_labels(tmp_path / f"{name}.ome.tif", data, axis_labels=("P", "T", "Y", "X"))
+    csv_path = tmp_path / "m.csv"
+    argv = ["evaluate", "--pred", str(tmp_path / "pred.ome.tif"), "--gt",
+            str(tmp_path / "gt.ome.tif"), "-q", "-o", str(csv_path)]  # fmt: skip
+    assert main(argv) == 0
+    rows = [r for r in csv.DictReader(csv_path.open()) if r["prediction"] != "all"]
+    accuracy = {r["frame"]: float(r["value"]) for r in rows
+                if r["metric"] == "mean_segmentation_accuracy"}  # fmt: skip
+    planes = {f"{p},{t}": evaluate(truth[p, t], guess[p, t]) for p, t in np.ndindex(2, 3)}
+    assert accuracy == pytest.approx(
+        {"all": np.mean([e.mean_segmentation_accuracy for e in planes.values()])}
+        | {frame: e.mean_segmentation_accuracy for frame, e in planes.items()}
+    )
+    n_true = {r["frame"]: float(r["value"]) for r in rows
+              if r["metric"] == "n_true" and r["iou_threshold"] == "0.5"}  # fmt: skip
+    assert n_true["all"] == sum(e.matches.n_true for e in planes.values())
+
+
+def test_export_keeps_every_position_of_an_ome_tiff(tmp_path):
+    """Label files were read by their first series only: exporting (or evaluating) an
+    OME-TIFF with one image per position, as the plugin writes a scan, kept position 0."""
+    from napari_cytomask.io.writers import write_labels
+
+    labels = np.asarray(make_tilescan(n_tiles=2, shape=(64, 64), cell_radius=8, seed=2).labels)
+    write_labels(tmp_path / "scan.ome.tif", labels[:2], axis_labels=("P", "Y", "X"))
+    assert main(["export", str(tmp_path / "scan.ome.tif"), "-o", str(tmp_path / "out"), "-q",
+                 "--format", "npy"]) == 0  # fmt: skip
+    np.testing.assert_array_equal(np.load(tmp_path / "out" / "scan.npy"), labels[:2])
+
+
 def test_home_and_new_folders_in_output_paths(tmp_path, monkeypatch, capsys):
     """``--output=~/x`` (which the shell leaves alone) made a folder called ``~`` in the
     current one, and evaluate refused an output folder that did not exist yet."""

@@ -616,9 +616,9 @@ def _evaluate_parser(sub) -> None:
         "--stack",
         choices=("auto", "frames", "volume"),
         default="auto",
-        help="how a ground truth of more than two axes is compared: frame by frame, or as "
-        "one volume; auto: as one volume when its file says its first axis is Z, as the "
-        "metrics dock does, else frame by frame",
+        help="how a ground truth of more than two axes is compared: frame by frame (each "
+        "position and time point), or as one volume; auto: as the metrics dock does, frame "
+        "by frame, with the planes of an axis its file names Z as one volume in each frame",
     )
     p.add_argument(
         "--thresholds",
@@ -1197,16 +1197,21 @@ def _no_cells_advice(preset, channels: int, noted: str) -> str:
     return f"No cells found: {advice}"
 
 
-def _frames(stack: str, path, ground_truth) -> bool:
-    """Whether ``evaluate --stack`` compares the ground truth read from ``path`` frame by
-    frame. Only a TIFF names its axes; the axes of other files (NumPy, PNG) are unnamed."""
-    if stack != "auto":
-        return stack == "frames"
+def _frame_axes(stack: str, path, ground_truth) -> int:
+    """How many leading axes of the ground truth read from ``path`` ``evaluate --stack``
+    compares frame by frame. Only a TIFF names its axes; the axes of other files (NumPy,
+    PNG) are unnamed."""
+    if stack == "volume" or ground_truth.ndim < 3:
+        return 0
     from .io.files import open_scan
-    from .io.layers import holds_frames
+    from .io.layers import frame_axes
     from .io.tiff import is_tiff
 
-    return holds_frames(open_scan(path).axes) if is_tiff(path) else ground_truth.ndim > 2
+    axes = open_scan(path).axes if is_tiff(path) else ()
+    if len(axes) != ground_truth.ndim:
+        axes = ("",) * ground_truth.ndim
+    named = frame_axes(axes)
+    return max(1, named) if stack == "frames" else named
 
 
 def _evaluate(args) -> int:
@@ -1233,7 +1238,7 @@ def _evaluate(args) -> int:
                 gt = read_image(gt_path)
             _note_if_no_background(gt_path, gt, "compared as ground-truth labels")
             _note_if_no_background(pred_path, pred, "compared as predicted labels")
-            result = evaluate(gt, pred, args.thresholds, stack=_frames(args.stack, gt_path, gt))
+            result = evaluate(gt, pred, args.thresholds, stack=_frame_axes(args.stack, gt_path, gt))
         except (ValueError, OSError) as err:
             failed += 1
             print(f"{pred_path} against {gt_path}: error: {err}", file=sys.stderr, flush=True)

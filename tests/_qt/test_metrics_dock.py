@@ -375,6 +375,31 @@ def test_frames_that_hold_planes_are_said_to_be_compared_as_volumes(
         dock.status.text()), timeout=10_000)  # fmt: skip
 
 
+def test_positions_by_time_points_are_compared_plane_by_plane(
+    make_napari_viewer_proxy, qtbot, labels
+):
+    """Only the first axis was split: each position's time points were one volume, and a
+    cell keeping its id over time one object. The outlined frames are named by position
+    and time point."""
+    viewer = make_napari_viewer_proxy()
+    crop = labels[:64, :64]
+    truth = np.stack([np.stack([crop] * 3)] * 2)  # ids kept over time
+    guess = truth.copy()
+    guess[1, 2] = 0  # every cell missed at position 1, time point 2
+    viewer.add_labels(truth, name="pt mask", axis_labels="ptyx")
+    viewer.add_labels(guess, name="pt cells", axis_labels="ptyx")
+    dock = MetricsDock(viewer)
+    qtbot.addWidget(dock)
+    dock.highlight_check.setChecked(True)
+    qtbot.waitUntil(lambda: "outlined" in dock.status.text(), timeout=10_000)
+    n = len(np.unique(crop)) - 1
+    assert dock.evaluation.matches.n_true == 6 * n
+    assert dock.evaluation.matches.fn[0] == n
+    text = dock.status.text()
+    assert "in 6 frames" in text and "volume" not in text
+    assert f"{n} false negatives in" in text and "(on frame 1,2)" in text
+
+
 def test_highlights_follow_the_pair_and_are_never_compared(make_napari_viewer_proxy, qtbot, labels):
     """Highlight layers lie over the pair they describe, even when the pair moves, and a
     dock opened later (the first one closed) does not take them for a prediction."""

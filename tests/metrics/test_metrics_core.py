@@ -235,3 +235,35 @@ def test_iou_threshold_one_is_allowed_and_means_identical():
     assert same.matches.tp.tolist() == [2]
     assert same.true_objects.matched.tolist() == [True, True]
     assert evaluate(GT, PRED, [0.5, 1.0]).matches.tp.tolist() == [2, 0]
+
+
+def test_a_stack_of_positions_by_time_points_is_compared_plane_by_plane():
+    """Only the first axis was split: each position's time points were compared as one
+    volume, so a cell that keeps its id from one time point to the next (as tracked masks
+    have it) was one object, and the counts were wrong."""
+    rng = np.random.default_rng(3)
+    gt = np.zeros((2, 3, 32, 32), np.uint16)
+    for p, t in np.ndindex(2, 3):
+        for cell in range(1, 4):  # the same ids at every time point, moving a little
+            y, x = rng.integers(0, 24, 2)
+            gt[p, t, y : y + 7, x : x + 7] = cell
+    pred = gt.copy()
+    pred[0, 1][pred[0, 1] == 2] = 0  # a cell missed at one time point
+    pred[1, 2] = np.roll(pred[1, 2], 4, axis=1)  # poor outlines at another
+    result = evaluate(gt, pred, stack=2)
+    planes = [evaluate(gt[p, t], pred[p, t]) for p, t in np.ndindex(2, 3)]
+    assert len(result.frames) == 6
+    assert [(f.matches.tp[0], f.matches.fp[0], f.matches.fn[0]) for f in result.frames] == [
+        (f.matches.tp[0], f.matches.fp[0], f.matches.fn[0]) for f in planes
+    ]
+    assert result.matches.n_true == sum(f.matches.n_true for f in planes)
+    assert result.mean_segmentation_accuracy == pytest.approx(
+        np.mean([f.mean_segmentation_accuracy for f in planes])
+    )
+    assert [result.frame_name(i) for i in range(6)] == ["0,0", "0,1", "0,2", "1,0", "1,1", "1,2"]
+    false_pos, false_neg = unmatched_objects(gt, pred, result, stack=2)
+    for p, t in np.ndindex(2, 3):
+        fp, fn = unmatched_objects(gt[p, t], pred[p, t], planes[p * 3 + t])
+        np.testing.assert_array_equal(false_pos[p, t], fp)
+        np.testing.assert_array_equal(false_neg[p, t], fn)
+    assert false_neg[0, 1].any() and not false_neg[0, 0].any()

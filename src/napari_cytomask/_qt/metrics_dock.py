@@ -26,7 +26,7 @@ from ..io.atomic import NAME_BYTES
 from ..io.export import safe_file_name
 from ..io.layers import (
     HIGHLIGHT_METHODS,
-    holds_frames,
+    frame_axes,
     is_highlight,
     is_result,
     result_metadata,
@@ -97,7 +97,7 @@ def _table(rows: list[str], tips: list[str], columns: list[str]) -> QTableWidget
     return table
 
 
-def compute_metrics(ground_truth, prediction, stack: bool, threshold: float, highlight: bool):
+def compute_metrics(ground_truth, prediction, stack: int, threshold: float, highlight: bool):
     """Evaluate in a worker thread; returns ``(evaluation, false_positives, false_negatives)``.
 
     The layer data are copied first, so painting while this runs cannot change
@@ -140,10 +140,11 @@ class MetricsDock(StepWidget, QWidget):
         self.ground_truth_combo.setToolTip(
             "The reference: the scan's mask channel, or a layer named like ground truth / mask."
         )
-        self.stack_check = QCheckBox("First axis holds separate frames (tiles or time)")
+        self.stack_check = QCheckBox("Compare frame by frame (positions, time points)")
         self.stack_check.setToolTip(
-            "Compare frame by frame (tiles, time points) and sum the counts, instead of one "
-            "volume. Ticked for every stack but a Z stack (an axis named Z)."
+            "Compare each position and time point on its own and sum the counts, instead of "
+            "one volume. Ticked for every stack but a Z stack (an axis named Z); the planes "
+            "of a Z axis stay one volume in each frame."
         )
         self.threshold_spin = DecimalSpinBox()
         self.threshold_spin.setRange(0.05, 1.0)
@@ -316,7 +317,7 @@ class MetricsDock(StepWidget, QWidget):
         # image has no frames, whatever the box said for the layers before.
         self.stack_check.setEnabled(frames)
         if gt is not None:
-            self.stack_check.setChecked(holds_frames(gt.axis_labels))
+            self.stack_check.setChecked(frame_axes(gt.axis_labels) > 0)
         self.stack_check.blockSignals(False)
         self._clear_results()
         # A pair that cannot be compared is said in the status line only: picking one side
@@ -384,7 +385,8 @@ class MetricsDock(StepWidget, QWidget):
         args = (
             gt_data,
             pred_data,
-            self.stack_check.isChecked(),
+            # Ticked for a stack whose axes say Z first: its first axis, as the box said.
+            max(1, frame_axes(gt.axis_labels)) if self.stack_check.isChecked() else 0,
             self.threshold_spin.value(),
             self.highlight_check.isChecked(),
         )
@@ -426,7 +428,7 @@ class MetricsDock(StepWidget, QWidget):
             text += f" in {len(evaluation.frames)} frames (counts summed over frames)"
         # Axes left in a frame (Z, or time without the box ticked) make it one volume:
         # cells segmented plane by plane cannot match cells drawn in 3-D, nor the reverse.
-        planes = int(np.prod(self._shape[1 if evaluation.frames else 0 : -2]))
+        planes = int(np.prod(self._shape[len(evaluation.frame_shape) : -2]))
         if planes > 1:
             each = "each frame" if evaluation.frames else "the whole stack"
             text += f"; {each} compared as one volume of {planes} planes"
@@ -629,6 +631,6 @@ def _outlined(evaluation: Evaluation) -> str:
         frames.update(int(frame) for frame in table.frame[unmatched])
     text = f"; outlined: {', '.join(parts)}"
     if evaluation.frames and frames:
-        listed = ", ".join(map(str, sorted(frames)))
+        listed = ", ".join(evaluation.frame_name(frame) for frame in sorted(frames))
         text += f" (on frame{'s' if len(frames) > 1 else ''} {listed})"
     return text

@@ -44,7 +44,8 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     Returns
     -------
     numpy.ndarray
-        TIFF files in tifffile's axis order of their first series.
+        TIFF files in tifffile's axis order of their first series, after a position
+        axis when their series are positions of one scan.
 
     Raises
     ------

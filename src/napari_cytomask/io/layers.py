@@ -68,11 +68,13 @@ def normalise_unit(unit) -> str:
     return unit.strip().replace("\u03bc", "µ").lower()
 
 
-def holds_frames(axis_labels) -> bool:
-    """Whether an image's first axis holds separate images, compared one by one: tiles,
-    time points, or an axis no file named (the plugin segments frame by frame, so the ids
-    of one frame are no cells of the next). A Z axis is one volume."""
-    return len(axis_labels) > 2 and str(axis_labels[0]).upper() != "Z"
+def frame_axes(axis_labels) -> int:
+    """How many leading axes of an image hold separate images, compared one by one:
+    positions, time points, or axes no file named (the plugin segments frame by frame, so
+    the ids of one frame are no cells of the next). A Z axis and those after it make one
+    volume with Y and X."""
+    leading = [str(a).upper() for a in axis_labels][:-2]
+    return leading.index("Z") if "Z" in leading else len(leading)
 
 
 def time_step(axis_labels, scale, units) -> tuple[int, float] | None:

@@ -316,7 +316,8 @@ def describe_tiff(path: str | os.PathLike) -> TiffDescription:
 
 
 def read_tiff_array(path: str | os.PathLike) -> np.ndarray:
-    """The first image series of a TIFF in memory, after the reader's checks.
+    """A TIFF's image in memory, after the reader's checks: its first series, or all its
+    positions when its series are positions of one scan (as the reader opens them).
 
     Parameters
     ----------
@@ -326,7 +327,8 @@ def read_tiff_array(path: str | os.PathLike) -> np.ndarray:
     Returns
     -------
     numpy.ndarray
-        In tifffile's axis order (as ``tifffile.imread``).
+        In tifffile's axis order (as ``tifffile.imread``), after a position axis
+        when there are several positions.
 
     Raises
     ------
@@ -334,7 +336,7 @@ def read_tiff_array(path: str | os.PathLike) -> np.ndarray:
         When the file is not a TIFF, is truncated or corrupt; the message names it.
     """
     with TiffScan(path) as scan:
-        return scan.first_series()
+        return scan.series_array()
 
 
 def open_tiff(path: str | os.PathLike, *, mosaic: bool = False) -> Scan:
@@ -703,8 +705,9 @@ class TiffScan:
                 self._direct.append(z)
         return self._direct
 
-    def first_series(self) -> np.ndarray:
-        """The pixels of the file's first series in memory, in tifffile's axis order.
+    def series_array(self) -> np.ndarray:
+        """The pixels of the scan's series in memory, in tifffile's axis order: of its one
+        series, or of every position, stacked along a first axis.
 
         Returns
         -------
@@ -716,7 +719,9 @@ class TiffScan:
             When the pixel data cannot be decoded.
         """
         with _decoding(self.path):
-            return self._series[0].asarray()
+            if len(self._series) == 1:
+                return self._series[0].asarray()
+            return np.stack([series.asarray() for series in self._series])
 
     def read(self, key: Sequence[int | slice]) -> np.ndarray:
         """Pixels of the full-resolution data at a key in :attr:`description` axes order.

@@ -309,6 +309,9 @@ class Evaluation:
     frames
         Per-frame evaluations of a stack, or of the images whose evaluations
         were added up (``a + b``); empty for a single image.
+    frame_shape
+        The stack's frame axes (positions by time points, say), whose frames
+        ``frames`` lists in C order; empty for a sum of images.
     """
 
     matches: MatchStats
@@ -318,6 +321,7 @@ class Evaluation:
     pred_objects: ObjectTable
     coco: CocoParts
     frames: tuple[Evaluation, ...] = field(default=())
+    frame_shape: tuple[int, ...] = field(default=())
 
     def __add__(self, other: Evaluation) -> Evaluation:
         return Evaluation(
@@ -329,6 +333,13 @@ class Evaluation:
             self.coco + other.coco,
             (self.frames or (self,)) + (other.frames or (other,)),
         )
+
+    def frame_name(self, index: int) -> str:
+        """Frame ``index`` of :attr:`frames` as the tables name it: its number, or its
+        place on each frame axis ("1,2": position 1, time point 2) for several axes."""
+        if len(self.frame_shape) < 2:
+            return str(index)
+        return ",".join(str(int(i)) for i in np.unravel_index(index, self.frame_shape))
 
     @property
     def match_threshold(self) -> float:
@@ -681,7 +692,7 @@ def evaluate(
     *,
     match_threshold: float = 0.5,
     scores=None,
-    stack: bool = False,
+    stack: int = 0,
 ) -> Evaluation:
     """Compare a predicted label image with the ground truth.
 
@@ -698,16 +709,17 @@ def evaluate(
     scores
         Confidence of each predicted object for COCO AP: a dict id -> score or
         an array with one score per object in ascending id order; for a stack,
-        a sequence with one such entry per frame. Without scores all objects
+        a sequence with one such entry per frame, in C order. Without scores all objects
         score the same, so ties are broken by ascending id (pycocotools keeps
         the order in which detections were given). Detections are never
         truncated (pycocotools' ``maxDets`` unlimited), areas are not filtered.
     stack
-        Treat the first axis as independent frames (tiles or time points).
-        The result holds the aggregate, whose counts are summed over frames
-        (TP/FP/FN, pixels, matched IoUs; ratios derived from the sums, like
+        How many leading axes hold independent frames (positions, time points;
+        ``True``: the first), each frame an image of 2 axes or more. The result
+        holds the aggregate, whose counts are summed over frames (TP/FP/FN,
+        pixels, matched IoUs; ratios derived from the sums, like
         ``stardist.matching.matching_dataset(by_image=False)``), and the
-        per-frame results in ``frames``.
+        per-frame results in ``frames``, in C order over the frame axes.
 
     Returns
     -------
@@ -727,11 +739,12 @@ def evaluate(
     match_threshold = float(_check_thresholds([match_threshold])[0])
     if not stack:
         return _evaluate_one(gt, pred, thresholds, match_threshold, scores, 0)
-    if gt.ndim < 3:
+    frame_shape = gt.shape[: int(stack)]
+    if gt.ndim - len(frame_shape) < 2:
         # Rows of one image are not frames: each frame must be an image itself.
-        raise LabelsError(
-            f"a stack needs a frame axis and 2-D or 3-D frames; got shape {gt.shape}."
-        )
+        axes = "a frame axis" if len(frame_shape) == 1 else f"{len(frame_shape)} frame axes"
+        raise LabelsError(f"a stack needs {axes} and 2-D or 3-D frames; got shape {gt.shape}.")
+    gt, pred = _frames_of(gt, frame_shape), _frames_of(pred, frame_shape)
     if scores is not None and len(scores) != len(gt):
         raise ValueError(f"got scores for {len(scores)} frames but the stack has {len(gt)}.")
     frames = tuple(
@@ -751,10 +764,16 @@ def evaluate(
         total.pred_objects,
         total.coco,
         frames,
+        frame_shape,
     )
 
 
-def unmatched_objects(ground_truth, prediction, evaluation: Evaluation, *, stack: bool = False):
+def _frames_of(labels: np.ndarray, frame_shape: tuple[int, ...]) -> np.ndarray:
+    """``labels`` with its frame axes made one."""
+    return labels.reshape(-1, *labels.shape[len(frame_shape) :])
+
+
+def unmatched_objects(ground_truth, prediction, evaluation: Evaluation, *, stack: int = 0):
     """Label images of the false positives and the false negatives of ``evaluation``.
 
     Parameters
@@ -779,12 +798,12 @@ def unmatched_objects(ground_truth, prediction, evaluation: Evaluation, *, stack
     ):
         result = np.zeros_like(labels)
         unmatched = ~table.matched
-        frames = range(len(labels)) if stack else [None]
-        for frame in frames:
-            own = unmatched & (table.frame == (0 if frame is None else frame))
-            image = labels if frame is None else labels[frame]
-            keep = np.isin(image, table.ids[own])
-            target = result if frame is None else result[frame]
+        images, targets = [labels], [result]
+        if stack:  # views with the frame axes made one: filling them fills ``result``
+            frame_shape = labels.shape[: int(stack)]
+            images, targets = _frames_of(labels, frame_shape), _frames_of(result, frame_shape)
+        for frame, (image, target) in enumerate(zip(images, targets, strict=True)):
+            keep = np.isin(image, table.ids[unmatched & (table.frame == frame)])
             target[keep] = image[keep]
         out.append(result)
     return out[0], out[1]

@@ -44,14 +44,15 @@ def _rows_of(evaluation: Evaluation, frame: str) -> list[tuple]:
 def results_rows(evaluation: Evaluation) -> list[tuple]:
     """The results as long-format rows ``(frame, level, iou_threshold, metric, value)``.
 
-    ``frame`` is ``"all"`` for the image (or the aggregate of a stack) and the
-    frame index for each frame of a stack; ``level`` is ``object`` (one row per
-    metric and IoU threshold), ``pixel`` or ``summary`` (mean-average F1 and
-    COCO AP, AP50, AP75 and the pixel ratios), which have no threshold.
+    ``frame`` is ``"all"`` for the image (or the aggregate of a stack) and each
+    frame's :meth:`~napari_cytomask.metrics.core.Evaluation.frame_name`; ``level``
+    is ``object`` (one row per metric and IoU threshold), ``pixel`` or
+    ``summary`` (mean-average F1 and COCO AP, AP50, AP75 and the pixel ratios),
+    which have no threshold.
     """
     rows = _rows_of(evaluation, "all")
     for i, frame in enumerate(evaluation.frames):
-        rows += _rows_of(frame, str(i))
+        rows += _rows_of(frame, evaluation.frame_name(i))
     return rows
 
 
