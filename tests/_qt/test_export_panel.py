@@ -285,6 +285,28 @@ def test_a_relative_folder_is_said_in_full(make_napari_viewer_proxy, qtbot, tmp_
     assert panel.status.text() == f"Wrote 4 files to {tmp_path / 'exports'}."
 
 
+@pytest.mark.parametrize(
+    "typed",
+    ["  {folder}  ", '"{folder}"', "'{folder}' ", "file://{folder}"],
+    ids=["spaces", "double-quotes", "single-quotes", "file-url"],
+)
+def test_a_pasted_folder_is_taken_as_a_shell_would(
+    make_napari_viewer_proxy, qtbot, tmp_path, monkeypatch, typed
+):
+    """Spaces around a pasted folder, the quotes of "copy as path" and a file:// address
+    were kept: the files went into a folder of that odd name under napari's own folder."""
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "my exports"
+    viewer = make_napari_viewer_proxy()
+    viewer.add_labels(np.eye(16, dtype=np.uint8), name="cells")
+    panel = ExportPanel(viewer)
+    panel.folder.setText(typed.format(folder=folder))
+    panel.export()
+    qtbot.waitUntil(lambda: "Wrote" in panel.status.text(), timeout=30_000)
+    assert panel.status.text() == f"Wrote 4 files to {folder}."
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["my exports"]
+
+
 def test_a_result_slot_name_keeps_its_brackets_in_file_names(tmp_path):
     from napari_cytomask.io.export import LabelsExport, export_labels
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error
 from qtpy.compat import isalive
-from qtpy.QtCore import QEvent, QLocale, QObject, QSize, Qt, QTimer, Signal
+from qtpy.QtCore import QEvent, QLocale, QObject, QSize, Qt, QTimer, QUrl, Signal
 from qtpy.QtGui import QDoubleValidator, QKeySequence, QValidator
 from qtpy.QtWidgets import (
     QApplication,
@@ -662,6 +662,18 @@ def _guarded(func: Callable, args: tuple, kwargs: dict):
         return work
     except Exception as err:
         raise _Failed() from err
+
+
+def typed_path(text: str) -> str:
+    """A path as typed or pasted into a field, as a shell would take it: without the spaces
+    around it or the quotes a file manager's "copy as path" adds, a ``file://`` address
+    as its path, "~" expanded; "" for an empty field."""
+    text = text.strip()
+    if len(text) > 1 and text[0] == text[-1] and text[0] in "\"'":
+        text = text[1:-1].strip()
+    if text.lower().startswith("file:"):
+        text = QUrl(text).toLocalFile() or text
+    return os.path.expanduser(text) if text else ""
 
 
 def ask_to_replace(parent: QWidget, title: str, question: str, details: str) -> bool:

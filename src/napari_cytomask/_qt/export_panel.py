@@ -26,7 +26,15 @@ from ..io.export import ExportExists, check_export, export_labels, from_layer
 from ..io.layers import is_highlight
 from ..io.writers import FILE_FORMATS, FORMATS
 from ..roles import role_of
-from ._live import SEGMENT_STEP, Runner, StepControls, StepWidget, ask_to_replace, step_page
+from ._live import (
+    SEGMENT_STEP,
+    Runner,
+    StepControls,
+    StepWidget,
+    ask_to_replace,
+    step_page,
+    typed_path,
+)
 
 #: Feature columns used as the COCO score when a layer has one, best first.
 _SCORE_COLUMNS = ("predicted_iou", "score", "probability")
@@ -153,7 +161,8 @@ class ExportPanel(StepWidget, QWidget):
                 raise ValueError("Tick at least one Labels layer to export.")
             if not formats and not self.objects_csv.isChecked() and not self.coco_json.isChecked():
                 raise ValueError("Tick at least one format to export.")
-            if not self.folder.text().strip():
+            typed = typed_path(self.folder.text())
+            if not typed:
                 raise ValueError("Choose a folder to export to.")
         except ValueError as err:
             self.runner.fail(err)
@@ -165,7 +174,7 @@ class ExportPanel(StepWidget, QWidget):
         }
         score = next((c for c in _SCORE_COLUMNS if c in score_columns), None)
         # Absolute, so the status says where the files went (not "to exports.").
-        folder = Path(self.folder.text()).expanduser().absolute()
+        folder = Path(typed).absolute()
         self._pending = dict(
             exports=exports,
             folder=folder,

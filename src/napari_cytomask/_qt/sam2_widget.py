@@ -55,7 +55,15 @@ from ._layers import (
     resolution_level,
     result_slot,
 )
-from ._live import PointValidator, Runner, StepControls, StepWidget, failed, step_page
+from ._live import (
+    PointValidator,
+    Runner,
+    StepControls,
+    StepWidget,
+    failed,
+    step_page,
+    typed_path,
+)
 
 LOCAL = "Local checkpoint…"
 ALL_POSITIONS, CURRENT_POSITION = "all positions", "current position"
@@ -550,12 +558,13 @@ class Sam2Widget(StepWidget, QWidget):
         """The chosen model (Hugging Face id or checkpoint path) and a checkpoint's config."""
         if self.model.currentText() != LOCAL:
             return self.model.currentText(), None
-        if not self.checkpoint.text().strip():
+        checkpoint = typed_path(self.checkpoint.text())
+        if not checkpoint:
             raise ValueError(
                 "No checkpoint file chosen: press Open… beside Checkpoint file and pick a SAM2 "
                 ".pt file."
             )
-        return self.checkpoint.text().strip(), self.config.currentText()
+        return checkpoint, self.config.currentText()
 
     def input_layer(self) -> Image:
         layer = self.layer.layer()

@@ -81,6 +81,7 @@ from ._live import (
     number_box,
     scrolled,
     step_page,
+    typed_path,
 )
 from ._plot import PlotCanvas
 
@@ -1046,7 +1047,10 @@ class UNetTrainWidget(StepWidget, QWidget):
         from ..models.training import samples_from_arrays, samples_from_folders
 
         if self.source.currentText() == "Folders":
-            images, masks = self.image_pattern.text().strip(), self.mask_pattern.text().strip()
+            images, masks = (
+                typed_path(self.image_pattern.text()),
+                typed_path(self.mask_pattern.text()),
+            )
             if not images or not masks:
                 raise ValueError("Enter glob patterns for both the images and the masks.")
             samples = samples_from_folders(images, masks)
@@ -1075,7 +1079,7 @@ class UNetTrainWidget(StepWidget, QWidget):
         if choice == START_STARTER:
             return STARTER
         if choice == START_CHECKPOINT:
-            path = self.init_path.text().strip()
+            path = typed_path(self.init_path.text())
             if not path:
                 raise ValueError("Choose the checkpoint to fine-tune (Open…).")
             return path
@@ -1107,7 +1111,7 @@ class UNetTrainWidget(StepWidget, QWidget):
                 resample=self.pixels.resample.isChecked(),
             )
             settings.validate()
-            resume = self.resume.text().strip() or None
+            resume = typed_path(self.resume.text()) or None
             init_from = None if resume else self.init_from()
         except ValueError as err:
             self.runner.fail(err)
@@ -1120,8 +1124,7 @@ class UNetTrainWidget(StepWidget, QWidget):
             self.pixels.resample.setChecked(recorded)
             how = "resamples its images" if recorded else "keeps its images' own pixels"
             resumed = f" The run it resumes {how}, and so does the rest of it ('resample')."
-        typed = self.output.text().strip()
-        output = str(Path(typed).expanduser()) if typed else None  # "~/cells" as in a shell
+        output = typed_path(self.output.text()) or None
         overwrite = self._replacing(output, resume)
         if overwrite is None:
             return
