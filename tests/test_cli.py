@@ -1198,6 +1198,41 @@ def test_export_keeps_every_position_of_an_ome_tiff(tmp_path):
     np.testing.assert_array_equal(np.load(tmp_path / "out" / "scan.npy"), labels[:2])
 
 
+@pytest.mark.parametrize("beside", [True, False], ids=["beside-the-scans", "output-folder"])
+def test_results_moved_with_their_scans_are_exported_as_before(
+    unet_checkpoint, tmp_path, capsys, beside
+):
+    """Moved (to a shared drive, say), a folder of results lost its scans: export took the
+    scans beside the results for labels, and measured no intensity in the cells, unsaid."""
+    project = tmp_path / "project"
+    (project / "scans").mkdir(parents=True)
+    scan = np.random.default_rng(1).integers(0, 4000, (96, 96), dtype=np.uint16)
+    tifffile.imwrite(project / "scans" / "scan é.tif", scan)
+    results = project / ("scans" if beside else "results")
+    segment = ["segment", str(project / "scans" / "scan é.tif"), "-m",
+               str(unet_checkpoint(tile_size=96)), "-q", "--scheduler", "synchronous",
+               "--threads", "1", *([] if beside else ["-o", str(results)])]  # fmt: skip
+    assert main(segment) == 0
+    moved = tmp_path / "shared drive"
+    project.rename(moved)
+    capsys.readouterr()
+    exported = tmp_path / "exported"
+    assert main(["export", str(moved / results.name), "-o", str(exported), "-q"]) == 0
+    assert sorted(p.name for p in exported.glob("*.tif")) == ["scan é_unet_cells.tif"]
+    header = (exported / "scan é_unet_cells_objects.csv").read_text().splitlines()[0]
+    assert "mean_scan é" in header.split(",")
+    provenance = json.loads((exported / "scan é_unet_cells_provenance.json").read_text())
+    assert provenance["source"] == str(moved / "scans" / "scan é.tif")
+    assert "is not there" not in capsys.readouterr().err
+    # A scan that is gone is said, and its cells exported without intensities.
+    (moved / "scans" / "scan é.tif").unlink()
+    assert main(["export", str(moved / results.name), "-o", str(tmp_path / "again"), "-q"]) == 0
+    err = capsys.readouterr().err
+    assert "scan é.tif, the scan scan é_unet_cells.tif was made from, is not there" in err
+    header = (tmp_path / "again" / "scan é_unet_cells_objects.csv").read_text().splitlines()[0]
+    assert not [c for c in header.split(",") if c.startswith("mean_")]
+
+
 def test_home_and_new_folders_in_output_paths(tmp_path, monkeypatch, capsys):
     """``--output=~/x`` (which the shell leaves alone) made a folder called ``~`` in the
     current one, and evaluate refused an output folder that did not exist yet."""

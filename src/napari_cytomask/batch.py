@@ -276,6 +276,8 @@ def process(
     def keep_record(run, n_cells: int) -> None:
         record = {
             "source": str(job.source),
+            # Found again when the results and the scan are moved together (a shared drive).
+            "source_from_record": _relative(job.source, job.record.parent),
             "channels_used": used,
             "channel_guessed": guessed,
             "output": output.name,
@@ -359,6 +361,14 @@ def _record_kept_on_failure(record: Path, earlier: bytes | None):
         else:
             write_atomically(record, lambda tmp: tmp.write_bytes(earlier), overwrite=True)
         raise
+
+
+def _relative(path: Path, folder: Path) -> str | None:
+    """``path`` relative to ``folder``; None when it has none (another drive)."""
+    try:
+        return os.path.relpath(os.path.abspath(path), os.path.abspath(folder))
+    except ValueError:
+        return None
 
 
 def _recorded_labels(record: Path, content: bytes | None) -> list[Path]:

@@ -1283,7 +1283,7 @@ def _export(args) -> int:
                 "were before.",
                 file=sys.stderr,
             )
-    records = {path: _segment_record(path) for path in items}
+    records = {path: _found_source(path, _segment_record(path)) for path in items}
     # A folder of 'cytomask segment' results may hold the images they were made from.
     sources = {os.path.realpath(r["source"]) for r in records.values() if r.get("source")}
     skipped = [path for path in items if os.path.realpath(path) in sources]
@@ -1382,6 +1382,28 @@ def _segment_record(labels: Path) -> dict:
             f"{record} is not a provenance file of 'cytomask segment'; move it aside to "
             f"export {labels.name} without it."
         )
+    return info
+
+
+def _found_source(labels: Path, info: dict) -> dict:
+    """A segment run's record ``info`` of ``labels``, its ``source`` found again when the
+    results and their scan were moved together (say, to a shared drive): beside the record
+    as it was then, or beside the labels. A scan found nowhere is said."""
+    source = info.get("source")
+    if not source or os.path.isfile(source):
+        return info
+    folder = Path(labels).parent
+    relative = info.get("source_from_record")
+    candidates = [Path(os.path.normpath(folder / relative))] if isinstance(relative, str) else []
+    for found in [*candidates, folder / Path(source).name]:
+        if found.is_file():
+            return {**info, "source": str(found)}
+    print(
+        f"cytomask: note: {source}, the scan {Path(labels).name} was made from, is not "
+        "there any more (nor beside the labels): its cells are exported without the "
+        "intensities measured in them. Put the scan back, or beside the labels, to have them.",
+        file=sys.stderr,
+    )
     return info
 
 
