@@ -1233,6 +1233,23 @@ def test_results_moved_with_their_scans_are_exported_as_before(
     assert not [c for c in header.split(",") if c.startswith("mean_")]
 
 
+def test_export_of_one_folders_labels_in_two_formats(tmp_path, capsys):
+    """mask.tif and mask.png of one folder were refused with a message naming neither
+    ("'/_tmp_…_mask' and '/_tmp_…_mask' would both be saved as …"): their folders cannot
+    tell them apart, their suffixes do."""
+    import imageio.v3 as iio
+
+    labels = np.zeros((16, 16), np.uint8)
+    labels[2:8, 2:8] = 1
+    tifffile.imwrite(tmp_path / "mask.tif", labels)
+    iio.imwrite(tmp_path / "mask.png", labels * 2)
+    out = tmp_path / "out"
+    assert main(["export", str(tmp_path / "mask.tif"), str(tmp_path / "mask.png"), "-o",
+                 str(out), "-q"]) == 0, capsys.readouterr().err  # fmt: skip
+    np.testing.assert_array_equal(tifffile.imread(out / "mask_tif.tif"), labels)
+    np.testing.assert_array_equal(tifffile.imread(out / "mask_png.tif"), labels * 2)
+
+
 def test_home_and_new_folders_in_output_paths(tmp_path, monkeypatch, capsys):
     """``--output=~/x`` (which the shell leaves alone) made a folder called ``~`` in the
     current one, and evaluate refused an output folder that did not exist yet."""

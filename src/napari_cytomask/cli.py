@@ -1346,10 +1346,19 @@ def _note_if_no_background(path, labels, what: str) -> None:
 def _export_names(paths: list[Path]) -> list[str]:
     """Output names of label files: the file name without its suffix, and where two
     files share one (``set1/raw_unet_cells.tif``, ``set2/raw_unet_cells.tif``) with as many
-    of their folders in front as tell them apart."""
+    of their folders in front as tell them apart; two of one folder (``mask.tif``,
+    ``mask.png``) with their suffix after it (``mask_tif``, ``mask_png``)."""
+    from collections import Counter
+
     from .io.tiff import file_stem
 
-    parts = [[*Path(os.path.abspath(p)).parent.parts, file_stem(p)] for p in paths]
+    files = [(Path(os.path.abspath(p)), file_stem(p)) for p in paths]
+    shared = Counter((path.parent, stem) for path, stem in files)
+    parts = []
+    for path, stem in files:
+        if shared[path.parent, stem] > 1:
+            stem = f"{stem}_{path.name[len(stem) :].strip('.').replace('.', '_')}"
+        parts.append([*path.parent.parts[1:], stem])  # the folders below the root
     depth = 1
     while True:
         names = ["_".join(part[-depth:]) for part in parts]
