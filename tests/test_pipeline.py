@@ -149,6 +149,9 @@ def test_check_finds_missing_models_before_any_work(tmp_path, unet_file, monkeyp
     (tmp_path / "img2d-fine-tuned-20261201-100023.safetensors").write_bytes(unet_file.read_bytes())
     with pytest.raises(CheckpointError, match=r"\(there: img2d-fine-tuned-20261201-100023\)"):
         Preset(unet=UNetStep(model="img2d-fine-tuned")).check()  # the models there are named
+    (tmp_path / "moved.safetensors").symlink_to(tmp_path / "gone.safetensors")
+    with pytest.raises(CheckpointError, match=r"\(there: img2d-fine-tuned-20261201-100023\)"):
+        Preset(unet=UNetStep(model="moved")).check()  # a link to nothing is offered no more
     with pytest.raises(PresetError, match="neither a known Hugging Face id"):
         Preset(method="sam2", sam2=Sam2Step(model=str(tmp_path / "x.pt"))).check()
     (tmp_path / "x.pt").write_bytes(b"")

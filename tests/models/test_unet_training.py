@@ -6,7 +6,9 @@ import os
 import re
 import subprocess
 import sys
+import warnings
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -825,3 +827,17 @@ def test_samples_are_resampled_to_a_pixel_size_as_segmenting_resamples_images():
     assert note.startswith(
         "2 of 3 image(s) with 0.5 µm, 0.52 × 0.5 µm pixels were resampled to the 1 µm pixels"
     )
+
+
+def test_a_bracket_escaped_as_glob_escapes_it_pairs_files_without_a_warning(tmp_path):
+    """The hint for a folder named with brackets ("write [ as [[]") gave a raw Python
+    FutureWarning ("Possible nested set") on the way to the right pairs."""
+    folder = tmp_path / "exp[1]"
+    folder.mkdir()
+    for name in ("i1.tif", "m1.tif", "i2.tif", "m2.tif"):
+        tifffile.imwrite(folder / name, np.zeros((8, 8), np.uint8))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pairs = match_files(f"{tmp_path}/exp[[]1]/i?.tif", f"{tmp_path}/exp[[]1]/m?.tif")
+    assert [(Path(i).name, Path(m).name) for i, m in pairs] == [
+        ("i1.tif", "m1.tif"), ("i2.tif", "m2.tif")]  # fmt: skip

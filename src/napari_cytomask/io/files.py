@@ -112,7 +112,10 @@ def _pattern_regex(pattern: str) -> re.Pattern:
         if piece.startswith("[") and piece.endswith("]") and len(piece) > 2:
             body = piece[1:-1]
             body = "^" + body[1:] if body.startswith("!") else body
-            parts.append(f"([{body.replace(chr(92), chr(92) * 2)}])")
+            # Literal inside a regex set: a backslash, and what would start a nested set or
+            # a set operation ("[[]" is glob's way to match a "[").
+            body = "".join("\\" + c if c in "\\[&~|" else c for c in body)
+            parts.append(f"([{body}])")
         elif piece == "**":
             parts.append("(.*)")
         elif piece == "*":

@@ -100,7 +100,8 @@ def resolve_unet(model: str | os.PathLike | None) -> Path:
     for candidate in (cache_dir() / name, cache_dir() / f"{name}{SUFFIX}"):
         if candidate.is_file():
             return candidate
-    there = sorted(path.stem for path in cache_dir().glob(f"*{SUFFIX}"))
+    # Not a link to a file that is gone: it would be offered, then refused.
+    there = sorted(path.stem for path in cache_dir().glob(f"*{SUFFIX}") if path.is_file())
     listed = f" (there: {', '.join(there[:5])}{', …' * (len(there) > 5)})" if there else ""
     raise CheckpointError(
         f"no checkpoint {name!r}: give a .safetensors file, the name of one in "
