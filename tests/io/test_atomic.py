@@ -67,3 +67,18 @@ def test_without_hard_links_a_file_that_appeared_is_still_kept(tmp_path, monkeyp
     atomic.write_atomically(other, lambda tmp: tmp.write_bytes(b"ours"))
     assert other.read_bytes() == b"ours"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cells.tif", "other.tif"]
+
+
+def test_replacing_a_link_replaces_the_file_it_points_to(tmp_path):
+    """Saved with overwrite onto a link, the link became a file of its own and the file it
+    pointed to kept the old content, unsaid."""
+    target, link = tmp_path / "shared" / "labels.tif", tmp_path / "link.tif"
+    target.parent.mkdir()
+    target.write_bytes(b"old")
+    link.symlink_to(target)
+    written = atomic.write_atomically(link, lambda tmp: tmp.write_bytes(b"new"), overwrite=True)
+    assert link.is_symlink() and target.read_bytes() == b"new" and written == target
+    assert sorted(p.name for p in target.parent.iterdir()) == ["labels.tif"]
+    with pytest.raises(FileExistsError):
+        atomic.write_atomically(link, lambda tmp: tmp.write_bytes(b"newer"))
+    assert target.read_bytes() == b"new"

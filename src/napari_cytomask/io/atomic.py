@@ -127,11 +127,12 @@ def write_atomically(
     write
         Writes the content to the temporary path it is given.
     overwrite
-        Replace an existing file.
+        Replace an existing file (through a link to one: the file it points to).
 
     Returns
     -------
     Path
+        The file written.
 
     Raises
     ------
@@ -143,6 +144,10 @@ def write_atomically(
     path = Path(path)
     if os.path.lexists(path) and not overwrite:
         raise _exists(path)
+    if os.path.islink(path) and os.path.exists(path):
+        # Replaced, a link to a file would become a file of its own, and the file it
+        # points to would keep the old content: the file is replaced, as a shell's ">" does.
+        path = Path(os.path.realpath(path))
     directory = make_folder(path.parent)  # a new folder, as segment and export make
     remove_leftovers(path)
     fd, tmp_name = _temporary(directory, path.name)
