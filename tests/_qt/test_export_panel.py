@@ -307,6 +307,30 @@ def test_a_pasted_folder_is_taken_as_a_shell_would(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["my exports"]
 
 
+def test_frames_never_made_are_said_and_left_uncounted(make_napari_viewer_proxy, qtbot, tmp_path):
+    """A split layer made by previewing one frame was exported with 0 cells for every
+    other frame, unsaid: a frame never split read as one without cells."""
+    viewer = make_napari_viewer_proxy()
+    stack = np.zeros((3, 16, 16), np.uint8)
+    stack[1, 2:6, 2:6], stack[1, 8:12, 8:12] = 1, 2
+    record = {"method": "watershed_split", "parameters": None, "frames_made": ["1"]}
+    viewer.add_labels(stack, name="cells split", metadata={"cytomask": record})
+    panel = ExportPanel(viewer)
+    panel.layer_list.item(0).setCheckState(Qt.CheckState.Checked)
+    panel.folder.setText(str(tmp_path))
+    panel.export()
+    qtbot.waitUntil(lambda: "Wrote" in panel.status.text(), timeout=30_000)
+    assert panel.status.text().endswith(
+        " 'cells split' holds frame 1 only, made one at a time: its other frames were never "
+        "made, so their cell counts are left empty."
+    )
+    counts = pd.read_csv(tmp_path / "cells split_counts.csv")
+    assert counts["cells"].isna().tolist() == [True, False, True]
+    assert counts["cells"][1] == 2
+    provenance = json.loads((tmp_path / "cells split_provenance.json").read_text())
+    assert provenance["frames_made"] == ["1"]
+
+
 def test_a_result_slot_name_keeps_its_brackets_in_file_names(tmp_path):
     from napari_cytomask.io.export import LabelsExport, export_labels
 

@@ -124,6 +124,32 @@ def test_current_position_of_a_stack_keeps_ids_unique(
     assert set(labels.features["position"]) == {0, 1}
 
 
+def test_positions_never_segmented_are_recorded_as_such(
+    make_napari_viewer_proxy, qtbot, small_model, keep_every_mask
+):
+    """Position 1 segmented alone left position 0 empty, and its export counted 0 cells
+    there: a position never looked at read as one without cells."""
+    from napari_cytomask.io.export import cell_counts, from_layer
+    from napari_cytomask.io.layers import layer_info
+
+    viewer = make_napari_viewer_proxy()
+    viewer.add_image(np.stack([image(), image()[::-1], image()]), name="scan")
+    widget = Sam2Widget(viewer, model_builder=lambda source, device, config: small_model)
+    widget.set_values(points_per_side=4, **keep_every_mask)
+    name = "scan SAM2 masks"
+    _segment_positions(viewer, widget, qtbot, name, (1,))
+    labels = viewer.layers[name]
+    assert layer_info(labels)["frames_made"] == ["1"]
+    counts = [row["cells"] for row in cell_counts(from_layer(labels))]
+    assert counts[0] is None and counts[2] is None and counts[1] > 0
+    _segment_positions(viewer, widget, qtbot, name, (2,))
+    assert layer_info(labels)["frames_made"] == ["1", "2"]
+    widget.positions.setCurrentText("all positions")
+    widget.segment()
+    qtbot.waitUntil(lambda: "frames_made" not in layer_info(labels), timeout=30000)
+    assert None not in [row["cells"] for row in cell_counts(from_layer(labels))]
+
+
 def test_positions_done_with_other_settings_are_recorded_as_such(
     make_napari_viewer_proxy, qtbot, small_model, keep_every_mask
 ):

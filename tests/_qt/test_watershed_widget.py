@@ -251,6 +251,30 @@ def test_an_input_renamed_or_closed_during_apply(make_napari_viewer_proxy, qtbot
 
 
 @pytest.mark.gui
+def test_frames_previewed_before_any_apply_are_the_frames_made(
+    make_napari_viewer_proxy, qtbot, truth
+):
+    """A split layer made by previewing frames of a stack holds those frames only: the
+    others were never split, and its record says which were."""
+    from napari_cytomask.io.layers import layer_info
+
+    viewer = make_napari_viewer_proxy()
+    viewer.add_labels(np.stack([truth, truth[::-1], truth[:, ::-1]]), name="cells")
+    widget = _splitting(viewer, qtbot, "cells")
+    for frame in (2, 0):
+        viewer.dims.set_current_step(0, frame)
+        widget.preview()
+        qtbot.waitUntil(lambda f=frame: "Preview" in widget.status.text()
+                        and viewer.layers["cells split"].data[f].any(), timeout=30_000)  # fmt: skip
+    output = viewer.layers["cells split"]
+    assert layer_info(output)["frames_made"] == ["0", "2"]
+    assert not output.data[1].any()
+    widget.apply()
+    qtbot.waitUntil(lambda: "Done" in widget.status.text(), timeout=30_000)
+    assert "frames_made" not in layer_info(output)
+
+
+@pytest.mark.gui
 def test_a_preview_after_apply_is_recorded_for_its_frame_only(
     make_napari_viewer_proxy, qtbot, truth, tmp_path
 ):
@@ -284,6 +308,7 @@ def test_a_preview_after_apply_is_recorded_for_its_frame_only(
     assert record["parameters"] == applied and record["method"] == "watershed_split"
     assert record["previewed_frames"]["1"]["parameters"]["cleanup"]["min_area"] == 900
     assert record["previewed_frames"]["1"]["method"] == "watershed_split"
+    assert "frames_made" not in record  # every frame was split by the Apply
     export_labels([from_layer(output)], tmp_path)
     provenance = json.loads((tmp_path / "cells split_provenance.json").read_text())
     assert provenance["parameters"] == applied

@@ -218,6 +218,14 @@ class ExportPanel(StepWidget, QWidget):
                 f" {names} {'holds' if one else 'hold'} no cells, so "
                 f"{'its' if one else 'their'} files hold none either."
             )
+        for export in self._pending["exports"]:
+            if export.frames_made is not None:
+                made = export.frames_made
+                text += (
+                    f" '{export.name}' holds frame{'s' * (len(made) != 1)} "
+                    f"{', '.join(made) or 'none'} only, made one at a time: its other frames "
+                    "were never made, so their cell counts are left empty."
+                )
         self.status.setText(text)
 
 

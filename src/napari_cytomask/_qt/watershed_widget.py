@@ -583,6 +583,8 @@ class WatershedWidget(StepWidget, QWidget):
             frames = dict(record.get("previewed_frames") or {})
             frames[",".join(map(str, index))] = frame
             record["previewed_frames"] = frames
+            if record["parameters"] is None:  # the other frames were never split
+                record["frames_made"] = sorted(frames)
         metadata = {METADATA_KEY: record}
         if layer is None:
             return self.viewer.add_layer(

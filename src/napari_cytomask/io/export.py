@@ -119,6 +119,9 @@ class LabelsExport:
         Frames of a stack last made alone (by a preview, or SAM2 on one position) with
         other settings than ``parameters``, the settings of the stack's last run: those
         settings, by frame index.
+    frames_made
+        The frames (indices along the axes before Y and X, as "1,2") that hold results
+        when only some were made, one at a time; ``None`` when the whole stack was.
     """
 
     name: str
@@ -136,6 +139,7 @@ class LabelsExport:
     channel_name: str | None = None
     edited: bool | None = None
     previewed_frames: Mapping[str, object] = field(default_factory=dict)
+    frames_made: Sequence[str] | None = None
     made_from: Mapping[str, object] | None = None
     versions: Mapping[str, str | None] | None = None
 
@@ -202,6 +206,7 @@ def from_layer(layer, image_layers: Sequence = ()) -> LabelsExport:
         # Known for results only: what a step wrote is recorded on the layers it makes.
         edited=edited_by_hand(layer) if is_result(layer) else None,
         previewed_frames=meta.get("previewed_frames") or {},
+        frames_made=meta.get("frames_made"),
     )
 
 
@@ -317,14 +322,22 @@ def object_rows(export: LabelsExport) -> list[dict[str, object]]:
 
 def cell_counts(export: LabelsExport) -> list[dict[str, object]]:
     """Number of objects per plane (tile, time point, Z plane): one row each, and no row
-    of totals, so that a column's sum is the total (and each column holds one type)."""
+    of totals, so that a column's sum is the total (and each column holds one type).
+    Planes of frames never made (:attr:`LabelsExport.frames_made`) count none: empty."""
     labels = as_labels(export.labels, f"layer {export.name!r}")
     frames = labels.reshape(-1, *labels.shape[-2:])
     stack = _Frames(export)
-    return [
-        {**stack.values(i), "cells": int(np.count_nonzero(np.unique(frame)))}
-        for i, frame in enumerate(frames)
-    ]
+    made = None
+    if export.frames_made is not None:
+        made = {tuple(int(i) for i in key.split(",")) for key in export.frames_made}
+    rows = []
+    for i, frame in enumerate(frames):
+        cells = int(np.count_nonzero(np.unique(frame)))
+        if made is not None:
+            index = tuple(int(n) for n in np.unravel_index(i, labels.shape[:-2]))
+            cells = cells if any(index[: len(key)] == key for key in made) else None
+        rows.append({**stack.values(i), "cells": cells})
+    return rows
 
 
 def coco_annotations(export: LabelsExport, score_column: str | None = None) -> dict[str, object]:
@@ -407,6 +420,7 @@ def provenance(export: LabelsExport, outputs: Sequence[Path]) -> dict[str, objec
         "method": export.method,
         "parameters": dict(export.parameters),
         "previewed_frames": dict(export.previewed_frames),
+        "frames_made": None if export.frames_made is None else list(export.frames_made),
         "edited_by_hand": export.edited,
         "model": dict(export.model) if export.model is not None else None,
         "made_from": export.made_from,
