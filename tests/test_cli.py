@@ -1107,6 +1107,10 @@ def test_names_long_or_like_patterns_are_segmented_exported_and_evaluated(
     monkeypatch.chdir(tmp_path)
     assert main(["segment", "-scan.tif", "-m", str(model)]) == 2
     assert "(a file named like an option: write it as ./-scan.tif)" in capsys.readouterr().err
+    assert main(["evaluate", "--pred", "-scan.tif", "--gt", str(truth)]) == 2
+    assert "expected one argument (a file named like an option: write it as ./-scan.tif)" in (
+        capsys.readouterr().err
+    )
     # A folder named with brackets is a pattern: the message says how to write it.
     (tmp_path / "plate[A1]").mkdir()
     assert main(["segment", str(tmp_path / "plate[A1]" / "*.tif")]) == 1

@@ -661,11 +661,20 @@ def _export_parser(sub) -> None:
 
 
 class _Parser(argparse.ArgumentParser):
-    """Says so when the shell expanded an unquoted wildcard into several file names."""
+    """Says so when the shell expanded an unquoted wildcard into several file names, or a
+    file is named like an option."""
+
+    _words: list[str] = []
+
+    def parse_known_args(self, args=None, namespace=None):
+        self._words = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(args, namespace)
 
     def error(self, message: str):
         extra = message.removeprefix("unrecognized arguments: ")
         files = [word for word in extra.split() if os.path.exists(word)] if extra != message else []
+        if message.endswith("expected one argument"):  # "--pred -cells.tif"
+            files = [word for word in self._words if word.startswith("-") and os.path.exists(word)]
         if files and all(word.startswith("-") for word in files):
             message += f" (a file named like an option: write it as ./{files[0]})"
         elif files:
