@@ -1254,6 +1254,25 @@ def test_export_of_one_folders_labels_in_two_formats(tmp_path, capsys):
     np.testing.assert_array_equal(tifffile.imread(out / "mask_png.tif"), labels * 2)
 
 
+def test_a_path_too_long_for_the_file_system_is_said_in_words(monkeypatch, capsys):
+    """Results beside a scan deep in folders (a path over the system's 4096 bytes) failed
+    with the raw "[Errno 36] File name too long" and no advice."""
+    import errno
+
+    path = "/data/" + "d" * 250 + "/scan_unet_cells.json"
+
+    def too_long(args):
+        raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG), path)
+
+    monkeypatch.setattr("napari_cytomask.cli._evaluate", too_long)
+    assert main(["evaluate", "--pred", "a.tif", "--gt", "b.tif", "-o", "m.csv"]) == 1
+    assert capsys.readouterr().err == (
+        f"cytomask evaluate: error: the path {path} ({len(path)} characters) is too long for "
+        "this file system; choose a shorter folder or file name (-o for the outputs of "
+        "segment and export).\n"
+    )
+
+
 def test_home_and_new_folders_in_output_paths(tmp_path, monkeypatch, capsys):
     """``--output=~/x`` (which the shell leaves alone) made a folder called ``~`` in the
     current one, and evaluate refused an output folder that did not exist yet."""

@@ -1446,6 +1446,20 @@ def _from_source(info: dict) -> dict:
     return found
 
 
+def _error_text(err: BaseException) -> str:
+    """An error as the command says it: a path too long for the file system (a deep
+    folder's results beside it, say) in words, with what to do, instead of its errno."""
+    import errno
+
+    if isinstance(err, OSError) and err.errno == errno.ENAMETOOLONG and err.filename:
+        path = str(err.filename)
+        return (
+            f"the path {path} ({len(path)} characters) is too long for this file system; "
+            "choose a shorter folder or file name (-o for the outputs of segment and export)."
+        )
+    return one_line(err)
+
+
 def _show_note(message, category, filename, lineno, file=None, line=None) -> None:
     """The plugin's own warnings (say, images a file's reader left out) as one-line notes;
     other packages' as Python shows them."""
@@ -1492,7 +1506,7 @@ def main(argv: list[str] | None = None) -> int:
     # The plugin's own errors (checkpoint, labels, TIFF, preset, batch) are ValueErrors;
     # a diverging training run is a FloatingPointError.
     except (UserError, ValueError, OSError, FloatingPointError) as err:
-        print(f"cytomask {args.command}: error: {one_line(err)}", file=sys.stderr)
+        print(f"cytomask {args.command}: error: {_error_text(err)}", file=sys.stderr)
         return EXIT_USER_ERROR
     except (MemoryError, RuntimeError) as err:
         if not out_of_memory(err):
