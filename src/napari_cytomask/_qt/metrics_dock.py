@@ -631,6 +631,8 @@ def _outlined(evaluation: Evaluation) -> str:
         frames.update(int(frame) for frame in table.frame[unmatched])
     text = f"; outlined: {', '.join(parts)}"
     if evaluation.frames and frames:
-        listed = ", ".join(evaluation.frame_name(frame) for frame in sorted(frames))
+        # Frames of several axes are named "0,1": listed apart by semicolons.
+        between = "; " if len(evaluation.frame_shape) > 1 else ", "
+        listed = between.join(evaluation.frame_name(frame) for frame in sorted(frames))
         text += f" (on frame{'s' if len(frames) > 1 else ''} {listed})"
     return text
