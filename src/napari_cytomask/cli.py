@@ -1279,7 +1279,7 @@ def _evaluate(args) -> int:
 
 def _export(args) -> int:
     from .io.atomic import folder_writer
-    from .io.export import LabelsExport, export_labels
+    from .io.export import LabelsExport, export_labels, recorded_fields, segment_record
     from .io.files import find_inputs, geometry_of, open_scan, read_image
 
     items = find_inputs(args.labels)
@@ -1292,7 +1292,7 @@ def _export(args) -> int:
                 "were before.",
                 file=sys.stderr,
             )
-    records = {path: _found_source(path, _segment_record(path)) for path in items}
+    records = {path: segment_record(path) for path in items}
     # A folder of 'cytomask segment' results may hold the images they were made from.
     sources = {os.path.realpath(r["source"]) for r in records.values() if r.get("source")}
     skipped = [path for path in items if os.path.realpath(path) in sources]
@@ -1306,15 +1306,13 @@ def _export(args) -> int:
     exports = []
     for path, name in zip(items, _export_names(items), strict=True):
         info = records[path]
-        preset = info.get("preset") or {}
         labels = read_image(str(path))
         if not info:  # not a result of segment
             _note_if_no_background(path, labels, "exported as labels")
+        described = {**recorded_fields(info), **_from_source(info)} if info else {}
         exports.append(LabelsExport(
             name=name, labels=labels, **geometry_of(open_scan(path), labels.ndim),
-            parameters=preset, source=info.get("source", str(path)),
-            method=preset.get("method"), model=info.get("model"),
-            **_from_source(info),
+            **{"source": str(path), **described},
         ))  # fmt: skip
     written = export_labels(
         exports, args.output_dir, formats=args.formats, objects_csv=not args.no_tables,
@@ -1376,59 +1374,10 @@ def _export_names(paths: list[Path]) -> list[str]:
         depth += 1
 
 
-def _segment_record(labels: Path) -> dict:
-    """The provenance file that 'cytomask segment' wrote beside a label file, or {}."""
-    import json
-
-    from .io.tiff import file_stem
-
-    record = labels.with_name(f"{file_stem(labels)}.json")
-    if not record.is_file():
-        return {}
-    try:
-        info = json.loads(record.read_text(encoding="utf-8"))
-    except (ValueError, OSError) as err:
-        raise UserError(
-            f"{record} is not a readable provenance file ({err}); move it aside."
-        ) from err
-    fields = {"source": str, "preset": dict, "model": dict}
-    if not isinstance(info, dict) or any(
-        info.get(key) is not None and not isinstance(info[key], kind)
-        for key, kind in fields.items()
-    ):
-        raise UserError(
-            f"{record} is not a provenance file of 'cytomask segment'; move it aside to "
-            f"export {labels.name} without it."
-        )
-    return info
-
-
-def _found_source(labels: Path, info: dict) -> dict:
-    """A segment run's record ``info`` of ``labels``, its ``source`` found again when the
-    results and their scan were moved together (say, to a shared drive): beside the record
-    as it was then, or beside the labels. A scan found nowhere is said."""
-    source = info.get("source")
-    if not source or os.path.isfile(source):
-        return info
-    folder = Path(labels).parent
-    relative = info.get("source_from_record")
-    candidates = [Path(os.path.normpath(folder / relative))] if isinstance(relative, str) else []
-    for found in [*candidates, folder / Path(source).name]:
-        if found.is_file():
-            return {**info, "source": str(found)}
-    print(
-        f"cytomask: note: {source}, the scan {Path(labels).name} was made from, is not "
-        "there any more (nor beside the labels): its cells are exported without the "
-        "intensities measured in them. Put the scan back, or beside the labels, to have them.",
-        file=sys.stderr,
-    )
-    return info
-
-
 def _from_source(info: dict) -> dict:
     """What the scan a segment run read gives an export (its record ``info``): the image
-    channels by layer name, to measure inside each cell, and ``channel_index`` and
-    ``channel_name`` of the one channel the run segmented. Empty without the scan."""
+    channels by layer name, to measure inside each cell, and the ``channel_name`` of the
+    one channel the run segmented. Empty without the scan."""
     import numpy as np
 
     from .io.files import open_scan
@@ -1441,8 +1390,7 @@ def _from_source(info: dict) -> dict:
     found: dict = {"intensities": {c.name: np.asarray(c.base) for c in channels}}
     used = info.get("channels_used") or []
     if len(used) == 1:
-        names = {c.index: c.name for c in scan.channels}
-        found |= {"channel_index": used[0], "channel_name": names.get(used[0])}
+        found["channel_name"] = next((c.name for c in scan.channels if c.index == used[0]), None)
     return found
 
 

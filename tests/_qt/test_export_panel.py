@@ -347,3 +347,77 @@ def test_in_its_own_dock_ctrl_enter_exports_and_esc_is_left_to_napari(make_napar
     panel = ExportPanel(make_napari_viewer_proxy())
     keys = {s.key().toString() for s in panel.findChildren(QShortcut) if s.isEnabled()}
     assert keys == {"Ctrl+Return", "Ctrl+Enter"}
+
+
+def _scan(path, seed):
+    """A small two-channel scan (phase, GFP) of real-looking noise, as a TIFF."""
+    rng = np.random.default_rng(seed)
+    data = rng.integers(0, 4000, (2, 64, 64), dtype=np.uint16)
+    tifffile.imwrite(path, data, imagej=True, metadata={"axes": "CYX", "Labels": ["phase", "GFP"]})
+    return data
+
+
+def test_cells_are_measured_in_their_own_scan_only(make_napari_viewer_proxy, qtbot, tmp_path):
+    """With two scans of one size open, a result of the second was measured in both, the
+    first's intensities under the plain channel names: a script reading 'mean_GFP' read
+    another well."""
+    a, b = _scan(tmp_path / "well A1.tif", 1), _scan(tmp_path / "well B2.tif", 2)
+    viewer = make_napari_viewer_proxy()
+    for name in ("well A1.tif", "well B2.tif"):
+        viewer.open(tmp_path / name, plugin="napari-cytomask")
+    cells = np.zeros((64, 64), np.uint8)
+    cells[10:30, 10:30] = 1
+    record = {"role": "result", "source": str(tmp_path / "well B2.tif"), "method": "unet"}
+    viewer.add_labels(cells, name="B2 cells", metadata={"cytomask": record})
+    panel = ExportPanel(viewer)
+    panel.folder.setText(str(tmp_path / "out"))
+    panel.export()
+    qtbot.waitUntil(lambda: "Wrote" in panel.status.text(), timeout=30_000)
+    objects = pd.read_csv(tmp_path / "out" / "B2 cells_objects.csv")
+    measured = {c: objects[c][0] for c in objects.columns if c.startswith("mean_")}
+    assert len([layer for layer in viewer.layers if layer.name != "B2 cells"]) == 4
+    assert len(measured) == 2  # B2's phase and GFP, not A1's as well
+    for column, value in measured.items():
+        channel = b[0] if "phase" in column else b[1]
+        assert value == pytest.approx(channel[cells > 0].mean())
+        assert value != pytest.approx(a[0 if "phase" in column else 1][cells > 0].mean())
+
+
+def test_a_result_of_cytomask_segment_is_exported_as_the_command_line_exports_it(
+    make_napari_viewer_proxy, qtbot, tmp_path, unet_checkpoint
+):
+    """Opened in napari, a result of 'cytomask segment' was exported as a mask of its own
+    file: no method, model or settings, and COCO images named after the label file, not
+    the scan its annotations describe."""
+    from napari_cytomask.cli import main
+
+    _scan(tmp_path / "well B2.tif", 2)
+    model = unet_checkpoint(tile_size=64)
+    assert main(["segment", str(tmp_path / "well B2.tif"), "-m", str(model), "-o",
+                 str(tmp_path / "seg"), "-q", "--scheduler", "synchronous", "--threads", "1",
+                 "--channel", "0", "--overlap", "16"]) == 0  # fmt: skip
+    result = tmp_path / "seg" / "well B2_unet_cells.tif"
+    cells = np.zeros((64, 64), np.uint8)  # a random network's labels, made cells-like
+    cells[5:20, 5:20], cells[30:50, 30:60] = 1, 2
+    tifffile.imwrite(result, cells)
+    assert main(["export", str(result), "-o", str(tmp_path / "cli"), "--coco", "-q"]) == 0
+    viewer = make_napari_viewer_proxy()
+    viewer.open(tmp_path / "well B2.tif", plugin="napari-cytomask")
+    viewer.open(result, plugin="napari-cytomask")
+    panel = ExportPanel(viewer)
+    for i in range(panel.layer_list.count()):
+        panel.layer_list.item(i).setCheckState(Qt.CheckState.Checked)
+    panel.coco_json.setChecked(True)
+    panel.folder.setText(str(tmp_path / "dock"))
+    panel.export()
+    qtbot.waitUntil(lambda: "Wrote" in panel.status.text(), timeout=30_000)
+    (dock,) = (tmp_path / "dock").glob("*_provenance.json")
+    ours, theirs = (json.loads(p.read_text()) for p in (dock, tmp_path / "cli" / dock.name))
+    keys = ("source", "method", "model", "parameters", "channel_index", "channel_name")
+    assert {k: ours[k] for k in keys} == {k: theirs[k] for k in keys}
+    assert ours["source"] == str(tmp_path / "well B2.tif") and ours["method"] == "unet"
+    assert ours["channel_name"] == "phase" and ours["model"]["confidence"] is not None
+    coco = [json.loads(p.read_text()) for p in (tmp_path / "dock").glob("*_coco.json")]
+    assert [image["file_name"] for image in coco[0]["images"]] == ["well B2.tif"]
+    objects = pd.read_csv(next((tmp_path / "dock").glob("*_objects.csv")))
+    assert {"mean_phase", "mean_GFP"} <= set(objects.columns)

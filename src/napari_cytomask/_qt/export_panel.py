@@ -164,11 +164,11 @@ class ExportPanel(StepWidget, QWidget):
             typed = typed_path(self.folder.text())
             if not typed:
                 raise ValueError("Choose a folder to export to.")
+            images = [layer for layer in self.viewer.layers if isinstance(layer, Image)]
+            exports = [from_layer(layer, images) for layer in layers]  # a record unreadable
         except ValueError as err:
             self.runner.fail(err)
             return
-        images = [layer for layer in self.viewer.layers if isinstance(layer, Image)]
-        exports = [from_layer(layer, images) for layer in layers]
         score_columns = {
             column for export in exports for column in export.features if column in _SCORE_COLUMNS
         }

@@ -154,18 +154,114 @@ class LabelsExport:
         )
 
 
+def segment_record(labels: str | os.PathLike) -> dict:
+    """The provenance record that ``cytomask segment`` wrote beside a label file, or {}.
+
+    Its ``source`` is found again when the results and their scan were moved together
+    (say, to a shared drive): beside the record as it was then, or beside the labels. A
+    scan found nowhere is warned about: the cells cannot be measured in it.
+
+    Raises
+    ------
+    ValueError
+        When the record cannot be read or is not one of ``cytomask segment``.
+    """
+    from .tiff import file_stem
+
+    labels = Path(labels)
+    record = labels.with_name(f"{file_stem(labels)}.json")
+    if not record.is_file():
+        return {}
+    try:
+        info = json.loads(record.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as err:
+        raise ValueError(
+            f"{record} is not a readable provenance file ({err}); move it aside."
+        ) from err
+    fields = {"source": str, "preset": dict, "model": dict}
+    if not isinstance(info, dict) or any(
+        info.get(key) is not None and not isinstance(info[key], kind)
+        for key, kind in fields.items()
+    ):
+        raise ValueError(
+            f"{record} is not a provenance file of 'cytomask segment'; move it aside to "
+            f"export {labels.name} without it."
+        )
+    source = info.get("source")
+    if not source or os.path.isfile(source):
+        return info
+    relative = info.get("source_from_record")
+    candidates = (
+        [Path(os.path.normpath(labels.parent / relative))] if isinstance(relative, str) else []
+    )
+    for found in [*candidates, labels.parent / Path(source).name]:
+        if found.is_file():
+            return {**info, "source": str(found)}
+    warnings.warn(
+        f"{source}, the scan {labels.name} was made from, is not there any more (nor beside "
+        "the labels): its cells are exported without the intensities measured in them. Put "
+        "the scan back, or beside the labels, to have them.",
+        stacklevel=2,
+    )
+    return info
+
+
+def recorded_fields(info: dict) -> dict:
+    """The :class:`LabelsExport` fields a ``cytomask segment`` record (:func:`segment_record`)
+    gives: its scan, method, settings, model (with the confidence the run measured, as a
+    layer of the dock records it), the channel it segmented and the versions it ran."""
+    preset = info.get("preset") or {}
+    model = info.get("model")
+    if model is not None and info.get("unet_confidence") is not None:
+        model = {**model, "confidence": info["unet_confidence"]}
+    used = info.get("channels_used") or []
+    return {
+        "parameters": preset,
+        "source": info.get("source"),
+        "method": preset.get("method"),
+        "model": model,
+        "channel_index": used[0] if len(used) == 1 else None,
+        "versions": info.get("versions"),
+    }
+
+
+def _same_file(a: str | None, b: str | None) -> bool:
+    return a is not None and b is not None and os.path.realpath(a) == os.path.realpath(b)
+
+
 def from_layer(layer, image_layers: Sequence = ()) -> LabelsExport:
-    """Describe a napari Labels layer for export, measuring the image layers of its shape.
+    """Describe a napari Labels layer for export, measuring image layers of its shape.
 
     Works on anything shaped like a napari layer (``name``, ``data``, ``scale``,
     ``units``, ``axis_labels``, ``features``, ``metadata``), so it needs no viewer.
     What the layer records (:func:`~napari_cytomask.io.layers.layer_info`: source
     file and channel, method, parameters, model, versions) goes into the
-    provenance file as it is.
+    provenance file as it is; labels opened from a result of ``cytomask segment``
+    are described by its record (:func:`segment_record`).
+
+    The images measured are those of the labels' scan when any is among
+    ``image_layers`` (another scan of the same size would put its intensities under
+    the same channel names), else every one of the labels' shape.
     """
+    from ..roles import source_of
     from .layers import edited_by_hand, is_result, layer_info
 
     meta = layer_info(layer)
+    opened = None if is_result(layer) else source_of(layer)
+    record = segment_record(opened) if opened and os.path.isfile(opened) else {}
+    if record:
+        meta = {**meta, **recorded_fields(record), "channel_name": None}
+    own = [image for image in image_layers if _same_file(source_of(image), meta.get("source"))]
+    measured = own or list(image_layers)
+    if record:  # the segmented channel's name, as the scan's layer has it
+        meta["channel_name"] = next(
+            (
+                layer_info(image).get("channel_name")
+                for image in own
+                if layer_info(image).get("channel_index") == meta["channel_index"]
+            ),
+            None,
+        )
     features = getattr(layer, "features", None)
     columns = (
         {}
@@ -190,7 +286,7 @@ def from_layer(layer, image_layers: Sequence = ()) -> LabelsExport:
         # Each image at its resolution level of the labels' shape (labels of a coarse level).
         intensities={
             image.name: level
-            for image in image_layers
+            for image in measured
             if not getattr(image, "rgb", False)
             for level in (image.data if getattr(image, "multiscale", False) else [image.data])
             if np.shape(level) == shape
