@@ -262,6 +262,10 @@ def test_a_stack_of_positions_by_time_points_is_compared_plane_by_plane():
     )
     assert [result.frame_name(i) for i in range(6)] == ["0,0", "0,1", "0,2", "1,0", "1,1", "1,2"]
     false_pos, false_neg = unmatched_objects(gt, pred, result, stack=2)
+    # In Fortran order (a MATLAB or Julia export) too: the frames are no views of it.
+    fortran = unmatched_objects(np.asfortranarray(gt), np.asfortranarray(pred), result, stack=2)
+    np.testing.assert_array_equal(fortran[0], false_pos)
+    np.testing.assert_array_equal(fortran[1], false_neg)
     for p, t in np.ndindex(2, 3):
         fp, fn = unmatched_objects(gt[p, t], pred[p, t], planes[p * 3 + t])
         np.testing.assert_array_equal(false_pos[p, t], fp)

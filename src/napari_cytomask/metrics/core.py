@@ -796,7 +796,8 @@ def unmatched_objects(ground_truth, prediction, evaluation: Evaluation, *, stack
         (as_labels(prediction, "prediction"), evaluation.pred_objects),
         (as_labels(ground_truth, "ground truth"), evaluation.true_objects),
     ):
-        result = np.zeros_like(labels)
+        labels = np.ascontiguousarray(labels)
+        result = np.zeros(labels.shape, labels.dtype)  # C order: its frames are views
         unmatched = ~table.matched
         images, targets = [labels], [result]
         if stack:  # views with the frame axes made one: filling them fills ``result``
