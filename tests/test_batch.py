@@ -328,6 +328,56 @@ def test_a_chunked_run_stopped_before_its_labels_are_in_place_is_finished_by_the
     assert not (out / "raw_unet_cells.tif").exists()  # replaced by the store
 
 
+def test_a_run_with_other_settings_stopped_before_its_labels_is_redone(
+    shared_data, unet_file, tmp_path, capsys, monkeypatch
+):
+    """Redone with other settings and stopped while its labels were written, a run left the
+    new settings' record beside the old labels: the next run with those settings took them
+    for its own and skipped the input."""
+    from napari_cytomask.io import writers
+
+    data, out = tmp_path / "data", tmp_path / "out"
+    _small_copies(shared_data, data, n=1)
+    command = ["segment", str(data / "set*" / "raw.tif"), "-m", str(unet_file), "-o", str(out),
+               "--scheduler", "synchronous", "--threads", "1", "--tile-size", "128",
+               "--overlap", "16"]  # fmt: skip
+    assert main([*command, "--min-size", "0"]) == 0
+    record, labels = out / "raw_unet_cells.json", out / "raw_unet_cells.tif"
+    small = tifffile.imread(labels)
+
+    def killed(*args, **kwargs):
+        raise SystemExit("killed")  # not an error the run could report
+
+    with monkeypatch.context() as patch:
+        patch.setattr(writers, "write_labels", killed)
+        with pytest.raises(SystemExit):
+            main([*command, "--min-size", "400", "--overwrite"])
+    np.testing.assert_array_equal(tifffile.imread(labels), small)  # as they were
+    capsys.readouterr()
+    assert main([*command, "--min-size", "400"]) == 0
+    assert "skipped" not in capsys.readouterr().err
+    made = json.loads(record.read_text())
+    assert made["finished"] and made["preset"]["unet"]["min_size"] == 400
+    assert made["cells"] == tifffile.imread(labels).max()
+
+
+def test_a_record_names_only_its_own_labels(tmp_path):
+    """A hand-edited record that named the scan among the labels it replaces had the next
+    run delete the scan."""
+    source = tmp_path / "crop.tif"
+    tifffile.imwrite(source, np.zeros((8, 8), np.uint8))
+    preset = Preset(unet=UNetStep(model=str(tmp_path / "model.safetensors")))
+    (job,), _ = batch.plan([source], preset, None, batch.Options())
+    tifffile.imwrite(job.labels, np.ones((8, 8), np.uint8))
+    for replaces in (["crop.tif"], ["../crop.tif"], "crop_unet_cells.ome.tif"):
+        job.record.write_text(json.dumps({"output": job.labels.name, "replaces": replaces}))
+        assert batch._recorded_labels(job.record, job.record.read_bytes()) == []
+    job.record.write_text(json.dumps({"output": job.labels.name,
+                                      "replaces": ["crop_unet_cells.ome.tif"]}))  # fmt: skip
+    assert batch._recorded_labels(job.record, job.record.read_bytes()) == [
+        job.labels, tmp_path / "crop_unet_cells.ome.tif"]  # fmt: skip
+
+
 def test_labels_that_cannot_be_written_leave_the_earlier_record(
     shared_data, unet_file, tmp_path, capsys, monkeypatch
 ):

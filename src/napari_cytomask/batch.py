@@ -128,8 +128,13 @@ class Job:
         """
         if not self.record.is_file():
             return False
-        named = _recorded_labels(self.record, self.record.read_bytes())
-        return bool(named) and named[0].exists()
+        content = self.record.read_bytes()
+        named = _recorded_labels(self.record, content)
+        # A record written before its labels were in place says so until they are: the
+        # labels beside it may be those of an earlier run, of other settings.
+        return (
+            bool(named) and named[0].exists() and json.loads(content).get("finished") is not False
+        )
 
 
 def masks_only(sources: Sequence[Path]) -> dict[Path, str]:
@@ -262,9 +267,10 @@ def process(
     chunked = FORMATS[options.fmt].chunked or shape[-2] * shape[-1] > options.chunked_above
     given = options.pixel_size_um
     pixel = (given, given) if given else pixel_size_um(scan.scale, scan.units)
-    # Its record is written before the labels are in place: a run stopped in between leaves
-    # a record without its labels, redone by the next run, not labels without a record,
-    # which it would take for the user's own file and refuse to replace.
+    # Its record is written before the labels are in place, and again once they are: a run
+    # stopped in between leaves a record of unfinished labels, redone by the next run, not
+    # labels without a record, which it would take for the user's own file and refuse to
+    # replace.
     earlier = job.record.read_bytes() if job.record.is_file() else None
     output = job.chunked_labels() if chunked else job.labels
     # Made again in another format: the old labels would outlive their record. Those of a
@@ -273,8 +279,9 @@ def process(
     # No channel chosen, and none named like transmitted light: the first was taken.
     guessed = segmenter.preset.channels is None and not scan.rgb and not scan.by_role("input")
 
-    def keep_record(run, n_cells: int) -> None:
+    def keep_record(run, n_cells: int, finished: bool) -> None:
         record = {
+            "finished": finished,
             "source": str(job.source),
             # Found again when the results and the scan are moved together (a shared drive).
             "source_from_record": _relative(job.source, job.record.parent),
@@ -318,7 +325,7 @@ def process(
             run = drain(gen, report)
             shutil.rmtree(scratch)
             n_cells = _max_id(labels)
-            keep_record(run, n_cells)
+            keep_record(run, n_cells, finished=False)
 
         with _record_kept_on_failure(job.record, earlier):
             write_directory_atomically(output, fill, overwrite=True)
@@ -330,8 +337,9 @@ def process(
         run = drain(segmenter.iter_run(channels, pixel_size_um=pixel), report)
         n_cells = int(np.max(run.labels, initial=0))
         with _record_kept_on_failure(job.record, earlier):
-            keep_record(run, n_cells)
+            keep_record(run, n_cells, finished=False)
             write_labels(output, run.labels, overwrite=True, **geometry_of(scan, run.labels.ndim))
+    keep_record(run, n_cells, finished=True)
     seconds = time.perf_counter() - start
     for old in replaced:
         shutil.rmtree(old) if old.is_dir() else old.unlink(missing_ok=True)
@@ -381,8 +389,9 @@ def _recorded_labels(record: Path, content: bytes | None) -> list[Path]:
         names = [made["output"], *replaces] if isinstance(replaces, list) else []
     except (ValueError, TypeError, KeyError, AttributeError):
         return []
-    if not all(isinstance(n, str) and n and Path(n).name == n for n in names):
-        return []  # only files beside the record, never one elsewhere
+    ours = {record.stem + suffix for fmt in FORMATS.values() for suffix in fmt.suffixes}
+    if not all(isinstance(n, str) and n in ours for n in names):
+        return []  # only labels named as this record's, never another file (the scan)
     return [record.with_name(n) for n in names]
 
 
