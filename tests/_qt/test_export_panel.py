@@ -315,20 +315,39 @@ def test_frames_never_made_are_said_and_left_uncounted(make_napari_viewer_proxy,
     stack[1, 2:6, 2:6], stack[1, 8:12, 8:12] = 1, 2
     record = {"method": "watershed_split", "parameters": None, "frames_made": ["1"]}
     viewer.add_labels(stack, name="cells split", metadata={"cytomask": record})
+    # Of several axes: "0,1" and "1,0" are two frames, listed apart.
+    record = {**record, "frames_made": ["0,1", "1,0"]}
+    viewer.add_labels(np.stack([stack[:2]] * 2), name="pt split", metadata={"cytomask": record})
     panel = ExportPanel(viewer)
-    panel.layer_list.item(0).setCheckState(Qt.CheckState.Checked)
+    for i in range(2):
+        panel.layer_list.item(i).setCheckState(Qt.CheckState.Checked)
     panel.folder.setText(str(tmp_path))
     panel.export()
     qtbot.waitUntil(lambda: "Wrote" in panel.status.text(), timeout=30_000)
     assert panel.status.text().endswith(
         " 'cells split' holds frame 1 only, made one at a time: its other frames were never "
-        "made, so their cell counts are left empty."
+        "made, so their cell counts are left empty. 'pt split' holds frames 0,1; 1,0 only, "
+        "made one at a time: its other frames were never made, so their cell counts are "
+        "left empty."
     )
     counts = pd.read_csv(tmp_path / "cells split_counts.csv")
     assert counts["cells"].isna().tolist() == [True, False, True]
     assert counts["cells"][1] == 2
     provenance = json.loads((tmp_path / "cells split_provenance.json").read_text())
     assert provenance["frames_made"] == ["1"]
+
+
+@pytest.mark.parametrize(
+    "typed, path",
+    [("file:///data/run #3/out?", "/data/run #3/out?"), ("file:///C:/data/x", "C:/data/x"),
+     ("file://localhost/data/a%20b", "/data/a b"), ("  '/data/50%20'  ", "/data/50%20"),
+     ("", "")],
+)  # fmt: skip
+def test_typed_paths_keep_every_character_of_the_path(typed, path):
+    """A "#" or "?" in a file:// address cut the path there (an address's fragment)."""
+    from napari_cytomask._qt._live import typed_path
+
+    assert typed_path(typed) == path
 
 
 def test_a_result_slot_name_keeps_its_brackets_in_file_names(tmp_path):

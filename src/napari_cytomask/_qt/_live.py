@@ -10,12 +10,14 @@ widget and reports a failure once (status line and one notification).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
+from urllib.parse import unquote
 
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error
 from qtpy.compat import isalive
-from qtpy.QtCore import QEvent, QLocale, QObject, QSize, Qt, QTimer, QUrl, Signal
+from qtpy.QtCore import QEvent, QLocale, QObject, QSize, Qt, QTimer, Signal
 from qtpy.QtGui import QDoubleValidator, QKeySequence, QValidator
 from qtpy.QtWidgets import (
     QApplication,
@@ -671,8 +673,12 @@ def typed_path(text: str) -> str:
     text = text.strip()
     if len(text) > 1 and text[0] == text[-1] and text[0] in "\"'":
         text = text[1:-1].strip()
-    if text.lower().startswith("file:"):
-        text = QUrl(text).toLocalFile() or text
+    if text.lower().startswith("file://"):
+        # The path after the host (none, or "localhost"), its %-escapes decoded; a "#" or
+        # "?" typed in it is part of the path, not of an address.
+        path = unquote(text[len("file://") :])
+        path = path if path.startswith("/") else "/" + path.partition("/")[2]
+        text = path[1:] if re.match(r"/[A-Za-z]:", path) else path  # /C:/data: C:/data
     return os.path.expanduser(text) if text else ""
 
 

@@ -221,10 +221,12 @@ class ExportPanel(StepWidget, QWidget):
         for export in self._pending["exports"]:
             if export.frames_made is not None:
                 made = export.frames_made
+                # Frames of several axes are named "0,1": listed apart by semicolons.
+                between = "; " if any("," in key for key in made) else ", "
                 text += (
                     f" '{export.name}' holds frame{'s' * (len(made) != 1)} "
-                    f"{', '.join(made) or 'none'} only, made one at a time: its other frames "
-                    "were never made, so their cell counts are left empty."
+                    f"{between.join(made) or 'none'} only, made one at a time: its other "
+                    "frames were never made, so their cell counts are left empty."
                 )
         self.status.setText(text)
 

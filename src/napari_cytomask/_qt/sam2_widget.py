@@ -735,9 +735,9 @@ class Sam2Widget(StepWidget, QWidget):
         }
         record["previewed_frames"] = others
         if index:  # the positions never segmented hold no cells: not found, but not looked for
-            record["frames_made"] = sorted(
-                ",".join(map(str, done)) for done in self._position_results
-            )
+            record["frames_made"] = [
+                ",".join(map(str, done)) for done in sorted(self._position_results)
+            ]
         if out is None:
             out = self.viewer.add_layer(labels_layer(labels, name, job["geometry"], metadata))
         else:

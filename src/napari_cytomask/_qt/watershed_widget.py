@@ -584,7 +584,7 @@ class WatershedWidget(StepWidget, QWidget):
             frames[",".join(map(str, index))] = frame
             record["previewed_frames"] = frames
             if record["parameters"] is None:  # the other frames were never split
-                record["frames_made"] = sorted(frames)
+                record["frames_made"] = sorted(frames, key=lambda k: [int(i) for i in k.split(",")])
         metadata = {METADATA_KEY: record}
         if layer is None:
             return self.viewer.add_layer(
