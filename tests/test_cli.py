@@ -1339,6 +1339,28 @@ def test_evaluate_compares_a_z_stack_as_one_volume_as_the_dock_does(tmp_path, ca
     assert f1() == pytest.approx(10 / 11)
 
 
+def test_evaluate_splits_the_time_points_of_a_file_that_stores_z_first(tmp_path):
+    """A file storing Z before T was read in its own axis order but split by the reader's
+    axis names: its Z planes were compared as frames, each a volume over time."""
+    truth = np.zeros((3, 2, 32, 32), np.uint16)  # Z, T: the cells keep their ids in Z
+    for t in range(2):
+        truth[:, t, 4:12, 4 + 8 * t : 12 + 8 * t], truth[:, t, 20:28, 20:28] = 1, 2
+    pred = truth.copy()
+    pred[:, 1][pred[:, 1] == 2] = 0  # the second cell missed at time point 1, in every plane
+    for name, data in (("gt", truth), ("pred", pred)):
+        tifffile.imwrite(tmp_path / f"{name}.ome.tif", data, ome=True, metadata={"axes": "ZTYX"})
+    argv = ["evaluate", "--pred", str(tmp_path / "pred.ome.tif"), "--gt",
+            str(tmp_path / "gt.ome.tif"), "--thresholds", "0.5", "-o", str(tmp_path / "m.csv"),
+            "-q"]  # fmt: skip
+    assert main(argv) == 0
+    rows = list(csv.DictReader((tmp_path / "m.csv").open()))
+    rows = [r for r in rows if r["level"] == "object" and r["prediction"] != "all"]
+    n_true = {r["frame"]: float(r["value"]) for r in rows if r["metric"] == "n_true"}
+    assert n_true == {"all": 4, "0": 2, "1": 2}  # 2 time points, 2 cells in each volume
+    tp = {r["frame"]: float(r["value"]) for r in rows if r["metric"] == "tp"}
+    assert tp == {"all": 3, "0": 2, "1": 1}
+
+
 def test_training_takes_a_pixel_size_and_fine_tunes_at_its_models(folders, tmp_path, capsys):
     """Files that lost their pixel size trained a model that never resampled, and
     fine-tuning at another magnification taught a model that magnification."""

@@ -1206,28 +1206,39 @@ def _no_cells_advice(preset, channels: int, noted: str) -> str:
     return f"No cells found: {advice}"
 
 
-def _frame_axes(stack: str, path, ground_truth) -> int:
-    """How many leading axes of the ground truth read from ``path`` ``evaluate --stack``
-    compares frame by frame. Only a TIFF names its axes; the axes of other files (NumPy,
-    PNG) are unnamed."""
-    if stack == "volume" or ground_truth.ndim < 3:
-        return 0
-    from .io.files import open_scan
-    from .io.layers import frame_axes
+def _compared_labels(path, channel: int | None = None):
+    """Labels ``evaluate`` reads from ``path`` (the ``channel`` given, or a TIFF's only
+    one), with the axes the file names, in the same order; ``None`` for a file that names
+    none (NumPy, PNG) or holds several channels and none was chosen."""
+    import numpy as np
+
+    from .io.files import open_scan, read_channels, read_image
     from .io.tiff import is_tiff
 
-    axes = open_scan(path).axes if is_tiff(path) else ()
-    if len(axes) != ground_truth.ndim:
-        axes = ("",) * ground_truth.ndim
-    named = frame_axes(axes)
+    if channel is not None or is_tiff(path):
+        scan = open_scan(path)
+        if channel is not None or (len(scan.channels) == 1 and not scan.rgb):
+            chosen = [scan.channels[0].index] if channel is None else [channel]
+            labels = np.asarray(read_channels(scan, chosen, 1)[0])
+            return labels, scan.axes if len(scan.axes) == labels.ndim else None
+    return read_image(path), None
+
+
+def _frame_axes(stack: str, axes, ground_truth) -> int:
+    """How many leading axes of the ground truth (whose file names ``axes``, or None)
+    ``evaluate --stack`` compares frame by frame."""
+    from .io.layers import frame_axes
+
+    if stack == "volume" or ground_truth.ndim < 3:
+        return 0
+    named = frame_axes(axes or ("",) * ground_truth.ndim)
     return max(1, named) if stack == "frames" else named
 
 
 def _evaluate(args) -> int:
-    import numpy as np
 
     from .io.atomic import check_output
-    from .io.files import match_files, read_channels, read_image
+    from .io.files import match_files
     from .metrics import evaluate
     from .metrics.export import COLUMNS, results_rows, write_rows
 
@@ -1240,14 +1251,11 @@ def _evaluate(args) -> int:
     for pred_path, gt_path in pairs:
         # A pair that cannot be compared fails alone, named: the others are still measured.
         try:
-            pred = read_image(pred_path)
-            if args.mask_channel is not None:
-                gt = np.asarray(read_channels(gt_path, [args.mask_channel], 1)[0])
-            else:
-                gt = read_image(gt_path)
+            pred, _ = _compared_labels(pred_path)
+            gt, axes = _compared_labels(gt_path, args.mask_channel)
             _note_if_no_background(gt_path, gt, "compared as ground-truth labels")
             _note_if_no_background(pred_path, pred, "compared as predicted labels")
-            result = evaluate(gt, pred, args.thresholds, stack=_frame_axes(args.stack, gt_path, gt))
+            result = evaluate(gt, pred, args.thresholds, stack=_frame_axes(args.stack, axes, gt))
         except (ValueError, OSError) as err:
             failed += 1
             print(f"{pred_path} against {gt_path}: error: {err}", file=sys.stderr, flush=True)
