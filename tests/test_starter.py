@@ -19,6 +19,7 @@ from napari_cytomask.models.catalog import (
     STARTER_PIXEL_SIZE_UM,
     STARTER_TITLE,
     model_zoom,
+    pixel_sizes,
     resolve_unet,
     starter_path,
     unet_models,
@@ -363,3 +364,10 @@ def test_scores_and_tuning_see_images_at_the_starters_pixel_size(shared_data, tm
         description = read_description(copy)
         assert description["postprocess"]["min_size"] == tuned["own"]["min_size"]
     assert UNetPredictor.from_checkpoint(copy, "cpu").pixel_size_um == (0.87, 0.87)
+
+
+def test_pixel_sizes_that_read_apart_are_both_said():
+    """A Y size under 1% from X (0.645 × 0.65 µm) was shown as X alone."""
+    assert pixel_sizes((0.645, 0.65)) == "0.645 × 0.65 µm"
+    assert pixel_sizes((0.435, 0.87), unit="") == "0.435 × 0.87"
+    assert pixel_sizes((0.65, 0.65000001)) == "0.65 µm"  # a rounding of one size

@@ -59,6 +59,12 @@ def test_table_follows_edits_and_saves_csv(dock_in_viewer, qtbot, labels, tmp_pa
     msa = dock.evaluation.summary()["mean_segmentation_accuracy"]
     assert _cell(dock, "mSA, mean segmentation accuracy") == f"{msa:.3f}"
     assert 0 < msa < float(_cell(dock, "Mean-average F1"))
+    # COCO AP ranks label images' cells by id (they have no confidence): its rows say so.
+    table = dock.summary_table
+    tips = {table.verticalHeaderItem(r).text(): table.verticalHeaderItem(r).toolTip()
+            for r in range(table.rowCount())}  # fmt: skip
+    for row in ("COCO AP (IoU 0.50:0.95)", "COCO AP50", "COCO AP75"):
+        assert "changes when the same cells are numbered otherwise" in tips[row]
 
     # A brush-like partial edit (data_setitem emits labels_update) is seen too.
     before = dock.evaluation

@@ -64,6 +64,12 @@ _OBJECT_ROWS = (
     ("Panoptic quality", "panoptic_quality", "{:.3f}", "F1 × mean IoU of the matched cells."),
     ("Mean matched IoU", "mean_matched_score", "{:.3f}", "Mean IoU of the matched cells."),
 )
+#: The dock compares label images, which hold no confidence per object.
+_UNSCORED = (
+    "Without a confidence per object every cell ranks the same, taken in id order as "
+    "pycocotools takes them: the figure changes when the same cells are numbered otherwise. "
+    "Mean-average F1 and mSA do not."
+)
 # (row label, summary key, tooltip)
 _SUMMARY_ROWS = (
     ("Mean-average F1", "mean_average_f1",
@@ -71,9 +77,9 @@ _SUMMARY_ROWS = (
     ("mSA, mean segmentation accuracy", "mean_segmentation_accuracy",
      "mSA: TP / (TP + FP + FN) averaged over IoU 0.50:0.05:0.95, per image then averaged: the "
      "summary micro-sam and Cellpose papers report, to compare with published figures."),
-    ("COCO AP (IoU 0.50:0.95)", "coco_ap", "COCO average precision, ranked by object scores."),
-    ("COCO AP50", "coco_ap50", "COCO average precision at IoU 0.50."),
-    ("COCO AP75", "coco_ap75", "COCO average precision at IoU 0.75."),
+    ("COCO AP (IoU 0.50:0.95)", "coco_ap", f"COCO average precision. {_UNSCORED}"),
+    ("COCO AP50", "coco_ap50", f"COCO average precision at IoU 0.50. {_UNSCORED}"),
+    ("COCO AP75", "coco_ap75", f"COCO average precision at IoU 0.75. {_UNSCORED}"),
     ("Pixel precision", "pixel_precision", "Share of predicted cell pixels that are cell."),
     ("Pixel recall", "pixel_recall", "Share of true cell pixels that were predicted."),
     ("Pixel F1 (Dice)", "pixel_f1", "Dice coefficient of cell versus background."),

@@ -230,9 +230,9 @@ def enlargement_note(zoom: tuple[float, float] | None) -> str:
 
 
 def pixel_sizes(pixel_size_um: tuple[float, float], unit: str = " µm") -> str:
-    """The (Y, X) pixel size as "0.435 µm", or "0.4 × 0.5 µm" when they differ."""
-    y, x = pixel_size_um
-    return f"{x:.3g}{unit}" if math.isclose(y, x, rel_tol=0.01) else f"{y:.3g} × {x:.3g}{unit}"
+    """The (Y, X) pixel size as "0.435 µm", or "0.645 × 0.65 µm" when they read apart."""
+    y, x = (f"{size:.3g}" for size in pixel_size_um)
+    return f"{x}{unit}" if y == x else f"{y} × {x}{unit}"
 
 
 def image_area(area: int, zoom: tuple[float, float] | None) -> int:
