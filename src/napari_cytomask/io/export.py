@@ -410,7 +410,8 @@ def object_rows(export: LabelsExport) -> list[dict[str, object]]:
             coords = tuple(region.coords.T)
             for name, image in intensities.items():
                 plane = image.reshape(-1, *image.shape[-2:])[frame_index]
-                row[f"mean_{name}"] = float(plane[coords].mean())
+                # A missing value (NaN inside the cell) is an empty field, as in the features.
+                row[f"mean_{name}"] = json_ready(float(plane[coords].mean()))
             row.update((k, v) for k, v in feature_rows.get(label, {}).items() if k not in row)
             rows.append(row)
     return rows
