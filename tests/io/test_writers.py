@@ -557,3 +557,14 @@ def test_label_stacks_are_written_as_grey_pages(tmp_path, real_labels, name, fra
         }
     ((data, _, _),) = read_tiff(path)
     np.testing.assert_array_equal(np.asarray(data), stack)
+
+
+@pytest.mark.parametrize("offset", [0, 70000])  # an ImageJ TIFF, a plain one
+def test_a_pixel_size_reads_back_as_it_was_written(tmp_path, real_labels, offset):
+    """0.87 µm read back from the resolution tags as 0.8700000000000001: areas in µm² then
+    differed in their last digits from the scan's, and a join on them failed."""
+    labels = real_labels[:32, :32].astype(np.uint32)
+    labels[labels > 0] += offset
+    path = write_labels(tmp_path / "cells.tif", labels, scale=(0.87, 0.645), units=("µm", "µm"))
+    ((_, kwargs, _),) = read_tiff(path)
+    assert kwargs["scale"] == (0.87, 0.645)

@@ -1745,7 +1745,9 @@ def _resolution_um(page: tifffile.TiffPage, factor: float) -> dict[str, float]:
     x_res, y_res = page.resolution
     if not (x_res > 0 and y_res > 0):
         return {}
-    return _plausible_xy(factor / x_res, factor / y_res)
+    # Fractions of 32-bit integers hold 10 digits at most: 100/87 reads back as 0.87, not
+    # 0.8700000000000001, which areas in µm² and the provenance would carry on.
+    return _plausible_xy(*(float(f"{factor / res:.12g}") for res in (x_res, y_res)))
 
 
 def _plausible_xy(x: Any, y: Any) -> dict[str, float]:
