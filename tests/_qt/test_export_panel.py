@@ -381,8 +381,10 @@ def test_cells_are_measured_in_their_own_scan_only(make_napari_viewer_proxy, qtb
     first's intensities under the plain channel names: a script reading 'mean_GFP' read
     another well."""
     a, b = _scan(tmp_path / "well A1.tif", 1), _scan(tmp_path / "well B2.tif", 2)
+    stain = np.random.default_rng(3).integers(0, 4000, (64, 64), dtype=np.uint16)
+    tifffile.imwrite(tmp_path / "B2 stain.tif", stain)  # the same field, another file
     viewer = make_napari_viewer_proxy()
-    for name in ("well A1.tif", "well B2.tif"):
+    for name in ("well A1.tif", "well B2.tif", "B2 stain.tif"):
         viewer.open(tmp_path / name, plugin="napari-cytomask")
     cells = np.zeros((64, 64), np.uint8)
     cells[10:30, 10:30] = 1
@@ -394,8 +396,10 @@ def test_cells_are_measured_in_their_own_scan_only(make_napari_viewer_proxy, qtb
     qtbot.waitUntil(lambda: "Wrote" in panel.status.text(), timeout=30_000)
     objects = pd.read_csv(tmp_path / "out" / "B2 cells_objects.csv")
     measured = {c: objects[c][0] for c in objects.columns if c.startswith("mean_")}
-    assert len([layer for layer in viewer.layers if layer.name != "B2 cells"]) == 4
-    assert len(measured) == 2  # B2's phase and GFP, not A1's as well
+    assert len([layer for layer in viewer.layers if layer.name != "B2 cells"]) == 5
+    # B2's phase and GFP, not A1's as well; an image of another name is measured too.
+    assert measured.pop("mean_B2 stain") == pytest.approx(stain[cells > 0].mean())
+    assert len(measured) == 2
     for column, value in measured.items():
         channel = b[0] if "phase" in column else b[1]
         assert value == pytest.approx(channel[cells > 0].mean())
@@ -440,3 +444,28 @@ def test_a_result_of_cytomask_segment_is_exported_as_the_command_line_exports_it
     assert [image["file_name"] for image in coco[0]["images"]] == ["well B2.tif"]
     objects = pd.read_csv(next((tmp_path / "dock").glob("*_objects.csv")))
     assert {"mean_phase", "mean_GFP"} <= set(objects.columns)
+
+
+def test_another_programs_json_beside_labels_is_no_record(
+    make_napari_viewer_proxy, qtbot, tmp_path
+):
+    """A labelme file named like the labels was taken for a segment record: the export
+    lost the labels' source, or failed when the file was a list."""
+    labels = np.zeros((32, 32), np.uint8)
+    labels[4:12, 4:12], labels[16:28, 16:28] = 1, 2
+    viewer = make_napari_viewer_proxy()
+    for folder, other in (("x", {"version": "5.2.1", "shapes": []}), ("y", [{"id": 1}])):
+        (tmp_path / folder).mkdir()
+        tifffile.imwrite(tmp_path / folder / "cells.tif", labels)
+        (tmp_path / folder / "cells.json").write_text(json.dumps(other))
+        viewer.open(tmp_path / folder / "cells.tif", plugin="napari-cytomask")
+    panel = ExportPanel(viewer)
+    for i in range(panel.layer_list.count()):
+        panel.layer_list.item(i).setCheckState(Qt.CheckState.Checked)
+    panel.folder.setText(str(tmp_path / "out"))
+    panel.export()
+    qtbot.waitUntil(lambda: "Wrote" in panel.status.text(), timeout=30_000)
+    sources = sorted(
+        json.loads(p.read_text())["source"] for p in (tmp_path / "out").glob("*_provenance.json")
+    )
+    assert sources == [str(tmp_path / "x" / "cells.tif"), str(tmp_path / "y" / "cells.tif")]

@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import unicodedata
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -225,6 +226,22 @@ def recorded_fields(info: dict) -> dict:
     }
 
 
+def _record_of(labels: str) -> dict:
+    """The ``cytomask segment`` record of a label file opened in napari, or {}: another
+    program's JSON of the same name (a labelme file, say) is no record of its labels."""
+    try:
+        record = segment_record(labels)
+    except ValueError:
+        return {}
+    ours = record.get("output") == Path(labels).name and isinstance(record.get("preset"), dict)
+    return record if ours else {}
+
+
+def _unnumbered(name: str) -> str:
+    """A layer name without the " [1]" napari adds to a name already taken."""
+    return re.sub(r" \[\d+\]$", "", name)
+
+
 def _same_file(a: str | None, b: str | None) -> bool:
     return a is not None and b is not None and os.path.realpath(a) == os.path.realpath(b)
 
@@ -239,20 +256,25 @@ def from_layer(layer, image_layers: Sequence = ()) -> LabelsExport:
     provenance file as it is; labels opened from a result of ``cytomask segment``
     are described by its record (:func:`segment_record`).
 
-    The images measured are those of the labels' scan when any is among
-    ``image_layers`` (another scan of the same size would put its intensities under
-    the same channel names), else every one of the labels' shape.
+    Every image of the labels' shape is measured, but for the channels of another scan
+    named as the channels of the labels' own scan, when that is among ``image_layers``
+    (another well's intensities would be read as its own by channel name).
     """
     from ..roles import source_of
     from .layers import edited_by_hand, is_result, layer_info
 
     meta = layer_info(layer)
     opened = None if is_result(layer) else source_of(layer)
-    record = segment_record(opened) if opened and os.path.isfile(opened) else {}
+    record = _record_of(opened) if opened and os.path.isfile(opened) else {}
     if record:
         meta = {**meta, **recorded_fields(record), "channel_name": None}
     own = [image for image in image_layers if _same_file(source_of(image), meta.get("source"))]
-    measured = own or list(image_layers)
+    # Not another scan's channels of the same names ("GFP [1]" beside its own "GFP"): a
+    # table read by channel name would take another well's intensities for its own.
+    names = {_unnumbered(image.name) for image in own}
+    measured = [
+        image for image in image_layers if image in own or _unnumbered(image.name) not in names
+    ]
     if record:  # the segmented channel's name, as the scan's layer has it
         meta["channel_name"] = next(
             (
