@@ -1236,7 +1236,6 @@ def _frame_axes(stack: str, axes, ground_truth) -> int:
 
 
 def _evaluate(args) -> int:
-
     from .io.atomic import check_output
     from .io.files import match_files
     from .metrics import evaluate
