@@ -23,7 +23,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..io.export import ExportExists, check_export, export_labels, from_layer
-from ..io.layers import is_highlight
+from ..io.layers import is_highlight, listed_frames
 from ..io.writers import FILE_FORMATS, FORMATS
 from ..roles import role_of
 from ._live import (
@@ -222,11 +222,9 @@ class ExportPanel(StepWidget, QWidget):
         for export in self._pending["exports"]:
             if export.frames_made is not None:
                 made = export.frames_made
-                # Frames of several axes are named "0,1": listed apart by semicolons.
-                between = "; " if any("," in key for key in made) else ", "
                 text += (
                     f" '{export.name}' holds frame{'s' * (len(made) != 1)} "
-                    f"{between.join(made) or 'none'} only, made one at a time: its other "
+                    f"{listed_frames(made) or 'none'} only, made one at a time: its other "
                     "frames were never made, so their cell counts are left empty."
                 )
         self.status.setText(text)

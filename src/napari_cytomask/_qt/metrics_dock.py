@@ -29,6 +29,7 @@ from ..io.layers import (
     frame_axes,
     is_highlight,
     is_result,
+    listed_frames,
     result_metadata,
 )
 from ..labels import LabelsError, as_labels, check_same_shape
@@ -637,8 +638,6 @@ def _outlined(evaluation: Evaluation) -> str:
         frames.update(int(frame) for frame in table.frame[unmatched])
     text = f"; outlined: {', '.join(parts)}"
     if evaluation.frames and frames:
-        # Frames of several axes are named "0,1": listed apart by semicolons.
-        between = "; " if len(evaluation.frame_shape) > 1 else ", "
-        listed = between.join(evaluation.frame_name(frame) for frame in sorted(frames))
+        listed = listed_frames(evaluation.frame_name(frame) for frame in sorted(frames))
         text += f" (on frame{'s' if len(frames) > 1 else ''} {listed})"
     return text

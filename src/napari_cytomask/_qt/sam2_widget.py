@@ -29,7 +29,9 @@ from superqt import QLabeledDoubleSlider, QLabeledSlider
 
 from ..io.layers import (
     METADATA_KEY,
+    frame_key,
     layer_info,
+    listed_frames,
     model_record,
     origin,
     record_written,
@@ -729,15 +731,13 @@ class Sam2Widget(StepWidget, QWidget):
         record = metadata[METADATA_KEY]
         # Positions done before with other settings keep their cells: the layer says so.
         others = {
-            ",".join(map(str, done)): {"method": "sam2", "parameters": parameters}
+            frame_key(done): {"method": "sam2", "parameters": parameters}
             for done, (_, parameters) in self._position_results.items()
             if parameters != record["parameters"]
         }
         record["previewed_frames"] = others
         if index:  # the positions never segmented hold no cells: not found, but not looked for
-            record["frames_made"] = [
-                ",".join(map(str, done)) for done in sorted(self._position_results)
-            ]
+            record["frames_made"] = [frame_key(done) for done in sorted(self._position_results)]
         if out is None:
             out = self.viewer.add_layer(labels_layer(labels, name, job["geometry"], metadata))
         else:
@@ -758,7 +758,7 @@ class Sam2Widget(StepWidget, QWidget):
             where = f" in this position ({len(features['index'])} in the positions done)"
         if others:
             hint += (
-                f" Position(s) {', '.join(others)} keep cells found with other settings; "
+                f" Position(s) {listed_frames(others)} keep cells found with other settings; "
                 "segment 'all positions' to find every position's with these."
             )
         self.status.setText(

@@ -23,6 +23,8 @@ from skimage.filters import threshold_otsu
 from ..io.layers import (
     METADATA_KEY,
     finite_values,
+    frame_key,
+    frame_place,
     layer_info,
     looks_fluorescent,
     looks_transmitted,
@@ -581,10 +583,10 @@ class WatershedWidget(StepWidget, QWidget):
             else:
                 record["parameters"] = None
             frames = dict(record.get("previewed_frames") or {})
-            frames[",".join(map(str, index))] = frame
+            frames[frame_key(index)] = frame
             record["previewed_frames"] = frames
             if record["parameters"] is None:  # the other frames were never split
-                record["frames_made"] = sorted(frames, key=lambda k: [int(i) for i in k.split(",")])
+                record["frames_made"] = sorted(frames, key=frame_place)
         metadata = {METADATA_KEY: record}
         if layer is None:
             return self.viewer.add_layer(

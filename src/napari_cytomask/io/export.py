@@ -38,7 +38,7 @@ from .atomic import (
     write_atomically,
     write_json,
 )
-from .layers import pixel_size_um, time_step
+from .layers import frame_place, pixel_size_um, time_step
 from .writers import FILE_FORMATS, FORMATS, label_writer
 
 #: The packages whose versions a result records, from the dock as from the command line.
@@ -448,7 +448,7 @@ def cell_counts(export: LabelsExport) -> list[dict[str, object]]:
     stack = _Frames(export)
     made = None
     if export.frames_made is not None:
-        made = {tuple(int(i) for i in key.split(",")) for key in export.frames_made}
+        made = {frame_place(key) for key in export.frames_made}
     rows = []
     for i, frame in enumerate(frames):
         cells = int(np.count_nonzero(np.unique(frame)))

@@ -316,6 +316,24 @@ def single_value(values: np.ndarray) -> float | None:
 SATURATED_SHARE = 0.1
 
 
+def frame_key(index) -> str:
+    """A frame of a stack as records and messages name it: its place on each axis before
+    Y and X ("1,2": position 1, time point 2)."""
+    return ",".join(str(int(i)) for i in index)
+
+
+def frame_place(key: str) -> tuple[int, ...]:
+    """The place of the frame :func:`frame_key` names."""
+    return tuple(int(i) for i in key.split(","))
+
+
+def listed_frames(keys) -> str:
+    """Frames named by :func:`frame_key` in a sentence: apart by semicolons when they are
+    of several axes ("0,1; 1,2" is two frames, "0,1, 1,2" read as four)."""
+    keys = list(keys)
+    return ("; " if any("," in key for key in keys) else ", ").join(keys)
+
+
 def frame_notes(data) -> str:
     """What an image's count of cells would hide, said after it: frames of a stack that
     show nothing (a black frame among three gave '49 cells in all 3 frames'), and pixels
@@ -327,13 +345,15 @@ def frame_notes(data) -> str:
     for index in frames:
         values = finite_values(data[index])
         if single_value(values) is not None:
-            blank.append(",".join(map(str, index)))
+            blank.append(frame_key(index))
             continue
         at_top += int(np.count_nonzero(values == values.max()))
         counted += values.size
     notes = []
     if blank and len(blank) < len(frames):
-        listed = ", ".join(blank[:10]) + (f" and {len(blank) - 10} more" if len(blank) > 10 else "")
+        listed = listed_frames(blank[:10]) + (
+            f" and {len(blank) - 10} more" if len(blank) > 10 else ""
+        )
         many = len(blank) > 1
         notes.append(
             f"Frame{'s' if many else ''} {listed} show{'' if many else 's'} nothing (one value "
