@@ -371,10 +371,10 @@ def test_a_record_names_only_its_own_labels(tmp_path):
     tifffile.imwrite(job.labels, np.ones((8, 8), np.uint8))
     for replaces in (["crop.tif"], ["../crop.tif"], "crop_unet_cells.ome.tif"):
         job.record.write_text(json.dumps({"output": job.labels.name, "replaces": replaces}))
-        assert batch._recorded_labels(job.record, job.record.read_bytes()) == []
+        assert batch._recorded_labels(job.record, batch._parsed(job.record.read_bytes())) == []
     job.record.write_text(json.dumps({"output": job.labels.name,
                                       "replaces": ["crop_unet_cells.ome.tif"]}))  # fmt: skip
-    assert batch._recorded_labels(job.record, job.record.read_bytes()) == [
+    assert batch._recorded_labels(job.record, batch._parsed(job.record.read_bytes())) == [
         job.labels, tmp_path / "crop_unet_cells.ome.tif"]  # fmt: skip
 
 

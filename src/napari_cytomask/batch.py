@@ -128,13 +128,11 @@ class Job:
         """
         if not self.record.is_file():
             return False
-        content = self.record.read_bytes()
-        named = _recorded_labels(self.record, content)
+        made = _parsed(self.record.read_bytes())
+        named = _recorded_labels(self.record, made)
         # A record written before its labels were in place says so until they are: the
         # labels beside it may be those of an earlier run, of other settings.
-        return (
-            bool(named) and named[0].exists() and json.loads(content).get("finished") is not False
-        )
+        return bool(named) and named[0].exists() and made.get("finished") is not False
 
 
 def masks_only(sources: Sequence[Path]) -> dict[Path, str]:
@@ -275,7 +273,9 @@ def process(
     output = job.chunked_labels() if chunked else job.labels
     # Made again in another format: the old labels would outlive their record. Those of a
     # run stopped before it removed them are named in its record.
-    replaced = [p for p in _recorded_labels(job.record, earlier) if p != output and p.exists()]
+    replaced = [
+        p for p in _recorded_labels(job.record, _parsed(earlier)) if p != output and p.exists()
+    ]
     # No channel chosen, and none named like transmitted light: the first was taken.
     guessed = segmenter.preset.channels is None and not scan.rgb and not scan.by_role("input")
 
@@ -379,16 +379,23 @@ def _relative(path: Path, folder: Path) -> str | None:
         return None
 
 
-def _recorded_labels(record: Path, content: bytes | None) -> list[Path]:
-    """The labels an earlier run's provenance ``record`` (its ``content``, None when there
-    is none) names beside it: those it made, then those it replaces; none when it is
-    unreadable."""
+def _parsed(content: bytes | None) -> dict:
+    """A provenance record's ``content`` read; {} when there is none, or it is no record."""
     try:
         made = json.loads(content) if content is not None else {}
-        replaces = made.get("replaces", [])
-        names = [made["output"], *replaces] if isinstance(replaces, list) else []
-    except (ValueError, TypeError, KeyError, AttributeError):
+    except ValueError:
+        return {}
+    return made if isinstance(made, dict) else {}
+
+
+def _recorded_labels(record: Path, made: dict) -> list[Path]:
+    """The labels an earlier run's provenance ``record`` (``made``, as :func:`_parsed`
+    reads it) names beside it: those it made, then those it replaces; none when it names
+    none."""
+    replaces = made.get("replaces", [])
+    if "output" not in made or not isinstance(replaces, list):
         return []
+    names = [made["output"], *replaces]
     ours = {record.stem + suffix for fmt in FORMATS.values() for suffix in fmt.suffixes}
     if not all(isinstance(n, str) and n in ours for n in names):
         return []  # only labels named as this record's, never another file (the scan)

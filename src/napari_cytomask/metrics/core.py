@@ -744,7 +744,7 @@ def evaluate(
         # Rows of one image are not frames: each frame must be an image itself.
         axes = "a frame axis" if len(frame_shape) == 1 else f"{len(frame_shape)} frame axes"
         raise LabelsError(f"a stack needs {axes} and 2-D or 3-D frames; got shape {gt.shape}.")
-    gt, pred = _frames_of(gt, frame_shape), _frames_of(pred, frame_shape)
+    gt, pred = _frames_of(gt, len(frame_shape)), _frames_of(pred, len(frame_shape))
     if scores is not None and len(scores) != len(gt):
         raise ValueError(f"got scores for {len(scores)} frames but the stack has {len(gt)}.")
     frames = tuple(
@@ -768,9 +768,9 @@ def evaluate(
     )
 
 
-def _frames_of(labels: np.ndarray, frame_shape: tuple[int, ...]) -> np.ndarray:
-    """``labels`` with its frame axes made one."""
-    return labels.reshape(-1, *labels.shape[len(frame_shape) :])
+def _frames_of(labels: np.ndarray, frame_axes: int) -> np.ndarray:
+    """``labels`` with its first ``frame_axes`` axes made one."""
+    return labels.reshape(-1, *labels.shape[frame_axes:])
 
 
 def unmatched_objects(ground_truth, prediction, evaluation: Evaluation, *, stack: int = 0):
@@ -801,8 +801,7 @@ def unmatched_objects(ground_truth, prediction, evaluation: Evaluation, *, stack
         unmatched = ~table.matched
         images, targets = [labels], [result]
         if stack:  # views with the frame axes made one: filling them fills ``result``
-            frame_shape = labels.shape[: int(stack)]
-            images, targets = _frames_of(labels, frame_shape), _frames_of(result, frame_shape)
+            images, targets = _frames_of(labels, int(stack)), _frames_of(result, int(stack))
         for frame, (image, target) in enumerate(zip(images, targets, strict=True)):
             keep = np.isin(image, table.ids[unmatched & (table.frame == frame)])
             target[keep] = image[keep]
