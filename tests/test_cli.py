@@ -1361,6 +1361,22 @@ def test_evaluate_splits_the_time_points_of_a_file_that_stores_z_first(tmp_path)
     assert tp == {"all": 3, "0": 2, "1": 1}
 
 
+def test_export_keeps_the_axes_of_a_file_that_stores_z_first(tmp_path):
+    """Labels stored Z before T were exported in the file's order under the reader's axis
+    names: Z planes became time points and time points Z planes."""
+    from napari_cytomask.io.tiff import read_tiff
+
+    labels = np.zeros((3, 2, 16, 16), np.uint16)  # Z, T: each plane its own id
+    for z, t in np.ndindex(3, 2):
+        labels[z, t, 2:8, 2:8] = 1 + 2 * z + t
+    tifffile.imwrite(tmp_path / "cells.ome.tif", labels, ome=True, metadata={"axes": "ZTYX"})
+    assert main(["export", str(tmp_path / "cells.ome.tif"), "-o", str(tmp_path / "out"),
+                 "-q"]) == 0  # fmt: skip
+    ((data, kwargs, _),) = read_tiff(tmp_path / "out" / "cells.tif")
+    assert kwargs["axis_labels"] == ("T", "Z", "Y", "X")
+    np.testing.assert_array_equal(np.asarray(data), np.moveaxis(labels, 1, 0))
+
+
 def test_training_takes_a_pixel_size_and_fine_tunes_at_its_models(folders, tmp_path, capsys):
     """Files that lost their pixel size trained a model that never resampled, and
     fine-tuning at another magnification taught a model that magnification."""

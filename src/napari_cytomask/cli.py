@@ -1206,38 +1206,21 @@ def _no_cells_advice(preset, channels: int, noted: str) -> str:
     return f"No cells found: {advice}"
 
 
-def _compared_labels(path, channel: int | None = None):
-    """Labels ``evaluate`` reads from ``path`` (the ``channel`` given, or a TIFF's only
-    one), with the axes the file names, in the same order; ``None`` for a file that names
-    none (NumPy, PNG) or holds several channels and none was chosen."""
-    import numpy as np
-
-    from .io.files import open_scan, read_channels, read_image
-    from .io.tiff import is_tiff
-
-    if channel is not None or is_tiff(path):
-        scan = open_scan(path)
-        if channel is not None or (len(scan.channels) == 1 and not scan.rgb):
-            chosen = [scan.channels[0].index] if channel is None else [channel]
-            labels = np.asarray(read_channels(scan, chosen, 1)[0])
-            return labels, scan.axes if len(scan.axes) == labels.ndim else None
-    return read_image(path), None
-
-
-def _frame_axes(stack: str, axes, ground_truth) -> int:
-    """How many leading axes of the ground truth (whose file names ``axes``, or None)
-    ``evaluate --stack`` compares frame by frame."""
+def _frame_axes(stack: str, geometry: dict, ground_truth) -> int:
+    """How many leading axes of the ground truth (whose file names its axes in
+    ``geometry``, from :func:`~napari_cytomask.io.files.read_labels`) ``evaluate --stack``
+    compares frame by frame."""
     from .io.layers import frame_axes
 
     if stack == "volume" or ground_truth.ndim < 3:
         return 0
-    named = frame_axes(axes or ("",) * ground_truth.ndim)
+    named = frame_axes(geometry.get("axis_labels") or ("",) * ground_truth.ndim)
     return max(1, named) if stack == "frames" else named
 
 
 def _evaluate(args) -> int:
     from .io.atomic import check_output
-    from .io.files import match_files
+    from .io.files import match_files, read_labels
     from .metrics import evaluate
     from .metrics.export import COLUMNS, results_rows, write_rows
 
@@ -1250,11 +1233,13 @@ def _evaluate(args) -> int:
     for pred_path, gt_path in pairs:
         # A pair that cannot be compared fails alone, named: the others are still measured.
         try:
-            pred, _ = _compared_labels(pred_path)
-            gt, axes = _compared_labels(gt_path, args.mask_channel)
+            pred, _ = read_labels(pred_path)
+            gt, geometry = read_labels(gt_path, args.mask_channel)
             _note_if_no_background(gt_path, gt, "compared as ground-truth labels")
             _note_if_no_background(pred_path, pred, "compared as predicted labels")
-            result = evaluate(gt, pred, args.thresholds, stack=_frame_axes(args.stack, axes, gt))
+            result = evaluate(
+                gt, pred, args.thresholds, stack=_frame_axes(args.stack, geometry, gt)
+            )
         except (ValueError, OSError) as err:
             failed += 1
             print(f"{pred_path} against {gt_path}: error: {err}", file=sys.stderr, flush=True)
@@ -1287,7 +1272,7 @@ def _evaluate(args) -> int:
 def _export(args) -> int:
     from .io.atomic import folder_writer
     from .io.export import LabelsExport, export_labels, recorded_fields, segment_record
-    from .io.files import find_inputs, geometry_of, open_scan, read_image
+    from .io.files import find_inputs, read_labels
 
     items = find_inputs(args.labels)
     for folder in sorted({path.parent for path in map(Path, items)}):
@@ -1313,13 +1298,12 @@ def _export(args) -> int:
     exports = []
     for path, name in zip(items, _export_names(items), strict=True):
         info = records[path]
-        labels = read_image(str(path))
+        labels, axes = read_labels(path)
         if not info:  # not a result of segment
             _note_if_no_background(path, labels, "exported as labels")
         described = {**recorded_fields(info), **_from_source(info)} if info else {}
         exports.append(LabelsExport(
-            name=name, labels=labels, **geometry_of(open_scan(path), labels.ndim),
-            **{"source": str(path), **described},
+            name=name, labels=labels, **axes, **{"source": str(path), **described},
         ))  # fmt: skip
     written = export_labels(
         exports, args.output_dir, formats=args.formats, objects_csv=not args.no_tables,

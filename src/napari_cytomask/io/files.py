@@ -317,6 +317,24 @@ def file_pixel_size(path: str | os.PathLike) -> tuple[float, float] | None:
     return pixel_size_um(scan.scale, scan.units)
 
 
+def read_labels(path, channel: int | None = None) -> tuple[np.ndarray, dict]:
+    """Label ids read from ``path`` (the ``channel`` given, or a TIFF's only one) in memory,
+    with what the file says of their axes (:func:`geometry_of`), in the same order.
+
+    A TIFF's channel is read in the order of the axes the reader names, not the order the
+    file stores them in (Z before T, say), so its names fit it. A file that holds several
+    channels, none chosen, is read whole (:func:`read_image`), its axes unnamed, as are
+    those of other files (NumPy, PNG).
+    """
+    if channel is not None or is_tiff(path):
+        scan = open_scan(path)
+        if channel is not None or (len(scan.channels) == 1 and not scan.rgb):
+            chosen = [scan.channels[0].index] if channel is None else [channel]
+            labels = np.asarray(read_channels(scan, chosen, 1)[0])
+            return labels, geometry_of(scan, labels.ndim)
+    return read_image(path), {}
+
+
 def geometry_of(scan: Scan, ndim: int) -> dict:
     """A scan's axis names, pixel sizes and units as keyword arguments of
     :func:`~napari_cytomask.io.writers.write_labels`, for labels of ``ndim`` axes made from
