@@ -668,16 +668,17 @@ def _guarded(func: Callable, args: tuple, kwargs: dict):
 
 def typed_path(text: str) -> str:
     """A path as typed or pasted into a field, as a shell would take it: without the spaces
-    around it or the quotes a file manager's "copy as path" adds, a ``file://`` address
-    as its path, "~" expanded; "" for an empty field."""
+    around it or the quotes a file manager's "copy as path" adds, a ``file://`` (or
+    ``file:/``) address as its path, "~" expanded; "" for an empty field."""
     text = text.strip()
     if len(text) > 1 and text[0] == text[-1] and text[0] in "\"'":
         text = text[1:-1].strip()
-    if text.lower().startswith("file://"):
-        # The path after the host (none, or "localhost"), its %-escapes decoded; a "#" or
-        # "?" typed in it is part of the path, not of an address.
-        path = unquote(text[len("file://") :])
-        path = path if path.startswith("/") else "/" + path.partition("/")[2]
+    if text.lower().startswith("file:/"):
+        # The path after the host (none, or "localhost"; "file:/data" names none), its
+        # %-escapes decoded; a "#" or "?" typed in it is part of the path, not of an address.
+        path = unquote(text[len("file:") :])
+        if path.startswith("//"):
+            path = path[2:] if path.startswith("///") else "/" + path[2:].partition("/")[2]
         text = path[1:] if re.match(r"/[A-Za-z]:", path) else path  # /C:/data: C:/data
     return os.path.expanduser(text) if text else ""
 
