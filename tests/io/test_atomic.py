@@ -82,3 +82,20 @@ def test_replacing_a_link_replaces_the_file_it_points_to(tmp_path):
     with pytest.raises(FileExistsError):
         atomic.write_atomically(link, lambda tmp: tmp.write_bytes(b"newer"))
     assert target.read_bytes() == b"new"
+
+
+def test_replacing_a_link_to_a_folder_replaces_the_folder_it_points_to(tmp_path):
+    """An OME-Zarr store saved with overwrite onto a link to one: the link became a folder of
+    its own and the store it pointed to kept the old labels."""
+    target, link = tmp_path / "shared" / "labels.ome.zarr", tmp_path / "link.ome.zarr"
+    target.mkdir(parents=True)
+    (target / "old").write_bytes(b"old")
+    link.symlink_to(target, target_is_directory=True)
+
+    def write(tmp):
+        (tmp / "new").write_bytes(b"new")
+
+    written = atomic.write_directory_atomically(link, write, overwrite=True)
+    assert link.is_symlink() and written == target
+    assert sorted(p.name for p in target.iterdir()) == ["new"]
+    assert sorted(p.name for p in target.parent.iterdir()) == ["labels.ome.zarr"]

@@ -144,10 +144,7 @@ def write_atomically(
     path = Path(path)
     if os.path.lexists(path) and not overwrite:
         raise _exists(path)
-    if os.path.islink(path) and os.path.exists(path):
-        # Replaced, a link to a file would become a file of its own, and the file it
-        # points to would keep the old content: the file is replaced, as a shell's ">" does.
-        path = Path(os.path.realpath(path))
+    path = _linked(path)
     directory = make_folder(path.parent)  # a new folder, as segment and export make
     remove_leftovers(path)
     fd, tmp_name = _temporary(directory, path.name)
@@ -182,6 +179,14 @@ def write_atomically(
     return path
 
 
+def _linked(path: Path) -> Path:
+    """What a write of ``path`` replaces: through a link, the file or folder it points to.
+
+    Replaced, a link would become a file of its own and what it points to would keep the
+    old content: the target is replaced, as a shell's ">" does."""
+    return Path(os.path.realpath(path)) if os.path.islink(path) and os.path.exists(path) else path
+
+
 #: Free bytes under which a disk counts as full.
 _FULL_BELOW = 1 << 20
 
@@ -208,6 +213,7 @@ def write_directory_atomically(
             f"{path} {_what_exists(path)} and was left as it is. Choose another name, or "
             "delete it first."
         )
+    path = _linked(path)
     directory = make_folder(path.parent)  # a new folder, as segment and export make
     remove_leftovers(path)
     try:
