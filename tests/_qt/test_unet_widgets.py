@@ -784,7 +784,7 @@ def test_saving_over_a_model_file_asks_first(
     trainer.output.setText("~/mine")  # the ending is added, ~ is the home folder
     questions = []
     answers = iter([False, True])
-    monkeypatch.setattr(unet_widgets, "ask_to_replace",
+    monkeypatch.setattr(unet_widgets, "ask_yes_no",
                         lambda parent, title, question, details: questions.append(question)
                         or next(answers))  # fmt: skip
     trainer.train()
@@ -1049,3 +1049,36 @@ def test_frames_of_a_stack_that_show_nothing_are_named(
         "in all 3 frames. Frame 1 shows nothing (one value or no number, as with a closed "
         "shutter), so no cells were found there." in segmenter.status.text()
     )
+
+
+def test_the_keyboard_focus_follows_the_run_button_to_cancel_and_back(qtbot):
+    """Started from the keyboard, a step's disabled run button passed the focus out of the
+    step (to napari's button that hides the dock): Esc no longer cancelled, and the next
+    Space hid the dock while the step ran on."""
+    from qtpy.QtWidgets import QPushButton, QVBoxLayout, QWidget
+
+    from napari_cytomask._qt._live import take_keys
+
+    window = QWidget()
+    controls = StepControls("Segment cytoplasm", "Segment.")
+    hide = QPushButton("Hide this panel")  # what napari puts after a dock's content
+    layout = QVBoxLayout(window)
+    layout.addWidget(controls)
+    layout.addWidget(hide)
+    cancelled = []
+    controls.cancel_button.clicked.connect(lambda: cancelled.append("button"))
+    take_keys(window, lambda: None, lambda: cancelled.append("Esc"))
+    qtbot.addWidget(window)
+    window.show()
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)
+    controls.run_button.setFocus()
+    qtbot.waitUntil(controls.run_button.hasFocus)
+
+    controls.set_running(True)
+    assert controls.cancel_button.hasFocus()
+    qtbot.keyClick(window.focusWidget(), Qt.Key.Key_Escape)
+    assert cancelled == ["Esc"]
+    controls.set_running(False)
+    assert controls.run_button.hasFocus()
+    assert not hide.hasFocus()

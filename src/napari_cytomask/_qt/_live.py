@@ -112,8 +112,18 @@ class StepControls(QWidget):
         self.buttons.addWidget(button)
 
     def set_running(self, running: bool) -> None:
-        self.run_button.setEnabled(not running)
-        self.cancel_button.setEnabled(running)
+        """Swap the run button for Cancel, the keyboard focus with them: a disabled button
+        that held the focus would pass it on out of the step (to napari's button that hides
+        the dock, or to Reset), where Esc no longer cancels and Space presses that button."""
+        leaving, coming = (
+            (self.run_button, self.cancel_button)
+            if running
+            else (self.cancel_button, self.run_button)
+        )
+        coming.setEnabled(True)
+        if leaving.hasFocus() or self.hasFocus():
+            (coming if coming.isVisibleTo(self) else self).setFocus()
+        leaving.setEnabled(False)
         self._pace = Pace(after=_PACE_AFTER)
         self.running_changed.emit(running)
 
