@@ -33,7 +33,7 @@ from qtpy.QtWidgets import (
 )
 from skimage import io as skio
 
-from napari_cytomask._qt import export_panel
+from napari_cytomask._qt import cytomask_dock, export_panel
 from napari_cytomask._qt._settings import GROUP, set_value, value_of
 from napari_cytomask._qt.cytomask_dock import STEPS, CytomaskDock
 from napari_cytomask._qt.watershed_widget import WatershedWidget
@@ -113,7 +113,7 @@ def _another_value(control, i: int):
 
 
 def test_settings_come_back_by_name_with_other_layers_and_reset(
-    make_napari_viewer_proxy, qtbot, settings, real_scan
+    make_napari_viewer_proxy, qtbot, settings, real_scan, monkeypatch
 ):
     viewer = make_napari_viewer_proxy()
     viewer.open_sample("napari-cytomask", "tilescan")
@@ -151,12 +151,24 @@ def test_settings_come_back_by_name_with_other_layers_and_reset(
     assert not again.watershed.runner.busy
     assert again.watershed.input.currentText() in {layer.name for layer in viewer.layers}
 
-    # Reset to defaults: every control shows its default and nothing stays stored.
+    # Reset to defaults asks first, naming what it would forget; No keeps every value.
+    asked = []
+    monkeypatch.setattr(cytomask_dock, "ask_yes_no", lambda *a: asked.append(a) or False)
+    again.reset_button.click()
+    assert {key: value_of(c) for key, c in again.settings.controls().items()} == saved
+    ((_, title, question, details),) = asked
+    assert question.startswith(f"Put {len(changed)} setting(s) back to their defaults?")
+    assert "Flip test-time augmentation" in details and "Minimum cell size" in details
+    # Yes: every control shows its default and nothing stays stored.
+    monkeypatch.setattr(cytomask_dock, "ask_yes_no", lambda *a: asked.append(a) or True)
     again.reset_button.click()
     assert {key: value_of(c) for key, c in again.settings.controls().items()} == defaults
     store = QSettings(settings.fileName(), settings.format())
     store.beginGroup(GROUP)
     assert store.allKeys() == []
+    # With nothing to forget, nothing is asked.
+    again.reset_button.click()
+    assert len(asked) == 2
 
 
 def test_edits_are_stored_by_parameter_name(
@@ -573,7 +585,7 @@ def test_export_into_a_folder_with_the_files_asks_once(
         questions.append(message)
         return reply
 
-    monkeypatch.setattr(export_panel, "ask_to_replace", lambda p, t, q, m: answer(p, m, False))
+    monkeypatch.setattr(export_panel, "ask_yes_no", lambda p, t, q, m: answer(p, m, False))
     dock.run_current()
     qtbot.waitUntil(lambda: "Nothing was written" in dock.export.status.text(), timeout=30_000)
     out = tmp_path / "out"
@@ -587,7 +599,7 @@ def test_export_into_a_folder_with_the_files_asks_once(
     )
     assert (tmp_path / "out" / "cells.tif").stat().st_mtime_ns == written
 
-    monkeypatch.setattr(export_panel, "ask_to_replace", lambda p, t, q, m: answer(p, m, True))
+    monkeypatch.setattr(export_panel, "ask_yes_no", lambda p, t, q, m: answer(p, m, True))
     dock.run_current()
     qtbot.waitUntil(lambda: "Wrote" in dock.export.status.text(), timeout=30_000)
     assert len(questions) == 2

@@ -66,7 +66,7 @@ def test_export_panel_writes_selected_layers_and_reads_back(
 
     # A second export finds the files: the user is asked, and "no" keeps them.
     before = (tmp_path / "prediction.tif").read_bytes()
-    monkeypatch.setattr(export_panel, "ask_to_replace", lambda *a: False)
+    monkeypatch.setattr(export_panel, "ask_yes_no", lambda *a: False)
     panel.export()
     qtbot.waitUntil(lambda: "Nothing was written" in panel.status.text(), timeout=30_000)
     assert (tmp_path / "prediction.tif").read_bytes() == before
@@ -142,7 +142,7 @@ def test_a_lazy_scan_is_read_once_and_only_after_the_replace_question(
     assert once == 3  # each plane, once
 
     answers = iter([False, True])
-    monkeypatch.setattr(export_panel, "ask_to_replace", lambda *a: next(answers))
+    monkeypatch.setattr(export_panel, "ask_yes_no", lambda *a: next(answers))
     worker_reads.clear()
     panel.export()
     qtbot.waitUntil(lambda: "Nothing was written" in panel.status.text(), timeout=30_000)
@@ -221,7 +221,7 @@ def test_a_folder_that_is_a_file_or_none_is_said_before_writing(
     errors = []
     monkeypatch.setattr("napari_cytomask._qt._live.show_error", errors.append)
     asked = []
-    monkeypatch.setattr(export_panel, "ask_to_replace", lambda *a: asked.append(a) or True)
+    monkeypatch.setattr(export_panel, "ask_yes_no", lambda *a: asked.append(a) or True)
     viewer = make_napari_viewer_proxy()
     viewer.add_labels(np.eye(16, dtype=np.uint8), name="cells")
     panel = ExportPanel(viewer)
@@ -243,7 +243,7 @@ def test_the_file_a_layer_was_opened_from_is_never_replaced(
     once the overwrite question was answered (File > Save is what saves over it)."""
     errors = []
     monkeypatch.setattr("napari_cytomask._qt._live.show_error", errors.append)
-    monkeypatch.setattr(export_panel, "ask_to_replace", lambda *a: True)
+    monkeypatch.setattr(export_panel, "ask_yes_no", lambda *a: True)
     labels = np.zeros((32, 32), np.uint16)
     labels[4:12, 4:12], labels[20:28, 18:30] = 1, 2
     path = tmp_path / "cells.tif"

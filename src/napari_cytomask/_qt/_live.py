@@ -693,8 +693,8 @@ def typed_path(text: str) -> str:
     return os.path.expanduser(text) if text else ""
 
 
-def ask_to_replace(parent: QWidget, title: str, question: str, details: str) -> bool:
-    """Ask whether to replace files (No is the default); True for Yes."""
+def ask_yes_no(parent: QWidget, title: str, question: str, details: str) -> bool:
+    """Ask before something is replaced or forgotten (No is the default); True for Yes."""
     box = QMessageBox(
         QMessageBox.Icon.Question,
         title,

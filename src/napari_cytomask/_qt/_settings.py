@@ -173,6 +173,10 @@ class StepSettings:
         self._edited.clear()  # shown from the store, not edited
         return unreadable
 
+    def changed(self) -> list[str]:
+        """The names (``"<step>/<name>"``) of the values shown that are not the defaults."""
+        return [key for key, c in self.controls().items() if value_of(c) != self.defaults[key]]
+
     def reset(self) -> None:
         """Show every default value and forget the stored ones."""
         for key, control in self.controls().items():

@@ -18,6 +18,7 @@ import napari
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QSettings, QTimer
 from qtpy.QtWidgets import (
+    QAbstractButton,
     QComboBox,
     QHBoxLayout,
     QLabel,
@@ -32,7 +33,7 @@ from ..cli import shell_quoted
 from ..io.layers import layer_info
 from ..pipeline import METHODS, Preset
 from ..roles import role_of
-from ._live import FitsTheScreen, ask_save_path, take_keys
+from ._live import FitsTheScreen, ask_save_path, ask_yes_no, take_keys
 from ._settings import StepSettings, changed_signal
 from .channel_roles import ChannelRolesWidget
 from .export_panel import ExportPanel
@@ -243,6 +244,15 @@ class CytomaskDock(FitsTheScreen, QWidget):
         if any(r.busy for r in runners) or self.watershed.applying():
             show_info("Reset to defaults after the running step ends, or cancel it (Esc).")
             return
+        changed, controls = self.settings.changed(), self.settings.controls()
+        if changed and not ask_yes_no(
+            self,
+            "Reset to defaults?",
+            f"Put {len(changed)} setting(s) back to their defaults? The values you chose "
+            "are forgotten.",
+            "Changed: " + "; ".join(_setting_name(key, controls[key]) for key in changed) + ".",
+        ):
+            return
         self.settings.reset()
         self.watershed.stop_preview()
         self._method_changed()
@@ -375,3 +385,11 @@ def open_on_sample(viewer: napari.viewer.Viewer) -> None:
     # Fit the image once the window is laid out, beside the dock: fitted before, it
     # would fill the canvas as wide as the window and hide the image's sides.
     QTimer.singleShot(0, viewer.reset_view)
+
+
+def _setting_name(key: str, control: QWidget) -> str:
+    """A remembered setting by the name a user reads beside it (its label or its text)."""
+    name = control.accessibleName()
+    if not name and isinstance(control, QAbstractButton):
+        name = control.text()
+    return (name or key.split("/", 1)[1].replace("_", " ")).replace("&", "").rstrip(": ")

@@ -31,7 +31,7 @@ from ._live import (
     Runner,
     StepControls,
     StepWidget,
-    ask_to_replace,
+    ask_yes_no,
     step_page,
     typed_path,
 )
@@ -201,7 +201,7 @@ class ExportPanel(StepWidget, QWidget):
             question = (
                 "Some of the files this export writes are already in the folder. Replace them?"
             )
-            if ask_to_replace(self, "Replace files?", question, _listed(exists.paths, folder)):
+            if ask_yes_no(self, "Replace files?", question, _listed(exists.paths, folder)):
                 self.status.setText("Replacing the files…")
                 self.runner.run_now(_export_job, overwrite=True, **self._pending)
             else:

@@ -76,7 +76,7 @@ from ._live import (
     Runner,
     StepControls,
     StepWidget,
-    ask_to_replace,
+    ask_yes_no,
     failed,
     number_box,
     scrolled,
@@ -1171,7 +1171,7 @@ class UNetTrainWidget(StepWidget, QWidget):
             return False
         question = f"{target.name} is already in {target.parent}. Replace it with this run's model?"
         details = "Its model is lost once the first epoch of this run has been saved."
-        if ask_to_replace(self, "Replace the model?", question, details):
+        if ask_yes_no(self, "Replace the model?", question, details):
             return True
         self.status.setText(
             f"Nothing was trained: {target.name} is as it was. Choose another name under "
