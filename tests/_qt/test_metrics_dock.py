@@ -526,3 +526,34 @@ def test_a_closed_dock_computes_no_more(make_napari_viewer, qtbot, labels, monke
     viewer.window.add_dock_widget(dock, name="metrics again")
     edit()
     qtbot.waitUntil(lambda: computed != [], timeout=10_000)
+
+
+def test_a_result_made_one_frame_at_a_time_is_compared_in_those_frames(
+    make_napari_viewer_proxy, qtbot, labels
+):
+    """A split previewed on one position of four became the prediction, and its three
+    never-made positions were scored as cells missed: F1@0.5 0.39 for a perfect split."""
+    viewer = make_napari_viewer_proxy()
+    truth = np.stack([labels] * 3)
+    preview = np.zeros_like(truth)
+    preview[1] = labels
+    viewer.add_labels(truth, name="ground truth", axis_labels=("P", "y", "x"))
+    record = {"role": "result", "method": "watershed_split", "parameters": None,
+              "frames_made": ["1"]}  # fmt: skip
+    viewer.add_labels(preview, name="cells split", metadata={"cytomask": record})
+    dock = MetricsDock(viewer)
+    viewer.window.add_dock_widget(dock, name="Segmentation metrics")
+    qtbot.waitUntil(lambda: dock.evaluation is not None, timeout=10_000)
+    assert dock.prediction_layer.name == "cells split"
+    n = len(np.unique(labels)) - 1
+    assert _cell(dock, "F1") == "1.000" and _cell(dock, "True positives") == str(n)
+    assert dock.status.text().endswith(
+        "Compared in frame 1 only: the other frames of 'cells split' were never made (a "
+        "preview makes the frame on show; Apply makes them all)."
+    )
+    # Once every frame is made (an Apply), the whole stack is compared again.
+    layer = viewer.layers["cells split"]
+    layer.metadata = {"cytomask": {**record, "frames_made": None}}
+    layer.data = truth.copy()
+    qtbot.waitUntil(lambda: _cell(dock, "True positives") == str(3 * n), timeout=10_000)
+    assert "Compared in" not in dock.status.text()

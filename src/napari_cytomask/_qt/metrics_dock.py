@@ -27,9 +27,12 @@ from ..io.export import safe_file_name
 from ..io.layers import (
     HIGHLIGHT_METHODS,
     frame_axes,
+    frame_key,
     is_highlight,
     is_result,
+    layer_info,
     listed_frames,
+    made_frames,
     result_metadata,
 )
 from ..labels import LabelsError, as_labels, check_same_shape
@@ -104,14 +107,21 @@ def _table(rows: list[str], tips: list[str], columns: list[str]) -> QTableWidget
     return table
 
 
-def compute_metrics(ground_truth, prediction, stack: int, threshold: float, highlight: bool):
+def compute_metrics(
+    ground_truth, prediction, stack: int, threshold: float, highlight: bool, made=None
+):
     """Evaluate in a worker thread; returns ``(evaluation, false_positives, false_negatives)``.
 
     The layer data are copied first, so painting while this runs cannot change
-    the arrays under the computation (the edit schedules a new run anyway).
+    the arrays under the computation (the edit schedules a new run anyway). ``made``
+    (:func:`~napari_cytomask.io.layers.made_frames`) leaves the frames a result never made
+    out: emptied in both images, they add no object, match or pixel to any score.
     """
     gt = np.array(ground_truth, copy=True)
     pred = np.array(prediction, copy=True)
+    if made is not None:
+        gt[~made] = 0
+        pred[~made] = 0
     result = evaluate(gt, pred, match_threshold=threshold, stack=stack)
     if not highlight:
         return result, None, None
@@ -137,6 +147,8 @@ class MetricsDock(StepWidget, QWidget):
         self._hidden: set[str] = set()  # highlights the dock hid while no comparison stood
         # The names of the compared layers and how they are misplaced, for the status and CSV.
         self._pair: tuple[str, str, str] = ("", "", "")
+        #: What the status says of frames left out because a layer never made them.
+        self._made_only = ""
         self._shape: tuple[int, ...] = ()  # of the layers compared
 
         self.prediction_combo = QComboBox()
@@ -388,6 +400,7 @@ class MetricsDock(StepWidget, QWidget):
             return
         self._pair = (pred.name, gt.name, _misaligned(pred, gt))
         self._shape = tuple(np.shape(gt_data))
+        made, self._made_only = _made_frames(self._shape, (pred, gt))
         self.status.setText("Computing…")
         args = (
             gt_data,
@@ -396,6 +409,7 @@ class MetricsDock(StepWidget, QWidget):
             max(1, frame_axes(gt.axis_labels)) if self.stack_check.isChecked() else 0,
             self.threshold_spin.value(),
             self.highlight_check.isChecked(),
+            made,
         )
         if now:
             self.runner.run_now(compute_metrics, *args, notify=not quiet)
@@ -444,6 +458,8 @@ class MetricsDock(StepWidget, QWidget):
         text += "."
         if notes:
             text += f" Note: {' and '.join(notes)}, so ratios without a true positive are 0."
+        if self._made_only:
+            text += " " + self._made_only
         pred_name, gt_name, misaligned = self._pair
         if misaligned:
             text += (
@@ -580,6 +596,25 @@ _PLACEMENT = {
     "shear": lambda layer: layer.shear,
     "affine transform": lambda layer: layer.affine.affine_matrix,
 }
+
+
+def _made_frames(shape, layers) -> tuple[np.ndarray | None, str]:
+    """The frames of ``shape`` that every one of ``layers`` made (a split's preview makes
+    the frame on show only), and a note naming them; ``(None, "")`` when all were made."""
+    made, unmade_in = None, []
+    for layer in layers:
+        own = made_frames(shape, layer_info(layer).get("frames_made"))
+        if own is not None and not own.all():
+            made = own if made is None else made & own
+            unmade_in.append(f"'{layer.name}'")
+    if made is None:
+        return None, ""
+    kept = [frame_key(place) for place in zip(*np.nonzero(made), strict=True)]
+    which = f"frame {listed_frames(kept)} only" if kept else "no frame"
+    return made, (
+        f"Compared in {which}: the other frames of {' and '.join(unmade_in)} were never "
+        "made (a preview makes the frame on show; Apply makes them all)."
+    )
 
 
 def _misaligned(a, b) -> str:

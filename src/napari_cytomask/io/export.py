@@ -38,7 +38,7 @@ from .atomic import (
     write_atomically,
     write_json,
 )
-from .layers import frame_place, pixel_size_um, time_step
+from .layers import made_frames, pixel_size_um, time_step
 from .writers import FILE_FORMATS, FORMATS, label_writer
 
 #: The packages whose versions a result records, from the dock as from the command line.
@@ -446,15 +446,12 @@ def cell_counts(export: LabelsExport) -> list[dict[str, object]]:
     labels = as_labels(export.labels, f"layer {export.name!r}")
     frames = labels.reshape(-1, *labels.shape[-2:])
     stack = _Frames(export)
-    made = None
-    if export.frames_made is not None:
-        made = {frame_place(key) for key in export.frames_made}
+    made = made_frames(labels.shape, export.frames_made)
     rows = []
     for i, frame in enumerate(frames):
         cells = int(np.count_nonzero(np.unique(frame)))
-        if made is not None:
-            index = tuple(int(n) for n in np.unravel_index(i, labels.shape[:-2]))
-            cells = cells if any(index[: len(key)] == key for key in made) else None
+        if made is not None and not made.flat[i]:
+            cells = None
         rows.append({**stack.values(i), "cells": cells})
     return rows
 

@@ -327,6 +327,22 @@ def frame_place(key: str) -> tuple[int, ...]:
     return tuple(int(i) for i in key.split(","))
 
 
+def made_frames(shape, keys) -> np.ndarray | None:
+    """Which frames of an image of ``shape`` a result made, from its record's
+    ``frames_made`` (:func:`frame_key` of each, on the leading axes they name): a boolean
+    array over ``shape[:-2]``; None when the record names none (every frame was made)."""
+    if keys is None:
+        return None
+    made = np.zeros(tuple(shape[:-2]), bool)
+    for key in keys:
+        place = frame_place(key)
+        if len(place) <= made.ndim and all(
+            0 <= i < n for i, n in zip(place, made.shape, strict=False)
+        ):
+            made[place] = True
+    return made
+
+
 def listed_frames(keys) -> str:
     """Frames named by :func:`frame_key` in a sentence: apart by semicolons when they are
     of several axes ("0,1; 1,2" is two frames, "0,1, 1,2" read as four)."""
