@@ -352,6 +352,26 @@ def test_a_new_result_handed_over_during_apply_leaves_the_apply_running(
 
 
 @pytest.mark.gui
+def test_live_preview_ticked_during_apply_leaves_the_apply_running(
+    make_napari_viewer_proxy, qtbot, truth
+):
+    """Ticked while Apply ran, Live preview started a preview whose worker took Apply's
+    place: one frame of twelve was split, and nothing said Apply had stopped."""
+    viewer = make_napari_viewer_proxy()
+    viewer.add_labels(np.stack([truth] * 12), name="cells")
+    widget = _splitting(viewer, qtbot, "cells")
+    widget.live.setChecked(False)
+    widget.apply()
+    assert widget.applying()
+    widget.live.click()  # ticked
+    assert widget.live.isChecked() and widget.applying()
+    qtbot.waitUntil(lambda: "Done" in widget.status.text(), timeout=60_000)
+    output = viewer.layers["cells split"]
+    assert all(frame.any() for frame in output.data)
+    assert "frames_made" not in output.metadata["cytomask"]
+
+
+@pytest.mark.gui
 def test_an_input_handed_over_during_an_apply_whose_input_is_closed_is_taken(
     make_napari_viewer_proxy, qtbot, truth
 ):

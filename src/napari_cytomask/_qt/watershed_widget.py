@@ -459,7 +459,7 @@ class WatershedWidget(StepWidget, QWidget):
 
     def _changed(self, *args) -> None:
         """A parameter changed: preview with it when live."""
-        if self.live.isChecked() and not self.applying():
+        if self.live.isChecked():
             self.preview()
 
     def _follow(self, *args) -> None:
@@ -477,7 +477,11 @@ class WatershedWidget(StepWidget, QWidget):
         self._previewing = False
 
     def preview(self) -> None:
-        """Re-run the displayed frame (debounced, in a worker) and show it."""
+        """Re-run the displayed frame (debounced, in a worker) and show it; not while Apply
+        runs (a preview's worker would take the place of Apply's, which would stop unsaid,
+        its other frames never made)."""
+        if self.applying():
+            return
         self._previewing = True
         try:
             layer, arrays, metadata = self._inputs()
