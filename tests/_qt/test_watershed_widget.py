@@ -486,3 +486,23 @@ def test_a_threshold_is_suggested_from_the_numbers_of_the_frame_on_show(
         "The frame of 'shutter closed' on show holds only 0: show one with cells to have its "
         "threshold suggested."
     )
+
+
+@pytest.mark.gui
+def test_splitting_cells_drawn_through_z_planes_says_they_are_split_plane_by_plane(
+    make_napari_viewer_proxy, qtbot, truth
+):
+    """25 cells through 4 Z planes became 100 cells, said as "in all 4 frames", and the
+    metrics then matched none of them to the cells they came from."""
+    viewer = make_napari_viewer_proxy()
+    viewer.add_labels(np.stack([truth] * 3), name="volume", axis_labels=("Z", "y", "x"))
+    viewer.add_labels(np.stack([truth] * 3), name="positions", axis_labels=("P", "y", "x"))
+    planes = np.stack([truth, np.where(truth > 0, truth + truth.max(), 0)])
+    viewer.add_labels(planes, name="plane by plane", axis_labels=("Z", "y", "x"))
+    notes = {}
+    for name in ("volume", "positions", "plane by plane"):
+        widget = _splitting(viewer, qtbot, name)
+        widget.apply()
+        qtbot.waitUntil(lambda w=widget: "Done" in w.status.text(), timeout=60_000)
+        notes[name] = "holds cells through several Z planes" in widget.status.text()
+    assert notes == {"volume": True, "positions": False, "plane by plane": False}

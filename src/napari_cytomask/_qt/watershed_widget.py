@@ -23,6 +23,7 @@ from skimage.filters import threshold_otsu
 from ..io.layers import (
     METADATA_KEY,
     finite_values,
+    frame_axes,
     frame_key,
     frame_place,
     layer_info,
@@ -519,7 +520,9 @@ class WatershedWidget(StepWidget, QWidget):
             self.status.setText(f"Preview: {int(labels.max())} cells in the displayed frame.")
         else:
             self.status.setText(
-                f"Done: {cells_in(output, int(labels.max()))}.{_unlike_cells(source, metadata)}"
+                f"Done: {cells_in(output, int(labels.max()))}."
+                + _unlike_cells(source, metadata)
+                + _cells_through_planes(source, metadata)
             )
             if self._pending is not None:
                 return  # the newer result, handed over when this run ends, stays checked
@@ -622,6 +625,28 @@ def _unlike_cells(source, metadata) -> str:
             f"DIC), these are not its cells: its brightness does not tell cells from "
             f"background. {advice}"
         )
+    return ""
+
+
+def _cells_through_planes(source, metadata) -> str:
+    """What to say after splitting cells drawn through Z planes (one id in several planes):
+    each plane is split on its own, so every plane's part of a cell has an id of its own
+    (25 cells in 4 planes became 100, which the metrics then match to none)."""
+    if metadata[METADATA_KEY]["method"] != "watershed_split":
+        return ""
+    data = np.asarray(source.data)
+    volume = data.ndim - 2 - frame_axes(source.axis_labels)
+    if volume < 1:
+        return ""
+    for frame in data.reshape(-1, *data.shape[-2 - volume :]):
+        planes = frame.reshape(-1, *frame.shape[-2:])
+        per_plane = sum(np.count_nonzero(np.unique(plane)) for plane in planes)
+        if per_plane > np.count_nonzero(np.unique(frame)):
+            return (
+                f" Note: '{source.name}' holds cells through several Z planes, and the split "
+                "works on each plane on its own (2D): every plane's part of a cell has an id "
+                "of its own, so counts and 3-D comparisons do not hold."
+            )
     return ""
 
 
