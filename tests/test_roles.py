@@ -45,6 +45,16 @@ def test_fractional_channel_cannot_become_a_mask(viewer):
     assert viewer.layers["GFP"] is gfp and role_of(gfp) == "image"
 
 
+def test_a_colour_channel_cannot_become_a_mask(viewer):
+    """An RGB TIFF opened by the plugin, made a mask, failed in napari's own terms:
+    "axis_labels=('Y', 'X') must have length ndim=3"."""
+    record = {"cytomask": {"role": "image", "source": "photo.tif"}}
+    photo = viewer.add_image(np.zeros((8, 8, 3), np.uint8), rgb=True, name="photo", metadata=record)
+    with pytest.raises(LabelsError, match="colour \\(RGB\\) image.*Split RGB"):
+        set_role(viewer.layers, photo, "mask")
+    assert viewer.layers["photo"] is photo and role_of(photo) == "image"
+
+
 def test_layers_not_opened_by_the_plugin_are_refused(viewer):
     other = viewer.add_image(np.zeros((4, 4)), name="other")
     with pytest.raises(ValueError, match="not opened"):

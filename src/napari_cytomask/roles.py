@@ -12,7 +12,7 @@ import numpy as np
 from napari.layers import Image, Labels, Layer
 
 from .io.layers import METADATA_KEY, ROLES, Role, grid_sample, layer_info, looks_like_mask
-from .labels import as_labels
+from .labels import LabelsError, as_labels
 
 _SHARED_STATE = ("name", "scale", "translate", "units", "axis_labels", "visible", "opacity")
 
@@ -100,7 +100,7 @@ def set_role(layers, layer: Layer, role: Role) -> Layer:
     ValueError
         For an unknown role, or a layer the plugin did not open.
     napari_cytomask.labels.LabelsError
-        When a channel with fractional values is made a mask.
+        When a channel with fractional values, or a colour image, is made a mask.
     """
     if role not in ROLES:
         raise ValueError(f"Unknown role {role!r}; choose one of {ROLES}.")
@@ -112,6 +112,12 @@ def set_role(layers, layer: Layer, role: Role) -> Layer:
             if other is not layer and same_scan and role_of(other) == "input":
                 _record(other, "image")
     wants_labels = role == "mask"
+    if wants_labels and getattr(layer, "rgb", False):
+        raise LabelsError(
+            f"'{layer.name}' is a colour (RGB) image: its pixels hold three values, where a "
+            "mask holds one id. Open the mask as a single-channel image, or split the colours "
+            "first (right-click the layer > Split RGB) and make one of them the mask."
+        )
     if wants_labels == isinstance(layer, Labels):
         _record(layer, role)
         return layer
