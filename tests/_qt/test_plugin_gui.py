@@ -293,3 +293,29 @@ def test_a_dock_opened_alone_shows_its_settings_whole(make_napari_viewer, qtbot,
     for area in areas:
         need, room = area.widget().minimumSizeHint().width(), area.viewport().width()
         assert need <= room, (area.widget(), need, room)
+
+
+def test_every_dock_of_its_own_gives_its_settings_the_docks_height(make_napari_viewer_proxy, qtbot):
+    from qtpy.QtCore import QPoint
+
+    from napari_cytomask._qt._live import StepControls
+
+    """Train a U-Net kept its settings in a box of their least height, scrolling, with
+    300 px of empty dock below them: napari fills a dock that asks for no height with a
+    stretch."""
+    viewer = make_napari_viewer_proxy(show=True)
+    viewer.window._qt_window.resize(1280, 800)
+    names = ("Segment cytoplasm", "Segment cytoplasm (U-Net)", "SAM2 automatic masks",
+             "Separate touching cells", "Segmentation metrics", "Export labels",
+             "Train a U-Net", "Channel roles")  # fmt: skip
+    for name in names:
+        dock, widget = viewer.window.add_plugin_dock_widget("napari-cytomask", name)
+        qtbot.wait(50)
+        shown = [c for c in widget.findChildren(StepControls) if c.isVisible()]
+        # The run button, progress and status sit at the foot of the dock (above a footer
+        # at most), under settings that take the rest of its height.
+        for controls in shown:
+            foot = controls.mapTo(dock, QPoint(0, controls.height())).y()
+            assert foot >= dock.height() - 60, (name, foot, dock.height())
+        assert shown or name == "Channel roles"
+        viewer.window.remove_dock_widget(dock)

@@ -144,7 +144,9 @@ class StepControls(QWidget):
         self.status.setText(progress_text(stage, done, total, left, detail))
 
 
-def step_page(widget: QWidget, content: QWidget, controls: StepControls) -> None:
+def step_page(
+    widget: QWidget, content: QWidget, controls: StepControls, *, scroll: bool = True
+) -> None:
     """Lay out a step: its settings scroll, its controls stay in view below them, and its
     fields are named after their labels (:func:`name_fields`).
 
@@ -156,10 +158,14 @@ def step_page(widget: QWidget, content: QWidget, controls: StepControls) -> None
         The settings (forms, groups); they scroll when the dock is short.
     controls
         The step's run button, progress and status, never scrolled away.
+    scroll
+        False for content that scrolls its settings itself (tabs of scrolled settings):
+        in a second scroll area, it kept its least height, and napari put the rest of
+        the dock below it, empty.
     """
     layout = QVBoxLayout(widget)
     layout.setContentsMargins(2, 2, 2, 2)
-    layout.addWidget(scrolled(content), 1)
+    layout.addWidget(scrolled(content) if scroll else content, 1)
     layout.addWidget(controls)
     name_fields(content)
 

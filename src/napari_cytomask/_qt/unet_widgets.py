@@ -924,11 +924,7 @@ class UNetTrainWidget(StepWidget, QWidget):
         self.tabs.addTab(scrolled(settings), "Settings")
         self.tabs.addTab(self.canvas, "Loss plot")
         self.tabs.setTabToolTip(1, "Training loss per step and validation score per epoch.")
-        page = QWidget()
-        step_page(page, self.tabs, self.controls)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(page)
+        step_page(self, self.tabs, self.controls, scroll=False)
 
         self.source.currentTextChanged.connect(self._show_source)
         self.start_from.currentTextChanged.connect(self._start_changed)
