@@ -158,3 +158,24 @@ def test_tuning_takes_labels_with_huge_ids(oracle_unet, class_map_image):
     large = tune_postprocess(oracle_unet, samples_from_arrays(image, huge, "huge"))
     assert {k: large[k] for k in DEFAULT_SETTINGS} == {k: small[k] for k in DEFAULT_SETTINGS}
     assert large["scores"]["tuned"] == small["scores"]["tuned"]
+
+
+def test_scoring_and_tuning_say_they_started_before_the_first_image(
+    oracle_unet, class_map_image, monkeypatch
+):
+    """After training's last epoch the status stood still for half a minute: choosing the
+    thresholds said nothing until its first validation image was predicted."""
+    from napari_cytomask.models import training
+
+    labels = _three_cells()
+    samples = samples_from_arrays(class_map_image(labels), labels, "clean")
+    predicted = []
+    predict = training._predict_sample
+    monkeypatch.setattr(training, "_predict_sample",
+                        lambda *a, **k: predicted.append(1) or predict(*a, **k))  # fmt: skip
+    for gen in (training.iter_tune_postprocess(oracle_unet, samples),
+                training.iter_evaluate(oracle_unet, samples)):  # fmt: skip
+        done, total = next(gen)
+        assert (done, predicted) == (0, []) and total >= 1
+        drain(gen)
+        predicted.clear()

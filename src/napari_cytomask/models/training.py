@@ -968,6 +968,7 @@ def iter_evaluate(
     """
     settings = {**predictor.settings, **(settings or {})}
     total = None
+    yield 0, len(samples)  # said before the first image, which takes seconds to minutes
     for i, sample in enumerate(samples):
         zoom = zoom_to(sample.pixel_size_um, predictor.pixel_size_um)
         probs = _predict_sample(
@@ -1051,6 +1052,7 @@ def iter_tune_postprocess(
         del candidates["interior_threshold"]
     total = len(samples) + rounds * sum(len(v) for v in candidates.values())
     probabilities = []
+    yield 0, total  # said before the first image, which takes seconds to minutes
     for i, sample in enumerate(samples):
         probabilities.append(
             _predict_sample(predictor, sample, overlap=overlap, batch_size=batch_size, tta=tta)
