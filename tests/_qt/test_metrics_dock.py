@@ -547,6 +547,9 @@ def test_a_result_made_one_frame_at_a_time_is_compared_in_those_frames(
     assert dock.prediction_layer.name == "cells split"
     n = len(np.unique(labels)) - 1
     assert _cell(dock, "F1") == "1.000" and _cell(dock, "True positives") == str(n)
+    assert dock.status.text().startswith(
+        f"{n} ground-truth and {n} predicted objects in 1 of 3 frames."
+    )
     assert dock.status.text().endswith(
         "Compared in frame 1 only: the other frames of 'cells split' were never made (a "
         "preview makes the frame on show; Apply makes them all)."

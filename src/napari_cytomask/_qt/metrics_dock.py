@@ -147,7 +147,9 @@ class MetricsDock(StepWidget, QWidget):
         self._hidden: set[str] = set()  # highlights the dock hid while no comparison stood
         # The names of the compared layers and how they are misplaced, for the status and CSV.
         self._pair: tuple[str, str, str] = ("", "", "")
-        #: What the status says of frames left out because a layer never made them.
+        #: The frames compared when a layer never made some (else None), and what the
+        #: status says of those left out.
+        self._made: np.ndarray | None = None
         self._made_only = ""
         self._shape: tuple[int, ...] = ()  # of the layers compared
 
@@ -400,7 +402,7 @@ class MetricsDock(StepWidget, QWidget):
             return
         self._pair = (pred.name, gt.name, _misaligned(pred, gt))
         self._shape = tuple(np.shape(gt_data))
-        made, self._made_only = _made_frames(self._shape, (pred, gt))
+        self._made, self._made_only = _made_frames(self._shape, (pred, gt))
         self.status.setText("Computing…")
         args = (
             gt_data,
@@ -409,7 +411,7 @@ class MetricsDock(StepWidget, QWidget):
             max(1, frame_axes(gt.axis_labels)) if self.stack_check.isChecked() else 0,
             self.threshold_spin.value(),
             self.highlight_check.isChecked(),
-            made,
+            self._made,
         )
         if now:
             self.runner.run_now(compute_metrics, *args, notify=not quiet)
@@ -446,7 +448,12 @@ class MetricsDock(StepWidget, QWidget):
             notes.append("the prediction has no objects")
         text = f"{stats.n_true} ground-truth and {stats.n_pred} predicted objects"
         if evaluation.frames:
-            text += f" in {len(evaluation.frames)} frames (counts summed over frames)"
+            n_frames = len(evaluation.frames)
+            if self._made is None:
+                text += f" in {n_frames} frames (counts summed over frames)"
+            else:
+                compared = int(self._made.reshape(n_frames, -1).any(axis=1).sum())
+                text += f" in {compared} of {n_frames} frames"
         # Axes left in a frame (Z, or time without the box ticked) make it one volume:
         # cells segmented plane by plane cannot match cells drawn in 3-D, nor the reverse.
         planes = int(np.prod(self._shape[len(evaluation.frame_shape) : -2]))
