@@ -41,3 +41,34 @@ def test_guess_roles_takes_the_first_transmitted_light_image_and_skips_masks():
     ]
     guess_roles(channels, [c.data for c in channels])
     assert [c.role for c in channels] == ["mask", "image", "input", "image"]
+
+
+@pytest.mark.parametrize(
+    "names, roles",
+    [
+        # "trans" inside a stain's name made it the input, ahead of the brightfield.
+        (("GFP (transfected)", "Brightfield"), ["image", "input"]),
+        (("Transferrin 488", "TL-Trans"), ["image", "input"]),
+        (("GFP", "Transmitted light"), ["image", "input"]),
+        # The phase rings of an objective name phase contrast: no input was found.
+        (("DAPI", "EGFP", "mCherry", "Ph2"), ["image", "image", "image", "input"]),
+        (("Ph3-10x", "GFP"), ["input", "image"]),
+    ],
+)
+def test_transmitted_light_is_told_from_stains_by_whole_words(names, roles):
+    channels = [Channel(name, _camera(i), index=i) for i, name in enumerate(names)]
+    guess_roles(channels, [c.data for c in channels])
+    assert [c.role for c in channels] == roles
+
+
+def test_a_sparse_stain_is_an_image_not_a_mask():
+    """A background-subtracted DAPI channel (96 % of pixels 0, flat) opened as a mask, and
+    the metrics then took it for the ground truth of the cells."""
+    stain = np.zeros((64, 64), np.uint8)
+    stain[10:14, 10:14] = 200
+    stain[40:43, 30:34] = 180
+    sparse_ids = stain // 180  # the same pixels as ids 1: a mask without a stain's name
+    channels = [Channel("DAPI", stain, index=0), Channel("C2", sparse_ids, index=1),
+                Channel("Brightfield", _camera(2), index=2)]  # fmt: skip
+    guess_roles(channels, [c.data for c in channels])
+    assert [c.role for c in channels] == ["image", "mask", "input"]

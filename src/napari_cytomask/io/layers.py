@@ -26,8 +26,12 @@ ROLES: tuple[Role, ...] = ("input", "image", "mask")
 METADATA_KEY = "cytomask"
 
 _MASK_NAME = re.compile(r"mask|label|cellpose|segment|\bseg\b|instance|\bids?\b", re.I)
+# "Trans" as a word ("TL-Trans", "Transmitted light"), not inside "transfected" or
+# "Transferrin"; the phase rings of an objective ("Ph1", "Ph2-20x") name phase contrast.
 _TRANSMITTED_NAME = re.compile(
-    r"bright\s*field|\bbf\b|phase|\bph\b|\bphc\b|\bdic\b|trans|\btl\b|\bgray\b|\bgrey\b", re.I
+    r"bright\s*field|\bbf\b|phase|\bph\b|\bphc\b|\bph\s*[1-3]\b|\bdic\b"
+    r"|\btrans(?:mitted|mission)?\b|\btl\b|\bgray\b|\bgrey\b",
+    re.I,
 )
 _NAMED_COLOURS = (
     (re.compile(r"dapi|hoechst|\bblue\b|405|bfp", re.I), "blue"),
@@ -219,12 +223,15 @@ def grid_sample(plane: np.ndarray) -> np.ndarray:
 def looks_like_mask(name: str, sample: np.ndarray | None) -> bool:
     """Guess whether a channel holds label ids rather than intensities.
 
-    A name such as *mask*, *labels* or *cellpose* decides; otherwise a small
+    A name such as *mask*, *labels* or *cellpose* decides, as does a stain's name (*DAPI*,
+    *GFP*: never a mask); otherwise a small
     sample of the pixels must be integers with background 0 and flat regions
     (neighbouring pixels mostly equal), which no camera image has, or all 0.
     """
     if _MASK_NAME.search(name):
         return True
+    if looks_fluorescent(name):  # a stain's channel, however sparse ("DAPI", 96 % at 0)
+        return False
     if sample is None or sample.size < 16 or not np.issubdtype(sample.dtype, np.integer):
         return False
     sample = np.asarray(sample)
