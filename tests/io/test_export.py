@@ -533,3 +533,20 @@ def test_a_copy_of_a_result_keeps_what_was_written_into_it():
     assert not edited_by_hand(copy)
     copy.data[1, 0, 0] = 5
     assert edited_by_hand(copy) and not edited_by_hand(original)
+
+
+def test_a_segment_records_measured_pixel_size_goes_into_the_exports_settings():
+    """Exported by the command line, labels segmented at a typed pixel size of 1 µm had
+    the preset only in their provenance: followed, it resampled from the file's 0.65 µm
+    and gave 5 cells for 10. The dock's export recorded the size the run used."""
+    from napari_cytomask.io.export import recorded_fields
+
+    unet = {"model": "starter", "resample": True, "min_size": 570}
+    record = {"preset": {"method": "unet", "unet": unet}, "pixel_size_um": [1.0, 1.0],
+              "unet_zoom": [1.149, 1.149], "unet_min_size_image_px": 431}  # fmt: skip
+    settings = recorded_fields(record)["parameters"]["unet"]
+    assert settings == {**unet, "pixel_size_um": [1.0, 1.0], "zoom": [1.149, 1.149],
+                        "min_size_image_px": 431}  # fmt: skip
+    assert record["preset"]["unet"] == unet  # the record itself is left as it is
+    sam2 = {"preset": {"method": "sam2", "sam2": {"points_per_side": 32}}}
+    assert recorded_fields(sam2)["parameters"] == sam2["preset"]

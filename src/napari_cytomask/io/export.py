@@ -209,9 +209,20 @@ def segment_record(labels: str | os.PathLike) -> dict:
 
 def recorded_fields(info: dict) -> dict:
     """The :class:`LabelsExport` fields a ``cytomask segment`` record (:func:`segment_record`)
-    gives: its scan, method, settings, model (with the confidence the run measured, as a
-    layer of the dock records it), the channel it segmented and the versions it ran."""
+    gives: its scan, method, settings (with the pixel size, enlargement and least cell area
+    in the image's pixels that the U-Net ran at), model (with the confidence the run
+    measured, as a layer of the dock records it), the channel it segmented and the
+    versions it ran."""
     preset = info.get("preset") or {}
+    if isinstance(preset.get("unet"), dict):
+        # What the U-Net step measured of this image, as a layer of the dock records it in
+        # its settings: following the preset alone, a typed pixel size would be lost.
+        measured = {
+            "pixel_size_um": info.get("pixel_size_um"),
+            "zoom": info.get("unet_zoom"),
+            "min_size_image_px": info.get("unet_min_size_image_px"),
+        }
+        preset = {**preset, "unet": {**preset["unet"], **measured}}
     model = info.get("model")
     if model is not None and info.get("unet_confidence") is not None:
         model = {**model, "confidence": info["unet_confidence"]}
