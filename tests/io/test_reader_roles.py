@@ -50,6 +50,8 @@ def test_guess_roles_takes_the_first_transmitted_light_image_and_skips_masks():
         (("GFP (transfected)", "Brightfield"), ["image", "input"]),
         (("Transferrin 488", "TL-Trans"), ["image", "input"]),
         (("GFP", "Transmitted light"), ["image", "input"]),
+        (("GFP", "transmitted_light"), ["image", "input"]),
+        (("TransLamp", "GFP"), ["input", "image"]),
         # The phase rings of an objective name phase contrast: no input was found.
         (("DAPI", "EGFP", "mCherry", "Ph2"), ["image", "image", "image", "input"]),
         (("Ph3-10x", "GFP"), ["input", "image"]),
@@ -64,11 +66,15 @@ def test_transmitted_light_is_told_from_stains_by_whole_words(names, roles):
 def test_a_sparse_stain_is_an_image_not_a_mask():
     """A background-subtracted DAPI channel (96 % of pixels 0, flat) opened as a mask, and
     the metrics then took it for the ground truth of the cells."""
+    rng = np.random.default_rng(0)
     stain = np.zeros((64, 64), np.uint8)
-    stain[10:14, 10:14] = 200
-    stain[40:43, 30:34] = 180
-    sparse_ids = stain // 180  # the same pixels as ids 1: a mask without a stain's name
+    stain[10:14, 10:14] = rng.integers(120, 255, (4, 4))
+    stain[40:43, 30:34] = rng.integers(120, 255, (3, 4))
+    sparse_ids = (stain > 0).astype(np.uint8)  # the same pixels as ids: a mask
+    ids = np.zeros((64, 64), np.uint16)  # ids named after their stain stay a mask
+    ids[5:25, 5:25], ids[30:50, 30:55] = 1, 2
     channels = [Channel("DAPI", stain, index=0), Channel("C2", sparse_ids, index=1),
-                Channel("Brightfield", _camera(2), index=2)]  # fmt: skip
+                Channel("Brightfield", _camera(2), index=2),
+                Channel("DAPI stardist", ids, index=3)]  # fmt: skip
     guess_roles(channels, [c.data for c in channels])
-    assert [c.role for c in channels] == ["image", "mask", "input"]
+    assert [c.role for c in channels] == ["image", "mask", "input", "mask"]

@@ -26,11 +26,11 @@ ROLES: tuple[Role, ...] = ("input", "image", "mask")
 METADATA_KEY = "cytomask"
 
 _MASK_NAME = re.compile(r"mask|label|cellpose|segment|\bseg\b|instance|\bids?\b", re.I)
-# "Trans" as a word ("TL-Trans", "Transmitted light"), not inside "transfected" or
+# "Trans" ("TL-Trans", "transmitted_light", "TransLamp"), but not of "transfected" or
 # "Transferrin"; the phase rings of an objective ("Ph1", "Ph2-20x") name phase contrast.
 _TRANSMITTED_NAME = re.compile(
     r"bright\s*field|\bbf\b|phase|\bph\b|\bphc\b|\bph\s*[1-3]\b|\bdic\b"
-    r"|\btrans(?:mitted|mission)?\b|\btl\b|\bgray\b|\bgrey\b",
+    r"|trans(?!fect|fer)|\btl\b|\bgray\b|\bgrey\b",
     re.I,
 )
 _NAMED_COLOURS = (
@@ -223,15 +223,14 @@ def grid_sample(plane: np.ndarray) -> np.ndarray:
 def looks_like_mask(name: str, sample: np.ndarray | None) -> bool:
     """Guess whether a channel holds label ids rather than intensities.
 
-    A name such as *mask*, *labels* or *cellpose* decides, as does a stain's name (*DAPI*,
-    *GFP*: never a mask); otherwise a small
+    A name such as *mask*, *labels* or *cellpose* decides; otherwise a small
     sample of the pixels must be integers with background 0 and flat regions
-    (neighbouring pixels mostly equal), which no camera image has, or all 0.
+    (neighbouring pixels mostly equal), which no camera image has, or all 0. A channel
+    named after a stain (*DAPI*, *GFP*) must be flat within its objects too: a sparse
+    stain's background of 0 makes most neighbours equal, its cells do not.
     """
     if _MASK_NAME.search(name):
         return True
-    if looks_fluorescent(name):  # a stain's channel, however sparse ("DAPI", 96 % at 0)
-        return False
     if sample is None or sample.size < 16 or not np.issubdtype(sample.dtype, np.integer):
         return False
     sample = np.asarray(sample)
@@ -243,8 +242,17 @@ def looks_like_mask(name: str, sample: np.ndarray | None) -> bool:
         return True
     if sample.shape[-1] < 2:  # a one-pixel-wide image: neighbours along the other axis
         sample = np.moveaxis(sample, -2, -1) if sample.ndim > 1 else sample
-    flat = np.mean(sample[..., 1:] == sample[..., :-1]) if sample.shape[-1] > 1 else 0.0
+    if sample.shape[-1] < 2:
+        return False
+    left, right = sample[..., :-1], sample[..., 1:]
+    equal = left == right
+    flat = np.mean(equal)
     background = np.mean(sample == 0)
+    if looks_fluorescent(name):
+        # A stain's channel, however sparse ("DAPI", 96 % at 0): neighbours within objects.
+        inside = (left != 0) & (right != 0)
+        if not inside.any() or np.mean(equal[inside]) <= 0.9:
+            return False
     return bool(flat > 0.9 and background > 0.05)
 
 
