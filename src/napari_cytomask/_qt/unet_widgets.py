@@ -72,6 +72,7 @@ from ._layers import (
 )
 from ._live import (
     CHANNEL_ROLES,
+    SETTINGS_MIN_HEIGHT,
     DecimalSpinBox,
     Runner,
     StepControls,
@@ -924,6 +925,9 @@ class UNetTrainWidget(StepWidget, QWidget):
         self.tabs.addTab(scrolled(settings), "Settings")
         self.tabs.addTab(self.canvas, "Loss plot")
         self.tabs.setTabToolTip(1, "Training loss per step and validation score per epoch.")
+        # As short as a step's scrolled settings may be (the plot's own least height would
+        # push a window holding the Segment cytoplasm dock past an 800-px screen).
+        self.tabs.setMinimumHeight(SETTINGS_MIN_HEIGHT)
         step_page(self, self.tabs, self.controls, scroll=False)
 
         self.source.currentTextChanged.connect(self._show_source)
