@@ -99,3 +99,11 @@ def test_replacing_a_link_to_a_folder_replaces_the_folder_it_points_to(tmp_path)
     assert link.is_symlink() and written == target
     assert sorted(p.name for p in target.iterdir()) == ["new"]
     assert sorted(p.name for p in target.parent.iterdir()) == ["labels.ome.zarr"]
+    # A link to a file is no store to replace: the file it points to stays.
+    notes = tmp_path / "notes.txt"
+    notes.write_text("precious")
+    to_file = tmp_path / "cells.ome.zarr"
+    to_file.symlink_to(notes)
+    with pytest.raises(atomic.WriteError, match="is a link to the file"):
+        atomic.write_directory_atomically(to_file, write, overwrite=True)
+    assert notes.read_text() == "precious" and to_file.is_symlink()

@@ -213,6 +213,12 @@ def write_directory_atomically(
             f"{path} {_what_exists(path)} and was left as it is. Choose another name, or "
             "delete it first."
         )
+    if os.path.islink(path) and os.path.isfile(path):
+        raise WriteError(
+            errno.ENOTDIR,
+            f"{path} is a link to the file {os.path.realpath(path)}, where a folder would be "
+            "written; the file was left as it is. Choose another name.",
+        )
     path = _linked(path)
     directory = make_folder(path.parent)  # a new folder, as segment and export make
     remove_leftovers(path)
