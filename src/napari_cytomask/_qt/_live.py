@@ -121,7 +121,9 @@ class StepControls(QWidget):
             else (self.cancel_button, self.run_button)
         )
         coming.setEnabled(True)
-        if leaving.hasFocus() or self.hasFocus():
+        # The window's focus widget, which holds the focus again once the window is active
+        # (while another window is, no widget of this one "has" it).
+        if self.window().focusWidget() in (leaving, self):
             (coming if coming.isVisibleTo(self) else self).setFocus()
         leaving.setEnabled(False)
         self._pace = Pace(after=_PACE_AFTER)
