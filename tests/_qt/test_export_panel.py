@@ -341,11 +341,13 @@ def test_frames_never_made_are_said_and_left_uncounted(make_napari_viewer_proxy,
     "typed, path",
     [("file:///data/run #3/out?", "/data/run #3/out?"), ("file:///C:/data/x", "C:/data/x"),
      ("file://localhost/data/a%20b", "/data/a b"), ("  '/data/50%20'  ", "/data/50%20"),
-     ("file:/data/a%20b", "/data/a b"), ("FILE:/C:/x", "C:/x"), ("", "")],
+     ("file:/data/a%20b", "/data/a b"), ("FILE:/C:/x", "C:/x"), ("", ""),
+     ("file://server/share/a%20b.tif", "//server/share/a b.tif")],
 )  # fmt: skip
 def test_typed_paths_keep_every_character_of_the_path(typed, path):
-    """A "#" or "?" in a file:// address cut the path there (an address's fragment), and a
-    file:/ address with no host part was taken as a relative path named "file:"."""
+    """A "#" or "?" in a file:// address cut the path there (an address's fragment), a
+    file:/ address with no host part was taken as a relative path named "file:", and a
+    network share's host was dropped (a local path)."""
     from napari_cytomask._qt._live import typed_path
 
     assert typed_path(typed) == path

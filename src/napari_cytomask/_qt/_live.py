@@ -694,9 +694,13 @@ def typed_path(text: str) -> str:
     if text.lower().startswith("file:/"):
         # The path after the host (none, or "localhost"; "file:/data" names none), its
         # %-escapes decoded; a "#" or "?" typed in it is part of the path, not of an address.
+        # Another host's is a network share: //host/share.
         path = unquote(text[len("file:") :])
-        if path.startswith("//"):
-            path = path[2:] if path.startswith("///") else "/" + path[2:].partition("/")[2]
+        if path.startswith("///"):
+            path = path[2:]
+        elif path.startswith("//"):
+            host, _, rest = path[2:].partition("/")
+            path = "/" + rest if host.lower() == "localhost" else f"//{host}/{rest}"
         text = path[1:] if re.match(r"/[A-Za-z]:", path) else path  # /C:/data: C:/data
     return os.path.expanduser(text) if text else ""
 
