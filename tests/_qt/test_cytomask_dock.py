@@ -158,7 +158,8 @@ def test_settings_come_back_by_name_with_other_layers_and_reset(
     assert {key: value_of(c) for key, c in again.settings.controls().items()} == saved
     ((_, title, question, details),) = asked
     assert question.startswith(f"Put {len(changed)} setting(s) back to their defaults?")
-    assert "Flip test-time augmentation" in details and "Minimum cell size" in details
+    for name in ("Flip test-time augmentation", "Minimum cell size", "Minimum predicted IoU"):
+        assert name in details  # as each is labelled (SAM2's sliders were "pred iou thresh")
     # Yes: every control shows its default and nothing stays stored.
     monkeypatch.setattr(cytomask_dock, "ask_yes_no", lambda *a: asked.append(a) or True)
     again.reset_button.click()

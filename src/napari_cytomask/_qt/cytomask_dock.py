@@ -250,12 +250,26 @@ class CytomaskDock(FitsTheScreen, QWidget):
             "Reset to defaults?",
             f"Put {len(changed)} setting(s) back to their defaults? The values you chose "
             "are forgotten.",
-            "Changed: " + "; ".join(_setting_name(key, controls[key]) for key in changed) + ".",
+            "Changed: "
+            + "; ".join(self._setting_name(key, controls[key]) for key in changed)
+            + ".",
         ):
             return
         self.settings.reset()
         self.watershed.stop_preview()
         self._method_changed()
+
+    def _setting_name(self, key: str, control: QWidget) -> str:
+        """A remembered setting by the name a user reads: its row's label (the buddy that
+        :func:`~._live.name_fields` gives it), or a box's own text."""
+        label = next((lb for lb in self.findChildren(QLabel) if lb.buddy() is control), None)
+        if label is not None:
+            name = label.text()
+        elif isinstance(control, QAbstractButton):
+            name = control.text()
+        else:
+            name = key.split("/", 1)[1].replace("_", " ")
+        return name.replace("&", "").rstrip(": ")
 
     def _connect_flow(self) -> None:
         """Each step's output becomes the next step's input."""
@@ -385,11 +399,3 @@ def open_on_sample(viewer: napari.viewer.Viewer) -> None:
     # Fit the image once the window is laid out, beside the dock: fitted before, it
     # would fill the canvas as wide as the window and hide the image's sides.
     QTimer.singleShot(0, viewer.reset_view)
-
-
-def _setting_name(key: str, control: QWidget) -> str:
-    """A remembered setting by the name a user reads beside it (its label or its text)."""
-    name = control.accessibleName()
-    if not name and isinstance(control, QAbstractButton):
-        name = control.text()
-    return (name or key.split("/", 1)[1].replace("_", " ")).replace("&", "").rstrip(": ")
