@@ -502,7 +502,7 @@ class WatershedWidget(StepWidget, QWidget):
 
     def _show(self, result) -> None:
         """Put a preview frame, or a whole applied result, into the output layer."""
-        labels, source, index, metadata = result
+        labels, source, index, metadata, planes_note = result
         # The input itself, not its name: renamed, it still gets its result; closed, none.
         if source not in self.viewer.layers:
             self.status.setText(closed_during_run(source, "split"))
@@ -522,7 +522,7 @@ class WatershedWidget(StepWidget, QWidget):
             self.status.setText(
                 f"Done: {cells_in(output, int(labels.max()))}."
                 + _unlike_cells(source, metadata)
-                + _cells_through_planes(source, metadata)
+                + planes_note
             )
             if self._pending is not None:
                 return  # the newer result, handed over when this run ends, stays checked
@@ -555,6 +555,7 @@ class WatershedWidget(StepWidget, QWidget):
             layer.name,
             index,
             metadata,
+            np.ndim(arrays[0]) - 2 - frame_axes(layer.axis_labels),
         )
 
     def cancel(self) -> None:
@@ -628,22 +629,20 @@ def _unlike_cells(source, metadata) -> str:
     return ""
 
 
-def _cells_through_planes(source, metadata) -> str:
+def _cells_through_planes(labels, volume: int, name: str) -> str:
     """What to say after splitting cells drawn through Z planes (one id in several planes):
     each plane is split on its own, so every plane's part of a cell has an id of its own
-    (25 cells in 4 planes became 100, which the metrics then match to none)."""
-    if metadata[METADATA_KEY]["method"] != "watershed_split":
-        return ""
-    data = np.asarray(source.data)
-    volume = data.ndim - 2 - frame_axes(source.axis_labels)
+    (25 cells in 4 planes became 100, which the metrics then match to none). ``volume``:
+    how many axes before Y and X make one volume with them (Z)."""
     if volume < 1:
         return ""
-    for frame in data.reshape(-1, *data.shape[-2 - volume :]):
+    for place in np.ndindex(labels.shape[: labels.ndim - 2 - volume]):
+        frame = np.asarray(labels[place])  # one volume at a time: the stack may be lazy
         planes = frame.reshape(-1, *frame.shape[-2:])
         per_plane = sum(np.count_nonzero(np.unique(plane)) for plane in planes)
         if per_plane > np.count_nonzero(np.unique(frame)):
             return (
-                f" Note: '{source.name}' holds cells through several Z planes, and the split "
+                f" Note: '{name}' holds cells through several Z planes, and the split "
                 "works on each plane on its own (2D): every plane's part of a cell has an id "
                 "of its own, so counts and 3-D comparisons do not hold."
             )
@@ -658,11 +657,12 @@ def _any_cells(labels) -> bool:
     return any(np.asarray(labels[i]).any() for i in np.ndindex(labels.shape[:-2]))
 
 
-def _watershed_job(method, arrays, params, cleanup, source, name, index, metadata):
+def _watershed_job(method, arrays, params, cleanup, source, name, index, metadata, volume):
     """Worker body: the frame at ``index`` (a preview), or every frame (``index`` None).
 
     The ``source`` layer (carried, never read here) and ``metadata``, the record of the
-    settings this run used, come back with the labels.
+    settings this run used, come back with the labels, and a note on cells split plane by
+    plane (``volume``: the input's axes that make one volume with Y and X).
     """
     if index is not None:
         arrays = [np.asarray(arr[index]) for arr in arrays]
@@ -676,4 +676,7 @@ def _watershed_job(method, arrays, params, cleanup, source, name, index, metadat
     labels = yield from iter_watershed(
         method, *arrays, params=params, cleanup=cleanup, chunk_size=2048 if big else None
     )
-    return compact_labels(labels), source, index, metadata
+    note = ""
+    if method == "split" and index is None:  # read here, off the GUI thread, like the check
+        note = _cells_through_planes(arrays[0], volume, name)
+    return compact_labels(labels), source, index, metadata, note
