@@ -1012,6 +1012,36 @@ def test_the_status_says_while_it_runs_that_the_image_is_enlarged_for_the_model(
     assert not any("enlarged" in line for line in lines if line.startswith("Separating"))
 
 
+def test_the_cost_of_enlarging_is_said_before_segmenting(make_napari_viewer_proxy):
+    """A Micro-Manager file recording 5.23 µm pixels was enlarged to 36 times its pixels
+    for the starter model with nothing said until Segment was pressed: the dock says it
+    under the pixel size as soon as the image is chosen, and follows what changes it."""
+    viewer = make_napari_viewer_proxy()
+    coarse = viewer.add_image(np.zeros((8, 8), np.float32), name="coarse",
+                              scale=(5.23, 5.23), units=("µm", "µm"))  # fmt: skip
+    viewer.add_image(np.zeros((8, 8), np.float32), name="lost")
+    segmenter = UNetSegmentWidget(viewer)
+    note = segmenter.scale_note
+    segmenter.input.setCurrentText("coarse")
+    assert not note.isHidden()
+    assert note.text() == (
+        "The image's 5.23 µm pixels will be resampled to the model's 0.87 µm: 36× the "
+        "pixels, so segmenting takes 36 times as long. If the image's pixels are not "
+        "5.23 µm, type their size above."
+    )
+    segmenter.pixel_size.setValue(0.9)  # the true size, typed
+    assert note.isHidden() and not note.text()
+    segmenter.pixel_size.setValue(segmenter.pixel_size.minimum())
+    assert "36× the pixels" in note.text()
+    segmenter.resample.setChecked(False)  # segmented as it is: nothing enlarged
+    assert note.isHidden()
+    segmenter.resample.setChecked(True)
+    coarse.scale = (1.74, 1.74)  # a size given to the layer later: 4× the pixels
+    assert "resampled to the model's 0.87 µm: 4× the pixels" in note.text()
+    segmenter.input.setCurrentText("lost")  # no pixel size: nothing to say
+    assert note.isHidden()
+
+
 def test_the_pixel_size_box_tooltip_gives_the_recorded_size_whole(make_napari_viewer_proxy):
     """ "0.435 × 0.87 (image)" did not fit the box in a dock of napari's least width."""
     viewer = make_napari_viewer_proxy()

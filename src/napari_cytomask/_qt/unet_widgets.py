@@ -49,7 +49,9 @@ from ..io.layers import (
 from ..models.catalog import (
     STARTER,
     STARTER_PIXEL_SIZE_UM,
+    enlargement_ahead,
     image_area,
+    learnt_pixel_size,
     pixel_sizes,
     resampled_note,
     resolve_unet,
@@ -161,7 +163,7 @@ class _PixelSizeRow(QWidget):
     """A :class:`_PixelSizeBox` and its *resample* switch, for the image layer it follows
     (:meth:`follow`; the one chosen in ``picker`` when given) or for image files. It shows
     what the layer records, and follows a pixel size given to the layer later (layer
-    properties, a script).
+    properties, a script); :attr:`changed` says that the size or the switch may differ.
 
     A size typed for a layer is kept for that layer, by every row: one typed while
     segmenting an image that lost its own holds for training on it too, and for the
@@ -171,6 +173,8 @@ class _PixelSizeRow(QWidget):
     #: The sizes typed for layers, shared by every row; a layer's later scale replaces it.
     _typed: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
     _rows: weakref.WeakSet = weakref.WeakSet()
+    #: Emitted when the layer followed, the size typed or the *resample* switch changed.
+    changed = Signal()
 
     def __init__(self, tip: str, resample_tip: str, picker: LayerPicker | None = None):
         super().__init__()
@@ -187,6 +191,8 @@ class _PixelSizeRow(QWidget):
         self._showing = False
         self._for_files = 0.0  # the size typed for image files (no layer)
         self.box.valueChanged.connect(self._typed_for_layer)
+        self.box.valueChanged.connect(self.changed)
+        self.resample.toggled.connect(self.changed)
         self._rows.add(self)
         if picker is not None:
             picker.currentIndexChanged.connect(lambda *_: self.follow(picker.layer()))
@@ -212,6 +218,7 @@ class _PixelSizeRow(QWidget):
         finally:
             self._showing = False
         self.box.lineEdit().setCursorPosition(0)
+        self.changed.emit()
 
     def _scale_changed(self, *_) -> None:
         if _recorded_pixel_size(self._layer) is not None:
@@ -444,6 +451,12 @@ class UNetSegmentWidget(StepWidget, QWidget):
             self.input,
         )
         self.pixel_size, self.resample = self.pixels.box, self.pixels.resample
+        # What the pixel size will cost, said before a run (hidden when it costs nothing).
+        self.scale_note = QLabel()
+        self.scale_note.setWordWrap(True)
+        self.scale_note.hide()
+        self._learnt: tuple[float, float] | None = None  # the selected model's pixel size
+        self.pixels.changed.connect(self._show_scale_note)
         self.interior_threshold = number_box(
             0.01,
             0.99,
@@ -493,6 +506,7 @@ class UNetSegmentWidget(StepWidget, QWidget):
         form.addRow(self.train_button)
         form.addRow("Input image", self.input)
         form.addRow("Pixel size (µm)", self.pixels)
+        form.addRow(self.scale_note)
         form.addRow("Device", self.device)
         post = QGroupBox("Cells from probabilities")
         post_form = _form()
@@ -551,8 +565,18 @@ class UNetSegmentWidget(StepWidget, QWidget):
             "min_size": self.min_size,
         }
 
+    def _show_scale_note(self) -> None:
+        """Say what resampling the input for the selected model will cost, before a run."""
+        layer = self.input.layer()
+        pixel = None if layer is None else self.pixels.pixel_size(layer)
+        note = enlargement_ahead(pixel, self._learnt) if self.resample.isChecked() else ""
+        self.scale_note.setText(note)
+        self.scale_note.setVisible(bool(note))
+
     def _use_model_settings(self) -> None:
         """Show the post-processing settings the selected model recommends."""
+        self._learnt = None
+        self._show_scale_note()
         if self.checkpoint.key() is None:
             self.status.setText(
                 "No U-Net model yet: press 'Train a model…' to train one on this scan's mask "
@@ -571,6 +595,8 @@ class UNetSegmentWidget(StepWidget, QWidget):
                 f"are now: '{self.checkpoint.combo.currentText()}' is selected."
             )
             return
+        self._learnt = learnt_pixel_size(description)
+        self._show_scale_note()
         settings = recommended_settings(description)
         self.interior_threshold.setValue(settings["interior_threshold"])
         self.foreground_threshold.setValue(settings["foreground_threshold"])

@@ -229,6 +229,25 @@ def enlargement_note(zoom: tuple[float, float] | None) -> str:
     )
 
 
+def enlargement_ahead(
+    pixel_size_um: tuple[float, float] | None, learnt: tuple[float, float] | None
+) -> str:
+    """What resampling an image of ``pixel_size_um`` pixels to a model's ``learnt`` ones
+    will cost, said before segmenting when :func:`enlargement_note` would say it while
+    segmenting; else empty. A file can record a wrong pixel size, and what costs 36
+    times the time must not come as a surprise."""
+    zoom = zoom_to(pixel_size_um, learnt)
+    if not enlargement_note(zoom):
+        return ""
+    factor = math.prod(zoom)
+    return (
+        f"The image's {pixel_sizes(pixel_size_um)} pixels will be resampled to the "
+        f"model's {pixel_sizes(learnt)}: {factor:.0f}× the pixels, so segmenting takes "
+        f"{factor:.0f} times as long. If the image's pixels are not "
+        f"{pixel_sizes(pixel_size_um)}, type their size above."
+    )
+
+
 def pixel_sizes(pixel_size_um: tuple[float, float], unit: str = " µm") -> str:
     """The (Y, X) pixel size as "0.435 µm", or "0.645 × 0.65 µm" when they read apart."""
     y, x = (f"{size:.3g}" for size in pixel_size_um)
