@@ -457,6 +457,50 @@ def test_cancel_and_errors(make_napari_viewer_proxy, qtbot, monkeypatch, tmp_pat
         segmenter.checkpoint.set_model(tmp_path / "missing.safetensors")
 
 
+def test_a_run_that_fails_after_an_epoch_offers_to_go_on_from_it(
+    make_napari_viewer_proxy, qtbot, monkeypatch, tmp_path
+):
+    """Out of GPU memory in epoch 2, the saved epoch 1 went unsaid and Resume from stayed
+    empty: Train again started over and replaced it. A failure offers it as Cancel does."""
+    from napari_cytomask.models import training
+
+    viewer = make_napari_viewer_proxy()
+    monkeypatch.setattr("napari_cytomask._qt._live.show_error", lambda message: None)
+    scan = make_tilescan(n_tiles=1, shape=(96, 96), seed=1)
+    viewer.add_image(scan.brightfield[0].astype(np.float32), name="img")
+    viewer.add_labels(scan.labels[0], name="mask")
+    trainer = UNetTrainWidget(viewer)
+    _tiny_training(trainer)
+    trainer.epochs.setValue(3)
+    out = tmp_path / "m.safetensors"
+    trainer.output.setText(str(out))
+    loss, calls = training.segmentation_loss, []
+
+    def out_of_memory(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > 3:  # the first step of epoch 2
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return loss(*args, **kwargs)
+
+    monkeypatch.setattr(training, "segmentation_loss", out_of_memory)
+    trainer.train()
+    qtbot.waitUntil(lambda: trainer.worker is None, timeout=60_000)
+    assert trainer.result is None and out.is_file()
+    status = trainer.status.text()
+    assert status.startswith("U-Net training failed: CUDA out of memory.")
+    assert "Lower Crops per step or Crop size (under More)" in status
+    assert status.endswith(
+        f" The best network so far is in {out}. Press Train to continue from the last "
+        "finished epoch."
+    )
+    assert trainer.resume.text() == str(out)
+    # A setting refused before any run starts says only what is wrong with it.
+    viewer.layers.remove("mask")
+    trainer.train()
+    assert "mask (Labels) layer" in trainer.status.text()
+    assert "best network so far" not in trainer.status.text()
+
+
 def test_training_defaults_follow_the_device_and_fine_tune_a_checkpoint(
     make_napari_viewer_proxy, qtbot, unet_checkpoint
 ):

@@ -892,6 +892,7 @@ class UNetTrainWidget(StepWidget, QWidget):
                 err,
                 "Lower Crops per step or Crop size (under More), or choose the CPU as Device.",
             ),
+            on_failure=self._kept_after_failure,
             on_finished=self._update_estimate,
             parent=self,
         )
@@ -1218,6 +1219,13 @@ class UNetTrainWidget(StepWidget, QWidget):
                 worker.yielded.connect(self._saved_after_cancel)
         else:
             self._offer_to_resume(self._checkpoint, "Cancelled; the best network so far is in")
+
+    def _kept_after_failure(self) -> None:
+        """After the error of a run that failed once an epoch was saved (out of GPU memory
+        hours in), offer to go on from that epoch, as Cancel does; the error stays said."""
+        if self.runner.busy and self._checkpoint is not None:
+            said = f"{self.status.text()} The best network so far is in"
+            self._offer_to_resume(self._checkpoint, said)
 
     def _offer_to_resume(self, checkpoint: Path, said: str) -> None:
         """Fill in Resume from: the training state beside the checkpoint resumes exactly."""
