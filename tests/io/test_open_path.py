@@ -141,6 +141,20 @@ def test_a_folder_segmented_again_skips_the_results_of_every_format(tmp_path):
     assert [p.name for p in found] == ["hela_cells.tif", "scan.tif"]
 
 
+def test_a_folder_gives_its_zarr_stores_as_images(tmp_path):
+    """`cytomask segment FOLDER` and `export FOLDER` said "holds no image file" for a
+    folder of OME-Zarr images or of chunk-wise results, which are folders themselves."""
+    from napari_cytomask.batch import OUTPUT_ENDINGS
+
+    for store in ("img.ome.zarr", "img_unet_cells.ome.zarr", ".hidden.zarr", "sub"):
+        (tmp_path / store).mkdir()
+    _three_channels(tmp_path / "scan.tif")
+    found = find_inputs([tmp_path], exclude=OUTPUT_ENDINGS)
+    assert [p.name for p in found] == ["img.ome.zarr", "scan.tif"]
+    results = find_inputs([tmp_path / "img_unet_cells.ome.zarr", tmp_path])
+    assert [p.name for p in results] == ["img_unet_cells.ome.zarr", "img.ome.zarr", "scan.tif"]
+
+
 def test_a_colour_tiff_gives_its_colours_as_channels_as_a_png_does(tmp_path):
     """Not one channel of shape (Y, X, 3), which a one-channel model took for 96 frames."""
     rgb = np.random.default_rng(0).integers(0, 255, (96, 96, 3), dtype=np.uint8)

@@ -188,7 +188,8 @@ def match_files(
 
 
 def find_inputs(items, exclude: tuple[str, ...] = ()) -> list[Path]:
-    """The image files named by files, folders (their images, not recursive) or glob patterns.
+    """The image files named by files, folders (their images and Zarr stores, not
+    recursive) or glob patterns.
 
     Parameters
     ----------
@@ -215,9 +216,10 @@ def find_inputs(items, exclude: tuple[str, ...] = ()) -> list[Path]:
             paths = [Path(p) for p in sorted(glob.glob(text, recursive=True))]
             paths = [p for p in paths if _is_image(p) and not p.name.endswith(exclude)]
         elif Path(text).is_dir() and not _is_image(Path(text)):
+            # Its image files and its OME-Zarr stores (folders that are one image each).
             paths = sorted(
                 p for p in Path(text).iterdir()
-                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                if (p.suffix.lower() in IMAGE_SUFFIXES if p.is_file() else _is_image(p))
                 and not p.name.endswith(exclude) and not p.name.startswith(".")
             )  # fmt: skip
         else:
