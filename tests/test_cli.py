@@ -126,6 +126,12 @@ def test_train_then_segment(folders, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "made with other settings; pass --overwrite" in err and len(err.splitlines()) == 1
     assert main([*argv, "--overlap", "8", "--overwrite"]) == 0
+    # Naming the channel a run took for the input (as a preset saved from the dock does)
+    # asks for the same cells: it was refused as other settings.
+    raw = [*segment, str(data / "set0" / "raw.tif"), "-m", str(model), "--no-tta"]
+    capsys.readouterr()
+    assert main([*raw, "--channel", "0"]) == 0, capsys.readouterr().err
+    assert "1 of 1 input(s) already segmented" in capsys.readouterr().out
     assert (
         json.loads((out_dir / "scan_unet_cells.json").read_text())["preset"]["unet"]["overlap"] == 8
     )

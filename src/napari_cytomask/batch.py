@@ -196,8 +196,7 @@ def plan(
         if not options.overwrite and job.finished():
             made = json.loads(job.record.read_text(encoding="utf-8"))
             output = job.record.with_name(made["output"])
-            given = (made.get("options") or {}).get("pixel_size_um")
-            if made.get("preset") != preset.to_dict() or given != options.pixel_size_um:
+            if not _same_settings(made, preset, options):
                 raise BatchError(
                     f"{job.record} was made with other settings; pass --overwrite to redo it, "
                     "or choose another --output-dir."
@@ -354,6 +353,19 @@ def process(
     return {"source": str(job.source), "output": str(output), "cells": n_cells,
             "seconds": seconds, "channels_used": used, "channel_guessed": guessed,
             "channels": 3 if scan.rgb else len(scan.channels), "note": note}  # fmt: skip
+
+
+def _same_settings(made: dict, preset: Preset, options: Options) -> bool:
+    """Whether the run that wrote the record ``made`` used ``preset`` and ``options``.
+
+    A preset naming the channels that run took for its own (the reader's input, say: a
+    preset saved from the dock names the channel it segmented) asks for the same cells.
+    """
+    earlier, now = dict(made.get("preset") or {}), preset.to_dict()
+    if earlier.get("channels") is None and now.get("channels") == made.get("channels_used"):
+        earlier["channels"] = now["channels"]
+    given = (made.get("options") or {}).get("pixel_size_um")
+    return earlier == now and given == options.pixel_size_um
 
 
 @contextmanager
