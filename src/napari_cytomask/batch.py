@@ -46,7 +46,7 @@ from .io.atomic import (
     write_json,
 )
 from .io.export import package_versions
-from .io.layers import finite_values, frame_notes, pixel_size_um, single_value
+from .io.layers import finite_values, frame_notes, single_value
 from .io.tiff import file_stem
 from .io.writers import CHUNKED_ABOVE, FORMATS, SEGMENT_FORMATS, format_named
 from .models.catalog import image_area, resampled_note, unlike_starter_images
@@ -263,7 +263,7 @@ def process(
     shape = tuple(channels[0].shape)
     chunked = FORMATS[options.fmt].chunked or shape[-2] * shape[-1] > options.chunked_above
     given = options.pixel_size_um
-    pixel = (given, given) if given else pixel_size_um(scan.scale, scan.units)
+    pixel = (given, given) if given else scan.pixel_size_um
     # Its record is written before the labels are in place, and again once they are: a run
     # stopped in between leaves a record of unfinished labels, redone by the next run, not
     # labels without a record, which it would take for the user's own file and refuse to

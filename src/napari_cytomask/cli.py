@@ -302,7 +302,8 @@ def _train_parser(sub) -> None:
         metavar="CHECKPOINT",
         help="continue training this checkpoint up to --epochs in all; with the training "
         "state written beside it (CHECKPOINT minus .safetensors plus .training-state.pt), "
-        "exactly where it stopped. Training options not given are the run's own",
+        "exactly where it stopped. Give the same --images and --masks again; training "
+        "options not given are the run's own",
     )
     run = p.add_argument_group("training")
     run.add_argument(

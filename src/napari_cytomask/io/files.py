@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .layers import Channel, Scan, guess_roles, pixel_size_um
+from .layers import Channel, Scan, guess_roles
 from .tiff import (
     TIFF_SUFFIXES,
     TiffReadError,
@@ -316,7 +316,7 @@ def file_pixel_size(path: str | os.PathLike) -> tuple[float, float] | None:
         scan = open_scan(path)
     except (ValueError, OSError):
         return None
-    return pixel_size_um(scan.scale, scan.units)
+    return scan.pixel_size_um
 
 
 def read_labels(path, channel: int | None = None) -> tuple[np.ndarray, dict]:

@@ -510,6 +510,11 @@ class Scan:
         """The channels with one of ``roles``, in file order."""
         return [c for c in self.channels if c.role in roles]
 
+    @property
+    def pixel_size_um(self) -> tuple[float, float] | None:
+        """The (Y, X) pixel size in µm the file records; None when it records none."""
+        return pixel_size_um(self.scale, self.units)
+
 
 #: Role of a layer a step of the plugin computed: a result, never a channel of a scan.
 RESULT_ROLE = "result"

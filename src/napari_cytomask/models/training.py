@@ -495,7 +495,6 @@ def samples_from_tilescans(
     list of TrainingSample
     """
     from ..io.files import open_scan, read_channels
-    from ..io.layers import pixel_size_um
 
     wanted = [input_channels] if isinstance(input_channels, int) else list(input_channels)
     if len(set(wanted)) != len(wanted):
@@ -510,7 +509,7 @@ def samples_from_tilescans(
         scan = open_scan(path)
         *images, mask = read_channels(scan, [*wanted, mask_channel], len(wanted) + 1)
         images = [np.asarray(image) for image in images]
-        pixel = pixel_size_um(scan.scale, scan.units)
+        pixel = scan.pixel_size_um
         samples += samples_from_arrays(
             images, np.asarray(mask), os.path.abspath(path), pixel_size_um=pixel
         )
