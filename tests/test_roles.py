@@ -45,6 +45,26 @@ def test_fractional_channel_cannot_become_a_mask(viewer):
     assert viewer.layers["GFP"] is gfp and role_of(gfp) == "image"
 
 
+@pytest.mark.parametrize("dtype", [bool, np.float32])
+def test_a_channel_made_a_mask_and_back_keeps_its_own_type(viewer, dtype):
+    """A boolean channel made a mask came back from it as uint8 (and a float one as an
+    integer type): its values and contrast were no longer the file's."""
+    gfp = viewer.layers["GFP"]
+    gfp.data = (gfp.data > gfp.data.mean()).astype(dtype)
+    original = np.array(gfp.data)
+    mask = set_role(viewer.layers, gfp, "mask")
+    assert isinstance(mask, Labels)
+    back = set_role(viewer.layers, mask, "image")
+    assert back.data.dtype == np.dtype(dtype) and role_of(back) == "image"
+    np.testing.assert_array_equal(back.data, original)
+    assert "image_dtype" not in back.metadata["cytomask"]
+    # Cells painted into the mask meanwhile (ids above 1) are kept, not cut to booleans.
+    mask = set_role(viewer.layers, back, "mask")
+    mask.data[0, :2, :2] = 5
+    back = set_role(viewer.layers, mask, "image")
+    assert back.data[0, 0, 0] == 5
+
+
 def test_a_colour_channel_cannot_become_a_mask(viewer):
     """An RGB TIFF opened by the plugin, made a mask, failed in napari's own terms:
     "axis_labels=('Y', 'X') must have length ndim=3"."""

@@ -141,7 +141,7 @@ def _record(layer: Layer, role: Role, source: str | None = None) -> None:
 
 def _convert(layer: Layer, to_labels: bool) -> Layer:
     state = {key: getattr(layer, key) for key in _SHARED_STATE}
-    state["metadata"] = dict(layer.metadata)
+    info = dict(layer_info(layer))
     data = layer.data
     multiscale = getattr(layer, "multiscale", False)
     if to_labels:
@@ -151,8 +151,36 @@ def _convert(layer: Layer, to_labels: bool) -> Layer:
             as_labels(np.asarray(_first_plane(data[-1] if multiscale else data)), what)
         else:
             data = [as_labels(d, what) for d in data] if multiscale else as_labels(data, what)
-        return Labels(data, multiscale=multiscale, **state)
-    return Image(data, multiscale=multiscale, colormap="gray", **state)
+            # The channel's own type (bool, float), given back if it becomes an image again.
+            info = {**info, _IMAGE_DTYPE: np.dtype(layer.dtype).str}
+        return Labels(data, multiscale=multiscale, **state, metadata=_with_info(layer, info))
+    own = info.pop(_IMAGE_DTYPE, None)
+    if own is not None:
+        data = (
+            [_as_image(d, np.dtype(own)) for d in data]
+            if multiscale
+            else _as_image(data, np.dtype(own))
+        )
+    metadata = _with_info(layer, info)
+    return Image(data, multiscale=multiscale, colormap="gray", metadata=metadata, **state)
+
+
+#: Where a channel made a mask keeps its own dtype, which labels could not hold.
+_IMAGE_DTYPE = "image_dtype"
+
+
+def _with_info(layer: Layer, info: dict) -> dict:
+    """The metadata of ``layer`` with ``info`` as the plugin's record."""
+    metadata = {key: value for key, value in layer.metadata.items() if key != METADATA_KEY}
+    return {**metadata, METADATA_KEY: info} if info else metadata
+
+
+def _as_image(labels, dtype: np.dtype):
+    """Labels back in the image's own ``dtype``: a mask channel of booleans comes back as
+    booleans, unless ids other than 0 and 1 were painted into it since."""
+    if dtype.kind == "b" and np.asarray(labels).max(initial=0) > 1:
+        return labels
+    return np.asarray(labels).astype(dtype)
 
 
 def _first_plane(array):
