@@ -107,3 +107,13 @@ def test_replacing_a_link_to_a_folder_replaces_the_folder_it_points_to(tmp_path)
     with pytest.raises(atomic.WriteError, match="is a link to the file"):
         atomic.write_directory_atomically(to_file, write, overwrite=True)
     assert notes.read_text() == "precious" and to_file.is_symlink()
+    # A link to nothing is replaced, as a file write replaces it: it said "a file is in the
+    # way"; without overwrite it stays.
+    dangling = tmp_path / "gone.ome.zarr"
+    dangling.symlink_to(tmp_path / "nowhere.ome.zarr", target_is_directory=True)
+    with pytest.raises(FileExistsError):
+        atomic.write_directory_atomically(dangling, write)
+    assert dangling.is_symlink()
+    written = atomic.write_directory_atomically(dangling, write, overwrite=True)
+    assert written == dangling and dangling.is_dir() and not dangling.is_symlink()
+    assert sorted(p.name for p in dangling.iterdir()) == ["new"]

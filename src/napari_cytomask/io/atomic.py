@@ -230,12 +230,12 @@ def write_directory_atomically(
     try:
         write(tmp)
         os.chmod(tmp, 0o777 & ~_umask())
-        if path.exists():
+        if os.path.lexists(path):  # a folder, or a link to nothing, which a file write replaces
             old = Path(tempfile.mkdtemp(prefix=_prefix(path.name), suffix=".old", dir=directory))
             os.replace(path, old / path.name)
         os.rename(tmp, path)
     except OSError as err:
-        if old is not None and not path.exists():
+        if old is not None and not os.path.lexists(path):
             os.replace(old / path.name, path)
         raise WriteError(err.errno, _explain(err, path)) from err
     finally:
