@@ -352,6 +352,37 @@ def test_a_new_result_handed_over_during_apply_leaves_the_apply_running(
 
 
 @pytest.mark.gui
+def test_cells_painted_during_apply_reach_no_frame_of_its_result(
+    make_napari_viewer_proxy, qtbot, truth, monkeypatch
+):
+    """Strokes painted while Apply ran reached the frames it had not split yet, and not
+    those it had: the result depended on when the brush met the worker."""
+    import threading
+
+    from napari_cytomask._qt import watershed_widget
+
+    go = threading.Event()
+    split = watershed_widget.iter_watershed
+
+    def gated(*args, **kwargs):
+        go.wait(30)
+        return (yield from split(*args, **kwargs))
+
+    monkeypatch.setattr(watershed_widget, "iter_watershed", gated)
+    viewer = make_napari_viewer_proxy()
+    cells = viewer.add_labels(np.stack([truth] * 3), name="cells")
+    widget = _splitting(viewer, qtbot, "cells")
+    widget.apply()
+    new_id = int(truth.max()) + 1
+    cells.data[2, :40, :40] = new_id  # painted as the split runs
+    go.set()
+    qtbot.waitUntil(lambda: "Done" in widget.status.text(), timeout=60_000)
+    output = np.asarray(viewer.layers["cells split"].data)
+    np.testing.assert_array_equal(output[2] > 0, output[0] > 0)  # as clicked, in every frame
+    assert cells.data[2, 0, 0] == new_id  # the strokes stay in the cells painted
+
+
+@pytest.mark.gui
 def test_live_preview_ticked_during_apply_leaves_the_apply_running(
     make_napari_viewer_proxy, qtbot, truth
 ):

@@ -535,6 +535,10 @@ class WatershedWidget(StepWidget, QWidget):
         except ValueError as err:
             self.runner.fail(err)
             return
+        if isinstance(layer, Labels) and isinstance(arrays[0], np.ndarray):
+            # The cells as they are now: painted into while the frames are split one by
+            # one, frames not yet split took the new strokes and those split did not.
+            arrays[0] = arrays[0].copy()
         self.status.setText("Processing…")
         self._applying_now = True
         self.runner.watch(self.viewer, layer, step="split")
