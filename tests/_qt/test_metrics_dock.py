@@ -229,6 +229,35 @@ def test_a_new_result_is_checked_against_a_ground_truth_of_its_shape(
     assert dock.ground_truth_combo.currentText() == "my truth"
 
 
+def test_a_result_is_checked_against_the_mask_of_its_own_scan(
+    make_napari_viewer_proxy, qtbot, labels
+):
+    """Three scans of one size open: the cells of the second were checked against the first
+    one's mask (F1 0), which came first in the layer list and had the same shape."""
+    from napari_cytomask.io.layers import result_metadata
+
+    viewer = make_napari_viewer_proxy()
+    for scan, data in (("b", labels[::-1].copy()), ("c", labels.copy())):
+        record = {"cytomask": {"role": "mask", "source": f"/data/{scan}.tif"}}
+        viewer.add_labels(data, name=f"mask {scan}", metadata=record)
+    record = {"cytomask": {"role": "input", "source": "/data/c.tif"}}
+    phase = viewer.add_image(labels.astype(np.float32), name="phase c", metadata=record)
+    dock = MetricsDock(viewer)
+    qtbot.addWidget(dock)
+    cells = viewer.add_labels(
+        labels.copy(), name="phase c U-Net cells", metadata=result_metadata(phase, method="unet")
+    )
+    dock.set_prediction(cells)
+    assert dock.ground_truth_combo.currentText() == "mask c"
+    qtbot.waitUntil(lambda: dock.evaluation is not None, timeout=10_000)
+    assert dock.evaluation.summary()["mean_average_f1"] == pytest.approx(1.0)
+    # A dock opened afterwards pairs them too.
+    later = MetricsDock(viewer)
+    qtbot.addWidget(later)
+    assert later.prediction_combo.currentText() == "phase c U-Net cells"
+    assert later.ground_truth_combo.currentText() == "mask c"
+
+
 def test_a_result_alone_is_not_checked_against_itself(make_napari_viewer_proxy, qtbot, labels):
     """With only the dock's own result there is no ground truth: the dock says what to add
     instead of scoring the layer against itself, and refuses the same layer twice."""

@@ -37,7 +37,7 @@ from ..io.layers import (
 )
 from ..labels import LabelsError, as_labels, check_same_shape
 from ..metrics import DEFAULT_THRESHOLDS, Evaluation, evaluate, unmatched_objects, write_csv
-from ..roles import holds_ids, role_of
+from ..roles import holds_ids, role_of, source_of
 from ._layers import layer_by_id, pixel_events, resolution_level
 from ._live import (
     CHANNEL_ROLES,
@@ -261,12 +261,15 @@ class MetricsDock(StepWidget, QWidget):
             return
         gt = self.ground_truth_layer
         shape = _shape(layer)
-        if gt is None or _shape(gt) != shape:
-            fitting = [
-                c for c in self._candidates()
-                if c.unique_id != layer.unique_id and _shape(c) == shape
-            ]  # fmt: skip
-            truth = _default_ground_truth(fitting)
+        fitting = [
+            c for c in self._candidates()
+            if c.unique_id != layer.unique_id and _shape(c) == shape
+        ]  # fmt: skip
+        # Another scan's mask of the same shape is no ground truth of these cells (a layer
+        # the user picked that is no scan's mask channel stays).
+        another = gt is not None and role_of(gt) == "mask" and source_of(gt) != source_of(layer)
+        if gt is None or _shape(gt) != shape or (another and _own_masks(fitting, layer)):
+            truth = _default_ground_truth(fitting, layer)
             if truth is not None:
                 self.ground_truth_combo.blockSignals(True)
                 self.ground_truth_combo.setCurrentIndex(self.ground_truth_combo.findData(truth))
@@ -309,7 +312,10 @@ class MetricsDock(StepWidget, QWidget):
         previous = (self.prediction_combo.currentData(), self.ground_truth_combo.currentData())
         pred, gt = previous
         if gt not in uids:
-            gt = _default_ground_truth(candidates)
+            # The mask of the scan the likely prediction was made from, when there is one.
+            guess = self._find(pred) if pred in uids else None
+            guess = guess or self._find(_default_prediction(candidates, None))
+            gt = _default_ground_truth(candidates, guess)
         if pred not in uids or pred == gt:
             pred = _default_prediction(candidates, gt)
         for combo, chosen in ((self.prediction_combo, pred), (self.ground_truth_combo, gt)):
@@ -649,10 +655,25 @@ def _shape(layer) -> tuple[int, ...]:
     return tuple(int(n) for n in layer.level_shapes[0])
 
 
-def _default_ground_truth(candidates) -> int | None:
-    """A mask channel opened from a scan, else a layer named like a reference, else the first
-    layer no step of the dock made (a result is the ground truth only when picked)."""
-    ranked = [layer for layer in candidates if role_of(layer) == "mask"]
+def _own_masks(candidates, prediction) -> list:
+    """The mask channels among ``candidates`` of the scan ``prediction`` was made from (or
+    opened with), of its shape."""
+    source = None if prediction is None else source_of(prediction)
+    if source is None:
+        return []
+    return [
+        layer for layer in candidates
+        if layer.unique_id != prediction.unique_id and role_of(layer) == "mask"
+        and source_of(layer) == source and _shape(layer) == _shape(prediction)
+    ]  # fmt: skip
+
+
+def _default_ground_truth(candidates, prediction=None) -> int | None:
+    """The mask channel of the scan ``prediction`` was made from, else a mask channel
+    opened from a scan, else a layer named like a reference, else the first layer no step
+    of the dock made (a result is the ground truth only when picked)."""
+    ranked = _own_masks(candidates, prediction)
+    ranked += [layer for layer in candidates if role_of(layer) == "mask"]
     ranked += [layer for layer in candidates if _looks_like_truth(layer)]
     ranked += [layer for layer in candidates if not is_result(layer)]
     return ranked[0].unique_id if ranked else None
