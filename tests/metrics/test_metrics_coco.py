@@ -111,3 +111,14 @@ def test_scores_must_fit_the_objects(real_labels):
         evaluate(gt, gt, scores=[0.5, 0.7])
     with pytest.raises(ValueError, match="no score for predicted object"):
         evaluate(gt, gt, scores={1: 0.5})
+    # A NaN score ranked its object last, unsaid: AP 0.5 where 1.0 was right.
+    g = np.zeros((8, 8), int)
+    g[:4, :4] = 1
+    p = g.copy()
+    p[4:, 4:] = 2
+    with pytest.raises(ValueError, match=r"object\(s\) \[1\] is not a finite number"):
+        evaluate(g, p, scores={1: float("nan"), 2: 0.5})
+    with pytest.raises(ValueError, match=r"object\(s\) \[2\] is not a finite number"):
+        evaluate(g, p, scores=[0.5, float("inf")])
+    with pytest.raises(ValueError, match="0 or more, not -1"):
+        evaluate(np.stack([g, g]), np.stack([p, p]), stack=-1)

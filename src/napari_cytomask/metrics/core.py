@@ -662,12 +662,20 @@ def _object_scores(scores, pred_ids: np.ndarray) -> np.ndarray:
         missing = [int(i) for i in pred_ids if int(i) not in scores]
         if missing:
             raise ValueError(f"no score for predicted object(s) {missing[:10]}.")
-        return np.array([float(scores[int(i)]) for i in pred_ids], dtype=np.float64)
-    values = np.asarray(scores, dtype=np.float64).ravel()
+        values = np.array([float(scores[int(i)]) for i in pred_ids], dtype=np.float64)
+    else:
+        values = np.asarray(scores, dtype=np.float64).ravel()
     if values.shape != pred_ids.shape:
         raise ValueError(
             f"got {values.size} scores for {pred_ids.size} predicted objects; give one score "
             "per object in ascending id order, or a dict id -> score."
+        )
+    # A NaN sorts last, unsaid: an object scored NaN upstream would lower AP quietly.
+    unscored = pred_ids[~np.isfinite(values)]
+    if unscored.size:
+        raise ValueError(
+            f"the score of predicted object(s) {[int(i) for i in unscored[:10]]} is not a "
+            "finite number (NaN or infinite)."
         )
     return values
 
@@ -737,6 +745,8 @@ def evaluate(
     check_same_shape(gt, pred, "ground truth", "prediction")
     thresholds = _check_thresholds(thresholds)
     match_threshold = float(_check_thresholds([match_threshold])[0])
+    if int(stack) < 0:
+        raise ValueError(f"stack is how many leading axes hold frames: 0 or more, not {stack}.")
     if not stack:
         return _evaluate_one(gt, pred, thresholds, match_threshold, scores, 0)
     frame_shape = gt.shape[: int(stack)]
