@@ -180,6 +180,25 @@ def test_unet_method_equals_the_widget_call_and_yields_progress(unet_file, scan,
     np.testing.assert_array_equal(drain(segmenter.iter_segment(scan.brightfield)), labels)
 
 
+@pytest.mark.parametrize("bad", [0.0, -0.5, float("nan"), (0.5, 0.0), (1, 2, 3), "big"])
+def test_a_pixel_size_that_is_no_size_is_refused(bad):
+    """0, negative and NaN sizes left the image unresampled, unsaid; a plain number failed
+    with "'float' object is not iterable"."""
+    segmenter = Segmenter(Preset(unet=UNetStep(tta=False)), "cpu")
+    image = np.zeros((64, 64), np.float32)
+    with pytest.raises(ValueError, match="pixel_size_um must be a pixel size in µm"):
+        drain(segmenter.iter_run([image], pixel_size_um=bad))
+
+
+def test_one_number_is_a_square_pixel_size():
+    segmenter = Segmenter(Preset(unet=UNetStep(tta=False)), "cpu")
+    image = np.random.default_rng(0).random((64, 64), np.float32)
+    square = drain(segmenter.iter_run([image], pixel_size_um=0.435))
+    pair = drain(segmenter.iter_run([image], pixel_size_um=(0.435, 0.435)))
+    assert square.zoom == pair.zoom == (0.5, 0.5)
+    np.testing.assert_array_equal(square.labels, pair.labels)
+
+
 def _same_cells(a: np.ndarray, b: np.ndarray) -> bool:
     """Whether two label images hold the same cells, whatever their ids."""
     pairs = set(zip(a.ravel().tolist(), b.ravel().tolist(), strict=True))
