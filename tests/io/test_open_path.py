@@ -126,6 +126,23 @@ def test_open_scan_gives_channels_roles_and_scale_for_tiff_and_other_files(share
     assert [c.role for c in raw.channels] == ["input"]
 
 
+def test_labels_of_one_position_keep_the_scans_pixel_size(shared_data, tmp_path):
+    """Labels of one position of a tile scan were written without its pixel size: the
+    geometry was given only to labels of all its axes."""
+    from napari_cytomask.io.files import geometry_of
+    from napari_cytomask.io.writers import write_labels
+
+    scan = open_scan(shared_data / MMSTACK)  # P, T, Y, X
+    labels = np.zeros(scan.channels[0].base.shape[-2:], np.uint16)
+    labels[:8, :8] = 1
+    for part in (labels, labels[None]):  # one plane; one position's time points
+        geometry = geometry_of(scan, part.ndim)
+        assert geometry["axis_labels"] == scan.axes[-part.ndim :]
+        written = write_labels(tmp_path / f"part{part.ndim}.tif", part, **geometry)
+        assert open_scan(written).pixel_size_um == pytest.approx(scan.pixel_size_um)
+    assert geometry_of(scan, 5) == {}  # more axes than the scan has: not its geometry
+
+
 def test_a_folder_segmented_again_skips_the_results_of_every_format(tmp_path):
     from napari_cytomask.batch import OUTPUT_ENDINGS
     from napari_cytomask.io.writers import FORMATS

@@ -340,10 +340,14 @@ def read_labels(path, channel: int | None = None) -> tuple[np.ndarray, dict]:
 def geometry_of(scan: Scan, ndim: int) -> dict:
     """A scan's axis names, pixel sizes and units as keyword arguments of
     :func:`~napari_cytomask.io.writers.write_labels`, for labels of ``ndim`` axes made from
-    it (none when its axes are others, e.g. a colour image's)."""
-    if len(scan.axes) != ndim:
+    it. Labels of fewer axes are taken as made from its last ones (one position of a
+    stack, one plane): they keep its pixel size. Empty when its axes are others (a colour
+    image's, or labels of more axes than it has)."""
+    n = len(scan.axes)
+    if not (ndim == n or 2 <= ndim < n and tuple(scan.axes[-2:]) == ("Y", "X")):
         return {}
-    return {"scale": scan.scale, "units": scan.units, "axis_labels": scan.axes}
+    units = None if scan.units is None else tuple(scan.units[-ndim:])
+    return {"scale": tuple(scan.scale[-ndim:]), "units": units, "axis_labels": scan.axes[-ndim:]}
 
 
 def pick_channels(scan: Scan, channels: list[int] | None, n_channels: int) -> list[int]:
