@@ -104,6 +104,20 @@ def test_folder_patterns_pair_images_with_masks(shared_data, monkeypatch):
         match_files(masks, "set[123]/instances_ids.png")
 
 
+def test_results_of_ome_tiffs_pair_with_them(tmp_path):
+    """`evaluate --pred 'out/*_unet_cells.tif' --gt 'in/*.tif'` stopped at an OME-TIFF:
+    "*.tif" captured "g.ome", its result's "*" captured "g"."""
+    (tmp_path / "in").mkdir()
+    (tmp_path / "out").mkdir()
+    for name in ("a.tif", "g.ome.tif"):
+        (tmp_path / "in" / name).write_bytes(b"")
+    for name in ("a_unet_cells.tif", "g_unet_cells.tif"):
+        (tmp_path / "out" / name).write_bytes(b"")
+    pairs = match_files(f"{tmp_path}/out/*_unet_cells.tif", f"{tmp_path}/in/*.tif")
+    names = [(Path(p).name, Path(t).name) for p, t in pairs]
+    assert names == [("a_unet_cells.tif", "a.tif"), ("g_unet_cells.tif", "g.ome.tif")]
+
+
 def test_tilescan_channels_give_one_sample_per_tile(tmp_path, monkeypatch):
     scan = make_tilescan(n_tiles=3, shape=(96, 96), seed=2)
     data = np.stack([scan.fluorescence, scan.brightfield, scan.labels], axis=1)  # (P, C, Y, X)

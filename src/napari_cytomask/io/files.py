@@ -178,6 +178,10 @@ def match_files(
             f"{names[1]} pattern {mask_pattern!r}, e.g. {both[0]}; make each pattern match "
             f"its own files only (a file name rather than *.tif)."
         )
+    # "*.tif" captures "scan.ome" of an OME-TIFF, whose results are named "scan_…" (as
+    # file_stem names them): a capture that ends so also pairs without its ".ome".
+    for key in [k for k in second if k and k[-1].endswith(".ome")]:
+        second.setdefault((*key[:-1], key[-1].removesuffix(".ome")), second[key])
     missing = [first[k] for k in first if k not in second]
     if missing:
         raise ValueError(
