@@ -416,6 +416,28 @@ def test_evaluate_reports_msa_per_image_averaged(tmp_path, capsys):
     ]
 
 
+def test_evaluate_finds_each_scans_mask_channel_without_being_told(tmp_path, capsys):
+    """Scans whose masks lie in different channels could not be evaluated in one run: no
+    one --mask-channel fits them all, and without it each whole scan was the ground truth."""
+    scan = make_tilescan(n_tiles=2, shape=(96, 96), cell_radius=10, seed=6)
+    truth, pred = tmp_path / "truth", tmp_path / "pred"
+    truth.mkdir()
+    pred.mkdir()
+    phase = [(scan.brightfield[i] * 1000).astype(np.uint16) for i in range(2)]
+    masks = [scan.labels[i].astype(np.uint16) for i in range(2)]
+    layouts = (([phase[0], masks[0]], ["Phase", "mask"]), ([masks[1], phase[1]], ["mask", "Phase"]))
+    for i, (planes, names) in enumerate(layouts):
+        tifffile.imwrite(truth / f"s{i}.tif", np.stack(planes), imagej=True,
+                         metadata={"axes": "CYX", "Labels": names})  # fmt: skip
+        tifffile.imwrite(pred / f"s{i}_unet_cells.tif", masks[i])
+    csv_path = tmp_path / "m.csv"
+    argv = ["evaluate", "--pred", str(pred / "s*_unet_cells.tif"), "--gt", str(truth / "s*.tif")]
+    assert main([*argv, "-o", str(csv_path)]) == 0, capsys.readouterr().err
+    rows = [r for r in csv.DictReader(csv_path.open()) if r["metric"] == "f1"]
+    assert {r["prediction"] for r in rows} >= {str(pred / "s0_unet_cells.tif"), "all"}
+    assert all(float(r["value"]) == 1.0 for r in rows)
+
+
 def test_evaluate_a_pair_that_cannot_be_compared_fails_alone(tmp_path, capsys):
     """One mismatched pair stopped the run with no CSV and without naming the files."""
     labels = np.zeros((32, 32), np.uint8)

@@ -611,7 +611,11 @@ def _evaluate_parser(sub) -> None:
         help="ground-truth label files, or tile scans holding a mask channel (--mask-channel)",
     )
     p.add_argument(
-        "--mask-channel", type=int, metavar="N", help="channel of the --gt scans with the labels"
+        "--mask-channel",
+        type=int,
+        metavar="N",
+        help="channel of the --gt scans with the labels; by default the channel the reader "
+        "takes for a scan's mask, when it has one",
     )
     p.add_argument(
         "--stack",
