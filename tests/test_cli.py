@@ -437,6 +437,18 @@ def test_evaluate_finds_each_scans_mask_channel_without_being_told(tmp_path, cap
     assert {r["prediction"] for r in rows} >= {str(pred / "s0_unet_cells.tif"), "all"}
     assert all(float(r["value"]) == 1.0 for r in rows)
 
+    # A plain label stack whose later frames have no background stays whole: its pages,
+    # unnamed, were told apart as a mask and two images.
+    from skimage.segmentation import expand_labels
+
+    from napari_cytomask.io.files import read_labels
+
+    stack = np.stack([masks[0], *(expand_labels(masks[0], 60) for _ in range(2))])
+    assert (stack[1:] > 0).all()
+    tifffile.imwrite(tmp_path / "timelapse.tif", stack)
+    labels, _ = read_labels(tmp_path / "timelapse.tif")
+    np.testing.assert_array_equal(labels, stack)
+
 
 def test_evaluate_a_pair_that_cannot_be_compared_fails_alone(tmp_path, capsys):
     """One mismatched pair stopped the run with no CSV and without naming the files."""

@@ -325,8 +325,9 @@ def file_pixel_size(path: str | os.PathLike) -> tuple[float, float] | None:
 
 def read_labels(path, channel: int | None = None) -> tuple[np.ndarray, dict]:
     """Label ids read from ``path`` (the ``channel`` given, else a TIFF's only channel or
-    its only mask channel, as the reader and the dock find it) in memory, with what the file
-    says of their axes (:func:`geometry_of`), in the same order.
+    the only mask channel of a scan whose channels it names, as the reader and the dock
+    find it) in memory, with what the file says of their axes (:func:`geometry_of`), in
+    the same order.
 
     A TIFF's channel is read in the order of the axes the reader names, not the order the
     file stores them in (Z before T, say), so its names fit it. A file that holds several
@@ -336,8 +337,11 @@ def read_labels(path, channel: int | None = None) -> tuple[np.ndarray, dict]:
     if channel is not None or is_tiff(path):
         scan = open_scan(path)
         masks = scan.by_role("mask")
-        if channel is None and len(scan.channels) > 1 and len(masks) == 1:
-            channel = masks[0].index  # a scan with its mask: a tile scan's ground truth
+        # A scan whose channels the file names, one its mask (a tile scan's ground truth);
+        # unnamed pages told apart by a guess may be the frames of one label stack.
+        named = any(re.fullmatch(r"C\d+", c.name) is None for c in scan.channels)
+        if channel is None and len(scan.channels) > 1 and len(masks) == 1 and named:
+            channel = masks[0].index
         if channel is not None or (len(scan.channels) == 1 and not scan.rgb):
             chosen = [scan.channels[0].index] if channel is None else [channel]
             labels = np.asarray(read_channels(scan, chosen, 1)[0])
