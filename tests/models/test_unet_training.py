@@ -116,6 +116,10 @@ def test_results_of_ome_tiffs_pair_with_them(tmp_path):
     pairs = match_files(f"{tmp_path}/out/*_unet_cells.tif", f"{tmp_path}/in/*.tif")
     names = [(Path(p).name, Path(t).name) for p, t in pairs]
     assert names == [("a_unet_cells.tif", "a.tif"), ("g_unet_cells.tif", "g.ome.tif")]
+    # And the other way round: training on corrected results of OME-TIFF scans.
+    pairs = match_files(f"{tmp_path}/in/*.tif", f"{tmp_path}/out/*_unet_cells.tif")
+    names = [(Path(t).name, Path(p).name) for t, p in pairs]
+    assert names == [("a.tif", "a_unet_cells.tif"), ("g.ome.tif", "g_unet_cells.tif")]
 
 
 def test_tilescan_channels_give_one_sample_per_tile(tmp_path, monkeypatch):

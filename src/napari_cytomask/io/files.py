@@ -179,16 +179,24 @@ def match_files(
             f"its own files only (a file name rather than *.tif)."
         )
     # "*.tif" captures "scan.ome" of an OME-TIFF, whose results are named "scan_…" (as
-    # file_stem names them): a capture that ends so also pairs without its ".ome".
-    for key in [k for k in second if k and k[-1].endswith(".ome")]:
-        second.setdefault((*key[:-1], key[-1].removesuffix(".ome")), second[key])
-    missing = [first[k] for k in first if k not in second]
+    # file_stem names them): a capture that ends so also pairs without its ".ome", on
+    # either side.
+    lookup = dict(second)
+    for key, path in second.items():
+        lookup.setdefault(_without_ome(key), path)
+    pairs = {k: lookup.get(k) or lookup.get(_without_ome(k)) for k in first}
+    missing = [first[k] for k, partner in pairs.items() if partner is None]
     if missing:
         raise ValueError(
             f"{len(missing)} {names[0]}(s) have no {names[1]} matching {mask_pattern!r}, e.g. "
             f"{missing[0]}; use the same wildcards in both patterns."
         )
-    return [(first[k], second[k]) for k in sorted(first)]
+    return [(first[k], pairs[k]) for k in sorted(first)]
+
+
+def _without_ome(key: tuple) -> tuple:
+    """A pattern's captures with ".ome" dropped from the end of the last."""
+    return (*key[:-1], key[-1].removesuffix(".ome")) if key else key
 
 
 def find_inputs(items, exclude: tuple[str, ...] = ()) -> list[Path]:
