@@ -132,6 +132,12 @@ def test_train_then_segment(folders, tmp_path, capsys):
     capsys.readouterr()
     assert main([*raw, "--channel", "0"]) == 0, capsys.readouterr().err
     assert "1 of 1 input(s) already segmented" in capsys.readouterr().out
+    # And the other way round: a run that named it, then one that leaves it to the reader.
+    named = tmp_path / "named"
+    assert main([*raw, "--channel", "0", "-o", str(named)]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    assert main([*raw, "-o", str(named)]) == 0, capsys.readouterr().err
+    assert "1 of 1 input(s) already segmented" in capsys.readouterr().out
     assert (
         json.loads((out_dir / "scan_unet_cells.json").read_text())["preset"]["unet"]["overlap"] == 8
     )

@@ -196,7 +196,7 @@ def plan(
         if not options.overwrite and job.finished():
             made = json.loads(job.record.read_text(encoding="utf-8"))
             output = job.record.with_name(made["output"])
-            if not _same_settings(made, preset, options):
+            if not _same_settings(made, preset, options, job.source):
                 raise BatchError(
                     f"{job.record} was made with other settings; pass --overwrite to redo it, "
                     "or choose another --output-dir."
@@ -355,15 +355,26 @@ def process(
             "channels": 3 if scan.rgb else len(scan.channels), "note": note}  # fmt: skip
 
 
-def _same_settings(made: dict, preset: Preset, options: Options) -> bool:
-    """Whether the run that wrote the record ``made`` used ``preset`` and ``options``.
+def _same_settings(made: dict, preset: Preset, options: Options, source: Path) -> bool:
+    """Whether the run that wrote the record ``made`` of ``source`` used ``preset`` and
+    ``options``.
 
-    A preset naming the channels that run took for its own (the reader's input, say: a
-    preset saved from the dock names the channel it segmented) asks for the same cells.
+    Channels named and channels left to the reader are the same when they come to the
+    channels that run used: a preset saved from the dock names the channel it segmented,
+    the reader's input, say.
     """
+    from .io.files import open_scan, pick_channels
+
     earlier, now = dict(made.get("preset") or {}), preset.to_dict()
-    if earlier.get("channels") is None and now.get("channels") == made.get("channels_used"):
-        earlier["channels"] = now["channels"]
+    used = made.get("channels_used")
+    if earlier.get("channels") is None and now.get("channels") == used:
+        earlier["channels"] = used
+    elif now.get("channels") is None and earlier.get("channels") == used:
+        try:  # what the reader would take now: the file's metadata, no pixels
+            if pick_channels(open_scan(source), None, len(used)) == used:
+                now["channels"] = used
+        except (ValueError, OSError):
+            pass  # not readable now: other settings, as before
     given = (made.get("options") or {}).get("pixel_size_um")
     return earlier == now and given == options.pixel_size_um
 
