@@ -256,6 +256,22 @@ def test_a_result_is_checked_against_the_mask_of_its_own_scan(
     qtbot.addWidget(later)
     assert later.prediction_combo.currentText() == "phase c U-Net cells"
     assert later.ground_truth_combo.currentText() == "mask c"
+    # A result of the other scan chosen by hand takes that scan's mask along.
+    record = {"cytomask": {"role": "input", "source": "/data/b.tif"}}
+    phase_b = viewer.add_image(labels.astype(np.float32), name="phase b", metadata=record)
+    viewer.add_labels(
+        labels[::-1].copy(), name="phase b U-Net cells",
+        metadata=result_metadata(phase_b, method="unet"),
+    )  # fmt: skip
+    dock.prediction_combo.setCurrentText("phase b U-Net cells")
+    assert dock.ground_truth_combo.currentText() == "mask b"
+    qtbot.waitUntil(
+        lambda: (
+            dock.evaluation is not None
+            and dock.evaluation.summary()["mean_average_f1"] == pytest.approx(1.0)
+        ),
+        timeout=10_000,
+    )
 
 
 def test_a_result_alone_is_not_checked_against_itself(make_napari_viewer_proxy, qtbot, labels):

@@ -236,7 +236,7 @@ class MetricsDock(StepWidget, QWidget):
         column.addWidget(self.views, 1)
         step_page(self, content, self.controls)
 
-        self.prediction_combo.currentIndexChanged.connect(self._selection_changed)
+        self.prediction_combo.currentIndexChanged.connect(self._prediction_picked)
         self.ground_truth_combo.currentIndexChanged.connect(self._selection_changed)
         self.stack_check.toggled.connect(lambda _: self.schedule())
         self.threshold_spin.valueChanged.connect(lambda _: self.schedule())
@@ -259,6 +259,15 @@ class MetricsDock(StepWidget, QWidget):
         index = self.prediction_combo.findData(layer.unique_id)
         if index < 0:
             return
+        self._pair_truth(layer)
+        self.prediction_combo.blockSignals(True)
+        self.prediction_combo.setCurrentIndex(index)
+        self.prediction_combo.blockSignals(False)
+        self._selection_changed()
+
+    def _pair_truth(self, layer: Labels) -> None:
+        """Choose a ground truth for the prediction ``layer`` when the one chosen has another
+        shape, or is another scan's mask while ``layer``'s scan has its own."""
         gt = self.ground_truth_layer
         shape = _shape(layer)
         fitting = [
@@ -274,9 +283,11 @@ class MetricsDock(StepWidget, QWidget):
                 self.ground_truth_combo.blockSignals(True)
                 self.ground_truth_combo.setCurrentIndex(self.ground_truth_combo.findData(truth))
                 self.ground_truth_combo.blockSignals(False)
-        self.prediction_combo.blockSignals(True)
-        self.prediction_combo.setCurrentIndex(index)
-        self.prediction_combo.blockSignals(False)
+
+    def _prediction_picked(self, _index=None) -> None:
+        """A prediction chosen by hand takes the ground truth of its own scan along."""
+        if self.prediction_layer is not None:
+            self._pair_truth(self.prediction_layer)
         self._selection_changed()
 
     # ----------------------------------------------------------------- layers
