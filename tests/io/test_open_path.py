@@ -163,7 +163,8 @@ def test_a_folder_gives_its_zarr_stores_as_images(tmp_path):
     folder of OME-Zarr images or of chunk-wise results, which are folders themselves."""
     from napari_cytomask.batch import OUTPUT_ENDINGS
 
-    for store in ("img.ome.zarr", "img_unet_cells.ome.zarr", ".hidden.zarr", "sub"):
+    # notes.zarr: a Zarr folder that is no OME-Zarr image, left alone as before.
+    for store in ("img.ome.zarr", "img_unet_cells.ome.zarr", ".hidden.zarr", "sub", "notes.zarr"):
         (tmp_path / store).mkdir()
     _three_channels(tmp_path / "scan.tif")
     found = find_inputs([tmp_path], exclude=OUTPUT_ENDINGS)

@@ -200,7 +200,7 @@ def _without_ome(key: tuple) -> tuple:
 
 
 def find_inputs(items, exclude: tuple[str, ...] = ()) -> list[Path]:
-    """The image files named by files, folders (their images and Zarr stores, not
+    """The image files named by files, folders (their images and OME-Zarr stores, not
     recursive) or glob patterns.
 
     Parameters
@@ -228,10 +228,12 @@ def find_inputs(items, exclude: tuple[str, ...] = ()) -> list[Path]:
             paths = [Path(p) for p in sorted(glob.glob(text, recursive=True))]
             paths = [p for p in paths if _is_image(p) and not p.name.endswith(exclude)]
         elif Path(text).is_dir() and not _is_image(Path(text)):
-            # Its image files and its OME-Zarr stores (folders that are one image each).
+            # Its image files and its OME-Zarr stores (folders that are one image each; a
+            # plain .zarr folder may hold anything).
             paths = sorted(
                 p for p in Path(text).iterdir()
-                if (p.suffix.lower() in IMAGE_SUFFIXES if p.is_file() else _is_image(p))
+                if (p.suffix.lower() in IMAGE_SUFFIXES if p.is_file()
+                    else _is_image(p) and p.name.lower().endswith(".ome.zarr"))
                 and not p.name.endswith(exclude) and not p.name.startswith(".")
             )  # fmt: skip
         else:
