@@ -454,6 +454,14 @@ def test_evaluate_finds_each_scans_mask_channel_without_being_told(tmp_path, cap
     tifffile.imwrite(tmp_path / "timelapse.tif", stack)
     labels, _ = read_labels(tmp_path / "timelapse.tif")
     np.testing.assert_array_equal(labels, stack)
+    # Two named masks: which one is the ground truth is asked, not the whole scan taken.
+    two = tmp_path / "two.tif"
+    names = ["Phase", "cells", "nuclei mask"]
+    tifffile.imwrite(two, np.stack([phase[0], masks[0], masks[0]]), imagej=True,
+                     metadata={"axes": "CYX", "Labels": names})  # fmt: skip
+    with pytest.raises(ValueError, match=r"2 mask channels, 1 \(cells\), 2 \(nuclei mask\): say"):
+        read_labels(two)
+    np.testing.assert_array_equal(read_labels(two, 2)[0], masks[0])
 
 
 def test_evaluate_a_pair_that_cannot_be_compared_fails_alone(tmp_path, capsys):

@@ -339,6 +339,12 @@ def read_labels(path, channel: int | None = None) -> tuple[np.ndarray, dict]:
     find it) in memory, with what the file says of their axes (:func:`geometry_of`), in
     the same order.
 
+    Raises
+    ------
+    ValueError
+        When no channel is given and a scan whose channels the file names holds several
+        masks.
+
     A TIFF's channel is read in the order of the axes the reader names, not the order the
     file stores them in (Z before T, say), so its names fit it. A file that holds several
     channels, none chosen and not one mask among them, is read whole (:func:`read_image`),
@@ -350,6 +356,12 @@ def read_labels(path, channel: int | None = None) -> tuple[np.ndarray, dict]:
         # A scan whose channels the file names, one its mask (a tile scan's ground truth);
         # unnamed pages told apart by a guess may be the frames of one label stack.
         named = any(re.fullmatch(r"C\d+", c.name) is None for c in scan.channels)
+        if channel is None and len(scan.channels) > 1 and len(masks) > 1 and named:
+            listed = ", ".join(f"{c.index} ({c.name})" for c in masks)
+            raise ValueError(
+                f"{path} holds {len(masks)} mask channels, {listed}: say which one holds the "
+                "labels (evaluate: --mask-channel N)."
+            )
         if channel is None and len(scan.channels) > 1 and len(masks) == 1 and named:
             channel = masks[0].index
         if channel is not None or (len(scan.channels) == 1 and not scan.rgb):
