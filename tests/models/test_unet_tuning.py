@@ -53,6 +53,31 @@ def test_tuning_finds_thresholds_that_separate_cells_and_drop_specks(oracle_unet
     assert labels_out.max() == 3
 
 
+def test_tuning_finds_a_foreground_threshold_between_the_grid_values_near_1(
+    oracle_unet, class_map_image
+):
+    from skimage.segmentation import expand_labels
+
+    from napari_cytomask.models.inference import iter_predict
+
+    # A halo around the cells that a class-weighted network is over-confident about:
+    # foreground probability 0.984 in its outer pixel (oracle input 90/255), 0.9926 in
+    # its inner one (95/255). A grid value of 0.99 drops the outer pixel; only a
+    # threshold between the grid's values, above 0.9926, outlines the cells themselves.
+    labels = _three_cells()
+    image = class_map_image(labels)
+    image[(expand_labels(labels, 2) > 0) & (labels == 0)] = 90
+    image[(expand_labels(labels, 1) > 0) & (labels == 0)] = 95
+    background = 1 - drain(iter_predict(oracle_unet, [image], overlap=16))[0]
+    outer, inner = background[18, 30], background[19, 30]
+    assert 0.98 < outer < 0.99 < inner < 0.995
+
+    tuned = tune_postprocess(oracle_unet, samples_from_arrays(image, labels, "halo"))
+
+    assert inner < tuned["foreground_threshold"] < 1
+    assert tuned["scores"]["tuned"]["mean_average_f1"] == 1.0
+
+
 def test_tuning_keeps_the_defaults_unless_something_scores_better(oracle_unet, class_map_image):
     labels = _three_cells()
     samples = samples_from_arrays(class_map_image(labels), labels, "clean")
