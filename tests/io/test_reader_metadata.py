@@ -489,6 +489,34 @@ def test_a_labels_stack_saved_as_samples_opens_as_one_labels_layer(shared_data, 
     assert kind == "image" and kwargs.get("rgb") is True and data.shape == (300, 400, 3)
 
 
+def test_a_labels_stack_with_confluent_frames_opens_as_one_labels_layer(shared_data, tmp_path):
+    """Frames of a labels stack where the cells cover the whole field (a confluent
+    monolayer, or cells grown until they touch) have no pixel at 0; beside frames with
+    background they are masks too: not images split off the stack, in a multi-page file
+    or in the samples of one page, and not when the middle frame is the confluent one."""
+    import imageio.v3 as iio
+    from skimage.segmentation import expand_labels
+
+    from napari_cytomask.io.layers import looks_like_masks
+
+    folder = shared_data / "usiigaci-phc" / "set1"
+    phase = tifffile.imread(folder / "raw.tif")[:300, :400]
+    ids = iio.imread(folder / "instances_ids.png").astype(np.uint16)[:300, :400]
+    confluent = expand_labels(ids, 400)
+    assert confluent.min() > 0
+    path = tmp_path / "labels.tif"
+    for stack in ([ids, confluent, confluent[::-1]], [confluent, ids]):
+        for options in ({}, {"metadata": None}, {"photometric": "minisblack"}):
+            tifffile.imwrite(path, np.stack(stack), **options)
+            ((data, kwargs, kind),) = read_tiff(path)
+            assert kind == "labels" and kwargs["name"] == "labels"
+            np.testing.assert_array_equal(np.asarray(data), np.stack(stack))
+    # A confluent field alone, a camera image, or a channel named after a stain stay images.
+    assert looks_like_masks([""], [confluent]) == [False]
+    assert looks_like_masks(["", "", "GFP"], [ids, phase, confluent]) == [True, False, False]
+    assert looks_like_masks(["C1", "C2"], [confluent, ids]) == [True, True]
+
+
 def test_the_pixel_sample_takes_patches_of_rows_and_columns_of_colour_planes_too():
     from napari_cytomask.io.layers import SAMPLE_GRID, SAMPLE_PATCH, grid_sample
 

@@ -13,6 +13,7 @@ import hashlib
 import math
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -240,31 +241,65 @@ def looks_like_mask(name: str, sample: np.ndarray | None) -> bool:
         # Labels of a run that found no cell (a camera's frames are never all 0): opened
         # as an input image they would be offered to segment.
         return True
-    if sample.shape[-1] < 2:  # a one-pixel-wide image: neighbours along the other axis
-        sample = np.moveaxis(sample, -2, -1) if sample.ndim > 1 else sample
-    if sample.shape[-1] < 2:
+    pairs = _neighbours(sample)
+    if pairs is None:
         return False
-    left, right = sample[..., :-1], sample[..., 1:]
+    left, right = pairs
     equal = left == right
-    flat = np.mean(equal)
-    background = np.mean(sample == 0)
     if looks_fluorescent(name):
         # A stain's channel, however sparse ("DAPI", 96 % at 0): neighbours within objects.
         inside = (left != 0) & (right != 0)
         if not inside.any() or np.mean(equal[inside]) <= 0.9:
             return False
-    return bool(flat > 0.9 and background > 0.05)
+    return bool(np.mean(equal) > 0.9 and np.mean(sample == 0) > 0.05)
+
+
+def _neighbours(sample: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Pairs of neighbouring pixels along the rows of a sample (along its columns when it
+    is one pixel wide); None for a single pixel."""
+    if sample.shape[-1] < 2:
+        sample = np.moveaxis(sample, -2, -1) if sample.ndim > 1 else sample
+    if sample.shape[-1] < 2:
+        return None
+    return sample[..., :-1], sample[..., 1:]
+
+
+def ids_without_background(sample: np.ndarray | None) -> bool:
+    """Whether pixels look like label ids that cover the whole field (integers, neighbours
+    mostly equal, several values, none 0): a confluent field's labels."""
+    if sample is None or sample.size < 16 or not np.issubdtype(sample.dtype, np.integer):
+        return False
+    sample = np.asarray(sample)
+    pairs = _neighbours(sample)
+    if pairs is None or not 0 < sample.min() < sample.max():
+        return False
+    return bool(np.mean(pairs[0] == pairs[1]) > 0.9)
+
+
+def looks_like_masks(names: Sequence[str], samples: Sequence[np.ndarray | None]) -> list[bool]:
+    """:func:`looks_like_mask` for each channel of one file; where one of them is a mask,
+    a channel of label ids without background is one too: the frame of a confluent field
+    in a stack of labels has no pixel at 0, and on its own looks like no mask."""
+    kinds = [looks_like_mask(n, s) for n, s in zip(names, samples, strict=True)]
+    if any(kinds):
+        kinds = [
+            kind
+            or (not looks_transmitted(n) and not looks_fluorescent(n) and ids_without_background(s))
+            for kind, n, s in zip(kinds, names, samples, strict=True)
+        ]
+    return kinds
 
 
 def guess_roles(channels: list[Channel], samples: list[np.ndarray | None]) -> None:
     """Assign a role to every channel in place.
 
-    Masks are found by :func:`looks_like_mask`. The input channel is the first
+    Masks are found by :func:`looks_like_masks`. The input channel is the first
     one named like transmitted light (brightfield, phase, DIC); without such a
     name, a file with a single non-mask channel uses that one.
     """
-    for channel, sample in zip(channels, samples, strict=True):
-        channel.role = "mask" if looks_like_mask(channel.described_as, sample) else "image"
+    kinds = looks_like_masks([c.described_as for c in channels], samples)
+    for channel, mask in zip(channels, kinds, strict=True):
+        channel.role = "mask" if mask else "image"
     images = [c for c in channels if c.role == "image"]
     named = [c for c in images if looks_transmitted(c.described_as)]
     if named:

@@ -46,8 +46,9 @@ from .layers import (
     contrast_from_sample,
     grid_sample,
     guess_roles,
+    ids_without_background,
     in_micrometres,
-    looks_like_mask,
+    looks_like_masks,
     normalise_unit,
     patch_starts,
 )
@@ -755,20 +756,24 @@ class TiffScan:
     def _sample(self, c: int, s: int) -> np.ndarray:
         """Pixels of one channel for contrast limits and role guessing.
 
-        The middle plane's; when it is all 0 (a time point without cells), the
-        first of other planes that is not, so a label stack is still known.
+        The middle plane's; when it is all 0 (a time point without cells) or label ids
+        without background (a confluent field), the first of other planes that is
+        neither, so a label stack is still known.
         """
         planes = [
             n for label, n in zip(self._labels, self.description.shape, strict=True)
             if label not in ("C", "S", "Y", "X")
         ]  # fmt: skip
-        sample = self._plane_sample(c, s, _SAMPLE_AT[0])
-        if any(n > 1 for n in planes):
-            for at in _SAMPLE_AT[1:]:
-                if sample.any():
-                    break
-                sample = self._plane_sample(c, s, at)
-        return sample
+        if not any(n > 1 for n in planes):
+            return self._plane_sample(c, s, _SAMPLE_AT[0])
+        confluent = None  # the first plane of label ids without background
+        for at in _SAMPLE_AT:
+            sample = self._plane_sample(c, s, at)
+            if sample.any():
+                if not ids_without_background(sample):
+                    return sample
+                confluent = sample if confluent is None else confluent
+        return sample if confluent is None else confluent
 
     def _plane_sample(self, c: int, s: int, at: float) -> np.ndarray:
         """Pixels of one channel in the plane at fraction ``at`` of each other axis.
@@ -1401,8 +1406,8 @@ def _plane_kinds(series: tifffile.TiffPageSeries, labels: list[str]) -> set[bool
         planes = [page.asarray() for page in series.pages]
     else:
         return set()
-    samples = [grid_sample(plane) for plane in planes]
-    return {looks_like_mask("", sample) for sample in samples if sample.min() < sample.max()}
+    samples = [sample for sample in map(grid_sample, planes) if sample.min() < sample.max()]
+    return set(looks_like_masks([""] * len(samples), samples))
 
 
 def _select(array: da.Array, c_axis: int | None, c: int, s_axis: int | None, s: int) -> da.Array:
