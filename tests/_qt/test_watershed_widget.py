@@ -438,6 +438,28 @@ def test_seeding_reads_in_words_and_is_remembered_by_its_key(make_napari_viewer_
 
 
 @pytest.mark.gui
+def test_opened_after_segmenting_it_splits_the_newest_cells(make_napari_viewer_proxy, qtbot, truth):
+    from napari_cytomask.io.layers import METADATA_KEY
+
+    viewer = make_napari_viewer_proxy()
+    viewer.add_image(np.random.default_rng(0).random(truth.shape), name="Phase contrast")
+    viewer.add_labels(truth.copy(), name="hand-drawn")
+    widget = WatershedWidget(viewer)
+    qtbot.addWidget(widget)
+    assert widget.method == "foreground"  # nothing segmented: an image's own foreground
+    for method in ("unet", "sam2"):
+        viewer.add_labels(
+            truth.copy(), name=f"{method} cells", metadata={METADATA_KEY: {"method": method}}
+        )
+    viewer.layers.move(viewer.layers.index("hand-drawn"), len(viewer.layers))
+    widget = WatershedWidget(viewer)
+    qtbot.addWidget(widget)
+    assert widget.method == "split" and widget.input.layer().name == "sam2 cells"
+    assert widget.status.text().startswith("Input: 'sam2 cells'.")
+    assert "sam2 cells split" not in viewer.layers  # no preview before the user asks
+
+
+@pytest.mark.gui
 def test_ticking_live_preview_previews_and_a_picked_input_is_named(
     make_napari_viewer_proxy, qtbot, truth
 ):

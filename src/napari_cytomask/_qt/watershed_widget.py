@@ -235,6 +235,14 @@ class WatershedWidget(StepWidget, QWidget):
         self._mode_changed()
         self._name_the_buttons()
         self.bind_keys()
+        # Opened after segmenting, the dock splits the newest cells: its first mode took
+        # the phase image as a foreground map, whose brightness gave 1,528 "cells" for 209.
+        cells = [
+            layer for layer in self.viewer.layers
+            if isinstance(layer, Labels) and layer_info(layer).get("method") in ("unet", "sam2")
+        ]  # fmt: skip
+        if cells:
+            self.use_input(cells[-1])
 
     @property
     def apply_button(self):
