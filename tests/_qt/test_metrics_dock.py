@@ -274,6 +274,47 @@ def test_a_result_is_checked_against_the_mask_of_its_own_scan(
     )
 
 
+def test_a_ground_truth_picked_for_a_scan_stays_for_its_later_results(
+    make_napari_viewer_proxy, qtbot, labels
+):
+    """A scan with a Cellpose mask channel and a corrected mask opened from its own file:
+    picked by hand, the corrected one was swapped back for the scan's channel when the
+    next result came or a result was picked, and every score was against Cellpose."""
+    from napari_cytomask.io.layers import result_metadata
+
+    viewer = make_napari_viewer_proxy()
+    scan = {"cytomask": {"role": "mask", "source": "/data/scan.ome.tif"}}
+    viewer.add_labels(labels[::-1].copy(), name="cellpose mask", metadata=scan)
+    record = {"cytomask": {"role": "input", "source": "/data/scan.ome.tif"}}
+    phase = viewer.add_image(labels.astype(np.float32), name="phase", metadata=record)
+    own = {"cytomask": {"role": "mask", "source": "/data/corrected_gt.tif"}}
+    viewer.add_labels(labels.copy(), name="corrected_gt", metadata=own)
+    dock = MetricsDock(viewer)
+    qtbot.addWidget(dock)
+
+    def segmented(name):
+        cells = viewer.add_labels(
+            labels.copy(), name=name, metadata=result_metadata(phase, method="unet")
+        )
+        dock.set_prediction(cells)
+
+    segmented("cells 1")
+    assert dock.ground_truth_combo.currentText() == "cellpose mask"  # the scan's own
+    dock.ground_truth_combo.setCurrentIndex(dock.ground_truth_combo.findText("corrected_gt"))
+    dock.ground_truth_combo.activated.emit(dock.ground_truth_combo.currentIndex())  # by hand
+    segmented("cells 2")
+    assert dock.ground_truth_combo.currentText() == "corrected_gt"
+    dock.prediction_combo.setCurrentText("cells 1")
+    assert dock.ground_truth_combo.currentText() == "corrected_gt"
+    qtbot.waitUntil(
+        lambda: (
+            dock.evaluation is not None
+            and dock.evaluation.summary()["mean_average_f1"] == pytest.approx(1.0)
+        ),
+        timeout=10_000,
+    )
+
+
 def test_a_result_alone_is_not_checked_against_itself(make_napari_viewer_proxy, qtbot, labels):
     """With only the dock's own result there is no ground truth: the dock says what to add
     instead of scoring the layer against itself, and refuses the same layer twice."""

@@ -152,6 +152,9 @@ class MetricsDock(StepWidget, QWidget):
         self._made: np.ndarray | None = None
         self._made_only = ""
         self._shape: tuple[int, ...] = ()  # of the layers compared
+        #: The ground truth the user picked for the results of each scan (by its source):
+        #: kept for that scan's later results, as a default would not be.
+        self._picked_truth: dict[str | None, int] = {}
 
         self.prediction_combo = QComboBox()
         self.prediction_combo.setToolTip(
@@ -238,6 +241,7 @@ class MetricsDock(StepWidget, QWidget):
 
         self.prediction_combo.currentIndexChanged.connect(self._prediction_picked)
         self.ground_truth_combo.currentIndexChanged.connect(self._selection_changed)
+        self.ground_truth_combo.activated.connect(self._truth_picked)
         self.stack_check.toggled.connect(lambda _: self.schedule())
         self.threshold_spin.valueChanged.connect(lambda _: self.schedule())
         self.highlight_check.toggled.connect(self._highlight_toggled)
@@ -266,23 +270,34 @@ class MetricsDock(StepWidget, QWidget):
         self._selection_changed()
 
     def _pair_truth(self, layer: Labels) -> None:
-        """Choose a ground truth for the prediction ``layer`` when the one chosen has another
-        shape, or is another scan's mask while ``layer``'s scan has its own."""
+        """Choose a ground truth for the prediction ``layer``: the one the user picked for
+        its scan's results, else the one chosen unless it has another shape or is another
+        scan's mask while ``layer``'s scan has its own."""
         gt = self.ground_truth_layer
         shape = _shape(layer)
         fitting = [
             c for c in self._candidates()
             if c.unique_id != layer.unique_id and _shape(c) == shape
         ]  # fmt: skip
-        # Another scan's mask of the same shape is no ground truth of these cells (a layer
-        # the user picked that is no scan's mask channel stays).
-        another = gt is not None and role_of(gt) == "mask" and source_of(gt) != source_of(layer)
-        if gt is None or _shape(gt) != shape or (another and _own_masks(fitting, layer)):
-            truth = _default_ground_truth(fitting, layer)
-            if truth is not None:
-                self.ground_truth_combo.blockSignals(True)
-                self.ground_truth_combo.setCurrentIndex(self.ground_truth_combo.findData(truth))
-                self.ground_truth_combo.blockSignals(False)
+        picked = self._picked_truth.get(source_of(layer))
+        if picked is not None and any(c.unique_id == picked for c in fitting):
+            truth = picked
+        else:
+            # Another scan's mask of the same shape is no ground truth of these cells.
+            another = gt is not None and role_of(gt) == "mask" and source_of(gt) != source_of(layer)
+            keep = gt is not None and _shape(gt) == shape
+            keep = keep and not (another and _own_masks(fitting, layer))
+            truth = None if keep else _default_ground_truth(fitting, layer)
+        if truth is not None:
+            self.ground_truth_combo.blockSignals(True)
+            self.ground_truth_combo.setCurrentIndex(self.ground_truth_combo.findData(truth))
+            self.ground_truth_combo.blockSignals(False)
+
+    def _truth_picked(self, _index=None) -> None:
+        """A ground truth chosen by hand stays the one for the shown prediction's scan."""
+        gt, prediction = self.ground_truth_layer, self.prediction_layer
+        if gt is not None and prediction is not None:
+            self._picked_truth[source_of(prediction)] = gt.unique_id
 
     def _prediction_picked(self, _index=None) -> None:
         """A prediction chosen by hand takes the ground truth of its own scan along."""
