@@ -540,7 +540,8 @@ def test_picking_a_model_shows_its_tuned_thresholds(
     tuned = unet_checkpoint(tile_size=64, seed=2)
     model = UNetPredictor.from_checkpoint(tuned, "cpu").model
     description = read_description(tuned)
-    recorded = {"interior_threshold": 0.7, "foreground_threshold": 0.35, "min_size": 42}
+    # Tuning chooses thresholds to 0.001 (0.955), which the dock keeps as they are.
+    recorded = {"interior_threshold": 0.475, "foreground_threshold": 0.998, "min_size": 42}
     save_checkpoint(tuned, model, {**description, "postprocess": recorded})
     plain = save_checkpoint(tmp_path / "plain.safetensors", model, description)
 
@@ -553,8 +554,9 @@ def test_picking_a_model_shows_its_tuned_thresholds(
         segmenter.foreground_threshold.value(),
         segmenter.min_size.value(),
     )
-    assert shown == pytest.approx((0.7, 0.35, 42))
-    assert segmenter.step().min_size == 42
+    assert shown == pytest.approx((0.475, 0.998, 42))
+    step = segmenter.step()
+    assert (step.interior_threshold, step.foreground_threshold, step.min_size) == (0.475, 0.998, 42)
     segmenter.checkpoint.set_model(plain)  # no recorded settings: the defaults
     assert segmenter.interior_threshold.value() == pytest.approx(0.5)
     assert segmenter.min_size.value() == 0

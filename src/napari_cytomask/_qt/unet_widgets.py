@@ -458,20 +458,20 @@ class UNetSegmentWidget(StepWidget, QWidget):
         self._learnt: tuple[float, float] | None = None  # the selected model's pixel size
         self.pixels.changed.connect(self._show_scale_note)
         self.interior_threshold = number_box(
-            0.01,
-            0.99,
+            0.001,
+            0.999,
             0.5,
             "Interior probability that seeds a cell; higher splits fewer cells.",
             0.05,
-            decimals=2,
+            decimals=3,  # as tuning chooses them (0.955)
         )
         self.foreground_threshold = number_box(
-            0.01,
-            0.99,
+            0.001,
+            0.999,
             0.5,
             "Interior + boundary probability above which a pixel belongs to a cell.",
             0.05,
-            decimals=2,
+            decimals=3,  # as tuning chooses them (0.955)
         )
         self.min_size = number_box(
             0,

@@ -1112,7 +1112,8 @@ def iter_tune_postprocess(
         for _ in range(TUNING_REFINEMENTS):
             centre = best[name]
             for neighbour in (lower, upper):
-                attempt(name, round((centre + neighbour) / 2, 6))
+                # To 0.001, as the segmenting dock shows and uses them.
+                attempt(name, round((centre + neighbour) / 2, 3))
                 done += 1
                 yield done, total
             if best[name] > centre:
