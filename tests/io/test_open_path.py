@@ -171,6 +171,15 @@ def test_a_folder_gives_its_zarr_stores_as_images(tmp_path):
     assert [p.name for p in found] == ["img.ome.zarr", "scan.tif"]
     results = find_inputs([tmp_path / "img_unet_cells.ome.zarr", tmp_path])
     assert [p.name for p in results] == ["img_unet_cells.ome.zarr", "img.ome.zarr", "scan.tif"]
+    # A pattern leaves the plain .zarr folder alone too (it failed the run), and a store
+    # named in capitals is one.
+    (tmp_path / "Well2.OME.ZARR").mkdir()
+    found = find_inputs([f"{tmp_path}/*"], exclude=OUTPUT_ENDINGS)
+    assert [p.name for p in found] == ["Well2.OME.ZARR", "img.ome.zarr", "scan.tif"]
+    found = find_inputs([tmp_path], exclude=OUTPUT_ENDINGS)
+    assert [p.name for p in found] == ["Well2.OME.ZARR", "img.ome.zarr", "scan.tif"]
+    # Named on its own, a plain .zarr folder is taken (and its reading says what it is).
+    assert find_inputs([tmp_path / "notes.zarr"]) == [tmp_path / "notes.zarr"]
 
 
 def test_a_colour_tiff_gives_its_colours_as_channels_as_a_png_does(tmp_path):

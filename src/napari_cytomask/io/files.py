@@ -55,7 +55,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     """
     text = str(path)
     try:
-        if text.rstrip("/").endswith(".zarr"):
+        if text.rstrip("/").lower().endswith(".zarr"):
             from .omezarr import open_labels
 
             return np.asarray(open_labels(path))
@@ -195,8 +195,11 @@ def match_files(
 
 
 def _without_ome(key: tuple) -> tuple:
-    """A pattern's captures with ".ome" dropped from the end of the last."""
-    return (*key[:-1], key[-1].removesuffix(".ome")) if key else key
+    """A pattern's captures with ".ome" (any case, as results' names drop it) dropped
+    from the end of the last."""
+    if not key or not key[-1].lower().endswith(".ome"):
+        return key
+    return (*key[:-1], key[-1][: -len(".ome")])
 
 
 def find_inputs(items, exclude: tuple[str, ...] = ()) -> list[Path]:
@@ -226,14 +229,17 @@ def find_inputs(items, exclude: tuple[str, ...] = ()) -> list[Path]:
         # A file named like a pattern ("scan[1].tif") is that file.
         if glob.has_magic(text) and not os.path.exists(text):
             paths = [Path(p) for p in sorted(glob.glob(text, recursive=True))]
-            paths = [p for p in paths if _is_image(p) and not p.name.endswith(exclude)]
+            # Files, and of folders only OME-Zarr stores: a plain .zarr folder beside the
+            # scans may hold anything (named on its own, it is read).
+            paths = [
+                p for p in paths
+                if (p.is_file() or _is_ome_zarr(p)) and not p.name.endswith(exclude)
+            ]  # fmt: skip
         elif Path(text).is_dir() and not _is_image(Path(text)):
-            # Its image files and its OME-Zarr stores (folders that are one image each; a
-            # plain .zarr folder may hold anything).
+            # Its image files and its OME-Zarr stores (folders that are one image each).
             paths = sorted(
                 p for p in Path(text).iterdir()
-                if (p.suffix.lower() in IMAGE_SUFFIXES if p.is_file()
-                    else _is_image(p) and p.name.lower().endswith(".ome.zarr"))
+                if (p.suffix.lower() in IMAGE_SUFFIXES if p.is_file() else _is_ome_zarr(p))
                 and not p.name.endswith(exclude) and not p.name.startswith(".")
             )  # fmt: skip
         else:
@@ -276,7 +282,12 @@ def _subfolders(text: str) -> str:
 
 def _is_image(path: Path) -> bool:
     """A file, or a Zarr store (a folder that is one image)."""
-    return path.is_file() or (path.is_dir() and path.name.endswith(".zarr"))
+    return path.is_file() or (path.is_dir() and path.name.lower().endswith(".zarr"))
+
+
+def _is_ome_zarr(path: Path) -> bool:
+    """An OME-Zarr store, by its name ("cells.ome.zarr", any case)."""
+    return path.is_dir() and path.name.lower().endswith(".ome.zarr")
 
 
 def open_scan(path: str | os.PathLike, *, mosaic: bool = False) -> Scan:
