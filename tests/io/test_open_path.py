@@ -135,11 +135,16 @@ def test_labels_of_one_position_keep_the_scans_pixel_size(shared_data, tmp_path)
     scan = open_scan(shared_data / MMSTACK)  # P, T, Y, X
     labels = np.zeros(scan.channels[0].base.shape[-2:], np.uint16)
     labels[:8, :8] = 1
-    for part in (labels, labels[None]):  # one plane; one position's time points
+    # One plane; one position's time points, or one time point's positions: which axes
+    # are left is not known, so the other axis is neither named after the scan's T nor
+    # given its 5 s step.
+    for part in (labels, labels[None]):
         geometry = geometry_of(scan, part.ndim)
-        assert geometry["axis_labels"] == scan.axes[-part.ndim :]
         written = write_labels(tmp_path / f"part{part.ndim}.tif", part, **geometry)
         assert open_scan(written).pixel_size_um == pytest.approx(scan.pixel_size_um)
+    assert geometry["scale"] == (1.0, *scan.scale[-2:]) and "axis_labels" not in geometry
+    assert geometry["units"][0] == "pixel"
+    assert geometry_of(scan, 4)["axis_labels"] == scan.axes  # all its axes: named as its
     assert geometry_of(scan, 5) == {}  # more axes than the scan has: not its geometry
 
 

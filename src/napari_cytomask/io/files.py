@@ -385,14 +385,19 @@ def read_labels(path, channel: int | None = None) -> tuple[np.ndarray, dict]:
 def geometry_of(scan: Scan, ndim: int) -> dict:
     """A scan's axis names, pixel sizes and units as keyword arguments of
     :func:`~napari_cytomask.io.writers.write_labels`, for labels of ``ndim`` axes made from
-    it. Labels of fewer axes are taken as made from its last ones (one position of a
-    stack, one plane): they keep its pixel size. Empty when its axes are others (a colour
-    image's, or labels of more axes than it has)."""
+    it. Labels of fewer axes (one position of a stack, one plane) keep its pixel size;
+    which of its other axes they kept is not known (a P, T, Y, X scan's first time points
+    are P, Y, X), so those are left unnamed, one step apart. Empty when its axes are
+    others (a colour image's, or labels of more axes than it has)."""
     n = len(scan.axes)
-    if not (ndim == n or 2 <= ndim < n and tuple(scan.axes[-2:]) == ("Y", "X")):
+    if ndim == n:
+        units = None if scan.units is None else tuple(scan.units)
+        return {"scale": tuple(scan.scale), "units": units, "axis_labels": scan.axes}
+    if not (2 <= ndim < n and tuple(scan.axes[-2:]) == ("Y", "X")):
         return {}
-    units = None if scan.units is None else tuple(scan.units[-ndim:])
-    return {"scale": tuple(scan.scale[-ndim:]), "units": units, "axis_labels": scan.axes[-ndim:]}
+    lead = ndim - 2
+    units = None if scan.units is None else ("pixel",) * lead + tuple(scan.units[-2:])
+    return {"scale": (1.0,) * lead + tuple(scan.scale[-2:]), "units": units}
 
 
 def pick_channels(scan: Scan, channels: list[int] | None, n_channels: int) -> list[int]:
