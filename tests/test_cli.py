@@ -462,6 +462,17 @@ def test_evaluate_finds_each_scans_mask_channel_without_being_told(tmp_path, cap
     with pytest.raises(ValueError, match=r"2 mask channels, 1 \(cells\), 2 \(nuclei mask\): say"):
         read_labels(two)
     np.testing.assert_array_equal(read_labels(two, 2)[0], masks[0])
+    # Each command asks with its own option: export takes --mask-channel too, and a scan
+    # given as --pred is not told to use --mask-channel, which is the --gt's.
+    capsys.readouterr()
+    out = tmp_path / "exported"
+    assert main(["export", str(two), "-o", str(out), "-q"]) != 0
+    assert "say which one holds the labels (--mask-channel N)" in capsys.readouterr().err
+    assert main(["export", str(two), "-o", str(out), "-q", "--mask-channel", "2"]) == 0
+    np.testing.assert_array_equal(tifffile.imread(out / "two.tif"), masks[0])
+    argv = ["evaluate", "--pred", str(two), "--gt", str(truth / "s0.tif"), "--mask-channel", "1"]
+    assert main([*argv, "-o", str(tmp_path / "two.csv")]) != 0
+    assert "(--pred takes label files; export the scan's mask" in capsys.readouterr().err
 
 
 def test_evaluate_a_pair_that_cannot_be_compared_fails_alone(tmp_path, capsys):

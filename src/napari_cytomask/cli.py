@@ -657,6 +657,11 @@ def _export_parser(sub) -> None:
         "--format", nargs="+", type=_format, choices=FILE_FORMATS, default=["tiff"],
         dest="formats", help="label formats to write",
     )  # fmt: skip
+    p.add_argument(
+        "--mask-channel", type=int, metavar="N",
+        help="channel of scans with several mask channels that holds the labels; by default "
+        "a scan's only mask channel",
+    )  # fmt: skip
     p.add_argument("--coco", action="store_true", help="also write COCO RLE JSON")
     p.add_argument(
         "--no-tables", action="store_true", help="skip the per-object CSV and the cell counts"
@@ -1238,8 +1243,12 @@ def _evaluate(args) -> int:
     for pred_path, gt_path in pairs:
         # A pair that cannot be compared fails alone, named: the others are still measured.
         try:
-            pred, _ = read_labels(pred_path)
-            gt, geometry = read_labels(gt_path, args.mask_channel)
+            pred, _ = read_labels(
+                pred_path,
+                advice="--pred takes label files; export the scan's mask with cytomask export "
+                "--mask-channel N first",
+            )
+            gt, geometry = read_labels(gt_path, args.mask_channel, advice="--mask-channel N")
             _note_if_no_background(gt_path, gt, "compared as ground-truth labels")
             _note_if_no_background(pred_path, pred, "compared as predicted labels")
             result = evaluate(
@@ -1303,7 +1312,7 @@ def _export(args) -> int:
     exports = []
     for path, name in zip(items, _export_names(items), strict=True):
         info = records[path]
-        labels, axes = read_labels(path)
+        labels, axes = read_labels(path, args.mask_channel, advice="--mask-channel N")
         if not info:  # not a result of segment
             _note_if_no_background(path, labels, "exported as labels")
         described = {**recorded_fields(info), **_from_source(info)} if info else {}

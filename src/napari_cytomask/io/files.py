@@ -344,7 +344,9 @@ def file_pixel_size(path: str | os.PathLike) -> tuple[float, float] | None:
     return scan.pixel_size_um
 
 
-def read_labels(path, channel: int | None = None) -> tuple[np.ndarray, dict]:
+def read_labels(
+    path, channel: int | None = None, *, advice: str = "give its channel"
+) -> tuple[np.ndarray, dict]:
     """Label ids read from ``path`` (the ``channel`` given, else a TIFF's only channel or
     the only mask channel of a scan whose channels it names, as the reader and the dock
     find it) in memory, with what the file says of their axes (:func:`geometry_of`), in
@@ -354,7 +356,7 @@ def read_labels(path, channel: int | None = None) -> tuple[np.ndarray, dict]:
     ------
     ValueError
         When no channel is given and a scan whose channels the file names holds several
-        masks.
+        masks; the message ends with ``advice`` on how to choose one.
 
     A TIFF's channel is read in the order of the axes the reader names, not the order the
     file stores them in (Z before T, say), so its names fit it. A file that holds several
@@ -371,7 +373,7 @@ def read_labels(path, channel: int | None = None) -> tuple[np.ndarray, dict]:
             listed = ", ".join(f"{c.index} ({c.name})" for c in masks)
             raise ValueError(
                 f"{path} holds {len(masks)} mask channels, {listed}: say which one holds the "
-                "labels (evaluate: --mask-channel N)."
+                f"labels ({advice})."
             )
         if channel is None and len(scan.channels) > 1 and len(masks) == 1 and named:
             channel = masks[0].index
