@@ -169,6 +169,34 @@ def test_training_on_one_image_says_what_it_held_back(make_napari_viewer_proxy, 
     assert segmenter.status.text().endswith(f"press Segment cytoplasm. {trainer.summary}")
 
 
+def test_frames_without_a_cell_are_left_out_of_training_and_said(
+    make_napari_viewer_proxy, qtbot, model_folder
+):
+    """Cells painted in one position of a tile scan: the others, unlabelled, were trained as
+    background and validated against (validation mean-average F1 0.000, no word)."""
+    viewer = make_napari_viewer_proxy()
+    scan = make_tilescan(n_tiles=4, shape=(96, 96), cell_radius=10, seed=3)
+    viewer.add_image(scan.brightfield, name="BF")
+    painted = np.zeros_like(scan.labels)
+    painted[[1, 2]] = scan.labels[[1, 2]]
+    viewer.add_labels(painted, name="my cells")
+    trainer = UNetTrainWidget(viewer)
+    trainer.image_layer.setCurrentText("BF")
+    trainer.mask_layer.setCurrentText("my cells")
+    _tiny_training(trainer)
+    trainer.train()
+    left_out = (
+        "2 of the 4 frames of 'my cells' hold no cell and are left out (frames 0, 3): "
+        "unlabelled, their cells would be learnt as background."
+    )
+    assert left_out in trainer.status.text()
+    qtbot.waitUntil(lambda: trainer.worker is None, timeout=90_000)
+    assert trainer.result is not None, trainer.status.text()
+    split = trainer.result.description["training"]["split"]
+    assert sorted(sum(split.values(), [])) == ["BF[1]", "BF[2]"]
+    assert left_out[:1].upper() + left_out[1:] in trainer.summary
+
+
 def test_fine_tuning_on_layers_of_another_pixel_size_says_they_were_resampled(
     make_napari_viewer_proxy, qtbot, model_folder, unet_checkpoint
 ):

@@ -1071,6 +1071,7 @@ class UNetTrainWidget(StepWidget, QWidget):
             self.init_path.setText(path)
 
     def _samples(self):
+        """The images to train on, what they came from, and what was left out of them."""
         from ..models.training import samples_from_arrays, samples_from_folders
 
         if self.source.currentText() == "Folders":
@@ -1084,7 +1085,7 @@ class UNetTrainWidget(StepWidget, QWidget):
             typed = self.pixels.pixel_size()
             if typed:
                 samples = [replace(s, pixel_size_um=typed) for s in samples]
-            return samples, [images, masks]
+            return samples, [images, masks], ""
         image, mask = self.image_layer.layer(), self.mask_layer.layer()
         if image is None or mask is None:
             raise ValueError(
@@ -1098,7 +1099,18 @@ class UNetTrainWidget(StepWidget, QWidget):
             channel_axis=-1 if image.rgb else None,
             pixel_size_um=self.pixels.pixel_size(image),
         )
-        return samples, [f"layer {image.name}", f"layer {mask.name}"]
+        # Frames of a stack painted in part: the ones without a cell are not labelled yet,
+        # and trained on they would teach that their cells are background.
+        empty = [i for i, sample in enumerate(samples) if not sample.labels.any()]
+        note = ""
+        if empty and len(empty) < len(samples):
+            samples = [sample for sample in samples if sample.labels.any()]
+            note = (
+                f" {len(empty)} of the {len(samples) + len(empty)} frames of '{mask.name}' "
+                f"hold no cell and are left out (frames {', '.join(map(str, empty))}): unlabelled, "
+                "their cells would be learnt as background."
+            )
+        return samples, [f"layer {image.name}", f"layer {mask.name}"], note
 
     def init_from(self) -> str | None:
         """What training starts from: ``None`` (random), ``"starter"`` or a checkpoint."""
@@ -1120,7 +1132,7 @@ class UNetTrainWidget(StepWidget, QWidget):
         if self.runner.busy:
             return
         try:
-            samples, sources = self._samples()
+            samples, sources, left_out = self._samples()
             config = UNetConfig(
                 encoder=self.encoder.currentText().strip(),
                 encoder_depth=self.encoder_depth.value(),
@@ -1159,7 +1171,7 @@ class UNetTrainWidget(StepWidget, QWidget):
         self.losses, self.scores = [], []
         # A resumed run's network is on disk already: cancelled, it is kept.
         self._first_epoch, self._checkpoint = None, Path(resume) if resume else None
-        self._notes = []
+        self._notes = [left_out.strip()] if left_out else []
         self._plot()
         self.progress.setMaximum(settings.epochs * settings.steps_per_epoch)
         kept = (
@@ -1168,7 +1180,8 @@ class UNetTrainWidget(StepWidget, QWidget):
         )  # fmt: skip
         self.status.setText(
             f"Training on {len(samples)} image(s), about {duration(self.estimated_seconds())}. "
-            f"The best network so far is saved at the end of each epoch: {kept}.{resumed}"
+            f"The best network so far is saved at the end of each epoch: {kept}."
+            f"{left_out}{resumed}"
         )
         self._pace = Pace()
         # The estimate was made before the run; the status line measures as it runs.
