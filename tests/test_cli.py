@@ -124,7 +124,8 @@ def test_train_then_segment(folders, tmp_path, capsys):
     assert (out_dir / "scan_unet_cells.tif").stat().st_mtime_ns == before
     assert main([*argv, "--overlap", "8"]) == 1
     err = capsys.readouterr().err
-    assert "made with other settings; pass --overwrite" in err and len(err.splitlines()) == 1
+    assert "made with other settings (unet); pass --overwrite" in err
+    assert len(err.splitlines()) == 1
     assert main([*argv, "--overlap", "8", "--overwrite"]) == 0
     # Naming the channel a run took for the input (as a preset saved from the dock does)
     # asks for the same cells: it was refused as other settings.
@@ -141,6 +142,18 @@ def test_train_then_segment(folders, tmp_path, capsys):
     assert (
         json.loads((out_dir / "scan_unet_cells.json").read_text())["preset"]["unet"]["overlap"] == 8
     )
+    # A pixel size given that is the one the file records asks for the same cells too; one
+    # that is not is said to be what changed.
+    calibrated = tmp_path / "calibrated.ome.tif"
+    tifffile.imwrite(calibrated, (scan.brightfield[0] * 1000).astype(np.uint16),
+                     metadata={"PhysicalSizeX": 0.87, "PhysicalSizeY": 0.87})  # fmt: skip
+    again = [*segment, str(calibrated), "-m", str(model), "--no-tta"]
+    assert main(again) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    assert main([*again, "--pixel-size", "0.87"]) == 0, capsys.readouterr().err
+    assert "1 of 1 input(s) already segmented" in capsys.readouterr().out
+    assert main([*again, "--pixel-size", "0.5"]) == 1
+    assert "made with other settings (pixel size); pass" in capsys.readouterr().err
 
     # A model name is looked up in the model folder; results go beside the input.
     (tmp_path / "models").mkdir()

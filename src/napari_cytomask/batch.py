@@ -196,10 +196,11 @@ def plan(
         if not options.overwrite and job.finished():
             made = json.loads(job.record.read_text(encoding="utf-8"))
             output = job.record.with_name(made["output"])
-            if not _same_settings(made, preset, options, job.source):
+            changed = _changed_settings(made, preset, options, job.source)
+            if changed:
                 raise BatchError(
-                    f"{job.record} was made with other settings; pass --overwrite to redo it, "
-                    "or choose another --output-dir."
+                    f"{job.record} was made with other settings ({', '.join(changed)}); pass "
+                    "--overwrite to redo it, or choose another --output-dir."
                 )
             if output.exists() and output not in (job.labels, job.chunked_labels()):
                 # Its record would describe the new file and no longer the one it made.
@@ -355,28 +356,47 @@ def process(
             "channels": 3 if scan.rgb else len(scan.channels), "note": note}  # fmt: skip
 
 
-def _same_settings(made: dict, preset: Preset, options: Options, source: Path) -> bool:
-    """Whether the run that wrote the record ``made`` of ``source`` used ``preset`` and
-    ``options``.
+def _changed_settings(made: dict, preset: Preset, options: Options, source: Path) -> list[str]:
+    """The settings (a preset's parts, the pixel size) in which ``preset`` and ``options``
+    differ from those of the run that wrote the record ``made`` of ``source``; empty when
+    they are the same.
 
     Channels named and channels left to the reader are the same when they come to the
     channels that run used: a preset saved from the dock names the channel it segmented,
-    the reader's input, say.
+    the reader's input, say. So are a pixel size given and the one the file records.
     """
     from .io.files import open_scan, pick_channels
 
     earlier, now = dict(made.get("preset") or {}), preset.to_dict()
     used = made.get("channels_used")
+    scan = None
+
+    def opened():  # what the reader finds now: the file's metadata, no pixels
+        nonlocal scan
+        scan = scan or open_scan(source)
+        return scan
+
     if earlier.get("channels") is None and now.get("channels") == used:
         earlier["channels"] = used
     elif now.get("channels") is None and earlier.get("channels") == used:
-        try:  # what the reader would take now: the file's metadata, no pixels
-            if pick_channels(open_scan(source), None, len(used)) == used:
+        try:
+            if pick_channels(opened(), None, len(used)) == used:
                 now["channels"] = used
         except (ValueError, OSError):
             pass  # not readable now: other settings, as before
+    changed = sorted(k for k in earlier.keys() | now.keys() if earlier.get(k) != now.get(k))
     given = (made.get("options") or {}).get("pixel_size_um")
-    return earlier == now and given == options.pixel_size_um
+    if given != options.pixel_size_um:
+        try:  # the pixel size the images went through at: given, else the file's
+            size = options.pixel_size_um
+            pixel = (size, size) if size else opened().pixel_size_um
+            before = made.get("pixel_size_um")
+            same = pixel is not None and before is not None and np.allclose(pixel, before)
+        except (ValueError, OSError):
+            same = False
+        if not same:
+            changed.append("pixel size")
+    return changed
 
 
 @contextmanager
