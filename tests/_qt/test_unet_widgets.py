@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import shutil
 import time
@@ -758,6 +759,31 @@ def test_the_time_left_counts_training_steps_only(make_napari_viewer_proxy, monk
     assert widget.status.text().endswith("loss 0.500; last step.")
 
 
+def test_the_time_left_of_choosing_thresholds_counts_the_settings_only(
+    make_napari_viewer_proxy, monkeypatch
+):
+    """Choosing thresholds first predicts the validation images (10 s each here), then
+    scores settings (0.1 s each): timed from the first image, 57 min were said for 10 s."""
+    from napari_cytomask import progress
+    from napari_cytomask.models.training import TrainingProgress
+
+    widget = UNetTrainWidget(make_napari_viewer_proxy())
+    now = [0.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: now[0])
+    split = {"train": ["a", "b"], "validation": ["c", "d"], "test": []}
+    widget._on_progress(TrainingProgress(0, 1, 0, 3, 0, math.nan, 1e-3, phase="split", split=split))
+
+    def tune(step, at):
+        now[0] = at
+        widget._on_progress(TrainingProgress(0, 1, step, 70, 0, math.nan, 1e-3, phase="tune"))
+        return widget.status.text()
+
+    assert tune(0, 0.0).endswith("predicting image 1 of 2")
+    assert tune(1, 10.0).endswith("predicting image 2 of 2")
+    assert tune(2, 20.0).endswith(": 2 of 70")
+    assert tune(12, 21.0).endswith(": 12 of 70; about 6 s left")
+
+
 def test_a_trained_model_is_selected_though_the_one_selected_before_is_gone(
     make_napari_viewer_proxy, unet_checkpoint
 ):
@@ -769,6 +795,24 @@ def test_a_trained_model_is_selected_though_the_one_selected_before_is_gone(
     assert segmenter.checkpoint.path() == new
     assert segmenter.tabs.currentIndex() == 0
     assert segmenter.status.text() == f"Model {new.stem} is ready: press Segment cytoplasm."
+
+
+def test_a_model_trained_elsewhere_is_listed_when_the_list_opens(
+    make_napari_viewer_proxy, qtbot, unet_checkpoint, model_folder
+):
+    """A model trained in the separate Train a U-Net dock never appeared in an open
+    Segment dock's list; opening the list lists it, and leaves typed thresholds alone."""
+    segmenter = UNetSegmentWidget(make_napari_viewer_proxy())
+    qtbot.addWidget(segmenter)
+    combo = segmenter.checkpoint.combo
+    segmenter.foreground_threshold.setValue(0.8)  # typed for the selected model
+    model_folder.mkdir()
+    shutil.copy(unet_checkpoint(64, seed=1), model_folder / "trained elsewhere.safetensors")
+    assert combo.findText("trained elsewhere") == -1
+    combo.showPopup()
+    combo.hidePopup()
+    assert combo.findText("trained elsewhere") >= 0
+    assert segmenter.foreground_threshold.value() == pytest.approx(0.8)
 
 
 def test_a_listed_model_deleted_or_damaged_before_it_is_picked_is_said(
