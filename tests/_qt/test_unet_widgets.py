@@ -813,6 +813,22 @@ def test_a_model_trained_elsewhere_is_listed_when_the_list_opens(
     combo.hidePopup()
     assert combo.findText("trained elsewhere") >= 0
     assert segmenter.foreground_threshold.value() == pytest.approx(0.8)
+    # Trained again into the selected file (Resume from, or Replace), it shows the
+    # thresholds its tuning chose, not the ones typed for it before.
+    mine = model_folder / "trained elsewhere.safetensors"
+    segmenter.checkpoint.set_model(mine)
+    segmenter.foreground_threshold.setValue(0.321)
+    model = UNetPredictor.from_checkpoint(mine, "cpu").model
+    tuned = {"interior_threshold": 0.6, "foreground_threshold": 0.7, "min_size": 5}
+    save_checkpoint(mine, model, {**read_description(mine), "postprocess": tuned})
+    segmenter._use_trained(mine)
+    assert segmenter.foreground_threshold.value() == pytest.approx(0.7)
+    # Its file deleted, opening the list leaves it selected: picking or using it says so.
+    mine.unlink()
+    combo.showPopup()
+    combo.hidePopup()
+    assert segmenter.checkpoint.key() == str(mine)
+    assert segmenter.foreground_threshold.value() == pytest.approx(0.7)
 
 
 def test_a_listed_model_deleted_or_damaged_before_it_is_picked_is_said(

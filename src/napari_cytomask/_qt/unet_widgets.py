@@ -273,7 +273,7 @@ class _ModelPicker(QWidget):
 
     def __init__(self):
         super().__init__()
-        self.combo = _ListedOnOpening(self.refresh)
+        self.combo = _ListedOnOpening(self._relist_on_opening)
         self.combo.setMinimumContentsLength(12)
         self.combo.setSizeAdjustPolicy(
             QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
@@ -301,9 +301,21 @@ class _ModelPicker(QWidget):
             about = f"{self.combo.currentText()}: {details}\n\n{about}"
         self.combo.setToolTip(about)
 
-    def refresh(self) -> None:
-        """List the models again, keeping the selection (said only when it changes: the
-        thresholds typed for the selected model stay)."""
+    def _relist_on_opening(self) -> None:
+        """List the models again as the list opens, keeping the thresholds typed for the
+        selected model; with its file gone, the list stays: picking or using it says so."""
+        key = self.key()
+        try:
+            if key is not None:
+                resolve_unet(key)
+        except ValueError:
+            return
+        self.refresh(said_again=False)
+
+    def refresh(self, said_again: bool = True) -> None:
+        """List the models again, keeping the selection; ``said_again``: say the selection
+        (``valueChanged``) even when it is the same model, whose file may have been
+        rewritten (trained again), so that its recorded thresholds are shown."""
         current = self.key()
         self.combo.blockSignals(True)
         self.combo.clear()
@@ -325,7 +337,7 @@ class _ModelPicker(QWidget):
             self.combo.blockSignals(True)
             self.setValue(current)  # a file deleted meanwhile is simply no longer listed
             self.combo.blockSignals(False)
-        if current is None or self.key() != current:
+        if said_again or current is None or self.key() != current:
             self.combo.currentIndexChanged.emit(self.combo.currentIndex())
 
     def _add(self, key: str, title: str, path: Path) -> None:
