@@ -185,6 +185,13 @@ def test_a_folder_gives_its_zarr_stores_as_images(tmp_path):
     assert [p.name for p in found] == ["Well2.OME.ZARR", "img.ome.zarr", "scan.tif"]
     # Named on its own, a plain .zarr folder is taken (and its reading says what it is).
     assert find_inputs([tmp_path / "notes.zarr"]) == [tmp_path / "notes.zarr"]
+    # An image store named without ".ome" is one by its metadata, in a pattern or folder.
+    from napari_cytomask.io.omezarr import create_labels
+
+    create_labels(tmp_path / "well1.zarr", (16, 16))[2:6, 2:6] = 1
+    found = find_inputs([f"{tmp_path}/*.zarr"])
+    assert [p.name for p in found] == ["img.ome.zarr", "img_unet_cells.ome.zarr", "well1.zarr"]
+    assert "well1.zarr" in [p.name for p in find_inputs([tmp_path])]
 
 
 def test_a_colour_tiff_gives_its_colours_as_channels_as_a_png_does(tmp_path):

@@ -286,8 +286,21 @@ def _is_image(path: Path) -> bool:
 
 
 def _is_ome_zarr(path: Path) -> bool:
-    """An OME-Zarr store, by its name ("cells.ome.zarr", any case)."""
-    return path.is_dir() and path.name.lower().endswith(".ome.zarr")
+    """An OME-Zarr store: named so ("cells.ome.zarr", any case), or a ".zarr" folder whose
+    group metadata (Zarr v2 ``.zattrs``, v3 ``zarr.json``) describes an image."""
+    name = path.name.lower()
+    if not path.is_dir() or not name.endswith(".zarr"):
+        return False
+    if name.endswith(".ome.zarr"):
+        return True
+    for metadata in (".zattrs", "zarr.json"):
+        try:
+            text = (path / metadata).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        if '"multiscales"' in text:
+            return True
+    return False
 
 
 def open_scan(path: str | os.PathLike, *, mosaic: bool = False) -> Scan:
