@@ -481,8 +481,19 @@ def test_evaluate_finds_each_scans_mask_channel_without_being_told(tmp_path, cap
     out = tmp_path / "exported"
     assert main(["export", str(two), "-o", str(out), "-q"]) != 0
     assert "say which one holds the labels (--mask-channel N)" in capsys.readouterr().err
-    assert main(["export", str(two), "-o", str(out), "-q", "--mask-channel", "2"]) == 0
+    # Given, it chooses among a scan's masks, and other files are read as without it (a
+    # plain result failed the whole export: "has no channel 2").
+    plain = tmp_path / "plain_cells.tif"
+    tifffile.imwrite(plain, masks[1])
+    argv = ["export", str(two), str(plain), "-o", str(out), "-q", "--mask-channel", "2"]
+    assert main(argv) == 0, capsys.readouterr().err
     np.testing.assert_array_equal(tifffile.imread(out / "two.tif"), masks[0])
+    np.testing.assert_array_equal(tifffile.imread(out / "plain_cells.tif"), masks[1])
+    # A channel that is no mask (the phase) is refused, its masks named.
+    assert main(["export", str(two), "-o", str(out), "--mask-channel", "0", "--overwrite"]) != 0
+    assert "channel 0 is not one of its mask channels, 1 (cells), 2 (nuclei mask)" in (
+        capsys.readouterr().err
+    )
     argv = ["evaluate", "--pred", str(two), "--gt", str(truth / "s0.tif"), "--mask-channel", "1"]
     assert main([*argv, "-o", str(tmp_path / "two.csv")]) != 0
     assert "(--pred takes label files; export the scan's mask" in capsys.readouterr().err

@@ -1312,7 +1312,7 @@ def _export(args) -> int:
     exports = []
     for path, name in zip(items, _export_names(items), strict=True):
         info = records[path]
-        labels, axes = read_labels(path, args.mask_channel, advice="--mask-channel N")
+        labels, axes = read_labels(path, among_masks=args.mask_channel, advice="--mask-channel N")
         if not info:  # not a result of segment
             _note_if_no_background(path, labels, "exported as labels")
         described = {**recorded_fields(info), **_from_source(info)} if info else {}

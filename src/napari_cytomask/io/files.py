@@ -358,18 +358,26 @@ def file_pixel_size(path: str | os.PathLike) -> tuple[float, float] | None:
 
 
 def read_labels(
-    path, channel: int | None = None, *, advice: str = "give its channel"
+    path,
+    channel: int | None = None,
+    *,
+    among_masks: int | None = None,
+    advice: str = "give its channel",
 ) -> tuple[np.ndarray, dict]:
     """Label ids read from ``path`` (the ``channel`` given, else a TIFF's only channel or
     the only mask channel of a scan whose channels it names, as the reader and the dock
     find it) in memory, with what the file says of their axes (:func:`geometry_of`), in
     the same order.
 
+    ``among_masks`` is the channel to take from a scan with several mask channels only
+    (other files are read as without it); it must be one of them.
+
     Raises
     ------
     ValueError
         When no channel is given and a scan whose channels the file names holds several
-        masks; the message ends with ``advice`` on how to choose one.
+        masks (the message ends with ``advice`` on how to choose one), or
+        ``among_masks`` is not one of them.
 
     A TIFF's channel is read in the order of the axes the reader names, not the order the
     file stores them in (Z before T, say), so its names fit it. A file that holds several
@@ -384,10 +392,16 @@ def read_labels(
         named = any(re.fullmatch(r"C\d+", c.name) is None for c in scan.channels)
         if channel is None and len(scan.channels) > 1 and len(masks) > 1 and named:
             listed = ", ".join(f"{c.index} ({c.name})" for c in masks)
-            raise ValueError(
-                f"{path} holds {len(masks)} mask channels, {listed}: say which one holds the "
-                f"labels ({advice})."
-            )
+            if among_masks is None:
+                raise ValueError(
+                    f"{path} holds {len(masks)} mask channels, {listed}: say which one holds "
+                    f"the labels ({advice})."
+                )
+            if among_masks not in [c.index for c in masks]:
+                raise ValueError(
+                    f"{path}: channel {among_masks} is not one of its mask channels, {listed}."
+                )
+            channel = among_masks
         if channel is None and len(scan.channels) > 1 and len(masks) == 1 and named:
             channel = masks[0].index
         if channel is not None or (len(scan.channels) == 1 and not scan.rgb):
