@@ -181,6 +181,45 @@ def test_positions_done_with_other_settings_are_recorded_as_such(
     assert from_layer(labels).previewed_frames == record["previewed_frames"]
 
 
+def test_positions_of_an_all_positions_run_stay_made_after_one_is_redone(
+    make_napari_viewer_proxy, qtbot, small_model, keep_every_mask
+):
+    """After 'all positions', a slider moved at one position forgot the others: their
+    cells stayed in the layer, but the metrics, the cell counts, the features and the
+    provenance took them for positions never segmented."""
+    from napari_cytomask.io.export import cell_counts, from_layer
+    from napari_cytomask.io.layers import layer_info
+
+    viewer = make_napari_viewer_proxy()
+    viewer.add_image(np.stack([image(), image()[::-1], image()]), name="scan")
+    widget = Sam2Widget(viewer, model_builder=lambda source, device, config: small_model)
+    widget.set_values(points_per_side=4, **keep_every_mask)
+    widget.positions.setCurrentText("all positions")
+    name = "scan SAM2 masks"
+    widget.segment()
+    qtbot.waitUntil(lambda: name in viewer.layers and not widget.runner.busy, timeout=30000)
+    labels = viewer.layers[name]
+    everywhere = layer_info(labels)["parameters"]
+    kept = {p: set(np.unique(labels.data[p])) - {0} for p in (0, 2)}
+    assert all(kept.values())
+    widget.positions.setCurrentText("current position")
+    _segment_positions(viewer, widget, qtbot, name, (1,))
+    widget.set_values(min_area=5)
+    qtbot.waitUntil(lambda: layer_info(labels)["parameters"] != everywhere, timeout=30000)
+    qtbot.waitUntil(lambda: not widget.runner.busy, timeout=10000)
+    record = layer_info(labels)
+    assert record["frames_made"] == ["0", "1", "2"]
+    assert record["previewed_frames"] == {
+        key: {"method": "sam2", "parameters": everywhere} for key in ("0", "2")
+    }
+    assert None not in [row["cells"] for row in cell_counts(from_layer(labels))]
+    for position, ids in kept.items():
+        assert set(np.unique(labels.data[position])) - {0} == ids
+        rows = labels.features["position"] == position
+        assert set(labels.features["index"][rows]) == ids
+    assert "Position(s) 0, 2 keep cells found with other settings" in widget.status.text()
+
+
 def test_a_lazy_image_is_read_once_for_the_slider_moves(make_napari_viewer_proxy, small_model):
     """A pyramid's full resolution or a scan on disk is not read again on every slider
     move; an array in memory is used as it is, so edits to it show."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import napari
@@ -772,7 +772,19 @@ class Sam2Widget(StepWidget, QWidget):
         (into ``earlier``, the result layer of the other positions, if there is one) with
         ``parameters``, which are kept with it."""
         if not index:
+            # Every position made with these settings: a later run of one position keeps
+            # the others' cells, counts and features as theirs.
             self._position_results.clear()
+            lead = result.labels.ndim - 2
+            for frame in np.ndindex(result.labels.shape[:lead] if lead else ()):
+                if not frame:
+                    break
+                rows = np.isin(result.features["index"], np.unique(result.labels[frame]))
+                part = {k: v[rows] for k, v in result.features.items()}
+                self._position_results[frame] = (
+                    replace(result, labels=result.labels[frame], features=part),
+                    parameters,
+                )
             return result.labels, result.features
         if earlier is not None:
             labels = np.array(earlier.data)
