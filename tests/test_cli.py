@@ -124,7 +124,7 @@ def test_train_then_segment(folders, tmp_path, capsys):
     assert (out_dir / "scan_unet_cells.tif").stat().st_mtime_ns == before
     assert main([*argv, "--overlap", "8"]) == 1
     err = capsys.readouterr().err
-    assert "made with other settings (unet); pass --overwrite" in err
+    assert "made with other settings (unet overlap); pass --overwrite" in err
     assert len(err.splitlines()) == 1
     assert main([*argv, "--overlap", "8", "--overwrite"]) == 0
     # Naming the channel a run took for the input (as a preset saved from the dock does)

@@ -384,7 +384,14 @@ def _changed_settings(made: dict, preset: Preset, options: Options, source: Path
                 now["channels"] = used
         except (ValueError, OSError):
             pass  # not readable now: other settings, as before
-    changed = sorted(k for k in earlier.keys() | now.keys() if earlier.get(k) != now.get(k))
+    changed = []
+    for key in sorted(earlier.keys() | now.keys()):
+        before, after = earlier.get(key), now.get(key)
+        if isinstance(before, dict) and isinstance(after, dict):  # a step: its settings
+            parts = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+            changed += [f"{key} {part}".replace("_", " ") for part in parts]
+        elif before != after:
+            changed.append(key)
     given = (made.get("options") or {}).get("pixel_size_um")
     if given != options.pixel_size_um:
         try:  # the pixel size the images went through at: given, else the file's
