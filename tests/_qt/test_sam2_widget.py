@@ -220,6 +220,39 @@ def test_positions_of_an_all_positions_run_stay_made_after_one_is_redone(
     assert "Position(s) 0, 2 keep cells found with other settings" in widget.status.text()
 
 
+def test_no_masks_kept_asks_only_for_settings_that_can_still_move(
+    make_napari_viewer_proxy, qtbot, small_model, keep_every_mask
+):
+    """With the IoU and stability at 0 and the maximum area at 1, a raised mask cut-off
+    kept no mask, and the hint asked to lower the IoU and stability, raise the maximum."""
+    from napari_cytomask.models.sam2_engine import Sam2Result
+
+    viewer = make_napari_viewer_proxy()
+    viewer.add_image(image(), name="phase")
+    widget = Sam2Widget(viewer, model_builder=lambda *args: small_model)
+    widget.set_values(points_per_side=4, **keep_every_mask)
+    widget.set_values(pred_iou_thresh=1.0)
+    widget.segment()
+    qtbot.waitUntil(lambda: "No masks kept" in widget.status.text(), timeout=30000)
+    assert widget.status.text().endswith("candidates: lower the minimum predicted IoU.")
+
+    def hint(candidates=48, masks=0, foreground=False, **values):
+        widget.set_values(**{**keep_every_mask, "min_area": 0, "mask_threshold": 0.0, **values})
+        result = Sam2Result(np.zeros((8, 8), np.uint16), {}, candidates, masks)
+        return widget._no_masks_hint(result, foreground)
+
+    assert hint(mask_threshold=1.0) == (
+        " No masks kept of 48 candidates: set the mask cut-off (More settings) back to 0."
+    )
+    assert hint(min_area=500, foreground=True) == (
+        " No masks kept of 48 candidates: lower the minimum area or check the Foreground "
+        "layer: masks mostly outside it are dropped."
+    )
+    assert "every filter open" in hint()
+    assert "masks that passed the filters were smaller" in hint(masks=3)
+    assert "raise Points per side" in hint(candidates=0)
+
+
 def test_a_lazy_image_is_read_once_for_the_slider_moves(make_napari_viewer_proxy, small_model):
     """A pyramid's full resolution or a scan on disk is not read again on every slider
     move; an array in memory is used as it is, so edits to it show."""

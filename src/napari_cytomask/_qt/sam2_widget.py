@@ -747,12 +747,7 @@ class Sam2Widget(StepWidget, QWidget):
         out.features = features
         n = len(result.features["index"])  # this run's: the counts after it are this run's too
         # No masks is an answer, not an error: the status line says what to change.
-        hint = (
-            " No masks kept: lower the minimum predicted IoU and stability, or raise the "
-            "maximum area."
-            if n == 0
-            else ""
-        )
+        hint = self._no_masks_hint(result, job["foreground"] is not None) if n == 0 else ""
         where = ""
         if index:
             where = f" in this position ({len(features['index'])} in the positions done)"
@@ -766,6 +761,41 @@ class Sam2Widget(StepWidget, QWidget):
             f"candidates; encoder runs {runs['encoder']}, decoder runs {runs['decoder']}).{hint}"
         )
         self.segmented.emit(out)
+
+    def _no_masks_hint(self, result: Sam2Result, foreground: bool) -> str:
+        """What to change when no mask was kept: only settings that can still move (the
+        hint asked for a lower IoU and stability already at 0)."""
+        if result.n_candidates == 0:
+            return " No masks kept: the decoder made none; raise Points per side."
+        if result.n_masks:
+            return (
+                f" No masks kept: the {result.n_masks} masks that passed the filters were "
+                "smaller than the minimum area where they overlap others; lower it."
+            )
+        value = {name: slider.value() for name, slider in self.sliders.items()}
+        changes = [
+            advice
+            for name, advice in (
+                ("pred_iou_thresh", "lower the minimum predicted IoU"),
+                ("stability_score_thresh", "lower the minimum stability"),
+                ("min_area", "lower the minimum area"),
+            )
+            if value[name] > self.sliders[name].minimum()
+        ]
+        if value["max_area_fraction"] < self.sliders["max_area_fraction"].maximum():
+            changes.append("raise the maximum area")
+        default_cut = _DECODER["mask_threshold"][4]
+        if value["mask_threshold"] != default_cut:
+            changes.append(f"set the mask cut-off (More settings) back to {default_cut:g}")
+        if foreground:
+            changes.append("check the Foreground layer: masks mostly outside it are dropped")
+        if not changes:
+            return (
+                f" No masks kept of {result.n_candidates} candidates, with every filter open: "
+                "the model finds nothing it is sure of in this image."
+            )
+        listed = ", ".join(changes[:-1]) + (" or " if len(changes) > 1 else "") + changes[-1]
+        return f" No masks kept of {result.n_candidates} candidates: {listed}."
 
     def _merge_position(self, earlier, index, spatial, result: Sam2Result, parameters: dict):
         """Full-stack labels and features when one position of a stack was segmented
