@@ -229,6 +229,18 @@ def test_a_new_result_is_checked_against_a_ground_truth_of_its_shape(
     assert dock.ground_truth_combo.currentText() == "my truth"
 
 
+def _wait_for_a_perfect_score(dock, qtbot) -> None:
+    """Wait until the dock's pair scores mean-average F1 1 (a result checked against its
+    own truth)."""
+    qtbot.waitUntil(
+        lambda: (
+            dock.evaluation is not None
+            and dock.evaluation.summary()["mean_average_f1"] == pytest.approx(1.0)
+        ),
+        timeout=10_000,
+    )
+
+
 def test_a_result_is_checked_against_the_mask_of_its_own_scan(
     make_napari_viewer_proxy, qtbot, labels
 ):
@@ -265,13 +277,7 @@ def test_a_result_is_checked_against_the_mask_of_its_own_scan(
     )  # fmt: skip
     dock.prediction_combo.setCurrentText("phase b U-Net cells")
     assert dock.ground_truth_combo.currentText() == "mask b"
-    qtbot.waitUntil(
-        lambda: (
-            dock.evaluation is not None
-            and dock.evaluation.summary()["mean_average_f1"] == pytest.approx(1.0)
-        ),
-        timeout=10_000,
-    )
+    _wait_for_a_perfect_score(dock, qtbot)
 
 
 def test_a_ground_truth_picked_for_a_scan_stays_for_its_later_results(
@@ -306,13 +312,7 @@ def test_a_ground_truth_picked_for_a_scan_stays_for_its_later_results(
     assert dock.ground_truth_combo.currentText() == "corrected_gt"
     dock.prediction_combo.setCurrentText("cells 1")
     assert dock.ground_truth_combo.currentText() == "corrected_gt"
-    qtbot.waitUntil(
-        lambda: (
-            dock.evaluation is not None
-            and dock.evaluation.summary()["mean_average_f1"] == pytest.approx(1.0)
-        ),
-        timeout=10_000,
-    )
+    _wait_for_a_perfect_score(dock, qtbot)
 
 
 def test_a_result_alone_is_not_checked_against_itself(make_napari_viewer_proxy, qtbot, labels):

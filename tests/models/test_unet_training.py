@@ -114,21 +114,16 @@ def test_results_of_ome_tiffs_pair_with_them(tmp_path):
         (tmp_path / "in" / name).write_bytes(b"")
     for name in ("a_unet_cells.tif", "g_unet_cells.tif", "W_unet_cells.tif"):
         (tmp_path / "out" / name).write_bytes(b"")
-    pairs = match_files(f"{tmp_path}/out/*_unet_cells.tif", f"{tmp_path}/in/*.tif")
-    names = [(Path(p).name, Path(t).name) for p, t in pairs]
-    assert names == [
+    expected = [
         ("W_unet_cells.tif", "W.OME.tif"),
         ("a_unet_cells.tif", "a.tif"),
         ("g_unet_cells.tif", "g.ome.tif"),
     ]
+    pairs = match_files(f"{tmp_path}/out/*_unet_cells.tif", f"{tmp_path}/in/*.tif")
+    assert [(Path(p).name, Path(t).name) for p, t in pairs] == expected
     # And the other way round: training on corrected results of OME-TIFF scans.
     pairs = match_files(f"{tmp_path}/in/*.tif", f"{tmp_path}/out/*_unet_cells.tif")
-    names = [(Path(t).name, Path(p).name) for t, p in pairs]
-    assert names == [
-        ("W.OME.tif", "W_unet_cells.tif"),
-        ("a.tif", "a_unet_cells.tif"),
-        ("g.ome.tif", "g_unet_cells.tif"),
-    ]
+    assert [(Path(p).name, Path(t).name) for t, p in pairs] == expected
 
 
 def test_tilescan_channels_give_one_sample_per_tile(tmp_path, monkeypatch):
