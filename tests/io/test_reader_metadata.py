@@ -182,13 +182,22 @@ def test_default_72_dpi_pyramid_stays_in_pixels_on_every_level(tmp_path, resolut
     assert kwargs["metadata"]["cytomask"]["pixel_size_um"] == {}
 
 
-def test_plain_96_dpi_file_stays_in_pixels(tmp_path):
+@pytest.mark.parametrize("dpi", [96, 600, 1200, 2400])
+def test_plain_file_at_an_editors_dpi_stays_in_pixels(tmp_path, dpi):
+    """600 dpi (a figure's export) read as 42.3 µm pixels: cells of 4.5 mm² in the export."""
     path = tmp_path / "screenshot.tif"
-    tifffile.imwrite(path, np.zeros((32, 48), np.uint8), resolution=(96, 96), resolutionunit="INCH")
+    tifffile.imwrite(
+        path, np.zeros((32, 48), np.uint8), resolution=(dpi, dpi), resolutionunit="INCH"
+    )
 
     assert describe_tiff(path).pixel_size == {}
     ((_, kwargs, _),) = read_tiff(path)
     assert kwargs["scale"] == (1.0, 1.0)
+    # A microscope's calibration in inches is kept: 2540 pixels per inch are 10 µm.
+    tifffile.imwrite(
+        path, np.zeros((32, 48), np.uint8), resolution=(2540, 2540), resolutionunit="INCH"
+    )
+    assert describe_tiff(path).pixel_size == {"X": 10.0, "Y": 10.0}
 
 
 @pytest.mark.parametrize(

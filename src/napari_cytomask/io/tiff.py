@@ -84,6 +84,9 @@ _RESUNIT_UM = {2: 25400.0, 3: 1e4, 4: 1e3, 5: 1.0}
 #: outside this are no calibration: image editors, screens and cameras write 72, 96,
 #: 150 or 300 pixels per inch (353, 265, 169 and 85 µm) by default.
 PIXEL_SIZE_RANGE_UM = (0.001, 50.0)
+#: Pixels per inch that editors, printers and scanners write (a figure exported at 600
+#: dpi, a scan at 1200): inside that range (42.3 and 21.2 µm), and no calibration either.
+_EDITOR_DPI = frozenset({100, 200, 240, 360, 400, 600, 720, 800, 1200, 1440, 2400, 2880, 4800})
 #: Times between time points, in seconds, that a time-lapse has: from a fast camera's
 #: nanoseconds to a year; a file saying otherwise gives no interval.
 FRAME_INTERVAL_RANGE_S = (1e-9, 3.2e7)
@@ -1749,6 +1752,8 @@ def _resolution_um(page: tifffile.TiffPage, factor: float) -> dict[str, float]:
         return {}
     x_res, y_res = page.resolution
     if not (x_res > 0 and y_res > 0):
+        return {}
+    if factor == _RESUNIT_UM[2] and {x_res, y_res} <= _EDITOR_DPI:
         return {}
     # Fractions of 32-bit integers hold 10 digits at most: 100/87 reads back as 0.87, not
     # 0.8700000000000001, which areas in µm² and the provenance would carry on.
