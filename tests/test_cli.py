@@ -491,9 +491,18 @@ def test_evaluate_finds_each_scans_mask_channel_without_being_told(tmp_path, cap
     np.testing.assert_array_equal(tifffile.imread(out / "plain_cells.tif"), masks[1])
     # A channel that is no mask (the phase) is refused, its masks named.
     assert main(["export", str(two), "-o", str(out), "--mask-channel", "0", "--overwrite"]) != 0
-    assert "channel 0 is not one of its mask channels, 1 (cells), 2 (nuclei mask)" in (
+    assert "channel 0 is not one of its mask channels (1 (cells), 2 (nuclei mask))" in (
         capsys.readouterr().err
     )
+    # Channels without names (the reader's guess: C2 a mask) take it as well: it was
+    # ignored there, and the phase went out as 17,000 "cells".
+    unnamed = tmp_path / "unnamed.tif"
+    tifffile.imwrite(unnamed, np.stack([phase[0], masks[0]]), imagej=True, metadata={"axes": "CYX"})
+    argv = ["export", str(unnamed), "-o", str(out), "-q", "--mask-channel", "1"]
+    assert main(argv) == 0, capsys.readouterr().err
+    np.testing.assert_array_equal(tifffile.imread(out / "unnamed.tif"), masks[0])
+    assert main([*argv[:-1], "0", "--overwrite"]) != 0
+    assert "channel 0 is not one of its mask channels (1 (C2))" in capsys.readouterr().err
     argv = ["evaluate", "--pred", str(two), "--gt", str(truth / "s0.tif"), "--mask-channel", "1"]
     assert main([*argv, "-o", str(tmp_path / "two.csv")]) != 0
     assert "(--pred takes label files; export the scan's mask" in capsys.readouterr().err

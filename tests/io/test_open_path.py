@@ -192,6 +192,15 @@ def test_a_folder_gives_its_zarr_stores_as_images(tmp_path):
     found = find_inputs([f"{tmp_path}/*.zarr"])
     assert [p.name for p in found] == ["img.ome.zarr", "img_unet_cells.ome.zarr", "well1.zarr"]
     assert "well1.zarr" in [p.name for p in find_inputs([tmp_path])]
+    # A Zarr v3 store with no image at its root, whose consolidated metadata holds its
+    # images' (a SpatialData store), is no image: it failed the run.
+    import zarr
+
+    root = zarr.open_group(tmp_path / "sdata.zarr", mode="w", zarr_format=3)
+    root.create_group("images/cells").attrs["ome"] = {"multiscales": [{"datasets": []}]}
+    zarr.consolidate_metadata(tmp_path / "sdata.zarr")
+    assert '"multiscales"' in (tmp_path / "sdata.zarr" / "zarr.json").read_text()
+    assert "sdata.zarr" not in [p.name for p in find_inputs([f"{tmp_path}/*.zarr"])]
 
 
 def test_a_colour_tiff_gives_its_colours_as_channels_as_a_png_does(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import json
 import os
 import re
 from pathlib import Path
@@ -293,12 +294,18 @@ def _is_ome_zarr(path: Path) -> bool:
         return False
     if name.endswith(".ome.zarr"):
         return True
-    for metadata in (".zattrs", "zarr.json"):
+    # The root group's own attributes: Zarr v3's consolidated metadata holds its children's
+    # too (a SpatialData store, no image at its root, has images below).
+    for metadata, attributes in ((".zattrs", ()), ("zarr.json", ("attributes",))):
         try:
-            text = (path / metadata).read_text(encoding="utf-8", errors="replace")
-        except OSError:
+            record = json.loads((path / metadata).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
             continue
-        if '"multiscales"' in text:
+        for key in attributes:
+            record = record.get(key) if isinstance(record, dict) else None
+        if isinstance(record, dict) and (
+            "multiscales" in record or "multiscales" in (record.get("ome") or {})
+        ):
             return True
     return False
 
@@ -369,15 +376,15 @@ def read_labels(
     find it) in memory, with what the file says of their axes (:func:`geometry_of`), in
     the same order.
 
-    ``among_masks`` is the channel to take from a scan with several mask channels only
-    (other files are read as without it); it must be one of them.
+    ``among_masks`` is the channel to take from a file of several channels (one of
+    them, other files are read as without it); it must be one of its mask channels.
 
     Raises
     ------
     ValueError
         When no channel is given and a scan whose channels the file names holds several
         masks (the message ends with ``advice`` on how to choose one), or
-        ``among_masks`` is not one of them.
+        ``among_masks`` is not one of a file's mask channels.
 
     A TIFF's channel is read in the order of the axes the reader names, not the order the
     file stores them in (Z before T, say), so its names fit it. A file that holds several
@@ -390,18 +397,18 @@ def read_labels(
         # A scan whose channels the file names, one its mask (a tile scan's ground truth);
         # unnamed pages told apart by a guess may be the frames of one label stack.
         named = any(re.fullmatch(r"C\d+", c.name) is None for c in scan.channels)
-        if channel is None and len(scan.channels) > 1 and len(masks) > 1 and named:
-            listed = ", ".join(f"{c.index} ({c.name})" for c in masks)
-            if among_masks is None:
-                raise ValueError(
-                    f"{path} holds {len(masks)} mask channels, {listed}: say which one holds "
-                    f"the labels ({advice})."
-                )
+        listed = ", ".join(f"{c.index} ({c.name})" for c in masks) or "none"
+        if channel is None and among_masks is not None and len(scan.channels) > 1:
             if among_masks not in [c.index for c in masks]:
                 raise ValueError(
-                    f"{path}: channel {among_masks} is not one of its mask channels, {listed}."
+                    f"{path}: channel {among_masks} is not one of its mask channels ({listed})."
                 )
             channel = among_masks
+        if channel is None and len(scan.channels) > 1 and len(masks) > 1 and named:
+            raise ValueError(
+                f"{path} holds {len(masks)} mask channels, {listed}: say which one holds "
+                f"the labels ({advice})."
+            )
         if channel is None and len(scan.channels) > 1 and len(masks) == 1 and named:
             channel = masks[0].index
         if channel is not None or (len(scan.channels) == 1 and not scan.rgb):
