@@ -587,3 +587,20 @@ def test_a_device_named_in_capitals_or_a_macs_gpu_gets_its_own_workers(monkeypat
     monkeypatch.setattr(devices, "_mps_available", lambda: True)
     assert batch.default_workers("auto") == 1 == batch.default_workers("mps")
     assert batch.default_workers("cpu") == 4
+
+
+def test_a_refused_rerun_names_the_settings_that_changed_however_deep(tmp_path):
+    """Presets that differ in a split's h or SAM2's IoU were refused as 'split params' and
+    'sam2 params', without the setting."""
+    from napari_cytomask.batch import Options, _changed_settings
+    from napari_cytomask.pipeline import Preset
+
+    def preset(overlap, h):
+        saved = {**Preset().to_dict(), "split": {"params": {"h": h}}}
+        return Preset.from_dict({**saved, "unet": {**saved["unet"], "overlap": overlap}})
+
+    earlier, now = preset(64, 2.0), preset(32, 4.0)
+    made = {"preset": earlier.to_dict(), "options": {"pixel_size_um": None}}
+    changed = _changed_settings(made, now, Options(), tmp_path / "scan.tif")
+    assert changed == ["split params h", "unet overlap"]
+    assert _changed_settings(made, earlier, Options(), tmp_path / "scan.tif") == []

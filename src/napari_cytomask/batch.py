@@ -384,14 +384,7 @@ def _changed_settings(made: dict, preset: Preset, options: Options, source: Path
                 now["channels"] = used
         except (ValueError, OSError):
             pass  # not readable now: other settings, as before
-    changed = []
-    for key in sorted(earlier.keys() | now.keys()):
-        before, after = earlier.get(key), now.get(key)
-        if isinstance(before, dict) and isinstance(after, dict):  # a step: its settings
-            parts = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
-            changed += [f"{key} {part}".replace("_", " ") for part in parts]
-        elif before != after:
-            changed.append(key)
+    changed = _differences(earlier, now)
     given = (made.get("options") or {}).get("pixel_size_um")
     if given != options.pixel_size_um:
         try:  # the pixel size the images went through at: given, else the file's
@@ -403,6 +396,19 @@ def _changed_settings(made: dict, preset: Preset, options: Options, source: Path
             same = False
         if not same:
             changed.append("pixel size")
+    return changed
+
+
+def _differences(before: dict, after: dict, within: str = "") -> list[str]:
+    """The settings in which two presets (or their steps, and the steps' parameters)
+    differ, named by where they sit ("unet overlap", "sam2 params pred iou thresh")."""
+    changed = []
+    for key in sorted(before.keys() | after.keys()):
+        old, new, name = before.get(key), after.get(key), f"{within}{key}".replace("_", " ")
+        if isinstance(old, dict) and isinstance(new, dict):
+            changed += _differences(old, new, f"{name} ")
+        elif old != new:
+            changed.append(name)
     return changed
 
 
