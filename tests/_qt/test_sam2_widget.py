@@ -220,6 +220,74 @@ def test_positions_of_an_all_positions_run_stay_made_after_one_is_redone(
     assert "Position(s) 0, 2 keep cells found with other settings" in widget.status.text()
 
 
+def test_each_result_layer_keeps_its_own_positions(
+    make_napari_viewer_proxy, qtbot, small_model, keep_every_mask
+):
+    """One table of positions for the widget: a position of another image segmented in
+    between cleared the first image's, and its redo took the other image's features."""
+    from napari_cytomask.io.export import cell_counts, from_layer
+    from napari_cytomask.io.layers import layer_info
+
+    viewer = make_napari_viewer_proxy()
+    first = viewer.add_image(np.stack([image(), image()[::-1], image()]), name="A")
+    second = viewer.add_image(np.stack([image()[:, ::-1], image()]), name="B")
+    widget = Sam2Widget(viewer, model_builder=lambda source, device, config: small_model)
+    widget.set_values(points_per_side=4, **keep_every_mask)
+    widget.positions.setCurrentText("all positions")
+    widget.layer.setCurrentText("A")
+    widget.segment()
+    qtbot.waitUntil(
+        lambda: "A SAM2 masks" in viewer.layers and not widget.runner.busy, timeout=30000
+    )
+    widget.positions.setCurrentText("current position")
+    widget.layer.setCurrentText("B")
+    _segment_positions(viewer, widget, qtbot, "B SAM2 masks", (0,))
+    widget.layer.setCurrentText("A")
+    viewer.dims.set_current_step(0, 1)
+    widget.segment()
+    qtbot.waitUntil(
+        lambda: "frames_made" in layer_info(viewer.layers["A SAM2 masks"]), timeout=30000
+    )
+    qtbot.waitUntil(lambda: not widget.runner.busy, timeout=10000)
+    labels = viewer.layers["A SAM2 masks"]
+    assert layer_info(labels)["frames_made"] == ["0", "1", "2"]
+    assert None not in [row["cells"] for row in cell_counts(from_layer(labels))]
+    for position in range(3):
+        ids = set(np.unique(labels.data[position])) - {0}
+        rows = labels.features["position"] == position
+        assert set(labels.features["index"][rows]) == ids
+    index = labels.features["index"]  # one row per cell, none of B's
+    assert len(index) == len(set(index)) and set(index) == set(np.unique(labels.data)) - {0}
+    assert first in viewer.layers and second in viewer.layers
+
+
+def test_a_frame_of_two_axes_redone_is_numbered_as_all_frames_are(
+    make_napari_viewer_proxy, qtbot, small_model, keep_every_mask
+):
+    """Frame (1, 0) of a T x P stack, redone, was position 1 in the features beside frame
+    (0, 1), numbered 1 by the run of all frames (which numbers them in order: 2)."""
+    viewer = make_napari_viewer_proxy()
+    viewer.add_image(np.stack([np.stack([image(), image()[::-1]])] * 2), name="scan")
+    widget = Sam2Widget(viewer, model_builder=lambda source, device, config: small_model)
+    widget.set_values(points_per_side=4, **keep_every_mask)
+    widget.positions.setCurrentText("all positions")
+    widget.segment()
+    qtbot.waitUntil(
+        lambda: "scan SAM2 masks" in viewer.layers and not widget.runner.busy, timeout=30000
+    )
+    widget.positions.setCurrentText("current position")
+    viewer.dims.set_current_step(0, 1)
+    viewer.dims.set_current_step(1, 0)
+    labels = viewer.layers["scan SAM2 masks"]
+    before = labels.features.copy()
+    widget.segment()
+    qtbot.waitUntil(lambda: not labels.features.equals(before), timeout=30000)
+    qtbot.waitUntil(lambda: not widget.runner.busy, timeout=10000)
+    for flat, frame in enumerate(np.ndindex(2, 2)):
+        rows = labels.features["position"] == flat
+        assert set(labels.features["index"][rows]) == set(np.unique(labels.data[frame])) - {0}
+
+
 def test_no_masks_kept_asks_only_for_settings_that_can_still_move(
     make_napari_viewer_proxy, qtbot, small_model, keep_every_mask
 ):
@@ -249,7 +317,9 @@ def test_no_masks_kept_asks_only_for_settings_that_can_still_move(
         "layer: masks mostly outside it are dropped."
     )
     assert "every filter open" in hint()
-    assert "masks that passed the filters were smaller" in hint(masks=3)
+    assert "masks that passed the filters were smaller" in hint(masks=3, min_area=50)
+    # Empty masks (a raised cut-off) pass a minimum area of 0: the cut-off is named.
+    assert hint(masks=48, mask_threshold=2.0).endswith("(More settings) back to 0.")
     assert "raise Points per side" in hint(candidates=0)
 
 

@@ -280,8 +280,8 @@ class Sam2Widget(StepWidget, QWidget):
         self._engine_lock = threading.Lock()
         self._asked = False
         self._source = DEFAULT_MODEL
-        #: Each position segmented alone into the result layer: its result and settings.
-        self._position_results: dict[tuple, tuple[Sam2Result, dict]] = {}
+        #: By result layer name: each position segmented into it, its result and settings.
+        self._positions: dict[str, dict[tuple, tuple[Sam2Result, dict]]] = {}
 
         self.model = QComboBox()
         self.model.addItems([*HF_MODELS, LOCAL])
@@ -727,17 +727,22 @@ class Sam2Widget(StepWidget, QWidget):
         index = job["index"]
         spatial = job["data"].shape[:-1] if job["rgb"] else job["data"].shape
         name, out = result_slot(self.viewer, f"{layer.name} SAM2 masks", Labels, spatial)
-        labels, features = self._merge_position(out, index, spatial, result, job["parameters"])
+        if out is None:  # a new layer: no position of it is made yet
+            self._positions.pop(name, None)
+        positions = self._positions.setdefault(name, {})
+        labels, features = _merge_position(
+            positions, out, index, spatial, result, job["parameters"]
+        )
         record = metadata[METADATA_KEY]
         # Positions done before with other settings keep their cells: the layer says so.
         others = {
             frame_key(done): {"method": "sam2", "parameters": parameters}
-            for done, (_, parameters) in self._position_results.items()
+            for done, (_, parameters) in positions.items()
             if parameters != record["parameters"]
         }
         record["previewed_frames"] = others
         if index:  # the positions never segmented hold no cells: not found, but not looked for
-            record["frames_made"] = [frame_key(done) for done in sorted(self._position_results)]
+            record["frames_made"] = [frame_key(done) for done in sorted(positions)]
         if out is None:
             out = self.viewer.add_layer(labels_layer(labels, name, job["geometry"], metadata))
         else:
@@ -767,12 +772,12 @@ class Sam2Widget(StepWidget, QWidget):
         hint asked for a lower IoU and stability already at 0)."""
         if result.n_candidates == 0:
             return " No masks kept: the decoder made none; raise Points per side."
-        if result.n_masks:
+        value = {name: slider.value() for name, slider in self.sliders.items()}
+        if result.n_masks and value["min_area"] > self.sliders["min_area"].minimum():
             return (
                 f" No masks kept: the {result.n_masks} masks that passed the filters were "
                 "smaller than the minimum area where they overlap others; lower it."
             )
-        value = {name: slider.value() for name, slider in self.sliders.items()}
         changes = [
             advice
             for name, advice in (
@@ -797,44 +802,42 @@ class Sam2Widget(StepWidget, QWidget):
         listed = ", ".join(changes[:-1]) + (" or " if len(changes) > 1 else "") + changes[-1]
         return f" No masks kept of {result.n_candidates} candidates: {listed}."
 
-    def _merge_position(self, earlier, index, spatial, result: Sam2Result, parameters: dict):
-        """Full-stack labels and features when one position of a stack was segmented
-        (into ``earlier``, the result layer of the other positions, if there is one) with
-        ``parameters``, which are kept with it."""
-        if not index:
-            # Every position made with these settings: a later run of one position keeps
-            # the others' cells, counts and features as theirs.
-            self._position_results.clear()
-            lead = result.labels.ndim - 2
-            for frame in np.ndindex(result.labels.shape[:lead] if lead else ()):
-                if not frame:
-                    break
-                rows = np.isin(result.features["index"], np.unique(result.labels[frame]))
-                part = {k: v[rows] for k, v in result.features.items()}
-                self._position_results[frame] = (
-                    replace(result, labels=result.labels[frame], features=part),
-                    parameters,
-                )
-            return result.labels, result.features
-        if earlier is not None:
-            labels = np.array(earlier.data)
-        else:
-            labels = np.zeros(spatial, result.labels.dtype)
-            self._position_results.clear()
-        self._position_results[index] = (result, parameters)
-        labels[index] = 0
-        offset = int(labels.max())
-        plane = result.labels.astype(np.result_type(labels.dtype, np.uint32))
-        plane[plane > 0] += offset
-        labels = labels.astype(plane.dtype)
-        labels[index] = plane
-        result.features = {**result.features, "index": result.features["index"] + offset}
-        result.features["position"] = np.full(result.features["index"].size, index[0])
-        tables = [r.features for r, _ in self._position_results.values()]
-        features = {
-            k: np.concatenate([t.get(k, np.zeros(0)) for t in tables]) for k in result.features
-        }
-        return labels, features
+
+def _merge_position(
+    positions: dict, earlier, index: tuple, spatial: tuple, result: Sam2Result, parameters: dict
+):
+    """Full-stack labels and features of a result layer, and ``positions`` (its positions
+    made, each with its result and settings) brought up to date, when one position of a
+    stack (``index``) or all of them (``()``) were segmented with ``parameters`` into
+    ``earlier`` (the result layer, if there is one)."""
+    lead = len(spatial) - 2
+    if not index:
+        # Every position made with these settings: a later run of one position keeps the
+        # others' cells, counts and features as theirs.
+        positions.clear()
+        for frame in np.ndindex(spatial[:lead]) if lead else ():
+            rows = np.isin(result.features["index"], np.unique(result.labels[frame]))
+            part = {k: v[rows] for k, v in result.features.items()}
+            positions[frame] = (
+                replace(result, labels=result.labels[frame], features=part),
+                parameters,
+            )
+        return result.labels, result.features
+    labels = np.array(earlier.data) if earlier is not None else np.zeros(spatial, np.uint32)
+    positions[index] = (result, parameters)
+    labels[index] = 0
+    offset = int(labels.max())
+    plane = result.labels.astype(np.result_type(labels.dtype, np.uint32))
+    plane[plane > 0] += offset
+    labels = labels.astype(plane.dtype)
+    labels[index] = plane
+    result.features = {**result.features, "index": result.features["index"] + offset}
+    # Numbered as a run of all positions numbers them: frames in order over every axis.
+    frame = int(np.ravel_multi_index(index, spatial[:lead]))
+    result.features["position"] = np.full(result.features["index"].size, frame)
+    tables = [r.features for r, _ in positions.values()]
+    features = {k: np.concatenate([t.get(k, np.zeros(0)) for t in tables]) for k in result.features}
+    return labels, features
 
 
 def _sample_like(foreground: np.ndarray, shape: tuple) -> np.ndarray:
