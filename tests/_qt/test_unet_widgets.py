@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import re
 import shutil
 import time
@@ -823,12 +824,20 @@ def test_a_model_trained_elsewhere_is_listed_when_the_list_opens(
     save_checkpoint(mine, model, {**read_description(mine), "postprocess": tuned})
     segmenter._use_trained(mine)
     assert segmenter.foreground_threshold.value() == pytest.approx(0.7)
-    # Its file deleted, opening the list leaves it selected: picking or using it says so.
+    # Trained again in the separate Train a U-Net dock: opening the list shows them too.
+    tuned = {**tuned, "foreground_threshold": 0.65}
+    save_checkpoint(mine, model, {**read_description(mine), "postprocess": tuned})
+    os.utime(mine, ns=(time.time_ns(), time.time_ns() + 10**9))  # a later time of change
+    combo.showPopup()
+    combo.hidePopup()
+    assert segmenter.foreground_threshold.value() == pytest.approx(0.65)
+    # Its file deleted, opening the list says so, and lists the models there are now.
+    shutil.copy(mine, model_folder / "newer.safetensors")
     mine.unlink()
     combo.showPopup()
     combo.hidePopup()
-    assert segmenter.checkpoint.key() == str(mine)
-    assert segmenter.foreground_threshold.value() == pytest.approx(0.7)
+    assert segmenter.status.text().startswith("Model 'trained elsewhere' was deleted after")
+    assert combo.findText("newer") >= 0 and combo.findText("trained elsewhere") == -1
 
 
 def test_a_listed_model_deleted_or_damaged_before_it_is_picked_is_said(

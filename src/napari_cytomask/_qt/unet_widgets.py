@@ -248,6 +248,14 @@ class _PixelSizeRow(QWidget):
         return None if layer is None else _recorded_pixel_size(layer)
 
 
+def _stamp(key: str) -> int | None:
+    """When a model's file last changed; None when it is gone."""
+    try:
+        return resolve_unet(key).stat().st_mtime_ns
+    except (ValueError, OSError):
+        return None
+
+
 class _ListedOnOpening(QComboBox):
     """A drop-down that lists its entries again as it opens (``relist``)."""
 
@@ -285,9 +293,15 @@ class _ModelPicker(QWidget):
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.combo, 1)
         row.addWidget(browse)
-        self.combo.currentIndexChanged.connect(lambda _: self.valueChanged.emit(self.value()))
+        self._stamp: int | None = None  # the selected model file's time of change
+        self.combo.currentIndexChanged.connect(self._selected)
         self.combo.currentIndexChanged.connect(self._tip)
         self.refresh()
+
+    def _selected(self, _index=None) -> None:
+        key = self.value()
+        self._stamp = _stamp(key) if key else None
+        self.valueChanged.emit(key)
 
     def _tip(self, *_) -> None:
         """Name the selected model in full in the tooltip: a narrow dock cuts it."""
@@ -303,13 +317,11 @@ class _ModelPicker(QWidget):
 
     def _relist_on_opening(self) -> None:
         """List the models again as the list opens, keeping the thresholds typed for the
-        selected model; with its file gone, the list stays: picking or using it says so."""
+        selected model, unless its file changed since it was selected: trained again
+        elsewhere (its new thresholds are shown), or deleted (which is said)."""
         key = self.key()
-        try:
-            if key is not None:
-                resolve_unet(key)
-        except ValueError:
-            return
+        if key is not None and _stamp(key) != self._stamp:
+            self.combo.currentIndexChanged.emit(self.combo.currentIndex())
         self.refresh(said_again=False)
 
     def refresh(self, said_again: bool = True) -> None:
