@@ -1266,3 +1266,22 @@ def test_the_keyboard_focus_follows_the_run_button_to_cancel_and_back(qtbot):
     window.activateWindow()
     qtbot.waitUntil(window.isActiveWindow)
     assert controls.run_button.hasFocus()
+
+
+def test_a_mask_opened_alone_is_named_when_there_is_no_image(make_napari_viewer_proxy):
+    """Only a mask file open: the dock said 'open an image or tile scan first', though a
+    file was open, which the command line names as holding label ids."""
+    from napari_cytomask._qt.sam2_widget import Sam2Widget
+
+    viewer = make_napari_viewer_proxy()
+    segmenter, sam2 = UNetSegmentWidget(viewer), Sam2Widget(viewer)
+    segmenter.segment()
+    assert "open an image or tile scan, or pick one under Input image" in segmenter.status.text()
+    labels = np.zeros((32, 32), np.uint16)
+    labels[4:12, 4:12] = 1
+    viewer.add_labels(labels, name="G_mask_only")
+    segmenter.segment()
+    sam2.segment()
+    for status in (segmenter.status.text(), sam2.status.text()):
+        assert "No image to segment: 'G_mask_only' holds label ids (a mask)" in status
+        assert "make it one in Channel roles" in status

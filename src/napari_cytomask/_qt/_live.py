@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable
 from urllib.parse import unquote
 
+from napari.layers import Image, Labels
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error
 from qtpy.compat import isalive
@@ -60,6 +61,21 @@ _PACE_AFTER = 2.0
 #: Where a channel's role is set, said so that it holds in the Segment cytoplasm dock
 #: (its step 1) and in a dock of its own (the Layers menu).
 CHANNEL_ROLES = "Channel roles (step 1 of Segment cytoplasm, or Layers > Data)"
+
+
+def no_image_to_segment(viewer, pick: str) -> str:
+    """Why there is no image to segment, and what to do (``pick``: where one is chosen);
+    a file that holds only a mask (label ids), opened as Labels, is named."""
+    layers = list(viewer.layers)
+    masks = [layer.name for layer in layers if isinstance(layer, Labels)]
+    if masks and not any(isinstance(layer, Image) for layer in layers):
+        return (
+            f"No image to segment: '{masks[0]}' holds label ids (a mask), opened as Labels. "
+            f"Open the image it belongs to; if it is the image, make it one in {CHANNEL_ROLES}."
+        )
+    return f"No image to segment: open an image or tile scan, or pick one under {pick}."
+
+
 #: Where cells are segmented, said likewise.
 SEGMENT_STEP = "Segment cytoplasm (its step 2, or Layers > Segment)"
 

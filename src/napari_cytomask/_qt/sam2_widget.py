@@ -63,6 +63,7 @@ from ._live import (
     StepControls,
     StepWidget,
     failed,
+    no_image_to_segment,
     step_page,
     typed_path,
 )
@@ -571,7 +572,7 @@ class Sam2Widget(StepWidget, QWidget):
     def input_layer(self) -> Image:
         layer = self.layer.layer()
         if layer is None:
-            raise ValueError("No image to segment: open an image or pick one under Image.")
+            raise ValueError(no_image_to_segment(self.viewer, "Image"))
         return layer
 
     def _job(self):

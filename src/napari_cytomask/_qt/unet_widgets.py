@@ -82,6 +82,7 @@ from ._live import (
     StepWidget,
     ask_yes_no,
     failed,
+    no_image_to_segment,
     number_box,
     scrolled,
     step_page,
@@ -706,7 +707,7 @@ class UNetSegmentWidget(StepWidget, QWidget):
         layer = self.input.layer()
         try:
             if layer is None:
-                raise ValueError("No image to segment: open an image or tile scan first.")
+                raise ValueError(no_image_to_segment(self.viewer, "Input image"))
             step = self.step()
         except ValueError as err:
             self.runner.fail(err)
