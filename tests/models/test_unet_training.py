@@ -849,6 +849,15 @@ def test_samples_are_resampled_to_a_pixel_size_as_segmenting_resamples_images():
     assert note.startswith(
         "2 of 3 image(s) with 0.5 µm, 0.52 × 0.5 µm pixels were resampled to the 1 µm pixels"
     )
+    # One too far off to resample (hela at 0.0515 µm for a 0.87 µm model) was kept as it
+    # was without a word, and the model learnt its pixel size.
+    far = replace(sample, pixel_size_um=(0.0515, 0.0515))
+    resampled, note = training.samples_at_pixel_size([far, coarse], (0.87, 0.87))
+    assert resampled[0] is far
+    assert note.endswith(
+        " 1 of 2 image(s) with 0.0515 µm pixels are too far from the 0.87 µm pixels the "
+        "network learnt cells at to be resampled and keep their own (is that pixel size right?)."
+    )
 
 
 def test_a_bracket_escaped_as_glob_escapes_it_pairs_files_without_a_warning(tmp_path):

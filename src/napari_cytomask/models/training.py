@@ -145,19 +145,27 @@ def at_pixel_size(sample: TrainingSample, learnt: tuple[float, float] | None) ->
 def samples_at_pixel_size(
     samples: Sequence[TrainingSample], learnt: tuple[float, float] | None
 ) -> tuple[list[TrainingSample], str]:
-    """:func:`at_pixel_size` of each sample, and a sentence saying which were resampled
-    (empty when none was)."""
+    """:func:`at_pixel_size` of each sample, and a sentence saying which were resampled,
+    and which were too far from ``learnt`` to be (empty when neither)."""
     resampled = [at_pixel_size(s, learnt) for s in samples]
     moved = [s for s, r in zip(samples, resampled, strict=True) if r is not s]
-    if not moved:
-        return resampled, ""
-    sizes = ", ".join(sorted({pixel_sizes(s.pixel_size_um) for s in moved}))
-    count = f"{len(moved)} of {len(resampled)}" if len(moved) < len(resampled) else "the"
-    return resampled, (
-        f"{count} image(s) with {sizes} pixels were resampled to "
-        f"the {pixel_sizes(learnt)} pixels the network learnt cells at, as segmenting "
-        "resamples images for it."
-    )
+    # Recorded, not ``learnt``, and left as they are: beyond RESAMPLE_RANGE of it.
+    far = [
+        s for s, r in zip(samples, resampled, strict=True)
+        if r is s and learnt and s.pixel_size_um and not same_pixel_size(s.pixel_size_um, learnt)
+    ]  # fmt: skip
+    learnt_at = f"the {pixel_sizes(learnt)} pixels the network learnt cells at" if learnt else ""
+    notes = []
+    for group, what in (
+        (moved, f"were resampled to {learnt_at}, as segmenting resamples images for it"),
+        (far, f"are too far from {learnt_at} to be resampled and keep their own (is that "
+              "pixel size right?)"),
+    ):  # fmt: skip
+        if group:
+            sizes = ", ".join(sorted({pixel_sizes(s.pixel_size_um) for s in group}))
+            count = f"{len(group)} of {len(samples)}" if len(group) < len(samples) else "the"
+            notes.append(f"{count} image(s) with {sizes} pixels {what}.")
+    return resampled, " ".join(notes)
 
 
 #: The median cell area (px) below which fine-tuning keeps its images' own pixels: cells
