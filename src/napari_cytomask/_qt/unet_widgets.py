@@ -1148,12 +1148,12 @@ class UNetTrainWidget(StepWidget, QWidget):
         empty = [i for i, sample in enumerate(samples) if not sample.labels.any()]
         note = ""
         if empty and len(empty) < len(samples):
-            samples = [sample for sample in samples if sample.labels.any()]
             note = (
-                f" {len(empty)} of the {len(samples) + len(empty)} frames of '{mask.name}' "
-                f"hold no cell and are left out (frames {', '.join(map(str, empty))}): unlabelled, "
-                "their cells would be learnt as background."
+                f"{len(empty)} of the {len(samples)} frames of '{mask.name}' hold no cell and "
+                f"are left out (frames {', '.join(map(str, empty))}): unlabelled, their cells "
+                "would be learnt as background."
             )
+            samples = [sample for i, sample in enumerate(samples) if i not in empty]
         return samples, [f"layer {image.name}", f"layer {mask.name}"], note
 
     def init_from(self) -> str | None:
@@ -1215,7 +1215,7 @@ class UNetTrainWidget(StepWidget, QWidget):
         self.losses, self.scores = [], []
         # A resumed run's network is on disk already: cancelled, it is kept.
         self._first_epoch, self._checkpoint = None, Path(resume) if resume else None
-        self._notes = [left_out.strip()] if left_out else []
+        self._notes = [left_out] if left_out else []
         self._plot()
         self.progress.setMaximum(settings.epochs * settings.steps_per_epoch)
         kept = (
@@ -1225,7 +1225,7 @@ class UNetTrainWidget(StepWidget, QWidget):
         self.status.setText(
             f"Training on {len(samples)} image(s), about {duration(self.estimated_seconds())}. "
             f"The best network so far is saved at the end of each epoch: {kept}."
-            f"{left_out}{resumed}"
+            f"{f' {left_out}' if left_out else ''}{resumed}"
         )
         self._pace = Pace()
         # The estimate was made before the run; the status line measures as it runs.
