@@ -365,36 +365,26 @@ def _changed_settings(made: dict, preset: Preset, options: Options, source: Path
     channels that run used: a preset saved from the dock names the channel it segmented,
     the reader's input, say. So are a pixel size given and the one the file records.
     """
-    from .io.files import open_scan, pick_channels
+    from .io.files import file_pixel_size, open_scan, pick_channels
 
     earlier, now = dict(made.get("preset") or {}), preset.to_dict()
     used = made.get("channels_used")
-    scan = None
-
-    def opened():  # what the reader finds now: the file's metadata, no pixels
-        nonlocal scan
-        scan = scan or open_scan(source)
-        return scan
-
     if earlier.get("channels") is None and now.get("channels") == used:
         earlier["channels"] = used
     elif now.get("channels") is None and earlier.get("channels") == used:
-        try:
-            if pick_channels(opened(), None, len(used)) == used:
+        try:  # what the reader would take now: the file's metadata, no pixels
+            if pick_channels(open_scan(source), None, len(used)) == used:
                 now["channels"] = used
         except (ValueError, OSError):
             pass  # not readable now: other settings, as before
     changed = _differences(earlier, now)
     given = (made.get("options") or {}).get("pixel_size_um")
     if given != options.pixel_size_um:
-        try:  # the pixel size the images went through at: given, else the file's
-            size = options.pixel_size_um
-            pixel = (size, size) if size else opened().pixel_size_um
-            before = made.get("pixel_size_um")
-            same = pixel is not None and before is not None and np.allclose(pixel, before)
-        except (ValueError, OSError):
-            same = False
-        if not same:
+        # The pixel size the images went through at: given, else the file's.
+        size = options.pixel_size_um
+        pixel = (size, size) if size else file_pixel_size(source)
+        before = made.get("pixel_size_um")
+        if pixel is None or before is None or not np.allclose(pixel, before):
             changed.append("pixel size")
     return changed
 
