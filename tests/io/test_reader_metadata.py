@@ -466,6 +466,49 @@ def test_pages_without_metadata_of_different_kinds_are_channels(shared_data, tmp
     assert kind == "image" and data.shape == (2, 300, 400)
 
 
+def test_positions_of_channels_saved_without_metadata_open_as_positions(shared_data, tmp_path):
+    """A tile scan saved again without its metadata: [phase, mask, phase, mask] (or each
+    channel's positions in turn) is two positions of an input and a mask, not four channels
+    whose second mask the first field's results would be scored against. Images unlike
+    each other (phase and fluorescence) stay channels."""
+    import imageio.v3 as iio
+
+    from napari_cytomask.io.tiff import TiffScan
+
+    def field(name):
+        folder = shared_data / "usiigaci-phc" / name
+        phase = tifffile.imread(folder / "raw.tif")[:300, :400]
+        return phase, iio.imread(folder / "instances_ids.png").astype(np.uint16)[:300, :400]
+
+    fields = [field(name) for name in ("set1", "set11", "set12")]
+    path = tmp_path / "stripped.tif"
+    for n, order in ((2, "pc"), (3, "pc"), (2, "cp")):
+        phases, masks = [f[0] for f in fields[:n]], [f[1] for f in fields[:n]]
+        pages = [page for f in fields[:n] for page in f] if order == "pc" else phases + masks
+        for pages_apart in (False, True):  # one page's samples, or pages
+            with tifffile.TiffWriter(path) as tif:
+                for page in pages if pages_apart else [np.stack(pages)]:
+                    tif.write(page, metadata=None)
+            with TiffScan(path) as scan:
+                assert scan.description.axes == "PCYX"
+                assert scan.description.shape == (n, 2, 300, 400)
+                last_mask = scan.read([n - 1, 1, slice(0, 5), 7])
+                np.testing.assert_array_equal(last_mask, masks[-1][:5, 7])
+            image, mask = read_tiff(path)
+            assert image[2] == "image" and mask[2] == "labels"
+            assert image[1]["metadata"]["cytomask"]["role"] == "input"
+            np.testing.assert_array_equal(np.asarray(image[0]), np.stack(phases))
+            np.testing.assert_array_equal(np.asarray(mask[0]), np.stack(masks))
+    # Phase contrast and fluorescence, each with its mask, are four channels.
+    nuclei = tifffile.imread(shared_data / "nuclei-dsb" / "img2d.tif")[:300, :400]
+    nuclei_ids = tifffile.imread(shared_data / "nuclei-dsb" / "mask2d.tif")[:300, :400]
+    phase, ids = fields[0]
+    tifffile.imwrite(path, np.stack([phase, ids, nuclei, nuclei_ids.astype(np.uint16)]))
+    layers = read_tiff(path)
+    assert [kind for *_, kind in layers] == ["image", "labels", "image", "labels"]
+    assert layers[0][0].shape == (300, 400)
+
+
 def test_a_labels_stack_saved_as_samples_opens_as_one_labels_layer(shared_data, tmp_path):
     """tifffile, and so napari's own labels writer, saves a stack of 2 to 4 planes as the
     samples of one page. Cell ids in every sample are one labels stack, not 4 mask channels;

@@ -569,7 +569,12 @@ class TiffScan:
             in_labels.insert(0, POSITION_AXIS)
             in_shape.insert(0, len(self._series))
         keyframe = first.keyframe
-        kinds = _plane_kinds(first, in_labels)
+        planes = _plane_kinds(first, in_labels)
+        # Positions of a few channels saved without metadata repeat one order of kinds.
+        self._regroup = _regrouping(planes)
+        if self._regroup is None and len(planes) > _KIND_PAGES:
+            planes = []  # a longer stack is taken as planes of one kind
+        kinds = {kind for kind, _ in planes if kind is not None}
         # Colour planes stored apart that all hold label ids are a labels stack that
         # tifffile (as napari's own writer) saved as 8-bit RGB, not a picture.
         planes_of_ids = kinds == {True} and keyframe.planarconfig == tifffile.PLANARCONFIG.SEPARATE
@@ -596,6 +601,9 @@ class TiffScan:
             # Pages without metadata that are not all of one kind (label ids and images
             # of light) are channels, not the planes of one stack.
             in_labels[0] = "C"
+        if self._regroup is not None:
+            in_labels = [POSITION_AXIS, "C", *in_labels[1:]]
+            in_shape = [*self._regroup.shape, *in_shape[1:]]
         self._in_labels = in_labels
         labels = _napari_order(in_labels)
         self._perm = [in_labels.index(label) for label in labels]
@@ -653,6 +661,8 @@ class TiffScan:
             )
             for s in self._series
         ]
+        if self._regroup is not None:
+            arrays = [_Regrouped(z, self._regroup) for z in arrays]
         if level == 0:
             self._zarr = arrays
         return arrays
@@ -706,6 +716,8 @@ class TiffScan:
                         offset=offset,
                         shape=series.shape,
                     )
+                    if self._regroup is not None:
+                        z = _Regrouped(z, self._regroup)
                 self._direct.append(z)
         return self._direct
 
@@ -1388,29 +1400,121 @@ def _dask_chunks(
 
 
 #: Most pages, and bytes, of a stack without metadata whose pages are compared: a few,
-#: as channels saved without their metadata are (a longer stack is planes of one kind).
-_KIND_PAGES, _KIND_BYTES = 4, 256 << 20
+#: as channels saved without their metadata are (a longer stack is planes of one kind),
+#: and more when they repeat one order of kinds, as the positions of such channels do.
+_KIND_PAGES, _REGROUP_PAGES, _KIND_BYTES = 4, 12, 256 << 20
 
 
-def _plane_kinds(series: tifffile.TiffPageSeries, labels: list[str]) -> set[bool]:
+def _plane_kinds(
+    series: tifffile.TiffPageSeries, labels: list[str]
+) -> list[tuple[bool | None, np.ndarray]]:
     """Of a few planes saved without axis metadata, ``(I or Q or S, Y, X)`` (pages, or the
-    samples of one page), the kinds: True for label ids, False for images of light. Planes
-    of one value (an empty slice of a label volume) are of no kind. Empty when the series
-    is not such a small integer stack."""
+    samples of one page), each one's kind and a sample of its pixels: True for label ids,
+    False for images of light, None for a plane of one value (an empty slice of a label
+    volume). Empty when the series is not such a small integer stack."""
     if labels[1:] != ["Y", "X"] or labels[0] not in ("I", "Q", "S"):
-        return set()
-    if not 2 <= series.shape[0] <= _KIND_PAGES or series.nbytes > _KIND_BYTES:
-        return set()
+        return []
+    if not 2 <= series.shape[0] <= _REGROUP_PAGES or series.nbytes > _KIND_BYTES:
+        return []
     if not np.issubdtype(series.dtype, np.integer):
-        return set()
+        return []
     if labels[0] == "S":
         planes = list(series.pages[0].asarray())
     elif len(series.pages) == series.shape[0]:
         planes = [page.asarray() for page in series.pages]
     else:
-        return set()
-    samples = [sample for sample in map(grid_sample, planes) if sample.min() < sample.max()]
-    return set(looks_like_masks([""] * len(samples), samples))
+        return []
+    samples = [grid_sample(plane) for plane in planes]
+    varied = [i for i, sample in enumerate(samples) if sample.min() < sample.max()]
+    found = looks_like_masks([""] * len(varied), [samples[i] for i in varied])
+    kinds: list[bool | None] = [None] * len(samples)
+    for i, kind in zip(varied, found, strict=True):
+        kinds[i] = kind
+    return list(zip(kinds, samples, strict=True))
+
+
+@dataclass(frozen=True)
+class _Grouping:
+    """Planes of one stack as positions of channels: plane ``p * p_step + c * c_step``."""
+
+    positions: int
+    channels: int
+    position_major: bool
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.positions, self.channels
+
+    def plane(self, p: int, c: int) -> int:
+        if self.position_major:
+            return p * self.channels + c
+        return c * self.positions + p
+
+
+def _regrouping(planes: list[tuple[bool | None, np.ndarray]]) -> _Grouping | None:
+    """How planes saved without metadata are positions of channels, when they are: label ids
+    and images in an order that repeats, ``[phase, mask, phase, mask]`` (each position's
+    channels in turn) or ``[phase, phase, mask, mask]`` (each channel's positions in turn),
+    and the images of each channel alike (a phase image and a GFP one are two channels)."""
+    n = len(planes)
+    kinds = [kind for kind, _ in planes]
+    if len({kind for kind in kinds if kind is not None}) < 2:
+        return None
+    for position_major in (True, False):
+        for channels in range(2, n // 2 + 1):
+            if n % channels:
+                continue
+            grouping = _Grouping(n // channels, channels, position_major)
+            per_channel = [
+                [planes[grouping.plane(p, c)] for p in range(grouping.positions)]
+                for c in range(channels)
+            ]
+            kinds_of = [{kind for kind, _ in ch if kind is not None} for ch in per_channel]
+            if any(len(found) != 1 for found in kinds_of):
+                continue
+            images = [
+                [sample for _, sample in ch]
+                for ch, found in zip(per_channel, kinds_of, strict=True)
+                if found == {False}
+            ]
+            if all(map(_alike, images)):
+                return grouping
+    return None
+
+
+def _alike(samples: list[np.ndarray]) -> bool:
+    """Whether images look like one channel at several positions: each one's median within
+    the 1st to 99th percentiles of every other (a phase image's grey level is no GFP
+    image's dark background)."""
+    ranges = [np.percentile(sample, [1, 50, 99]) for sample in samples]
+    return all(lo <= median <= hi for lo, _, hi in ranges for _, median, _ in ranges)
+
+
+class _Regrouped:
+    """A stack of planes, ``(n, Y, X)``, read as ``(positions, channels, Y, X)``."""
+
+    def __init__(self, array: Any, grouping: _Grouping) -> None:
+        self.array = array
+        self.grouping = grouping
+        self.shape = (*grouping.shape, *array.shape[1:])
+        self.dtype = array.dtype
+        self.chunks = (1, 1, *getattr(array, "chunks", array.shape)[1:])
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        key = tuple(key) + (slice(None),) * (len(self.shape) - len(key))
+        (p_key, c_key), rest = key[:2], key[2:]
+        channels = _indices(c_key, self.grouping.channels)
+        out = np.array([
+            [np.asarray(self.array[(self.grouping.plane(p, c), *rest)]) for c in channels]
+            for p in _indices(p_key, self.grouping.positions)
+        ])  # fmt: skip
+        return out[tuple(slice(None) if isinstance(k, slice) else 0 for k in (p_key, c_key))]
+
+
+def _indices(key: int | slice, n: int) -> list[int]:
+    """The indices of ``range(n)`` a key selects, one for an integer."""
+    picked = range(n)[key]
+    return list(picked) if isinstance(key, slice) else [picked]
 
 
 def _select(array: da.Array, c_axis: int | None, c: int, s_axis: int | None, s: int) -> da.Array:
