@@ -499,6 +499,14 @@ def test_positions_of_channels_saved_without_metadata_open_as_positions(shared_d
             assert image[1]["metadata"]["cytomask"]["role"] == "input"
             np.testing.assert_array_equal(np.asarray(image[0]), np.stack(phases))
             np.testing.assert_array_equal(np.asarray(mask[0]), np.stack(masks))
+    # ImageJ saves images put in one stack as its Z slices, or as time points.
+    for axes in ("ZYX", "TYX"):
+        for n in (1, 2):
+            pages = [page for f in fields[:n] for page in f]
+            tifffile.imwrite(path, np.stack(pages), imagej=True, metadata={"axes": axes})
+            image, mask = read_tiff(path)
+            assert image[2] == "image" and mask[2] == "labels"
+            np.testing.assert_array_equal(np.asarray(mask[0]), np.squeeze(pages[1::2]))
     # Phase contrast and fluorescence, each with its mask, are four channels.
     nuclei = tifffile.imread(shared_data / "nuclei-dsb" / "img2d.tif")[:300, :400]
     nuclei_ids = tifffile.imread(shared_data / "nuclei-dsb" / "mask2d.tif")[:300, :400]

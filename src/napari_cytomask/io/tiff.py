@@ -569,7 +569,10 @@ class TiffScan:
             in_labels.insert(0, POSITION_AXIS)
             in_shape.insert(0, len(self._series))
         keyframe = first.keyframe
-        planes = _plane_kinds(first, in_labels)
+        # ImageJ saves a stack made of single images as Z (or T) planes.
+        planes = _plane_kinds(
+            first, in_labels, ("I", "Q", "S", "Z", "T") if tif.is_imagej else ("I", "Q", "S")
+        )
         # Positions of a few channels saved without metadata repeat one order of kinds.
         self._regroup = _regrouping(planes)
         if self._regroup is None and len(planes) > _KIND_PAGES:
@@ -1406,24 +1409,20 @@ _KIND_PAGES, _REGROUP_PAGES, _KIND_BYTES = 4, 12, 256 << 20
 
 
 def _plane_kinds(
-    series: tifffile.TiffPageSeries, labels: list[str]
+    series: tifffile.TiffPageSeries, labels: list[str], loose: tuple[str, ...]
 ) -> list[tuple[bool | None, np.ndarray]]:
-    """Of a few planes saved without axis metadata, ``(I or Q or S, Y, X)`` (pages, or the
-    samples of one page), each one's kind and a sample of its pixels: True for label ids,
-    False for images of light, None for a plane of one value (an empty slice of a label
-    volume). Empty when the series is not such a small integer stack."""
-    if labels[1:] != ["Y", "X"] or labels[0] not in ("I", "Q", "S"):
+    """Of a few planes along an axis that says nothing of what they hold, ``(A, Y, X)`` with
+    ``A`` in ``loose`` (pages without metadata, the samples of one page), each one's kind
+    and a sample of its pixels: True for label ids, False for images of light, None for a
+    plane of one value (an empty slice of a label volume). Empty when the series is not
+    such a small integer stack."""
+    if labels[1:] != ["Y", "X"] or labels[0] not in loose:
         return []
     if not 2 <= series.shape[0] <= _REGROUP_PAGES or series.nbytes > _KIND_BYTES:
         return []
     if not np.issubdtype(series.dtype, np.integer):
         return []
-    if labels[0] == "S":
-        planes = list(series.pages[0].asarray())
-    elif len(series.pages) == series.shape[0]:
-        planes = [page.asarray() for page in series.pages]
-    else:
-        return []
+    planes = series.pages[0].asarray() if labels[0] == "S" else series.asarray()
     samples = [grid_sample(plane) for plane in planes]
     varied = [i for i, sample in enumerate(samples) if sample.min() < sample.max()]
     found = looks_like_masks([""] * len(varied), [samples[i] for i in varied])
