@@ -90,6 +90,9 @@ def test_train_then_segment(folders, tmp_path, capsys):
     # Thresholds were chosen on the validation image and are used unless given.
     assert desc["postprocess"]["tuned_on"] == desc["training"]["split"]["validation"]
     assert "post-processing tuned on 1 image(s)" in out.out
+    # A few steps from random weights: a model of little use, which the user is told.
+    assert desc["postprocess"]["scores"]["tuned"]["f1_50"] < 0.5
+    assert "cytomask: note: This model is not ready yet" in out.err
 
     # A 2-position scan with the input in channel 1 and a mask in channel 2.
     stack = np.stack([scan.fluorescence[:2], scan.brightfield[:2], scan.labels[:2]], axis=1)

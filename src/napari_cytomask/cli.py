@@ -911,7 +911,7 @@ def _train(args) -> int:
             raise
         raise UserError(f"{_memory_text(err, 'train')} {_kept(saved, args)}.") from err
     if "postprocess" in result.description:
-        say(_tuned_text(result.description["postprocess"]))
+        _say_tuned(say, result.description["postprocess"])
     state = state_path(result.checkpoint)
     if state.is_file():
         say(f"{state.name} ({state.stat().st_size / 1e6:.0f} MB) beside it lets --resume train "
@@ -961,6 +961,15 @@ def _clock(seconds: float) -> str:
     minutes, secs = divmod(int(round(seconds)), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def _say_tuned(say, tuned: dict) -> None:
+    """The tuned settings as progress, and a note, even when quiet, on a model of little use."""
+    from .models.training import tuned_note
+
+    say(_tuned_text(tuned))
+    if note := tuned_note(tuned):
+        print(f"cytomask: note: {note}", file=sys.stderr)
 
 
 def _tuned_text(tuned: dict) -> str:
@@ -1013,7 +1022,7 @@ def _tune(args) -> int:
     elif used < len(samples):
         say(f"only the checkpoint's {used} validation image(s) among the {len(samples)} given "
             "were used: the others are its training or test images")  # fmt: skip
-    say(_tuned_text(tuned))
+    _say_tuned(say, tuned)
     print(args.model)
     return EXIT_OK
 

@@ -163,6 +163,9 @@ def test_training_on_one_image_says_what_it_held_back(make_napari_viewer_proxy, 
     assert "Best validation mean-average F1" in text
     assert "With one image, its rows 96-127 were held back from training to validate on." in text
     assert "Thresholds chosen on the validation images" in text
+    # A few steps on one image: the user is told the model is not ready yet.
+    assert trainer.result.description["postprocess"]["scores"]["tuned"]["f1_50"] < 0.5
+    assert "This model is not ready yet: on the validation images it finds" in text
     assert trainer.summary in text and trainer.summary.startswith("Best validation")
     # The Segment tab, shown when training ends, says it too.
     segmenter = UNetSegmentWidget(viewer)

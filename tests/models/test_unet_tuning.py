@@ -14,6 +14,7 @@ from napari_cytomask.models.training import (
     samples_from_arrays,
     train,
     tune_postprocess,
+    tuned_note,
 )
 from napari_cytomask.models.unet import UNetConfig
 from napari_cytomask.pipeline import Preset, UNetStep
@@ -47,6 +48,7 @@ def test_tuning_finds_thresholds_that_separate_cells_and_drop_specks(oracle_unet
     default, best = tuned["scores"]["default"], tuned["scores"]["tuned"]
     assert default["f1_50"] == pytest.approx(2 / 3)  # cells 1+2 merged, speck: 1 of 3 right
     assert best["f1_50"] == 1.0 and best["mean_average_f1"] == 1.0
+    assert tuned_note(tuned) == ""  # a model that finds the cells needs no word
     settings = {k: tuned[k] for k in DEFAULT_SETTINGS}
     step = UNetStep(model="unused", overlap=16, **settings)
     labels_out = segment(oracle_unet, image, **step.segment_kwargs(oracle_unet)).labels
@@ -146,6 +148,13 @@ def test_training_tunes_on_its_validation_images(tmp_path, tiny_unet, tune):
         assert saved["postprocess"]["tuned_on"] == validation and len(validation) == 1
         scores = saved["postprocess"]["scores"]
         assert scores["tuned"]["mean_average_f1"] >= scores["default"]["mean_average_f1"]
+        # Two steps from random weights: whatever thresholds tuning keeps, the user is told
+        # the model is not ready, and what to do.
+        tuned = scores["tuned"]
+        assert tuned["f1_50"] < 0.5
+        note = tuned_note(saved["postprocess"])
+        assert f"finds {tuned['n_pred']} cell(s) where {tuned['n_true']} are labelled" in note
+        assert "Train it for longer" in note
     else:
         assert "postprocess" not in saved
     assert saved.get("postprocess") == result.description.get("postprocess")

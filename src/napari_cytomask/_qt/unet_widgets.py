@@ -1382,6 +1382,8 @@ class UNetTrainWidget(StepWidget, QWidget):
         self.canvas.draw_idle()
 
     def _on_result(self, result) -> None:
+        from ..models.training import tuned_note
+
         self.result = result
         self.resume.clear()  # the run is finished: Train again starts a new one
         val = (result.description.get("scores") or {}).get("validation") or {}
@@ -1407,6 +1409,8 @@ class UNetTrainWidget(StepWidget, QWidget):
                 f"{tuned['interior_threshold']:g}, foreground {tuned['foreground_threshold']:g}, "
                 f"minimum cell size {tuned['min_size']} px."
             )
+            if note := tuned_note(tuned):
+                text += f" {note}"
         text += "".join(f" {note[:1].upper()}{note[1:]}" for note in self._notes)
         self.summary = text
         self.status.setText(f"Saved {result.checkpoint}. {text}")

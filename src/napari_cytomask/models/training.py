@@ -1138,6 +1138,26 @@ def iter_tune_postprocess(
     }
 
 
+#: F1 at IoU 0.5 on the validation images, with the chosen thresholds, below which a
+#: model is said to be of little use yet: it misses most cells, or finds mostly wrong ones.
+USABLE_F1 = 0.5
+
+
+def tuned_note(tuned: dict) -> str:
+    """A sentence when a model, even with its chosen thresholds, finds few of the validation
+    images' cells (tuning then keeps the few it gets right: a barely trained model's
+    settings can leave a handful of cells); ``""`` otherwise."""
+    scores = tuned["scores"]["tuned"]
+    if not scores["f1_50"] < USABLE_F1:
+        return ""
+    return (
+        f"This model is not ready yet: on the validation images it finds {scores['n_pred']} "
+        f"cell(s) where {scores['n_true']} are labelled, and gets {scores['f1_50']:.0%} of "
+        "them right (F1 at IoU 0.5). Train it for longer or on more labelled images; "
+        "starting from the starter model gets there sooner."
+    )
+
+
 def tune_postprocess(predictor: UNetPredictor, samples, **kwargs) -> dict | None:
     """Run :func:`iter_tune_postprocess` to the end."""
     return drain(iter_tune_postprocess(predictor, samples, **kwargs))
