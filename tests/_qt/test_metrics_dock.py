@@ -646,3 +646,36 @@ def test_a_result_made_one_frame_at_a_time_is_compared_in_those_frames(
     layer.data = truth.copy()
     qtbot.waitUntil(lambda: _cell(dock, "True positives") == str(3 * n), timeout=10_000)
     assert "Compared in" not in dock.status.text()
+
+
+def test_frames_where_the_ground_truth_has_no_cell_are_left_out(
+    make_napari_viewer_proxy, qtbot, labels
+):
+    """Cells painted at one position of a four-position result are the ground truth there
+    only: every cell of the other three was scored a false positive (precision 0.26 for
+    a perfect result), and nothing said so."""
+    viewer = make_napari_viewer_proxy()
+    prediction = np.stack([labels] * 4)
+    painted = np.zeros_like(prediction)
+    painted[1] = labels
+    viewer.add_labels(prediction, name="U-Net cells", axis_labels=("P", "y", "x"))
+    truth = viewer.add_labels(painted, name="painted", axis_labels=("P", "y", "x"))
+    dock = MetricsDock(viewer)
+    viewer.window.add_dock_widget(dock, name="Segmentation metrics")
+    dock.ground_truth_combo.setCurrentIndex(dock.ground_truth_combo.findText("painted"))
+    dock.prediction_combo.setCurrentIndex(dock.prediction_combo.findText("U-Net cells"))
+    n = len(np.unique(labels)) - 1
+    qtbot.waitUntil(lambda: "painted" in dock.status.text(), timeout=10_000)
+    assert _cell(dock, "Precision") == "1.000" and _cell(dock, "True positives") == str(n)
+    text = dock.status.text()
+    assert text.startswith(f"{n} ground-truth and {n} predicted objects in 1 of 4 frames.")
+    assert text.endswith(
+        "Left out: frames 0, 2, 3, where 'painted' has no cell (paint the cells there to "
+        "score them)."
+    )
+    # Cells painted at a second position are scored there too.
+    data = truth.data.copy()
+    data[3] = labels
+    truth.data = data
+    qtbot.waitUntil(lambda: _cell(dock, "True positives") == str(2 * n), timeout=10_000)
+    assert "Left out: frames 0, 2, where" in dock.status.text()

@@ -110,23 +110,34 @@ def _table(rows: list[str], tips: list[str], columns: list[str]) -> QTableWidget
 def compute_metrics(
     ground_truth, prediction, stack: int, threshold: float, highlight: bool, made=None
 ):
-    """Evaluate in a worker thread; returns ``(evaluation, false_positives, false_negatives)``.
+    """Evaluate in a worker thread; returns ``(evaluation, false_positives, false_negatives,
+    unlabelled)``.
 
     The layer data are copied first, so painting while this runs cannot change
     the arrays under the computation (the edit schedules a new run anyway). ``made``
     (:func:`~napari_cytomask.io.layers.made_frames`) leaves the frames a result never made
-    out: emptied in both images, they add no object, match or pixel to any score.
+    out: emptied in both images, they add no object, match or pixel to any score. So are
+    the frames of a stack whose ground truth has no cell while others have some
+    (``unlabelled``, over the ``stack`` frame axes; None when there are none): cells
+    painted at one position of four are no verdict on the other three.
     """
     gt = np.array(ground_truth, copy=True)
     pred = np.array(prediction, copy=True)
     if made is not None:
         gt[~made] = 0
         pred[~made] = 0
+    unlabelled = None
+    if stack:
+        labelled = gt.reshape(*gt.shape[:stack], -1).any(axis=-1)
+        compared = True if made is None else made.reshape(*labelled.shape, -1).any(axis=-1)
+        if labelled.any() and np.any(compared & ~labelled):
+            unlabelled = compared & ~labelled
+            pred[unlabelled] = 0
     result = evaluate(gt, pred, match_threshold=threshold, stack=stack)
     if not highlight:
-        return result, None, None
+        return result, None, None, unlabelled
     false_pos, false_neg = unmatched_objects(gt, pred, result, stack=stack)
-    return result, false_pos, false_neg
+    return result, false_pos, false_neg, unlabelled
 
 
 class MetricsDock(StepWidget, QWidget):
@@ -464,7 +475,7 @@ class MetricsDock(StepWidget, QWidget):
                 self._hidden.add(key)
 
     def _show(self, result) -> None:
-        evaluation, false_pos, false_neg = result
+        evaluation, false_pos, false_neg, unlabelled = result
         self.evaluation = evaluation
         self.save_button.setEnabled(True)
         self._fill_table(evaluation)
@@ -481,11 +492,15 @@ class MetricsDock(StepWidget, QWidget):
         text = f"{stats.n_true} ground-truth and {stats.n_pred} predicted objects"
         if evaluation.frames:
             n_frames = len(evaluation.frames)
-            if self._made is None:
+            compared = np.ones(n_frames, bool)
+            if self._made is not None:
+                compared &= self._made.reshape(n_frames, -1).any(axis=1)
+            if unlabelled is not None:
+                compared &= ~unlabelled.ravel()
+            if compared.all():
                 text += f" in {n_frames} frames (counts summed over frames)"
             else:
-                compared = int(self._made.reshape(n_frames, -1).any(axis=1).sum())
-                text += f" in {compared} of {n_frames} frames"
+                text += f" in {int(compared.sum())} of {n_frames} frames"
         # Axes left in a frame (Z, or time without the box ticked) make it one volume:
         # cells segmented plane by plane cannot match cells drawn in 3-D, nor the reverse.
         planes = int(np.prod(self._shape[len(evaluation.frame_shape) : -2]))
@@ -500,6 +515,12 @@ class MetricsDock(StepWidget, QWidget):
         if self._made_only:
             text += " " + self._made_only
         pred_name, gt_name, misaligned = self._pair
+        if unlabelled is not None:
+            keys = [frame_key(place) for place in np.argwhere(unlabelled)]
+            text += (
+                f" Left out: frame{'s' * (len(keys) > 1)} {listed_frames(keys)}, where "
+                f"'{gt_name}' has no cell (paint the cells there to score them)."
+            )
         if misaligned:
             text += (
                 f" Note: '{pred_name}' and '{gt_name}' do not line up in the viewer (their "
