@@ -1027,6 +1027,47 @@ def test_evaluate_checks_its_output_before_measuring(tmp_path, capsys):
     )
 
 
+def test_binary_masks_and_images_of_light_given_as_labels_are_pointed_out(
+    shared_data, tmp_path, capsys
+):
+    """A thresholded mask (0/255, as Fiji saves one) scored a perfect prediction F1 0.5 and
+    exported as one 'cell' of three blobs; an image of light exported as 233 'cells'. Both
+    without a word."""
+    gt = np.zeros((32, 32), np.uint16)
+    gt[2:12, 2:12], gt[15:30, 15:30], gt[2:10, 20:30] = 1, 2, 3
+    tifffile.imwrite(tmp_path / "gt.tif", gt)
+    tifffile.imwrite(tmp_path / "binary.tif", ((gt > 0) * 255).astype(np.uint8))
+    for pred, truth, which in (("gt", "binary", "ground-truth"), ("binary", "gt", "predicted")):
+        argv = ["evaluate", "--pred", str(tmp_path / f"{pred}.tif"), "--gt"]
+        out_csv = tmp_path / f"{pred}.csv"
+        assert main([*argv, str(tmp_path / f"{truth}.tif"), "-o", str(out_csv)]) == 0
+        out = capsys.readouterr()
+        assert "F1@0.5 1.000, mean-average F1 1.000" in out.out
+        assert (
+            "binary.tif holds one value (255) for every cell, a binary mask: its 3 separate "
+            f"regions are taken as the cells (cells that touch stay one); compared as {which} "
+            "labels." in out.err
+        )
+    assert main(["export", str(tmp_path / "binary.tif"), "-o", str(tmp_path / "out")]) == 0
+    assert "its 3 separate regions are taken as the cells" in capsys.readouterr().err
+    exported = tifffile.imread(tmp_path / "out" / "binary.tif")
+    assert exported.max() == 3 and np.array_equal(exported > 0, gt > 0)
+    # Label ids are left as they are, and one cell is one cell.
+    single = (gt == 2).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "single.tif", single)
+    assert main(["export", str(tmp_path / "single.tif"), str(tmp_path / "gt.tif"), "-o",
+                 str(tmp_path / "out2")]) == 0  # fmt: skip
+    assert "cytomask: note" not in capsys.readouterr().err
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "out2" / "single.tif"), single)
+    # A fluorescence image given as labels.
+    image = shared_data / "nuclei-dsb" / "img2d.tif"
+    assert main(["export", str(image), "-o", str(tmp_path / "out3")]) == 0
+    assert (
+        "img2d.tif looks like an image of light rather than label ids (neighbouring pixels "
+        "mostly differ, as a camera's do); exported as labels." in capsys.readouterr().err
+    )
+
+
 def test_more_options_are_explained_in_their_own_words(tmp_path, folders, capsys):
     data, _ = folders
     pairs = ["--images", str(data / "set*" / "raw.tif"), "--masks", str(data / "set*" / "mask.tif")]

@@ -1258,8 +1258,8 @@ def _evaluate(args) -> int:
                 "--mask-channel N first",
             )
             gt, geometry = read_labels(gt_path, args.mask_channel, advice="--mask-channel N")
-            _note_if_no_background(gt_path, gt, "compared as ground-truth labels")
-            _note_if_no_background(pred_path, pred, "compared as predicted labels")
+            gt = _checked_labels(gt_path, gt, "compared as ground-truth labels")
+            pred = _checked_labels(pred_path, pred, "compared as predicted labels")
             result = evaluate(
                 gt, pred, args.thresholds, stack=_frame_axes(args.stack, geometry, gt)
             )
@@ -1323,7 +1323,7 @@ def _export(args) -> int:
         info = records[path]
         labels, axes = read_labels(path, among_masks=args.mask_channel, advice="--mask-channel N")
         if not info:  # not a result of segment
-            _note_if_no_background(path, labels, "exported as labels")
+            labels = _checked_labels(path, labels, "exported as labels")
         described = {**recorded_fields(info), **_from_source(info)} if info else {}
         exports.append(LabelsExport(
             name=name, labels=labels, **axes, **{"source": str(path), **described},
@@ -1352,16 +1352,42 @@ def _note_if_unfinished(model: str) -> None:
         )
 
 
-def _note_if_no_background(path, labels, what: str) -> None:
-    """Say so when label ids hold no background: the file may be an image of light."""
+def _checked_labels(path, labels, what: str):
+    """Label ids read from ``path`` as they are to be ``what`` (compared, exported), with a
+    note when they may be something else: an image of light, whose pixels vary as a
+    camera's do (or that has no pixel at 0), or a binary mask, one value for every cell,
+    whose separate regions are then taken as the cells."""
     import numpy as np
 
-    if labels.size and not np.any(labels == 0):
-        print(
-            f"cytomask: note: {path} has no background (no pixel is 0), so it may be an "
-            f"image rather than labels; {what}.",
-            file=sys.stderr,
+    from .io.layers import grid_sample, looks_like_mask
+    from .labels import binary_mask_regions
+
+    def note(text: str) -> None:
+        print(f"cytomask: note: {path} {text}; {what}.", file=sys.stderr)
+
+    if not labels.size:
+        return labels
+    if not np.any(labels == 0):
+        note("has no background (no pixel is 0), so it may be an image rather than labels")
+        return labels
+    planes = labels.reshape(-1, *labels.shape[-2:])
+    plane = planes[next(i for i, p in enumerate(planes) if p.any())]
+    if not looks_like_mask(
+        "", grid_sample(plane.astype(np.uint8) if plane.dtype == bool else plane)
+    ):
+        note(
+            "looks like an image of light rather than label ids (neighbouring pixels mostly "
+            "differ, as a camera's do)"
         )
+        return labels
+    if (found := binary_mask_regions(labels)) is not None:
+        regions, value = found
+        note(
+            f"holds one value ({value}) for every cell, a binary mask: its {regions.max()} "
+            "separate regions are taken as the cells (cells that touch stay one)"
+        )
+        return regions
+    return labels
 
 
 def _export_names(paths: list[Path]) -> list[str]:

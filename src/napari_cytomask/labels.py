@@ -71,6 +71,26 @@ def as_planes(data, what: str = "the image"):
     return arr
 
 
+def binary_mask_regions(labels: np.ndarray) -> tuple[np.ndarray, int] | None:
+    """The separate regions of a binary mask (one value, such as 1 or 255, for every cell)
+    as cells, numbered across the planes of a stack, each plane apart; and the mask's
+    value. None when ``labels`` hold other ids or none, or their one id is one region."""
+    from skimage.measure import label
+
+    labels = np.asarray(labels)
+    cells = labels[labels != 0]
+    if not cells.size or cells.min() != cells.max():
+        return None
+    regions = np.zeros(labels.shape, np.int32)
+    planes = regions.reshape(-1, *labels.shape[-2:])
+    count = 0
+    for plane, mask in zip(planes, labels.reshape(planes.shape), strict=True):
+        found, n = label(mask != 0, connectivity=1, return_num=True)
+        plane[...] = np.where(found > 0, found + count, 0)
+        count += n
+    return (regions, cells.max().item()) if count > 1 else None
+
+
 def check_same_shape(a: np.ndarray, b: np.ndarray, a_name: str, b_name: str) -> None:
     """Raise :class:`LabelsError` unless two label images have the same shape."""
     if a.shape != b.shape:
