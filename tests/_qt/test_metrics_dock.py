@@ -679,3 +679,26 @@ def test_frames_where_the_ground_truth_has_no_cell_are_left_out(
     truth.data = data
     qtbot.waitUntil(lambda: _cell(dock, "True positives") == str(2 * n), timeout=10_000)
     assert "Left out: frames 0, 2, where" in dock.status.text()
+
+
+def test_a_binary_mask_is_compared_by_its_separate_regions(make_napari_viewer_proxy, qtbot, labels):
+    """Cells painted all with label 1 (no new label picked) were one 'cell' of many parts:
+    a perfect outline scored one match at most, and nothing said why."""
+    from skimage.measure import label
+
+    viewer = make_napari_viewer_proxy()
+    viewer.add_labels(labels.copy(), name="ground truth", metadata={"cytomask": {"role": "mask"}})
+    viewer.add_labels((labels > 0).astype(np.uint8), name="painted with 1")
+    dock = MetricsDock(viewer)
+    viewer.window.add_dock_widget(dock, name="Segmentation metrics")
+    qtbot.waitUntil(lambda: dock.evaluation is not None, timeout=10_000)
+    assert dock.prediction_layer.name == "painted with 1"
+    regions = label(labels > 0, connectivity=1).max()
+    assert regions > 10
+    assert dock.evaluation.matches.n_pred == regions
+    assert int(_cell(dock, "True positives")) > regions // 2
+    assert (
+        "'painted with 1' holds one id (1) for every cell, a binary mask: its separate regions "
+        "are taken as the cells (cells that touch stay one; paint each cell with a new label "
+        "to tell them apart)." in dock.status.text()
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import NamedTuple
 
 import napari
 import numpy as np
@@ -35,7 +36,7 @@ from ..io.layers import (
     made_frames,
     result_metadata,
 )
-from ..labels import LabelsError, as_labels, check_same_shape
+from ..labels import LabelsError, as_labels, binary_mask_regions, check_same_shape
 from ..metrics import DEFAULT_THRESHOLDS, Evaluation, evaluate, unmatched_objects, write_csv
 from ..roles import holds_ids, role_of, source_of
 from ._layers import layer_by_id, pixel_events, resolution_level
@@ -107,22 +108,38 @@ def _table(rows: list[str], tips: list[str], columns: list[str]) -> QTableWidget
     return table
 
 
+class Compared(NamedTuple):
+    """What :func:`compute_metrics` found."""
+
+    evaluation: Evaluation
+    false_positives: np.ndarray | None
+    false_negatives: np.ndarray | None
+    #: Frames left out as the ground truth has no cell there (over the frame axes), or None.
+    unlabelled: np.ndarray | None
+    #: "prediction" and "ground truth" where that layer is a binary mask, with its value.
+    binary: dict[str, object]
+
+
 def compute_metrics(
     ground_truth, prediction, stack: int, threshold: float, highlight: bool, made=None
-):
-    """Evaluate in a worker thread; returns ``(evaluation, false_positives, false_negatives,
-    unlabelled)``.
+) -> Compared:
+    """Evaluate in a worker thread.
 
     The layer data are copied first, so painting while this runs cannot change
-    the arrays under the computation (the edit schedules a new run anyway). ``made``
-    (:func:`~napari_cytomask.io.layers.made_frames`) leaves the frames a result never made
-    out: emptied in both images, they add no object, match or pixel to any score. So are
-    the frames of a stack whose ground truth has no cell while others have some
-    (``unlabelled``, over the ``stack`` frame axes; None when there are none): cells
-    painted at one position of four are no verdict on the other three.
+    the arrays under the computation (the edit schedules a new run anyway). A binary
+    mask (one id for every cell, as painting without a new label gives) has its separate
+    regions taken as the cells. ``made`` (:func:`~napari_cytomask.io.layers.made_frames`)
+    leaves the frames a result never made out: emptied in both images, they add no
+    object, match or pixel to any score. So are the frames of a stack whose ground truth
+    has no cell while others have some: cells painted at one position of four are no
+    verdict on the other three.
     """
-    gt = np.array(ground_truth, copy=True)
-    pred = np.array(prediction, copy=True)
+    arrays, binary = {}, {}
+    for name, data in (("ground truth", ground_truth), ("prediction", prediction)):
+        arrays[name] = np.array(data, copy=True)
+        if (found := binary_mask_regions(arrays[name])) is not None:
+            arrays[name], binary[name] = found
+    gt, pred = arrays["ground truth"], arrays["prediction"]
     if made is not None:
         gt[~made] = 0
         pred[~made] = 0
@@ -134,10 +151,10 @@ def compute_metrics(
             unlabelled = compared & ~labelled
             pred[unlabelled] = 0
     result = evaluate(gt, pred, match_threshold=threshold, stack=stack)
-    if not highlight:
-        return result, None, None, unlabelled
-    false_pos, false_neg = unmatched_objects(gt, pred, result, stack=stack)
-    return result, false_pos, false_neg, unlabelled
+    false_pos = false_neg = None
+    if highlight:
+        false_pos, false_neg = unmatched_objects(gt, pred, result, stack=stack)
+    return Compared(result, false_pos, false_neg, unlabelled, binary)
 
 
 class MetricsDock(StepWidget, QWidget):
@@ -474,8 +491,8 @@ class MetricsDock(StepWidget, QWidget):
                 layer.visible = False
                 self._hidden.add(key)
 
-    def _show(self, result) -> None:
-        evaluation, false_pos, false_neg, unlabelled = result
+    def _show(self, result: Compared) -> None:
+        evaluation, false_pos, false_neg, unlabelled, binary = result
         self.evaluation = evaluation
         self.save_button.setEnabled(True)
         self._fill_table(evaluation)
@@ -515,6 +532,13 @@ class MetricsDock(StepWidget, QWidget):
         if self._made_only:
             text += " " + self._made_only
         pred_name, gt_name, misaligned = self._pair
+        for role, value in binary.items():
+            name = gt_name if role == "ground truth" else pred_name
+            text += (
+                f" '{name}' holds one id ({value}) for every cell, a binary mask: its separate "
+                "regions are taken as the cells (cells that touch stay one; paint each cell "
+                "with a new label to tell them apart)."
+            )
         if unlabelled is not None:
             keys = [frame_key(place) for place in np.argwhere(unlabelled)]
             text += (
