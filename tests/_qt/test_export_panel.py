@@ -472,3 +472,29 @@ def test_another_programs_json_beside_labels_is_no_record(
         json.loads(p.read_text())["source"] for p in (tmp_path / "out").glob("*_provenance.json")
     )
     assert sources == [str(tmp_path / "x" / "cells.tif"), str(tmp_path / "y" / "cells.tif")]
+
+
+def test_files_of_an_earlier_export_left_in_the_folder_are_said(
+    make_napari_viewer_proxy, qtbot, tmp_path, monkeypatch
+):
+    """Exported again with fewer formats, the cells' NumPy file of the earlier export stayed
+    with the old cells; the command line said so, the dock did not."""
+    ids = np.zeros((32, 32), np.uint16)
+    ids[4:12, 4:12] = 1
+    viewer = make_napari_viewer_proxy()
+    cells = viewer.add_labels(ids, name="cells")
+    panel = ExportPanel(viewer)
+    panel.folder.setText(str(tmp_path))
+    panel.formats["npy"].setChecked(True)
+    panel.export()
+    qtbot.waitUntil(lambda: "Wrote" in panel.status.text(), timeout=30_000)
+    assert (tmp_path / "cells.npy").exists()
+    cells.data_setitem((np.array([20]), np.array([20])), 2)  # a new cell painted
+    panel.formats["npy"].setChecked(False)
+    monkeypatch.setattr(export_panel, "ask_yes_no", lambda *a: True)
+    panel.export()
+    qtbot.waitUntil(lambda: "replacing" in panel.status.text(), timeout=30_000)
+    assert panel.status.text().endswith(
+        f" Note: cells.npy in {tmp_path} is from an earlier export and was left as it is; "
+        "the new provenance does not list it."
+    )

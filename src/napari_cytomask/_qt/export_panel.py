@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import napari
@@ -195,7 +196,7 @@ class ExportPanel(StepWidget, QWidget):
             self.folder.setText(folder)
 
     def _done(self, outcome) -> None:
-        written, exists, empty, replaced = outcome
+        written, exists, empty, replaced, notes = outcome
         if exists is not None:
             folder = exists.paths[0].parent
             question = (
@@ -227,6 +228,7 @@ class ExportPanel(StepWidget, QWidget):
                     f"{listed_frames(made) or 'none'} only, made one at a time: its other "
                     "frames were never made, so their cell counts are left empty."
                 )
+        text += "".join(f" Note: {note}" for note in notes)  # a file's name as it is
         self.status.setText(text)
 
 
@@ -237,18 +239,22 @@ _NOTHING_TO_EXPORT = (
 
 def _export_job(exports, folder, *, overwrite, score_column, **options):
     """Worker body: ``(files written, None, names of the layers without a cell,
-    overwrite)``, or ``([], ExportExists, [], False)`` when files of the export exist (an
+    overwrite, notes)``, the notes what the export warned of (files of an earlier export
+    it left); or ``([], ExportExists, [], False, [])`` when files of the export exist (an
     answer to ask the user about, not a failure; asked before a lazy layer is read)."""
     try:
         check_export(exports, folder, overwrite=overwrite, **options)
         exports = [export.loaded() for export in exports]  # lazy layers are read once, here
-        written = export_labels(
-            exports, folder, overwrite=overwrite, score_column=score_column, **options
-        )
+        with warnings.catch_warnings(record=True) as warned:
+            warnings.simplefilter("always")
+            written = export_labels(
+                exports, folder, overwrite=overwrite, score_column=score_column, **options
+            )
     except ExportExists as err:
-        return [], err, [], False
+        return [], err, [], False, []
     empty = [export.name for export in exports if not np.any(export.labels)]
-    return written, None, empty, overwrite
+    notes = [str(w.message) for w in warned if issubclass(w.category, UserWarning)]
+    return written, None, empty, overwrite, notes
 
 
 def _listed(paths: list[Path], folder: Path, most: int = 4) -> str:
