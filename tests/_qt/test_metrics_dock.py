@@ -702,3 +702,37 @@ def test_a_binary_mask_is_compared_by_its_separate_regions(make_napari_viewer_pr
         "are taken as the cells (cells that touch stay one; paint each cell with a new label "
         "to tell them apart)." in dock.status.text()
     )
+
+
+def test_a_renamed_side_is_named_anew_in_the_status_outlines_and_csv(
+    dock_in_viewer, qtbot, tmp_path
+):
+    """A prediction renamed after its comparison ("U-Net v2 (retrained)") was still called
+    by its old name in the status, the outline layers and the saved CSV's name."""
+    viewer, dock = dock_in_viewer
+    dock.highlight_check.setChecked(True)
+    qtbot.waitUntil(lambda: "false positives (prediction vs ground truth)" in
+                    [layer.name for layer in viewer.layers], timeout=10_000)  # fmt: skip
+    viewer.layers["prediction"].name = "U-Net v2"
+    qtbot.waitUntil(lambda: dock._pair[0] == "U-Net v2", timeout=10_000)
+    qtbot.waitUntil(lambda: "false positives (U-Net v2 vs ground truth)" in
+                    [layer.name for layer in viewer.layers], timeout=10_000)  # fmt: skip
+    dock.save_csv(tmp_path / "m.csv")
+    assert dock.status.text().startswith("Saved the metrics of 'U-Net v2' against 'ground truth'")
+
+
+def test_selected_table_cells_copy_with_their_names(dock_in_viewer, qtbot, labels):
+    """Ctrl+C on the tables copied one cell at most: the numbers could leave only as a CSV."""
+    from qtpy.QtCore import Qt
+    from qtpy.QtWidgets import QApplication
+
+    _, dock = dock_in_viewer
+    n = len(np.unique(labels)) - 1
+    dock.views.setCurrentWidget(dock.table)
+    dock.table.selectAll()
+    qtbot.keyClick(dock.table, Qt.Key.Key_C, Qt.KeyboardModifier.ControlModifier)
+    lines = QApplication.clipboard().text().splitlines()
+    assert lines[0] == "\tIoU 0.50\tIoU 0.75\tIoU 0.90"
+    assert f"True positives\t{n}\t{n}\t{n}" in lines
+    assert "F1\t1.000\t1.000\t1.000" in lines
+    assert len(lines) == 1 + dock.table.rowCount()

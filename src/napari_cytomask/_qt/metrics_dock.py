@@ -10,7 +10,9 @@ import numpy as np
 from napari.layers import Labels
 from napari.utils.colormaps import DirectLabelColormap
 from napari.utils.notifications import show_error
+from qtpy.QtGui import QKeySequence
 from qtpy.QtWidgets import (
+    QApplication,
     QCheckBox,
     QComboBox,
     QFormLayout,
@@ -93,9 +95,35 @@ _SUMMARY_ROWS = (
 )  # fmt: skip
 
 
+class _Table(QTableWidget):
+    """A table whose selected cells copy (Ctrl+C) as tab-separated text with their row and
+    column names, ready to paste into a spreadsheet."""
+
+    def keyPressEvent(self, event) -> None:
+        if event.matches(QKeySequence.StandardKey.Copy):
+            QApplication.clipboard().setText(self.selected_text())
+            return
+        super().keyPressEvent(event)
+
+    def selected_text(self) -> str:
+        """The selected cells, with their row and column names, one line per row."""
+        cells = {(index.row(), index.column()) for index in self.selectedIndexes()}
+        rows = sorted({row for row, _ in cells})
+        columns = sorted({column for _, column in cells})
+        header = ["", *(self.horizontalHeaderItem(c).text() for c in columns)]
+        lines = ["\t".join(header)]
+        for row in rows:
+            values = [
+                self.item(row, c).text() if (row, c) in cells and self.item(row, c) else ""
+                for c in columns
+            ]
+            lines.append("\t".join([self.verticalHeaderItem(row).text(), *values]))
+        return "\n".join(lines) if rows else ""
+
+
 def _table(rows: list[str], tips: list[str], columns: list[str]) -> QTableWidget:
     """A read-only table with labelled rows (their tooltips say what they mean)."""
-    table = QTableWidget(len(rows), len(columns))
+    table = _Table(len(rows), len(columns))
     table.setTabKeyNavigation(False)  # Tab leaves the table; arrows move in it
     table.setHorizontalHeaderLabels(columns)
     table.setVerticalHeaderLabels(rows)
@@ -216,11 +244,17 @@ class MetricsDock(StepWidget, QWidget):
             [tip for *_, tip in _OBJECT_ROWS],
             [f"IoU {t:.2f}" for t in HEADLINE_THRESHOLDS],
         )
-        self.table.setToolTip("Counts and scores at three IoU thresholds.")
+        self.table.setToolTip(
+            "Counts and scores at three IoU thresholds. Select cells and press Ctrl+C to copy "
+            "them, with their names, for a spreadsheet."
+        )
         self.summary_table = _table(
             [label for label, *_ in _SUMMARY_ROWS], [tip for *_, tip in _SUMMARY_ROWS], ["value"]
         )
-        self.summary_table.setToolTip("Summaries over IoU thresholds and over pixels.")
+        self.summary_table.setToolTip(
+            "Summaries over IoU thresholds and over pixels. Select cells and press Ctrl+C to "
+            "copy them, with their names, for a spreadsheet."
+        )
 
         self.canvas = PlotCanvas(redraw=lambda: self._plot(self.evaluation))
         self.axes = self.canvas.figure.add_subplot()
@@ -381,6 +415,11 @@ class MetricsDock(StepWidget, QWidget):
             combo.blockSignals(False)
         if (pred, gt) != previous:
             self._selection_changed()
+        elif self.runner.busy or self.evaluation is not None:
+            # A side renamed: the status, outlines and CSV name the pair by its new names.
+            names = tuple(getattr(self._find(uid), "name", None) for uid in (pred, gt))
+            if names != self._pair[:2]:
+                self.schedule(quiet=True)
 
     def _selection_changed(self, _index=None) -> None:
         for layer in self._watched:
