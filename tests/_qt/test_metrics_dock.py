@@ -736,3 +736,27 @@ def test_selected_table_cells_copy_with_their_names(dock_in_viewer, qtbot, label
     assert f"True positives\t{n}\t{n}\t{n}" in lines
     assert "F1\t1.000\t1.000\t1.000" in lines
     assert len(lines) == 1 + dock.table.rowCount()
+
+
+def test_what_is_missing_is_said_when_the_dock_opens(make_napari_viewer_proxy, qtbot, tmp_path):
+    """Opened before any Labels layer, the dock showed blank boxes and no word; with a labels
+    layer from elsewhere and the truth's PNG opened as an image, it took the labels for the
+    ground truth and did not point to the PNG."""
+    import imageio.v3 as iio
+
+    viewer = make_napari_viewer_proxy()
+    dock = MetricsDock(viewer)
+    qtbot.addWidget(dock)
+    assert dock.status.text() == "Add two Labels layers: a prediction and a ground truth."
+    ids = np.zeros((64, 64), np.uint16)
+    ids[5:20, 5:20], ids[30:50, 25:60] = 1, 2
+    path = tmp_path / "truth_p2.png"
+    iio.imwrite(path, ids)
+    viewer.open(path, plugin="napari")
+    assert dock.status.text().endswith(
+        "'truth_p2' is open as an image: if it holds cell ids, make it a mask in Channel roles "
+        "(step 1 of Segment cytoplasm, or Layers > Data), and it is offered here."
+    )
+    viewer.add_labels(ids.copy(), name="pred 2D")
+    assert dock.status.text().startswith("Pick a prediction to compare with 'pred 2D'.")
+    assert "'truth_p2' is open as an image" in dock.status.text()

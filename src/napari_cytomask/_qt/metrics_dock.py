@@ -415,6 +415,8 @@ class MetricsDock(StepWidget, QWidget):
             combo.blockSignals(False)
         if (pred, gt) != previous:
             self._selection_changed()
+        elif pred is None or gt is None:
+            self.schedule(quiet=True)  # says what is missing, as soon as the dock opens
         elif self.runner.busy or self.evaluation is not None:
             # A side renamed: the status, outlines and CSV name the pair by its new names.
             names = tuple(getattr(self._find(uid), "name", None) for uid in (pred, gt))
@@ -478,7 +480,7 @@ class MetricsDock(StepWidget, QWidget):
                 "pick it as the ground truth." + self._ids_hint()
             )
         elif pred is None:
-            problem = f"Pick a prediction to compare with '{gt.name}'."
+            problem = f"Pick a prediction to compare with '{gt.name}'." + self._ids_hint()
         elif pred.unique_id == gt.unique_id:
             problem = f"'{gt.name}' is both the prediction and the ground truth; pick another."
         if problem:
