@@ -1170,6 +1170,15 @@ class _TiffProblems(logging.Handler):
                 "acquisition into one folder",
             )
         detail = re.sub(r"^<[^>]*>\s*", "", self.messages[0])
+        if re.search(
+            r"OME series (?:is missing \d+|expected \d+|contains invalid TiffData)", detail
+        ):
+            raise TiffReadError(
+                path,
+                f"its OME metadata and its planes disagree ({detail.split('. ')[0]}): the "
+                "OME-XML describes other sizes than the file holds, or the file is truncated "
+                "or corrupt; open the original file or export it again",
+            )
         raise TiffReadError(path, f"the file is truncated or corrupt ({detail})")
 
 
