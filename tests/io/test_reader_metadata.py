@@ -466,6 +466,33 @@ def test_pages_without_metadata_of_different_kinds_are_channels(shared_data, tmp
     assert kind == "image" and data.shape == (2, 300, 400)
 
 
+def test_unlike_images_saved_without_metadata_are_channels(shared_data, tmp_path):
+    """A fluorescence page and a phase-contrast page without metadata were opened, and
+    segmented, as two time points of one stack; images alike (a time-lapse, a dimmer
+    frame) stay planes of one stack."""
+    phase = tifffile.imread(shared_data / "usiigaci-phc" / "set1" / "raw.tif")[:300, :400]
+    nuclei = tifffile.imread(shared_data / "nuclei-dsb" / "img2d.tif")[:300, :400]
+    path = tmp_path / "stripped.tif"
+    for pages, channels in (
+        ([nuclei, phase], True),
+        ([phase, nuclei], True),
+        ([phase, np.roll(phase, 5, axis=0)], False),
+        ([phase, (phase * 0.7).astype(phase.dtype)], False),
+    ):
+        with tifffile.TiffWriter(path) as tif:
+            for page in pages:
+                tif.write(page, metadata=None)
+        layers = read_tiff(path)
+        if channels:
+            assert [kw["name"] for _, kw, _ in layers] == ["C1", "C2"]
+            for (data, _, kind), page in zip(layers, pages, strict=True):
+                assert kind == "image"
+                np.testing.assert_array_equal(np.asarray(data), page)
+        else:
+            ((data, _, _),) = layers
+            assert data.shape == (2, 300, 400)
+
+
 def test_positions_of_channels_saved_without_metadata_open_as_positions(shared_data, tmp_path):
     """A tile scan saved again without its metadata: [phase, mask, phase, mask] (or each
     channel's positions in turn) is two positions of an input and a mask, not four channels

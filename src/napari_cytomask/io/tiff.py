@@ -600,9 +600,13 @@ class TiffScan:
             # page with 3 samples) are channels; unless all hold label ids: a labels stack
             # saved by tifffile, as napari's own writer does, is one layer, not masks alone.
             in_labels[in_labels.index("S")] = "Q" if kinds == {True} else "C"
-        elif len(kinds) > 1 and in_labels[0] != "S":
+        elif in_labels[0] != "S" and (
+            len(kinds) > 1
+            or (kinds == {False} and not _alike([s for k, s in planes if k is not None]))
+        ):
             # Pages without metadata that are not all of one kind (label ids and images
-            # of light) are channels, not the planes of one stack.
+            # of light), or images unlike each other (phase contrast and fluorescence),
+            # are channels, not the planes of one stack.
             in_labels[0] = "C"
         if self._regroup is not None:
             in_labels = [POSITION_AXIS, "C", *in_labels[1:]]
@@ -1155,8 +1159,9 @@ class _TiffProblems(logging.Handler):
                 warnings.warn(
                     f"{path}: its ImageJ metadata count 0 channels, slices or frames, so "
                     "which plane is which channel, Z slice or time point is not known; its "
-                    "planes open as one stack. Open it in Fiji or ImageJ, set its dimensions "
-                    "(Image > Properties) and save it again to open its channels apart",
+                    "planes open as channels when they look unlike each other, else as one "
+                    "stack. Open it in Fiji or ImageJ, set its dimensions (Image > Properties) "
+                    "and save it again to open them as they are",
                     UserWarning,
                     stacklevel=2,
                 )
