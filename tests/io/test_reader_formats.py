@@ -41,8 +41,10 @@ EXPECTED = {
     MMSTACK: (
         ["Default"], "image", (2, 10, 256, 256), ("P", "T", "Y", "X"), (1, 5, 5.2304, 5.2304),
         "uint16"),
+    # ImageJ metadata without a unit: the centimetres of the resolution tags, as ImageJ
+    # reads them (the same acquisition's MMStack OME-TIFF says 5.2304 µm).
     f"{OME}/singles/181003_slices/P2_T7.tif": (
-        ["P2_T7"], "image", (256, 256), ("Y", "X"), (1, 1), "uint16"),
+        ["P2_T7"], "image", (256, 256), ("Y", "X"), (5.2304, 5.2304), "uint16"),
     f"{OME}/nonometif.tif": (["nonometif"], "image", (5, 5), ("Y", "X"), (1, 1), "uint8"),
     IXM: (
         ["IXMtest_A02_s9_c1", "IXMtest_A02_s9_c2", "IXMtest_A02_s9_c3"], "image",  # no ".tif"

@@ -1790,6 +1790,10 @@ class _Metadata:
             if interval is None:
                 interval = _to_s(ij.get("finterval"), ij.get("tunit"))
             factor = in_micrometres(ij.get("unit", ""))
+            if not ij.get("unit"):
+                # Without a unit of its own (Micro-Manager's single planes), ImageJ takes
+                # the one of the resolution tags.
+                factor = _RESUNIT_UM.get(int(first.keyframe.resolutionunit))
             if factor and "X" not in pixel_size:
                 plane = _resolution_um(first.keyframe, factor)
                 pixel_size.update(plane)
