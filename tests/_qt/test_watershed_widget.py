@@ -438,7 +438,9 @@ def test_seeding_reads_in_words_and_is_remembered_by_its_key(make_napari_viewer_
 
 
 @pytest.mark.gui
-def test_opened_after_segmenting_it_splits_the_newest_cells(make_napari_viewer_proxy, qtbot, truth):
+def test_opened_before_or_after_segmenting_it_splits_the_newest_cells(
+    make_napari_viewer_proxy, qtbot, truth
+):
     from napari_cytomask.io.layers import METADATA_KEY
 
     viewer = make_napari_viewer_proxy()
@@ -451,6 +453,9 @@ def test_opened_after_segmenting_it_splits_the_newest_cells(make_napari_viewer_p
         viewer.add_labels(
             truth.copy(), name=f"{method} cells", metadata={METADATA_KEY: {"method": method}}
         )
+        # Open while cells are segmented, it takes them too: it stayed on the phase image.
+        assert widget.method == "split" and widget.input.layer().name == f"{method} cells"
+    assert "unet cells split" not in viewer.layers  # no preview before the user asks
     viewer.layers.move(viewer.layers.index("hand-drawn"), len(viewer.layers))
     widget = WatershedWidget(viewer)
     qtbot.addWidget(widget)

@@ -235,14 +235,17 @@ class WatershedWidget(StepWidget, QWidget):
         self._mode_changed()
         self._name_the_buttons()
         self.bind_keys()
-        # Opened after segmenting, the dock splits the newest cells: its first mode took
-        # the phase image as a foreground map, whose brightness gave 1,528 "cells" for 209.
-        cells = [
-            layer for layer in self.viewer.layers
-            if isinstance(layer, Labels) and layer_info(layer).get("method") in ("unet", "sam2")
-        ]  # fmt: skip
+        # Opened after segmenting, or open while cells are segmented, the dock splits the
+        # newest cells: its first mode took the phase image as a foreground map, whose
+        # brightness gave 1,528 "cells" for 209.
+        cells = [layer for layer in self.viewer.layers if _segmented(layer)]
         if cells:
             self.use_input(cells[-1])
+        self.viewer.layers.events.inserted.connect(self._layer_added)
+
+    def _layer_added(self, event) -> None:
+        if _segmented(event.value) and not self.runner.closed:
+            self.use_input(event.value)
 
     @property
     def apply_button(self):
@@ -614,6 +617,11 @@ class WatershedWidget(StepWidget, QWidget):
             )
         layer.metadata = {**layer.metadata, **metadata}
         return layer
+
+
+def _segmented(layer) -> bool:
+    """Whether ``layer`` holds cells a model segmented (the U-Net's or SAM2's)."""
+    return isinstance(layer, Labels) and layer_info(layer).get("method") in ("unet", "sam2")
 
 
 def _unlike_cells(source, metadata) -> str:
