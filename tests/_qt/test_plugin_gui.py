@@ -153,9 +153,9 @@ def test_a_scan_without_a_transmitted_light_channel_is_said_once(
     viewer.open(scan, plugin="napari-cytomask")
     qtbot.waitUntil(lambda: widget.table.rowCount() == 6)
     assert told == [
-        "No channel of IXMtest_A02_s9 looks like transmitted light, so it has no input to "
-        "segment yet: if one of its channels is the one to segment, make it the input in "
-        "Channel roles (step 1 of Segment cytoplasm, or Layers > Data)."
+        "No channel of IXMtest_A02_s9 looks like transmitted light, so none is marked as the "
+        "input to segment, and segmenting takes the first: if another is the one to segment, "
+        "make it the input in Channel roles (step 1 of Segment cytoplasm, or Layers > Data)."
     ]
     viewer.layers.move(0, 2)  # later refreshes say it no more
     # Nor for an image napari's own reader opened (it has no channels to choose from).

@@ -1288,3 +1288,28 @@ def test_a_mask_opened_alone_is_named_when_there_is_no_image(make_napari_viewer_
     for status in (segmenter.status.text(), sam2.status.text()):
         assert "No image to segment: 'G_mask_only' holds label ids (a mask)" in status
         assert "make it one in Channel roles" in status
+
+
+def test_cells_of_a_channel_not_marked_as_the_input_say_so(make_napari_viewer_proxy):
+    """A fluorescence scan's first channel, taken because none looked like transmitted
+    light, was segmented without a word once cells were found."""
+    from napari.layers import Labels
+
+    from napari_cytomask.io.layers import METADATA_KEY, result_metadata
+
+    viewer = make_napari_viewer_proxy()
+    ids = np.zeros((32, 32), np.uint16)
+    ids[4:12, 4:12] = 1
+    widget = UNetSegmentWidget(viewer)
+    for role, said in (("image", True), ("input", False)):
+        record = {METADATA_KEY: {"role": role, "source": "s.tif"}}
+        layer = viewer.add_image(ids * 100, name=f"{role} c1", metadata=record)
+        metadata = result_metadata(layer, method="unet")
+        cells = Labels(ids, name=f"{role} c1 U-Net cells", metadata=metadata)
+        widget._on_result((layer, [], cells, ""))
+        text = widget.status.text()
+        assert text.startswith("1 cell")
+        assert (
+            f"'{role} c1' is not marked as the channel to segment (none of its file's looked "
+            "like transmitted light): if another is, pick it under Input image." in text
+        ) is said

@@ -129,9 +129,9 @@ class ChannelRolesWidget(FitsTheScreen, QWidget):
             self._seen.add(source)
             if source in missing:
                 show_info(
-                    f"No channel of {file_stem(source)} looks like transmitted light, so it "
-                    "has no input to segment yet: if one of its channels is the one to "
-                    f"segment, make it the input in {CHANNEL_ROLES}."
+                    f"No channel of {file_stem(source)} looks like transmitted light, so none "
+                    "is marked as the input to segment, and segmenting takes the first: if "
+                    f"another is the one to segment, make it the input in {CHANNEL_ROLES}."
                 )
 
     def showEvent(self, event) -> None:

@@ -781,6 +781,12 @@ class UNetSegmentWidget(StepWidget, QWidget):
         cells = self._show(cells)
         n = int(cells.data.max(initial=0))
         if n:
+            if role_of(layer) == "image":  # the picker's first channel, not one marked input
+                note += (
+                    f" '{layer.name}' is not marked as the channel to segment (none of its "
+                    "file's looked like transmitted light): if another is, pick it under "
+                    "Input image."
+                )
             self.status.setText(f"{cells_in(cells, n)}.{note}")
         else:
             info = layer_info(cells)
