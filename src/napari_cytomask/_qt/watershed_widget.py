@@ -24,8 +24,7 @@ from ..io.layers import (
     METADATA_KEY,
     finite_values,
     frame_axes,
-    frame_key,
-    frame_place,
+    frame_record,
     layer_info,
     looks_fluorescent,
     looks_transmitted,
@@ -598,18 +597,8 @@ class WatershedWidget(StepWidget, QWidget):
         name, layer = result_slot(self.viewer, self._output_name(source), Labels, shape)
         record = dict(metadata[METADATA_KEY])
         if index:
-            # The stack's record stays that of its last Apply (no settings before one); the
-            # frame's method and settings are kept apart.
-            frame = {"method": record["method"], "parameters": record["parameters"]}
-            if layer is not None:
-                record = dict(layer_info(layer))
-            else:
-                record["parameters"] = None
-            frames = dict(record.get("previewed_frames") or {})
-            frames[frame_key(index)] = frame
-            record["previewed_frames"] = frames
-            if record["parameters"] is None:  # the other frames were never split
-                record["frames_made"] = sorted(frames, key=frame_place)
+            # The stack's record stays that of its last Apply; the frame's is kept apart.
+            record = frame_record(None if layer is None else layer_info(layer), record, index)
         metadata = {METADATA_KEY: record}
         if layer is None:
             return self.viewer.add_layer(

@@ -393,6 +393,25 @@ def made_frames(shape, keys) -> np.ndarray | None:
     return made
 
 
+def frame_record(earlier: dict | None, record: dict, index: tuple) -> dict:
+    """The record of a result layer once one of its frames (``index``) was made alone, by
+    ``record``'s method and settings (a preview, one position segmented): the stack's own
+    record stays that of its last run of every frame (``earlier``, the layer's record;
+    no settings before such a run), the frame's method, settings and model are kept apart
+    under ``previewed_frames``, and ``frames_made`` lists the frames made while no run
+    made them all."""
+    frame = {"method": record["method"], "parameters": record["parameters"]}
+    if record.get("model") is not None:
+        frame["model"] = record["model"]
+    record = dict(earlier) if earlier is not None else {**record, "parameters": None}
+    frames = dict(record.get("previewed_frames") or {})
+    frames[frame_key(index)] = frame
+    record["previewed_frames"] = frames
+    if record["parameters"] is None:  # the other frames were never made
+        record["frames_made"] = sorted(frames, key=frame_place)
+    return record
+
+
 def listed_frames(keys) -> str:
     """Frames named by :func:`frame_key` in a sentence: apart by semicolons when they are
     of several axes ("0,1; 1,2" is two frames, "0,1, 1,2" read as four)."""
