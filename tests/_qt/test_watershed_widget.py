@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 from skimage import io
 
+from napari_cytomask._qt._layers import frame_on_show
 from napari_cytomask._qt.watershed_widget import WatershedWidget
 from napari_cytomask.postprocess import instances_to_interior_boundary
 
@@ -297,7 +298,7 @@ def test_a_preview_after_apply_is_recorded_for_its_frame_only(
     applied = output.metadata["cytomask"]["parameters"]
     assert applied["cleanup"]["min_area"] == 20
     viewer.dims.set_current_step(0, 4)  # world z = 4: frame 1 of 'cells' (z = 3, 4, 5)
-    assert widget._frame_index(cells) == (1,)
+    assert frame_on_show(viewer, cells, cells.data.shape) == (1,)
     before = np.array(output.data)
     widget.min_area.setValue(900)
     widget.preview()

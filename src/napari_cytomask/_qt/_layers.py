@@ -109,6 +109,21 @@ def compact_labels(data) -> np.ndarray:
     return data.astype(dtype, copy=False)
 
 
+#: What a segmenting step runs on in a stack: every frame, or the one on show.
+ALL_POSITIONS, CURRENT_POSITION = "all positions", "current position"
+
+
+def frame_on_show(viewer, layer, shape) -> tuple[int, ...]:
+    """Index of the frame of ``layer`` (of data ``shape``) the viewer shows, along its
+    leading axes: the viewer's position in the layer's own pixels (its scale and translate
+    may differ from other layers'), within the layer; ``()`` for a single image."""
+    lead = len(shape) - 2
+    if lead <= 0:
+        return ()
+    point = layer.world_to_data(viewer.dims.point)[:lead]
+    return tuple(int(np.clip(round(p), 0, n - 1)) for p, n in zip(point, shape[:lead], strict=True))
+
+
 def cells_in(layer, n: int) -> str:
     """``"17 cells in 'name'"``, saying so when they are counted over a stack's frames."""
     frames = int(np.prod(layer.data.shape[:-2]))

@@ -48,9 +48,12 @@ from ..models.sam2_engine import (
 from ..models.sam2_models import DEFAULT_MODEL, HF_MODELS, Sam2ModelCache, cached_checkpoint
 from ..pipeline import Sam2Step
 from ._layers import (
+    ALL_POSITIONS,
+    CURRENT_POSITION,
     LayerPicker,
     closed_during_run,
     compact_labels,
+    frame_on_show,
     labels_layer,
     layer_by_id,
     level_names,
@@ -69,7 +72,6 @@ from ._live import (
 )
 
 LOCAL = "Local checkpoint…"
-ALL_POSITIONS, CURRENT_POSITION = "all positions", "current position"
 NO_FOREGROUND = "(none)"
 
 # name: (label, minimum, maximum, step, default, tooltip); integers when the step is 1.
@@ -584,8 +586,7 @@ class Sam2Widget(StepWidget, QWidget):
         data, geometry = resolution_level(layer, level)
         index: tuple = ()
         if lead and self.positions.currentText() == CURRENT_POSITION:
-            point = layer.world_to_data(self.viewer.dims.point)
-            index = tuple(int(np.clip(round(point[i]), 0, data.shape[i] - 1)) for i in range(lead))
+            index = frame_on_show(self.viewer, layer, data.shape[: lead + 2])
         foreground = None
         step = self.step()
         parameters = self._parameters(step, level)

@@ -40,6 +40,7 @@ from ._layers import (
     cells_in,
     closed_during_run,
     compact_labels,
+    frame_on_show,
     labels_layer,
     resolution_level,
     result_slot,
@@ -363,7 +364,7 @@ class WatershedWidget(StepWidget, QWidget):
         layer = self.input.layer()
         if layer is None or isinstance(layer, Labels) or layer.multiscale or layer.rgb:
             return
-        frame = np.asarray(layer.data[self._frame_index(layer)])
+        frame = np.asarray(layer.data[frame_on_show(self.viewer, layer, layer.data.shape)])
         values = finite_values(frame)
         single = single_value(values)
         if single is not None:
@@ -453,19 +454,6 @@ class WatershedWidget(StepWidget, QWidget):
         metadata = result_metadata(layer, method=f"watershed_{self.method}", parameters=parameters)
         return layer, arrays, metadata
 
-    def _frame_index(self, layer) -> tuple[int, ...]:
-        """Index of the frame of ``layer`` the viewer shows, along its leading axes: the
-        viewer's position in the layer's own pixels (its scale and translate may differ
-        from other layers'), within the layer."""
-        shape = layer.data.shape
-        lead = len(shape) - 2
-        if lead <= 0:
-            return ()
-        point = layer.world_to_data(self.viewer.dims.point)[:lead]
-        return tuple(
-            int(np.clip(round(p), 0, n - 1)) for p, n in zip(point, shape[:lead], strict=True)
-        )
-
     # ---- running ------------------------------------------------------------------------
 
     def _changed(self, *args) -> None:
@@ -500,7 +488,7 @@ class WatershedWidget(StepWidget, QWidget):
             # A preview follows every edit: say it in the status line, never in a toast.
             self.status.setText(str(err))
             return
-        index = self._frame_index(layer)
+        index = frame_on_show(self.viewer, layer, layer.data.shape)
         self.status.setText("Updating preview…")
         self._applying_now = False
         self.runner.watch(self.viewer, layer, step="split")
