@@ -1304,12 +1304,76 @@ def test_cells_of_a_channel_not_marked_as_the_input_say_so(make_napari_viewer_pr
     for role, said in (("image", True), ("input", False)):
         record = {METADATA_KEY: {"role": role, "source": "s.tif"}}
         layer = viewer.add_image(ids * 100, name=f"{role} c1", metadata=record)
-        metadata = result_metadata(layer, method="unet")
+        metadata = result_metadata(layer, method="unet", parameters={"min_size": 570})
         cells = Labels(ids, name=f"{role} c1 U-Net cells", metadata=metadata)
-        widget._on_result((layer, [], cells, ""))
+        widget._on_result((layer, [], cells, "", ()))
         text = widget.status.text()
         assert text.startswith("1 cell")
         assert (
             f"'{role} c1' is not marked as the channel to segment (none of its file's looked "
             "like transmitted light): if another is, pick it under Input image." in text
         ) is said
+
+
+def test_the_position_on_show_is_segmented_alone_into_the_stack(
+    make_napari_viewer_proxy, qtbot, shared_data
+):
+    """A 2-position, 10-frame time-lapse enlarged for the model was to take 23 minutes,
+    with no way to look at one frame first (SAM2 had one)."""
+    from napari_cytomask._qt._layers import CURRENT_POSITION
+    from napari_cytomask.io.export import from_layer
+
+    viewer = make_napari_viewer_proxy()
+    phases = [
+        tifffile.imread(shared_data / "usiigaci-phc" / name / "raw.tif")[:160, :160]
+        for name in ("set11", "set12", "set1")
+    ]
+    viewer.add_image(np.stack(phases), name="movie", axis_labels=("T", "y", "x"))
+    segmenter = UNetSegmentWidget(viewer)
+    segmenter.tta.setChecked(False)
+    segmenter.positions.setCurrentText(CURRENT_POSITION)
+
+    def run():
+        segmenter.segment()
+        qtbot.waitUntil(lambda: not segmenter.runner.busy, timeout=60_000)
+        return viewer.layers["movie U-Net cells"]
+
+    viewer.dims.set_current_step(0, 1)
+    cells = run()
+    assert cells.data.shape == (3, 160, 160)
+    assert cells.data[1].any() and not cells.data[0].any() and not cells.data[2].any()
+    record = layer_info(cells)
+    assert record["frames_made"] == ["1"] and record["parameters"] is None
+    assert record["previewed_frames"]["1"]["parameters"]["positions"] == CURRENT_POSITION
+    n = int(cells.data[1].max())
+    assert segmenter.status.text().startswith(
+        f"{n} cells in frame 1 of 'movie U-Net cells' (frames made so far: 1; 'all "
+        "positions' segments them all)."
+    )
+    first = cells.data[1].copy()
+    viewer.dims.set_current_step(0, 2)
+    assert run().unique_id == cells.unique_id  # the same layer, updated
+    np.testing.assert_array_equal(cells.data[1], first)
+    assert cells.data[2].any(), segmenter.status.text()
+    assert layer_info(cells)["frames_made"] == ["1", "2"]
+    assert from_layer(cells).edited is False  # the frames are the step's, not the user's
+    # Every position, then one again with other settings: kept apart in the record.
+    segmenter.positions.setCurrentIndex(0)
+    run()
+    record = layer_info(cells)
+    assert record.get("frames_made") is None and "previewed_frames" not in record
+    # The same cells as the frame alone (numbered on from frame 0's).
+    np.testing.assert_array_equal(cells.data[1] > 0, first > 0)
+    assert len(np.unique(cells.data[1])) == len(np.unique(first))
+    others = cells.data[[0, 2]].copy()
+    segmenter.positions.setCurrentText(CURRENT_POSITION)
+    segmenter.min_size.setValue(segmenter.min_size.value() + 500)
+    viewer.dims.set_current_step(0, 1)
+    run()
+    np.testing.assert_array_equal(cells.data[[0, 2]], others)
+    record = layer_info(cells)
+    assert record.get("frames_made") is None and record["parameters"]["positions"] == (
+        "all positions"
+    )
+    assert list(record["previewed_frames"]) == ["1"]
+    assert "(the other frames keep their earlier cells)" in segmenter.status.text()

@@ -38,12 +38,16 @@ from qtpy.QtWidgets import (
 )
 
 from ..io.layers import (
+    METADATA_KEY,
     finite_values,
+    frame_key,
     frame_notes,
+    frame_record,
     is_highlight,
     layer_info,
     model_record,
     pixel_size_um,
+    record_written,
     result_metadata,
     single_value,
 )
@@ -66,9 +70,13 @@ from ..pipeline import UNetStep
 from ..progress import Pace, duration
 from ..roles import role_of, source_of
 from ._layers import (
+    ALL_POSITIONS,
+    CURRENT_POSITION,
     LayerPicker,
     cells_in,
     closed_during_run,
+    compact_labels,
+    frame_on_show,
     labels_layer,
     resolution_level,
     result_slot,
@@ -452,6 +460,12 @@ class UNetSegmentWidget(StepWidget, QWidget):
         self.input = LayerPicker(
             napari_viewer, Image, prefer_role="input", tooltip="The image to segment."
         )
+        self.positions = QComboBox()
+        self.positions.addItems([ALL_POSITIONS, CURRENT_POSITION])
+        self.positions.setToolTip(
+            "For tile scans and time-lapses: segment every position, or only the one on show "
+            "(a quick look at the cells; the others are left empty until segmented)."
+        )
         self.tile_size = number_box(
             0,
             4096,
@@ -548,6 +562,7 @@ class UNetSegmentWidget(StepWidget, QWidget):
         form.addRow("Model", self.checkpoint)
         form.addRow(self.train_button)
         form.addRow("Input image", self.input)
+        form.addRow("Positions", self.positions)
         form.addRow("Pixel size (µm)", self.pixels)
         form.addRow(self.scale_note)
         form.addRow("Device", self.device)
@@ -597,6 +612,7 @@ class UNetSegmentWidget(StepWidget, QWidget):
         return {
             "model": self.checkpoint,
             "device": self.device,
+            "positions": self.positions,
             "tile_size": self.tile_size,
             "overlap": self.overlap,
             "batch_size": self.batch_size,
@@ -712,7 +728,12 @@ class UNetSegmentWidget(StepWidget, QWidget):
         except ValueError as err:
             self.runner.fail(err)
             return
-        self.status.setText(f"Segmenting {layer.name}…")
+        index = ()
+        if self.positions.currentText() == CURRENT_POSITION:
+            shape = resolution_level(layer)[0].shape
+            index = frame_on_show(self.viewer, layer, shape[:-1] if layer.rgb else shape)
+        where = f" (frame {frame_key(index)})" if index else ""
+        self.status.setText(f"Segmenting {layer.name}{where}…")
         self.runner.watch(self.viewer, layer)
         self.runner.run_now(
             self._run,
@@ -721,17 +742,21 @@ class UNetSegmentWidget(StepWidget, QWidget):
             layer,
             self.show_maps.isChecked(),
             self.pixels.pixel_size(layer),
+            index,
         )
 
     def cancel(self) -> None:
         """Stop segmenting; the running batch of tiles finishes in the background."""
         self.runner.cancel()
 
-    def _run(self, step: UNetStep, device, layer, maps: bool = False, pixel=None):
+    def _run(self, step: UNetStep, device, layer, maps: bool = False, pixel=None, index=()):
+        """Segment ``layer`` (its frame at ``index`` alone, when given) in a worker; the
+        result layers have the layer's full shape, a frame alone in an empty stack."""
         path = resolve_unet(step.model)
         predictor = self._predictors.get(path, device)
-        channels = self._channels(layer, predictor.config.in_channels)
-        geometry = resolution_level(layer)[1]
+        channels = [ch[index] for ch in self._channels(layer, predictor.config.in_channels)]
+        data, geometry = resolution_level(layer)
+        shape = data.shape[:-1] if layer.rgb else data.shape
         kwargs = step.segment_kwargs(predictor, pixel)
         result = yield from iter_segment(predictor, channels, **kwargs)
         # Layers are made here, off the GUI thread; adding them is all that is left to it.
@@ -743,6 +768,7 @@ class UNetSegmentWidget(StepWidget, QWidget):
             "pixel_size_um": pixel,
             "zoom": kwargs["zoom"],
             "min_size_image_px": image_area(kwargs["cleanup"]["min_area"], kwargs["zoom"]),
+            "positions": CURRENT_POSITION if index else ALL_POSITIONS,
         }
         parameters.pop("model")
         # How sure the network was of its cells in this image goes with it into exports.
@@ -750,7 +776,7 @@ class UNetSegmentWidget(StepWidget, QWidget):
         metadata = result_metadata(layer, method="unet", parameters=parameters, model=model)
         probabilities = [
             Image(
-                np.asarray(result.probabilities[k]),
+                _in_frame(np.asarray(result.probabilities[k]), shape, index),
                 name=f"{layer.name} U-Net {name}",
                 colormap="magma",
                 blending="additive",
@@ -762,25 +788,39 @@ class UNetSegmentWidget(StepWidget, QWidget):
             for k, name in enumerate(result.classes)
             if maps and name != "background"
         ]
-        cells = labels_layer(result.labels, f"{layer.name} U-Net cells", geometry, metadata)
+        labels = _in_frame(result.labels, shape, index)
+        cells = labels_layer(labels, f"{layer.name} U-Net cells", geometry, metadata)
         zoom = kwargs["zoom"]
         resampled = resampled_note(pixel, zoom, parameters["min_size"]) if zoom else ""
         unlike = unlike_starter_images(step.model, result.confidence, pixel, bool(zoom))
-        seen = "" if getattr(layer, "multiscale", False) or layer.rgb else frame_notes(layer.data)
+        seen = ""
+        if not (getattr(layer, "multiscale", False) or layer.rgb):
+            seen = frame_notes(layer.data[index])
         small = _size_note(result.labels, parameters["min_size_image_px"])
-        notes = (seen, resampled, small, unlike)
-        return layer, probabilities, cells, "".join(f" {note}" for note in notes if note)
+        notes = "".join(f" {note}" for note in (seen, resampled, small, unlike) if note)
+        return layer, probabilities, cells, notes, index
 
     def _on_result(self, result) -> None:
-        layer, probabilities, cells, note = result
+        layer, probabilities, cells, note, index = result
         if layer not in self.viewer.layers:
             self.status.setText(closed_during_run(layer))
             return
+        min_size = layer_info(cells)["parameters"]["min_size"]  # this run's
         for new in probabilities:
-            self._show(new)
-        cells = self._show(cells)
-        n = int(cells.data.max(initial=0))
-        if n:
+            self._show(new, index)
+        cells = self._show(cells, index)
+        n = int(cells.data[index].max(initial=0))
+        if n and index:
+            made = layer_info(cells).get("frames_made")
+            others = (
+                "the other frames keep their earlier cells"
+                if made is None
+                else f"frames made so far: {', '.join(made)}; 'all positions' segments them all"
+            )
+            self.status.setText(
+                f"{n} cells in frame {frame_key(index)} of '{cells.name}' ({others}).{note}"
+            )
+        elif n:
             if role_of(layer) == "image":  # the picker's first channel, not one marked input
                 note += (
                     f" '{layer.name}' is not marked as the channel to segment (none of its "
@@ -789,33 +829,56 @@ class UNetSegmentWidget(StepWidget, QWidget):
                 )
             self.status.setText(f"{cells_in(cells, n)}.{note}")
         else:
-            info = layer_info(cells)
-            source, min_size = info["made_from"]["layer"], info["parameters"]["min_size"]
+            source = f"'{layer_info(cells)['made_from']['layer']}'"
+            if index:
+                source += f" (frame {frame_key(index)})"
             reason = _nothing_to_find(layer, min_size)
             # At a coarser pixel size than the model's images, every cell can be smaller
             # than the minimum size tuned for them.
             smaller = f" or the minimum cell size ({min_size} px)" if min_size else ""
             self.status.setText(
-                f"No cells found in '{source}': {reason}."
+                f"No cells found in {source}: {reason}."
                 if reason
                 # What the run noticed (a wrong-looking pixel size, an image unlike the
                 # model's) comes first: that is when it explains the result.
-                else f"No cells found in '{source}'.{note} Is it the channel to segment (see "
+                else f"No cells found in {source}.{note} Is it the channel to segment (see "
                 f"{CHANNEL_ROLES})? If it is, lower the thresholds{smaller}, or, for images "
                 "unlike the model's (the starter model knows phase contrast only), fine-tune "
                 "it on a few labelled images: Train a model."
             )
         self.segmented.emit(cells)
 
-    def _show(self, new):
+    def _show(self, new, index: tuple = ()):
         """Add ``new``, or put its data into the layer of that name from an earlier run
-        (with ``new``'s record, which holds what was written)."""
+        (with ``new``'s record, which holds what was written); of a run of one frame
+        (``index``), that frame alone, its settings kept apart from the stack's."""
         new.name, old = result_slot(self.viewer, new.name, type(new), new.data.shape)
+        if index:
+            earlier = None if old is None else layer_info(old)
+            record = frame_record(earlier, layer_info(new), index)
+            new.metadata = {**new.metadata, METADATA_KEY: record}
         if old is None:
             return self.viewer.add_layer(new)
-        old.data = new.data
+        if index:
+            data = np.array(old.data)
+            data[index] = new.data[index]
+            old.data = compact_labels(data) if isinstance(old, Labels) else data
+        else:
+            old.data = new.data
         old.metadata = {**old.metadata, **new.metadata}
+        if index and isinstance(old, Labels):
+            record_written(old)  # the other frames' cells are the step's too
         return old
+
+
+def _in_frame(array: np.ndarray, shape: tuple, index: tuple) -> np.ndarray:
+    """``array``, the result of the frame at ``index``, in an empty stack of ``shape``;
+    itself for a run of every frame (no ``index``)."""
+    if not index:
+        return array
+    stack = np.zeros(shape, array.dtype)
+    stack[index] = array
+    return stack
 
 
 class UNetTrainWidget(StepWidget, QWidget):
