@@ -738,7 +738,8 @@ def _made_frames(shape, layers) -> tuple[np.ndarray | None, str]:
     which = f"frame {listed_frames(kept)} only" if kept else "no frame"
     return made, (
         f"Compared in {which}: the other frames of {' and '.join(unmade_in)} were never "
-        "made (a preview makes the frame on show; Apply makes them all)."
+        "made (a preview, or one position segmented alone, makes the frame on show; Apply, or "
+        "'all positions', makes them all)."
     )
 
 
