@@ -493,6 +493,39 @@ def test_unlike_images_saved_without_metadata_are_channels(shared_data, tmp_path
             assert data.shape == (2, 300, 400)
 
 
+def test_a_time_lapse_whose_lamp_drifts_stays_one_stack(shared_data, tmp_path):
+    """Four frames of a Micro-Manager time-lapse, the last one brighter (medians 7618 to
+    12408), opened as four channels: saved by ImageJ with its frames declared, and saved
+    as plain pages. Six fields of phase and mask crops, one of them of low contrast, were
+    regrouped as 2 positions of 6 channels."""
+    import imageio.v3 as iio
+
+    from napari_cytomask.io.tiff import TiffScan
+
+    folder = shared_data / "tiff-formats/ome-tiff-samples/singles/181003_slices"
+    movie = np.stack([tifffile.imread(folder / f"P1_T{t}.tif") for t in range(4)])
+    path = tmp_path / "movie.tif"
+    tifffile.imwrite(path, movie, imagej=True, metadata={"axes": "TYX"})
+    with TiffScan(path) as scan:
+        assert scan.description.axes == "TYX"
+    with tifffile.TiffWriter(path) as tif:
+        for frame in movie:
+            tif.write(frame, metadata=None)
+    ((data, _, _),) = read_tiff(path)
+    np.testing.assert_array_equal(np.asarray(data), movie)
+    pages = []
+    for name in ("set1", "set11", "set12", "set13", "set14", "set15"):
+        phase = tifffile.imread(shared_data / "usiigaci-phc" / name / "raw.tif")[:100, :120]
+        ids = iio.imread(shared_data / "usiigaci-phc" / name / "instances_ids.png")
+        pages += [phase, ids.astype(np.uint16)[:100, :120]]
+    with tifffile.TiffWriter(path) as tif:
+        for page in pages:
+            tif.write(page, metadata=None)
+    with TiffScan(path) as scan:
+        assert scan.description.shape == (6, 2, 100, 120)
+        assert scan.read([slice(1, 1), 0, slice(None), slice(None)]).shape == (0, 100, 120)
+
+
 def test_positions_of_channels_saved_without_metadata_open_as_positions(shared_data, tmp_path):
     """A tile scan saved again without its metadata: [phase, mask, phase, mask] (or each
     channel's positions in turn) is two positions of an input and a mask, not four channels

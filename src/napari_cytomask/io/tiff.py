@@ -602,7 +602,12 @@ class TiffScan:
             in_labels[in_labels.index("S")] = "Q" if kinds == {True} else "C"
         elif in_labels[0] != "S" and (
             len(kinds) > 1
-            or (kinds == {False} and not _alike([s for k, s in planes if k is not None]))
+            # Unnamed pages; not the frames or slices an ImageJ file declares.
+            or (
+                in_labels[0] in ("I", "Q")
+                and kinds == {False}
+                and not _alike([s for k, s in planes if k is not None])
+            )
         ):
             # Pages without metadata that are not all of one kind (label ids and images
             # of light), or images unlike each other (phase contrast and fluorescence),
@@ -1496,11 +1501,13 @@ def _regrouping(planes: list[tuple[bool | None, np.ndarray]]) -> _Grouping | Non
 
 
 def _alike(samples: list[np.ndarray]) -> bool:
-    """Whether images look like one channel at several positions: each one's median within
-    the 1st to 99th percentiles of every other (a phase image's grey level is no GFP
-    image's dark background)."""
-    ranges = [np.percentile(sample, [1, 50, 99]) for sample in samples]
-    return all(lo <= median <= hi for lo, _, hi in ranges for _, median, _ in ranges)
+    """Whether images may be one channel at several positions or times: the ranges of
+    their 1st to 99th percentiles overlap, as a time-lapse's do when the lamp or the focus
+    drifts. A phase image's grey levels and a GFP image's dark background do not."""
+    ranges = [np.percentile(sample, [1, 99]) for sample in samples]
+    return all(
+        lo <= other_hi and other_lo <= hi for lo, hi in ranges for other_lo, other_hi in ranges
+    )
 
 
 class _Regrouped:
@@ -1516,10 +1523,16 @@ class _Regrouped:
     def __getitem__(self, key: Any) -> np.ndarray:
         key = tuple(key) + (slice(None),) * (len(self.shape) - len(key))
         (p_key, c_key), rest = key[:2], key[2:]
+        positions = _indices(p_key, self.grouping.positions)
         channels = _indices(c_key, self.grouping.channels)
+        if not positions or not channels:  # an empty selection: no plane to read
+            rest_shape = np.empty(self.shape[2:], np.bool_)[rest].shape
+            return np.empty((len(positions), len(channels), *rest_shape), self.dtype)[
+                tuple(slice(None) if isinstance(k, slice) else 0 for k in (p_key, c_key))
+            ]
         out = np.array([
             [np.asarray(self.array[(self.grouping.plane(p, c), *rest)]) for c in channels]
-            for p in _indices(p_key, self.grouping.positions)
+            for p in positions
         ])  # fmt: skip
         return out[tuple(slice(None) if isinstance(k, slice) else 0 for k in (p_key, c_key))]
 
