@@ -1059,6 +1059,22 @@ def test_binary_masks_and_images_of_light_given_as_labels_are_pointed_out(
                  str(tmp_path / "out2")]) == 0  # fmt: skip
     assert "cytomask: note" not in capsys.readouterr().err
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "out2" / "single.tif"), single)
+    # Labels with no cell (a frame where none was found) are compared as they are.
+    tifffile.imwrite(tmp_path / "empty.tif", np.zeros_like(gt))
+    argv = ["evaluate", "--pred", str(tmp_path / "empty.tif"), "--gt", str(tmp_path / "gt.tif")]
+    assert main([*argv, "-o", str(tmp_path / "empty.csv")]) == 0
+    assert "F1@0.5 0.000" in capsys.readouterr().out
+    # A binary volume's regions are 3-D: two blobs through 5 slices are 2 cells, not 10.
+    volume = np.zeros((5, 32, 32), np.uint16)
+    volume[:, 2:12, 2:12], volume[:, 15:30, 15:30] = 1, 2
+    tifffile.imwrite(tmp_path / "v.tif", volume, imagej=True, metadata={"axes": "ZYX"})
+    binary = ((volume > 0) * 255).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "vb.tif", binary, imagej=True, metadata={"axes": "ZYX"})
+    argv = ["evaluate", "--pred", str(tmp_path / "v.tif"), "--gt", str(tmp_path / "vb.tif")]
+    assert main([*argv, "-o", str(tmp_path / "v.csv")]) == 0
+    out = capsys.readouterr()
+    assert "its 2 separate regions are taken as the cells" in out.err
+    assert "F1@0.5 1.000" in out.out
     # A fluorescence image given as labels.
     image = shared_data / "nuclei-dsb" / "img2d.tif"
     assert main(["export", str(image), "-o", str(tmp_path / "out3")]) == 0

@@ -1258,11 +1258,10 @@ def _evaluate(args) -> int:
                 "--mask-channel N first",
             )
             gt, geometry = read_labels(gt_path, args.mask_channel, advice="--mask-channel N")
-            gt = _checked_labels(gt_path, gt, "compared as ground-truth labels")
-            pred = _checked_labels(pred_path, pred, "compared as predicted labels")
-            result = evaluate(
-                gt, pred, args.thresholds, stack=_frame_axes(args.stack, geometry, gt)
-            )
+            stack = _frame_axes(args.stack, geometry, gt)
+            gt = _checked_labels(gt_path, gt, "compared as ground-truth labels", stack)
+            pred = _checked_labels(pred_path, pred, "compared as predicted labels", stack)
+            result = evaluate(gt, pred, args.thresholds, stack=stack)
         except (ValueError, OSError) as err:
             failed += 1
             print(f"{pred_path} against {gt_path}: error: {err}", file=sys.stderr, flush=True)
@@ -1296,6 +1295,7 @@ def _export(args) -> int:
     from .io.atomic import folder_writer
     from .io.export import LabelsExport, export_labels, recorded_fields, segment_record
     from .io.files import find_inputs, read_labels
+    from .io.layers import frame_axes
 
     items = find_inputs(args.labels)
     for folder in sorted({path.parent for path in map(Path, items)}):
@@ -1322,8 +1322,9 @@ def _export(args) -> int:
     for path, name in zip(items, _export_names(items), strict=True):
         info = records[path]
         labels, axes = read_labels(path, among_masks=args.mask_channel, advice="--mask-channel N")
-        if not info:  # not a result of segment
-            labels = _checked_labels(path, labels, "exported as labels")
+        if not info:  # not a result of segment: its frames as the file names its axes
+            frames = frame_axes(axes.get("axis_labels") or ("",) * labels.ndim)
+            labels = _checked_labels(path, labels, "exported as labels", frames)
         described = {**recorded_fields(info), **_from_source(info)} if info else {}
         exports.append(LabelsExport(
             name=name, labels=labels, **axes, **{"source": str(path), **described},
@@ -1352,11 +1353,12 @@ def _note_if_unfinished(model: str) -> None:
         )
 
 
-def _checked_labels(path, labels, what: str):
+def _checked_labels(path, labels, what: str, frames: int):
     """Label ids read from ``path`` as they are to be ``what`` (compared, exported), with a
     note when they may be something else: an image of light, whose pixels vary as a
     camera's do (or that has no pixel at 0), or a binary mask, one value for every cell,
-    whose separate regions are then taken as the cells."""
+    whose separate regions are then taken as the cells, in each frame of its ``frames``
+    leading axes."""
     import numpy as np
 
     from .io.layers import grid_sample, looks_like_mask
@@ -1370,8 +1372,9 @@ def _checked_labels(path, labels, what: str):
     if not np.any(labels == 0):
         note("has no background (no pixel is 0), so it may be an image rather than labels")
         return labels
-    planes = labels.reshape(-1, *labels.shape[-2:])
-    plane = planes[next(i for i, p in enumerate(planes) if p.any())]
+    plane = next((p for p in labels.reshape(-1, *labels.shape[-2:]) if p.any()), None)
+    if plane is None:  # no cell at all: nothing to say of them
+        return labels
     if not looks_like_mask(
         "", grid_sample(plane.astype(np.uint8) if plane.dtype == bool else plane)
     ):
@@ -1380,7 +1383,7 @@ def _checked_labels(path, labels, what: str):
             "differ, as a camera's do)"
         )
         return labels
-    if (found := binary_mask_regions(labels)) is not None:
+    if (found := binary_mask_regions(labels, frames)) is not None:
         regions, value = found
         note(
             f"holds one value ({value}) for every cell, a binary mask: its {regions.max()} "

@@ -71,10 +71,11 @@ def as_planes(data, what: str = "the image"):
     return arr
 
 
-def binary_mask_regions(labels: np.ndarray) -> tuple[np.ndarray, int] | None:
+def binary_mask_regions(labels: np.ndarray, frames: int) -> tuple[np.ndarray, int] | None:
     """The separate regions of a binary mask (one value, such as 1 or 255, for every cell)
-    as cells, numbered across the planes of a stack, each plane apart; and the mask's
-    value. None when ``labels`` hold other ids or none, or their one id is one region."""
+    as cells, numbered across the stack, each of its ``frames`` leading axes' frames apart
+    (a volume's regions are 3-D); and the mask's value. None when ``labels`` hold other ids
+    or none, or their one id is one region."""
     from skimage.measure import label
 
     labels = np.asarray(labels)
@@ -82,11 +83,11 @@ def binary_mask_regions(labels: np.ndarray) -> tuple[np.ndarray, int] | None:
     if not cells.size or cells.min() != cells.max():
         return None
     regions = np.zeros(labels.shape, np.int32)
-    planes = regions.reshape(-1, *labels.shape[-2:])
+    each = regions.reshape(-1, *labels.shape[frames:])
     count = 0
-    for plane, mask in zip(planes, labels.reshape(planes.shape), strict=True):
+    for frame, mask in zip(each, labels.reshape(each.shape), strict=True):
         found, n = label(mask != 0, connectivity=1, return_num=True)
-        plane[...] = np.where(found > 0, found + count, 0)
+        frame[...] = np.where(found > 0, found + count, 0)
         count += n
     return (regions, cells.max().item()) if count > 1 else None
 

@@ -165,7 +165,7 @@ def compute_metrics(
     arrays, binary = {}, {}
     for name, data in (("ground truth", ground_truth), ("prediction", prediction)):
         arrays[name] = np.array(data, copy=True)
-        if (found := binary_mask_regions(arrays[name])) is not None:
+        if (found := binary_mask_regions(arrays[name], stack)) is not None:
             arrays[name], binary[name] = found
     gt, pred = arrays["ground truth"], arrays["prediction"]
     if made is not None:
