@@ -273,6 +273,15 @@ def test_frames_previewed_before_any_apply_are_the_frames_made(
     widget.apply()
     qtbot.waitUntil(lambda: "Done" in widget.status.text(), timeout=30_000)
     assert "frames_made" not in layer_info(output)
+    # Cells of one position (U-Net, 'current position') split: the others stay unmade,
+    # not counted as frames with no cell.
+    viewer.add_labels(np.stack([truth * 0, truth, truth * 0]), name="one position",
+                      metadata={"cytomask": {"method": "unet", "frames_made": ["1"]}})  # fmt: skip
+    widget.input.setCurrentText("one position")
+    widget.apply()
+    qtbot.waitUntil(lambda: "one position split" in viewer.layers
+                    and not widget.runner.busy, timeout=30_000)  # fmt: skip
+    assert layer_info(viewer.layers["one position split"])["frames_made"] == ["1"]
 
 
 @pytest.mark.gui
@@ -457,6 +466,12 @@ def test_opened_before_or_after_segmenting_it_splits_the_newest_cells(
         # Open while cells are segmented, it takes them too: it stayed on the phase image.
         assert widget.method == "split" and widget.input.layer().name == f"{method} cells"
     assert "unet cells split" not in viewer.layers  # no preview before the user asks
+    # An input picked by hand stays when new cells come.
+    widget.input.setCurrentText("hand-drawn")
+    widget.input.activated.emit(widget.input.currentIndex())
+    viewer.add_labels(truth.copy(), name="new cells", metadata={METADATA_KEY: {"method": "unet"}})
+    assert widget.input.layer().name == "hand-drawn"
+    viewer.layers.remove("new cells")
     viewer.layers.move(viewer.layers.index("hand-drawn"), len(viewer.layers))
     widget = WatershedWidget(viewer)
     qtbot.addWidget(widget)

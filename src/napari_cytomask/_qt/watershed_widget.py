@@ -86,6 +86,7 @@ class WatershedWidget(StepWidget, QWidget):
         self._previewing = False  # set by the first preview; see _follow
         self._applying_now = False  # whether the runner's work is an Apply, not a preview
         self._pending = None  # a new input handed over during an Apply, for after it
+        self._user_picked = False  # an input chosen by hand stays when new cells come
 
         self.mode = QComboBox()
         for key, text in MODES.items():
@@ -244,8 +245,10 @@ class WatershedWidget(StepWidget, QWidget):
         self.viewer.layers.events.inserted.connect(self._layer_added)
 
     def _layer_added(self, event) -> None:
-        if _segmented(event.value) and not self.runner.closed:
-            self.use_input(event.value)
+        # Not over an input the user picked, nor while a preview or an Apply runs.
+        if _segmented(event.value) and not (self._user_picked or self.runner.busy):
+            if not self.runner.closed:
+                self.use_input(event.value)
 
     @property
     def apply_button(self):
@@ -307,6 +310,7 @@ class WatershedWidget(StepWidget, QWidget):
 
     def _picked(self, *_) -> None:
         """The user picked an input: say which, unless a preview follows it anyway."""
+        self._user_picked = True  # new cells no longer replace it
         layer = self.input.layer()
         if layer is not None and not self._previewing and not self.runner.busy:
             self._say_input(layer)
@@ -452,6 +456,9 @@ class WatershedWidget(StepWidget, QWidget):
                 )
             parameters["boundary"] = origin(boundary)
         metadata = result_metadata(layer, method=f"watershed_{self.method}", parameters=parameters)
+        made = layer_info(layer).get("frames_made")
+        if made is not None:  # cells of some frames only: the others were never made
+            metadata[METADATA_KEY]["frames_made"] = list(made)
         return layer, arrays, metadata
 
     # ---- running ------------------------------------------------------------------------
