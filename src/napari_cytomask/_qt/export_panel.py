@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import napari
@@ -245,15 +244,18 @@ def _export_job(exports, folder, *, overwrite, score_column, **options):
     try:
         check_export(exports, folder, overwrite=overwrite, **options)
         exports = [export.loaded() for export in exports]  # lazy layers are read once, here
-        with warnings.catch_warnings(record=True) as warned:
-            warnings.simplefilter("always")
-            written = export_labels(
-                exports, folder, overwrite=overwrite, score_column=score_column, **options
-            )
+        notes: list[str] = []
+        written = export_labels(
+            exports,
+            folder,
+            overwrite=overwrite,
+            score_column=score_column,
+            note=notes.append,
+            **options,
+        )
     except ExportExists as err:
         return [], err, [], False, []
     empty = [export.name for export in exports if not np.any(export.labels)]
-    notes = [str(w.message) for w in warned if issubclass(w.category, UserWarning)]
     return written, None, empty, overwrite, notes
 
 

@@ -570,6 +570,7 @@ def export_labels(
     score_column: str | None = None,
     overwrite: bool = False,
     inputs: Sequence[str | os.PathLike] = (),
+    note: Callable[[str], None] | None = None,
 ) -> list[Path]:
     """Write label layers and their tables into a folder, plus one provenance file each.
 
@@ -597,6 +598,9 @@ def export_labels(
     inputs
         Files the labels were read from: the export never replaces one of them,
         even with ``overwrite``.
+    note
+        Called with what the user should know of the export (files of an earlier one
+        it left); by default that is a :class:`UserWarning`.
 
     Returns
     -------
@@ -620,7 +624,7 @@ def export_labels(
         )
     with locked_folders([folder], "an export"):
         return _export_into(exports, folder, formats, objects_csv, coco_json, score_column,
-                            overwrite, inputs)  # fmt: skip
+                            overwrite, inputs, note)  # fmt: skip
 
 
 def check_export(
@@ -675,7 +679,9 @@ def _plans(exports, folder, formats, objects_csv, coco_json, overwrite, inputs):
     return plans
 
 
-def _export_into(exports, folder, formats, objects_csv, coco_json, score_column, overwrite, inputs):
+def _export_into(
+    exports, folder, formats, objects_csv, coco_json, score_column, overwrite, inputs, note
+):
     plans = _plans(exports, folder, formats, objects_csv, coco_json, overwrite, inputs)
     plans = [(export.loaded(), paths) for export, paths in plans]  # lazy layers read here
     exports = [export for export, _ in plans]
@@ -721,8 +727,11 @@ def _export_into(exports, folder, formats, objects_csv, coco_json, score_column,
                 "the replaced ones. Export again once it can be written in full.",
             ) from err
         raise
-    if overwrite:
-        _note_left_from_before(plans, earlier, folder)
+    if overwrite and (left := _left_from_before(plans, earlier, folder)):
+        if note is None:
+            warnings.warn(left, UserWarning, stacklevel=3)  # at export_labels' caller
+        else:
+            note(left)
     return written
 
 
@@ -738,25 +747,25 @@ def _outputs_of(provenance_file: Path) -> list[str]:
     return [name for name in outputs if isinstance(name, str) and Path(name).name == name]
 
 
-def _note_left_from_before(plans, earlier: dict[Path, list[str]], folder: Path) -> None:
-    """Warn of files an earlier export of the same layers wrote (as its provenance,
-    ``earlier``, lists them) that this one did not replace: it wrote fewer formats."""
+def _left_from_before(plans, earlier: dict[Path, list[str]], folder: Path) -> str:
+    """What to say of files an earlier export of the same layers wrote (as its provenance,
+    ``earlier``, lists them) that this one did not replace, as it wrote fewer formats;
+    ``""`` when there are none."""
     left = [
         folder / name
         for _, paths in plans
         for name in earlier.get(paths[-1], [])
         if folder / name not in paths and (folder / name).exists()
     ]
-    if left:
-        names = ", ".join(path.name for path in left)
-        one = len(left) == 1
-        warnings.warn(
-            f"{names} in {folder} {'is' if one else 'are'} from an earlier export and "
-            f"{'was' if one else 'were'} left as {'it is' if one else 'they are'}; the new "
-            f"provenance does not list {'it' if one else 'them'}.",
-            UserWarning,
-            stacklevel=3,
-        )
+    if not left:
+        return ""
+    names = ", ".join(path.name for path in left)
+    one = len(left) == 1
+    return (
+        f"{names} in {folder} {'is' if one else 'are'} from an earlier export and "
+        f"{'was' if one else 'were'} left as {'it is' if one else 'they are'}; the new "
+        f"provenance does not list {'it' if one else 'them'}."
+    )
 
 
 def _measured(export, objects_csv, coco_json, score_column, overwrite) -> list[Callable]:
