@@ -1377,3 +1377,7 @@ def test_the_position_on_show_is_segmented_alone_into_the_stack(
     )
     assert list(record["previewed_frames"]) == ["1"]
     assert "(the other frames keep their earlier cells)" in segmenter.status.text()
+    assert from_layer(cells).edited is False
+    cells.data[2, :5, :5] = 999  # a frame not written by the last run, corrected by hand
+    cells.refresh()
+    assert from_layer(cells).edited is True

@@ -867,7 +867,7 @@ class UNetSegmentWidget(StepWidget, QWidget):
             old.data = new.data
         old.metadata = {**old.metadata, **new.metadata}
         if index and isinstance(old, Labels):
-            record_written(old)  # the other frames' cells are the step's too
+            record_written(old, index)  # the frame written now; the others are as recorded
         return old
 
 
