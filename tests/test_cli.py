@@ -1027,6 +1027,20 @@ def test_evaluate_checks_its_output_before_measuring(tmp_path, capsys):
     )
 
 
+def test_frames_whose_ground_truth_has_no_cell_are_left_out(tmp_path, capsys):
+    """A time-lapse labelled at one time point of three: the other two were scored as
+    every predicted cell wrong, as the metrics dock no longer does."""
+    truth = np.zeros((3, 32, 32), np.uint16)
+    truth[1, 2:12, 2:12], truth[1, 15:30, 15:30] = 1, 2
+    for name, labels in (("gt.tif", truth), ("pred.tif", np.stack([truth[1]] * 3))):
+        tifffile.imwrite(tmp_path / name, labels, imagej=True, metadata={"axes": "TYX"})
+    argv = ["evaluate", "--pred", str(tmp_path / "pred.tif"), "--gt", str(tmp_path / "gt.tif")]
+    assert main([*argv, "-o", str(tmp_path / "m.csv")]) == 0
+    out = capsys.readouterr()
+    assert "F1@0.5 1.000" in out.out
+    assert "gt.tif has no cell in frames 0, 2, so they are left out of the comparison " in out.err
+
+
 def test_binary_masks_and_images_of_light_given_as_labels_are_pointed_out(
     shared_data, tmp_path, capsys
 ):

@@ -1238,9 +1238,12 @@ def _frame_axes(stack: str, geometry: dict, ground_truth) -> int:
 
 
 def _evaluate(args) -> int:
+    import numpy as np
+
     from .io.atomic import check_output
     from .io.files import match_files, read_labels
-    from .metrics import evaluate
+    from .io.layers import frame_key, listed_frames
+    from .metrics import evaluate, unlabelled_frames
     from .metrics.export import COLUMNS, results_rows, write_rows
 
     pairs = match_files(args.pred, args.gt, names=("prediction", "ground truth"))
@@ -1261,6 +1264,14 @@ def _evaluate(args) -> int:
             stack = _frame_axes(args.stack, geometry, gt)
             gt = _checked_labels(gt_path, gt, "compared as ground-truth labels", stack)
             pred = _checked_labels(pred_path, pred, "compared as predicted labels", stack)
+            left = unlabelled_frames(gt, stack)
+            if left is not None:
+                pred = np.where(np.expand_dims(left, tuple(range(stack, pred.ndim))), 0, pred)
+                keys = [frame_key(place) for place in np.argwhere(left)]
+                print(f"cytomask: note: {gt_path} has no cell in frame{'s' * (len(keys) > 1)} "
+                      f"{listed_frames(keys)}, so {'they are' if len(keys) > 1 else 'it is'} "
+                      "left out of the comparison (label their cells to score them).",
+                      file=sys.stderr)  # fmt: skip
             result = evaluate(gt, pred, args.thresholds, stack=stack)
         except (ValueError, OSError) as err:
             failed += 1

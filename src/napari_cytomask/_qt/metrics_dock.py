@@ -39,7 +39,14 @@ from ..io.layers import (
     result_metadata,
 )
 from ..labels import LabelsError, as_labels, binary_mask_regions, check_same_shape
-from ..metrics import DEFAULT_THRESHOLDS, Evaluation, evaluate, unmatched_objects, write_csv
+from ..metrics import (
+    DEFAULT_THRESHOLDS,
+    Evaluation,
+    evaluate,
+    unlabelled_frames,
+    unmatched_objects,
+    write_csv,
+)
 from ..roles import holds_ids, role_of, source_of
 from ._layers import layer_by_id, pixel_events, resolution_level
 from ._live import (
@@ -171,13 +178,10 @@ def compute_metrics(
     if made is not None:
         gt[~made] = 0
         pred[~made] = 0
-    unlabelled = None
-    if stack:
-        labelled = gt.reshape(*gt.shape[:stack], -1).any(axis=-1)
-        compared = True if made is None else made.reshape(*labelled.shape, -1).any(axis=-1)
-        if labelled.any() and np.any(compared & ~labelled):
-            unlabelled = compared & ~labelled
-            pred[unlabelled] = 0
+    compared = True if made is None else made.reshape(*gt.shape[:stack], -1).any(axis=-1)
+    unlabelled = unlabelled_frames(gt, stack, compared)
+    if unlabelled is not None:
+        pred[unlabelled] = 0
     result = evaluate(gt, pred, match_threshold=threshold, stack=stack)
     false_pos = false_neg = None
     if highlight:

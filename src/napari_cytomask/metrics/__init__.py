@@ -10,6 +10,7 @@ from .core import (
     ObjectTable,
     PixelStats,
     evaluate,
+    unlabelled_frames,
     unmatched_objects,
 )
 from .export import results_rows, write_csv
@@ -25,6 +26,7 @@ __all__ = [
     "PixelStats",
     "evaluate",
     "results_rows",
+    "unlabelled_frames",
     "unmatched_objects",
     "write_csv",
 ]

@@ -783,6 +783,18 @@ def _frames_of(labels: np.ndarray, frame_axes: int) -> np.ndarray:
     return labels.reshape(-1, *labels.shape[frame_axes:])
 
 
+def unlabelled_frames(ground_truth: np.ndarray, stack: int, compared=True) -> np.ndarray | None:
+    """The frames of a stack (over its ``stack`` leading axes), among those ``compared``,
+    where ``ground_truth`` has no cell while other frames have some: cells drawn at one
+    position of four are no verdict on the other three, so these are left out. None when
+    there are none, or no frames."""
+    if not stack:
+        return None
+    labelled = ground_truth.reshape(*ground_truth.shape[:stack], -1).any(axis=-1)
+    left = compared & ~labelled
+    return left if labelled.any() and left.any() else None
+
+
 def unmatched_objects(ground_truth, prediction, evaluation: Evaluation, *, stack: int = 0):
     """Label images of the false positives and the false negatives of ``evaluation``.
 
