@@ -1525,15 +1525,12 @@ class _Regrouped:
         (p_key, c_key), rest = key[:2], key[2:]
         positions = _indices(p_key, self.grouping.positions)
         channels = _indices(c_key, self.grouping.channels)
-        if not positions or not channels:  # an empty selection: no plane to read
-            rest_shape = np.empty(self.shape[2:], np.bool_)[rest].shape
-            return np.empty((len(positions), len(channels), *rest_shape), self.dtype)[
-                tuple(slice(None) if isinstance(k, slice) else 0 for k in (p_key, c_key))
-            ]
-        out = np.array([
-            [np.asarray(self.array[(self.grouping.plane(p, c), *rest)]) for c in channels]
-            for p in positions
-        ])  # fmt: skip
+        kept = [len(range(n)[k]) for k, n in zip(rest, self.shape[2:], strict=True)
+                if isinstance(k, slice)]  # fmt: skip
+        out = np.empty((len(positions), len(channels), *kept), self.dtype)
+        for i, p in enumerate(positions):
+            for j, c in enumerate(channels):
+                out[i, j] = self.array[(self.grouping.plane(p, c), *rest)]
         return out[tuple(slice(None) if isinstance(k, slice) else 0 for k in (p_key, c_key))]
 
 
