@@ -109,6 +109,18 @@ def compact_labels(data) -> np.ndarray:
     return data.astype(dtype, copy=False)
 
 
+def write_frame(layer: Layer, index: tuple, frame: np.ndarray) -> None:
+    """Put ``frame`` into ``layer``'s data at ``index``, in place, and redraw: a step that
+    made one frame of a stack changes that frame only. A labels type too narrow for the
+    frame's ids is widened first, no more than they need."""
+    if isinstance(layer, Labels) and frame.size:
+        widest = int(frame.max())
+        if widest > np.iinfo(layer.data.dtype).max:
+            layer.data = layer.data.astype(min_label_dtype(widest))
+    layer.data[index] = frame
+    layer.refresh()
+
+
 #: What a segmenting step runs on in a stack: every frame, or the one on show.
 ALL_POSITIONS, CURRENT_POSITION = "all positions", "current position"
 

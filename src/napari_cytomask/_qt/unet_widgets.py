@@ -75,11 +75,11 @@ from ._layers import (
     LayerPicker,
     cells_in,
     closed_during_run,
-    compact_labels,
     frame_on_show,
     labels_layer,
     resolution_level,
     result_slot,
+    write_frame,
 )
 from ._live import (
     CHANNEL_ROLES,
@@ -860,9 +860,7 @@ class UNetSegmentWidget(StepWidget, QWidget):
         if old is None:
             return self.viewer.add_layer(new)
         if index:
-            data = np.array(old.data)
-            data[index] = new.data[index]
-            old.data = compact_labels(data) if isinstance(old, Labels) else data
+            write_frame(old, index, new.data[index])
         else:
             old.data = new.data
         old.metadata = {**old.metadata, **new.metadata}

@@ -44,6 +44,7 @@ from ._layers import (
     labels_layer,
     resolution_level,
     result_slot,
+    write_frame,
 )
 from ._live import SEGMENT_STEP, Runner, StepControls, StepWidget, number_box, step_page
 
@@ -245,10 +246,10 @@ class WatershedWidget(StepWidget, QWidget):
         self.viewer.layers.events.inserted.connect(self._layer_added)
 
     def _layer_added(self, event) -> None:
-        # Not over an input the user picked, nor while a preview or an Apply runs.
-        if _segmented(event.value) and not (self._user_picked or self.runner.busy):
-            if not self.runner.closed:
-                self.use_input(event.value)
+        # Not over an input the user picked, nor while a run reads it, nor once closed.
+        runner = self.runner
+        if _segmented(event.value) and not (self._user_picked or runner.busy or runner.closed):
+            self.use_input(event.value)
 
     @property
     def apply_button(self):
@@ -516,10 +517,7 @@ class WatershedWidget(StepWidget, QWidget):
         if index is None:
             output.data = labels
         else:
-            if output.data.dtype.itemsize < labels.dtype.itemsize:
-                output.data = output.data.astype(labels.dtype)
-            output.data[index] = labels
-            output.refresh()
+            write_frame(output, index, labels)
         record_written(output, index)
         if index is not None:
             self.status.setText(f"Preview: {int(labels.max())} cells in the displayed frame.")
