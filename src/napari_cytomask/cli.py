@@ -1266,7 +1266,8 @@ def _evaluate(args) -> int:
             pred = _checked_labels(pred_path, pred, "compared as predicted labels", stack)
             left = unlabelled_frames(gt, stack)
             if left is not None:
-                pred = np.where(np.expand_dims(left, tuple(range(stack, pred.ndim))), 0, pred)
+                pred = pred.copy()  # not the file's own array
+                pred[left] = 0
                 keys = [frame_key(place) for place in np.argwhere(left)]
                 print(f"cytomask: note: {gt_path} has no cell in frame{'s' * (len(keys) > 1)} "
                       f"{listed_frames(keys)}, so {'they are' if len(keys) > 1 else 'it is'} "
