@@ -151,6 +151,8 @@ class Compared(NamedTuple):
     false_negatives: np.ndarray | None
     #: Frames left out as the ground truth has no cell there (over the frame axes), or None.
     unlabelled: np.ndarray | None
+    #: Frames compared (over the frame axes): made by both layers, with ground truth.
+    compared: np.ndarray
     #: "prediction" and "ground truth" where that layer is a binary mask, with its value.
     binary: dict[str, object]
 
@@ -178,15 +180,18 @@ def compute_metrics(
     if made is not None:
         gt[~made] = 0
         pred[~made] = 0
-    compared = True if made is None else made.reshape(*gt.shape[:stack], -1).any(axis=-1)
+    compared = np.ones(gt.shape[:stack], bool)
+    if made is not None:
+        compared &= made.reshape(*compared.shape, -1).any(axis=-1)
     unlabelled = unlabelled_frames(gt, stack, compared)
     if unlabelled is not None:
         pred[unlabelled] = 0
+        compared &= ~unlabelled
     result = evaluate(gt, pred, match_threshold=threshold, stack=stack)
     false_pos = false_neg = None
     if highlight:
         false_pos, false_neg = unmatched_objects(gt, pred, result, stack=stack)
-    return Compared(result, false_pos, false_neg, unlabelled, binary)
+    return Compared(result, false_pos, false_neg, unlabelled, compared, binary)
 
 
 class MetricsDock(StepWidget, QWidget):
@@ -537,7 +542,7 @@ class MetricsDock(StepWidget, QWidget):
                 self._hidden.add(key)
 
     def _show(self, result: Compared) -> None:
-        evaluation, false_pos, false_neg, unlabelled, binary = result
+        evaluation, false_pos, false_neg, unlabelled, compared, binary = result
         self.evaluation = evaluation
         self.save_button.setEnabled(True)
         self._fill_table(evaluation)
@@ -554,11 +559,6 @@ class MetricsDock(StepWidget, QWidget):
         text = f"{stats.n_true} ground-truth and {stats.n_pred} predicted objects"
         if evaluation.frames:
             n_frames = len(evaluation.frames)
-            compared = np.ones(n_frames, bool)
-            if self._made is not None:
-                compared &= self._made.reshape(n_frames, -1).any(axis=1)
-            if unlabelled is not None:
-                compared &= ~unlabelled.ravel()
             if compared.all():
                 text += f" in {n_frames} frames (counts summed over frames)"
             else:
