@@ -776,3 +776,16 @@ def test_a_binary_volume_is_compared_by_its_3d_regions():
     assert as_volume.evaluation.summary()["mean_average_f1"] == pytest.approx(1.0)
     by_frame = compute_metrics(binary, volume, 1, 0.5, False)  # frames: 2 cells in each
     assert by_frame.evaluation.matches.n_true == 10
+
+
+def test_frames_made_are_named_in_the_plural_when_several():
+    """Two positions segmented alone read "Compared in frame 1, 2 only"."""
+    from napari.layers import Labels
+
+    from napari_cytomask._qt.metrics_dock import _made_frames
+
+    record = {"cytomask": {"role": "result", "frames_made": ["1", "2"]}}
+    layer = Labels(np.zeros((4, 8, 8), np.uint8), name="cells", metadata=record)
+    made, said = _made_frames((4, 8, 8), [layer])
+    assert made.tolist() == [False, True, True, False]
+    assert said.startswith("Compared in frames 1, 2 only: the other frames of 'cells' ")

@@ -739,7 +739,7 @@ def _made_frames(shape, layers) -> tuple[np.ndarray | None, str]:
     if made is None:
         return None, ""
     kept = [frame_key(place) for place in zip(*np.nonzero(made), strict=True)]
-    which = f"frame {listed_frames(kept)} only" if kept else "no frame"
+    which = f"frame{'s' * (len(kept) > 1)} {listed_frames(kept)} only" if kept else "no frame"
     return made, (
         f"Compared in {which}: the other frames of {' and '.join(unmade_in)} were never "
         "made (a preview, or one position segmented alone, makes the frame on show; Apply, or "
