@@ -1304,6 +1304,22 @@ def test_the_readers_warnings_are_one_line_notes(tmp_path, capsys):
     assert "UserWarning" not in err
 
 
+def test_evaluate_takes_an_image_saved_as_a_stack_of_one_as_that_image(tmp_path, capsys):
+    """tifffile and ImageJ save one plane with an axis of length 1: either side of a pair
+    can have it. Two planes against one image are still refused."""
+    truth = np.asarray(make_tilescan(n_tiles=1, shape=(96, 96), cell_radius=10, seed=6).labels[0])
+    tifffile.imwrite(tmp_path / "one.tif", truth)
+    tifffile.imwrite(tmp_path / "stack1.tif", truth[None])
+    tifffile.imwrite(tmp_path / "stack2.tif", np.stack([truth, truth]))
+    for pred, gt in (("one", "stack1"), ("stack1", "one")):
+        argv = ["evaluate", "--pred", str(tmp_path / f"{pred}.tif"), "--gt"]
+        assert main([*argv, str(tmp_path / f"{gt}.tif"), "-o", str(tmp_path / f"{pred}.csv")]) == 0
+        assert "F1@0.5 1.000" in capsys.readouterr().out
+    argv = ["evaluate", "--pred", str(tmp_path / "one.tif"), "--gt", str(tmp_path / "stack2.tif")]
+    assert main([*argv, "-o", str(tmp_path / "two.csv")]) == 1
+    assert "has shape (2, 96, 96) but prediction has shape (96, 96)" in capsys.readouterr().err
+
+
 def test_evaluate_a_multi_frame_tiff_pair_frame_by_frame(tmp_path):
     """A 2-frame TIFF pair is scored per frame; without it frames pool into one 3-D volume."""
     scan = make_tilescan(n_tiles=2, shape=(96, 96), cell_radius=10, seed=6)

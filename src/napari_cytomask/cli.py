@@ -1243,6 +1243,7 @@ def _evaluate(args) -> int:
     from .io.atomic import check_output
     from .io.files import match_files, read_labels
     from .io.layers import frame_key, listed_frames
+    from .labels import paired
     from .metrics import evaluate, unlabelled_frames
     from .metrics.export import COLUMNS, results_rows, write_rows
 
@@ -1262,6 +1263,7 @@ def _evaluate(args) -> int:
             )
             gt, geometry = read_labels(gt_path, args.mask_channel, advice="--mask-channel N")
             stack = _frame_axes(args.stack, geometry, gt)
+            gt, pred, stack = paired(gt, pred, stack, "ground truth", "prediction")
             gt = _checked_labels(gt_path, gt, "compared as ground-truth labels", stack)
             pred = _checked_labels(pred_path, pred, "compared as predicted labels", stack)
             left = unlabelled_frames(gt, stack)

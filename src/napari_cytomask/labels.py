@@ -101,6 +101,25 @@ def check_same_shape(a: np.ndarray, b: np.ndarray, a_name: str, b_name: str) -> 
         )
 
 
+def paired(ground_truth, prediction, stack: int, gt_name: str, pred_name: str):
+    """A ground truth and a prediction of one shape, and how many of its leading axes
+    hold frames (``stack``, counted on the ground truth as given).
+
+    An image saved as a stack of one (``(1, Y, X)``, as ImageJ and tifffile write a single
+    plane with an axis) is the same image as ``(Y, X)``: the leading axes of length 1 that
+    only one of the two has are dropped. Any other difference raises
+    :class:`LabelsError`, naming both shapes.
+    """
+    gt, pred = ground_truth, prediction
+    while len(np.shape(gt)) > len(np.shape(pred)) and np.shape(gt)[0] == 1:
+        gt, stack = gt[0], max(0, stack - 1)
+    while len(np.shape(pred)) > len(np.shape(gt)) and np.shape(pred)[0] == 1:
+        pred = pred[0]
+    if np.shape(gt) != np.shape(pred):
+        check_same_shape(ground_truth, prediction, gt_name, pred_name)
+    return gt, pred, stack
+
+
 def compact_ids(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     """Renumber sparse ids 1..n, so that tables indexed by id stay small.
 

@@ -789,3 +789,29 @@ def test_frames_made_are_named_in_the_plural_when_several():
     made, said = _made_frames((4, 8, 8), [layer])
     assert made.tolist() == [False, True, True, False]
     assert said.startswith("Compared in frames 1, 2 only: the other frames of 'cells' ")
+
+
+def test_a_truth_saved_as_a_stack_of_one_is_compared_with_its_image(dock_in_viewer, qtbot, labels):
+    """A single plane saved with an axis of length 1 (ImageJ, tifffile) is the same image:
+    it is compared, outlined on each layer's own axes, and not called misplaced."""
+    viewer, dock = dock_in_viewer
+    ids = np.unique(labels)[1:]
+    viewer.layers.remove("ground truth")
+    viewer.add_labels(labels[None].copy(), name="ground truth", scale=(5, 1, 1))
+    viewer.layers["prediction"].data = np.where(labels == ids[0], 0, labels)
+    for combo, name in (
+        (dock.prediction_combo, "prediction"),
+        (dock.ground_truth_combo, "ground truth"),
+    ):
+        combo.setCurrentIndex(combo.findText(name))
+    dock.highlight_check.setChecked(True)
+    qtbot.waitUntil(lambda: "1 false negative" in dock.status.text(), timeout=10_000)
+    assert f"{len(ids)} ground-truth and {len(ids) - 1} predicted objects" in dock.status.text()
+    assert "differ" not in dock.status.text()
+    misses = viewer.layers["false negatives (prediction vs ground truth)"].data
+    assert misses.shape == (1, *labels.shape) and set(np.unique(misses)) == {0, ids[0]}
+    assert viewer.layers["false positives (prediction vs ground truth)"].data.shape == labels.shape
+    # Two planes are no single image: still refused, with both shapes named.
+    viewer.layers["ground truth"].data = np.stack([labels, labels])
+    qtbot.waitUntil(lambda: "shape" in dock.status.text(), timeout=10_000)
+    assert f"(2, {labels.shape[0]}, {labels.shape[1]})" in dock.status.text()

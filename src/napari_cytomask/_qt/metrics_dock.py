@@ -10,6 +10,7 @@ import numpy as np
 from napari.layers import Labels
 from napari.utils.colormaps import DirectLabelColormap
 from napari.utils.notifications import show_error
+from napari.utils.transforms import Affine
 from qtpy.QtGui import QKeySequence
 from qtpy.QtWidgets import (
     QApplication,
@@ -38,7 +39,7 @@ from ..io.layers import (
     made_frames,
     result_metadata,
 )
-from ..labels import LabelsError, as_labels, binary_mask_regions, check_same_shape
+from ..labels import LabelsError, as_labels, binary_mask_regions, paired
 from ..metrics import (
     DEFAULT_THRESHOLDS,
     Evaluation,
@@ -497,11 +498,16 @@ class MetricsDock(StepWidget, QWidget):
             self._clear_results()
             self.status.setText(problem)
             return
-        gt_data, pred_data = resolution_level(gt)[0], resolution_level(pred)[0]
+        # Ticked for a stack whose axes say Z first: its first axis, as the box said.
+        stack = max(1, frame_axes(gt.axis_labels)) if self.stack_check.isChecked() else 0
         try:
             # Cheap checks here, so the common mistakes are reported at once.
-            check_same_shape(
-                gt_data, pred_data, f"ground truth '{gt.name}'", f"prediction '{pred.name}'"
+            gt_data, pred_data, stack = paired(
+                resolution_level(gt)[0],
+                resolution_level(pred)[0],
+                stack,
+                f"ground truth '{gt.name}'",
+                f"prediction '{pred.name}'",
             )
             for data, layer in ((gt_data, gt), (pred_data, pred)):
                 if data.size == 0:
@@ -517,8 +523,7 @@ class MetricsDock(StepWidget, QWidget):
         args = (
             gt_data,
             pred_data,
-            # Ticked for a stack whose axes say Z first: its first axis, as the box said.
-            max(1, frame_axes(gt.axis_labels)) if self.stack_check.isChecked() else 0,
+            stack,
             self.threshold_spin.value(),
             self.highlight_check.isChecked(),
             self._made,
@@ -649,6 +654,7 @@ class MetricsDock(StepWidget, QWidget):
         for (key, data), method in zip(
             (("fp", false_pos), ("fn", false_neg)), HIGHLIGHT_METHODS, strict=True
         ):
+            data = data.reshape(_shape(source[key]))  # its own: a stack of one has its axis
             metadata = result_metadata(source[key], method=method, parameters=parameters)
             geometry = resolution_level(source[key])[1]
             layer = self._highlights.get(key)
@@ -719,11 +725,11 @@ class MetricsDock(StepWidget, QWidget):
 
 
 _PLACEMENT = {
-    "scale": lambda layer: layer.scale,
-    "translate": lambda layer: layer.translate,
-    "rotation": lambda layer: layer.rotate,
-    "shear": lambda layer: layer.shear,
-    "affine transform": lambda layer: layer.affine.affine_matrix,
+    "scale": lambda layer: Affine(scale=layer.scale),
+    "translate": lambda layer: Affine(translate=layer.translate),
+    "rotation": lambda layer: Affine(rotate=layer.rotate),
+    "shear": lambda layer: Affine(shear=layer.shear),
+    "affine transform": lambda layer: layer.affine,
 }
 
 
@@ -732,8 +738,9 @@ def _made_frames(shape, layers) -> tuple[np.ndarray | None, str]:
     the frame on show only), and a note naming them; ``(None, "")`` when all were made."""
     made, unmade_in = None, []
     for layer in layers:
-        own = made_frames(shape, layer_info(layer).get("frames_made"))
+        own = made_frames(_shape(layer), layer_info(layer).get("frames_made"))
         if own is not None and not own.all():
+            own = own.reshape(shape[:-2])  # a stack of one compared as its image
             made = own if made is None else made & own
             unmade_in.append(f"'{layer.name}'")
     if made is None:
@@ -748,12 +755,18 @@ def _made_frames(shape, layers) -> tuple[np.ndarray | None, str]:
 
 
 def _misaligned(a, b) -> str:
-    """What of two layers' placement in the viewer differs ("scale", "rotation", …), if any."""
+    """What of two layers' placement in the viewer differs ("scale", "rotation", …), if any,
+    over the axes both have (an image saved as a stack of one has one more)."""
+    common = min(a.ndim, b.ndim)
     differ = [
         name
         for name, placement in _PLACEMENT.items()
-        if np.shape(placement(a)) != np.shape(placement(b))
-        or not np.allclose(placement(a), placement(b))
+        if not np.allclose(
+            *(
+                placement(layer).set_slice(range(layer.ndim - common, layer.ndim)).affine_matrix
+                for layer in (a, b)
+            )
+        )
     ]
     return " and ".join(differ)
 
