@@ -643,8 +643,9 @@ def _export_parser(sub) -> None:
         "export",
         help="convert label images to other formats, COCO JSON and per-object tables",
         description="Export label images (e.g. results of 'cytomask segment') to TIFF, "
-        "OME-TIFF, PNG or NumPy, with a per-object CSV (area, centroid, bounding box, "
-        "eccentricity, mean intensity of every channel of the source scan), cell counts, "
+        "OME-TIFF, PNG (a stack one file per frame) or NumPy, with a per-object CSV (area, "
+        "centroid, bounding box, eccentricity, mean intensity of every channel of the source "
+        "scan), cell counts, "
         "COCO RLE JSON and a provenance JSON. A provenance file of 'cytomask segment' next to "
         "a label file names its source scan, whose channels are measured.",
         formatter_class=_HelpFormatter,

@@ -232,11 +232,33 @@ def test_mismatched_channel_and_unknown_format_are_explained(tmp_path):
         export_labels([LabelsExport("x", labels)], tmp_path, formats="tiff")
 
 
-def test_a_stack_that_png_cannot_hold_writes_nothing(tmp_path):
-    stack = LabelsExport(name="stack", labels=np.arange(2 * 8 * 8).reshape(2, 8, 8) % 5)
-    with pytest.raises(ValueError, match="PNG holds one 2D image"):
-        export_labels([stack], tmp_path, formats=["tiff", "png"])
-    big = LabelsExport(name="big", labels=np.full((4, 4), 70000))
+def test_a_stack_goes_to_png_frame_by_frame_beside_its_whole_tiff(tmp_path):
+    """PNG holds one 2D image: a stack is written one PNG per frame (named by axis and
+    zero-padded index, the frames made only), and its TIFF is still written whole."""
+
+    labels = (np.arange(11 * 2 * 8 * 8).reshape(11, 2, 8, 8) % 5).astype(np.uint16)
+    stack = LabelsExport(
+        name="stack", labels=labels, scale=(1, 60, 0.5, 0.5), axis_labels=("P", "T", "Y", "X")
+    )
+    written = export_labels([stack], tmp_path, formats=["tiff", "png"], objects_csv=False)
+    pngs = sorted(path.name for path in written if path.suffix == ".png")
+    assert len(pngs) == 22 and pngs[:3] == [
+        "stack_P00_T0.png",
+        "stack_P00_T1.png",
+        "stack_P01_T0.png",
+    ]
+    np.testing.assert_array_equal(iio.imread(tmp_path / "stack_P10_T1.png"), labels[10, 1])
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "stack.tif"), labels)
+    record = json.loads((tmp_path / "stack_provenance.json").read_text())
+    assert set(pngs) <= set(record["outputs"])
+    # One position segmented alone: its PNG only; axes without a letter are numbered.
+    alone = LabelsExport(name="alone", labels=labels[:, 0], frames_made=["3"])
+    written = export_labels([alone], tmp_path, formats=["png"], objects_csv=False)
+    assert [path.name for path in written] == ["alone_03.png", "alone_provenance.json"]
+
+
+def test_labels_that_png_cannot_hold_write_nothing(tmp_path):
+    big = LabelsExport(name="big", labels=np.full((2, 4, 4), 70000))
     with pytest.raises(ValueError, match="ids up to 65535"):
         export_labels([big], tmp_path, formats=["npy", "png"])
     assert list(tmp_path.iterdir()) == []

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache, partial
 from importlib import metadata
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from skimage.measure import regionprops
@@ -656,7 +657,7 @@ def _plans(exports, folder, formats, objects_csv, coco_json, overwrite, inputs):
     plans = [
         (export, _planned(export, folder, formats, objects_csv, coco_json)) for export in exports
     ]
-    own = [path for _, paths in plans for path in paths if one_of(path, inputs)]
+    own = [path for _, plan in plans for path in plan.files if one_of(path, inputs)]
     if own:
         raise ValueError(
             f"the export would replace {own[0]}, one of its input files; nothing was written. "
@@ -664,8 +665,8 @@ def _plans(exports, folder, formats, objects_csv, coco_json, overwrite, inputs):
         )
     # Every check before the first file is written: no partial export.
     owner: dict[Path, int] = {}
-    for i, (export, paths) in enumerate(plans):
-        for path in paths:
+    for i, (export, plan) in enumerate(plans):
+        for path in plan.files:
             other = owner.setdefault(path, i)
             if other != i:
                 raise ValueError(
@@ -673,7 +674,7 @@ def _plans(exports, folder, formats, objects_csv, coco_json, overwrite, inputs):
                     f"{path.name}; nothing was written. Rename one of them."
                 )
     if not overwrite:
-        existing = [p for _, paths in plans for p in paths if p.exists()]
+        existing = [p for _, plan in plans for p in plan.files if p.exists()]
         if existing:
             raise ExportExists(existing)
     return plans
@@ -683,33 +684,37 @@ def _export_into(
     exports, folder, formats, objects_csv, coco_json, score_column, overwrite, inputs, note
 ):
     plans = _plans(exports, folder, formats, objects_csv, coco_json, overwrite, inputs)
-    plans = [(export.loaded(), paths) for export, paths in plans]  # lazy layers read here
+    plans = [(export.loaded(), plan) for export, plan in plans]  # lazy layers read here
     exports = [export for export, _ in plans]
     images = [
         [
-            (path, label_writer(path, export.labels, scale=export.scale, units=export.units,
-                                axis_labels=export.axis_labels))
-            for path in paths[: len(formats)]  # the label files come first in a plan
+            (path, label_writer(path, export.labels[place], scale=_after(export.scale, place),
+                                units=_after(export.units, place),
+                                axis_labels=_after(export.axis_labels, place)))
+            for path, place in plan.images
         ]
-        for export, paths in plans
+        for export, plan in plans
     ]  # fmt: skip
     # The tables too (measuring can fail: labels that are no labels, too little memory).
     tables = [
         _measured(export, objects_csv, coco_json, score_column, overwrite) for export in exports
     ]
-    replacing = {path for _, paths in plans for path in paths if path.exists()}
-    earlier = {paths[-1]: _outputs_of(paths[-1]) for _, paths in plans if paths[-1] in replacing}
+    replacing = {path for _, plan in plans for path in plan.files if path.exists()}
+    earlier = {
+        plan.provenance: _outputs_of(plan.provenance)
+        for _, plan in plans
+        if plan.provenance in replacing
+    }
     written: list[Path] = []
     try:
-        for (export, paths), writers, made in zip(plans, images, tables, strict=True):
+        for (export, plan), writers, made in zip(plans, images, tables, strict=True):
             first = len(written)
             for path, writer in writers:
                 written.append(write_atomically(path, writer, overwrite=overwrite))
-            table_paths = paths[len(formats) : -1]  # after the label files, before provenance
-            for path, write in zip(table_paths, made, strict=True):
+            for path, write in zip(plan.tables, made, strict=True):
                 written.append(write(path))
             record = provenance(export, written[first:])
-            written.append(write_json(paths[-1], record, overwrite=overwrite))
+            written.append(write_json(plan.provenance, record, overwrite=overwrite))
     except BaseException as err:
         # No partial export: the files it made go again (a full disk, an interruption).
         for path in written:
@@ -753,9 +758,9 @@ def _left_from_before(plans, earlier: dict[Path, list[str]], folder: Path) -> st
     ``""`` when there are none."""
     left = [
         folder / name
-        for _, paths in plans
-        for name in earlier.get(paths[-1], [])
-        if folder / name not in paths and (folder / name).exists()
+        for _, plan in plans
+        for name in earlier.get(plan.provenance, [])
+        if folder / name not in plan.files and (folder / name).exists()
     ]
     if not left:
         return ""
@@ -782,16 +787,61 @@ def _measured(export, objects_csv, coco_json, score_column, overwrite) -> list[C
     return writers
 
 
-def _planned(export, folder, formats, objects_csv, coco_json) -> list[Path]:
+class _Plan(NamedTuple):
+    """The files an export of one layer writes: its label files (each with the frame it
+    holds, ``()`` for the whole image), its tables and its provenance, in that order."""
+
+    images: list[tuple[Path, tuple[int, ...]]]
+    tables: list[Path]
+    provenance: Path
+
+    @property
+    def files(self) -> list[Path]:
+        return [path for path, _ in self.images] + self.tables + [self.provenance]
+
+
+def _planned(export, folder, formats, objects_csv, coco_json) -> _Plan:
+    """Where ``export`` goes. A stack in a format of one 2D image per file (PNG) is written
+    frame by frame (``cells_P0.png``, ``cells_P1.png`` …), the frames it made only."""
+    shape = np.shape(export.labels)
+    by_frame = len(shape) > 2 and "png" in formats
+    frames = []
+    if by_frame:
+        made = made_frames(shape, export.frames_made)
+        frames = [place for place in np.ndindex(shape[:-2]) if made is None or made[place]]
+    names = {place: _frame_name(export.axis_labels, shape, place) for place in frames}
+    tables = ["_objects.csv", "_counts.csv"] * objects_csv + ["_coco.json"] * coco_json
     endings = [FORMATS[fmt].suffix for fmt in formats]
-    if objects_csv:
-        endings += ["_objects.csv", "_counts.csv"]
-    if coco_json:
-        endings.append("_coco.json")
+    endings += [f"_{name}.png" for name in list(names.values())[-1:]] + tables
     endings.append("_provenance.json")
     room = NAME_BYTES - max(len(ending.encode()) for ending in endings)
     stem = safe_file_name(export.name, room)
-    return [folder / f"{stem}{ending}" for ending in endings]
+    images = []
+    for fmt in formats:
+        if fmt == "png" and by_frame:
+            images += [(folder / f"{stem}_{names[place]}.png", place) for place in frames]
+        else:
+            images.append((folder / f"{stem}{FORMATS[fmt].suffix}", ()))
+    return _Plan(
+        images, [folder / f"{stem}{end}" for end in tables], folder / f"{stem}_provenance.json"
+    )
+
+
+def _frame_name(axis_labels, shape, place) -> str:
+    """A frame in file names: each axis's letter and index, zero-padded so that the files
+    sort in order (``P03_T1``); the index alone on an axis without a one-letter name."""
+    labels = list(axis_labels or ())[-len(shape) :] if axis_labels else [""] * len(shape)
+    parts = []
+    for label, index, size in zip(labels, place, shape, strict=False):
+        letter = label if len(label) == 1 and label.isalpha() else ""
+        parts.append(f"{letter}{index:0{len(str(size - 1))}d}")
+    return "_".join(parts)
+
+
+def _after(values, place):
+    """The entries of per-axis ``values`` (pixel size, units, names) of the axes after the
+    frame axes of ``place``: those of a frame of the stack."""
+    return None if values is None else list(values)[len(place) :]
 
 
 #: Names Windows keeps for devices, whatever follows a dot: ``CON.tif`` cannot be a file.

@@ -64,7 +64,12 @@ FORMATS: dict[str, LabelFormat] = {
         (".ome.tif", ".ome.tiff"),
         "OME-TIFF with the pixel size and axes: opens in QuPath, OMERO and Bio-Formats.",
     ),
-    "png": LabelFormat("PNG (2D)", (".png",), "8- or 16-bit PNG, one file per 2D image."),
+    "png": LabelFormat(
+        "PNG",
+        (".png",),
+        "8- or 16-bit PNG of one 2D image, without pixel size: an export writes a stack one "
+        "file per frame (cells_P0.png, cells_P1.png …).",
+    ),
     "npy": LabelFormat("NumPy", (".npy",), "NumPy array file, for Python."),
     "ome-zarr": LabelFormat(
         "OME-Zarr",
