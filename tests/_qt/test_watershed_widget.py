@@ -174,6 +174,32 @@ def test_intensity_image_starts_at_otsu_and_output_matches_input_geometry(
 
 
 @pytest.mark.gui
+def test_the_suggested_threshold_has_the_decimals_its_image_needs(make_napari_viewer_proxy, qtbot):
+    """A 16-bit Otsu value is a whole number ("42399.00" did not fit its box); a float
+    image gets decimals by its range; a probability map its 0.05 steps back."""
+    viewer = make_napari_viewer_proxy()
+    rng = np.random.default_rng(0)
+    bright = (rng.random((64, 64)) * 20000 + 30000).astype(np.uint16)
+    viewer.add_image(bright, name="16-bit")
+    viewer.add_image(bright / 40000.0, name="ratio")  # float, 0.75 to 1.25
+    viewer.add_image(rng.random((64, 64)).astype(np.float32), name="probability")
+    widget = WatershedWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.input.setCurrentText("16-bit")
+    assert widget.threshold.decimals() == 0 and "." not in widget.threshold.text()
+    assert widget.threshold.singleStep() == pytest.approx(
+        (bright.max() - bright.min()) / 100, abs=1
+    )
+    assert 30000 < widget.threshold.value() < 50000
+    widget.input.setCurrentText("ratio")
+    assert widget.threshold.decimals() == 3 and widget.threshold.singleStep() == 0.005
+    assert 0.75 < widget.threshold.value() < 1.25
+    widget.input.setCurrentText("probability")
+    assert widget.threshold.decimals() == 2 and widget.threshold.singleStep() == 0.05
+    assert widget.threshold.value() == 0.5
+
+
+@pytest.mark.gui
 def test_a_pyramid_is_refused_with_a_reason(make_napari_viewer_proxy, qtbot, truth):
     viewer = make_napari_viewer_proxy()
     prob = np.where(truth > 0, 0.9, 0.05).astype(np.float32)

@@ -382,10 +382,19 @@ class WatershedWidget(StepWidget, QWidget):
         low, high = float(values.min()), float(values.max())
         self.threshold.blockSignals(True)
         if np.issubdtype(frame.dtype, np.floating) and low >= 0 and high <= 1:
+            self.threshold.setDecimals(2)
             self.threshold.setRange(0, 1)
+            self.threshold.setSingleStep(0.05)
             self.threshold.setValue(0.5)
         else:
+            # The decimals of a step of about 1 % of the range, none for whole numbers:
+            # "42399.00" of a 16-bit image did not fit its box.
+            span = high - low
+            whole = frame.dtype.kind in "iub"
+            decimals = 0 if whole else min(4, max(0, 2 - math.floor(math.log10(span))))
+            self.threshold.setDecimals(decimals)
             self.threshold.setRange(low, high)
+            self.threshold.setSingleStep(max(round(span / 100, decimals), 10.0**-decimals))
             self.threshold.setValue(float(threshold_otsu(values)))
         self.threshold.blockSignals(False)
 
