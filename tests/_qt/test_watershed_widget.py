@@ -1,11 +1,13 @@
 import dask.array as da
 import numpy as np
 import pytest
+import tifffile
 from skimage import io
 
 from napari_cytomask._qt._layers import frame_on_show
 from napari_cytomask._qt.watershed_widget import WatershedWidget
 from napari_cytomask.postprocess import instances_to_interior_boundary
+from napari_cytomask.roles import source_of
 
 
 @pytest.fixture
@@ -232,6 +234,41 @@ def test_a_users_layer_with_the_results_name_is_kept(make_napari_viewer_proxy, q
         "fg", "fg instances", "fg instances [2]", "fg instances [3]"]  # fmt: skip
     assert viewer.layers["fg instances [3]"].data.max() > 20
     assert np.array_equal(notes.data, np.ones((8, 8))) and (drawn.data == 7).all()
+
+
+@pytest.mark.gui
+def test_a_result_of_another_file_is_kept(
+    make_napari_viewer_proxy, qtbot, truth, tmp_path, monkeypatch
+):
+    """Two scans whose channels bear one name: splitting the second's mask wrote into the
+    first one's 'mask split', which then held the other file's cells under its record."""
+    from napari_cytomask._qt import _layers
+
+    viewer = make_napari_viewer_proxy()
+    said = []
+    monkeypatch.setattr(_layers, "show_info", said.append)
+    for name, cells in (("a", truth), ("b", truth[::-1].copy())):
+        tifffile.imwrite(
+            tmp_path / f"{name}.tif", np.stack([(cells > 0) * 200, cells]).astype(np.uint16),
+            imagej=True, metadata={"axes": "CYX", "Labels": ["phase", "mask"]},
+        )  # fmt: skip
+    viewer.open(tmp_path / "a.tif", plugin="napari-cytomask")
+    widget = _splitting(viewer, qtbot, "mask")
+    widget.apply()
+    qtbot.waitUntil(lambda: "Done" in widget.status.text(), timeout=15000)
+    first = viewer.layers["mask split"]
+    kept = first.data.copy()
+    viewer.layers.remove("mask")
+    viewer.open(tmp_path / "b.tif", plugin="napari-cytomask")
+    widget.input.setCurrentText("mask")
+    widget.status.setText("")
+    widget.apply()
+    qtbot.waitUntil(lambda: "Done" in widget.status.text(), timeout=15000)
+    np.testing.assert_array_equal(first.data, kept)
+    assert source_of(first).endswith("a.tif")
+    assert source_of(viewer.layers["mask split [2]"]).endswith("b.tif")
+    assert said == ["'mask split' holds the results of a.tif, so it is kept; the new result is "
+                    "in 'mask split [2]'."]  # fmt: skip
 
 
 @pytest.mark.gui

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -156,27 +157,32 @@ def closed_during_run(layer, step: str = "segment") -> str:
     )
 
 
-def result_slot(viewer, name: str, kind: type, shape) -> tuple[str, Layer | None]:
-    """Where a step puts its result called ``name``: the name to use, and the earlier
+def result_slot(
+    viewer, name: str, kind: type, shape, source: str | None
+) -> tuple[str, Layer | None]:
+    """Where a step puts its result called ``name``, made from the file ``source``
+    (:func:`~napari_cytomask.roles.source_of` its input): the name to use, and the earlier
     result there to update in place (``None``: add a new layer under that name).
 
     A layer of that name that no step made (the user's own, such as hand-drawn
-    labels, or another plugin's), or a result the user has changed since
-    (:func:`~napari_cytomask.io.layers.edited_by_hand`), is never replaced: the result
-    takes the first free ``name [k]``, the same on every run. An earlier result of
-    another kind or shape is removed.
+    labels, or another plugin's), a result the user has changed since
+    (:func:`~napari_cytomask.io.layers.edited_by_hand`), or one made from another file
+    (two scans whose channels have one name) is never replaced: the result takes the
+    first free ``name [k]``, the same on every run. An earlier result of another kind or
+    shape is removed.
     """
     base, k, kept = name, 1, None
     while name in viewer.layers:
         if is_result(viewer.layers[name]):
-            if not _changed(viewer.layers[name]):
+            why = _kept_because(viewer.layers[name], source)
+            if why is None:
                 break
-            kept = kept or name
+            kept = kept or (name, why)
         k += 1
         name = f"{base} [{k}]"
     if name not in viewer.layers:
         if kept is not None:  # said once, when the result's new layer is made
-            show_info(f"'{kept}' holds your edits, so it is kept; the new result is in '{name}'.")
+            show_info(f"'{kept[0]}' {kept[1]}, so it is kept; the new result is in '{name}'.")
         return name, None
     earlier = viewer.layers[name]
     # isinstance, not type(): plugins may see layers through napari's proxy objects.
@@ -184,6 +190,16 @@ def result_slot(viewer, name: str, kind: type, shape) -> tuple[str, Layer | None
         return name, earlier
     viewer.layers.remove(earlier)
     return name, None
+
+
+def _kept_because(result, source: str | None) -> str | None:
+    """Why an earlier result may not take a new one made from ``source``, if it may not."""
+    if _changed(result):
+        return "holds your edits"
+    other = source_of(result)
+    if other is not None and source is not None and other != source:
+        return f"holds the results of {Path(other).name}"
+    return None
 
 
 def labels_layer(data, name: str, geometry: dict, metadata: dict) -> Labels:

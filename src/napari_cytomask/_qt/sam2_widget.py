@@ -47,6 +47,7 @@ from ..models.sam2_engine import (
 )
 from ..models.sam2_models import DEFAULT_MODEL, HF_MODELS, Sam2ModelCache, cached_checkpoint
 from ..pipeline import Sam2Step
+from ..roles import source_of
 from ._layers import (
     ALL_POSITIONS,
     CURRENT_POSITION,
@@ -728,7 +729,9 @@ class Sam2Widget(StepWidget, QWidget):
             return
         index = job["index"]
         spatial = job["data"].shape[:-1] if job["rgb"] else job["data"].shape
-        name, out = result_slot(self.viewer, f"{layer.name} SAM2 masks", Labels, spatial)
+        name, out = result_slot(
+            self.viewer, f"{layer.name} SAM2 masks", Labels, spatial, source_of(layer)
+        )
         if out is None:  # a new layer: no position of it is made yet
             self._positions.pop(name, None)
         positions = self._positions.setdefault(name, {})

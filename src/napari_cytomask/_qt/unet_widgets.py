@@ -852,7 +852,9 @@ class UNetSegmentWidget(StepWidget, QWidget):
         """Add ``new``, or put its data into the layer of that name from an earlier run
         (with ``new``'s record, which holds what was written); of a run of one frame
         (``index``), that frame alone, its settings kept apart from the stack's."""
-        new.name, old = result_slot(self.viewer, new.name, type(new), new.data.shape)
+        new.name, old = result_slot(
+            self.viewer, new.name, type(new), new.data.shape, source_of(new)
+        )
         if index:
             earlier = None if old is None else layer_info(old)
             record = frame_record(earlier, layer_info(new), index)

@@ -34,7 +34,7 @@ from ..io.layers import (
     single_value,
 )
 from ..postprocess import DEFAULT_CLEANUP, MARKER_METHODS, iter_watershed
-from ..roles import role_of
+from ..roles import role_of, source_of
 from ._layers import (
     LayerPicker,
     cells_in,
@@ -596,7 +596,9 @@ class WatershedWidget(StepWidget, QWidget):
         frame of a stack (``index``), kept apart from the settings of the other frames."""
         data, geometry = resolution_level(source)
         shape = tuple(data.shape)
-        name, layer = result_slot(self.viewer, self._output_name(source), Labels, shape)
+        name, layer = result_slot(
+            self.viewer, self._output_name(source), Labels, shape, source_of(source)
+        )
         record = dict(metadata[METADATA_KEY])
         if index:
             # The stack's record stays that of its last Apply; the frame's is kept apart.
