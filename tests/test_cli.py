@@ -17,6 +17,8 @@ import tifffile
 import torch
 
 from napari_cytomask.cli import build_parser, main
+from napari_cytomask.io.files import read_labels
+from napari_cytomask.io.layers import pixel_size_um
 from napari_cytomask.io.writers import FILE_FORMATS, SEGMENT_FORMATS
 from napari_cytomask.metrics import evaluate
 from napari_cytomask.models.checkpoint import DIR_ENV, config_of, read_description
@@ -157,6 +159,10 @@ def test_train_then_segment(folders, tmp_path, capsys):
     assert "1 of 1 input(s) already segmented" in capsys.readouterr().out
     assert main([*again, "--pixel-size", "0.5"]) == 1
     assert "made with other settings (pixel size); pass" in capsys.readouterr().err
+    # A size given is the image's: the labels are written with it, not with the file's.
+    assert main([*again, "--pixel-size", "0.5", "--overwrite"]) == 0, capsys.readouterr().err
+    written = read_labels(out_dir / "calibrated_unet_cells.tif")[1]
+    assert pixel_size_um(written["scale"], written["units"]) == (0.5, 0.5)
 
     # A model name is looked up in the model folder; results go beside the input.
     (tmp_path / "models").mkdir()

@@ -30,7 +30,7 @@ import shutil
 import time
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -46,7 +46,7 @@ from .io.atomic import (
     write_json,
 )
 from .io.export import package_versions
-from .io.layers import finite_values, frame_notes, single_value
+from .io.layers import finite_values, frame_notes, single_value, with_pixel_size
 from .io.tiff import file_stem
 from .io.writers import CHUNKED_ABOVE, FORMATS, SEGMENT_FORMATS, format_named
 from .models.catalog import image_area, resampled_note, unlike_starter_images
@@ -259,12 +259,14 @@ def process(
     from .io.files import geometry_of, open_scan, pick_channels, read_channels
 
     scan = open_scan(job.source)
+    if options.pixel_size_um:  # the image's size, in the labels written too
+        scale, units = with_pixel_size(scan.scale, scan.units, options.pixel_size_um)
+        scan = replace(scan, scale=scale, units=units)
     used = pick_channels(scan, segmenter.preset.channels, segmenter.n_inputs)
     channels = read_channels(scan, used, segmenter.n_inputs)
     shape = tuple(channels[0].shape)
     chunked = FORMATS[options.fmt].chunked or shape[-2] * shape[-1] > options.chunked_above
-    given = options.pixel_size_um
-    pixel = (given, given) if given else scan.pixel_size_um
+    pixel = scan.pixel_size_um
     # Its record is written before the labels are in place, and again once they are: a run
     # stopped in between leaves a record of unfinished labels, redone by the next run, not
     # labels without a record, which it would take for the user's own file and refuse to

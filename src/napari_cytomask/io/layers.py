@@ -142,6 +142,17 @@ def pixel_size_um(scale, units) -> tuple[float, float] | None:
     return y, x
 
 
+def with_pixel_size(scale, units, size_um: float) -> tuple[tuple, tuple]:
+    """``scale`` and ``units`` with the Y and X pixels ``size_um`` µm: a size the user
+    gives for an image that lost its own, or holds a wrong one, is its size from then on
+    (its results and their exports too, not only the model's resampling). Other axes keep
+    theirs; without units, they count in pixels."""
+    scale = (*tuple(scale)[:-2], float(size_um), float(size_um))
+    lead = len(scale) - 2
+    kept = ("pixel",) * lead if units is None else tuple(str(u) for u in units)[:lead]
+    return scale, (*kept, "µm", "µm")
+
+
 def length_symbol(unit) -> str | None:
     """The symbol files use ("µm", "nm", "mm", "cm", "m") of a length unit, or None."""
     return _LENGTH_SYMBOLS.get(in_micrometres(unit))
