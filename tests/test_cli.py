@@ -1326,6 +1326,25 @@ def test_evaluate_takes_an_image_saved_as_a_stack_of_one_as_that_image(tmp_path,
     assert "has shape (2, 96, 96) but prediction has shape (96, 96)" in capsys.readouterr().err
 
 
+def test_evaluate_says_when_the_pair_records_other_pixel_sizes(tmp_path, capsys):
+    """Labels at 0.5 µm against a truth at 0.87 µm are compared pixel by pixel: the metrics
+    dock said so, evaluate did not."""
+    truth = np.asarray(make_tilescan(n_tiles=1, shape=(96, 96), cell_radius=10, seed=6).labels[0])
+    for name, size in (("gt", 0.87), ("same", 0.87), ("other", 0.5)):
+        tifffile.imwrite(tmp_path / f"{name}.ome.tif", truth,
+                         metadata={"PhysicalSizeX": size, "PhysicalSizeY": size})  # fmt: skip
+    gt = ["--gt", str(tmp_path / "gt.ome.tif")]
+    for pred in ("same", "other"):
+        argv = ["evaluate", "--pred", str(tmp_path / f"{pred}.ome.tif"), *gt]
+        assert main([*argv, "-o", str(tmp_path / f"{pred}.csv")]) == 0
+    err = capsys.readouterr().err
+    assert err == (
+        f"cytomask: note: {tmp_path / 'other.ome.tif'} records pixels of 0.5 µm and "
+        f"{tmp_path / 'gt.ome.tif'} of 0.87 µm: they are compared pixel by pixel, so their "
+        "cells may not line up (is one calibrated wrongly, or resampled?).\n"
+    )
+
+
 def test_evaluate_a_multi_frame_tiff_pair_frame_by_frame(tmp_path):
     """A 2-frame TIFF pair is scored per frame; without it frames pool into one 3-D volume."""
     scan = make_tilescan(n_tiles=2, shape=(96, 96), cell_radius=10, seed=6)

@@ -1243,10 +1243,11 @@ def _evaluate(args) -> int:
 
     from .io.atomic import check_output
     from .io.files import match_files, read_labels
-    from .io.layers import frame_key, listed_frames
+    from .io.layers import frame_key, listed_frames, pixel_size_um
     from .labels import paired
     from .metrics import evaluate, unlabelled_frames
     from .metrics.export import COLUMNS, results_rows, write_rows
+    from .models.catalog import pixel_sizes
 
     pairs = match_files(args.pred, args.gt, names=("prediction", "ground truth"))
     # Before measuring: a CSV that could not be written, or would replace an input.
@@ -1257,12 +1258,20 @@ def _evaluate(args) -> int:
     for pred_path, gt_path in pairs:
         # A pair that cannot be compared fails alone, named: the others are still measured.
         try:
-            pred, _ = read_labels(
+            pred, pred_geometry = read_labels(
                 pred_path,
                 advice="--pred takes label files; export the scan's mask with cytomask export "
                 "--mask-channel N first",
             )
             gt, geometry = read_labels(gt_path, args.mask_channel, advice="--mask-channel N")
+            sizes = [
+                pixel_size_um(g.get("scale"), g.get("units")) for g in (pred_geometry, geometry)
+            ]
+            if None not in sizes and not np.allclose(*sizes, rtol=1e-3):
+                print(f"cytomask: note: {pred_path} records pixels of {pixel_sizes(sizes[0])} "
+                      f"and {gt_path} of {pixel_sizes(sizes[1])}: they are compared pixel by "
+                      "pixel, so their cells may not line up (is one calibrated wrongly, or "
+                      "resampled?).", file=sys.stderr)  # fmt: skip
             stack = _frame_axes(args.stack, geometry, gt)
             gt, pred, stack = paired(gt, pred, stack, "ground truth", "prediction")
             gt = _checked_labels(gt_path, gt, "compared as ground-truth labels", stack)
