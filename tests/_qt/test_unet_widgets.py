@@ -24,7 +24,8 @@ from napari_cytomask._qt.unet_widgets import (
     UNetSegmentWidget,
     UNetTrainWidget,
 )
-from napari_cytomask.io.layers import layer_info
+from napari_cytomask.io.export import from_layer
+from napari_cytomask.io.layers import layer_info, pixel_size_um
 from napari_cytomask.models.catalog import STARTER, STARTER_CONFIDENCE, unet_models
 from napari_cytomask.models.checkpoint import (
     DIR_ENV,
@@ -1111,14 +1112,21 @@ def test_an_image_at_another_pixel_size_is_resampled_for_the_starter(
     segmenter.resample.setChecked(True)
     assert evaluate(truth, run("lost")).matches.f1[0] < 0.5
     segmenter.pixel_size.setValue(0.435)
-    np.testing.assert_array_equal(run("lost"), cells)
-    assert "were resampled" in segmenter.status.text()
     # A size typed for one input is not forced on another that records its own, and is
     # kept for its own (it was forgotten once another input had been chosen).
     segmenter.input.setCurrentText("x2")
     assert segmenter.pixel_size.text() == "0.435 (image)"
     segmenter.input.setCurrentText("lost")
     assert segmenter.pixel_size.value() == 0.435
+    np.testing.assert_array_equal(run("lost"), cells)
+    assert "were resampled" in segmenter.status.text()
+    # Once used, it is the image's size: the layer, its cells of the run before (updated
+    # in place) and their export have it; the cells kept the file's wrong or lost one.
+    for name in ("lost", "lost U-Net cells"):
+        layer = viewer.layers[name]
+        assert pixel_size_um(layer.scale, layer.units) == (0.435, 0.435), name
+    assert segmenter.pixel_size.text() == "0.435 (image)"
+    assert from_layer(viewer.layers["lost U-Net cells"]).scale[-2:] == (0.435, 0.435)
     # A scale given to the chosen input later (layer properties, a script) is shown and
     # used, in place of a size typed for it; one given to a layer no longer chosen is not
     # followed.

@@ -11,7 +11,15 @@ from napari.layers import Labels, Layer
 from napari.utils.notifications import show_info
 from qtpy.QtWidgets import QComboBox
 
-from ..io.layers import METADATA_KEY, edited_by_hand, is_result, layer_info, record_written
+from ..io.layers import (
+    METADATA_KEY,
+    edited_by_hand,
+    is_result,
+    layer_info,
+    pixel_size_um,
+    record_written,
+    with_pixel_size,
+)
 from ..labels import min_label_dtype
 from ..roles import role_of, source_of
 
@@ -200,6 +208,21 @@ def _kept_because(result, source: str | None) -> str | None:
     if other is not None and source is not None and other != source:
         return f"holds the results of {Path(other).name}"
     return None
+
+
+def calibrate(viewer, layer, size_um: float) -> list[Layer]:
+    """Give ``layer`` and every other layer of its file (its channels, and the results made
+    from them, which overlay it) pixels of ``size_um`` µm: a size typed for an image that
+    lost its own, or holds a wrong one, is the image's size from then on, in its results'
+    scale bar and exported areas too. Returns the layers changed."""
+    source = source_of(layer)
+    changed = []
+    for other in viewer.layers:
+        mine = other is layer or (source is not None and source_of(other) == source)
+        if mine and pixel_size_um(other.scale, other.units) != (size_um, size_um):
+            other.scale, other.units = with_pixel_size(other.scale, other.units, size_um)
+            changed.append(other)
+    return changed
 
 
 def labels_layer(data, name: str, geometry: dict, metadata: dict) -> Labels:

@@ -18,7 +18,7 @@ from pathlib import Path
 import napari
 import numpy as np
 from napari.layers import Image, Labels
-from napari.utils.notifications import show_error
+from napari.utils.notifications import show_error, show_info
 from qtpy.compat import isalive
 from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import (
@@ -73,6 +73,7 @@ from ._layers import (
     ALL_POSITIONS,
     CURRENT_POSITION,
     LayerPicker,
+    calibrate,
     cells_in,
     closed_during_run,
     frame_on_show,
@@ -728,6 +729,16 @@ class UNetSegmentWidget(StepWidget, QWidget):
         except ValueError as err:
             self.runner.fail(err)
             return
+        typed = self.pixel_size.value()
+        if typed > self.pixel_size.minimum():
+            changed = calibrate(self.viewer, layer, typed)
+            if changed:
+                names = ", ".join(f"'{other.name}'" for other in changed)
+                show_info(
+                    f"{names} now {'has' if len(changed) == 1 else 'have'} pixels of {typed:g} µm, "
+                    "the size typed under Pixel size: the scale bar, the cells and their "
+                    "exported areas use it."
+                )
         index = ()
         if self.positions.currentText() == CURRENT_POSITION:
             shape = resolution_level(layer)[0].shape
@@ -865,6 +876,9 @@ class UNetSegmentWidget(StepWidget, QWidget):
             write_frame(old, index, new.data[index])
         else:
             old.data = new.data
+        # Over the input as it lies now: a pixel size given since moved it.
+        for name in ("units", "scale", "translate", "rotate", "shear", "affine"):
+            setattr(old, name, getattr(new, name))
         old.metadata = {**old.metadata, **new.metadata}
         if index and isinstance(old, Labels):
             record_written(old, index)  # the frame written now; the others are as recorded
