@@ -1302,6 +1302,7 @@ def test_cells_of_a_channel_not_marked_as_the_input_say_so(make_napari_viewer_pr
     """A fluorescence scan's first channel, taken because none looked like transmitted
     light, was segmented without a word once cells were found."""
     from napari.layers import Labels
+    from napari.layers._source import layer_source
 
     from napari_cytomask.io.layers import METADATA_KEY, result_metadata
 
@@ -1318,9 +1319,20 @@ def test_cells_of_a_channel_not_marked_as_the_input_say_so(make_napari_viewer_pr
         text = widget.status.text()
         assert text.startswith("1 cell")
         assert (
-            f"'{role} c1' is not marked as the channel to segment (none of its file's looked "
-            "like transmitted light): if another is, pick it under Input image." in text
+            f"'{role} c1' is not marked as the channel to segment (no channel of its file "
+            "looked like transmitted light): if another is, pick it under Input image." in text
         ) is said
+    # Opened by napari's own reader: one image has nothing else to pick; a file's planes
+    # shown as one stack may be channels (an ImageJ phase and mask became 2 positions).
+    for name, data in (("one", ids * 100), ("planes", np.stack([ids * 100, ids]))):
+        with layer_source(path=f"/data/{name}.tif"):
+            layer = viewer.add_image(data, name=name)
+        metadata = result_metadata(layer, method="unet", parameters={"min_size": 570})
+        cells = Labels(np.zeros_like(data) + (data > 0), name=f"{name} cells", metadata=metadata)
+        widget._on_result((layer, [], cells, "", ()))
+        text = widget.status.text()
+        assert "not marked" not in text
+        assert ("open it with File > Open with Plugin > Cytomask" in text) is (name == "planes")
 
 
 def test_the_position_on_show_is_segmented_alone_into_the_stack(

@@ -832,13 +832,7 @@ class UNetSegmentWidget(StepWidget, QWidget):
                 f"{n} cells in frame {frame_key(index)} of '{cells.name}' ({others}).{note}"
             )
         elif n:
-            if role_of(layer) == "image":  # the picker's first channel, not one marked input
-                note += (
-                    f" '{layer.name}' is not marked as the channel to segment (none of its "
-                    "file's looked like transmitted light): if another is, pick it under "
-                    "Input image."
-                )
-            self.status.setText(f"{cells_in(cells, n)}.{note}")
+            self.status.setText(f"{cells_in(cells, n)}.{note}{_unmarked_input(layer)}")
         else:
             source = f"'{layer_info(cells)['made_from']['layer']}'"
             if index:
@@ -883,6 +877,27 @@ class UNetSegmentWidget(StepWidget, QWidget):
         if index and isinstance(old, Labels):
             record_written(old, index)  # the frame written now; the others are as recorded
         return old
+
+
+def _unmarked_input(layer) -> str:
+    """What to say of cells found in ``layer`` when nothing marked it as the channel to
+    segment: a channel the plugin's reader did not take for transmitted light, or a file's
+    planes that another reader showed as one stack (channels segmented as positions);
+    nothing for an image alone (a PNG that napari opened itself)."""
+    if role_of(layer) != "image":
+        return ""
+    if layer_info(layer):
+        return (
+            f" '{layer.name}' is not marked as the channel to segment (no channel of its "
+            "file looked like transmitted light): if another is, pick it under Input image."
+        )
+    if layer.ndim - (1 if layer.rgb else 0) > 2:
+        return (
+            f" '{layer.name}' was opened by another reader, which shows all the planes of "
+            "its file as one stack, each segmented alone: if some are channels (a mask), "
+            "open it with File > Open with Plugin > Cytomask, which splits them."
+        )
+    return ""
 
 
 def _in_frame(array: np.ndarray, shape: tuple, index: tuple) -> np.ndarray:
