@@ -302,6 +302,32 @@ def test_provenance_of_a_layer_is_what_the_layer_records(tmp_path):
     assert prov["versions"] == recorded["versions"]
 
 
+def test_another_files_channels_are_named_after_their_file_while_the_labels_scan_is_closed():
+    """With the labels' scan closed and another of the same channel names opened, the
+    other's 'phase' was measured as 'mean_phase': the cells' own phase, as the table and
+    the provenance read. Its channel names unknown, another file's images say their file."""
+    from napari.layers import Image, Labels
+
+    from napari_cytomask.io.export import from_layer
+    from napari_cytomask.io.layers import result_metadata
+
+    def channel(path, name, value):
+        record = {"source": path, "channel_index": 0, "channel_name": name, "role": "input"}
+        return Image(np.full((8, 8), value, np.uint16), name=name, metadata={"cytomask": record})
+
+    own, other = channel("/data/set1.tif", "phase", 10), channel("/data/set2.tif", "phase", 20)
+    drawn = Image(np.full((8, 8), 30, np.uint16), name="drawn")
+    cells = Labels(np.eye(8, dtype=np.uint8), name="cells",
+                   metadata=result_metadata(own, method="unet"))  # fmt: skip
+    measured = from_layer(cells, [other, drawn]).intensities
+    assert set(measured) == {"phase (set2.tif)", "drawn"}  # an image of no file as it is
+    assert measured["phase (set2.tif)"] is other.data
+    # With the scan open, its channels are the cells' own, another scan's of those names
+    # left out, as before.
+    measured = from_layer(cells, [other, own, drawn]).intensities
+    assert set(measured) == {"phase", "drawn"} and measured["phase"] is own.data
+
+
 def test_an_export_that_cannot_finish_writes_nothing(tmp_path):
     """Every format's limits, and layers whose file names would clash, are found before
     the first file is written; a re-run after a fix is then not refused as existing."""

@@ -270,7 +270,9 @@ def from_layer(layer, image_layers: Sequence = ()) -> LabelsExport:
 
     Every image of the labels' shape is measured, but for the channels of another scan
     named as the channels of the labels' own scan, when that is among ``image_layers``
-    (another well's intensities would be read as its own by channel name).
+    (another well's intensities would be read as its own by channel name). When the
+    labels' scan is not among them, its channel names are not known: an image of another
+    file is then measured under its name and its file's, "phase (B2.tif)".
     """
     from ..roles import source_of
     from .layers import edited_by_hand, is_result, layer_info
@@ -284,9 +286,15 @@ def from_layer(layer, image_layers: Sequence = ()) -> LabelsExport:
     # Not another scan's channels of the same names ("GFP [1]" beside its own "GFP"): a
     # table read by channel name would take another well's intensities for its own.
     names = {_unnumbered(image.name) for image in own}
-    measured = [
-        image for image in image_layers if image in own or _unnumbered(image.name) not in names
-    ]
+    # With the scan closed, its channel names are not known and another scan's "phase"
+    # would pass for the cells' own: the images of other files then say their file.
+    unknown = meta.get("source") is not None and not own
+    measured = {}  # by the name the table gives them
+    for image in image_layers:
+        if image in own or _unnumbered(image.name) not in names:
+            file = source_of(image)
+            name = f"{image.name} ({Path(file).name})" if unknown and file else image.name
+            measured[name] = image
     if record:  # the segmented channel's name, as the scan's layer has it
         meta["channel_name"] = next(
             (
@@ -319,8 +327,8 @@ def from_layer(layer, image_layers: Sequence = ()) -> LabelsExport:
         features=columns,
         # Each image at its resolution level of the labels' shape (labels of a coarse level).
         intensities={
-            image.name: level
-            for image in measured
+            name: level
+            for name, image in measured.items()
             if not getattr(image, "rgb", False)
             for level in (image.data if getattr(image, "multiscale", False) else [image.data])
             if np.shape(level) == shape
