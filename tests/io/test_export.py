@@ -87,6 +87,28 @@ def test_object_table_measures_every_cell_and_channel(real):
     assert 0 <= first["eccentricity"] < 1
 
 
+def test_shape_is_measured_in_micrometres_where_pixels_are_not_square(real):
+    """Eccentricity was measured in pixels: the same cells stored with 0.87 x 0.435 µm
+    pixels (each column twice) had another eccentricity than with square 0.87 µm ones.
+    The columns named in pixels stay in pixels."""
+    labels, _ = real
+    square = object_rows(LabelsExport("x", labels, scale=(0.87, 0.87), units=("µm", "µm")))
+    wide = np.repeat(labels, 2, axis=1)
+    rows = object_rows(LabelsExport("x", wide, scale=(0.87, 0.435), units=("µm", "µm")))
+    assert [r["label"] for r in rows] == [r["label"] for r in square]
+    for row, same in zip(rows, square, strict=True):
+        assert row["eccentricity"] == pytest.approx(same["eccentricity"], abs=0.005)
+        assert row["area_um2"] == pytest.approx(same["area_um2"])
+        assert row["centroid_y_um"] == pytest.approx(same["centroid_y_um"])
+        mask = wide == row["label"]
+        assert row["area"] == mask.sum() == 2 * same["area"]
+        assert (row["centroid_y"], row["centroid_x"]) == pytest.approx(
+            tuple(np.argwhere(mask).mean(axis=0))
+        )
+        assert (row["bbox_min_x"], row["bbox_max_x"]) == (2 * same["bbox_min_x"],
+                                                           2 * same["bbox_max_x"])  # fmt: skip
+
+
 def test_stacks_are_counted_per_tile():
     labels = np.zeros((2, 8, 8), np.uint16)
     labels[0, :2, :2], labels[0, 5:, 5:], labels[1, 3:5, 3:5] = 1, 9, 4
@@ -440,7 +462,7 @@ def test_sparse_huge_ids_are_measured_and_a_failed_measurement_writes_nothing(
     # A measurement that fails (here: memory) leaves no label file without its tables.
     from napari_cytomask.io import export
 
-    def no_memory(frame):
+    def no_memory(frame, **kwargs):
         raise MemoryError
 
     monkeypatch.setattr(export, "regionprops", no_memory)

@@ -353,12 +353,13 @@ _SHAPE_COLUMNS = ("label", "area", "centroid_y", "centroid_x", "bbox_min_y", "bb
                   "bbox_max_y", "bbox_max_x", "eccentricity")  # fmt: skip
 
 
-def _regions(frame: np.ndarray):
+def _regions(frame: np.ndarray, spacing: Sequence[float] | None = None):
     """Yield ``(id, region)`` for the objects of a 2D frame, ``region`` from
-    ``regionprops``; sparse ids up to 2**64 - 1 are measured renumbered (regionprops
-    makes a table with an entry per id)."""
+    ``regionprops`` with pixels of ``spacing`` (its ``area`` and ``centroid`` in that
+    unit); sparse ids up to 2**64 - 1 are measured renumbered (regionprops makes a table
+    with an entry per id)."""
     dense, ids = compact_ids(frame)
-    for region in regionprops(dense):
+    for region in regionprops(dense, spacing=spacing):
         yield (int(region.label) if ids is None else int(ids[region.label])), region
 
 
@@ -416,8 +417,9 @@ def object_rows(export: LabelsExport) -> list[dict[str, object]]:
     """One row per object and frame: size, position, shape, intensities and scores.
 
     Columns: which plane of a stack (see :class:`_Frames`), ``label``, ``area``
-    (pixels), ``centroid_y``/``centroid_x``, ``bbox_*``, ``eccentricity``; ``area_um2``
-    and ``centroid_*_um`` when the scale is physical;
+    (pixels), ``centroid_y``/``centroid_x``, ``bbox_*``, ``eccentricity`` (of the cell
+    in µm when the scale is physical, else in pixels); ``area_um2`` and
+    ``centroid_*_um`` when the scale is physical;
     ``mean_<channel>`` for every intensity image, and every feature column but those
     of these names: a feature such as SAM2's ``area`` describes the object as it was
     found, the measured columns the object as it is exported (after painting).
@@ -439,17 +441,19 @@ def object_rows(export: LabelsExport) -> list[dict[str, object]]:
     stack = _Frames(export)
     rows = []
     for frame_index, frame in enumerate(frames.reshape(-1, *frames.shape[-2:])):
-        for label, region in _regions(frame):
+        # Shape in µm where the pixel size is known: pixels of 0.87 x 0.435 µm made cells
+        # look wider than they are. Columns named in pixels are measured in pixels.
+        for label, region in _regions(frame, pixel):
             row = stack.values(frame_index)
             min_r, min_c, max_r, max_c = region.bbox
-            shape = (label, int(region.area), *map(float, region.centroid),
+            pixels = region.coords  # (row, column) of each pixel, whatever the pixel size
+            shape = (label, int(region.num_pixels), *map(float, pixels.mean(axis=0)),
                      min_r, min_c, max_r, max_c, float(region.eccentricity))  # fmt: skip
             row.update(zip(_SHAPE_COLUMNS, shape, strict=True))
             if pixel is not None:
-                row["area_um2"] = float(region.area * pixel[0] * pixel[1])
-                row["centroid_y_um"] = float(region.centroid[0] * pixel[0])
-                row["centroid_x_um"] = float(region.centroid[1] * pixel[1])
-            coords = tuple(region.coords.T)
+                row["area_um2"] = float(region.area)
+                row["centroid_y_um"], row["centroid_x_um"] = map(float, region.centroid)
+            coords = tuple(pixels.T)
             for name, image in intensities.items():
                 plane = image.reshape(-1, *image.shape[-2:])[frame_index]
                 # A missing value (NaN inside the cell) is an empty field, as in the features.
