@@ -315,6 +315,53 @@ def test_a_ground_truth_picked_for_a_scan_stays_for_its_later_results(
     _wait_for_a_perfect_score(dock, qtbot)
 
 
+def _open_scans(viewer, *paths) -> None:
+    """Write a scan of channels 'phase' and 'mask' at each path, the first with 2 x 2 square
+    cells, the next with 3 x 3, and open them with the plugin's reader, which names the
+    second scan's layers 'phase [1]' and 'mask [1]'."""
+    for n, path in enumerate(paths, 2):
+        mask = np.zeros((48, 48), np.uint16)
+        side = 48 // n
+        for cell in range(n * n):
+            y, x = divmod(cell, n)
+            mask[y * side + 2 : (y + 1) * side - 2, x * side + 2 : (x + 1) * side - 2] = cell + 1
+        phase = np.where(mask > 0, 300, 1000).astype(np.uint16)
+        path.parent.mkdir(exist_ok=True)
+        tifffile.imwrite(path, np.stack([phase, mask]), imagej=True,
+                         metadata={"axes": "CYX", "Labels": ["phase", "mask"]})  # fmt: skip
+        viewer.open(path, plugin="napari-cytomask")
+
+
+def _segment(viewer, channel: str):
+    """A result of ``channel`` as a step makes it, holding the cells of its scan's mask."""
+    from napari_cytomask.io.layers import result_metadata
+
+    cells = viewer.layers[channel.replace("phase", "mask")].data.copy()
+    metadata = result_metadata(viewer.layers[channel], method="unet")
+    return viewer.add_labels(cells, name=f"{channel} U-Net cells", metadata=metadata)
+
+
+def _pair(dock) -> tuple[str, str]:
+    return dock.prediction_combo.currentText(), dock.ground_truth_combo.currentText()
+
+
+def test_a_prediction_the_dock_falls_back_on_takes_its_own_scans_mask(
+    make_napari_viewer_proxy, qtbot, tmp_path
+):
+    """Two scans segmented, the second's cells checked against its mask, then closed: the
+    first scan's cells took their place, still against the second scan's mask (F1 0.048)."""
+    viewer = make_napari_viewer_proxy()
+    _open_scans(viewer, tmp_path / "set1.tif", tmp_path / "set2.tif")
+    _segment(viewer, "phase")
+    dock = MetricsDock(viewer)
+    qtbot.addWidget(dock)
+    dock.set_prediction(_segment(viewer, "phase [1]"))
+    assert _pair(dock) == ("phase [1] U-Net cells", "mask [1]")
+    viewer.layers.remove("phase [1] U-Net cells")
+    assert _pair(dock) == ("phase U-Net cells", "mask")
+    _wait_for_a_perfect_score(dock, qtbot)
+
+
 def test_a_result_alone_is_not_checked_against_itself(make_napari_viewer_proxy, qtbot, labels):
     """With only the dock's own result there is no ground truth: the dock says what to add
     instead of scoring the layer against itself, and refuses the same layer twice."""

@@ -423,6 +423,12 @@ class MetricsDock(StepWidget, QWidget):
                 combo.addItem(layer.name, layer.unique_id)
             combo.setCurrentIndex(uids.index(chosen) if chosen is not None else -1)
             combo.blockSignals(False)
+        if pred is not None and pred != previous[0]:
+            # A prediction the dock chose takes its own scan's ground truth along, as one
+            # picked by hand does: the ground truth of the layer it replaces may be another
+            # scan's mask, which would score these cells against that scan's.
+            self._pair_truth(self._find(pred))
+            gt = self.ground_truth_combo.currentData()
         if (pred, gt) != previous:
             self._selection_changed()
         elif pred is None or gt is None:
