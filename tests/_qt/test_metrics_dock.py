@@ -362,6 +362,51 @@ def test_a_prediction_the_dock_falls_back_on_takes_its_own_scans_mask(
     _wait_for_a_perfect_score(dock, qtbot)
 
 
+def test_layers_of_different_files_are_noted(make_napari_viewer_proxy, qtbot, tmp_path):
+    """Masks of two scans, or any pair picked from two files, were scored without a word,
+    though the score compares another scan's cells."""
+    viewer = make_napari_viewer_proxy()
+    _open_scans(viewer, tmp_path / "set1.tif", tmp_path / "set2.tif")
+    dock = MetricsDock(viewer)
+    qtbot.addWidget(dock)
+    assert _pair(dock) == ("mask [1]", "mask")
+    qtbot.waitUntil(lambda: dock.evaluation is not None, timeout=10_000)
+    assert dock.status.text().endswith(
+        " objects. Note: 'mask [1]' comes from set2.tif and 'mask' from set1.tif: unless "
+        "set1.tif holds the same field, the score compares another scan's cells; pick a "
+        "ground truth of set2.tif."
+    )
+    # A result checked against its own scan's mask has no note; picked from the other scan
+    # by hand, the mask has.
+    dock.set_prediction(_segment(viewer, "phase"))
+    assert _pair(dock) == ("phase U-Net cells", "mask")
+    _wait_for_a_perfect_score(dock, qtbot)
+    assert "Note" not in dock.status.text()
+    dock.ground_truth_combo.setCurrentText("mask [1]")
+    qtbot.waitUntil(lambda: "comes from" in dock.status.text(), timeout=10_000)
+    assert "Note: 'phase U-Net cells' comes from set1.tif and 'mask [1]' from set2.tif" in (
+        dock.status.text()
+    )
+
+
+def test_files_of_one_name_are_told_apart_by_their_paths():
+    """Two scans named alike in two folders would be named the same in the note."""
+    from types import SimpleNamespace
+
+    from napari_cytomask._qt.metrics_dock import _other_files
+
+    def layer(source):
+        return SimpleNamespace(metadata={"cytomask": {"source": source}})
+
+    assert _other_files(layer("/a/set1.tif"), layer("/b/set2.tif")) == ("set1.tif", "set2.tif")
+    assert _other_files(layer("/a/scan.tif"), layer("/b/scan.tif")) == (
+        "/a/scan.tif",
+        "/b/scan.tif",
+    )
+    assert _other_files(layer("/a/scan.tif"), layer("/a/scan.tif")) is None
+    assert _other_files(layer("/a/scan.tif"), layer(None)) is None
+
+
 def test_a_result_alone_is_not_checked_against_itself(make_napari_viewer_proxy, qtbot, labels):
     """With only the dock's own result there is no ground truth: the dock says what to add
     instead of scoring the layer against itself, and refuses the same layer twice."""

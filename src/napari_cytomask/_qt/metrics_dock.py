@@ -211,8 +211,9 @@ class MetricsDock(StepWidget, QWidget):
         self._watched: list[Labels] = []
         self._highlights: dict[str, Labels] = {}
         self._hidden: set[str] = set()  # highlights the dock hid while no comparison stood
-        # The names of the compared layers and how they are misplaced, for the status and CSV.
-        self._pair: tuple[str, str, str] = ("", "", "")
+        #: The names of the compared layers, how they are misplaced and the two files they
+        #: come from when those differ (:func:`_other_files`), for the status and CSV.
+        self._pair: tuple[str, str, str, tuple[str, str] | None] = ("", "", "", None)
         #: The frames compared when a layer never made some (else None), and what the
         #: status says of those left out.
         self._made: np.ndarray | None = None
@@ -522,7 +523,7 @@ class MetricsDock(StepWidget, QWidget):
             self.runner.cancel()
             self.runner.fail(err, live=not now, notify=not quiet)
             return
-        self._pair = (pred.name, gt.name, _misaligned(pred, gt))
+        self._pair = (pred.name, gt.name, _misaligned(pred, gt), _other_files(pred, gt))
         self._shape = tuple(np.shape(gt_data))
         self._made, self._made_only = _made_frames(self._shape, (pred, gt))
         self.status.setText("Computing…")
@@ -587,7 +588,7 @@ class MetricsDock(StepWidget, QWidget):
             text += f" Note: {' and '.join(notes)}, so ratios without a true positive are 0."
         if self._made_only:
             text += " " + self._made_only
-        pred_name, gt_name, misaligned = self._pair
+        pred_name, gt_name, misaligned, files = self._pair
         for role, value in binary.items():
             name = gt_name if role == "ground truth" else pred_name
             text += (
@@ -605,6 +606,13 @@ class MetricsDock(StepWidget, QWidget):
             text += (
                 f" Note: '{pred_name}' and '{gt_name}' do not line up in the viewer (their "
                 f"{misaligned} differ), yet are compared pixel by pixel."
+            )
+        if files:
+            pred_file, gt_file = files
+            text += (
+                f" Note: '{pred_name}' comes from {pred_file} and '{gt_name}' from {gt_file}: "
+                f"unless {gt_file} holds the same field, the score compares another scan's "
+                f"cells; pick a ground truth of {pred_file}."
             )
         self.status.setText(text)
 
@@ -710,7 +718,7 @@ class MetricsDock(StepWidget, QWidget):
         if self.evaluation is None:
             self._save_failed("Nothing to save yet: choose two Labels layers.")
             return
-        pred_name, gt_name, _ = self._pair
+        pred_name, gt_name, *_ = self._pair
         if path is None:
             # The dialog asks before replacing an existing file.
             suggested = safe_file_name(f"metrics {pred_name} vs {gt_name}", NAME_BYTES - 4) + ".csv"
@@ -775,6 +783,16 @@ def _misaligned(a, b) -> str:
         )
     ]
     return " and ".join(differ)
+
+
+def _other_files(prediction, truth) -> tuple[str, str] | None:
+    """The files ``prediction`` and ``truth`` come from, by name (by path where the names
+    are the same), when both are known and differ; else None."""
+    files = (source_of(prediction), source_of(truth))
+    if None in files or files[0] == files[1]:
+        return None
+    names = tuple(os.path.basename(file) for file in files)
+    return files if names[0] == names[1] else names
 
 
 _TRUTH_HINTS = ("gt", "ground", "truth", "reference", "annot", "mask")
