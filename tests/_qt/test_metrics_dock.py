@@ -332,13 +332,13 @@ def _open_scans(viewer, *paths) -> None:
         viewer.open(path, plugin="napari-cytomask")
 
 
-def _segment(viewer, channel: str):
+def _segment(viewer, channel: str, name: str = "U-Net cells"):
     """A result of ``channel`` as a step makes it, holding the cells of its scan's mask."""
     from napari_cytomask.io.layers import result_metadata
 
     cells = viewer.layers[channel.replace("phase", "mask")].data.copy()
     metadata = result_metadata(viewer.layers[channel], method="unet")
-    return viewer.add_labels(cells, name=f"{channel} U-Net cells", metadata=metadata)
+    return viewer.add_labels(cells, name=f"{channel} {name}", metadata=metadata)
 
 
 def _pair(dock) -> tuple[str, str]:
@@ -405,6 +405,28 @@ def test_files_of_one_name_are_told_apart_by_their_paths():
     )
     assert _other_files(layer("/a/scan.tif"), layer("/a/scan.tif")) is None
     assert _other_files(layer("/a/scan.tif"), layer(None)) is None
+
+
+def test_an_open_dock_follows_a_new_result_unless_a_prediction_was_picked(
+    make_napari_viewer_proxy, qtbot, tmp_path
+):
+    """Open beside a first scan's cells, the dock kept them when the second scan was
+    segmented, though it had chosen them itself and says it checks the newest result."""
+    viewer = make_napari_viewer_proxy()
+    _open_scans(viewer, tmp_path / "set1.tif", tmp_path / "set2.tif")
+    _segment(viewer, "phase")
+    dock = MetricsDock(viewer)
+    qtbot.addWidget(dock)
+    assert _pair(dock) == ("phase U-Net cells", "mask")
+    _segment(viewer, "phase [1]")
+    assert _pair(dock) == ("phase [1] U-Net cells", "mask [1]")
+    _wait_for_a_perfect_score(dock, qtbot)
+    # A prediction picked by hand stays, with its own scan's mask.
+    index = dock.prediction_combo.findText("phase U-Net cells")
+    dock.prediction_combo.setCurrentIndex(index)
+    dock.prediction_combo.activated.emit(index)
+    _segment(viewer, "phase [1]", "SAM2 cells")
+    assert _pair(dock) == ("phase U-Net cells", "mask")
 
 
 def test_a_result_alone_is_not_checked_against_itself(make_napari_viewer_proxy, qtbot, labels):

@@ -222,10 +222,14 @@ class MetricsDock(StepWidget, QWidget):
         #: The ground truth the user picked for the results of each scan (by its source):
         #: kept for that scan's later results, as a default would not be.
         self._picked_truth: dict[str | None, int] = {}
+        #: The prediction the user picked: kept when a step makes a new result, as a
+        #: default would not be.
+        self._picked_prediction: int | None = None
 
         self.prediction_combo = QComboBox()
         self.prediction_combo.setToolTip(
-            "The segmentation to check; by default the newest one a step made."
+            "The segmentation to check; by default the newest one a step made, against its "
+            "own scan's mask. One picked here stays when a step makes a new result."
         )
         self.ground_truth_combo = QComboBox()
         self.ground_truth_combo.setToolTip(
@@ -313,6 +317,7 @@ class MetricsDock(StepWidget, QWidget):
         step_page(self, content, self.controls)
 
         self.prediction_combo.currentIndexChanged.connect(self._prediction_picked)
+        self.prediction_combo.activated.connect(self._prediction_held)
         self.ground_truth_combo.currentIndexChanged.connect(self._selection_changed)
         self.ground_truth_combo.activated.connect(self._truth_picked)
         self.stack_check.toggled.connect(lambda _: self.schedule())
@@ -320,7 +325,8 @@ class MetricsDock(StepWidget, QWidget):
         self.highlight_check.toggled.connect(self._highlight_toggled)
 
         layers = self.viewer.layers.events
-        for event in (layers.inserted, layers.removed, layers.moved, layers.renamed):
+        layers.inserted.connect(self._layer_inserted)
+        for event in (layers.removed, layers.moved, layers.renamed):
             event.connect(self._refresh_layers)
         self._refresh_layers()
         self.bind_keys()
@@ -372,6 +378,10 @@ class MetricsDock(StepWidget, QWidget):
         if gt is not None and prediction is not None:
             self._picked_truth[source_of(prediction)] = gt.unique_id
 
+    def _prediction_held(self, _index=None) -> None:
+        """A prediction chosen by hand stays the one checked when a step makes a new result."""
+        self._picked_prediction = self.prediction_combo.currentData()
+
     def _prediction_picked(self, _index=None) -> None:
         """A prediction chosen by hand takes the ground truth of its own scan along."""
         if self.prediction_layer is not None:
@@ -404,6 +414,16 @@ class MetricsDock(StepWidget, QWidget):
             for layer in self.viewer.layers
             if isinstance(layer, Labels) and not is_highlight(layer)
         ]
+
+    def _layer_inserted(self, event) -> None:
+        """Check a new result a step made, with its own scan's ground truth, unless the user
+        picked the prediction by hand; any other new layer only joins the lists."""
+        layer = event.value
+        made = isinstance(layer, Labels) and is_result(layer) and not is_highlight(layer)
+        if made and self.prediction_combo.currentData() != self._picked_prediction:
+            self.set_prediction(layer)
+        else:
+            self._refresh_layers()
 
     def _refresh_layers(self, event=None) -> None:
         candidates = self._candidates()
