@@ -673,7 +673,7 @@ def test_layers_that_do_not_line_up_are_noted(make_napari_viewer_proxy, qtbot, l
     qtbot.waitUntil(lambda: dock.evaluation is not None, timeout=10_000)
     assert dock.status.text().endswith(
         " objects. Note: 'cells' and 'ground truth' do not line up in the viewer (their "
-        "translate differ), yet are compared pixel by pixel."
+        "translation differs), yet are compared pixel by pixel."
     )
     # With nothing matched as well, the notes follow one another as sentences.
     viewer.add_labels(np.zeros_like(labels), name="empty", translate=(300, 300))
@@ -682,7 +682,7 @@ def test_layers_that_do_not_line_up_are_noted(make_napari_viewer_proxy, qtbot, l
     assert dock.status.text().endswith(
         "predicted objects. Note: the prediction has no objects, so ratios without a true "
         "positive are 0. Note: 'empty' and 'ground truth' do not line up in the viewer (their "
-        "translate differ), yet are compared pixel by pixel."
+        "translation differs), yet are compared pixel by pixel."
     )
     # Turned or sheared in the viewer: noted too (only scale and translate were compared).
     viewer.add_labels(labels.copy(), name="turned", rotate=90, shear=[0.2])

@@ -1138,6 +1138,36 @@ def test_an_image_at_another_pixel_size_is_resampled_for_the_starter(
     assert segmenter.pixel_size.text() == "not in image"
 
 
+def test_a_pixel_size_typed_is_given_to_the_files_layers_as_the_run_starts(
+    make_napari_viewer_proxy, qtbot
+):
+    """The size typed for a file's channel is the file's: its other channels and earlier
+    results take it too (or they would no longer overlay it), another file's layers keep
+    theirs, and the view shows the whole image again, not a corner of it."""
+    from napari.layers._source import layer_source
+
+    viewer = make_napari_viewer_proxy()
+    image = np.random.default_rng(0).random((200, 200), np.float32)
+    with layer_source(path="/data/a.tif"):
+        phase = viewer.add_image(image, name="phase")
+        mask = viewer.add_labels(np.zeros((200, 200), np.uint8), name="mask")
+    with layer_source(path="/data/b.tif"):
+        other = viewer.add_image(image[:50, :50], name="other", scale=(2, 2), units=("µm", "µm"))
+    segmenter = UNetSegmentWidget(viewer)
+    segmenter.input.setCurrentText("phase")
+    segmenter.pixel_size.setValue(0.5)
+    segmenter.segment()
+    segmenter.cancel()
+    for layer in (phase, mask):
+        assert pixel_size_um(layer.scale, layer.units) == (0.5, 0.5), layer.name
+    assert pixel_size_um(other.scale, other.units) == (2.0, 2.0)
+    centre = viewer.layers.extent.world[:, -2:].mean(axis=0)
+    assert centre[0] < 60  # the image is 100 µm wide now, not 200
+    np.testing.assert_allclose(viewer.camera.center[-2:], centre, atol=1)
+    assert segmenter.pixel_size.text() == "0.5 (image)"
+    qtbot.waitUntil(lambda: not segmenter.runner.busy, timeout=60_000)
+
+
 def test_the_status_says_while_it_runs_that_the_image_is_enlarged_for_the_model(
     make_napari_viewer_proxy, qtbot, monkeypatch
 ):

@@ -212,13 +212,18 @@ def _kept_because(result, source: str | None) -> str | None:
 
 def calibrate(viewer, layer, size_um: float) -> list[Layer]:
     """Give ``layer`` and every other layer of its file (its channels, and the results made
-    from them, which overlay it) pixels of ``size_um`` µm: a size typed for an image that
-    lost its own, or holds a wrong one, is the image's size from then on, in its results'
-    scale bar and exported areas too. Returns the layers changed."""
+    from them, which overlay it; of a layer of no file, its results) pixels of ``size_um``
+    µm: a size typed for an image that lost its own, or holds a wrong one, is the image's
+    size from then on, in its results' scale bar and exported areas too. Returns the layers
+    changed."""
     source = source_of(layer)
     changed = []
     for other in viewer.layers:
-        mine = other is layer or (source is not None and source_of(other) == source)
+        if source is not None:
+            mine = other is layer or source_of(other) == source
+        else:  # a layer of no file: itself and the results made from it
+            made_from = layer_info(other).get("made_from") or {}
+            mine = other is layer or (is_result(other) and made_from.get("layer") == layer.name)
         if mine and pixel_size_um(other.scale, other.units) != (size_um, size_um):
             other.scale, other.units = with_pixel_size(other.scale, other.units, size_um)
             changed.append(other)

@@ -625,7 +625,8 @@ class MetricsDock(StepWidget, QWidget):
         if misaligned:
             text += (
                 f" Note: '{pred_name}' and '{gt_name}' do not line up in the viewer (their "
-                f"{misaligned} differ), yet are compared pixel by pixel."
+                f"{misaligned} differ{'s' * (' and ' not in misaligned)}), yet are compared pixel "
+                "by pixel."
             )
         if files:
             pred_file, gt_file = files
@@ -760,7 +761,7 @@ class MetricsDock(StepWidget, QWidget):
 
 _PLACEMENT = {
     "scale": lambda layer: Affine(scale=layer.scale),
-    "translate": lambda layer: Affine(translate=layer.translate),
+    "translation": lambda layer: Affine(translate=layer.translate),
     "rotation": lambda layer: Affine(rotate=layer.rotate),
     "shear": lambda layer: Affine(shear=layer.shear),
     "affine transform": lambda layer: layer.affine,

@@ -733,6 +733,7 @@ class UNetSegmentWidget(StepWidget, QWidget):
         if typed > self.pixel_size.minimum():
             changed = calibrate(self.viewer, layer, typed)
             if changed:
+                self.viewer.reset_view()  # the image changed size: all of it in view again
                 names = ", ".join(f"'{other.name}'" for other in changed)
                 show_info(
                     f"{names} now {'has' if len(changed) == 1 else 'have'} pixels of {typed:g} µm, "
