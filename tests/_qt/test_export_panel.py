@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -498,3 +499,29 @@ def test_files_of_an_earlier_export_left_in_the_folder_are_said(
         f" Note: cells.npy in {tmp_path} is from an earlier export and was left as it is; "
         "the new provenance does not list it."
     )
+
+
+def test_the_folder_starts_beside_the_data_until_one_is_chosen(
+    make_napari_viewer_proxy, qtbot, tmp_path
+):
+    """The export went to the home folder, far from the scan it describes."""
+    from napari_cytomask.io.layers import METADATA_KEY, RESULT_ROLE
+
+    viewer = make_napari_viewer_proxy()
+    panel = ExportPanel(viewer)
+    qtbot.addWidget(panel)
+    assert panel.folder.text() == str(Path.home())  # nothing opened from a file yet
+
+    def result_of(name: str) -> None:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "scan.tif").write_bytes(b"")
+        record = {"role": RESULT_ROLE, "source": str(tmp_path / name / "scan.tif")}
+        viewer.add_labels(np.eye(8, dtype=np.uint8), name=f"cells {name}",
+                          metadata={METADATA_KEY: record})  # fmt: skip
+
+    result_of("a")
+    assert panel.folder.text() == str(tmp_path / "a")
+    panel.folder.setText(str(tmp_path / "mine"))  # chosen: kept from then on
+    result_of("b")
+    viewer.layers.remove("cells a")
+    assert panel.folder.text() == str(tmp_path / "mine")

@@ -25,7 +25,7 @@ from qtpy.QtWidgets import (
 from ..io.export import ExportExists, check_export, export_labels, from_layer
 from ..io.layers import is_highlight, listed_frames
 from ..io.writers import FILE_FORMATS, FORMATS
-from ..roles import role_of
+from ..roles import role_of, source_of
 from ._live import (
     SEGMENT_STEP,
     Runner,
@@ -65,7 +65,12 @@ class ExportPanel(StepWidget, QWidget):
         self.coco_json = QCheckBox("COCO RLE JSON (with scores)")
         self.coco_json.setToolTip("Every object as a COCO run-length-encoded annotation.")
         self.folder = QLineEdit(str(Path.home()))
-        self.folder.setToolTip("The folder the files go to; created when missing.")
+        self.folder.setToolTip(
+            "The folder the files go to; created when missing. Until you choose one, the "
+            "folder of the file the first ticked layer comes from."
+        )
+        #: The folder the dock last chose itself: followed until the user chooses another.
+        self._suggested = self.folder.text()
         browse = QPushButton("Choose…")
         browse.setObjectName("choose_folder")
         browse.setToolTip("Choose the export folder.")
@@ -133,12 +138,25 @@ class ExportPanel(StepWidget, QWidget):
             default = Qt.CheckState.Unchecked if unticked else Qt.CheckState.Checked
             item.setCheckState(next((st for ly, st in ticked if ly is layer), default))
             self.layer_list.addItem(item)
+        self._suggest_folder()
         if self.runner.busy:
             return
         if not self._listed:
             self.status.setText(_NOTHING_TO_EXPORT)
         elif self.status.text() == _NOTHING_TO_EXPORT:
             self.status.setText("")
+
+    def _suggest_folder(self) -> None:
+        """Export beside the data: the folder of the file the first ticked layer comes from,
+        while the folder is the one the dock chose (the home folder at first), not one the
+        user typed, browsed to or had remembered."""
+        if self.folder.text() != self._suggested:
+            return
+        files = [source_of(layer) for layer in self.selected_layers()]
+        folder = next((Path(f).parent for f in files if f and Path(f).is_file()), None)
+        if folder is not None:
+            self._suggested = str(folder)
+            self.folder.setText(self._suggested)
 
     def selected_layers(self) -> list[Labels]:
         """The ticked Labels layers."""
