@@ -7,6 +7,7 @@ import csv
 import numpy as np
 import pytest
 import tifffile
+from napari.layers import Labels
 
 from napari_cytomask._qt.metrics_dock import MetricsDock
 
@@ -389,22 +390,32 @@ def test_layers_of_different_files_are_noted(make_napari_viewer_proxy, qtbot, tm
     )
 
 
-def test_files_of_one_name_are_told_apart_by_their_paths():
-    """Two scans named alike in two folders would be named the same in the note."""
-    from types import SimpleNamespace
+def test_files_of_one_name_are_told_apart_by_their_paths_and_a_truth_file_is_no_scan():
+    """Two scans named alike in two folders would be named the same in the note. A ground
+    truth kept in a file of its own (instances_ids.png beside raw.tif) is not another
+    scan's mask: noting it told the user to pick a ground truth the image's file lacks."""
+    from napari.layers import Image
 
     from napari_cytomask._qt.metrics_dock import _other_files
+    from napari_cytomask.io.layers import METADATA_KEY
 
-    def layer(source):
-        return SimpleNamespace(metadata={"cytomask": {"source": source}})
+    def layer(source, kind=Labels, role="mask"):
+        return kind(
+            np.zeros((4, 4), np.uint8), metadata={METADATA_KEY: {"source": source, "role": role}}
+        )
 
-    assert _other_files(layer("/a/set1.tif"), layer("/b/set2.tif")) == ("set1.tif", "set2.tif")
-    assert _other_files(layer("/a/scan.tif"), layer("/b/scan.tif")) == (
+    scans = [layer(f, Image, "input") for f in ("/a/set1.tif", "/b/set2.tif", "/b/scan.tif")]
+    assert _other_files(layer("/a/set1.tif"), layer("/b/set2.tif"), scans) == (
+        "set1.tif",
+        "set2.tif",
+    )
+    assert _other_files(layer("/a/scan.tif"), layer("/b/scan.tif"), scans) == (
         "/a/scan.tif",
         "/b/scan.tif",
     )
-    assert _other_files(layer("/a/scan.tif"), layer("/a/scan.tif")) is None
-    assert _other_files(layer("/a/scan.tif"), layer(None)) is None
+    assert _other_files(layer("/a/scan.tif"), layer("/a/scan.tif"), scans) is None
+    assert _other_files(layer("/a/scan.tif"), layer(None), scans) is None
+    assert _other_files(layer("/a/raw.tif"), layer("/a/instances_ids.png"), scans) is None
 
 
 def test_an_open_dock_follows_a_new_result_unless_a_prediction_was_picked(
@@ -427,6 +438,38 @@ def test_an_open_dock_follows_a_new_result_unless_a_prediction_was_picked(
     dock.prediction_combo.activated.emit(index)
     _segment(viewer, "phase [1]", "SAM2 cells")
     assert _pair(dock) == ("phase U-Net cells", "mask")
+    # Also when a step hands its result over (the Segment cytoplasm dock does).
+    dock.set_prediction(viewer.layers["phase [1] SAM2 cells"])
+    assert _pair(dock) == ("phase U-Net cells", "mask")
+
+
+def test_cells_of_a_scan_without_ground_truth_do_not_break_the_pair(
+    make_napari_viewer_proxy, qtbot, tmp_path, labels
+):
+    """Cells checked against a ground truth kept in a file of its own, then a second image
+    segmented: the dock took its cells and scored them against the first image's truth."""
+    from napari.layers._source import layer_source
+
+    from napari_cytomask.io.layers import result_metadata
+
+    viewer = make_napari_viewer_proxy()
+    rng = np.random.default_rng(0)
+    for name in ("A", "B"):
+        phase = rng.normal(1000, 100, labels.shape) - 300 * (labels > 0)
+        tifffile.imwrite(tmp_path / f"{name}.tif", phase.astype(np.uint16))
+        viewer.open(tmp_path / f"{name}.tif", plugin="napari-cytomask")
+    with layer_source(path=str(tmp_path / "A_truth.tif")):
+        viewer.add_labels(labels.copy(), name="A_truth")
+    dock = MetricsDock(viewer)
+    qtbot.addWidget(dock)
+    for name in ("A", "B"):
+        metadata = result_metadata(viewer.layers[name], method="unet")
+        viewer.add_labels(labels.copy(), name=f"{name} cells", metadata=metadata)
+        if name == "A":
+            assert _pair(dock) == ("A cells", "A_truth")
+    assert _pair(dock) == ("A cells", "A_truth")
+    _wait_for_a_perfect_score(dock, qtbot)
+    assert "Note" not in dock.status.text()
 
 
 def test_a_result_alone_is_not_checked_against_itself(make_napari_viewer_proxy, qtbot, labels):

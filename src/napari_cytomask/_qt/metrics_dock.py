@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 import napari
 import numpy as np
-from napari.layers import Labels
+from napari.layers import Image, Labels
 from napari.utils.colormaps import DirectLabelColormap
 from napari.utils.notifications import show_error
 from napari.utils.transforms import Affine
@@ -337,10 +337,12 @@ class MetricsDock(StepWidget, QWidget):
 
     def set_prediction(self, layer: Labels) -> None:
         """Check ``layer`` (e.g. the previous step's output) against the ground truth: the
-        one chosen, or, when that one has another shape, a ground truth of its shape."""
+        one chosen, or, when that one has another shape, a ground truth of its shape. A
+        prediction the user picked by hand stays, as the list's tooltip says."""
         self._refresh_layers()
         index = self.prediction_combo.findData(layer.unique_id)
-        if index < 0:
+        held = self._picked_prediction
+        if index < 0 or (held not in (None, layer.unique_id) and self._find(held) is not None):
             return
         self._pair_truth(layer)
         self.prediction_combo.blockSignals(True)
@@ -416,11 +418,18 @@ class MetricsDock(StepWidget, QWidget):
         ]
 
     def _layer_inserted(self, event) -> None:
-        """Check a new result a step made, with its own scan's ground truth, unless the user
-        picked the prediction by hand; any other new layer only joins the lists."""
+        """Check a new result a step made with its own scan's ground truth, when there is
+        one (or nothing is checked yet): a pair the user set up is not traded for cells
+        with no ground truth of their own. Any other new layer only joins the lists."""
         layer = event.value
         made = isinstance(layer, Labels) and is_result(layer) and not is_highlight(layer)
-        if made and self.prediction_combo.currentData() != self._picked_prediction:
+        gt = self.ground_truth_layer
+        if made and (
+            gt is None
+            or source_of(gt) == source_of(layer)
+            or source_of(layer) in self._picked_truth
+            or _own_masks(self._candidates(), layer)
+        ):
             self.set_prediction(layer)
         else:
             self._refresh_layers()
@@ -543,7 +552,12 @@ class MetricsDock(StepWidget, QWidget):
             self.runner.cancel()
             self.runner.fail(err, live=not now, notify=not quiet)
             return
-        self._pair = (pred.name, gt.name, _misaligned(pred, gt), _other_files(pred, gt))
+        self._pair = (
+            pred.name,
+            gt.name,
+            _misaligned(pred, gt),
+            _other_files(pred, gt, self.viewer.layers),
+        )
         self._shape = tuple(np.shape(gt_data))
         self._made, self._made_only = _made_frames(self._shape, (pred, gt))
         self.status.setText("Computing…")
@@ -806,11 +820,19 @@ def _misaligned(a, b) -> str:
     return " and ".join(differ)
 
 
-def _other_files(prediction, truth) -> tuple[str, str] | None:
+def _other_files(prediction, truth, layers) -> tuple[str, str] | None:
     """The files ``prediction`` and ``truth`` come from, by name (by path where the names
-    are the same), when both are known and differ; else None."""
+    are the same), when the truth is the mask of another scan: both files known and
+    different, and an image of the truth's file among ``layers``. A ground truth in a file
+    of its own (``instances_ids.png`` beside ``raw.tif``) is how most are kept: no note."""
     files = (source_of(prediction), source_of(truth))
     if None in files or files[0] == files[1]:
+        return None
+    if not any(
+        isinstance(layer, Image) and role_of(layer) in ("input", "image")
+        and source_of(layer) == files[1]
+        for layer in layers
+    ):  # fmt: skip
         return None
     names = tuple(os.path.basename(file) for file in files)
     return files if names[0] == names[1] else names
