@@ -401,8 +401,9 @@ def test_cells_are_measured_in_their_own_scan_only(make_napari_viewer_proxy, qtb
     objects = pd.read_csv(tmp_path / "out" / "B2 cells_objects.csv")
     measured = {c: objects[c][0] for c in objects.columns if c.startswith("mean_")}
     assert len([layer for layer in viewer.layers if layer.name != "B2 cells"]) == 5
-    # B2's phase and GFP, not A1's as well; an image of another name is measured too.
-    assert measured.pop("mean_B2 stain") == pytest.approx(stain[cells > 0].mean())
+    # B2's phase and GFP, not A1's as well; an image of another name is measured too,
+    # named after its file.
+    assert measured.pop("mean_B2 stain (B2 stain.tif)") == pytest.approx(stain[cells > 0].mean())
     assert len(measured) == 2
     for column, value in measured.items():
         channel = b[0] if "phase" in column else b[1]

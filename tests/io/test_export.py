@@ -324,10 +324,11 @@ def test_provenance_of_a_layer_is_what_the_layer_records(tmp_path):
     assert prov["versions"] == recorded["versions"]
 
 
-def test_another_files_channels_are_named_after_their_file_while_the_labels_scan_is_closed():
+def test_another_files_channels_are_named_after_their_file():
     """With the labels' scan closed and another of the same channel names opened, the
     other's 'phase' was measured as 'mean_phase': the cells' own phase, as the table and
-    the provenance read. Its channel names unknown, another file's images say their file."""
+    the provenance read; with it open, another file's 'GFP' read as the cells' own GFP.
+    Another file's images say their file."""
     from napari.layers import Image, Labels
 
     from napari_cytomask.io.export import from_layer
@@ -345,9 +346,11 @@ def test_another_files_channels_are_named_after_their_file_while_the_labels_scan
     assert set(measured) == {"phase (set2.tif)", "drawn"}  # an image of no file as it is
     assert measured["phase (set2.tif)"] is other.data
     # With the scan open, its channels are the cells' own, another scan's of those names
-    # left out, as before.
-    measured = from_layer(cells, [other, own, drawn]).intensities
-    assert set(measured) == {"phase", "drawn"} and measured["phase"] is own.data
+    # left out, and of other names said to be another file's.
+    gfp = channel("/data/set2.tif", "GFP", 40)
+    measured = from_layer(cells, [other, own, drawn, gfp]).intensities
+    assert set(measured) == {"phase", "drawn", "GFP (set2.tif)"}
+    assert measured["phase"] is own.data
 
 
 def test_an_export_that_cannot_finish_writes_nothing(tmp_path):

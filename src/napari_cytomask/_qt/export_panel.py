@@ -60,7 +60,7 @@ class ExportPanel(StepWidget, QWidget):
         self.objects_csv.setToolTip(
             "Area, centroid, bounding box, eccentricity, mean intensity of every image "
             "channel of the same shape (not another scan's channels of its own scan's "
-            "names), and the object's scores; cells per tile."
+            "names; another file's named after it), and the object's scores; cells per tile."
         )
         self.coco_json = QCheckBox("COCO RLE JSON (with scores)")
         self.coco_json.setToolTip("Every object as a COCO run-length-encoded annotation.")

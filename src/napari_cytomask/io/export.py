@@ -270,9 +270,9 @@ def from_layer(layer, image_layers: Sequence = ()) -> LabelsExport:
 
     Every image of the labels' shape is measured, but for the channels of another scan
     named as the channels of the labels' own scan, when that is among ``image_layers``
-    (another well's intensities would be read as its own by channel name). When the
-    labels' scan is not among them, its channel names are not known: an image of another
-    file is then measured under its name and its file's, "phase (B2.tif)".
+    (another well's intensities would be read as its own by channel name). An image of
+    another file is measured under its name and its file's, "GFP (B2.tif)": a table read
+    by channel name does not take it for the cells' own, whether or not their scan is open.
     """
     from ..roles import source_of
     from .layers import edited_by_hand, is_result, layer_info
@@ -286,15 +286,12 @@ def from_layer(layer, image_layers: Sequence = ()) -> LabelsExport:
     # Not another scan's channels of the same names ("GFP [1]" beside its own "GFP"): a
     # table read by channel name would take another well's intensities for its own.
     names = {_unnumbered(image.name) for image in own}
-    # With the scan closed, its channel names are not known and another scan's "phase"
-    # would pass for the cells' own: the images of other files then say their file.
-    unknown = meta.get("source") is not None and not own
     measured = {}  # by the name the table gives them
     for image in image_layers:
         if image in own or _unnumbered(image.name) not in names:
             file = source_of(image)
-            name = f"{image.name} ({Path(file).name})" if unknown and file else image.name
-            measured[name] = image
+            other = file and meta.get("source") is not None and image not in own
+            measured[f"{image.name} ({Path(file).name})" if other else image.name] = image
     if record:  # the segmented channel's name, as the scan's layer has it
         meta["channel_name"] = next(
             (
