@@ -1141,31 +1141,48 @@ def test_an_image_at_another_pixel_size_is_resampled_for_the_starter(
 def test_a_pixel_size_typed_is_given_to_the_files_layers_as_the_run_starts(
     make_napari_viewer_proxy, qtbot
 ):
-    """The size typed for a file's channel is the file's: its other channels and earlier
-    results take it too (or they would no longer overlay it), another file's layers keep
-    theirs, and the view shows the whole image again, not a corner of it."""
+    """The size typed for a file's channel is the file's: what lies over the image moves
+    with it, or it would no longer overlay it (its channels; results at a coarser level,
+    keeping their coarser pixels; results of results; a ground truth in a file of its own);
+    another scan's layers keep theirs. The view shows the whole image again."""
     from napari.layers._source import layer_source
 
     viewer = make_napari_viewer_proxy()
     image = np.random.default_rng(0).random((200, 200), np.float32)
+    blank = np.zeros((200, 200), np.uint8)
     with layer_source(path="/data/a.tif"):
         phase = viewer.add_image(image, name="phase")
-        mask = viewer.add_labels(np.zeros((200, 200), np.uint8), name="mask")
-    with layer_source(path="/data/b.tif"):
-        other = viewer.add_image(image[:50, :50], name="other", scale=(2, 2), units=("µm", "µm"))
+        mask = viewer.add_labels(blank, name="mask")
+        coarse = viewer.add_labels(
+            blank[::2, ::2], name="coarse", scale=(2, 2), translate=(0.5, 0.5)
+        )
+    with layer_source(path="/data/a_truth.png"):
+        truth = viewer.add_labels(blank, name="truth")
+    split = viewer.add_labels(blank, name="split")  # a result of a result, of no file
     segmenter = UNetSegmentWidget(viewer)
     segmenter.input.setCurrentText("phase")
-    segmenter.pixel_size.setValue(0.5)
-    segmenter.segment()
-    segmenter.cancel()
-    for layer in (phase, mask):
+
+    def segment_at(size: float) -> None:
+        segmenter.pixel_size.setValue(size)
+        segmenter.segment()
+        segmenter.cancel()
+        qtbot.waitUntil(lambda: not segmenter.runner.busy, timeout=60_000)
+
+    segment_at(0.5)
+    for layer in (phase, mask, truth, split):
         assert pixel_size_um(layer.scale, layer.units) == (0.5, 0.5), layer.name
-    assert pixel_size_um(other.scale, other.units) == (2.0, 2.0)
+    assert pixel_size_um(coarse.scale, coarse.units) == (1.0, 1.0)
+    np.testing.assert_allclose(coarse.translate, (0.25, 0.25))
     centre = viewer.layers.extent.world[:, -2:].mean(axis=0)
     assert centre[0] < 60  # the image is 100 µm wide now, not 200
     np.testing.assert_allclose(viewer.camera.center[-2:], centre, atol=1)
     assert segmenter.pixel_size.text() == "0.5 (image)"
-    qtbot.waitUntil(lambda: not segmenter.runner.busy, timeout=60_000)
+    # Another scan lying over it keeps its own.
+    with layer_source(path="/data/b.tif"):
+        other = viewer.add_image(image, name="other", scale=(0.5, 0.5))
+    segment_at(0.25)
+    assert pixel_size_um(phase.scale, phase.units) == (0.25, 0.25)
+    assert tuple(other.scale) == (0.5, 0.5) and pixel_size_um(other.scale, other.units) is None
 
 
 def test_the_status_says_while_it_runs_that_the_image_is_enlarged_for_the_model(

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from napari.layers import Labels, Layer
+from napari.layers import Image, Labels, Layer
 from napari.utils.notifications import show_info
 from qtpy.QtWidgets import QComboBox
 
@@ -18,7 +18,6 @@ from ..io.layers import (
     layer_info,
     pixel_size_um,
     record_written,
-    with_pixel_size,
 )
 from ..labels import min_label_dtype
 from ..roles import role_of, source_of
@@ -211,23 +210,46 @@ def _kept_because(result, source: str | None) -> str | None:
 
 
 def calibrate(viewer, layer, size_um: float) -> list[Layer]:
-    """Give ``layer`` and every other layer of its file (its channels, and the results made
-    from them, which overlay it; of a layer of no file, its results) pixels of ``size_um``
-    µm: a size typed for an image that lost its own, or holds a wrong one, is the image's
+    """Give ``layer`` pixels of ``size_um`` µm, and move every layer that lies over it with
+    it: a size typed for an image that lost its own, or holds a wrong one, is the image's
     size from then on, in its results' scale bar and exported areas too. Returns the layers
-    changed."""
+    changed.
+
+    The layers moved are those of its file (channels, results at any resolution level) and
+    those covering it exactly that belong to no other scan: its results and their results,
+    a ground truth kept in a file of its own. Each keeps its place on the image: its scale
+    and offset are multiplied by the same factor, so a result made at a coarser level keeps
+    its coarser pixels. Another scan's layers are left as they are.
+    """
+    if pixel_size_um(layer.scale, layer.units) == (size_um, size_um):
+        return []
+    factor = size_um / np.abs(np.asarray(layer.scale, float)[-2:])
     source = source_of(layer)
-    changed = []
-    for other in viewer.layers:
-        if source is not None:
-            mine = other is layer or source_of(other) == source
-        else:  # a layer of no file: itself and the results made from it
-            made_from = layer_info(other).get("made_from") or {}
-            mine = other is layer or (is_result(other) and made_from.get("layer") == layer.name)
-        if mine and pixel_size_um(other.scale, other.units) != (size_um, size_um):
-            other.scale, other.units = with_pixel_size(other.scale, other.units, size_um)
-            changed.append(other)
-    return changed
+    scans = {
+        source_of(other) for other in viewer.layers
+        if isinstance(other, Image) and role_of(other) in ("input", "image")
+    } - {source, None}  # fmt: skip
+    bounds = _bounds(layer)
+    moved = [
+        other for other in viewer.layers
+        if other is layer
+        or (source is not None and source_of(other) == source)
+        or (source_of(other) not in scans and np.allclose(_bounds(other), bounds))
+    ]  # fmt: skip
+    for other in moved:
+        scale, translate = (np.array(v, float) for v in (other.scale, other.translate))
+        scale[-2:] *= factor
+        translate[-2:] *= factor
+        units = (*(str(unit) for unit in other.units[:-2]), "µm", "µm")
+        other.scale, other.translate, other.units = scale, translate, units
+    return moved
+
+
+def _bounds(layer) -> np.ndarray:
+    """Where a layer's outer pixel edges lie in Y and X, in the viewer."""
+    extent = np.asarray(layer.extent.world, float)[:, -2:]
+    half = np.abs(np.asarray(layer.scale, float)[-2:]) / 2
+    return np.stack([extent[0] - half, extent[1] + half])
 
 
 def labels_layer(data, name: str, geometry: dict, metadata: dict) -> Labels:
