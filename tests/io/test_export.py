@@ -277,6 +277,11 @@ def test_a_stack_goes_to_png_frame_by_frame_beside_its_whole_tiff(tmp_path):
     alone = LabelsExport(name="alone", labels=labels[:, 0], frames_made=["3"])
     written = export_labels([alone], tmp_path, formats=["png"], objects_csv=False)
     assert [path.name for path in written] == ["alone_03.png", "alone_provenance.json"]
+    # One image saved with an axis of one is one PNG, named as an image (not 'one_Q0.png').
+    one = LabelsExport(name="one", labels=labels[:1, :1], axis_labels=("Q", "Q", "Y", "X"))
+    written = export_labels([one], tmp_path, formats=["png"], objects_csv=False)
+    assert written[0].name == "one.png"
+    np.testing.assert_array_equal(iio.imread(written[0]), labels[0, 0])
 
 
 def test_labels_that_png_cannot_hold_write_nothing(tmp_path):

@@ -813,7 +813,8 @@ def _planned(export, folder, formats, objects_csv, coco_json) -> _Plan:
     """Where ``export`` goes. A stack in a format of one 2D image per file (PNG) is written
     frame by frame (``cells_P0.png``, ``cells_P1.png`` …), the frames it made only."""
     shape = np.shape(export.labels)
-    by_frame = len(shape) > 2 and "png" in formats
+    # A single image saved with an axis of one ((1, Y, X)) is one PNG, named as a 2-D one.
+    by_frame = "png" in formats and int(np.prod(shape[:-2])) > 1
     frames = []
     if by_frame:
         made = made_frames(shape, export.frames_made)
@@ -829,6 +830,8 @@ def _planned(export, folder, formats, objects_csv, coco_json) -> _Plan:
     for fmt in formats:
         if fmt == "png" and by_frame:
             images += [(folder / f"{stem}_{names[place]}.png", place) for place in frames]
+        elif fmt == "png":  # the image, whatever axes of one it has
+            images.append((folder / f"{stem}.png", (0,) * (len(shape) - 2)))
         else:
             images.append((folder / f"{stem}{FORMATS[fmt].suffix}", ()))
     return _Plan(
