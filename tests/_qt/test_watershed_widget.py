@@ -199,6 +199,17 @@ def test_the_suggested_threshold_has_the_decimals_its_image_needs(make_napari_vi
     widget.input.setCurrentText("probability")
     assert widget.threshold.decimals() == 2 and widget.threshold.singleStep() == 0.05
     assert widget.threshold.value() == 0.5
+    # Ranges at the edges: whole numbers spanning ±2e9 (Otsu asked for 29.8 GiB), and a
+    # float32 span of 1e-5 (Otsu found too few steps; 4 decimals made it one value).
+    wide = np.where(bright > 40000, 2_000_000_000, -2_000_000_000).astype(np.int32)
+    viewer.add_image(wide, name="wide")
+    widget.input.setCurrentText("wide")
+    assert -2e9 < widget.threshold.value() < 2e9
+    narrow = (1 + (bright > 40000) * 1e-5).astype(np.float32)
+    viewer.add_image(narrow, name="narrow")
+    widget.input.setCurrentText("narrow")
+    assert narrow.min() <= widget.threshold.value() < narrow.max()
+    assert widget.threshold.decimals() == 7
 
 
 @pytest.mark.gui

@@ -391,11 +391,13 @@ class WatershedWidget(StepWidget, QWidget):
             # "42399.00" of a 16-bit image did not fit its box.
             span = high - low
             whole = frame.dtype.kind in "iub"
-            decimals = 0 if whole else min(4, max(0, 2 - math.floor(math.log10(span))))
+            decimals = 0 if whole else min(8, max(0, 2 - math.floor(math.log10(span))))
             self.threshold.setDecimals(decimals)
             self.threshold.setRange(low, high)
             self.threshold.setSingleStep(max(round(span / 100, decimals), 10.0**-decimals))
-            self.threshold.setValue(float(threshold_otsu(values)))
+            # On 256 bins of float64: Otsu bins whole numbers one per value (29.8 GiB for
+            # an int32 image spanning ±2e9), and a float32 span of 1e-5 has too few steps.
+            self.threshold.setValue(float(threshold_otsu(values.astype(np.float64))))
         self.threshold.blockSignals(False)
 
     def _output_name(self, source) -> str:
