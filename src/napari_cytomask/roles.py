@@ -8,6 +8,8 @@ scale and provenance. Qt-free: it works on a napari ``LayerList``.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 from napari.layers import Image, Labels, Layer
 
@@ -35,6 +37,11 @@ def role_of(layer: Layer) -> str | None:
 def source_of(layer: Layer) -> str | None:
     """The file (or sample) a layer was opened from, or its result was computed from."""
     return layer_info(layer).get("source") or _opened_from(layer)
+
+
+def same_file(a: str | None, b: str | None) -> bool:
+    """Whether two files named (``None``: none) are one, however their paths are spelt."""
+    return a is not None and b is not None and os.path.realpath(a) == os.path.realpath(b)
 
 
 def holds_ids(layer: Layer) -> bool:

@@ -282,6 +282,25 @@ def test_a_result_of_another_file_is_kept(
                     "in 'mask split [2]'."]  # fmt: skip
 
 
+def test_a_result_of_a_file_and_one_of_no_file_are_told_apart(make_napari_viewer_proxy):
+    """A result of a.tif was overwritten by one of an image opened from no file of the
+    same name (and the reverse); a.tif spelt another way was taken for another file."""
+    from napari.layers import Labels
+
+    from napari_cytomask._qt._layers import result_slot
+    from napari_cytomask.io.layers import METADATA_KEY, RESULT_ROLE
+
+    viewer = make_napari_viewer_proxy()
+    for name, source in (("of a", "/d/a.tif"), ("of none", None)):
+        record = {"role": RESULT_ROLE, "source": source}
+        viewer.add_labels(np.zeros((4, 4), np.uint8), name=name, metadata={METADATA_KEY: record})
+    assert result_slot(viewer, "of a", Labels, (4, 4), None)[0] == "of a [2]"
+    assert result_slot(viewer, "of none", Labels, (4, 4), "/d/a.tif")[0] == "of none [2]"
+    for name, source in (("of a", "/d/./a.tif"), ("of none", None)):
+        slot, earlier = result_slot(viewer, name, Labels, (4, 4), source)
+        assert slot == name and earlier.unique_id == viewer.layers[name].unique_id
+
+
 @pytest.mark.gui
 def test_a_layer_converted_elsewhere_starts_no_preview(make_napari_viewer_proxy, qtbot, truth):
     """Making a channel a mask in step 1 replaces its Image layer with a Labels layer; the

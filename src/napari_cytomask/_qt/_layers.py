@@ -20,7 +20,7 @@ from ..io.layers import (
     record_written,
 )
 from ..labels import min_label_dtype
-from ..roles import role_of, source_of
+from ..roles import role_of, same_file, source_of
 
 
 def resolution_level(layer, level: int = 0) -> tuple[Any, dict]:
@@ -204,9 +204,9 @@ def _kept_because(result, source: str | None) -> str | None:
     if _changed(result):
         return "holds your edits"
     other = source_of(result)
-    if other is not None and source is not None and other != source:
-        return f"holds the results of {Path(other).name}"
-    return None
+    if (other is None and source is None) or same_file(other, source):
+        return None
+    return f"holds the results of {Path(other).name if other else 'an image of no file'}"
 
 
 def calibrate(viewer, layer, size_um: float) -> list[Layer]:

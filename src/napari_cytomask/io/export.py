@@ -254,10 +254,6 @@ def _unnumbered(name: str) -> str:
     return re.sub(r" \[\d+\]$", "", name)
 
 
-def _same_file(a: str | None, b: str | None) -> bool:
-    return a is not None and b is not None and os.path.realpath(a) == os.path.realpath(b)
-
-
 def from_layer(layer, image_layers: Sequence = ()) -> LabelsExport:
     """Describe a napari Labels layer for export, measuring image layers of its shape.
 
@@ -274,7 +270,7 @@ def from_layer(layer, image_layers: Sequence = ()) -> LabelsExport:
     another file is measured under its name and its file's, "GFP (B2.tif)": a table read
     by channel name does not take it for the cells' own, whether or not their scan is open.
     """
-    from ..roles import source_of
+    from ..roles import same_file, source_of
     from .layers import edited_by_hand, is_result, layer_info
 
     meta = layer_info(layer)
@@ -282,7 +278,7 @@ def from_layer(layer, image_layers: Sequence = ()) -> LabelsExport:
     record = _record_of(opened) if opened and os.path.isfile(opened) else {}
     if record:
         meta = {**meta, **recorded_fields(record), "channel_name": None}
-    own = [image for image in image_layers if _same_file(source_of(image), meta.get("source"))]
+    own = [image for image in image_layers if same_file(source_of(image), meta.get("source"))]
     # Not another scan's channels of the same names ("GFP [1]" beside its own "GFP"): a
     # table read by channel name would take another well's intensities for its own.
     names = {_unnumbered(image.name) for image in own}
