@@ -233,7 +233,7 @@ def calibrate(viewer, layer, size_um: float) -> list[Layer]:
     moved = [
         other for other in viewer.layers
         if other is layer
-        or (source is not None and source_of(other) == source)
+        or same_file(source_of(other), source)
         or (source_of(other) not in scans and np.allclose(_bounds(other), bounds))
     ]  # fmt: skip
     for other in moved:
