@@ -13,7 +13,15 @@ import os
 import numpy as np
 from napari.layers import Image, Labels, Layer
 
-from .io.layers import METADATA_KEY, ROLES, Role, grid_sample, layer_info, looks_like_mask
+from .io.layers import (
+    METADATA_KEY,
+    RESULT_ROLE,
+    ROLES,
+    Role,
+    grid_sample,
+    layer_info,
+    looks_like_mask,
+)
 from .labels import LabelsError, as_labels
 
 _SHARED_STATE = ("name", "scale", "translate", "units", "axis_labels", "visible", "opacity")
@@ -42,6 +50,39 @@ def source_of(layer: Layer) -> str | None:
 def same_file(a: str | None, b: str | None) -> bool:
     """Whether two files named (``None``: none) are one, however their paths are spelt."""
     return a is not None and b is not None and os.path.realpath(a) == os.path.realpath(b)
+
+
+def scan_files(layers) -> list[str]:
+    """The files of ``layers`` that hold images to segment (scans, photos): any Image
+    layer opened from a file but one of label ids that napari opened as an image."""
+    return [
+        source_of(layer) for layer in layers
+        if isinstance(layer, Image) and source_of(layer) and not holds_ids(layer)
+    ]  # fmt: skip
+
+
+def lies_with(other: Layer, layer: Layer, scans: list[str]) -> bool:
+    """Whether ``other`` belongs with the image ``layer``: it is of the same file, labels
+    or a result of no file, or a file of its own (no scan among ``scans``) beside
+    ``layer``'s file, as a ground truth is kept: in its folder, named after it
+    (``A.tif``, ``A_truth.png``) or with no other scan there (``set1/raw.tif``,
+    ``set1/instances_ids.png``). Another scan's layers, and other folders' files, do not."""
+    mine, its = source_of(layer), source_of(other)
+    if its is None:
+        return isinstance(other, Labels) or layer_info(other).get("role") == RESULT_ROLE
+    if same_file(its, mine):
+        return True
+    if mine is None or any(same_file(its, scan) for scan in scans):
+        return False
+    folder = os.path.dirname(os.path.realpath(mine))
+    if os.path.dirname(os.path.realpath(its)) != folder:
+        return False
+    stem = os.path.basename(mine).split(".")[0]
+    others = {
+        os.path.realpath(scan) for scan in scans
+        if os.path.dirname(os.path.realpath(scan)) == folder
+    } - {os.path.realpath(mine)}  # fmt: skip
+    return os.path.basename(its).startswith(stem) or not others
 
 
 def holds_ids(layer: Layer) -> bool:

@@ -390,12 +390,48 @@ def test_layers_of_different_files_are_noted(make_napari_viewer_proxy, qtbot, tm
     )
 
 
+def test_each_image_is_checked_against_the_ground_truth_file_beside_it(
+    make_napari_viewer_proxy, qtbot, tmp_path, labels
+):
+    """Usiigaci's layout, set1/raw.tif with set1/instances_ids.png and set2 alike: set2's
+    cells were scored against set1's ground truth (mSA 0.0008) without a word."""
+    from napari.layers._source import layer_source
+
+    from napari_cytomask.io.layers import result_metadata
+
+    viewer = make_napari_viewer_proxy()
+    rng = np.random.default_rng(0)
+    truths = {"set1": labels, "set2": labels[::-1].copy()}
+    for name, truth in truths.items():
+        (tmp_path / name).mkdir()
+        phase = rng.normal(1000, 100, truth.shape) - 300 * (truth > 0)
+        tifffile.imwrite(tmp_path / name / "raw.tif", phase.astype(np.uint16))
+        viewer.open(tmp_path / name / "raw.tif", plugin="napari-cytomask")
+        with layer_source(path=str(tmp_path / name / "instances_ids.png")):
+            viewer.add_labels(truth, name=f"instances_ids {name}")
+    dock = MetricsDock(viewer)
+    qtbot.addWidget(dock)
+    for name, image in (("set1", "raw"), ("set2", "raw [1]")):
+        metadata = result_metadata(viewer.layers[image], method="unet")
+        dock.set_prediction(
+            viewer.add_labels(truths[name], name=f"{name} cells", metadata=metadata)
+        )
+        assert _pair(dock) == (f"{name} cells", f"instances_ids {name}")
+        _wait_for_a_perfect_score(dock, qtbot)
+        assert "Note" not in dock.status.text()
+    # Picked from the other folder by hand: said to be another field's.
+    dock.ground_truth_combo.setCurrentText("instances_ids set1")
+    qtbot.waitUntil(lambda: "comes from" in dock.status.text(), timeout=10_000)
+    assert (
+        "'set2 cells' comes from set2/raw.tif and 'instances_ids set1' from "
+        "set1/instances_ids.png" in dock.status.text()
+    )
+
+
 def test_files_of_one_name_are_told_apart_by_their_paths_and_a_truth_file_is_no_scan():
     """Two scans named alike in two folders would be named the same in the note. A ground
     truth kept in a file of its own (instances_ids.png beside raw.tif) is not another
     scan's mask: noting it told the user to pick a ground truth the image's file lacks."""
-    from napari.layers import Image
-
     from napari_cytomask._qt.metrics_dock import _other_files
     from napari_cytomask.io.layers import METADATA_KEY
 
@@ -404,18 +440,27 @@ def test_files_of_one_name_are_told_apart_by_their_paths_and_a_truth_file_is_no_
             np.zeros((4, 4), np.uint8), metadata={METADATA_KEY: {"source": source, "role": role}}
         )
 
-    scans = [layer(f, Image, "input") for f in ("/a/set1.tif", "/b/set2.tif", "/b/scan.tif")]
+    scans = ["/a/set1.tif", "/b/set2.tif", "/b/scan.tif"]
     assert _other_files(layer("/a/set1.tif"), layer("/b/set2.tif"), scans) == (
-        "set1.tif",
-        "set2.tif",
+        "a/set1.tif",
+        "b/set2.tif",
     )
     assert _other_files(layer("/a/scan.tif"), layer("/b/scan.tif"), scans) == (
-        "/a/scan.tif",
-        "/b/scan.tif",
+        "a/scan.tif",
+        "b/scan.tif",
+    )
+    assert _other_files(layer("/a/x/scan.tif"), layer("/b/x/scan.tif"), ["/b/x/scan.tif"]) == (
+        "/a/x/scan.tif",
+        "/b/x/scan.tif",
     )
     assert _other_files(layer("/a/scan.tif"), layer("/a/scan.tif"), scans) is None
     assert _other_files(layer("/a/scan.tif"), layer(None), scans) is None
-    assert _other_files(layer("/a/raw.tif"), layer("/a/instances_ids.png"), scans) is None
+    assert _other_files(layer("/a/raw.tif"), layer("/a/instances_ids.png"), ["/a/raw.tif"]) is None
+    # A file of its own in another folder is another field's ground truth.
+    assert _other_files(layer("/a/raw.tif"), layer("/c/instances_ids.png"), scans) == (
+        "a/raw.tif",
+        "c/instances_ids.png",
+    )
 
 
 def test_an_open_dock_follows_a_new_result_unless_a_prediction_was_picked(

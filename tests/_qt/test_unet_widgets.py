@@ -1158,6 +1158,10 @@ def test_a_pixel_size_typed_is_given_to_the_files_layers_as_the_run_starts(
         )
     with layer_source(path="/data/a_truth.png"):
         truth = viewer.add_labels(blank, name="truth")
+    ids = np.zeros((200, 200), np.uint16)
+    ids[20:60, 20:60], ids[100:150, 90:160] = 1, 2
+    with layer_source(path="/data/a_ids.png"):  # label ids napari opened as an image
+        ids_image = viewer.add_image(ids, name="ids")
     split = viewer.add_labels(blank, name="split")  # a result of a result, of no file
     segmenter = UNetSegmentWidget(viewer)
     segmenter.input.setCurrentText("phase")
@@ -1169,7 +1173,7 @@ def test_a_pixel_size_typed_is_given_to_the_files_layers_as_the_run_starts(
         qtbot.waitUntil(lambda: not segmenter.runner.busy, timeout=60_000)
 
     segment_at(0.5)
-    for layer in (phase, mask, truth, split):
+    for layer in (phase, mask, truth, split, ids_image):
         assert pixel_size_um(layer.scale, layer.units) == (0.5, 0.5), layer.name
     assert pixel_size_um(coarse.scale, coarse.units) == (1.0, 1.0)
     np.testing.assert_allclose(coarse.translate, (0.25, 0.25))
@@ -1180,9 +1184,13 @@ def test_a_pixel_size_typed_is_given_to_the_files_layers_as_the_run_starts(
     # Another scan lying over it keeps its own.
     with layer_source(path="/data/b.tif"):
         other = viewer.add_image(image, name="other", scale=(0.5, 0.5))
+    with layer_source(path="/data/set9/instances_ids.png"):  # another field's ground truth
+        far = viewer.add_labels(blank, name="far", scale=(0.5, 0.5))
     segment_at(0.25)
     assert pixel_size_um(phase.scale, phase.units) == (0.25, 0.25)
-    assert tuple(other.scale) == (0.5, 0.5) and pixel_size_um(other.scale, other.units) is None
+    for layer in (other, far):
+        assert tuple(layer.scale) == (0.5, 0.5), layer.name
+        assert pixel_size_um(layer.scale, layer.units) is None
 
 
 def test_the_status_says_while_it_runs_that_the_image_is_enlarged_for_the_model(

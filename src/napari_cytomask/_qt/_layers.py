@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from napari.layers import Image, Labels, Layer
+from napari.layers import Labels, Layer
 from napari.utils.notifications import show_info
 from qtpy.QtWidgets import QComboBox
 
@@ -20,7 +20,7 @@ from ..io.layers import (
     record_written,
 )
 from ..labels import min_label_dtype
-from ..roles import role_of, same_file, source_of
+from ..roles import lies_with, role_of, same_file, scan_files, source_of
 
 
 def resolution_level(layer, level: int = 0) -> tuple[Any, dict]:
@@ -216,25 +216,21 @@ def calibrate(viewer, layer, size_um: float) -> list[Layer]:
     changed.
 
     The layers moved are those of its file (channels, results at any resolution level) and
-    those covering it exactly that belong to no other scan: its results and their results,
-    a ground truth kept in a file of its own. Each keeps its place on the image: its scale
+    those covering it exactly that lie with it (:func:`~napari_cytomask.roles.lies_with`):
+    results of results, labels of no file, a ground truth kept in a file of its own beside
+    it (which napari may have opened as an image). Each keeps its place on the image: its scale
     and offset are multiplied by the same factor, so a result made at a coarser level keeps
     its coarser pixels. Another scan's layers are left as they are.
     """
     if pixel_size_um(layer.scale, layer.units) == (size_um, size_um):
         return []
     factor = size_um / np.abs(np.asarray(layer.scale, float)[-2:])
-    source = source_of(layer)
-    scans = {
-        source_of(other) for other in viewer.layers
-        if isinstance(other, Image) and role_of(other) in ("input", "image")
-    } - {source, None}  # fmt: skip
-    bounds = _bounds(layer)
+    source, scans, bounds = source_of(layer), scan_files(viewer.layers), _bounds(layer)
     moved = [
         other for other in viewer.layers
-        if other is layer
+        if other.unique_id == layer.unique_id
         or same_file(source_of(other), source)
-        or (source_of(other) not in scans and np.allclose(_bounds(other), bounds))
+        or (lies_with(other, layer, scans) and np.allclose(_bounds(other), bounds))
     ]  # fmt: skip
     for other in moved:
         scale, translate = (np.array(v, float) for v in (other.scale, other.translate))

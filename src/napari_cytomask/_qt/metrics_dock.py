@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 import napari
 import numpy as np
-from napari.layers import Image, Labels
+from napari.layers import Labels
 from napari.utils.colormaps import DirectLabelColormap
 from napari.utils.notifications import show_error
 from napari.utils.transforms import Affine
@@ -48,7 +48,7 @@ from ..metrics import (
     unmatched_objects,
     write_csv,
 )
-from ..roles import holds_ids, role_of, source_of
+from ..roles import holds_ids, lies_with, role_of, same_file, scan_files, source_of
 from ._layers import layer_by_id, pixel_events, resolution_level
 from ._live import (
     CHANNEL_ROLES,
@@ -364,11 +364,12 @@ class MetricsDock(StepWidget, QWidget):
         if picked is not None and any(c.unique_id == picked for c in fitting):
             truth = picked
         else:
-            # Another scan's mask of the same shape is no ground truth of these cells.
-            another = gt is not None and role_of(gt) == "mask" and source_of(gt) != source_of(layer)
+            # Where these cells' image has a ground truth of its own, no other is theirs.
+            scans = scan_files(self.viewer.layers)
+            own = [c.unique_id for c in _own_truths(fitting, layer, scans)]
             keep = gt is not None and _shape(gt) == shape
-            keep = keep and not (another and _own_masks(fitting, layer))
-            truth = None if keep else _default_ground_truth(fitting, layer)
+            keep = keep and (not own or gt.unique_id in own)
+            truth = None if keep else _default_ground_truth(fitting, layer, scans)
         if truth is not None:
             self.ground_truth_combo.blockSignals(True)
             self.ground_truth_combo.setCurrentIndex(self.ground_truth_combo.findData(truth))
@@ -426,9 +427,9 @@ class MetricsDock(StepWidget, QWidget):
         gt = self.ground_truth_layer
         if made and (
             gt is None
-            or source_of(gt) == source_of(layer)
+            or lies_with(gt, layer, scans := scan_files(self.viewer.layers))
             or source_of(layer) in self._picked_truth
-            or _own_masks(self._candidates(), layer)
+            or _own_truths(self._candidates(), layer, scans)
         ):
             self.set_prediction(layer)
         else:
@@ -443,7 +444,7 @@ class MetricsDock(StepWidget, QWidget):
             # The mask of the scan the likely prediction was made from, when there is one.
             guess = self._find(pred) if pred in uids else None
             guess = guess or self._find(_default_prediction(candidates, None))
-            gt = _default_ground_truth(candidates, guess)
+            gt = _default_ground_truth(candidates, guess, scan_files(self.viewer.layers))
         if pred not in uids or pred == gt:
             pred = _default_prediction(candidates, gt)
         for combo, chosen in ((self.prediction_combo, pred), (self.ground_truth_combo, gt)):
@@ -556,7 +557,7 @@ class MetricsDock(StepWidget, QWidget):
             pred.name,
             gt.name,
             _misaligned(pred, gt),
-            _other_files(pred, gt, self.viewer.layers),
+            _other_files(pred, gt, scan_files(self.viewer.layers)),
         )
         self._shape = tuple(np.shape(gt_data))
         self._made, self._made_only = _made_frames(self._shape, (pred, gt))
@@ -820,21 +821,22 @@ def _misaligned(a, b) -> str:
     return " and ".join(differ)
 
 
-def _other_files(prediction, truth, layers) -> tuple[str, str] | None:
+def _other_files(prediction, truth, scans) -> tuple[str, str] | None:
     """The files ``prediction`` and ``truth`` come from, by name (by path where the names
-    are the same), when the truth is the mask of another scan: both files known and
-    different, and an image of the truth's file among ``layers``. A ground truth in a file
-    of its own (``instances_ids.png`` beside ``raw.tif``) is how most are kept: no note."""
+    are the same), when the truth does not lie with the prediction's image
+    (:func:`~napari_cytomask.roles.lies_with`: another scan's mask, or a file of its own in
+    another folder); else None. A ground truth in a file of its own beside the image
+    (``instances_ids.png`` beside ``raw.tif``) is how most are kept: no note."""
     files = (source_of(prediction), source_of(truth))
-    if None in files or files[0] == files[1]:
+    if None in files or lies_with(truth, prediction, scans):
         return None
-    if not any(
-        isinstance(layer, Image) and role_of(layer) in ("input", "image")
-        and source_of(layer) == files[1]
-        for layer in layers
-    ):  # fmt: skip
-        return None
-    names = tuple(os.path.basename(file) for file in files)
+    # Named with their folders where those differ: every Usiigaci image is 'raw.tif'.
+    folders = {os.path.dirname(file) for file in files}
+    names = tuple(
+        os.path.join(os.path.basename(os.path.dirname(f)), os.path.basename(f))
+        if len(folders) > 1 else os.path.basename(f)
+        for f in files
+    )  # fmt: skip
     return files if names[0] == names[1] else names
 
 
@@ -852,24 +854,36 @@ def _shape(layer) -> tuple[int, ...]:
     return tuple(int(n) for n in layer.level_shapes[0])
 
 
-def _own_masks(candidates, prediction) -> list:
-    """The mask channels among ``candidates`` of the scan ``prediction`` was made from (or
-    opened with), of its shape."""
+def _own_truths(candidates, prediction, scans) -> list:
+    """The ground truths among ``candidates`` of the image ``prediction`` was made from (or
+    opened with), of its shape: its scan's mask channels, else label files of their own
+    beside it (:func:`~napari_cytomask.roles.lies_with`)."""
     source = None if prediction is None else source_of(prediction)
     if source is None:
         return []
-    return [
+    fitting = [
         layer for layer in candidates
-        if layer.unique_id != prediction.unique_id and role_of(layer) == "mask"
-        and source_of(layer) == source and _shape(layer) == _shape(prediction)
+        if layer.unique_id != prediction.unique_id and _shape(layer) == _shape(prediction)
     ]  # fmt: skip
+    masks = [
+        layer
+        for layer in fitting
+        if role_of(layer) == "mask" and same_file(source_of(layer), source)
+    ]
+    beside = [
+        layer for layer in fitting
+        if not is_result(layer) and source_of(layer) and not same_file(source_of(layer), source)
+        and lies_with(layer, prediction, scans)
+    ]  # fmt: skip
+    return masks or beside
 
 
-def _default_ground_truth(candidates, prediction=None) -> int | None:
-    """The mask channel of the scan ``prediction`` was made from, else a mask channel
-    opened from a scan, else a layer named like a reference, else the first layer no step
-    of the dock made (a result is the ground truth only when picked)."""
-    ranked = _own_masks(candidates, prediction)
+def _default_ground_truth(candidates, prediction=None, scans=()) -> int | None:
+    """The mask channel of the scan ``prediction`` was made from, else a label file of its
+    own beside that scan, else a mask channel opened from a scan, else a layer named like a
+    reference, else the first layer no step of the dock made (a result is the ground truth
+    only when picked)."""
+    ranked = _own_truths(candidates, prediction, scans)
     ranked += [layer for layer in candidates if role_of(layer) == "mask"]
     ranked += [layer for layer in candidates if _looks_like_truth(layer)]
     ranked += [layer for layer in candidates if not is_result(layer)]
