@@ -39,6 +39,9 @@ from ._live import (
 #: Feature columns used as the COCO score when a layer has one, best first.
 _SCORE_COLUMNS = ("predicted_iou", "score", "probability")
 
+#: The installed package, which holds the sample scan: no folder to export into.
+_PACKAGE = Path(__file__).resolve().parents[1]
+
 
 class ExportPanel(StepWidget, QWidget):
     """Pick Labels layers and formats, choose a folder, export in a worker."""
@@ -106,6 +109,7 @@ class ExportPanel(StepWidget, QWidget):
         layout.addLayout(folder_row)
         step_page(self, content, self.controls)
         self._listed: list[Labels] = []
+        self.layer_list.itemChanged.connect(lambda _item: self._suggest_folder())
         events = self.viewer.layers.events
         for event in (events.inserted, events.removed, events.renamed):
             event.connect(self.refresh)
@@ -153,10 +157,14 @@ class ExportPanel(StepWidget, QWidget):
         if self.folder.text() != self._suggested:
             return
         files = [source_of(layer) for layer in self.selected_layers()]
-        folder = next((Path(f).parent for f in files if f and Path(f).is_file()), None)
-        if folder is not None:
+        folder = next((Path(f).resolve().parent for f in files if f and Path(f).is_file()), None)
+        # Not into the installed package, where the sample scan lies.
+        if folder is not None and _PACKAGE not in (folder, *folder.parents):
             self._suggested = str(folder)
+            # Not remembered as the user's choice: the next session follows its own data.
+            self.folder.blockSignals(True)
             self.folder.setText(self._suggested)
+            self.folder.blockSignals(False)
 
     def selected_layers(self) -> list[Labels]:
         """The ticked Labels layers."""
