@@ -1456,3 +1456,16 @@ def test_the_position_on_show_is_segmented_alone_into_the_stack(
     cells.data[2, :5, :5] = 999  # a frame not written by the last run, corrected by hand
     cells.refresh()
     assert from_layer(cells).edited is True
+
+
+def test_a_ground_truth_png_opened_as_an_image_is_not_the_default_input(
+    make_napari_viewer_proxy, shared_data
+):
+    """raw.tif and instances_ids.png opened together by napari's reader: the U-Net took
+    the ground truth, the newest image, for the image to segment."""
+    viewer = make_napari_viewer_proxy()
+    folder = shared_data / "usiigaci-phc" / "set6"
+    viewer.open([str(folder / "raw.tif"), str(folder / "instances_ids.png")], plugin="napari")
+    segmenter = UNetSegmentWidget(viewer)
+    assert [layer.name for layer in viewer.layers] == ["raw", "instances_ids"]
+    assert segmenter.input.currentText() == "raw"

@@ -20,7 +20,7 @@ from ..io.layers import (
     record_written,
 )
 from ..labels import min_label_dtype
-from ..roles import lies_with, role_of, same_file, scan_files, source_of
+from ..roles import holds_ids, lies_with, role_of, same_file, scan_files, source_of
 
 
 def resolution_level(layer, level: int = 0) -> tuple[Any, dict]:
@@ -407,17 +407,19 @@ class LayerPicker(QComboBox):
         """The first offered layer of the preferred role, else the newest one; for an
         input, the newest scan's first image channel (by its index in the file), which
         ``cytomask segment`` takes from a file none of whose channels the reader took for
-        transmitted light."""
-        preferred = [ly for ly in self._offered if role_of(ly) == self._prefer_role]
+        transmitted light, and never label ids opened as an image while there are others."""
+        offered = self._offered
+        if self._prefer_role == "input":
+            # Not a PNG of cell ids that napari opened as an image beside its raw image.
+            offered = [ly for ly in offered if not holds_ids(ly)] or offered
+        preferred = [ly for ly in offered if role_of(ly) == self._prefer_role]
         if preferred:
             return preferred[0]
-        newest = self._offered[-1]
+        newest = offered[-1]
         source = source_of(newest)
         if self._prefer_role != "input" or source is None:
             return newest
-        channels = [
-            ly for ly in self._offered if source_of(ly) == source and role_of(ly) == "image"
-        ]
+        channels = [ly for ly in offered if source_of(ly) == source and role_of(ly) == "image"]
         if not channels:
             return newest
         # By the file's order, not the layer list's (which the user may have reordered).
