@@ -55,6 +55,20 @@ def test_a_burst_of_channels_rebuilds_the_roles_table_once(
     assert widget.table.cellWidget(19, 1)._full == "scan_019"
 
 
+def test_label_ids_opened_before_the_dock_are_shown_as_a_mask_too(
+    make_napari_viewer_proxy, qtbot, shared_data
+):
+    """Opened before the dock, instances_ids.png stayed an image: no ground truth for the
+    metrics, and its mean id measured as an intensity in the export."""
+    folder = shared_data / "usiigaci-phc" / "set5"
+    viewer = make_napari_viewer_proxy()
+    viewer.open([str(folder / "raw.tif"), str(folder / "instances_ids.png")], plugin="napari")
+    widget = ChannelRolesWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    qtbot.waitUntil(lambda: isinstance(viewer.layers["instances_ids"], Labels))
+    assert isinstance(viewer.layers["raw"], Image)
+
+
 def test_label_ids_that_napari_opens_as_an_image_are_shown_as_a_mask(
     make_napari_viewer_proxy, qtbot, shared_data, tmp_path
 ):

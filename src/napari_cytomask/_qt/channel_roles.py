@@ -73,6 +73,9 @@ class ChannelRolesWidget(FitsTheScreen, QWidget):
         for event in (events.inserted, events.removed, events.moved, events.renamed):
             event.connect(self._schedule_refresh)
         events.inserted.connect(self._adopt_ids)
+        for layer in list(self.viewer.layers):  # opened before the dock, in either order
+            if holds_ids(layer):
+                QTimer.singleShot(0, lambda layer=layer: self._make_mask(layer))
         # A role set by another Channel roles widget or a script shows here too; only a
         # new role rebuilds the table (results change their metadata at every run).
         self._role_watcher = RoleWatcher(self.viewer, self._schedule_refresh)
