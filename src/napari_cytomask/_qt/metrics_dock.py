@@ -211,8 +211,9 @@ class MetricsDock(StepWidget, QWidget):
         self._watched: list[Labels] = []
         self._highlights: dict[str, Labels] = {}
         self._hidden: set[str] = set()  # highlights the dock hid while no comparison stood
-        #: The names of the compared layers, how they are misplaced and the two files they
-        #: come from when those differ (:func:`_other_files`), for the status and CSV.
+        #: The names of the compared layers (for the status and the CSV's name), how they
+        #: are misplaced and the two files they come from when those differ
+        #: (:func:`_other_files`), for the status.
         self._pair: tuple[str, str, str, tuple[str, str] | None] = ("", "", "", None)
         #: The frames compared when a layer never made some (else None), and what the
         #: status says of those left out.
