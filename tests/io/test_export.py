@@ -628,3 +628,75 @@ def test_a_segment_records_measured_pixel_size_goes_into_the_exports_settings():
     assert record["preset"]["unet"] == unet  # the record itself is left as it is
     sam2 = {"preset": {"method": "sam2", "sam2": {"points_per_side": 32}}}
     assert recorded_fields(sam2)["parameters"] == sam2["preset"]
+
+
+def test_two_fields_of_one_layout_are_exported_under_their_own_names(tmp_path):
+    """Two Usiigaci fields (set1/raw.tif, set2/raw.tif) exported together were named by
+    napari's count of the layers opened before: 'raw U-Net cells' and 'raw [1] U-Net
+    cells', and the second's table measured its own image as 'mean_raw [1]'. Each field's
+    files now say their folder, and both tables name their own image 'mean_raw'."""
+    import pandas as pd
+    from napari.layers import Image, Labels
+
+    from napari_cytomask.io.export import from_layer
+    from napari_cytomask.io.layers import result_metadata
+
+    def field(folder, name, value):
+        record = {"source": str(tmp_path / folder / "raw.tif"), "role": "input"}
+        raw = Image(np.full((8, 8), value, np.uint16), name=name, metadata={"cytomask": record})
+        cells = Labels(np.eye(8, dtype=np.uint8), name=f"{name} U-Net cells",
+                       metadata=result_metadata(raw, method="unet"))  # fmt: skip
+        return raw, cells
+
+    (raw1, cells1), (raw2, cells2) = field("set1", "raw", 10), field("set2", "raw [1]", 20)
+    images = [raw1, raw2]
+    out = tmp_path / "out"
+    export_labels([from_layer(cells, images) for cells in (cells1, cells2)], out)
+    assert sorted(p.name for p in out.glob("*.tif")) == [
+        "set1 raw U-Net cells.tif", "set2 raw U-Net cells.tif"
+    ]  # fmt: skip
+    for folder, value in (("set1", 10), ("set2", 20)):
+        objects = pd.read_csv(out / f"{folder} raw U-Net cells_objects.csv")
+        assert [c for c in objects.columns if c.startswith("mean_")] == ["mean_raw"]
+        assert (objects["mean_raw"] == value).all()
+    prov = json.loads((out / "set2 raw U-Net cells_provenance.json").read_text())
+    assert prov["source"] == str(tmp_path / "set2" / "raw.tif")
+    assert prov["layer"] == "raw [1] U-Net cells"
+    # Alone, the second field's cells keep the name the first's have, without the number.
+    written = export_labels([from_layer(cells2, images)], tmp_path / "alone")
+    assert written[0].name == "raw U-Net cells.tif"
+
+
+@pytest.mark.parametrize(
+    ("exports", "names"),
+    [
+        # Stems tell the files apart.
+        ([("phase U-Net cells", "/d/well A1.tif"), ("phase U-Net cells", "/d/well B2.tif")],
+         ["well A1 phase U-Net cells", "well B2 phase U-Net cells"]),
+        # A result made beside one painted into, of the same file: the layers' names.
+        ([("raw U-Net cells", "/d/set1/raw.tif"), ("raw U-Net cells [2]", "/d/set1/./raw.tif"),
+          ("raw [1] U-Net cells", "/d/set2/raw.tif")],
+         ["raw U-Net cells", "raw U-Net cells [2]", "set2 raw U-Net cells"]),
+        # Only the folders that differ, and none for a layer of no file.
+        ([("cells", "/a/x/raw.tif"), ("cells [1]", "/b/x/raw.tif"), ("cells [2]", None)],
+         ["a cells", "b cells", "cells"]),
+        ([("cells", "/d/raw.tif"), ("cells [1]", None)], ["raw cells", "cells"]),
+        ([("Labels", None), ("Labels [1]", None)], ["Labels", "Labels [1]"]),
+    ],
+)  # fmt: skip
+def test_exports_of_one_name_are_told_apart_by_their_files(tmp_path, exports, names):
+    from napari.layers import Labels
+
+    from napari_cytomask.io.export import check_export, from_layer
+
+    labels = np.eye(4, dtype=np.uint8)
+    made = [
+        from_layer(Labels(labels, name=name, metadata={"cytomask": {"role": "result",
+                                                                     "source": source}}))
+        for name, source in exports
+    ]  # fmt: skip
+    written = export_labels(made, tmp_path, objects_csv=False)
+    assert [p.name for p in written if p.suffix == ".tif"] == [f"{n}.tif" for n in names]
+    # Never one layer's files in place of another's: asked before anything is replaced.
+    with pytest.raises(FileExistsError):
+        check_export(made, tmp_path, objects_csv=False)

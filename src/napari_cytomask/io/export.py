@@ -15,6 +15,7 @@ import platform
 import re
 import unicodedata
 import warnings
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache, partial
@@ -86,7 +87,7 @@ class LabelsExport:
     Attributes
     ----------
     name
-        Base name of the output files (the layer name).
+        The layer's name: that of the output files too, unless ``file_name``.
     labels
         Integer label image, 2D or a stack with a leading tile/time axis (numpy, or lazy
         until :meth:`loaded`).
@@ -114,6 +115,10 @@ class LabelsExport:
         how that was made (see :func:`~napari_cytomask.io.layers.result_metadata`).
     versions
         Package versions when the labels were made; by default those of the export.
+    file_name
+        Base name of the output files when not ``name``: :func:`from_layer` gives the
+        layer's name without the " [1]" napari adds to a name already taken, which follows
+        the order files were opened in (see :func:`export_labels`).
     edited
         Whether a user painted into the labels after a step made them (``None``: not
         known, for labels no step made).
@@ -144,6 +149,7 @@ class LabelsExport:
     frames_made: Sequence[str] | None = None
     made_from: Mapping[str, object] | None = None
     versions: Mapping[str, str | None] | None = None
+    file_name: str | None = None
 
     def loaded(self) -> LabelsExport:
         """This export with its labels and images in memory: :func:`from_layer` leaves a
@@ -250,8 +256,9 @@ def _record_of(labels: str) -> dict:
 
 
 def _unnumbered(name: str) -> str:
-    """A layer name without the " [1]" napari adds to a name already taken."""
-    return re.sub(r" \[\d+\]$", "", name)
+    """A layer name without the " [1]" napari adds to a name already taken, wherever it
+    is: a result is named after its image ("raw [1] U-Net cells")."""
+    return re.sub(r" \[\d+\]", "", name)
 
 
 def from_layer(layer, image_layers: Sequence = ()) -> LabelsExport:
@@ -269,6 +276,9 @@ def from_layer(layer, image_layers: Sequence = ()) -> LabelsExport:
     (another well's intensities would be read as its own by channel name). An image of
     another file is measured under its name and its file's, "GFP (B2.tif)": a table read
     by channel name does not take it for the cells' own, whether or not their scan is open.
+    The scan's own images are measured under their names without napari's numbering, and
+    the files are named so (:attr:`LabelsExport.file_name`): the second field opened is
+    "raw [1]", and its table would have other columns than the first's.
     """
     from ..roles import same_file, source_of
     from .layers import edited_by_hand, is_result, layer_info
@@ -281,12 +291,16 @@ def from_layer(layer, image_layers: Sequence = ()) -> LabelsExport:
     own = [image for image in image_layers if same_file(source_of(image), meta.get("source"))]
     # Not another scan's channels of the same names ("GFP [1]" beside its own "GFP"): a
     # table read by channel name would take another well's intensities for its own.
-    names = {_unnumbered(image.name) for image in own}
+    names = Counter(_unnumbered(image.name) for image in own)
     measured = {}  # by the name the table gives them
     for image in image_layers:
-        if image in own or _unnumbered(image.name) not in names:
+        if image in own:
+            # Numbered only when two of the scan's images would be one column otherwise.
+            plain = _unnumbered(image.name)
+            measured[plain if names[plain] == 1 else image.name] = image
+        elif _unnumbered(image.name) not in names:
             file = source_of(image)
-            other = file and meta.get("source") is not None and image not in own
+            other = file and meta.get("source") is not None
             measured[f"{image.name} ({Path(file).name})" if other else image.name] = image
     if record:  # the segmented channel's name, as the scan's layer has it
         meta["channel_name"] = next(
@@ -338,6 +352,7 @@ def from_layer(layer, image_layers: Sequence = ()) -> LabelsExport:
         edited=edited_by_hand(layer) if is_result(layer) else None,
         previewed_frames=meta.get("previewed_frames") or {},
         frames_made=meta.get("frames_made"),
+        file_name=_unnumbered(layer.name),
     )
 
 
@@ -582,7 +597,9 @@ def export_labels(
 
     For a layer named ``cells`` this writes ``cells.tif`` (and the other
     ``formats``), ``cells_objects.csv``, ``cells_counts.csv``, ``cells_coco.json``
-    and ``cells_provenance.json``.
+    and ``cells_provenance.json`` (named after :attr:`LabelsExport.file_name` where it is
+    given). Two exports of one name from two files are named after them too, by what
+    tells the files apart (``set1 raw U-Net cells``, ``set2 raw U-Net cells``).
 
     Parameters
     ----------
@@ -660,7 +677,8 @@ def _known(formats: Sequence[str] | str) -> list[str]:
 def _plans(exports, folder, formats, objects_csv, coco_json, overwrite, inputs):
     """Each export with the files it writes, once every check that needs no pixels passed."""
     plans = [
-        (export, _planned(export, folder, formats, objects_csv, coco_json)) for export in exports
+        (export, _planned(export, base, folder, formats, objects_csv, coco_json))
+        for export, base in zip(exports, _file_names(exports), strict=True)
     ]
     own = [path for _, plan in plans for path in plan.files if one_of(path, inputs)]
     if own:
@@ -805,9 +823,53 @@ class _Plan(NamedTuple):
         return [path for path, _ in self.images] + self.tables + [self.provenance]
 
 
-def _planned(export, folder, formats, objects_csv, coco_json) -> _Plan:
-    """Where ``export`` goes. A stack in a format of one 2D image per file (PNG) is written
-    frame by frame (``cells_P0.png``, ``cells_P1.png`` …), the frames it made only."""
+def _file_names(exports: Sequence[LabelsExport]) -> list[str]:
+    """The name each export's files are given: its :attr:`~LabelsExport.file_name`, and
+    where two would share one (``raw U-Net cells`` of ``set1/raw.tif`` and of
+    ``set2/raw.tif``), with what tells their source files apart in front (``set2 raw U-Net
+    cells``); two of one file, or of none, keep their layers' names (``raw U-Net cells
+    [2]``, the result made beside one painted into)."""
+    names = [export.file_name or export.name for export in exports]
+    for name in {name for name in names if names.count(name) > 1}:
+        group = [i for i, taken in enumerate(names) if taken == name]
+        tags = _told_apart([exports[i].source for i in group])
+        for i, tag in zip(group, tags, strict=True):
+            names[i] = exports[i].name if tag is None else " ".join(filter(None, (tag, name)))
+    return names
+
+
+def _told_apart(sources: Sequence[str | None]) -> list[str | None]:
+    """What tells each file of ``sources`` from the others: the folders below the root
+    and the stem where the files differ, nearest first, as many as it takes (``set2`` for
+    ``set2/raw.tif`` beside ``set1/raw.tif``), at least its stem; ``""`` for no file;
+    ``None`` for a file listed twice however it is spelt, or no file listed twice."""
+    from ..roles import same_file
+    from .tiff import file_stem
+
+    keys: list[str | None] = []  # each source as its file was first spelt
+    for source in sources:
+        keys.append(next((key for key in keys if same_file(key, source)), source))
+    files = [file for file in dict.fromkeys(keys) if file is not None]
+    parts = [[*Path(os.path.abspath(file)).parent.parts[1:], file_stem(file)] for file in files]
+    tags: list[list[str]] = [[] for _ in files]
+    for level in range(1, max(map(len, parts), default=0) + 1):
+        if len({tuple(tag) for tag in tags}) == len(tags):
+            break
+        here = [path[-level] if level <= len(path) else "" for path in parts]
+        if len(set(here)) > 1:  # a level every file shares tells none apart
+            for tag, part in zip(tags, here, strict=True):
+                tag.insert(0, part)
+    told = {
+        file: " ".join(filter(None, tag)) or file_stem(file)
+        for file, tag in zip(files, tags, strict=True)
+    }
+    return [None if keys.count(key) > 1 else told.get(key, "") for key in keys]
+
+
+def _planned(export, base, folder, formats, objects_csv, coco_json) -> _Plan:
+    """Where ``export`` goes, its files named after ``base``. A stack in a format of one 2D
+    image per file (PNG) is written frame by frame (``cells_P0.png``, ``cells_P1.png`` …),
+    the frames it made only."""
     shape = np.shape(export.labels)
     # A single image saved with an axis of one ((1, Y, X)) is one PNG, named as a 2-D one.
     by_frame = "png" in formats and int(np.prod(shape[:-2])) > 1
@@ -821,7 +883,7 @@ def _planned(export, folder, formats, objects_csv, coco_json) -> _Plan:
     endings += [f"_{name}.png" for name in list(names.values())[-1:]] + tables
     endings.append("_provenance.json")
     room = NAME_BYTES - max(len(ending.encode()) for ending in endings)
-    stem = safe_file_name(export.name, room)
+    stem = safe_file_name(base, room)
     images = []
     for fmt in formats:
         if fmt == "png" and by_frame:
