@@ -638,7 +638,7 @@ def test_two_fields_of_one_layout_are_exported_under_their_own_names(tmp_path):
     import pandas as pd
     from napari.layers import Image, Labels
 
-    from napari_cytomask.io.export import from_layer
+    from napari_cytomask.io.export import check_export, from_layer
     from napari_cytomask.io.layers import result_metadata
 
     def field(folder, name, value):
@@ -663,8 +663,21 @@ def test_two_fields_of_one_layout_are_exported_under_their_own_names(tmp_path):
     assert prov["source"] == str(tmp_path / "set2" / "raw.tif")
     assert prov["layer"] == "raw [1] U-Net cells"
     # Alone, the second field's cells keep the name the first's have, without the number.
-    written = export_labels([from_layer(cells2, images)], tmp_path / "alone")
+    alone = tmp_path / "alone"
+    written = export_labels([from_layer(cells2, images)], alone)
     assert written[0].name == "raw U-Net cells.tif"
+    # The first field exported later into that folder is not asked to replace the
+    # second's files: named after its own folder, both stay.
+    check_export([from_layer(cells1, images)], alone)
+    written = export_labels([from_layer(cells1, images)], alone)
+    assert written[0].name == "set1 raw U-Net cells.tif"
+    assert sorted(p.name for p in alone.glob("*.tif")) == [
+        "raw U-Net cells.tif", "set1 raw U-Net cells.tif"
+    ]  # fmt: skip
+    assert (pd.read_csv(alone / "raw U-Net cells_objects.csv")["mean_raw"] == 20).all()
+    # Its own earlier export is still one to replace.
+    with pytest.raises(FileExistsError):
+        check_export([from_layer(cells2, images)], alone)
 
 
 @pytest.mark.parametrize(

@@ -676,10 +676,18 @@ def _known(formats: Sequence[str] | str) -> list[str]:
 
 def _plans(exports, folder, formats, objects_csv, coco_json, overwrite, inputs):
     """Each export with the files it writes, once every check that needs no pixels passed."""
-    plans = [
-        (export, _planned(export, base, folder, formats, objects_csv, coco_json))
-        for export, base in zip(exports, _file_names(exports), strict=True)
-    ]
+    from ..roles import same_file
+
+    plans = []
+    for export, base in zip(exports, _file_names(exports), strict=True):
+        plan = _planned(export, base, folder, formats, objects_csv, coco_json)
+        # Another file's export of that name in the folder (set1's, before set2's) is not
+        # this one's earlier export: named after what tells the files apart, it stays.
+        earlier = _earlier_record(plan.provenance).get("source")
+        if isinstance(earlier, str) and export.source and not same_file(earlier, export.source):
+            tag = _told_apart([earlier, export.source])[1]
+            plan = _planned(export, f"{tag} {base}", folder, formats, objects_csv, coco_json)
+        plans.append((export, plan))
     own = [path for _, plan in plans for path in plan.files if one_of(path, inputs)]
     if own:
         raise ValueError(
@@ -763,12 +771,18 @@ def _export_into(
     return written
 
 
+def _earlier_record(provenance_file: Path) -> dict:
+    """An earlier export's provenance (empty when there is none or it cannot be read)."""
+    try:
+        record = json.loads(provenance_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
 def _outputs_of(provenance_file: Path) -> list[str]:
     """The files an earlier export's provenance lists (none when it cannot be read)."""
-    try:
-        outputs = json.loads(provenance_file.read_text(encoding="utf-8")).get("outputs")
-    except (OSError, ValueError, AttributeError):
-        return []
+    outputs = _earlier_record(provenance_file).get("outputs")
     if not isinstance(outputs, list):
         return []
     # Plain names in the folder only: the file may have been edited or come from elsewhere.
