@@ -488,6 +488,42 @@ def test_an_open_dock_follows_a_new_result_unless_a_prediction_was_picked(
     assert _pair(dock) == ("phase U-Net cells", "mask")
 
 
+def test_an_open_dock_follows_a_run_written_into_an_earlier_result(
+    make_napari_viewer_proxy, qtbot, tmp_path
+):
+    """A scan segmented again into its earlier result (same name) while the dock showed
+    another scan's cells: no layer was added, and the dock kept the other cells."""
+    from napari_cytomask.io.layers import record_written
+
+    viewer = make_napari_viewer_proxy()
+    _open_scans(viewer, tmp_path / "set1.tif", tmp_path / "set2.tif")
+    first = _segment(viewer, "phase")
+    dock = MetricsDock(viewer)
+    qtbot.addWidget(dock)
+    second = _segment(viewer, "phase [1]")
+    assert _pair(dock) == ("phase [1] U-Net cells", "mask [1]")
+
+    def run_again(layer, cells) -> None:
+        layer.data = cells  # as the steps write a run into the layer of its name
+        record_written(layer)
+
+    # New cells (the first cell missed), checked against their own scan's mask.
+    run_again(first, np.where(first.data == 1, 0, first.data))
+    assert _pair(dock) == ("phase U-Net cells", "mask")
+    qtbot.waitUntil(lambda: _cell(dock, "False negatives") == "1", timeout=10_000)
+    # The same cells again are a run too; another metadata change is none.
+    run_again(second, second.data.copy())
+    assert _pair(dock) == ("phase [1] U-Net cells", "mask [1]")
+    first.metadata = {**first.metadata, "note": "checked"}
+    assert _pair(dock) == ("phase [1] U-Net cells", "mask [1]")
+    # A prediction picked by hand stays.
+    index = dock.prediction_combo.findText("phase U-Net cells")
+    dock.prediction_combo.setCurrentIndex(index)
+    dock.prediction_combo.activated.emit(index)
+    run_again(second, second.data.copy())
+    assert _pair(dock) == ("phase U-Net cells", "mask")
+
+
 def test_cells_of_a_scan_without_ground_truth_do_not_break_the_pair(
     make_napari_viewer_proxy, qtbot, tmp_path, labels
 ):

@@ -226,6 +226,9 @@ class MetricsDock(StepWidget, QWidget):
         #: The prediction the user picked: kept when a step makes a new result, as a
         #: default would not be.
         self._picked_prediction: int | None = None
+        #: What a step last wrote into each layer (its ``written`` record, by unique id): a
+        #: new record is a run that wrote into a result already open (:meth:`_rewritten`).
+        self._written: dict[int, dict | None] = {}
 
         self.prediction_combo = QComboBox()
         self.prediction_combo.setToolTip(
@@ -327,6 +330,8 @@ class MetricsDock(StepWidget, QWidget):
 
         layers = self.viewer.layers.events
         layers.inserted.connect(self._layer_inserted)
+        for layer in self._candidates():
+            self._watch_writes(layer)
         for event in (layers.removed, layers.moved, layers.renamed):
             event.connect(self._refresh_layers)
         self._refresh_layers()
@@ -420,25 +425,53 @@ class MetricsDock(StepWidget, QWidget):
         ]
 
     def _layer_inserted(self, event) -> None:
-        """Check a new result a step made with its own scan's ground truth, when there is
-        one (or nothing is checked yet): a pair the user set up is not traded for cells
-        with no ground truth of their own. Any other new layer only joins the lists."""
+        """Check a new result a step made (:meth:`_follows`); any other new layer only joins
+        the lists."""
         layer = event.value
-        made = isinstance(layer, Labels) and is_result(layer) and not is_highlight(layer)
-        gt = self.ground_truth_layer
-        if made and (
-            gt is None
-            or lies_with(gt, layer, scans := scan_files(self.viewer.layers))
-            or source_of(layer) in self._picked_truth
-            or _own_truths(self._candidates(), layer, scans)
-        ):
+        if isinstance(layer, Labels) and not is_highlight(layer):
+            self._watch_writes(layer)
+        if self._follows(layer):
             self.set_prediction(layer)
         else:
             self._refresh_layers()
 
+    def _follows(self, layer) -> bool:
+        """Whether to check ``layer``, cells a step has just made, with its own scan's ground
+        truth: when there is one (or nothing is checked yet), as a pair the user set up is
+        not traded for cells with no ground truth of their own."""
+        made = isinstance(layer, Labels) and is_result(layer) and not is_highlight(layer)
+        gt = self.ground_truth_layer
+        return made and bool(
+            gt is None
+            or lies_with(gt, layer, scans := scan_files(self.viewer.layers))
+            or source_of(layer) in self._picked_truth
+            or _own_truths(self._candidates(), layer, scans)
+        )
+
+    def _watch_writes(self, layer: Labels) -> None:
+        self._written[layer.unique_id] = layer_info(layer).get("written")
+        layer.events.metadata.connect(self._rewritten)
+
+    def _rewritten(self, event) -> None:
+        """Check cells a step wrote into a result already open (a run again under its
+        name, :func:`~._layers.result_slot`) as a new result is: no layer is added, so
+        only its record says so. Every write records anew, even of the same cells
+        (:func:`~napari_cytomask.io.layers.record_written`); other metadata changes carry
+        the record over. A layer compared already stays on its side: its data events
+        recompute."""
+        layer = event.source
+        written = layer_info(layer).get("written")
+        if written is None or written is self._written.get(layer.unique_id):
+            return
+        self._written[layer.unique_id] = written
+        shown = (self.prediction_combo.currentData(), self.ground_truth_combo.currentData())
+        if layer.unique_id not in shown and self._follows(layer):
+            self.set_prediction(layer)
+
     def _refresh_layers(self, event=None) -> None:
         candidates = self._candidates()
         uids = [layer.unique_id for layer in candidates]
+        self._written = {uid: w for uid, w in self._written.items() if uid in uids}
         previous = (self.prediction_combo.currentData(), self.ground_truth_combo.currentData())
         pred, gt = previous
         if gt not in uids:
