@@ -423,3 +423,48 @@ def test_a_local_checkpoint_gets_the_configuration_it_belongs_to(
     widget.use_checkpoint("/mine/finetuned.pt")  # a file of its own: the choice stays
     assert widget.config.currentText() == "facebook/sam2-hiera-large"
     assert "choose its configuration" in widget.status.text()
+
+
+def test_another_model_chosen_takes_back_the_error_of_the_one_that_failed_to_load(
+    make_napari_viewer_proxy, qtbot, monkeypatch, tmp_path
+):
+    """Offline, a Hugging Face id failed to download; choosing a local checkpoint, as the
+    message advises, left the download error on screen until the next run. An error about
+    the model chosen now stays, and so does what a running run says."""
+    from napari_cytomask._qt import _live, sam2_widget
+    from napari_cytomask.models import sam2_models
+    from napari_cytomask.models.checkpoint import CheckpointError
+
+    def offline(model_id):
+        raise sam2_models.ModelNotDownloaded(f"{model_id} is not downloaded yet")
+
+    def unreadable(config, *, checkpoint, device):
+        raise CheckpointError(f"{checkpoint} holds no SAM2 weights")
+
+    monkeypatch.setattr(sam2_models, "download_checkpoint", offline)
+    monkeypatch.setattr(sam2_models, "build_sam2_model", unreadable)
+    monkeypatch.setattr(_live, "show_error", lambda message: None)
+    viewer = make_napari_viewer_proxy()
+    viewer.add_image(image(), name="phase")
+    widget = Sam2Widget(viewer)
+    qtbot.addWidget(widget)
+    widget.device.setCurrentText("cpu")
+    copied = str(tmp_path / "sam2.1_hiera_tiny.pt")
+    widget.checkpoint.setText(copied)  # chosen in an earlier session
+
+    widget.segment()
+    qtbot.waitUntil(lambda: not widget.runner.busy, timeout=10000)
+    assert "not downloaded yet" in widget.status.text()
+    widget.model.setCurrentText(sam2_widget.LOCAL)
+    assert widget.status.text() == ""
+
+    widget.segment()
+    widget.model.setCurrentText(sam2_widget.DEFAULT_MODEL)  # while it runs
+    widget.model.setCurrentText(sam2_widget.LOCAL)
+    assert widget.status.text().startswith("Loading the model")
+    qtbot.waitUntil(lambda: not widget.runner.busy, timeout=10000)
+    assert "holds no SAM2 weights" in widget.status.text()
+    widget.checkpoint.setText(f' "{copied}" ')  # the same file, pasted with quotes
+    assert "holds no SAM2 weights" in widget.status.text()
+    widget.config.setCurrentText("facebook/sam2.1-hiera-small")  # another model
+    assert widget.status.text() == ""

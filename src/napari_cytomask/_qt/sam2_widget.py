@@ -238,8 +238,18 @@ def _slider(minimum, maximum, step, value, tooltip):
     return slider
 
 
-def _describe_error(source: str, err: Exception) -> str:
-    """What went wrong and what to do; a model that could not be fetched points to a file."""
+class _ModelNotLoaded(Exception):
+    """Carries the error of loading a run's model out of the run, with the choice it was
+    about (``(source, config)``, as :meth:`Sam2Widget.model_source` gives it)."""
+
+    def __init__(self, choice: tuple[str, str | None]):
+        super().__init__()
+        self.choice = choice
+
+
+def _describe_error(source: str | None, err: Exception) -> str:
+    """What went wrong and what to do; a model that could not be fetched points to a file.
+    ``source`` is the model that failed to load, None when the run failed otherwise."""
     text = failed(
         "SAM2",
         err,
@@ -283,7 +293,8 @@ class Sam2Widget(StepWidget, QWidget):
         self._planes: dict[str, tuple] = {}  # slot -> (lazy array, index, plane read)
         self._engine_lock = threading.Lock()
         self._asked = False
-        self._source = DEFAULT_MODEL
+        #: The model that failed to load last, ``(source, config)``, and the message said.
+        self._load_error: tuple[tuple[str, str | None], str] | None = None
         #: By result layer name: each position segmented into it, its result and settings.
         self._positions: dict[str, dict[tuple, tuple[Sam2Result, dict]]] = {}
 
@@ -296,7 +307,9 @@ class Sam2Widget(StepWidget, QWidget):
         )
         self.model.activated.connect(self._model_chosen)
         self.model.currentTextChanged.connect(self._show_local)
+        self.model.currentTextChanged.connect(self._model_changed)
         self.checkpoint = QLineEdit()
+        self.checkpoint.textChanged.connect(self._model_changed)
         self.checkpoint.setPlaceholderText("a SAM2 .pt checkpoint")
         self.checkpoint.setToolTip("The local SAM2 checkpoint file.")
         browse = QPushButton("Open…")
@@ -312,6 +325,7 @@ class Sam2Widget(StepWidget, QWidget):
         self.config.setCurrentText(DEFAULT_MODEL)
         self._last_id = DEFAULT_MODEL  # the Hugging Face id chosen last
         self.config.setToolTip("The model a local checkpoint belongs to (its configuration).")
+        self.config.currentTextChanged.connect(self._model_changed)
         self.device = QComboBox()
         self.device.addItems(available_devices())
         self.device.setToolTip("Where SAM2 runs; auto picks a GPU when there is one.")
@@ -434,7 +448,7 @@ class Sam2Widget(StepWidget, QWidget):
         self.runner = Runner(
             self._show,
             self.controls,
-            describe_error=lambda err: _describe_error(self._source, err),
+            describe_error=self._describe,
             delay_ms=150,
             parent=self,
         )
@@ -496,6 +510,21 @@ class Sam2Widget(StepWidget, QWidget):
         for field in (self._checkpoint_row, self.config):
             field.setVisible(local)
             self._top.labelForField(field).setVisible(local)
+
+    def _model_changed(self, *_) -> None:
+        """Take back the message of a model that failed to load once another is chosen: after
+        a failed download the dock still said so when a local checkpoint was chosen, as the
+        message advises. A message about the model chosen now stays, and so does what a
+        waiting or running run says."""
+        if self._load_error is None or self.runner.busy:
+            return
+        choice, message = self._load_error
+        try:
+            chosen = self.model_source()
+        except ValueError:  # a local checkpoint whose file is not given yet: another model
+            chosen = None
+        if chosen != choice and self.status.text() == message:
+            self.status.setText("")
 
     def _model_chosen(self, _index=None) -> None:
         if self.model.currentText() != LOCAL or self.checkpoint.text():
@@ -602,7 +631,6 @@ class Sam2Widget(StepWidget, QWidget):
             foreground = (resolution_level(fg_layer, fg_level)[0], isinstance(fg_layer, Labels))
             parameters["foreground"] = origin(fg_layer)
         source, config = step.model, step.config
-        self._source = source
         return dict(
             layer=layer,
             index=index,
@@ -668,7 +696,10 @@ class Sam2Widget(StepWidget, QWidget):
             fg = self._plane(data, index, "foreground")
             fg = _sample_like(fg, image.shape[:-1] if job["rgb"] else image.shape)
             foreground = fg > 0 if is_labels else fg
-        engine, model = self._engine(job["source"], job["device"], job["config"])
+        try:
+            engine, model = self._engine(job["source"], job["device"], job["config"])
+        except Exception as err:
+            raise _ModelNotLoaded((job["source"], job["config"])) from err
         result = yield from engine.segment_iter(
             image, job["params"], job["label_params"], rgb=job["rgb"], foreground=foreground
         )
@@ -702,6 +733,16 @@ class Sam2Widget(StepWidget, QWidget):
         self.status.setText("Loading the model and encoding the image…")
         self.runner.watch(self.viewer, job["layer"])
         self.runner.run_now(self._run, job)
+
+    def _describe(self, err: Exception) -> str:
+        """The message of a failure; that of a model that failed to load is remembered with
+        the model, for a new choice of model to take it back."""
+        self._load_error = None
+        if not isinstance(err, _ModelNotLoaded):
+            return _describe_error(None, err)
+        message = _describe_error(err.choice[0], err.__cause__)
+        self._load_error = (err.choice, message)
+        return message
 
     def cancel(self) -> None:
         """Stop the running segmentation now (its result is dropped)."""
