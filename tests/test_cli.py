@@ -853,6 +853,37 @@ def test_segment_and_export_keep_the_pixel_size(unet_checkpoint, tmp_path):
         assert kwargs["scale"] == pytest.approx((0.65, 0.65)) and kwargs["units"] == ("µm", "µm")
 
 
+@pytest.mark.parametrize("given", [None, 0.5], ids=["file's", "given"])
+def test_ome_zarr_labels_keep_the_pixel_size_and_their_own_name(given, unet_checkpoint, tmp_path):
+    """OME-Zarr labels of segment had a scale of 1 where its TIFF labels kept the image's
+    pixel size, and were named after the temporary folder they were filled in."""
+    from napari_cytomask.io.files import open_scan
+
+    image = np.random.default_rng(0).integers(0, 4000, (128, 128), dtype=np.uint16)
+    source = tmp_path / "cal.ome.tif"
+    tifffile.imwrite(source, image, metadata={"axes": "YX", "PhysicalSizeX": 0.65,
+                                              "PhysicalSizeY": 0.65})  # fmt: skip
+    segment = ["segment", str(source), "-m", str(unet_checkpoint(tile_size=128)), "-q",
+               "--scheduler", "synchronous", "--threads", "1"]  # fmt: skip
+    if given is not None:
+        segment += ["--pixel-size", str(given)]
+    assert main([*segment, "-o", str(tmp_path / "tiff")]) == 0
+    assert main([*segment, "-o", str(tmp_path / "zarr"), "--format", "ome-zarr"]) == 0
+    tiff = open_scan(tmp_path / "tiff" / "cal_unet_cells.tif")
+    size = given or 0.65
+    assert tiff.scale == pytest.approx((size, size)) and tiff.units == ("µm", "µm")
+    store = tmp_path / "zarr" / "cal_unet_cells.ome.zarr"
+    (image_metadata,) = json.loads((store / ".zattrs").read_text())["multiscales"]
+    assert image_metadata["name"] == "cal_unet_cells"
+    assert image_metadata["axes"] == [
+        {"name": "y", "type": "space", "unit": "micrometer"},
+        {"name": "x", "type": "space", "unit": "micrometer"},
+    ]
+    (dataset,) = image_metadata["datasets"]
+    (transform,) = dataset["coordinateTransformations"]
+    assert transform["type"] == "scale" and transform["scale"] == pytest.approx(tiff.scale)
+
+
 def test_relative_paths_become_absolute_for_workers_elsewhere(
     folders, unet_checkpoint, tmp_path, monkeypatch
 ):

@@ -314,7 +314,15 @@ def process(
 
         def fill(folder: Path) -> None:
             nonlocal run, n_cells
-            labels = create_labels(folder, shape, chunks=options.chunk_size)
+            # Filled under a temporary name: the image is named after the store it becomes,
+            # and keeps the pixel size the TIFF labels keep.
+            labels = create_labels(
+                folder,
+                shape,
+                chunks=options.chunk_size,
+                name=file_stem(output),
+                **geometry_of(scan, len(shape)),
+            )
             scratch = folder / "scratch"  # the probabilities; gone before the store is moved in
             scratch.mkdir()
             gen = segmenter.iter_run(

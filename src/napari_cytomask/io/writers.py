@@ -74,7 +74,8 @@ FORMATS: dict[str, LabelFormat] = {
     "ome-zarr": LabelFormat(
         "OME-Zarr",
         (OME_ZARR_SUFFIX,),
-        "OME-Zarr store written chunk by chunk, for images larger than memory.",
+        "OME-Zarr store with the pixel size, written chunk by chunk, for images larger than "
+        "memory.",
         chunked=True,
     ),
 }
