@@ -265,6 +265,25 @@ def test_split_step_runs_the_watershed_split(unet_file, scan):
     np.testing.assert_array_equal(labels, expected)
 
 
+def test_the_split_step_seeds_cells_over_the_shape_of_the_pixels(unet_file, monkeypatch):
+    """With pixels of 0.87 x 0.435 µm, the split counted distances in rows and columns:
+    two round cells touching along Y stayed one cell."""
+    yy, xx = np.mgrid[:96, :160]
+    yy, xx = (yy - 48) * 0.87, (xx - 80) * 0.435
+    merged = ((np.abs(yy) - 6) ** 2 + xx**2 < 10**2).astype(np.uint8)  # centres 12 µm apart
+
+    def unet(self, channels, labels_out, scratch, chunk_size, kwargs):
+        return merged, None  # the U-Net's cells: the two as one
+        yield
+
+    monkeypatch.setattr(Segmenter, "_unet", unet)
+    preset = Preset(unet=UNetStep(model=str(unet_file)), split={"params": {}, "cleanup": {}})
+    segmenter = Segmenter(preset, "cpu")
+    labels = drain(segmenter.iter_segment([merged], pixel_size_um=(0.87, 0.435)))
+    assert labels.max() == 2 and labels[48 - 12, 80] != labels[48 + 12, 80]
+    assert drain(segmenter.iter_segment([merged])).max() == 1  # over square pixels: one
+
+
 def test_a_preset_is_read_as_utf8_whatever_the_locale(tmp_path):
     """Under a locale that is not UTF-8, a preset holding "ü" (a model in "Modelle für
     HeLa") was refused as not JSON."""

@@ -506,6 +506,7 @@ class Segmenter:
                 cleanup=self.preset.split.get("cleanup"),
                 chunk_size=chunk_size,
                 out=labels_out if labels is not labels_out else None,
+                spacing=pixel_size_um,
             )
             labels = yield from _as_progress("split", gen)
         if labels_out is not None and labels is not labels_out:

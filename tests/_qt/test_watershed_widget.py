@@ -656,6 +656,32 @@ def test_a_threshold_is_suggested_from_the_numbers_of_the_frame_on_show(
 
 
 @pytest.mark.gui
+def test_cells_are_split_over_the_shape_of_the_inputs_pixels(make_napari_viewer_proxy, qtbot):
+    """Over 0.87 x 0.435 µm pixels, two round cells touching along Y were one cell: the
+    distances were counted in rows and columns. The distance rows say what they count."""
+    viewer = make_napari_viewer_proxy()
+    yy, xx = np.mgrid[:96, :160]
+    yy, xx = (yy - 48) * 0.87, (xx - 80) * 0.435
+    cells = (np.abs(yy) - 6) ** 2 + xx**2 < 10**2  # cells of 10 µm, centres 12 µm apart
+    mask = viewer.add_image(
+        cells.astype(np.float32), name="mask", scale=(0.87, 0.435), units=("µm", "µm")
+    )
+    widget = WatershedWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.live.setChecked(False)
+    widget.mode.setCurrentIndex(widget.mode.findData("foreground"))
+    label = widget._rows["min_distance"][0]
+    assert label.text() == "Minimum seed distance (px of 0.435 µm)"
+    assert widget.min_distance.accessibleName() == label.text()
+    widget.apply()
+    qtbot.waitUntil(lambda: "Done" in widget.status.text(), timeout=15000)
+    found = viewer.layers["mask instances"].data
+    assert found.max() == 2 and (found[:48] != found[48:].max()).all()  # above and below
+    mask.scale = (0.435, 0.435)  # a pixel size typed in step 1 makes them square
+    assert label.text() == "Minimum seed distance (px)"
+
+
+@pytest.mark.gui
 def test_splitting_cells_drawn_through_z_planes_says_they_are_split_plane_by_plane(
     make_napari_viewer_proxy, qtbot, truth
 ):

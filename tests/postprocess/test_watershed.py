@@ -391,6 +391,61 @@ def test_compactness_moves_the_border_from_the_neck_to_the_midpoint_of_the_seeds
     assert small_compact > small_classic + 40
 
 
+def round_cells(pixel, radius, apart, axis, shape=(96, 160)):
+    """Two round cells of ``radius`` µm, their centres ``apart`` µm along ``axis`` (0: Y,
+    1: X), drawn over pixels ``pixel`` (Y, X) µm in size; ids 1 and 2."""
+    yy, xx = np.mgrid[: shape[0], : shape[1]].astype(np.float64)
+    yy, xx = (yy - shape[0] / 2) * pixel[0], (xx - shape[1] / 2) * pixel[1]
+    along = yy if axis == 0 else xx
+    across = xx if axis == 0 else yy
+    near = (np.abs(along) - apart / 2) ** 2 + across**2 < radius**2  # of the nearer centre
+    return np.where(near, np.where(along < 0, 1, 2), 0).astype(np.uint8)
+
+
+def same_cells(found, truth):
+    """Each cell of ``truth`` found, and no other (IoU 0.9: a pixel or two of the border
+    between touching cells may go either way)."""
+    return matching(truth, found, thresh=0.9).f1 == 1
+
+
+def test_cells_are_seeded_over_the_shape_of_their_pixels():
+    """Over 0.87 x 0.435 µm pixels, distances counted in rows and columns merged two round
+    cells touching along Y (one cell) and split two touching along X in four with peaks."""
+    pixel = (0.87, 0.435)
+    stacked = round_cells(pixel, 10, 12, axis=0)  # touching along the pixels' long side
+    side_by_side = round_cells(pixel, 12, 16, axis=1)
+    for truth, options in (
+        (stacked, {}),
+        (stacked, {"marker_dilation": 2}),
+        (side_by_side, {"markers": "peaks"}),
+    ):
+        for cells in (
+            foreground_to_instances(truth > 0, spacing=pixel, **options),
+            split_labels(truth > 0, spacing=pixel, **options),
+            run_watershed("foreground", truth > 0, params=options, spacing=pixel),
+            run_watershed("split", (truth > 0).view(np.uint8), params=options, spacing=pixel),
+        ):
+            assert same_cells(cells, truth), options
+    # The interior/boundary maps seed their own cells: the pixels' shape is not asked for.
+    assert same_cells(run_watershed("interior_boundary", *maps(stacked), spacing=pixel),
+                      stacked)  # fmt: skip
+    with pytest.raises(ValueError, match="two positive numbers"):
+        foreground_to_instances(stacked > 0, spacing=(0.0, 0.435))
+
+
+def test_square_pixels_of_any_size_are_seeded_as_pixels():
+    """Distances count pixels of the shorter side: square pixels give what they gave."""
+    truth = round_cells((0.435, 0.435), 10, 12, axis=0)
+    for options in ({}, {"markers": "peaks"}, {"marker_erosion": 1, "marker_dilation": 2}):
+        for run in (foreground_to_instances, split_labels):
+            expected = run(truth > 0, **options)
+            np.testing.assert_array_equal(run(truth > 0, spacing=(0.435, 0.435), **options),
+                                          expected)  # fmt: skip
+            np.testing.assert_array_equal(run(truth > 0, spacing=(-2.0, 2.0), **options),
+                                          expected)  # fmt: skip
+    assert same_cells(foreground_to_instances(truth > 0), truth)
+
+
 def test_min_distance_sets_how_far_apart_peaks_are():
     """Without it, ``min_distance`` could be ignored for ``markers="peaks"``."""
     from scipy import ndimage as ndi

@@ -29,6 +29,7 @@ from ..io.layers import (
     looks_fluorescent,
     looks_transmitted,
     origin,
+    pixel_size_um,
     record_written,
     result_metadata,
     single_value,
@@ -62,6 +63,20 @@ def _spin(value, lo, hi, tip, step=1, decimals=None):
 #: What each seeding method reads as in the drop-down.
 _MARKER_TEXT = {"h_maxima": "maxima h high", "peaks": "peaks apart"}
 
+#: The settings measured along the distance to the background, by their rows' names; the
+#: unit follows the input (:func:`_distance_unit`).
+_DISTANCE_ROWS = {
+    "min_distance": "Minimum seed distance",
+    "marker_erosion": "Shrink seeds by",
+    "marker_dilation": "Grow seeds by",
+}
+
+#: What the distance settings count where pixels are not square.
+_SHORTER_SIDE = (
+    " Where the input's pixels are not square (its Y and X scale differ), distances are "
+    "measured across their shape and counted in pixels of their shorter side."
+)
+
 
 class WatershedWidget(StepWidget, QWidget):
     """Turn a probability map, interior/boundary maps or labels into separated cells.
@@ -88,6 +103,7 @@ class WatershedWidget(StepWidget, QWidget):
         self._applying_now = False  # whether the runner's work is an Apply, not a preview
         self._pending = None  # a new input handed over during an Apply, for after it
         self._user_picked = False  # an input chosen by hand stays when new cells come
+        self._measured = None  # the input whose pixel size the distance rows name
 
         self.mode = QComboBox()
         for key, text in MODES.items():
@@ -129,12 +145,16 @@ class WatershedWidget(StepWidget, QWidget):
             "above their saddle (h_maxima on the command line), or peaks at least the "
             "minimum distance apart (peaks)."
         )
-        self.h = _spin(5.0, 0.1, 100, "Raise to split less (in pixels of distance).", 0.5, 1)
-        self.min_distance = _spin(
-            7, 1, 500, "Smallest distance between peaks: about a cell radius."
+        self.h = _spin(
+            5.0, 0.1, 100, "Raise to split less (in pixels of distance)." + _SHORTER_SIDE, 0.5, 1
         )
-        self.marker_erosion = _spin(0, 0, 50, "Erode markers by this radius (drops tiny ones).")
-        self.marker_dilation = _spin(0, 0, 50, "Grow markers by this radius.")
+        self.min_distance = _spin(
+            7, 1, 500, "Smallest distance between peaks: about a cell radius." + _SHORTER_SIDE
+        )
+        self.marker_erosion = _spin(
+            0, 0, 50, "Erode markers by this radius (drops tiny ones)." + _SHORTER_SIDE
+        )
+        self.marker_dilation = _spin(0, 0, 50, "Grow markers by this radius." + _SHORTER_SIDE)
         self.compactness = _spin(
             0.0, 0, 10, "0: classic watershed; larger: more regular cells.", 0.001, 4
         )
@@ -152,9 +172,9 @@ class WatershedWidget(StepWidget, QWidget):
             ("threshold", "Threshold", self.threshold),
             ("markers", "Seeds from", self.markers),
             ("h", "Minimum peak height (h)", self.h),
-            ("min_distance", "Minimum seed distance (px)", self.min_distance),
-            ("marker_erosion", "Shrink seeds by (px)", self.marker_erosion),
-            ("marker_dilation", "Grow seeds by (px)", self.marker_dilation),
+            ("min_distance", f"{_DISTANCE_ROWS['min_distance']} (px)", self.min_distance),
+            ("marker_erosion", f"{_DISTANCE_ROWS['marker_erosion']} (px)", self.marker_erosion),
+            ("marker_dilation", f"{_DISTANCE_ROWS['marker_dilation']} (px)", self.marker_dilation),
             ("interior_threshold", "Interior threshold", self.interior_threshold),
             ("min_marker_size", "Minimum seed size (px)", self.min_marker_size),
             ("min_fragment", "Merge pieces smaller than (px)", self.min_fragment),
@@ -236,6 +256,7 @@ class WatershedWidget(StepWidget, QWidget):
         self.viewer.dims.events.current_step.connect(self._follow)
         self._mode_changed()
         self._name_the_buttons()
+        self._name_the_units()
         self.bind_keys()
         # Opened after segmenting, or open while cells are segmented, the dock splits the
         # newest cells: its first mode took the phase image as a foreground map, whose
@@ -325,8 +346,28 @@ class WatershedWidget(StepWidget, QWidget):
 
     def _input_changed(self, *_) -> None:
         self._name_the_buttons()
+        self._name_the_units()
         self._suggest_threshold()
         self._follow()
+
+    def _name_the_units(self, *_) -> None:
+        """The distance rows name what they count: pixels, or for an input whose pixels
+        are not square, pixels of their shorter side; again when its pixel size changes
+        (typed in step 1)."""
+        layer = self.input.layer()
+        if layer is not self._measured:
+            if self._measured is not None:
+                self._measured.events.scale.disconnect(self._name_the_units)
+            if layer is not None:
+                layer.events.scale.connect(self._name_the_units)
+            self._measured = layer
+        unit = _distance_unit(layer)
+        for name, text in _DISTANCE_ROWS.items():
+            label, widget = self._rows[name]
+            label.setText(f"{text} ({unit})")
+            for part in (widget, *widget.findChildren(QWidget)):
+                if part.accessibleName():  # named after the row for screen readers
+                    part.setAccessibleName(label.text())
 
     def _name_the_buttons(self) -> None:
         """Frames are named only for an input that has them."""
@@ -574,6 +615,7 @@ class WatershedWidget(StepWidget, QWidget):
             index,
             metadata,
             np.ndim(arrays[0]) - 2 - frame_axes(layer.axis_labels),
+            _spacing(layer),
         )
 
     def cancel(self) -> None:
@@ -612,6 +654,27 @@ class WatershedWidget(StepWidget, QWidget):
             )
         layer.metadata = {**layer.metadata, **metadata}
         return layer
+
+
+def _spacing(layer) -> tuple[float, float] | None:
+    """The (Y, X) size of ``layer``'s pixels (its scale) where they are not square, else
+    None. The result is drawn over the input's pixels, so the cells are split as they are
+    shown: the shape, not the unit, is what counts."""
+    y, x = (abs(float(size)) for size in layer.scale[-2:])
+    return None if y == x else (y, x)
+
+
+def _distance_unit(layer) -> str:
+    """What the distance settings count for ``layer`` (or None): "px", or where its pixels
+    are not square, pixels of their shorter side ("px of 0.435 µm", or "X px" for a layer
+    whose scale is in no length)."""
+    spacing = None if layer is None else _spacing(layer)
+    if spacing is None:
+        return "px"
+    size = pixel_size_um(layer.scale, layer.units)
+    if size is not None:
+        return f"px of {min(size):.3g} µm"
+    return f"{'Y' if spacing[0] < spacing[1] else 'X'} px"
 
 
 def _segmented(layer) -> bool:
@@ -672,12 +735,13 @@ def _any_cells(labels) -> bool:
     return any(np.asarray(labels[i]).any() for i in np.ndindex(labels.shape[:-2]))
 
 
-def _watershed_job(method, arrays, params, cleanup, source, name, index, metadata, volume):
+def _watershed_job(method, arrays, params, cleanup, source, name, index, metadata, volume, spacing):
     """Worker body: the frame at ``index`` (a preview), or every frame (``index`` None).
 
     The ``source`` layer (carried, never read here) and ``metadata``, the record of the
     settings this run used, come back with the labels, and a note on cells split plane by
-    plane (``volume``: the input's axes that make one volume with Y and X).
+    plane (``volume``: the input's axes that make one volume with Y and X). ``spacing``:
+    the shape of the input's pixels (:func:`_spacing`).
     """
     if index is not None:
         arrays = [np.asarray(arr[index]) for arr in arrays]
@@ -689,7 +753,12 @@ def _watershed_job(method, arrays, params, cleanup, source, name, index, metadat
         )
     big = index is None and max(arrays[0].shape[-2:]) > 4096
     labels = yield from iter_watershed(
-        method, *arrays, params=params, cleanup=cleanup, chunk_size=2048 if big else None
+        method,
+        *arrays,
+        params=params,
+        cleanup=cleanup,
+        chunk_size=2048 if big else None,
+        spacing=spacing,
     )
     note = ""
     if method == "split" and index is None:  # read here, off the GUI thread, like the check

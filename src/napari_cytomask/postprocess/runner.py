@@ -37,6 +37,10 @@ WATERSHED_METHODS: dict[str, tuple[Callable[..., np.ndarray], tuple[str, ...]]] 
     "split": (split_labels, ("labels to split",)),
 }
 
+#: The methods that seed cells by the distance to the background, which depends on the
+#: shape of the pixels (their ``spacing``); the interior/boundary maps seed their own.
+DISTANCE_METHODS = ("foreground", "split")
+
 Progress = tuple[int, int]
 
 #: Clean-up applied unless told otherwise: holes filled and objects below 16 pixels
@@ -47,8 +51,10 @@ Progress = tuple[int, int]
 DEFAULT_CLEANUP: dict[str, object] = {"fill": True, "min_area": 16}
 
 
-def _frame_labels(method, frames, params, cleanup, *, exclude_border, origin=(0, 0)):
+def _frame_labels(method, frames, params, cleanup, *, exclude_border, spacing, origin=(0, 0)):
     func, _ = WATERSHED_METHODS[method]
+    if method in DISTANCE_METHODS and spacing is not None:
+        params = {**params, "spacing": spacing}
     labels = func(*frames, **params, origin=origin)
     return clean_labels(labels, **cleanup, exclude_border=exclude_border, relabel_ids=True)
 
@@ -93,6 +99,7 @@ def iter_watershed(
     overlap: int = 256,
     out=None,
     stack_ids: Literal["unique", "per_frame"] = "unique",
+    spacing: tuple[float, float] | None = None,
 ) -> Generator[Progress, None, np.ndarray]:
     """Instance labels of a 2D image or stack, yielding ``(done, total)`` after each frame or chunk.
 
@@ -125,6 +132,12 @@ def iter_watershed(
         signed integers); by default a numpy array in the smallest unsigned dtype.
     stack_ids
         ``"unique"``: ids unique across the stack; ``"per_frame"``: 1..N in each frame.
+    spacing
+        The (Y, X) size of the pixels (an image's pixel size, in any unit), for the
+        methods that seed cells by the distance to the background
+        (:data:`DISTANCE_METHODS`): where they are not square, distances are measured
+        over their shape, in pixels of their shorter side (see
+        :func:`~.foreground_to_instances`). None: square pixels.
 
     Returns
     -------
@@ -165,7 +178,9 @@ def iter_watershed(
             next_id = 0
         if not chunked:
             data = [np.asarray(arr[frame]) for arr in inputs]
-            labels = _frame_labels(method, data, params, cleanup, exclude_border=exclude_border)
+            labels = _frame_labels(
+                method, data, params, cleanup, exclude_border=exclude_border, spacing=spacing
+            )
             count = int(labels.max(initial=0))
             _check_room(next_id + count, limit)
             out[frame] = np.where(labels > 0, labels.astype(out.dtype) + next_id, 0)
@@ -182,6 +197,7 @@ def iter_watershed(
                 params,
                 cleanup,
                 exclude_border=False,
+                spacing=spacing,
                 origin=(win_r.start, win_c.start),
             )
             keep = _anchored(labels, core_r, core_c, win_r, win_c)

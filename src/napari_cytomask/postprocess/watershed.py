@@ -12,6 +12,12 @@ Three ways in, matching what a segmentation model or a user provides:
 :func:`instances_to_interior_boundary` makes the 3-class training target from
 instance labels. All functions here take one 2D frame; stacks, large images and
 clean-up are handled by :func:`napari_cytomask.postprocess.run_watershed`.
+
+Distances (the distance map, ``h``, ``min_distance``, the growing and shrinking of
+seeds) count pixels. Over pixels that are not square (``spacing``, e.g. 0.87 µm tall
+and 0.435 µm wide) they are measured across the pixels' shape and counted in pixels of
+their shorter side, so a round cell is round to them, and square pixels of any size
+give the cells they gave.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from typing import Literal
 
 import numpy as np
 from scipy import ndimage as ndi
+from scipy.spatial import cKDTree
 from skimage.feature import peak_local_max
 from skimage.measure import label as label_regions
 from skimage.morphology import disk, h_maxima
@@ -125,15 +132,53 @@ def _label_unseeded(labels: np.ndarray, fg: np.ndarray) -> None:
         labels[rest] = extra[rest] + start
 
 
-def _adjust_markers(markers: np.ndarray, fg: np.ndarray, erosion: int, dilation: int) -> np.ndarray:
+def _sampling(spacing) -> tuple[float, float] | None:
+    """A pixel's (Y, X) size in lengths of its shorter side, from its size ``spacing`` in
+    any unit; None for square pixels, or none given, whose distances count pixels as
+    they always did.
+
+    The ratio is rounded to 6 decimals: sizes written as decimals (0.87 and 0.435)
+    then make whole ratios (2, not 2.0000000000000004), and a radius of whole pixels
+    reaches the pixels it should.
+    """
+    if spacing is None:
+        return None
+    sizes = np.abs(np.asarray(spacing, dtype=np.float64))
+    if sizes.shape != (2,) or not np.all(np.isfinite(sizes) & (sizes > 0)):
+        raise ValueError(
+            f"spacing must be the (Y, X) size of a pixel, two positive numbers; got {spacing!r}."
+        )
+    if sizes[0] == sizes[1]:
+        return None
+    y, x = (round(float(size), 6) for size in sizes / sizes.min())
+    return y, x
+
+
+def _disk(radius: int, sampling: tuple[float, float] | None) -> np.ndarray:
+    """The pixels within ``radius`` (in pixels of the shorter side) of the centre one:
+    skimage's disk for square pixels, fewer rows than columns for pixels taller than wide."""
+    if sampling is None:
+        return disk(radius)
+    rows, cols = (int(radius / size) for size in sampling)
+    y, x = np.ogrid[-rows : rows + 1, -cols : cols + 1]
+    return (y * sampling[0]) ** 2 + (x * sampling[1]) ** 2 <= radius**2
+
+
+def _adjust_markers(
+    markers: np.ndarray,
+    fg: np.ndarray,
+    erosion: int,
+    dilation: int,
+    sampling: tuple[float, float] | None,
+) -> np.ndarray:
     if erosion > 0:
-        kept = ndi.binary_erosion(markers > 0, disk(erosion))
+        kept = ndi.binary_erosion(markers > 0, _disk(erosion, sampling))
         markers = np.where(kept, markers, 0)
     if dilation > 0:
         # expand_labels never merges touching markers, unlike a plain dilation; but it
         # grows across background, so only the grown pixels joined to their own seed
         # within the foreground are kept (not a seed for another, nearby component).
-        grown = np.where(fg, expand_labels(markers, dilation), 0)
+        grown = np.where(fg, expand_labels(markers, dilation, spacing=sampling or 1), 0)
         pieces = label_regions(grown, background=0, connectivity=1)  # regions of one id each
         seeded = np.zeros(int(pieces.max()) + 1, bool)
         seeded[pieces[markers > 0]] = True
@@ -149,6 +194,7 @@ def distance_markers(
     method: MarkerMethod = "h_maxima",
     h: float = 5.0,
     min_distance: int = 7,
+    spacing: tuple[float, float] | None = None,
 ) -> np.ndarray:
     """Label one marker per expected cell from a distance map.
 
@@ -165,7 +211,12 @@ def distance_markers(
     h
         Dynamic of the h-maxima, in pixels of distance.
     min_distance
-        Smallest distance between two peaks, in pixels.
+        Smallest distance between two peaks, in pixels (of their shorter side, with
+        ``spacing``), along either axis.
+    spacing
+        The (Y, X) size of a pixel, in any unit; None for square pixels. ``distance``
+        is measured over pixels of this shape (as ``distance_transform_edt`` measures
+        it with ``sampling``), in pixels of their shorter side.
 
     Returns
     -------
@@ -179,18 +230,44 @@ def distance_markers(
     elif method == "peaks":
         if min_distance < 1:
             raise ValueError(f"min_distance must be at least 1 (got {min_distance}).")
-        coords = peak_local_max(
-            distance,
-            min_distance=int(min_distance),
-            labels=mask.astype(np.uint8),
-            exclude_border=False,
-        )
+        coords = _peaks(distance, mask, int(min_distance), _sampling(spacing))
         peaks = np.zeros(mask.shape, bool)
         peaks[tuple(coords.T)] = True
     else:
         raise ValueError(f"unknown marker method {method!r}; use one of {MARKER_METHODS}.")
     markers, _ = ndi.label(peaks, structure=_EIGHT)
     return markers.astype(np.int32, copy=False)
+
+
+def _peaks(
+    distance: np.ndarray, mask: np.ndarray, min_distance: int, sampling: tuple[float, float] | None
+) -> np.ndarray:
+    """Coordinates of the local maxima of ``distance`` in ``mask``, no two nearer than
+    ``min_distance`` along both axes (in pixels of the shorter side of ``sampling``).
+
+    peak_local_max counts rows and columns: over pixels twice as tall as wide its box
+    reached twice as far up and down as across, so cells were split across and merged
+    along. Here its box has the pixels' shape, and the maxima it finds are spaced as it
+    spaces them (the stronger kept), with the distance measured over that shape.
+    """
+    labels = mask.astype(np.uint8)
+    if sampling is None:
+        return peak_local_max(
+            distance, min_distance=min_distance, labels=labels, exclude_border=False
+        )
+    rows, cols = (int(min_distance / size) for size in sampling)
+    footprint = np.ones((2 * rows + 1, 2 * cols + 1), bool)
+    # Left at 1, min_distance spaces nothing: every maximum of the box, strongest first.
+    coords = peak_local_max(distance, footprint=footprint, labels=labels, exclude_border=False)
+    where = coords * np.asarray(sampling)
+    kept = np.ones(len(coords), bool)
+    near = cKDTree(where).query_ball_point(where, r=min_distance, p=np.inf)
+    for i, others in enumerate(near):
+        if kept[i]:
+            for j in others:
+                if j > i and np.abs(where[j] - where[i]).max() < min_distance:
+                    kept[j] = False
+    return coords[kept]
 
 
 def foreground_to_instances(
@@ -204,6 +281,7 @@ def foreground_to_instances(
     marker_dilation: int = 0,
     compactness: float = 0.0,
     origin: tuple[int, int] = (0, 0),
+    spacing: tuple[float, float] | None = None,
 ) -> np.ndarray:
     """Split a foreground probability map or binary mask into cells.
 
@@ -233,6 +311,12 @@ def foreground_to_instances(
         Position of this frame's first pixel in a larger image. Ties between
         equal pixels are broken by global position, so a window of an image gives
         the same cells as the whole image (used by chunked processing).
+    spacing
+        The (Y, X) size of a pixel, in any unit (a layer's scale, µm); None for square
+        pixels. Over pixels that are not square, distances are measured over their
+        shape and ``h``, ``min_distance`` and the marker radii count pixels of their
+        shorter side: counted in rows and columns, two round cells stacked along the
+        longer side of 0.87 x 0.435 µm pixels were one cell.
 
     Returns
     -------
@@ -242,9 +326,12 @@ def foreground_to_instances(
     fg = foreground_mask(foreground, threshold)
     if not fg.any():
         return np.zeros(fg.shape, np.int32)
-    distance = ndi.distance_transform_edt(fg).astype(np.float32)
-    seeds = distance_markers(distance, fg, method=markers, h=h, min_distance=min_distance)
-    seeds = _adjust_markers(seeds, fg, marker_erosion, marker_dilation)
+    sampling = _sampling(spacing)
+    distance = ndi.distance_transform_edt(fg, sampling=sampling).astype(np.float32)
+    seeds = distance_markers(
+        distance, fg, method=markers, h=h, min_distance=min_distance, spacing=sampling
+    )
+    seeds = _adjust_markers(seeds, fg, marker_erosion, marker_dilation, sampling)
     landscape = _landscape(-distance, origin, fg)
     labels = watershed(landscape, seeds, mask=fg, compactness=compactness).astype(np.int32)
     _label_unseeded(labels, fg)
@@ -323,6 +410,7 @@ def split_labels(
     compactness: float = 0.0,
     min_fragment_size: int = 0,
     origin: tuple[int, int] = (0, 0),
+    spacing: tuple[float, float] | None = None,
 ) -> np.ndarray:
     """Split objects that hold several cells, object by object.
 
@@ -337,7 +425,7 @@ def split_labels(
     ----------
     labels
         2D label image.
-    markers, h, min_distance, marker_erosion, marker_dilation, compactness
+    markers, h, min_distance, marker_erosion, marker_dilation, compactness, spacing
         As in :func:`foreground_to_instances`.
     min_fragment_size
         Pieces with fewer pixels are merged into the piece of the same object
@@ -354,6 +442,7 @@ def split_labels(
     """
     labels = _check_frame(as_labels(labels, "labels to split"), "labels to split")
     labels, _ = compact_ids(labels)  # the pieces get new ids
+    sampling = _sampling(spacing)
     boxes = ndi.find_objects(labels)
     # Peaks are kept min_distance apart across an object's pieces too: split whole.
     pieces_of = _pieces_apart(labels, boxes) if markers == "h_maxima" else {}
@@ -370,9 +459,12 @@ def split_labels(
                 for s, n in zip(crop, labels.shape, strict=True)
             )
             mask = image[crop] == value
-            distance = ndi.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1].astype(np.float32)
-            seeds = distance_markers(distance, mask, method=markers, h=h, min_distance=min_distance)
-            seeds = _adjust_markers(seeds, mask, marker_erosion, marker_dilation)
+            distance = ndi.distance_transform_edt(np.pad(mask, 1), sampling=sampling)
+            distance = distance[1:-1, 1:-1].astype(np.float32)
+            seeds = distance_markers(
+                distance, mask, method=markers, h=h, min_distance=min_distance, spacing=sampling
+            )
+            seeds = _adjust_markers(seeds, mask, marker_erosion, marker_dilation, sampling)
             seeded.append((crop, mask, distance, seeds, int(seeds.max(initial=0))))
         if sum(n for *_, n in seeded) <= 1:  # one cell: all of the object keeps one id
             for crop, mask, *_ in seeded:
