@@ -648,10 +648,43 @@ def test_a_threshold_is_suggested_from_the_numbers_of_the_frame_on_show(
     viewer.add_image(stack, name="shutter closed")
     viewer.dims.set_current_step(0, 1)
     widget.input.setCurrentText("shutter closed")
-    assert 500 <= widget.threshold.value() < 3000  # kept: the black frame suggests nothing
+    assert 500 <= widget.threshold.value() < 3000  # the frame with cells suggests it
     assert widget.status.text() == (
-        "The frame of 'shutter closed' on show holds only 0: show one with cells to have its "
-        "threshold suggested."
+        "The frame of 'shutter closed' on show holds only 0: the threshold is suggested from "
+        "frame 0, the first that holds more."
+    )
+
+
+@pytest.mark.gui
+def test_the_threshold_follows_a_layer_whose_frame_on_show_holds_one_value(
+    make_napari_viewer_proxy, qtbot, truth
+):
+    """Picked while its frame on show was black, a 16-bit stack kept the range and value
+    of the layer before (0 to 1, 0.5 of a probability map): each of its frames with cells
+    became one cell. An image of one value throughout gets a range of its own too."""
+    viewer = make_napari_viewer_proxy()
+    viewer.add_image(np.random.default_rng(0).random((64, 64)).astype(np.float32), name="p")
+    stack = np.stack([np.zeros_like(truth), np.where(truth > 0, 3000, 500)]).astype(np.uint16)
+    viewer.add_image(stack, name="shutter closed")
+    viewer.dims.set_current_step(0, 0)  # the black frame
+    widget = WatershedWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.live.setChecked(False)
+    widget.mode.setCurrentIndex(widget.mode.findData("foreground"))
+    widget.input.setCurrentText("p")
+    assert (widget.threshold.maximum(), widget.threshold.value()) == (1, 0.5)
+    widget.input.setCurrentText("shutter closed")
+    assert widget.threshold.maximum() == 3000 and 500 <= widget.threshold.value() < 3000
+    assert widget.threshold.decimals() == 0
+    assert "suggested from frame 1, the first that holds more" in widget.status.text()
+    viewer.add_image(np.full((64, 64), 7, np.uint16), name="blank")
+    viewer.add_image(np.full((64, 64), 1000, np.float32), name="flat")
+    for name, expected in (("blank", (0, 65535, 7)), ("flat", (0, 2000, 1000))):
+        widget.input.setCurrentText(name)  # the range of its type, or one around its value
+        box = widget.threshold
+        assert (box.minimum(), box.maximum(), box.value()) == expected
+    assert widget.status.text() == (
+        "'flat' holds only 1000: there are no cells to find; pick the image that shows them."
     )
 
 

@@ -22,8 +22,10 @@ from skimage.filters import threshold_otsu
 
 from ..io.layers import (
     METADATA_KEY,
+    contrast_from_sample,
     finite_values,
     frame_axes,
+    frame_key,
     frame_record,
     layer_info,
     looks_fluorescent,
@@ -404,41 +406,70 @@ class WatershedWidget(StepWidget, QWidget):
     def _suggest_threshold(self) -> None:
         """Probability maps (numbers from 0 to 1) start at 0.5; intensity images at the Otsu
         threshold of the frame on show, from its pixels that are numbers (a stitched
-        mosaic's NaN border left out). A frame of one value (a closed shutter) or of none
-        suggests nothing, and says so: 0.5 on a black frame made every other frame of a
-        16-bit stack one cell."""
+        mosaic's NaN border left out).
+
+        A frame on show of one value (a closed shutter) or of none takes the suggestion of
+        the first frame of its stack that holds more: 0.5 on a black frame made every other
+        frame of a 16-bit stack one cell, and the box kept the layer before's range and
+        value (0.5 of a probability map for a 16-bit stack). An image of one value
+        throughout, with no cells to find, gets the range of its type of numbers (for
+        decimal numbers, one around the value), and the value.
+        """
         layer = self.input.layer()
         if layer is None or isinstance(layer, Labels) or layer.multiscale or layer.rgb:
             return
-        frame = np.asarray(layer.data[frame_on_show(self.viewer, layer, layer.data.shape)])
-        values = finite_values(frame)
+        shown = frame_on_show(self.viewer, layer, layer.data.shape)
+        values = finite_values(np.asarray(layer.data[shown]))
         single = single_value(values)
         if single is not None:
             what = "no number" if math.isnan(single) else f"only {single:g}"
-            self.status.setText(
-                f"The frame of '{layer.name}' on show holds {what}: show one with cells to "
-                "have its threshold suggested."
-            )
-            return
-        low, high = float(values.min()), float(values.max())
+            other = _frame_with_values(layer.data, shown)
+            if other is not None:
+                index, values = other
+                single = None
+                self.status.setText(
+                    f"The frame of '{layer.name}' on show holds {what}: the threshold is "
+                    f"suggested from frame {frame_key(index)}, the first that holds more."
+                )
+            else:
+                flat = (
+                    f"No frame of '{layer.name}' holds more than one value (the one on show "
+                    f"holds {what})"
+                    if shown
+                    else f"'{layer.name}' holds {what}"
+                )
+                self.status.setText(
+                    f"{flat}: there are no cells to find; pick the image that shows them."
+                )
+        dtype = np.dtype(layer.data.dtype)
+        # No number at all tells nothing: such a frame is taken as a probability map.
+        low, high = (0.0, 1.0) if values.size == 0 else (float(values.min()), float(values.max()))
         self.threshold.blockSignals(True)
-        if np.issubdtype(frame.dtype, np.floating) and low >= 0 and high <= 1:
+        if dtype.kind == "f" and low >= 0 and high <= 1:
             self.threshold.setDecimals(2)
             self.threshold.setRange(0, 1)
             self.threshold.setSingleStep(0.05)
             self.threshold.setValue(0.5)
         else:
+            if single is not None:
+                # The reader's fallback for a flat image: the range of its numbers' type.
+                low, high = contrast_from_sample(None, dtype) or (
+                    single - max(abs(single), 1.0),
+                    single + max(abs(single), 1.0),
+                )
             # The decimals of a step of about 1 % of the range, none for whole numbers:
             # "42399.00" of a 16-bit image did not fit its box.
             span = high - low
-            whole = frame.dtype.kind in "iub"
+            whole = dtype.kind in "iub"
             decimals = 0 if whole else min(8, max(0, 2 - math.floor(math.log10(span))))
             self.threshold.setDecimals(decimals)
             self.threshold.setRange(low, high)
             self.threshold.setSingleStep(max(round(span / 100, decimals), 10.0**-decimals))
             # On 256 bins of float64: Otsu bins whole numbers one per value (29.8 GiB for
             # an int32 image spanning ±2e9), and a float32 span of 1e-5 has too few steps.
-            self.threshold.setValue(float(threshold_otsu(values.astype(np.float64))))
+            self.threshold.setValue(
+                single if single is not None else float(threshold_otsu(values.astype(np.float64)))
+            )
         self.threshold.blockSignals(False)
 
     def _output_name(self, source) -> str:
@@ -675,6 +706,18 @@ def _distance_unit(layer) -> str:
     if size is not None:
         return f"px of {min(size):.3g} µm"
     return f"{'Y' if spacing[0] < spacing[1] else 'X'} px"
+
+
+def _frame_with_values(data, shown: tuple) -> tuple[tuple, np.ndarray] | None:
+    """The first frame of the stack ``data`` other than ``shown`` that holds more than one
+    value, and its pixels that are numbers; None when none does. Frames are read one at a
+    time, until one does."""
+    for index in np.ndindex(data.shape[:-2]):
+        if index != shown:
+            values = finite_values(np.asarray(data[index]))
+            if single_value(values) is None:
+                return index, values
+    return None
 
 
 def _segmented(layer) -> bool:
