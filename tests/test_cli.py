@@ -1248,6 +1248,39 @@ def test_segment_skips_masks_beside_their_images(folders, unet_checkpoint, capsy
     assert (data / "set1" / "mask_unet_cells.json").is_file()
 
 
+def test_segment_says_how_to_save_a_file_with_its_colours_or_masks_on_the_last_axis(
+    unet_checkpoint, tmp_path, capsys
+):
+    """An array of 24 x 24 x 3 saved by tifffile reads as 24 images 3 pixels wide: segment
+    answered with Python ('pass one colour (image[..., 0])'), and called true/false masks
+    a colour picture."""
+    masks, colour = tmp_path / "masks.tif", tmp_path / "colour.tif"
+    tifffile.imwrite(masks, np.zeros((24, 24, 3), bool))
+    picture = np.random.default_rng(0).integers(1, 255, (24, 24, 3), dtype=np.uint8)
+    tifffile.imwrite(colour, picture, photometric="minisblack")
+    model = unet_checkpoint(tile_size=128)
+    argv = ["segment", str(masks), str(colour), "-m", str(model), "--scheduler", "synchronous",
+            "--threads", "1"]  # fmt: skip
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "image[" not in err and "axis=" not in err, err
+    assert (
+        f"{masks}: error: masks.tif holds true/false (binary) pixels laid out as 24 x 24 x 3, "
+        "which reads as 24 images of 24 x 3 pixels, too narrow to segment: most likely 3 masks "
+        "of 24 x 24 pixels, saved with the masks on the last axis. True/false pixels are a "
+        "mask, not a microscope image: segment the image the masks were made from, or save "
+        "each mask as its own 24 x 24 image to segment it.\n"
+    ) in err
+    assert (
+        f"{colour}: error: colour.tif holds pixels laid out as 24 x 24 x 3, which reads as 24 "
+        "images of 24 x 3 pixels, too narrow to segment: most likely a colour picture of 24 x "
+        "24 pixels, saved without saying that its last axis holds 3 colours. Save it again as "
+        "an RGB TIFF (its colours are then channels, and --channel N picks one), or each "
+        "colour as its own 24 x 24 image.\n"
+    ) in err
+    assert not list(tmp_path.glob("*_unet_cells*"))
+
+
 def test_segment_settings_that_cannot_work_stop_before_any_input(unet_checkpoint, tmp_path, capsys):
     tifffile.imwrite(tmp_path / "a.tif", np.zeros((64, 64), np.uint16))
     model = unet_checkpoint(tile_size=128)

@@ -49,6 +49,7 @@ from .io.export import package_versions
 from .io.layers import finite_values, frame_notes, single_value, with_pixel_size
 from .io.tiff import file_stem
 from .io.writers import CHUNKED_ABOVE, FORMATS, SEGMENT_FORMATS, format_named
+from .labels import as_planes
 from .models.catalog import image_area, resampled_note, unlike_starter_images
 from .pipeline import METHODS, Preset, Segmenter
 from .progress import Progress, drain, one_line
@@ -264,6 +265,12 @@ def process(
         scan = replace(scan, scale=scale, units=units)
     used = pick_channels(scan, segmenter.preset.channels, segmenter.n_inputs)
     channels = read_channels(scan, used, segmenter.n_inputs)
+    try:
+        as_planes(channels[0])
+    except ValueError:
+        # Its own message tells a Python caller how to slice the array; the file's owner
+        # needs to hear what the file holds and how to save it instead.
+        raise BatchError(_values_on_last_axis(job.source, channels[0])) from None
     shape = tuple(channels[0].shape)
     chunked = FORMATS[options.fmt].chunked or shape[-2] * shape[-1] > options.chunked_above
     pixel = scan.pixel_size_um
@@ -364,6 +371,33 @@ def process(
     return {"source": str(job.source), "output": str(output), "cells": n_cells,
             "seconds": seconds, "channels_used": used, "channel_guessed": guessed,
             "channels": 3 if scan.rgb else len(scan.channels), "note": note}  # fmt: skip
+
+
+def _values_on_last_axis(source: Path, data) -> str:
+    """Why ``source``, saved with the several values of each pixel (colours, or masks) on
+    its last axis, is not segmented, and how to save it instead: it reads as images a few
+    pixels wide, which the segmentation refuses as a colour picture."""
+    # As a picture: height x width pixels of ``values`` values each; as read, its images
+    # are ``width`` pixels tall and ``values`` wide.
+    *_, height, width, values = data.shape
+    images = math.prod(data.shape[:-2])
+    layout = " x ".join(map(str, data.shape))
+    read_as = f"{images} images of {width} x {values} pixels, too narrow to segment"
+    if data.dtype == bool:
+        return (
+            f"{source.name} holds true/false (binary) pixels laid out as {layout}, which "
+            f"reads as {read_as}: most likely {values} masks of {height} x {width} pixels, "
+            "saved with the masks on the last axis. True/false pixels are a mask, not a "
+            "microscope image: segment the image the masks were made from, or save each "
+            f"mask as its own {height} x {width} image to segment it."
+        )
+    return (
+        f"{source.name} holds pixels laid out as {layout}, which reads as {read_as}: most "
+        f"likely a colour picture of {height} x {width} pixels, saved without saying that "
+        f"its last axis holds {values} colours. Save it again as an RGB TIFF (its colours "
+        "are then channels, and --channel N picks one), or each colour as its own "
+        f"{height} x {width} image."
+    )
 
 
 def _changed_settings(made: dict, preset: Preset, options: Options, source: Path) -> list[str]:
