@@ -856,7 +856,8 @@ def test_segment_and_export_keep_the_pixel_size(unet_checkpoint, tmp_path):
 @pytest.mark.parametrize("given", [None, 0.5], ids=["file's", "given"])
 def test_ome_zarr_labels_keep_the_pixel_size_and_their_own_name(given, unet_checkpoint, tmp_path):
     """OME-Zarr labels of segment had a scale of 1 where its TIFF labels kept the image's
-    pixel size, and were named after the temporary folder they were filled in."""
+    pixel size, and were named after the temporary folder they were filled in; written
+    with it, they were read back with a scale of 1."""
     from napari_cytomask.io.files import open_scan
 
     image = np.random.default_rng(0).integers(0, 4000, (128, 128), dtype=np.uint16)
@@ -882,6 +883,38 @@ def test_ome_zarr_labels_keep_the_pixel_size_and_their_own_name(given, unet_chec
     (dataset,) = image_metadata["datasets"]
     (transform,) = dataset["coordinateTransformations"]
     assert transform["type"] == "scale" and transform["scale"] == pytest.approx(tiff.scale)
+    # And read back so (they read back with a scale of 1, without units).
+    labels = open_scan(store)
+    assert labels.scale == pytest.approx(tiff.scale) and labels.units == ("µm", "µm")
+
+
+def test_segment_reads_an_ome_zarr_images_channels_and_pixel_size(unet_checkpoint, tmp_path):
+    """An OME-Zarr image's channels were taken for Z planes of one image and its pixels for
+    1 x 1 without a unit: the labels of segment kept no pixel size."""
+    import zarr
+
+    from napari_cytomask.io.files import open_scan
+
+    pixels = np.random.default_rng(0).integers(0, 4000, (2, 128, 128), dtype=np.uint16)
+    store = zarr.open_group(tmp_path / "img.ome.zarr", mode="w", zarr_format=2)
+    store.create_array("0", data=pixels)
+    axes = [{"name": "c", "type": "channel"}] + [
+        {"name": a, "type": "space", "unit": "nanometer"} for a in "yx"
+    ]
+    scale = [{"type": "scale", "scale": [1.0, 650.0, 650.0]}]
+    store.attrs["multiscales"] = [
+        {"version": "0.4", "axes": axes,
+         "datasets": [{"path": "0", "coordinateTransformations": scale}]}
+    ]  # fmt: skip
+    store.attrs["omero"] = {"channels": [{"label": "GFP"}, {"label": "Brightfield"}]}
+    model = unet_checkpoint(tile_size=128)
+    assert main(["segment", str(tmp_path / "img.ome.zarr"), "-m", str(model), "-q",
+                 "--scheduler", "synchronous", "--threads", "1"]) == 0  # fmt: skip
+    record = json.loads((tmp_path / "img_unet_cells.json").read_text())
+    assert record["channels_used"] == [1] and record["shape"] == [128, 128]
+    assert record["pixel_size_um"] == pytest.approx([0.65, 0.65])
+    labels = open_scan(tmp_path / "img_unet_cells.tif")
+    assert labels.scale == pytest.approx((0.65, 0.65)) and labels.units == ("µm", "µm")
 
 
 def test_relative_paths_become_absolute_for_workers_elsewhere(

@@ -1,7 +1,10 @@
 import json
 
 import numpy as np
+import pytest
+import zarr
 
+from napari_cytomask.io.files import ImageReadError, find_inputs, open_scan, read_labels
 from napari_cytomask.io.omezarr import create_labels, open_labels
 
 
@@ -32,3 +35,93 @@ def test_labels_hold_their_name_axes_and_scale(tmp_path):
         {"type": "scale", "scale": [1.0, 120.0, 65.0, 65.0]}
     ]
     assert np.asarray(open_labels(store)).max() == 7
+
+
+def _image_store(path, data, axes, scale, *, zarr_format=2, **more):
+    """An OME-Zarr image of one level: NGFF 0.4 in Zarr v2, or 0.5 (its metadata under
+    ``ome``) in Zarr v3."""
+    root = zarr.open_group(path, mode="w", zarr_format=zarr_format)
+    root.create_array("0", data=data)
+    transform = [{"type": "scale", "scale": list(scale)}]
+    image = {"axes": axes, "datasets": [{"path": "0", "coordinateTransformations": transform}]}
+    ome = {"multiscales": [{"version": "0.4", **image}], **more}
+    if zarr_format == 2:
+        root.attrs.update(ome)
+    else:
+        root.attrs["ome"] = {"version": "0.5", **ome}
+    return root
+
+
+def _axis(name, kind, unit=None):
+    return {"name": name, "type": kind, **({"unit": unit} if unit else {})}
+
+
+def test_labels_read_back_with_their_axes_and_pixel_size(tmp_path):
+    """Labels that create_labels wrote with a pixel size read back with a scale of 1 and
+    axes T, Z, Y, X of the array's size, whatever the metadata said."""
+    store = tmp_path / "cells.ome.zarr"
+    geometry = {"scale": (1.0, 1.5, 0.65, 0.65), "units": ("pixel", "min", "µm", "µm"),
+                "axis_labels": ("P", "T", "Y", "X")}  # fmt: skip
+    labels = create_labels(store, (2, 3, 32, 32), **geometry)
+    labels[1, 2, 4:12, 4:12] = 5
+    scan = open_scan(store)
+    assert scan.axes == ("P", "T", "Y", "X")
+    assert scan.scale == pytest.approx((1.0, 90.0, 0.65, 0.65))
+    assert scan.units == ("pixel", "s", "µm", "µm") and scan.pixel_size_um == (0.65, 0.65)
+    (channel,) = scan.channels
+    assert channel.name == "cells" and channel.role == "mask"
+    # As evaluate and export read them.
+    ids, geometry = read_labels(store)
+    assert ids.max() == 5 and geometry["axis_labels"] == ("P", "T", "Y", "X")
+    assert geometry["scale"] == pytest.approx(scan.scale) and geometry["units"] == scan.units
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3], ids=["NGFF 0.4", "NGFF 0.5"])
+def test_an_image_of_channels_opens_one_channel_per_index(zarr_format, tmp_path):
+    """The channels of a t, c, y, x image were taken for Z planes of one channel, its
+    axes for T, Z, Y, X and its pixels for 1 x 1."""
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(100, 4000, (3, 2, 48, 48), dtype=np.uint16)
+    axes = [_axis("t", "time", "millisecond"), _axis("c", "channel"),
+            _axis("y", "space", "nanometer"), _axis("x", "space", "nanometer")]  # fmt: skip
+    omero = {"channels": [{"label": "GFP", "color": "00FF00"}, {"label": " Brightfield "}]}
+    _image_store(tmp_path / "scan.ome.zarr", pixels, axes, (500.0, 1.0, 325.0, 325.0),
+                 zarr_format=zarr_format, omero=omero)  # fmt: skip
+    scan = open_scan(tmp_path / "scan.ome.zarr")
+    assert scan.axes == ("T", "Y", "X")
+    assert scan.scale == pytest.approx((0.5, 0.325, 0.325)) and scan.units == ("s", "µm", "µm")
+    assert [(c.name, c.role, c.index) for c in scan.channels] == [
+        ("GFP", "image", 0),
+        ("Brightfield", "input", 1),
+    ]
+    np.testing.assert_array_equal(scan.channels[1].data, pixels[:, 1])
+    # Without labels: numbered as a TIFF's channels are.
+    _image_store(tmp_path / "plain.zarr", pixels, axes, (500.0, 1.0, 325.0, 325.0))
+    assert [c.name for c in open_scan(tmp_path / "plain.zarr").channels] == ["C1", "C2"]
+
+
+def test_a_bioformats2raw_store_opens_its_first_image(tmp_path):
+    """A store bioformats2raw wrote (its images in subfolders 0, 1…) could not be read:
+    now its first image opens, a note says how many there are, and a folder scan finds it."""
+    store = tmp_path / "slide.zarr"
+    root = zarr.open_group(store, mode="w", zarr_format=2)
+    root.attrs["bioformats2raw.layout"] = 3
+    root.create_group("OME").attrs["series"] = ["0", "1"]
+    axes = [_axis("c", "channel"), _axis("y", "space", "micrometer"),
+            _axis("x", "space", "micrometer")]  # fmt: skip
+    first = np.arange(64 * 64, dtype=np.uint16).reshape(1, 64, 64)
+    for path, pixels in (("0", first), ("1", first[:, :16, :16])):
+        _image_store(store / path, pixels, axes, (1.0, 0.25, 0.25))
+    with pytest.warns(UserWarning, match=r"holds 2 images \(series\); only the first \(0\)"):
+        scan = open_scan(store)
+    (channel,) = scan.channels
+    assert channel.name == "slide" and channel.data.shape == (64, 64)
+    assert scan.axes == ("Y", "X") and scan.pixel_size_um == (0.25, 0.25)
+    assert find_inputs([tmp_path]) == [store]
+
+
+def test_a_zarr_folder_of_no_image_says_so(tmp_path):
+    """A Zarr folder without image metadata had its array "0" read as an image."""
+    zarr.open_group(tmp_path / "notes.zarr", mode="w").create_array("0", shape=(4,), dtype="u1")
+    with pytest.raises(ImageReadError, match="notes.zarr is no OME-Zarr image: its metadata"):
+        open_scan(tmp_path / "notes.zarr")

@@ -6,6 +6,7 @@ import glob
 import json
 import os
 import re
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -34,8 +35,9 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     """A whole image in memory: the one way the command line and training read a file.
 
     TIFF files go through the napari reader's checks (truncation, broken page
-    chains, corrupt headers and strips), OME-Zarr stores through their labels
-    array, other formats through scikit-image.
+    chains, corrupt headers and strips), OME-Zarr stores at full resolution
+    (:func:`~napari_cytomask.io.omezarr.open_image`), other formats through
+    scikit-image.
 
     Parameters
     ----------
@@ -46,7 +48,8 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     -------
     numpy.ndarray
         TIFF files in tifffile's axis order of their first series, after a position
-        axis when their series are positions of one scan.
+        axis when their series are positions of one scan; OME-Zarr stores in the order
+        of their axes.
 
     Raises
     ------
@@ -55,13 +58,13 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         message names the file.
     """
     text = str(path)
-    try:
-        if text.rstrip("/").lower().endswith(".zarr"):
-            from .omezarr import open_labels
-
-            return np.asarray(open_labels(path))
+    with _decoding(path):
         if not os.path.exists(path):
             raise ImageReadError(f"{text} does not exist; check the path.")
+        if _is_zarr(path):
+            from .omezarr import open_image
+
+            return np.asarray(open_image(path).array)
         if not is_regular_file(path):
             # Opening a pipe would wait for a writer forever.
             raise ImageReadError(f"{text} is not a regular file (a folder, pipe or device).")
@@ -74,6 +77,20 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         from skimage.io import imread
 
         return imread(path)
+
+
+def _is_zarr(path: str | os.PathLike) -> bool:
+    """Whether ``path`` names a Zarr store (``.zarr``, any case), read as an OME-Zarr image."""
+    return str(path).rstrip("/").lower().endswith(".zarr")
+
+
+@contextmanager
+def _decoding(path):
+    """Errors of reading ``path`` as :class:`ImageReadError` naming it: a decoder's own
+    errors name neither the file nor what to do."""
+    text = str(path)
+    try:
+        yield
     except (ImageReadError, TiffReadError):
         raise
     except MemoryError as err:
@@ -303,8 +320,10 @@ def _is_ome_zarr(path: Path) -> bool:
             continue
         for key in attributes:
             record = record.get(key) if isinstance(record, dict) else None
-        if isinstance(record, dict) and (
-            "multiscales" in record or "multiscales" in (record.get("ome") or {})
+        # An image, or a bioformats2raw store of images (the first is read).
+        if isinstance(record, dict) and any(
+            key in record or key in (record.get("ome") or {})
+            for key in ("multiscales", "bioformats2raw.layout")
         ):
             return True
     return False
@@ -316,9 +335,11 @@ def open_scan(path: str | os.PathLike, *, mosaic: bool = False) -> Scan:
     TIFF files (decided by their first bytes, whatever their suffix) go through
     the napari reader (:func:`~napari_cytomask.io.tiff.open_tiff`): names,
     colours, roles, pixel sizes, positions and pyramid levels from their
-    metadata, pixels read lazily. Other images (PNG, JPEG, BMP, NumPy, OME-Zarr
-    labels) are read whole: one channel named after the file, or one per colour
-    of an RGB(A) image.
+    metadata, pixels read lazily. OME-Zarr images are read whole at full
+    resolution, with the axes, pixel size and time step their metadata give
+    (:func:`~napari_cytomask.io.omezarr.open_image`), one channel per index of
+    their channel axis. Other images (PNG, JPEG, BMP, NumPy) are read whole: one
+    channel named after the file, or one per colour of an RGB(A) image.
 
     Parameters
     ----------
@@ -338,6 +359,9 @@ def open_scan(path: str | os.PathLike, *, mosaic: bool = False) -> Scan:
     """
     if is_tiff(path):
         return open_tiff(path, mosaic=mosaic)
+    if _is_zarr(path) and os.path.exists(path):  # a missing one: read_image says so
+        with _decoding(path):
+            return _open_zarr(path)
     image = read_image(path)
     name = file_stem(path)
     if image.ndim == 3 and image.shape[-1] in (3, 4):
@@ -353,6 +377,43 @@ def open_scan(path: str | os.PathLike, *, mosaic: bool = False) -> Scan:
     ndim = planes[0].ndim
     axes = tuple("TZYX"[-ndim:]) if ndim <= 4 else (*(f"D{i}" for i in range(ndim - 4)), *"TZYX")
     return Scan(path=str(path), channels=channels, axes=axes, scale=(1.0,) * len(axes))
+
+
+def _open_zarr(path: str | os.PathLike) -> Scan:
+    """An OME-Zarr image as a scan, its channels named as a TIFF's are: by the metadata,
+    else after the file when it has one channel, else ``C1``…``Cn``."""
+    from .omezarr import open_image
+
+    image = open_image(path)
+    pixels = np.asarray(image.array)
+    axes, scale = list(image.axes), list(image.scale)
+    units = None if image.units is None else list(image.units)
+    planes = [pixels]
+    if "C" in axes:
+        at = axes.index("C")
+        planes = list(np.moveaxis(pixels, at, 0))
+        for kept in (axes, scale, units):
+            if kept is not None:
+                del kept[at]
+    names = image.channel_names
+    after_file = len(planes) == 1 and names[0] is None
+    channels = [
+        Channel(
+            name=file_stem(path) if after_file else name or f"C{i + 1}",
+            data=plane,
+            index=i,
+            named_after_file=after_file,
+        )
+        for i, (name, plane) in enumerate(zip(names, planes, strict=True))
+    ]
+    guess_roles(channels, planes)
+    return Scan(
+        path=str(path),
+        channels=channels,
+        axes=tuple(axes),
+        scale=tuple(scale),
+        units=None if units is None else tuple(units),
+    )
 
 
 def file_pixel_size(path: str | os.PathLike) -> tuple[float, float] | None:
@@ -387,11 +448,12 @@ def read_labels(
         ``among_masks`` is not one of a file's mask channels.
 
     A TIFF's channel is read in the order of the axes the reader names, not the order the
-    file stores them in (Z before T, say), so its names fit it. A file that holds several
-    channels, none chosen and not one mask among them, is read whole (:func:`read_image`),
-    its axes unnamed, as are those of other files (NumPy, PNG).
+    file stores them in (Z before T, say), so its names fit it; an OME-Zarr store's keeps
+    its axes and pixel size too. A file that holds several channels, none chosen and not
+    one mask among them, is read whole (:func:`read_image`), its axes unnamed, as are those
+    of other files (NumPy, PNG).
     """
-    if channel is not None or is_tiff(path):
+    if channel is not None or is_tiff(path) or _is_zarr(path):
         scan = open_scan(path)
         masks = scan.by_role("mask")
         # A scan whose channels the file names, one its mask (a tile scan's ground truth);

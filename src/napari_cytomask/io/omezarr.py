@@ -1,14 +1,17 @@
-"""Label images larger than memory as OME-Zarr (NGFF 0.4) stores, written chunk by chunk."""
+"""OME-Zarr (NGFF) images: label images larger than memory written chunk by chunk, and
+images read with their axes, pixel size and channel names."""
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from .layers import length_symbol, time_step
+from .layers import SECONDS, in_micrometres, length_symbol, normalise_unit, time_step
 
 SUFFIX = ".ome.zarr"
 
@@ -107,8 +110,137 @@ def _axes(names: list[str], scale, units) -> tuple[list[dict], list[float]]:
     return axes, sizes
 
 
-def open_labels(path: str | os.PathLike):
-    """The full-resolution array of an OME-Zarr label image written by :func:`create_labels`."""
+class ZarrImage(NamedTuple):
+    """An OME-Zarr image as :func:`open_image` finds it.
+
+    Attributes
+    ----------
+    array
+        The full-resolution array (a zarr array: pixels stay on disk until read).
+    axes
+        Its axis names as the reader names a TIFF's: ``T`` (any time axis), ``C`` (the
+        channel axis), ``Z``, ``Y``, ``X``, other names upper-cased (``P``).
+    scale
+        Size per axis: lengths in µm, time in seconds, others as the file gives them.
+    units
+        ``"µm"``, ``"s"`` or ``"pixel"`` per axis; None when no axis has a unit of length
+        or time.
+    channel_names
+        The ``omero`` label of each index of the channel axis, None where it gives none.
+    """
+
+    array: Any
+    axes: tuple[str, ...]
+    scale: tuple[float, ...]
+    units: tuple[str, ...] | None
+    channel_names: tuple[str | None, ...]
+
+
+def open_image(path: str | os.PathLike) -> ZarrImage:
+    """The full-resolution image of an OME-Zarr store, with what its metadata says of it.
+
+    Reads NGFF 0.1 to 0.5 (Zarr v2 and v3) images. Of a bioformats2raw store (one image
+    per series of the file it converted, in folders ``0``, ``1``…) it reads the first and
+    warns when there are others: they are not stacked as positions of one scan, since
+    they may be of other sizes (a slide's label and overview images).
+
+    Raises
+    ------
+    ImageReadError
+        When the store holds no image, or its image's metadata does not fit its array.
+    """
     import zarr
 
-    return zarr.open_group(str(path), mode="r")["0"]
+    from .files import ImageReadError
+
+    group = zarr.open_group(str(path), mode="r")
+    attrs = _ome_attributes(group)
+    if "bioformats2raw.layout" in attrs:
+        paths = _series_paths(group)
+        if not paths:
+            raise ImageReadError(f"{path} is a bioformats2raw store without any image in it.")
+        if len(paths) > 1:
+            warnings.warn(
+                f"{path} holds {len(paths)} images (series); only the first ({paths[0]}) is "
+                "read. To read another, convert it on its own (bioformats2raw --series N).",
+                UserWarning,
+                stacklevel=2,
+            )
+        group = group[paths[0]]
+        attrs = _ome_attributes(group)
+    if not attrs.get("multiscales"):
+        raise ImageReadError(
+            f"{path} is no OME-Zarr image: its metadata has no 'multiscales'. Give the "
+            "folder of one image (a plate or other collection keeps its images in subfolders)."
+        )
+    image = attrs["multiscales"][0]
+    dataset = image["datasets"][0]
+    array = group[dataset["path"]]
+    # NGFF 0.1 and 0.2 name no axes, as theirs are always t, c, z, y, x; 0.3 names them
+    # with strings.
+    axes = image.get("axes") or list("tczyx"[-array.ndim :])
+    axes = [a if isinstance(a, dict) else {"name": a} for a in axes]
+    # The image's own transformations apply after those of its full-resolution level.
+    transforms = [*(dataset.get("coordinateTransformations") or ()),
+                  *(image.get("coordinateTransformations") or ())]  # fmt: skip
+    scales = [t["scale"] for t in transforms if t.get("type") == "scale" and "scale" in t]
+    if len(axes) != array.ndim or any(len(s) != array.ndim for s in scales):
+        raise ImageReadError(
+            f"{path}: its metadata does not fit its image of {array.ndim} axes "
+            f"({' x '.join(map(str, array.shape))}); the store is damaged: write it again."
+        )
+    # A pixel's size has no direction (a flipped image's scale is negative).
+    sizes = np.prod(np.abs(np.array([[1.0] * array.ndim, *scales], dtype=float)), axis=0)
+    names, scale, units = [], [], []
+    for axis, size in zip(axes, sizes, strict=True):
+        kind = axis.get("type")
+        names.append(
+            "T" if kind == "time" else "C" if kind == "channel" else str(axis["name"]).upper()
+        )
+        unit = axis.get("unit")
+        micrometres = in_micrometres(unit)
+        seconds = None if unit is None else SECONDS.get(normalise_unit(unit))
+        if micrometres is not None:
+            scale.append(float(size) * micrometres)
+            units.append("µm")
+        elif seconds is not None:
+            scale.append(float(size) * seconds)
+            units.append("s")
+        else:  # no unit, or one of no length or time: as the file gives it
+            scale.append(float(size))
+            units.append("pixel")
+    n_channels = array.shape[names.index("C")] if "C" in names else 1
+    labels = [c.get("label") for c in (attrs.get("omero") or {}).get("channels") or ()]
+    if len(labels) != n_channels:
+        labels = [None] * n_channels
+    return ZarrImage(
+        array=array,
+        axes=tuple(names),
+        scale=tuple(scale),
+        units=tuple(units) if set(units) != {"pixel"} else None,
+        channel_names=tuple(str(label).strip() or None if label else None for label in labels),
+    )
+
+
+def _ome_attributes(group) -> dict:
+    """A group's OME attributes: those of NGFF 0.5 are kept under ``ome``."""
+    attrs = group.attrs.asdict()
+    return attrs.get("ome", attrs)
+
+
+def _series_paths(group) -> list[str]:
+    """The folders of a bioformats2raw store's images: those its ``OME`` group lists, else
+    ``0``, ``1``… as far as they go."""
+    listed = _ome_attributes(group["OME"]).get("series") if "OME" in group else None
+    if listed:
+        return [str(p) for p in listed]
+    paths = []
+    while str(len(paths)) in group:
+        paths.append(str(len(paths)))
+    return paths
+
+
+def open_labels(path: str | os.PathLike):
+    """The full-resolution array of an OME-Zarr label image written by :func:`create_labels`
+    (or of any OME-Zarr image, see :func:`open_image`)."""
+    return open_image(path).array
