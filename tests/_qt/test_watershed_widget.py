@@ -375,6 +375,12 @@ def test_frames_previewed_before_any_apply_are_the_frames_made(
     qtbot.waitUntil(lambda: "one position split" in viewer.layers
                     and not widget.runner.busy, timeout=30_000)  # fmt: skip
     assert layer_info(viewer.layers["one position split"])["frames_made"] == ["1"]
+    # Said so: not "in all 3 frames", which left Apply looking undone.
+    n = int(viewer.layers["one position split"].data.max())
+    assert widget.status.text() == (
+        f"Done: {n} cells in 'one position split', in frame 1 of 3 only (the others were "
+        "never made)."
+    )
 
 
 @pytest.mark.gui

@@ -14,8 +14,11 @@ from qtpy.QtWidgets import QComboBox
 from ..io.layers import (
     METADATA_KEY,
     edited_by_hand,
+    frame_key,
     is_result,
     layer_info,
+    listed_frames,
+    made_frames,
     pixel_size_um,
     record_written,
 )
@@ -145,8 +148,18 @@ def frame_on_show(viewer, layer, shape) -> tuple[int, ...]:
 
 
 def cells_in(layer, n: int) -> str:
-    """``"17 cells in 'name'"``, saying so when they are counted over a stack's frames."""
-    frames = int(np.prod(layer.data.shape[:-2]))
+    """``"17 cells in 'name'"``, saying so when they are counted over a stack's frames, and
+    which frames hold them when the layer's record says only some were made (a split of a
+    stack segmented one position at a time splits those only)."""
+    shape = layer.data.shape
+    frames = int(np.prod(shape[:-2]))
+    made = made_frames(shape, layer_info(layer).get("frames_made"))
+    if made is not None and not made.all():
+        kept = [frame_key(place) for place in zip(*np.nonzero(made), strict=True)]
+        which = f"frame{'s' * (len(kept) > 1)} {listed_frames(kept)}" if kept else "no frame"
+        return (
+            f"{n} cells in '{layer.name}', in {which} of {frames} only (the others were never made)"
+        )
     return f"{n} cells in '{layer.name}'" + (f", in all {frames} frames" if frames > 1 else "")
 
 

@@ -833,8 +833,9 @@ def _made_frames(shape, layers) -> tuple[np.ndarray | None, str]:
     which = f"frame{'s' * (len(kept) > 1)} {listed_frames(kept)} only" if kept else "no frame"
     return made, (
         f"Compared in {which}: the other frames of {' and '.join(unmade_in)} were never "
-        "made (a preview, or one position segmented alone, makes the frame on show; Apply, or "
-        "'all positions', makes them all)."
+        "made (a preview, or one position segmented alone, makes the frame on show only). "
+        "Segment with Positions: all positions to make them all; a split's Apply splits the "
+        "frames its input holds."
     )
 
 
