@@ -411,6 +411,37 @@ def test_cells_are_measured_in_their_own_scan_only(make_napari_viewer_proxy, qtb
         assert value != pytest.approx(a[0 if "phase" in column else 1][cells > 0].mean())
 
 
+def test_cell_ids_napari_opened_as_an_image_are_not_measured(
+    make_napari_viewer_proxy, qtbot, tmp_path
+):
+    """Two Usiigaci fields in their own layout (raw.tif beside instances_ids.png, which
+    napari opens as an image): each table measured both fields' ground truths as
+    intensities, 'mean_instances_ids (instances_ids.png)' and '… [1] …', another field's
+    cell ids among them."""
+    from skimage.io import imsave
+
+    viewer = make_napari_viewer_proxy()
+    ids = np.zeros((64, 64), np.uint16)
+    ids[10:30, 10:30], ids[40:60, 35:55] = 1, 2
+    for field in ("set1", "set2"):
+        (tmp_path / field).mkdir()
+        _scan(tmp_path / field / "raw.tif", len(field))
+        imsave(tmp_path / field / "instances_ids.png", ids, check_contrast=False)
+        viewer.open(tmp_path / field / "raw.tif", plugin="napari-cytomask")
+        viewer.open(tmp_path / field / "instances_ids.png")
+    assert [layer.name for layer in viewer.layers if "ids" in layer.name] == [
+        "instances_ids", "instances_ids [1]"
+    ]  # fmt: skip
+    record = {"role": "result", "source": str(tmp_path / "set1" / "raw.tif"), "method": "unet"}
+    viewer.add_labels(ids, name="cells", metadata={"cytomask": record})
+    panel = ExportPanel(viewer)
+    panel.folder.setText(str(tmp_path / "out"))
+    panel.export()
+    qtbot.waitUntil(lambda: "Wrote" in panel.status.text(), timeout=30_000)
+    objects = pd.read_csv(tmp_path / "out" / "cells_objects.csv")
+    assert [c for c in objects.columns if c.startswith("mean_")] == ["mean_phase", "mean_GFP"]
+
+
 def test_a_result_of_cytomask_segment_is_exported_as_the_command_line_exports_it(
     make_napari_viewer_proxy, qtbot, tmp_path, unet_checkpoint
 ):

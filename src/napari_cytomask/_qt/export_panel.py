@@ -25,7 +25,7 @@ from qtpy.QtWidgets import (
 from ..io.export import ExportExists, check_export, export_labels, from_layer
 from ..io.layers import is_highlight, listed_frames
 from ..io.writers import FILE_FORMATS, FORMATS
-from ..roles import role_of, source_of
+from ..roles import holds_ids, role_of, source_of
 from ._live import (
     SEGMENT_STEP,
     Runner,
@@ -191,7 +191,13 @@ class ExportPanel(StepWidget, QWidget):
             typed = typed_path(self.folder.text())
             if not typed:
                 raise ValueError("Choose a folder to export to.")
-            images = [layer for layer in self.viewer.layers if isinstance(layer, Image)]
+            # Not a ground truth of cell ids that napari opened as an image (Usiigaci's
+            # instances_ids.png): its "intensity" is an id, and another field's mask.
+            images = [
+                layer
+                for layer in self.viewer.layers
+                if isinstance(layer, Image) and not holds_ids(layer)
+            ]
             exports = [from_layer(layer, images) for layer in layers]  # a record unreadable
         except ValueError as err:
             self.runner.fail(err)
