@@ -718,6 +718,9 @@ def test_cells_are_split_over_the_shape_of_the_inputs_pixels(make_napari_viewer_
     assert found.max() == 2 and (found[:48] != found[48:].max()).all()  # above and below
     mask.scale = (0.435, 0.435)  # a pixel size typed in step 1 makes them square
     assert label.text() == "Minimum seed distance (px)"
+    mask.units = ("pixel", "pixel")
+    mask.scale = (2, 1)  # pixels twice as tall, in no length
+    assert label.text() == "Minimum seed distance (px along x)"
 
 
 @pytest.mark.gui

@@ -697,15 +697,15 @@ def _spacing(layer) -> tuple[float, float] | None:
 
 def _distance_unit(layer) -> str:
     """What the distance settings count for ``layer`` (or None): "px", or where its pixels
-    are not square, pixels of their shorter side ("px of 0.435 µm", or "X px" for a layer
-    whose scale is in no length)."""
+    are not square, pixels of their shorter side ("px of 0.435 µm", or "px along x" for a
+    layer whose scale is in no length: "X px" read as a count named X)."""
     spacing = None if layer is None else _spacing(layer)
     if spacing is None:
         return "px"
     size = pixel_size_um(layer.scale, layer.units)
     if size is not None:
         return f"px of {min(size):.3g} µm"
-    return f"{'Y' if spacing[0] < spacing[1] else 'X'} px"
+    return f"px along {'y' if spacing[0] < spacing[1] else 'x'}"
 
 
 def _frame_with_values(data, shown: tuple) -> tuple[tuple, np.ndarray] | None:
