@@ -13,6 +13,7 @@ import os
 import numpy as np
 from napari.layers import Image, Labels, Layer
 
+from .io.atomic import same_file
 from .io.layers import (
     METADATA_KEY,
     RESULT_ROLE,
@@ -45,11 +46,6 @@ def role_of(layer: Layer) -> str | None:
 def source_of(layer: Layer) -> str | None:
     """The file (or sample) a layer was opened from, or its result was computed from."""
     return layer_info(layer).get("source") or _opened_from(layer)
-
-
-def same_file(a: str | None, b: str | None) -> bool:
-    """Whether two files named (``None``: none) are one, however their paths are spelt."""
-    return a is not None and b is not None and os.path.realpath(a) == os.path.realpath(b)
 
 
 def scan_files(layers) -> list[str]:

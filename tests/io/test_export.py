@@ -713,3 +713,63 @@ def test_exports_of_one_name_are_told_apart_by_their_files(tmp_path, exports, na
     # Never one layer's files in place of another's: asked before anything is replaced.
     with pytest.raises(FileExistsError):
         check_export(made, tmp_path, objects_csv=False)
+
+
+def _alone(name, source, file_name=None):
+    from napari_cytomask.io.export import LabelsExport
+
+    return LabelsExport(name=name, labels=np.eye(4, dtype=np.uint8), source=source,
+                        file_name=file_name)  # fmt: skip
+
+
+def test_another_layers_export_in_the_folder_is_never_offered_for_replacing(tmp_path):
+    """Each field exported alone into one folder: the fourth was named after the second
+    ('set2 raw U-Net cells', told apart from the first only) and offered to replace it;
+    a rerun beside a result painted into took that result's files' name."""
+    from napari_cytomask.io.export import check_export
+
+    out = tmp_path / "out"
+    fields = [str(tmp_path / e / s / "raw.tif") for e in ("exp1", "exp2") for s in ("set1", "set2")]
+    for source in fields:
+        export = _alone("raw U-Net cells", source)
+        check_export([export], out, objects_csv=False)  # nothing of its own there
+        export_labels([export], out, objects_csv=False)
+    provenance = [json.loads(p.read_text()) for p in out.glob("*_provenance.json")]
+    assert sorted(record["source"] for record in provenance) == sorted(fields)
+    # Exported again, each is its own earlier export, to be asked about.
+    for source in fields:
+        with pytest.raises(FileExistsError):
+            check_export([_alone("raw U-Net cells", source)], out, objects_csv=False)
+    rerun = _alone("raw U-Net cells [2]", fields[0], file_name="raw U-Net cells")
+    written = export_labels([rerun], out, objects_csv=False)
+    assert written[0].name == "raw U-Net cells [2].tif"
+
+
+def test_a_field_exported_again_with_another_keeps_its_file_names(tmp_path):
+    """set1 exported alone is 'raw U-Net cells'; exported again beside set2 it went to
+    'set1 raw U-Net cells', its earlier files left beside the new ones unsaid."""
+    set1, set2 = (
+        _alone("raw U-Net cells", str(tmp_path / s / "raw.tif")) for s in ("set1", "set2")
+    )
+    export_labels([set1], tmp_path / "out", objects_csv=False)
+    export_labels([set2], tmp_path / "out", objects_csv=False)
+    written = export_labels([set1, set2], tmp_path / "out", objects_csv=False, overwrite=True)
+    assert [p.name for p in written if p.suffix == ".tif"] == [
+        "raw U-Net cells.tif", "set2 raw U-Net cells.tif"
+    ]  # fmt: skip
+    assert len(list((tmp_path / "out").glob("*.tif"))) == 2
+
+
+@pytest.mark.parametrize(
+    ("sources", "told"),
+    [
+        (["/d/set1/raw.tif", "/d/set1/raw.png"], ["raw.tif", "raw.png"]),
+        (["/d/a/raw.tif", "/d/a/raw.png", "/d/b/raw.tif"], ["a raw.tif", "a raw.png", "b"]),
+        # A provenance written on Windows, read elsewhere.
+        (["C:\\data\\set1\\raw.tif", "/d/set2/raw.tif"], ["set1", "set2"]),
+    ],
+)
+def test_files_of_one_folder_and_stem_are_told_apart_by_their_whole_names(sources, told):
+    from napari_cytomask.io.export import _told_apart
+
+    assert _told_apart(sources) == told

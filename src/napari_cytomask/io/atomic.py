@@ -50,6 +50,11 @@ def one_of(path: str | os.PathLike, files: Sequence[str | os.PathLike]) -> bool:
     return os.path.realpath(path) in {os.path.realpath(f) for f in files}
 
 
+def same_file(a: str | None, b: str | None) -> bool:
+    """Whether two files named (``None``: none) are one, however their paths are spelt."""
+    return a is not None and b is not None and os.path.realpath(a) == os.path.realpath(b)
+
+
 def check_output(
     path: str | os.PathLike, *, overwrite: bool = False, inputs: Sequence[str] = ()
 ) -> Path:

@@ -37,6 +37,7 @@ from .atomic import (
     locked_folders,
     one_of,
     reason,
+    same_file,
     write_atomically,
     write_json,
 )
@@ -280,7 +281,7 @@ def from_layer(layer, image_layers: Sequence = ()) -> LabelsExport:
     the files are named so (:attr:`LabelsExport.file_name`): the second field opened is
     "raw [1]", and its table would have other columns than the first's.
     """
-    from ..roles import same_file, source_of
+    from ..roles import source_of
     from .layers import edited_by_hand, is_result, layer_info
 
     meta = layer_info(layer)
@@ -676,18 +677,14 @@ def _known(formats: Sequence[str] | str) -> list[str]:
 
 def _plans(exports, folder, formats, objects_csv, coco_json, overwrite, inputs):
     """Each export with the files it writes, once every check that needs no pixels passed."""
-    from ..roles import same_file
 
-    plans = []
-    for export, base in zip(exports, _file_names(exports), strict=True):
-        plan = _planned(export, base, folder, formats, objects_csv, coco_json)
-        # Another file's export of that name in the folder (set1's, before set2's) is not
-        # this one's earlier export: named after what tells the files apart, it stays.
-        earlier = _earlier_record(plan.provenance).get("source")
-        if isinstance(earlier, str) and export.source and not same_file(earlier, export.source):
-            tag = _told_apart([earlier, export.source])[1]
-            plan = _planned(export, f"{tag} {base}", folder, formats, objects_csv, coco_json)
-        plans.append((export, plan))
+    def plan(export, base):
+        return _planned(export, base, folder, formats, objects_csv, coco_json)
+
+    plans = [
+        (export, _free(export, base, plan))
+        for export, base in zip(exports, _file_names(exports, plan), strict=True)
+    ]
     own = [path for _, plan in plans for path in plan.files if one_of(path, inputs)]
     if own:
         raise ValueError(
@@ -837,34 +834,75 @@ class _Plan(NamedTuple):
         return [path for path, _ in self.images] + self.tables + [self.provenance]
 
 
-def _file_names(exports: Sequence[LabelsExport]) -> list[str]:
+def _earlier_of(export: LabelsExport, provenance: Path) -> bool | None:
+    """Whether the export in a folder that ``provenance`` describes is an earlier export of
+    ``export``'s layer (its name and file); None when there is none."""
+    if not provenance.exists():
+        return None
+    record = _earlier_record(provenance)
+    source = record.get("source")
+    of_file = same_file(source, export.source) or (source is None and export.source is None)
+    return record.get("layer") == export.name and of_file
+
+
+def _file_names(exports: Sequence[LabelsExport], plan: Callable) -> list[str]:
     """The name each export's files are given: its :attr:`~LabelsExport.file_name`, and
     where two would share one (``raw U-Net cells`` of ``set1/raw.tif`` and of
     ``set2/raw.tif``), with what tells their source files apart in front (``set2 raw U-Net
     cells``); two of one file, or of none, keep their layers' names (``raw U-Net cells
-    [2]``, the result made beside one painted into)."""
+    [2]``, the result made beside one painted into). One whose earlier export in the folder
+    has the name (``plan(export, name)`` says where it goes) keeps it: exported again with
+    another field, a field's files were written under a new name beside the old ones."""
     names = [export.file_name or export.name for export in exports]
     for name in {name for name in names if names.count(name) > 1}:
         group = [i for i, taken in enumerate(names) if taken == name]
         tags = _told_apart([exports[i].source for i in group])
+        kept = next(
+            (i for i in group if _earlier_of(exports[i], plan(exports[i], name).provenance)), None
+        )
         for i, tag in zip(group, tags, strict=True):
-            names[i] = exports[i].name if tag is None else " ".join(filter(None, (tag, name)))
+            if i != kept:
+                names[i] = exports[i].name if tag is None else " ".join(filter(None, (tag, name)))
     return names
+
+
+def _free(export: LabelsExport, base: str, plan: Callable) -> _Plan:
+    """Where ``export`` goes under the name ``base`` (``plan(export, base)``), unless
+    another layer's export is there: another file's (``set1 raw U-Net cells`` beside
+    set2's ``raw U-Net cells``), or another result's of the same file, is never offered for
+    replacing; the export is named after what tells the files apart, or its layer, or
+    numbered."""
+    planned = plan(export, base)
+    if _earlier_of(export, planned.provenance) is not False:
+        return planned  # none there, or this layer's own: asked before it is replaced
+    earlier = _earlier_record(planned.provenance).get("source")
+    if isinstance(earlier, str) and export.source and not same_file(earlier, export.source):
+        first = f"{_told_apart([earlier, export.source])[1]} {base}"
+    else:  # another result of the file, such as a rerun beside one painted into
+        first = export.name
+    names = [first, *(f"{first} [{k}]" for k in range(2, 1000))]
+    for name in names:
+        planned = plan(export, name)
+        if _earlier_of(export, planned.provenance) is not False:
+            return planned
+    return planned  # a thousand others' exports: asked before the last is replaced
 
 
 def _told_apart(sources: Sequence[str | None]) -> list[str | None]:
     """What tells each file of ``sources`` from the others: the folders below the root
     and the stem where the files differ, nearest first, as many as it takes (``set2`` for
-    ``set2/raw.tif`` beside ``set1/raw.tif``), at least its stem; ``""`` for no file;
-    ``None`` for a file listed twice however it is spelt, or no file listed twice."""
-    from ..roles import same_file
+    ``set2/raw.tif`` beside ``set1/raw.tif``), the file's whole name where only its suffix
+    does (``raw.png``), at least its stem; ``""`` for no file; ``None`` for a file listed
+    twice however it is spelt, or no file listed twice. A path written on Windows is
+    taken apart at its backslashes wherever it is read (a provenance file from there)."""
     from .tiff import file_stem
 
     keys: list[str | None] = []  # each source as its file was first spelt
     for source in sources:
         keys.append(next((key for key in keys if same_file(key, source)), source))
     files = [file for file in dict.fromkeys(keys) if file is not None]
-    parts = [[*Path(os.path.abspath(file)).parent.parts[1:], file_stem(file)] for file in files]
+    pieces = {file: re.split(r"[\\/]+", file) for file in files}
+    parts = [[*pieces[file][:-1], file_stem(pieces[file][-1])] for file in files]
     tags: list[list[str]] = [[] for _ in files]
     for level in range(1, max(map(len, parts), default=0) + 1):
         if len({tuple(tag) for tag in tags}) == len(tags):
@@ -873,10 +911,12 @@ def _told_apart(sources: Sequence[str | None]) -> list[str | None]:
         if len(set(here)) > 1:  # a level every file shares tells none apart
             for tag, part in zip(tags, here, strict=True):
                 tag.insert(0, part)
-    told = {
-        file: " ".join(filter(None, tag)) or file_stem(file)
-        for file, tag in zip(files, tags, strict=True)
-    }
+    found = [" ".join(filter(None, tag)) or path[-1] for tag, path in zip(tags, parts, strict=True)]
+    told = {}
+    for file, tag, path in zip(files, found, parts, strict=True):
+        if found.count(tag) > 1:  # one folder and stem (raw.tif, raw.png): its whole name
+            tag = pieces[file][-1] if tag == path[-1] else f"{tag} {pieces[file][-1]}"
+        told[file] = tag
     return [None if keys.count(key) > 1 else told.get(key, "") for key in keys]
 
 
