@@ -917,6 +917,41 @@ def test_segment_reads_an_ome_zarr_images_channels_and_pixel_size(unet_checkpoin
     assert labels.scale == pytest.approx((0.65, 0.65)) and labels.units == ("µm", "µm")
 
 
+def test_export_measures_the_cells_in_the_ome_zarr_image_they_were_made_from(
+    unet_checkpoint, tmp_path, capsys
+):
+    """Labels of an OME-Zarr image (a folder, not a file) were exported without the
+    intensities measured in them, and the image said to be gone, where a TIFF's had them;
+    moved with their image, too."""
+    import zarr
+
+    pixels = np.random.default_rng(0).integers(0, 4000, (2, 96, 96), dtype=np.uint16)
+    store = zarr.open_group(tmp_path / "scans" / "img.ome.zarr", mode="w", zarr_format=2)
+    store.create_array("0", data=pixels)
+    axes = [{"name": "c", "type": "channel"}] + [{"name": a, "type": "space"} for a in "yx"]
+    scale = [{"type": "scale", "scale": [1.0, 1.0, 1.0]}]
+    store.attrs["multiscales"] = [
+        {"version": "0.4", "axes": axes,
+         "datasets": [{"path": "0", "coordinateTransformations": scale}]}
+    ]  # fmt: skip
+    store.attrs["omero"] = {"channels": [{"label": "GFP"}, {"label": "Brightfield"}]}
+    results = tmp_path / "scans" / "results"
+    assert main(["segment", str(tmp_path / "scans" / "img.ome.zarr"), "-o", str(results),
+                 "-m", str(unet_checkpoint(tile_size=96)), "-q", "--scheduler",
+                 "synchronous", "--threads", "1"]) == 0  # fmt: skip
+    moved = tmp_path / "shared drive"
+    for folder in (results, moved / "results"):
+        if folder.parent == moved:
+            (tmp_path / "scans").rename(moved)
+        capsys.readouterr()
+        exported = tmp_path / "exported" / folder.parent.name
+        assert main(["export", str(folder / "img_unet_cells.tif"), "-o", str(exported),
+                     "-q"]) == 0  # fmt: skip
+        header = (exported / "img_unet_cells_objects.csv").read_text().splitlines()[0]
+        assert {"mean_GFP", "mean_Brightfield"} <= set(header.split(","))
+        assert "is not there" not in capsys.readouterr().err
+
+
 def test_relative_paths_become_absolute_for_workers_elsewhere(
     folders, unet_checkpoint, tmp_path, monkeypatch
 ):
