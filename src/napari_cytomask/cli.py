@@ -1447,12 +1447,12 @@ def _from_source(info: dict) -> dict:
     one channel the run segmented. Empty without the scan."""
     import numpy as np
 
-    from .io.files import _is_image, open_scan
+    from .io.files import is_image, open_scan
 
     source = info.get("source")
     # A scan that is gone was warned about when its record was read; an OME-Zarr image is
     # a folder, not a file, and is measured as a TIFF is.
-    if not source or not _is_image(Path(source)):
+    if not source or not is_image(Path(source)):
         return {}
     scan = open_scan(source)
     channels = [] if scan.rgb else scan.by_role("input", "image")

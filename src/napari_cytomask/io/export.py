@@ -175,7 +175,7 @@ def segment_record(labels: str | os.PathLike) -> dict:
     ValueError
         When the record cannot be read or is not one of ``cytomask segment``.
     """
-    from .files import _is_image
+    from .files import is_image
     from .tiff import file_stem
 
     labels = Path(labels)
@@ -199,14 +199,14 @@ def segment_record(labels: str | os.PathLike) -> dict:
         )
     source = info.get("source")
     # An OME-Zarr image is a folder, there as a TIFF file is.
-    if not source or _is_image(Path(source)):
+    if not source or is_image(Path(source)):
         return info
     relative = info.get("source_from_record")
     candidates = (
         [Path(os.path.normpath(labels.parent / relative))] if isinstance(relative, str) else []
     )
     for found in [*candidates, labels.parent / Path(source).name]:
-        if _is_image(found):
+        if is_image(found):
             return {**info, "source": str(found)}
     warnings.warn(
         f"{source}, the scan {labels.name} was made from, is not there any more (nor beside "

@@ -253,7 +253,7 @@ def find_inputs(items, exclude: tuple[str, ...] = ()) -> list[Path]:
                 p for p in paths
                 if (p.is_file() or _is_ome_zarr(p)) and not p.name.endswith(exclude)
             ]  # fmt: skip
-        elif Path(text).is_dir() and not _is_image(Path(text)):
+        elif Path(text).is_dir() and not is_image(Path(text)):
             # Its image files and its OME-Zarr stores (folders that are one image each).
             paths = sorted(
                 p for p in Path(text).iterdir()
@@ -262,7 +262,7 @@ def find_inputs(items, exclude: tuple[str, ...] = ()) -> list[Path]:
             )  # fmt: skip
         else:
             paths = [Path(text)]
-            if not _is_image(paths[0]):
+            if not is_image(paths[0]):
                 what = "is not a regular file" if os.path.exists(text) else "does not exist"
                 raise ValueError(f"{text} {what}.")
         if not paths:
@@ -298,7 +298,7 @@ def _subfolders(text: str) -> str:
     return f" (its subfolders are not searched: give a pattern such as '{pattern}')"
 
 
-def _is_image(path: Path) -> bool:
+def is_image(path: Path) -> bool:
     """A file, or a Zarr store (a folder that is one image)."""
     return path.is_file() or (path.is_dir() and path.name.lower().endswith(".zarr"))
 
