@@ -125,3 +125,18 @@ def test_a_zarr_folder_of_no_image_says_so(tmp_path):
     zarr.open_group(tmp_path / "notes.zarr", mode="w").create_array("0", shape=(4,), dtype="u1")
     with pytest.raises(ImageReadError, match="notes.zarr is no OME-Zarr image: its metadata"):
         open_scan(tmp_path / "notes.zarr")
+
+
+@pytest.mark.parametrize(
+    "multiscales",
+    [[{}], [{"datasets": []}], [{"datasets": [{"path": "s0"}]}]],
+    ids=["no datasets", "empty datasets", "array not there"],
+)
+def test_metadata_that_names_no_image_in_the_store_is_said_damaged(tmp_path, multiscales):
+    """A store whose metadata named no dataset, or one not in it, gave "Cannot read
+    x.zarr: 'datasets'" or "'s0'": a Python key for a reason."""
+    group = zarr.open_group(tmp_path / "x.zarr", mode="w", zarr_format=2)
+    group.create_array("0", shape=(4, 4), dtype="u1")
+    group.attrs["multiscales"] = multiscales
+    with pytest.raises(ImageReadError, match="names no image that is in it .* write it again"):
+        open_scan(tmp_path / "x.zarr")

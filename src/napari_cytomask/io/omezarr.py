@@ -173,9 +173,16 @@ def open_image(path: str | os.PathLike) -> ZarrImage:
             f"{path} is no OME-Zarr image: its metadata has no 'multiscales'. Give the "
             "folder of one image (a plate or other collection keeps its images in subfolders)."
         )
-    image = attrs["multiscales"][0]
-    dataset = image["datasets"][0]
-    array = group[dataset["path"]]
+    try:
+        image = attrs["multiscales"][0]
+        dataset = image["datasets"][0]
+        array = group[dataset["path"]]
+    except (KeyError, IndexError, TypeError) as err:
+        # No datasets, or one whose array is not there: a store cut short or hand-edited.
+        raise ImageReadError(
+            f"{path}: its metadata names no image that is in it (missing: {err}); the store "
+            "is damaged or incomplete: write it again."
+        ) from err
     # NGFF 0.1 and 0.2 name no axes, as theirs are always t, c, z, y, x; 0.3 names them
     # with strings.
     axes = image.get("axes") or list("tczyx"[-array.ndim :])
