@@ -98,6 +98,32 @@ def oracle_unet(monkeypatch):
     return predictor
 
 
+class _ForegroundLogits(torch.nn.Module):
+    """A foreground network's logits read off an image of cells 1 and background 0."""
+
+    def __init__(self):
+        super().__init__()
+        self.gain = torch.nn.Parameter(torch.tensor(20.0))  # the predictor finds its device here
+
+    def forward(self, x):
+        return torch.cat([self.gain * (0.5 - x), self.gain * (x - 0.5)], dim=1)
+
+
+@pytest.fixture
+def foreground_unet(monkeypatch):
+    """Every U-Net checkpoint loads as a stand-in trained on foreground maps at square
+    pixels of 0.87 µm, that sees the cells of an image of cells 1 and background 0."""
+    from napari_cytomask.models.checkpoint import describe
+    from napari_cytomask.models.inference import UNetPredictor
+    from napari_cytomask.models.unet import UNetConfig
+
+    config = UNetConfig(encoder_depth=3, tile_size=256, targets="foreground")
+    learnt = describe(config, training={"pixel_size_um": [0.87, 0.87]})
+    predictor = UNetPredictor(_ForegroundLogits().eval(), config, learnt)
+    monkeypatch.setattr(UNetPredictor, "from_checkpoint", classmethod(lambda *a: predictor))
+    return predictor
+
+
 @pytest.fixture
 def class_map_image():
     """Instance labels drawn as the oracle U-Net's input image (uint8)."""

@@ -15,7 +15,7 @@ from skimage.io import imread
 from napari_cytomask.metrics import evaluate
 from napari_cytomask.models.checkpoint import CheckpointError
 from napari_cytomask.models.inference import UNetPredictor, segment
-from napari_cytomask.models.sam2_engine import LabelParams, Sam2Engine, Sam2Params
+from napari_cytomask.models.sam2_engine import LabelParams, Sam2Engine, Sam2Params, Sam2Result
 from napari_cytomask.pipeline import Preset, PresetError, Sam2Step, Segmenter, UNetStep
 from napari_cytomask.postprocess import run_watershed
 from napari_cytomask.progress import Progress, drain
@@ -282,6 +282,49 @@ def test_the_split_step_seeds_cells_over_the_shape_of_the_pixels(unet_file, monk
     labels = drain(segmenter.iter_segment([merged], pixel_size_um=(0.87, 0.435)))
     assert labels.max() == 2 and labels[48 - 12, 80] != labels[48 + 12, 80]
     assert drain(segmenter.iter_segment([merged])).max() == 1  # over square pixels: one
+
+
+def _touching_along_y() -> np.ndarray:
+    """Two round cells of 10 µm radius, their centres 12 µm apart along Y, over pixels of
+    0.87 x 0.435 µm: one object (True in both)."""
+    yy, xx = np.mgrid[:96, :160]
+    yy, xx = (yy - 48) * 0.87, (xx - 80) * 0.435
+    return (np.abs(yy) - 6) ** 2 + xx**2 < 10**2
+
+
+def test_a_foreground_models_cells_are_seeded_over_the_shape_of_the_pixels(foreground_unet):
+    """A U-Net trained on foreground maps found one cell in two round cells touching along
+    Y over 0.87 x 0.435 µm pixels: its watershed counted rows and columns. The network sees
+    the image resampled to the square pixels it learnt, but the cells are found over the
+    image's own."""
+    image = _touching_along_y().astype(np.float32)
+    segmenter = Segmenter(Preset(unet=UNetStep(tta=False)), "cpu")
+    run = drain(segmenter.iter_run([image], pixel_size_um=(0.87, 0.435)))
+    assert run.zoom == (1.0, 0.5)
+    assert run.labels.max() == 2 and run.labels[48 - 12, 80] != run.labels[48 + 12, 80]
+    # Square pixels of any size count as pixels, as they did: the two stay one.
+    as_is = drain(segmenter.iter_segment([image]))
+    assert as_is.max() == 1
+    np.testing.assert_array_equal(drain(segmenter.iter_segment([image], pixel_size_um=0.87)),
+                                  as_is)  # fmt: skip
+
+
+def test_sam2s_split_is_given_the_shape_of_the_pixels():
+    """SAM2's split of merged masks counted rows and columns whatever the pixel size."""
+    given = []
+
+    class Engine:
+        def segment_iter(self, image, params, label_params, *, foreground, spacing):
+            given.append(spacing)
+            return Sam2Result(np.zeros(image.shape, np.uint8), {}, 0, 0)
+            yield
+
+    image = _touching_along_y().astype(np.uint8)
+    segmenter = Segmenter(Preset(method="sam2", sam2=Sam2Step(labels={"split": True})), "cpu")
+    segmenter._engine = Engine()
+    drain(segmenter.iter_segment([image], pixel_size_um=(0.87, 0.435)))
+    drain(segmenter.iter_segment([image]))
+    assert given == [(0.87, 0.435), None]
 
 
 def test_a_preset_is_read_as_utf8_whatever_the_locale(tmp_path):

@@ -67,7 +67,9 @@ class UNetStep:
         on an image of ``pixel_size_um`` (Y, X) pixels, when known.
 
         Post-processing settings left at ``None`` take the values the checkpoint
-        recommends (tuned on its validation images), else the defaults.
+        recommends (tuned on its validation images), else the defaults. The cells are
+        found over the image's own pixels, resampled for the network or not, so their
+        watershed measures distances over the shape of those (``spacing``).
         """
         from .models.catalog import zoom_to
         from .models.inference import postprocess_arguments
@@ -80,6 +82,7 @@ class UNetStep:
             "batch_size": self.batch_size,
             "tta": self.tta,
             "zoom": zoom_to(pixel_size_um, predictor.pixel_size_um) if self.resample else None,
+            "spacing": pixel_size_um,
             **postprocess_arguments(predictor.config.targets, **settings),
         }
 
@@ -476,7 +479,9 @@ class Segmenter:
             Frames larger than this go through the watershed in windows of this size.
         pixel_size_um
             The image's (Y, X) pixel size in µm, or one number for square pixels, when
-            known: the U-Net step resamples it to the model's (see :class:`UNetStep`).
+            known: the U-Net step resamples it to the model's (see :class:`UNetStep`), and
+            the watershed of every step (the U-Net's foreground map, SAM2's and the
+            preset's split) measures distances over its shape.
 
         Raises
         ------
@@ -495,7 +500,7 @@ class Segmenter:
             labels, confidence = yield from self._unet(channels, out, scratch, chunk_size, kwargs)
         if method in ("sam2", "sam2_guided"):
             foreground = None if labels is None else np.asarray(labels) > 0
-            labels = yield from self._sam2(channels[0], foreground)
+            labels = yield from self._sam2(channels[0], foreground, pixel_size_um)
         if self.preset.split is not None:
             from .postprocess.runner import iter_watershed
 
@@ -541,10 +546,14 @@ class Segmenter:
         )
         return result.labels, result.confidence
 
-    def _sam2(self, image, foreground):
+    def _sam2(self, image, foreground, pixel_size_um):
         step = self.preset.sam2
         gen = self.engine.segment_iter(
-            np.asarray(image), step.sam2_params(), step.label_params(), foreground=foreground
+            np.asarray(image),
+            step.sam2_params(),
+            step.label_params(),
+            foreground=foreground,
+            spacing=pixel_size_um,
         )
         result = yield from _as_progress("sam2", gen)
         return result.labels

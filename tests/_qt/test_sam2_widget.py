@@ -339,6 +339,32 @@ def test_a_lazy_image_is_read_once_for_the_slider_moves(make_napari_viewer_proxy
     assert widget._plane(in_memory, (), "image") is in_memory
 
 
+def test_merged_masks_are_split_over_the_shape_of_the_pixels(
+    make_napari_viewer_proxy, small_model, monkeypatch
+):
+    """Over pixels of 0.87 x 0.435 µm, the split of merged masks counted rows and columns;
+    it is given the size of the pixels of the level segmented."""
+    from napari_cytomask.models.sam2_engine import Sam2Engine, Sam2Result
+    from napari_cytomask.progress import drain
+
+    given = []
+
+    def segment_iter(self, image, params, label_params, **kwargs):
+        given.append(kwargs["spacing"])
+        return Sam2Result(np.zeros(image.shape, np.uint8), {}, 0, 0)
+        yield
+
+    monkeypatch.setattr(Sam2Engine, "segment_iter", segment_iter)
+    viewer = make_napari_viewer_proxy()
+    full = image()
+    viewer.add_image([full, full[::2, ::2]], name="pyramid", scale=(0.87, 0.435), units="µm")
+    widget = Sam2Widget(viewer, model_builder=lambda *args: small_model)
+    for level in (0, 1):
+        widget.level.setCurrentIndex(level)
+        drain(widget._run(widget._job()))
+    assert given == [(0.87, 0.435), (1.74, 0.87)]
+
+
 def test_an_image_closed_while_segmented_gets_no_masks(
     make_napari_viewer_proxy, qtbot, small_model, keep_every_mask
 ):

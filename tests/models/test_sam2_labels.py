@@ -191,6 +191,35 @@ def test_split_gives_fragments_their_parent_scores():
     assert feats["area"].sum() == twins.sum()
 
 
+class OneMaskEngine(Sam2Engine):
+    """Gives the image one mask: ``mask``."""
+
+    def __init__(self, mask: np.ndarray):
+        self._normalized = _LRU(1 << 20)
+        self.mask = mask
+
+    def _masks_of_views(self, views, params):
+        yield ("decoder", 1, 1)
+        return [as_masks(self.mask[None], [0.9])], 1
+
+
+def test_the_split_measures_distances_over_the_shape_of_the_pixels():
+    """Over 0.87 x 0.435 µm pixels, the split counted rows and columns: one mask of two
+    round cells touching along Y stayed one cell."""
+    yy, xx = np.mgrid[:96, :160]
+    yy, xx = (yy - 48) * 0.87, (xx - 80) * 0.435
+    twins = (np.abs(yy) - 6) ** 2 + xx**2 < 10**2  # centres 12 µm apart
+    engine, lp, image = OneMaskEngine(twins), LabelParams(split=True), twins.astype(np.uint16)
+    split = engine.segment(image, Sam2Params(), lp, spacing=(0.87, 0.435))
+    assert split.labels.max() == 2 and split.labels[48 - 12, 80] != split.labels[48 + 12, 80]
+    assert split.features["area"].sum() == twins.sum()
+    # Square pixels of any size count as pixels, as they did: the two stay one.
+    as_is = engine.segment(image, Sam2Params(), lp).labels
+    assert as_is.max() == 1
+    square = engine.segment(image, Sam2Params(), lp, spacing=(0.435, 0.435)).labels
+    np.testing.assert_array_equal(square, as_is)
+
+
 def test_grayscale_is_stretched_between_percentiles():
     rng = np.random.default_rng(0)
     image = rng.normal(1000, 50, (64, 64)).astype(np.uint16)

@@ -34,6 +34,7 @@ from ..io.layers import (
     listed_frames,
     model_record,
     origin,
+    pixel_size_um,
     record_written,
     result_metadata,
 )
@@ -638,6 +639,8 @@ class Sam2Widget(StepWidget, QWidget):
             geometry=geometry,
             rgb=rgb,
             foreground=foreground,
+            # Merged masks are split over the shape of the level's pixels, where known.
+            spacing=pixel_size_um(geometry["scale"], geometry["units"]),
             source=source,
             config=config,
             device=self.device.currentText(),
@@ -701,7 +704,12 @@ class Sam2Widget(StepWidget, QWidget):
         except Exception as err:
             raise _ModelNotLoaded((job["source"], job["config"])) from err
         result = yield from engine.segment_iter(
-            image, job["params"], job["label_params"], rgb=job["rgb"], foreground=foreground
+            image,
+            job["params"],
+            job["label_params"],
+            rgb=job["rgb"],
+            foreground=foreground,
+            spacing=job["spacing"],
         )
         metadata = result_metadata(
             job["layer"], method="sam2", parameters=job["parameters"], model=model

@@ -461,6 +461,7 @@ def probabilities_to_instances(
     chunk_size: int | None = 2048,
     overlap: int = 256,
     out=None,
+    spacing: tuple[float, float] | None = None,
 ) -> Generator[tuple[int, int], None, np.ndarray]:
     """Instance labels from class probabilities, yielding ``(done, total)`` (a generator).
 
@@ -479,6 +480,11 @@ def probabilities_to_instances(
         :func:`napari_cytomask.postprocess.iter_watershed`).
     out
         Preallocated integer output of the frame shape.
+    spacing
+        The (Y, X) size of the probabilities' pixels, in any unit, when known: a
+        foreground map's cells are seeded by their distance to the background, measured
+        over the pixels' shape (see :func:`napari_cytomask.postprocess.iter_watershed`).
+        The interior/boundary maps seed their own cells and need none.
     """
     params = {**DEFAULT_POSTPROCESS[targets], **(params or {})}
     if targets == "interior_boundary":
@@ -499,6 +505,7 @@ def probabilities_to_instances(
             chunk_size=chunk_size,
             overlap=overlap,
             out=out,
+            spacing=spacing,
         )
     )
 
@@ -518,6 +525,7 @@ def iter_segment(
     labels_out=None,
     chunk_size: int | None = 2048,
     instances: bool = True,
+    spacing: tuple[float, float] | None = None,
 ) -> Generator[Progress, None, Segmentation]:
     """Probabilities and instance labels of an image or stack ("Segment cytoplasm").
 
@@ -531,7 +539,9 @@ def iter_segment(
     unless asked for (four times faster), where the dock and ``cytomask segment`` turn it
     on: the starter model's thresholds were chosen with it, and its cells differ a little
     without it. With ``zoom`` the cells are found at the image's pixels, so the minimum
-    cell size (in the network's pixels) is scaled to them.
+    cell size (in the network's pixels) is scaled to them, and the watershed measures
+    distances over the shape of those pixels, ``spacing`` ((Y, X) in any unit, where
+    known), though the network saw them resampled to square ones.
     """
     if predictor.description.get("postprocess"):
         tuned = postprocess_arguments(predictor.config.targets, **predictor.settings)
@@ -559,6 +569,7 @@ def iter_segment(
                 cleanup=cleanup,
                 chunk_size=chunk_size,
                 out=labels_out,
+                spacing=spacing,
             ),
             lambda done, total: Progress("instances", done, total),
         )

@@ -727,6 +727,7 @@ class Sam2Engine:
         *,
         rgb: bool | None = None,
         foreground: np.ndarray | None = None,
+        spacing: tuple[float, float] | None = None,
     ) -> Generator[Progress, None, Sam2Result]:
         """Label image of cells from an image, a large image or a stack of positions.
 
@@ -746,6 +747,10 @@ class Sam2Engine:
             Optional foreground map (booleans or probabilities) of the same
             shape as the image without colour axis, e.g. from the U-Net; masks
             mostly outside it are dropped.
+        spacing
+            The (Y, X) size of the image's pixels, in any unit, when known: the split of
+            merged cells (``label_params.split``) measures distances over their shape
+            (see :func:`~napari_cytomask.postprocess.watershed.split_labels`).
 
         Yields
         ------
@@ -805,7 +810,7 @@ class Sam2Engine:
             n_masks += len(merged["masks"])
             plane, feats = _paint(merged, (height, width), lp.order)
             if lp.split and plane.any():
-                plane, feats = _split(plane, feats, lp.split_kwargs)
+                plane, feats = _split(plane, feats, lp.split_kwargs, spacing)
             plane, feats = _drop_small_pieces(plane, feats, lp.min_area)
             ids = feats["index"]
             if len(ids):
@@ -1282,10 +1287,15 @@ def _drop_small_pieces(plane: np.ndarray, feats: dict, min_area: int) -> tuple[n
     return lut[out], new
 
 
-def _split(plane: np.ndarray, feats: dict, split_kwargs: dict) -> tuple[np.ndarray, dict]:
-    """Split merged cells; every fragment inherits its parent's scores."""
+def _split(
+    plane: np.ndarray, feats: dict, split_kwargs: dict, spacing: tuple[float, float] | None = None
+) -> tuple[np.ndarray, dict]:
+    """Split merged cells over pixels of ``spacing`` (None: square); every fragment
+    inherits its parent's scores."""
     from ..postprocess.watershed import split_labels
 
+    if spacing is not None:
+        split_kwargs = {**split_kwargs, "spacing": spacing}
     split = split_labels(plane, **split_kwargs)
     fg = split > 0
     pairs = np.unique(np.stack([split[fg], plane[fg]]).astype(np.int64), axis=1)
