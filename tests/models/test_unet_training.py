@@ -872,3 +872,25 @@ def test_a_bracket_escaped_as_glob_escapes_it_pairs_files_without_a_warning(tmp_
         pairs = match_files(f"{tmp_path}/exp[[]1]/i?.tif", f"{tmp_path}/exp[[]1]/m?.tif")
     assert [(Path(i).name, Path(m).name) for i, m in pairs] == [
         ("i1.tif", "m1.tif"), ("i2.tif", "m2.tif")]  # fmt: skip
+
+
+def test_a_foreground_map_is_scored_over_the_shape_of_its_pixels():
+    """Tuning and the test scores found a foreground model's cells counting rows and
+    columns, where segmenting counts over the pixels' shape: two round cells touching
+    along Y over 0.87 x 0.435 µm pixels were scored as one."""
+    from napari_cytomask.models.training import TrainingSample, _evaluate_probabilities
+
+    yy, xx = np.mgrid[:96, :160]
+    yy, xx = (yy - 48) * 0.87, (xx - 80) * 0.435
+    cells = (np.abs(yy) - 6) ** 2 + xx**2 < 10**2
+    truth = (cells & (yy < 0)) * 1 + (cells & (yy >= 0)) * 2
+    probabilities = np.stack([~cells, cells]).astype(np.float32)  # background, foreground
+    settings = {"interior_threshold": 0.5, "foreground_threshold": 0.5, "min_size": 10}
+    scores = {
+        size: _evaluate_probabilities(
+            TrainingSample("two", cells[None].astype(np.float32), truth, size),
+            probabilities, "foreground", settings,
+        ).maf1_matches.n_pred
+        for size in ((0.87, 0.435), None)
+    }  # fmt: skip
+    assert scores == {(0.87, 0.435): 2, None: 1}

@@ -936,12 +936,17 @@ def _evaluate_probabilities(
 ) -> Evaluation:
     """Cells of one image's probabilities with post-processing ``settings``, against its
     labels; with the ``zoom`` it was resampled by for the network, the minimum cell size
-    (in the network's pixels) counted in the image's, as segmenting counts it."""
+    (in the network's pixels) counted in the image's, and the cells of a foreground map
+    found over the shape of its pixels, as segmenting finds them."""
     settings = {**settings, "min_size": image_area(settings["min_size"], zoom)}
     args = postprocess_arguments(targets, **settings)
     labels = drain(
         probabilities_to_instances(
-            probabilities, targets, params=args["postprocess"], cleanup=args["cleanup"]
+            probabilities,
+            targets,
+            params=args["postprocess"],
+            cleanup=args["cleanup"],
+            spacing=sample.pixel_size_um,
         )
     )
     return evaluate(sample.labels, labels)
