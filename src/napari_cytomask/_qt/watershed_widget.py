@@ -36,7 +36,7 @@ from ..io.layers import (
     result_metadata,
     single_value,
 )
-from ..postprocess import DEFAULT_CLEANUP, MARKER_METHODS, iter_watershed
+from ..postprocess import DEFAULT_CLEANUP, MARKER_METHODS, iter_watershed, pixel_shape
 from ..roles import role_of, source_of
 from ._layers import (
     LayerPicker,
@@ -646,7 +646,7 @@ class WatershedWidget(StepWidget, QWidget):
             index,
             metadata,
             np.ndim(arrays[0]) - 2 - frame_axes(layer.axis_labels),
-            _spacing(layer),
+            pixel_shape(layer.scale[-2:]),
         )
 
     def cancel(self) -> None:
@@ -687,19 +687,11 @@ class WatershedWidget(StepWidget, QWidget):
         return layer
 
 
-def _spacing(layer) -> tuple[float, float] | None:
-    """The (Y, X) size of ``layer``'s pixels (its scale) where they are not square, else
-    None. The result is drawn over the input's pixels, so the cells are split as they are
-    shown: the shape, not the unit, is what counts."""
-    y, x = (abs(float(size)) for size in layer.scale[-2:])
-    return None if y == x else (y, x)
-
-
 def _distance_unit(layer) -> str:
     """What the distance settings count for ``layer`` (or None): "px", or where its pixels
     are not square, pixels of their shorter side ("px of 0.435 µm", or "px along x" for a
     layer whose scale is in no length: "X px" read as a count named X)."""
-    spacing = None if layer is None else _spacing(layer)
+    spacing = None if layer is None else pixel_shape(layer.scale[-2:])
     if spacing is None:
         return "px"
     size = pixel_size_um(layer.scale, layer.units)
@@ -784,7 +776,7 @@ def _watershed_job(method, arrays, params, cleanup, source, name, index, metadat
     The ``source`` layer (carried, never read here) and ``metadata``, the record of the
     settings this run used, come back with the labels, and a note on cells split plane by
     plane (``volume``: the input's axes that make one volume with Y and X). ``spacing``:
-    the shape of the input's pixels (:func:`_spacing`).
+    the shape of the input's pixels (:func:`~napari_cytomask.postprocess.watershed.pixel_shape`).
     """
     if index is not None:
         arrays = [np.asarray(arr[index]) for arr in arrays]

@@ -23,6 +23,7 @@ from .watershed import (
     instances_to_interior_boundary,
     interior_boundary_to_instances,
     merge_small_fragments,
+    pixel_shape,
     split_labels,
 )
 
@@ -42,6 +43,7 @@ __all__ = [
     "iter_watershed",
     "merge_small_fragments",
     "open_objects",
+    "pixel_shape",
     "relabel",
     "remove_border_objects",
     "run_watershed",

@@ -132,7 +132,7 @@ def _label_unseeded(labels: np.ndarray, fg: np.ndarray) -> None:
         labels[rest] = extra[rest] + start
 
 
-def _sampling(spacing) -> tuple[float, float] | None:
+def pixel_shape(spacing) -> tuple[float, float] | None:
     """A pixel's (Y, X) size in lengths of its shorter side, from its size ``spacing`` in
     any unit; None for square pixels, or none given, whose distances count pixels as
     they always did.
@@ -230,7 +230,7 @@ def distance_markers(
     elif method == "peaks":
         if min_distance < 1:
             raise ValueError(f"min_distance must be at least 1 (got {min_distance}).")
-        coords = _peaks(distance, mask, int(min_distance), _sampling(spacing))
+        coords = _peaks(distance, mask, int(min_distance), pixel_shape(spacing))
         peaks = np.zeros(mask.shape, bool)
         peaks[tuple(coords.T)] = True
     else:
@@ -326,7 +326,7 @@ def foreground_to_instances(
     fg = foreground_mask(foreground, threshold)
     if not fg.any():
         return np.zeros(fg.shape, np.int32)
-    sampling = _sampling(spacing)
+    sampling = pixel_shape(spacing)
     distance = ndi.distance_transform_edt(fg, sampling=sampling).astype(np.float32)
     seeds = distance_markers(
         distance, fg, method=markers, h=h, min_distance=min_distance, spacing=sampling
@@ -442,7 +442,7 @@ def split_labels(
     """
     labels = _check_frame(as_labels(labels, "labels to split"), "labels to split")
     labels, _ = compact_ids(labels)  # the pieces get new ids
-    sampling = _sampling(spacing)
+    sampling = pixel_shape(spacing)
     boxes = ndi.find_objects(labels)
     # Peaks are kept min_distance apart across an object's pieces too: split whole.
     pieces_of = _pieces_apart(labels, boxes) if markers == "h_maxima" else {}
