@@ -952,6 +952,58 @@ def test_export_measures_the_cells_in_the_ome_zarr_image_they_were_made_from(
         assert "is not there" not in capsys.readouterr().err
 
 
+def _ome_zarr_image(path, pixels, axes: str) -> None:
+    """An OME-Zarr image (NGFF 0.4) of one level whose ``axes`` are named by letters
+    ("tczyx"), with channels GFP and Brightfield."""
+    import zarr
+
+    kinds = {"t": "time", "c": "channel"}
+    store = zarr.open_group(path, mode="w", zarr_format=2)
+    store.create_array("0", data=pixels)
+    scale = [{"type": "scale", "scale": [1.0] * len(axes)}]
+    store.attrs["multiscales"] = [
+        {"version": "0.4", "axes": [{"name": a, "type": kinds.get(a, "space")} for a in axes],
+         "datasets": [{"path": "0", "coordinateTransformations": scale}]}
+    ]  # fmt: skip
+    store.attrs["omero"] = {"channels": [{"label": "GFP"}, {"label": "Brightfield"}]}
+
+
+def test_export_measures_an_ome_zarr_image_of_one_plane_with_its_axes_of_length_one(
+    unet_checkpoint, tmp_path, capsys
+):
+    """Labels of a t, c, z, y, x image of one plane (as OME-Zarr images often are) could
+    not be exported: the image's channels kept their axes of length 1, which the labels'
+    TIFF loses ('has shape (1, 1, 96, 96) but the labels (96, 96)'), and among many label
+    files the message named none. Labels of another shape than their scan's (cropped) are
+    still refused, now by name, with nothing written."""
+    pixels = np.random.default_rng(0).integers(0, 4000, (2, 96, 96), dtype=np.uint16)
+    scans, results = tmp_path / "scans", tmp_path / "results"
+    _ome_zarr_image(scans / "tczyx.ome.zarr", pixels[None, :, None], "tczyx")
+    _ome_zarr_image(scans / "tcyx.ome.zarr", pixels[None], "tcyx")
+    assert main(["segment", str(scans), "-o", str(results), "-m",
+                 str(unet_checkpoint(tile_size=96)), "-q", "--scheduler", "synchronous",
+                 "--threads", "1"]) == 0  # fmt: skip
+    pattern = str(results / "**" / "*_unet_cells.tif")
+    exported = tmp_path / "exported"
+    assert main(["export", pattern, "-o", str(exported), "-q"]) == 0, capsys.readouterr().err
+    for name in ("tczyx", "tcyx"):
+        labels = tifffile.imread(exported / f"{name}_unet_cells.tif")
+        with open(exported / f"{name}_unet_cells_objects.csv", newline="") as table:
+            rows = list(csv.DictReader(table))
+        assert rows, name
+        for row in rows:
+            cell = labels == int(row["label"])
+            assert float(row["mean_GFP"]) == pytest.approx(pixels[0][cell].mean())
+            assert float(row["mean_Brightfield"]) == pytest.approx(pixels[1][cell].mean())
+    cropped = results / "tcyx_unet_cells.tif"
+    tifffile.imwrite(cropped, tifffile.imread(cropped)[:64])
+    capsys.readouterr()
+    assert main(["export", pattern, "-o", str(tmp_path / "again"), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert f"{cropped} has shape (64, 96), but channel 'GFP' of {scans / 'tcyx.ome.zarr'}" in err
+    assert not any(tmp_path.glob("again/*"))
+
+
 def test_relative_paths_become_absolute_for_workers_elsewhere(
     folders, unet_checkpoint, tmp_path, monkeypatch
 ):

@@ -1349,7 +1349,9 @@ def _export(args) -> int:
         if not info:  # not a result of segment: its frames as the file names its axes
             frames = frame_axes(axes.get("axis_labels") or ("",) * labels.ndim)
             labels = _checked_labels(path, labels, "exported as labels", frames)
-        described = {**recorded_fields(info), **_from_source(info)} if info else {}
+        described = (
+            {**recorded_fields(info), **_from_source(info, path, labels.shape)} if info else {}
+        )
         exports.append(LabelsExport(
             name=name, labels=labels, **axes, **{"source": str(path), **described},
         ))  # fmt: skip
@@ -1441,13 +1443,22 @@ def _export_names(paths: list[Path]) -> list[str]:
         depth += 1
 
 
-def _from_source(info: dict) -> dict:
-    """What the scan a segment run read gives an export (its record ``info``): the image
-    channels by layer name, to measure inside each cell, and the ``channel_name`` of the
-    one channel the run segmented. Empty without the scan."""
+def _from_source(info: dict, path: Path, shape: tuple[int, ...]) -> dict:
+    """What the scan a segment run read gives an export (its record ``info``) of the labels
+    at ``path``, of ``shape``: the image channels by layer name, to measure inside each
+    cell, and the ``channel_name`` of the one channel the run segmented. Empty without the
+    scan.
+
+    Raises
+    ------
+    ValueError
+        When the scan's channels are not of the labels' shape (labels cropped, or another
+        scan in its place), naming the labels: one file among many stops the export.
+    """
     import numpy as np
 
     from .io.files import is_image, open_scan
+    from .io.tiff import file_stem
 
     source = info.get("source")
     # A scan that is gone was warned about when its record was read; an OME-Zarr image is
@@ -1456,7 +1467,20 @@ def _from_source(info: dict) -> dict:
         return {}
     scan = open_scan(source)
     channels = [] if scan.rgb else scan.by_role("input", "image")
-    found: dict = {"intensities": {c.name: np.asarray(c.base) for c in channels}}
+    intensities = {}
+    for channel in channels:
+        image = np.asarray(channel.base)
+        # An OME-Zarr image keeps its axes of length 1 (T and Z of one plane), which a
+        # TIFF of its labels loses when read: the same pixels, so measured as they are.
+        if [n for n in image.shape if n != 1] != [n for n in shape if n != 1]:
+            raise ValueError(
+                f"{path} has shape {shape}, but channel {channel.name!r} of {source}, the "
+                f"scan it was made from, has {image.shape}: its cells cannot be measured "
+                f"there. Segment the scan again, or move the record {file_stem(path)}.json "
+                "beside the labels aside to export them without the scan's intensities."
+            )
+        intensities[channel.name] = image.reshape(shape)
+    found: dict = {"intensities": intensities}
     used = info.get("channels_used") or []
     if len(used) == 1:
         found["channel_name"] = next((c.name for c in scan.channels if c.index == used[0]), None)
