@@ -269,8 +269,40 @@ def test_a_folder_of_subfolders_says_how_to_reach_their_images(tmp_path):
         find_inputs([tmp_path / "results"])  # subfolders without images: nothing to add
     (tmp_path / "results" / "set1" / "notes.txt").write_text("no image")
     iio.imwrite(tmp_path / "results" / "set1" / "mask.png", np.eye(8, dtype=np.uint8))
-    pattern = os.path.join(tmp_path / "results", "**", "*.png")  # what the subfolders hold
+    pattern = os.path.join(tmp_path / "results", "**", "*")  # their images of every kind
     with pytest.raises(ValueError, match=re.escape(f"subfolders are not searched: give a "
                                                    f"pattern such as '{pattern}'")):  # fmt: skip
         find_inputs([tmp_path / "results"])
     assert [p.name for p in find_inputs([pattern])] == ["mask.png"]
+
+
+def test_a_pattern_takes_the_images_and_stores_a_folder_would(tmp_path):
+    """``cytomask segment 'tree/**/*'`` (a folder's subfolders are not searched) took the
+    chunk files of an OME-Zarr store for images, which would all write 0.0_unet_cells.json
+    and refused the run, and failed every run on README.txt and positions.csv."""
+    import zarr
+
+    tree = tmp_path / "tree"
+    (tree / "a").mkdir(parents=True)
+    (tree / "b").mkdir()
+    tifffile.imwrite(tree / "a" / "scan.tif", np.ones((8, 8), np.uint16))
+    iio.imwrite(tree / "b" / "cells.png", np.eye(8, dtype=np.uint8))
+    (tree / "README.txt").write_text("notes")
+    (tree / "a" / "positions.csv").write_text("x,y\n0,0\n")
+    store = tree / "b" / "set10.ome.zarr"
+    zarr.open_group(store, mode="w", zarr_format=2).create_array(
+        "0", data=np.ones((8, 16), np.uint16), chunks=(8, 8)
+    )
+    iio.imwrite(store / "preview.png", np.eye(8, dtype=np.uint8))  # part of the store
+    assert (store / "0" / "0.0").is_file() and (store / "0" / "0.1").is_file()
+    images = [tree / "a" / "scan.tif", tree / "b" / "cells.png", store]
+    assert find_inputs([f"{tree}/**/*"]) == images
+    assert find_inputs([f"{tree}/**/*.png"]) == [tree / "b" / "cells.png"]
+    # Named on its own, a file is taken whatever its ending: reading it says what it is.
+    assert find_inputs([tree / "README.txt"]) == [tree / "README.txt"]
+    # A pattern that matches no image says what it matched, not that it found nothing.
+    message = f"{tree}/*.txt matches no image file or OME-Zarr store, only other paths such "
+    with pytest.raises(ValueError, match=re.escape(f"{message}as {tree / 'README.txt'}:")):
+        find_inputs([f"{tree}/*.txt"])
+    with pytest.raises(ValueError, match=r"OME-Zarr stores \(not what is inside them\)"):
+        find_inputs([f"{store}/*"])

@@ -222,7 +222,12 @@ def _without_ome(key: tuple) -> tuple:
 
 def find_inputs(items, exclude: tuple[str, ...] = ()) -> list[Path]:
     """The image files named by files, folders (their images and OME-Zarr stores, not
-    recursive) or glob patterns.
+    recursive) or glob patterns (the images and OME-Zarr stores they match, not what is
+    inside a store).
+
+    A file named on its own is taken whatever its ending: reading it says whether it is an
+    image. A folder or pattern takes only the files whose ending says they are images, so
+    ``tree/**/*`` leaves notes, tables and a store's chunk files alone.
 
     Parameters
     ----------
@@ -246,19 +251,21 @@ def find_inputs(items, exclude: tuple[str, ...] = ()) -> list[Path]:
         text = os.path.expanduser(str(item))
         # A file named like a pattern ("scan[1].tif") is that file.
         if glob.has_magic(text) and not os.path.exists(text):
-            paths = [Path(p) for p in sorted(glob.glob(text, recursive=True))]
-            # Files, and of folders only OME-Zarr stores: a plain .zarr folder beside the
-            # scans may hold anything (named on its own, it is read).
-            paths = [
-                p for p in paths
-                if (p.is_file() or _is_ome_zarr(p)) and not p.name.endswith(exclude)
-            ]  # fmt: skip
+            matches, paths = _pattern_inputs(text, exclude)
+            taken = set(paths)
+            others = [p for p in matches if p not in taken and not p.name.endswith(exclude)]
+            if not paths and others:
+                raise ValueError(
+                    f"{text} matches no image file or OME-Zarr store, only other paths such "
+                    f"as {others[0]}: a pattern takes files ending in "
+                    f"{', '.join(IMAGE_SUFFIXES)} and OME-Zarr stores (not what is inside "
+                    "them); name a file on its own to have it read whatever its ending."
+                )
         elif Path(text).is_dir() and not is_image(Path(text)):
             # Its image files and its OME-Zarr stores (folders that are one image each).
             paths = sorted(
                 p for p in Path(text).iterdir()
-                if (p.suffix.lower() in IMAGE_SUFFIXES if p.is_file() else _is_ome_zarr(p))
-                and not p.name.endswith(exclude) and not p.name.startswith(".")
+                if _is_input(p) and not p.name.endswith(exclude) and not p.name.startswith(".")
             )  # fmt: skip
         else:
             paths = [Path(text)]
@@ -268,7 +275,7 @@ def find_inputs(items, exclude: tuple[str, ...] = ()) -> list[Path]:
         if not paths:
             raise ValueError(
                 f"{text} holds no image file; check the path or pattern{_brackets(text)}"
-                f"{_subfolders(text)}."
+                f"{_subfolders(text, exclude)}."
             )
         # Each file once, by the name it was given: a link's results go beside the link,
         # named after it, not into the folder it points to (shared, perhaps read-only).
@@ -284,18 +291,36 @@ def _brackets(pattern: str) -> str:
     return " (square brackets make a pattern: write [[] for each [ that is part of a name)"
 
 
-def _subfolders(text: str) -> str:
+def _subfolders(text: str, exclude: tuple[str, ...]) -> str:
     """What to give for the images in a folder's subfolders, which are not searched: a
-    pattern with the ending of the first image found there."""
+    pattern that takes them all, whatever their ending, and their OME-Zarr stores."""
     folder = Path(text)
     if not folder.is_dir():
         return ""
-    found = (p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    image = next(found, None)
-    if image is None:
+    pattern = os.path.join(text, "**", "*")
+    if not _pattern_inputs(pattern, exclude)[1]:
         return ""
-    pattern = os.path.join(text, "**", f"*{image.suffix}")
     return f" (its subfolders are not searched: give a pattern such as '{pattern}')"
+
+
+def _pattern_inputs(pattern: str, exclude: tuple[str, ...]) -> tuple[list[Path], list[Path]]:
+    """What a glob pattern matches, sorted, and the inputs among them: those a folder would
+    give (:func:`_is_input`), not inside an OME-Zarr store (what a store holds is part of
+    its image), nor ending in ``exclude``."""
+    matches = [Path(p) for p in sorted(glob.glob(pattern, recursive=True))]
+    inputs = [
+        p for p in matches
+        if _is_input(p) and not p.name.endswith(exclude)
+        and not any(_is_ome_zarr(folder) for folder in p.parents)
+    ]  # fmt: skip
+    return matches, inputs
+
+
+def _is_input(path: Path) -> bool:
+    """What a folder or pattern gives as an input: a file whose ending is an image's, or
+    an OME-Zarr store (a plain .zarr folder beside the scans may hold anything; named on
+    its own, it is read)."""
+    return path.suffix.lower() in IMAGE_SUFFIXES if path.is_file() else _is_ome_zarr(path)
 
 
 def is_image(path: Path) -> bool:
@@ -307,7 +332,8 @@ def _is_ome_zarr(path: Path) -> bool:
     """An OME-Zarr store: named so ("cells.ome.zarr", any case), or a ".zarr" folder whose
     group metadata (Zarr v2 ``.zattrs``, v3 ``zarr.json``) describes an image."""
     name = path.name.lower()
-    if not path.is_dir() or not name.endswith(".zarr"):
+    # The name first: it spares a look at the disk for every folder above a pattern's match.
+    if not name.endswith(".zarr") or not path.is_dir():
         return False
     if name.endswith(".ome.zarr"):
         return True
