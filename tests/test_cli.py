@@ -891,22 +891,11 @@ def test_ome_zarr_labels_keep_the_pixel_size_and_their_own_name(given, unet_chec
 def test_segment_reads_an_ome_zarr_images_channels_and_pixel_size(unet_checkpoint, tmp_path):
     """An OME-Zarr image's channels were taken for Z planes of one image and its pixels for
     1 x 1 without a unit: the labels of segment kept no pixel size."""
-    import zarr
 
     from napari_cytomask.io.files import open_scan
 
     pixels = np.random.default_rng(0).integers(0, 4000, (2, 128, 128), dtype=np.uint16)
-    store = zarr.open_group(tmp_path / "img.ome.zarr", mode="w", zarr_format=2)
-    store.create_array("0", data=pixels)
-    axes = [{"name": "c", "type": "channel"}] + [
-        {"name": a, "type": "space", "unit": "nanometer"} for a in "yx"
-    ]
-    scale = [{"type": "scale", "scale": [1.0, 650.0, 650.0]}]
-    store.attrs["multiscales"] = [
-        {"version": "0.4", "axes": axes,
-         "datasets": [{"path": "0", "coordinateTransformations": scale}]}
-    ]  # fmt: skip
-    store.attrs["omero"] = {"channels": [{"label": "GFP"}, {"label": "Brightfield"}]}
+    _ome_zarr_image(tmp_path / "img.ome.zarr", pixels, "cyx", pixel_size_nm=650.0)
     model = unet_checkpoint(tile_size=128)
     assert main(["segment", str(tmp_path / "img.ome.zarr"), "-m", str(model), "-q",
                  "--scheduler", "synchronous", "--threads", "1"]) == 0  # fmt: skip
@@ -923,18 +912,9 @@ def test_export_measures_the_cells_in_the_ome_zarr_image_they_were_made_from(
     """Labels of an OME-Zarr image (a folder, not a file) were exported without the
     intensities measured in them, and the image said to be gone, where a TIFF's had them;
     moved with their image, too."""
-    import zarr
 
     pixels = np.random.default_rng(0).integers(0, 4000, (2, 96, 96), dtype=np.uint16)
-    store = zarr.open_group(tmp_path / "scans" / "img.ome.zarr", mode="w", zarr_format=2)
-    store.create_array("0", data=pixels)
-    axes = [{"name": "c", "type": "channel"}] + [{"name": a, "type": "space"} for a in "yx"]
-    scale = [{"type": "scale", "scale": [1.0, 1.0, 1.0]}]
-    store.attrs["multiscales"] = [
-        {"version": "0.4", "axes": axes,
-         "datasets": [{"path": "0", "coordinateTransformations": scale}]}
-    ]  # fmt: skip
-    store.attrs["omero"] = {"channels": [{"label": "GFP"}, {"label": "Brightfield"}]}
+    _ome_zarr_image(tmp_path / "scans" / "img.ome.zarr", pixels, "cyx")
     results = tmp_path / "scans" / "results"
     assert main(["segment", str(tmp_path / "scans" / "img.ome.zarr"), "-o", str(results),
                  "-m", str(unet_checkpoint(tile_size=96)), "-q", "--scheduler",
@@ -952,18 +932,23 @@ def test_export_measures_the_cells_in_the_ome_zarr_image_they_were_made_from(
         assert "is not there" not in capsys.readouterr().err
 
 
-def _ome_zarr_image(path, pixels, axes: str) -> None:
+def _ome_zarr_image(path, pixels, axes: str, pixel_size_nm: float | None = None) -> None:
     """An OME-Zarr image (NGFF 0.4) of one level whose ``axes`` are named by letters
-    ("tczyx"), with channels GFP and Brightfield."""
+    ("tczyx"), with channels GFP and Brightfield, and a Y and X size in nm if given."""
     import zarr
 
     kinds = {"t": "time", "c": "channel"}
+    described = [{"name": a, "type": kinds.get(a, "space")} for a in axes]
+    scale = [1.0] * len(axes)
+    if pixel_size_nm is not None:
+        for axis in (-2, -1):
+            described[axis]["unit"], scale[axis] = "nanometer", pixel_size_nm
     store = zarr.open_group(path, mode="w", zarr_format=2)
     store.create_array("0", data=pixels)
-    scale = [{"type": "scale", "scale": [1.0] * len(axes)}]
+    transforms = [{"type": "scale", "scale": scale}]
     store.attrs["multiscales"] = [
-        {"version": "0.4", "axes": [{"name": a, "type": kinds.get(a, "space")} for a in axes],
-         "datasets": [{"path": "0", "coordinateTransformations": scale}]}
+        {"version": "0.4", "axes": described,
+         "datasets": [{"path": "0", "coordinateTransformations": transforms}]}
     ]  # fmt: skip
     store.attrs["omero"] = {"channels": [{"label": "GFP"}, {"label": "Brightfield"}]}
 

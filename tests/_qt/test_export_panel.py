@@ -380,6 +380,17 @@ def _scan(path, seed):
     return data
 
 
+def _objects_exported(viewer, qtbot, cells, name, source):
+    """The objects table of a U-Net result of ``source``, exported beside it by the dock."""
+    record = {"role": "result", "source": str(source), "method": "unet"}
+    viewer.add_labels(cells, name=name, metadata={"cytomask": record})
+    panel = ExportPanel(viewer)
+    panel.folder.setText(str(source.parent / "out"))
+    panel.export()
+    qtbot.waitUntil(lambda: "Wrote" in panel.status.text(), timeout=30_000)
+    return pd.read_csv(source.parent / "out" / f"{name}_objects.csv")
+
+
 def test_cells_are_measured_in_their_own_scan_only(make_napari_viewer_proxy, qtbot, tmp_path):
     """With two scans of one size open, a result of the second was measured in both, the
     first's intensities under the plain channel names: a script reading 'mean_GFP' read
@@ -392,13 +403,7 @@ def test_cells_are_measured_in_their_own_scan_only(make_napari_viewer_proxy, qtb
         viewer.open(tmp_path / name, plugin="napari-cytomask")
     cells = np.zeros((64, 64), np.uint8)
     cells[10:30, 10:30] = 1
-    record = {"role": "result", "source": str(tmp_path / "well B2.tif"), "method": "unet"}
-    viewer.add_labels(cells, name="B2 cells", metadata={"cytomask": record})
-    panel = ExportPanel(viewer)
-    panel.folder.setText(str(tmp_path / "out"))
-    panel.export()
-    qtbot.waitUntil(lambda: "Wrote" in panel.status.text(), timeout=30_000)
-    objects = pd.read_csv(tmp_path / "out" / "B2 cells_objects.csv")
+    objects = _objects_exported(viewer, qtbot, cells, "B2 cells", tmp_path / "well B2.tif")
     measured = {c: objects[c][0] for c in objects.columns if c.startswith("mean_")}
     assert len([layer for layer in viewer.layers if layer.name != "B2 cells"]) == 5
     # B2's phase and GFP, not A1's as well; an image of another name is measured too,
@@ -432,13 +437,7 @@ def test_cell_ids_napari_opened_as_an_image_are_not_measured(
     assert [layer.name for layer in viewer.layers if "ids" in layer.name] == [
         "instances_ids", "instances_ids [1]"
     ]  # fmt: skip
-    record = {"role": "result", "source": str(tmp_path / "set1" / "raw.tif"), "method": "unet"}
-    viewer.add_labels(ids, name="cells", metadata={"cytomask": record})
-    panel = ExportPanel(viewer)
-    panel.folder.setText(str(tmp_path / "out"))
-    panel.export()
-    qtbot.waitUntil(lambda: "Wrote" in panel.status.text(), timeout=30_000)
-    objects = pd.read_csv(tmp_path / "out" / "cells_objects.csv")
+    objects = _objects_exported(viewer, qtbot, ids, "cells", tmp_path / "set1" / "raw.tif")
     assert [c for c in objects.columns if c.startswith("mean_")] == ["mean_phase", "mean_GFP"]
 
 
