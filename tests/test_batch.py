@@ -509,6 +509,85 @@ def test_a_record_whose_labels_were_deleted_is_not_finished(tmp_path):
         assert not job.finished()
 
 
+def _segment_into(out, unet_file):
+    """``cytomask segment INPUT -o out [more]`` of a small image: ``run(INPUT, *more)``."""
+
+    def run(source, *more):
+        return main(["segment", str(source), "-m", str(unet_file), "-o", str(out), "--scheduler",
+                     "synchronous", "--threads", "1", "--tile-size", "64", "--overlap", "16",
+                     *more])  # fmt: skip
+
+    return run
+
+
+def test_a_rerun_never_takes_another_inputs_results_for_its_own(
+    shared_data, unet_file, tmp_path, capsys
+):
+    """day1/Pos0.tif segmented into a folder, then day2/Pos0.tif (another image) into the
+    same one, was skipped as already segmented with these settings, day1's cells standing
+    as its results; with --overwrite they were replaced without a word."""
+    raw = tifffile.imread(shared_data / "usiigaci-phc" / "set1" / "raw.tif")
+    for day, crop in (("day1", raw[:64, :64]), ("day2", raw[64:128, :64])):
+        (tmp_path / day).mkdir()
+        tifffile.imwrite(tmp_path / day / "Pos0.tif", crop)
+    out = tmp_path / "results"
+    segment = _segment_into(out, unet_file)
+    assert segment(tmp_path / "day1") == 0, capsys.readouterr().err
+    record, labels = out / "Pos0_unet_cells.json", out / "Pos0_unet_cells.tif"
+    before = record.read_bytes(), labels.read_bytes()
+    capsys.readouterr()
+    for overwrite in ([], ["--overwrite"]):
+        assert segment(tmp_path / "day2", *overwrite) == 1
+        err = capsys.readouterr().err
+        assert (
+            f"{record} holds the results of {tmp_path / 'day1' / 'Pos0.tif'}, not of "
+            f"{tmp_path / 'day2' / 'Pos0.tif'} (a file of the same name); segment Pos0.tif "
+            "into another --output-dir, or rename it" in err
+        ), err
+        assert (record.read_bytes(), labels.read_bytes()) == before
+    # The same file by another path is the same input.
+    (tmp_path / "link").symlink_to(tmp_path / "day1")
+    assert segment(tmp_path / "link" / "Pos0.tif") == 0, capsys.readouterr().err
+    assert "1 of 1 input(s) already segmented" in capsys.readouterr().out
+    # So is a scan moved together with its results (copied, keeping its time).
+    moved = tmp_path / "shared"
+    shutil.copytree(tmp_path / "day1", moved / "day1")
+    shutil.copytree(out, moved / "results")
+    assert _segment_into(moved / "results", unet_file)(moved / "day1") == 0
+    assert "1 of 1 input(s) already segmented" in capsys.readouterr().out
+
+
+def test_an_input_changed_after_it_was_segmented_is_not_skipped_as_done(
+    shared_data, unet_file, tmp_path, capsys
+):
+    """An input saved again with a pixel size it did not record was skipped as already
+    segmented with these settings: its results were of the image before."""
+    raw = tifffile.imread(shared_data / "usiigaci-phc" / "set1" / "raw.tif")[:64, :64]
+    source, out = tmp_path / "Pos0.tif", tmp_path / "results"
+    tifffile.imwrite(source, raw)
+    segment = _segment_into(out, unet_file)
+    assert segment(source) == 0, capsys.readouterr().err
+    record = out / "Pos0_unet_cells.json"
+    made = json.loads(record.read_text())
+    tifffile.imwrite(source, raw, imagej=True, resolution=(2, 2), metadata={"unit": "um"})
+    capsys.readouterr()
+    assert segment(source) == 1
+    assert (
+        f"{source} changed after {record} was made from it (its size or modification time "
+        "differ); pass --overwrite to segment it again" in capsys.readouterr().err
+    )
+    assert segment(source, "--overwrite") == 0, capsys.readouterr().err
+    assert json.loads(record.read_text())["pixel_size_um"] == [0.5, 0.5]
+    # A record of a version that kept neither counts as of the input unchanged: result
+    # folders made before are resumed, not refused.
+    for key in ("source_bytes", "source_modified"):
+        del made[key]
+    record.write_text(json.dumps(made))
+    capsys.readouterr()
+    assert segment(source) == 0, capsys.readouterr().err
+    assert "1 of 1 input(s) already segmented" in capsys.readouterr().out
+
+
 def test_telling_a_mask_from_a_blank_image_reads_a_sample_only():
     """Every mask in an input folder was read whole to say why it is skipped: a whole-slide
     mask took its full size in memory before anything was segmented."""

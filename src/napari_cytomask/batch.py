@@ -2,10 +2,10 @@
 
 Every input file becomes a :class:`Job` with two outputs beside each other: the
 label image and a provenance JSON. The provenance file is written last, so it
-marks a finished job; a re-run skips finished jobs and redoes the others. Both
-files are written atomically, so an interrupted run (Ctrl+C, a killed worker, a
-power cut) leaves finished outputs intact and no half-written file under an
-output name.
+marks a finished job; a re-run skips the jobs finished for the same input, unchanged
+since, and redoes the others. Both files are written atomically, so an interrupted
+run (Ctrl+C, a killed worker, a power cut) leaves finished outputs intact and no
+half-written file under an output name.
 
 The jobs run on a ``dask.distributed`` cluster: a :class:`~distributed.LocalCluster`
 of worker processes by default, or an existing cluster given by its scheduler
@@ -41,6 +41,7 @@ from .io.atomic import (
     NAME_BYTES,
     fit_name,
     remove_leftovers,
+    same_file,
     write_atomically,
     write_directory_atomically,
     write_json,
@@ -176,8 +177,10 @@ def plan(
     Raises
     ------
     BatchError
-        When a finished output was made with another preset (and ``overwrite`` is
-        off), or two inputs would write the same output.
+        When a finished output was made with another preset or from its input before it
+        changed (and ``overwrite`` is off), when an output folder holds another input's
+        results under an output's name (even with ``overwrite``: they are not this
+        input's to replace), or when two inputs would write the same output.
     """
     suffix = FORMATS[options.fmt].suffix
     mark = f"_{preset.method}{OUTPUT_MARK}"
@@ -194,9 +197,25 @@ def plan(
                 "rename one or segment them into different folders."
             )
         seen[job.record] = source
+        made = _parsed(job.record.read_bytes()) if job.record.is_file() else {}
+        other = made.get("source")
+        if isinstance(other, str) and not _made_from(job.record, made, source):
+            # Two runs into one folder, of files of one name in different folders
+            # (day1/Pos0.tif, then day2/Pos0.tif): the second would pass the first's
+            # results off as its own, or replace them.
+            raise BatchError(
+                f"{job.record} holds the results of {other}, not of {source} (a file of the "
+                f"same name); segment {source.name} into another --output-dir, or rename it "
+                "(--overwrite never replaces another input's results)."
+            )
         if not options.overwrite and job.finished():
-            made = json.loads(job.record.read_text(encoding="utf-8"))
             output = job.record.with_name(made["output"])
+            if _changed_input(made, source):
+                raise BatchError(
+                    f"{source} changed after {job.record} was made from it (its size or "
+                    "modification time differ); pass --overwrite to segment it again, or "
+                    "choose another --output-dir."
+                )
             changed = _changed_settings(made, preset, options, job.source)
             if changed:
                 raise BatchError(
@@ -259,6 +278,8 @@ def process(
     job.labels.parent.mkdir(parents=True, exist_ok=True)
     from .io.files import geometry_of, open_scan, pick_channels, read_channels
 
+    # Before it is read: a file changed while it is segmented counts as changed next time.
+    state = _file_state(job.source)
     scan = open_scan(job.source)
     if options.pixel_size_um:  # the image's size, in the labels written too
         scale, units = with_pixel_size(scan.scale, scan.units, options.pixel_size_um)
@@ -294,6 +315,7 @@ def process(
             "source": str(job.source),
             # Found again when the results and the scan are moved together (a shared drive).
             "source_from_record": _relative(job.source, job.record.parent),
+            **state,
             "channels_used": used,
             "channel_guessed": guessed,
             "output": output.name,
@@ -431,6 +453,48 @@ def _changed_settings(made: dict, preset: Preset, options: Options, source: Path
         if pixel is None or before is None or not np.allclose(pixel, before):
             changed.append("pixel size")
     return changed
+
+
+def _made_from(record: Path, made: dict, source: Path) -> bool:
+    """Whether the provenance ``record`` (``made``, as :func:`_parsed` reads it) is of
+    ``source``: it names it as its source, however the path is spelt, or names it relative
+    to the record, as results moved together with their scans (to a shared drive, say)
+    still do."""
+    relative = made.get("source_from_record")
+    return same_file(made.get("source"), str(source)) or (
+        isinstance(relative, str)
+        and same_file(os.path.normpath(record.parent / relative), str(source))
+    )
+
+
+def _file_state(source: Path) -> dict:
+    """What a record keeps to tell whether ``source`` changed, read without its pixels: its
+    size in bytes and when it was last modified; of an OME-Zarr store (a folder), the size
+    of all its files and the latest time one of them was modified."""
+    if source.is_dir():
+        stats = [path.stat() for path in source.rglob("*") if path.is_file()]
+    else:
+        stats = [source.stat()]
+    return {
+        "source_bytes": sum(stat.st_size for stat in stats),
+        "source_modified": max((stat.st_mtime for stat in stats), default=0.0),
+    }
+
+
+def _changed_input(made: dict, source: Path) -> bool:
+    """Whether ``source`` changed after the run that wrote the record ``made`` segmented it
+    (re-saved with a pixel size, cropped, replaced): its size or modification time differ.
+
+    Records of versions that did not keep them count as of an unchanged input, so that
+    their result folders are resumed as before rather than refused.
+    """
+    size, modified = made.get("source_bytes"), made.get("source_modified")
+    if not isinstance(size, int) or not isinstance(modified, int | float):
+        return False
+    now = _file_state(source)
+    # Within 2 s: a copy that keeps the time keeps it to its file system's precision (a
+    # FAT-formatted drive's is 2 s).
+    return now["source_bytes"] != size or abs(now["source_modified"] - modified) > 2
 
 
 def _differences(before: dict, after: dict, within: str = "") -> list[str]:
