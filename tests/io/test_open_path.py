@@ -306,3 +306,19 @@ def test_a_pattern_takes_the_images_and_stores_a_folder_would(tmp_path):
         find_inputs([f"{tree}/*.txt"])
     with pytest.raises(ValueError, match=r"OME-Zarr stores \(not what is inside them\)"):
         find_inputs([f"{store}/*"])
+
+
+def test_paired_patterns_take_the_inputs_segment_would(tmp_path):
+    """train, tune and evaluate took every file a pattern matched: a folder's notes beside
+    its scans ('raw.txt') had no partner and stopped the run."""
+    from napari_cytomask.io.files import match_files
+
+    folder = tmp_path / "set1"
+    folder.mkdir()
+    for name in ("raw.tif", "mask.tif"):
+        tifffile.imwrite(folder / name, np.ones((8, 8), np.uint16))
+    (folder / "raw.txt").write_text("acquired on day 1")
+    pairs = match_files(f"{tmp_path}/set*/raw*", f"{tmp_path}/set*/mask*")
+    assert pairs == [(str(folder / "raw.tif"), str(folder / "mask.tif"))]
+    with pytest.raises(ValueError, match=r"the image pattern '.*raw\*.txt' matches no image"):
+        match_files(f"{tmp_path}/set*/raw*.txt", f"{tmp_path}/set*/mask*")

@@ -174,7 +174,11 @@ def match_files(
     found = []
     for which, pattern in zip(names, (image_pattern, mask_pattern), strict=True):
         regex = _pattern_regex(pattern)
-        files = sorted(glob.glob(os.path.expanduser(pattern), recursive=True))
+        # The inputs a pattern of segment takes: not a folder's notes, nor a store's chunks.
+        matches, inputs = _pattern_inputs(os.path.expanduser(pattern), ())
+        files = [str(path) for path in inputs]
+        if matches and not files:
+            raise ValueError(f"the {which} pattern {pattern!r} {_only_other_paths(matches[0])}")
         if not files:
             raise ValueError(
                 f"the {which} pattern {pattern!r} matches no file; check the path"
@@ -255,12 +259,7 @@ def find_inputs(items, exclude: tuple[str, ...] = ()) -> list[Path]:
             taken = set(paths)
             others = [p for p in matches if p not in taken and not p.name.endswith(exclude)]
             if not paths and others:
-                raise ValueError(
-                    f"{text} matches no image file or OME-Zarr store, only other paths such "
-                    f"as {others[0]}: a pattern takes files ending in "
-                    f"{', '.join(IMAGE_SUFFIXES)} and OME-Zarr stores (not what is inside "
-                    "them); name a file on its own to have it read whatever its ending."
-                )
+                raise ValueError(f"{text} {_only_other_paths(others[0])}")
         elif Path(text).is_dir() and not is_image(Path(text)):
             # Its image files and its OME-Zarr stores (folders that are one image each).
             paths = sorted(
@@ -314,6 +313,15 @@ def _pattern_inputs(pattern: str, exclude: tuple[str, ...]) -> tuple[list[Path],
         and not any(_is_ome_zarr(folder) for folder in p.parents)
     ]  # fmt: skip
     return matches, inputs
+
+
+def _only_other_paths(example: Path) -> str:
+    """What to say of a pattern that matched paths, none of them an input (``example``)."""
+    return (
+        f"matches no image file or OME-Zarr store, only other paths such as {example}: a "
+        f"pattern takes files ending in {', '.join(IMAGE_SUFFIXES)} and OME-Zarr stores (not "
+        "what is inside them); name a file on its own to have it read whatever its ending."
+    )
 
 
 def _is_input(path: Path) -> bool:
