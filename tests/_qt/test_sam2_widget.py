@@ -494,3 +494,11 @@ def test_another_model_chosen_takes_back_the_error_of_the_one_that_failed_to_loa
     assert "holds no SAM2 weights" in widget.status.text()
     widget.config.setCurrentText("facebook/sam2.1-hiera-small")  # another model
     assert widget.status.text() == ""
+    # Changed while the run loads the model: its error says it was of the one before.
+    widget.segment()
+    widget.model.setCurrentText(sam2_widget.DEFAULT_MODEL)
+    qtbot.waitUntil(lambda: not widget.runner.busy, timeout=10000)
+    assert "holds no SAM2 weights" in widget.status.text()
+    assert widget.status.text().endswith(
+        "That was the model chosen before; run again to use the one chosen now."
+    )

@@ -520,12 +520,16 @@ class Sam2Widget(StepWidget, QWidget):
         if self._load_error is None or self.runner.busy:
             return
         choice, message = self._load_error
-        try:
-            chosen = self.model_source()
-        except ValueError:  # a local checkpoint whose file is not given yet: another model
-            chosen = None
-        if chosen != choice and self.status.text() == message:
+        if self._chosen() != choice and self.status.text() == message:
             self.status.setText("")
+
+    def _chosen(self) -> tuple[str, str | None] | None:
+        """The model chosen now, as :meth:`model_source` gives it; None for a local
+        checkpoint whose file is not given yet (another model than any loaded)."""
+        try:
+            return self.model_source()
+        except ValueError:
+            return None
 
     def _model_chosen(self, _index=None) -> None:
         if self.model.currentText() != LOCAL or self.checkpoint.text():
@@ -749,6 +753,8 @@ class Sam2Widget(StepWidget, QWidget):
         if not isinstance(err, _ModelNotLoaded):
             return _describe_error(None, err)
         message = _describe_error(err.choice[0], err.__cause__)
+        if self._chosen() != err.choice:  # changed while the run was loading it
+            message += " That was the model chosen before; run again to use the one chosen now."
         self._load_error = (err.choice, message)
         return message
 
