@@ -1442,8 +1442,8 @@ def test_the_position_on_show_is_segmented_alone_into_the_stack(
     assert record["previewed_frames"]["1"]["parameters"]["positions"] == CURRENT_POSITION
     n = int(cells.data[1].max())
     assert segmenter.status.text().startswith(
-        f"{n} cells in frame 1 of 'movie U-Net cells' (frames made so far: 1; 'all "
-        "positions' segments them all)."
+        f"{n} cells in frame 1 of 'movie U-Net cells' ('all positions' segments them all; "
+        "frames made so far: 1)."
     )
     first = cells.data[1].copy()
     viewer.dims.set_current_step(0, 2)

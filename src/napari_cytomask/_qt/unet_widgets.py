@@ -45,6 +45,7 @@ from ..io.layers import (
     frame_record,
     is_highlight,
     layer_info,
+    listed_frames,
     model_record,
     pixel_size_um,
     record_written,
@@ -827,7 +828,8 @@ class UNetSegmentWidget(StepWidget, QWidget):
             others = (
                 "the other frames keep their earlier cells"
                 if made is None
-                else f"frames made so far: {', '.join(made)}; 'all positions' segments them all"
+                # The list last: a frame of several axes is "0,1", and frames part at "; ".
+                else f"'all positions' segments them all; frames made so far: {listed_frames(made)}"
             )
             self.status.setText(
                 f"{n} cells in frame {frame_key(index)} of '{cells.name}' ({others}).{note}"
