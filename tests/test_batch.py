@@ -549,12 +549,15 @@ def test_a_rerun_never_takes_another_inputs_results_for_its_own(
     (tmp_path / "link").symlink_to(tmp_path / "day1")
     assert segment(tmp_path / "link" / "Pos0.tif") == 0, capsys.readouterr().err
     assert "1 of 1 input(s) already segmented" in capsys.readouterr().out
-    # So is a scan moved together with its results (copied, keeping its time).
-    moved = tmp_path / "shared"
-    shutil.copytree(tmp_path / "day1", moved / "day1")
-    shutil.copytree(out, moved / "results")
-    assert _segment_into(moved / "results", unet_file)(moved / "day1") == 0
-    assert "1 of 1 input(s) already segmented" in capsys.readouterr().out
+    # So is a scan moved together with its results, copied keeping its time or not (cp -r
+    # gives every file the time it was copied: here one long ago).
+    for moved, copy in ((tmp_path / "shared", shutil.copy2), (tmp_path / "cp", shutil.copy)):
+        shutil.copytree(tmp_path / "day1", moved / "day1", copy_function=copy)
+        shutil.copytree(out, moved / "results", copy_function=copy)
+        if copy is shutil.copy:
+            os.utime(moved / "day1" / "Pos0.tif", (1e9, 1e9))
+        assert _segment_into(moved / "results", unet_file)(moved / "day1") == 0
+        assert "1 of 1 input(s) already segmented" in capsys.readouterr().out
 
 
 def test_an_input_changed_after_it_was_segmented_is_not_skipped_as_done(

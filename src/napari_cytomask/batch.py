@@ -483,7 +483,10 @@ def _file_state(source: Path) -> dict:
 
 def _changed_input(made: dict, source: Path) -> bool:
     """Whether ``source`` changed after the run that wrote the record ``made`` segmented it
-    (re-saved with a pixel size, cropped, replaced): its size or modification time differ.
+    (re-saved with a pixel size, cropped, replaced): its size differs, or, where it is
+    still the file the record names, its modification time. Scans copied with their
+    results (found by ``source_from_record``) are compared by size only: a plain copy
+    (``cp -r``) gives every file the time it was copied.
 
     Records of versions that did not keep them count as of an unchanged input, so that
     their result folders are resumed as before rather than refused.
@@ -492,9 +495,12 @@ def _changed_input(made: dict, source: Path) -> bool:
     if not isinstance(size, int) or not isinstance(modified, int | float):
         return False
     now = _file_state(source)
+    if now["source_bytes"] != size:
+        return True
     # Within 2 s: a copy that keeps the time keeps it to its file system's precision (a
     # FAT-formatted drive's is 2 s).
-    return now["source_bytes"] != size or abs(now["source_modified"] - modified) > 2
+    in_place = same_file(made.get("source"), str(source))
+    return in_place and abs(now["source_modified"] - modified) > 2
 
 
 def _differences(before: dict, after: dict, within: str = "") -> list[str]:
