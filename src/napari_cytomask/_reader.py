@@ -1,12 +1,14 @@
-"""npe2 reader command: TIFF tile scans as one layer per channel.
+"""npe2 reader command: TIFF tile scans and OME-Zarr images as one layer per channel.
 
-A thin adapter over :mod:`napari_cytomask.io.tiff`. It is the plugin's only
-reader, so a file opens the same way in every process; stitching a tile scan is
+A thin adapter over :func:`napari_cytomask.io.files.open_scan`, so a file opens in
+napari as the command line and training read it. It is the plugin's only reader,
+so a file opens the same way in every process; stitching a tile scan is
 a separate action (*File > IO Utilities > Open tile scan as mosaic…*,
 :mod:`napari_cytomask._qt.open_mosaic`). :func:`get_reader` never raises: it
 returns ``None`` for anything it cannot read so napari tries another reader. A
-TIFF accepted here but unreadable raises
-:class:`~napari_cytomask.io.tiff.TiffReadError` from the returned reader, naming
+file accepted here but unreadable raises
+:class:`~napari_cytomask.io.tiff.TiffReadError` (an OME-Zarr store
+:class:`~napari_cytomask.io.files.ImageReadError`) from the returned reader, naming
 the file and the problem, and napari shows it.
 """
 
@@ -14,8 +16,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
-from .io.tiff import LayerData, is_tiff, is_unreadable_tiff, read_tiff, read_tiff_stack
+from .io.files import is_ome_zarr, open_scan
+from .io.tiff import LayerData, is_tiff, is_unreadable_tiff, read_tiff_stack
 
 PathOrPaths = str | os.PathLike | Sequence[str | os.PathLike]
 ReaderFunction = Callable[[PathOrPaths], list[LayerData]]
@@ -28,14 +32,15 @@ def _paths(path: PathOrPaths) -> list[str]:
 
 
 def _read(path: PathOrPaths) -> list[LayerData]:
-    """A file's layers, or a list of files as one stack: npe2 gives a reader a list only
+    """A file's layers, or a list of TIFFs as one stack: npe2 gives a reader a list only
     for napari's *Open Files as Stack* (otherwise one path at a time)."""
     paths = _paths(path)
-    return read_tiff(paths[0]) if len(paths) == 1 else read_tiff_stack(paths)
+    return open_scan(paths[0]).layer_data() if len(paths) == 1 else read_tiff_stack(paths)
 
 
 def get_reader(path: PathOrPaths) -> ReaderFunction | None:
-    """Reader for TIFF files: one layer per channel, tiles on a position axis.
+    """Reader for TIFF files and OME-Zarr images: one layer per channel, tiles on a
+    position axis.
 
     Parameters
     ----------
@@ -47,12 +52,16 @@ def get_reader(path: PathOrPaths) -> ReaderFunction | None:
     callable or None
         A function returning napari layer data tuples, or ``None`` unless every
         path is a file starting with a TIFF signature (or a TIFF this user may not read,
-        whose reader says so).
+        whose reader says so), or the path is one OME-Zarr store (a folder).
     """
     try:
         paths = _paths(path)
     except TypeError:
         return None
+    # npe2 offers the reader every folder: only an image's store is taken, so napari's
+    # own reader keeps other folders (and plain Zarr arrays).
+    if len(paths) == 1 and is_ome_zarr(Path(paths[0])):
+        return _read
     # An unreadable TIFF is taken, so that its reader says why it cannot be opened.
     if not paths or not all(is_tiff(p) or is_unreadable_tiff(p) for p in paths):
         return None

@@ -64,3 +64,36 @@ def test_open_files_as_stack_makes_one_stack(make_napari_viewer_proxy, shared_da
                        r"while P1_T0\.tif holds 1 channel\(s\) of 256 x 256 uint16"):  # fmt: skip
         viewer.open([times[0], other], stack=True, plugin="napari-cytomask")
     assert len(viewer.layers) == 1
+
+
+def test_viewer_opens_an_ome_zarr_image_one_layer_per_channel(make_napari_viewer_proxy, tmp_path):
+    """napari opened no OME-Zarr store with the plugin (the command line and training
+    read them): napari's own reader shows its channels as one image, without the pixel
+    size or the mask as labels."""
+    import zarr
+
+    rng = np.random.default_rng(0)
+    phase = rng.integers(100, 4000, (2, 48, 48), dtype=np.uint16)
+    mask = np.zeros((2, 48, 48), np.uint16)
+    mask[:, 8:20, 8:20], mask[1, 30:40, 30:44] = 1, 2
+    store = tmp_path / "scan.ome.zarr"
+    root = zarr.open_group(store, mode="w", zarr_format=2)
+    root.create_array("0", data=np.stack([phase, mask], axis=1))
+    axes = [{"name": "t", "type": "time", "unit": "second"}, {"name": "c", "type": "channel"},
+            *({"name": a, "type": "space", "unit": "micrometer"} for a in "yx")]  # fmt: skip
+    transform = [{"type": "scale", "scale": [30.0, 1.0, 0.65, 0.65]}]
+    root.attrs["multiscales"] = [
+        {"version": "0.4", "axes": axes,
+         "datasets": [{"path": "0", "coordinateTransformations": transform}]}
+    ]  # fmt: skip
+    root.attrs["omero"] = {"channels": [{"label": "Phase"}, {"label": "Cellpose mask"}]}
+
+    viewer = make_napari_viewer_proxy()
+    viewer.open(store, plugin="napari-cytomask")
+    assert [(layer.name, type(layer)) for layer in viewer.layers] == [
+        ("Phase", Image),
+        ("Cellpose mask", Labels),
+    ]
+    np.testing.assert_array_equal(np.asarray(viewer.layers["Cellpose mask"].data), mask)
+    np.testing.assert_allclose(viewer.layers["Phase"].scale, (30, 0.65, 0.65))
+    assert viewer.layers["Phase"].metadata["cytomask"]["role"] == "input"

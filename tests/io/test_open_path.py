@@ -322,3 +322,22 @@ def test_paired_patterns_take_the_inputs_segment_would(tmp_path):
     assert pairs == [(str(folder / "raw.tif"), str(folder / "mask.tif"))]
     with pytest.raises(ValueError, match=r"the image pattern '.*raw\*.txt' matches no image"):
         match_files(f"{tmp_path}/set*/raw*.txt", f"{tmp_path}/set*/mask*")
+
+
+def test_the_reader_takes_ome_zarr_stores_and_leaves_other_folders_to_napari(tmp_path):
+    """npe2 offers a reader that takes folders every folder: only an OME-Zarr image's
+    store is taken, so napari's own reader keeps folders of files and plain Zarr arrays."""
+    import zarr
+
+    from napari_cytomask._reader import get_reader
+    from napari_cytomask.io.omezarr import create_labels
+
+    create_labels(tmp_path / "cells.ome.zarr", (32, 32))[4:12, 4:12] = 3
+    zarr.open_array(tmp_path / "plain.zarr", mode="w", shape=(8, 8), dtype="u1")
+    (tmp_path / "pngs").mkdir()
+    reader = get_reader(str(tmp_path / "cells.ome.zarr"))
+    ((data, kwargs, kind),) = reader(str(tmp_path / "cells.ome.zarr"))
+    assert (kwargs["name"], kind, int(np.asarray(data).max())) == ("cells", "labels", 3)
+    for other in ("plain.zarr", "pngs"):
+        assert get_reader(str(tmp_path / other)) is None
+    assert get_reader([str(tmp_path / "cells.ome.zarr")] * 2) is None

@@ -310,7 +310,7 @@ def _pattern_inputs(pattern: str, exclude: tuple[str, ...]) -> tuple[list[Path],
     inputs = [
         p for p in matches
         if _is_input(p) and not p.name.endswith(exclude)
-        and not any(_is_ome_zarr(folder) for folder in p.parents)
+        and not any(is_ome_zarr(folder) for folder in p.parents)
     ]  # fmt: skip
     return matches, inputs
 
@@ -328,7 +328,7 @@ def _is_input(path: Path) -> bool:
     """What a folder or pattern gives as an input: a file whose ending is an image's, or
     an OME-Zarr store (a plain .zarr folder beside the scans may hold anything; named on
     its own, it is read)."""
-    return path.suffix.lower() in IMAGE_SUFFIXES if path.is_file() else _is_ome_zarr(path)
+    return path.suffix.lower() in IMAGE_SUFFIXES if path.is_file() else is_ome_zarr(path)
 
 
 def is_image(path: Path) -> bool:
@@ -336,7 +336,7 @@ def is_image(path: Path) -> bool:
     return path.is_file() or (path.is_dir() and path.name.lower().endswith(".zarr"))
 
 
-def _is_ome_zarr(path: Path) -> bool:
+def is_ome_zarr(path: Path) -> bool:
     """An OME-Zarr store: named so ("cells.ome.zarr", any case), or a ".zarr" folder whose
     group metadata (Zarr v2 ``.zattrs``, v3 ``zarr.json``) describes an image."""
     name = path.name.lower()
