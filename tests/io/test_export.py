@@ -358,6 +358,30 @@ def test_another_files_channels_are_named_after_their_file():
     assert measured["phase"] is own.data
 
 
+def test_another_files_channels_lose_napari_s_number_unless_two_share_a_name():
+    """An image of another file opened second was measured as "GFP [1] (set3.tif)": the
+    column changed with the order files were opened in. Its number stays only where two
+    images would share a column: two files of one name in two folders."""
+    from napari.layers import Image, Labels
+
+    from napari_cytomask.io.export import from_layer
+    from napari_cytomask.io.layers import result_metadata
+
+    def channel(path, name, value):
+        record = {"source": path, "channel_index": 0, "channel_name": name, "role": "input"}
+        return Image(np.full((8, 8), value, np.uint16), name=name, metadata={"cytomask": record})
+
+    own = channel("/data/set1.tif", "phase", 10)
+    cells = Labels(np.eye(8, dtype=np.uint8), name="cells",
+                   metadata=result_metadata(own, method="unet"))  # fmt: skip
+    stain = channel("/data/set3.tif", "GFP [1]", 40)
+    assert set(from_layer(cells, [own, stain]).intensities) == {"phase", "GFP (set3.tif)"}
+    day1, day2 = channel("/a/stain.tif", "GFP", 1), channel("/b/stain.tif", "GFP [1]", 2)
+    measured = from_layer(cells, [own, day1, day2]).intensities
+    assert measured["GFP (stain.tif)"] is day1.data
+    assert measured["GFP [1] (stain.tif)"] is day2.data
+
+
 def test_an_export_that_cannot_finish_writes_nothing(tmp_path):
     """Every format's limits, and layers whose file names would clash, are found before
     the first file is written; a re-run after a fix is then not refused as existing."""

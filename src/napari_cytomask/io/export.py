@@ -279,9 +279,10 @@ def from_layer(layer, image_layers: Sequence = ()) -> LabelsExport:
     (another well's intensities would be read as its own by channel name). An image of
     another file is measured under its name and its file's, "GFP (B2.tif)": a table read
     by channel name does not take it for the cells' own, whether or not their scan is open.
-    The scan's own images are measured under their names without napari's numbering, and
-    the files are named so (:attr:`LabelsExport.file_name`): the second field opened is
-    "raw [1]", and its table would have other columns than the first's.
+    Images are measured under their names without napari's numbering unless two would
+    share a column, and the files are named so (:attr:`LabelsExport.file_name`): the
+    second field opened is "raw [1]", and its table would have other columns than the
+    first's.
     """
     from ..roles import source_of
     from .layers import edited_by_hand, is_result, layer_info
@@ -295,16 +296,23 @@ def from_layer(layer, image_layers: Sequence = ()) -> LabelsExport:
     # Not another scan's channels of the same names ("GFP [1]" beside its own "GFP"): a
     # table read by channel name would take another well's intensities for its own.
     names = Counter(_unnumbered(image.name) for image in own)
+
+    def column(image, name: str) -> str:
+        """An image's column: another file's is named after that file too."""
+        file = source_of(image)
+        return f"{name} ({Path(file).name})" if file and meta.get("source") is not None else name
+
+    others = [i for i in image_layers if i not in own and _unnumbered(i.name) not in names]
+    plain_others = Counter(column(image, _unnumbered(image.name)) for image in others)
     measured = {}  # by the name the table gives them
     for image in image_layers:
+        # Numbered only when two images would be one column otherwise.
         if image in own:
-            # Numbered only when two of the scan's images would be one column otherwise.
             plain = _unnumbered(image.name)
             measured[plain if names[plain] == 1 else image.name] = image
-        elif _unnumbered(image.name) not in names:
-            file = source_of(image)
-            other = file and meta.get("source") is not None
-            measured[f"{image.name} ({Path(file).name})" if other else image.name] = image
+        elif image in others:
+            plain = column(image, _unnumbered(image.name))
+            measured[plain if plain_others[plain] == 1 else column(image, image.name)] = image
     if record:  # the segmented channel's name, as the scan's layer has it
         meta["channel_name"] = next(
             (
