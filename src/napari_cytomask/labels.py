@@ -59,11 +59,12 @@ def as_planes(data, what: str = "the image"):
     ------
     ValueError
         For a colour picture (a last axis of 3 or 4 values), which would otherwise be
-        taken for a stack of images 3 or 4 pixels wide.
+        taken for a stack of images 3 or 4 pixels wide: too narrow for any cell, so
+        a small picture is refused too.
     """
     arr = data if hasattr(data, "shape") and hasattr(data, "dtype") else np.asarray(data)
     shape = tuple(arr.shape)
-    if len(shape) >= 3 and shape[-1] in (3, 4) and shape[-2] > 16:
+    if len(shape) >= 3 and shape[-1] in (3, 4):
         raise ValueError(
             f"{what} has shape {shape}: a colour (RGB) picture, not a grey image or a stack "
             "of them; pass one colour (image[..., 0]) or a grey version (image.mean(axis=-1))."

@@ -237,6 +237,10 @@ def test_images_that_are_not_arrays_and_colour_pictures(trained):
         segment(predictor, colour)
     with pytest.raises(ValueError, match="colour"):
         run_watershed("split", np.stack([cells] * 3, axis=-1))
+    # A small picture too (it was refused only above 16 px a side): images 3 pixels wide
+    # hold no cell either way.
+    with pytest.raises(ValueError, match=r"\(12, 12, 3\): a colour \(RGB\) picture"):
+        segment(predictor, colour[:12, :12])
 
 
 def test_an_image_smaller_than_a_tile_is_padded_on_both_sides_alike(trained):
