@@ -1790,3 +1790,45 @@ def test_training_takes_a_pixel_size_and_fine_tunes_at_its_models(folders, tmp_p
     assert read_description(own)["training"]["settings"]["resample"] is False
     tune = ["tune", str(base), *pairs, "--pixel-size", "1.0", "--batch-size", "1", "-q"]
     assert main(tune) == 0
+
+
+def test_a_result_exported_with_some_frames_made_is_evaluated_and_exported_as_such(
+    tmp_path, capsys
+):
+    """A stack segmented one position at a time in the dock and exported was scored by
+    evaluate in every position (the others counted as cells missed), and exported again
+    without its scan, model, settings or frames made: its export's provenance says them."""
+    from napari_cytomask.io.export import LabelsExport, export_labels
+
+    truth = np.zeros((3, 32, 32), np.uint16)
+    truth[:, 4:12, 4:12], truth[:, 18:28, 16:30] = 1, 2
+    phase = np.where(truth > 0, 3000, 500).astype(np.uint16)
+    scan = tmp_path / "scan.tif"
+    tifffile.imwrite(scan, np.stack([phase, truth], axis=1), imagej=True,
+                     metadata={"axes": "TCYX", "Labels": ["Phase", "mask"] * 3})  # fmt: skip
+    made = np.zeros_like(truth)
+    made[1] = truth[1]
+    export = LabelsExport(
+        name="Phase U-Net cells", labels=made, axis_labels=("T", "Y", "X"), source=str(scan),
+        channel_index=0, channel_name="Phase", method="unet", model={"name": "starter"},
+        parameters={"tta": False}, frames_made=["1"], edited=True,
+    )  # fmt: skip
+    day1 = tmp_path / "day1"
+    export_labels([export], day1, formats=["tiff"], objects_csv=False)
+    exported = day1 / "Phase U-Net cells.tif"
+
+    assert main(["evaluate", "--pred", str(exported), "--gt", str(scan),
+                 "-o", str(tmp_path / "m.csv")]) == 0  # fmt: skip
+    out, err = capsys.readouterr()
+    assert "was made in frame 1 only (as the provenance of its export says)" in err
+    assert "F1@0.5 1.000" in out
+
+    assert main(["export", str(exported), "-o", str(tmp_path / "day2"), "-q"]) == 0
+    again = json.loads((tmp_path / "day2" / "Phase U-Net cells_provenance.json").read_text())
+    assert (again["source"], again["method"], again["model"]) == (str(scan), "unet",
+                                                                  {"name": "starter"})  # fmt: skip
+    assert again["frames_made"] == ["1"] and again["edited_by_hand"] is True
+    rows = list(csv.DictReader((tmp_path / "day2" / "Phase U-Net cells_objects.csv").open()))
+    assert {row["frame"] for row in rows} == {"1"} and "mean_Phase" in rows[0]
+    counts = (tmp_path / "day2" / "Phase U-Net cells_counts.csv").read_text().splitlines()
+    assert counts[1:] == ["0,0,", "1,1,2", "2,2,"]  # frames never made hold no count

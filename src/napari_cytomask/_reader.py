@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .io.files import is_ome_zarr, open_scan
+from .io.layers import METADATA_KEY
 from .io.tiff import LayerData, is_tiff, is_unreadable_tiff, read_tiff_stack
 
 PathOrPaths = str | os.PathLike | Sequence[str | os.PathLike]
@@ -33,9 +34,21 @@ def _paths(path: PathOrPaths) -> list[str]:
 
 def _read(path: PathOrPaths) -> list[LayerData]:
     """A file's layers, or a list of TIFFs as one stack: npe2 gives a reader a list only
-    for napari's *Open Files as Stack* (otherwise one path at a time)."""
+    for napari's *Open Files as Stack* (otherwise one path at a time). An exported result
+    opens as the result of its scan (:func:`~napari_cytomask.io.export.reopened_result`)."""
+    from .io.export import reopened_result  # about 1 s to import: a reader is imported first
+
     paths = _paths(path)
-    return open_scan(paths[0]).layer_data() if len(paths) == 1 else read_tiff_stack(paths)
+    if len(paths) > 1:
+        return read_tiff_stack(paths)
+    layers = open_scan(paths[0]).layer_data()
+    if len(layers) == 1 and layers[0][2] == "labels":
+        data, kwargs, kind = layers[0]
+        record = reopened_result(paths[0], data.shape)
+        if record:
+            info = {**kwargs["metadata"][METADATA_KEY], **record}
+            layers = [(data, {**kwargs, "metadata": {METADATA_KEY: info}}, kind)]
+    return layers
 
 
 def get_reader(path: PathOrPaths) -> ReaderFunction | None:

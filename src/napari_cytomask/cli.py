@@ -646,8 +646,9 @@ def _export_parser(sub) -> None:
         "OME-TIFF, PNG (a stack one file per frame) or NumPy, with a per-object CSV (area, "
         "centroid, bounding box, eccentricity, mean intensity of every channel of the source "
         "scan), cell counts, "
-        "COCO RLE JSON and a provenance JSON. A provenance file of 'cytomask segment' next to "
-        "a label file names its source scan, whose channels are measured.",
+        "COCO RLE JSON and a provenance JSON. A provenance file of 'cytomask segment' or of an "
+        "earlier export next to a label file names its source scan, whose channels are "
+        "measured, and what made the labels.",
         formatter_class=_HelpFormatter,
     )
     p.add_argument("labels", nargs="+", metavar="LABELS", help="label files, folders or patterns")
@@ -1242,8 +1243,9 @@ def _evaluate(args) -> int:
     import numpy as np
 
     from .io.atomic import check_output
+    from .io.export import reopened_result
     from .io.files import match_files, read_labels
-    from .io.layers import frame_key, listed_frames, pixel_size_um
+    from .io.layers import frame_key, listed_frames, made_frames, pixel_size_um
     from .labels import paired
     from .metrics import evaluate, unlabelled_frames
     from .metrics.export import COLUMNS, results_rows, write_rows
@@ -1272,11 +1274,25 @@ def _evaluate(args) -> int:
                       f"and {gt_path} of {pixel_sizes(sizes[1])}: they are compared pixel by "
                       "pixel, so their cells may not line up (is one calibrated wrongly, or "
                       "resampled?).", file=sys.stderr)  # fmt: skip
+            # A result exported with only some of its frames made: the others are no cells.
+            recorded = reopened_result(pred_path, pred.shape).get("frames_made")
+            made = made_frames(pred.shape, recorded)
             stack = _frame_axes(args.stack, geometry, gt)
             gt, pred, stack = paired(gt, pred, stack, "ground truth", "prediction")
             gt = _checked_labels(gt_path, gt, "compared as ground-truth labels", stack)
             pred = _checked_labels(pred_path, pred, "compared as predicted labels", stack)
-            left = unlabelled_frames(gt, stack)
+            compared = True
+            if made is not None and not made.all():
+                made = made.reshape(pred.shape[:-2])
+                gt, pred = gt.copy(), pred.copy()  # not the files' own arrays
+                gt[~made], pred[~made] = 0, 0
+                compared = made.reshape(*gt.shape[:stack], -1).any(axis=-1)
+                kept = [frame_key(place) for place in np.argwhere(made)]
+                print(f"cytomask: note: {pred_path} was made in frame{'s' * (len(kept) > 1)} "
+                      f"{listed_frames(kept)} only (as the provenance of its export says), "
+                      "so the others are left out of the comparison.",
+                      file=sys.stderr)  # fmt: skip
+            left = unlabelled_frames(gt, stack, compared)
             if left is not None:
                 pred = pred.copy()  # not the file's own array
                 pred[left] = 0
@@ -1317,9 +1333,17 @@ def _evaluate(args) -> int:
 
 def _export(args) -> int:
     from .io.atomic import folder_writer
-    from .io.export import LabelsExport, export_labels, recorded_fields, segment_record
+    from .io.export import (
+        LabelsExport,
+        export_labels,
+        exported_fields,
+        recorded_fields,
+        reopened_result,
+        segment_record,
+    )
     from .io.files import find_inputs, read_labels
     from .io.layers import frame_axes
+    from .io.tiff import file_stem
 
     items = find_inputs(args.labels)
     for folder in sorted({path.parent for path in map(Path, items)}):
@@ -1346,12 +1370,23 @@ def _export(args) -> int:
     for path, name in zip(items, _export_names(items), strict=True):
         info = records[path]
         labels, axes = read_labels(path, among_masks=args.mask_channel, advice="--mask-channel N")
-        if not info:  # not a result of segment: its frames as the file names its axes
+        # An earlier export's result: described as its export described it.
+        exported = {} if info else reopened_result(path, labels.shape)
+        if not info and not exported:  # not a result: its frames as the file names its axes
             frames = frame_axes(axes.get("axis_labels") or ("",) * labels.ndim)
             labels = _checked_labels(path, labels, "exported as labels", frames)
-        described = (
-            {**recorded_fields(info), **_from_source(info, path, labels.shape)} if info else {}
-        )
+        if info:
+            described = {
+                **recorded_fields(info),
+                **_from_source(info, path, labels.shape, f"{file_stem(path)}.json"),
+            }
+        elif exported:
+            described = {
+                **exported_fields(exported),
+                **_from_source(exported, path, labels.shape, f"{file_stem(path)}_provenance.json"),
+            }
+        else:
+            described = {}
         exports.append(LabelsExport(
             name=name, labels=labels, **axes, **{"source": str(path), **described},
         ))  # fmt: skip
@@ -1443,11 +1478,11 @@ def _export_names(paths: list[Path]) -> list[str]:
         depth += 1
 
 
-def _from_source(info: dict, path: Path, shape: tuple[int, ...]) -> dict:
-    """What the scan a segment run read gives an export (its record ``info``) of the labels
-    at ``path``, of ``shape``: the image channels by layer name, to measure inside each
-    cell, and the ``channel_name`` of the one channel the run segmented. Empty without the
-    scan.
+def _from_source(info: dict, path: Path, shape: tuple[int, ...], record: str) -> dict:
+    """What the scan a segment run read gives an export (its record ``info``, the file
+    ``record`` beside the labels) of the labels at ``path``, of ``shape``: the image
+    channels by layer name, to measure inside each cell, and the ``channel_name`` of the
+    one channel the run segmented. Empty without the scan.
 
     Raises
     ------
@@ -1458,7 +1493,6 @@ def _from_source(info: dict, path: Path, shape: tuple[int, ...]) -> dict:
     import numpy as np
 
     from .io.files import is_image, open_scan
-    from .io.tiff import file_stem
 
     source = info.get("source")
     # A scan that is gone was warned about when its record was read; an OME-Zarr image is
@@ -1476,7 +1510,7 @@ def _from_source(info: dict, path: Path, shape: tuple[int, ...]) -> dict:
             raise ValueError(
                 f"{path} has shape {shape}, but channel {channel.name!r} of {source}, the "
                 f"scan it was made from, has {image.shape}: its cells cannot be measured "
-                f"there. Segment the scan again, or move the record {file_stem(path)}.json "
+                f"there. Segment the scan again, or move the record {record} "
                 "beside the labels aside to export them without the scan's intensities."
             )
         intensities[channel.name] = image.reshape(shape)

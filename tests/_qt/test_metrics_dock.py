@@ -1054,3 +1054,44 @@ def test_a_truth_saved_as_a_stack_of_one_is_compared_with_its_image(dock_in_view
     viewer.layers["ground truth"].data = np.stack([labels, labels])
     qtbot.waitUntil(lambda: "shape" in dock.status.text(), timeout=10_000)
     assert f"(2, {labels.shape[0]}, {labels.shape[1]})" in dock.status.text()
+
+
+def test_a_result_exported_and_opened_again_is_the_result_of_its_scan(
+    make_napari_viewer_proxy, qtbot, tmp_path
+):
+    """Cells of one position of four, exported and opened the next day, were a mask of a
+    file of their own: scored against the scan's hand-drawn mask in all four positions
+    (F1@0.5 0.42 for cells that matched it), with a note that they came from another file,
+    and exported again without their model or settings. They open as the scan's result."""
+    from napari_cytomask.io.export import LabelsExport, export_labels, from_layer
+    from napari_cytomask.io.layers import edited_by_hand, is_result, layer_info
+
+    viewer = make_napari_viewer_proxy()
+    viewer.open_sample("napari-cytomask", "phase_contrast")
+    image, truth = viewer.layers
+    made = np.zeros(truth.data.shape, np.uint16)
+    made[1] = np.asarray(truth.data[1])
+    info = layer_info(image)
+    export = LabelsExport(
+        name="Phase contrast U-Net cells", labels=made, scale=tuple(truth.scale),
+        units=tuple(str(u) for u in truth.units), axis_labels=tuple(truth.axis_labels),
+        source=info["source"], channel_index=info["channel_index"],
+        channel_name=info["channel_name"], method="unet", parameters={"tta": False},
+        model={"name": "starter"}, frames_made=["1"], edited=True,
+    )  # fmt: skip
+    export_labels([export], tmp_path, formats=["tiff"], objects_csv=False)
+
+    viewer.open(tmp_path / "Phase contrast U-Net cells.tif", plugin="napari-cytomask")
+    reopened = viewer.layers["Phase contrast U-Net cells"]
+    assert is_result(reopened) and edited_by_hand(reopened)
+    # Exported again: what made it, and its scan's own image measured by its own name.
+    again = from_layer(reopened, [image])
+    assert (again.method, again.model, again.edited) == ("unet", {"name": "starter"}, True)
+    assert again.frames_made == ["1"] and set(again.intensities) == {"Phase contrast"}
+    dock = MetricsDock(viewer)
+    viewer.window.add_dock_widget(dock, name="Segmentation metrics")
+    qtbot.waitUntil(lambda: dock.evaluation is not None, timeout=20_000)
+    assert (dock.prediction_layer, dock.ground_truth_layer) == (reopened, truth)
+    assert _cell(dock, "F1") == "1.000"
+    assert " in 1 of 4 frames." in dock.status.text()
+    assert "comes from" not in dock.status.text()

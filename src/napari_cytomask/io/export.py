@@ -258,6 +258,40 @@ def _record_of(labels: str) -> dict:
     return record if ours else {}
 
 
+#: What an export's provenance says of its layer that the layer recorded, by the name
+#: the layer's record (:func:`~napari_cytomask.io.layers.layer_info`) gives it.
+_EXPORTED_FIELDS = ("source", "channel_index", "channel_name", "method", "parameters",
+                    "previewed_frames", "frames_made", "edited_by_hand", "model", "made_from",
+                    "versions")  # fmt: skip
+
+
+def reopened_result(labels: str | os.PathLike, shape: Sequence[int]) -> dict:
+    """The layer record of an exported result opened again: what the export's provenance
+    beside the file (``<name>_provenance.json``) says of the layer it was exported from,
+    its scan, settings, model and the frames made, or {} for other files.
+
+    A label file of a result reopened the next day is then the result of its scan, not a
+    mask of a file of its own: the metrics compare the frames that were made and pick the
+    scan's ground truth, and an export again keeps what made it. Only a file the provenance
+    lists, of the shape it records, is taken (a file written over since is another's)."""
+    from .layers import RESULT_ROLE
+    from .tiff import file_stem
+
+    labels = Path(labels)
+    record = _earlier_record(labels.with_name(f"{file_stem(labels)}_provenance.json"))
+    if labels.name not in _listed_outputs(record) or record.get("shape") != list(shape):
+        return {}
+    return {**{key: record.get(key) for key in _EXPORTED_FIELDS}, "role": RESULT_ROLE}
+
+
+def exported_fields(record: dict) -> dict:
+    """The :class:`LabelsExport` fields of a reopened result's record
+    (:func:`reopened_result`), to export it again as its first export described it."""
+    fields = {key: value for key, value in record.items() if key != "role"}
+    fields["edited"] = fields.pop("edited_by_hand")
+    return fields
+
+
 def _unnumbered(name: str) -> str:
     """A layer name without the " [1]" napari adds to a name already taken, wherever it
     is: a result is named after its image ("raw [1] U-Net cells")."""
@@ -789,7 +823,12 @@ def _earlier_record(provenance_file: Path) -> dict:
 
 def _outputs_of(provenance_file: Path) -> list[str]:
     """The files an earlier export's provenance lists (none when it cannot be read)."""
-    outputs = _earlier_record(provenance_file).get("outputs")
+    return _listed_outputs(_earlier_record(provenance_file))
+
+
+def _listed_outputs(record: dict) -> list[str]:
+    """The files an export's provenance record lists."""
+    outputs = record.get("outputs")
     if not isinstance(outputs, list):
         return []
     # Plain names in the folder only: the file may have been edited or come from elsewhere.

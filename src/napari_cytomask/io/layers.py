@@ -625,11 +625,12 @@ def record_written(layer, frame: tuple | None = None) -> None:
 
 def edited_by_hand(layer) -> bool:
     """Whether a result's data changed since a step last wrote it (:func:`record_written`):
-    every frame is compared (about 1 s per GB). A layer with no such record (not made by
-    a step) counts as unedited."""
-    written = layer_info(layer).get("written")
+    every frame is compared (about 1 s per GB). A layer with no such record counts as
+    unedited if not made by a step, and as its export said if opened from one."""
+    info = layer_info(layer)
+    written = info.get("written")
     if written is None:
-        return False
+        return bool(info.get("edited_by_hand"))
     data = layer.data
     return written["kind"] != _kind(data) or written["frames"] != _frame_digests(data)
 
