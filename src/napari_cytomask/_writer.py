@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
+from .io.layers import is_result
 from .io.writers import write_labels
 
 
@@ -18,11 +20,16 @@ class LabelsNotSaved(Exception):
 def write_labels_layer(path: str, data: Any, meta: dict) -> list[str]:
     """Save a Labels layer; the extension picks TIFF, OME-TIFF, PNG or NumPy. A multiscale
     layer is saved at full resolution. An existing file is replaced (napari's save dialog
-    has asked), once the new one is complete."""
+    has asked), once the new one is complete.
+
+    A result of the plugin gets its provenance beside it, as the export writes it
+    (:func:`~napari_cytomask.io.export.save_provenance`): opened again, it is the result
+    of its scan, with the frames that were made, not a mask of a file of its own."""
+    labels = data[0] if meta.get("multiscale") else data
     try:
         written = write_labels(
             path,
-            data[0] if meta.get("multiscale") else data,
+            labels,
             scale=meta.get("scale"),
             units=meta.get("units"),
             axis_labels=meta.get("axis_labels"),
@@ -30,4 +37,10 @@ def write_labels_layer(path: str, data: Any, meta: dict) -> list[str]:
         )
     except ValueError as err:
         raise LabelsNotSaved(str(err)) from err
-    return [str(written)]
+    record = None
+    layer = SimpleNamespace(**{**meta, "data": labels, "multiscale": False})
+    if is_result(layer):
+        from .io.export import from_layer, save_provenance  # about 1 s to import
+
+        record = save_provenance(from_layer(layer), written)
+    return [str(written)] + ([str(record)] if record else [])

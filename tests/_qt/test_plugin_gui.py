@@ -334,3 +334,39 @@ def test_every_dock_of_its_own_gives_its_settings_the_docks_height(make_napari_v
             assert foot >= dock.height() - 60, (name, foot, dock.height())
         assert shown or name == "Channel roles"
         viewer.window.remove_dock_widget(dock)
+
+
+def test_a_result_saved_with_the_plugins_writer_opens_again_as_the_result_of_its_scan(
+    make_napari_viewer_proxy, tmp_path
+):
+    """A result of one position of two saved with File > Save Selected Layers reopened as
+    a mask of a file of its own: scored in both positions, said to come from another file.
+    The writer keeps its provenance beside it, as the export does."""
+    import numpy as np
+    from napari.plugins import _npe2
+
+    from napari_cytomask.io.layers import frame_record, is_result, layer_info, result_metadata
+
+    viewer = make_napari_viewer_proxy()
+    record = {"source": "/data/scan.tif", "channel_index": 0, "channel_name": "Phase",
+              "role": "input"}  # fmt: skip
+    image = viewer.add_image(np.ones((2, 16, 16), np.uint16), name="Phase",
+                             metadata={"cytomask": record})  # fmt: skip
+    cells = np.zeros((2, 16, 16), np.uint16)
+    cells[1, 2:8, 2:8] = 1
+    made = result_metadata(image, method="unet", parameters={"tta": False})["cytomask"]
+    made = frame_record(None, made, (1,))
+    layer = viewer.add_labels(cells, name="Phase U-Net cells", metadata={"cytomask": made})
+    filters, writers = _npe2.file_extensions_string_for_layers([layer])
+    (ours,) = [i for i, e in enumerate(filters.split(";;")) if e.startswith("Cytomask")]
+    path = str(tmp_path / "saved cells.tif")
+    viewer.layers.selection = {layer}
+    saved = viewer.layers.save(path, selected=True, _writer=writers[ours])
+    assert saved == [path, str(tmp_path / "saved cells_provenance.json")]
+
+    viewer.open(path, plugin="napari-cytomask")
+    reopened = viewer.layers["saved cells"]
+    assert is_result(reopened)
+    info = layer_info(reopened)
+    assert (info["source"], info["frames_made"]) == ("/data/scan.tif", ["1"])
+    assert info["edited_by_hand"] is False

@@ -275,13 +275,30 @@ def reopened_result(labels: str | os.PathLike, shape: Sequence[int]) -> dict:
     scan's ground truth, and an export again keeps what made it. Only a file the provenance
     lists, of the shape it records, is taken (a file written over since is another's)."""
     from .layers import RESULT_ROLE
-    from .tiff import file_stem
 
     labels = Path(labels)
-    record = _earlier_record(labels.with_name(f"{file_stem(labels)}_provenance.json"))
+    record = _earlier_record(provenance_beside(labels))
     if labels.name not in _listed_outputs(record) or record.get("shape") != list(shape):
         return {}
     return {**{key: record.get(key) for key in _EXPORTED_FIELDS}, "role": RESULT_ROLE}
+
+
+def provenance_beside(labels: Path) -> Path:
+    """The provenance file an export writes beside a label file it names after its stem."""
+    from .tiff import file_stem
+
+    return labels.with_name(f"{file_stem(labels)}_provenance.json")
+
+
+def save_provenance(export: LabelsExport, labels: Path) -> Path | None:
+    """Write the provenance of a result saved on its own (napari's *Save Layers*) beside
+    its file, as an export does, so that the file opens again as the result it is
+    (:func:`reopened_result`). None, writing nothing, when a provenance of other files
+    has that name: it is theirs."""
+    beside = provenance_beside(labels)
+    if beside.exists() and set(_outputs_of(beside)) - {labels.name}:
+        return None
+    return write_json(beside, provenance(export, [labels]), overwrite=True)
 
 
 def exported_fields(record: dict) -> dict:
