@@ -1293,7 +1293,7 @@ def test_segment_says_what_to_try_when_it_finds_no_cells(unet_checkpoint, tmp_pa
     tifffile.imwrite(path, scan.brightfield[0])
     model = unet_checkpoint(tile_size=128)
     argv = ["segment", str(path), "-m", str(model), "--scheduler", "synchronous", "--threads",
-            "1", "--min-size", "100000"]  # fmt: skip
+            "1", "--foreground-threshold", "1"]  # fmt: skip
     assert main(argv) == 0
     said = capsys.readouterr()
     assert ": 0 cells in " in said.out
@@ -1323,6 +1323,31 @@ def test_segment_says_what_to_try_when_it_finds_no_cells(unet_checkpoint, tmp_pa
     err = capsys.readouterr().err
     assert "The starter model is unsure of these cells" in err and "No cells found: lower" in err
     assert err.count("fine-tune") == 1
+
+
+def test_segment_says_why_an_image_can_hold_no_cell(unet_checkpoint, tmp_path, capsys):
+    """An image of no number, of one value or smaller than a cell was told to lower the
+    thresholds or fine-tune the model (a 2 x 2 one that it looked saturated), where the
+    U-Net dock says why no setting finds cells there."""
+    images = {
+        "nan": np.full((96, 96), np.nan, np.float32),
+        "flat": np.full((96, 96), 700, np.uint16),
+        "tiny": np.array([[1, 2], [3, 4]], np.uint16),
+    }
+    for name, pixels in images.items():
+        tifffile.imwrite(tmp_path / f"{name}.tif", pixels)
+    # The starter model: a random one finds a cell in an image of one value.
+    argv = ["segment", *(str(tmp_path / f"{name}.tif") for name in images), "--scheduler",
+            "synchronous", "--threads", "1", "--no-tta"]  # fmt: skip
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    for name, reason in (
+        ("nan", "no pixel of the image is a number (all NaN or infinite)"),
+        ("flat", "every pixel of the image has the same value (700): it shows nothing"),
+        ("tiny", "the image (2×2 px) is smaller than the minimum cell size (570 px)"),
+    ):
+        assert f"cytomask: note: {tmp_path / name}.tif: No cells found: {reason}.\n" in err
+    assert "lower --" not in err and "saturated" not in err
 
 
 def test_segment_skips_masks_beside_their_images(folders, unet_checkpoint, capsys):

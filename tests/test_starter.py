@@ -309,6 +309,8 @@ def test_saturated_images_and_blank_frames_are_pointed_out(shared_data):
         "cells were found there."
     )
     assert frame_notes(np.zeros((2, 8, 8))) == ""  # wholly blank: said otherwise
+    # One of 2 x 2 pixels is 25% at the brightest value: too few to say it is saturated.
+    assert frame_notes(np.array([[1, 2], [3, 4]], np.uint16)) == ""
 
 
 def test_scores_and_tuning_see_images_at_the_starters_pixel_size(shared_data, tmp_path):

@@ -47,7 +47,13 @@ from .io.atomic import (
     write_json,
 )
 from .io.export import package_versions
-from .io.layers import finite_values, frame_notes, single_value, with_pixel_size
+from .io.layers import (
+    finite_values,
+    frame_notes,
+    nothing_to_find,
+    single_value,
+    with_pixel_size,
+)
 from .io.tiff import file_stem
 from .io.writers import CHUNKED_ABOVE, FORMATS, SEGMENT_FORMATS, format_named
 from .labels import as_planes
@@ -390,9 +396,15 @@ def process(
     # Not in a chunked run: its frames are too large to read again whole.
     seen = "" if chunked else frame_notes(channels[0])
     note = " ".join(n for n in (seen, resampled, unlike) if n)
+    # Why no cell could be found, when none was: in every channel the model took.
+    empty = None
+    if not (chunked or n_cells):
+        reasons = [nothing_to_find(channel, run.min_size or 0) for channel in channels]
+        empty = reasons[0] if all(reasons) else None
     return {"source": str(job.source), "output": str(output), "cells": n_cells,
             "seconds": seconds, "channels_used": used, "channel_guessed": guessed,
-            "channels": 3 if scan.rgb else len(scan.channels), "note": note}  # fmt: skip
+            "channels": 3 if scan.rgb else len(scan.channels), "note": note,
+            "nothing_to_find": empty}  # fmt: skip
 
 
 def _values_on_last_axis(source: Path, data) -> str:

@@ -1176,7 +1176,9 @@ def _segment_locked(args, preset, sources, options) -> int:
         say(f"[{i}/{n}] {job.source}{channels}: {summary['cells']} cells in "
             f"{summary['seconds']:.1f} s")  # fmt: skip
         notes = [summary["note"]] if summary["note"] else []
-        if not summary["cells"]:
+        if summary["nothing_to_find"]:  # no setting would find cells there
+            notes.append(f"No cells found: {summary['nothing_to_find']}.")
+        elif not summary["cells"]:
             notes.append(_no_cells_advice(preset, summary["channels"], summary["note"]))
         if notes:
             print(f"cytomask: note: {job.source}: {' '.join(notes)}", file=sys.stderr, flush=True)

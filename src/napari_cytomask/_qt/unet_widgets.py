@@ -8,7 +8,6 @@ notification).
 from __future__ import annotations
 
 import copy
-import math
 import time
 import weakref
 from collections.abc import Callable
@@ -39,7 +38,6 @@ from qtpy.QtWidgets import (
 
 from ..io.layers import (
     METADATA_KEY,
-    finite_values,
     frame_key,
     frame_notes,
     frame_record,
@@ -47,10 +45,10 @@ from ..io.layers import (
     layer_info,
     listed_frames,
     model_record,
+    nothing_to_find,
     pixel_size_um,
     record_written,
     result_metadata,
-    single_value,
 )
 from ..models.catalog import (
     STARTER,
@@ -840,7 +838,8 @@ class UNetSegmentWidget(StepWidget, QWidget):
             source = f"'{layer_info(cells)['made_from']['layer']}'"
             if index:
                 source += f" (frame {frame_key(index)})"
-            reason = _nothing_to_find(layer, min_size)
+            # A lazy or multiscale image is not read for this, nor a colour one.
+            reason = None if layer.rgb else nothing_to_find(layer.data, min_size)
             # At a coarser pixel size than the model's images, every cell can be smaller
             # than the minimum size tuned for them.
             smaller = f" or the minimum cell size ({min_size} px)" if min_size else ""
@@ -1558,27 +1557,6 @@ def _size_note(labels, min_size: int | None) -> str:
         f"Half of them are under 1.5 times the minimum cell size ({min_size} px), so "
         "smaller cells were probably left out: lower it if cells are missing."
     )
-
-
-def _nothing_to_find(layer, min_size: int) -> str | None:
-    """Why an image can hold no cell at all (too small, flat, no numbers), or None.
-
-    Lazy or multiscale images are not read for this.
-    """
-    data = layer.data
-    if not isinstance(data, np.ndarray) or getattr(layer, "rgb", False):
-        return None
-    height, width = data.shape[-2:]
-    if height * width < min_size:
-        return (
-            f"the image ({height}×{width} px) is smaller than the minimum cell size ({min_size} px)"
-        )
-    value = single_value(finite_values(data))
-    if value is None:
-        return None
-    if math.isnan(value):
-        return "no pixel of the image is a number (all NaN or infinite)"
-    return f"every pixel of the image has the same value ({value:g}): it shows nothing"
 
 
 __all__ = ["UNetSegmentWidget", "UNetTrainWidget"]

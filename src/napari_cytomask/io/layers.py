@@ -371,10 +371,35 @@ def single_value(values: np.ndarray) -> float | None:
     return float(low) if low == values.max() else None
 
 
+def nothing_to_find(data, min_size: int) -> str | None:
+    """Why an image can hold no cell at all (smaller than the minimum cell size of
+    ``min_size`` pixels, one value, no number), or None: said in place of advice on the
+    thresholds or the model, which no setting would make find cells there. ``data`` is
+    the image's pixels, its last two axes a frame; lazy ones (dask, zarr) are not read
+    for this."""
+    if not isinstance(data, np.ndarray):
+        return None
+    height, width = data.shape[-2:]
+    if height * width < min_size:
+        return (
+            f"the image ({height}×{width} px) is smaller than the minimum cell size ({min_size} px)"
+        )
+    value = single_value(finite_values(data))
+    if value is None:
+        return None
+    if math.isnan(value):
+        return "no pixel of the image is a number (all NaN or infinite)"
+    return f"every pixel of the image has the same value ({value:g}): it shows nothing"
+
+
 #: Share of an image's pixels at its brightest value from which it looks saturated: with
 #: the brightest 20% of a phase-contrast field clipped, the starter model's F1@0.5 away
 #: from the clipped band fell from 0.97 to 0.39; with 5% clipped it stayed at 0.88.
 SATURATED_SHARE = 0.1
+
+#: Pixels a frame needs for its share at the brightest value to say it is saturated: in a
+#: smaller one a few pixels hold a large share by chance (one of 2 x 2 pixels is 25%).
+SATURATED_MIN_PIXELS = 32 * 32
 
 
 def frame_key(index) -> str:
@@ -433,9 +458,10 @@ def listed_frames(keys) -> str:
 def frame_notes(data) -> str:
     """What an image's count of cells would hide, said after it: frames of a stack that
     show nothing (a black frame among three gave '49 cells in all 3 frames'), and pixels
-    at the brightest value, saturated, where no cell can be seen. ``data`` is numpy, dask
-    or zarr, its last two axes a frame; each frame is read once. A wholly blank image is
-    said otherwise (nothing to find)."""
+    at the brightest value, saturated, where no cell can be seen (in frames large enough
+    to tell, see :data:`SATURATED_MIN_PIXELS`). ``data`` is numpy, dask or zarr, its last
+    two axes a frame; each frame is read once. A wholly blank image is said otherwise
+    (:func:`nothing_to_find`)."""
     frames = list(np.ndindex(data.shape[:-2]))
     blank, at_top, counted = [], 0, 0
     for index in frames:
@@ -455,7 +481,8 @@ def frame_notes(data) -> str:
             f"Frame{'s' if many else ''} {listed} show{'' if many else 's'} nothing (one value "
             "or no number, as with a closed shutter), so no cells were found there."
         )
-    if counted and at_top / counted >= SATURATED_SHARE:
+    large = data.shape[-2] * data.shape[-1] >= SATURATED_MIN_PIXELS
+    if large and counted and at_top / counted >= SATURATED_SHARE:
         notes.append(
             f"{at_top / counted:.0%} of the image's pixels are at its brightest value: it looks "
             "saturated, and cells there cannot be seen. Take the images with less light, a "
