@@ -1183,6 +1183,33 @@ def test_frames_whose_ground_truth_has_no_cell_are_left_out(tmp_path, capsys):
     assert "gt.tif has no cell in frames 0, 2, so they are left out of the comparison " in out.err
 
 
+def test_evaluate_says_why_scores_are_0_when_a_side_has_no_objects(tmp_path, capsys):
+    """An empty prediction against an empty ground truth printed F1 0.000 and mSA 0.000 as
+    if the segmentation were poor; the metrics dock says why."""
+    truth = np.zeros((32, 32), np.uint16)
+    tifffile.imwrite(tmp_path / "empty.tif", truth)
+    tifffile.imwrite(tmp_path / "none.tif", truth)
+    truth[2:12, 2:12] = 1
+    tifffile.imwrite(tmp_path / "gt.tif", truth)
+    for gt, note in (
+        ("none", "the ground truth has no objects and the prediction has no objects"),
+        ("gt", "the prediction has no objects"),
+    ):
+        argv = ["evaluate", "--pred", str(tmp_path / "empty.tif"), "--gt",
+                str(tmp_path / f"{gt}.tif"), "-o", str(tmp_path / f"{gt}.csv")]  # fmt: skip
+        assert main(argv) == 0
+        assert (
+            f"pixel IoU 0.000. Note: {note}, so ratios without a true positive are 0.\n"
+            in capsys.readouterr().out
+        )
+    # Objects on both sides: no note.
+    tifffile.imwrite(tmp_path / "pred.tif", truth)
+    argv = ["evaluate", "--pred", str(tmp_path / "pred.tif"), "--gt", str(tmp_path / "gt.tif"),
+            "-o", str(tmp_path / "same.csv")]  # fmt: skip
+    assert main(argv) == 0
+    assert "Note" not in capsys.readouterr().out
+
+
 def test_binary_masks_and_images_of_light_given_as_labels_are_pointed_out(
     shared_data, tmp_path, capsys
 ):

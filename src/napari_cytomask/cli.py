@@ -1310,10 +1310,12 @@ def _evaluate(args) -> int:
             continue
         total = result if total is None else total + result
         rows += [(pred_path, gt_path, *row) for row in results_rows(result)]
+        # Scores of 0 where one side has no objects say why, as the metrics dock does.
+        empty = result.matches.no_objects_note()
         say(f"{pred_path}: F1@{args.thresholds[at]:g} {result.matches.f1[at]:.3f}, "
             f"mean-average F1 {result.mean_average_f1:.3f}, "
             f"mSA {result.mean_segmentation_accuracy:.3f}, "
-            f"pixel IoU {result.pixels.iou:.3f}")  # fmt: skip
+            f"pixel IoU {result.pixels.iou:.3f}{f'. Note: {empty}.' if empty else ''}")  # fmt: skip
     if total is None:
         raise UserError(f"none of the {len(pairs)} pair(s) could be compared (see above)")
     # The total's own rows only: each pair's rows are listed above.

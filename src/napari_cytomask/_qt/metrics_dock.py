@@ -632,11 +632,6 @@ class MetricsDock(StepWidget, QWidget):
         if highlighted:
             self._update_highlights(false_pos, false_neg)
         stats = evaluation.matches
-        notes = []
-        if stats.n_true == 0:
-            notes.append("the ground truth has no objects")
-        if stats.n_pred == 0:
-            notes.append("the prediction has no objects")
         text = f"{stats.n_true} ground-truth and {stats.n_pred} predicted objects"
         if evaluation.frames:
             n_frames = len(evaluation.frames)
@@ -653,8 +648,9 @@ class MetricsDock(StepWidget, QWidget):
         if highlighted:
             text += _outlined(evaluation)
         text += "."
-        if notes:
-            text += f" Note: {' and '.join(notes)}, so ratios without a true positive are 0."
+        empty = stats.no_objects_note()
+        if empty:
+            text += f" Note: {empty}."
         if self._made_only:
             text += " " + self._made_only
         pred_name, gt_name, misaligned, files = self._pair

@@ -143,6 +143,19 @@ class MatchStats:
         """Sum of matched IoUs / (TP + FP/2 + FN/2) (Kirillov et al. 2019, eq. 1)."""
         return _ratio(self.sum_matched_score, self.tp + self.fp / 2 + self.fn / 2)
 
+    def no_objects_note(self) -> str:
+        """Why every ratio is 0 when the ground truth or the prediction has no objects,
+        to be said with the scores (a score of 0 alone reads as a poor segmentation);
+        empty when both have some."""
+        empty = [
+            f"the {side} has no objects"
+            for side, n in (("ground truth", self.n_true), ("prediction", self.n_pred))
+            if n == 0
+        ]
+        if not empty:
+            return ""
+        return f"{' and '.join(empty)}, so ratios without a true positive are 0"
+
     def row(self, index: int) -> dict[str, float]:
         """The metrics at ``thresholds[index]``, named as in ``stardist.matching``."""
         values = {
