@@ -1210,6 +1210,36 @@ def test_evaluate_says_why_scores_are_0_when_a_side_has_no_objects(tmp_path, cap
     assert "Note" not in capsys.readouterr().out
 
 
+def test_labels_are_called_an_image_of_light_only_when_their_neighbours_differ(tmp_path, capsys):
+    """Label ids saved as floats (1.0, 2.0), and labels of a confluent field (3% background),
+    were said to look like an image of light, 'neighbouring pixels mostly differ', though
+    over 90% are equal; labels with a negative id too, before the error that said why."""
+    labels = np.zeros((64, 64), np.int32)
+    labels[5:20, 5:20], labels[30:50, 10:30], labels[40:60, 40:60] = 1, 2, 3
+    confluent = np.repeat(np.arange(1, 5, dtype=np.uint16), 16)[None, :].repeat(64, axis=0)
+    confluent[:2] = 0
+    negative = labels.copy()
+    negative[40:60, 40:60] = -1
+    files = {"floats": labels.astype(np.float32), "confluent": confluent, "negative": negative}
+    for name, data in files.items():
+        tifffile.imwrite(tmp_path / f"{name}.tif", data)
+        tifffile.imwrite(tmp_path / f"{name}_gt.tif", data)
+    for name in ("floats", "confluent"):
+        argv = ["evaluate", "--pred", str(tmp_path / f"{name}.tif"), "--gt",
+                str(tmp_path / f"{name}_gt.tif"), "-o", str(tmp_path / f"{name}.csv")]  # fmt: skip
+        assert main(argv) == 0
+        said = capsys.readouterr()
+        assert "F1@0.5 1.000" in said.out and "cytomask: note" not in said.err
+        assert main(["export", str(tmp_path / f"{name}.tif"), "-o", str(tmp_path / name)]) == 0
+        assert "cytomask: note" not in capsys.readouterr().err
+    argv = ["evaluate", "--pred", str(tmp_path / "floats.tif"), "--gt",
+            str(tmp_path / "negative.tif"), "-o", str(tmp_path / "negative.csv")]  # fmt: skip
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "cytomask: note" not in err
+    assert f"error: {tmp_path / 'negative.tif'} has negative ids; label ids must be 0" in err
+
+
 def test_binary_masks_and_images_of_light_given_as_labels_are_pointed_out(
     shared_data, tmp_path, capsys
 ):

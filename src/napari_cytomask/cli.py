@@ -1423,26 +1423,33 @@ def _checked_labels(path, labels, what: str, frames: int):
     note when they may be something else: an image of light, whose pixels vary as a
     camera's do (or that has no pixel at 0), or a binary mask, one value for every cell,
     whose separate regions are then taken as the cells, in each frame of its ``frames``
-    leading axes."""
+    leading axes. Ids saved as floats (1.0, 2.0) become integers.
+
+    Raises
+    ------
+    LabelsError
+        When they cannot be label ids (fractional or negative values): said before any
+        note, which would guess at the reason.
+    """
     import numpy as np
 
-    from .io.layers import grid_sample, looks_like_mask
-    from .labels import binary_mask_regions
+    from .io.layers import FLAT_SHARE, equal_neighbours, grid_sample
+    from .labels import as_labels, binary_mask_regions
 
     def note(text: str) -> None:
         print(f"cytomask: note: {path} {text}; {what}.", file=sys.stderr)
 
     if not labels.size:
         return labels
+    labels = as_labels(labels, str(path))
     if not np.any(labels == 0):
         note("has no background (no pixel is 0), so it may be an image rather than labels")
         return labels
     plane = next((p for p in labels.reshape(-1, *labels.shape[-2:]) if p.any()), None)
     if plane is None:  # no cell at all: nothing to say of them
         return labels
-    if not looks_like_mask(
-        "", grid_sample(plane.astype(np.uint8) if plane.dtype == bool else plane)
-    ):
+    share = equal_neighbours(grid_sample(plane))
+    if share is not None and share <= FLAT_SHARE:
         note(
             "looks like an image of light rather than label ids (neighbouring pixels mostly "
             "differ, as a camera's do)"

@@ -232,6 +232,12 @@ def grid_sample(plane: np.ndarray) -> np.ndarray:
     )
 
 
+#: Share of neighbouring pixels that are equal above which pixels look like label ids, one
+#: value over each cell; a camera's pixels mostly differ (5% are equal in a fluorescence
+#: image of nuclei, whose background is noise).
+FLAT_SHARE = 0.9
+
+
 def looks_like_mask(name: str, sample: np.ndarray | None) -> bool:
     """Guess whether a channel holds label ids rather than intensities.
 
@@ -260,9 +266,9 @@ def looks_like_mask(name: str, sample: np.ndarray | None) -> bool:
     if looks_fluorescent(name):
         # A stain's channel, however sparse ("DAPI", 96 % at 0): neighbours within objects.
         inside = (left != 0) & (right != 0)
-        if not inside.any() or np.mean(equal[inside]) <= 0.9:
+        if not inside.any() or np.mean(equal[inside]) <= FLAT_SHARE:
             return False
-    return bool(np.mean(equal) > 0.9 and np.mean(sample == 0) > 0.05)
+    return bool(np.mean(equal) > FLAT_SHARE and np.mean(sample == 0) > 0.05)
 
 
 def _neighbours(sample: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
@@ -275,16 +281,23 @@ def _neighbours(sample: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     return sample[..., :-1], sample[..., 1:]
 
 
+def equal_neighbours(sample: np.ndarray) -> float | None:
+    """The share of neighbouring pixels of a sample that are equal (see
+    :data:`FLAT_SHARE`); None for a single pixel."""
+    pairs = _neighbours(np.asarray(sample))
+    return None if pairs is None else float(np.mean(pairs[0] == pairs[1]))
+
+
 def ids_without_background(sample: np.ndarray | None) -> bool:
     """Whether pixels look like label ids that cover the whole field (integers, neighbours
     mostly equal, several values, none 0): a confluent field's labels."""
     if sample is None or sample.size < 16 or not np.issubdtype(sample.dtype, np.integer):
         return False
     sample = np.asarray(sample)
-    pairs = _neighbours(sample)
-    if pairs is None or not 0 < sample.min() < sample.max():
+    share = equal_neighbours(sample)
+    if share is None or not 0 < sample.min() < sample.max():
         return False
-    return bool(np.mean(pairs[0] == pairs[1]) > 0.9)
+    return share > FLAT_SHARE
 
 
 def looks_like_masks(names: Sequence[str], samples: Sequence[np.ndarray | None]) -> list[bool]:
