@@ -26,7 +26,8 @@ def as_labels(data, what: str = "labels") -> np.ndarray:
     Raises
     ------
     LabelsError
-        For empty arrays, non-integer floats, negative ids and non-numeric data.
+        For empty arrays, non-integer floats, NaN or infinite pixels, negative ids and
+        non-numeric data.
     """
     arr = np.asarray(data)
     if arr.size == 0:
@@ -34,12 +35,22 @@ def as_labels(data, what: str = "labels") -> np.ndarray:
     if arr.dtype == bool:
         return arr.astype(np.uint8)
     if np.issubdtype(arr.dtype, np.floating):
-        finite = np.isfinite(arr).all()
-        if not finite or not np.array_equal(arr, np.round(arr)):
+        finite = np.isfinite(arr)
+        values = arr if finite.all() else arr[finite]
+        if not np.array_equal(values, np.round(values)):
             raise LabelsError(
                 f"{what} holds fractional values ({arr.dtype}), so it is an image or a "
                 "probability map, not labels (a whole-number id per cell); turn it into "
                 "cells first, e.g. with the watershed step."
+            )
+        # Whole numbers elsewhere: ids with holes (a stitched mosaic's border), not an image.
+        missing = arr.size - values.size
+        if missing:
+            many = missing > 1
+            raise LabelsError(
+                f"{what} holds {missing} NaN or infinite pixel{'s' * many} ({arr.dtype}), "
+                f"which no label id is; set {'them' if many else 'it'} to 0 (background) or "
+                f"to {'their' if many else 'its'} cell's id first."
             )
         if arr.min(initial=0) < 0:
             raise LabelsError(f"{what} has negative ids; label ids must be 0 (background) or more.")

@@ -158,6 +158,18 @@ def test_fractional_floats_are_a_clear_error():
         evaluate(GT, PRED * 0.5)
 
 
+def test_nan_in_float_labels_is_said_as_such():
+    """Ids saved as floats with a NaN hole were called fractional: an image or a
+    probability map."""
+    holed = PRED.astype(np.float32)
+    holed[0, :2] = np.nan
+    with pytest.raises(LabelsError, match=r"^prediction holds 2 NaN or infinite pixels \("):
+        evaluate(GT, holed)
+    holed[0, 1] = 0.5  # fractional as well: an image, NaN or not
+    with pytest.raises(LabelsError, match="prediction holds fractional values"):
+        evaluate(GT, holed)
+
+
 def test_empty_and_negative_inputs_are_clear_errors():
     with pytest.raises(LabelsError, match="ground truth is empty"):
         evaluate(np.zeros((0, 4), int), np.zeros((0, 4), int))
