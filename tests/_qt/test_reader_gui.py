@@ -97,3 +97,7 @@ def test_viewer_opens_an_ome_zarr_image_one_layer_per_channel(make_napari_viewer
     np.testing.assert_array_equal(np.asarray(viewer.layers["Cellpose mask"].data), mask)
     np.testing.assert_allclose(viewer.layers["Phase"].scale, (30, 0.65, 0.65))
     assert viewer.layers["Phase"].metadata["cytomask"]["role"] == "input"
+    # napari's preferences offer the plugin as the reader of "*.zarr/" (every store).
+    from napari.plugins import _npe2
+
+    assert "napari-cytomask" in _npe2.get_readers("*.zarr/")

@@ -49,7 +49,7 @@ def test_one_reader_whose_patterns_are_the_suffix_list():
     contributions = _manifest()["contributions"]
     (reader,) = contributions["readers"]
     expected = [f"*{s}" for s in TIFF_SUFFIXES] + [f"*{s.upper()}" for s in TIFF_SUFFIXES]
-    assert reader["filename_patterns"] == expected
+    assert reader["filename_patterns"] == [*expected, "*.zarr"]
     # Stitching is a menu action of its own, not a second reader for the same files.
     menu = [item["command"] for item in contributions["menus"]["napari/file/io_utilities"]]
     assert "napari-cytomask.open_mosaic" in menu
