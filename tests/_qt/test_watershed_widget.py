@@ -384,6 +384,35 @@ def test_frames_previewed_before_any_apply_are_the_frames_made(
 
 
 @pytest.mark.gui
+def test_a_frame_its_input_never_made_is_not_previewed(make_napari_viewer_proxy, qtbot, truth):
+    """Cells of one position split live, then another position shown: its cells were never
+    segmented, so it is not split, nor recorded as made (the metrics then compared it, and
+    the export counted no cells in it)."""
+    from napari_cytomask.io.layers import layer_info
+
+    viewer = make_napari_viewer_proxy()
+    viewer.add_labels(np.stack([truth * 0, truth * 0, truth]), name="one position",
+                      metadata={"cytomask": {"method": "unet", "frames_made": ["2"]}})  # fmt: skip
+    viewer.dims.set_current_step(0, 2)
+    widget = _splitting(viewer, qtbot, "one position")
+    widget.live.click()  # ticked: it previews, and follows the frame on show
+    qtbot.waitUntil(lambda: "Preview" in widget.status.text(), timeout=30_000)
+    output = viewer.layers["one position split"]
+    viewer.dims.set_current_step(0, 0)
+    assert widget.status.text() == (
+        "Frame 0 of 'one position' was never segmented (it holds cells of frame 2 only), so "
+        "there is nothing to split here: show a frame it holds, or segment this one in "
+        "Segment cytoplasm (its step 2, or Layers > Segment)."
+    )
+    qtbot.wait(400)  # longer than the preview's quiet period: nothing runs
+    assert not widget.runner.busy
+    assert layer_info(output)["frames_made"] == ["2"]
+    assert list(layer_info(output)["previewed_frames"]) == ["2"]
+    viewer.dims.set_current_step(0, 2)  # back on a frame it holds, the preview follows
+    qtbot.waitUntil(lambda: "Preview" in widget.status.text(), timeout=30_000)
+
+
+@pytest.mark.gui
 def test_a_preview_after_apply_is_recorded_for_its_frame_only(
     make_napari_viewer_proxy, qtbot, truth, tmp_path
 ):

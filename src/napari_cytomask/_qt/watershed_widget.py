@@ -28,8 +28,10 @@ from ..io.layers import (
     frame_key,
     frame_record,
     layer_info,
+    listed_frames,
     looks_fluorescent,
     looks_transmitted,
+    made_frames,
     origin,
     pixel_size_um,
     record_written,
@@ -580,6 +582,23 @@ class WatershedWidget(StepWidget, QWidget):
             self.status.setText(str(err))
             return
         index = frame_on_show(self.viewer, layer, layer.data.shape)
+        made = layer_info(layer).get("frames_made")
+        if made is not None and not made_frames(layer.data.shape, made)[index]:
+            # Its step never made this frame: a split of its empty frame would mark the
+            # frame made, and the metrics and cell counts would take it for a frame of no
+            # cells. The preview of the frame shown before must not land either.
+            self.runner.cancel()
+            held = (
+                f"cells of frame{'s' * (len(made) > 1)} {listed_frames(made)} only"
+                if made
+                else "no frame's cells"
+            )
+            self.status.setText(
+                f"Frame {frame_key(index)} of '{layer.name}' was never segmented (it holds "
+                f"{held}), so there is nothing to split here: show a frame it holds, or "
+                f"segment this one in {SEGMENT_STEP}."
+            )
+            return
         self.status.setText("Updating preview…")
         self._applying_now = False
         self.runner.watch(self.viewer, layer, step="split")
