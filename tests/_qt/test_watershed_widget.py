@@ -376,10 +376,10 @@ def test_frames_previewed_before_any_apply_are_the_frames_made(
                     and not widget.runner.busy, timeout=30_000)  # fmt: skip
     assert layer_info(viewer.layers["one position split"])["frames_made"] == ["1"]
     # Said so: not "in all 3 frames", which left Apply looking undone.
-    n = int(viewer.layers["one position split"].data.max())
-    assert widget.status.text() == (
+    n = np.count_nonzero(np.unique(viewer.layers["one position split"].data))
+    assert widget.status.text().startswith(
         f"Done: {n} cells in 'one position split', in frame 1 of 3 only (the others were "
-        "never made)."
+        "never made). "
     )
 
 
@@ -410,6 +410,42 @@ def test_a_frame_its_input_never_made_is_not_previewed(make_napari_viewer_proxy,
     assert list(layer_info(output)["previewed_frames"]) == ["2"]
     viewer.dims.set_current_step(0, 2)  # back on a frame it holds, the preview follows
     qtbot.waitUntil(lambda: "Preview" in widget.status.text(), timeout=30_000)
+
+
+@pytest.mark.gui
+def test_a_split_keeps_the_ids_of_its_cells_and_says_which_it_cut(make_napari_viewer_proxy, qtbot):
+    """Ids link cells to the tables and tracks made from them: the split renumbered every
+    cell, unsaid. Cells left whole keep their ids, and so does one piece of each cell cut;
+    the other pieces are numbered above the stack's largest id, in a preview too."""
+    from skimage.draw import disk
+
+    cells = np.zeros((60, 100), np.uint8)
+    for center in ((30, 11), (30, 31)):  # one cell of two overlapping discs
+        cells[disk(center, 12)] = 200
+    cells[disk((30, 80), 10)] = 7
+    viewer = make_napari_viewer_proxy()
+    viewer.add_labels(np.stack([cells, np.where(cells > 0, cells + 10, 0)]), name="cells")
+    widget = _splitting(viewer, qtbot, "cells")
+    widget.h.setValue(1.0)
+    widget.preview()  # of frame 0
+    qtbot.waitUntil(lambda: "Preview" in widget.status.text(), timeout=30_000)
+    output = viewer.layers["cells split"]
+    assert sorted(np.unique(output.data[0])) == [0, 7, 200, 211]
+    cut = (
+        "split into 2: one piece of each keeps its id, the others have new ids, and the cells "
+        "left whole keep theirs."
+    )
+    assert widget.status.text() == f"Preview: 3 cells in the displayed frame. 1 cell was {cut}"
+    widget.apply()
+    qtbot.waitUntil(lambda: "Done" in widget.status.text(), timeout=30_000)
+    assert [sorted(np.unique(frame)) for frame in output.data] == [
+        [0, 7, 200, 211],
+        [0, 17, 210, 212],
+    ]
+    assert widget.status.text() == (
+        "Done: 6 cells in 'cells split', in all 2 frames. 2 cells were "
+        + cut.replace("into 2", "into 4")
+    )
 
 
 @pytest.mark.gui

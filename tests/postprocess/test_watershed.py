@@ -15,6 +15,7 @@ from napari_cytomask.postprocess import (
     iter_watershed,
     merge_small_fragments,
     run_watershed,
+    split_counts,
     split_labels,
 )
 from napari_cytomask.postprocess.watershed import _contacts
@@ -321,6 +322,55 @@ def test_split_stack_matches_frames(shared_data):
     stack = run_watershed("split", frames)
     for k in range(2):
         assert same_partition(stack[k], run_watershed("split", frames[k]))
+
+
+def _pair_and_single(pair: int, single: int, dtype) -> np.ndarray:
+    """Two overlapping discs of one id (two cells to split) beside a disc of another."""
+    from skimage.draw import disk
+
+    cells = np.zeros((60, 100), dtype)
+    for center in ((30, 11), (30, 31)):  # the first touches the left side
+        cells[disk(center, 12, shape=cells.shape)] = pair
+    cells[disk((30, 80), 10)] = single
+    return cells
+
+
+def test_a_split_keeps_the_ids_of_its_cells():
+    """Ids link cells to the tables and tracks made from them: a split renumbered every
+    cell (ids 2**30 and 2**24 + 3 came out as 1..3). A cell left whole keeps its id, one
+    piece of a cell cut keeps it too, and the other pieces are numbered above the largest id,
+    in a type that holds them: on the command line and in the dock alike."""
+    for pair, single, dtype in ((200, 7, np.uint8), (2**30, 2**24 + 3, np.uint32)):
+        cells = _pair_and_single(pair, single, np.uint64)
+        split = run_watershed("split", cells.astype(dtype), params={"h": 1})
+        assert split.dtype == dtype
+        assert (split[cells == single] == single).all()
+        assert sorted(np.unique(split[cells == pair])) == [pair, pair + 1]
+        assert split_counts(cells, split) == (3, 1, 2)
+    # A stack: new ids above the stack's largest id, or with per-frame ids the frame's;
+    # above a larger image's where the labels are a frame of one.
+    cells = _pair_and_single(200, 7, np.uint8)
+    stack = np.stack([cells, cells])
+    unique = run_watershed("split", stack, params={"h": 1})
+    assert [sorted(np.unique(frame)) for frame in unique] == [[0, 7, 200, 201], [0, 7, 200, 202]]
+    per_frame = run_watershed("split", stack, params={"h": 1}, stack_ids="per_frame")
+    assert [sorted(np.unique(frame)) for frame in per_frame] == [[0, 7, 200, 201]] * 2
+    framed = run_watershed("split", cells, params={"h": 1}, largest_id=300)
+    assert sorted(np.unique(framed)) == [0, 7, 200, 301] and framed.dtype == np.uint16
+    assert split_counts(stack, unique) == (6, 2, 4)
+    assert split_counts(cells, cells) == (2, 0, 0)
+    # In windows, the same ids: also where the piece that would keep a cut cell's id
+    # touches the image's border and is removed, as it is from the whole image.
+    mosaic = np.tile(cells.astype(np.uint32), (2, 3)) + np.repeat(
+        np.repeat(np.arange(6, dtype=np.uint32).reshape(2, 3) * 1000, 60, 0), 100, 1
+    ) * (np.tile(cells, (2, 3)) > 0)
+    cleanup = {"exclude_border": True}
+    whole = run_watershed("split", mosaic, params={"h": 1}, cleanup=cleanup)
+    chunked = run_watershed(
+        "split", mosaic, params={"h": 1}, cleanup=cleanup, chunk_size=64, overlap=48
+    )
+    np.testing.assert_array_equal(chunked, whole)
+    assert whole[30, 5] == 0 and whole[30, 35] == 200  # the piece left of the edge has it
 
 
 def test_errors_say_what_to_do():

@@ -38,7 +38,13 @@ from ..io.layers import (
     result_metadata,
     single_value,
 )
-from ..postprocess import DEFAULT_CLEANUP, MARKER_METHODS, iter_watershed, pixel_shape
+from ..postprocess import (
+    DEFAULT_CLEANUP,
+    MARKER_METHODS,
+    iter_watershed,
+    pixel_shape,
+    split_counts,
+)
 from ..roles import role_of, source_of
 from ._layers import (
     LayerPicker,
@@ -610,7 +616,7 @@ class WatershedWidget(StepWidget, QWidget):
 
     def _show(self, result) -> None:
         """Put a preview frame, or a whole applied result, into the output layer."""
-        labels, source, index, metadata, planes_note = result
+        labels, source, index, metadata, cells, note = result
         # The input itself, not its name: renamed, it still gets its result; closed, none.
         if source not in self.viewer.layers:
             self.status.setText(closed_during_run(source, "split"))
@@ -622,12 +628,10 @@ class WatershedWidget(StepWidget, QWidget):
             write_frame(output, index, labels)
         record_written(output, index)
         if index is not None:
-            self.status.setText(f"Preview: {int(labels.max())} cells in the displayed frame.")
+            self.status.setText(f"Preview: {cells} cells in the displayed frame.{note}")
         else:
             self.status.setText(
-                f"Done: {cells_in(output, int(labels.max()))}."
-                + _unlike_cells(source, metadata)
-                + planes_note
+                f"Done: {cells_in(output, cells)}." + _unlike_cells(source, metadata) + note
             )
             if self._pending is not None:
                 return  # the newer result, handed over when this run ends, stays checked
@@ -781,6 +785,17 @@ def _cells_through_planes(labels, volume: int, name: str) -> str:
     return ""
 
 
+def _split_note(cut: int, pieces: int) -> str:
+    """What to say of the ids of a split that cut ``cut`` cells into ``pieces``: ids link
+    cells to the tables and tracks made from them."""
+    if not cut:
+        return " No cell was split: every cell keeps its id."
+    return (
+        f" {cut} {'cell was' if cut == 1 else 'cells were'} split into {pieces}: one piece "
+        "of each keeps its id, the others have new ids, and the cells left whole keep theirs."
+    )
+
+
 def _any_cells(labels) -> bool:
     """Whether labels (numpy, dask or zarr) hold a cell, read a frame at a time until one
     does."""
@@ -793,11 +808,17 @@ def _watershed_job(method, arrays, params, cleanup, source, name, index, metadat
     """Worker body: the frame at ``index`` (a preview), or every frame (``index`` None).
 
     The ``source`` layer (carried, never read here) and ``metadata``, the record of the
-    settings this run used, come back with the labels, and a note on cells split plane by
-    plane (``volume``: the input's axes that make one volume with Y and X). ``spacing``:
-    the shape of the input's pixels (:func:`~napari_cytomask.postprocess.watershed.pixel_shape`).
+    settings this run used, come back with the labels, their count of cells, and a note on
+    the cells a split cut and on cells split plane by plane (``volume``: the input's axes
+    that make one volume with Y and X). ``spacing``: the shape of the input's pixels
+    (:func:`~napari_cytomask.postprocess.watershed.pixel_shape`).
     """
+    largest = None
     if index is not None:
+        if method == "split" and isinstance(arrays[0], np.ndarray):
+            # A frame's new pieces take ids above the whole stack's, as Apply gives them,
+            # not those of other frames' cells. A lazy stack is not read whole per preview.
+            largest = int(arrays[0].max(initial=0))
         arrays = [np.asarray(arr[index]) for arr in arrays]
     elif method == "split" and not _any_cells(arrays[0]):
         # Checked here, on Apply only, not before every preview: it may read the whole stack.
@@ -813,8 +834,13 @@ def _watershed_job(method, arrays, params, cleanup, source, name, index, metadat
         cleanup=cleanup,
         chunk_size=2048 if big else None,
         spacing=spacing,
+        largest_id=largest,
     )
-    note = ""
-    if method == "split" and index is None:  # read here, off the GUI thread, like the check
-        note = _cells_through_planes(arrays[0], volume, name)
-    return compact_labels(labels), source, index, metadata, note
+    if method != "split":
+        return compact_labels(labels), source, index, metadata, int(labels.max()), ""
+    # Read here, off the GUI thread, like the check.
+    cells, cut, pieces = split_counts(arrays[0], labels)
+    note = _split_note(cut, pieces)
+    if index is None:
+        note += _cells_through_planes(arrays[0], volume, name)
+    return compact_labels(labels), source, index, metadata, cells, note

@@ -14,7 +14,13 @@ from .cleanup import (
     relabel,
     remove_border_objects,
 )
-from .runner import DEFAULT_CLEANUP, WATERSHED_METHODS, iter_watershed, run_watershed
+from .runner import (
+    DEFAULT_CLEANUP,
+    WATERSHED_METHODS,
+    iter_watershed,
+    run_watershed,
+    split_counts,
+)
 from .watershed import (
     MARKER_METHODS,
     distance_markers,
@@ -47,5 +53,6 @@ __all__ = [
     "relabel",
     "remove_border_objects",
     "run_watershed",
+    "split_counts",
     "split_labels",
 ]

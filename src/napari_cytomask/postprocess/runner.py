@@ -5,6 +5,11 @@ unique across the whole stack (frame 2 continues where frame 1 stopped), so
 every cell keeps its own colour in napari and per-object measurements over the
 stack never mix two cells; ``stack_ids="per_frame"`` restarts at 1 in each frame.
 
+A split keeps the ids of the labels it splits, which tables and tracks made from
+them refer to: a cell left whole keeps its id, and so does one piece of a cell cut
+in pieces; the other pieces get ids above the input's largest (of the whole stack,
+or with ``stack_ids="per_frame"`` of their frame).
+
 Large frames are processed in overlapping windows (``chunk_size`` core plus
 ``overlap`` on each side). Every object found in a window has an anchor, the
 floor of its centroid; the object is kept only by the window whose core holds
@@ -24,9 +29,9 @@ from typing import Literal
 
 import numpy as np
 
-from ..labels import LabelsError, as_planes, check_same_shape, min_label_dtype
+from ..labels import LabelsError, as_labels, as_planes, check_same_shape, min_label_dtype
 from ..progress import drain
-from .cleanup import border_ids, clean_labels
+from .cleanup import clean_labels, remove_border_objects
 from .watershed import foreground_to_instances, interior_boundary_to_instances, split_labels
 
 WatershedMethod = Literal["foreground", "interior_boundary", "split"]
@@ -52,11 +57,47 @@ DEFAULT_CLEANUP: dict[str, object] = {"fill": True, "min_area": 16}
 
 
 def _frame_labels(method, frames, params, cleanup, *, exclude_border, spacing, origin=(0, 0)):
+    """The cleaned cells of a frame or window, and for a split the input's id of each
+    piece (indexed by the piece's id; None for the other methods, whose ids are 1..n)."""
     func, _ = WATERSHED_METHODS[method]
     if method in DISTANCE_METHODS and spacing is not None:
         params = {**params, "spacing": spacing}
     labels = func(*frames, **params, origin=origin)
-    return clean_labels(labels, **cleanup, exclude_border=exclude_border, relabel_ids=True)
+    owners = None
+    if method == "split":
+        # Read before the clean-up, while every piece lies within the one cell it came from.
+        owners = np.zeros(int(labels.max(initial=0)) + 1, np.uint64)
+        owners[labels.ravel()] = as_labels(frames[0], "labels to split").ravel()
+        owners[0] = 0
+    # A split's pieces keep their own ids, few and small, for _input_ids to number.
+    relabel = owners is None
+    labels = clean_labels(labels, **cleanup, exclude_border=exclude_border, relabel_ids=relabel)
+    return labels, owners
+
+
+def _input_ids(labels, owners, keep, next_id: int, limit: int) -> tuple[np.ndarray, int]:
+    """The output id of each piece of a split (``labels``, with ``owners`` the input id of
+    each piece): a cell left whole keeps its input id, and so does the first piece of a
+    cell cut in pieces (its lowest piece id, which every window that sees the whole cell
+    gives the same piece); the other pieces get ``next_id + 1`` on. ``keep``: per piece
+    id, the pieces written (a window writes those anchored in its core); None: all.
+    ``limit``: the largest id the output holds.
+
+    Returns the table (uint64, 0 for pieces not written) and how many new ids it gave.
+    """
+    present = np.bincount(labels.ravel(), minlength=0 if keep is None else keep.size) > 0
+    present[0] = False
+    keep = present if keep is None else keep & present
+    pieces = np.flatnonzero(present)
+    owners = owners[: present.size]
+    first = np.zeros(present.size, bool)
+    first[pieces[np.unique(owners[pieces], return_index=True)[1]]] = True
+    lut = np.where(first & keep, owners, 0).astype(np.uint64)
+    new = keep & ~first
+    count = int(new.sum())
+    _check_room(next_id + count, limit)
+    lut[new] = next_id + 1 + np.arange(count, dtype=np.uint64)
+    return lut, count
 
 
 def _chunk_windows(size: int, chunk: int, overlap: int):
@@ -100,6 +141,7 @@ def iter_watershed(
     out=None,
     stack_ids: Literal["unique", "per_frame"] = "unique",
     spacing: tuple[float, float] | None = None,
+    largest_id: int | None = None,
 ) -> Generator[Progress, None, np.ndarray]:
     """Instance labels of a 2D image or stack, yielding ``(done, total)`` after each frame or chunk.
 
@@ -132,12 +174,18 @@ def iter_watershed(
         signed integers); by default a numpy array in the smallest unsigned dtype.
     stack_ids
         ``"unique"``: ids unique across the stack; ``"per_frame"``: 1..N in each frame.
+        A split keeps its input's ids, and numbers new pieces above the largest of the
+        stack (``"unique"``) or of their frame (``"per_frame"``).
     spacing
         The (Y, X) size of the pixels (an image's pixel size, in any unit), for the
         methods that seed cells by the distance to the background
         (:data:`DISTANCE_METHODS`): where they are not square, distances are measured
         over their shape, in pixels of their shorter side (see
         :func:`~.foreground_to_instances`). None: square pixels.
+    largest_id
+        For a split of labels that are part of a larger image (a frame of a stack): their
+        largest id, which new pieces are numbered above, so that they take no id of a cell
+        elsewhere in it. None: the input's own.
 
     Returns
     -------
@@ -156,42 +204,54 @@ def iter_watershed(
         raise ValueError(f"chunk_size must be at least 16 pixels (got {chunk_size}).")
     if overlap < 0:
         raise ValueError(f"overlap must be 0 or more pixels (got {overlap}).")
-    own = out is None
-    if own:
-        out = np.zeros(shape, np.uint32)
-    elif tuple(out.shape) != shape:
-        raise ValueError(f"out has shape {tuple(out.shape)}, but the input has shape {shape}.")
-    limit = int(np.iinfo(out.dtype).max)
-
     height, width = shape[-2:]
     chunked = chunk_size is not None and (height > chunk_size or width > chunk_size)
+    tiles = None
     if chunked:
         rows = list(_chunk_windows(height, chunk_size, overlap))
         cols = list(_chunk_windows(width, chunk_size, overlap))
         tiles = [(r, c) for r in rows for c in cols]
     frames = list(np.ndindex(shape[:-2]))
+    # A split's new pieces are numbered above the ids it keeps.
+    tops = [_largest_id(inputs[0], f, tiles) for f in frames] if method == "split" else []
+    if largest_id is not None:
+        tops = [max(top, int(largest_id)) for top in tops]
+    own = out is None
+    if own:
+        # Room for the ids a split keeps, however large, and a new one for every pixel.
+        wide = bool(tops) and max(tops) + int(np.prod(shape)) > np.iinfo(np.uint32).max
+        out = np.zeros(shape, np.uint64 if wide else np.uint32)
+    elif tuple(out.shape) != shape:
+        raise ValueError(f"out has shape {tuple(out.shape)}, but the input has shape {shape}.")
+    limit = int(np.iinfo(out.dtype).max)
+
     total = len(frames) * (len(tiles) if chunked else 1)
     done = 0
-    next_id = 0
-    for frame in frames:
+    next_id = largest = max(tops, default=0)
+    for i, frame in enumerate(frames):
         if stack_ids == "per_frame":
-            next_id = 0
+            next_id = tops[i] if tops else 0
         if not chunked:
             data = [np.asarray(arr[frame]) for arr in inputs]
-            labels = _frame_labels(
+            labels, owners = _frame_labels(
                 method, data, params, cleanup, exclude_border=exclude_border, spacing=spacing
             )
-            count = int(labels.max(initial=0))
-            _check_room(next_id + count, limit)
-            out[frame] = np.where(labels > 0, labels.astype(out.dtype) + next_id, 0)
+            if owners is None:
+                count = int(labels.max(initial=0))
+                _check_room(next_id + count, limit)
+                out[frame] = np.where(labels > 0, labels.astype(out.dtype) + next_id, 0)
+            else:
+                lut, count = _input_ids(labels, owners, None, next_id, limit)
+                out[frame] = lut.astype(out.dtype)[labels]
             next_id += count
+            largest = max(largest, next_id)
             done += 1
             yield done, total
             continue
         for (core_r, win_r), (core_c, win_c) in tiles:
             window = frame + (win_r, win_c)
             data = [np.asarray(arr[window]) for arr in inputs]
-            labels = _frame_labels(
+            labels, owners = _frame_labels(
                 method,
                 data,
                 params,
@@ -200,25 +260,56 @@ def iter_watershed(
                 spacing=spacing,
                 origin=(win_r.start, win_c.start),
             )
-            keep = _anchored(labels, core_r, core_c, win_r, win_c)
             if exclude_border:
+                # Removed before ids are given: the piece of a cut cell that keeps its id
+                # is one that stays.
                 sides = _image_sides(win_r, win_c, height, width)
-                keep[border_ids(labels, sides)] = False
-            count = int(keep.sum())
-            _check_room(next_id + count, limit)
-            lut = np.zeros(keep.size, out.dtype)
-            lut[keep] = np.arange(next_id + 1, next_id + count + 1)
+                labels = remove_border_objects(labels, sides=sides)
+            keep = _anchored(labels, core_r, core_c, win_r, win_c)
+            if owners is None:
+                count = int(keep.sum())
+                _check_room(next_id + count, limit)
+                lut = np.zeros(keep.size, out.dtype)
+                lut[keep] = np.arange(next_id + 1, next_id + count + 1)
+            else:
+                lut, count = _input_ids(labels, owners, keep, next_id, limit)
+                lut = lut.astype(out.dtype)
             new = lut[labels]
             region = np.array(out[window])
             free = (new > 0) & (region == 0)
             region[free] = new[free]
             out[window] = region
             next_id += count
+            largest = max(largest, next_id)
             done += 1
             yield done, total
     if own:
-        out = out.astype(min_label_dtype(next_id), copy=False)
+        out = out.astype(min_label_dtype(largest), copy=False)
     return out
+
+
+def _largest_id(cells, frame: tuple, tiles) -> int:
+    """The largest id in a frame of ``cells``, read whole, or window by window (the cores
+    of ``tiles``) where it is processed so."""
+    if tiles is None:
+        return int(np.asarray(cells[frame]).max(initial=0))
+    return max(int(np.asarray(cells[frame + (r, c)]).max(initial=0)) for (r, _), (c, _) in tiles)
+
+
+def split_counts(cells, split) -> tuple[int, int, int]:
+    """What a split of ``cells`` (:func:`iter_watershed`) did, counted frame by frame: how
+    many cells ``split`` holds, how many cells of ``cells`` it cut, and into how many
+    pieces: the one that kept the cell's id, and those with ids the frame of ``cells``
+    does not hold. Arrays may be lazy: a frame is read at a time."""
+    held = cut = pieces = 0
+    for place in np.ndindex(tuple(np.shape(cells))[:-2]):
+        before, after = np.asarray(cells[place]), np.asarray(split[place])
+        new = (after > 0) & np.isin(after, np.unique(before), invert=True)
+        parted = np.count_nonzero(np.unique(before[new]))
+        held += np.count_nonzero(np.unique(after))
+        cut += parted
+        pieces += parted + np.unique(after[new]).size
+    return held, cut, pieces
 
 
 def _check_room(max_id: int, limit: int) -> None:
