@@ -499,6 +499,40 @@ def test_a_preview_after_apply_is_recorded_for_its_frame_only(
 
 
 @pytest.mark.gui
+def test_a_split_records_that_its_input_was_edited_by_hand(
+    make_napari_viewer_proxy, qtbot, truth, tmp_path
+):
+    """Cells painted into a U-Net result, then split: the U-Net's provenance said it was
+    edited by hand, the split's said nothing of it. What the split was made from says it
+    too, as it was when the split ran."""
+    import json
+
+    from napari_cytomask._qt._layers import labels_layer
+    from napari_cytomask.io.export import export_labels, from_layer
+    from napari_cytomask.io.layers import result_metadata
+
+    viewer = make_napari_viewer_proxy()
+    phase = viewer.add_image(truth.astype(np.float32), name="phase")
+    metadata = result_metadata(phase, method="unet", parameters={"tta": False})
+    cells = viewer.add_layer(labels_layer(truth, "phase U-Net cells", {}, metadata))
+    widget = _splitting(viewer, qtbot, "phase U-Net cells")
+    widget.apply()
+    qtbot.waitUntil(lambda: "Done" in widget.status.text(), timeout=30_000)
+    output = viewer.layers["phase U-Net cells split"]
+    assert output.metadata["cytomask"]["made_from"]["edited_by_hand"] is False
+    cells.paint((20, 20), 9999)
+    widget.apply()
+    qtbot.waitUntil(lambda: "Done" in widget.status.text(), timeout=30_000)
+    assert output.metadata["cytomask"]["made_from"]["edited_by_hand"] is True
+    export_labels([from_layer(cells), from_layer(output)], tmp_path)
+    unet = json.loads((tmp_path / "phase U-Net cells_provenance.json").read_text())
+    split = json.loads((tmp_path / "phase U-Net cells split_provenance.json").read_text())
+    assert unet["edited_by_hand"] is True and split["edited_by_hand"] is False
+    assert split["made_from"]["edited_by_hand"] is True
+    assert split["made_from"]["method"] == "unet"
+
+
+@pytest.mark.gui
 def test_a_new_result_handed_over_during_apply_leaves_the_apply_running(
     make_napari_viewer_proxy, qtbot, truth
 ):
