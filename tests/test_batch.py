@@ -310,7 +310,7 @@ def test_a_chunked_run_stopped_before_its_labels_are_in_place_is_finished_by_the
 
     with monkeypatch.context() as patch:
         if stop == "counting the cells":
-            patch.setattr(batch, "_max_id", killed)
+            patch.setattr(batch, "_cell_count", killed)
         else:
             move_in = batch.write_directory_atomically
 
@@ -686,3 +686,17 @@ def test_a_refused_rerun_names_the_settings_that_changed_however_deep(tmp_path):
     changed = _changed_settings(made, now, Options(), tmp_path / "scan.tif")
     assert changed == ["split params h", "unet overlap"]
     assert _changed_settings(made, earlier, Options(), tmp_path / "scan.tif") == []
+
+
+def test_cells_are_counted_by_their_ids_not_the_largest(tmp_path):
+    """A split keeps its cells' ids and the clean-up after it may remove some: the record's
+    count was the largest id, more cells than the labels hold."""
+    import zarr
+
+    labels = np.zeros((2, 40, 30), np.uint32)
+    labels[0, :5, :5], labels[1, 20:30, :5], labels[1, 35:, 20:] = 3, 9, 2**30
+    assert batch._cell_count(labels) == 3
+    chunked = zarr.open_array(tmp_path / "l.zarr", mode="w", shape=labels.shape,
+                              chunks=(1, 8, 30), dtype=labels.dtype)  # fmt: skip
+    chunked[:] = labels
+    assert batch._cell_count(chunked) == 3

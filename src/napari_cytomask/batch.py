@@ -369,7 +369,7 @@ def process(
             )
             run = drain(gen, report)
             shutil.rmtree(scratch)
-            n_cells = _max_id(labels)
+            n_cells = _cell_count(labels)
             keep_record(run, n_cells, finished=False)
 
         with _record_kept_on_failure(job.record, earlier):
@@ -380,7 +380,7 @@ def process(
         # Read once: overlapping tiles would otherwise decode the file's blocks again and again.
         channels = [np.asarray(c) for c in channels]
         run = drain(segmenter.iter_run(channels, pixel_size_um=pixel), report)
-        n_cells = int(np.max(run.labels, initial=0))
+        n_cells = _cell_count(run.labels)
         with _record_kept_on_failure(job.record, earlier):
             keep_record(run, n_cells, finished=False)
             write_labels(output, run.labels, overwrite=True, **geometry_of(scan, run.labels.ndim))
@@ -574,13 +574,15 @@ def _recorded_labels(record: Path, made: dict) -> list[Path]:
     return [record.with_name(n) for n in names]
 
 
-def _max_id(labels) -> int:
-    """The largest id of a chunked label array, read chunk row by chunk row."""
-    step = labels.chunks[-2]
-    top = 0
+def _cell_count(labels) -> int:
+    """How many cells (ids) a label array holds, a chunked one read chunk row by chunk
+    row. Not its largest id: a split keeps its cells' ids, and the clean-up after it may
+    remove some."""
+    step = labels.chunks[-2] if hasattr(labels, "chunks") else labels.shape[-2]
+    ids = np.zeros(0, labels.dtype)
     for y in range(0, labels.shape[-2], step):
-        top = max(top, int(np.max(labels[..., y : y + step, :], initial=0)))
-    return top
+        ids = np.union1d(ids, np.asarray(labels[..., y : y + step, :]))
+    return int(np.count_nonzero(ids))
 
 
 class SegmenterPlugin(WorkerPlugin):
