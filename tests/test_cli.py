@@ -1914,3 +1914,13 @@ def test_a_result_exported_with_some_frames_made_is_evaluated_and_exported_as_su
     assert {row["frame"] for row in rows} == {"1"} and "mean_Phase" in rows[0]
     counts = (tmp_path / "day2" / "Phase U-Net cells_counts.csv").read_text().splitlines()
     assert counts[1:] == ["0,0,", "1,1,2", "2,2,"]  # frames never made hold no count
+    # Scan moved: said, as for a result of segment; found again beside the labels.
+    scan.rename(day1 / "scan.tif")
+    assert main(["export", str(exported), "-o", str(tmp_path / "day3"), "-q"]) == 0
+    rows = list(csv.DictReader((tmp_path / "day3" / "Phase U-Net cells_objects.csv").open()))
+    assert "mean_Phase" in rows[0]
+    (day1 / "scan.tif").unlink()
+    assert main(["export", str(exported), "-o", str(tmp_path / "day4"), "-q"]) == 0
+    assert "the scan Phase U-Net cells.tif was made from, is not there any more" in (
+        capsys.readouterr().err
+    )

@@ -18,8 +18,10 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
+
 from .io.files import is_ome_zarr, open_scan
-from .io.layers import METADATA_KEY
+from .io.layers import METADATA_KEY, as_written
 from .io.tiff import LayerData, is_tiff, is_unreadable_tiff, read_tiff_stack
 
 PathOrPaths = str | os.PathLike | Sequence[str | os.PathLike]
@@ -46,7 +48,9 @@ def _read(path: PathOrPaths) -> list[LayerData]:
         data, kwargs, kind = layers[0]
         record = reopened_result(paths[0], data.shape)
         if record:
-            info = {**kwargs["metadata"][METADATA_KEY], **record}
+            # In memory, as a step's result is: painting into it is then seen as an edit.
+            data = np.asarray(data)
+            info = {**kwargs["metadata"][METADATA_KEY], **record, "written": as_written(data)}
             layers = [(data, {**kwargs, "metadata": {METADATA_KEY: info}}, kind)]
     return layers
 

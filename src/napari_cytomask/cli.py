@@ -1249,7 +1249,7 @@ def _evaluate(args) -> int:
     from .io.files import match_files, read_labels
     from .io.layers import frame_key, listed_frames, made_frames, pixel_size_um
     from .labels import paired
-    from .metrics import evaluate, unlabelled_frames
+    from .metrics import evaluate, leave_out_frames
     from .metrics.export import COLUMNS, results_rows, write_rows
     from .models.catalog import pixel_sizes
 
@@ -1283,21 +1283,17 @@ def _evaluate(args) -> int:
             gt, pred, stack = paired(gt, pred, stack, "ground truth", "prediction")
             gt = _checked_labels(gt_path, gt, "compared as ground-truth labels", stack)
             pred = _checked_labels(pred_path, pred, "compared as predicted labels", stack)
-            compared = True
-            if made is not None and not made.all():
+            if made is not None:
                 made = made.reshape(pred.shape[:-2])
-                gt, pred = gt.copy(), pred.copy()  # not the files' own arrays
-                gt[~made], pred[~made] = 0, 0
-                compared = made.reshape(*gt.shape[:stack], -1).any(axis=-1)
+            gt, pred = gt.copy(), pred.copy()  # not the files' own arrays
+            _, left = leave_out_frames(gt, pred, stack, made)
+            if made is not None and not made.all():
                 kept = [frame_key(place) for place in np.argwhere(made)]
                 print(f"cytomask: note: {pred_path} was made in frame{'s' * (len(kept) > 1)} "
                       f"{listed_frames(kept)} only (as the provenance of its export says), "
                       "so the others are left out of the comparison.",
                       file=sys.stderr)  # fmt: skip
-            left = unlabelled_frames(gt, stack, compared)
             if left is not None:
-                pred = pred.copy()  # not the file's own array
-                pred[left] = 0
                 keys = [frame_key(place) for place in np.argwhere(left)]
                 print(f"cytomask: note: {gt_path} has no cell in frame{'s' * (len(keys) > 1)} "
                       f"{listed_frames(keys)}, so {'they are' if len(keys) > 1 else 'it is'} "
@@ -1341,6 +1337,7 @@ def _export(args) -> int:
         LabelsExport,
         export_labels,
         exported_fields,
+        provenance_beside,
         recorded_fields,
         reopened_result,
         segment_record,
@@ -1387,7 +1384,7 @@ def _export(args) -> int:
         elif exported:
             described = {
                 **exported_fields(exported),
-                **_from_source(exported, path, labels.shape, f"{file_stem(path)}_provenance.json"),
+                **_from_source(exported, path, labels.shape, provenance_beside(path).name),
             }
         else:
             described = {}

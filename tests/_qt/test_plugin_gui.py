@@ -345,7 +345,13 @@ def test_a_result_saved_with_the_plugins_writer_opens_again_as_the_result_of_its
     import numpy as np
     from napari.plugins import _npe2
 
-    from napari_cytomask.io.layers import frame_record, is_result, layer_info, result_metadata
+    from napari_cytomask.io.layers import (
+        edited_by_hand,
+        frame_record,
+        is_result,
+        layer_info,
+        result_metadata,
+    )
 
     viewer = make_napari_viewer_proxy()
     record = {"source": "/data/scan.tif", "channel_index": 0, "channel_name": "Phase",
@@ -370,3 +376,6 @@ def test_a_result_saved_with_the_plugins_writer_opens_again_as_the_result_of_its
     info = layer_info(reopened)
     assert (info["source"], info["frames_made"]) == ("/data/scan.tif", ["1"])
     assert info["edited_by_hand"] is False
+    # Painted into after it was opened: the user's.
+    reopened.data[0, :2, :2] = 3
+    assert edited_by_hand(reopened)

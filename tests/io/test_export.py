@@ -867,3 +867,59 @@ def test_files_of_one_folder_and_stem_are_told_apart_by_their_whole_names(source
     from napari_cytomask.io.export import _told_apart
 
     assert _told_apart(sources) == told
+
+
+def _exported_result(folder, source="/data/scan.tif", **fields):
+    """A result of frame 1 of 2 exported as TIFF into ``folder``: its file."""
+    from napari_cytomask.io.export import export_labels
+
+    labels = np.zeros((2, 16, 16), np.uint16)
+    labels[1, 2:8, 2:8] = 4
+    export = LabelsExport("cells", labels, source=source, method="unet",
+                          frames_made=["1"], edited=False, **fields)  # fmt: skip
+    export_labels([export], folder, formats=["tiff"], objects_csv=False)
+    return folder / "cells.tif"
+
+
+def test_a_provenance_is_read_back_only_for_the_frames_and_file_it_describes(tmp_path):
+    """A provenance naming frames the file does not have ('7', 'x', hand-edited) stopped
+    evaluate and export with "invalid literal for int()", or left every cell out; one of
+    an earlier version, without the fields added since, stopped export with a TypeError."""
+    from napari_cytomask.io.export import exported_fields, provenance_beside, reopened_result
+
+    cells = _exported_result(tmp_path)
+    record = json.loads(provenance_beside(cells).read_text())
+    assert reopened_result(cells, (2, 16, 16))["frames_made"] == ["1"]
+    assert reopened_result(cells, (3, 16, 16)) == {}  # written over since by another shape
+    for frames in (["7", "x"], ["7"], 3):
+        provenance_beside(cells).write_text(json.dumps({**record, "frames_made": frames}))
+        assert reopened_result(cells, (2, 16, 16)) == {}
+    old = {k: v for k, v in record.items()
+           if k not in ("previewed_frames", "frames_made", "edited_by_hand")}  # fmt: skip
+    provenance_beside(cells).write_text(json.dumps({**old, "parameters": None}))
+    fields = exported_fields(reopened_result(cells, (2, 16, 16)))
+    export = LabelsExport("cells", np.zeros((2, 16, 16), np.uint16), **fields)
+    assert (export.parameters, export.frames_made, export.edited) == ({}, None, None)
+
+
+def test_a_result_saved_over_another_exports_file_leaves_that_export_not_claiming_it(tmp_path):
+    """Saved with napari's Save Layers over one of another export's files, a result
+    reopened as that other export's result (another scan, all frames made)."""
+    from napari_cytomask.io.export import provenance_beside, reopened_result, save_provenance
+
+    cells = _exported_result(tmp_path, source="/data/other.tif")
+    (tmp_path / "cells.png").write_bytes(b"")  # listed too: the provenance stays theirs
+    record = json.loads(provenance_beside(cells).read_text())
+    listed = {**record, "outputs": ["cells.tif", "cells.png"]}
+    provenance_beside(cells).write_text(json.dumps(listed))
+    saved = LabelsExport("cells", np.zeros((2, 16, 16), np.uint16), source="/data/scan.tif")
+    assert save_provenance(saved, cells) is None
+    assert json.loads(provenance_beside(cells).read_text())["outputs"] == ["cells.png"]
+    assert reopened_result(cells, (2, 16, 16)) == {}
+    # Its own earlier provenance is replaced; a file of that name that is none is kept.
+    alone = _exported_result(tmp_path / "alone")
+    assert save_provenance(saved, alone) == provenance_beside(alone)
+    assert reopened_result(alone, (2, 16, 16))["source"] == "/data/scan.tif"
+    provenance_beside(alone).write_text("notes")
+    assert save_provenance(saved, alone) is None
+    assert provenance_beside(alone).read_text() == "notes"

@@ -44,7 +44,7 @@ from ..metrics import (
     DEFAULT_THRESHOLDS,
     Evaluation,
     evaluate,
-    unlabelled_frames,
+    leave_out_frames,
     unmatched_objects,
     write_csv,
 )
@@ -178,16 +178,7 @@ def compute_metrics(
         if (found := binary_mask_regions(arrays[name], stack)) is not None:
             arrays[name], binary[name] = found
     gt, pred = arrays["ground truth"], arrays["prediction"]
-    if made is not None:
-        gt[~made] = 0
-        pred[~made] = 0
-    compared = np.ones(gt.shape[:stack], bool)
-    if made is not None:
-        compared &= made.reshape(*compared.shape, -1).any(axis=-1)
-    unlabelled = unlabelled_frames(gt, stack, compared)
-    if unlabelled is not None:
-        pred[unlabelled] = 0
-        compared &= ~unlabelled
+    compared, unlabelled = leave_out_frames(gt, pred, stack, made)
     result = evaluate(gt, pred, match_threshold=threshold, stack=stack)
     false_pos = false_neg = None
     if highlight:

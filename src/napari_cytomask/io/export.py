@@ -165,18 +165,14 @@ class LabelsExport:
 
 
 def segment_record(labels: str | os.PathLike) -> dict:
-    """The provenance record that ``cytomask segment`` wrote beside a label file, or {}.
-
-    Its ``source`` is found again when the results and their scan were moved together
-    (say, to a shared drive): beside the record as it was then, or beside the labels. A
-    scan found nowhere is warned about: the cells cannot be measured in it.
+    """The provenance record that ``cytomask segment`` wrote beside a label file, or {},
+    its ``source`` found again if moved (:func:`_located`).
 
     Raises
     ------
     ValueError
         When the record cannot be read or is not one of ``cytomask segment``.
     """
-    from .files import is_image
     from .tiff import file_stem
 
     labels = Path(labels)
@@ -198,6 +194,16 @@ def segment_record(labels: str | os.PathLike) -> dict:
             f"{record} is not a provenance file of 'cytomask segment'; move it aside to "
             f"export {labels.name} without it."
         )
+    return _located(info, labels)
+
+
+def _located(info: dict, labels: Path) -> dict:
+    """A record of the labels at ``labels`` with its ``source`` found again when the
+    results and their scan were moved together (say, to a shared drive): beside the record
+    as it was then, or beside the labels. A scan found nowhere is warned about: the cells
+    cannot be measured in it."""
+    from .files import is_image
+
     source = info.get("source")
     # An OME-Zarr image is a folder, there as a TIFF file is.
     if not source or is_image(Path(source)):
@@ -281,7 +287,14 @@ def reopened_result(labels: str | os.PathLike, shape: Sequence[int]) -> dict:
     record = _earlier_record(provenance_beside(labels))
     if labels.name not in _listed_outputs(record) or record.get("shape") != list(shape):
         return {}
-    return {**{key: record.get(key) for key in _EXPORTED_FIELDS}, "role": RESULT_ROLE}
+    try:  # frames of this shape (a hand-edited record may name others)
+        made = made_frames(shape, record.get("frames_made"))
+    except (TypeError, ValueError):
+        return {}
+    if made is not None and not made.any():
+        return {}
+    fields = {key: record.get(key) for key in _EXPORTED_FIELDS}
+    return {**_located(fields, labels), "role": RESULT_ROLE}
 
 
 def provenance_beside(labels: Path) -> Path:
@@ -294,19 +307,30 @@ def provenance_beside(labels: Path) -> Path:
 def save_provenance(export: LabelsExport, labels: Path) -> Path | None:
     """Write the provenance of a result saved on its own (napari's *Save Layers*) beside
     its file, as an export does, so that the file opens again as the result it is
-    (:func:`reopened_result`). None, writing nothing, when a provenance of other files
-    has that name: it is theirs."""
+    (:func:`reopened_result`).
+
+    A provenance of other files of that name is theirs: it is kept, but no longer lists
+    the file just saved over one of them, which it does not describe any more; any other
+    file of that name is left alone. None then: no provenance was written."""
     beside = provenance_beside(labels)
-    if beside.exists() and set(_outputs_of(beside)) - {labels.name}:
-        return None
-    return write_json(beside, provenance(export, [labels]), overwrite=True)
+    listed = _outputs_of(beside) if beside.exists() else [labels.name]
+    if listed == [labels.name]:
+        return write_json(beside, provenance(export, [labels]), overwrite=True)
+    if labels.name in listed:
+        earlier = _earlier_record(beside)
+        others = [name for name in listed if name != labels.name]
+        write_json(beside, {**earlier, "outputs": others}, overwrite=True)
+    return None
 
 
 def exported_fields(record: dict) -> dict:
     """The :class:`LabelsExport` fields of a reopened result's record
     (:func:`reopened_result`), to export it again as its first export described it."""
-    fields = {key: value for key, value in record.items() if key != "role"}
-    fields["edited"] = fields.pop("edited_by_hand")
+    # What an earlier version's export did not record is left to the defaults.
+    fields = {key: value for key, value in record.items() if value is not None}
+    fields.pop("role", None)
+    if "edited_by_hand" in fields:
+        fields["edited"] = fields.pop("edited_by_hand")
     return fields
 
 

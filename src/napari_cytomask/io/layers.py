@@ -658,21 +658,30 @@ def record_written(layer, frame: tuple | None = None) -> None:
         frames[at] = _digest(data[frame])
     else:
         frames = _frame_digests(data)
+        info.pop("edited_by_hand", None)  # edits made before this run are gone with it
     info["written"] = {"kind": _kind(data), "frames": frames}
     info.pop("touched", None)
     layer.metadata = {**layer.metadata, METADATA_KEY: info}
 
 
+def as_written(data) -> dict:
+    """The record of ``data`` as written (:func:`record_written`), for a result read back
+    from a file: edits made after it are the user's."""
+    return {"kind": _kind(data), "frames": _frame_digests(data)}
+
+
 def edited_by_hand(layer) -> bool:
     """Whether a result's data changed since a step last wrote it (:func:`record_written`):
-    every frame is compared (about 1 s per GB). A layer with no such record counts as
-    unedited if not made by a step, and as its export said if opened from one."""
+    every frame is compared (about 1 s per GB). A layer with no such record (not made by
+    a step) counts as unedited. A result opened from an export was edited if its export
+    says so (its ``edited_by_hand``) or it changed since it was read."""
     info = layer_info(layer)
     written = info.get("written")
     if written is None:
-        return bool(info.get("edited_by_hand"))
+        return False
     data = layer.data
-    return written["kind"] != _kind(data) or written["frames"] != _frame_digests(data)
+    changed = written["kind"] != _kind(data) or written["frames"] != _frame_digests(data)
+    return changed or bool(info.get("edited_by_hand"))
 
 
 def _kind(data) -> str | None:

@@ -10,6 +10,7 @@ from .core import (
     ObjectTable,
     PixelStats,
     evaluate,
+    leave_out_frames,
     unlabelled_frames,
     unmatched_objects,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "ObjectTable",
     "PixelStats",
     "evaluate",
+    "leave_out_frames",
     "results_rows",
     "unlabelled_frames",
     "unmatched_objects",

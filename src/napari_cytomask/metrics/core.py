@@ -808,6 +808,34 @@ def unlabelled_frames(ground_truth: np.ndarray, stack: int, compared=True) -> np
     return left if labelled.any() and left.any() else None
 
 
+def leave_out_frames(
+    ground_truth: np.ndarray, prediction: np.ndarray, stack: int, made: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Empty, in place, the frames of a stack (over its ``stack`` leading axes) that are
+    no verdict: those a result never made (``made`` false, from
+    :func:`~napari_cytomask.io.layers.made_frames`) in both images, and those where the
+    ground truth has no cell while others have some (:func:`unlabelled_frames`) in the
+    prediction. Emptied, they add no object, match or pixel to any score.
+
+    Returns
+    -------
+    compared
+        The frames compared, over the ``stack`` axes.
+    unlabelled
+        The frames left out for want of ground truth, or None.
+    """
+    compared = np.ones(ground_truth.shape[:stack], bool)
+    if made is not None:
+        ground_truth[~made] = 0
+        prediction[~made] = 0
+        compared &= made.reshape(*compared.shape, -1).any(axis=-1)
+    unlabelled = unlabelled_frames(ground_truth, stack, compared)
+    if unlabelled is not None:
+        prediction[unlabelled] = 0
+        compared &= ~unlabelled
+    return compared, unlabelled
+
+
 def unmatched_objects(ground_truth, prediction, evaluation: Evaluation, *, stack: int = 0):
     """Label images of the false positives and the false negatives of ``evaluation``.
 
