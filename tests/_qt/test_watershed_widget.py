@@ -446,6 +446,11 @@ def test_a_split_keeps_the_ids_of_its_cells_and_says_which_it_cut(make_napari_vi
         "Done: 6 cells in 'cells split', in all 2 frames. 2 cells were "
         + cut.replace("into 2", "into 4")
     )
+    # A preview of frame 1 after Apply gives its new piece Apply's id, not frame 0's 211.
+    viewer.dims.set_current_step(0, 1)
+    widget.preview()
+    qtbot.waitUntil(lambda: "Preview" in widget.status.text(), timeout=30_000)
+    assert sorted(np.unique(output.data[1])) == [0, 17, 210, 212]
 
 
 @pytest.mark.gui

@@ -658,6 +658,10 @@ class WatershedWidget(StepWidget, QWidget):
         all (``None``)."""
         settings = metadata[METADATA_KEY]["parameters"]
         params, cleanup = settings["params"], settings["cleanup"]
+        # A preview's new pieces take ids that the result's other frames do not hold.
+        name = self._output_name(layer)
+        out = self.viewer.layers[name].data if index and name in self.viewer.layers else None
+        fits = isinstance(out, np.ndarray) and out.shape == np.shape(arrays[0])
         return (
             _watershed_job,
             self.method,
@@ -670,6 +674,7 @@ class WatershedWidget(StepWidget, QWidget):
             metadata,
             np.ndim(arrays[0]) - 2 - frame_axes(layer.axis_labels),
             pixel_shape(layer.scale[-2:]),
+            out if fits else None,
         )
 
     def cancel(self) -> None:
@@ -804,14 +809,17 @@ def _any_cells(labels) -> bool:
     return any(np.asarray(labels[i]).any() for i in np.ndindex(labels.shape[:-2]))
 
 
-def _watershed_job(method, arrays, params, cleanup, source, name, index, metadata, volume, spacing):
+def _watershed_job(
+    method, arrays, params, cleanup, source, name, index, metadata, volume, spacing, taken=None
+):
     """Worker body: the frame at ``index`` (a preview), or every frame (``index`` None).
 
     The ``source`` layer (carried, never read here) and ``metadata``, the record of the
     settings this run used, come back with the labels, their count of cells, and a note on
     the cells a split cut and on cells split plane by plane (``volume``: the input's axes
     that make one volume with Y and X). ``spacing``: the shape of the input's pixels
-    (:func:`~napari_cytomask.postprocess.watershed.pixel_shape`).
+    (:func:`~napari_cytomask.postprocess.watershed.pixel_shape`). ``taken``: the result a
+    preview writes its frame into, whose other frames' ids its new pieces must not take.
     """
     largest = None
     if index is not None:
@@ -819,6 +827,10 @@ def _watershed_job(method, arrays, params, cleanup, source, name, index, metadat
             # A frame's new pieces take ids above the whole stack's, as Apply gives them,
             # not those of other frames' cells. A lazy stack is not read whole per preview.
             largest = int(arrays[0].max(initial=0))
+            if taken is not None:  # nor those of other frames' pieces, previewed or applied
+                others = taken.reshape(-1, *taken.shape[-2:]).max(axis=(1, 2))
+                others[np.ravel_multi_index(index, taken.shape[:-2])] = 0
+                largest = max(largest, int(others.max(initial=0)))
         arrays = [np.asarray(arr[index]) for arr in arrays]
     elif method == "split" and not _any_cells(arrays[0]):
         # Checked here, on Apply only, not before every preview: it may read the whole stack.
