@@ -44,7 +44,8 @@ def _read(path: PathOrPaths) -> list[LayerData]:
     if len(paths) > 1:
         return read_tiff_stack(paths)
     layers = open_scan(paths[0]).layer_data()
-    if len(layers) == 1 and layers[0][2] == "labels":
+    # Exports write one full-resolution array: a pyramid's levels come as a list.
+    if len(layers) == 1 and layers[0][2] == "labels" and hasattr(layers[0][0], "shape"):
         data, kwargs, kind = layers[0]
         record = reopened_result(paths[0], data.shape)
         if record:
