@@ -38,7 +38,7 @@ def _read(path: PathOrPaths) -> list[LayerData]:
     """A file's layers, or a list of TIFFs as one stack: npe2 gives a reader a list only
     for napari's *Open Files as Stack* (otherwise one path at a time). An exported result
     opens as the result of its scan (:func:`~napari_cytomask.io.export.reopened_result`)."""
-    from .io.export import reopened_result  # about 1 s to import: a reader is imported first
+    from .io.export import located_source, reopened_result  # about 1 s to import
 
     paths = _paths(path)
     if len(paths) > 1:
@@ -51,6 +51,7 @@ def _read(path: PathOrPaths) -> list[LayerData]:
         if record:
             # In memory, as a step's result is: painting into it is then seen as an edit.
             data = np.asarray(data)
+            record = located_source(record, Path(paths[0]))
             info = {**kwargs["metadata"][METADATA_KEY], **record, "written": as_written(data)}
             layers = [(data, {**kwargs, "metadata": {METADATA_KEY: info}}, kind)]
     return layers

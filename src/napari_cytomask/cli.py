@@ -1247,7 +1247,7 @@ def _evaluate(args) -> int:
     from .io.atomic import check_output
     from .io.export import reopened_result
     from .io.files import match_files, read_labels
-    from .io.layers import frame_key, listed_frames, made_frames, pixel_size_um
+    from .io.layers import frame_key, made_frames, named_frames, pixel_size_um
     from .labels import paired
     from .metrics import evaluate, leave_out_frames
     from .metrics.export import COLUMNS, results_rows, write_rows
@@ -1289,14 +1289,14 @@ def _evaluate(args) -> int:
             _, left = leave_out_frames(gt, pred, stack, made)
             if made is not None and not made.all():
                 kept = [frame_key(place) for place in np.argwhere(made)]
-                print(f"cytomask: note: {pred_path} was made in frame{'s' * (len(kept) > 1)} "
-                      f"{listed_frames(kept)} only (as the provenance of its export says), "
+                print(f"cytomask: note: {pred_path} was made in {named_frames(kept)} only (as "
+                      "the provenance of its export says), "
                       "so the others are left out of the comparison.",
                       file=sys.stderr)  # fmt: skip
             if left is not None:
                 keys = [frame_key(place) for place in np.argwhere(left)]
-                print(f"cytomask: note: {gt_path} has no cell in frame{'s' * (len(keys) > 1)} "
-                      f"{listed_frames(keys)}, so {'they are' if len(keys) > 1 else 'it is'} "
+                print(f"cytomask: note: {gt_path} has no cell in {named_frames(keys)}, so "
+                      f"{'they are' if len(keys) > 1 else 'it is'} "
                       "left out of the comparison (label their cells to score them).",
                       file=sys.stderr)  # fmt: skip
             result = evaluate(gt, pred, args.thresholds, stack=stack)
@@ -1337,6 +1337,7 @@ def _export(args) -> int:
         LabelsExport,
         export_labels,
         exported_fields,
+        located_source,
         provenance_beside,
         recorded_fields,
         reopened_result,
@@ -1372,7 +1373,7 @@ def _export(args) -> int:
         info = records[path]
         labels, axes = read_labels(path, among_masks=args.mask_channel, advice="--mask-channel N")
         # An earlier export's result: described as its export described it.
-        exported = {} if info else reopened_result(path, labels.shape)
+        exported = {} if info else located_source(reopened_result(path, labels.shape), path)
         if not info and not exported:  # not a result: its frames as the file names its axes
             frames = frame_axes(axes.get("axis_labels") or ("",) * labels.ndim)
             labels = _checked_labels(path, labels, "exported as labels", frames)

@@ -17,8 +17,8 @@ from ..io.layers import (
     frame_key,
     is_result,
     layer_info,
-    listed_frames,
     made_frames,
+    named_frames,
     pixel_size_um,
     record_written,
 )
@@ -156,9 +156,9 @@ def cells_in(layer, n: int) -> str:
     made = made_frames(shape, layer_info(layer).get("frames_made"))
     if made is not None and not made.all():
         kept = [frame_key(place) for place in zip(*np.nonzero(made), strict=True)]
-        which = f"frame{'s' * (len(kept) > 1)} {listed_frames(kept)}" if kept else "no frame"
         return (
-            f"{n} cells in '{layer.name}', in {which} of {frames} only (the others were never made)"
+            f"{n} cells in '{layer.name}', in {named_frames(kept)} of {frames} only (the others "
+            "were never made)"
         )
     return f"{n} cells in '{layer.name}'" + (f", in all {frames} frames" if frames > 1 else "")
 

@@ -23,7 +23,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..io.export import ExportExists, check_export, export_labels, from_layer
-from ..io.layers import is_highlight, listed_frames
+from ..io.layers import is_highlight, named_frames
 from ..io.writers import FILE_FORMATS, FORMATS
 from ..roles import holds_ids, role_of, source_of
 from ._live import (
@@ -255,8 +255,8 @@ class ExportPanel(StepWidget, QWidget):
             if export.frames_made is not None:
                 made = export.frames_made
                 text += (
-                    f" '{export.name}' holds frame{'s' * (len(made) != 1)} "
-                    f"{listed_frames(made) or 'none'} only, made one at a time: its other "
+                    f" '{export.name}' holds {named_frames(made)} only, made one at a time: "
+                    "its other "
                     "frames were never made, so their cell counts are left empty."
                 )
         text += "".join(f" Note: {note}" for note in notes)  # a file's name as it is

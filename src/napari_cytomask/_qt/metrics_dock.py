@@ -37,6 +37,7 @@ from ..io.layers import (
     layer_info,
     listed_frames,
     made_frames,
+    named_frames,
     result_metadata,
 )
 from ..labels import LabelsError, as_labels, binary_mask_regions, paired
@@ -655,7 +656,7 @@ class MetricsDock(StepWidget, QWidget):
         if unlabelled is not None:
             keys = [frame_key(place) for place in np.argwhere(unlabelled)]
             text += (
-                f" Left out: frame{'s' * (len(keys) > 1)} {listed_frames(keys)}, where "
+                f" Left out: {named_frames(keys)}, where "
                 f"'{gt_name}' has no cell (paint the cells there to score them)."
             )
         if misaligned:
@@ -817,7 +818,7 @@ def _made_frames(shape, layers) -> tuple[np.ndarray | None, str]:
     if made is None:
         return None, ""
     kept = [frame_key(place) for place in zip(*np.nonzero(made), strict=True)]
-    which = f"frame{'s' * (len(kept) > 1)} {listed_frames(kept)} only" if kept else "no frame"
+    which = f"{named_frames(kept)} only" if kept else "no frame"
     return made, (
         f"Compared in {which}: the other frames of {' and '.join(unmade_in)} were never "
         "made (a preview, or one position segmented alone, makes the frame on show only). "

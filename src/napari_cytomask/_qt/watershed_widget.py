@@ -28,10 +28,10 @@ from ..io.layers import (
     frame_key,
     frame_record,
     layer_info,
-    listed_frames,
     looks_fluorescent,
     looks_transmitted,
     made_frames,
+    named_frames,
     origin,
     pixel_size_um,
     record_written,
@@ -594,11 +594,7 @@ class WatershedWidget(StepWidget, QWidget):
             # frame made, and the metrics and cell counts would take it for a frame of no
             # cells. The preview of the frame shown before must not land either.
             self.runner.cancel()
-            held = (
-                f"cells of frame{'s' * (len(made) > 1)} {listed_frames(made)} only"
-                if made
-                else "no frame's cells"
-            )
+            held = f"cells of {named_frames(made)} only" if made else "no frame's cells"
             self.status.setText(
                 f"Frame {frame_key(index)} of '{layer.name}' was never segmented (it holds "
                 f"{held}), so there is nothing to split here: show a frame it holds, or "

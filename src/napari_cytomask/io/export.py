@@ -166,7 +166,7 @@ class LabelsExport:
 
 def segment_record(labels: str | os.PathLike) -> dict:
     """The provenance record that ``cytomask segment`` wrote beside a label file, or {},
-    its ``source`` found again if moved (:func:`_located`).
+    its ``source`` found again if moved (:func:`located_source`).
 
     Raises
     ------
@@ -194,10 +194,10 @@ def segment_record(labels: str | os.PathLike) -> dict:
             f"{record} is not a provenance file of 'cytomask segment'; move it aside to "
             f"export {labels.name} without it."
         )
-    return _located(info, labels)
+    return located_source(info, labels)
 
 
-def _located(info: dict, labels: Path) -> dict:
+def located_source(info: dict, labels: Path) -> dict:
     """A record of the labels at ``labels`` with its ``source`` found again when the
     results and their scan were moved together (say, to a shared drive): beside the record
     as it was then, or beside the labels. A scan found nowhere is warned about: the cells
@@ -280,7 +280,9 @@ def reopened_result(labels: str | os.PathLike, shape: Sequence[int]) -> dict:
     A label file of a result reopened the next day is then the result of its scan, not a
     mask of a file of its own: the metrics compare the frames that were made and pick the
     scan's ground truth, and an export again keeps what made it. Only a file the provenance
-    lists, of the shape it records, is taken (a file written over since is another's)."""
+    lists, of the shape it records, is taken (a file written over since is another's). Its
+    ``source`` is as recorded: :func:`located_source` finds a scan moved since, for those
+    who measure or show it."""
     from .layers import RESULT_ROLE
 
     labels = Path(labels)
@@ -293,8 +295,7 @@ def reopened_result(labels: str | os.PathLike, shape: Sequence[int]) -> dict:
         return {}
     if made is not None and not made.any():
         return {}
-    fields = {key: record.get(key) for key in _EXPORTED_FIELDS}
-    return {**_located(fields, labels), "role": RESULT_ROLE}
+    return {**{key: record.get(key) for key in _EXPORTED_FIELDS}, "role": RESULT_ROLE}
 
 
 def provenance_beside(labels: Path) -> Path:

@@ -468,6 +468,13 @@ def listed_frames(keys) -> str:
     return ("; " if any("," in key for key in keys) else ", ").join(keys)
 
 
+def named_frames(keys) -> str:
+    """Frames named by :func:`frame_key` with their noun: "frame 1", "frames 1, 2", or
+    "no frame"."""
+    keys = list(keys)
+    return f"frame{'s' * (len(keys) > 1)} {listed_frames(keys)}" if keys else "no frame"
+
+
 def frame_notes(data) -> str:
     """What an image's count of cells would hide, said after it: frames of a stack that
     show nothing (a black frame among three gave '49 cells in all 3 frames'), and pixels
