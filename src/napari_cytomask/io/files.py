@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import glob
 import json
 import os
@@ -307,10 +308,12 @@ def _pattern_inputs(pattern: str, exclude: tuple[str, ...]) -> tuple[list[Path],
     give (:func:`_is_input`), not inside an OME-Zarr store (what a store holds is part of
     its image), nor ending in ``exclude``."""
     matches = [Path(p) for p in sorted(glob.glob(pattern, recursive=True))]
+    # Each folder's metadata read once, not once for every chunk file a store holds.
+    store = functools.cache(is_ome_zarr)
     inputs = [
         p for p in matches
         if _is_input(p) and not p.name.endswith(exclude)
-        and not any(is_ome_zarr(folder) for folder in p.parents)
+        and not any(store(folder) for folder in p.parents)
     ]  # fmt: skip
     return matches, inputs
 
@@ -333,7 +336,7 @@ def _is_input(path: Path) -> bool:
 
 def is_image(path: Path) -> bool:
     """A file, or a Zarr store (a folder that is one image)."""
-    return path.is_file() or (path.is_dir() and path.name.lower().endswith(".zarr"))
+    return path.is_file() or (path.is_dir() and _is_zarr(path))
 
 
 def is_ome_zarr(path: Path) -> bool:
