@@ -127,16 +127,18 @@ class Job:
         stem = self.record.name.removesuffix(".json")
         return self.record.with_name(stem + FORMATS["ome-zarr"].suffix)
 
-    def finished(self) -> bool:
-        """Whether an earlier run finished this job: its provenance exists, and so do the
-        labels it names, in this format or another.
+    def finished(self, made: dict | None = None) -> bool:
+        """Whether an earlier run finished this job: its provenance exists (``made``, when
+        already read; empty when there is none), and so do the labels it names, in this
+        format or another.
 
         Not any labels beside it: a run that changed the format and was stopped before
         its new labels were in place left the old ones beside a record of the new.
         """
-        if not self.record.is_file():
+        if made is None:
+            made = _parsed(self.record.read_bytes()) if self.record.is_file() else {}
+        if not made:
             return False
-        made = _parsed(self.record.read_bytes())
         named = _recorded_labels(self.record, made)
         # A record written before its labels were in place says so until they are: the
         # labels beside it may be those of an earlier run, of other settings.
@@ -214,7 +216,7 @@ def plan(
                 f"same name); segment {source.name} into another --output-dir, or rename it "
                 "(--overwrite never replaces another input's results)."
             )
-        if not options.overwrite and job.finished():
+        if not options.overwrite and job.finished(made):
             output = job.record.with_name(made["output"])
             if _changed_input(made, source):
                 raise BatchError(
