@@ -991,12 +991,16 @@ class _Plan(NamedTuple):
         return [path for path, _ in self.images] + self.tables + [self.provenance]
 
 
-def _earlier_of(export: LabelsExport, provenance: Path) -> bool | None:
-    """Whether the export in a folder that ``provenance`` describes is an earlier export of
-    ``export``'s layer (its name and file); None when there is none."""
-    if not provenance.exists():
+def _provenance_at(provenance: Path) -> dict | None:
+    """The record of the export a provenance file describes; None when there is no file."""
+    return _earlier_record(provenance) if provenance.exists() else None
+
+
+def _earlier_of(export: LabelsExport, record: dict | None) -> bool | None:
+    """Whether the export in a folder that ``record`` (:func:`_provenance_at`) describes is
+    an earlier export of ``export``'s layer (its name and file); None when there is none."""
+    if record is None:
         return None
-    record = _earlier_record(provenance)
     source = record.get("source")
     of_file = same_file(source, export.source) or (source is None and export.source is None)
     return record.get("layer") == export.name and of_file
@@ -1015,7 +1019,12 @@ def _file_names(exports: Sequence[LabelsExport], plan: Callable) -> list[str]:
         group = [i for i, taken in enumerate(names) if taken == name]
         tags = _told_apart([exports[i].source for i in group])
         kept = next(
-            (i for i in group if _earlier_of(exports[i], plan(exports[i], name).provenance)), None
+            (
+                i
+                for i in group
+                if _earlier_of(exports[i], _provenance_at(plan(exports[i], name).provenance))
+            ),
+            None,
         )
         for i, tag in zip(group, tags, strict=True):
             if i != kept:
@@ -1030,9 +1039,10 @@ def _free(export: LabelsExport, base: str, plan: Callable) -> _Plan:
     replacing; the export is named after what tells the files apart, or its layer, or
     numbered."""
     planned = plan(export, base)
-    if _earlier_of(export, planned.provenance) is not False:
+    record = _provenance_at(planned.provenance)
+    if _earlier_of(export, record) is not False:
         return planned  # none there, or this layer's own: asked before it is replaced
-    earlier = _earlier_record(planned.provenance).get("source")
+    earlier = record.get("source")
     if isinstance(earlier, str) and export.source and not same_file(earlier, export.source):
         first = f"{_told_apart([earlier, export.source])[1]} {base}"
     else:  # another result of the file, such as a rerun beside one painted into
@@ -1040,7 +1050,7 @@ def _free(export: LabelsExport, base: str, plan: Callable) -> _Plan:
     names = [first, *(f"{first} [{k}]" for k in range(2, 1000))]
     for name in names:
         planned = plan(export, name)
-        if _earlier_of(export, planned.provenance) is not False:
+        if _earlier_of(export, _provenance_at(planned.provenance)) is not False:
             return planned
     return planned  # a thousand others' exports: asked before the last is replaced
 
