@@ -1,16 +1,19 @@
-"""Time and peak memory to open a multi-gigabyte tile scan: plugin reader vs tifffile.imread.
+"""Time and peak memory to open a multi-gigabyte tile scan: plugin reader vs reading it whole.
 
-Writes (once) an OME-TIFF tile scan, by default 8 stage positions x 4 channels of
-8192 x 8192 uint16 (4.3 GB), one series per position with stage positions, tile
-by tile so the file is never held in memory. Then, each in a fresh subprocess so
-peak memory is per method:
+Writes (once) a tile scan, by default 8 stage positions x 4 channels of 8192 x 8192
+uint16 (4.3 GB), tile by tile so it is never held in memory: an OME-TIFF with one
+series per position and their stage positions, or with ``--format ome-zarr`` an
+OME-Zarr image (P, C, Y, X) chunked by tile. Then, each in a fresh subprocess so peak
+memory is per method:
 
 1. the plugin's reader: time until the napari layer data tuples exist;
-2. the baseline, tifffile reading every position into one array.
+2. the baseline, the whole scan read into one array (tifffile reading every position,
+   zarr reading the store's array).
 
 Usage::
 
-    python benchmarks/bench_open_tilescan.py [--dir benchmarks/_data] [--cleanup]
+    python benchmarks/bench_open_tilescan.py [--format ome-zarr] [--dir benchmarks/_data]
+        [--cleanup]
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -77,6 +81,42 @@ def write_tilescan(path: Path, positions: int, size: int, tile: int) -> None:
     partial.rename(path)
 
 
+def write_omezarr(path: Path, positions: int, size: int, tile: int) -> None:
+    """The same scan as one OME-Zarr image of axes P, C, Y, X, written chunk by chunk."""
+    import zarr
+
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 200, (tile, tile), dtype=np.uint16)
+    partial = path.with_suffix(".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    root = zarr.open_group(partial, mode="w", zarr_format=2)
+    shape = (positions, len(CHANNELS), size, size)
+    array = root.create_array("0", shape=shape, chunks=(1, 1, tile, tile), dtype=np.uint16)
+    axes = [{"name": "p"}, {"name": "c", "type": "channel"},
+            *({"name": n, "type": "space", "unit": "micrometer"} for n in "yx")]  # fmt: skip
+    scale = [{"type": "scale", "scale": [1.0, 1.0, PIXEL_UM, PIXEL_UM]}]
+    root.attrs["multiscales"] = [
+        {"version": "0.4", "axes": axes,
+         "datasets": [{"path": "0", "coordinateTransformations": scale}]}
+    ]  # fmt: skip
+    root.attrs["omero"] = {"channels": [{"label": name} for name in CHANNELS]}
+    tiles = size // tile
+    for position in range(positions):
+        for channel in range(len(CHANNELS)):
+            for row in range(tiles):
+                for col in range(tiles):
+                    if channel == len(CHANNELS) - 1:
+                        block = np.full((tile, tile), (row * tiles + col) % 50 + 1, np.uint16)
+                    else:
+                        block = noise + np.uint16(1000 * (channel + 1) + 10 * position + row)
+                    window = (
+                        slice(row * tile, (row + 1) * tile),
+                        slice(col * tile, (col + 1) * tile),
+                    )
+                    array[(position, channel, *window)] = block
+    partial.rename(path)
+
+
 def child(method: str, path: str) -> None:
     """Run one method in this process and print its figures as JSON."""
     start = time.perf_counter()
@@ -86,6 +126,12 @@ def child(method: str, path: str) -> None:
         imported = time.perf_counter()
         layers = get_reader(path)(path)
         summary = [f"{kwargs['name']}:{kind}{tuple(data.shape)}" for data, kwargs, kind in layers]
+    elif method == "zarr":
+        import zarr
+
+        imported = time.perf_counter()
+        out = np.asarray(zarr.open_group(path, mode="r")["0"])
+        summary = [f"array{out.shape}"]
     else:
         import tifffile
 
@@ -122,6 +168,7 @@ def measure(method: str, path: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--format", choices=("tiff", "ome-zarr"), default="tiff")
     parser.add_argument("--dir", type=Path, default=Path(__file__).parent / "_data")
     parser.add_argument("--positions", type=int, default=8)
     parser.add_argument("--size", type=int, default=8192, help="rows and columns per tile")
@@ -133,19 +180,27 @@ def main() -> None:
         child(*args.child)
         return
 
-    path = args.dir / f"tilescan_{args.positions}x{len(CHANNELS)}x{args.size}.ome.tif"
+    zarr_store = args.format == "ome-zarr"
+    suffix = ".ome.zarr" if zarr_store else ".ome.tif"
+    path = args.dir / f"tilescan_{args.positions}x{len(CHANNELS)}x{args.size}{suffix}"
     if not path.exists():
         print(f"writing {path} ...", flush=True)
         start = time.perf_counter()
-        write_tilescan(path, args.positions, args.size, args.tile)
+        write = write_omezarr if zarr_store else write_tilescan
+        write(path, args.positions, args.size, args.tile)
         print(f"  written in {time.perf_counter() - start:.1f} s", flush=True)
+    baseline_name = "zarr (whole array)" if zarr_store else "tifffile (all series)"
     try:
-        size_gb = path.stat().st_size / 1e9
+        files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+        size_gb = sum(p.stat().st_size for p in files) / 1e9
         plugin = measure("plugin", path)
-        baseline = measure("tifffile", path)
+        baseline = measure("zarr" if zarr_store else "tifffile", path)
     finally:
         if args.cleanup:
-            path.unlink(missing_ok=True)
+            if zarr_store:
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
 
     print(f"machine: {cpu_model()}, Python {platform.python_version()}")
     print(
@@ -153,13 +208,14 @@ def main() -> None:
         f"{len(CHANNELS)} channels x {args.size}x{args.size} uint16, tiles {args.tile}"
     )
     print(f"plugin layers: {', '.join(plugin['result'])}")
-    for label, figures in (("plugin reader", plugin), ("tifffile (all series)", baseline)):
+    for label, figures in (("plugin reader", plugin), (baseline_name, baseline)):
         print(
             f"{label:>22}: open {figures['open_s']:8.3f} s  peak RSS {figures['peak_mb']:8.0f} MB"
             f"  (imports {figures['import_s']:.2f} s)"
         )
     print(
-        f"ratio tifffile/plugin: time {baseline['open_s'] / plugin['open_s']:.0f}x, "
+        f"ratio {baseline_name.split()[0]}/plugin: "
+        f"time {baseline['open_s'] / plugin['open_s']:.0f}x, "
         f"peak memory {baseline['peak_mb'] / plugin['peak_mb']:.1f}x"
     )
     goal = plugin["open_s"] < 1.0 and plugin["peak_mb"] < 300

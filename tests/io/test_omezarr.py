@@ -100,6 +100,47 @@ def test_an_image_of_channels_opens_one_channel_per_index(zarr_format, tmp_path)
     assert [c.name for c in open_scan(tmp_path / "plain.zarr").channels] == ["C1", "C2"]
 
 
+def test_a_store_opens_without_reading_its_pixels(tmp_path):
+    """An OME-Zarr image was read whole when opened (in napari, and by every step of
+    ``cytomask segment`` that opens its input): a store larger than memory could not be
+    opened at all. Its channels now stay on disk, as a TIFF's do, and only a sample of
+    each is read for its role and contrast."""
+    import tracemalloc
+
+    rng = np.random.default_rng(1)
+    shape = (8, 2, 1024, 1024)  # P, C, Y, X: 32 MB
+    root = zarr.open_group(tmp_path / "scan.ome.zarr", mode="w", zarr_format=2)
+    array = root.create_array("0", shape=shape, chunks=(1, 1, 256, 256), dtype=np.uint16)
+    phase = rng.integers(1000, 3000, shape[2:], dtype=np.uint16)
+    mask = np.zeros(shape[2:], np.uint16)
+    mask[100:300, 200:400], mask[600:900, 50:250] = 3, 9
+    array[6, 0], array[6, 1] = phase, mask
+    axes = [_axis("p", "position"), _axis("c", "channel"),
+            _axis("y", "space", "micrometer"), _axis("x", "space", "micrometer")]  # fmt: skip
+    transform = [{"type": "scale", "scale": [1.0, 1.0, 0.65, 0.65]}]
+    dataset = {"path": "0", "coordinateTransformations": transform}
+    root.attrs["multiscales"] = [{"version": "0.4", "axes": axes, "datasets": [dataset]}]
+    root.attrs["omero"] = {"channels": [{"label": "Phase"}, {"label": "cells"}]}
+
+    tracemalloc.start()
+    try:
+        scan = open_scan(tmp_path / "scan.ome.zarr")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < array.nbytes / 8, (
+        f"{peak / 1e6:.1f} MB read to open a {array.nbytes / 1e6:.0f} MB store"
+    )
+    assert [(c.name, c.role) for c in scan.channels] == [("Phase", "input"), ("cells", "mask")]
+    # The sample found the position that holds pixels, past the empty middle one (4).
+    low, high = scan.channels[0].contrast_limits
+    assert 1000 <= low < high <= 3000
+    assert not isinstance(scan.channels[0].data, np.ndarray)
+    # Read when asked for, in the order of the scan's axes.
+    np.testing.assert_array_equal(np.asarray(scan.channels[1].data[6]), mask)
+    np.testing.assert_array_equal(np.asarray(scan.channels[0].data[:, 500, 7]), array[:, 0, 500, 7])
+
+
 def test_a_bioformats2raw_store_opens_its_first_image(tmp_path):
     """A store bioformats2raw wrote (its images in subfolders 0, 1…) could not be read:
     now its first image opens, a note says how many there are, and a folder scan finds it."""

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .layers import Channel, Scan, guess_roles
+from .layers import Channel, Scan, guess_roles, plane_sample, roles_and_contrast, stack_sample
 from .tiff import (
     TIFF_SUFFIXES,
     TiffReadError,
@@ -372,11 +372,12 @@ def open_scan(path: str | os.PathLike, *, mosaic: bool = False) -> Scan:
     TIFF files (decided by their first bytes, whatever their suffix) go through
     the napari reader (:func:`~napari_cytomask.io.tiff.open_tiff`): names,
     colours, roles, pixel sizes, positions and pyramid levels from their
-    metadata, pixels read lazily. OME-Zarr images are read whole at full
-    resolution, with the axes, pixel size and time step their metadata give
+    metadata, pixels read lazily. OME-Zarr images at full resolution, with the
+    axes, pixel size and time step their metadata give
     (:func:`~napari_cytomask.io.omezarr.open_image`), one channel per index of
-    their channel axis. Other images (PNG, JPEG, BMP, NumPy) are read whole: one
-    channel named after the file, or one per colour of an RGB(A) image.
+    their channel axis, pixels read lazily too. Other images (PNG, JPEG, BMP,
+    NumPy) are read whole: one channel named after the file, or one per colour of
+    an RGB(A) image.
 
     Parameters
     ----------
@@ -418,32 +419,37 @@ def open_scan(path: str | os.PathLike, *, mosaic: bool = False) -> Scan:
 
 def _open_zarr(path: str | os.PathLike) -> Scan:
     """An OME-Zarr image as a scan, its channels named as a TIFF's are: by the metadata,
-    else after the file when it has one channel, else ``C1``…``Cn``."""
+    else after the file when it has one channel, else ``C1``…``Cn``. Its pixels stay on
+    disk (dask arrays) until read, as a TIFF's do: roles and contrast come from a sample
+    of each channel (:func:`~napari_cytomask.io.layers.stack_sample`)."""
+    import dask.array as da
+
     from .omezarr import open_image
 
     image = open_image(path)
-    pixels = np.asarray(image.array)
     axes, scale = list(image.axes), list(image.scale)
     units = None if image.units is None else list(image.units)
-    planes = [pixels]
-    if "C" in axes:
-        at = axes.index("C")
-        planes = list(np.moveaxis(pixels, at, 0))
+    at = axes.index("C") if "C" in axes else None
+    if at is not None:
         for kept in (axes, scale, units):
             if kept is not None:
                 del kept[at]
+    pixels = da.from_zarr(image.array)
+    n_channels = len(image.channel_names)
+    keys = [() if at is None else (slice(None),) * at + (i,) for i in range(n_channels)]
     names = image.channel_names
-    after_file = len(planes) == 1 and names[0] is None
+    after_file = n_channels == 1 and names[0] is None
     channels = [
         Channel(
             name=file_stem(path) if after_file else name or f"C{i + 1}",
-            data=plane,
+            data=pixels[key],
             index=i,
             named_after_file=after_file,
         )
-        for i, (name, plane) in enumerate(zip(names, planes, strict=True))
+        for i, (name, key) in enumerate(zip(names, keys, strict=True))
     ]
-    guess_roles(channels, planes)
+    samples = [_zarr_sample(image.array, at, i) for i in range(n_channels)]
+    roles_and_contrast(channels, samples, image.array.dtype)
     return Scan(
         path=str(path),
         channels=channels,
@@ -451,6 +457,21 @@ def _open_zarr(path: str | os.PathLike) -> Scan:
         scale=tuple(scale),
         units=None if units is None else tuple(units),
     )
+
+
+def _zarr_sample(array, c_axis: int | None, c: int) -> np.ndarray:
+    """The pixels of channel ``c`` of a stack (its channel axis ``c_axis``, its plane the
+    last two axes) that decide the channel's role and contrast
+    (:func:`~napari_cytomask.io.layers.stack_sample`), read from the chunks they lie in."""
+    leading = array.shape[:-2]
+    height, width = array.shape[-2:]
+
+    def sample_at(at: float) -> np.ndarray:
+        plane = [c if i == c_axis else min(n - 1, int(n * at)) for i, n in enumerate(leading)]
+        return plane_sample(lambda rows, cols: array[(*plane, rows, cols)], height, width,
+                            tuple(array.chunks[-2:]))  # fmt: skip
+
+    return stack_sample(sample_at, any(n > 1 for i, n in enumerate(leading) if i != c_axis))
 
 
 def file_pixel_size(path: str | os.PathLike) -> tuple[float, float] | None:

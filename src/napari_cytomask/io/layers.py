@@ -13,7 +13,7 @@ import hashlib
 import math
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -232,6 +232,65 @@ def grid_sample(plane: np.ndarray) -> np.ndarray:
     )
 
 
+def plane_sample(
+    read: Callable[[slice, slice], np.ndarray],
+    height: int,
+    width: int,
+    chunks: tuple[int, int] | None = None,
+) -> np.ndarray:
+    """:func:`grid_sample` of a plane on disk, read as few pixels as its chunks allow.
+
+    ``read(rows, cols)`` reads a block of the plane; ``chunks`` is the (Y, X) size of its
+    chunks (tiles, strips), None where reads cost what they hold. A plane of one or two
+    chunks a side is read once, whole, rather than once per patch; otherwise the patches
+    move to the start of their chunks, so that each reads as few chunks as it can.
+    """
+    everything = slice(0, height), slice(0, width)
+    patch = SAMPLE_PATCH
+    if height <= SAMPLE_GRID * patch and width <= SAMPLE_GRID * patch:
+        return read(*everything)
+    rows, cols = patch_starts(height, patch), patch_starts(width, patch)
+    if chunks is not None:
+        chunk_y, chunk_x = chunks
+        if 2 * chunk_y >= height and 2 * chunk_x >= width:
+            return grid_sample(read(*everything))
+        rows = [r // chunk_y * chunk_y if chunk_y >= patch else r for r in rows]
+        cols = [c // chunk_x * chunk_x if chunk_x >= patch else c for c in cols]
+    return np.concatenate(
+        [
+            read(slice(r, min(height, r + patch)), slice(c, min(width, c + patch)))
+            for r in rows
+            for c in cols
+        ]
+    )
+
+
+#: Where a stack is sampled for roles and contrast, as a fraction of each axis other than
+#: the channels and the plane: the middle first, then others if it is all 0.
+SAMPLE_AT = (0.5, 0.0, 0.25, 0.75, 1.0)
+
+
+def stack_sample(sample_at: Callable[[float], np.ndarray], stacked: bool) -> np.ndarray:
+    """Pixels of one channel of a stack for contrast limits and role guessing.
+
+    ``sample_at(at)`` samples the plane at fraction ``at`` of each axis other than the
+    plane's (:func:`plane_sample`); ``stacked`` says whether the channel has more than one
+    plane. The middle plane's; when it is all 0 (a time point without cells) or label ids
+    without background (a confluent field), the first of other planes that is neither, so
+    a label stack is still known.
+    """
+    if not stacked:
+        return sample_at(SAMPLE_AT[0])
+    confluent = None  # the first plane of label ids without background
+    for at in SAMPLE_AT:
+        sample = sample_at(at)
+        if sample.any():
+            if not ids_without_background(sample):
+                return sample
+            confluent = sample if confluent is None else confluent
+    return sample if confluent is None else confluent
+
+
 #: Share of neighbouring pixels that are equal above which pixels look like label ids, one
 #: value over each cell; a camera's pixels mostly differ (5% are equal in a fluorescence
 #: image of nuclei, whose background is noise).
@@ -330,6 +389,20 @@ def guess_roles(channels: list[Channel], samples: list[np.ndarray | None]) -> No
         named[0].role = "input"
     elif len(images) == 1:
         images[0].role = "input"
+
+
+def roles_and_contrast(
+    channels: list[Channel], samples: list[np.ndarray], dtype, *, rgb: bool = False
+) -> None:
+    """:func:`guess_roles`, then the display range of every channel that is no mask, from
+    its sample. napari's Labels need integer ids, one value per pixel: channels of other
+    pixels (a colour image, a float one named *mask*) are images."""
+    guess_roles(channels, samples)
+    for channel, sample in zip(channels, samples, strict=True):
+        if channel.role == "mask" and (rgb or not np.issubdtype(dtype, np.integer)):
+            channel.role = "image"
+        if channel.role != "mask":
+            channel.contrast_limits = contrast_from_sample(sample, dtype)
 
 
 def colormap_for(channel: Channel, position: int) -> str:

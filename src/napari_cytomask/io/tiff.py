@@ -38,19 +38,16 @@ from dask.base import tokenize
 
 from .layers import (
     METADATA_KEY,
-    SAMPLE_GRID,
-    SAMPLE_PATCH,
     SECONDS,
     Channel,
     Scan,
-    contrast_from_sample,
     grid_sample,
-    guess_roles,
-    ids_without_background,
     in_micrometres,
     looks_like_masks,
     normalise_unit,
-    patch_starts,
+    plane_sample,
+    roles_and_contrast,
+    stack_sample,
 )
 from .mosaic import stitch, tile_groups, tile_offsets
 
@@ -126,9 +123,6 @@ _CORRUPTION = re.compile(
 _MAX_RATIO = {1: 1, 5: 4096, 8: 1100, 32946: 1100, 32773: 130}
 #: Most pages per series whose pixel data are checked to lie inside the file.
 _PAGES_CHECKED = 64
-#: Where pixels are sampled for roles and contrast, as a fraction of each axis other
-#: than the channels and the plane: the middle first, then others if it is all 0.
-_SAMPLE_AT = (0.5, 0.0, 0.25, 0.75, 1.0)
 #: Least share of its plane that a mosaic of separate groups of tiles must fill.
 MIN_MOSAIC_COVER = 0.25
 _IMAGEJ_COLOURS = ("red", "green", "blue", "gray", "cyan", "magenta", "yellow")
@@ -781,29 +775,17 @@ class TiffScan:
         return out.transpose([in_order.index(j) for j in kept])
 
     def _sample(self, c: int, s: int) -> np.ndarray:
-        """Pixels of one channel for contrast limits and role guessing.
-
-        The middle plane's; when it is all 0 (a time point without cells) or label ids
-        without background (a confluent field), the first of other planes that is
-        neither, so a label stack is still known.
-        """
+        """Pixels of one channel for contrast limits and role guessing
+        (:func:`~napari_cytomask.io.layers.stack_sample`)."""
         planes = [
             n for label, n in zip(self._labels, self.description.shape, strict=True)
             if label not in ("C", "S", "Y", "X")
         ]  # fmt: skip
-        if not any(n > 1 for n in planes):
-            return self._plane_sample(c, s, _SAMPLE_AT[0])
-        confluent = None  # the first plane of label ids without background
-        for at in _SAMPLE_AT:
-            sample = self._plane_sample(c, s, at)
-            if sample.any():
-                if not ids_without_background(sample):
-                    return sample
-                confluent = sample if confluent is None else confluent
-        return sample if confluent is None else confluent
+        return stack_sample(lambda at: self._plane_sample(c, s, at), any(n > 1 for n in planes))
 
     def _plane_sample(self, c: int, s: int, at: float) -> np.ndarray:
-        """Pixels of one channel in the plane at fraction ``at`` of each other axis.
+        """Pixels of one channel in the plane at fraction ``at`` of each other axis
+        (:func:`~napari_cytomask.io.layers.plane_sample`).
 
         A grid of small patches spread over the plane: one central crop can fall
         entirely inside one cell of a label image and miss the background.
@@ -822,29 +804,20 @@ class TiffScan:
             else:
                 key.append(min(n - 1, int(n * at)))
         y, x = self._labels.index("Y"), self._labels.index("X")
-        height, width = desc.shape[y], desc.shape[x]
-        patch = SAMPLE_PATCH
-        if height <= SAMPLE_GRID * patch and width <= SAMPLE_GRID * patch:
+
+        def read(rows: slice, cols: slice) -> np.ndarray:
+            key[y], key[x] = rows, cols
             return self.read(key)
-        rows = patch_starts(height, patch)
-        cols = patch_starts(width, patch)
+
+        chunks = None
         source = self._direct_arrays()[0]
         if isinstance(source, zarr.Array):
             series_labels = self._in_labels[1:] if self._stacked else self._in_labels
-            chunk_y = source.chunks[series_labels.index("Y")]
-            chunk_x = source.chunks[series_labels.index("X")]
-            if 2 * chunk_y >= height and 2 * chunk_x >= width:
-                # A plane of one or two chunks: one read instead of one per patch.
-                return grid_sample(self.read(key))
-            # Patches inside single tiles or strips read as few chunks as possible.
-            rows = [r // chunk_y * chunk_y if chunk_y >= patch else r for r in rows]
-            cols = [c0 // chunk_x * chunk_x if chunk_x >= patch else c0 for c0 in cols]
-        patches = []
-        for r in rows:
-            for c0 in cols:
-                key[y], key[x] = slice(r, min(height, r + patch)), slice(c0, min(width, c0 + patch))
-                patches.append(self.read(key))
-        return np.concatenate(patches)
+            chunks = (
+                source.chunks[series_labels.index("Y")],
+                source.chunks[series_labels.index("X")],
+            )
+        return plane_sample(read, desc.shape[y], desc.shape[x], chunks)
 
     # -- layers -------------------------------------------------------------
 
@@ -860,8 +833,8 @@ class TiffScan:
         -------
         list of Channel
             Lazy dask data (a list of levels for pyramids, a single level for
-            mosaics), roles from :func:`~napari_cytomask.io.layers.guess_roles`
-            and contrast limits from a central crop of one plane.
+            mosaics), with roles and contrast limits from a sample of their pixels
+            (:func:`~napari_cytomask.io.layers.roles_and_contrast`).
         """
         desc = self.description
         if mosaic:
@@ -880,13 +853,7 @@ class TiffScan:
                 )
             )
             samples.append(self._sample(c, s))
-        guess_roles(channels, samples)
-        for channel, sample in zip(channels, samples, strict=True):
-            if channel.role == "mask" and (desc.rgb or not np.issubdtype(desc.dtype, np.integer)):
-                # napari's Labels need integer ids on one value per pixel.
-                channel.role = "image"
-            if channel.role != "mask":
-                channel.contrast_limits = contrast_from_sample(sample, desc.dtype)
+        roles_and_contrast(channels, samples, desc.dtype, rgb=desc.rgb)
         return channels
 
     def channel_arrays(self) -> list:
