@@ -46,7 +46,7 @@ from .io.atomic import (
     write_directory_atomically,
     write_json,
 )
-from .io.export import package_versions
+from .io.export import package_versions, recorded_relative
 from .io.layers import (
     finite_values,
     frame_notes,
@@ -474,10 +474,9 @@ def _made_from(record: Path, made: dict, source: Path) -> bool:
     ``source``: it names it as its source, however the path is spelt, or names it relative
     to the record, as results moved together with their scans (to a shared drive, say)
     still do."""
-    relative = made.get("source_from_record")
+    moved = recorded_relative(made, record.parent)
     return same_file(made.get("source"), str(source)) or (
-        isinstance(relative, str)
-        and same_file(os.path.normpath(record.parent / relative), str(source))
+        moved is not None and same_file(str(moved), str(source))
     )
 
 

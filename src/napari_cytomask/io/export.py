@@ -197,6 +197,13 @@ def segment_record(labels: str | os.PathLike) -> dict:
     return located_source(info, labels)
 
 
+def recorded_relative(info: dict, folder: Path) -> Path | None:
+    """The scan a record in ``folder`` names relative to itself (``source_from_record``),
+    as results moved together with their scans still name it; None when it names none."""
+    relative = info.get("source_from_record")
+    return Path(os.path.normpath(folder / relative)) if isinstance(relative, str) else None
+
+
 def located_source(info: dict, labels: Path) -> dict:
     """A record of the labels at ``labels`` with its ``source`` found again when the
     results and their scan were moved together (say, to a shared drive): beside the record
@@ -208,11 +215,8 @@ def located_source(info: dict, labels: Path) -> dict:
     # An OME-Zarr image is a folder, there as a TIFF file is.
     if not source or is_image(Path(source)):
         return info
-    relative = info.get("source_from_record")
-    candidates = (
-        [Path(os.path.normpath(labels.parent / relative))] if isinstance(relative, str) else []
-    )
-    for found in [*candidates, labels.parent / Path(source).name]:
+    moved = recorded_relative(info, labels.parent)
+    for found in [*([moved] if moved else []), labels.parent / Path(source).name]:
         if is_image(found):
             return {**info, "source": str(found)}
     warnings.warn(
