@@ -37,10 +37,14 @@ def _paths(path: PathOrPaths) -> list[str]:
 def _read(path: PathOrPaths) -> list[LayerData]:
     """A file's layers, or a list of TIFFs as one stack: npe2 gives a reader a list only
     for napari's *Open Files as Stack* (otherwise one path at a time). An exported result
-    opens as the result of its scan (:func:`~napari_cytomask.io.export.reopened_result`)."""
+    opens as the result of its scan (:func:`~napari_cytomask.io.export.reopened_result`).
+
+    Paths are made absolute: napari passes them as typed (``napari a/raw.tif``), and the
+    layers, their results and every provenance written from them name their file, found
+    again from any folder."""
     from .io.export import located_source, reopened_result  # about 1 s to import
 
-    paths = _paths(path)
+    paths = [os.path.abspath(p) for p in _paths(path)]
     if len(paths) > 1:
         return read_tiff_stack(paths)
     layers = open_scan(paths[0]).layer_data()

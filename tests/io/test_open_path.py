@@ -341,3 +341,22 @@ def test_the_reader_takes_ome_zarr_stores_and_leaves_other_folders_to_napari(tmp
     for other in ("plain.zarr", "pngs"):
         assert get_reader(str(tmp_path / other)) is None
     assert get_reader([str(tmp_path / "cells.ome.zarr")] * 2) is None
+
+
+def test_a_file_opened_by_a_relative_path_is_named_by_its_whole_path(tmp_path, monkeypatch):
+    """napari passes a path as typed (``napari a/raw.tif``): the layers recorded
+    ``a/raw.tif`` as their source, and so did their results and every provenance written
+    from them, which the next day, from another folder, named a scan that was not there."""
+    from napari_cytomask._reader import get_reader
+    from napari_cytomask.io.layers import METADATA_KEY
+
+    (tmp_path / "a").mkdir()
+    _three_channels(tmp_path / "a" / "raw.tif")
+    monkeypatch.chdir(tmp_path)
+    layers = get_reader("a/raw.tif")("a/raw.tif")
+    sources = {kwargs["metadata"][METADATA_KEY]["source"] for _, kwargs, _ in layers}
+    assert sources == {str(tmp_path / "a" / "raw.tif")}
+    # A stack of files is named after its first and last, in their folder.
+    stack = ["a/raw.tif", "a/raw.tif"]
+    for _, kwargs, _ in get_reader(stack)(stack):
+        assert kwargs["metadata"][METADATA_KEY]["source"].startswith(str(tmp_path / "a"))
