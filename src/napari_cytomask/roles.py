@@ -48,6 +48,15 @@ def source_of(layer: Layer) -> str | None:
     return layer_info(layer).get("source") or _opened_from(layer)
 
 
+def files_of(layers) -> list[str]:
+    """Every file ``layers`` came from: the one each records (the file its result was
+    computed from) and the one napari opened it from, whichever reader it used."""
+    return [
+        file for layer in layers
+        for file in (layer_info(layer).get("source"), _opened_from(layer)) if file
+    ]  # fmt: skip
+
+
 def scan_files(layers) -> list[str]:
     """The files of ``layers`` that hold images to segment (scans, photos): any Image
     layer opened from a file but one of label ids that napari opened as an image."""

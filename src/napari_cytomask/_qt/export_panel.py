@@ -25,7 +25,7 @@ from qtpy.QtWidgets import (
 from ..io.export import ExportExists, check_export, export_labels, from_layer
 from ..io.layers import is_highlight, named_frames
 from ..io.writers import FILE_FORMATS, FORMATS
-from ..roles import holds_ids, role_of, source_of
+from ..roles import files_of, holds_ids, role_of, source_of
 from ._live import (
     SEGMENT_STEP,
     Runner,
@@ -215,8 +215,13 @@ class ExportPanel(StepWidget, QWidget):
             objects_csv=self.objects_csv.isChecked(),
             coco_json=self.coco_json.isChecked(),
             score_column=score,
-            # The files the layers came from are never replaced (File > Save does that).
-            inputs=[export.source for export in exports if export.source],
+            # The files the layers came from are never replaced (File > Save does that), nor
+            # those of any layer open: "well1 [1]" of gt/ is exported as well1.tif, which may
+            # be the scan of data/ open beside it.
+            inputs=[
+                *(export.source for export in exports if export.source),
+                *files_of(self.viewer.layers),
+            ],
         )
         self.status.setText(f"Exporting {len(layers)} layer(s) to {folder}…")
         self.runner.run_now(_export_job, overwrite=overwrite, **self._pending)
