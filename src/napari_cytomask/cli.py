@@ -1392,9 +1392,12 @@ def _export(args) -> int:
         exports.append(LabelsExport(
             name=name, labels=labels, **axes, **{"source": str(path), **described},
         ))  # fmt: skip
+    # None of the files named is replaced, even left out, nor a scan a result was made from:
+    # other/well1.tif, a result of data/well1.tif, is exported into data/ as well1.tif.
+    inputs = [*items, *skipped, *(export.source for export in exports if export.source)]
     written = export_labels(
         exports, args.output_dir, formats=args.formats, objects_csv=not args.no_tables,
-        coco_json=args.coco, overwrite=args.overwrite, inputs=items,
+        coco_json=args.coco, overwrite=args.overwrite, inputs=inputs,
     )  # fmt: skip
     for path in written:
         print(path)
