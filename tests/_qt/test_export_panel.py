@@ -596,3 +596,23 @@ def test_the_folder_starts_beside_the_data_until_one_is_chosen(
     result_of("b")
     viewer.layers.remove("cells a")
     assert panel.folder.text() == str(tmp_path / "mine")
+
+
+def test_the_folder_starts_where_a_linked_scan_was_opened_from(
+    make_napari_viewer_proxy, qtbot, tmp_path
+):
+    """For a scan opened through a link (me/well_A1.tif -> share/plate1/raw.tif), the dock
+    suggested the folder the link points to; `cytomask segment` writes beside the link."""
+    from napari_cytomask.io.layers import METADATA_KEY, RESULT_ROLE
+
+    (tmp_path / "share").mkdir()
+    (tmp_path / "me").mkdir()
+    (tmp_path / "share" / "raw.tif").write_bytes(b"")
+    link = tmp_path / "me" / "well_A1.tif"
+    link.symlink_to(tmp_path / "share" / "raw.tif")
+    viewer = make_napari_viewer_proxy()
+    panel = ExportPanel(viewer)
+    qtbot.addWidget(panel)
+    record = {"role": RESULT_ROLE, "source": str(link)}
+    viewer.add_labels(np.eye(8, dtype=np.uint8), name="cells", metadata={METADATA_KEY: record})
+    assert panel.folder.text() == str(tmp_path / "me")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import napari
@@ -157,10 +158,12 @@ class ExportPanel(StepWidget, QWidget):
         if self.folder.text() != self._suggested:
             return
         files = [source_of(layer) for layer in self.selected_layers()]
-        folder = next((Path(f).resolve().parent for f in files if f and Path(f).is_file()), None)
+        file = next((f for f in files if f and Path(f).is_file()), None)
         # Not into the installed package, where the sample scan lies.
-        if folder is not None and _PACKAGE not in (folder, *folder.parents):
-            self._suggested = str(folder)
+        if file is not None and _PACKAGE not in Path(file).resolve().parents:
+            # The folder it was opened from, not the one a link to it points to: where
+            # `cytomask segment` writes its results.
+            self._suggested = str(Path(os.path.abspath(file)).parent)
             # Not remembered as the user's choice: the next session follows its own data.
             self.folder.blockSignals(True)
             self.folder.setText(self._suggested)
