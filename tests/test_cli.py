@@ -749,7 +749,7 @@ def test_train_keeps_the_split_of_another_model_for_moved_data(folders, tmp_path
 
 def test_export_of_results_that_share_a_file_name(folders, unet_checkpoint, tmp_path, capsys):
     """Results of several folders, all named raw_unet_cells.tif, are exported side by side
-    under their folders' names, each with the method and model that made it; a table
+    under what tells their scans apart, each with the method and model that made it; a table
     without objects keeps its header; a damaged provenance file is named, not a traceback."""
     from napari_cytomask.io.layers import file_sha256
 
@@ -762,13 +762,13 @@ def test_export_of_results_that_share_a_file_name(folders, unet_checkpoint, tmp_
     results = str(out / "*" / "raw_unet_cells.tif")
     assert main(["export", results, "-o", str(exported), "--format", "tiff", "tif", "-q"]) == 0
     names = sorted(p.name for p in exported.glob("*.tif"))
-    assert names == [f"set{i}_raw_unet_cells.tif" for i in range(3)]
+    assert names == [f"set{i} raw_unet_cells.tif" for i in range(3)]
     for i in range(3):
         labels = tifffile.imread(out / f"set{i}" / "raw_unet_cells.tif")
         np.testing.assert_array_equal(tifffile.imread(exported / names[i]), labels)
-        record = json.loads((exported / f"set{i}_raw_unet_cells_provenance.json").read_text())
+        record = json.loads((exported / f"set{i} raw_unet_cells_provenance.json").read_text())
         assert record["method"] == "unet" and record["model"]["sha256"] == file_sha256(model)
-        header = (exported / f"set{i}_raw_unet_cells_objects.csv").read_text().splitlines()[0]
+        header = (exported / f"set{i} raw_unet_cells_objects.csv").read_text().splitlines()[0]
         assert header.startswith("label,area,centroid_y")
 
     (out / "set0" / "raw_unet_cells.json").write_text("[1, 2]")
@@ -1725,7 +1725,7 @@ def test_results_moved_with_their_scans_are_exported_as_before(
 def test_export_of_one_folders_labels_in_two_formats(tmp_path, capsys):
     """mask.tif and mask.png of one folder were refused with a message naming neither
     ("'/_tmp_…_mask' and '/_tmp_…_mask' would both be saved as …"): their folders cannot
-    tell them apart, their suffixes do."""
+    tell them apart, their names do (as the dock names two layers "mask" of these files)."""
     import imageio.v3 as iio
 
     labels = np.zeros((16, 16), np.uint8)
@@ -1735,8 +1735,53 @@ def test_export_of_one_folders_labels_in_two_formats(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["export", str(tmp_path / "mask.tif"), str(tmp_path / "mask.png"), "-o",
                  str(out), "-q"]) == 0, capsys.readouterr().err  # fmt: skip
-    np.testing.assert_array_equal(tifffile.imread(out / "mask_tif.tif"), labels)
-    np.testing.assert_array_equal(tifffile.imread(out / "mask_png.tif"), labels * 2)
+    np.testing.assert_array_equal(tifffile.imread(out / "mask.tif mask.tif"), labels)
+    np.testing.assert_array_equal(tifffile.imread(out / "mask.png mask.tif"), labels * 2)
+
+
+def _two_cells() -> np.ndarray:
+    labels = np.zeros((16, 16), np.uint8)
+    labels[2:8, 2:8] = 1
+    labels[10:14, 10:14] = 2
+    return labels
+
+
+def test_export_again_keeps_each_files_earlier_name(tmp_path, capsys):
+    """a/mask.tif and b/mask.tif exported one at a time, then together into the same
+    folder, were written again under new names (a_mask, b_mask beside mask and b mask), no
+    question asked: the folder's tables counted every cell twice. Each keeps the name of
+    its earlier export, as the dock names it, and replaces it only with --overwrite."""
+    a, b, out = tmp_path / "a" / "mask.tif", tmp_path / "b" / "mask.tif", tmp_path / "out"
+    for path in (a, b):
+        path.parent.mkdir()
+        tifffile.imwrite(path, _two_cells())
+    assert main(["export", str(a), "-o", str(out), "-q"]) == 0
+    assert main(["export", str(b), "-o", str(out), "-q"]) == 0
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    ends = (".tif", "_objects.csv", "_counts.csv", "_provenance.json")
+    assert sorted(before) == sorted(f"{name}{end}" for name in ("mask", "b mask") for end in ends)
+    capsys.readouterr()
+    assert main(["export", str(a), str(b), "-o", str(out), "-q"]) == 1
+    assert "already exist" in capsys.readouterr().err
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before
+
+    assert main(["export", str(a), str(b), "-o", str(out), "-q", "--overwrite"]) == 0
+    assert sorted(path.name for path in out.iterdir()) == sorted(before)
+    for name, source in (("mask", a), ("b mask", b)):
+        assert json.loads((out / f"{name}_provenance.json").read_text())["source"] == str(source)
+    tables = out.glob("*_objects.csv")
+    assert sum(len(list(csv.DictReader(table.open()))) for table in tables) == 4
+
+
+def test_export_of_two_exports_of_one_file(tmp_path):
+    """Two exports of one label file, exported together, are told apart as the dock tells
+    two layers of one name and file apart: numbered."""
+    tifffile.imwrite(tmp_path / "mask.tif", _two_cells())
+    for folder in ("e1", "e2"):
+        assert main(["export", str(tmp_path / "mask.tif"), "-o", str(tmp_path / folder)]) == 0
+    exported = [str(tmp_path / folder / "mask.tif") for folder in ("e1", "e2")]
+    assert main(["export", *exported, "-o", str(tmp_path / "out"), "-q"]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.tif")) == ["mask [2].tif", "mask.tif"]
 
 
 def test_a_path_too_long_for_the_file_system_is_said_in_words(monkeypatch, capsys):

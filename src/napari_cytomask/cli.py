@@ -1369,7 +1369,7 @@ def _export(args) -> int:
         )
         items = [path for path in items if path not in skipped]
     exports = []
-    for path, name in zip(items, _export_names(items), strict=True):
+    for path in items:
         info = records[path]
         labels, axes = read_labels(path, among_masks=args.mask_channel, advice="--mask-channel N")
         # An earlier export's result: described as its export described it.
@@ -1389,9 +1389,9 @@ def _export(args) -> int:
             }
         else:
             described = {}
-        exports.append(LabelsExport(
-            name=name, labels=labels, **axes, **{"source": str(path), **described},
-        ))  # fmt: skip
+        described = {"source": str(path), **described}
+        name = _layer_name(file_stem(path), described["source"], exports)
+        exports.append(LabelsExport(name=name, labels=labels, **axes, **described))
     # None of the files named is replaced, even left out, nor a scan a result was made from:
     # other/well1.tif, a result of data/well1.tif, is exported into data/ as well1.tif.
     inputs = [*items, *skipped, *(export.source for export in exports if export.source)]
@@ -1466,28 +1466,20 @@ def _checked_labels(path, labels, what: str, frames: int):
     return labels
 
 
-def _export_names(paths: list[Path]) -> list[str]:
-    """Output names of label files: the file name without its suffix, and where two
-    files share one (``set1/raw_unet_cells.tif``, ``set2/raw_unet_cells.tif``) with as many
-    of their folders in front as tell them apart; two of one folder (``mask.tif``,
-    ``mask.png``) with their suffix after it (``mask_tif``, ``mask_png``)."""
-    from collections import Counter
+def _layer_name(stem: str, source: str | None, earlier: list) -> str:
+    """The name of a label file's layer, as napari names it: its ``stem``, for the export
+    to name its files as the dock names a layer's, whatever else is exported with it (two
+    of one stem from two scans, ``a/raw_unet_cells.tif`` and ``b/raw_unet_cells.tif``, are
+    told apart by their scans, ``b raw_unet_cells``); one of the stem and scan of an
+    ``earlier`` export (``mask.tif`` and ``mask.png`` of one result) numbered, as a result
+    made beside another is (``mask [2]``)."""
+    from .io.atomic import same_file
 
-    from .io.tiff import file_stem
-
-    files = [(Path(os.path.abspath(p)), file_stem(p)) for p in paths]
-    shared = Counter((path.parent, stem) for path, stem in files)
-    parts = []
-    for path, stem in files:
-        if shared[path.parent, stem] > 1:
-            stem = f"{stem}_{path.name[len(stem) :].strip('.').replace('.', '_')}"
-        parts.append([*path.parent.parts[1:], stem])  # the folders below the root
-    depth = 1
-    while True:
-        names = ["_".join(part[-depth:]) for part in parts]
-        if len(set(names)) == len(names) or depth >= max(map(len, parts), default=1):
-            return names
-        depth += 1
+    name, k = stem, 1
+    while any(e.name == name and same_file(e.source, source) for e in earlier):
+        k += 1
+        name = f"{stem} [{k}]"
+    return name
 
 
 def _from_source(info: dict, path: Path, shape: tuple[int, ...], record: str) -> dict:
