@@ -1750,7 +1750,8 @@ def test_export_again_keeps_each_files_earlier_name(tmp_path, capsys):
     """a/mask.tif and b/mask.tif exported one at a time, then together into the same
     folder, were written again under new names (a_mask, b_mask beside mask and b mask), no
     question asked: the folder's tables counted every cell twice. Each keeps the name of
-    its earlier export, as the dock names it, and replaces it only with --overwrite."""
+    its earlier export, as the dock names it, and replaces it only with --overwrite; so
+    does each exported alone after both were exported together."""
     a, b, out = tmp_path / "a" / "mask.tif", tmp_path / "b" / "mask.tif", tmp_path / "out"
     for path in (a, b):
         path.parent.mkdir()
@@ -1771,6 +1772,13 @@ def test_export_again_keeps_each_files_earlier_name(tmp_path, capsys):
         assert json.loads((out / f"{name}_provenance.json").read_text())["source"] == str(source)
     tables = out.glob("*_objects.csv")
     assert sum(len(list(csv.DictReader(table.open()))) for table in tables) == 4
+
+    # Exported together first, then alone: each keeps the name it was given with the other.
+    together = tmp_path / "together"
+    assert main(["export", str(a), str(b), "-o", str(together), "-q"]) == 0
+    assert main(["export", str(a), "-o", str(together), "-q"]) == 1
+    assert main(["export", str(b), "-o", str(together), "-q", "--overwrite"]) == 0
+    assert sorted(p.name for p in together.glob("*.tif")) == ["a mask.tif", "b mask.tif"]
 
 
 def test_export_of_two_exports_of_one_file(tmp_path):

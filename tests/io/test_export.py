@@ -854,6 +854,29 @@ def test_a_field_exported_again_with_another_keeps_its_file_names(tmp_path):
     assert len(list((tmp_path / "out").glob("*.tif"))) == 2
 
 
+def test_a_field_exported_alone_after_another_keeps_its_file_names(tmp_path):
+    """set1 and set2 exported together are 'set1 raw U-Net cells' and 'set2 raw U-Net
+    cells'; set1 exported again alone went to 'raw U-Net cells', unasked, its cells then in
+    the folder's tables twice. It keeps its name, replaced only when allowed; a hand-edited
+    provenance in the folder names no layer and is left alone."""
+    from napari_cytomask.io.export import check_export
+
+    out = tmp_path / "out"
+    set1, set2 = (
+        _alone("raw U-Net cells", str(tmp_path / s / "raw.tif")) for s in ("set1", "set2")
+    )
+    export_labels([set1, set2], out, objects_csv=False)
+    (out / "notes_provenance.json").write_text('{"layer": ["cells"], "source": 1}')
+    with pytest.raises(FileExistsError):
+        check_export([set1], out, objects_csv=False)
+    written = export_labels([set1], out, objects_csv=False, overwrite=True)
+    assert [p.name for p in written] == ["set1 raw U-Net cells.tif",
+                                         "set1 raw U-Net cells_provenance.json"]  # fmt: skip
+    assert sorted(p.name for p in out.glob("*.tif")) == [
+        "set1 raw U-Net cells.tif", "set2 raw U-Net cells.tif"
+    ]  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("sources", "told"),
     [

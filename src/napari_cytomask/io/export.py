@@ -837,9 +837,9 @@ def _plans(exports, folder, formats, objects_csv, coco_json, overwrite, inputs):
     def plan(export, base):
         return _planned(export, base, folder, formats, objects_csv, coco_json)
 
+    names = _file_names(exports, plan, _exports_in(folder))
     plans = [
-        (export, _free(export, base, plan))
-        for export, base in zip(exports, _file_names(exports, plan), strict=True)
+        (export, _free(export, base, plan)) for export, base in zip(exports, names, strict=True)
     ]
     own = [path for _, plan in plans for path in plan.files if one_of(path, inputs)]
     if own:
@@ -1000,40 +1000,66 @@ def _provenance_at(provenance: Path) -> dict | None:
     return _earlier_record(provenance) if provenance.exists() else None
 
 
+def _layer_key(name: object, source: object) -> tuple[str, str | None] | None:
+    """Which layer an export is of: its name and its file, however the path is spelt (None
+    for no file); None for a provenance that names no layer (a hand-edited one)."""
+    if not isinstance(name, str) or not (source is None or isinstance(source, str)):
+        return None
+    return name, None if source is None else os.path.realpath(source)
+
+
 def _earlier_of(export: LabelsExport, record: dict | None) -> bool | None:
     """Whether the export in a folder that ``record`` (:func:`_provenance_at`) describes is
     an earlier export of ``export``'s layer (its name and file); None when there is none."""
     if record is None:
         return None
-    source = record.get("source")
-    of_file = same_file(source, export.source) or (source is None and export.source is None)
-    return record.get("layer") == export.name and of_file
+    key = _layer_key(record.get("layer"), record.get("source"))
+    return key is not None and key == _layer_key(export.name, export.source)
 
 
-def _file_names(exports: Sequence[LabelsExport], plan: Callable) -> list[str]:
-    """The name each export's files are given: its :attr:`~LabelsExport.file_name`, and
-    where two would share one (``raw U-Net cells`` of ``set1/raw.tif`` and of
-    ``set2/raw.tif``), with what tells their source files apart in front (``set2 raw U-Net
-    cells``); two of one file, or of none, keep their layers' names (``raw U-Net cells
-    [2]``, the result made beside one painted into). One whose earlier export in the folder
-    has the name (``plan(export, name)`` says where it goes) keeps it: exported again with
-    another field, a field's files were written under a new name beside the old ones."""
+def _exports_in(folder: Path) -> dict[tuple[str, str | None], list[Path]]:
+    """The provenance files of the exports in ``folder``, by the layer each is of
+    (:func:`_layer_key`), each read once."""
+    found: dict[tuple[str, str | None], list[Path]] = {}
+    for path in sorted(folder.glob("*_provenance.json")):
+        record = _earlier_record(path)
+        key = _layer_key(record.get("layer"), record.get("source"))
+        if key is not None:
+            found.setdefault(key, []).append(path)
+    return found
+
+
+def _earlier_name(export: LabelsExport, base: str, plan: Callable, earlier: dict) -> str | None:
+    """The name of an earlier export of ``export``'s layer in the folder (``earlier``, the
+    exports there: :func:`_exports_in`): ``base`` when one is under it (``plan(export,
+    base)`` says where that goes), else the first; None when there is none."""
+    found = earlier.get(_layer_key(export.name, export.source), [])
+    if plan(export, base).provenance in found:
+        return base
+    return found[0].name.removesuffix("_provenance.json") if found else None
+
+
+def _file_names(exports: Sequence[LabelsExport], plan: Callable, earlier: dict) -> list[str]:
+    """The name each export's files are given: that of its layer's earlier export in the
+    folder (``earlier``: :func:`_exports_in`), whatever it was exported with then and now
+    (exported alone as ``raw U-Net cells``, beside another field as ``set1 raw U-Net
+    cells``, a field's files were written a second time under the other name); else its
+    :attr:`~LabelsExport.file_name`, and where two would share one (``raw U-Net cells`` of
+    ``set1/raw.tif`` and of ``set2/raw.tif``), with what tells their source files apart in
+    front (``set2 raw U-Net cells``); two of one file, or of none, keep their layers' names
+    (``raw U-Net cells [2]``, the result made beside one painted into). ``plan(export,
+    name)`` says where an export's files go under a name."""
     names = [export.file_name or export.name for export in exports]
+    kept = [
+        _earlier_name(export, name, plan, earlier)
+        for export, name in zip(exports, names, strict=True)
+    ]
     for name in {name for name in names if names.count(name) > 1}:
         group = [i for i, taken in enumerate(names) if taken == name]
         tags = _told_apart([exports[i].source for i in group])
-        kept = next(
-            (
-                i
-                for i in group
-                if _earlier_of(exports[i], _provenance_at(plan(exports[i], name).provenance))
-            ),
-            None,
-        )
         for i, tag in zip(group, tags, strict=True):
-            if i != kept:
-                names[i] = exports[i].name if tag is None else " ".join(filter(None, (tag, name)))
-    return names
+            names[i] = exports[i].name if tag is None else " ".join(filter(None, (tag, name)))
+    return [name if keep is None else keep for name, keep in zip(names, kept, strict=True)]
 
 
 def _free(export: LabelsExport, base: str, plan: Callable) -> _Plan:
