@@ -3,6 +3,7 @@ silently wrong, never allocating what a corrupt header promises, never blocking.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import os
@@ -19,7 +20,7 @@ import tifffile
 
 from napari_cytomask._reader import get_reader
 from napari_cytomask.io.files import ImageReadError, find_inputs, read_image
-from napari_cytomask.io.tiff import TiffReadError, read_tiff
+from napari_cytomask.io.tiff import FileChanged, TiffReadError, read_tiff, read_tiff_stack
 
 
 def _computed(path) -> list[np.ndarray]:
@@ -297,6 +298,82 @@ def test_a_tiff_this_user_may_not_read_says_so(raw_tif, tmp_path, monkeypatch):
     assert reader is not None
     with pytest.raises(TiffReadError, match="no permission to read it"):
         reader(str(path))
+
+
+# -- files written over after they were opened --------------------------------
+
+
+def _written_over(path: Path, data: bytes) -> None:
+    """``path`` written over in place (the same file, as ``cp`` writes it), later than it was
+    opened: its modification time moves on by a second, as a coarse file-system clock may
+    not show within a test."""
+    opened = path.stat().st_mtime_ns
+    path.write_bytes(data)
+    os.utime(path, ns=(opened + 10**9, opened + 10**9))
+
+
+@pytest.mark.parametrize("change", ["another field", "compressed", "moved"])
+def test_a_tiff_changed_after_it_was_opened_is_refused_not_read(
+    shared_data, raw_tif, tmp_path, change
+):
+    """A scan written over while open in napari with another field of the same size was
+    segmented from pixels other than those on screen, without a word; the same image saved
+    again compressed was called corrupt. Its pixels are read when shown or segmented."""
+    data, size = read_tiff(raw_tif)[0][0], raw_tif.stat().st_size
+    if change == "another field":
+        _written_over(raw_tif, (shared_data / "usiigaci-phc" / "set2" / "raw.tif").read_bytes())
+        why = r"written at [-\d]+ [:\d]+"
+    elif change == "compressed":
+        tifffile.imwrite(tmp_path / "zlib.tif", tifffile.imread(raw_tif), compression="zlib")
+        _written_over(raw_tif, (tmp_path / "zlib.tif").read_bytes())
+        why = rf"written at [-\d]+ [:\d]+; \d+ bytes, {size} when opened"
+    else:
+        raw_tif.rename(tmp_path / "elsewhere.tif")
+        why = "it is no longer there: deleted, moved or renamed"
+    with pytest.raises(FileChanged) as error:
+        np.asarray(data)
+    assert re.fullmatch(
+        rf"{re.escape(str(raw_tif))} changed on disk after it was opened \({why}\); open it again",
+        str(error.value),
+    ), error.value
+    assert isinstance(error.value, TiffReadError)  # shown as the docks show read errors
+
+
+def test_a_tiff_written_over_while_its_pixels_are_read_is_not_called_corrupt(
+    raw_tif, tmp_path, monkeypatch
+):
+    """Saved again compressed between the check and the read: the strips the opened file had
+    fail to decode, which is the file's change, not a corrupt file."""
+    from napari_cytomask.io import tiff
+
+    tifffile.imwrite(tmp_path / "zlib.tif", tifffile.imread(raw_tif), compression="zlib")
+    data = read_tiff(raw_tif)[0][0]
+    decoding = tiff._decoding
+
+    @contextlib.contextmanager
+    def written_over_meanwhile(path):
+        _written_over(raw_tif, (tmp_path / "zlib.tif").read_bytes())
+        with decoding(path):
+            yield
+
+    monkeypatch.setattr(tiff, "_decoding", written_over_meanwhile)
+    with pytest.raises(FileChanged, match="changed on disk after it was opened"):
+        np.asarray(data)
+
+
+def test_a_stacked_file_changed_after_the_stack_was_opened_is_refused(tmp_path):
+    """*Open Files as Stack* reads each file's plane when it is shown: a file written over
+    meanwhile gave its new pixels in the place of those checked."""
+    rng = np.random.default_rng(1)
+    files = [tmp_path / f"t{i}.tif" for i in range(3)]
+    for path in files:
+        tifffile.imwrite(path, rng.integers(100, 4000, (32, 32), dtype=np.uint16))
+    ((data, _, _),) = read_tiff_stack(files)
+    tifffile.imwrite(tmp_path / "other.tif", rng.integers(100, 4000, (32, 32), dtype=np.uint16))
+    _written_over(files[2], (tmp_path / "other.tif").read_bytes())
+    np.testing.assert_array_equal(np.asarray(data[1]), tifffile.imread(files[1]))
+    with pytest.raises(FileChanged, match=rf"^{re.escape(str(files[2]))} changed on disk"):
+        np.asarray(data[2])
 
 
 # -- the fuzz harness ---------------------------------------------------------

@@ -16,6 +16,7 @@ all call it.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import logging
 import math
 import os
@@ -169,6 +170,16 @@ class MosaicUnavailable(TiffReadError):
         problem: str = "it has no stage positions and pixel sizes to stitch its tiles",
     ) -> None:
         super().__init__(path, problem)
+
+
+class FileChanged(TiffReadError):
+    """A file written over, or moved away, after it was opened: its pixels are read when
+    they are shown or segmented, and would no longer be those of the file that was opened
+    (another field, or bytes that fail to decode). The message starts with the file."""
+
+    def __init__(self, path: str | os.PathLike, problem: str) -> None:
+        super().__init__(path, problem)
+        self.args = (f"{self.path} changed on disk after it was opened ({problem}); open it again",)
 
 
 @dataclass(frozen=True)
@@ -405,8 +416,9 @@ def read_tiff_stack(paths: Sequence[str | os.PathLike]) -> list[LayerData]:
     stems = [file_stem(path) for path in files]
     scan = open_tiff(files[0])
     own_names = [None if c.named_after_file else c.name for c in scan.channels]
+    others = [_file_layout(path) for path in files[1:]]
     layouts = [_layout([c.data for c in scan.channels], own_names)]
-    layouts += map(_file_layout, files[1:])
+    layouts += [layout for layout, _ in others]
     if any(shape is None for shape, *_ in layouts[0]):
         raise NotOneStack(
             files[0], "is a pyramid (several resolutions); open the files one by one."
@@ -440,8 +452,8 @@ def read_tiff_stack(paths: Sequence[str | os.PathLike]) -> list[LayerData]:
         info["axes"] = "F" + info.get("axes", "")
         kwargs["metadata"] = {**kwargs["metadata"], METADATA_KEY: info}
         planes = [data] + [
-            da.from_delayed(delayed(_read_channel)(path, i), data.shape, dtype=data.dtype)
-            for path in files[1:]
+            da.from_delayed(delayed(_read_channel)(path, opened, i), data.shape, dtype=data.dtype)
+            for path, (_, opened) in zip(files[1:], others, strict=True)
         ]
         stacked.append((da.stack([da.asarray(plane) for plane in planes]), kwargs, kind))
     return stacked
@@ -469,14 +481,17 @@ def _layout(arrays: list, names: list[str | None]) -> list[tuple]:
     ]
 
 
-def _file_layout(path: str) -> list[tuple]:
-    """:func:`_layout` of a file, from its metadata alone; the file is closed after."""
+def _file_layout(path: str) -> tuple[list[tuple], _FileState]:
+    """:func:`_layout` of a file, from its metadata alone, and the file's state then; the
+    file is closed after."""
     with TiffScan(path) as tiff:
-        return _layout(tiff.channel_arrays(), tiff.channel_names())
+        return _layout(tiff.channel_arrays(), tiff.channel_names()), tiff._opened
 
 
-def _read_channel(path: str, index: int) -> np.ndarray:
-    """Channel ``index`` of a file, read whole; the file is closed after."""
+def _read_channel(path: str, opened: _FileState, index: int) -> np.ndarray:
+    """Channel ``index`` of a file, read whole, unless it changed since it was ``opened``;
+    the file is closed after."""
+    opened.check()
     with TiffScan(path) as tiff:
         return np.asarray(tiff.channel_arrays()[index])
 
@@ -522,6 +537,8 @@ class TiffScan:
                 problems.check(self.path)  # what tifffile logged says more
                 raise TiffReadError(self.path, _problem(exc)) from exc
             try:
+                # What the pixels read later are checked against: they are this file's.
+                self._opened = _FileState.of(self._tif.filehandle.path)
                 self._init(metadata_file)
                 problems.check(self.path)
             except TiffReadError:
@@ -677,15 +694,15 @@ class TiffScan:
         """One pyramid level in napari axis order, channels included."""
         arrays = self._zarr if level == 0 and self._zarr else self._zarr_arrays(level)
         series_labels = self._in_labels[1:] if self._stacked else self._in_labels
-        stat = os.stat(self._tif.filehandle.path)
+        opened = self._opened
         parts = [
             da.from_array(
-                _NamedErrors(z, self.path),
+                _NamedErrors(z, self.path, opened),
                 chunks=_dask_chunks(z.shape, z.chunks, series_labels),
                 asarray=True,
                 fancy=False,
                 name="cytomask-tiff-"
-                + tokenize(self.path, stat.st_mtime_ns, stat.st_size, index, level),
+                + tokenize(self.path, opened.mtime_ns, opened.size, index, level),
             )
             for index, z in zip(self._series_indices, arrays, strict=True)
         ]
@@ -760,7 +777,7 @@ class TiffScan:
             The selected pixels in native byte order, axes in ``description.axes``
             order.
         """
-        arrays = [_NamedErrors(a, self.path) for a in self._direct_arrays()]
+        arrays = [_NamedErrors(a, self.path, self._opened) for a in self._direct_arrays()]
         in_key: list[int | slice] = [slice(None)] * len(self._in_labels)
         for j, k in enumerate(key):
             in_key[self._perm[j]] = k
@@ -1058,24 +1075,66 @@ def _open(path: str) -> tuple[tifffile.TiffFile, str | None]:
     return tifffile.TiffFile(path, omexml=omexml), str(target)
 
 
+@dataclass(frozen=True)
+class _FileState:
+    """A file's size and modification time, as they were when it was opened."""
+
+    path: str
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, path: str) -> _FileState:
+        """The state of ``path`` now."""
+        now = os.stat(path)
+        return cls(path, now.st_size, now.st_mtime_ns)
+
+    def check(self) -> None:
+        """Raise :class:`FileChanged` unless the file is still as it was.
+
+        One ``stat``: reading a batch of pixels costs far more.
+        """
+        try:
+            now = _FileState.of(self.path)
+        except OSError as err:
+            gone = "it is no longer there: deleted, moved or renamed"
+            raise FileChanged(self.path, gone) from err
+        if now == self:
+            return
+        when = datetime.datetime.fromtimestamp(now.mtime_ns / 1e9).strftime("%Y-%m-%d %H:%M:%S")
+        size = f"; {now.size} bytes, {self.size} when opened" if now.size != self.size else ""
+        raise FileChanged(self.path, f"written at {when}{size}")
+
+
 class _NamedErrors:
-    """An array over a file's pixels whose read errors name the file.
+    """An array over a file's pixels whose read errors name the file, and that reads no
+    pixel once the file changed on disk after it was opened.
 
     Pixels are decoded when napari shows them or a command reads them, long
     after the file was opened; a corrupt compressed strip then raises the
     codec's bare error (``DeflateError``, ``ImcdError``) without the file name.
+    A file written over meanwhile (another field saved under its name) would give
+    pixels other than those shown, or bytes that fail to decode where the opened
+    file had its strips.
     """
 
-    def __init__(self, array: Any, path: str) -> None:
+    def __init__(self, array: Any, path: str, opened: _FileState) -> None:
         self.array = array
         self.path = path
+        self.opened = opened
         self.shape = tuple(array.shape)
         self.dtype = array.dtype
         self.ndim = len(self.shape)
 
     def __getitem__(self, key: Any) -> np.ndarray:
-        with _decoding(self.path):
-            return np.asarray(self.array[key])
+        self.opened.check()
+        try:
+            with _decoding(self.path):
+                return np.asarray(self.array[key])
+        except TiffReadError:
+            # Written over while it was read: that, rather than a corrupt file.
+            self.opened.check()
+            raise
 
 
 @contextlib.contextmanager
