@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -24,9 +25,16 @@ def write_labels_layer(path: str, data: Any, meta: dict) -> list[str]:
 
     A result of the plugin gets its provenance beside it, as the export writes it
     (:func:`~napari_cytomask.io.export.save_provenance`): opened again, it is the result
-    of its scan, with the frames that were made, not a mask of a file of its own."""
+    of its scan, with the frames that were made, not a mask of a file of its own. A name
+    that leaves no room for the provenance's is refused before anything is written."""
     labels = data[0] if meta.get("multiscale") else data
+    layer = SimpleNamespace(**{**meta, "data": labels, "multiscale": False})
+    result = is_result(layer)
     try:
+        if result:
+            from .io.export import check_provenance_name  # about 1 s to import
+
+            check_provenance_name(Path(path))
         written = write_labels(
             path,
             labels,
@@ -37,10 +45,9 @@ def write_labels_layer(path: str, data: Any, meta: dict) -> list[str]:
         )
     except ValueError as err:
         raise LabelsNotSaved(str(err)) from err
-    record = None
-    layer = SimpleNamespace(**{**meta, "data": labels, "multiscale": False})
-    if is_result(layer):
-        from .io.export import from_layer, save_provenance  # about 1 s to import
+    if not result:
+        return [str(written)]
+    from .io.export import from_layer, save_provenance
 
-        record = save_provenance(from_layer(layer), written)
+    record = save_provenance(from_layer(layer), written)
     return [str(written)] + ([str(record)] if record else [])

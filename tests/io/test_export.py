@@ -946,3 +946,39 @@ def test_a_result_saved_over_another_exports_file_leaves_that_export_not_claimin
     provenance_beside(alone).write_text("notes")
     assert save_provenance(saved, alone) is None
     assert provenance_beside(alone).read_text() == "notes"
+
+
+def test_a_result_named_too_long_for_its_provenance_is_not_saved(tmp_path):
+    """Saved with File > Save under a name near the 255-byte limit, a result's labels were
+    written, then the save failed with "[Errno 36] File name too long" for a provenance
+    file the user never named, and the file reopened as a plain mask. The name is refused
+    first, saying by how much it is too long, and nothing is written."""
+    from napari.layers import Labels
+
+    from napari_cytomask._writer import LabelsNotSaved, write_labels_layer
+    from napari_cytomask.io.export import provenance_beside, reopened_result
+
+    cells = np.zeros((16, 16), np.uint16)
+    cells[2:8, 2:8] = 1
+    record = {"role": "result", "source": "/data/scan.tif", "method": "unet"}
+    result = Labels(cells, name="cells", metadata={"cytomask": record})
+    data, meta, _ = result.as_layer_data_tuple()
+    stem = "HeLa " + "é" * 100 + "x" * 34  # "_provenance.json" after it: 255 bytes
+    fits = tmp_path / f"{stem}.tif"
+    assert write_labels_layer(str(fits), data, meta) == [str(fits), str(provenance_beside(fits))]
+    assert reopened_result(fits, cells.shape)["source"] == "/data/scan.tif"
+    too_long = tmp_path / "long" / f"{stem}x.tif"
+    too_long.parent.mkdir()
+    with pytest.raises(LabelsNotSaved) as refused:
+        write_labels_layer(str(too_long), data, meta)
+    assert str(refused.value) == (
+        f"The name {too_long.name} is too long for the provenance file saved beside it, which "
+        "keeps it the result of its scan: named after its stem with _provenance.json, that "
+        "file's name would have 256 bytes, 1 more than the 255 a file name may have; choose "
+        "a name at least 1 byte shorter. Nothing was written."
+    )
+    assert list(too_long.parent.iterdir()) == []
+    # A mask of one's own has no provenance: its name may take every byte.
+    mask = Labels(cells, name="mask")
+    data, meta, _ = mask.as_layer_data_tuple()
+    assert write_labels_layer(str(too_long), data, meta) == [str(too_long)]

@@ -302,6 +302,19 @@ _MAX_STEM = 160
 NAME_BYTES = 255
 
 
+def too_long(name: str) -> str | None:
+    """Why no file can be named ``name`` and how much shorter to make it, as the end of a
+    sentence about the name ("would have 256 bytes, …"); None when it fits."""
+    size = len(os.fsencode(name))
+    over = size - NAME_BYTES
+    if over <= 0:
+        return None
+    return (
+        f"would have {size} bytes, {over} more than the {NAME_BYTES} a file name may have; "
+        f"choose a name at least {over} byte{'s' * (over > 1)} shorter"
+    )
+
+
 def fit_name(name: str, room: int) -> str:
     """``name`` within ``room`` bytes of UTF-8: a longer one cut, with a hash of the whole,
     so that long names that differ only at their end stay different."""

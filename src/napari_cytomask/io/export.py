@@ -39,6 +39,7 @@ from .atomic import (
     one_of,
     reason,
     same_file,
+    too_long,
     write_atomically,
     write_json,
 )
@@ -309,6 +310,26 @@ def provenance_beside(labels: Path) -> Path:
     return labels.with_name(f"{file_stem(labels)}_provenance.json")
 
 
+def check_provenance_name(labels: Path) -> None:
+    """Raise unless the provenance :func:`save_provenance` writes beside ``labels`` can be
+    named: ``_provenance.json`` in place of the suffix makes a longer name than the labels',
+    and a name near the limit would leave the labels saved without it. Checked before the
+    labels are written, so that then nothing is.
+
+    Raises
+    ------
+    ValueError
+        Saying by how many bytes the name is too long.
+    """
+    why = too_long(provenance_beside(labels).name)
+    if why:
+        raise ValueError(
+            f"The name {labels.name} is too long for the provenance file saved beside it, "
+            "which keeps it the result of its scan: named after its stem with "
+            f"_provenance.json, that file's name {why}. Nothing was written."
+        )
+
+
 def save_provenance(export: LabelsExport, labels: Path) -> Path | None:
     """Write the provenance of a result saved on its own (napari's *Save Layers*) beside
     its file, as an export does, so that the file opens again as the result it is
@@ -316,7 +337,8 @@ def save_provenance(export: LabelsExport, labels: Path) -> Path | None:
 
     A provenance of other files of that name is theirs: it is kept, but no longer lists
     the file just saved over one of them, which it does not describe any more; any other
-    file of that name is left alone. None then: no provenance was written."""
+    file of that name is left alone. None then: no provenance was written. Its name is
+    checked before the labels are written (:func:`check_provenance_name`)."""
     beside = provenance_beside(labels)
     listed = _outputs_of(beside) if beside.exists() else [labels.name]
     if listed == [labels.name]:
