@@ -634,6 +634,29 @@ def test_resume_without_its_training_state_says_the_optimiser_restarts(tmp_path,
     assert read_description(tmp_path / "b.safetensors")["training"]["epochs_done"] == 2
 
 
+def test_a_name_with_no_room_for_the_training_state_stops_before_the_first_epoch(
+    tmp_path, tiny_unet
+):
+    """A checkpoint name that fits, but not with .training-state.pt after its stem, trained
+    its first epoch, wrote its checkpoint, then stopped, saying nothing was written."""
+    from napari_cytomask.io.atomic import WriteError
+
+    samples, _ = _synthetic_samples()
+    stem = "é" * 100 + "m" * 37  # the training state's name: 255 bytes
+    fits = train(samples, tmp_path / f"{stem}.safetensors", UNetConfig(**tiny_unet),
+                 _small_settings())  # fmt: skip
+    assert state_path(fits.checkpoint).is_file()
+    longer = tmp_path / "longer" / f"{stem}m.safetensors"
+    with pytest.raises(WriteError) as stopped:
+        drain(iter_train(samples, longer, UNetConfig(**tiny_unet), _small_settings()))
+    assert str(stopped.value) == (
+        f"cannot save {longer}: named after it with .training-state.pt, the training state "
+        "saved beside it would have 256 bytes, 1 more than the 255 a file name may have; "
+        "choose a name at least 1 byte shorter."
+    )
+    assert not longer.parent.exists()
+
+
 def test_a_diverging_run_stops_with_a_clear_message(tmp_path, tiny_unet, monkeypatch):
     from napari_cytomask.models import training
 

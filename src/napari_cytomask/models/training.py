@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage as ndi
 
-from ..io.atomic import WriteError, file_in_the_way, write_atomically
+from ..io.atomic import WriteError, file_in_the_way, too_long, write_atomically
 from ..io.export import safe_file_name
 from ..io.files import IMAGE_SUFFIXES, file_pixel_size, match_files, read_image
 from ..labels import as_labels, check_same_shape
@@ -1606,7 +1606,15 @@ def iter_train(
         output = Path(resume)
     elif output is None:
         output = default_output(config, output_folder, given, init_from is not None)
-    # Before the first epoch, not after it: a folder that cannot be written to.
+    # Before the first epoch, not after it: a name that leaves no room for the training
+    # state's beside it, a folder that cannot be written to.
+    why = too_long(state_path(output).name)
+    if why:
+        raise WriteError(
+            errno.ENAMETOOLONG,
+            f"cannot save {output}: named after it with {STATE_SUFFIX}, the training state "
+            f"saved beside it {why}.",
+        )
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
