@@ -1794,20 +1794,37 @@ def test_export_of_two_exports_of_one_file(tmp_path):
 
 def test_a_path_too_long_for_the_file_system_is_said_in_words(monkeypatch, capsys):
     """Results beside a scan deep in folders (a path over the system's 4096 bytes) failed
-    with the raw "[Errno 36] File name too long" and no advice."""
+    with the raw "[Errno 36] File name too long" and no advice. A name over 255 bytes was
+    said to be a path too long, counted in characters (a name of é has twice as many
+    bytes), and train was told of -o "for the outputs of segment and export"."""
     import errno
 
-    path = "/data/" + "d" * 250 + "/scan_unet_cells.json"
+    deep = "/data/" + "/".join(["d" * 200] * 21) + "/scan_unet_cells.json"
+    name = "é" * 128 + ".safetensors"  # 128 characters, 268 bytes
 
-    def too_long(args):
-        raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG), path)
+    def too_long(path):
+        def fail(args):
+            raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG), path)
 
-    monkeypatch.setattr("napari_cytomask.cli._evaluate", too_long)
+        return fail
+
+    monkeypatch.setattr("napari_cytomask.cli._segment", too_long(deep))
+    assert main(["segment", "scan.tif"]) == 1
+    assert capsys.readouterr().err == (
+        f"cytomask segment: error: the path {deep} (4247 bytes) is too long for this file "
+        "system; choose a shorter folder (-o puts the results in another) or file name.\n"
+    )
+    monkeypatch.setattr("napari_cytomask.cli._evaluate", too_long(deep))
     assert main(["evaluate", "--pred", "a.tif", "--gt", "b.tif", "-o", "m.csv"]) == 1
     assert capsys.readouterr().err == (
-        f"cytomask evaluate: error: the path {path} ({len(path)} characters) is too long for "
-        "this file system; choose a shorter folder or file name (-o for the outputs of "
-        "segment and export).\n"
+        f"cytomask evaluate: error: the path {deep} (4247 bytes) is too long for this file "
+        "system; choose a shorter folder or file name.\n"
+    )
+    monkeypatch.setattr("napari_cytomask.cli._train", too_long(f"models/{name}"))
+    assert main(["train", "--images", "a.tif", "--masks", "b.tif", "-o", name]) == 1
+    assert capsys.readouterr().err == (
+        f"cytomask train: error: the name {name} would have 268 bytes, 13 more than the 255 "
+        "a file name may have; choose a name at least 13 bytes shorter.\n"
     )
 
 

@@ -1525,16 +1525,24 @@ def _from_source(info: dict, path: Path, shape: tuple[int, ...], record: str) ->
     return found
 
 
-def _error_text(err: BaseException) -> str:
-    """An error as the command says it: a path too long for the file system (a deep
-    folder's results beside it, say) in words, with what to do, instead of its errno."""
+def _error_text(err: BaseException, command: str) -> str:
+    """An error as ``command`` says it: a name or a path too long for the file system (a
+    deep folder's results beside it, say) in words, with what to do, instead of its errno.
+    Both limits are in bytes: a letter such as é takes two."""
     import errno
 
+    from .io.atomic import too_long
+
     if isinstance(err, OSError) and err.errno == errno.ENAMETOOLONG and err.filename:
-        path = str(err.filename)
+        path = Path(os.fsdecode(err.filename))
+        for name in path.parts:
+            why = too_long(name)
+            if why:
+                return f"the name {name} {why}."
+        elsewhere = " (-o puts the results in another)" if command == "segment" else ""
         return (
-            f"the path {path} ({len(path)} characters) is too long for this file system; "
-            "choose a shorter folder or file name (-o for the outputs of segment and export)."
+            f"the path {path} ({len(os.fsencode(path))} bytes) is too long for this file "
+            f"system; choose a shorter folder{elsewhere} or file name."
         )
     return one_line(err)
 
@@ -1585,7 +1593,8 @@ def main(argv: list[str] | None = None) -> int:
     # The plugin's own errors (checkpoint, labels, TIFF, preset, batch) are ValueErrors;
     # a diverging training run is a FloatingPointError.
     except (UserError, ValueError, OSError, FloatingPointError) as err:
-        print(f"cytomask {args.command}: error: {_error_text(err)}", file=sys.stderr)
+        print(f"cytomask {args.command}: error: {_error_text(err, args.command)}",
+              file=sys.stderr)  # fmt: skip
         return EXIT_USER_ERROR
     except (MemoryError, RuntimeError) as err:
         if not out_of_memory(err):
