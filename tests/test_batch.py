@@ -509,6 +509,33 @@ def test_a_record_whose_labels_were_deleted_is_not_finished(tmp_path):
         assert not job.finished()
 
 
+def test_a_store_is_another_formats_labels_unless_the_run_would_make_one_too(tmp_path):
+    """segment --format ome-tiff (or tiff) after --format ome-zarr wrote nothing and said
+    the input was "already segmented with these settings; skipped", though no TIFF was
+    there: any OME-Zarr store was taken for that of an image too large to process whole,
+    which every format writes so. A change of format is refused as tiff to ome-tiff is."""
+    source = tmp_path / "scan.tif"
+    tifffile.imwrite(source, np.zeros((8, 8), np.uint8))
+    preset = Preset(unet=UNetStep(model=str(tmp_path / "model.safetensors")))
+    zarr = batch.Options(fmt="ome-zarr")
+    (job,), _ = batch.plan([source], preset, None, zarr)
+    job.labels.mkdir()  # the store
+    made = {"preset": preset.to_dict(), "output": job.labels.name, "shape": [8, 8]}
+    job.record.write_text(json.dumps(made))
+    assert batch.plan([source], preset, None, zarr) == ([], [job])
+    for fmt, suffix in (("ome-tiff", ".ome.tif"), ("tiff", ".tif")):
+        with pytest.raises(batch.BatchError) as refused:
+            batch.plan([source], preset, None, batch.Options(fmt=fmt))
+        assert str(refused.value) == (
+            f"{job.record} describes scan_unet_cells.ome.zarr, made in another format; pass "
+            f"--overwrite to make scan_unet_cells{suffix} instead (the record will then "
+            "describe it), or choose another --output-dir."
+        )
+    # Frames larger than chunk-wise processing starts at: a TIFF run makes the store too.
+    todo, done = batch.plan([source], preset, None, batch.Options(chunked_above=63))
+    assert not todo and [d.record for d in done] == [job.record]
+
+
 def _segment_into(out, unet_file):
     """``cytomask segment INPUT -o out [more]`` of a small image: ``run(INPUT, *more)``."""
 

@@ -127,6 +127,13 @@ class Job:
         stem = self.record.name.removesuffix(".json")
         return self.record.with_name(stem + FORMATS["ome-zarr"].suffix)
 
+    def output(self, options: Options, shape: Sequence[int]) -> Path:
+        """Where the labels of an image of ``shape`` go: chunk-wise into an OME-Zarr store
+        in that format or when its frames are larger than ``options.chunked_above``, else
+        into a file of ``options.fmt``."""
+        chunked = FORMATS[options.fmt].chunked or shape[-2] * shape[-1] > options.chunked_above
+        return self.chunked_labels() if chunked else self.labels
+
     def finished(self, made: dict | None = None) -> bool:
         """Whether an earlier run finished this job: its provenance exists (``made``, when
         already read; empty when there is none), and so do the labels it names, in this
@@ -230,11 +237,14 @@ def plan(
                     f"{job.record} was made with other settings ({', '.join(changed)}); pass "
                     "--overwrite to redo it, or choose another --output-dir."
                 )
-            if output.exists() and output not in (job.labels, job.chunked_labels()):
+            # Labels in another format than asked for: this run's only if it would make
+            # them too (an OME-Zarr store, for an image it would process chunk-wise).
+            wanted = job.output(options, made["shape"]) if output != job.labels else output
+            if output.exists() and output != wanted:
                 # Its record would describe the new file and no longer the one it made.
                 raise BatchError(
                     f"{job.record} describes {output.name}, made in another format; pass "
-                    f"--overwrite to make {job.labels.name} instead (the record will then "
+                    f"--overwrite to make {wanted.name} instead (the record will then "
                     "describe it), or choose another --output-dir."
                 )
             done.append(job)
@@ -301,14 +311,14 @@ def process(
         # needs to hear what the file holds and how to save it instead.
         raise BatchError(_values_on_last_axis(job.source, channels[0])) from None
     shape = tuple(channels[0].shape)
-    chunked = FORMATS[options.fmt].chunked or shape[-2] * shape[-1] > options.chunked_above
     pixel = scan.pixel_size_um
     # Its record is written before the labels are in place, and again once they are: a run
     # stopped in between leaves a record of unfinished labels, redone by the next run, not
     # labels without a record, which it would take for the user's own file and refuse to
     # replace.
     earlier = job.record.read_bytes() if job.record.is_file() else None
-    output = job.chunked_labels() if chunked else job.labels
+    output = job.output(options, shape)
+    chunked = output == job.chunked_labels()
     # Made again in another format: the old labels would outlive their record. Those of a
     # run stopped before it removed them are named in its record.
     replaced = [
