@@ -534,6 +534,11 @@ def test_a_store_is_another_formats_labels_unless_the_run_would_make_one_too(tmp
     # Frames larger than chunk-wise processing starts at: a TIFF run makes the store too.
     todo, done = batch.plan([source], preset, None, batch.Options(chunked_above=63))
     assert not todo and [d.record for d in done] == [job.record]
+    # A record edited by hand, without the image's shape: the format asked for decides.
+    job.record.write_text(json.dumps({k: v for k, v in made.items() if k != "shape"}))
+    assert batch.plan([source], preset, None, zarr) == ([], [job])
+    with pytest.raises(batch.BatchError, match="made in another format"):
+        batch.plan([source], preset, None, batch.Options(fmt="tiff"))
 
 
 def _segment_into(out, unet_file):

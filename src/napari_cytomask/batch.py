@@ -238,8 +238,10 @@ def plan(
                     "--overwrite to redo it, or choose another --output-dir."
                 )
             # Labels in another format than asked for: this run's only if it would make
-            # them too (an OME-Zarr store, for an image it would process chunk-wise).
-            wanted = job.output(options, made["shape"]) if output != job.labels else output
+            # them too (an OME-Zarr store, for an image it would process chunk-wise). A record
+            # without the image's shape (edited by hand) leaves it to the format asked for.
+            shape = made.get("shape") or (0, 0)
+            wanted = job.output(options, shape) if output != job.labels else output
             if output.exists() and output != wanted:
                 # Its record would describe the new file and no longer the one it made.
                 raise BatchError(
