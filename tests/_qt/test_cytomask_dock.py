@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -1209,6 +1210,30 @@ def test_a_long_step_says_how_long_it_has_left(qtbot, monkeypatch):
     assert controls.status.text() == "Predicting tiles: 30 of 1000"
 
 
+def _thresholds(dock) -> tuple:
+    unet = dock.unet
+    return (
+        round(unet.interior_threshold.value(), 3),
+        round(unet.foreground_threshold.value(), 3),
+        unet.min_size.value(),
+    )
+
+
+def _save_tiny_unet(path, tiny_unet, **postprocess):
+    """Write a tiny U-Net checkpoint to ``path``, with the thresholds ``postprocess``
+    records (as ``cytomask tune`` does); the file's time of change moves on."""
+    from napari_cytomask.models.checkpoint import describe, save_checkpoint
+    from napari_cytomask.models.unet import UNetConfig, build_model
+
+    before = path.stat().st_mtime_ns if path.exists() else 0
+    config = UNetConfig(**tiny_unet, tile_size=64)
+    model, _ = build_model(config)
+    extra = {"postprocess": postprocess} if postprocess else {}
+    save_checkpoint(path, model, describe(config, **extra))
+    os.utime(path, ns=(before + 10**9, before + 10**9))
+    return path
+
+
 def test_remembered_thresholds_of_a_model_that_is_gone_are_not_given_to_another(
     make_napari_viewer_proxy, settings, unet_checkpoint
 ):
@@ -1216,22 +1241,109 @@ def test_remembered_thresholds_of_a_model_that_is_gone_are_not_given_to_another(
     since (0.5, 0.5, 30 px, not its own 0.95 and 570 px), and outlined blobs on DIC."""
     viewer = make_napari_viewer_proxy()
     mine = unet_checkpoint(tile_size=64)
-    settings.beginGroup(GROUP)
-    for key, value in (("unet/model", str(mine)), ("unet/interior_threshold", 0.3),
-                       ("unet/foreground_threshold", 0.4), ("unet/min_size", 30)):  # fmt: skip
-        settings.setValue(key, value)
-    settings.endGroup()
     dock = CytomaskDock(viewer, settings=settings)
+    dock.unet.checkpoint.set_model(mine)
+    dock.unet.interior_threshold.setValue(0.3)
+    dock.unet.foreground_threshold.setValue(0.4)
+    dock.unet.min_size.setValue(30)
+    dock.save_settings()
+    dock.close()
+    dock = CytomaskDock(viewer, settings=QSettings(settings.fileName(), settings.format()))
     assert dock.unet.checkpoint.key() == str(mine)
-    shown = (dock.unet.interior_threshold.value(), dock.unet.foreground_threshold.value())
-    assert shown == pytest.approx((0.3, 0.4)) and dock.unet.min_size.value() == 30
+    assert _thresholds(dock) == (0.3, 0.4, 30)
     dock.close()
 
     mine.unlink()
     dock = CytomaskDock(viewer, settings=QSettings(settings.fileName(), settings.format()))
     assert dock.unet.checkpoint.key() == STARTER
-    shown = (dock.unet.interior_threshold.value(), dock.unet.foreground_threshold.value())
-    assert shown == pytest.approx((0.5, 0.95)) and dock.unet.min_size.value() == 570
+    assert _thresholds(dock) == (0.5, 0.95, 570)
+
+
+def test_thresholds_follow_the_checkpoint_unless_typed_for_that_file(
+    make_napari_viewer_proxy, settings, tiny_unet, model_folder
+):
+    """A model without recorded thresholds showed 0.5, 0.5 and 0 px, which were stored as
+    if chosen; after `cytomask tune` recorded 0.6, 0.95 and 618 px in its file, the next
+    session showed 0.6, 0.5 and 0 px, and segmented and saved presets with them."""
+    viewer = make_napari_viewer_proxy()
+    model_folder.mkdir()
+    mine = _save_tiny_unet(model_folder / "mine.safetensors", tiny_unet)
+
+    def session():
+        store = QSettings(settings.fileName(), settings.format())
+        return CytomaskDock(viewer, settings=store)
+
+    dock = session()
+    dock.unet.checkpoint.refresh()
+    dock.unet.checkpoint.set_model(str(mine))
+    assert _thresholds(dock) == (0.5, 0.5, 0)  # the model's own: not a choice
+    dock.save_settings()
+    _save_tiny_unet(mine, tiny_unet, interior_threshold=0.95, foreground_threshold=0.6,
+                    min_size=618)  # fmt: skip
+    dock = session()
+    assert dock.unet.checkpoint.key() == str(mine)
+    assert _thresholds(dock) == (0.95, 0.6, 618)
+    assert dock.preset().unet.interior_threshold == pytest.approx(0.95)
+    assert dock.preset().unet.min_size == 618
+
+    # Typed for this file, they come back while the file stays as it is.
+    dock.unet.interior_threshold.setValue(0.7)
+    dock.save_settings()
+    dock = session()
+    assert _thresholds(dock) == (0.7, 0.6, 618)
+    # Tuned again (or replaced), the file shows its own, and the dock says why.
+    _save_tiny_unet(mine, tiny_unet, interior_threshold=0.9, foreground_threshold=0.55,
+                    min_size=500)  # fmt: skip
+    dock = session()
+    assert _thresholds(dock) == (0.9, 0.55, 500)
+    assert "changed since its thresholds were set" in dock.unet.status.text()
+    # Typed back to the model's own, nothing is left to remember.
+    dock.unet.interior_threshold.setValue(0.8)
+    dock.save_settings()
+    dock.unet.interior_threshold.setValue(0.9)
+    dock.save_settings()
+    store = QSettings(settings.fileName(), settings.format())
+    store.beginGroup(GROUP)
+    assert store.value("unet/model_settings") is None
+
+
+def test_thresholds_of_one_model_are_not_given_to_another_by_a_second_window(
+    make_napari_viewer_proxy, settings, tiny_unet, model_folder
+):
+    """Two napari windows: one picked a tuned model, the other, still on the starter
+    model, nudged its interior threshold; the next session showed the tuned model with
+    the starter's threshold."""
+    viewer = make_napari_viewer_proxy()
+    model_folder.mkdir()
+    tuned = {"interior_threshold": 0.95, "foreground_threshold": 0.6, "min_size": 300}
+    mine = _save_tiny_unet(model_folder / "mine.safetensors", tiny_unet, **tuned)
+    first = CytomaskDock(viewer, settings=settings)
+    second = CytomaskDock(viewer, settings=QSettings(settings.fileName(), settings.format()))
+    first.unet.checkpoint.refresh()
+    first.unet.checkpoint.set_model(str(mine))
+    first.save_settings()
+    second.unet.interior_threshold.setValue(0.7)
+    second.save_settings()
+    again = CytomaskDock(viewer, settings=QSettings(settings.fileName(), settings.format()))
+    assert again.unet.checkpoint.key() == str(mine)
+    assert _thresholds(again) == (0.95, 0.6, 300)
+
+
+def test_thresholds_stored_apart_from_their_model_file_are_not_shown(
+    make_napari_viewer_proxy, settings
+):
+    """Thresholds an older version stored by name, without the model file they were set
+    for, are not known to belong to the model shown: its own are shown, and they go."""
+    settings.beginGroup(GROUP)
+    for key, value in (("unet/model", STARTER), ("unet/interior_threshold", 0.3),
+                       ("unet/foreground_threshold", 0.4), ("unet/min_size", 30)):  # fmt: skip
+        settings.setValue(key, value)
+    settings.endGroup()
+    dock = CytomaskDock(make_napari_viewer_proxy(), settings=settings)
+    assert _thresholds(dock) == (0.5, 0.95, 570)
+    store = QSettings(settings.fileName(), settings.format())
+    store.beginGroup(GROUP)
+    assert store.allKeys() == ["unet/model"]
 
 
 def test_step_2_runs_with_one_button_name_for_every_method(make_napari_viewer_proxy, settings):

@@ -4,11 +4,14 @@ Each step widget says which of its controls are settings with
 ``settings_controls() -> {parameter name: control}``; layer pickers are never
 among them (layers change with every scan). Values are stored under
 ``"<step>/<parameter name>"``, so adding a control, opening other layers or a
-file dialog cannot move a value into another control.
+file dialog cannot move a value into another control. A step's ``MODEL_SETTINGS``
+belong to its model's file: they are stored together, with that file, under
+``"<step>/model_settings"`` (see ``typed_model_settings`` of the U-Net step).
 """
 
 from __future__ import annotations
 
+import json
 import math
 
 from qtpy.QtCore import QSettings
@@ -16,6 +19,8 @@ from qtpy.QtWidgets import QCheckBox, QComboBox, QLineEdit, QWidget
 
 #: Group of the settings store that holds the values by name.
 GROUP = "by-name"
+#: Name of the entry that holds a step's ``MODEL_SETTINGS`` typed for its model's file.
+MODEL_ENTRY = "model_settings"
 
 
 def value_of(control: QWidget):
@@ -100,10 +105,11 @@ class StepSettings:
         #: store keep each other's changes, and the store holds the latest edit of each
         #: (a value edited back to what this dock saved before, after another dock saved
         #: another, is written again).
-        self._stored = dict(self.defaults)
+        self._stored = self._shown()
         self._edited: set[str] = set()
         for key, control in self.controls().items():
-            changed_signal(control).connect(lambda *_, key=key: self._edited.add(key))
+            entry = self._entry(key)
+            changed_signal(control).connect(lambda *_, entry=entry: self._edited.add(entry))
 
     def controls(self) -> dict[str, QWidget]:
         """Every remembered control by ``"<step>/<parameter name>"``."""
@@ -112,6 +118,27 @@ class StepSettings:
             for step, widget in self.steps.items()
             for name, control in widget.settings_controls().items()
         }
+
+    def _entry(self, key: str) -> str:
+        """The store's entry that holds the control of ``key``: its own, or its step's
+        ``MODEL_ENTRY`` for a model setting."""
+        step, name = key.split("/", 1)
+        if name in getattr(self.steps[step], "MODEL_SETTINGS", ()):
+            return f"{step}/{MODEL_ENTRY}"
+        return key
+
+    def _shown(self) -> dict:
+        """The value of every entry as the controls show it (a step's ``MODEL_ENTRY``: the
+        model settings typed for its model's file as JSON, ``None`` when they are the
+        model's own)."""
+        shown = {key: value_of(c) for key, c in self.controls().items() if self._entry(key) == key}
+        for step, widget in self.steps.items():
+            if getattr(widget, "MODEL_SETTINGS", ()):
+                typed = widget.typed_model_settings()
+                shown[f"{step}/{MODEL_ENTRY}"] = (
+                    None if typed is None else json.dumps(typed, sort_keys=True)
+                )
+        return shown
 
     def save(self) -> bool:
         """Store the values changed or edited since the last save, restore or reset.
@@ -122,11 +149,13 @@ class StepSettings:
             Whether the store could be written (not a read-only or missing folder).
         """
         self.store.beginGroup(GROUP)
-        for key, control in self.controls().items():
-            value = value_of(control)
+        for key, value in self._shown().items():
             if value != self._stored.get(key) or key in self._edited:
                 # Kept by the store until it can be written (its next successful sync).
-                self.store.setValue(key, value)
+                if value is None:
+                    self.store.remove(key)
+                else:
+                    self.store.setValue(key, value)
                 self._stored[key] = value
         self._edited.clear()
         self.store.endGroup()
@@ -136,9 +165,8 @@ class StepSettings:
     def restore(self) -> list[str]:
         """Show the stored values; names without a stored value keep theirs.
 
-        A step's ``MODEL_SETTINGS`` (after its ``model`` in ``settings_controls()``) were
-        chosen for the stored model: when that model is gone, the model shown now keeps
-        its own.
+        A step's ``MODEL_SETTINGS`` are shown by its ``use_typed_model_settings``, which
+        keeps those of the model shown unless they were typed for its file as it is now.
 
         Returns
         -------
@@ -149,27 +177,34 @@ class StepSettings:
         """
         self.store.beginGroup(GROUP)
         stored = {key: self.store.value(key) for key in self.store.allKeys()}
-        model_kept: dict[str, bool] = {}
         unreadable = []
         for key, control in self.controls().items():
             value = stored.get(key)
-            step, name = key.split("/", 1)
-            if value is None or (
-                name in getattr(self.steps[step], "MODEL_SETTINGS", ())
-                and not model_kept.get(step, True)
-            ):
+            if value is None:
+                continue
+            if self._entry(key) != key:
+                # Stored apart from the model's file by older versions: not known to have
+                # been chosen for the model shown.
+                self.store.remove(key)
                 continue
             try:
                 set_value(control, value)
             except ValueError:
                 unreadable.append(f"{key} ({value!r})")
                 self.store.remove(key)
+        for step, widget in self.steps.items():
+            key = f"{step}/{MODEL_ENTRY}"
+            value = stored.get(key)
+            if value is None or not getattr(widget, "MODEL_SETTINGS", ()):
                 continue
-            if name == "model":
-                model_kept[step] = value_of(control) == value
+            try:
+                widget.use_typed_model_settings(json.loads(str(value)))
+            except ValueError:
+                unreadable.append(f"{key} ({value!r})")
+                self.store.remove(key)
         self.store.endGroup()
         self.store.sync()
-        self._stored = {key: value_of(c) for key, c in self.controls().items()}
+        self._stored = self._shown()
         self._edited.clear()  # shown from the store, not edited
         return unreadable
 
@@ -183,5 +218,5 @@ class StepSettings:
             set_value(control, self.defaults[key])
         self.store.clear()
         self.store.sync()
-        self._stored = dict(self.defaults)
+        self._stored = self._shown()
         self._edited.clear()

@@ -97,6 +97,7 @@ from ._live import (
     typed_path,
 )
 from ._plot import PlotCanvas
+from ._settings import set_value
 
 ENCODERS = ("resnet18", "resnet34", "resnet50", "efficientnet-b0", "efficientnet-b3")
 #: Training settings that fit the device: minutes on a CPU, the full recipe on a GPU.
@@ -302,14 +303,14 @@ class _ModelPicker(QWidget):
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.combo, 1)
         row.addWidget(browse)
-        self._stamp: int | None = None  # the selected model file's time of change
+        self.stamp: int | None = None  # the selected model file's time of change
         self.combo.currentIndexChanged.connect(self._selected)
         self.combo.currentIndexChanged.connect(self._tip)
         self.refresh()
 
     def _selected(self, _index=None) -> None:
         key = self.value()
-        self._stamp = _stamp(key) if key else None
+        self.stamp = _stamp(key) if key else None
         self.valueChanged.emit(key)
 
     def _tip(self, *_) -> None:
@@ -329,7 +330,7 @@ class _ModelPicker(QWidget):
         selected model, unless its file changed since it was selected: trained again
         elsewhere (its new thresholds are shown), or deleted (which is said)."""
         key = self.key()
-        if key is not None and _stamp(key) != self._stamp:
+        if key is not None and _stamp(key) != self.stamp:
             self.combo.currentIndexChanged.emit(self.combo.currentIndex())
         self.refresh(said_again=False)
 
@@ -441,7 +442,8 @@ class UNetSegmentWidget(StepWidget, QWidget):
 
     #: Emitted with the cells Labels layer when a run has finished.
     segmented = Signal(object)
-    #: Remembered settings chosen for the remembered model (see ``StepSettings.restore``).
+    #: Settings the selected model recommends, remembered only when typed for its file
+    #: (see :meth:`typed_model_settings`).
     MODEL_SETTINGS = ("interior_threshold", "foreground_threshold", "min_size")
 
     def __init__(self, napari_viewer: napari.viewer.Viewer):
@@ -513,6 +515,8 @@ class UNetSegmentWidget(StepWidget, QWidget):
         self.scale_note.setWordWrap(True)
         self.scale_note.hide()
         self._learnt: tuple[float, float] | None = None  # the selected model's pixel size
+        #: The MODEL_SETTINGS the selected model recommends, as the boxes show them.
+        self._recommended: dict | None = None
         self.pixels.changed.connect(self._show_scale_note)
         self.interior_threshold = number_box(
             0.001,
@@ -634,7 +638,7 @@ class UNetSegmentWidget(StepWidget, QWidget):
 
     def _use_model_settings(self) -> None:
         """Show the post-processing settings the selected model recommends."""
-        self._learnt = None
+        self._learnt = self._recommended = None
         self._show_scale_note()
         if self.checkpoint.key() is None:
             self.status.setText(
@@ -660,8 +664,45 @@ class UNetSegmentWidget(StepWidget, QWidget):
         self.interior_threshold.setValue(settings["interior_threshold"])
         self.foreground_threshold.setValue(settings["foreground_threshold"])
         self.min_size.setValue(int(settings["min_size"]))
+        self._recommended = self._model_settings()
         if self.status.text().startswith("No U-Net model yet"):
             self.status.setText("")
+
+    def _model_settings(self) -> dict:
+        """The MODEL_SETTINGS shown, by name."""
+        return {name: getattr(self, name).value() for name in self.MODEL_SETTINGS}
+
+    def typed_model_settings(self) -> dict | None:
+        """The MODEL_SETTINGS typed for the selected model, with its key and the state of
+        its file (``"model"``, ``"file"``); ``None`` when they are those the model records."""
+        shown = self._model_settings()
+        if self._recommended is None or shown == self._recommended:
+            return None
+        return {"model": self.checkpoint.key(), "file": self.checkpoint.stamp, **shown}
+
+    def use_typed_model_settings(self, typed: dict) -> None:
+        """Show MODEL_SETTINGS typed before (as :meth:`typed_model_settings` gave them) when
+        they were typed for the selected model's file as it is now. A file changed since
+        (tuned, trained again or replaced) keeps the thresholds it records, which is said.
+
+        Raises
+        ------
+        ValueError
+            When ``typed`` does not hold them as numbers.
+        """
+        if not isinstance(typed, dict) or not set(self.MODEL_SETTINGS) <= typed.keys():
+            raise ValueError(f"{typed!r} does not hold {', '.join(self.MODEL_SETTINGS)}")
+        if typed.get("model") != self.checkpoint.key():
+            return
+        if typed.get("file") != self.checkpoint.stamp:
+            self.status.setText(
+                f"Model '{self.checkpoint.combo.currentText()}' changed since its thresholds "
+                "were set here (tuned or trained again): it shows the thresholds it records "
+                "now."
+            )
+            return
+        for name in self.MODEL_SETTINGS:
+            set_value(getattr(self, name), typed[name])
 
     def _use_trained(self, checkpoint: Path) -> None:
         """A model trained here becomes the selected one, ready to segment."""
