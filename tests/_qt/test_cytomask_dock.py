@@ -1044,6 +1044,28 @@ def test_a_folder_chosen_for_export_is_remembered(
     assert again.export.folder.text() == str(chosen)
 
 
+def test_the_export_folder_suggested_beside_the_data_is_not_remembered(
+    make_napari_viewer_proxy, settings, tmp_path
+):
+    """The folder the dock suggests beside a scan was stored with the next change of any
+    other setting, and the next session exported another scan into that scan's folder."""
+    from napari_cytomask.io.layers import METADATA_KEY, RESULT_ROLE
+
+    viewer = make_napari_viewer_proxy()
+    dock = CytomaskDock(viewer, settings=settings)
+    (tmp_path / "scanA").mkdir()
+    (tmp_path / "scanA" / "scan.tif").write_bytes(b"")
+    record = {"role": RESULT_ROLE, "source": str(tmp_path / "scanA" / "scan.tif")}
+    viewer.add_labels(np.eye(8, dtype=np.uint8), name="cells", metadata={METADATA_KEY: record})
+    assert dock.export.folder.text() == str(tmp_path / "scanA")
+    dock.unet.overlap.setValue(80)  # any other setting
+    dock.save_settings()
+    store = QSettings(settings.fileName(), settings.format())
+    store.beginGroup(GROUP)
+    assert store.value("export/folder") is None
+    assert int(store.value("unet/overlap")) == 80
+
+
 def test_reset_waits_for_a_running_step_and_long_file_names_fit(
     make_napari_viewer_proxy, qtbot, settings, monkeypatch
 ):

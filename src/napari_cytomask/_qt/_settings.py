@@ -100,12 +100,10 @@ class StepSettings:
         self.store = settings
         self.steps = steps
         self.defaults = {key: value_of(c) for key, c in self.controls().items()}
-        #: The values as last stored or restored, and the names of those edited since:
-        #: saving writes those that differ or were edited only, so two docks sharing the
-        #: store keep each other's changes, and the store holds the latest edit of each
-        #: (a value edited back to what this dock saved before, after another dock saved
-        #: another, is written again).
-        self._stored = self._shown()
+        #: The entries edited since the last save, restore or reset: saving writes those
+        #: only, so two docks sharing the store keep each other's changes, the store holds
+        #: the latest edit of each, and a value a step shows with its signals blocked (a
+        #: suggestion, such as the export folder beside the data) is not remembered.
         self._edited: set[str] = set()
         for key, control in self.controls().items():
             entry = self._entry(key)
@@ -141,7 +139,7 @@ class StepSettings:
         return shown
 
     def save(self) -> bool:
-        """Store the values changed or edited since the last save, restore or reset.
+        """Store the values edited since the last save, restore or reset.
 
         Returns
         -------
@@ -149,14 +147,13 @@ class StepSettings:
             Whether the store could be written (not a read-only or missing folder).
         """
         self.store.beginGroup(GROUP)
-        for key, value in self._shown().items():
-            if value != self._stored.get(key) or key in self._edited:
-                # Kept by the store until it can be written (its next successful sync).
-                if value is None:
-                    self.store.remove(key)
-                else:
-                    self.store.setValue(key, value)
-                self._stored[key] = value
+        shown = self._shown()
+        for key in self._edited:
+            # Kept by the store until it can be written (its next successful sync).
+            if shown[key] is None:
+                self.store.remove(key)
+            else:
+                self.store.setValue(key, shown[key])
         self._edited.clear()
         self.store.endGroup()
         self.store.sync()
@@ -204,7 +201,6 @@ class StepSettings:
                 self.store.remove(key)
         self.store.endGroup()
         self.store.sync()
-        self._stored = self._shown()
         self._edited.clear()  # shown from the store, not edited
         return unreadable
 
@@ -218,5 +214,4 @@ class StepSettings:
             set_value(control, self.defaults[key])
         self.store.clear()
         self.store.sync()
-        self._stored = self._shown()
         self._edited.clear()
