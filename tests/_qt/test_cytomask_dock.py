@@ -1044,6 +1044,20 @@ def test_a_folder_chosen_for_export_is_remembered(
     assert again.export.folder.text() == str(chosen)
 
 
+def test_a_change_made_just_before_napari_closes_is_remembered(make_napari_viewer, settings):
+    """A value changed less than half a second before napari closed was lost: the dock
+    saved only once the edits paused."""
+    viewer = make_napari_viewer(show=True)
+    dock = CytomaskDock(viewer, settings=settings)
+    viewer.window.add_dock_widget(dock)
+    process_events()
+    dock.unet.overlap.setValue(200)
+    viewer.close()
+    store = QSettings(settings.fileName(), settings.format())
+    store.beginGroup(GROUP)
+    assert int(store.value("unet/overlap")) == 200
+
+
 def test_the_export_folder_suggested_beside_the_data_is_not_remembered(
     make_napari_viewer_proxy, settings, tmp_path
 ):

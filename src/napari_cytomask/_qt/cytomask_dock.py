@@ -232,6 +232,14 @@ class CytomaskDock(FitsTheScreen, QWidget):
         if self._restore_note:
             QTimer.singleShot(0, self._say_restore_note)
 
+    def hideEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        """Store the settings edited in the last moment before the dock goes (napari
+        closing, or the dock closed): the pause the save waits for would never end."""
+        super().hideEvent(event)
+        if self._save_timer.isActive():
+            self._save_timer.stop()
+            self.save_settings()
+
     def _say_restore_note(self) -> None:
         note, self._restore_note = self._restore_note, None
         if note:
