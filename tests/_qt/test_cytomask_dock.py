@@ -1293,6 +1293,8 @@ def test_remembered_thresholds_of_a_model_that_is_gone_are_not_given_to_another(
     dock = CytomaskDock(viewer, settings=QSettings(settings.fileName(), settings.format()))
     assert dock.unet.checkpoint.key() == STARTER
     assert _thresholds(dock) == (0.5, 0.95, 570)
+    # Said, not replaced by the starter model without a word.
+    assert f"unet/model ('{mine}')" in dock._restore_note
 
 
 def test_thresholds_follow_the_checkpoint_unless_typed_for_that_file(

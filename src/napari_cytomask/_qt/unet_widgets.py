@@ -7,6 +7,7 @@ notification).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
 import weakref
@@ -357,7 +358,8 @@ class _ModelPicker(QWidget):
         self.combo.blockSignals(False)
         if current is not None:
             self.combo.blockSignals(True)
-            self.setValue(current)  # a file deleted meanwhile is simply no longer listed
+            with contextlib.suppress(ValueError):  # a file deleted meanwhile: not listed
+                self.set_model(current)
             self.combo.blockSignals(False)
         if said_again or current is None or self.key() != current:
             self.combo.currentIndexChanged.emit(self.combo.currentIndex())
@@ -401,11 +403,10 @@ class _ModelPicker(QWidget):
         return self.key() or ""
 
     def setValue(self, key: str) -> None:
-        """Select a remembered model; one whose file is gone leaves the selection as it is."""
-        try:
-            self.set_model(key)
-        except ValueError:
-            pass
+        """Select a remembered model (:meth:`set_model`): one whose file is gone or cannot
+        be used raises ValueError and leaves the selection as it is, so that restoring the
+        settings says which model is shown instead of it."""
+        self.set_model(key)
 
     def key(self) -> str | None:
         """The selected model: ``"starter"`` or a checkpoint path; ``None`` without models."""
