@@ -1132,7 +1132,10 @@ def test_an_export_never_replaces_its_own_input(tmp_path, capsys):
     before = labels.read_bytes()
     assert main(["export", str(labels), "-o", str(tmp_path), "--overwrite"]) == 1
     err = capsys.readouterr().err
-    assert f"would replace {labels}, one of its input files; nothing was written" in err
+    assert (
+        f"would replace {labels}, a file that images or labels are read from; nothing was written"
+        in err
+    )
     assert "Choose another output folder" in err and "--overwrite" not in err
     assert labels.read_bytes() == before and sorted(tmp_path.iterdir()) == [labels]
 
@@ -1154,7 +1157,10 @@ def test_an_export_never_replaces_the_scan_a_result_was_made_from(tmp_path, caps
     named = [str(scan)] if scan_named else []
     argv = ["export", *named, str(tmp_path / "other" / "well1.tif"), "-o", str(scan.parent)]
     assert main([*argv, "--overwrite"]) == 1
-    assert f"would replace {scan}, one of its input files" in capsys.readouterr().err
+    assert (
+        f"would replace {scan}, a file that images or labels are read from"
+        in capsys.readouterr().err
+    )
     assert scan.read_bytes() == before and sorted(scan.parent.iterdir()) == [scan]
 
 

@@ -258,7 +258,9 @@ def test_the_file_a_layer_was_opened_from_is_never_replaced(
     panel.folder.setText(str(tmp_path))
     panel.export()
     qtbot.waitUntil(lambda: bool(errors), timeout=30_000)
-    assert f"the export would replace {path}, one of its input files" in errors[-1]
+    assert (
+        f"the export would replace {path}, a file that images or labels are read from" in errors[-1]
+    )
     assert path.read_bytes() == before and sorted(tmp_path.iterdir()) == [path]
 
 
@@ -289,7 +291,9 @@ def test_a_file_open_in_the_viewer_is_never_replaced(
     panel.export()
     qtbot.waitUntil(lambda: bool(errors) or "Wrote" in panel.status.text(), timeout=30_000)
     assert scan.read_bytes() == before and sorted((tmp_path / "data").iterdir()) == [scan]
-    assert f"the export would replace {scan}, one of its input files" in errors[-1]
+    assert (
+        f"the export would replace {scan}, a file that images or labels are read from" in errors[-1]
+    )
 
 
 def test_files_already_there_are_listed_by_name():

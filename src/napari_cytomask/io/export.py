@@ -866,8 +866,8 @@ def _plans(exports, folder, formats, objects_csv, coco_json, overwrite, inputs):
     own = [path for _, plan in plans for path in plan.files if one_of(path, inputs)]
     if own:
         raise ValueError(
-            f"the export would replace {own[0]}, one of its input files; nothing was written. "
-            "Choose another output folder."
+            f"the export would replace {own[0]}, a file that images or labels are read "
+            "from; nothing was written. Choose another output folder."
         )
     # Every check before the first file is written: no partial export.
     owner: dict[Path, int] = {}
