@@ -241,6 +241,26 @@ def test_unreadable_remembered_values_keep_their_defaults_and_are_said(
     assert not [n for n in notifications if "could not be read" in n]
 
 
+def test_a_settings_file_that_cannot_be_read_is_said_and_written_anew(
+    make_napari_viewer_proxy, tmp_path, notifications
+):
+    """A damaged settings file (binary junk) opened the dock with its defaults without a
+    word; the first change then warned that the settings could not be saved to a
+    read-only folder, though the file was written with it."""
+    # Not opened before in this process: Qt shares what it read of a file between stores.
+    path = tmp_path / "damaged.ini"
+    path.write_bytes(b"\x00\x01garbage[[[\n=\xff\xfe\n")
+    viewer = make_napari_viewer_proxy()
+    settings = QSettings(str(path), QSettings.Format.IniFormat)
+    dock = CytomaskDock(viewer, settings=settings)
+    assert "could not be read in full (it is damaged, or not a settings" in dock._restore_note
+    dock.unet.overlap.setValue(123)
+    dock.save_settings()
+    assert not [n for n in notifications if "could not be saved" in n]
+    again = CytomaskDock(viewer, settings=QSettings(settings.fileName(), settings.format()))
+    assert again.unet.overlap.value() == 123 and again._restore_note is None
+
+
 @pytest.mark.parametrize("method", ["unet", "sam2", "sam2_guided"])
 def test_a_new_dock_shows_the_panels_of_the_remembered_method_only(
     make_napari_viewer_proxy, settings, method

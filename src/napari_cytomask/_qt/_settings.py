@@ -98,6 +98,9 @@ class StepSettings:
 
     def __init__(self, settings: QSettings, steps: dict[str, QWidget]):
         self.store = settings
+        #: Whether :meth:`restore` could not read the store's file in full (damaged, or no
+        #: settings file): the values it could not read show their defaults.
+        self.damaged = False
         self.steps = steps
         self.defaults = {key: value_of(c) for key, c in self.controls().items()}
         #: The entries edited since the last save, restore or reset: saving writes those
@@ -144,7 +147,9 @@ class StepSettings:
         Returns
         -------
         bool
-            Whether the store could be written (not a read-only or missing folder).
+            Whether the store could be written (not a read-only or missing folder). A
+            file that could not be read (:attr:`damaged`) is written anew: Qt keeps saying
+            so after it is.
         """
         self.store.beginGroup(GROUP)
         shown = self._shown()
@@ -157,7 +162,7 @@ class StepSettings:
         self._edited.clear()
         self.store.endGroup()
         self.store.sync()
-        return self.store.status() == QSettings.Status.NoError
+        return self.store.status() != QSettings.Status.AccessError
 
     def restore(self) -> list[str]:
         """Show the stored values; names without a stored value keep theirs.
@@ -172,6 +177,10 @@ class StepSettings:
             shown (not a number where one is needed): it keeps its default, and is dropped
             from the store.
         """
+        # Qt reads the file's text when it is first asked for every key, and says then
+        # whether it could.
+        self.store.allKeys()
+        self.damaged = self.store.status() == QSettings.Status.FormatError
         self.store.beginGroup(GROUP)
         stored = {key: self.store.value(key) for key in self.store.allKeys()}
         unreadable = []

@@ -216,7 +216,14 @@ class CytomaskDock(FitsTheScreen, QWidget):
         unreadable = self.settings.restore()
         self.watershed.stop_preview()
         self._method_changed()
-        if unreadable:
+        if self.settings.damaged:
+            self._restore_note = (
+                f"The dock's settings file {self.settings.store.fileName()} could not be "
+                "read in full (it is damaged, or not a settings file): the settings it could "
+                "not read show their defaults, and the file is written anew with the settings "
+                "you change."
+            )
+        elif unreadable:
             self._restore_note = (
                 f"Remembered settings that could not be read, or are no longer offered, keep "
                 f"their defaults: "
