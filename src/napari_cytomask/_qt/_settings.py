@@ -42,8 +42,9 @@ def set_value(control: QWidget, stored) -> None:
     Raises
     ------
     ValueError
-        When a spin box or slider is given something that is not a finite number, or a
-        drop-down a choice it does not offer (a choice renamed since, a GPU not here).
+        When a spin box or slider is given something that is not a finite number or is
+        outside its range (a range narrowed since, a hand-edited file), or a drop-down a
+        choice it does not offer (a choice renamed since, a GPU not here).
     """
     if isinstance(control, QCheckBox):
         control.setChecked(stored in (True, "true", "1", 1))
@@ -62,15 +63,25 @@ def set_value(control: QWidget, stored) -> None:
         control.setText(str(stored))
     elif isinstance(control.value(), str):  # a composite control whose value is text
         control.setValue(str(stored))
-    else:  # spin boxes and sliders: keep the control's own number type, within its range
+    else:  # spin boxes and sliders: keep the control's own number type
         try:
             number = float(stored)
         except (TypeError, ValueError):
             number = math.nan
         if not math.isfinite(number):
             raise ValueError(f"{stored!r} is not a number")
-        number = min(max(number, control.minimum()), control.maximum())
+        if not control.minimum() <= number <= control.maximum():
+            raise ValueError(f"{stored!r} is outside {control.minimum()}–{control.maximum()}")
         control.setValue(type(control.value())(number))
+
+
+def label_of(control: QWidget) -> str:
+    """The name a user reads for a control: its row's, as screen readers say it (set on
+    the control or on its part that takes the focus), or a check box's own text."""
+    for part in (control, *control.findChildren(QWidget)):
+        if part.accessibleName():
+            return part.accessibleName()
+    return control.text() if isinstance(control, QCheckBox) else ""
 
 
 def changed_signal(control: QWidget):
@@ -94,10 +105,14 @@ class StepSettings:
         The store.
     steps
         ``{step name: widget}``; each widget has ``settings_controls()``.
+    titles
+        ``{step name: title}``: where the user finds a step's settings, for the names of
+        those that :meth:`restore` could not show.
     """
 
-    def __init__(self, settings: QSettings, steps: dict[str, QWidget]):
+    def __init__(self, settings: QSettings, steps: dict[str, QWidget], titles: dict[str, str]):
         self.store = settings
+        self.titles = titles
         #: Whether :meth:`restore` could not read the store's file in full (damaged, or no
         #: settings file): the values it could not read show their defaults.
         self.damaged = False
@@ -127,6 +142,9 @@ class StepSettings:
         if name in getattr(self.steps[step], "MODEL_SETTINGS", ()):
             return f"{step}/{MODEL_ENTRY}"
         return key
+
+    def _title(self, key: str) -> str:
+        return self.titles[key.split("/", 1)[0]]
 
     def _shown(self) -> dict:
         """The value of every entry as the controls show it (a step's ``MODEL_ENTRY``: the
@@ -173,9 +191,9 @@ class StepSettings:
         Returns
         -------
         list of str
-            ``"<step>/<name> (<stored value>)"`` of each stored value that could not be
-            shown (not a number where one is needed): it keeps its default, and is dropped
-            from the store.
+            ``"<step title> > <control's label> (<stored value>)"`` of each stored value
+            that could not be shown (not a number where one is needed, out of range, a
+            model file gone): it keeps its default, and is dropped from the store.
         """
         # Qt reads the file's text when it is first asked for every key, and says then
         # whether it could.
@@ -196,7 +214,7 @@ class StepSettings:
             try:
                 set_value(control, value)
             except ValueError:
-                unreadable.append(f"{key} ({value!r})")
+                unreadable.append(f"{self._title(key)} > {label_of(control)} ({value!r})")
                 self.store.remove(key)
         for step, widget in self.steps.items():
             key = f"{step}/{MODEL_ENTRY}"
@@ -206,7 +224,7 @@ class StepSettings:
             try:
                 widget.use_typed_model_settings(json.loads(str(value)))
             except ValueError:
-                unreadable.append(f"{key} ({value!r})")
+                unreadable.append(f"{self._title(key)} > model thresholds ({value!r})")
                 self.store.remove(key)
         self.store.endGroup()
         self.store.sync()

@@ -102,6 +102,7 @@ class CytomaskDock(FitsTheScreen, QWidget):
         method_row = QHBoxLayout()
         method_label = QLabel("Method")
         method_label.setBuddy(self.method)
+        self.method.setAccessibleName("Method")
         method_row.addWidget(method_label)
         method_row.addWidget(self.method, 1)
         method_row.addWidget(self.save_preset_button)
@@ -168,6 +169,15 @@ class CytomaskDock(FitsTheScreen, QWidget):
                 "metrics": self.metrics,
                 "export": self.export,
             },
+            {
+                "dock": "2 Segment",
+                "unet": "2 Segment (U-Net)",
+                "train": "2 Segment > Train a model",
+                "sam2": "2 Segment (SAM2)",
+                "watershed": "3 Split",
+                "metrics": "4 Check",
+                "export": "5 Export",
+            },
         )
         self._unsaved_said = False
         self._restore_note: str | None = None
@@ -225,8 +235,8 @@ class CytomaskDock(FitsTheScreen, QWidget):
             )
         elif unreadable:
             self._restore_note = (
-                f"Remembered settings that could not be read, or are no longer offered, keep "
-                f"their defaults: "
+                f"Remembered settings that could not be read, are out of range, or are no "
+                f"longer offered, keep their defaults: "
                 f"{', '.join(unreadable)} (from {self.settings.store.fileName()})."
             )
             if self.isVisible():
