@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tifffile
 import torch  # import order matters, see above
 import torchvision  # noqa: F401
 
@@ -161,5 +162,24 @@ def unet_checkpoint(tmp_path_factory, tiny_unet):
             model, _ = build_model(config)
         path = tmp_path_factory.mktemp("models") / "tiny.safetensors"
         return save_checkpoint(path, model, describe(config))
+
+    return make
+
+
+@pytest.fixture
+def scan_and_mask(tmp_path):
+    """A scan ``data/well1.tif`` and a mask of the same name in another folder:
+    ``make(mask_folder) -> (scan, mask)``, as a lab drive keeps them."""
+
+    def make(mask_folder: str) -> tuple[Path, Path]:
+        scan = tmp_path / "data" / "well1.tif"
+        mask = tmp_path / mask_folder / "well1.tif"
+        scan.parent.mkdir()
+        mask.parent.mkdir()
+        tifffile.imwrite(scan, np.random.default_rng(0).integers(1, 4000, (32, 32), np.uint16))
+        labels = np.zeros((32, 32), np.uint16)
+        labels[4:12, 4:12], labels[20:28, 18:30] = 1, 2
+        tifffile.imwrite(mask, labels)
+        return scan, mask
 
     return make

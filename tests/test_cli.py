@@ -1141,21 +1141,17 @@ def test_an_export_never_replaces_its_own_input(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("scan_named", [True, False], ids=["scan-named", "result-only"])
-def test_an_export_never_replaces_the_scan_a_result_was_made_from(tmp_path, capsys, scan_named):
+def test_an_export_never_replaces_the_scan_a_result_was_made_from(
+    tmp_path, capsys, scan_and_mask, scan_named
+):
     """other/well1.tif, a result of data/well1.tif, exported into data/ with --overwrite was
     written over the scan, whether the scan was named (and left out) or not."""
-    (tmp_path / "data").mkdir()
-    (tmp_path / "other").mkdir()
-    scan = tmp_path / "data" / "well1.tif"
-    tifffile.imwrite(scan, np.random.default_rng(0).integers(1, 4000, (32, 32), np.uint16))
-    labels = np.zeros((32, 32), np.uint16)
-    labels[4:12, 4:12], labels[20:28, 18:30] = 1, 2
-    tifffile.imwrite(tmp_path / "other" / "well1.tif", labels)
+    scan, result = scan_and_mask("other")
     record = {"source": str(scan), "output": "well1.tif", "preset": {"method": "unet"}}
     (tmp_path / "other" / "well1.json").write_text(json.dumps(record))
     before = scan.read_bytes()
     named = [str(scan)] if scan_named else []
-    argv = ["export", *named, str(tmp_path / "other" / "well1.tif"), "-o", str(scan.parent)]
+    argv = ["export", *named, str(result), "-o", str(scan.parent)]
     assert main([*argv, "--overwrite"]) == 1
     assert (
         f"would replace {scan}, a file that images or labels are read from"

@@ -266,24 +266,18 @@ def test_the_file_a_layer_was_opened_from_is_never_replaced(
 
 @pytest.mark.parametrize("reader", ["napari-cytomask", "napari"])
 def test_a_file_open_in_the_viewer_is_never_replaced(
-    make_napari_viewer_proxy, qtbot, tmp_path, monkeypatch, reader
+    make_napari_viewer_proxy, qtbot, tmp_path, monkeypatch, scan_and_mask, reader
 ):
     """A mask gt/well1.tif (layer 'well1 [1]') exported into data/ is well1.tif: answered
     Yes, the overwrite question replaced the scan data/well1.tif open beside it."""
     errors = []
     monkeypatch.setattr("napari_cytomask._qt._live.show_error", errors.append)
     monkeypatch.setattr(export_panel, "ask_yes_no", lambda *a: True)
-    (tmp_path / "data").mkdir()
-    (tmp_path / "gt").mkdir()
-    scan = tmp_path / "data" / "well1.tif"
-    tifffile.imwrite(scan, np.random.default_rng(0).integers(1, 4000, (32, 32), np.uint16))
-    labels = np.zeros((32, 32), np.uint16)
-    labels[4:12, 4:12], labels[20:28, 18:30] = 1, 2
-    tifffile.imwrite(tmp_path / "gt" / "well1.tif", labels)
+    scan, mask = scan_and_mask("gt")
     before = scan.read_bytes()
     viewer = make_napari_viewer_proxy()
     viewer.open(str(scan), plugin=reader)  # napari's reader records no source of its own
-    viewer.open(str(tmp_path / "gt" / "well1.tif"), plugin="napari-cytomask")
+    viewer.open(str(mask), plugin="napari-cytomask")
     panel = ExportPanel(viewer)
     assert panel.layer_list.item(0).text() == "well1 [1]"
     panel.layer_list.item(0).setCheckState(Qt.CheckState.Checked)  # a mask: unticked at first
