@@ -37,7 +37,8 @@ def _paths(path: PathOrPaths) -> list[str]:
 def _read(path: PathOrPaths) -> list[LayerData]:
     """A file's layers, or a list of TIFFs as one stack: npe2 gives a reader a list only
     for napari's *Open Files as Stack* (otherwise one path at a time). An exported result
-    opens as the result of its scan (:func:`~napari_cytomask.io.export.reopened_result`).
+    opens as the result of its scan (:func:`~napari_cytomask.io.export.reopened_result`),
+    where it lay beside the scan when it was exported (its translate).
 
     Paths are made absolute: napari passes them as typed (``napari a/raw.tif``), and the
     layers, their results and every provenance written from them name their file, found
@@ -56,8 +57,11 @@ def _read(path: PathOrPaths) -> list[LayerData]:
             # In memory, as a step's result is: painting into it is then seen as an edit.
             data = np.asarray(data)
             record = located_source(record, Path(paths[0]))
+            # Where it lay beside its scan (a plain TIFF cannot say): placed there again.
+            translate = record.pop("translate")
+            placed = {} if translate is None else {"translate": tuple(translate)}
             info = {**kwargs["metadata"][METADATA_KEY], **record, "written": as_written(data)}
-            layers = [(data, {**kwargs, "metadata": {METADATA_KEY: info}}, kind)]
+            layers = [(data, {**kwargs, **placed, "metadata": {METADATA_KEY: info}}, kind)]
     return layers
 
 

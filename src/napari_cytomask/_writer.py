@@ -25,7 +25,8 @@ def write_labels_layer(path: str, data: Any, meta: dict) -> list[str]:
 
     A result of the plugin gets its provenance beside it, as the export writes it
     (:func:`~napari_cytomask.io.export.save_provenance`): opened again, it is the result
-    of its scan, with the frames that were made, not a mask of a file of its own. A name
+    of its scan, with the frames that were made, where it lay beside the scan (an OME-TIFF
+    also holds that as its position), not a mask of a file of its own. A name
     that leaves no room for the provenance's is refused before anything is written."""
     labels = data[0] if meta.get("multiscale") else data
     layer = SimpleNamespace(**{**meta, "data": labels, "multiscale": False})
@@ -41,6 +42,7 @@ def write_labels_layer(path: str, data: Any, meta: dict) -> list[str]:
             scale=meta.get("scale"),
             units=meta.get("units"),
             axis_labels=meta.get("axis_labels"),
+            translate=meta.get("translate"),
             overwrite=True,
         )
     except ValueError as err:

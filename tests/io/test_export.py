@@ -982,3 +982,63 @@ def test_a_result_named_too_long_for_its_provenance_is_not_saved(tmp_path):
     mask = Labels(cells, name="mask")
     data, meta, _ = mask.as_layer_data_tuple()
     assert write_labels_layer(str(too_long), data, meta) == [str(too_long)]
+
+
+def _placed_result(translate, shape=(16, 16)):
+    """A result layer placed beside its scan: moved by ``translate`` µm."""
+    from napari.layers import Labels
+
+    cells = np.zeros(shape, np.uint16)
+    cells[..., 2:8, 3:9] = 1
+    record = {"role": "result", "source": "/data/scan.tif", "method": "sam2"}
+    return Labels(cells, name="cells", scale=(0.65,) * len(shape), units=("µm",) * len(shape),
+                  translate=translate, metadata={"cytomask": record})  # fmt: skip
+
+
+def test_an_exported_result_is_placed_where_it_lay_beside_its_scan(tmp_path):
+    """A tile's cells at its stage position (0, 166.4 µm), or a SAM2 result of a coarser
+    level moved by half its pixel, were exported without their offset: reopened, they lay
+    at the scan's corner, and the table's centroids in µm were off by as much. The offset
+    is each OME plane's position, the provenance keeps it for TIFF, the reader places the
+    layer there again, and the centroids in µm are where napari shows the cells."""
+    from napari_cytomask._reader import get_reader
+    from napari_cytomask.io.export import from_layer
+
+    layer = _placed_result((1.305, 166.4))
+    export_labels([from_layer(layer)], tmp_path, formats=["tiff", "ome-tiff"])
+    with tifffile.TiffFile(tmp_path / "cells.ome.tif") as tif:
+        plane = tifffile.xml2dict(tif.ome_metadata)["OME"]["Image"]["Pixels"]["Plane"]
+    assert (plane["PositionY"], plane["PositionX"]) == (1.305, 166.4)
+    assert plane["PositionYUnit"] == plane["PositionXUnit"] == "µm"
+    prov = json.loads((tmp_path / "cells_provenance.json").read_text())
+    assert prov["translate"] == [1.305, 166.4]
+    for name in ("cells.tif", "cells.ome.tif"):
+        path = str(tmp_path / name)
+        ((_, kwargs, kind),) = get_reader(path)(path)
+        assert kind == "labels" and kwargs["translate"] == (1.305, 166.4)
+        assert "translate" not in kwargs["metadata"]["cytomask"]
+    with open(tmp_path / "cells_objects.csv", encoding="utf-8") as handle:
+        (row,) = csv.DictReader(handle)
+    world = layer.data_to_world((float(row["centroid_y"]), float(row["centroid_x"])))
+    assert (float(row["centroid_y_um"]), float(row["centroid_x_um"])) == pytest.approx(world)
+
+
+def test_a_result_saved_with_file_save_is_placed_where_it_lay(tmp_path):
+    """napari's File > Save through the plugin's writer keeps the offset as the export
+    does: in the OME-TIFF's planes and the provenance, from which the reader places it."""
+    from napari_cytomask._reader import get_reader
+    from napari_cytomask._writer import write_labels_layer
+    from napari_cytomask.io.tiff import describe_tiff
+
+    data, meta, _ = _placed_result((0.0, 10.0, 20.0), (2, 16, 16)).as_layer_data_tuple()
+    for name in ("tiff/cells.tif", "ome/cells.ome.tif"):  # each with its provenance
+        path = tmp_path / name
+        path.parent.mkdir()
+        write_labels_layer(str(path), data, meta)
+        ((_, kwargs, _),) = get_reader(str(path))(str(path))
+        assert kwargs["translate"] == (0.0, 10.0, 20.0)
+    with tifffile.TiffFile(tmp_path / "ome" / "cells.ome.tif") as tif:
+        planes = tifffile.xml2dict(tif.ome_metadata)["OME"]["Image"]["Pixels"]["Plane"]
+    assert [(p["PositionY"], p["PositionX"]) for p in planes] == [(10.0, 20.0)] * 2
+    # One position for the whole file, no tiles to stitch.
+    assert describe_tiff(tmp_path / "ome" / "cells.ome.tif").positions is None

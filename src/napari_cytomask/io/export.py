@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import math
 import os
 import platform
 import re
@@ -43,7 +44,7 @@ from .atomic import (
     write_atomically,
     write_json,
 )
-from .layers import made_frames, pixel_size_um, time_step
+from .layers import made_frames, offset_um, pixel_size_um, time_step
 from .writers import FILE_FORMATS, FORMATS, label_writer
 
 #: The packages whose versions a result records, from the dock as from the command line.
@@ -96,6 +97,10 @@ class LabelsExport:
         until :meth:`loaded`).
     scale, units, axis_labels
         Per-axis pixel size, unit names and axis names.
+    translate
+        Per-axis offset in ``units`` (the layer's translate): where the labels lie beside
+        their scan (a tile's stage position, the half pixel a result of a coarser level
+        is moved by).
     features
         Per-object columns, e.g. ``{"label": ids, "predicted_iou": ...}``; the
         ``label`` column says which id each row belongs to.
@@ -139,6 +144,7 @@ class LabelsExport:
     scale: Sequence[float] | None = None
     units: Sequence[str] | None = None
     axis_labels: Sequence[str] | None = None
+    translate: Sequence[float] | None = None
     features: Mapping[str, Sequence] = field(default_factory=dict)
     intensities: Mapping[str, np.ndarray] = field(default_factory=dict)
     parameters: Mapping[str, object] = field(default_factory=dict)
@@ -280,7 +286,8 @@ _EXPORTED_FIELDS = ("source", "channel_index", "channel_name", "method", "parame
 def reopened_result(labels: str | os.PathLike, shape: Sequence[int]) -> dict:
     """The layer record of an exported result opened again: what the export's provenance
     beside the file (``<name>_provenance.json``) says of the layer it was exported from,
-    its scan, settings, model and the frames made, or {} for other files.
+    its scan, settings, model and the frames made, and its ``translate`` (where it lay
+    beside its scan, which a TIFF cannot hold; None if not recorded), or {} for other files.
 
     A label file of a result reopened the next day is then the result of its scan, not a
     mask of a file of its own: the metrics compare the frames that were made and pick the
@@ -300,7 +307,18 @@ def reopened_result(labels: str | os.PathLike, shape: Sequence[int]) -> dict:
         return {}
     if made is not None and not made.any():
         return {}
-    return {**{key: record.get(key) for key in _EXPORTED_FIELDS}, "role": RESULT_ROLE}
+    fields = {key: record.get(key) for key in _EXPORTED_FIELDS}
+    return {**fields, "translate": _recorded_translate(record, len(shape)), "role": RESULT_ROLE}
+
+
+def _recorded_translate(record: dict, ndim: int) -> list[float] | None:
+    """The translate a provenance records for labels of ``ndim`` axes; None when it records
+    none (an earlier version's) or not one finite number per axis (a hand-edited one)."""
+    translate = record.get("translate")
+    if not isinstance(translate, list) or len(translate) != ndim:
+        return None
+    numbers = [v for v in translate if isinstance(v, int | float) and not isinstance(v, bool)]
+    return numbers if len(numbers) == ndim and all(map(math.isfinite, numbers)) else None
 
 
 def provenance_beside(labels: Path) -> Path:
@@ -371,7 +389,8 @@ def from_layer(layer, image_layers: Sequence = ()) -> LabelsExport:
     """Describe a napari Labels layer for export, measuring image layers of its shape.
 
     Works on anything shaped like a napari layer (``name``, ``data``, ``scale``,
-    ``units``, ``axis_labels``, ``features``, ``metadata``), so it needs no viewer.
+    ``units``, ``axis_labels``, ``features``, ``metadata``, and ``translate`` where it is
+    moved), so it needs no viewer.
     What the layer records (:func:`~napari_cytomask.io.layers.layer_info`: source
     file and channel, method, parameters, model, versions) goes into the
     provenance file as it is; labels opened from a result of ``cytomask segment``
@@ -445,6 +464,7 @@ def from_layer(layer, image_layers: Sequence = ()) -> LabelsExport:
         scale=tuple(layer.scale),
         units=tuple(str(u) for u in layer.units),
         axis_labels=tuple(layer.axis_labels),
+        translate=tuple(float(t) for t in getattr(layer, "translate", ())) or None,
         features=columns,
         # Each image at its resolution level of the labels' shape (labels of a coarse level).
         intensities={
@@ -490,10 +510,14 @@ _STRIP_PIXELS = 1 << 22
 
 
 def _measured_objects(
-    frame: np.ndarray, pixel: tuple[float, float] | None, planes: Mapping[str, np.ndarray]
+    frame: np.ndarray,
+    pixel: tuple[float, float] | None,
+    origin: tuple[float, float],
+    planes: Mapping[str, np.ndarray],
 ) -> dict[str, list]:
     """The measured columns of :func:`object_rows` for the objects of a 2D frame, each a
-    list with an entry per object in the order of their ids.
+    list with an entry per object in the order of their ids; centroids in µm (with pixels
+    of ``pixel`` µm) from ``origin``, where the frame's first pixel lies.
 
     Every object is measured at once from sums over its pixels (``np.bincount``):
     ``regionprops`` one object at a time took minutes for tens of thousands of cells. The
@@ -552,8 +576,8 @@ def _measured_objects(
     columns = dict(zip(_SHAPE_COLUMNS, [labels, *(v.tolist() for v in shape)], strict=True))
     if pixel is not None:
         columns["area_um2"] = (n * (size_y * size_x)).tolist()
-        columns["centroid_y_um"] = (centroid_y * size_y).tolist()
-        columns["centroid_x_um"] = (centroid_x * size_x).tolist()
+        columns["centroid_y_um"] = (origin[0] + centroid_y * size_y).tolist()
+        columns["centroid_x_um"] = (origin[1] + centroid_x * size_x).tolist()
     for name, mean in zip(planes, sums[5:, 1:] / n, strict=True):
         # A missing value (NaN inside the cell) is an empty field, as in the features.
         columns[f"mean_{name}"] = [json_ready(value) for value in mean.tolist()]
@@ -616,7 +640,9 @@ def object_rows(export: LabelsExport) -> list[dict[str, object]]:
     Columns: which plane of a stack (see :class:`_Frames`), ``label``, ``area``
     (pixels), ``centroid_y``/``centroid_x``, ``bbox_*``, ``eccentricity`` (of the cell
     in µm when the scale is physical, else in pixels); ``area_um2`` and
-    ``centroid_*_um`` when the scale is physical;
+    ``centroid_*_um`` when the scale is physical, the centroids where napari shows them
+    (from the layer's offset, its :attr:`~LabelsExport.translate`, as a tile's cells
+    are beside the next tile's);
     ``mean_<channel>`` for every intensity image, and every feature column but those
     of these names: a feature such as SAM2's ``area`` describes the object as it was
     found, the measured columns the object as it is exported (after painting).
@@ -635,12 +661,13 @@ def object_rows(export: LabelsExport) -> list[dict[str, object]]:
             )
     feature_rows = _features_by_label(export.features)
     pixel = pixel_size_um(export.scale, export.units)
+    origin = offset_um(export.translate, export.units)
     stack = _Frames(export)
     rows = []
     for frame_index, frame in enumerate(frames.reshape(-1, *frames.shape[-2:])):
         planes = {name: image.reshape(-1, *image.shape[-2:])[frame_index]
                   for name, image in intensities.items()}  # fmt: skip
-        measured = _measured_objects(frame, pixel, planes)
+        measured = _measured_objects(frame, pixel, origin, planes)
         where = stack.values(frame_index)
         for values in zip(*measured.values(), strict=True):
             row = {**where, **dict(zip(measured, values, strict=True))}
@@ -754,6 +781,7 @@ def provenance(export: LabelsExport, outputs: Sequence[Path]) -> dict[str, objec
         "shape": list(np.shape(export.labels)),
         "scale": [float(s) for s in export.scale] if export.scale is not None else None,
         "units": [str(u) for u in export.units] if export.units is not None else None,
+        "translate": [float(t) for t in export.translate] if export.translate else None,
         "versions": dict(export.versions) if export.versions else package_versions(),
         "python": platform.python_version(),
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -896,7 +924,8 @@ def _export_into(
         [
             (path, label_writer(path, export.labels[place], scale=_after(export.scale, place),
                                 units=_after(export.units, place),
-                                axis_labels=_after(export.axis_labels, place)))
+                                axis_labels=_after(export.axis_labels, place),
+                                translate=_after(export.translate, place)))
             for path, place in plan.images
         ]
         for export, plan in plans

@@ -128,18 +128,31 @@ def in_micrometres(unit) -> float | None:
     return None if unit is None else MICROMETRES.get(normalise_unit(unit))
 
 
-def pixel_size_um(scale, units) -> tuple[float, float] | None:
-    """The (Y, X) pixel size in micrometres of an image whose last two axes have ``scale``
-    in ``units``; None when they are no length (pixels) or not given."""
-    if scale is None or units is None or len(scale) < 2 or len(units) < 2:
+def _yx_um(values, units) -> tuple[float, float] | None:
+    """The last two of per-axis lengths ``values`` in ``units``, in micrometres; None when
+    their units are no length (pixels) or not given."""
+    if values is None or units is None or len(values) < 2 or len(units) < 2:
         return None
     factors = [in_micrometres(unit) for unit in units[-2:]]
     if None in factors:
         return None
-    # A flipped layer's scale is negative; a pixel's size is not.
-    sizes = zip(scale[-2:], factors, strict=True)
-    y, x = (abs(float(size)) * factor for size, factor in sizes)
+    y, x = (float(value) * factor for value, factor in zip(values[-2:], factors, strict=True))
     return y, x
+
+
+def pixel_size_um(scale, units) -> tuple[float, float] | None:
+    """The (Y, X) pixel size in micrometres of an image whose last two axes have ``scale``
+    in ``units``; None when they are no length (pixels) or not given."""
+    size = _yx_um(scale, units)
+    # A flipped layer's scale is negative; a pixel's size is not.
+    return None if size is None else (abs(size[0]), abs(size[1]))
+
+
+def offset_um(translate, units) -> tuple[float, float]:
+    """The (Y, X) offset in micrometres of an image whose last two axes are moved by
+    ``translate`` in ``units`` (a napari layer's: where its first pixel's centre lies, a
+    tile's stage position); (0, 0) when not given or not a length."""
+    return _yx_um(translate, units) or (0.0, 0.0)
 
 
 def with_pixel_size(scale, units, size_um: float) -> tuple[tuple, tuple]:

@@ -137,6 +137,7 @@ def write_labels(
     scale: Sequence[float] | None = None,
     units: Sequence[str] | None = None,
     axis_labels: Sequence[str] | None = None,
+    translate: Sequence[float] | None = None,
     overwrite: bool = False,
 ) -> Path:
     """Write a label image; the format follows the file name.
@@ -151,6 +152,9 @@ def write_labels(
         Integer label image (numpy or dask); 2D or a stack.
     scale, units, axis_labels
         Per-axis pixel size, unit names and axis names (as napari layers have them).
+    translate
+        Per-axis offset of the image in ``units`` (a napari layer's translate): OME-TIFF
+        keeps that of Y and X as each plane's position; the other formats cannot hold it.
     overwrite
         Replace an existing file. Off by default: an existing file is an error.
 
@@ -168,13 +172,15 @@ def write_labels(
     napari_cytomask.labels.LabelsError
         If ``data`` is not a label image.
     ValueError
-        If ``scale`` or ``units`` do not have one entry per axis, a pixel size is
-        0 or not finite, the format cannot hold the labels (PNG: 2D and ids up
-        to 65535; OME-TIFF: ids up to 2**32 - 1 and at most 5 axes), or the name
-        is not one of :data:`FILE_FORMATS`.
+        If ``scale``, ``units`` or ``translate`` do not have one entry per axis, a
+        pixel size is 0 or not finite, the format cannot hold the labels (PNG: 2D and
+        ids up to 65535; OME-TIFF: ids up to 2**32 - 1 and at most 5 axes), or the
+        name is not one of :data:`FILE_FORMATS`.
     """
     path = Path(path)
-    writer = label_writer(path, data, scale=scale, units=units, axis_labels=axis_labels)
+    writer = label_writer(
+        path, data, scale=scale, units=units, axis_labels=axis_labels, translate=translate
+    )
     write_atomically(path, writer, overwrite=overwrite)
     return path
 
@@ -186,6 +192,7 @@ def label_writer(
     scale: Sequence[float] | None = None,
     units: Sequence[str] | None = None,
     axis_labels: Sequence[str] | None = None,
+    translate: Sequence[float] | None = None,
 ) -> Callable[[Path], None]:
     """What :func:`write_labels` writes, checked but not written yet: ``writer(tmp)`` writes
     the file to ``tmp``. Raises every error of :func:`write_labels` but the ones of the disk,
@@ -204,7 +211,7 @@ def label_writer(
             f"{labels.shape}; a label image has at least 2 (Y and X)."
         )
     labels = labels.astype(min_label_dtype(int(labels.max(initial=0))), copy=False)
-    scale, units = _checked_scale(path, labels.ndim, scale, units)
+    scale, units = _checked_scale(path, labels.ndim, scale, units, translate)
     axes = _axes(labels.ndim, axis_labels)
     writer: Callable[[Path], None]
     if fmt == "png":
@@ -212,16 +219,17 @@ def label_writer(
     elif fmt == "npy":
         writer = _npy_writer(labels)
     elif fmt == "ome-tiff":
-        writer = _ome_writer(path, labels, axes, scale, units)
+        writer = _ome_writer(path, labels, axes, scale, units, translate)
     else:
         writer = _imagej_writer(path, labels, axes, scale, units)
     return writer
 
 
-def _checked_scale(path: Path, ndim: int, scale, units):
-    """Scale and units with one entry per axis; negative sizes (a flipped napari layer) as
-    their absolute value, since a pixel size has no direction."""
-    for name, values in (("scale", scale), ("units", units)):
+def _checked_scale(path: Path, ndim: int, scale, units, translate):
+    """Scale and units with one entry per axis (and ``translate``, when given); negative
+    sizes (a flipped napari layer) as their absolute value, since a pixel size has no
+    direction."""
+    for name, values in (("scale", scale), ("units", units), ("translate", translate)):
         if values is not None and len(values) != ndim:
             raise ValueError(
                 f"Cannot save {path.name}: the labels have {ndim} axes but {name} has "
@@ -355,7 +363,24 @@ def _imagej_writer(path: Path, labels, axes: str, scale, units) -> Callable[[Pat
     return write
 
 
-def _ome_writer(path: Path, labels: np.ndarray, axes: str, scale, units) -> Callable[[Path], None]:
+def _plane_position(units, translate) -> dict:
+    """The OME plane position (``PositionY``, ``PositionYUnit`` …) of an image whose Y and
+    X axes are moved by ``translate``, as the reader takes stage positions: in the units
+    of those axes. Empty when it is not moved, or its units are no lengths."""
+    if translate is None or units is None or not any(translate[-2:]):
+        return {}
+    position = {}
+    for axis, offset, unit in zip("YX", translate[-2:], units[-2:], strict=True):
+        symbol = length_symbol(unit)
+        if symbol is None:
+            return {}
+        position[f"Position{axis}"], position[f"Position{axis}Unit"] = float(offset), symbol
+    return position
+
+
+def _ome_writer(
+    path: Path, labels: np.ndarray, axes: str, scale, units, translate
+) -> Callable[[Path], None]:
     top = int(labels.max(initial=0))
     if top > np.iinfo(np.uint32).max:
         raise ValueError(
@@ -386,6 +411,12 @@ def _ome_writer(path: Path, labels: np.ndarray, axes: str, scale, units) -> Call
     # The image's name in QuPath and OMERO: the file's, and which position.
     stem = file_stem(path)
     names = [stem] if positions is None else [f"{stem} P{i + 1}" for i in range(len(stacks))]
+    # Where the image lies (a tile's stage position, the half pixel a result of a coarser
+    # level is moved by), on every plane.
+    position = _plane_position(units, translate)
+    if position:
+        planes = int(np.prod(stacks[0].shape[:-2]))
+        metadata["Plane"] = {key: [value] * planes for key, value in position.items()}
 
     def write(tmp: Path) -> None:
         with tifffile.TiffWriter(tmp, ome=True, bigtiff=labels.nbytes > 2**31) as tif:
