@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .io.files import is_ome_zarr, open_scan
-from .io.layers import METADATA_KEY, as_written
+from .io.layers import METADATA_KEY, Scan, as_written
 from .io.tiff import LayerData, is_tiff, is_unreadable_tiff, read_tiff_stack
 
 PathOrPaths = str | os.PathLike | Sequence[str | os.PathLike]
@@ -43,26 +43,43 @@ def _read(path: PathOrPaths) -> list[LayerData]:
     Paths are made absolute: napari passes them as typed (``napari a/raw.tif``), and the
     layers, their results and every provenance written from them name their file, found
     again from any folder."""
-    from .io.export import located_source, reopened_result  # about 1 s to import
+    from .io.export import located_source  # about 1 s to import
 
     paths = [os.path.abspath(p) for p in _paths(path)]
     if len(paths) > 1:
         return read_tiff_stack(paths)
-    layers = open_scan(paths[0]).layer_data()
-    # Exports write one full-resolution array: a pyramid's levels come as a list.
-    if len(layers) == 1 and layers[0][2] == "labels" and hasattr(layers[0][0], "shape"):
-        data, kwargs, kind = layers[0]
-        record = reopened_result(paths[0], data.shape)
-        if record:
-            # In memory, as a step's result is: painting into it is then seen as an edit.
-            data = np.asarray(data)
-            record = located_source(record, Path(paths[0]))
-            # Where it lay beside its scan (a plain TIFF cannot say): placed there again.
-            translate = record.pop("translate")
-            placed = {} if translate is None else {"translate": tuple(translate)}
-            info = {**kwargs["metadata"][METADATA_KEY], **record, "written": as_written(data)}
-            layers = [(data, {**kwargs, **placed, "metadata": {METADATA_KEY: info}}, kind)]
+    scan = open_scan(paths[0])
+    record = _exported(scan)
+    layers = scan.layer_data()
+    if record:
+        ((data, kwargs, kind),) = layers
+        # In memory, as a step's result is: painting into it is then seen as an edit.
+        data = np.asarray(data)
+        record = located_source(record, Path(paths[0]))
+        # Where it lay beside its scan (a plain TIFF cannot say): placed there again.
+        translate = record.pop("translate")
+        placed = {} if translate is None else {"translate": tuple(translate)}
+        info = {**kwargs["metadata"][METADATA_KEY], **record, "written": as_written(data)}
+        layers = [(data, {**kwargs, **placed, "metadata": {METADATA_KEY: info}}, kind)]
     return layers
+
+
+def _exported(scan: Scan) -> dict:
+    """The record of the result an export wrote to ``scan``'s file
+    (:func:`~napari_cytomask.io.export.reopened_result`), or {}. Its one channel is then
+    labels, whatever its ids look like: a field a result covers whole has no background,
+    and would open as an image."""
+    from .io.export import reopened_result
+
+    (channel, *others) = scan.channels
+    # Exports write one full-resolution array of ids: a pyramid's levels are no export.
+    levels = channel.data if isinstance(channel.data, list) else [channel.data]
+    if others or scan.rgb or len(levels) > 1 or not np.issubdtype(channel.base.dtype, np.integer):
+        return {}
+    record = reopened_result(scan.path, channel.base.shape)
+    if record:
+        channel.role = "mask"
+    return record
 
 
 def get_reader(path: PathOrPaths) -> ReaderFunction | None:

@@ -1042,3 +1042,20 @@ def test_a_result_saved_with_file_save_is_placed_where_it_lay(tmp_path):
     assert [(p["PositionY"], p["PositionX"]) for p in planes] == [(10.0, 20.0)] * 2
     # One position for the whole file, no tiles to stitch.
     assert describe_tiff(tmp_path / "ome" / "cells.ome.tif").positions is None
+
+
+def test_an_exported_result_without_background_opens_as_labels_again(tmp_path):
+    """A SAM2 result covering the whole field (every pixel in some mask, none at 0) was
+    exported, then reopened as an image: neither labels nor the result of its scan, nor
+    where it lay beside it. A label file its export lists opens as those labels."""
+    from napari_cytomask._reader import get_reader
+    from napari_cytomask.io.export import from_layer
+
+    layer = _placed_result((1.305, 1.305))
+    layer.data = np.where(layer.data == 0, 2, layer.data).astype(np.uint16)
+    export_labels([from_layer(layer)], tmp_path, objects_csv=False)
+    path = str(tmp_path / "cells.tif")
+    ((data, kwargs, kind),) = get_reader(path)(path)
+    assert kind == "labels" and kwargs["translate"] == (1.305, 1.305)
+    assert kwargs["metadata"]["cytomask"]["role"] == "result"
+    np.testing.assert_array_equal(data, layer.data)
