@@ -113,9 +113,12 @@ def test_highlights_and_input_errors(dock_in_viewer, qtbot, labels):
         layer = viewer.layers[f"false {kind} (prediction vs ground truth)"]
         assert layer.contour == 3 and layer.opacity == 1.0
         np.testing.assert_allclose(layer.colormap.map(ids[0]), colour)
+    # At the IoU they are matched at: the table's columns are at 0.5, 0.75 and 0.9.
     assert dock.status.text().endswith(
-        "; outlined: 0 false positives in magenta, 1 false negative in yellow."
+        "; outlined at IoU 0.50: 0 false positives in magenta, 1 false negative in yellow."
     )
+    dock.threshold_spin.setValue(0.8)
+    qtbot.waitUntil(lambda: "outlined at IoU 0.80: " in dock.status.text(), timeout=10_000)
     # Highlight layers are not offered for comparison.
     names = [dock.prediction_combo.itemText(i) for i in range(dock.prediction_combo.count())]
     assert names == ["prediction", "ground truth"]

@@ -923,8 +923,9 @@ def _default_prediction(candidates, truth) -> int | None:
 
 
 def _outlined(evaluation: Evaluation) -> str:
-    """What the outlines show: how many unmatched cells of each kind, and on which frames
-    (a frame on show without any looked as if the outlines did nothing)."""
+    """What the outlines show: how many unmatched cells of each kind, at which IoU (the
+    table's columns are at other IoUs: counts found in none of them looked wrong), and on
+    which frames (a frame on show without any looked as if the outlines did nothing)."""
     parts, frames = [], set()
     kinds = ((evaluation.pred_objects, "false positive", "fp"),
              (evaluation.true_objects, "false negative", "fn"))  # fmt: skip
@@ -933,7 +934,7 @@ def _outlined(evaluation: Evaluation) -> str:
         n = int(unmatched.sum())
         parts.append(f"{n} {what}{'' if n == 1 else 's'} in {HIGHLIGHT_COLOURS[key]}")
         frames.update(int(frame) for frame in table.frame[unmatched])
-    text = f"; outlined: {', '.join(parts)}"
+    text = f"; outlined at IoU {evaluation.match_threshold:.2f}: {', '.join(parts)}"
     if evaluation.frames and frames:
         listed = listed_frames(evaluation.frame_name(frame) for frame in sorted(frames))
         text += f" (on frame{'s' if len(frames) > 1 else ''} {listed})"
