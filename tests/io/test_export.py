@@ -689,6 +689,22 @@ def test_a_missing_value_is_spelled_one_way_in_the_objects_table(tmp_path):
     assert [(r["mean_fl"], r["predicted_iou"]) for r in rows] == [("1.0", ""), ("", "0.8")]
 
 
+def test_the_tables_hold_no_digits_of_float_rounding(tmp_path):
+    """A cell of 6784 pixels of 0.87 µm had an area of 5134.8096000000005 µm², and
+    centroids came with 15 decimals (673.194606741573)."""
+    labels = np.zeros((120, 120), np.uint16)
+    labels[3:83, 3:88] = 1  # 6800 pixels
+    labels[90:117, 5:30][np.tri(27, 25, dtype=bool)] = 2  # a centroid of many decimals
+    export = LabelsExport("cells", labels, scale=(0.87, 0.87), units=("µm", "µm"))
+    export_labels([export], tmp_path)
+    rows = list(csv.DictReader((tmp_path / "cells_objects.csv").open()))
+    assert rows[0]["area_um2"] == "5146.92"  # 6800 * 0.87 ** 2 = 5146.920000000001
+    assert all(len(value) <= 12 for row in rows for value in row.values())
+    # Still what was measured, to ten significant digits.
+    table = object_rows(export)
+    assert float(rows[1]["centroid_y_um"]) == pytest.approx(table[1]["centroid_y_um"], rel=1e-9)
+
+
 def test_a_copy_of_a_result_keeps_what_was_written_into_it():
     """napari's Duplicate Layer shares the record of what a step wrote: rewriting the
     original marked the untouched copy as edited by hand in its provenance."""

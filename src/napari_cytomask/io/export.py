@@ -1258,6 +1258,11 @@ def _features_by_label(features: Mapping[str, Sequence]) -> dict[int, dict[str, 
     }
 
 
+#: Significant digits of the numbers in the tables: far beyond what a cell is measured to,
+#: and short of the last digits of a float's sum (``5134.8096000000005`` µm²).
+CSV_DIGITS = 10
+
+
 def _write_csv(path: Path, rows: list[dict[str, object]], overwrite: bool, columns=()) -> Path:
     columns = list(dict.fromkeys([*columns, *(k for row in rows for k in row)]))
 
@@ -1265,6 +1270,10 @@ def _write_csv(path: Path, rows: list[dict[str, object]], overwrite: bool, colum
         with open(tmp, "w", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, fieldnames=columns)
             writer.writeheader()
-            writer.writerows(rows)
+            for row in rows:
+                writer.writerow({
+                    key: float(f"{value:.{CSV_DIGITS}g}") if isinstance(value, float) else value
+                    for key, value in row.items()
+                })  # fmt: skip
 
     return write_atomically(path, write, overwrite=overwrite)
