@@ -10,6 +10,7 @@ from napari.layers import Image, Labels
 from napari_cytomask._qt._layers import labels_layer, level_names, resolution_level
 from napari_cytomask._qt.sam2_widget import Sam2Widget
 from napari_cytomask._qt.unet_widgets import UNetSegmentWidget
+from napari_cytomask._qt.watershed_widget import WatershedWidget
 from napari_cytomask.models.checkpoint import DIR_ENV
 
 SCALE, TRANSLATE = (0.65, 0.65), (100.0, -40.0)
@@ -139,6 +140,44 @@ def test_sam2_labels_of_every_level_overlay_the_image(
     viewer.add_image(phase, name="flat")
     widget.layer.setCurrentText("flat")
     assert not widget.level.isVisibleTo(widget)
+
+
+@pytest.mark.gui
+def test_results_made_again_after_the_image_moved_lie_over_it(
+    make_napari_viewer_proxy, qtbot, small_model, phase, keep_every_mask
+):
+    """Made again after the image was moved (napari's transform mode sets its affine),
+    SAM2's masks and their split took the new cells but stayed where the image had been."""
+    viewer = make_napari_viewer_proxy()
+    image = viewer.add_image(
+        pyramid(phase, levels=2), multiscale=True, name="phase", scale=SCALE, translate=TRANSLATE
+    )
+    sam2 = Sam2Widget(viewer, model_builder=lambda source, device, config: small_model)
+    viewer.window.add_dock_widget(sam2)
+    sam2.set_values(points_per_side=4, **keep_every_mask)
+    sam2.device.setCurrentText("cpu")
+    sam2.level.setCurrentIndex(1)  # the coarser level keeps its own pixels when moved
+    split = WatershedWidget(viewer)
+    qtbot.addWidget(split)
+    split.live.setChecked(False)
+    split.mode.setCurrentIndex(split.mode.findData("split"))
+
+    def made():
+        with qtbot.waitSignal(sam2.segmented, timeout=60_000) as masks:
+            sam2.segment()
+        split.input.setCurrentText(masks.args[0].name)
+        with qtbot.waitSignal(split.applied, timeout=60_000) as cells:
+            split.apply()
+        return masks.args[0], cells.args[0]
+
+    first = made()
+    image.affine = [[1, 0, 40.0], [0, 1, 25.0], [0, 0, 1]]
+    image.translate, image.rotate = (110.0, -20.0), 30
+    again = made()
+    assert again == first and len(viewer.layers) == 3  # the same layers, updated
+    for result in again:
+        np.testing.assert_allclose(pixel_edges(result), pixel_edges(image))
+        np.testing.assert_allclose(result.rotate, image.rotate)
 
 
 @pytest.mark.gui

@@ -87,6 +87,18 @@ def resolution_level(layer, level: int = 0) -> tuple[Any, dict]:
     return levels[level], geometry
 
 
+def lay_over(layer, geometry: dict) -> None:
+    """Lay ``layer`` as ``geometry`` (:func:`resolution_level`'s) says: an earlier result
+    that a new run updates goes over its input as the input lies now, moved, turned or
+    given a pixel size since."""
+    here = resolution_level(layer)[1]
+    for name in ("units", "scale", "translate", "rotate", "shear", "affine"):
+        # Each change redraws the layer: a live preview's output stays as it lies unless
+        # its input moved.
+        if not np.array_equal(here[name], geometry[name]):
+            setattr(layer, name, geometry[name])
+
+
 def layer_by_id(layers, unique_id):
     """The layer of ``layers`` with ``unique_id`` (what combo boxes keep as item data, so a
     renamed layer stays chosen), or None when it was closed."""

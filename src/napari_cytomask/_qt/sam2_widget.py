@@ -57,6 +57,7 @@ from ._layers import (
     compact_labels,
     frame_on_show,
     labels_layer,
+    lay_over,
     layer_by_id,
     level_names,
     resolution_level,
@@ -807,6 +808,7 @@ class Sam2Widget(StepWidget, QWidget):
             out = self.viewer.add_layer(labels_layer(labels, name, job["geometry"], metadata))
         else:
             out.data = compact_labels(labels)
+            lay_over(out, job["geometry"])
             out.metadata = {**out.metadata, **metadata}
             record_written(out)
         out.features = features

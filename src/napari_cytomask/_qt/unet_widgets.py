@@ -78,6 +78,7 @@ from ._layers import (
     closed_during_run,
     frame_on_show,
     labels_layer,
+    lay_over,
     resolution_level,
     result_slot,
     write_frame,
@@ -914,9 +915,7 @@ class UNetSegmentWidget(StepWidget, QWidget):
             write_frame(old, index, new.data[index])
         else:
             old.data = new.data
-        # Over the input as it lies now: a pixel size given since moved it.
-        for name in ("units", "scale", "translate", "rotate", "shear", "affine"):
-            setattr(old, name, getattr(new, name))
+        lay_over(old, resolution_level(new)[1])  # ``new`` lies over the input as it lies now
         old.metadata = {**old.metadata, **new.metadata}
         if index and isinstance(old, Labels):
             record_written(old, index)  # the frame written now; the others are as recorded

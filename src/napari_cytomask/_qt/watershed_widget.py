@@ -53,6 +53,7 @@ from ._layers import (
     compact_labels,
     frame_on_show,
     labels_layer,
+    lay_over,
     resolution_level,
     result_slot,
     write_frame,
@@ -689,10 +690,11 @@ class WatershedWidget(StepWidget, QWidget):
         self.status.setText(f"{ended} {self.status.text()}")
 
     def _output_layer(self, source, metadata: dict, index: tuple | None) -> Labels:
-        """The result layer (:meth:`_output_name`), created empty with the input's
-        full-resolution geometry if needed, recording ``metadata``: the settings of the
-        whole result (Apply, or the preview of a single image), or those of one previewed
-        frame of a stack (``index``), kept apart from the settings of the other frames."""
+        """The result layer (:meth:`_output_name`), created empty if needed and laid over
+        the input at full resolution as the input lies now, recording ``metadata``: the
+        settings of the whole result (Apply, or the preview of a single image), or those of
+        one previewed frame of a stack (``index``), kept apart from the settings of the
+        other frames."""
         data, geometry = resolution_level(source)
         shape = tuple(data.shape)
         name, layer = result_slot(
@@ -707,6 +709,7 @@ class WatershedWidget(StepWidget, QWidget):
             return self.viewer.add_layer(
                 labels_layer(np.zeros(shape, np.uint16), name, geometry, metadata)
             )
+        lay_over(layer, geometry)
         layer.metadata = {**layer.metadata, **metadata}
         return layer
 
