@@ -31,6 +31,29 @@ def test_mask_channel_guessed_wrong_becomes_labels_in_place(viewer):
     assert viewer.layers["GFP"] is gfp  # other channels untouched
 
 
+def test_a_channel_given_another_role_keeps_where_it_lies(viewer):
+    """A turned, sheared or affine-placed channel given a role of another kind of layer
+    kept its scale and offset only: it no longer lay over its image."""
+    mask = viewer.layers["Mask (ground truth)"]
+    turn = np.deg2rad(30)
+    placement = dict(
+        rotate=[[1, 0, 0], [0, np.cos(turn), -np.sin(turn)], [0, np.sin(turn), np.cos(turn)]],
+        shear=[0, 0, 0.2],
+        affine=[[1, 0, 0, 0], [0, 1, 0, 5.0], [0, 0, 1, -3.0], [0, 0, 0, 1]],
+        units=("pixel", "nm", "nm"),
+    )
+    for key, value in placement.items():
+        setattr(mask, key, value)
+    corners = [(1, 0, 0), (1, 0, 383), (1, 383, 0), (1, 383, 383)]
+    where = [mask.data_to_world(corner) for corner in corners]
+    for role in ("image", "mask"):
+        layer = set_role(viewer.layers, viewer.layers["Mask (ground truth)"], role)
+        np.testing.assert_allclose([layer.data_to_world(corner) for corner in corners], where)
+        np.testing.assert_allclose(layer.rotate, placement["rotate"], atol=1e-12)
+        np.testing.assert_allclose(layer.affine.affine_matrix, placement["affine"])
+        assert tuple(str(unit) for unit in layer.units) == ("pixel", "nanometer", "nanometer")
+
+
 def test_only_one_input_per_scan(viewer):
     set_role(viewer.layers, viewer.layers["GFP"], "input")
     assert role_of(viewer.layers["GFP"]) == "input"

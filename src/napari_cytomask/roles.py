@@ -25,7 +25,19 @@ from .io.layers import (
 )
 from .labels import LabelsError, as_labels
 
-_SHARED_STATE = ("name", "scale", "translate", "units", "axis_labels", "visible", "opacity")
+#: What a channel given a role of another kind of layer keeps: its name, its look and where
+#: it lies, turned and sheared too (and moved by its affine, which :func:`_convert` adds).
+_SHARED_STATE = (
+    "name",
+    "scale",
+    "translate",
+    "rotate",
+    "shear",
+    "units",
+    "axis_labels",
+    "visible",
+    "opacity",
+)
 
 
 def role_of(layer: Layer) -> str | None:
@@ -194,6 +206,8 @@ def _record(layer: Layer, role: Role, source: str | None = None) -> None:
 
 def _convert(layer: Layer, to_labels: bool) -> Layer:
     state = {key: getattr(layer, key) for key in _SHARED_STATE}
+    # Its matrix: the layer's transform itself would be shared with the new layer.
+    state["affine"] = layer.affine.affine_matrix
     info = dict(layer_info(layer))
     data = layer.data
     multiscale = getattr(layer, "multiscale", False)
