@@ -6,6 +6,7 @@ from skimage import io
 
 from napari_cytomask._qt._layers import frame_on_show
 from napari_cytomask._qt.watershed_widget import WatershedWidget
+from napari_cytomask.io.layers import SAMPLE_GRID, SAMPLE_PATCH
 from napari_cytomask.postprocess import instances_to_interior_boundary
 from napari_cytomask.roles import source_of
 
@@ -763,6 +764,40 @@ def test_a_threshold_is_suggested_from_the_numbers_of_the_frame_on_show(
         "The frame of 'shutter closed' on show holds only 0: the threshold is suggested from "
         "frame 0, the first that holds more."
     )
+
+
+class _CountedPlane:
+    """A 4096 x 4096 image of bright squares on a dark background, made as it is read,
+    counting the pixels read."""
+
+    shape, dtype, ndim = (4096, 4096), np.dtype(np.uint16), 2
+
+    def __init__(self):
+        self.read = 0
+
+    def __getitem__(self, key):
+        rows, cols = (np.arange(n)[k] for n, k in zip(self.shape, key, strict=True))
+        bright = (rows[:, None] // 40 % 2) & (cols[None, :] // 40 % 2)
+        self.read += bright.size
+        return np.where(bright, 3000, 500).astype(self.dtype)
+
+
+@pytest.mark.gui
+def test_the_threshold_of_a_large_lazy_image_is_suggested_from_a_sample(
+    make_napari_viewer_proxy, qtbot
+):
+    """Opened beside a lazy 10k x 10k mosaic, the dock read its whole plane and thresholded
+    it: the viewer froze for 15 s and took 1.8 GB more. A sample of a bounded size does."""
+    viewer = make_napari_viewer_proxy()
+    plane = _CountedPlane()
+    lazy = da.from_array(plane, chunks=1024, asarray=False, meta=np.empty((0, 0), plane.dtype))
+    viewer.add_image(lazy, name="mosaic")
+    plane.read = 0  # what napari read to show it
+    widget = WatershedWidget(viewer)
+    qtbot.addWidget(widget)
+    assert widget.input.currentText() == "mosaic"
+    assert 500 <= widget.threshold.value() < 3000
+    assert 0 < plane.read <= SAMPLE_GRID**2 * SAMPLE_PATCH**2
 
 
 @pytest.mark.gui

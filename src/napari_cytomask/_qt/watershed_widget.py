@@ -34,6 +34,7 @@ from ..io.layers import (
     named_frames,
     origin,
     pixel_size_um,
+    plane_sample,
     record_written,
     result_metadata,
     single_value,
@@ -415,7 +416,7 @@ class WatershedWidget(StepWidget, QWidget):
     def _suggest_threshold(self) -> None:
         """Probability maps (numbers from 0 to 1) start at 0.5; intensity images at the Otsu
         threshold of the frame on show, from its pixels that are numbers (a stitched
-        mosaic's NaN border left out).
+        mosaic's NaN border left out); of a large frame, from a sample (:func:`_frame_values`).
 
         A frame on show of one value (a closed shutter) or of none takes the suggestion of
         the first frame of its stack that holds more: 0.5 on a black frame made every other
@@ -428,7 +429,7 @@ class WatershedWidget(StepWidget, QWidget):
         if layer is None or isinstance(layer, Labels) or layer.multiscale or layer.rgb:
             return
         shown = frame_on_show(self.viewer, layer, layer.data.shape)
-        values = finite_values(np.asarray(layer.data[shown]))
+        values = _frame_values(layer.data, shown)
         single = single_value(values)
         if single is not None:
             what = "no number" if math.isnan(single) else f"only {single:g}"
@@ -727,13 +728,33 @@ def _distance_unit(layer) -> str:
     return f"px along {'y' if spacing[0] < spacing[1] else 'x'}"
 
 
+def _frame_values(data, index: tuple) -> np.ndarray:
+    """The pixels that are numbers of frame ``index`` of ``data`` that a threshold is
+    suggested from: a sample of a large frame
+    (:func:`~napari_cytomask.io.layers.plane_sample`), read from the chunks it lies in, so
+    that a lazy mosaic of any size is read and thresholded as fast as a small image. A
+    sample of one value is checked on the whole frame: a blank frame (a closed shutter)
+    is told from one whose few cells the sample missed."""
+    height, width = data.shape[-2:]
+    chunks = getattr(data, "chunksize", None)  # a dask array's; reads of others cost their size
+    sample = plane_sample(
+        lambda rows, cols: np.asarray(data[(*index, rows, cols)]),
+        height,
+        width,
+        None if chunks is None else tuple(chunks[-2:]),
+    )
+    if sample.size < height * width and single_value(finite_values(sample)) is not None:
+        sample = data[index]
+    return finite_values(sample)
+
+
 def _frame_with_values(data, shown: tuple) -> tuple[tuple, np.ndarray] | None:
     """The first frame of the stack ``data`` other than ``shown`` that holds more than one
-    value, and its pixels that are numbers; None when none does. Frames are read one at a
-    time, until one does."""
+    value, and its pixels that are numbers (:func:`_frame_values`); None when none does.
+    Frames are read one at a time, until one does."""
     for index in np.ndindex(data.shape[:-2]):
         if index != shown:
-            values = finite_values(np.asarray(data[index]))
+            values = _frame_values(data, index)
             if single_value(values) is None:
                 return index, values
     return None
