@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import tifffile
 from scipy import ndimage as ndi
+from skimage.segmentation import relabel_sequential
 
 from napari_cytomask._reader import get_reader
 from napari_cytomask.io.tiff import MosaicUnavailable, TiffScan, describe_tiff, read_tiff
@@ -110,15 +111,25 @@ def test_contrast_leaves_out_pixels_that_are_no_number():
 
 
 def _positions_ome(
-    path, image: np.ndarray, ids: np.ndarray, *, thumbnail: bool, far: int = 0
+    path,
+    image: np.ndarray,
+    ids: np.ndarray,
+    *,
+    thumbnail: bool,
+    far: int = 0,
+    own_ids: bool = False,
 ) -> list:
     """2 x 2 overlapping 600 x 600 tiles, one OME series each, with stage positions; the
-    last one ``far`` pixels further away on the stage (in another well, say)."""
+    last one ``far`` pixels further away on the stage (in another well, say). With
+    ``own_ids``, each tile numbers its cells from 1, as when tiles are segmented one by one."""
     origin_y, origin_x = 2000.0, -1500.0
     starts = [(r, c) for r in (0, 422) for c in (0, 424)]
     with tifffile.TiffWriter(path, ome=True) as tif:
         for n, (r, c) in enumerate(starts):
-            tile = np.stack([image[r : r + 600, c : c + 600], ids[r : r + 600, c : c + 600]])
+            cells = ids[r : r + 600, c : c + 600]
+            if own_ids:
+                cells = relabel_sequential(cells)[0]
+            tile = np.stack([image[r : r + 600, c : c + 600], cells])
             tif.write(
                 tile,
                 tile=(256, 256),
@@ -170,6 +181,15 @@ def test_series_become_position_axis(positions_file):
         np.testing.assert_array_equal(np.asarray(mask[n]), ids[r : r + 600, c : c + 600])
 
 
+def _assert_same_cells(labels: np.ndarray, expected: np.ndarray) -> None:
+    """The same cells, whatever their ids: each id of one is a single id of the other."""
+    np.testing.assert_array_equal(labels == 0, expected == 0)
+    span = int(expected.max()) + 1
+    pairs = np.unique(labels.astype(np.int64) * span + expected)  # each (id, expected id)
+    ours, theirs = np.divmod(pairs, span)
+    assert len(np.unique(ours)) == len(np.unique(theirs)) == len(pairs)
+
+
 def test_mosaic_equals_original(positions_file):
     path, image, ids, _ = positions_file
     (phase, phase_kw, _), (mask, mask_kw, mask_kind) = read_tiff(str(path), mosaic=True)
@@ -179,9 +199,60 @@ def test_mosaic_equals_original(positions_file):
     assert phase_kw["metadata"]["cytomask"]["mosaic"] is True
     assert mask_kind == "labels"
     np.testing.assert_array_equal(phase.compute(), image)
-    np.testing.assert_array_equal(mask.compute(), ids)
+    # The cells the tiles share where they overlap are one cell each, with the first
+    # tile's id.
+    stitched = mask.compute()
+    _assert_same_cells(stitched, ids)
+    np.testing.assert_array_equal(stitched[:600, :600], ids[:600, :600])
     # A block in the middle, where all four tiles overlap.
     np.testing.assert_array_equal(np.asarray(phase[400:620, 410:630]), image[400:620, 410:630])
+
+
+def test_mosaic_of_tiles_each_numbering_its_cells(tmp_path):
+    """Tiles segmented one by one each number their cells 1, 2, 3: pasted as they were, a
+    mosaic of 2 x 2 tiles held 3 cells instead of 12 (metrics, counts and export took
+    the cells of four tiles for one). Each tile's cells now have ids of their own, in
+    every frame the same; the image is stitched as it was."""
+    tile = np.zeros((2, 40, 40), np.uint16)  # T, Y, X: the same cells in both frames
+    tile[:, 5:15, 5:15], tile[:, 20:30, 5:15], tile[:, 10:30, 22:35] = 1, 2, 3
+    starts = [(r, c) for r in (0, 40) for c in (0, 40)]
+    rng = np.random.default_rng(0)
+    phases = rng.integers(100, 4000, (4, 2, 40, 40), dtype=np.uint16)
+    path = tmp_path / "own-ids.ome.tif"
+    with tifffile.TiffWriter(path, ome=True) as tif:
+        for (r, c), phase in zip(starts, phases, strict=True):
+            tif.write(
+                np.stack([phase, tile], axis=1),
+                metadata={
+                    "axes": "TCYX",
+                    "PhysicalSizeX": 0.5,
+                    "PhysicalSizeY": 0.5,
+                    "Channel": {"Name": ["Phase", "Mask"]},
+                    "Plane": {"PositionX": [c * 0.5] * 4, "PositionY": [r * 0.5] * 4},
+                },
+            )
+    (phase, _, _), (mask, _, mask_kind) = read_tiff(path, mosaic=True)
+    assert mask_kind == "labels"
+    stitched = mask.compute()
+    assert stitched.shape == (2, 80, 80)
+    assert len(np.unique(stitched)) == 1 + 12
+    assert stitched.dtype == np.uint32  # four tiles of 16-bit ids
+    np.testing.assert_array_equal(stitched[0], stitched[1])
+    for n, (r, c) in enumerate(starts):
+        _assert_same_cells(stitched[:, r : r + 40, c : c + 40], tile)
+        np.testing.assert_array_equal(np.asarray(phase[:, r : r + 40, c : c + 40]), phases[n])
+    np.testing.assert_array_equal(stitched[:, :40, :40], tile)  # the first tile's ids kept
+
+
+def test_overlapping_tiles_each_numbering_its_cells(shared_data, tmp_path):
+    """Where tiles each numbering their cells from 1 overlap, the later one is drawn over
+    the earlier and cuts its cells at its edge: the cell both tiles see is one cell, not a
+    piece with one id beside a piece with another."""
+    image, ids = _phase_and_ids(shared_data, 5, crop=(slice(None), slice(None)))
+    path = tmp_path / "own-ids.ome.tif"
+    _positions_ome(path, image, ids, thumbnail=False, own_ids=True)
+    _, (mask, _, _) = read_tiff(path, mosaic=True)
+    _assert_same_cells(mask.compute(), ids)
 
 
 def test_positions_far_apart_are_not_stitched(shared_data, tmp_path):

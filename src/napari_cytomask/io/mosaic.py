@@ -3,15 +3,21 @@
 Tiles are placed at ``(position - min position) / pixel size`` without blending:
 where tiles overlap, the later tile is drawn over the earlier ones. The mosaic is
 lazy: a plane (or a block of it) is stitched only when something reads it, and
-only the parts of the tiles that fall into that block are read.
+only the parts of the tiles that fall into that block are read. A mosaic of label
+ids (a mask channel) gives each tile's cells ids of their own, see
+:class:`LabelMosaicArray`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 
 import dask.array as da
 import numpy as np
+
+from ..labels import LabelsError, min_label_dtype
 
 #: Reads part of one tile: ``(tile, leading key, rows, columns) -> array`` whose
 #: shape is the leading key's shape followed by ``(rows, columns)``.
@@ -59,14 +65,26 @@ def tile_groups(offsets: np.ndarray, tile_shape: tuple[int, int]) -> int:
     """
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
-    from scipy.spatial import cKDTree
 
-    # In tile units: neighbours start at most one and a half tiles apart along both axes.
-    scaled = np.asarray(offsets, float) / np.asarray(tile_shape, float)
-    pairs = cKDTree(scaled).query_pairs(1.5, p=np.inf, output_type="ndarray")
-    n = len(scaled)
+    # Neighbours start at most one and a half tiles apart along both axes.
+    pairs = tile_pairs(offsets, tile_shape, 1.5)
+    n = len(offsets)
     graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
     return int(connected_components(graph, directed=False)[0])
+
+
+def tile_pairs(offsets: np.ndarray, tile_shape: tuple[int, int], reach: float) -> np.ndarray:
+    """The pairs of tiles that start at most ``reach`` tiles apart along both axes.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_pairs, 2)`` tile indices, the smaller first in each pair.
+    """
+    from scipy.spatial import cKDTree
+
+    scaled = np.asarray(offsets, float) / np.asarray(tile_shape, float)
+    return cKDTree(scaled).query_pairs(reach, p=np.inf, output_type="ndarray")
 
 
 class MosaicArray:
@@ -144,8 +162,132 @@ class MosaicArray:
             )
             out[
                 ..., top - rows.start : bottom - rows.start, left - cols.start : right - cols.start
-            ] = part
+            ] = self._pixels(tile, part)
         return out
+
+    def _pixels(self, tile: int, part: np.ndarray) -> np.ndarray:
+        """What a tile's pixels become in the mosaic: themselves."""
+        return part
+
+
+class LabelMosaicArray(MosaicArray):
+    """:class:`MosaicArray` of label ids, in which every tile's cells have ids of their own.
+
+    Tiles segmented one by one number their cells each from 1: pasted as they are, the
+    cells of several tiles would share ids and count as one. Each tile's ids are shifted
+    past the largest ids of the tiles before it, so the first tile keeps its own. Where
+    tiles overlap, the later tile is drawn over the earlier one and cuts the earlier
+    one's cells at its edge; a cell of the later tile and the cell of the earlier tile
+    that share the most of its overlap pixels, each the other's best match, are one cell
+    seen twice and take the earlier one's id, rather than leaving a piece of the cell
+    with another id beside the edge. Tiles that only touch are not joined: two cells on
+    either side of a seam may be two cells.
+
+    The shifts and the overlaps' cells are found the first time the mosaic is read,
+    once, and hold for all its planes (a cell keeps its id through a stack): they need
+    each tile's largest id over all its planes, for which every pixel of the channel is
+    read, and the pixels of the overlaps. Nothing is read when the mosaic is opened; the
+    first read takes about half as long again as reading every plane would (a few
+    seconds for a 10,000 x 10,000 mask of 400 tiles).
+
+    Ids are unsigned and wide enough for the largest id of each tile, whatever the
+    tiles hold: at most ``n_tiles`` times the largest value of the tiles' data type
+    (``uint32`` for 16-bit tiles, ``uint64`` for 32-bit ones). Tiles of 64-bit ids
+    whose largest ids add up to more than 64 bits cannot be read as one mosaic
+    (:class:`~napari_cytomask.labels.LabelsError`).
+    """
+
+    def __init__(
+        self,
+        read_tile: TileReader,
+        offsets: np.ndarray,
+        lead_shape: tuple[int, ...],
+        tile_shape: tuple[int, int],
+        dtype: np.dtype,
+    ) -> None:
+        super().__init__(read_tile, offsets, lead_shape, tile_shape, dtype)
+        widest = len(self.offsets) * int(np.iinfo(self.dtype).max)
+        self.dtype = min_label_dtype(min(widest, int(np.iinfo(np.uint64).max)))
+        self._lock = threading.Lock()
+        self._ids: tuple[list[int], np.ndarray, np.ndarray] | None = None
+
+    def _pixels(self, tile: int, part: np.ndarray) -> np.ndarray:
+        shifts, merged, into = self._tile_ids()
+        ids = np.where(part != 0, part.astype(self.dtype) + self.dtype.type(shifts[tile]), 0)
+        if merged.size:
+            at = np.searchsorted(merged, ids).clip(max=merged.size - 1)
+            found = merged[at] == ids
+            ids[found] = into[at[found]]
+        return ids
+
+    def _tile_ids(self) -> tuple[list[int], np.ndarray, np.ndarray]:
+        """How much each tile's ids are shifted; and the ids of cells seen by two
+        tiles (sorted) with the ids they take."""
+        with self._lock:
+            if self._ids is None:
+                largest = [self._largest_id(tile) for tile in range(len(self.offsets))]
+                if sum(largest) > np.iinfo(self.dtype).max:
+                    raise LabelsError(
+                        f"the mask's tiles hold ids up to {max(largest)}: shifted to be "
+                        f"told apart, they would need ids up to {sum(largest)}, more than "
+                        "64 bits hold; renumber each tile's cells from 1 first."
+                    )
+                shifts = [sum(largest[:tile]) for tile in range(len(largest))]
+                same = self._same_cells(shifts)
+                merged = np.array(sorted(same), self.dtype)
+                into = np.array([same[int(i)] for i in merged], self.dtype)
+                self._ids = shifts, merged, into
+            return self._ids
+
+    def _planes(self, tile: int, rows: slice, cols: slice) -> Iterator[np.ndarray]:
+        """A region of a tile in every plane, one plane at a time."""
+        for index in np.ndindex(*self.shape[:-2]):
+            yield self._read_tile(tile, tuple(slice(i, i + 1) for i in index), rows, cols)
+
+    def _largest_id(self, tile: int) -> int:
+        height, width = self.tile_shape
+        planes = self._planes(tile, slice(0, height), slice(0, width))
+        return max(int(plane.max(initial=0)) for plane in planes)
+
+    def _same_cells(self, shifts: list[int]) -> dict[int, int]:
+        """The shifted ids of cells seen in two overlapping tiles, each with the id of the
+        cell it is in the earliest tile that sees it."""
+        parent: dict[int, int] = {}
+
+        def root(cell: int) -> int:
+            while parent.get(cell, cell) != cell:
+                cell = parent[cell]
+            return cell
+
+        height, width = self.tile_shape
+        for early, late in tile_pairs(self.offsets, self.tile_shape, 1):
+            (r0, c0), (r1, c1) = self.offsets[early], self.offsets[late]
+            top, bottom = max(r0, r1), min(r0, r1) + height
+            left, right = max(c0, c1), min(c0, c1) + width
+            if top >= bottom or left >= right:
+                continue
+            shared: Counter = Counter()
+            for a, b in zip(
+                self._planes(early, slice(top - r0, bottom - r0), slice(left - c0, right - c0)),
+                self._planes(late, slice(top - r1, bottom - r1), slice(left - c1, right - c1)),
+                strict=True,
+            ):
+                both = (a != 0) & (b != 0)
+                pairs, counts = np.unique(np.stack([a[both], b[both]]), axis=1, return_counts=True)
+                for (a_id, b_id), count in zip(pairs.T.tolist(), counts.tolist(), strict=True):
+                    shared[a_id, b_id] += count
+            best_of_early: dict[int, tuple[int, int]] = {}
+            best_of_late: dict[int, tuple[int, int]] = {}
+            for (a, b), count in shared.items():
+                if count > best_of_early.get(a, (0, 0))[0]:
+                    best_of_early[a] = count, b
+                if count > best_of_late.get(b, (0, 0))[0]:
+                    best_of_late[b] = count, a
+            for a, (_, b) in best_of_early.items():
+                if best_of_late[b][1] == a:
+                    first, second = root(a + shifts[early]), root(b + shifts[late])
+                    parent[max(first, second)] = min(first, second)
+        return {cell: root(cell) for cell in parent if root(cell) != cell}
 
 
 def stitch(
@@ -157,6 +299,7 @@ def stitch(
     *,
     block: int = BLOCK,
     lead_chunks: tuple[int, ...] | None = None,
+    labels: bool = False,
 ) -> da.Array:
     """Lazy mosaic of tiles as a dask array, one chunk per plane block.
 
@@ -164,6 +307,9 @@ def stitch(
     ----------
     read_tile, offsets, lead_shape, tile_shape, dtype
         See :class:`MosaicArray`.
+    labels
+        Whether the tiles hold label ids, each tile numbering its own cells
+        (:class:`LabelMosaicArray`).
     block
         Largest number of rows and columns in one chunk.
     lead_chunks
@@ -175,7 +321,8 @@ def stitch(
         Shape ``lead_shape + (mosaic rows, mosaic columns)``; reading a chunk
         reads only the parts of the tiles that cover it.
     """
-    mosaic = MosaicArray(read_tile, offsets, lead_shape, tile_shape, dtype)
+    kind = LabelMosaicArray if labels else MosaicArray
+    mosaic = kind(read_tile, offsets, lead_shape, tile_shape, dtype)
     lead = tuple(lead_chunks) if lead_chunks is not None else (1,) * len(lead_shape)
     chunks = (*lead, min(block, mosaic.shape[-2]), min(block, mosaic.shape[-1]))
     return da.from_array(

@@ -871,6 +871,11 @@ class TiffScan:
             )
             samples.append(self._sample(c, s))
         roles_and_contrast(channels, samples, desc.dtype, rgb=desc.rgb)
+        if mosaic:
+            # Each tile numbers its cells from 1: stitched as labels, they keep ids of their own.
+            for channel, (c, s) in zip(channels, self._channel_keys, strict=True):
+                if channel.role == "mask":
+                    channel.data = self._mosaic(c, s, mask=True)
         return channels
 
     def channel_arrays(self) -> list:
@@ -915,7 +920,9 @@ class TiffScan:
         desc = self.description
         return tile_offsets(desc.positions, (desc.pixel_size["Y"], desc.pixel_size["X"]))
 
-    def _mosaic(self, c: int, s: int) -> da.Array:
+    def _mosaic(self, c: int, s: int, *, mask: bool = False) -> da.Array:
+        """One channel's tiles stitched (see :func:`~napari_cytomask.io.mosaic.stitch`);
+        ``mask`` for a mask channel, whose tiles' ids are made distinct."""
         desc = self.description
         labels = self._labels
         lead = [
@@ -950,7 +957,13 @@ class TiffScan:
         offsets = self._tile_offsets
         lead_chunks = tuple(desc.shape[j] if labels[j] == "S" else 1 for j in lead)
         mosaic = stitch(
-            read_tile, offsets, lead_shape, tile_shape, desc.dtype, lead_chunks=lead_chunks
+            read_tile,
+            offsets,
+            lead_shape,
+            tile_shape,
+            desc.dtype,
+            lead_chunks=lead_chunks,
+            labels=mask,
         )
         return da.moveaxis(mosaic, -3, -1) if rgb_axis is not None else mosaic
 
