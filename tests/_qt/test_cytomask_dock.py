@@ -523,6 +523,35 @@ def test_a_failing_worker_gives_one_notification(
     assert dock.sam2.segment_button.isEnabled()
 
 
+def test_nothing_to_run_says_what_to_add_without_an_error(
+    make_napari_viewer_proxy, settings, notifications
+):
+    """In an empty viewer every run button gave a red "... failed: No image to segment"
+    toast (Export's right after its own status said there was no Labels layer): a step
+    with no input says in its status line what to add, and nothing else."""
+    dock = CytomaskDock(make_napari_viewer_proxy(), settings=settings)
+    said = {
+        dock.unet.status: "No image to segment: open an image",
+        dock.unet.trainer.status: "Pick an image layer and a mask",
+        dock.sam2.status: "No image to segment: open an image",
+        dock.watershed.status: "Add or pick an Image layer as input first.",
+        dock.export.status: "No Labels layer to export yet",
+    }
+    for run in (
+        dock.unet.segment,
+        dock.unet.trainer.train,
+        dock.sam2.segment,
+        dock.watershed.apply,
+        dock.export.export,
+    ):
+        run()
+    process_events(50)
+    for status, start in said.items():
+        assert status.text().startswith(start), status.text()
+        assert "failed" not in status.text()
+    assert notifications == []
+
+
 def test_sam2_with_no_masks_says_so_in_the_status_line(
     make_napari_viewer_proxy, qtbot, settings, small_sam2, notifications, one_thread
 ):

@@ -63,6 +63,10 @@ _PACE_AFTER = 2.0
 CHANNEL_ROLES = "Channel roles (step 1 of Segment cytoplasm, or Layers > Data)"
 
 
+class NothingToRun(ValueError):
+    """A step's input is missing: its status line says what to add, as no failure."""
+
+
 def no_image_to_segment(viewer, pick: str) -> str:
     """Why there is no image to segment, and what to do (``pick``: where one is chosen);
     a file that holds only a mask (label ids), opened as Labels, is named."""
@@ -583,7 +587,8 @@ class Runner(QObject):
         return worker
 
     def fail(self, err: Exception, live: bool = False, notify: bool = True) -> None:
-        """Report a failure: status line and one notification.
+        """Report a failure: status line and one notification; a missing input
+        (:class:`NothingToRun`) is said in the status line alone, as it is.
 
         Parameters
         ----------
@@ -595,6 +600,10 @@ class Runner(QObject):
         notify
             Whether to notify at all (else the status line alone says it).
         """
+        if isinstance(err, NothingToRun):
+            if self._controls is not None:
+                self._controls.status.setText(str(err))
+            return
         message = self._describe(err)
         if self._controls is not None:
             self._controls.status.setText(message)

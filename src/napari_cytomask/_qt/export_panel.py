@@ -29,6 +29,7 @@ from ..io.writers import FILE_FORMATS, FORMATS
 from ..roles import files_of, holds_ids, role_of, source_of
 from ._live import (
     SEGMENT_STEP,
+    NothingToRun,
     Runner,
     StepControls,
     StepWidget,
@@ -191,7 +192,11 @@ class ExportPanel(StepWidget, QWidget):
         formats = [key for key, box in self.formats.items() if box.isChecked()]
         try:
             if not layers:
-                raise ValueError("Tick at least one Labels layer to export.")
+                raise NothingToRun(
+                    "Tick at least one Labels layer to export."
+                    if self._listed
+                    else _NOTHING_TO_EXPORT
+                )
             if not formats and not self.objects_csv.isChecked() and not self.coco_json.isChecked():
                 raise ValueError("Tick at least one format to export.")
             typed = typed_path(self.folder.text())

@@ -64,6 +64,7 @@ from ._layers import (
     result_slot,
 )
 from ._live import (
+    NothingToRun,
     PointValidator,
     Runner,
     StepControls,
@@ -610,7 +611,7 @@ class Sam2Widget(StepWidget, QWidget):
     def input_layer(self) -> Image:
         layer = self.layer.layer()
         if layer is None:
-            raise ValueError(no_image_to_segment(self.viewer, "Image"))
+            raise NothingToRun(no_image_to_segment(self.viewer, "Image"))
         return layer
 
     def _job(self):

@@ -87,6 +87,7 @@ from ._live import (
     CHANNEL_ROLES,
     SETTINGS_MIN_HEIGHT,
     DecimalSpinBox,
+    NothingToRun,
     Runner,
     StepControls,
     StepWidget,
@@ -766,7 +767,7 @@ class UNetSegmentWidget(StepWidget, QWidget):
         layer = self.input.layer()
         try:
             if layer is None:
-                raise ValueError(no_image_to_segment(self.viewer, "Input image"))
+                raise NothingToRun(no_image_to_segment(self.viewer, "Input image"))
             step = self.step()
         except ValueError as err:
             self.runner.fail(err)
@@ -1273,7 +1274,7 @@ class UNetTrainWidget(StepWidget, QWidget):
             return samples, [images, masks], ""
         image, mask = self.image_layer.layer(), self.mask_layer.layer()
         if image is None or mask is None:
-            raise ValueError(
+            raise NothingToRun(
                 "Pick an image layer and a mask (Labels) layer with instance labels, or "
                 "train from folders."
             )

@@ -59,7 +59,15 @@ from ._layers import (
     result_slot,
     write_frame,
 )
-from ._live import SEGMENT_STEP, Runner, StepControls, StepWidget, number_box, step_page
+from ._live import (
+    SEGMENT_STEP,
+    NothingToRun,
+    Runner,
+    StepControls,
+    StepWidget,
+    number_box,
+    step_page,
+)
 
 MODES = {
     "foreground": "Foreground or probability map",  # short enough to show whole
@@ -526,7 +534,7 @@ class WatershedWidget(StepWidget, QWidget):
         layer = self.input.layer()
         if layer is None:
             kind = "a Labels" if self.method == "split" else "an Image"
-            raise ValueError(f"Add or pick {kind} layer as input first.")
+            raise NothingToRun(f"Add or pick {kind} layer as input first.")
         if layer.multiscale:
             # Previews and the output layer are whole frames in memory: a slide-sized
             # pyramid would not fit. Segmentation results are single-resolution.
