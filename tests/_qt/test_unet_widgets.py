@@ -887,6 +887,21 @@ def test_a_listed_model_deleted_or_damaged_before_it_is_picked_is_said(
     assert combo.findText(damaged.stem) == -1
 
 
+def test_models_that_differ_at_the_end_of_their_names_look_different_closed(qtbot):
+    """Fine-tuned models all showed as "Phase contrast-fine-tuned-" in the closed list of
+    a 1280-pixel-wide window: the date and time that tell them apart were cut off."""
+    from napari_cytomask._qt.unet_widgets import _ListedOnOpening
+
+    shown = []
+    for stamp in ("20261204-000817", "20261204-001112"):
+        combo = _ListedOnOpening(lambda: None)
+        qtbot.addWidget(combo)
+        combo.addItem(f"Phase contrast-fine-tuned-{stamp}")
+        combo.setFixedWidth(combo.fontMetrics().horizontalAdvance("Phase contrast-fine-tu"))
+        shown.append(combo.grab().toImage())
+    assert shown[0] != shown[1]
+
+
 def test_files_in_the_model_folder_that_cannot_be_used_are_listed_greyed_with_why(
     make_napari_viewer_proxy, unet_checkpoint, model_folder
 ):

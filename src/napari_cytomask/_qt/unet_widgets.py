@@ -32,6 +32,9 @@ from qtpy.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QStyle,
+    QStyleOptionComboBox,
+    QStylePainter,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -270,7 +273,11 @@ def _stamp(key: str) -> int | None:
 
 
 class _ListedOnOpening(QComboBox):
-    """A drop-down that lists its entries again as it opens (``relist``)."""
+    """A drop-down that lists its entries again as it opens (``relist``).
+
+    Closed, a name too long for it is cut in the middle: models fine-tuned from one
+    another differ in the date and time at their end, which a cut at the end hid.
+    """
 
     def __init__(self, relist: Callable[[], None]):
         super().__init__()
@@ -279,6 +286,22 @@ class _ListedOnOpening(QComboBox):
     def showPopup(self) -> None:
         self._relist()
         super().showPopup()
+
+    def paintEvent(self, _event) -> None:  # noqa: N802 (Qt's name)
+        painter = QStylePainter(self)
+        option = QStyleOptionComboBox()
+        self.initStyleOption(option)
+        painter.drawComplexControl(QStyle.ComplexControl.CC_ComboBox, option)
+        field = self.style().subControlRect(
+            QStyle.ComplexControl.CC_ComboBox,
+            option,
+            QStyle.SubControl.SC_ComboBoxEditField,
+            self,
+        )
+        option.currentText = self.fontMetrics().elidedText(
+            option.currentText, Qt.TextElideMode.ElideMiddle, field.width()
+        )
+        painter.drawControl(QStyle.ControlElement.CE_ComboBoxLabel, option)
 
 
 class _ModelPicker(QWidget):
