@@ -784,6 +784,39 @@ def test_the_time_left_counts_training_steps_only(make_napari_viewer_proxy, monk
     assert widget.status.text().endswith("loss 0.500; last step.")
 
 
+def test_the_bar_and_time_left_follow_validation_and_choosing_thresholds(
+    make_napari_viewer_proxy, monkeypatch
+):
+    """The bar counted training steps only: full after the last, it stood so through
+    validation and choosing the thresholds (half of a short run), while the status had
+    said "about 7 s left"."""
+    from napari_cytomask import progress
+    from napari_cytomask.models.training import TrainingProgress
+
+    widget = UNetTrainWidget(make_napari_viewer_proxy())
+    bar = widget.progress
+    now = [0.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: now[0])
+    split = {"train": ["a"], "validation": ["b"], "test": []}
+    widget._on_progress(TrainingProgress(1, 1, 0, 3, 0, math.nan, 1e-3, phase="split", split=split))
+    for step in (1, 2, 3):
+        now[0] = float(step)
+        widget._on_progress(TrainingProgress(1, 1, step, 3, step, 0.5, 1e-3, phase="train"))
+        if step == 2:
+            assert widget.status.text().endswith(
+                "about 1 s left, then validation and threshold tuning."
+            ), widget.status.text()
+    assert widget.status.text().endswith("last step, then validation and threshold tuning.")
+    assert bar.text() == "Training: 100%"
+    widget._on_progress(TrainingProgress(1, 1, 0, 2, 3, math.nan, 1e-3, phase="validate"))
+    assert (bar.value(), bar.maximum(), bar.text()) == (0, 2, "Validating: 0%")
+    widget._first_epoch = 1
+    widget._on_progress(TrainingProgress(1, 1, 10, 40, 3, math.nan, 1e-3, phase="tune"))
+    assert (bar.value(), bar.maximum(), bar.text()) == (10, 40, "Choosing thresholds: 25%")
+    widget.controls.set_running(False)  # the run ended: the bar no longer names a stage
+    assert bar.text() == "25%"
+
+
 def test_the_time_left_of_choosing_thresholds_counts_the_settings_only(
     make_napari_viewer_proxy, monkeypatch
 ):

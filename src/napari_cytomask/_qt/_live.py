@@ -146,6 +146,7 @@ class StepControls(QWidget):
         if self.window().focusWidget() in (leaving, self):
             (coming if coming.isVisibleTo(self) else self).setFocus()
         leaving.setEnabled(False)
+        self.progress.setFormat("%p%")  # a stage a run named on the bar is over
         self._pace = Pace(after=_PACE_AFTER)
         self.running_changed.emit(running)
 

@@ -1388,7 +1388,8 @@ class UNetTrainWidget(StepWidget, QWidget):
             else "cancelled before the first ends, nothing is kept"
         )  # fmt: skip
         self.status.setText(
-            f"Training on {len(samples)} image(s), about {duration(self.estimated_seconds())}. "
+            f"Training on {len(samples)} image(s): about {duration(self.estimated_seconds())} "
+            "for the training steps, then validation and threshold tuning. "
             f"The best network so far is saved at the end of each epoch: {kept}."
             f"{f' {left_out}' if left_out else ''}{resumed}"
         )
@@ -1477,13 +1478,17 @@ class UNetTrainWidget(StepWidget, QWidget):
                 self._first_epoch = p.epoch
             self.losses.append((p.global_step, p.loss))
             done = (p.epoch - self._first_epoch) * p.steps + p.step
-            self.progress.setRange(0, p.steps * (p.epochs - self._first_epoch + 1))
-            self.progress.setValue(done)
+            self._show_stage("Training", done, p.steps * (p.epochs - self._first_epoch + 1))
             seconds = self._pace.left(done, self.progress.maximum())
+            # The steps' pace times the steps alone: validating after each epoch, and
+            # choosing the thresholds after the last, took half of a short run.
+            then = ", then validation and threshold tuning" if self._validation_images else ""
             if seconds is not None:
-                left = f"about {duration(seconds)} left."
+                left = f"about {duration(seconds)} left{then}."
             else:
-                left = "last step." if done >= self.progress.maximum() else "timing the steps…"
+                left = (
+                    f"last step{then}." if done >= self.progress.maximum() else "timing the steps…"
+                )
             self.status.setText(
                 f"Epoch {p.epoch} of {p.epochs}, step {p.step} of {p.steps}: loss {p.loss:.3f}; "
                 f"{left}"
@@ -1492,6 +1497,7 @@ class UNetTrainWidget(StepWidget, QWidget):
             if time.monotonic() - self._drawn > 0.5 or p.step == p.steps:
                 self._plot()
         elif p.phase == "validate":
+            self._show_stage("Validating", p.step, p.steps)
             self.status.setText(f"Epoch {p.epoch}: validating image {p.step} of {p.steps}")
         elif p.phase == "tune":
             # Before the first epoch of a fine-tuning run: the starting model's thresholds,
@@ -1505,6 +1511,7 @@ class UNetTrainWidget(StepWidget, QWidget):
             # Its first steps predict the validation images, seconds each; the rest score
             # settings on them, far faster: timed from the first, 57 min were said for 10 s.
             images = self._validation_images
+            self._show_stage("Choosing thresholds", p.step, p.steps)
             if p.step < images:
                 self.status.setText(f"{what}: predicting image {p.step + 1} of {images}")
                 return
@@ -1521,6 +1528,13 @@ class UNetTrainWidget(StepWidget, QWidget):
                     f"{p.validation['mean_average_f1']:.3f}{saved}"
                 )
             self._plot()
+
+    def _show_stage(self, stage: str, done: int, total: int) -> None:
+        """Show ``done`` of ``total`` of the run's stage under way, named on the bar: the
+        training steps' bar stood full through validation and choosing the thresholds."""
+        self.progress.setFormat(f"{stage}: %p%")
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(done)
 
     def _plot(self) -> None:
         self._drawn = time.monotonic()
