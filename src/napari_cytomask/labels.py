@@ -104,12 +104,19 @@ def binary_mask_regions(labels: np.ndarray, frames: int) -> tuple[np.ndarray, in
     return (regions, cells.max().item()) if count > 1 else None
 
 
-def check_same_shape(a: np.ndarray, b: np.ndarray, a_name: str, b_name: str) -> None:
-    """Raise :class:`LabelsError` unless two label images have the same shape."""
+def check_same_shape(
+    a: np.ndarray,
+    b: np.ndarray,
+    a_name: str,
+    b_name: str,
+    advice: str = "compare labels of the same image",
+) -> None:
+    """Raise :class:`LabelsError` unless two label images have the same shape; the message
+    ends with ``advice`` (what to pair instead)."""
     if a.shape != b.shape:
         raise LabelsError(
             f"{a_name} has shape {a.shape} but {b_name} has shape {b.shape}; "
-            "compare labels of the same image (same channel, tile and size)."
+            f"{advice} (same channel, tile and size)."
         )
 
 

@@ -203,6 +203,37 @@ def test_frames_without_a_cell_are_left_out_of_training_and_said(
     assert left_out[:1].upper() + left_out[1:] in trainer.summary
 
 
+def test_a_mask_that_does_not_line_up_with_its_image_is_noted_before_training(
+    make_napari_viewer_proxy, monkeypatch
+):
+    """A mask moved 50 µm off its image, or at twice its pixel size, was trained on without
+    a word, though the metrics dock notes such a pair; one of another shape was refused in
+    the metrics' words ("compare labels of the same image")."""
+    viewer = make_napari_viewer_proxy()
+    scan = _labelled_layers(viewer, scale=(0.87, 0.87), units="µm")
+    trainer = UNetTrainWidget(viewer)
+    assert trainer._samples()[2] == ""
+    viewer.layers["mask"].translate = (0, 50)
+    moved = (
+        "Note: 'img' and 'mask' do not line up in the viewer (their translation differs), "
+        "yet are paired pixel by pixel to train on."
+    )
+    assert trainer._samples()[2] == moved
+    # Said as training starts, and again with its result.
+    monkeypatch.setattr(trainer.runner, "run_now", lambda *args, **kwargs: None)
+    trainer.train()
+    assert trainer.status.text().endswith(f" {moved}")
+    assert trainer._notes == [moved]
+    viewer.add_labels(scan.labels[0], name="coarse", scale=(1.74, 1.74), units="µm")
+    trainer.mask_layer.setCurrentText("coarse")
+    assert trainer._samples()[2] == moved.replace("mask", "coarse").replace("translation", "scale")
+    viewer.add_labels(scan.labels[0][:64], name="cropped", scale=(0.87, 0.87), units="µm")
+    trainer.mask_layer.setCurrentText("cropped")
+    refused = r"has shape \(64, 96\); train on a mask of the same image \(same channel"
+    with pytest.raises(ValueError, match=refused):
+        trainer._samples()
+
+
 def test_fine_tuning_on_layers_of_another_pixel_size_says_they_were_resampled(
     make_napari_viewer_proxy, qtbot, model_folder, unet_checkpoint
 ):

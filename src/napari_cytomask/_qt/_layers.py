@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from napari.layers import Labels, Layer
 from napari.utils.notifications import show_info
+from napari.utils.transforms import Affine
 from qtpy.QtWidgets import QComboBox
 
 from ..io.layers import (
@@ -97,6 +98,48 @@ def lay_over(layer, geometry: dict) -> None:
         # its input moved.
         if not np.array_equal(here[name], geometry[name]):
             setattr(layer, name, geometry[name])
+
+
+#: How each part of a layer's placement in the viewer (:func:`resolution_level`'s geometry)
+#: transforms its pixels, by the name a note gives it.
+_PLACEMENT = {
+    "scale": lambda placed: Affine(scale=placed["scale"]),
+    "translation": lambda placed: Affine(translate=placed["translate"]),
+    "rotation": lambda placed: Affine(rotate=placed["rotate"]),
+    "shear": lambda placed: Affine(shear=placed["shear"]),
+    "affine transform": lambda placed: Affine(affine_matrix=placed["affine"]),
+}
+
+
+def misplaced_note(first, second, paired: str, levels: tuple[int, int] = (0, 0)) -> str:
+    """A note when two layers taken pixel by pixel (``paired``: "are compared pixel by
+    pixel") do not line up in the viewer, naming what of their placement differs ("scale",
+    "rotation", …) over the axes both have (an image saved as a stack of one has one more);
+    "" when they line up. ``levels``: the resolution level of each that is taken, placed as
+    :func:`resolution_level` lays it over its layer."""
+    placed = [
+        resolution_level(layer, level)[1]
+        for layer, level in zip((first, second), levels, strict=True)
+    ]
+    common = min(len(geometry["scale"]) for geometry in placed)
+    differ = [
+        name
+        for name, placement in _PLACEMENT.items()
+        if not np.allclose(
+            *(
+                placement(geometry)
+                .set_slice(range(len(geometry["scale"]) - common, len(geometry["scale"])))
+                .affine_matrix
+                for geometry in placed
+            )
+        )
+    ]
+    if not differ:
+        return ""
+    return (
+        f"Note: '{first.name}' and '{second.name}' do not line up in the viewer (their "
+        f"{' and '.join(differ)} differ{'s' * (len(differ) == 1)}), yet {paired}."
+    )
 
 
 def layer_by_id(layers, unique_id):

@@ -10,7 +10,6 @@ import numpy as np
 from napari.layers import Labels
 from napari.utils.colormaps import DirectLabelColormap
 from napari.utils.notifications import show_error
-from napari.utils.transforms import Affine
 from qtpy.QtGui import QKeySequence
 from qtpy.QtWidgets import (
     QApplication,
@@ -50,7 +49,7 @@ from ..metrics import (
     write_csv,
 )
 from ..roles import holds_ids, lies_with, role_of, same_file, scan_files, source_of
-from ._layers import layer_by_id, pixel_events, resolution_level
+from ._layers import layer_by_id, misplaced_note, pixel_events, resolution_level
 from ._live import (
     CHANNEL_ROLES,
     DecimalSpinBox,
@@ -203,9 +202,9 @@ class MetricsDock(StepWidget, QWidget):
         self._watched: list[Labels] = []
         self._highlights: dict[str, Labels] = {}
         self._hidden: set[str] = set()  # highlights the dock hid while no comparison stood
-        #: The names of the compared layers (for the status and the CSV's name), how they
-        #: are misplaced and the two files they come from when those differ
-        #: (:func:`_other_files`), for the status.
+        #: The names of the compared layers (for the status and the CSV's name), the note
+        #: of how they are misplaced (:func:`~._layers.misplaced_note`) and the two files
+        #: they come from when those differ (:func:`_other_files`), for the status.
         self._pair: tuple[str, str, str, tuple[str, str] | None] = ("", "", "", None)
         #: The frames compared when a layer never made some (else None), and what the
         #: status says of those left out.
@@ -582,7 +581,7 @@ class MetricsDock(StepWidget, QWidget):
         self._pair = (
             pred.name,
             gt.name,
-            _misaligned(pred, gt),
+            misplaced_note(pred, gt, "are compared pixel by pixel"),
             _other_files(pred, gt, scan_files(self.viewer.layers)),
         )
         self._shape = tuple(np.shape(gt_data))
@@ -645,7 +644,7 @@ class MetricsDock(StepWidget, QWidget):
             text += f" Note: {empty}."
         if self._made_only:
             text += " " + self._made_only
-        pred_name, gt_name, misaligned, files = self._pair
+        pred_name, gt_name, misplaced, files = self._pair
         for role, value in binary.items():
             name = gt_name if role == "ground truth" else pred_name
             text += (
@@ -659,12 +658,8 @@ class MetricsDock(StepWidget, QWidget):
                 f" Left out: {named_frames(keys)}, where "
                 f"'{gt_name}' has no cell (paint the cells there to score them)."
             )
-        if misaligned:
-            text += (
-                f" Note: '{pred_name}' and '{gt_name}' do not line up in the viewer (their "
-                f"{misaligned} differ{'s' * (' and ' not in misaligned)}), yet are compared pixel "
-                "by pixel."
-            )
+        if misplaced:
+            text += f" {misplaced}"
         if files:
             pred_file, gt_file = files
             text += (
@@ -796,15 +791,6 @@ class MetricsDock(StepWidget, QWidget):
         show_error(message)
 
 
-_PLACEMENT = {
-    "scale": lambda layer: Affine(scale=layer.scale),
-    "translation": lambda layer: Affine(translate=layer.translate),
-    "rotation": lambda layer: Affine(rotate=layer.rotate),
-    "shear": lambda layer: Affine(shear=layer.shear),
-    "affine transform": lambda layer: layer.affine,
-}
-
-
 def _made_frames(shape, layers) -> tuple[np.ndarray | None, str]:
     """The frames of ``shape`` that every one of ``layers`` made (a split's preview makes
     the frame on show only), and a note naming them; ``(None, "")`` when all were made."""
@@ -825,23 +811,6 @@ def _made_frames(shape, layers) -> tuple[np.ndarray | None, str]:
         "Segment with Positions: all positions to make them all; a split's Apply splits the "
         "frames its input holds."
     )
-
-
-def _misaligned(a, b) -> str:
-    """What of two layers' placement in the viewer differs ("scale", "rotation", …), if any,
-    over the axes both have (an image saved as a stack of one has one more)."""
-    common = min(a.ndim, b.ndim)
-    differ = [
-        name
-        for name, placement in _PLACEMENT.items()
-        if not np.allclose(
-            *(
-                placement(layer).set_slice(range(layer.ndim - common, layer.ndim)).affine_matrix
-                for layer in (a, b)
-            )
-        )
-    ]
-    return " and ".join(differ)
 
 
 def _other_files(prediction, truth, scans) -> tuple[str, str] | None:

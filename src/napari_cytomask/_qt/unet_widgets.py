@@ -82,6 +82,7 @@ from ._layers import (
     frame_on_show,
     labels_layer,
     lay_over,
+    misplaced_note,
     resolution_level,
     result_slot,
     write_frame,
@@ -1280,7 +1281,8 @@ class UNetTrainWidget(StepWidget, QWidget):
             self.init_path.setText(path)
 
     def _samples(self):
-        """The images to train on, what they came from, and what was left out of them."""
+        """The images to train on, what they came from, and notes on them for the user (a
+        mask that does not line up with its image, frames left out)."""
         from ..models.training import samples_from_arrays, samples_from_folders
 
         if self.source.currentText() == "Folders":
@@ -1308,17 +1310,20 @@ class UNetTrainWidget(StepWidget, QWidget):
             channel_axis=-1 if image.rgb else None,
             pixel_size_um=self.pixels.pixel_size(image),
         )
+        # A mask placed elsewhere in the viewer is another field's cells, or the same at
+        # another size: paired pixel by pixel, they would teach the network wrong cells.
+        notes = [misplaced_note(image, mask, "are paired pixel by pixel to train on")]
         # Frames of a stack painted in part: the ones without a cell are not labelled yet,
         # and trained on they would teach that their cells are background.
         empty = [i for i, sample in enumerate(samples) if not sample.labels.any()]
-        note = ""
         if empty and len(empty) < len(samples):
-            note = (
+            notes.append(
                 f"{len(empty)} of the {len(samples)} frames of '{mask.name}' hold no cell and "
                 f"are left out (frames {', '.join(map(str, empty))}): unlabelled, their cells "
                 "would be learnt as background."
             )
             samples = [sample for i, sample in enumerate(samples) if i not in empty]
+        note = " ".join(note for note in notes if note)
         return samples, [f"layer {image.name}", f"layer {mask.name}"], note
 
     def init_from(self) -> str | None:
@@ -1341,7 +1346,7 @@ class UNetTrainWidget(StepWidget, QWidget):
         if self.runner.busy:
             return
         try:
-            samples, sources, left_out = self._samples()
+            samples, sources, noted = self._samples()
             config = UNetConfig(
                 encoder=self.encoder.currentText().strip(),
                 encoder_depth=self.encoder_depth.value(),
@@ -1380,7 +1385,7 @@ class UNetTrainWidget(StepWidget, QWidget):
         self.losses, self.scores = [], []
         # A resumed run's network is on disk already: cancelled, it is kept.
         self._first_epoch, self._checkpoint = None, Path(resume) if resume else None
-        self._notes = [left_out] if left_out else []
+        self._notes = [noted] if noted else []
         self._plot()
         self.progress.setMaximum(settings.epochs * settings.steps_per_epoch)
         kept = (
@@ -1391,7 +1396,7 @@ class UNetTrainWidget(StepWidget, QWidget):
             f"Training on {len(samples)} image(s): about {duration(self.estimated_seconds())} "
             "for the training steps, then validation and threshold tuning. "
             f"The best network so far is saved at the end of each epoch: {kept}."
-            f"{f' {left_out}' if left_out else ''}{resumed}"
+            f"{f' {noted}' if noted else ''}{resumed}"
         )
         self._pace = Pace()
         # The estimate was made before the run; the status line measures as it runs.

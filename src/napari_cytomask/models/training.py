@@ -432,7 +432,7 @@ def samples_from_arrays(
     mask_name = f"mask {mask_name}" if mask_name else f"mask of {name}"
     lab = as_labels(labels, mask_name)
     for ch in channels:
-        check_same_shape(ch, lab, f"image {name}", mask_name)
+        check_same_shape(ch, lab, f"image {name}", mask_name, "train on a mask of the same image")
     per_channel = [_frames(ch) for ch in channels]
     lab_frames = _frames(lab)
     samples = []
