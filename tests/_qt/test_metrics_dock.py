@@ -233,6 +233,65 @@ def test_a_new_result_is_checked_against_a_ground_truth_of_its_shape(
     assert dock.ground_truth_combo.currentText() == "my truth"
 
 
+def test_a_result_made_at_a_coarser_level_is_compared_with_that_level_of_the_mask(
+    make_napari_viewer_proxy, qtbot, labels
+):
+    """SAM2 run at level 1/2 of a pyramidal scan whose mask channel is a pyramid too: the
+    result was refused as not of "the same image" as the mask, which has a level of its
+    size."""
+    from napari_cytomask._qt._layers import resolution_level
+    from napari_cytomask.io.layers import result_metadata
+
+    viewer = make_napari_viewer_proxy()
+    levels = [labels, labels[::2, ::2], labels[::4, ::4]]
+    geometry = {"scale": (0.65, 0.65), "translate": (100.0, -40.0), "units": "µm"}
+    scan = {"cytomask": {"role": "mask", "source": "/data/scan.ome.tif"}}
+    viewer.add_labels(levels, multiscale=True, name="Mask", metadata=scan, **geometry)
+    scan = {"cytomask": {"role": "input", "source": "/data/scan.ome.tif"}}
+    phase = viewer.add_image(
+        [level.astype(np.float32) for level in levels], multiscale=True, name="Phase",
+        metadata=scan, **geometry,
+    )  # fmt: skip
+    other = {"cytomask": {"role": "mask", "source": "/data/other.ome.tif"}}
+    viewer.add_labels(levels, multiscale=True, name="other Mask", metadata=other, **geometry)
+    dock = MetricsDock(viewer)
+    qtbot.addWidget(dock)
+    dock.ground_truth_combo.setCurrentText("other Mask")
+    missed = np.unique(levels[1])[1]
+    cells = viewer.add_labels(
+        np.where(levels[1] == missed, 0, levels[1]),
+        name="Phase SAM2 masks",
+        metadata=result_metadata(phase, method="sam2", parameters={"level": 1}),
+        **resolution_level(phase, 1)[1],
+    )
+    dock.set_prediction(cells)
+    assert dock.ground_truth_combo.currentText() == "Mask"  # its own scan's, at that level
+    dock.highlight_check.setChecked(True)
+    negatives = "false negatives (Phase SAM2 masks vs Mask)"
+    qtbot.waitUntil(lambda: negatives in viewer.layers, timeout=10_000)
+    assert dock.evaluation.matches.fn[0] == 1 and dock.evaluation.matches.fp[0] == 0
+    assert dock.status.text().endswith(
+        "1 false negative in yellow. Compared with 'Mask' at its resolution level 1/2 "
+        "(128 × 128 px), the one 'Phase SAM2 masks' was made at."
+    )
+    # The missed cell is outlined where it lies, over the result.
+    outline = viewer.layers[negatives]
+    assert set(np.unique(outline.data)) == {0, missed} and outline.data.shape == (128, 128)
+    np.testing.assert_allclose(outline.scale, cells.scale)
+    np.testing.assert_allclose(outline.translate, cells.translate)
+    # A ground truth without a level of its size: the result is said to be a coarser one.
+    viewer.add_labels(labels.copy(), name="painted", **geometry)
+    viewer.add_labels(levels[::2], multiscale=True, name="Mask 1/4", **geometry)
+    for truth, which in (("painted", ""), ("Mask 1/4", ", which has no level of its size")):
+        dock.ground_truth_combo.setCurrentText(truth)
+        qtbot.waitUntil(lambda t=truth: f"'{t}'" in dock.status.text(), timeout=10_000)
+        assert dock.status.text() == (
+            "Cannot compute the metrics: prediction 'Phase SAM2 masks' (128 × 128 px) was made "
+            f"at a coarser resolution level than ground truth '{truth}' (256 × 256 px){which}: "
+            "segment at full resolution to compare them."
+        )
+
+
 def _wait_for_a_perfect_score(dock, qtbot) -> None:
     """Wait until the dock's pair scores mean-average F1 1 (a result checked against its
     own truth)."""

@@ -293,12 +293,12 @@ def calibrate(viewer, layer, size_um: float) -> list[Layer]:
     if pixel_size_um(layer.scale, layer.units) == (size_um, size_um):
         return []
     factor = size_um / np.abs(np.asarray(layer.scale, float)[-2:])
-    source, scans, bounds = source_of(layer), scan_files(viewer.layers), _bounds(layer)
+    source, scans, bounds = source_of(layer), scan_files(viewer.layers), pixel_bounds(layer)
     moved = [
         other for other in viewer.layers
         if other.unique_id == layer.unique_id
         or same_file(source_of(other), source)
-        or (lies_with(other, layer, scans) and np.allclose(_bounds(other), bounds))
+        or (lies_with(other, layer, scans) and np.allclose(pixel_bounds(other), bounds))
     ]  # fmt: skip
     for other in moved:
         scale, translate = (np.array(v, float) for v in (other.scale, other.translate))
@@ -309,7 +309,7 @@ def calibrate(viewer, layer, size_um: float) -> list[Layer]:
     return moved
 
 
-def _bounds(layer) -> np.ndarray:
+def pixel_bounds(layer) -> np.ndarray:
     """Where a layer's outer pixel edges lie in Y and X, in the viewer."""
     extent = np.asarray(layer.extent.world, float)[:, -2:]
     half = np.abs(np.asarray(layer.scale, float)[-2:]) / 2

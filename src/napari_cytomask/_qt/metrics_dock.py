@@ -49,7 +49,14 @@ from ..metrics import (
     write_csv,
 )
 from ..roles import holds_ids, lies_with, role_of, same_file, scan_files, source_of
-from ._layers import layer_by_id, misplaced_note, pixel_events, resolution_level
+from ._layers import (
+    layer_by_id,
+    level_names,
+    misplaced_note,
+    pixel_bounds,
+    pixel_events,
+    resolution_level,
+)
 from ._live import (
     CHANNEL_ROLES,
     DecimalSpinBox,
@@ -202,10 +209,13 @@ class MetricsDock(StepWidget, QWidget):
         self._watched: list[Labels] = []
         self._highlights: dict[str, Labels] = {}
         self._hidden: set[str] = set()  # highlights the dock hid while no comparison stood
-        #: The names of the compared layers (for the status and the CSV's name), the note
-        #: of how they are misplaced (:func:`~._layers.misplaced_note`) and the two files
-        #: they come from when those differ (:func:`_other_files`), for the status.
-        self._pair: tuple[str, str, str, tuple[str, str] | None] = ("", "", "", None)
+        #: The names of the compared layers (for the status and the CSV's name), the
+        #: ground truth's resolution level compared when not its full one, the note of how
+        #: they are misplaced (:func:`~._layers.misplaced_note`) and the two files they come
+        #: from when those differ (:func:`_other_files`), for the status.
+        self._pair: tuple[str, str, str, str, tuple[str, str] | None] = ("", "", "", "", None)
+        #: The ground truth's resolution level compared (:func:`_truth_level`).
+        self._level = 0
         #: The frames compared when a layer never made some (else None), and what the
         #: status says of those left out.
         self._made: np.ndarray | None = None
@@ -349,13 +359,13 @@ class MetricsDock(StepWidget, QWidget):
 
     def _pair_truth(self, layer: Labels) -> None:
         """Choose a ground truth for the prediction ``layer``: the one the user picked for
-        its scan's results, else the one chosen unless it has another shape or is another
-        scan's mask while ``layer``'s scan has its own."""
+        its scan's results, else the one chosen unless it has another shape (at every
+        resolution level) or is another scan's mask while ``layer``'s scan has its own."""
         gt = self.ground_truth_layer
         shape = _shape(layer)
         fitting = [
             c for c in self._candidates()
-            if c.unique_id != layer.unique_id and _shape(c) == shape
+            if c.unique_id != layer.unique_id and _level_of(c, shape) is not None
         ]  # fmt: skip
         picked = self._picked_truth.get(source_of(layer))
         if picked is not None and any(c.unique_id == picked for c in fitting):
@@ -364,7 +374,7 @@ class MetricsDock(StepWidget, QWidget):
             # Where these cells' image has a ground truth of its own, no other is theirs.
             scans = scan_files(self.viewer.layers)
             own = [c.unique_id for c in _own_truths(fitting, layer, scans)]
-            keep = gt is not None and _shape(gt) == shape
+            keep = gt is not None and _level_of(gt, shape) is not None
             keep = keep and (not own or gt.unique_id in own)
             truth = None if keep else _default_ground_truth(fitting, layer, scans)
         if truth is not None:
@@ -564,8 +574,9 @@ class MetricsDock(StepWidget, QWidget):
         stack = max(1, frame_axes(gt.axis_labels)) if self.stack_check.isChecked() else 0
         try:
             # Cheap checks here, so the common mistakes are reported at once.
+            level = _truth_level(gt, pred)
             gt_data, pred_data, stack = paired(
-                resolution_level(gt)[0],
+                resolution_level(gt, level)[0],
                 resolution_level(pred)[0],
                 stack,
                 f"ground truth '{gt.name}'",
@@ -578,10 +589,12 @@ class MetricsDock(StepWidget, QWidget):
             self.runner.cancel()
             self.runner.fail(err, live=not now, notify=not quiet)
             return
+        self._level = level
         self._pair = (
             pred.name,
             gt.name,
-            misplaced_note(pred, gt, "are compared pixel by pixel"),
+            level_names(gt)[level] if level else "",
+            misplaced_note(pred, gt, "are compared pixel by pixel", levels=(0, level)),
             _other_files(pred, gt, scan_files(self.viewer.layers)),
         )
         self._shape = tuple(np.shape(gt_data))
@@ -639,12 +652,17 @@ class MetricsDock(StepWidget, QWidget):
         if highlighted:
             text += _outlined(evaluation)
         text += "."
+        pred_name, gt_name, level, misplaced, files = self._pair
+        if level:
+            text += (
+                f" Compared with '{gt_name}' at its resolution level {level}, the one "
+                f"'{pred_name}' was made at."
+            )
         empty = stats.no_objects_note()
         if empty:
             text += f" Note: {empty}."
         if self._made_only:
             text += " " + self._made_only
-        pred_name, gt_name, misplaced, files = self._pair
         for role, value in binary.items():
             name = gt_name if role == "ground truth" else pred_name
             text += (
@@ -713,6 +731,7 @@ class MetricsDock(StepWidget, QWidget):
     def _update_highlights(self, false_pos: np.ndarray, false_neg: np.ndarray) -> None:
         names = self._highlight_names()
         source = {"fp": self.prediction_layer, "fn": self.ground_truth_layer}
+        levels = {"fp": 0, "fn": self._level}  # the ground truth's level compared
         parameters = {
             "match_threshold": self.threshold_spin.value(),
             "prediction": self.prediction_layer.name,
@@ -721,9 +740,10 @@ class MetricsDock(StepWidget, QWidget):
         for (key, data), method in zip(
             (("fp", false_pos), ("fn", false_neg)), HIGHLIGHT_METHODS, strict=True
         ):
-            data = data.reshape(_shape(source[key]))  # its own: a stack of one has its axis
+            # Its own shape: a stack of one has its axis.
+            data = data.reshape(_shape(source[key], levels[key]))
             metadata = result_metadata(source[key], method=method, parameters=parameters)
-            geometry = resolution_level(source[key])[1]
+            geometry = resolution_level(source[key], levels[key])[1]
             layer = self._highlights.get(key)
             if layer is not None and self._find(layer.unique_id) is not None:
                 layer.data = data
@@ -841,21 +861,62 @@ def _looks_like_truth(layer) -> bool:
     )
 
 
-def _shape(layer) -> tuple[int, ...]:
-    """A layer's shape at full resolution."""
-    return tuple(int(n) for n in layer.level_shapes[0])
+def _shape(layer, level: int = 0) -> tuple[int, ...]:
+    """A layer's shape at full resolution, or at a pyramid's coarser ``level``."""
+    return tuple(int(n) for n in layer.level_shapes[level])
+
+
+def _level_of(layer, shape: tuple[int, ...]) -> int | None:
+    """The resolution level of ``layer`` of ``shape``: 0, its full resolution, or one of a
+    pyramid's coarser levels (where a step segments when asked); None when it has none."""
+    shapes = [_shape(layer, level) for level in range(len(layer.level_shapes))]
+    return shapes.index(shape) if shape in shapes else None
+
+
+def _truth_level(truth, prediction) -> int:
+    """The resolution level of the ground truth ``truth`` to compare ``prediction`` with:
+    the one of its shape, else full resolution (:func:`~napari_cytomask.labels.paired`
+    says how the shapes differ).
+
+    Raises
+    ------
+    LabelsError
+        For a prediction made at a coarser level than any ``truth`` has: of larger pixels
+        over the same field.
+    """
+    level = _level_of(truth, _shape(prediction))
+    if level is not None:
+        return level
+    # Made at a coarser level, it covers the same field with larger pixels.
+    pixel, truth_pixel = (
+        np.abs(np.asarray(layer.scale[-2:], float)) for layer in (prediction, truth)
+    )
+    larger = np.all((pixel > truth_pixel) | np.isclose(pixel, truth_pixel))
+    larger = larger and not np.allclose(pixel, truth_pixel)
+    field = pixel_bounds(prediction), pixel_bounds(truth)
+    if larger and np.allclose(*field, atol=truth_pixel.min() / 2):
+        size = "{} × {} px".format
+        levels = ", which has no level of its size" if truth.multiscale else ""
+        raise LabelsError(
+            f"prediction '{prediction.name}' ({size(*_shape(prediction)[-2:])}) was made at a "
+            f"coarser resolution level than ground truth '{truth.name}' "
+            f"({size(*_shape(truth)[-2:])}){levels}: segment at full resolution to compare them."
+        )
+    return 0
 
 
 def _own_truths(candidates, prediction, scans) -> list:
     """The ground truths among ``candidates`` of the image ``prediction`` was made from (or
-    opened with), of its shape: its scan's mask channels, else label files of their own
-    beside it (:func:`~napari_cytomask.roles.lies_with`)."""
+    opened with), of its shape (at one of their resolution levels): its scan's mask
+    channels, else label files of their own beside it
+    (:func:`~napari_cytomask.roles.lies_with`)."""
     source = None if prediction is None else source_of(prediction)
     if source is None:
         return []
     fitting = [
         layer for layer in candidates
-        if layer.unique_id != prediction.unique_id and _shape(layer) == _shape(prediction)
+        if layer.unique_id != prediction.unique_id
+        and _level_of(layer, _shape(prediction)) is not None
     ]  # fmt: skip
     masks = [
         layer
