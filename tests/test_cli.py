@@ -1320,6 +1320,31 @@ def test_binary_masks_and_images_of_light_given_as_labels_are_pointed_out(
     )
 
 
+def test_training_on_binary_masks_takes_their_regions_as_the_cells_and_says_so(
+    folders, tmp_path, capsys
+):
+    """Trained on 0/1 masks (a threshold, as Fiji saves one), a network was validated
+    against one 'cell' per image: "val mean-average F1 0.000 (best, saved)" whatever it
+    learnt, and tuning's cell sizes were fractions of the whole foreground; no word."""
+    from skimage.measure import label
+
+    data, scan = folders
+    for i in range(3):
+        tifffile.imwrite(data / f"set{i}" / "mask.tif", (scan.labels[i] > 0).astype(np.uint8))
+    images, masks = str(data / "set*" / "raw.tif"), str(data / "set*" / "mask.tif")
+    argv = ["train", "--images", images, "--masks", masks, *TINY, *QUICK, "--threads", "1",
+            "--no-tune", "-q", "-o", str(tmp_path / "m.safetensors")]  # fmt: skip
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    for i in range(3):
+        regions = label(scan.labels[i] > 0, connectivity=1).max()
+        assert (
+            f"cytomask: note: mask {data / f'set{i}' / 'mask.tif'} holds one value (1) for "
+            f"every cell, a binary mask: its {regions} separate regions are taken as the "
+            "cells (cells that touch stay one).\n" in err
+        )
+
+
 def test_more_options_are_explained_in_their_own_words(tmp_path, folders, capsys):
     data, _ = folders
     pairs = ["--images", str(data / "set*" / "raw.tif"), "--masks", str(data / "set*" / "mask.tif")]

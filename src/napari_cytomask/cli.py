@@ -1435,7 +1435,7 @@ def _checked_labels(path, labels, what: str, frames: int):
     import numpy as np
 
     from .io.layers import FLAT_SHARE, equal_neighbours, grid_sample
-    from .labels import as_labels, binary_mask_regions
+    from .labels import as_labels, regions_as_cells
 
     def note(text: str) -> None:
         print(f"cytomask: note: {path} {text}; {what}.", file=sys.stderr)
@@ -1456,13 +1456,9 @@ def _checked_labels(path, labels, what: str, frames: int):
             "differ, as a camera's do)"
         )
         return labels
-    if (found := binary_mask_regions(labels, frames)) is not None:
-        regions, value = found
-        note(
-            f"holds one value ({value}) for every cell, a binary mask: its {regions.max()} "
-            "separate regions are taken as the cells (cells that touch stay one)"
-        )
-        return regions
+    labels, said = regions_as_cells(labels, frames)
+    if said:
+        note(said)
     return labels
 
 

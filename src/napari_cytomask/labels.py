@@ -104,6 +104,21 @@ def binary_mask_regions(labels: np.ndarray, frames: int) -> tuple[np.ndarray, in
     return (regions, cells.max().item()) if count > 1 else None
 
 
+def regions_as_cells(labels: np.ndarray, frames: int) -> tuple[np.ndarray, str]:
+    """``labels`` with a binary mask's separate regions as its cells
+    (:func:`binary_mask_regions`), and what to say of that after the mask's name: "holds
+    one value (255) for every cell, a binary mask: …". Other labels are returned as they
+    are, with ""."""
+    found = binary_mask_regions(labels, frames)
+    if found is None:
+        return labels, ""
+    regions, value = found
+    return regions, (
+        f"holds one value ({value}) for every cell, a binary mask: its {regions.max()} "
+        "separate regions are taken as the cells (cells that touch stay one)"
+    )
+
+
 def check_same_shape(
     a: np.ndarray,
     b: np.ndarray,

@@ -212,13 +212,13 @@ def test_a_mask_that_does_not_line_up_with_its_image_is_noted_before_training(
     viewer = make_napari_viewer_proxy()
     scan = _labelled_layers(viewer, scale=(0.87, 0.87), units="µm")
     trainer = UNetTrainWidget(viewer)
-    assert trainer._samples()[2] == ""
+    assert trainer._samples()[2] == []
     viewer.layers["mask"].translate = (0, 50)
     moved = (
         "Note: 'img' and 'mask' do not line up in the viewer (their translation differs), "
         "yet are paired pixel by pixel to train on."
     )
-    assert trainer._samples()[2] == moved
+    assert trainer._samples()[2] == [moved]
     # Said as training starts, and again with its result.
     monkeypatch.setattr(trainer.runner, "run_now", lambda *args, **kwargs: None)
     trainer.train()
@@ -226,12 +226,39 @@ def test_a_mask_that_does_not_line_up_with_its_image_is_noted_before_training(
     assert trainer._notes == [moved]
     viewer.add_labels(scan.labels[0], name="coarse", scale=(1.74, 1.74), units="µm")
     trainer.mask_layer.setCurrentText("coarse")
-    assert trainer._samples()[2] == moved.replace("mask", "coarse").replace("translation", "scale")
+    assert trainer._samples()[2] == [
+        moved.replace("mask", "coarse").replace("translation", "scale")
+    ]
     viewer.add_labels(scan.labels[0][:64], name="cropped", scale=(0.87, 0.87), units="µm")
     trainer.mask_layer.setCurrentText("cropped")
     refused = r"has shape \(64, 96\); train on a mask of the same image \(same channel"
     with pytest.raises(ValueError, match=refused):
         trainer._samples()
+
+
+def test_a_binary_mask_layer_is_trained_on_by_its_regions_and_said(
+    make_napari_viewer_proxy, qtbot, model_folder
+):
+    """A thresholded mask (0/1) was trained and validated on as one cell per image, so
+    every network scored mean-average F1 0.000; the training tab said nothing of it."""
+    from skimage.measure import label
+
+    viewer = make_napari_viewer_proxy()
+    scan = _labelled_layers(viewer)
+    viewer.layers["mask"].data = (scan.labels[0] > 0).astype(np.uint8)
+    trainer = UNetTrainWidget(viewer)
+    _tiny_training(trainer)
+    regions = label(scan.labels[0] > 0, connectivity=1).max()
+    note = (
+        f"Mask 'mask' holds one value (1) for every cell, a binary mask: its {regions} "
+        "separate regions are taken as the cells (cells that touch stay one)."
+    )
+    assert regions > 1
+    trainer.train()
+    assert note in trainer.status.text()
+    qtbot.waitUntil(lambda: trainer.worker is None, timeout=90_000)
+    assert trainer.result is not None, trainer.status.text()
+    assert trainer.summary.endswith(note)
 
 
 def test_fine_tuning_on_layers_of_another_pixel_size_says_they_were_resampled(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from safetensors.torch import load_file
@@ -213,3 +215,32 @@ def test_scoring_and_tuning_say_they_started_before_the_first_image(
         assert (done, predicted) == (0, []) and total >= 1
         drain(gen)
         predicted.clear()
+
+
+def test_a_binary_mask_is_scored_by_its_separate_regions_and_said(oracle_unet, class_map_image):
+    """A 0/1 mask (a threshold, as Fiji or ilastik save one) was scored as one cell per
+    image: a network that found every cell validated at F1 0.000, and tuning's cell sizes
+    were fractions of the whole foreground; without a word."""
+    labels = _three_cells()
+    labels[labels == 2] = 0  # three cells apart: their regions are the cells
+    labels[60:80, 50:80] = 2
+    image = class_map_image(labels)
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        samples = samples_from_arrays(image, labels > 0, "thresholded")
+
+    tuned = tune_postprocess(oracle_unet, samples)
+
+    assert tuned["scores"]["default"]["f1_50"] == 1.0
+    assert tuned["scores"]["default"]["mean_average_f1"] == 1.0
+    assert tuned["min_size"] <= 300  # at most half the median cell, not of all three
+    note = (
+        "mask of thresholded holds one value (1) for every cell, a binary mask: its 3 "
+        "separate regions are taken as the cells (cells that touch stay one)."
+    )
+    assert [str(w.message) for w in said if w.category is UserWarning] == [note]
+    # Cell ids are kept as they are, without a word; the word goes where it is asked to.
+    notes = []
+    samples_from_arrays(image, labels, "ids", note=notes.append)
+    samples_from_arrays(image, labels > 0, "thresholded", note=notes.append)
+    assert notes == [note]

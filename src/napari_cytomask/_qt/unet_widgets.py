@@ -1281,10 +1281,12 @@ class UNetTrainWidget(StepWidget, QWidget):
             self.init_path.setText(path)
 
     def _samples(self):
-        """The images to train on, what they came from, and notes on them for the user (a
-        mask that does not line up with its image, frames left out)."""
+        """The images to train on, what they came from, and what to say of them (a mask
+        that does not line up with its image, frames left out, binary masks taken by their
+        regions)."""
         from ..models.training import samples_from_arrays, samples_from_folders
 
+        notes: list[str] = []
         if self.source.currentText() == "Folders":
             images, masks = (
                 typed_path(self.image_pattern.text()),
@@ -1292,11 +1294,11 @@ class UNetTrainWidget(StepWidget, QWidget):
             )
             if not images or not masks:
                 raise ValueError("Enter glob patterns for both the images and the masks.")
-            samples = samples_from_folders(images, masks)
+            samples = samples_from_folders(images, masks, note=notes.append)
             typed = self.pixels.pixel_size()
             if typed:
                 samples = [replace(s, pixel_size_um=typed) for s in samples]
-            return samples, [images, masks], ""
+            return samples, [images, masks], notes
         image, mask = self.image_layer.layer(), self.mask_layer.layer()
         if image is None or mask is None:
             raise NothingToRun(
@@ -1308,11 +1310,15 @@ class UNetTrainWidget(StepWidget, QWidget):
             np.asarray(resolution_level(mask)[0]),
             image.name,
             channel_axis=-1 if image.rgb else None,
+            mask_name=f"'{mask.name}'",
             pixel_size_um=self.pixels.pixel_size(image),
+            note=notes.append,
         )
         # A mask placed elsewhere in the viewer is another field's cells, or the same at
         # another size: paired pixel by pixel, they would teach the network wrong cells.
-        notes = [misplaced_note(image, mask, "are paired pixel by pixel to train on")]
+        misplaced = misplaced_note(image, mask, "are paired pixel by pixel to train on")
+        if misplaced:
+            notes.append(misplaced)
         # Frames of a stack painted in part: the ones without a cell are not labelled yet,
         # and trained on they would teach that their cells are background.
         empty = [i for i, sample in enumerate(samples) if not sample.labels.any()]
@@ -1323,8 +1329,7 @@ class UNetTrainWidget(StepWidget, QWidget):
                 "would be learnt as background."
             )
             samples = [sample for i, sample in enumerate(samples) if i not in empty]
-        note = " ".join(note for note in notes if note)
-        return samples, [f"layer {image.name}", f"layer {mask.name}"], note
+        return samples, [f"layer {image.name}", f"layer {mask.name}"], notes
 
     def init_from(self) -> str | None:
         """What training starts from: ``None`` (random), ``"starter"`` or a checkpoint."""
@@ -1346,7 +1351,7 @@ class UNetTrainWidget(StepWidget, QWidget):
         if self.runner.busy:
             return
         try:
-            samples, sources, noted = self._samples()
+            samples, sources, notes = self._samples()
             config = UNetConfig(
                 encoder=self.encoder.currentText().strip(),
                 encoder_depth=self.encoder_depth.value(),
@@ -1385,7 +1390,7 @@ class UNetTrainWidget(StepWidget, QWidget):
         self.losses, self.scores = [], []
         # A resumed run's network is on disk already: cancelled, it is kept.
         self._first_epoch, self._checkpoint = None, Path(resume) if resume else None
-        self._notes = [noted] if noted else []
+        self._notes = notes
         self._plot()
         self.progress.setMaximum(settings.epochs * settings.steps_per_epoch)
         kept = (
@@ -1396,7 +1401,7 @@ class UNetTrainWidget(StepWidget, QWidget):
             f"Training on {len(samples)} image(s): about {duration(self.estimated_seconds())} "
             "for the training steps, then validation and threshold tuning. "
             f"The best network so far is saved at the end of each epoch: {kept}."
-            f"{f' {noted}' if noted else ''}{resumed}"
+            f"{_sentences(notes)}{resumed}"
         )
         self._pace = Pace()
         # The estimate was made before the run; the status line measures as it runs.
@@ -1595,7 +1600,7 @@ class UNetTrainWidget(StepWidget, QWidget):
             )
             if note := tuned_note(tuned):
                 text += f" {note}"
-        text += "".join(f" {note[:1].upper()}{note[1:]}" for note in self._notes)
+        text += _sentences(self._notes)
         self.summary = text
         self.status.setText(f"Saved {result.checkpoint}. {text}")
         self.trained.emit(Path(result.checkpoint))
@@ -1610,6 +1615,11 @@ def _resumed_resample(checkpoint: str) -> bool | None:
         return recorded_settings(checkpoint).get("resample")
     except (OSError, ValueError):
         return None
+
+
+def _sentences(notes: list[str]) -> str:
+    """Notes as sentences to follow a status text, each begun with a capital."""
+    return "".join(f" {note[:1].upper()}{note[1:]}" for note in notes)
 
 
 def _scale_events(layer) -> tuple:

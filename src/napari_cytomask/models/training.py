@@ -32,8 +32,9 @@ import signal
 import sys
 import time
 import uuid
+import warnings
 from collections import deque
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field, replace
@@ -47,7 +48,7 @@ from scipy import ndimage as ndi
 from ..io.atomic import WriteError, file_in_the_way, too_long, write_atomically
 from ..io.export import safe_file_name
 from ..io.files import IMAGE_SUFFIXES, file_pixel_size, match_files, read_image
-from ..labels import as_labels, check_same_shape
+from ..labels import as_labels, check_same_shape, regions_as_cells
 from ..metrics import Evaluation, evaluate
 from ..postprocess import instances_to_interior_boundary
 from ..progress import drain, relay
@@ -400,8 +401,14 @@ def samples_from_arrays(
     channel_axis: int | None = None,
     mask_name: str | None = None,
     pixel_size_um: tuple[float, float] | None = None,
+    note: Callable[[str], None] | None = None,
 ) -> list[TrainingSample]:
     """Training samples from an image (or stack) and its instance labels, e.g. napari layers.
+
+    A binary mask (one value, such as 1 or 255, for every cell) has its separate regions
+    taken as the cells, in each frame, and says so through ``note``: scored as one cell
+    per frame, it validated any network at F1 0 and made tuning's cell sizes fractions of
+    the whole foreground.
 
     Parameters
     ----------
@@ -418,6 +425,9 @@ def samples_from_arrays(
         What to call the labels in messages (e.g. their file); default "mask of NAME".
     pixel_size_um
         The image's (Y, X) pixel size in µm, when known: recorded with the model.
+    note
+        Called with what the user should know of the labels (a binary mask taken by its
+        regions); by default that is a :class:`UserWarning`.
 
     Returns
     -------
@@ -434,6 +444,12 @@ def samples_from_arrays(
     for ch in channels:
         check_same_shape(ch, lab, f"image {name}", mask_name, "train on a mask of the same image")
     per_channel = [_frames(ch) for ch in channels]
+    lab, said = regions_as_cells(lab, lab.ndim - 2)  # every frame is an image of its own
+    if said:
+        if note is None:
+            warnings.warn(f"{mask_name} {said}.", UserWarning, stacklevel=2)
+        else:
+            note(f"{mask_name} {said}.")
     lab_frames = _frames(lab)
     samples = []
     for i, frame_labels in enumerate(lab_frames):
@@ -443,7 +459,9 @@ def samples_from_arrays(
     return samples
 
 
-def samples_from_folders(image_pattern: str, mask_pattern: str) -> list[TrainingSample]:
+def samples_from_folders(
+    image_pattern: str, mask_pattern: str, note: Callable[[str], None] | None = None
+) -> list[TrainingSample]:
     """Training samples from image and mask files matched by glob patterns.
 
     Parameters
@@ -451,6 +469,8 @@ def samples_from_folders(image_pattern: str, mask_pattern: str) -> list[Training
     image_pattern, mask_pattern
         Glob patterns (``*``, ``?``, ``[...]``, ``**``) with the same wildcards, e.g.
         ``usiigaci-phc/set*/raw.tif`` and ``usiigaci-phc/set*/instances_ids.png``.
+    note
+        Called with what the user should know of a mask (see :func:`samples_from_arrays`).
 
     Returns
     -------
@@ -473,11 +493,12 @@ def samples_from_folders(image_pattern: str, mask_pattern: str) -> list[Training
         ):
             # RGB(A) files: the colour axis holds the channels.
             samples += samples_from_arrays(
-                image, mask, image_path, channel_axis=-1, mask_name=mask_path, pixel_size_um=pixel
-            )
+                image, mask, image_path, channel_axis=-1, mask_name=mask_path,
+                pixel_size_um=pixel, note=note,
+            )  # fmt: skip
         else:
             samples += samples_from_arrays(
-                image, mask, image_path, mask_name=mask_path, pixel_size_um=pixel
+                image, mask, image_path, mask_name=mask_path, pixel_size_um=pixel, note=note
             )
     return samples
 
@@ -486,6 +507,7 @@ def samples_from_tilescans(
     paths: Sequence[str | os.PathLike],
     input_channels: int | Sequence[int],
     mask_channel: int,
+    note: Callable[[str], None] | None = None,
 ) -> list[TrainingSample]:
     """Training samples from the input and mask channels of tile scans, one per tile.
 
@@ -497,6 +519,8 @@ def samples_from_tilescans(
         Index (or indices) of the channel(s) to segment, as numbered in the file (0-based).
     mask_channel
         Index of the channel that holds instance labels.
+    note
+        Called with what the user should know of a mask (see :func:`samples_from_arrays`).
 
     Returns
     -------
@@ -519,7 +543,7 @@ def samples_from_tilescans(
         images = [np.asarray(image) for image in images]
         pixel = scan.pixel_size_um
         samples += samples_from_arrays(
-            images, np.asarray(mask), os.path.abspath(path), pixel_size_um=pixel
+            images, np.asarray(mask), os.path.abspath(path), pixel_size_um=pixel, note=note
         )
     return samples
 
