@@ -1281,8 +1281,8 @@ def _evaluate(args) -> int:
             made = made_frames(pred.shape, recorded)
             stack = _frame_axes(args.stack, geometry, gt)
             gt, pred, stack = paired(gt, pred, stack, "ground truth", "prediction")
-            gt = _checked_labels(gt_path, gt, "compared as ground-truth labels", stack)
-            pred = _checked_labels(pred_path, pred, "compared as predicted labels", stack)
+            gt = _compared_labels(gt_path, gt, "compared as ground-truth labels", stack)
+            pred = _compared_labels(pred_path, pred, "compared as predicted labels", stack)
             if made is not None:
                 made = made.reshape(pred.shape[:-2])
             gt, pred = gt.copy(), pred.copy()  # not the files' own arrays
@@ -1344,7 +1344,6 @@ def _export(args) -> int:
         segment_record,
     )
     from .io.files import find_inputs, read_labels
-    from .io.layers import frame_axes
     from .io.tiff import file_stem
 
     items = find_inputs(args.labels)
@@ -1374,9 +1373,8 @@ def _export(args) -> int:
         labels, axes = read_labels(path, among_masks=args.mask_channel, advice="--mask-channel N")
         # An earlier export's result: described as its export described it.
         exported = {} if info else located_source(reopened_result(path, labels.shape), path)
-        if not info and not exported:  # not a result: its frames as the file names its axes
-            frames = frame_axes(axes.get("axis_labels") or ("",) * labels.ndim)
-            labels = _checked_labels(path, labels, "exported as labels", frames)
+        if not info and not exported:  # not a result: said when its ids may be no labels
+            labels = _checked_labels(path, labels, "exported as labels")
         if info:
             described = {
                 **recorded_fields(info),
@@ -1419,12 +1417,15 @@ def _note_if_unfinished(model: str) -> None:
         )
 
 
-def _checked_labels(path, labels, what: str, frames: int):
+def _label_note(path, text: str, what: str) -> None:
+    """Say ``text`` of the labels read from ``path``, to be ``what`` (compared, exported)."""
+    print(f"cytomask: note: {path} {text}; {what}.", file=sys.stderr)
+
+
+def _checked_labels(path, labels, what: str):
     """Label ids read from ``path`` as they are to be ``what`` (compared, exported), with a
-    note when they may be something else: an image of light, whose pixels vary as a
-    camera's do (or that has no pixel at 0), or a binary mask, one value for every cell,
-    whose separate regions are then taken as the cells, in each frame of its ``frames``
-    leading axes. Ids saved as floats (1.0, 2.0) become integers.
+    note when they may be an image of light, whose pixels vary as a camera's do (or that
+    has no pixel at 0). Ids saved as floats (1.0, 2.0) become integers.
 
     Raises
     ------
@@ -1435,30 +1436,41 @@ def _checked_labels(path, labels, what: str, frames: int):
     import numpy as np
 
     from .io.layers import FLAT_SHARE, equal_neighbours, grid_sample
-    from .labels import as_labels, regions_as_cells
-
-    def note(text: str) -> None:
-        print(f"cytomask: note: {path} {text}; {what}.", file=sys.stderr)
+    from .labels import as_labels
 
     if not labels.size:
         return labels
     labels = as_labels(labels, str(path))
     if not np.any(labels == 0):
-        note("has no background (no pixel is 0), so it may be an image rather than labels")
+        _label_note(
+            path,
+            "has no background (no pixel is 0), so it may be an image rather than labels",
+            what,
+        )
         return labels
     plane = next((p for p in labels.reshape(-1, *labels.shape[-2:]) if p.any()), None)
     if plane is None:  # no cell at all: nothing to say of them
         return labels
     share = equal_neighbours(grid_sample(plane))
     if share is not None and share <= FLAT_SHARE:
-        note(
+        _label_note(
+            path,
             "looks like an image of light rather than label ids (neighbouring pixels mostly "
-            "differ, as a camera's do)"
+            "differ, as a camera's do)",
+            what,
         )
-        return labels
-    labels, said = regions_as_cells(labels, frames)
+    return labels
+
+
+def _compared_labels(path, labels, what: str, frames: int):
+    """:func:`_checked_labels`, and a binary mask (one value for every cell) with its
+    separate regions taken as the cells, in each frame of its ``frames`` leading axes, and
+    said, as an export takes one (:func:`~napari_cytomask.io.export.export_labels`)."""
+    from .labels import regions_as_cells
+
+    labels, said = regions_as_cells(_checked_labels(path, labels, what), frames)
     if said:
-        note(said)
+        _label_note(path, said, what)
     return labels
 
 

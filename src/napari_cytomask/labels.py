@@ -87,12 +87,13 @@ def binary_mask_regions(labels: np.ndarray, frames: int) -> tuple[np.ndarray, in
     """The separate regions of a binary mask (one value, such as 1 or 255, for every cell)
     as cells, numbered across the stack, each of its ``frames`` leading axes' frames apart
     (a volume's regions are 3-D); and the mask's value. None when ``labels`` hold other ids
-    or none, or their one id is one region."""
+    or none, no background (every pixel one value: no mask), or their one id is one
+    region."""
     from skimage.measure import label
 
     labels = np.asarray(labels)
     cells = labels[labels != 0]
-    if not cells.size or cells.min() != cells.max():
+    if not cells.size or cells.size == labels.size or cells.min() != cells.max():
         return None
     regions = np.zeros(labels.shape, np.int32)
     each = regions.reshape(-1, *labels.shape[frames:])

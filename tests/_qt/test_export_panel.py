@@ -306,7 +306,7 @@ def test_files_already_there_are_listed_by_name():
 def test_a_relative_folder_is_said_in_full(make_napari_viewer_proxy, qtbot, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     viewer = make_napari_viewer_proxy()
-    viewer.add_labels(np.eye(16, dtype=np.uint8), name="cells")
+    viewer.add_labels(np.diag(np.arange(1, 17, dtype=np.uint8)), name="cells")
     panel = ExportPanel(viewer)
     panel.folder.setText("exports")
     panel.export()
@@ -327,7 +327,7 @@ def test_a_pasted_folder_is_taken_as_a_shell_would(
     monkeypatch.chdir(tmp_path)
     folder = tmp_path / "my exports"
     viewer = make_napari_viewer_proxy()
-    viewer.add_labels(np.eye(16, dtype=np.uint8), name="cells")
+    viewer.add_labels(np.diag(np.arange(1, 17, dtype=np.uint8)), name="cells")
     panel = ExportPanel(viewer)
     panel.folder.setText(typed.format(folder=folder))
     panel.export()
@@ -614,3 +614,30 @@ def test_the_folder_starts_where_a_linked_scan_was_opened_from(
     record = {"role": RESULT_ROLE, "source": str(link)}
     viewer.add_labels(np.eye(8, dtype=np.uint8), name="cells", metadata={METADATA_KEY: record})
     assert panel.folder.text() == str(tmp_path / "me")
+
+
+def test_a_binary_mask_is_exported_by_its_separate_regions_and_said(
+    make_napari_viewer_proxy, qtbot, tmp_path
+):
+    """A 0/1 mask of blobs (a threshold, as Fiji or ilastik save one) was exported from
+    the dock as one cell: a count of 1, one row of objects, no word; `cytomask export`
+    counted its blobs and said why."""
+    from skimage.data import binary_blobs
+    from skimage.measure import label
+
+    mask = binary_blobs(128, 0.05, rng=1).astype(np.uint8)
+    regions = label(mask, connectivity=1).max()
+    viewer = make_napari_viewer_proxy()
+    viewer.add_labels(mask, name="thresholded")
+    panel = ExportPanel(viewer)
+    panel.folder.setText(str(tmp_path))
+    panel.export()
+    qtbot.waitUntil(lambda: "Wrote" in panel.status.text(), timeout=30_000)
+    assert panel.status.text().endswith(
+        f" Note: 'thresholded' holds one value (1) for every cell, a binary mask: its "
+        f"{regions} separate regions are taken as the cells (cells that touch stay one)."
+    )
+    counts = pd.read_csv(tmp_path / "thresholded_counts.csv")
+    assert regions > 1 and counts["cells"].tolist() == [regions]
+    assert len(pd.read_csv(tmp_path / "thresholded_objects.csv")) == regions
+    assert tifffile.imread(tmp_path / "thresholded.tif").max() == regions

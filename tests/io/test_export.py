@@ -518,7 +518,8 @@ def test_a_disk_that_fills_part_way_leaves_no_partial_export(tmp_path, monkeypat
 
 
 def test_replacing_an_export_in_fewer_formats_names_the_files_left_from_before(tmp_path):
-    cells = LabelsExport(name="cells", labels=np.eye(8, dtype=np.uint8))
+    eight = np.diag(np.arange(1, 9, dtype=np.uint8))  # cells of their own ids
+    cells = LabelsExport(name="cells", labels=eight)
     export_labels([cells], tmp_path, formats=["tiff", "png"], coco_json=True)
     with pytest.warns(UserWarning) as caught:
         written = export_labels([cells], tmp_path, formats=["tiff"], overwrite=True)
@@ -529,7 +530,7 @@ def test_replacing_an_export_in_fewer_formats_names_the_files_left_from_before(t
     assert (tmp_path / "cells.png").exists() and tmp_path / "cells.png" not in written
     # A file of a planned name that no export wrote (the mask the layer came from) is not
     # called a leftover.
-    mask = LabelsExport(name="mask", labels=np.eye(8, dtype=np.uint8))
+    mask = LabelsExport(name="mask", labels=eight)
     tifffile.imwrite(tmp_path / "mask.tif", np.eye(8, dtype=np.uint8))
     export_labels([mask], tmp_path, formats=["png"])
     # Nor a name an edited provenance gives outside the folder.
@@ -1075,3 +1076,38 @@ def test_an_exported_result_without_background_opens_as_labels_again(tmp_path):
     assert kind == "labels" and kwargs["translate"] == (1.305, 1.305)
     assert kwargs["metadata"]["cytomask"]["role"] == "result"
     np.testing.assert_array_equal(data, layer.data)
+
+
+def test_a_binary_mask_is_exported_by_its_separate_regions_and_said(tmp_path):
+    """A 0/1 mask of 41 blobs, exported from the dock, was counted as one cell (one row of
+    objects, a count of 1) without a word, where `cytomask export` counted its 41."""
+    labels = np.zeros((2, 32, 32), np.uint8)
+    labels[:, 2:10, 2:10] = 1  # in both frames: a cell in each, not one through both
+    labels[0, 20:30, 20:30] = 1
+    notes = []
+    export_labels([LabelsExport("mask", labels * 255)], tmp_path, note=notes.append)
+    assert notes == [
+        "'mask' holds one value (255) for every cell, a binary mask: its 3 separate regions "
+        "are taken as the cells (cells that touch stay one)."
+    ]
+    with open(tmp_path / "mask_counts.csv", newline="") as f:
+        assert [row["cells"] for row in csv.DictReader(f)] == ["2", "1"]
+    exported = tifffile.imread(tmp_path / "mask.tif")
+    assert exported.max() == 3 and np.array_equal(exported > 0, labels > 0)
+    # A volume's regions are 3-D: the cell through both planes is one.
+    volume = LabelsExport("volume", labels, axis_labels=("Z", "Y", "X"))
+    with pytest.warns(UserWarning, match="'volume' holds one value .1.* its 2 separate"):
+        export_labels([volume], tmp_path)
+    assert tifffile.imread(tmp_path / "volume.tif").max() == 2
+    # Labels a step made are kept as it made them, and so are cell ids and one value in
+    # every pixel (no mask), without a word.
+    made = LabelsExport("made", labels, method="watershed_split")
+    ids = LabelsExport("ids", labels * np.arange(1, 33, dtype=np.uint8)[:, None])
+    full = LabelsExport("full", np.full((2, 8, 8), 7, np.uint8))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        export_labels([made, ids, full], tmp_path)
+    for export in (made, ids, full):
+        np.testing.assert_array_equal(
+            tifffile.imread(tmp_path / f"{export.name}.tif"), export.labels
+        )

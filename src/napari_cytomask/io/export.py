@@ -28,7 +28,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.measure import regionprops
 
-from ..labels import as_labels, compact_ids
+from ..labels import as_labels, compact_ids, regions_as_cells
 from ..rle import coco_rle
 from .atomic import (
     NAME_BYTES,
@@ -44,7 +44,7 @@ from .atomic import (
     write_atomically,
     write_json,
 )
-from .layers import made_frames, offset_um, pixel_size_um, time_step
+from .layers import frame_axes, made_frames, offset_um, pixel_size_um, time_step
 from .writers import FILE_FORMATS, FORMATS, label_writer
 
 #: The packages whose versions a result records, from the dock as from the command line.
@@ -808,6 +808,10 @@ def export_labels(
     given). Two exports of one name from two files are named after them too, by what
     tells the files apart (``set1 raw U-Net cells``, ``set2 raw U-Net cells``).
 
+    Labels that no step made and that hold one value for every cell (a binary mask, as a
+    threshold gives) are exported with their separate regions as the cells, in each frame
+    (:func:`~napari_cytomask.labels.regions_as_cells`), as evaluating takes them.
+
     Parameters
     ----------
     exports
@@ -829,8 +833,9 @@ def export_labels(
         Files the labels were read from: the export never replaces one of them,
         even with ``overwrite``.
     note
-        Called with what the user should know of the export (files of an earlier one
-        it left); by default that is a :class:`UserWarning`.
+        Called with what the user should know of the export (a binary mask taken by its
+        regions, files of an earlier one it left); by default that is a
+        :class:`UserWarning`.
 
     Returns
     -------
@@ -917,8 +922,16 @@ def _plans(exports, folder, formats, objects_csv, coco_json, overwrite, inputs):
 def _export_into(
     exports, folder, formats, objects_csv, coco_json, score_column, overwrite, inputs, note
 ):
+    if note is None:
+        note = partial(warnings.warn, category=UserWarning, stacklevel=3)  # export_labels' caller
     plans = _plans(exports, folder, formats, objects_csv, coco_json, overwrite, inputs)
-    plans = [(export.loaded(), plan) for export, plan in plans]  # lazy layers read here
+    loaded = []
+    for export, plan in plans:
+        export, said = _cells_of(export.loaded())  # lazy layers are read here
+        if said:
+            note(said)
+        loaded.append((export, plan))
+    plans = loaded
     exports = [export for export, _ in plans]
     images = [
         [
@@ -968,11 +981,21 @@ def _export_into(
             ) from err
         raise
     if overwrite and (left := _left_from_before(plans, earlier, folder)):
-        if note is None:
-            warnings.warn(left, UserWarning, stacklevel=3)  # at export_labels' caller
-        else:
-            note(left)
+        note(left)
     return written
+
+
+def _cells_of(export: LabelsExport) -> tuple[LabelsExport, str]:
+    """``export`` with a binary mask's separate regions as its cells, and what to say of
+    that ("" for other labels, and for those a step made, kept as it made them)."""
+    if export.method is not None:
+        return export, ""
+    labels = as_labels(export.labels, f"layer {export.name!r}")
+    frames = frame_axes(export.axis_labels or ("",) * labels.ndim)
+    labels, said = regions_as_cells(labels, frames)
+    if not said:
+        return export, ""
+    return replace(export, labels=labels), f"'{export.name}' {said}."
 
 
 def _earlier_record(provenance_file: Path) -> dict:
