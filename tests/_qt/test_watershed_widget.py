@@ -455,6 +455,68 @@ def test_a_split_keeps_the_ids_of_its_cells_and_says_which_it_cut(make_napari_vi
 
 
 @pytest.mark.gui
+def test_cells_the_split_s_clean_up_removes_are_counted_and_its_setting_named(
+    make_napari_viewer_proxy, qtbot
+):
+    """Cells under the clean-up's Minimum area (16 px by default) were removed though the
+    split did not cut them, and the status said every cell kept its id: so it did for all
+    5,625 cells of 9 px of a field of small nuclei, none of them left."""
+    from skimage.draw import disk
+
+    cells = np.zeros((60, 100), np.uint16)
+    cells[disk((30, 20), 10)] = 3
+    cells[disk((30, 70), 10)] = 8
+    cells[2:5, 40:44], cells[50:53, 40:44] = 20, 21  # 12 px each
+    viewer = make_napari_viewer_proxy()
+    viewer.add_labels(cells, name="cells")
+    widget = _splitting(viewer, qtbot, "cells")
+    widget.apply()
+    qtbot.waitUntil(lambda: "Done" in widget.status.text(), timeout=30_000)
+    assert sorted(np.unique(viewer.layers["cells split"].data)) == [0, 3, 8]
+    assert widget.status.text() == (
+        "Done: 2 cells in 'cells split'. No cell was split: every cell left keeps its id. "
+        "2 cells smaller than Minimum area (16 px) were removed."
+    )
+    widget.min_area.setValue(10)
+    widget.preview()
+    qtbot.waitUntil(lambda: "Preview" in widget.status.text(), timeout=30_000)
+    assert widget.status.text() == (
+        "Preview: 4 cells in the displayed frame. No cell was split: every cell keeps its id."
+    )
+
+
+def test_the_cells_a_split_removes_are_told_apart_by_the_setting_that_removed_them():
+    from napari_cytomask._qt.watershed_widget import _removed_cells, _removed_note
+
+    cells = np.zeros((2, 60, 60), np.uint16)
+    cells[:, 0:10, 20:30] = 1  # on the edge
+    cells[:, 20:50, 20:50] = 2  # 900 px
+    cells[:, 55:58, 2:5] = 3  # 9 px
+    cells[0, 20:24, 2:8] = 4  # 24 px, cut in pieces the clean-up removed
+    cells[0, 55:58, 40:44] = 5  # 12 px
+    split = np.where(cells == 2, 2, 0)
+    cleanup = {"min_area": 16, "max_area": 500, "exclude_border": True}
+    removed = _removed_cells(cells, split, cleanup)
+    assert removed == {"small": 3, "large": 0, "border": 2, "other": 1}
+    assert _removed_note(removed, cleanup) == (
+        " 3 cells smaller than Minimum area (16 px) were removed. 2 cells touching the border "
+        "(Remove cells touching the border) were removed. 1 other cell was removed: the "
+        "clean-up left no piece of it."
+    )
+    # Cell 2 gone too, over the maximum area; cell 4 with a piece left (a new id) stays.
+    split = np.zeros_like(cells)
+    split[0, 20:24, 2:5], split[0, 20:24, 5:8] = 4, 9
+    removed = _removed_cells(cells, split, cleanup)
+    assert removed == {"small": 3, "large": 2, "border": 2, "other": 0}
+    assert _removed_note({**removed, "small": 0, "border": 0}, cleanup) == (
+        " 2 cells larger than Maximum area (500 px) were removed."
+    )
+    assert _removed_note({"small": 0, "large": 0, "border": 0, "other": 1}, cleanup) == (
+        " 1 cell was removed: the clean-up left no piece of it."
+    )
+
+
+@pytest.mark.gui
 def test_a_preview_after_apply_is_recorded_for_its_frame_only(
     make_napari_viewer_proxy, qtbot, truth, tmp_path
 ):

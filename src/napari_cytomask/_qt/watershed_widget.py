@@ -818,15 +818,64 @@ def _cells_through_planes(labels, volume: int, name: str) -> str:
     return ""
 
 
-def _split_note(cut: int, pieces: int) -> str:
-    """What to say of the ids of a split that cut ``cut`` cells into ``pieces``: ids link
-    cells to the tables and tracks made from them."""
+def _split_note(cut: int, pieces: int, removed: int) -> str:
+    """What to say of the ids of a split that cut ``cut`` cells into ``pieces`` and whose
+    clean-up ``removed`` cells: ids link cells to the tables and tracks made from them."""
     if not cut:
-        return " No cell was split: every cell keeps its id."
+        return f" No cell was split: every cell {'left ' * bool(removed)}keeps its id."
     return (
         f" {cut} {'cell was' if cut == 1 else 'cells were'} split into {pieces}: one piece "
         "of each keeps its id, the others have new ids, and the cells left whole keep theirs."
     )
+
+
+def _removed_cells(cells, split, cleanup: dict) -> dict[str, int]:
+    """How many cells of ``cells`` the split (``split``) kept nothing of, counted frame by
+    frame, by what its clean-up (``cleanup``, which acts on every cell, cut or not) removed
+    them for: "small" (under its minimum area), "large" (over its maximum), "border"
+    (touching the image's edge) or "other" (none of the pieces the split or the opening
+    made of them kept). Arrays may be lazy: a frame is read at a time."""
+    removed = dict.fromkeys(("small", "large", "border", "other"), 0)
+    for place in np.ndindex(tuple(np.shape(cells))[:-2]):
+        before, after = np.asarray(cells[place]), np.asarray(split[place])
+        ids, areas = np.unique(before, return_counts=True)
+        # A cell with a piece left keeps its id, on that piece or on the first of them.
+        new = (after > 0) & np.isin(after, ids, invert=True)
+        left = np.concatenate([np.unique(after), np.unique(before[new])])
+        gone = (ids != 0) & np.isin(ids, left, invert=True)
+        ids, areas = ids[gone], areas[gone]
+        small = areas < cleanup["min_area"]
+        large = ~small & (areas > (cleanup["max_area"] or np.inf))
+        edge = np.concatenate([before[0], before[-1], before[:, 0], before[:, -1]])
+        border = ~small & ~large & cleanup["exclude_border"] & np.isin(ids, edge)
+        for key, which in (("small", small), ("large", large), ("border", border)):
+            removed[key] += int(which.sum())
+        removed["other"] += int((~small & ~large & ~border).sum())
+    return removed
+
+
+def _removed_note(removed: dict[str, int], cleanup: dict) -> str:
+    """What to say of the cells a split's clean-up removed (:func:`_removed_cells`), with
+    the setting that removed them as the dock names it."""
+    why = {
+        "small": f" smaller than Minimum area ({cleanup['min_area']} px)",
+        "large": f" larger than Maximum area ({cleanup['max_area']} px)",
+        "border": " touching the border (Remove cells touching the border)",
+        "other": "",
+    }
+    text = ""
+    for key, n in removed.items():
+        if not n:
+            continue
+        one = n == 1
+        other = "other " if key == "other" and text else ""
+        text += f" {n} {other}{'cell' if one else 'cells'}{why[key]} {'was' if one else 'were'}"
+        text += (
+            f" removed: the clean-up left no piece of {'it' if one else 'them'}."
+            if key == "other"
+            else " removed."
+        )
+    return text
 
 
 def _any_cells(labels) -> bool:
@@ -880,7 +929,8 @@ def _watershed_job(
         return compact_labels(labels), source, index, metadata, int(labels.max()), ""
     # Read here, off the GUI thread, like the check.
     cells, cut, pieces = split_counts(arrays[0], labels)
-    note = _split_note(cut, pieces)
+    removed = _removed_cells(arrays[0], labels, cleanup)
+    note = _split_note(cut, pieces, sum(removed.values())) + _removed_note(removed, cleanup)
     if index is None:
         note += _cells_through_planes(arrays[0], volume, name)
     return compact_labels(labels), source, index, metadata, cells, note
