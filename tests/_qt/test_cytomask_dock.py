@@ -1472,3 +1472,19 @@ def test_the_pixel_size_an_image_records_is_shown_whole(make_napari_viewer, sett
         assert text.endswith(" (image)") and text.startswith(f"{scale[1]:.3g}")
         room = box.lineEdit().contentsRect().width()
         assert box.lineEdit().fontMetrics().horizontalAdvance(text) < room, (text, room)
+
+
+@pytest.mark.gui
+def test_step_2_says_when_the_cells_it_made_are_closed(make_napari_viewer_proxy, settings):
+    from napari_cytomask.io.layers import METADATA_KEY
+
+    viewer = make_napari_viewer_proxy()
+    dock = CytomaskDock(viewer, settings=settings)
+    cells = viewer.add_labels(
+        np.ones((8, 8), np.uint16), name="U-Net cells", metadata={METADATA_KEY: {"method": "unet"}}
+    )
+    dock.unet.status.setText("1 cells in 'U-Net cells'.")
+    dock.unet.segmented.emit(cells)
+    viewer.layers.remove(cells)
+    assert dock.unet.status.text() == "'U-Net cells' was closed: segment again to make its cells."
+    assert dock.watershed.status.text().startswith("'U-Net cells' was closed")

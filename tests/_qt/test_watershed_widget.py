@@ -942,3 +942,40 @@ def test_splitting_cells_drawn_through_z_planes_says_they_are_split_plane_by_pla
         qtbot.waitUntil(lambda w=widget: "Done" in w.status.text(), timeout=60_000)
         notes[name] = "holds cells through several Z planes" in widget.status.text()
     assert notes == {"volume": True, "positions": False, "plane by plane": False}
+
+
+@pytest.mark.gui
+def test_its_input_closed_it_says_so_and_never_takes_the_scans_mask(
+    make_napari_viewer_proxy, qtbot, truth
+):
+    """The U-Net's cells closed, the step took the scan's hand-drawn mask as its input
+    while its status still named the cells: split, the ground truth was then scored
+    against itself as if it were a result."""
+    from napari_cytomask.io.layers import METADATA_KEY
+
+    viewer = make_napari_viewer_proxy()
+    scan = {"source": "scan.tif"}
+    viewer.add_labels(
+        truth.copy(), name="Mask (hand-drawn)", metadata={METADATA_KEY: {**scan, "role": "mask"}}
+    )
+    cells = viewer.add_labels(
+        truth.copy(), name="U-Net cells", metadata={METADATA_KEY: {"method": "unet"}}
+    )
+    widget = WatershedWidget(viewer)
+    qtbot.addWidget(widget)
+    assert widget.input.layer().name == "U-Net cells"
+    viewer.layers.remove(cells)
+    assert widget.input.layer() is None
+    assert widget.status.text().startswith("'U-Net cells' was closed, so there is nothing")
+    widget.apply()  # Ctrl+Enter
+    assert [layer.name for layer in viewer.layers] == ["Mask (hand-drawn)"]
+    # Picked by hand, the mask is split; closed, another result is named as the input.
+    viewer.add_labels(truth.copy(), name="other cells")
+    widget.input.setCurrentText("Mask (hand-drawn)")
+    widget.input.activated.emit(widget.input.currentIndex())
+    assert widget.input.layer().name == "Mask (hand-drawn)"
+    viewer.layers.remove("Mask (hand-drawn)")
+    assert widget.input.layer().name == "other cells"
+    assert widget.status.text() == (
+        "'Mask (hand-drawn)' was closed; the input is now 'other cells'."
+    )

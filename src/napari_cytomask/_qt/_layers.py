@@ -404,6 +404,10 @@ class LayerPicker(QComboBox):
         What the chosen layer is used for.
     accept
         Optional extra test a layer must pass to be offered.
+    fallback
+        Optional test a layer must pass to be chosen by the picker itself (by default, or
+        when the chosen layer is closed); one that fails it is offered, for the user to
+        pick. With none that passes, nothing is chosen.
     """
 
     def __init__(
@@ -413,12 +417,14 @@ class LayerPicker(QComboBox):
         prefer_role: str | None = None,
         tooltip: str = "",
         accept: Callable[[Layer], bool] | None = None,
+        fallback: Callable[[Layer], bool] | None = None,
     ):
         super().__init__()
         self._viewer = viewer
         self._types = types
         self._prefer_role = prefer_role
         self._accept = accept or (lambda layer: True)
+        self._fallback = fallback or (lambda layer: True)
         self.setToolTip(tooltip)
         self.setMinimumContentsLength(10)
         self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
@@ -466,17 +472,21 @@ class LayerPicker(QComboBox):
         kept = next((i for i, layer in enumerate(self._offered) if layer is chosen), None)
         if kept is not None:
             self.setCurrentIndex(kept)
-        elif names:
-            self.setCurrentIndex(self._offered.index(self._default()))
+        else:
+            default = self._default()
+            self.setCurrentIndex(-1 if default is None else self._offered.index(default))
         if self.currentText() != current:
             self.currentIndexChanged.emit(self.currentIndex())
 
-    def _default(self) -> Layer:
+    def _default(self) -> Layer | None:
         """The first offered layer of the preferred role, else the newest one; for an
         input, the newest scan's first image channel (by its index in the file), which
         ``cytomask segment`` takes from a file none of whose channels the reader took for
-        transmitted light, and never label ids opened as an image while there are others."""
-        offered = self._offered
+        transmitted light, and never label ids opened as an image while there are others.
+        Only layers that pass ``fallback`` are taken; None when none does."""
+        offered = [layer for layer in self._offered if self._fallback(layer)]
+        if not offered:
+            return None
         if self._prefer_role == "input":
             # Not a PNG of cell ids that napari opened as an image beside its raw image.
             offered = [ly for ly in offered if not holds_ids(ly)] or offered

@@ -138,6 +138,9 @@ class WatershedWidget(StepWidget, QWidget):
             accept=lambda layer: (
                 not str(layer_info(layer).get("method", "")).startswith("watershed")
             ),
+            # Not a scan's mask channel, unless picked: its ground truth, split, would be
+            # scored against itself as if it were a result.
+            fallback=lambda layer: role_of(layer) != "mask",
         )
         self.boundary = LayerPicker(
             napari_viewer, Image, tooltip="Boundary probability map (same shape as the interior)."
@@ -365,10 +368,25 @@ class WatershedWidget(StepWidget, QWidget):
         return self.mode.currentData()
 
     def _input_changed(self, *_) -> None:
+        before = self._measured  # the input until now (its pixel size was named)
         self._name_the_buttons()
         self._name_the_units()
         self._suggest_threshold()
         self._follow()
+        if before is not None and before not in self.viewer.layers:
+            self._say_closed(before)
+
+    def _say_closed(self, closed) -> None:
+        """The input ``closed`` was closed: say what the step reads now, if anything."""
+        self._user_picked = False  # the layer picked is gone: new cells are the input
+        layer = self.input.layer()
+        if layer is None:
+            self.status.setText(
+                f"'{closed.name}' was closed, so there is nothing to split: segment the "
+                f"cells again in {SEGMENT_STEP}, or pick the input."
+            )
+        else:
+            self.status.setText(f"'{closed.name}' was closed; the input is now '{layer.name}'.")
 
     def _name_the_units(self, *_) -> None:
         """The distance rows name what they count: pixels, or for an input whose pixels
