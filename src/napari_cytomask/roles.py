@@ -125,9 +125,15 @@ def _opened_from(layer: Layer) -> str | None:
     return getattr(getattr(layer, "source", None), "path", None)
 
 
+def is_channel(layer: Layer) -> bool:
+    """Whether ``layer`` is a channel of an opened scan (an image of light, or a mask),
+    never a result."""
+    return role_of(layer) in ROLES
+
+
 def channel_layers(layers) -> list[Layer]:
     """The layers of a layer list that are channels of an opened scan (never results)."""
-    return [layer for layer in layers if role_of(layer) in ROLES]
+    return [layer for layer in layers if is_channel(layer)]
 
 
 def scans_without_input(layers) -> list[str]:

@@ -101,7 +101,7 @@ def test_unusable_inputs_are_reported(make_napari_viewer_proxy, qtbot):
     widget.mode.setCurrentIndex(widget.mode.findData("split"))
     assert widget.input.count() == 0
     widget.apply()
-    assert "Labels layer" in widget.status.text()
+    assert widget.status.text().startswith("Nothing to read yet: segment the cells")
     # Empty labels (a prediction that found nothing, a new layer not painted yet).
     viewer.add_labels(np.zeros((64, 64), np.uint16), name="nothing")
     widget.input.setCurrentText("nothing")
@@ -978,4 +978,45 @@ def test_its_input_closed_it_says_so_and_never_takes_the_scans_mask(
     assert widget.input.layer().name == "other cells"
     assert widget.status.text() == (
         "'Mask (hand-drawn)' was closed; the input is now 'other cells'."
+    )
+
+
+@pytest.mark.gui
+def test_before_segmenting_the_scans_image_of_light_is_not_taken_for_a_map(
+    make_napari_viewer_proxy, qtbot, truth
+):
+    """Opened before step 2, the step took the phase image as its foreground map with live
+    preview on: any edit made hundreds of "cells" of its bright halos."""
+    from napari_cytomask.io.layers import METADATA_KEY
+
+    viewer = make_napari_viewer_proxy()
+    scan = {"source": "scan.tif"}
+    phase = np.where(truth > 0, 30000, 20000).astype(np.uint16)
+    viewer.add_image(
+        phase, name="Phase contrast", metadata={METADATA_KEY: {**scan, "role": "input"}}
+    )
+    viewer.add_labels(
+        truth.copy(), name="Mask (hand-drawn)", metadata={METADATA_KEY: {**scan, "role": "mask"}}
+    )
+    widget = WatershedWidget(viewer)
+    qtbot.addWidget(widget)
+    assert widget.live.isChecked() and widget.input.layer() is None
+    assert widget.status.text() == (
+        "Nothing to read yet: segment the cells in Segment cytoplasm (its step 2, or Layers > "
+        "Segment) first, or pick the input (a probability map, or labels to split)."
+    )
+    widget.min_area.setValue(20)  # any edit
+    qtbot.wait(400)  # longer than the preview's quiet period
+    assert widget.status.text().startswith("Nothing to read yet")
+    # Picked by hand, the image of light is thresholded on Apply only, never live.
+    widget.input.setCurrentText("Phase contrast")
+    widget.input.activated.emit(widget.input.currentIndex())
+    widget.min_area.setValue(30)
+    widget.live.click()
+    widget.live.click()  # ticked again
+    qtbot.wait(400)
+    assert not widget.runner.busy
+    assert [layer.name for layer in viewer.layers] == ["Phase contrast", "Mask (hand-drawn)"]
+    assert widget.status.text().startswith(
+        "'Phase contrast' is an image of light, not a probability map: it is not previewed live."
     )

@@ -46,7 +46,7 @@ from ..postprocess import (
     pixel_shape,
     split_counts,
 )
-from ..roles import role_of, source_of
+from ..roles import is_channel, role_of, source_of
 from ._layers import (
     LayerPicker,
     cells_in,
@@ -79,6 +79,12 @@ MODES = {
 def _spin(value, lo, hi, tip, step=1, decimals=None):
     return number_box(lo, hi, value, tip, step, decimals)
 
+
+#: What the step says while it has no input: nothing segmented yet, or none left.
+_NO_INPUT = (
+    f"Nothing to read yet: segment the cells in {SEGMENT_STEP} first, or pick the input (a "
+    "probability map, or labels to split)."
+)
 
 #: What each seeding method reads as in the drop-down.
 _MARKER_TEXT = {"h_maxima": "maxima h high", "peaks": "peaks apart"}
@@ -138,9 +144,10 @@ class WatershedWidget(StepWidget, QWidget):
             accept=lambda layer: (
                 not str(layer_info(layer).get("method", "")).startswith("watershed")
             ),
-            # Not a scan's mask channel, unless picked: its ground truth, split, would be
-            # scored against itself as if it were a result.
-            fallback=lambda layer: role_of(layer) != "mask",
+            # Not a scan's channel, unless picked: its ground truth, split, would be scored
+            # against itself as if it were a result, and the brightness of its image of
+            # light taken for a probability map made hundreds of "cells" of halos.
+            fallback=lambda layer: not is_channel(layer),
         )
         self.boundary = LayerPicker(
             napari_viewer, Image, tooltip="Boundary probability map (same shape as the interior)."
@@ -261,7 +268,7 @@ class WatershedWidget(StepWidget, QWidget):
         self.input.currentIndexChanged.connect(self._input_changed)
         self.input.activated.connect(self._picked)
         # Ticked by the user, the preview starts at once (not at the next change).
-        self.live.clicked.connect(lambda checked: checked and self.preview())
+        self.live.clicked.connect(lambda checked: checked and self._changed())
         # A map picked by the user is a new parameter; one the layer list changed (a layer
         # converted or closed elsewhere) only keeps a started preview up to date.
         self.boundary.activated.connect(self._changed)
@@ -287,6 +294,8 @@ class WatershedWidget(StepWidget, QWidget):
         cells = [layer for layer in self.viewer.layers if _segmented(layer)]
         if cells:
             self.use_input(cells[-1])
+        elif self.input.layer() is None:
+            self.status.setText(_NO_INPUT)
         self.viewer.layers.events.inserted.connect(self._layer_added)
 
     def _layer_added(self, event) -> None:
@@ -551,8 +560,7 @@ class WatershedWidget(StepWidget, QWidget):
         ValueError that says what to do."""
         layer = self.input.layer()
         if layer is None:
-            kind = "a Labels" if self.method == "split" else "an Image"
-            raise NothingToRun(f"Add or pick {kind} layer as input first.")
+            raise NothingToRun(_NO_INPUT)
         if layer.multiscale:
             # Previews and the output layer are whole frames in memory: a slide-sized
             # pyramid would not fit. Segmentation results are single-resolution.
@@ -584,9 +592,19 @@ class WatershedWidget(StepWidget, QWidget):
     # ---- running ------------------------------------------------------------------------
 
     def _changed(self, *args) -> None:
-        """A parameter changed: preview with it when live."""
-        if self.live.isChecked():
-            self.preview()
+        """A parameter changed: preview with it when live, but not a scan's image of light,
+        whose brightness does not tell cells from background in transmitted light."""
+        if not self.live.isChecked():
+            return
+        layer = self.input.layer()
+        if isinstance(layer, Image) and is_channel(layer):
+            self.status.setText(
+                f"'{layer.name}' is an image of light, not a probability map: it is not "
+                f"previewed live. Segment it in {SEGMENT_STEP} and split its cells here, or "
+                "Apply to threshold its brightness."
+            )
+            return
+        self.preview()
 
     def _follow(self, *args) -> None:
         """The input or the displayed frame changed: keep a started preview up to date.
