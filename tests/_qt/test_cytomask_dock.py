@@ -535,7 +535,7 @@ def test_nothing_to_run_says_what_to_add_without_an_error(
         dock.unet.status: "No image to segment: open an image",
         dock.unet.trainer.status: "Pick an image layer and a mask",
         dock.sam2.status: "No image to segment: open an image",
-        dock.watershed.status: "Add or pick an Image layer as input first.",
+        dock.watershed.status: "Nothing to read yet: segment the cells in",
         dock.export.status: "No Labels layer to export yet",
     }
     for run in (
