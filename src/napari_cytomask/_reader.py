@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .io.files import is_ome_zarr, open_scan
-from .io.layers import METADATA_KEY, Scan, as_written
+from .io.layers import METADATA_KEY, Scan, as_written, can_be_labels
 from .io.tiff import LayerData, is_tiff, is_unreadable_tiff, read_tiff_stack
 
 PathOrPaths = str | os.PathLike | Sequence[str | os.PathLike]
@@ -74,7 +74,7 @@ def _exported(scan: Scan) -> dict:
     (channel, *others) = scan.channels
     # Exports write one full-resolution array of ids: a pyramid's levels are no export.
     levels = channel.data if isinstance(channel.data, list) else [channel.data]
-    if others or scan.rgb or len(levels) > 1 or not np.issubdtype(channel.base.dtype, np.integer):
+    if others or len(levels) > 1 or not can_be_labels(channel.base.dtype, rgb=scan.rgb):
         return {}
     record = reopened_result(scan.path, channel.base.shape)
     if record:

@@ -942,6 +942,26 @@ def test_a_provenance_is_read_back_only_for_the_frames_and_file_it_describes(tmp
     assert (export.parameters, export.frames_made, export.edited) == ({}, None, None)
 
 
+def test_an_exported_result_opens_again_as_labels_whatever_its_pixels_look_like(tmp_path):
+    """The plugin's own export of cells that touch (a confluent field, 8% background),
+    or of one cell over the whole field, opened again as an Image: the metrics dock did
+    not offer it. Its provenance says it holds ids."""
+    from napari_cytomask._reader import get_reader
+    from napari_cytomask.io.export import export_labels
+
+    confluent = np.repeat(np.repeat(np.arange(1, 65, dtype=np.uint16).reshape(8, 8), 8, 0), 8, 1)
+    confluent[:5] = 0
+    for name, labels in (("confluent", confluent), ("one cell", np.ones((64, 64), np.uint8))):
+        export = LabelsExport(name, labels, source="/data/scan.tif", method="unet")
+        export_labels([export], tmp_path, formats=["tiff"], objects_csv=False)
+        path = str(tmp_path / f"{name}.tif")
+        ((data, kwargs, kind),) = get_reader(path)(path)
+        assert kind == "labels" and "colormap" not in kwargs
+        assert kwargs["metadata"]["cytomask"]["role"] == "result"
+        assert kwargs["metadata"]["cytomask"]["source"] == "/data/scan.tif"
+        np.testing.assert_array_equal(data, labels)
+
+
 def test_a_result_saved_over_another_exports_file_leaves_that_export_not_claiming_it(tmp_path):
     """Saved with napari's Save Layers over one of another export's files, a result
     reopened as that other export's result (another scan, all frames made)."""

@@ -404,15 +404,20 @@ def guess_roles(channels: list[Channel], samples: list[np.ndarray | None]) -> No
         images[0].role = "input"
 
 
+def can_be_labels(dtype, *, rgb: bool = False) -> bool:
+    """Whether pixels of ``dtype`` can be a Labels layer: napari's Labels need integer
+    ids, one value per pixel, which a colour image or a float one (named *mask*) is not."""
+    return not rgb and np.issubdtype(dtype, np.integer)
+
+
 def roles_and_contrast(
     channels: list[Channel], samples: list[np.ndarray], dtype, *, rgb: bool = False
 ) -> None:
     """:func:`guess_roles`, then the display range of every channel that is no mask, from
-    its sample. napari's Labels need integer ids, one value per pixel: channels of other
-    pixels (a colour image, a float one named *mask*) are images."""
+    its sample. Channels whose pixels cannot be labels (:func:`can_be_labels`) are images."""
     guess_roles(channels, samples)
     for channel, sample in zip(channels, samples, strict=True):
-        if channel.role == "mask" and (rgb or not np.issubdtype(dtype, np.integer)):
+        if channel.role == "mask" and not can_be_labels(dtype, rgb=rgb):
             channel.role = "image"
         if channel.role != "mask":
             channel.contrast_limits = contrast_from_sample(sample, dtype)
