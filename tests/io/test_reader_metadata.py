@@ -631,10 +631,48 @@ def test_a_labels_stack_with_confluent_frames_opens_as_one_labels_layer(shared_d
             ((data, kwargs, kind),) = read_tiff(path)
             assert kind == "labels" and kwargs["name"] == "labels"
             np.testing.assert_array_equal(np.asarray(data), np.stack(stack))
-    # A confluent field alone, a camera image, or a channel named after a stain stay images.
-    assert looks_like_masks([""], [confluent]) == [False]
+    # A confluent field alone is labels too; a camera image or a channel named after a
+    # stain stay images.
+    assert looks_like_masks([""], [confluent]) == [True]
     assert looks_like_masks(["", "", "GFP"], [ids, phase, confluent]) == [True, False, False]
     assert looks_like_masks(["C1", "C2"], [confluent, ids]) == [True, True]
+
+
+def test_labels_of_cells_that_touch_or_are_small_open_as_labels(shared_data, tmp_path):
+    """Label files opened as images: Cellpose-like cells that touch, 8% background (a
+    single patch of the pixels sampled holds any), 10,000 cells of 5 x 5 px one pixel
+    apart (27% of neighbours along a row differ), and a Cellpose mask of one cell over
+    the whole field, named as Cellpose names its masks. Images of light, an 8-bit one
+    of 16 grey levels, and OME's drawn samples of text over a gradient stay images."""
+    from scipy.ndimage import distance_transform_edt
+
+    from napari_cytomask.io.layers import grid_sample, looks_like_masks
+
+    rng = np.random.default_rng(0)
+    seeds = np.zeros((512, 512), np.uint16)
+    seeds[rng.integers(0, 512, 400), rng.integers(0, 512, 400)] = np.arange(1, 401)
+    _, (iy, ix) = distance_transform_edt(seeds == 0, return_indices=True)
+    confluent = seeds[iy, ix]
+    confluent[:40] = 0
+    yy, xx = np.mgrid[0:600, 0:600]
+    small = np.where((yy % 6 < 5) & (xx % 6 < 5), (yy // 6) * 100 + xx // 6 + 1, 0)
+    one_cell = np.ones((256, 256), np.uint8)
+    files = {"field": confluent, "cells": small.astype(np.uint16), "a_cp_masks": one_cell,
+             "a": one_cell}  # fmt: skip
+    for name, labels in files.items():
+        tifffile.imwrite(tmp_path / f"{name}.tif", labels)
+        ((data, kwargs, kind),) = get_reader(str(tmp_path / f"{name}.tif"))(
+            str(tmp_path / f"{name}.tif")
+        )
+        assert kind == ("image" if name == "a" else "labels"), name
+        np.testing.assert_array_equal(np.asarray(data), labels)
+    phase = tifffile.imread(shared_data / "usiigaci-phc" / "set1" / "raw.tif")
+    grey_levels = (phase / phase.max() * 15).astype(np.uint8)
+    ome = shared_data / "tiff-formats" / "ome-tiff-samples" / "singles"
+    images = [phase, grey_levels, tifffile.imread(shared_data / "nuclei-dsb" / "img2d.tif")]
+    images += [tifffile.imread(ome / f"{name}.ome.tif") for name in ("single-channel", "z-series")]
+    samples = [grid_sample(image[(image.ndim - 2) * (0,)]) for image in images]
+    assert looks_like_masks([""] * len(samples), samples) == [False] * len(samples)
 
 
 def test_the_pixel_sample_takes_patches_of_rows_and_columns_of_colour_planes_too():

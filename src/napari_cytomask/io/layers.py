@@ -27,6 +27,8 @@ ROLES: tuple[Role, ...] = ("input", "image", "mask")
 METADATA_KEY = "cytomask"
 
 _MASK_NAME = re.compile(r"mask|label|cellpose|segment|\bseg\b|instance|\bids?\b", re.I)
+#: How Cellpose names the label files it saves ("a_cp_masks.tif", "a_masks.tif").
+_CELLPOSE_FILE = re.compile(r"_masks$", re.I)
 # "Trans" ("TL-Trans", "transmitted_light", "TransLamp"), but not of "transfected" or
 # "Transferrin"; the phase rings of an objective ("Ph1", "Ph2-20x") name phase contrast.
 _TRANSMITTED_NAME = re.compile(
@@ -216,8 +218,11 @@ class Channel:
     @property
     def described_as(self) -> str:
         """What the channel's name says about its content: nothing when it is the
-        file's name ("label-free.tif" is no mask), so its pixels alone decide."""
-        return "" if self.named_after_file else self.name
+        file's name ("label-free.tif" is no mask), so its pixels alone decide, unless the
+        file is named as Cellpose names its masks ("a_cp_masks.tif")."""
+        if self.named_after_file and not _CELLPOSE_FILE.search(self.name):
+            return ""
+        return self.name
 
     @property
     def base(self):
@@ -306,8 +311,15 @@ def stack_sample(sample_at: Callable[[float], np.ndarray], stacked: bool) -> np.
 
 #: Share of neighbouring pixels that are equal above which pixels look like label ids, one
 #: value over each cell; a camera's pixels mostly differ (5% are equal in a fluorescence
-#: image of nuclei, whose background is noise).
+#: image of nuclei, whose background is noise). Also the share of pixels with a neighbour
+#: of their value (:func:`flat_share`) above which they do.
 FLAT_SHARE = 0.9
+
+#: Regions per label id, at most, in a sample of label ids (:func:`ids_in_regions`): a
+#: cell is one region of its id, or a few where a sampled patch cuts it (1.0 to 1.5 in
+#: label files of nuclei, cells and a volume). The grey levels of a drawing or of a
+#: gradient come back in many places (10 per value in OME's sample files); a camera's too.
+REGIONS_PER_ID = 2
 
 
 def looks_like_mask(name: str, sample: np.ndarray | None) -> bool:
@@ -317,13 +329,18 @@ def looks_like_mask(name: str, sample: np.ndarray | None) -> bool:
     sample of the pixels must be integers with background 0 and flat regions
     (neighbouring pixels mostly equal), which no camera image has, or all 0. A channel
     named after a stain (*DAPI*, *GFP*) must be flat within its objects too: a sparse
-    stain's background of 0 makes most neighbours equal, its cells do not.
+    stain's background of 0 makes most neighbours equal, its cells do not. Ids of cells
+    that touch or are small, with little background or none, are ids too
+    (:func:`ids_in_regions`), unless the channel is named after a kind of light.
     """
     if _MASK_NAME.search(name):
         return True
     if sample is None or sample.size < 16 or not np.issubdtype(sample.dtype, np.integer):
         return False
     sample = np.asarray(sample)
+    named_after_light = looks_transmitted(name) or looks_fluorescent(name)
+    if not named_after_light and ids_in_regions(sample):
+        return True
     if sample.min() != 0:
         return False
     if sample.max() == 0:
@@ -360,6 +377,44 @@ def equal_neighbours(sample: np.ndarray) -> float | None:
     return None if pairs is None else float(np.mean(pairs[0] == pairs[1]))
 
 
+def flat_share(sample: np.ndarray) -> float | None:
+    """The share of the pixels of a sample (its last two axes a plane) with a neighbour of
+    their own value, above, below, left or right: all of them in label ids, however small
+    the cells and thin the background between them; few in a camera's image, whose noise
+    sets each pixel apart (under 2% of a phase-contrast field, 60% of an 8-bit one). None for a
+    single pixel."""
+    sample = np.atleast_2d(np.asarray(sample))
+    if sample.size < 2:
+        return None
+    flat = np.zeros(sample.shape, bool)
+    along_rows = sample[..., 1:] == sample[..., :-1]
+    flat[..., 1:] |= along_rows
+    flat[..., :-1] |= along_rows
+    along_columns = sample[..., 1:, :] == sample[..., :-1, :]
+    flat[..., 1:, :] |= along_columns
+    flat[..., :-1, :] |= along_columns
+    return float(np.mean(flat))
+
+
+def ids_in_regions(sample: np.ndarray) -> bool:
+    """Whether integer pixels look like label ids whatever their background: a confluent
+    field's, with little of it or none, or small cells a pixel apart, where few neighbours
+    along a row are equal. Several values besides 0, none negative, nearly every pixel
+    with a neighbour of its value (:func:`flat_share`) and each value over one region, a
+    cell (:data:`REGIONS_PER_ID`): not a drawing's or a gradient's grey levels, found in
+    many places. A plane of one value is left alone (a blank image, or a field of one
+    cell)."""
+    if not (flat_share(sample) or 0) > FLAT_SHARE:
+        return False
+    ids = np.unique(sample)
+    if ids[0] < 0 or np.count_nonzero(ids) < 2:
+        return False
+    from skimage.measure import label  # only for flat pixels: a camera's never get here
+
+    regions = label(sample.reshape(-1, sample.shape[-1]), background=0, connectivity=1).max()
+    return bool(regions <= REGIONS_PER_ID * np.count_nonzero(ids))
+
+
 def ids_without_background(sample: np.ndarray | None) -> bool:
     """Whether pixels look like label ids that cover the whole field (integers, neighbours
     mostly equal, several values, none 0): a confluent field's labels."""
@@ -375,7 +430,8 @@ def ids_without_background(sample: np.ndarray | None) -> bool:
 def looks_like_masks(names: Sequence[str], samples: Sequence[np.ndarray | None]) -> list[bool]:
     """:func:`looks_like_mask` for each channel of one file; where one of them is a mask,
     a channel of label ids without background is one too: the frame of a confluent field
-    in a stack of labels has no pixel at 0, and on its own looks like no mask."""
+    in a stack of labels has no pixel at 0, and on its own may look like no mask (cells
+    larger than the sampled patches come back in pieces)."""
     kinds = [looks_like_mask(n, s) for n, s in zip(names, samples, strict=True)]
     if any(kinds):
         kinds = [
