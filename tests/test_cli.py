@@ -1236,18 +1236,23 @@ def test_evaluate_says_why_scores_are_0_when_a_side_has_no_objects(tmp_path, cap
 def test_labels_are_called_an_image_of_light_only_when_their_neighbours_differ(tmp_path, capsys):
     """Label ids saved as floats (1.0, 2.0), and labels of a confluent field (3% background),
     were said to look like an image of light, 'neighbouring pixels mostly differ', though
-    over 90% are equal; labels with a negative id too, before the error that said why."""
+    over 90% are equal; labels with a negative id too, before the error that said why; and
+    cells of 5 x 5 px one pixel apart, whose neighbours along a row differ at every edge,
+    though no pixel differs from all its neighbours as a camera's do."""
     labels = np.zeros((64, 64), np.int32)
     labels[5:20, 5:20], labels[30:50, 10:30], labels[40:60, 40:60] = 1, 2, 3
     confluent = np.repeat(np.arange(1, 5, dtype=np.uint16), 16)[None, :].repeat(64, axis=0)
     confluent[:2] = 0
     negative = labels.copy()
     negative[40:60, 40:60] = -1
-    files = {"floats": labels.astype(np.float32), "confluent": confluent, "negative": negative}
+    yy, xx = np.mgrid[0:300, 0:300]
+    small = np.where((yy % 6 < 5) & (xx % 6 < 5), (yy // 6) * 50 + xx // 6 + 1, 0)
+    files = {"floats": labels.astype(np.float32), "confluent": confluent, "negative": negative,
+             "small": small.astype(np.uint16)}  # fmt: skip
     for name, data in files.items():
         tifffile.imwrite(tmp_path / f"{name}.tif", data)
         tifffile.imwrite(tmp_path / f"{name}_gt.tif", data)
-    for name in ("floats", "confluent"):
+    for name in ("floats", "confluent", "small"):
         argv = ["evaluate", "--pred", str(tmp_path / f"{name}.tif"), "--gt",
                 str(tmp_path / f"{name}_gt.tif"), "-o", str(tmp_path / f"{name}.csv")]  # fmt: skip
         assert main(argv) == 0

@@ -1435,7 +1435,7 @@ def _checked_labels(path, labels, what: str):
     """
     import numpy as np
 
-    from .io.layers import FLAT_SHARE, equal_neighbours, grid_sample
+    from .io.layers import FLAT_SHARE, flat_share, grid_sample
     from .labels import as_labels
 
     if not labels.size:
@@ -1451,7 +1451,9 @@ def _checked_labels(path, labels, what: str):
     plane = next((p for p in labels.reshape(-1, *labels.shape[-2:]) if p.any()), None)
     if plane is None:  # no cell at all: nothing to say of them
         return labels
-    share = equal_neighbours(grid_sample(plane))
+    # Pixels with a neighbour of their value: cells of a few pixels, a pixel apart, differ
+    # from many of their neighbours, but leave no pixel alone, as a camera's noise does.
+    share = flat_share(grid_sample(plane))
     if share is not None and share <= FLAT_SHARE:
         _label_note(
             path,
