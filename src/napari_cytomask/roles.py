@@ -15,6 +15,7 @@ from napari.layers import Image, Labels, Layer
 
 from .io.atomic import same_file
 from .io.layers import (
+    FLAT_PIXELS,
     METADATA_KEY,
     RESULT_ROLE,
     ROLES,
@@ -118,6 +119,16 @@ def holds_ids(layer: Layer) -> bool:
     if sample.min() == sample.max():  # the patches missed the few cells there are
         sample = data
     return looks_like_mask(layer.name, sample)
+
+
+def may_hold_ids(layer: Layer) -> bool:
+    """Whether an Image layer may hold label ids: one another reader opened, as
+    :func:`holds_ids` guesses, or a channel the plugin's reader opened as an image whose
+    pixels were flat when it sampled them (:data:`~napari_cytomask.io.layers.FLAT_PIXELS`):
+    a field of one cell, or ids of cells the guess missed."""
+    return holds_ids(layer) or (
+        isinstance(layer, Image) and bool(layer_info(layer).get(FLAT_PIXELS))
+    )
 
 
 def _opened_from(layer: Layer) -> str | None:

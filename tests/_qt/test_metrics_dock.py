@@ -1023,6 +1023,29 @@ def test_a_renamed_side_is_named_anew_in_the_status_outlines_and_csv(
     assert dock.status.text().startswith("Saved the metrics of 'U-Net v2' against 'ground truth'")
 
 
+def test_a_field_of_one_cell_the_plugin_opened_as_an_image_is_pointed_to(
+    make_napari_viewer_proxy, qtbot, shared_data, tmp_path
+):
+    """A label file of one cell over the whole field opens as an image (it could be a blank
+    one), and the dock said only "Add two Labels layers", as the hint skipped every layer
+    the plugin's own reader opened. Its pixels are flat, as no camera's are: it is named;
+    a camera's image the plugin opened is not."""
+    tifffile.imwrite(tmp_path / "one_cell.tif", np.ones((256, 256), np.uint8))
+    viewer = make_napari_viewer_proxy()
+    viewer.open(shared_data / "nuclei-dsb" / "img2d.tif", plugin="napari-cytomask")
+    viewer.open(tmp_path / "one_cell.tif", plugin="napari-cytomask")
+    assert [type(layer).__name__ for layer in viewer.layers] == ["Image", "Image"]
+    dock = MetricsDock(viewer)
+    qtbot.addWidget(dock)
+    assert dock.status.text() == (
+        "Add two Labels layers: a prediction and a ground truth. 'one_cell' is open as an "
+        "image: if it holds cell ids, make it a mask in Channel roles (step 1 of Segment "
+        "cytoplasm, or Layers > Data), and it is offered here."
+    )
+    viewer.layers.remove("one_cell")
+    assert dock.status.text() == "Add two Labels layers: a prediction and a ground truth."
+
+
 def test_selected_table_cells_copy_with_their_names(dock_in_viewer, qtbot, labels):
     """Ctrl+C on the tables copied one cell at most: the numbers could leave only as a CSV."""
     from qtpy.QtCore import Qt

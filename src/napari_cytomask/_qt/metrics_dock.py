@@ -48,7 +48,7 @@ from ..metrics import (
     unmatched_objects,
     write_csv,
 )
-from ..roles import holds_ids, lies_with, role_of, same_file, scan_files, source_of
+from ..roles import lies_with, may_hold_ids, role_of, same_file, scan_files, source_of
 from ._layers import (
     layer_by_id,
     level_names,
@@ -532,13 +532,9 @@ class MetricsDock(StepWidget, QWidget):
         self.schedule()
 
     def _ids_hint(self) -> str:
-        """A hint for label ids opened as an image (napari opens a PNG of ids as one)."""
-        ids = [
-            layer.name
-            for layer in self.viewer.layers
-            # Opened by another reader: the plugin's own reader opens ids as Labels.
-            if holds_ids(layer)
-        ]
+        """A hint for label ids opened as an image (napari opens a PNG of ids as one; the
+        plugin's reader a field of one cell)."""
+        ids = [layer.name for layer in self.viewer.layers if may_hold_ids(layer)]
         if not ids:
             return ""
         return (

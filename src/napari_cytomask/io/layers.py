@@ -460,6 +460,13 @@ def guess_roles(channels: list[Channel], samples: list[np.ndarray | None]) -> No
         images[0].role = "input"
 
 
+#: Recorded (True) on an image channel the reader opened whose sampled pixels are integers
+#: with a neighbour of their value (:func:`flat_share`), as label ids' are and no camera's:
+#: ids no guess took for labels (one cell over the whole field) may be pointed to, without
+#: reading the lazy channel again.
+FLAT_PIXELS = "flat_pixels"
+
+
 def can_be_labels(dtype, *, rgb: bool = False) -> bool:
     """Whether pixels of ``dtype`` can be a Labels layer: napari's Labels need integer
     ids, one value per pixel, which a colour image or a float one (named *mask*) is not."""
@@ -470,13 +477,16 @@ def roles_and_contrast(
     channels: list[Channel], samples: list[np.ndarray], dtype, *, rgb: bool = False
 ) -> None:
     """:func:`guess_roles`, then the display range of every channel that is no mask, from
-    its sample. Channels whose pixels cannot be labels (:func:`can_be_labels`) are images."""
+    its sample. Channels whose pixels cannot be labels (:func:`can_be_labels`) are images;
+    those that can, and are flat, are marked (:data:`FLAT_PIXELS`)."""
     guess_roles(channels, samples)
     for channel, sample in zip(channels, samples, strict=True):
         if channel.role == "mask" and not can_be_labels(dtype, rgb=rgb):
             channel.role = "image"
         if channel.role != "mask":
             channel.contrast_limits = contrast_from_sample(sample, dtype)
+            if can_be_labels(dtype, rgb=rgb) and (flat_share(sample) or 0) > FLAT_SHARE:
+                channel.extra[FLAT_PIXELS] = True
 
 
 def colormap_for(channel: Channel, position: int) -> str:
