@@ -1396,6 +1396,35 @@ def test_segment_says_and_records_which_channel_of_a_scan_it_used(
     assert (provenance["channel_index"], provenance["channel_name"]) == (1, "C2")
 
 
+def _bluish_picture(shared_data) -> np.ndarray:
+    """Phase-contrast cells as a colour camera with a daylight (blue) tint takes them."""
+    raw = tifffile.imread(shared_data / "usiigaci-phc" / "set1" / "raw.tif")[160:352, 160:352]
+    low, high = np.percentile(raw, (0.5, 99.5))
+    light = np.clip((raw.astype(np.float32) - low) / (high - low), 0, 1)
+    return np.round(np.stack([light * 0.06, light * 0.6, light], -1) * 255).astype(np.uint8)
+
+
+def test_segment_takes_a_colour_tiffs_grey_version_and_says_so(shared_data, tmp_path, capsys):
+    """The model of one channel was given the red alone, without a word: a bluish
+    picture's faint red lost cells its grey version shows."""
+    from napari_cytomask.pipeline import Preset, Segmenter, UNetStep
+    from napari_cytomask.progress import drain
+
+    picture = _bluish_picture(shared_data)
+    tifffile.imwrite(tmp_path / "colour.tif", picture, photometric="rgb")
+    argv = ["segment", str(tmp_path / "colour.tif"), "--no-tta", "--scheduler", "synchronous"]
+    assert main(argv) == 0
+    assert "colour.tif (grey version of the colour picture): " in capsys.readouterr().out
+    record = json.loads((tmp_path / "colour_unet_cells.json").read_text())
+    assert record["channels_used"] == [0, 1, 2]
+    assert record["segmented_on"] == "grey version of the colour picture"
+    cells = tifffile.imread(tmp_path / "colour_unet_cells.tif")
+    segmenter = Segmenter(Preset(unet=UNetStep(tta=False)), "cpu")
+    grey = picture.astype(np.float32) @ np.float32([0.299, 0.587, 0.114])
+    np.testing.assert_array_equal(cells, drain(segmenter.iter_segment([grey])))
+    assert cells.max() > drain(segmenter.iter_segment([picture[..., 0]])).max()
+
+
 def test_segment_says_what_to_try_when_it_finds_no_cells(unet_checkpoint, tmp_path, capsys):
     """'0 cells' and nothing else: the dock says what to try, the command line did not."""
     scan = make_tilescan(n_tiles=1, shape=(96, 96), seed=2)

@@ -221,6 +221,26 @@ def test_chunked_output_equals_in_memory(
     assert _same_cells(whole, np.asarray(out))
 
 
+def test_a_colour_picture_is_segmented_on_its_grey_version(unet_file, scan, tmp_path):
+    """As the dock and `cytomask segment` do: the Segmenter refused a colour picture, which
+    they segmented on its red alone. Lazy pictures stay lazy; large ones keep their
+    probabilities on disk, without the colour axis."""
+    import dask.array as da
+
+    light = scan.brightfield / scan.brightfield.max()
+    picture = np.round(np.stack([light * 0.06, light * 0.6, light], -1) * 255).astype(np.uint8)
+    grey = picture.astype(np.float32) @ np.float32([0.299, 0.587, 0.114])
+    step = UNetStep(model=str(unet_file), overlap=32, tta=False)
+    segmenter = Segmenter(Preset(unet=step), "cpu")
+    expected = drain(segmenter.iter_segment([grey]))
+    assert expected.any()
+    np.testing.assert_array_equal(drain(segmenter.iter_segment(picture)), expected)
+    lazy = da.from_array(picture, chunks=(1, 48, 48, 3))
+    out = zarr.create_array(tmp_path / "l.zarr", shape=grey.shape, chunks=(1, 48, 48), dtype="u4")
+    drain(segmenter.iter_segment([lazy], labels_out=out, scratch=tmp_path, chunk_size=48))
+    assert _same_cells(np.asarray(out), expected)
+
+
 def test_sam2_and_guided_methods_equal_the_engine(unet_file, scan, small_sam2):
     image = scan.brightfield[0]
     sam2 = Sam2Step(model="random", params=SAM2_PARAMS, labels=SAM2_LABELS)

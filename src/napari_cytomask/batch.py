@@ -56,7 +56,7 @@ from .io.layers import (
 )
 from .io.tiff import file_stem
 from .io.writers import CHUNKED_ABOVE, FORMATS, SEGMENT_FORMATS, format_named
-from .labels import as_planes
+from .labels import GREY_VERSION, as_planes
 from .models.catalog import image_area, resampled_note, unlike_starter_images
 from .pipeline import METHODS, Preset, Segmenter
 from .progress import Progress, drain, one_line
@@ -296,7 +296,7 @@ def process(
     for path in (job.labels, job.chunked_labels(), job.record):
         remove_leftovers(path, all_owners=True)
     job.labels.parent.mkdir(parents=True, exist_ok=True)
-    from .io.files import geometry_of, open_scan, pick_channels, read_channels
+    from .io.files import geometry_of, open_scan, pick_channels, read_channels, reads_grey
 
     # Before it is read: a file changed while it is segmented counts as changed next time.
     state = _file_state(job.source)
@@ -306,6 +306,7 @@ def process(
         scan = replace(scan, scale=scale, units=units)
     used = pick_channels(scan, segmenter.preset.channels, segmenter.n_inputs)
     channels = read_channels(scan, used, segmenter.n_inputs)
+    segmented_on = GREY_VERSION if reads_grey(scan, used, segmenter.n_inputs) else None
     try:
         as_planes(channels[0])
     except ValueError:
@@ -338,6 +339,7 @@ def process(
             **state,
             "channels_used": used,
             "channel_guessed": guessed,
+            "segmented_on": segmented_on,
             "output": output.name,
             "replaces": [p.name for p in replaced],
             "shape": list(shape),
@@ -417,6 +419,7 @@ def process(
         empty = reasons[0] if all(reasons) else None
     return {"source": str(job.source), "output": str(output), "cells": n_cells,
             "seconds": seconds, "channels_used": used, "channel_guessed": guessed,
+            "segmented_on": segmented_on,
             "channels": 3 if scan.rgb else len(scan.channels), "note": note,
             "nothing_to_find": empty}  # fmt: skip
 

@@ -1168,6 +1168,8 @@ def _segment_locked(args, preset, sources, options) -> int:
             return
         used, of = summary["channels_used"], summary["channels"]
         channels = f" (channel {', '.join(map(str, used))} of {of})" if of > len(used) else ""
+        if summary["segmented_on"]:  # a colour picture, for a model of one channel
+            channels = f" ({summary['segmented_on']})"
         if channels and summary["channel_guessed"]:
             channels = (
                 f"{channels[:-1]}: none is named like transmitted light, so the first was "

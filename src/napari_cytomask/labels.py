@@ -62,20 +62,50 @@ def as_labels(data, what: str = "labels") -> np.ndarray:
     return arr
 
 
-def as_planes(data, what: str = "the image"):
+#: Weights of the red, green and blue of a colour picture in its grey version (its
+#: luminance, ITU-R BT.601, as a picture converted to grey by PIL or OpenCV has it).
+LUMINANCE = (0.299, 0.587, 0.114)
+
+#: What a colour picture is segmented on by a model of one channel, as messages and
+#: records say it.
+GREY_VERSION = "grey version of the colour picture"
+
+
+def grey_version(colours):
+    """The grey version (:data:`LUMINANCE`, float32) of a colour picture whose last axis
+    holds its colours (RGB or RGBA; alpha is left out): what a model of one channel
+    segments, not its red alone, which lost a bluish picture's cells. Lazy pixels (dask,
+    zarr) stay lazy, computed as they are read (a tile at a time); others are computed
+    now."""
+    if not isinstance(colours, np.ndarray) and hasattr(colours, "chunks"):
+        import dask.array as da
+
+        colours = da.asarray(colours)
+    else:
+        colours = np.asarray(colours)
+    return sum(
+        colours[..., c].astype(np.float32) * np.float32(weight)
+        for c, weight in enumerate(LUMINANCE)
+    )
+
+
+def as_planes(data, what: str = "the image", *, grey: bool = False):
     """``data`` as an array of one 2D plane or a stack of them (numpy, dask, zarr, torch
-    are kept as they are; lists and PIL images become numpy arrays).
+    are kept as they are; lists and PIL images become numpy arrays); a colour picture
+    (a last axis of 3 or 4 values) as its :func:`grey_version` with ``grey``.
 
     Raises
     ------
     ValueError
-        For a colour picture (a last axis of 3 or 4 values), which would otherwise be
-        taken for a stack of images 3 or 4 pixels wide: too narrow for any cell, so
-        a small picture is refused too.
+        For a colour picture without ``grey``, which would otherwise be taken for a stack
+        of images 3 or 4 pixels wide: too narrow for any cell, so a small picture is
+        refused too.
     """
     arr = data if hasattr(data, "shape") and hasattr(data, "dtype") else np.asarray(data)
     shape = tuple(arr.shape)
     if len(shape) >= 3 and shape[-1] in (3, 4):
+        if grey:
+            return grey_version(arr)
         raise ValueError(
             f"{what} has shape {shape}: a colour (RGB) picture, not a grey image or a stack "
             "of them; pass one colour (image[..., 0]) or a grey version (image.mean(axis=-1))."

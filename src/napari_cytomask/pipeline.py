@@ -468,7 +468,9 @@ class Segmenter:
         ----------
         channels
             One ``(*frames, Y, X)`` array per input channel (numpy, dask, zarr), in a
-            list; a single array is one channel.
+            list; a single array is one channel. A colour picture (``(*frames, Y, X, 3)``)
+            given to a U-Net of one channel is segmented on its grey version, as the dock
+            and ``cytomask segment`` do.
         labels_out
             Preallocated integer output (e.g. a zarr array on disk) for images
             larger than memory; by default a numpy array is returned.
@@ -523,11 +525,12 @@ class Segmenter:
         import zarr
 
         from .models.checkpoint import check_input_channels
-        from .models.inference import iter_segment
+        from .models.inference import iter_segment, model_inputs
 
         step = self.preset.unet
         predictor = self.predictor
         check_input_channels(predictor.description, len(channels), step.model)
+        channels = model_inputs(channels, predictor.config.in_channels)  # a colour picture: grey
         probs_out = None
         if scratch is not None:
             shape = (len(predictor.classes), *channels[0].shape)
@@ -538,7 +541,7 @@ class Segmenter:
             )  # fmt: skip
         result = yield from iter_segment(
             predictor,
-            list(channels),
+            channels,
             **kwargs,
             probabilities_out=probs_out,
             labels_out=labels_out,

@@ -1417,6 +1417,39 @@ def test_frames_of_a_stack_that_show_nothing_are_named(
     )
 
 
+def test_a_colour_picture_is_segmented_on_its_grey_version_with_its_notes(
+    make_napari_viewer_proxy, qtbot, shared_data, tmp_path
+):
+    """An RGB layer was segmented on its red alone, without a word (a bluish picture lost
+    a third of its cells), and nothing was said of its saturated pixels. Opened from a
+    file, as most are: read lazily."""
+    from napari_cytomask.pipeline import Preset, Segmenter, UNetStep
+    from napari_cytomask.progress import drain
+
+    raw = tifffile.imread(shared_data / "usiigaci-phc" / "set1" / "raw.tif")[160:352, 160:352]
+    low, high = np.percentile(raw, (0.5, 99.5))
+    light = np.clip((raw.astype(np.float32) - low) / (high - low), 0, 1)
+    picture = np.round(np.stack([light * 0.06, light * 0.6, light], -1) * 255).astype(np.uint8)
+    picture[:64, :64] = 255  # 11% of the pixels: too much light there
+    tifffile.imwrite(tmp_path / "colour.tif", picture, photometric="rgb")
+    viewer = make_napari_viewer_proxy()
+    (layer,) = viewer.open(tmp_path / "colour.tif", plugin="napari-cytomask")
+    assert layer.rgb and not isinstance(layer.data, np.ndarray)
+    segmenter = UNetSegmentWidget(viewer)
+    segmenter.tta.setChecked(False)
+    segmenter.segment()
+    qtbot.waitUntil(lambda: "colour U-Net cells" in viewer.layers, timeout=60_000)
+    cells = viewer.layers["colour U-Net cells"]
+    grey = picture.astype(np.float32) @ np.float32([0.299, 0.587, 0.114])
+    expected = drain(Segmenter(Preset(unet=UNetStep(tta=False)), "cpu").iter_segment([grey]))
+    np.testing.assert_array_equal(cells.data, expected)
+    status = segmenter.status.text()
+    assert "The model takes one channel: it segmented the grey version of the colour " in status
+    assert "11% of the image's pixels are at its brightest value: it looks saturated" in status
+    parameters = layer_info(cells)["parameters"]
+    assert parameters["segmented_on"] == "grey version of the colour picture"
+
+
 def test_the_keyboard_focus_follows_the_run_button_to_cancel_and_back(qtbot):
     """Started from the keyboard, a step's disabled run button passed the focus out of the
     step (to napari's button that hides the dock): Esc no longer cancelled, and the next

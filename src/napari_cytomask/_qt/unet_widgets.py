@@ -54,6 +54,7 @@ from ..io.layers import (
     record_written,
     result_metadata,
 )
+from ..labels import GREY_VERSION, grey_version
 from ..models.catalog import (
     STARTER,
     STARTER_PIXEL_SIZE_UM,
@@ -739,11 +740,15 @@ class UNetSegmentWidget(StepWidget, QWidget):
         ready = f"Model {checkpoint.stem} is ready: press Segment cytoplasm."
         self.status.setText(" ".join(filter(None, (ready, self.trainer.summary))))
 
-    def _channels(self, layer, n: int) -> list:
-        """The ``n`` full-resolution input arrays: the layer, then other image channels of
-        the same scan."""
-        data = resolution_level(layer)[0]
+    def _channels(self, layer, n: int, index: tuple = ()) -> list:
+        """The ``n`` full-resolution input arrays of the frame at ``index`` (every frame:
+        ``()``): the layer, then other image channels of the same scan. A colour layer
+        gives its colours; to a model of one channel, its grey version (not its red alone,
+        which lost a bluish picture's cells)."""
+        data = resolution_level(layer)[0][index]
         if layer.rgb:
+            if n == 1:
+                return [grey_version(data)]
             return [data[..., c] for c in range(min(n, data.shape[-1]))]
         channels = [data]
         if n > 1:
@@ -757,7 +762,7 @@ class UNetSegmentWidget(StepWidget, QWidget):
                 and source_of(ly) == source
                 and role_of(ly) in ("input", "image")
             ]
-            channels += [resolution_level(ly)[0] for ly in others[: n - 1]]
+            channels += [resolution_level(ly)[0][index] for ly in others[: n - 1]]
         return channels
 
     def step(self) -> UNetStep:
@@ -833,7 +838,8 @@ class UNetSegmentWidget(StepWidget, QWidget):
         result layers have the layer's full shape, a frame alone in an empty stack."""
         path = resolve_unet(step.model)
         predictor = self._predictors.get(path, device)
-        channels = [ch[index] for ch in self._channels(layer, predictor.config.in_channels)]
+        n_inputs = predictor.config.in_channels
+        channels = self._channels(layer, n_inputs, index)
         data, geometry = resolution_level(layer)
         shape = data.shape[:-1] if layer.rgb else data.shape
         kwargs = step.segment_kwargs(predictor, pixel)
@@ -849,6 +855,9 @@ class UNetSegmentWidget(StepWidget, QWidget):
             "min_size_image_px": image_area(kwargs["cleanup"]["min_area"], kwargs["zoom"]),
             "positions": CURRENT_POSITION if index else ALL_POSITIONS,
         }
+        grey = layer.rgb and n_inputs == 1
+        if grey:
+            parameters["segmented_on"] = GREY_VERSION
         parameters.pop("model")
         # How sure the network was of its cells in this image goes with it into exports.
         model = {**model_record(step.model, path), "confidence": result.confidence}
@@ -873,10 +882,11 @@ class UNetSegmentWidget(StepWidget, QWidget):
         resampled = resampled_note(pixel, zoom, parameters["min_size"]) if zoom else ""
         unlike = unlike_starter_images(step.model, result.confidence, pixel, bool(zoom))
         seen = ""
-        if not (getattr(layer, "multiscale", False) or layer.rgb):
-            seen = frame_notes(layer.data[index])
+        if not getattr(layer, "multiscale", False):  # a pyramid's frames are too large to read
+            seen = frame_notes(channels[0])  # what the frame segmented shows
         small = _size_note(result.labels, parameters["min_size_image_px"])
-        notes = "".join(f" {note}" for note in (seen, resampled, small, unlike) if note)
+        colours = f"The model takes one channel: it segmented the {GREY_VERSION}." if grey else ""
+        notes = "".join(f" {note}" for note in (colours, seen, resampled, small, unlike) if note)
         return layer, probabilities, cells, notes, index
 
     def _on_result(self, result) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..labels import grey_version
 from .layers import Channel, Scan, guess_roles, plane_sample, roles_and_contrast, stack_sample
 from .tiff import (
     TIFF_SUFFIXES,
@@ -558,14 +559,22 @@ def geometry_of(scan: Scan, ndim: int) -> dict:
 
 def pick_channels(scan: Scan, channels: list[int] | None, n_channels: int) -> list[int]:
     """The channel indices :func:`read_channels` reads: ``channels``, or when ``None`` the
-    input channel the reader marks, then further image channels (a colour image's first
-    colours), up to ``n_channels``."""
+    input channel the reader marks, then further image channels, up to ``n_channels``. Of
+    a colour image, its first colours; all three for a model of one channel, which sees
+    their grey version (:func:`reads_grey`)."""
     if channels is not None:
         return list(channels)
     if scan.rgb:
-        return list(range(min(n_channels, 3)))
+        return list(range(3 if n_channels == 1 else min(n_channels, 3)))
     usable = scan.by_role("input") + scan.by_role("image")
     return [c.index for c in (usable or scan.channels)[:n_channels]]
+
+
+def reads_grey(scan: Scan, channels: list[int], n_channels: int) -> bool:
+    """Whether :func:`read_channels` reads ``channels`` of ``scan`` for a model of
+    ``n_channels`` as the :func:`~napari_cytomask.labels.grey_version` of a colour image:
+    its three colours, for a model of one channel."""
+    return scan.rgb and n_channels == 1 and sorted(channels) == [0, 1, 2]
 
 
 def read_channels(
@@ -579,7 +588,9 @@ def read_channels(
         Any file :func:`open_scan` reads, or a scan it opened.
     channels
         Channel indices, numbered from 0; ``None``: the channel the reader marks
-        as input, then further image channels in order, up to ``n_channels``.
+        as input, then further image channels in order, up to ``n_channels``
+        (:func:`pick_channels`). The three colours of a colour image for a model of
+        one channel are read as one, their grey version (:func:`reads_grey`).
     n_channels
         How many channels the model takes.
 
@@ -597,6 +608,8 @@ def read_channels(
     else:
         by_index = {c.index: c.base for c in scan.channels}
     channels = pick_channels(scan, channels, n_channels)
+    if reads_grey(scan, channels, n_channels):
+        return [grey_version(scan.channels[0].base)]
     missing = [c for c in channels if c not in by_index]
     if missing:
         raise ValueError(

@@ -274,13 +274,18 @@ def predict_tiles(predictor: UNetPredictor, batch: np.ndarray, *, tta: bool = Fa
     return (total / len(flips)).cpu().numpy()
 
 
-def _as_channels(image, in_channels: int) -> list:
-    """One array per channel, each ``(*frames, Y, X)``: a list or tuple of arrays is one
-    per channel, anything else (an array, nested lists, a PIL image) one channel."""
+def model_inputs(image, in_channels: int) -> list:
+    """One array per channel of a model of ``in_channels``, each ``(*frames, Y, X)``: a
+    list or tuple of arrays is one per channel, anything else (an array, nested lists, a
+    PIL image) one channel. A colour picture given to a model of one channel is its
+    :func:`~napari_cytomask.labels.grey_version`, as in the dock and ``cytomask segment``.
+    """
     if isinstance(image, (list, tuple)) and all(hasattr(ch, "shape") for ch in image):
-        channels = [as_planes(ch) for ch in image]
+        images = list(image)
     else:
-        channels = [as_planes(image)]
+        images = [image]
+    grey = len(images) == in_channels == 1
+    channels = [as_planes(ch, grey=grey) for ch in images]
     shapes = {tuple(ch.shape) for ch in channels}
     if len(shapes) != 1:
         raise ValueError(
@@ -314,7 +319,9 @@ def iter_predict(
         The network.
     image
         ``(*frames, Y, X)`` array (numpy, dask, zarr, memmap), or a list of
-        such arrays, one per input channel.
+        such arrays, one per input channel; for a model of one channel, a colour
+        picture (``(*frames, Y, X, 3)``) too, segmented on its grey version
+        (:func:`model_inputs`).
     tile_size
         Tile size (rounded up to the network's size multiple); default: the
         checkpoint's tile size.
@@ -339,7 +346,7 @@ def iter_predict(
     numpy.ndarray or the given ``out``
     """
     config = predictor.config
-    channels = _as_channels(image, config.in_channels)
+    channels = model_inputs(image, config.in_channels)
     shape = tuple(channels[0].shape)
     frames_shape, (height, width) = shape[:-2], shape[-2:]
     n_frames = int(np.prod(frames_shape, dtype=np.int64))
