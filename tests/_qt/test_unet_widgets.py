@@ -816,6 +816,27 @@ def test_no_cells_says_what_to_try(make_napari_viewer_proxy, qtbot):
         assert segmenter.status.text().startswith(f"No cells found in '{name}': {reason}")
 
 
+def test_a_blank_image_from_a_file_says_it_shows_nothing(make_napari_viewer_proxy, qtbot, tmp_path):
+    """A closed shutter's frame opened from a TIFF (read lazily) or an RGB one was told to
+    lower the thresholds or fine-tune the model; the same pixels in memory were said to
+    show nothing."""
+    tifffile.imwrite(tmp_path / "shut.tif", np.full((64, 64), 1234, np.uint16))
+    tifffile.imwrite(tmp_path / "black.tif", np.zeros((64, 64, 3), np.uint8), photometric="rgb")
+    viewer = make_napari_viewer_proxy()
+    segmenter = UNetSegmentWidget(viewer)
+    segmenter.tta.setChecked(False)
+    for name, value in (("shut", 1234), ("black", 0)):
+        (layer,) = viewer.open(tmp_path / f"{name}.tif", plugin="napari-cytomask")
+        assert not isinstance(layer.data, np.ndarray)
+        segmenter.input.set_layer(layer)
+        segmenter.segment()
+        qtbot.waitUntil(lambda n=name: f"{n} U-Net cells" in viewer.layers, timeout=60_000)
+        assert segmenter.status.text().startswith(
+            f"No cells found in '{name}': every pixel of the image has the same value "
+            f"({value}): it shows nothing."
+        ), segmenter.status.text()
+
+
 def test_the_time_left_counts_training_steps_only(make_napari_viewer_proxy, monkeypatch):
     """Choosing a fine-tuned model's thresholds before the first step took 60 s here: the
     time left comes from the steps' own pace (1 s each), not from those 60 s."""

@@ -881,16 +881,19 @@ class UNetSegmentWidget(StepWidget, QWidget):
         zoom = kwargs["zoom"]
         resampled = resampled_note(pixel, zoom, parameters["min_size"]) if zoom else ""
         unlike = unlike_starter_images(step.model, result.confidence, pixel, bool(zoom))
-        seen = ""
+        seen, empty = "", None
         if not getattr(layer, "multiscale", False):  # a pyramid's frames are too large to read
-            seen = frame_notes(channels[0])  # what the frame segmented shows
+            # What the frame segmented shows (lazy pixels are read again for it).
+            seen = frame_notes(channels[0])
+            if not result.labels.any():
+                empty = nothing_to_find(channels[0], parameters["min_size"])
         small = _size_note(result.labels, parameters["min_size_image_px"])
         colours = f"The model takes one channel: it segmented the {GREY_VERSION}." if grey else ""
         notes = "".join(f" {note}" for note in (colours, seen, resampled, small, unlike) if note)
-        return layer, probabilities, cells, notes, index
+        return layer, probabilities, cells, notes, index, empty
 
     def _on_result(self, result) -> None:
-        layer, probabilities, cells, note, index = result
+        layer, probabilities, cells, note, index, reason = result
         if layer not in self.viewer.layers:
             self.status.setText(closed_during_run(layer))
             return
@@ -916,8 +919,6 @@ class UNetSegmentWidget(StepWidget, QWidget):
             source = f"'{layer_info(cells)['made_from']['layer']}'"
             if index:
                 source += f" (frame {frame_key(index)})"
-            # A lazy or multiscale image is not read for this, nor a colour one.
-            reason = None if layer.rgb else nothing_to_find(layer.data, min_size)
             # At a coarser pixel size than the model's images, every cell can be smaller
             # than the minimum size tuned for them.
             smaller = f" or the minimum cell size ({min_size} px)" if min_size else ""

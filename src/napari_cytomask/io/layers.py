@@ -545,10 +545,7 @@ def nothing_to_find(data, min_size: int) -> str | None:
     """Why an image can hold no cell at all (smaller than the minimum cell size of
     ``min_size`` pixels, one value, no number), or None: said in place of advice on the
     thresholds or the model, which no setting would make find cells there. ``data`` is
-    the image's pixels, its last two axes a frame; lazy ones (dask, zarr) are not read
-    for this."""
-    if not isinstance(data, np.ndarray):
-        return None
+    the image's pixels, its last two axes a frame (lazy ones, dask or zarr, are read)."""
     height, width = data.shape[-2:]
     if height * width < min_size:
         return (
