@@ -177,6 +177,38 @@ def test_intensity_image_starts_at_otsu_and_output_matches_input_geometry(
 
 
 @pytest.mark.gui
+def test_an_image_of_light_saved_from_0_to_1_is_not_taken_for_probabilities(
+    make_napari_viewer_proxy, qtbot, shared_data, tmp_path
+):
+    """Phase contrast saved as decimals from 0 to 1, opened as a scan's input, was taken
+    for a probability map: thresholded at 0.5, its 192 "cells" were reported without the
+    warning the same image saved as 16-bit gets. A model's map keeps 0.5."""
+    raw = tifffile.imread(shared_data / "usiigaci-phc" / "set1" / "raw.tif")[:256, :256]
+    low, high = np.percentile(raw, (0.5, 99.5))
+    light = np.clip((raw - low) / (high - low), 0, 1).astype(np.float32)
+    tifffile.imwrite(tmp_path / "phase.tif", light)
+    viewer = make_napari_viewer_proxy()
+    (layer,) = viewer.open(tmp_path / "phase.tif", plugin="napari-cytomask")
+    widget = WatershedWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.live.setChecked(False)
+    widget.mode.setCurrentIndex(widget.mode.findData("foreground"))
+    widget.input.set_layer(layer)
+    # Otsu's threshold of its light, in steps of 1 % of its range, not a map's 0.5.
+    assert widget.threshold.value() == 0.57 and widget.threshold.singleStep() == 0.01
+    widget.apply()
+    qtbot.waitUntil(lambda: "Done" in widget.status.text(), timeout=30000)
+    assert "'phase' is a transmitted-light image: its brightness does not tell cells from " \
+        "background, so these are not its cells" in widget.status.text()  # fmt: skip
+    viewer.add_image(light, name="map", metadata={"cytomask": {"role": "result"}})
+    widget.input.setCurrentText("map")
+    assert widget.threshold.value() == 0.5
+    widget.apply()
+    qtbot.waitUntil(lambda: "map instances" in widget.status.text(), timeout=30000)
+    assert "not its cells" not in widget.status.text()
+
+
+@pytest.mark.gui
 def test_the_suggested_threshold_has_the_decimals_its_image_needs(make_napari_viewer_proxy, qtbot):
     """A 16-bit Otsu value is a whole number ("42399.00" did not fit its box); a float
     image gets decimals by its range; a probability map its 0.05 steps back."""

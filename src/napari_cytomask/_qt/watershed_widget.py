@@ -22,6 +22,7 @@ from skimage.filters import threshold_otsu
 
 from ..io.layers import (
     METADATA_KEY,
+    RESULT_ROLE,
     contrast_from_sample,
     finite_values,
     frame_axes,
@@ -449,8 +450,8 @@ class WatershedWidget(StepWidget, QWidget):
         self._suggest_threshold()
 
     def _suggest_threshold(self) -> None:
-        """Probability maps (numbers from 0 to 1) start at 0.5; intensity images at the Otsu
-        threshold of the frame on show, from its pixels that are numbers (a stitched
+        """Probability maps (:func:`_probabilities`) start at 0.5; images of light at the
+        Otsu threshold of the frame on show, from its pixels that are numbers (a stitched
         mosaic's NaN border left out); of a large frame, from a sample (:func:`_frame_values`).
 
         A frame on show of one value (a closed shutter) or of none takes the suggestion of
@@ -490,7 +491,7 @@ class WatershedWidget(StepWidget, QWidget):
         # No number at all tells nothing: such a frame is taken as a probability map.
         low, high = (0.0, 1.0) if values.size == 0 else (float(values.min()), float(values.max()))
         self.threshold.blockSignals(True)
-        if dtype.kind == "f" and low >= 0 and high <= 1:
+        if values.size == 0 or _probabilities(layer, dtype.kind == "f" and low >= 0 and high <= 1):
             self.threshold.setDecimals(2)
             self.threshold.setRange(0, 1)
             self.threshold.setSingleStep(0.05)
@@ -809,13 +810,23 @@ def _segmented(layer) -> bool:
     return isinstance(layer, Labels) and layer_info(layer).get("method") in ("unet", "sam2")
 
 
+def _probabilities(layer, from_0_to_1: bool) -> bool:
+    """Whether ``layer`` holds probabilities, not light: a model's map (a result of the
+    plugin); a layer made in the viewer when its numbers run ``from_0_to_1``, all it tells.
+    A channel opened from a file is an image of light whatever its numbers: phase contrast
+    saved as decimals from 0 to 1 was thresholded at 0.5 as a map, and its 192 "cells"
+    reported without a word."""
+    role = role_of(layer)
+    return from_0_to_1 if role is None else role == RESULT_ROLE
+
+
 def _unlike_cells(source, metadata) -> str:
     """What to say after thresholding the brightness of a transmitted-light image, which
     does not tell cells from background (1528 "cells" on the sample's 209)."""
     parameters = metadata[METADATA_KEY]["parameters"]
     if metadata[METADATA_KEY]["method"] != "watershed_foreground":
         return ""
-    if parameters["params"]["threshold"] <= 1:  # a probability map or mask
+    if _probabilities(source, parameters["params"]["threshold"] <= 1):
         return ""
     if looks_fluorescent(source.name):  # a stain's brightness does ("Transferrin 488")
         return ""
