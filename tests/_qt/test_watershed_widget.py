@@ -993,14 +993,18 @@ def test_its_input_closed_it_says_so_and_never_takes_the_scans_mask(
     cells = viewer.add_labels(
         truth.copy(), name="U-Net cells", metadata={METADATA_KEY: {"method": "unet"}}
     )
+    # Nor the metrics' outlines of the cells missed, which came after the cells.
+    missed = {"method": "false_negatives", "role": "result"}
+    viewer.add_labels(truth.copy(), name="false negatives", metadata={METADATA_KEY: missed})
     widget = WatershedWidget(viewer)
     qtbot.addWidget(widget)
     assert widget.input.layer().name == "U-Net cells"
     viewer.layers.remove(cells)
     assert widget.input.layer() is None
+    assert widget.input.findText("false negatives") < 0
     assert widget.status.text().startswith("'U-Net cells' was closed, so there is nothing")
     widget.apply()  # Ctrl+Enter
-    assert [layer.name for layer in viewer.layers] == ["Mask (hand-drawn)"]
+    assert [layer.name for layer in viewer.layers] == ["Mask (hand-drawn)", "false negatives"]
     # Picked by hand, the mask is split; closed, another result is named as the input.
     viewer.add_labels(truth.copy(), name="other cells")
     widget.input.setCurrentText("Mask (hand-drawn)")

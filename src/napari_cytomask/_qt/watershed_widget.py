@@ -28,6 +28,7 @@ from ..io.layers import (
     frame_axes,
     frame_key,
     frame_record,
+    is_highlight,
     layer_info,
     looks_fluorescent,
     looks_transmitted,
@@ -141,9 +142,11 @@ class WatershedWidget(StepWidget, QWidget):
             Image,
             tooltip="Foreground probability or mask (Image), or labels to split (Labels); "
             "by default the newest result.",
-            # Not its own output: splitting what it just split would chase itself.
+            # Not its own output: splitting what it just split would chase itself; nor the
+            # metrics' outlines of missed cells, which are no segmentation.
             accept=lambda layer: (
                 not str(layer_info(layer).get("method", "")).startswith("watershed")
+                and not is_highlight(layer)
             ),
             # Not a scan's channel, unless picked: its ground truth, split, would be scored
             # against itself as if it were a result, and the brightness of its image of
