@@ -133,6 +133,21 @@ def test_samples_per_pixel_become_channels(shared_data):
     assert all(kwargs["units"] == ("µm", "µm") for _, kwargs, _ in layers)
 
 
+@pytest.mark.parametrize("dtype", [np.uint16, np.float32])
+def test_the_colours_of_a_deep_colour_picture_are_named_and_shown_as_theirs(tmp_path, dtype):
+    """A 16-bit or decimal RGB TIFF from a colour camera (no ImageJ metadata) opened as
+    'C1', 'C2', 'C3' in green, magenta and cyan: its red was shown green."""
+    rng = np.random.default_rng(0)
+    picture = (rng.random((64, 64, 3)) * (60000 if dtype == np.uint16 else 1)).astype(dtype)
+    tifffile.imwrite(tmp_path / "warm.tif", picture, photometric="rgb")
+    layers = read_tiff(tmp_path / "warm.tif")
+    assert [kwargs["name"] for _, kwargs, _ in layers] == ["warm red", "warm green", "warm blue"]
+    assert [kwargs["colormap"] for _, kwargs, _ in layers] == ["red", "green", "blue"]
+    for c, (data, _, kind) in enumerate(layers):
+        assert kind == "image"
+        np.testing.assert_array_equal(np.asarray(data), picture[..., c])
+
+
 def test_multiposition_micromanager(shared_data):
     desc = describe_tiff(shared_data / MMSTACK)
     assert desc.axes == "PTYX"

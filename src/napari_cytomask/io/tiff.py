@@ -73,6 +73,8 @@ UNIT = "µm"
 # tifffile's tile and mosaic axes are stage positions; its "P" (phase) would
 # collide with the position axis, so it becomes "F".
 _AXIS_LABELS = {"R": POSITION_AXIS, "M": POSITION_AXIS, "P": "F"}
+#: The samples of a colour picture's pixel, by name, and the colormap each is shown in.
+COLOUR_SAMPLES = (("red", "red"), ("green", "green"), ("blue", "blue"), ("alpha", "gray"))
 _SPATIAL = ("Z", "Y", "X")
 # Micrometres per TIFF ResolutionUnit: inch, centimetre, millimetre, micrometre. A file
 # without the tag is in inches (the TIFF default); 1 (no unit) gives no size.
@@ -592,7 +594,7 @@ class TiffScan:
         # Colour planes stored apart that all hold label ids are a labels stack that
         # tifffile (as napari's own writer) saved as 8-bit RGB, not a picture.
         planes_of_ids = kinds == {True} and keyframe.planarconfig == tifffile.PLANARCONFIG.SEPARATE
-        self._rgb = (
+        colour_picture = (
             not planes_of_ids
             and "S" in in_labels
             and (
@@ -603,14 +605,16 @@ class TiffScan:
                     and keyframe.compression == tifffile.COMPRESSION.JPEG
                 )
             )
-            and first.dtype == np.uint8
             and in_shape[in_labels.index("S")] in (3, 4)
         )
+        self._rgb = colour_picture and first.dtype == np.uint8
+        colour_channels = False  # the red, green and blue of a 16-bit or decimal picture
         if "S" in in_labels and not self._rgb and "C" not in in_labels:
             # Samples that are not 8-bit colour (ImageJ composites stored as one 16-bit
             # page with 3 samples) are channels; unless all hold label ids: a labels stack
             # saved by tifffile, as napari's own writer does, is one layer, not masks alone.
             in_labels[in_labels.index("S")] = "Q" if kinds == {True} else "C"
+            colour_channels = colour_picture and kinds != {True}
         elif in_labels[0] != "S" and (
             len(kinds) > 1
             # Unnamed pages; not the frames or slices an ImageJ file declares.
@@ -650,6 +654,11 @@ class TiffScan:
         else:
             names = [name or f"C{i + 1}" for i, name in enumerate(given)]
         colors = meta.colors if len(meta.colors) == n_channels else [None] * n_channels
+        if colour_channels and given == [None] * n_channels and colors == [None] * n_channels:
+            # Named and coloured as a PNG's colours are (open_scan): red was shown green.
+            samples = COLOUR_SAMPLES[:n_channels]
+            names = [f"{file_stem(self.path)} {sample}" for sample, _ in samples]
+            colors = [colormap for _, colormap in samples]
         if split_samples:
             names = [f"{names[c]}-{s + 1}" for c, s in self._channel_keys]
             colors = [None] * len(self._channel_keys)
