@@ -1551,7 +1551,7 @@ def test_cells_of_a_channel_not_marked_as_the_input_say_so(make_napari_viewer_pr
         layer = viewer.add_image(ids * 100, name=f"{role} c1", metadata=record)
         metadata = result_metadata(layer, method="unet", parameters={"min_size": 570})
         cells = Labels(ids, name=f"{role} c1 U-Net cells", metadata=metadata)
-        widget._on_result((layer, [], cells, "", ()))
+        widget._on_result((layer, [], cells, "", (), None))
         text = widget.status.text()
         assert text.startswith("1 cell")
         assert (
@@ -1565,7 +1565,7 @@ def test_cells_of_a_channel_not_marked_as_the_input_say_so(make_napari_viewer_pr
             layer = viewer.add_image(data, name=name)
         metadata = result_metadata(layer, method="unet", parameters={"min_size": 570})
         cells = Labels(np.zeros_like(data) + (data > 0), name=f"{name} cells", metadata=metadata)
-        widget._on_result((layer, [], cells, "", ()))
+        widget._on_result((layer, [], cells, "", (), None))
         text = widget.status.text()
         assert "not marked" not in text
         assert ("open it with File > Open with Plugin > Cytomask" in text) is (name == "planes")
