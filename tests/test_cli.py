@@ -1404,17 +1404,30 @@ def _bluish_picture(shared_data) -> np.ndarray:
     return np.round(np.stack([light * 0.06, light * 0.6, light], -1) * 255).astype(np.uint8)
 
 
-def test_segment_takes_a_colour_tiffs_grey_version_and_says_so(shared_data, tmp_path, capsys):
+@pytest.mark.parametrize(
+    ("name", "depth"),
+    [("colour.tif", np.uint8), ("colour.tif", np.uint16), ("colour.png", np.uint8)],
+)
+def test_segment_takes_a_colour_pictures_grey_version_and_says_so(
+    shared_data, tmp_path, capsys, name, depth
+):
     """The model of one channel was given the red alone, without a word: a bluish
-    picture's faint red lost cells its grey version shows."""
+    picture's faint red lost cells its grey version shows. So it was still of a 16-bit
+    colour TIFF or a PNG, which open as their red, green and blue channels."""
+    import imageio.v3 as iio
+
     from napari_cytomask.pipeline import Preset, Segmenter, UNetStep
     from napari_cytomask.progress import drain
 
-    picture = _bluish_picture(shared_data)
-    tifffile.imwrite(tmp_path / "colour.tif", picture, photometric="rgb")
-    argv = ["segment", str(tmp_path / "colour.tif"), "--no-tta", "--scheduler", "synchronous"]
+    picture = _bluish_picture(shared_data).astype(depth) * (257 if depth == np.uint16 else 1)
+    if name.endswith(".png"):
+        iio.imwrite(tmp_path / name, picture)
+    else:
+        tifffile.imwrite(tmp_path / name, picture, photometric="rgb")
+    argv = ["segment", str(tmp_path / name), "--no-tta", "--scheduler", "synchronous"]
     assert main(argv) == 0
-    assert "colour.tif (grey version of the colour picture): " in capsys.readouterr().out
+    said = capsys.readouterr()
+    assert f"{name} (grey version of the colour picture): " in said.out
     record = json.loads((tmp_path / "colour_unet_cells.json").read_text())
     assert record["channels_used"] == [0, 1, 2]
     assert record["segmented_on"] == "grey version of the colour picture"

@@ -328,7 +328,9 @@ def process(
         p for p in _recorded_labels(job.record, _parsed(earlier)) if p != output and p.exists()
     ]
     # No channel chosen, and none named like transmitted light: the first was taken.
-    guessed = segmenter.preset.channels is None and not scan.rgb and not scan.by_role("input")
+    guessed = (
+        segmenter.preset.channels is None and not scan.colour_picture and not scan.by_role("input")
+    )
 
     def keep_record(run, n_cells: int, finished: bool) -> None:
         record = {

@@ -409,13 +409,17 @@ def open_scan(path: str | os.PathLike, *, mosaic: bool = False) -> Scan:
             Channel(name=f"{name} {colour}", data=plane, index=i, color=colour)
             for i, (colour, plane) in enumerate(zip(("red", "green", "blue"), planes, strict=True))
         ]
+        colours = True
     else:
         planes = [image]
         channels = [Channel(name=name, data=image, named_after_file=True)]
+        colours = False
     guess_roles(channels, planes)
     ndim = planes[0].ndim
     axes = tuple("TZYX"[-ndim:]) if ndim <= 4 else (*(f"D{i}" for i in range(ndim - 4)), *"TZYX")
-    return Scan(path=str(path), channels=channels, axes=axes, scale=(1.0,) * len(axes))
+    return Scan(
+        path=str(path), channels=channels, axes=axes, scale=(1.0,) * len(axes), colours=colours
+    )
 
 
 def _open_zarr(path: str | os.PathLike) -> Scan:
@@ -564,17 +568,27 @@ def pick_channels(scan: Scan, channels: list[int] | None, n_channels: int) -> li
     their grey version (:func:`reads_grey`)."""
     if channels is not None:
         return list(channels)
-    if scan.rgb:
+    if scan.colour_picture:
         return list(range(3 if n_channels == 1 else min(n_channels, 3)))
     usable = scan.by_role("input") + scan.by_role("image")
     return [c.index for c in (usable or scan.channels)[:n_channels]]
+
+
+def _stacked(planes: dict, n: int):
+    """The first ``n`` of ``planes`` (by index; lazy ones stay lazy) on a last axis."""
+    first = [planes[i] for i in range(n)]
+    if all(isinstance(p, np.ndarray) for p in first):
+        return np.stack(first, axis=-1)
+    import dask.array as da
+
+    return da.stack([da.asarray(p) for p in first], axis=-1)
 
 
 def reads_grey(scan: Scan, channels: list[int], n_channels: int) -> bool:
     """Whether :func:`read_channels` reads ``channels`` of ``scan`` for a model of
     ``n_channels`` as the :func:`~napari_cytomask.labels.grey_version` of a colour image:
     its three colours, for a model of one channel."""
-    return scan.rgb and n_channels == 1 and sorted(channels) == [0, 1, 2]
+    return scan.colour_picture and n_channels == 1 and sorted(channels) == [0, 1, 2]
 
 
 def read_channels(
@@ -609,7 +623,7 @@ def read_channels(
         by_index = {c.index: c.base for c in scan.channels}
     channels = pick_channels(scan, channels, n_channels)
     if reads_grey(scan, channels, n_channels):
-        return [grey_version(scan.channels[0].base)]
+        return [grey_version(scan.channels[0].base if scan.rgb else _stacked(by_index, 3))]
     missing = [c for c in channels if c not in by_index]
     if missing:
         raise ValueError(

@@ -781,6 +781,9 @@ class Scan:
         kept in every layer's metadata.
     rgb
         True for an 8-bit colour image, which opens as one RGB layer.
+    colours
+        True when the channels are the red, green and blue (and alpha) of one colour
+        picture that opens as channels: a 16-bit or decimal TIFF, a PNG or JPEG.
     """
 
     path: str
@@ -790,6 +793,7 @@ class Scan:
     units: tuple[str, ...] | None = None
     metadata: dict = field(default_factory=dict)
     rgb: bool = False
+    colours: bool = False
 
     def layer_data(self) -> list[tuple]:
         """napari layer data tuples, one per channel (see :func:`to_layer_data`)."""
@@ -806,6 +810,11 @@ class Scan:
                 kwargs["rgb"] = True
                 kwargs.pop("colormap", None)
         return layers
+
+    @property
+    def colour_picture(self) -> bool:
+        """Whether the scan is one colour picture (:attr:`rgb` or :attr:`colours`)."""
+        return self.rgb or self.colours
 
     def by_role(self, *roles: Role) -> list[Channel]:
         """The channels with one of ``roles``, in file order."""

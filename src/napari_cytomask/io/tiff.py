@@ -220,6 +220,9 @@ class TiffDescription:
         Number of pyramid levels (1 unless pyramidal).
     rgb
         True for 8-bit RGB(A) images, which open as one RGB layer.
+    colours
+        True for the colours of a 16-bit or decimal colour picture, which open as its
+        red, green and blue (and alpha) channels.
     metadata_file
         The file the OME-XML came from, when it is not ``path`` (multi-file OME-TIFF).
     channel_colors
@@ -238,6 +241,7 @@ class TiffDescription:
     original_axes: str
     levels: int
     rgb: bool
+    colours: bool = False
     metadata_file: str | None = None
     channel_colors: tuple[str | None, ...] = field(default=(), repr=False)
     frame_interval: float | None = None
@@ -676,6 +680,7 @@ class TiffScan:
             original_axes=first.axes,
             levels=len(first.levels),
             rgb=self._rgb,
+            colours=colour_channels,
             metadata_file=metadata_file,
             channel_colors=tuple(colors),
             frame_interval=meta.frame_interval if "T" in labels else None,
@@ -1019,6 +1024,7 @@ class TiffScan:
             units=units,
             metadata=extra,
             rgb=desc.rgb,
+            colours=desc.colours,
         )
 
 
