@@ -732,3 +732,23 @@ def test_cells_are_counted_by_their_ids_not_the_largest(tmp_path):
                               chunks=(1, 8, 30), dtype=labels.dtype)  # fmt: skip
     chunked[:] = labels
     assert batch._cell_count(chunked) == 3
+
+
+def test_a_rerun_over_cells_of_a_colour_pictures_red_asks_to_redo_them(tmp_path):
+    """A colour PNG's red alone was segmented by earlier versions; its grey version is now,
+    but a rerun skipped the red's cells as made with the same settings: both left the
+    channels to the reader."""
+    import imageio.v3 as iio
+
+    from napari_cytomask.batch import Options, _changed_settings
+    from napari_cytomask.labels import GREY_VERSION
+    from napari_cytomask.pipeline import Preset
+
+    picture = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    iio.imwrite(tmp_path / "colour.png", picture)
+    preset = Preset().to_dict()
+    of_red = {"preset": preset, "channels_used": [0], "options": {"pixel_size_um": None}}
+    changed = _changed_settings(of_red, Preset(), Options(), tmp_path / "colour.png")
+    assert changed == ["channels"]
+    of_grey = {**of_red, "channels_used": [0, 1, 2], "segmented_on": GREY_VERSION}
+    assert _changed_settings(of_grey, Preset(), Options(), tmp_path / "colour.png") == []

@@ -458,22 +458,24 @@ def _changed_settings(made: dict, preset: Preset, options: Options, source: Path
     differ from those of the run that wrote the record ``made`` of ``source``; empty when
     they are the same.
 
-    Channels named and channels left to the reader are the same when they come to the
-    channels that run used: a preset saved from the dock names the channel it segmented,
-    the reader's input, say. So are a pixel size given and the one the file records.
+    Channels are compared as the channels they come to: a preset saved from the dock names
+    the channel it segmented, the reader's input, say, and one that leaves them to the
+    reader asks for other channels when the reader would now take others (the colours of a
+    PNG, once its red). So are a pixel size given and the one the file records.
     """
     from .io.files import file_pixel_size, open_scan, pick_channels
 
     earlier, now = dict(made.get("preset") or {}), preset.to_dict()
     used = made.get("channels_used")
-    if earlier.get("channels") is None and now.get("channels") == used:
+    if isinstance(used, list):
         earlier["channels"] = used
-    elif now.get("channels") is None and earlier.get("channels") == used:
-        try:  # what the reader would take now: the file's metadata, no pixels
-            if pick_channels(open_scan(source), None, len(used)) == used:
-                now["channels"] = used
-        except (ValueError, OSError):
-            pass  # not readable now: other settings, as before
+        if now.get("channels") is None:
+            # A colour picture's three colours were read as one, its grey version.
+            n_inputs = 1 if made.get("segmented_on") else len(used)
+            try:  # what the reader would take now: the file's metadata, no pixels
+                now["channels"] = pick_channels(open_scan(source), None, n_inputs)
+            except (ValueError, OSError):
+                pass  # not readable now: other settings, as before
     changed = _differences(earlier, now)
     given = (made.get("options") or {}).get("pixel_size_um")
     if given != options.pixel_size_um:
