@@ -255,6 +255,39 @@ def test_overlapping_tiles_each_numbering_its_cells(shared_data, tmp_path):
     _assert_same_cells(mask.compute(), ids)
 
 
+def test_overlapping_tiles_of_a_time_lapse_join_cells_frame_by_frame(tmp_path):
+    """Tiles of a time-lapse segmented frame by frame number the cells of each frame in
+    their own order: the cells both tiles saw were matched over all frames at once, and
+    one frame's match given to every frame, so that a cell of one frame took the id of
+    another cell (two cells under one id, one cell under two). Each frame's cells seen
+    twice are now matched in that frame."""
+    truth = np.zeros((2, 40, 70), np.uint16)  # T, Y, X; the tiles overlap in 30:40
+    truth[:, 2:8, 2:8], truth[:, 30:38, 55:65] = 3, 4  # each seen by one tile
+    truth[0, 5:15, 25:40], truth[0, 20:30, 28:36] = 1, 2  # both seen by both tiles
+    truth[1, 5:18, 25:40], truth[1, 20:32, 28:40] = 1, 2  # moved a little
+    tiles = [relabel_sequential(truth[t, :, :40])[0] for t in range(2)]
+    right = [relabel_sequential(truth[t, :, 30:])[0] for t in range(2)]
+    right[1] = np.array([0, 2, 1, 3], np.uint16)[right[1]]  # cells 1 and 2 swap ids
+    path = tmp_path / "time-lapse.ome.tif"
+    with tifffile.TiffWriter(path, ome=True) as tif:
+        for column, mask in ((0, np.stack(tiles)), (30, np.stack(right))):
+            tif.write(
+                np.stack([np.full_like(mask, 100), mask], axis=1),
+                metadata={
+                    "axes": "TCYX",
+                    "PhysicalSizeX": 0.5,
+                    "PhysicalSizeY": 0.5,
+                    "Channel": {"Name": ["Phase", "Mask"]},
+                    "Plane": {"PositionX": [column * 0.5] * 4, "PositionY": [0.0] * 4},
+                },
+            )
+    _, (mask, _, _) = read_tiff(path, mosaic=True)
+    stitched = mask.compute()
+    for frame, expected in zip(stitched, truth, strict=True):
+        _assert_same_cells(frame, expected)
+    np.testing.assert_array_equal(stitched[:, :, :30], np.stack(tiles)[:, :, :30])
+
+
 def test_positions_far_apart_are_not_stitched(shared_data, tmp_path):
     """One field 20,000 px away would make a mosaic of 400 million pixels, nearly all
     empty: refused with what was found, and the fields still open one by one."""

@@ -26,6 +26,12 @@ TileReader = Callable[[int, tuple[slice, ...], slice, slice], np.ndarray]
 #: Rows and columns of one mosaic block computed at once.
 BLOCK = 2048
 
+#: The ids of cells seen by two tiles (sorted) and the ids they take.
+Merges = tuple[np.ndarray, np.ndarray]
+
+#: No cells seen twice.
+NO_MERGES: Merges = (np.empty(0, np.uint64), np.empty(0, np.uint64))
+
 
 def tile_offsets(
     positions: Sequence[tuple[float, float]], pixel_size: tuple[float, float]
@@ -162,11 +168,12 @@ class MosaicArray:
             )
             out[
                 ..., top - rows.start : bottom - rows.start, left - cols.start : right - cols.start
-            ] = self._pixels(tile, part)
+            ] = self._pixels(tile, lead, part)
         return out
 
-    def _pixels(self, tile: int, part: np.ndarray) -> np.ndarray:
-        """What a tile's pixels become in the mosaic: themselves."""
+    def _pixels(self, tile: int, lead: tuple[slice, ...], part: np.ndarray) -> np.ndarray:
+        """What a tile's pixels (``part``, read at the leading ``lead``) become in the
+        mosaic: themselves."""
         return part
 
 
@@ -183,18 +190,29 @@ class LabelMosaicArray(MosaicArray):
     with another id beside the edge. Tiles that only touch are not joined: two cells on
     either side of a seam may be two cells.
 
-    The shifts and the overlaps' cells are found the first time the mosaic is read,
-    once, and hold for all its planes (a cell keeps its id through a stack): they need
-    each tile's largest id over all its planes, for which every pixel of the channel is
-    read, and the pixels of the overlaps. Nothing is read when the mosaic is opened; the
-    first read takes about half as long again as reading every plane would (a few
-    seconds for a 10,000 x 10,000 mask of 400 tiles).
+    The shifts hold for all the mosaic's planes (a tile's cell keeps its id through a
+    stack). The cells seen twice are found frame by frame (the ``frames`` leading axes;
+    a volume's planes after them together): a tile segmented frame by frame numbers
+    the cells of one frame in another order than those of the next, and one cell of
+    a frame is no cell of the next. Both are found the first time the mosaic is read,
+    once: they need each tile's largest id over all its planes, for which every pixel
+    of the channel is read, and the pixels of the overlaps. Nothing is read when the
+    mosaic is opened; the first read takes about half as long again as reading every
+    plane would (a few seconds for a 10,000 x 10,000 mask of 400 tiles).
 
     Ids are unsigned and wide enough for the largest id of each tile, whatever the
     tiles hold: at most ``n_tiles`` times the largest value of the tiles' data type
     (``uint32`` for 16-bit tiles, ``uint64`` for 32-bit ones). Tiles of 64-bit ids
     whose largest ids add up to more than 64 bits cannot be read as one mosaic
     (:class:`~napari_cytomask.labels.LabelsError`).
+
+    Parameters
+    ----------
+    read_tile, offsets, lead_shape, tile_shape, dtype
+        See :class:`MosaicArray`.
+    frames
+        How many leading axes hold frames segmented apart (see
+        :func:`~napari_cytomask.io.layers.frame_axes`); all of them by default.
     """
 
     def __init__(
@@ -204,25 +222,32 @@ class LabelMosaicArray(MosaicArray):
         lead_shape: tuple[int, ...],
         tile_shape: tuple[int, int],
         dtype: np.dtype,
+        frames: int | None = None,
     ) -> None:
         super().__init__(read_tile, offsets, lead_shape, tile_shape, dtype)
         widest = len(self.offsets) * int(np.iinfo(self.dtype).max)
         self.dtype = min_label_dtype(min(widest, int(np.iinfo(np.uint64).max)))
+        self.frames = len(lead_shape) if frames is None else frames
         self._lock = threading.Lock()
-        self._ids: tuple[list[int], np.ndarray, np.ndarray] | None = None
+        self._ids: tuple[list[int], dict[tuple[int, ...], Merges]] | None = None
 
-    def _pixels(self, tile: int, part: np.ndarray) -> np.ndarray:
-        shifts, merged, into = self._tile_ids()
+    def _pixels(self, tile: int, lead: tuple[slice, ...], part: np.ndarray) -> np.ndarray:
+        shifts, merges = self._tile_ids()
         ids = np.where(part != 0, part.astype(self.dtype) + self.dtype.type(shifts[tile]), 0)
-        if merged.size:
-            at = np.searchsorted(merged, ids).clip(max=merged.size - 1)
-            found = merged[at] == ids
-            ids[found] = into[at[found]]
+        first = tuple(s.start for s in lead[: self.frames])
+        for index in np.ndindex(*ids.shape[: self.frames]):
+            frame_at = tuple(f + i for f, i in zip(first, index, strict=True))
+            merged, into = merges.get(frame_at, NO_MERGES)
+            if merged.size:
+                frame = ids[index]
+                at = np.searchsorted(merged, frame).clip(max=merged.size - 1)
+                found = merged[at] == frame
+                frame[found] = into[at[found]]
         return ids
 
-    def _tile_ids(self) -> tuple[list[int], np.ndarray, np.ndarray]:
-        """How much each tile's ids are shifted; and the ids of cells seen by two
-        tiles (sorted) with the ids they take."""
+    def _tile_ids(self) -> tuple[list[int], dict[tuple[int, ...], Merges]]:
+        """How much each tile's ids are shifted; and, for each frame in which some cells
+        are seen by two tiles, the ids of those cells (sorted) with the ids they take."""
         with self._lock:
             if self._ids is None:
                 largest = [self._largest_id(tile) for tile in range(len(self.offsets))]
@@ -233,25 +258,32 @@ class LabelMosaicArray(MosaicArray):
                         "64 bits hold; renumber each tile's cells from 1 first."
                     )
                 shifts = [sum(largest[:tile]) for tile in range(len(largest))]
-                same = self._same_cells(shifts)
-                merged = np.array(sorted(same), self.dtype)
-                into = np.array([same[int(i)] for i in merged], self.dtype)
-                self._ids = shifts, merged, into
+                merges = {}
+                for frame in np.ndindex(*self.shape[: self.frames]):
+                    if same := self._same_cells(shifts, frame):
+                        merged = np.array(sorted(same), self.dtype)
+                        into = np.array([same[int(i)] for i in merged], self.dtype)
+                        merges[frame] = merged, into
+                self._ids = shifts, merges
             return self._ids
 
-    def _planes(self, tile: int, rows: slice, cols: slice) -> Iterator[np.ndarray]:
-        """A region of a tile in every plane, one plane at a time."""
-        for index in np.ndindex(*self.shape[:-2]):
-            yield self._read_tile(tile, tuple(slice(i, i + 1) for i in index), rows, cols)
+    def _planes(
+        self, tile: int, rows: slice, cols: slice, frame: tuple[int, ...] = ()
+    ) -> Iterator[np.ndarray]:
+        """A region of a tile in every plane (of one ``frame``: its leading indices), one
+        plane at a time."""
+        for index in np.ndindex(*self.shape[len(frame) : -2]):
+            key = tuple(slice(i, i + 1) for i in (*frame, *index))
+            yield self._read_tile(tile, key, rows, cols)
 
     def _largest_id(self, tile: int) -> int:
         height, width = self.tile_shape
         planes = self._planes(tile, slice(0, height), slice(0, width))
         return max(int(plane.max(initial=0)) for plane in planes)
 
-    def _same_cells(self, shifts: list[int]) -> dict[int, int]:
-        """The shifted ids of cells seen in two overlapping tiles, each with the id of the
-        cell it is in the earliest tile that sees it."""
+    def _same_cells(self, shifts: list[int], frame: tuple[int, ...]) -> dict[int, int]:
+        """The shifted ids of cells seen in two overlapping tiles in one ``frame``, each
+        with the id of the cell it is in the earliest tile that sees it."""
         parent: dict[int, int] = {}
 
         def root(cell: int) -> int:
@@ -268,8 +300,12 @@ class LabelMosaicArray(MosaicArray):
                 continue
             shared: Counter = Counter()
             for a, b in zip(
-                self._planes(early, slice(top - r0, bottom - r0), slice(left - c0, right - c0)),
-                self._planes(late, slice(top - r1, bottom - r1), slice(left - c1, right - c1)),
+                self._planes(
+                    early, slice(top - r0, bottom - r0), slice(left - c0, right - c0), frame
+                ),
+                self._planes(
+                    late, slice(top - r1, bottom - r1), slice(left - c1, right - c1), frame
+                ),
                 strict=True,
             ):
                 both = (a != 0) & (b != 0)
@@ -300,6 +336,7 @@ def stitch(
     block: int = BLOCK,
     lead_chunks: tuple[int, ...] | None = None,
     labels: bool = False,
+    frames: int | None = None,
 ) -> da.Array:
     """Lazy mosaic of tiles as a dask array, one chunk per plane block.
 
@@ -310,6 +347,9 @@ def stitch(
     labels
         Whether the tiles hold label ids, each tile numbering its own cells
         (:class:`LabelMosaicArray`).
+    frames
+        Of label ids: how many leading axes hold frames segmented apart, see
+        :class:`LabelMosaicArray`.
     block
         Largest number of rows and columns in one chunk.
     lead_chunks
@@ -321,8 +361,10 @@ def stitch(
         Shape ``lead_shape + (mosaic rows, mosaic columns)``; reading a chunk
         reads only the parts of the tiles that cover it.
     """
-    kind = LabelMosaicArray if labels else MosaicArray
-    mosaic = kind(read_tile, offsets, lead_shape, tile_shape, dtype)
+    if labels:
+        mosaic = LabelMosaicArray(read_tile, offsets, lead_shape, tile_shape, dtype, frames)
+    else:
+        mosaic = MosaicArray(read_tile, offsets, lead_shape, tile_shape, dtype)
     lead = tuple(lead_chunks) if lead_chunks is not None else (1,) * len(lead_shape)
     chunks = (*lead, min(block, mosaic.shape[-2]), min(block, mosaic.shape[-1]))
     return da.from_array(

@@ -42,6 +42,7 @@ from .layers import (
     SECONDS,
     Channel,
     Scan,
+    frame_axes,
     grid_sample,
     in_micrometres,
     looks_like_masks,
@@ -978,6 +979,7 @@ class TiffScan:
             desc.dtype,
             lead_chunks=lead_chunks,
             labels=mask,
+            frames=frame_axes([*(labels[j] for j in lead), "Y", "X"]),
         )
         return da.moveaxis(mosaic, -3, -1) if rgb_axis is not None else mosaic
 
