@@ -117,8 +117,9 @@ def binary_mask_regions(labels: np.ndarray, frames: int) -> tuple[np.ndarray, in
     """The separate regions of a binary mask (one value, such as 1 or 255, for every cell)
     as cells, numbered across the stack, each of its ``frames`` leading axes' frames apart
     (a volume's regions are 3-D); and the mask's value. None when ``labels`` hold other ids
-    or none, no background (every pixel one value: no mask), or their one id is one
-    region."""
+    or none, no background (every pixel one value: no mask), or their one id is one region
+    in every frame (one cell, such as a tracked cell that keeps its id from frame to
+    frame)."""
     from skimage.measure import label
 
     labels = np.asarray(labels)
@@ -127,12 +128,13 @@ def binary_mask_regions(labels: np.ndarray, frames: int) -> tuple[np.ndarray, in
         return None
     regions = np.zeros(labels.shape, np.int32)
     each = regions.reshape(-1, *labels.shape[frames:])
-    count = 0
+    count = most = 0
     for frame, mask in zip(each, labels.reshape(each.shape), strict=True):
         found, n = label(mask != 0, connectivity=1, return_num=True)
         frame[...] = np.where(found > 0, found + count, 0)
         count += n
-    return (regions, cells.max().item()) if count > 1 else None
+        most = max(most, n)
+    return (regions, cells.max().item()) if most > 1 else None
 
 
 def regions_as_cells(labels: np.ndarray, frames: int) -> tuple[np.ndarray, str]:

@@ -1081,6 +1081,22 @@ def test_a_result_saved_with_file_save_is_placed_where_it_lay(tmp_path):
     assert describe_tiff(tmp_path / "ome" / "cells.ome.tif").positions is None
 
 
+def test_one_tracked_cell_keeps_its_id_in_every_frame(tmp_path):
+    """A time-lapse of one tracked cell, id 7 in each of 3 frames, was taken for a binary
+    mask (one value, 3 regions over the stack) and exported as cells 1, 2 and 3 with a
+    note saying so. One region in every frame is one cell: exported as it is."""
+    labels = np.zeros((3, 32, 32), np.uint16)
+    for t in range(3):
+        labels[t, 5:12, 4 + 5 * t : 11 + 5 * t] = 7  # it moves a little
+    notes = []
+    export = LabelsExport("track", labels, axis_labels=("T", "Y", "X"))
+    export_labels([export], tmp_path, note=notes.append)
+    assert notes == []
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "track.tif"), labels)
+    with open(tmp_path / "track_objects.csv", newline="") as f:
+        assert [row["label"] for row in csv.DictReader(f)] == ["7", "7", "7"]
+
+
 def test_an_exported_result_without_background_opens_as_labels_again(tmp_path):
     """A SAM2 result covering the whole field (every pixel in some mask, none at 0) was
     exported, then reopened as an image: neither labels nor the result of its scan, nor
