@@ -26,6 +26,16 @@ def main(argv: list[str] | None = None) -> int:
         "model. To segment files without napari, use 'cytomask segment IMAGES -o OUT'.",
     )
     parser.parse_args(argv)
+    try:
+        import qtpy  # noqa: F401  (finds the Qt binding napari draws with: PyQt or PySide)
+    except ImportError:  # qtpy.QtBindingsNotFoundError: `pip install napari-cytomask` has none
+        print(
+            "python -m napari_cytomask: napari needs a Qt binding (PyQt or PySide), and none "
+            'is installed; install one with pip install "napari-cytomask[qt]", or segment '
+            "without napari: cytomask segment IMAGES -o OUT.",
+            file=sys.stderr,
+        )
+        return 1
     why = no_display()
     if why:
         print(

@@ -1,5 +1,6 @@
 """``python -m napari_cytomask``: what a new user sees first."""
 
+import os
 import subprocess
 import sys
 
@@ -48,7 +49,7 @@ def test_the_sample_opens_whole_beside_the_dock_with_the_hand_drawn_cells_hidden
 
 
 def _run_main(*args, **env):
-    environment = {k: v for k, v in __import__("os").environ.items()
+    environment = {k: v for k, v in os.environ.items()
                    if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}  # fmt: skip
     return subprocess.run(
         [sys.executable, "-m", "napari_cytomask", *args],
@@ -71,3 +72,20 @@ def test_without_a_display_it_says_how_to_run_instead_of_aborting():
     assert "napari needs a display, and no display was found" in result.stderr
     assert "xvfb-run -a python -m napari_cytomask" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_without_a_qt_binding_it_says_to_install_the_qt_extra(tmp_path):
+    """`pip install napari-cytomask` brings no Qt binding: it ended in qtpy's traceback."""
+    (tmp_path / "sitecustomize.py").write_text(
+        "import sys\n"
+        "class NoQt:  # as if no PyQt or PySide were installed\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('PyQt5', 'PyQt6', 'PySide2', 'PySide6'):\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}')\n"
+        "sys.meta_path.insert(0, NoQt())\n"
+    )
+    path = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
+    result = _run_main(PYTHONPATH=path, QT_QPA_PLATFORM="offscreen")
+    assert result.returncode == 1
+    assert 'install one with pip install "napari-cytomask[qt]"' in result.stderr
+    assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
