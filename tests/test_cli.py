@@ -1600,6 +1600,31 @@ def test_segment_never_replaces_a_file_it_did_not_make(unet_checkpoint, tmp_path
     assert corrected.read_bytes() != before
 
 
+def test_segment_writes_no_result_into_the_package_beside_its_sample(
+    unet_checkpoint, tmp_path, capsys, monkeypatch
+):
+    """Without -o, the sample scan's results went into the installed package's folder."""
+    from napari_cytomask._sample_data import sample_scan_path
+    from napari_cytomask.batch import BatchError, output_folders
+
+    sample = Path(sample_scan_path())
+    with pytest.raises(BatchError, match="pass -o/--output-dir"):
+        output_folders([sample], None)
+    monkeypatch.chdir(sample.parent)  # named from its own folder
+    with pytest.raises(BatchError):
+        output_folders([Path(sample.name)], None)
+    assert output_folders([sample], tmp_path) == [tmp_path]
+    before = sorted(sample.parent.iterdir())
+    model = unet_checkpoint(tile_size=128)
+    argv = ["segment", str(sample), "-m", str(model), "--scheduler", "synchronous", "-q"]
+    assert main(argv) == 1
+    assert capsys.readouterr().err == (
+        f"cytomask segment: error: {sample} lies in the napari-cytomask package, which is no "
+        "place for its results; pass -o/--output-dir to write them elsewhere.\n"
+    )
+    assert sorted(sample.parent.iterdir()) == before
+
+
 def test_names_long_or_like_patterns_are_segmented_exported_and_evaluated(
     unet_checkpoint, tmp_path, capsys, monkeypatch
 ):

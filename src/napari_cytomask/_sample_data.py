@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from importlib import resources
+from pathlib import Path
 
 from .io.layers import Channel, contrast_from_sample, to_layer_data
 from .io.tiff import read_tiff
@@ -10,6 +12,15 @@ from .synthetic import make_tilescan
 
 #: The real sample scan shipped in the package.
 SAMPLE_SCAN = "usiigaci-sample.ome.tif"
+
+#: The installed package, which holds the sample scan: no folder to write results into.
+PACKAGE = Path(__file__).resolve().parent
+
+
+def in_package(folder: str | os.PathLike) -> bool:
+    """Whether ``folder`` (links followed) is the installed package's folder or one in it."""
+    folder = Path(folder).resolve()
+    return folder == PACKAGE or PACKAGE in folder.parents
 
 
 def sample_scan_path() -> str:

@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 from distributed import WorkerPlugin
 
+from ._sample_data import in_package
 from .io.atomic import (
     NAME_BYTES,
     fit_name,
@@ -270,8 +271,20 @@ def output_folders(sources: Sequence[Path], output_dir: Path | None) -> list[Pat
     the input's folder relative to the inputs' common folder, so
     ``data/set1/raw.tif`` and ``data/set2/raw.tif`` go to ``OUT/set1/`` and
     ``OUT/set2/`` instead of colliding.
+
+    Raises
+    ------
+    BatchError
+        Without ``output_dir``, for an input in the installed package (the sample scan):
+        its results would be written into the package.
     """
     if output_dir is None:
+        for source in sources:
+            if in_package(source.parent):
+                raise BatchError(
+                    f"{source} lies in the napari-cytomask package, which is no place for its "
+                    "results; pass -o/--output-dir to write them elsewhere."
+                )
         return [source.parent for source in sources]
     # As given, links kept: a linked scan's results go beside the link.
     parents = [Path(os.path.abspath(source)).parent for source in sources]

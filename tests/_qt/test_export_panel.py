@@ -578,14 +578,14 @@ def test_the_folder_starts_beside_the_data_until_one_is_chosen(
         viewer.add_labels(np.eye(8, dtype=np.uint8), name=f"cells {name}",
                           metadata={METADATA_KEY: record})  # fmt: skip
 
-    from napari_cytomask._qt.export_panel import _PACKAGE
+    from napari_cytomask._sample_data import PACKAGE
 
     viewer.open_sample("napari-cytomask", "phase_contrast")  # a file in the package
     panel.layer_list.item(0).setCheckState(Qt.CheckState.Checked)  # its mask ticked too
     assert panel.folder.text() == str(Path.home())
     for layer in list(viewer.layers):
         viewer.layers.remove(layer)
-    assert _PACKAGE.name == "napari_cytomask"
+    assert PACKAGE.name == "napari_cytomask"
     saved = []
     panel.folder.textChanged.connect(saved.append)  # what the dock's settings remember
     result_of("a")

@@ -23,6 +23,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from .._sample_data import in_package
 from ..io.export import ExportExists, check_export, export_labels, from_layer
 from ..io.layers import is_highlight, named_frames
 from ..io.writers import FILE_FORMATS, FORMATS
@@ -40,9 +41,6 @@ from ._live import (
 
 #: Feature columns used as the COCO score when a layer has one, best first.
 _SCORE_COLUMNS = ("predicted_iou", "score", "probability")
-
-#: The installed package, which holds the sample scan: no folder to export into.
-_PACKAGE = Path(__file__).resolve().parents[1]
 
 
 class ExportPanel(StepWidget, QWidget):
@@ -163,11 +161,12 @@ class ExportPanel(StepWidget, QWidget):
             return
         files = [source_of(layer) for layer in self.selected_layers()]
         file = next((f for f in files if f and Path(f).is_file()), None)
+        # The folder it was opened from, not the one a link to it points to: where
+        # `cytomask segment` writes its results.
+        folder = Path(os.path.abspath(file)).parent if file is not None else None
         # Not into the installed package, where the sample scan lies.
-        if file is not None and _PACKAGE not in Path(file).resolve().parents:
-            # The folder it was opened from, not the one a link to it points to: where
-            # `cytomask segment` writes its results.
-            self._suggested = str(Path(os.path.abspath(file)).parent)
+        if folder is not None and not in_package(folder):
+            self._suggested = str(folder)
             # Not remembered as the user's choice: the next session follows its own data.
             self.folder.blockSignals(True)
             self.folder.setText(self._suggested)
