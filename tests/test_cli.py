@@ -1600,6 +1600,14 @@ def test_segment_never_replaces_a_file_it_did_not_make(unet_checkpoint, tmp_path
     assert corrected.read_bytes() != before
 
 
+def test_version_says_the_installed_packages(capsys):
+    """`cytomask --version` was refused: a command was required."""
+    from napari_cytomask import __version__
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"cytomask {__version__}\n"
+
+
 def test_segment_writes_no_result_into_the_package_beside_its_sample(
     unet_checkpoint, tmp_path, capsys, monkeypatch
 ):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from skimage.transform import resize
 from napari_cytomask.metrics import evaluate
 
 README = Path(__file__).resolve().parents[1] / "README.md"
+PYPROJECT = README.with_name("pyproject.toml")
 
 
 def _python_examples() -> list[str]:
@@ -47,3 +49,11 @@ def test_the_python_examples_find_the_cells_of_a_scan_at_twice_the_models_magnif
     for labels in (written, names["cells"]):
         f1 = evaluate(big_truth, labels, [0.5]).matches.f1[0]
         assert f1 > 0.7, f1
+
+
+def test_the_readme_says_how_to_install_the_released_package_with_its_qt_extra():
+    """The README (the package's page on PyPI) said to install from a checkout only."""
+    project = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]
+    text = README.read_text(encoding="utf-8")
+    (extra,) = re.findall(r'^pip install "napari-cytomask\[(\w+)\]"', text, flags=re.M)
+    assert "napari[pyqt6]" in project["optional-dependencies"][extra]  # a Qt binding
