@@ -335,6 +335,34 @@ def test_images_of_a_handful_of_grey_levels_are_pointed_out(shared_data):
     assert frame_notes(dim[:24, :18]) == ""  # too small to tell (a test pattern's text)
 
 
+def test_a_sparse_bright_field_is_not_called_dim(shared_data):
+    """A low-density well of 8-bit nuclei (4 of them, up to 255, on 0.1% of the frame) was
+    said to take only 5 grey levels, a very dim image: its background's, between the 1st
+    and 99th percentiles."""
+    from scipy import ndimage as ndi
+
+    from napari_cytomask.io.layers import frame_notes
+
+    image = tifffile.imread(shared_data / "nuclei-dsb" / "tests_img2d.tif")
+    mask = tifffile.imread(shared_data / "nuclei-dsb" / "tests_mask2d.tif")
+    y, x = next(
+        (y, x)
+        for y in range(0, image.shape[0] - 32, 8)
+        for x in range(0, image.shape[1] - 32, 8)
+        if not mask[y : y + 32, x : x + 32].any()
+    )
+    field = np.tile(image[y : y + 32, x : x + 32], (16, 16))
+    nuclei = [found for found in ndi.find_objects(mask) if found is not None][:4]
+    for where, (oy, ox) in zip(
+        nuclei, [(100, 100), (100, 400), (400, 100), (400, 400)], strict=True
+    ):
+        inside = mask[where] > 0
+        height, width = inside.shape
+        field[oy : oy + height, ox : ox + width][inside] = image[where][inside]
+    assert (field > 20).mean() < 0.002
+    assert frame_notes(field) == ""
+
+
 def test_scores_and_tuning_see_images_at_the_starters_pixel_size(shared_data, tmp_path):
     """Scoring a model on labelled images (training's validation, the quality benchmark)
     and tuning its thresholds gave images to the network at their own pixels, where
