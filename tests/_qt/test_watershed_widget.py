@@ -2,6 +2,7 @@ import dask.array as da
 import numpy as np
 import pytest
 import tifffile
+from scipy import ndimage as ndi
 from skimage import io
 
 from napari_cytomask._qt._layers import frame_on_show
@@ -206,6 +207,28 @@ def test_an_image_of_light_saved_from_0_to_1_is_not_taken_for_probabilities(
     widget.apply()
     qtbot.waitUntil(lambda: "map instances" in widget.status.text(), timeout=30000)
     assert "not its cells" not in widget.status.text()
+
+
+@pytest.mark.gui
+def test_a_probability_map_saved_to_a_file_is_one(
+    make_napari_viewer_proxy, qtbot, shared_data, tmp_path
+):
+    """A foreground probability map saved as decimals from 0 to 1 and opened with the
+    plugin's reader was called an image of light: not previewed live, its threshold at
+    Otsu's 0.47, while the same map made in the viewer previewed 69 cells from 0.5."""
+    ids = io.imread(shared_data / "usiigaci-phc" / "set1" / "instances_ids.png")
+    probabilities = ndi.gaussian_filter((ids > 0).astype(np.float32), 3)
+    tifffile.imwrite(tmp_path / "set1_foreground_probability.tif", probabilities)
+    viewer = make_napari_viewer_proxy()
+    (layer,) = viewer.open(tmp_path / "set1_foreground_probability.tif", plugin="napari-cytomask")
+    widget = WatershedWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.mode.setCurrentIndex(widget.mode.findData("foreground"))
+    widget.input.set_layer(layer)
+    assert widget.threshold.value() == 0.5
+    widget.min_area.setValue(20)  # any edit previews
+    qtbot.waitUntil(lambda: "Preview:" in widget.status.text(), timeout=30000)
+    assert "set1_foreground_probability instances" in [ly.name for ly in viewer.layers]
 
 
 @pytest.mark.gui
@@ -1054,5 +1077,6 @@ def test_before_segmenting_the_scans_image_of_light_is_not_taken_for_a_map(
     assert not widget.runner.busy
     assert [layer.name for layer in viewer.layers] == ["Phase contrast", "Mask (hand-drawn)"]
     assert widget.status.text().startswith(
-        "'Phase contrast' is an image of light, not a probability map: it is not previewed live."
+        "'Phase contrast' was opened as an image of light, not a probability map: it is not "
+        "previewed live."
     )

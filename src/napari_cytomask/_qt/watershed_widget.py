@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import napari
 import numpy as np
@@ -601,11 +602,12 @@ class WatershedWidget(StepWidget, QWidget):
         if not self.live.isChecked():
             return
         layer = self.input.layer()
-        if isinstance(layer, Image) and is_channel(layer):
+        if isinstance(layer, Image) and is_channel(layer) and not _named_probabilities(layer):
             self.status.setText(
-                f"'{layer.name}' is an image of light, not a probability map: it is not "
-                f"previewed live. Segment it in {SEGMENT_STEP} and split its cells here, or "
-                "Apply to threshold its brightness."
+                f"'{layer.name}' was opened as an image of light, not a probability map: it "
+                f"is not previewed live. Segment it in {SEGMENT_STEP} and split its cells "
+                "here, or Apply to threshold its brightness. A probability map saved to a "
+                "file is taken for one when its name says so ('cells_probability.tif')."
             )
             return
         self.preview()
@@ -813,14 +815,26 @@ def _segmented(layer) -> bool:
     return isinstance(layer, Labels) and layer_info(layer).get("method") in ("unet", "sam2")
 
 
+#: What the name of a probability map saved to a file says ("set1_foreground_probability").
+_PROBABILITY_NAME = re.compile(r"prob|foreground", re.I)
+
+
+def _named_probabilities(layer) -> bool:
+    """Whether ``layer``'s name says it holds probabilities."""
+    return bool(_PROBABILITY_NAME.search(layer.name))
+
+
 def _probabilities(layer, from_0_to_1: bool) -> bool:
     """Whether ``layer`` holds probabilities, not light: a model's map (a result of the
-    plugin); a layer made in the viewer when its numbers run ``from_0_to_1``, all it tells.
-    A channel opened from a file is an image of light whatever its numbers: phase contrast
-    saved as decimals from 0 to 1 was thresholded at 0.5 as a map, and its 192 "cells"
-    reported without a word."""
+    plugin); a layer made in the viewer, or a channel opened from a file whose name says
+    it is a map (:func:`_named_probabilities`), when its numbers run ``from_0_to_1``.
+    Any other channel opened from a file is an image of light whatever its numbers: phase
+    contrast saved as decimals from 0 to 1 was thresholded at 0.5 as a map, and its 192
+    "cells" reported without a word; the reader takes either for the scan's input."""
     role = role_of(layer)
-    return from_0_to_1 if role is None else role == RESULT_ROLE
+    if role == RESULT_ROLE:
+        return True
+    return from_0_to_1 and (role is None or _named_probabilities(layer))
 
 
 def _unlike_cells(source, metadata) -> str:
