@@ -292,6 +292,36 @@ def test_a_result_made_at_a_coarser_level_is_compared_with_that_level_of_the_mas
         )
 
 
+def test_a_crop_of_a_coarser_levels_shape_is_not_said_to_be_made_at_it(
+    make_napari_viewer_proxy, qtbot, labels
+):
+    """A full-resolution crop of the size of a pyramid's level 1 was compared with that
+    level, "the one it was made at", of its shape only; a result laid over the level (its
+    pixels twice as large) still is."""
+    viewer = make_napari_viewer_proxy()
+    viewer.add_labels([labels, labels[::2, ::2]], multiscale=True, name="gt pyramid")
+    crop = viewer.add_labels(labels[:128, :128].copy(), name="crop")
+    dock = MetricsDock(viewer)
+    qtbot.addWidget(dock)
+    dock.set_prediction(crop)
+    dock.ground_truth_combo.setCurrentText("gt pyramid")
+    qtbot.waitUntil(lambda: "Cannot compute" in dock.status.text(), timeout=10_000)
+    assert dock.status.text().startswith(
+        "Cannot compute the metrics: ground truth 'gt pyramid' has shape (256, 256) but "
+        "prediction 'crop' has shape (128, 128)"
+    )
+    coarse = viewer.add_labels(
+        labels[::2, ::2].copy(), name="coarse", scale=(2, 2), translate=(0.5, 0.5)
+    )
+    dock.set_prediction(coarse)
+    dock.ground_truth_combo.setCurrentText("gt pyramid")
+    _wait_for_a_perfect_score(dock, qtbot)
+    assert dock.status.text().endswith(
+        "Compared with 'gt pyramid' at its resolution level 1/2 (128 × 128 px), the one "
+        "'coarse' was made at."
+    )
+
+
 def _wait_for_a_perfect_score(dock, qtbot) -> None:
     """Wait until the dock's pair scores mean-average F1 1 (a result checked against its
     own truth)."""

@@ -359,13 +359,13 @@ class MetricsDock(StepWidget, QWidget):
 
     def _pair_truth(self, layer: Labels) -> None:
         """Choose a ground truth for the prediction ``layer``: the one the user picked for
-        its scan's results, else the one chosen unless it has another shape (at every
-        resolution level) or is another scan's mask while ``layer``'s scan has its own."""
+        its scan's results, else the one chosen unless ``layer`` was made at none of its
+        resolution levels (:func:`_level_of`) or it is another scan's mask while ``layer``'s
+        scan has its own."""
         gt = self.ground_truth_layer
-        shape = _shape(layer)
         fitting = [
             c for c in self._candidates()
-            if c.unique_id != layer.unique_id and _level_of(c, shape) is not None
+            if c.unique_id != layer.unique_id and _level_of(c, layer) is not None
         ]  # fmt: skip
         picked = self._picked_truth.get(source_of(layer))
         if picked is not None and any(c.unique_id == picked for c in fitting):
@@ -374,7 +374,7 @@ class MetricsDock(StepWidget, QWidget):
             # Where these cells' image has a ground truth of its own, no other is theirs.
             scans = scan_files(self.viewer.layers)
             own = [c.unique_id for c in _own_truths(fitting, layer, scans)]
-            keep = gt is not None and _level_of(gt, shape) is not None
+            keep = gt is not None and _level_of(gt, layer) is not None
             keep = keep and (not own or gt.unique_id in own)
             truth = None if keep else _default_ground_truth(fitting, layer, scans)
         if truth is not None:
@@ -862,17 +862,28 @@ def _shape(layer, level: int = 0) -> tuple[int, ...]:
     return tuple(int(n) for n in layer.level_shapes[level])
 
 
-def _level_of(layer, shape: tuple[int, ...]) -> int | None:
-    """The resolution level of ``layer`` of ``shape``: 0, its full resolution, or one of a
-    pyramid's coarser levels (where a step segments when asked); None when it has none."""
-    shapes = [_shape(layer, level) for level in range(len(layer.level_shapes))]
-    return shapes.index(shape) if shape in shapes else None
+def _level_of(layer, prediction) -> int | None:
+    """The resolution level of ``layer`` that ``prediction`` was made at: 0, its full
+    resolution, of the same shape; or one of a pyramid's coarser levels (where a step
+    segments when asked) of its shape whose pixel size, as :func:`resolution_level` lays
+    the level over ``layer``, the prediction has. None when it has none: a full-resolution
+    crop of another image was said to be made at level 1, of its shape only."""
+    shape = _shape(prediction)
+    if _shape(layer) == shape:
+        return 0
+    pixel = np.asarray(prediction.scale, float)
+    for level in range(1, len(layer.level_shapes)):
+        level_pixel = np.asarray(resolution_level(layer, level)[1]["scale"])
+        common = min(pixel.size, level_pixel.size)
+        if _shape(layer, level) == shape and np.allclose(pixel[-common:], level_pixel[-common:]):
+            return level
+    return None
 
 
 def _truth_level(truth, prediction) -> int:
     """The resolution level of the ground truth ``truth`` to compare ``prediction`` with:
-    the one of its shape, else full resolution (:func:`~napari_cytomask.labels.paired`
-    says how the shapes differ).
+    the one it was made at (:func:`_level_of`), else full resolution
+    (:func:`~napari_cytomask.labels.paired` says how the shapes differ).
 
     Raises
     ------
@@ -880,7 +891,7 @@ def _truth_level(truth, prediction) -> int:
         For a prediction made at a coarser level than any ``truth`` has: of larger pixels
         over the same field.
     """
-    level = _level_of(truth, _shape(prediction))
+    level = _level_of(truth, prediction)
     if level is not None:
         return level
     # Made at a coarser level, it covers the same field with larger pixels.
@@ -912,7 +923,7 @@ def _own_truths(candidates, prediction, scans) -> list:
     fitting = [
         layer for layer in candidates
         if layer.unique_id != prediction.unique_id
-        and _level_of(layer, _shape(prediction)) is not None
+        and _level_of(layer, prediction) is not None
     ]  # fmt: skip
     masks = [
         layer
