@@ -935,6 +935,36 @@ def test_a_trained_model_is_selected_though_the_one_selected_before_is_gone(
     assert segmenter.status.text() == f"Model {new.stem} is ready: press Segment cytoplasm."
 
 
+def test_a_model_trained_during_a_segmentation_is_selected_once_it_ends(
+    make_napari_viewer_proxy, qtbot, unet_checkpoint
+):
+    """A training run that ended while the U-Net segmented swapped the model and thresholds
+    under the run, which went on with the old model, and said "press Segment cytoplasm"
+    with the button greyed."""
+    viewer = make_napari_viewer_proxy()
+    viewer.add_image(np.random.default_rng(0).random((64, 64), np.float32), name="img")
+    segmenter = UNetSegmentWidget(viewer)
+    old, new = unet_checkpoint(64, seed=1), unet_checkpoint(64, seed=2)
+    segmenter.checkpoint.set_model(old)
+    segmenter.device.setCurrentText("cpu")
+    segmenter.overlap.setValue(16)
+    segmenter.segment()
+    assert segmenter.runner.busy
+    segmenter._use_trained(new)
+    assert segmenter.checkpoint.path() == old
+    assert "ready" not in segmenter.status.text()
+    qtbot.waitUntil(lambda: not segmenter.runner.busy, timeout=30_000)
+    assert segmenter.checkpoint.path() == new
+    made_with = layer_info(viewer.layers["img U-Net cells"])["model"]["path"]
+    assert made_with == str(old)
+    status = segmenter.status.text()
+    assert "'img U-Net cells'" in status or "No cells found" in status
+    assert status.endswith(
+        f"Model {new.stem} was trained meanwhile and is now selected: press Segment "
+        "cytoplasm to segment with it."
+    )
+
+
 def test_a_model_trained_elsewhere_is_listed_when_the_list_opens(
     make_napari_viewer_proxy, qtbot, unet_checkpoint, model_folder
 ):

@@ -623,6 +623,8 @@ class UNetSegmentWidget(StepWidget, QWidget):
 
         self.trainer = UNetTrainWidget(napari_viewer)
         self.trainer.trained.connect(self._use_trained)
+        self._trained: Path | None = None  # trained during a segmentation: see _use_trained
+        self.controls.running_changed.connect(self._use_trained_after_run)
         self.tabs = QTabWidget()
         self.tabs.addTab(segment_tab, "Segment")
         self.tabs.addTab(self.trainer, "Train a model")
@@ -733,12 +735,34 @@ class UNetSegmentWidget(StepWidget, QWidget):
             set_value(getattr(self, name), typed[name])
 
     def _use_trained(self, checkpoint: Path) -> None:
-        """A model trained here becomes the selected one, ready to segment."""
+        """A model trained here becomes the selected one, ready to segment. While a
+        segmentation runs, once it has ended: it swapped the model and thresholds under
+        the run, which went on with the old ones, and said "press Segment cytoplasm" with
+        the button greyed."""
+        if self.runner.busy:
+            self._trained = checkpoint
+            return
+        self._select_trained(
+            checkpoint, f"Model {checkpoint.stem} is ready: press Segment cytoplasm."
+        )
+
+    def _use_trained_after_run(self, running: bool) -> None:
+        """Select the model trained during the segmentation that has just ended, after
+        what that run said."""
+        if running or self._trained is None:
+            return
+        checkpoint, self._trained = self._trained, None
+        self._select_trained(
+            checkpoint,
+            f"{self.status.text()} Model {checkpoint.stem} was trained meanwhile and is now "
+            "selected: press Segment cytoplasm to segment with it.",
+        )
+
+    def _select_trained(self, checkpoint: Path, said: str) -> None:
         self.checkpoint.refresh()
         self.checkpoint.set_model(checkpoint)
         self.tabs.setCurrentIndex(0)
-        ready = f"Model {checkpoint.stem} is ready: press Segment cytoplasm."
-        self.status.setText(" ".join(filter(None, (ready, self.trainer.summary))))
+        self.status.setText(" ".join(filter(None, (said, self.trainer.summary))))
 
     def _channels(self, layer, n: int, index: tuple = ()) -> list:
         """The ``n`` full-resolution input arrays of the frame at ``index`` (every frame:
