@@ -667,6 +667,30 @@ def _segment_64px(viewer, qtbot, unet_checkpoint, overlap: int) -> str:
     return segmenter.status.text()
 
 
+def test_an_image_made_a_mask_while_segmented_is_not_said_to_be_closed(
+    make_napari_viewer_proxy,
+):
+    """A channel's role changed in Channel roles during its run replaces its layer (an
+    image made a mask becomes Labels): the run stopped and said the image "was closed
+    ... Open it again", though it was still there."""
+    from napari_cytomask.io.layers import METADATA_KEY
+    from napari_cytomask.roles import set_role
+
+    viewer = make_napari_viewer_proxy()
+    record = {"role": "input", "source": "/data/well.tif", "channel_index": 0}
+    viewer.add_image(np.zeros((64, 64), np.uint8), name="ch", metadata={METADATA_KEY: record})
+    segmenter = UNetSegmentWidget(viewer)
+    segmenter.tta.setChecked(False)
+    segmenter.segment()
+    assert segmenter.runner.busy
+    set_role(viewer.layers, viewer.layers["ch"], "mask")
+    assert not segmenter.runner.busy and segmenter.controls.run_button.isEnabled()
+    assert segmenter.status.text() == (
+        "'ch' was made a mask (a Labels layer) while it was being segmented, so its cells "
+        "were not added. Run the step again to segment the input it shows now."
+    )
+
+
 def test_running_out_of_memory_says_which_settings_to_lower(
     make_napari_viewer_proxy, qtbot, unet_checkpoint, monkeypatch
 ):

@@ -232,6 +232,18 @@ def closed_during_run(layer, step: str = "segment") -> str:
     )
 
 
+def role_changed_during_run(layer, step: str = "segment") -> str:
+    """The status of a run whose input ``layer`` was replaced by its channel with another
+    role (an image made a mask becomes a Labels layer, and back); ``step`` as
+    :func:`closed_during_run`."""
+    doing, made = _RUN_WORDS[step]
+    kind = "a mask (a Labels layer)" if isinstance(layer, Labels) else "an image"
+    return (
+        f"'{layer.name}' was made {kind} while it was being {doing}, so {made} not added. "
+        f"Run the step again to {step} the input it shows now."
+    )
+
+
 def result_slot(
     viewer, name: str, kind: type, shape, source: str | None
 ) -> tuple[str, Layer | None]:

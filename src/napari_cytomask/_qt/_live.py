@@ -42,7 +42,8 @@ from qtpy.QtWidgets import (
 )
 
 from ..progress import Pace, Progress, drain, one_line, out_of_memory, progress_text
-from ._layers import closed_during_run
+from ..roles import source_of
+from ._layers import closed_during_run, role_changed_during_run
 
 #: Set ``CYTOMASK_NO_THREADS=1`` to run work in the calling thread (handy in a debugger).
 NO_THREADS = os.environ.get("CYTOMASK_NO_THREADS", "") not in ("", "0")
@@ -513,6 +514,9 @@ class Runner(QObject):
         self._input = None  # the layer the waiting or running work reads
         self._step = "segment"  # what that work does to it
         self._layers = None  # the layer list watched for its removal
+        # Name, file and kind of the input whose removal stopped the last run (not the
+        # layer: its pixels are let go).
+        self._removed_input: tuple | None = None
         self.closed = False  # the dock that holds the step is closed: see close
 
     def close(self, closed: bool = True) -> None:
@@ -536,8 +540,10 @@ class Runner(QObject):
         if self._layers is not viewer.layers:
             if self._layers is not None:
                 self._layers.events.removed.disconnect(self._removed)
+                self._layers.events.inserted.disconnect(self._inserted)
             self._layers = viewer.layers
             self._layers.events.removed.connect(self._removed)
+            self._layers.events.inserted.connect(self._inserted)
 
     def _removed(self, event) -> None:
         layer = self._input
@@ -545,10 +551,22 @@ class Runner(QObject):
             return
         if getattr(event.value, "unique_id", event.value) == getattr(layer, "unique_id", layer):
             self.cancel()
+            self._removed_input = _kind_of(layer)
             if self._controls is not None:
                 self._controls.status.setText(closed_during_run(layer, self._step))
             if self._on_finished is not None:  # the run has ended, with nothing to deliver
                 self._on_finished()
+
+    def _inserted(self, event) -> None:
+        """Say so where the input just removed comes back as its channel of another kind:
+        a role changed in the Channel roles replaces the layer (an image made a mask
+        becomes a Labels layer), which is no closed layer to open again."""
+        removed, self._removed_input = self._removed_input, None
+        if removed is None or not isalive(self) or self._controls is None:
+            return
+        name, source, labels = _kind_of(event.value)
+        if (name, source, not labels) == removed:
+            self._controls.status.setText(role_changed_during_run(event.value, self._step))
 
     def request(self, func: Callable, *args, notify: bool = True, **kwargs) -> None:
         """Schedule ``func(*args, **kwargs)``; a later request replaces this one. Without
@@ -688,6 +706,11 @@ class Runner(QObject):
             self._set_running(False)
             if self._on_finished is not None:
                 self._on_finished()
+
+
+def _kind_of(layer) -> tuple:
+    """A layer's name, file and whether it is a Labels layer."""
+    return layer.name, source_of(layer), isinstance(layer, Labels)
 
 
 class _Failed(Exception):
