@@ -502,3 +502,29 @@ def test_another_model_chosen_takes_back_the_error_of_the_one_that_failed_to_loa
     assert widget.status.text().endswith(
         "That was the model chosen before; run again to use the one chosen now."
     )
+
+
+def test_a_live_update_leaves_no_stroke_of_the_masks_before_it_to_redo(
+    make_napari_viewer_proxy, qtbot, small_model, keep_every_mask
+):
+    """A slider's update writes new masks into the same layer; napari kept its undo and
+    redo history, and Redo painted a stroke undone on the masks before into the new ones."""
+    viewer = make_napari_viewer_proxy()
+    viewer.add_image(image(), name="phase", metadata={"cytomask": {"role": "input"}})
+    widget = Sam2Widget(viewer, model_builder=lambda *args: small_model)
+    widget.set_values(points_per_side=6, order="score", **keep_every_mask)
+    widget.device.setCurrentText("cpu")
+    widget.segment()
+    qtbot.waitUntil(lambda: "phase SAM2 masks" in viewer.layers, timeout=60000)
+    qtbot.waitUntil(lambda: not widget.runner.busy, timeout=10000)
+    labels = viewer.layers["phase SAM2 masks"]
+    labels.brush_size = 10
+    labels.paint((24, 32), 999)
+    labels.undo()
+    first = np.array(labels.data)
+    ious = labels.features["predicted_iou"].to_numpy()
+    widget.set_values(pred_iou_thresh=float(np.round(np.median(ious), 2)))
+    qtbot.waitUntil(lambda: not np.array_equal(labels.data, first), timeout=30000)
+    qtbot.waitUntil(lambda: not widget.runner.busy, timeout=10000)
+    labels.redo()
+    assert not (np.asarray(labels.data) == 999).any()

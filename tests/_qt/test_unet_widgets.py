@@ -691,6 +691,31 @@ def test_an_image_made_a_mask_while_segmented_is_not_said_to_be_closed(
     )
 
 
+def test_a_new_segmentation_leaves_no_stroke_of_the_cells_before_it_to_redo(
+    make_napari_viewer_proxy, qtbot, unet_checkpoint
+):
+    """Cells segmented again are written into the same layer; napari kept its undo and
+    redo history, and Redo painted a stroke undone on the cells before into the new ones."""
+    viewer = make_napari_viewer_proxy()
+    viewer.add_image(np.random.default_rng(0).random((64, 64), np.float32), name="img")
+    segmenter = UNetSegmentWidget(viewer)
+    segmenter.checkpoint.set_model(unet_checkpoint(tile_size=64))
+    segmenter.device.setCurrentText("cpu")
+    segmenter.overlap.setValue(16)
+    segmenter.foreground_threshold.setValue(0.0)  # some cells, whatever the random model says
+    segmenter.segment()
+    qtbot.waitUntil(lambda: not segmenter.runner.busy, timeout=30_000)
+    cells = viewer.layers["img U-Net cells"]
+    cells.brush_size = 10
+    cells.paint((32, 32), 999)
+    cells.undo()
+    segmenter.segment()
+    qtbot.waitUntil(lambda: not segmenter.runner.busy, timeout=30_000)
+    assert viewer.layers["img U-Net cells"].unique_id == cells.unique_id
+    cells.redo()
+    assert not (np.asarray(cells.data) == 999).any()
+
+
 def test_running_out_of_memory_says_which_settings_to_lower(
     make_napari_viewer_proxy, qtbot, unet_checkpoint, monkeypatch
 ):

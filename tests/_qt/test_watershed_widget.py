@@ -1080,3 +1080,32 @@ def test_before_segmenting_the_scans_image_of_light_is_not_taken_for_a_map(
         "'Phase contrast' was opened as an image of light, not a probability map: it is not "
         "previewed live."
     )
+
+
+@pytest.mark.gui
+def test_redo_paints_no_stroke_of_an_earlier_result_into_a_new_one(
+    make_napari_viewer_proxy, qtbot, truth
+):
+    """napari kept a Labels layer's undo and redo history over a new result written into
+    it: a stroke painted and undone on the first split was painted into the second by
+    Redo."""
+    viewer = make_napari_viewer_proxy()
+    viewer.add_image(np.where(truth > 0, 0.9, 0.05).astype(np.float32), name="foreground")
+    widget = WatershedWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.live.setChecked(False)
+    widget.apply()
+    qtbot.waitUntil(lambda: "Done" in widget.status.text(), timeout=15000)
+    output = viewer.layers["foreground instances"]
+    output.brush_size = 10
+    output.paint((64, 64), 999)
+    output.undo()
+    first = output.data.copy()
+    widget.status.setText("")
+    widget.h.setValue(20.0)
+    widget.apply()
+    qtbot.waitUntil(lambda: "Done" in widget.status.text(), timeout=15000)
+    assert viewer.layers["foreground instances"].unique_id == output.unique_id
+    assert not np.array_equal(output.data, first)
+    output.redo()
+    assert not (output.data == 999).any()

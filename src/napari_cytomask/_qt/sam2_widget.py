@@ -55,6 +55,7 @@ from ._layers import (
     LayerPicker,
     closed_during_run,
     compact_labels,
+    forget_edits,
     frame_on_show,
     labels_layer,
     lay_over,
@@ -809,6 +810,7 @@ class Sam2Widget(StepWidget, QWidget):
             out = self.viewer.add_layer(labels_layer(labels, name, job["geometry"], metadata))
         else:
             out.data = compact_labels(labels)
+            forget_edits(out)
             lay_over(out, job["geometry"])
             out.metadata = {**out.metadata, **metadata}
             record_written(out)

@@ -80,6 +80,7 @@ from ._layers import (
     calibrate,
     cells_in,
     closed_during_run,
+    forget_edits,
     frame_on_show,
     labels_layer,
     lay_over,
@@ -975,6 +976,7 @@ class UNetSegmentWidget(StepWidget, QWidget):
             write_frame(old, index, new.data[index])
         else:
             old.data = new.data
+        forget_edits(old)
         lay_over(old, resolution_level(new)[1])  # ``new`` lies over the input as it lies now
         old.metadata = {**old.metadata, **new.metadata}
         if index and isinstance(old, Labels):

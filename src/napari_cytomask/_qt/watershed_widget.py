@@ -55,6 +55,7 @@ from ._layers import (
     cells_in,
     closed_during_run,
     compact_labels,
+    forget_edits,
     frame_on_show,
     labels_layer,
     lay_over,
@@ -674,6 +675,7 @@ class WatershedWidget(StepWidget, QWidget):
             output.data = labels
         else:
             write_frame(output, index, labels)
+        forget_edits(output)
         record_written(output, index)
         if index is not None:
             self.status.setText(f"Preview: {cells} cells in the displayed frame.{note}")
