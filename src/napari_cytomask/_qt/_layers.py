@@ -191,11 +191,12 @@ def forget_edits(layer: Layer) -> None:
     """Clear the undo and redo history of a Labels layer a step has just written a new
     result into: napari keeps it over new data, and Redo painted a stroke of the earlier
     result into the new cells (Undo, its pixels as they were then). The history is
-    napari's own (no public call clears it), reached past the proxy napari gives plugins."""
+    napari's own (no public call clears it), reached past the proxy napari gives plugins;
+    a napari that keeps it elsewhere keeps it as it is."""
     if isinstance(layer, Labels):
         labels = getattr(layer, "__wrapped__", layer)
-        labels._undo_history.clear()
-        labels._redo_history.clear()
+        for history in ("_undo_history", "_redo_history"):
+            getattr(labels, history, []).clear()
 
 
 #: What a segmenting step runs on in a stack: every frame, or the one on show.
