@@ -702,6 +702,28 @@ def test_pages_of_another_pixel_type_left_out_are_said(tmp_path):
     assert data.shape == (64, 64)
 
 
+def test_pages_the_ome_metadata_do_not_count_are_said(tmp_path):
+    """An OME-XML changed to say one channel while the file holds two pages (an image and
+    its mask): tifffile's series holds the first page only, and the mask was dropped
+    without a word."""
+    path = tmp_path / "lie.ome.tif"
+    tifffile.imwrite(path, np.stack([np.full((64, 64), 5, np.uint16), np.eye(64, dtype=np.uint16)]),
+                     ome=True, metadata={"axes": "CYX"})  # fmt: skip
+    xml = tifffile.TiffFile(path).ome_metadata
+    tifffile.tiffcomment(path, xml.replace('SizeC="2"', 'SizeC="1"').replace(
+        'PlaneCount="2"', 'PlaneCount="1"'))  # fmt: skip
+    with pytest.warns(
+        UserWarning,
+        match=(
+            r"lie.ome.tif: it holds 2 pages but its metadata count 1, so 1 page\(s\) \(another "
+            r"channel or plane, say\) were left out: the metadata are wrong, .* "
+            r"tifffile.imread\(path, key=range\(2\)\)"
+        ),
+    ):
+        ((data, _, _),) = read_tiff(path)
+    assert data.shape == (64, 64)
+
+
 @pytest.mark.parametrize(
     ("name", "metadata", "imagej", "seconds"),
     [

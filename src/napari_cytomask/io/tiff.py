@@ -548,6 +548,7 @@ class TiffScan:
                 self._opened = _FileState.of(self._tif.filehandle.path)
                 self._init(metadata_file)
                 problems.check(self.path)
+                _warn_uncounted(self.path, self._tif)  # of a file that opens, not a refused one
             except TiffReadError:
                 self.close()
                 # A file without readable pages says more as "truncated".
@@ -1284,6 +1285,27 @@ def _warn_left_out(path: str, series: Sequence[tifffile.TiffPageSeries], kept: l
             f"({kinds}) were left out, as the file has no metadata that joins them to the "
             f"{series[kept[0]].dtype} images; save all its images with one pixel type to open "
             "them together",
+            UserWarning,
+            stacklevel=2,
+        )
+
+
+def _warn_uncounted(path: str, tif: tifffile.TiffFile) -> None:
+    """Warn of pages that no series holds: metadata that count fewer images than the file
+    has (an OME-XML changed to say one channel of two) leave the others out of every series.
+
+    Counts pages and reads no pixels; the levels of a pyramid count as pages of their series.
+    """
+    pages = len(tif.pages)
+    counted = sum(len(level) for s in tif.series for level in s.levels)
+    if pages > counted:
+        warnings.warn(
+            f"{path}: it holds {pages} pages but its metadata count {counted}, so "
+            f"{pages - counted} page(s) (another channel or plane, say) were left out: the "
+            "metadata are wrong, e.g. changed after it was saved. Save it again from the "
+            "program that made it, or read all its pages (in Python: "
+            f"tifffile.imread(path, key=range({pages}))) and save them with metadata that "
+            "count them all",
             UserWarning,
             stacklevel=2,
         )
