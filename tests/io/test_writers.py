@@ -167,6 +167,35 @@ def test_a_full_disk_is_said_also_when_a_writer_reports_it_in_its_own_words(tmp_
     assert _files(tmp_path) == []
 
 
+def test_any_system_error_a_writer_quotes_is_said_and_the_old_file_kept(tmp_path):
+    """safetensors quotes every failed write of the system the same way: a file-size limit
+    (EFBIG) or a quota went through as a traceback, not the one-line message of a full
+    disk."""
+    old = tmp_path / "model.safetensors"
+    old.write_bytes(b"older weights")
+
+    def save_file(path):
+        Path(path).write_bytes(b"half the weights")
+        raise Exception("Error while serializing: I/O error: File too large (os error 27)")
+
+    with pytest.raises(WriteError) as caught:
+        atomic.write_atomically(old, save_file, overwrite=True)
+    assert str(caught.value) == (
+        f"Could not save {old}: the file would be larger than the disk or a file-size limit "
+        "allows. Nothing was written and existing files are unchanged; save to another disk "
+        "or raise the file-size limit."
+    )
+    assert caught.value.errno == errno.EFBIG
+    assert _files(tmp_path) == ["model.safetensors"] and old.read_bytes() == b"older weights"
+
+    def unnumbered(path):
+        raise Exception("Error while serializing: I/O error: failed to write whole buffer")
+
+    with pytest.raises(WriteError, match=r"Input/output error\. Nothing was written") as caught:
+        atomic.write_atomically(old, unnumbered, overwrite=True)
+    assert caught.value.errno == errno.EIO and old.read_bytes() == b"older weights"
+
+
 def test_read_only_folder_gives_a_clear_message(tmp_path, real_labels, monkeypatch):
     def read_only(*args, **kwargs):
         raise OSError(errno.EROFS, "Read-only file system")

@@ -170,15 +170,11 @@ def write_atomically(
             raise
         raise WriteError(err.errno, _explain(err, path)) from err
     except Exception as err:
-        # Writers that are not Python's own file objects report a full disk in errors of
-        # their own: safetensors quotes the system's error, torch.save says "iostream error".
         # Errors about the content itself are never the disk's.
-        if isinstance(err, (ValueError, TypeError)) or (
-            os.strerror(errno.ENOSPC) not in str(err) and not _full(directory)
-        ):
+        code = None if isinstance(err, (ValueError, TypeError)) else _system_error(err, directory)
+        if code is None:
             raise
-        full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        raise WriteError(errno.ENOSPC, _explain(full, path)) from err
+        raise WriteError(code, _explain(OSError(code, os.strerror(code)), path)) from err
     finally:
         tmp.unlink(missing_ok=True)
     return path
@@ -194,6 +190,25 @@ def _linked(path: Path) -> Path:
 
 #: Free bytes under which a disk counts as full.
 _FULL_BELOW = 1 << 20
+#: How safetensors (and other Rust writers) quote the system's error: "I/O error: File too
+#: large (os error 27)".
+_OS_ERROR = re.compile(r"\(os error (\d+)\)")
+
+
+def _system_error(err: Exception, directory: Path) -> int | None:
+    """The system's error number behind a writer's error of its own, or None.
+
+    Writers that are not Python's own file objects report a failed write in errors of their
+    own: safetensors quotes the system's error ("I/O error: … (os error 27)"), torch.save
+    says "iostream error" when the disk is full.
+    """
+    text = str(err)
+    quoted = _OS_ERROR.search(text)
+    if quoted:
+        return int(quoted.group(1))
+    if os.strerror(errno.ENOSPC) in text or _full(directory):
+        return errno.ENOSPC
+    return errno.EIO if "I/O error" in text else None
 
 
 def _full(directory: Path) -> bool:
@@ -522,6 +537,7 @@ def reason(err: OSError) -> str:
         errno.ENOTDIR: "a file is in the way of its folder",
         errno.EEXIST: "a file of that name is in the way",
         errno.ENAMETOOLONG: "the file name is too long",
+        errno.EFBIG: "the file would be larger than the disk or a file-size limit allows",
     }.get(err.errno, err.strerror or str(err))
 
 
@@ -531,6 +547,7 @@ def _explain(err: OSError, path: Path) -> str:
         errno.ENOSPC: "free some space or save to another folder",
         errno.EDQUOT: "free some space or save to another folder",
         errno.ENAMETOOLONG: "choose a shorter name",
+        errno.EFBIG: "save to another disk or raise the file-size limit",
     }.get(err.errno, "save to another folder")
     return (
         f"Could not save {path}: {why}. Nothing was written and existing files are "
