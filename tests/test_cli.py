@@ -1192,6 +1192,32 @@ def test_evaluate_checks_its_output_before_measuring(tmp_path, capsys):
     )
 
 
+def test_evaluate_refuses_a_folder_it_cannot_write_into_before_measuring(
+    tmp_path, capsys, monkeypatch
+):
+    """As segment, export and train do: evaluate measured every pair, then failed to save."""
+    labels = np.zeros((16, 16), np.uint8)
+    labels[2:8, 2:8] = 1
+    for name in ("p.tif", "g.tif"):
+        tifffile.imwrite(tmp_path / name, labels)
+    read_only = tmp_path / "ro"
+    read_only.mkdir()
+    access = os.access
+    monkeypatch.setattr(
+        os, "access", lambda path, mode, **kw: path != read_only and access(path, mode, **kw)
+    )
+    argv = ["evaluate", "--pred", str(tmp_path / "p.tif"), "--gt", str(tmp_path / "g.tif")]
+    for output in (read_only / "m.csv", read_only / "new" / "m.csv"):
+        assert main([*argv, "-o", str(output)]) == 1
+        out = capsys.readouterr()
+        assert out.err.endswith(
+            f"Could not write into {read_only}: there is no permission to write there. "
+            "Nothing was written; choose another folder.\n"
+        )
+        assert out.out == ""  # nothing measured
+    assert list(read_only.iterdir()) == []
+
+
 def test_frames_whose_ground_truth_has_no_cell_are_left_out(tmp_path, capsys):
     """A time-lapse labelled at one time point of three: the other two were scored as
     every predicted cell wrong, as the metrics dock no longer does."""

@@ -67,7 +67,8 @@ def check_output(
     FileExistsError
         When a file is there and ``overwrite`` is false.
     WriteError
-        When a folder of that name, or a file where its folder should be, is in the way.
+        When a folder of that name, or a file where its folder should be, is in the way, or
+        its folder (or the one it would be made in) cannot be written into.
     """
     path = Path(path)
     if one_of(path, inputs):
@@ -81,6 +82,9 @@ def check_output(
         )
     if os.path.lexists(path) and not overwrite:
         raise _exists(path)
+    folder = next(p for p in (path.parent, *path.parent.parents) if p.exists())
+    if not os.access(folder, os.W_OK):
+        raise _cannot_write_into(folder, OSError(errno.EACCES, os.strerror(errno.EACCES)))
     return path
 
 
@@ -459,11 +463,7 @@ def _folder_lock(path: Path, holder: str):
     try:
         fh = open(path, "a+")
     except OSError as err:
-        raise WriteError(
-            err.errno,
-            f"Could not write into {path.parent}: {reason(err)}. Nothing was written; "
-            "choose another folder.",
-        ) from err
+        raise _cannot_write_into(path.parent, err) from err
     with fh:
         try:
             _lock(fh)
@@ -491,6 +491,14 @@ def _folder_lock(path: Path, holder: str):
             # Still locked, so nobody else uses it (Windows cannot remove an open file).
             with contextlib.suppress(OSError):
                 path.unlink(missing_ok=True)
+
+
+def _cannot_write_into(folder: Path, err: OSError) -> WriteError:
+    return WriteError(
+        err.errno,
+        f"Could not write into {folder}: {reason(err)}. Nothing was written; choose another "
+        "folder.",
+    )
 
 
 def folder_writer(folder: str | os.PathLike) -> str | None:
