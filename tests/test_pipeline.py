@@ -154,9 +154,32 @@ def test_check_finds_missing_models_before_any_work(tmp_path, unet_file, monkeyp
         Preset(unet=UNetStep(model="moved")).check()  # a link to nothing is offered no more
     with pytest.raises(PresetError, match="neither a known Hugging Face id"):
         Preset(method="sam2", sam2=Sam2Step(model=str(tmp_path / "x.pt"))).check()
-    (tmp_path / "x.pt").write_bytes(b"")
+    (tmp_path / "x.pt").write_bytes(b"PK\x03\x04")  # what torch.save writes starts so
     with pytest.raises(PresetError, match="needs its configuration"):
         Preset(method="sam2", sam2=Sam2Step(model=str(tmp_path / "x.pt"))).check()
+
+
+@pytest.mark.parametrize("config", [None, "facebook/sam2.1-hiera-tiny"])
+def test_check_says_what_a_file_given_as_sam2_weights_is_before_asking_its_configuration(
+    tmp_path, unet_file, config
+):
+    """A U-Net checkpoint or a text file given to SAM2 was said to need its configuration,
+    and with one was refused for what it is only when the first image was segmented."""
+
+    def check(model) -> str:
+        with pytest.raises(CheckpointError) as caught:
+            Preset(method="sam2", sam2=Sam2Step(model=str(model), config=config)).check()
+        return str(caught.value)
+
+    assert check(unet_file).startswith(
+        f"{unet_file.name} is a U-Net checkpoint of napari-cytomask, not SAM2 weights"
+    )
+    (tmp_path / "notes.safetensors").write_text("not a checkpoint")
+    assert check(tmp_path / "notes.safetensors").startswith(
+        "notes.safetensors could not be read as a PyTorch file of weights"
+    )
+    (tmp_path / "empty.pt").touch()
+    assert check(tmp_path / "empty.pt").startswith("empty.pt is empty (0 bytes)")
 
 
 def test_unet_method_equals_the_widget_call_and_yields_progress(unet_file, scan, collect):

@@ -190,7 +190,7 @@ class Preset:
         """
         from .models.checkpoint import config_of, read_description
         from .models.inference import check_overlap
-        from .models.sam2_models import HF_MODELS
+        from .models.sam2_models import HF_MODELS, check_sam2_file
 
         if self.unet is not None:
             config = config_of(read_description(resolve_unet(self.unet.model)))
@@ -204,6 +204,8 @@ class Preset:
                     f"SAM2 model {self.sam2.model!r} is neither a known Hugging Face id "
                     f"({', '.join(HF_MODELS)}) nor a checkpoint file."
                 )
+            # What the file is first: a U-Net checkpoint or a text file needs no configuration.
+            check_sam2_file(Path(self.sam2.model).expanduser())
             if not self.sam2.config:
                 raise PresetError(
                     f"the SAM2 checkpoint {self.sam2.model} needs its configuration "

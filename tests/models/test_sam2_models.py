@@ -117,6 +117,10 @@ def test_a_unet_checkpoint_given_for_sam2_says_where_it_goes(tiny, unet_checkpoi
     renamed.write_bytes(unet.read_bytes())
     with pytest.raises(CheckpointError, match="is a U-Net checkpoint of napari-cytomask"):
         load_sam2_weights(tiny, renamed)
+    # Chosen in the dock without a configuration: what the file is, not "choose its
+    # configuration" for a file no configuration makes SAM2 weights.
+    with pytest.raises(CheckpointError, match="is a U-Net checkpoint of napari-cytomask"):
+        Sam2ModelCache().get(str(unet), "cpu")
 
 
 def test_hub_cache_layout_is_used_offline(tiny_checkpoint, tmp_path, monkeypatch):

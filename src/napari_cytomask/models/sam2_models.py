@@ -227,16 +227,23 @@ def build_sam2_model(
     return model.to(device).eval()
 
 
-def load_sam2_weights(model, checkpoint: str | Path, config: str = "") -> None:
-    """Load the weights of a sam2 ``.pt`` checkpoint into ``model``.
+#: The first bytes of the files ``torch.load`` reads: a zip archive (what ``torch.save``
+#: writes) or a pickle (its older format).
+_TORCH_SIGNATURES = (b"PK\x03\x04", b"\x80")
+
+
+def check_sam2_file(path: str | Path) -> None:
+    """Check that ``path`` may be a SAM2 checkpoint, from what it is and its first bytes.
+
+    Reads no weights: asked before any work, and before its configuration is asked for.
 
     Raises
     ------
     CheckpointError
-        Saying why not: a missing or unreadable file, no ``"model"`` entry, or
-        weights of another model than ``config`` (naming the model they fit).
+        For a missing or empty file, a U-Net checkpoint of the plugin, or a file that is
+        no PyTorch file at all (a text file, say).
     """
-    path = Path(checkpoint)
+    path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"Checkpoint {path} does not exist; pick an existing .pt file.")
     if path.stat().st_size == 0:
@@ -253,6 +260,30 @@ def load_sam2_weights(model, checkpoint: str | Path, config: str = "") -> None:
             f"{path.name} is a U-Net checkpoint of napari-cytomask, not SAM2 weights: choose "
             "it as the U-Net's model (cytomask segment -m), and give SAM2 a .pt file."
         )
+    with open(path, "rb") as fh:
+        if not fh.read(4).startswith(_TORCH_SIGNATURES):
+            raise _unreadable(path)
+
+
+def _unreadable(path: Path) -> CheckpointError:
+    return CheckpointError(
+        f"{path.name} could not be read as a PyTorch file of weights: it may be incomplete "
+        "(copied or downloaded in part) or another kind of file; copy it again, or pick "
+        "another SAM2 .pt file."
+    )
+
+
+def load_sam2_weights(model, checkpoint: str | Path, config: str = "") -> None:
+    """Load the weights of a sam2 ``.pt`` checkpoint into ``model``.
+
+    Raises
+    ------
+    CheckpointError
+        Saying why not: a missing or unreadable file, no ``"model"`` entry, or
+        weights of another model than ``config`` (naming the model they fit).
+    """
+    path = Path(checkpoint)
+    check_sam2_file(path)
     try:
         content = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unreadable file gets the same advice
@@ -262,11 +293,7 @@ def load_sam2_weights(model, checkpoint: str | Path, config: str = "") -> None:
                 f"{path.name} is not a SAM2 checkpoint: it holds more than weights, which "
                 "are not loaded for safety; pick a SAM2 .pt file."
             ) from err
-        raise CheckpointError(
-            f"{path.name} could not be read as a PyTorch file of weights: it may be "
-            "incomplete (copied or downloaded in part) or another kind of file; copy it "
-            "again, or pick another SAM2 .pt file."
-        ) from err
+        raise _unreadable(path) from err
     state = content.get("model") if isinstance(content, dict) else None
     if not isinstance(state, dict):
         raise CheckpointError(
@@ -369,6 +396,7 @@ def _build_from_source(source: str, device: torch.device, config: str | None):
         return build_sam2_model(
             config_for(source), checkpoint=download_checkpoint(source), device=device
         )
+    check_sam2_file(source)  # what the file is says more than a missing configuration
     if config is None:
         raise CheckpointError(
             f"{Path(source).name} is a local checkpoint: also choose its configuration "
