@@ -238,6 +238,24 @@ def test_a_file_named_like_a_tiff_is_read_as_what_it_is(shared_data, tmp_path):
         read_image(text)
 
 
+@pytest.mark.parametrize("name", ["zero.tif", "zero.ome.tiff", "zero.png", "zero.npy"])
+def test_an_empty_file_is_said_to_be_empty(tmp_path, name):
+    """A file of 0 bytes named like a TIFF was said to be "named like a TIFF file but is not
+    one (it starts with b'')"; named otherwise, the decoder's own error."""
+    from napari_cytomask.io.files import ImageReadError
+    from napari_cytomask.io.tiff import TiffReadError, open_tiff
+
+    path = tmp_path / name
+    path.touch()
+    expected = f"Cannot read {path}: it is empty (0 bytes): it was not saved or copied completely."
+    for read in (read_image, open_scan):
+        with pytest.raises(ImageReadError) as caught:
+            read(path)
+        assert str(caught.value) == expected
+    with pytest.raises(TiffReadError, match=r"it is empty \(0 bytes\)"):
+        open_tiff(path)
+
+
 def test_a_stack_of_many_files_holds_none_open_and_takes_the_first_files_roles(tmp_path):
     """1,100 files stacked kept 1,109 files open (past macOS's 256, Linux's 1,024); a time
     point that looked like a mask to the role guess was refused as another kind of file."""

@@ -15,6 +15,7 @@ import numpy as np
 from ..labels import grey_version
 from .layers import Channel, Scan, guess_roles, plane_sample, roles_and_contrast, stack_sample
 from .tiff import (
+    EMPTY_FILE,
     TIFF_SUFFIXES,
     TiffReadError,
     file_stem,
@@ -70,6 +71,8 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         if not is_regular_file(path):
             # Opening a pipe would wait for a writer forever.
             raise ImageReadError(f"{text} is not a regular file (a folder, pipe or device).")
+        if os.path.getsize(path) == 0:
+            raise ImageReadError(f"Cannot read {text}: {EMPTY_FILE}.")
         if is_tiff(path):
             return read_tiff_array(path)
         if text.lower().endswith(".npy"):

@@ -130,6 +130,8 @@ _PAGES_CHECKED = 64
 #: Least share of its plane that a mosaic of separate groups of tiles must fill.
 MIN_MOSAIC_COVER = 0.25
 _IMAGEJ_COLOURS = ("red", "green", "blue", "gray", "cyan", "magenta", "yellow")
+#: What is wrong with a file of 0 bytes, whatever it is named.
+EMPTY_FILE = "it is empty (0 bytes): it was not saved or copied completely"
 _BINARY_ONLY = re.compile(r"<(?:\w+:)?BinaryOnly\b[^>]*?\bMetadataFile=\"([^\"]+)\"")
 
 
@@ -1088,6 +1090,8 @@ def _open(path: str) -> tuple[tifffile.TiffFile, str | None]:
             "you have no permission to read it; ask its owner for read access, or copy it to "
             "a folder of yours",
         )
+    if os.path.getsize(path) == 0:
+        raise TiffReadError(path, EMPTY_FILE)
     if not is_tiff(path):
         raise TiffReadError(path, "it does not start with a TIFF signature")
     tif = tifffile.TiffFile(path)
