@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from napari_cytomask._qt.sam2_widget import Sam2Widget
 from napari_cytomask.io.layers import edited_by_hand
@@ -476,6 +477,7 @@ def test_another_model_chosen_takes_back_the_error_of_the_one_that_failed_to_loa
     qtbot.addWidget(widget)
     widget.device.setCurrentText("cpu")
     copied = str(tmp_path / "sam2.1_hiera_tiny.pt")
+    torch.save({"model": {}}, copied)  # a PyTorch file whose loading fails below
     widget.checkpoint.setText(copied)  # chosen in an earlier session
 
     widget.segment()
