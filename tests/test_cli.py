@@ -1176,7 +1176,8 @@ def test_evaluate_checks_its_output_before_measuring(tmp_path, capsys):
     out = capsys.readouterr()
     assert "folder is a folder; give a file name to write" in out.err and out.out == ""
     # An image of light given as the ground truth is pointed out.
-    tifffile.imwrite(tmp_path / "g.tif", labels + 100)
+    light = np.random.default_rng(0).integers(100, 4000, labels.shape, dtype=np.uint16)
+    tifffile.imwrite(tmp_path / "g.tif", light)
     assert main([*argv, "-o", str(tmp_path / "m.csv")]) == 0
     assert (
         "g.tif has no background (no pixel is 0), so it may be an image rather than "
@@ -1184,12 +1185,16 @@ def test_evaluate_checks_its_output_before_measuring(tmp_path, capsys):
     )
     # And one given as the prediction.
     tifffile.imwrite(tmp_path / "g.tif", labels)
-    tifffile.imwrite(tmp_path / "p.tif", labels + 100)
+    tifffile.imwrite(tmp_path / "p.tif", light)
     assert main([*argv, "-o", str(tmp_path / "m.csv"), "--overwrite"]) == 0
     assert (
         "p.tif has no background (no pixel is 0), so it may be an image rather than "
         "labels; compared as predicted labels." in capsys.readouterr().err
     )
+    # The ids of cells that cover the whole field (a confluent one) have no 0 either.
+    tifffile.imwrite(tmp_path / "p.tif", labels + 1)
+    assert main([*argv, "-o", str(tmp_path / "m.csv"), "--overwrite"]) == 0
+    assert "note" not in capsys.readouterr().err
 
 
 def test_evaluate_refuses_a_folder_it_cannot_write_into_before_measuring(

@@ -1429,7 +1429,8 @@ def _label_note(path, text: str, what: str) -> None:
 def _checked_labels(path, labels, what: str):
     """Label ids read from ``path`` as they are to be ``what`` (compared, exported), with a
     note when they may be an image of light, whose pixels vary as a camera's do (or that
-    has no pixel at 0). Ids saved as floats (1.0, 2.0) become integers.
+    has no pixel at 0 and does not look like the ids of cells covering the whole field, as
+    a confluent field's do). Ids saved as floats (1.0, 2.0) become integers.
 
     Raises
     ------
@@ -1439,25 +1440,27 @@ def _checked_labels(path, labels, what: str):
     """
     import numpy as np
 
-    from .io.layers import FLAT_SHARE, flat_share, grid_sample
+    from .io.layers import FLAT_SHARE, flat_share, grid_sample, ids_in_regions
     from .labels import as_labels
 
     if not labels.size:
         return labels
     labels = as_labels(labels, str(path))
-    if not np.any(labels == 0):
-        _label_note(
-            path,
-            "has no background (no pixel is 0), so it may be an image rather than labels",
-            what,
-        )
-        return labels
     plane = next((p for p in labels.reshape(-1, *labels.shape[-2:]) if p.any()), None)
     if plane is None:  # no cell at all: nothing to say of them
         return labels
+    sample = grid_sample(plane)
+    if not np.any(labels == 0):
+        if not ids_in_regions(sample):  # not a confluent field's cells
+            _label_note(
+                path,
+                "has no background (no pixel is 0), so it may be an image rather than labels",
+                what,
+            )
+        return labels
     # Pixels with a neighbour of their value: cells of a few pixels, a pixel apart, differ
     # from many of their neighbours, but leave no pixel alone, as a camera's noise does.
-    share = flat_share(grid_sample(plane))
+    share = flat_share(sample)
     if share is not None and share <= FLAT_SHARE:
         _label_note(
             path,
