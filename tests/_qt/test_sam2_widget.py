@@ -530,3 +530,19 @@ def test_a_live_update_leaves_no_stroke_of_the_masks_before_it_to_redo(
     qtbot.waitUntil(lambda: not widget.runner.busy, timeout=10000)
     labels.redo()
     assert not (np.asarray(labels.data) == 999).any()
+
+
+def test_the_standalone_dock_says_when_the_masks_it_made_are_closed(
+    make_napari_viewer_proxy, qtbot, small_model, keep_every_mask
+):
+    viewer = make_napari_viewer_proxy()
+    viewer.add_image(image(), name="phase", metadata={"cytomask": {"role": "input"}})
+    widget = Sam2Widget(viewer, model_builder=lambda *args: small_model)
+    widget.set_values(points_per_side=6, order="score", **keep_every_mask)
+    widget.device.setCurrentText("cpu")
+    widget.segment()
+    qtbot.waitUntil(lambda: "phase SAM2 masks" in viewer.layers, timeout=60000)
+    qtbot.waitUntil(lambda: not widget.runner.busy, timeout=10000)
+    assert " objects from " in widget.status.text()
+    viewer.layers.remove("phase SAM2 masks")
+    assert widget.status.text() == "'phase SAM2 masks' was closed: segment again to make its cells."

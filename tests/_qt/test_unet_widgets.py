@@ -716,6 +716,32 @@ def test_a_new_segmentation_leaves_no_stroke_of_the_cells_before_it_to_redo(
     assert not (np.asarray(cells.data) == 999).any()
 
 
+def test_the_standalone_dock_says_when_the_cells_it_made_are_closed(
+    make_napari_viewer_proxy, qtbot, unet_checkpoint
+):
+    """Only the Segment cytoplasm dock said so: the U-Net dock of its own went on naming
+    cells in a layer that was gone."""
+    viewer = make_napari_viewer_proxy()
+    viewer.add_image(np.random.default_rng(0).random((64, 64), np.float32), name="img")
+    other = viewer.add_labels(np.zeros((64, 64), np.uint8), name="other")
+    segmenter = UNetSegmentWidget(viewer)
+    segmenter.checkpoint.set_model(unet_checkpoint(tile_size=64))
+    segmenter.device.setCurrentText("cpu")
+    segmenter.overlap.setValue(16)
+    segmenter.segment()
+    qtbot.waitUntil(lambda: not segmenter.runner.busy, timeout=30_000)
+    said = segmenter.status.text()
+    assert "img U-Net cells" in said
+    viewer.layers.remove(other)
+    assert segmenter.status.text() == said  # not the cells it made
+    segmenter.segment()  # the same layer, made again
+    qtbot.waitUntil(lambda: not segmenter.runner.busy, timeout=30_000)
+    viewer.layers.remove("img U-Net cells")
+    assert segmenter.status.text() == (
+        "'img U-Net cells' was closed: segment again to make its cells."
+    )
+
+
 def test_running_out_of_memory_says_which_settings_to_lower(
     make_napari_viewer_proxy, qtbot, unet_checkpoint, monkeypatch
 ):

@@ -435,6 +435,25 @@ class StepWidget(FitsTheScreen):
         if button.isEnabled() and not button.isHidden():  # hidden: the step has none
             button.click()
 
+    def say_when_made_closed(self, viewer, made: Signal) -> None:
+        """Once the layer that ``made`` (a signal of this step) gave last is closed in
+        ``viewer``, and no run is on, the status says so instead of naming cells that are
+        gone."""
+        self._made = None  # the layer's unique id (a plugin may see it through a proxy)
+        made.connect(self._remember_made)
+        # A method, not a lambda: the viewer's events hold methods weakly.
+        viewer.layers.events.removed.connect(self._made_closed)
+
+    def _remember_made(self, layer) -> None:
+        self._made = layer.unique_id
+
+    def _made_closed(self, event) -> None:
+        # A run replacing its earlier result is busy: its own status follows.
+        closed = event.value
+        if closed.unique_id == self._made and isalive(self) and not self.runner.busy:
+            self._made = None
+            self.status.setText(f"'{closed.name}' was closed: segment again to make its cells.")
+
     @property
     def status(self) -> QLabel:
         """The step's status line."""

@@ -302,15 +302,6 @@ class CytomaskDock(FitsTheScreen, QWidget):
         self.sam2.segmented.connect(self._segmented)
         self.watershed.applied.connect(self.metrics.set_prediction)
         self.watershed.applied.connect(self._split_shown)
-        # A method, not a lambda: the viewer's events hold methods weakly.
-        self.viewer.layers.events.removed.connect(self._cells_closed)
-
-    def _cells_closed(self, event) -> None:
-        """The cells segmented last were closed: step 2 no longer says they are there."""
-        cells = event.value
-        step = {"unet": self.unet, "sam2": self.sam2}.get(layer_info(cells).get("method"))
-        if cells.name == self._cells and step is not None and not step.runner.busy:
-            step.status.setText(f"'{cells.name}' was closed: segment again to make its cells.")
 
     def _split_shown(self, output) -> None:
         """Keep the settings step 3 split the cells segmented last with (those of an Apply,

@@ -456,6 +456,7 @@ class Sam2Widget(StepWidget, QWidget):
             delay_ms=150,
             parent=self,
         )
+        self.say_when_made_closed(self.viewer, self.segmented)
         step_page(self, content, self.controls)
 
         events = self.viewer.layers.events

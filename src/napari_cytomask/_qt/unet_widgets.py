@@ -587,6 +587,7 @@ class UNetSegmentWidget(StepWidget, QWidget):
             ),
             parent=self,
         )
+        self.say_when_made_closed(self.viewer, self.segmented)
         # The fields kept for the result (which layer, what to call it).
         self._job: dict = {}
 
