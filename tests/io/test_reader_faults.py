@@ -140,6 +140,27 @@ def test_imagej_metadata_counting_no_channels_open_the_planes_as_one_stack(share
     np.testing.assert_array_equal(np.asarray(layers[0][0]), planes)
 
 
+@pytest.mark.parametrize(
+    ("axis", "largest", "planes"),
+    [(0, 2**20, "20,971,540"), (2, 2**23, "16,777,218")],
+    ids=["channel", "time"],
+)
+def test_a_micro_manager_index_counting_millions_of_planes_is_refused(
+    shared_data, tmp_path, axis, largest, planes
+):
+    """One corrupt entry of a Micro-Manager stack's index map (channel 2,885,681,152, found
+    by changing bytes of a real file) made tifffile list 57 billion planes before reading
+    one: the system stopped napari. The file holds 2 positions of 10 time points."""
+    source = shared_data / "tiff-formats/ome-tiff-samples/singles"
+    path = tmp_path / "181003_multi_pos_time_course_1_MMStack.ome.tif"
+    data = bytearray((source / path.name).read_bytes())
+    index_at = struct.unpack_from("<I", data, 12)[0]  # the header's offset of the index map
+    assert struct.unpack_from("<II", data, index_at) == (3453623, 20)  # its tag, 20 entries
+    struct.pack_into("<I", data, index_at + 8 + 4 * axis, largest)  # entry: C Z T R offset
+    path.write_bytes(bytes(data))
+    _refused(path, f"its Micro-Manager metadata count {planes} planes, more than any file holds")
+
+
 @pytest.mark.parametrize("cut", [1, 16, 200])
 def test_an_ome_tiff_missing_its_end_is_refused(shared_data, tmp_path, cut):
     """tifffile writes the OME-XML last: cut off, it is only logged, and the file read as

@@ -573,6 +573,7 @@ class TiffScan:
 
     def _init(self, metadata_file: str | None) -> None:
         tif = self._tif
+        _check_planes_counted(self.path, tif)
         if not tif.series:
             raise TiffReadError(self.path, "it contains no image data")
         self._series_indices = _same_series(tif.series)
@@ -1768,6 +1769,40 @@ def _xy(element: ET.Element, x: str, y: str) -> tuple[float, float] | None:
     px = _to_um(element.get(x), element.get(f"{x}Unit", unit))
     py = _to_um(element.get(y), element.get(f"{y}Unit", unit))
     return None if px is None or py is None else (py, px)
+
+
+#: The planes a file's metadata may count. tifffile lists every plane a Micro-Manager
+#: stack counts before it reads one: a corrupt count of 3 billion time points asked for a
+#: list of 23 GB, and the system stopped napari, losing unsaved work. 16 million planes of
+#: 64 x 64 pixels would be 128 GB of pixels.
+MAX_PLANES = 2**24
+
+
+def _check_planes_counted(path: str, tif: tifffile.TiffFile) -> None:
+    """Refuse a Micro-Manager stack whose metadata count more than :data:`MAX_PLANES`
+    planes, as tifffile counts them: the largest index of each axis in its index map, or
+    its summary's count where that is larger, and the span of the index map."""
+    if not tif.is_mmstack:
+        return
+    settings = tif.micromanager_metadata or {}
+    index, summary = settings.get("IndexMap"), settings.get("Summary") or {}
+    if index is None or not len(index):
+        return  # tifffile reads no Micro-Manager series then
+    axes = index[:, :4].astype(np.int64)
+    counted = 1
+    for axis, key in enumerate(("Channels", "Slices", "Frames", "Positions")):
+        try:
+            declared = int(summary.get(key, 1))
+        except (TypeError, ValueError):
+            declared = 1  # tifffile says what is wrong with it
+        counted *= max(int(axes[:, axis].max()) + 1, declared)
+    span = math.prod(int(n) for n in axes.max(axis=0) - axes.min(axis=0) + 1)
+    if max(counted, span) > MAX_PLANES:
+        raise TiffReadError(
+            path,
+            f"its Micro-Manager metadata count {max(counted, span):,} planes, more than any "
+            "file holds, so they are corrupt; open the original file or export it again",
+        )
 
 
 def _mm_positions(tif: tifffile.TiffFile, series: tifffile.TiffPageSeries, n: int):
