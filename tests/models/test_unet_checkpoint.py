@@ -167,6 +167,9 @@ def test_odd_headers_and_descriptions_are_refused_and_listed_as_unusable(saved, 
         "score text": {"__metadata__": meta(scores={"validation": {"f1_50": "high"}}), "w": tensor},
         "threshold text": {"__metadata__": meta(postprocess={"interior_threshold": "0.5"}),
                            "w": tensor},
+        # Values that are looked up among the known ones.
+        "architecture list": {"__metadata__": meta(architecture=["unet"]), "w": tensor},
+        "targets table": {"__metadata__": meta(targets={}), "w": tensor},
     }  # fmt: skip
     for name, header in cases.items():
         _write_raw(folder / f"{name}.safetensors", header)
@@ -196,6 +199,21 @@ def test_weights_that_do_not_fit_the_description(saved):
         load_checkpoint(path)
 
 
+@pytest.mark.parametrize(
+    "changes",
+    [{"encoder": "tu-resnet]0t"}, {"encoder": "x"}, {"in_channels": 3.5}],
+    ids=["timm name", "encoder", "channels"],
+)
+def test_a_network_that_cannot_be_built_is_refused(saved, changes):
+    """Found by changing a checkpoint's description: timm's "Unknown model", torch's errors
+    about sizes, or the training's advice to pick another encoder, none of which said that
+    the file is at fault."""
+    path, _, _ = saved
+    _rewrite_description(path, **changes)
+    with pytest.raises(CheckpointError, match="describes a network that cannot be built"):
+        load_checkpoint(path)
+
+
 def test_pretrained_weights_fall_back_to_random_init_with_a_notice(monkeypatch):
     from napari_cytomask.models import unet
 
@@ -211,6 +229,8 @@ def test_invalid_configurations_are_explained():
         UNetConfig(encoder_depth=3, tile_size=100)
     with pytest.raises(ValueError, match="unknown encoder"):
         build_model(UNetConfig(encoder="resnet999", encoder_depth=3))
+    with pytest.raises(ValueError, match="unknown encoder 'tu-resnet999': timm has no model"):
+        build_model(UNetConfig(encoder="tu-resnet999", encoder_depth=3))
 
 
 def test_damaged_weights_are_refused_by_their_checksum(saved):

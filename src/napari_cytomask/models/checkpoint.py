@@ -283,13 +283,13 @@ def read_description(path: str | os.PathLike) -> dict:
             f"{path} has checkpoint format version {version}, newer than this plugin reads "
             f"({FORMAT_VERSION}); update napari-cytomask."
         )
-    if desc.get("architecture") not in ARCHITECTURES:
+    if not isinstance(desc.get("architecture"), str) or desc["architecture"] not in ARCHITECTURES:
         raise CheckpointError(
             f"{path} holds an unknown architecture {desc.get('architecture')!r}; this version "
             f"of napari-cytomask knows {sorted(ARCHITECTURES)}. Update the plugin or pick "
             "another model."
         )
-    if desc.get("targets") not in TARGETS:
+    if not isinstance(desc.get("targets"), str) or desc["targets"] not in TARGETS:
         raise CheckpointError(
             f"{path} predicts unknown targets {desc.get('targets')!r}; this version knows "
             f"{sorted(TARGETS)}. Update the plugin or pick another model."
@@ -392,7 +392,13 @@ def load_checkpoint(
         check_input_channels(desc, in_channels, path)
     config = config_of(desc)
     with torch.random.fork_rng(devices=[]):  # random weights, replaced by the file's
-        model, _ = build_model(config, encoder_weights=None)
+        try:
+            model, _ = build_model(config, encoder_weights=None)
+        except (TypeError, ValueError) as err:  # sizes no network has, an unknown encoder
+            raise CheckpointError(
+                f"{path} describes a network that cannot be built ({err}); its description "
+                "is corrupt: copy or train it again."
+            ) from err
     try:
         state = load_file(str(path), device="cpu")
     except (SafetensorError, OSError) as err:

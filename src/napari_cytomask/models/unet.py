@@ -180,8 +180,17 @@ def build_model(
             "training takes longer."
         )
         weights = None
-    if weights is not None and config.encoder.startswith("tu-"):
-        weights = True
+    if config.encoder.startswith("tu-"):
+        import timm
+
+        if not timm.is_model(config.encoder[3:]):  # timm's own error names no setting
+            raise ValueError(
+                f"unknown encoder {config.encoder!r}: timm has no model "
+                f"{config.encoder[3:]!r}; 'tu-' is followed by a timm model name such as "
+                "'resnet18' or 'resnet10t'."
+            )
+        if weights is not None:
+            weights = True
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
