@@ -361,6 +361,24 @@ def test_the_reader_takes_ome_zarr_stores_and_leaves_other_folders_to_napari(tmp
     assert get_reader([str(tmp_path / "cells.ome.zarr")] * 2) is None
 
 
+def test_an_ome_zarr_image_without_pixels_is_refused_naming_it(tmp_path):
+    """Found by changing a store's metadata: an image of 0 channels stopped the reader with
+    Python's "not enough values to unpack"."""
+    import zarr
+
+    from napari_cytomask._reader import get_reader
+    from napari_cytomask.io.files import ImageReadError
+
+    path = tmp_path / "scan.ome.zarr"
+    store = zarr.open_group(path, mode="w", zarr_format=2)
+    store.create_array("0", shape=(2, 0, 16, 16), dtype="u2")
+    axes = [{"name": "t", "type": "time"}, {"name": "c", "type": "channel"},
+            {"name": "y", "type": "space"}, {"name": "x", "type": "space"}]  # fmt: skip
+    store.attrs["multiscales"] = [{"version": "0.4", "axes": axes, "datasets": [{"path": "0"}]}]
+    with pytest.raises(ImageReadError, match=r"scan.ome.zarr holds no pixels: image is 2 x 0 x"):
+        get_reader(str(path))(str(path))
+
+
 def test_a_file_opened_by_a_relative_path_is_named_by_its_whole_path(tmp_path, monkeypatch):
     """napari passes a path as typed (``napari a/raw.tif``): the layers recorded
     ``a/raw.tif`` as their source, and so did their results and every provenance written

@@ -196,6 +196,11 @@ def open_image(path: str | os.PathLike) -> ZarrImage:
             f"{path}: its metadata does not fit its image of {array.ndim} axes "
             f"({' x '.join(map(str, array.shape))}); the store is damaged: write it again."
         )
+    if 0 in array.shape:
+        raise ImageReadError(
+            f"{path} holds no pixels: image is {' x '.join(map(str, array.shape))}; the "
+            "store is damaged or incomplete: write it again."
+        )
     # A pixel's size has no direction (a flipped image's scale is negative).
     sizes = np.prod(np.abs(np.array([[1.0] * array.ndim, *scales], dtype=float)), axis=0)
     names, scale, units = [], [], []
