@@ -506,12 +506,8 @@ def test_another_model_chosen_takes_back_the_error_of_the_one_that_failed_to_loa
     )
 
 
-def test_a_live_update_leaves_no_stroke_of_the_masks_before_it_to_redo(
-    make_napari_viewer_proxy, qtbot, small_model, keep_every_mask
-):
-    """A slider's update writes new masks into the same layer; napari kept its undo and
-    redo history, and Redo painted a stroke undone on the masks before into the new ones."""
-    viewer = make_napari_viewer_proxy()
+def _segmented_phase(viewer, qtbot, small_model, keep_every_mask):
+    """The viewer with "phase" segmented by the small model, and the widget that did it."""
     viewer.add_image(image(), name="phase", metadata={"cytomask": {"role": "input"}})
     widget = Sam2Widget(viewer, model_builder=lambda *args: small_model)
     widget.set_values(points_per_side=6, order="score", **keep_every_mask)
@@ -519,6 +515,17 @@ def test_a_live_update_leaves_no_stroke_of_the_masks_before_it_to_redo(
     widget.segment()
     qtbot.waitUntil(lambda: "phase SAM2 masks" in viewer.layers, timeout=60000)
     qtbot.waitUntil(lambda: not widget.runner.busy, timeout=10000)
+    return viewer, widget
+
+
+def test_a_live_update_leaves_no_stroke_of_the_masks_before_it_to_redo(
+    make_napari_viewer_proxy, qtbot, small_model, keep_every_mask
+):
+    """A slider's update writes new masks into the same layer; napari kept its undo and
+    redo history, and Redo painted a stroke undone on the masks before into the new ones."""
+    viewer, widget = _segmented_phase(
+        make_napari_viewer_proxy(), qtbot, small_model, keep_every_mask
+    )
     labels = viewer.layers["phase SAM2 masks"]
     labels.brush_size = 10
     labels.paint((24, 32), 999)
@@ -535,14 +542,9 @@ def test_a_live_update_leaves_no_stroke_of_the_masks_before_it_to_redo(
 def test_the_standalone_dock_says_when_the_masks_it_made_are_closed(
     make_napari_viewer_proxy, qtbot, small_model, keep_every_mask
 ):
-    viewer = make_napari_viewer_proxy()
-    viewer.add_image(image(), name="phase", metadata={"cytomask": {"role": "input"}})
-    widget = Sam2Widget(viewer, model_builder=lambda *args: small_model)
-    widget.set_values(points_per_side=6, order="score", **keep_every_mask)
-    widget.device.setCurrentText("cpu")
-    widget.segment()
-    qtbot.waitUntil(lambda: "phase SAM2 masks" in viewer.layers, timeout=60000)
-    qtbot.waitUntil(lambda: not widget.runner.busy, timeout=10000)
+    viewer, widget = _segmented_phase(
+        make_napari_viewer_proxy(), qtbot, small_model, keep_every_mask
+    )
     assert " objects from " in widget.status.text()
     viewer.layers.remove("phase SAM2 masks")
     assert widget.status.text() == "'phase SAM2 masks' was closed: segment again to make its cells."
