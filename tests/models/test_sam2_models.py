@@ -104,6 +104,29 @@ def test_unreadable_or_foreign_files_are_refused(tiny, tmp_path):
         load_sam2_weights(tiny, empty)
 
 
+@pytest.mark.parametrize(
+    "odd",
+    [2.5, torch.zeros(3, dtype=torch.int64), torch.zeros(3, dtype=torch.complex64)],
+    ids=["number", "integers", "complex"],
+)
+def test_weights_that_are_no_real_numbers_are_refused(tiny, tmp_path, odd):
+    """Found by changing a checkpoint's weights: a number stopped the loading with
+    "'float' object has no attribute 'shape'"; integers or complex numbers of the right
+    shape were cast by torch without a word (a network of other weights)."""
+    state = dict(tiny.state_dict())
+    name = next(k for k, v in state.items() if v.is_floating_point())
+    state[name] = odd if not isinstance(odd, torch.Tensor) else odd.new_zeros(state[name].shape)
+    path = tmp_path / "sam2.1_hiera_tiny.pt"
+    torch.save({"model": state}, path)
+    with pytest.raises(
+        CheckpointError, match=rf"1 of another kind \(no tensor of real numbers\), e\.g\. {name}"
+    ):
+        load_sam2_weights(tiny, path, TINY)
+    half = {k: v.half() if v.is_floating_point() else v for k, v in tiny.state_dict().items()}
+    torch.save({"model": half}, path)  # half precision is real numbers: it loads
+    load_sam2_weights(tiny, path, TINY)
+
+
 def test_a_unet_checkpoint_given_for_sam2_says_where_it_goes(tiny, unet_checkpoint, tmp_path):
     """Not torch's lecture on weights_only unpickling, 600 characters long."""
     unet = unet_checkpoint(tile_size=64)

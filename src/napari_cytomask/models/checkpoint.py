@@ -49,19 +49,34 @@ class CheckpointError(ValueError):
 
 def mismatched_weights(expected: dict, given: dict) -> str | None:
     """How the weights ``given`` differ from the ``expected`` state dict of a network
-    ("3 missing, 0 unexpected and 1 differently shaped weights, e.g. ..."), or None."""
+    ("3 missing, 0 unexpected and 1 differently shaped weights, e.g. ..."), or None. A
+    weight that is no tensor, or integers or complex numbers where the network has real
+    ones (torch would cast them without a word), is named as such."""
     missing = sorted(set(expected) - set(given))
     unexpected = sorted(set(given) - set(expected))
+    common = expected.keys() & given.keys()
+    odd = sorted(k for k in common if not _same_kind(expected[k], given[k]))
     shaped = sorted(
-        k for k in expected.keys() & given.keys()
-        if tuple(expected[k].shape) != tuple(given[k].shape)
+        k for k in common
+        if k not in odd and tuple(expected[k].shape) != tuple(given[k].shape)
     )  # fmt: skip
-    if not (missing or unexpected or shaped):
+    if not (missing or unexpected or shaped or odd):
         return None
-    example = (missing or unexpected or shaped)[0]
+    example = (missing or unexpected or shaped or odd)[0]
+    others = f", and {len(odd)} of another kind (no tensor of real numbers)" if odd else ""
     return (
         f"{len(missing)} missing, {len(unexpected)} unexpected and {len(shaped)} differently "
-        f"shaped weights, e.g. {example}"
+        f"shaped weights{others}, e.g. {example}"
+    )
+
+
+def _same_kind(expected: torch.Tensor, given) -> bool:
+    """Whether ``given`` is a tensor of numbers that load into ``expected`` as they are:
+    real numbers of any precision for real ones, integers for integers."""
+    return (
+        isinstance(given, torch.Tensor)
+        and not given.is_complex()
+        and given.is_floating_point() == expected.is_floating_point()
     )
 
 

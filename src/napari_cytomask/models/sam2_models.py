@@ -317,7 +317,7 @@ def load_sam2_weights(model, checkpoint: str | Path, config: str = "") -> None:
 
 
 def _signature_of_state(state: dict) -> tuple[int, int, bool] | None:
-    if _EMBED_KEY not in state:
+    if not isinstance(state.get(_EMBED_KEY), torch.Tensor):
         return None
     blocks = {
         key[len(_BLOCK_PREFIX) :].split(".")[0] for key in state if key.startswith(_BLOCK_PREFIX)
