@@ -509,6 +509,34 @@ def test_a_record_whose_labels_were_deleted_is_not_finished(tmp_path):
         assert not job.finished()
 
 
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [("{", "it is no JSON: "), ('{"options": [1]}', "its 'options' is [1]"),
+     ('{"preset": 3}', "its 'preset' is 3"), ('{"output": 5}', "its 'output' is 5")],
+    ids=["no JSON", "options", "preset", "output"],
+)  # fmt: skip
+def test_a_damaged_record_is_not_taken_for_none(tmp_path, content, why):
+    """A record of other kinds of entries (found by changing them) stopped a rerun with
+    Python's TypeError or AttributeError; one that was no JSON was taken for no record, and
+    the labels beside it were made again over those there, without --overwrite."""
+    from napari_cytomask import batch
+
+    source = tmp_path / "set1.tif"
+    tifffile.imwrite(source, np.zeros((8, 8), np.uint8))
+    preset = Preset(unet=UNetStep(model=str(tmp_path / "model.safetensors")))
+    (job,), _ = batch.plan([source], preset, None, batch.Options())
+    tifffile.imwrite(job.labels, np.ones((8, 8), np.uint8))
+    job.record.write_text(content)
+    with pytest.raises(batch.BatchError) as refused:
+        batch.plan([source], preset, None, batch.Options())
+    assert str(refused.value).startswith(f"{job.record} is damaged ({why}")
+    assert str(refused.value).endswith(
+        "so it cannot say how the labels beside it were made; pass --overwrite to segment "
+        "set1.tif again, or move it aside."
+    )
+    assert batch.plan([source], preset, None, batch.Options(overwrite=True)) == ([job], [])
+
+
 def test_a_store_is_another_formats_labels_unless_the_run_would_make_one_too(tmp_path):
     """segment --format ome-tiff (or tiff) after --format ome-zarr wrote nothing and said
     the input was "already segmented with these settings; skipped", though no TIFF was

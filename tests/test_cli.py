@@ -777,6 +777,17 @@ def test_export_of_results_that_share_a_file_name(folders, unet_checkpoint, tmp_
     err = capsys.readouterr().err
     assert "is not a provenance file of 'cytomask segment'" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "again").exists()
+    # A record whose entries are of other kinds (found by changing them): Python's
+    # TypeError or KeyError came out of the command, with a traceback.
+    record = json.loads((out / "set1" / "raw_unet_cells.json").read_text())
+    for key, value in (("versions", [1]), ("channels_used", 0), ("channels_used", {"a": 1})):
+        damaged = {**record, key: value}
+        (out / "set0" / "raw_unet_cells.json").write_text(json.dumps(damaged))
+        assert main(["export", results, "-o", str(tmp_path / "again")]) == 1
+        assert f"is not a provenance file of 'cytomask segment' (its {key!r} is {value!r}); " in (
+            capsys.readouterr().err
+        )
+        assert not (tmp_path / "again").exists()
 
 
 def test_another_format_does_not_take_over_a_finished_results_record(

@@ -47,7 +47,7 @@ from .io.atomic import (
     write_directory_atomically,
     write_json,
 )
-from .io.export import package_versions, recorded_relative
+from .io.export import package_versions, record_problem, recorded_relative
 from .io.layers import (
     finite_values,
     frame_notes,
@@ -213,7 +213,13 @@ def plan(
                 "rename one or segment them into different folders."
             )
         seen[job.record] = source
-        made = _parsed(job.record.read_bytes()) if job.record.is_file() else {}
+        made, damage = _checked(job.record.read_bytes() if job.record.is_file() else None)
+        if damage is not None and not options.overwrite:
+            raise BatchError(
+                f"{job.record} is damaged ({damage}), so it cannot say how the labels beside "
+                f"it were made; pass --overwrite to segment {source.name} again, or move it "
+                "aside."
+            )
         other = made.get("source")
         if isinstance(other, str) and not _made_from(job.record, made, source):
             # Two runs into one folder, of files of one name in different folders
@@ -585,12 +591,21 @@ def _relative(path: Path, folder: Path) -> str | None:
 
 
 def _parsed(content: bytes | None) -> dict:
-    """A provenance record's ``content`` read; {} when there is none, or it is no record."""
+    """A provenance record's ``content`` read; {} when there is none, or it is damaged."""
+    return _checked(content)[0]
+
+
+def _checked(content: bytes | None) -> tuple[dict, str | None]:
+    """A provenance record's ``content`` read, and what is wrong with it; ({}, why) when
+    it is damaged (no JSON, or entries of another kind than a run writes)."""
+    if content is None:
+        return {}, None
     try:
-        made = json.loads(content) if content is not None else {}
-    except ValueError:
-        return {}
-    return made if isinstance(made, dict) else {}
+        made = json.loads(content)
+    except ValueError as err:
+        return {}, f"it is no JSON: {err}"
+    problem = record_problem(made)
+    return ({}, problem) if problem is not None else (made, None)
 
 
 def _recorded_labels(record: Path, made: dict) -> list[Path]:

@@ -192,16 +192,53 @@ def segment_record(labels: str | os.PathLike) -> dict:
         raise ValueError(
             f"{record} is not a readable provenance file ({err}); move it aside."
         ) from err
-    fields = {"source": str, "preset": dict, "model": dict}
-    if not isinstance(info, dict) or any(
-        info.get(key) is not None and not isinstance(info[key], kind)
-        for key, kind in fields.items()
-    ):
+    problem = record_problem(info)
+    if problem is not None:
         raise ValueError(
-            f"{record} is not a provenance file of 'cytomask segment'; move it aside to "
-            f"export {labels.name} without it."
+            f"{record} is not a provenance file of 'cytomask segment' ({problem}); move it "
+            f"aside to export {labels.name} without it."
         )
     return located_source(info, labels)
+
+
+#: The kinds of the entries of a ``cytomask segment`` record that are read back, each of
+#: which may be missing or null (a record edited by hand): ``float`` takes whole numbers
+#: too, and its lists hold numbers, but for the names of the labels an output replaces.
+_RECORD_KINDS = {
+    "source": str, "source_from_record": str, "output": str, "segmented_on": str,
+    "preset": dict, "model": dict, "options": dict, "versions": dict, "replaces": list,
+    "shape": list, "channels_used": list, "pixel_size_um": list, "unet_zoom": list,
+    "unet_confidence": float, "unet_min_size_image_px": float, "source_bytes": int,
+    "source_modified": float, "finished": bool,
+}  # fmt: skip
+
+
+def _is_kind(value, kind: type, items: type = float) -> bool:
+    """Whether ``value`` is of ``kind`` as a record holds it (true and false are no
+    numbers), a list's every item of ``items``."""
+    if isinstance(value, bool) or kind is bool:
+        return isinstance(value, bool) and kind is bool
+    if kind is float:
+        return isinstance(value, (int, float))
+    if kind is list:
+        return isinstance(value, list) and all(_is_kind(item, items) for item in value)
+    return isinstance(value, kind)
+
+
+def record_problem(info) -> str | None:
+    """What makes ``info`` no ``cytomask segment`` record to read back, or None: the first
+    entry of another kind than a run writes (a record damaged or edited by hand), named."""
+    if not isinstance(info, dict):
+        return "it holds no table of entries"
+    for key, kind in _RECORD_KINDS.items():
+        items = str if key == "replaces" else float
+        if info.get(key) is not None and not _is_kind(info[key], kind, items):
+            return f"its {key!r} is {info[key]!r}"
+    for key in ("unet", "sam2", "split"):
+        step = (info.get("preset") or {}).get(key)
+        if step is not None and not isinstance(step, dict):
+            return f"its preset's {key!r} is {step!r}"
+    return None
 
 
 def recorded_relative(info: dict, folder: Path) -> Path | None:
