@@ -942,6 +942,27 @@ def test_a_provenance_is_read_back_only_for_the_frames_and_file_it_describes(tmp
     assert (export.parameters, export.frames_made, export.edited) == ({}, None, None)
 
 
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("source", ["a.tif"]), ("units", 3), ("previewed_frames", {"x": {}}), ("made_from", 1.5)],
+)
+def test_a_damaged_provenance_leaves_the_labels_open_as_labels_of_their_own(tmp_path, key, value):
+    """Found by changing its entries: napari could not open the labels at all ("expected
+    str, bytes or os.PathLike object, not list"; "'int' object has no attribute 'split'")."""
+    from napari_cytomask._reader import get_reader
+    from napari_cytomask.io.export import provenance_beside
+    from napari_cytomask.io.layers import METADATA_KEY
+
+    cells = _exported_result(tmp_path)
+    provenance = provenance_beside(cells)
+    record = json.loads(provenance.read_text())
+    provenance.write_text(json.dumps({**record, key: value}))
+    with pytest.warns(UserWarning, match=rf"damaged \(its {key!r} .*\), so it is left out"):
+        ((data, kwargs, kind),) = get_reader(str(cells))(str(cells))
+    assert kind == "labels" and data.shape == (2, 16, 16)
+    assert kwargs["metadata"][METADATA_KEY].get("source") != record["source"]
+
+
 def test_an_exported_result_opens_again_as_labels_whatever_its_pixels_look_like(tmp_path):
     """The plugin's own export of cells that touch (a confluent field, 8% background),
     or of one cell over the whole field, opened again as an Image: the metrics dock did

@@ -202,38 +202,54 @@ def segment_record(labels: str | os.PathLike) -> dict:
 
 
 #: The kinds of the entries of a ``cytomask segment`` record that are read back, each of
-#: which may be missing or null (a record edited by hand): ``float`` takes whole numbers
-#: too, and its lists hold numbers, but for the names of the labels an output replaces.
+#: which may be missing or null (a record edited by hand); ``float`` takes whole numbers
+#: too, ``(list, kind)`` is a list of that kind.
 _RECORD_KINDS = {
     "source": str, "source_from_record": str, "output": str, "segmented_on": str,
-    "preset": dict, "model": dict, "options": dict, "versions": dict, "replaces": list,
-    "shape": list, "channels_used": list, "pixel_size_um": list, "unet_zoom": list,
-    "unet_confidence": float, "unet_min_size_image_px": float, "source_bytes": int,
-    "source_modified": float, "finished": bool,
+    "preset": dict, "model": dict, "options": dict, "versions": dict,
+    "replaces": (list, str), "shape": (list, float), "channels_used": (list, float),
+    "pixel_size_um": (list, float), "unet_zoom": (list, float), "unet_confidence": float,
+    "unet_min_size_image_px": float, "source_bytes": int, "source_modified": float,
+    "finished": bool,
+}  # fmt: skip
+
+#: The same of an export's provenance (:func:`provenance`).
+_PROVENANCE_KINDS = {
+    "outputs": (list, str), "layer": str, "source": str, "channel_index": int,
+    "channel_name": str, "method": str, "parameters": dict, "previewed_frames": dict,
+    "frames_made": (list, str), "edited_by_hand": bool, "model": dict, "made_from": dict,
+    "shape": (list, float), "scale": (list, float), "units": (list, str),
+    "translate": (list, float), "versions": dict,
 }  # fmt: skip
 
 
-def _is_kind(value, kind: type, items: type = float) -> bool:
-    """Whether ``value`` is of ``kind`` as a record holds it (true and false are no
-    numbers), a list's every item of ``items``."""
+def _is_kind(value, kind) -> bool:
+    """Whether ``value`` is of ``kind`` (:data:`_RECORD_KINDS`) as JSON gives it: true and
+    false are no numbers."""
+    if isinstance(kind, tuple):
+        return isinstance(value, list) and all(_is_kind(item, kind[1]) for item in value)
     if isinstance(value, bool) or kind is bool:
         return isinstance(value, bool) and kind is bool
-    if kind is float:
-        return isinstance(value, (int, float))
-    if kind is list:
-        return isinstance(value, list) and all(_is_kind(item, items) for item in value)
-    return isinstance(value, kind)
+    return isinstance(value, (int, float) if kind is float else kind)
+
+
+def _entries_problem(info, kinds: dict) -> str | None:
+    """The first entry of ``info`` of another kind than ``kinds`` gives it, named; None
+    when there is none."""
+    if not isinstance(info, dict):
+        return "it holds no table of entries"
+    for key, kind in kinds.items():
+        if info.get(key) is not None and not _is_kind(info[key], kind):
+            return f"its {key!r} is {info[key]!r}"
+    return None
 
 
 def record_problem(info) -> str | None:
     """What makes ``info`` no ``cytomask segment`` record to read back, or None: the first
     entry of another kind than a run writes (a record damaged or edited by hand), named."""
-    if not isinstance(info, dict):
-        return "it holds no table of entries"
-    for key, kind in _RECORD_KINDS.items():
-        items = str if key == "replaces" else float
-        if info.get(key) is not None and not _is_kind(info[key], kind, items):
-            return f"its {key!r} is {info[key]!r}"
+    problem = _entries_problem(info, _RECORD_KINDS)
+    if problem is not None:
+        return problem
     for key in ("unet", "sam2", "split"):
         step = (info.get("preset") or {}).get(key)
         if step is not None and not isinstance(step, dict):
@@ -335,7 +351,7 @@ def reopened_result(labels: str | os.PathLike, shape: Sequence[int]) -> dict:
     from .layers import RESULT_ROLE
 
     labels = Path(labels)
-    record = _earlier_record(provenance_beside(labels))
+    record = _earlier_record(provenance_beside(labels), warn=True)
     if labels.name not in _listed_outputs(record) or record.get("shape") != list(shape):
         return {}
     try:  # frames of this shape (a hand-edited record may name others)
@@ -1035,13 +1051,29 @@ def _cells_of(export: LabelsExport) -> tuple[LabelsExport, str]:
     return replace(export, labels=labels), f"'{export.name}' {said}."
 
 
-def _earlier_record(provenance_file: Path) -> dict:
-    """An earlier export's provenance (empty when there is none or it cannot be read)."""
+def _earlier_record(provenance_file: Path, *, warn: bool = False) -> dict:
+    """An earlier export's provenance: empty when there is none, it cannot be read, or an
+    entry is of another kind than an export writes (damaged or edited by hand), which
+    ``warn`` says."""
     try:
         record = json.loads(provenance_file.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    return record if isinstance(record, dict) else {}
+    problem = _entries_problem(record, _PROVENANCE_KINDS)
+    if problem is None:
+        previewed = record.get("previewed_frames") or {}
+        odd = next((k for k in previewed if not re.fullmatch(r"\d+(,\d+)*", k)), None)
+        problem = None if odd is None else f"its 'previewed_frames' names {odd!r}, no frame"
+    if problem is not None:
+        if warn:
+            warnings.warn(
+                f"{provenance_file} is damaged ({problem}), so it is left out: the labels "
+                "it describes open as labels of their own, without the scan and settings "
+                "it records.",
+                stacklevel=3,
+            )
+        return {}
+    return record
 
 
 def _outputs_of(provenance_file: Path) -> list[str]:
