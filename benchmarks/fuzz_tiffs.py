@@ -211,8 +211,25 @@ def _faults(source: Path, layout, size: int):
     for key, value in (("images", "99"), ("channels", "5"), ("slices", "9"), ("frames", "7")):
         faults.append((f"ImageJ {key}={value}", lambda d, k=key, v=value: _edit_description(
             d, layout, rf"{k}=\d+", f"{k}={v}"), False))  # fmt: skip
+    if "_MMStack" in source.name:
+        # One entry of the index map that lists every plane: tifffile makes a list as long
+        # as the index it gives, before it reads one plane.
+        for axis, what in ((0, "channel"), (2, "time point")):
+            faults.append((f"Micro-Manager index {what} 2885681152", lambda d, a=axis: (
+                _set_mm_index(d, layout, a, 2_885_681_152)), False))  # fmt: skip
     faults.append(("pixel bytes flipped", ("flip", 0.6), True))
     return faults
+
+
+def _set_mm_index(data: bytearray, layout, axis: int, value: int) -> bool:
+    """Set ``axis`` (channel, slice, frame, position) of the first entry of a Micro-Manager
+    file's index map (its offset is in the file's header; entries hold 5 numbers)."""
+    order = layout[0]
+    (index_at,) = struct.unpack_from(order + "I", data, 12)
+    if struct.unpack_from(order + "I", data, index_at)[0] != 3453623:  # the index map's tag
+        return False
+    struct.pack_into(order + "I", data, index_at + 8 + 4 * axis, value)
+    return True
 
 
 def _apply(data: bytearray, edit, layout) -> bytearray | None:

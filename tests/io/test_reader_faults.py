@@ -148,9 +148,10 @@ def test_imagej_metadata_counting_no_channels_open_the_planes_as_one_stack(share
 def test_a_micro_manager_index_counting_millions_of_planes_is_refused(
     shared_data, tmp_path, axis, largest, planes
 ):
-    """One corrupt entry of a Micro-Manager stack's index map (channel 2,885,681,152, found
-    by changing bytes of a real file) made tifffile list 57 billion planes before reading
-    one: the system stopped napari. The file holds 2 positions of 10 time points."""
+    """One corrupt entry of a Micro-Manager stack's index map made tifffile list every
+    plane it counts before reading one (found by changing bytes of a real file): counts
+    that fit in memory filled it, and the system stopped the process. The file holds 2
+    positions of 10 time points."""
     source = shared_data / "tiff-formats/ome-tiff-samples/singles"
     path = tmp_path / "181003_multi_pos_time_course_1_MMStack.ome.tif"
     data = bytearray((source / path.name).read_bytes())

@@ -1772,9 +1772,10 @@ def _xy(element: ET.Element, x: str, y: str) -> tuple[float, float] | None:
 
 
 #: The planes a file's metadata may count. tifffile lists every plane a Micro-Manager
-#: stack counts before it reads one: a corrupt count of 3 billion time points asked for a
-#: list of 23 GB, and the system stopped napari, losing unsaved work. 16 million planes of
-#: 64 x 64 pixels would be 128 GB of pixels.
+#: stack counts before it reads one, 8 bytes each: a count too large to allocate is refused
+#: as too large for memory, but one that fits fills the memory (20.7 GB, when changed
+#: bytes of a real stack were read), and the system stops napari, losing unsaved work.
+#: 16 million planes of 64 x 64 pixels would be 128 GB of pixels.
 MAX_PLANES = 2**24
 
 
