@@ -957,7 +957,11 @@ def test_a_damaged_provenance_leaves_the_labels_open_as_labels_of_their_own(tmp_
     provenance = provenance_beside(cells)
     record = json.loads(provenance.read_text())
     provenance.write_text(json.dumps({**record, key: value}))
-    with pytest.warns(UserWarning, match=rf"damaged \(its {key!r} .*\), so it is left out"):
+    with pytest.warns(
+        UserWarning,
+        match=rf"^Labels opened without their record: cells_provenance.json is damaged "
+        rf"\(its {key!r} .*\), so the scan",
+    ):
         ((data, kwargs, kind),) = get_reader(str(cells))(str(cells))
     assert kind == "labels" and data.shape == (2, 16, 16)
     assert kwargs["metadata"][METADATA_KEY].get("source") != record["source"]

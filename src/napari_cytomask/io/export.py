@@ -1066,10 +1066,10 @@ def _earlier_record(provenance_file: Path, *, warn: bool = False) -> dict:
         problem = None if odd is None else f"its 'previewed_frames' names {odd!r}, no frame"
     if problem is not None:
         if warn:
-            warnings.warn(
-                f"{provenance_file} is damaged ({problem}), so it is left out: the labels "
-                "it describes open as labels of their own, without the scan and settings "
-                "it records.",
+            warnings.warn(  # words first: napari's notification shows one line
+                f"Labels opened without their record: {provenance_file.name} is damaged "
+                f"({problem}), so the scan and settings it records are left out (in "
+                f"{provenance_file.parent}).",
                 stacklevel=3,
             )
         return {}
