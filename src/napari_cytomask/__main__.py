@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 
@@ -16,6 +17,22 @@ def no_display() -> str | None:
     return "no display was found (DISPLAY and WAYLAND_DISPLAY are not set)"
 
 
+#: The Qt bindings napari draws with (those qtpy takes).
+QT_BINDINGS = ("PyQt5", "PyQt6", "PySide2", "PySide6")
+
+
+def has_qt_binding() -> bool:
+    """Whether a Qt binding is installed: looked for, not imported (the package's core
+    imports no Qt)."""
+    for name in QT_BINDINGS:
+        try:
+            if importlib.util.find_spec(name) is not None:
+                return True
+        except ImportError:  # a broken installation of it
+            continue
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
     """Open napari with the real phase-contrast sample and the dock that leads through every
     step; "Segment cytoplasm" runs the starter model on it."""
@@ -26,9 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         "model. To segment files without napari, use 'cytomask segment IMAGES -o OUT'.",
     )
     parser.parse_args(argv)
-    try:
-        import qtpy  # noqa: F401  (finds the Qt binding napari draws with: PyQt or PySide)
-    except ImportError:  # qtpy.QtBindingsNotFoundError: `pip install napari-cytomask` has none
+    if not has_qt_binding():  # `pip install napari-cytomask` brings none
         print(
             "python -m napari_cytomask: napari needs a Qt binding (PyQt or PySide), and none "
             'is installed; install one with pip install "napari-cytomask[qt]", or segment '
