@@ -44,7 +44,7 @@ from .atomic import (
     write_atomically,
     write_json,
 )
-from .layers import frame_axes, made_frames, offset_um, pixel_size_um, time_step
+from .layers import frame_axes, frame_place, made_frames, offset_um, pixel_size_um, time_step
 from .writers import FILE_FORMATS, FORMATS, label_writer
 
 #: The packages whose versions a result records, from the dock as from the command line.
@@ -1061,9 +1061,12 @@ def _earlier_record(provenance_file: Path, *, warn: bool = False) -> dict:
         return {}
     problem = _entries_problem(record, _PROVENANCE_KINDS)
     if problem is None:
-        previewed = record.get("previewed_frames") or {}
-        odd = next((k for k in previewed if not re.fullmatch(r"\d+(,\d+)*", k)), None)
-        problem = None if odd is None else f"its 'previewed_frames' names {odd!r}, no frame"
+        for key in record.get("previewed_frames") or {}:
+            try:
+                frame_place(key)
+            except ValueError:
+                problem = f"its 'previewed_frames' names {key!r}, no frame"
+                break
     if problem is not None:
         if warn:
             warnings.warn(  # words first: napari's notification shows one line
