@@ -223,7 +223,9 @@ def test_unreadable_remembered_values_keep_their_defaults_and_are_said(
            # Out of range (a hand-edited file, a range narrowed since): brought into it
            # without a word, 5000 points per side ran at the slider's 128.
            "unet/batch_size": "99999999999999999999999", "sam2/points_per_side": "5000",
-           "metrics/match_threshold": "1.5"}  # fmt: skip
+           "metrics/match_threshold": "1.5",
+           # A model name too long for a file name: the dock did not open (OSError).
+           "unet/model": "m" * 300}  # fmt: skip
     for key, value in bad.items():
         edited.setValue(key, value)
     edited.endGroup()
@@ -242,7 +244,8 @@ def test_unreadable_remembered_values_keep_their_defaults_and_are_said(
                   "2 Segment > Train a model > Epochs ([1, 2])", "3 Split > Minimum area (px) ('')",
                   "2 Segment (SAM2) > Points per side ('5000')",
                   "2 Segment (SAM2) > Minimum predicted IoU ('nan')",
-                  "2 Segment (U-Net) > Tiles per batch ('99999999999999999999999')"):  # fmt: skip
+                  "2 Segment (U-Net) > Tiles per batch ('99999999999999999999999')",
+                  "2 Segment (U-Net) > Model ('mmmm"):  # fmt: skip
         assert named in said
     assert not [key for key in bad if key in said]
     # Dropped from the file: the next session opens without the warning.

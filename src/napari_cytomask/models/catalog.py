@@ -94,11 +94,13 @@ def resolve_unet(model: str | os.PathLike | None) -> Path:
             )
         return path
     path = Path(model).expanduser()
-    if path.is_file():
+    # os.path.isfile, not Path.is_file: a name too long for the file system (a settings
+    # file edited by hand) raised OSError there, and the dock did not open.
+    if os.path.isfile(path):
         return path
     name = str(model)
     for candidate in (cache_dir() / name, cache_dir() / f"{name}{SUFFIX}"):
-        if candidate.is_file():
+        if os.path.isfile(candidate):
             return candidate
     # Not a link to a file that is gone: it would be offered, then refused.
     there = sorted(path.stem for path in cache_dir().glob(f"*{SUFFIX}") if path.is_file())
