@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from napari.utils.notifications import notification_manager
 
 
 @pytest.fixture
@@ -24,3 +25,16 @@ def keep_every_mask() -> dict:
         "box_nms_thresh": 1.0,
         "max_area_fraction": 1.0,
     }
+
+
+@pytest.fixture
+def notifications():
+    """Every notification napari shows (errors of workers included), as text."""
+    shown: list[str] = []
+
+    def record(notification):
+        shown.append(str(notification.message))
+
+    notification_manager.notification_ready.connect(record)
+    yield shown
+    notification_manager.notification_ready.disconnect(record)

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import tifffile
 from napari.layers import Labels
-from napari.utils.notifications import notification_manager
 from qtpy.QtCore import QSettings, Qt
 from qtpy.QtWidgets import (
     QAbstractButton,
@@ -57,19 +56,6 @@ def model_folder(tmp_path, monkeypatch):
     """An empty model folder: tests never see the user's own checkpoints."""
     monkeypatch.setenv(DIR_ENV, str(tmp_path / "models"))
     return tmp_path / "models"
-
-
-@pytest.fixture
-def notifications():
-    """Every notification napari shows (errors of workers included), as text."""
-    shown: list[str] = []
-
-    def record(notification):
-        shown.append(str(notification.message))
-
-    notification_manager.notification_ready.connect(record)
-    yield shown
-    notification_manager.notification_ready.disconnect(record)
 
 
 @pytest.fixture

@@ -28,6 +28,29 @@ def test_channel_roles_dock_converts_a_channel(make_napari_viewer_proxy, qtbot):
     assert viewer.layers[2].name == "Mask (ground truth)"
 
 
+def test_a_role_picked_before_the_table_is_rebuilt_goes_to_the_layer_that_holds_the_channel(
+    make_napari_viewer_proxy, qtbot, notifications
+):
+    """A second pick on a row whose layer the first had replaced (before the table was
+    rebuilt), or a pick on a row of a layer closed meanwhile, gave the error
+    "<Labels layer 'Mask (ground truth)' at 0x…> is not in list"."""
+    viewer = make_napari_viewer_proxy()
+    viewer.open_sample("napari-cytomask", "tilescan")
+    widget = ChannelRolesWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    mask_row, image_row = widget.table.cellWidget(2, 2), widget.table.cellWidget(1, 2)
+    mask_row.setCurrentIndex(mask_row.findData("image"))
+    assert isinstance(viewer.layers[2], Image)
+    mask_row.setCurrentIndex(mask_row.findData("mask"))  # the same row, not rebuilt yet
+    assert isinstance(viewer.layers[2], Labels)
+    assert viewer.layers[2].name == "Mask (ground truth)"
+    viewer.layers.remove(viewer.layers[1])
+    image_row.setCurrentIndex(image_row.findData("mask"))  # its layer is closed
+    qtbot.waitUntil(lambda: widget.table.rowCount() == 2)
+    assert [type(layer) for layer in viewer.layers] == [Image, Labels]
+    assert not notifications
+
+
 def test_a_burst_of_channels_rebuilds_the_roles_table_once(
     make_napari_viewer_proxy, qtbot, monkeypatch
 ):

@@ -105,8 +105,11 @@ class ChannelRolesWidget(FitsTheScreen, QWidget):
                 picker.addItem(_ROLE_TEXT[role], role)
             picker.setCurrentIndex(ROLES.index(role_of(layer)))
             picker.setToolTip(f"Role of {layer.name!r}")
+            # The row's layer, replaced by the one that holds the channel after each change:
+            # a second change before the table is rebuilt goes to the replacement.
+            held = [layer]
             picker.currentIndexChanged.connect(
-                lambda _, layer=layer, picker=picker: self._change(layer, picker)
+                lambda _, held=held, picker=picker: self._change(held, picker)
             )
             self.table.setCellWidget(row, 2, picker)
         widths = [self.table.horizontalHeader().sectionSizeHint(2)]
@@ -164,9 +167,12 @@ class ChannelRolesWidget(FitsTheScreen, QWidget):
             f"If it is an image, set its role back in {CHANNEL_ROLES}."
         )
 
-    def _change(self, layer, picker: QComboBox) -> None:
-        try:
-            set_role(self.viewer.layers, layer, picker.currentData())
-        except ValueError as err:
-            show_error(str(err))
+    def _change(self, held: list, picker: QComboBox) -> None:
+        """Give the row's layer (``held[0]``) the role picked; a layer closed before the
+        table was rebuilt is left alone (set_role said "<layer> is not in list")."""
+        if held[0] in self.viewer.layers:
+            try:
+                held[0] = set_role(self.viewer.layers, held[0], picker.currentData())
+            except ValueError as err:
+                show_error(str(err))
         self._schedule_refresh()
