@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import csv
+import threading
 
 import numpy as np
 import pytest
 import tifffile
 from napari.layers import Labels
+from qtpy.QtCore import QSignalBlocker
 
 from napari_cytomask._qt.metrics_dock import MetricsDock
 
@@ -906,6 +908,42 @@ def test_layers_that_do_not_line_up_are_noted(make_napari_viewer_proxy, qtbot, l
     qtbot.waitUntil(lambda: "'turned'" in dock.status.text(), timeout=10_000)
     assert dock.status.text().endswith("(their rotation and shear differ), yet are compared "
                                        "pixel by pixel.")  # fmt: skip
+
+
+def test_a_comparison_of_the_pair_before_is_not_shown_as_the_next(
+    dock_in_viewer, qtbot, labels, monkeypatch
+):
+    """A comparison still running when a pair of other layers and shapes was picked came in
+    before the new one started, and was shown as the new pair's: with outlines on, "cannot
+    reshape array of size 65536 into shape (100, 120)"."""
+    from napari_cytomask._qt import metrics_dock
+
+    viewer, dock = dock_in_viewer
+    small = labels[:100, :120]
+    viewer.add_labels(small.copy(), name="small prediction")
+    viewer.add_labels(small.copy(), name="small truth")
+    dock.prediction_combo.setCurrentIndex(dock.prediction_combo.findText("prediction"))
+    qtbot.waitUntil(lambda: not dock.runner.busy and dock.evaluation is not None)
+    release = threading.Event()
+    compute = metrics_dock.compute_metrics
+
+    def held(*args, **kwargs):
+        release.wait(10)
+        return compute(*args, **kwargs)
+
+    monkeypatch.setattr(metrics_dock, "compute_metrics", held)
+    dock.highlight_check.setChecked(True)  # compares the first pair, held
+    assert dock.runner.busy
+    with QSignalBlocker(dock.prediction_combo):  # both sides change: one new pair
+        dock.prediction_combo.setCurrentIndex(dock.prediction_combo.findText("small prediction"))
+    dock.ground_truth_combo.setCurrentIndex(dock.ground_truth_combo.findText("small truth"))
+    release.set()
+    name = "false positives (small prediction vs small truth)"
+    qtbot.waitUntil(lambda: name in viewer.layers, timeout=10_000)
+    assert viewer.layers[name].data.shape == small.shape
+    assert "false positives (prediction vs ground truth)" not in viewer.layers
+    n_cells = len(np.unique(small)) - 1
+    assert dock.status.text().startswith(f"{n_cells} ground-truth and {n_cells} predicted")
 
 
 def test_a_closed_dock_computes_no_more(make_napari_viewer, qtbot, labels, monkeypatch):

@@ -216,6 +216,9 @@ class MetricsDock(StepWidget, QWidget):
         self._pair: tuple[str, str, str, str, tuple[str, str] | None] = ("", "", "", "", None)
         #: The ground truth's resolution level compared (:func:`_truth_level`).
         self._level = 0
+        #: What the comparison asked for last describes: the two layers, the level, the
+        #: frame axis and the shapes compared (a result of another is never shown).
+        self._compared: tuple | None = None
         #: The frames compared when a layer never made some (else None), and what the
         #: status says of those left out.
         self._made: np.ndarray | None = None
@@ -585,6 +588,12 @@ class MetricsDock(StepWidget, QWidget):
             self.runner.cancel()
             self.runner.fail(err, live=not now, notify=not quiet)
             return
+        compared = (pred.unique_id, gt.unique_id, level, stack, gt_data.shape, pred_data.shape)
+        if compared != self._compared:
+            # A comparison still running is of other layers or shapes: its result, were it
+            # to come in before this one starts, would be shown (and outlined) as this one.
+            self.runner.cancel()
+            self._compared = compared
         self._level = level
         self._pair = (
             pred.name,
