@@ -402,6 +402,30 @@ def test_a_renamed_foreground_stays_the_foreground(
     assert record["foreground"]["layer"] == "U-Net cells, checked"
 
 
+@pytest.mark.parametrize("foreground_shape", [(1, 1), (48, 64), (3, 48, 64)])
+def test_a_foreground_of_another_stack_is_refused_at_the_position_shown(
+    make_napari_viewer_proxy, qtbot, small_model, foreground_shape
+):
+    """Segmenting the position shown took the foreground at that position too: a map of a
+    single frame gave "index 3 is out of bounds for axis 0 with size 1", or a row of its
+    pixels, said to be a map "of shape (64,)"."""
+    viewer = make_napari_viewer_proxy()
+    viewer.add_image(np.stack([image()] * 4), name="phase")
+    viewer.add_labels(np.ones(foreground_shape, np.uint8), name="cells")
+    viewer.dims.set_current_step(0, 3)
+    widget = Sam2Widget(viewer, model_builder=lambda *args: small_model)
+    widget.layer.setCurrentText("phase")
+    widget.foreground.setCurrentText("cells")
+    widget.device.setCurrentText("cpu")
+    widget.segment()
+    qtbot.waitUntil(lambda: not widget.runner.busy, timeout=60000)
+    assert widget.controls.status.text() == (
+        f"SAM2 failed: The foreground map has shape {foreground_shape} but the image "
+        "(4, 48, 64); pick a foreground layer of the same image."
+    )
+    assert "phase SAM2 masks" not in viewer.layers
+
+
 def test_the_tuned_sliders_are_in_view_and_the_rest_behind_more_settings(make_napari_viewer, qtbot):
     """Points per side, predicted IoU, stability and the area limits are what a person
     tunes: they are shown; duplicate, decoder, crop and tile settings open on request."""

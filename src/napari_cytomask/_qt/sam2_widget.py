@@ -45,6 +45,7 @@ from ..models.sam2_engine import (
     Sam2Engine,
     Sam2Params,
     Sam2Result,
+    foreground_mismatch,
 )
 from ..models.sam2_models import DEFAULT_MODEL, HF_MODELS, Sam2ModelCache, cached_checkpoint
 from ..pipeline import Sam2Step
@@ -704,6 +705,12 @@ class Sam2Widget(StepWidget, QWidget):
         foreground = None
         if job["foreground"] is not None:
             data, is_labels = job["foreground"]
+            frames = np.shape(job["data"])[: len(index)]
+            if index and (
+                np.ndim(data) != len(index) + 2 or np.shape(data)[: len(index)] != frames
+            ):
+                # Taken at the image's position, it gave a row of pixels or an IndexError.
+                raise foreground_mismatch(np.shape(data), np.shape(job["data"])[: len(index) + 2])
             fg = self._plane(data, index, "foreground")
             fg = _sample_like(fg, image.shape[:-1] if job["rgb"] else image.shape)
             foreground = fg > 0 if is_labels else fg

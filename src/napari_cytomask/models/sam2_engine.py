@@ -474,6 +474,14 @@ def _image_hash(array: np.ndarray) -> str:
 # images
 
 
+def foreground_mismatch(foreground_shape: tuple, image_shape: tuple) -> ValueError:
+    """The error for a foreground map that is not a map of the image (its shape differs)."""
+    return ValueError(
+        f"The foreground map has shape {tuple(foreground_shape)} but the image "
+        f"{tuple(image_shape)}; pick a foreground layer of the same image."
+    )
+
+
 def to_uint8_rgb(image: np.ndarray, percentiles=PERCENTILES) -> np.ndarray:
     """An image as SAM2 expects it: ``(H, W, 3)`` uint8.
 
@@ -776,10 +784,7 @@ class Sam2Engine:
         if foreground is not None:
             foreground = np.asarray(foreground)
             if foreground.shape != spatial:
-                raise ValueError(
-                    f"The foreground map has shape {foreground.shape} but the image {spatial}; "
-                    "pick a foreground layer of the same image."
-                )
+                raise foreground_mismatch(foreground.shape, spatial)
             fg_stack = foreground.reshape((-1, height, width))
         tiles = tile_boxes((height, width), lp.tile_size, lp.tile_overlap)
         views, owners = [], []
