@@ -1543,24 +1543,16 @@ def _from_source(info: dict, path: Path, shape: tuple[int, ...], record: str) ->
 
 
 def _error_text(err: BaseException, command: str) -> str:
-    """An error as ``command`` says it: a name or a path too long for the file system (a
-    deep folder's results beside it, say) in words, with what to do, instead of its errno.
-    Both limits are in bytes: a letter such as é takes two."""
+    """An error as ``command`` says it (:func:`~.progress.one_line`); a path too long for
+    the file system (a deep folder's results beside it, say) also says where else
+    ``segment`` can put them."""
     import errno
 
-    from .io.atomic import too_long
+    from .io.atomic import too_long_text
 
-    if isinstance(err, OSError) and err.errno == errno.ENAMETOOLONG and err.filename:
-        path = Path(os.fsdecode(err.filename))
-        for name in path.parts:
-            why = too_long(name)
-            if why:
-                return f"the name {name} {why}."
-        elsewhere = " (-o puts the results in another)" if command == "segment" else ""
-        return (
-            f"the path {path} ({len(os.fsencode(path))} bytes) is too long for this file "
-            f"system; choose a shorter folder{elsewhere} or file name."
-        )
+    if command == "segment" and isinstance(err, OSError) and err.errno == errno.ENAMETOOLONG:
+        if err.filename:
+            return too_long_text(err.filename, "(-o puts the results in another)")
     return one_line(err)
 
 

@@ -8,6 +8,7 @@ gives the error as reports show it.
 
 from __future__ import annotations
 
+import errno
 import time
 from dataclasses import dataclass
 
@@ -93,7 +94,12 @@ def out_of_memory(err: BaseException) -> bool:
 
 
 def one_line(err: BaseException) -> str:
-    """An error's message on one line (its type when it has none)."""
+    """An error's message on one line (its type when it has none); a name or path too long
+    for the file system in words, with what to do, instead of its errno."""
+    if isinstance(err, OSError) and err.errno == errno.ENAMETOOLONG and err.filename:
+        from .io.atomic import too_long_text
+
+        return too_long_text(err.filename)
     text = " ".join(str(err).split())
     if isinstance(err, MemoryError):
         return f"out of memory ({text})" if text else "out of memory"

@@ -235,6 +235,14 @@ def test_a_folder_that_is_a_file_or_none_is_said_before_writing(
     panel.folder.setText("  ")
     panel.export()
     assert errors[-1].endswith("Choose a folder to export to.")
+    # A folder name longer than a file system allows: said in words, not "[Errno 36] …".
+    panel.folder.setText(str(tmp_path / ("x" * 300)))
+    panel.export()
+    qtbot.waitUntil(lambda: "300 bytes" in errors[-1], timeout=30_000)
+    assert errors[-1] == (
+        f"Export failed: the name {'x' * 300} would have 300 bytes, 45 more than the 255 a "
+        "file name may have; choose a name at least 45 bytes shorter."
+    )
 
 
 def test_the_file_a_layer_was_opened_from_is_never_replaced(

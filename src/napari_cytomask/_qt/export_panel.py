@@ -27,6 +27,7 @@ from .._sample_data import in_package
 from ..io.export import ExportExists, check_export, export_labels, from_layer
 from ..io.layers import is_highlight, named_frames
 from ..io.writers import FILE_FORMATS, FORMATS
+from ..progress import one_line
 from ..roles import files_of, holds_ids, role_of, source_of
 from ._live import (
     SEGMENT_STEP,
@@ -85,7 +86,7 @@ class ExportPanel(StepWidget, QWidget):
         self.runner = Runner(
             self._done,
             self.controls,
-            describe_error=lambda err: f"Export failed: {err}",
+            describe_error=lambda err: f"Export failed: {one_line(err)}",
             parent=self,
         )
         self._pending: dict = {}

@@ -334,6 +334,23 @@ def too_long(name: str) -> str | None:
     )
 
 
+def too_long_text(path: str | os.PathLike | bytes, elsewhere: str = "") -> str:
+    """What to say of ``path`` when the file system called it too long (ENAMETOOLONG): the
+    part of it over :data:`NAME_BYTES`, or the whole path; ``elsewhere`` names another place
+    for the files ("(-o puts the results in another)"). Both limits are in bytes: a
+    letter such as é takes two."""
+    path = Path(os.fsdecode(path))
+    for name in path.parts:
+        why = too_long(name)
+        if why:
+            return f"the name {name} {why}."
+    where = f" {elsewhere}" if elsewhere else ""
+    return (
+        f"the path {path} ({len(os.fsencode(path))} bytes) is too long for this file "
+        f"system; choose a shorter folder{where} or file name."
+    )
+
+
 def fit_name(name: str, room: int) -> str:
     """``name`` within ``room`` bytes of UTF-8: a longer one cut, with a hash of the whole,
     so that long names that differ only at their end stay different."""
