@@ -7,7 +7,8 @@ actions: switch steps and tabs, click any enabled button, pick drop-down entries
 into fields, move sliders and spin boxes to their ends or between, open, close, rename,
 hide and paint layers, move through positions, and wait a little or a while. File dialogs
 and questions answer at random (real files, a file that is not a TIFF, a missing model, a
-read-only folder, Cancel).
+read-only folder, Cancel). Whatever it writes stays in the run's folder, its home and working
+directory (a read-only folder is read-only to users other than root).
 
 Outcomes, counted by distinct message:
 
@@ -51,7 +52,8 @@ from _common import DATA, cpu_model
 PYTHON_TERMS = ("Traceback", " at 0x", "is not in list", "object has no attribute",
                 "unhashable type", "index out of range", "cannot reshape", "could not convert",
                 "invalid literal", "NoneType", "unexpected keyword", "positional argument",
-                "not subscriptable", "referenced before assignment", "KeyError")  # fmt: skip
+                "not subscriptable", "referenced before assignment", "KeyError", "out of bounds",
+                "[Errno")  # fmt: skip
 WINDOW = (1280, 800)
 
 
@@ -89,10 +91,12 @@ def run_child(seed: int, n_actions: int, folder: Path) -> None:
     not_tiff.write_bytes(b"not a tiff\n" * 10)
     sample = DATA / "usiigaci-phc" / "set11"
     files = [str(sample / "raw.tif"), str(sample / "instances_ids.png"), str(not_tiff),
-             "/nonexistent/model.safetensors", ""]  # fmt: skip
+             str(folder / "missing.safetensors"), ""]  # fmt: skip
     folders = [str(folder), str(read_only), ""]
-    texts = ["", "abc", "/nonexistent", str(folder), str(read_only), "x" * 300, "starter",
-             str(DATA / "usiigaci-phc" / "set*" / "raw.tif"), "*.tif", "-1", "1e9"]  # fmt: skip
+    # Typed into any field, an export folder or an output included: relative ones land in
+    # this run's folder (its working directory and home), never among the shared data.
+    texts = ["", "abc", str(folder / "missing"), str(folder), str(read_only), "x" * 300,
+             "starter", str(folder / "set*" / "raw.tif"), "*.tif", "-1", "1e9"]  # fmt: skip
 
     # Dialogs and questions answer at random, as a person might.
     QFileDialog.getOpenFileName = staticmethod(lambda *a, **k: (rng.choice(files), ""))
@@ -268,11 +272,13 @@ def main(argv=None) -> int:
     total_actions, total_s = 0, 0.0
     for seed in args.seeds:
         folder = Path(tempfile.mkdtemp(prefix=f"fuzz-dock-{seed}-"))
-        command = [sys.executable, __file__, "--child", str(folder), "--seeds", str(seed),
-                   "--actions", str(args.actions)]  # fmt: skip
+        command = [sys.executable, str(Path(__file__).resolve()), "--child", str(folder),
+                   "--seeds", str(seed), "--actions", str(args.actions)]  # fmt: skip
         started = time.monotonic()
+        # Its home and working directory: exports and models go to the run's folder.
+        env = {**os.environ, "HOME": str(folder)}
         try:
-            done = subprocess.run(command, capture_output=True, text=True,
+            done = subprocess.run(command, capture_output=True, text=True, cwd=folder, env=env,
                                   timeout=args.time_limit)  # fmt: skip
             returncode, output = done.returncode, done.stdout + done.stderr
         except subprocess.TimeoutExpired as err:
