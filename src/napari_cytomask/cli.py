@@ -1550,9 +1550,9 @@ def _error_text(err: BaseException, command: str) -> str:
 
     from .io.atomic import too_long_text
 
-    if command == "segment" and isinstance(err, OSError) and err.errno == errno.ENAMETOOLONG:
-        if err.filename:
-            return too_long_text(err.filename, "(-o puts the results in another)")
+    long_path = isinstance(err, OSError) and err.errno == errno.ENAMETOOLONG and err.filename
+    if command == "segment" and long_path:
+        return too_long_text(err.filename, "(-o puts the results in another)")
     return one_line(err)
 
 
