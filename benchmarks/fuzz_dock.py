@@ -76,7 +76,7 @@ def run_child(seed: int, n_actions: int, folder: Path) -> None:
         QTabWidget,
     )
 
-    from napari_cytomask._qt import _live, cytomask_dock, export_panel, unet_widgets
+    from napari_cytomask._qt import cytomask_dock, metrics_dock
     from napari_cytomask._qt.cytomask_dock import CytomaskDock
     from napari_cytomask._sample_data import make_sample_phase_contrast, make_sample_tilescan
     from napari_cytomask.models.checkpoint import DIR_ENV
@@ -106,13 +106,12 @@ def run_child(seed: int, n_actions: int, folder: Path) -> None:
     QMessageBox.exec = lambda self: rng.choice(
         [QMessageBox.StandardButton.Yes, QMessageBox.StandardButton.No]
     )
-    for module in (_live, cytomask_dock, export_panel, unet_widgets):
-        if hasattr(module, "ask_yes_no"):
-            module.ask_yes_no = lambda *a, **k: rng.random() < 0.5
-        if hasattr(module, "ask_save_path"):
-            module.ask_save_path = lambda *a, **k: rng.choice(
-                [str(folder / "preset.json"), str(read_only / "preset.json"), ""]
-            )
+    # Questions (ask_yes_no) answer through QMessageBox.exec; where a step asks for a file
+    # to save to (a preset, a metrics CSV), it gets one of these.
+    for module in (cytomask_dock, metrics_dock):
+        module.ask_save_path = lambda parent, title, suggested, kind, suffix: rng.choice(
+            [str(folder / f"saved.{suffix}"), str(read_only / f"saved.{suffix}"), ""]
+        )
 
     errors: list[tuple[str, str]] = []  # (kind, text) since the last action
     sys.excepthook = lambda *exc: errors.append(("raw", "".join(traceback.format_exception(*exc))))
