@@ -34,6 +34,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 data=$(realpath "${CYTOMASK_TEST_DATA:-$root/../shared/data}")
 cd "$root"
 py=.venv/bin/python
+uv=$(command -v uv || echo "$root/.venv/bin/uv")  # as scripts/setup.sh installs it
 
 # Pure-Python packages (some publish only source archives: built here, tagged py3-none-any).
 pure=(sam2 hydra-core omegaconf antlr4-python3-runtime iopath segmentation-models-pytorch
@@ -42,7 +43,7 @@ pure=(sam2 hydra-core omegaconf antlr4-python3-runtime iopath segmentation-model
 compiled=(numcodecs google-crc32c)
 
 version() {
-  uv pip show --python "$py" "$1" 2>/dev/null | sed -n 's/^Version: //p' || true
+  "$uv" pip show --python "$py" "$1" 2>/dev/null | sed -n 's/^Version: //p' || true
 }
 pinned() {
   local name v
@@ -53,7 +54,7 @@ pinned() {
   done
 }
 
-"$py" -m pip --version >/dev/null 2>&1 || uv pip install --quiet --python "$py" pip
+"$py" -m pip --version >/dev/null 2>&1 || "$uv" pip install --quiet --python "$py" pip
 rm -rf .whl && mkdir .whl
 pins=$(pinned "${pure[@]}") || exit 1
 mapfile -t pure_pins <<<"$pins"
