@@ -259,3 +259,31 @@ def test_checkpoints_without_a_checksum_still_load(saved):
     loaded, loaded_desc = load_checkpoint(path)
     assert "weights_sha256" not in loaded_desc
     assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in model.state_dict().items())
+
+
+def test_encoder_stages_a_network_never_runs_are_left_out_and_old_files_still_load(tmp_path):
+    # segmentation-models-pytorch builds every ResNet stage whatever the depth: a depth-3
+    # resnet18 would carry layer3 and layer4 (10.5 M weights) that it never runs.
+    config = UNetConfig(encoder="resnet18", encoder_depth=3, decoder_channels=(16, 8, 8))
+    torch.manual_seed(0)
+    model, _ = build_model(config, encoder_weights=None)
+    names = model.state_dict().keys()
+    assert not [k for k in names if k.startswith(("encoder.layer3.", "encoder.layer4."))]
+    assert any(k.startswith("encoder.layer2.") for k in names)
+    # A file written with the unused stages, as before, loads and predicts the same.
+    import segmentation_models_pytorch as smp
+
+    full = smp.Unet(
+        "resnet18", encoder_weights=None, encoder_depth=3, decoder_channels=(16, 8, 8),
+        in_channels=1, classes=3,
+    )  # fmt: skip
+    full.load_state_dict(model.state_dict(), strict=False)
+    assert any(k.startswith("encoder.layer4.") for k in full.state_dict())
+    old = save_checkpoint(tmp_path / "old", full, describe(config))
+    loaded, _ = load_checkpoint(old)
+    x = torch.randn(1, 1, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), full.eval()(x))
+    assert sum(p.numel() for p in loaded.parameters()) < 0.1 * sum(
+        p.numel() for p in full.parameters()
+    )

@@ -623,6 +623,14 @@ def test_resume_without_its_training_state_says_the_optimiser_restarts(tmp_path,
     )
     state_path(first.checkpoint).write_bytes(b"not a training state")
     assert notices() == [damaged]
+    # A state with weights the network does not have: one saved when networks still
+    # carried the encoder stages they never run.
+    unused = {**own_state, "model": {**own_state["model"], "encoder.layer4.0.weight": 0}}
+    torch.save(unused, state_path(first.checkpoint))
+    assert notices() == [
+        f"the training state {state_path(first.checkpoint)} holds other weights than the "
+        "network; training continues from its weights with a new optimiser and learning rate."
+    ]
     del own_state["optimiser"]  # a state saved by other software, or cut short
     torch.save(own_state, state_path(first.checkpoint))
     assert notices() == [damaged]

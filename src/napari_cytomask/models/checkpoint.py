@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ..io.atomic import write_atomically
-from .unet import ARCHITECTURES, TARGETS, UNetConfig, build_model
+from .unet import ARCHITECTURES, TARGETS, UNetConfig, build_model, unused_weight_prefixes
 
 #: Value of the ``format`` field of every description.
 FORMAT = "napari-cytomask-unet"
@@ -427,6 +427,9 @@ def load_checkpoint(
             f"the weights in {path} do not match the checksum in its description: the file "
             "is damaged. Copy it again from where it came from, or train it again."
         )
+    # Stages the network never runs, kept in files written before build_model left them out.
+    unused = unused_weight_prefixes(config)
+    state = {k: v for k, v in state.items() if not (unused and k.startswith(unused))}
     mismatch = mismatched_weights(model.state_dict(), state)
     if mismatch:
         raise CheckpointError(

@@ -34,7 +34,7 @@ import time
 import uuid
 import warnings
 from collections import deque
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field, replace
@@ -1308,8 +1308,11 @@ _STATE_KEYS = {
 }  # fmt: skip
 
 
-def _load_state(checkpoint: Path, run: str | None) -> tuple[dict | None, str | None]:
-    """The training state of ``checkpoint`` when it belongs to training run ``run``.
+def _load_state(
+    checkpoint: Path, run: str | None, weights: Iterable[str]
+) -> tuple[dict | None, str | None]:
+    """The training state of ``checkpoint`` when it belongs to training run ``run`` and
+    holds the network's ``weights`` (names).
 
     Returns the state, or ``None`` and a sentence saying why training restarts
     its optimiser instead.
@@ -1327,6 +1330,9 @@ def _load_state(checkpoint: Path, run: str | None) -> tuple[dict | None, str | N
         return None, damaged
     if run is None or state["run"] != run:
         return None, f"the training state {path} belongs to another training run; {fresh}"
+    if set(state["model"]) != set(weights):
+        # Saved before build_model left out the encoder stages a network never runs.
+        return None, f"the training state {path} holds other weights than the network; {fresh}"
     return state, None
 
 
@@ -1533,7 +1539,8 @@ def iter_train(
         model, previous = load_checkpoint(resume, "cpu", in_channels=in_channels)
         config = config_of(previous)
         model.train()
-        state, notice = _load_state(Path(resume), (previous.get("training") or {}).get("run"))
+        run = (previous.get("training") or {}).get("run")
+        state, notice = _load_state(Path(resume), run, model.state_dict())
         done = state["epoch"] if state else (previous.get("training") or {}).get("epochs_done", 0)
         stopped = bool(state) and state["since_best"] >= settings.patience
         # Stopped (killed, say) after its last epoch, as it chose its thresholds or saved

@@ -208,7 +208,27 @@ def build_model(
             "the encoder starts from random weights."
         )
         model = cls(encoder_weights=None, **kwargs)
+    for prefix in unused_weight_prefixes(config):
+        setattr(model.encoder, prefix.split(".")[1], nn.Identity())
     return model, notice
+
+
+def unused_weight_prefixes(config: UNetConfig) -> tuple[str, ...]:
+    """Name prefixes of the encoder weights that a network of this depth never uses.
+
+    segmentation-models-pytorch keeps every stage of a ResNet encoder whatever its
+    depth, so a depth-4 resnet18 would carry its last stage (8.4 M weights, 70 % of the
+    network) unused. :func:`build_model` leaves such stages out, and checkpoints written
+    with them still load (:func:`~napari_cytomask.models.checkpoint.load_checkpoint`
+    drops them).
+    """
+    from segmentation_models_pytorch.encoders import encoders
+    from segmentation_models_pytorch.encoders.resnet import ResNetEncoder
+
+    if encoders.get(config.encoder, {}).get("encoder") is not ResNetEncoder:
+        return ()
+    # Stage k (layer1 to layer4) runs from depth k + 1 on.
+    return tuple(f"encoder.layer{k}." for k in range(max(config.encoder_depth, 1), 5))
 
 
 def pretrained_weights_reachable(encoder: str, weights: str = "imagenet", timeout: float = 3.0):
