@@ -245,7 +245,9 @@ def _read_tile(frame, y: int, x: int, th: int, tw: int) -> tuple[np.ndarray, tup
 
 
 @torch.inference_mode()
-def predict_tiles(predictor: UNetPredictor, batch: np.ndarray, *, tta: bool = False) -> np.ndarray:
+def predict_tiles(
+    predictor: UNetPredictor, batch: np.ndarray, *, tta: bool = False, on_device: bool = False
+):
     """Class probabilities of a batch of normalised tiles ``(B, C, Y, X)`` -> ``(B, K, Y, X)``.
 
     Parameters
@@ -257,6 +259,9 @@ def predict_tiles(predictor: UNetPredictor, batch: np.ndarray, *, tta: bool = Fa
     tta
         Average the predictions of the tile and its horizontal, vertical and
         double flips.
+    on_device
+        Return a tensor on the network's device (for further work there) instead
+        of a numpy array.
     """
     device = predictor.device
     x = torch.from_numpy(np.ascontiguousarray(batch)).to(device)
@@ -271,7 +276,8 @@ def predict_tiles(predictor: UNetPredictor, batch: np.ndarray, *, tta: bool = Fa
         if dims:
             probs = torch.flip(probs, dims)
         total = probs if total is None else total + probs
-    return (total / len(flips)).cpu().numpy()
+    total = total / len(flips)
+    return total if on_device else total.cpu().numpy()
 
 
 def model_inputs(image, in_channels: int) -> list:
@@ -368,18 +374,22 @@ def iter_predict(
     elif tuple(out.shape) != (n_classes, *shape):
         raise ValueError(f"out has shape {tuple(out.shape)}, expected {(n_classes, *shape)}.")
     low, high = config.percentiles
-    batch_size = batch_for(predictor.device, batch_size)
+    device = predictor.device
+    batch_size = batch_for(device, batch_size)
     batches_per_row = math.ceil(len(xs) / batch_size)
     total = n_frames * len(ys) * batches_per_row
     done = 0
     detail = enlargement_note(zoom)
+    # Tiles are blended where the network runs: on a GPU, the blending and the band of
+    # tile rows stay there, and each row's probabilities cross to the host once.
+    wy, wx = torch.from_numpy(wy).to(device), torch.from_numpy(wx).to(device)
     yield Progress("predict", 0, total, detail)
     for f in range(n_frames):
         index = np.unravel_index(f, frames_shape) if frames_shape else ()
         raw = [ch[index] if index else ch for ch in channels]
         ranges = [percentile_range(ch, low, high) for ch in raw]
-        band = np.zeros((n_classes, ih, width), np.float32)
-        weight = np.zeros((ih, width), np.float32)
+        band = torch.zeros((n_classes, ih, width), dtype=torch.float32, device=device)
+        weight = torch.zeros((ih, width), dtype=torch.float32, device=device)
         for r, y in enumerate(ys):
             for b in range(0, len(xs), batch_size):
                 row_xs = xs[b : b + batch_size]
@@ -390,8 +400,10 @@ def iter_predict(
                         block[c] = normalise(block[c], lo, hi)
                     tiles.append(block)
                     inside.append((rows, cols))
-                probs = predict_tiles(predictor, resized_planes(np.stack(tiles), (th, tw)), tta=tta)
-                probs = resized_planes(probs, (ih, iw))
+                batch = resized_planes(np.stack(tiles), (th, tw))
+                probs = resized_planes(
+                    predict_tiles(predictor, batch, tta=tta, on_device=True), (ih, iw)
+                )
                 for x, p, (rows, cols) in zip(row_xs, probs, inside, strict=True):
                     h, w = rows.stop - rows.start, cols.stop - cols.start
                     win = wy[:h, None] * wx[None, :w]
@@ -402,28 +414,30 @@ def iter_predict(
             # Rows above the next tile row get no more contributions: write them out.
             stop = ys[r + 1] if r + 1 < len(ys) else height
             n = stop - y
-            out[(slice(None), *index, slice(y, stop))] = band[:, :n] / weight[:n]
-            band = np.roll(band, -n, axis=1)
-            weight = np.roll(weight, -n, axis=0)
+            out[(slice(None), *index, slice(y, stop))] = (band[:, :n] / weight[:n]).cpu().numpy()
+            band = torch.roll(band, -n, dims=1)
+            weight = torch.roll(weight, -n, dims=0)
             band[:, ih - n :] = 0
             weight[ih - n :] = 0
     return out
 
 
-def resized_planes(batch: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """``(B, C, Y, X)`` float32 resized to ``size`` (bilinear, anti-aliased when it
-    shrinks); the same array when it has that size. Probabilities stay probabilities:
+def resized_planes(batch, size: tuple[int, int]):
+    """``(B, C, Y, X)`` float32 (numpy, or a tensor on any device) resized to ``size``
+    (bilinear, anti-aliased when it shrinks), of the same kind; the same array when it has
+    that size. Probabilities stay probabilities:
     each output pixel is a weighted mean of input pixels."""
-    if batch.shape[-2:] == tuple(size):
+    if tuple(batch.shape[-2:]) == tuple(size):
         return batch
+    tensor = isinstance(batch, torch.Tensor)
     resized = torch.nn.functional.interpolate(
-        torch.from_numpy(np.ascontiguousarray(batch)),
+        batch if tensor else torch.from_numpy(np.ascontiguousarray(batch)),
         size=size,
         mode="bilinear",
         align_corners=False,
         antialias=True,
     )
-    return resized.numpy()
+    return resized if tensor else resized.numpy()
 
 
 def predict(predictor: UNetPredictor, image, **kwargs) -> np.ndarray:
