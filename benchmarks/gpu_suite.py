@@ -18,6 +18,8 @@
 
 Each figure runs in its own process with a time budget, its output is shown as
 it comes, and a summary at the end lists what ran, its key lines and the time.
+``--only sam2 unet`` (keys: sam2, sam2-fp32, unet, training, stall) runs some of them,
+e.g. beside a training run in a short GPU lease.
 Without a CUDA device the suite refuses to run (``--smoke`` runs tiny versions
 of every figure on any device, to check the suite itself).
 
@@ -54,10 +56,16 @@ from _common import DATA
 HERE = Path(__file__).resolve().parent
 
 
-def figure_commands(args) -> list[tuple[str, list[str], int, tuple[str, ...]]]:
-    """``(name, command, budget in seconds, prefixes of the summary lines)`` of every figure.
+#: The figures' keys, in the order they run (``--only``).
+FIGURES = ("sam2", "sam2-fp32", "unet", "training", "stall")
+
+
+def figure_commands(args) -> list[tuple[str, str, list[str], int, tuple[str, ...]]]:
+    """``(key, name, command, budget in seconds, prefixes of the summary lines)`` of every
+    figure, or of those ``args.only`` names by key.
 
     The budgets add up to under 9 minutes; a run that outlasts its own is stopped.
+    ``--only`` picks some by key (:data:`FIGURES`).
     """
     py, device = sys.executable, args.device
     if args.smoke:
@@ -71,38 +79,44 @@ def figure_commands(args) -> list[tuple[str, list[str], int, tuple[str, ...]]]:
         unet = []
         stall = ["--repeats", "1", "--sam2-size", "1022", "--sam2-model-size", "1024"]
         stall += ["--points-per-side", "32"]
-    return [
+    figures = [
         (
+            "sam2",
             "SAM2 engine vs stock",
             [py, str(HERE / "bench_sam2.py"), "--device", device, *sam2],
             150,
             ("machine", "  stock", "  engine", "equality"),
         ),
         (
+            "sam2-fp32",
             "SAM2 exactness in fp32",
             [py, str(HERE / "bench_sam2.py"), "--device", device, "--fp32", *sam2_fp32],
             60,
             ("machine", "  stock", "  engine", "equality"),
         ),
         (
+            "unet",
             "U-Net tiled inference",
             [py, str(HERE / "bench_unet_speed.py"), "--device", device, "--forward", *unet],
             80,
             ("machine", "  pipeline"),
         ),
         (
+            "training",
             "U-Net training",
             [py, __file__, "--training", "--device", device, *(["--smoke"] * args.smoke)],
             100,
             ("training",),
         ),
         (
+            "stall",
             "dock stall benchmark",
             [py, str(HERE / "bench_responsiveness.py"), "--device", device, *stall],
             110,
             ("machine", "longest", "  segment", "  split", "  metrics", "  export"),
         ),
     ]
+    return [f for f in figures if not args.only or f[0] in args.only]
 
 
 def child_env() -> dict:
@@ -210,6 +224,13 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--smoke", action="store_true", help="tiny runs of every figure, on any device"
     )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=FIGURES,
+        metavar="FIGURE",
+        help=f"run only these figures ({', '.join(FIGURES)}), e.g. to fit a short GPU lease",
+    )
     parser.add_argument("--training", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.training:
@@ -233,7 +254,7 @@ def main(argv=None) -> int:
     scale = 6 if args.smoke else 1  # a busy CPU runs even the tiny versions slowly
     results = [
         run_figure(name, command, budget * scale, keys)
-        for name, command, budget, keys in figure_commands(args)
+        for _, name, command, budget, keys in figure_commands(args)
     ]
     print(f"\n=== summary ({time.perf_counter() - start:.0f} s in all)")
     for r in results:
