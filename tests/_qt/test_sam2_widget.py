@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from napari_cytomask._qt.sam2_widget import Sam2Widget
+from napari_cytomask._qt.sam2_widget import NO_FOREGROUND, Sam2Widget
 from napari_cytomask.io.layers import edited_by_hand
 
 pytestmark = pytest.mark.gui
@@ -400,6 +400,17 @@ def test_a_renamed_foreground_stays_the_foreground(
     qtbot.waitUntil(lambda: "phase SAM2 masks" in viewer.layers, timeout=60000)
     record = viewer.layers["phase SAM2 masks"].metadata["cytomask"]["parameters"]
     assert record["foreground"]["layer"] == "U-Net cells, checked"
+
+
+def test_colour_pictures_are_not_offered_as_foreground(make_napari_viewer_proxy, small_model):
+    """An RGB layer was listed, and refused only when SAM2 ran."""
+    viewer = make_napari_viewer_proxy()
+    viewer.add_image(image(), name="phase")
+    viewer.add_image(np.zeros((48, 64, 3), np.uint8), name="photo", rgb=True)
+    viewer.add_labels((image() > 500).astype(np.uint8), name="cells")
+    widget = Sam2Widget(viewer, model_builder=lambda *args: small_model)
+    offered = [widget.foreground.itemText(i) for i in range(widget.foreground.count())]
+    assert offered == [NO_FOREGROUND, "phase", "cells"]
 
 
 @pytest.mark.parametrize("foreground_shape", [(1, 1), (48, 64), (3, 48, 64)])

@@ -494,6 +494,9 @@ class Sam2Widget(StepWidget, QWidget):
         self.foreground.clear()
         self.foreground.addItem(NO_FOREGROUND)
         for layer in self.viewer.layers:
+            # A colour picture is no foreground map (the run would refuse it).
+            if isinstance(layer, Image) and layer.rgb:
+                continue
             if isinstance(layer, Image | Labels) and layer_info(layer).get("method") != "sam2":
                 self.foreground.addItem(layer.name, layer.unique_id)
         self.foreground.setCurrentIndex(max(self.foreground.findData(current), 0))
