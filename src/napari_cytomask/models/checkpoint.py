@@ -429,7 +429,7 @@ def load_checkpoint(
         )
     # Stages the network never runs, kept in files written before build_model left them out.
     unused = unused_weight_prefixes(config)
-    state = {k: v for k, v in state.items() if not (unused and k.startswith(unused))}
+    state = {k: v for k, v in state.items() if not k.startswith(unused)}
     mismatch = mismatched_weights(model.state_dict(), state)
     if mismatch:
         raise CheckpointError(
