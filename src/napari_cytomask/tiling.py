@@ -11,6 +11,16 @@ from __future__ import annotations
 import math
 
 
+def overlap_problem(tile: int, overlap: int) -> str | None:
+    """What is wrong with ``overlap`` for tiles of ``tile`` pixels, or None when it fits."""
+    if 0 <= overlap < tile:
+        return None
+    return (
+        f"The tile overlap ({overlap}) must be at least 0 and smaller than the tile size "
+        f"({tile}); lower the overlap or enlarge the tiles."
+    )
+
+
 def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
     """Start positions of tiles of length ``tile`` covering ``size`` with at least ``overlap``.
 
@@ -24,11 +34,9 @@ def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
     """
     if size <= tile:
         return [0]
-    if not 0 <= overlap < tile:
-        raise ValueError(
-            f"The tile overlap ({overlap}) must be at least 0 and smaller than the tile size "
-            f"({tile}); lower the overlap or enlarge the tiles."
-        )
+    problem = overlap_problem(tile, overlap)
+    if problem:
+        raise ValueError(problem)
     n = math.ceil((size - tile) / (tile - overlap)) + 1
     # i * (size - tile) / (n - 1) is a correctly rounded quotient of integers, so its
     # rounding (halves to even) is the same on every machine.

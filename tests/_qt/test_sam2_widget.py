@@ -402,6 +402,22 @@ def test_a_renamed_foreground_stays_the_foreground(
     assert record["foreground"]["layer"] == "U-Net cells, checked"
 
 
+def test_an_overlap_that_does_not_fit_the_tiles_is_said_as_it_is_set(
+    make_napari_viewer_proxy, small_model
+):
+    """It was said only when a run on an image larger than a tile failed."""
+    widget = Sam2Widget(make_napari_viewer_proxy(), model_builder=lambda *args: small_model)
+    assert widget.tile_note.isHidden()
+    widget.set_values(tile_size=256, tile_overlap=300)
+    assert not widget.tile_note.isHidden()
+    assert widget.tile_note.text() == (
+        "The tile overlap (300) must be at least 0 and smaller than the tile size (256); "
+        "lower the overlap or enlarge the tiles."
+    )
+    widget.set_values(tile_size=512)
+    assert widget.tile_note.isHidden()
+
+
 def test_colour_pictures_are_not_offered_as_foreground(make_napari_viewer_proxy, small_model):
     """An RGB layer was listed, and refused only when SAM2 ran."""
     viewer = make_napari_viewer_proxy()

@@ -773,6 +773,28 @@ def test_an_overlap_as_large_as_the_models_tiles_names_both_settings(
     )
 
 
+def test_an_overlap_that_does_not_fit_the_tiles_is_said_as_it_is_set(
+    make_napari_viewer_proxy, unet_checkpoint
+):
+    """It was said only when a run failed."""
+    segmenter = UNetSegmentWidget(make_napari_viewer_proxy())
+    segmenter.checkpoint.set_model(unet_checkpoint(tile_size=64))
+    segmenter.overlap.setValue(32)
+    assert segmenter.tile_note.isHidden()
+    segmenter.overlap.setValue(64)
+    assert not segmenter.tile_note.isHidden()
+    assert segmenter.tile_note.text() == (
+        "A tile overlap of 64 px needs tiles larger than that; the tiles are 64 px (the "
+        "model's, in multiples of 8). Give a smaller tile overlap or a larger tile size."
+    )
+    segmenter.tile_size.setValue(128)  # larger tiles than the model's make room for it
+    assert segmenter.tile_note.isHidden()
+    segmenter.tile_size.setValue(0)  # "from the model" again
+    assert not segmenter.tile_note.isHidden()
+    segmenter.checkpoint.set_model(unet_checkpoint(tile_size=256))  # another model's tiles
+    assert segmenter.tile_note.isHidden()
+
+
 def test_an_image_closed_while_segmented_gets_no_cells(make_napari_viewer_proxy, qtbot):
     """... and the run stops at once: it went on for minutes, with Segment greyed out,
     then filled the progress bar for a result it dropped."""

@@ -19,6 +19,7 @@ from qtpy.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
+    QLabel,
     QLineEdit,
     QPushButton,
     QToolButton,
@@ -50,6 +51,7 @@ from ..models.sam2_engine import (
 from ..models.sam2_models import DEFAULT_MODEL, HF_MODELS, Sam2ModelCache, cached_checkpoint
 from ..pipeline import Sam2Step
 from ..roles import source_of
+from ..tiling import overlap_problem
 from ._layers import (
     ALL_POSITIONS,
     CURRENT_POSITION,
@@ -403,6 +405,10 @@ class Sam2Widget(StepWidget, QWidget):
                                               if k not in _TUNED},
             "Crops and tiles (re-run the encoder on Segment)": _CROPS,
         }  # fmt: skip
+        # Said as the tiles are set, not only when a run refuses them.
+        self.tile_note = QLabel()
+        self.tile_note.setWordWrap(True)
+        self.tile_note.hide()
         self.more = QToolButton()
         self.more.setText("More settings")
         self.more.setCheckable(True)
@@ -427,6 +433,7 @@ class Sam2Widget(StepWidget, QWidget):
                 form.addRow(self.checks["multimask_output"])
                 form.addRow(self.checks["use_m2m"])
             elif title.startswith("Crops"):
+                form.addRow(self.tile_note)  # under the tile sliders, the group's last
                 form.addRow("Overlaps go to", self.order)
                 form.addRow(self.checks["split"])
             if title.startswith("Tune"):
@@ -442,6 +449,8 @@ class Sam2Widget(StepWidget, QWidget):
             self.more.setArrowType(Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow)
 
         self.more.toggled.connect(show_more)
+        for name in ("tile_size", "tile_overlap"):
+            self.sliders[name].valueChanged.connect(self._check_tiles)
         column.addStretch()
 
         self.controls = StepControls(
@@ -486,6 +495,13 @@ class Sam2Widget(StepWidget, QWidget):
         }
 
     # -- choices ---------------------------------------------------------------
+
+    def _check_tiles(self, *_) -> None:
+        """Say at once when the tile overlap does not fit in the tiles."""
+        tile, overlap = (int(self.sliders[n].value()) for n in ("tile_size", "tile_overlap"))
+        problem = overlap_problem(tile, overlap)
+        self.tile_note.setText(problem or "")
+        self.tile_note.setVisible(bool(problem))
 
     def _refresh_foreground(self, event=None) -> None:
         # The choice is kept by layer, not name: renamed, it stays the foreground.

@@ -67,9 +67,15 @@ from ..models.catalog import (
     unet_models,
     unlike_starter_images,
 )
-from ..models.checkpoint import cache_dir, read_description, unfinished
+from ..models.checkpoint import cache_dir, config_of, read_description, unfinished
 from ..models.device import available_devices, get_device
-from ..models.inference import PredictorCache, iter_segment, recommended_settings
+from ..models.inference import (
+    PredictorCache,
+    check_overlap,
+    iter_segment,
+    recommended_settings,
+)
+from ..models.unet import UNetConfig
 from ..pipeline import UNetStep
 from ..progress import Pace, duration
 from ..roles import role_of, source_of
@@ -543,6 +549,10 @@ class UNetSegmentWidget(StepWidget, QWidget):
         self.scale_note = QLabel()
         self.scale_note.setWordWrap(True)
         self.scale_note.hide()
+        self.tile_note = QLabel()  # an overlap that does not fit, said as it is set
+        self.tile_note.setWordWrap(True)
+        self.tile_note.hide()
+        self._config: UNetConfig | None = None  # the selected model's network
         self._learnt: tuple[float, float] | None = None  # the selected model's pixel size
         #: The MODEL_SETTINGS the selected model recommends, as the boxes show them.
         self._recommended: dict | None = None
@@ -610,6 +620,7 @@ class UNetSegmentWidget(StepWidget, QWidget):
         tile_form = _form()
         tile_form.addRow("Tile size", self.tile_size)
         tile_form.addRow("Tile overlap", self.overlap)
+        tile_form.addRow(self.tile_note)
         tile_form.addRow("Tiles per batch", self.batch_size)
         tile_form.addRow(self.tta)
         tile_form.addRow(self.show_maps)
@@ -637,6 +648,8 @@ class UNetSegmentWidget(StepWidget, QWidget):
         layout.addWidget(self.tabs)
         self.train_button.clicked.connect(lambda: self.tabs.setCurrentIndex(1))
         self.checkpoint.combo.currentIndexChanged.connect(self._use_model_settings)
+        self.tile_size.valueChanged.connect(self._check_tiles)
+        self.overlap.valueChanged.connect(self._check_tiles)
         self._use_model_settings()
         self.bind_keys()  # the training tab's too: see shown_controls
 
@@ -668,10 +681,22 @@ class UNetSegmentWidget(StepWidget, QWidget):
         self.scale_note.setText(note)
         self.scale_note.setVisible(bool(note))
 
+    def _check_tiles(self, *_) -> None:
+        """Say at once when the tile overlap does not fit in the selected model's tiles."""
+        problem = ""
+        if self._config is not None:
+            try:
+                check_overlap(self._config, self.tile_size.value() or None, self.overlap.value())
+            except ValueError as err:
+                problem = str(err)
+        self.tile_note.setText(problem[:1].upper() + problem[1:])
+        self.tile_note.setVisible(bool(problem))
+
     def _use_model_settings(self) -> None:
         """Show the post-processing settings the selected model recommends."""
-        self._learnt = self._recommended = None
+        self._learnt = self._recommended = self._config = None
         self._show_scale_note()
+        self._check_tiles()
         if self.checkpoint.key() is None:
             self.status.setText(
                 "No U-Net model yet: press 'Train a model…' to train one on this scan's mask "
@@ -692,6 +717,8 @@ class UNetSegmentWidget(StepWidget, QWidget):
             return
         self._learnt = learnt_pixel_size(description)
         self._show_scale_note()
+        self._config = config_of(description)
+        self._check_tiles()
         settings = recommended_settings(description)
         self.interior_threshold.setValue(settings["interior_threshold"])
         self.foreground_threshold.setValue(settings["foreground_threshold"])
@@ -1384,7 +1411,6 @@ class UNetTrainWidget(StepWidget, QWidget):
     def train(self) -> None:
         """Start training in a worker thread."""
         from ..models.training import TrainingSettings, iter_train
-        from ..models.unet import UNetConfig
 
         if self.runner.busy:
             return
