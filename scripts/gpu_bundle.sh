@@ -14,18 +14,24 @@
 #   .gpu/train/   the starter model's 36 training and validation images with their masks,
 #                 the phase contrast in 8 bits (its 1st and 99.8th percentiles at 40 and
 #                 200, well inside the image noise), as PNG: the 16-bit originals do not fit
-#                 the 64 MiB a device call carries (19 MB; the checkout and wheels add 47 MB)
-#   run there, from the repository root (about 9 minutes), then bring the parts back:
+#                 the 64 MiB a device call carries (18 MB; the checkout and wheels add 32 MB)
+#   run there, from the repository root (about 6 minutes for 4 of training), then bring the
+#   half-precision model back in parts (a resnet34 of depth 4 from random weights: the
+#   recipe that did best per GPU minute, see the starter model's card; fine-tuning the
+#   starter itself this way overfitted):
 #     python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl
 #     PYTHONPATH=/tmp/site:src CYTOMASK_TEST_DATA=.gpu/train python3 \
-#       benchmarks/bench_unet_quality.py --image-file raw.png --device cuda --from starter \
-#       --split-from starter --crop-size 512 --batch-size 16 --learning-rate 0.0005 \
+#       benchmarks/bench_unet_quality.py --image-file raw.png --device cuda \
+#       --encoder resnet34 --encoder-depth 4 --learning-rate 0.002 \
+#       --split-from starter --crop-size 512 --batch-size 16 \
 #       --epochs 100 --steps-per-epoch 200 --time-limit 4 --output /tmp/gpu.safetensors
 #     PYTHONPATH=/tmp/site:src python3 scripts/make_resources.py starter /tmp/gpu.safetensors
 #     split -b 15M src/napari_cytomask/resources/cytomask-starter-phc.safetensors $OUT/part-
 #   and here join them (cat part-* > gpu.safetensors) and score the model on the real test
 #   images, which its split names though they stayed here:
 #     bench_unet_quality.py --score-only --output gpu.safetensors
+#   A later lease goes on from it: carry it and give --from gpu.safetensors in place of
+#   --encoder and --encoder-depth (the optimiser starts afresh).
 # Run scripts/setup.sh first. Both folders are ignored by git.
 set -euo pipefail
 mode=${1:-suite}
