@@ -1546,14 +1546,7 @@ def _error_text(err: BaseException, command: str) -> str:
     """An error as ``command`` says it (:func:`~.progress.one_line`); a path too long for
     the file system (a deep folder's results beside it, say) also says where else
     ``segment`` can put them."""
-    import errno
-
-    from .io.atomic import too_long_text
-
-    long_path = isinstance(err, OSError) and err.errno == errno.ENAMETOOLONG and err.filename
-    if command == "segment" and long_path:
-        return too_long_text(err.filename, "(-o puts the results in another)")
-    return one_line(err)
+    return one_line(err, "(-o puts the results in another)" if command == "segment" else "")
 
 
 def _show_note(message, category, filename, lineno, file=None, line=None) -> None:

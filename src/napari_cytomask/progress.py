@@ -93,13 +93,14 @@ def out_of_memory(err: BaseException) -> bool:
     return isinstance(err, MemoryError) or "out of memory" in str(err).lower()
 
 
-def one_line(err: BaseException) -> str:
+def one_line(err: BaseException, elsewhere: str = "") -> str:
     """An error's message on one line (its type when it has none); a name or path too long
-    for the file system in words, with what to do, instead of its errno."""
+    for the file system in words, with what to do, instead of its errno (``elsewhere``
+    names another place for the files, see :func:`~.io.atomic.too_long_text`)."""
     if isinstance(err, OSError) and err.errno == errno.ENAMETOOLONG and err.filename:
         from .io.atomic import too_long_text
 
-        return too_long_text(err.filename)
+        return too_long_text(err.filename, elsewhere)
     text = " ".join(str(err).split())
     if isinstance(err, MemoryError):
         return f"out of memory ({text})" if text else "out of memory"

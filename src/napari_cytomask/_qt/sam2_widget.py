@@ -724,12 +724,12 @@ class Sam2Widget(StepWidget, QWidget):
         foreground = None
         if job["foreground"] is not None:
             data, is_labels = job["foreground"]
-            frames = np.shape(job["data"])[: len(index)]
+            stack = np.shape(job["data"])[: len(index) + 2]  # without an RGB image's colours
             if index and (
-                np.ndim(data) != len(index) + 2 or np.shape(data)[: len(index)] != frames
+                np.ndim(data) != len(stack) or np.shape(data)[: len(index)] != stack[: len(index)]
             ):
                 # Taken at the image's position, it gave a row of pixels or an IndexError.
-                raise foreground_mismatch(np.shape(data), np.shape(job["data"])[: len(index) + 2])
+                raise foreground_mismatch(np.shape(data), stack)
             fg = self._plane(data, index, "foreground")
             fg = _sample_like(fg, image.shape[:-1] if job["rgb"] else image.shape)
             foreground = fg > 0 if is_labels else fg
