@@ -366,8 +366,9 @@ def iter_predict(
     oy, ox = round(overlap / zy), round(overlap / zx)
     ys, xs = tile_starts(height, ih, oy), tile_starts(width, iw, ox)
     # Ramps as wide as the smallest actual overlap keep the blend smooth everywhere.
-    wy = blend_window(ih, oy if len(ys) > 1 else 0)
-    wx = blend_window(iw, ox if len(xs) > 1 else 0)
+    window = np.outer(
+        blend_window(ih, oy if len(ys) > 1 else 0), blend_window(iw, ox if len(xs) > 1 else 0)
+    )
     n_classes = len(config.classes)
     if out is None:
         out = np.zeros((n_classes, *shape), np.float32)
@@ -382,7 +383,7 @@ def iter_predict(
     detail = enlargement_note(zoom)
     # Tiles are blended where the network runs: on a GPU, the blending and the band of
     # tile rows stay there, and each row's probabilities cross to the host once.
-    wy, wx = torch.from_numpy(wy).to(device), torch.from_numpy(wx).to(device)
+    window = torch.from_numpy(window).to(device)
     yield Progress("predict", 0, total, detail)
     for f in range(n_frames):
         index = np.unravel_index(f, frames_shape) if frames_shape else ()
@@ -406,7 +407,7 @@ def iter_predict(
                 )
                 for x, p, (rows, cols) in zip(row_xs, probs, inside, strict=True):
                     h, w = rows.stop - rows.start, cols.stop - cols.start
-                    win = wy[:h, None] * wx[None, :w]
+                    win = window[:h, :w]
                     band[:, :h, x : x + w] += p[:, rows, cols] * win
                     weight[:h, x : x + w] += win
                 done += 1
