@@ -117,3 +117,22 @@ def test_replacing_a_link_to_a_folder_replaces_the_folder_it_points_to(tmp_path)
     written = atomic.write_directory_atomically(dangling, write, overwrite=True)
     assert written == dangling and dangling.is_dir() and not dangling.is_symlink()
     assert sorted(p.name for p in dangling.iterdir()) == ["new"]
+
+
+def test_a_folder_that_takes_no_new_files_is_not_said_to_be_missing(tmp_path):
+    """/proc refuses new files with "No such file or directory": the message named a folder
+    that is there as missing."""
+    refused = FileNotFoundError(2, "No such file or directory", str(tmp_path / "cells.tif"))
+    assert atomic.reason(refused) == f"{tmp_path} takes no new files (the system keeps that folder)"
+    gone = FileNotFoundError(2, "No such file or directory", str(tmp_path / "gone" / "cells.tif"))
+    assert atomic.reason(gone) == "the folder does not exist"
+    assert atomic.reason(FileNotFoundError(2, "No such file or directory")) == (
+        "the folder does not exist"
+    )
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="a system with /proc")
+@pytest.mark.parametrize("name", ["cells.tif", "new/cells.tif"])
+def test_saving_into_proc_says_the_folder_takes_no_new_files(name):
+    with pytest.raises(atomic.WriteError, match="/proc takes no new files"):
+        write_labels(f"/proc/{name}", np.ones((4, 4), np.uint8))

@@ -551,6 +551,11 @@ def _lock(fh) -> None:
 
 def reason(err: OSError) -> str:
     """Why an operating-system call failed, in words ("the disk is full")."""
+    folder = os.path.dirname(err.filename) if isinstance(err.filename, str) else ""
+    if err.errno == errno.ENOENT and folder and os.path.isdir(folder):
+        # The folder is there, yet a new name in it "does not exist": a folder of the system's
+        # own (/proc), where the kernel refuses new files so.
+        return f"{folder} takes no new files (the system keeps that folder)"
     return {
         errno.ENOSPC: "the disk is full",
         errno.EDQUOT: "the disk quota is used up",
