@@ -1208,6 +1208,28 @@ def test_evaluate_checks_its_output_before_measuring(tmp_path, capsys):
     assert "note" not in capsys.readouterr().err
 
 
+def test_evaluate_overwrites_an_earlier_table_but_never_an_image(tmp_path, capsys):
+    """``-o scan.tif --overwrite`` (a name mistyped for the table's) replaced the scan
+    beside the labels with the metrics CSV: found by benchmarks/fuzz_cli.py."""
+    labels = np.zeros((16, 16), np.uint8)
+    labels[2:8, 2:8] = 1
+    for name in ("p.tif", "g.tif"):
+        tifffile.imwrite(tmp_path / name, labels)
+    scan = tmp_path / "scan.tif"
+    tifffile.imwrite(scan, np.arange(256, dtype=np.uint16).reshape(16, 16))
+    before = scan.read_bytes()
+    argv = ["evaluate", "--pred", str(tmp_path / "p.tif"), "--gt", str(tmp_path / "g.tif")]
+    assert main([*argv, "-o", str(scan), "--overwrite"]) == 1
+    out = capsys.readouterr()
+    assert f"{scan} holds binary data (an image, a model or the like), not text" in out.err
+    assert out.out == "" and scan.read_bytes() == before  # nothing measured, nothing lost
+    # An earlier table is replaced, as --overwrite says.
+    table = tmp_path / "metrics.csv"
+    table.write_text("prediction,ground_truth\nold,old\n", encoding="utf-8")
+    assert main([*argv, "-o", str(table), "--overwrite", "-q"]) == 0
+    assert "old,old" not in table.read_text(encoding="utf-8")
+
+
 def test_evaluate_refuses_a_folder_it_cannot_write_into_before_measuring(
     tmp_path, capsys, monkeypatch
 ):

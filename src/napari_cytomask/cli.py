@@ -1259,7 +1259,8 @@ def _evaluate(args) -> int:
 
     pairs = match_files(args.pred, args.gt, names=("prediction", "ground truth"))
     # Before measuring: a CSV that could not be written, or would replace an input.
-    check_output(args.output, overwrite=args.overwrite, inputs=[p for pair in pairs for p in pair])
+    inputs = [p for pair in pairs for p in pair]
+    check_output(args.output, overwrite=args.overwrite, inputs=inputs, text="a CSV table")
     say = _say(args.quiet)
     rows, total, failed = [], None, 0
     at = min(range(len(args.thresholds)), key=lambda i: abs(args.thresholds[i] - 0.5))

@@ -136,3 +136,21 @@ def test_a_folder_that_takes_no_new_files_is_not_said_to_be_missing(tmp_path):
 def test_saving_into_proc_says_the_folder_takes_no_new_files(name):
     with pytest.raises(atomic.WriteError, match="/proc takes no new files"):
         write_labels(f"/proc/{name}", np.ones((4, 4), np.uint8))
+
+
+def test_only_text_is_replaced_by_text(tmp_path):
+    """A table written with overwrite replaces an earlier table, never an image or a model."""
+    image = tmp_path / "scan.tif"
+    write_labels(image, np.ones((4, 4), np.uint8))
+    with pytest.raises(FileExistsError, match="holds binary data"):
+        atomic.check_replaces_text(image, "a CSV table")
+    with pytest.raises(FileExistsError, match="holds binary data"):
+        atomic.check_output(image, overwrite=True, text="a CSV table")
+    atomic.check_output(image, overwrite=True)  # a file of any kind, when not writing text
+    table = tmp_path / "table.csv"
+    table.write_text("prediction,value\nset1,0.9\n", encoding="utf-8")
+    atomic.check_replaces_text(table, "a CSV table")
+    latin = tmp_path / "excel.csv"  # a table saved in another encoding is text too
+    latin.write_bytes("caf\xe9;1\n".encode("cp1252"))
+    atomic.check_replaces_text(latin, "a CSV table")
+    atomic.check_replaces_text(tmp_path / "new.csv", "a CSV table")  # nothing there

@@ -56,16 +56,24 @@ def same_file(a: str | None, b: str | None) -> bool:
 
 
 def check_output(
-    path: str | os.PathLike, *, overwrite: bool = False, inputs: Sequence[str] = ()
+    path: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    inputs: Sequence[str] = (),
+    text: str | None = None,
 ) -> Path:
     """Check, before long work, that :func:`write_atomically` can write ``path``.
+
+    ``text``, for a text file (``"a CSV table"``): what is written, so that ``overwrite``
+    replaces only text (:func:`check_replaces_text`).
 
     Raises
     ------
     ValueError
         When ``path`` is one of ``inputs`` (writing would replace a file being read).
     FileExistsError
-        When a file is there and ``overwrite`` is false.
+        When a file is there and ``overwrite`` is false, or a file that is not text is
+        there and ``text`` is given.
     WriteError
         When a folder of that name, or a file where its folder should be, is in the way, or
         its folder (or the one it would be made in) cannot be written into.
@@ -82,10 +90,42 @@ def check_output(
         )
     if os.path.lexists(path) and not overwrite:
         raise _exists(path)
+    if text is not None:
+        check_replaces_text(path, text)
     folder = next(p for p in (path.parent, *path.parent.parents) if p.exists())
     if not os.access(folder, os.W_OK):
         raise _cannot_write_into(folder, OSError(errno.EACCES, os.strerror(errno.EACCES)))
     return path
+
+
+def check_replaces_text(path: str | os.PathLike, what: str) -> None:
+    """Refuse to replace a file that is not text with ``what`` (``"a CSV table"``).
+
+    ``--overwrite`` is given to replace an earlier table; a mistyped name (the scan beside
+    it, ``-o scan.ome.tif``) would otherwise lose an image to a table.
+
+    Raises
+    ------
+    FileExistsError
+        When ``path`` is a file that holds binary data: a NUL byte in its first 8 KiB, as
+        TIFF, PNG, JPEG, NumPy, ZIP and safetensors files have in their first bytes, and
+        no text in an 8-bit encoding or UTF-8 has.
+    """
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(_TEXT_SNIFF)
+    except OSError:  # no file, or none to read: nothing is lost
+        return
+    if b"\0" in head:
+        raise FileExistsError(
+            f"{path} holds binary data (an image, a model or the like), not text, so it was "
+            f"left as it is: overwriting replaces only an earlier text file with {what}. "
+            "Choose another name."
+        )
+
+
+#: Bytes of a file read to tell text from binary data.
+_TEXT_SNIFF = 8192
 
 
 def json_ready(value):

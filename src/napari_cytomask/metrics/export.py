@@ -6,7 +6,7 @@ import csv
 import os
 from pathlib import Path
 
-from ..io.atomic import write_atomically
+from ..io.atomic import check_replaces_text, write_atomically
 from .core import Evaluation
 
 #: Columns of :func:`results_rows` and of the CSV file.
@@ -88,7 +88,11 @@ def write_rows(
     path: str | os.PathLike, header: tuple, rows: list[tuple], *, overwrite: bool = False
 ) -> Path:
     """Write ``header`` and ``rows`` to a UTF-8 CSV file, atomically, as :func:`write_csv`
-    does (``cytomask evaluate`` puts the file names of each pair before :data:`COLUMNS`)."""
+    does (``cytomask evaluate`` puts the file names of each pair before :data:`COLUMNS`).
+    ``overwrite`` replaces only a text file
+    (:func:`~napari_cytomask.io.atomic.check_replaces_text`)."""
+    if overwrite:
+        check_replaces_text(path, "a CSV table")
 
     def write(tmp: Path) -> None:
         with open(tmp, "w", newline="", encoding="utf-8") as handle:
