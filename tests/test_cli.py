@@ -588,6 +588,33 @@ def test_options_that_are_no_number_say_what_a_number_looks_like(option, value, 
 
 
 @pytest.mark.parametrize(
+    ("argv", "said"),
+    [(["evaluate", "--pred", "a", "--gt", "b", "-o", "m", "--mask-channel", "x"],
+      "argument --mask-channel: must be a whole number, not 'x'"),
+     (["evaluate", "--pred", "a", "--gt", "b", "-o", "m", "--mask-channel", "-1"],
+      "argument --mask-channel: must be 0 or more (got -1)"),
+     (["export", "a", "-o", "b", "--mask-channel", "x"],
+      "argument --mask-channel: must be a whole number, not 'x'"),
+     (["train", "--seed", "x"], "argument --seed: must be a whole number, not 'x'"),
+     (["train", "--seed", "-2"], "argument --seed: must be 0 or more (got -2)"),
+     (["train", "--encoder-depth", "x"],
+      "argument --encoder-depth: must be a whole number, not 'x'"),
+     (["tune", "m", "--input-channel", "x"],
+      "argument --input-channel: must be a whole number, not 'x'"),
+     (["tune", "m", "--mask-channel", "-1"],
+      "argument --mask-channel: must be 0 or more (got -1)")],
+)  # fmt: skip
+def test_channels_and_seeds_that_are_no_such_number_say_so_in_the_programs_words(
+    argv, said, capsys
+):
+    """argparse's own words ("invalid int value: 'x'"), or a negative channel taken as
+    counted from the end: found by benchmarks/fuzz_cli.py."""
+    assert main(argv) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last == f"cytomask {argv[0]}: error: {said}"
+
+
+@pytest.mark.parametrize(
     ("argv", "option"),
     [(["train", "--learning-rate", "0"], "--learning-rate"),
      (["train", "--time-limit", "-1"], "--time-limit"),
@@ -1419,6 +1446,15 @@ def test_more_options_are_explained_in_their_own_words(tmp_path, folders, capsys
     pairs = ["--images", str(data / "set*" / "raw.tif"), "--masks", str(data / "set*" / "mask.tif")]
     assert main(["train", *pairs, "--split", "0,0,1"]) == 2
     assert "with a training share above 0, got '0,0,1'" in capsys.readouterr().err
+    # Words and numbers that are none (benchmarks/fuzz_cli.py found Python's own words here).
+    for split in ("a,b,c", "nan,0.1,0.1", "0.8,inf,0.1", "0.8,0.1"):
+        assert main(["train", *pairs, "--split", split]) == 2
+        err = capsys.readouterr().err
+        assert (
+            f"expected three numbers of 0 or more (train,validation,test, e.g. 0.8,0.1,0.1) "
+            f"with a training share above 0, got {split!r}" in err
+        ), err
+        assert "could not convert" not in err
     assert main(["train", *pairs, *TINY, "--crop-size", "60"]) == 1
     assert "--crop-size 60 must be a multiple of 8 for an encoder of depth 3" in (
         capsys.readouterr().err

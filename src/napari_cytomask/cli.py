@@ -166,12 +166,12 @@ _RESUMED_SETTINGS = (
 def _fraction_triple(text: str) -> tuple[float, float, float]:
     try:
         parts = tuple(float(p) for p in text.split(","))
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"expected three numbers like 0.8,0.1,0.1: {err}") from err
-    if len(parts) != 3 or min(parts) < 0 or parts[0] <= 0:
+    except ValueError:
+        parts = ()
+    if len(parts) != 3 or not all(math.isfinite(p) and p >= 0 for p in parts) or parts[0] <= 0:
         raise argparse.ArgumentTypeError(
-            "expected three non-negative numbers (train,validation,test) with a training "
-            f"share above 0, got {text!r}"
+            "expected three numbers of 0 or more (train,validation,test, e.g. 0.8,0.1,0.1) "
+            f"with a training share above 0, got {text!r}"
         )
     return parts
 
@@ -213,13 +213,16 @@ def _add_labelled_data(parser: argparse.ArgumentParser, title: str) -> None:
     )
     data.add_argument(
         "--input-channel",
-        type=int,
+        type=_non_negative_int,
         nargs="+",
         metavar="N",
         help="channel index(es) of the tile scans to segment, numbered from 0",
     )
     data.add_argument(
-        "--mask-channel", type=int, metavar="N", help="channel index holding the instance labels"
+        "--mask-channel",
+        type=_non_negative_int,
+        metavar="N",
+        help="channel index holding the instance labels",
     )
     data.add_argument(
         "--pixel-size", type=_positive_float, metavar="MICRONS",
@@ -258,7 +261,7 @@ def _train_parser(sub) -> None:
     model.add_argument(
         "--encoder-depth",
         action=_Given,
-        type=int,
+        type=_whole,
         choices=(3, 4, 5),
         default=5,
         help="number of encoder stages (3 to 5)",
@@ -361,7 +364,11 @@ def _train_parser(sub) -> None:
         help="fractions of the images for training, validation and test",
     )
     run.add_argument(
-        "--seed", action=_Given, type=int, default=0, help="seed of the split, crops and weights"
+        "--seed",
+        action=_Given,
+        type=_non_negative_int,
+        default=0,
+        help="seed of the split, crops and weights",
     )
     run.add_argument(
         "--split-from",
@@ -613,7 +620,7 @@ def _evaluate_parser(sub) -> None:
     )
     p.add_argument(
         "--mask-channel",
-        type=int,
+        type=_non_negative_int,
         metavar="N",
         help="channel of the --gt scans with the labels; by default the channel the reader "
         "takes for a scan's mask, when it has one",
@@ -661,7 +668,7 @@ def _export_parser(sub) -> None:
         dest="formats", help="label formats to write",
     )  # fmt: skip
     p.add_argument(
-        "--mask-channel", type=int, metavar="N",
+        "--mask-channel", type=_non_negative_int, metavar="N",
         help="channel of scans with several mask channels that holds the labels; by default "
         "a scan's only mask channel",
     )  # fmt: skip
