@@ -418,6 +418,28 @@ def test_an_overlap_that_does_not_fit_the_tiles_is_said_as_it_is_set(
     assert widget.tile_note.isHidden()
 
 
+def test_crop_layers_without_prompt_points_are_said_as_they_are_set(
+    make_napari_viewer_proxy, small_model
+):
+    """A run with them failed with "SAM2 failed: division by zero" (benchmarks/fuzz_dock.py)."""
+    widget = Sam2Widget(make_napari_viewer_proxy(), model_builder=lambda *args: small_model)
+    widget.set_values(points_per_side=7, crop_n_layers=2)
+    assert widget.tile_note.isHidden()  # a factor of 1: every layer has 7 points per side
+    widget.set_values(crop_n_points_downscale_factor=4)
+    assert not widget.tile_note.isHidden()
+    assert widget.tile_note.text().startswith(
+        "With 7 points per side, 2 crop layer(s) and 4 times fewer points in each deeper layer"
+    )
+    with pytest.raises(ValueError, match="the smallest crops get no point"):
+        widget.params()  # what a run would say
+    widget.set_values(points_per_side=16)
+    assert widget.tile_note.isHidden()
+    # With an overlap that does not fit too, both are said.
+    widget.set_values(points_per_side=7, tile_size=256, tile_overlap=300)
+    assert widget.tile_note.text().startswith("The tile overlap (300) must be at least 0")
+    assert "the smallest crops get no point" in widget.tile_note.text()
+
+
 def test_colour_pictures_are_not_offered_as_foreground(make_napari_viewer_proxy, small_model):
     """An RGB layer was listed, and refused only when SAM2 ran."""
     viewer = make_napari_viewer_proxy()

@@ -8,6 +8,7 @@ candidates different stability scores, areas and predicted IoUs to filter on.
 
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import replace
 
@@ -415,3 +416,24 @@ def test_a_gpus_automatic_batch_is_chosen_once_per_crop_size(model, monkeypatch)
     assert engine._auto_batch((1024, 1024), True) == 64
     # A new crop size is measured: 1.25 GiB usable over 3 x 4 x 512² x 4 bytes -> 53 -> 32.
     assert engine._auto_batch((512, 512), True) == 32
+
+
+@pytest.mark.parametrize(
+    ("points", "layers", "factor", "said"),
+    [(7, 2, 4, "With 7 points per side, 2 crop layer(s) and 4 times fewer points in each "
+      "deeper layer, the smallest crops get no point (7 / 16 < 1). Give at least 16 points "
+      "per side, fewer crop layers, or a smaller factor of fewer points in crops."),
+     (2, 1, 4, "the smallest crops get no point (2 / 4 < 1)"),
+     (0, 0, 1, "Points per side (0) and the factor of fewer points in crops (1) must be at "
+      "least 1"),
+     (8, 1, 0, "must be at least 1, and crop layers (1) 0 or more")],
+)  # fmt: skip
+def test_crop_layers_without_prompt_points_are_refused_in_words(points, layers, factor, said):
+    """sam2 failed with "division by zero" (found by benchmarks/fuzz_dock.py)."""
+    with pytest.raises(ValueError, match=re.escape(said)):
+        Sam2Params(
+            points_per_side=points, crop_n_layers=layers, crop_n_points_downscale_factor=factor
+        )
+    # The deepest layer with one point per side is sam2's own grid.
+    params = Sam2Params(points_per_side=16, crop_n_layers=2, crop_n_points_downscale_factor=4)
+    assert [len(g) for g in params.grids()] == [256, 16, 1]

@@ -46,6 +46,7 @@ from ..models.sam2_engine import (
     Sam2Engine,
     Sam2Params,
     Sam2Result,
+    crop_points_problem,
     foreground_mismatch,
 )
 from ..models.sam2_models import DEFAULT_MODEL, HF_MODELS, Sam2ModelCache, cached_checkpoint
@@ -219,6 +220,14 @@ _CROPS = {
                      "Overlap of the tiles; larger than the biggest cell keeps cells whole at "
                      "tile borders."),
 }  # fmt: skip
+
+
+#: The sliders whose values must fit together: the tile overlap in the tiles, and prompt
+#: points in every crop layer.
+_GRID_SLIDERS = (
+    "tile_size", "tile_overlap", "points_per_side", "crop_n_layers",
+    "crop_n_points_downscale_factor",
+)  # fmt: skip
 
 
 def _slider(minimum, maximum, step, value, tooltip):
@@ -449,8 +458,8 @@ class Sam2Widget(StepWidget, QWidget):
             self.more.setArrowType(Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow)
 
         self.more.toggled.connect(show_more)
-        for name in ("tile_size", "tile_overlap"):
-            self.sliders[name].valueChanged.connect(self._check_tiles)
+        for name in _GRID_SLIDERS:
+            self.sliders[name].valueChanged.connect(self._check_tiles_and_crops)
         column.addStretch()
 
         self.controls = StepControls(
@@ -496,12 +505,21 @@ class Sam2Widget(StepWidget, QWidget):
 
     # -- choices ---------------------------------------------------------------
 
-    def _check_tiles(self, *_) -> None:
-        """Say at once when the tile overlap does not fit in the tiles."""
-        tile, overlap = (int(self.sliders[n].value()) for n in ("tile_size", "tile_overlap"))
-        problem = overlap_problem(tile, overlap)
-        self.tile_note.setText(problem or "")
-        self.tile_note.setVisible(bool(problem))
+    def _check_tiles_and_crops(self, *_) -> None:
+        """Say at once when the tile overlap does not fit in the tiles, or the crop layers
+        get no prompt point."""
+        value = {n: int(self.sliders[n].value()) for n in _GRID_SLIDERS}
+        problems = [
+            overlap_problem(value["tile_size"], value["tile_overlap"]),
+            crop_points_problem(
+                value["points_per_side"],
+                value["crop_n_layers"],
+                value["crop_n_points_downscale_factor"],
+            ),
+        ]
+        said = " ".join(p for p in problems if p)
+        self.tile_note.setText(said)
+        self.tile_note.setVisible(bool(said))
 
     def _refresh_foreground(self, event=None) -> None:
         # The choice is kept by layer, not name: renamed, it stays the foreground.

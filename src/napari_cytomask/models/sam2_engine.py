@@ -93,6 +93,30 @@ Progress = tuple[str, int, int]
 PERCENTILES = (1.0, 99.0)
 
 
+def crop_points_problem(points_per_side: int, crop_n_layers: int, factor: int) -> str | None:
+    """What is wrong with a grid of prompt points for crop layers, in words; None when
+    every layer gets points.
+
+    sam2 divides by the points per side of each layer, ``points_per_side / factor **
+    layer`` rounded down: 7 points per side, 2 crop layers and a factor of 4 failed with
+    "division by zero".
+    """
+    n, layers = points_per_side, crop_n_layers
+    if n < 1 or layers < 0 or factor < 1:
+        return (
+            f"Points per side ({n}) and the factor of fewer points in crops ({factor}) must "
+            f"be at least 1, and crop layers ({layers}) 0 or more."
+        )
+    if int(n / factor**layers) < 1:
+        return (
+            f"With {n} points per side, {layers} crop layer(s) and {factor} times fewer points "
+            f"in each deeper layer, the smallest crops get no point ({n} / {factor**layers} < "
+            f"1). Give at least {factor**layers} points per side, fewer crop layers, or a "
+            "smaller factor of fewer points in crops."
+        )
+    return None
+
+
 @dataclass(frozen=True)
 class Sam2Params:
     """Every parameter of sam2's ``SAM2AutomaticMaskGenerator``, with its defaults.
@@ -129,6 +153,11 @@ class Sam2Params:
                 f"Unknown output_mode {self.output_mode!r}; use 'binary_mask', "
                 "'uncompressed_rle' or 'coco_rle'."
             )
+        problem = self.points_per_side is not None and crop_points_problem(
+            self.points_per_side, self.crop_n_layers, self.crop_n_points_downscale_factor
+        )
+        if problem:
+            raise ValueError(problem)
 
     def generator_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``SAM2AutomaticMaskGenerator`` with the same settings."""
