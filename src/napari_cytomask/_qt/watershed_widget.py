@@ -551,13 +551,20 @@ class WatershedWidget(StepWidget, QWidget):
         return {**markers, "min_fragment_size": self.min_fragment.value()}
 
     def cleanup(self) -> dict:
-        """Keyword arguments of :func:`~napari_cytomask.postprocess.clean_labels`."""
+        """Keyword arguments of :func:`~napari_cytomask.postprocess.clean_labels`, or a
+        ValueError in the words of the dock when the areas leave no cell."""
+        low, high = self.min_area.value(), self.max_area.value() or None
+        if high is not None and high < low:
+            raise ValueError(
+                f"Maximum area ({high} px) is below Minimum area ({low} px): no cell could "
+                "stay. Raise Maximum area, or set it to 0 (no limit)."
+            )
         return {
             "fill": self.fill.isChecked(),
             "opening_radius": self.opening.value(),
             "closing_radius": self.closing.value(),
-            "min_area": self.min_area.value(),
-            "max_area": self.max_area.value() or None,
+            "min_area": low,
+            "max_area": high,
             "exclude_border": self.exclude_border.isChecked(),
         }
 
