@@ -1220,6 +1220,25 @@ def test_saving_over_a_model_file_asks_first(
     assert existing.read_bytes() != b"an earlier model"
 
 
+def test_a_save_as_name_too_long_for_the_system_is_said_not_raised(
+    make_napari_viewer_proxy, tmp_path
+):
+    """Looking up a 300-character name raised "[Errno 36] File name too long" out of the
+    Train button into Qt (found by benchmarks/fuzz_dock.py)."""
+    viewer = make_napari_viewer_proxy()
+    scan = make_tilescan(n_tiles=2, shape=(96, 96), cell_radius=10, seed=3)
+    viewer.add_image(scan.brightfield, name="BF")
+    viewer.add_labels(scan.labels, name="cells")
+    trainer = UNetTrainWidget(viewer)
+    _tiny_training(trainer)
+    trainer.output.setText(str(tmp_path / ("x" * 300)))
+    trainer.train()
+    assert trainer.worker is None
+    assert trainer.status.text().startswith("U-Net training failed: the name xxx")
+    assert "a file name may have" in trainer.status.text()
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_keys_press_the_buttons_of_the_open_tab(make_napari_viewer_proxy, qtbot):
     """In its own dock (Layers > Segment), Ctrl+Enter and Esc did nothing, though the
     buttons named them; with two tabs, they press those of the tab on show."""

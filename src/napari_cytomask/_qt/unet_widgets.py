@@ -1447,7 +1447,11 @@ class UNetTrainWidget(StepWidget, QWidget):
             how = "resamples its images" if recorded else "keeps its images' own pixels"
             resumed = f" The run it resumes {how}, and so does the rest of it ('resample')."
         output = typed_path(self.output.text()) or None
-        overwrite = self._replacing(output, resume)
+        try:
+            overwrite = self._replacing(output, resume)
+        except OSError as err:  # a name the system cannot even look up (too long)
+            self.runner.fail(err)
+            return
         if overwrite is None:
             return
         self.result = None
