@@ -437,3 +437,15 @@ def test_crop_layers_without_prompt_points_are_refused_in_words(points, layers, 
     # The deepest layer with one point per side is sam2's own grid.
     params = Sam2Params(points_per_side=16, crop_n_layers=2, crop_n_points_downscale_factor=4)
     assert [len(g) for g in params.grids()] == [256, 16, 1]
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (5, 1), (3, 3)])
+def test_crop_layers_on_an_image_a_few_pixels_across_skip_the_crops_that_hold_no_pixel(
+    engine, shape
+):
+    """Their crops of 0 pixels failed in sam2's resize ("Input and output sizes should be
+    greater than 0"; found by benchmarks/fuzz_dock.py on a one-pixel layer)."""
+    image = np.random.default_rng(0).random(shape).astype(np.float32)
+    params = Sam2Params(points_per_side=4, crop_n_layers=2)
+    result = quiet(engine.segment, image, params, LabelParams(tile_size=256, tile_overlap=0))
+    assert result.labels.shape == shape

@@ -892,7 +892,14 @@ class Sam2Engine:
             boxes, layers = generate_crop_boxes(
                 img.shape[:2], params.crop_n_layers, params.crop_overlap_ratio
             )
-            jobs += [(v, key, img, box, layer) for box, layer in zip(boxes, layers, strict=True)]
+            # The crops of deep layers on an image a few pixels across hold no pixel (sam2
+            # failed on them, "Input and output sizes should be greater than 0"); the
+            # image's other crops cover every pixel.
+            jobs += [
+                (v, key, img, box, layer)
+                for box, layer in zip(boxes, layers, strict=True)
+                if box[2] > box[0] and box[3] > box[1]
+            ]
         n_enc = len(jobs)
         n_points = sum(len(grids[layer]) for *_, layer in jobs)
         done = 0  # points of the crops before this one
