@@ -15,6 +15,16 @@ DATA = Path(
 )
 
 
+#: Words of Python's own error messages: an error message (a notification, a command's)
+#: that holds one was not written for a person.
+PYTHON_TERMS = ("Traceback", " at 0x", "is not in list", "object has no attribute",
+                "unhashable type", "index out of range", "cannot reshape", "could not convert",
+                "invalid literal", "NoneType", "unexpected keyword", "positional argument",
+                "not subscriptable", "referenced before assignment", "KeyError", "out of bounds",
+                "[Errno", "division by zero", "must be real number", "Error(",
+                "invalid int value", "invalid float value")  # fmt: skip
+
+
 def cpu_model() -> str:
     """CPU model name from /proc/cpuinfo, else the platform's processor string."""
     try:

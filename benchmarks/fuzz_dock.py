@@ -1,8 +1,11 @@
-"""Random actions on the Segment cytoplasm dock in a real viewer, as a person could take them.
+"""Random actions on the plugin's docks in a real viewer, as a person could take them.
 
 Each run (one per seed, in its own process) opens napari at 1280 x 800 with crops of the
 packaged real sample and the synthetic tile scan, docks *Segment cytoplasm* (U-Net: the
-starter model; SAM2: a small random-weight model, as the tests use) and takes random
+starter model; SAM2: a small random-weight model, as the tests use), or with
+``--docks standalone`` the plugin's other docks (*Channel roles*, *Segmentation metrics*,
+*Separate touching cells*, *SAM2 automatic masks*, *Segment cytoplasm (U-Net)*, *Train a
+U-Net*, *Export labels*) as tabs of one dock, and takes random
 actions: switch steps and tabs, click any enabled button, pick drop-down entries, type
 into fields, move sliders and spin boxes to their ends or between, open, close, rename,
 hide and paint layers, move through positions, and wait a little or a while. File dialogs
@@ -45,20 +48,14 @@ import numpy as np
 import torch  # noqa: F401
 import torchvision  # noqa: F401
 
-from _common import DATA, cpu_model
+from _common import DATA, PYTHON_TERMS, cpu_model
 
-#: Words of Python's own error messages: a notification that holds one was not written for
-#: a person.
-PYTHON_TERMS = ("Traceback", " at 0x", "is not in list", "object has no attribute",
-                "unhashable type", "index out of range", "cannot reshape", "could not convert",
-                "invalid literal", "NoneType", "unexpected keyword", "positional argument",
-                "not subscriptable", "referenced before assignment", "KeyError", "out of bounds",
-                "[Errno")  # fmt: skip
 WINDOW = (1280, 800)
 
 
-def run_child(seed: int, n_actions: int, folder: Path) -> None:
-    """Take ``n_actions`` random actions; write what was seen to ``folder/result.json``."""
+def run_child(seed: int, n_actions: int, folder: Path, docks: str) -> None:
+    """Take ``n_actions`` random actions on ``docks`` (``"cytomask"`` or ``"standalone"``);
+    write what was seen to ``folder/result.json``."""
     import napari
     from napari.utils.notifications import notification_manager
     from qtpy.QtCore import QSettings, Qt
@@ -74,10 +71,18 @@ def run_child(seed: int, n_actions: int, folder: Path) -> None:
         QLineEdit,
         QMessageBox,
         QTabWidget,
+        QVBoxLayout,
+        QWidget,
     )
 
     from napari_cytomask._qt import cytomask_dock, metrics_dock
+    from napari_cytomask._qt.channel_roles import ChannelRolesWidget
     from napari_cytomask._qt.cytomask_dock import CytomaskDock
+    from napari_cytomask._qt.export_panel import ExportPanel
+    from napari_cytomask._qt.metrics_dock import MetricsDock
+    from napari_cytomask._qt.sam2_widget import Sam2Widget
+    from napari_cytomask._qt.unet_widgets import UNetSegmentWidget, UNetTrainWidget
+    from napari_cytomask._qt.watershed_widget import WatershedWidget
     from napari_cytomask._sample_data import make_sample_phase_contrast, make_sample_tilescan
     from napari_cytomask.models.checkpoint import DIR_ENV
     from napari_cytomask.models.sam2_models import build_sam2_model
@@ -156,10 +161,27 @@ def run_child(seed: int, n_actions: int, folder: Path) -> None:
         return f"open layer(s), now {len(viewer.layers)}"
 
     add(real)
-    settings = QSettings(str(folder / "dock.ini"), QSettings.Format.IniFormat)
     sam2 = build_sam2_model("configs/sam2.1/sam2.1_hiera_t.yaml", image_size=64, seed=0)
-    dock = CytomaskDock(viewer, sam2_model_builder=lambda *a: sam2, settings=settings)
-    viewer.window.add_dock_widget(dock, name="Segment cytoplasm")
+    if docks == "cytomask":
+        settings = QSettings(str(folder / "dock.ini"), QSettings.Format.IniFormat)
+        dock = CytomaskDock(viewer, sam2_model_builder=lambda *a: sam2, settings=settings)
+        viewer.window.add_dock_widget(dock, name="Segment cytoplasm")
+    else:  # one tab each, switched at random as the dock's steps are
+        tabs = QTabWidget()
+        tabs.setUsesScrollButtons(False)  # all tabs in reach, not two scroll arrows
+        for title, widget in (
+            ("Roles", ChannelRolesWidget(viewer)),
+            ("Metrics", MetricsDock(viewer)),
+            ("Watershed", WatershedWidget(viewer)),
+            ("SAM2", Sam2Widget(viewer, model_builder=lambda *a: sam2)),
+            ("U-Net", UNetSegmentWidget(viewer)),
+            ("Train", UNetTrainWidget(viewer)),
+            ("Export", ExportPanel(viewer)),
+        ):
+            tabs.addTab(widget, title)
+        dock = QWidget()  # holds the tabs, so they are among the controls used
+        QVBoxLayout(dock).addWidget(tabs)
+        viewer.window.add_dock_widget(dock, name="Cytomask docks")
 
     def wait(seconds: float) -> None:
         end = time.monotonic() + seconds
@@ -261,18 +283,28 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--actions", type=int, default=1500, help="actions per seed")
     parser.add_argument("--time-limit", type=float, default=1200, help="seconds per seed")
+    parser.add_argument(
+        "--docks",
+        choices=("cytomask", "standalone"),
+        default="cytomask",
+        help="Segment cytoplasm, or the plugin's other docks as tabs of one",
+    )
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        run_child(args.seeds[0], args.actions, args.child)
+        run_child(args.seeds[0], args.actions, args.child, args.docks)
         return 0
-    print(f"machine: {cpu_model()}, {os.cpu_count()} cores; window {WINDOW[0]} x {WINDOW[1]}")
+    print(
+        f"machine: {cpu_model()}, {os.cpu_count()} cores; window {WINDOW[0]} x {WINDOW[1]}; "
+        f"docks: {args.docks}"
+    )
     raw, messages, crashes = {}, {}, []
     total_actions, total_s = 0, 0.0
     for seed in args.seeds:
         folder = Path(tempfile.mkdtemp(prefix=f"fuzz-dock-{seed}-"))
         command = [sys.executable, str(Path(__file__).resolve()), "--child", str(folder),
-                   "--seeds", str(seed), "--actions", str(args.actions)]  # fmt: skip
+                   "--seeds", str(seed), "--actions", str(args.actions),
+                   "--docks", args.docks]  # fmt: skip
         started = time.monotonic()
         # Its home and working directory: exports and models go to the run's folder.
         env = {**os.environ, "HOME": str(folder)}
