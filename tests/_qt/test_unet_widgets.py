@@ -1187,6 +1187,16 @@ def test_choosing_where_to_start_drops_the_run_offered_to_resume(make_napari_vie
     assert trainer.resume.text() == ""
 
 
+def _tiny_trainer_on_a_scan(viewer) -> UNetTrainWidget:
+    """A Train tab set to train a tiny U-Net on a small synthetic scan and its cells."""
+    scan = make_tilescan(n_tiles=2, shape=(96, 96), cell_radius=10, seed=3)
+    viewer.add_image(scan.brightfield, name="BF")
+    viewer.add_labels(scan.labels, name="cells")
+    trainer = UNetTrainWidget(viewer)
+    _tiny_training(trainer)
+    return trainer
+
+
 def test_saving_over_a_model_file_asks_first(
     make_napari_viewer_proxy, qtbot, tmp_path, monkeypatch
 ):
@@ -1194,12 +1204,7 @@ def test_saving_over_a_model_file_asks_first(
     ("allow overwriting (cytomask train --overwrite)"), which the dock has no way to do."""
     from napari_cytomask._qt import unet_widgets
 
-    viewer = make_napari_viewer_proxy()
-    scan = make_tilescan(n_tiles=2, shape=(96, 96), cell_radius=10, seed=3)
-    viewer.add_image(scan.brightfield, name="BF")
-    viewer.add_labels(scan.labels, name="cells")
-    trainer = UNetTrainWidget(viewer)
-    _tiny_training(trainer)
+    trainer = _tiny_trainer_on_a_scan(make_napari_viewer_proxy())
     existing = tmp_path / "mine.safetensors"
     existing.write_bytes(b"an earlier model")
     monkeypatch.setenv("HOME", str(tmp_path))
@@ -1225,12 +1230,7 @@ def test_a_save_as_name_too_long_for_the_system_is_said_not_raised(
 ):
     """Looking up a 300-character name raised "[Errno 36] File name too long" out of the
     Train button into Qt (found by benchmarks/fuzz_dock.py)."""
-    viewer = make_napari_viewer_proxy()
-    scan = make_tilescan(n_tiles=2, shape=(96, 96), cell_radius=10, seed=3)
-    viewer.add_image(scan.brightfield, name="BF")
-    viewer.add_labels(scan.labels, name="cells")
-    trainer = UNetTrainWidget(viewer)
-    _tiny_training(trainer)
+    trainer = _tiny_trainer_on_a_scan(make_napari_viewer_proxy())
     trainer.output.setText(str(tmp_path / ("x" * 300)))
     trainer.train()
     assert trainer.worker is None
