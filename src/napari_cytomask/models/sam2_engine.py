@@ -153,10 +153,11 @@ class Sam2Params:
                 f"Unknown output_mode {self.output_mode!r}; use 'binary_mask', "
                 "'uncompressed_rle' or 'coco_rle'."
             )
-        problem = self.points_per_side is not None and crop_points_problem(
-            self.points_per_side, self.crop_n_layers, self.crop_n_points_downscale_factor
-        )
-        if problem:
+        if self.points_per_side is not None and (
+            problem := crop_points_problem(
+                self.points_per_side, self.crop_n_layers, self.crop_n_points_downscale_factor
+            )
+        ):
             raise ValueError(problem)
 
     def generator_kwargs(self) -> dict[str, Any]:
