@@ -64,6 +64,32 @@ def test_live_preview_and_parameter_change(make_napari_viewer_proxy, qtbot, trut
 
 
 @pytest.mark.gui
+def test_settings_that_leave_no_cell_are_not_hidden_by_the_preview_before_them(
+    make_napari_viewer_proxy, qtbot, truth
+):
+    """Typing a Maximum area below the Minimum one said so, then the preview asked for a
+    moment before (with the settings that held then) landed over it: "Preview: 63 cells"
+    for settings no longer shown (seen on the real sample's mask)."""
+    viewer = make_napari_viewer_proxy()
+    viewer.add_labels(truth, name="cells")
+    widget = WatershedWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.mode.setCurrentIndex(widget.mode.findData("split"))
+    widget.input.setCurrentText("cells")
+    widget.live.setChecked(True)
+    widget.min_area.setValue(410)  # a preview is asked for
+    widget.max_area.setValue(19)  # and these settings leave no cell
+    said = (
+        "Maximum area (19 px) is below Minimum area (410 px): no cell could stay. Raise "
+        "Maximum area, or set it to 0 (no limit)."
+    )
+    assert widget.status.text() == said
+    qtbot.wait(1000)  # longer than the preview's quiet period
+    assert not widget.runner.busy
+    assert widget.status.text() == said and "cells split" not in viewer.layers
+
+
+@pytest.mark.gui
 def test_interior_boundary_apply_on_stack(make_napari_viewer_proxy, qtbot, truth):
     viewer = make_napari_viewer_proxy()
     classes = instances_to_interior_boundary(np.stack([truth, truth[::-1]]))

@@ -645,6 +645,8 @@ class WatershedWidget(StepWidget, QWidget):
             layer, arrays, metadata = self._inputs()
         except ValueError as err:
             # A preview follows every edit: say it in the status line, never in a toast.
+            # The preview of the settings before must not land over it either.
+            self.runner.cancel()
             self.status.setText(str(err))
             return
         index = frame_on_show(self.viewer, layer, layer.data.shape)
