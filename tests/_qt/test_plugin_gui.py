@@ -402,3 +402,32 @@ def test_a_result_saved_with_the_plugins_writer_opens_again_as_the_result_of_its
     # Painted into after it was opened: the user's.
     reopened.data[0, :2, :2] = 3
     assert edited_by_hand(reopened)
+
+
+def test_settings_refused_while_a_live_run_works_drop_that_run(qtbot):
+    """A live run made with the settings before a refused edit landed over the refusal's
+    message once it ended (seen in Separate touching cells and SAM2)."""
+    import threading
+
+    from napari_cytomask._qt._live import Runner, StepControls
+
+    controls = StepControls("Run", "Run the step.")
+    qtbot.addWidget(controls)
+    results = []
+    runner = Runner(results.append, controls, delay_ms=10)
+    started, release = threading.Event(), threading.Event()
+
+    def work():
+        started.set()
+        release.wait(10)
+        yield 1, 1
+        return "cells of the settings before"
+
+    runner.request(work)
+    qtbot.waitUntil(started.is_set, timeout=5000)
+    runner.refuse(ValueError("Maximum area is below Minimum area."), notify=False)
+    release.set()
+    qtbot.wait(300)  # the worker's end reaches the GUI thread
+    assert results == [] and not runner.busy
+    assert controls.status.text() == "Maximum area is below Minimum area."
+    assert not controls.cancel_button.isEnabled()  # nothing runs

@@ -440,6 +440,33 @@ def test_crop_layers_without_prompt_points_are_said_as_they_are_set(
     assert "the smallest crops get no point" in widget.tile_note.text()
 
 
+def test_settings_refused_while_a_live_update_waits_are_not_hidden_by_it(
+    make_napari_viewer_proxy, qtbot, small_model, keep_every_mask
+):
+    """A slider moved just before another was set to settings a run refuses asked for a
+    live update, which then landed over the refusal: masks, and "… objects", for settings
+    no longer shown."""
+    viewer = make_napari_viewer_proxy()
+    viewer.add_image(image(), name="phase")
+    widget = Sam2Widget(viewer, model_builder=lambda *args: small_model)
+    widget.set_values(points_per_side=6, **keep_every_mask)
+    widget.segment()
+    qtbot.waitUntil(lambda: "phase SAM2 masks" in viewer.layers, timeout=60000)
+    qtbot.waitUntil(lambda: not widget.runner.busy, timeout=10000)
+    labels = viewer.layers["phase SAM2 masks"]
+    first = np.array(labels.data)
+    ious = labels.features["predicted_iou"].to_numpy()
+    widget.set_values(pred_iou_thresh=float(np.round(np.median(ious), 2)))  # asks for an update
+    assert widget.runner.busy
+    widget.set_values(crop_n_layers=2, crop_n_points_downscale_factor=4)  # refused
+    said = widget.status.text()
+    assert "the smallest crops get no point (6 / 16 < 1)" in said
+    qtbot.wait(1000)  # longer than the live update's quiet period
+    assert not widget.runner.busy
+    assert widget.status.text() == said
+    np.testing.assert_array_equal(labels.data, first)
+
+
 def test_colour_pictures_are_not_offered_as_foreground(make_napari_viewer_proxy, small_model):
     """An RGB layer was listed, and refused only when SAM2 ran."""
     viewer = make_napari_viewer_proxy()

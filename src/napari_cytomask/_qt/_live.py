@@ -651,6 +651,13 @@ class Runner(QObject):
         if self._on_failure is not None:
             self._on_failure()
 
+    def refuse(self, err: Exception, live: bool = True, notify: bool = True) -> None:
+        """Report settings refused in the GUI thread (see :meth:`fail`), after dropping the
+        request waiting or running: it was made with the settings before, and its result
+        would land over the message, for settings no longer shown."""
+        self.cancel()
+        self.fail(err, live, notify)
+
     def _set_running(self, running: bool) -> None:
         if self._controls is not None:
             self._controls.set_running(running)

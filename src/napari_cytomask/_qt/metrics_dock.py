@@ -585,8 +585,7 @@ class MetricsDock(StepWidget, QWidget):
                 if data.size == 0:
                     as_labels(data, f"layer '{layer.name}'")
         except LabelsError as err:
-            self.runner.cancel()
-            self.runner.fail(err, live=not now, notify=not quiet)
+            self.runner.refuse(err, live=not now, notify=not quiet)
             return
         compared = (pred.unique_id, gt.unique_id, level, stack, gt_data.shape, pred_data.shape)
         if compared != self._compared:

@@ -817,7 +817,7 @@ class Sam2Widget(StepWidget, QWidget):
         try:
             job = self._job()
         except (ValueError, KeyError) as err:
-            self.runner.fail(err, live=True)
+            self.runner.refuse(err)
             return
         self.runner.watch(self.viewer, job["layer"])
         self.runner.request(self._run, job)

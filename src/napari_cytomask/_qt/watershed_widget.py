@@ -645,9 +645,7 @@ class WatershedWidget(StepWidget, QWidget):
             layer, arrays, metadata = self._inputs()
         except ValueError as err:
             # A preview follows every edit: say it in the status line, never in a toast.
-            # The preview of the settings before must not land over it either.
-            self.runner.cancel()
-            self.status.setText(str(err))
+            self.runner.refuse(err, notify=False)
             return
         index = frame_on_show(self.viewer, layer, layer.data.shape)
         made = layer_info(layer).get("frames_made")
