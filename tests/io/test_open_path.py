@@ -238,6 +238,40 @@ def test_a_file_named_like_a_tiff_is_read_as_what_it_is(shared_data, tmp_path):
         read_image(text)
 
 
+@pytest.mark.parametrize("name", ["notes.txt", "notes"])
+def test_a_file_of_no_image_format_says_what_it_starts_with(tmp_path, name):
+    """It said imageio's "Could not find a backend to open … with iomode `r`" (or, without
+    a suffix, "unpack_from requires a buffer of at least 4 bytes"). An image of a format
+    named otherwise (a GIF) is still read."""
+    from napari_cytomask.io.files import ImageReadError
+
+    path = tmp_path / name
+    path.write_text("hello world")
+    with pytest.raises(ImageReadError) as caught:
+        read_image(path)
+    assert str(caught.value) == (
+        f"Cannot read {path}: it is no image file that napari-cytomask reads (it starts with "
+        "b'hello wo'). Give a TIFF, PNG, JPEG, BMP or NumPy (.npy) image."
+    )
+    gif = tmp_path / "cells.gif"
+    iio.imwrite(gif, np.full((8, 8), 7, np.uint8))
+    assert read_image(gif).max() == 7
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="a Linux /proc file")
+def test_a_file_that_says_it_has_no_byte_but_has_some_is_not_called_empty():
+    """/proc files report 0 bytes: it was said to be "empty (0 bytes): it was not saved or
+    copied completely"."""
+    from napari_cytomask.io.files import ImageReadError
+    from napari_cytomask.io.tiff import TiffReadError, open_tiff
+
+    with pytest.raises(ImageReadError, match=r"no image file .* \(it starts with b'Name:"):
+        read_image("/proc/self/status")
+    with pytest.raises(TiffReadError) as caught:
+        open_tiff("/proc/self/status")
+    assert "empty" not in str(caught.value)
+
+
 @pytest.mark.parametrize("name", ["zero.tif", "zero.ome.tiff", "zero.png", "zero.npy"])
 def test_an_empty_file_is_said_to_be_empty(tmp_path, name):
     """A file of 0 bytes named like a TIFF was said to be "named like a TIFF file but is not

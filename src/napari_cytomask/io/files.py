@@ -19,6 +19,7 @@ from .tiff import (
     TIFF_SUFFIXES,
     TiffReadError,
     file_stem,
+    is_empty_file,
     is_regular_file,
     is_tiff,
     open_tiff,
@@ -71,7 +72,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         if not is_regular_file(path):
             # Opening a pipe would wait for a writer forever.
             raise ImageReadError(f"{text} is not a regular file (a folder, pipe or device).")
-        if os.path.getsize(path) == 0:
+        if is_empty_file(path):
             raise ImageReadError(f"Cannot read {text}: {EMPTY_FILE}.")
         if is_tiff(path):
             return read_tiff_array(path)
@@ -81,7 +82,18 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
             return _misnamed(path)
         from skimage.io import imread
 
-        return imread(path)
+        if text.lower().endswith(IMAGE_SUFFIXES):
+            return imread(path)
+        try:  # named as no format read here, it may still be one imageio reads (a GIF)
+            return imread(path)
+        except Exception as err:  # noqa: BLE001 - its error speaks of backends, not the file
+            raise ImageReadError(
+                _not_an_image(
+                    path,
+                    "is no image file that napari-cytomask reads",
+                    "Give a TIFF, PNG, JPEG, BMP or NumPy (.npy) image.",
+                )
+            ) from err
 
 
 def _is_zarr(path: str | os.PathLike) -> bool:
@@ -111,17 +123,25 @@ def _decoding(path):
 _SIGNATURES = {b"\x89PNG": "png", b"\xff\xd8\xff": "jpg", b"BM": "bmp"}
 
 
+def _head(path) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read(8)
+
+
+def _not_an_image(
+    path, what: str, advice: str = "Check that it is an image file and not damaged."
+) -> str:
+    """Why ``path`` cannot be read: it ``what``, what its first bytes are, then ``advice``."""
+    return f"Cannot read {path}: it {what} (it starts with {_head(path)!r}). {advice}"
+
+
 def _misnamed(path) -> np.ndarray:
     """A file named like a TIFF that is not one: read as what it is (a PNG renamed .tif),
     or refused with what its first bytes are."""
-    with open(path, "rb") as handle:
-        head = handle.read(8)
+    head = _head(path)
     kind = next((k for sig, k in _SIGNATURES.items() if head.startswith(sig)), None)
     if kind is None:
-        raise ImageReadError(
-            f"Cannot read {path}: it is named like a TIFF file but is not one (it starts "
-            f"with {head!r}). Check that it is an image file and not damaged."
-        )
+        raise ImageReadError(_not_an_image(path, "is named like a TIFF file but is not one"))
     import imageio.v3 as iio
 
     return np.asarray(iio.imread(path, extension=f".{kind}"))

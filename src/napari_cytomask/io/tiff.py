@@ -310,6 +310,15 @@ def is_regular_file(path: str | os.PathLike) -> bool:
         return False
 
 
+def is_empty_file(path: str | os.PathLike) -> bool:
+    """Whether the regular file ``path`` holds no byte. A file the system makes as it is
+    read (those of ``/proc``) says it has 0 bytes, yet has some: one byte is read to tell."""
+    if os.path.getsize(path):
+        return False
+    with open(path, "rb") as file:
+        return not file.read(1)
+
+
 def describe_tiff(path: str | os.PathLike) -> TiffDescription:
     """Axes, shape, channel names, pixel sizes and positions of a TIFF scan.
 
@@ -1091,7 +1100,7 @@ def _open(path: str) -> tuple[tifffile.TiffFile, str | None]:
             "you have no permission to read it; ask its owner for read access, or copy it to "
             "a folder of yours",
         )
-    if os.path.getsize(path) == 0:
+    if is_empty_file(path):
         raise TiffReadError(path, EMPTY_FILE)
     if not is_tiff(path):
         raise TiffReadError(path, "it does not start with a TIFF signature")
