@@ -1062,6 +1062,30 @@ def test_a_model_trained_during_a_segmentation_is_selected_once_it_ends(
     )
 
 
+def test_a_model_trained_during_a_segmentation_whose_input_is_closed_is_said_selected(
+    make_napari_viewer_proxy, qtbot, unet_checkpoint
+):
+    """Closing the input stopped the run and said so; that said nothing of the model
+    trained meanwhile, selected all the same."""
+    viewer = make_napari_viewer_proxy()
+    viewer.add_image(np.random.default_rng(0).random((64, 64), np.float32), name="img")
+    segmenter = UNetSegmentWidget(viewer)
+    old, new = unet_checkpoint(64, seed=1), unet_checkpoint(64, seed=2)
+    segmenter.checkpoint.set_model(old)
+    segmenter.device.setCurrentText("cpu")
+    segmenter.segment()
+    segmenter._use_trained(new)
+    viewer.layers.remove("img")
+    assert not segmenter.runner.busy
+    assert segmenter.checkpoint.path() == new
+    status = segmenter.status.text()
+    assert status.startswith("'img' was closed")
+    assert status.endswith(
+        f"Model {new.stem} was trained meanwhile and is now selected: press Segment "
+        "cytoplasm to segment with it."
+    )
+
+
 def test_a_model_trained_elsewhere_is_listed_when_the_list_opens(
     make_napari_viewer_proxy, qtbot, unet_checkpoint, model_folder
 ):

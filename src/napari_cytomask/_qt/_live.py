@@ -569,10 +569,8 @@ class Runner(QObject):
         if not isalive(self) or layer is None or not self.busy:
             return
         if getattr(event.value, "unique_id", event.value) == getattr(layer, "unique_id", layer):
-            self.cancel()
+            self.cancel(said=closed_during_run(layer, self._step))
             self._removed_input = _kind_of(layer)
-            if self._controls is not None:
-                self._controls.status.setText(closed_during_run(layer, self._step))
             if self._on_finished is not None:  # the run has ended, with nothing to deliver
                 self._on_finished()
 
@@ -604,8 +602,12 @@ class Runner(QObject):
         self._timer.stop()
         self._start()
 
-    def cancel(self):
+    def cancel(self, said: str | None = None):
         """Drop the waiting request and stop the running one; its result is discarded.
+
+        The status line then says ``said``, or "Cancelled." if a run was stopped. It says
+        so before the step shows as stopped: those told of that (``running_changed``) may
+        add to it.
 
         Returns the worker told to stop (None if none ran): it stops at its next report,
         which it still sends, for a step whose work leaves files behind to learn of them.
@@ -617,10 +619,12 @@ class Runner(QObject):
         worker, self._worker = self._worker, None
         if worker is not None:
             worker.quit()
+            said = said or "Cancelled."
             if self._controls is not None:
-                self._controls.status.setText("Cancelled.")
                 self._controls.progress.setRange(0, 1)  # no longer busy
                 self._controls.progress.setValue(0)
+        if said and self._controls is not None:
+            self._controls.status.setText(said)
         self._set_running(False)
         return worker
 
