@@ -22,7 +22,8 @@ PYTHON_TERMS = ("Traceback", " at 0x", "is not in list", "object has no attribut
                 "invalid literal", "NoneType", "unexpected keyword", "positional argument",
                 "not subscriptable", "referenced before assignment", "KeyError", "out of bounds",
                 "[Errno", "division by zero", "must be real number", "Error(",
-                "invalid int value", "invalid float value")  # fmt: skip
+                "invalid int value", "invalid float value", "backend to open",
+                "unpack_from")  # fmt: skip
 
 
 def cpu_model() -> str:

@@ -2,7 +2,7 @@
 
 Each run (one per seed) makes a folder with small crops of the shared Usiigaci images and
 their masks, the packaged sample scan, a small random-weight U-Net, and broken inputs (a
-file that is not a TIFF, an empty and a truncated TIFF, a checkpoint of another kind, a
+file that is not a TIFF, a text file, an empty and a truncated TIFF, a checkpoint of another kind, a
 broken preset, a folder, a read-only folder, a missing file), then runs ``cytomask train``,
 ``tune``, ``segment``, ``evaluate`` and ``export`` in this process with random options:
 mostly sensible values, a third of the time odd ones (negative, zero, huge, not a number,
@@ -72,6 +72,7 @@ def make_inputs(folder: Path) -> dict[str, tuple[list[str], list[str]]]:
     broken = folder / "broken"
     broken.mkdir()
     (broken / "notes.tif").write_bytes(b"not a tiff\n" * 20)
+    (broken / "notes.txt").write_text("no image either\n")
     (broken / "empty.tif").write_bytes(b"")
     whole = (data / "set1" / "raw.tif").read_bytes()
     (broken / "truncated.tif").write_bytes(whole[: len(whole) // 2])
@@ -87,9 +88,9 @@ def make_inputs(folder: Path) -> dict[str, tuple[list[str], list[str]]]:
     read_only.chmod(0o555)
     images = [str(data / "set1" / "raw.tif"), str(data / "set*" / "raw.tif"), str(scan)]
     masks = [str(data / "set1" / "instances_ids.png"), str(data / "set*" / "instances_ids.png")]
-    bad = [str(broken / "notes.tif"), str(broken / "empty.tif"), str(broken / "truncated.tif"),
-           str(folder / "missing.tif"), str(folder / "data"), "/proc/self/status", "",
-           str(folder / "nothing*" / "*.tif")]  # fmt: skip
+    bad = [str(broken / "notes.tif"), str(broken / "notes.txt"), str(broken / "empty.tif"),
+           str(broken / "truncated.tif"), str(folder / "missing.tif"), str(folder / "data"),
+           "/proc/self/status", "", str(folder / "nothing*" / "*.tif")]  # fmt: skip
     # (sensible, odd) values of each kind, as NUMBERS.
     return {
         "image": (images, bad),
