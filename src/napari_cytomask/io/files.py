@@ -82,11 +82,13 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
             return _misnamed(path)
         from skimage.io import imread
 
-        if text.lower().endswith(IMAGE_SUFFIXES):
+        try:
             return imread(path)
-        try:  # named as no format read here, it may still be one imageio reads (a GIF)
-            return imread(path)
-        except Exception as err:  # noqa: BLE001 - its error speaks of backends, not the file
+        except Exception as err:
+            if text.lower().endswith(IMAGE_SUFFIXES):
+                raise  # a damaged PNG, say: the decoder's words, with the file named
+            # Named as no format read here (it may have been one imageio reads, a GIF): its
+            # error speaks of imageio's backends, not of the file.
             raise ImageReadError(
                 _not_an_image(
                     path,
