@@ -181,3 +181,81 @@ def test_metadata_that_names_no_image_in_the_store_is_said_damaged(tmp_path, mul
     group.attrs["multiscales"] = multiscales
     with pytest.raises(ImageReadError, match="names no image that is in it .* write it again"):
         open_scan(tmp_path / "x.zarr")
+
+
+def _zarray_edited(store, **changes):
+    path = store / "0" / ".zarray"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
+
+
+def _first_chunk(store):
+    return next(p for p in sorted((store / "0").rglob("*")) if p.is_file() and "." not in p.name)
+
+
+@pytest.mark.parametrize(
+    ("damage", "said"),
+    [
+        (lambda s: (s / ".zattrs").write_text("{"), r"its metadata are no valid JSON \(Expecting "
+         r"property name enclosed in double quotes, line 1 column 2\); it is damaged"),
+        (lambda s: (s / "0" / ".zarray").write_text("{"), r"the metadata of its image are "
+         r"damaged \(Expecting property name"),
+        (lambda s: (s / ".zgroup").unlink(), r"holds no Zarr group \(its .zgroup or zarr.json "
+         r"file is missing\)"),
+        (lambda s: _zarray_edited(s, shape=[2, -5, 64]), r"the metadata of its image are "
+         r"damaged \(Expected all values to be non-negative"),
+        (lambda s: _zarray_edited(s, dtype="<f8x"), "the metadata of its image are damaged"),
+        (lambda s: _zarray_edited(s, dtype="<f8"), "some of its pixels do not decode"),
+        (lambda s: _first_chunk(s).write_bytes(_first_chunk(s).read_bytes()[:10]),
+         r"some of its pixels do not decode \(a chunk file cut short"),
+    ],
+    ids=["attributes not JSON", "array metadata not JSON", "no group", "negative size",
+         "no data type", "another data type", "chunk cut short"],
+)  # fmt: skip
+def test_a_damaged_store_says_so_when_it_is_opened(tmp_path, damage, said):
+    """Found by changing stores as a copy cut short or an edit would: zarr's, json's and
+    blosc's words alone ("Expecting property name enclosed in double quotes", "No group
+    found in store", "cannot reshape array of size 512", "error during blosc decompression:
+    -1", this last one in napari as the plane was first shown)."""
+    from napari_cytomask._reader import get_reader
+
+    store = tmp_path / "cells.ome.zarr"
+    labels = create_labels(store, (2, 64, 64), chunks=32, name="cells")
+    labels[:] = np.random.default_rng(0).integers(0, 5, (2, 64, 64))
+    damage(store)
+    with pytest.raises(ImageReadError, match=said):
+        layers = open_scan(store).layer_data()
+        for data, _, _ in layers:  # as napari shows them: every plane, once
+            np.asarray(data)
+    with pytest.raises(ImageReadError, match=said):
+        for data, _, _ in get_reader(str(store))(str(store)):
+            np.asarray(data)
+
+
+def test_a_plane_larger_than_memory_is_refused_before_napari_reads_it(tmp_path, monkeypatch):
+    """A store of 64 x 64 pixels whose metadata said 10⁹ x 10⁹ opened lazily, and napari,
+    reading the first plane to show it, was ended by the system for lack of memory (with
+    the work in it). The plugin's reader refuses such a plane; cytomask segment, which
+    reads large images chunk by chunk, still opens the store."""
+    from napari_cytomask import _reader
+
+    store = tmp_path / "cells.ome.zarr"
+    create_labels(store, (2, 64, 64), chunks=32, name="cells")[:] = 1
+    _zarray_edited(store, shape=[2, 10**9, 10**9])
+    with pytest.raises(ImageReadError, match=(
+        r"a plane of it is 1000000000 x 1000000000 pixels \(3 EiB\), more than "
+        r"this computer's memory \(.* GiB\), and napari reads a whole plane to show it"
+    )):  # fmt: skip
+        _reader.get_reader(str(store))(str(store))
+    assert open_scan(store).channels[0].data.shape == (2, 10**9, 10**9)
+    # The memory is the computer's: 16 KiB planes (64 x 64 x 4 bytes) fit in 16 KiB, not 8.
+    good = tmp_path / "good.ome.zarr"
+    create_labels(good, (2, 64, 64), chunks=32, name="cells")[:] = 1
+    monkeypatch.setattr(_reader, "_physical_memory", lambda: 16 * 1024)
+    assert _reader.get_reader(str(good))(str(good))
+    monkeypatch.setattr(_reader, "_physical_memory", lambda: 8 * 1024)
+    with pytest.raises(
+        ImageReadError,
+        match=r"a plane of it is 64 x 64 pixels \(16 KiB\), "
+        r"more than this computer's memory \(8 KiB\)",
+    ):
+        _reader.get_reader(str(good))(str(good))

@@ -112,6 +112,11 @@ def _decoding(path):
         yield
     except (ImageReadError, TiffReadError):
         raise
+    except json.JSONDecodeError as err:  # an OME-Zarr store's metadata, cut short or edited
+        raise ImageReadError(
+            f"Cannot read {text}: its metadata are no valid JSON ({err.msg}, line {err.lineno} "
+            f"column {err.colno}); it is damaged: write or copy it again."
+        ) from err
     except MemoryError as err:
         raise ImageReadError(f"Cannot read {text}: it does not fit in memory.") from err
     except Exception as err:  # noqa: BLE001 - every decoder's error gets the file's name
@@ -464,7 +469,9 @@ def _open_zarr(path: str | os.PathLike) -> Scan:
         for kept in (axes, scale, units):
             if kept is not None:
                 del kept[at]
-    pixels = da.from_zarr(image.array)
+    checked = _Decoded(image.array, path)
+    # name=False: not named by a hash of the array, which would read it.
+    pixels = da.from_array(checked, chunks=image.array.chunks, name=False)
     n_channels = len(image.channel_names)
     keys = [() if at is None else (slice(None),) * at + (i,) for i in range(n_channels)]
     names = image.channel_names
@@ -478,7 +485,7 @@ def _open_zarr(path: str | os.PathLike) -> Scan:
         )
         for i, (name, key) in enumerate(zip(names, keys, strict=True))
     ]
-    samples = [_zarr_sample(image.array, at, i) for i in range(n_channels)]
+    samples = [_zarr_sample(checked, at, i) for i in range(n_channels)]
     roles_and_contrast(channels, samples, image.array.dtype)
     return Scan(
         path=str(path),
@@ -487,6 +494,30 @@ def _open_zarr(path: str | os.PathLike) -> Scan:
         scale=tuple(scale),
         units=None if units is None else tuple(units),
     )
+
+
+class _Decoded:
+    """A Zarr array whose reads that fail name the store: a chunk cut short or overwritten
+    said only its codec's words ("error during blosc decompression: -1"), in napari when
+    it was first shown."""
+
+    def __init__(self, array, path: str | os.PathLike):
+        self.array, self.path = array, path
+        self.shape, self.dtype, self.ndim, self.chunks = (
+            array.shape, array.dtype, array.ndim, array.chunks
+        )  # fmt: skip
+
+    def __getitem__(self, key):
+        try:
+            return self.array[key]
+        except MemoryError:
+            raise
+        except Exception as err:
+            raise ImageReadError(
+                f"Cannot read {self.path}: some of its pixels do not decode (a chunk file cut "
+                "short, overwritten, or of another data type); the store is damaged: write or "
+                "copy it again."
+            ) from err
 
 
 def _zarr_sample(array, c_axis: int | None, c: int) -> np.ndarray:

@@ -153,7 +153,13 @@ def open_image(path: str | os.PathLike) -> ZarrImage:
 
     from .files import ImageReadError
 
-    group = zarr.open_group(str(path), mode="r")
+    try:
+        group = zarr.open_group(str(path), mode="r")
+    except FileNotFoundError as err:  # zarr's GroupNotFoundError: no .zgroup or zarr.json
+        raise ImageReadError(
+            f"{path} holds no Zarr group (its .zgroup or zarr.json file is missing): it is "
+            "no OME-Zarr image, or it was copied incompletely: copy it again."
+        ) from err
     attrs = _ome_attributes(group)
     if "bioformats2raw.layout" in attrs:
         paths = _series_paths(group)
@@ -182,6 +188,12 @@ def open_image(path: str | os.PathLike) -> ZarrImage:
         raise ImageReadError(
             f"{path}: its metadata names no image that is in it (missing: {err}); the store "
             "is damaged or incomplete: write it again."
+        ) from err
+    except ValueError as err:  # the array's own metadata: a negative size, no data type
+        detail = " ".join(str(err).split())
+        raise ImageReadError(
+            f"{path}: the metadata of its image are damaged ({detail}); write or copy the "
+            "store again."
         ) from err
     # NGFF 0.1 and 0.2 name no axes, as theirs are always t, c, z, y, x; 0.3 names them
     # with strings.
