@@ -55,7 +55,8 @@ MEMORY_LIMIT = 4 * 2**30
 BIG_ALLOCATION = 2**30
 #: What a refusal must say in words (besides the file name) to count as clear.
 SENTENCES = ("corrupt", "truncated", "empty image", "no image data", "not a regular file",
-             "cannot decode", "too large for memory")  # fmt: skip
+             "cannot decode", "too large for memory", "damaged", "computer's memory",
+             "no ome-zarr image")  # fmt: skip
 SMALL_FILE = 10 * 2**20
 
 
@@ -332,12 +333,15 @@ def _attempt(path: str, read) -> dict:
 
 
 def _child(path: str) -> dict:
-    """Open one file with the napari reader and with the command line's reader."""
+    """Open one file with the napari reader and with the command line's reader (an OME-Zarr
+    store, for benchmarks/fuzz_zarr.py, through the plugin's whole napari reader)."""
+    from napari_cytomask._reader import get_reader
     from napari_cytomask.io.files import read_image
     from napari_cytomask.io.tiff import read_tiff
 
     def reader(p):
-        return [d[0] if isinstance(d, list) else d for d, _, _ in read_tiff(p)]
+        layers = get_reader(p)(p) if p.rstrip("/").endswith(".zarr") else read_tiff(p)
+        return [d[0] if isinstance(d, list) else d for d, _, _ in layers]
 
     return {
         "reader": _attempt(path, reader),
@@ -416,7 +420,11 @@ def classify(case: Case, result: dict, intact: dict | None, baseline: int) -> li
 
 def fuzz(data: Path, folder: Path, *, quick: bool = False, echo=print) -> dict[str, int]:
     """Make the cases, run each, print the problems; return the counts."""
-    cases = make_cases(data, folder, quick=quick)
+    return run_cases(make_cases(data, folder, quick=quick), echo)
+
+
+def run_cases(cases: list[Case], echo=print) -> dict[str, int]:
+    """Run each case, print its problems; return the counts."""
     baseline = run_one(None)["peak"]
     intact_results: dict[Path, dict] = {}
     counts = dict.fromkeys(("cases", "refused", "read", "hangs", "silent losses",
@@ -441,27 +449,22 @@ def fuzz(data: Path, folder: Path, *, quick: bool = False, echo=print) -> dict[s
     return counts
 
 
-def _main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="the small subset the tests run")
-    parser.add_argument("--keep", type=Path, help="write the corrupted files here and keep them")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child is not None:
-        if args.child:
-            print(json.dumps(_child(args.child)))
-        else:
-            import napari_cytomask.io.files  # noqa: F401 - an idle process with the same imports
-            import napari_cytomask.io.tiff  # noqa: F401
+def child_main(child: str) -> int:
+    """A case's process (``--child PATH``; an empty PATH: an idle process)."""
+    if child:
+        print(json.dumps(_child(child)))
+    else:
+        import napari_cytomask._reader  # noqa: F401 - an idle process with the same imports
+        import napari_cytomask.io.files  # noqa: F401
+        import napari_cytomask.io.tiff  # noqa: F401
 
-            print(json.dumps({}))
-        return 0
-    from _common import DATA  # run as a script: the test suite imports this file alone
+        print(json.dumps({}))
+    return 0
 
-    start = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        counts = fuzz(DATA, args.keep or Path(tmp), quick=args.quick)
-    print(f"{counts['cases']} cases in {time.perf_counter() - start:.0f} s "
+
+def report(counts: dict[str, int], seconds: float) -> int:
+    """Print the counts; the exit status: 1 when any count but refused and read is above 0."""
+    print(f"{counts['cases']} cases in {seconds:.0f} s "
           f"({counts['refused']} refused with the file named, {counts['read']} read): "
           f"{counts['hangs']} hangs, {counts['silent losses']} silent losses, "
           f"{counts['raw tracebacks']} raw tracebacks, "
@@ -469,6 +472,22 @@ def _main() -> int:
           "from a file under 10 MB")  # fmt: skip
     bad = counts["hangs"] + counts["silent losses"] + counts["raw tracebacks"]
     return 1 if bad + counts["big allocations"] else 0
+
+
+def _main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="the small subset the tests run")
+    parser.add_argument("--keep", type=Path, help="write the corrupted files here and keep them")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child is not None:
+        return child_main(args.child)
+    from _common import DATA  # run as a script: the test suite imports this file alone
+
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        counts = fuzz(DATA, args.keep or Path(tmp), quick=args.quick)
+    return report(counts, time.perf_counter() - start)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .io.files import ImageReadError, is_ome_zarr, open_scan
+from .io.files import ImageReadError, beyond_memory, is_ome_zarr, open_scan
 from .io.layers import METADATA_KEY, Scan, as_written, can_be_labels
 from .io.tiff import LayerData, is_tiff, is_unreadable_tiff, read_tiff_stack
 
@@ -65,43 +65,21 @@ def _read(path: PathOrPaths) -> list[LayerData]:
     return layers
 
 
-def _physical_memory() -> int | None:
-    """This computer's memory in bytes; None where the system does not say (Windows)."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):
-        return None
-
-
-def _bytes_text(size: float) -> str:
-    """A number of bytes as "16 KiB", "24 GiB", "3 EiB"."""
-    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if size < 1024:
-            return f"{size:.0f} {unit}"
-        size /= 1024
-    return f"{size:,.0f} EiB"
-
-
 def _check_planes_fit(layers: list[LayerData], path: str) -> None:
     """Refuse a file whose plane cannot fit in memory: napari reads a whole plane of a
     layer without a resolution pyramid to show it, and the system would end napari, and
     the work in it, on the first look. An OME-Zarr store whose metadata were changed
     (one of 64 x 64 pixels said to be 10⁹ x 10⁹) read so."""
-    memory = _physical_memory()
-    if memory is None:
-        return
     for data, kwargs, _ in layers:
         if isinstance(data, list):  # a pyramid: napari shows the level that fits the view
             continue
         plane = data.shape[-3:] if kwargs.get("rgb") else data.shape[-2:]
-        size = int(np.prod(plane, dtype=float) * np.dtype(data.dtype).itemsize)
-        if size > memory:
+        too_large = beyond_memory(plane, data.dtype)
+        if too_large:
             raise ImageReadError(
-                f"Cannot open {path} in napari: a plane of it is {' x '.join(map(str, plane))} "
-                f"pixels ({_bytes_text(size)}), more than this computer's memory "
-                f"({_bytes_text(memory)}), and napari reads a whole plane to show it. "
-                "If the file is not damaged, segment it with cytomask segment, which reads "
-                "large images chunk by chunk."
+                f"Cannot open {path} in napari: a plane of it is {too_large}, and napari "
+                "reads a whole plane to show it. If the file is not damaged, segment it with "
+                "cytomask segment, which reads large images chunk by chunk."
             )
 
 

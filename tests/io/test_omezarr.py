@@ -204,18 +204,24 @@ def _first_chunk(store):
         (lambda s: _zarray_edited(s, shape=[2, -5, 64]), r"the metadata of its image are "
          r"damaged \(Expected all values to be non-negative"),
         (lambda s: _zarray_edited(s, dtype="<f8x"), "the metadata of its image are damaged"),
+        (lambda s: _zarray_edited(s, fill_value="x"), r"the metadata of its image are "
+         r"damaged \(Invalid type: x"),
+        (lambda s: _zarray_edited(s, chunks=[1, 32, 0]), r"its chunks of 1 x 32 x 0 pixels "
+         r"hold no pixel; its metadata are damaged"),
         (lambda s: _zarray_edited(s, dtype="<f8"), "some of its pixels do not decode"),
         (lambda s: _first_chunk(s).write_bytes(_first_chunk(s).read_bytes()[:10]),
          r"some of its pixels do not decode \(a chunk file cut short"),
     ],
     ids=["attributes not JSON", "array metadata not JSON", "no group", "negative size",
-         "no data type", "another data type", "chunk cut short"],
+         "no data type", "fill value no number", "chunks of no pixel", "another data type",
+         "chunk cut short"],
 )  # fmt: skip
 def test_a_damaged_store_says_so_when_it_is_opened(tmp_path, damage, said):
-    """Found by changing stores as a copy cut short or an edit would: zarr's, json's and
-    blosc's words alone ("Expecting property name enclosed in double quotes", "No group
-    found in store", "cannot reshape array of size 512", "error during blosc decompression:
-    -1", this last one in napari as the plane was first shown)."""
+    """Found by changing stores as a copy cut short or an edit would (benchmarks/
+    fuzz_zarr.py): zarr's, json's and blosc's words alone ("Expecting property name
+    enclosed in double quotes", "No group found in store", "cannot reshape array of size
+    512", "error during blosc decompression: -1", this last one in napari as the plane
+    was first shown)."""
     from napari_cytomask._reader import get_reader
 
     store = tmp_path / "cells.ome.zarr"
@@ -234,28 +240,47 @@ def test_a_damaged_store_says_so_when_it_is_opened(tmp_path, damage, said):
 def test_a_plane_larger_than_memory_is_refused_before_napari_reads_it(tmp_path, monkeypatch):
     """A store of 64 x 64 pixels whose metadata said 10⁹ x 10⁹ opened lazily, and napari,
     reading the first plane to show it, was ended by the system for lack of memory (with
-    the work in it). The plugin's reader refuses such a plane; cytomask segment, which
-    reads large images chunk by chunk, still opens the store."""
+    the work in it). The plugin's reader refuses such a plane, and the command line's
+    whole read such an image; cytomask segment, which reads large images chunk by chunk,
+    still opens the store."""
     from napari_cytomask import _reader
+    from napari_cytomask.io import files
 
+    store = tmp_path / "cells.ome.zarr"
+    create_labels(store, (2, 64, 64), name="cells")[:] = 1
+    _zarray_edited(store, shape=[2, 10**6, 10**6], chunks=[1, 2048, 2048])
+    with pytest.raises(ImageReadError, match=(
+        r"a plane of it is 1000000 x 1000000 pixels \(4 TiB\), more than this computer's "
+        r"memory \(.* GiB\), and napari reads a whole plane to show it"
+    )):  # fmt: skip
+        _reader.get_reader(str(store))(str(store))
+    with pytest.raises(ImageReadError, match=r"cells.ome.zarr whole: it is 2 x 1000000 x"):
+        files.read_image(store)
+    assert open_scan(store).channels[0].data.shape == (2, 10**6, 10**6)
+    # The memory is the computer's: 16 KiB planes (64 x 64 x 4 bytes) fit in 16 KiB, not 8.
+    good = tmp_path / "good.ome.zarr"
+    create_labels(good, (2, 64, 64), chunks=32, name="cells")[:] = 1
+    monkeypatch.setattr(files, "physical_memory", lambda: 16 * 1024)
+    assert _reader.get_reader(str(good))(str(good))
+    monkeypatch.setattr(files, "physical_memory", lambda: 8 * 1024)
+    with pytest.raises(ImageReadError, match=(
+        r"a plane of it is 64 x 64 pixels \(16 KiB\), more than this computer's memory "
+        r"\(8 KiB\)"
+    )):  # fmt: skip
+        _reader.get_reader(str(good))(str(good))
+    with pytest.raises(ImageReadError, match=r"2 x 64 x 64 pixels \(32 KiB\), more than"):
+        files.read_image(good)
+
+
+def test_an_image_of_more_chunks_than_dask_can_list_is_refused(tmp_path):
+    """The same store said to be 10⁹ x 10⁹ in chunks of 32 x 32 (10¹⁵ chunks) took more
+    than 4 GiB (then a MemoryError) to open, in dask's list of the chunks to read."""
     store = tmp_path / "cells.ome.zarr"
     create_labels(store, (2, 64, 64), chunks=32, name="cells")[:] = 1
     _zarray_edited(store, shape=[2, 10**9, 10**9])
     with pytest.raises(ImageReadError, match=(
-        r"a plane of it is 1000000000 x 1000000000 pixels \(3 EiB\), more than "
-        r"this computer's memory \(.* GiB\), and napari reads a whole plane to show it"
+        r"its image of 2 x 1000000000 x 1000000000 pixels in chunks of 1 x 32 x 32 would be "
+        r"1,953,125,000,000,000 chunks, more than the 4,194,304 napari-cytomask reads; its "
+        r"metadata are damaged"
     )):  # fmt: skip
-        _reader.get_reader(str(store))(str(store))
-    assert open_scan(store).channels[0].data.shape == (2, 10**9, 10**9)
-    # The memory is the computer's: 16 KiB planes (64 x 64 x 4 bytes) fit in 16 KiB, not 8.
-    good = tmp_path / "good.ome.zarr"
-    create_labels(good, (2, 64, 64), chunks=32, name="cells")[:] = 1
-    monkeypatch.setattr(_reader, "_physical_memory", lambda: 16 * 1024)
-    assert _reader.get_reader(str(good))(str(good))
-    monkeypatch.setattr(_reader, "_physical_memory", lambda: 8 * 1024)
-    with pytest.raises(
-        ImageReadError,
-        match=r"a plane of it is 64 x 64 pixels \(16 KiB\), "
-        r"more than this computer's memory \(8 KiB\)",
-    ):
-        _reader.get_reader(str(good))(str(good))
+        open_scan(store)

@@ -68,7 +68,14 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         if _is_zarr(path):
             from .omezarr import open_image
 
-            return np.asarray(open_image(path).array)
+            array = open_image(path).array
+            too_large = beyond_memory(array.shape, array.dtype)
+            if too_large:  # a store is read lazily elsewhere: cytomask segment reads chunks
+                raise ImageReadError(
+                    f"Cannot read {text} whole: it is {too_large}. If it is not damaged, "
+                    "segment it with cytomask segment, which reads large images chunk by chunk."
+                )
+            return np.asarray(array)
         if not is_regular_file(path):
             # Opening a pipe would wait for a writer forever.
             raise ImageReadError(f"{text} is not a regular file (a folder, pipe or device).")
@@ -96,6 +103,36 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
                     "Give a TIFF, PNG, JPEG, BMP or NumPy (.npy) image.",
                 )
             ) from err
+
+
+def physical_memory() -> int | None:
+    """This computer's memory in bytes; None where the system does not say (Windows)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def bytes_text(size: float) -> str:
+    """A number of bytes as "16 KiB", "24 GiB", "3 EiB"."""
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if size < 1024:
+            return f"{size:.0f} {unit}"
+        size /= 1024
+    return f"{size:,.0f} EiB"
+
+
+def beyond_memory(shape, dtype) -> str | None:
+    """ "A x B pixels (N GiB), more than this computer's memory (M GiB)" when pixels of
+    ``shape`` and ``dtype`` need more bytes than the computer has, else None."""
+    memory = physical_memory()
+    size = float(np.prod(shape, dtype=float)) * np.dtype(dtype).itemsize
+    if memory is None or size <= memory:
+        return None
+    return (
+        f"{' x '.join(map(str, shape))} pixels ({bytes_text(size)}), more than this "
+        f"computer's memory ({bytes_text(memory)})"
+    )
 
 
 def _is_zarr(path: str | os.PathLike) -> bool:

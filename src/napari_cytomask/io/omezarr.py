@@ -14,6 +14,10 @@ import numpy as np
 from .layers import SECONDS, in_micrometres, length_symbol, normalise_unit, time_step
 
 SUFFIX = ".ome.zarr"
+#: Most chunks of an image read: every read here goes through dask, whose task graph
+#: holds one task per chunk (62 million took more than 4 GiB to make). 4 million chunks
+#: of 256 x 256 pixels of 16 bits are 512 GiB.
+MAX_CHUNKS = 2**22
 
 #: NGFF's names (those of UDUNITS-2) of the length units, by the symbols files use.
 _LENGTH_UNITS = {
@@ -179,17 +183,22 @@ def open_image(path: str | os.PathLike) -> ZarrImage:
             f"{path} is no OME-Zarr image: its metadata has no 'multiscales'. Give the "
             "folder of one image (a plate or other collection keeps its images in subfolders)."
         )
+    # No datasets, or one whose array is not there: a store cut short or hand-edited.
+    missing = (
+        f"{path}: its metadata names no image that is in it (missing: {{}}); the store is "
+        "damaged or incomplete: write it again."
+    )
     try:
         image = attrs["multiscales"][0]
         dataset = image["datasets"][0]
-        array = group[dataset["path"]]
+        where = str(dataset["path"])
     except (KeyError, IndexError, TypeError) as err:
-        # No datasets, or one whose array is not there: a store cut short or hand-edited.
-        raise ImageReadError(
-            f"{path}: its metadata names no image that is in it (missing: {err}); the store "
-            "is damaged or incomplete: write it again."
-        ) from err
-    except ValueError as err:  # the array's own metadata: a negative size, no data type
+        raise ImageReadError(missing.format(err)) from err
+    try:
+        array = group[where]
+    except KeyError as err:
+        raise ImageReadError(missing.format(err)) from err
+    except (ValueError, TypeError) as err:  # its own metadata: a negative size, no data type
         detail = " ".join(str(err).split())
         raise ImageReadError(
             f"{path}: the metadata of its image are damaged ({detail}); write or copy the "
@@ -207,6 +216,19 @@ def open_image(path: str | os.PathLike) -> ZarrImage:
         raise ImageReadError(
             f"{path}: its metadata does not fit its image of {array.ndim} axes "
             f"({' x '.join(map(str, array.shape))}); the store is damaged: write it again."
+        )
+    if min(array.chunks) < 1:
+        raise ImageReadError(
+            f"{path}: its chunks of {' x '.join(map(str, array.chunks))} pixels hold no "
+            "pixel; its metadata are damaged: write or copy the store again."
+        )
+    chunks = np.prod(np.ceil(np.divide(array.shape, array.chunks)), dtype=float)
+    if chunks > MAX_CHUNKS:
+        raise ImageReadError(
+            f"{path}: its image of {' x '.join(map(str, array.shape))} pixels in chunks of "
+            f"{' x '.join(map(str, array.chunks))} would be {chunks:,.0f} chunks, more than "
+            f"the {MAX_CHUNKS:,} napari-cytomask reads; its metadata are damaged, or the "
+            "store must be written again with larger chunks."
         )
     if 0 in array.shape:
         raise ImageReadError(
