@@ -1038,7 +1038,24 @@ def test_a_model_trained_during_a_segmentation_is_selected_once_it_ends(
     """A training run that ended while the U-Net segmented swapped the model and thresholds
     under the run, which went on with the old model, and said "press Segment cytoplasm"
     with the button greyed."""
-    viewer = make_napari_viewer_proxy()
+    viewer, segmenter, old, new = _trained_while_segmenting(
+        make_napari_viewer_proxy, unet_checkpoint
+    )
+    assert segmenter.checkpoint.path() == old
+    assert "ready" not in segmenter.status.text()
+    qtbot.waitUntil(lambda: not segmenter.runner.busy, timeout=30_000)
+    assert segmenter.checkpoint.path() == new
+    made_with = layer_info(viewer.layers["img U-Net cells"])["model"]["path"]
+    assert made_with == str(old)
+    status = segmenter.status.text()
+    assert "'img U-Net cells'" in status or "No cells found" in status
+    assert status.endswith(_TRAINED_MEANWHILE.format(new.stem))
+
+
+def _trained_while_segmenting(make_viewer, unet_checkpoint):
+    """A viewer and U-Net step segmenting an image with the model ``old`` when the model
+    ``new`` is trained: ``(viewer, segmenter, old, new)``."""
+    viewer = make_viewer()
     viewer.add_image(np.random.default_rng(0).random((64, 64), np.float32), name="img")
     segmenter = UNetSegmentWidget(viewer)
     old, new = unet_checkpoint(64, seed=1), unet_checkpoint(64, seed=2)
@@ -1048,18 +1065,13 @@ def test_a_model_trained_during_a_segmentation_is_selected_once_it_ends(
     segmenter.segment()
     assert segmenter.runner.busy
     segmenter._use_trained(new)
-    assert segmenter.checkpoint.path() == old
-    assert "ready" not in segmenter.status.text()
-    qtbot.waitUntil(lambda: not segmenter.runner.busy, timeout=30_000)
-    assert segmenter.checkpoint.path() == new
-    made_with = layer_info(viewer.layers["img U-Net cells"])["model"]["path"]
-    assert made_with == str(old)
-    status = segmenter.status.text()
-    assert "'img U-Net cells'" in status or "No cells found" in status
-    assert status.endswith(
-        f"Model {new.stem} was trained meanwhile and is now selected: press Segment "
-        "cytoplasm to segment with it."
-    )
+    return viewer, segmenter, old, new
+
+
+_TRAINED_MEANWHILE = (
+    "Model {} was trained meanwhile and is now selected: press Segment cytoplasm to segment "
+    "with it."
+)
 
 
 def test_a_model_trained_during_a_segmentation_whose_input_is_closed_is_said_selected(
@@ -1067,23 +1079,13 @@ def test_a_model_trained_during_a_segmentation_whose_input_is_closed_is_said_sel
 ):
     """Closing the input stopped the run and said so; that said nothing of the model
     trained meanwhile, selected all the same."""
-    viewer = make_napari_viewer_proxy()
-    viewer.add_image(np.random.default_rng(0).random((64, 64), np.float32), name="img")
-    segmenter = UNetSegmentWidget(viewer)
-    old, new = unet_checkpoint(64, seed=1), unet_checkpoint(64, seed=2)
-    segmenter.checkpoint.set_model(old)
-    segmenter.device.setCurrentText("cpu")
-    segmenter.segment()
-    segmenter._use_trained(new)
+    viewer, segmenter, _, new = _trained_while_segmenting(make_napari_viewer_proxy, unet_checkpoint)
     viewer.layers.remove("img")
     assert not segmenter.runner.busy
     assert segmenter.checkpoint.path() == new
     status = segmenter.status.text()
     assert status.startswith("'img' was closed")
-    assert status.endswith(
-        f"Model {new.stem} was trained meanwhile and is now selected: press Segment "
-        "cytoplasm to segment with it."
-    )
+    assert status.endswith(_TRAINED_MEANWHILE.format(new.stem))
 
 
 def test_a_model_trained_elsewhere_is_listed_when_the_list_opens(
