@@ -258,6 +258,28 @@ def test_a_file_of_no_image_format_says_what_it_starts_with(tmp_path, name):
     assert read_image(gif).max() == 7
 
 
+@pytest.mark.parametrize(
+    ("array", "said"),
+    [(np.arange(5), r"holds one axis \(5\), and an image has at least 2 \(Y and X\)"),
+     (np.array(3), r"holds no axis \(one value\)"),
+     (np.array([["a", "b"]]), r"its values are of type <U1, not numbers of light or cell ids"),
+     (np.zeros((4, 4), complex), "its values are of type complex128")],
+    ids=["one axis", "one value", "text", "complex"],
+)  # fmt: skip
+def test_a_numpy_file_that_holds_no_image_says_so(tmp_path, array, said):
+    """cytomask segment said "tuple index out of range" for a NumPy file of one axis or of
+    text, and segmented complex numbers as if they were light."""
+    from napari_cytomask.io.files import ImageReadError
+
+    path = tmp_path / "values.npy"
+    np.save(path, array)
+    for read in (read_image, open_scan):
+        with pytest.raises(ImageReadError, match=f"Cannot read {path} as an image: .*{said}"):
+            read(path)
+    np.save(path, np.zeros((4, 4), bool))  # a mask of True and False is an image
+    assert read_image(path).shape == (4, 4)
+
+
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="a Linux /proc file")
 def test_a_file_that_says_it_has_no_byte_but_has_some_is_not_called_empty():
     """/proc files report 0 bytes: it was said to be "empty (0 bytes): it was not saved or

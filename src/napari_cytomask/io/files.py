@@ -58,9 +58,27 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     Raises
     ------
     ImageReadError
-        When the file is missing, not a regular file, or cannot be decoded; the
-        message names the file.
+        When the file is missing, not a regular file, or cannot be decoded, or holds no
+        image (a NumPy file of one axis, or of text); the message names the file.
     """
+    image = _read_whole(path)
+    if image.dtype.kind not in "biuf":  # a NumPy file or Zarr store of text, or complex
+        raise ImageReadError(
+            f"Cannot read {path} as an image: its values are of type {image.dtype}, not "
+            "numbers of light or cell ids. Give an image of integers or real numbers."
+        )
+    if image.ndim < 2:
+        raise ImageReadError(
+            f"Cannot read {path} as an image: it holds "
+            f"{'one axis' if image.ndim else 'no axis'} "
+            f"({' x '.join(map(str, image.shape)) or 'one value'}), and an image has at "
+            "least 2 (Y and X)."
+        )
+    return image
+
+
+def _read_whole(path: str | os.PathLike) -> np.ndarray:
+    """:func:`read_image` before the pixels are checked."""
     text = str(path)
     with _decoding(path):
         if not os.path.exists(path):
