@@ -47,6 +47,7 @@ import torch
 
 from _common import DATA, PYTHON_TERMS, cpu_model
 from napari_cytomask import cli
+from napari_cytomask._sample_data import sample_scan_path
 from napari_cytomask.models.checkpoint import DIR_ENV, describe, save_checkpoint
 from napari_cytomask.models.unet import UNetConfig, build_model
 
@@ -66,9 +67,8 @@ def make_inputs(folder: Path) -> dict[str, tuple[list[str], list[str]]]:
         iio.imwrite(
             into / "instances_ids.png", iio.imread(source / "instances_ids.png")[:128, :160]
         )
-    sample = Path(cli.__file__).parent / "resources" / "usiigaci-sample.ome.tif"
     scan = folder / "scan.ome.tif"
-    shutil.copy(sample, scan)
+    shutil.copy(sample_scan_path(), scan)
     broken = folder / "broken"
     broken.mkdir()
     (broken / "notes.tif").write_bytes(b"not a tiff\n" * 20)

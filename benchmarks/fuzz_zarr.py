@@ -46,12 +46,10 @@ Fault = Callable[[Path], bool]
 
 def _sample() -> tuple[np.ndarray, np.ndarray]:
     """Phase contrast and mask of the plugin's sample scan: 4 positions, 256 x 256."""
-    import napari_cytomask
+    from napari_cytomask._sample_data import sample_scan_path
     from napari_cytomask.io.files import open_scan
 
-    scan = open_scan(
-        Path(napari_cytomask.__file__).parent / "resources" / "usiigaci-sample.ome.tif"
-    )
+    scan = open_scan(sample_scan_path())
     phase, mask = (np.asarray(c.data[:, 300:556, 300:556]) for c in scan.channels)
     return phase, mask
 
@@ -100,12 +98,13 @@ def _metadata_files(store: Path) -> list[Path]:
 
 
 def _chunk_files(store: Path) -> list[Path]:
-    return sorted(p for p in store.rglob("*") if p.is_file() and p not in _metadata_files(store))
+    metadata = set(_metadata_files(store))
+    return sorted(p for p in store.rglob("*") if p.is_file() and p not in metadata)
 
 
 def _edit_json(path: Path, edit: Callable[[dict], None]) -> bool:
-    before = json.loads(path.read_text())
-    after = json.loads(path.read_text())
+    text = path.read_text()
+    before, after = json.loads(text), json.loads(text)
     edit(after)
     path.write_text(json.dumps(after))
     return after != before
@@ -126,8 +125,9 @@ def _group_meta(store: Path) -> Path:
     return next(p for p in (store / ".zattrs", store / "zarr.json") if p.exists())
 
 
-def _array_fault(edit: Callable[[dict, str, str], None]) -> Fault:
-    """A fault of the array's metadata; ``edit`` gets its keys of data type and chunks."""
+def _array_fault(edit: Callable[[dict, str, bool], None]) -> Fault:
+    """A fault of the array's metadata; ``edit`` gets the metadata, the key of its data
+    type, and whether they are Zarr v3's."""
 
     def apply(store: Path) -> bool:
         path = _array_meta(store)

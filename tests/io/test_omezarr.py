@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 import zarr
 
-from napari_cytomask.io.files import ImageReadError, find_inputs, open_scan, read_labels
+from napari_cytomask.io.files import (
+    ImageReadError,
+    find_inputs,
+    open_scan,
+    read_image,
+    read_labels,
+)
 from napari_cytomask.io.omezarr import create_labels, open_labels
 
 
@@ -235,6 +241,8 @@ def test_a_damaged_store_says_so_when_it_is_opened(tmp_path, damage, said):
     with pytest.raises(ImageReadError, match=said):
         for data, _, _ in get_reader(str(store))(str(store)):
             np.asarray(data)
+    with pytest.raises(ImageReadError, match=said):  # the command line's whole read
+        read_image(store)
 
 
 def test_a_plane_larger_than_memory_is_refused_before_napari_reads_it(tmp_path, monkeypatch):

@@ -93,7 +93,7 @@ def _read_whole(path: str | os.PathLike) -> np.ndarray:
                     f"Cannot read {text} whole: it is {too_large}. If it is not damaged, "
                     "segment it with cytomask segment, which reads large images chunk by chunk."
                 )
-            return np.asarray(array)
+            return np.asarray(_Decoded(array, path)[...])
         if not is_regular_file(path):
             # Opening a pipe would wait for a writer forever.
             raise ImageReadError(f"{text} is not a regular file (a folder, pipe or device).")
@@ -141,8 +141,8 @@ def bytes_text(size: float) -> str:
 
 
 def beyond_memory(shape, dtype) -> str | None:
-    """ "A x B pixels (N GiB), more than this computer's memory (M GiB)" when pixels of
-    ``shape`` and ``dtype`` need more bytes than the computer has, else None."""
+    """What pixels of ``shape`` and ``dtype`` need when it is more bytes than the computer
+    has ("A x B pixels (N GiB), more than this computer's memory (M GiB)"), else None."""
     memory = physical_memory()
     size = float(np.prod(shape, dtype=float)) * np.dtype(dtype).itemsize
     if memory is None or size <= memory:
