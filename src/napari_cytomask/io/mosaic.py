@@ -29,6 +29,14 @@ BLOCK = 2048
 #: The ids of cells seen by two tiles (sorted) and the ids they take.
 Merges = tuple[np.ndarray, np.ndarray]
 
+#: Most pixels between two tiles whose facing edges count as one seam (stage positions
+#: rounded to whole pixels leave gaps of a pixel or two between tiles that met).
+SEAM_GAP = 2
+
+#: Least share of the seam that either of two cells facing each other across it touches,
+#: along which they must face each other to be one cell cut by the seam.
+SEAM_SHARE = 0.5
+
 #: No cells seen twice.
 NO_MERGES: Merges = (np.empty(0, np.uint64), np.empty(0, np.uint64))
 
@@ -187,18 +195,24 @@ class LabelMosaicArray(MosaicArray):
     one's cells at its edge; a cell of the later tile and the cell of the earlier tile
     that share the most of its overlap pixels, each the other's best match, are one cell
     seen twice and take the earlier one's id, rather than leaving a piece of the cell
-    with another id beside the edge. Tiles that only touch are not joined: two cells on
-    either side of a seam may be two cells.
+    with another id beside the edge. Tiles that meet without overlapping (or with a
+    gap of up to :data:`SEAM_GAP` pixels) each hold a part of the cells on their seam:
+    a cell of one and a cell of the other that face each other across the seam, each
+    the other's best match, along at least :data:`SEAM_SHARE` of the seam that either
+    of them touches, are one cell cut by the seam and take the earlier one's id. A
+    cell whose tip touches the seam beside a cell of the other tile stays a cell of
+    its own.
 
     The shifts hold for all the mosaic's planes (a tile's cell keeps its id through a
-    stack). The cells seen twice are found frame by frame (the ``frames`` leading axes;
+    stack). The cells seen twice (or cut) are found frame by frame (the ``frames`` leading axes;
     a volume's planes after them together): a tile segmented frame by frame numbers
     the cells of one frame in another order than those of the next, and one cell of
     a frame is no cell of the next. Both are found the first time the mosaic is read,
     once: they need each tile's largest id over all its planes, for which every pixel
-    of the channel is read, and the pixels of the overlaps. Nothing is read when the
-    mosaic is opened; the first read takes about half as long again as reading every
-    plane would (a few seconds for a 10,000 x 10,000 mask of 400 tiles).
+    of the channel is read, and the pixels of the overlaps and seams. Nothing is read
+    when the mosaic is opened; the first read takes about twice as long as a later one
+    (7 s against 3.5 s for a 10,000 x 10,000 mask of 400 tiles meeting without overlap,
+    on 2 CPU cores; ``benchmarks/bench_mosaic_seams.py``).
 
     Ids are unsigned and wide enough for the largest id of each tile, whatever the
     tiles hold: at most ``n_tiles`` times the largest value of the tiles' data type
@@ -282,8 +296,9 @@ class LabelMosaicArray(MosaicArray):
         return max(int(plane.max(initial=0)) for plane in planes)
 
     def _same_cells(self, shifts: list[int], frame: tuple[int, ...]) -> dict[int, int]:
-        """The shifted ids of cells seen in two overlapping tiles in one ``frame``, each
-        with the id of the cell it is in the earliest tile that sees it."""
+        """The shifted ids of cells seen in two tiles in one ``frame`` (where the tiles
+        overlap, or cut by the seam where they meet), each with the id of the cell it is
+        in the earliest tile that sees it."""
         parent: dict[int, int] = {}
 
         def root(cell: int) -> int:
@@ -292,38 +307,93 @@ class LabelMosaicArray(MosaicArray):
             return cell
 
         height, width = self.tile_shape
-        for early, late in tile_pairs(self.offsets, self.tile_shape, 1):
+        reach = 1 + SEAM_GAP / min(height, width)
+        for early, late in tile_pairs(self.offsets, self.tile_shape, reach):
             (r0, c0), (r1, c1) = self.offsets[early], self.offsets[late]
             top, bottom = max(r0, r1), min(r0, r1) + height
             left, right = max(c0, c1), min(c0, c1) + width
-            if top >= bottom or left >= right:
+            if top < bottom and left < right:
+                found = self._overlap_cells(early, late, (top, bottom, left, right), frame)
+            elif top < bottom and left - right <= SEAM_GAP:
+                found = self._seam_cells(early, late, (top, bottom), 1, frame)
+            elif left < right and top - bottom <= SEAM_GAP:
+                found = self._seam_cells(early, late, (left, right), 0, frame)
+            else:
                 continue
-            shared: Counter = Counter()
-            for a, b in zip(
-                self._planes(
-                    early, slice(top - r0, bottom - r0), slice(left - c0, right - c0), frame
-                ),
-                self._planes(
-                    late, slice(top - r1, bottom - r1), slice(left - c1, right - c1), frame
-                ),
-                strict=True,
-            ):
-                both = (a != 0) & (b != 0)
-                pairs, counts = np.unique(np.stack([a[both], b[both]]), axis=1, return_counts=True)
-                for (a_id, b_id), count in zip(pairs.T.tolist(), counts.tolist(), strict=True):
-                    shared[a_id, b_id] += count
-            best_of_early: dict[int, tuple[int, int]] = {}
-            best_of_late: dict[int, tuple[int, int]] = {}
-            for (a, b), count in shared.items():
-                if count > best_of_early.get(a, (0, 0))[0]:
-                    best_of_early[a] = count, b
-                if count > best_of_late.get(b, (0, 0))[0]:
-                    best_of_late[b] = count, a
-            for a, (_, b) in best_of_early.items():
-                if best_of_late[b][1] == a:
-                    first, second = root(a + shifts[early]), root(b + shifts[late])
-                    parent[max(first, second)] = min(first, second)
+            for a, b in found:
+                first, second = root(a + shifts[early]), root(b + shifts[late])
+                parent[max(first, second)] = min(first, second)
         return {cell: root(cell) for cell in parent if root(cell) != cell}
+
+    def _overlap_cells(
+        self, early: int, late: int, box: tuple[int, int, int, int], frame: tuple[int, ...]
+    ) -> list[tuple[int, int]]:
+        """The cells of two tiles that are one cell seen twice where the tiles overlap
+        (``box``: top, bottom, left, right in the mosaic): each pair of cells sharing the
+        most pixels there of both, as ``(id in early, id in late)``."""
+        top, bottom, left, right = box
+        (r0, c0), (r1, c1) = self.offsets[early], self.offsets[late]
+        pairs = zip(
+            self._planes(early, slice(top - r0, bottom - r0), slice(left - c0, right - c0), frame),
+            self._planes(late, slice(top - r1, bottom - r1), slice(left - c1, right - c1), frame),
+            strict=True,
+        )
+        return _mutual_best(_shared_pixels(pairs))
+
+    def _seam_cells(
+        self, early: int, late: int, span: tuple[int, int], axis: int, frame: tuple[int, ...]
+    ) -> list[tuple[int, int]]:
+        """The cells of two tiles that meet at a seam (across ``axis``, 1 for a seam
+        between columns, over the mosaic's rows or columns ``span``) and are one cell
+        cut by it: each pair of cells facing each other along the most pixels of the
+        seam, along at least :data:`SEAM_SHARE` of the seam that either of them touches,
+        as ``(id in early, id in late)``."""
+        lines = []
+        for tile, other in ((early, late), (late, early)):
+            origin, there = self.offsets[tile], self.offsets[other]
+            along = slice(span[0] - origin[1 - axis], span[1] - origin[1 - axis])
+            # The tile's last row or column faces a tile after it, its first one before it.
+            edge = self.tile_shape[axis] - 1 if there[axis] > origin[axis] else 0
+            key = (along, slice(edge, edge + 1)) if axis else (slice(edge, edge + 1), along)
+            lines.append(self._planes(tile, *key, frame))
+        facing = _shared_pixels(zip(*lines, strict=True), background=True)
+        touching_early, touching_late = Counter(), Counter()
+        for (a, b), count in facing.items():
+            touching_early[a] += count
+            touching_late[b] += count
+        shared = Counter({(a, b): n for (a, b), n in facing.items() if a and b})
+        return [
+            (a, b)
+            for a, b in _mutual_best(shared)
+            if shared[a, b] >= SEAM_SHARE * max(touching_early[a], touching_late[b])
+        ]
+
+
+def _shared_pixels(
+    pairs: Iterator[tuple[np.ndarray, np.ndarray]], background: bool = False
+) -> Counter:
+    """How many pixels each pair of ids shares in two tiles' planes (pixels of one
+    against the pixels they face in the other); with ``background``, also a cell's
+    pixels against no cell (id 0), else only cells against cells."""
+    shared: Counter = Counter()
+    for a, b in pairs:
+        both = (a != 0) | (b != 0) if background else (a != 0) & (b != 0)
+        ids, counts = np.unique(np.stack([a[both], b[both]]), axis=1, return_counts=True)
+        for (a_id, b_id), count in zip(ids.T.tolist(), counts.tolist(), strict=True):
+            shared[a_id, b_id] += count
+    return shared
+
+
+def _mutual_best(shared: Counter) -> list[tuple[int, int]]:
+    """The pairs ``(a, b)`` of ``shared`` in which each is the other's best match."""
+    best_of_a: dict[int, tuple[int, int]] = {}
+    best_of_b: dict[int, tuple[int, int]] = {}
+    for (a, b), count in shared.items():
+        if count > best_of_a.get(a, (0, 0))[0]:
+            best_of_a[a] = count, b
+        if count > best_of_b.get(b, (0, 0))[0]:
+            best_of_b[b] = count, a
+    return [(a, b) for a, (_, b) in best_of_a.items() if best_of_b[b][1] == a]
 
 
 def stitch(
