@@ -23,7 +23,8 @@ PYTHON_TERMS = ("Traceback", " at 0x", "is not in list", "object has no attribut
                 "not subscriptable", "referenced before assignment", "KeyError", "out of bounds",
                 "[Errno", "division by zero", "must be real number", "Error(",
                 "invalid int value", "invalid float value", "backend to open",
-                "unpack_from")  # fmt: skip
+                "unpack_from", "not supported between instances", "is not iterable",
+                "values to unpack")  # fmt: skip
 
 
 def cpu_model() -> str:

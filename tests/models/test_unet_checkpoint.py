@@ -201,8 +201,8 @@ def test_weights_that_do_not_fit_the_description(saved):
 
 @pytest.mark.parametrize(
     "changes",
-    [{"encoder": "tu-resnet]0t"}, {"encoder": "x"}, {"in_channels": 3.5}],
-    ids=["timm name", "encoder", "channels"],
+    [{"encoder": "tu-resnet]0t"}, {"encoder": "x"}],
+    ids=["timm name", "encoder"],
 )
 def test_a_network_that_cannot_be_built_is_refused(saved, changes):
     """Found by changing a checkpoint's description: timm's "Unknown model", torch's errors
@@ -212,6 +212,40 @@ def test_a_network_that_cannot_be_built_is_refused(saved, changes):
     _rewrite_description(path, **changes)
     with pytest.raises(CheckpointError, match="describes a network that cannot be built"):
         load_checkpoint(path)
+
+
+@pytest.mark.parametrize(
+    "changes, said",
+    [
+        ({"in_channels": 3.5}, "describes an invalid network: in_channels is 3.5, not a whole"),
+        ({"encoder_depth": None}, "encoder_depth is None, not a whole number"),
+        ({"decoder_channels": "x"}, "decoder_channels is 'x', not a list of whole numbers"),
+        ({"percentiles": []}, r"percentiles are \[\], not two numbers \(low, high\)"),
+        ({"format_version": "x"}, "its format version is 'x', not a whole number from 1"),
+        ({"postprocess": {"interior_threshold": 2}}, "its interior_threshold is 2, outside 0 to 1"),
+        ({"postprocess": {"min_size": 0.5}}, "its min_size is 0.5, not a whole number of pixels"),
+        (
+            {"training": {"pixel_size_um": [0, 0]}},
+            r"the pixel size it learnt cells at is \[0, 0\], not two sizes in µm",
+        ),
+    ],
+    ids=["channels", "depth", "decoder", "percentiles", "version", "threshold", "size", "pixel"],
+)
+def test_a_description_holding_values_of_other_kinds_is_refused_in_words(saved, changes, said):
+    """Found by changing the starter model's description: values of another kind said
+    Python's "'NoneType' object is not iterable", "invalid literal for int()", "not
+    enough values to unpack" or "'<=' not supported between instances"; a format version
+    that is no number was said to be newer than the plugin; thresholds outside 0 to 1 and
+    a cell size of half a pixel were said as a preset's ("unet: 'min_size' should be int"),
+    naming no file. Each is refused as the file's fault before the model list offers it."""
+    path, _, _ = saved
+    _rewrite_description(path, **changes)
+    with pytest.raises(CheckpointError, match=said) as caught:
+        read_description(path)
+    assert str(path) in str(caught.value)
+    unusable = []
+    assert list_checkpoints(path.parent, unusable) == []
+    assert [p for p, _ in unusable] == [path]
 
 
 def test_pretrained_weights_fall_back_to_random_init_with_a_notice(monkeypatch):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import struct
 import sys
@@ -293,7 +294,12 @@ def read_description(path: str | os.PathLike) -> dict:
     if not isinstance(desc, dict) or desc.get("format") != FORMAT:
         raise _not_a_checkpoint(path, f"its description is not of format {FORMAT!r}")
     version = desc.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise CheckpointError(
+            f"{path} has a corrupt description (its format version is {version!r}, not a "
+            "whole number from 1); train it again."
+        )
+    if version > FORMAT_VERSION:
         raise CheckpointError(
             f"{path} has checkpoint format version {version}, newer than this plugin reads "
             f"({FORMAT_VERSION}); update napari-cytomask."
@@ -345,6 +351,31 @@ def _check_contents(desc: dict, path: Path) -> None:
                 f"{path} has a corrupt description (its {key} is {value!r}, not a number); "
                 "train it again."
             )
+    settings = tables["postprocess"] or {}
+    for key in ("interior_threshold", "foreground_threshold"):
+        if key in settings and not 0 <= settings[key] <= 1:  # NaN is not either
+            raise CheckpointError(
+                f"{path} has a corrupt description (its {key} is {settings[key]!r}, outside 0 "
+                "to 1); choose its thresholds again (cytomask tune) or train it again."
+            )
+    size = settings.get("min_size")
+    if size is not None and (not isinstance(size, int) or size < 0):
+        raise CheckpointError(
+            f"{path} has a corrupt description (its min_size is {size!r}, not a whole number "
+            "of pixels from 0); choose its thresholds again (cytomask tune) or train it again."
+        )
+    # What segmenting resamples images to (catalog.learnt_pixel_size).
+    learnt = (tables["training"] or {}).get("pixel_size_um")
+    if learnt is not None and not (
+        isinstance(learnt, list)
+        and len(learnt) == 2
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in learnt)
+        and all(0 < v < math.inf for v in learnt)
+    ):
+        raise CheckpointError(
+            f"{path} has a corrupt description (the pixel size it learnt cells at is "
+            f"{learnt!r}, not two sizes in µm); train it again."
+        )
 
 
 def config_of(description: dict, path: str | os.PathLike = "") -> UNetConfig:

@@ -9,6 +9,7 @@ saturated halos of phase-contrast and brightfield images.
 from __future__ import annotations
 
 import math
+import numbers
 import socket
 import warnings
 from collections.abc import Sequence
@@ -75,6 +76,20 @@ class UNetConfig:
     tile_size: int = 256
 
     def __post_init__(self) -> None:
+        for name in ("encoder_depth", "in_channels", "tile_size"):
+            _check_whole(name, getattr(self, name))
+        if not isinstance(self.decoder_channels, (list, tuple)):
+            raise ValueError(
+                f"decoder_channels is {self.decoder_channels!r}, not a list of whole numbers."
+            )
+        for width in self.decoder_channels:
+            _check_whole("decoder_channels", width)
+        if not (
+            isinstance(self.percentiles, (list, tuple))
+            and len(self.percentiles) == 2
+            and all(_is_number(p) for p in self.percentiles)
+        ):
+            raise ValueError(f"percentiles are {self.percentiles!r}, not two numbers (low, high).")
         self.decoder_channels = tuple(int(c) for c in self.decoder_channels)
         self.percentiles = tuple(float(p) for p in self.percentiles)
         self.validate()
@@ -134,6 +149,17 @@ class UNetConfig:
         """Rebuild from :meth:`to_dict` output (unknown keys are ignored)."""
         known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
         return cls(**known)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _check_whole(name: str, value) -> None:
+    """Raise :class:`ValueError` unless ``value`` is a whole number (a description written
+    by hand or damaged may hold anything)."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+        raise ValueError(f"{name} is {value!r}, not a whole number.")
 
 
 def build_model(
