@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_cytomask.tiling import tile_boxes, tile_spans, tile_starts
+from napari_cytomask.tiling import fitted_tile, tile_boxes, tile_spans, tile_starts
 
 
 @pytest.mark.parametrize(
@@ -63,3 +63,22 @@ def test_core_borders_of_a_known_tiling():
     ]
     # Odd overlaps (0:10 and 7:17, 3 px) are cut at the lower middle: 8 = (10 + 7) // 2.
     assert tile_spans(17, 10, 3) == [(0, 10, 0, 8), (7, 17, 8, 17)]
+
+
+@pytest.mark.parametrize(
+    ("length", "fitted", "tiles"),
+    [(100, 112, 1), (600, 608, 1), (641, 512, 2), (1022, 544, 2), (2048, 560, 4), (1392, 512, 3)],
+)
+def test_a_tile_grows_by_up_to_a_quarter_where_fewer_pixels_then_cover_the_image(
+    length, fitted, tiles
+):
+    """Tiles of 512 overlapping by at least 64 saw a 1022-pixel side three times over
+    (1536 pixels), a 1022 x 1024 field in 9 tiles where 4 of 544 do (half the time)."""
+    assert len(tile_starts(1022, 512, 64)) == 3
+    tile = fitted_tile(length, 512, 64, 16, 640)
+    assert tile == fitted and len(tile_starts(length, tile, 64)) == tiles
+    seen = len(tile_starts(length, tile, 64)) * tile
+    for other in range(512, 641, 16):  # no other size from 512 to 640 sees fewer pixels
+        assert seen <= len(tile_starts(length, other, 64)) * other
+    # Not allowed to grow, the tile stays as it is (or the image's size, when smaller).
+    assert fitted_tile(length, 512, 64, 16, 512) == min(512, fitted if length <= 512 else 512)

@@ -493,8 +493,9 @@ def _segment_parser(sub) -> None:
     unet.add_argument(
         "--tile-size",
         type=_positive_int,
-        help="tile size in pixels (default: the model's; the network's pixels when the image "
-        "is resampled for it); under 256, fewer cells are found",
+        help="tile size in pixels (default: the model's, enlarged by up to a quarter where "
+        "fewer tiles then cover the image; the network's pixels when the image is resampled "
+        "for it); under 256, fewer cells are found",
     )
     unet.add_argument(
         "--overlap",

@@ -78,6 +78,32 @@ def test_tiled_prediction_has_no_seams(trained, image):
     assert np.mean((whole.labels > 0) != (tiled.labels > 0)) < 1e-4
 
 
+def test_the_models_tiles_are_fitted_to_the_image_and_a_tile_size_given_is_kept(
+    trained, image, monkeypatch
+):
+    """With the model's tiles of 128 and an overlap of 48, a 300 x 300 image took 16
+    tiles of 128 (4 per side, 512 pixels seen per side); 3 tiles of 136 per side cover
+    it (408 pixels). A tile size given stays as it is."""
+    from napari_cytomask.models import inference
+
+    sizes = []
+    forward = inference.predict_tiles
+    monkeypatch.setattr(
+        inference,
+        "predict_tiles",
+        lambda p, batch, **kw: sizes.append(batch.shape[-2:]) or forward(p, batch, **kw),
+    )
+    monkeypatch.setattr(trained.config, "tile_size", 128)
+    fitted = segment(trained, image[:300, :300], overlap=48)
+    assert sizes == [(136, 136)] * 9
+    sizes.clear()
+    given = segment(trained, image[:300, :300], tile_size=128, overlap=48)
+    assert sizes == [(128, 128)] * 16
+    # Nearly the same cells either way: the tiles are blended as before.
+    matched = evaluate(given.labels, fitted.labels, thresholds=(0.8,))
+    assert matched.matches.f1[0] > 0.95 and int(given.labels.max()) > 40
+
+
 def test_stack_lazy_input_and_memmap_output(trained, image, tmp_path):
     stack = np.stack([image, image[::-1]])
     lazy = da.from_array(stack, chunks=(1, 100, 100))

@@ -507,8 +507,10 @@ class UNetSegmentWidget(StepWidget, QWidget):
             0,
             4096,
             0,
-            "Tile edge in pixels; 'from the model' uses the size it was trained for. Tiles "
-            "under 256 px see too little around a cell and find fewer cells.",
+            "Tile edge in pixels; 'from the model' uses the size it was trained for, "
+            "enlarged by up to a quarter where fewer tiles then cover the image (a "
+            "1022 x 1024 image: 4 tiles instead of 9). Tiles under 256 px see too little "
+            "around a cell and find fewer cells.",
             32,
             special="from the model",
         )

@@ -31,7 +31,7 @@ from torch import nn
 from ..labels import as_planes
 from ..postprocess import iter_watershed
 from ..progress import Progress, drain, relay
-from ..tiling import tile_starts
+from ..tiling import fitted_tile, tile_starts
 from .catalog import enlargement_note, image_area, learnt_pixel_size, resolve_unet
 from .checkpoint import check_input_channels, config_of, load_checkpoint
 from .device import autocast_dtype, get_device
@@ -358,10 +358,13 @@ def iter_predict(
     n_frames = int(np.prod(frames_shape, dtype=np.int64))
     multiple = config.size_multiple
     tile = check_overlap(config, tile_size, overlap)
+    # The model's tile may grow by a quarter where that covers the image with fewer
+    # pixels; a tile size given is kept (it may have been chosen to fit in memory).
+    largest = tile if tile_size else tile * 5 // 4
     zy, zx = zoom or (1.0, 1.0)
     # The network's tile, and the part of the image it sees (the same without zoom).
-    th = min(tile, _padded_size(math.ceil(height * zy), multiple))
-    tw = min(tile, _padded_size(math.ceil(width * zx), multiple))
+    th = fitted_tile(math.ceil(height * zy), tile, overlap, multiple, largest)
+    tw = fitted_tile(math.ceil(width * zx), tile, overlap, multiple, largest)
     ih, iw = round(th / zy), round(tw / zx)
     oy, ox = round(overlap / zy), round(overlap / zx)
     ys, xs = tile_starts(height, ih, oy), tile_starts(width, iw, ox)
