@@ -208,6 +208,26 @@ def test_mosaic_equals_original(positions_file):
     np.testing.assert_array_equal(np.asarray(phase[400:620, 410:630]), image[400:620, 410:630])
 
 
+def _tiles_at(path, masks, starts, phases=None) -> None:
+    """One OME image per tile at its stage position (a pixel is 0.5 µm): a phase channel
+    (``phases``, else 100 everywhere) and a mask channel, of one plane or of a time-lapse
+    (T, Y, X)."""
+    with tifffile.TiffWriter(path, ome=True) as tif:
+        for n, (mask, (r, c)) in enumerate(zip(masks, starts, strict=True)):
+            phase = np.full_like(mask, 100) if phases is None else phases[n]
+            planes = 2 * (len(mask) if mask.ndim == 3 else 1)
+            tif.write(
+                np.stack([phase, mask], axis=-3),
+                metadata={
+                    "axes": "TCYX" if mask.ndim == 3 else "CYX",
+                    "PhysicalSizeX": 0.5,
+                    "PhysicalSizeY": 0.5,
+                    "Channel": {"Name": ["Phase", "Mask"]},
+                    "Plane": {"PositionX": [c * 0.5] * planes, "PositionY": [r * 0.5] * planes},
+                },
+            )
+
+
 def test_mosaic_of_tiles_each_numbering_its_cells(tmp_path):
     """Tiles segmented one by one each number their cells 1, 2, 3: pasted as they were, a
     mosaic of 2 x 2 tiles held 3 cells instead of 12 (metrics, counts and export took
@@ -219,18 +239,7 @@ def test_mosaic_of_tiles_each_numbering_its_cells(tmp_path):
     rng = np.random.default_rng(0)
     phases = rng.integers(100, 4000, (4, 2, 40, 40), dtype=np.uint16)
     path = tmp_path / "own-ids.ome.tif"
-    with tifffile.TiffWriter(path, ome=True) as tif:
-        for (r, c), phase in zip(starts, phases, strict=True):
-            tif.write(
-                np.stack([phase, tile], axis=1),
-                metadata={
-                    "axes": "TCYX",
-                    "PhysicalSizeX": 0.5,
-                    "PhysicalSizeY": 0.5,
-                    "Channel": {"Name": ["Phase", "Mask"]},
-                    "Plane": {"PositionX": [c * 0.5] * 4, "PositionY": [r * 0.5] * 4},
-                },
-            )
+    _tiles_at(path, [tile] * 4, starts, phases)
     (phase, _, _), (mask, _, mask_kind) = read_tiff(path, mosaic=True)
     assert mask_kind == "labels"
     stitched = mask.compute()
@@ -269,39 +278,12 @@ def test_overlapping_tiles_of_a_time_lapse_join_cells_frame_by_frame(tmp_path):
     right = [relabel_sequential(truth[t, :, 30:])[0] for t in range(2)]
     right[1] = np.array([0, 2, 1, 3], np.uint16)[right[1]]  # cells 1 and 2 swap ids
     path = tmp_path / "time-lapse.ome.tif"
-    with tifffile.TiffWriter(path, ome=True) as tif:
-        for column, mask in ((0, np.stack(tiles)), (30, np.stack(right))):
-            tif.write(
-                np.stack([np.full_like(mask, 100), mask], axis=1),
-                metadata={
-                    "axes": "TCYX",
-                    "PhysicalSizeX": 0.5,
-                    "PhysicalSizeY": 0.5,
-                    "Channel": {"Name": ["Phase", "Mask"]},
-                    "Plane": {"PositionX": [column * 0.5] * 4, "PositionY": [0.0] * 4},
-                },
-            )
+    _tiles_at(path, [np.stack(tiles), np.stack(right)], [(0, 0), (0, 30)])
     _, (mask, _, _) = read_tiff(path, mosaic=True)
     stitched = mask.compute()
     for frame, expected in zip(stitched, truth, strict=True):
         _assert_same_cells(frame, expected)
     np.testing.assert_array_equal(stitched[:, :, :30], np.stack(tiles)[:, :, :30])
-
-
-def _tiles_at(path, tiles: list[np.ndarray], starts: list[tuple[int, int]]) -> None:
-    """One OME image per tile (a phase channel and a mask channel) at its stage position."""
-    with tifffile.TiffWriter(path, ome=True) as tif:
-        for mask, (r, c) in zip(tiles, starts, strict=True):
-            tif.write(
-                np.stack([np.full_like(mask, 100), mask]),
-                metadata={
-                    "axes": "CYX",
-                    "PhysicalSizeX": 0.5,
-                    "PhysicalSizeY": 0.5,
-                    "Channel": {"Name": ["Phase", "Mask"]},
-                    "Plane": {"PositionX": [c * 0.5] * 2, "PositionY": [r * 0.5] * 2},
-                },
-            )
 
 
 def test_tiles_meeting_without_overlap_join_the_cells_their_seams_cut(shared_data, tmp_path):
