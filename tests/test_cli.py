@@ -113,7 +113,8 @@ def test_train_then_segment(folders, tmp_path, capsys):
     assert record["preset"]["unet"]["tta"] is True  # on unless asked otherwise
     # The preset's automatic tiling (None, 0) is recorded as what it came to.
     assert record["preset"]["unet"]["tile_size"] is None
-    assert record["tiling"] == {"tile_size": config_of(desc).tile_size, "batch_size": 1}
+    tile = config_of(desc).tile_size  # fitted to each image, up to a quarter larger
+    assert record["tiling"] == {"tile_size": tile, "largest_tile": tile * 5 // 4, "batch_size": 1}
     for key in ("interior_threshold", "foreground_threshold", "min_size"):
         assert record["preset"]["unet"][key] == desc["postprocess"][key]
     code = main([*segment, str(data / "set0" / "raw.tif"), "-m", str(model), "--no-tta"])

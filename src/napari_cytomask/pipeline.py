@@ -88,11 +88,14 @@ class UNetStep:
 
     def tiling(self, predictor) -> dict:
         """The tile and batch sizes ``predictor`` runs with: the step's 0 and None mean
-        "automatic", and a record says what they came to."""
-        from .models.inference import batch_for, tile_for
+        "automatic", and a record says what they came to (tiles fitted to each image
+        from ``tile_size`` to ``largest_tile``)."""
+        from .models.inference import batch_for, largest_tile, tile_for
 
+        tile = tile_for(predictor.config, self.tile_size)
         return {
-            "tile_size": tile_for(predictor.config, self.tile_size),
+            "tile_size": tile,
+            "largest_tile": largest_tile(tile, self.tile_size),
             "batch_size": batch_for(predictor.device, self.batch_size),
         }
 

@@ -138,7 +138,11 @@ def test_train_then_segment_in_a_viewer(make_napari_viewer_proxy, qtbot, model_f
     parameters = layer_info(cells)["parameters"]
     assert parameters["tile_size"] is None and parameters["batch_size"] == 0
     model_tile = UNetPredictor.from_checkpoint(saved[0], "cpu").config.tile_size
-    assert parameters["tiling"] == {"tile_size": model_tile, "batch_size": 1}
+    assert parameters["tiling"] == {
+        "tile_size": model_tile,
+        "largest_tile": model_tile * 5 // 4,  # fitted to the image
+        "batch_size": 1,
+    }
     interior = viewer.layers["BF U-Net interior"]
     assert isinstance(interior, Image) and interior.data.shape == scan.brightfield.shape
     assert np.all((interior.data >= 0) & (interior.data <= 1))

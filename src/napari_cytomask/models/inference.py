@@ -203,6 +203,14 @@ def tile_for(config: UNetConfig, tile_size: int | None = None) -> int:
     return _padded_size(tile_size or config.tile_size, config.size_multiple)
 
 
+def largest_tile(tile: int, tile_size: int | None) -> int:
+    """The largest tile edge a prediction with tiles of ``tile`` (:func:`tile_for`) fits to
+    an image (:func:`~napari_cytomask.tiling.fitted_tile`): the model's tile may grow by a
+    quarter where that covers the image with fewer pixels; a ``tile_size`` given is kept
+    (it may have been chosen to fit in memory)."""
+    return tile if tile_size else tile * 5 // 4
+
+
 def check_overlap(config: UNetConfig, tile_size: int | None, overlap: int) -> int:
     """The tile edge (:func:`tile_for`), or a ValueError that says what to change when
     ``overlap`` does not fit in it (a model trained on small crops has small tiles)."""
@@ -358,9 +366,7 @@ def iter_predict(
     n_frames = int(np.prod(frames_shape, dtype=np.int64))
     multiple = config.size_multiple
     tile = check_overlap(config, tile_size, overlap)
-    # The model's tile may grow by a quarter where that covers the image with fewer
-    # pixels; a tile size given is kept (it may have been chosen to fit in memory).
-    largest = tile if tile_size else tile * 5 // 4
+    largest = largest_tile(tile, tile_size)
     zy, zx = zoom or (1.0, 1.0)
     # The network's tile, and the part of the image it sees (the same without zoom).
     th = fitted_tile(math.ceil(height * zy), tile, overlap, multiple, largest)
