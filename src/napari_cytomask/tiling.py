@@ -43,6 +43,11 @@ def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
     return [round(i * (size - tile) / (n - 1)) for i in range(n)]
 
 
+def padded_size(size: int, multiple: int) -> int:
+    """``size`` rounded up to a multiple of ``multiple`` (at least one)."""
+    return max(multiple, math.ceil(size / multiple) * multiple)
+
+
 def fitted_tile(length: int, tile: int, overlap: int, multiple: int, largest: int) -> int:
     """The tile length, from ``tile`` to ``largest`` in multiples of ``multiple``, whose
     tiles (:func:`tile_starts`) cover ``length`` pixels with the fewest pixels in all: one
@@ -54,7 +59,7 @@ def fitted_tile(length: int, tile: int, overlap: int, multiple: int, largest: in
     4 tiles of 560 instead of 5 of 512. Ties go to the smaller tile (less memory).
     """
     largest = max(tile, largest)
-    whole = max(multiple, math.ceil(length / multiple) * multiple)
+    whole = padded_size(length, multiple)
     if whole <= largest:
         return whole
     sizes = range(tile, largest + 1, multiple)

@@ -204,8 +204,8 @@ class LabelMosaicArray(MosaicArray):
     its own.
 
     The shifts hold for all the mosaic's planes (a tile's cell keeps its id through a
-    stack). The cells seen twice (or cut) are found frame by frame (the ``frames`` leading axes;
-    a volume's planes after them together): a tile segmented frame by frame numbers
+    stack). The cells seen twice or cut are found frame by frame (the ``frames`` leading
+    axes; a volume's planes after them together): a tile segmented frame by frame numbers
     the cells of one frame in another order than those of the next, and one cell of
     a frame is no cell of the next. Both are found the first time the mosaic is read,
     once: they need each tile's largest id over all its planes, for which every pixel

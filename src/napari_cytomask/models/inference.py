@@ -31,7 +31,7 @@ from torch import nn
 from ..labels import as_planes
 from ..postprocess import iter_watershed
 from ..progress import Progress, drain, relay
-from ..tiling import fitted_tile, tile_starts
+from ..tiling import fitted_tile, padded_size, tile_starts
 from .catalog import enlargement_note, image_area, learnt_pixel_size, resolve_unet
 from .checkpoint import check_input_channels, config_of, load_checkpoint
 from .device import autocast_dtype, get_device
@@ -200,7 +200,7 @@ def blend_window(length: int, ramp: int) -> np.ndarray:
 def tile_for(config: UNetConfig, tile_size: int | None = None) -> int:
     """The tile edge a prediction uses: ``tile_size`` (default the model's) rounded up to
     a multiple of what the encoder downsamples by."""
-    return _padded_size(tile_size or config.tile_size, config.size_multiple)
+    return padded_size(tile_size or config.tile_size, config.size_multiple)
 
 
 def largest_tile(tile: int, tile_size: int | None) -> int:
@@ -231,10 +231,6 @@ def batch_for(device: torch.device, batch_size: int = 0) -> int:
     if batch_size > 0:
         return batch_size
     return 8 if device.type != "cpu" else 1
-
-
-def _padded_size(size: int, multiple: int) -> int:
-    return max(multiple, math.ceil(size / multiple) * multiple)
 
 
 def _read_tile(frame, y: int, x: int, th: int, tw: int) -> tuple[np.ndarray, tuple, tuple]:
