@@ -86,12 +86,16 @@ def child(args) -> dict:
         # The network alone on as many tiles as the pipeline predicts, batched the same
         # way, already on the device: the ceiling of the pipeline's throughput.
         from napari_cytomask.models.device import autocast_dtype
-        from napari_cytomask.tiling import tile_starts
+        from napari_cytomask.models.inference import largest_tile
+        from napari_cytomask.tiling import fitted_tile, tile_starts
 
-        t = args.tile_size
-        n_tiles = len(tile_starts(h, t, args.overlap)) * len(tile_starts(w, t, args.overlap))
+        # The tiles the pipeline fits to the image (the model's tile, grown to cover it
+        # with fewer pixels).
+        t, multiple = args.tile_size, config.size_multiple
+        th, tw = (fitted_tile(n, t, args.overlap, multiple, largest_tile(t, None)) for n in (h, w))
+        n_tiles = len(tile_starts(h, th, args.overlap)) * len(tile_starts(w, tw, args.overlap))
         batch = args.batch_size or (8 if device.type != "cpu" else 1)
-        x = torch.randn(batch, 1, t, t, device=device)
+        x = torch.randn(batch, 1, th, tw, device=device)
         dtype = autocast_dtype(device)
         with (
             torch.inference_mode(),
