@@ -22,7 +22,15 @@ import torch
 from torch import nn
 
 from ..io.atomic import write_atomically
-from .unet import ARCHITECTURES, TARGETS, UNetConfig, build_model, unused_weight_prefixes
+from .unet import (
+    ARCHITECTURES,
+    TARGETS,
+    UNetConfig,
+    build_model,
+    is_number,
+    is_whole,
+    unused_weight_prefixes,
+)
 
 #: Value of the ``format`` field of every description.
 FORMAT = "napari-cytomask-unet"
@@ -294,7 +302,7 @@ def read_description(path: str | os.PathLike) -> dict:
     if not isinstance(desc, dict) or desc.get("format") != FORMAT:
         raise _not_a_checkpoint(path, f"its description is not of format {FORMAT!r}")
     version = desc.get("format_version")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+    if not is_whole(version) or version < 1:
         raise CheckpointError(
             f"{path} has a corrupt description (its format version is {version!r}, not a "
             "whole number from 1); train it again."
@@ -346,7 +354,7 @@ def _check_contents(desc: dict, path: Path) -> None:
     numbers = {**(tables["validation scores"] or {}), **(tables["postprocess"] or {})}
     for key in ("f1_50", "mean_average_f1", *DEFAULT_SETTINGS):
         value = numbers.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        if value is not None and not is_number(value):
             raise CheckpointError(
                 f"{path} has a corrupt description (its {key} is {value!r}, not a number); "
                 "train it again."
@@ -359,7 +367,7 @@ def _check_contents(desc: dict, path: Path) -> None:
                 "to 1); choose its thresholds again (cytomask tune) or train it again."
             )
     size = settings.get("min_size")
-    if size is not None and (not isinstance(size, int) or size < 0):
+    if size is not None and (not is_whole(size) or size < 0):
         raise CheckpointError(
             f"{path} has a corrupt description (its min_size is {size!r}, not a whole number "
             "of pixels from 0); choose its thresholds again (cytomask tune) or train it again."
@@ -369,8 +377,7 @@ def _check_contents(desc: dict, path: Path) -> None:
     if learnt is not None and not (
         isinstance(learnt, list)
         and len(learnt) == 2
-        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in learnt)
-        and all(0 < v < math.inf for v in learnt)
+        and all(is_number(v) and 0 < v < math.inf for v in learnt)
     ):
         raise CheckpointError(
             f"{path} has a corrupt description (the pixel size it learnt cells at is "

@@ -87,7 +87,7 @@ class UNetConfig:
         if not (
             isinstance(self.percentiles, (list, tuple))
             and len(self.percentiles) == 2
-            and all(_is_number(p) for p in self.percentiles)
+            and all(is_number(p) for p in self.percentiles)
         ):
             raise ValueError(f"percentiles are {self.percentiles!r}, not two numbers (low, high).")
         self.decoder_channels = tuple(int(c) for c in self.decoder_channels)
@@ -151,14 +151,20 @@ class UNetConfig:
         return cls(**known)
 
 
-def _is_number(value) -> bool:
+def is_number(value) -> bool:
+    """Whether ``value`` is a real number (not True or False), as a description read from
+    a file must hold where it gives one (written by hand or damaged, it may hold anything)."""
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
+def is_whole(value) -> bool:
+    """Whether ``value`` is a whole number (not True or False), see :func:`is_number`."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def _check_whole(name: str, value) -> None:
-    """Raise :class:`ValueError` unless ``value`` is a whole number (a description written
-    by hand or damaged may hold anything)."""
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+    """Raise :class:`ValueError` unless ``value`` is a whole number (:func:`is_whole`)."""
+    if not is_whole(value):
         raise ValueError(f"{name} is {value!r}, not a whole number.")
 
 
