@@ -1400,6 +1400,234 @@ def replaced_file(
     return target
 
 
+@dataclass
+class _Optimisation:
+    """A network with what trains it: AdamW, the learning rate lowered on a plateau of
+    the validation score, mixed precision where the device has it, the class-weighted
+    loss."""
+
+    model: torch.nn.Module
+    optimiser: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau
+    scaler: torch.amp.GradScaler
+    amp_dtype: torch.dtype | None
+    class_weights: torch.Tensor
+    dice_weight: float
+
+    @classmethod
+    def of(
+        cls,
+        model: torch.nn.Module,
+        class_weights: np.ndarray,
+        settings: TrainingSettings,
+        device: torch.device,
+    ) -> _Optimisation:
+        model.to(device)
+        optimiser = torch.optim.AdamW(
+            model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
+        )
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimiser, mode="max", factor=settings.lr_factor, patience=settings.lr_patience
+        )
+        amp_dtype = autocast_dtype(device)
+        scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+        weights = torch.as_tensor(class_weights, dtype=torch.float32, device=device)
+        return cls(model, optimiser, scheduler, scaler, amp_dtype, weights, settings.dice_weight)
+
+    @property
+    def learning_rate(self) -> float:
+        return self.optimiser.param_groups[0]["lr"]
+
+    def set_learning_rate(self, rate: float) -> None:
+        for group in self.optimiser.param_groups:
+            group["lr"] = rate
+
+    def step(self, images: torch.Tensor, classes: torch.Tensor) -> float:
+        """One optimiser step on a batch; its loss."""
+        device = self.class_weights.device
+        images = images.to(device, non_blocking=True)
+        classes = classes.to(device, non_blocking=True)
+        self.optimiser.zero_grad(set_to_none=True)
+        amp = self.amp_dtype
+        with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
+            logits = self.model(images)
+        loss = segmentation_loss(logits, classes, self.class_weights, self.dice_weight)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimiser)
+        self.scaler.update()
+        return float(loss.detach())
+
+    def state_dict(self) -> dict:
+        """The weights and the optimiser's, schedule's and scaler's states (of the
+        training state, see :func:`state_path`)."""
+        return {
+            "model": self.model.state_dict(),
+            "optimiser": self.optimiser.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+        }
+
+    def restore(self, state: dict) -> None:
+        """Go on from a training state's :meth:`state_dict`."""
+        self.model.load_state_dict(state["model"])
+        self.optimiser.load_state_dict(state["optimiser"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if state["scaler"]:  # empty where the scaler was off (CPU, bf16)
+            self.scaler.load_state_dict(state["scaler"])
+
+
+def _output_choice(
+    output: str | os.PathLike | None, resume: str | os.PathLike | None, overwrite: bool
+) -> tuple[Path | None, Path | None]:
+    """``(checkpoint file, folder)`` for a training run's ``output``: the file it names
+    (with its suffix), or an existing folder to make a new file in (like ``cp FILE
+    FOLDER``). Refuses a file that the run would replace without ``overwrite``."""
+    if output is not None and Path(output).is_dir():
+        return None, Path(output)
+    if output is None:
+        return None, None
+    output = checkpoint_file(output)
+    if output.is_dir():
+        raise IsADirectoryError(f"{output} is a folder; choose a file name for the checkpoint.")
+    if not overwrite and replaced_file(output, resume) is not None:
+        raise FileExistsError(
+            f"{output} already exists and was left as it is; choose another output file, "
+            "or allow overwriting (cytomask train --overwrite; overwrite=True from Python) "
+            "to replace it."
+        )
+    return output, None
+
+
+def _check_images(samples: Sequence[TrainingSample]) -> None:
+    """Refuse no images, and an image with nothing to learn from (one value, no number)."""
+    if not samples:
+        raise ValueError("no training images were given; pick images with instance labels.")
+    for sample in samples:
+        finite = sample.channels[np.isfinite(sample.channels)]
+        if finite.size == 0 or finite.min() == finite.max():
+            what = (
+                "no finite pixel (all NaN or infinite)"
+                if finite.size == 0
+                else f"one value everywhere ({finite.flat[0]:g})"
+            )
+            raise ValueError(
+                f"image {sample.name} has {what}: there is nothing in it to learn from; "
+                "check that it was read as the right channel, or leave it out."
+            )
+
+
+def _in_channels(samples: Sequence[TrainingSample]) -> int:
+    """The number of channels all ``samples`` have; they need unique names."""
+    names = [s.name for s in samples]
+    if len(set(names)) != len(names):
+        raise ValueError("training samples need unique names.")
+    first_with: dict[int, str] = {}
+    for s in samples:
+        first_with.setdefault(s.channels.shape[0], s.name)
+    if len(first_with) != 1:
+        counts = ", ".join(f"{name} has {n}" for n, name in sorted(first_with.items()))
+        raise ValueError(
+            f"all images need the same number of channels: {counts} (a colour image has 3)."
+        )
+    (in_channels,) = first_with
+    return in_channels
+
+
+def _resumed(
+    resume: str | os.PathLike, in_channels: int, settings: TrainingSettings
+) -> tuple[torch.nn.Module, dict, dict | None, str | None, bool, bool]:
+    """The checkpoint a run resumes: ``(network, description, training state, notice,
+    stopped, finishing)``. ``state`` is None (``notice`` says why) when the run goes on
+    from the weights with a new optimiser; ``stopped``: it had stopped early;
+    ``finishing``: only its last step (choosing thresholds, saving) is left to do.
+    Refuses one that has already trained the epochs asked for or stopped early."""
+    model, previous = load_checkpoint(resume, "cpu", in_channels=in_channels)
+    model.train()
+    run = (previous.get("training") or {}).get("run")
+    state, notice = _load_state(Path(resume), run, model.state_dict())
+    done = state["epoch"] if state else (previous.get("training") or {}).get("epochs_done", 0)
+    stopped = bool(state) and state["since_best"] >= settings.patience
+    # Stopped (killed, say) after its last epoch, as it chose its thresholds or saved its
+    # model: only that last step is left to do.
+    finishing = bool(state) and unfinished(previous) and (settings.epochs <= done or stopped)
+    if settings.epochs <= done and not finishing:
+        raise ValueError(
+            f"{Path(resume).name} has trained {done} epochs, and {settings.epochs} were "
+            f"asked for in all; ask for more than {done} epochs to train it further."
+        )
+    if stopped and not finishing:
+        raise ValueError(
+            f"{Path(resume).name} stopped early after epoch {done}: its score had not "
+            f"improved for {state['since_best']} epochs (patience {settings.patience}); "
+            "give a larger patience to train it further."
+        )
+    return model, previous, state, notice, stopped, finishing
+
+
+def _training_sets(
+    split: dict[str, list[str]], by_name: dict[str, TrainingSample]
+) -> tuple[list[TrainingSample], list[TrainingSample]]:
+    """The training and validation samples ``split`` names; refuses a split that names
+    images not given, or leaves no labelled training image."""
+    # Test images are never read, so a split may name some that were not given.
+    unknown = [n for k in ("train", "validation") for n in split.get(k, []) if n not in by_name]
+    if unknown:
+        raise ValueError(f"the split names images that were not given, e.g. {unknown[0]!r}.")
+    train_set = [by_name[n] for n in split["train"]]
+    val_set = [by_name[n] for n in split["validation"]]
+    if not train_set:
+        raise ValueError("the split leaves no training image; give more images.")
+    if not any(s.labels.any() for s in train_set):
+        labelled = [s.name for s in by_name.values() if s.labels.any()]
+        if labelled:
+            shown = _short_names(labelled[:3], list(by_name))
+            raise ValueError(
+                f"the masks of the {len(train_set)} training image(s) hold no cell; the "
+                f"image(s) with cells ({', '.join(shown)}) were drawn for validation or test. "
+                "Label cells in more images (or, on the command line, train on all of them: "
+                "--split 1,0,0)."
+            )
+        raise ValueError(
+            "the training images' masks hold no cell (every pixel is 0): a network cannot "
+            "learn cells from them; give masks with one id per cell."
+        )
+    return train_set, val_set
+
+
+def _check_writable(output: Path) -> None:
+    """Make ``output``'s folder, or refuse with the reason: a name that leaves no room for
+    the training state's beside it, a folder that cannot be made or written to."""
+    why = too_long(state_path(output).name)
+    if why:
+        raise WriteError(
+            errno.ENAMETOOLONG,
+            f"cannot save {output}: named after it with {STATE_SUFFIX}, the training state "
+            f"saved beside it {why}.",
+        )
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        in_the_way = file_in_the_way(output.parent)
+        reason = f"{in_the_way} is a file, not a folder" if in_the_way else err.strerror
+        model_folder = output.parent == cache_dir()
+        advice = (
+            f"choose an output file, or set {DIR_ENV} to a folder"
+            if model_folder
+            else "choose another output file"
+        )
+        raise WriteError(
+            err.errno,
+            f"cannot save in {output.parent}{' (the model folder)' * model_folder}: {reason}; "
+            f"{advice}.",
+        ) from err
+    if not os.access(output.parent, os.W_OK):
+        raise WriteError(
+            errno.EACCES,
+            f"cannot save to {output.parent}: there is no permission to write there; "
+            "choose another output file.",
+        )
+
+
 @_own_random_state
 def iter_train(
     samples: Sequence[TrainingSample],
@@ -1470,37 +1698,11 @@ def iter_train(
         raise ValueError(
             "give either a checkpoint to resume or one to start from (fine-tune), not both."
         )
-    output_folder = None
-    if output is not None and Path(output).is_dir():
-        # Like ``cp FILE FOLDER``: a new checkpoint inside the folder.
-        output_folder, output = Path(output), None
-    if output is not None:
-        output = checkpoint_file(output)
-        if output.is_dir():
-            raise IsADirectoryError(f"{output} is a folder; choose a file name for the checkpoint.")
-        if not overwrite and replaced_file(output, resume) is not None:
-            raise FileExistsError(
-                f"{output} already exists and was left as it is; choose another output file, "
-                "or allow overwriting (cytomask train --overwrite; overwrite=True from Python) "
-                "to replace it."
-            )
+    output, output_folder = _output_choice(output, resume, overwrite)
     settings = settings or TrainingSettings()
     settings.validate()
     samples = list(samples)
-    if not samples:
-        raise ValueError("no training images were given; pick images with instance labels.")
-    for sample in samples:
-        finite = sample.channels[np.isfinite(sample.channels)]
-        if finite.size == 0 or finite.min() == finite.max():
-            what = (
-                "no finite pixel (all NaN or infinite)"
-                if finite.size == 0
-                else f"one value everywhere ({finite.flat[0]:g})"
-            )
-            raise ValueError(
-                f"image {sample.name} has {what}: there is nothing in it to learn from; "
-                "check that it was read as the right channel, or leave it out."
-            )
+    _check_images(samples)
     original, given = samples, [s.name for s in samples]
     held_back = None  # the split of a lone image cut in two (a resumed run keeps its own)
     if split is None and len(samples) == 1 and settings.fractions[1] > 0:
@@ -1509,17 +1711,7 @@ def iter_train(
             samples = parts
             held_back = {"train": [parts[0].name], "validation": [parts[1].name], "test": []}
     names = [s.name for s in samples]
-    if len(set(names)) != len(names):
-        raise ValueError("training samples need unique names.")
-    first_with = {}
-    for s in samples:
-        first_with.setdefault(s.channels.shape[0], s.name)
-    if len(first_with) != 1:
-        counts = ", ".join(f"{name} has {n}" for n, name in sorted(first_with.items()))
-        raise ValueError(
-            f"all images need the same number of channels: {counts} (a colour image has 3)."
-        )
-    (in_channels,) = first_with
+    in_channels = _in_channels(samples)
 
     device = get_device(settings.device)
     workers = default_workers(device) if settings.workers is None else settings.workers
@@ -1536,27 +1728,8 @@ def iter_train(
     stopped = finishing = False
     val_settings = None  # post-processing of the validation scores (None: the defaults)
     if resume is not None:
-        model, previous = load_checkpoint(resume, "cpu", in_channels=in_channels)
+        model, previous, state, notice, stopped, finishing = _resumed(resume, in_channels, settings)
         config = config_of(previous)
-        model.train()
-        run = (previous.get("training") or {}).get("run")
-        state, notice = _load_state(Path(resume), run, model.state_dict())
-        done = state["epoch"] if state else (previous.get("training") or {}).get("epochs_done", 0)
-        stopped = bool(state) and state["since_best"] >= settings.patience
-        # Stopped (killed, say) after its last epoch, as it chose its thresholds or saved
-        # its model: only that last step is left to do.
-        finishing = bool(state) and unfinished(previous) and (settings.epochs <= done or stopped)
-        if settings.epochs <= done and not finishing:
-            raise ValueError(
-                f"{Path(resume).name} has trained {done} epochs, and {settings.epochs} were "
-                f"asked for in all; ask for more than {done} epochs to train it further."
-            )
-        if stopped and not finishing:
-            raise ValueError(
-                f"{Path(resume).name} stopped early after epoch {done}: its score had not "
-                f"improved for {state['since_best']} epochs (patience {settings.patience}); "
-                "give a larger patience to train it further."
-            )
         val_settings = (previous.get("training") or {}).get("validation_settings")
         recorded = (previous.get("training") or {}).get("split")
         if split is None and recorded:
@@ -1596,78 +1769,19 @@ def iter_train(
     config.tile_size = max(config.tile_size, settings.crop_size, INFERENCE_TILE)
     split = split or held_back or split_by_image(names, settings.fractions, settings.seed)
     by_name = {s.name: s for s in samples}
-    # Test images are never read, so a split may name some that were not given.
-    unknown = [n for k in ("train", "validation") for n in split.get(k, []) if n not in by_name]
-    if unknown:
-        raise ValueError(f"the split names images that were not given, e.g. {unknown[0]!r}.")
-    train_set = [by_name[n] for n in split["train"]]
-    val_set = [by_name[n] for n in split["validation"]]
-    if not train_set:
-        raise ValueError("the split leaves no training image; give more images.")
-    if not any(s.labels.any() for s in train_set):
-        labelled = [s.name for s in samples if s.labels.any()]
-        if labelled:
-            shown = _short_names(labelled[:3], [s.name for s in samples])
-            raise ValueError(
-                f"the masks of the {len(train_set)} training image(s) hold no cell; the "
-                f"image(s) with cells ({', '.join(shown)}) were drawn for validation or test. "
-                "Label cells in more images (or, on the command line, train on all of them: "
-                "--split 1,0,0)."
-            )
-        raise ValueError(
-            "the training images' masks hold no cell (every pixel is 0): a network cannot "
-            "learn cells from them; give masks with one id per cell."
-        )
+    train_set, val_set = _training_sets(split, by_name)
 
     sampler = CropSampler(train_set, config, settings, rng)
     freq = sampler.class_frequencies()
     weights = class_weights(freq)
-    model.to(device)
-    optimiser = torch.optim.AdamW(
-        model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
-    )
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimiser, mode="max", factor=settings.lr_factor, patience=settings.lr_patience
-    )
-    amp_dtype = autocast_dtype(device)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    weight_t = torch.as_tensor(weights, dtype=torch.float32, device=device)
+    optimising = _Optimisation.of(model, weights, settings, device)
 
     if output is None and resume is not None and output_folder is None:
         output = Path(resume)
     elif output is None:
         output = default_output(config, output_folder, given, init_from is not None)
-    # Before the first epoch, not after it: a name that leaves no room for the training
-    # state's beside it, a folder that cannot be written to.
-    why = too_long(state_path(output).name)
-    if why:
-        raise WriteError(
-            errno.ENAMETOOLONG,
-            f"cannot save {output}: named after it with {STATE_SUFFIX}, the training state "
-            f"saved beside it {why}.",
-        )
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        in_the_way = file_in_the_way(output.parent)
-        reason = f"{in_the_way} is a file, not a folder" if in_the_way else err.strerror
-        model_folder = output.parent == cache_dir()
-        advice = (
-            f"choose an output file, or set {DIR_ENV} to a folder"
-            if model_folder
-            else "choose another output file"
-        )
-        raise WriteError(
-            err.errno,
-            f"cannot save in {output.parent}{' (the model folder)' * model_folder}: {reason}; "
-            f"{advice}.",
-        ) from err
-    if not os.access(output.parent, os.W_OK):
-        raise WriteError(
-            errno.EACCES,
-            f"cannot save to {output.parent}: there is no permission to write there; "
-            "choose another output file.",
-        )
+    # Before the first epoch, not after it.
+    _check_writable(output)
     if resume is not None and output.resolve() != Path(resume).resolve():
         # The best network so far is there from the start, as the training state will be.
         write_atomically(output, lambda tmp: shutil.copyfile(resume, tmp), overwrite=True)
@@ -1681,19 +1795,14 @@ def iter_train(
     best_scores = (previous.get("scores") or {}).get("validation")
     since_best = 0
     if state is not None:
-        model.load_state_dict(state["model"])
-        optimiser.load_state_dict(state["optimiser"])
-        scheduler.load_state_dict(state["scheduler"])
-        if state["scaler"]:  # empty where the scaler was off (CPU, bf16)
-            scaler.load_state_dict(state["scaler"])
+        optimising.restore(state)
         _restore_random_state(state, rng, device)
         epoch0, global_step, history = state["epoch"], state["steps"], state["history"]
         best_score, since_best = state["best_score"], state["since_best"]
         recorded = prev_training.get("settings") or {}
         if settings.learning_rate != recorded.get("learning_rate", settings.learning_rate):
             # A learning rate other than the run's own replaces the one the run reached.
-            for group in optimiser.param_groups:
-                group["lr"] = settings.learning_rate
+            optimising.set_learning_rate(settings.learning_rate)
         # The random state goes on, so the crops follow the run's own seed.
         seed = recorded.get("seed", settings.seed)
         if settings.seed != seed:
@@ -1768,7 +1877,7 @@ def iter_train(
     def report(phase: str, epoch: int):
         """Report ``(done, total)`` of work on the validation images (``phase``
         ``"validate"`` or ``"tune"``) after ``epoch`` as :class:`TrainingProgress`."""
-        at_step, lr = global_step, optimiser.param_groups[0]["lr"]
+        at_step, lr = global_step, optimising.learning_rate
         return lambda done, total: TrainingProgress(
             epoch, expected_last, done, total, at_step, math.nan, lr, phase=phase
         )
@@ -1807,17 +1916,8 @@ def iter_train(
             model.train()
             losses = []
             for step in range(1, settings.steps_per_epoch + 1):
-                x, y = next(batches)
-                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                optimiser.zero_grad(set_to_none=True)
-                with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                    logits = model(x)
-                loss = segmentation_loss(logits, y, weight_t, settings.dice_weight)
-                scaler.scale(loss).backward()
-                scaler.step(optimiser)
-                scaler.update()
+                losses.append(optimising.step(*next(batches)))
                 global_step += 1
-                losses.append(float(loss.detach()))
                 yield TrainingProgress(
                     epoch,
                     expected_last,
@@ -1825,7 +1925,7 @@ def iter_train(
                     settings.steps_per_epoch,
                     global_step,
                     losses[-1],
-                    optimiser.param_groups[0]["lr"],
+                    optimising.learning_rate,
                 )
             mean_loss = float(np.mean(losses))
             if not math.isfinite(mean_loss):
@@ -1848,7 +1948,7 @@ def iter_train(
                 score = -mean_loss
             if math.isnan(score):  # validation images without any cell
                 score = -math.inf
-            scheduler.step(score)
+            optimising.scheduler.step(score)
             history.append({"epoch": epoch, "loss": mean_loss, "validation": scores})
             # A new run always keeps its first epoch, so there is a checkpoint to return.
             improved = score > best_score or best_epoch == 0
@@ -1865,10 +1965,7 @@ def iter_train(
                 "history": history,
                 "best_score": best_score,
                 "since_best": since_best,
-                "model": model.state_dict(),
-                "optimiser": optimiser.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict(),
+                **optimising.state_dict(),
                 **_random_state(rng, device),
             }
             write_atomically(
@@ -1885,7 +1982,7 @@ def iter_train(
                 settings.steps_per_epoch,
                 global_step,
                 math.nan,
-                optimiser.param_groups[0]["lr"],
+                optimising.learning_rate,
                 scores,
                 improved,
                 phase="epoch",
@@ -1914,7 +2011,7 @@ def iter_train(
             best_description["postprocess"] = tuned
     elif settings.tune:
         yield TrainingProgress(
-            epoch, epoch, 0, 0, global_step, math.nan, optimiser.param_groups[0]["lr"],
+            epoch, epoch, 0, 0, global_step, math.nan, optimising.learning_rate,
             message=NO_VALIDATION_TO_TUNE, phase="notice",
         )  # fmt: skip
     save_checkpoint(output, best_model, best_description)
