@@ -1217,6 +1217,17 @@ def test_choosing_where_to_start_drops_the_run_offered_to_resume(make_napari_vie
     assert trainer.resume.text() == ""
 
 
+def test_resuming_the_starter_model_says_to_start_from_it(make_napari_viewer_proxy):
+    """'starter' typed under Resume from failed with "starter does not exist; pick an
+    existing checkpoint file", though the starter model is in the model list."""
+    trainer = _tiny_trainer_on_a_scan(make_napari_viewer_proxy())
+    trainer.resume.setText("starter")
+    trainer.train()
+    assert trainer.worker is None
+    assert "'starter' is the model inside the package" in trainer.status.text()
+    assert f"Start from: {START_STARTER}" in trainer.status.text()
+
+
 def _tiny_trainer_on_a_scan(viewer) -> UNetTrainWidget:
     """A Train tab set to train a tiny U-Net on a small synthetic scan and its cells."""
     scan = make_tilescan(n_tiles=2, shape=(96, 96), cell_radius=10, seed=3)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import os
 import time
 import weakref
 from collections.abc import Callable
@@ -1436,6 +1437,12 @@ class UNetTrainWidget(StepWidget, QWidget):
             )
             settings.validate()
             resume = typed_path(self.resume.text()) or None
+            if resume == STARTER and not os.path.exists(resume):
+                raise ValueError(
+                    "Resume from goes on with a run that this dock or cytomask train saved, "
+                    "and 'starter' is the model inside the package. To adapt it to your "
+                    f"cells, clear Resume from and choose Start from: {START_STARTER}."
+                )
             init_from = None if resume else self.init_from()
         except ValueError as err:
             self.runner.fail(err)
