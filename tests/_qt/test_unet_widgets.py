@@ -998,6 +998,36 @@ def test_the_bar_and_time_left_follow_validation_and_choosing_thresholds(
     assert bar.text() == "25%"
 
 
+def test_the_time_left_after_a_validated_epoch_counts_validation(
+    make_napari_viewer_proxy, monkeypatch
+):
+    """The time left is timed by the clock, so after the first validation it includes the
+    validations to come; it went on saying "then validation and threshold tuning"."""
+    from napari_cytomask import progress
+    from napari_cytomask.models.training import TrainingProgress
+
+    widget = UNetTrainWidget(make_napari_viewer_proxy())
+    now = [0.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: now[0])
+    split = {"train": ["a"], "validation": ["b"], "test": []}
+    widget._on_progress(TrainingProgress(1, 3, 0, 2, 0, math.nan, 1e-3, phase="split", split=split))
+
+    def step(epoch, n, at):
+        now[0] = at
+        widget._on_progress(TrainingProgress(epoch, 3, n, 2, 2 * (epoch - 1) + n, 0.5, 1e-3))
+        return widget.status.text()
+
+    step(1, 1, 0.0)
+    assert step(1, 2, 1.0).endswith("about 4 s left, then validation and threshold tuning.")
+    scores = {"mean_average_f1": 0.3}
+    epoch = TrainingProgress(1, 3, 2, 2, 2, math.nan, 1e-3, scores, True, phase="epoch")
+    widget._on_progress(epoch)
+    # 3 s of validation after step 2: 5 s for the 2 steps since the first, 3 to go.
+    assert step(2, 1, 5.0).endswith(
+        "about 8 s left, validation included; then choosing the thresholds."
+    ), widget.status.text()
+
+
 def test_the_time_left_of_choosing_thresholds_counts_the_settings_only(
     make_napari_viewer_proxy, monkeypatch
 ):
