@@ -314,8 +314,12 @@ def test_interrupted_training_goes_on_with_resume(folders, tmp_path, capsys):
 
     from napari_cytomask.cli import _kept
 
-    assert _kept(model, Namespace(init_from="starter")).endswith(
+    assert _kept(model, True, Namespace(init_from="starter")).endswith(
         f"--resume {model} in place of --from"
+    )
+    # Fine-tuning keeps the starting model until an epoch scores above it.
+    assert _kept(None, True, Namespace(init_from="starter")) == (
+        "No epoch had scored above the starting model; nothing was saved"
     )
     done = torch.load(state_path(model), weights_only=True)["epoch"]
     assert 2 <= done < 100000

@@ -423,3 +423,55 @@ def test_pixel_sizes_that_read_apart_are_both_said():
     assert pixel_sizes((0.645, 0.65)) == "0.645 × 0.65 µm"
     assert pixel_sizes((0.435, 0.87), unit="") == "0.435 × 0.87"
     assert pixel_sizes((0.65, 0.65000001)) == "0.65 µm"  # a rounding of one size
+
+
+def test_fine_tuning_keeps_the_starting_model_until_an_epoch_beats_it(shared_data, tmp_path):
+    """The starter model fine-tuned for 18 steps on the sample (the dock's learning rate)
+    scored validation mean-average F1 0.369 where the starter model itself scored 0.454,
+    and that worse network was saved as the result, with no word of it."""
+    import torch
+
+    from napari_cytomask.models.checkpoint import load_checkpoint
+    from napari_cytomask.models.training import (
+        TrainingSettings,
+        iter_train,
+        kept_start_note,
+        samples_from_arrays,
+        state_path,
+        train,
+    )
+
+    folder = shared_data / "usiigaci-phc"
+    pixels = np.stack(
+        [tifffile.imread(folder / s / "raw.tif")[:256, :256] for s in SAMPLE_SETS[:2]]
+    )
+    cells = np.stack(
+        [imread(folder / s / "instances_ids.png")[:256, :256] for s in SAMPLE_SETS[:2]]
+    )
+    samples = samples_from_arrays(pixels, cells, "phase", pixel_size_um=(0.87, 0.87))
+    # A learning rate far too high for a trained network: its first steps wreck it.
+    settings = TrainingSettings(
+        epochs=2, steps_per_epoch=2, batch_size=2, crop_size=128, learning_rate=0.05,
+        fractions=(1, 1, 0), workers=0, device="cpu",
+    )  # fmt: skip
+    split = {"train": ["phase[0]"], "validation": ["phase[1]"], "test": []}
+    output = tmp_path / "fine.safetensors"
+    result = train(samples, output, None, settings, init_from=STARTER, split=split)
+    training = result.description["training"]
+    start = result.description["scores"]["validation"]["mean_average_f1"]
+    assert [e["validation"]["mean_average_f1"] < start for e in training["history"]] == [True] * 2
+    assert training["best_epoch"] == 0 and training["epochs_done"] == 2
+    assert "No epoch scored above the starting model" in kept_start_note(result.description)
+    kept, _ = load_checkpoint(result.checkpoint, "cpu")
+    starter, _ = load_checkpoint(starter_path(), "cpu")
+    for name, weight in starter.state_dict().items():
+        assert torch.equal(kept.state_dict()[name], weight), name
+    assert "postprocess" in result.description  # thresholds chosen on these images
+    assert state_path(output).is_file()  # --resume goes on from the last epoch
+    # Cancelled after an epoch that did not beat it: nothing is left behind.
+    cancelled = tmp_path / "cancelled.safetensors"
+    run = iter_train(samples, cancelled, None, settings, init_from=STARTER, split=split)
+    epoch = next(p for p in run if p.phase == "epoch" and p.step == p.steps)
+    run.close()
+    assert epoch.checkpoint is None and not epoch.improved
+    assert not cancelled.exists() and not state_path(cancelled).exists()

@@ -801,7 +801,7 @@ def _keep_resumed_settings(args) -> None:
 
 
 def _train(args) -> int:
-    from .models.training import TrainingSettings, iter_train, state_path
+    from .models.training import TrainingSettings, iter_train, kept_start_note, state_path
     from .models.unet import UNetConfig
 
     if args.resume:
@@ -875,7 +875,7 @@ def _train(args) -> int:
         overwrite=args.overwrite,
     )
     say = _say(args.quiet)
-    saved = None
+    saved, trained = None, False  # the best network so far; whether an epoch has ended
     started, pace = time.monotonic(), Pace()
     try:
         while True:
@@ -900,7 +900,12 @@ def _train(args) -> int:
                 mark = " (best, saved)" if progress.improved else ""
                 left = pace.left(progress.epoch, progress.epochs)
                 left = "" if left is None else f", about {_clock(left)} left"
-                say(f"epoch {progress.epoch}/{progress.epochs}: {text}{mark} "
+                what = f"epoch {progress.epoch}/{progress.epochs}"
+                if progress.step == 0:  # fine-tuning's epoch 0
+                    what, mark = "the starting model", " (kept unless an epoch scores higher)"
+                else:
+                    trained = True
+                say(f"{what}: {text}{mark} "
                     f"[{_clock(time.monotonic() - started)} elapsed{left}]")  # fmt: skip
             elif progress.phase == "train" and progress.step % 10 == 0:
                 say(f"  step {progress.step}/{progress.steps} loss {progress.loss:.4f}")
@@ -909,21 +914,23 @@ def _train(args) -> int:
             elif progress.phase == "tune" and progress.step == 1:
                 say(
                     "choosing the post-processing thresholds on the validation images"
-                    if saved is not None
+                    if trained or args.init_from is None
                     # Before the first epoch of a fine-tuning run: the starting model's, so
                     # that its epochs are scored fairly.
                     else "choosing the starting model's post-processing thresholds on the "
                     "validation images (each epoch is scored with them)"
                 )
     except KeyboardInterrupt:
-        print(f"cytomask train: interrupted. {_kept(saved, args)}.", file=sys.stderr)
+        print(f"cytomask train: interrupted. {_kept(saved, trained, args)}.", file=sys.stderr)
         return EXIT_INTERRUPTED
     except (MemoryError, RuntimeError) as err:
         if not out_of_memory(err):
             raise
-        raise UserError(f"{_memory_text(err, 'train')} {_kept(saved, args)}.") from err
+        raise UserError(f"{_memory_text(err, 'train')} {_kept(saved, trained, args)}.") from err
     if "postprocess" in result.description:
         _say_tuned(say, result.description["postprocess"])
+    if note := kept_start_note(result.description):
+        print(f"cytomask: note: {note}", file=sys.stderr)
     state = state_path(result.checkpoint)
     if state.is_file():
         say(f"{state.name} ({state.stat().st_size / 1e6:.0f} MB) beside it lets --resume train "
@@ -932,8 +939,11 @@ def _train(args) -> int:
     return EXIT_OK
 
 
-def _kept(saved: Path | None, args) -> str:
-    """What a training run that stopped early leaves, and how to go on with it."""
+def _kept(saved: Path | None, trained: bool, args) -> str:
+    """What a training run that stopped early leaves (``trained``: an epoch had ended),
+    and how to go on with it."""
+    if saved is None and trained:
+        return "No epoch had scored above the starting model; nothing was saved"
     if saved is None:
         return "No epoch had finished; nothing was saved"
     # --resume goes on from the run's own weights: it takes no --from beside it.

@@ -470,6 +470,37 @@ def test_a_run_cancelled_while_its_first_epoch_is_saved_says_where_it_is(
     )
 
 
+def test_fine_tuning_shows_the_starting_models_score_as_epoch_0(make_napari_viewer_proxy):
+    """Fine-tuning scores the model it starts from before the first epoch and keeps it
+    until an epoch beats it; an epoch that does not is not saved, so not offered."""
+    from dataclasses import replace
+
+    from napari_cytomask.models.training import TrainingProgress
+
+    trainer = UNetTrainWidget(make_napari_viewer_proxy())
+    split = {"train": ["a"], "validation": ["b"], "test": []}
+    trainer._on_progress(
+        TrainingProgress(0, 2, 0, 2, 0, math.nan, 1e-3, phase="split", split=split)
+    )
+    trainer._on_progress(TrainingProgress(0, 2, 0, 1, 0, math.nan, 1e-3, phase="validate"))
+    assert trainer.status.text() == (
+        "Before the first epoch, the starting model: validating image 0 of 1"
+    )
+    start = TrainingProgress(0, 2, 0, 2, 0, math.nan, 1e-3, {"mean_average_f1": 0.454})
+    trainer._on_progress(replace(start, phase="epoch"))
+    assert trainer.status.text() == (
+        "Before the first epoch, the starting model: validation mean-average F1 0.454; it "
+        "stays the model unless an epoch scores higher."
+    )
+    assert trainer.scores == [(0, 0.454)]  # plotted at step 0
+    trainer._on_progress(TrainingProgress(1, 2, 1, 2, 1, 0.5, 1e-3))
+    worse = TrainingProgress(1, 2, 2, 2, 2, math.nan, 1e-3, {"mean_average_f1": 0.3})
+    trainer._on_progress(replace(worse, phase="epoch"))
+    assert trainer.status.text() == "Epoch 1: validation mean-average F1 0.300"
+    trainer._saved_after_cancel(replace(worse, phase="epoch"))  # no file to offer
+    assert trainer._checkpoint is None and trainer.resume.text() == ""
+
+
 def test_cancel_and_errors(make_napari_viewer_proxy, qtbot, monkeypatch, tmp_path):
     viewer = make_napari_viewer_proxy()
     errors = []

@@ -483,7 +483,7 @@ def test_fine_tuning_validates_at_thresholds_tuned_for_its_starting_weights(
     assert [tta for tta, _ in tuned] == [False, True]
     first = tuned[0][1]
     expected = {k: first[k] for k in ("interior_threshold", "foreground_threshold", "min_size")}
-    assert evaluated == [expected]
+    assert evaluated == [expected, expected]  # the starting model (epoch 0), then epoch 1
     assert fine.description["training"]["validation_settings"] == expected
     evaluated.clear(), tuned.clear()
     train(

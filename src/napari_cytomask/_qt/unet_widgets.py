@@ -128,6 +128,8 @@ TRAINING_DEFAULTS = {
 #: the GPU figure is assumed, not measured. While training runs, the time left comes
 #: from the measured steps instead.
 _SECONDS_PER_MEGAPIXEL = {"cpu": 24.0, "gpu": 0.05}
+#: What the training status calls the network a fine-tuning run starts from (its epoch 0).
+_STARTING_MODEL = "Before the first epoch, the starting model"
 START_RANDOM, START_STARTER, START_CHECKPOINT = (
     "random weights (ImageNet encoder)",
     "the starter model (fine-tune)",
@@ -1070,6 +1072,7 @@ class UNetTrainWidget(StepWidget, QWidget):
         self._first_epoch: int | None = None
         self._notes: list[str] = []  # notices of the run's start
         self._validation_images = 0  # of the run's split: tuning predicts them first
+        self._validated = False  # whether a training epoch has been validated (and timed)
         # Timed from the first training step: what came before it (reading the images,
         # choosing thresholds for a fine-tuned model) says nothing of the steps' pace.
         self._pace = Pace()
@@ -1472,7 +1475,9 @@ class UNetTrainWidget(StepWidget, QWidget):
         self.progress.setMaximum(settings.epochs * settings.steps_per_epoch)
         kept = (
             f"cancelled, {Path(resume).name} keeps the best one so far" if resume
-            else "cancelled before the first ends, nothing is kept"
+            else "cancelled before the first ends, nothing is kept" if init_from is None
+            # The starting model is epoch 0 (scored on the validation images).
+            else "cancelled before one scores above the starting model, nothing is kept"
         )  # fmt: skip
         self.status.setText(
             f"Training on {len(samples)} image(s): about {duration(self.estimated_seconds())} "
@@ -1480,7 +1485,7 @@ class UNetTrainWidget(StepWidget, QWidget):
             f"The best network so far is saved at the end of each epoch: {kept}."
             f"{_sentences(notes)}{resumed}"
         )
-        self._pace = Pace()
+        self._pace, self._validated = Pace(), False
         # The estimate was made before the run; the status line measures as it runs.
         self.estimate.setText(
             f"Estimated before this run: {self.estimate.text()[0].lower()}"
@@ -1523,7 +1528,11 @@ class UNetTrainWidget(StepWidget, QWidget):
         worker = self.runner.cancel()
         self._update_estimate()
         if self._checkpoint is None:
-            self.status.setText("Cancelled before the first epoch ended; nothing was saved.")
+            self.status.setText(
+                "Cancelled before an epoch scored above the starting model; nothing was saved."
+                if self._validated
+                else "Cancelled before the first epoch ended; nothing was saved."
+            )
             if worker is not None:
                 # The first epoch may be saving as it is cancelled: its report still comes.
                 worker.yielded.connect(self._saved_after_cancel)
@@ -1547,7 +1556,8 @@ class UNetTrainWidget(StepWidget, QWidget):
     def _saved_after_cancel(self, p) -> None:
         """A cancelled run's first epoch, saved as it was cancelled: say where it is
         (unless a new run has started since)."""
-        if isalive(self) and getattr(p, "phase", "") == "epoch" and not self.runner.busy:
+        saved = getattr(p, "phase", "") == "epoch" and p.checkpoint is not None
+        if isalive(self) and saved and not self.runner.busy:
             self._checkpoint = p.checkpoint
             self._offer_to_resume(p.checkpoint, "Cancelled as the first epoch was being saved:")
 
@@ -1574,7 +1584,7 @@ class UNetTrainWidget(StepWidget, QWidget):
             if self._validation_images:
                 then = (
                     ", validation included; then choosing the thresholds"
-                    if self.scores and seconds is not None
+                    if self._validated and seconds is not None
                     else ", then validation and threshold tuning"
                 )
             if seconds is not None:
@@ -1592,7 +1602,8 @@ class UNetTrainWidget(StepWidget, QWidget):
                 self._plot()
         elif p.phase == "validate":
             self._show_stage("Validating", p.step, p.steps)
-            self.status.setText(f"Epoch {p.epoch}: validating image {p.step} of {p.steps}")
+            what = f"Epoch {p.epoch}" if self._first_epoch is not None else _STARTING_MODEL
+            self.status.setText(f"{what}: validating image {p.step} of {p.steps}")
         elif p.phase == "tune":
             # Before the first epoch of a fine-tuning run: the starting model's thresholds,
             # so that its epochs are scored fairly. After the last: the model's own.
@@ -1616,11 +1627,16 @@ class UNetTrainWidget(StepWidget, QWidget):
             self._checkpoint = p.checkpoint
             if p.validation:
                 self.scores.append((p.global_step, p.validation["mean_average_f1"]))
-                saved = " (best so far, saved)" if p.improved else ""
-                self.status.setText(
-                    f"Epoch {p.epoch}: validation mean-average F1 "
-                    f"{p.validation['mean_average_f1']:.3f}{saved}"
-                )
+                score = f"validation mean-average F1 {p.validation['mean_average_f1']:.3f}"
+                if self._first_epoch is None:  # fine-tuning's epoch 0
+                    self.status.setText(
+                        f"{_STARTING_MODEL}: {score}; it stays the model unless an epoch "
+                        "scores higher."
+                    )
+                else:
+                    self._validated = True
+                    saved = " (best so far, saved)" if p.improved else ""
+                    self.status.setText(f"Epoch {p.epoch}: {score}{saved}")
             self._plot()
 
     def _show_stage(self, stage: str, done: int, total: int) -> None:
@@ -1655,7 +1671,7 @@ class UNetTrainWidget(StepWidget, QWidget):
         self.canvas.draw_idle()
 
     def _on_result(self, result) -> None:
-        from ..models.training import tuned_note
+        from ..models.training import kept_start_note, tuned_note
 
         self.result = result
         self.resume.clear()  # the run is finished: Train again starts a new one
@@ -1684,6 +1700,8 @@ class UNetTrainWidget(StepWidget, QWidget):
             )
             if note := tuned_note(tuned):
                 text += f" {note}"
+        if note := kept_start_note(result.description):
+            text += f" {note}"
         text += _sentences(self._notes)
         self.summary = text
         self.status.setText(f"Saved {result.checkpoint}. {text}")
