@@ -1906,6 +1906,17 @@ def iter_train(
             epoch, expected_last, done, total, at_step, math.nan, lr, phase=phase
         )
 
+    def validate(epoch: int):
+        """:func:`scores_of` the network on the validation images after ``epoch``, at
+        the post-processing settings validation uses."""
+        evaluation = yield from relay(
+            iter_evaluate(
+                UNetPredictor(model, config), val_set, **val_options, settings=val_settings
+            ),
+            report("validate", epoch),
+        )
+        return scores_of(evaluation)
+
     yield TrainingProgress(
         epoch0,
         last_epoch,
@@ -1939,13 +1950,7 @@ def iter_train(
         # higher on the validation images: a short run at a high learning rate scored
         # below it (the starter model fine-tuned for 18 steps on the sample: validation
         # mean-average F1 0.369, where the starter model itself scored 0.454).
-        evaluation = yield from relay(
-            iter_evaluate(
-                UNetPredictor(model, config), val_set, **val_options, settings=val_settings
-            ),
-            report("validate", epoch0),
-        )
-        best_scores = scores_of(evaluation)
+        best_scores = yield from validate(epoch0)
         best_score = best_scores["mean_average_f1"]
         best_score = -math.inf if math.isnan(best_score) else best_score
         # Held, not saved: a cancelled run leaves no copy of the model it started from.
@@ -1982,13 +1987,7 @@ def iter_train(
             model.eval()
             scores = None
             if val_set:
-                evaluation = yield from relay(
-                    iter_evaluate(
-                        UNetPredictor(model, config), val_set, **val_options, settings=val_settings
-                    ),
-                    report("validate", epoch),
-                )
-                scores = scores_of(evaluation)
+                scores = yield from validate(epoch)
                 score = scores["mean_average_f1"]
             else:
                 score = -mean_loss
