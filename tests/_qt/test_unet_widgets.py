@@ -1289,6 +1289,17 @@ def test_resuming_the_starter_model_says_to_start_from_it(make_napari_viewer_pro
     assert f"Start from: {START_STARTER}" in trainer.status.text()
 
 
+def test_a_crop_size_the_network_cannot_take_is_named_as_such(make_napari_viewer_proxy, qtbot):
+    """A crop size of 747 typed into Crop size failed with "tile size 747 must be a
+    positive multiple of 16", naming a setting the training tab does not have."""
+    trainer = _tiny_trainer_on_a_scan(make_napari_viewer_proxy())
+    trainer.crop_size.setValue(747)
+    trainer.train()
+    qtbot.waitUntil(lambda: not trainer.runner.busy, timeout=60_000)
+    assert "crop size 747 must be a multiple of" in trainer.status.text()
+    assert "tile size" not in trainer.status.text()
+
+
 def _tiny_trainer_on_a_scan(viewer) -> UNetTrainWidget:
     """A Train tab set to train a tiny U-Net on a small synthetic scan and its cells."""
     scan = make_tilescan(n_tiles=2, shape=(96, 96), cell_radius=10, seed=3)

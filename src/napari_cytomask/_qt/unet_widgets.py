@@ -1426,8 +1426,7 @@ class UNetTrainWidget(StepWidget, QWidget):
                 encoder=self.encoder.currentText().strip(),
                 encoder_depth=self.encoder_depth.value(),
                 targets=self.targets.currentData(),
-                tile_size=self.crop_size.value(),
-            )
+            )  # its tile size follows the crop size (iter_train), which it checks
             settings = TrainingSettings(
                 epochs=self.epochs.value(),
                 steps_per_epoch=self.steps.value(),
