@@ -1199,8 +1199,9 @@ def kept_start_note(description: dict) -> str:
         return ""
     return (
         "No epoch scored above the starting model on the validation images, so the model "
-        "saved is the starting one, with thresholds chosen on these images; to improve on "
-        "it, train for longer or with a lower learning rate."
+        "saved is the starting one, with thresholds chosen on these images. It may already "
+        "suit images like these; to improve on it, label more images, or train for longer "
+        "or with a lower learning rate."
     )
 
 
