@@ -1278,7 +1278,7 @@ def test_choosing_where_to_start_drops_the_run_offered_to_resume(make_napari_vie
     assert trainer.resume.text() == ""
 
 
-def test_resuming_the_starter_model_says_to_start_from_it(make_napari_viewer_proxy):
+def test_resuming_the_starter_model_says_to_start_from_it(make_napari_viewer_proxy, tmp_path):
     """'starter' typed under Resume from failed with "starter does not exist; pick an
     existing checkpoint file", though the starter model is in the model list."""
     trainer = _tiny_trainer_on_a_scan(make_napari_viewer_proxy())
@@ -1287,6 +1287,15 @@ def test_resuming_the_starter_model_says_to_start_from_it(make_napari_viewer_pro
     assert trainer.worker is None
     assert "'starter' is the model inside the package" in trainer.status.text()
     assert f"Start from: {START_STARTER}" in trainer.status.text()
+    # A file that is not there is named as what Resume from holds: it said "… does not
+    # exist; pick an existing checkpoint file", naming no control.
+    trainer.resume.setText(str(tmp_path / "gone.safetensors"))
+    trainer.train()
+    assert trainer.worker is None
+    assert trainer.status.text().endswith(
+        f"Resume from: {tmp_path / 'gone.safetensors'} does not exist; pick the model file "
+        "(.safetensors) of the run to continue, or clear Resume from to start a new run."
+    ), trainer.status.text()
 
 
 def test_a_crop_size_the_network_cannot_take_is_named_as_such(make_napari_viewer_proxy, qtbot):

@@ -1445,6 +1445,12 @@ class UNetTrainWidget(StepWidget, QWidget):
                     "and 'starter' is the model inside the package. To adapt it to your "
                     f"cells, clear Resume from and choose Start from: {START_STARTER}."
                 )
+            if resume and not os.path.isfile(resume):
+                what = "is a folder" if os.path.isdir(resume) else "does not exist"
+                raise ValueError(
+                    f"Resume from: {resume} {what}; pick the model file (.safetensors) of "
+                    "the run to continue, or clear Resume from to start a new run."
+                )
             init_from = None if resume else self.init_from()
         except ValueError as err:
             self.runner.fail(err)
