@@ -1439,13 +1439,13 @@ class UNetTrainWidget(StepWidget, QWidget):
             )
             settings.validate()
             resume = typed_path(self.resume.text()) or None
-            if resume == STARTER and not os.path.exists(resume):
-                raise ValueError(
-                    "Resume from goes on with a run that this dock or cytomask train saved, "
-                    "and 'starter' is the model inside the package. To adapt it to your "
-                    f"cells, clear Resume from and choose Start from: {START_STARTER}."
-                )
             if resume and not os.path.isfile(resume):
+                if resume == STARTER and not os.path.exists(resume):
+                    raise ValueError(
+                        "Resume from goes on with a run that this dock or cytomask train "
+                        "saved, and 'starter' is the model inside the package. To adapt it to "
+                        f"your cells, clear Resume from and choose Start from: {START_STARTER}."
+                    )
                 what = "is a folder" if os.path.isdir(resume) else "does not exist"
                 raise ValueError(
                     f"Resume from: {resume} {what}; pick the model file (.safetensors) of "

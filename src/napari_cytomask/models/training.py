@@ -1193,9 +1193,8 @@ def kept_start_note(description: dict) -> str:
     from on the validation images, so that model is the one the run saved; ``""``
     otherwise."""
     training = description.get("training") or {}
-    if not (training.get("initialised_from") and training.get("epochs_done")):
-        return ""
-    if training.get("best_epoch") != 0:
+    kept_start = training.get("initialised_from") and training.get("epochs_done")
+    if not kept_start or training.get("best_epoch") != 0:
         return ""
     return (
         "No epoch scored above the starting model on the validation images, so the model "
