@@ -496,6 +496,119 @@ def test_fine_tuning_validates_at_thresholds_tuned_for_its_starting_weights(
     assert evaluated == [expected] and [tta for tta, _ in tuned] == [True]
 
 
+def _scored(monkeypatch, scores):
+    """Validation scores (mean-average F1) in this order: epoch 0, epoch 1, ... (the
+    scores of threshold tuning stay as they are)."""
+    evaluate, real, given = training.iter_evaluate, training.scores_of, iter(scores)
+    validations = []
+
+    def iter_evaluate(*args, **kwargs):
+        validations.append((yield from evaluate(*args, **kwargs)))
+        return validations[-1]
+
+    def scores_of(evaluation):
+        scores = real(evaluation)
+        if any(evaluation is v for v in validations):
+            scores["mean_average_f1"] = next(given)
+        return scores
+
+    monkeypatch.setattr(training, "iter_evaluate", iter_evaluate)
+    monkeypatch.setattr(training, "scores_of", scores_of)
+
+
+def test_a_fine_tuning_run_stopped_as_it_chose_the_thresholds_points_to_what_it_saved(
+    tmp_path, tiny_unet, monkeypatch
+):
+    """No epoch beat the starting model, so the run saved it (with the training state)
+    after its last epoch, then chose its thresholds. Stopped then, it said nothing of the
+    file: the dock and the command line said nothing was saved and offered no resume."""
+    samples, _ = _synthetic_samples(n_tiles=3)
+    settings = _small_settings(fractions=(2, 1, 0), tune=False)
+    base = train(samples, tmp_path / "base.safetensors", UNetConfig(**tiny_unet), settings)
+    _scored(monkeypatch, [0.5, 0.4, 0.3])
+    out = tmp_path / "fine.safetensors"
+    gen = iter_train(samples, out, None, replace(settings, epochs=2, tune=True),
+                     init_from=base.checkpoint)  # fmt: skip
+    reports = []
+    for progress in gen:
+        reports.append(progress)
+        if progress.phase == "tune" and progress.epoch == 2:  # the last step
+            gen.close()
+            break
+    saved = [p for p in reports if p.phase == "saved"]
+    assert [p.checkpoint for p in saved] == [out]
+    assert reports.index(saved[0]) < next(
+        i for i, p in enumerate(reports) if p.phase == "tune" and p.epoch == 2
+    )
+    assert all(p.checkpoint is None for p in reports if p.phase == "epoch")
+    assert read_description(out)["training"]["finished"] is False
+    assert torch.load(state_path(out), weights_only=True)["epoch"] == 2
+    # Resumed, it only chooses the thresholds, and keeps the starting weights.
+    finished = train(samples, None, None, replace(settings, epochs=2, tune=True), resume=out)
+    assert finished.description["training"]["finished"] is True
+    assert finished.description["training"]["best_epoch"] == 0
+    start, kept = (load_checkpoint(p)[0].state_dict() for p in (base.checkpoint, out))
+    assert all(torch.equal(start[k], kept[k]) for k in start)
+
+
+def test_a_starting_model_that_cannot_be_saved_leaves_no_training_state(
+    tmp_path, tiny_unet, monkeypatch
+):
+    """The state was written before the model, so a full disk left a state of megabytes
+    beside no model."""
+    samples, _ = _synthetic_samples(n_tiles=3)
+    settings = _small_settings(fractions=(2, 1, 0), tune=False)
+    base = train(samples, tmp_path / "base.safetensors", UNetConfig(**tiny_unet), settings)
+    _scored(monkeypatch, [0.5, 0.4])
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(training, "save_checkpoint", full_disk)
+    out = tmp_path / "fine.safetensors"
+    with pytest.raises(OSError, match="No space left"):
+        train(samples, out, None, settings, init_from=base.checkpoint)
+    assert not out.exists() and not state_path(out).exists()
+
+
+def test_the_learning_rate_counts_epochs_below_the_starting_model_as_no_improvement(
+    tmp_path, tiny_unet, monkeypatch
+):
+    """The schedule never heard the starting model's score, so the first epoch below it
+    counted as an improvement and the rate fell an epoch late."""
+    samples, _ = _synthetic_samples(n_tiles=3)
+    settings = _small_settings(fractions=(2, 1, 0), tune=False)
+    base = train(samples, tmp_path / "base.safetensors", UNetConfig(**tiny_unet), settings)
+    _scored(monkeypatch, [0.5, 0.4, 0.3, 0.2])
+    rates = {}
+    drain(
+        iter_train(samples, tmp_path / "fine.safetensors", None,
+                   replace(settings, epochs=3, lr_patience=1, lr_factor=0.5),
+                   init_from=base.checkpoint),
+        lambda p: rates.update({p.epoch: p.learning_rate}) if p.phase == "epoch" else None,
+    )  # fmt: skip
+    rate = settings.learning_rate
+    # Two epochs without improving on the start (patience 1): the rate halves after the second.
+    assert rates == {0: rate, 1: rate, 2: rate / 2, 3: rate / 2}
+
+
+def test_a_resumed_run_follows_the_schedule_and_weight_decay_it_is_given(tmp_path, tiny_unet):
+    """Resuming brought back the schedule's factor and patience and the weight decay the run
+    started with, while the checkpoint recorded the new ones."""
+    samples, _ = _synthetic_samples(n_tiles=3)
+    settings = _small_settings(fractions=(2, 1, 0), tune=False, lr_patience=4, lr_factor=0.5)
+    first = train(samples, tmp_path / "a.safetensors", UNetConfig(**tiny_unet), settings)
+    other = replace(settings, epochs=2, lr_patience=0, lr_factor=0.1, weight_decay=0.5)
+    second = train(samples, None, None, other, resume=first.checkpoint)
+    state = torch.load(state_path(second.checkpoint), weights_only=True)
+    assert (state["scheduler"]["factor"], state["scheduler"]["patience"]) == (0.1, 0)
+    assert {g["weight_decay"] for g in state["optimiser"]["param_groups"]} == {0.5}
+    recorded = second.description["training"]["settings"]
+    assert (recorded["lr_factor"], recorded["lr_patience"], recorded["weight_decay"]) == (
+        0.1, 0, 0.5,
+    )  # fmt: skip
+
+
 @pytest.mark.parametrize("workers", [0, 1], ids=["crops in-process", "crop workers"])
 def test_a_cancelled_run_resumes_exactly_where_it_stopped(tmp_path, tiny_unet, workers):
     """Cancelled in epoch 3 and resumed, training ends with the same weights, optimiser
@@ -676,6 +789,8 @@ def test_a_diverging_run_stops_with_a_clear_message(tmp_path, tiny_unet, monkeyp
     monkeypatch.setattr(training, "segmentation_loss", nan_loss)
     out = tmp_path / "nan.safetensors"
     with pytest.raises(FloatingPointError, match="training diverged. Lower the learning rate"):
+        train(samples, out, UNetConfig(**tiny_unet), _small_settings())
+    with pytest.raises(FloatingPointError, match="train again; nothing was saved.$"):
         train(samples, out, UNetConfig(**tiny_unet), _small_settings())
     assert not out.exists() and not state_path(out).exists()
 

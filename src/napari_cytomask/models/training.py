@@ -337,10 +337,13 @@ class TrainingProgress:
         images done), ``"epoch"`` (end of an epoch, with ``validation``),
         ``"tune"`` (``step`` of ``steps`` of choosing the post-processing settings:
         after the last epoch, and before the first when fine-tuning), ``"notice"``
-        (a ``message``) or ``"split"`` (once, before the first step: the ``split``).
+        (a ``message``), ``"split"`` (once, before the first step: the ``split``) or
+        ``"saved"`` (after the last epoch of a fine-tuning run that no epoch improved on:
+        the starting model saved as the run's ``checkpoint``, before its thresholds are
+        chosen).
     checkpoint
-        In an ``"epoch"`` report: the checkpoint file (the best network so far,
-        with the training state beside it to resume from).
+        In an ``"epoch"`` or ``"saved"`` report: the checkpoint file (the best network so
+        far, with the training state beside it to resume from); None until there is one.
     split
         In the ``"split"`` report: image names of ``"train"``, ``"validation"``
         and ``"test"``.
@@ -1489,13 +1492,19 @@ class _Optimisation:
             "scaler": self.scaler.state_dict(),
         }
 
-    def restore(self, state: dict) -> None:
-        """Go on from a training state's :meth:`state_dict`."""
+    def restore(self, state: dict, settings: TrainingSettings) -> None:
+        """Go on from a training state's :meth:`state_dict`, with the weight decay and the
+        schedule's factor and patience of ``settings``: the state's own are those the run
+        was started with, and a resumed run records, so follows, the settings it is given."""
         self.model.load_state_dict(state["model"])
         self.optimiser.load_state_dict(state["optimiser"])
         self.scheduler.load_state_dict(state["scheduler"])
         if state["scaler"]:  # empty where the scaler was off (CPU, bf16)
             self.scaler.load_state_dict(state["scaler"])
+        self.scheduler.factor = settings.lr_factor
+        self.scheduler.patience = settings.lr_patience
+        for group in self.optimiser.param_groups:
+            group["weight_decay"] = settings.weight_decay
 
 
 def _output_choice(
@@ -1819,7 +1828,7 @@ def iter_train(
     best_scores = (previous.get("scores") or {}).get("validation")
     since_best = 0
     if state is not None:
-        optimising.restore(state)
+        optimising.restore(state, settings)
         _restore_random_state(state, rng, device)
         epoch0, global_step, history = state["epoch"], state["steps"], state["history"]
         best_score, since_best = state["best_score"], state["since_best"]
@@ -1953,7 +1962,12 @@ def iter_train(
         best_scores = yield from validate(epoch0)
         best_score = best_scores["mean_average_f1"]
         best_score = -math.inf if math.isnan(best_score) else best_score
-        # Held, not saved: a cancelled run leaves no copy of the model it started from.
+        # The schedule counts epochs from this score too: an epoch below the starting
+        # model is no improvement, for the learning rate as for the checkpoint.
+        if math.isfinite(best_score):
+            optimising.scheduler.step(best_score)
+        # Held, not saved until the run ends (or an epoch scores higher): a cancelled run
+        # leaves no copy of the model it started from.
         start_weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
         yield TrainingProgress(
             epoch0, expected_last, 0, settings.steps_per_epoch, global_step, math.nan,
@@ -1980,9 +1994,12 @@ def iter_train(
                 )
             mean_loss = float(np.mean(losses))
             if not math.isfinite(mean_loss):
+                saved = (
+                    f"the best network so far is kept in {output}" if kept else "nothing was saved"
+                )
                 raise FloatingPointError(
                     f"the training loss became {mean_loss} in epoch {epoch}: training diverged. "
-                    "Lower the learning rate and train again; checkpoints saved before are kept."
+                    f"Lower the learning rate and train again; {saved}."
                 )
             model.eval()
             scores = None
@@ -2041,10 +2058,15 @@ def iter_train(
     finally:
         batches.close()  # the crop workers end with the epochs
     if start_weights is not None:  # no epoch scored above the model fine-tuning started from
-        if state is not None:  # the last epoch's, so that --resume goes on from it
-            _write_state(output, state)
         model.load_state_dict(start_weights)
         save_checkpoint(output, model, description(epoch, best_scores))
+        if state is not None:  # the last epoch's, so that --resume goes on from it
+            _write_state(output, state)
+        # Said, so that a run stopped while it chooses the thresholds points to this file.
+        yield TrainingProgress(
+            epoch, epoch, settings.steps_per_epoch, settings.steps_per_epoch, global_step,
+            math.nan, optimising.learning_rate, phase="saved", checkpoint=output,
+        )  # fmt: skip
     # The best weights with the whole run's record: epochs and steps done, history. When
     # no epoch beat the network a run resumed, they are its (copied there).
     best_model, _ = load_checkpoint(output, "cpu")
