@@ -314,13 +314,18 @@ def test_interrupted_training_goes_on_with_resume(folders, tmp_path, capsys):
 
     from napari_cytomask.cli import _kept
 
-    assert _kept(model, True, Namespace(init_from="starter")).endswith(
+    assert _kept(model, True, Namespace(init_from="starter", resume=None)).endswith(
         f"--resume {model} in place of --from"
     )
     # Fine-tuning keeps the starting model until an epoch scores above it.
-    assert _kept(None, True, Namespace(init_from="starter")) == (
+    assert _kept(None, True, Namespace(init_from="starter", resume=None)) == (
         "No epoch had scored above the starting model; nothing was saved"
     )
+    # A resumed run already names its file: "--resume X added" read oddly.
+    resumed = Namespace(init_from=None, resume=str(model))
+    assert _kept(model, True, resumed).endswith("epoch with the same command")
+    other = tmp_path / "further.safetensors"
+    assert _kept(other, True, resumed).endswith(f"--resume {other} in place of --resume {model}")
     done = torch.load(state_path(model), weights_only=True)["epoch"]
     assert 2 <= done < 100000
     # Its best network so far segments, with a note that the run did not finish.
@@ -339,6 +344,75 @@ def test_interrupted_training_goes_on_with_resume(folders, tmp_path, capsys):
     capsys.readouterr()
     assert main([*segment, "-o", str(tmp_path / "finished")]) == 0
     assert "note" not in capsys.readouterr().err
+
+
+def test_a_resumed_run_interrupted_before_an_epoch_ends_still_has_its_model(
+    folders, tmp_path, capsys, monkeypatch
+):
+    """Interrupted before its first epoch ended, a resumed run said nothing was saved; the
+    model it resumed is still the best network so far."""
+    from napari_cytomask.models import training
+
+    data, _ = folders
+    model = tmp_path / "run.safetensors"
+    train = ["train", "--images", str(data / "set*" / "raw.tif"), "--masks",
+             str(data / "set*" / "mask.tif"), *TINY, *QUICK, "--threads", "1", "--no-tune",
+             "-q", "-o", str(model)]  # fmt: skip
+    assert main(train) == 0
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+        yield
+
+    monkeypatch.setattr(training, "iter_train", interrupted)
+    assert main([*train, "--epochs", "2", "--resume", str(model)]) == 130
+    assert capsys.readouterr().err.endswith(
+        f"\ncytomask train: interrupted. The best network so far is in {model}; continue from "
+        "the last finished epoch with the same command.\n"
+    )
+
+
+def test_fine_tuning_times_its_epochs_alone_and_names_the_starting_model_it_saved(
+    folders, tmp_path, capsys, monkeypatch, unet_checkpoint
+):
+    """Timed from before the starting model's thresholds and scores (minutes on large
+    images), the first epochs' time left counted them as epoch time. Interrupted as it chose
+    the thresholds, a run that had saved its starting model said nothing was saved."""
+    import time
+
+    from napari_cytomask.models import training
+    from napari_cytomask.models.training import TrainingProgress
+
+    clock, kept = [0.0], tmp_path / "fine.safetensors"
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+
+    def run(*args, **kwargs):
+        def epoch(n, seconds):
+            clock[0] += seconds
+            scores = {"mean_average_f1": 0.5, "f1_50": 0.8}
+            return TrainingProgress(n, 4, 0 if n == 0 else 2, 2, 2 * n, float("nan"), 1e-3,
+                                    scores, phase="epoch")  # fmt: skip
+
+        yield TrainingProgress(0, 4, 0, 2, 0, float("nan"), 1e-3, phase="split",
+                               split={"train": ["a"], "validation": ["b"], "test": []})  # fmt: skip
+        yield epoch(0, 300)  # choosing the starting model's thresholds and scoring it
+        yield epoch(1, 10)
+        yield TrainingProgress(1, 1, 2, 2, 2, float("nan"), 1e-3, phase="saved",
+                               checkpoint=kept)  # fmt: skip
+        raise KeyboardInterrupt  # as the thresholds are chosen
+
+    monkeypatch.setattr(training, "iter_train", run)
+    argv = ["train", "--images", str(folders[0] / "set*" / "raw.tif"), "--masks",
+            str(folders[0] / "set*" / "mask.tif"), "--from", str(unet_checkpoint()), *QUICK,
+            "--threads", "1", "-o", str(kept)]  # fmt: skip
+    assert main(argv) == 130
+    out, err = capsys.readouterr()
+    (line,) = [s for s in out.splitlines() if s.startswith("epoch 1/4")]
+    assert line.endswith("[5:10 elapsed, about 0:30 left]")  # 3 epochs of 10 s
+    assert err.endswith(
+        f"interrupted. The best network so far is in {kept}; continue from the last finished "
+        f"epoch with the same command and --resume {kept} in place of --from.\n"
+    )
 
 
 def test_resume_alone_finishes_the_run_with_its_own_settings(folders, tmp_path, capsys):

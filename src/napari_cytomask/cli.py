@@ -875,7 +875,8 @@ def _train(args) -> int:
         overwrite=args.overwrite,
     )
     say = _say(args.quiet)
-    saved, trained = None, False  # the best network so far; whether an epoch has ended
+    # The best network so far (a resumed run's from the start); whether an epoch has ended.
+    saved, trained = (Path(args.resume) if args.resume else None), False
     started, pace = time.monotonic(), Pace()
     try:
         while True:
@@ -889,8 +890,10 @@ def _train(args) -> int:
             elif progress.phase == "split":
                 say(_split_text(progress.split))
                 pace.left(progress.epoch, progress.epochs)  # epochs are timed from here
-            elif progress.phase == "epoch":
+            elif progress.phase == "saved":  # the starting model, kept
                 saved = progress.checkpoint
+            elif progress.phase == "epoch":
+                saved = progress.checkpoint or saved
                 val = progress.validation
                 text = (
                     f"val mean-average F1 {val['mean_average_f1']:.3f}, F1@0.5 {val['f1_50']:.3f}"
@@ -903,6 +906,8 @@ def _train(args) -> int:
                 what = f"epoch {progress.epoch}/{progress.epochs}"
                 if progress.step == 0:  # fine-tuning's epoch 0
                     what, mark = "the starting model", " (kept unless an epoch scores higher)"
+                    pace = Pace()  # its thresholds and scores are no epoch's time
+                    pace.left(progress.epoch, progress.epochs)
                 else:
                     trained = True
                 say(f"{what}: {text}{mark} "
@@ -946,12 +951,16 @@ def _kept(saved: Path | None, trained: bool, args) -> str:
         return "No epoch had scored above the starting model; nothing was saved"
     if saved is None:
         return "No epoch had finished; nothing was saved"
-    # --resume goes on from the run's own weights: it takes no --from beside it.
-    how = "in place of --from" if args.init_from else "added"
-    return (
-        f"The best network so far is in {saved}; continue from the last finished epoch with "
-        f"the same command and --resume {saved} {how}"
-    )
+    best = f"The best network so far is in {saved}; continue from the last finished epoch with"
+    if args.resume and Path(saved).resolve() == Path(args.resume).resolve():
+        return f"{best} the same command"
+    if args.init_from:  # --resume goes on from the run's own weights: no --from beside it
+        how = "in place of --from"
+    elif args.resume:  # the run went on into another file
+        how = f"in place of --resume {args.resume}"
+    else:
+        how = "added"
+    return f"{best} the same command and --resume {saved} {how}"
 
 
 #: What to change when a command runs out of memory.
