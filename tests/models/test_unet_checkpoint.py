@@ -178,11 +178,16 @@ def test_odd_headers_and_descriptions_are_refused_and_listed_as_unusable(saved, 
     (folder / "a folder.safetensors").mkdir()
     with pytest.raises(CheckpointError, match="is a folder"):
         read_description(folder / "a folder.safetensors")
+    # A file that cannot be read (another user's, a failing drive or share): a link to
+    # /proc/self/mem, whose first bytes read with an I/O error. It raised OSError.
+    (folder / "unreadable.safetensors").symlink_to("/proc/self/mem")
+    with pytest.raises(CheckpointError, match=r"unreadable.safetensors cannot be read \("):
+        read_description(folder / "unreadable.safetensors")
     good = folder / path.name
     good.write_bytes(path.read_bytes())
     unusable: list = []
     assert list_checkpoints(folder, unusable) == [good]
-    assert sorted(p.stem for p, _ in unusable) == sorted([*cases, "a folder"])
+    assert sorted(p.stem for p, _ in unusable) == sorted([*cases, "a folder", "unreadable"])
     why = dict((p.stem, text) for p, text in unusable)
     assert "invalid network" in why["channels text"]
     assert "validation scores are not a table" in why["validation list"]

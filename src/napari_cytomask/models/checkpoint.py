@@ -216,11 +216,23 @@ def _not_a_checkpoint(path: Path, why: str) -> CheckpointError:
 
 
 def _read_header(path: Path) -> dict:
-    """The safetensors header of ``path``, with clear errors for other and broken files."""
+    """The safetensors header of ``path``, with clear errors for other and broken files, and
+    for one that cannot be read (no permission, a failing drive or share)."""
     if path.is_dir():
         raise CheckpointError(f"{path} is a folder; pick a checkpoint file.")
     if not path.is_file():
         raise CheckpointError(f"{path} does not exist; pick an existing checkpoint file.")
+    try:
+        return _header_of(path)
+    except OSError as err:
+        raise CheckpointError(
+            f"{path} cannot be read ({err.strerror or err}); check that you may read it and "
+            "that its drive or share is there, or pick another model."
+        ) from err
+
+
+def _header_of(path: Path) -> dict:
+    """:func:`_read_header` of a file that is there."""
     size = path.stat().st_size
     with path.open("rb") as fh:
         head = fh.read(8)
