@@ -156,11 +156,6 @@ class _Given(argparse.Action):
 _NETWORK_OPTIONS = (
     "architecture", "encoder", "encoder_depth", "targets", "encoder_weights", "percentiles",
 )  # fmt: skip
-# Training options a resumed run keeps from its own record unless they are given.
-_RESUMED_SETTINGS = (
-    "epochs", "steps_per_epoch", "batch_size", "crop_size", "learning_rate", "patience",
-    "boundary_width", "seed",
-)  # fmt: skip
 
 
 def _fraction_triple(text: str) -> tuple[float, float, float]:
@@ -786,22 +781,14 @@ def _recorded_split(checkpoint: str, samples) -> dict[str, list[str]] | None:
         raise UserError(f"--split-from {checkpoint}: {err}") from err
 
 
-def _keep_resumed_settings(args) -> None:
-    """Take the training options not given on the command line from the run that
-    ``--resume`` continues, so that ``--resume MODEL`` alone finishes that run."""
-    from .models.training import recorded_settings
-
-    recorded = recorded_settings(args.resume)
-    given = getattr(args, "given", set())
-    for name in _RESUMED_SETTINGS:
-        if name not in given and name in recorded:
-            setattr(args, name, recorded[name])
-    if args.resample is None:
-        args.resample = recorded.get("resample", True)
-
-
 def _train(args) -> int:
-    from .models.training import TrainingSettings, iter_train, kept_start_note, state_path
+    from .models.training import (
+        TrainingSettings,
+        iter_train,
+        kept_start_note,
+        resumed_settings,
+        state_path,
+    )
     from .models.unet import UNetConfig
 
     if args.resume:
@@ -816,9 +803,7 @@ def _train(args) -> int:
             "--split-from to split the images anew."
         )
     split = _recorded_split(args.split_from, samples) if args.split_from else None
-    if args.resume:
-        _keep_resumed_settings(args)
-    elif args.init_from:
+    if args.init_from:
         from .models.catalog import resolve_unet
         from .models.checkpoint import read_description
 
@@ -863,6 +848,10 @@ def _train(args) -> int:
         tune=not args.no_tune,
         resample=args.resample is not False,
     )
+    if args.resume:
+        # The options not given are the run's own, so that --resume MODEL alone finishes it.
+        given = {*getattr(args, "given", ()), *(["resample"] if args.resample is not None else [])}
+        settings = resumed_settings(args.resume, settings, given)
     gen = iter_train(
         samples,
         args.output,

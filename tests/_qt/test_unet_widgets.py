@@ -35,6 +35,7 @@ from napari_cytomask.models.checkpoint import (
 )
 from napari_cytomask.models.inference import UNetPredictor
 from napari_cytomask.models.training import state_path
+from napari_cytomask.progress import duration
 from napari_cytomask.synthetic import make_tilescan
 
 pytestmark = pytest.mark.gui
@@ -395,6 +396,98 @@ def test_a_resumed_run_keeps_its_resampling(make_napari_viewer_proxy, unet_check
     assert started[-1].resample is False
 
 
+def test_a_resumed_run_goes_on_with_its_own_settings(make_napari_viewer_proxy, unet_checkpoint):
+    """Resumed in the dock, a run took the boxes' steps, crops and learning rate, and the
+    defaults' boundary width (its targets), patience and schedule, instead of its own."""
+    own = {"epochs": 4, "steps_per_epoch": 7, "batch_size": 3, "crop_size": 96,
+           "learning_rate": 3e-4, "boundary_width": 3, "patience": 5, "lr_patience": 1,
+           "lr_factor": 0.2, "seed": 9, "resample": True}  # fmt: skip
+    base = _recording(unet_checkpoint(), settings=own, epochs_done=2)
+    viewer = make_napari_viewer_proxy()
+    _labelled_layers(viewer)
+    trainer = UNetTrainWidget(viewer)
+    _tiny_training(trainer)
+    started = []
+    trainer.runner.run_now = lambda *args, **kwargs: started.append(args[4])
+    trainer.resume.setText(str(base))
+    trainer.resume.editingFinished.emit()  # as when the user leaves the field
+    shown = (trainer.epochs, trainer.steps, trainer.batch_size, trainer.crop_size,
+             trainer.learning_rate)  # fmt: skip
+    assert [box.value() for box in shown] == [4, 7, 3, 96, 3e-4]
+    trainer.batch_size.setValue(2)  # the user's own change goes on
+    trainer.train()
+    settings = started[-1]
+    assert (settings.epochs, settings.steps_per_epoch, settings.batch_size) == (4, 7, 2)
+    assert (settings.crop_size, settings.learning_rate) == (96, 3e-4)
+    assert (settings.boundary_width, settings.patience, settings.seed) == (3, 5, 9)
+    assert (settings.lr_patience, settings.lr_factor) == (1, 0.2)
+    # The time said is that of the 2 epochs left, not of all 4.
+    assert trainer.status.text().startswith(
+        f"Training on 1 image(s): about {duration(trainer.estimated_seconds(2))} for the "
+        "training steps"
+    )
+    assert trainer.estimated_seconds(2) == pytest.approx(trainer.estimated_seconds() / 2)
+
+
+def test_cancelled_as_it_chooses_thresholds_a_run_that_kept_its_start_offers_it(
+    make_napari_viewer_proxy, qtbot, monkeypatch, tmp_path
+):
+    """No epoch beat the starting model, which the run then saved before choosing its
+    thresholds; cancelled then, the dock said nothing was saved and offered no resume."""
+    import threading
+
+    from napari_cytomask.models import training
+
+    viewer = make_napari_viewer_proxy()
+    _labelled_layers(viewer)
+    base = tmp_path / "base.safetensors"
+    trainer = UNetTrainWidget(viewer)
+    _tiny_training(trainer)
+    trainer.output.setText(str(base))
+    trainer.train()
+    qtbot.waitUntil(lambda: trainer.worker is None, timeout=90_000)
+
+    evaluate, real, scores = training.iter_evaluate, training.scores_of, iter([0.5, 0.4])
+    validations = []
+
+    def iter_evaluate(*args, **kwargs):  # validation: the start 0.5, epoch 1 0.4
+        validations.append((yield from evaluate(*args, **kwargs)))
+        return validations[-1]
+
+    def scores_of(evaluation):
+        found = real(evaluation)
+        if any(evaluation is v for v in validations):
+            found["mean_average_f1"] = next(scores)
+        return found
+
+    choosing, go_on, tune = threading.Event(), threading.Event(), training.iter_tune_postprocess
+
+    def held_tune(*args, **kwargs):
+        if kwargs.get("tta", True):  # the last step: held until cancelled
+            choosing.set()
+            yield 0, 10
+            go_on.wait(30)
+        return (yield from tune(*args, **kwargs))
+
+    monkeypatch.setattr(training, "iter_evaluate", iter_evaluate)
+    monkeypatch.setattr(training, "scores_of", scores_of)
+    monkeypatch.setattr(training, "iter_tune_postprocess", held_tune)
+    output = tmp_path / "fine.safetensors"
+    trainer.output.setText(str(output))
+    trainer.start_from.setCurrentText(START_CHECKPOINT)
+    trainer.init_path.setText(str(base))
+    trainer.train()
+    qtbot.waitUntil(choosing.is_set, timeout=90_000)
+    qtbot.waitUntil(lambda: trainer._checkpoint is not None, timeout=10_000)
+    trainer.controls.cancel_button.click()
+    go_on.set()
+    assert trainer.status.text() == (
+        f"Cancelled; the best network so far is in {output}. Press Train to continue from "
+        "the last finished epoch."
+    )
+    assert trainer.resume.text() == str(output) and state_path(output).is_file()
+
+
 def test_cells_mostly_near_the_minimum_size_say_smaller_ones_were_dropped():
     """A minimum size tuned on larger nuclei (165 px) kept 16 of 65 smaller ones, without
     a word: the status says so when most cells found are near that size."""
@@ -419,7 +512,7 @@ def test_choosing_the_thresholds_is_timed_as_it_runs(make_napari_viewer_proxy):
     assert trainer.estimate.text().endswith(
         "plus validating each epoch and choosing the thresholds, timed as they run."
     )
-    trainer._pace = Pace()
+    trainer._pace, trainer._fine_tuning = Pace(), True  # as Train starts a fine-tuning run
     for step in (1, 2):
         trainer._on_progress(SimpleNamespace(phase="tune", step=step, steps=51))
         time.sleep(0.2)
@@ -478,6 +571,7 @@ def test_fine_tuning_shows_the_starting_models_score_as_epoch_0(make_napari_view
     from napari_cytomask.models.training import TrainingProgress
 
     trainer = UNetTrainWidget(make_napari_viewer_proxy())
+    trainer._fine_tuning = True  # as Train starts a fine-tuning run
     split = {"train": ["a"], "validation": ["b"], "test": []}
     trainer._on_progress(
         TrainingProgress(0, 2, 0, 2, 0, math.nan, 1e-3, phase="split", split=split)
@@ -1241,9 +1335,13 @@ def test_files_in_the_model_folder_that_cannot_be_used_are_listed_greyed_with_wh
     good = model_folder / "good.safetensors"
     shutil.copy(unet_checkpoint(64, seed=1), good)
     (model_folder / "cut short.safetensors").write_bytes(good.read_bytes()[:300])
+    # One that cannot be read (reads with an I/O error) stopped the dock from opening.
+    (model_folder / "unreadable.safetensors").symlink_to("/proc/self/mem")
     combo = UNetSegmentWidget(make_napari_viewer_proxy()).checkpoint.combo
+    unreadable = combo.findText("unreadable (not usable)")
+    assert "cannot be read" in combo.itemData(unreadable, Qt.ItemDataRole.ToolTipRole)
     index = combo.findText("cut short (not usable)")
-    assert index == combo.count() - 1
+    assert index == combo.count() - 2
     assert not combo.model().item(index).isEnabled()
     assert "is truncated or corrupt" in combo.itemData(index, Qt.ItemDataRole.ToolTipRole)
     assert combo.currentText() != "cut short (not usable)"
@@ -1259,6 +1357,13 @@ def test_the_threshold_passes_say_whether_they_come_first_or_last(make_napari_vi
 
     trainer = UNetTrainWidget(make_napari_viewer_proxy())
     tune = TrainingProgress(0, 5, 51, 51, 0, float("nan"), 1e-3, phase="tune")
+    # A resumed run with only its thresholds left (no epoch to train) said it was before
+    # the first epoch, choosing the starting model's thresholds.
+    trainer._on_progress(replace(tune, epoch=5, step=3))
+    assert trainer.status.text() == (
+        "Last step: choosing the post-processing thresholds on the validation images: 3 of 51"
+    )
+    trainer._fine_tuning = True  # as Train starts a fine-tuning run
     trainer._on_progress(tune)
     assert trainer.status.text() == (
         "Before the first epoch: choosing the starting model's thresholds on the validation "

@@ -377,6 +377,17 @@ def test_a_lone_image_holds_back_its_last_quarter_to_validate_and_tune_on(tmp_pa
     assert resumed.description["training"]["split"]["train"] == ["img"]
 
 
+def test_samples_hold_their_own_copy_of_the_mask():
+    """The samples of a napari mask layer shared its memory: painting on it while a run
+    trained changed that run's crops and validation targets."""
+    scan = make_tilescan(n_tiles=2, shape=(64, 64), seed=4)
+    labels = scan.labels.copy()
+    samples = samples_from_arrays(scan.brightfield, labels, "syn")
+    labels[:, :8, :8] = 999  # painted while training
+    for sample, original in zip(samples, scan.labels, strict=True):
+        np.testing.assert_array_equal(sample.labels, original)
+
+
 def test_resume_continues_the_epoch_count(tmp_path, tiny_unet):
     samples, scan = _synthetic_samples()
     settings = _small_settings()

@@ -1070,6 +1070,7 @@ class UNetTrainWidget(StepWidget, QWidget):
         self.scores: list[tuple[int, float]] = []
         self._checkpoint: Path | None = None
         self._first_epoch: int | None = None
+        self._fine_tuning = False  # whether the run scores its starting model first
         self._notes: list[str] = []  # notices of the run's start
         self._validation_images = 0  # of the run's split: tuning predicts them first
         self._validated = False  # whether a training epoch has been validated (and timed)
@@ -1243,6 +1244,7 @@ class UNetTrainWidget(StepWidget, QWidget):
         # A start chosen by the user is a new run: the cancelled run offered in Resume from
         # would otherwise be continued instead, whatever Start from says.
         self.start_from.activated.connect(lambda _: self.resume.clear())
+        self.resume.editingFinished.connect(self._use_resumed_settings)
         self.device.currentTextChanged.connect(self._device_defaults)
         for box in (self.epochs, self.steps, self.batch_size, self.crop_size):
             box.valueChanged.connect(self._update_estimate)
@@ -1313,10 +1315,11 @@ class UNetTrainWidget(StepWidget, QWidget):
         self.crop_size.setValue(defaults["crop_size"])
         self._update_estimate()
 
-    def estimated_seconds(self) -> float:
-        """Rough training time of the shown settings on the chosen device."""
+    def estimated_seconds(self, epochs_done: int = 0) -> float:
+        """Rough training time of the shown settings on the chosen device (of the epochs
+        left after ``epochs_done``, those a resumed run had trained)."""
         megapixels = self.batch_size.value() * self.crop_size.value() ** 2 / 1e6
-        steps = self.epochs.value() * self.steps.value()
+        steps = max(self.epochs.value() - epochs_done, 0) * self.steps.value()
         return steps * megapixels * _SECONDS_PER_MEGAPIXEL[self._device_kind()]
 
     def _update_estimate(self, *_) -> None:
@@ -1416,7 +1419,7 @@ class UNetTrainWidget(StepWidget, QWidget):
 
     def train(self) -> None:
         """Start training in a worker thread."""
-        from ..models.training import TrainingSettings, iter_train
+        from ..models.training import TrainingSettings, iter_train, resumed_settings
 
         if self.runner.busy:
             return
@@ -1455,14 +1458,21 @@ class UNetTrainWidget(StepWidget, QWidget):
         except ValueError as err:
             self.runner.fail(err)
             return
-        recorded = _resumed_resample(resume) if resume else None
-        resumed = ""
-        if recorded is not None and recorded != settings.resample:
-            # The run goes on at the pixel size its first epochs learnt.
-            settings.resample = recorded
-            self.pixels.resample.setChecked(recorded)
-            how = "resamples its images" if recorded else "keeps its images' own pixels"
-            resumed = f" The run it resumes {how}, and so does the rest of it ('resample')."
+        resumed, done = "", 0
+        if resume:
+            # The run goes on as it was started (its targets, schedule, patience, and pixel
+            # size), with what the boxes show (see _use_resumed_settings).
+            try:
+                own = resumed_settings(resume, settings, _SHOWN_SETTINGS)
+                training = read_description(resume).get("training") or {}
+                done = int(training.get("epochs_done", 0))
+            except (OSError, ValueError):
+                own = settings  # training says what the file is
+            if own.resample != settings.resample:
+                self.pixels.resample.setChecked(own.resample)
+                how = "resamples its images" if own.resample else "keeps its images' own pixels"
+                resumed = f" The run it resumes {how}, and so does the rest of it ('resample')."
+            settings = own
         output = typed_path(self.output.text()) or None
         try:
             overwrite = self._replacing(output, resume)
@@ -1475,6 +1485,7 @@ class UNetTrainWidget(StepWidget, QWidget):
         self.losses, self.scores = [], []
         # A resumed run's network is on disk already: cancelled, it is kept.
         self._first_epoch, self._checkpoint = None, Path(resume) if resume else None
+        self._fine_tuning = init_from is not None  # its starting model is scored first
         self._notes = notes
         self._plot()
         self.progress.setMaximum(settings.epochs * settings.steps_per_epoch)
@@ -1485,7 +1496,7 @@ class UNetTrainWidget(StepWidget, QWidget):
             else "cancelled before one scores above the starting model, nothing is kept"
         )  # fmt: skip
         self.status.setText(
-            f"Training on {len(samples)} image(s): about {duration(self.estimated_seconds())} "
+            f"Training on {len(samples)} image(s): about {duration(self.estimated_seconds(done))} "
             "for the training steps, then validation and threshold tuning. "
             f"The best network so far is saved at the end of each epoch: {kept}."
             f"{_sentences(notes)}{resumed}"
@@ -1551,6 +1562,25 @@ class UNetTrainWidget(StepWidget, QWidget):
             said = f"{self.status.text()} The best network so far is in"
             self._offer_to_resume(self._checkpoint, said)
 
+    def _use_resumed_settings(self) -> None:
+        """Show the settings of the run named under Resume from in the boxes: it goes on
+        with them, or with what is changed there (its other settings stay its own)."""
+        from ..models.training import recorded_settings
+
+        path = typed_path(self.resume.text())
+        if not path or not os.path.isfile(path):
+            return  # Train says what is wrong with it
+        try:
+            recorded = recorded_settings(path)
+        except (OSError, ValueError):
+            return
+        boxes = (self.epochs, self.steps, self.batch_size, self.crop_size, self.learning_rate)
+        for box, name in zip(boxes, _SHOWN_SETTINGS, strict=True):
+            if name in recorded:
+                box.setValue(recorded[name])
+        if "resample" in recorded:
+            self.pixels.resample.setChecked(recorded["resample"])
+
     def _offer_to_resume(self, checkpoint: Path, said: str) -> None:
         """Fill in Resume from: the training state beside the checkpoint resumes exactly."""
         self.resume.setText(str(checkpoint))
@@ -1607,7 +1637,7 @@ class UNetTrainWidget(StepWidget, QWidget):
                 self._plot()
         elif p.phase == "validate":
             self._show_stage("Validating", p.step, p.steps)
-            what = f"Epoch {p.epoch}" if self._first_epoch is not None else _STARTING_MODEL
+            what = _STARTING_MODEL if self._before_first_epoch() else f"Epoch {p.epoch}"
             self.status.setText(f"{what}: validating image {p.step} of {p.steps}")
         elif p.phase == "tune":
             # Before the first epoch of a fine-tuning run: the starting model's thresholds,
@@ -1615,7 +1645,7 @@ class UNetTrainWidget(StepWidget, QWidget):
             what = (
                 "Before the first epoch: choosing the starting model's thresholds on the "
                 "validation images, to score each epoch with them"
-                if self._first_epoch is None
+                if self._before_first_epoch()
                 else "Last step: choosing the post-processing thresholds on the validation images"
             )
             # Its first steps predict the validation images, seconds each; the rest score
@@ -1628,12 +1658,14 @@ class UNetTrainWidget(StepWidget, QWidget):
             seconds = self._pace.left(p.step, p.steps, ("tune", self._first_epoch))
             left = "" if seconds is None else f"; about {duration(seconds)} left"
             self.status.setText(f"{what}: {p.step} of {p.steps}{left}")
+        elif p.phase == "saved":  # no epoch beat the starting model, saved as the run's
+            self._checkpoint = p.checkpoint
         elif p.phase == "epoch":
             self._checkpoint = p.checkpoint
             if p.validation:
                 self.scores.append((p.global_step, p.validation["mean_average_f1"]))
                 score = f"validation mean-average F1 {p.validation['mean_average_f1']:.3f}"
-                if self._first_epoch is None:  # fine-tuning's epoch 0
+                if self._before_first_epoch():  # fine-tuning's epoch 0
                     self.status.setText(
                         f"{_STARTING_MODEL}: {score}; it stays the model unless an epoch "
                         "scores higher."
@@ -1643,6 +1675,11 @@ class UNetTrainWidget(StepWidget, QWidget):
                     saved = " (best so far, saved)" if p.improved else ""
                     self.status.setText(f"Epoch {p.epoch}: {score}{saved}")
             self._plot()
+
+    def _before_first_epoch(self) -> bool:
+        """Whether a report of validation or thresholds is of the model a fine-tuning run
+        starts from (a resumed run that only has its thresholds left has no epoch either)."""
+        return self._fine_tuning and self._first_epoch is None
 
     def _show_stage(self, stage: str, done: int, total: int) -> None:
         """Show ``done`` of ``total`` of the run's stage under way, named on the bar: the
@@ -1713,15 +1750,9 @@ class UNetTrainWidget(StepWidget, QWidget):
         self.trained.emit(Path(result.checkpoint))
 
 
-def _resumed_resample(checkpoint: str) -> bool | None:
-    """Whether the run saved in ``checkpoint`` resampled its images (None: not known, or
-    not a checkpoint: training says so)."""
-    from ..models.training import recorded_settings
-
-    try:
-        return recorded_settings(checkpoint).get("resample")
-    except (OSError, ValueError):
-        return None
+#: The settings of a run that the Train tab shows (Epochs, Steps per epoch, Crops per step,
+#: Crop size, Learning rate): a resumed run goes on with them as they stand there.
+_SHOWN_SETTINGS = ("epochs", "steps_per_epoch", "batch_size", "crop_size", "learning_rate")
 
 
 def _sentences(notes: list[str]) -> str:

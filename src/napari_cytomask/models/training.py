@@ -459,7 +459,9 @@ def samples_from_arrays(
     for i, frame_labels in enumerate(lab_frames):
         frame_name = name if len(lab_frames) == 1 else f"{name}[{i}]"
         stack = np.stack([frames[i] for frames in per_channel])
-        samples.append(TrainingSample(frame_name, stack, frame_labels, pixel_size_um))
+        # A copy, as the image is: a mask painted while a run trains on it (a napari
+        # layer's) would change its crops and validation targets under it.
+        samples.append(TrainingSample(frame_name, stack, frame_labels.copy(), pixel_size_um))
     return samples
 
 
@@ -1304,6 +1306,33 @@ def recorded_settings(checkpoint: str | os.PathLike) -> dict:
     return (read_description(checkpoint).get("training") or {}).get("settings") or {}
 
 
+#: The settings a resumed run keeps of its own unless others are given: what it learns
+#: from and how. Where it runs, with how many workers, for how long, and whether its
+#: thresholds are chosen at the end are the session's.
+RUN_SETTINGS = (
+    "epochs", "steps_per_epoch", "batch_size", "crop_size", "learning_rate", "weight_decay",
+    "lr_patience", "lr_factor", "patience", "boundary_width", "seed", "cell_bias", "rotate",
+    "dice_weight", "validation_overlap", "resample",
+)  # fmt: skip
+
+
+def resumed_settings(
+    checkpoint: str | os.PathLike, settings: TrainingSettings, given: Iterable[str] = ()
+) -> TrainingSettings:
+    """``settings`` for resuming the run saved in ``checkpoint``: its own recorded values
+    of :data:`RUN_SETTINGS` in place of those not ``given`` (names), so that a run goes
+    on as it was started (its targets, schedule and patience), not with defaults.
+
+    Raises
+    ------
+    OSError, ValueError
+        When ``checkpoint`` cannot be read as one.
+    """
+    recorded, given = recorded_settings(checkpoint), set(given)
+    kept = {k: recorded[k] for k in RUN_SETTINGS if k in recorded and k not in given}
+    return replace(settings, **kept)
+
+
 def state_path(checkpoint: str | os.PathLike) -> Path:
     """The training state file of ``checkpoint``: beside it, with the same stem.
 
@@ -2096,6 +2125,7 @@ def train(samples, output=None, config=None, settings=None, **kwargs) -> Trainin
 
 
 __all__ = [
+    "RUN_SETTINGS",
     "CropSampler",
     "TrainingProgress",
     "TrainingResult",
@@ -2107,15 +2137,22 @@ __all__ = [
     "hold_back_part",
     "iter_evaluate",
     "iter_train",
+    "iter_tune_checkpoint",
+    "iter_tune_postprocess",
     "kept_start_note",
     "make_targets",
-    "match_files",
+    "match_split",
+    "recorded_settings",
+    "replaced_file",
+    "resumed_settings",
     "samples_from_arrays",
     "samples_from_folders",
     "samples_from_tilescans",
     "scores_of",
     "segmentation_loss",
-    "match_split",
     "split_by_image",
+    "state_path",
     "train",
+    "tune_postprocess",
+    "tuned_note",
 ]
