@@ -25,7 +25,7 @@ from napari_cytomask._qt.unet_widgets import (
     UNetTrainWidget,
 )
 from napari_cytomask.io.export import from_layer
-from napari_cytomask.io.layers import layer_info, pixel_size_um
+from napari_cytomask.io.layers import layer_info, pixel_size_um, probability_of
 from napari_cytomask.models.catalog import STARTER, STARTER_CONFIDENCE, unet_models
 from napari_cytomask.models.checkpoint import (
     DIR_ENV,
@@ -146,6 +146,10 @@ def test_train_then_segment_in_a_viewer(make_napari_viewer_proxy, qtbot, model_f
     }
     interior = viewer.layers["BF U-Net interior"]
     assert isinstance(interior, Image) and interior.data.shape == scan.brightfield.shape
+    # Each map says which it is, for the split step to pair them.
+    maps = [viewer.layers[f"BF U-Net {name}"] for name in ("interior", "boundary")]
+    assert [probability_of(layer) for layer in maps] == ["interior", "boundary"]
+    assert probability_of(cells) is None
     assert np.all((interior.data >= 0) & (interior.data <= 1))
     assert segmenter.progress.value() == segmenter.progress.maximum()
 

@@ -1120,6 +1120,58 @@ def test_before_segmenting_the_scans_image_of_light_is_not_taken_for_a_map(
 
 
 @pytest.mark.gui
+def test_the_u_nets_maps_are_taken_for_what_they_are(make_napari_viewer_proxy, qtbot, truth):
+    """With the U-Net's maps as layers, 'Interior + boundary maps' took the boundary map as
+    the interior and the phase image as the boundary (and refused its brightness as
+    probabilities), and 'Foreground or probability map' took the boundary map, whose
+    outlines it made into 100 "cells"."""
+    from napari_cytomask.io.layers import METADATA_KEY
+
+    viewer = make_napari_viewer_proxy()
+    scan = {"source": "scan.tif"}
+    viewer.add_image(
+        np.where(truth > 0, 30000, 20000).astype(np.uint16),
+        name="Phase contrast",
+        metadata={METADATA_KEY: {**scan, "role": "input"}},
+    )
+    classes = instances_to_interior_boundary(truth)
+    classes = [(classes == k).astype(np.float32) for k in range(3)]  # as probabilities
+    for run, parameters in (("earlier", {"tta": False}), ("newer", {"tta": True})):
+        made = {**scan, "role": "result", "method": "unet", "parameters": parameters,
+                "made_from": {"layer": "Phase contrast"}}  # fmt: skip
+        for k, name in ((1, "interior"), (2, "boundary")):
+            metadata = {METADATA_KEY: {**made, "probability": name}}
+            viewer.add_image(classes[k], name=f"{run} {name}", metadata=metadata)
+        viewer.add_labels(truth.copy(), name=f"{run} cells", metadata={METADATA_KEY: made})
+    widget = WatershedWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.live.setChecked(False)
+    assert widget.method == "split" and widget.input.layer().name == "newer cells"
+    widget.mode.setCurrentIndex(widget.mode.findData("foreground"))
+    assert widget.input.layer().name == "newer interior"
+    widget.mode.setCurrentIndex(widget.mode.findData("interior_boundary"))
+    assert (widget.input.layer().name, widget.boundary.layer().name) == (
+        "newer interior", "newer boundary",
+    )  # fmt: skip
+    # The boundary map follows the interior map picked: the one made with it.
+    widget.input.setCurrentText("earlier interior")
+    assert widget.boundary.layer().name == "earlier boundary"
+    # A map of the user's own (no record of what it is) leaves the boundary map as it was.
+    viewer.add_image(classes[1], name="my interior")
+    widget.input.setCurrentText("my interior")
+    assert widget.boundary.layer().name == "earlier boundary"
+    # An image of light picked as a map is named as such, with the map to pick.
+    widget.input.setCurrentText("newer interior")
+    widget.boundary.setCurrentText("Phase contrast")
+    widget.apply()
+    assert widget.status.text().endswith(
+        "Boundary map: 'Phase contrast' is an image of light, not a probability map. Pick the "
+        "U-Net's boundary map: tick 'Also add the probability maps as layers' in Segment "
+        "cytoplasm (its step 2, or Layers > Segment) and segment again."
+    )
+
+
+@pytest.mark.gui
 def test_redo_paints_no_stroke_of_an_earlier_result_into_a_new_one(
     make_napari_viewer_proxy, qtbot, truth
 ):

@@ -928,7 +928,10 @@ class UNetSegmentWidget(StepWidget, QWidget):
                 blending="additive",
                 contrast_limits=(0, 1),
                 visible=False,
-                metadata=copy.deepcopy(metadata),
+                # Which map it is: the split step pairs an interior with its boundary.
+                metadata={
+                    METADATA_KEY: {**copy.deepcopy(metadata[METADATA_KEY]), "probability": name}
+                },  # fmt: skip
                 **geometry,
             )
             for k, name in enumerate(result.classes)

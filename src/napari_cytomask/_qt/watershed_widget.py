@@ -38,6 +38,7 @@ from ..io.layers import (
     origin,
     pixel_size_um,
     plane_sample,
+    probability_of,
     record_written,
     result_metadata,
     single_value,
@@ -152,8 +153,9 @@ class WatershedWidget(StepWidget, QWidget):
             ),
             # Not a scan's channel, unless picked: its ground truth, split, would be scored
             # against itself as if it were a result, and the brightness of its image of
-            # light taken for a probability map made hundreds of "cells" of halos.
-            fallback=lambda layer: not is_channel(layer),
+            # light taken for a probability map made hundreds of "cells" of halos. Nor a
+            # boundary map, the newest of the U-Net's maps: its outlines became "cells".
+            fallback=lambda layer: not is_channel(layer) and probability_of(layer) != "boundary",
         )
         self.boundary = LayerPicker(
             napari_viewer, Image, tooltip="Boundary probability map (same shape as the interior)."
@@ -384,6 +386,7 @@ class WatershedWidget(StepWidget, QWidget):
 
     def _input_changed(self, *_) -> None:
         before = self._measured  # the input until now (its pixel size was named)
+        self._pair_boundary()
         self._name_the_buttons()
         self._name_the_units()
         self._suggest_threshold()
@@ -447,12 +450,31 @@ class WatershedWidget(StepWidget, QWidget):
         self.boundary.setVisible(method == "interior_boundary")
         self.boundary_label.setVisible(method == "interior_boundary")
         self.input.set_types(Labels if method == "split" else Image)
-        same = self.boundary.currentText() == self.input.currentText()
-        if method == "interior_boundary" and same:
-            others = [ly for ly in self.boundary.layers() if ly.name != self.input.currentText()]
-            if others:
-                self.boundary.set_layer(others[-1])
+        if method == "interior_boundary" and probability_of(self.input.layer()) != "interior":
+            interiors = [ly for ly in self.input.layers() if probability_of(ly) == "interior"]
+            if interiors:  # the newest U-Net interior map, not the newest image
+                self.input.set_layer(interiors[-1])
+        self._pair_boundary()
         self._suggest_threshold()
+
+    def _pair_boundary(self) -> None:
+        """With interior and boundary maps, choose the boundary map made with a U-Net
+        interior map chosen (else the newest one): by default it was the phase image, whose
+        brightness was refused as probabilities. With maps of the user's own, another layer
+        than the interior."""
+        interior = self.input.layer()
+        if self.method != "interior_boundary" or interior is None:
+            return
+        if probability_of(interior) == "interior":
+            made = {k: layer_info(interior).get(k) for k in ("made_from", "parameters")}
+            maps = [ly for ly in self.boundary.layers() if probability_of(ly) == "boundary"]
+            paired = [ly for ly in maps if {k: layer_info(ly).get(k) for k in made} == made]
+            if paired or maps:
+                self.boundary.set_layer((paired or maps)[-1])
+                return
+        others = [ly for ly in self.boundary.layers() if ly is not interior]
+        if self.boundary.layer() in (None, interior) and others:
+            self.boundary.set_layer(others[-1])
 
     def _suggest_threshold(self) -> None:
         """Probability maps (:func:`_probabilities`) start at 0.5; images of light at the
@@ -586,6 +608,13 @@ class WatershedWidget(StepWidget, QWidget):
             boundary = self.boundary.layer()
             if boundary is None or boundary is layer:
                 raise ValueError("Pick the boundary map: an Image layer other than the interior.")
+            for what, chosen in (("Interior map", layer), ("Boundary map", boundary)):
+                if is_channel(chosen) and not _named_probabilities(chosen):
+                    raise ValueError(
+                        f"{what}: '{chosen.name}' is an image of light, not a probability "
+                        f"map. Pick the U-Net's {what.split()[0].lower()} map: tick 'Also add "
+                        f"the probability maps as layers' in {SEGMENT_STEP} and segment again."
+                    )
             if boundary.multiscale:
                 raise ValueError(f"{boundary.name} is multiscale; pick a single-resolution map.")
             arrays.append(boundary.data)

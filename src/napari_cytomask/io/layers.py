@@ -841,6 +841,12 @@ def layer_info(layer) -> dict:
     return dict((getattr(layer, "metadata", None) or {}).get(METADATA_KEY) or {})
 
 
+def probability_of(layer) -> str | None:
+    """The class whose probabilities a model's map layer holds (``"interior"``,
+    ``"boundary"``, ``"foreground"``), or None for any other layer."""
+    return layer_info(layer).get("probability")
+
+
 def is_result(layer) -> bool:
     """Whether a step of the plugin computed this layer (it is not a channel of a scan)."""
     return layer_info(layer).get("role") == RESULT_ROLE
