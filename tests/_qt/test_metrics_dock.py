@@ -522,6 +522,35 @@ def test_each_image_is_checked_against_the_ground_truth_file_beside_it(
     )
 
 
+def test_of_the_ground_truth_files_beside_an_image_its_namesake_is_taken(
+    make_napari_viewer_proxy, tmp_path, labels
+):
+    """gt_set30.tif, opened first, was taken for D_plain_set11.tif's ground truth where
+    gt_set11.tif lay beside it too: 42 cells against 72, without a word."""
+    from napari.layers._source import layer_source
+
+    from napari_cytomask.io.layers import result_metadata
+
+    viewer = make_napari_viewer_proxy()
+    phase = np.random.default_rng(0).normal(1000, 100, labels.shape) - 300 * (labels > 0)
+    tifffile.imwrite(tmp_path / "D_plain_set11.tif", phase.astype(np.uint16))
+    viewer.open(tmp_path / "D_plain_set11.tif", plugin="napari-cytomask")
+    for name in ("gt_set30", "gt_set11"):
+        with layer_source(path=str(tmp_path / f"{name}.tif")):
+            viewer.add_labels(labels.copy(), name=name)
+    dock = MetricsDock(viewer)
+    metadata = result_metadata(viewer.layers["D_plain_set11"], method="unet")
+    dock.set_prediction(viewer.add_labels(labels.copy(), name="cells", metadata=metadata))
+    assert _pair(dock) == ("cells", "gt_set11")
+    # A tie in the longest run shared goes to the name most alike; dots are no suffix.
+    from napari_cytomask._qt.metrics_dock import _name_likeness
+
+    assert _name_likeness("gt_set1.tif", "D_plain_set1.tif") > _name_likeness(
+        "gt_set11.tif", "D_plain_set1.tif"
+    )
+    assert _name_likeness("a.2024.05.01_gt.png", "a.2024.05.01.ome.tif")[0] == len("a.2024.05.01")
+
+
 def test_files_of_one_name_are_told_apart_by_their_paths_and_a_truth_file_is_no_scan():
     """Two scans named alike in two folders would be named the same in the note. A ground
     truth kept in a file of its own (instances_ids.png beside raw.tif) is not another

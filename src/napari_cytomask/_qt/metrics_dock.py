@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from difflib import SequenceMatcher
+from pathlib import Path
 from typing import NamedTuple
 
 import napari
@@ -27,6 +29,7 @@ from qtpy.QtWidgets import (
 
 from ..io.atomic import NAME_BYTES
 from ..io.export import safe_file_name
+from ..io.files import IMAGE_SUFFIX
 from ..io.layers import (
     HIGHLIGHT_METHODS,
     frame_axes,
@@ -378,7 +381,7 @@ class MetricsDock(StepWidget, QWidget):
             scans = scan_files(self.viewer.layers)
             own = [c.unique_id for c in _own_truths(fitting, layer, scans)]
             keep = gt is not None and _level_of(gt, layer) is not None
-            keep = keep and (not own or gt.unique_id in own)
+            keep = keep and (not own or gt.unique_id == own[0])  # its own, named most alike
             truth = None if keep else _default_ground_truth(fitting, layer, scans)
         if truth is not None:
             self.ground_truth_combo.blockSignals(True)
@@ -943,7 +946,19 @@ def _own_truths(candidates, prediction, scans) -> list:
         if not is_result(layer) and source_of(layer) and not same_file(source_of(layer), source)
         and lies_with(layer, prediction, scans)
     ]  # fmt: skip
+    # Of several in its folder, the one named most like the image: gt_set30.tif, opened
+    # first, was taken for D_plain_set11.tif's, where gt_set11.tif was there.
+    beside.sort(key=lambda layer: _name_likeness(source_of(layer), source), reverse=True)
     return masks or beside
+
+
+def _name_likeness(path: str, other: str) -> tuple[int, float]:
+    """How alike two files' names are (without their image suffixes, in any case): the
+    longest run of characters they share ("gt_set11" and "D_plain_set11" share "_set11"),
+    then how much of both it is ("gt_set1" before "gt_set11" for "D_plain_set1")."""
+    a, b = (IMAGE_SUFFIX.sub("", Path(p).name).lower() for p in (path, other))
+    matcher = SequenceMatcher(None, a, b, autojunk=False)
+    return matcher.find_longest_match().size, matcher.ratio()
 
 
 def _default_ground_truth(candidates, prediction=None, scans=()) -> int | None:

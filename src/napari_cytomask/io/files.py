@@ -29,6 +29,11 @@ from .tiff import (
 #: Suffixes of the images a folder given on the command line is searched for: every
 #: TIFF the napari reader opens, then the formats scikit-image and NumPy read.
 IMAGE_SUFFIXES = (*TIFF_SUFFIXES, ".png", ".jpg", ".jpeg", ".bmp", ".npy")
+#: The suffix of a file the project reads images from, before a frame index
+#: (``scan.tif[2]``): what a file's name says of its image is the rest.
+IMAGE_SUFFIX = re.compile(
+    r"(\.ome)?(" + "|".join(map(re.escape, IMAGE_SUFFIXES)) + r")(?=\[\d+\]$|$)", re.I
+)
 
 
 class ImageReadError(ValueError):

@@ -48,7 +48,7 @@ from scipy import ndimage as ndi
 
 from ..io.atomic import WriteError, file_in_the_way, too_long, write_atomically
 from ..io.export import safe_file_name
-from ..io.files import IMAGE_SUFFIXES, file_pixel_size, match_files, read_image
+from ..io.files import IMAGE_SUFFIX, file_pixel_size, match_files, read_image
 from ..labels import as_labels, check_same_shape, regions_as_cells
 from ..metrics import Evaluation, evaluate
 from ..postprocess import instances_to_interior_boundary
@@ -633,13 +633,6 @@ def hold_back_part(sample: TrainingSample) -> list[TrainingSample] | None:
 # ----------------------------------------------------------------------------- crops
 
 
-#: The suffix of a file the project reads images from, before a frame index
-#: (``scan.tif[2]``), which :func:`match_split` leaves out of an image's name.
-_IMAGE_SUFFIX = re.compile(
-    r"(\.ome)?(" + "|".join(map(re.escape, IMAGE_SUFFIXES)) + r")(?=\[\d+\]$|$)", re.I
-)
-
-
 #: The tail :func:`hold_back_part` gives the names of a lone image's parts.
 _PART = re.compile(r" \((?:rows|columns) \d+-\d+\)$")
 
@@ -650,7 +643,7 @@ def _image_key(name: str) -> tuple[str, str]:
     part = _PART.search(name)
     tail = part.group(0) if part else ""
     *_, folder, file = ["", *name[: len(name) - len(tail)].replace("\\", "/").split("/")]
-    return folder, _IMAGE_SUFFIX.sub("", file) + tail
+    return folder, IMAGE_SUFFIX.sub("", file) + tail
 
 
 def cut_as_recorded(record: dict, samples: list[TrainingSample]) -> list[TrainingSample]:
@@ -1278,7 +1271,7 @@ def default_output(
     state, exists): ``img2d-fine-tuned-20261201-084054``."""
     folder = cache_dir() if folder is None else Path(folder)
     # A file's or a layer's name, without a frame index or an image suffix ("a.b" stays).
-    names = (_IMAGE_SUFFIX.sub("", Path(re.sub(r"\[\d+\]$", "", n)).name) for n in data)
+    names = (IMAGE_SUFFIX.sub("", Path(re.sub(r"\[\d+\]$", "", n)).name) for n in data)
     stems = list(dict.fromkeys(safe_file_name(name)[:40].lstrip(".") or "labels" for name in names))
     if stems:
         what = stems[0] + (f"+{len(stems) - 1}" if len(stems) > 1 else "")
