@@ -2014,6 +2014,18 @@ def test_the_position_on_show_is_segmented_alone_into_the_stack(
     cells.data[2, :5, :5] = 999  # a frame not written by the last run, corrected by hand
     cells.refresh()
     assert from_layer(cells).edited is True
+    # Another position segmented alone goes into the same layer: its corrections are in
+    # other frames, which keep them (it went into a layer of its own, one per position).
+    viewer.dims.set_current_step(0, 0)
+    assert run().unique_id == cells.unique_id and "movie U-Net cells [2]" not in viewer.layers
+    assert (cells.data[2, :5, :5] == 999).all() and from_layer(cells).edited is True
+    # They stay the user's for the runs after it: the corrected frame is not written over.
+    viewer.dims.set_current_step(0, 1)
+    assert run().unique_id == cells.unique_id
+    viewer.dims.set_current_step(0, 2)
+    run()
+    assert layer_info(viewer.layers["movie U-Net cells [2]"])["frames_made"] == ["2"]
+    assert (cells.data[2, :5, :5] == 999).all()
 
 
 def test_a_ground_truth_png_opened_as_an_image_is_not_the_default_input(

@@ -394,6 +394,41 @@ def test_a_result_of_a_file_and_one_of_no_file_are_told_apart(make_napari_viewer
         assert slot == name and earlier.unique_id == viewer.layers[name].unique_id
 
 
+def test_a_frame_written_alone_keeps_the_users_edits_of_the_other_frames(
+    make_napari_viewer_proxy,
+):
+    """Segmenting a stack position by position, correcting each, made a layer per position:
+    a result edited anywhere took no new frame. Its other frames' edits stay the user's."""
+    from napari.layers import Labels
+
+    from napari_cytomask._qt._layers import labels_layer, result_slot, write_frame
+    from napari_cytomask.io.layers import METADATA_KEY, RESULT_ROLE, edited_by_hand, record_written
+
+    viewer = make_napari_viewer_proxy()
+    record = {METADATA_KEY: {"role": RESULT_ROLE, "source": None}}
+    cells = viewer.add_layer(labels_layer(np.zeros((3, 8, 8), np.uint16), "cells", {}, record))
+    cells.data[2, :2, :2] = 9  # corrected by hand
+    cells.refresh()
+
+    def slot(frame=None):
+        return result_slot(viewer, "cells", Labels, (3, 8, 8), None, frame)
+
+    assert slot()[0] == slot((2,))[0] == "cells [2]"  # the whole stack, or the frame edited
+    assert slot((0,)) == ("cells", cells)
+    cells.data[0, 4:, 4:] = 1  # the step writes its frame alone
+    record_written(cells, (0,))
+    assert edited_by_hand(cells)
+    assert slot((1,)) == ("cells", cells) and slot((2,))[0] == "cells [2]"
+    # A frame of another stack of that name (another shape) neither fails nor removes it.
+    other = result_slot(viewer, "cells", Labels, (5, 8, 8), None, (4,))
+    assert other == ("cells [2]", None) and "cells" in viewer.layers
+    # Ids that widen its type for the frame leave its other frames' edits the user's.
+    write_frame(cells, (1,), np.full((8, 8), 70_000))
+    record_written(cells, (1,))
+    assert cells.data.dtype == np.uint32 and edited_by_hand(cells)
+    assert slot()[0] == "cells [2]"
+
+
 @pytest.mark.gui
 def test_a_layer_converted_elsewhere_starts_no_preview(make_napari_viewer_proxy, qtbot, truth):
     """Making a channel a mask in step 1 replaces its Image layer with a Labels layer; the
@@ -886,11 +921,18 @@ def test_a_preview_fingerprints_its_frame_and_still_keeps_edits(
         assert len(taken) == 1  # the previewed frame only
     output.data[7, :8, :8] = 99  # an edit of another frame, from the console
     output.refresh()
-    edited = np.array(output.data)
+    edited = np.array(output.data[7])
     widget.min_area.setValue(20)
     widget.preview()
+    qtbot.waitUntil(lambda: "Preview" in widget.status.text(), timeout=30_000)
+    # The frame on show is previewed into it; the edit of the other frame stays.
+    assert "cells split [2]" not in viewer.layers
+    np.testing.assert_array_equal(output.data[7], edited)
+    # The edited frame itself is previewed elsewhere: the edit is still found.
+    viewer.dims.set_current_step(0, 7)
+    widget.preview()
     qtbot.waitUntil(lambda: "cells split [2]" in viewer.layers, timeout=30_000)
-    np.testing.assert_array_equal(output.data, edited)
+    np.testing.assert_array_equal(output.data[7], edited)
 
 
 @pytest.mark.gui

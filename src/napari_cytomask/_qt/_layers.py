@@ -14,7 +14,7 @@ from qtpy.QtWidgets import QComboBox
 
 from ..io.layers import (
     METADATA_KEY,
-    edited_by_hand,
+    edited_frames,
     frame_key,
     is_result,
     layer_info,
@@ -257,7 +257,7 @@ def role_changed_during_run(layer, step: str = "segment") -> str:
 
 
 def result_slot(
-    viewer, name: str, kind: type, shape, source: str | None
+    viewer, name: str, kind: type, shape, source: str | None, frame: tuple | None = None
 ) -> tuple[str, Layer | None]:
     """Where a step puts its result called ``name``, made from the file ``source``
     (:func:`~napari_cytomask.roles.source_of` its input): the name to use, and the earlier
@@ -267,13 +267,19 @@ def result_slot(
     labels, or another plugin's), a result the user has changed since
     (:func:`~napari_cytomask.io.layers.edited_by_hand`), or one made from another file
     (two scans whose channels have one name) is never replaced: the result takes the
-    first free ``name [k]``, the same on every run. An earlier result of another kind or
-    shape is removed.
+    first free ``name [k]``, the same on every run. A step that writes one ``frame``
+    alone (one position, a preview) writes it into a result whose edits all lie in its
+    other frames, which keep them: segmenting a stack position by position, correcting
+    each, made a layer per position. An earlier result of another kind or shape is
+    removed.
     """
-    base, k, kept = name, 1, None
+    base, k, kept, elsewhere = name, 1, None, False
     while name in viewer.layers:
-        if is_result(viewer.layers[name]):
-            why = _kept_because(viewer.layers[name], source)
+        earlier = viewer.layers[name]
+        if is_result(earlier):
+            # A frame of another stack (another shape) is never written into it.
+            fits = isinstance(earlier, kind) and tuple(earlier.data.shape) == tuple(shape)
+            why, elsewhere = _kept_because(earlier, source, frame if fits else None)
             if why is None:
                 break
             kept = kept or (name, why)
@@ -286,19 +292,33 @@ def result_slot(
     earlier = viewer.layers[name]
     # isinstance, not type(): plugins may see layers through napari's proxy objects.
     if isinstance(earlier, kind) and tuple(earlier.data.shape) == tuple(shape):
+        if elsewhere:  # its edits stay the user's once the frame is written (record_written)
+            info = {**layer_info(earlier), "edits_elsewhere": True}
+            earlier.metadata = {**earlier.metadata, METADATA_KEY: info}
         return name, earlier
     viewer.layers.remove(earlier)
     return name, None
 
 
-def _kept_because(result, source: str | None) -> str | None:
-    """Why an earlier result may not take a new one made from ``source``, if it may not."""
-    if _changed(result):
-        return "holds your edits"
+def _kept_because(
+    result, source: str | None, frame: tuple | None = None
+) -> tuple[str | None, bool]:
+    """Why an earlier result may not take a new one made from ``source`` (in ``frame``
+    alone, if given), if it may not; and whether it may because the user's edits all lie
+    in other frames than ``frame``. Its frames are compared only after napari said its
+    pixels changed: a live preview does not go over a whole stack in the GUI thread at
+    every step."""
+    elsewhere = False
+    if layer_info(result).get("touched"):
+        edits = edited_frames(result)  # None: not frame by frame
+        at = int(np.ravel_multi_index(frame, result.data.shape[:-2])) if frame else None
+        if edits is None or (edits and (at is None or at in edits)):
+            return "holds your edits", False
+        elsewhere = bool(edits)
     other = source_of(result)
     if (other is None and source is None) or same_file(other, source):
-        return None
-    return f"holds the results of {Path(other).name if other else 'an image of no file'}"
+        return None, elsewhere
+    return f"holds the results of {Path(other).name if other else 'an image of no file'}", False
 
 
 def calibrate(viewer, layer, size_um: float) -> list[Layer]:
@@ -365,17 +385,10 @@ def pixel_events(layer) -> tuple:
 
 
 def _touched(event) -> None:
-    # Only a flag: what changed is found by comparing with what was written (_changed).
+    # Only a flag: what changed is found by comparing with what was written (_kept_because).
     info = event.source.metadata.get(METADATA_KEY)
     if info is not None:
         info["touched"] = True
-
-
-def _changed(layer) -> bool:
-    """Whether the user changed a result since a step wrote it. Its frames are compared
-    only after napari said its pixels changed: a live preview does not go over a whole
-    stack in the GUI thread at every step."""
-    return bool(layer_info(layer).get("touched")) and edited_by_hand(layer)
 
 
 class RoleWatcher:

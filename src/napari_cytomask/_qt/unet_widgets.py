@@ -1000,7 +1000,7 @@ class UNetSegmentWidget(StepWidget, QWidget):
         (with ``new``'s record, which holds what was written); of a run of one frame
         (``index``), that frame alone, its settings kept apart from the stack's."""
         new.name, old = result_slot(
-            self.viewer, new.name, type(new), new.data.shape, source_of(new)
+            self.viewer, new.name, type(new), new.data.shape, source_of(new), index or None
         )
         if index:
             earlier = None if old is None else layer_info(old)

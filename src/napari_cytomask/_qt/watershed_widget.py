@@ -787,7 +787,7 @@ class WatershedWidget(StepWidget, QWidget):
         data, geometry = resolution_level(source)
         shape = tuple(data.shape)
         name, layer = result_slot(
-            self.viewer, self._output_name(source), Labels, shape, source_of(source)
+            self.viewer, self._output_name(source), Labels, shape, source_of(source), index
         )
         record = dict(metadata[METADATA_KEY])
         if index:

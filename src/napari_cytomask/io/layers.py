@@ -868,11 +868,19 @@ def record_written(layer, frame: tuple | None = None) -> None:
         frames = list(written["frames"])
         at = int(np.ravel_multi_index(frame, data.shape[:-2])) if frame else 0
         frames[at] = _digest(data[frame])
+    elif frame is not None and info.get("edits_elsewhere"):
+        # Its ids widened for the frame (write_frame): the user's edits of its other
+        # frames can no longer be told by their fingerprints, and stay theirs.
+        frames = _frame_digests(data)
+        info["edited_by_hand"] = True
     else:
         frames = _frame_digests(data)
-        info.pop("edited_by_hand", None)  # edits made before this run are gone with it
+        # Edits made before this run are gone with it.
+        info.pop("edited_by_hand", None)
+        info.pop("edits_elsewhere", None)
     info["written"] = {"kind": _kind(data), "frames": frames}
-    info.pop("touched", None)
+    if not info.get("edits_elsewhere"):  # else the user's edits of other frames stay
+        info.pop("touched", None)
     layer.metadata = {**layer.metadata, METADATA_KEY: info}
 
 
@@ -887,13 +895,22 @@ def edited_by_hand(layer) -> bool:
     every frame is compared (about 1 s per GB). A layer with no such record (not made by
     a step) counts as unedited. A result opened from an export was edited if its export
     says so (its ``edited_by_hand``) or it changed since it was read."""
+    return edited_frames(layer) != []
+
+
+def edited_frames(layer) -> list[int] | None:
+    """The frames of a result (flat indices over its leading axes) whose data changed since
+    a step last wrote it (:func:`edited_by_hand`); None where that cannot be told frame by
+    frame: its array is of another type or shape, or its export says it was edited."""
     info = layer_info(layer)
     written = info.get("written")
     if written is None:
-        return False
+        return []
     data = layer.data
-    changed = written["kind"] != _kind(data) or written["frames"] != _frame_digests(data)
-    return changed or bool(info.get("edited_by_hand"))
+    if written["kind"] != _kind(data) or info.get("edited_by_hand"):
+        return None
+    pairs = zip(written["frames"], _frame_digests(data), strict=True)
+    return [i for i, (then, now) in enumerate(pairs) if then != now]
 
 
 def _kind(data) -> str | None:
