@@ -475,3 +475,40 @@ def test_fine_tuning_keeps_the_starting_model_until_an_epoch_beats_it(shared_dat
     run.close()
     assert epoch.checkpoint is None and not epoch.improved
     assert not cancelled.exists() and not state_path(cancelled).exists()
+
+
+def test_fine_tuning_on_a_few_labelled_cells_keeps_the_starter_models_thresholds(
+    shared_data, tmp_path
+):
+    """7 of the 45 cells of an image labelled, the starter model fine-tuned for two steps:
+    its held-back part matched at no setting, and the model saved was the starter model
+    with the default thresholds (F1@0.5 0.76 on a test image, where its own give 0.95),
+    said to "already suit images like these", with the advice to start from the starter
+    model it had started from."""
+    from napari_cytomask.models.inference import recommended_settings
+    from napari_cytomask.models.training import (
+        TrainingSettings,
+        kept_start_note,
+        samples_from_arrays,
+        train,
+        tuned_note,
+    )
+
+    folder = shared_data / "usiigaci-phc" / "set5"
+    cells = imread(folder / "instances_ids.png")
+    few = np.where(cells <= 7, cells, 0)  # the habit of labelling a few cells
+    samples = samples_from_arrays(
+        tifffile.imread(folder / "raw.tif"), few, "set5", pixel_size_um=(0.87, 0.87)
+    )
+    settings = TrainingSettings(epochs=1, steps_per_epoch=2, batch_size=2, crop_size=256,
+                                workers=0, device="cpu")  # fmt: skip
+    result = train(samples, tmp_path / "few.safetensors", None, settings, init_from=STARTER)
+    tuned = result.description["postprocess"]
+    assert tuned["scores"]["tuned"]["f1_50"] == 0  # nothing to choose thresholds by
+    own = recommended_settings(read_description(starter_path()))
+    assert {k: tuned[k] for k in own} == own
+    note = tuned_note(tuned, result.description)
+    assert "label every cell in them: unlabelled cells are learnt, and scored, as" in note
+    assert "starting from the starter model" not in note
+    kept = kept_start_note(result.description)
+    assert kept.startswith("No epoch scored above") and "may already suit" not in kept

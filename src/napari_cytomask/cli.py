@@ -922,7 +922,7 @@ def _train(args) -> int:
             raise
         raise UserError(f"{_memory_text(err, 'train')} {_kept(saved, trained, args)}.") from err
     if "postprocess" in result.description:
-        _say_tuned(say, result.description["postprocess"])
+        _say_tuned(say, result.description["postprocess"], result.description)
     if note := kept_start_note(result.description):
         print(f"cytomask: note: {note}", file=sys.stderr)
     state = state_path(result.checkpoint)
@@ -983,12 +983,13 @@ def _clock(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-def _say_tuned(say, tuned: dict) -> None:
-    """The tuned settings as progress, and a note, even when quiet, on a model of little use."""
+def _say_tuned(say, tuned: dict, description: dict | None = None) -> None:
+    """The tuned settings as progress, and a note, even when quiet, on a model of little use
+    (``description``: the model's)."""
     from .models.training import tuned_note
 
     say(_tuned_text(tuned))
-    if note := tuned_note(tuned):
+    if note := tuned_note(tuned, description):
         print(f"cytomask: note: {note}", file=sys.stderr)
 
 
@@ -1018,6 +1019,7 @@ def _not_the_starter(path: Path, command: str) -> None:
 
 
 def _tune(args) -> int:
+    from .models.checkpoint import read_description
     from .models.training import iter_tune_checkpoint
 
     _not_the_starter(args.model, "tune")
@@ -1042,7 +1044,7 @@ def _tune(args) -> int:
     elif used < len(samples):
         say(f"only the checkpoint's {used} validation image(s) among the {len(samples)} given "
             "were used: the others are its training or test images")  # fmt: skip
-    _say_tuned(say, tuned)
+    _say_tuned(say, tuned, read_description(args.model))
     print(args.model)
     return EXIT_OK
 

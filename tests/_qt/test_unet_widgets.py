@@ -90,7 +90,11 @@ def _recording(checkpoint, **training):
     return checkpoint
 
 
-def test_train_then_segment_in_a_viewer(make_napari_viewer_proxy, qtbot, model_folder):
+def test_train_then_segment_in_a_viewer(make_napari_viewer_proxy, qtbot, model_folder, monkeypatch):
+    from napari_cytomask.models import training
+
+    # Three steps make no model that finds most cells, which would not be selected.
+    monkeypatch.setattr(training, "USABLE_F1", 0.0)
     viewer = make_napari_viewer_proxy()
     scan = make_tilescan(n_tiles=3, shape=(96, 96), cell_radius=10, seed=3)
     viewer.add_image(scan.fluorescence, name="GFP")
@@ -123,8 +127,9 @@ def test_train_then_segment_in_a_viewer(make_napari_viewer_proxy, qtbot, model_f
     assert trainer.result.description["training"]["pixel_size_um"] == (0.65, 0.65)
     assert "Thresholds chosen on the validation images" in trainer.status.text()
 
-    # The new model is selected, ready to segment.
+    # The new model is selected, ready to segment, with what its training said.
     assert segmenter.tabs.currentIndex() == 0
+    assert segmenter.status.text().endswith(f"press Segment cytoplasm. {trainer.summary}")
     assert segmenter.input.currentText() == "BF"
     assert segmenter.checkpoint.path() == saved[0]
     assert segmenter.min_size.value() == tuned["min_size"]
@@ -165,6 +170,8 @@ def test_training_on_one_image_says_what_it_held_back(make_napari_viewer_proxy, 
     _labelled_layers(viewer)
     trainer = UNetTrainWidget(viewer)
     _tiny_training(trainer)
+    offered = []
+    trainer.trained.connect(offered.append)
     trainer.train()
     qtbot.waitUntil(lambda: trainer.worker is None, timeout=90_000)
     assert trainer.result is not None, trainer.status.text()
@@ -177,11 +184,13 @@ def test_training_on_one_image_says_what_it_held_back(make_napari_viewer_proxy, 
     assert trainer.result.description["postprocess"]["scores"]["tuned"]["f1_50"] < 0.5
     assert "This model is not ready yet: on the validation images it finds" in text
     assert trainer.summary in text and trainer.summary.startswith("Best validation")
-    # The Segment tab, shown when training ends, says it too.
-    segmenter = UNetSegmentWidget(viewer)
-    segmenter.trainer.summary = trainer.summary
-    segmenter._use_trained(trainer.result.checkpoint)
-    assert segmenter.status.text().endswith(f"press Segment cytoplasm. {trainer.summary}")
+    # Nor is it made the model to segment with, which a fine-tuned model that found none
+    # of the validation images' cells was (and remembered for the next session).
+    assert offered == []
+    assert text.endswith(
+        "It is not selected for segmenting: to use it anyway, pick it in the Segment tab (its "
+        "model list, or Open… for a file outside the model folder)."
+    )
 
 
 def test_frames_without_a_cell_are_left_out_of_training_and_said(

@@ -620,6 +620,38 @@ def test_a_resumed_run_follows_the_schedule_and_weight_decay_it_is_given(tmp_pat
     )  # fmt: skip
 
 
+def test_a_resumed_fine_tuning_run_starts_its_thresholds_from_the_starting_models(
+    tmp_path, tiny_unet, monkeypatch
+):
+    """Choosing thresholds starts from the starting model's own; a fine-tuning run stopped
+    as it chose them, and resumed, started from the defaults instead (its checkpoint has
+    no thresholds yet), and could end with others than the run never stopped."""
+    from napari_cytomask.models.checkpoint import save_checkpoint
+
+    samples, _ = _synthetic_samples(n_tiles=3)
+    settings = _small_settings(fractions=(2, 1, 0), tune=False)
+    base = train(samples, tmp_path / "base.safetensors", UNetConfig(**tiny_unet), settings)
+    model, description = load_checkpoint(base.checkpoint)
+    own = {"interior_threshold": 0.63, "foreground_threshold": 0.41, "min_size": 7}
+    save_checkpoint(base.checkpoint, model, {**description, "postprocess": own})
+    starts, tune = [], training.iter_tune_postprocess
+
+    def spy(*args, **kwargs):
+        starts.append(kwargs.get("start"))
+        return (yield from tune(*args, **kwargs))
+
+    monkeypatch.setattr(training, "iter_tune_postprocess", spy)
+    out = tmp_path / "fine.safetensors"
+    fine = replace(settings, tune=True)
+    gen = iter_train(samples, out, None, fine, init_from=base.checkpoint)
+    for progress in gen:
+        if progress.phase == "tune" and progress.epoch == 1:  # choosing its thresholds
+            gen.close()
+            break
+    train(samples, None, None, fine, resume=out)
+    assert starts == [own, own, own]  # before the first epoch, after the last, resumed
+
+
 @pytest.mark.parametrize("workers", [0, 1], ids=["crops in-process", "crop workers"])
 def test_a_cancelled_run_resumes_exactly_where_it_stopped(tmp_path, tiny_unet, workers):
     """Cancelled in epoch 3 and resumed, training ends with the same weights, optimiser

@@ -93,6 +93,30 @@ def test_tuning_keeps_the_defaults_unless_something_scores_better(oracle_unet, c
     assert tune_postprocess(oracle_unet, empty) is None
 
 
+def test_tuning_starts_from_the_models_own_settings_unless_the_defaults_score_better(
+    oracle_unet, class_map_image
+):
+    """Retuned on images it matched at no setting (a few cells labelled among many), a
+    fine-tuned model lost its own thresholds for the defaults."""
+    labels = _three_cells()
+    samples = samples_from_arrays(class_map_image(labels), labels, "clean")
+    own = {"interior_threshold": 0.6, "foreground_threshold": 0.9, "min_size": 50}
+    # Scoring as well as the defaults (every setting finds the three cells): they stay.
+    tuned = tune_postprocess(oracle_unet, samples, start=own)
+    assert {k: tuned[k] for k in DEFAULT_SETTINGS} == own
+    # A labelled cell where the model finds none, and its cells unlabelled: no setting
+    # scores, and its own stay (the defaults stayed).
+    elsewhere = np.zeros_like(labels)
+    elsewhere[82:94, 60:90] = 1
+    unmatched = samples_from_arrays(class_map_image(labels), elsewhere, "partly")
+    nothing = tune_postprocess(oracle_unet, unmatched, start={**own, "min_size": 500})
+    assert nothing["scores"]["tuned"]["mean_average_f1"] == 0
+    assert {k: nothing[k] for k in DEFAULT_SETTINGS} == {**own, "min_size": 500}
+    # Scoring below the defaults (its minimum size drops every cell): as without it.
+    worse = tune_postprocess(oracle_unet, samples, start={**own, "min_size": 5000})
+    assert worse == tune_postprocess(oracle_unet, samples)
+
+
 def test_a_tuned_checkpoint_keeps_its_weights_and_is_used_by_default(unet_checkpoint, collect):
     path = unet_checkpoint(tile_size=128, seed=3)
     before = load_file(str(path))

@@ -1061,7 +1061,8 @@ class UNetTrainWidget(StepWidget, QWidget):
         The viewer whose layers can be used as training data.
     """
 
-    #: Emitted with the checkpoint file when training has finished.
+    #: Emitted with the checkpoint file when training has finished with a model that finds
+    #: cells on the validation images (or without validation images to tell).
     trained = Signal(object)
 
     def __init__(self, napari_viewer: napari.viewer.Viewer):
@@ -1743,14 +1744,21 @@ class UNetTrainWidget(StepWidget, QWidget):
                 f"{tuned['interior_threshold']:g}, foreground {tuned['foreground_threshold']:g}, "
                 f"minimum cell size {tuned['min_size']} px."
             )
-            if note := tuned_note(tuned):
-                text += f" {note}"
+        ready = not (tuned and tuned_note(tuned))
+        if tuned and not ready:
+            text += f" {tuned_note(tuned, result.description)}"
         if note := kept_start_note(result.description):
             text += f" {note}"
+        if not ready:  # segmenting with it would give worse cells than the model before
+            text += (
+                " It is not selected for segmenting: to use it anyway, pick it in the Segment "
+                "tab (its model list, or Open… for a file outside the model folder)."
+            )
         text += _sentences(self._notes)
         self.summary = text
         self.status.setText(f"Saved {result.checkpoint}. {text}")
-        self.trained.emit(Path(result.checkpoint))
+        if ready:
+            self.trained.emit(Path(result.checkpoint))
 
 
 #: The settings of a run that the Train tab shows (Epochs, Steps per epoch, Crops per step,
