@@ -1208,9 +1208,15 @@ def test_the_u_nets_maps_are_taken_for_what_they_are(make_napari_viewer_proxy, q
     widget.apply()
     assert widget.status.text().endswith(
         "Boundary map: 'Phase contrast' is an image of light, not a probability map. Pick the "
-        "U-Net's boundary map: tick 'Also add the probability maps as layers' in Segment "
-        "cytoplasm (its step 2, or Layers > Segment) and segment again."
+        "U-Net's boundary map ('newer boundary'). A probability map saved to a file is taken "
+        "for one when its name says so ('cells_probability.tif')."
     )
+    # A map of the user's own, picked, stays when the mode changes.
+    widget.mode.setCurrentIndex(widget.mode.findData("foreground"))
+    widget.input.setCurrentText("my interior")
+    widget.input.activated.emit(widget.input.currentIndex())
+    widget.mode.setCurrentIndex(widget.mode.findData("interior_boundary"))
+    assert widget.input.layer().name == "my interior"
 
 
 @pytest.mark.gui

@@ -450,7 +450,11 @@ class WatershedWidget(StepWidget, QWidget):
         self.boundary.setVisible(method == "interior_boundary")
         self.boundary_label.setVisible(method == "interior_boundary")
         self.input.set_types(Labels if method == "split" else Image)
-        if method == "interior_boundary" and probability_of(self.input.layer()) != "interior":
+        if (
+            method == "interior_boundary"
+            and not self._user_picked  # a map of the user's own stays
+            and probability_of(self.input.layer()) != "interior"
+        ):
             interiors = [ly for ly in self.input.layers() if probability_of(ly) == "interior"]
             if interiors:  # the newest U-Net interior map, not the newest image
                 self.input.set_layer(interiors[-1])
@@ -608,12 +612,18 @@ class WatershedWidget(StepWidget, QWidget):
             boundary = self.boundary.layer()
             if boundary is None or boundary is layer:
                 raise ValueError("Pick the boundary map: an Image layer other than the interior.")
-            for what, chosen in (("Interior map", layer), ("Boundary map", boundary)):
+            for kind, chosen in (("interior", layer), ("boundary", boundary)):
                 if is_channel(chosen) and not _named_probabilities(chosen):
+                    maps = [ly.name for ly in self.viewer.layers if probability_of(ly) == kind]
+                    pick = (
+                        f" ('{maps[-1]}')"
+                        if maps
+                        else f": tick 'Also add the probability maps as layers' in "
+                        f"{SEGMENT_STEP} and segment again"
+                    )
                     raise ValueError(
-                        f"{what}: '{chosen.name}' is an image of light, not a probability "
-                        f"map. Pick the U-Net's {what.split()[0].lower()} map: tick 'Also add "
-                        f"the probability maps as layers' in {SEGMENT_STEP} and segment again."
+                        f"{kind.capitalize()} map: '{chosen.name}' is an image of light, not "
+                        f"a probability map. Pick the U-Net's {kind} map{pick}. {_SAVED_MAP}"
                     )
             if boundary.multiscale:
                 raise ValueError(f"{boundary.name} is multiscale; pick a single-resolution map.")
@@ -640,11 +650,16 @@ class WatershedWidget(StepWidget, QWidget):
             return
         layer = self.input.layer()
         if isinstance(layer, Image) and is_channel(layer) and not _named_probabilities(layer):
+            # With a boundary map, Apply refuses it too (_inputs).
+            apply = (
+                ""
+                if self.method == "interior_boundary"
+                else ", or Apply to threshold its brightness"
+            )
             self.status.setText(
                 f"'{layer.name}' was opened as an image of light, not a probability map: it "
                 f"is not previewed live. Segment it in {SEGMENT_STEP} and split its cells "
-                "here, or Apply to threshold its brightness. A probability map saved to a "
-                "file is taken for one when its name says so ('cells_probability.tif')."
+                f"here{apply}. {_SAVED_MAP}"
             )
             return
         self.preview()
@@ -853,6 +868,11 @@ def _segmented(layer) -> bool:
     return isinstance(layer, Labels) and layer_info(layer).get("method") in ("unet", "sam2")
 
 
+#: How a probability map opened from a file is taken for one.
+_SAVED_MAP = (
+    "A probability map saved to a file is taken for one when its name says so "
+    "('cells_probability.tif')."
+)
 #: What the name of a probability map saved to a file says ("set1_foreground_probability").
 _PROBABILITY_NAME = re.compile(r"prob|foreground", re.I)
 
