@@ -116,6 +116,9 @@ def test_settings_come_back_by_name_with_other_layers_and_reset(
     layer_pickers = {dock.unet.input, dock.sam2.layer, dock.watershed.input,
                      dock.metrics.prediction_combo, dock.metrics.ground_truth_combo}  # fmt: skip
     assert not layer_pickers & set(controls.values())
+    # Nor is training from layers or folders: a remembered 'Folders' trained on another
+    # session's files while the user's own layers were open (the patterns are kept).
+    assert "train/source" not in controls and "train/image_pattern" in controls
 
     # Every remembered control gets a value of its own (combos that are lists of
     # one item, such as an empty model list, keep theirs).

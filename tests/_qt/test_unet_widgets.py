@@ -427,7 +427,8 @@ def test_a_resumed_run_goes_on_with_its_own_settings(make_napari_viewer_proxy, u
     shown = (trainer.epochs, trainer.steps, trainer.batch_size, trainer.crop_size,
              trainer.learning_rate)  # fmt: skip
     assert [box.value() for box in shown] == [4, 7, 3, 96, 3e-4]
-    trainer.batch_size.setValue(2)  # the user's own change goes on
+    trainer.batch_size.setValue(2)  # the user's own change goes on,
+    trainer.resume.editingFinished.emit()  # Return pressed in the field again or not
     trainer.train()
     settings = started[-1]
     assert (settings.epochs, settings.steps_per_epoch, settings.batch_size) == (4, 7, 2)

@@ -1075,6 +1075,7 @@ class UNetTrainWidget(StepWidget, QWidget):
         self._checkpoint: Path | None = None
         self._first_epoch: int | None = None
         self._fine_tuning = False  # whether the run scores its starting model first
+        self._resumed_from = ""  # the file whose run's settings the boxes were given
         self._notes: list[str] = []  # notices of the run's start
         self._validation_images = 0  # of the run's split: tuning predicts them first
         self._validated = False  # whether a training epoch has been validated (and timed)
@@ -1258,10 +1259,11 @@ class UNetTrainWidget(StepWidget, QWidget):
         self.bind_keys()
 
     def settings_controls(self) -> dict[str, QWidget]:
-        """Remembered controls by parameter name (device first: it sets the defaults)."""
+        """Remembered controls by parameter name (device first: it sets the defaults). Not
+        whether to train on layers or folders: a remembered 'Folders' trained on another
+        session's files while the user's own layers were open."""
         return {
             "device": self.device,
-            "source": self.source,
             "image_pattern": self.image_pattern,
             "mask_pattern": self.mask_pattern,
             "start_from": self.start_from,
@@ -1572,6 +1574,9 @@ class UNetTrainWidget(StepWidget, QWidget):
         from ..models.training import recorded_settings
 
         path = typed_path(self.resume.text())
+        if path == self._resumed_from:  # Return pressed again: what was changed stays
+            return
+        self._resumed_from = path
         if not path or not os.path.isfile(path):
             return  # Train says what is wrong with it
         try:
@@ -1586,19 +1591,22 @@ class UNetTrainWidget(StepWidget, QWidget):
             self.pixels.resample.setChecked(recorded["resample"])
 
     def _offer_to_resume(self, checkpoint: Path, said: str) -> None:
-        """Fill in Resume from: the training state beside the checkpoint resumes exactly."""
+        """Fill in Resume from: the training state beside the checkpoint resumes exactly
+        (with the settings the boxes hold: the run's)."""
         self.resume.setText(str(checkpoint))
+        self._resumed_from = str(checkpoint)
         self.status.setText(
             f"{said} {checkpoint}. Press Train to continue from the last finished epoch."
         )
 
     def _saved_after_cancel(self, p) -> None:
-        """A cancelled run's first epoch, saved as it was cancelled: say where it is
-        (unless a new run has started since)."""
-        saved = getattr(p, "phase", "") == "epoch" and p.checkpoint is not None
+        """A cancelled run's first epoch (or the starting model it kept), saved as it was
+        cancelled: say where it is (unless a new run has started since)."""
+        saved = getattr(p, "phase", "") in ("epoch", "saved") and p.checkpoint is not None
         if isalive(self) and saved and not self.runner.busy:
             self._checkpoint = p.checkpoint
-            self._offer_to_resume(p.checkpoint, "Cancelled as the first epoch was being saved:")
+            what = "the first epoch was" if p.phase == "epoch" else "the starting model was"
+            self._offer_to_resume(p.checkpoint, f"Cancelled as {what} being saved:")
 
     def _on_progress(self, p) -> None:
         if p.phase == "split":
