@@ -58,6 +58,33 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture
+def validation_scores(monkeypatch):
+    """``validation_scores([0.5, 0.4, ...])``: training's validations score these
+    mean-average F1s in this order (epoch 0 of fine-tuning, epoch 1, ...); the scores of
+    choosing thresholds stay as they are."""
+    from napari_cytomask.models import training
+
+    def score_validations(scores):
+        evaluate, real, given = training.iter_evaluate, training.scores_of, iter(scores)
+        validations = []
+
+        def iter_evaluate(*args, **kwargs):
+            validations.append((yield from evaluate(*args, **kwargs)))
+            return validations[-1]
+
+        def scores_of(evaluation):
+            found = real(evaluation)
+            if any(evaluation is v for v in validations):
+                found["mean_average_f1"] = next(given)
+            return found
+
+        monkeypatch.setattr(training, "iter_evaluate", iter_evaluate)
+        monkeypatch.setattr(training, "scores_of", scores_of)
+
+    return score_validations
+
+
 @pytest.fixture(scope="session")
 def tiny_unet() -> dict:
     """UNetConfig arguments of a small, fast U-Net.

@@ -384,18 +384,24 @@ def test_a_scan_without_an_input_is_segmented_on_the_channel_the_command_line_ta
         assert widget.trainer.image_layer.currentText() == first
 
 
-def test_a_resumed_run_keeps_its_resampling(make_napari_viewer_proxy, unet_checkpoint):
-    """Cancelled, then resumed with 'resample' unticked, a fine-tuning run learnt its
-    first epoch at the model's pixel size and the others at the images' own, and recorded
-    the latter."""
-    base = _recording(unet_checkpoint(), settings={"resample": True})
-    viewer = make_napari_viewer_proxy()
+def _resuming(viewer, checkpoint) -> tuple[UNetTrainWidget, list]:
+    """A Train tab on labelled layers with ``checkpoint`` under Resume from, and the
+    settings each run it starts is given (the run itself does not start)."""
     _labelled_layers(viewer)
     trainer = UNetTrainWidget(viewer)
     _tiny_training(trainer)
     started = []
     trainer.runner.run_now = lambda *args, **kwargs: started.append(args[4])
-    trainer.resume.setText(str(base))
+    trainer.resume.setText(str(checkpoint))
+    return trainer, started
+
+
+def test_a_resumed_run_keeps_its_resampling(make_napari_viewer_proxy, unet_checkpoint):
+    """Cancelled, then resumed with 'resample' unticked, a fine-tuning run learnt its
+    first epoch at the model's pixel size and the others at the images' own, and recorded
+    the latter."""
+    base = _recording(unet_checkpoint(), settings={"resample": True})
+    trainer, started = _resuming(make_napari_viewer_proxy(), base)
     trainer.pixels.resample.setChecked(False)
     trainer.train()
     assert started[-1].resample is True and trainer.pixels.resample.isChecked()
@@ -416,13 +422,7 @@ def test_a_resumed_run_goes_on_with_its_own_settings(make_napari_viewer_proxy, u
            "learning_rate": 3e-4, "boundary_width": 3, "patience": 5, "lr_patience": 1,
            "lr_factor": 0.2, "seed": 9, "resample": True}  # fmt: skip
     base = _recording(unet_checkpoint(), settings=own, epochs_done=2)
-    viewer = make_napari_viewer_proxy()
-    _labelled_layers(viewer)
-    trainer = UNetTrainWidget(viewer)
-    _tiny_training(trainer)
-    started = []
-    trainer.runner.run_now = lambda *args, **kwargs: started.append(args[4])
-    trainer.resume.setText(str(base))
+    trainer, started = _resuming(make_napari_viewer_proxy(), base)
     trainer.resume.editingFinished.emit()  # as when the user leaves the field
     shown = (trainer.epochs, trainer.steps, trainer.batch_size, trainer.crop_size,
              trainer.learning_rate)  # fmt: skip
@@ -444,7 +444,7 @@ def test_a_resumed_run_goes_on_with_its_own_settings(make_napari_viewer_proxy, u
 
 
 def test_cancelled_as_it_chooses_thresholds_a_run_that_kept_its_start_offers_it(
-    make_napari_viewer_proxy, qtbot, monkeypatch, tmp_path
+    make_napari_viewer_proxy, qtbot, monkeypatch, tmp_path, validation_scores
 ):
     """No epoch beat the starting model, which the run then saved before choosing its
     thresholds; cancelled then, the dock said nothing was saved and offered no resume."""
@@ -461,19 +461,7 @@ def test_cancelled_as_it_chooses_thresholds_a_run_that_kept_its_start_offers_it(
     trainer.train()
     qtbot.waitUntil(lambda: trainer.worker is None, timeout=90_000)
 
-    evaluate, real, scores = training.iter_evaluate, training.scores_of, iter([0.5, 0.4])
-    validations = []
-
-    def iter_evaluate(*args, **kwargs):  # validation: the start 0.5, epoch 1 0.4
-        validations.append((yield from evaluate(*args, **kwargs)))
-        return validations[-1]
-
-    def scores_of(evaluation):
-        found = real(evaluation)
-        if any(evaluation is v for v in validations):
-            found["mean_average_f1"] = next(scores)
-        return found
-
+    validation_scores([0.5, 0.4])  # the start, then epoch 1
     choosing, go_on, tune = threading.Event(), threading.Event(), training.iter_tune_postprocess
 
     def held_tune(*args, **kwargs):
@@ -483,8 +471,6 @@ def test_cancelled_as_it_chooses_thresholds_a_run_that_kept_its_start_offers_it(
             go_on.wait(30)
         return (yield from tune(*args, **kwargs))
 
-    monkeypatch.setattr(training, "iter_evaluate", iter_evaluate)
-    monkeypatch.setattr(training, "scores_of", scores_of)
     monkeypatch.setattr(training, "iter_tune_postprocess", held_tune)
     output = tmp_path / "fine.safetensors"
     trainer.output.setText(str(output))

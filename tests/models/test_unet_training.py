@@ -507,28 +507,8 @@ def test_fine_tuning_validates_at_thresholds_tuned_for_its_starting_weights(
     assert evaluated == [expected] and [tta for tta, _ in tuned] == [True]
 
 
-def _scored(monkeypatch, scores):
-    """Validation scores (mean-average F1) in this order: epoch 0, epoch 1, ... (the
-    scores of threshold tuning stay as they are)."""
-    evaluate, real, given = training.iter_evaluate, training.scores_of, iter(scores)
-    validations = []
-
-    def iter_evaluate(*args, **kwargs):
-        validations.append((yield from evaluate(*args, **kwargs)))
-        return validations[-1]
-
-    def scores_of(evaluation):
-        scores = real(evaluation)
-        if any(evaluation is v for v in validations):
-            scores["mean_average_f1"] = next(given)
-        return scores
-
-    monkeypatch.setattr(training, "iter_evaluate", iter_evaluate)
-    monkeypatch.setattr(training, "scores_of", scores_of)
-
-
 def test_a_fine_tuning_run_stopped_as_it_chose_the_thresholds_points_to_what_it_saved(
-    tmp_path, tiny_unet, monkeypatch
+    tmp_path, tiny_unet, validation_scores
 ):
     """No epoch beat the starting model, so the run saved it (with the training state)
     after its last epoch, then chose its thresholds. Stopped then, it said nothing of the
@@ -536,7 +516,7 @@ def test_a_fine_tuning_run_stopped_as_it_chose_the_thresholds_points_to_what_it_
     samples, _ = _synthetic_samples(n_tiles=3)
     settings = _small_settings(fractions=(2, 1, 0), tune=False)
     base = train(samples, tmp_path / "base.safetensors", UNetConfig(**tiny_unet), settings)
-    _scored(monkeypatch, [0.5, 0.4, 0.3])
+    validation_scores([0.5, 0.4, 0.3])
     out = tmp_path / "fine.safetensors"
     gen = iter_train(samples, out, None, replace(settings, epochs=2, tune=True),
                      init_from=base.checkpoint)  # fmt: skip
@@ -563,14 +543,14 @@ def test_a_fine_tuning_run_stopped_as_it_chose_the_thresholds_points_to_what_it_
 
 
 def test_a_starting_model_that_cannot_be_saved_leaves_no_training_state(
-    tmp_path, tiny_unet, monkeypatch
+    tmp_path, tiny_unet, monkeypatch, validation_scores
 ):
     """The state was written before the model, so a full disk left a state of megabytes
     beside no model."""
     samples, _ = _synthetic_samples(n_tiles=3)
     settings = _small_settings(fractions=(2, 1, 0), tune=False)
     base = train(samples, tmp_path / "base.safetensors", UNetConfig(**tiny_unet), settings)
-    _scored(monkeypatch, [0.5, 0.4])
+    validation_scores([0.5, 0.4])
 
     def full_disk(*args, **kwargs):
         raise OSError(28, "No space left on device")
@@ -583,14 +563,14 @@ def test_a_starting_model_that_cannot_be_saved_leaves_no_training_state(
 
 
 def test_the_learning_rate_counts_epochs_below_the_starting_model_as_no_improvement(
-    tmp_path, tiny_unet, monkeypatch
+    tmp_path, tiny_unet, validation_scores
 ):
     """The schedule never heard the starting model's score, so the first epoch below it
     counted as an improvement and the rate fell an epoch late."""
     samples, _ = _synthetic_samples(n_tiles=3)
     settings = _small_settings(fractions=(2, 1, 0), tune=False)
     base = train(samples, tmp_path / "base.safetensors", UNetConfig(**tiny_unet), settings)
-    _scored(monkeypatch, [0.5, 0.4, 0.3, 0.2])
+    validation_scores([0.5, 0.4, 0.3, 0.2])
     rates = {}
     drain(
         iter_train(samples, tmp_path / "fine.safetensors", None,
