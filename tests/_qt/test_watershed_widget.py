@@ -1178,7 +1178,8 @@ def test_the_u_nets_maps_are_taken_for_what_they_are(make_napari_viewer_proxy, q
     )
     classes = instances_to_interior_boundary(truth)
     classes = [(classes == k).astype(np.float32) for k in range(3)]  # as probabilities
-    for run, parameters in (("earlier", {"tta": False}), ("newer", {"tta": True})):
+    thresholds = {"foreground_threshold": 0.9, "interior_threshold": 0.6}  # the model's
+    for run, parameters in (("earlier", {"tta": False}), ("newer", thresholds)):
         made = {**scan, "role": "result", "method": "unet", "parameters": parameters,
                 "made_from": {"layer": "Phase contrast"}}  # fmt: skip
         for k, name in ((1, "interior"), (2, "boundary")):
@@ -1195,6 +1196,8 @@ def test_the_u_nets_maps_are_taken_for_what_they_are(make_napari_viewer_proxy, q
     assert (widget.input.layer().name, widget.boundary.layer().name) == (
         "newer interior", "newer boundary",
     )  # fmt: skip
+    # It starts at the thresholds the model segmented with, not at 0.5 and 0.5.
+    assert (widget.threshold.value(), widget.interior_threshold.value()) == (0.9, 0.6)
     # The boundary map follows the interior map picked: the one made with it.
     widget.input.setCurrentText("earlier interior")
     assert widget.boundary.layer().name == "earlier boundary"

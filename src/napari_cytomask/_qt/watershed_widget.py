@@ -527,6 +527,8 @@ class WatershedWidget(StepWidget, QWidget):
             self.threshold.setRange(0, 1)
             self.threshold.setSingleStep(0.05)
             self.threshold.setValue(0.5)
+            if self.method == "interior_boundary" and probability_of(layer) == "interior":
+                self._suggest_models_thresholds(layer)
         else:
             if single is not None:
                 # The reader's fallback for a flat image: the range of its numbers' type.
@@ -548,6 +550,19 @@ class WatershedWidget(StepWidget, QWidget):
                 single if single is not None else float(threshold_otsu(values.astype(np.float64)))
             )
         self.threshold.blockSignals(False)
+
+    def _suggest_models_thresholds(self, interior) -> None:
+        """A U-Net's interior map starts at the thresholds its model segmented with, so
+        that the split starts near its cells: at 0.5 for both, the sample's first field
+        gave 83 "cells" where the model gave 73; at the model's, 79 (its minimum cell size,
+        a clean-up setting here, makes the rest)."""
+        made = layer_info(interior).get("parameters") or {}
+        for box, name in ((self.threshold, "foreground_threshold"),
+                          (self.interior_threshold, "interior_threshold")):  # fmt: skip
+            if isinstance(made.get(name), (int, float)):
+                box.blockSignals(True)
+                box.setValue(made[name])
+                box.blockSignals(False)
 
     def _output_name(self, source) -> str:
         # Labels are cells split apart; an image (foreground, probabilities) gives cells.
