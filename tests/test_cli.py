@@ -207,6 +207,30 @@ def test_tune_records_thresholds_in_the_checkpoint(folders, unet_checkpoint, tmp
     assert "hold no cell" in capsys.readouterr().err
 
 
+def test_tuning_a_fine_tuned_model_does_not_say_to_start_from_the_starter(
+    folders, unet_checkpoint, tmp_path, capsys
+):
+    """A fine-tuned model that found few cells was told "starting from the starter model
+    gets there sooner", by cytomask train and tune alike."""
+    from napari_cytomask.models.checkpoint import load_checkpoint, save_checkpoint
+
+    data, _ = folders
+    model = tmp_path / "fine.safetensors"
+    network, description = load_checkpoint(unet_checkpoint(tile_size=128, seed=5))
+    description["training"] = {"initialised_from": "starter"}
+    save_checkpoint(model, network, description)
+    images = [
+        "--images",
+        str(data / "set*" / "raw.tif"),
+        "--masks",
+        str(data / "set*" / "mask.tif"),
+    ]
+    assert main(["tune", str(model), *images, "--threads", "1", "--device", "cpu"]) == 0
+    err = capsys.readouterr().err
+    assert "cytomask: note: This model is not ready yet" in err
+    assert "starting from the starter model" not in err
+
+
 def test_tune_and_resume_find_the_split_under_other_paths(folders, tmp_path, monkeypatch, capsys):
     """A relative pattern names the images otherwise than training recorded them (as
     does a copy of the data elsewhere): tuning still uses only the validation image, and

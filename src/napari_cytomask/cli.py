@@ -1019,6 +1019,7 @@ def _not_the_starter(path: Path, command: str) -> None:
 
 
 def _tune(args) -> int:
+    from .models.catalog import resolve_unet
     from .models.checkpoint import read_description
     from .models.training import iter_tune_checkpoint
 
@@ -1044,7 +1045,7 @@ def _tune(args) -> int:
     elif used < len(samples):
         say(f"only the checkpoint's {used} validation image(s) among the {len(samples)} given "
             "were used: the others are its training or test images")  # fmt: skip
-    _say_tuned(say, tuned, read_description(args.model))
+    _say_tuned(say, tuned, read_description(resolve_unet(args.model)))
     print(args.model)
     return EXIT_OK
 
