@@ -782,6 +782,7 @@ def _recorded_split(checkpoint: str, samples) -> dict[str, list[str]] | None:
 
 
 def _train(args) -> int:
+    from .models.checkpoint import read_description
     from .models.training import (
         TrainingSettings,
         iter_train,
@@ -805,7 +806,6 @@ def _train(args) -> int:
     split = _recorded_split(args.split_from, samples) if args.split_from else None
     if args.init_from:
         from .models.catalog import resolve_unet
-        from .models.checkpoint import read_description
 
         read_description(resolve_unet(args.init_from))  # not a model: said before any note
     ignored = [n for n in _NETWORK_OPTIONS if n in getattr(args, "given", ())]
@@ -851,7 +851,7 @@ def _train(args) -> int:
     if args.resume:
         # The options not given are the run's own, so that --resume MODEL alone finishes it.
         given = {*getattr(args, "given", ()), *(["resample"] if args.resample is not None else [])}
-        settings = resumed_settings(args.resume, settings, given)
+        settings = resumed_settings(read_description(args.resume), settings, given)
     gen = iter_train(
         samples,
         args.output,

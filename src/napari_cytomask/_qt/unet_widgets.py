@@ -1469,11 +1469,11 @@ class UNetTrainWidget(StepWidget, QWidget):
             # The run goes on as it was started (its targets, schedule, patience, and pixel
             # size), with what the boxes show (see _use_resumed_settings).
             try:
-                own = resumed_settings(resume, settings, _SHOWN_SETTINGS)
-                training = read_description(resume).get("training") or {}
-                done = int(training.get("epochs_done", 0))
+                description = read_description(resume)
             except (OSError, ValueError):
-                own = settings  # training says what the file is
+                description = {}  # training says what the file is
+            own = resumed_settings(description, settings, _SHOWN_SETTINGS)
+            done = int((description.get("training") or {}).get("epochs_done", 0))
             if own.resample != settings.resample:
                 self.pixels.resample.setChecked(own.resample)
                 how = "resamples its images" if own.resample else "keeps its images' own pixels"
@@ -1580,7 +1580,7 @@ class UNetTrainWidget(StepWidget, QWidget):
         if not path or not os.path.isfile(path):
             return  # Train says what is wrong with it
         try:
-            recorded = recorded_settings(path)
+            recorded = recorded_settings(read_description(path))
         except (OSError, ValueError):
             return
         boxes = (self.epochs, self.steps, self.batch_size, self.crop_size, self.learning_rate)
@@ -1752,9 +1752,10 @@ class UNetTrainWidget(StepWidget, QWidget):
                 f"{tuned['interior_threshold']:g}, foreground {tuned['foreground_threshold']:g}, "
                 f"minimum cell size {tuned['min_size']} px."
             )
-        ready = not (tuned and tuned_note(tuned))
-        if tuned and not ready:
-            text += f" {tuned_note(tuned, result.description)}"
+        unready = tuned_note(tuned, result.description) if tuned else ""
+        ready = not unready
+        if unready:
+            text += f" {unready}"
         if note := kept_start_note(result.description):
             text += f" {note}"
         if not ready:  # segmenting with it would give worse cells than the model before

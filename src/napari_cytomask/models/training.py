@@ -70,7 +70,6 @@ from .checkpoint import (
     config_of,
     describe,
     load_checkpoint,
-    read_description,
     save_checkpoint,
     unfinished,
 )
@@ -1317,16 +1316,11 @@ def default_output(
     return path
 
 
-def recorded_settings(checkpoint: str | os.PathLike) -> dict:
-    """The :class:`TrainingSettings` (as a dict) the run saved in ``checkpoint`` trained
-    with; empty where it records none.
-
-    Raises
-    ------
-    OSError, ValueError
-        When ``checkpoint`` cannot be read as one.
-    """
-    return (read_description(checkpoint).get("training") or {}).get("settings") or {}
+def recorded_settings(description: dict) -> dict:
+    """The :class:`TrainingSettings` (as a dict) the run whose checkpoint has
+    ``description`` (:func:`~.checkpoint.read_description`) trained with; empty where it
+    records none."""
+    return (description.get("training") or {}).get("settings") or {}
 
 
 #: The settings a resumed run keeps of its own unless others are given: what it learns
@@ -1340,18 +1334,13 @@ RUN_SETTINGS = (
 
 
 def resumed_settings(
-    checkpoint: str | os.PathLike, settings: TrainingSettings, given: Iterable[str] = ()
+    description: dict, settings: TrainingSettings, given: Iterable[str] = ()
 ) -> TrainingSettings:
-    """``settings`` for resuming the run saved in ``checkpoint``: its own recorded values
-    of :data:`RUN_SETTINGS` in place of those not ``given`` (names), so that a run goes
-    on as it was started (its targets, schedule and patience), not with defaults.
-
-    Raises
-    ------
-    OSError, ValueError
-        When ``checkpoint`` cannot be read as one.
-    """
-    recorded, given = recorded_settings(checkpoint), set(given)
+    """``settings`` for resuming the run whose checkpoint has ``description``
+    (:func:`~.checkpoint.read_description`): its own recorded values of
+    :data:`RUN_SETTINGS` in place of those not ``given`` (names), so that a run goes on
+    as it was started (its targets, schedule and patience), not with defaults."""
+    recorded, given = recorded_settings(description), set(given)
     kept = {k: recorded[k] for k in RUN_SETTINGS if k in recorded and k not in given}
     return replace(settings, **kept)
 
