@@ -24,6 +24,7 @@ from qtpy.QtWidgets import QShortcut
 from skimage import io as skio
 
 from napari_cytomask import _sample_data, synthetic
+from napari_cytomask._qt._settings import set_value
 from napari_cytomask._qt.cytomask_dock import CytomaskDock
 from napari_cytomask._qt.sam2_widget import ALL_POSITIONS
 from napari_cytomask.metrics import DEFAULT_THRESHOLDS, evaluate
@@ -156,7 +157,7 @@ def test_sample_through_every_step(
     dock.method.setCurrentText(METHODS["sam2"])
     assert sam2.isVisibleTo(dock) and not unet.isVisibleTo(dock)
     sam2.device.setCurrentText("cpu")
-    sam2.positions.setCurrentText(ALL_POSITIONS)
+    set_value(sam2.positions, ALL_POSITIONS)
     sam2.set_values(points_per_side=6, order="score", **keep_every_mask)
     assert sam2.layer.currentText() == INPUT
     dock.run_current()

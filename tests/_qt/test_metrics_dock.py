@@ -1036,8 +1036,8 @@ def test_a_result_made_one_frame_at_a_time_is_compared_in_those_frames(
     assert dock.status.text().endswith(
         "Compared in frame 1 only: the other frames of 'cells split' were never made (a "
         "preview, or one position segmented alone, makes the frame on show only). Segment "
-        "with Positions: all positions to make them all; a split's Apply splits the frames "
-        "its input holds."
+        "them all (all positions, time points or planes) to make them; a split's Apply "
+        "splits the frames its input holds."
     )
     # Once every frame is made (an Apply), the whole stack is compared again.
     layer = viewer.layers["cells split"]

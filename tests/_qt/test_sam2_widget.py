@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from napari_cytomask._qt._layers import ALL_POSITIONS, CURRENT_POSITION
+from napari_cytomask._qt._settings import set_value
 from napari_cytomask._qt.sam2_widget import NO_FOREGROUND, Sam2Widget
 from napari_cytomask.io.layers import edited_by_hand
 
@@ -107,10 +109,10 @@ def test_current_position_of_a_stack_keeps_ids_unique(
 ):
     viewer = make_napari_viewer_proxy()
     stack = np.stack([image(), image()[::-1]])
-    viewer.add_image(stack, name="scan")
+    viewer.add_image(stack, name="scan", axis_labels=("P", "y", "x"))  # a tile scan's positions
     widget = Sam2Widget(viewer, model_builder=lambda source, device, config: small_model)
     widget.set_values(points_per_side=4, **keep_every_mask)
-    assert widget.positions.currentText() == "current position"
+    assert widget.positions.key() == CURRENT_POSITION
     name = "scan SAM2 masks"
     _segment_positions(viewer, widget, qtbot, name, (1, 0))
     labels = viewer.layers[name]
@@ -145,7 +147,7 @@ def test_positions_never_segmented_are_recorded_as_such(
     assert counts[0] is None and counts[2] is None and counts[1] > 0
     _segment_positions(viewer, widget, qtbot, name, (2,))
     assert layer_info(labels)["frames_made"] == ["1", "2"]
-    widget.positions.setCurrentText("all positions")
+    set_value(widget.positions, ALL_POSITIONS)
     widget.segment()
     qtbot.waitUntil(lambda: "frames_made" not in layer_info(labels), timeout=30000)
     assert None not in [row["cells"] for row in cell_counts(from_layer(labels))]
@@ -176,8 +178,8 @@ def test_positions_done_with_other_settings_are_recorded_as_such(
     assert record["parameters"]["labels"]["min_area"] == 5
     assert record["previewed_frames"] == {"1": {"method": "sam2", "parameters": before}}
     assert widget.status.text().endswith(
-        " Position(s) 1 keep cells found with other settings; segment 'all positions' to "
-        "find every position's with these."
+        " Frames 1 keep cells found with other settings; segment 'all frames' to find every "
+        "frame's with these."
     )
     assert from_layer(labels).previewed_frames == record["previewed_frames"]
 
@@ -195,7 +197,7 @@ def test_positions_of_an_all_positions_run_stay_made_after_one_is_redone(
     viewer.add_image(np.stack([image(), image()[::-1], image()]), name="scan")
     widget = Sam2Widget(viewer, model_builder=lambda source, device, config: small_model)
     widget.set_values(points_per_side=4, **keep_every_mask)
-    widget.positions.setCurrentText("all positions")
+    set_value(widget.positions, ALL_POSITIONS)
     name = "scan SAM2 masks"
     widget.segment()
     qtbot.waitUntil(lambda: name in viewer.layers and not widget.runner.busy, timeout=30000)
@@ -203,7 +205,7 @@ def test_positions_of_an_all_positions_run_stay_made_after_one_is_redone(
     everywhere = layer_info(labels)["parameters"]
     kept = {p: set(np.unique(labels.data[p])) - {0} for p in (0, 2)}
     assert all(kept.values())
-    widget.positions.setCurrentText("current position")
+    set_value(widget.positions, CURRENT_POSITION)
     _segment_positions(viewer, widget, qtbot, name, (1,))
     widget.set_values(min_area=5)
     qtbot.waitUntil(lambda: layer_info(labels)["parameters"] != everywhere, timeout=30000)
@@ -218,7 +220,7 @@ def test_positions_of_an_all_positions_run_stay_made_after_one_is_redone(
         assert set(np.unique(labels.data[position])) - {0} == ids
         rows = labels.features["position"] == position
         assert set(labels.features["index"][rows]) == ids
-    assert "Position(s) 0, 2 keep cells found with other settings" in widget.status.text()
+    assert "Frames 0, 2 keep cells found with other settings" in widget.status.text()
 
 
 def test_each_result_layer_keeps_its_own_positions(
@@ -234,13 +236,13 @@ def test_each_result_layer_keeps_its_own_positions(
     second = viewer.add_image(np.stack([image()[:, ::-1], image()]), name="B")
     widget = Sam2Widget(viewer, model_builder=lambda source, device, config: small_model)
     widget.set_values(points_per_side=4, **keep_every_mask)
-    widget.positions.setCurrentText("all positions")
+    set_value(widget.positions, ALL_POSITIONS)
     widget.layer.setCurrentText("A")
     widget.segment()
     qtbot.waitUntil(
         lambda: "A SAM2 masks" in viewer.layers and not widget.runner.busy, timeout=30000
     )
-    widget.positions.setCurrentText("current position")
+    set_value(widget.positions, CURRENT_POSITION)
     widget.layer.setCurrentText("B")
     _segment_positions(viewer, widget, qtbot, "B SAM2 masks", (0,))
     widget.layer.setCurrentText("A")
@@ -271,12 +273,12 @@ def test_a_frame_of_two_axes_redone_is_numbered_as_all_frames_are(
     viewer.add_image(np.stack([np.stack([image(), image()[::-1]])] * 2), name="scan")
     widget = Sam2Widget(viewer, model_builder=lambda source, device, config: small_model)
     widget.set_values(points_per_side=4, **keep_every_mask)
-    widget.positions.setCurrentText("all positions")
+    set_value(widget.positions, ALL_POSITIONS)
     widget.segment()
     qtbot.waitUntil(
         lambda: "scan SAM2 masks" in viewer.layers and not widget.runner.busy, timeout=30000
     )
-    widget.positions.setCurrentText("current position")
+    set_value(widget.positions, CURRENT_POSITION)
     viewer.dims.set_current_step(0, 1)
     viewer.dims.set_current_step(1, 0)
     labels = viewer.layers["scan SAM2 masks"]

@@ -1944,12 +1944,45 @@ def test_cells_of_a_channel_not_marked_as_the_input_say_so(make_napari_viewer_pr
         assert ("open it with File > Open with Plugin > Cytomask" in text) is (name == "planes")
 
 
+def test_the_frames_choice_is_named_after_what_the_input_s_frames_are(make_napari_viewer_proxy):
+    """A time-lapse's frames were offered as 'all positions' and 'current position'."""
+    from napari_cytomask._qt._layers import ALL_POSITIONS, CURRENT_POSITION
+    from napari_cytomask._qt._settings import set_value, value_of
+
+    viewer = make_napari_viewer_proxy()
+    stacks = {
+        "movie": (("T", "y", "x"), "time points", "time point"),
+        "tiles": (("P", "y", "x"), "positions", "position"),
+        "volume": (("Z", "y", "x"), "planes", "plane"),
+        "scan": (("P", "T", "y", "x"), "frames", "frame"),
+        "pages": (None, "frames", "frame"),
+    }
+    for name, (axes, _, _) in stacks.items():
+        lead = len(axes) - 2 if axes else 1
+        viewer.add_image(np.zeros((2,) * lead + (32, 32)), name=name, axis_labels=axes)
+    segmenter = UNetSegmentWidget(viewer)
+    choice = segmenter.positions
+    set_value(choice, CURRENT_POSITION)
+    for name, (_, several, one) in stacks.items():
+        segmenter.input.set_layer(viewer.layers[name])
+        assert [choice.itemText(i) for i in range(choice.count())] == [
+            f"all {several}",
+            f"current {one}",
+        ]
+        assert choice.label.text() == several.capitalize()
+        # The choice and what is remembered of it stay the same whatever the words.
+        assert choice.key() == CURRENT_POSITION and value_of(choice) == CURRENT_POSITION
+    set_value(choice, ALL_POSITIONS)
+    assert choice.currentText() == "all frames"
+
+
 def test_the_position_on_show_is_segmented_alone_into_the_stack(
     make_napari_viewer_proxy, qtbot, shared_data
 ):
     """A 2-position, 10-frame time-lapse enlarged for the model was to take 23 minutes,
     with no way to look at one frame first (SAM2 had one)."""
-    from napari_cytomask._qt._layers import CURRENT_POSITION
+    from napari_cytomask._qt._layers import ALL_POSITIONS, CURRENT_POSITION
+    from napari_cytomask._qt._settings import set_value
     from napari_cytomask.io.export import from_layer
 
     viewer = make_napari_viewer_proxy()
@@ -1960,7 +1993,7 @@ def test_the_position_on_show_is_segmented_alone_into_the_stack(
     viewer.add_image(np.stack(phases), name="movie", axis_labels=("T", "y", "x"))
     segmenter = UNetSegmentWidget(viewer)
     segmenter.tta.setChecked(False)
-    segmenter.positions.setCurrentText(CURRENT_POSITION)
+    set_value(segmenter.positions, CURRENT_POSITION)
 
     def run():
         segmenter.segment()
@@ -1976,7 +2009,7 @@ def test_the_position_on_show_is_segmented_alone_into_the_stack(
     assert record["previewed_frames"]["1"]["parameters"]["positions"] == CURRENT_POSITION
     n = int(cells.data[1].max())
     assert segmenter.status.text().startswith(
-        f"{n} cells in frame 1 of 'movie U-Net cells' ('all positions' segments them all; "
+        f"{n} cells in frame 1 of 'movie U-Net cells' ('all time points' segments them all; "
         "frames made so far: 1)."
     )
     first = cells.data[1].copy()
@@ -1987,7 +2020,7 @@ def test_the_position_on_show_is_segmented_alone_into_the_stack(
     assert layer_info(cells)["frames_made"] == ["1", "2"]
     assert from_layer(cells).edited is False  # the frames are the step's, not the user's
     # Every position, then one again with other settings: kept apart in the record.
-    segmenter.positions.setCurrentIndex(0)
+    set_value(segmenter.positions, ALL_POSITIONS)
     run()
     record = layer_info(cells)
     assert record.get("frames_made") is None and "previewed_frames" not in record
@@ -1995,7 +2028,7 @@ def test_the_position_on_show_is_segmented_alone_into_the_stack(
     np.testing.assert_array_equal(cells.data[1] > 0, first > 0)
     assert len(np.unique(cells.data[1])) == len(np.unique(first))
     others = cells.data[[0, 2]].copy()
-    segmenter.positions.setCurrentText(CURRENT_POSITION)
+    set_value(segmenter.positions, CURRENT_POSITION)
     segmenter.min_size.setValue(segmenter.min_size.value() + 500)
     viewer.dims.set_current_step(0, 1)
     run()

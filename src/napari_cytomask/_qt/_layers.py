@@ -10,7 +10,7 @@ import numpy as np
 from napari.layers import Labels, Layer
 from napari.utils.notifications import show_info
 from napari.utils.transforms import Affine
-from qtpy.QtWidgets import QComboBox
+from qtpy.QtWidgets import QComboBox, QLabel
 
 from ..io.layers import (
     METADATA_KEY,
@@ -199,8 +199,55 @@ def forget_edits(layer: Layer) -> None:
             getattr(labels, history, []).clear()
 
 
-#: What a segmenting step runs on in a stack: every frame, or the one on show.
+#: What a segmenting step runs on in a stack: every frame, or the one on show (the keys
+#: of :class:`FramesChoice`, kept in settings and records).
 ALL_POSITIONS, CURRENT_POSITION = "all positions", "current position"
+
+#: What the frames of a stack are called, by the label of the one axis they run along.
+_FRAME_NOUNS = {"P": ("position", "positions"), "T": ("time point", "time points")}
+_FRAME_NOUNS["Z"] = ("plane", "planes")
+
+
+def frame_nouns(layer: Layer | None) -> tuple[str, str]:
+    """What one frame of ``layer``'s stack is called, and several: positions, time points or
+    planes where one labelled axis comes before Y and X; frames for other or several axes
+    (positions of a time-lapse); positions where there is no stack (a tile scan's word)."""
+    labels = {str(a).upper() for a in layer.axis_labels[:-2]} if layer is not None else set()
+    if len(labels) == 1:
+        return _FRAME_NOUNS.get(labels.pop(), ("frame", "frames"))
+    return ("frame", "frames") if labels else _FRAME_NOUNS["P"]
+
+
+class FramesChoice(QComboBox):
+    """Segment every frame of a stack or the one on show, named after what the frames of
+    ``picker``'s layer are ("all time points" for a time-lapse): :meth:`key` is
+    :data:`ALL_POSITIONS` or :data:`CURRENT_POSITION`, whatever the words.
+    :attr:`label` is the row's label, named so too ("Time points")."""
+
+    def __init__(self, picker: LayerPicker, keys: tuple[str, str], tooltip: str):
+        super().__init__()
+        self._picker = picker
+        self.label = QLabel()
+        for key in keys:
+            self.addItem(key, key)
+        self.setToolTip(tooltip)
+        picker.currentIndexChanged.connect(self._name)
+        self._name()
+
+    def key(self) -> str:
+        """:data:`ALL_POSITIONS` or :data:`CURRENT_POSITION`."""
+        return self.currentData()
+
+    def text_of(self, key: str) -> str:
+        """The words the choice ``key`` is shown with now."""
+        return self.itemText(self.findData(key))
+
+    def _name(self, *_) -> None:
+        one, several = frame_nouns(self._picker.layer())
+        words = {ALL_POSITIONS: f"all {several}", CURRENT_POSITION: f"current {one}"}
+        for index in range(self.count()):
+            self.setItemText(index, words[self.itemData(index)])
+        self.label.setText(several.capitalize())
 
 
 def frame_on_show(viewer, layer, shape) -> tuple[int, ...]:

@@ -835,8 +835,8 @@ def _made_frames(shape, layers) -> tuple[np.ndarray | None, str]:
     return made, (
         f"Compared in {which}: the other frames of {' and '.join(unmade_in)} were never "
         "made (a preview, or one position segmented alone, makes the frame on show only). "
-        "Segment with Positions: all positions to make them all; a split's Apply splits the "
-        "frames its input holds."
+        "Segment them all (all positions, time points or planes) to make them; a split's "
+        "Apply splits the frames its input holds."
     )
 
 

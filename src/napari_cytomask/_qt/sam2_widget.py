@@ -56,10 +56,12 @@ from ..tiling import overlap_problem
 from ._layers import (
     ALL_POSITIONS,
     CURRENT_POSITION,
+    FramesChoice,
     LayerPicker,
     closed_during_run,
     compact_labels,
     forget_edits,
+    frame_nouns,
     frame_on_show,
     labels_layer,
     lay_over,
@@ -359,9 +361,12 @@ class Sam2Widget(StepWidget, QWidget):
             "Optional foreground (U-Net output or a threshold): masks mostly outside it are "
             "background and dropped."
         )
-        self.positions = QComboBox()
-        self.positions.addItems([CURRENT_POSITION, ALL_POSITIONS])
-        self.positions.setToolTip("For tile scans: segment the position shown or all of them.")
+        self.positions = FramesChoice(
+            self.layer,
+            (CURRENT_POSITION, ALL_POSITIONS),
+            "For tile scans, time-lapses and Z stacks: segment the position (time point, "
+            "plane) on show, or all of them.",
+        )
         self.order = QComboBox()
         self.order.addItems(["area", "score"])
         self.order.setToolTip(
@@ -397,7 +402,7 @@ class Sam2Widget(StepWidget, QWidget):
         top.addRow("Image", self.layer)
         top.addRow("Resolution level", self.level)
         top.addRow("Foreground", self.foreground)
-        top.addRow("Positions", self.positions)
+        top.addRow(self.positions.label, self.positions)
         top.addRow("Device", self.device)
         self._top = top
         column = QVBoxLayout(content)
@@ -662,7 +667,7 @@ class Sam2Widget(StepWidget, QWidget):
         level = max(self.level.currentIndex(), 0)
         data, geometry = resolution_level(layer, level)
         index: tuple = ()
-        if lead and self.positions.currentText() == CURRENT_POSITION:
+        if lead and self.positions.key() == CURRENT_POSITION:
             index = frame_on_show(self.viewer, layer, data.shape[: lead + 2])
         foreground = None
         step = self.step()
@@ -715,7 +720,7 @@ class Sam2Widget(StepWidget, QWidget):
             "params": step.params,
             "labels": step.labels,
             "level": level,
-            "positions": self.positions.currentText(),
+            "positions": self.positions.key(),
             "device": self.device.currentText(),
             "foreground": None,
         }
@@ -863,13 +868,15 @@ class Sam2Widget(StepWidget, QWidget):
         n = len(result.features["index"])  # this run's: the counts after it are this run's too
         # No masks is an answer, not an error: the status line says what to change.
         hint = self._no_masks_hint(result, job["foreground"] is not None) if n == 0 else ""
+        one, several = frame_nouns(layer)
         where = ""
         if index:
-            where = f" in this position ({len(features['index'])} in the positions done)"
+            where = f" in this {one} ({len(features['index'])} in the {several} done)"
         if others:
             hint += (
-                f" Position(s) {listed_frames(others)} keep cells found with other settings; "
-                "segment 'all positions' to find every position's with these."
+                f" {several.capitalize()} {listed_frames(others)} keep cells found with other "
+                f"settings; segment '{self.positions.text_of(ALL_POSITIONS)}' to find every "
+                f"{one}'s with these."
             )
         self.status.setText(
             f"{n} objects{where} from {result.n_masks} masks ({result.n_candidates} "

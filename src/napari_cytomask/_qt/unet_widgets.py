@@ -83,6 +83,7 @@ from ..roles import role_of, source_of
 from ._layers import (
     ALL_POSITIONS,
     CURRENT_POSITION,
+    FramesChoice,
     LayerPicker,
     calibrate,
     cells_in,
@@ -500,11 +501,12 @@ class UNetSegmentWidget(StepWidget, QWidget):
         self.input = LayerPicker(
             napari_viewer, Image, prefer_role="input", tooltip="The image to segment."
         )
-        self.positions = QComboBox()
-        self.positions.addItems([ALL_POSITIONS, CURRENT_POSITION])
-        self.positions.setToolTip(
-            "For tile scans and time-lapses: segment every position, or only the one on show "
-            "(a quick look at the cells; the others are left empty until segmented)."
+        self.positions = FramesChoice(
+            self.input,
+            (ALL_POSITIONS, CURRENT_POSITION),
+            "For tile scans, time-lapses and Z stacks: segment every position (time point, "
+            "plane), or only the one on show (a quick look at the cells; the others are left "
+            "empty until segmented).",
         )
         self.tile_size = number_box(
             0,
@@ -611,7 +613,7 @@ class UNetSegmentWidget(StepWidget, QWidget):
         form.addRow("Model", self.checkpoint)
         form.addRow(self.train_button)
         form.addRow("Input image", self.input)
-        form.addRow("Positions", self.positions)
+        form.addRow(self.positions.label, self.positions)
         form.addRow("Pixel size (µm)", self.pixels)
         form.addRow(self.scale_note)
         form.addRow("Device", self.device)
@@ -871,7 +873,7 @@ class UNetSegmentWidget(StepWidget, QWidget):
                     "exported areas use it."
                 )
         index = ()
-        if self.positions.currentText() == CURRENT_POSITION:
+        if self.positions.key() == CURRENT_POSITION:
             shape = resolution_level(layer)[0].shape
             index = frame_on_show(self.viewer, layer, shape[:-1] if layer.rgb else shape)
         where = f" (frame {frame_key(index)})" if index else ""
@@ -969,7 +971,8 @@ class UNetSegmentWidget(StepWidget, QWidget):
                 "the other frames keep their earlier cells"
                 if made is None
                 # The list last: a frame of several axes is "0,1", and frames part at "; ".
-                else f"'all positions' segments them all; frames made so far: {listed_frames(made)}"
+                else f"'{self.positions.text_of(ALL_POSITIONS)}' segments them all; frames "
+                f"made so far: {listed_frames(made)}"
             )
             self.status.setText(
                 f"{n} cells in frame {frame_key(index)} of '{cells.name}' ({others}).{note}"
