@@ -354,7 +354,9 @@ def test_frames_never_made_are_said_and_left_uncounted(make_napari_viewer_proxy,
     viewer.add_labels(stack, name="cells split", metadata={"cytomask": record})
     # Of several axes: "0,1" and "1,0" are two frames, listed apart.
     record = {**record, "frames_made": ["0,1", "1,0"]}
-    viewer.add_labels(np.stack([stack[:2]] * 2), name="pt split", metadata={"cytomask": record})
+    positions_times = np.zeros((2, 2, 16, 16), np.uint8)
+    positions_times[0, 1] = positions_times[1, 0] = stack[1]
+    viewer.add_labels(positions_times, name="pt split", metadata={"cytomask": record})
     panel = ExportPanel(viewer)
     for i in range(2):
         panel.layer_list.item(i).setCheckState(Qt.CheckState.Checked)
@@ -372,6 +374,36 @@ def test_frames_never_made_are_said_and_left_uncounted(make_napari_viewer_proxy,
     assert counts["cells"][1] == 2
     provenance = json.loads((tmp_path / "cells split_provenance.json").read_text())
     assert provenance["frames_made"] == ["1"]
+
+
+def test_a_cell_painted_into_a_frame_never_made_is_counted_and_exported(
+    make_napari_viewer_proxy, qtbot, tmp_path
+):
+    """A cell painted at a position the model never segmented was in the objects table,
+    but its position's count was left empty, its PNG was not written and the provenance
+    said the frame was never made."""
+    from napari_cytomask.io.layers import record_written
+
+    viewer = make_napari_viewer_proxy()
+    stack = np.zeros((3, 16, 16), np.uint8)
+    stack[2, 2:6, 2:6] = 1
+    record = {"role": "result", "method": "unet", "parameters": None, "frames_made": ["2"]}
+    cells = viewer.add_labels(stack, name="cells", metadata={"cytomask": record})
+    record_written(cells)
+    cells.paint((0, 10, 10), 7)
+    panel = ExportPanel(viewer)
+    panel.layer_list.item(0).setCheckState(Qt.CheckState.Checked)
+    panel.formats["png"].setChecked(True)
+    panel.folder.setText(str(tmp_path))
+    panel.export()
+    qtbot.waitUntil(lambda: "Wrote" in panel.status.text(), timeout=30_000)
+    assert "holds frames 0, 2 only" in panel.status.text()
+    counts = pd.read_csv(tmp_path / "cells_counts.csv")
+    assert counts["cells"].isna().tolist() == [False, True, False]
+    assert counts["cells"][0] == 1
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == ["cells_0.png", "cells_2.png"]
+    provenance = json.loads((tmp_path / "cells_provenance.json").read_text())
+    assert provenance["frames_made"] == ["0", "2"] and provenance["edited_by_hand"] is True
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from ..io.layers import (
     METADATA_KEY,
     edited_frames,
     frame_key,
+    frames_made_of,
     is_result,
     layer_info,
     made_frames,
@@ -267,7 +268,7 @@ def cells_in(layer, n: int) -> str:
     stack segmented one position at a time splits those only)."""
     shape = layer.data.shape
     frames = int(np.prod(shape[:-2]))
-    made = made_frames(shape, layer_info(layer).get("frames_made"))
+    made = made_frames(shape, frames_made_of(layer))
     if made is not None and not made.all():
         kept = [frame_key(place) for place in zip(*np.nonzero(made), strict=True)]
         return (

@@ -34,6 +34,7 @@ from ..io.layers import (
     HIGHLIGHT_METHODS,
     frame_axes,
     frame_key,
+    frames_made_of,
     is_highlight,
     is_result,
     layer_info,
@@ -823,7 +824,7 @@ def _made_frames(shape, layers) -> tuple[np.ndarray | None, str]:
     the frame on show only), and a note naming them; ``(None, "")`` when all were made."""
     made, unmade_in = None, []
     for layer in layers:
-        own = made_frames(_shape(layer), layer_info(layer).get("frames_made"))
+        own = made_frames(_shape(layer), frames_made_of(layer))
         if own is not None and not own.all():
             own = own.reshape(shape[:-2])  # a stack of one compared as its image
             made = own if made is None else made & own

@@ -46,6 +46,7 @@ from ..io.layers import (
     frame_key,
     frame_notes,
     frame_record,
+    frames_made_of,
     is_highlight,
     layer_info,
     listed_frames,
@@ -966,7 +967,7 @@ class UNetSegmentWidget(StepWidget, QWidget):
         cells = self._show(cells, index)
         n = int(cells.data[index].max(initial=0))
         if n and index:
-            made = layer_info(cells).get("frames_made")
+            made = frames_made_of(cells)
             others = (
                 "the other frames keep their earlier cells"
                 if made is None

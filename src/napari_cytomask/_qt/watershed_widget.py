@@ -29,6 +29,7 @@ from ..io.layers import (
     frame_axes,
     frame_key,
     frame_record,
+    frames_made_of,
     is_highlight,
     layer_info,
     looks_fluorescent,
@@ -651,7 +652,7 @@ class WatershedWidget(StepWidget, QWidget):
                 )
             parameters["boundary"] = origin(boundary)
         metadata = result_metadata(layer, method=f"watershed_{self.method}", parameters=parameters)
-        made = layer_info(layer).get("frames_made")
+        made = frames_made_of(layer)
         if made is not None:  # cells of some frames only: the others were never made
             metadata[METADATA_KEY]["frames_made"] = list(made)
         return layer, arrays, metadata
@@ -707,7 +708,7 @@ class WatershedWidget(StepWidget, QWidget):
             self.runner.refuse(err, notify=False)
             return
         index = frame_on_show(self.viewer, layer, layer.data.shape)
-        made = layer_info(layer).get("frames_made")
+        made = frames_made_of(layer)
         if made is not None and not made_frames(layer.data.shape, made)[index]:
             # Its step never made this frame: a split of its empty frame would mark the
             # frame made, and the metrics and cell counts would take it for a frame of no

@@ -44,7 +44,15 @@ from .atomic import (
     write_atomically,
     write_json,
 )
-from .layers import frame_axes, frame_place, made_frames, offset_um, pixel_size_um, time_step
+from .layers import (
+    frame_axes,
+    frame_place,
+    frames_made_of,
+    made_frames,
+    offset_um,
+    pixel_size_um,
+    time_step,
+)
 from .writers import FILE_FORMATS, FORMATS, label_writer
 
 #: The packages whose versions a result records, from the dock as from the command line.
@@ -538,7 +546,7 @@ def from_layer(layer, image_layers: Sequence = ()) -> LabelsExport:
         # Known for results only: what a step wrote is recorded on the layers it makes.
         edited=edited_by_hand(layer) if is_result(layer) else None,
         previewed_frames=meta.get("previewed_frames") or {},
-        frames_made=meta.get("frames_made"),
+        frames_made=frames_made_of(layer),
         file_name=_unnumbered(layer.name),
     )
 

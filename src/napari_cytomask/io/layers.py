@@ -603,6 +603,22 @@ def made_frames(shape, keys) -> np.ndarray | None:
     return made
 
 
+def frames_made_of(layer) -> list[str] | None:
+    """The frames of a result made one at a time that hold its cells (:func:`frame_key` of
+    each): those its record says a step made (``frames_made``), and those the user painted
+    cells into since, which are theirs (counted, exported and compared like the others); a
+    frame no step made holds none but painted ones. None when every frame was made. Data
+    not in memory (a lazy layer) is not read: its record says."""
+    made = layer_info(layer).get("frames_made")
+    data = layer.data
+    if made is None or not isinstance(data, np.ndarray) or data.ndim < 3:
+        return made
+    lead = data.shape[:-2]
+    held = data.reshape(int(np.prod(lead)), -1).any(axis=1)
+    painted = (frame_key(np.unravel_index(i, lead)) for i in np.flatnonzero(held))
+    return sorted({*made, *painted}, key=frame_place)
+
+
 def frame_record(earlier: dict | None, record: dict, index: tuple) -> dict:
     """The record of a result layer once one of its frames (``index``) was made alone, by
     ``record``'s method and settings (a preview, one position segmented): the stack's own
