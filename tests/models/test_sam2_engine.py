@@ -361,6 +361,24 @@ def test_engine_equals_the_stock_generator_on_real_images(model, shared_data):
         assert_same(quiet(Sam2Engine(model).generate, image, params), theirs)
 
 
+def test_a_run_stopped_midway_leaves_its_decoded_points_to_the_next(model, image):
+    """A slider moved (or Cancel) halfway through the decoder threw its points away: the
+    next run decoded the whole grid again, minutes on a CPU."""
+    engine = Sam2Engine(model)
+    params = Sam2Params(**{**LOW, "points_per_side": 4}, points_per_batch=4, box_nms_thresh=1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run = engine.generate_iter(image, params)
+        for stage, done, _ in run:
+            if stage == "decoder" and done == 8:  # two batches of four decoded
+                break
+        run.close()  # as a thread worker stops a generator
+        before = engine.runs["points"]
+        ours = quiet(engine.generate, image, replace(params, pred_iou_thresh=0.01))
+    assert engine.runs["points"] - before == 16 - 8
+    assert_same(ours, stock(model, image, replace(params, pred_iou_thresh=0.01)))
+
+
 def test_iou_threshold_compares_in_the_decoders_dtype():
     """Under bf16 autocast sam2 compares bf16 scores with the threshold rounded to bf16
     (0.8 becomes 0.80078125): a score of exactly that is dropped, as sam2 drops it."""

@@ -986,7 +986,13 @@ class Sam2Engine:
         orig_h, orig_w = im_hw
         points = torch.as_tensor(grid * np.array(crop_hw)[None, ::-1], dtype=torch.float32)
         keys = [row.tobytes() for row in points.numpy()]
-        store = self.prompts.get(pkey) or {}
+        with self._lock:  # another run (a slider moved) may share the store
+            store = self.prompts.get(pkey)
+            if store is None:
+                # Kept from the start: a run stopped (cancelled, or replaced by one for a
+                # slider moved meanwhile) leaves its decoded points to the next one.
+                store = {}
+                self.prompts.put(pkey, store, 0)
         batch = params.points_per_batch or self._auto_batch(crop_hw, params.multimask_output)
         decoded = False
         shown = 0  # points reported as known; a smaller batch after running out of memory
@@ -1006,10 +1012,10 @@ class Sam2Engine:
                 for group in groups:
                     with self._lock, torch.no_grad(), self._autocast():
                         rows = self._decode_batch(feats, points[group], crop_box, params, batch)
-                    per_point = len(rows[0]) // len(group)
-                    for j, k in enumerate(group.tolist()):
-                        part = slice(j * per_point, (j + 1) * per_point)
-                        store[keys[k]] = _PointCandidates(len(group), *(r[part] for r in rows))
+                        per_point = len(rows[0]) // len(group)
+                        for j, k in enumerate(group.tolist()):
+                            part = slice(j * per_point, (j + 1) * per_point)
+                            store[keys[k]] = _PointCandidates(len(group), *(r[part] for r in rows))
                     self.runs["points"] += len(np.unique(group))
                     decoded = True
                     known_now += int(needed[np.unique(group)].sum())
@@ -1028,7 +1034,8 @@ class Sam2Engine:
             # Outside the handler, whose traceback held the failed batch's tensors.
             torch.cuda.empty_cache()
         self.runs["decoder"] += decoded
-        self.prompts.put(pkey, store, sum(_masks_nbytes(r.masks) for r in store.values()))
+        with self._lock:
+            self.prompts.put(pkey, store, sum(_masks_nbytes(r.masks) for r in store.values()))
         rows = [store[k] for k in keys]
         if rows:
             iou = torch.cat([r.iou_preds for r in rows])
