@@ -120,7 +120,7 @@ def test_current_position_of_a_stack_keeps_ids_unique(
     first, second = (set(np.unique(labels.data[p])) - {0} for p in (0, 1))
     # The counts are the last position's, and the total is said apart.
     assert widget.status.text().startswith(
-        f"{len(first)} objects in this position ({len(first | second)} in the positions done) from "
+        f"{len(first)} objects in position 0 ({len(first | second)} in the positions done) from "
     )
     assert first and second and not first & second
     assert set(labels.features["index"]) == first | second
@@ -145,6 +145,14 @@ def test_positions_never_segmented_are_recorded_as_such(
     assert layer_info(labels)["frames_made"] == ["1"]
     counts = [row["cells"] for row in cell_counts(from_layer(labels))]
     assert counts[0] is None and counts[2] is None and counts[1] > 0
+    # A slider moved while position 0 is on show re-filters frame 1, the one segmented: it
+    # segmented position 0, unasked (minutes on a CPU).
+    viewer.dims.set_current_step(0, 0)
+    widget.set_values(pred_iou_thresh=0.01)
+    qtbot.waitUntil(lambda: not widget.runner.busy, timeout=30000)
+    assert widget.status.text().startswith(f"{counts[1]} objects in frame 1 (")
+    assert next(iter(widget._engines.values())).runs["encoder"] == 1
+    assert layer_info(labels)["frames_made"] == ["1"] and not labels.data[0].any()
     _segment_positions(viewer, widget, qtbot, name, (2,))
     assert layer_info(labels)["frames_made"] == ["1", "2"]
     set_value(widget.positions, ALL_POSITIONS)

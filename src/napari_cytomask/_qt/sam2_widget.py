@@ -311,6 +311,9 @@ class Sam2Widget(StepWidget, QWidget):
         self._planes: dict[str, tuple] = {}  # slot -> (lazy array, index, plane read)
         self._engine_lock = threading.Lock()
         self._asked = False
+        #: The frame the last Segment ran on (``()``: every frame); what sliders re-filter
+        #: while the frame on show has not been segmented.
+        self._asked_index: tuple = ()
         #: The model that failed to load last, ``(source, config)``, and the message said.
         self._load_error: tuple[tuple[str, str | None], str] | None = None
         #: By result layer name: each position segmented into it, its result and settings.
@@ -794,7 +797,7 @@ class Sam2Widget(StepWidget, QWidget):
             self.runner.fail(err)
             return
         self._planes = {}  # read the image afresh
-        self._asked = True
+        self._asked, self._asked_index = True, job["index"]
         self.status.setText("Loading the model and encoding the image…")
         self.runner.watch(self.viewer, job["layer"])
         self.runner.run_now(self._run, job)
@@ -824,8 +827,16 @@ class Sam2Widget(StepWidget, QWidget):
         except (ValueError, KeyError) as err:
             self.runner.refuse(err)
             return
+        if job["index"] and not self._segmented(job["index"]):
+            # Moving to another frame asks for no run there: a slider re-filters the frame
+            # last segmented, instead of segmenting the one on show (minutes on a CPU).
+            job["index"] = self._asked_index
         self.runner.watch(self.viewer, job["layer"])
         self.runner.request(self._run, job)
+
+    def _segmented(self, index: tuple) -> bool:
+        """Whether frame ``index`` was segmented into a result layer of this step."""
+        return any(index in done for done in self._positions.values())
 
     # -- results -----------------------------------------------------------------
 
@@ -871,7 +882,7 @@ class Sam2Widget(StepWidget, QWidget):
         one, several = frame_nouns(layer)
         where = ""
         if index:
-            where = f" in this {one} ({len(features['index'])} in the {several} done)"
+            where = f" in {one} {frame_key(index)} ({len(features['index'])} in the {several} done)"
         if others:
             hint += (
                 f" {several.capitalize()} {listed_frames(others)} keep cells found with other "
