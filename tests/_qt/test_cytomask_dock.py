@@ -516,6 +516,32 @@ def test_a_failing_worker_gives_one_notification(
     assert dock.sam2.segment_button.isEnabled()
 
 
+def test_a_run_stops_when_its_method_is_switched_away(make_napari_viewer_proxy, qtbot, settings):
+    """SAM2 went on unseen after Method was switched to U-Net: its Cancel was hidden, Esc
+    cancelled the U-Net page, and a U-Net run could start beside it."""
+    import threading
+
+    viewer = make_napari_viewer_proxy()
+    viewer.add_image(np.zeros((64, 64), np.float32), name="img")
+    loading = threading.Event()
+
+    def slow(*args):
+        loading.wait(30)
+        raise RuntimeError("no model here")
+
+    dock = CytomaskDock(viewer, sam2_model_builder=slow, settings=settings)
+    dock.method.setCurrentText("SAM2")
+    dock.sam2.device.setCurrentText("cpu")
+    dock.sam2.segment()
+    assert dock.sam2.runner.busy
+    dock.method.setCurrentIndex(dock.method.findData("unet"))
+    assert not dock.sam2.runner.busy
+    assert dock.unet.status.text() == "The SAM2 run was cancelled: the method changed."
+    loading.set()
+    process_events(50)
+    assert "no model" not in dock.sam2.status.text()  # its end is not reported
+
+
 def test_nothing_to_run_says_what_to_add_without_an_error(
     make_napari_viewer_proxy, settings, notifications
 ):

@@ -372,6 +372,13 @@ class CytomaskDock(FitsTheScreen, QWidget):
         self.unet.controls.run_button.setText(
             "Segment cytoplasm (U-Net, then SAM2)" if guided else "Segment cytoplasm"
         )
+        # A run of the page just hidden would go on unseen, with no Cancel in view (Esc
+        # cancels the page on show), beside one started on this page: it stops.
+        hidden = {"sam2": (self.unet, "U-Net"), "unet": (self.sam2, "SAM2")}.get(method)
+        if hidden is not None and hidden[0].runner.busy:
+            hidden[0].cancel()
+            shown = self.sam2 if hidden[0] is self.unet else self.unet
+            shown.status.setText(f"The {hidden[1]} run was cancelled: the method changed.")
 
     def _controls_of(self, step: int):
         """The run and Cancel buttons on show in a step (step 2: those of the page open)."""
