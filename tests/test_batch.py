@@ -115,11 +115,17 @@ def test_a_broken_input_fails_alone(images, unet_file, tmp_path, capsys, monkeyp
                  "--threads", "1", "--device", "cpu"])  # fmt: skip
     said = capsys.readouterr()
     assert code == 1
-    assert "broken.tif: error:" in said.err and "1 of 3 input(s) failed" in said.err
+    assert "broken.tif: error:" in said.err and "1 of 3 inputs failed" in said.err
     assert _finished(out) == ["set1_unet_cells.json", "set2_unet_cells.json"]
     for name in ("set1.tif", "set2.tif"):
         assert re.search(rf"^  {re.escape(str(images / name))}: Predicting tiles: \d+ of \d+",
                          said.out, re.MULTILINE), said.out  # fmt: skip
+    # One input alone: there are no others to be done.
+    code = main(["segment", str(images / "broken.tif"), "-m", str(unet_file), "-o", str(out),
+                 "--scheduler", "synchronous", "--device", "cpu"])  # fmt: skip
+    said = capsys.readouterr().err
+    assert code == 1 and "the input failed (see above); fix it and run" in said
+    assert "the others" not in said
 
 
 def test_file_names_with_dots_keep_them_in_their_outputs(shared_data, unet_file, tmp_path, capsys):

@@ -155,7 +155,7 @@ def test_check_finds_missing_models_before_any_work(tmp_path, unet_file, monkeyp
     with pytest.raises(PresetError, match="neither a known Hugging Face id"):
         Preset(method="sam2", sam2=Sam2Step(model=str(tmp_path / "x.pt"))).check()
     (tmp_path / "x.pt").write_bytes(b"PK\x03\x04")  # what torch.save writes starts so
-    with pytest.raises(PresetError, match="needs its configuration"):
+    with pytest.raises(PresetError, match="needs its configuration.*--sam2-config"):
         Preset(method="sam2", sam2=Sam2Step(model=str(tmp_path / "x.pt"))).check()
 
 

@@ -1196,7 +1196,8 @@ def _segment_locked(args, preset, sources, options) -> int:
                 f"{channels[:-1]}: none is named like transmitted light, so the first was "
                 "taken; --channel N picks another)"
             )
-        say(f"[{i}/{n}] {job.source}{channels}: {summary['cells']} cells in "
+        cells = summary["cells"]
+        say(f"[{i}/{n}] {job.source}{channels}: {cells} cell{'s' * (cells != 1)} in "
             f"{summary['seconds']:.1f} s")  # fmt: skip
         notes = [summary["note"]] if summary["note"] else []
         if summary["nothing_to_find"]:  # no setting would find cells there
@@ -1214,9 +1215,11 @@ def _segment_locked(args, preset, sources, options) -> int:
         todo, preset, options, device=args.device, scheduler=args.scheduler,
         workers=args.workers, threads=args.threads, on_result=report, on_progress=progress,
     ).failed  # fmt: skip
+    if failed and len(todo) == 1:
+        raise UserError("the input failed (see above); fix it and run the same command again.")
     if failed:
         raise UserError(
-            f"{len(failed)} of {len(todo)} input(s) failed (see above); the others are done. "
+            f"{len(failed)} of {len(todo)} inputs failed (see above); the others are done. "
             "Fix them and run the same command again: finished inputs are skipped."
         )
     return EXIT_OK

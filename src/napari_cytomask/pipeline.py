@@ -193,7 +193,7 @@ class Preset:
         """
         from .models.checkpoint import config_of, read_description
         from .models.inference import check_overlap
-        from .models.sam2_models import HF_MODELS, check_sam2_file
+        from .models.sam2_models import DEFAULT_MODEL, HF_MODELS, check_sam2_file
 
         if self.unet is not None:
             config = config_of(read_description(resolve_unet(self.unet.model)))
@@ -211,8 +211,10 @@ class Preset:
             check_sam2_file(Path(self.sam2.model).expanduser())
             if not self.sam2.config:
                 raise PresetError(
-                    f"the SAM2 checkpoint {self.sam2.model} needs its configuration "
-                    "(e.g. the Hugging Face id of the model it was fine-tuned from)."
+                    f"the SAM2 checkpoint {self.sam2.model} needs its configuration: the "
+                    "Hugging Face id of the model it was made from, e.g. "
+                    f"{DEFAULT_MODEL} (--sam2-config on the command line, sam2.config in a "
+                    "preset)."
                 )
 
     def with_model_settings(self) -> Preset:

@@ -11,6 +11,7 @@ from napari_cytomask.models.sam2_models import (
     HF_MODELS,
     Sam2ModelCache,
     build_sam2_model,
+    check_sam2_file,
     config_for,
     load_sam2_weights,
 )
@@ -68,9 +69,18 @@ def test_hf_id_and_local_file_load_the_weights(tiny, tiny_checkpoint, monkeypatc
 
 def test_checkpoint_of_another_model_says_which_model_it_is(tiny_checkpoint):
     with pytest.raises(
-        CheckpointError, match=r"seems to be a checkpoint of facebook/sam2.1-hiera-tiny"
+        CheckpointError,
+        # The configuration chosen named by its model id, as the user chose it.
+        match=r"the configuration facebook/sam2.1-hiera-small: it seems to be a checkpoint of "
+        r"facebook/sam2.1-hiera-tiny",
     ):
         build_sam2_model("configs/sam2.1/sam2.1_hiera_s.yaml", checkpoint=tiny_checkpoint)
+
+
+def test_a_folder_given_as_checkpoint_is_said_to_be_one(tmp_path):
+    """A folder was said not to exist."""
+    with pytest.raises(CheckpointError, match=f"{tmp_path} is a folder; pick the .pt file"):
+        check_sam2_file(tmp_path)
 
 
 def test_unreadable_or_foreign_files_are_refused(tiny, tmp_path):

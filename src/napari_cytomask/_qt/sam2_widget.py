@@ -890,7 +890,7 @@ class Sam2Widget(StepWidget, QWidget):
                 f"{one}'s with these."
             )
         self.status.setText(
-            f"{n} objects{where} from {result.n_masks} masks ({result.n_candidates} "
+            f"{n} object{'s' * (n != 1)}{where} from {result.n_masks} masks ({result.n_candidates} "
             f"candidates; encoder runs {runs['encoder']}, decoder runs {runs['decoder']}).{hint}"
         )
         self.segmented.emit(out)

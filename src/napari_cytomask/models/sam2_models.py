@@ -244,6 +244,8 @@ def check_sam2_file(path: str | Path) -> None:
         no PyTorch file at all (a text file, say).
     """
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"Checkpoint {path} is a folder; pick the .pt file in it.")
     if not path.is_file():
         raise CheckpointError(f"Checkpoint {path} does not exist; pick an existing .pt file.")
     if path.stat().st_size == 0:
@@ -308,8 +310,10 @@ def load_sam2_weights(model, checkpoint: str | Path, config: str = "") -> None:
             if guess
             else "it matches none of the SAM2 and SAM2.1 models"
         )
+        # Named as the user chose it: by the model id whose configuration it is.
+        chosen = next((name for name, (yaml, _) in HF_MODELS.items() if yaml == config), config)
         raise CheckpointError(
-            f"{path.name} does not match the configuration {config or 'of this model'}: {which} "
+            f"{path.name} does not match the configuration {chosen or 'of this model'}: {which} "
             f"({mismatch}). Choose the configuration (or model id) that the checkpoint was "
             "trained with."
         )
