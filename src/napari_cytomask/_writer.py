@@ -6,7 +6,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from .io.layers import is_result
+from .io.atomic import same_file
+from .io.layers import is_result, layer_info
 from .io.writers import write_labels
 
 
@@ -31,6 +32,9 @@ def write_labels_layer(path: str, data: Any, meta: dict) -> list[str]:
     labels = data[0] if meta.get("multiscale") else data
     layer = SimpleNamespace(**{**meta, "data": labels, "multiscale": False})
     result = is_result(layer)
+    lost = _replaces_its_scan(path, layer)
+    if lost:
+        raise LabelsNotSaved(f"{lost} Choose another name; nothing was written.")
     try:
         if result:
             from .io.export import check_provenance_name  # about 1 s to import
@@ -53,3 +57,29 @@ def write_labels_layer(path: str, data: Any, meta: dict) -> list[str]:
 
     record = save_provenance(from_layer(layer), written)
     return [str(written)] + ([str(record)] if record else [])
+
+
+def _replaces_its_scan(path: str, layer) -> str | None:
+    """Why saving ``layer`` at ``path`` would replace the scan it belongs to (napari's
+    dialog asks only whether to replace a file): the scan a result was computed from, or
+    a scan of which the layer is one channel of several. None where it would not."""
+    if not same_file(layer_info(layer).get("source"), path):
+        return None
+    name = Path(path).name
+    if is_result(layer):
+        return (
+            f"{name} is the scan these cells were computed from: saving them there would "
+            "replace its images with the labels."
+        )
+    from .io.files import open_scan  # about 1 s to import
+
+    try:
+        others = len(open_scan(path).channels) - 1
+    except Exception:  # noqa: BLE001 - a file the reader cannot open holds no other channel
+        return None
+    if others < 1:
+        return None  # the mask's own file: File > Save replaces it, as asked
+    return (
+        f"{name} holds this mask and {others} other channel{'s' * (others > 1)} of its scan: "
+        "saving the layer there would replace them all with its labels."
+    )

@@ -1046,6 +1046,47 @@ def test_a_result_named_too_long_for_its_provenance_is_not_saved(tmp_path):
     assert write_labels_layer(str(too_long), data, meta) == [str(too_long)]
 
 
+def test_file_save_never_replaces_the_scan_a_layer_belongs_to(tmp_path):
+    """Saved with File > Save over the scan it was segmented from, a result replaced the
+    7 MB phase-contrast scan with 56 KB of labels (napari's dialog asks only whether to
+    replace a file); so did a mask channel saved over its scan, losing the others."""
+    from napari.layers import Labels
+
+    from napari_cytomask._reader import get_reader
+    from napari_cytomask._writer import LabelsNotSaved, write_labels_layer
+
+    scan = tmp_path / "scan.tif"
+    phase = np.random.default_rng(0).integers(100, 4000, (16, 16), np.uint16)
+    mask = np.zeros((16, 16), np.uint16)
+    mask[2:8, 2:8] = 1
+    tifffile.imwrite(scan, np.stack([phase, mask]), imagej=True,
+                     metadata={"axes": "CYX", "Labels": ["phase", "mask"]})  # fmt: skip
+    before = scan.read_bytes()
+    (mask_data, mask_kwargs, kind), = [t for t in get_reader(str(scan))(str(scan))
+                                       if t[2] == "labels"]  # fmt: skip
+    channel = Labels(mask_data, **mask_kwargs)
+    record = {"role": "result", "source": str(scan), "method": "unet"}
+    result = Labels(mask, name="cells", metadata={"cytomask": record})
+    for layer, said in [
+        (channel, "scan.tif holds this mask and 1 other channel of its scan: saving the layer "
+                  "there would replace them all with its labels."),
+        (result, "scan.tif is the scan these cells were computed from: saving them there "
+                 "would replace its images with the labels."),
+    ]:  # fmt: skip
+        data, meta, _ = layer.as_layer_data_tuple()
+        with pytest.raises(LabelsNotSaved) as refused:
+            write_labels_layer(str(scan), data, meta)
+        assert str(refused.value) == f"{said} Choose another name; nothing was written."
+        assert scan.read_bytes() == before
+    # A mask's own file, opened and edited, is replaced as napari's dialog asked.
+    own = tmp_path / "mask.tif"
+    tifffile.imwrite(own, mask)
+    ((data, kwargs, _),) = get_reader(str(own))(str(own))
+    data, meta, _ = Labels(data + 1, **kwargs).as_layer_data_tuple()
+    assert write_labels_layer(str(own), data, meta) == [str(own)]
+    np.testing.assert_array_equal(tifffile.imread(own), mask + 1)
+
+
 def _placed_result(translate, shape=(16, 16)):
     """A result layer placed beside its scan: moved by ``translate`` µm."""
     from napari.layers import Labels
