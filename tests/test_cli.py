@@ -2275,6 +2275,32 @@ def test_training_takes_a_pixel_size_and_fine_tunes_at_its_models(folders, tmp_p
     assert main(tune) == 0
 
 
+def test_an_exported_numpy_file_is_exported_again_with_its_pixel_size_and_positions(
+    tmp_path, capsys
+):
+    """A result exported as NumPy (which holds no axes) and exported again by cytomask
+    export lost its 0.87 µm pixels and its position axis: no areas in µm², PNG files
+    named _0 instead of _P0, no scale in the new provenance."""
+    from napari_cytomask.io.export import LabelsExport, export_labels
+
+    cells = np.zeros((2, 32, 32), np.uint16)
+    cells[:, 4:12, 4:12] = 1
+    export = LabelsExport(
+        name="cells", labels=cells, axis_labels=("P", "Y", "X"), scale=(1.0, 0.87, 0.87),
+        units=("pixel", "micrometer", "micrometer"), source=str(tmp_path / "scan.tif"),
+        method="unet",
+    )  # fmt: skip
+    export_labels([export], tmp_path / "day1", formats=["npy"], objects_csv=False)
+    again = tmp_path / "day2"
+    assert main(["export", str(tmp_path / "day1" / "cells.npy"), "-o", str(again),
+                 "--format", "png", "-q"]) == 0  # fmt: skip
+    assert sorted(p.name for p in again.glob("*.png")) == ["cells_P0.png", "cells_P1.png"]
+    record = json.loads((again / "cells_provenance.json").read_text())
+    assert record["scale"] == [1.0, 0.87, 0.87] and record["axis_labels"] == ["P", "Y", "X"]
+    rows = list(csv.DictReader((again / "cells_objects.csv").open()))
+    assert float(rows[0]["area_um2"]) == pytest.approx(64 * 0.87**2) and rows[0]["p"] == "0"
+
+
 def test_a_result_exported_with_some_frames_made_is_evaluated_and_exported_as_such(
     tmp_path, capsys
 ):

@@ -1366,6 +1366,7 @@ def _export(args) -> int:
         exported_fields,
         located_source,
         provenance_beside,
+        recorded_axes,
         recorded_fields,
         reopened_result,
         segment_record,
@@ -1400,6 +1401,8 @@ def _export(args) -> int:
         labels, axes = read_labels(path, among_masks=args.mask_channel, advice="--mask-channel N")
         # An earlier export's result: described as its export described it.
         exported = {} if info else located_source(reopened_result(path, labels.shape), path)
+        if exported and not axes:  # a NumPy file holds none: its export recorded them
+            axes = recorded_axes(path, labels.ndim)
         if not info and not exported:  # not a result: said when its ids may be no labels
             labels = _checked_labels(path, labels, "exported as labels")
         if info:

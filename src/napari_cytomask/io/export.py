@@ -227,7 +227,7 @@ _PROVENANCE_KINDS = {
     "channel_name": str, "method": str, "parameters": dict, "previewed_frames": dict,
     "frames_made": (list, str), "edited_by_hand": bool, "model": dict, "made_from": dict,
     "shape": (list, float), "scale": (list, float), "units": (list, str),
-    "translate": (list, float), "versions": dict,
+    "axis_labels": (list, str), "translate": (list, float), "versions": dict,
 }  # fmt: skip
 
 
@@ -370,6 +370,22 @@ def reopened_result(labels: str | os.PathLike, shape: Sequence[int]) -> dict:
         return {}
     fields = {key: record.get(key) for key in _EXPORTED_FIELDS}
     return {**fields, "translate": _recorded_translate(record, len(shape)), "role": RESULT_ROLE}
+
+
+def recorded_axes(labels: str | os.PathLike, ndim: int) -> dict:
+    """The axis names, pixel sizes and units the provenance beside an exported file records
+    for it (``scale``, ``units``, ``axis_labels``, those of ``ndim`` entries; finite
+    positive sizes), as :class:`LabelsExport` takes them: for a file that holds none (a
+    NumPy or PNG file), exported again with its pixel size and positions. {} for a file
+    the provenance does not list."""
+    labels = Path(labels)
+    record = _earlier_record(provenance_beside(labels))
+    if labels.name not in _listed_outputs(record):
+        return {}
+    axes = {key: record.get(key) for key in ("scale", "units", "axis_labels")}
+    if not all(s > 0 and math.isfinite(s) for s in axes["scale"] or [math.nan]):
+        axes["scale"] = None
+    return {key: tuple(value) for key, value in axes.items() if value and len(value) == ndim}
 
 
 def _recorded_translate(record: dict, ndim: int) -> list[float] | None:
@@ -842,6 +858,7 @@ def provenance(export: LabelsExport, outputs: Sequence[Path]) -> dict[str, objec
         "shape": list(np.shape(export.labels)),
         "scale": [float(s) for s in export.scale] if export.scale is not None else None,
         "units": [str(u) for u in export.units] if export.units is not None else None,
+        "axis_labels": [str(a) for a in export.axis_labels] if export.axis_labels else None,
         "translate": [float(t) for t in export.translate] if export.translate else None,
         "versions": dict(export.versions) if export.versions else package_versions(),
         "python": platform.python_version(),
