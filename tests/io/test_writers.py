@@ -166,6 +166,15 @@ def test_a_full_disk_is_said_also_when_a_writer_reports_it_in_its_own_words(tmp_
         atomic.write_atomically(tmp_path / "model.safetensors", save_file)
     assert _files(tmp_path) == []
 
+    def numpy_save(path):  # numpy's OSError carries no error number
+        Path(path).write_bytes(b"half an array")
+        raise OSError("4186112 requested and 143232 written")
+
+    monkeypatch.setattr(atomic.shutil, "disk_usage", lambda path: usage(2 << 20, 2 << 20, 4096))
+    with pytest.raises(WriteError, match="cells.npy: the disk is full") as caught:
+        atomic.write_atomically(tmp_path / "cells.npy", numpy_save)
+    assert caught.value.errno == errno.ENOSPC and _files(tmp_path) == []
+
 
 def test_any_system_error_a_writer_quotes_is_said_and_the_old_file_kept(tmp_path):
     """safetensors quotes every failed write of the system the same way: a file-size limit

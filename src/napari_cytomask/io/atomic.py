@@ -212,7 +212,11 @@ def write_atomically(
     except OSError as err:
         if isinstance(err, FileExistsError):
             raise
-        raise WriteError(err.errno, _explain(err, path)) from err
+        code = err.errno if err.errno is not None else _system_error(err, directory)
+        # numpy reports a full disk without the system's number ("4186112 requested and
+        # 143232 written"): said as the full disk it is.
+        said = err if code == err.errno else OSError(code, os.strerror(code))
+        raise WriteError(code, _explain(said, path)) from err
     except Exception as err:
         # Errors about the content itself are never the disk's.
         code = None if isinstance(err, (ValueError, TypeError)) else _system_error(err, directory)
