@@ -355,9 +355,11 @@ def test_a_stack_goes_to_png_frame_by_frame_beside_its_whole_tiff(tmp_path):
 
 
 def test_labels_that_png_cannot_hold_write_nothing(tmp_path):
+    """... and the refusal names the layer's file among those exported at once."""
     big = LabelsExport(name="big", labels=np.full((2, 4, 4), 70000))
-    with pytest.raises(ValueError, match="ids up to 65535"):
-        export_labels([big], tmp_path, formats=["npy", "png"])
+    small = LabelsExport(name="small", labels=np.ones((2, 4, 4), np.uint8))
+    with pytest.raises(ValueError, match=r"Cannot save big_0\.png: PNG holds ids up to 65535"):
+        export_labels([small, big], tmp_path, formats=["npy", "png"])
     assert list(tmp_path.iterdir()) == []
 
 

@@ -215,7 +215,7 @@ def label_writer(
     axes = _axes(labels.ndim, axis_labels)
     writer: Callable[[Path], None]
     if fmt == "png":
-        writer = _png_writer(labels)
+        writer = _png_writer(labels, path.name)
     elif fmt == "npy":
         writer = _npy_writer(labels)
     elif fmt == "ome-tiff":
@@ -440,23 +440,24 @@ def _npy_writer(labels: np.ndarray) -> Callable[[Path], None]:
     return write
 
 
-def _check_png(labels) -> None:
-    """Raise ``ValueError`` unless PNG can hold ``labels`` (2D, ids up to 65535)."""
+def _check_png(labels, name: str) -> None:
+    """Raise ``ValueError`` unless PNG can hold ``labels`` (2D, ids up to 65535), naming
+    the file ``name`` (of the layer's name, among several exported)."""
     if np.ndim(labels) != 2:
         raise ValueError(
-            f"PNG holds one 2D image but the labels have shape {np.shape(labels)}; "
-            "save stacks as TIFF, OME-TIFF or NumPy."
+            f"Cannot save {name}: PNG holds one 2D image but the labels have shape "
+            f"{np.shape(labels)}; save stacks as TIFF, OME-TIFF or NumPy."
         )
     top = int(np.max(labels, initial=0))
     if top > 65535:
         raise ValueError(
-            f"PNG holds ids up to 65535 but the labels go up to {top}; "
+            f"Cannot save {name}: PNG holds ids up to 65535 but the labels go up to {top}; "
             "save them as TIFF, OME-TIFF or NumPy."
         )
 
 
-def _png_writer(labels: np.ndarray) -> Callable[[Path], None]:
-    _check_png(labels)
+def _png_writer(labels: np.ndarray, name: str) -> Callable[[Path], None]:
+    _check_png(labels, name)
 
     def write(tmp: Path) -> None:
         import imageio.v3 as iio
