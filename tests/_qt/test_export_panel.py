@@ -595,8 +595,8 @@ def test_files_of_an_earlier_export_left_in_the_folder_are_said(
     panel.export()
     qtbot.waitUntil(lambda: "replacing" in panel.status.text(), timeout=30_000)
     assert panel.status.text().endswith(
-        f" Note: cells.npy in {tmp_path} is from an earlier export and was left as it is; "
-        "the new provenance does not list it."
+        f" Note: cells.npy in {tmp_path} is from an earlier export of other labels and was "
+        "left as it is; the new provenance does not list it."
     )
 
 

@@ -1,6 +1,7 @@
 import csv
 import json
 import warnings
+from dataclasses import replace
 
 import imageio.v3 as iio
 import numpy as np
@@ -17,6 +18,7 @@ from napari_cytomask.io.export import (
     export_labels,
     object_columns,
     object_rows,
+    reopened_result,
     safe_file_name,
 )
 from napari_cytomask.rle import coco_rle
@@ -523,13 +525,25 @@ def test_replacing_an_export_in_fewer_formats_names_the_files_left_from_before(t
     eight = np.diag(np.arange(1, 9, dtype=np.uint8))  # cells of their own ids
     cells = LabelsExport(name="cells", labels=eight)
     export_labels([cells], tmp_path, formats=["tiff", "png"], coco_json=True)
+    # The same labels again in fewer formats: the earlier files hold them and stay listed,
+    # so they open again as the result (they lost their record, and the metrics took them
+    # for a ground truth).
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        export_labels([cells], tmp_path, formats=["tiff"], overwrite=True)
+    assert reopened_result(tmp_path / "cells.png", eight.shape)["role"] == "result"
+    listed = json.loads((tmp_path / "cells_provenance.json").read_text())["outputs"]
+    assert {"cells.tif", "cells.png", "cells_coco.json"} <= set(listed)
+    # Other labels: the earlier files are not theirs.
     with pytest.warns(UserWarning) as caught:
-        written = export_labels([cells], tmp_path, formats=["tiff"], overwrite=True)
+        written = export_labels([replace(cells, labels=eight * 2)], tmp_path, formats=["tiff"],
+                                overwrite=True)  # fmt: skip
     assert str(caught[0].message) == (
-        f"cells.png, cells_coco.json in {tmp_path} are from an earlier export and were left "
-        "as they are; the new provenance does not list them."
+        f"cells.png, cells_coco.json in {tmp_path} are from an earlier export of other labels "
+        "and were left as they are; the new provenance does not list them."
     )
     assert (tmp_path / "cells.png").exists() and tmp_path / "cells.png" not in written
+    assert reopened_result(tmp_path / "cells.png", eight.shape) == {}
     # A file of a planned name that no export wrote (the mask the layer came from) is not
     # called a leftover.
     mask = LabelsExport(name="mask", labels=eight)
@@ -1010,6 +1024,26 @@ def test_a_result_saved_over_another_exports_file_leaves_that_export_not_claimin
     provenance_beside(alone).write_text("notes")
     assert save_provenance(saved, alone) is None
     assert provenance_beside(alone).read_text() == "notes"
+
+
+def test_a_result_saved_in_a_second_format_joins_its_first_files_record(tmp_path):
+    """Saved with File > Save as .tif, then as .ome.tif, a result's second file got no
+    provenance (the first one's was kept as another's), and it reopened as a plain mask."""
+    from napari_cytomask.io.export import provenance_beside, reopened_result, save_provenance
+
+    ids = np.zeros((2, 16, 16), np.uint16)
+    ids[:, 2:8, 2:8] = 1
+    saved = LabelsExport("cells", ids, source="/data/scan.tif", method="unet")
+    tif, ome = tmp_path / "cells.tif", tmp_path / "cells.ome.tif"
+    for path in (tif, ome):
+        tifffile.imwrite(path, ids)
+        assert save_provenance(saved, path) == provenance_beside(tif)
+    for path in (tif, ome):
+        assert reopened_result(path, ids.shape)["source"] == "/data/scan.tif"
+    # Other labels saved over one of them: the record keeps the other file only.
+    assert save_provenance(replace(saved, labels=ids * 2), ome) is None
+    assert reopened_result(ome, ids.shape) == {}
+    assert reopened_result(tif, ids.shape)["source"] == "/data/scan.tif"
 
 
 def test_a_result_named_too_long_for_its_provenance_is_not_saved(tmp_path):

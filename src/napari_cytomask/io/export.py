@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
 import json
 import math
 import os
@@ -28,7 +29,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.measure import regionprops
 
-from ..labels import as_labels, compact_ids, regions_as_cells
+from ..labels import as_labels, compact_ids, min_label_dtype, regions_as_cells
 from ..rle import coco_rle
 from .atomic import (
     NAME_BYTES,
@@ -228,6 +229,7 @@ _PROVENANCE_KINDS = {
     "frames_made": (list, str), "edited_by_hand": bool, "model": dict, "made_from": dict,
     "shape": (list, float), "scale": (list, float), "units": (list, str),
     "axis_labels": (list, str), "translate": (list, float), "versions": dict,
+    "labels_sha1": str,
 }  # fmt: skip
 
 
@@ -435,12 +437,15 @@ def save_provenance(export: LabelsExport, labels: Path) -> Path | None:
     file of that name is left alone. None then: no provenance was written. Its name is
     checked before the labels are written (:func:`check_provenance_name`)."""
     beside = provenance_beside(labels)
-    listed = _outputs_of(beside) if beside.exists() else [labels.name]
-    if listed == [labels.name]:
-        return write_json(beside, provenance(export, [labels]), overwrite=True)
+    earlier = _earlier_record(beside) if beside.exists() else {}
+    listed = _listed_outputs(earlier) if beside.exists() else [labels.name]
+    others = [name for name in listed if name != labels.name]
+    if listed == [labels.name] or (others and _holds_these(earlier, export)):
+        # Its own provenance, or that of the same labels in other formats (saved as .tif,
+        # then as .ome.tif): the file joins them.
+        kept = [labels.parent / name for name in others if (labels.parent / name).exists()]
+        return write_json(beside, provenance(export, [*kept, labels]), overwrite=True)
     if labels.name in listed:
-        earlier = _earlier_record(beside)
-        others = [name for name in listed if name != labels.name]
         write_json(beside, {**earlier, "outputs": others}, overwrite=True)
     return None
 
@@ -839,6 +844,23 @@ def _installed(packages: tuple[str, ...]) -> tuple[tuple[str, str | None], ...]:
     return tuple(found)
 
 
+def labels_digest(labels) -> str:
+    """A fingerprint of label ids and their shape, whatever integer type holds them (a
+    layer's int32 ids and the uint8 its TIFF stores give one): outputs of an earlier export
+    that hold the labels exported now are theirs too."""
+    labels = np.asarray(labels)
+    compact = labels.astype(min_label_dtype(int(labels.max(initial=0))), copy=False)
+    digest = hashlib.sha1(str(compact.shape).encode(), usedforsecurity=False)
+    digest.update(np.ascontiguousarray(compact).view(np.uint8))
+    return digest.hexdigest()
+
+
+def _holds_these(record: dict, export: LabelsExport) -> bool:
+    """Whether an earlier export's provenance ``record`` describes the labels of ``export``
+    (its files hold the same ids)."""
+    return record.get("labels_sha1") == labels_digest(export.labels)
+
+
 def provenance(export: LabelsExport, outputs: Sequence[Path]) -> dict[str, object]:
     """What made the outputs: input file and channel, method, parameters, model, versions,
     time and machine."""
@@ -856,6 +878,7 @@ def provenance(export: LabelsExport, outputs: Sequence[Path]) -> dict[str, objec
         "model": dict(export.model) if export.model is not None else None,
         "made_from": export.made_from,
         "shape": list(np.shape(export.labels)),
+        "labels_sha1": labels_digest(export.labels),
         "scale": [float(s) for s in export.scale] if export.scale is not None else None,
         "units": [str(u) for u in export.units] if export.units is not None else None,
         "axis_labels": [str(a) for a in export.axis_labels] if export.axis_labels else None,
@@ -1027,9 +1050,16 @@ def _export_into(
     ]
     replacing = {path for _, plan in plans for path in plan.files if path.exists()}
     earlier = {
-        plan.provenance: _outputs_of(plan.provenance)
+        plan.provenance: _earlier_record(plan.provenance)
         for _, plan in plans
         if plan.provenance in replacing
+    }
+    # Files of an earlier export of the same labels in other formats stay listed: the new
+    # provenance describes them too (a layer exported as TIFF, then as PNG).
+    kept = {
+        plan.provenance: _left_by(plan, earlier[plan.provenance], folder)
+        for export, plan in plans
+        if plan.provenance in earlier and _holds_these(earlier[plan.provenance], export)
     }
     written: list[Path] = []
     try:
@@ -1039,7 +1069,7 @@ def _export_into(
                 written.append(write_atomically(path, writer, overwrite=overwrite))
             for path, write in zip(plan.tables, made, strict=True):
                 written.append(write(path))
-            record = provenance(export, written[first:])
+            record = provenance(export, [*written[first:], *kept.get(plan.provenance, [])])
             written.append(write_json(plan.provenance, record, overwrite=overwrite))
     except BaseException as err:
         # No partial export: the files it made go again (a full disk, an interruption).
@@ -1058,7 +1088,7 @@ def _export_into(
                 "the replaced ones. Export again once it can be written in full.",
             ) from err
         raise
-    if overwrite and (left := _left_from_before(plans, earlier, folder)):
+    if overwrite and (left := _left_from_before(plans, earlier, kept, folder)):
         note(left)
     return written
 
@@ -1104,11 +1134,6 @@ def _earlier_record(provenance_file: Path, *, warn: bool = False) -> dict:
     return record
 
 
-def _outputs_of(provenance_file: Path) -> list[str]:
-    """The files an earlier export's provenance lists (none when it cannot be read)."""
-    return _listed_outputs(_earlier_record(provenance_file))
-
-
 def _listed_outputs(record: dict) -> list[str]:
     """The files an export's provenance record lists."""
     outputs = record.get("outputs")
@@ -1118,24 +1143,34 @@ def _listed_outputs(record: dict) -> list[str]:
     return [name for name in outputs if isinstance(name, str) and Path(name).name == name]
 
 
-def _left_from_before(plans, earlier: dict[Path, list[str]], folder: Path) -> str:
-    """What to say of files an earlier export of the same layers wrote (as its provenance,
-    ``earlier``, lists them) that this one did not replace, as it wrote fewer formats;
-    ``""`` when there are none."""
-    left = [
+def _left_by(plan, record: dict, folder: Path) -> list[Path]:
+    """The files an earlier export's provenance ``record`` lists that the export of
+    ``plan`` does not replace, as it writes fewer formats, and that are still there."""
+    return [
         folder / name
-        for _, plan in plans
-        for name in earlier.get(plan.provenance, [])
+        for name in _listed_outputs(record)
         if folder / name not in plan.files and (folder / name).exists()
+    ]
+
+
+def _left_from_before(plans, earlier: dict[Path, dict], kept: dict, folder: Path) -> str:
+    """What to say of files an earlier export of the same layers wrote (as its provenance,
+    ``earlier``, lists them) that this one did not replace and whose labels it does not
+    hold (those ``kept`` stay listed); ``""`` when there are none."""
+    left = [
+        path
+        for _, plan in plans
+        if plan.provenance in earlier and plan.provenance not in kept
+        for path in _left_by(plan, earlier[plan.provenance], folder)
     ]
     if not left:
         return ""
     names = ", ".join(path.name for path in left)
     one = len(left) == 1
     return (
-        f"{names} in {folder} {'is' if one else 'are'} from an earlier export and "
-        f"{'was' if one else 'were'} left as {'it is' if one else 'they are'}; the new "
-        f"provenance does not list {'it' if one else 'them'}."
+        f"{names} in {folder} {'is' if one else 'are'} from an earlier export of other "
+        f"labels and {'was' if one else 'were'} left as {'it is' if one else 'they are'}; the "
+        f"new provenance does not list {'it' if one else 'them'}."
     )
 
 
