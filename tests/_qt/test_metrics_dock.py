@@ -828,6 +828,28 @@ def test_frames_that_hold_planes_are_said_to_be_compared_as_volumes(
         dock.status.text()), timeout=10_000)  # fmt: skip
 
 
+def test_a_result_of_a_z_stack_is_compared_plane_by_plane(make_napari_viewer_proxy, qtbot, labels):
+    """The U-Net's cells of a Z stack (segmented plane by plane, numbered on from plane to
+    plane) were compared with the mask as one volume: F1 0.19 where each plane scores 0.97,
+    and nothing said why."""
+    from napari_cytomask.io.layers import RESULT_ROLE
+
+    viewer = make_napari_viewer_proxy()
+    crop = labels[:64, :64]
+    truth = np.stack([crop] * 3)  # a cell keeps its id through the planes
+    n = int(crop.max())
+    planes = np.stack([np.where(crop > 0, crop + z * n, 0) for z in range(3)])
+    viewer.add_labels(truth, name="mask", axis_labels="zyx")
+    record = {"role": RESULT_ROLE, "method": "unet"}
+    viewer.add_labels(planes, name="cells", axis_labels="zyx", metadata={"cytomask": record})
+    dock = MetricsDock(viewer)
+    qtbot.addWidget(dock)
+    assert dock.prediction_layer.name == "cells" and dock.stack_check.isChecked()
+    qtbot.waitUntil(lambda: dock.evaluation is not None, timeout=10_000)
+    assert dock.evaluation.matches.f1[0] == 1.0 and len(dock.evaluation.frames) == 3
+    assert "volume" not in dock.status.text()
+
+
 def test_positions_by_time_points_are_compared_plane_by_plane(
     make_napari_viewer_proxy, qtbot, labels
 ):

@@ -205,8 +205,11 @@ def forget_edits(layer: Layer) -> None:
 ALL_POSITIONS, CURRENT_POSITION = "all positions", "current position"
 
 #: What the frames of a stack are called, by the label of the one axis they run along.
-_FRAME_NOUNS = {"P": ("position", "positions"), "T": ("time point", "time points")}
-_FRAME_NOUNS["Z"] = ("plane", "planes")
+_FRAME_NOUNS = {
+    "P": ("position", "positions"),
+    "T": ("time point", "time points"),
+    "Z": ("plane", "planes"),
+}
 
 
 def frame_nouns(layer: Layer | None) -> tuple[str, str]:
