@@ -2275,6 +2275,26 @@ def test_training_takes_a_pixel_size_and_fine_tunes_at_its_models(folders, tmp_p
     assert main(tune) == 0
 
 
+def test_evaluate_compares_a_result_of_a_z_stack_plane_by_plane(tmp_path, capsys):
+    """The cells of a Z stack, segmented plane by plane, were compared with the mask as one
+    volume by default: every cell counted as missed."""
+    from napari_cytomask.io.export import LabelsExport, export_labels
+
+    truth = np.zeros((3, 32, 32), np.uint16)
+    truth[:, 4:12, 4:12], truth[:, 18:28, 16:30] = 1, 2  # ids kept through the planes
+    planes = np.where(truth > 0, truth + 2 * np.arange(3)[:, None, None], 0).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "mask.tif", truth, imagej=True, metadata={"axes": "ZYX"})
+    export = LabelsExport(name="cells", labels=planes, axis_labels=("Z", "Y", "X"),
+                          method="unet", source=str(tmp_path / "scan.tif"))  # fmt: skip
+    export_labels([export], tmp_path, formats=["tiff"], objects_csv=False)
+    pred, gt, table = (str(tmp_path / name) for name in ("cells.tif", "mask.tif", "m.csv"))
+    command = ["evaluate", "--pred", pred, "--gt", gt, "-o", table, "--overwrite"]
+    assert main(command) == 0
+    assert "F1@0.5 1.000" in capsys.readouterr().out
+    assert main([*command, "--stack", "volume"]) == 0  # as asked
+    assert "F1@0.5 0.000" in capsys.readouterr().out
+
+
 def test_an_exported_numpy_file_is_exported_again_with_its_pixel_size_and_positions(
     tmp_path, capsys
 ):

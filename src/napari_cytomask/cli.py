@@ -627,7 +627,9 @@ def _evaluate_parser(sub) -> None:
         default="auto",
         help="how a ground truth of more than two axes is compared: frame by frame (each "
         "position and time point), or as one volume; auto: as the metrics dock does, frame "
-        "by frame, with the planes of an axis its file names Z as one volume in each frame",
+        "by frame, with the planes of an axis its file names Z as one volume in each frame "
+        "(plane by plane for a prediction that cytomask segment or an export made: it "
+        "segments each plane on its own)",
     )
     p.add_argument(
         "--thresholds",
@@ -1255,14 +1257,17 @@ def _no_cells_advice(preset, channels: int, noted: str) -> str:
     return f"No cells found: {advice}"
 
 
-def _frame_axes(stack: str, geometry: dict, ground_truth) -> int:
+def _frame_axes(stack: str, geometry: dict, ground_truth, planes_apart: bool) -> int:
     """How many leading axes of the ground truth (whose file names its axes in
     ``geometry``, from :func:`~napari_cytomask.io.files.read_labels`) ``evaluate --stack``
-    compares frame by frame."""
+    compares frame by frame: with ``planes_apart`` (a result of the plugin, made plane by
+    plane, Z planes too) every axis before Y and X."""
     from .io.layers import frame_axes
 
     if stack == "volume" or ground_truth.ndim < 3:
         return 0
+    if planes_apart:
+        return ground_truth.ndim - 2
     named = frame_axes(geometry.get("axis_labels") or ("",) * ground_truth.ndim)
     return max(1, named) if stack == "frames" else named
 
@@ -1271,7 +1276,7 @@ def _evaluate(args) -> int:
     import numpy as np
 
     from .io.atomic import check_output
-    from .io.export import reopened_result
+    from .io.export import reopened_result, result_record
     from .io.files import match_files, read_labels
     from .io.layers import frame_key, made_frames, named_frames, pixel_size_um
     from .labels import paired
@@ -1304,9 +1309,10 @@ def _evaluate(args) -> int:
                       "pixel, so their cells may not line up (is one calibrated wrongly, or "
                       "resampled?).", file=sys.stderr)  # fmt: skip
             # A result exported with only some of its frames made: the others are no cells.
-            recorded = reopened_result(pred_path, pred.shape).get("frames_made")
-            made = made_frames(pred.shape, recorded)
-            stack = _frame_axes(args.stack, geometry, gt)
+            reopened = reopened_result(pred_path, pred.shape)
+            made = made_frames(pred.shape, reopened.get("frames_made"))
+            planes_apart = bool(reopened or result_record(pred_path))
+            stack = _frame_axes(args.stack, geometry, gt, planes_apart)
             gt, pred, stack = paired(gt, pred, stack, "ground truth", "prediction")
             gt = _compared_labels(gt_path, gt, "compared as ground-truth labels", stack)
             pred = _compared_labels(pred_path, pred, "compared as predicted labels", stack)

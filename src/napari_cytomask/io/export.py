@@ -328,9 +328,10 @@ def recorded_fields(info: dict) -> dict:
     }
 
 
-def _record_of(labels: str) -> dict:
-    """The ``cytomask segment`` record of a label file opened in napari, or {}: another
-    program's JSON of the same name (a labelme file, say) is no record of its labels."""
+def result_record(labels: str | os.PathLike) -> dict:
+    """The ``cytomask segment`` record of a label file (opened in napari, or compared), or
+    {}: another program's JSON of the same name (a labelme file, say) is no record of its
+    labels, nor is one that cannot be read."""
     try:
         record = segment_record(labels)
     except ValueError:
@@ -493,7 +494,7 @@ def from_layer(layer, image_layers: Sequence = ()) -> LabelsExport:
 
     meta = layer_info(layer)
     opened = None if is_result(layer) else source_of(layer)
-    record = _record_of(opened) if opened and os.path.isfile(opened) else {}
+    record = result_record(opened) if opened and os.path.isfile(opened) else {}
     if record:
         meta = {**meta, **recorded_fields(record), "channel_name": None}
     own = [image for image in image_layers if same_file(source_of(image), meta.get("source"))]
