@@ -441,17 +441,18 @@ def test_pages_without_metadata_of_different_kinds_are_channels(shared_data, tmp
     folder = shared_data / "usiigaci-phc" / "set1"
     phase = tifffile.imread(folder / "raw.tif")[:300, :400]
     ids = iio.imread(folder / "instances_ids.png").astype(np.uint16)[:300, :400]
-    for order, roles in (((phase, ids), ["input", "mask"]), ((ids, phase), ["mask", "input"])):
+    for order in ((phase, ids), (ids, phase)):
         path = tmp_path / "stripped.tif"
         with tifffile.TiffWriter(path) as tif:
             for page in order:
                 tif.write(page, metadata=None)
         layers = read_tiff(path)
-        assert [kw["metadata"]["cytomask"]["role"] for _, kw, _ in layers] == roles
-        assert [kind for *_, kind in layers] == [
-            "labels" if r == "mask" else "image" for r in roles
-        ]
-        for (data, _, _), page in zip(layers, order, strict=True):
+        # The image first and the mask over it, whichever page came first: a mask saved
+        # first lay under the opaque image, its cells out of sight.
+        assert [kw["metadata"]["cytomask"]["role"] for _, kw, _ in layers] == ["input", "mask"]
+        assert [kind for *_, kind in layers] == ["image", "labels"]
+        for data, kwargs, _ in layers:
+            page = order[kwargs["metadata"]["cytomask"]["channel_index"]]
             np.testing.assert_array_equal(np.asarray(data), page)
     # Pages of one kind stay planes of one stack, and an empty slice is of no kind.
     empty = np.zeros_like(ids)
@@ -573,7 +574,8 @@ def test_positions_of_channels_saved_without_metadata_open_as_positions(shared_d
     phase, ids = fields[0]
     tifffile.imwrite(path, np.stack([phase, ids, nuclei, nuclei_ids.astype(np.uint16)]))
     layers = read_tiff(path)
-    assert [kind for *_, kind in layers] == ["image", "labels", "image", "labels"]
+    assert [kind for *_, kind in layers] == ["image", "image", "labels", "labels"]
+    assert [kw["metadata"]["cytomask"]["channel_index"] for _, kw, _ in layers] == [0, 2, 1, 3]
     assert layers[0][0].shape == (300, 400)
 
 

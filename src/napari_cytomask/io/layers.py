@@ -770,7 +770,9 @@ def to_layer_data(
             kwargs["contrast_limits"] = channel.contrast_limits
         image_position += 1
         layers.append((data, kwargs, "image"))
-    return layers
+    # Masks last, so that napari draws them over the images: a mask channel saved first
+    # lay under the opaque first image, its cells out of sight.
+    return sorted(layers, key=lambda layer: layer[2] == "labels")
 
 
 @dataclass
