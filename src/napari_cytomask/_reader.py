@@ -22,7 +22,7 @@ import numpy as np
 
 from .io.files import ImageReadError, beyond_memory, is_ome_zarr, open_scan
 from .io.layers import METADATA_KEY, Scan, as_written, can_be_labels
-from .io.tiff import LayerData, is_tiff, is_unreadable_tiff, read_tiff_stack
+from .io.tiff import LayerData, is_tiff, named_like_tiff, read_tiff_stack
 
 PathOrPaths = str | os.PathLike | Sequence[str | os.PathLike]
 ReaderFunction = Callable[[PathOrPaths], list[LayerData]]
@@ -114,8 +114,9 @@ def get_reader(path: PathOrPaths) -> ReaderFunction | None:
     -------
     callable or None
         A function returning napari layer data tuples, or ``None`` unless every
-        path is a file starting with a TIFF signature (or a TIFF this user may not read,
-        whose reader says so), or the path is one OME-Zarr store (a folder).
+        path is a file starting with a TIFF signature or named like a TIFF (a TIFF this
+        user may not read, or a picture of another kind renamed: its reader reads it or
+        says why not), or the path is one OME-Zarr store (a folder).
     """
     try:
         paths = _paths(path)
@@ -125,7 +126,9 @@ def get_reader(path: PathOrPaths) -> ReaderFunction | None:
     # own reader keeps other folders (and plain Zarr arrays).
     if len(paths) == 1 and is_ome_zarr(Path(paths[0])):
         return _read
-    # An unreadable TIFF is taken, so that its reader says why it cannot be opened.
-    if not paths or not all(is_tiff(p) or is_unreadable_tiff(p) for p in paths):
+    # A file named like a TIFF is taken whatever it holds: its reader reads a picture of
+    # another kind renamed (a PNG), or says why it cannot be opened (no permission, no
+    # image), where napari's "refused the file" said nothing.
+    if not paths or not all(is_tiff(p) or named_like_tiff(p) for p in paths):
         return None
     return _read

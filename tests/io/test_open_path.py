@@ -236,6 +236,14 @@ def test_a_file_named_like_a_tiff_is_read_as_what_it_is(shared_data, tmp_path):
         ),
     ):
         read_image(text)
+    # napari's reader too: it said only "Reader 'napari-cytomask' ... refused the file".
+    from napari_cytomask._reader import get_reader
+
+    ((data, _, kind),) = get_reader(str(renamed))(str(renamed))
+    assert kind == "labels"
+    np.testing.assert_array_equal(np.asarray(data), iio.imread(png))
+    with pytest.raises(ImageReadError, match=r"notes.tif: it is named like a TIFF file"):
+        get_reader(str(text))(str(text))
 
 
 @pytest.mark.parametrize("name", ["notes.txt", "notes"])

@@ -294,17 +294,25 @@ def test_single_plane_without_metadata_is_input(shared_data):
     assert kwargs["colormap"] == "gray"
 
 
-def test_non_tiff_files_are_refused(shared_data, tmp_path):
+def test_non_tiff_files_are_refused_saying_what_they_are(shared_data, tmp_path):
+    """Files named like a TIFF are taken, so that napari shows why one cannot be read
+    (its "refused the file" said nothing), and a picture renamed is read as what it is."""
+    from napari_cytomask.io.files import ImageReadError
+
     text = tmp_path / "notes.tif"
     text.write_text("not an image")
     png = tmp_path / "cells.tif"
     shutil.copy(shared_data / "usiigaci-phc/set1/instances_ids.png", png)
     empty = tmp_path / "empty.tiff"
     empty.write_bytes(b"")
-    for path in (text, png, empty, tmp_path / "missing.tif", tmp_path):
+    for path, said in ((text, "is named like a TIFF file but is not one"), (empty, "is empty")):
         assert not is_tiff(path)
+        with pytest.raises(ImageReadError, match=f"{path.name}: it {said}"):
+            get_reader(str(path))(str(path))
+    assert [kind for *_, kind in get_reader(str(png))(str(png))] == ["labels"]
+    (tmp_path / "notes.txt").write_text("not an image")  # not named like a TIFF: not ours
+    for path in (tmp_path / "missing.tif", tmp_path, tmp_path / "notes.txt"):
         assert get_reader(str(path)) is None
-    assert get_reader([str(shared_data / IXM), str(text)]) is None
     with pytest.raises(TiffReadError, match="notes.tif"):
         read_tiff(text)
 

@@ -292,11 +292,11 @@ def is_tiff(path: str | os.PathLike) -> bool:
         return False
 
 
-def is_unreadable_tiff(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is a regular file named like a TIFF that this user may not read
-    (:func:`is_tiff` cannot tell it from a file of another kind)."""
-    name = os.fspath(path).lower()
-    return name.endswith(TIFF_SUFFIXES) and is_regular_file(path) and not os.access(path, os.R_OK)
+def named_like_tiff(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a regular file named like a TIFF, whatever it holds (one this
+    user may not read, which :func:`is_tiff` cannot tell from a file of another kind, or
+    another kind of file renamed)."""
+    return os.fspath(path).lower().endswith(TIFF_SUFFIXES) and is_regular_file(path)
 
 
 def is_regular_file(path: str | os.PathLike) -> bool:
