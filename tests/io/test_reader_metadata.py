@@ -558,6 +558,9 @@ def test_positions_of_channels_saved_without_metadata_open_as_positions(shared_d
             image, mask = read_tiff(path)
             assert image[2] == "image" and mask[2] == "labels"
             assert image[1]["metadata"]["cytomask"]["role"] == "input"
+            # Not "stripped red" and "stripped green", the colours of 4 samples of a page.
+            assert (image[1]["name"], mask[1]["name"]) == ("C1", "C2")
+            assert image[1]["colormap"] == "gray"
             np.testing.assert_array_equal(np.asarray(image[0]), np.stack(phases))
             np.testing.assert_array_equal(np.asarray(mask[0]), np.stack(masks))
     # ImageJ saves images put in one stack as its Z slices, or as time points.

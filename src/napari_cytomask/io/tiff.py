@@ -649,6 +649,9 @@ class TiffScan:
         if self._regroup is not None:
             in_labels = [POSITION_AXIS, "C", *in_labels[1:]]
             in_shape = [*self._regroup.shape, *in_shape[1:]]
+            # The samples of a page were positions of channels, not red, green and blue:
+            # [phase, mask, phase, mask] was named "red" (phase) and "green" (mask).
+            colour_channels = False
         self._in_labels = in_labels
         labels = _napari_order(in_labels)
         self._perm = [in_labels.index(label) for label in labels]
