@@ -51,6 +51,35 @@ def test_a_role_picked_before_the_table_is_rebuilt_goes_to_the_layer_that_holds_
     assert not notifications
 
 
+def test_an_image_of_light_made_a_mask_is_said_not_to_look_like_ids(
+    make_napari_viewer_proxy, qtbot, notifications
+):
+    """Step 1 made a phase-contrast image a mask of tens of thousands of "ids" without a
+    word, and the metrics took it for the ground truth at once."""
+    viewer = make_napari_viewer_proxy()
+    viewer.open_sample("napari-cytomask", "tilescan")
+    widget = ChannelRolesWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    image_row = widget.table.cellWidget(0, 2)
+    name = viewer.layers[0].name
+    image_row.setCurrentIndex(image_row.findData("mask"))
+    assert isinstance(viewer.layers[name], Labels)
+    assert notifications == [
+        f"'{name}' does not look like cell ids: its pixels vary as an image's do. It is a "
+        "mask now, which the metrics take as the ground truth; if it is an image, set its "
+        "role back."
+    ]
+    # The mask channel made an image and a mask again: no word, it holds ids.
+    notifications.clear()
+    qtbot.waitUntil(lambda: widget.table.cellWidget(2, 2) is not None)
+    mask_row = widget.table.cellWidget(2, 2)
+    mask_row.setCurrentIndex(mask_row.findData("image"))
+    qtbot.waitUntil(lambda: widget.table.cellWidget(2, 2).currentData() == "image")
+    mask_row = widget.table.cellWidget(2, 2)
+    mask_row.setCurrentIndex(mask_row.findData("mask"))
+    assert notifications == []
+
+
 def test_a_burst_of_channels_rebuilds_the_roles_table_once(
     make_napari_viewer_proxy, qtbot, monkeypatch
 ):

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import napari
+import numpy as np
+from napari.layers import Image
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import QComboBox, QHeaderView, QLabel, QTableWidget, QVBoxLayout, QWidget
 
-from ..io.layers import ROLES
+from ..io.layers import ROLES, grid_sample, looks_like_mask
 from ..io.tiff import file_stem
 from ..roles import channel_layers, holds_ids, role_of, scans_without_input, set_role, source_of
-from ._layers import RoleWatcher
+from ._layers import RoleWatcher, resolution_level
 from ._live import CHANNEL_ROLES, FitsTheScreen
 
 _ROLE_TEXT = {"input": "input (segment this)", "image": "image", "mask": "mask (labels)"}
@@ -171,8 +173,26 @@ class ChannelRolesWidget(FitsTheScreen, QWidget):
         """Give the row's layer (``held[0]``) the role picked; a layer closed before the
         table was rebuilt is left alone (set_role said "<layer> is not in list")."""
         if held[0] in self.viewer.layers:
+            role, layer = picker.currentData(), held[0]
+            image = isinstance(layer, Image) and not layer.rgb  # a colour one is refused
+            unlike = role == "mask" and image and not _looks_like_ids(layer)
             try:
-                held[0] = set_role(self.viewer.layers, held[0], picker.currentData())
+                held[0] = set_role(self.viewer.layers, layer, role)
             except ValueError as err:
                 show_error(str(err))
+            else:
+                if unlike:  # the metrics now take it for the ground truth
+                    show_info(
+                        f"'{layer.name}' does not look like cell ids: its pixels vary as an "
+                        "image's do. It is a mask now, which the metrics take as the ground "
+                        "truth; if it is an image, set its role back."
+                    )
         self._schedule_refresh()
+
+
+def _looks_like_ids(layer: Image) -> bool:
+    """Whether an image channel's first frame looks like label ids (a sample of its
+    pixels, as the reader guesses a mask channel)."""
+    data = resolution_level(layer)[0]
+    frame = data[(0,) * (data.ndim - 2)]
+    return looks_like_mask(layer.name, np.asarray(grid_sample(frame)))
