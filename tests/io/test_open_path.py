@@ -343,6 +343,33 @@ def test_a_stack_of_many_files_holds_none_open_and_takes_the_first_files_roles(t
     np.testing.assert_array_equal(np.asarray(data[11]), tifffile.imread(files[11]))
 
 
+def test_a_stack_of_files_whose_mask_comes_first_keeps_each_channel_its_own(tmp_path):
+    """Layers come images first and masks over them; a stack of files whose mask channel
+    comes first took the second file's planes by layer order: its phase in the mask layer
+    and its mask in the phase layer."""
+    from napari_cytomask.io.tiff import read_tiff_stack
+
+    rng = np.random.default_rng(1)
+    files, phases, masks = [], [], []
+    for i in range(2):
+        phase = rng.integers(100, 4000, (32, 32), dtype=np.uint16)
+        mask = np.zeros((32, 32), np.uint16)
+        mask[4 + i : 12, 4:12], mask[20:28, 18:26] = 1, 2
+        files.append(tmp_path / f"t{i}.tif")
+        tifffile.imwrite(files[-1], np.stack([mask, phase]), imagej=True,
+                         metadata={"axes": "CYX", "Labels": ["mask", "phase"]})  # fmt: skip
+        phases.append(phase)
+        masks.append(mask)
+    layers = read_tiff_stack(files)
+    assert [(kw["name"], kind) for _, kw, kind in layers] == [
+        ("phase", "image"),
+        ("mask", "labels"),
+    ]
+    (phase, _, _), (mask, _, _) = layers
+    np.testing.assert_array_equal(np.asarray(phase), np.stack(phases))
+    np.testing.assert_array_equal(np.asarray(mask), np.stack(masks))
+
+
 def test_a_folder_of_subfolders_says_how_to_reach_their_images(tmp_path):
     """``cytomask export results/`` after ``segment -o results/`` (one subfolder per
     input's folder) said only that results held no image."""

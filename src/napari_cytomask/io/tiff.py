@@ -455,9 +455,11 @@ def read_tiff_stack(paths: Sequence[str | os.PathLike]) -> list[LayerData]:
         os.path.dirname(files[0]), f"{stems[0]} to {stems[-1]} ({len(files)} files)"
     )
     stacked = []
-    for i, (channel, (data, kwargs, kind)) in enumerate(
-        zip(scan.channels, scan.layer_data(), strict=True)
-    ):
+    # Layers come images first, masks over them: each is its channel's by its index.
+    place = {channel.index: i for i, channel in enumerate(scan.channels)}
+    for data, kwargs, kind in scan.layer_data():
+        i = place[kwargs["metadata"][METADATA_KEY]["channel_index"]]
+        channel = scan.channels[i]
         kwargs = dict(kwargs)
         if channel.named_after_file:
             kwargs["name"] = f"{stems[0]} to {stems[-1]}"
