@@ -159,6 +159,16 @@ def test_positions_never_segmented_are_recorded_as_such(
     widget.segment()
     qtbot.waitUntil(lambda: "frames_made" not in layer_info(labels), timeout=30000)
     assert None not in [row["cells"] for row in cell_counts(from_layer(labels))]
+    qtbot.waitUntil(lambda: not widget.runner.busy, timeout=10000)
+    # Nor does a slider segment another image picked meanwhile (it segmented that image's
+    # frame of the number last segmented, or failed past its last frame).
+    viewer.add_image(np.stack([image()[::-1]] * 2), name="other")
+    widget.layer.setCurrentText("other")
+    widget.set_values(pred_iou_thresh=0.02)
+    assert not widget.runner.busy and "other SAM2 masks" not in viewer.layers
+    assert widget.status.text() == (
+        "Segment 'other' first: the sliders re-filter the image segmented last."
+    )
 
 
 def test_positions_done_with_other_settings_are_recorded_as_such(

@@ -310,10 +310,11 @@ class Sam2Widget(StepWidget, QWidget):
         self._records: dict[tuple, dict] = {}  # (source, config) -> the model's record
         self._planes: dict[str, tuple] = {}  # slot -> (lazy array, index, plane read)
         self._engine_lock = threading.Lock()
-        self._asked = False
-        #: The frame the last Segment ran on (``()``: every frame); what sliders re-filter
-        #: while the frame on show has not been segmented.
-        self._asked_index: tuple = ()
+        #: The image the last Segment ran on (its layer's unique id) and its frame (``()``:
+        #: every frame): what the sliders re-filter. None before the first.
+        self._asked: tuple[int, tuple] | None = None
+        #: By image (its layer's unique id): the result layer its cells went to last.
+        self._result_of: dict[int, str] = {}
         #: The model that failed to load last, ``(source, config)``, and the message said.
         self._load_error: tuple[tuple[str, str | None], str] | None = None
         #: By result layer name: each position segmented into it, its result and settings.
@@ -797,7 +798,7 @@ class Sam2Widget(StepWidget, QWidget):
             self.runner.fail(err)
             return
         self._planes = {}  # read the image afresh
-        self._asked, self._asked_index = True, job["index"]
+        self._asked = (job["layer"].unique_id, job["index"])
         self.status.setText("Loading the model and encoding the image…")
         self.runner.watch(self.viewer, job["layer"])
         self.runner.run_now(self._run, job)
@@ -819,24 +820,27 @@ class Sam2Widget(StepWidget, QWidget):
         self.runner.cancel()
 
     def _filters_changed(self, *args) -> None:
-        # Live updates only refine a segmentation the user asked for.
-        if not self._asked:
+        # Live updates only refine a segmentation the user asked for: of the image and
+        # frame last segmented, or a frame of it segmented before. Another image, or a
+        # frame never segmented, is no request to segment it (minutes on a CPU).
+        if self._asked is None:
             return
         try:
             job = self._job()
         except (ValueError, KeyError) as err:
             self.runner.refuse(err)
             return
-        if job["index"] and not self._segmented(job["index"]):
-            # Moving to another frame asks for no run there: a slider re-filters the frame
-            # last segmented, instead of segmenting the one on show (minutes on a CPU).
-            job["index"] = self._asked_index
+        image, index = self._asked
+        if job["layer"].unique_id != image:
+            self.status.setText(
+                f"Segment '{job['layer'].name}' first: the sliders re-filter the image "
+                "segmented last."
+            )
+            return
+        if job["index"] and job["index"] not in self._positions.get(self._result_of.get(image), {}):
+            job["index"] = index
         self.runner.watch(self.viewer, job["layer"])
         self.runner.request(self._run, job)
-
-    def _segmented(self, index: tuple) -> bool:
-        """Whether frame ``index`` was segmented into a result layer of this step."""
-        return any(index in done for done in self._positions.values())
 
     # -- results -----------------------------------------------------------------
 
@@ -853,6 +857,7 @@ class Sam2Widget(StepWidget, QWidget):
         )
         if out is None:  # a new layer: no position of it is made yet
             self._positions.pop(name, None)
+        self._result_of[layer.unique_id] = name
         positions = self._positions.setdefault(name, {})
         labels, features = _merge_position(
             positions, out, index, spatial, result, job["parameters"]
