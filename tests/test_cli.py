@@ -2293,6 +2293,12 @@ def test_evaluate_compares_a_result_of_a_z_stack_plane_by_plane(tmp_path, capsys
     assert "F1@0.5 1.000" in capsys.readouterr().out
     assert main([*command, "--stack", "volume"]) == 0  # as asked
     assert "F1@0.5 0.000" in capsys.readouterr().out
+    # Labels drawn by hand and exported (no method) are a volume, as drawn.
+    export_labels([LabelsExport(name="drawn", labels=planes, axis_labels=("Z", "Y", "X"))],
+                  tmp_path, formats=["tiff"], objects_csv=False)  # fmt: skip
+    command[2] = str(tmp_path / "drawn.tif")
+    assert main(command) == 0
+    assert "F1@0.5 0.000" in capsys.readouterr().out
 
 
 def test_an_exported_numpy_file_is_exported_again_with_its_pixel_size_and_positions(

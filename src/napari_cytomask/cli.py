@@ -628,8 +628,8 @@ def _evaluate_parser(sub) -> None:
         help="how a ground truth of more than two axes is compared: frame by frame (each "
         "position and time point), or as one volume; auto: as the metrics dock does, frame "
         "by frame, with the planes of an axis its file names Z as one volume in each frame "
-        "(plane by plane for a prediction that cytomask segment or an export made: it "
-        "segments each plane on its own)",
+        "(plane by plane for a prediction that the plugin segmented, as cytomask segment "
+        "or an export of its result records: it segments each plane on its own)",
     )
     p.add_argument(
         "--thresholds",
@@ -1311,7 +1311,8 @@ def _evaluate(args) -> int:
             # A result exported with only some of its frames made: the others are no cells.
             reopened = reopened_result(pred_path, pred.shape)
             made = made_frames(pred.shape, reopened.get("frames_made"))
-            planes_apart = bool(reopened or result_record(pred_path))
+            # Made by a step (hand-drawn labels exported have no method), plane by plane.
+            planes_apart = bool(reopened.get("method") or result_record(pred_path))
             stack = _frame_axes(args.stack, geometry, gt, planes_apart)
             gt, pred, stack = paired(gt, pred, stack, "ground truth", "prediction")
             gt = _compared_labels(gt_path, gt, "compared as ground-truth labels", stack)

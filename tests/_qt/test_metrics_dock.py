@@ -848,6 +848,11 @@ def test_a_result_of_a_z_stack_is_compared_plane_by_plane(make_napari_viewer_pro
     qtbot.waitUntil(lambda: dock.evaluation is not None, timeout=10_000)
     assert dock.evaluation.matches.f1[0] == 1.0 and len(dock.evaluation.frames) == 3
     assert "volume" not in dock.status.text()
+    # Hand-drawn labels exported and opened again (a result of no method) stay a volume.
+    record = {"role": RESULT_ROLE, "method": None}
+    drawn = viewer.add_labels(truth, name="drawn", axis_labels="zyx", metadata={"cytomask": record})
+    dock.prediction_combo.setCurrentText(drawn.name)
+    assert not dock.stack_check.isChecked()
 
 
 def test_positions_by_time_points_are_compared_plane_by_plane(

@@ -542,7 +542,8 @@ class MetricsDock(StepWidget, QWidget):
         planes, and a Z stack compared as one volume scores them as cells cut in pieces
         (F1 0.19 for cells that score 0.97 plane by plane)."""
         pred = self.prediction_layer
-        return pred is not None and is_result(pred)
+        # A method: hand-drawn labels exported and opened again are results with none.
+        return pred is not None and is_result(pred) and bool(layer_info(pred).get("method"))
 
     def _data_changed(self, event=None) -> None:
         self.schedule()
