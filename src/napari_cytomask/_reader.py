@@ -115,8 +115,8 @@ def get_reader(path: PathOrPaths) -> ReaderFunction | None:
     callable or None
         A function returning napari layer data tuples, or ``None`` unless every
         path is a file starting with a TIFF signature or named like a TIFF (a TIFF this
-        user may not read, or a picture of another kind renamed: its reader reads it or
-        says why not), or the path is one OME-Zarr store (a folder).
+        user may not read, or, alone, a picture of another kind renamed: its reader reads
+        it or says why not), or the path is one OME-Zarr store (a folder).
     """
     try:
         paths = _paths(path)
@@ -126,9 +126,14 @@ def get_reader(path: PathOrPaths) -> ReaderFunction | None:
     # own reader keeps other folders (and plain Zarr arrays).
     if len(paths) == 1 and is_ome_zarr(Path(paths[0])):
         return _read
+
     # A file named like a TIFF is taken whatever it holds: its reader reads a picture of
     # another kind renamed (a PNG), or says why it cannot be opened (no permission, no
-    # image), where napari's "refused the file" said nothing.
-    if not paths or not all(is_tiff(p) or named_like_tiff(p) for p in paths):
+    # image), where napari's "refused the file" said nothing. Files stacked are read as
+    # TIFFs: only TIFFs are taken, and ones this user may not read (said so).
+    def taken(path: str) -> bool:
+        return named_like_tiff(path) and (len(paths) == 1 or not os.access(path, os.R_OK))
+
+    if not paths or not all(is_tiff(p) or taken(p) for p in paths):
         return None
     return _read

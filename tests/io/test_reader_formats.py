@@ -310,6 +310,9 @@ def test_non_tiff_files_are_refused_saying_what_they_are(shared_data, tmp_path):
         with pytest.raises(ImageReadError, match=f"{path.name}: it {said}"):
             get_reader(str(path))(str(path))
     assert [kind for *_, kind in get_reader(str(png))(str(png))] == ["labels"]
+    # Files stacked are read as TIFFs: napari's own reader may take these.
+    assert get_reader([str(png), str(png)]) is None
+    assert get_reader([str(shared_data / IXM), str(text)]) is None
     (tmp_path / "notes.txt").write_text("not an image")  # not named like a TIFF: not ours
     for path in (tmp_path / "missing.tif", tmp_path, tmp_path / "notes.txt"):
         assert get_reader(str(path)) is None
