@@ -1963,8 +1963,11 @@ def test_the_frames_choice_is_named_after_what_the_input_s_frames_are(make_napar
     segmenter = UNetSegmentWidget(viewer)
     choice = segmenter.positions
     set_value(choice, CURRENT_POSITION)
+    changed = []
+    choice.currentTextChanged.connect(changed.append)  # what marks a setting edited
     for name, (_, several, one) in stacks.items():
         segmenter.input.set_layer(viewer.layers[name])
+        assert choice.accessibleName() == several.capitalize()
         assert [choice.itemText(i) for i in range(choice.count())] == [
             f"all {several}",
             f"current {one}",
@@ -1972,6 +1975,7 @@ def test_the_frames_choice_is_named_after_what_the_input_s_frames_are(make_napar
         assert choice.label.text() == several.capitalize()
         # The choice and what is remembered of it stay the same whatever the words.
         assert choice.key() == CURRENT_POSITION and value_of(choice) == CURRENT_POSITION
+    assert changed == []  # new words are no new choice
     set_value(choice, ALL_POSITIONS)
     assert choice.currentText() == "all frames"
 

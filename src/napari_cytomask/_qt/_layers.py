@@ -249,9 +249,13 @@ class FramesChoice(QComboBox):
     def _name(self, *_) -> None:
         one, several = frame_nouns(self._picker.layer())
         words = {ALL_POSITIONS: f"all {several}", CURRENT_POSITION: f"current {one}"}
+        # New words are no new choice: remembered settings are saved when one is made.
+        self.blockSignals(True)
         for index in range(self.count()):
             self.setItemText(index, words[self.itemData(index)])
+        self.blockSignals(False)
         self.label.setText(several.capitalize())
+        self.setAccessibleName(several.capitalize())  # what screen readers say of it
 
 
 def frame_on_show(viewer, layer, shape) -> tuple[int, ...]:
