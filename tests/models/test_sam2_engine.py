@@ -373,6 +373,8 @@ def test_a_run_stopped_midway_leaves_its_decoded_points_to_the_next(model, image
             if stage == "decoder" and done == 8:  # two batches of four decoded
                 break
         run.close()  # as a thread worker stops a generator
+        # The points kept count against the cache's size, not as nothing.
+        assert sum(engine.prompts._sizes.values()) > 0
         before = engine.runs["points"]
         ours = quiet(engine.generate, image, replace(params, pred_iou_thresh=0.01))
     assert engine.runs["points"] - before == 16 - 8

@@ -468,6 +468,11 @@ class _PointCandidates(NamedTuple):
     areas: np.ndarray
 
 
+def _store_nbytes(store: dict) -> int:
+    """Bytes of the compressed masks of a crop's decoded points."""
+    return sum(_masks_nbytes(r.masks) for r in store.values())
+
+
 def _masks_nbytes(masks: list[np.ndarray]) -> int:
     """Memory of compressed masks with their per-candidate bookkeeping."""
     return sum(m.nbytes for m in masks) + 128 * len(masks)
@@ -1016,6 +1021,8 @@ class Sam2Engine:
                         for j, k in enumerate(group.tolist()):
                             part = slice(j * per_point, (j + 1) * per_point)
                             store[keys[k]] = _PointCandidates(len(group), *(r[part] for r in rows))
+                        # Counted as it grows: a run stopped here leaves it in the cache.
+                        self.prompts.put(pkey, store, _store_nbytes(store))
                     self.runs["points"] += len(np.unique(group))
                     decoded = True
                     known_now += int(needed[np.unique(group)].sum())
@@ -1034,8 +1041,6 @@ class Sam2Engine:
             # Outside the handler, whose traceback held the failed batch's tensors.
             torch.cuda.empty_cache()
         self.runs["decoder"] += decoded
-        with self._lock:
-            self.prompts.put(pkey, store, sum(_masks_nbytes(r.masks) for r in store.values()))
         rows = [store[k] for k in keys]
         if rows:
             iou = torch.cat([r.iou_preds for r in rows])
