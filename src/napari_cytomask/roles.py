@@ -115,10 +115,25 @@ def holds_ids(layer: Layer) -> bool:
         return False
     if data.ndim != 2:
         return False
-    sample = grid_sample(data)
-    if sample.min() == sample.max():  # the patches missed the few cells there are
-        sample = data
+    return looks_like_mask(layer.name, _ids_sample(data))
+
+
+def looks_like_ids(layer: Image) -> bool:
+    """Whether an Image layer's first plane (of its smallest level: cheap for a pyramid)
+    looks like label ids by a sample of its pixels, as the reader tells a mask channel;
+    whole decimals (1.0, 2.0) count as ids, as a mask takes them."""
+    data = layer.data[-1] if getattr(layer, "multiscale", False) else layer.data
+    sample = _ids_sample(_first_plane(data))
+    if sample.dtype.kind == "f" and np.isfinite(sample).all() and (sample % 1 == 0).all():
+        sample = sample.astype(np.int64)
     return looks_like_mask(layer.name, sample)
+
+
+def _ids_sample(plane) -> np.ndarray:
+    """A sample of a 2-D plane to tell ids from light by: a grid of patches, or the whole
+    plane where the patches missed the few cells there are."""
+    sample = np.asarray(grid_sample(plane))
+    return np.asarray(plane) if sample.min() == sample.max() else sample
 
 
 def may_hold_ids(layer: Layer) -> bool:

@@ -1,4 +1,6 @@
+import numpy as np
 import pytest
+import tifffile
 from napari.layers import Image, Labels
 
 from napari_cytomask._qt.channel_roles import ChannelRolesWidget
@@ -78,6 +80,29 @@ def test_an_image_of_light_made_a_mask_is_said_not_to_look_like_ids(
     mask_row = widget.table.cellWidget(2, 2)
     mask_row.setCurrentIndex(mask_row.findData("mask"))
     assert notifications == []
+
+
+def test_ids_stored_as_decimals_made_a_mask_are_not_said_to_be_an_image(
+    make_napari_viewer_proxy, qtbot, tmp_path, notifications
+):
+    """Whole decimals (1.0, 2.0), which a mask takes, were said to vary as an image's."""
+    rng = np.random.default_rng(0)
+    ids = np.zeros((64, 64), np.float32)
+    ids[4:30, 4:30], ids[36:60, 30:62] = 1.0, 2.0
+    phase = rng.normal(1000, 50, (64, 64)).astype(np.float32)
+    path = tmp_path / "decimal.tif"
+    tifffile.imwrite(path, np.stack([phase, ids]), imagej=True, metadata={"axes": "CYX"})
+    viewer = make_napari_viewer_proxy()
+    viewer.open(str(path), plugin="napari-cytomask")
+    widget = ChannelRolesWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    row = next(
+        r for r in range(widget.table.rowCount()) if widget.table.cellWidget(r, 0).text() == "C2"
+    )
+    picker = widget.table.cellWidget(row, 2)
+    assert picker.currentData() != "mask"  # decimals: the reader took it for an image
+    picker.setCurrentIndex(picker.findData("mask"))
+    assert isinstance(viewer.layers["C2"], Labels) and notifications == []
 
 
 def test_a_burst_of_channels_rebuilds_the_roles_table_once(

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import napari
-import numpy as np
 from napari.layers import Image
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import QComboBox, QHeaderView, QLabel, QTableWidget, QVBoxLayout, QWidget
 
-from ..io.layers import ROLES, grid_sample, looks_like_mask
+from ..io.layers import ROLES
 from ..io.tiff import file_stem
-from ..roles import channel_layers, holds_ids, role_of, scans_without_input, set_role, source_of
-from ._layers import RoleWatcher, resolution_level
+from ..roles import (
+    channel_layers,
+    holds_ids,
+    looks_like_ids,
+    role_of,
+    scans_without_input,
+    set_role,
+    source_of,
+)
+from ._layers import RoleWatcher
 from ._live import CHANNEL_ROLES, FitsTheScreen
 
 _ROLE_TEXT = {"input": "input (segment this)", "image": "image", "mask": "mask (labels)"}
@@ -175,7 +182,7 @@ class ChannelRolesWidget(FitsTheScreen, QWidget):
         if held[0] in self.viewer.layers:
             role, layer = picker.currentData(), held[0]
             image = isinstance(layer, Image) and not layer.rgb  # a colour one is refused
-            unlike = role == "mask" and image and not _looks_like_ids(layer)
+            unlike = role == "mask" and image and not looks_like_ids(layer)
             try:
                 held[0] = set_role(self.viewer.layers, layer, role)
             except ValueError as err:
@@ -188,11 +195,3 @@ class ChannelRolesWidget(FitsTheScreen, QWidget):
                         "truth; if it is an image, set its role back."
                     )
         self._schedule_refresh()
-
-
-def _looks_like_ids(layer: Image) -> bool:
-    """Whether an image channel's first frame looks like label ids (a sample of its
-    pixels, as the reader guesses a mask channel)."""
-    data = resolution_level(layer)[0]
-    frame = data[(0,) * (data.ndim - 2)]
-    return looks_like_mask(layer.name, np.asarray(grid_sample(frame)))
