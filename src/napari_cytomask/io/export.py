@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import hashlib
 import json
 import math
 import os
@@ -29,7 +28,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.measure import regionprops
 
-from ..labels import as_labels, compact_ids, min_label_dtype, regions_as_cells
+from ..labels import as_labels, compact_ids, regions_as_cells
 from ..rle import coco_rle
 from .atomic import (
     NAME_BYTES,
@@ -49,6 +48,7 @@ from .layers import (
     frame_axes,
     frame_place,
     frames_made_of,
+    labels_digest,
     made_frames,
     offset_um,
     pixel_size_um,
@@ -441,11 +441,12 @@ def save_provenance(export: LabelsExport, labels: Path) -> Path | None:
     earlier = _earlier_record(beside) if beside.exists() else {}
     listed = _listed_outputs(earlier) if beside.exists() else [labels.name]
     others = [name for name in listed if name != labels.name]
-    if listed == [labels.name] or (others and _holds_these(earlier, export)):
+    digest = labels_digest(export.labels)
+    if listed == [labels.name] or (others and _holds_these(earlier, digest)):
         # Its own provenance, or that of the same labels in other formats (saved as .tif,
         # then as .ome.tif): the file joins them.
         kept = [labels.parent / name for name in others if (labels.parent / name).exists()]
-        return write_json(beside, provenance(export, [*kept, labels]), overwrite=True)
+        return write_json(beside, provenance(export, [*kept, labels], digest), overwrite=True)
     if labels.name in listed:
         write_json(beside, {**earlier, "outputs": others}, overwrite=True)
     return None
@@ -845,26 +846,17 @@ def _installed(packages: tuple[str, ...]) -> tuple[tuple[str, str | None], ...]:
     return tuple(found)
 
 
-def labels_digest(labels) -> str:
-    """A fingerprint of label ids and their shape, whatever integer type holds them (a
-    layer's int32 ids and the uint8 its TIFF stores give one): outputs of an earlier export
-    that hold the labels exported now are theirs too."""
-    labels = np.asarray(labels)
-    compact = labels.astype(min_label_dtype(int(labels.max(initial=0))), copy=False)
-    digest = hashlib.sha1(str(compact.shape).encode(), usedforsecurity=False)
-    digest.update(np.ascontiguousarray(compact).view(np.uint8))
-    return digest.hexdigest()
+def _holds_these(record: dict, digest: str) -> bool:
+    """Whether an earlier export's provenance ``record`` describes labels of ``digest``
+    (:func:`~napari_cytomask.io.layers.labels_digest`): its files hold the same ids."""
+    return record.get("labels_sha1") == digest
 
 
-def _holds_these(record: dict, export: LabelsExport) -> bool:
-    """Whether an earlier export's provenance ``record`` describes the labels of ``export``
-    (its files hold the same ids)."""
-    return record.get("labels_sha1") == labels_digest(export.labels)
-
-
-def provenance(export: LabelsExport, outputs: Sequence[Path]) -> dict[str, object]:
+def provenance(
+    export: LabelsExport, outputs: Sequence[Path], digest: str | None = None
+) -> dict[str, object]:
     """What made the outputs: input file and channel, method, parameters, model, versions,
-    time and machine."""
+    time and machine; ``digest``: the labels' fingerprint, where it is known already."""
     return {
         "outputs": [p.name for p in outputs],
         "layer": export.name,
@@ -879,7 +871,7 @@ def provenance(export: LabelsExport, outputs: Sequence[Path]) -> dict[str, objec
         "model": dict(export.model) if export.model is not None else None,
         "made_from": export.made_from,
         "shape": list(np.shape(export.labels)),
-        "labels_sha1": labels_digest(export.labels),
+        "labels_sha1": digest or labels_digest(export.labels),
         "scale": [float(s) for s in export.scale] if export.scale is not None else None,
         "units": [str(u) for u in export.units] if export.units is not None else None,
         "axis_labels": [str(a) for a in export.axis_labels] if export.axis_labels else None,
@@ -1055,22 +1047,26 @@ def _export_into(
         for _, plan in plans
         if plan.provenance in replacing
     }
+    digests = [labels_digest(export.labels) for export in exports]  # each read once
     # Files of an earlier export of the same labels in other formats stay listed: the new
     # provenance describes them too (a layer exported as TIFF, then as PNG).
     kept = {
         plan.provenance: _left_by(plan, earlier[plan.provenance], folder)
-        for export, plan in plans
-        if plan.provenance in earlier and _holds_these(earlier[plan.provenance], export)
+        for (_, plan), digest in zip(plans, digests, strict=True)
+        if plan.provenance in earlier and _holds_these(earlier[plan.provenance], digest)
     }
     written: list[Path] = []
     try:
-        for (export, plan), writers, made in zip(plans, images, tables, strict=True):
+        for (export, plan), writers, made, digest in zip(
+            plans, images, tables, digests, strict=True
+        ):
             first = len(written)
             for path, writer in writers:
                 written.append(write_atomically(path, writer, overwrite=overwrite))
             for path, write in zip(plan.tables, made, strict=True):
                 written.append(write(path))
-            record = provenance(export, [*written[first:], *kept.get(plan.provenance, [])])
+            outputs = [*written[first:], *kept.get(plan.provenance, [])]
+            record = provenance(export, outputs, digest)
             written.append(write_json(plan.provenance, record, overwrite=overwrite))
     except BaseException as err:
         # No partial export: the files it made go again (a full disk, an interruption).

@@ -21,6 +21,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ..labels import min_label_dtype
+
 Role = Literal["input", "image", "mask"]
 ROLES: tuple[Role, ...] = ("input", "image", "mask")
 #: Key under which every layer made by the plugin keeps its provenance in ``layer.metadata``.
@@ -942,6 +944,14 @@ def _frame_digests(data) -> list[str]:
     if not isinstance(data, np.ndarray):
         return []
     return [_digest(data[index]) for index in np.ndindex(data.shape[:-2])]
+
+
+def labels_digest(labels) -> str:
+    """A fingerprint of label ids, whatever integer type holds them (a layer's int32 ids
+    and the uint8 its TIFF stores give one): an export's provenance keeps it, so that the
+    files of an earlier export of the same labels stay its own."""
+    labels = np.asarray(labels)
+    return _digest(labels.astype(min_label_dtype(int(labels.max(initial=0))), copy=False))
 
 
 def _digest(frame: np.ndarray) -> str:
