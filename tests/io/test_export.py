@@ -356,6 +356,22 @@ def test_a_stack_goes_to_png_frame_by_frame_beside_its_whole_tiff(tmp_path):
     np.testing.assert_array_equal(iio.imread(written[0]), labels[0, 0])
 
 
+def test_frames_made_are_those_recorded_and_those_painted_into():
+    """... and an empty stack, which has no frame, made reshaping fail."""
+    from types import SimpleNamespace
+
+    from napari_cytomask.io.layers import frames_made_of
+
+    def layer(data, made):
+        return SimpleNamespace(data=data, metadata={"cytomask": {"frames_made": made}})
+
+    stack = np.zeros((2, 3, 8, 8), np.uint16)
+    stack[1, 2, 4, 4] = 7  # painted where no step made the frame
+    assert frames_made_of(layer(stack, ["0,1"])) == ["0,1", "1,2"]
+    assert frames_made_of(layer(stack, None)) is None  # every frame made
+    assert frames_made_of(layer(np.zeros((0, 8, 8), np.uint8), ["0"])) == ["0"]
+
+
 def test_labels_that_png_cannot_hold_write_nothing(tmp_path):
     """... and the refusal names the layer's file among those exported at once."""
     big = LabelsExport(name="big", labels=np.full((2, 4, 4), 70000))

@@ -615,9 +615,12 @@ def frames_made_of(layer) -> list[str] | None:
     data = layer.data
     if made is None or not isinstance(data, np.ndarray) or data.ndim < 3:
         return made
-    lead = data.shape[:-2]
-    held = data.reshape(int(np.prod(lead)), -1).any(axis=1)
-    painted = (frame_key(np.unravel_index(i, lead)) for i in np.flatnonzero(held))
+    # Only the frames no step made are looked at: they hold nothing unless painted.
+    painted = [
+        key
+        for place in np.ndindex(data.shape[:-2])
+        if (key := frame_key(place)) not in made and data[place].any()
+    ]
     return sorted({*made, *painted}, key=frame_place)
 
 
