@@ -562,7 +562,8 @@ def test_png_holds_ids_up_to_65535_and_refuses_65536(tmp_path):
 
 def test_ome_tiff_images_are_named_after_the_file(tmp_path, real_labels):
     """Every OME image was named P1, P2…, a single 2D image too: QuPath and OMERO list it by
-    that name."""
+    that name. Positions are counted from 0, as the PNG files, the CSV's ``p`` and napari's
+    slider count them (they were named from P1)."""
     crop = real_labels[:32, :32]
     tifffile_names = []
     files = [("cells.ome.tif", crop, None), ("scan.ome.tiff", np.stack([crop, crop]), "PYX")]
@@ -570,7 +571,7 @@ def test_ome_tiff_images_are_named_after_the_file(tmp_path, real_labels):
         path = write_labels(tmp_path / name, data, axis_labels=axes and tuple(axes))
         with tifffile.TiffFile(path) as tif:
             tifffile_names.append([series.name for series in tif.series])
-    assert tifffile_names == [["cells"], ["scan P1", "scan P2"]]
+    assert tifffile_names == [["cells"], ["scan P0", "scan P1"]]
 
 
 @pytest.mark.parametrize(

@@ -408,9 +408,10 @@ def _ome_writer(
     free = [a for a in "TZC" if a not in stack_axes]
     series_axes = "".join(a if a in "TCZ" else free.pop(0) for a in stack_axes) + "YX"
     stacks = [labels] if positions is None else list(np.moveaxis(labels, positions, 0))
-    # The image's name in QuPath and OMERO: the file's, and which position.
+    # The image's name in QuPath and OMERO: the file's, and which position, counted from 0
+    # as the PNG files, the CSV's `p` and napari's slider count them.
     stem = file_stem(path)
-    names = [stem] if positions is None else [f"{stem} P{i + 1}" for i in range(len(stacks))]
+    names = [stem] if positions is None else [f"{stem} P{i}" for i in range(len(stacks))]
     # Where the image lies (a tile's stage position, the half pixel a result of a coarser
     # level is moved by), on every plane.
     position = _plane_position(units, translate)
