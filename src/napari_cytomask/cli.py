@@ -1257,28 +1257,19 @@ def _no_cells_advice(preset, channels: int, noted: str) -> str:
     return f"No cells found: {advice}"
 
 
-def _frame_axes(stack: str, geometry: dict, ground_truth, planes_apart: bool) -> int:
-    """How many leading axes of the ground truth (whose file names its axes in
-    ``geometry``, from :func:`~napari_cytomask.io.files.read_labels`) ``evaluate --stack``
-    compares frame by frame: with ``planes_apart`` (a result of the plugin, made plane by
-    plane, Z planes too) every axis before Y and X."""
-    from .io.layers import frame_axes
-
-    if stack == "volume" or ground_truth.ndim < 3:
-        return 0
-    if planes_apart:
-        return ground_truth.ndim - 2
-    named = frame_axes(geometry.get("axis_labels") or ("",) * ground_truth.ndim)
-    return max(1, named) if stack == "frames" else named
-
-
 def _evaluate(args) -> int:
     import numpy as np
 
     from .io.atomic import check_output
     from .io.export import reopened_result, result_record
     from .io.files import match_files, read_labels
-    from .io.layers import frame_key, made_frames, named_frames, pixel_size_um
+    from .io.layers import (
+        compared_frame_axes,
+        frame_key,
+        made_frames,
+        named_frames,
+        pixel_size_um,
+    )
     from .labels import paired
     from .metrics import evaluate, leave_out_frames
     from .metrics.export import COLUMNS, results_rows, write_rows
@@ -1313,7 +1304,12 @@ def _evaluate(args) -> int:
             made = made_frames(pred.shape, reopened.get("frames_made"))
             # Made by a step (hand-drawn labels exported have no method), plane by plane.
             planes_apart = bool(reopened.get("method") or result_record(pred_path))
-            stack = _frame_axes(args.stack, geometry, gt, planes_apart)
+            stack = compared_frame_axes(
+                gt.ndim,
+                geometry.get("axis_labels"),
+                planes_apart,
+                {"frames": True, "volume": False}.get(args.stack),
+            )
             gt, pred, stack = paired(gt, pred, stack, "ground truth", "prediction")
             gt = _compared_labels(gt_path, gt, "compared as ground-truth labels", stack)
             pred = _compared_labels(pred_path, pred, "compared as predicted labels", stack)

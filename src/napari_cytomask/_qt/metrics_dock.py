@@ -32,7 +32,7 @@ from ..io.export import safe_file_name
 from ..io.files import IMAGE_SUFFIX
 from ..io.layers import (
     HIGHLIGHT_METHODS,
-    frame_axes,
+    compared_frame_axes,
     frame_key,
     frames_made_of,
     is_highlight,
@@ -529,21 +529,23 @@ class MetricsDock(StepWidget, QWidget):
         # image has no frames, whatever the box said for the layers before.
         self.stack_check.setEnabled(frames)
         if gt is not None:
-            self.stack_check.setChecked(frame_axes(gt.axis_labels) > 0 or self._planes_apart())
+            self.stack_check.setChecked(self._frame_axes(None) > 0)
         self.stack_check.blockSignals(False)
         self._clear_results()
         # A pair that cannot be compared is said in the status line only: picking one side
         # before the other passes through such pairs, and the dock is in view.
         self.schedule(quiet=True)
 
-    def _planes_apart(self) -> bool:
-        """Whether the prediction's cells were made plane by plane: the plugin's steps
-        segment each 2-D plane of a stack on its own, Z planes too, so its ids link no two
-        planes, and a Z stack compared as one volume scores them as cells cut in pieces
-        (F1 0.19 for cells that score 0.97 plane by plane)."""
-        pred = self.prediction_layer
+    def _frame_axes(self, by_frame: bool | None) -> int:
+        """How many leading axes of the ground truth are compared frame by frame (see
+        :func:`compared_frame_axes`). The plugin's steps segment each 2-D plane of a stack
+        on its own, Z planes too, so a result's ids link no two planes, and a Z stack
+        compared as one volume scores them as cells cut in pieces (F1 0.19 for cells that
+        score 0.97 plane by plane)."""
+        pred, gt = self.prediction_layer, self.ground_truth_layer
         # A method: hand-drawn labels exported and opened again are results with none.
-        return pred is not None and is_result(pred) and bool(layer_info(pred).get("method"))
+        planes_apart = pred is not None and is_result(pred) and bool(layer_info(pred).get("method"))
+        return compared_frame_axes(gt.ndim, gt.axis_labels, planes_apart, by_frame)
 
     def _data_changed(self, event=None) -> None:
         self.schedule()
@@ -583,11 +585,7 @@ class MetricsDock(StepWidget, QWidget):
             self._clear_results()
             self.status.setText(problem)
             return
-        # Ticked for a stack whose axes say Z first: its first axis, as the box said; every
-        # axis before Y and X for cells made plane by plane.
-        stack = 0
-        if self.stack_check.isChecked():
-            stack = gt.ndim - 2 if self._planes_apart() else max(1, frame_axes(gt.axis_labels))
+        stack = self._frame_axes(True) if self.stack_check.isChecked() else 0
         try:
             # Cheap checks here, so the common mistakes are reported at once.
             level = _truth_level(gt, pred)

@@ -86,6 +86,24 @@ def frame_axes(axis_labels) -> int:
     return leading.index("Z") if "Z" in leading else len(leading)
 
 
+def compared_frame_axes(
+    ndim: int, axis_labels, planes_apart: bool, by_frame: bool | None = None
+) -> int:
+    """How many leading axes of a ground truth of ``ndim`` axes (named ``axis_labels``,
+    or None) the metrics compare frame by frame, in the metrics dock and in ``cytomask
+    evaluate``. ``by_frame``: False compares one volume, True frame by frame, None as the
+    files say (frame by frame when they hold frames). ``planes_apart``: the prediction's
+    cells were made plane by plane (the plugin's steps segment each 2-D plane on its own,
+    Z planes too), so every axis before Y and X is a frame; otherwise a Z axis and those
+    after it make one volume with Y and X."""
+    if ndim < 3 or by_frame is False:
+        return 0
+    if planes_apart:
+        return ndim - 2
+    named = frame_axes(axis_labels or ("",) * ndim)
+    return max(1, named) if by_frame else named
+
+
 def time_step(axis_labels, scale, units) -> tuple[int, float] | None:
     """The axis labelled ``T`` and the seconds between its steps, when its unit is a time
     (a flipped layer's negative scale counts as positive); None otherwise."""
