@@ -494,7 +494,11 @@ def test_steps_hand_their_output_to_the_next_step(
     )
     assert dock.metrics.prediction_combo.currentText() == output
     assert dock.metrics.ground_truth_combo.currentText() == "set1 mask"
-    assert notifications == []
+    # The one notification: the ground truth is hidden under the first cells found.
+    assert notifications == [
+        "'set1 mask' (the ground truth) is hidden so that the cells found in 'set1 phase "
+        "U-Net cells' can be seen; click its eye in the layer list to show it again."
+    ]
 
 
 def test_a_failing_worker_gives_one_notification(

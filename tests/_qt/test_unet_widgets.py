@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import time
+from unittest.mock import patch
 
 import numpy as np
 import pytest
@@ -843,6 +844,49 @@ def test_a_new_segmentation_leaves_no_stroke_of_the_cells_before_it_to_redo(
     assert viewer.layers["img U-Net cells"].unique_id == cells.unique_id
     cells.redo()
     assert not (np.asarray(cells.data) == 999).any()
+
+
+def test_new_cells_hide_the_ground_truth_they_lie_over(
+    make_napari_viewer_proxy, qtbot, unet_checkpoint
+):
+    """A ground truth opened beside the image stayed visible under the cells found, so two
+    label layers mixed their colours (the sample opens its mask hidden). Only the new
+    layer hides it, once: a mask shown again stays shown when the step runs again, and
+    another scan's mask and the user's own labels are left as they are."""
+    from napari_cytomask.io.layers import METADATA_KEY
+
+    viewer = make_napari_viewer_proxy()
+
+    def channel(role, source, index):
+        return {METADATA_KEY: {"role": role, "source": source, "channel_index": index}}
+
+    image = np.random.default_rng(0).random((64, 64), np.float32)
+    viewer.add_image(image, name="phase", metadata=channel("input", "/data/well.tif", 0))
+    ids = np.zeros((64, 64), np.uint16)
+    ids[10:30, 10:30] = 1
+    truth = viewer.add_labels(ids, name="truth", metadata=channel("mask", "/data/well.tif", 1))
+    viewer.add_image(image, name="b", metadata=channel("input", "/data/b.tif", 0))
+    other = viewer.add_labels(ids, name="other", metadata=channel("mask", "/data/b.tif", 1))
+    own = viewer.add_labels(ids, name="painted")
+    segmenter = UNetSegmentWidget(viewer)
+    segmenter.input.set_layer(viewer.layers["phase"])
+    segmenter.checkpoint.set_model(unet_checkpoint(tile_size=64))
+    segmenter.device.setCurrentText("cpu")
+    segmenter.overlap.setValue(16)
+    segmenter.tta.setChecked(False)
+    with patch("napari_cytomask._qt._layers.show_info") as told:
+        segmenter.segment()
+        qtbot.waitUntil(lambda: not segmenter.runner.busy, timeout=30_000)
+    assert viewer.layers["phase U-Net cells"].visible
+    assert [truth.visible, other.visible, own.visible] == [False, True, True]
+    told.assert_called_once_with(
+        "'truth' (the ground truth) is hidden so that the cells found in 'phase U-Net "
+        "cells' can be seen; click its eye in the layer list to show it again."
+    )
+    truth.visible = True
+    segmenter.segment()
+    qtbot.waitUntil(lambda: not segmenter.runner.busy, timeout=30_000)
+    assert truth.visible
 
 
 def test_the_standalone_dock_says_when_the_cells_it_made_are_closed(

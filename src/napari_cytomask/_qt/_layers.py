@@ -431,6 +431,29 @@ def labels_layer(data, name: str, geometry: dict, metadata: dict) -> Labels:
     return layer
 
 
+def add_result(viewer, layer: Labels) -> Labels:
+    """Add a step's new result layer to the viewer. The ground truth it lies over (a
+    scan's mask channel, a label file kept beside the image) is hidden, as the sample
+    opens its mask: two label layers over each other mix their colours, and the cells
+    found cannot be judged. A notification names it and how to show it again."""
+    scans, bounds = scan_files(viewer.layers), pixel_bounds(layer)
+    truths = [
+        other for other in viewer.layers
+        if isinstance(other, Labels) and other.visible and role_of(other) == "mask"
+        and lies_with(other, layer, scans) and np.allclose(pixel_bounds(other), bounds)
+    ]  # fmt: skip
+    viewer.add_layer(layer)
+    for truth in truths:
+        truth.visible = False
+    if truths:
+        names = ", ".join(f"'{truth.name}'" for truth in truths)
+        show_info(
+            f"{names} (the ground truth) is hidden so that the cells found in '{layer.name}' "
+            "can be seen; click its eye in the layer list to show it again."
+        )
+    return layer
+
+
 def pixel_events(layer) -> tuple:
     """The events of a labels layer that follow a change of its pixels: ``data`` a new
     array, ``paint`` the end of a brush stroke, ``labels_update`` fills and partial edits,

@@ -58,6 +58,7 @@ from ._layers import (
     CURRENT_POSITION,
     FramesChoice,
     LayerPicker,
+    add_result,
     closed_during_run,
     compact_labels,
     forget_edits,
@@ -873,7 +874,7 @@ class Sam2Widget(StepWidget, QWidget):
         if index:  # the positions never segmented hold no cells: not found, but not looked for
             record["frames_made"] = [frame_key(done) for done in sorted(positions)]
         if out is None:
-            out = self.viewer.add_layer(labels_layer(labels, name, job["geometry"], metadata))
+            out = add_result(self.viewer, labels_layer(labels, name, job["geometry"], metadata))
         else:
             out.data = compact_labels(labels)
             forget_edits(out)

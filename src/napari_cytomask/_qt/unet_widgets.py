@@ -86,6 +86,7 @@ from ._layers import (
     CURRENT_POSITION,
     FramesChoice,
     LayerPicker,
+    add_result,
     calibrate,
     cells_in,
     closed_during_run,
@@ -1011,7 +1012,7 @@ class UNetSegmentWidget(StepWidget, QWidget):
             record = frame_record(earlier, layer_info(new), index)
             new.metadata = {**new.metadata, METADATA_KEY: record}
         if old is None:
-            return self.viewer.add_layer(new)
+            return add_result(self.viewer, new)
         if index:
             write_frame(old, index, new.data[index])
         else:

@@ -54,6 +54,7 @@ from ..postprocess import (
 from ..roles import is_channel, role_of, source_of
 from ._layers import (
     LayerPicker,
+    add_result,
     cells_in,
     closed_during_run,
     compact_labels,
@@ -826,8 +827,8 @@ class WatershedWidget(StepWidget, QWidget):
             record = frame_record(None if layer is None else layer_info(layer), record, index)
         metadata = {METADATA_KEY: record}
         if layer is None:
-            return self.viewer.add_layer(
-                labels_layer(np.zeros(shape, np.uint16), name, geometry, metadata)
+            return add_result(
+                self.viewer, labels_layer(np.zeros(shape, np.uint16), name, geometry, metadata)
             )
         lay_over(layer, geometry)
         layer.metadata = {**layer.metadata, **metadata}
