@@ -809,6 +809,18 @@ def test_corrupt_label_files_are_named_by_every_command(folders, tmp_path, capsy
                              if argv[0] == "evaluate" else [])  # fmt: skip
 
 
+def test_images_held_back_for_testing_are_said_to_be_scored_apart():
+    """The split said "testing on 1", but the run never scores its test images."""
+    from napari_cytomask.cli import _split_text
+
+    split = {"train": ["a.tif", "b.tif"], "validation": ["c.tif"], "test": ["d.tif"]}
+    assert _split_text(split) == (
+        "training on 2 image(s), validating on 1, holding back 1 for testing (never trained "
+        "or tuned on: score the model on them with cytomask segment and cytomask evaluate) "
+        "(train: a.tif, b.tif; validation: c.tif; test: d.tif)"
+    )
+
+
 def test_training_reports_its_split_time_and_validation(folders, tmp_path, capsys):
     """The split as used, elapsed time and time left per epoch, progress while validating,
     and the number of epochs a time limit leaves (not the maximum)."""
@@ -820,8 +832,9 @@ def test_training_reports_its_split_time_and_validation(folders, tmp_path, capsy
     assert main(argv) == 0
     out = capsys.readouterr().out
     split = read_description(model)["training"]["split"]
-    assert (f"training on {len(split['train'])} image(s), validating on "
-            f"{len(split['validation'])}, testing on {len(split['test'])}") in out  # fmt: skip
+    # Of three images none is held back for testing, which left one to train on.
+    assert [len(split[k]) for k in ("train", "validation", "test")] == [2, 1, 0]
+    assert "training on 2 image(s), validating on 1 (train: " in out
     assert f"validation: {', '.join(split['validation'])}" in out
     assert "  validation image 1/1" in out
     epochs = [line for line in out.splitlines() if line.startswith("epoch ")]

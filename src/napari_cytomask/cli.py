@@ -969,12 +969,19 @@ def _memory_text(err: BaseException, command: str) -> str:
 
 
 def _split_text(split: dict[str, list[str]]) -> str:
-    """How many and which images train, validate and test."""
+    """How many and which images train, validate and are held back for testing."""
     sizes = {k: len(split.get(k) or []) for k in ("train", "validation", "test")}
     names = "; ".join(f"{k}: {', '.join(v)}" for k, v in split.items() if v)
+    # Held back, never read: the run does not score them, cytomask evaluate does.
+    test = (
+        f", holding back {sizes['test']} for testing (never trained or tuned on: score "
+        "the model on them with cytomask segment and cytomask evaluate)"
+        if sizes["test"]
+        else ""
+    )
     return (
-        f"training on {sizes['train']} image(s), validating on {sizes['validation']}, "
-        f"testing on {sizes['test']} ({names})"
+        f"training on {sizes['train']} image(s), validating on {sizes['validation']}{test} "
+        f"({names})"
     )
 
 

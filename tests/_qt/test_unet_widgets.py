@@ -114,8 +114,13 @@ def test_train_then_segment_in_a_viewer(make_napari_viewer_proxy, qtbot, model_f
     assert trainer.mask_layer.currentText() == "cells (ground truth)"
     _tiny_training(trainer)
     trainer.train()
+    # Which images validate; none is held back for testing, which the dock never scores
+    # (one of three was, leaving one to train on).
+    assert re.match(r"Training on 2 image\(s\), validating on 1 \(BF\[\d\]\): about ",
+                    trainer.status.text()), trainer.status.text()  # fmt: skip
     qtbot.waitUntil(lambda: trainer.worker is None, timeout=90_000)
     assert trainer.result is not None, trainer.status.text()
+    assert trainer.result.description["training"]["split"]["test"] == []
     assert len(trainer.losses) == 3 and len(trainer.scores) == 1
     assert len(trainer.loss_axes.lines) == 1 and len(trainer.score_axes.lines) == 1
     saved = list_checkpoints()

@@ -51,8 +51,11 @@ def test_split_is_deterministic_by_image_and_complete():
     assert sorted(sum(split.values(), [])) == sorted(names)
     assert split == split_by_image(list(reversed(names)), (0.8, 0.1, 0.1), seed=3)
     assert split != split_by_image(names, (0.8, 0.1, 0.1), seed=4)
-    small = split_by_image(["a", "b", "c"], (0.8, 0.1, 0.1))
-    assert [len(small[k]) for k in ("train", "validation", "test")] == [1, 1, 1]
+    # Of a few images, none is held back for testing (one of three was, never used,
+    # leaving one to train on); one validates.
+    for n, sizes in ((2, [1, 1, 0]), (3, [2, 1, 0]), (5, [4, 1, 0]), (6, [4, 1, 1])):
+        small = split_by_image([f"img{i}" for i in range(n)], (0.8, 0.1, 0.1))
+        assert [len(small[k]) for k in ("train", "validation", "test")] == sizes, n
 
 
 def test_a_recorded_split_is_matched_by_folder_and_file_name():

@@ -561,7 +561,9 @@ def split_by_image(
 
     The names are sorted, shuffled by ``seed`` and cut by ``fractions`` (rounded,
     with at least one validation image when there are two images or more and a
-    validation fraction, and at least one training image).
+    validation fraction, and at least one training image). Test images are held back only
+    where their fraction comes to one or more: of three labelled images, one was held
+    back and never used, leaving one to train on.
 
     Returns
     -------
@@ -576,8 +578,6 @@ def split_by_image(
     n_test = round(n * fractions[2] / total)
     if fractions[1] > 0 and n >= 2:
         n_val = max(n_val, 1)
-    if fractions[2] > 0 and n >= 3:
-        n_test = max(n_test, 1)
     while n - n_val - n_test < 1 and (n_val or n_test):
         if n_test >= n_val:
             n_test -= 1
@@ -1402,7 +1402,7 @@ def _load_state(
     return state, None
 
 
-def _short_names(names: Sequence[str], among: Sequence[str]) -> list[str]:
+def short_names(names: Sequence[str], among: Sequence[str]) -> list[str]:
     """``names`` (absolute paths, or names like ``scan.tif[3]``) relative to the folder
     that holds all of ``among``: ``set7/raw.tif`` rather than ``raw.tif``."""
     try:
@@ -1652,7 +1652,7 @@ def _training_sets(
     if not any(s.labels.any() for s in train_set):
         labelled = [s.name for s in by_name.values() if s.labels.any()]
         if labelled:
-            shown = _short_names(labelled[:3], list(by_name))
+            shown = short_names(labelled[:3], list(by_name))
             raise ValueError(
                 f"the masks of the {len(train_set)} training image(s) hold no cell; the "
                 f"image(s) with cells ({', '.join(shown)}) were drawn for validation or test. "
