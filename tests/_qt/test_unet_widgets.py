@@ -131,7 +131,7 @@ def test_train_then_segment_in_a_viewer(make_napari_viewer_proxy, qtbot, model_f
     assert tuned["tuned_on"] == split["validation"]
     # The layer's pixel size goes with the model: images at others are resampled to it.
     assert trainer.result.description["training"]["pixel_size_um"] == (0.65, 0.65)
-    assert "Thresholds chosen on the validation images" in trainer.status.text()
+    assert "with the thresholds chosen on the validation images" in trainer.status.text()
 
     # The new model is selected, ready to segment, with what its training said.
     assert segmenter.tabs.currentIndex() == 0
@@ -183,13 +183,31 @@ def test_training_on_one_image_says_what_it_held_back(make_napari_viewer_proxy, 
     assert trainer.result is not None, trainer.status.text()
     assert len(trainer.scores) == 1  # a validation score to plot
     text = trainer.status.text()
-    assert "Best validation mean-average F1" in text
+    # Its scores with the thresholds it segments with, and those its epochs were compared
+    # at (a fine-tuned model said 0.129 for the 0.498 it scored with its own).
+    description = trainer.result.description
+    tuned = description["postprocess"]
+    chosen = tuned["scores"]["tuned"]
+    compared = description["scores"]["validation"]["mean_average_f1"]
+    assert tuned["scores"]["default"]["mean_average_f1"] == compared
+    assert (
+        f"Validation mean-average F1 {chosen['mean_average_f1']:.3f}, F1@0.5 "
+        f"{chosen['f1_50']:.2f} with the thresholds chosen on the validation images: interior "
+        f"{tuned['interior_threshold']:g}, foreground {tuned['foreground_threshold']:g}, "
+        f"minimum cell size {tuned['min_size']} px (its epochs were compared at the default "
+        f"thresholds, where it scored {compared:.3f})."
+    ) in text
     assert "With one image, its rows 96-127 were held back from training to validate on." in text
-    assert "Thresholds chosen on the validation images" in text
     # A few steps on one image: the user is told the model is not ready yet.
-    assert trainer.result.description["postprocess"]["scores"]["tuned"]["f1_50"] < 0.5
+    assert chosen["f1_50"] < 0.5
     assert "This model is not ready yet: on the validation images it finds" in text
-    assert trainer.summary in text and trainer.summary.startswith("Best validation")
+    assert trainer.summary in text and trainer.summary.startswith("Validation mean-average")
+    # The model list gives the same score.
+    segmenter = UNetSegmentWidget(viewer)
+    segmenter.checkpoint.set_model(trainer.result.checkpoint)
+    combo = segmenter.checkpoint.combo
+    tip = combo.itemData(combo.currentIndex(), Qt.ItemDataRole.ToolTipRole)
+    assert tip.endswith(f", validation F1@0.5 {chosen['f1_50']:.2f})")
     # Nor is it made the model to segment with, which a fine-tuned model that found none
     # of the validation images' cells was (and remembered for the next session).
     assert offered == []

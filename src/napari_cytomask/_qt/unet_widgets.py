@@ -69,7 +69,13 @@ from ..models.catalog import (
     unet_models,
     unlike_starter_images,
 )
-from ..models.checkpoint import cache_dir, config_of, read_description, unfinished
+from ..models.checkpoint import (
+    cache_dir,
+    chosen_scores,
+    config_of,
+    read_description,
+    unfinished,
+)
 from ..models.device import available_devices, get_device
 from ..models.inference import (
     PredictorCache,
@@ -409,8 +415,9 @@ class _ModelPicker(QWidget):
             desc = read_description(path)
         except ValueError as err:
             raise ValueError(f"{path.name} is not a usable U-Net checkpoint: {err}") from err
-        val = (desc.get("scores") or {}).get("validation") or {}
-        score = f", validation F1@0.5 {val['f1_50']:.2f}" if val.get("f1_50") is not None else ""
+        # With the thresholds it segments with, not those its epochs were compared at.
+        val = chosen_scores(desc)
+        score = f", validation F1@0.5 {val['f1_50']:.2f}" if "f1_50" in val else ""
         details = f"{path} ({desc['encoder']}{score})"
         if unfinished(desc):
             title = f"{title} (unfinished)"
@@ -1745,19 +1752,34 @@ class UNetTrainWidget(StepWidget, QWidget):
                 "to have them chosen."
             )
         else:
-            text = f"Best validation mean-average F1 {val['mean_average_f1']:.3f}."
+            # With the thresholds it segments with: its epochs were compared at others (a
+            # fine-tuning run's starting model's), where a model scored 0.129 for 0.498.
+            chosen = chosen_scores(result.description)
+            text = f"Validation mean-average F1 {chosen['mean_average_f1']:.3f}" + (
+                f", F1@0.5 {chosen['f1_50']:.2f}" if "f1_50" in chosen else ""
+            )
         training = result.description.get("training") or {}
+        if tuned:
+            measured = "scores" in tuned and "mean_average_f1" in val
+            text += (
+                f"{' with the' if measured else '. The'} thresholds chosen on the validation "
+                f"images: interior {tuned['interior_threshold']:g}, foreground "
+                f"{tuned['foreground_threshold']:g}, minimum cell size {tuned['min_size']} px"
+            )
+            if measured:
+                at = "the starting model's" if training.get("initialised_from") else "the default"
+                text += (
+                    f" (its epochs were compared at {at} thresholds, where it scored "
+                    f"{val['mean_average_f1']:.3f})"
+                )
+            text += "."
+        elif "mean_average_f1" in val:
+            text += "."
         if training.get("held_back"):
             (part,) = training["split"]["validation"]
             text += (
                 f" With one image, its {part[part.rfind('(') + 1 : -1]} were held back from "
                 "training to validate on."
-            )
-        if tuned:
-            text += (
-                f" Thresholds chosen on the validation images: interior "
-                f"{tuned['interior_threshold']:g}, foreground {tuned['foreground_threshold']:g}, "
-                f"minimum cell size {tuned['min_size']} px."
             )
         unready = tuned_note(tuned, result.description) if tuned else ""
         ready = not unready

@@ -67,6 +67,7 @@ from .checkpoint import (
     cache_dir,
     check_input_channels,
     checkpoint_file,
+    chosen_scores,
     config_of,
     describe,
     load_checkpoint,
@@ -1218,9 +1219,8 @@ def kept_start_note(description: dict) -> str:
         "No epoch scored above the starting model on the validation images, so the model "
         "saved is the starting one, with thresholds chosen on these images."
     )
-    tuned = ((description.get("postprocess") or {}).get("scores") or {}).get("tuned")
-    scores = tuned or (description.get("scores") or {}).get("validation") or {}
-    if scores.get("f1_50", 0) >= USABLE_F1:  # else it is no model for these images yet
+    # Else it is no model for these images yet.
+    if chosen_scores(description).get("f1_50", 0) >= USABLE_F1:
         text += (
             " It may already suit images like these; to improve on it, label more images, "
             "or train for longer or with a lower learning rate."
