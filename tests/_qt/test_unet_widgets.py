@@ -505,11 +505,38 @@ def test_cancelled_as_it_chooses_thresholds_a_run_that_kept_its_start_offers_it(
     qtbot.waitUntil(lambda: trainer._checkpoint is not None, timeout=10_000)
     trainer.controls.cancel_button.click()
     go_on.set()
+    # Its epochs had all ended (it said "continue from the last finished epoch").
     assert trainer.status.text() == (
-        f"Cancelled; the best network so far is in {output}. Press Train to continue from "
-        "the last finished epoch."
+        "Cancelled while choosing the thresholds, after the last epoch; the best network is "
+        f"in {output}. Press Train to choose its thresholds (no more epochs are trained)."
     )
     assert trainer.resume.text() == str(output) and state_path(output).is_file()
+
+
+def test_closing_the_dock_cancels_its_training_and_says_so(
+    make_napari_viewer, qtbot, tmp_path
+):
+    """A dock closed mid-training trained on unseen to the end, with no way to stop it,
+    and a dock opened again could start a second run beside it."""
+    viewer = make_napari_viewer(show=True)
+    _labelled_layers(viewer)
+    trainer = UNetTrainWidget(viewer)
+    _tiny_training(trainer)
+    trainer.epochs.setValue(50)
+    trainer.output.setText(str(tmp_path / "closed.safetensors"))
+    dock = viewer.window.add_dock_widget(trainer, name="Train a U-Net")
+    trainer.train()
+    qtbot.waitUntil(lambda: len(trainer.losses) > 0, timeout=60_000)
+    worker = trainer.worker
+    with patch("napari_cytomask._qt._live.show_info") as told:
+        viewer.window.remove_dock_widget(dock)
+    assert not trainer.runner.busy
+    qtbot.waitUntil(lambda: not worker.is_running, timeout=60_000)
+    (message,), _ = told.call_args
+    assert message.startswith(
+        "'Train a U-Net' was closed while it ran, so its run was cancelled. Cancelled"
+    ), message
+    assert len(trainer.losses) < 50 * trainer.steps.value()
 
 
 def test_cells_mostly_near_the_minimum_size_say_smaller_ones_were_dropped():

@@ -16,7 +16,7 @@ from urllib.parse import unquote
 
 from napari.layers import Image, Labels
 from napari.qt.threading import create_worker
-from napari.utils.notifications import show_error
+from napari.utils.notifications import show_error, show_info
 from qtpy.compat import isalive
 from qtpy.QtCore import QEvent, QLocale, QObject, QSize, Qt, QTimer, Signal
 from qtpy.QtGui import QDoubleValidator, QKeySequence, QValidator
@@ -339,6 +339,7 @@ class FitsTheScreen:
 
     _placed = False
     _docked = False  # in a napari dock: taken out of it, the dock was closed
+    _title = ""  # the title of the napari dock it is in
 
     def showEvent(self, event) -> None:  # noqa: N802 (Qt's name)
         super().showEvent(event)
@@ -349,15 +350,33 @@ class FitsTheScreen:
     def event(self, event) -> bool:
         """Start no more runs in this dock (its steps' neither) once napari closes it: napari
         keeps a closed dock's widget, taken out of the dock, whose metrics and previews
-        went on computing at every edit of the layers they followed. A run under way
-        (training, say) finishes, and its result is kept."""
+        went on computing at every edit of the layers they followed. A run under way that
+        has a Cancel button (training, segmenting) is cancelled as that button does, and a
+        notification says so: it ran on unseen, with no way to stop it, and a dock opened
+        again could start a second run beside it. A run without one (an export) ends."""
         if event.type() == QEvent.Type.ParentChange:
             docked = isinstance(self.parentWidget(), QDockWidget)
+            if docked:
+                self._title = self.parentWidget().windowTitle()
+            elif self._docked:
+                self._cancel_runs()
             if docked or self._docked:
                 for runner in self.findChildren(Runner):
                     runner.close(not docked)
             self._docked = docked
         return super().event(event)
+
+    def _cancel_runs(self) -> None:
+        """Press the Cancel button of each run under way, and say what became of it."""
+        for runner in self.findChildren(Runner):
+            controls = runner.controls
+            if runner.worker is None or controls is None or controls.cancel_button.isHidden():
+                continue
+            controls.cancel_button.click()
+            show_info(
+                f"'{self._title}' was closed while it ran, so its run was cancelled. "
+                f"{controls.status.text()}"
+            )
 
     def _fit_the_screen(self) -> None:
         if not isalive(self):
@@ -467,7 +486,7 @@ class StepWidget(FitsTheScreen):
     @property
     def worker(self):
         """The running worker (``None`` when idle)."""
-        return self.runner._worker
+        return self.runner.worker
 
 
 class Runner(QObject):
@@ -550,6 +569,16 @@ class Runner(QObject):
     def busy(self) -> bool:
         """Whether a request waits or runs."""
         return self._timer.isActive() or self._worker is not None
+
+    @property
+    def worker(self):
+        """The running worker (``None`` when idle)."""
+        return self._worker
+
+    @property
+    def controls(self) -> StepControls | None:
+        """The step's controls."""
+        return self._controls
 
     def watch(self, viewer, layer, step: str = "segment") -> None:
         """Stop the next run, and say why, if ``layer`` (what it reads) is closed before

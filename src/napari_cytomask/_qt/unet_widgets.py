@@ -1086,6 +1086,7 @@ class UNetTrainWidget(StepWidget, QWidget):
         self.scores: list[tuple[int, float]] = []
         self._checkpoint: Path | None = None
         self._first_epoch: int | None = None
+        self._phase: str | None = None  # of the run's last report
         self._fine_tuning = False  # whether the run scores its starting model first
         self._resumed_from = ""  # the file whose run's settings the boxes were given
         self._notes: list[str] = []  # notices of the run's start
@@ -1504,6 +1505,7 @@ class UNetTrainWidget(StepWidget, QWidget):
         self.losses, self.scores = [], []
         # A resumed run's network is on disk already: cancelled, it is kept.
         self._first_epoch, self._checkpoint = None, Path(resume) if resume else None
+        self._phase = None
         self._fine_tuning = init_from is not None  # its starting model is scored first
         self._notes = notes
         self._plot()
@@ -1572,6 +1574,14 @@ class UNetTrainWidget(StepWidget, QWidget):
             if worker is not None:
                 # The first epoch may be saving as it is cancelled: its report still comes.
                 worker.yielded.connect(self._saved_after_cancel)
+        elif self._phase == "tune" and not self._before_first_epoch():
+            # Its epochs have all ended: going on chooses the thresholds, and trains none.
+            self._offer_to_resume(
+                self._checkpoint,
+                "Cancelled while choosing the thresholds, after the last epoch; the best "
+                "network is in",
+                "Press Train to choose its thresholds (no more epochs are trained).",
+            )
         else:
             self._offer_to_resume(self._checkpoint, "Cancelled; the best network so far is in")
 
@@ -1604,14 +1614,17 @@ class UNetTrainWidget(StepWidget, QWidget):
         if "resample" in recorded:
             self.pixels.resample.setChecked(recorded["resample"])
 
-    def _offer_to_resume(self, checkpoint: Path, said: str) -> None:
+    def _offer_to_resume(
+        self,
+        checkpoint: Path,
+        said: str,
+        then: str = "Press Train to continue from the last finished epoch.",
+    ) -> None:
         """Fill in Resume from: the training state beside the checkpoint resumes exactly
         (with the settings the boxes hold: the run's)."""
         self.resume.setText(str(checkpoint))
         self._resumed_from = str(checkpoint)
-        self.status.setText(
-            f"{said} {checkpoint}. Press Train to continue from the last finished epoch."
-        )
+        self.status.setText(f"{said} {checkpoint}. {then}")
 
     def _saved_after_cancel(self, p) -> None:
         """A cancelled run's first epoch (or the starting model it kept), saved as it was
@@ -1623,6 +1636,7 @@ class UNetTrainWidget(StepWidget, QWidget):
             self._offer_to_resume(p.checkpoint, f"Cancelled as {what} being saved:")
 
     def _on_progress(self, p) -> None:
+        self._phase = p.phase
         if p.phase == "split":
             self._validation_images = len(p.split.get("validation") or ())
             return
