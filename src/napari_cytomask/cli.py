@@ -790,7 +790,7 @@ def _train(args) -> int:
         iter_train,
         kept_start_note,
         resumed_settings,
-        state_path,
+        state_note,
     )
     from .models.unet import UNetConfig
 
@@ -927,10 +927,8 @@ def _train(args) -> int:
         _say_tuned(say, result.description["postprocess"], result.description)
     if note := kept_start_note(result.description):
         print(f"cytomask: note: {note}", file=sys.stderr)
-    state = state_path(result.checkpoint)
-    if state.is_file():
-        say(f"{state.name} ({state.stat().st_size / 1e6:.0f} MB) beside it lets --resume train "
-            "it further; delete it when you will not")  # fmt: skip
+    if note := state_note(result.checkpoint, "--resume"):
+        say(note)
     print(result.checkpoint)
     return EXIT_OK
 

@@ -211,7 +211,7 @@ def test_training_on_one_image_says_what_it_held_back(make_napari_viewer_proxy, 
     # Nor is it made the model to segment with, which a fine-tuned model that found none
     # of the validation images' cells was (and remembered for the next session).
     assert offered == []
-    assert text.endswith(
+    assert trainer.summary.endswith(
         "It is not selected for segmenting: to use it anyway, pick it in the Segment tab (its "
         "model list, or Open… for a file outside the model folder)."
     )
@@ -317,7 +317,7 @@ def test_fine_tuning_on_layers_of_another_pixel_size_says_they_were_resampled(
         " The image(s) with 1 µm pixels were resampled to the 0.5 µm pixels the network "
         "learnt cells at, as segmenting resamples images for it."
     )
-    assert trainer.status.text().endswith(trainer.summary)
+    assert trainer.summary in trainer.status.text()
     assert read_description(trainer.result.checkpoint)["training"]["pixel_size_um"] == [0.5, 0.5]
 
 
@@ -513,9 +513,7 @@ def test_cancelled_as_it_chooses_thresholds_a_run_that_kept_its_start_offers_it(
     assert trainer.resume.text() == str(output) and state_path(output).is_file()
 
 
-def test_closing_the_dock_cancels_its_training_and_says_so(
-    make_napari_viewer, qtbot, tmp_path
-):
+def test_closing_the_dock_cancels_its_training_and_says_so(make_napari_viewer, qtbot, tmp_path):
     """A dock closed mid-training trained on unseen to the end, with no way to stop it,
     and a dock opened again could start a second run beside it."""
     viewer = make_napari_viewer(show=True)
@@ -723,7 +721,9 @@ def test_cancel_and_errors(make_napari_viewer_proxy, qtbot, monkeypatch, tmp_pat
     assert trainer.status.text() == (
         f"Saved {tmp_path / 'cancelled.safetensors'}. No image was left for validation: the "
         "epoch with the lowest training loss was kept, and the thresholds stay at their "
-        "defaults; train on more images to have them chosen."
+        "defaults; train on more images to have them chosen. cancelled.training-state.pt "
+        f"({state_path(kept).stat().st_size / 1e6:.0f} MB) beside it lets Resume from train it "
+        "further; delete it when you will not."
     )
 
     with pytest.raises(ValueError, match="no checkpoint"):

@@ -1753,7 +1753,7 @@ class UNetTrainWidget(StepWidget, QWidget):
         self.canvas.draw_idle()
 
     def _on_result(self, result) -> None:
-        from ..models.training import kept_start_note, tuned_note
+        from ..models.training import kept_start_note, state_note, tuned_note
 
         self.result = result
         self.resume.clear()  # the run is finished: Train again starts a new one
@@ -1808,7 +1808,9 @@ class UNetTrainWidget(StepWidget, QWidget):
             )
         text += _sentences(self._notes)
         self.summary = text
-        self.status.setText(f"Saved {result.checkpoint}. {text}")
+        state = state_note(result.checkpoint, "Resume from")
+        # A file name starts the sentence as it is spelt.
+        self.status.setText(f"Saved {result.checkpoint}. {text}" + (f" {state}." if state else ""))
         if ready:
             self.trained.emit(Path(result.checkpoint))
 

@@ -1357,6 +1357,19 @@ def state_path(checkpoint: str | os.PathLike) -> Path:
     return checkpoint.with_name(checkpoint.name.removesuffix(SUFFIX) + STATE_SUFFIX)
 
 
+def state_note(checkpoint: str | os.PathLike, resume_with: str) -> str:
+    """What the training state saved beside ``checkpoint`` is for, naming its size (tens
+    of MB, one for every run, which piled up unsaid): ``resume_with`` (the option or field)
+    trains it further. Empty without one."""
+    state = state_path(checkpoint)
+    if not state.is_file():
+        return ""
+    return (
+        f"{state.name} ({state.stat().st_size / 1e6:.0f} MB) beside it lets {resume_with} "
+        "train it further; delete it when you will not"
+    )
+
+
 NO_VALIDATION_TO_TUNE = (
     "no image was left for validation, so the post-processing thresholds were not chosen "
     "for this model and stay at their defaults; choose them on labelled images of your own "
