@@ -285,8 +285,8 @@ def test_a_run_stopped_between_an_inputs_two_files_is_finished_by_the_next(
             main(command)
     assert len(written) == 2
     assert main(command) == 0, capsys.readouterr().err
-    record = json.loads((out / "raw_unet_cells.json").read_text())
-    labels = tifffile.imread(out / "raw_unet_cells.tif")
+    record = json.loads((out / "set1" / "raw_unet_cells.json").read_text())
+    labels = tifffile.imread(out / "set1" / "raw_unet_cells.tif")
     assert record["cells"] == labels.max() > 0
 
 
@@ -327,11 +327,11 @@ def test_a_chunked_run_stopped_before_its_labels_are_in_place_is_finished_by_the
         with pytest.raises(SystemExit):
             main([*command, "--overwrite"] if earlier else command)
     assert main(command) == 0, capsys.readouterr().err
-    store = out / "raw_unet_cells.ome.zarr"
-    record = json.loads((out / "raw_unet_cells.json").read_text())
+    store = out / "set1" / "raw_unet_cells.ome.zarr"
+    record = json.loads((out / "set1" / "raw_unet_cells.json").read_text())
     assert record["output"] == store.name
     assert record["cells"] == np.asarray(open_labels(store)).max() > 0
-    assert not (out / "raw_unet_cells.tif").exists()  # replaced by the store
+    assert not (out / "set1" / "raw_unet_cells.tif").exists()  # replaced by the store
 
 
 def test_a_run_with_other_settings_stopped_before_its_labels_is_redone(
@@ -348,7 +348,7 @@ def test_a_run_with_other_settings_stopped_before_its_labels_is_redone(
                "--scheduler", "synchronous", "--threads", "1", "--tile-size", "128",
                "--overlap", "16"]  # fmt: skip
     assert main([*command, "--min-size", "0"]) == 0
-    record, labels = out / "raw_unet_cells.json", out / "raw_unet_cells.tif"
+    record, labels = out / "set1" / "raw_unet_cells.json", out / "set1" / "raw_unet_cells.tif"
     small = tifffile.imread(labels)
 
     def killed(*args, **kwargs):
@@ -397,7 +397,7 @@ def test_labels_that_cannot_be_written_leave_the_earlier_record(
                "--scheduler", "synchronous", "--threads", "1", "--tile-size", "128",
                "--overlap", "16"]  # fmt: skip
     assert main(command) == 0
-    record, labels = out / "raw_unet_cells.json", out / "raw_unet_cells.tif"
+    record, labels = out / "set1" / "raw_unet_cells.json", out / "set1" / "raw_unet_cells.tif"
     before = (record.read_bytes(), labels.read_bytes())
 
     def full_disk(*args, **kwargs):

@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -171,6 +172,32 @@ def test_train_then_segment(folders, tmp_path, capsys):
     code = main(["segment", str(data / "set1" / "raw.tif"), "-m", "tiny", "-q", "--threads", "1",
                  "--scheduler", "synchronous"])  # fmt: skip
     assert code == 0 and (data / "set1" / "raw_unet_cells.tif").is_file()
+
+
+def test_a_pattern_that_matches_more_images_later_keeps_their_results_in_place(
+    folders, unet_checkpoint, tmp_path, capsys
+):
+    """Results went under the common folder of the files a pattern matched: of one set,
+    straight into the output folder; when a second set was added, the same command
+    segmented the first again into a subfolder, beside its old results."""
+    data, _ = folders
+    grown = tmp_path / "grown"
+    model = unet_checkpoint(tile_size=96)
+    out = tmp_path / "out"
+    argv = ["segment", str(grown / "set*" / "raw.tif"), "-o", str(out), "-m", str(model),
+            "--no-tta", "--scheduler", "synchronous", "--threads", "1"]  # fmt: skip
+    for added in ("set0", "set1"):
+        (grown / added).mkdir(parents=True)
+        shutil.copy(data / added / "raw.tif", grown / added / "raw.tif")
+        assert main(argv) == 0, capsys.readouterr().err
+    assert "1 of 2 input(s) already segmented" in capsys.readouterr().out
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*_cells.*"))
+    assert written == [f"{s}/raw_unet_cells.{e}" for s in ("set0", "set1") for e in ("json", "tif")]
+    # Files named one by one still go under their common folder.
+    named = tmp_path / "named"
+    files = [str(grown / s / "raw.tif") for s in ("set0", "set1")]
+    assert main([*argv[:1], *files, *argv[2:3], str(named), *argv[4:]]) == 0
+    assert (named / "set1" / "raw_unet_cells.tif").is_file()
 
 
 def test_tune_records_thresholds_in_the_checkpoint(folders, unet_checkpoint, tmp_path, capsys):

@@ -186,9 +186,14 @@ def _blank_value(data) -> float | None:
 
 
 def plan(
-    sources: Sequence[Path], preset: Preset, output_dir: Path | None, options: Options
+    sources: Sequence[Path],
+    preset: Preset,
+    output_dir: Path | None,
+    options: Options,
+    roots: Sequence[Path] = (),
 ) -> tuple[list[Job], list[Job]]:
-    """Jobs to run and jobs already finished by an earlier run with the same preset.
+    """Jobs to run and jobs already finished by an earlier run with the same preset;
+    ``roots`` as :func:`output_folders` takes them.
 
     Raises
     ------
@@ -204,7 +209,8 @@ def plan(
     endings = (suffix, ".json", FORMATS["ome-zarr"].suffix)  # the labels, record, chunked labels
     room = NAME_BYTES - len(mark) - max(len(ending.encode()) for ending in endings)
     todo, done, seen = [], [], {}
-    for source, folder in zip(sources, output_folders(sources, output_dir), strict=True):
+    folders = output_folders(sources, output_dir, roots)
+    for source, folder in zip(sources, folders, strict=True):
         stem = f"{fit_name(file_stem(source), room)}{mark}"
         job = Job(source, folder / f"{stem}{suffix}", folder / f"{stem}.json")
         if job.record in seen:
@@ -270,13 +276,18 @@ def plan(
     return todo, done
 
 
-def output_folders(sources: Sequence[Path], output_dir: Path | None) -> list[Path]:
+def output_folders(
+    sources: Sequence[Path], output_dir: Path | None, roots: Sequence[Path] = ()
+) -> list[Path]:
     """Where each input's results go.
 
     Beside the input without ``output_dir``; with it, under ``output_dir`` in
     the input's folder relative to the inputs' common folder, so
     ``data/set1/raw.tif`` and ``data/set2/raw.tif`` go to ``OUT/set1/`` and
-    ``OUT/set2/`` instead of colliding.
+    ``OUT/set2/`` instead of colliding. ``roots`` (:func:`~.io.files.input_roots` of
+    what named the inputs) count in the common folder: ``data/set*/raw.tif`` matching
+    set1 alone wrote to ``OUT/``, and matching set1 and set2 a day later wrote set1 again
+    to ``OUT/set1/``.
 
     Raises
     ------
@@ -294,7 +305,8 @@ def output_folders(sources: Sequence[Path], output_dir: Path | None) -> list[Pat
         return [source.parent for source in sources]
     # As given, links kept: a linked scan's results go beside the link.
     parents = [Path(os.path.abspath(source)).parent for source in sources]
-    base = Path(os.path.commonpath(parents)) if parents else Path()
+    folders = [*parents, *map(os.path.abspath, roots)]
+    base = Path(os.path.commonpath(folders)) if parents else Path()
     # Absolute: workers of a distributed scheduler may run in another folder.
     return [Path(output_dir).resolve() / parent.relative_to(base) for parent in parents]
 

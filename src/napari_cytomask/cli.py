@@ -1114,7 +1114,7 @@ def _preset(args):
 def _segment(args) -> int:
     from . import batch
     from .io.atomic import locked_folders
-    from .io.files import find_inputs
+    from .io.files import find_inputs, input_roots
     from .models.catalog import learnt_pixel_size, resolve_unet
     from .models.checkpoint import read_description
 
@@ -1149,19 +1149,20 @@ def _segment(args) -> int:
         overwrite=args.overwrite,
         pixel_size_um=args.pixel_size,
     )
-    folders = batch.output_folders(sources, args.output_dir)
+    roots = input_roots(args.inputs)
+    folders = batch.output_folders(sources, args.output_dir, roots)
     with locked_folders(folders, "'cytomask segment'"):
-        return _segment_locked(args, preset, sources, options)
+        return _segment_locked(args, preset, sources, options, roots)
 
 
 #: Seconds between two progress lines of one input of ``cytomask segment``.
 _PROGRESS_EVERY = 15.0
 
 
-def _segment_locked(args, preset, sources, options) -> int:
+def _segment_locked(args, preset, sources, options, roots) -> int:
     from . import batch
 
-    todo, done = batch.plan(sources, preset, args.output_dir, options)
+    todo, done = batch.plan(sources, preset, args.output_dir, options, roots)
     say = _say(args.quiet)
     if done:
         say(f"{len(done)} of {len(sources)} input(s) already segmented with these settings; "

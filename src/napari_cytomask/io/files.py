@@ -375,6 +375,25 @@ def find_inputs(items, exclude: tuple[str, ...] = ()) -> list[Path]:
     return list(found.values())
 
 
+def input_roots(items) -> list[Path]:
+    """The folder each of ``items`` (as :func:`find_inputs` takes them) names its files
+    in: a pattern's folder before its first wildcard, a folder itself, a file's folder.
+    Absolute, links kept. Results laid out under them stay where they are when a pattern
+    matches more files later (``data/set*/raw.tif`` of one set, then of two)."""
+    roots = []
+    for item in items:
+        text = os.path.expanduser(str(item))
+        if glob.has_magic(text) and not os.path.exists(text):
+            parts = Path(text).parts
+            fixed = next(i for i, part in enumerate(parts) if glob.has_magic(part))
+            roots.append(Path(os.path.abspath(Path(*parts[:fixed]) if fixed else ".")))
+        elif Path(text).is_dir() and not is_image(Path(text)):
+            roots.append(Path(os.path.abspath(text)))
+        else:
+            roots.append(Path(os.path.abspath(text)).parent)
+    return roots
+
+
 def _brackets(pattern: str) -> str:
     """What to do when square brackets in a pattern were meant as part of a name."""
     if "[" not in pattern:
