@@ -645,6 +645,16 @@ def test_evaluate_finds_each_scans_mask_channel_without_being_told(tmp_path, cap
     argv = ["evaluate", "--pred", str(two), "--gt", str(truth / "s0.tif"), "--mask-channel", "1"]
     assert main([*argv, "-o", str(tmp_path / "two.csv")]) != 0
     assert "(--pred takes label files; export the scan's mask" in capsys.readouterr().err
+    # Named channels, none of ids: they went out as three time points of "cells" (exit 0).
+    images = tmp_path / "images.tif"
+    tifffile.imwrite(images, np.stack([phase[0]] * 3), imagej=True,
+                     metadata={"axes": "CYX", "Labels": ["DAPI", "GFP", "Phase"]})  # fmt: skip
+    assert main(["export", str(images), "-o", str(tmp_path / "none"), "-q"]) == 1
+    assert (
+        f"{images} holds 3 image channels, 0 (DAPI), 1 (GFP), 2 (Phase), and no channel of "
+        "label ids: it holds no labels to read."
+    ) in capsys.readouterr().err
+    assert not (tmp_path / "none" / "images.tif").exists()
 
 
 def test_evaluate_a_pair_that_cannot_be_compared_fails_alone(tmp_path, capsys):

@@ -642,14 +642,15 @@ def read_labels(
     ------
     ValueError
         When no channel is given and a scan whose channels the file names holds several
-        masks (the message ends with ``advice`` on how to choose one), or
+        masks (the message ends with ``advice`` on how to choose one) or none, or
         ``among_masks`` is not one of a file's mask channels.
 
     A TIFF's channel is read in the order of the axes the reader names, not the order the
     file stores them in (Z before T, say), so its names fit it; an OME-Zarr store's keeps
     its axes and pixel size too. A file that holds several channels, none chosen and not
     one mask among them, is read whole (:func:`read_image`), its axes unnamed, as are those
-    of other files (NumPy, PNG).
+    of other files (NumPy, PNG), unless the file names its channels: then they are images
+    (ValueError).
     """
     if channel is not None or is_tiff(path) or _is_zarr(path):
         scan = open_scan(path)
@@ -671,6 +672,13 @@ def read_labels(
             )
         if channel is None and len(scan.channels) > 1 and len(masks) == 1 and named:
             channel = masks[0].index
+        if channel is None and len(scan.channels) > 1 and not masks and named:
+            # Read whole, its channels were exported as time points of "cells" (exit 0).
+            names = ", ".join(f"{c.index} ({c.name})" for c in scan.channels)
+            raise ValueError(
+                f"{path} holds {len(scan.channels)} image channels, {names}, and no channel "
+                "of label ids: it holds no labels to read."
+            )
         if channel is not None or (len(scan.channels) == 1 and not scan.rgb):
             chosen = [scan.channels[0].index] if channel is None else [channel]
             labels = np.asarray(read_channels(scan, chosen, 1)[0])
