@@ -1286,7 +1286,7 @@ def _evaluate(args) -> int:
     inputs = [p for pair in pairs for p in pair]
     check_output(args.output, overwrite=args.overwrite, inputs=inputs, text="a CSV table")
     say = _say(args.quiet)
-    rows, total, failed = [], None, 0
+    rows, results, failed = [], [], 0
     at = min(range(len(args.thresholds)), key=lambda i: abs(args.thresholds[i] - 0.5))
     for pred_path, gt_path in pairs:
         # A pair that cannot be compared fails alone, named: the others are still measured.
@@ -1340,7 +1340,7 @@ def _evaluate(args) -> int:
             failed += 1
             print(f"{pred_path} against {gt_path}: error: {err}", file=sys.stderr, flush=True)
             continue
-        total = result if total is None else total + result
+        results.append((gt_path, result, bool(gt.any())))
         rows += [(pred_path, gt_path, *row) for row in results_rows(result)]
         # Scores of 0 where one side has no objects say why, as the metrics dock does.
         empty = result.matches.no_objects_note()
@@ -1348,12 +1348,19 @@ def _evaluate(args) -> int:
             f"mean-average F1 {result.mean_average_f1:.3f}, "
             f"mSA {result.mean_segmentation_accuracy:.3f}, "
             f"pixel IoU {result.pixels.iou:.3f}{f'. Note: {empty}.' if empty else ''}")  # fmt: skip
-    if total is None:
+    if not results:
         raise UserError(f"none of the {len(pairs)} pair(s) could be compared (see above)")
+    # A ground truth without a cell, beside others with some, is no verdict on the
+    # prediction (an image not labelled yet), as such frames of a stack are not: its own
+    # row says what it found, the total leaves it out.
+    pooled = [item for item in results if item[2]] or results
+    for gt_path, _, _ in (item for item in results if item not in pooled):
+        print(f"cytomask: note: {gt_path} has no cell, so its pair is left out of the "
+              "figures of all pairs (label its cells to score it).", file=sys.stderr)  # fmt: skip
+    total = sum((result for _, result, _ in pooled[1:]), pooled[0][1])
     # The total's own rows only: each pair's rows are listed above.
     rows += [("all", "all", *row) for row in results_rows(total) if row[0] == "all"]
-    compared = len(pairs) - failed
-    say(f"all {compared} pair(s): F1@{args.thresholds[at]:g} {total.matches.f1[at]:.3f}, "
+    say(f"all {len(pooled)} pair(s): F1@{args.thresholds[at]:g} {total.matches.f1[at]:.3f}, "
         f"mean-average F1 {total.mean_average_f1:.3f}, "
         f"mSA {total.mean_segmentation_accuracy:.3f} (per image, averaged), "
         f"pixel IoU {total.pixels.iou:.3f}")  # fmt: skip
@@ -1362,7 +1369,7 @@ def _evaluate(args) -> int:
     if failed:
         raise UserError(
             f"{failed} of {len(pairs)} pair(s) could not be compared (see above); the CSV "
-            f"holds the other {compared}."
+            f"holds the other {len(results)}."
         )
     return EXIT_OK
 
