@@ -409,6 +409,38 @@ def test_labels_that_cannot_be_written_leave_the_earlier_record(
     assert (record.read_bytes(), labels.read_bytes()) == before
 
 
+def test_a_record_that_cannot_mark_written_labels_finished_says_they_were_written(
+    shared_data, unet_file, tmp_path, capsys, monkeypatch
+):
+    """The disk full as the record was marked finished, after the labels were written:
+    "Could not save raw_unet_cells.json: the disk is full. Nothing was written", of the
+    record alone."""
+    from napari_cytomask.io.atomic import write_json
+
+    data, out = tmp_path / "data", tmp_path / "out"
+    _small_copies(shared_data, data, n=1)
+
+    def full_when_finished(path, record, **kwargs):
+        if record["finished"]:
+            raise batch.WriteError(28, f"Could not save {path}: the disk is full. Nothing ...")
+        write_json(path, record, **kwargs)
+
+    monkeypatch.setattr(batch, "write_json", full_when_finished)
+    command = ["segment", str(data / "set*" / "raw.tif"), "-m", str(unet_file), "-o", str(out),
+               "--scheduler", "synchronous", "--threads", "1", "--tile-size", "128",
+               "--overlap", "16"]  # fmt: skip
+    assert main(command) == 1
+    err = capsys.readouterr().err
+    assert (
+        f"{out / 'set1' / 'raw_unet_cells.tif'} was written, but its record raw_unet_cells.json, "
+        "which "
+        "marks it finished, could not be: the disk is full. Run the same command again once "
+        "that is mended: it segments raw.tif again."
+    ) in err
+    assert "Nothing" not in err
+    assert not json.loads((out / "set1" / "raw_unet_cells.json").read_text())["finished"]
+
+
 def test_a_second_writer_into_the_same_folder_is_refused(shared_data, unet_file, tmp_path, capsys):
     """A segment run, or an export, into a folder a segment run is filling is refused:
     each would take the other's outputs for its own, or replace them."""

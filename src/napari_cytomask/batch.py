@@ -40,7 +40,9 @@ from distributed import WorkerPlugin
 from ._sample_data import in_package
 from .io.atomic import (
     NAME_BYTES,
+    WriteError,
     fit_name,
+    reason,
     remove_leftovers,
     same_file,
     write_atomically,
@@ -433,7 +435,16 @@ def process(
         with _record_kept_on_failure(job.record, earlier):
             keep_record(run, n_cells, finished=False)
             write_labels(output, run.labels, overwrite=True, **geometry_of(scan, run.labels.ndim))
-    keep_record(run, n_cells, finished=True)
+    try:
+        keep_record(run, n_cells, finished=True)
+    except WriteError as err:
+        # Said as "nothing was written", of the record alone: the labels were.
+        raise WriteError(
+            err.errno,
+            f"{output} was written, but its record {job.record.name}, which marks it "
+            f"finished, could not be: {reason(err)}. Run the same command again once that "
+            f"is mended: it segments {job.source.name} again.",
+        ) from err
     seconds = time.perf_counter() - start
     for old in replaced:
         shutil.rmtree(old) if old.is_dir() else old.unlink(missing_ok=True)
