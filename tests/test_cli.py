@@ -718,6 +718,13 @@ def test_evaluate_leaves_a_ground_truth_without_cells_out_of_the_total(tmp_path,
     assert main([*argv[:-1], str(tmp_path / "e.csv")]) == 0
     out = capsys.readouterr()
     assert "all 3 pair(s): F1@0.5 0.000" in out.out and "left out" not in out.err
+    # Run again into the same table: the option that replaces it is named.
+    assert main(argv) == 1
+    assert (
+        f"{tmp_path / 'm.csv'} already exists and was left as it is; choose another name, or "
+        "pass --overwrite to replace it."
+    ) in capsys.readouterr().err
+    assert main([*argv, "--overwrite"]) == 0
 
 
 def test_train_never_replaces_an_existing_file(folders, tmp_path, capsys):

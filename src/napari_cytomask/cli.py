@@ -1284,7 +1284,15 @@ def _evaluate(args) -> int:
     pairs = match_files(args.pred, args.gt, names=("prediction", "ground truth"))
     # Before measuring: a CSV that could not be written, or would replace an input.
     inputs = [p for pair in pairs for p in pair]
-    check_output(args.output, overwrite=args.overwrite, inputs=inputs, text="a CSV table")
+    try:
+        check_output(args.output, overwrite=args.overwrite, inputs=inputs, text="a CSV table")
+    except FileExistsError as err:
+        if args.overwrite or not os.path.isfile(args.output):
+            raise  # not a file --overwrite replaces (a table it would not replace)
+        raise UserError(
+            f"{args.output} already exists and was left as it is; choose another name, or "
+            "pass --overwrite to replace it."
+        ) from err
     say = _say(args.quiet)
     rows, results, failed = [], [], 0
     at = min(range(len(args.thresholds)), key=lambda i: abs(args.thresholds[i] - 0.5))
