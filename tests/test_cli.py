@@ -727,6 +727,22 @@ def test_evaluate_leaves_a_ground_truth_without_cells_out_of_the_total(tmp_path,
     assert main([*argv, "--overwrite"]) == 0
 
 
+def test_a_presets_model_that_cannot_be_used_names_the_preset(tmp_path, capsys):
+    """A preset naming a model that is not there was refused without naming the preset."""
+    from napari_cytomask.pipeline import Preset, UNetStep
+
+    preset = Preset(unet=UNetStep(model="nonexistent")).save(tmp_path / "p.json")
+    image = tmp_path / "a.tif"
+    tifffile.imwrite(image, np.zeros((32, 32), np.uint8))
+    argv = ["segment", str(image), "-o", str(tmp_path / "out"), "--preset", str(preset)]
+    assert main(argv) == 1
+    assert f"error: {preset}: no checkpoint 'nonexistent'" in capsys.readouterr().err
+    # A model given on the command line is its own: the preset is not named then.
+    assert main([*argv, "--model", "missing"]) == 1
+    err = capsys.readouterr().err
+    assert "no checkpoint 'missing'" in err and str(preset) not in err
+
+
 def test_train_never_replaces_an_existing_file(folders, tmp_path, capsys):
     data, _ = folders
     precious = tmp_path / "model.safetensors"

@@ -73,7 +73,8 @@ def test_preset_round_trip_through_a_file(tmp_path):
         (
             {"format": "napari-cytomask-preset", "method": "unet",
              "unet": {"model": "m", "speed": 3}},
-            "invalid preset",
+            # Python's words were said: "got an unexpected keyword argument 'speed'".
+            r"unknown 'unet' entries \['speed'\]; known are \['batch_size', ",
         ),
         # Hand-edited values of the wrong type are refused with the entry named.
         ({"format": "napari-cytomask-preset", "version": "2"}, "not a whole number"),
@@ -104,7 +105,14 @@ def test_preset_round_trip_through_a_file(tmp_path):
         ({"format": "napari-cytomask-preset", "split": {"cleanup": "x"}},
          "split: 'cleanup' should hold settings, not 'x'"),
         ({"format": "napari-cytomask-preset", "split": {"params": {"colour": 1}}},
-         "invalid split settings"),
+         r"unknown 'split: params' entries \['colour'\]; known are \['compactness', "),
+        ({"format": "napari-cytomask-preset", "split": {"cleanup": {"fil": True}}},
+         r"unknown 'split: cleanup' entries \['fil'\]; known are \['closing_radius', "),
+        ({"format": "napari-cytomask-preset", "method": "sam2",
+          "sam2": {"params": {"points": 8}}},
+         r"unknown 'sam2: params' entries \['points'\]; known are \['box_nms_thresh', "),
+        ({"format": "napari-cytomask-preset", "method": "sam2",
+          "sam2": {"labels": {"area": 8}}}, r"unknown 'sam2: labels' entries \['area'\]"),
         ({"format": "napari-cytomask-preset", "split": {"extra": {}}}, "only 'params' and"),
     ],
 )  # fmt: skip
@@ -117,6 +125,10 @@ def test_a_file_that_is_not_json(tmp_path):
     path = tmp_path / "p.json"
     path.write_bytes(b"\x00\x01 not json")
     with pytest.raises(PresetError, match="not a JSON preset file"):
+        Preset.load(path)
+    # An image given as the preset: "'utf-8' codec can't decode byte 0xf0" was said.
+    path.write_bytes(b"II*\x00\xf0\x9f\xff")
+    with pytest.raises(PresetError, match=r"not a JSON preset file: it is no text \(an image"):
         Preset.load(path)
     with pytest.raises(PresetError, match="could not be read: it is a folder"):
         Preset.load(tmp_path)

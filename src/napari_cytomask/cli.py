@@ -1116,10 +1116,16 @@ def _segment(args) -> int:
     from .io.atomic import locked_folders
     from .io.files import find_inputs, input_roots
     from .models.catalog import learnt_pixel_size, resolve_unet
-    from .models.checkpoint import read_description
+    from .models.checkpoint import CheckpointError, read_description
+    from .pipeline import PresetError
 
     preset = _preset(args)
-    preset.check()
+    try:
+        preset.check()
+    except (PresetError, CheckpointError) as err:
+        if args.preset and not (args.model or args.sam2_model):  # the preset's own model
+            raise UserError(f"{args.preset}: {err}") from err
+        raise
     preset = preset.with_model_settings()
     if preset.unet is not None:
         _note_if_unfinished(preset.unet.model)

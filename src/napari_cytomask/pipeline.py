@@ -10,6 +10,7 @@ process, or per dask worker) and segments images with them.
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import os
@@ -171,8 +172,12 @@ class Preset:
         if self.sam2 is not None:
             from .models.sam2_engine import LabelParams, Sam2Params
 
-            _check_types(Sam2Params, self.sam2.params, "sam2: params: ")
-            _check_types(LabelParams, self.sam2.labels, "sam2: labels: ")
+            for where, values, params in (
+                ("params", self.sam2.params, Sam2Params),
+                ("labels", self.sam2.labels, LabelParams),
+            ):
+                _check_names(values, [f.name for f in fields(params)], f"'sam2: {where}'")
+                _check_types(params, values, f"sam2: {where}: ")
             _check_ranges(self.sam2.params, "sam2: params")
             _check_ranges(self.sam2.labels, "sam2: labels")
             try:
@@ -251,16 +256,14 @@ class Preset:
                 f"reads ({PRESET_VERSION}); update napari-cytomask."
             )
         values = {k: v for k, v in data.items() if k not in ("format", "version")}
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise PresetError(f"unknown preset entries {unknown}; known are {sorted(known)}.")
+        _check_names(values, [f.name for f in fields(cls)], "preset")
         _check_types(cls, values, "")
         try:
             for key, step in (("unet", UNetStep), ("sam2", Sam2Step)):
                 if values.get(key) is not None:
                     if not isinstance(values[key], dict):
                         raise PresetError(f"'{key}' should hold settings, not {values[key]!r}.")
+                    _check_names(values[key], [f.name for f in fields(step)], f"'{key}'")
                     _check_types(step, values[key], f"{key}: ")
                     values[key] = step(**values[key])
         except TypeError as err:
@@ -280,7 +283,12 @@ class Preset:
             raise PresetError(f"{path} could not be read: {why}; give a preset file (.json).")
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        except UnicodeDecodeError as err:
+            raise PresetError(
+                f"{path} is not a JSON preset file: it is no text (an image, or another "
+                "binary file?); give a preset saved from the Segment cytoplasm dock."
+            ) from err
+        except json.JSONDecodeError as err:
             raise PresetError(f"{path} is not a JSON preset file: {err}") from err
         try:
             return cls.from_dict(data)
@@ -326,6 +334,8 @@ def _check_split(split: dict) -> None:
     """Raise :class:`PresetError` unless ``split`` holds settings that split labels: tried
     on a small image, so a bad entry is named when the preset is read, not at every file."""
     from .postprocess import run_watershed
+    from .postprocess.cleanup import clean_labels
+    from .postprocess.watershed import split_labels
 
     if set(split) - {"params", "cleanup"}:
         raise PresetError(
@@ -334,12 +344,29 @@ def _check_split(split: dict) -> None:
     for key in ("params", "cleanup"):
         if not isinstance(split.get(key) or {}, dict):
             raise PresetError(f"split: '{key}' should hold settings, not {split[key]!r}.")
+    # The settings a user gives: not where a frame lies, which the run works out.
+    for key, func, own in (
+        ("params", split_labels, {"origin", "spacing"}),
+        ("cleanup", clean_labels, set()),
+    ):
+        names = [
+            p.name for p in inspect.signature(func).parameters.values() if p.kind == p.KEYWORD_ONLY
+        ]
+        _check_names(split.get(key) or {}, sorted(set(names) - own), f"'split: {key}'")
     cells = np.zeros((16, 16), np.uint8)
     cells[4:12, 4:12] = 1
     try:
         run_watershed("split", cells, params=split.get("params"), cleanup=split.get("cleanup"))
     except (TypeError, ValueError) as err:
         raise PresetError(f"invalid split settings: {err}") from err
+
+
+def _check_names(values: dict, known, where: str) -> None:
+    """Raise :class:`PresetError` for entries of ``values`` not among ``known`` names, all
+    listed: "got an unexpected keyword argument 'tile_siz'" was Python's word for it."""
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise PresetError(f"unknown {where} entries {unknown}; known are {sorted(known)}.")
 
 
 def _check_types(cls, values: dict, where: str) -> None:
