@@ -126,6 +126,13 @@ def test_a_broken_input_fails_alone(images, unet_file, tmp_path, capsys, monkeyp
     said = capsys.readouterr().err
     assert code == 1 and "the input failed (see above); fix it and run" in said
     assert "the others" not in said
+    # Every input failed: nor then ("2 of 2 inputs failed; the others are done").
+    (images / "broken2.tif").write_bytes(b"II*\x00" + b"\x00" * 20)
+    code = main(["segment", str(images / "broken*.tif"), "-m", str(unet_file), "-o", str(out),
+                 "--scheduler", "synchronous", "--device", "cpu"])  # fmt: skip
+    said = capsys.readouterr().err
+    assert code == 1 and "all 2 inputs failed (see above); fix them and run the same" in said
+    assert "the others" not in said
 
 
 def test_file_names_with_dots_keep_them_in_their_outputs(shared_data, unet_file, tmp_path, capsys):
