@@ -601,8 +601,9 @@ def test_a_store_is_another_formats_labels_unless_the_run_would_make_one_too(tmp
             batch.plan([source], preset, None, batch.Options(fmt=fmt))
         assert str(refused.value) == (
             f"{job.record} describes scan_unet_cells.ome.zarr, made in another format; pass "
-            f"--overwrite to make scan_unet_cells{suffix} instead (the record will then "
-            "describe it), or choose another --output-dir."
+            f"--overwrite to make scan_unet_cells{suffix} instead (scan_unet_cells.ome.zarr is "
+            "then deleted, and the record describes the new file), or choose another "
+            "--output-dir."
         )
     # Frames larger than chunk-wise processing starts at: a TIFF run makes the store too.
     todo, done = batch.plan([source], preset, None, batch.Options(chunked_above=63))

@@ -1042,6 +1042,10 @@ def test_another_format_does_not_take_over_a_finished_results_record(
     assert "describes raw_unet_cells.tif, made in another format" in capsys.readouterr().err
     assert record.read_text() == before and not (data / "set0" / "raw_unet_cells.ome.tif").exists()
     assert main([*segment, "--format", "ome-tiff", "--overwrite"]) == 0
+    # The labels it deletes are said to be: a table made of them lost its file unsaid.
+    assert "raw_unet_cells.tif (made before, in another format) deleted." in (
+        capsys.readouterr().err
+    )
     assert json.loads(record.read_text())["output"] == "raw_unet_cells.ome.tif"
     # The result it replaces goes with its record: no stale TIFF for export to pick up.
     assert not (data / "set0" / "raw_unet_cells.tif").exists()

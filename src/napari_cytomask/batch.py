@@ -261,8 +261,9 @@ def plan(
                 # Its record would describe the new file and no longer the one it made.
                 raise BatchError(
                     f"{job.record} describes {output.name}, made in another format; pass "
-                    f"--overwrite to make {wanted.name} instead (the record will then "
-                    "describe it), or choose another --output-dir."
+                    f"--overwrite to make {wanted.name} instead ({output.name} is then "
+                    "deleted, and the record describes the new file), or choose another "
+                    "--output-dir."
                 )
             done.append(job)
             continue
@@ -455,7 +456,10 @@ def process(
         unlike = unlike_starter_images(unet.model, run.confidence, pixel, bool(run.zoom))
     # Not in a chunked run: its frames are too large to read again whole.
     seen = "" if chunked else frame_notes(channels[0])
-    note = " ".join(n for n in (seen, resampled, unlike) if n)
+    # The labels of another format an earlier run made, deleted: a table may name them.
+    gone = ", ".join(old.name for old in replaced)
+    gone = f"{gone} (made before, in another format) deleted." if gone else ""
+    note = " ".join(n for n in (seen, resampled, unlike, gone) if n)
     # Why no cell could be found, when none was: in every channel the model took.
     empty = None
     if not (chunked or n_cells):

@@ -1233,8 +1233,7 @@ def _segment_locked(args, preset, sources, options, roots) -> int:
         raise UserError("the input failed (see above); fix it and run the same command again.")
     if failed and len(failed) == len(todo):  # "4 of 4 inputs failed; the others are done"
         raise UserError(
-            f"all {len(todo)} inputs failed (see above); fix them and run the same command "
-            "again."
+            f"all {len(todo)} inputs failed (see above); fix them and run the same command again."
         )
     if failed:
         raise UserError(
