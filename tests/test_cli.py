@@ -1495,6 +1495,15 @@ def test_evaluate_refuses_a_folder_it_cannot_write_into_before_measuring(
         )
         assert out.out == ""  # nothing measured
     assert list(read_only.iterdir()) == []
+    # A disk mounted read-only is said as such, as segment and export say it.
+    statvfs = os.statvfs
+
+    class Mounted:
+        f_flag = os.ST_RDONLY
+
+    monkeypatch.setattr(os, "statvfs", lambda p: Mounted if p == read_only else statvfs(p))
+    assert main([*argv, "-o", str(read_only / "m.csv")]) == 1
+    assert f"Could not write into {read_only}: the disk is read-only." in capsys.readouterr().err
 
 
 def test_frames_whose_ground_truth_has_no_cell_are_left_out(tmp_path, capsys):

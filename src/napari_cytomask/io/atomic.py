@@ -93,9 +93,23 @@ def check_output(
     if text is not None:
         check_replaces_text(path, text)
     folder = next(p for p in (path.parent, *path.parent.parents) if p.exists())
-    if not os.access(folder, os.W_OK):
-        raise _cannot_write_into(folder, OSError(errno.EACCES, os.strerror(errno.EACCES)))
+    refused = not_writable(folder)
+    if refused is not None:
+        raise _cannot_write_into(folder, refused)
     return path
+
+
+def not_writable(folder: str | os.PathLike) -> OSError | None:
+    """Why nothing can be written into ``folder``, as the error writing would give (a disk
+    mounted read-only, said as "no permission" before), or None when it can be."""
+    if os.access(folder, os.W_OK):
+        return None
+    try:
+        read_only = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):  # no statvfs (Windows)
+        read_only = False
+    code = errno.EROFS if read_only else errno.EACCES
+    return OSError(code, os.strerror(code))
 
 
 def check_replaces_text(path: str | os.PathLike, what: str) -> None:

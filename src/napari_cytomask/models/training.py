@@ -46,7 +46,14 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage as ndi
 
-from ..io.atomic import WriteError, file_in_the_way, too_long, write_atomically
+from ..io.atomic import (
+    WriteError,
+    file_in_the_way,
+    not_writable,
+    reason,
+    too_long,
+    write_atomically,
+)
 from ..io.export import safe_file_name
 from ..io.files import IMAGE_SUFFIX, file_pixel_size, match_files, read_image
 from ..labels import as_labels, check_same_shape, regions_as_cells
@@ -1693,7 +1700,7 @@ def _check_writable(output: Path) -> None:
         output.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         in_the_way = file_in_the_way(output.parent)
-        reason = f"{in_the_way} is a file, not a folder" if in_the_way else err.strerror
+        said = f"{in_the_way} is a file, not a folder" if in_the_way else reason(err)
         model_folder = output.parent == cache_dir()
         advice = (
             f"choose an output file, or set {DIR_ENV} to a folder"
@@ -1702,14 +1709,14 @@ def _check_writable(output: Path) -> None:
         )
         raise WriteError(
             err.errno,
-            f"cannot save in {output.parent}{' (the model folder)' * model_folder}: {reason}; "
+            f"cannot save in {output.parent}{' (the model folder)' * model_folder}: {said}; "
             f"{advice}.",
         ) from err
-    if not os.access(output.parent, os.W_OK):
+    refused = not_writable(output.parent)
+    if refused is not None:
         raise WriteError(
-            errno.EACCES,
-            f"cannot save to {output.parent}: there is no permission to write there; "
-            "choose another output file.",
+            refused.errno,
+            f"cannot save to {output.parent}: {reason(refused)}; choose another output file.",
         )
 
 
