@@ -743,6 +743,29 @@ def test_a_presets_model_that_cannot_be_used_names_the_preset(tmp_path, capsys):
     assert "no checkpoint 'missing'" in err and str(preset) not in err
 
 
+def test_export_of_a_file_that_cannot_be_read_fails_alone(tmp_path, capsys):
+    """One unreadable file among those named stopped the whole export, and only its read
+    error was said, not that nothing was exported."""
+    labels = np.zeros((32, 32), np.uint8)
+    labels[4:12, 4:12] = 1
+    tifffile.imwrite(tmp_path / "a.tif", labels)
+    (tmp_path / "b.tif").write_bytes(b"II*\x00" + b"\x00" * 20)
+    out = tmp_path / "out"
+    argv = ["export", str(tmp_path / "a.tif"), str(tmp_path / "b.tif"), "-o", str(out), "-q"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'b.tif'}: error: " in err
+    assert "1 of 2 file(s) could not be read (see above); the others are exported." in err
+    np.testing.assert_array_equal(tifffile.imread(out / "a.tif"), labels)
+    # None could be read: nothing is written, and that is said.
+    (tmp_path / "a.tif").write_bytes(b"not a tiff")
+    assert main([*argv[:4], str(tmp_path / "none"), "-q"]) == 1
+    assert "none of the 2 file(s) could be read (see above); nothing was exported." in (
+        capsys.readouterr().err
+    )
+    assert not (tmp_path / "none").exists()
+
+
 def test_train_never_replaces_an_existing_file(folders, tmp_path, capsys):
     data, _ = folders
     precious = tmp_path / "model.safetensors"

@@ -1429,16 +1429,27 @@ def _export(args) -> int:
             file=sys.stderr,
         )
         items = [path for path in items if path not in skipped]
-    exports = []
+    exports, failed = [], []
     for path in items:
         info = records[path]
-        labels, axes = read_labels(path, among_masks=args.mask_channel, advice="--mask-channel N")
-        # An earlier export's result: described as its export described it.
-        exported = {} if info else located_source(reopened_result(path, labels.shape), path)
-        if exported and not axes:  # a NumPy file holds none: its export recorded them
-            axes = recorded_axes(path, labels.ndim)
-        if not info and not exported:  # not a result: said when its ids may be no labels
-            labels = _checked_labels(path, labels, "exported as labels")
+        # A file that cannot be read fails alone, named, as segment's inputs do: it stopped
+        # the whole export.
+        try:
+            labels, axes = read_labels(
+                path, among_masks=args.mask_channel, advice="--mask-channel N"
+            )
+            # An earlier export's result: described as its export described it.
+            exported = {} if info else located_source(reopened_result(path, labels.shape), path)
+            if exported and not axes:  # a NumPy file holds none: its export recorded them
+                axes = recorded_axes(path, labels.ndim)
+            if not info and not exported:  # not a result: said when its ids may be no labels
+                labels = _checked_labels(path, labels, "exported as labels")
+        except (ValueError, OSError) as err:
+            if len(items) == 1:
+                raise
+            failed.append(path)
+            print(f"{path}: error: {err}", file=sys.stderr, flush=True)
+            continue
         if info:
             described = {
                 **recorded_fields(info),
@@ -1456,6 +1467,9 @@ def _export(args) -> int:
         exports.append(LabelsExport(name=name, labels=labels, **axes, **described))
     # None of the files named is replaced, even left out, nor a scan a result was made from:
     # other/well1.tif, a result of data/well1.tif, is exported into data/ as well1.tif.
+    if not exports:
+        raise UserError(f"none of the {len(items)} file(s) could be read (see above); "
+                        "nothing was exported.")  # fmt: skip
     inputs = [*items, *skipped, *(export.source for export in exports if export.source)]
     written = export_labels(
         exports, args.output_dir, formats=args.formats, objects_csv=not args.no_tables,
@@ -1463,6 +1477,11 @@ def _export(args) -> int:
     )  # fmt: skip
     for path in written:
         print(path)
+    if failed:
+        raise UserError(
+            f"{len(failed)} of {len(items)} file(s) could not be read (see above); the "
+            "others are exported."
+        )
     return EXIT_OK
 
 
