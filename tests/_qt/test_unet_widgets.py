@@ -467,6 +467,31 @@ def test_a_resumed_run_goes_on_with_its_own_settings(make_napari_viewer_proxy, u
     assert trainer.estimated_seconds(2) == pytest.approx(trainer.estimated_seconds() / 2)
 
 
+def test_a_resumed_run_plots_the_epochs_it_goes_on_from(make_napari_viewer_proxy, qtbot, tmp_path):
+    """Resumed, the plot began at the run's new steps: the loss and score of the epochs
+    before were gone."""
+    viewer = make_napari_viewer_proxy()
+    _labelled_layers(viewer)
+    trainer = UNetTrainWidget(viewer)
+    _tiny_training(trainer)
+    trainer.output.setText(str(tmp_path / "run.safetensors"))
+    trainer.train()
+    qtbot.waitUntil(lambda: trainer.worker is None, timeout=90_000)
+    (first,) = trainer.result.history
+    assert first["steps"] == 3
+    trainer.resume.setText(str(trainer.result.checkpoint))
+    trainer.epochs.setValue(2)
+    trainer.train()
+    qtbot.waitUntil(lambda: trainer.worker is None, timeout=90_000)
+    assert trainer.result is not None, trainer.status.text()
+    # Epoch 1 as its mean loss at its last step, then epoch 2's steps 4 to 6.
+    assert trainer.losses[0] == (3, first["loss"])
+    assert [step for step, _ in trainer.losses[1:]] == [4, 5, 6]
+    second = trainer.result.history[-1]["validation"]["mean_average_f1"]
+    assert trainer.scores == [(3, first["validation"]["mean_average_f1"]), (6, second)]
+    assert len(trainer.loss_axes.lines[0].get_xdata()) == 4
+
+
 def test_cancelled_as_it_chooses_thresholds_a_run_that_kept_its_start_offers_it(
     make_napari_viewer_proxy, qtbot, monkeypatch, tmp_path, validation_scores
 ):
@@ -713,7 +738,11 @@ def test_cancel_and_errors(make_napari_viewer_proxy, qtbot, monkeypatch, tmp_pat
     assert trainer.result.checkpoint == tmp_path / "cancelled.safetensors"
     assert trainer.result.description["training"]["epochs_done"] == epochs_done + 1
     assert trainer.result.description["training"]["finished"] is True
-    assert trainer.losses[0][0] == epochs_done * 3 + 1  # steps go on counting
+    # The epochs it goes on from first (their mean losses), then its steps, counted on.
+    assert [step for step, _ in trainer.losses[:epochs_done]] == [
+        3 * (epoch + 1) for epoch in range(epochs_done)
+    ]
+    assert trainer.losses[epochs_done][0] == epochs_done * 3 + 1
     assert trainer.progress.value() == trainer.progress.maximum() == 3
     # The run is finished: the next Train starts a new one instead of resuming it.
     assert trainer.resume.text() == ""

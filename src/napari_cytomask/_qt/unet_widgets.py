@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 import os
 import time
 import weakref
@@ -1639,6 +1640,8 @@ class UNetTrainWidget(StepWidget, QWidget):
         self._phase = p.phase
         if p.phase == "split":
             self._validation_images = len(p.split.get("validation") or ())
+            if p.history:  # a resumed run: its earlier epochs were left off the plot
+                self._plot_history(p.history, p.steps)
             return
         if p.phase == "notice":
             self.status.setText(p.message)
@@ -1727,6 +1730,18 @@ class UNetTrainWidget(StepWidget, QWidget):
         self.progress.setFormat(f"{stage}: %p%")
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(done)
+
+    def _plot_history(self, history: list[dict], steps_per_epoch: int) -> None:
+        """Plot the epochs a resumed run goes on from: each one's mean training loss and
+        validation score at the step it ended (recorded, else counted at this run's steps
+        per epoch)."""
+        for entry in history:
+            step = entry.get("steps", entry["epoch"] * steps_per_epoch)
+            if math.isfinite(entry.get("loss", math.nan)):
+                self.losses.append((step, entry["loss"]))
+            if (entry.get("validation") or {}).get("mean_average_f1") is not None:
+                self.scores.append((step, entry["validation"]["mean_average_f1"]))
+        self._plot()
 
     def _plot(self) -> None:
         self._drawn = time.monotonic()

@@ -355,6 +355,9 @@ class TrainingProgress:
     split
         In the ``"split"`` report: image names of ``"train"``, ``"validation"``
         and ``"test"``.
+    history
+        In the ``"split"`` report of a resumed run: the epochs it goes on from, as
+        :attr:`TrainingResult.history` holds them.
     """
 
     epoch: int
@@ -370,6 +373,7 @@ class TrainingProgress:
     phase: str = "train"
     checkpoint: Path | None = None
     split: dict[str, list[str]] | None = None
+    history: list[dict] | None = None
 
 
 @dataclass
@@ -383,7 +387,8 @@ class TrainingResult:
     description
         Its description.
     history
-        One dict per epoch: ``epoch``, ``loss`` (mean), ``validation`` scores.
+        One dict per epoch: ``epoch``, ``loss`` (mean), ``validation`` scores, ``steps``
+        (done when it ended; not in runs of versions before it was recorded).
     stopped_early
         Whether early stopping ended training.
     """
@@ -2003,6 +2008,7 @@ def iter_train(
         settings.learning_rate,
         phase="split",
         split={k: list(v) for k, v in split.items()},
+        history=list(history),
     )
     # The last epoch expected: a time limit stops training after the epoch in
     # which it passes, often long before last_epoch.
@@ -2080,7 +2086,9 @@ def iter_train(
             if math.isnan(score):  # validation images without any cell
                 score = -math.inf
             optimising.scheduler.step(score)
-            history.append({"epoch": epoch, "loss": mean_loss, "validation": scores})
+            history.append(
+                {"epoch": epoch, "loss": mean_loss, "validation": scores, "steps": global_step}
+            )
             # A new run always keeps its first epoch, so there is a checkpoint to return.
             improved = score > best_score or (not kept and start_weights is None)
             if improved:
