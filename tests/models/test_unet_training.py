@@ -860,6 +860,11 @@ def test_a_new_default_checkpoint_never_takes_an_existing_name(tmp_path, monkeyp
     named = training.default_output(config, data=["sample 1.5x", ".hidden.tif"])
     assert named.name == "sample 1.5x+1-resnet34-20261130-120000.safetensors"
     assert not training.default_output(config, data=[" .hidden"]).name.startswith(".")
+    # Files of one name in folders of their own: named after the folder holding them all
+    # (Usiigaci's set*/raw.tif made "raw-fine-tuned").
+    sets = [f"/data/usiigaci-phc/set{i}/raw.tif" for i in range(1, 4)]
+    named = training.default_output(config, data=sets, fine_tuned=True)
+    assert named.name == "usiigaci-phc-fine-tuned-20261130-120000.safetensors"
 
 
 def test_pixels_that_are_not_numbers_do_not_stop_training(tmp_path, tiny_unet):

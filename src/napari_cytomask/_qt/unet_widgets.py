@@ -71,6 +71,7 @@ from ..models.catalog import (
     unlike_starter_images,
 )
 from ..models.checkpoint import (
+    USABLE_F1,
     cache_dir,
     chosen_scores,
     config_of,
@@ -425,6 +426,12 @@ class _ModelPicker(QWidget):
             details += (
                 "; the best network so far of a training run that was stopped, before its "
                 "thresholds were chosen: finish it with Train a model > Resume from"
+            )
+        elif val.get("f1_50", USABLE_F1) < USABLE_F1:  # looked like every other model
+            title = f"{title} (not ready)"
+            details += (
+                "; it finds few of its validation images' cells: train it for longer or on "
+                "more labelled images"
             )
         self.combo.addItem(title, key)
         self.combo.setItemData(self.combo.count() - 1, details, Qt.ItemDataRole.ToolTipRole)

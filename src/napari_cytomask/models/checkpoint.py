@@ -292,6 +292,11 @@ def unfinished(description: dict) -> bool:
     return (description.get("training") or {}).get("finished") is False
 
 
+#: F1 at IoU 0.5 on the validation images, with the chosen thresholds, below which a
+#: model is said to be of little use yet: it misses most cells, or finds mostly wrong ones.
+USABLE_F1 = 0.5
+
+
 def chosen_scores(description: dict) -> dict:
     """A model's validation scores with the thresholds it segments with: those its choice
     of thresholds measured (``postprocess.scores.tuned``), else those its epochs were

@@ -20,6 +20,7 @@ every step and epoch, so a widget can plot the loss and stop between steps.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import functools
@@ -71,6 +72,7 @@ from .catalog import (
 from .checkpoint import (
     DIR_ENV,
     SUFFIX,
+    USABLE_F1,
     cache_dir,
     check_input_channels,
     checkpoint_file,
@@ -1189,11 +1191,6 @@ def iter_tune_postprocess(
     }
 
 
-#: F1 at IoU 0.5 on the validation images, with the chosen thresholds, below which a
-#: model is said to be of little use yet: it misses most cells, or finds mostly wrong ones.
-USABLE_F1 = 0.5
-
-
 def tuned_note(tuned: dict, description: dict | None = None) -> str:
     """A sentence when a model, even with its chosen thresholds, finds few of the validation
     images' cells (tuning then keeps the few it gets right: a barely trained model's
@@ -1309,10 +1306,18 @@ def default_output(
     """A new checkpoint path in ``folder`` (default :func:`cache_dir`) named after what
     it learnt from (``data``, the training images' names) and how, or after its network,
     and the time (with a number after it when a file of that name, or its training
-    state, exists): ``img2d-fine-tuned-20261201-084054``."""
+    state, exists): ``img2d-fine-tuned-20261201-084054``, ``usiigaci-phc-resnet18-…``
+    for ``usiigaci-phc/set*/raw.tif``."""
     folder = cache_dir() if folder is None else Path(folder)
     # A file's or a layer's name, without a frame index or an image suffix ("a.b" stays).
-    names = (IMAGE_SUFFIX.sub("", Path(re.sub(r"\[\d+\]$", "", n)).name) for n in data)
+    files = list(dict.fromkeys(re.sub(r"\[\d+\]$", "", n) for n in data))
+    names = [IMAGE_SUFFIX.sub("", Path(f).name) for f in files]
+    if len(set(names)) < len(files):
+        # Files of one name in folders of their own (set1/raw.tif, set2/raw.tif): named
+        # after the folder that holds them all, not "raw".
+        with contextlib.suppress(ValueError):  # names that are no paths of one kind
+            common = Path(os.path.commonpath(files)).name
+            names = [common] if common else names
     stems = list(dict.fromkeys(safe_file_name(name)[:40].lstrip(".") or "labels" for name in names))
     if stems:
         what = stems[0] + (f"+{len(stems) - 1}" if len(stems) > 1 else "")
