@@ -657,17 +657,23 @@ def test_evaluate_finds_each_scans_mask_channel_without_being_told(tmp_path, cap
     assert not (tmp_path / "none" / "images.tif").exists()
 
 
+def _evaluate_pairs(folder, pairs: dict) -> list[str]:
+    """``cytomask evaluate`` of ``pairs`` ``{name: (prediction, ground truth)}`` written to
+    ``folder``/pred and ``folder``/gt, into ``folder``/m.csv: its arguments."""
+    for side in ("pred", "gt"):
+        (folder / side).mkdir()
+    for name, (pred, truth) in pairs.items():
+        tifffile.imwrite(folder / "pred" / f"{name}.tif", pred)
+        tifffile.imwrite(folder / "gt" / f"{name}.tif", truth)
+    return ["evaluate", "--pred", str(folder / "pred" / "*.tif"),
+            "--gt", str(folder / "gt" / "*.tif"), "-o", str(folder / "m.csv")]  # fmt: skip
+
+
 def test_evaluate_a_pair_that_cannot_be_compared_fails_alone(tmp_path, capsys):
     """One mismatched pair stopped the run with no CSV and without naming the files."""
     labels = np.zeros((32, 32), np.uint8)
     labels[4:12, 4:12] = 1
-    (tmp_path / "pred").mkdir()
-    (tmp_path / "gt").mkdir()
-    for name, pred in (("a", labels), ("b", labels[:20, :20])):
-        tifffile.imwrite(tmp_path / "gt" / f"{name}.tif", labels)
-        tifffile.imwrite(tmp_path / "pred" / f"{name}.tif", pred)
-    argv = ["evaluate", "--pred", str(tmp_path / "pred" / "*.tif"),
-            "--gt", str(tmp_path / "gt" / "*.tif"), "-o", str(tmp_path / "m.csv")]  # fmt: skip
+    argv = _evaluate_pairs(tmp_path, {"a": (labels, labels), "b": (labels[:20, :20], labels)})
     assert main(argv) == 1
     out = capsys.readouterr()
     bad = f"{tmp_path / 'pred' / 'b.tif'} against {tmp_path / 'gt' / 'b.tif'}: error: "
@@ -692,13 +698,10 @@ def test_evaluate_leaves_a_ground_truth_without_cells_out_of_the_total(tmp_path,
     labels = np.zeros((32, 32), np.uint8)
     labels[4:12, 4:12] = 1
     labels[16:28, 16:28] = 2
-    for folder in ("pred", "gt"):
-        (tmp_path / folder).mkdir()
-    for name, truth in (("a", labels), ("b", labels), ("c", np.zeros_like(labels))):
-        tifffile.imwrite(tmp_path / "gt" / f"{name}.tif", truth)
-        tifffile.imwrite(tmp_path / "pred" / f"{name}.tif", labels)
-    argv = ["evaluate", "--pred", str(tmp_path / "pred" / "*.tif"),
-            "--gt", str(tmp_path / "gt" / "*.tif"), "-o", str(tmp_path / "m.csv")]  # fmt: skip
+    empty = np.zeros_like(labels)
+    argv = _evaluate_pairs(
+        tmp_path, {"a": (labels, labels), "b": (labels, labels), "c": (labels, empty)}
+    )
     assert main(argv) == 0
     out = capsys.readouterr()
     assert (
