@@ -165,6 +165,10 @@ def test_odd_headers_and_descriptions_are_refused_and_listed_as_unusable(saved, 
         "no encoder": {"__metadata__": {"napari-cytomask": json.dumps(
             {k: v for k, v in desc.items() if k != "encoder"})}, "w": tensor},
         "score text": {"__metadata__": meta(scores={"validation": {"f1_50": "high"}}), "w": tensor},
+        # The scores with the chosen thresholds, which the model list shows.
+        "tuned list": {"__metadata__": meta(postprocess={"scores": ["x"]}), "w": tensor},
+        "tuned text": {"__metadata__": meta(postprocess={"scores": {"tuned": {"f1_50": "x"}}}),
+                       "w": tensor},
         "threshold text": {"__metadata__": meta(postprocess={"interior_threshold": "0.5"}),
                            "w": tensor},
         # Values that are looked up among the known ones.
@@ -191,6 +195,8 @@ def test_odd_headers_and_descriptions_are_refused_and_listed_as_unusable(saved, 
     why = dict((p.stem, text) for p, text in unusable)
     assert "invalid network" in why["channels text"]
     assert "validation scores are not a table" in why["validation list"]
+    assert "threshold scores are not a table" in why["tuned list"]
+    assert "its f1_50 is 'x', not a number" in why["tuned text"]
 
 
 def test_weights_that_do_not_fit_the_description(saved):

@@ -305,8 +305,6 @@ def chosen_scores(description: dict) -> dict:
     0.498 with its own). The numbers only; {} when it records none."""
     tuned = ((description.get("postprocess") or {}).get("scores") or {}).get("tuned")
     scores = tuned or (description.get("scores") or {}).get("validation") or {}
-    if not isinstance(scores, dict):
-        return {}
     return {key: value for key, value in scores.items() if is_number(value)}
 
 
@@ -368,27 +366,32 @@ def _check_contents(desc: dict, path: Path) -> None:
         raise CheckpointError(
             f"{path} has a corrupt description (it names no encoder); train it again."
         )
-    scores = desc.get("scores")
-    tables = {
-        "training": desc.get("training"),
-        "scores": scores,
-        "postprocess": desc.get("postprocess"),
-        "validation scores": scores.get("validation") if isinstance(scores, dict) else None,
-    }
+
+    def part(table, key):
+        return table.get(key) if isinstance(table, dict) else None
+
+    tables = {"training": desc.get("training"), "scores": desc.get("scores")}
+    tables["validation scores"] = part(tables["scores"], "validation")
+    tables["postprocess"] = desc.get("postprocess")
+    tables["threshold scores"] = part(tables["postprocess"], "scores")
+    tables["chosen thresholds' scores"] = part(tables["threshold scores"], "tuned")
     for what, table in tables.items():
         if table is not None and not isinstance(table, dict):
             raise CheckpointError(
                 f"{path} has a corrupt description (its {what} are not a table); train it again."
             )
-    # The numbers the dock shows and segments with.
-    numbers = {**(tables["validation scores"] or {}), **(tables["postprocess"] or {})}
-    for key in ("f1_50", "mean_average_f1", *DEFAULT_SETTINGS):
-        value = numbers.get(key)
-        if value is not None and not is_number(value):
-            raise CheckpointError(
-                f"{path} has a corrupt description (its {key} is {value!r}, not a number); "
-                "train it again."
-            )
+    # The numbers the dock shows (chosen_scores) and segments with.
+    for numbers in (
+        {**(tables["validation scores"] or {}), **(tables["postprocess"] or {})},
+        tables["chosen thresholds' scores"] or {},
+    ):
+        for key in ("f1_50", "mean_average_f1", *DEFAULT_SETTINGS):
+            value = numbers.get(key)
+            if value is not None and not is_number(value):
+                raise CheckpointError(
+                    f"{path} has a corrupt description (its {key} is {value!r}, not a "
+                    "number); train it again."
+                )
     settings = tables["postprocess"] or {}
     for key in ("interior_threshold", "foreground_threshold"):
         if key in settings and not 0 <= settings[key] <= 1:  # NaN is not either
