@@ -728,6 +728,24 @@ def test_evaluate_leaves_a_ground_truth_without_cells_out_of_the_total(tmp_path,
         "pass --overwrite to replace it."
     ) in capsys.readouterr().err
     assert main([*argv, "--overwrite"]) == 0
+    # A file of another kind in its place: --overwrite would not replace it either.
+    tifffile.imwrite(tmp_path / "m.csv", labels)
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "holds binary data" in err and "--overwrite" not in err
+    # Its cells in frames the prediction was never made in: it has cells, but none there.
+    stack = np.stack([empty, labels, labels])
+    tifffile.imwrite(tmp_path / "gt" / "c.tif", stack)
+    tifffile.imwrite(tmp_path / "pred" / "c.tif", np.stack([labels, empty, empty]))
+    made = {"outputs": ["c.tif"], "shape": [3, 32, 32], "frames_made": ["0"], "method": "unet"}
+    (tmp_path / "pred" / "c_provenance.json").write_text(json.dumps(made))
+    for name in "ab":
+        tifffile.imwrite(tmp_path / "gt" / f"{name}.tif", labels)
+    assert main([*argv[:-1], str(tmp_path / "f.csv")]) == 0
+    assert (
+        f"{tmp_path / 'gt' / 'c.tif'} has no cell in the frames the prediction was made in, so "
+        "its pair is left out of the figures of all pairs."
+    ) in capsys.readouterr().err
 
 
 def test_a_presets_model_that_cannot_be_used_names_the_preset(tmp_path, capsys):

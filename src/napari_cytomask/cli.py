@@ -1276,7 +1276,7 @@ def _no_cells_advice(preset, channels: int, noted: str) -> str:
 def _evaluate(args) -> int:
     import numpy as np
 
-    from .io.atomic import check_output
+    from .io.atomic import check_output, check_replaces_text
     from .io.export import reopened_result, result_record
     from .io.files import match_files, read_labels
     from .io.layers import (
@@ -1298,7 +1298,8 @@ def _evaluate(args) -> int:
         check_output(args.output, overwrite=args.overwrite, inputs=inputs, text="a CSV table")
     except FileExistsError as err:
         if args.overwrite or not os.path.isfile(args.output):
-            raise  # not a file --overwrite replaces (a table it would not replace)
+            raise
+        check_replaces_text(args.output, "a CSV table")  # --overwrite replaces text only
         raise UserError(
             f"{args.output} already exists and was left as it is; choose another name, or "
             "pass --overwrite to replace it."
@@ -1340,6 +1341,7 @@ def _evaluate(args) -> int:
             if made is not None:
                 made = made.reshape(pred.shape[:-2])
             gt, pred = gt.copy(), pred.copy()  # not the files' own arrays
+            labelled = bool(gt.any())  # before the frames never made are emptied
             _, left = leave_out_frames(gt, pred, stack, made)
             if made is not None and not made.all():
                 kept = [frame_key(place) for place in np.argwhere(made)]
@@ -1358,7 +1360,7 @@ def _evaluate(args) -> int:
             failed += 1
             print(f"{pred_path} against {gt_path}: error: {err}", file=sys.stderr, flush=True)
             continue
-        results.append((gt_path, result, bool(gt.any())))
+        results.append((gt_path, result, bool(gt.any()), labelled))
         rows += [(pred_path, gt_path, *row) for row in results_rows(result)]
         # Scores of 0 where one side has no objects say why, as the metrics dock does.
         empty = result.matches.no_objects_note()
@@ -1372,10 +1374,17 @@ def _evaluate(args) -> int:
     # prediction (an image not labelled yet), as such frames of a stack are not: its own
     # row says what it found, the total leaves it out.
     pooled = [item for item in results if item[2]] or results
-    for gt_path, _, _ in (item for item in results if item not in pooled):
-        print(f"cytomask: note: {gt_path} has no cell, so its pair is left out of the "
-              "figures of all pairs (label its cells to score it).", file=sys.stderr)  # fmt: skip
-    total = sum((result for _, result, _ in pooled[1:]), pooled[0][1])
+    for gt_path, _, compared, labelled in results if pooled is not results else ():
+        if compared:
+            continue
+        # Its cells may lie in frames the prediction was never made in.
+        why, advice = (
+            ("no cell in the frames the prediction was made in", "") if labelled
+            else ("no cell", " (label its cells to score it)")
+        )  # fmt: skip
+        print(f"cytomask: note: {gt_path} has {why}, so its pair is left out of the figures "
+              f"of all pairs{advice}.", file=sys.stderr)  # fmt: skip
+    total = sum((item[1] for item in pooled[1:]), pooled[0][1])
     # The total's own rows only: each pair's rows are listed above.
     rows += [("all", "all", *row) for row in results_rows(total) if row[0] == "all"]
     say(f"all {len(pooled)} pair(s): F1@{args.thresholds[at]:g} {total.matches.f1[at]:.3f}, "
