@@ -19,6 +19,7 @@ import napari_cytomask
 from napari_cytomask.io.files import (
     IMAGE_SUFFIXES,
     find_inputs,
+    input_roots,
     open_scan,
     read_channels,
     read_image,
@@ -487,3 +488,34 @@ def test_a_file_opened_by_a_relative_path_is_named_by_its_whole_path(tmp_path, m
     stack = ["a/raw.tif", "a/raw.tif"]
     for _, kwargs, _ in get_reader(stack)(stack):
         assert kwargs["metadata"][METADATA_KEY]["source"].startswith(str(tmp_path / "a"))
+
+
+def test_input_roots_are_where_patterns_start_matching(tmp_path, monkeypatch):
+    """The folder of each input named, from which cytomask segment lays out its results:
+    a pattern's results stay in place as it matches more files."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.tif").write_bytes(b"")
+    roots = input_roots(
+        [
+            "data/set*/raw.tif",
+            "*.tif",  # a wildcard first: the working folder
+            "~/x/*.tif",
+            "/abs/**/raw.tif",
+            "run[[]1]/*.tif",  # an escaped bracket is part of the folder's name
+            "run[[]1]/scan[[]2].tif",  # a file's name, every bracket escaped
+            "data",  # a folder
+            "data/a.tif",  # a file
+        ]
+    )
+    assert roots == [
+        tmp_path / "data",
+        tmp_path,
+        tmp_path / "home" / "x",
+        Path("/abs"),
+        tmp_path / "run[1]",
+        tmp_path / "run[1]",
+        tmp_path / "data",
+        tmp_path / "data",
+    ]

@@ -375,6 +375,10 @@ def find_inputs(items, exclude: tuple[str, ...] = ()) -> list[Path]:
     return list(found.values())
 
 
+#: A wildcard character written as a pattern of itself (``[[]``, ``[*]``, ``[?]``).
+_ESCAPED = re.compile(r"\[([*?[])\]")
+
+
 def input_roots(items) -> list[Path]:
     """The folder each of ``items`` (as :func:`find_inputs` takes them) names its files
     in: a pattern's folder before its first wildcard, a folder itself, a file's folder.
@@ -384,9 +388,13 @@ def input_roots(items) -> list[Path]:
     for item in items:
         text = os.path.expanduser(str(item))
         if glob.has_magic(text) and not os.path.exists(text):
+            # A bracket written as "[[]" (as a name with brackets is matched) is no wildcard.
             parts = Path(text).parts
-            fixed = next(i for i, part in enumerate(parts) if glob.has_magic(part))
-            roots.append(Path(os.path.abspath(Path(*parts[:fixed]) if fixed else ".")))
+            # Every wildcard escaped ("scan[[]1].tif"): one file's name, in its folder.
+            magic = [i for i, part in enumerate(parts) if glob.has_magic(_ESCAPED.sub("", part))]
+            fixed = magic[0] if magic else len(parts) - 1
+            folder = Path(*(_ESCAPED.sub(r"\1", part) for part in parts[:fixed]))
+            roots.append(Path(os.path.abspath(folder if fixed else ".")))
         elif Path(text).is_dir() and not is_image(Path(text)):
             roots.append(Path(os.path.abspath(text)))
         else:
