@@ -15,6 +15,7 @@ import tifffile
 import torch
 from napari.layers import Image, Labels
 from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QWidget
 
 from napari_cytomask._qt._live import StepControls
 from napari_cytomask._qt.unet_widgets import (
@@ -542,26 +543,54 @@ def test_cancelled_as_it_chooses_thresholds_a_run_that_kept_its_start_offers_it(
 
 def test_closing_the_dock_cancels_its_training_and_says_so(make_napari_viewer, qtbot, tmp_path):
     """A dock closed mid-training trained on unseen to the end, with no way to stop it,
-    and a dock opened again could start a second run beside it."""
+    and a dock opened again could start a second run beside it. A live preview, started
+    by no click, stops unsaid."""
+    import threading
+
+    from napari_cytomask._qt._live import FitsTheScreen, Runner
+
     viewer = make_napari_viewer(show=True)
     _labelled_layers(viewer)
     trainer = UNetTrainWidget(viewer)
     _tiny_training(trainer)
     trainer.epochs.setValue(50)
-    trainer.output.setText(str(tmp_path / "closed.safetensors"))
+    output = tmp_path / "closed.safetensors"
+    trainer.output.setText(str(output))
     dock = viewer.window.add_dock_widget(trainer, name="Train a U-Net")
     trainer.train()
-    qtbot.waitUntil(lambda: len(trainer.losses) > 0, timeout=60_000)
+    qtbot.waitUntil(lambda: trainer._checkpoint is not None, timeout=60_000)
     worker = trainer.worker
     with patch("napari_cytomask._qt._live.show_info") as told:
         viewer.window.remove_dock_widget(dock)
     assert not trainer.runner.busy
     qtbot.waitUntil(lambda: not worker.is_running, timeout=60_000)
-    (message,), _ = told.call_args
-    assert message.startswith(
-        "'Train a U-Net' was closed while it ran, so its run was cancelled. Cancelled"
-    ), message
-    assert len(trainer.losses) < 50 * trainer.steps.value()
+    told.assert_called_once_with(
+        "'Train a U-Net' was closed while it ran, so its run was cancelled. Cancelled; the "
+        f"best network so far is in {output}. Press Train to continue from the last "
+        "finished epoch."
+    )
+    assert trainer.resume.text() == str(output)
+
+    class Preview(FitsTheScreen, QWidget):
+        def __init__(self):
+            super().__init__()
+            self.controls = StepControls("Preview", "Preview")
+            self.runner = Runner(lambda _: None, self.controls, parent=self)
+
+    held = threading.Event()
+
+    def waiting():
+        yield 0, 1
+        held.wait(30)
+
+    preview = Preview()
+    dock = viewer.window.add_dock_widget(preview, name="Preview")
+    preview.runner.request(waiting)
+    qtbot.waitUntil(lambda: preview.runner.worker is not None, timeout=10_000)
+    with patch("napari_cytomask._qt._live.show_info") as told:
+        viewer.window.remove_dock_widget(dock)
+    held.set()
+    assert not preview.runner.busy and not told.called
 
 
 def test_cells_mostly_near_the_minimum_size_say_smaller_ones_were_dropped():
@@ -1973,7 +2002,7 @@ def test_the_keyboard_focus_follows_the_run_button_to_cancel_and_back(qtbot):
     """Started from the keyboard, a step's disabled run button passed the focus out of the
     step (to napari's button that hides the dock): Esc no longer cancelled, and the next
     Space hid the dock while the step ran on."""
-    from qtpy.QtWidgets import QPushButton, QVBoxLayout, QWidget
+    from qtpy.QtWidgets import QPushButton, QVBoxLayout
 
     from napari_cytomask._qt._live import take_keys
 

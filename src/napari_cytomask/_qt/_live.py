@@ -367,16 +367,19 @@ class FitsTheScreen:
         return super().event(event)
 
     def _cancel_runs(self) -> None:
-        """Press the Cancel button of each run under way, and say what became of it."""
+        """Press the Cancel button of each run under way, and say what became of it (a
+        live preview, which nobody asked for by a click, stops unsaid)."""
         for runner in self.findChildren(Runner):
             controls = runner.controls
             if runner.worker is None or controls is None or controls.cancel_button.isHidden():
                 continue
+            if runner.live:
+                runner.cancel()
+                continue
             controls.cancel_button.click()
-            show_info(
-                f"'{self._title}' was closed while it ran, so its run was cancelled. "
-                f"{controls.status.text()}"
-            )
+            said = controls.status.text()
+            kept = "" if said == _CANCELLED else f" {said}"  # what it kept, where it did
+            show_info(f"'{self._title}' was closed while it ran, so its run was cancelled.{kept}")
 
     def _fit_the_screen(self) -> None:
         if not isalive(self):
@@ -489,6 +492,10 @@ class StepWidget(FitsTheScreen):
         return self.runner.worker
 
 
+#: What a step's status says once its run is cancelled, unless the step says more.
+_CANCELLED = "Cancelled."
+
+
 class Runner(QObject):
     """Run a core generator in a napari thread worker; only the newest run counts.
 
@@ -556,6 +563,7 @@ class Runner(QObject):
         # layer: its pixels are let go).
         self._removed_input: tuple | None = None
         self.closed = False  # the dock that holds the step is closed: see close
+        self._live = False  # the run under way follows an edit (see live)
 
     def close(self, closed: bool = True) -> None:
         """Run nothing more while ``closed`` (its dock closed): a waiting request is
@@ -574,6 +582,11 @@ class Runner(QObject):
     def worker(self):
         """The running worker (``None`` when idle)."""
         return self._worker
+
+    @property
+    def live(self) -> bool:
+        """Whether the run under way follows an edit (:meth:`request`), not a click."""
+        return self._live
 
     @property
     def controls(self) -> StepControls | None:
@@ -648,7 +661,7 @@ class Runner(QObject):
         worker, self._worker = self._worker, None
         if worker is not None:
             worker.quit()
-            said = said or "Cancelled."
+            said = said or _CANCELLED
             if self._controls is not None:
                 self._controls.progress.setRange(0, 1)  # no longer busy
                 self._controls.progress.setValue(0)
@@ -699,7 +712,7 @@ class Runner(QObject):
         if self._pending is None:
             return
         func, args, kwargs, live, notify = self._pending
-        self._pending = None
+        self._pending, self._live = None, live
         if self._worker is not None:
             self._worker.quit()
         self._generation += 1
