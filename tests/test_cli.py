@@ -766,7 +766,8 @@ def test_a_presets_model_that_cannot_be_used_names_the_preset(tmp_path, capsys):
 
 def test_export_of_a_file_that_cannot_be_read_fails_alone(tmp_path, capsys):
     """One unreadable file among those named stopped the whole export, and only its read
-    error was said, not that nothing was exported."""
+    error was said, not that nothing was exported. A result whose scan no longer fits it
+    fails alone too."""
     labels = np.zeros((32, 32), np.uint8)
     labels[4:12, 4:12] = 1
     tifffile.imwrite(tmp_path / "a.tif", labels)
@@ -776,12 +777,12 @@ def test_export_of_a_file_that_cannot_be_read_fails_alone(tmp_path, capsys):
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert f"{tmp_path / 'b.tif'}: error: " in err
-    assert "1 of 2 file(s) could not be read (see above); the others are exported." in err
+    assert "1 of 2 file(s) could not be exported (see above); the others are." in err
     np.testing.assert_array_equal(tifffile.imread(out / "a.tif"), labels)
     # None could be read: nothing is written, and that is said.
     (tmp_path / "a.tif").write_bytes(b"not a tiff")
     assert main([*argv[:4], str(tmp_path / "none"), "-q"]) == 1
-    assert "none of the 2 file(s) could be read (see above); nothing was exported." in (
+    assert "none of the 2 file(s) could be exported (see above); nothing was written." in (
         capsys.readouterr().err
     )
     assert not (tmp_path / "none").exists()
@@ -1282,7 +1283,10 @@ def test_export_measures_an_ome_zarr_image_of_one_plane_with_its_axes_of_length_
     assert main(["export", pattern, "-o", str(tmp_path / "again"), "-q"]) == 1
     err = capsys.readouterr().err
     assert f"{cropped} has shape (64, 96), but channel 'GFP' of {scans / 'tcyx.ome.zarr'}" in err
-    assert not any(tmp_path.glob("again/*"))
+    # It fails alone: the other result is exported.
+    assert "1 of 2 file(s) could not be exported (see above); the others are." in err
+    assert not any(tmp_path.glob("again/tcyx*"))
+    assert (tmp_path / "again" / "tczyx_unet_cells.tif").is_file()
 
 
 def test_relative_paths_become_absolute_for_workers_elsewhere(

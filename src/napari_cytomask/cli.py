@@ -1403,19 +1403,8 @@ def _evaluate(args) -> int:
 
 def _export(args) -> int:
     from .io.atomic import folder_writer
-    from .io.export import (
-        LabelsExport,
-        export_labels,
-        exported_fields,
-        located_source,
-        provenance_beside,
-        recorded_axes,
-        recorded_fields,
-        reopened_result,
-        segment_record,
-    )
-    from .io.files import find_inputs, read_labels
-    from .io.tiff import file_stem
+    from .io.export import export_labels, segment_record
+    from .io.files import find_inputs
 
     items = find_inputs(args.labels)
     for folder in sorted({path.parent for path in map(Path, items)}):
@@ -1440,45 +1429,20 @@ def _export(args) -> int:
         items = [path for path in items if path not in skipped]
     exports, failed = [], []
     for path in items:
-        info = records[path]
-        # A file that cannot be read fails alone, named, as segment's inputs do: it stopped
-        # the whole export.
+        # A file that cannot be exported fails alone, named, as segment's inputs do: it
+        # stopped the whole export.
         try:
-            labels, axes = read_labels(
-                path, among_masks=args.mask_channel, advice="--mask-channel N"
-            )
-            # An earlier export's result: described as its export described it.
-            exported = {} if info else located_source(reopened_result(path, labels.shape), path)
-            if exported and not axes:  # a NumPy file holds none: its export recorded them
-                axes = recorded_axes(path, labels.ndim)
-            if not info and not exported:  # not a result: said when its ids may be no labels
-                labels = _checked_labels(path, labels, "exported as labels")
+            exports.append(_file_export(path, records[path], args, exports))
         except (ValueError, OSError) as err:
             if len(items) == 1:
                 raise
             failed.append(path)
             print(f"{path}: error: {err}", file=sys.stderr, flush=True)
-            continue
-        if info:
-            described = {
-                **recorded_fields(info),
-                **_from_source(info, path, labels.shape, f"{file_stem(path)}.json"),
-            }
-        elif exported:
-            described = {
-                **exported_fields(exported),
-                **_from_source(exported, path, labels.shape, provenance_beside(path).name),
-            }
-        else:
-            described = {}
-        described = {"source": str(path), **described}
-        name = _layer_name(file_stem(path), described["source"], exports)
-        exports.append(LabelsExport(name=name, labels=labels, **axes, **described))
     # None of the files named is replaced, even left out, nor a scan a result was made from:
     # other/well1.tif, a result of data/well1.tif, is exported into data/ as well1.tif.
     if not exports:
-        raise UserError(f"none of the {len(items)} file(s) could be read (see above); "
-                        "nothing was exported.")  # fmt: skip
+        raise UserError(f"none of the {len(items)} file(s) could be exported (see above); "
+                        "nothing was written.")  # fmt: skip
     inputs = [*items, *skipped, *(export.source for export in exports if export.source)]
     written = export_labels(
         exports, args.output_dir, formats=args.formats, objects_csv=not args.no_tables,
@@ -1488,10 +1452,50 @@ def _export(args) -> int:
         print(path)
     if failed:
         raise UserError(
-            f"{len(failed)} of {len(items)} file(s) could not be read (see above); the "
-            "others are exported."
+            f"{len(failed)} of {len(items)} file(s) could not be exported (see above); the "
+            "others are."
         )
     return EXIT_OK
+
+
+def _file_export(path, info: dict, args, exports: list):
+    """The :class:`~.io.export.LabelsExport` of the label file ``path`` that ``cytomask
+    export`` writes: described by its ``cytomask segment`` record ``info`` (or {}), or by
+    the provenance of an earlier export, named apart from ``exports`` made before it."""
+    from .io.export import (
+        LabelsExport,
+        exported_fields,
+        located_source,
+        provenance_beside,
+        recorded_axes,
+        recorded_fields,
+        reopened_result,
+    )
+    from .io.files import read_labels
+    from .io.tiff import file_stem
+
+    labels, axes = read_labels(path, among_masks=args.mask_channel, advice="--mask-channel N")
+    # An earlier export's result: described as its export described it.
+    exported = {} if info else located_source(reopened_result(path, labels.shape), path)
+    if exported and not axes:  # a NumPy file holds none: its export recorded them
+        axes = recorded_axes(path, labels.ndim)
+    if not info and not exported:  # not a result: said when its ids may be no labels
+        labels = _checked_labels(path, labels, "exported as labels")
+    if info:
+        described = {
+            **recorded_fields(info),
+            **_from_source(info, path, labels.shape, f"{file_stem(path)}.json"),
+        }
+    elif exported:
+        described = {
+            **exported_fields(exported),
+            **_from_source(exported, path, labels.shape, provenance_beside(path).name),
+        }
+    else:
+        described = {}
+    described = {"source": str(path), **described}
+    name = _layer_name(file_stem(path), described["source"], exports)
+    return LabelsExport(name=name, labels=labels, **axes, **described)
 
 
 def _note_if_unfinished(model: str) -> None:
