@@ -700,6 +700,28 @@ def test_fine_tuning_shows_the_starting_models_score_as_epoch_0(make_napari_view
     assert trainer._checkpoint is None and trainer.resume.text() == ""
 
 
+def test_the_summary_names_the_thresholds_the_epochs_were_compared_at(
+    make_napari_viewer_proxy, tmp_path
+):
+    """A fine-tuning run compares its epochs at the starting model's thresholds, unless
+    none could be chosen for it: then at the defaults, which the summary said were the
+    starting model's."""
+    from napari_cytomask.models.training import TrainingResult
+
+    trainer = UNetTrainWidget(make_napari_viewer_proxy())
+    scores = {"mean_average_f1": 0.6, "f1_50": 0.9}
+    tuned = {"interior_threshold": 0.5, "foreground_threshold": 0.6, "min_size": 100,
+             "scores": {"tuned": scores, "default": {"mean_average_f1": 0.4}}}  # fmt: skip
+    for start, at in (({"min_size": 90}, "the starting model's"), (None, "the default")):
+        training = {"initialised_from": "starter", "validation_settings": start}
+        description = {"scores": {"validation": {"mean_average_f1": 0.4}},
+                       "postprocess": tuned, "training": training}  # fmt: skip
+        trainer._on_result(TrainingResult(tmp_path / "m.safetensors", description))
+        assert f"(its epochs were compared at {at} thresholds, where it scored 0.400)." in (
+            trainer.summary
+        )
+
+
 def test_cancel_and_errors(make_napari_viewer_proxy, qtbot, monkeypatch, tmp_path):
     viewer = make_napari_viewer_proxy()
     errors = []

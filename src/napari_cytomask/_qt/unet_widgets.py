@@ -1803,7 +1803,9 @@ class UNetTrainWidget(StepWidget, QWidget):
                 f"{tuned['foreground_threshold']:g}, minimum cell size {tuned['min_size']} px"
             )
             if measured:
-                at = "the starting model's" if training.get("initialised_from") else "the default"
+                # None: the defaults (a fine-tuning run whose start's could not be chosen too).
+                own = training.get("validation_settings") is not None
+                at = "the starting model's" if own else "the default"
                 text += (
                     f" (its epochs were compared at {at} thresholds, where it scored "
                     f"{val['mean_average_f1']:.3f})"
