@@ -750,7 +750,7 @@ def test_evaluate_leaves_a_ground_truth_without_cells_out_of_the_total(tmp_path,
 
 def test_a_presets_model_that_cannot_be_used_names_the_preset(tmp_path, capsys):
     """A preset naming a model that is not there was refused without naming the preset."""
-    from napari_cytomask.pipeline import Preset, UNetStep
+    from napari_cytomask.pipeline import Preset, Sam2Step, UNetStep
 
     preset = Preset(unet=UNetStep(model="nonexistent")).save(tmp_path / "p.json")
     image = tmp_path / "a.tif"
@@ -762,6 +762,13 @@ def test_a_presets_model_that_cannot_be_used_names_the_preset(tmp_path, capsys):
     assert main([*argv, "--model", "missing"]) == 1
     err = capsys.readouterr().err
     assert "no checkpoint 'missing'" in err and str(preset) not in err
+    # The preset's SAM2 model, beside a U-Net given on the command line: the preset's.
+    sam2 = Sam2Step(model=str(tmp_path / "gone.pt"))
+    Preset(method="sam2_guided", sam2=sam2).save(preset, overwrite=True)
+    assert main([*argv, "--model", "starter"]) == 1
+    assert f"error: {preset}: SAM2 model {str(tmp_path / 'gone.pt')!r} is neither" in (
+        capsys.readouterr().err
+    )
 
 
 def test_export_of_a_file_that_cannot_be_read_fails_alone(tmp_path, capsys):

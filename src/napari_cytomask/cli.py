@@ -1058,7 +1058,8 @@ def _tune(args) -> int:
 
 
 def _preset(args):
-    """The preset file's settings with the command line's options on top."""
+    """The preset file's settings with the command line's options on top, and the file's
+    own (None without one)."""
     from dataclasses import replace
 
     from .pipeline import Preset, PresetError, Sam2Step, UNetStep
@@ -1100,7 +1101,7 @@ def _preset(args):
             labels={**sam2.labels, **{k: v for k, v in labels.items() if v is not None}},
         )
     try:
-        return Preset(
+        combined = Preset(
             method=method,
             unet=unet if method != "sam2" else None,
             sam2=sam2 if method != "unet" else None,
@@ -1109,6 +1110,7 @@ def _preset(args):
         )
     except PresetError as err:
         raise UserError(str(err)) from err
+    return combined, preset
 
 
 def _segment(args) -> int:
@@ -1119,13 +1121,14 @@ def _segment(args) -> int:
     from .models.checkpoint import CheckpointError, read_description
     from .pipeline import PresetError
 
-    preset = _preset(args)
-    try:
-        preset.check()
-    except (PresetError, CheckpointError) as err:
-        if args.preset and not (args.model or args.sam2_model):  # the preset's own model
-            raise UserError(f"{args.preset}: {err}") from err
-        raise
+    preset, in_file = _preset(args)
+    for step, given in (("unet", args.model), ("sam2", args.sam2_model)):
+        try:
+            preset.check((step,))
+        except (PresetError, CheckpointError) as err:
+            if not given and getattr(in_file, step, None) is not None:  # the file's model
+                raise UserError(f"{args.preset}: {err}") from err
+            raise
     preset = preset.with_model_settings()
     if preset.unet is not None:
         _note_if_unfinished(preset.unet.model)

@@ -188,8 +188,8 @@ class Preset:
         if self.split is not None:
             _check_split(self.split)
 
-    def check(self) -> None:
-        """Check that the models exist and fit, without loading their weights.
+    def check(self, steps: Sequence[str] = ("unet", "sam2")) -> None:
+        """Check that the models of ``steps`` exist and fit, without loading their weights.
 
         Raises
         ------
@@ -200,13 +200,13 @@ class Preset:
         from .models.inference import check_overlap
         from .models.sam2_models import DEFAULT_MODEL, HF_MODELS, check_sam2_file
 
-        if self.unet is not None:
+        if self.unet is not None and "unet" in steps:
             config = config_of(read_description(resolve_unet(self.unet.model)))
             try:
                 check_overlap(config, self.unet.tile_size, self.unet.overlap)
             except ValueError as err:
                 raise PresetError(str(err)) from None
-        if self.sam2 is not None and self.sam2.model not in HF_MODELS:
+        if self.sam2 is not None and "sam2" in steps and self.sam2.model not in HF_MODELS:
             if not Path(self.sam2.model).expanduser().is_file():
                 raise PresetError(
                     f"SAM2 model {self.sam2.model!r} is neither a known Hugging Face id "
