@@ -54,7 +54,6 @@ from ..postprocess import (
 from ..roles import is_channel, role_of, source_of
 from ._layers import (
     LayerPicker,
-    add_result,
     cells_in,
     closed_during_run,
     compact_labels,
@@ -827,8 +826,10 @@ class WatershedWidget(StepWidget, QWidget):
             record = frame_record(None if layer is None else layer_info(layer), record, index)
         metadata = {METADATA_KEY: record}
         if layer is None:
-            return add_result(
-                self.viewer, labels_layer(np.zeros(shape, np.uint16), name, geometry, metadata)
+            # Not add_result, which hides masks: what this step splits is labels already (a
+            # U-Net result, or a mask itself), the very layers a person is looking at.
+            return self.viewer.add_layer(
+                labels_layer(np.zeros(shape, np.uint16), name, geometry, metadata)
             )
         lay_over(layer, geometry)
         layer.metadata = {**layer.metadata, **metadata}
