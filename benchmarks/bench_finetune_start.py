@@ -1,8 +1,8 @@
 """Fine-tuning the starter model on its own kind of images: does an epoch beat it?
 
 The sample's four phase-contrast fields (the starter model's test images, which it never
-saw) are split as the training dock splits them (seed 0: two to train on, one to
-validate, one held back), and the starter model is fine-tuned with the dock's CPU
+saw) are split as the training dock splits them (seed 0: three to train on, one to
+validate), and the starter model is fine-tuned with the dock's CPU
 defaults (5 epochs of 20 steps, 2 crops of 256² per step) at several learning rates.
 For each, the starting model's validation mean-average F1 (epoch 0, at the thresholds
 tuned for it) is printed beside every epoch's, with the epoch the run kept.
@@ -26,7 +26,12 @@ import torch
 from _common import cpu_model
 from napari_cytomask._sample_data import make_sample_phase_contrast
 from napari_cytomask.models.catalog import STARTER, STARTER_PIXEL_SIZE_UM
-from napari_cytomask.models.training import TrainingSettings, iter_train, samples_from_arrays
+from napari_cytomask.models.training import (
+    DOCK_SPLIT,
+    TrainingSettings,
+    iter_train,
+    samples_from_arrays,
+)
 
 
 def main(argv=None) -> int:
@@ -43,7 +48,7 @@ def main(argv=None) -> int:
         for rate in args.learning_rates:
             settings = TrainingSettings(
                 epochs=5, steps_per_epoch=20, batch_size=2, crop_size=256,
-                learning_rate=rate, device="cpu", workers=0,
+                learning_rate=rate, device="cpu", workers=0, fractions=DOCK_SPLIT,
             )  # fmt: skip
             started = time.monotonic()
             output = Path(tmp) / f"{rate:g}.safetensors"

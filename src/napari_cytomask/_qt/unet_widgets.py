@@ -1446,7 +1446,7 @@ class UNetTrainWidget(StepWidget, QWidget):
 
     def train(self) -> None:
         """Start training in a worker thread."""
-        from ..models.training import TrainingSettings, iter_train, resumed_settings
+        from ..models.training import DOCK_SPLIT, TrainingSettings, iter_train, resumed_settings
 
         if self.runner.busy:
             return
@@ -1837,11 +1837,6 @@ class UNetTrainWidget(StepWidget, QWidget):
         self.status.setText(f"Saved {result.checkpoint}. {text}" + (f" {state}." if state else ""))
         if ready:
             self.trained.emit(Path(result.checkpoint))
-
-
-#: How the dock splits the images (training, validation, test): no test images, which it
-#: would never score; with 80/10/10, one of three labelled images was held back unused.
-DOCK_SPLIT = (0.9, 0.1, 0.0)
 
 
 def _split_said(samples, settings, resume) -> str:
