@@ -133,6 +133,10 @@ def test_train_then_segment_in_a_viewer(make_napari_viewer_proxy, qtbot, model_f
     # The layer's pixel size goes with the model: images at others are resampled to it.
     assert trainer.result.description["training"]["pixel_size_um"] == (0.65, 0.65)
     assert "with the thresholds chosen on the validation images" in trainer.status.text()
+    # The split said as the run started is said again: its steps' status covered it.
+    assert f"Trained on 2 image(s), validated on 1 ({split['validation'][0]})." in (
+        trainer.status.text()
+    )
 
     # The new model is selected, ready to segment, with what its training said.
     assert segmenter.tabs.currentIndex() == 0

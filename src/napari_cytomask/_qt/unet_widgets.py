@@ -1775,7 +1775,7 @@ class UNetTrainWidget(StepWidget, QWidget):
         self.canvas.draw_idle()
 
     def _on_result(self, result) -> None:
-        from ..models.training import kept_start_note, state_note, tuned_note
+        from ..models.training import kept_start_note, short_names, state_note, tuned_note
 
         self.result = result
         self.resume.clear()  # the run is finished: Train again starts a new one
@@ -1813,11 +1813,18 @@ class UNetTrainWidget(StepWidget, QWidget):
             text += "."
         elif "mean_average_f1" in val:
             text += "."
+        split = training.get("split") or {}
         if training.get("held_back"):
-            (part,) = training["split"]["validation"]
+            (part,) = split["validation"]
             text += (
                 f" With one image, its {part[part.rfind('(') + 1 : -1]} were held back from "
                 "training to validate on."
+            )
+        elif split.get("validation"):  # said as the run started, then covered by its steps
+            shown = short_names(split["validation"], [n for names in split.values() for n in names])
+            text += (
+                f" Trained on {len(split.get('train') or [])} image(s), validated on "
+                f"{len(shown)} ({', '.join(shown)})."
             )
         unready = tuned_note(tuned, result.description) if tuned else ""
         ready = not unready
