@@ -569,9 +569,8 @@ def test_closing_the_dock_cancels_its_training_and_says_so(make_napari_viewer, q
     assert not trainer.runner.busy
     qtbot.waitUntil(lambda: not worker.is_running, timeout=60_000)
     told.assert_called_once_with(
-        "'Train a U-Net' was closed while it ran, so its run was cancelled. Cancelled; the "
-        f"best network so far is in {output}. Press Train to continue from the last "
-        "finished epoch."
+        "Run cancelled: 'Train a U-Net' was closed while it ran. Cancelled; the best network "
+        f"so far is in {output}. Press Train to continue from the last finished epoch."
     )
     assert trainer.resume.text() == str(output)
 

@@ -379,7 +379,8 @@ class FitsTheScreen:
             controls.cancel_button.click()
             said = controls.status.text()
             kept = "" if said == _CANCELLED else f" {said}"  # what it kept, where it did
-            show_info(f"'{self._title}' was closed while it ran, so its run was cancelled.{kept}")
+            # What happened first: a notification shows its first words only.
+            show_info(f"Run cancelled: '{self._title}' was closed while it ran.{kept}")
 
     def _fit_the_screen(self) -> None:
         if not isalive(self):
