@@ -64,6 +64,17 @@ def _tiny_training(widget: UNetTrainWidget) -> None:
     widget.device.setCurrentText("cpu")
 
 
+def _tiny_run(viewer, output, epochs: int) -> UNetTrainWidget:
+    """A Train tab on labelled layers in ``viewer``, set for a tiny run of ``epochs``
+    into ``output``."""
+    _labelled_layers(viewer)
+    trainer = UNetTrainWidget(viewer)
+    _tiny_training(trainer)
+    trainer.epochs.setValue(epochs)
+    trainer.output.setText(str(output))
+    return trainer
+
+
 def _fine_tune(trainer: UNetTrainWidget, checkpoint, qtbot) -> None:
     """A tiny training run from ``checkpoint``'s weights, to its end."""
     _tiny_training(trainer)
@@ -554,12 +565,8 @@ def test_closing_the_dock_cancels_its_training_and_says_so(make_napari_viewer, q
     from napari_cytomask._qt._live import FitsTheScreen, Runner
 
     viewer = make_napari_viewer(show=True)
-    _labelled_layers(viewer)
-    trainer = UNetTrainWidget(viewer)
-    _tiny_training(trainer)
-    trainer.epochs.setValue(50)
     output = tmp_path / "closed.safetensors"
-    trainer.output.setText(str(output))
+    trainer = _tiny_run(viewer, output, epochs=50)
     dock = viewer.window.add_dock_widget(trainer, name="Train a U-Net")
     trainer.train()
     qtbot.waitUntil(lambda: trainer._checkpoint is not None, timeout=60_000)
@@ -651,13 +658,8 @@ def test_a_run_cancelled_while_its_first_epoch_is_saved_says_where_it_is(
         return save(*args, **kwargs)
 
     monkeypatch.setattr(training, "save_checkpoint", slow_save)
-    viewer = make_napari_viewer_proxy()
-    _labelled_layers(viewer)
-    trainer = UNetTrainWidget(viewer)
-    _tiny_training(trainer)
-    trainer.epochs.setValue(3)
     output = tmp_path / "first.safetensors"
-    trainer.output.setText(str(output))
+    trainer = _tiny_run(make_napari_viewer_proxy(), output, epochs=3)
     trainer.train()
     qtbot.waitUntil(saving.is_set, timeout=60_000)
     trainer.controls.cancel_button.click()
