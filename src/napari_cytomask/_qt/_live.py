@@ -353,7 +353,8 @@ class FitsTheScreen:
         went on computing at every edit of the layers they followed. A run under way that
         has a Cancel button (training, segmenting) is cancelled as that button does, and a
         notification says so: it ran on unseen, with no way to stop it, and a dock opened
-        again could start a second run beside it. A run without one (an export) ends."""
+        again could start a second run beside it. A live preview stops unsaid; a run
+        without a Cancel button (an export) ends."""
         if event.type() == QEvent.Type.ParentChange:
             docked = isinstance(self.parentWidget(), QDockWidget)
             if docked:
