@@ -1376,10 +1376,10 @@ def _evaluate(args) -> int:
     # A ground truth without a cell, beside others with some, is no verdict on the
     # prediction (an image not labelled yet), as such frames of a stack are not: its own
     # row says what it found, the total leaves it out.
-    pooled = [item for item in results if item[2]] or results
-    for gt_path, _, compared, labelled in results if pooled is not results else ():
-        if compared:
-            continue
+    pooled = [item for item in results if item[2]]
+    left_out = [item for item in results if not item[2]] if pooled else []
+    pooled = pooled or results
+    for gt_path, _, _, labelled in left_out:
         # Its cells may lie in frames the prediction was never made in.
         why, advice = (
             ("no cell in the frames the prediction was made in", "") if labelled

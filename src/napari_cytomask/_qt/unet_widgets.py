@@ -1775,7 +1775,7 @@ class UNetTrainWidget(StepWidget, QWidget):
         self.canvas.draw_idle()
 
     def _on_result(self, result) -> None:
-        from ..models.training import kept_start_note, short_names, state_note, tuned_note
+        from ..models.training import kept_start_note, state_note, tuned_note
 
         self.result = result
         self.resume.clear()  # the run is finished: Train again starts a new one
@@ -1821,11 +1821,8 @@ class UNetTrainWidget(StepWidget, QWidget):
                 "training to validate on."
             )
         elif split.get("validation"):  # said as the run started, then covered by its steps
-            shown = short_names(split["validation"], [n for names in split.values() for n in names])
-            text += (
-                f" Trained on {len(split.get('train') or [])} image(s), validated on "
-                f"{len(shown)} ({', '.join(shown)})."
-            )
+            trained, validated = _split_words(split)
+            text += f" Trained on {trained}, validated on {validated}."
         unready = tuned_note(tuned, result.description) if tuned else ""
         ready = not unready
         if unready:
@@ -1850,17 +1847,23 @@ def _split_said(samples, settings, resume) -> str:
     """The start of the status of a run: how many images it trains on, and which validate
     the epochs and choose the thresholds (a resumed run keeps its own split; of one image a
     part is held back, said at the end)."""
-    from ..models.training import short_names, split_by_image
+    from ..models.training import split_by_image
 
     if resume or len(samples) < 2:
         return f"Training on {len(samples)} image(s)"
-    names = [s.name for s in samples]
-    split = split_by_image(names, settings.fractions, settings.seed)
-    shown = short_names(split["validation"], names)
-    return (
-        f"Training on {len(split['train'])} image(s), validating on {len(shown)} "
-        f"({', '.join(shown)})"
-    )
+    split = split_by_image([s.name for s in samples], settings.fractions, settings.seed)
+    trained, validated = _split_words(split)
+    return f"Training on {trained}, validating on {validated}"
+
+
+def _split_words(split: dict[str, list[str]]) -> tuple[str, str]:
+    """How a split's images are said: its training images as "N image(s)", its validation
+    images as "M (their names)", named apart from the others (``set3/raw.tif``)."""
+    from ..models.training import short_names
+
+    everything = [name for names in split.values() for name in names]
+    shown = short_names(split["validation"], everything)
+    return f"{len(split['train'])} image(s)", f"{len(shown)} ({', '.join(shown)})"
 
 
 #: The settings of a run that the Train tab shows (Epochs, Steps per epoch, Crops per step,

@@ -393,8 +393,8 @@ def input_roots(items) -> list[Path]:
             # Every wildcard escaped ("scan[[]1].tif"): one file's name, in its folder.
             magic = [i for i, part in enumerate(parts) if glob.has_magic(_ESCAPED.sub("", part))]
             fixed = magic[0] if magic else len(parts) - 1
-            folder = Path(*(_ESCAPED.sub(r"\1", part) for part in parts[:fixed]))
-            roots.append(Path(os.path.abspath(folder if fixed else ".")))
+            folder = Path(*(_ESCAPED.sub(r"\1", part) for part in parts[:fixed]))  # "." if 0
+            roots.append(Path(os.path.abspath(folder)))
         elif Path(text).is_dir() and not is_image(Path(text)):
             roots.append(Path(os.path.abspath(text)))
         else:
