@@ -2063,7 +2063,7 @@ def test_the_readers_warnings_are_one_line_notes(tmp_path, capsys):
         tif.write(np.eye(16, dtype=np.uint8), metadata=None)
     assert main(["export", str(path), "-o", str(tmp_path / "out")]) == 0
     err = capsys.readouterr().err
-    assert f"cytomask: note: {path}: 1 image(s) of the same size but another pixel type" in err
+    assert f"cytomask: note: {path}: 1 page(s) of another pixel type, size or layout" in err
     assert "UserWarning" not in err
 
 

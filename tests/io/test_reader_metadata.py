@@ -699,12 +699,45 @@ def test_pages_of_another_pixel_type_left_out_are_said(tmp_path):
     with pytest.warns(
         UserWarning,
         match=(
-            r"mixed.tif: 1 image\(s\) of the same size but another pixel type or layout \(uint8\) "
-            r"were left out, as the file has no metadata that joins them to the uint16 images"
+            r"mixed.tif: 1 page\(s\) of another pixel type, size or layout \(64 x 64 uint8; "
+            r"the others are 64 x 64 uint16\) were left out, as the file has no metadata"
         ),
     ):
         ((data, _, _),) = read_tiff(path)
     assert data.shape == (64, 64)
+
+
+@pytest.mark.parametrize(
+    ("odd", "said"),
+    [
+        (np.full((64, 64), 0.5, np.float32), "64 x 64 float32"),
+        (np.full((48, 64), 7, np.uint16), "48 x 64 uint16"),
+        ("deflate", r"64 x 64 uint16 compressed \(\w*deflate\)"),
+    ],
+    ids=["pixel type", "size", "compression"],
+)
+@pytest.mark.parametrize("where", [4, 8], ids=["middle", "last"])
+def test_a_page_unlike_the_others_is_left_out_not_read_as_garbage(tmp_path, odd, said, where):
+    """tifffile compares the 2nd, 8th and last page of a file without metadata with the
+    first and reads the others as laid out as the first: a float32 or compressed page in
+    the middle of uint16 ones came out as stripes of garbage, without a word, and one of
+    another size as "its structure is corrupt". Now it is left out, and said."""
+    planes = [np.full((64, 64), 100 + i, np.uint16) for i in range(9)]
+    path = tmp_path / "odd.tif"
+    with tifffile.TiffWriter(path) as tif:
+        for i, plane in enumerate(planes):
+            if i != where:
+                tif.write(plane, metadata=None)
+            elif isinstance(odd, str):
+                tif.write(plane, metadata=None, compression=odd)
+            else:
+                tif.write(odd, metadata=None)
+    left_out = rf"odd.tif: 1 page\(s\) of another .*\({said}; the others"
+    with pytest.warns(UserWarning, match=left_out):
+        layers = read_tiff(path)
+    kept = np.concatenate([np.asarray(data).reshape(-1, 64, 64) for data, _, _ in layers])
+    expected = [plane for i, plane in enumerate(planes) if i != where]
+    np.testing.assert_array_equal(kept, np.stack(expected))
 
 
 def test_pages_the_ome_metadata_do_not_count_are_said(tmp_path):

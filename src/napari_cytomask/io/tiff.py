@@ -1110,6 +1110,9 @@ def _open(path: str) -> tuple[tifffile.TiffFile, str | None]:
     if not is_tiff(path):
         raise TiffReadError(path, "it does not start with a TIFF signature")
     tif = tifffile.TiffFile(path)
+    if _uniform_in_name_only(tif):
+        tif.close()
+        tif = tifffile.TiffFile(path, is_uniform=False)  # its pages grouped by their layout
     if not tif.is_ome:
         return tif, None
     match = _BINARY_ONLY.search(tif.pages.first.description or "")
@@ -1123,6 +1126,27 @@ def _open(path: str) -> tuple[tifffile.TiffFile, str | None]:
         return tifffile.TiffFile(target), str(target)
     omexml = target.read_text(encoding="utf-8")
     return tifffile.TiffFile(path, omexml=omexml), str(target)
+
+
+def _uniform_in_name_only(tif: tifffile.TiffFile) -> bool:
+    """Whether tifffile takes a file without metadata for one stack of alike pages though
+    some differ: it compares the 2nd, 8th and last page with the first, and reads every
+    other page as if laid out as the first (a float32 or compressed page among uint16
+    ones as garbage, one of another size as "incompatible keyframe"). Up to
+    :data:`_PAGES_CHECKED` pages spread over the file are compared; each IFD is read, no
+    pixels."""
+    if not tif.is_uniform:
+        return False
+    pages = tif.pages
+    n = len(pages)
+    useframes = pages.useframes
+    try:
+        pages.useframes = False  # the pages' own layouts, not their first page's
+        first = pages.first.hash
+        spread = np.linspace(0, n - 1, min(n, _PAGES_CHECKED)).astype(int).tolist()
+        return any(pages[i].aspage().hash != first for i in dict.fromkeys(spread))
+    finally:
+        pages.useframes = useframes
 
 
 @dataclass(frozen=True)
@@ -1290,23 +1314,37 @@ def _same_series(series: Sequence[tifffile.TiffPageSeries]) -> list[int]:
 
 
 def _warn_left_out(path: str, series: Sequence[tifffile.TiffPageSeries], kept: list[int]) -> None:
-    """Warn of series the scan leaves out that are images of its size, not thumbnails: pages
-    of another pixel type saved without metadata (a uint8 mask beside uint16 images)."""
+    """Warn of series the scan leaves out that are images, not thumbnails: pages of another
+    pixel type saved without metadata (a uint8 mask beside uint16 images), and in a file
+    without metadata also pages of another size (no reduced-resolution ones)."""
 
     def size(s: tifffile.TiffPageSeries) -> tuple[int, int]:
         return s.keyframe.imagelength, s.keyframe.imagewidth
 
-    others = [s for i, s in enumerate(series) if i not in kept and size(s) == size(series[kept[0]])]
-    if others:
-        kinds = ", ".join(sorted({str(s.dtype) for s in others}))
-        warnings.warn(
-            f"{path}: {len(others)} image(s) of the same size but another pixel type or layout "
-            f"({kinds}) were left out, as the file has no metadata that joins them to the "
-            f"{series[kept[0]].dtype} images; save all its images with one pixel type to open "
-            "them together",
-            UserWarning,
-            stacklevel=2,
-        )
+    def layout(s: tifffile.TiffPageSeries) -> str:
+        compression = s.keyframe.compression
+        packed = f" compressed ({compression.name.lower()})" if compression != 1 else ""
+        return f"{' x '.join(map(str, size(s)))} {s.dtype}{packed}"
+
+    scan = series[kept[0]]
+    others = [
+        s
+        for i, s in enumerate(series)
+        if i not in kept
+        and (size(s) == size(scan) or (scan.kind == "generic" and not s.keyframe.is_reduced))
+    ]
+    if not others:
+        return
+    planes = sum(math.prod(s.shape) // math.prod(s.keyframe.shape) for s in others)
+    kinds = ", ".join(sorted({layout(s) for s in others}))
+    warnings.warn(
+        f"{path}: {planes} page(s) of another pixel type, size or layout ({kinds}; the "
+        f"others are {layout(scan)}) were left out, as the "
+        "file has no metadata that joins them to the others; save all its pages with one "
+        "pixel type and size (or as an OME-TIFF or ImageJ hyperstack) to open them together",
+        UserWarning,
+        stacklevel=2,
+    )
 
 
 def _warn_uncounted(path: str, tif: tifffile.TiffFile) -> None:
