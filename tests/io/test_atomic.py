@@ -154,3 +154,21 @@ def test_only_text_is_replaced_by_text(tmp_path):
     latin.write_bytes("caf\xe9;1\n".encode("cp1252"))
     atomic.check_replaces_text(latin, "a CSV table")
     atomic.check_replaces_text(tmp_path / "new.csv", "a CSV table")  # nothing there
+
+
+def test_files_moved_in_together_go_in_at_the_end_or_not_at_all(tmp_path):
+    write_json, moved_in_together = atomic.write_json, atomic.moved_in_together
+    (tmp_path / "a.txt").write_text("earlier")
+    with pytest.raises(RuntimeError), moved_in_together():
+        write_json(tmp_path / "a.txt", {"new": 1}, overwrite=True)
+        write_json(tmp_path / "b.json", {"new": 2})
+        raise RuntimeError("the disk filled up at the third file")
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == {"a.txt": "earlier"}
+    with moved_in_together() as moved:
+        write_json(tmp_path / "a.txt", {"new": 1}, overwrite=True)
+        write_json(tmp_path / "b.json", {"new": 2})
+        assert (tmp_path / "a.txt").read_text() == "earlier"
+        assert not (tmp_path / "b.json").exists()
+    assert moved == [tmp_path / "a.txt", tmp_path / "b.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.json"]
+    assert (tmp_path / "a.txt").read_text() == '{\n "new": 1\n}'

@@ -492,11 +492,14 @@ def test_an_export_that_cannot_finish_writes_nothing(tmp_path):
 
 
 def test_a_disk_that_fills_part_way_leaves_no_partial_export(tmp_path, monkeypatch):
-    """The label file and the tables went in, then the COCO file found the disk full: what
-    the export wrote goes again, so the message's "nothing was written" holds and a
-    re-run is not refused as existing. Files it replaced (overwrite) are named."""
+    """The label file and the tables were written, then the COCO file found the disk full:
+    nothing is moved in, so the message's "nothing was written" holds, a re-run is not
+    refused as existing, and an earlier export replaced (overwrite) stays whole: its labels
+    were replaced at once, leaving the new labels beside the old tables and provenance,
+    which then passed the new labels off as the earlier export."""
     import errno
 
+    from napari_cytomask.io import atomic
     from napari_cytomask.io import export as export_module
     from napari_cytomask.io.atomic import WriteError
 
@@ -512,28 +515,34 @@ def test_a_disk_that_fills_part_way_leaves_no_partial_export(tmp_path, monkeypat
     with pytest.raises(WriteError, match="disk is full"):
         export_labels([cells], tmp_path, coco_json=True)
     assert list(tmp_path.iterdir()) == []
-    (tmp_path / "cells.tif").write_bytes(b"an older export")
-    with pytest.raises(WriteError) as caught:
+    monkeypatch.setattr(export_module, "write_json", real_write)
+    earlier = export_labels([replace(cells, labels=np.eye(8, dtype=np.uint8) * 2)], tmp_path)
+    before = {path: path.read_bytes() for path in earlier}
+    monkeypatch.setattr(export_module, "write_json", full_at_coco)
+    with pytest.raises(WriteError, match="disk is full"):
         export_labels([cells], tmp_path, coco_json=True, overwrite=True)
-    assert str(caught.value) == (
-        f"Could not finish the export into {tmp_path}: the disk is full. It had already "
-        "replaced cells.tif, which now hold the new export; the other files it wrote were "
-        "removed, and the earlier provenance does not describe the replaced ones. Export "
-        "again once it can be written in full."
-    )
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["cells.tif"]
+    assert {path: path.read_bytes() for path in tmp_path.iterdir()} == before
 
-    def broken_disk(path, content, overwrite):  # the write error's own text is not nested
-        cause = OSError(errno.EIO, "Input/output error")
-        raise WriteError(errno.EIO, f"Could not save {path}: Input/output error.") from cause
+    # A move in that fails (they are renames: rarely) names the files already replaced.
+    real_move = atomic._move_in
 
-    monkeypatch.setattr(export_module, "write_json", broken_disk)
+    def broken_at_provenance(tmp, path, overwrite):
+        if path.name.endswith("_provenance.json"):
+            raise WriteError(errno.EIO, f"Could not save {path}: Input/output error.")
+        real_move(tmp, path, overwrite)
+
+    monkeypatch.setattr(export_module, "write_json", real_write)
+    monkeypatch.setattr(atomic, "_move_in", broken_at_provenance)
     with pytest.raises(WriteError) as caught:
         export_labels([cells], tmp_path, overwrite=True)
-    assert str(caught.value).startswith(
-        f"Could not finish the export into {tmp_path}: Input/output error. It had already"
+    assert str(caught.value) == (
+        f"Could not finish the export into {tmp_path}: Input/output error. It had already "
+        "replaced cells.tif, cells_objects.csv, cells_counts.csv, which now hold the new "
+        "export; the other files it wrote were removed, and the earlier provenance does not "
+        "describe the replaced ones. Export again once it can be written in full."
     )
-    monkeypatch.setattr(export_module, "write_json", real_write)
+    assert not [path for path in tmp_path.iterdir() if path not in before]  # no temporaries
+    monkeypatch.setattr(atomic, "_move_in", real_move)
     assert len(export_labels([cells], tmp_path, coco_json=True, overwrite=True)) == 5
 
 

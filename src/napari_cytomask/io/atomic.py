@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import errno
 import glob
 import hashlib
@@ -173,6 +174,58 @@ def write_json(
     return write_atomically(path, write, overwrite=overwrite)
 
 
+#: The moves into place that :func:`moved_in_together` holds back, where one is open.
+_HELD: contextvars.ContextVar[list[tuple[Path, Path, bool]] | None] = contextvars.ContextVar(
+    "held moves", default=None
+)
+
+
+@contextlib.contextmanager
+def moved_in_together():
+    """Hold back the moves into place of the files :func:`write_atomically` writes in this
+    block until every one is written; then move them all in (renames, which need no space),
+    or, on an error, none, removing their temporary files.
+
+    For files that describe each other (labels, their tables and provenance): a disk that
+    fills up at the third would otherwise leave the new labels beside the old tables, and
+    the old provenance passing them off as the earlier export. Yields the list of the
+    files moved in so far, for the caller to undo when a move itself fails.
+    """
+    held: list[tuple[Path, Path, bool]] = []
+    moved: list[Path] = []
+    token = _HELD.set(held)
+    try:
+        yield moved
+    except BaseException:
+        for tmp, _, _ in held:
+            tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        _HELD.reset(token)
+    try:
+        for tmp, path, overwrite in held:
+            _move_in(tmp, path, overwrite)
+            moved.append(path)
+    finally:
+        for tmp, _, _ in held:
+            tmp.unlink(missing_ok=True)
+
+
+def _move_in(tmp: Path, path: Path, overwrite: bool) -> None:
+    """Move the written temporary file ``tmp`` to ``path``, replacing a file there only
+    with ``overwrite`` (checked at this moment); a failure said as :func:`write_atomically`
+    says one."""
+    try:
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            _link_exclusive(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError as err:
+        raise WriteError(err.errno, _explain(err, path)) from err
+
+
 def write_atomically(
     path: str | os.PathLike, write: Callable[[Path], None], *, overwrite: bool = False
 ) -> Path:
@@ -181,7 +234,7 @@ def write_atomically(
     A failed write (full disk, no permission, an interruption) leaves neither a
     partial file nor a damaged older one, and an existing file is only replaced
     when ``overwrite`` is true (checked again at the moment of moving in). A missing
-    folder is made.
+    folder is made. Inside :func:`moved_in_together`, the move waits for the block's end.
 
     Parameters
     ----------
@@ -212,6 +265,8 @@ def write_atomically(
     remove_leftovers(path)
     fd, tmp_name = _temporary(directory, path.name)
     tmp = Path(tmp_name)
+    held = _HELD.get()
+    kept = False  # held back, to be moved in with the others of its block
     try:
         os.close(fd)
         write(tmp)
@@ -219,10 +274,13 @@ def write_atomically(
             os.fsync(fh.fileno())
         # mkstemp makes the file private; give it the permissions of a plain new file.
         os.chmod(tmp, 0o666 & ~_umask())
-        if overwrite:
-            os.replace(tmp, path)
+        if held is not None:
+            held.append((tmp, path, overwrite))
+            kept = True
         else:
-            _link_exclusive(tmp, path)
+            _move_in(tmp, path, overwrite)
+    except WriteError:
+        raise
     except OSError as err:
         if isinstance(err, FileExistsError):
             raise
@@ -238,7 +296,8 @@ def write_atomically(
             raise
         raise WriteError(code, _explain(OSError(code, os.strerror(code)), path)) from err
     finally:
-        tmp.unlink(missing_ok=True)
+        if not kept:
+            tmp.unlink(missing_ok=True)
     return path
 
 
@@ -626,7 +685,15 @@ def reason(err: OSError) -> str:
         errno.EEXIST: "a file of that name is in the way",
         errno.ENAMETOOLONG: "the file name is too long",
         errno.EFBIG: "the file would be larger than the disk or a file-size limit allows",
-    }.get(err.errno, err.strerror or str(err))
+    }.get(err.errno, _system_words(err))
+
+
+def _system_words(err: OSError) -> str:
+    """The system's words for ``err``: for a :class:`WriteError`, whose text is a whole
+    message, those of its number."""
+    if isinstance(err, WriteError) and err.errno is not None:
+        return os.strerror(err.errno)
+    return err.strerror or str(err)
 
 
 def _explain(err: OSError, path: Path) -> str:

@@ -37,6 +37,7 @@ from .atomic import (
     fit_name,
     json_ready,
     locked_folders,
+    moved_in_together,
     one_of,
     reason,
     same_file,
@@ -1056,30 +1057,32 @@ def _export_into(
         if plan.provenance in earlier and _holds_these(earlier[plan.provenance], digest)
     }
     written: list[Path] = []
+    moved: list[Path] = []
     try:
-        for (export, plan), writers, made, digest in zip(
-            plans, images, tables, digests, strict=True
-        ):
-            first = len(written)
-            for path, writer in writers:
-                written.append(write_atomically(path, writer, overwrite=overwrite))
-            for path, write in zip(plan.tables, made, strict=True):
-                written.append(write(path))
-            outputs = [*written[first:], *kept.get(plan.provenance, [])]
-            record = provenance(export, outputs, digest)
-            written.append(write_json(plan.provenance, record, overwrite=overwrite))
+        # All written before any is moved in: a full disk or an interruption leaves the
+        # files of an earlier export as they were, not some replaced.
+        with moved_in_together() as moved:
+            for (export, plan), writers, made, digest in zip(
+                plans, images, tables, digests, strict=True
+            ):
+                first = len(written)
+                for path, writer in writers:
+                    written.append(write_atomically(path, writer, overwrite=overwrite))
+                for path, write in zip(plan.tables, made, strict=True):
+                    written.append(write(path))
+                outputs = [*written[first:], *kept.get(plan.provenance, [])]
+                record = provenance(export, outputs, digest)
+                written.append(write_json(plan.provenance, record, overwrite=overwrite))
     except BaseException as err:
-        # No partial export: the files it made go again (a full disk, an interruption).
-        for path in written:
+        # A move in that failed (rare: they are renames): those moved in go again.
+        for path in moved:
             if path not in replacing:
                 path.unlink(missing_ok=True)
-        replaced = [path.name for path in written if path in replacing]
+        replaced = [path.name for path in moved if path in replacing]
         if replaced and isinstance(err, OSError):
-            # A write error's own message already says "nothing was written": its cause.
-            why = reason(err.__cause__ if isinstance(err.__cause__, OSError) else err)
             raise WriteError(
                 err.errno,
-                f"Could not finish the export into {folder}: {why}. It had already "
+                f"Could not finish the export into {folder}: {reason(err)}. It had already "
                 f"replaced {', '.join(replaced)}, which now hold the new export; the other "
                 "files it wrote were removed, and the earlier provenance does not describe "
                 "the replaced ones. Export again once it can be written in full.",
