@@ -642,6 +642,15 @@ def test_evaluate_finds_each_scans_mask_channel_without_being_told(tmp_path, cap
     np.testing.assert_array_equal(tifffile.imread(out / "unnamed.tif"), masks[0])
     assert main([*argv[:-1], "0", "--overwrite"]) != 0
     assert "channel 0 is not one of its mask channels (1 (C2))" in capsys.readouterr().err
+    # Evaluate reads such a file whole (its pages may be one label stack's frames); where
+    # that does not fit, it says which channel to give (it said only the two shapes).
+    argv = ["evaluate", "--pred", str(pred / "s0_unet_cells.tif"), "--gt", str(unnamed)]
+    assert main([*argv, "-o", str(tmp_path / "u.csv")]) != 0
+    assert (
+        f"{unnamed} names none of its 2 channels, so it was read whole; if channel 1 (which "
+        "looks like a mask) holds the labels, give it with --mask-channel 1."
+    ) in capsys.readouterr().err
+    assert main([*argv, "--mask-channel", "1", "-o", str(tmp_path / "u.csv")]) == 0
     argv = ["evaluate", "--pred", str(two), "--gt", str(truth / "s0.tif"), "--mask-channel", "1"]
     assert main([*argv, "-o", str(tmp_path / "two.csv")]) != 0
     assert "(--pred takes label files; export the scan's mask" in capsys.readouterr().err

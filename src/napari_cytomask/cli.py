@@ -1281,7 +1281,7 @@ def _evaluate(args) -> int:
 
     from .io.atomic import check_output, check_replaces_text
     from .io.export import reopened_result, result_record
-    from .io.files import match_files, read_labels
+    from .io.files import match_files, read_labels, read_whole_hint
     from .io.layers import (
         compared_frame_axes,
         frame_key,
@@ -1289,7 +1289,7 @@ def _evaluate(args) -> int:
         named_frames,
         pixel_size_um,
     )
-    from .labels import paired
+    from .labels import LabelsError, paired
     from .metrics import evaluate, leave_out_frames
     from .metrics.export import COLUMNS, results_rows, write_rows
     from .models.catalog import pixel_sizes
@@ -1338,7 +1338,10 @@ def _evaluate(args) -> int:
                 planes_apart,
                 {"frames": True, "volume": False}.get(args.stack),
             )
-            gt, pred, stack = paired(gt, pred, stack, "ground truth", "prediction")
+            try:
+                gt, pred, stack = paired(gt, pred, stack, "ground truth", "prediction")
+            except LabelsError as err:
+                raise LabelsError(f"{err}{read_whole_hint(gt_path, args.mask_channel)}") from err
             gt = _compared_labels(gt_path, gt, "compared as ground-truth labels", stack)
             pred = _compared_labels(pred_path, pred, "compared as predicted labels", stack)
             if made is not None:

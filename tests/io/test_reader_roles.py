@@ -1,5 +1,7 @@
 """Which channel the reader takes for the input when several could be."""
 
+import warnings
+
 import numpy as np
 import pytest
 import tifffile
@@ -78,3 +80,29 @@ def test_a_sparse_stain_is_an_image_not_a_mask():
                 Channel("DAPI stardist", ids, index=3)]  # fmt: skip
     guess_roles(channels, [c.data for c in channels])
     assert [c.role for c in channels] == ["image", "mask", "input", "mask"]
+
+
+def test_label_ids_saved_as_decimals_open_as_an_image_and_say_how_to_use_them(tmp_path):
+    """Fiji may save a mask as 32-bit decimals: napari's Labels take no floats, so the
+    channel named "mask" opened as an image, without a word of why."""
+    ids = np.zeros((64, 64), np.float32)
+    ids[8:24, 8:24], ids[30:50, 30:60] = 1, 2
+    path = tmp_path / "float_ids.tif"
+    stack = np.stack([_camera(0).astype(np.float32), ids])
+    tifffile.imwrite(
+        path, stack, imagej=True, metadata={"axes": "CYX", "Labels": ["phase", "mask"]}
+    )
+    with pytest.warns(
+        UserWarning,
+        match=r"float_ids.tif: channel\(s\) 1 \(mask\) look like label "
+        r"ids but are stored as float32 .* take them with --mask-channel 1\.",
+    ):
+        layers = read_tiff(path)
+    assert [kind for _, _, kind in layers] == ["image", "image"]
+    light = np.stack([_camera(0), _camera(1)]) / np.float32(7)  # decimals: no ids
+    tifffile.imwrite(
+        path, light, imagej=True, metadata={"axes": "CYX", "Labels": ["phase", "mask"]}
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        read_tiff(path)

@@ -573,7 +573,7 @@ def _open_zarr(path: str | os.PathLike) -> Scan:
         for i, (name, key) in enumerate(zip(names, keys, strict=True))
     ]
     samples = [_zarr_sample(checked, at, i) for i in range(n_channels)]
-    roles_and_contrast(channels, samples, image.array.dtype)
+    roles_and_contrast(channels, samples, image.array.dtype, path=str(path))
     return Scan(
         path=str(path),
         channels=channels,
@@ -665,7 +665,7 @@ def read_labels(
         masks = scan.by_role("mask")
         # A scan whose channels the file names, one its mask (a tile scan's ground truth);
         # unnamed pages told apart by a guess may be the frames of one label stack.
-        named = any(re.fullmatch(r"C\d+", c.name) is None for c in scan.channels)
+        named = _names_channels(scan)
         listed = ", ".join(f"{c.index} ({c.name})" for c in masks) or "none"
         if channel is None and among_masks is not None and len(scan.channels) > 1:
             if among_masks not in [c.index for c in masks]:
@@ -692,6 +692,33 @@ def read_labels(
             labels = np.asarray(read_channels(scan, chosen, 1)[0])
             return labels, geometry_of(scan, labels.ndim)
     return read_image(path), {}
+
+
+def _names_channels(scan: Scan) -> bool:
+    """Whether a scan's file names its channels (not "C1", "C2" … as the reader calls the
+    unnamed pages it tells apart by their pixels)."""
+    return any(re.fullmatch(r"C\d+", c.name) is None for c in scan.channels)
+
+
+def read_whole_hint(path, channel: int | None) -> str:
+    """What to add where labels :func:`read_labels` read whole from ``path`` (no
+    ``channel`` given) did not fit: that the file names none of its channels, and which
+    of them looks like a mask, to give as ``--mask-channel``; else empty."""
+    if channel is not None or not (is_tiff(path) or _is_zarr(path)):
+        return ""
+    try:
+        scan = open_scan(path)
+    except (OSError, ValueError):
+        return ""
+    masks = scan.by_role("mask")
+    if len(scan.channels) < 2 or not masks or _names_channels(scan):
+        return ""
+    listed = " or ".join(str(c.index) for c in masks)
+    return (
+        f" {path} names none of its {len(scan.channels)} channels, so it was read whole; "
+        f"if channel {listed} (which looks like a mask) holds the labels, give it with "
+        f"--mask-channel {masks[0].index}."
+    )
 
 
 def geometry_of(scan: Scan, ndim: int) -> dict:

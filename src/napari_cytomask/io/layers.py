@@ -13,6 +13,7 @@ import hashlib
 import math
 import os
 import re
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -494,19 +495,37 @@ def can_be_labels(dtype, *, rgb: bool = False) -> bool:
 
 
 def roles_and_contrast(
-    channels: list[Channel], samples: list[np.ndarray], dtype, *, rgb: bool = False
+    channels: list[Channel], samples: list[np.ndarray], dtype, *, rgb: bool = False, path=""
 ) -> None:
     """:func:`guess_roles`, then the display range of every channel that is no mask, from
-    its sample. Channels whose pixels cannot be labels (:func:`can_be_labels`) are images;
-    those that can, and are flat, are marked (:data:`FLAT_PIXELS`)."""
+    its sample. Channels whose pixels cannot be labels (:func:`can_be_labels`) are images,
+    and where they hold whole numbers, ids saved as decimals (as Fiji may save a mask), the
+    file at ``path`` is said to hold them; those that can, and are flat, are marked
+    (:data:`FLAT_PIXELS`)."""
     guess_roles(channels, samples)
+    decimal_ids = []
     for channel, sample in zip(channels, samples, strict=True):
         if channel.role == "mask" and not can_be_labels(dtype, rgb=rgb):
             channel.role = "image"
+            values = finite_values(sample) if sample is not None else np.zeros(0)
+            if not rgb and values.size == np.size(sample) and not (values % 1).any():
+                decimal_ids.append(channel)
         if channel.role != "mask":
             channel.contrast_limits = contrast_from_sample(sample, dtype)
             if can_be_labels(dtype, rgb=rgb) and (flat_share(sample) or 0) > FLAT_SHARE:
                 channel.extra[FLAT_PIXELS] = True
+    if decimal_ids:
+        listed = ", ".join(f"{c.index} ({c.name})" for c in decimal_ids)
+        given = decimal_ids[0].index if len(decimal_ids) == 1 else "N"
+        warnings.warn(
+            f"{path}: channel(s) {listed} look like label ids but are stored as {dtype} "
+            "(decimal) numbers, which napari's label layers do not take, so they open as "
+            "images. To use their cells, set their role to mask in the Segment cytoplasm "
+            "dock's Channels step; cytomask evaluate and export take them with "
+            f"--mask-channel {given}.",
+            UserWarning,
+            stacklevel=2,
+        )
 
 
 def colormap_for(channel: Channel, position: int) -> str:

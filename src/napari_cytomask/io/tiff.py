@@ -903,7 +903,7 @@ class TiffScan:
                 )
             )
             samples.append(self._sample(c, s))
-        roles_and_contrast(channels, samples, desc.dtype, rgb=desc.rgb)
+        roles_and_contrast(channels, samples, desc.dtype, rgb=desc.rgb, path=self.path)
         if mosaic:
             # Each tile numbers its cells from 1: stitched as labels, they keep ids of their own.
             for channel, (c, s) in zip(channels, self._channel_keys, strict=True):
