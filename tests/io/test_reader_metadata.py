@@ -3,6 +3,8 @@ pixel sizes, and the names of single-channel layers (files written here with tif
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import tifffile
@@ -788,3 +790,25 @@ def test_a_time_lapse_keeps_its_frame_interval(tmp_path, name, metadata, imagej,
     else:
         assert kwargs["scale"][0] == pytest.approx(seconds) and kwargs["units"][0] == "s"
         assert kwargs["metadata"]["cytomask"]["frame_interval_s"] == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("damage", ["stripped", "cut short"])
+def test_an_ome_tiff_that_lost_its_metadata_says_so(tmp_path, damage):
+    """An OME-TIFF saved again by a program that drops the OME-XML, or with the XML cut
+    short, opened as unnamed pages without a pixel size, with nothing to say why."""
+    path = tmp_path / "scan.ome.tif"
+    planes = np.stack([np.full((32, 32), 100 + i, np.uint16) for i in range(2)])
+    tifffile.imwrite(path, planes, ome=True, metadata={"axes": "CYX", "PhysicalSizeX": 0.5})
+    with tifffile.TiffFile(path) as tif:
+        xml = tif.pages.first.description
+    kept = "" if damage == "stripped" else xml[: len(xml) // 2]
+    with tifffile.TiffWriter(path, ome=False) as tif:  # the same pages, their XML replaced
+        for plane in planes:
+            tif.write(plane, metadata=None, description=kept or None)
+    said = "no OME metadata" if damage == "stripped" else "OME metadata that cannot be read"
+    with pytest.warns(UserWarning, match=rf"scan.ome.tif: it holds {said}.* without a pixel size"):
+        read_tiff(path)
+    tifffile.imwrite(path, planes, ome=True, metadata={"axes": "CYX"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        read_tiff(path)

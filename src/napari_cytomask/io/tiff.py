@@ -591,6 +591,7 @@ class TiffScan:
         self._series = [tif.series[i] for i in self._series_indices]
         first = self._series[0]
         _warn_left_out(self.path, tif.series, self._series_indices)
+        _warn_ome_lost(self.path, tif)
         _check_complete(self.path, self._series)
 
         self._stacked = len(self._series) > 1
@@ -1342,6 +1343,29 @@ def _warn_left_out(path: str, series: Sequence[tifffile.TiffPageSeries], kept: l
         f"others are {layout(scan)}) were left out, as the "
         "file has no metadata that joins them to the others; save all its pages with one "
         "pixel type and size (or as an OME-TIFF or ImageJ hyperstack) to open them together",
+        UserWarning,
+        stacklevel=2,
+    )
+
+
+def _warn_ome_lost(path: str, tif: tifffile.TiffFile) -> None:
+    """Warn of an OME-TIFF whose OME metadata are gone (stripped by a program that saved it
+    again) or cannot be read (damaged, cut short): its pages open without them, with no
+    channel names, pixel size or positions, and nothing else would say why."""
+    if tif.series[0].kind not in ("uniform", "generic"):
+        return  # read with metadata (OME, ImageJ, …)
+    description = (tif.pages.first.description or "").lstrip()
+    if "<OME" in description[:4096]:
+        why = "OME metadata that cannot be read (damaged or cut short)"
+    elif Path(path).name.lower().endswith((".ome.tif", ".ome.tiff")):
+        why = "no OME metadata (a program that saved it again may have dropped them)"
+    else:
+        return
+    warnings.warn(
+        f"{path}: it holds {why}, so its channel names, pixel size and positions are not "
+        "known: its pages open unnamed (C1, C2 … where their pixels tell channels apart) "
+        "and without a pixel size. Open the file its microscope saved, or give the pixel "
+        "size in the Segment cytoplasm dock",
         UserWarning,
         stacklevel=2,
     )
