@@ -816,7 +816,8 @@ def test_guided_mode_runs_sam2_on_the_unet_foreground(make_napari_viewer_proxy, 
         dock = CytomaskDock(viewer, sam2_model_builder=lambda *args: model, settings=settings)
         viewer.window.add_dock_widget(dock)
         dock.sam2.device.setCurrentText("cpu")
-        dock.sam2.set_values(points_per_side=4, pred_iou_thresh=0.0, stability_score_thresh=0.0)
+        dock.sam2.set_values(points_per_side=4, pred_iou_thresh=0.0, stability_score_thresh=0.0,
+                             max_area_fraction=1.0, min_foreground_fraction=0.0)  # fmt: skip
         dock.method.setCurrentText("SAM2 guided by the U-Net")
         # A U-Net result is known by what it records, not by its name.
         decoy = viewer.add_labels(cells, name="decoy U-Net cells")
@@ -827,6 +828,9 @@ def test_guided_mode_runs_sam2_on_the_unet_foreground(make_napari_viewer_proxy, 
         dock.unet.segmented.emit(unet_cells)
         assert dock.sam2.foreground.currentText() == "phase U-Net cells"
         qtbot.waitUntil(lambda: "phase SAM2 masks" in viewer.layers, timeout=60_000)
+        # The U-Net's cells under the masks mixed their colours with them: hidden, and said.
+        assert viewer.layers["phase SAM2 masks"].data.any()
+        assert not unet_cells.visible and decoy.visible
     finally:
         torch.set_num_threads(threads)
 

@@ -91,6 +91,54 @@ def test_segment_then_a_filter_slider_updates_the_labels(
     assert not edited_by_hand(viewer.layers[f"{name} [3]"])
     assert said == [f"'{name}' holds your edits, so it is kept; the new result is in '{name} [3]'."]
 
+    # The sliders go on in the layer they wrote last, the one on show: after the edit was
+    # undone they went back to the first layer, under the out-of-date one, unseen; after
+    # the result or the image was renamed, to a new layer.
+    labels.undo()
+    assert not edited_by_hand(labels)
+    kept = np.array(labels.data)
+    latest = viewer.layers[f"{name} [3]"]
+    median = float(np.round(np.median(ious), 2))  # fewer masks than at 0 and 0.01
+    for threshold, rename in ((median, None), (0.0, latest), (median, layer)):
+        if rename is not None:
+            rename.name = f"my {rename.name}"
+        before = np.array(latest.data)
+        widget.set_values(pred_iou_thresh=threshold)
+        qtbot.waitUntil(lambda b=before: not np.array_equal(latest.data, b), timeout=30000)
+        qtbot.waitUntil(lambda: not widget.runner.busy, timeout=10000)
+        np.testing.assert_array_equal(labels.data, kept)
+        assert len(viewer.layers) == 5  # no new layer
+    assert [x.name for x in viewer.layers] == [
+        "other", "my phase", name, f"{name} [2]", f"my {name} [3]"
+    ]  # fmt: skip
+
+
+def test_a_slider_update_cancelled_says_the_masks_on_show_are_of_the_settings_before(
+    make_napari_viewer_proxy, qtbot, small_model, keep_every_mask
+):
+    """Cancelled mid-update, the status said only "Cancelled." while the slider showed a
+    setting the masks were not made with."""
+    import time
+
+    viewer = make_napari_viewer_proxy()
+    viewer.add_image(image(), name="phase")
+    widget = Sam2Widget(viewer, model_builder=lambda *args: small_model)
+    viewer.window.add_dock_widget(widget)
+    widget.set_values(points_per_side=4, **keep_every_mask)
+    widget.device.setCurrentText("cpu")
+    widget.segment()
+    qtbot.waitUntil(lambda: "phase SAM2 masks" in viewer.layers, timeout=60000)
+    qtbot.waitUntil(lambda: not widget.runner.busy, timeout=10000)
+    run = widget._run
+    widget._run = lambda job: time.sleep(2) or run(job)  # a slow decode
+    widget.set_values(points_per_side=6)
+    qtbot.waitUntil(lambda: widget.runner.busy, timeout=10000)
+    widget.cancel()
+    assert widget.status.text() == (
+        "Cancelled: 'phase SAM2 masks' still shows the masks of the settings before; move a "
+        "slider or press Segment to make them with those set now."
+    )
+
 
 def _segment_positions(viewer, widget, qtbot, name: str, positions) -> None:
     """Segment each of ``positions`` of a stack on its own (positions: current), in turn."""
@@ -334,8 +382,11 @@ def test_no_masks_kept_asks_only_for_settings_that_can_still_move(
         " No masks kept of 48 candidates: set the mask cut-off (More settings) back to 0."
     )
     assert hint(min_area=500, foreground=True) == (
-        " No masks kept of 48 candidates: lower the minimum area or check the Foreground "
-        "layer: masks mostly outside it are dropped."
+        " No masks kept of 48 candidates: lower the minimum area or lower the minimum share "
+        "on foreground (masks mostly outside the Foreground layer are dropped)."
+    )
+    assert hint(min_area=500, foreground=True, min_foreground_fraction=0.0) == (
+        " No masks kept of 48 candidates: lower the minimum area."
     )
     assert "every filter open" in hint()
     assert "masks that passed the filters were smaller" in hint(masks=3, min_area=50)
@@ -535,10 +586,26 @@ def test_the_tuned_sliders_are_in_view_and_the_rest_behind_more_settings(make_na
     assert {name for name, s in widget.sliders.items() if s.isVisible()} == tuned
     assert not widget.checks["use_m2m"].isVisible()
     widget.more.click()
-    assert all(slider.isVisible() for slider in widget.sliders.values())
+    share = widget.sliders["min_foreground_fraction"]
+    assert all(s.isVisible() for s in widget.sliders.values() if s is not share)
     assert widget.checks["use_m2m"].isVisible()
     widget.more.click()
     assert not widget.sliders["box_nms_thresh"].isVisible()
+    # With a foreground (guided by the U-Net), its own setting is tuned with them: it was
+    # behind More settings, and a guided run that kept nothing did not name it.
+    viewer.add_labels(np.ones((48, 64), np.uint8), name="U-Net cells")
+    widget.foreground.setCurrentText("U-Net cells")
+    assert {name for name, s in widget.sliders.items() if s.isVisible()} == tuned | {
+        "min_foreground_fraction"
+    }
+    widget.foreground.setCurrentIndex(0)
+    assert not share.isVisible()
+    # A short page (guided by the U-Net, under its settings) shows its first rows; the
+    # sliders are scrolled into view when the guided SAM2 run starts.
+    widget.setFixedHeight(260)
+    qtbot.waitUntil(lambda: widget._tune_box.visibleRegion().isEmpty())
+    widget.show_tuning()
+    qtbot.waitUntil(lambda: not widget._tune_box.visibleRegion().isEmpty())
 
 
 def test_a_local_checkpoint_gets_the_configuration_it_belongs_to(

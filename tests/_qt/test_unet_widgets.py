@@ -1026,6 +1026,26 @@ def test_new_cells_hide_the_ground_truth_they_lie_over(
     assert truth.visible
 
 
+def test_a_result_without_cells_leaves_the_ground_truth_in_view(make_napari_viewer_proxy):
+    """A first run that found nothing (SAM2 with strict filters) hid the ground truth as
+    well, leaving an empty overlay to look at."""
+    from napari_cytomask._qt._layers import add_result, labels_layer
+    from napari_cytomask.io.layers import METADATA_KEY
+
+    viewer = make_napari_viewer_proxy()
+    ids = np.zeros((64, 64), np.uint16)
+    ids[10:30, 10:30] = 1
+    record = {"role": "mask", "source": "/data/well.tif", "channel_index": 1}
+    truth = viewer.add_labels(ids, name="truth", metadata={METADATA_KEY: record})
+    result = {METADATA_KEY: {"role": "result", "source": "/data/well.tif", "method": "sam2"}}
+    with patch("napari_cytomask._qt._layers.show_info") as told:
+        add_result(viewer, labels_layer(np.zeros_like(ids), "none found", {}, result))
+    assert truth.visible and not told.called
+    with patch("napari_cytomask._qt._layers.show_info") as told:
+        add_result(viewer, labels_layer(ids, "found", {}, result))
+    assert not truth.visible and told.called
+
+
 def test_the_standalone_dock_says_when_the_cells_it_made_are_closed(
     make_napari_viewer_proxy, qtbot, unet_checkpoint
 ):

@@ -312,7 +312,13 @@ def role_changed_during_run(layer, step: str = "segment") -> str:
 
 
 def result_slot(
-    viewer, name: str, kind: type, shape, source: str | None, frame: tuple | None = None
+    viewer,
+    name: str,
+    kind: type,
+    shape,
+    source: str | None,
+    frame: tuple | None = None,
+    last: Layer | None = None,
 ) -> tuple[str, Layer | None]:
     """Where a step puts its result called ``name``, made from the file ``source``
     (:func:`~napari_cytomask.roles.source_of` its input): the name to use, and the earlier
@@ -327,7 +333,17 @@ def result_slot(
     other frames, which keep them: segmenting a stack position by position, correcting
     each, made a layer per position. An earlier result of another kind or shape is
     removed.
+
+    ``last``, the layer a live step (SAM2's sliders) wrote its previous result of this
+    input into, takes the new one wherever it still may, whatever its name now: renamed
+    by the user, or ``name [2]`` while ``name`` is free again (its edits undone), the
+    sliders went on in another layer than the one on show.
     """
+    if last is not None and last in viewer.layers and is_result(last):
+        fits = isinstance(last, kind) and tuple(last.data.shape) == tuple(shape)
+        why, elsewhere = _kept_because(last, source, frame) if fits else ("", False)
+        if why is None:
+            return last.name, _marked_elsewhere(last, elsewhere)
     base, k, kept, elsewhere = name, 1, None, False
     while name in viewer.layers:
         earlier = viewer.layers[name]
@@ -347,12 +363,18 @@ def result_slot(
     earlier = viewer.layers[name]
     # isinstance, not type(): plugins may see layers through napari's proxy objects.
     if isinstance(earlier, kind) and tuple(earlier.data.shape) == tuple(shape):
-        if elsewhere:  # its edits stay the user's once the frame is written (record_written)
-            info = {**layer_info(earlier), "edits_elsewhere": True}
-            earlier.metadata = {**earlier.metadata, METADATA_KEY: info}
-        return name, earlier
+        return name, _marked_elsewhere(earlier, elsewhere)
     viewer.layers.remove(earlier)
     return name, None
+
+
+def _marked_elsewhere(result: Layer, elsewhere: bool) -> Layer:
+    """``result``, marked where a frame is written into it while the user's edits lie in
+    its other frames: they stay the user's once the frame is written (record_written)."""
+    if elsewhere:
+        info = {**layer_info(result), "edits_elsewhere": True}
+        result.metadata = {**result.metadata, METADATA_KEY: info}
+    return result
 
 
 def _kept_because(
@@ -431,27 +453,43 @@ def labels_layer(data, name: str, geometry: dict, metadata: dict) -> Labels:
     return layer
 
 
-def add_result(viewer, layer: Labels) -> Labels:
+def add_result(viewer, layer: Labels, guide: Layer | None = None) -> Labels:
     """Add a step's new result layer to the viewer. The ground truth it lies over (a
     scan's mask channel, a label file kept beside the image) is hidden, as the sample
     opens its mask: two label layers over each other mix their colours, and the cells
-    found cannot be judged. A notification names it and how to show it again."""
+    found cannot be judged; so is ``guide``, the labels the run kept its masks on (SAM2's
+    foreground, the U-Net's cells). A notification names them and how to show them
+    again. A result without cells hides nothing: there is nothing to see over them."""
     scans, bounds = scan_files(viewer.layers), pixel_bounds(layer)
+    smallest = layer.data[-1] if layer.multiscale else layer.data
     truths = [
         other for other in viewer.layers
         if isinstance(other, Labels) and other.visible and role_of(other) == "mask"
         and lies_with(other, layer, scans) and np.allclose(pixel_bounds(other), bounds)
-    ]  # fmt: skip
+    ] if np.asarray(smallest).any() else []  # fmt: skip
+    guides = [guide] if _hides(guide, viewer, smallest) and guide not in truths else []
     viewer.add_layer(layer)
-    for truth in truths:
-        truth.visible = False
-    if truths:
-        names = ", ".join(f"'{truth.name}'" for truth in truths)
+    for other in (*truths, *guides):
+        other.visible = False
+    said = [f"'{truth.name}' (the ground truth)" for truth in truths] + [
+        f"'{guide.name}' (the cells it kept masks on)" for guide in guides
+    ]
+    if said:
+        them = ("its", "it") if len(said) == 1 else ("their", "them")
         show_info(
-            f"{names} (the ground truth) is hidden so that the cells found in '{layer.name}' "
-            "can be seen; click its eye in the layer list to show it again."
+            f"{' and '.join(said)} {'is' if len(said) == 1 else 'are'} hidden so that the "
+            f"cells found in '{layer.name}' can be seen; click {them[0]} eye in the layer "
+            f"list to show {them[1]} again."
         )
     return layer
+
+
+def _hides(guide: Layer | None, viewer, cells) -> bool:
+    """Whether a new result of ``cells`` hides the labels ``guide`` it was guided by."""
+    return (
+        isinstance(guide, Labels) and guide in viewer.layers and guide.visible
+        and bool(np.asarray(cells).any())
+    )  # fmt: skip
 
 
 def pixel_events(layer) -> tuple:

@@ -406,6 +406,7 @@ class CytomaskDock(FitsTheScreen, QWidget):
             return
         self.sam2.foreground.setCurrentText(cells.name)
         self.sam2.segment()
+        self.sam2.show_tuning()  # what a person tunes next, under the U-Net's settings
 
     def _cancel_segment(self) -> None:
         """Cancel the work of the page on show: training runs on while cells are segmented,

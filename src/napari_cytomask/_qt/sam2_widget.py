@@ -22,6 +22,7 @@ from qtpy.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QScrollArea,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -205,10 +206,11 @@ _DECODER = {
         "Points decoded at once; 0 adapts to the GPU memory.",
     ),
 }
-#: The sliders shown first: the grid of prompt points and the filters a person tunes.
+#: The sliders shown first: the grid of prompt points and the filters a person tunes (the
+#: share on the foreground where one is chosen: guided by the U-Net, its own setting).
 _TUNED = (
     "points_per_side", "pred_iou_thresh", "stability_score_thresh", "min_area",
-    "max_area_fraction",
+    "max_area_fraction", "min_foreground_fraction",
 )  # fmt: skip
 _CROPS = {
     "crop_n_layers": ("Crop layers", 0, 3, 1, 0,
@@ -314,12 +316,14 @@ class Sam2Widget(StepWidget, QWidget):
         #: The image the last Segment ran on (its layer's unique id) and its frame (``()``:
         #: every frame): what the sliders re-filter. None before the first.
         self._asked: tuple[int, tuple] | None = None
-        #: By image (its layer's unique id): the result layer its cells went to last.
-        self._result_of: dict[int, str] = {}
+        #: By image (its layer's unique id): the result layer its cells went to last (its
+        #: unique id: the user may rename it).
+        self._result_of: dict[int, int] = {}
         #: The model that failed to load last, ``(source, config)``, and the message said.
         self._load_error: tuple[tuple[str, str | None], str] | None = None
-        #: By result layer name: each position segmented into it, its result and settings.
-        self._positions: dict[str, dict[tuple, tuple[Sam2Result, dict]]] = {}
+        #: By result layer (unique id): each position segmented into it, its result and
+        #: settings.
+        self._positions: dict[int, dict[tuple, tuple[Sam2Result, dict]]] = {}
 
         self.model = QComboBox()
         self.model.addItems([*HF_MODELS, LOCAL])
@@ -456,6 +460,7 @@ class Sam2Widget(StepWidget, QWidget):
                 form.addRow("Overlaps go to", self.order)
                 form.addRow(self.checks["split"])
             if title.startswith("Tune"):
+                self._tune_box, self._tune_form = box, form
                 column.addWidget(box)
                 column.addWidget(self.more)
             else:
@@ -491,6 +496,7 @@ class Sam2Widget(StepWidget, QWidget):
         events = self.viewer.layers.events
         for event in (events.inserted, events.removed, events.moved, events.renamed):
             event.connect(self._refresh_foreground)
+        self.foreground.currentIndexChanged.connect(self._show_foreground_share)
         self._refresh_foreground()
         self._refresh_levels()
         self._show_local()
@@ -545,6 +551,24 @@ class Sam2Widget(StepWidget, QWidget):
                 self.foreground.addItem(layer.name, layer.unique_id)
         self.foreground.setCurrentIndex(max(self.foreground.findData(current), 0))
         self.foreground.blockSignals(False)
+        self._show_foreground_share()
+
+    def _show_foreground_share(self) -> None:
+        """The minimum share on the foreground is shown with the sliders a person tunes
+        while a foreground is chosen (it filters nothing without one)."""
+        slider = self.sliders["min_foreground_fraction"]
+        chosen = self.foreground.currentData() is not None
+        slider.setVisible(chosen)
+        self._tune_form.labelForField(slider).setVisible(chosen)
+
+    def show_tuning(self) -> None:
+        """Scroll the sliders a person tunes into view: under the U-Net's settings (guided
+        by it), the page shows only its first rows."""
+        area = self._tune_box.parentWidget()
+        while area is not None and not isinstance(area, QScrollArea):
+            area = area.parentWidget()
+        if area is not None:
+            area.ensureWidgetVisible(self._tune_box, 0, 0)
 
     def _refresh_levels(self, *_) -> None:
         """Offer the chosen image's resolution levels; only pyramids have a choice."""
@@ -674,7 +698,7 @@ class Sam2Widget(StepWidget, QWidget):
         index: tuple = ()
         if lead and self.positions.key() == CURRENT_POSITION:
             index = frame_on_show(self.viewer, layer, data.shape[: lead + 2])
-        foreground = None
+        foreground = fg_layer = None
         step = self.step()
         parameters = self._parameters(step, level)
         uid = self.foreground.currentData()
@@ -695,6 +719,7 @@ class Sam2Widget(StepWidget, QWidget):
             geometry=geometry,
             rgb=rgb,
             foreground=foreground,
+            guide=fg_layer,  # hidden under a new result, as it lies under it
             # Merged masks are split over the shape of the level's pixels, where known.
             spacing=pixel_size_um(geometry["scale"], geometry["units"]),
             source=source,
@@ -817,8 +842,21 @@ class Sam2Widget(StepWidget, QWidget):
         return message
 
     def cancel(self) -> None:
-        """Stop the running segmentation now (its result is dropped)."""
-        self.runner.cancel()
+        """Stop the running segmentation now (its result is dropped). Where it followed a
+        slider, the status says that the result on show keeps the settings before."""
+        shown = self._result_layer(self._asked[0]) if self._asked is not None else None
+        said = None
+        if self.runner.busy and shown is not None:
+            said = (
+                f"Cancelled: '{shown.name}' still shows the masks of the settings before; "
+                "move a slider or press Segment to make them with those set now."
+            )
+        self.runner.cancel(said)
+
+    def _result_layer(self, image):
+        """The layer the last result of the image ``image`` (its layer's unique id) went
+        to, if it is still in the viewer."""
+        return layer_by_id(self.viewer.layers, self._result_of.get(image))
 
     def _filters_changed(self, *args) -> None:
         # Live updates only refine a segmentation the user asked for: of the image and
@@ -854,12 +892,15 @@ class Sam2Widget(StepWidget, QWidget):
         index = job["index"]
         spatial = job["data"].shape[:-1] if job["rgb"] else job["data"].shape
         name, out = result_slot(
-            self.viewer, f"{layer.name} SAM2 masks", Labels, spatial, source_of(layer)
+            self.viewer,
+            f"{layer.name} SAM2 masks",
+            Labels,
+            spatial,
+            source_of(layer),
+            last=self._result_layer(layer.unique_id),
         )
-        if out is None:  # a new layer: no position of it is made yet
-            self._positions.pop(name, None)
-        self._result_of[layer.unique_id] = name
-        positions = self._positions.setdefault(name, {})
+        # A new layer: no position of it is made yet.
+        positions = {} if out is None else self._positions.get(out.unique_id, {})
         labels, features = _merge_position(
             positions, out, index, spatial, result, job["parameters"]
         )
@@ -874,7 +915,8 @@ class Sam2Widget(StepWidget, QWidget):
         if index:  # the positions never segmented hold no cells: not found, but not looked for
             record["frames_made"] = [frame_key(done) for done in sorted(positions)]
         if out is None:
-            out = add_result(self.viewer, labels_layer(labels, name, job["geometry"], metadata))
+            made = labels_layer(labels, name, job["geometry"], metadata)
+            out = add_result(self.viewer, made, guide=job["guide"])
         else:
             out.data = compact_labels(labels)
             forget_edits(out)
@@ -882,6 +924,8 @@ class Sam2Widget(StepWidget, QWidget):
             out.metadata = {**out.metadata, **metadata}
             record_written(out)
         out.features = features
+        self._positions[out.unique_id] = positions
+        self._result_of[layer.unique_id] = out.unique_id
         n = len(result.features["index"])  # this run's: the counts after it are this run's too
         # No masks is an answer, not an error: the status line says what to change.
         hint = self._no_masks_hint(result, job["foreground"] is not None) if n == 0 else ""
@@ -926,8 +970,12 @@ class Sam2Widget(StepWidget, QWidget):
         default_cut = _DECODER["mask_threshold"][4]
         if value["mask_threshold"] != default_cut:
             changes.append(f"set the mask cut-off (More settings) back to {default_cut:g}")
-        if foreground:
-            changes.append("check the Foreground layer: masks mostly outside it are dropped")
+        share = self.sliders["min_foreground_fraction"]
+        if foreground and share.value() > share.minimum():
+            changes.append(
+                "lower the minimum share on foreground (masks mostly outside the Foreground "
+                "layer are dropped)"
+            )
         if not changes:
             return (
                 f" No masks kept of {result.n_candidates} candidates, with every filter open: "
