@@ -244,7 +244,7 @@ def test_positions_done_with_other_settings_are_recorded_as_such(
     assert record["parameters"]["labels"]["min_area"] == 5
     assert record["previewed_frames"] == {"1": {"method": "sam2", "parameters": before}}
     assert widget.status.text().endswith(
-        " Frames 1 keep cells found with other settings; segment 'all frames' to find every "
+        " Frame 1 keeps cells found with other settings; segment 'all frames' to find every "
         "frame's with these."
     )
     assert from_layer(labels).previewed_frames == record["previewed_frames"]

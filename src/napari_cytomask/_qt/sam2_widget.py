@@ -934,8 +934,9 @@ class Sam2Widget(StepWidget, QWidget):
         if index:
             where = f" in {one} {frame_key(index)} ({len(features['index'])} in the {several} done)"
         if others:
+            noun, verb = (several, "keep") if len(others) > 1 else (one, "keeps")
             hint += (
-                f" {several.capitalize()} {listed_frames(others)} keep cells found with other "
+                f" {noun.capitalize()} {listed_frames(others)} {verb} cells found with other "
                 f"settings; segment '{self.positions.text_of(ALL_POSITIONS)}' to find every "
                 f"{one}'s with these."
             )
