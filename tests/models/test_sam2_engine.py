@@ -341,6 +341,11 @@ def test_decoder_progress_counts_points_batch_by_batch(model, image, collect):
     assert all(total == 81 for _, _, total in events)
     assert decoded[0] == 8 and decoded == sorted(decoded) and decoded[-1] == 81
     assert len(decoded) > 10
+    # A filter moved decodes nothing, and says nothing is decoded.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        events, _ = collect(engine.generate_iter(image, replace(coarse, pred_iou_thresh=0.5)))
+    assert events == []
 
 
 def test_engine_equals_the_stock_generator_on_real_images(model, shared_data):

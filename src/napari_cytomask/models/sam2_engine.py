@@ -921,8 +921,10 @@ class Sam2Engine:
                     pkey, feats, img.shape[:2], box, grids[layer], params, (done, n_points)
                 )
                 self.candidates.put(dkey, cands, cands.nbytes)
+                yield ("decoder", done + len(grids[layer]), n_points)
+            # Candidates kept from before (a filter moved) report nothing: "Decoding masks"
+            # flashed at every slider move that decoded none.
             done += len(grids[layer])
-            yield ("decoder", done, n_points)
             n_candidates += len(cands.masks)
             crop_candidates[v].append((box, cands))
         out = [
