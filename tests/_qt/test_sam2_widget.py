@@ -636,7 +636,13 @@ def test_a_local_checkpoint_gets_the_configuration_it_belongs_to(
     assert widget.model_source() == ("/copied/sam2_hiera_large.pt", "facebook/sam2-hiera-large")
     widget.use_checkpoint("/mine/finetuned.pt")  # a file of its own: the choice stays
     assert widget.config.currentText() == "facebook/sam2-hiera-large"
-    assert "choose its configuration" in widget.status.text()
+    assert widget.status.text().startswith(
+        "Checkpoint finetuned.pt: read as facebook/sam2-hiera-large; choose its Configuration"
+    )
+    widget.config.setCurrentText("facebook/sam2.1-hiera-tiny")  # it said "choose" still
+    assert widget.status.text().startswith(
+        "Checkpoint finetuned.pt: read as facebook/sam2.1-hiera-tiny; choose its Configuration"
+    )
 
 
 def test_another_model_chosen_takes_back_the_error_of_the_one_that_failed_to_load(

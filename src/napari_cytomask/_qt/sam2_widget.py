@@ -593,7 +593,11 @@ class Sam2Widget(StepWidget, QWidget):
         a failed download the dock still said so when a local checkpoint was chosen, as the
         message advises. A message about the model chosen now stays, and so does what a
         waiting or running run says."""
-        if self._load_error is None or self.runner.busy:
+        if self.runner.busy:
+            return
+        if self.status.text().startswith(f"Checkpoint {Path(self.checkpoint.text()).name}: read"):
+            self._say_configuration()  # of the configuration chosen now
+        if self._load_error is None:
             return
         choice, message = self._load_error
         if self._chosen() != choice and self.status.text() == message:
@@ -628,10 +632,19 @@ class Sam2Widget(StepWidget, QWidget):
         name = Path(path).name
         known = next((mid for mid, (_, file) in HF_MODELS.items() if file == name), None)
         if known is None:
-            self.status.setText(f"Checkpoint {name}: choose its configuration.")
+            self._say_configuration()
             return
         self.config.setCurrentText(known)
         self.status.setText(f"Checkpoint {name}: the configuration of {known}, by its name.")
+
+    def _say_configuration(self) -> None:
+        """What a checkpoint of no published name is read as: the configuration chosen (it
+        said "choose its configuration" after one was chosen)."""
+        self.status.setText(
+            f"Checkpoint {Path(self.checkpoint.text()).name}: read as "
+            f"{self.config.currentText()}; choose its Configuration if it is of another model "
+            "(one that does not fit is said when it loads)."
+        )
 
     def params(self) -> Sam2Params:
         """The generator parameters the widget shows."""
