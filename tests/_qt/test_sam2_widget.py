@@ -357,6 +357,31 @@ def test_a_frame_of_two_axes_redone_is_numbered_as_all_frames_are(
         assert set(labels.features["index"][rows]) == set(np.unique(labels.data[frame])) - {0}
 
 
+def test_an_image_that_shows_nothing_is_said_beside_the_masks_found(
+    make_napari_viewer_proxy, qtbot, small_model, keep_every_mask
+):
+    """SAM2 on an all-black image gave "36 objects from 108 masks" without a word that the
+    image shows nothing; the U-Net says it, and a black frame of a stack."""
+    viewer = make_napari_viewer_proxy()
+    widget = Sam2Widget(viewer, model_builder=lambda *args: small_model)
+    widget.set_values(points_per_side=4, **keep_every_mask)
+    widget.device.setCurrentText("cpu")
+    viewer.add_image(np.zeros((48, 64), np.uint16), name="black")
+    widget.segment()
+    qtbot.waitUntil(lambda: "black SAM2 masks" in viewer.layers, timeout=30000)
+    qtbot.waitUntil(lambda: not widget.runner.busy, timeout=10000)
+    assert "Every pixel of the image has the same value (0): it shows nothing." in (
+        widget.status.text()
+    )
+    viewer.add_image(np.stack([image(), np.zeros((48, 64), np.uint16)]), name="stack")
+    widget.layer.setCurrentText("stack")
+    set_value(widget.positions, ALL_POSITIONS)
+    widget.segment()
+    qtbot.waitUntil(lambda: "stack SAM2 masks" in viewer.layers, timeout=30000)
+    qtbot.waitUntil(lambda: not widget.runner.busy, timeout=10000)
+    assert "Frame 1 shows nothing (one value" in widget.status.text()
+
+
 def test_no_masks_kept_asks_only_for_settings_that_can_still_move(
     make_napari_viewer_proxy, qtbot, small_model, keep_every_mask
 ):

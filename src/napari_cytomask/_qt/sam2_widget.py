@@ -32,9 +32,11 @@ from superqt import QLabeledDoubleSlider, QLabeledSlider
 from ..io.layers import (
     METADATA_KEY,
     frame_key,
+    frame_notes,
     layer_info,
     listed_frames,
     model_record,
+    nothing_to_find,
     origin,
     pixel_size_um,
     record_written,
@@ -324,6 +326,8 @@ class Sam2Widget(StepWidget, QWidget):
         #: By result layer (unique id): each position segmented into it, its result and
         #: settings.
         self._positions: dict[int, dict[tuple, tuple[Sam2Result, dict]]] = {}
+        #: The notes on the image segmented last, by (its data's id, frame), and the notes.
+        self._seen: tuple[tuple, str] | None = None
 
         self.model = QComboBox()
         self.model.addItems([*HF_MODELS, LOCAL])
@@ -814,7 +818,21 @@ class Sam2Widget(StepWidget, QWidget):
         metadata = result_metadata(
             job["layer"], method="sam2", parameters=job["parameters"], model=model
         )
-        return job, result, dict(engine.runs), metadata
+        return job, result, dict(engine.runs), metadata, self._image_notes(job, image)
+
+    def _image_notes(self, job, image: np.ndarray) -> str:
+        """What the image segmented shows that its count of masks would hide (one value
+        everywhere, saturated or very dim frames), as the U-Net says it: read once per
+        image and frame, not at every slider move."""
+        key = (id(job["data"]), job["index"])
+        if self._seen is not None and self._seen[0] == key:
+            return self._seen[1]
+        grey = image.mean(axis=-1) if job["rgb"] else image
+        blank = nothing_to_find(grey, 0)
+        seen = f"{blank[0].upper()}{blank[1:]}." if blank else frame_notes(grey)
+        notes = f" {seen}" if seen else ""
+        self._seen = (key, notes)
+        return notes
 
     def _plane(self, data, index: tuple, slot: str) -> np.ndarray:
         """The plane at ``index`` of an image or foreground. A lazy array (a pyramid's
@@ -897,7 +915,7 @@ class Sam2Widget(StepWidget, QWidget):
     # -- results -----------------------------------------------------------------
 
     def _show(self, outcome) -> None:
-        job, result, runs, metadata = outcome
+        job, result, runs, metadata, seen = outcome
         layer = job["layer"]
         if layer not in self.viewer.layers:
             self.status.setText(closed_during_run(layer))
@@ -955,7 +973,8 @@ class Sam2Widget(StepWidget, QWidget):
             )
         self.status.setText(
             f"{n} object{'s' * (n != 1)}{where} from {result.n_masks} masks ({result.n_candidates} "
-            f"candidates; encoder runs {runs['encoder']}, decoder runs {runs['decoder']}).{hint}"
+            f"candidates; encoder runs {runs['encoder']}, decoder runs {runs['decoder']})."
+            f"{seen}{hint}"
         )
         self.segmented.emit(out)
 
