@@ -283,3 +283,18 @@ def test_a_stack_of_positions_by_time_points_is_compared_plane_by_plane():
         np.testing.assert_array_equal(false_pos[p, t], fp)
         np.testing.assert_array_equal(false_neg[p, t], fn)
     assert false_neg[0, 1].any() and not false_neg[0, 0].any()
+
+
+def test_the_csv_leaves_out_the_frames_left_out_of_the_comparison():
+    """A frame without ground truth is left out of the comparison (its prediction emptied),
+    and the CSV wrote it as scores of 0 (F1 0, precision 0) among the real ones."""
+    from napari_cytomask.metrics.core import leave_out_frames
+    from napari_cytomask.metrics.export import results_rows
+
+    gt, pred = np.stack([GT, np.zeros_like(GT), GT]), np.stack([PRED, PRED, PRED])
+    compared, _ = leave_out_frames(gt, pred, 1)
+    assert compared.tolist() == [True, False, True]
+    rows = results_rows(evaluate(gt, pred, stack=True))
+    assert {row[0] for row in rows} == {"all", "0", "2"}
+    f1 = {row[0]: row[4] for row in rows if row[3] == "f1" and row[1] == "object" and row[2] == 0.5}
+    assert f1["0"] == f1["2"] == f1["all"] > 0

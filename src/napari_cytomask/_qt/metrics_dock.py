@@ -260,8 +260,9 @@ class MetricsDock(StepWidget, QWidget):
         self.threshold_spin.setSingleStep(0.05)
         self.threshold_spin.setValue(0.5)
         self.threshold_spin.setToolTip(
-            "IoU a predicted cell needs with a true cell to count as found (for the "
-            "highlight layers and the CSV)."
+            "IoU a predicted cell needs with a true cell to count as found, for the false "
+            "positives and negatives outlined as layers (the CSV gives every IoU from 0.10 "
+            "to 0.95)."
         )
         self.highlight_check = QCheckBox("Show false positives and false negatives as layers")
         self.highlight_check.setToolTip("Add two layers with the unmatched cells of each side.")

@@ -49,10 +49,15 @@ def results_rows(evaluation: Evaluation) -> list[tuple]:
     is ``object`` (one row per metric and IoU threshold), ``pixel`` or
     ``summary`` (mean-average F1 and COCO AP, AP50, AP75 and the pixel ratios),
     which have no threshold.
+
+    Frames with no object in either image are not written, as mSA leaves them out: those
+    left out of the comparison (never made, or without ground truth) were written as
+    scores of 0, which a spreadsheet averaged with the others.
     """
     rows = _rows_of(evaluation, "all")
     for i, frame in enumerate(evaluation.frames):
-        rows += _rows_of(frame, evaluation.frame_name(i))
+        if frame.matches.n_true or frame.matches.n_pred:
+            rows += _rows_of(frame, evaluation.frame_name(i))
     return rows
 
 
