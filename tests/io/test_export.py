@@ -349,6 +349,10 @@ def test_a_stack_goes_to_png_frame_by_frame_beside_its_whole_tiff(tmp_path):
     alone = LabelsExport(name="alone", labels=labels[:, 0], frames_made=["3"])
     written = export_labels([alone], tmp_path, formats=["png"], objects_csv=False)
     assert [path.name for path in written] == ["alone_03.png", "alone_provenance.json"]
+    # ... and its COCO image only: the others, listed without cells, counted as missed.
+    coco = coco_annotations(alone)
+    assert [image["id"] for image in coco["images"]] == [4]
+    assert {a["image_id"] for a in coco["annotations"]} == {4}
     # One image saved with an axis of one is one PNG, named as an image (not 'one_Q0.png').
     one = LabelsExport(name="one", labels=labels[:1, :1], axis_labels=("Q", "Q", "Y", "X"))
     written = export_labels([one], tmp_path, formats=["png"], objects_csv=False)

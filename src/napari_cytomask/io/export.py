@@ -788,14 +788,19 @@ def coco_annotations(export: LabelsExport, score_column: str | None = None) -> d
     ``segmentation``, ``bbox`` (x, y, width, height), ``area`` and a ``score`` (from
     ``score_column`` of the features, else 1.0) plus every other feature of the object
     whose name is not one of these (a feature's ``area`` is the object's when it was found).
+    Frames never made (:attr:`LabelsExport.frames_made`) are no images of it: listed with
+    no annotation, their cells counted as missed by a COCO evaluation.
     """
     labels = as_labels(export.labels, f"layer {export.name!r}")
     frames = labels.reshape(-1, *labels.shape[-2:])
     feature_rows = _features_by_label(export.features)
     stack = _Frames(export)
+    made = made_frames(labels.shape, export.frames_made)
     name = Path(export.source).name if export.source else export.name
     images, annotations = [], []
     for frame_index, frame in enumerate(frames):
+        if made is not None and not made.flat[frame_index]:
+            continue
         image_id = frame_index + 1
         images.append(
             {
