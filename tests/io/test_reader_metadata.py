@@ -10,7 +10,12 @@ import pytest
 import tifffile
 
 from napari_cytomask._reader import get_reader
-from napari_cytomask.io.tiff import PIXEL_SIZE_RANGE_UM, describe_tiff, read_tiff
+from napari_cytomask.io.tiff import (
+    PIXEL_SIZE_RANGE_UM,
+    TiffReadError,
+    describe_tiff,
+    read_tiff,
+)
 
 QPI_CHANNELS = [("DAPI", "0,0,255"), ("FITC", "0,255,0"), ("Cy3", "255,0,0")]
 
@@ -718,28 +723,53 @@ def test_pages_of_another_pixel_type_left_out_are_said(tmp_path):
     ],
     ids=["pixel type", "size", "compression"],
 )
-@pytest.mark.parametrize("where", [4, 8], ids=["middle", "last"])
-def test_a_page_unlike_the_others_is_left_out_not_read_as_garbage(tmp_path, odd, said, where):
+def test_a_page_unlike_the_others_is_refused_or_left_out_not_read_as_garbage(tmp_path, odd, said):
     """tifffile compares the 2nd, 8th and last page of a file without metadata with the
     first and reads the others as laid out as the first: a float32 or compressed page in
     the middle of uint16 ones came out as stripes of garbage, without a word, and one of
-    another size as "its structure is corrupt". Now it is left out, and said."""
+    another size as "its structure is corrupt". Among the others it is refused, named
+    (left out, the rest lost their order of channels and opened as one stack of labels);
+    after them it is left out, and said."""
     planes = [np.full((64, 64), 100 + i, np.uint16) for i in range(9)]
     path = tmp_path / "odd.tif"
-    with tifffile.TiffWriter(path) as tif:
-        for i, plane in enumerate(planes):
-            if i != where:
-                tif.write(plane, metadata=None)
-            elif isinstance(odd, str):
-                tif.write(plane, metadata=None, compression=odd)
-            else:
-                tif.write(odd, metadata=None)
+
+    def write(where: int) -> None:
+        with tifffile.TiffWriter(path) as tif:
+            for i, plane in enumerate(planes):
+                if i != where:
+                    tif.write(plane, metadata=None)
+                elif isinstance(odd, str):
+                    tif.write(plane, metadata=None, compression=odd)
+                else:
+                    tif.write(odd, metadata=None)
+
+    write(4)
+    with pytest.raises(
+        TiffReadError,
+        match=rf"its page 4 holds {said} pixels among pages of "
+        r"64 x 64 uint16, and without metadata .* or save it as an OME-TIFF",
+    ):
+        read_tiff(path)
+    write(8)
     left_out = rf"odd.tif: 1 page\(s\) of another .*\({said}; the others"
     with pytest.warns(UserWarning, match=left_out):
         layers = read_tiff(path)
     kept = np.concatenate([np.asarray(data).reshape(-1, 64, 64) for data, _, _ in layers])
-    expected = [plane for i, plane in enumerate(planes) if i != where]
-    np.testing.assert_array_equal(kept, np.stack(expected))
+    np.testing.assert_array_equal(kept, np.stack(planes[:8]))
+
+
+def test_every_other_page_of_another_pixel_type_is_left_out_and_said(tmp_path):
+    """A uint8 mask saved after each uint16 image, without metadata: the masks are left
+    out, and said, the images kept in their order."""
+    path = tmp_path / "pairs.tif"
+    images = [np.full((32, 32), 100 + i, np.uint16) for i in range(3)]
+    with tifffile.TiffWriter(path) as tif:
+        for image in images:
+            tif.write(image, metadata=None)
+            tif.write(np.eye(32, dtype=np.uint8), metadata=None)
+    with pytest.warns(UserWarning, match=r"3 page\(s\) of another .* \(32 x 32 uint8; the"):
+        ((data, _, _),) = read_tiff(path)
+    np.testing.assert_array_equal(np.asarray(data), np.stack(images))
 
 
 def test_pages_the_ome_metadata_do_not_count_are_said(tmp_path):

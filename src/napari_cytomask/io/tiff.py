@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import itertools
 import logging
 import math
 import os
@@ -590,6 +591,7 @@ class TiffScan:
         self._series_indices = _same_series(tif.series)
         self._series = [tif.series[i] for i in self._series_indices]
         first = self._series[0]
+        _check_not_interleaved(self.path, tif.series, self._series_indices)
         _warn_left_out(self.path, tif.series, self._series_indices)
         _warn_ome_lost(self.path, tif)
         _check_complete(self.path, self._series)
@@ -1113,7 +1115,8 @@ def _open(path: str) -> tuple[tifffile.TiffFile, str | None]:
     tif = tifffile.TiffFile(path)
     if _uniform_in_name_only(tif):
         tif.close()
-        tif = tifffile.TiffFile(path, is_uniform=False)  # its pages grouped by their layout
+        # Its pages grouped by their layout (then refused: :func:`_check_not_interleaved`).
+        tif = tifffile.TiffFile(path, is_uniform=False)
     if not tif.is_ome:
         return tif, None
     match = _BINARY_ONLY.search(tif.pages.first.description or "")
@@ -1314,33 +1317,73 @@ def _same_series(series: Sequence[tifffile.TiffPageSeries]) -> list[int]:
     return scan
 
 
+def _size(s: tifffile.TiffPageSeries) -> tuple[int, int]:
+    return s.keyframe.imagelength, s.keyframe.imagewidth
+
+
+def _pages_layout(s: tifffile.TiffPageSeries) -> str:
+    """A series' pages as a message names them: "256 x 256 uint16 compressed (deflate)"."""
+    compression = s.keyframe.compression
+    packed = f" compressed ({compression.name.lower()})" if compression != 1 else ""
+    return f"{' x '.join(map(str, _size(s)))} {s.dtype}{packed}"
+
+
+def _check_not_interleaved(
+    path: str, series: Sequence[tifffile.TiffPageSeries], kept: list[int]
+) -> None:
+    """Refuse a file without metadata whose pages of another layout lie among those the
+    scan keeps (a float32 phase page among uint16 ones): left out, the scan's pages no
+    longer repeat the order of its channels, and the rest opened as one stack of them all,
+    images and masks mixed, shown as labels. Every p-th page of another layout, all
+    through the file, is one channel saved so (a uint8 mask after each uint16 image): left
+    out, and said, the others keep their order."""
+    scan = series[kept[0]]
+    if scan.kind != "generic":
+        return
+    indices = [p.index for i in kept for p in series[i].pages if p is not None]
+    low, high = min(indices), max(indices)
+    others = sorted(
+        (p.index, s)
+        for i, s in enumerate(series)
+        if i not in kept and not s.keyframe.is_reduced
+        for p in s.pages
+        if p is not None
+    )
+    inside = [(index, s) for index, s in others if low < index < high]
+    steps = {b - a for (a, _), (b, _) in itertools.pairwise(others)}
+    pages = len(scan.parent.pages)
+    if len(steps) == 1 and pages == len(others) * steps.pop():
+        return  # one channel of every position
+    if inside:
+        index, odd = inside[0]
+        raise TiffReadError(
+            path,
+            f"its page {index} holds {_pages_layout(odd)} pixels among pages of "
+            f"{_pages_layout(scan)}, and without metadata that say how its pages belong "
+            "together they cannot be read as one stack; save every page with one pixel "
+            "type, size and compression "
+            "(in Fiji: Image > Type, then save), or save it as an OME-TIFF",
+        )
+
+
 def _warn_left_out(path: str, series: Sequence[tifffile.TiffPageSeries], kept: list[int]) -> None:
     """Warn of series the scan leaves out that are images, not thumbnails: pages of another
     pixel type saved without metadata (a uint8 mask beside uint16 images), and in a file
     without metadata also pages of another size (no reduced-resolution ones)."""
-
-    def size(s: tifffile.TiffPageSeries) -> tuple[int, int]:
-        return s.keyframe.imagelength, s.keyframe.imagewidth
-
-    def layout(s: tifffile.TiffPageSeries) -> str:
-        compression = s.keyframe.compression
-        packed = f" compressed ({compression.name.lower()})" if compression != 1 else ""
-        return f"{' x '.join(map(str, size(s)))} {s.dtype}{packed}"
-
     scan = series[kept[0]]
     others = [
         s
         for i, s in enumerate(series)
         if i not in kept
-        and (size(s) == size(scan) or (scan.kind == "generic" and not s.keyframe.is_reduced))
+        and (_size(s) == _size(scan) or (scan.kind == "generic" and not s.keyframe.is_reduced))
     ]
     if not others:
         return
     planes = sum(math.prod(s.shape) // math.prod(s.keyframe.shape) for s in others)
-    kinds = ", ".join(sorted({layout(s) for s in others}))
+    kinds = ", ".join(sorted({_pages_layout(s) for s in others}))
     warnings.warn(
         f"{path}: {planes} page(s) of another pixel type, size or layout ({kinds}; the "
-        f"others are {layout(scan)}) were left out, as the "
+        f"others are {_pages_layout(scan)}) were left out, as the "
         "file has no metadata that joins them to the others; save all its pages with one "
         "pixel type and size (or as an OME-TIFF or ImageJ hyperstack) to open them together",
         UserWarning,
