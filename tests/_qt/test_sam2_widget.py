@@ -111,6 +111,13 @@ def test_segment_then_a_filter_slider_updates_the_labels(
     assert [x.name for x in viewer.layers] == [
         "other", "my phase", name, f"{name} [2]", f"my {name} [3]"
     ]  # fmt: skip
+    # Closed, it takes its positions (its labels) with it: they were kept by name.
+    closed = latest.unique_id
+    viewer.layers.remove(latest)
+    widget.set_values(pred_iou_thresh=0.0)
+    qtbot.waitUntil(lambda: "my phase SAM2 masks" in viewer.layers, timeout=30000)
+    qtbot.waitUntil(lambda: not widget.runner.busy, timeout=10000)
+    assert closed not in widget._positions
 
 
 def test_a_slider_update_cancelled_says_the_masks_on_show_are_of_the_settings_before(

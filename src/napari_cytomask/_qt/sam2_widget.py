@@ -955,6 +955,9 @@ class Sam2Widget(StepWidget, QWidget):
             out.metadata = {**out.metadata, **metadata}
             record_written(out)
         out.features = features
+        # The positions of result layers closed since go (each holds its labels).
+        shown = {other.unique_id for other in self.viewer.layers}
+        self._positions = {uid: kept for uid, kept in self._positions.items() if uid in shown}
         self._positions[out.unique_id] = positions
         self._result_of[layer.unique_id] = out.unique_id
         n = len(result.features["index"])  # this run's: the counts after it are this run's too
