@@ -1132,13 +1132,25 @@ def _open(path: str) -> tuple[tifffile.TiffFile, str | None]:
     return tifffile.TiffFile(path, omexml=omexml), str(target)
 
 
+#: The metadata tifffile makes its series from before it takes a file for a uniform stack
+#: (in its order, ``TiffFile.series``).
+_SERIES_METADATA = (
+    "shaped", "lsm", "mmstack", "ome", "imagej", "ndtiff", "fluoview", "stk", "sis", "svs",
+    "scn", "qpi", "ndpi", "bif", "avs", "eer", "philips", "scanimage", "nih", "mdgel",
+)  # fmt: skip
+
+
 def _uniform_in_name_only(tif: tifffile.TiffFile) -> bool:
     """Whether tifffile takes a file without metadata for one stack of alike pages though
     some differ: it compares the 2nd, 8th and last page with the first, and reads every
     other page as if laid out as the first (a float32 or compressed page among uint16
     ones as garbage, one of another size as "incompatible keyframe"). Up to
     :data:`_PAGES_CHECKED` pages spread over the file are compared; each IFD is read, no
-    pixels."""
+    pixels. A file of metadata tifffile reads its series from is not looked at: telling
+    whether it is uniform reads its last page, and so the offsets of all its pages (a
+    large ImageJ stack's tens of thousands)."""
+    if any(getattr(tif, f"is_{kind}", False) for kind in _SERIES_METADATA):
+        return False
     if not tif.is_uniform:
         return False
     pages = tif.pages
@@ -1361,8 +1373,8 @@ def _check_not_interleaved(
             f"its page {index} holds {_pages_layout(odd)} pixels among pages of "
             f"{_pages_layout(scan)}, and without metadata that say how its pages belong "
             "together they cannot be read as one stack; save every page with one pixel "
-            "type, size and compression "
-            "(in Fiji: Image > Type, then save), or save it as an OME-TIFF",
+            "type, size and compression (in Fiji: Image > Type, then save), or save it as "
+            "an OME-TIFF",
         )
 
 
