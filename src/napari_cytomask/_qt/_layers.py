@@ -461,13 +461,17 @@ def add_result(viewer, layer: Labels, guide: Layer | None = None) -> Labels:
     foreground, the U-Net's cells). A notification names them and how to show them
     again. A result without cells hides nothing: there is nothing to see over them."""
     scans, bounds = scan_files(viewer.layers), pixel_bounds(layer)
-    smallest = layer.data[-1] if layer.multiscale else layer.data
+    found = bool(np.asarray(layer.data[-1] if layer.multiscale else layer.data).any())
     truths = [
         other for other in viewer.layers
         if isinstance(other, Labels) and other.visible and role_of(other) == "mask"
         and lies_with(other, layer, scans) and np.allclose(pixel_bounds(other), bounds)
-    ] if np.asarray(smallest).any() else []  # fmt: skip
-    guides = [guide] if _hides(guide, viewer, smallest) and guide not in truths else []
+    ] if found else []  # fmt: skip
+    guides = [
+        guide for guide in [guide]
+        if found and isinstance(guide, Labels) and guide in viewer.layers and guide.visible
+        and guide not in truths
+    ]  # fmt: skip
     viewer.add_layer(layer)
     for other in (*truths, *guides):
         other.visible = False
@@ -482,14 +486,6 @@ def add_result(viewer, layer: Labels, guide: Layer | None = None) -> Labels:
             f"list to show {them[1]} again."
         )
     return layer
-
-
-def _hides(guide: Layer | None, viewer, cells) -> bool:
-    """Whether a new result of ``cells`` hides the labels ``guide`` it was guided by."""
-    return (
-        isinstance(guide, Labels) and guide in viewer.layers and guide.visible
-        and bool(np.asarray(cells).any())
-    )  # fmt: skip
 
 
 def pixel_events(layer) -> tuple:
