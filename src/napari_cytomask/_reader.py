@@ -95,7 +95,7 @@ def _exported(scan: Scan) -> dict:
     levels = channel.data if isinstance(channel.data, list) else [channel.data]
     if others or len(levels) > 1 or not can_be_labels(channel.base.dtype, rgb=scan.rgb):
         return {}
-    record = reopened_result(scan.path, channel.base.shape)
+    record = reopened_result(scan.path, channel.base)
     if record:
         channel.role = "mask"
     return record

@@ -1328,7 +1328,7 @@ def _evaluate(args) -> int:
                       "pixel, so their cells may not line up (is one calibrated wrongly, or "
                       "resampled?).", file=sys.stderr)  # fmt: skip
             # A result exported with only some of its frames made: the others are no cells.
-            reopened = reopened_result(pred_path, pred.shape)
+            reopened = reopened_result(pred_path, pred)
             made = made_frames(pred.shape, reopened.get("frames_made"))
             # Made by a step (hand-drawn labels exported have no method), plane by plane.
             planes_apart = bool(reopened.get("method") or result_record(pred_path))
@@ -1482,7 +1482,7 @@ def _file_export(path, info: dict, args, exports: list):
 
     labels, axes = read_labels(path, among_masks=args.mask_channel, advice="--mask-channel N")
     # An earlier export's result: described as its export described it.
-    exported = {} if info else located_source(reopened_result(path, labels.shape), path)
+    exported = {} if info else located_source(reopened_result(path, labels), path)
     if exported and not axes:  # a NumPy file holds none: its export recorded them
         axes = recorded_axes(path, labels.ndim)
     if not info and not exported:  # not a result: said when its ids may be no labels

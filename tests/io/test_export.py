@@ -560,7 +560,7 @@ def test_replacing_an_export_in_fewer_formats_names_the_files_left_from_before(t
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         export_labels([cells], tmp_path, formats=["tiff"], overwrite=True)
-    assert reopened_result(tmp_path / "cells.png", eight.shape)["role"] == "result"
+    assert reopened_result(tmp_path / "cells.png", eight)["role"] == "result"
     listed = json.loads((tmp_path / "cells_provenance.json").read_text())["outputs"]
     assert {"cells.tif", "cells.png", "cells_coco.json"} <= set(listed)
     # Other labels: the earlier files are not theirs.
@@ -572,7 +572,7 @@ def test_replacing_an_export_in_fewer_formats_names_the_files_left_from_before(t
         "and were left as they are; the new provenance does not list them."
     )
     assert (tmp_path / "cells.png").exists() and tmp_path / "cells.png" not in written
-    assert reopened_result(tmp_path / "cells.png", eight.shape) == {}
+    assert reopened_result(tmp_path / "cells.png", eight) == {}
     # A file of a planned name that no export wrote (the mask the layer came from) is not
     # called a leftover.
     mask = LabelsExport(name="mask", labels=eight)
@@ -974,15 +974,16 @@ def test_a_provenance_is_read_back_only_for_the_frames_and_file_it_describes(tmp
 
     cells = _exported_result(tmp_path)
     record = json.loads(provenance_beside(cells).read_text())
-    assert reopened_result(cells, (2, 16, 16))["frames_made"] == ["1"]
-    assert reopened_result(cells, (3, 16, 16)) == {}  # written over since by another shape
+    labels = tifffile.imread(cells)
+    assert reopened_result(cells, labels)["frames_made"] == ["1"]
+    assert reopened_result(cells, np.zeros((3, 16, 16))) == {}  # written over since: another shape
     for frames in (["7", "x"], ["7"], 3):
         provenance_beside(cells).write_text(json.dumps({**record, "frames_made": frames}))
-        assert reopened_result(cells, (2, 16, 16)) == {}
+        assert reopened_result(cells, labels) == {}
     old = {k: v for k, v in record.items()
            if k not in ("previewed_frames", "frames_made", "edited_by_hand")}  # fmt: skip
     provenance_beside(cells).write_text(json.dumps({**old, "parameters": None}))
-    fields = exported_fields(reopened_result(cells, (2, 16, 16)))
+    fields = exported_fields(reopened_result(cells, labels))
     export = LabelsExport("cells", np.zeros((2, 16, 16), np.uint16), **fields)
     assert (export.parameters, export.frames_made, export.edited) == ({}, None, None)
 
@@ -1045,11 +1046,11 @@ def test_a_result_saved_over_another_exports_file_leaves_that_export_not_claimin
     saved = LabelsExport("cells", np.zeros((2, 16, 16), np.uint16), source="/data/scan.tif")
     assert save_provenance(saved, cells) is None
     assert json.loads(provenance_beside(cells).read_text())["outputs"] == ["cells.png"]
-    assert reopened_result(cells, (2, 16, 16)) == {}
+    assert reopened_result(cells, saved.labels) == {}
     # Its own earlier provenance is replaced; a file of that name that is none is kept.
     alone = _exported_result(tmp_path / "alone")
     assert save_provenance(saved, alone) == provenance_beside(alone)
-    assert reopened_result(alone, (2, 16, 16))["source"] == "/data/scan.tif"
+    assert reopened_result(alone, saved.labels)["source"] == "/data/scan.tif"
     provenance_beside(alone).write_text("notes")
     assert save_provenance(saved, alone) is None
     assert provenance_beside(alone).read_text() == "notes"
@@ -1068,11 +1069,11 @@ def test_a_result_saved_in_a_second_format_joins_its_first_files_record(tmp_path
         tifffile.imwrite(path, ids)
         assert save_provenance(saved, path) == provenance_beside(tif)
     for path in (tif, ome):
-        assert reopened_result(path, ids.shape)["source"] == "/data/scan.tif"
+        assert reopened_result(path, ids)["source"] == "/data/scan.tif"
     # Other labels saved over one of them: the record keeps the other file only.
     assert save_provenance(replace(saved, labels=ids * 2), ome) is None
-    assert reopened_result(ome, ids.shape) == {}
-    assert reopened_result(tif, ids.shape)["source"] == "/data/scan.tif"
+    assert reopened_result(ome, ids * 2) == {}
+    assert reopened_result(tif, ids)["source"] == "/data/scan.tif"
 
 
 def test_a_result_named_too_long_for_its_provenance_is_not_saved(tmp_path):
@@ -1093,7 +1094,7 @@ def test_a_result_named_too_long_for_its_provenance_is_not_saved(tmp_path):
     stem = "HeLa " + "é" * 100 + "x" * 34  # "_provenance.json" after it: 255 bytes
     fits = tmp_path / f"{stem}.tif"
     assert write_labels_layer(str(fits), data, meta) == [str(fits), str(provenance_beside(fits))]
-    assert reopened_result(fits, cells.shape)["source"] == "/data/scan.tif"
+    assert reopened_result(fits, cells)["source"] == "/data/scan.tif"
     too_long = tmp_path / "long" / f"{stem}x.tif"
     too_long.parent.mkdir()
     with pytest.raises(LabelsNotSaved) as refused:
@@ -1278,3 +1279,32 @@ def test_a_binary_mask_is_exported_by_its_separate_regions_and_said(tmp_path):
         np.testing.assert_array_equal(
             tifffile.imread(tmp_path / f"{export.name}.tif"), export.labels
         )
+
+
+def test_a_label_file_another_program_saved_over_an_export_is_no_longer_its_result(tmp_path):
+    """Edited in another program and saved over the export (same name, same shape), a
+    label file still opened as the export's U-Net result: its ids were not compared with
+    those the provenance records, so the metrics and a new export called hand-drawn labels
+    the model's."""
+    from napari_cytomask._reader import get_reader
+    from napari_cytomask.io.layers import METADATA_KEY
+
+    cells = _exported_result(tmp_path)
+    ((data, kwargs, _),) = get_reader(str(cells))(str(cells))
+    assert kwargs["metadata"][METADATA_KEY]["method"] == "unet"
+    # The same ids in another integer type are the same labels.
+    tifffile.imwrite(cells, np.asarray(data).astype(np.uint16))
+    ((_, kwargs, _),) = get_reader(str(cells))(str(cells))
+    assert kwargs["metadata"][METADATA_KEY]["method"] == "unet"
+    edited = np.asarray(data).copy()
+    edited[0, 10:14, 10:14] = 5  # a cell drawn in a frame the U-Net left out
+    tifffile.imwrite(cells, edited)
+    with pytest.warns(
+        UserWarning,
+        match=r"^Labels opened without their record: cells.tif was changed after its export "
+        r"\(its ids are not those cells_provenance.json records\)",
+    ):
+        ((data, kwargs, kind),) = get_reader(str(cells))(str(cells))
+    assert kind == "labels"
+    assert kwargs["metadata"][METADATA_KEY].get("method") is None
+    np.testing.assert_array_equal(data, edited)

@@ -348,7 +348,7 @@ _EXPORTED_FIELDS = ("source", "channel_index", "channel_name", "method", "parame
                     "versions")  # fmt: skip
 
 
-def reopened_result(labels: str | os.PathLike, shape: Sequence[int]) -> dict:
+def reopened_result(labels: str | os.PathLike, data) -> dict:
     """The layer record of an exported result opened again: what the export's provenance
     beside the file (``<name>_provenance.json``) says of the layer it was exported from,
     its scan, settings, model and the frames made, and its ``translate`` (where it lay
@@ -357,14 +357,25 @@ def reopened_result(labels: str | os.PathLike, shape: Sequence[int]) -> dict:
     A label file of a result reopened the next day is then the result of its scan, not a
     mask of a file of its own: the metrics compare the frames that were made and pick the
     scan's ground truth, and an export again keeps what made it. Only a file the provenance
-    lists, of the shape it records, is taken (a file written over since is another's). Its
-    ``source`` is as recorded: :func:`located_source` finds a scan moved since, for those
-    who measure or show it."""
+    lists, of the shape and ids it records (``data``, the file's labels: one written over
+    since by another program is another's, which is said), is taken. Its ``source`` is as
+    recorded: :func:`located_source` finds a scan moved since, for those who measure or
+    show it."""
     from .layers import RESULT_ROLE
 
     labels = Path(labels)
-    record = _earlier_record(provenance_beside(labels), warn=True)
+    beside = provenance_beside(labels)
+    record = _earlier_record(beside, warn=True)
+    shape = np.shape(data)
     if labels.name not in _listed_outputs(record) or record.get("shape") != list(shape):
+        return {}
+    if "labels_sha1" in record and not _holds_these(record, labels_digest(data)):
+        warnings.warn(
+            f"Labels opened without their record: {labels.name} was changed after its "
+            f"export (its ids are not those {beside.name} records), so the scan and "
+            "settings of that export are left out; it opens as labels of its own.",
+            stacklevel=2,
+        )
         return {}
     try:  # frames of this shape (a hand-edited record may name others)
         made = made_frames(shape, record.get("frames_made"))
