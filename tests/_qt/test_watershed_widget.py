@@ -140,7 +140,7 @@ def test_unusable_inputs_are_reported(make_napari_viewer_proxy, qtbot):
         widget.apply()
         qtbot.waitUntil(lambda: not widget.runner.busy, timeout=10000)
         assert widget.status.text() == (
-            f"{name} has no cells to split (every pixel is 0): segment it in Segment "
+            f"'{name}' has no cells to split (every pixel is 0): segment it in Segment "
             "cytoplasm (its step 2, or Layers > Segment) first, or paint cells into it."
         )
         assert f"{name} split" not in viewer.layers
@@ -832,10 +832,17 @@ def test_seeding_reads_in_words_and_is_remembered_by_its_key(make_napari_viewer_
     widget = WatershedWidget(make_napari_viewer_proxy())
     qtbot.addWidget(widget)
     items = [widget.markers.itemText(i) for i in range(widget.markers.count())]
-    assert items == ["maxima h high", "peaks apart"]
+    assert items == ["centres standing out by h", "centres a distance apart"]
     assert value_of(widget.markers) == "h_maxima" == widget.params()["markers"]
+    # Each way of seeding shows the one setting it reads: the other did nothing.
+    shown = {name for name, (_, box) in widget._rows.items() if not box.isHidden()}
+    assert "h" in shown and "min_distance" not in shown
     set_value(widget.markers, "peaks")  # as stored now
     assert widget.params()["markers"] == "peaks"
+    shown = {name for name, (_, box) in widget._rows.items() if not box.isHidden()}
+    assert "min_distance" in shown and "h" not in shown
+    set_value(widget.mode, "Interior + boundary maps")  # seeded by its interior map
+    assert widget._rows["min_distance"][1].isHidden() and widget._rows["h"][1].isHidden()
     set_value(widget.mode, "Split existing labels")  # as an older session stored it
     assert widget.method == "split" and value_of(widget.mode) == "split"
 
@@ -1249,3 +1256,68 @@ def test_redo_paints_no_stroke_of_an_earlier_result_into_a_new_one(
     assert not np.array_equal(output.data, first)
     output.redo()
     assert not (output.data == 999).any()
+
+
+@pytest.mark.gui
+def test_closing_layers_during_a_live_preview_splits_nothing_unasked(
+    make_napari_viewer_proxy, qtbot, truth
+):
+    """With the preview on, deleting the split brought it back with the next preview (the
+    input list, rebuilt, 'changed'), and deleting the input previewed the layer that took
+    its place, unasked; both deleted at once, napari crashed adding that result."""
+    viewer = make_napari_viewer_proxy()
+    viewer.add_labels(truth[::-1].copy(), name="other cells")
+    viewer.add_labels(truth.copy(), name="cells")
+    widget = WatershedWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.mode.setCurrentIndex(widget.mode.findData("split"))
+    widget.input.setCurrentText("cells")
+    widget.h.setValue(4.0)  # previews
+    qtbot.waitUntil(lambda: "Preview" in widget.status.text(), timeout=10000)
+    viewer.layers.remove("cells split")
+    qtbot.wait(600)  # longer than the preview's quiet period
+    assert not widget.runner.busy and "cells split" not in viewer.layers
+    viewer.layers.remove("cells")
+    qtbot.wait(600)
+    assert not widget.runner.busy
+    assert [layer.name for layer in viewer.layers] == ["other cells"]
+    assert widget.status.text() == "'cells' was closed; the input is now 'other cells'."
+    # The user's next change previews the input now shown.
+    widget.h.setValue(5.0)
+    qtbot.waitUntil(lambda: "other cells split" in viewer.layers, timeout=10000)
+
+
+@pytest.mark.gui
+def test_a_preview_of_no_cells_adds_no_result_and_says_why_in_the_status(
+    make_napari_viewer_proxy, qtbot, monkeypatch, truth
+):
+    """An empty labels layer previewed as "0 cells" into a new empty result that Apply then
+    refused; a preview's failure (negative ids) popped up a notification at every edit."""
+    errors = []
+    monkeypatch.setattr("napari_cytomask._qt._live.show_error", errors.append)
+    viewer = make_napari_viewer_proxy()
+    viewer.add_labels(np.zeros((64, 64), np.uint16), name="nothing")
+    stack = np.stack([np.zeros_like(truth), truth])
+    viewer.add_labels(stack, name="stack")
+    widget = WatershedWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.mode.setCurrentIndex(widget.mode.findData("split"))
+    widget.input.setCurrentText("nothing")
+    widget.h.setValue(4.0)
+    qtbot.waitUntil(lambda: "no cells" in widget.status.text(), timeout=10000)
+    assert widget.status.text() == (
+        "'nothing' has no cells to split (every pixel is 0): segment it in Segment "
+        "cytoplasm (its step 2, or Layers > Segment) first, or paint cells into it."
+    )
+    widget.input.setCurrentText("stack")  # its first frame, on show, is empty
+    qtbot.waitUntil(lambda: "frame" in widget.status.text(), timeout=10000)
+    assert widget.status.text().startswith(
+        "Frame 0 of 'stack' has no cells to split (every pixel is 0): show a frame with cells,"
+    )
+    assert [layer.name for layer in viewer.layers] == ["nothing", "stack"]
+    viewer.dims.set_current_step(0, 1)
+    qtbot.waitUntil(lambda: "stack split" in viewer.layers, timeout=10000)
+    viewer.add_labels(np.full((64, 64), -3, np.int16), name="negative")
+    widget.input.setCurrentText("negative")
+    qtbot.waitUntil(lambda: "negative ids" in widget.status.text(), timeout=10000)
+    assert errors == []

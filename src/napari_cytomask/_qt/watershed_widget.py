@@ -93,7 +93,10 @@ _NO_INPUT = (
 )
 
 #: What each seeding method reads as in the drop-down.
-_MARKER_TEXT = {"h_maxima": "maxima h high", "peaks": "peaks apart"}
+_MARKER_TEXT = {"h_maxima": "centres standing out by h", "peaks": "centres a distance apart"}
+
+#: The setting each seeding method reads (the other one's row is hidden).
+_MARKER_ROW = {"h_maxima": "h", "peaks": "min_distance"}
 
 #: The settings measured along the distance to the background, by their rows' names; the
 #: unit follows the input (:func:`_distance_unit`).
@@ -180,9 +183,10 @@ class WatershedWidget(StepWidget, QWidget):
         for key in MARKER_METHODS:
             self.markers.addItem(_MARKER_TEXT[key], key)
         self.markers.setToolTip(
-            "Where cells are seeded, on the distance from the background: maxima at least h "
-            "above their saddle (h_maxima on the command line), or peaks at least the "
-            "minimum distance apart (peaks)."
+            "Where cells are seeded, on the distance from the background (a cell's centre "
+            "lies farthest from it): centres that stand out at least h above the saddle "
+            "between them (h_maxima in a preset), or centres at least the minimum seed "
+            "distance apart (peaks)."
         )
         self.h = _spin(
             5.0, 0.1, 100, "Raise to split less (in pixels of distance)." + _SHORTER_SIDE, 0.5, 1
@@ -191,9 +195,9 @@ class WatershedWidget(StepWidget, QWidget):
             7, 1, 500, "Smallest distance between peaks: about a cell radius." + _SHORTER_SIDE
         )
         self.marker_erosion = _spin(
-            0, 0, 50, "Erode markers by this radius (drops tiny ones)." + _SHORTER_SIDE
+            0, 0, 50, "Shrink every seed by this radius (drops tiny ones)." + _SHORTER_SIDE
         )
-        self.marker_dilation = _spin(0, 0, 50, "Grow markers by this radius." + _SHORTER_SIDE)
+        self.marker_dilation = _spin(0, 0, 50, "Grow every seed by this radius." + _SHORTER_SIDE)
         self.compactness = _spin(
             0.0, 0, 10, "0: classic watershed; larger: more regular cells.", 0.001, 4
         )
@@ -282,6 +286,7 @@ class WatershedWidget(StepWidget, QWidget):
         # converted or closed elsewhere) only keeps a started preview up to date.
         self.boundary.activated.connect(self._changed)
         self.boundary.currentIndexChanged.connect(self._follow)
+        self.markers.currentIndexChanged.connect(self._show_rows)
         self.markers.currentIndexChanged.connect(self._changed)
         for box in (
             self.threshold, self.h, self.min_distance, self.marker_erosion,
@@ -391,9 +396,15 @@ class WatershedWidget(StepWidget, QWidget):
         self._name_the_buttons()
         self._name_the_units()
         self._suggest_threshold()
-        self._follow()
         if before is not None and before not in self.viewer.layers:
+            # Nobody picked the layer that takes its place: a preview of it would add a
+            # result unasked (and one added while napari removes layers crashed it).
+            self.stop_preview()
             self._say_closed(before)
+        elif self.input.layer() is not before:
+            # Only another input: the list is rebuilt for any layer added, renamed or
+            # closed, and a result the user deleted came back with the next preview.
+            self._follow()
 
     def _say_closed(self, closed) -> None:
         """The input ``closed`` was closed: say what the step reads now, if anything."""
@@ -433,7 +444,8 @@ class WatershedWidget(StepWidget, QWidget):
         self.apply_button.setText("Apply to all frames" if frames else "Apply")
         self.live.setText("Live preview (current frame)" if frames else "Live preview")
 
-    def _mode_changed(self) -> None:
+    def _show_rows(self, *_) -> None:
+        """Show the settings the method and its way of seeding read, and no other."""
         method = self.method
         visible = {
             "foreground": {"threshold", "markers", "h", "min_distance", "marker_erosion",
@@ -443,9 +455,16 @@ class WatershedWidget(StepWidget, QWidget):
             "split": {"markers", "h", "min_distance", "marker_erosion", "marker_dilation",
                       "compactness", "min_fragment"},
         }[method]  # fmt: skip
+        if "markers" in visible:
+            seeding = self.markers.currentData()
+            visible -= {row for key, row in _MARKER_ROW.items() if key != seeding}
         for name, (label, widget) in self._rows.items():
             label.setVisible(name in visible)
             widget.setVisible(name in visible)
+
+    def _mode_changed(self) -> None:
+        method = self.method
+        self._show_rows()
         self.input_label.setText({"foreground": "Foreground map", "interior_boundary":
                                   "Interior map", "split": "Labels to split"}[method])  # fmt: skip
         self.boundary.setVisible(method == "interior_boundary")
@@ -690,8 +709,10 @@ class WatershedWidget(StepWidget, QWidget):
             self._changed()
 
     def stop_preview(self) -> None:
-        """Drop a scheduled or running preview; the next one waits for the user."""
-        self.runner.cancel()
+        """Drop a scheduled or running preview (not an Apply); the next one waits for the
+        user."""
+        if not self.applying():
+            self.runner.cancel()
         self._previewing = False
 
     def preview(self) -> None:
@@ -724,7 +745,8 @@ class WatershedWidget(StepWidget, QWidget):
         self.status.setText("Updating preview…")
         self._applying_now = False
         self.runner.watch(self.viewer, layer, step="split")
-        self.runner.request(*self._job(layer, arrays, index, metadata))
+        # A preview follows every edit: a failure is said in the status line, not a toast.
+        self.runner.request(*self._job(layer, arrays, index, metadata), notify=False)
 
     def applying(self) -> bool:
         """Whether Apply (every frame) runs, not a preview."""
@@ -1049,10 +1071,18 @@ def _watershed_job(
                 others[np.ravel_multi_index(index, taken.shape[:-2])] = 0
                 largest = max(largest, int(others.max(initial=0)))
         arrays = [np.asarray(arr[index]) for arr in arrays]
+        if method == "split" and not arrays[0].any():
+            # Said before a result layer is added for it, which Apply would then refuse.
+            where = f"Frame {frame_key(index)} of '{name}'" if index else f"'{name}'"
+            raise ValueError(
+                f"{where} has no cells to split (every pixel is 0): "
+                + ("show a frame with cells, " if index else "")
+                + f"segment it in {SEGMENT_STEP} first, or paint cells into it."
+            )
     elif method == "split" and not _any_cells(arrays[0]):
         # Checked here, on Apply only, not before every preview: it may read the whole stack.
         raise ValueError(
-            f"{name} has no cells to split (every pixel is 0): segment it in {SEGMENT_STEP} "
+            f"'{name}' has no cells to split (every pixel is 0): segment it in {SEGMENT_STEP} "
             "first, or paint cells into it."
         )
     big = index is None and max(arrays[0].shape[-2:]) > 4096
