@@ -368,9 +368,15 @@ def test_interrupted_training_goes_on_with_resume(folders, tmp_path, capsys):
     assert _kept(model, True, Namespace(init_from="starter", resume=None)).endswith(
         f"--resume {model} in place of --from"
     )
-    # Fine-tuning keeps the starting model until an epoch scores above it.
-    assert _kept(None, True, Namespace(init_from="starter", resume=None)) == (
-        "No epoch had scored above the starting model; nothing was saved"
+    # Fine-tuning keeps the starting model until an epoch scores above it, with the
+    # run's state from the first epoch on (a run interrupted then lost its epochs).
+    assert _kept(model, False, Namespace(init_from="starter", resume=None)) == (
+        f"No epoch had scored above the starting model, which is kept in {model} with the "
+        "run's state; continue from the last finished epoch with the same command and "
+        f"--resume {model} in place of --from"
+    )
+    assert _kept(None, False, Namespace(init_from="starter", resume=None)) == (
+        "No epoch had finished; nothing was saved"
     )
     # A resumed run already names its file: "--resume X added" read oddly.
     resumed = Namespace(init_from=None, resume=str(model))
@@ -442,14 +448,13 @@ def test_fine_tuning_times_its_epochs_alone_and_names_the_starting_model_it_save
             clock[0] += seconds
             scores = {"mean_average_f1": 0.5, "f1_50": 0.8}
             return TrainingProgress(n, 4, 0 if n == 0 else 2, 2, 2 * n, float("nan"), 1e-3,
-                                    scores, phase="epoch")  # fmt: skip
+                                    scores, phase="epoch",
+                                    checkpoint=kept if n else None)  # fmt: skip
 
         yield TrainingProgress(0, 4, 0, 2, 0, float("nan"), 1e-3, phase="split",
                                split={"train": ["a"], "validation": ["b"], "test": []})  # fmt: skip
         yield epoch(0, 300)  # choosing the starting model's thresholds and scoring it
-        yield epoch(1, 10)
-        yield TrainingProgress(1, 1, 2, 2, 2, float("nan"), 1e-3, phase="saved",
-                               checkpoint=kept)  # fmt: skip
+        yield epoch(1, 10)  # below it: the starting model is kept
         raise KeyboardInterrupt  # as the thresholds are chosen
 
     monkeypatch.setattr(training, "iter_train", run)
@@ -461,8 +466,9 @@ def test_fine_tuning_times_its_epochs_alone_and_names_the_starting_model_it_save
     (line,) = [s for s in out.splitlines() if s.startswith("epoch 1/4")]
     assert line.endswith("[5:10 elapsed, about 0:30 left]")  # 3 epochs of 10 s
     assert err.endswith(
-        f"interrupted. The best network so far is in {kept}; continue from the last finished "
-        f"epoch with the same command and --resume {kept} in place of --from.\n"
+        f"interrupted. No epoch had scored above the starting model, which is kept in {kept} "
+        "with the run's state; continue from the last finished epoch with the same command "
+        f"and --resume {kept} in place of --from.\n"
     )
 
 

@@ -468,13 +468,20 @@ def test_fine_tuning_keeps_the_starting_model_until_an_epoch_beats_it(shared_dat
         assert torch.equal(kept.state_dict()[name], weight), name
     assert "postprocess" in result.description  # thresholds chosen on these images
     assert state_path(output).is_file()  # --resume goes on from the last epoch
-    # Cancelled after an epoch that did not beat it: nothing is left behind.
+    # Cancelled after an epoch that did not beat it, the run goes on with --resume: the
+    # starting model is kept with the run's state (a cancelled run lost its epochs).
     cancelled = tmp_path / "cancelled.safetensors"
     run = iter_train(samples, cancelled, None, settings, init_from=STARTER, split=split)
     epoch = next(p for p in run if p.phase == "epoch" and p.step == p.steps)
     run.close()
-    assert epoch.checkpoint is None and not epoch.improved
-    assert not cancelled.exists() and not state_path(cancelled).exists()
+    assert epoch.checkpoint == cancelled and not epoch.improved
+    kept, description = load_checkpoint(cancelled, "cpu")
+    for name, weight in starter.state_dict().items():
+        assert torch.equal(kept.state_dict()[name], weight), name
+    assert description["training"]["best_epoch"] == 0
+    assert torch.load(state_path(cancelled), weights_only=True)["epoch"] == 1
+    resumed = train(samples, cancelled, None, settings, resume=cancelled)
+    assert resumed.description["training"]["epochs_done"] == 2
 
 
 def test_fine_tuning_on_a_few_labelled_cells_keeps_the_starter_models_thresholds(

@@ -868,6 +868,7 @@ def _train(args) -> int:
     say = _say(args.quiet)
     # The best network so far (a resumed run's from the start); whether an epoch has ended.
     saved, trained = (Path(args.resume) if args.resume else None), False
+    beaten = False  # whether an epoch scored above the model a fine-tuning run started from
     started, pace = time.monotonic(), Pace()
     try:
         while True:
@@ -881,10 +882,9 @@ def _train(args) -> int:
             elif progress.phase == "split":
                 say(_split_text(progress.split))
                 pace.left(progress.epoch, progress.epochs)  # epochs are timed from here
-            elif progress.phase == "saved":  # the starting model, kept
-                saved = progress.checkpoint
             elif progress.phase == "epoch":
                 saved = progress.checkpoint or saved
+                beaten = beaten or bool(progress.improved)
                 val = progress.validation
                 text = (
                     f"val mean-average F1 {val['mean_average_f1']:.3f}, F1@0.5 {val['f1_50']:.3f}"
@@ -917,12 +917,12 @@ def _train(args) -> int:
                     "validation images (each epoch is scored with them)"
                 )
     except KeyboardInterrupt:
-        print(f"cytomask train: interrupted. {_kept(saved, trained, args)}.", file=sys.stderr)
+        print(f"cytomask train: interrupted. {_kept(saved, beaten, args)}.", file=sys.stderr)
         return EXIT_INTERRUPTED
     except (MemoryError, RuntimeError) as err:
         if not out_of_memory(err):
             raise
-        raise UserError(f"{_memory_text(err, 'train')} {_kept(saved, trained, args)}.") from err
+        raise UserError(f"{_memory_text(err, 'train')} {_kept(saved, beaten, args)}.") from err
     if "postprocess" in result.description:
         _say_tuned(say, result.description["postprocess"], result.description)
     if note := kept_start_note(result.description):
@@ -933,14 +933,18 @@ def _train(args) -> int:
     return EXIT_OK
 
 
-def _kept(saved: Path | None, trained: bool, args) -> str:
-    """What a training run that stopped early leaves (``trained``: an epoch had ended),
-    and how to go on with it."""
-    if saved is None and trained:
-        return "No epoch had scored above the starting model; nothing was saved"
+def _kept(saved: Path | None, beaten: bool, args) -> str:
+    """What a training run that stopped early leaves (``beaten``: an epoch scored above
+    the model a fine-tuning run started from), and how to go on with it."""
     if saved is None:
         return "No epoch had finished; nothing was saved"
-    best = f"The best network so far is in {saved}; continue from the last finished epoch with"
+    best = (
+        f"No epoch had scored above the starting model, which is kept in {saved} with the "
+        "run's state"
+        if args.init_from and not beaten
+        else f"The best network so far is in {saved}"
+    )
+    best += "; continue from the last finished epoch with"
     if args.resume and Path(saved).resolve() == Path(args.resume).resolve():
         return f"{best} the same command"
     if args.init_from:  # --resume goes on from the run's own weights: no --from beside it

@@ -673,11 +673,16 @@ def test_a_run_cancelled_while_its_first_epoch_is_saved_says_where_it_is(
     )
 
 
-def test_fine_tuning_shows_the_starting_models_score_as_epoch_0(make_napari_viewer_proxy):
+def test_fine_tuning_shows_the_starting_models_score_as_epoch_0(
+    make_napari_viewer_proxy, monkeypatch, tmp_path
+):
     """Fine-tuning scores the model it starts from before the first epoch and keeps it
-    until an epoch beats it; an epoch that does not is not saved, so not offered."""
+    until an epoch beats it; an epoch that does not is not saved, but the starting model
+    is kept with the run's state, and offered to resume from (a cancelled run said
+    "nothing was saved", and its epochs were lost)."""
     from dataclasses import replace
 
+    from napari_cytomask._qt._live import Runner
     from napari_cytomask.models.training import TrainingProgress
 
     trainer = UNetTrainWidget(make_napari_viewer_proxy())
@@ -698,11 +703,25 @@ def test_fine_tuning_shows_the_starting_models_score_as_epoch_0(make_napari_view
     )
     assert trainer.scores == [(0, 0.454)]  # plotted at step 0
     trainer._on_progress(TrainingProgress(1, 2, 1, 2, 1, 0.5, 1e-3))
-    worse = TrainingProgress(1, 2, 2, 2, 2, math.nan, 1e-3, {"mean_average_f1": 0.3})
+    kept = tmp_path / "kept.safetensors"
+    worse = TrainingProgress(1, 2, 2, 2, 2, math.nan, 1e-3, {"mean_average_f1": 0.3},
+                             checkpoint=kept)  # fmt: skip
     trainer._on_progress(replace(worse, phase="epoch"))
     assert trainer.status.text() == "Epoch 1: validation mean-average F1 0.300"
-    trainer._saved_after_cancel(replace(worse, phase="epoch"))  # no file to offer
-    assert trainer._checkpoint is None and trainer.resume.text() == ""
+    monkeypatch.setattr(Runner, "busy", property(lambda runner: True))  # a run under way
+    trainer.cancel()
+    assert trainer.resume.text() == str(kept)
+    assert trainer.status.text() == (
+        "Cancelled; no epoch scored above the starting model, which is kept with the run's "
+        f"state in {kept}. Press Train to continue from the last finished epoch."
+    )
+    monkeypatch.setattr(Runner, "busy", property(lambda runner: False))
+    trainer.resume.setText("")
+    trainer._saved_after_cancel(replace(worse, phase="epoch"))  # saved as it was cancelled
+    assert trainer.resume.text() == str(kept)
+    assert trainer.status.text().startswith(
+        f"Cancelled as the starting model was being saved: {kept}."
+    )
 
 
 def test_the_summary_names_the_thresholds_the_epochs_were_compared_at(
@@ -2273,3 +2292,4 @@ def test_a_ground_truth_png_opened_as_an_image_is_not_the_default_input(
     segmenter = UNetSegmentWidget(viewer)
     assert [layer.name for layer in viewer.layers] == ["raw", "instances_ids"]
     assert segmenter.input.currentText() == "raw"
+

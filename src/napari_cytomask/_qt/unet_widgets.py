@@ -1100,6 +1100,8 @@ class UNetTrainWidget(StepWidget, QWidget):
         self._notes: list[str] = []  # notices of the run's start
         self._validation_images = 0  # of the run's split: tuning predicts them first
         self._validated = False  # whether a training epoch has been validated (and timed)
+        self._start_kept = False  # whether the run's checkpoint is the model it started from
+        self._beaten = False  # whether an epoch scored above it
         # Timed from the first training step: what came before it (reading the images,
         # choosing thresholds for a fine-tuned model) says nothing of the steps' pace.
         self._pace = Pace()
@@ -1522,7 +1524,8 @@ class UNetTrainWidget(StepWidget, QWidget):
             f"cancelled, {Path(resume).name} keeps the best one so far" if resume
             else "cancelled before the first ends, nothing is kept" if init_from is None
             # The starting model is epoch 0 (scored on the validation images).
-            else "cancelled before one scores above the starting model, nothing is kept"
+            else "until one scores above the starting model, that model is kept, and "
+            "cancelled before the first ends, nothing is"
         )  # fmt: skip
         self.status.setText(
             f"{_split_said(samples, settings, resume)}: about "
@@ -1532,6 +1535,7 @@ class UNetTrainWidget(StepWidget, QWidget):
             f"{_sentences(notes)}{resumed}"
         )
         self._pace, self._validated = Pace(), False
+        self._start_kept = self._beaten = False
         # The estimate was made before the run; the status line measures as it runs.
         self.estimate.setText(
             f"Estimated before this run: {self.estimate.text()[0].lower()}"
@@ -1574,11 +1578,7 @@ class UNetTrainWidget(StepWidget, QWidget):
         worker = self.runner.cancel()
         self._update_estimate()
         if self._checkpoint is None:
-            self.status.setText(
-                "Cancelled before an epoch scored above the starting model; nothing was saved."
-                if self._validated
-                else "Cancelled before the first epoch ended; nothing was saved."
-            )
+            self.status.setText("Cancelled before the first epoch ended; nothing was saved.")
             if worker is not None:
                 # The first epoch may be saving as it is cancelled: its report still comes.
                 worker.yielded.connect(self._saved_after_cancel)
@@ -1589,6 +1589,12 @@ class UNetTrainWidget(StepWidget, QWidget):
                 "Cancelled while choosing the thresholds, after the last epoch; the best "
                 "network is in",
                 "Press Train to choose its thresholds (no more epochs are trained).",
+            )
+        elif self._start_kept:
+            self._offer_to_resume(
+                self._checkpoint,
+                "Cancelled; no epoch scored above the starting model, which is kept with the "
+                "run's state in",
             )
         else:
             self._offer_to_resume(self._checkpoint, "Cancelled; the best network so far is in")
@@ -1637,10 +1643,10 @@ class UNetTrainWidget(StepWidget, QWidget):
     def _saved_after_cancel(self, p) -> None:
         """A cancelled run's first epoch (or the starting model it kept), saved as it was
         cancelled: say where it is (unless a new run has started since)."""
-        saved = getattr(p, "phase", "") in ("epoch", "saved") and p.checkpoint is not None
+        saved = getattr(p, "phase", "") == "epoch" and p.checkpoint is not None
         if isalive(self) and saved and not self.runner.busy:
             self._checkpoint = p.checkpoint
-            what = "the first epoch was" if p.phase == "epoch" else "the starting model was"
+            what = "the first epoch was" if p.improved else "the starting model was"
             self._offer_to_resume(p.checkpoint, f"Cancelled as {what} being saved:")
 
     def _on_progress(self, p) -> None:
@@ -1708,10 +1714,11 @@ class UNetTrainWidget(StepWidget, QWidget):
             seconds = self._pace.left(p.step, p.steps, ("tune", self._first_epoch))
             left = "" if seconds is None else f"; about {duration(seconds)} left"
             self.status.setText(f"{what}: {p.step} of {p.steps}{left}")
-        elif p.phase == "saved":  # no epoch beat the starting model, saved as the run's
-            self._checkpoint = p.checkpoint
         elif p.phase == "epoch":
             self._checkpoint = p.checkpoint
+            # Of a fine-tuning run, until an epoch scores above the model it started from.
+            self._start_kept = self._fine_tuning and not (p.improved or self._beaten)
+            self._beaten = self._beaten or bool(p.improved)
             if p.validation:
                 self.scores.append((p.global_step, p.validation["mean_average_f1"]))
                 score = f"validation mean-average F1 {p.validation['mean_average_f1']:.3f}"

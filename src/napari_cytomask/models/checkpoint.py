@@ -165,7 +165,9 @@ def checkpoint_file(path: str | os.PathLike) -> Path:
     return path.with_name(path.name + SUFFIX)
 
 
-def save_checkpoint(path: str | os.PathLike, model: nn.Module, description: dict) -> Path:
+def save_checkpoint(
+    path: str | os.PathLike, model: nn.Module | dict[str, torch.Tensor], description: dict
+) -> Path:
     """Write weights and description to ``path`` atomically (temporary file, then rename).
 
     Parameters
@@ -173,7 +175,7 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, description: dict
     path
         Target file; ``.safetensors`` is appended when missing.
     model
-        The network.
+        The network, or its weights (a state dict).
     description
         From :func:`describe`; it must be JSON-serialisable.
 
@@ -185,7 +187,8 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, description: dict
     from safetensors.torch import save_file
 
     path = checkpoint_file(path)
-    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
+    weights = model.state_dict() if isinstance(model, nn.Module) else model
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in weights.items()}
     description = {**description, CHECKSUM_KEY: weights_checksum(tensors)}
     metadata = {HEADER_KEY: json.dumps(description, sort_keys=True)}
     return write_atomically(

@@ -347,13 +347,11 @@ class TrainingProgress:
         images done), ``"epoch"`` (end of an epoch, with ``validation``),
         ``"tune"`` (``step`` of ``steps`` of choosing the post-processing settings:
         after the last epoch, and before the first when fine-tuning), ``"notice"``
-        (a ``message``), ``"split"`` (once, before the first step: the ``split``) or
-        ``"saved"`` (after the last epoch of a fine-tuning run that no epoch improved on:
-        the starting model saved as the run's ``checkpoint``, before its thresholds are
-        chosen).
+        (a ``message``) or ``"split"`` (once, before the first step: the ``split``).
     checkpoint
-        In an ``"epoch"`` or ``"saved"`` report: the checkpoint file (the best network so
-        far, with the training state beside it to resume from); None until there is one.
+        In an ``"epoch"`` report: the checkpoint file (the best network so far, with the
+        training state beside it to resume from: of a fine-tuning run that no epoch
+        improved on, the starting model); None until there is one.
     split
         In the ``"split"`` report: image names of ``"train"``, ``"validation"``
         and ``"test"``.
@@ -2052,8 +2050,8 @@ def iter_train(
         # model is no improvement, for the learning rate as for the checkpoint.
         if math.isfinite(best_score):
             optimising.scheduler.step(best_score)
-        # Held, not saved until the run ends (or an epoch scores higher): a cancelled run
-        # leaves no copy of the model it started from.
+        # Held until the first epoch ends: a run cancelled before then leaves no copy of
+        # the model it started from.
         start_weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
         yield TrainingProgress(
             epoch0, expected_last, 0, settings.steps_per_epoch, global_step, math.nan,
@@ -2106,9 +2104,14 @@ def iter_train(
                 best_score, best_epoch, best_scores = score, epoch, scores
                 since_best = 0
                 save_checkpoint(output, model, description(epoch, scores))
-                kept, start_weights = True, None
             else:
                 since_best += 1
+                if start_weights is not None:
+                    # No epoch above the model fine-tuning started from: it is the best so
+                    # far, saved with the run's state, so that a run stopped from here on
+                    # goes on with --resume (a cancelled one lost its epochs).
+                    save_checkpoint(output, start_weights, description(epoch, best_scores))
+            kept, start_weights = kept or improved or start_weights is not None, None
             state = {
                 "run": run,
                 "epoch": epoch,
@@ -2145,16 +2148,6 @@ def iter_train(
                 break
     finally:
         batches.close()  # the crop workers end with the epochs
-    if start_weights is not None:  # no epoch scored above the model fine-tuning started from
-        model.load_state_dict(start_weights)
-        save_checkpoint(output, model, description(epoch, best_scores))
-        if state is not None:  # the last epoch's, so that --resume goes on from it
-            _write_state(output, state)
-        # Said, so that a run stopped while it chooses the thresholds points to this file.
-        yield TrainingProgress(
-            epoch, epoch, settings.steps_per_epoch, settings.steps_per_epoch, global_step,
-            math.nan, optimising.learning_rate, phase="saved", checkpoint=output,
-        )  # fmt: skip
     # The best weights with the whole run's record: epochs and steps done, history. When
     # no epoch beat the network a run resumed, they are its (copied there).
     best_model, _ = load_checkpoint(output, "cpu")
