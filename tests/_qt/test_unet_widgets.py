@@ -2293,3 +2293,29 @@ def test_a_ground_truth_png_opened_as_an_image_is_not_the_default_input(
     assert [layer.name for layer in viewer.layers] == ["raw", "instances_ids"]
     assert segmenter.input.currentText() == "raw"
 
+
+def test_a_colour_picture_is_fine_tuned_on_in_grey(make_napari_viewer_proxy):
+    """Fine-tuning the starter model (one channel) on a colour picture failed with "...
+    expects 1 input channel(s) but 3 were given" and the package's path, though
+    segmenting takes such a picture's grey version."""
+    from napari_cytomask.labels import grey_version
+
+    viewer = make_napari_viewer_proxy()
+    scan = make_tilescan(n_tiles=1, shape=(128, 96), seed=1)
+    grey = scan.brightfield[0].astype(np.float32)
+    colours = np.stack([grey, grey * 0.5, grey * 0.25], axis=-1).astype(np.uint16)
+    viewer.add_image(colours, name="colour", rgb=True)
+    viewer.add_labels(scan.labels[0], name="mask")
+    trainer = UNetTrainWidget(viewer)
+    trainer.start_from.setCurrentText(START_STARTER)
+    (sample,), _, notes = trainer._samples()
+    assert sample.channels.shape == (1, 128, 96)
+    np.testing.assert_allclose(sample.channels[0], grey_version(colours), rtol=1e-6)
+    assert notes == [
+        "'colour' is a colour picture and the model training starts from takes one channel: "
+        "it learns from the grey version of the colour picture, which it segments too."
+    ]
+    # From random weights, the network takes its three colours.
+    trainer.start_from.setCurrentText(START_RANDOM)
+    (sample,), _, notes = trainer._samples()
+    assert sample.channels.shape == (3, 128, 96) and notes == []

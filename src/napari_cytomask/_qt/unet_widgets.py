@@ -1408,11 +1408,21 @@ class UNetTrainWidget(StepWidget, QWidget):
                 "Pick an image layer and a mask (Labels) layer with instance labels, or "
                 "train from folders."
             )
+        pixels = resolution_level(image)[0]
+        # A colour picture, for a model of one channel (the starter model): its grey
+        # version, as segmenting takes it. Its three colours were refused.
+        grey = image.rgb and self._start_channels() == 1
+        if grey:
+            pixels = grey_version(pixels)
+            notes.append(
+                f"'{image.name}' is a colour picture and the model training starts from takes "
+                f"one channel: it learns from the {GREY_VERSION}, which it segments too."
+            )
         samples = samples_from_arrays(
-            resolution_level(image)[0],
+            pixels,
             np.asarray(resolution_level(mask)[0]),
             image.name,
-            channel_axis=-1 if image.rgb else None,
+            channel_axis=-1 if image.rgb and not grey else None,
             mask_name=f"'{mask.name}'",
             pixel_size_um=self.pixels.pixel_size(image),
             note=notes.append,
@@ -1433,6 +1443,17 @@ class UNetTrainWidget(StepWidget, QWidget):
             )
             samples = [sample for i, sample in enumerate(samples) if i not in empty]
         return samples, [f"layer {image.name}", f"layer {mask.name}"], notes
+
+    def _start_channels(self) -> int | None:
+        """How many channels the model training starts from takes; None for random
+        weights, or a start that cannot be read (training then says why)."""
+        try:
+            start = self.init_from()
+            if start is None:
+                return None
+            return int(read_description(resolve_unet(start))["in_channels"])
+        except (ValueError, OSError, KeyError, TypeError):
+            return None
 
     def init_from(self) -> str | None:
         """What training starts from: ``None`` (random), ``"starter"`` or a checkpoint."""
