@@ -23,14 +23,33 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
 fi
 
-if ! command -v uv >/dev/null 2>&1; then
-  # A system Python (Debian 12, Ubuntu 23.04 and later) takes no package outside a
-  # virtual environment: uv goes into the project's own.
-  [ -x .venv/bin/python ] || python3 -m venv .venv
-  .venv/bin/python -m pip install --quiet uv
-fi
+new_enough='import sys; sys.exit(sys.version_info < (3, 11))'  # zarr 3 needs 3.11
 uv=$(command -v uv || echo "$PWD/.venv/bin/uv")
-[ -x .venv/bin/python ] || $uv venv --quiet --python ">=3.11" .venv  # zarr 3 needs 3.11
+if [ ! -x "$uv" ]; then
+  # A system Python (Debian 12, Ubuntu 23.04 and later) takes no package outside a
+  # virtual environment: uv goes into the project's own, or where the system's Python
+  # is older than 3.11 (Ubuntu 22.04, Debian 11), first into a temporary one, and uv
+  # then makes the project's with a Python 3.11 or newer.
+  if [ -x .venv/bin/python ] || python3 -c "$new_enough"; then
+    [ -x .venv/bin/python ] || python3 -m venv .venv
+    .venv/bin/python -m pip install --quiet uv
+  else
+    boot=$(mktemp -d)
+    python3 -m venv "$boot"
+    "$boot/bin/python" -m pip install --quiet uv
+    uv="$boot/bin/uv"
+  fi
+fi
+# Seeded with pip, as a venv made by Python is: `python -m pip install tox` works in both.
+[ -x .venv/bin/python ] || $uv venv --quiet --seed --python ">=3.11" .venv
+.venv/bin/python -c "$new_enough" || {
+  echo "$(pwd)/.venv has Python $(.venv/bin/python -V 2>&1 | cut -d' ' -f2); napari-cytomask needs 3.11 or newer: remove .venv and run this again." >&2
+  exit 1
+}
+# uv stays in the environment for scripts/gpu_bundle.sh where it is on no PATH.
+command -v uv >/dev/null 2>&1 || [ -x .venv/bin/uv ] || .venv/bin/python -m pip install --quiet uv
+uv=$(command -v uv || echo "$PWD/.venv/bin/uv")
+[ -z "${boot:-}" ] || rm -rf "$boot"
 # torch first: sam2 compiles against the installed torch (its optional CUDA
 # extension is skipped; SAM2 runs without it). Bytecode is compiled at install:
 # where PYTHONDONTWRITEBYTECODE is set, every new process (dask workers, CLI

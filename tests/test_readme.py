@@ -51,9 +51,32 @@ def test_the_python_examples_find_the_cells_of_a_scan_at_twice_the_models_magnif
         assert f1 > 0.7, f1
 
 
-def test_the_readme_says_how_to_install_the_released_package_with_its_qt_extra():
-    """The README (the package's page on PyPI) said to install from a checkout only."""
+def test_the_readme_builds_a_wheel_with_the_model_and_the_sample_and_installs_its_qt_extra(
+    tmp_path,
+):
+    """The README said to `pip install napari-cytomask[qt]`, which is on no package index
+    ("No matching distribution found"). It says how to build the wheel, which must hold
+    the starter model and the sample, and install it with its Qt extra."""
+    import subprocess
+    import sys
+    import zipfile
+
     project = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]
     text = README.read_text(encoding="utf-8")
-    (extra,) = re.findall(r'^pip install "napari-cytomask\[(\w+)\]"', text, flags=re.M)
+    build, install = re.findall(r"^(\.venv/bin/python -m pip wheel .*|pip install .*)$", text,
+                                flags=re.M)  # fmt: skip
+    wheel_folder = tmp_path / "dist"
+    build = build.split("#")[0].split()[1:]  # run with this Python, into a folder of its own
+    build[build.index("dist")] = str(wheel_folder)
+    subprocess.run([sys.executable, *build], cwd=README.parent, check=True,
+                   capture_output=True)  # fmt: skip
+    (wheel,) = wheel_folder.glob("napari_cytomask-*.whl")
+    assert re.search(r"dist/napari_cytomask-\*\.whl", install)
+    files = set(zipfile.ZipFile(wheel).namelist())
+    resources = "napari_cytomask/resources/"
+    for name in ("cytomask-starter-phc.safetensors", "STARTER_MODEL.md",
+                 "usiigaci-sample.ome.tif", "USIIGACI-LICENSE.txt"):  # fmt: skip
+        assert resources + name in files, name
+    assert "napari_cytomask/napari.yaml" in files
+    (extra,) = re.findall(r"\.whl\)\[(\w+)\]", install)
     assert "napari[pyqt6]" in project["optional-dependencies"][extra]  # a Qt binding
