@@ -64,10 +64,14 @@ def main(argv=None) -> int:
     viewer.open_sample("napari-cytomask", "phase_contrast")
     settings = QSettings(str(Path(scratch.name) / "dock.ini"), QSettings.Format.IniFormat)
     dock = CytomaskDock(viewer, settings=settings)  # default settings, not the user's
-    viewer.window.add_dock_widget(dock, name="Segment cytoplasm", area="right")
+    # Titled as napari titles a plugin's dock (python -m napari_cytomask opens this one).
+    viewer.window.add_dock_widget(dock, name="Segment cytoplasm (napari-cytomask)", area="right")
     phase = dock.unet.input.layer()
     mask = next(layer for layer in viewer.layers if layer.metadata["cytomask"]["role"] == "mask")
     mask.visible = False
+    for _ in range(10):  # laid out beside the dock first, as open_on_sample fits it
+        app.processEvents()
+    viewer.reset_view()
 
     dock.steps.setCurrentIndex(0)
     shoot("step1-channels.png")
