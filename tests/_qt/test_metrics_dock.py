@@ -765,6 +765,11 @@ def test_a_failed_comparison_leaves_no_numbers_to_save(dock_in_viewer, qtbot, la
     assert dock.evaluation is None and not dock.save_button.isEnabled()
     assert _cell(dock, "F1") == "" and _cell(dock, "Mean-average F1") == ""
     assert not dock.axes.lines
+    # An empty plot is not emptied again (a new result cleared it three times, 40 ms each).
+    drawn = []
+    dock.canvas.draw_idle = lambda: drawn.append(1)
+    dock._clear_results()
+    assert drawn == []
     dock.save_csv(tmp_path / "stale.csv")
     assert not (tmp_path / "stale.csv").exists()
     assert dock.status.text() == "Nothing to save yet: choose two Labels layers."

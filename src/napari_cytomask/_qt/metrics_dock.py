@@ -641,7 +641,8 @@ class MetricsDock(StepWidget, QWidget):
         self.save_button.setEnabled(False)
         self.table.clearContents()
         self.summary_table.clearContents()
-        self._plot(None)
+        if self.axes.lines:  # emptied once: a new result passes here up to three times,
+            self._plot(None)  # and each clearing cost the GUI thread up to 40 ms
         for key, layer in self._highlights.items():
             if layer.visible:
                 layer.visible = False
