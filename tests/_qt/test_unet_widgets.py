@@ -2319,3 +2319,33 @@ def test_a_colour_picture_is_fine_tuned_on_in_grey(make_napari_viewer_proxy):
     trainer.start_from.setCurrentText(START_RANDOM)
     (sample,), _, notes = trainer._samples()
     assert sample.channels.shape == (3, 128, 96) and notes == []
+
+
+def test_training_in_the_dock_can_be_given_a_time_limit(make_napari_viewer_proxy, tmp_path):
+    """`cytomask train --time-limit` had no counterpart in the dock: a biologist who could
+    spare ten minutes had to work out epochs and steps from the estimate."""
+    from napari_cytomask.models.training import TrainingResult
+
+    viewer = make_napari_viewer_proxy()
+    _labelled_layers(viewer)
+    trainer = UNetTrainWidget(viewer)
+    assert trainer.time_limit.value() == 0 and trainer.time_limit.text() == "no limit"
+    trainer.epochs.setValue(50)
+    trainer.steps.setValue(100)
+    trainer.time_limit.setValue(10)
+    assert re.fullmatch(
+        r"About 10 min on the CPU, the time limit \(50 × 100 steps would take about .+\), "
+        r"plus finishing the epoch under way and choosing the thresholds, timed as they run\.",
+        trainer.estimate.text(),
+    ), trainer.estimate.text()
+    assert "time_limit" in trainer.settings_controls()
+    started = []
+    trainer.runner.run_now = lambda *args, **kwargs: started.append(args)
+    trainer.train()
+    (args,) = started
+    (settings,) = [a for a in args if type(a).__name__ == "TrainingSettings"]
+    assert settings.time_limit == 600
+    # Its summary says where it stopped.
+    training = {"epochs_done": 3, "settings": {"epochs": 50, "time_limit": 600}}
+    trainer._on_result(TrainingResult(tmp_path / "m.safetensors", {"training": training}))
+    assert "It stopped at the time limit (10 min) after 3 of 50 epochs." in trainer.summary

@@ -1173,6 +1173,13 @@ class UNetTrainWidget(StepWidget, QWidget):
             1, 10000, 5, "Passes of training; the best one on the validation images is kept."
         )
         self.steps = number_box(1, 100000, 20, "Optimiser steps per epoch.")
+        self.time_limit = number_box(
+            0, 100000, 0,
+            "Stop at the end of the epoch under way once this many minutes have passed, "
+            "keeping the best epoch so far and choosing its thresholds (no limit: Epochs "
+            "decide).",
+            special="no limit",
+        )  # fmt: skip
         self.batch_size = number_box(1, 256, 2, "Random crops per step.")
         self.crop_size = number_box(32, 2048, 256, "Crop edge in pixels.", 32)
         self.learning_rate = number_box(1e-5, 1.0, 1e-3, "AdamW learning rate.", 1e-4, decimals=5)
@@ -1234,6 +1241,7 @@ class UNetTrainWidget(StepWidget, QWidget):
         form.addRow("Epochs", self.epochs)
         form.addRow("Steps per epoch", self.steps)
         form.addRow("Crops per step", self.batch_size)
+        form.addRow("Time limit (min)", self.time_limit)
         form.addRow("Device", self.device)
         form.addRow(self.estimate)
         network = QGroupBox("Network (for random weights)")
@@ -1274,7 +1282,7 @@ class UNetTrainWidget(StepWidget, QWidget):
         self.start_from.activated.connect(lambda _: self.resume.clear())
         self.resume.editingFinished.connect(self._use_resumed_settings)
         self.device.currentTextChanged.connect(self._device_defaults)
-        for box in (self.epochs, self.steps, self.batch_size, self.crop_size):
+        for box in (self.epochs, self.steps, self.batch_size, self.crop_size, self.time_limit):
             box.valueChanged.connect(self._update_estimate)
         self._fill_start_choices()
         self._show_source(self.source.currentText())
@@ -1301,6 +1309,7 @@ class UNetTrainWidget(StepWidget, QWidget):
             "batch_size": self.batch_size,
             "crop_size": self.crop_size,
             "learning_rate": self.learning_rate,
+            "time_limit": self.time_limit,
         }
 
     def _fill_start_choices(self) -> None:
@@ -1353,9 +1362,17 @@ class UNetTrainWidget(StepWidget, QWidget):
 
     def _update_estimate(self, *_) -> None:
         device = "the CPU" if self._device_kind() == "cpu" else "the GPU"
+        seconds, limit = self.estimated_seconds(), self.time_limit.value() * 60
+        steps = f"{self.epochs.value()} × {self.steps.value()} steps"
+        if limit and limit < seconds:
+            self.estimate.setText(
+                f"About {duration(limit)} on {device}, the time limit ({steps} would take "
+                f"about {duration(seconds)}), plus finishing the epoch under way and choosing "
+                "the thresholds, timed as they run."
+            )
+            return
         self.estimate.setText(
-            f"About {duration(self.estimated_seconds())} on {device} "
-            f"({self.epochs.value()} × {self.steps.value()} steps), plus validating each epoch "
+            f"About {duration(seconds)} on {device} ({steps}), plus validating each epoch "
             "and choosing the thresholds, timed as they run."
         )
 
@@ -1490,6 +1507,7 @@ class UNetTrainWidget(StepWidget, QWidget):
                 device=self.device.currentText(),
                 resample=self.pixels.resample.isChecked(),
                 fractions=DOCK_SPLIT,
+                time_limit=self.time_limit.value() * 60 or None,
             )
             settings.validate()
             resume = typed_path(self.resume.text()) or None
@@ -1841,6 +1859,13 @@ class UNetTrainWidget(StepWidget, QWidget):
             text += "."
         elif "mean_average_f1" in val:
             text += "."
+        done, planned = training.get("epochs_done"), (training.get("settings") or {}).get("epochs")
+        limit = (training.get("settings") or {}).get("time_limit")
+        if limit and done and planned and done < planned and not result.stopped_early:
+            text += (
+                f" It stopped at the time limit ({duration(limit)}) after {done} of {planned} "
+                "epochs."
+            )
         split = training.get("split") or {}
         if training.get("held_back"):
             (part,) = split["validation"]
