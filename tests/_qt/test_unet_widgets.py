@@ -151,7 +151,12 @@ def test_train_then_segment_in_a_viewer(make_napari_viewer_proxy, qtbot, model_f
 
     # The new model is selected, ready to segment, with what its training said.
     assert segmenter.tabs.currentIndex() == 0
-    assert segmenter.status.text().endswith(f"press Segment cytoplasm. {trainer.summary}")
+    # Its gist: the whole summary squeezed the Segment tab's settings out of sight.
+    assert segmenter.status.text().endswith(f"press Segment cytoplasm. {trainer.headline}")
+    assert trainer.headline == (
+        trainer.summary[: trainer.summary.index(" with the thresholds")]
+        + ". The Train a model tab says more."
+    )
     assert segmenter.input.currentText() == "BF"
     assert segmenter.checkpoint.path() == saved[0]
     assert segmenter.min_size.value() == tuned["min_size"]

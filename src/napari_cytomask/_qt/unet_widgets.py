@@ -815,7 +815,7 @@ class UNetSegmentWidget(StepWidget, QWidget):
         self.checkpoint.refresh()
         self.checkpoint.set_model(checkpoint)
         self.tabs.setCurrentIndex(0)
-        self.status.setText(" ".join(filter(None, (said, self.trainer.summary))))
+        self.status.setText(" ".join(filter(None, (said, self.trainer.headline))))
 
     def _channels(self, layer, n: int, index: tuple = ()) -> list:
         """The ``n`` full-resolution input arrays of the frame at ``index`` (every frame:
@@ -1090,6 +1090,7 @@ class UNetTrainWidget(StepWidget, QWidget):
         self.viewer = napari_viewer
         self.result = None
         self.summary = ""  # what the last run chose: its score, held-back part, thresholds
+        self.headline = ""  # its gist
         self.losses: list[tuple[int, float]] = []
         self.scores: list[tuple[int, float]] = []
         self._checkpoint: Path | None = None
@@ -1840,6 +1841,7 @@ class UNetTrainWidget(StepWidget, QWidget):
             text = f"Validation mean-average F1 {chosen['mean_average_f1']:.3f}" + (
                 f", F1@0.5 {chosen['f1_50']:.2f}" if "f1_50" in chosen else ""
             )
+        headline = text + "." if "mean_average_f1" in val else text
         training = result.description.get("training") or {}
         if tuned:
             measured = "scores" in tuned and "mean_average_f1" in val
@@ -1862,10 +1864,12 @@ class UNetTrainWidget(StepWidget, QWidget):
         done, planned = training.get("epochs_done"), (training.get("settings") or {}).get("epochs")
         limit = (training.get("settings") or {}).get("time_limit")
         if limit and done and planned and done < planned and not result.stopped_early:
-            text += (
+            stopped = (
                 f" It stopped at the time limit ({duration(limit)}) after {done} of {planned} "
                 "epochs."
             )
+            text += stopped
+            headline += stopped
         split = training.get("split") or {}
         if training.get("held_back"):
             (part,) = split["validation"]
@@ -1882,6 +1886,7 @@ class UNetTrainWidget(StepWidget, QWidget):
             text += f" {unready}"
         if note := kept_start_note(result.description):
             text += f" {note}"
+            headline += f" {note[: note.index('.') + 1]}"
         if not ready:  # segmenting with it would give worse cells than the model before
             text += (
                 " It is not selected for segmenting: to use it anyway, pick it in the Segment "
@@ -1889,6 +1894,9 @@ class UNetTrainWidget(StepWidget, QWidget):
             )
         text += _sentences(self._notes)
         self.summary = text
+        #: The summary's gist, said where the model is selected to segment with: the whole
+        #: of it (thresholds, split, notes) squeezed that tab's settings out of sight.
+        self.headline = f"{headline} The Train a model tab says more."
         state = state_note(result.checkpoint, "Resume from")
         # A file name starts the sentence as it is spelt.
         self.status.setText(f"Saved {result.checkpoint}. {text}" + (f" {state}." if state else ""))
