@@ -472,6 +472,20 @@ def test_fine_tuning_times_its_epochs_alone_and_names_the_starting_model_it_save
     )
 
 
+def test_a_run_stopped_by_its_time_limit_says_so(folders, tmp_path, capsys):
+    """Stopped by --time-limit after 20 of 30 epochs, a run ended as if it had trained
+    them all: nothing said the limit had stopped it."""
+    data, _ = folders
+    pairs = ["--images", str(data / "set*" / "raw.tif"), "--masks", str(data / "set*" / "mask.tif")]
+    small = ["--steps-per-epoch", "2", "--batch-size", "2", "--crop-size", "64", "--threads", "1"]
+    model = tmp_path / "limited.safetensors"
+    argv = ["train", *pairs, *TINY, *small, "--epochs", "3", "--no-tune", "--time-limit",
+            "0.001", "-o", str(model)]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "it stopped at the time limit (1 s) after 1 of 3 epochs." in out.splitlines()
+
+
 def test_resume_alone_finishes_the_run_with_its_own_settings(folders, tmp_path, capsys):
     data, _ = folders
     model = tmp_path / "run.safetensors"

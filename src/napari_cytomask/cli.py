@@ -791,6 +791,7 @@ def _train(args) -> int:
         kept_start_note,
         resumed_settings,
         state_note,
+        time_limit_note,
     )
     from .models.unet import UNetConfig
 
@@ -923,6 +924,8 @@ def _train(args) -> int:
         if not out_of_memory(err):
             raise
         raise UserError(f"{_memory_text(err, 'train')} {_kept(saved, beaten, args)}.") from err
+    if note := time_limit_note(result):
+        say(note[0].lower() + note[1:])
     if "postprocess" in result.description:
         _say_tuned(say, result.description["postprocess"], result.description)
     if note := kept_start_note(result.description):

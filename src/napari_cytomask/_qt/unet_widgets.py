@@ -1822,7 +1822,7 @@ class UNetTrainWidget(StepWidget, QWidget):
         self.canvas.draw_idle()
 
     def _on_result(self, result) -> None:
-        from ..models.training import kept_start_note, state_note, tuned_note
+        from ..models.training import kept_start_note, state_note, time_limit_note, tuned_note
 
         self.result = result
         self.resume.clear()  # the run is finished: Train again starts a new one
@@ -1861,15 +1861,9 @@ class UNetTrainWidget(StepWidget, QWidget):
             text += "."
         elif "mean_average_f1" in val:
             text += "."
-        done, planned = training.get("epochs_done"), (training.get("settings") or {}).get("epochs")
-        limit = (training.get("settings") or {}).get("time_limit")
-        if limit and done and planned and done < planned and not result.stopped_early:
-            stopped = (
-                f" It stopped at the time limit ({duration(limit)}) after {done} of {planned} "
-                "epochs."
-            )
-            text += stopped
-            headline += stopped
+        if stopped := time_limit_note(result):
+            text += f" {stopped}"
+            headline += f" {stopped}"
         split = training.get("split") or {}
         if training.get("held_back"):
             (part,) = split["validation"]

@@ -1220,6 +1220,19 @@ def tuned_note(tuned: dict, description: dict | None = None) -> str:
     return f"{text} Train it for longer or on more labelled images{how}."
 
 
+def time_limit_note(result: TrainingResult) -> str:
+    """A sentence when a run's time limit stopped it before its epochs were done; ``""``
+    otherwise (its epochs, or early stopping, ended it)."""
+    training = result.description.get("training") or {}
+    done, settings = training.get("epochs_done"), training.get("settings") or {}
+    planned, limit = settings.get("epochs"), settings.get("time_limit")
+    if not (limit and done and planned and done < planned) or result.stopped_early:
+        return ""
+    from ..progress import duration
+
+    return f"It stopped at the time limit ({duration(limit)}) after {done} of {planned} epochs."
+
+
 def kept_start_note(description: dict) -> str:
     """A sentence when no epoch of a fine-tuning run scored above the model it started
     from on the validation images, so that model is the one the run saved; ``""``
