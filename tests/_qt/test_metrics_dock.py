@@ -471,12 +471,16 @@ def test_a_prediction_the_dock_falls_back_on_takes_its_own_scans_mask(
 
 def test_layers_of_different_files_are_noted(make_napari_viewer_proxy, qtbot, tmp_path):
     """Masks of two scans, or any pair picked from two files, were scored without a word,
-    though the score compares another scan's cells."""
+    though the score compares another scan's cells. Nor is a scan's mask taken for the
+    prediction by itself: before anything was segmented, two scans' masks were compared,
+    and one scan opened twice scored its mask against itself (F1 1.000)."""
     viewer = make_napari_viewer_proxy()
     _open_scans(viewer, tmp_path / "set1.tif", tmp_path / "set2.tif")
     dock = MetricsDock(viewer)
     qtbot.addWidget(dock)
-    assert _pair(dock) == ("mask [1]", "mask")
+    assert _pair(dock) == ("", "mask") and dock.evaluation is None
+    assert dock.status.text().startswith("Pick a prediction to compare with 'mask'.")
+    dock.prediction_combo.setCurrentText("mask [1]")  # picked by hand
     qtbot.waitUntil(lambda: dock.evaluation is not None, timeout=10_000)
     assert dock.status.text().endswith(
         " objects. Note: 'mask [1]' comes from set2.tif and 'mask' from set1.tif: unless "

@@ -52,7 +52,15 @@ from ..metrics import (
     unmatched_objects,
     write_csv,
 )
-from ..roles import lies_with, may_hold_ids, role_of, same_file, scan_files, source_of
+from ..roles import (
+    is_channel,
+    lies_with,
+    may_hold_ids,
+    role_of,
+    same_file,
+    scan_files,
+    source_of,
+)
 from ._layers import (
     lay_over,
     layer_by_id,
@@ -488,10 +496,11 @@ class MetricsDock(StepWidget, QWidget):
         if gt not in uids:
             # The mask of the scan the likely prediction was made from, when there is one.
             guess = self._find(pred) if pred in uids else None
-            guess = guess or self._find(_default_prediction(candidates, None))
-            gt = _default_ground_truth(candidates, guess, scan_files(self.viewer.layers))
+            scans = scan_files(self.viewer.layers)
+            guess = guess or self._find(_default_prediction(candidates, None, scans))
+            gt = _default_ground_truth(candidates, guess, scans)
         if pred not in uids or pred == gt:
-            pred = _default_prediction(candidates, gt)
+            pred = _default_prediction(candidates, gt, scan_files(self.viewer.layers))
         for combo, chosen in ((self.prediction_combo, pred), (self.ground_truth_combo, gt)):
             combo.blockSignals(True)
             combo.clear()
@@ -994,12 +1003,15 @@ def _default_ground_truth(candidates, prediction=None, scans=()) -> int | None:
     return ranked[0].unique_id if ranked else None
 
 
-def _default_prediction(candidates, truth) -> int | None:
+def _default_prediction(candidates, truth, scans=()) -> int | None:
     """The newest layer a step made, else the newest layer that does not look like a
-    reference, else any other layer."""
+    reference, else any other layer but a scan's mask channel (of a file among ``scans``,
+    which also holds images): opened before anything was segmented, a scan's hand-drawn
+    mask was compared with another scan's, or with itself opened twice (F1 1.000)."""
     others = [layer for layer in reversed(candidates) if layer.unique_id != truth]
     ranked = [layer for layer in others if is_result(layer)]
-    ranked += [layer for layer in others if not _looks_like_truth(layer)] + others
+    ranked += [layer for layer in others if not _looks_like_truth(layer)]
+    ranked += [ly for ly in others if not (is_channel(ly) and source_of(ly) in scans)]
     return ranked[0].unique_id if ranked else None
 
 
