@@ -70,3 +70,26 @@ def test_cancelling_the_dialog_adds_nothing(make_napari_viewer_proxy, monkeypatc
     monkeypatch.setattr(module.QFileDialog, "getOpenFileName", lambda *a, **k: ("", ""))
     assert module.open_mosaic(viewer) == []
     assert len(viewer.layers) == 0
+
+
+def test_a_mosaic_too_large_for_memory_is_refused(
+    make_napari_viewer_proxy, shared_data, monkeypatch
+):
+    """The plain reader refuses planes larger than memory, the mosaic did not: napari reads
+    each stitched plane whole, and a chain of 700 small tiles stitched to 29 GiB a channel."""
+    from napari_cytomask.io import files
+
+    viewer = make_napari_viewer_proxy()
+    shown = []
+    monkeypatch.setattr(module, "show_error", shown.append)
+    # The MMStack's mosaic: 256 x 486 pixels of 16 bits, about 243 KiB a plane.
+    monkeypatch.setattr(files, "physical_memory", lambda: 200 * 1024)
+    assert _run_menu_command(monkeypatch, shared_data / MMSTACK) == []
+    assert len(viewer.layers) == 0
+    (message,) = shown
+    assert message.endswith(
+        "is too large to open as a mosaic: its stitched channels are 1 x 256 x 486 pixels "
+        "(243 KiB), more than this computer's memory (200 KiB), and napari reads each whole "
+        "to show it. Open it with File > Open File(s)… instead (its tiles are then on a "
+        "position slider)."
+    )
