@@ -292,3 +292,24 @@ def test_an_image_of_more_chunks_than_dask_can_list_is_refused(tmp_path):
         r"metadata are damaged"
     )):  # fmt: skip
         open_scan(store)
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_label_images_beside_the_image_are_said_not_to_be_read(zarr_format, tmp_path):
+    """The masks of an OME-Zarr image, in its 'labels' group as NGFF keeps them, were left
+    out without a word: only the image opened."""
+    store = tmp_path / "bf.ome.zarr"
+    axes = [_axis("y", "space", "micrometer"), _axis("x", "space", "micrometer")]
+    root = _image_store(store, np.zeros((16, 16), np.uint16), axes, (0.65, 0.65),
+                        zarr_format=zarr_format)  # fmt: skip
+    labels = root.create_group("labels")
+    if zarr_format == 2:
+        labels.attrs["labels"] = ["cells"]
+    else:
+        labels.attrs["ome"] = {"version": "0.5", "labels": ["cells"]}
+    _image_store(store / "labels" / "cells", np.zeros((16, 16), np.uint16), axes,
+                 (0.65, 0.65), zarr_format=zarr_format)  # fmt: skip
+    with pytest.warns(UserWarning, match=r"holds label images beside its image \(cells, in its "
+                      r"'labels' folder\), which napari-cytomask does not read"):  # fmt: skip
+        scan = open_scan(store)
+    assert [channel.name for channel in scan.channels] == ["bf"]

@@ -183,6 +183,15 @@ def open_image(path: str | os.PathLike) -> ZarrImage:
             f"{path} is no OME-Zarr image: its metadata has no 'multiscales'. Give the "
             "folder of one image (a plate or other collection keeps its images in subfolders)."
         )
+    if names := _label_names(group):
+        warnings.warn(
+            f"{path} holds label images beside its image ({', '.join(names)}, in its "
+            "'labels' folder), which napari-cytomask does not read: only the image opens. "
+            "Open them with an OME-Zarr reader of their own (napari-ome-zarr), or save them "
+            "as a TIFF and open that as the ground truth.",
+            UserWarning,
+            stacklevel=2,
+        )
     # No datasets, or one whose array is not there: a store cut short or hand-edited.
     missing = (
         f"{path}: its metadata names no image that is in it (missing: {{}}); the store is "
@@ -272,6 +281,18 @@ def _ome_attributes(group) -> dict:
     """A group's OME attributes: those of NGFF 0.5 are kept under ``ome``."""
     attrs = group.attrs.asdict()
     return attrs.get("ome", attrs)
+
+
+def _label_names(group) -> list[str]:
+    """The label images an NGFF image keeps in its ``labels`` group, as that group lists
+    them (none when there is none, or it lists nothing)."""
+    if "labels" not in group:
+        return []
+    try:
+        listed = _ome_attributes(group["labels"]).get("labels")
+    except (AttributeError, TypeError):  # an array named "labels", not a group
+        return []
+    return [str(name) for name in listed] if isinstance(listed, list) else []
 
 
 def _series_paths(group) -> list[str]:
