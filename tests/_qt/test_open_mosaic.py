@@ -51,7 +51,7 @@ def test_a_scan_without_positions_is_explained(make_napari_viewer_proxy, shared_
     assert len(viewer.layers) == 0
     (message,) = shown
     # napari's menu item by its name (there is no "File > Open").
-    assert "no stage positions" in message and "File > Open File(s)… instead" in message
+    assert "holds a single position" in message and "File > Open File(s)… instead" in message
 
 
 def test_a_file_that_is_not_a_tiff_is_explained(make_napari_viewer_proxy, tmp_path, monkeypatch):

@@ -245,8 +245,9 @@ def test_a_scan_without_a_transmitted_light_channel_is_said_once(
     qtbot.waitUntil(lambda: widget.table.rowCount() == 6)
     assert told == [
         "No channel of IXMtest_A02_s9 looks like transmitted light, so none is marked as the "
-        "input to segment, and segmenting takes the first: if another is the one to segment, "
-        "make it the input in Channel roles (step 1 of Segment cytoplasm, or Layers > Data)."
+        "input to segment, and segmenting takes the image its Segment step shows as Input "
+        "image: if another is the one to segment, make it the input in Channel roles (step "
+        "1 of Segment cytoplasm, or Layers > Data)."
     ]
     viewer.layers.move(0, 2)  # later refreshes say it no more
     # Nor for an image napari's own reader opened (it has no channels to choose from).
@@ -261,7 +262,8 @@ def test_a_scan_without_a_transmitted_light_channel_is_said_once(
     for shown in (widget, later):
         assert shown.status.text() == (
             "No input chosen in IXMtest_A02_s9: pick the channel to segment as 'input "
-            "(segment this)'; until then segmenting takes another of its channels."
+            "(segment this)'; until then segmenting takes the image its Segment step shows "
+            "as Input image."
         )
     picker = next(
         widget.table.cellWidget(row, 2)

@@ -336,10 +336,24 @@ def test_truncated_file_raises_naming_it(shared_data, tmp_path, name):
     assert isinstance(error.value, ValueError)
 
 
-def test_no_mosaic_without_positions(shared_data):
-    assert not describe_tiff(shared_data / IXM).can_mosaic
-    with pytest.raises(TiffReadError, match="stage positions"):
+def test_no_mosaic_without_positions(shared_data, tmp_path):
+    """What a scan lacks to be stitched is named: a file of positions with a pixel size but
+    no stage positions was said to have neither."""
+    assert describe_tiff(shared_data / IXM).mosaic_problem == (
+        "it holds a single position: there are no tiles to stitch"
+    )
+    with pytest.raises(TiffReadError, match="a single position"):
         read_tiff(shared_data / IXM, mosaic=True)
+    for pixel_size, lacks in (({"PhysicalSizeX": 0.65, "PhysicalSizeY": 0.65}, ""),
+                              ({}, " and no pixel size")):  # fmt: skip
+        path = tmp_path / f"positions{len(pixel_size)}.ome.tif"
+        with tifffile.TiffWriter(path, ome=True) as tif:
+            for _ in range(2):
+                tif.write(np.zeros((2, 16, 16), np.uint16), photometric="minisblack",
+                          metadata={"axes": "CYX", **pixel_size})  # fmt: skip
+        assert describe_tiff(path).mosaic_problem == (
+            f"it has no stage positions{lacks} to stitch its tiles by"
+        )
 
 
 def test_reader_accepts_a_list(shared_data):

@@ -136,7 +136,8 @@ class ChannelRolesWidget(FitsTheScreen, QWidget):
         names = ", ".join(file_stem(source) for source in missing)
         self.status.setText(
             f"No input chosen in {names}: pick the channel to segment as 'input (segment "
-            "this)'; until then segmenting takes another of its channels."
+            "this)'; until then segmenting takes the image its Segment step shows as "
+            "Input image."
             if missing
             else ""
         )
@@ -145,7 +146,8 @@ class ChannelRolesWidget(FitsTheScreen, QWidget):
             if source in missing:
                 show_info(
                     f"No channel of {file_stem(source)} looks like transmitted light, so none "
-                    "is marked as the input to segment, and segmenting takes the first: if "
+                    "is marked as the input to segment, and segmenting takes the image its "
+                    "Segment step shows as Input image: if "
                     f"another is the one to segment, make it the input in {CHANNEL_ROLES}."
                 )
 

@@ -170,11 +170,7 @@ class MosaicUnavailable(TiffReadError):
     """A mosaic was asked for a file whose tiles cannot be stitched into one plane: it has
     no stage positions and pixel size to stitch by, or its positions lie far apart."""
 
-    def __init__(
-        self,
-        path: str | os.PathLike,
-        problem: str = "it has no stage positions and pixel sizes to stitch its tiles",
-    ) -> None:
+    def __init__(self, path: str | os.PathLike, problem: str) -> None:
         super().__init__(path, problem)
 
 
@@ -261,14 +257,20 @@ class TiffDescription:
         return self.shape[self.axes.index(POSITION_AXIS)] if POSITION_AXIS in self.axes else 1
 
     @property
-    def can_mosaic(self) -> bool:
-        """Whether the tiles can be stitched: several positions and a known pixel size."""
-        return (
-            self.positions is not None
-            and len(self.positions) > 1
-            and "Y" in self.pixel_size
-            and "X" in self.pixel_size
-        )
+    def mosaic_problem(self) -> str | None:
+        """Why the tiles cannot be stitched (what of several positions, their stage
+        positions and a pixel size it lacks), or None when they can."""
+        if self.n_positions < 2:
+            return "it holds a single position: there are no tiles to stitch"
+        lacks = [
+            what
+            for what, missing in (
+                ("stage positions", self.positions is None or len(self.positions) < 2),
+                ("pixel size", "Y" not in self.pixel_size or "X" not in self.pixel_size),
+            )
+            if missing
+        ]
+        return f"it has no {' and no '.join(lacks)} to stitch its tiles by" if lacks else None
 
 
 def is_tiff(path: str | os.PathLike) -> bool:
@@ -932,8 +934,8 @@ class TiffScan:
 
     def _check_mosaic(self) -> None:
         desc = self.description
-        if not desc.can_mosaic:
-            raise MosaicUnavailable(self.path)
+        if desc.mosaic_problem:
+            raise MosaicUnavailable(self.path, desc.mosaic_problem)
         tile = np.array([desc.shape[self._labels.index(a)] for a in "YX"])
         groups = tile_groups(self._tile_offsets, tuple(tile))
         span = self._tile_offsets.max(axis=0) + tile
