@@ -140,3 +140,21 @@ def test_choosing_the_input_of_one_scan_leaves_another_scans_input_alone():
     set_role(model.layers, gfp_a, "input")
     assert [role_of(layer) for layer in (bright_a, gfp_a)] == ["image", "input"]
     assert [role_of(layer) for layer in (bright_b, gfp_b)] == ["input", "image"]
+
+
+def test_a_channel_made_a_mask_and_back_keeps_its_look(viewer):
+    """GFP opened green came back grey from being a mask, its contrast reset."""
+    gfp = viewer.layers["GFP"]
+    assert gfp.colormap.name == "green"
+    gfp.contrast_limits = (10.0, 200.0)
+    gfp.gamma = 0.8
+    gfp.blending = "additive"
+    mask = set_role(viewer.layers, gfp, "mask")
+    back = set_role(viewer.layers, mask, "image")
+    assert back.colormap.name == "green"
+    assert tuple(back.contrast_limits) == (10.0, 200.0)
+    assert (back.gamma, back.blending) == (pytest.approx(0.8), "additive")
+    assert "image_look" not in back.metadata["cytomask"]
+    # A mask channel the reader opened as labels becomes a grey image.
+    truth = set_role(viewer.layers, viewer.layers["Mask (ground truth)"], "image")
+    assert truth.colormap.name == "gray"

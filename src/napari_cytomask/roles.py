@@ -252,7 +252,15 @@ def _convert(layer: Layer, to_labels: bool) -> Layer:
             data = [as_labels(d, what) for d in data] if multiscale else as_labels(data, what)
             # The channel's own type (bool, float), given back if it becomes an image again.
             info = {**info, _IMAGE_DTYPE: np.dtype(layer.dtype).str}
+        # Its look, given back too: a green GFP channel came back grey.
+        info = {**info, _IMAGE_LOOK: {
+            "colormap": layer.colormap.name,
+            "contrast_limits": [float(v) for v in layer.contrast_limits],
+            "gamma": float(layer.gamma),
+            "blending": str(layer.blending),
+        }}  # fmt: skip
         return Labels(data, multiscale=multiscale, **state, metadata=_with_info(layer, info))
+    look = info.pop(_IMAGE_LOOK, None) or {"colormap": "gray"}
     own = info.pop(_IMAGE_DTYPE, None)
     if own is not None:
         data = (
@@ -261,11 +269,17 @@ def _convert(layer: Layer, to_labels: bool) -> Layer:
             else _as_image(data, np.dtype(own))
         )
     metadata = _with_info(layer, info)
-    return Image(data, multiscale=multiscale, colormap="gray", metadata=metadata, **state)
+    try:
+        return Image(data, multiscale=multiscale, metadata=metadata, **look, **state)
+    except (KeyError, ValueError, TypeError):  # a look this napari cannot give (a colormap
+        # of another session, by name): the channel itself matters more
+        return Image(data, multiscale=multiscale, colormap="gray", metadata=metadata, **state)
 
 
 #: Where a channel made a mask keeps its own dtype, which labels could not hold.
 _IMAGE_DTYPE = "image_dtype"
+#: Where it keeps its look as an image (colormap, contrast limits, gamma, blending).
+_IMAGE_LOOK = "image_look"
 
 
 def _with_info(layer: Layer, info: dict) -> dict:
