@@ -225,7 +225,7 @@ def distance_markers(
     """
     if method == "h_maxima":
         if not h > 0:  # NaN too: h_maxima would never return
-            raise ValueError(f"h must be positive (got {h}); try 1-3 pixels.")
+            raise ValueError(f"h must be positive (got {h}); the default is 5 pixels of distance.")
         peaks = h_maxima(distance, h).astype(bool) & mask
     elif method == "peaks":
         if min_distance < 1:
