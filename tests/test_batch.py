@@ -380,7 +380,7 @@ def test_a_record_names_only_its_own_labels(tmp_path):
     source = tmp_path / "crop.tif"
     tifffile.imwrite(source, np.zeros((8, 8), np.uint8))
     preset = Preset(unet=UNetStep(model=str(tmp_path / "model.safetensors")))
-    (job,), _ = batch.plan([source], preset, None, batch.Options())
+    (job,), _, _ = batch.plan([source], preset, None, batch.Options())
     tifffile.imwrite(job.labels, np.ones((8, 8), np.uint8))
     for replaces in (["crop.tif"], ["../crop.tif"], "crop_unet_cells.ome.tif"):
         job.record.write_text(json.dumps({"output": job.labels.name, "replaces": replaces}))
@@ -528,7 +528,7 @@ def test_a_record_whose_labels_were_deleted_is_not_finished(tmp_path):
     source = tmp_path / "set1.tif"
     tifffile.imwrite(source, np.zeros((8, 8), np.uint8))
     preset = Preset(unet=UNetStep(model=str(tmp_path / "model.safetensors")))
-    todo, done = batch.plan([source], preset, None, batch.Options())
+    todo, done, _ = batch.plan([source], preset, None, batch.Options())
     assert [job.source for job in todo] == [source] and not done
     job = todo[0]
     assert not job.finished()  # neither output yet
@@ -536,10 +536,10 @@ def test_a_record_whose_labels_were_deleted_is_not_finished(tmp_path):
     assert not job.finished()  # labels without a record: an interrupted run
     job.record.write_text(json.dumps({"preset": preset.to_dict(), "output": job.labels.name}))
     assert job.finished()
-    assert batch.plan([source], preset, None, batch.Options()) == ([], [job])
+    assert batch.plan([source], preset, None, batch.Options()) == ([], [job], {})
     job.labels.unlink()
     assert not job.finished()  # the record alone: the labels must be made again
-    assert batch.plan([source], preset, None, batch.Options()) == ([job], [])
+    assert batch.plan([source], preset, None, batch.Options()) == ([job], [], {})
     # Labels in another format than the record names: a run that changed the format and
     # was stopped before its labels were in place.
     other = job.record.with_name(job.record.stem + ".ome.tif")
@@ -569,17 +569,16 @@ def test_a_damaged_record_is_not_taken_for_none(tmp_path, content, why):
     source = tmp_path / "set1.tif"
     tifffile.imwrite(source, np.zeros((8, 8), np.uint8))
     preset = Preset(unet=UNetStep(model=str(tmp_path / "model.safetensors")))
-    (job,), _ = batch.plan([source], preset, None, batch.Options())
+    (job,), _, _ = batch.plan([source], preset, None, batch.Options())
     tifffile.imwrite(job.labels, np.ones((8, 8), np.uint8))
     job.record.write_text(content)
-    with pytest.raises(batch.BatchError) as refused:
-        batch.plan([source], preset, None, batch.Options())
-    assert str(refused.value).startswith(f"{job.record} is damaged ({why}")
-    assert str(refused.value).endswith(
+    _, _, refused = batch.plan([source], preset, None, batch.Options())
+    assert refused[source].startswith(f"{job.record} is damaged ({why}")
+    assert refused[source].endswith(
         "so it cannot say how the labels beside it were made; pass --overwrite to segment "
         "set1.tif again, or move it aside."
     )
-    assert batch.plan([source], preset, None, batch.Options(overwrite=True)) == ([job], [])
+    assert batch.plan([source], preset, None, batch.Options(overwrite=True)) == ([job], [], {})
 
 
 def test_a_store_is_another_formats_labels_unless_the_run_would_make_one_too(tmp_path):
@@ -591,28 +590,29 @@ def test_a_store_is_another_formats_labels_unless_the_run_would_make_one_too(tmp
     tifffile.imwrite(source, np.zeros((8, 8), np.uint8))
     preset = Preset(unet=UNetStep(model=str(tmp_path / "model.safetensors")))
     zarr = batch.Options(fmt="ome-zarr")
-    (job,), _ = batch.plan([source], preset, None, zarr)
+    (job,), _, _ = batch.plan([source], preset, None, zarr)
     job.labels.mkdir()  # the store
     made = {"preset": preset.to_dict(), "output": job.labels.name, "shape": [8, 8]}
     job.record.write_text(json.dumps(made))
-    assert batch.plan([source], preset, None, zarr) == ([], [job])
+    assert batch.plan([source], preset, None, zarr) == ([], [job], {})
     for fmt, suffix in (("ome-tiff", ".ome.tif"), ("tiff", ".tif")):
-        with pytest.raises(batch.BatchError) as refused:
-            batch.plan([source], preset, None, batch.Options(fmt=fmt))
-        assert str(refused.value) == (
+        _, _, refused = batch.plan([source], preset, None, batch.Options(fmt=fmt))
+        assert refused[source] == (
             f"{job.record} describes scan_unet_cells.ome.zarr, made in another format; pass "
             f"--overwrite to make scan_unet_cells{suffix} instead (scan_unet_cells.ome.zarr is "
             "then deleted, and the record describes the new file), or choose another "
             "--output-dir."
         )
     # Frames larger than chunk-wise processing starts at: a TIFF run makes the store too.
-    todo, done = batch.plan([source], preset, None, batch.Options(chunked_above=63))
+    todo, done, _ = batch.plan([source], preset, None, batch.Options(chunked_above=63))
     assert not todo and [d.record for d in done] == [job.record]
     # A record edited by hand, without the image's shape: the format asked for decides.
     job.record.write_text(json.dumps({k: v for k, v in made.items() if k != "shape"}))
-    assert batch.plan([source], preset, None, zarr) == ([], [job])
-    with pytest.raises(batch.BatchError, match="made in another format"):
-        batch.plan([source], preset, None, batch.Options(fmt="tiff"))
+    assert batch.plan([source], preset, None, zarr) == ([], [job], {})
+    assert (
+        "made in another format"
+        in batch.plan([source], preset, None, batch.Options(fmt="tiff"))[2][source]
+    )
 
 
 def _segment_into(out, unet_file):
@@ -683,7 +683,8 @@ def test_an_input_changed_after_it_was_segmented_is_not_skipped_as_done(
     assert segment(source) == 1
     assert (
         f"{source} changed after {record} was made from it (its size or modification time "
-        "differ); pass --overwrite to segment it again" in capsys.readouterr().err
+        "differ); to segment it again, move Pos0_unet_cells.tif and Pos0_unet_cells.json "
+        "aside (--overwrite redoes every input)" in capsys.readouterr().err
     )
     assert segment(source, "--overwrite") == 0, capsys.readouterr().err
     assert json.loads(record.read_text())["pixel_size_um"] == [0.5, 0.5]
@@ -695,6 +696,44 @@ def test_an_input_changed_after_it_was_segmented_is_not_skipped_as_done(
     capsys.readouterr()
     assert segment(source) == 0, capsys.readouterr().err
     assert "1 of 1 input(s) already segmented" in capsys.readouterr().out
+
+
+def test_one_input_changed_since_stops_no_other(shared_data, unet_file, tmp_path, capsys):
+    """A batch run again after one input was saved anew (touched, or saved by Fiji) and
+    another added stopped at the changed one: the new input was not segmented, and the
+    way past it, --overwrite, redid every input."""
+    raw = tifffile.imread(shared_data / "usiigaci-phc" / "set1" / "raw.tif")
+    for name, crop in (("a", raw[:64, :64]), ("b", raw[64:128, :64])):
+        (tmp_path / "in" / name).mkdir(parents=True)
+        tifffile.imwrite(tmp_path / "in" / name / "raw.tif", crop)
+    out = tmp_path / "out"
+    segment = _segment_into(out, unet_file)
+    assert segment(tmp_path / "in" / "*" / "raw.tif") == 0, capsys.readouterr().err
+    kept = (out / "b" / "raw_unet_cells.tif").read_bytes()
+    (tmp_path / "in" / "c").mkdir()
+    tifffile.imwrite(tmp_path / "in" / "c" / "raw.tif", raw[128:192, :64])
+    changed = tmp_path / "in" / "a" / "raw.tif"
+    os.utime(changed, (2e9, 2e9))
+    capsys.readouterr()
+    assert segment(tmp_path / "in" / "*" / "raw.tif") == 1
+    err = capsys.readouterr().err
+    assert (
+        f"cytomask segment: error: {changed} changed after {out / 'a' / 'raw_unet_cells.json'} "
+        "was made from it (its size or modification time differ); to segment it again, move "
+        "raw_unet_cells.tif and raw_unet_cells.json aside (--overwrite redoes every input), or "
+        "choose another --output-dir."
+    ) in err
+    assert err.rstrip().endswith(
+        "1 of 2 inputs failed or were refused (see above); the others are done. Fix them and "
+        "run the same command again: finished inputs are skipped."
+    )
+    assert (out / "c" / "raw_unet_cells.tif").is_file()  # the new input
+    assert (out / "b" / "raw_unet_cells.tif").read_bytes() == kept  # done before: kept
+    # Moved aside as said, it is segmented again, alone.
+    for name in ("raw_unet_cells.tif", "raw_unet_cells.json"):
+        (out / "a" / name).rename(tmp_path / name)
+    assert segment(tmp_path / "in" / "*" / "raw.tif") == 0, capsys.readouterr().err
+    assert "2 of 3 input(s) already segmented" in capsys.readouterr().out
 
 
 def test_telling_a_mask_from_a_blank_image_reads_a_sample_only():

@@ -131,7 +131,7 @@ def test_train_then_segment(folders, tmp_path, capsys):
     assert (out_dir / "scan_unet_cells.tif").stat().st_mtime_ns == before
     assert main([*argv, "--overlap", "8"]) == 1
     err = capsys.readouterr().err
-    assert "made with other settings (unet overlap); pass --overwrite" in err
+    assert "made with other settings (unet overlap); to redo it, move scan_unet_cells.tif " in err
     assert len(err.splitlines()) == 1
     assert main([*argv, "--overlap", "8", "--overwrite"]) == 0
     # Naming the channel a run took for the input (as a preset saved from the dock does)
@@ -160,7 +160,7 @@ def test_train_then_segment(folders, tmp_path, capsys):
     assert main([*again, "--pixel-size", "0.87"]) == 0, capsys.readouterr().err
     assert "1 of 1 input(s) already segmented" in capsys.readouterr().out
     assert main([*again, "--pixel-size", "0.5"]) == 1
-    assert "made with other settings (pixel size); pass" in capsys.readouterr().err
+    assert "made with other settings (pixel size); to redo it, move" in capsys.readouterr().err
     # A size given is the image's: the labels are written with it, not with the file's.
     assert main([*again, "--pixel-size", "0.5", "--overwrite"]) == 0, capsys.readouterr().err
     written = read_labels(out_dir / "calibrated_unet_cells.tif")[1]
@@ -334,6 +334,29 @@ def test_fine_tuning_says_what_each_threshold_pass_is_for(
     size = state_path(model).stat().st_size / 1e6
     assert (f"tuned.training-state.pt ({size:.0f} MB) beside it lets --resume train it "
             "further; delete it when you will not") in lines  # fmt: skip
+
+
+def test_a_terminated_run_stops_as_an_interrupted_one_does(folders, tmp_path):
+    """SIGTERM, as a job scheduler's time limit sends, ended a run without a word (a batch
+    left its folders locked); it stops as Ctrl+C does, and says how to go on."""
+    data, _ = folders
+    model = tmp_path / "cut.safetensors"
+    pairs = ["--images", str(data / "set*" / "raw.tif"), "--masks", str(data / "set*" / "mask.tif")]
+    small = ["--steps-per-epoch", "2", "--batch-size", "2", "--crop-size", "64", "--threads", "1"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "napari_cytomask.cli", "train", *pairs, *TINY, *small,
+         "--epochs", "100000", "-o", str(model)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    for line in proc.stdout:
+        if line.startswith("epoch 1/"):
+            break
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert f"interrupted. The best network so far is in {model}" in err
+    assert state_path(model).is_file()
 
 
 def test_interrupted_training_goes_on_with_resume(folders, tmp_path, capsys):
@@ -719,6 +742,36 @@ def test_evaluate_a_pair_that_cannot_be_compared_fails_alone(tmp_path, capsys):
     assert main([*argv[:-1], str(tmp_path / "n.csv")]) == 1
     assert "none of the 2 pair(s) could be compared" in capsys.readouterr().err
     assert not (tmp_path / "n.csv").exists()
+
+
+def test_evaluate_scores_the_pairs_it_finds_and_names_the_files_left_alone(tmp_path, capsys):
+    """A prediction without a ground truth (a batch segmented whole, a few images labelled
+    by hand) stopped the run, telling to use the same wildcards, which both patterns did;
+    ground truths without a prediction (a batch not finished) were left out unsaid."""
+    labels = np.zeros((32, 32), np.uint8)
+    labels[4:12, 4:12] = 1
+    argv = _evaluate_pairs(tmp_path, {"a": (labels, labels), "b": (labels, labels)})
+    tifffile.imwrite(tmp_path / "pred" / "c.tif", labels)
+    tifffile.imwrite(tmp_path / "gt" / "d.tif", labels)
+    tifffile.imwrite(tmp_path / "gt" / "e.tif", labels)
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert (
+        f"cytomask: note: 1 prediction(s) have no ground truth matching "
+        f"'{tmp_path / 'gt' / '*.tif'}' and are left out, e.g. {tmp_path / 'pred' / 'c.tif'}."
+    ) in err
+    assert (
+        f"cytomask: note: 2 ground truth(s) have no prediction matching "
+        f"'{tmp_path / 'pred' / '*.tif'}' and are left out, e.g. {tmp_path / 'gt' / 'd.tif'}."
+    ) in err
+    rows = list(csv.DictReader((tmp_path / "m.csv").open(encoding="utf-8")))
+    assert {r["prediction"] for r in rows} == {
+        str(tmp_path / "pred" / "a.tif"), str(tmp_path / "pred" / "b.tif"), "all"
+    }  # fmt: skip
+    # No pair at all is refused, as before.
+    argv = ["evaluate", "--pred", str(tmp_path / "pred" / "c.tif"), "--gt",
+            str(tmp_path / "gt" / "x*.tif"), "-o", str(tmp_path / "n.csv")]  # fmt: skip
+    assert main(argv) == 1
 
 
 def test_evaluate_leaves_a_ground_truth_without_cells_out_of_the_total(tmp_path, capsys):

@@ -193,7 +193,7 @@ def test_images_at_another_pixel_size_are_resampled_for_the_starter(
     assert main(["segment", *lost, "--pixel-size", "0.435"]) == 0  # the same: skipped
     assert "already segmented with these settings" in capsys.readouterr().out
     assert main(["segment", *lost, "--pixel-size", "0.5"]) == 1
-    assert "was made with other settings (pixel size); pass --overwrite" in capsys.readouterr().err
+    assert "was made with other settings (pixel size); to redo it" in capsys.readouterr().err
     # A copy of the starter model is known by its weights: its file records no pixel size.
     copy = tmp_path / "copy.safetensors"
     copy.write_bytes(starter_path().read_bytes())

@@ -27,6 +27,8 @@ import math
 import os
 import platform
 import shutil
+import signal
+import threading
 import time
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
@@ -193,24 +195,25 @@ def plan(
     output_dir: Path | None,
     options: Options,
     roots: Sequence[Path] = (),
-) -> tuple[list[Job], list[Job]]:
-    """Jobs to run and jobs already finished by an earlier run with the same preset;
-    ``roots`` as :func:`output_folders` takes them.
+) -> tuple[list[Job], list[Job], dict[Path, str]]:
+    """Jobs to run, jobs already finished by an earlier run with the same preset, and the
+    inputs refused, with why: a finished output made with another preset or from its
+    input before it changed (unless ``overwrite``), or an output folder that holds another
+    input's results under an output's name (even with ``overwrite``: they are not this
+    input's to replace). The others are run: one input changed since stopped a whole
+    batch, new inputs too. ``roots`` as :func:`output_folders` takes them.
 
     Raises
     ------
     BatchError
-        When a finished output was made with another preset or from its input before it
-        changed (and ``overwrite`` is off), when an output folder holds another input's
-        results under an output's name (even with ``overwrite``: they are not this
-        input's to replace), or when two inputs would write the same output.
+        When two inputs would write the same output.
     """
     suffix = FORMATS[options.fmt].suffix
     mark = f"_{preset.method}{OUTPUT_MARK}"
     # A long file name is cut to leave room for the mark and the longest suffix.
     endings = (suffix, ".json", FORMATS["ome-zarr"].suffix)  # the labels, record, chunked labels
     room = NAME_BYTES - len(mark) - max(len(ending.encode()) for ending in endings)
-    todo, done, seen = [], [], {}
+    todo, done, seen, refused = [], [], {}, {}
     folders = output_folders(sources, output_dir, roots)
     for source, folder in zip(sources, folders, strict=True):
         stem = f"{fit_name(file_stem(source), room)}{mark}"
@@ -223,35 +226,43 @@ def plan(
         seen[job.record] = source
         made, damage = _checked(job.record.read_bytes() if job.record.is_file() else None)
         if damage is not None and not options.overwrite:
-            raise BatchError(
+            refused[source] = (
                 f"{job.record} is damaged ({damage}), so it cannot say how the labels beside "
                 f"it were made; pass --overwrite to segment {source.name} again, or move it "
                 "aside."
             )
+            continue
         other = made.get("source")
         if isinstance(other, str) and not _made_from(job.record, made, source):
             # Two runs into one folder, of files of one name in different folders
             # (day1/Pos0.tif, then day2/Pos0.tif): the second would pass the first's
             # results off as its own, or replace them.
-            raise BatchError(
+            refused[source] = (
                 f"{job.record} holds the results of {other}, not of {source} (a file of the "
                 f"same name); segment {source.name} into another --output-dir, or rename it "
                 "(--overwrite never replaces another input's results)."
             )
+            continue
         if not options.overwrite and job.finished(made):
             output = job.record.with_name(made["output"])
+            # --overwrite redoes every input: one to redo is moved aside.
+            aside = (
+                f"move {output.name} and {job.record.name} aside (--overwrite redoes every input)"
+            )
             if _changed_input(made, source):
-                raise BatchError(
+                refused[source] = (
                     f"{source} changed after {job.record} was made from it (its size or "
-                    "modification time differ); pass --overwrite to segment it again, or "
-                    "choose another --output-dir."
+                    f"modification time differ); to segment it again, {aside}, or choose "
+                    "another --output-dir."
                 )
+                continue
             changed = _changed_settings(made, preset, options, job.source)
             if changed:
-                raise BatchError(
-                    f"{job.record} was made with other settings ({', '.join(changed)}); pass "
-                    "--overwrite to redo it, or choose another --output-dir."
+                refused[source] = (
+                    f"{job.record} was made with other settings ({', '.join(changed)}); to "
+                    f"redo it, {aside}, or choose another --output-dir."
                 )
+                continue
             # Labels in another format than asked for: this run's only if it would make
             # them too (an OME-Zarr store, for an image it would process chunk-wise). A record
             # without the image's shape (edited by hand) leaves it to the format asked for.
@@ -259,24 +270,26 @@ def plan(
             wanted = job.output(options, shape) if output != job.labels else output
             if output.exists() and output != wanted:
                 # Its record would describe the new file and no longer the one it made.
-                raise BatchError(
+                refused[source] = (
                     f"{job.record} describes {output.name}, made in another format; pass "
                     f"--overwrite to make {wanted.name} instead ({output.name} is then "
                     "deleted, and the record describes the new file), or choose another "
                     "--output-dir."
                 )
+                continue
             done.append(job)
             continue
         stray = next((p for p in (job.labels, job.chunked_labels()) if p.exists()), None)
         if not options.overwrite and stray is not None and not job.record.exists():
             # No record of ours: a file the user put there (a hand-corrected mask, say).
-            raise BatchError(
+            refused[source] = (
                 f"{stray} is there already, and no run of cytomask segment made it (it has "
                 f"no {job.record.name}); move it, pass --overwrite to replace it, or choose "
                 "another --output-dir."
             )
+            continue
         todo.append(job)
-    return todo, done
+    return todo, done, refused
 
 
 def output_folders(
@@ -817,14 +830,15 @@ def run(
     else:
         workers = workers or default_workers(device)
         threads = threads or max(1, (os.cpu_count() or 1) // workers)
-        cluster = LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            # Any free port: the default 8787 warns when another cluster holds it.
-            dashboard_address=":0",
-            silence_logs=logging.CRITICAL,  # failures are reported per file
-        )
+        with _deaf_to_ctrl_c():
+            cluster = LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                # Any free port: the default 8787 warns when another cluster holds it.
+                dashboard_address=":0",
+                silence_logs=logging.CRITICAL,  # failures are reported per file
+            )
         client = Client(cluster)
     futures = []
     try:
@@ -853,6 +867,22 @@ def run(
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+@contextmanager
+def _deaf_to_ctrl_c():
+    """Processes started here ignore Ctrl+C (SIGINT, which a terminal sends to all of a
+    command's processes): the command stops its cluster itself, and workers that took the
+    signal printed their tracebacks before its message. Python ignores it in a process
+    started with it ignored; in the main thread only, where Python takes signals."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def _collect(results, total: int, on_result) -> Outcome:

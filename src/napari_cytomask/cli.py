@@ -16,10 +16,12 @@ message on stderr says what to do), 2 for a wrong command line, 130 when interru
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import math
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import threading
@@ -33,6 +35,7 @@ from .pipeline import METHODS
 from .progress import Pace, one_line, out_of_memory, progress_text
 
 EXIT_OK, EXIT_USER_ERROR, EXIT_INTERRUPTED = 0, 1, 130  # argparse exits with 2 itself
+EXIT_TERMINATED = 128 + signal.SIGTERM  # a job scheduler's time limit, or kill
 
 
 class UserError(Exception):
@@ -182,7 +185,9 @@ def _add_device(parser: argparse.ArgumentParser) -> None:
         "--threads",
         type=_non_negative_int,
         default=0,
-        help="CPU threads used by PyTorch; 0 keeps PyTorch's default (default: %(default)s)",
+        help="CPU threads used by PyTorch; 0: PyTorch's default, except in cytomask segment's "
+        "local cluster, whose workers share the cores (a cluster given with --scheduler starts "
+        "its workers with one thread each: give --threads there) (default: %(default)s)",
     )
 
 
@@ -1178,11 +1183,18 @@ _PROGRESS_EVERY = 15.0
 def _segment_locked(args, preset, sources, options, roots) -> int:
     from . import batch
 
-    todo, done = batch.plan(sources, preset, args.output_dir, options, roots)
+    todo, done, refused = batch.plan(sources, preset, args.output_dir, options, roots)
     say = _say(args.quiet)
     if done:
         say(f"{len(done)} of {len(sources)} input(s) already segmented with these settings; "
             "skipped (--overwrite redoes them)")  # fmt: skip
+    if len(refused) == 1 and not todo:
+        raise UserError(next(iter(refused.values())))
+    for why in refused.values():  # said first; the others are segmented
+        print(f"cytomask segment: error: {why}", file=sys.stderr, flush=True)
+    if not todo and refused:
+        raise UserError(f"none of the {len(refused)} inputs left to do could be segmented "
+                        "(see above).")  # fmt: skip
     if not todo:
         return EXIT_OK
 
@@ -1239,18 +1251,20 @@ def _segment_locked(args, preset, sources, options, roots) -> int:
         todo, preset, options, device=args.device, scheduler=args.scheduler,
         workers=args.workers, threads=args.threads, on_result=report, on_progress=progress,
     ).failed  # fmt: skip
-    if failed and len(todo) == 1:
+    if not failed and not refused:
+        return EXIT_OK
+    faults, inputs = len(failed) + len(refused), len(todo) + len(refused)
+    what = "failed or were refused" if refused else "failed"
+    if inputs == 1:
         raise UserError("the input failed (see above); fix it and run the same command again.")
-    if failed and len(failed) == len(todo):  # "4 of 4 inputs failed; the others are done"
+    if faults == inputs:  # "4 of 4 inputs failed; the others are done"
         raise UserError(
-            f"all {len(todo)} inputs failed (see above); fix them and run the same command again."
+            f"all {inputs} inputs {what} (see above); fix them and run the same command again."
         )
-    if failed:
-        raise UserError(
-            f"{len(failed)} of {len(todo)} inputs failed (see above); the others are done. "
-            "Fix them and run the same command again: finished inputs are skipped."
-        )
-    return EXIT_OK
+    raise UserError(
+        f"{faults} of {inputs} inputs {what} (see above); the others are done. Fix them and "
+        "run the same command again: finished inputs are skipped."
+    )
 
 
 def shell_quoted(path: str | os.PathLike) -> str:
@@ -1301,7 +1315,13 @@ def _evaluate(args) -> int:
     from .metrics.export import COLUMNS, results_rows, write_rows
     from .models.catalog import pixel_sizes
 
-    pairs = match_files(args.pred, args.gt, names=("prediction", "ground truth"))
+    pairs = match_files(
+        args.pred,
+        args.gt,
+        names=("prediction", "ground truth"),
+        # Left out, said: a few images of a batch labelled by hand, or one still segmented.
+        unpaired=lambda said: print(f"cytomask: note: {said}", file=sys.stderr),
+    )
     # Before measuring: a CSV that could not be written, or would replace an input.
     inputs = [p for pair in pairs for p in pair]
     try:
@@ -1675,7 +1695,8 @@ def main(argv: list[str] | None = None) -> int:
     -------
     int
         0 on success, 1 for a problem with the inputs, 2 for a wrong command line, 130
-        when interrupted (Ctrl+C).
+        when interrupted (Ctrl+C), 143 when terminated (SIGTERM, as a job scheduler's time
+        limit sends): both stop as Ctrl+C does, keeping what is finished.
     """
     parser = build_parser()
     try:
@@ -1693,10 +1714,12 @@ def main(argv: list[str] | None = None) -> int:
         "evaluate": _evaluate,
         "export": _export,
     }
+    terminated = []
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _terminated_as_interrupted(terminated):
             warnings.showwarning = _show_note
-            return handlers[args.command](args)
+            code = handlers[args.command](args)
+        return EXIT_TERMINATED if terminated else code
     # The plugin's own errors (checkpoint, labels, TIFF, preset, batch) are ValueErrors;
     # a diverging training run is a FloatingPointError.
     except (UserError, ValueError, OSError, FloatingPointError) as err:
@@ -1714,7 +1737,27 @@ def main(argv: list[str] | None = None) -> int:
             args.command == "segment"
         )
         print(f"cytomask {args.command}: interrupted.{kept}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
+
+
+@contextlib.contextmanager
+def _terminated_as_interrupted(terminated: list):
+    """SIGTERM stops the command as Ctrl+C does (KeyboardInterrupt), noted in
+    ``terminated``: it ended without a word, leaving its folders locked (in the main
+    thread only, where Python takes signals)."""
+
+    def stop(signum, frame):
+        terminated.append(signum)
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import glob
 import json
 import os
 import re
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -238,7 +239,10 @@ def _pattern_regex(pattern: str) -> re.Pattern:
 
 
 def match_files(
-    image_pattern: str, mask_pattern: str, names: tuple[str, str] = ("image", "mask")
+    image_pattern: str,
+    mask_pattern: str,
+    names: tuple[str, str] = ("image", "mask"),
+    unpaired: Callable[[str], None] | None = None,
 ) -> list[tuple[str, str]]:
     """Pairs of files matched by what their patterns' wildcards capture.
 
@@ -251,12 +255,16 @@ def match_files(
         Glob patterns (``*``, ``?``, ``[...]``, ``**``) with the same wildcards.
     names
         What the two kinds of file are called in error messages.
+    unpaired
+        Given, files of either kind without a partner are left out, and it is called with
+        a sentence saying so (a few images of a batch labelled by hand, or a batch still
+        being segmented); else a file of the first kind without one is refused.
 
     Raises
     ------
     ValueError
-        When a pattern matches nothing, a file of the first kind has no partner, or a
-        file matches both patterns.
+        When a pattern matches nothing, a file of the first kind has no partner (without
+        ``unpaired``; with it, when no file has one), or a file matches both patterns.
     """
     image, mask = (os.path.expanduser(p) for p in (image_pattern, mask_pattern))
     if os.path.isfile(image) and os.path.isfile(mask):
@@ -300,12 +308,24 @@ def match_files(
         lookup.setdefault(_without_ome(key), path)
     pairs = {k: lookup.get(k) or lookup.get(_without_ome(k)) for k in first}
     missing = [first[k] for k, partner in pairs.items() if partner is None]
-    if missing:
+    if missing and (unpaired is None or len(missing) == len(pairs)):
         raise ValueError(
             f"{len(missing)} {names[0]}(s) have no {names[1]} matching {mask_pattern!r}, e.g. "
             f"{missing[0]}; use the same wildcards in both patterns."
         )
-    return [(first[k], pairs[k]) for k in sorted(first)]
+    if unpaired is not None:
+        partnered = {os.path.realpath(p) for p in pairs.values() if p is not None}
+        alone = [p for p in second.values() if os.path.realpath(p) not in partnered]
+        for (these, other, pattern), files in (
+            ((names[0], names[1], mask_pattern), missing),
+            ((names[1], names[0], image_pattern), sorted(alone)),
+        ):
+            if files:
+                unpaired(
+                    f"{len(files)} {these}(s) have no {other} matching {pattern!r} and are "
+                    f"left out, e.g. {files[0]}."
+                )
+    return [(first[k], pairs[k]) for k in sorted(first) if pairs[k] is not None]
 
 
 def _without_ome(key: tuple) -> tuple:
