@@ -336,11 +336,10 @@ def test_fine_tuning_says_what_each_threshold_pass_is_for(
             "further; delete it when you will not") in lines  # fmt: skip
 
 
-def test_a_terminated_run_stops_as_an_interrupted_one_does(folders, tmp_path):
-    """SIGTERM, as a job scheduler's time limit sends, ended a run without a word (a batch
-    left its folders locked); it stops as Ctrl+C does, and says how to go on."""
-    data, _ = folders
-    model = tmp_path / "cut.safetensors"
+def _signalled_training(data, model, signum, after: str):
+    """``cytomask train`` into ``model`` (more epochs than a loaded machine could finish
+    first), sent ``signum`` once it prints a line starting with ``after``: its exit
+    status and error output."""
     pairs = ["--images", str(data / "set*" / "raw.tif"), "--masks", str(data / "set*" / "mask.tif")]
     small = ["--steps-per-epoch", "2", "--batch-size", "2", "--crop-size", "64", "--threads", "1"]
     proc = subprocess.Popen(
@@ -350,11 +349,19 @@ def test_a_terminated_run_stops_as_an_interrupted_one_does(folders, tmp_path):
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip
     for line in proc.stdout:
-        if line.startswith("epoch 1/"):
+        if line.startswith(after):
             break
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signum)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 143, err
+    return proc.returncode, err
+
+
+def test_a_terminated_run_stops_as_an_interrupted_one_does(folders, tmp_path):
+    """SIGTERM, as a job scheduler's time limit sends, ended a run without a word (a batch
+    left its folders locked); it stops as Ctrl+C does, and says how to go on."""
+    model = tmp_path / "cut.safetensors"
+    code, err = _signalled_training(folders[0], model, signal.SIGTERM, "epoch 1/")
+    assert code == 143, err
     assert f"interrupted. The best network so far is in {model}" in err
     assert state_path(model).is_file()
 
@@ -365,20 +372,8 @@ def test_interrupted_training_goes_on_with_resume(folders, tmp_path, capsys):
     pairs = ["--images", str(data / "set*" / "raw.tif"), "--masks", str(data / "set*" / "mask.tif")]
     small = ["--steps-per-epoch", "2", "--batch-size", "2", "--crop-size", "64", "--threads", "1"]
     train = ["train", *pairs, *TINY, *small, "-o", str(model)]
-    proc = subprocess.Popen(
-        # More epochs than a loaded machine could finish before the interrupt arrives.
-        [sys.executable, "-m", "napari_cytomask.cli", *train, "--epochs", "100000"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    for line in proc.stdout:
-        if line.startswith("epoch 2/"):
-            break
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
+    code, err = _signalled_training(data, model, signal.SIGINT, "epoch 2/")
+    assert code == 130, err
     assert (
         "continue from the last finished epoch with the same command and --resume "
         f"{model} added." in err
