@@ -832,7 +832,7 @@ def test_seeding_reads_in_words_and_is_remembered_by_its_key(make_napari_viewer_
     widget = WatershedWidget(make_napari_viewer_proxy())
     qtbot.addWidget(widget)
     items = [widget.markers.itemText(i) for i in range(widget.markers.count())]
-    assert items == ["centres standing out by h", "centres a distance apart"]
+    assert items == ["height (h)", "distance apart"]
     assert value_of(widget.markers) == "h_maxima" == widget.params()["markers"]
     # Each way of seeding shows the one setting it reads: the other did nothing.
     shown = {name for name, (_, box) in widget._rows.items() if not box.isHidden()}

@@ -93,7 +93,7 @@ _NO_INPUT = (
 )
 
 #: What each seeding method reads as in the drop-down.
-_MARKER_TEXT = {"h_maxima": "centres standing out by h", "peaks": "centres a distance apart"}
+_MARKER_TEXT = {"h_maxima": "height (h)", "peaks": "distance apart"}
 
 #: The setting each seeding method reads (the other one's row is hidden).
 _MARKER_ROW = {"h_maxima": "h", "peaks": "min_distance"}
@@ -184,9 +184,9 @@ class WatershedWidget(StepWidget, QWidget):
             self.markers.addItem(_MARKER_TEXT[key], key)
         self.markers.setToolTip(
             "Where cells are seeded, on the distance from the background (a cell's centre "
-            "lies farthest from it): centres that stand out at least h above the saddle "
-            "between them (h_maxima in a preset), or centres at least the minimum seed "
-            "distance apart (peaks)."
+            "lies farthest from it): by height, centres that stand out at least h above "
+            "the saddle between them (h_maxima in a preset); by distance apart, centres at "
+            "least the minimum seed distance apart (peaks)."
         )
         self.h = _spin(
             5.0, 0.1, 100, "Raise to split less (in pixels of distance)." + _SHORTER_SIDE, 0.5, 1
@@ -213,7 +213,7 @@ class WatershedWidget(StepWidget, QWidget):
         self._rows = {}
         for name, label, widget in (
             ("threshold", "Threshold", self.threshold),
-            ("markers", "Seeds from", self.markers),
+            ("markers", "Seed cells by", self.markers),
             ("h", "Minimum peak height (h)", self.h),
             ("min_distance", f"{_DISTANCE_ROWS['min_distance']} (px)", self.min_distance),
             ("marker_erosion", f"{_DISTANCE_ROWS['marker_erosion']} (px)", self.marker_erosion),
