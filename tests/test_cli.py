@@ -2629,3 +2629,22 @@ def test_a_result_exported_with_some_frames_made_is_evaluated_and_exported_as_su
     assert "the scan Phase U-Net cells.tif was made from, is not there any more" in (
         capsys.readouterr().err
     )
+
+
+def test_no_cells_advice_names_what_a_sam2_run_can_still_change():
+    """A SAM2 run with its thresholds at 0 was told to lower them; a run guided by the
+    U-Net was given the U-Net's advice, though SAM2 dropped its masks."""
+    from napari_cytomask.cli import _no_cells_advice
+    from napari_cytomask.pipeline import Preset, Sam2Step, UNetStep
+
+    sam2 = Sam2Step(params={"pred_iou_thresh": 0.0, "stability_score_thresh": 0.0})
+    assert _no_cells_advice(Preset(method="sam2", sam2=sam2), 1, "") == (
+        "No cells found: raise --max-area-fraction (masks of more of the image are dropped)."
+    )
+    guided = Preset(method="sam2_guided", unet=UNetStep(), sam2=Sam2Step())
+    advice = _no_cells_advice(guided, 1, "fine-tune")
+    assert advice.startswith(
+        "No cells found: lower --pred-iou-thresh, --stability-score-thresh, or raise "
+        "--max-area-fraction"
+    )
+    assert "does the U-Net find the cells (--method unet)?" in advice

@@ -1280,12 +1280,24 @@ def _no_cells_advice(preset, channels: int, noted: str) -> str:
     what it ``noted`` (which may have said to fine-tune already)."""
     from .models.catalog import STARTER
 
-    thresholds = (
-        "--pred-iou-thresh, --stability-score-thresh or --min-area"
-        if preset.unet is None
-        else "--interior-threshold, --foreground-threshold or --min-size"
-    )
-    advice = f"lower {thresholds}."
+    if preset.sam2 is not None:  # SAM2, guided by the U-Net or not: its masks were dropped
+        params, labels = preset.sam2.sam2_params(), preset.sam2.label_params()
+        tried = (
+            ("--pred-iou-thresh", params.pred_iou_thresh),
+            ("--stability-score-thresh", params.stability_score_thresh),
+            ("--min-area", labels.min_area),
+        )
+        lower = [option for option, value in tried if value > 0]
+        # Those at 0 already: lowered, they keep nothing more ("lower them" was said).
+        advice = f"lower {', '.join(lower)}, or " if lower else ""
+        advice += "raise --max-area-fraction (masks of more of the image are dropped)."
+        if preset.unet is not None:
+            advice += (
+                " Guided by the U-Net, masks mostly outside its cells are dropped too: does "
+                "the U-Net find the cells (--method unet)?"
+            )
+    else:
+        advice = "lower --interior-threshold, --foreground-threshold or --min-size."
     if channels > 1:
         advice = f"is it the channel to segment (--channel N)? If it is, {advice}"
     if preset.unet is not None and "fine-tune" not in noted:

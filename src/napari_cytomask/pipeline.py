@@ -198,7 +198,13 @@ class Preset:
         """
         from .models.checkpoint import config_of, read_description
         from .models.inference import check_overlap
-        from .models.sam2_models import DEFAULT_MODEL, HF_MODELS, check_sam2_file
+        from .models.sam2_models import (
+            DEFAULT_MODEL,
+            HF_MODELS,
+            check_downloadable,
+            check_sam2_config,
+            check_sam2_file,
+        )
 
         if self.unet is not None and "unet" in steps:
             config = config_of(read_description(resolve_unet(self.unet.model)))
@@ -206,7 +212,10 @@ class Preset:
                 check_overlap(config, self.unet.tile_size, self.unet.overlap)
             except ValueError as err:
                 raise PresetError(str(err)) from None
-        if self.sam2 is not None and "sam2" in steps and self.sam2.model not in HF_MODELS:
+        if self.sam2 is not None and "sam2" in steps and self.sam2.model in HF_MODELS:
+            # Offline, with nothing downloaded: said once here, not by every input's task.
+            check_downloadable(self.sam2.model)
+        elif self.sam2 is not None and "sam2" in steps:
             if not Path(self.sam2.model).expanduser().is_file():
                 raise PresetError(
                     f"SAM2 model {self.sam2.model!r} is neither a known Hugging Face id "
@@ -221,6 +230,7 @@ class Preset:
                     f"{DEFAULT_MODEL} (--sam2-config on the command line, sam2.config in a "
                     "preset)."
                 )
+            check_sam2_config(self.sam2.config)
 
     def with_model_settings(self) -> Preset:
         """This preset with the U-Net post-processing settings it leaves open (``None``)

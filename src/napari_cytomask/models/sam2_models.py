@@ -92,24 +92,64 @@ def download_checkpoint(model_id: str) -> Path:
     CheckpointError
         When the file's content does not match its SHA-256.
     """
-    from huggingface_hub import constants, hf_hub_download
+    from huggingface_hub import hf_hub_download
+
+    path = check_downloadable(model_id)
+    if path is None:
+        path = Path(hf_hub_download(repo_id=model_id, filename=HF_MODELS[model_id][1]))
+    _check_sha256(path, model_id)
+    return path
+
+
+def check_downloadable(model_id: str) -> Path | None:
+    """The cached checkpoint of a Hugging Face id, or None when it is not cached but can
+    be downloaded now (the Hub answers).
+
+    Raises
+    ------
+    ModelNotDownloaded
+        Within about :data:`HUB_TIMEOUT_S` seconds when it is neither, with what to do.
+    """
+    from huggingface_hub import constants
 
     config_for(model_id)
     filename = HF_MODELS[model_id][1]
     path = cached_checkpoint(model_id)
-    if path is None:
-        if constants.HF_HUB_OFFLINE or not _hub_reachable(constants.ENDPOINT):
-            raise ModelNotDownloaded(
-                f"The SAM2 model {model_id} is not downloaded yet and the Hugging Face Hub "
-                f"({constants.ENDPOINT}) cannot be reached to download it. On a computer with "
-                f"internet access, download {constants.ENDPOINT}/{model_id}/resolve/main/"
-                f"{filename} and copy it to this computer (any folder); then choose "
-                f"'{LOCAL_CHOICE}' as SAM2's Model and open the file (on the command line: "
-                f"--sam2-model {filename} --sam2-config {model_id})."
-            ) from None
-        path = Path(hf_hub_download(repo_id=model_id, filename=filename))
-    _check_sha256(path, model_id)
+    if path is None and (constants.HF_HUB_OFFLINE or not _hub_reachable(constants.ENDPOINT)):
+        raise ModelNotDownloaded(
+            f"The SAM2 model {model_id} is not downloaded yet and the Hugging Face Hub "
+            f"({constants.ENDPOINT}) cannot be reached to download it. On a computer with "
+            f"internet access, download {constants.ENDPOINT}/{model_id}/resolve/main/"
+            f"{filename} and copy it to this computer (any folder); then choose "
+            f"'{LOCAL_CHOICE}' as SAM2's Model and open the file (on the command line: "
+            f"--sam2-model {filename} --sam2-config {model_id})."
+        ) from None
     return path
+
+
+def check_sam2_config(config: str) -> None:
+    """Check that ``config`` names a SAM2 configuration: a Hugging Face id of
+    :data:`HF_MODELS`, or a configuration file of the sam2 package
+    (``configs/sam2.1/sam2.1_hiera_t.yaml``).
+
+    Raises
+    ------
+    CheckpointError
+        Otherwise ("tiny" failed in each input with Hydra's words: "Cannot find primary
+        config 'tiny'. Check that it's in your config search path.").
+    """
+    from importlib.resources import files
+
+    if config in HF_MODELS:
+        return
+    package = files("sam2")
+    if any(package.joinpath(name).is_file() for name in (config, f"{config}.yaml")):
+        return
+    raise CheckpointError(
+        f"{config!r} is no SAM2 configuration: give the Hugging Face id of the model the "
+        f"checkpoint was made from ({', '.join(HF_MODELS)}), or the name of a configuration "
+        f"of the sam2 package (such as {HF_MODELS[DEFAULT_MODEL][0]})."
+    )
 
 
 def cached_checkpoint(model_id: str) -> Path | None:
