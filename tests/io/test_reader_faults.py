@@ -169,7 +169,11 @@ def test_an_ome_tiff_missing_its_end_is_refused(shared_data, tmp_path, cut):
     source = shared_data / "tiff-formats/ome-tiff-samples/singles/multi-channel-time-series.ome.tif"
     path = tmp_path / "scan.ome.tif"
     path.write_bytes(source.read_bytes()[:-cut])
-    _refused(path, "truncated or corrupt")
+    said = _refused(path, "truncated or corrupt")
+    # What to do, as for a file of 0 bytes ("not saved or copied completely").
+    assert said.endswith(
+        "; copy it again from where it was saved, or save it again from the original"
+    )
 
 
 @pytest.mark.parametrize("offset", [0, 4])

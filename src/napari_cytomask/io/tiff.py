@@ -1307,7 +1307,11 @@ class _TiffProblems(logging.Handler):
                 "OME-XML describes other sizes than the file holds, or the file is truncated "
                 "or corrupt; open the original file or export it again",
             )
-        raise TiffReadError(path, f"the file is truncated or corrupt ({detail})")
+        raise TiffReadError(
+            path,
+            f"the file is truncated or corrupt ({detail}); copy it again from where it was "
+            "saved, or save it again from the original",
+        )
 
 
 def _same_series(series: Sequence[tifffile.TiffPageSeries]) -> list[int]:
