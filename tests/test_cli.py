@@ -2648,3 +2648,18 @@ def test_no_cells_advice_names_what_a_sam2_run_can_still_change():
         "--max-area-fraction"
     )
     assert "does the U-Net find the cells (--method unet)?" in advice
+
+
+def test_a_sam2_model_that_cannot_be_downloaded_is_said_once(folders, monkeypatch, capsys):
+    """Offline, with nothing downloaded, every input's task failed with the same
+    500-character message: a folder of 200 scans printed it 200 times."""
+    from napari_cytomask.models import sam2_models
+
+    data, _ = folders
+    monkeypatch.setattr(sam2_models, "cached_checkpoint", lambda model_id: None)
+    monkeypatch.setattr(sam2_models, "_hub_reachable", lambda endpoint: False)
+    argv = ["segment", str(data / "set*" / "raw.tif"), "--method", "sam2", "--scheduler",
+            "synchronous"]  # fmt: skip
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("is not downloaded yet") == 1 and len(err.strip().splitlines()) == 1, err

@@ -1131,6 +1131,7 @@ def _segment(args) -> int:
     from .io.files import find_inputs, input_roots
     from .models.catalog import learnt_pixel_size, resolve_unet
     from .models.checkpoint import CheckpointError, read_description
+    from .models.sam2_models import HF_MODELS, check_downloadable
     from .pipeline import PresetError
 
     preset, in_file = _preset(args)
@@ -1163,6 +1164,9 @@ def _segment(args) -> int:
         if not sources:
             raise UserError("every input holds label ids only (masks) or shows nothing: "
                             "nothing to segment.")  # fmt: skip
+    if preset.sam2 is not None and preset.sam2.model in HF_MODELS:
+        # Offline, with nothing downloaded: said once here, not by every input's task.
+        check_downloadable(preset.sam2.model)
     options = batch.Options(
         fmt=args.format,
         chunked_above=int(args.chunked_above * 1e6),

@@ -198,13 +198,7 @@ class Preset:
         """
         from .models.checkpoint import config_of, read_description
         from .models.inference import check_overlap
-        from .models.sam2_models import (
-            DEFAULT_MODEL,
-            HF_MODELS,
-            check_downloadable,
-            check_sam2_config,
-            check_sam2_file,
-        )
+        from .models.sam2_models import DEFAULT_MODEL, HF_MODELS, check_sam2_config, check_sam2_file
 
         if self.unet is not None and "unet" in steps:
             config = config_of(read_description(resolve_unet(self.unet.model)))
@@ -212,10 +206,7 @@ class Preset:
                 check_overlap(config, self.unet.tile_size, self.unet.overlap)
             except ValueError as err:
                 raise PresetError(str(err)) from None
-        if self.sam2 is not None and "sam2" in steps and self.sam2.model in HF_MODELS:
-            # Offline, with nothing downloaded: said once here, not by every input's task.
-            check_downloadable(self.sam2.model)
-        elif self.sam2 is not None and "sam2" in steps:
+        if self.sam2 is not None and "sam2" in steps and self.sam2.model not in HF_MODELS:
             if not Path(self.sam2.model).expanduser().is_file():
                 raise PresetError(
                     f"SAM2 model {self.sam2.model!r} is neither a known Hugging Face id "
