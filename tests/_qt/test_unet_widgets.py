@@ -550,7 +550,11 @@ def test_cancelled_as_it_chooses_thresholds_a_run_that_kept_its_start_offers_it(
     trainer.init_path.setText(str(base))
     trainer.train()
     qtbot.waitUntil(choosing.is_set, timeout=90_000)
-    qtbot.waitUntil(lambda: trainer._checkpoint is not None, timeout=10_000)
+    # The dock has heard of the last step (the starting model is kept from the first
+    # epoch's report on, before the thresholds are chosen).
+    qtbot.waitUntil(
+        lambda: trainer._phase == "tune" and trainer._checkpoint is not None, timeout=10_000
+    )
     trainer.controls.cancel_button.click()
     go_on.set()
     # Its epochs had all ended (it said "continue from the last finished epoch").
