@@ -1101,8 +1101,7 @@ class UNetTrainWidget(StepWidget, QWidget):
         self._notes: list[str] = []  # notices of the run's start
         self._validation_images = 0  # of the run's split: tuning predicts them first
         self._validated = False  # whether a training epoch has been validated (and timed)
-        self._start_kept = False  # whether the run's checkpoint is the model it started from
-        self._beaten = False  # whether an epoch scored above it
+        self._beaten = False  # whether an epoch scored above the model a run started from
         # Timed from the first training step: what came before it (reading the images,
         # choosing thresholds for a fine-tuned model) says nothing of the steps' pace.
         self._pace = Pace()
@@ -1575,7 +1574,7 @@ class UNetTrainWidget(StepWidget, QWidget):
             f"{_sentences(notes)}{resumed}"
         )
         self._pace, self._validated = Pace(), False
-        self._start_kept = self._beaten = False
+        self._beaten = False
         # The estimate was made before the run; the status line measures as it runs.
         self.estimate.setText(
             f"Estimated before this run: {self.estimate.text()[0].lower()}"
@@ -1630,7 +1629,7 @@ class UNetTrainWidget(StepWidget, QWidget):
                 "network is in",
                 "Press Train to choose its thresholds (no more epochs are trained).",
             )
-        elif self._start_kept:
+        elif self._fine_tuning and not self._beaten:  # its checkpoint: the starting model
             self._offer_to_resume(
                 self._checkpoint,
                 "Cancelled; no epoch scored above the starting model, which is kept with the "
@@ -1756,8 +1755,6 @@ class UNetTrainWidget(StepWidget, QWidget):
             self.status.setText(f"{what}: {p.step} of {p.steps}{left}")
         elif p.phase == "epoch":
             self._checkpoint = p.checkpoint
-            # Of a fine-tuning run, until an epoch scores above the model it started from.
-            self._start_kept = self._fine_tuning and not (p.improved or self._beaten)
             self._beaten = self._beaten or bool(p.improved)
             if p.validation:
                 self.scores.append((p.global_step, p.validation["mean_average_f1"]))
