@@ -1328,7 +1328,7 @@ def _evaluate(args) -> int:
     )
     from .labels import LabelsError, paired
     from .metrics import evaluate, leave_out_frames
-    from .metrics.export import COLUMNS, results_rows, write_rows
+    from .metrics.export import NAMED_COLUMNS, results_rows, write_rows
     from .models.catalog import pixel_sizes
 
     pairs = match_files(
@@ -1440,8 +1440,7 @@ def _evaluate(args) -> int:
         f"mean-average F1 {total.mean_average_f1:.3f}, "
         f"mSA {total.mean_segmentation_accuracy:.3f} (per image, averaged), "
         f"pixel IoU {total.pixels.iou:.3f}")  # fmt: skip
-    header = ("prediction", "ground_truth", *COLUMNS)
-    print(write_rows(args.output, header, rows, overwrite=args.overwrite))
+    print(write_rows(args.output, NAMED_COLUMNS, rows, overwrite=args.overwrite))
     if failed:
         raise UserError(
             f"{failed} of {len(pairs)} pair(s) could not be compared (see above); the CSV "

@@ -97,6 +97,8 @@ def test_table_follows_edits_and_saves_csv(dock_in_viewer, qtbot, labels, tmp_pa
         rows = list(csv.DictReader(handle))
     recall = [r for r in rows if r["metric"] == "recall" and r["level"] == "object"]
     assert len(recall) == 18
+    # Every row names the layers it compares, as cytomask evaluate names its files.
+    assert {(r["prediction"], r["ground_truth"]) for r in rows} == {("prediction", "ground truth")}
     assert float(recall[0]["value"]) == pytest.approx((n - n // 3 - 1) / n)
     assert list(tmp_path.iterdir()) == [path]
 

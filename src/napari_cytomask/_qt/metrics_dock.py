@@ -836,7 +836,7 @@ class MetricsDock(StepWidget, QWidget):
             if not path:
                 return
         try:
-            written = write_csv(self.evaluation, path, overwrite=True)
+            written = write_csv(self.evaluation, path, names=(pred_name, gt_name), overwrite=True)
         except OSError as err:
             # The metrics stay: saving can be tried again, elsewhere.
             self._save_failed(f"Could not save the metrics: {err}")

@@ -11,6 +11,8 @@ from .core import Evaluation
 
 #: Columns of :func:`results_rows` and of the CSV file.
 COLUMNS = ("frame", "level", "iou_threshold", "metric", "value")
+#: Columns of a CSV file that names what it compared.
+NAMED_COLUMNS = ("prediction", "ground_truth", *COLUMNS)
 
 _OBJECT_METRICS = (
     "tp",
@@ -61,7 +63,13 @@ def results_rows(evaluation: Evaluation) -> list[tuple]:
     return rows
 
 
-def write_csv(evaluation: Evaluation, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+def write_csv(
+    evaluation: Evaluation,
+    path: str | os.PathLike,
+    *,
+    names: tuple[str, str] | None = None,
+    overwrite: bool = False,
+) -> Path:
     """Write :func:`results_rows` to a CSV file, atomically.
 
     Parameters
@@ -70,6 +78,11 @@ def write_csv(evaluation: Evaluation, path: str | os.PathLike, *, overwrite: boo
         Result of :func:`~napari_cytomask.metrics.evaluate`.
     path
         Destination file.
+    names
+        What was compared, ``(prediction, ground truth)``: written in columns
+        ``prediction`` and ``ground_truth`` before :data:`COLUMNS` on every row, as
+        ``cytomask evaluate`` writes its files' names, so that a table read later, or
+        several put together, says what each figure is of.
     overwrite
         Replace an existing file; without it an existing file is an error.
 
@@ -85,8 +98,11 @@ def write_csv(evaluation: Evaluation, path: str | os.PathLike, *, overwrite: boo
     napari_cytomask.io.atomic.WriteError
         If the disk is full, read-only or not writable; nothing is left behind.
     """
-
-    return write_rows(path, COLUMNS, results_rows(evaluation), overwrite=overwrite)
+    rows = results_rows(evaluation)
+    if names is None:
+        return write_rows(path, COLUMNS, rows, overwrite=overwrite)
+    rows = [(*names, *row) for row in rows]
+    return write_rows(path, NAMED_COLUMNS, rows, overwrite=overwrite)
 
 
 def write_rows(
