@@ -295,21 +295,37 @@ def test_an_image_of_more_chunks_than_dask_can_list_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize("zarr_format", [2, 3])
-def test_label_images_beside_the_image_are_said_not_to_be_read(zarr_format, tmp_path):
+def test_label_images_beside_the_image_open_as_its_masks(zarr_format, tmp_path):
     """The masks of an OME-Zarr image, in its 'labels' group as NGFF keeps them, were left
-    out without a word: only the image opened."""
+    out: only the image opened. They are its mask channels, numbered on from its own
+    channels; one that does not cover the image pixel for pixel (a lower resolution) is
+    left out with a warning that says why, and the others open."""
     store = tmp_path / "bf.ome.zarr"
-    axes = [_axis("y", "space", "micrometer"), _axis("x", "space", "micrometer")]
-    root = _image_store(store, np.zeros((16, 16), np.uint16), axes, (0.65, 0.65),
-                        zarr_format=zarr_format)  # fmt: skip
+    axes = [_axis("c", "channel"), _axis("y", "space", "micrometer"),
+            _axis("x", "space", "micrometer")]  # fmt: skip
+    image = np.random.default_rng(0).integers(100, 4000, (2, 16, 16), dtype=np.uint16)
+    root = _image_store(store, image, axes, (1, 0.65, 0.65), zarr_format=zarr_format,
+                        omero={"channels": [{"label": "Phase"}, {"label": "GFP"}]})  # fmt: skip
     labels = root.create_group("labels")
+    listed = ["cells", "nuclei", "coarse"]
     if zarr_format == 2:
-        labels.attrs["labels"] = ["cells"]
+        labels.attrs["labels"] = listed
     else:
-        labels.attrs["ome"] = {"version": "0.5", "labels": ["cells"]}
-    _image_store(store / "labels" / "cells", np.zeros((16, 16), np.uint16), axes,
-                 (0.65, 0.65), zarr_format=zarr_format)  # fmt: skip
-    with pytest.warns(UserWarning, match=r"holds label images beside its image \(cells, in its "
-                      r"'labels' folder\), which napari-cytomask does not read"):  # fmt: skip
+        labels.attrs["ome"] = {"version": "0.5", "labels": listed}
+    cells = np.zeros((16, 16), np.uint32)
+    cells[2:6, 2:6], cells[8:14, 9:15] = 3, 9
+    for name, ids, scale in (("cells", cells, (0.65, 0.65)), ("nuclei", cells // 3, (0.65, 0.65)),
+                             ("coarse", cells[::2, ::2], (1.3, 1.3))):  # fmt: skip
+        _image_store(store / "labels" / name, ids, axes[1:], scale, zarr_format=zarr_format)
+    with pytest.warns(UserWarning, match=r"1 of its label images did not open \(coarse: its "
+                      r"8 x 8 pixels do not cover the image's 16 x 16 one for one\); the image "
+                      r"opened without it"):  # fmt: skip
         scan = open_scan(store)
-    assert [channel.name for channel in scan.channels] == ["bf"]
+    assert [(c.name, c.role, c.index) for c in scan.channels] == [
+        ("Phase", "input", 0), ("GFP", "image", 1), ("cells", "mask", 2), ("nuclei", "mask", 3)
+    ]  # fmt: skip
+    np.testing.assert_array_equal(np.asarray(scan.channels[2].data), cells)
+    assert scan.pixel_size_um == (0.65, 0.65)
+    # The command line's ground truth: a mask channel chosen by its number.
+    ids, _ = read_labels(store, among_masks=3)
+    np.testing.assert_array_equal(ids, cells // 3)

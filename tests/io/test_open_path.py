@@ -519,3 +519,33 @@ def test_input_roots_are_where_patterns_start_matching(tmp_path, monkeypatch):
         tmp_path / "data",
         tmp_path / "data",
     ]
+
+
+def test_the_reader_opens_an_ome_zarr_images_label_images_as_labels(tmp_path):
+    """An OME-Zarr image with its cells' masks in its 'labels' group (as ome-zarr-py and
+    napari-ome-zarr write them) opened as the image alone: the masks are Labels layers,
+    over the image, at its pixel size."""
+    import zarr
+
+    from napari_cytomask._reader import get_reader
+
+    path = tmp_path / "scan.ome.zarr"
+    root = zarr.open_group(path, mode="w", zarr_format=2)
+    image = np.random.default_rng(1).integers(200, 3000, (32, 32), dtype=np.uint16)
+    root.create_array("0", data=image)
+    axes = [{"name": "y", "type": "space", "unit": "micrometer"},
+            {"name": "x", "type": "space", "unit": "micrometer"}]  # fmt: skip
+    scale = [{"type": "scale", "scale": [0.87, 0.87]}]
+    multiscales = [{"version": "0.4", "axes": axes,
+                    "datasets": [{"path": "0", "coordinateTransformations": scale}]}]  # fmt: skip
+    root.attrs["multiscales"] = multiscales
+    root.create_group("labels").attrs["labels"] = ["cells"]
+    cells = zarr.open_group(path / "labels" / "cells", mode="w", zarr_format=2)
+    cells.create_array("0", shape=(32, 32), dtype="u4")[4:12, 4:12] = 3
+    cells.attrs.update({"multiscales": multiscales, "image-label": {"version": "0.4"}})
+    layers = get_reader(str(path))(str(path))
+    assert [(kwargs["name"], kind) for _, kwargs, kind in layers] == [
+        ("scan", "image"), ("cells", "labels")
+    ]  # fmt: skip
+    (_, _, _), (ids, kwargs, _) = layers
+    assert int(np.asarray(ids).max()) == 3 and tuple(kwargs["scale"]) == (0.87, 0.87)

@@ -7,6 +7,7 @@ import glob
 import json
 import os
 import re
+import warnings
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,7 +15,15 @@ from pathlib import Path
 import numpy as np
 
 from ..labels import grey_version
-from .layers import Channel, Scan, guess_roles, plane_sample, roles_and_contrast, stack_sample
+from .layers import (
+    Channel,
+    Scan,
+    can_be_labels,
+    guess_roles,
+    plane_sample,
+    roles_and_contrast,
+    stack_sample,
+)
 from .tiff import (
     EMPTY_FILE,
     TIFF_SUFFIXES,
@@ -594,6 +603,7 @@ def _open_zarr(path: str | os.PathLike) -> Scan:
     ]
     samples = [_zarr_sample(checked, at, i) for i in range(n_channels)]
     roles_and_contrast(channels, samples, image.array.dtype, path=str(path))
+    channels += _label_channels(path, image, tuple(pixels[keys[0]].shape), n_channels)
     return Scan(
         path=str(path),
         channels=channels,
@@ -601,6 +611,47 @@ def _open_zarr(path: str | os.PathLike) -> Scan:
         scale=tuple(scale),
         units=None if units is None else tuple(units),
     )
+
+
+def _label_channels(path, image, shape: tuple[int, ...], first: int) -> list[Channel]:
+    """The label images an OME-Zarr image keeps beside it (in its ``labels`` group, as
+    NGFF does: masks of its cells), as mask channels numbered on from its own channels
+    (``first``), named as the store names them. One that does not cover the image pixel
+    for pixel (another size: a lower resolution, or other axes), holds no ids, or cannot
+    be read is left out with a warning that says why; the image opens all the same."""
+    import dask.array as da
+
+    from .omezarr import open_image
+
+    channels, left_out = [], []
+    for name, where in image.label_images:
+        try:
+            labels = open_image(Path(path, where))
+        except ImageReadError as err:
+            left_out.append(f"{name}: {err}")
+            continue
+        if labels.array.shape != shape or "C" in labels.axes:
+            size = " x ".join(map(str, labels.array.shape))
+            left_out.append(
+                f"{name}: its {size} pixels do not cover the image's "
+                f"{' x '.join(map(str, shape))} one for one"
+            )
+        elif not can_be_labels(labels.array.dtype):
+            left_out.append(f"{name}: its pixels are {labels.array.dtype}, not integer ids")
+        else:
+            data = da.from_array(
+                _Decoded(labels.array, path), chunks=labels.array.chunks, name=False
+            )
+            channels.append(Channel(name=name, data=data, role="mask", index=first + len(channels)))
+    if left_out:
+        warnings.warn(
+            f"{path}: {len(left_out)} of its label images did not open "
+            f"({'; '.join(left_out)}); the image opened without "
+            f"{'it' if len(left_out) == 1 else 'them'}.",
+            UserWarning,
+            stacklevel=3,
+        )
+    return channels
 
 
 class _Decoded:

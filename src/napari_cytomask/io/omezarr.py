@@ -131,6 +131,10 @@ class ZarrImage(NamedTuple):
         or time.
     channel_names
         The ``omero`` label of each index of the channel axis, None where it gives none.
+    label_images
+        ``(name, path)`` of each label image NGFF keeps beside the image, in its
+        ``labels`` group (masks of its cells, say), the path within the store: an
+        OME-Zarr image of its own, read by :func:`open_image` given that folder.
     """
 
     array: Any
@@ -138,6 +142,7 @@ class ZarrImage(NamedTuple):
     scale: tuple[float, ...]
     units: tuple[str, ...] | None
     channel_names: tuple[str | None, ...]
+    label_images: tuple[tuple[str, str], ...] = ()
 
 
 def open_image(path: str | os.PathLike) -> ZarrImage:
@@ -182,15 +187,6 @@ def open_image(path: str | os.PathLike) -> ZarrImage:
         raise ImageReadError(
             f"{path} is no OME-Zarr image: its metadata has no 'multiscales'. Give the "
             "folder of one image (a plate or other collection keeps its images in subfolders)."
-        )
-    if names := _label_names(group):
-        warnings.warn(
-            f"{path} holds label images beside its image ({', '.join(names)}, in its "
-            "'labels' folder), which napari-cytomask does not read: only the image opens. "
-            "Open them with an OME-Zarr reader of their own (napari-ome-zarr), or save them "
-            "as a TIFF and open that as the ground truth.",
-            UserWarning,
-            stacklevel=2,
         )
     # No datasets, or one whose array is not there: a store cut short or hand-edited.
     missing = (
@@ -274,6 +270,9 @@ def open_image(path: str | os.PathLike) -> ZarrImage:
         scale=tuple(scale),
         units=tuple(units) if set(units) != {"pixel"} else None,
         channel_names=tuple(str(label).strip() or None if label else None for label in labels),
+        label_images=tuple(
+            (name, f"{group.path}/labels/{name}".lstrip("/")) for name in _label_names(group)
+        ),
     )
 
 
