@@ -1327,3 +1327,72 @@ def test_a_result_exported_and_opened_again_is_the_result_of_its_scan(
     assert _cell(dock, "F1") == "1.000"
     assert " in 1 of 4 frames." in dock.status.text()
     assert "comes from" not in dock.status.text()
+
+
+def test_the_cells_tab_lists_the_misses_first_and_goes_to_them(dock_in_viewer, qtbot, labels):
+    """The dock said how many cells were missed or false, not which: the Cells tab lists
+    every true cell and every false one, the worst first, and a double-click centres the
+    view on one and picks its id to paint with."""
+    viewer, dock = dock_in_viewer
+    ids = np.unique(labels)[1:]
+    missed = int(ids[3])
+    prediction = np.where(labels == missed, 0, labels)
+    free = np.argwhere(labels[:40, :40] == 0)
+    assert len(free) > 100  # a corner without cells for a false one
+    false = np.zeros_like(labels, bool)
+    false[tuple(free[:60].T)] = True
+    prediction[false] = 200
+    before = dock.evaluation
+    viewer.layers["prediction"].data = prediction
+    qtbot.waitUntil(lambda: dock.evaluation is not before, timeout=10_000)
+    assert dock.cells_table.rowCount() == 0  # filled when the tab is shown
+    dock.views.setCurrentWidget(dock.cells_table)
+    table = dock.cells_table
+    assert table.rowCount() == len(ids) + 1
+    heads = {table.verticalHeaderItem(r).text(): r for r in range(2)}
+    assert set(heads) == {f"true {missed}", "predicted 200"}
+    status = table.item(heads[f"true {missed}"], 2).text()
+    assert status == "missed" and table.item(heads["predicted 200"], 2).text() == "false"
+    assert table.item(2, 2).text().startswith("found: predicted ")
+    assert float(table.item(2, 1).text()) == pytest.approx(1.0)
+    # Going to the missed cell: centred on it, its id picked in the ground truth.
+    dock.go_to_cell(heads[f"true {missed}"])
+    rows, cols = np.nonzero(labels == missed)
+    centre = ((rows.min() + rows.max()) / 2, (cols.min() + cols.max()) / 2)
+    assert viewer.scene.camera.center[-2:] == pytest.approx(centre, abs=1)
+    assert viewer.layers["ground truth"].selected_label == missed
+    assert f"Showing true {missed} of 'ground truth'" in dock.status.text()
+    assert "Tick 'Show false positives and false negatives as layers'" in dock.status.text()
+
+
+def test_the_cells_tab_goes_to_the_frame_of_a_cell(make_napari_viewer_proxy, qtbot, labels):
+    """In a stack, going to a cell shows its frame."""
+    viewer = make_napari_viewer_proxy()
+    truth = np.stack([labels, labels, labels])
+    prediction = truth.copy()
+    gone = int(np.unique(labels)[5])
+    prediction[2][prediction[2] == gone] = 0
+    viewer.add_labels(prediction, name="prediction")
+    viewer.add_labels(truth, name="ground truth")
+    dock = MetricsDock(viewer)
+    viewer.window.add_dock_widget(dock, name="Segmentation metrics")
+    qtbot.waitUntil(lambda: dock.evaluation is not None, timeout=10_000)
+    dock.views.setCurrentWidget(dock.cells_table)
+    table = dock.cells_table
+    assert table.verticalHeaderItem(0).text() == f"true {gone}"
+    assert [table.item(0, c).text() for c in (0, 3)] == ["2", "missed"]
+    compared = dock.evaluation
+    dock.go_to_cell(0)
+    assert viewer.dims.current_step[0] == 2
+    # Another frame on show is no edit: nothing is computed again, and the status stays.
+    qtbot.wait(800)
+    assert dock.evaluation is compared and "at frame 2" in dock.status.text()
+    # An edit undone there is.
+    layer = viewer.layers["prediction"]
+    layer.paint((2, *np.argwhere(labels == gone)[0]), gone)
+    qtbot.waitUntil(lambda: dock.evaluation is not compared, timeout=10_000)
+    painted = dock.evaluation
+    layer.undo()
+    qtbot.waitUntil(lambda: dock.evaluation is not painted, timeout=10_000)
+    assert dock.evaluation.matches.fn[0] == 1
+    dock.runner.cancel()

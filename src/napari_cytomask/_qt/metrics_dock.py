@@ -84,6 +84,9 @@ from ._plot import PlotCanvas
 #: Colours of the highlight layers: false positives, false negatives.
 HIGHLIGHT_COLOURS = {"fp": "magenta", "fn": "yellow"}
 
+#: Most rows the Cells tab lists (the worst cells): a table of more is slow to fill.
+MAX_CELL_ROWS = 5000
+
 #: IoU thresholds shown as columns of the table.
 HEADLINE_THRESHOLDS = (0.5, 0.75, 0.9)
 
@@ -162,6 +165,52 @@ def _table(rows: list[str], tips: list[str], columns: list[str]) -> QTableWidget
     table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
     table.setWordWrap(False)
     return table
+
+
+class CellRow(NamedTuple):
+    """One cell of the comparison, as the Cells tab lists it."""
+
+    side: str  # "true" or "predicted"
+    frame: int
+    id: int
+    area: int
+    #: IoU with its partner when matched, else with the cell of the other side it
+    #: overlaps most (0 when none).
+    iou: float
+    matched: bool
+    #: Its partner when matched, else the cell it overlaps most (0 when none).
+    other: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.side} {self.id}"
+
+    @property
+    def status(self) -> str:
+        other = "predicted" if self.side == "true" else "true"
+        if self.matched:
+            return f"found: {other} {self.other}"
+        what = "missed" if self.side == "true" else "false"
+        return f"{what}; overlaps {other} {self.other} most" if self.other else what
+
+
+def cell_rows(evaluation: Evaluation) -> list[CellRow]:
+    """Every true cell and every predicted cell without a partner at the match threshold,
+    worst first: unmatched cells by the IoU of their largest overlap, then matched ones by
+    their IoU. The cells to look at first are at the top."""
+    rows = []
+    for side, table, keep in (
+        ("true", evaluation.true_objects, None),
+        ("predicted", evaluation.pred_objects, ~evaluation.pred_objects.matched),
+    ):
+        matched = table.matched
+        iou = np.where(matched, table.matched_iou, table.best_iou)
+        other = np.where(matched, table.matched_id, table.best_id)
+        for i in np.flatnonzero(keep) if keep is not None else range(len(table)):
+            rows.append(CellRow(side, int(table.frame[i]), int(table.ids[i]), int(table.area[i]),
+                                float(iou[i]), bool(matched[i]), int(other[i])))  # fmt: skip
+    rows.sort(key=lambda row: (row.matched, row.iou))
+    return rows
 
 
 class Compared(NamedTuple):
@@ -246,6 +295,9 @@ class MetricsDock(StepWidget, QWidget):
         #: What a step last wrote into each layer (its ``written`` record, by unique id): a
         #: new record is a run that wrote into a result already open (:meth:`_rewritten`).
         self._written: dict[int, dict | None] = {}
+        #: Where the viewer's sliders stood at each compared layer's last refresh, by
+        #: unique id (:meth:`_data_changed`).
+        self._slices: dict[int, tuple[int, ...]] = {}
 
         self.prediction_combo = QComboBox()
         self.prediction_combo.setToolTip(
@@ -305,6 +357,23 @@ class MetricsDock(StepWidget, QWidget):
         self.views.setTabToolTip(1, "Mean-average F1, mSA, COCO AP and pixel scores.")
         self.views.addTab(self.canvas, "Plot")
         self.views.setTabToolTip(2, "Precision, recall and F1 at every IoU threshold.")
+        self.cells_table = _Table(0, 0)
+        self.cells_table.setTabKeyNavigation(False)
+        self.cells_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.cells_table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+        self.cells_table.setWordWrap(False)
+        self.cells_table.setToolTip(
+            "Every true cell, and every predicted cell that matches none, the worst first. "
+            "Double-click a row (or press Enter) to go to the cell. Ctrl+C copies the "
+            "selected rows for a spreadsheet."
+        )
+        self.cells_table.cellActivated.connect(lambda row, _column: self.go_to_cell(row))
+        self.views.addTab(self.cells_table, "Cells")
+        self.views.setTabToolTip(3, "Each cell and how it was matched: go to the misses.")
+        self.views.currentChanged.connect(lambda _: self._fill_cells())
+        #: The rows the Cells tab lists (:func:`cell_rows`), once it has been shown for
+        #: the comparison on show; None until then.
+        self._cell_rows: list[CellRow] | None = None
         self.views.setMinimumHeight(150)
 
         self.controls = StepControls(
@@ -531,6 +600,7 @@ class MetricsDock(StepWidget, QWidget):
         chosen = (self.prediction_layer, self.ground_truth_layer)
         self._watched = list({lay.unique_id: lay for lay in chosen if lay is not None}.values())
         for layer in self._watched:
+            self._slices[layer.unique_id] = self.viewer.dims.current_step
             for emitter in pixel_events(layer):
                 emitter.connect(self._data_changed)
         gt = self.ground_truth_layer
@@ -559,6 +629,18 @@ class MetricsDock(StepWidget, QWidget):
         return compared_frame_axes(gt.ndim, gt.axis_labels, planes_apart, by_frame)
 
     def _data_changed(self, event=None) -> None:
+        """Compare again when a compared layer's pixels change. napari says so of a new
+        slice too (its ``set_data`` follows every refresh of what is shown, as it follows
+        an undo): a move of the frame slider recomputed every frame's metrics and put
+        back the status the Cells tab had changed. A refresh at another place of the
+        viewer's sliders than the layer's last one is a new slice, not new pixels."""
+        layer = getattr(event, "source", None)
+        if layer is not None and event.type == "set_data":
+            step = self.viewer.dims.current_step
+            shown_before = self._slices.get(layer.unique_id)
+            self._slices[layer.unique_id] = step
+            if shown_before != step:
+                return
         self.schedule()
 
     def _ids_hint(self) -> str:
@@ -650,6 +732,8 @@ class MetricsDock(StepWidget, QWidget):
         self.save_button.setEnabled(False)
         self.table.clearContents()
         self.summary_table.clearContents()
+        self.cells_table.setRowCount(0)
+        self._cell_rows = None
         if self.axes.lines:  # emptied once: a new result passes here up to three times,
             self._plot(None)  # and each clearing cost the GUI thread up to 40 ms
         for key, layer in self._highlights.items():
@@ -662,6 +746,8 @@ class MetricsDock(StepWidget, QWidget):
         self.evaluation = evaluation
         self.save_button.setEnabled(True)
         self._fill_table(evaluation)
+        self._cell_rows = None
+        self._fill_cells()
         self._plot(evaluation)
         highlighted = false_pos is not None and self.highlight_check.isChecked()
         if highlighted:
@@ -733,6 +819,89 @@ class MetricsDock(StepWidget, QWidget):
         summary = evaluation.summary()
         for row, (_, name, _) in enumerate(_SUMMARY_ROWS):
             self.summary_table.setItem(row, 0, QTableWidgetItem(f"{summary[name]:.3f}"))
+
+    def _fill_cells(self) -> None:
+        """List the cells of the comparison on show, when the Cells tab is: a stack's
+        thousands of rows are not remade at every edit while another tab is on show."""
+        if self.views.currentWidget() is not self.cells_table or self._cell_rows is not None:
+            return
+        if self.evaluation is None:
+            return
+        rows = cell_rows(self.evaluation)
+        shown = rows[:MAX_CELL_ROWS]
+        frames = bool(self.evaluation.frames)
+        columns = ["Frame"] * frames + ["Area (px)", "IoU", "Status"]
+        table = self.cells_table
+        table.setUpdatesEnabled(False)
+        table.clear()
+        table.setRowCount(len(shown))
+        table.setColumnCount(len(columns))
+        table.setHorizontalHeaderLabels(columns)
+        table.setVerticalHeaderLabels([row.name for row in shown])
+        for r, row in enumerate(shown):
+            values = [self.evaluation.frame_name(row.frame)] * frames + [
+                str(row.area), f"{row.iou:.3f}", row.status
+            ]  # fmt: skip
+            for c, value in enumerate(values):
+                item = QTableWidgetItem(value)
+                item.setToolTip(value)  # the status may be cut short
+                table.setItem(r, c, item)
+        header = table.horizontalHeader()
+        for c in range(len(columns) - 1):
+            header.setSectionResizeMode(c, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(len(columns) - 1, QHeaderView.ResizeMode.Stretch)
+        table.setUpdatesEnabled(True)
+        self._cell_rows = shown
+        if len(rows) > len(shown):
+            self.status.setText(
+                f"The Cells tab lists the {len(shown):,} worst of {len(rows):,} cells."
+            )
+
+    def go_to_cell(self, row: int) -> None:
+        """Centre the view on the cell of the Cells tab's ``row``, on its frame, and pick
+        its id as the label of its layer, so that it can be painted over at once."""
+        if not self._cell_rows or not 0 <= row < len(self._cell_rows):
+            return
+        cell = self._cell_rows[row]
+        true = cell.side == "true"
+        layer = self.ground_truth_layer if true else self.prediction_layer
+        if layer is None:
+            return
+        level = self._level if true else 0
+        data = layer.data[level] if layer.multiscale else layer.data
+        frame_shape = self.evaluation.frame_shape
+        place = (
+            tuple(int(i) for i in np.unravel_index(cell.frame, frame_shape)) if frame_shape else ()
+        )
+        where = np.argwhere(np.asarray(data[place]) == cell.id)
+        if not len(where):
+            self.status.setText(
+                f"{cell.name.capitalize()} is no longer in '{layer.name}': it was painted "
+                "over since the comparison."
+            )
+            return
+        # Of a coarser level, positions in the full resolution's pixels.
+        factor = np.divide(layer.data[0].shape, data.shape)[len(place) :] if layer.multiscale else 1
+        low, high = where.min(0) * factor, (where.max(0) + 1) * factor
+        world = layer.data_to_world((*place, *((low + high) / 2 - 0.5)))
+        size = (high - low) * np.abs(np.asarray(layer.scale)[len(place) :])
+        # Its frame, and the middle of it in a frame of planes (a Z volume).
+        for axis, value in enumerate(world[:-2]):
+            self.viewer.dims.set_point(self.viewer.dims.ndim - len(world) + axis, value)
+        camera = self.viewer.scene.camera
+        camera.center = tuple(world[-2:])
+        # The cell fills a quarter of the canvas's shorter side, or keeps a closer view.
+        fit = min(self.viewer.canvas.size) / (4 * max(float(np.max(size[-2:])), 1e-9))
+        camera.zoom = max(camera.zoom, fit)
+        layer.selected_label = cell.id
+        at = f" at frame {self.evaluation.frame_name(cell.frame)}" if place else ""
+        outline = ""
+        if not cell.matched and not self.highlight_check.isChecked():
+            outline = f" Tick '{self.highlight_check.text()}' to see it outlined."
+        self.status.setText(
+            f"Showing {cell.name} of '{layer.name}'{at}: {cell.status}, IoU {cell.iou:.2f} "
+            f"({cell.area} px); picked as the label of '{layer.name}' to paint with.{outline}"
+        )
 
     def _plot(self, evaluation: Evaluation | None) -> None:
         """Precision, recall and F1 over the IoU thresholds; empty without ``evaluation``."""
