@@ -1327,6 +1327,15 @@ def test_a_result_exported_and_opened_again_is_the_result_of_its_scan(
     assert _cell(dock, "F1") == "1.000"
     assert " in 1 of 4 frames." in dock.status.text()
     assert "comes from" not in dock.status.text()
+    # Segmenting the scan again, all of it or one position, keeps it: its hand edits were
+    # made in another session, and were overwritten without a word.
+    from napari.layers import Labels
+
+    from napari_cytomask._qt._layers import result_slot
+
+    for frame in (None, (1,), (2,)):
+        slot = result_slot(viewer, reopened.name, Labels, made.shape, info["source"], frame)
+        assert slot == ("Phase contrast U-Net cells [2]", None)
 
 
 def test_the_cells_tab_lists_the_misses_first_and_goes_to_them(dock_in_viewer, qtbot, labels):

@@ -384,7 +384,14 @@ def _kept_because(
     alone, if given), if it may not; and whether it may because the user's edits all lie
     in other frames than ``frame``. Its frames are compared only after napari said its
     pixels changed: a live preview does not go over a whole stack in the GUI thread at
-    every step."""
+    every step.
+
+    A result opened from a file (an export, a result of ``cytomask segment``) is the
+    file's, edited or not: its edits from before were made in another session, where
+    napari's events no longer say them, and it may be the only copy of them."""
+    opened = result.source.path
+    if opened:
+        return f"was opened from {Path(opened).name}", False
     elsewhere = False
     if layer_info(result).get("touched"):
         edits = edited_frames(result)  # None: not frame by frame
