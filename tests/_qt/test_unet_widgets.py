@@ -2358,3 +2358,39 @@ def test_training_in_the_dock_can_be_given_a_time_limit(make_napari_viewer_proxy
     training = {"epochs_done": 3, "settings": {"epochs": 50, "time_limit": 600}}
     trainer._on_result(TrainingResult(tmp_path / "m.safetensors", {"training": training}))
     assert "It stopped at the time limit (10 min) after 3 of 50 epochs." in trainer.summary
+
+
+def test_a_models_result_is_trained_on_only_where_it_was_corrected(
+    make_napari_viewer_proxy, qtbot, model_folder
+):
+    """Fine-tuning on a U-Net result corrected at one position of four trained on the
+    model's own uncorrected cells of the other three, and validated on the one corrected:
+    a score of the model against its own output. Only corrected frames are trained on; a
+    result nobody corrected is refused; a split of a hand-drawn mask is no model's."""
+    from napari_cytomask._qt._layers import labels_layer
+    from napari_cytomask.io.layers import result_metadata
+
+    viewer = make_napari_viewer_proxy()
+    scans = [make_tilescan(n_tiles=1, shape=(128, 96), seed=s) for s in range(4)]
+    image = viewer.add_image(np.stack([s.brightfield[0] for s in scans]), name="img")
+    cells = np.stack([s.labels[0] for s in scans])
+    record = result_metadata(image, method="unet", model={"name": "starter"})
+    found = viewer.add_layer(labels_layer(cells.copy(), "img U-Net cells", {}, record))
+    trainer = UNetTrainWidget(viewer)
+    _tiny_training(trainer)
+    trainer.mask_layer.setCurrentText("img U-Net cells")
+    with pytest.raises(ValueError, match=r"'img U-Net cells' holds the cells a model found, "
+                       r"uncorrected: trained on, they would teach the model its own"):  # fmt: skip
+        trainer._samples()
+    found.data[2, :8, :8] = 77  # corrected by hand at position 2
+    found.refresh()
+    samples, _, notes = trainer._samples()
+    assert [s.name for s in samples] == ["img[2]"]
+    assert "Only the 1 of the 4 frames of 'img U-Net cells' corrected by hand are trained on " \
+        "(frame 2): the others hold the model's own cells." in notes  # fmt: skip
+    # A split of a hand-drawn mask holds no model's cells: every frame is trained on.
+    drawn = viewer.add_labels(cells.copy(), name="drawn")
+    split = result_metadata(drawn, method="watershed_split")
+    viewer.add_layer(labels_layer(cells.copy(), "drawn split", {}, split))
+    trainer.mask_layer.setCurrentText("drawn split")
+    assert len(trainer._samples()[0]) == 4

@@ -44,6 +44,7 @@ from qtpy.QtWidgets import (
 
 from ..io.layers import (
     METADATA_KEY,
+    edited_frames,
     frame_key,
     frame_notes,
     frame_record,
@@ -51,6 +52,7 @@ from ..io.layers import (
     is_highlight,
     layer_info,
     listed_frames,
+    made_by_model,
     model_record,
     nothing_to_find,
     pixel_size_um,
@@ -1449,6 +1451,7 @@ class UNetTrainWidget(StepWidget, QWidget):
         misplaced = misplaced_note(image, mask, "are paired pixel by pixel to train on")
         if misplaced:
             notes.append(misplaced)
+        samples = _corrected_only(mask, samples, notes)
         # Frames of a stack painted in part: the ones without a cell are not labelled yet,
         # and trained on they would teach that their cells are background.
         empty = [i for i, sample in enumerate(samples) if not sample.labels.any()]
@@ -1893,6 +1896,38 @@ class UNetTrainWidget(StepWidget, QWidget):
         self.status.setText(f"Saved {result.checkpoint}. {text}" + (f" {state}." if state else ""))
         if ready:
             self.trained.emit(Path(result.checkpoint))
+
+
+def _corrected_only(mask, samples: list, notes: list[str]) -> list:
+    """The frames of ``mask`` to train on, where a model found its cells: those corrected
+    by hand. Its other frames are the model's own cells: trained on, they teach it its
+    mistakes, and a frame corrected alone went to validation, where it only scored the
+    model against its own output. A result nobody corrected is refused."""
+    if not made_by_model(mask):
+        return samples
+    edits = edited_frames(mask)
+    if edits == []:
+        raise ValueError(
+            f"'{mask.name}' holds the cells a model found, uncorrected: trained on, they "
+            "would teach the model its own mistakes. Correct them by hand first (napari's "
+            "brush, eraser and fill: the frames you correct are the ones trained on), or "
+            "pick a hand-drawn mask."
+        )
+    if edits is None:
+        if len(samples) > 1:
+            notes.append(
+                f"'{mask.name}' was corrected by hand in another session, in frames that "
+                f"cannot be told now: all {len(samples)} are trained on, and those left "
+                "uncorrected teach the model its own cells."
+            )
+        return samples
+    if len(edits) < len(samples):
+        notes.append(
+            f"Only the {len(edits)} of the {len(samples)} frames of '{mask.name}' corrected "
+            f"by hand are trained on (frame{'s' if len(edits) > 1 else ''} "
+            f"{', '.join(map(str, edits))}): the others hold the model's own cells."
+        )
+    return [sample for i, sample in enumerate(samples) if i in edits]
 
 
 def _split_said(samples, settings, resume) -> str:

@@ -912,6 +912,18 @@ def is_result(layer) -> bool:
     return layer_info(layer).get("role") == RESULT_ROLE
 
 
+def made_by_model(layer) -> bool:
+    """Whether a result's cells were found by a model (the U-Net, SAM2), by its own step or
+    by the one that made its input (a split of the U-Net's cells), rather than drawn by
+    hand (a split of a hand-drawn mask is not)."""
+    record = layer_info(layer) if is_result(layer) else None
+    while record:
+        if record.get("model") is not None:
+            return True
+        record = record.get("made_from")
+    return False
+
+
 def record_written(layer, frame: tuple | None = None) -> None:
     """Remember what a step has just written into its result layer: any change made after
     it (napari's brush, fill or eraser, ``layer.data[...] = ...`` from the console or
