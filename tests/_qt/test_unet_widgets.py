@@ -2394,3 +2394,32 @@ def test_a_models_result_is_trained_on_only_where_it_was_corrected(
     viewer.add_layer(labels_layer(cells.copy(), "drawn split", {}, split))
     trainer.mask_layer.setCurrentText("drawn split")
     assert len(trainer._samples()[0]) == 4
+
+
+def test_a_frame_written_alone_keeps_the_undo_of_the_other_frames_edits(
+    make_napari_viewer_proxy,
+):
+    """A step that wrote one position into a corrected stack kept the corrections of its
+    other positions but forgot how to undo them: Ctrl+Z then changed nothing. Only the
+    history reaching the frame written, and what lies before it, is forgotten."""
+    from napari_cytomask._qt._layers import forget_edits
+
+    viewer = make_napari_viewer_proxy()
+    layer = viewer.add_labels(np.zeros((3, 32, 32), np.uint16), name="cells")
+    layer.brush_size = 4
+    layer.paint((0, 8, 8), 5)  # corrected at position 0, then at position 2
+    layer.paint((2, 20, 20), 7)
+    layer.fill((2, 2, 2), 9)  # the background of position 2 filled
+    forget_edits(layer, (1,))  # position 1 written alone: every edit stays undoable
+    assert len(layer._undo_history) == 3
+    forget_edits(layer, (0,))  # position 0: its edit goes, those made after it stay
+    assert len(layer._undo_history) == 2
+    layer.undo()
+    layer.undo()
+    assert not layer.data[2].any() and layer.data[0, 8, 8] == 5
+    assert len(layer._redo_history) == 2
+    forget_edits(layer, (2,))  # what would be redone reaches position 2
+    assert len(layer._redo_history) == 0
+    layer.paint((1, 8, 8), 3)
+    forget_edits(layer)  # the whole stack written: nothing to undo
+    assert len(layer._undo_history) == 0

@@ -188,16 +188,55 @@ def write_frame(layer: Layer, index: tuple, frame: np.ndarray) -> None:
     layer.refresh()
 
 
-def forget_edits(layer: Layer) -> None:
+def forget_edits(layer: Layer, frame: tuple | None = None) -> None:
     """Clear the undo and redo history of a Labels layer a step has just written a new
     result into: napari keeps it over new data, and Redo painted a stroke of the earlier
     result into the new cells (Undo, its pixels as they were then). The history is
     napari's own (no public call clears it), reached past the proxy napari gives plugins;
-    a napari that keeps it elsewhere keeps it as it is."""
-    if isinstance(layer, Labels):
-        labels = getattr(layer, "__wrapped__", layer)
-        for history in ("_undo_history", "_redo_history"):
-            getattr(labels, history, []).clear()
+    a napari that keeps it elsewhere keeps it as it is.
+
+    ``frame``, the one frame a step wrote alone: the edits of the other frames, which the
+    layer keeps, stay undoable (they were all forgotten, and Ctrl+Z undid nothing). Only
+    the history up to the newest edit that reaches into ``frame`` is forgotten, as the
+    edits before it may lie under it."""
+    if not isinstance(layer, Labels):
+        return
+    labels = getattr(layer, "__wrapped__", layer)
+    for name in ("_undo_history", "_redo_history"):
+        history = getattr(labels, name, None)
+        if history is None:
+            continue
+        reaching = [i for i, item in enumerate(history) if frame is None or _reaches(item, frame)]
+        kept = list(history)[reaching[-1] + 1 :] if reaching else list(history)
+        history.clear()
+        history.extend(kept)
+
+
+def _reaches(item, frame: tuple) -> bool:
+    """Whether an item of napari's Labels history changes pixels of ``frame`` (its index
+    on the leading axes); an item of a form not known here is taken to."""
+    for atom in item:
+        key = getattr(atom, "slice_key", None)  # a brush stroke or fill's bounding box
+        if key is not None:
+            if all(_holds(part, at) for part, at in zip(key, frame, strict=False)):
+                return True
+        elif isinstance(atom, tuple) and len(atom) == 3 and len(atom[0]) >= len(frame):
+            indices = atom[0]  # the indices of the pixels changed, per axis
+            on = np.ones(np.shape(indices[0]), bool)
+            for axis, at in enumerate(frame):
+                on &= np.asarray(indices[axis]) == at
+            if on.any():
+                return True
+        else:
+            return True
+    return False
+
+
+def _holds(part, at: int) -> bool:
+    """Whether an index along one axis (a slice of step 1, or a number) takes ``at``."""
+    if isinstance(part, slice):
+        return (part.start or 0) <= at and (part.stop is None or at < part.stop)
+    return int(part) == at
 
 
 #: What a segmenting step runs on in a stack: every frame, or the one on show (the keys

@@ -1034,7 +1034,7 @@ class UNetSegmentWidget(StepWidget, QWidget):
             write_frame(old, index, new.data[index])
         else:
             old.data = new.data
-        forget_edits(old)
+        forget_edits(old, index or None)
         lay_over(old, resolution_level(new)[1])  # ``new`` lies over the input as it lies now
         old.metadata = {**old.metadata, **new.metadata}
         if index and isinstance(old, Labels):

@@ -764,7 +764,7 @@ class WatershedWidget(StepWidget, QWidget):
             output.data = labels
         else:
             write_frame(output, index, labels)
-        forget_edits(output)
+        forget_edits(output, index)
         record_written(output, index)
         if index is not None:
             self.status.setText(f"Preview: {cells} cells in the displayed frame.{note}")
