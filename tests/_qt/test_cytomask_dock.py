@@ -799,6 +799,32 @@ def test_guided_mode_has_one_run_button(make_napari_viewer_proxy, settings):
     }
 
 
+def test_guided_mode_gives_sam2s_sliders_the_larger_share(
+    make_napari_viewer_proxy, qtbot, settings
+):
+    """Guided, the U-Net's and SAM2's pages shared the tab in equal halves, and SAM2's,
+    whose sliders are tuned live, showed one or two of its rows at 1280 x 800 under no
+    heading. SAM2 gets three fifths, under a heading, and a splitter gives it more."""
+    viewer = make_napari_viewer_proxy(show=True)
+    dock = CytomaskDock(viewer, settings=settings)
+    viewer.window.add_dock_widget(dock, name="Segment cytoplasm")
+    viewer.window._qt_window.resize(1280, 800)
+    dock.method.setCurrentIndex(dock.method.findData("unet"))
+    qtbot.waitUntil(lambda: dock._pages.height() > 600, timeout=5000)
+    assert not dock._sam2_heading.isVisibleTo(dock)
+    dock.method.setCurrentIndex(dock.method.findData("sam2_guided"))
+
+    def shares():
+        unet, sam2 = dock._pages.sizes()
+        return unet > 0 and sam2 == pytest.approx(1.5 * unet, rel=0.05)
+
+    qtbot.waitUntil(shares, timeout=5000)
+    assert dock._sam2_heading.isVisibleTo(dock)
+    dock.method.setCurrentIndex(dock.method.findData("sam2"))
+    qtbot.waitUntil(lambda: dock._pages.sizes()[0] == 0, timeout=5000)
+    assert not dock._sam2_heading.isVisibleTo(dock)
+
+
 def test_guided_mode_runs_sam2_on_the_unet_foreground(make_napari_viewer_proxy, qtbot, settings):
     import torch
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import napari
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtCore import QSettings, QTimer
+from qtpy.QtCore import QSettings, Qt, QTimer
 from qtpy.QtWidgets import (
     QAbstractButton,
     QComboBox,
@@ -24,6 +24,7 @@ from qtpy.QtWidgets import (
     QLabel,
     QPushButton,
     QSizePolicy,
+    QSplitter,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -109,8 +110,25 @@ class CytomaskDock(FitsTheScreen, QWidget):
         segment_layout = QVBoxLayout(segment_page)
         segment_layout.setContentsMargins(0, 0, 0, 0)
         segment_layout.addLayout(method_row)
-        segment_layout.addWidget(self.unet, 1)
-        segment_layout.addWidget(self.sam2, 1)
+        # Guided, both pages are on show, one over the other: split so that SAM2's sliders,
+        # which are tuned live, get the larger share, and can be given more by dragging
+        # (side by side, in equal halves, SAM2's showed one or two of its rows).
+        self._sam2_heading = QLabel(
+            "<b>SAM2</b> on the U-Net's cells: its sliders tune the masks live"
+        )
+        self._sam2_heading.setWordWrap(True)
+        sam2_box = QWidget()
+        sam2_column = QVBoxLayout(sam2_box)
+        sam2_column.setContentsMargins(0, 4, 0, 0)
+        sam2_column.addWidget(self._sam2_heading)
+        sam2_column.addWidget(self.sam2, 1)
+        self._pages = QSplitter(Qt.Orientation.Vertical)
+        self._pages.setChildrenCollapsible(False)
+        self._pages.addWidget(self.unet)
+        self._pages.addWidget(sam2_box)
+        self._pages.setStretchFactor(0, 2)
+        self._pages.setStretchFactor(1, 3)
+        segment_layout.addWidget(self._pages, 1)
 
         self.steps = QTabWidget()
         self.steps.setUsesScrollButtons(True)
@@ -363,11 +381,16 @@ class CytomaskDock(FitsTheScreen, QWidget):
 
     def _method_changed(self) -> None:
         method = self.method.currentData()
+        guided = method == "sam2_guided"
         self.unet.setVisible(method != "sam2")
         self.sam2.setVisible(method != "unet")
+        self._pages.widget(1).setVisible(method != "unet")
+        self._sam2_heading.setVisible(guided)
+        if guided:  # two fifths for the U-Net's settings, the rest for SAM2's
+            total = max(sum(self._pages.sizes()), 5)
+            self._pages.setSizes([2 * total // 5, total - 2 * total // 5])
         # Guided, one button runs both (the U-Net, then SAM2 on its cells): a second one
         # under SAM2's settings would run SAM2 alone, unguided.
-        guided = method == "sam2_guided"
         self.sam2.controls.run_button.setVisible(not guided)
         self.unet.controls.run_button.setText(
             "Segment cytoplasm (U-Net, then SAM2)" if guided else "Segment cytoplasm"
