@@ -1361,7 +1361,7 @@ def test_the_cells_tab_lists_the_misses_first_and_goes_to_them(dock_in_viewer, q
     heads = {table.verticalHeaderItem(r).text(): r for r in range(2)}
     assert set(heads) == {f"true {missed}", "predicted 200"}
     status = table.item(heads[f"true {missed}"], 2).text()
-    assert status == "missed" and table.item(heads["predicted 200"], 2).text() == "false"
+    assert status == "missed" and table.item(heads["predicted 200"], 2).text() == "false positive"
     assert table.item(2, 2).text().startswith("found: predicted ")
     assert float(table.item(2, 1).text()) == pytest.approx(1.0)
     # Going to the missed cell: centred on it, its id picked in the ground truth.

@@ -30,6 +30,22 @@ def test_channel_roles_dock_converts_a_channel(make_napari_viewer_proxy, qtbot):
     assert viewer.layers[2].name == "Mask (ground truth)"
 
 
+def test_the_channel_roles_dock_alone_leaves_room_to_read_the_names(
+    make_napari_viewer_proxy, qtbot
+):
+    """Opened as a dock of its own, the table was so narrow that the role pickers left
+    the channel and file names "Ph…st" and "us…le"."""
+    from napari_cytomask._qt.channel_roles import NAME_WIDTH
+
+    viewer = make_napari_viewer_proxy(show=True)
+    viewer.open_sample("napari-cytomask", "phase_contrast")
+    widget = ChannelRolesWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Channel roles")
+    qtbot.waitUntil(lambda: widget.table.isVisible(), timeout=5000)
+    for column in (0, 1):
+        assert widget.table.columnWidth(column) >= NAME_WIDTH
+
+
 def test_a_role_picked_before_the_table_is_rebuilt_goes_to_the_layer_that_holds_the_channel(
     make_napari_viewer_proxy, qtbot, notifications
 ):

@@ -25,6 +25,10 @@ from ._live import CHANNEL_ROLES, FitsTheScreen
 _ROLE_TEXT = {"input": "input (segment this)", "image": "image", "mask": "mask (labels)"}
 
 
+#: Least width of the channel and file names in the table, in pixels.
+NAME_WIDTH = 110
+
+
 class _ElidedLabel(QLabel):
     """A label that shows as much of its text as fits, with "…" in the middle."""
 
@@ -127,6 +131,9 @@ class ChannelRolesWidget(FitsTheScreen, QWidget):
             picker.ensurePolished()
             widths.append(picker.sizeHint().width())
         self.table.setColumnWidth(2, max(widths) + 8)
+        # The names keep room to be read beside the role: a dock of its own opened so
+        # narrow that they read "Ph…st" and "us…le".
+        self.table.setMinimumWidth(max(widths) + 8 + 2 * NAME_WIDTH + 4)
 
     def _say_when_no_input(self, layers) -> None:
         """Say which scans have no input to segment: images, but none the reader took for

@@ -190,8 +190,8 @@ class CellRow(NamedTuple):
         other = "predicted" if self.side == "true" else "true"
         if self.matched:
             return f"found: {other} {self.other}"
-        what = "missed" if self.side == "true" else "false"
-        return f"{what}; overlaps {other} {self.other} most" if self.other else what
+        what = "missed" if self.side == "true" else "false positive"
+        return f"{what} (best: {other} {self.other})" if self.other else what
 
 
 def cell_rows(evaluation: Evaluation) -> list[CellRow]:
@@ -308,7 +308,7 @@ class MetricsDock(StepWidget, QWidget):
         self.ground_truth_combo.setToolTip(
             "The reference: the scan's mask channel, or a layer named like ground truth / mask."
         )
-        self.stack_check = QCheckBox("Compare frame by frame (positions, time points, planes)")
+        self.stack_check = QCheckBox("Compare frame by frame")
         self.stack_check.setToolTip(
             "Compare each position and time point on its own and sum the counts, instead of "
             "one volume. Ticked for every stack but a Z stack (an axis named Z) of labels "
