@@ -28,7 +28,7 @@ from napari_cytomask._qt.unet_widgets import (
 )
 from napari_cytomask.io.export import from_layer
 from napari_cytomask.io.layers import layer_info, pixel_size_um, probability_of
-from napari_cytomask.models.catalog import STARTER, STARTER_CONFIDENCE, unet_models
+from napari_cytomask.models.catalog import STARTER, STARTER_CONFIDENCE, resolve_unet, unet_models
 from napari_cytomask.models.checkpoint import (
     DIR_ENV,
     list_checkpoints,
@@ -2423,3 +2423,64 @@ def test_a_frame_written_alone_keeps_the_undo_of_the_other_frames_edits(
     layer.paint((1, 8, 8), 3)
     forget_edits(layer)  # the whole stack written: nothing to undo
     assert len(layer._undo_history) == 0
+
+
+def test_a_stack_cancelled_keeps_the_frames_it_had_segmented(
+    make_napari_viewer_proxy, qtbot, shared_data, monkeypatch
+):
+    """Cancelling a run over every frame of a stack (or closing the dock) threw away the
+    frames it had finished and said "Cancelled.": 20 minutes of a time-lapse, gone. Frames
+    are segmented one by one, the same cells as the whole stack at once, and a cancelled
+    run keeps those done, as frames made alone, and says which."""
+    from napari_cytomask._qt import unet_widgets
+    from napari_cytomask._qt._layers import ALL_POSITIONS
+    from napari_cytomask._qt._settings import set_value
+    from napari_cytomask.models.inference import segment
+
+    viewer = make_napari_viewer_proxy()
+    phases = [
+        tifffile.imread(shared_data / "usiigaci-phc" / name / "raw.tif")[:160, :160]
+        for name in ("set11", "set12", "set1", "set2")
+    ]
+    stack = np.stack(phases)
+    viewer.add_image(stack, name="movie", axis_labels=("T", "y", "x"))
+    segmenter = UNetSegmentWidget(viewer)
+    segmenter.tta.setChecked(False)
+    set_value(segmenter.positions, ALL_POSITIONS)
+    segmenter.segment()
+    qtbot.waitUntil(lambda: not segmenter.runner.busy, timeout=60_000)
+    cells = viewer.layers["movie U-Net cells"]
+    step = segmenter.step()
+    predictor = segmenter._predictors.get(resolve_unet(step.model), "cpu")
+    whole = segment(predictor, [stack], **step.segment_kwargs(predictor, None))
+    np.testing.assert_array_equal(cells.data, whole.labels)
+    viewer.layers.remove(cells)
+
+    slow = unet_widgets.iter_segment
+
+    def slowly(*args, **kwargs):  # each frame takes a while, as a large one does
+        work = slow(*args, **kwargs)
+        try:
+            while True:
+                report = next(work)
+                time.sleep(0.2)
+                yield report
+        except StopIteration as stop:
+            return stop.value
+
+    monkeypatch.setattr(unet_widgets, "iter_segment", slowly)
+    segmenter.segment()
+    finished = segmenter._finished[-1]
+    qtbot.waitUntil(lambda: len(finished) >= 2, timeout=60_000)
+    segmenter.cancel()
+    kept = viewer.layers["movie U-Net cells"]
+    made = [frame for frame in range(4) if kept.data[frame].any()]
+    assert made == list(range(len(made))) and 2 <= len(made) < 4
+    assert layer_info(kept)["frames_made"] == [str(frame) for frame in made]
+    np.testing.assert_array_equal(
+        kept.data[made] > 0, whole.labels[made] > 0
+    )  # the cells of the frames done
+    assert segmenter.status.text().startswith(
+        f"Cancelled after {len(made)} of 4 frames: frames {', '.join(map(str, made))} kept in "
+        "'movie U-Net cells'"
+    )

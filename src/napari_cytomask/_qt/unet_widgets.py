@@ -83,6 +83,7 @@ from ..models.checkpoint import (
 from ..models.device import available_devices, get_device
 from ..models.inference import (
     PredictorCache,
+    Segmentation,
     check_overlap,
     iter_segment,
     recommended_settings,
@@ -508,6 +509,9 @@ class UNetSegmentWidget(StepWidget, QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self._predictors = PredictorCache()
+        #: The run under way: its layer, step, device and pixel size, and the frames of
+        #: a stack it has segmented, for :meth:`cancel` to keep.
+        self._finished: tuple = (None, None, None, None, [])
         self.checkpoint = _ModelPicker()
         self.train_button = QPushButton("Train a model…")
         self.train_button.setToolTip(
@@ -898,6 +902,7 @@ class UNetSegmentWidget(StepWidget, QWidget):
         where = f" (frame {frame_key(index)})" if index else ""
         self.status.setText(f"Segmenting {layer.name}{where}…")
         self.runner.watch(self.viewer, layer)
+        self._finished = (layer, step, self.device.currentText(), self.pixels.pixel_size(layer), [])
         self.runner.run_now(
             self._run,
             step,
@@ -906,15 +911,55 @@ class UNetSegmentWidget(StepWidget, QWidget):
             self.show_maps.isChecked(),
             self.pixels.pixel_size(layer),
             index,
+            self._finished[-1],
         )
 
     def cancel(self) -> None:
-        """Stop segmenting; the running batch of tiles finishes in the background."""
+        """Stop segmenting; the running batch of tiles finishes in the background. The
+        frames of a stack it had segmented are kept, as if each had been segmented alone,
+        and the status names them: a run of hours stopped near its end kept nothing."""
+        busy, (layer, step, device, pixel, finished) = self.runner.busy, self._finished
         self.runner.cancel()
+        done = list(finished)  # the worker may add one more: it is not kept
+        if not busy or not done or layer not in self.viewer.layers:
+            return
+        predictor = self._predictors.get(resolve_unet(step.model), device)
+        data, geometry = resolution_level(layer)
+        shape = data.shape[:-1] if layer.rgb else data.shape
+        parameters = self._parameters(step, predictor, device, pixel, layer, ALL_POSITIONS)
+        model = model_record(step.model, resolve_unet(step.model))
+        metadata = result_metadata(layer, method="unet", parameters=parameters, model=model)
+        for frame, labels in done:
+            cells = labels_layer(
+                _in_frame(labels, shape, frame),
+                f"{layer.name} U-Net cells",
+                geometry,
+                copy.deepcopy(metadata),
+            )
+            cells = self._show(cells, frame)
+        made = [frame_key(frame) for frame, _ in done]
+        total = int(np.prod(shape[:-2]))
+        self.status.setText(
+            f"Cancelled after {len(made)} of {total} frames: frame{'s' if len(made) > 1 else ''} "
+            f"{listed_frames(made)} kept in "
+            f"'{cells.name}'; '{self.positions.text_of(CURRENT_POSITION)}' segments the "
+            "others one by one, or run it again for all."
+        )
 
-    def _run(self, step: UNetStep, device, layer, maps: bool = False, pixel=None, index=()):
+    def _run(
+        self,
+        step: UNetStep,
+        device,
+        layer,
+        maps: bool = False,
+        pixel=None,
+        index=(),
+        finished: list | None = None,
+    ):
         """Segment ``layer`` (its frame at ``index`` alone, when given) in a worker; the
-        result layers have the layer's full shape, a frame alone in an empty stack."""
+        result layers have the layer's full shape, a frame alone in an empty stack. A
+        stack's frames are segmented one by one, each put in ``finished`` as ``(frame,
+        cells)`` once done, for a cancelled run to keep (:meth:`cancel`)."""
         path = resolve_unet(step.model)
         predictor = self._predictors.get(path, device)
         n_inputs = predictor.config.in_channels
@@ -922,22 +967,15 @@ class UNetSegmentWidget(StepWidget, QWidget):
         data, geometry = resolution_level(layer)
         shape = data.shape[:-1] if layer.rgb else data.shape
         kwargs = step.segment_kwargs(predictor, pixel)
-        result = yield from iter_segment(predictor, channels, **kwargs)
+        if not index and int(np.prod(shape[:-2])) > 1:
+            frame_axes = shape[:-2]
+            result = yield from _frame_by_frame(predictor, channels, frame_axes, kwargs, finished)
+        else:
+            result = yield from iter_segment(predictor, channels, **kwargs)
         # Layers are made here, off the GUI thread; adding them is all that is left to it.
-        # The settings as a preset's U-Net step, with any thresholds the model filled in.
-        parameters = {
-            **asdict(step.with_settings(predictor.settings)),
-            "device": device,
-            "tiling": step.tiling(predictor),
-            "pixel_size_um": pixel,
-            "zoom": kwargs["zoom"],
-            "min_size_image_px": image_area(kwargs["cleanup"]["min_area"], kwargs["zoom"]),
-            "positions": CURRENT_POSITION if index else ALL_POSITIONS,
-        }
+        positions = CURRENT_POSITION if index else ALL_POSITIONS
+        parameters = self._parameters(step, predictor, device, pixel, layer, positions)
         grey = layer.rgb and n_inputs == 1
-        if grey:
-            parameters["segmented_on"] = GREY_VERSION
-        parameters.pop("model")
         # How sure the network was of its cells in this image goes with it into exports.
         model = {**model_record(step.model, path), "confidence": result.confidence}
         metadata = result_metadata(layer, method="unet", parameters=parameters, model=model)
@@ -973,6 +1011,25 @@ class UNetSegmentWidget(StepWidget, QWidget):
         colours = f"The model takes one channel: it segmented the {GREY_VERSION}." if grey else ""
         notes = "".join(f" {note}" for note in (colours, seen, resampled, small, unlike) if note)
         return layer, probabilities, cells, notes, index, empty
+
+    @staticmethod
+    def _parameters(step: UNetStep, predictor, device, pixel, layer, positions: str) -> dict:
+        """The settings of a run as a preset's U-Net step, with any thresholds the model
+        filled in, and what it ran on."""
+        kwargs = step.segment_kwargs(predictor, pixel)
+        parameters = {
+            **asdict(step.with_settings(predictor.settings)),
+            "device": device,
+            "tiling": step.tiling(predictor),
+            "pixel_size_um": pixel,
+            "zoom": kwargs["zoom"],
+            "min_size_image_px": image_area(kwargs["cleanup"]["min_area"], kwargs["zoom"]),
+            "positions": positions,
+        }
+        if layer.rgb and predictor.config.in_channels == 1:
+            parameters["segmented_on"] = GREY_VERSION
+        parameters.pop("model")
+        return parameters
 
     def _on_result(self, result) -> None:
         layer, probabilities, cells, note, index, reason = result
@@ -1896,6 +1953,43 @@ class UNetTrainWidget(StepWidget, QWidget):
         self.status.setText(f"Saved {result.checkpoint}. {text}" + (f" {state}." if state else ""))
         if ready:
             self.trained.emit(Path(result.checkpoint))
+
+
+def _frame_by_frame(predictor, channels: list, frame_axes: tuple, kwargs: dict, finished: list):
+    """:func:`~napari_cytomask.models.inference.iter_segment` of a stack (its frames over
+    ``frame_axes``), one frame after another, each put in ``finished`` as ``(frame,
+    cells)`` once done; the progress counts the tiles of the whole stack. Returns the
+    stack's Segmentation, ids unique across its frames as the whole stack's are."""
+    frames = list(np.ndindex(frame_axes))
+    probabilities, labels, confidences, top = [], [], [], 0
+    for k, frame in enumerate(frames):
+        work = iter_segment(predictor, [channel[frame] for channel in channels], **kwargs)
+        try:
+            while True:
+                report = next(work)
+                if report.stage == "predict":  # the cells of a frame take a moment more
+                    yield replace(
+                        report,
+                        done=k * report.total + report.done,
+                        total=len(frames) * report.total,
+                    )
+        except StopIteration as stop:
+            part = stop.value
+        cells = np.asarray(part.labels)
+        if top:
+            cells = np.where(cells > 0, cells + top, 0).astype(np.result_type(cells, top))
+        top = int(cells.max(initial=top))
+        finished.append((frame, cells))
+        probabilities.append(np.asarray(part.probabilities))
+        labels.append(cells)
+        if part.confidence is not None:
+            confidences.append(part.confidence)
+    shape = (*frame_axes, *labels[0].shape)
+    stacked = np.stack(labels).reshape(shape)
+    probs = np.stack(probabilities, axis=1)
+    probs = probs.reshape(probs.shape[0], *shape)
+    confidence = float(np.mean(confidences)) if confidences else None
+    return Segmentation(probs, part.classes, stacked, confidence)
 
 
 def _corrected_only(mask, samples: list, notes: list[str]) -> list:
