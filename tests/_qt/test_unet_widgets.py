@@ -2484,3 +2484,19 @@ def test_a_stack_cancelled_keeps_the_frames_it_had_segmented(
         f"Cancelled after {len(made)} of 4 frames: frames {', '.join(map(str, made))} kept in "
         "'movie U-Net cells'"
     )
+
+
+def test_a_z_stack_is_said_to_be_segmented_plane_by_plane(
+    make_napari_viewer_proxy, qtbot, shared_data
+):
+    """A Z stack's cells were counted over its planes without a word: one cell seen in
+    five planes was five cells, each of its own id."""
+    viewer = make_napari_viewer_proxy()
+    phase = tifffile.imread(shared_data / "usiigaci-phc" / "set11" / "raw.tif")[:160, :160]
+    viewer.add_image(np.stack([phase, phase]), name="volume", axis_labels=("Z", "y", "x"))
+    segmenter = UNetSegmentWidget(viewer)
+    segmenter.tta.setChecked(False)
+    segmenter.segment()
+    qtbot.waitUntil(lambda: not segmenter.runner.busy, timeout=60_000)
+    assert ", in all 2 frames, found plane by plane (a cell that spans several planes is " \
+        "counted in each)." in segmenter.status.text()  # fmt: skip

@@ -321,7 +321,11 @@ def cells_in(layer, n: int) -> str:
             f"{n} cells in '{layer.name}', in {named_frames(kept)} of {frames} only (the others "
             "were never made)"
         )
-    return f"{n} cells in '{layer.name}'" + (f", in all {frames} frames" if frames > 1 else "")
+    said = f"{n} cells in '{layer.name}'" + (f", in all {frames} frames" if frames > 1 else "")
+    if "Z" in [str(label).upper() for label in layer.axis_labels[:-2]]:
+        # Plane by plane, as every step segments: a cell is as many cells as its planes.
+        said += ", found plane by plane (a cell that spans several planes is counted in each)"
+    return said
 
 
 #: What a step does to its input and what it makes, as :func:`closed_during_run` says it.
