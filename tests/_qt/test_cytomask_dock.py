@@ -1278,6 +1278,12 @@ def test_every_setting_has_a_name_a_screen_reader_can_say(make_napari_viewer_pro
     # Two fields in one row: each has a name of its own.
     assert dock.unet.pixel_size.accessibleName() == "Pixel size (µm)"
     assert dock.unet.resample.accessibleName() == "Resample for the model"
+    # A button beside a field is said as the button it is, not as the field.
+    from qtpy.QtWidgets import QPushButton
+
+    opens = [b for b in dock.findChildren(QPushButton) if b.text() == "Open…"]
+    assert len(opens) >= 3 and "Model: Open…" in [b.accessibleName() for b in opens]
+    assert all(b.accessibleName().endswith(": Open…") for b in opens)
 
 
 def test_the_segmentation_steps_follow_the_input_channel(make_napari_viewer_proxy, settings):

@@ -21,6 +21,7 @@ from qtpy.compat import isalive
 from qtpy.QtCore import QEvent, QLocale, QObject, QSize, Qt, QTimer, Signal
 from qtpy.QtGui import QDoubleValidator, QKeySequence, QValidator
 from qtpy.QtWidgets import (
+    QAbstractButton,
     QApplication,
     QDockWidget,
     QDoubleSpinBox,
@@ -212,10 +213,13 @@ def name_fields(root: QWidget) -> None:
 
 
 def _name_after(widget: QWidget, name: str) -> None:
-    """Name ``widget`` and its parts that take the focus ``name`` where they have none."""
+    """Name ``widget`` and its parts that take the focus ``name`` where they have none; a
+    button beside the field is named with its own text too ("Model: Open…"): named after
+    the row alone, it was said to be the row's field."""
     for part in [widget, *widget.findChildren(QWidget)]:
         if part.focusPolicy() != Qt.FocusPolicy.NoFocus and not part.accessibleName():
-            part.setAccessibleName(name)
+            text = part.text().replace("&", "") if isinstance(part, QAbstractButton) else ""
+            part.setAccessibleName(f"{name}: {text}" if text else name)
             if not part.toolTip():
                 part.setToolTip(widget.toolTip())
 
