@@ -35,11 +35,13 @@ def write_labels_layer(path: str, data: Any, meta: dict) -> list[str]:
     lost = _replaces_its_scan(path, layer)
     if lost:
         raise LabelsNotSaved(f"{lost} Choose another name; nothing was written.")
+    export = None
     try:
         if result:
-            from .io.export import check_provenance_name  # about 1 s to import
+            from .io.export import check_provenance_name, from_layer, stage_positions
 
             check_provenance_name(Path(path))
+            export = from_layer(layer)
         written = write_labels(
             path,
             labels,
@@ -47,15 +49,16 @@ def write_labels_layer(path: str, data: Any, meta: dict) -> list[str]:
             units=meta.get("units"),
             axis_labels=meta.get("axis_labels"),
             translate=meta.get("translate"),
+            positions=None if export is None else stage_positions(export),
             overwrite=True,
         )
     except ValueError as err:
         raise LabelsNotSaved(str(err)) from err
-    if not result:
+    if export is None:
         return [str(written)]
-    from .io.export import from_layer, save_provenance
+    from .io.export import save_provenance
 
-    record = save_provenance(from_layer(layer), written)
+    record = save_provenance(export, written)
     return [str(written)] + ([str(record)] if record else [])
 
 

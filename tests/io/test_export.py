@@ -1308,3 +1308,31 @@ def test_a_label_file_another_program_saved_over_an_export_is_no_longer_its_resu
     assert kind == "labels"
     assert kwargs["metadata"][METADATA_KEY].get("method") is None
     np.testing.assert_array_equal(data, edited)
+
+
+def test_an_ome_tiff_export_keeps_the_stage_positions_of_its_scan(shared_data, tmp_path):
+    """Labels of a Micro-Manager scan of two stage positions were exported as an OME-TIFF
+    of two images without their positions: nothing could place them beside the tiles.
+    Each position's planes keep its stage position, as the microscope wrote it, in the
+    dock's export and in napari's File > Save."""
+    from napari_cytomask._writer import write_labels_layer
+    from napari_cytomask.io.layers import METADATA_KEY, RESULT_ROLE
+    from napari_cytomask.io.tiff import describe_tiff
+
+    scan = shared_data / "tiff-formats/ome-tiff-samples/singles"
+    scan = scan / "181003_multi_pos_time_course_1_MMStack.ome.tif"
+    where = describe_tiff(scan).positions
+    assert len(where) == 2 and where[0] != where[1]
+    labels = np.zeros((2, 3, 32, 32), np.uint16)
+    labels[:, :, 4:12, 4:12] = 1
+    geometry = {"scale": (1, 5, 5.2, 5.2), "units": ("pixel", "s", "µm", "µm"),
+                "axis_labels": ("P", "T", "Y", "X")}  # fmt: skip
+    export = LabelsExport("cells", labels, source=str(scan), **geometry)
+    export_labels([export], tmp_path, formats=["ome-tiff"], objects_csv=False)
+    (written,) = tmp_path.glob("*.ome.tif")
+    np.testing.assert_allclose(describe_tiff(written).positions, where)
+    # File > Save of the result layer.
+    record = {"role": RESULT_ROLE, "source": str(scan), "method": "unet", "parameters": {}}
+    meta = {**geometry, "name": "cells", "metadata": {METADATA_KEY: record}}
+    saved = write_labels_layer(str(tmp_path / "saved.ome.tif"), labels, meta)
+    np.testing.assert_allclose(describe_tiff(saved[0]).positions, where)

@@ -1030,6 +1030,25 @@ def _plans(exports, folder, formats, objects_csv, coco_json, overwrite, inputs):
     return plans
 
 
+def stage_positions(export) -> list[tuple[float, float]] | None:
+    """The stage position ``(y, x)`` in µm of each position of the scan the labels were
+    made from, as its TIFF records them, where the labels have a ``P`` axis of as many
+    positions; else None (exports keep them: without, labels of a multi-position scan
+    could not be placed beside its tiles)."""
+    from .tiff import describe_tiff, is_tiff
+
+    axes = [str(label).upper() for label in export.axis_labels or ()]
+    source = export.source
+    if "P" not in axes or not source or not os.path.isfile(source) or not is_tiff(source):
+        return None
+    try:
+        positions = describe_tiff(source).positions
+    except (OSError, ValueError):  # moved, damaged since: the labels are still written
+        return None
+    n = export.labels.shape[axes.index("P")]
+    return list(positions) if positions is not None and len(positions) == n else None
+
+
 def _export_into(
     exports, folder, formats, objects_csv, coco_json, score_column, overwrite, inputs, note
 ):
@@ -1049,7 +1068,8 @@ def _export_into(
             (path, label_writer(path, export.labels[place], scale=_after(export.scale, place),
                                 units=_after(export.units, place),
                                 axis_labels=_after(export.axis_labels, place),
-                                translate=_after(export.translate, place)))
+                                translate=_after(export.translate, place),
+                                positions=None if place else stage_positions(export)))
             for path, place in plan.images
         ]
         for export, plan in plans

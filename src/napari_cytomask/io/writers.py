@@ -17,7 +17,7 @@ import tifffile
 
 from ..labels import as_labels, min_label_dtype
 from .atomic import write_atomically
-from .layers import MICROMETRES, length_symbol, time_step
+from .layers import MICROMETRES, in_micrometres, length_symbol, time_step
 from .omezarr import SUFFIX as OME_ZARR_SUFFIX
 from .tiff import IMAGEJ_POSITIONS, file_stem
 
@@ -138,6 +138,7 @@ def write_labels(
     units: Sequence[str] | None = None,
     axis_labels: Sequence[str] | None = None,
     translate: Sequence[float] | None = None,
+    positions: Sequence[tuple[float, float]] | None = None,
     overwrite: bool = False,
 ) -> Path:
     """Write a label image; the format follows the file name.
@@ -155,6 +156,12 @@ def write_labels(
     translate
         Per-axis offset of the image in ``units`` (a napari layer's translate): OME-TIFF
         keeps that of Y and X as each plane's position; the other formats cannot hold it.
+    positions
+        The stage position ``(y, x)`` in µm of each index of a ``P`` axis (those of the
+        scan the labels were made from): OME-TIFF keeps them as the positions of each
+        position's planes (moved by ``translate``, in µm), as a microscope writes them, so
+        the labels can be placed where their tiles lie. Ignored without a ``P`` axis of
+        as many positions.
     overwrite
         Replace an existing file. Off by default: an existing file is an error.
 
@@ -179,7 +186,13 @@ def write_labels(
     """
     path = Path(path)
     writer = label_writer(
-        path, data, scale=scale, units=units, axis_labels=axis_labels, translate=translate
+        path,
+        data,
+        scale=scale,
+        units=units,
+        axis_labels=axis_labels,
+        translate=translate,
+        positions=positions,
     )
     write_atomically(path, writer, overwrite=overwrite)
     return path
@@ -193,6 +206,7 @@ def label_writer(
     units: Sequence[str] | None = None,
     axis_labels: Sequence[str] | None = None,
     translate: Sequence[float] | None = None,
+    positions: Sequence[tuple[float, float]] | None = None,
 ) -> Callable[[Path], None]:
     """What :func:`write_labels` writes, checked but not written yet: ``writer(tmp)`` writes
     the file to ``tmp``. Raises every error of :func:`write_labels` but the ones of the disk,
@@ -219,7 +233,7 @@ def label_writer(
     elif fmt == "npy":
         writer = _npy_writer(labels)
     elif fmt == "ome-tiff":
-        writer = _ome_writer(path, labels, axes, scale, units, translate)
+        writer = _ome_writer(path, labels, axes, scale, units, translate, positions)
     else:
         writer = _imagej_writer(path, labels, axes, scale, units)
     return writer
@@ -378,8 +392,19 @@ def _plane_position(units, translate) -> dict:
     return position
 
 
+def _offset_um(units, translate) -> tuple[float, float]:
+    """The Y and X of ``translate`` in µm; 0 where they are not lengths."""
+    if translate is None or units is None:
+        return (0.0, 0.0)
+    offsets = []
+    for offset, unit in zip(translate[-2:], units[-2:], strict=True):
+        factor = in_micrometres(unit)
+        offsets.append(float(offset) * factor if factor is not None else 0.0)
+    return (offsets[0], offsets[1])
+
+
 def _ome_writer(
-    path: Path, labels: np.ndarray, axes: str, scale, units, translate
+    path: Path, labels: np.ndarray, axes: str, scale, units, translate, stage=None
 ) -> Callable[[Path], None]:
     top = int(labels.max(initial=0))
     if top > np.iinfo(np.uint32).max:
@@ -414,19 +439,29 @@ def _ome_writer(
     names = [stem] if positions is None else [f"{stem} P{i}" for i in range(len(stacks))]
     # Where the image lies (a tile's stage position, the half pixel a result of a coarser
     # level is moved by), on every plane.
-    position = _plane_position(units, translate)
-    if position:
-        planes = int(np.prod(stacks[0].shape[:-2]))
-        metadata["Plane"] = {key: [value] * planes for key, value in position.items()}
+    # level is moved by), on every plane; each position at its stage position, given.
+    planes = int(np.prod(stacks[0].shape[:-2]))
+    placed = [_plane_position(units, translate)] * len(stacks)
+    if stage is not None and "P" in axes and len(stage) == len(stacks):
+        offset = _offset_um(units, translate)
+        placed = [
+            {"PositionY": float(y + offset[0]), "PositionYUnit": "µm",
+             "PositionX": float(x + offset[1]), "PositionXUnit": "µm"}
+            for y, x in stage
+        ]  # fmt: skip
+    planes_of = [
+        {"Plane": {key: [value] * planes for key, value in where.items()}} if where else {}
+        for where in placed
+    ]
 
     def write(tmp: Path) -> None:
         with tifffile.TiffWriter(tmp, ome=True, bigtiff=labels.nbytes > 2**31) as tif:
-            for name, stack in zip(names, stacks, strict=True):
+            for name, stack, plane in zip(names, stacks, planes_of, strict=True):
                 tif.write(
                     stack,
                     photometric="minisblack",
                     compression="zlib",
-                    metadata={"axes": series_axes, "Name": name, **metadata},
+                    metadata={"axes": series_axes, "Name": name, **metadata, **plane},
                 )
 
     return write
