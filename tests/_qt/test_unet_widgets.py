@@ -2500,3 +2500,29 @@ def test_a_z_stack_is_said_to_be_segmented_plane_by_plane(
     qtbot.waitUntil(lambda: not segmenter.runner.busy, timeout=60_000)
     assert ", in all 2 frames, found plane by plane (a cell that spans several planes is " \
         "counted in each)." in segmenter.status.text()  # fmt: skip
+
+
+def test_a_stack_of_many_cells_keeps_every_id_apart_frame_by_frame(monkeypatch):
+    """Frames segmented one by one are numbered on from the frames before them; a frame's
+    ids came in the least type that held them (8 bits under 256 cells) and the added
+    numbers wrapped around: a stack of 371 cells came back with 255, ids repeated across
+    frames, and a cell at 256 was lost to the background."""
+    from napari_cytomask._qt import unet_widgets
+    from napari_cytomask.models.inference import Segmentation
+    from napari_cytomask.progress import drain
+
+    cells = np.zeros((40, 40), np.uint8)
+    cells.flat[: 200 * 8 : 8] = np.arange(1, 201)  # 200 one-pixel cells a frame
+
+    def segmented(predictor, channels, **kwargs):
+        yield from ()
+        return Segmentation(np.zeros((3, 40, 40), np.float32), ("background", "interior",
+                            "boundary"), cells.copy(), 0.8)  # fmt: skip
+
+    monkeypatch.setattr(unet_widgets, "iter_segment", segmented)
+    finished = []
+    stack = np.zeros((3, 40, 40), np.float32)
+    result = drain(unet_widgets._frame_by_frame(None, [stack], (3,), {}, finished))
+    assert [len(np.unique(frame)) - 1 for frame in result.labels] == [200, 200, 200]
+    assert len(np.unique(result.labels)) - 1 == 600 and result.labels.max() == 600
+    assert [frame for frame, _ in finished] == [(0,), (1,), (2,)]

@@ -59,7 +59,7 @@ from ..io.layers import (
     record_written,
     result_metadata,
 )
-from ..labels import GREY_VERSION, grey_version
+from ..labels import GREY_VERSION, grey_version, min_label_dtype
 from ..models.catalog import (
     STARTER,
     STARTER_PIXEL_SIZE_UM,
@@ -1976,8 +1976,9 @@ def _frame_by_frame(predictor, channels: list, frame_axes: tuple, kwargs: dict, 
         except StopIteration as stop:
             part = stop.value
         cells = np.asarray(part.labels)
-        if top:
-            cells = np.where(cells > 0, cells + top, 0).astype(np.result_type(cells, top))
+        if top:  # numbered on from the frames before, in a type that holds the new ids
+            cells = cells.astype(min_label_dtype(top + int(cells.max(initial=0))))
+            cells[cells > 0] += top
         top = int(cells.max(initial=top))
         finished.append((frame, cells))
         probabilities.append(np.asarray(part.probabilities))
