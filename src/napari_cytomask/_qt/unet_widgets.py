@@ -929,14 +929,15 @@ class UNetSegmentWidget(StepWidget, QWidget):
         parameters = self._parameters(step, predictor, device, pixel, layer, ALL_POSITIONS)
         model = model_record(step.model, resolve_unet(step.model))
         metadata = result_metadata(layer, method="unet", parameters=parameters, model=model)
+        cells = None
         for frame, labels in done:
-            cells = labels_layer(
+            new = labels_layer(
                 _in_frame(labels, shape, frame),
                 f"{layer.name} U-Net cells",
                 geometry,
                 copy.deepcopy(metadata),
             )
-            cells = self._show(cells, frame)
+            cells = self._show(new, frame, into=cells)  # the frames together, in one layer
         made = [frame_key(frame) for frame, _ in done]
         total = int(np.prod(shape[:-2]))
         self.status.setText(
@@ -1074,12 +1075,19 @@ class UNetSegmentWidget(StepWidget, QWidget):
             )
         self.segmented.emit(cells)
 
-    def _show(self, new, index: tuple = ()):
+    def _show(self, new, index: tuple = (), into=None):
         """Add ``new``, or put its data into the layer of that name from an earlier run
         (with ``new``'s record, which holds what was written); of a run of one frame
-        (``index``), that frame alone, its settings kept apart from the stack's."""
+        (``index``), that frame alone, its settings kept apart from the stack's. ``into``:
+        the layer the run's other frames went to, which takes this one where it may."""
         new.name, old = result_slot(
-            self.viewer, new.name, type(new), new.data.shape, source_of(new), index or None
+            self.viewer,
+            new.name,
+            type(new),
+            new.data.shape,
+            source_of(new),
+            index or None,
+            into,
         )
         if index:
             earlier = None if old is None else layer_info(old)
