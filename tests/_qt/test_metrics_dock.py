@@ -1369,8 +1369,12 @@ def test_the_cells_tab_lists_the_misses_first_and_goes_to_them(dock_in_viewer, q
     rows, cols = np.nonzero(labels == missed)
     centre = ((rows.min() + rows.max()) / 2, (cols.min() + cols.max()) / 2)
     assert viewer.scene.camera.center[-2:] == pytest.approx(centre, abs=1)
-    assert viewer.layers["ground truth"].selected_label == missed
+    # The prediction is selected to paint the missed cell in, with a new label.
+    predicted = viewer.layers["prediction"]
+    assert viewer.layers.selection.active.name == "prediction"
+    assert predicted.selected_label == 201
     assert f"Showing true {missed} of 'ground truth'" in dock.status.text()
+    assert "'prediction' is selected with a new label (201) to paint it in." in dock.status.text()
     assert "Tick 'Show false positives and false negatives as layers'" in dock.status.text()
 
 
@@ -1404,4 +1408,12 @@ def test_the_cells_tab_goes_to_the_frame_of_a_cell(make_napari_viewer_proxy, qtb
     layer.undo()
     qtbot.waitUntil(lambda: dock.evaluation is not painted, timeout=10_000)
     assert dock.evaluation.matches.fn[0] == 1
+    # Undone while hidden (napari then says nothing), and shown at another frame.
+    layer.paint((2, *np.argwhere(labels == gone)[0]), gone)
+    qtbot.waitUntil(lambda: dock.evaluation.matches.fn[0] == 0, timeout=10_000)
+    layer.visible = False
+    layer.undo()
+    viewer.dims.set_point(0, 0)
+    layer.visible = True
+    qtbot.waitUntil(lambda: dock.evaluation.matches.fn[0] == 1, timeout=10_000)
     dock.runner.cancel()

@@ -595,13 +595,13 @@ class MetricsDock(StepWidget, QWidget):
 
     def _selection_changed(self, _index=None) -> None:
         for layer in self._watched:
-            for emitter in pixel_events(layer):
+            for emitter in (*pixel_events(layer), layer.events.visible):
                 emitter.disconnect(self._data_changed)
         chosen = (self.prediction_layer, self.ground_truth_layer)
         self._watched = list({lay.unique_id: lay for lay in chosen if lay is not None}.values())
         for layer in self._watched:
             self._slices[layer.unique_id] = self.viewer.dims.current_step
-            for emitter in pixel_events(layer):
+            for emitter in (*pixel_events(layer), layer.events.visible):
                 emitter.connect(self._data_changed)
         gt = self.ground_truth_layer
         frames = gt is not None and len(gt.data.shape) > 2
@@ -633,8 +633,11 @@ class MetricsDock(StepWidget, QWidget):
         slice too (its ``set_data`` follows every refresh of what is shown, as it follows
         an undo): a move of the frame slider recomputed every frame's metrics and put
         back the status the Cells tab had changed. A refresh at another place of the
-        viewer's sliders than the layer's last one is a new slice, not new pixels."""
+        viewer's sliders than the layer's last one is a new slice, not new pixels. A
+        hidden layer says nothing of an undo: it is compared again when shown."""
         layer = getattr(event, "source", None)
+        if layer is not None and event.type == "visible" and not layer.visible:
+            return
         if layer is not None and event.type == "set_data":
             step = self.viewer.dims.current_step
             shown_before = self._slices.get(layer.unique_id)
@@ -858,8 +861,8 @@ class MetricsDock(StepWidget, QWidget):
             )
 
     def go_to_cell(self, row: int) -> None:
-        """Centre the view on the cell of the Cells tab's ``row``, on its frame, and pick
-        its id as the label of its layer, so that it can be painted over at once."""
+        """Centre the view on the cell of the Cells tab's ``row``, on its frame, and select
+        the prediction to correct it in (:meth:`_to_correct`)."""
         if not self._cell_rows or not 0 <= row < len(self._cell_rows):
             return
         cell = self._cell_rows[row]
@@ -889,18 +892,39 @@ class MetricsDock(StepWidget, QWidget):
         for axis, value in enumerate(world[:-2]):
             self.viewer.dims.set_point(self.viewer.dims.ndim - len(world) + axis, value)
         camera = self.viewer.scene.camera
-        camera.center = tuple(world[-2:])
+        shown = 3 if self.viewer.dims.ndisplay == 3 and len(world) > 2 else 2
+        camera.center = tuple(world[-shown:])
         # The cell fills a quarter of the canvas's shorter side, or keeps a closer view.
         fit = min(self.viewer.canvas.size) / (4 * max(float(np.max(size[-2:])), 1e-9))
         camera.zoom = max(camera.zoom, fit)
-        layer.selected_label = cell.id
         at = f" at frame {self.evaluation.frame_name(cell.frame)}" if place else ""
         outline = ""
         if not cell.matched and not self.highlight_check.isChecked():
             outline = f" Tick '{self.highlight_check.text()}' to see it outlined."
+        said = f"{cell.status}, IoU {cell.iou:.2f} ({cell.area} px)"
         self.status.setText(
-            f"Showing {cell.name} of '{layer.name}'{at}: {cell.status}, IoU {cell.iou:.2f} "
-            f"({cell.area} px); picked as the label of '{layer.name}' to paint with.{outline}"
+            f"Showing {cell.name} of '{layer.name}'{at}: {said}; {self._to_correct(cell)}.{outline}"
+        )
+
+    def _to_correct(self, cell: CellRow) -> str:
+        """Select the prediction to correct ``cell`` in, with the label to do it with: a
+        true cell's a new one, to paint it in; a predicted cell's own, to paint over it or
+        erase it. Says what was selected."""
+        prediction = self.prediction_layer
+        if prediction is None:
+            return ""
+        if not prediction.visible:
+            prediction.visible = True
+        self.viewer.layers.selection.active = prediction
+        if cell.side == "predicted":
+            prediction.selected_label = cell.id
+            return f"its id is the label of '{prediction.name}', selected to paint or erase it"
+        if not isinstance(prediction.data, np.ndarray):  # not read whole for a new id
+            return f"'{prediction.name}' is selected to paint it in"
+        prediction.selected_label = int(prediction.data.max(initial=0)) + 1
+        return (
+            f"'{prediction.name}' is selected with a new label "
+            f"({prediction.selected_label}) to paint it in"
         )
 
     def _plot(self, evaluation: Evaluation | None) -> None:
