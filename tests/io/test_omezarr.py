@@ -307,7 +307,7 @@ def test_label_images_beside_the_image_open_as_its_masks(zarr_format, tmp_path):
     root = _image_store(store, image, axes, (1, 0.65, 0.65), zarr_format=zarr_format,
                         omero={"channels": [{"label": "Phase"}, {"label": "GFP"}]})  # fmt: skip
     labels = root.create_group("labels")
-    listed = ["cells", "nuclei", "coarse"]
+    listed = ["cells", "nuclei", "coarse", "one channel"]
     if zarr_format == 2:
         labels.attrs["labels"] = listed
     else:
@@ -317,15 +317,35 @@ def test_label_images_beside_the_image_open_as_its_masks(zarr_format, tmp_path):
     for name, ids, scale in (("cells", cells, (0.65, 0.65)), ("nuclei", cells // 3, (0.65, 0.65)),
                              ("coarse", cells[::2, ::2], (1.3, 1.3))):  # fmt: skip
         _image_store(store / "labels" / name, ids, axes[1:], scale, zarr_format=zarr_format)
+    # A channel axis of one channel, as some writers give labels.
+    _image_store(store / "labels" / "one channel", cells[None] * 2, axes, (1, 0.65, 0.65),
+                 zarr_format=zarr_format)  # fmt: skip
     with pytest.warns(UserWarning, match=r"1 of its label images did not open \(coarse: its "
                       r"8 x 8 pixels do not cover the image's 16 x 16 one for one\); the image "
                       r"opened without it"):  # fmt: skip
         scan = open_scan(store)
     assert [(c.name, c.role, c.index) for c in scan.channels] == [
-        ("Phase", "input", 0), ("GFP", "image", 1), ("cells", "mask", 2), ("nuclei", "mask", 3)
+        ("Phase", "input", 0), ("GFP", "image", 1), ("cells", "mask", 2), ("nuclei", "mask", 3),
+        ("one channel", "mask", 4),
     ]  # fmt: skip
+    np.testing.assert_array_equal(np.asarray(scan.channels[4].data), cells * 2)
     np.testing.assert_array_equal(np.asarray(scan.channels[2].data), cells)
     assert scan.pixel_size_um == (0.65, 0.65)
     # The command line's ground truth: a mask channel chosen by its number.
     ids, _ = read_labels(store, among_masks=3)
     np.testing.assert_array_equal(ids, cells // 3)
+
+
+def test_a_store_whose_label_images_did_not_open_is_no_ground_truth(tmp_path):
+    """Its label images at half the image's size were left out, and `cytomask evaluate`
+    then compared the phase contrast's pixels as the ground truth (F1 0.000, exit 0)."""
+    store = tmp_path / "bf.ome.zarr"
+    axes = [_axis("y", "space", "micrometer"), _axis("x", "space", "micrometer")]
+    image = np.random.default_rng(0).integers(100, 4000, (16, 16), dtype=np.uint16)
+    root = _image_store(store, image, axes, (0.65, 0.65))
+    root.create_group("labels").attrs["labels"] = ["coarse"]
+    _image_store(store / "labels" / "coarse", np.ones((8, 8), np.uint8), axes, (1.3, 1.3))
+    with pytest.warns(UserWarning, match="1 of its label images did not open"):
+        with pytest.raises(ValueError, match=r"none of its label images \(coarse\) could be "
+                           r"read as the labels of its image"):  # fmt: skip
+            read_labels(store)

@@ -2009,8 +2009,8 @@ def _corrected_only(mask, samples: list, notes: list[str]) -> list:
     if not made_by_model(mask):
         return samples
     edits = edited_frames(mask)
-    if edits == []:
-        raise ValueError(
+    if edits == []:  # refused, as a missing input is: nothing failed
+        raise NothingToRun(
             f"'{mask.name}' holds the cells a model found, uncorrected: trained on, they "
             "would teach the model its own mistakes. Correct them by hand first (napari's "
             "brush, eraser and fill: the frames you correct are the ones trained on), or "

@@ -616,9 +616,10 @@ def _open_zarr(path: str | os.PathLike) -> Scan:
 def _label_channels(path, image, shape: tuple[int, ...], first: int) -> list[Channel]:
     """The label images an OME-Zarr image keeps beside it (in its ``labels`` group, as
     NGFF does: masks of its cells), as mask channels numbered on from its own channels
-    (``first``), named as the store names them. One that does not cover the image pixel
-    for pixel (another size: a lower resolution, or other axes), holds no ids, or cannot
-    be read is left out with a warning that says why; the image opens all the same."""
+    (``first``), named as the store names them (a channel axis of one channel, which some
+    writers give them, left out). One that does not cover the image pixel for pixel
+    (another size: a lower resolution, or other axes), holds no ids, or cannot be read is
+    left out with a warning that says why; the image opens all the same."""
     import dask.array as da
 
     from .omezarr import open_image
@@ -630,7 +631,10 @@ def _label_channels(path, image, shape: tuple[int, ...], first: int) -> list[Cha
         except ImageReadError as err:
             left_out.append(f"{name}: {err}")
             continue
-        if labels.array.shape != shape or "C" in labels.axes:
+        data = da.from_array(_Decoded(labels.array, path), chunks=labels.array.chunks, name=False)
+        if "C" in labels.axes and data.shape[labels.axes.index("C")] == 1:
+            data = data[tuple(0 if axis == "C" else slice(None) for axis in labels.axes)]
+        if data.shape != shape or ("C" in labels.axes and data.ndim == len(labels.axes)):
             size = " x ".join(map(str, labels.array.shape))
             left_out.append(
                 f"{name}: its {size} pixels do not cover the image's "
@@ -639,9 +643,6 @@ def _label_channels(path, image, shape: tuple[int, ...], first: int) -> list[Cha
         elif not can_be_labels(labels.array.dtype):
             left_out.append(f"{name}: its pixels are {labels.array.dtype}, not integer ids")
         else:
-            data = da.from_array(
-                _Decoded(labels.array, path), chunks=labels.array.chunks, name=False
-            )
             channels.append(Channel(name=name, data=data, role="mask", index=first + len(channels)))
     if left_out:
         warnings.warn(
@@ -734,6 +735,8 @@ def read_labels(
     if channel is not None or is_tiff(path) or _is_zarr(path):
         scan = open_scan(path)
         masks = scan.by_role("mask")
+        if channel is None and not masks and _is_zarr(path):
+            _check_labels_opened(path)
         # A scan whose channels the file names, one its mask (a tile scan's ground truth);
         # unnamed pages told apart by a guess may be the frames of one label stack.
         named = _names_channels(scan)
@@ -763,6 +766,19 @@ def read_labels(
             labels = np.asarray(read_channels(scan, chosen, 1)[0])
             return labels, geometry_of(scan, labels.ndim)
     return read_image(path), {}
+
+
+def _check_labels_opened(path) -> None:
+    """Refuse an OME-Zarr store whose label images all failed to open as its ground truth:
+    its image's pixels, read in their place, were scored as cells (F1 0.000)."""
+    from .omezarr import open_image
+
+    names = [name for name, _ in open_image(path).label_images]
+    if names:
+        raise ValueError(
+            f"{path}: none of its label images ({', '.join(names)}) could be read as the "
+            "labels of its image (the note above says why), and its image is no labels."
+        )
 
 
 def _names_channels(scan: Scan) -> bool:
