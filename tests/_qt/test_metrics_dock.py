@@ -1365,6 +1365,7 @@ def test_the_cells_tab_lists_the_misses_first_and_goes_to_them(dock_in_viewer, q
     assert table.item(2, 2).text().startswith("found: predicted ")
     assert float(table.item(2, 1).text()) == pytest.approx(1.0)
     # Going to the missed cell: centred on it, its id picked in the ground truth.
+    table.selectRow(heads[f"true {missed}"])
     dock.go_to_cell(heads[f"true {missed}"])
     rows, cols = np.nonzero(labels == missed)
     centre = ((rows.min() + rows.max()) / 2, (cols.min() + cols.max()) / 2)
@@ -1376,6 +1377,11 @@ def test_the_cells_tab_lists_the_misses_first_and_goes_to_them(dock_in_viewer, q
     assert f"Showing true {missed} of 'ground truth'" in dock.status.text()
     assert "'prediction' is selected with a new label (201) to paint it in." in dock.status.text()
     assert "Tick 'Show false positives and false negatives as layers'" in dock.status.text()
+    # An edit compares again: the row picked stays picked, where it now is.
+    before = dock.evaluation
+    predicted.data = np.where(labels == ids[0], 0, prediction)
+    qtbot.waitUntil(lambda: dock.evaluation is not before, timeout=10_000)
+    assert table.verticalHeaderItem(table.currentRow()).text() == f"true {missed}"
 
 
 def test_the_cells_tab_goes_to_the_frame_of_a_cell(make_napari_viewer_proxy, qtbot, labels):

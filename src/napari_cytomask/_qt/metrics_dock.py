@@ -835,6 +835,9 @@ class MetricsDock(StepWidget, QWidget):
         frames = bool(self.evaluation.frames)
         columns = ["Frame"] * frames + ["Area (px)", "IoU", "Status"]
         table = self.cells_table
+        # The cell picked stays picked when an edit compares again.
+        current = table.verticalHeaderItem(table.currentRow()) if table.currentRow() >= 0 else None
+        picked = current.text() if current is not None else None
         table.setUpdatesEnabled(False)
         table.clear()
         table.setRowCount(len(shown))
@@ -853,6 +856,9 @@ class MetricsDock(StepWidget, QWidget):
         for c in range(len(columns) - 1):
             header.setSectionResizeMode(c, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(len(columns) - 1, QHeaderView.ResizeMode.Stretch)
+        names = [row.name for row in shown]
+        if picked in names:
+            table.selectRow(names.index(picked))
         table.setUpdatesEnabled(True)
         self._cell_rows = shown
         if len(rows) > len(shown):
