@@ -349,3 +349,37 @@ def test_a_store_whose_label_images_did_not_open_is_no_ground_truth(tmp_path):
         with pytest.raises(ValueError, match=r"none of its label images \(coarse\) could be "
                            r"read as the labels of its image"):  # fmt: skip
             read_labels(store)
+
+
+def test_an_images_pyramid_opens_as_the_levels_of_its_channels(tmp_path):
+    """A store of four resolution levels opened as its full one alone: napari read a whole
+    plane of it to show any view (2.6 s for 4096 x 4096, a refusal for a slide). Its levels
+    are the channel's pyramid, as a pyramidal TIFF's are; levels that do not shrink are
+    left out, the full one kept."""
+    from napari_cytomask._reader import get_reader
+
+    store = tmp_path / "slide.ome.zarr"
+    axes = [_axis("c", "channel"), _axis("y", "space", "micrometer"),
+            _axis("x", "space", "micrometer")]  # fmt: skip
+    full = np.random.default_rng(0).integers(100, 4000, (2, 64, 64), dtype=np.uint16)
+    root = _image_store(store, full, axes, (1, 0.5, 0.5))
+    root.create_array("1", data=full[:, ::2, ::2])
+    root.create_array("2", data=full[:, ::4, ::4])
+    multiscales = root.attrs["multiscales"]
+    multiscales[0]["datasets"] += [
+        {"path": str(k), "coordinateTransformations": [{"type": "scale",
+                                                         "scale": [1, 0.5 * 2**k, 0.5 * 2**k]}]}
+        for k in (1, 2)
+    ]  # fmt: skip
+    root.attrs["multiscales"] = multiscales
+    scan = open_scan(store)
+    assert [[level.shape for level in c.data] for c in scan.channels] == [
+        [(64, 64), (32, 32), (16, 16)]
+    ] * 2
+    np.testing.assert_array_equal(np.asarray(scan.channels[1].data[1]), full[1, ::2, ::2])
+    layers = get_reader(str(store))(str(store))
+    assert all(kwargs.get("multiscale") for _, kwargs, _ in layers)
+    # A level as large as the one before is no pyramid: the full level alone.
+    multiscales[0]["datasets"][2]["path"] = "1"
+    root.attrs["multiscales"] = multiscales
+    assert open_scan(store).channels[0].data.shape == (64, 64)

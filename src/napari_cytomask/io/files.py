@@ -588,6 +588,11 @@ def _open_zarr(path: str | os.PathLike) -> Scan:
     checked = _Decoded(image.array, path)
     # name=False: not named by a hash of the array, which would read it.
     pixels = da.from_array(checked, chunks=image.array.chunks, name=False)
+    # Its pyramid, whose levels napari shows as the view needs them.
+    levels = [pixels] + [
+        da.from_array(_Decoded(level, path), chunks=level.chunks, name=False)
+        for level in image.levels
+    ]
     n_channels = len(image.channel_names)
     keys = [() if at is None else (slice(None),) * at + (i,) for i in range(n_channels)]
     names = image.channel_names
@@ -595,7 +600,7 @@ def _open_zarr(path: str | os.PathLike) -> Scan:
     channels = [
         Channel(
             name=file_stem(path) if after_file else name or f"C{i + 1}",
-            data=pixels[key],
+            data=[level[key] for level in levels] if len(levels) > 1 else pixels[key],
             index=i,
             named_after_file=after_file,
         )

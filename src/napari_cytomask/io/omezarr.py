@@ -135,6 +135,10 @@ class ZarrImage(NamedTuple):
         ``(name, path)`` of each label image NGFF keeps beside the image, in its
         ``labels`` group (masks of its cells, say), the path within the store: an
         OME-Zarr image of its own, read by :func:`open_image` given that folder.
+    levels
+        Its resolution levels after the full one (the pyramid NGFF stores), smaller and
+        smaller in Y and X, the other axes as the full one's; empty when it has none, or
+        they do not shrink so.
     """
 
     array: Any
@@ -143,6 +147,7 @@ class ZarrImage(NamedTuple):
     units: tuple[str, ...] | None
     channel_names: tuple[str | None, ...]
     label_images: tuple[tuple[str, str], ...] = ()
+    levels: tuple = ()
 
 
 def open_image(path: str | os.PathLike) -> ZarrImage:
@@ -273,7 +278,30 @@ def open_image(path: str | os.PathLike) -> ZarrImage:
         label_images=tuple(
             (name, f"{group.path}/labels/{name}".lstrip("/")) for name in _label_names(group)
         ),
+        levels=_levels(group, image["datasets"][1:], array),
     )
+
+
+def _levels(group, datasets, full) -> tuple:
+    """The arrays of an image's lower resolution levels, each smaller in Y and X than the
+    one before and as the full one on every other axis; none when a level is missing,
+    damaged or not so (a pyramid napari could not show), as the full one is all it
+    needs."""
+    levels, above = [], full
+    for dataset in datasets:
+        try:
+            array = group[str(dataset["path"])]
+        except (KeyError, TypeError, ValueError):
+            return ()
+        fits = array.ndim == full.ndim and array.shape[:-2] == full.shape[:-2]
+        if not fits or not all(0 < n <= m for n, m in zip(array.shape[-2:], above.shape[-2:],
+                                                          strict=True)):  # fmt: skip
+            return ()
+        if array.shape[-2:] == above.shape[-2:] or min(array.chunks) < 1:
+            return ()
+        levels.append(array)
+        above = array
+    return tuple(levels)
 
 
 def _ome_attributes(group) -> dict:
