@@ -2473,7 +2473,7 @@ def test_a_stack_cancelled_keeps_the_frames_it_had_segmented(
 
     monkeypatch.setattr(unet_widgets, "iter_segment", slowly)
     segmenter.segment()
-    finished = segmenter._finished[-1]
+    finished = segmenter._under_way.finished
     qtbot.waitUntil(lambda: len(finished) >= 2, timeout=60_000)
     segmenter.cancel()
     # All in the one layer the first frame went to, beside the corrected one.

@@ -16,10 +16,11 @@ import weakref
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import napari
 import numpy as np
-from napari.layers import Image, Labels
+from napari.layers import Image, Labels, Layer
 from napari.utils.notifications import show_error, show_info
 from qtpy.compat import isalive
 from qtpy.QtCore import Qt, Signal
@@ -509,9 +510,9 @@ class UNetSegmentWidget(StepWidget, QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self._predictors = PredictorCache()
-        #: The run under way: its layer, step, device and pixel size, and the frames of
-        #: a stack it has segmented, for :meth:`cancel` to keep.
-        self._finished: tuple = (None, None, None, None, [])
+        #: The run under way, with the frames of a stack it has segmented, for
+        #: :meth:`cancel` to keep.
+        self._under_way: _Run | None = None
         self.checkpoint = _ModelPicker()
         self.train_button = QPushButton("Train a model…")
         self.train_button.setToolTip(
@@ -902,31 +903,33 @@ class UNetSegmentWidget(StepWidget, QWidget):
         where = f" (frame {frame_key(index)})" if index else ""
         self.status.setText(f"Segmenting {layer.name}{where}…")
         self.runner.watch(self.viewer, layer)
-        self._finished = (layer, step, self.device.currentText(), self.pixels.pixel_size(layer), [])
+        run = _Run(layer, step, self.device.currentText(), self.pixels.pixel_size(layer), [])
+        self._under_way = run
         self.runner.run_now(
             self._run,
             step,
-            self.device.currentText(),
+            run.device,
             layer,
             self.show_maps.isChecked(),
-            self.pixels.pixel_size(layer),
+            run.pixel,
             index,
-            self._finished[-1],
+            run.finished,
         )
 
     def cancel(self) -> None:
         """Stop segmenting; the running batch of tiles finishes in the background. The
         frames of a stack it had segmented are kept, as if each had been segmented alone,
         and the status names them: a run of hours stopped near its end kept nothing."""
-        busy, (layer, step, device, pixel, finished) = self.runner.busy, self._finished
+        busy, run = self.runner.busy, self._under_way
         self.runner.cancel()
-        done = list(finished)  # the worker may add one more: it is not kept
-        if not busy or not done or layer not in self.viewer.layers:
+        done = list(run.finished) if run is not None else []  # one added after is not kept
+        if not busy or not done or run.layer not in self.viewer.layers:
             return
-        predictor = self._predictors.get(resolve_unet(step.model), device)
+        layer, step = run.layer, run.step
+        predictor = self._predictors.get(resolve_unet(step.model), run.device)
         data, geometry = resolution_level(layer)
         shape = data.shape[:-1] if layer.rgb else data.shape
-        parameters = self._parameters(step, predictor, device, pixel, layer, ALL_POSITIONS)
+        parameters = self._parameters(step, predictor, run.device, run.pixel, layer, ALL_POSITIONS)
         model = model_record(step.model, resolve_unet(step.model))
         metadata = result_metadata(layer, method="unet", parameters=parameters, model=model)
         cells = None
@@ -1963,13 +1966,24 @@ class UNetTrainWidget(StepWidget, QWidget):
             self.trained.emit(Path(result.checkpoint))
 
 
+class _Run(NamedTuple):
+    """A U-Net run of the segmenting tab: what it segments, how, and the frames of a stack
+    it has segmented so far (``(frame, cells)``, added by its worker)."""
+
+    layer: Layer
+    step: UNetStep
+    device: str
+    pixel: tuple[float, float] | None
+    finished: list
+
+
 def _frame_by_frame(predictor, channels: list, frame_axes: tuple, kwargs: dict, finished: list):
     """:func:`~napari_cytomask.models.inference.iter_segment` of a stack (its frames over
     ``frame_axes``), one frame after another, each put in ``finished`` as ``(frame,
     cells)`` once done; the progress counts the tiles of the whole stack. Returns the
     stack's Segmentation, ids unique across its frames as the whole stack's are."""
     frames = list(np.ndindex(frame_axes))
-    probabilities, labels, confidences, top = [], [], [], 0
+    probabilities, labels, confidences, top = None, [], [], 0
     for k, frame in enumerate(frames):
         work = iter_segment(predictor, [channel[frame] for channel in channels], **kwargs)
         try:
@@ -1989,16 +2003,16 @@ def _frame_by_frame(predictor, channels: list, frame_axes: tuple, kwargs: dict, 
             cells[cells > 0] += top
         top = int(cells.max(initial=top))
         finished.append((frame, cells))
-        probabilities.append(np.asarray(part.probabilities))
+        if probabilities is None:  # the stack's, filled frame by frame: no second copy
+            maps = part.probabilities
+            probabilities = np.empty((maps.shape[0], *frame_axes, *maps.shape[1:]), np.float32)
+        probabilities[(slice(None), *frame)] = part.probabilities
         labels.append(cells)
         if part.confidence is not None:
             confidences.append(part.confidence)
-    shape = (*frame_axes, *labels[0].shape)
-    stacked = np.stack(labels).reshape(shape)
-    probs = np.stack(probabilities, axis=1)
-    probs = probs.reshape(probs.shape[0], *shape)
+    stacked = np.stack(labels).reshape((*frame_axes, *labels[0].shape))
     confidence = float(np.mean(confidences)) if confidences else None
-    return Segmentation(probs, part.classes, stacked, confidence)
+    return Segmentation(probabilities, part.classes, stacked, confidence)
 
 
 def _corrected_only(mask, samples: list, notes: list[str]) -> list:
