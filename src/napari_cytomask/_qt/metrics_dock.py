@@ -919,8 +919,6 @@ class MetricsDock(StepWidget, QWidget):
         prediction = self.prediction_layer
         if prediction is None:
             return ""
-        if not prediction.visible:
-            prediction.visible = True
         self.viewer.layers.selection.active = prediction
         if cell.side == "predicted":
             prediction.selected_label = cell.id
