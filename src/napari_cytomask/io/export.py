@@ -1063,17 +1063,19 @@ def _export_into(
         loaded.append((export, plan))
     plans = loaded
     exports = [export for export, _ in plans]
-    images = [
-        [
+
+    def writers(export, plan):
+        stage = stage_positions(export)  # read once of the scan, for the OME-TIFF
+        return [
             (path, label_writer(path, export.labels[place], scale=_after(export.scale, place),
                                 units=_after(export.units, place),
                                 axis_labels=_after(export.axis_labels, place),
                                 translate=_after(export.translate, place),
-                                positions=None if place else stage_positions(export)))
+                                positions=None if place else stage))
             for path, place in plan.images
-        ]
-        for export, plan in plans
-    ]  # fmt: skip
+        ]  # fmt: skip
+
+    images = [writers(export, plan) for export, plan in plans]
     # The tables too (measuring can fail: labels that are no labels, too little memory).
     tables = [
         _measured(export, objects_csv, coco_json, score_column, overwrite) for export in exports

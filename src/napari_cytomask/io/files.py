@@ -637,9 +637,10 @@ def _label_channels(path, image, shape: tuple[int, ...], first: int) -> list[Cha
             left_out.append(f"{name}: {err}")
             continue
         data = da.from_array(_Decoded(labels.array, path), chunks=labels.array.chunks, name=False)
-        if "C" in labels.axes and data.shape[labels.axes.index("C")] == 1:
-            data = data[tuple(0 if axis == "C" else slice(None) for axis in labels.axes)]
-        if data.shape != shape or ("C" in labels.axes and data.ndim == len(labels.axes)):
+        c_axis = labels.axes.index("C") if "C" in labels.axes else None
+        if c_axis is not None and data.shape[c_axis] == 1:
+            data, c_axis = da.squeeze(data, axis=c_axis), None
+        if c_axis is not None or data.shape != shape:
             size = " x ".join(map(str, labels.array.shape))
             left_out.append(
                 f"{name}: its {size} pixels do not cover the image's "

@@ -293,11 +293,9 @@ def _levels(group, datasets, full) -> tuple:
             array = group[str(dataset["path"])]
         except (KeyError, TypeError, ValueError):
             return ()
-        fits = array.ndim == full.ndim and array.shape[:-2] == full.shape[:-2]
-        if not fits or not all(0 < n <= m for n, m in zip(array.shape[-2:], above.shape[-2:],
-                                                          strict=True)):  # fmt: skip
-            return ()
-        if array.shape[-2:] == above.shape[-2:] or min(array.chunks) < 1:
+        plane, before = array.shape[-2:], above.shape[-2:]
+        shrinks = all(0 < n <= m for n, m in zip(plane, before, strict=True)) and plane != before
+        if array.shape[:-2] != full.shape[:-2] or not shrinks or min(array.chunks) < 1:
             return ()
         levels.append(array)
         above = array

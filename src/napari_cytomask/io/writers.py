@@ -17,7 +17,7 @@ import tifffile
 
 from ..labels import as_labels, min_label_dtype
 from .atomic import write_atomically
-from .layers import MICROMETRES, in_micrometres, length_symbol, time_step
+from .layers import MICROMETRES, length_symbol, offset_um, time_step
 from .omezarr import SUFFIX as OME_ZARR_SUFFIX
 from .tiff import IMAGEJ_POSITIONS, file_stem
 
@@ -392,17 +392,6 @@ def _plane_position(units, translate) -> dict:
     return position
 
 
-def _offset_um(units, translate) -> tuple[float, float]:
-    """The Y and X of ``translate`` in µm; 0 where they are not lengths."""
-    if translate is None or units is None:
-        return (0.0, 0.0)
-    offsets = []
-    for offset, unit in zip(translate[-2:], units[-2:], strict=True):
-        factor = in_micrometres(unit)
-        offsets.append(float(offset) * factor if factor is not None else 0.0)
-    return (offsets[0], offsets[1])
-
-
 def _ome_writer(
     path: Path, labels: np.ndarray, axes: str, scale, units, translate, stage=None
 ) -> Callable[[Path], None]:
@@ -443,7 +432,7 @@ def _ome_writer(
     planes = int(np.prod(stacks[0].shape[:-2]))
     placed = [_plane_position(units, translate)] * len(stacks)
     if stage is not None and "P" in axes and len(stage) == len(stacks):
-        offset = _offset_um(units, translate)
+        offset = offset_um(translate, units)
         placed = [
             {"PositionY": float(y + offset[0]), "PositionYUnit": "µm",
              "PositionX": float(x + offset[1]), "PositionXUnit": "µm"}
