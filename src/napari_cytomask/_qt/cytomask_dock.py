@@ -383,8 +383,7 @@ class CytomaskDock(FitsTheScreen, QWidget):
         method = self.method.currentData()
         guided = method == "sam2_guided"
         self.unet.setVisible(method != "sam2")
-        self.sam2.setVisible(method != "unet")
-        self._pages.widget(1).setVisible(method != "unet")
+        self._pages.widget(1).setVisible(method != "unet")  # SAM2's page and its heading
         self._sam2_heading.setVisible(guided)
         if guided:  # two fifths for the U-Net's settings, the rest for SAM2's
             total = max(sum(self._pages.sizes()), 5)
