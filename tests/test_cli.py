@@ -1649,7 +1649,9 @@ def test_frames_whose_ground_truth_has_no_cell_are_left_out(tmp_path, capsys):
     assert main([*argv, "-o", str(tmp_path / "m.csv")]) == 0
     out = capsys.readouterr()
     assert "F1@0.5 1.000" in out.out
-    assert "gt.tif has no cell in frames 0, 2, so they are left out of the comparison " in out.err
+    assert (
+        "gt.tif has no cell in time points 0, 2, so they are left out of the comparison " in out.err
+    )
 
 
 def test_evaluate_says_why_scores_are_0_when_a_side_has_no_objects(tmp_path, capsys):
@@ -2607,7 +2609,7 @@ def test_a_result_exported_with_some_frames_made_is_evaluated_and_exported_as_su
     assert main(["evaluate", "--pred", str(exported), "--gt", str(scan),
                  "-o", str(tmp_path / "m.csv")]) == 0  # fmt: skip
     out, err = capsys.readouterr()
-    assert "was made in frame 1 only (as the provenance of its export says)" in err
+    assert "was made in time point 1 only (as the provenance of its export says)" in err
     assert "F1@0.5 1.000" in out
 
     assert main(["export", str(exported), "-o", str(tmp_path / "day2"), "-q"]) == 0

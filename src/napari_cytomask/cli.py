@@ -1392,16 +1392,17 @@ def _evaluate(args) -> int:
             gt, pred = gt.copy(), pred.copy()  # not the files' own arrays
             labelled = bool(gt.any())  # before the frames never made are emptied
             _, left = leave_out_frames(gt, pred, stack, made)
+            axes = geometry.get("axis_labels")  # which name the frames left out
             if made is not None and not made.all():
                 kept = [frame_key(place) for place in np.argwhere(made)]
-                print(f"cytomask: note: {pred_path} was made in {named_frames(kept)} only (as "
-                      "the provenance of its export says), "
+                print(f"cytomask: note: {pred_path} was made in {named_frames(kept, axes)} "
+                      "only (as the provenance of its export says), "
                       "so the others are left out of the comparison.",
                       file=sys.stderr)  # fmt: skip
             if left is not None:
                 keys = [frame_key(place) for place in np.argwhere(left)]
-                print(f"cytomask: note: {gt_path} has no cell in {named_frames(keys)}, so "
-                      f"{'they are' if len(keys) > 1 else 'it is'} "
+                print(f"cytomask: note: {gt_path} has no cell in {named_frames(keys, axes)}, "
+                      f"so {'they are' if len(keys) > 1 else 'it is'} "
                       "left out of the comparison (label their cells to score them).",
                       file=sys.stderr)  # fmt: skip
             result = evaluate(gt, pred, args.thresholds, stack=stack)

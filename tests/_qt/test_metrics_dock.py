@@ -211,8 +211,8 @@ def test_defaults_pick_the_mask_channel_as_truth_and_the_newest_layer_as_predict
     data[2][data[2] == np.unique(data[2])[1]] = 0  # a cell of tile 2 missed
     dock.highlight_check.setChecked(True)
     segmentation.data = data
-    qtbot.waitUntil(lambda: "(on frame 2)" in dock.status.text(), timeout=30_000)
-    assert "0 false positives in magenta, 1 false negative in yellow (on frame 2)." in (
+    qtbot.waitUntil(lambda: "(on position 2)" in dock.status.text(), timeout=30_000)
+    assert "0 false positives in magenta, 1 false negative in yellow (on position 2)." in (
         dock.status.text()
     )
 
@@ -901,7 +901,10 @@ def test_positions_by_time_points_are_compared_plane_by_plane(
     assert dock.evaluation.matches.fn[0] == n + 1
     text = dock.status.text()
     assert "in 6 frames" in text and "volume" not in text
-    assert f"{n + 1} false negatives in" in text and "(on frames 0,1; 1,2)" in text
+    assert (
+        f"{n + 1} false negatives in" in text
+        and "(on frames (position, time point) 0,1; 1,2)" in text
+    )
 
 
 def test_highlights_follow_the_pair_and_are_never_compared(make_napari_viewer_proxy, qtbot, labels):
@@ -1084,7 +1087,7 @@ def test_a_result_made_one_frame_at_a_time_is_compared_in_those_frames(
         f"{n} ground-truth and {n} predicted objects in 1 of 3 frames."
     )
     assert dock.status.text().endswith(
-        "Compared in frame 1 only: the other frames of 'cells split' were never made (a "
+        "Compared in position 1 only: the other frames of 'cells split' were never made (a "
         "preview, or one position segmented alone, makes the frame on show only). Segment "
         "them all (all positions, time points or planes) to make them; a split's Apply "
         "splits the frames its input holds."
@@ -1119,7 +1122,7 @@ def test_frames_where_the_ground_truth_has_no_cell_are_left_out(
     text = dock.status.text()
     assert text.startswith(f"{n} ground-truth and {n} predicted objects in 1 of 4 frames.")
     assert text.endswith(
-        "Left out: frames 0, 2, 3, where 'painted' has no cell (paint the cells there to "
+        "Left out: positions 0, 2, 3, where 'painted' has no cell (paint the cells there to "
         "score them)."
     )
     # Cells painted at a second position are scored there too.
@@ -1127,7 +1130,7 @@ def test_frames_where_the_ground_truth_has_no_cell_are_left_out(
     data[3] = labels
     truth.data = data
     qtbot.waitUntil(lambda: _cell(dock, "True positives") == str(2 * n), timeout=10_000)
-    assert "Left out: frames 0, 2, where" in dock.status.text()
+    assert "Left out: positions 0, 2, where" in dock.status.text()
 
 
 def test_a_binary_mask_is_compared_by_its_separate_regions(make_napari_viewer_proxy, qtbot, labels):
@@ -1250,15 +1253,18 @@ def test_a_binary_volume_is_compared_by_its_3d_regions():
 
 
 def test_frames_made_are_named_in_the_plural_when_several():
-    """Two positions segmented alone read "Compared in frame 1, 2 only"."""
+    """Two positions segmented alone read "Compared in positions 1, 2 only"; frames of an
+    axis of no known kind, "frames 1, 2"."""
     from napari.layers import Labels
 
     from napari_cytomask._qt.metrics_dock import _made_frames
 
     record = {"cytomask": {"role": "result", "frames_made": ["1", "2"]}}
     layer = Labels(np.zeros((4, 8, 8), np.uint8), name="cells", metadata=record)
-    made, said = _made_frames((4, 8, 8), [layer])
+    made, said = _made_frames((4, 8, 8), [layer], ("P", "Y", "X"))
     assert made.tolist() == [False, True, True, False]
+    assert said.startswith("Compared in positions 1, 2 only: the other frames of 'cells' ")
+    _, said = _made_frames((4, 8, 8), [layer], layer.axis_labels)
     assert said.startswith("Compared in frames 1, 2 only: the other frames of 'cells' ")
 
 
@@ -1385,14 +1391,14 @@ def test_the_cells_tab_lists_the_misses_first_and_goes_to_them(dock_in_viewer, q
 
 
 def test_the_cells_tab_goes_to_the_frame_of_a_cell(make_napari_viewer_proxy, qtbot, labels):
-    """In a stack, going to a cell shows its frame."""
+    """In a stack, going to a cell shows its frame, and says which it is."""
     viewer = make_napari_viewer_proxy()
     truth = np.stack([labels, labels, labels])
     prediction = truth.copy()
     gone = int(np.unique(labels)[5])
     prediction[2][prediction[2] == gone] = 0
-    viewer.add_labels(prediction, name="prediction")
-    viewer.add_labels(truth, name="ground truth")
+    viewer.add_labels(prediction, name="prediction", axis_labels=("T", "y", "x"))
+    viewer.add_labels(truth, name="ground truth", axis_labels=("T", "y", "x"))
     dock = MetricsDock(viewer)
     viewer.window.add_dock_widget(dock, name="Segmentation metrics")
     qtbot.waitUntil(lambda: dock.evaluation is not None, timeout=10_000)
@@ -1400,12 +1406,13 @@ def test_the_cells_tab_goes_to_the_frame_of_a_cell(make_napari_viewer_proxy, qtb
     table = dock.cells_table
     assert table.verticalHeaderItem(0).text() == f"true {gone}"
     assert [table.item(0, c).text() for c in (0, 3)] == ["2", "missed"]
+    assert table.horizontalHeaderItem(0).text() == "Time point"
     compared = dock.evaluation
     dock.go_to_cell(0)
     assert viewer.dims.current_step[0] == 2
     # Another frame on show is no edit: nothing is computed again, and the status stays.
     qtbot.wait(800)
-    assert dock.evaluation is compared and "at frame 2" in dock.status.text()
+    assert dock.evaluation is compared and "at time point 2:" in dock.status.text()
     # An edit undone there is.
     layer = viewer.layers["prediction"]
     layer.paint((2, *np.argwhere(labels == gone)[0]), gone)

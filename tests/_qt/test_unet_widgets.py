@@ -2242,8 +2242,8 @@ def test_the_position_on_show_is_segmented_alone_into_the_stack(
     assert record["previewed_frames"]["1"]["parameters"]["positions"] == CURRENT_POSITION
     n = int(cells.data[1].max())
     assert segmenter.status.text().startswith(
-        f"{n} cells in frame 1 of 'movie U-Net cells' ('all time points' segments them all; "
-        "frames made so far: 1)."
+        f"{n} cell{'s' * (n != 1)} in time point 1 of 'movie U-Net cells' ('all time points' "
+        "segments them all; made so far: time point 1)."
     )
     first = cells.data[1].copy()
     viewer.dims.set_current_step(0, 2)
@@ -2486,7 +2486,8 @@ def test_a_stack_cancelled_keeps_the_frames_it_had_segmented(
         kept.data[made] > 0, whole.labels[made] > 0
     )  # the cells of the frames done
     assert segmenter.status.text().startswith(
-        f"Cancelled after {len(made)} of 4 frames: frames {', '.join(map(str, made))} kept in "
+        f"Cancelled after {len(made)} of 4 frames: time points {', '.join(map(str, made))} "
+        "kept in "
         "'movie U-Net cells [2]'"
     )
 
@@ -2531,3 +2532,18 @@ def test_a_stack_of_many_cells_keeps_every_id_apart_frame_by_frame(monkeypatch):
     assert [len(np.unique(frame)) - 1 for frame in result.labels] == [200, 200, 200]
     assert len(np.unique(result.labels)) - 1 == 600 and result.labels.max() == 600
     assert [frame for frame, _ in finished] == [(0,), (1,), (2,)]
+
+
+def test_a_count_of_one_cell_reads_in_the_singular():
+    """ "1 cells in 'movie U-Net cells'", and the frames it holds by their kind."""
+    from napari.layers import Labels
+
+    from napari_cytomask._qt._layers import cells_in
+
+    record = {"cytomask": {"role": "result", "frames_made": ["1"]}}
+    data = np.zeros((3, 8, 8), np.uint8)
+    data[1, 2:5, 2:5] = 1
+    layer = Labels(data, name="cells", metadata=record, axis_labels=("T", "y", "x"))
+    assert cells_in(layer, 1) == (
+        "1 cell in 'cells', in time point 1 of 3 only (the others were never made)"
+    )

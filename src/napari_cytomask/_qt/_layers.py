@@ -13,6 +13,7 @@ from napari.utils.transforms import Affine
 from qtpy.QtWidgets import QComboBox, QLabel
 
 from ..io.layers import (
+    FRAME_NOUNS,
     METADATA_KEY,
     edited_frames,
     frame_key,
@@ -243,13 +244,6 @@ def _holds(part, at: int) -> bool:
 #: of :class:`FramesChoice`, kept in settings and records).
 ALL_POSITIONS, CURRENT_POSITION = "all positions", "current position"
 
-#: What the frames of a stack are called, by the label of the one axis they run along.
-_FRAME_NOUNS = {
-    "P": ("position", "positions"),
-    "T": ("time point", "time points"),
-    "Z": ("plane", "planes"),
-}
-
 
 def frame_nouns(layer: Layer | None) -> tuple[str, str]:
     """What one frame of ``layer``'s stack is called, and several: positions, time points or
@@ -257,8 +251,8 @@ def frame_nouns(layer: Layer | None) -> tuple[str, str]:
     (positions of a time-lapse); positions where there is no stack (a tile scan's word)."""
     labels = {str(a).upper() for a in layer.axis_labels[:-2]} if layer is not None else set()
     if len(labels) == 1:
-        return _FRAME_NOUNS.get(labels.pop(), ("frame", "frames"))
-    return ("frame", "frames") if labels else _FRAME_NOUNS["P"]
+        return FRAME_NOUNS.get(labels.pop(), ("frame", "frames"))
+    return ("frame", "frames") if labels else FRAME_NOUNS["P"]
 
 
 class FramesChoice(QComboBox):
@@ -318,10 +312,13 @@ def cells_in(layer, n: int) -> str:
     if made is not None and not made.all():
         kept = [frame_key(place) for place in zip(*np.nonzero(made), strict=True)]
         return (
-            f"{n} cells in '{layer.name}', in {named_frames(kept)} of {frames} only (the others "
-            "were never made)"
+            f"{n} cell{'s' * (n != 1)} in '{layer.name}', in "
+            f"{named_frames(kept, layer.axis_labels)} of "
+            f"{frames} only (the others were never made)"
         )
-    said = f"{n} cells in '{layer.name}'" + (f", in all {frames} frames" if frames > 1 else "")
+    said = f"{n} cell{'s' * (n != 1)} in '{layer.name}'" + (
+        f", in all {frames} frames" if frames > 1 else ""
+    )
     if "Z" in [str(label).upper() for label in layer.axis_labels[:-2]]:
         # Plane by plane, as every step segments: a cell is as many cells as its planes.
         said += ", found plane by plane (a cell that spans several planes is counted in each)"

@@ -269,11 +269,10 @@ class ExportPanel(StepWidget, QWidget):
             )
         for export in self._pending["exports"]:
             if export.frames_made is not None:
-                made = export.frames_made
+                made = named_frames(export.frames_made, export.axis_labels)
                 text += (
-                    f" '{export.name}' holds {named_frames(made)} only, made one at a time: "
-                    "its other "
-                    "frames were never made, so their cell counts are left empty."
+                    f" '{export.name}' holds {made} only, made one at a time: its other frames "
+                    "were never made, so their cell counts are left empty."
                 )
         text += "".join(f" Note: {note}" for note in notes)  # a file's name as it is
         self.status.setText(text)

@@ -33,12 +33,12 @@ from ..io.files import IMAGE_SUFFIX
 from ..io.layers import (
     HIGHLIGHT_METHODS,
     compared_frame_axes,
+    frame_heading,
     frame_key,
     frames_made_of,
     is_highlight,
     is_result,
     layer_info,
-    listed_frames,
     made_frames,
     named_frames,
     result_metadata,
@@ -286,6 +286,7 @@ class MetricsDock(StepWidget, QWidget):
         self._made: np.ndarray | None = None
         self._made_only = ""
         self._shape: tuple[int, ...] = ()  # of the layers compared
+        self._axes: tuple[str, ...] = ()  # their axis labels, which name frames in messages
         #: The ground truth the user picked for the results of each scan (by its source):
         #: kept for that scan's later results, as a default would not be.
         self._picked_truth: dict[str | None, int] = {}
@@ -713,7 +714,8 @@ class MetricsDock(StepWidget, QWidget):
             _other_files(pred, gt, scan_files(self.viewer.layers)),
         )
         self._shape = tuple(np.shape(gt_data))
-        self._made, self._made_only = _made_frames(self._shape, (pred, gt))
+        self._axes = tuple(gt.axis_labels)
+        self._made, self._made_only = _made_frames(self._shape, (pred, gt), self._axes)
         self.status.setText("Computing…")
         args = (
             gt_data,
@@ -770,7 +772,7 @@ class MetricsDock(StepWidget, QWidget):
             each = "each frame" if evaluation.frames else "the whole stack"
             text += f"; {each} compared as one volume of {planes} planes"
         if highlighted:
-            text += _outlined(evaluation)
+            text += _outlined(evaluation, self._axes)
         text += "."
         pred_name, gt_name, level, misplaced, files = self._pair
         if level:
@@ -793,7 +795,7 @@ class MetricsDock(StepWidget, QWidget):
         if unlabelled is not None:
             keys = [frame_key(place) for place in np.argwhere(unlabelled)]
             text += (
-                f" Left out: {named_frames(keys)}, where "
+                f" Left out: {named_frames(keys, self._axes)}, where "
                 f"'{gt_name}' has no cell (paint the cells there to score them)."
             )
         if misplaced:
@@ -833,7 +835,8 @@ class MetricsDock(StepWidget, QWidget):
         rows = cell_rows(self.evaluation)
         shown = rows[:MAX_CELL_ROWS]
         frames = bool(self.evaluation.frames)
-        columns = ["Frame"] * frames + ["Area (px)", "IoU", "Status"]
+        heading = frame_heading(self._axes, len(self.evaluation.frame_shape) or 1)
+        columns = [heading] * frames + ["Area (px)", "IoU", "Status"]
         table = self.cells_table
         # The cell picked stays picked when an edit compares again.
         current = table.verticalHeaderItem(table.currentRow()) if table.currentRow() >= 0 else None
@@ -903,7 +906,8 @@ class MetricsDock(StepWidget, QWidget):
         # The cell fills a quarter of the canvas's shorter side, or keeps a closer view.
         fit = min(self.viewer.canvas.size) / (4 * max(float(np.max(size[-2:])), 1e-9))
         camera.zoom = max(camera.zoom, fit)
-        at = f" at frame {self.evaluation.frame_name(cell.frame)}" if place else ""
+        frame = [self.evaluation.frame_name(cell.frame)] if place else []
+        at = f" at {named_frames(frame, self._axes)}" if frame else ""
         outline = ""
         if not cell.matched and not self.highlight_check.isChecked():
             outline = f" Tick '{self.highlight_check.text()}' to see it outlined."
@@ -1045,9 +1049,10 @@ class MetricsDock(StepWidget, QWidget):
         show_error(message)
 
 
-def _made_frames(shape, layers) -> tuple[np.ndarray | None, str]:
+def _made_frames(shape, layers, axes) -> tuple[np.ndarray | None, str]:
     """The frames of ``shape`` that every one of ``layers`` made (a split's preview makes
-    the frame on show only), and a note naming them; ``(None, "")`` when all were made."""
+    the frame on show only), and a note naming them by ``axes`` (the axis labels); ``(None,
+    "")`` when all were made."""
     made, unmade_in = None, []
     for layer in layers:
         own = made_frames(_shape(layer), frames_made_of(layer))
@@ -1058,7 +1063,7 @@ def _made_frames(shape, layers) -> tuple[np.ndarray | None, str]:
     if made is None:
         return None, ""
     kept = [frame_key(place) for place in zip(*np.nonzero(made), strict=True)]
-    which = f"{named_frames(kept)} only" if kept else "no frame"
+    which = f"{named_frames(kept, axes)} only" if kept else "no frame"
     return made, (
         f"Compared in {which}: the other frames of {' and '.join(unmade_in)} were never "
         "made (a preview, or one position segmented alone, makes the frame on show only). "
@@ -1212,10 +1217,11 @@ def _default_prediction(candidates, truth, scans=()) -> int | None:
     return ranked[0].unique_id if ranked else None
 
 
-def _outlined(evaluation: Evaluation) -> str:
+def _outlined(evaluation: Evaluation, axes) -> str:
     """What the outlines show: how many unmatched cells of each kind, at which IoU (the
     table's columns are at other IoUs: counts found in none of them looked wrong), and on
-    which frames (a frame on show without any looked as if the outlines did nothing)."""
+    which frames, named by ``axes`` (the axis labels; a frame on show without any looked as
+    if the outlines did nothing)."""
     parts, frames = [], set()
     kinds = ((evaluation.pred_objects, "false positive", "fp"),
              (evaluation.true_objects, "false negative", "fn"))  # fmt: skip
@@ -1226,6 +1232,6 @@ def _outlined(evaluation: Evaluation) -> str:
         frames.update(int(frame) for frame in table.frame[unmatched])
     text = f"; outlined at IoU {evaluation.match_threshold:.2f}: {', '.join(parts)}"
     if evaluation.frames and frames:
-        listed = listed_frames(evaluation.frame_name(frame) for frame in sorted(frames))
-        text += f" (on frame{'s' if len(frames) > 1 else ''} {listed})"
+        keys = [evaluation.frame_name(frame) for frame in sorted(frames)]
+        text += f" (on {named_frames(keys, axes)})"
     return text

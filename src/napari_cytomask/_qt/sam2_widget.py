@@ -34,8 +34,9 @@ from ..io.layers import (
     frame_key,
     frame_notes,
     layer_info,
-    listed_frames,
     model_record,
+    named_frame,
+    named_frames,
     nothing_to_find,
     origin,
     pixel_size_um,
@@ -966,13 +967,16 @@ class Sam2Widget(StepWidget, QWidget):
         one, several = frame_nouns(layer)
         where = ""
         if index:
-            where = f" in {one} {frame_key(index)} ({len(features['index'])} in the {several} done)"
+            where = (
+                f" in {named_frame(index, layer.axis_labels)} ({len(features['index'])} in the "
+                f"{several} done)"
+            )
         if others:
-            noun, verb = (several, "keep") if len(others) > 1 else (one, "keeps")
+            verb = "keep" if len(others) > 1 else "keeps"
             hint += (
-                f" {noun.capitalize()} {listed_frames(others)} {verb} cells found with other "
-                f"settings; segment '{self.positions.text_of(ALL_POSITIONS)}' to find every "
-                f"{one}'s with these."
+                f" {named_frames(others, layer.axis_labels).capitalize()} {verb} cells found "
+                f"with other settings; segment '{self.positions.text_of(ALL_POSITIONS)}' to "
+                f"find every {one}'s with these."
             )
         self.status.setText(
             f"{n} object{'s' * (n != 1)}{where} from {result.n_masks} masks ({result.n_candidates} "

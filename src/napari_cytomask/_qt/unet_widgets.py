@@ -52,9 +52,10 @@ from ..io.layers import (
     frames_made_of,
     is_highlight,
     layer_info,
-    listed_frames,
     made_by_model,
     model_record,
+    named_frame,
+    named_frames,
     nothing_to_find,
     pixel_size_um,
     record_written,
@@ -900,7 +901,7 @@ class UNetSegmentWidget(StepWidget, QWidget):
         if self.positions.key() == CURRENT_POSITION:
             shape = resolution_level(layer)[0].shape
             index = frame_on_show(self.viewer, layer, shape[:-1] if layer.rgb else shape)
-        where = f" (frame {frame_key(index)})" if index else ""
+        where = f" ({named_frame(index, layer.axis_labels)})" if index else ""
         self.status.setText(f"Segmenting {layer.name}{where}…")
         self.runner.watch(self.viewer, layer)
         run = _Run(layer, step, self.device.currentText(), self.pixels.pixel_size(layer), [])
@@ -944,8 +945,8 @@ class UNetSegmentWidget(StepWidget, QWidget):
         made = [frame_key(frame) for frame, _ in done]
         total = int(np.prod(shape[:-2]))
         self.status.setText(
-            f"Cancelled after {len(made)} of {total} frames: frame{'s' if len(made) > 1 else ''} "
-            f"{listed_frames(made)} kept in "
+            f"Cancelled after {len(made)} of {total} frames: "
+            f"{named_frames(made, layer.axis_labels)} kept in "
             f"'{cells.name}'; '{self.positions.text_of(CURRENT_POSITION)}' segments the "
             "others one by one, or run it again for all."
         )
@@ -1050,19 +1051,20 @@ class UNetSegmentWidget(StepWidget, QWidget):
             others = (
                 "the other frames keep their earlier cells"
                 if made is None
-                # The list last: a frame of several axes is "0,1", and frames part at "; ".
-                else f"'{self.positions.text_of(ALL_POSITIONS)}' segments them all; frames "
-                f"made so far: {listed_frames(made)}"
+                # The list last: frames of several axes part at "; ".
+                else f"'{self.positions.text_of(ALL_POSITIONS)}' segments them all; made so "
+                f"far: {named_frames(made, layer.axis_labels)}"
             )
             self.status.setText(
-                f"{n} cells in frame {frame_key(index)} of '{cells.name}' ({others}).{note}"
+                f"{n} cell{'s' * (n != 1)} in {named_frame(index, layer.axis_labels)} of "
+                f"'{cells.name}' ({others}).{note}"
             )
         elif n:
             self.status.setText(f"{cells_in(cells, n)}.{note}{_unmarked_input(layer)}")
         else:
             source = f"'{layer_info(cells)['made_from']['layer']}'"
             if index:
-                source += f" (frame {frame_key(index)})"
+                source += f" ({named_frame(index, layer.axis_labels)})"
             # At a coarser pixel size than the model's images, every cell can be smaller
             # than the minimum size tuned for them.
             smaller = f" or the minimum cell size ({min_size} px)" if min_size else ""

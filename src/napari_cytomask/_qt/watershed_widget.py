@@ -27,7 +27,6 @@ from ..io.layers import (
     contrast_from_sample,
     finite_values,
     frame_axes,
-    frame_key,
     frame_record,
     frames_made_of,
     is_highlight,
@@ -35,6 +34,7 @@ from ..io.layers import (
     looks_fluorescent,
     looks_transmitted,
     made_frames,
+    named_frame,
     named_frames,
     origin,
     pixel_size_um,
@@ -526,7 +526,8 @@ class WatershedWidget(StepWidget, QWidget):
                 single = None
                 self.status.setText(
                     f"The frame of '{layer.name}' on show holds {what}: the threshold is "
-                    f"suggested from frame {frame_key(index)}, the first that holds more."
+                    f"suggested from {named_frame(index, layer.axis_labels)}, the first that holds "
+                    "more."
                 )
             else:
                 flat = (
@@ -735,9 +736,11 @@ class WatershedWidget(StepWidget, QWidget):
             # frame made, and the metrics and cell counts would take it for a frame of no
             # cells. The preview of the frame shown before must not land either.
             self.runner.cancel()
-            held = f"cells of {named_frames(made)} only" if made else "no frame's cells"
+            labels = layer.axis_labels
+            held = f"cells of {named_frames(made, labels)} only" if made else "no frame's cells"
             self.status.setText(
-                f"Frame {frame_key(index)} of '{layer.name}' was never segmented (it holds "
+                f"{named_frame(index, labels).capitalize()} of '{layer.name}' was never "
+                "segmented (it holds "
                 f"{held}), so there is nothing to split here: show a frame it holds, or "
                 f"segment this one in {SEGMENT_STEP}."
             )
@@ -1053,7 +1056,8 @@ def _watershed_job(
 ):
     """Worker body: the frame at ``index`` (a preview), or every frame (``index`` None).
 
-    The ``source`` layer (carried, never read here) and ``metadata``, the record of the
+    The ``source`` layer (carried: its data is never read here, its axis labels name a
+    frame in messages) and ``metadata``, the record of the
     settings this run used, come back with the labels, their count of cells, and a note on
     the cells a split cut and on cells split plane by plane (``volume``: the input's axes
     that make one volume with Y and X). ``spacing``: the shape of the input's pixels
@@ -1073,7 +1077,9 @@ def _watershed_job(
         arrays = [np.asarray(arr[index]) for arr in arrays]
         if method == "split" and not arrays[0].any():
             # Said before a result layer is added for it, which Apply would then refuse.
-            where = f"Frame {frame_key(index)} of '{name}'" if index else f"'{name}'"
+            where = f"'{name}'"
+            if index:
+                where = f"{named_frame(index, source.axis_labels).capitalize()} of {where}"
             raise ValueError(
                 f"{where} has no cells to split (every pixel is 0): "
                 + ("show a frame with cells, " if index else "")

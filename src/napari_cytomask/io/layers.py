@@ -687,11 +687,55 @@ def listed_frames(keys) -> str:
     return ("; " if any("," in key for key in keys) else ", ").join(keys)
 
 
-def named_frames(keys) -> str:
-    """Frames named by :func:`frame_key` with their noun: "frame 1", "frames 1, 2", or
-    "no frame"."""
+#: What the frames of a stack are called along an axis, one and several, by its label.
+FRAME_NOUNS = {
+    "P": ("position", "positions"),
+    "T": ("time point", "time points"),
+    "Z": ("plane", "planes"),
+}
+
+
+def _frame_nouns(axis_labels, axes: int) -> list[tuple[str, str]] | None:
+    """What a frame is called along each of the first ``axes`` axes of ``axis_labels``
+    (Y and X last), one and several; None unless each has a name in :data:`FRAME_NOUNS`."""
+    labels = [str(label).upper() for label in list(axis_labels or ())[:-2]][:axes]
+    if len(labels) < axes or not all(label in FRAME_NOUNS for label in labels):
+        return None
+    return [FRAME_NOUNS[label] for label in labels]
+
+
+def frame_heading(axis_labels, axes: int) -> str:
+    """The heading of a column of frames (:func:`frame_key` of each) along the first
+    ``axes`` axes of ``axis_labels``: "Time point", "Position, time point" or "Frame"."""
+    nouns = _frame_nouns(axis_labels, axes)
+    return ", ".join(one for one, _ in nouns).capitalize() if nouns else "Frame"
+
+
+def named_frames(keys, axis_labels=None) -> str:
+    """Frames named by :func:`frame_key` with their nouns, for messages: "time point 3",
+    "planes 1, 2", "position 0, time point 9" or "frames (position, time point) 0,1; 1,2"
+    where ``axis_labels`` (a layer's, Y and X last) name each axis the keys run along;
+    else "frame 1" or "frames 0,1; 1,2" ("0,9" alone left a user to guess what 9 was).
+    "no frame" for none."""
     keys = list(keys)
-    return f"frame{'s' * (len(keys) > 1)} {listed_frames(keys)}" if keys else "no frame"
+    if not keys:
+        return "no frame"
+    axes = len(frame_place(keys[0]))
+    nouns = _frame_nouns(axis_labels, axes)
+    if nouns is None:
+        return f"frame{'s' * (len(keys) > 1)} {listed_frames(keys)}"
+    if axes == 1:
+        return f"{nouns[0][len(keys) > 1]} {listed_frames(keys)}"
+    if len(keys) == 1:
+        place = frame_place(keys[0])
+        return ", ".join(f"{one} {i}" for (one, _), i in zip(nouns, place, strict=True))
+    return f"frames ({', '.join(one for one, _ in nouns)}) {listed_frames(keys)}"
+
+
+def named_frame(index, axis_labels=None) -> str:
+    """Frame ``index`` of a stack (its place before Y and X) in a message, as
+    :func:`named_frames` names it."""
+    return named_frames([frame_key(index)], axis_labels)
 
 
 def frame_notes(data) -> str:
