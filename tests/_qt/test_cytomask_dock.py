@@ -1027,7 +1027,8 @@ def test_a_plot_too_small_for_its_layout_raises_no_warning(qtbot):
 def test_the_plots_take_naparis_theme_and_follow_it(make_napari_viewer, qtbot, settings):
     """Both plots stayed white with black text in napari's dark theme, a glaring block in
     the dock, and the loss plot's orange score axis was 2.5:1 on white. A plot out of
-    sight takes a new theme when it is shown."""
+    sight takes a new theme when it is shown. The viewer's theme alone changed (napari's
+    key for it, or ``viewer.theme``) left the plots dark in a light window."""
     from matplotlib.colors import to_hex
     from napari.settings import get_settings
 
@@ -1074,6 +1075,12 @@ def test_the_plots_take_naparis_theme_and_follow_it(make_napari_viewer, qtbot, s
             assert [to_hex(line.get_color()) for line in lines] == list(_SERIES[theme])
             score_label = dock.unet.trainer.score_axes.yaxis.label
             assert to_hex(score_label.get_color()) == _SERIES[theme][1]
+        appearance.theme = "dark"
+        viewer.theme = "light"
+        assert styled(plots[1], "#ebe7e6", "#1e1e21")  # on show
+        show(plots[0])
+        assert styled(plots[0], "#ebe7e6", "#1e1e21")  # out of sight: once shown
+        assert appearance.theme == "dark"
     finally:
         appearance.theme = before
 

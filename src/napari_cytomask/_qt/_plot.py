@@ -16,12 +16,11 @@ _SERIES = {"dark": ("#6cb4ff", "#ffa64d", "#7ddc7d"), "light": ("#1f5fa8", "#a84
 _MUTED = {"dark": "#9aa0a6", "light": "#5f6368"}
 
 
-def _theme_colours() -> tuple[str, str, str]:
-    """napari's theme: its background and text colours, and whether it is dark or light."""
-    from napari.settings import get_settings
+def _theme_colours(name: str) -> tuple[str, str, str]:
+    """napari's theme ``name``: its background and text colours, and whether it is dark or
+    light."""
     from napari.utils.theme import get_system_theme, get_theme
 
-    name = get_settings().appearance.theme
     theme = get_theme(get_system_theme() if name == "system" else name)  # 7 ms: kept
     red, green, blue = theme.background.as_rgb_tuple()[:3]
     kind = "dark" if 0.299 * red + 0.587 * green + 0.114 * blue < 128 else "light"
@@ -42,9 +41,13 @@ class PlotCanvas(FigureCanvasQTAgg):
     ----------
     redraw
         Draws the plot again (with :meth:`style`): called when napari's theme changes.
+    viewer
+        The viewer whose theme the plot takes: napari's key for another theme changes the
+        viewer's, not the settings', and a plot that followed the settings stayed dark in
+        a light window. Without one, napari's settings.
     """
 
-    def __init__(self, redraw: Callable[[], None]):
+    def __init__(self, redraw: Callable[[], None], viewer=None):
         from napari.settings import get_settings
 
         super().__init__(Figure(figsize=(4, 2.6), tight_layout=True))
@@ -52,9 +55,12 @@ class PlotCanvas(FigureCanvasQTAgg):
         self._stale = False
         self._restyle = False  # the theme changed while the plot was out of sight
         self._redraw = redraw
+        self._viewer = viewer
         self._take_theme()
         self.setToolTip("The plot follows the numbers of its step.")
-        get_settings().appearance.events.theme.connect(self._theme_changed)
+        # The window sets the viewer's theme when the settings' changes.
+        events = viewer.events if viewer is not None else get_settings().appearance.events
+        events.theme.connect(self._theme_changed)
 
     def _theme_changed(self, *_) -> None:
         # A plot out of sight (a tab not shown, a closed dock) is redrawn when shown.
@@ -64,7 +70,11 @@ class PlotCanvas(FigureCanvasQTAgg):
             self._restyled()
 
     def _take_theme(self) -> None:
-        self._background, self.text, kind = _theme_colours()
+        from napari.settings import get_settings
+
+        viewer = self._viewer
+        name = viewer.theme if viewer is not None else get_settings().appearance.theme
+        self._background, self.text, kind = _theme_colours(name)
         #: Three line colours, and that of a note on an empty plot, for the theme.
         self.series, self.muted = _SERIES[kind], _MUTED[kind]
 

@@ -347,7 +347,7 @@ class MetricsDock(StepWidget, QWidget):
             "copy them, with their names, for a spreadsheet."
         )
 
-        self.canvas = PlotCanvas(redraw=lambda: self._plot(self.evaluation))
+        self.canvas = PlotCanvas(redraw=lambda: self._plot(self.evaluation), viewer=self.viewer)
         self.axes = self.canvas.figure.add_subplot()
         self._plot(None)
         # Table and plot share the page's room in tabs, so each gets all of it.

@@ -1285,7 +1285,7 @@ class UNetTrainWidget(StepWidget, QWidget):
             on_finished=self._update_estimate,
             parent=self,
         )
-        self.canvas = PlotCanvas(redraw=self._plot)
+        self.canvas = PlotCanvas(redraw=self._plot, viewer=self.viewer)
         self.loss_axes = self.canvas.figure.add_subplot(111)
         self.score_axes = self.loss_axes.twinx()
         self.losses, self.scores = [], []
