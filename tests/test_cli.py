@@ -1934,6 +1934,23 @@ def test_segment_says_what_to_try_when_it_finds_no_cells(unet_checkpoint, tmp_pa
     assert err.count("fine-tune") == 1
 
 
+def test_segment_says_the_time_left_for_the_inputs_to_come(unet_checkpoint, tmp_path, capsys):
+    """A batch of hundreds of images said how many were done, never how long the rest
+    would take."""
+    scan = make_tilescan(n_tiles=3, shape=(64, 64), seed=3)
+    for k, image in enumerate(scan.brightfield):
+        tifffile.imwrite(tmp_path / f"phase{k}.tif", image)
+    model = unet_checkpoint(tile_size=128)
+    argv = ["segment", str(tmp_path), "-m", str(model), "--scheduler", "synchronous",
+            "--threads", "1", "-o", str(tmp_path / "out")]  # fmt: skip
+    assert main(argv) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[")]
+    assert len(lines) == 3, lines
+    # Timed from the first input's end: the second tells the pace of the third.
+    assert lines[0].endswith(" s") and lines[2].endswith(" s"), lines
+    assert re.search(r"^\[2/3\] .*; about \d+ s left for the other 1$", lines[1]), lines
+
+
 def test_segment_says_why_an_image_can_hold_no_cell(unet_checkpoint, tmp_path, capsys):
     """An image of no number, of one value or smaller than a cell was told to lower the
     thresholds or fine-tune the model (a 2 x 2 one that it looked saturated), where the

@@ -32,7 +32,7 @@ from pathlib import Path
 from . import __version__
 from .io.writers import CHUNKED_ABOVE, FILE_FORMATS, SEGMENT_FORMATS, format_named
 from .pipeline import METHODS
-from .progress import Pace, one_line, out_of_memory, progress_text
+from .progress import Pace, duration, one_line, out_of_memory, progress_text
 
 EXIT_OK, EXIT_USER_ERROR, EXIT_INTERRUPTED = 0, 1, 130  # argparse exits with 2 itself
 EXIT_TERMINATED = 128 + signal.SIGTERM  # a job scheduler's time limit, or kill
@@ -1203,6 +1203,7 @@ def _segment_locked(args, preset, sources, options, roots) -> int:
         return EXIT_OK
 
     timing: dict = {}  # input -> [its Pace, when its last progress line was said]
+    inputs = Pace()  # the inputs' own: a batch of hundreds said how far, not how long
     finished: set = set()  # a late event from a worker says nothing about these
     # A cluster's progress comes in the client's thread, its results in this one.
     lock = threading.Lock()
@@ -1222,6 +1223,8 @@ def _segment_locked(args, preset, sources, options, roots) -> int:
     def report(i, n, job, summary, error):
         with lock:
             finished.add(job.source)
+        left = inputs.left(i, n)  # from the pace since the first input ended
+        ahead = f"; about {duration(left)} left for the other {n - i}" if left else ""
         if error is not None:
             if "out of memory" in error.lower():
                 error += f"; {_MEMORY_ADVICE['segment']}"
@@ -1238,7 +1241,7 @@ def _segment_locked(args, preset, sources, options, roots) -> int:
             )
         cells = summary["cells"]
         say(f"[{i}/{n}] {job.source}{channels}: {cells} cell{'s' * (cells != 1)} in "
-            f"{summary['seconds']:.1f} s")  # fmt: skip
+            f"{summary['seconds']:.1f} s{ahead}")  # fmt: skip
         notes = [summary["note"]] if summary["note"] else []
         if summary["nothing_to_find"]:  # no setting would find cells there
             notes.append(f"No cells found: {summary['nothing_to_find']}.")
