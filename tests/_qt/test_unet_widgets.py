@@ -2547,3 +2547,4 @@ def test_a_count_of_one_cell_reads_in_the_singular():
     assert cells_in(layer, 1) == (
         "1 cell in 'cells', in time point 1 of 3 only (the others were never made)"
     )
+    assert cells_in(layer, np.uint8(2)).startswith("2 cells in 'cells'")  # a count from numpy

@@ -312,11 +312,11 @@ def cells_in(layer, n: int) -> str:
     if made is not None and not made.all():
         kept = [frame_key(place) for place in zip(*np.nonzero(made), strict=True)]
         return (
-            f"{n} cell{'s' * (n != 1)} in '{layer.name}', in "
+            f"{n} cell{'' if n == 1 else 's'} in '{layer.name}', in "
             f"{named_frames(kept, layer.axis_labels)} of "
             f"{frames} only (the others were never made)"
         )
-    said = f"{n} cell{'s' * (n != 1)} in '{layer.name}'" + (
+    said = f"{n} cell{'' if n == 1 else 's'} in '{layer.name}'" + (
         f", in all {frames} frames" if frames > 1 else ""
     )
     if "Z" in [str(label).upper() for label in layer.axis_labels[:-2]]:

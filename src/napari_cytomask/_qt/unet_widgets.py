@@ -1056,7 +1056,7 @@ class UNetSegmentWidget(StepWidget, QWidget):
                 f"far: {named_frames(made, layer.axis_labels)}"
             )
             self.status.setText(
-                f"{n} cell{'s' * (n != 1)} in {named_frame(index, layer.axis_labels)} of "
+                f"{n} cell{'' if n == 1 else 's'} in {named_frame(index, layer.axis_labels)} of "
                 f"'{cells.name}' ({others}).{note}"
             )
         elif n:
