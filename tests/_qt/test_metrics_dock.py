@@ -84,11 +84,6 @@ def test_table_follows_edits_and_saves_csv(dock_in_viewer, qtbot, labels, tmp_pa
     pred.undo()
     qtbot.waitUntil(lambda: dock.evaluation is not before, timeout=10_000)
     assert _cell(dock, "False negatives") == str(n // 3 + 1) != edited
-    # The plot shows precision, recall and F1 over every threshold.
-    assert len(dock.axes.lines) == 3
-    # Precision and recall stay visible where F1 lies on them: lines of their own style.
-    assert len({line.get_linestyle() for line in dock.axes.lines}) == 3
-    assert len(dock.axes.lines[0].get_xdata()) == 18
 
     path = tmp_path / "metrics.csv"
     path.write_text("old")  # the file dialog already asked before replacing
@@ -1430,3 +1425,48 @@ def test_the_cells_tab_goes_to_the_frame_of_a_cell(make_napari_viewer_proxy, qtb
     layer.visible = True
     qtbot.waitUntil(lambda: dock.evaluation.matches.fn[0] == 1, timeout=10_000)
     dock.runner.cancel()
+
+
+def test_a_brush_stroke_is_compared_once_it_pauses(dock_in_viewer, qtbot, labels, monkeypatch):
+    """Each dab of a stroke asked for a comparison at once, checking and pairing the
+    layers (3 to 17 ms of a 1022 x 1024 stack each): as long as the dab itself, so that
+    painting lagged while the metrics were open."""
+    from napari_cytomask._qt import metrics_dock
+
+    viewer, dock = dock_in_viewer
+    pred = viewer.layers["prediction"]
+    paired, pair = [], metrics_dock.paired
+    monkeypatch.setattr(metrics_dock, "paired", lambda *args: paired.append(1) or pair(*args))
+    before = dock.evaluation
+    pred.brush_size = 5
+    for i in range(10):  # one stroke's dabs, as napari paints them
+        pred.paint((40 + 2 * i, 40 + i), 99)
+    assert paired == []
+    qtbot.waitUntil(lambda: dock.evaluation is not before, timeout=10_000)
+    assert paired == [1]
+    assert _cell(dock, "False positives") == "1"
+
+
+def test_the_plot_is_drawn_when_it_is_shown(make_napari_viewer, qtbot, labels):
+    """Each comparison plotted into the hidden plot tab (up to 50 ms of the GUI thread at
+    each edit painted); it is plotted once shown, with the numbers on show."""
+    viewer = make_napari_viewer(show=True)
+    viewer.add_labels(labels.copy(), name="prediction")
+    viewer.add_labels(labels.copy(), name="ground truth")
+    dock = MetricsDock(viewer)
+    viewer.window.add_dock_widget(dock, name="Segmentation metrics")
+    qtbot.waitUntil(lambda: dock.evaluation is not None, timeout=10_000)
+    assert dock.views.currentWidget() is not dock.canvas and not dock.axes.lines
+    before = dock.evaluation
+    pred = viewer.layers["prediction"]
+    pred.data = np.where(pred.data == np.unique(labels)[1], 0, pred.data)
+    qtbot.waitUntil(lambda: dock.evaluation is not before, timeout=10_000)
+    assert not dock.axes.lines
+    dock.views.setCurrentWidget(dock.canvas)
+    # Precision, recall and F1 over every threshold; precision and recall stay visible
+    # where F1 lies on them: lines of their own style.
+    assert len(dock.axes.lines) == 3
+    assert len({line.get_linestyle() for line in dock.axes.lines}) == 3
+    assert len(dock.axes.lines[0].get_xdata()) == 18
+    f1 = list(dock.axes.lines[0].get_ydata())
+    assert f1 == list(dock.evaluation.matches.f1) and min(f1) < 1

@@ -103,12 +103,12 @@ def _recording(checkpoint, **training):
     return checkpoint
 
 
-def test_train_then_segment_in_a_viewer(make_napari_viewer_proxy, qtbot, model_folder, monkeypatch):
+def test_train_then_segment_in_a_viewer(make_napari_viewer, qtbot, model_folder, monkeypatch):
     from napari_cytomask.models import training
 
     # Three steps make no model that finds most cells, which would not be selected.
     monkeypatch.setattr(training, "USABLE_F1", 0.0)
-    viewer = make_napari_viewer_proxy()
+    viewer = make_napari_viewer(show=True)
     scan = make_tilescan(n_tiles=3, shape=(96, 96), cell_radius=10, seed=3)
     viewer.add_image(scan.fluorescence, name="GFP")
     viewer.add_image(
@@ -134,7 +134,6 @@ def test_train_then_segment_in_a_viewer(make_napari_viewer_proxy, qtbot, model_f
     assert trainer.result is not None, trainer.status.text()
     assert trainer.result.description["training"]["split"]["test"] == []
     assert len(trainer.losses) == 3 and len(trainer.scores) == 1
-    assert len(trainer.loss_axes.lines) == 1 and len(trainer.score_axes.lines) == 1
     saved = list_checkpoints()
     assert saved == [trainer.result.checkpoint] and saved[0].parent == model_folder
     split = trainer.result.description["training"]["split"]
@@ -151,6 +150,10 @@ def test_train_then_segment_in_a_viewer(make_napari_viewer_proxy, qtbot, model_f
 
     # The new model is selected, ready to segment, with what its training said.
     assert segmenter.tabs.currentIndex() == 0
+    segmenter.tabs.setCurrentWidget(trainer)
+    trainer.tabs.setCurrentWidget(trainer.canvas)  # the plot, drawn once shown
+    assert len(trainer.loss_axes.lines) == 1 and len(trainer.score_axes.lines) == 1
+    segmenter.tabs.setCurrentIndex(0)
     # Its gist: the whole summary squeezed the Segment tab's settings out of sight.
     assert segmenter.status.text().endswith(f"press Segment cytoplasm. {trainer.headline}")
     assert trainer.headline == (
@@ -490,12 +493,14 @@ def test_a_resumed_run_goes_on_with_its_own_settings(make_napari_viewer_proxy, u
     assert trainer.estimated_seconds(2) == pytest.approx(trainer.estimated_seconds() / 2)
 
 
-def test_a_resumed_run_plots_the_epochs_it_goes_on_from(make_napari_viewer_proxy, qtbot, tmp_path):
+def test_a_resumed_run_plots_the_epochs_it_goes_on_from(make_napari_viewer, qtbot, tmp_path):
     """Resumed, the plot began at the run's new steps: the loss and score of the epochs
     before were gone."""
-    viewer = make_napari_viewer_proxy()
+    viewer = make_napari_viewer(show=True)
     _labelled_layers(viewer)
     trainer = UNetTrainWidget(viewer)
+    viewer.window.add_dock_widget(trainer)
+    trainer.tabs.setCurrentWidget(trainer.canvas)
     _tiny_training(trainer)
     trainer.output.setText(str(tmp_path / "run.safetensors"))
     trainer.train()

@@ -34,8 +34,8 @@ class PlotCanvas(FigureCanvasQTAgg):
     matplotlib warns "Tight layout not applied" whenever the widget is briefly
     too small (a dock being resized); napari shows every warning as a
     notification, so the warning is silenced here and the figure simply waits
-    for the next, larger draw. A hidden plot (a tab not shown) is drawn when it
-    is shown: drawing costs the GUI thread tens of milliseconds.
+    for the next, larger draw. A hidden plot (a tab not shown) is plotted and drawn
+    when it is shown (:meth:`replot`): each costs the GUI thread tens of milliseconds.
 
     Parameters
     ----------
@@ -54,6 +54,7 @@ class PlotCanvas(FigureCanvasQTAgg):
         self.setMinimumHeight(160)
         self._stale = False
         self._restyle = False  # the theme changed while the plot was out of sight
+        self._replot = False  # its numbers changed while it was out of sight
         self._redraw = redraw
         self._viewer = viewer
         self._take_theme()
@@ -82,6 +83,16 @@ class PlotCanvas(FigureCanvasQTAgg):
         self._take_theme()
         self._redraw()
 
+    def replot(self) -> None:
+        """Plot the numbers again (``redraw``) now if the plot is on show, else when it is
+        shown: plotted out of sight, each edit compared by the metrics cost the GUI
+        thread up to 50 ms, while a person painted."""
+        if isalive(self) and self.isVisible():
+            self._replot = False
+            self._redraw()
+        else:
+            self._replot = True
+
     def style(self) -> None:
         """Give the figure and its axes, ticks and legends the theme's colours."""
         background, text = self._background, self.text
@@ -104,8 +115,8 @@ class PlotCanvas(FigureCanvasQTAgg):
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
-        if self._restyle:
-            self._restyle = False
+        if self._restyle or self._replot:
+            self._restyle = self._replot = False
             self._restyled()
         elif self._stale:
             self.draw_idle()

@@ -1630,7 +1630,7 @@ class UNetTrainWidget(StepWidget, QWidget):
         self._phase = None
         self._fine_tuning = init_from is not None  # its starting model is scored first
         self._notes = notes
-        self._plot()
+        self.canvas.replot()
         self.progress.setMaximum(settings.epochs * settings.steps_per_epoch)
         kept = (
             f"cancelled, {Path(resume).name} keeps the best one so far" if resume
@@ -1802,7 +1802,7 @@ class UNetTrainWidget(StepWidget, QWidget):
             )
             # Redraw at most twice a second: drawing costs the GUI thread tens of ms.
             if time.monotonic() - self._drawn > 0.5 or p.step == p.steps:
-                self._plot()
+                self.canvas.replot()
         elif p.phase == "validate":
             self._show_stage("Validating", p.step, p.steps)
             what = _STARTING_MODEL if self._before_first_epoch() else f"Epoch {p.epoch}"
@@ -1841,7 +1841,7 @@ class UNetTrainWidget(StepWidget, QWidget):
                     self._validated = True
                     saved = " (best so far, saved)" if p.improved else ""
                     self.status.setText(f"Epoch {p.epoch}: {score}{saved}")
-            self._plot()
+            self.canvas.replot()
 
     def _before_first_epoch(self) -> bool:
         """Whether a report of validation or thresholds is of the model a fine-tuning run
@@ -1865,7 +1865,7 @@ class UNetTrainWidget(StepWidget, QWidget):
                 self.losses.append((step, entry["loss"]))
             if (entry.get("validation") or {}).get("mean_average_f1") is not None:
                 self.scores.append((step, entry["validation"]["mean_average_f1"]))
-        self._plot()
+        self.canvas.replot()
 
     def _plot(self) -> None:
         self._drawn = time.monotonic()
