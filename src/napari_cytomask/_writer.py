@@ -28,7 +28,11 @@ def write_labels_layer(path: str, data: Any, meta: dict) -> list[str]:
     (:func:`~napari_cytomask.io.export.save_provenance`): opened again, it is the result
     of its scan, with the frames that were made, where it lay beside the scan (an OME-TIFF
     also holds that as its position), not a mask of a file of its own. A name
-    that leaves no room for the provenance's is refused before anything is written."""
+    that leaves no room for the provenance's is refused before anything is written. A
+    name without an ending (napari's dialog fills in the layer's name) is saved as TIFF,
+    as napari's own writer saves it."""
+    if not Path(path).suffix:
+        path = f"{path}.tif"
     labels = data[0] if meta.get("multiscale") else data
     layer = SimpleNamespace(**{**meta, "data": labels, "multiscale": False})
     result = is_result(layer)

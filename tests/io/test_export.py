@@ -1112,6 +1112,26 @@ def test_a_result_named_too_long_for_its_provenance_is_not_saved(tmp_path):
     assert write_labels_layer(str(too_long), data, meta) == [str(too_long)]
 
 
+def test_file_save_of_a_name_without_an_ending_saves_a_tiff(tmp_path):
+    """napari's Save Selected Layers fills in the layer's name, with no ending: with this
+    writer chosen, the save failed ("Cannot tell the format of 'phase U-Net cells'")
+    where napari's own writer saves a TIFF."""
+    from napari.layers import Labels
+
+    from napari_cytomask._writer import write_labels_layer
+    from napari_cytomask.io.export import provenance_beside, reopened_result
+
+    cells = np.zeros((16, 16), np.uint16)
+    cells[2:8, 2:8] = 1
+    record = {"role": "result", "source": "/data/scan.tif", "method": "unet"}
+    data, meta, _ = Labels(cells, name="cells", metadata={"cytomask": record}).as_layer_data_tuple()
+    named = tmp_path / "phase U-Net cells"
+    saved = tmp_path / "phase U-Net cells.tif"
+    assert write_labels_layer(str(named), data, meta) == [str(saved), str(provenance_beside(saved))]
+    np.testing.assert_array_equal(tifffile.imread(saved), cells)
+    assert reopened_result(saved, cells)["source"] == "/data/scan.tif"
+
+
 def test_file_save_never_replaces_the_scan_a_layer_belongs_to(tmp_path):
     """Saved with File > Save over the scan it was segmented from, a result replaced the
     7 MB phase-contrast scan with 56 KB of labels (napari's dialog asks only whether to
