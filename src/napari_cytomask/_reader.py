@@ -65,6 +65,24 @@ def _read(path: PathOrPaths) -> list[LayerData]:
     return layers
 
 
+def _tiffs_in(folder: str) -> list[str]:
+    """The files named like TIFFs directly in ``folder``, sorted; none for a file. Its
+    other files (tables, provenance, a PNG of labels beside its image) are left out."""
+    if not os.path.isdir(folder):
+        return []
+    paths = [os.path.join(folder, name) for name in sorted(os.listdir(folder))]
+    return [path for path in paths if named_like_tiff(path) and os.path.isfile(path)]
+
+
+def _read_folder(folder: PathOrPaths) -> list[LayerData]:
+    """A folder's TIFF files as one stack, a plane per file, as napari's own reader opens
+    a folder (and *Open Files as Stack*); its one TIFF as that file. In napari's dialog
+    for a folder this reader was chosen first, and a folder of TIFFs was refused."""
+    (path,) = _paths(folder)
+    files = _tiffs_in(os.path.abspath(path))
+    return _read(files if len(files) > 1 else files[0])
+
+
 def _check_planes_fit(layers: list[LayerData], path: str) -> None:
     """Refuse a file whose plane cannot fit in memory: napari reads a whole plane of a
     layer without a resolution pyramid to show it, and the system would end napari, and
@@ -116,16 +134,19 @@ def get_reader(path: PathOrPaths) -> ReaderFunction | None:
         A function returning napari layer data tuples, or ``None`` unless every
         path is a file starting with a TIFF signature or named like a TIFF (a TIFF this
         user may not read, or, alone, a picture of another kind renamed: its reader reads
-        it or says why not), or the path is one OME-Zarr store (a folder).
+        it or says why not), or the path is one OME-Zarr store or a folder holding TIFF
+        files.
     """
     try:
         paths = _paths(path)
     except TypeError:
         return None
-    # npe2 offers the reader every folder: only an image's store is taken, so napari's
-    # own reader keeps other folders (and plain Zarr arrays).
+    # npe2 offers the reader every folder: an image's store is taken, and a folder of
+    # TIFFs; napari's own reader keeps other folders (and plain Zarr arrays).
     if len(paths) == 1 and is_ome_zarr(Path(paths[0])):
         return _read
+    if len(paths) == 1 and _tiffs_in(paths[0]):
+        return _read_folder
 
     # A file named like a TIFF is taken whatever it holds: its reader reads a picture of
     # another kind renamed (a PNG), or says why it cannot be opened (no permission, no

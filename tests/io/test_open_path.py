@@ -436,7 +436,8 @@ def test_paired_patterns_take_the_inputs_segment_would(tmp_path):
 
 def test_the_reader_takes_ome_zarr_stores_and_leaves_other_folders_to_napari(tmp_path):
     """npe2 offers a reader that takes folders every folder: only an OME-Zarr image's
-    store is taken, so napari's own reader keeps folders of files and plain Zarr arrays."""
+    store (or a folder of TIFFs) is taken, so napari's own reader keeps folders of other
+    files and plain Zarr arrays."""
     import zarr
 
     from napari_cytomask._reader import get_reader
@@ -451,6 +452,32 @@ def test_the_reader_takes_ome_zarr_stores_and_leaves_other_folders_to_napari(tmp
     for other in ("plain.zarr", "pngs"):
         assert get_reader(str(tmp_path / other)) is None
     assert get_reader([str(tmp_path / "cells.ome.zarr")] * 2) is None
+
+
+def test_a_folder_of_tiffs_opens_as_a_stack_as_napari_opens_a_folder(tmp_path):
+    """napari's dialog for a folder offered this reader first, and a folder of TIFFs was
+    then refused ("Reader 'napari-cytomask' ... refused the file"): it opens as one stack,
+    a plane per file in the order of their names, as napari's own reader opens a folder.
+    Other files beside them are left out; one TIFF opens as that file."""
+    from napari_cytomask._reader import get_reader
+
+    rng = np.random.default_rng(0)
+    planes = [rng.integers(0, 4000, (16, 16), np.uint16) for _ in range(3)]
+    folder = tmp_path / "day1"
+    folder.mkdir()
+    for name, plane in zip(("t2.tif", "t0.tif", "t1.tif"), (planes[2], planes[0], planes[1]),
+                           strict=True):  # fmt: skip
+        tifffile.imwrite(folder / name, plane)
+    (folder / "notes.csv").write_text("a,b\n")
+    ((data, kwargs, kind),) = get_reader(str(folder))(str(folder))
+    assert kind == "image" and data.shape == (3, 16, 16)
+    np.testing.assert_array_equal(np.asarray(data), np.stack(planes))
+    single = tmp_path / "one"
+    single.mkdir()
+    tifffile.imwrite(single / "raw.tif", planes[0])
+    ((data, kwargs, kind),) = get_reader(str(single))(str(single))
+    np.testing.assert_array_equal(np.asarray(data), planes[0])
+    assert kwargs["name"] == "raw"
 
 
 def test_an_ome_zarr_image_without_pixels_is_refused_naming_it(tmp_path):
