@@ -1254,11 +1254,15 @@ def test_a_long_layer_name_in_a_status_does_not_widen_the_dock(make_napari_viewe
 
 def test_tables_let_tab_go_on_to_the_next_control(make_napari_viewer_proxy, settings):
     """Tab moved from cell to cell and never left step 1's and step 4's tables."""
-    from qtpy.QtWidgets import QTableWidget
+    from qtpy.QtWidgets import QScrollArea, QTableWidget
 
     dock = CytomaskDock(make_napari_viewer_proxy(), settings=settings)
     tables = dock.findChildren(QTableWidget)
     assert len(tables) >= 3 and not any(table.tabKeyNavigation() for table in tables)
+    # Nor does it stop on the area that scrolls a step's settings, which shows no focus.
+    areas = dock.findChildren(QScrollArea)
+    assert len(areas) >= 4
+    assert all(area.focusPolicy() == Qt.FocusPolicy.NoFocus for area in areas)
 
 
 def test_every_setting_has_a_name_a_screen_reader_can_say(make_napari_viewer_proxy, settings):

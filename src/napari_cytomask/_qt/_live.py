@@ -253,6 +253,9 @@ class _SettingsArea(QScrollArea):
 def scrolled(content: QWidget) -> QScrollArea:
     """``content`` in a vertical scroll area: settings that may not fit a short dock."""
     scroll = _SettingsArea()
+    # Tab goes through its settings, never stopping on the area itself, which shows no
+    # focus (a stop that seemed to lose it).
+    scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)
     scroll.setMinimumHeight(SETTINGS_MIN_HEIGHT)
     scroll.setWidgetResizable(True)
     scroll.setFrameShape(QFrame.Shape.NoFrame)

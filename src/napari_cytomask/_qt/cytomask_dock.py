@@ -146,7 +146,8 @@ class CytomaskDock(FitsTheScreen, QWidget):
             self.steps.setTabToolTip(self.steps.count() - 1, tip)
             self._runs.append(run)
         self.steps.setCurrentIndex(1)
-        hint = QLabel("Ctrl+Enter runs the open step, Esc cancels it.")
+        # The keys are the dock's: napari's canvas and layer list keep their own.
+        hint = QLabel("In this dock, Ctrl+Enter runs the open step and Esc cancels it.")
         hint.setWordWrap(True)
         self.reset_button = QPushButton("Reset to defaults")
         self.reset_button.setToolTip(
