@@ -122,7 +122,7 @@ def test_cells_the_starter_is_unsure_of_are_pointed_out(tmp_path, shared_data, c
     assert (
         f"cytomask: note: {folder / 'dic.tif'}: The starter model is unsure of these cells ("
         f"confidence {dic['unet_confidence']:.2f}, {STARTER_CONFIDENCE} or more on phase "
-        "contrast): the image may not be phase contrast" in err
+        "contrast), and the image records no pixel size" in err
     )
     # Another model is not judged by the starter model's figures.
     assert unlike_starter_images("mine.safetensors", 0.1) == ""
@@ -235,10 +235,13 @@ def test_which_pixel_sizes_are_resampled_and_which_pointed_out():
     # Resampled, the image's pixel size is the model's; unsure of an image whose pixel size
     # is not known, the model asks for it.
     assert unlike_starter_images(None, 0.9, (0.435, 0.435), resampled=True) == ""
-    assert unlike_starter_images(None, 0.6, None).endswith(
-        "The image records no pixel size: if its pixels are not about 0.87 µm, give it (Pixel "
-        "size in step 2, --pixel-size on the command line) to have the image resampled to the "
-        "model's."
+    # The cheaper cause first: phase contrast at another pixel size, not known.
+    assert unlike_starter_images(None, 0.6, None) == (
+        "The starter model is unsure of these cells (confidence 0.60, 0.72 or more on phase "
+        "contrast), and the image records no pixel size: if its pixels are not about 0.87 µm, "
+        "give it (Pixel size in step 2, --pixel-size on the command line) to have the image "
+        "resampled to the model's. If it is not phase contrast like the model's training "
+        "images, fine-tune it on a few labelled images of yours."
     )
     assert "records no pixel size" not in unlike_starter_images(None, 0.6, (0.87, 0.87))
     # Pixels that differ in Y and X are judged by the axis furthest off, and named so.

@@ -1218,13 +1218,40 @@ def test_cells_the_starter_is_unsure_of_are_pointed_out_and_exported_with_it(
     assert cells.data.max() > 0 and confidence < STARTER_CONFIDENCE
     assert segmenter.status.text().endswith(
         f"The starter model is unsure of these cells (confidence {confidence:.2f}, "
-        f"{STARTER_CONFIDENCE} or more on phase contrast): the image may not be phase contrast "
-        "like its training images, so check them, or fine-tune it on a few labelled images "
-        "of yours. The image records no pixel size: if its pixels are not about 0.87 µm, give "
-        "it (Pixel size in step 2, --pixel-size on the command line) to have the image "
-        "resampled to the model's."
+        f"{STARTER_CONFIDENCE} or more on phase contrast), and the image records no pixel "
+        "size: if its pixels are not about 0.87 µm, give it (Pixel size in step 2, "
+        "--pixel-size on the command line) to have the image resampled to the model's. If it "
+        "is not phase contrast like the model's training images, fine-tune it on a few "
+        "labelled images of yours."
     )
     assert from_layer(cells).model["confidence"] == confidence  # in the export's provenance
+
+
+def test_no_cells_in_images_unlike_the_model_says_each_thing_to_try_once(
+    make_napari_viewer_proxy, qtbot, shared_data
+):
+    """Fluorescent nuclei, no cells: the advice said to fine-tune twice, and asked whether
+    the image was the channel to segment of a file of one channel."""
+    viewer = make_napari_viewer_proxy()
+    nuclei = tifffile.imread(shared_data / "nuclei-dsb" / "img2d.tif")
+    viewer.add_image(nuclei, name="nuclei")
+    segmenter = UNetSegmentWidget(viewer)
+    segmenter.tta.setChecked(False)
+    segmenter.segment()
+    qtbot.waitUntil(lambda: not segmenter.runner.busy, timeout=60_000)
+    status = segmenter.status.text()
+    assert status.startswith("No cells found in 'nuclei'. The starter model is unsure"), status
+    assert status.count("fine-tune") == 1 and "Lower the thresholds" in status
+    assert "channel to segment" not in status
+    # Another channel of its file open: which one to segment is worth asking.
+    scan = {"cytomask": {"source": "/data/scan.tif", "role": "input"}}
+    viewer.layers["nuclei"].metadata = scan
+    viewer.add_image(nuclei[::-1].copy(), name="other channel", metadata=scan)
+    segmenter.input.setCurrentText("nuclei")
+    segmenter.segment()
+    qtbot.waitUntil(lambda: not segmenter.runner.busy, timeout=60_000)
+    status = segmenter.status.text()
+    assert "Is it the channel to segment (see " in status and status.count("fine-tune") == 1
 
 
 def test_no_cells_says_what_to_try(make_napari_viewer_proxy, qtbot):

@@ -1068,17 +1068,31 @@ class UNetSegmentWidget(StepWidget, QWidget):
             # At a coarser pixel size than the model's images, every cell can be smaller
             # than the minimum size tuned for them.
             smaller = f" or the minimum cell size ({min_size} px)" if min_size else ""
+            # Which channel, for a file of several open; fine-tuning, unless said already.
+            lower = f"lower the thresholds{smaller}"
+            if self._other_channels(layer):
+                lower = f"Is it the channel to segment (see {CHANNEL_ROLES})? If it is, {lower}"
+            if "fine-tune" not in note:
+                lower += (
+                    ", or, for images unlike the model's (the starter model knows phase "
+                    "contrast only), fine-tune it on a few labelled images: Train a model"
+                )
             self.status.setText(
                 f"No cells found in {source}: {reason}."
                 if reason
                 # What the run noticed (a wrong-looking pixel size, an image unlike the
                 # model's) comes first: that is when it explains the result.
-                else f"No cells found in {source}.{note} Is it the channel to segment (see "
-                f"{CHANNEL_ROLES})? If it is, lower the thresholds{smaller}, or, for images "
-                "unlike the model's (the starter model knows phase contrast only), fine-tune "
-                "it on a few labelled images: Train a model."
+                else f"No cells found in {source}.{note} {lower[0].upper()}{lower[1:]}."
             )
         self.segmented.emit(cells)
+
+    def _other_channels(self, layer) -> bool:
+        """Whether images of other channels of ``layer``'s file are open."""
+        source = source_of(layer)
+        return source is not None and any(
+            isinstance(other, Image) and other is not layer and source_of(other) == source
+            for other in self.viewer.layers
+        )
 
     def _show(self, new, index: tuple = (), into=None):
         """Add ``new``, or put its data into the layer of that name from an earlier run
