@@ -66,12 +66,13 @@ def _read(path: PathOrPaths) -> list[LayerData]:
 
 
 def _tiffs_in(folder: str) -> list[str]:
-    """The files named like TIFFs directly in ``folder``, sorted; none for a file. Its
-    other files (tables, provenance, a PNG of labels beside its image) are left out."""
+    """The TIFF files directly in ``folder`` (named like TIFFs, and starting as one),
+    sorted; none for a file. Its other files (tables, provenance, a PNG of labels beside
+    its image, a file that only has a TIFF's name) are left out."""
     if not os.path.isdir(folder):
         return []
     paths = [os.path.join(folder, name) for name in sorted(os.listdir(folder))]
-    return [path for path in paths if named_like_tiff(path) and os.path.isfile(path)]
+    return [path for path in paths if named_like_tiff(path) and is_tiff(path)]
 
 
 def _read_folder(folder: PathOrPaths) -> list[LayerData]:

@@ -469,6 +469,7 @@ def test_a_folder_of_tiffs_opens_as_a_stack_as_napari_opens_a_folder(tmp_path):
                            strict=True):  # fmt: skip
         tifffile.imwrite(folder / name, plane)
     (folder / "notes.csv").write_text("a,b\n")
+    (folder / "notes.tif").write_text("not an image")  # a TIFF's name only
     ((data, kwargs, kind),) = get_reader(str(folder))(str(folder))
     assert kind == "image" and data.shape == (3, 16, 16)
     np.testing.assert_array_equal(np.asarray(data), np.stack(planes))
