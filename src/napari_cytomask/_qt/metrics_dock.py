@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from difflib import SequenceMatcher
 from pathlib import Path
 from typing import NamedTuple
@@ -12,7 +13,7 @@ import numpy as np
 from napari.layers import Labels
 from napari.utils.colormaps import DirectLabelColormap
 from napari.utils.notifications import show_error
-from qtpy.QtCore import QTimer
+from qtpy.QtCore import QAbstractTableModel, Qt, QTimer
 from qtpy.QtGui import QKeySequence
 from qtpy.QtWidgets import (
     QApplication,
@@ -21,6 +22,7 @@ from qtpy.QtWidgets import (
     QFormLayout,
     QHeaderView,
     QPushButton,
+    QTableView,
     QTableWidget,
     QTableWidgetItem,
     QTabWidget,
@@ -86,8 +88,8 @@ from ._plot import PlotCanvas
 #: Colours of the highlight layers: false positives, false negatives.
 HIGHLIGHT_COLOURS = {"fp": "magenta", "fn": "yellow"}
 
-#: Most rows the Cells tab lists (the worst cells): a table of more is slow to fill.
-MAX_CELL_ROWS = 5000
+#: Most rows the Cells tab lists (the worst cells): their rows are made in the GUI thread.
+MAX_CELL_ROWS = 20_000
 
 #: Largest share of a highlight layer's pixels redrawn where they changed, not whole.
 PARTIAL_REDRAW = 0.02
@@ -131,9 +133,9 @@ _SUMMARY_ROWS = (
 )  # fmt: skip
 
 
-class _Table(QTableWidget):
-    """A table whose selected cells copy (Ctrl+C) as tab-separated text with their row and
-    column names, ready to paste into a spreadsheet."""
+class _Copying:
+    """Of a table view: the selected cells copy (Ctrl+C) as tab-separated text with their
+    row and column names, ready to paste into a spreadsheet."""
 
     def keyPressEvent(self, event) -> None:
         if event.matches(QKeySequence.StandardKey.Copy):
@@ -143,18 +145,74 @@ class _Table(QTableWidget):
 
     def selected_text(self) -> str:
         """The selected cells, with their row and column names, one line per row."""
+        model = self.model()
         cells = {(index.row(), index.column()) for index in self.selectedIndexes()}
         rows = sorted({row for row, _ in cells})
         columns = sorted({column for _, column in cells})
-        header = ["", *(self.horizontalHeaderItem(c).text() for c in columns)]
+        horizontal, vertical = Qt.Orientation.Horizontal, Qt.Orientation.Vertical
+        header = ["", *(str(model.headerData(c, horizontal)) for c in columns)]
         lines = ["\t".join(header)]
         for row in rows:
             values = [
-                self.item(row, c).text() if (row, c) in cells and self.item(row, c) else ""
+                str(model.data(model.index(row, c)) or "") if (row, c) in cells else ""
                 for c in columns
             ]
-            lines.append("\t".join([self.verticalHeaderItem(row).text(), *values]))
+            lines.append("\t".join([str(model.headerData(row, vertical)), *values]))
         return "\n".join(lines) if rows else ""
+
+
+class _Table(_Copying, QTableWidget):
+    """A table of a few fixed rows, copied with their names."""
+
+
+class CellsModel(QAbstractTableModel):
+    """The Cells tab's rows (:class:`CellRow`), made into text only for the rows in view:
+    a table of items for each of a stack's thousands of cells took the GUI thread 0.3 s
+    to fill at every edit compared while the tab was on show."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[CellRow] = []
+        self._columns: list[str] = []
+        self._frame_name: Callable[[int], str] | None = None
+
+    def show(self, rows: list[CellRow], columns: list[str], frame_name=None) -> None:
+        """List ``rows`` under ``columns``; ``frame_name`` names a row's frame, for the
+        first column, in a stack."""
+        self.beginResetModel()
+        self.rows, self._columns, self._frame_name = rows, columns, frame_name
+        self.endResetModel()
+
+    def rowCount(self, parent=None) -> int:
+        return 0 if parent is not None and parent.isValid() else len(self.rows)
+
+    def columnCount(self, parent=None) -> int:
+        return 0 if parent is not None and parent.isValid() else len(self._columns)
+
+    def text(self, row: int, column: int) -> str:
+        cell = self.rows[row]
+        if self._frame_name is not None:
+            if column == 0:
+                return self._frame_name(cell.frame)
+            column -= 1
+        return (str(cell.area), f"{cell.iou:.3f}", cell.status)[column]
+
+    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
+        # The tooltip too: the status may be cut short.
+        if index.isValid() and role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
+            return self.text(index.row(), index.column())
+        return None
+
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
+        if role != Qt.ItemDataRole.DisplayRole:
+            return None
+        if orientation == Qt.Orientation.Horizontal:
+            return self._columns[section] if 0 <= section < len(self._columns) else None
+        return self.rows[section].name if 0 <= section < len(self.rows) else None
+
+
+class _CellsView(_Copying, QTableView):
+    """The Cells tab: a view of :class:`CellsModel`."""
 
 
 def _table(rows: list[str], tips: list[str], columns: list[str]) -> QTableWidget:
@@ -363,23 +421,27 @@ class MetricsDock(StepWidget, QWidget):
         self.views.setTabToolTip(1, "Mean-average F1, mSA, COCO AP and pixel scores.")
         self.views.addTab(self.canvas, "Plot")
         self.views.setTabToolTip(2, "Precision, recall and F1 at every IoU threshold.")
-        self.cells_table = _Table(0, 0)
+        self.cells = CellsModel()
+        self.cells_table = _CellsView()
+        self.cells_table.setModel(self.cells)
         self.cells_table.setTabKeyNavigation(False)
-        self.cells_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.cells_table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+        self.cells_table.setEditTriggers(QTableView.EditTrigger.NoEditTriggers)
+        self.cells_table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
         self.cells_table.setWordWrap(False)
+        # Columns as wide as the rows in view need, not the first thousand rows' text (0.1 s
+        # of the GUI thread at each edit compared).
+        self.cells_table.horizontalHeader().setResizeContentsPrecision(0)
         self.cells_table.setToolTip(
             "Every true cell, and every predicted cell that matches none, the worst first. "
             "Double-click a row (or press Enter) to go to the cell. Ctrl+C copies the "
             "selected rows for a spreadsheet."
         )
-        self.cells_table.cellActivated.connect(lambda row, _column: self.go_to_cell(row))
+        self.cells_table.activated.connect(lambda index: self.go_to_cell(index.row()))
         self.views.addTab(self.cells_table, "Cells")
         self.views.setTabToolTip(3, "Each cell and how it was matched: go to the misses.")
         self.views.currentChanged.connect(lambda _: self._fill_cells())
-        #: The rows the Cells tab lists (:func:`cell_rows`), once it has been shown for
-        #: the comparison on show; None until then.
-        self._cell_rows: list[CellRow] | None = None
+        #: Whether the Cells tab lists the comparison on show (it is listed once shown).
+        self._cells_listed = False
         self.views.setMinimumHeight(150)
 
         self.controls = StepControls(
@@ -749,8 +811,8 @@ class MetricsDock(StepWidget, QWidget):
         self.save_button.setEnabled(False)
         self.table.clearContents()
         self.summary_table.clearContents()
-        self.cells_table.setRowCount(0)
-        self._cell_rows = None
+        self.cells.show([], [])
+        self._cells_listed = False
         if self.axes.lines:  # emptied once: a new result passes here up to three times,
             self.canvas.replot()  # and each clearing cost the GUI thread up to 40 ms
         for key, layer in self._highlights.items():
@@ -763,7 +825,7 @@ class MetricsDock(StepWidget, QWidget):
         self.evaluation = evaluation
         self.save_button.setEnabled(True)
         self._fill_table(evaluation)
-        self._cell_rows = None
+        self._cells_listed = False
         self._fill_cells()
         self.canvas.replot()  # of this evaluation
         highlighted = false_pos is not None and self.highlight_check.isChecked()
@@ -840,7 +902,7 @@ class MetricsDock(StepWidget, QWidget):
     def _fill_cells(self) -> None:
         """List the cells of the comparison on show, when the Cells tab is: a stack's
         thousands of rows are not remade at every edit while another tab is on show."""
-        if self.views.currentWidget() is not self.cells_table or self._cell_rows is not None:
+        if self.views.currentWidget() is not self.cells_table or self._cells_listed:
             return
         if self.evaluation is None:
             return
@@ -851,31 +913,17 @@ class MetricsDock(StepWidget, QWidget):
         columns = [heading] * frames + ["Area (px)", "IoU", "Status"]
         table = self.cells_table
         # The cell picked stays picked when an edit compares again.
-        current = table.verticalHeaderItem(table.currentRow()) if table.currentRow() >= 0 else None
-        picked = current.text() if current is not None else None
-        table.setUpdatesEnabled(False)
-        table.clear()
-        table.setRowCount(len(shown))
-        table.setColumnCount(len(columns))
-        table.setHorizontalHeaderLabels(columns)
-        table.setVerticalHeaderLabels([row.name for row in shown])
-        for r, row in enumerate(shown):
-            values = [self.evaluation.frame_name(row.frame)] * frames + [
-                str(row.area), f"{row.iou:.3f}", row.status
-            ]  # fmt: skip
-            for c, value in enumerate(values):
-                item = QTableWidgetItem(value)
-                item.setToolTip(value)  # the status may be cut short
-                table.setItem(r, c, item)
+        current = table.currentIndex()
+        picked = self.cells.rows[current.row()].name if current.isValid() else None
+        self.cells.show(shown, columns, self.evaluation.frame_name if frames else None)
         header = table.horizontalHeader()
         for c in range(len(columns) - 1):
             header.setSectionResizeMode(c, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(len(columns) - 1, QHeaderView.ResizeMode.Stretch)
-        names = [row.name for row in shown]
-        if picked in names:
-            table.selectRow(names.index(picked))
-        table.setUpdatesEnabled(True)
-        self._cell_rows = shown
+        at = next((r for r, row in enumerate(shown) if row.name == picked), None)
+        if at is not None:
+            table.selectRow(at)
+        self._cells_listed = True
         if len(rows) > len(shown):
             self.status.setText(
                 f"The Cells tab lists the {len(shown):,} worst of {len(rows):,} cells."
@@ -884,9 +932,9 @@ class MetricsDock(StepWidget, QWidget):
     def go_to_cell(self, row: int) -> None:
         """Centre the view on the cell of the Cells tab's ``row``, on its frame, and select
         the prediction to correct it in (:meth:`_to_correct`)."""
-        if not self._cell_rows or not 0 <= row < len(self._cell_rows):
+        if not 0 <= row < len(self.cells.rows):
             return
-        cell = self._cell_rows[row]
+        cell = self.cells.rows[row]
         true = cell.side == "true"
         layer = self.ground_truth_layer if true else self.prediction_layer
         if layer is None:
