@@ -692,6 +692,25 @@ def test_evaluate_finds_each_scans_mask_channel_without_being_told(tmp_path, cap
     argv = ["evaluate", "--pred", str(two), "--gt", str(truth / "s0.tif"), "--mask-channel", "1"]
     assert main([*argv, "-o", str(tmp_path / "two.csv")]) != 0
     assert "(--pred takes label files; export the scan's mask" in capsys.readouterr().err
+    # Evaluate's --mask-channel chooses among a scan's masks, as export's does: the phase
+    # channel of a scan that names it was compared as 17,000 "cells", with a note only;
+    # and a file of one channel beside the scans is read as without it ("no channel 2").
+    mixed, results = tmp_path / "mixed", tmp_path / "results"
+    mixed.mkdir()
+    results.mkdir()
+    two.rename(mixed / "a.tif")
+    tifffile.imwrite(mixed / "b.tif", masks[1])
+    tifffile.imwrite(results / "a_unet_cells.tif", masks[0])
+    tifffile.imwrite(results / "b_unet_cells.tif", masks[1])
+    argv = ["evaluate", "--pred", str(results / "*_unet_cells.tif"), "--gt", str(mixed / "*.tif")]
+    assert main([*argv, "--mask-channel", "0", "-o", str(tmp_path / "phase.csv")]) != 0
+    assert "channel 0 is not one of its mask channels (1 (cells), 2 (nuclei mask))" in (
+        capsys.readouterr().err
+    )
+    assert main([*argv, "--mask-channel", "2", "-o", str(tmp_path / "mixed.csv")]) == 0
+    rows = [r for r in csv.DictReader((tmp_path / "mixed.csv").open()) if r["metric"] == "f1"]
+    assert {r["prediction"] for r in rows} >= {str(results / "b_unet_cells.tif"), "all"}
+    assert all(float(r["value"]) == 1.0 for r in rows)
     # Named channels, none of ids: they went out as three time points of "cells" (exit 0).
     images = tmp_path / "images.tif"
     tifffile.imwrite(images, np.stack([phase[0]] * 3), imagej=True,

@@ -623,8 +623,8 @@ def _evaluate_parser(sub) -> None:
         "--mask-channel",
         type=_non_negative_int,
         metavar="N",
-        help="channel of the --gt scans with the labels; by default the channel the reader "
-        "takes for a scan's mask, when it has one",
+        help="mask channel of the --gt scans that holds the labels (files of one channel are "
+        "read as they are); by default a scan's only mask channel",
     )
     p.add_argument(
         "--stack",
@@ -1364,7 +1364,9 @@ def _evaluate(args) -> int:
                 advice="--pred takes label files; export the scan's mask with cytomask export "
                 "--mask-channel N first",
             )
-            gt, geometry = read_labels(gt_path, args.mask_channel, advice="--mask-channel N")
+            gt, geometry = read_labels(
+                gt_path, among_masks=args.mask_channel, advice="--mask-channel N"
+            )
             sizes = [
                 pixel_size_um(g.get("scale"), g.get("units")) for g in (pred_geometry, geometry)
             ]
