@@ -1953,6 +1953,37 @@ def test_segment_says_what_to_try_when_it_finds_no_cells(unet_checkpoint, tmp_pa
     assert err.count("fine-tune") == 1
 
 
+def test_segment_says_when_an_image_is_unlike_the_models_training_images(
+    unet_checkpoint, shared_data, tmp_path, capsys
+):
+    """A model fine-tuned on fluorescent nuclei made 151 "cells" of a phase-contrast image
+    without a word: its confidence did not tell its own images from others."""
+    from napari_cytomask.models.checkpoint import load_checkpoint, save_checkpoint
+    from napari_cytomask.models.unet import intensity_profile
+
+    nuclei = [
+        tifffile.imread(shared_data / "nuclei-dsb" / f"{n}.tif") for n in ("img2d", "tests_img2d")
+    ]
+    model_path = unet_checkpoint(tile_size=128)
+    model, description = load_checkpoint(model_path, "cpu")
+    profiles = [intensity_profile([image], (1, 99.8)).tolist() for image in nuclei]
+    save_checkpoint(model_path, model, {**description, "training": {"intensities": profiles}})
+    folder = tmp_path / "images"
+    folder.mkdir()
+    phase = tifffile.imread(shared_data / "usiigaci-phc" / "set11" / "raw.tif")[:256, :256]
+    tifffile.imwrite(folder / "phase.tif", phase)
+    tifffile.imwrite(
+        folder / "nuclei.tif", tifffile.imread(shared_data / "nuclei-dsb" / "dsb_test_image.tif")
+    )
+    argv = ["segment", str(folder), "-o", str(tmp_path / "out"), "--model", str(model_path)]
+    assert main([*argv, "--no-tta", "--scheduler", "synchronous"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("is unlike the images the model was trained on") == 1
+    assert (
+        f"cytomask: note: {folder / 'phase.tif'}: The image is unlike the images the model " in err
+    )
+
+
 def test_segment_says_the_time_left_for_the_inputs_to_come(unet_checkpoint, tmp_path, capsys):
     """A batch of hundreds of images said how many were done, never how long the rest
     would take."""

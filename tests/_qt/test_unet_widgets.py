@@ -1227,6 +1227,36 @@ def test_cells_the_starter_is_unsure_of_are_pointed_out_and_exported_with_it(
     assert from_layer(cells).model["confidence"] == confidence  # in the export's provenance
 
 
+def test_images_unlike_a_models_training_images_are_pointed_out(
+    make_napari_viewer_proxy, qtbot, shared_data, unet_checkpoint
+):
+    """A model fine-tuned on fluorescent nuclei made 151 "cells" of a phase-contrast image
+    in the dock without a word."""
+    from napari_cytomask.models.unet import intensity_profile
+
+    nuclei = tifffile.imread(shared_data / "nuclei-dsb" / "img2d.tif")
+    model = _recording(
+        unet_checkpoint(tile_size=128),
+        intensities=[intensity_profile([nuclei], (1, 99.8)).tolist()],
+    )
+    viewer = make_napari_viewer_proxy()
+    phase = tifffile.imread(shared_data / "usiigaci-phc" / "set11" / "raw.tif")[:256, :256]
+    viewer.add_image(phase, name="phase")
+    viewer.add_image(nuclei[:256, :256], name="nuclei")
+    segmenter = UNetSegmentWidget(viewer)
+    segmenter.checkpoint.set_model(model)
+    segmenter.tta.setChecked(False)
+    segmenter.min_size.setValue(0)
+    said = {}
+    for name in ("phase", "nuclei"):
+        segmenter.input.setCurrentText(name)
+        segmenter.segment()
+        qtbot.waitUntil(lambda: not segmenter.runner.busy, timeout=60_000)
+        said[name] = segmenter.status.text()
+    assert "The image is unlike the images the model was trained on" in said["phase"]
+    assert "unlike" not in said["nuclei"], said["nuclei"]
+
+
 def test_no_cells_in_images_unlike_the_model_says_each_thing_to_try_once(
     make_napari_viewer_proxy, qtbot, shared_data
 ):

@@ -73,6 +73,7 @@ from ..models.catalog import (
     resolve_unet,
     unet_models,
     unlike_starter_images,
+    unlike_training_images,
 )
 from ..models.checkpoint import (
     USABLE_F1,
@@ -1006,6 +1007,7 @@ class UNetSegmentWidget(StepWidget, QWidget):
         zoom = kwargs["zoom"]
         resampled = resampled_note(pixel, zoom, parameters["min_size"]) if zoom else ""
         unlike = unlike_starter_images(step.model, result.confidence, pixel, bool(zoom))
+        unlike = unlike or unlike_training_images(result.unlikeness)
         seen, empty = "", None
         if not getattr(layer, "multiscale", False):  # a pyramid's frames are too large to read
             # What the frame segmented shows (lazy pixels are read again for it).
