@@ -1543,3 +1543,29 @@ def test_the_cells_tab_makes_text_only_for_the_rows_in_view(
     assert dock.cells.rowCount() == n > 1000
     assert 0 < len(made) < 0.1 * n
     dock.runner.cancel()
+
+
+def test_the_cell_picked_stays_picked_at_its_own_frame(make_napari_viewer_proxy, qtbot, labels):
+    """Hand-drawn masks number each frame's cells from 1: after an edit the Cells tab
+    picked the cell of the same number at another frame, and Enter went there."""
+    viewer = make_napari_viewer_proxy()
+    truth = np.stack([labels, labels, labels])
+    prediction = truth.copy()
+    ids = np.unique(labels)[1:]
+    prediction[:, labels == ids[3]] = 0  # missed at every frame
+    viewer.add_labels(prediction, name="prediction", axis_labels=("P", "y", "x"))
+    viewer.add_labels(truth, name="ground truth", axis_labels=("P", "y", "x"))
+    dock = MetricsDock(viewer)
+    viewer.window.add_dock_widget(dock, name="Segmentation metrics")
+    qtbot.waitUntil(lambda: dock.evaluation is not None, timeout=10_000)
+    dock.views.setCurrentWidget(dock.cells_table)
+    rows = dock.cells.rows
+    at = next(r for r, row in enumerate(rows) if row.id == ids[3] and row.frame == 2)
+    dock.cells_table.selectRow(at)
+    before = dock.evaluation
+    layer = viewer.layers["prediction"]
+    layer.data_setitem(np.nonzero(np.stack([labels == ids[5], 0 * labels, 0 * labels])), 0)
+    qtbot.waitUntil(lambda: dock.evaluation is not before, timeout=10_000)
+    picked = dock.cells.rows[dock.cells_table.currentIndex().row()]
+    assert (picked.id, picked.frame) == (ids[3], 2)
+    dock.runner.cancel()

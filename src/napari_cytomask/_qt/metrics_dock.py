@@ -276,6 +276,11 @@ def cell_rows(evaluation: Evaluation) -> list[CellRow]:
     return rows
 
 
+def _cell_key(row: CellRow) -> tuple[str, int, int]:
+    """Which cell a row of the Cells tab is: its side, frame and id."""
+    return row.side, row.frame, row.id
+
+
 class Compared(NamedTuple):
     """What :func:`compute_metrics` found."""
 
@@ -912,15 +917,16 @@ class MetricsDock(StepWidget, QWidget):
         heading = frame_heading(self._axes, len(self.evaluation.frame_shape) or 1)
         columns = [heading] * frames + ["Area (px)", "IoU", "Status"]
         table = self.cells_table
-        # The cell picked stays picked when an edit compares again.
+        # The cell picked stays picked when an edit compares again: the same cell of the
+        # same frame (hand-drawn masks number each position's cells from 1).
         current = table.currentIndex()
-        picked = self.cells.rows[current.row()].name if current.isValid() else None
+        picked = _cell_key(self.cells.rows[current.row()]) if current.isValid() else None
         self.cells.show(shown, columns, self.evaluation.frame_name if frames else None)
         header = table.horizontalHeader()
         for c in range(len(columns) - 1):
             header.setSectionResizeMode(c, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(len(columns) - 1, QHeaderView.ResizeMode.Stretch)
-        at = next((r for r, row in enumerate(shown) if row.name == picked), None)
+        at = next((r for r, row in enumerate(shown) if _cell_key(row) == picked), None)
         if at is not None:
             table.selectRow(at)
         self._cells_listed = True
