@@ -1545,6 +1545,19 @@ def test_the_cells_tab_makes_text_only_for_the_rows_in_view(
     dock.runner.cancel()
 
 
+def test_outlines_shown_leave_the_layer_to_correct_selected(dock_in_viewer, qtbot):
+    """Ticking the outlines selected the layer napari added last, the false negatives:
+    the strokes that followed went into the outlines, and the next comparison wrote
+    over them."""
+    viewer, dock = dock_in_viewer
+    viewer.layers.selection.active = viewer.layers["prediction"]
+    dock.highlight_check.setChecked(True)
+    name = "false negatives (prediction vs ground truth)"
+    qtbot.waitUntil(lambda: name in viewer.layers, timeout=10_000)
+    assert viewer.layers.selection.active.name == "prediction"
+    assert [layer.name for layer in viewer.layers.selection] == ["prediction"]
+
+
 def test_the_cell_picked_stays_picked_at_its_own_frame(make_napari_viewer_proxy, qtbot, labels):
     """Hand-drawn masks number each frame's cells from 1: after an edit the Cells tab
     picked the cell of the same number at another frame, and Enter went there."""

@@ -1065,7 +1065,15 @@ class MetricsDock(StepWidget, QWidget):
             )
             layer.contour = 3
             self._highlights[key] = layer  # updated in place by the next comparison
+            # napari selects a layer it adds: the strokes that followed went into the
+            # outlines, to be written over by the next comparison. The layer selected
+            # stays so (the prediction, to correct).
+            selection = self.viewer.layers.selection
+            selected, active = set(selection), selection.active
             self.viewer.add_layer(layer)
+            selection.clear()
+            selection.update(selected)
+            selection.active = active
 
     def _to_top(self, layer: Labels) -> None:
         uids = [other.unique_id for other in self.viewer.layers]
