@@ -1614,3 +1614,35 @@ def test_only_the_planes_an_edit_changed_are_compared_for_the_outlines(
     missed = viewer.layers[name].data
     assert np.array_equal(missed[3], np.where(labels == gone, gone, 0)) and not missed[:3].any()
     dock.runner.cancel()
+
+
+def test_the_cells_tab_sorts_by_the_heading_clicked(make_napari_viewer, qtbot, labels):
+    """A click on a heading selected every row, so that Ctrl+C copied them all; the
+    smallest cells (debris, say) could not be listed first."""
+    from qtpy.QtCore import QPoint
+
+    viewer = make_napari_viewer(show=True)
+    prediction = labels.copy()
+    prediction[labels == np.unique(labels)[3]] = 0
+    viewer.add_labels(prediction, name="prediction")
+    viewer.add_labels(labels, name="ground truth")
+    dock = MetricsDock(viewer)
+    viewer.window.add_dock_widget(dock, name="Segmentation metrics")
+    qtbot.waitUntil(lambda: dock.evaluation is not None, timeout=10_000)
+    dock.views.setCurrentWidget(dock.cells_table)
+    assert dock.cells.rows[0].status == "missed"  # the worst first
+    header = dock.cells_table.horizontalHeader()
+    area = 0  # "Area (px)": no frame column for one image
+    assert dock.cells.headerData(area, Qt.Orientation.Horizontal) == "Area (px)"
+    qtbot.mouseClick(header.viewport(), Qt.MouseButton.LeftButton,
+                     pos=QPoint(header.sectionViewportPosition(area) + 5, 5))  # fmt: skip
+    areas = [row.area for row in dock.cells.rows]
+    assert areas == sorted(areas) and not dock.cells_table.selectionModel().hasSelection()
+    # Going to the first row goes to the smallest cell; an edit keeps the order.
+    dock.go_to_cell(0)
+    assert f"({min(areas)} px)" in dock.status.text()
+    before = dock.evaluation
+    viewer.layers["prediction"].data = labels.copy()
+    qtbot.waitUntil(lambda: dock.evaluation is not before, timeout=10_000)
+    areas = [row.area for row in dock.cells.rows]
+    assert areas == sorted(areas) and len(areas) == len(np.unique(labels)) - 1

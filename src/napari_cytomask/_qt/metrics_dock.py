@@ -6,6 +6,7 @@ import os
 import zlib
 from collections.abc import Callable
 from difflib import SequenceMatcher
+from operator import attrgetter
 from pathlib import Path
 from typing import NamedTuple
 
@@ -174,15 +175,34 @@ class CellsModel(QAbstractTableModel):
     def __init__(self) -> None:
         super().__init__()
         self.rows: list[CellRow] = []
+        self._listed: list[CellRow] = []  # as given: the worst first
         self._columns: list[str] = []
         self._frame_name: Callable[[int], str] | None = None
+        self._sort: tuple[int, Qt.SortOrder] = (-1, Qt.SortOrder.AscendingOrder)
 
     def show(self, rows: list[CellRow], columns: list[str], frame_name=None) -> None:
-        """List ``rows`` under ``columns``; ``frame_name`` names a row's frame, for the
-        first column, in a stack."""
+        """List ``rows`` under ``columns``, in the order of the column sorted by, if any;
+        ``frame_name`` names a row's frame, for the first column, in a stack."""
         self.beginResetModel()
-        self.rows, self._columns, self._frame_name = rows, columns, frame_name
+        self._listed, self._columns, self._frame_name = rows, columns, frame_name
+        self.rows = self._ordered()
         self.endResetModel()
+
+    def sort(self, column: int, order=Qt.SortOrder.AscendingOrder) -> None:
+        """Sort by ``column`` (its heading clicked), ties and -1 the worst first."""
+        self.beginResetModel()
+        self._sort = (column, order)
+        self.rows = self._ordered()
+        self.endResetModel()
+
+    def _ordered(self) -> list[CellRow]:
+        column, order = self._sort
+        if not 0 <= column < len(self._columns):
+            return self._listed
+        column -= self._frame_name is not None
+        key = {-1: attrgetter("frame"), 0: attrgetter("area"), 1: attrgetter("iou"),
+               2: attrgetter("status")}[column]  # fmt: skip
+        return sorted(self._listed, key=key, reverse=order == Qt.SortOrder.DescendingOrder)
 
     def rowCount(self, parent=None) -> int:
         return 0 if parent is not None and parent.isValid() else len(self.rows)
@@ -451,10 +471,14 @@ class MetricsDock(StepWidget, QWidget):
         # Columns as wide as the rows in view need, not the first thousand rows' text (0.1 s
         # of the GUI thread at each edit compared).
         self.cells_table.horizontalHeader().setResizeContentsPrecision(0)
+        # A heading clicked sorts by its column (the smallest cells, say); the worst first
+        # until then.
+        self.cells_table.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
+        self.cells_table.setSortingEnabled(True)
         self.cells_table.setToolTip(
             "Every true cell, and every predicted cell that matches none, the worst first. "
-            "Double-click a row (or press Enter) to go to the cell. Ctrl+C copies the "
-            "selected rows for a spreadsheet."
+            "Double-click a row (or press Enter) to go to the cell. Click a heading to sort "
+            "by it. Ctrl+C copies the selected rows for a spreadsheet."
         )
         self.cells_table.activated.connect(lambda index: self.go_to_cell(index.row()))
         self.views.addTab(self.cells_table, "Cells")
