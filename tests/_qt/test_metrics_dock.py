@@ -41,13 +41,21 @@ def labels(shared_data):
 @pytest.fixture
 def dock_in_viewer(make_napari_viewer_proxy, qtbot, labels):
     viewer = make_napari_viewer_proxy()
-    viewer.add_labels(labels.copy(), name="prediction")
-    viewer.add_labels(labels.copy(), name="ground truth")
-    dock = MetricsDock(viewer)
-    viewer.window.add_dock_widget(dock, name="Segmentation metrics")
-    qtbot.waitUntil(lambda: dock.evaluation is not None, timeout=10_000)
+    dock = _compared(viewer, qtbot, labels.copy(), labels.copy())
     yield viewer, dock
     dock.runner.cancel()
+
+
+def _compared(viewer, qtbot, prediction, truth, axis: str | None = None) -> MetricsDock:
+    """A metrics dock in ``viewer`` comparing ``prediction`` with ``truth`` (stacks along
+    ``axis``), its first comparison made."""
+    axes = {} if axis is None else {"axis_labels": (axis, "y", "x")}
+    viewer.add_labels(prediction, name="prediction", **axes)
+    viewer.add_labels(truth, name="ground truth", **axes)
+    dock = MetricsDock(viewer)
+    viewer.window.add_dock_widget(dock, name="Segmentation metrics")
+    qtbot.waitUntil(lambda: dock.evaluation is not None, timeout=20_000)
+    return dock
 
 
 def test_table_follows_edits_and_saves_csv(dock_in_viewer, qtbot, labels, tmp_path):
@@ -1407,11 +1415,7 @@ def test_the_cells_tab_goes_to_the_frame_of_a_cell(make_napari_viewer_proxy, qtb
     prediction = truth.copy()
     gone = int(np.unique(labels)[5])
     prediction[2][prediction[2] == gone] = 0
-    viewer.add_labels(prediction, name="prediction", axis_labels=("T", "y", "x"))
-    viewer.add_labels(truth, name="ground truth", axis_labels=("T", "y", "x"))
-    dock = MetricsDock(viewer)
-    viewer.window.add_dock_widget(dock, name="Segmentation metrics")
-    qtbot.waitUntil(lambda: dock.evaluation is not None, timeout=10_000)
+    dock = _compared(viewer, qtbot, prediction, truth, "T")
     dock.views.setCurrentWidget(dock.cells_table)
     cells = dock.cells
     assert _heading(cells, 0) == f"true {gone}"
@@ -1466,11 +1470,7 @@ def test_the_plot_is_drawn_when_it_is_shown(make_napari_viewer, qtbot, labels):
     """Each comparison plotted into the hidden plot tab (up to 50 ms of the GUI thread at
     each edit painted); it is plotted once shown, with the numbers on show."""
     viewer = make_napari_viewer(show=True)
-    viewer.add_labels(labels.copy(), name="prediction")
-    viewer.add_labels(labels.copy(), name="ground truth")
-    dock = MetricsDock(viewer)
-    viewer.window.add_dock_widget(dock, name="Segmentation metrics")
-    qtbot.waitUntil(lambda: dock.evaluation is not None, timeout=10_000)
+    dock = _compared(viewer, qtbot, labels.copy(), labels.copy())
     assert dock.views.currentWidget() is not dock.canvas and not dock.axes.lines
     before = dock.evaluation
     pred = viewer.layers["prediction"]
@@ -1529,11 +1529,7 @@ def test_the_cells_tab_makes_text_only_for_the_rows_in_view(
 
     viewer = make_napari_viewer(show=True)
     truth = np.stack([labels] * 60)
-    viewer.add_labels(truth, name="prediction", axis_labels=("T", "y", "x"))
-    viewer.add_labels(truth.copy(), name="ground truth", axis_labels=("T", "y", "x"))
-    dock = MetricsDock(viewer)
-    viewer.window.add_dock_widget(dock, name="Segmentation metrics")
-    qtbot.waitUntil(lambda: dock.evaluation is not None, timeout=20_000)
+    dock = _compared(viewer, qtbot, truth, truth.copy(), "T")
     made = []
     text = metrics_dock.CellsModel.text
     monkeypatch.setattr(metrics_dock.CellsModel, "text", lambda *a: made.append(1) or text(*a))
@@ -1566,11 +1562,7 @@ def test_the_cell_picked_stays_picked_at_its_own_frame(make_napari_viewer_proxy,
     prediction = truth.copy()
     ids = np.unique(labels)[1:]
     prediction[:, labels == ids[3]] = 0  # missed at every frame
-    viewer.add_labels(prediction, name="prediction", axis_labels=("P", "y", "x"))
-    viewer.add_labels(truth, name="ground truth", axis_labels=("P", "y", "x"))
-    dock = MetricsDock(viewer)
-    viewer.window.add_dock_widget(dock, name="Segmentation metrics")
-    qtbot.waitUntil(lambda: dock.evaluation is not None, timeout=10_000)
+    dock = _compared(viewer, qtbot, prediction, truth, "P")
     dock.views.setCurrentWidget(dock.cells_table)
     rows = dock.cells.rows
     at = next(r for r, row in enumerate(rows) if row.id == ids[3] and row.frame == 2)
@@ -1624,11 +1616,7 @@ def test_the_cells_tab_sorts_by_the_heading_clicked(make_napari_viewer, qtbot, l
     viewer = make_napari_viewer(show=True)
     prediction = labels.copy()
     prediction[labels == np.unique(labels)[3]] = 0
-    viewer.add_labels(prediction, name="prediction")
-    viewer.add_labels(labels, name="ground truth")
-    dock = MetricsDock(viewer)
-    viewer.window.add_dock_widget(dock, name="Segmentation metrics")
-    qtbot.waitUntil(lambda: dock.evaluation is not None, timeout=10_000)
+    dock = _compared(viewer, qtbot, prediction, labels)
     dock.views.setCurrentWidget(dock.cells_table)
     assert dock.cells.rows[0].status == "missed"  # the worst first
     header = dock.cells_table.horizontalHeader()
