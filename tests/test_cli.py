@@ -1958,6 +1958,7 @@ def test_segment_says_when_an_image_is_unlike_the_models_training_images(
 ):
     """A model fine-tuned on fluorescent nuclei made 151 "cells" of a phase-contrast image
     without a word: its confidence did not tell its own images from others."""
+    from napari_cytomask.models.catalog import UNLIKE_TRAINING
     from napari_cytomask.models.checkpoint import load_checkpoint, save_checkpoint
     from napari_cytomask.models.unet import intensity_profile
 
@@ -1982,6 +1983,16 @@ def test_segment_says_when_an_image_is_unlike_the_models_training_images(
     assert (
         f"cytomask: note: {folder / 'phase.tif'}: The image is unlike the images the model " in err
     )
+    # The measure kept with each result, in its record and an export's provenance.
+    record = json.loads((tmp_path / "out" / "phase_unet_cells.json").read_text())
+    assert record["unet_unlikeness"] > UNLIKE_TRAINING
+    own = json.loads((tmp_path / "out" / "nuclei_unet_cells.json").read_text())["unet_unlikeness"]
+    assert own < UNLIKE_TRAINING
+    exported = tmp_path / "exported"
+    phase_cells = str(tmp_path / "out" / "phase_unet_cells.tif")
+    assert main(["export", phase_cells, "-o", str(exported), "-q"]) == 0
+    provenance = json.loads(next(exported.glob("*provenance*.json")).read_text())
+    assert provenance["model"]["unlikeness"] == record["unet_unlikeness"]
 
 
 def test_segment_says_the_time_left_for_the_inputs_to_come(unet_checkpoint, tmp_path, capsys):

@@ -400,6 +400,7 @@ def process(
             "cells": n_cells,
             "seconds": round(time.perf_counter() - start, 3),
             "unet_confidence": run.confidence,
+            "unet_unlikeness": run.unlikeness,
             "pixel_size_um": pixel,
             "unet_zoom": run.zoom,
             "unet_min_size_image_px": run.min_size and image_area(run.min_size, run.zoom),

@@ -1232,6 +1232,7 @@ def test_images_unlike_a_models_training_images_are_pointed_out(
 ):
     """A model fine-tuned on fluorescent nuclei made 151 "cells" of a phase-contrast image
     in the dock without a word."""
+    from napari_cytomask.models.catalog import UNLIKE_TRAINING
     from napari_cytomask.models.unet import intensity_profile
 
     nuclei = tifffile.imread(shared_data / "nuclei-dsb" / "img2d.tif")
@@ -1255,6 +1256,10 @@ def test_images_unlike_a_models_training_images_are_pointed_out(
         said[name] = segmenter.status.text()
     assert "The image is unlike the images the model was trained on" in said["phase"]
     assert "unlike" not in said["nuclei"], said["nuclei"]
+    # The measure kept with the cells, in their provenance.
+    unlike = {name: layer_info(viewer.layers[f"{name} U-Net cells"])["model"]["unlikeness"]
+              for name in said}  # fmt: skip
+    assert unlike["phase"] > UNLIKE_TRAINING > unlike["nuclei"]
 
 
 def test_no_cells_in_images_unlike_the_model_says_each_thing_to_try_once(

@@ -983,7 +983,11 @@ class UNetSegmentWidget(StepWidget, QWidget):
         parameters = self._parameters(step, predictor, device, pixel, layer, positions)
         grey = layer.rgb and n_inputs == 1
         # How sure the network was of its cells in this image goes with it into exports.
-        model = {**model_record(step.model, path), "confidence": result.confidence}
+        model = {
+            **model_record(step.model, path),
+            "confidence": result.confidence,
+            "unlikeness": result.unlikeness,
+        }
         metadata = result_metadata(layer, method="unet", parameters=parameters, model=model)
         probabilities = [
             Image(
