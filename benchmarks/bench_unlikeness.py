@@ -7,11 +7,13 @@ lies further than ``models.catalog.UNLIKE_TRAINING`` from the nearest of them
 data against two sets of training images: Usiigaci phase contrast (each image against
 the other 39, as a model trained on them would see a new one) and the fluorescent
 nuclei a model is fine-tuned on in ``bench_finetune.py`` (img2d and tests_img2d), so
-the threshold can be checked against images of the same kind and of others. It also
-times the measure on a 1022 x 1024 image, which each U-Net run pays once per frame
-looked at (four at most).
+the threshold can be checked against images of the same kind and of others; and, for
+crops of 128 to 640 pixels of each Usiigaci image against the other 39, how far parts
+of a field lie (the plugin judges frames of ``models.inference.JUDGED_PIXELS`` or more).
+It also times the measure on a 1022 x 1024 image, which each U-Net run pays once per
+frame looked at (four at most).
 
-Usage (a few seconds on 2 CPU cores)::
+Usage (about 20 seconds on 2 CPU cores)::
 
     python benchmarks/bench_unlikeness.py
 """
@@ -25,6 +27,7 @@ import tifffile
 
 from _common import DATA, cpu_model
 from napari_cytomask.models.catalog import UNLIKE_TRAINING
+from napari_cytomask.models.inference import JUDGED_PIXELS
 from napari_cytomask.models.unet import UNetConfig, intensity_profile, profile_distance
 
 PERCENTILES = UNetConfig().percentiles
@@ -70,8 +73,22 @@ def main() -> None:
            for name, p in phase.items()]  # fmt: skip
     print(f"phase contrast, each of 40 against the other 39: median {np.median(own):.3f}, "
           f"largest {max(own):.3f}")  # fmt: skip
+    rng = np.random.default_rng(0)
+    for size in (128, 256, 384, 512, 640):
+        parts = []
+        for name in phase:
+            image = tifffile.imread(DATA / "usiigaci-phc" / name / "raw.tif")
+            others_of = [q for other, q in phase.items() if other != name]
+            for _ in range(4):
+                y, x = rng.integers(0, 1022 - size), rng.integers(0, 1024 - size)
+                parts.append(nearest(profile(image[y : y + size, x : x + size]), others_of))
+        judged = "judged" if size * size >= JUDGED_PIXELS else "not judged"
+        said = sum(p > UNLIKE_TRAINING for p in parts)
+        print(f"  160 crops of {size} x {size} ({judged}): median {np.median(parts):.3f}, "
+              f"largest {max(parts):.3f}, {said} said unlike")  # fmt: skip
     nuclei = [profile(tifffile.imread(DATA / "nuclei-dsb" / f"{n}.tif"))
               for n in ("img2d", "tests_img2d")]  # fmt: skip
+    print(f"the two nuclei images from each other: {profile_distance(*nuclei):.3f}")
     print(f"\n{'image':56s} {'to phase':>9s} {'to nuclei':>10s}")
     for name, image in others().items():
         p = profile(image)

@@ -1962,20 +1962,18 @@ def test_segment_says_when_an_image_is_unlike_the_models_training_images(
     from napari_cytomask.models.checkpoint import load_checkpoint, save_checkpoint
     from napari_cytomask.models.unet import intensity_profile
 
-    nuclei = [
-        tifffile.imread(shared_data / "nuclei-dsb" / f"{n}.tif") for n in ("img2d", "tests_img2d")
-    ]
+    nuclei = shared_data / "nuclei-dsb"
     model_path = unet_checkpoint(tile_size=128)
     model, description = load_checkpoint(model_path, "cpu")
-    profiles = [intensity_profile([image], (1, 99.8)).tolist() for image in nuclei]
+    profiles = [intensity_profile([tifffile.imread(nuclei / f"{n}.tif")], (1, 99.8)).tolist()
+                for n in ("tests_img2d", "dsb_test_image")]  # fmt: skip
     save_checkpoint(model_path, model, {**description, "training": {"intensities": profiles}})
     folder = tmp_path / "images"
     folder.mkdir()
-    phase = tifffile.imread(shared_data / "usiigaci-phc" / "set11" / "raw.tif")[:256, :256]
-    tifffile.imwrite(folder / "phase.tif", phase)
-    tifffile.imwrite(
-        folder / "nuclei.tif", tifffile.imread(shared_data / "nuclei-dsb" / "dsb_test_image.tif")
-    )
+    phase = tifffile.imread(shared_data / "usiigaci-phc" / "set11" / "raw.tif")
+    tifffile.imwrite(folder / "phase.tif", phase[:512, :512])
+    tifffile.imwrite(folder / "small.tif", phase[:256, :256])  # too small to tell
+    tifffile.imwrite(folder / "nuclei.tif", tifffile.imread(nuclei / "img2d.tif"))
     argv = ["segment", str(folder), "-o", str(tmp_path / "out"), "--model", str(model_path)]
     assert main([*argv, "--no-tta", "--scheduler", "synchronous"]) == 0
     err = capsys.readouterr().err
@@ -1983,6 +1981,8 @@ def test_segment_says_when_an_image_is_unlike_the_models_training_images(
     assert (
         f"cytomask: note: {folder / 'phase.tif'}: The image is unlike the images the model " in err
     )
+    small = json.loads((tmp_path / "out" / "small_unet_cells.json").read_text())
+    assert small["unet_unlikeness"] is None
     # The measure kept with each result, in its record and an export's provenance.
     record = json.loads((tmp_path / "out" / "phase_unet_cells.json").read_text())
     assert record["unet_unlikeness"] > UNLIKE_TRAINING

@@ -1235,15 +1235,16 @@ def test_images_unlike_a_models_training_images_are_pointed_out(
     from napari_cytomask.models.catalog import UNLIKE_TRAINING
     from napari_cytomask.models.unet import intensity_profile
 
-    nuclei = tifffile.imread(shared_data / "nuclei-dsb" / "img2d.tif")
+    folder = shared_data / "nuclei-dsb"
+    own = [tifffile.imread(folder / f"{n}.tif") for n in ("tests_img2d", "dsb_test_image")]
     model = _recording(
         unet_checkpoint(tile_size=128),
-        intensities=[intensity_profile([nuclei], (1, 99.8)).tolist()],
+        intensities=[intensity_profile([image], (1, 99.8)).tolist() for image in own],
     )
     viewer = make_napari_viewer_proxy()
-    phase = tifffile.imread(shared_data / "usiigaci-phc" / "set11" / "raw.tif")[:256, :256]
+    phase = tifffile.imread(shared_data / "usiigaci-phc" / "set11" / "raw.tif")[:512, :512]
     viewer.add_image(phase, name="phase")
-    viewer.add_image(nuclei[:256, :256], name="nuclei")
+    viewer.add_image(tifffile.imread(folder / "img2d.tif"), name="nuclei")
     segmenter = UNetSegmentWidget(viewer)
     segmenter.checkpoint.set_model(model)
     segmenter.tta.setChecked(False)

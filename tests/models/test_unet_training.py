@@ -314,10 +314,12 @@ def test_training_loss_goes_down_on_real_images(shared_data, tmp_path, tiny_unet
     phase = tifffile.imread(shared_data / "usiigaci-phc" / "set20" / "raw.tif")
     nuclei = tifffile.imread(shared_data / "nuclei-dsb" / "img2d.tif")
     assert unlikeness(predictor, phase) < 0.5 * UNLIKE_TRAINING
-    assert unlikeness(predictor, nuclei) > 2 * UNLIKE_TRAINING
+    assert unlikeness(predictor, nuclei) > UNLIKE_TRAINING
+    # A part of a field too small to tell (a crop of background, a few cells) is not judged.
+    assert unlikeness(predictor, nuclei[:256]) is None
     # A stack's frames are looked at, not only its first.
     stack = np.stack([phase[:512, :512], phase[500:1012, 512:], nuclei.astype(phase.dtype)])
-    assert unlikeness(predictor, stack) > 2 * UNLIKE_TRAINING
+    assert unlikeness(predictor, stack) > UNLIKE_TRAINING
 
 
 def _synthetic_samples(n_tiles=2):
