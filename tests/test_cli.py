@@ -1953,48 +1953,6 @@ def test_segment_says_what_to_try_when_it_finds_no_cells(unet_checkpoint, tmp_pa
     assert err.count("fine-tune") == 1
 
 
-def test_segment_says_when_an_image_is_unlike_the_models_training_images(
-    unet_checkpoint, shared_data, tmp_path, capsys
-):
-    """A model fine-tuned on fluorescent nuclei made 151 "cells" of a phase-contrast image
-    without a word: its confidence did not tell its own images from others."""
-    from napari_cytomask.models.catalog import UNLIKE_TRAINING
-    from napari_cytomask.models.checkpoint import load_checkpoint, save_checkpoint
-    from napari_cytomask.models.unet import intensity_profile
-
-    nuclei = shared_data / "nuclei-dsb"
-    model_path = unet_checkpoint(tile_size=128)
-    model, description = load_checkpoint(model_path, "cpu")
-    profiles = [intensity_profile([tifffile.imread(nuclei / f"{n}.tif")], (1, 99.8)).tolist()
-                for n in ("tests_img2d", "dsb_test_image")]  # fmt: skip
-    save_checkpoint(model_path, model, {**description, "training": {"intensities": profiles}})
-    folder = tmp_path / "images"
-    folder.mkdir()
-    phase = tifffile.imread(shared_data / "usiigaci-phc" / "set11" / "raw.tif")
-    tifffile.imwrite(folder / "phase.tif", phase[:512, :512])
-    tifffile.imwrite(folder / "small.tif", phase[:256, :256])  # too small to tell
-    tifffile.imwrite(folder / "nuclei.tif", tifffile.imread(nuclei / "img2d.tif"))
-    argv = ["segment", str(folder), "-o", str(tmp_path / "out"), "--model", str(model_path)]
-    assert main([*argv, "--no-tta", "--scheduler", "synchronous"]) == 0
-    err = capsys.readouterr().err
-    assert err.count("is unlike the images the model was trained on") == 1
-    assert (
-        f"cytomask: note: {folder / 'phase.tif'}: The image is unlike the images the model " in err
-    )
-    small = json.loads((tmp_path / "out" / "small_unet_cells.json").read_text())
-    assert small["unet_unlikeness"] is None
-    # The measure kept with each result, in its record and an export's provenance.
-    record = json.loads((tmp_path / "out" / "phase_unet_cells.json").read_text())
-    assert record["unet_unlikeness"] > UNLIKE_TRAINING
-    own = json.loads((tmp_path / "out" / "nuclei_unet_cells.json").read_text())["unet_unlikeness"]
-    assert own < UNLIKE_TRAINING
-    exported = tmp_path / "exported"
-    phase_cells = str(tmp_path / "out" / "phase_unet_cells.tif")
-    assert main(["export", phase_cells, "-o", str(exported), "-q"]) == 0
-    provenance = json.loads(next(exported.glob("*provenance*.json")).read_text())
-    assert provenance["model"]["unlikeness"] == record["unet_unlikeness"]
-
-
 def test_segment_says_the_time_left_for_the_inputs_to_come(unet_checkpoint, tmp_path, capsys):
     """A batch of hundreds of images said how many were done, never how long the rest
     would take."""

@@ -333,14 +333,12 @@ def test_split_step_runs_the_watershed_split(unet_file, scan):
 def test_the_split_step_seeds_cells_over_the_shape_of_the_pixels(unet_file, monkeypatch):
     """With pixels of 0.87 x 0.435 µm, the split counted distances in rows and columns:
     two round cells touching along Y stayed one cell."""
-    from napari_cytomask.models.inference import Segmentation
-
     yy, xx = np.mgrid[:96, :160]
     yy, xx = (yy - 48) * 0.87, (xx - 80) * 0.435
     merged = ((np.abs(yy) - 6) ** 2 + xx**2 < 10**2).astype(np.uint8)  # centres 12 µm apart
 
     def unet(self, channels, labels_out, scratch, chunk_size, kwargs):
-        return Segmentation(None, (), merged)  # the U-Net's cells: the two as one
+        return merged, None  # the U-Net's cells: the two as one
         yield
 
     monkeypatch.setattr(Segmenter, "_unet", unet)

@@ -62,12 +62,7 @@ from .io.layers import (
 from .io.tiff import file_stem
 from .io.writers import CHUNKED_ABOVE, FORMATS, SEGMENT_FORMATS, format_named
 from .labels import GREY_VERSION, as_planes
-from .models.catalog import (
-    image_area,
-    resampled_note,
-    unlike_starter_images,
-    unlike_training_images,
-)
+from .models.catalog import image_area, resampled_note, unlike_starter_images
 from .pipeline import METHODS, Preset, Segmenter
 from .progress import Progress, drain, one_line
 
@@ -400,7 +395,6 @@ def process(
             "cells": n_cells,
             "seconds": round(time.perf_counter() - start, 3),
             "unet_confidence": run.confidence,
-            "unet_unlikeness": run.unlikeness,
             "pixel_size_um": pixel,
             "unet_zoom": run.zoom,
             "unet_min_size_image_px": run.min_size and image_area(run.min_size, run.zoom),
@@ -473,7 +467,6 @@ def process(
     if unet:
         resampled = resampled_note(pixel, run.zoom, run.min_size) if run.zoom else ""
         unlike = unlike_starter_images(unet.model, run.confidence, pixel, bool(run.zoom))
-        unlike = unlike or unlike_training_images(run.unlikeness)
     # Not in a chunked run: its frames are too large to read again whole.
     seen = "" if chunked else frame_notes(channels[0])
     # The labels of another format an earlier run made, deleted: a table may name them.

@@ -405,17 +405,12 @@ class Segmented:
         the image's own pixels.
     min_size
         The U-Net step's minimum cell size, in the model's pixels; None without one.
-    unlikeness
-        How unlike the U-Net's training images the image is
-        (:func:`~napari_cytomask.models.inference.unlikeness`); None without a U-Net
-        step or a model that records its images.
     """
 
     labels: np.ndarray
     confidence: float | None
     zoom: tuple[float, float] | None = None
     min_size: int | None = None
-    unlikeness: float | None = None
 
 
 class Segmenter:
@@ -534,13 +529,12 @@ class Segmenter:
         if hasattr(channels, "shape"):  # an array's rows are no channels
             channels = [channels]
         method = self.preset.method
-        labels, unet, zoom, min_size = None, None, None, None
+        labels, confidence, zoom, min_size = None, None, None, None
         if method in ("unet", "sam2_guided"):
             out = labels_out if method == "unet" else None
             kwargs = self.preset.unet.segment_kwargs(self.predictor, pixel_size_um)
             zoom, min_size = kwargs["zoom"], kwargs["cleanup"].get("min_area")
-            unet = yield from self._unet(channels, out, scratch, chunk_size, kwargs)
-            labels = unet.labels
+            labels, confidence = yield from self._unet(channels, out, scratch, chunk_size, kwargs)
         if method in ("sam2", "sam2_guided"):
             foreground = None if labels is None else np.asarray(labels) > 0
             labels = yield from self._sam2(channels[0], foreground, pixel_size_um)
@@ -560,8 +554,7 @@ class Segmenter:
         if labels_out is not None and labels is not labels_out:
             labels_out[...] = labels
             labels = labels_out
-        confidence, unlike = (unet.confidence, unet.unlikeness) if unet else (None, None)
-        return Segmented(labels, confidence, zoom, min_size, unlike)
+        return Segmented(labels, confidence, zoom, min_size)
 
     def _unet(self, channels, labels_out, scratch, chunk_size, kwargs):
         import zarr
@@ -581,16 +574,15 @@ class Segmenter:
                 Path(scratch) / "probabilities.zarr", shape=shape, chunks=chunks,
                 dtype="float32", fill_value=0,
             )  # fmt: skip
-        return (
-            yield from iter_segment(
-                predictor,
-                channels,
-                **kwargs,
-                probabilities_out=probs_out,
-                labels_out=labels_out,
-                chunk_size=chunk_size,
-            )
+        result = yield from iter_segment(
+            predictor,
+            channels,
+            **kwargs,
+            probabilities_out=probs_out,
+            labels_out=labels_out,
+            chunk_size=chunk_size,
         )
+        return result.labels, result.confidence
 
     def _sam2(self, image, foreground, pixel_size_um):
         step = self.preset.sam2

@@ -73,7 +73,6 @@ from ..models.catalog import (
     resolve_unet,
     unet_models,
     unlike_starter_images,
-    unlike_training_images,
 )
 from ..models.checkpoint import (
     USABLE_F1,
@@ -983,11 +982,7 @@ class UNetSegmentWidget(StepWidget, QWidget):
         parameters = self._parameters(step, predictor, device, pixel, layer, positions)
         grey = layer.rgb and n_inputs == 1
         # How sure the network was of its cells in this image goes with it into exports.
-        model = {
-            **model_record(step.model, path),
-            "confidence": result.confidence,
-            "unlikeness": result.unlikeness,
-        }
+        model = {**model_record(step.model, path), "confidence": result.confidence}
         metadata = result_metadata(layer, method="unet", parameters=parameters, model=model)
         probabilities = [
             Image(
@@ -1011,7 +1006,6 @@ class UNetSegmentWidget(StepWidget, QWidget):
         zoom = kwargs["zoom"]
         resampled = resampled_note(pixel, zoom, parameters["min_size"]) if zoom else ""
         unlike = unlike_starter_images(step.model, result.confidence, pixel, bool(zoom))
-        unlike = unlike or unlike_training_images(result.unlikeness)
         seen, empty = "", None
         if not getattr(layer, "multiscale", False):  # a pyramid's frames are too large to read
             # What the frame segmented shows (lazy pixels are read again for it).

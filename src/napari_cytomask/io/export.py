@@ -219,8 +219,8 @@ _RECORD_KINDS = {
     "preset": dict, "model": dict, "options": dict, "versions": dict,
     "replaces": (list, str), "shape": (list, float), "channels_used": (list, float),
     "pixel_size_um": (list, float), "unet_zoom": (list, float), "unet_confidence": float,
-    "unet_unlikeness": float, "unet_min_size_image_px": float, "source_bytes": int,
-    "source_modified": float, "finished": bool,
+    "unet_min_size_image_px": float, "source_bytes": int, "source_modified": float,
+    "finished": bool,
 }  # fmt: skip
 
 #: The same of an export's provenance (:func:`provenance`).
@@ -316,9 +316,8 @@ def recorded_fields(info: dict) -> dict:
         }
         preset = {**preset, "unet": {**preset["unet"], **measured}}
     model = info.get("model")
-    for key in ("confidence", "unlikeness"):
-        if model is not None and info.get(f"unet_{key}") is not None:
-            model = {**model, key: info[f"unet_{key}"]}
+    if model is not None and info.get("unet_confidence") is not None:
+        model = {**model, "confidence": info["unet_confidence"]}
     used = info.get("channels_used") or []
     return {
         "parameters": preset,

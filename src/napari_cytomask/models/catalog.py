@@ -277,30 +277,6 @@ def resampled_note(
     )
 
 
-#: :func:`~napari_cytomask.models.inference.unlikeness` above which an image is said to be
-#: unlike a model's training images. Measured (benchmarks/bench_unlikeness.py): each
-#: Usiigaci phase contrast image lies within 0.021 of the other 39 (160 crops of 512 x
-#: 512 within 0.082), fluorescence images 0.11 to 0.21 from them (one, 0.058, not told);
-#: fluorescence of nuclei and cells 0.008 to 0.079 from two nuclei images (their share of
-#: background varies), phase contrast 0.18 and DIC 0.28 from them.
-#: DIC and inverted phase contrast lie 0.044 and 0.048 from phase contrast: not told.
-UNLIKE_TRAINING = 0.09
-
-
-def unlike_training_images(unlikeness: float | None) -> str:
-    """A sentence when an image is unlike a model's training images (``unlikeness``
-    above :data:`UNLIKE_TRAINING`): a fine-tuned model made cells of a phase-contrast
-    image it had never seen the like of without a word. Empty otherwise."""
-    if unlikeness is None or unlikeness <= UNLIKE_TRAINING:
-        return ""
-    return (
-        "The image is unlike the images the model was trained on (its intensities lie "
-        f"{unlikeness:.2f} from theirs; images of one kind lie within {UNLIKE_TRAINING}): "
-        "its cells may be wrong. Check them, use a model trained on images like this one, "
-        "or fine-tune on a few labelled images of yours."
-    )
-
-
 def unlike_starter_images(
     model: str | os.PathLike | None,
     confidence: float | None,

@@ -35,14 +35,7 @@ from ..tiling import fitted_tile, padded_size, tile_starts
 from .catalog import enlargement_note, image_area, learnt_pixel_size, resolve_unet
 from .checkpoint import check_input_channels, config_of, load_checkpoint
 from .device import autocast_dtype, get_device
-from .unet import (
-    UNetConfig,
-    intensity_profile,
-    model_device,
-    normalise,
-    percentile_range,
-    profile_distance,
-)
+from .unet import UNetConfig, model_device, normalise, percentile_range
 
 #: Default post-processing of each target: parameters of the watershed functions.
 DEFAULT_POSTPROCESS = {
@@ -102,15 +95,12 @@ class Segmentation:
         ``(*frames, Y, X)`` instance labels, ids unique across frames.
     confidence
         :func:`confidence` of the probabilities: lower on images unlike the model's own.
-    unlikeness
-        :func:`unlikeness` of the image to the model's training images.
     """
 
     probabilities: np.ndarray
     classes: tuple[str, ...]
     labels: np.ndarray | None
     confidence: float | None = None
-    unlikeness: float | None = None
 
 
 class UNetPredictor:
@@ -610,13 +600,7 @@ def iter_segment(
             ),
             lambda done, total: Progress("instances", done, total),
         )
-    return Segmentation(
-        probs,
-        predictor.classes,
-        labels,
-        confidence(probs, predictor.classes),
-        unlikeness(predictor, image),
-    )
+    return Segmentation(probs, predictor.classes, labels, confidence(probs, predictor.classes))
 
 
 def confidence(probabilities, classes: Sequence[str]) -> float | None:
@@ -639,37 +623,6 @@ def confidence(probabilities, classes: Sequence[str]) -> float | None:
     if not cells.any():
         return None
     return float(sample.max(axis=0)[cells].mean())
-
-
-#: Fewest pixels of a frame that :func:`unlikeness` judges: a smaller part of a field (a
-#: crop of background and a few cells) lies far from whole fields of its own kind (160
-#: crops of Usiigaci images from the other images: 128 x 128 up to 0.20, 19 of them said
-#: unlike; 512 x 512 within 0.082, none).
-JUDGED_PIXELS = 512 * 512
-
-
-def unlikeness(predictor: UNetPredictor, image, frames: int = 4) -> float | None:
-    """How unlike the images a model was trained on ``image`` is: the
-    :func:`~.unet.profile_distance` of its intensities to the nearest training image's,
-    at the most unlike of up to ``frames`` frames spread over a stack; None for a model
-    that records no training images (the starter model, a model trained before they
-    were recorded), and for frames of fewer than :data:`JUDGED_PIXELS`."""
-    recorded = (predictor.description.get("training") or {}).get("intensities")
-    if not recorded:
-        return None
-    config = predictor.config
-    channels = model_inputs(image, config.in_channels)
-    frames_shape = channels[0].shape[:-2]
-    if math.prod(channels[0].shape[-2:]) < JUDGED_PIXELS:
-        return None
-    n_frames = int(np.prod(frames_shape, dtype=np.int64))
-    worst = 0.0
-    for f in np.unique(np.linspace(0, n_frames - 1, min(frames, n_frames)).round().astype(int)):
-        index = np.unravel_index(f, frames_shape) if frames_shape else ()
-        planes = [ch[index] if index else ch for ch in channels]  # lazy pixels sampled
-        profile = intensity_profile(planes, config.percentiles)
-        worst = max(worst, min(profile_distance(profile, own) for own in recorded))
-    return worst
 
 
 def segment(predictor: UNetPredictor, image, **kwargs) -> Segmentation:

@@ -93,7 +93,7 @@ from .inference import (
     recommended_settings,
     resized_planes,
 )
-from .unet import UNetConfig, build_model, intensity_profile, normalise_channels
+from .unet import UNetConfig, build_model, normalise_channels
 
 SPLITS = ("train", "validation", "test")
 #: File name ending of the training state kept beside a checkpoint (see :func:`state_path`).
@@ -1940,13 +1940,6 @@ def iter_train(
     run = prev_training.get("run") or uuid.uuid4().hex
     settings_record = {k: v for k, v in asdict(settings).items() if k != "device"}
     settings_record["device"] = str(device)
-    # What its images look like, so that images unlike them can be told (models.catalog).
-    intensities = [
-        intensity_profile(by_name[n].channels, config.percentiles).round(4).tolist()
-        for k in ("train", "validation")
-        for n in split[k]
-        if n in by_name
-    ]
 
     def description(epoch: int, scores: dict | None) -> dict:
         return describe(
@@ -1963,7 +1956,6 @@ def iter_train(
                 },
                 # What segmenting resamples images to (models.catalog.zoom_to).
                 "pixel_size_um": learnt_on(list(by_name.values()), learnt),
-                "intensities": intensities,
                 "class_frequencies": [float(f) for f in freq],
                 "class_weights": [float(w) for w in weights],
                 "settings": settings_record,

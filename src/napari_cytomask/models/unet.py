@@ -358,36 +358,6 @@ def normalise_channels(channels: Sequence, percentiles: Sequence[float]) -> np.n
     return np.stack([normalise(ch, *percentile_range(ch, low, high)) for ch in channels])
 
 
-#: Quantiles at which :func:`intensity_profile` records an image's intensities.
-PROFILE_QUANTILES = np.linspace(0.0, 1.0, 51)
-
-
-def intensity_profile(channels: Sequence, percentiles: Sequence[float]) -> np.ndarray:
-    """``(C, Q)``: the :data:`PROFILE_QUANTILES` of each 2D channel's intensities as the
-    network sees them (normalised by ``percentiles``, clipped to 0 to 1), read on a
-    regular grid of at most 2**18 pixels.
-
-    What kind of image it is, whatever its exposure: phase contrast is grey with bright
-    halos, fluorescence dark with bright cells. :func:`profile_distance` compares two.
-    """
-    low, high = percentiles
-    profile = []
-    for channel in channels:
-        height, width = channel.shape[-2:]
-        step = max(1, math.ceil(math.sqrt(height * width / (1 << 18))))
-        sample = np.asarray(channel[::step, ::step], np.float32)
-        scaled = np.clip(normalise(sample, *percentile_range(sample, low, high)), 0, 1)
-        profile.append(np.quantile(scaled, PROFILE_QUANTILES))
-    return np.asarray(profile, np.float32)
-
-
-def profile_distance(a, b) -> float:
-    """How far apart the intensities of two :func:`intensity_profile` are: the mean of
-    their quantiles' differences (the Wasserstein distance of the two intensity
-    distributions, 0 to 1)."""
-    return float(np.mean(np.abs(np.asarray(a, np.float32) - np.asarray(b, np.float32))))
-
-
 def model_device(model: nn.Module) -> torch.device:
     """The device of a model's parameters."""
     return next(model.parameters()).device
