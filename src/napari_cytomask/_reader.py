@@ -75,13 +75,13 @@ def _tiffs_in(folder: str) -> list[str]:
     return [path for path in paths if named_like_tiff(path) and is_tiff(path)]
 
 
-def _read_folder(folder: PathOrPaths) -> list[LayerData]:
-    """A folder's TIFF files as one stack, a plane per file, as napari's own reader opens
-    a folder (and *Open Files as Stack*); its one TIFF as that file. In napari's dialog
-    for a folder this reader was chosen first, and a folder of TIFFs was refused."""
-    (path,) = _paths(folder)
-    files = _tiffs_in(os.path.abspath(path))
-    return _read(files if len(files) > 1 else files[0])
+def _folder_reader(files: list[str]) -> ReaderFunction:
+    """The reader of a folder holding the TIFF ``files``: one stack, a plane per file, as
+    napari's own reader opens a folder (and *Open Files as Stack*); one TIFF as that
+    file. In napari's dialog for a folder this reader was chosen first, and a folder of
+    TIFFs was refused. The files are those found when the reader was chosen: the folder
+    is not listed, nor each file's start read, a second time."""
+    return lambda _folder: _read(files if len(files) > 1 else files[0])
 
 
 def _check_planes_fit(layers: list[LayerData], path: str) -> None:
@@ -146,8 +146,8 @@ def get_reader(path: PathOrPaths) -> ReaderFunction | None:
     # TIFFs; napari's own reader keeps other folders (and plain Zarr arrays).
     if len(paths) == 1 and is_ome_zarr(Path(paths[0])):
         return _read
-    if len(paths) == 1 and _tiffs_in(paths[0]):
-        return _read_folder
+    if len(paths) == 1 and (files := _tiffs_in(os.path.abspath(paths[0]))):
+        return _folder_reader(files)
 
     # A file named like a TIFF is taken whatever it holds: its reader reads a picture of
     # another kind renamed (a PNG), or says why it cannot be opened (no permission, no

@@ -454,7 +454,7 @@ def test_the_reader_takes_ome_zarr_stores_and_leaves_other_folders_to_napari(tmp
     assert get_reader([str(tmp_path / "cells.ome.zarr")] * 2) is None
 
 
-def test_a_folder_of_tiffs_opens_as_a_stack_as_napari_opens_a_folder(tmp_path):
+def test_a_folder_of_tiffs_opens_as_a_stack_as_napari_opens_a_folder(tmp_path, monkeypatch):
     """napari's dialog for a folder offered this reader first, and a folder of TIFFs was
     then refused ("Reader 'napari-cytomask' ... refused the file"): it opens as one stack,
     a plane per file in the order of their names, as napari's own reader opens a folder.
@@ -470,7 +470,11 @@ def test_a_folder_of_tiffs_opens_as_a_stack_as_napari_opens_a_folder(tmp_path):
         tifffile.imwrite(folder / name, plane)
     (folder / "notes.csv").write_text("a,b\n")
     (folder / "notes.tif").write_text("not an image")  # a TIFF's name only
+    listed, listdir = [], os.listdir
+    monkeypatch.setattr(os, "listdir", lambda path: listed.append(path) or listdir(path))
     ((data, kwargs, kind),) = get_reader(str(folder))(str(folder))
+    assert listed == [str(folder)]  # once, as the reader was chosen: not again to read it
+    monkeypatch.undo()
     assert kind == "image" and data.shape == (3, 16, 16)
     np.testing.assert_array_equal(np.asarray(data), np.stack(planes))
     single = tmp_path / "one"
