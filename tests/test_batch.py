@@ -865,3 +865,35 @@ def test_a_rerun_over_cells_of_a_colour_pictures_red_asks_to_redo_them(tmp_path)
     assert changed == ["channels"]
     of_grey = {**of_red, "channels_used": [0, 1, 2], "segmented_on": GREY_VERSION}
     assert _changed_settings(of_grey, Preset(), Options(), tmp_path / "colour.png") == []
+
+
+def _scan_of_two_positions(shared_data, path):
+    """An OME-TIFF of two stage positions (96² crops of real images), 880 µm apart."""
+    with tifffile.TiffWriter(path, ome=True) as tif:
+        for i, x in enumerate((1000.0, 1880.0), start=1):
+            raw = tifffile.imread(shared_data / "usiigaci-phc" / f"set{i}" / "raw.tif")[:96, :96]
+            tif.write(raw, metadata={
+                "axes": "YX", "PhysicalSizeX": 0.87, "PhysicalSizeY": 0.87,
+                "Plane": {"PositionX": [x], "PositionXUnit": ["µm"],
+                          "PositionY": [500.0], "PositionYUnit": ["µm"]},
+            })  # fmt: skip
+    return path
+
+
+def test_segmented_ome_tiff_keeps_each_positions_stage_position(shared_data, unet_file, tmp_path):
+    """`cytomask segment --format ome-tiff` of a scan of two stage positions wrote its
+    labels without their positions (`cytomask export` kept them): QuPath or Bio-Formats
+    could not place the label tiles where the scan's tiles are."""
+    from napari_cytomask.io.tiff import describe_tiff
+
+    scan = _scan_of_two_positions(shared_data, tmp_path / "well.ome.tif")
+    code = main(["segment", str(scan), "-m", str(unet_file), "-o", str(tmp_path / "out"),
+                 "--format", "ome-tiff", "--scheduler", "synchronous", "--threads", "1",
+                 "--no-tta"])  # fmt: skip
+    assert code == 0
+    labels = tmp_path / "out" / "well_unet_cells.ome.tif"
+    with tifffile.TiffFile(labels) as tif:
+        assert [series.shape for series in tif.series] == [(96, 96)] * 2
+    np.testing.assert_allclose(describe_tiff(labels).positions, describe_tiff(scan).positions)
+    np.testing.assert_allclose(describe_tiff(labels).positions, [(500, 1000), (500, 1880)])
+

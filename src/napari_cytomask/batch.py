@@ -343,7 +343,14 @@ def process(
     for path in (job.labels, job.chunked_labels(), job.record):
         remove_leftovers(path, all_owners=True)
     job.labels.parent.mkdir(parents=True, exist_ok=True)
-    from .io.files import geometry_of, open_scan, pick_channels, read_channels, reads_grey
+    from .io.files import (
+        geometry_of,
+        open_scan,
+        pick_channels,
+        read_channels,
+        reads_grey,
+        stage_positions_of,
+    )
 
     # Before it is read: a file changed while it is segmented counts as changed next time.
     state = _file_state(job.source)
@@ -448,7 +455,10 @@ def process(
         n_cells = _cell_count(run.labels)
         with _record_kept_on_failure(job.record, earlier):
             keep_record(run, n_cells, finished=False)
-            write_labels(output, run.labels, overwrite=True, **geometry_of(scan, run.labels.ndim))
+            # The OME-TIFF keeps each tile's stage position, as an export of them does.
+            stage = stage_positions_of(scan, run.labels.shape)
+            geometry = geometry_of(scan, run.labels.ndim)
+            write_labels(output, run.labels, overwrite=True, positions=stage, **geometry)
     try:
         keep_record(run, n_cells, finished=True)
     except WriteError as err:

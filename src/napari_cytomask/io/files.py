@@ -832,6 +832,19 @@ def geometry_of(scan: Scan, ndim: int) -> dict:
     return {"scale": (1.0,) * lead + tuple(scan.scale[-2:]), "units": units}
 
 
+def stage_positions_of(scan: Scan, shape: tuple[int, ...]) -> list[tuple[float, float]] | None:
+    """The stage position ``(y, x)`` in µm of each position of ``scan``, as its file
+    records them, for labels of ``shape`` made from it, as
+    :func:`~napari_cytomask.io.writers.write_labels` keeps them in an OME-TIFF: where the
+    labels have its axes and its ``P`` axis holds as many positions; else None."""
+    positions = scan.metadata.get("stage_positions_um")
+    if not positions or "P" not in scan.axes or len(shape) != len(scan.axes):
+        return None
+    if shape[scan.axes.index("P")] != len(positions):
+        return None
+    return [(float(y), float(x)) for y, x in positions]
+
+
 def pick_channels(scan: Scan, channels: list[int] | None, n_channels: int) -> list[int]:
     """The channel indices :func:`read_channels` reads: ``channels``, or when ``None`` the
     input channel the reader marks, then further image channels, up to ``n_channels``. Of
