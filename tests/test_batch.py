@@ -897,3 +897,40 @@ def test_segmented_ome_tiff_keeps_each_positions_stage_position(shared_data, une
     np.testing.assert_allclose(describe_tiff(labels).positions, describe_tiff(scan).positions)
     np.testing.assert_allclose(describe_tiff(labels).positions, [(500, 1000), (500, 1880)])
 
+
+def test_labels_cytomask_segment_wrote_open_in_napari_as_the_result_of_their_scan(
+    shared_data, unet_file, tmp_path
+):
+    """Opened in napari to be checked, labels `cytomask segment` wrote came as a mask of a
+    file of their own: taken for ground truth by the metrics and left unticked for export.
+    They are the result of their scan, with the method, settings and model that made them,
+    as an exported result opens; a run that did not finish leaves them labels of their own."""
+    from napari_cytomask._reader import get_reader
+    from napari_cytomask.io.layers import METADATA_KEY, RESULT_ROLE
+
+    data = tmp_path / "data"
+    _small_copies(shared_data, data, n=1)
+    out = tmp_path / "out"
+    code = main(["segment", str(data / "set1" / "raw.tif"), "-m", str(unet_file), "-o", str(out),
+                 "--scheduler", "synchronous", "--threads", "1", "--no-tta"])  # fmt: skip
+    assert code == 0
+    labels = out / "raw_unet_cells.tif"
+
+    def opened():
+        ((data_, kwargs, kind),) = get_reader(str(labels))(str(labels))
+        return kind, kwargs["metadata"][METADATA_KEY]
+
+    kind, record = opened()
+    assert kind == "labels"
+    assert record["role"] == RESULT_ROLE
+    assert record["source"] == str(data / "set1" / "raw.tif")
+    assert record["method"] == "unet"
+    assert record["model"]["path"] == str(unet_file)
+    assert record["parameters"]["unet"]["tta"] is False  # as it ran
+    # A run that stopped before it marked its labels finished: not its result.
+    provenance = out / "raw_unet_cells.json"
+    info = json.loads(provenance.read_text())
+    provenance.write_text(json.dumps({**info, "finished": False}))
+    kind, record = opened()
+    assert record.get("role") != RESULT_ROLE
+    assert "method" not in record

@@ -352,7 +352,9 @@ def reopened_result(labels: str | os.PathLike, data) -> dict:
     """The layer record of an exported result opened again: what the export's provenance
     beside the file (``<name>_provenance.json``) says of the layer it was exported from,
     its scan, settings, model and the frames made, and its ``translate`` (where it lay
-    beside its scan, which a TIFF cannot hold; None if not recorded), or {} for other files.
+    beside its scan, which a TIFF cannot hold; None if not recorded); that of labels
+    ``cytomask segment`` wrote, from its record (:func:`_segmented_result`); or {} for
+    other files.
 
     A label file of a result reopened the next day is then the result of its scan, not a
     mask of a file of its own: the metrics compare the frames that were made and pick the
@@ -368,7 +370,7 @@ def reopened_result(labels: str | os.PathLike, data) -> dict:
     record = _earlier_record(beside, warn=True)
     shape = np.shape(data)
     if labels.name not in _listed_outputs(record) or record.get("shape") != list(shape):
-        return {}
+        return _segmented_result(labels, shape)
     if "labels_sha1" in record and not _holds_these(record, labels_digest(data)):
         warnings.warn(
             f"Labels opened without their record: {labels.name} was changed after its "
@@ -385,6 +387,19 @@ def reopened_result(labels: str | os.PathLike, data) -> dict:
         return {}
     fields = {key: record.get(key) for key in _EXPORTED_FIELDS}
     return {**fields, "translate": _recorded_translate(record, len(shape)), "role": RESULT_ROLE}
+
+
+def _segmented_result(labels: Path, shape: tuple[int, ...]) -> dict:
+    """The layer record of labels ``cytomask segment`` wrote (:func:`result_record`), opened
+    again: the result of its scan, as the dock's would be, when the run finished and wrote
+    labels of this ``shape``; else {}."""
+    from .layers import RESULT_ROLE
+
+    record = result_record(labels)
+    if record.get("finished") is not True or record.get("shape") != list(shape):
+        return {}
+    fields = {**recorded_fields(record), "channel_name": None, "translate": None}
+    return {**fields, "role": RESULT_ROLE}
 
 
 def recorded_axes(labels: str | os.PathLike, ndim: int) -> dict:
