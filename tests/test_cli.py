@@ -612,6 +612,25 @@ def test_evaluate_reports_msa_per_image_averaged(tmp_path, capsys):
     ]
 
 
+def test_export_of_a_scans_mask_channel_measures_its_cells_in_the_scans_images(tmp_path):
+    """A scan's own mask channel (Cellpose's masks saved beside the phase, say) was exported
+    by the command line without the intensity columns the dock's export gives it: only a
+    scan named by a segment or export record was measured."""
+    scan = make_tilescan(n_tiles=1, shape=(96, 96), cell_radius=10, seed=6)
+    phase = (scan.brightfield[0] * 1000).astype(np.uint16)
+    mask = scan.labels[0].astype(np.uint16)
+    path = tmp_path / "well.tif"
+    tifffile.imwrite(path, np.stack([phase, mask]), imagej=True,
+                     metadata={"axes": "CYX", "Labels": ["Phase", "cells"]})  # fmt: skip
+    assert main(["export", str(path), "-o", str(tmp_path / "out"), "-q"]) == 0
+    rows = list(csv.DictReader((tmp_path / "out" / "well_objects.csv").open()))
+    assert len(rows) == len(np.unique(mask)) - 1
+    for row in rows:
+        cell = mask == int(row["label"])
+        assert float(row["mean_Phase"]) == pytest.approx(phase[cell].mean(), rel=1e-5)
+    assert not any(key.startswith("mean_cells") for key in rows[0])
+
+
 def test_evaluate_finds_each_scans_mask_channel_without_being_told(tmp_path, capsys):
     """Scans whose masks lie in different channels could not be evaluated in one run: no
     one --mask-channel fits them all, and without it each whole scan was the ground truth."""

@@ -1515,7 +1515,8 @@ def _export(args) -> int:
 def _file_export(path, info: dict, args, exports: list):
     """The :class:`~.io.export.LabelsExport` of the label file ``path`` that ``cytomask
     export`` writes: described by its ``cytomask segment`` record ``info`` (or {}), or by
-    the provenance of an earlier export, named apart from ``exports`` made before it."""
+    the provenance of an earlier export, or, a mask channel of a scan, measured in the
+    scan's images; named apart from ``exports`` made before it."""
     from .io.export import (
         LabelsExport,
         exported_fields,
@@ -1525,7 +1526,7 @@ def _file_export(path, info: dict, args, exports: list):
         recorded_fields,
         reopened_result,
     )
-    from .io.files import read_labels
+    from .io.files import open_scan, read_labels
     from .io.tiff import file_stem
 
     labels, axes = read_labels(path, among_masks=args.mask_channel, advice="--mask-channel N")
@@ -1545,6 +1546,9 @@ def _file_export(path, info: dict, args, exports: list):
             **exported_fields(exported),
             **_from_source(exported, path, labels.shape, provenance_beside(path).name),
         }
+    elif len(open_scan(path).channels) > 1:
+        # A scan's mask channel: its cells measured in the scan's images, as the dock does.
+        described = _from_source({"source": str(path)}, path, labels.shape, path.name)
     else:
         described = {}
     described = {"source": str(path), **described}
