@@ -749,8 +749,10 @@ def object_rows(export: LabelsExport) -> list[dict[str, object]]:
     """One row per object and frame: size, position, shape, intensities and scores.
 
     Columns: which plane of a stack (see :class:`_Frames`), ``label``, ``area``
-    (pixels), ``centroid_y``/``centroid_x``, ``bbox_*``, ``eccentricity`` (of the cell
-    in µm when the scale is physical, else in pixels); ``area_um2`` and
+    (pixels), ``centroid_y``/``centroid_x`` (from pixel centres, as napari and
+    scikit-image count: Fiji's and QuPath's are 0.5 px more), ``bbox_*`` (the max one past
+    the last pixel), ``eccentricity`` (of the cell in µm when the scale is physical, else
+    in pixels); ``area_um2`` and
     ``centroid_*_um`` when the scale is physical, the centroids where napari shows them
     (from the layer's offset, its :attr:`~LabelsExport.translate`, as a tile's cells
     are beside the next tile's);
