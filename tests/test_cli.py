@@ -1491,10 +1491,26 @@ def test_running_out_of_memory_says_what_to_change(folders, unet_checkpoint, mon
             str(data.parent / "out"), "--scheduler", "synchronous", "--threads", "1"]  # fmt: skip
     assert main(argv) == 1
     err = capsys.readouterr().err
+    # The computer's memory: the CPU is no way out, and a whole frame may not fit.
     assert (
-        f"{data / 'set0' / 'raw.tif'}: error: out of memory; give a smaller --batch-size, then "
-        "a smaller --tile-size (256 or more: smaller tiles see too little around a cell and "
-        "find fewer cells), or run on the CPU (--device cpu)\n" in err
+        f"{data / 'set0' / 'raw.tif'}: error: out of memory; close other programs, give a "
+        "smaller --batch-size, or a smaller --chunked-above (say 16: frames of more megapixels "
+        "are then segmented chunk by chunk).\n" in err
+    )
+
+    def no_torch_memory(*args, **kwargs):  # PyTorch's CPU allocator: no "out of memory"
+        raise RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate "
+            "memory: you tried to allocate 1677721600 bytes. Error code 12 (Cannot allocate "
+            "memory)"
+        )
+
+    monkeypatch.setattr(training, "segmentation_loss", no_torch_memory)
+    assert main(["train", *pairs, *TINY, *QUICK, "--threads", "1", "-q"]) == 1
+    assert capsys.readouterr().err == (
+        "cytomask train: error: out of memory (could not allocate 1.6 GiB); give a smaller "
+        "--batch-size or --crop-size, or close other programs. No epoch had finished; nothing "
+        "was saved.\n"
     )
 
 

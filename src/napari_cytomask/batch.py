@@ -783,7 +783,7 @@ def run(
     scheduler: str | None = None,
     workers: int = 0,
     threads: int = 0,
-    on_result: Callable[[int, int, Job, dict | None, str | None], None] | None = None,
+    on_result: Callable[[int, int, Job, dict | None, Exception | None], None] | None = None,
     on_progress: Callable[[Job, Progress], None] | None = None,
 ) -> Outcome:
     """Run jobs on a dask.distributed cluster; one task per job.
@@ -806,7 +806,8 @@ def run(
         PyTorch threads per worker; 0: the machine's cores divided among workers
         (in this process: PyTorch's default).
     on_result
-        Called as ``(done, total, job, summary, error)`` after each job.
+        Called as ``(done, total, job, summary, error)`` after each job (``error``: the
+        exception it failed with, or None).
     on_progress
         Called as ``(job, progress)`` while a job runs; from a cluster's workers, at
         most once a second per job and in another thread.
@@ -903,8 +904,8 @@ def _collect(results, total: int, on_result) -> Outcome:
             summary, error = get_summary(), None
             outcome.finished.append(summary)
         except Exception as err:  # noqa: BLE001  (reported per file, the others go on)
-            summary, error = None, one_line(err)
-            outcome.failed[str(job.source)] = error
+            summary, error = None, err
+            outcome.failed[str(job.source)] = one_line(err)
         if on_result is not None:
             on_result(done, total, job, summary, error)
     return outcome

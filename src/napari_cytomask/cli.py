@@ -32,7 +32,7 @@ from pathlib import Path
 from . import __version__
 from .io.writers import CHUNKED_ABOVE, FILE_FORMATS, SEGMENT_FORMATS, format_named
 from .pipeline import METHODS
-from .progress import Pace, duration, one_line, out_of_memory, progress_text
+from .progress import Pace, duration, host_out_of_memory, one_line, out_of_memory, progress_text
 
 EXIT_OK, EXIT_USER_ERROR, EXIT_INTERRUPTED = 0, 1, 130  # argparse exits with 2 itself
 EXIT_TERMINATED = 128 + signal.SIGTERM  # a job scheduler's time limit, or kill
@@ -965,16 +965,27 @@ def _kept(saved: Path | None, beaten: bool, args) -> str:
 
 
 #: What to change when a command runs out of memory.
+#: What to change, by command, when a GPU's memory ran out ...
 _MEMORY_ADVICE = {
     "segment": "give a smaller --batch-size, then a smaller --tile-size (256 or more: smaller "
     "tiles see too little around a cell and find fewer cells), or run on the CPU (--device cpu)",
     "train": "give a smaller --batch-size or --crop-size, or train on the CPU (--device cpu)",
     "tune": "give a smaller --batch-size, or run on the CPU (--device cpu)",
 }
+#: ... and when the computer's did (:func:`~.progress.host_out_of_memory`): the CPU is
+#: no way out then, and a whole frame's probabilities, not the tiles, may be what did not fit.
+_HOST_MEMORY_ADVICE = {
+    "segment": "close other programs, give a smaller --batch-size, or a smaller "
+    "--chunked-above (say 16: frames of more megapixels are then segmented chunk by chunk)",
+    "train": "give a smaller --batch-size or --crop-size, or close other programs",
+    "tune": "give a smaller --batch-size, or close other programs",
+}
 
 
 def _memory_text(err: BaseException, command: str) -> str:
-    advice = _MEMORY_ADVICE.get(command, "close other programs, or give smaller images")
+    advice = (_HOST_MEMORY_ADVICE if host_out_of_memory(err) else _MEMORY_ADVICE).get(
+        command, "close other programs, or give smaller images"
+    )
     return f"{one_line(err)}; {advice}."
 
 
@@ -1226,9 +1237,8 @@ def _segment_locked(args, preset, sources, options, roots) -> int:
         left = inputs.left(i, n)  # from the pace since the first input ended
         ahead = f"; about {duration(left)} left for the other {n - i}" if left else ""
         if error is not None:
-            if "out of memory" in error.lower():
-                error += f"; {_MEMORY_ADVICE['segment']}"
-            print(f"[{i}/{n}] {job.source}: error: {error}", file=sys.stderr, flush=True)
+            text = _memory_text(error, "segment") if out_of_memory(error) else one_line(error)
+            print(f"[{i}/{n}] {job.source}: error: {text}", file=sys.stderr, flush=True)
             return
         used, of = summary["channels_used"], summary["channels"]
         channels = f" (channel {', '.join(map(str, used))} of {of})" if of > len(used) else ""

@@ -9,6 +9,7 @@ gives the error as reports show it.
 from __future__ import annotations
 
 import errno
+import re
 import time
 from dataclasses import dataclass
 
@@ -88,9 +89,19 @@ def relay(work, report):
         yield report(done, total)
 
 
+#: What PyTorch's CPU allocator says (a RuntimeError) when the computer's memory ran out.
+_HOST_ALLOCATOR = re.compile(r"can't allocate memory: you tried to allocate (\d+) bytes")
+
+
 def out_of_memory(err: BaseException) -> bool:
     """Whether ``err`` says that memory ran out: the computer's or a GPU's."""
-    return isinstance(err, MemoryError) or "out of memory" in str(err).lower()
+    return host_out_of_memory(err) or "out of memory" in str(err).lower()
+
+
+def host_out_of_memory(err: BaseException) -> bool:
+    """Whether ``err`` says that the computer's memory ran out (not a GPU's): a
+    MemoryError, or PyTorch's CPU allocator failing: moving to the CPU does not help."""
+    return isinstance(err, MemoryError) or _HOST_ALLOCATOR.search(str(err)) is not None
 
 
 def one_line(err: BaseException, elsewhere: str = "") -> str:
@@ -104,6 +115,10 @@ def one_line(err: BaseException, elsewhere: str = "") -> str:
     text = " ".join(str(err).split())
     if isinstance(err, MemoryError):
         return f"out of memory ({text})" if text else "out of memory"
+    if found := _HOST_ALLOCATOR.search(text):  # "[enforce fail at alloc_cpu.cpp:127] …"
+        from .io.files import bytes_text
+
+        return f"out of memory (could not allocate {bytes_text(int(found[1]))})"
     return text or type(err).__name__
 
 

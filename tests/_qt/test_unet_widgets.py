@@ -1108,18 +1108,41 @@ def test_the_standalone_dock_says_when_the_cells_it_made_are_closed(
 def test_running_out_of_memory_says_which_settings_to_lower(
     make_napari_viewer_proxy, qtbot, unet_checkpoint, monkeypatch
 ):
+    """A GPU's memory: smaller tiles or batches, or the CPU. The computer's (a MemoryError,
+    or PyTorch's CPU allocator, whose error said nothing of memory to the dock, which showed
+    its raw text): the CPU is no way out, and a whole frame's probabilities may be what did
+    not fit, which the command line segments chunk by chunk."""
     from napari_cytomask.models import inference
 
+    errors = iter([
+        torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+        RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: "
+                     "can't allocate memory: you tried to allocate 1677721600 bytes. Error "
+                     "code 12 (Cannot allocate memory)"),
+        MemoryError(),
+    ])  # fmt: skip
+
     def no_memory(*args, **kwargs):
-        raise MemoryError()
+        raise next(errors)
 
     monkeypatch.setattr(inference, "predict_tiles", no_memory)
     monkeypatch.setattr("napari_cytomask._qt._live.show_error", lambda message: None)
-    status = _segment_64px(make_napari_viewer_proxy(), qtbot, unet_checkpoint, overlap=16)
+    viewer = make_napari_viewer_proxy()
+    status = _segment_64px(viewer, qtbot, unet_checkpoint, overlap=16)
     assert status == (
-        "U-Net segmentation failed: out of memory. Lower Tile size or Tiles per batch (under "
-        "Tiles), or choose the CPU as Device."
+        "U-Net segmentation failed: CUDA out of memory. Tried to allocate 2.00 GiB. Lower Tile "
+        "size or Tiles per batch (under Tiles), or choose the CPU as Device."
     )
+    host = (
+        "Close other programs, lower Tiles per batch (under Tiles), or segment the image with "
+        "cytomask segment --chunked-above 16, which segments frames of more than 16 "
+        "megapixels chunk by chunk."
+    )
+    status = _segment_64px(viewer, qtbot, unet_checkpoint, overlap=16)
+    said = "U-Net segmentation failed: out of memory (could not allocate 1.6 GiB)."
+    assert status == f"{said} {host}"
+    status = _segment_64px(viewer, qtbot, unet_checkpoint, overlap=16)
+    assert status == f"U-Net segmentation failed: out of memory. {host}"
 
 
 def test_an_overlap_as_large_as_the_models_tiles_names_both_settings(

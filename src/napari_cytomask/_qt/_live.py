@@ -42,7 +42,15 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..progress import Pace, Progress, drain, one_line, out_of_memory, progress_text
+from ..progress import (
+    Pace,
+    Progress,
+    drain,
+    host_out_of_memory,
+    one_line,
+    out_of_memory,
+    progress_text,
+)
 from ..roles import source_of
 from ._layers import closed_during_run, role_changed_during_run
 
@@ -50,10 +58,13 @@ from ._layers import closed_during_run, role_changed_during_run
 NO_THREADS = os.environ.get("CYTOMASK_NO_THREADS", "") not in ("", "0")
 
 
-def failed(what: str, err: BaseException, memory_advice: str) -> str:
-    """``"<what> failed: <why>"``, with what to change when memory ran out."""
+def failed(what: str, err: BaseException, memory_advice: str, host_advice: str) -> str:
+    """``"<what> failed: <why>"``, with what to change when memory ran out: a GPU's
+    (``memory_advice``) or the computer's (``host_advice``: the CPU is no way out then)."""
     text = f"{what} failed: {one_line(err)}"
-    return f"{text}. {memory_advice}" if out_of_memory(err) else text
+    if not out_of_memory(err):
+        return text
+    return f"{text}. {host_advice if host_out_of_memory(err) else memory_advice}"
 
 
 #: Seconds of a stage measured before its time left is said.

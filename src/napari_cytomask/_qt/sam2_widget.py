@@ -278,6 +278,7 @@ def _describe_error(source: str | None, err: Exception) -> str:
         "SAM2",
         err,
         "Lower Tile size or Points per batch (under More settings), or choose the CPU as Device.",
+        "Lower Points per batch (under More settings) or Points per side, or close other programs.",
     )
     # Download and cache errors are OSErrors (no connection, file not in the cache).
     if source in HF_MODELS and isinstance(err, OSError) and LOCAL not in text:

@@ -626,6 +626,10 @@ class UNetSegmentWidget(StepWidget, QWidget):
                 "U-Net segmentation",
                 err,
                 "Lower Tile size or Tiles per batch (under Tiles), or choose the CPU as Device.",
+                # A whole frame's probabilities may be what did not fit, not the tiles.
+                "Close other programs, lower Tiles per batch (under Tiles), or segment the "
+                "image with cytomask segment --chunked-above 16, which segments frames of "
+                "more than 16 megapixels chunk by chunk.",
             ),
             parent=self,
         )
@@ -1294,6 +1298,7 @@ class UNetTrainWidget(StepWidget, QWidget):
                 "U-Net training",
                 err,
                 "Lower Crops per step or Crop size (under More), or choose the CPU as Device.",
+                "Lower Crops per step or Crop size (under More), or close other programs.",
             ),
             on_failure=self._kept_after_failure,
             on_finished=self._update_estimate,

@@ -147,10 +147,10 @@ def physical_memory() -> int | None:
 
 
 def bytes_text(size: float) -> str:
-    """A number of bytes as "16 KiB", "24 GiB", "3 EiB"."""
+    """A number of bytes as "16 KiB", "1.6 GiB", "24 GiB", "3 EiB"."""
     for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
         if size < 1024:
-            return f"{size:.0f} {unit}"
+            return f"{size:.2g} {unit}" if unit != "bytes" and size < 10 else f"{size:.0f} {unit}"
         size /= 1024
     return f"{size:,.0f} EiB"
 
