@@ -415,3 +415,18 @@ def test_fuzz_subset_has_no_hang_loss_traceback_or_big_allocation(shared_data, t
     assert problems == []
     for key in ("hangs", "silent losses", "raw tracebacks", "big allocations"):
         assert counts[key] == 0, counts
+
+
+def test_memory_running_out_while_pixels_are_read_is_not_called_a_corrupt_file(raw_tif):
+    """A healthy 6132 × 6144 TIFF read with too little memory left was said to have "a
+    header that declares an image too large for memory, so the header is corrupt": the
+    user was told their raw data was damaged. It is a MemoryError naming the file, which
+    the command line and the docks say as memory running out, with what helps."""
+    from napari_cytomask.io.tiff import _decoding
+    from napari_cytomask.progress import host_out_of_memory, one_line
+
+    with pytest.raises(MemoryError) as caught, _decoding(str(raw_tif)):
+        raise MemoryError
+    assert host_out_of_memory(caught.value)
+    assert one_line(caught.value) == f"out of memory (reading the pixels of {raw_tif})"
+    assert "corrupt" not in str(caught.value)

@@ -1237,6 +1237,10 @@ def _decoding(path: str):
             yield
         except TiffReadError:
             raise
+        except MemoryError as exc:
+            # Not a corrupt header, as when opening: a page declaring more pixels than its
+            # bytes can hold is refused then, so these pixels did not fit in the memory left.
+            raise MemoryError(f"reading the pixels of {path}") from exc
         except Exception as exc:
             raise TiffReadError(path, _problem(exc, corrupt=_CORRUPT_PIXELS)) from exc
         problems.check(path)
