@@ -1453,6 +1453,60 @@ def test_training_output_given_as_a_folder_or_under_a_file(folders, tmp_path, ca
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
+def test_a_disk_too_full_for_the_training_state_loses_neither_the_run_nor_the_network(
+    folders, monkeypatch, capsys, tmp_path
+):
+    """A disk with room for the network but not its training state stopped the run at its
+    first epoch, saying "nothing was written" where the network had been. Training goes on,
+    saving the network, and says once that the state is not kept. A disk too full for the
+    network itself stops the run, saying which epoch's network is kept."""
+    import errno
+
+    from napari_cytomask.io.atomic import WriteError
+    from napari_cytomask.models import training
+
+    def full(path):
+        return WriteError(errno.ENOSPC, f"Could not save {path}: the disk is full. Nothing "
+                          "was written and existing files are unchanged.")  # fmt: skip
+
+    def no_room_for_state(checkpoint, state):
+        raise full(state_path(checkpoint))
+
+    monkeypatch.setattr(training, "_write_state", no_room_for_state)
+    data, _ = folders
+    pairs = ["--images", str(data / "set*" / "raw.tif"), "--masks", str(data / "set*" / "mask.tif")]
+    out = tmp_path / "m.safetensors"
+    argv = ["train", *pairs, *TINY, *QUICK, "--epochs", "3", "--threads", "1", "-q", "-o", str(out)]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert err.count("could not be saved") == 1, err
+    assert (
+        "cytomask: note: The training state could not be saved beside m.safetensors (the disk "
+        "is full). Training goes on, saving the best network without it"
+    ) in err
+    assert read_description(out)["training"]["finished"]
+    assert read_description(out)["training"]["epochs_done"] == 3
+    assert not state_path(out).exists()
+
+    saving = training.save_checkpoint
+    saves = []
+
+    def second_save_fails(path, *args, **kwargs):
+        saves.append(path)
+        if len(saves) == 2:
+            raise full(path)
+        return saving(path, *args, **kwargs)
+
+    monkeypatch.setattr(training, "save_checkpoint", second_save_fails)
+    other = tmp_path / "other.safetensors"
+    assert main([*argv[:-1], str(other)]) == 1
+    assert capsys.readouterr().err.endswith(
+        f"existing files are unchanged. The best network so far is in {other}; continue from "
+        f"the last finished epoch with the same command and --resume {other} added.\n"
+    )
+    assert read_description(other)["training"]["epochs_done"] == 1
+
+
 def test_a_diverging_training_run_is_one_line_not_a_traceback(folders, monkeypatch, capsys):
     from napari_cytomask.models import training
 

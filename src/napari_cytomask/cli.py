@@ -789,6 +789,7 @@ def _recorded_split(checkpoint: str, samples) -> dict[str, list[str]] | None:
 
 
 def _train(args) -> int:
+    from .io.atomic import WriteError
     from .models.checkpoint import read_description
     from .models.training import (
         TrainingSettings,
@@ -929,6 +930,8 @@ def _train(args) -> int:
         if not out_of_memory(err):
             raise
         raise UserError(f"{_memory_text(err, 'train')} {_kept(saved, beaten, args)}.") from err
+    except WriteError as err:  # a full disk: the file it names is as it was, not the others
+        raise UserError(f"{err} {_kept(saved, beaten, args)}.") from err
     if note := time_limit_note(result):
         say(note[0].lower() + note[1:])
     if "postprocess" in result.description:
@@ -964,7 +967,6 @@ def _kept(saved: Path | None, beaten: bool, args) -> str:
     return f"{best} the same command and --resume {saved} {how}"
 
 
-#: What to change when a command runs out of memory.
 #: What to change, by command, when a GPU's memory ran out ...
 _MEMORY_ADVICE = {
     "segment": "give a smaller --batch-size, then a smaller --tile-size (256 or more: smaller "

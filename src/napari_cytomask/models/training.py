@@ -1416,6 +1416,16 @@ _STATE_KEYS = {
 }  # fmt: skip
 
 
+def _state_not_saved(checkpoint: Path, err: OSError) -> str:
+    """What a run whose training state could not be saved beside ``checkpoint`` does."""
+    return (
+        f"The training state could not be saved beside {checkpoint.name} ({reason(err)}). "
+        "Training goes on, saving the best network without it: a run stopped from here on "
+        "goes on from that network with a new optimiser and learning rate. Free some space "
+        "to have it saved at the next epochs."
+    )
+
+
 def _write_state(checkpoint: Path, state: dict) -> None:
     """Save a training state beside ``checkpoint`` (see :func:`state_path`)."""
     write_atomically(state_path(checkpoint), lambda tmp: torch.save(state, tmp), overwrite=True)
@@ -2050,6 +2060,7 @@ def iter_train(
         if tuned is not None:
             val_settings = {k: tuned[k] for k in DEFAULT_SETTINGS}
     kept = resume is not None  # whether ``output`` holds the best network so far
+    state_lost = False  # whether a state could not be saved (said once)
     start_weights = None  # fine-tuning's epoch 0, when it is the best so far
     if init_from is not None and val_set:
         # The starting model is epoch 0, and it stays the model unless an epoch scores
@@ -2136,7 +2147,17 @@ def iter_train(
                 **_random_state(rng, device),
             }
             if kept:  # else held: there is no checkpoint yet for it to resume
-                _write_state(output, state)
+                try:
+                    _write_state(output, state)
+                except OSError as err:  # a full disk: the network matters, the state less
+                    with contextlib.suppress(OSError):  # an earlier epoch's: not the network's
+                        state_path(output).unlink(missing_ok=True)
+                    if not state_lost:
+                        yield TrainingProgress(
+                            epoch, epoch, 0, 0, global_step, math.nan, optimising.learning_rate,
+                            message=_state_not_saved(output, err), phase="notice",
+                        )  # fmt: skip
+                    state_lost = True
             if settings.time_limit is not None:
                 per_epoch = (time.monotonic() - started) / (epoch - epoch0)
                 expected_last = min(last_epoch, epoch0 + int(settings.time_limit // per_epoch) + 1)
