@@ -172,3 +172,27 @@ def test_files_moved_in_together_go_in_at_the_end_or_not_at_all(tmp_path):
     assert moved == [tmp_path / "a.txt", tmp_path / "b.json"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.json"]
     assert (tmp_path / "a.txt").read_text() == '{\n "new": 1\n}'
+
+
+def test_a_disk_without_a_byte_left_leaves_no_folder_and_says_so(tmp_path, monkeypatch):
+    """With no byte left, writing who holds an output folder failed outside any handling:
+    "[Errno 28] No space left on device" alone, and a new folder holding a stray lock file
+    was left behind. It is said as the disk being full, and the folder made is removed."""
+    import errno
+    import types
+
+    def no_space(fd, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(atomic, "os", types.SimpleNamespace(**{**vars(os), "write": no_space}))
+    new, there = tmp_path / "new" / "out", tmp_path / "there"
+    there.mkdir()
+    for folder in (new, there):
+        with pytest.raises(atomic.WriteError) as caught, atomic.locked_folders([folder], "test"):
+            pass
+        assert str(caught.value) == (
+            f"Could not write into {folder}: the disk is full. Nothing was written; choose "
+            "another folder."
+        )
+    assert not new.exists()  # its parent, made too, is left: the folder asked for is not
+    assert list(there.iterdir()) == []

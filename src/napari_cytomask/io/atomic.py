@@ -587,8 +587,15 @@ def locked_folders(folders: Sequence[str | os.PathLike], holder: str):
     """
     with contextlib.ExitStack() as stack:
         for folder in sorted({Path(folder) for folder in folders}):
+            made = not folder.exists()
             make_folder(folder)
-            stack.enter_context(_folder_lock(folder / LOCK_NAME, holder))
+            try:
+                stack.enter_context(_folder_lock(folder / LOCK_NAME, holder))
+            except WriteError:
+                if made:  # nothing was written: not even the folder is left
+                    with contextlib.suppress(OSError):
+                        folder.rmdir()
+                raise
         yield
 
 
@@ -617,8 +624,13 @@ def _folder_lock(path: Path, holder: str):
             ) from None
         fh.seek(0)
         fh.truncate()
-        fh.write(f"{holder} (pid {os.getpid()} on {socket.gethostname()})")
-        fh.flush()
+        who = f"{holder} (pid {os.getpid()} on {socket.gethostname()})"
+        try:  # unbuffered: a failed write leaves nothing for closing the file to retry
+            os.write(fh.fileno(), who.encode())
+        except OSError as err:  # a disk without a byte left
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
+            raise _cannot_write_into(path.parent, err) from err
         try:
             yield
         finally:
