@@ -6,7 +6,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from .io.atomic import same_file
+from .io.atomic import reason, same_file
 from .io.layers import is_result, layer_info
 from .io.writers import write_labels
 
@@ -60,9 +60,16 @@ def write_labels_layer(path: str, data: Any, meta: dict) -> list[str]:
         raise LabelsNotSaved(str(err)) from err
     if export is None:
         return [str(written)]
-    from .io.export import save_provenance
+    from .io.export import provenance_beside, save_provenance
 
-    record = save_provenance(export, written)
+    try:
+        record = save_provenance(export, written)
+    except OSError as err:  # a disk full after the labels: they were written, say so
+        raise LabelsNotSaved(
+            f"{written.name} was saved, but its provenance {provenance_beside(written).name} "
+            f"could not be ({reason(err)}): it opens as labels of its own, without "
+            "the scan and settings that made them. Free some space and save again."
+        ) from err
     return [str(written)] + ([str(record)] if record else [])
 
 

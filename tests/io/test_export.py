@@ -1112,6 +1112,37 @@ def test_a_result_named_too_long_for_its_provenance_is_not_saved(tmp_path):
     assert write_labels_layer(str(too_long), data, meta) == [str(too_long)]
 
 
+def test_file_save_that_writes_the_labels_but_not_their_provenance_says_so(tmp_path, monkeypatch):
+    """On a disk with room for the labels alone, File > Save said "Could not save
+    cells_provenance.json ... Nothing was written", though cells.tif had been written,
+    without what makes it the result of its scan."""
+    import errno
+
+    from napari.layers import Labels
+
+    from napari_cytomask._writer import LabelsNotSaved, write_labels_layer
+    from napari_cytomask.io import export as export_module
+    from napari_cytomask.io.atomic import WriteError
+
+    def full(path, *args, **kwargs):
+        raise WriteError(errno.ENOSPC, f"Could not save {path}: the disk is full. Nothing was "
+                         "written and existing files are unchanged.")  # fmt: skip
+
+    monkeypatch.setattr(export_module, "write_json", full)
+    cells = np.zeros((16, 16), np.uint16)
+    cells[2:8, 2:8] = 1
+    record = {"role": "result", "source": "/data/scan.tif", "method": "unet"}
+    data, meta, _ = Labels(cells, name="cells", metadata={"cytomask": record}).as_layer_data_tuple()
+    with pytest.raises(LabelsNotSaved) as caught:
+        write_labels_layer(str(tmp_path / "cells.tif"), data, meta)
+    assert str(caught.value) == (
+        "cells.tif was saved, but its provenance cells_provenance.json could not be (the disk "
+        "is full): it opens as labels of its own, without the scan and settings that made "
+        "them. Free some space and save again."
+    )
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "cells.tif"), cells)
+
+
 def test_file_save_of_a_name_without_an_ending_saves_a_tiff(tmp_path):
     """napari's Save Selected Layers fills in the layer's name, with no ending: with this
     writer chosen, the save failed ("Cannot tell the format of 'phase U-Net cells'")
