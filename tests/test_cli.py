@@ -1746,6 +1746,25 @@ def test_evaluate_refuses_a_folder_it_cannot_write_into_before_measuring(
     assert f"Could not write into {read_only}: the disk is read-only." in capsys.readouterr().err
 
 
+def test_segment_beside_scans_it_cannot_write_beside_names_the_way_out(
+    folders, unet_checkpoint, capsys
+):
+    """Without -o, results go beside the scans: where they cannot be written (a read-only
+    store of scans; here, a folder where the lock file goes), segment said "choose another
+    folder" without saying how."""
+    from napari_cytomask.io.atomic import LOCK_NAME
+
+    data, _ = folders
+    (data / "set0" / LOCK_NAME).mkdir()  # what holds the folder while it is written cannot be
+    argv = ["segment", str(data / "set0" / "raw.tif"), "-m", str(unet_checkpoint(tile_size=96)),
+            "--scheduler", "synchronous", "--threads", "1", "-q"]  # fmt: skip
+    assert main(argv) == 1
+    assert capsys.readouterr().err.endswith(
+        f"Could not write into {data / 'set0'}: a folder of that name is in the way. Nothing "
+        "was written; choose another folder (-o puts the results in another).\n"
+    )
+
+
 def test_frames_whose_ground_truth_has_no_cell_are_left_out(tmp_path, capsys):
     """A time-lapse labelled at one time point of three: the other two were scored as
     every predicted cell wrong, as the metrics dock no longer does."""

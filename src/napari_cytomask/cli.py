@@ -1706,9 +1706,13 @@ def _from_source(info: dict, path: Path, shape: tuple[int, ...], record: str) ->
 
 def _error_text(err: BaseException, command: str) -> str:
     """An error as ``command`` says it (:func:`~.progress.one_line`); a path too long for
-    the file system (a deep folder's results beside it, say) also says where else
-    ``segment`` can put them."""
-    return one_line(err, "(-o puts the results in another)" if command == "segment" else "")
+    the file system (a deep folder's results beside it, say) or a folder that cannot be
+    written into (a read-only disk of scans) also says where else ``segment`` can put them."""
+    elsewhere = "(-o puts the results in another)" if command == "segment" else ""
+    text = one_line(err, elsewhere)
+    if elsewhere and text.endswith("choose another folder."):
+        text = f"{text[:-1]} {elsewhere}."
+    return text
 
 
 def _show_note(message, category, filename, lineno, file=None, line=None) -> None:
