@@ -398,8 +398,23 @@ def _segmented_result(labels: Path, shape: tuple[int, ...]) -> dict:
     record = result_record(labels)
     if record.get("finished") is not True or record.get("shape") != list(shape):
         return {}
-    fields = {**recorded_fields(record), "channel_name": None, "translate": None}
-    return {**fields, "role": RESULT_ROLE}
+    fields = recorded_fields(record)
+    channel = _channel_named(fields["source"], fields["channel_index"])
+    return {**fields, "channel_name": channel, "translate": None, "role": RESULT_ROLE}
+
+
+def _channel_named(source: str | None, index: int | None) -> str | None:
+    """The name of channel ``index`` of the scan ``source``, as its layer's record has it;
+    None when it cannot be read (moved, damaged) or is not said."""
+    from .files import is_image, open_scan
+
+    if source is None or index is None or not is_image(Path(source)):
+        return None
+    try:
+        channels = open_scan(source).channels
+    except (OSError, ValueError):
+        return None
+    return next((c.name for c in channels if c.index == index), None)
 
 
 def recorded_axes(labels: str | os.PathLike, ndim: int) -> dict:
