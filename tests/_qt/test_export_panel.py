@@ -245,6 +245,38 @@ def test_a_folder_that_is_a_file_or_none_is_said_before_writing(
     )
 
 
+def test_a_read_only_folder_is_said_before_asking_to_replace_its_files(
+    make_napari_viewer_proxy, qtbot, tmp_path, monkeypatch
+):
+    """An export into a read-only folder holding an earlier export asked "Replace files?"
+    first, then said the disk was read-only."""
+    import os
+
+    errors = []
+    monkeypatch.setattr("napari_cytomask._qt._live.show_error", errors.append)
+    asked = []
+    monkeypatch.setattr(export_panel, "ask_yes_no", lambda *a: asked.append(a) or True)
+    viewer = make_napari_viewer_proxy()
+    viewer.add_labels(np.eye(16, dtype=np.uint8), name="cells")
+    panel = ExportPanel(viewer)
+    panel.folder.setText(str(tmp_path))
+    (tmp_path / "cells.tif").write_bytes(b"an earlier export")
+    access, statvfs = os.access, os.statvfs
+
+    class Mounted:
+        f_flag = os.ST_RDONLY
+
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: p != tmp_path and access(p, mode, **kw))
+    monkeypatch.setattr(os, "statvfs", lambda p: Mounted if p == tmp_path else statvfs(p))
+    panel.export()
+    qtbot.waitUntil(lambda: bool(errors), timeout=30_000)
+    assert errors[-1] == (
+        f"Export failed: Could not write into {tmp_path}: the disk is read-only. Nothing was "
+        "written; choose another folder."
+    )
+    assert not asked and (tmp_path / "cells.tif").read_bytes() == b"an earlier export"
+
+
 def test_the_file_a_layer_was_opened_from_is_never_replaced(
     make_napari_viewer_proxy, qtbot, tmp_path, monkeypatch
 ):

@@ -93,11 +93,18 @@ def check_output(
         raise _exists(path)
     if text is not None:
         check_replaces_text(path, text)
-    folder = next(p for p in (path.parent, *path.parent.parents) if p.exists())
-    refused = not_writable(folder)
-    if refused is not None:
-        raise _cannot_write_into(folder, refused)
+    check_folder_writable(path.parent)
     return path
+
+
+def check_folder_writable(folder: str | os.PathLike) -> None:
+    """Raise a :class:`WriteError` saying why when nothing can be written into ``folder``
+    (or, when it is not there yet, the folder it would be made in)."""
+    folder = Path(folder)
+    there = next(p for p in (folder, *folder.parents) if p.exists())
+    refused = not_writable(there)
+    if refused is not None:
+        raise _cannot_write_into(there, refused)
 
 
 def not_writable(folder: str | os.PathLike) -> OSError | None:

@@ -33,6 +33,7 @@ from ..rle import coco_rle
 from .atomic import (
     NAME_BYTES,
     WriteError,
+    check_folder_writable,
     file_in_the_way,
     fit_name,
     json_ready,
@@ -1055,6 +1056,8 @@ def _plans(exports, folder, formats, objects_csv, coco_json, overwrite, inputs):
                     f"'{exports[other].name}' and '{export.name}' would both be saved as "
                     f"{path.name}; nothing was written. Rename one of them."
                 )
+    # Before asking whether to replace files that could not be replaced anyway.
+    check_folder_writable(folder)
     if not overwrite:
         existing = [p for _, plan in plans for p in plan.files if p.exists()]
         if existing:
