@@ -629,6 +629,12 @@ def test_export_of_a_scans_mask_channel_measures_its_cells_in_the_scans_images(t
         cell = mask == int(row["label"])
         assert float(row["mean_Phase"]) == pytest.approx(phase[cell].mean(), rel=1e-5)
     assert not any(key.startswith("mean_cells") for key in rows[0])
+    # Channels without names are read whole: no channel of it is measured in the others
+    # (the export failed, saying the file was another scan's).
+    unnamed = tmp_path / "unnamed.tif"
+    tifffile.imwrite(unnamed, np.stack([phase, mask]), imagej=True, metadata={"axes": "CYX"})
+    assert main(["export", str(unnamed), "-o", str(tmp_path / "out"), "-q"]) == 0
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "out" / "unnamed.tif"), [phase, mask])
 
 
 def test_evaluate_finds_each_scans_mask_channel_without_being_told(tmp_path, capsys):

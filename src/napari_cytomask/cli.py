@@ -1558,7 +1558,7 @@ def _file_export(path, info: dict, args, exports: list):
             **exported_fields(exported),
             **_from_source(exported, path, labels.shape, provenance_beside(path).name),
         }
-    elif len(open_scan(path).channels) > 1:
+    elif _one_of_its_channels(open_scan(path), labels.shape):
         # A scan's mask channel: its cells measured in the scan's images, as the dock does.
         described = _from_source({"source": str(path)}, path, labels.shape, path.name)
     else:
@@ -1566,6 +1566,14 @@ def _file_export(path, info: dict, args, exports: list):
     described = {"source": str(path), **described}
     name = _layer_name(file_stem(path), described["source"], exports)
     return LabelsExport(name=name, labels=labels, **axes, **described)
+
+
+def _one_of_its_channels(scan, shape: tuple[int, ...]) -> bool:
+    """Whether labels of ``shape`` read from ``scan`` are one of its several channels (a
+    mask beside images), not the whole file (channels that name no role, read whole)."""
+    import numpy as np
+
+    return len(scan.channels) > 1 and np.shape(scan.channels[0].base) == tuple(shape)
 
 
 def _note_if_unfinished(model: str) -> None:
