@@ -904,8 +904,10 @@ def test_labels_cytomask_segment_wrote_open_in_napari_as_the_result_of_their_sca
     """Opened in napari to be checked, labels `cytomask segment` wrote came as a mask of a
     file of their own: taken for ground truth by the metrics and left unticked for export.
     They are the result of their scan, with the method, settings and model that made them,
-    as an exported result opens; a run that did not finish leaves them labels of their own."""
+    as an exported result opens, also when moved with their scan; labels changed since, or
+    of a run that did not finish, are labels of their own."""
     from napari_cytomask._reader import get_reader
+    from napari_cytomask.io.files import open_scan
     from napari_cytomask.io.layers import METADATA_KEY, RESULT_ROLE
 
     data = tmp_path / "data"
@@ -927,7 +929,27 @@ def test_labels_cytomask_segment_wrote_open_in_napari_as_the_result_of_their_sca
     assert record["method"] == "unet"
     assert record["model"]["path"] == str(unet_file)
     assert record["parameters"]["unet"]["tta"] is False  # as it ran
-    # A run that stopped before it marked its labels finished: not its result.
+    channel = open_scan(data / "set1" / "raw.tif").channels[0].name
+    assert record["channel_name"] == channel
+    # Moved with their scan (to a shared drive): the scan and its channel found again.
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    data, out = data.rename(moved / "data"), out.rename(moved / "out")
+    labels = out / "raw_unet_cells.tif"
+    kind, record = opened()
+    assert record["source"] == str(data / "set1" / "raw.tif")
+    assert record["channel_name"] == channel
+    # Corrected in another program since: labels of their own, and said why.
+    written = tifffile.imread(labels)
+    cells = written.copy()
+    cells[:8, :8] = cells.max() + 1
+    tifffile.imwrite(labels, cells)
+    with pytest.warns(UserWarning, match="raw_unet_cells.tif was changed after cytomask segment"):
+        kind, record = opened()
+    assert record.get("role") != RESULT_ROLE and "method" not in record
+    # A run that stopped before it marked its labels finished: not its result either.
+    tifffile.imwrite(labels, written)
+    assert opened()[1]["role"] == RESULT_ROLE
     provenance = out / "raw_unet_cells.json"
     info = json.loads(provenance.read_text())
     provenance.write_text(json.dumps({**info, "finished": False}))

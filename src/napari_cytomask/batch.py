@@ -55,6 +55,7 @@ from .io.export import package_versions, record_problem, recorded_relative
 from .io.layers import (
     finite_values,
     frame_notes,
+    labels_digest,
     nothing_to_find,
     single_value,
     with_pixel_size,
@@ -400,6 +401,8 @@ def process(
             "replaces": [p.name for p in replaced],
             "shape": list(shape),
             "cells": n_cells,
+            # Labels changed since (corrected in Fiji) are no longer this run's result.
+            "labels_sha1": digest,
             "seconds": round(time.perf_counter() - start, 3),
             "unet_confidence": run.confidence,
             "pixel_size_um": pixel,
@@ -414,6 +417,7 @@ def process(
         }
         write_json(job.record, record, overwrite=True, indent=2)
 
+    digest = None  # of labels in memory: a chunked run's are too large to read again
     if chunked:
         from .io.omezarr import create_labels
 
@@ -452,7 +456,7 @@ def process(
         # Read once: overlapping tiles would otherwise decode the file's blocks again and again.
         channels = [np.asarray(c) for c in channels]
         run = drain(segmenter.iter_run(channels, pixel_size_um=pixel), report)
-        n_cells = _cell_count(run.labels)
+        n_cells, digest = _cell_count(run.labels), labels_digest(run.labels)
         with _record_kept_on_failure(job.record, earlier):
             keep_record(run, n_cells, finished=False)
             # The OME-TIFF keeps each tile's stage position, as an export of them does.

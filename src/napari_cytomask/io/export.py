@@ -371,7 +371,7 @@ def reopened_result(labels: str | os.PathLike, data) -> dict:
     record = _earlier_record(beside, warn=True)
     shape = np.shape(data)
     if labels.name not in _listed_outputs(record) or record.get("shape") != list(shape):
-        return _segmented_result(labels, shape)
+        return _segmented_result(labels, data)
     if "labels_sha1" in record and not _holds_these(record, labels_digest(data)):
         warnings.warn(
             f"Labels opened without their record: {labels.name} was changed after its "
@@ -390,32 +390,31 @@ def reopened_result(labels: str | os.PathLike, data) -> dict:
     return {**fields, "translate": _recorded_translate(record, len(shape)), "role": RESULT_ROLE}
 
 
-def _segmented_result(labels: Path, shape: tuple[int, ...]) -> dict:
+def _segmented_result(labels: Path, data) -> dict:
     """The layer record of labels ``cytomask segment`` wrote (:func:`result_record`), opened
     again: the result of its scan, as the dock's would be, when the run finished and wrote
-    labels of this ``shape``; else {}."""
+    these labels (``data``, the file's: their shape and fingerprint); else {}. Labels changed
+    since by another program (corrected in Fiji, say) are said to be labels of their own."""
     from .layers import RESULT_ROLE
+    from .tiff import file_stem
 
     record = result_record(labels)
-    if record.get("finished") is not True or record.get("shape") != list(shape):
+    digest = record.get("labels_sha1")
+    if record.get("finished") is not True or record.get("shape") != list(np.shape(data)):
         return {}
-    fields = recorded_fields(record)
-    channel = _channel_named(fields["source"], fields["channel_index"])
-    return {**fields, "channel_name": channel, "translate": None, "role": RESULT_ROLE}
-
-
-def _channel_named(source: str | None, index: int | None) -> str | None:
-    """The name of channel ``index`` of the scan ``source``, as its layer's record has it;
-    None when it cannot be read (moved, damaged) or is not said."""
-    from .files import is_image, open_scan
-
-    if source is None or index is None or not is_image(Path(source)):
-        return None
-    try:
-        channels = open_scan(source).channels
-    except (OSError, ValueError):
-        return None
-    return next((c.name for c in channels if c.index == index), None)
+    if digest is None:  # an earlier version's record, or labels too large to fingerprint
+        return {}
+    if not _holds_these(record, labels_digest(data)):
+        warnings.warn(
+            f"Labels opened without their record: {labels.name} was changed after cytomask "
+            f"segment wrote it (its ids are not those {file_stem(labels)}.json records), so the "
+            "scan and settings of that run are left out; it opens as labels of its own.",
+            stacklevel=3,
+        )
+        return {}
+    # The channel's name is the scan's to say, once it is found (:func:`located_source`).
+    fields = {**recorded_fields(record), "channel_name": None, "translate": None}
+    return {**fields, "role": RESULT_ROLE}
 
 
 def recorded_axes(labels: str | os.PathLike, ndim: int) -> dict:

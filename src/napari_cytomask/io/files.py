@@ -28,6 +28,7 @@ from .tiff import (
     EMPTY_FILE,
     TIFF_SUFFIXES,
     TiffReadError,
+    TiffScan,
     file_stem,
     is_empty_file,
     is_regular_file,
@@ -830,6 +831,22 @@ def geometry_of(scan: Scan, ndim: int) -> dict:
     lead = ndim - 2
     units = None if scan.units is None else ("pixel",) * lead + tuple(scan.units[-2:])
     return {"scale": (1.0,) * lead + tuple(scan.scale[-2:]), "units": units}
+
+
+def channel_named(source: str | os.PathLike | None, index: int | None) -> str | None:
+    """The name of channel ``index`` of the scan at ``source``, as the layer of that channel
+    has it; None when the scan is not there or cannot be read, or names no such channel."""
+    if source is None or index is None or not is_image(Path(source)):
+        return None
+    try:
+        if is_tiff(source):  # closed again: its pixels are not read
+            with TiffScan(source) as tiff:
+                channels = tiff.scan().channels
+        else:
+            channels = open_scan(source).channels
+    except (OSError, ValueError):
+        return None
+    return next((c.name for c in channels if c.index == index), None)
 
 
 def stage_positions_of(scan: Scan, shape: tuple[int, ...]) -> list[tuple[float, float]] | None:
