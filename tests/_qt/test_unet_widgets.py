@@ -243,6 +243,33 @@ def test_training_on_one_image_says_what_it_held_back(make_napari_viewer_proxy, 
     )
 
 
+def test_a_training_state_the_disk_had_no_room_for_is_said_at_the_end(
+    make_napari_viewer_proxy, qtbot, monkeypatch
+):
+    """Said after an epoch, the note that the training state could not be saved was written
+    over by the next step's progress and left out of the run's summary: the dock's user
+    never saw it."""
+    import errno
+
+    from napari_cytomask.io.atomic import WriteError
+    from napari_cytomask.models import training
+
+    def no_room(checkpoint, state):
+        raise WriteError(errno.ENOSPC, "Could not save the state: the disk is full.")
+
+    monkeypatch.setattr(training, "_write_state", no_room)
+    viewer = make_napari_viewer_proxy()
+    _labelled_layers(viewer)
+    trainer = UNetTrainWidget(viewer)
+    _tiny_training(trainer)
+    trainer.train()
+    qtbot.waitUntil(lambda: trainer.worker is None, timeout=90_000)
+    assert trainer.result is not None, trainer.status.text()
+    said = "The training state could not be saved beside"
+    assert said in trainer.summary and said in trainer.status.text()
+    assert trainer.summary.count(said) == 1
+
+
 def test_frames_without_a_cell_are_left_out_of_training_and_said(
     make_napari_viewer_proxy, qtbot, model_folder
 ):

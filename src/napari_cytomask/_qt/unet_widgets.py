@@ -1188,7 +1188,7 @@ class UNetTrainWidget(StepWidget, QWidget):
         self._phase: str | None = None  # of the run's last report
         self._fine_tuning = False  # whether the run scores its starting model first
         self._resumed_from = ""  # the file whose run's settings the boxes were given
-        self._notes: list[str] = []  # notices of the run's start
+        self._notes: list[str] = []  # the run's notices, said again at its end
         self._validation_images = 0  # of the run's split: tuning predicts them first
         self._validated = False  # whether a training epoch has been validated (and timed)
         self._beaten = False  # whether an epoch scored above the model a run started from
@@ -1789,7 +1789,9 @@ class UNetTrainWidget(StepWidget, QWidget):
             return
         if p.phase == "notice":
             self.status.setText(p.message)
-            if self._first_epoch is None:  # how the run started: said again at its end
+            # Said again at the run's end: the next step's progress writes over it (a
+            # training state the disk had no room for, said after an epoch).
+            if p.message not in self._notes:
                 self._notes.append(p.message)
             return
         if p.phase == "train":
