@@ -430,3 +430,16 @@ def test_memory_running_out_while_pixels_are_read_is_not_called_a_corrupt_file(r
     assert host_out_of_memory(caught.value)
     assert one_line(caught.value) == f"out of memory (reading the pixels of {raw_tif})"
     assert "corrupt" not in str(caught.value)
+    # Opening, where a corrupt header's sizes may be what did not fit, says both.
+    from napari_cytomask.io.tiff import _problem
+
+    assert _problem(MemoryError()).startswith(
+        "it did not fit in the memory left; close other programs and open it again. If it "
+        "still does not, its header is corrupt"
+    )
+    # Other images read whole (PNG, NumPy) likewise: it was "does not fit in memory" alone.
+    from napari_cytomask.io.files import _decoding as decoding_image
+
+    with pytest.raises(MemoryError) as caught, decoding_image("cells.png"):
+        raise MemoryError
+    assert one_line(caught.value) == "out of memory (reading cells.png)"

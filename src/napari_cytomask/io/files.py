@@ -188,8 +188,8 @@ def _decoding(path):
             f"Cannot read {text}: its metadata are no valid JSON ({err.msg}, line {err.lineno} "
             f"column {err.colno}); it is damaged: write or copy it again."
         ) from err
-    except MemoryError as err:
-        raise ImageReadError(f"Cannot read {text}: it does not fit in memory.") from err
+    except MemoryError as err:  # said as memory running out, with what helps
+        raise MemoryError(f"reading {text}") from err
     except Exception as err:  # noqa: BLE001 - every decoder's error gets the file's name
         detail = " ".join(str(err).split()) or type(err).__name__
         raise ImageReadError(

@@ -1080,7 +1080,10 @@ def _problem(
     ``corrupt`` says so, with the error in its braces.
     """
     if isinstance(exc, MemoryError):
-        return "its header declares an image too large for memory, so the header is corrupt"
+        return (
+            "it did not fit in the memory left; close other programs and open it again. If it "
+            "still does not, its header is corrupt, declaring an image larger than it is"
+        )
     detail = _detail(exc)
     if isinstance(exc, OSError):
         return detail
