@@ -25,6 +25,7 @@ from napari_cytomask.metrics import evaluate
 from napari_cytomask.models.checkpoint import DIR_ENV, config_of, read_description
 from napari_cytomask.models.training import state_path
 from napari_cytomask.pipeline import METHODS
+from napari_cytomask.progress import one_line
 from napari_cytomask.synthetic import make_tilescan
 
 TINY = ["--encoder", "tu-resnet10t", "--encoder-depth", "3", "--encoder-weights", "none"]
@@ -1512,6 +1513,16 @@ def test_a_disk_too_full_for_the_training_state_loses_neither_the_run_nor_the_ne
     )
     assert read_description(other)["training"]["epochs_done"] == 1
 
+    # No room for the first network: an epoch had finished, but no network was saved.
+    def no_save(path, *args, **kwargs):
+        raise full(path)
+
+    monkeypatch.setattr(training, "save_checkpoint", no_save)
+    third = tmp_path / "third.safetensors"
+    assert main([*argv[:-1], str(third)]) == 1
+    assert capsys.readouterr().err.endswith("unchanged. No network was saved.\n")
+    assert not third.exists()
+
 
 def test_a_diverging_training_run_is_one_line_not_a_traceback(folders, monkeypatch, capsys):
     from napari_cytomask.models import training
@@ -1553,9 +1564,9 @@ def test_running_out_of_memory_says_what_to_change(folders, unet_checkpoint, mon
     err = capsys.readouterr().err
     # The computer's memory: the CPU is no way out, and a whole frame may not fit.
     assert (
-        f"{data / 'set0' / 'raw.tif'}: error: out of memory; close other programs, give a "
-        "smaller --batch-size, or a smaller --chunked-above (say 16: frames of more megapixels "
-        "are then segmented chunk by chunk).\n" in err
+        f"{data / 'set0' / 'raw.tif'}: error: out of memory; close other programs or give a "
+        "smaller --batch-size; for frames of many megapixels, a smaller --chunked-above (say "
+        "16: frames of more are then segmented chunk by chunk).\n" in err
     )
 
     def no_torch_memory(*args, **kwargs):  # PyTorch's CPU allocator: no "out of memory"
@@ -1565,6 +1576,9 @@ def test_running_out_of_memory_says_what_to_change(folders, unet_checkpoint, mon
             "memory)"
         )
 
+    # Windows's allocator says it otherwise.
+    windows = "DefaultCPUAllocator: not enough memory: you tried to allocate 1677721600 bytes."
+    assert one_line(RuntimeError(windows)) == "out of memory (could not allocate 1.6 GiB)"
     monkeypatch.setattr(training, "segmentation_loss", no_torch_memory)
     assert main(["train", *pairs, *TINY, *QUICK, "--threads", "1", "-q"]) == 1
     assert capsys.readouterr().err == (
@@ -1769,6 +1783,9 @@ def test_segment_beside_scans_it_cannot_write_beside_names_the_way_out(
         f"Could not write into {data / 'set0'}: a folder of that name is in the way. Nothing "
         "was written; choose another folder (-o puts the results in another).\n"
     )
+    # Given -o, it is that folder that is to be changed.
+    assert main([*argv, "-o", str(data / "set0")]) == 1
+    assert capsys.readouterr().err.endswith("Nothing was written; choose another folder.\n")
 
 
 def test_frames_whose_ground_truth_has_no_cell_are_left_out(tmp_path, capsys):

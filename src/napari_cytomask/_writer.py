@@ -68,7 +68,7 @@ def write_labels_layer(path: str, data: Any, meta: dict) -> list[str]:
         raise LabelsNotSaved(
             f"{written.name} was saved, but its provenance {provenance_beside(written).name} "
             f"could not be ({reason(err)}): it opens as labels of its own, without "
-            "the scan and settings that made them. Free some space and save again."
+            "the scan and settings that made them. Save again once that is mended."
         ) from err
     return [str(written)] + ([str(record)] if record else [])
 

@@ -931,7 +931,8 @@ def _train(args) -> int:
             raise
         raise UserError(f"{_memory_text(err, 'train')} {_kept(saved, beaten, args)}.") from err
     except WriteError as err:  # a full disk: the file it names is as it was, not the others
-        raise UserError(f"{err} {_kept(saved, beaten, args)}.") from err
+        kept = "No network was saved" if saved is None else _kept(saved, beaten, args)
+        raise UserError(f"{err} {kept}.") from err
     if note := time_limit_note(result):
         say(note[0].lower() + note[1:])
     if "postprocess" in result.description:
@@ -977,8 +978,9 @@ _MEMORY_ADVICE = {
 #: ... and when the computer's did (:func:`~.progress.host_out_of_memory`): the CPU is
 #: no way out then, and a whole frame's probabilities, not the tiles, may be what did not fit.
 _HOST_MEMORY_ADVICE = {
-    "segment": "close other programs, give a smaller --batch-size, or a smaller "
-    "--chunked-above (say 16: frames of more megapixels are then segmented chunk by chunk)",
+    "segment": "close other programs or give a smaller --batch-size; for frames of many "
+    "megapixels, a smaller --chunked-above (say 16: frames of more are then segmented chunk "
+    "by chunk)",
     "train": "give a smaller --batch-size or --crop-size, or close other programs",
     "tune": "give a smaller --batch-size, or close other programs",
 }
@@ -1712,11 +1714,13 @@ def _from_source(info: dict, path: Path, shape: tuple[int, ...], record: str) ->
     return found
 
 
-def _error_text(err: BaseException, command: str) -> str:
-    """An error as ``command`` says it (:func:`~.progress.one_line`); a path too long for
-    the file system (a deep folder's results beside it, say) or a folder that cannot be
-    written into (a read-only disk of scans) also says where else ``segment`` can put them."""
-    elsewhere = "(-o puts the results in another)" if command == "segment" else ""
+def _error_text(err: BaseException, args) -> str:
+    """An error as the command of ``args`` says it (:func:`~.progress.one_line`); a path too
+    long for the file system (a deep folder's results beside it, say) or a folder that cannot
+    be written into (a read-only disk of scans) also says where else ``segment`` can put its
+    results, when no -o was given."""
+    beside = args.command == "segment" and args.output_dir is None
+    elsewhere = "(-o puts the results in another)" if beside else ""
     text = one_line(err, elsewhere)
     if elsewhere and text.endswith("choose another folder."):
         text = f"{text[:-1]} {elsewhere}."
@@ -1772,7 +1776,7 @@ def main(argv: list[str] | None = None) -> int:
     # The plugin's own errors (checkpoint, labels, TIFF, preset, batch) are ValueErrors;
     # a diverging training run is a FloatingPointError.
     except (UserError, ValueError, OSError, FloatingPointError) as err:
-        print(f"cytomask {args.command}: error: {_error_text(err, args.command)}",
+        print(f"cytomask {args.command}: error: {_error_text(err, args)}",
               file=sys.stderr)  # fmt: skip
         return EXIT_USER_ERROR
     except (MemoryError, RuntimeError) as err:

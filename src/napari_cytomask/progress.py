@@ -89,8 +89,11 @@ def relay(work, report):
         yield report(done, total)
 
 
-#: What PyTorch's CPU allocator says (a RuntimeError) when the computer's memory ran out.
-_HOST_ALLOCATOR = re.compile(r"can't allocate memory: you tried to allocate (\d+) bytes")
+#: What PyTorch's CPU allocator says (a RuntimeError) when the computer's memory ran out,
+#: on Linux and macOS, and on Windows.
+_HOST_ALLOCATOR = re.compile(
+    r"(?:can't allocate memory|not enough memory): you tried to allocate (\d+) bytes"
+)
 
 
 def out_of_memory(err: BaseException) -> bool:

@@ -1161,9 +1161,9 @@ def test_running_out_of_memory_says_which_settings_to_lower(
         "size or Tiles per batch (under Tiles), or choose the CPU as Device."
     )
     host = (
-        "Close other programs, lower Tiles per batch (under Tiles), or segment the image with "
-        "cytomask segment --chunked-above 16, which segments frames of more than 16 "
-        "megapixels chunk by chunk."
+        "Close other programs or lower Tiles per batch (under Tiles). An image of many "
+        "megapixels can be segmented chunk by chunk on the command line: cytomask segment "
+        "--chunked-above 16 (frames of more than 16 megapixels)."
     )
     status = _segment_64px(viewer, qtbot, unet_checkpoint, overlap=16)
     said = "U-Net segmentation failed: out of memory (could not allocate 1.6 GiB)."

@@ -1138,7 +1138,7 @@ def test_file_save_that_writes_the_labels_but_not_their_provenance_says_so(tmp_p
     assert str(caught.value) == (
         "cells.tif was saved, but its provenance cells_provenance.json could not be (the disk "
         "is full): it opens as labels of its own, without the scan and settings that made "
-        "them. Free some space and save again."
+        "them. Save again once that is mended."
     )
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "cells.tif"), cells)
 

@@ -627,9 +627,9 @@ class UNetSegmentWidget(StepWidget, QWidget):
                 err,
                 "Lower Tile size or Tiles per batch (under Tiles), or choose the CPU as Device.",
                 # A whole frame's probabilities may be what did not fit, not the tiles.
-                "Close other programs, lower Tiles per batch (under Tiles), or segment the "
-                "image with cytomask segment --chunked-above 16, which segments frames of "
-                "more than 16 megapixels chunk by chunk.",
+                "Close other programs or lower Tiles per batch (under Tiles). An image of "
+                "many megapixels can be segmented chunk by chunk on the command line: "
+                "cytomask segment --chunked-above 16 (frames of more than 16 megapixels).",
             ),
             parent=self,
         )

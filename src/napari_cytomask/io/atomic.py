@@ -635,6 +635,7 @@ def _folder_lock(path: Path, holder: str):
         try:  # unbuffered: a failed write leaves nothing for closing the file to retry
             os.write(fh.fileno(), who.encode())
         except OSError as err:  # a disk without a byte left
+            fh.close()  # Windows removes no open file
             with contextlib.suppress(OSError):
                 path.unlink(missing_ok=True)
             raise _cannot_write_into(path.parent, err) from err
