@@ -216,16 +216,23 @@ def test_the_metrics_highlights_start_unticked(make_napari_viewer_proxy, qtbot):
     assert [layer.name for layer in panel.selected_layers()] == ["cells"]
 
 
-def test_a_folder_that_is_a_file_or_none_is_said_before_writing(
-    make_napari_viewer_proxy, qtbot, tmp_path, monkeypatch
-):
+def _panel_of_one_layer(make_viewer, monkeypatch):
+    """An export panel of one Labels layer, "cells"; the errors it shows and the questions
+    it asks (each answered yes)."""
     errors = []
     monkeypatch.setattr("napari_cytomask._qt._live.show_error", errors.append)
     asked = []
     monkeypatch.setattr(export_panel, "ask_yes_no", lambda *a: asked.append(a) or True)
-    viewer = make_napari_viewer_proxy()
+    viewer = make_viewer()
     viewer.add_labels(np.eye(16, dtype=np.uint8), name="cells")
     panel = ExportPanel(viewer)
+    return panel, errors, asked
+
+
+def test_a_folder_that_is_a_file_or_none_is_said_before_writing(
+    make_napari_viewer_proxy, qtbot, tmp_path, monkeypatch
+):
+    panel, errors, asked = _panel_of_one_layer(make_napari_viewer_proxy, monkeypatch)
     (tmp_path / "notes").write_text("mine")
     panel.folder.setText(str(tmp_path / "notes"))
     panel.export()
@@ -252,13 +259,7 @@ def test_a_read_only_folder_is_said_before_asking_to_replace_its_files(
     first, then said the disk was read-only."""
     import os
 
-    errors = []
-    monkeypatch.setattr("napari_cytomask._qt._live.show_error", errors.append)
-    asked = []
-    monkeypatch.setattr(export_panel, "ask_yes_no", lambda *a: asked.append(a) or True)
-    viewer = make_napari_viewer_proxy()
-    viewer.add_labels(np.eye(16, dtype=np.uint8), name="cells")
-    panel = ExportPanel(viewer)
+    panel, errors, asked = _panel_of_one_layer(make_napari_viewer_proxy, monkeypatch)
     panel.folder.setText(str(tmp_path))
     (tmp_path / "cells.tif").write_bytes(b"an earlier export")
     access, statvfs = os.access, os.statvfs
