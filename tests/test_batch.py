@@ -177,6 +177,14 @@ def test_chunked_ome_zarr_then_evaluate_and_export(
     pairs = set(zip(whole.ravel().tolist(), chunked.ravel().tolist(), strict=True))
     assert len(pairs) == len({a for a, _ in pairs}) == len({b for _, b in pairs}) > 50
     assert sorted(p.name for p in store.iterdir()) == [".zattrs", ".zgroup", "0"]
+    # Opened in napari, the store is the result of its scan (too large to fingerprint, its
+    # record keeps none: it opened as a mask of its own).
+    from napari_cytomask._reader import get_reader
+    from napari_cytomask.io.layers import METADATA_KEY, RESULT_ROLE
+
+    ((_, kwargs, kind),) = get_reader(str(store))(str(store))
+    assert kind == "labels" and kwargs["metadata"][METADATA_KEY]["role"] == RESULT_ROLE
+    assert kwargs["metadata"][METADATA_KEY]["source"] == str(images / "set1.tif")
 
     # evaluate: predictions against the hand-drawn labels, paired by wildcard.
     gt_dir = tmp_path / "gt"
@@ -899,7 +907,7 @@ def test_segmented_ome_tiff_keeps_each_positions_stage_position(shared_data, une
 
 
 def test_labels_cytomask_segment_wrote_open_in_napari_as_the_result_of_their_scan(
-    shared_data, unet_file, tmp_path
+    shared_data, unet_file, tmp_path, capsys
 ):
     """Opened in napari to be checked, labels `cytomask segment` wrote came as a mask of a
     file of their own: taken for ground truth by the metrics and left unticked for export.
@@ -947,6 +955,12 @@ def test_labels_cytomask_segment_wrote_open_in_napari_as_the_result_of_their_sca
     with pytest.warns(UserWarning, match="raw_unet_cells.tif was changed after cytomask segment"):
         kind, record = opened()
     assert record.get("role") != RESULT_ROLE and "method" not in record
+    # Nor does cytomask export give them the run's method, model and settings.
+    capsys.readouterr()
+    assert main(["export", str(labels), "-o", str(tmp_path / "exported"), "-q"]) == 0
+    assert "raw_unet_cells.tif was changed after cytomask segment" in capsys.readouterr().err
+    exported = json.loads((tmp_path / "exported" / "raw_unet_cells_provenance.json").read_text())
+    assert exported["method"] is None and exported["model"] is None
     # A run that stopped before it marked its labels finished: not its result either.
     tifffile.imwrite(labels, written)
     assert opened()[1]["role"] == RESULT_ROLE

@@ -1541,9 +1541,15 @@ def _file_export(path, info: dict, args, exports: list):
         reopened_result,
     )
     from .io.files import open_scan, read_labels
+    from .io.layers import labels_digest
     from .io.tiff import file_stem
 
     labels, axes = read_labels(path, among_masks=args.mask_channel, advice="--mask-channel N")
+    if info.get("labels_sha1") not in (None, labels_digest(labels)):
+        # Changed since the run wrote them (corrected by hand, saved over with napari): not
+        # its cells. A provenance File > Save wrote beside them says what they are, or
+        # reopened_result says why they are labels of their own.
+        info = {}
     # An earlier export's result: described as its export described it.
     exported = {} if info else located_source(reopened_result(path, labels), path)
     if exported and not axes:  # a NumPy file holds none: its export recorded them

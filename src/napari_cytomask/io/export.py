@@ -393,18 +393,17 @@ def reopened_result(labels: str | os.PathLike, data) -> dict:
 def _segmented_result(labels: Path, data) -> dict:
     """The layer record of labels ``cytomask segment`` wrote (:func:`result_record`), opened
     again: the result of its scan, as the dock's would be, when the run finished and wrote
-    these labels (``data``, the file's: their shape and fingerprint); else {}. Labels changed
-    since by another program (corrected in Fiji, say) are said to be labels of their own."""
+    these labels (``data``, the file's: their shape and, where the record keeps it, their
+    fingerprint); else {}. Labels changed since by another program (corrected in Fiji, say)
+    are said to be labels of their own."""
     from .layers import RESULT_ROLE
     from .tiff import file_stem
 
     record = result_record(labels)
-    digest = record.get("labels_sha1")
     if record.get("finished") is not True or record.get("shape") != list(np.shape(data)):
         return {}
-    if digest is None:  # an earlier version's record, or labels too large to fingerprint
-        return {}
-    if not _holds_these(record, labels_digest(data)):
+    # None: labels too large to fingerprint (an OME-Zarr store), or an earlier version's
+    if record.get("labels_sha1") is not None and not _holds_these(record, labels_digest(data)):
         warnings.warn(
             f"Labels opened without their record: {labels.name} was changed after cytomask "
             f"segment wrote it (its ids are not those {file_stem(labels)}.json records), so the "
