@@ -970,3 +970,28 @@ def test_labels_cytomask_segment_wrote_open_in_napari_as_the_result_of_their_sca
     kind, record = opened()
     assert record.get("role") != RESULT_ROLE
     assert "method" not in record
+
+
+def test_a_folder_of_results_opens_each_as_the_result_of_its_scan(shared_data, unet_file, tmp_path):
+    """Opened in napari, the folder cytomask segment wrote its results into became one
+    stack "a_unet_cells to b_unet_cells", of no scan, taken for a ground truth."""
+    from napari_cytomask._reader import get_reader
+    from napari_cytomask.io.layers import METADATA_KEY, RESULT_ROLE
+
+    data, out = tmp_path / "data", tmp_path / "out"
+    data.mkdir()
+    for i, name in enumerate("ab", start=1):
+        raw = tifffile.imread(shared_data / "usiigaci-phc" / f"set{i}" / "raw.tif")
+        tifffile.imwrite(data / f"{name}.tif", raw[:96, :96])
+    code = main(["segment", str(data), "-m", str(unet_file), "-o", str(out), "--scheduler",
+                 "synchronous", "--threads", "1", "--no-tta"])  # fmt: skip
+    assert code == 0
+    layers = get_reader(str(out))(str(out))
+    assert [kwargs["name"] for _, kwargs, _ in layers] == ["a_unet_cells", "b_unet_cells"]
+    for (labels, kwargs, kind), name in zip(layers, "ab", strict=True):
+        assert kind == "labels" and labels.shape == (96, 96)
+        record = kwargs["metadata"][METADATA_KEY]
+        assert record["role"] == RESULT_ROLE and record["source"] == str(data / f"{name}.tif")
+    # A folder of plain TIFFs is still one stack, as napari opens it.
+    ((stack, _, _),) = get_reader(str(data))(str(data))
+    assert stack.shape == (2, 96, 96)

@@ -83,8 +83,20 @@ def _folder_reader(files: list[str]) -> ReaderFunction:
     napari's own reader opens a folder (and *Open Files as Stack*); one TIFF as that
     file. In napari's dialog for a folder this reader was chosen first, and a folder of
     TIFFs was refused. The files are those found when the reader was chosen: the folder
-    is not listed, nor each file's start read, a second time."""
-    return lambda _folder: _read(files if len(files) > 1 else files[0])
+    is not listed, nor each file's start read, a second time.
+
+    A folder of results (``cytomask segment``'s or an export's, their records beside
+    them) opens each file as it opens alone: results of different scans were one stack,
+    of no scan, taken for a ground truth."""
+
+    def read(_folder) -> list[LayerData]:
+        from .io.export import has_record
+
+        if len(files) > 1 and any(has_record(path) for path in files):
+            return [layer for path in files for layer in _read(path)]
+        return _read(files if len(files) > 1 else files[0])
+
+    return read
 
 
 def _check_planes_fit(layers: list[LayerData], path: str) -> None:

@@ -416,6 +416,14 @@ def _segmented_result(labels: Path, data) -> dict:
     return {**fields, "role": RESULT_ROLE}
 
 
+def has_record(labels: str | os.PathLike) -> bool:
+    """Whether a record beside the label file ``labels`` names it: that of the ``cytomask
+    segment`` run or the export that wrote it (which may not describe it, changed since)."""
+    labels = Path(labels)
+    listed = _listed_outputs(_earlier_record(provenance_beside(labels)))
+    return labels.name in listed or bool(result_record(labels))
+
+
 def recorded_axes(labels: str | os.PathLike, ndim: int) -> dict:
     """The axis names, pixel sizes and units the provenance beside an exported file records
     for it (``scale``, ``units``, ``axis_labels``, those of ``ndim`` entries; finite
