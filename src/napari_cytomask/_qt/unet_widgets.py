@@ -1788,10 +1788,13 @@ class UNetTrainWidget(StepWidget, QWidget):
                 self._plot_history(p.history, p.steps)
             return
         if p.phase == "notice":
+            from ..models.training import NO_VALIDATION_TO_TUNE  # loaded: the run uses it
+
             self.status.setText(p.message)
             # Said again at the run's end: the next step's progress writes over it (a
-            # training state the disk had no room for, said after an epoch).
-            if p.message not in self._notes:
+            # training state the disk had no room for, said after an epoch). The end says
+            # in the dock's words that no image was left to choose the thresholds on.
+            if p.message not in self._notes and p.message != NO_VALIDATION_TO_TUNE:
                 self._notes.append(p.message)
             return
         if p.phase == "train":
