@@ -1533,6 +1533,7 @@ def _file_export(path, info: dict, args, exports: list):
     scan's images; named apart from ``exports`` made before it."""
     from .io.export import (
         LabelsExport,
+        describes,
         exported_fields,
         located_source,
         provenance_beside,
@@ -1541,11 +1542,10 @@ def _file_export(path, info: dict, args, exports: list):
         reopened_result,
     )
     from .io.files import open_scan, read_labels
-    from .io.layers import labels_digest
     from .io.tiff import file_stem
 
     labels, axes = read_labels(path, among_masks=args.mask_channel, advice="--mask-channel N")
-    if info.get("labels_sha1") not in (None, labels_digest(labels)):
+    if not describes(info, labels):
         # Changed since the run wrote them (corrected by hand, saved over with napari): not
         # its cells. A provenance File > Save wrote beside them says what they are, or
         # reopened_result says why they are labels of their own.

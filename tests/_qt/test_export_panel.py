@@ -549,6 +549,7 @@ def test_a_result_of_cytomask_segment_is_exported_as_the_command_line_exports_it
     file: no method, model or settings, and COCO images named after the label file, not
     the scan its annotations describe."""
     from napari_cytomask.cli import main
+    from napari_cytomask.io.layers import labels_digest
 
     _scan(tmp_path / "well B2.tif", 2)
     model = unet_checkpoint(tile_size=64)
@@ -559,6 +560,9 @@ def test_a_result_of_cytomask_segment_is_exported_as_the_command_line_exports_it
     cells = np.zeros((64, 64), np.uint8)  # a random network's labels, made cells-like
     cells[5:20, 5:20], cells[30:50, 30:60] = 1, 2
     tifffile.imwrite(result, cells)
+    record = tmp_path / "seg" / "well B2_unet_cells.json"  # as if the run had made them
+    made = {**json.loads(record.read_text()), "labels_sha1": labels_digest(cells)}
+    record.write_text(json.dumps(made))
     assert main(["export", str(result), "-o", str(tmp_path / "cli"), "--coco", "-q"]) == 0
     viewer = make_napari_viewer_proxy()
     viewer.open(tmp_path / "well B2.tif", plugin="napari-cytomask")

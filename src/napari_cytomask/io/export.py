@@ -402,8 +402,7 @@ def _segmented_result(labels: Path, data) -> dict:
     record = result_record(labels)
     if record.get("finished") is not True or record.get("shape") != list(np.shape(data)):
         return {}
-    # None: labels too large to fingerprint (an OME-Zarr store), or an earlier version's
-    if record.get("labels_sha1") is not None and not _holds_these(record, labels_digest(data)):
+    if not describes(record, data):
         warnings.warn(
             f"Labels opened without their record: {labels.name} was changed after cytomask "
             f"segment wrote it (its ids are not those {file_stem(labels)}.json records), so the "
@@ -414,6 +413,14 @@ def _segmented_result(labels: Path, data) -> dict:
     # The channel's name is the scan's to say, once it is found (:func:`located_source`).
     fields = {**recorded_fields(record), "channel_name": None, "translate": None}
     return {**fields, "role": RESULT_ROLE}
+
+
+def describes(record: dict, labels) -> bool:
+    """Whether the ``cytomask segment`` ``record`` describes ``labels`` as they are now: the
+    fingerprint it keeps is theirs, or it keeps none (labels too large to fingerprint, an
+    OME-Zarr store's, or an earlier version's record)."""
+    digest = record.get("labels_sha1")
+    return digest is None or digest == labels_digest(labels)
 
 
 def has_record(labels: str | os.PathLike) -> bool:
@@ -545,6 +552,8 @@ def from_layer(layer, image_layers: Sequence = ()) -> LabelsExport:
     meta = layer_info(layer)
     opened = None if is_result(layer) else source_of(layer)
     record = result_record(opened) if opened and os.path.isfile(opened) else {}
+    if record and isinstance(layer.data, np.ndarray) and not describes(record, layer.data):
+        record = {}  # changed since the run wrote them (in napari, or before it opened them)
     if record:
         meta = {**meta, **recorded_fields(record), "channel_name": None}
     own = [image for image in image_layers if same_file(source_of(image), meta.get("source"))]
