@@ -372,7 +372,7 @@ def reopened_result(labels: str | os.PathLike, data) -> dict:
     shape = np.shape(data)
     if labels.name not in _listed_outputs(record) or record.get("shape") != list(shape):
         return _segmented_result(labels, data)
-    if "labels_sha1" in record and not _holds_these(record, labels_digest(data)):
+    if not describes(record, data):
         warnings.warn(
             f"Labels opened without their record: {labels.name} was changed after its "
             f"export (its ids are not those {beside.name} records), so the scan and "
@@ -416,11 +416,10 @@ def _segmented_result(labels: Path, data) -> dict:
 
 
 def describes(record: dict, labels) -> bool:
-    """Whether the ``cytomask segment`` ``record`` describes ``labels`` as they are now: the
-    fingerprint it keeps is theirs, or it keeps none (labels too large to fingerprint, an
-    OME-Zarr store's, or an earlier version's record)."""
-    digest = record.get("labels_sha1")
-    return digest is None or digest == labels_digest(labels)
+    """Whether a ``cytomask segment`` record or an export's provenance describes ``labels``
+    as they are now: the fingerprint it keeps is theirs (:func:`_holds_these`), or it keeps
+    none (labels too large to fingerprint, an OME-Zarr store's, or an earlier version's)."""
+    return record.get("labels_sha1") is None or _holds_these(record, labels_digest(labels))
 
 
 def has_record(labels: str | os.PathLike) -> bool:
