@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import types
+import warnings
 
 import numpy as np
 import pytest
@@ -970,6 +971,18 @@ def test_labels_cytomask_segment_wrote_open_in_napari_as_the_result_of_their_sca
     kind, record = opened()
     assert record.get("role") != RESULT_ROLE
     assert "method" not in record
+    # A record cut short (a copy that stopped) or damaged: said, not dropped without a word.
+    for damaged in (json.dumps(info)[:200], json.dumps({**info, "preset": 3})):
+        provenance.write_text(damaged)
+        with pytest.warns(UserWarning, match=r"^Labels opened without their record: "
+                          r"raw_unet_cells.json is damaged \((.|\n)*the run that made "
+                          r"raw_unet_cells.tif"):  # fmt: skip
+            assert opened()[1].get("role") != RESULT_ROLE
+    # Another program's JSON of that name (labelme's, say) is not the labels' record.
+    provenance.write_text(json.dumps({"version": "5.2", "shapes": []}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert opened()[1].get("role") != RESULT_ROLE
 
 
 def test_a_folder_of_results_opens_each_as_the_result_of_its_scan(shared_data, unet_file, tmp_path):

@@ -1013,6 +1013,25 @@ def test_a_damaged_provenance_leaves_the_labels_open_as_labels_of_their_own(tmp_
     assert kwargs["metadata"][METADATA_KEY].get("source") != record["source"]
 
 
+def test_a_provenance_cut_short_is_said_when_its_labels_open(tmp_path):
+    """A provenance that cannot be read (a copy that stopped half way) left its labels a
+    mask of their own without a word: the metrics took the result for a ground truth."""
+    from napari_cytomask._reader import get_reader
+    from napari_cytomask.io.export import provenance_beside
+    from napari_cytomask.io.layers import METADATA_KEY, RESULT_ROLE
+
+    cells = _exported_result(tmp_path)
+    provenance = provenance_beside(cells)
+    provenance.write_text(provenance.read_text()[:100])
+    with pytest.warns(
+        UserWarning,
+        match=r"^Labels opened without their record: cells_provenance.json is damaged "
+        r"\(it cannot be read: .*\), so the scan",
+    ):
+        ((data, kwargs, kind),) = get_reader(str(cells))(str(cells))
+    assert kind == "labels" and kwargs["metadata"][METADATA_KEY].get("role") != RESULT_ROLE
+
+
 def test_an_exported_result_opens_again_as_labels_whatever_its_pixels_look_like(tmp_path):
     """The plugin's own export of cells that touch (a confluent field, 8% background),
     or of one cell over the whole field, opened again as an Image: the metrics dock did

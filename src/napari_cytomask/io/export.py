@@ -197,19 +197,25 @@ def segment_record(labels: str | os.PathLike) -> dict:
     record = labels.with_name(f"{file_stem(labels)}.json")
     if not record.is_file():
         return {}
-    try:
-        info = json.loads(record.read_text(encoding="utf-8"))
-    except (ValueError, OSError) as err:
-        raise ValueError(
-            f"{record} is not a readable provenance file ({err}); move it aside."
-        ) from err
-    problem = record_problem(info)
+    info, problem = _read_record(record)
+    if info is None:
+        raise ValueError(f"{record} is not a readable provenance file ({problem}); move it aside.")
     if problem is not None:
         raise ValueError(
             f"{record} is not a provenance file of 'cytomask segment' ({problem}); move it "
             f"aside to export {labels.name} without it."
         )
     return located_source(info, labels)
+
+
+def _read_record(record: Path) -> tuple[object, str | None]:
+    """What the JSON file ``record`` holds (None when it cannot be read) and what makes it no
+    ``cytomask segment`` record (:func:`record_problem`; why it cannot be read), or None."""
+    try:
+        info = json.loads(record.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as err:
+        return None, str(err)
+    return info, record_problem(info)
 
 
 #: The kinds of the entries of a ``cytomask segment`` record that are read back, each of
@@ -330,15 +336,27 @@ def recorded_fields(info: dict) -> dict:
     }
 
 
-def result_record(labels: str | os.PathLike) -> dict:
+def result_record(labels: str | os.PathLike, *, warn: bool = False) -> dict:
     """The ``cytomask segment`` record of a label file (opened in napari, or compared), or
     {}: another program's JSON of the same name (a labelme file, say) is no record of its
-    labels, nor is one that cannot be read."""
+    labels, nor is one that cannot be read. ``warn`` says so of a record that cannot be
+    read (cut short, say) or names these labels but is damaged: they open as labels of
+    their own, not as the result of their scan, and the user is told why."""
+    from .tiff import file_stem
+
+    labels = Path(labels)
     try:
         record = segment_record(labels)
     except ValueError:
+        record_file = labels.with_name(f"{file_stem(labels)}.json")
+        info, problem = _read_record(record_file)
+        # Another program's JSON of the same stem names no output; one cut short, nothing.
+        if warn and (
+            info is None or (isinstance(info, dict) and info.get("output") == labels.name)
+        ):
+            _opened_without(record_file, problem, f"of the run that made {labels.name}")
         return {}
-    ours = record.get("output") == Path(labels).name and isinstance(record.get("preset"), dict)
+    ours = record.get("output") == labels.name and isinstance(record.get("preset"), dict)
     return record if ours else {}
 
 
@@ -399,7 +417,7 @@ def _segmented_result(labels: Path, data) -> dict:
     from .layers import RESULT_ROLE
     from .tiff import file_stem
 
-    record = result_record(labels)
+    record = result_record(labels, warn=True)
     if record.get("finished") is not True or record.get("shape") != list(np.shape(data)):
         return {}
     if not describes(record, data):
@@ -1199,9 +1217,12 @@ def _earlier_record(provenance_file: Path, *, warn: bool = False) -> dict:
     ``warn`` says."""
     try:
         record = json.loads(provenance_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except FileNotFoundError:
         return {}
-    problem = _entries_problem(record, _PROVENANCE_KINDS)
+    except (OSError, ValueError) as err:
+        record, problem = {}, f"it cannot be read: {err}"
+    else:
+        problem = _entries_problem(record, _PROVENANCE_KINDS)
     if problem is None:
         for key in record.get("previewed_frames") or {}:
             try:
@@ -1211,14 +1232,20 @@ def _earlier_record(provenance_file: Path, *, warn: bool = False) -> dict:
                 break
     if problem is not None:
         if warn:
-            warnings.warn(  # words first: napari's notification shows one line
-                f"Labels opened without their record: {provenance_file.name} is damaged "
-                f"({problem}), so the scan and settings it records are left out (in "
-                f"{provenance_file.parent}).",
-                stacklevel=3,
-            )
+            _opened_without(provenance_file, problem, "it records")
         return {}
     return record
+
+
+def _opened_without(record_file: Path, problem: str, whose: str) -> None:
+    """Warn that labels open as labels of their own, not as the result of their scan, as
+    their record ``record_file`` is damaged (``problem``): the scan and settings ``whose``
+    names are left out."""
+    warnings.warn(  # words first: napari's notification shows one line
+        f"Labels opened without their record: {record_file.name} is damaged ({problem}), so "
+        f"the scan and settings {whose} are left out (in {record_file.parent}).",
+        stacklevel=4,
+    )
 
 
 def _listed_outputs(record: dict) -> list[str]:
