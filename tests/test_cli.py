@@ -17,7 +17,7 @@ import pytest
 import tifffile
 import torch
 
-from napari_cytomask.cli import build_parser, main
+from napari_cytomask.cli import EXIT_INTERRUPTED, build_parser, main
 from napari_cytomask.io.files import read_labels
 from napari_cytomask.io.layers import pixel_size_um
 from napari_cytomask.io.writers import FILE_FORMATS, SEGMENT_FORMATS
@@ -2838,3 +2838,31 @@ def test_a_sam2_model_that_cannot_be_downloaded_is_said_once(folders, monkeypatc
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert err.count("is not downloaded yet") == 1 and len(err.strip().splitlines()) == 1, err
+
+
+def test_an_export_stopped_by_ctrl_c_says_what_it_left(tmp_path, monkeypatch, capsys):
+    """Ctrl+C during an export said "interrupted" alone: whether the folder's files could
+    be trusted was left to guess. All are written before any is moved in: none are."""
+    from napari_cytomask.io import export
+
+    for name in ("a", "b"):
+        tifffile.imwrite(tmp_path / f"{name}.tif", np.eye(8, dtype=np.uint8) * (name == "a"))
+    out = tmp_path / "out"
+    assert main(["export", str(tmp_path / "a.tif"), "-o", str(out), "-q"]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    real, written = export.write_atomically, []
+
+    def stopped_after_one(path, write, **kwargs):
+        if written:
+            raise KeyboardInterrupt
+        written.append(real(path, write, **kwargs))
+        return written[-1]
+
+    monkeypatch.setattr(export, "write_atomically", stopped_after_one)
+    command = ["export", str(tmp_path / "*.tif"), "-o", str(out), "-q", "--overwrite"]
+    assert main(command) == EXIT_INTERRUPTED
+    assert capsys.readouterr().err.endswith(
+        "cytomask export: interrupted. Nothing was written; the files already in the output "
+        "folder are as they were.\n"
+    )
+    assert written and {p.name: p.read_bytes() for p in out.iterdir()} == before

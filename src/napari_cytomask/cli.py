@@ -1792,11 +1792,17 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)  # fmt: skip
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
-        kept = " Finished results are kept; run the same command again to go on." * (
-            args.command == "segment"
-        )
+        kept = _KEPT_WHEN_INTERRUPTED.get(args.command, "")
         print(f"cytomask {args.command}: interrupted.{kept}", file=sys.stderr)
         return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
+
+
+#: What a command stopped by Ctrl+C leaves, by command (training says it itself).
+_KEPT_WHEN_INTERRUPTED = {
+    "segment": " Finished results are kept; run the same command again to go on.",
+    # All files are written before any is moved in (export_labels).
+    "export": " Nothing was written; the files already in the output folder are as they were.",
+}
 
 
 @contextlib.contextmanager
