@@ -877,12 +877,14 @@ def test_a_rerun_over_cells_of_a_colour_pictures_red_asks_to_redo_them(tmp_path)
 
 
 def _scan_of_two_positions(shared_data, path):
-    """An OME-TIFF of two stage positions (96² crops of real images), 880 µm apart."""
+    """An OME-TIFF of two stage positions (96² crops of real images), 880 µm apart, named
+    after their wells."""
     with tifffile.TiffWriter(path, ome=True) as tif:
         for i, x in enumerate((1000.0, 1880.0), start=1):
             raw = tifffile.imread(shared_data / "usiigaci-phc" / f"set{i}" / "raw.tif")[:96, :96]
             tif.write(raw, metadata={
                 "axes": "YX", "PhysicalSizeX": 0.87, "PhysicalSizeY": 0.87,
+                "Name": f"Well A{i} site 1",
                 "Plane": {"PositionX": [x], "PositionXUnit": ["µm"],
                           "PositionY": [500.0], "PositionYUnit": ["µm"]},
             })  # fmt: skip
@@ -905,6 +907,11 @@ def test_segmented_ome_tiff_keeps_each_positions_stage_position(shared_data, une
         assert [series.shape for series in tif.series] == [(96, 96)] * 2
     np.testing.assert_allclose(describe_tiff(labels).positions, describe_tiff(scan).positions)
     np.testing.assert_allclose(describe_tiff(labels).positions, [(500, 1000), (500, 1880)])
+    # And each position's name: QuPath and OMERO list the label tiles by well.
+    assert describe_tiff(labels).position_names == (
+        "well_unet_cells Well A1 site 1",
+        "well_unet_cells Well A2 site 1",
+    )
 
 
 def test_labels_cytomask_segment_wrote_open_in_napari_as_the_result_of_their_scan(

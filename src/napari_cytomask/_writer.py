@@ -7,6 +7,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from .io.atomic import reason, same_file
+from .io.files import ScanPositions
 from .io.layers import is_result, layer_info
 from .io.writers import write_labels
 
@@ -39,13 +40,14 @@ def write_labels_layer(path: str, data: Any, meta: dict) -> list[str]:
     lost = _replaces_its_scan(path, layer)
     if lost:
         raise LabelsNotSaved(f"{lost} Choose another name; nothing was written.")
-    export = None
+    export, where = None, ScanPositions()
     try:
         if result:
-            from .io.export import check_provenance_name, from_layer, stage_positions
+            from .io.export import check_provenance_name, from_layer, scan_positions
 
             check_provenance_name(Path(path))
             export = from_layer(layer)
+            where = scan_positions(export)
         written = write_labels(
             path,
             labels,
@@ -53,7 +55,8 @@ def write_labels_layer(path: str, data: Any, meta: dict) -> list[str]:
             units=meta.get("units"),
             axis_labels=meta.get("axis_labels"),
             translate=meta.get("translate"),
-            positions=None if export is None else stage_positions(export),
+            positions=where.stage,
+            position_names=where.names,
             overwrite=True,
         )
     except ValueError as err:

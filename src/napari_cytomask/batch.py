@@ -350,7 +350,7 @@ def process(
         pick_channels,
         read_channels,
         reads_grey,
-        stage_positions_of,
+        scan_positions_of,
     )
 
     # Before it is read: a file changed while it is segmented counts as changed next time.
@@ -459,10 +459,11 @@ def process(
         n_cells, digest = _cell_count(run.labels), labels_digest(run.labels)
         with _record_kept_on_failure(job.record, earlier):
             keep_record(run, n_cells, finished=False)
-            # The OME-TIFF keeps each tile's stage position, as an export of them does.
-            stage = stage_positions_of(scan, run.labels.shape)
+            # The OME-TIFF keeps each tile's stage position and name, as an export does.
+            where = scan_positions_of(scan, run.labels.shape)
             geometry = geometry_of(scan, run.labels.ndim)
-            write_labels(output, run.labels, overwrite=True, positions=stage, **geometry)
+            write_labels(output, run.labels, overwrite=True, positions=where.stage,
+                         position_names=where.names, **geometry)  # fmt: skip
     try:
         keep_record(run, n_cells, finished=True)
     except WriteError as err:

@@ -1406,3 +1406,46 @@ def test_an_ome_tiff_export_keeps_the_stage_positions_of_its_scan(shared_data, t
     meta = {**geometry, "name": "cells", "metadata": {METADATA_KEY: record}}
     saved = write_labels_layer(str(tmp_path / "saved.ome.tif"), labels, meta)
     np.testing.assert_allclose(describe_tiff(saved[0]).positions, where)
+
+
+def test_an_export_names_each_position_as_its_scan_does(tmp_path):
+    """The tables and the OME-TIFF of a scan's labels said P0, P1 … of positions the scan
+    names ("Usiigaci set11", a well and site on a plate's scans): which row is which well
+    was left to look up. The tables have a ``position_name`` column, the OME-TIFF's images
+    the names, in the dock's export, the command line's and napari's File > Save."""
+    from napari_cytomask._sample_data import sample_scan_path
+    from napari_cytomask._writer import write_labels_layer
+    from napari_cytomask.io.layers import METADATA_KEY, RESULT_ROLE
+    from napari_cytomask.io.tiff import describe_tiff
+
+    scan = sample_scan_path()
+    names = describe_tiff(scan).position_names
+    assert names == ("Usiigaci set11", "Usiigaci set12", "Usiigaci set30", "Usiigaci set40")
+    labels = np.zeros((4, 32, 32), np.uint16)
+    labels[:, 4:12, 4:12] = 1
+    labels[2, 20:24, 20:24] = 2
+    geometry = {"scale": (1.0, 0.87, 0.87), "units": ("pixel", "µm", "µm"), "axis_labels": "PYX"}
+    export = LabelsExport("cells", labels, source=scan, **geometry)
+    export_labels([export], tmp_path, formats=["ome-tiff"])
+    with open(tmp_path / "cells_objects.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["p"], r["position_name"], r["label"]) for r in rows] == [
+        ("0", names[0], "1"), ("1", names[1], "1"), ("2", names[2], "1"), ("2", names[2], "2"),
+        ("3", names[3], "1"),
+    ]  # fmt: skip
+    with open(tmp_path / "cells_counts.csv", newline="") as handle:
+        counts = [(r["position_name"], r["cells"]) for r in csv.DictReader(handle)]
+    assert counts == [(names[0], "1"), (names[1], "1"), (names[2], "2"), (names[3], "1")]
+    assert describe_tiff(tmp_path / "cells.ome.tif").position_names == tuple(
+        f"cells {name}" for name in names
+    )
+    # File > Save of the result layer.
+    record = {"role": RESULT_ROLE, "source": scan, "method": "unet", "parameters": {}}
+    meta = {**geometry, "name": "cells", "metadata": {METADATA_KEY: record}}
+    saved = write_labels_layer(str(tmp_path / "saved.ome.tif"), labels, meta)[0]
+    assert describe_tiff(saved).position_names == tuple(f"saved {name}" for name in names)
+    # Labels of one position, or of other scans, have none.
+    one = LabelsExport("one", labels[0], source=scan)
+    export_labels([one], tmp_path)
+    with open(tmp_path / "one_objects.csv", newline="") as handle:
+        assert "position_name" not in next(csv.DictReader(handle))

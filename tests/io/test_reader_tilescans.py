@@ -181,6 +181,29 @@ def test_series_become_position_axis(positions_file):
         np.testing.assert_array_equal(np.asarray(mask[n]), ids[r : r + 600, c : c + 600])
 
 
+@pytest.mark.parametrize(
+    ("names", "read"),
+    [
+        (["A1 site 1", "B2 site 4"], ("A1 site 1", "B2 site 4")),
+        (["tilescan", "tilescan"], None),  # the file's name on every image: no position's
+        (["A1", None], None),  # one not named
+        (["A1", "  "], None),
+    ],
+)
+def test_positions_are_read_with_their_names(tmp_path, names, read):
+    """An OME-TIFF's positions were P0, P1 …, whatever the microscope named them: a well
+    and site, which a plate's tables need. Its images' names are the positions' names."""
+    path = tmp_path / "named.ome.tif"
+    with tifffile.TiffWriter(path, ome=True) as tif:
+        for name in names:
+            tif.write(np.zeros((16, 16), np.uint16), metadata={"axes": "YX", "Name": name})
+    desc = describe_tiff(path)
+    assert desc.n_positions == 2 and desc.position_names == read
+    ((_, kwargs, _),) = read_tiff(path)
+    named = kwargs["metadata"]["cytomask"]["position_names"]
+    assert named == (None if read is None else list(read))
+
+
 def _assert_same_cells(labels: np.ndarray, expected: np.ndarray) -> None:
     """The same cells, whatever their ids: each id of one is a single id of the other."""
     np.testing.assert_array_equal(labels == 0, expected == 0)

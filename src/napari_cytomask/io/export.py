@@ -46,6 +46,7 @@ from .atomic import (
     write_atomically,
     write_json,
 )
+from .files import ScanPositions
 from .layers import (
     frame_axes,
     frame_place,
@@ -148,6 +149,10 @@ class LabelsExport:
     frames_made
         The frames (indices along the axes before Y and X, as "1,2") that hold results
         when only some were made, one at a time; ``None`` when the whole stack was.
+    position_names
+        The name of each index of a ``P`` axis ("A1 site 3"), as the scan records them:
+        the tables' ``position_name`` column; :func:`export_labels` reads them from
+        ``source`` when not given.
     """
 
     name: str
@@ -170,6 +175,7 @@ class LabelsExport:
     made_from: Mapping[str, object] | None = None
     versions: Mapping[str, str | None] | None = None
     file_name: str | None = None
+    position_names: Sequence[str] | None = None
 
     def loaded(self) -> LabelsExport:
         """This export with its labels and images in memory: :func:`from_layer` leaves a
@@ -747,9 +753,10 @@ class _Frames:
     """The columns that say which plane of a stack a row is, and their values.
 
     ``frame`` (the planes counted through), a column per axis before Y and X, named
-    after the axis (``p``, ``t``, ``z``) or numbered (``axis_0``), and ``time_s`` when a
-    ``T`` axis has a time unit. A single axis without a name gets ``frame`` only; a 2D
-    image gets none.
+    after the axis (``p``, ``t``, ``z``) or numbered (``axis_0``), ``position_name`` when
+    the scan names the positions of a ``P`` axis (:attr:`LabelsExport.position_names`),
+    and ``time_s`` when a ``T`` axis has a time unit. A single axis without a name gets
+    ``frame`` only; a 2D image gets none.
     """
 
     def __init__(self, export: LabelsExport):
@@ -768,7 +775,18 @@ class _Frames:
             self.axes = []  # one axis, no name: the frame number says it all
         # (axis, seconds per step)
         self.time = time_step(export.axis_labels, export.scale, export.units) if lead > 0 else None
-        self.columns = ["frame", *self.axes, *(["time_s"] if self.time else [])] if lead > 0 else []
+        # (axis, name of each position)
+        self.names = None
+        upper = [a.upper() for a in given[:lead]] if len(given) == len(self.shape) else []
+        names = export.position_names
+        if names and "P" in upper and len(names) == self.shape[upper.index("P")]:
+            self.names = (upper.index("P"), list(names))
+        self.columns = [
+            "frame",
+            *self.axes,
+            *(["position_name"] if self.names else []),
+            *(["time_s"] if self.time else []),
+        ] if lead > 0 else []  # fmt: skip
 
     def values(self, frame: int) -> dict[str, object]:
         """The columns' values for plane ``frame``."""
@@ -778,6 +796,8 @@ class _Frames:
         row: dict[str, object] = {"frame": frame}
         if self.axes:
             row.update(zip(self.axes, position, strict=True))
+        if self.names:
+            row["position_name"] = self.names[1][position[self.names[0]]]
         if self.time:
             row["time_s"] = position[self.time[0]] * self.time[1]
         return row
@@ -1097,23 +1117,23 @@ def _plans(exports, folder, formats, objects_csv, coco_json, overwrite, inputs):
     return plans
 
 
-def stage_positions(export) -> list[tuple[float, float]] | None:
-    """The stage position ``(y, x)`` in µm of each position of the scan the labels were
-    made from, as its TIFF records them, where the labels have a ``P`` axis of as many
-    positions; else None (exports keep them: without, labels of a multi-position scan
-    could not be placed beside its tiles)."""
+def scan_positions(export) -> ScanPositions:
+    """The stage positions and names of the positions of the scan the labels were made
+    from, as its TIFF records them (:func:`~napari_cytomask.io.files.positions_for`), where
+    the labels have a ``P`` axis of as many positions (exports keep them: without, labels
+    of a multi-position scan could not be placed beside its tiles, nor told by well)."""
+    from .files import positions_for
     from .tiff import describe_tiff, is_tiff
 
-    axes = [str(label).upper() for label in export.axis_labels or ()]
     source = export.source
-    if "P" not in axes or not source or not os.path.isfile(source) or not is_tiff(source):
-        return None
+    if not source or not os.path.isfile(source) or not is_tiff(source):
+        return ScanPositions()
     try:
-        positions = describe_tiff(source).positions
+        scan = describe_tiff(source)
     except (OSError, ValueError):  # moved, damaged since: the labels are still written
-        return None
-    n = export.labels.shape[axes.index("P")]
-    return list(positions) if positions is not None and len(positions) == n else None
+        return ScanPositions()
+    shape = np.shape(export.labels)
+    return positions_for(scan.positions, scan.position_names, export.axis_labels, shape)
 
 
 def _export_into(
@@ -1127,22 +1147,25 @@ def _export_into(
         export, said = _cells_of(export.loaded())  # lazy layers are read here
         if said:
             note(said)
-        loaded.append((export, plan))
-    plans = loaded
-    exports = [export for export, _ in plans]
+        where = scan_positions(export)  # read once of the scan, for the OME-TIFF and tables
+        if export.position_names is None:
+            export = replace(export, position_names=where.names)
+        loaded.append((export, plan, where))
+    exports = [export for export, _, _ in loaded]
+    plans = [(export, plan) for export, plan, _ in loaded]
 
-    def writers(export, plan):
-        stage = stage_positions(export)  # read once of the scan, for the OME-TIFF
+    def writers(export, plan, where):
         return [
             (path, label_writer(path, export.labels[place], scale=_after(export.scale, place),
                                 units=_after(export.units, place),
                                 axis_labels=_after(export.axis_labels, place),
                                 translate=_after(export.translate, place),
-                                positions=None if place else stage))
+                                positions=None if place else where.stage,
+                                position_names=None if place else where.names))
             for path, place in plan.images
         ]  # fmt: skip
 
-    images = [writers(export, plan) for export, plan in plans]
+    images = [writers(*each) for each in loaded]
     # The tables too (measuring can fail: labels that are no labels, too little memory).
     tables = [
         _measured(export, objects_csv, coco_json, score_column, overwrite) for export in exports

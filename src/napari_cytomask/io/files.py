@@ -8,9 +8,10 @@ import json
 import os
 import re
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -849,17 +850,36 @@ def channel_named(source: str | os.PathLike | None, index: int | None) -> str | 
     return next((c.name for c in channels if c.index == index), None)
 
 
-def stage_positions_of(scan: Scan, shape: tuple[int, ...]) -> list[tuple[float, float]] | None:
-    """The stage position ``(y, x)`` in µm of each position of ``scan``, as its file
-    records them, for labels of ``shape`` made from it, as
-    :func:`~napari_cytomask.io.writers.write_labels` keeps them in an OME-TIFF: where the
-    labels have its axes and its ``P`` axis holds as many positions; else None."""
-    positions = scan.metadata.get("stage_positions_um")
-    if not positions or "P" not in scan.axes or len(shape) != len(scan.axes):
-        return None
-    if shape[scan.axes.index("P")] != len(positions):
-        return None
-    return [(float(y), float(x)) for y, x in positions]
+class ScanPositions(NamedTuple):
+    """Where each position of a scan lies, ``stage`` (``(y, x)`` in µm), and what it is
+    called, ``names`` ("A1 site 3"), as its file records them; each None where it records
+    none. An export keeps both: the OME-TIFF's positions and image names, the tables'
+    ``position_name`` column."""
+
+    stage: list[tuple[float, float]] | None = None
+    names: list[str] | None = None
+
+
+def positions_for(
+    stage, names, axes: Sequence[str] | None, shape: tuple[int, ...]
+) -> ScanPositions:
+    """The ``stage`` positions and ``names`` a scan records of its positions, for labels
+    of ``shape`` and ``axes`` made from it: of the labels' ``P`` axis, where it holds as
+    many positions (labels of one position, or of a stitched mosaic, have none)."""
+    axes = [str(axis).upper() for axis in axes or ()]
+    if "P" not in axes or len(axes) != len(shape):
+        return ScanPositions()
+    n = shape[axes.index("P")]
+    stage = [(float(y), float(x)) for y, x in stage] if stage and len(stage) == n else None
+    return ScanPositions(stage, list(names) if names and len(names) == n else None)
+
+
+def scan_positions_of(scan: Scan, shape: tuple[int, ...]) -> ScanPositions:
+    """The positions of ``scan`` (:func:`positions_for`) for labels of ``shape`` made from
+    it, which have its axes."""
+    axes = scan.axes if len(shape) == len(scan.axes) else None
+    meta = scan.metadata
+    return positions_for(meta.get("stage_positions_um"), meta.get("position_names"), axes, shape)
 
 
 def pick_channels(scan: Scan, channels: list[int] | None, n_channels: int) -> list[int]:

@@ -212,6 +212,10 @@ class TiffDescription:
     positions
         Stage position ``(y, x)`` in micrometres of each position, or ``None``
         when the file has a single position or does not say where they are.
+    position_names
+        The name of each position (an OME Image's, a Micro-Manager position's label: "A1
+        site 3"), or ``None`` when the file has a single position or names them not all,
+        or all alike.
     series
         Indices of tifffile series stacked into the position axis (or the one used).
     original_axes
@@ -245,6 +249,7 @@ class TiffDescription:
     metadata_file: str | None = None
     channel_colors: tuple[str | None, ...] = field(default=(), repr=False)
     frame_interval: float | None = None
+    position_names: tuple[str, ...] | None = None
 
     @property
     def layer_axes(self) -> tuple[str, ...]:
@@ -700,6 +705,7 @@ class TiffScan:
             channel_names=tuple(names),
             pixel_size=meta.pixel_size,
             positions=meta.positions,
+            position_names=meta.position_names,
             series=tuple(self._series_indices),
             original_axes=first.axes,
             levels=len(first.levels),
@@ -1035,6 +1041,7 @@ class TiffScan:
             "pixel_size_um": dict(desc.pixel_size),
             "frame_interval_s": desc.frame_interval,
             "stage_positions_um": [list(p) for p in desc.positions] if desc.positions else None,
+            "position_names": list(desc.position_names) if desc.position_names else None,
             "mosaic": mosaic,
         }
         if desc.metadata_file:
@@ -1859,6 +1866,7 @@ def _children(element: ET.Element, name: str) -> list[ET.Element]:
 
 @dataclass
 class _OmeImage:
+    name: str | None
     names: list[str | None]
     colors: list[str | None]
     pixel_size: dict[str, float]
@@ -1898,6 +1906,7 @@ def _parse_ome(xml: str | None) -> list[_OmeImage]:
                 position = _xy(label, "X", "Y")
         images.append(
             _OmeImage(
+                name=image.get("Name"),
                 names=[c.get("Name") for c in channels],
                 colors=[_ome_colour(c.get("Color")) for c in channels],
                 pixel_size=pixel_size,
@@ -1995,6 +2004,7 @@ class _Metadata:
     pixel_size: dict[str, float]
     positions: tuple[tuple[float, float], ...] | None
     frame_interval: float | None = None
+    position_names: tuple[str, ...] | None = None
 
     @classmethod
     def collect(
@@ -2017,6 +2027,7 @@ class _Metadata:
         colors: list[str | None] = []
         pixel_size: dict[str, float] = {}
         positions = None
+        position_names: list = []
         interval = None
 
         images = _parse_ome(tif.ome_metadata) if tif.is_ome else []
@@ -2029,8 +2040,10 @@ class _Metadata:
             interval = image.frame_interval
             if len(indices) > 1 and by_series:
                 positions = [images[i].position for i in indices]
+                position_names = [images[i].name for i in indices]
             elif n_positions > 1 and len(images) == n_positions:
                 positions = [im.position for im in images]
+                position_names = [im.name for im in images]
 
         mm = tif.micromanager_metadata if tif.is_micromanager else None
         if mm:
@@ -2048,6 +2061,9 @@ class _Metadata:
                     pixel_size["Z"] = float(step)
             if n_positions > 1 and (positions is None or None in positions):
                 positions = _mm_positions(tif, first, n_positions)
+            if n_positions > 1 and not _named_apart(position_names, n_positions):
+                stage = summary.get("StagePositions") or []
+                position_names = [p.get("Label") if isinstance(p, dict) else None for p in stage]
 
         ij = tif.imagej_metadata if tif.is_imagej else None
         if ij:
@@ -2105,7 +2121,18 @@ class _Metadata:
             pixel_size={a: pixel_size[a] for a in _SPATIAL if a in pixel_size},
             positions=tuple(tuple(p) for p in positions) if positions else None,
             frame_interval=interval,
+            position_names=(
+                tuple(n.strip() for n in position_names)
+                if _named_apart(position_names, n_positions)
+                else None
+            ),
         )
+
+
+def _named_apart(names: list, n: int) -> bool:
+    """Whether ``names`` name ``n`` positions (more than one), each, and not all alike."""
+    named = len(names) == n > 1 and all(isinstance(name, str) and name.strip() for name in names)
+    return named and len({name.strip() for name in names}) > 1
 
 
 def _imagej_names(ij: dict, n_channels: int) -> list[str | None]:

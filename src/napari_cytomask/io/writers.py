@@ -139,6 +139,7 @@ def write_labels(
     axis_labels: Sequence[str] | None = None,
     translate: Sequence[float] | None = None,
     positions: Sequence[tuple[float, float]] | None = None,
+    position_names: Sequence[str] | None = None,
     overwrite: bool = False,
 ) -> Path:
     """Write a label image; the format follows the file name.
@@ -162,6 +163,10 @@ def write_labels(
         position's planes (moved by ``translate``, in µm), as a microscope writes them, so
         the labels can be placed where their tiles lie. Ignored without a ``P`` axis of
         as many positions.
+    position_names
+        The name of each index of a ``P`` axis, as the scan names its positions ("A1 site
+        3"): OME-TIFF keeps them in its images' names (else "P0", "P1" …). Ignored without
+        a ``P`` axis of as many positions.
     overwrite
         Replace an existing file. Off by default: an existing file is an error.
 
@@ -193,6 +198,7 @@ def write_labels(
         axis_labels=axis_labels,
         translate=translate,
         positions=positions,
+        position_names=position_names,
     )
     write_atomically(path, writer, overwrite=overwrite)
     return path
@@ -207,6 +213,7 @@ def label_writer(
     axis_labels: Sequence[str] | None = None,
     translate: Sequence[float] | None = None,
     positions: Sequence[tuple[float, float]] | None = None,
+    position_names: Sequence[str] | None = None,
 ) -> Callable[[Path], None]:
     """What :func:`write_labels` writes, checked but not written yet: ``writer(tmp)`` writes
     the file to ``tmp``. Raises every error of :func:`write_labels` but the ones of the disk,
@@ -233,7 +240,7 @@ def label_writer(
     elif fmt == "npy":
         writer = _npy_writer(labels)
     elif fmt == "ome-tiff":
-        writer = _ome_writer(path, labels, axes, scale, units, translate, positions)
+        writer = _ome_writer(path, labels, axes, scale, units, translate, positions, position_names)
     else:
         writer = _imagej_writer(path, labels, axes, scale, units)
     return writer
@@ -393,7 +400,7 @@ def _plane_position(units, translate) -> dict:
 
 
 def _ome_writer(
-    path: Path, labels: np.ndarray, axes: str, scale, units, translate, stage=None
+    path: Path, labels: np.ndarray, axes: str, scale, units, translate, stage=None, named=None
 ) -> Callable[[Path], None]:
     top = int(labels.max(initial=0))
     if top > np.iinfo(np.uint32).max:
@@ -422,10 +429,12 @@ def _ome_writer(
     free = [a for a in "TZC" if a not in stack_axes]
     series_axes = "".join(a if a in "TCZ" else free.pop(0) for a in stack_axes) + "YX"
     stacks = [labels] if positions is None else list(np.moveaxis(labels, positions, 0))
-    # The image's name in QuPath and OMERO: the file's, and which position, counted from 0
-    # as the PNG files, the CSV's `p` and napari's slider count them.
+    # The image's name in QuPath and OMERO: the file's, and which position: as the scan
+    # names it, else counted from 0 as the PNG files, the CSV's `p` and napari's slider do.
     stem = file_stem(path)
     names = [stem] if positions is None else [f"{stem} P{i}" for i in range(len(stacks))]
+    if positions is not None and named is not None and len(named) == len(stacks):
+        names = [f"{stem} {name}" for name in named]
     # Where the image lies (a tile's stage position, the half pixel a result of a coarser
     # level is moved by), on every plane.
     # level is moved by), on every plane; each position at its stage position, given.
