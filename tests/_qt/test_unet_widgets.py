@@ -2291,6 +2291,28 @@ def test_the_frames_choice_is_named_after_what_the_input_s_frames_are(make_napar
     assert choice.currentText() == "all frames"
 
 
+def test_a_stack_s_confidence_is_the_command_line_s(make_napari_viewer_proxy, qtbot, shared_data):
+    """The same labels of a stack recorded another confidence from the dock (0.809, the
+    mean of its frames') than from `cytomask segment` (0.823, of all their cells): a stack
+    near the "unsure" line was warned about in one and not the other. A frame of many
+    cells and one of a few tell the two apart."""
+    from napari_cytomask.pipeline import Preset, Segmenter, UNetStep
+    from napari_cytomask.progress import drain
+
+    raw = tifffile.imread(shared_data / "usiigaci-phc" / "set11" / "raw.tif")
+    stack = np.stack([raw[:192, :192], raw[:192, -96:].repeat(2, axis=1)])
+    viewer = make_napari_viewer_proxy()
+    viewer.add_image(stack, name="movie", axis_labels=("T", "y", "x"))
+    segmenter = UNetSegmentWidget(viewer)
+    segmenter.tta.setChecked(False)
+    segmenter.segment()
+    qtbot.waitUntil(lambda: "movie U-Net cells" in viewer.layers, timeout=60_000)
+    cells = viewer.layers["movie U-Net cells"]
+    command_line = drain(Segmenter(Preset(unet=UNetStep(tta=False)), "cpu").iter_run([stack]))
+    np.testing.assert_array_equal(cells.data > 0, command_line.labels > 0)
+    assert layer_info(cells)["model"]["confidence"] == command_line.confidence
+
+
 def test_the_position_on_show_is_segmented_alone_into_the_stack(
     make_napari_viewer_proxy, qtbot, shared_data
 ):

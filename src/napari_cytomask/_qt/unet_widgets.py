@@ -87,6 +87,7 @@ from ..models.inference import (
     PredictorCache,
     Segmentation,
     check_overlap,
+    confidence,
     iter_segment,
     recommended_settings,
 )
@@ -2007,9 +2008,11 @@ def _frame_by_frame(predictor, channels: list, frame_axes: tuple, kwargs: dict, 
     """:func:`~napari_cytomask.models.inference.iter_segment` of a stack (its frames over
     ``frame_axes``), one frame after another, each put in ``finished`` as ``(frame,
     cells)`` once done; the progress counts the tiles of the whole stack. Returns the
-    stack's Segmentation, ids unique across its frames as the whole stack's are."""
+    stack's Segmentation, ids unique across its frames as the whole stack's are, and its
+    confidence that of the whole stack's probabilities, as ``cytomask segment`` measures
+    it (the mean of the frames' weighed a frame of few cells as one of many)."""
     frames = list(np.ndindex(frame_axes))
-    probabilities, labels, confidences, top = None, [], [], 0
+    probabilities, labels, top = None, [], 0
     for k, frame in enumerate(frames):
         work = iter_segment(predictor, [channel[frame] for channel in channels], **kwargs)
         try:
@@ -2034,11 +2037,10 @@ def _frame_by_frame(predictor, channels: list, frame_axes: tuple, kwargs: dict, 
             probabilities = np.empty((maps.shape[0], *frame_axes, *maps.shape[1:]), np.float32)
         probabilities[(slice(None), *frame)] = part.probabilities
         labels.append(cells)
-        if part.confidence is not None:
-            confidences.append(part.confidence)
     stacked = np.stack(labels).reshape((*frame_axes, *labels[0].shape))
-    confidence = float(np.mean(confidences)) if confidences else None
-    return Segmentation(probabilities, part.classes, stacked, confidence)
+    return Segmentation(
+        probabilities, part.classes, stacked, confidence(probabilities, part.classes)
+    )
 
 
 def _corrected_only(mask, samples: list, notes: list[str]) -> list:
