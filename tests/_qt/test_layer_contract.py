@@ -8,6 +8,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import torch
 from qtpy.QtCore import QSettings
 
 from napari_cytomask._qt.cytomask_dock import CytomaskDock
@@ -108,7 +109,7 @@ def test_every_result_records_where_it_came_from_and_export_writes_it(
 
     checkpoint = unet_checkpoint(256)
     dock.unet.checkpoint.set_model(checkpoint)
-    dock.unet.device.setCurrentText("cpu")
+    assert dock.unet.device.currentText() == dock.sam2.device.currentText() == "auto"
     dock.unet.segment()
     cells = "raw U-Net cells"
     qtbot.waitUntil(lambda: cells in viewer.layers and not dock.unet.runner.busy, timeout=120_000)
@@ -121,7 +122,6 @@ def test_every_result_records_where_it_came_from_and_export_writes_it(
     sam2_file.write_bytes(b"fine-tuned SAM2 weights")
     dock.sam2.model.setCurrentText(LOCAL)
     dock.sam2.checkpoint.setText(str(sam2_file))
-    dock.sam2.device.setCurrentText("cpu")
     dock.sam2.set_values(
         points_per_side=4, pred_iou_thresh=0.0, stability_score_thresh=0.0, max_area_fraction=1.0
     )
@@ -143,7 +143,8 @@ def test_every_result_records_where_it_came_from_and_export_writes_it(
     assert model == {"name": str(checkpoint), "path": str(checkpoint), "sha256": sha256(checkpoint)}
     assert 0.0 < confidence <= 1.0
     assert unet["parameters"]["interior_threshold"] == dock.unet.interior_threshold.value()
-    assert unet["parameters"]["device"] == "cpu"
+    # The device it ran on, as `cytomask segment` records it, not "auto".
+    assert unet["parameters"]["device"] == ("cuda:0" if torch.cuda.is_available() else "cpu")
     assert records[split]["method"] == "watershed_split" and records[split]["model"] is None
     assert records[split]["parameters"] == {
         "params": dock.watershed.params(),
@@ -157,6 +158,7 @@ def test_every_result_records_where_it_came_from_and_export_writes_it(
     assert sam2["model"]["config"] == dock.sam2.config.currentText()
     assert sam2["parameters"]["params"]["points_per_side"] == 4
     assert sam2["parameters"]["level"] == 0
+    assert sam2["parameters"]["device"] == str(small_model.device)
 
     # Channel roles lists the scan's channel, never a result.
     qtbot.wait(50)

@@ -809,6 +809,9 @@ class Sam2Widget(StepWidget, QWidget):
             engine, model = self._engine(job["source"], job["device"], job["config"])
         except Exception as err:
             raise _ModelNotLoaded((job["source"], job["config"])) from err
+        # The device it ran on, as `cytomask segment` records it ("cpu", "cuda:0"), not
+        # the choice ("auto"): a GPU's figures can differ in their last digits.
+        job["parameters"] = {**job["parameters"], "device": str(engine.device)}
         result = yield from engine.segment_iter(
             image,
             job["params"],

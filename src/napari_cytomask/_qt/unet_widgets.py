@@ -935,7 +935,7 @@ class UNetSegmentWidget(StepWidget, QWidget):
         predictor = self._predictors.get(resolve_unet(step.model), run.device)
         data, geometry = resolution_level(layer)
         shape = data.shape[:-1] if layer.rgb else data.shape
-        parameters = self._parameters(step, predictor, run.device, run.pixel, layer, ALL_POSITIONS)
+        parameters = self._parameters(step, predictor, run.pixel, layer, ALL_POSITIONS)
         model = model_record(step.model, resolve_unet(step.model))
         metadata = result_metadata(layer, method="unet", parameters=parameters, model=model)
         cells = None
@@ -984,7 +984,7 @@ class UNetSegmentWidget(StepWidget, QWidget):
             result = yield from iter_segment(predictor, channels, **kwargs)
         # Layers are made here, off the GUI thread; adding them is all that is left to it.
         positions = CURRENT_POSITION if index else ALL_POSITIONS
-        parameters = self._parameters(step, predictor, device, pixel, layer, positions)
+        parameters = self._parameters(step, predictor, pixel, layer, positions)
         grey = layer.rgb and n_inputs == 1
         # How sure the network was of its cells in this image goes with it into exports.
         model = {**model_record(step.model, path), "confidence": result.confidence}
@@ -1023,13 +1023,14 @@ class UNetSegmentWidget(StepWidget, QWidget):
         return layer, probabilities, cells, notes, index, empty
 
     @staticmethod
-    def _parameters(step: UNetStep, predictor, device, pixel, layer, positions: str) -> dict:
+    def _parameters(step: UNetStep, predictor, pixel, layer, positions: str) -> dict:
         """The settings of a run as a preset's U-Net step, with any thresholds the model
-        filled in, and what it ran on."""
+        filled in, and what it ran on: the device, as `cytomask segment` records it
+        ("cpu", "cuda:0"), not the choice ("auto")."""
         kwargs = step.segment_kwargs(predictor, pixel)
         parameters = {
             **asdict(step.with_settings(predictor.settings)),
-            "device": device,
+            "device": str(predictor.device),
             "tiling": step.tiling(predictor),
             "pixel_size_um": pixel,
             "zoom": kwargs["zoom"],
