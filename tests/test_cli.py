@@ -17,6 +17,7 @@ import pytest
 import tifffile
 import torch
 
+import napari_cytomask
 from napari_cytomask.cli import EXIT_INTERRUPTED, build_parser, main
 from napari_cytomask.io.files import read_labels
 from napari_cytomask.io.layers import pixel_size_um
@@ -2231,11 +2232,22 @@ def test_segment_never_replaces_a_file_it_did_not_make(unet_checkpoint, tmp_path
 
 
 def test_version_says_the_installed_packages(capsys):
-    """`cytomask --version` was refused: a command was required."""
+    """`cytomask --version` was refused: a command was required. It names the code that
+    runs, as every provenance does: run from a git checkout (an editable install), the
+    commit, where the version the install recorded was that of the commit it was installed
+    at (a provenance named code 26 commits older than the code that made its figures)."""
     from napari_cytomask import __version__
+    from napari_cytomask.io.export import package_versions
 
     assert main(["--version"]) == 0
-    assert capsys.readouterr().out == f"cytomask {__version__}\n"
+    said = capsys.readouterr().out
+    assert said.startswith(f"cytomask {__version__}") and said.count("\n") == 1
+    assert package_versions()["napari-cytomask"] == said.removeprefix("cytomask ").strip()
+    checkout = Path(napari_cytomask.__file__).resolve().parents[2]
+    if (checkout / ".git").exists():  # the tests run from a checkout, not an installed wheel
+        command = ["git", "-C", str(checkout), "rev-parse", "--short=12", "HEAD"]
+        head = subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
+        assert f"(git {head}" in said
 
 
 def test_segment_writes_no_result_into_the_package_beside_its_sample(

@@ -29,7 +29,7 @@ import time
 import warnings
 from pathlib import Path
 
-from . import __version__
+from . import own_version
 from .io.writers import CHUNKED_ABOVE, FILE_FORMATS, SEGMENT_FORMATS, format_named
 from .pipeline import METHODS
 from .progress import Pace, duration, host_out_of_memory, one_line, out_of_memory, progress_text
@@ -715,7 +715,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Cell (cytoplasm) masks from microscopy images without a GUI. "
         "Run 'cytomask COMMAND --help' for the options of a command.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {own_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _train_parser(sub)
     _tune_parser(sub)

@@ -932,7 +932,8 @@ def coco_annotations(export: LabelsExport, score_column: str | None = None) -> d
 
 
 def package_versions(packages: Sequence[str] = _VERSIONED) -> dict[str, str | None]:
-    """Installed versions of the packages that make results (``None`` when missing)."""
+    """Installed versions of the packages that make results (``None`` when missing);
+    napari-cytomask's is that of the code that runs (:func:`~napari_cytomask.own_version`)."""
     return dict(_installed(tuple(packages)))
 
 
@@ -941,6 +942,11 @@ def _installed(packages: tuple[str, ...]) -> tuple[tuple[str, str | None], ...]:
     # A lookup scans the installed packages; they do not change while the process runs.
     found = []
     for package in packages:
+        if package == "napari-cytomask":
+            from .. import own_version
+
+            found.append((package, own_version()))
+            continue
         try:
             found.append((package, metadata.version(package)))
         except metadata.PackageNotFoundError:

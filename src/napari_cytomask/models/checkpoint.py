@@ -143,12 +143,12 @@ def describe(config: UNetConfig, **extra) -> dict:
         E.g. ``channel_names``, ``boundary_width``, ``training`` (data summary,
         split, settings) and ``scores`` (validation metrics).
     """
-    from .. import __version__
+    from .. import own_version
 
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "plugin_version": __version__,
+        "plugin_version": own_version(),
         **config.to_dict(),
         "classes": list(config.classes),
         **extra,
