@@ -1015,3 +1015,30 @@ def test_a_folder_of_results_opens_each_as_the_result_of_its_scan(shared_data, u
     # A folder of plain TIFFs is still one stack, as napari opens it.
     ((stack, _, _),) = get_reader(str(data))(str(data))
     assert stack.shape == (2, 96, 96)
+
+
+def test_a_results_record_or_export_is_the_preset_that_makes_it_again(
+    shared_data, unet_file, tmp_path
+):
+    """A reviewer re-making a figure had to copy the settings a result's record holds into
+    options by hand: `--preset` refused the record ("not a napari-cytomask preset"), and an
+    export's provenance of it. Both give the same cells again, each settings its own."""
+    data = tmp_path / "data"
+    _small_copies(shared_data, data, n=1)
+    image = str(data / "set1" / "raw.tif")
+    common = ["--scheduler", "synchronous", "--threads", "1"]
+    first = ["segment", image, "-m", str(unet_file), "-o", str(tmp_path / "a"), "--no-tta",
+             "--min-size", "40", "--interior-threshold", "0.6", *common]  # fmt: skip
+    assert main(first) == 0
+    record = tmp_path / "a" / "raw_unet_cells.json"
+    assert main(["export", str(tmp_path / "a" / "raw_unet_cells.tif"), "-o", str(tmp_path / "x"),
+                 "-q"]) == 0  # fmt: skip
+    for made_by, out in ((record, "b"), (tmp_path / "x" / "raw_unet_cells_provenance.json", "c")):
+        again = ["segment", image, "--preset", str(made_by), "-o", str(tmp_path / out), *common]
+        assert main(again) == 0
+        redone = json.loads((tmp_path / out / "raw_unet_cells.json").read_text())
+        assert redone["preset"] == json.loads(record.read_text())["preset"]
+        np.testing.assert_array_equal(
+            tifffile.imread(tmp_path / out / "raw_unet_cells.tif"),
+            tifffile.imread(tmp_path / "a" / "raw_unet_cells.tif"),
+        )

@@ -467,7 +467,10 @@ def _segment_parser(sub) -> None:
     )  # fmt: skip
     p.set_defaults(inputs_after_channels=[])
     p.add_argument(
-        "--preset", type=_user_path, help="preset file saved from the Segment cytoplasm dock"
+        "--preset",
+        type=_user_path,
+        help="preset file saved from the Segment cytoplasm dock, or "
+        "the record or export provenance (.json) of a result, to make it again with its settings",
     )
     p.add_argument(
         "--method",

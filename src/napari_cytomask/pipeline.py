@@ -277,7 +277,9 @@ class Preset:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Preset:
-        """Read a preset file written by :meth:`save`."""
+        """Read a preset file written by :meth:`save`, or the settings that made a result,
+        to make it again: the record ``cytomask segment`` wrote beside its labels, or the
+        provenance an export wrote (:func:`recorded_preset`)."""
         path = Path(path)
         if path.is_dir() or not path.exists():
             why = "it is a folder" if path.is_dir() else "it does not exist"
@@ -292,9 +294,61 @@ class Preset:
         except json.JSONDecodeError as err:
             raise PresetError(f"{path} is not a JSON preset file: {err}") from err
         try:
-            return cls.from_dict(data)
+            return cls.from_dict(recorded_preset(data) or data)
         except PresetError as err:
             raise PresetError(f"{path}: {err}") from err
+
+
+def recorded_preset(record) -> dict | None:
+    """The preset (as :meth:`Preset.to_dict` gives it) that made a result, from the record
+    ``cytomask segment`` wrote beside it or an export's provenance of it (a split, with the
+    U-Net run it split); None for other JSON. What a run measured or where it ran (the
+    pixel size, the device) is left out: the image and the machine say it again."""
+    if not isinstance(record, dict) or record.get("format") == PRESET_FORMAT:
+        return None
+    preset = record.get("preset")  # cytomask segment's record
+    if not isinstance(preset, dict):
+        preset = _made_by(record)
+    if not isinstance(preset, dict) or preset.get("format") != PRESET_FORMAT:
+        return None
+    steps = {"unet": UNetStep, "sam2": Sam2Step}
+    for key, step in steps.items():
+        if isinstance(preset.get(key), dict):
+            names = {f.name for f in fields(step)}
+            preset = {**preset, key: {k: v for k, v in preset[key].items() if k in names}}
+    return preset
+
+
+def _made_by(provenance: dict) -> dict | None:
+    """The preset of an export's provenance: its ``parameters`` where they are one (a
+    ``cytomask segment`` result exported), else made of its method, parameters and model
+    (the dock's results; a split's, of the run it split)."""
+    parameters = provenance.get("parameters")
+    if isinstance(parameters, dict) and parameters.get("format") == PRESET_FORMAT:
+        return parameters
+    made, split = provenance, None
+    if made.get("method") == "watershed_split" and isinstance(parameters, dict):
+        split = {key: parameters.get(key) for key in ("params", "cleanup")}
+        made = provenance.get("made_from") or {}
+    method, parameters = made.get("method"), made.get("parameters")
+    model = made.get("model") if isinstance(made.get("model"), dict) else {}
+    if method not in ("unet", "sam2") or not isinstance(parameters, dict):
+        return None
+    if method == "unet":
+        steps = {"unet": {**parameters, "model": model.get("name")}}
+    else:
+        sam2 = {"model": model.get("name"), "config": model.get("config")}
+        steps = {"sam2": {**sam2, "params": parameters.get("params"),
+                          "labels": parameters.get("labels")}}  # fmt: skip
+    channel = provenance.get("channel_index")
+    return {
+        "format": PRESET_FORMAT,
+        "version": PRESET_VERSION,
+        "method": method,
+        **steps,
+        "split": split,
+        "channels": [channel] if isinstance(channel, int) else None,
+    }
 
 
 #: Python types of the preset fields' annotations (``int | None`` …) that JSON can give.

@@ -21,6 +21,7 @@ from napari_cytomask.io.layers import (
     result_metadata,
 )
 from napari_cytomask.models.checkpoint import DIR_ENV
+from napari_cytomask.pipeline import Preset
 from napari_cytomask.roles import channel_layers, role_of
 
 #: What every result layer records under ``metadata["cytomask"]``.
@@ -181,3 +182,16 @@ def test_every_result_records_where_it_came_from_and_export_writes_it(
         assert provenance["versions"] == info["versions"]
     unet_provenance = json.loads((tmp_path / "out" / f"{cells}_provenance.json").read_text())
     assert unet_provenance["model"]["sha256"] == sha256(checkpoint)
+    # An export's provenance is the preset that makes the result again (`cytomask segment
+    # --preset`): a reviewer copied the settings into options by hand.
+    presets = {name: Preset.load(tmp_path / "out" / f"{name}_provenance.json") for name in records}
+    made = dock.preset()
+    assert presets[cells].unet == made.unet and presets[cells].split is None
+    assert presets[split].unet == made.unet
+    recorded_split = {"params": dock.watershed.params(), "cleanup": dock.watershed.cleanup()}
+    assert presets[split].split == recorded_split
+    assert presets[cells].channels == presets[split].channels == [0]
+    sam2 = presets[masks].sam2
+    assert presets[masks].method == "sam2" and sam2.model == str(sam2_file)
+    shown = Preset("sam2", sam2=dock.sam2.step()).to_dict()["sam2"]  # as JSON holds it
+    assert Preset("sam2", sam2=sam2).to_dict()["sam2"] == {**shown, "model": str(sam2_file)}
