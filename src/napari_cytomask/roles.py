@@ -103,6 +103,25 @@ def lies_with(other: Layer, layer: Layer, scans: list[str]) -> bool:
     return os.path.basename(its).startswith(stem) or not others
 
 
+def other_files(prediction: Layer, truth: Layer, scans: list[str]) -> tuple[str, str] | None:
+    """The files ``prediction`` and ``truth`` come from, by name (by path where the names
+    are the same), when the truth does not lie with the prediction's image
+    (:func:`lies_with`: another scan's mask, or a file of its own in
+    another folder); else None. A ground truth in a file of its own beside the image
+    (``instances_ids.png`` beside ``raw.tif``) is how most are kept: no note."""
+    files = (source_of(prediction), source_of(truth))
+    if None in files or lies_with(truth, prediction, scans):
+        return None
+    # Named with their folders where those differ: every Usiigaci image is 'raw.tif'.
+    folders = {os.path.dirname(file) for file in files}
+    names = tuple(
+        os.path.join(os.path.basename(os.path.dirname(f)), os.path.basename(f))
+        if len(folders) > 1 else os.path.basename(f)
+        for f in files
+    )  # fmt: skip
+    return files if names[0] == names[1] else names
+
+
 def holds_ids(layer: Layer) -> bool:
     """Whether a 2-D Image layer that another reader opened from a file holds label ids,
     as its name or a sample of its pixels say (napari opens a PNG of cell ids as an

@@ -551,6 +551,45 @@ def test_each_image_is_checked_against_the_ground_truth_file_beside_it(
     )
 
 
+def test_a_ground_truth_opened_after_its_cells_takes_the_place_of_another_fields(
+    make_napari_viewer_proxy, qtbot, tmp_path, labels
+):
+    """A long day: set1's mask left open, set2 segmented, then set2's own mask opened. The
+    check stayed on set1's mask (F1 0.016), its note asking for the one now open. One
+    picked by hand for set2's cells stays, as ever."""
+    from napari.layers._source import layer_source
+
+    from napari_cytomask.io.layers import result_metadata
+
+    viewer = make_napari_viewer_proxy()
+    rng = np.random.default_rng(0)
+    truths = {"set1": labels[::-1].copy(), "set2": labels}
+    for name, truth in truths.items():
+        (tmp_path / name).mkdir()
+        phase = rng.normal(1000, 100, truth.shape) - 300 * (truth > 0)
+        tifffile.imwrite(tmp_path / name / "raw.tif", phase.astype(np.uint16))
+    with layer_source(path=str(tmp_path / "set1" / "instances_ids.png")):
+        viewer.add_labels(truths["set1"], name="instances_ids")
+    viewer.open(tmp_path / "set2" / "raw.tif", plugin="napari-cytomask")
+    dock = MetricsDock(viewer)
+    qtbot.addWidget(dock)
+    metadata = result_metadata(viewer.layers["raw"], method="unet")
+    dock.set_prediction(viewer.add_labels(truths["set2"], name="raw cells", metadata=metadata))
+    qtbot.waitUntil(lambda: "comes from" in dock.status.text(), timeout=10_000)
+    with layer_source(path=str(tmp_path / "set2" / "instances_ids.png")):
+        viewer.add_labels(truths["set2"], name="instances_ids [1]")
+    assert _pair(dock) == ("raw cells", "instances_ids [1]")
+    _wait_for_a_perfect_score(dock, qtbot)
+    assert "Note" not in dock.status.text()
+    # Picked by hand: another mask opened later leaves it.
+    combo = dock.ground_truth_combo
+    combo.setCurrentText("instances_ids")
+    combo.activated.emit(combo.currentIndex())  # as a click on the list does
+    with layer_source(path=str(tmp_path / "set2" / "instances_ids_2.png")):
+        viewer.add_labels(truths["set2"], name="instances_ids_2")
+    assert _pair(dock) == ("raw cells", "instances_ids")
+
+
 def test_of_the_ground_truth_files_beside_an_image_its_namesake_is_taken(
     make_napari_viewer_proxy, tmp_path, labels
 ):
@@ -584,8 +623,8 @@ def test_files_of_one_name_are_told_apart_by_their_paths_and_a_truth_file_is_no_
     """Two scans named alike in two folders would be named the same in the note. A ground
     truth kept in a file of its own (instances_ids.png beside raw.tif) is not another
     scan's mask: noting it told the user to pick a ground truth the image's file lacks."""
-    from napari_cytomask._qt.metrics_dock import _other_files
     from napari_cytomask.io.layers import METADATA_KEY
+    from napari_cytomask.roles import other_files
 
     def layer(source, kind=Labels, role="mask"):
         return kind(
@@ -593,23 +632,23 @@ def test_files_of_one_name_are_told_apart_by_their_paths_and_a_truth_file_is_no_
         )
 
     scans = ["/a/set1.tif", "/b/set2.tif", "/b/scan.tif"]
-    assert _other_files(layer("/a/set1.tif"), layer("/b/set2.tif"), scans) == (
+    assert other_files(layer("/a/set1.tif"), layer("/b/set2.tif"), scans) == (
         "a/set1.tif",
         "b/set2.tif",
     )
-    assert _other_files(layer("/a/scan.tif"), layer("/b/scan.tif"), scans) == (
+    assert other_files(layer("/a/scan.tif"), layer("/b/scan.tif"), scans) == (
         "a/scan.tif",
         "b/scan.tif",
     )
-    assert _other_files(layer("/a/x/scan.tif"), layer("/b/x/scan.tif"), ["/b/x/scan.tif"]) == (
+    assert other_files(layer("/a/x/scan.tif"), layer("/b/x/scan.tif"), ["/b/x/scan.tif"]) == (
         "/a/x/scan.tif",
         "/b/x/scan.tif",
     )
-    assert _other_files(layer("/a/scan.tif"), layer("/a/scan.tif"), scans) is None
-    assert _other_files(layer("/a/scan.tif"), layer(None), scans) is None
-    assert _other_files(layer("/a/raw.tif"), layer("/a/instances_ids.png"), ["/a/raw.tif"]) is None
+    assert other_files(layer("/a/scan.tif"), layer("/a/scan.tif"), scans) is None
+    assert other_files(layer("/a/scan.tif"), layer(None), scans) is None
+    assert other_files(layer("/a/raw.tif"), layer("/a/instances_ids.png"), ["/a/raw.tif"]) is None
     # A file of its own in another folder is another field's ground truth.
-    assert _other_files(layer("/a/raw.tif"), layer("/c/instances_ids.png"), scans) == (
+    assert other_files(layer("/a/raw.tif"), layer("/c/instances_ids.png"), scans) == (
         "a/raw.tif",
         "c/instances_ids.png",
     )

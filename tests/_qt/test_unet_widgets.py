@@ -331,6 +331,42 @@ def test_a_mask_that_does_not_line_up_with_its_image_is_noted_before_training(
         trainer._samples()
 
 
+def test_a_mask_of_another_field_left_open_is_noted_before_training(
+    make_napari_viewer_proxy, monkeypatch, tmp_path
+):
+    """A long day: set1's mask left open, set2's image opened, and the Train tab paired
+    them without a word (the metrics note such a pair): the network would learn set2's
+    pixels with set1's cells. A mask beside its image is no note."""
+    from napari.layers._source import layer_source
+
+    scan = make_tilescan(n_tiles=1, shape=(128, 96), seed=1)
+    viewer = make_napari_viewer_proxy()
+    for name in ("set1", "set2"):
+        (tmp_path / name).mkdir()
+        tifffile.imwrite(tmp_path / name / "raw.tif", scan.brightfield[0])
+    with layer_source(path=str(tmp_path / "set1" / "instances_ids.png")):
+        viewer.add_labels(scan.labels[0], name="instances_ids")
+    viewer.open(tmp_path / "set2" / "raw.tif", plugin="napari-cytomask")
+    trainer = UNetTrainWidget(viewer)
+    assert (trainer.image_layer.currentText(), trainer.mask_layer.currentText()) == (
+        "raw",
+        "instances_ids",
+    )
+    other = (
+        "Note: 'instances_ids' comes from set1/instances_ids.png and 'raw' from set2/raw.tif: "
+        "unless set1/instances_ids.png holds the cells of that same field, the network "
+        "learns another field's cells; cancel and pick a mask of set2/raw.tif."
+    )
+    assert trainer._samples()[2] == [other]
+    monkeypatch.setattr(trainer.runner, "run_now", lambda *args, **kwargs: None)
+    trainer.train()
+    assert trainer.status.text().endswith(f" {other}")
+    with layer_source(path=str(tmp_path / "set2" / "instances_ids.png")):
+        viewer.add_labels(scan.labels[0], name="its own")
+    trainer.mask_layer.setCurrentText("its own")
+    assert trainer._samples()[2] == []
+
+
 def test_a_binary_mask_layer_is_trained_on_by_its_regions_and_said(
     make_napari_viewer_proxy, qtbot, model_folder
 ):

@@ -61,6 +61,7 @@ from ..roles import (
     is_channel,
     lies_with,
     may_hold_ids,
+    other_files,
     role_of,
     same_file,
     scan_files,
@@ -377,7 +378,7 @@ class MetricsDock(StepWidget, QWidget):
         #: The names of the compared layers (for the status and the CSV's name), the
         #: ground truth's resolution level compared when not its full one, the note of how
         #: they are misplaced (:func:`~._layers.misplaced_note`) and the two files they come
-        #: from when those differ (:func:`_other_files`), for the status.
+        #: from when those differ (:func:`~napari_cytomask.roles.other_files`), for the status.
         self._pair: tuple[str, str, str, str, tuple[str, str] | None] = ("", "", "", "", None)
         #: The ground truth's resolution level compared (:func:`_truth_level`).
         self._level = 0
@@ -631,15 +632,21 @@ class MetricsDock(StepWidget, QWidget):
         ]
 
     def _layer_inserted(self, event) -> None:
-        """Check a new result a step made (:meth:`_follows`); any other new layer only joins
-        the lists."""
+        """Check a new result a step made (:meth:`_follows`); any other new layer joins the
+        lists, and a ground truth of the checked cells' own image, opened after them, takes
+        the place of another image's left open (unless that one was picked by hand)."""
         layer = event.value
         if isinstance(layer, Labels) and not is_highlight(layer):
             self._watch_writes(layer)
         if self._follows(layer):
             self.set_prediction(layer)
-        else:
-            self._refresh_layers()
+            return
+        self._refresh_layers()
+        prediction, truth = self.prediction_layer, self.ground_truth_combo.currentData()
+        if prediction is not None and isinstance(layer, Labels) and not is_result(layer):
+            self._pair_truth(prediction)
+            if self.ground_truth_combo.currentData() != truth:
+                self._selection_changed()
 
     def _follows(self, layer) -> bool:
         """Whether to check ``layer``, cells a step has just made, with its own scan's ground
@@ -829,7 +836,7 @@ class MetricsDock(StepWidget, QWidget):
             gt.name,
             level_names(gt)[level] if level else "",
             misplaced_note(pred, gt, "are compared pixel by pixel", levels=(0, level)),
-            _other_files(pred, gt, scan_files(self.viewer.layers)),
+            other_files(pred, gt, scan_files(self.viewer.layers)),
         )
         self._shape = tuple(np.shape(gt_data))
         self._axes = tuple(gt.axis_labels)
@@ -1218,25 +1225,6 @@ def _made_frames(shape, layers, axes) -> tuple[np.ndarray | None, str]:
         "Segment them all (all positions, time points or planes) to make them; a split's "
         "Apply splits the frames its input holds."
     )
-
-
-def _other_files(prediction, truth, scans) -> tuple[str, str] | None:
-    """The files ``prediction`` and ``truth`` come from, by name (by path where the names
-    are the same), when the truth does not lie with the prediction's image
-    (:func:`~napari_cytomask.roles.lies_with`: another scan's mask, or a file of its own in
-    another folder); else None. A ground truth in a file of its own beside the image
-    (``instances_ids.png`` beside ``raw.tif``) is how most are kept: no note."""
-    files = (source_of(prediction), source_of(truth))
-    if None in files or lies_with(truth, prediction, scans):
-        return None
-    # Named with their folders where those differ: every Usiigaci image is 'raw.tif'.
-    folders = {os.path.dirname(file) for file in files}
-    names = tuple(
-        os.path.join(os.path.basename(os.path.dirname(f)), os.path.basename(f))
-        if len(folders) > 1 else os.path.basename(f)
-        for f in files
-    )  # fmt: skip
-    return files if names[0] == names[1] else names
 
 
 _TRUTH_HINTS = ("gt", "ground", "truth", "reference", "annot", "mask")

@@ -94,7 +94,7 @@ from ..models.inference import (
 from ..models.unet import UNetConfig
 from ..pipeline import UNetStep
 from ..progress import Pace, duration
-from ..roles import role_of, source_of
+from ..roles import other_files, role_of, scan_files, source_of
 from ._layers import (
     ALL_POSITIONS,
     CURRENT_POSITION,
@@ -1542,6 +1542,14 @@ class UNetTrainWidget(StepWidget, QWidget):
         misplaced = misplaced_note(image, mask, "are paired pixel by pixel to train on")
         if misplaced:
             notes.append(misplaced)
+        # A mask left open from the field before, as the metrics say of their pair.
+        files = other_files(image, mask, scan_files(self.viewer.layers))
+        if files:
+            notes.append(
+                f"Note: '{mask.name}' comes from {files[1]} and '{image.name}' from {files[0]}: "
+                f"unless {files[1]} holds the cells of that same field, the network learns "
+                f"another field's cells; cancel and pick a mask of {files[0]}."
+            )
         samples = _corrected_only(mask, samples, notes)
         # Frames of a stack painted in part: the ones without a cell are not labelled yet,
         # and trained on they would teach that their cells are background.
