@@ -1593,6 +1593,27 @@ def test_outlines_shown_leave_the_layer_to_correct_selected(dock_in_viewer, qtbo
     assert [layer.name for layer in viewer.layers.selection] == ["prediction"]
 
 
+@pytest.mark.parametrize("closed", ["prediction", "ground truth"])
+def test_outlines_go_with_a_side_of_their_pair(dock_in_viewer, qtbot, labels, closed):
+    """The outlines of a pair stayed, hidden, once its image, mask and cells were closed:
+    a slider over an empty canvas, and napari's "Inconsistent units" six times at the next
+    file. The next comparison outlines again."""
+    viewer, dock = dock_in_viewer
+    dock.highlight_check.setChecked(True)
+    names = {"false positives (prediction vs ground truth)",
+             "false negatives (prediction vs ground truth)"}  # fmt: skip
+    qtbot.waitUntil(lambda: names <= {layer.name for layer in viewer.layers}, timeout=10_000)
+    viewer.layers.remove(closed)
+    qtbot.waitUntil(lambda: not names & {layer.name for layer in viewer.layers}, timeout=5_000)
+    assert [layer.name for layer in viewer.layers] == [
+        name for name in ("prediction", "ground truth") if name != closed
+    ]
+    viewer.add_labels(labels.copy(), name=closed)
+    dock.prediction_combo.setCurrentText("prediction")
+    dock.ground_truth_combo.setCurrentText("ground truth")
+    qtbot.waitUntil(lambda: names <= {layer.name for layer in viewer.layers}, timeout=10_000)
+
+
 def test_the_cell_picked_stays_picked_at_its_own_frame(make_napari_viewer_proxy, qtbot, labels):
     """Hand-drawn masks number each frame's cells from 1: after an edit the Cells tab
     picked the cell of the same number at another frame, and Enter went there."""

@@ -375,6 +375,7 @@ class MetricsDock(StepWidget, QWidget):
         #: of the outlines last written into it.
         self._outlined: dict[str, tuple[np.ndarray, tuple]] = {}
         self._hidden: set[str] = set()  # highlights the dock hid while no comparison stood
+        self._outlined_pair: set = set()  # unique ids of the layers the highlights compare
         #: The names of the compared layers (for the status and the CSV's name), the
         #: ground truth's resolution level compared when not its full one, the note of how
         #: they are misplaced (:func:`~._layers.misplaced_note`) and the two files they come
@@ -539,6 +540,7 @@ class MetricsDock(StepWidget, QWidget):
         layers.inserted.connect(self._layer_inserted)
         for layer in self._candidates():
             self._watch_writes(layer)
+        layers.removed.connect(self._layer_removed)
         for event in (layers.removed, layers.moved, layers.renamed):
             event.connect(self._refresh_layers)
         self._refresh_layers()
@@ -660,6 +662,21 @@ class MetricsDock(StepWidget, QWidget):
             or source_of(layer) in self._picked_truth
             or _own_truths(self._candidates(), layer, scans)
         )
+
+    def _layer_removed(self, event) -> None:
+        """The outlines of a pair one side of which was closed go with it: kept hidden, they
+        held a slider over the closed stack's frames, and napari warned of their units with
+        the next file's layers."""
+        if event.value.unique_id in self._outlined_pair:
+            self._outlined_pair = set()
+            QTimer.singleShot(0, self._drop_highlights)  # not within napari's removal
+
+    def _drop_highlights(self) -> None:
+        for layer in self._highlights.values():
+            if self._find(layer.unique_id) is not None:
+                self.viewer.layers.remove(layer)
+        self._highlights, self._outlined = {}, {}
+        self._hidden.clear()
 
     def _watch_writes(self, layer: Labels) -> None:
         self._written[layer.unique_id] = layer_info(layer).get("written")
@@ -1074,6 +1091,7 @@ class MetricsDock(StepWidget, QWidget):
 
     def _update_highlights(self, false_pos: np.ndarray, false_neg: np.ndarray, digests) -> None:
         names = self._highlight_names()
+        self._outlined_pair = {self.prediction_layer.unique_id, self.ground_truth_layer.unique_id}
         source = {"fp": self.prediction_layer, "fn": self.ground_truth_layer}
         levels = {"fp": 0, "fn": self._level}  # the ground truth's level compared
         parameters = {
