@@ -480,11 +480,14 @@ class StepWidget(FitsTheScreen):
     def say_when_made_closed(self, viewer, made: Signal) -> None:
         """Once the layer that ``made`` (a signal of this step) gave last is closed in
         ``viewer``, and no run is on, the status says so instead of naming cells that are
-        gone."""
+        gone, and the progress bar no longer shows their run done; the next layer opened
+        (the next file of a long day) clears that."""
         self._made = None  # the layer's unique id (a plugin may see it through a proxy)
+        self._closed_said = None  # the status that said so, while it stands
         made.connect(self._remember_made)
-        # A method, not a lambda: the viewer's events hold methods weakly.
+        # Methods, not lambdas: the viewer's events hold methods weakly.
         viewer.layers.events.removed.connect(self._made_closed)
+        viewer.layers.events.inserted.connect(self._next_layer)
 
     def _remember_made(self, layer) -> None:
         self._made = layer.unique_id
@@ -494,7 +497,14 @@ class StepWidget(FitsTheScreen):
         closed = event.value
         if closed.unique_id == self._made and isalive(self) and not self.runner.busy:
             self._made = None
-            self.status.setText(f"'{closed.name}' was closed: segment again to make its cells.")
+            self._closed_said = f"'{closed.name}' was closed: segment again to make its cells."
+            self.status.setText(self._closed_said)
+            self.progress.setValue(0)
+
+    def _next_layer(self, _event=None) -> None:
+        if isalive(self) and self._closed_said and self.status.text() == self._closed_said:
+            self.status.setText("")
+        self._closed_said = None
 
     @property
     def status(self) -> QLabel:

@@ -151,6 +151,7 @@ class ExportPanel(StepWidget, QWidget):
             return
         if not self._listed:
             self.status.setText(_NOTHING_TO_EXPORT)
+            self.progress.setValue(0)  # the export it finished is of layers closed since
         elif self.status.text() == _NOTHING_TO_EXPORT:
             self.status.setText("")
 
