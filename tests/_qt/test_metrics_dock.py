@@ -11,6 +11,7 @@ import tifffile
 from napari.layers import Labels
 from qtpy.QtCore import QSignalBlocker, Qt
 
+from napari_cytomask._qt import metrics_dock
 from napari_cytomask._qt.metrics_dock import MetricsDock
 
 pytestmark = pytest.mark.gui
@@ -552,7 +553,7 @@ def test_each_image_is_checked_against_the_ground_truth_file_beside_it(
 
 
 def test_a_ground_truth_opened_after_its_cells_takes_the_place_of_another_fields(
-    make_napari_viewer_proxy, qtbot, tmp_path, labels
+    make_napari_viewer_proxy, qtbot, tmp_path, labels, monkeypatch
 ):
     """A long day: set1's mask left open, set2 segmented, then set2's own mask opened. The
     check stayed on set1's mask (F1 0.016), its note asking for the one now open. One
@@ -581,6 +582,21 @@ def test_a_ground_truth_opened_after_its_cells_takes_the_place_of_another_fields
     assert _pair(dock) == ("raw cells", "instances_ids [1]")
     _wait_for_a_perfect_score(dock, qtbot)
     assert "Note" not in dock.status.text()
+    # Its saved metrics say which field's they are: named with its folder, each layer with
+    # its file in the rows (every field's were 'metrics raw cells vs instances_ids').
+    asked = []
+    monkeypatch.setattr(
+        metrics_dock, "ask_save_path",
+        lambda parent, title, name, *args: asked.append(name) or str(tmp_path / name),
+    )  # fmt: skip
+    dock.save_csv()
+    assert asked == ["metrics set2 raw cells vs instances_ids [1].csv"]
+    with open(tmp_path / asked[0], newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {(row["prediction"], row["ground_truth"]) for row in rows} == {
+        (f"raw cells ({tmp_path / 'set2' / 'raw.tif'})",
+         f"instances_ids [1] ({tmp_path / 'set2' / 'instances_ids.png'})"),
+    }  # fmt: skip
     # Picked by hand: another mask opened later leaves it.
     combo = dock.ground_truth_combo
     combo.setCurrentText("instances_ids")
@@ -1048,8 +1064,6 @@ def test_a_comparison_of_the_pair_before_is_not_shown_as_the_next(
     """A comparison still running when a pair of other layers and shapes was picked came in
     before the new one started, and was shown as the new pair's: with outlines on, "cannot
     reshape array of size 65536 into shape (100, 120)"."""
-    from napari_cytomask._qt import metrics_dock
-
     viewer, dock = dock_in_viewer
     small = labels[:100, :120]
     viewer.add_labels(small.copy(), name="small prediction")

@@ -379,8 +379,9 @@ class MetricsDock(StepWidget, QWidget):
         #: The names of the compared layers (for the status and the CSV's name), the
         #: ground truth's resolution level compared when not its full one, the note of how
         #: they are misplaced (:func:`~._layers.misplaced_note`) and the two files they come
-        #: from when those differ (:func:`~napari_cytomask.roles.other_files`), for the status.
-        self._pair: tuple[str, str, str, str, tuple[str, str] | None] = ("", "", "", "", None)
+        #: from when those differ (:func:`~napari_cytomask.roles.other_files`), for the status;
+        #: then the files each comes from (None for a layer of none), for the CSV.
+        self._pair: tuple = ("", "", "", "", None, (None, None))
         #: The ground truth's resolution level compared (:func:`_truth_level`).
         self._level = 0
         #: What the comparison asked for last describes: the two layers, the level, the
@@ -854,6 +855,7 @@ class MetricsDock(StepWidget, QWidget):
             level_names(gt)[level] if level else "",
             misplaced_note(pred, gt, "are compared pixel by pixel", levels=(0, level)),
             other_files(pred, gt, scan_files(self.viewer.layers)),
+            (source_of(pred), source_of(gt)),
         )
         self._shape = tuple(np.shape(gt_data))
         self._axes = tuple(gt.axis_labels)
@@ -916,7 +918,7 @@ class MetricsDock(StepWidget, QWidget):
         if highlighted:
             text += _outlined(evaluation, self._axes)
         text += "."
-        pred_name, gt_name, level, misplaced, files = self._pair
+        pred_name, gt_name, level, misplaced, files, _ = self._pair
         if level:
             text += (
                 f" Compared with '{gt_name}' at its resolution level {level}, the one "
@@ -1176,15 +1178,23 @@ class MetricsDock(StepWidget, QWidget):
         if self.evaluation is None:
             self._save_failed("Nothing to save yet: choose two Labels layers.")
             return
-        pred_name, gt_name, *_ = self._pair
+        pred_name, gt_name, *_, sources = self._pair
         if path is None:
-            # The dialog asks before replacing an existing file.
-            suggested = safe_file_name(f"metrics {pred_name} vs {gt_name}", NAME_BYTES - 4) + ".csv"
+            # The dialog asks before replacing an existing file. Named with the folder of the
+            # cells' file: every Usiigaci field's is 'metrics raw U-Net cells vs …' else.
+            folder = os.path.basename(os.path.dirname(sources[0])) if sources[0] else ""
+            named = " ".join(filter(None, ("metrics", folder, f"{pred_name} vs {gt_name}")))
+            suggested = safe_file_name(named, NAME_BYTES - 4) + ".csv"
             path = ask_save_path(self, "Save metrics as CSV", suggested, "CSV files", "csv")
             if not path:
                 return
+        # The rows name each layer with its file: the names of two fields' layers are alike.
+        names = tuple(
+            name if source is None else f"{name} ({source})"
+            for name, source in zip((pred_name, gt_name), sources, strict=True)
+        )
         try:
-            written = write_csv(self.evaluation, path, names=(pred_name, gt_name), overwrite=True)
+            written = write_csv(self.evaluation, path, names=names, overwrite=True)
         except OSError as err:
             # The metrics stay: saving can be tried again, elsewhere.
             self._save_failed(f"Could not save the metrics: {err}")
