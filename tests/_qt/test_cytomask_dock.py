@@ -1567,3 +1567,26 @@ def test_step_2_says_when_the_cells_it_made_are_closed(make_napari_viewer_proxy,
     assert dock.export.progress.value() == 0
     viewer.add_image(np.zeros((8, 8), np.uint16), name="next field")
     assert dock.unet.status.text() == ""
+
+
+@pytest.mark.gui
+def test_a_scan_opened_after_its_cells_goes_under_them(
+    make_napari_viewer_proxy, settings, qtbot, tmp_path
+):
+    """Results reopened the next day, then their scan: napari put the scan's image on top,
+    which hid the cells as if they had not opened. Another file's image stays on top."""
+    from napari_cytomask.io.layers import METADATA_KEY, RESULT_ROLE
+
+    scan, other = tmp_path / "scan.tif", tmp_path / "other.tif"
+    for path in (scan, other):
+        tifffile.imwrite(path, np.full((16, 16), 100, np.uint16))
+    viewer = make_napari_viewer_proxy()
+    dock = CytomaskDock(viewer, settings=settings)
+    qtbot.addWidget(dock)
+    record = {"role": RESULT_ROLE, "source": str(scan), "method": "unet"}
+    viewer.add_labels(np.ones((16, 16), np.uint8), name="cells", metadata={METADATA_KEY: record})
+    viewer.open(scan, plugin="napari-cytomask")
+    qtbot.waitUntil(lambda: [layer.name for layer in viewer.layers] == ["scan", "cells"])
+    viewer.open(other, plugin="napari-cytomask")
+    qtbot.wait(50)
+    assert [layer.name for layer in viewer.layers] == ["scan", "cells", "other"]

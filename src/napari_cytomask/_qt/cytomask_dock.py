@@ -15,7 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import napari
+from napari.layers import Image, Labels
 from napari.utils.notifications import show_error, show_info, show_warning
+from qtpy.compat import isalive
 from qtpy.QtCore import QSettings, Qt, QTimer
 from qtpy.QtWidgets import (
     QAbstractButton,
@@ -31,9 +33,10 @@ from qtpy.QtWidgets import (
 )
 
 from ..cli import shell_quoted
-from ..io.layers import layer_info
+from ..io.atomic import same_file
+from ..io.layers import is_highlight, layer_info
 from ..pipeline import METHODS, Preset
-from ..roles import role_of
+from ..roles import role_of, source_of
 from ._live import FitsTheScreen, ask_save_path, ask_yes_no, take_keys
 from ._settings import StepSettings, changed_signal
 from .channel_roles import ChannelRolesWidget
@@ -321,6 +324,34 @@ class CytomaskDock(FitsTheScreen, QWidget):
         self.sam2.segmented.connect(self._segmented)
         self.watershed.applied.connect(self.metrics.set_prediction)
         self.watershed.applied.connect(self._split_shown)
+        # A method, not a lambda: the viewer's events hold methods weakly.
+        self.viewer.layers.events.inserted.connect(self._opened_after_its_cells)
+
+    def _opened_after_its_cells(self, event) -> None:
+        """An image opened after cells of its file (a result reopened the next day, then its
+        scan) goes under them: napari adds it on top, where it hid them, as if the result
+        had not opened."""
+        layer = event.value
+        if isinstance(layer, Image) and source_of(layer):
+            uid = layer.unique_id
+            QTimer.singleShot(0, lambda: self._under_its_cells(uid))  # once napari added it
+
+    def _under_its_cells(self, uid) -> None:
+        if not isalive(self):
+            return
+        layers = self.viewer.layers
+        uids = [layer.unique_id for layer in layers]
+        if uid not in uids:
+            return
+        at = uids.index(uid)
+        source = source_of(layers[at])
+        below = [
+            i for i, layer in enumerate(layers[:at])
+            if isinstance(layer, Labels) and not is_highlight(layer)
+            and same_file(source_of(layer) or "", source)
+        ]  # fmt: skip
+        if below:
+            layers.move(at, below[0])
 
     def _split_shown(self, output) -> None:
         """Keep the settings step 3 split the cells segmented last with (those of an Apply,
