@@ -298,6 +298,15 @@ def test_frames_without_a_cell_are_left_out_of_training_and_said(
     assert left_out[:1].upper() + left_out[1:] in trainer.summary
 
 
+def _said_as_training_starts(trainer, monkeypatch, note: str) -> None:
+    """Start training (its run left out): ``note`` ends the status line, and is kept to be
+    said again with the result."""
+    monkeypatch.setattr(trainer.runner, "run_now", lambda *args, **kwargs: None)
+    trainer.train()
+    assert trainer.status.text().endswith(f" {note}")
+    assert trainer._notes == [note]
+
+
 def test_a_mask_that_does_not_line_up_with_its_image_is_noted_before_training(
     make_napari_viewer_proxy, monkeypatch
 ):
@@ -314,11 +323,7 @@ def test_a_mask_that_does_not_line_up_with_its_image_is_noted_before_training(
         "yet are paired pixel by pixel to train on."
     )
     assert trainer._samples()[2] == [moved]
-    # Said as training starts, and again with its result.
-    monkeypatch.setattr(trainer.runner, "run_now", lambda *args, **kwargs: None)
-    trainer.train()
-    assert trainer.status.text().endswith(f" {moved}")
-    assert trainer._notes == [moved]
+    _said_as_training_starts(trainer, monkeypatch, moved)
     viewer.add_labels(scan.labels[0], name="coarse", scale=(1.74, 1.74), units="µm")
     trainer.mask_layer.setCurrentText("coarse")
     assert trainer._samples()[2] == [
@@ -358,9 +363,7 @@ def test_a_mask_of_another_field_left_open_is_noted_before_training(
         "learns another field's cells; cancel and pick a mask of set2/raw.tif."
     )
     assert trainer._samples()[2] == [other]
-    monkeypatch.setattr(trainer.runner, "run_now", lambda *args, **kwargs: None)
-    trainer.train()
-    assert trainer.status.text().endswith(f" {other}")
+    _said_as_training_starts(trainer, monkeypatch, other)
     with layer_source(path=str(tmp_path / "set2" / "instances_ids.png")):
         viewer.add_labels(scan.labels[0], name="its own")
     trainer.mask_layer.setCurrentText("its own")
