@@ -2594,6 +2594,9 @@ def test_a_stack_cancelled_keeps_the_frames_it_had_segmented(
     segmenter.segment()
     qtbot.waitUntil(lambda: not segmenter.runner.busy, timeout=60_000)
     cells = viewer.layers["movie U-Net cells"]
+    # Once done, the dock holds neither the stack's layer nor its frames' cells: closed,
+    # a scan stayed in memory until the next run.
+    assert segmenter._under_way is None
     step = segmenter.step()
     predictor = segmenter._predictors.get(resolve_unet(step.model), "cpu")
     whole = segment(predictor, [stack], **step.segment_kwargs(predictor, None))
@@ -2619,6 +2622,7 @@ def test_a_stack_cancelled_keeps_the_frames_it_had_segmented(
     finished = segmenter._under_way.finished
     qtbot.waitUntil(lambda: len(finished) >= 2, timeout=60_000)
     segmenter.cancel()
+    assert segmenter._under_way is None
     # All in the one layer the first frame went to, beside the corrected one.
     np.testing.assert_array_equal(cells.data, corrected)
     kept = viewer.layers["movie U-Net cells [2]"]

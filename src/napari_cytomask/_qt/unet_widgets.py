@@ -632,6 +632,7 @@ class UNetSegmentWidget(StepWidget, QWidget):
                 "many megapixels can be segmented chunk by chunk on the command line: "
                 "cytomask segment --chunked-above 16 (frames of more than 16 megapixels).",
             ),
+            on_finished=self._run_over,
             parent=self,
         )
         self.say_when_made_closed(self.viewer, self.segmented)
@@ -922,12 +923,18 @@ class UNetSegmentWidget(StepWidget, QWidget):
             run.finished,
         )
 
+    def _run_over(self) -> None:
+        """A run that ended holds its input layer and its frames' cells no longer: closed
+        since, a scan's pixels stayed in memory until the next run."""
+        self._under_way = None
+
     def cancel(self) -> None:
         """Stop segmenting; the running batch of tiles finishes in the background. The
         frames of a stack it had segmented are kept, as if each had been segmented alone,
         and the status names them: a run of hours stopped near its end kept nothing."""
         busy, run = self.runner.busy, self._under_way
         self.runner.cancel()
+        self._run_over()
         done = list(run.finished) if run is not None else []  # one added after is not kept
         if not busy or not done or run.layer not in self.viewer.layers:
             return
