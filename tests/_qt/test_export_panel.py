@@ -153,6 +153,33 @@ def test_a_lazy_scan_is_read_once_and_only_after_the_replace_question(
     assert len(worker_reads) == once
 
 
+def test_the_replace_question_names_whose_files_are_there(
+    make_napari_viewer_proxy, qtbot, tmp_path, monkeypatch
+):
+    """A long day: set1's cells exported, set2's segmented, both ticked. The question
+    listed set1's files only ("Some of the files … Replace them?"), and No wrote neither,
+    set2's new cells included, without saying so."""
+    viewer = make_napari_viewer_proxy()
+    viewer.add_labels(np.eye(16, dtype=np.uint8), name="set1 cells")
+    panel = ExportPanel(viewer)
+    panel.folder.setText(str(tmp_path))
+    panel.export()
+    qtbot.waitUntil(lambda: "Wrote" in panel.status.text(), timeout=30_000)
+    viewer.add_labels(np.eye(16, dtype=np.uint8) * 2, name="set2 cells")
+    asked = []
+    monkeypatch.setattr(export_panel, "ask_yes_no", lambda *a: asked.append(a) or False)
+    panel.export()
+    qtbot.waitUntil(lambda: "Nothing was written" in panel.status.text(), timeout=30_000)
+    ((_, title, question, detail),) = asked
+    assert question == (
+        "Files of 'set1 cells' are already in the folder. Replace them? The export writes all "
+        "ticked layers or none: No writes none of them, not the other one either (untick "
+        "'set1 cells' to write it alone)."
+    )
+    assert detail.startswith(f"Already in {tmp_path}: set1 cells.tif")
+    assert not any(path.name.startswith("set2") for path in tmp_path.iterdir())
+
+
 def test_a_renamed_layer_stays_chosen_and_ticked(make_napari_viewer_proxy, qtbot, tmp_path):
     from napari.layers import Image
 

@@ -247,9 +247,18 @@ class ExportPanel(StepWidget, QWidget):
         written, exists, empty, replaced, notes = outcome
         if exists is not None:
             folder = exists.paths[0].parent
-            question = (
-                "Some of the files this export writes are already in the folder. Replace them?"
-            )
+            # Whose: with a layer exported before ticked beside a new one, its files alone
+            # were listed, and No kept the new one's from being written too.
+            whose = " and ".join(f"'{name}'" for name in exists.layers)
+            question = f"Files of {whose} are already in the folder. Replace them?"
+            others = len(self._pending["exports"]) - len(exists.layers)
+            if others > 0:
+                other = "the other one" if others == 1 else f"the other {others}"
+                question += (
+                    f" The export writes all ticked layers or none: No writes none of them, "
+                    f"not {other} either (untick {whose} to write "
+                    f"{'it' if others == 1 else 'those'} alone)."
+                )
             if ask_yes_no(self, "Replace files?", question, _listed(exists.paths, folder)):
                 self.status.setText("Replacing the files…")
                 self.runner.run_now(_export_job, overwrite=True, **self._pending)

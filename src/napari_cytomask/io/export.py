@@ -82,10 +82,13 @@ class ExportExists(FileExistsError):
     ----------
     paths
         The files already there.
+    layers
+        The names of the layers (exports) whose files they are, in the order exported.
     """
 
-    def __init__(self, paths: Sequence[Path]) -> None:
+    def __init__(self, paths: Sequence[Path], layers: Sequence[str] = ()) -> None:
         self.paths = list(paths)
+        self.layers = list(layers)
         super().__init__(
             f"{len(self.paths)} output file(s) already exist, e.g. {self.paths[0]}; nothing "
             "was written. Choose another folder, or allow overwriting (cytomask export "
@@ -93,7 +96,7 @@ class ExportExists(FileExistsError):
         )
 
     def __reduce__(self):
-        return type(self), (self.paths,)
+        return type(self), (self.paths, self.layers)
 
 
 @dataclass
@@ -1117,9 +1120,13 @@ def _plans(exports, folder, formats, objects_csv, coco_json, overwrite, inputs):
     # Before asking whether to replace files that could not be replaced anyway.
     check_folder_writable(folder)
     if not overwrite:
-        existing = [p for _, plan in plans for p in plan.files if p.exists()]
+        existing = {
+            export.name: there
+            for export, plan in plans
+            if (there := [path for path in plan.files if path.exists()])
+        }
         if existing:
-            raise ExportExists(existing)
+            raise ExportExists([p for there in existing.values() for p in there], list(existing))
     return plans
 
 
