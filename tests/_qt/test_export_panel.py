@@ -327,7 +327,8 @@ def test_the_file_a_layer_was_opened_from_is_never_replaced(
     panel.export()
     qtbot.waitUntil(lambda: bool(errors), timeout=30_000)
     assert (
-        f"the export would replace {path}, a file that images or labels are read from" in errors[-1]
+        f"the export of 'cells' would replace {path}, a file that images or labels are read from"
+        in errors[-1]
     )
     assert path.read_bytes() == before and sorted(tmp_path.iterdir()) == [path]
 
@@ -354,7 +355,8 @@ def test_a_file_open_in_the_viewer_is_never_replaced(
     qtbot.waitUntil(lambda: bool(errors) or "Wrote" in panel.status.text(), timeout=30_000)
     assert scan.read_bytes() == before and sorted((tmp_path / "data").iterdir()) == [scan]
     assert (
-        f"the export would replace {scan}, a file that images or labels are read from" in errors[-1]
+        f"the export of 'well1 [1]' would replace {scan}, a file that images or labels are read "
+        "from" in errors[-1]
     )
 
 

@@ -1101,11 +1101,12 @@ def _plans(exports, folder, formats, objects_csv, coco_json, overwrite, inputs):
     plans = [
         (export, _free(export, base, plan)) for export, base in zip(exports, names, strict=True)
     ]
-    own = [path for _, plan in plans for path in plan.files if one_of(path, inputs)]
+    own = [(export, path) for export, plan in plans for path in plan.files if one_of(path, inputs)]
     if own:
+        export, path = own[0]
         raise ValueError(
-            f"the export would replace {own[0]}, a file that images or labels are read "
-            "from; nothing was written. Choose another output folder."
+            f"the export of '{export.name}' would replace {path}, a file that images or labels "
+            "are read from; nothing was written. Choose another output folder."
         )
     # Every check before the first file is written: no partial export.
     owner: dict[Path, int] = {}
