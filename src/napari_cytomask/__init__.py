@@ -15,10 +15,10 @@ __all__ = ["__version__", "own_version"]
 @functools.lru_cache(maxsize=1)
 def own_version() -> str:
     """The version of the code that runs, as ``cytomask --version`` and every provenance
-    say it: ``__version__``, and run from a git checkout (an editable install), the commit
-    that runs, as ``git describe`` names it (``-dirty`` when changed since). The version an
-    editable install recorded is that of the commit it was installed at: a provenance named
-    code weeks older than the code that made its figures."""
+    say it: ``__version__``; run from a git checkout (an editable install), the commit that
+    runs as ``git describe`` names it (``-dirty`` when changed since), then ``__version__``,
+    which is that of the commit the install was made at: a provenance named code weeks
+    older than the code that made its figures."""
     checkout = Path(__file__).resolve().parents[2]  # src/napari_cytomask/__init__.py
     if not (checkout / ".git").exists():
         return __version__
@@ -29,4 +29,5 @@ def own_version() -> str:
         ).stdout.strip()  # fmt: skip
     except (OSError, subprocess.SubprocessError):  # no git: the version is all there is
         return __version__
-    return f"{__version__} (git {commit})"  # "-dirty": with changes not committed
+    # The commit first: the version the install recorded is easy to take for the one that ran.
+    return f"git {commit} (installed as {__version__})"  # "-dirty": changes not committed

@@ -711,6 +711,16 @@ class _Parser(argparse.ArgumentParser):
         super().error(message)
 
 
+class _Version(argparse.Action):
+    """Print the version of the code that runs (:func:`~napari_cytomask.own_version`) on
+    one line, as argparse's own action would not: it wraps a long one at the terminal's
+    width."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"{parser.prog} {own_version()}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``cytomask``."""
     parser = _Parser(
@@ -718,7 +728,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Cell (cytoplasm) masks from microscopy images without a GUI. "
         "Run 'cytomask COMMAND --help' for the options of a command.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {own_version()}")
+    parser.add_argument(
+        "--version", action=_Version, nargs=0, help="show the version that runs and exit"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _train_parser(sub)
     _tune_parser(sub)
