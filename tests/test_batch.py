@@ -908,10 +908,9 @@ def test_segmented_ome_tiff_keeps_each_positions_stage_position(shared_data, une
     np.testing.assert_allclose(describe_tiff(labels).positions, describe_tiff(scan).positions)
     np.testing.assert_allclose(describe_tiff(labels).positions, [(500, 1000), (500, 1880)])
     # And each position's name: QuPath and OMERO list the label tiles by well.
-    assert describe_tiff(labels).position_names == (
-        "well_unet_cells Well A1 site 1",
-        "well_unet_cells Well A2 site 1",
-    )
+    assert describe_tiff(labels).position_names == ("Well A1 site 1", "Well A2 site 1")
+    record = json.loads((tmp_path / "out" / "well_unet_cells.json").read_text())
+    assert record["position_names"] == ["Well A1 site 1", "Well A2 site 1"]
 
 
 def test_labels_cytomask_segment_wrote_open_in_napari_as_the_result_of_their_scan(
@@ -1018,7 +1017,7 @@ def test_a_folder_of_results_opens_each_as_the_result_of_its_scan(shared_data, u
 
 
 def test_a_results_record_or_export_is_the_preset_that_makes_it_again(
-    shared_data, unet_file, tmp_path
+    shared_data, unet_file, tmp_path, capsys
 ):
     """A reviewer re-making a figure had to copy the settings a result's record holds into
     options by hand: `--preset` refused the record ("not a napari-cytomask preset"), and an
@@ -1042,3 +1041,19 @@ def test_a_results_record_or_export_is_the_preset_that_makes_it_again(
             tifffile.imread(tmp_path / out / "raw_unet_cells.tif"),
             tifffile.imread(tmp_path / "a" / "raw_unet_cells.tif"),
         )
+    # A pixel size given to the run (the file's was wrong) is given again, and said.
+    # The starter model, which learnt cells of 0.87 µm pixels: the image is resampled.
+    starter = ["segment", image, "--no-tta", *common]
+    assert main([*starter, "-o", str(tmp_path / "d"), "--pixel-size", "1.2"]) == 0
+    assert main([*starter, "-o", str(tmp_path / "f")]) == 0
+    capsys.readouterr()
+    assert not np.array_equal(*(tifffile.imread(tmp_path / out / "raw_unet_cells.tif")
+                                for out in ("d", "f")))  # fmt: skip
+    again = ["segment", image, "--preset", str(tmp_path / "d" / "raw_unet_cells.json"),
+             "-o", str(tmp_path / "e"), *common]  # fmt: skip
+    assert main(again) == 0
+    assert "pixels of 1.2 µm, as the run" in capsys.readouterr().err
+    np.testing.assert_array_equal(
+        tifffile.imread(tmp_path / "e" / "raw_unet_cells.tif"),
+        tifffile.imread(tmp_path / "d" / "raw_unet_cells.tif"),
+    )

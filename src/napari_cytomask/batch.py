@@ -387,6 +387,9 @@ def process(
         segmenter.preset.channels is None and not scan.colour_picture and not scan.by_role("input")
     )
 
+    # Each tile's stage position and name, kept as an export keeps them.
+    where = scan_positions_of(scan, shape)
+
     def keep_record(run, n_cells: int, finished: bool) -> None:
         record = {
             "finished": finished,
@@ -400,6 +403,7 @@ def process(
             "output": output.name,
             "replaces": [p.name for p in replaced],
             "shape": list(shape),
+            "position_names": where.names,
             "cells": n_cells,
             # Labels changed since (corrected in Fiji) are no longer this run's result.
             "labels_sha1": digest,
@@ -459,8 +463,6 @@ def process(
         n_cells, digest = _cell_count(run.labels), labels_digest(run.labels)
         with _record_kept_on_failure(job.record, earlier):
             keep_record(run, n_cells, finished=False)
-            # The OME-TIFF keeps each tile's stage position and name, as an export does.
-            where = scan_positions_of(scan, run.labels.shape)
             geometry = geometry_of(scan, run.labels.ndim)
             write_labels(output, run.labels, overwrite=True, positions=where.stage,
                          position_names=where.names, **geometry)  # fmt: skip

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import json
 import math
 import os
 import shlex
@@ -1197,17 +1198,34 @@ def _segment(args) -> int:
     if preset.sam2 is not None and preset.sam2.model in HF_MODELS:
         # Offline, with nothing downloaded: said once here, not by every input's task.
         check_downloadable(preset.sam2.model)
+    pixel = args.pixel_size
+    if pixel is None and args.preset and (pixel := _typed_pixel_size(args.preset)):
+        print(f"cytomask: note: pixels of {pixel:g} µm, as the run {args.preset} records was "
+              "given them (--pixel-size gives others).", file=sys.stderr)  # fmt: skip
     options = batch.Options(
         fmt=args.format,
         chunked_above=int(args.chunked_above * 1e6),
         chunk_size=args.chunk_size,
         overwrite=args.overwrite,
-        pixel_size_um=args.pixel_size,
+        pixel_size_um=pixel,
     )
     roots = input_roots(args.inputs)
     folders = batch.output_folders(sources, args.output_dir, roots)
     with locked_folders(folders, "'cytomask segment'"):
         return _segment_locked(args, preset, sources, options, roots)
+
+
+def _typed_pixel_size(preset: str) -> float | None:
+    """The pixel size given (``--pixel-size``) to the run whose record is ``preset``: that of
+    the image, where its file's was wrong, which a run again with ``--preset`` of the record
+    would not know (None for a preset file, or a run given none)."""
+    try:
+        record = json.loads(Path(preset).read_text(encoding="utf-8"))
+        typed = record["options"]["pixel_size_um"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    valid = isinstance(typed, (int, float)) and not isinstance(typed, bool) and typed > 0
+    return float(typed) if valid and math.isfinite(typed) else None
 
 
 #: Seconds between two progress lines of one input of ``cytomask segment``.

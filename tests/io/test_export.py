@@ -16,6 +16,7 @@ from napari_cytomask.io.export import (
     cell_counts,
     coco_annotations,
     export_labels,
+    exported_fields,
     object_columns,
     object_rows,
     reopened_result,
@@ -1415,6 +1416,7 @@ def test_an_export_names_each_position_as_its_scan_does(tmp_path):
     the names, in the dock's export, the command line's and napari's File > Save."""
     from napari_cytomask._sample_data import sample_scan_path
     from napari_cytomask._writer import write_labels_layer
+    from napari_cytomask.io.files import read_labels
     from napari_cytomask.io.layers import METADATA_KEY, RESULT_ROLE
     from napari_cytomask.io.tiff import describe_tiff
 
@@ -1436,14 +1438,28 @@ def test_an_export_names_each_position_as_its_scan_does(tmp_path):
     with open(tmp_path / "cells_counts.csv", newline="") as handle:
         counts = [(r["position_name"], r["cells"]) for r in csv.DictReader(handle)]
     assert counts == [(names[0], "1"), (names[1], "1"), (names[2], "2"), (names[3], "1")]
-    assert describe_tiff(tmp_path / "cells.ome.tif").position_names == tuple(
-        f"cells {name}" for name in names
-    )
+    assert describe_tiff(tmp_path / "cells.ome.tif").position_names == names
     # File > Save of the result layer.
     record = {"role": RESULT_ROLE, "source": scan, "method": "unet", "parameters": {}}
     meta = {**geometry, "name": "cells", "metadata": {METADATA_KEY: record}}
     saved = write_labels_layer(str(tmp_path / "saved.ome.tif"), labels, meta)[0]
-    assert describe_tiff(saved).position_names == tuple(f"saved {name}" for name in names)
+    assert describe_tiff(saved).position_names == names
+    # Exported again without the scan (results shared without the raw data): the names its
+    # provenance records; read back from the OME-TIFF alone, the names as they were (the
+    # file's name was put in front of them again at every export).
+    again = tmp_path / "again"
+    (tmp_path / "elsewhere").mkdir()
+    for exported in ("cells.ome.tif", "cells_provenance.json"):
+        (tmp_path / exported).rename(tmp_path / "elsewhere" / exported)
+    record = json.loads((tmp_path / "elsewhere" / "cells_provenance.json").read_text())
+    assert record["position_names"] == list(names)
+    opened = tmp_path / "elsewhere" / "cells.ome.tif"
+    reopened = reopened_result(opened, read_labels(opened)[0])
+    gone = {**exported_fields(reopened), "source": str(tmp_path / "no scan.ome.tif")}
+    export_labels([LabelsExport("cells", labels, **geometry, **gone)], again, formats=["ome-tiff"])
+    with open(again / "cells_counts.csv", newline="") as handle:
+        assert [r["position_name"] for r in csv.DictReader(handle)] == list(names)
+    assert describe_tiff(again / "cells.ome.tif").position_names == names
     # Labels of one position, or of other scans, have none.
     one = LabelsExport("one", labels[0], source=scan)
     export_labels([one], tmp_path)

@@ -162,6 +162,9 @@ def test_multiposition_micromanager(shared_data):
     assert isinstance(data, da.Array)
     assert kwargs["units"] == ("pixel", "s", "µm", "µm")
     assert kwargs["metadata"]["cytomask"]["stage_positions_um"] == [list(p) for p in desc.positions]
+    # Its positions' names, as Micro-Manager 2 keeps them (its summary's "label"s): its OME
+    # images are all named after the file.
+    assert desc.position_names == ("Pos0", "Pos1")
 
 
 def test_micromanager_mosaic(shared_data):

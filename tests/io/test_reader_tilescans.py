@@ -188,6 +188,8 @@ def test_series_become_position_axis(positions_file):
         (["tilescan", "tilescan"], None),  # the file's name on every image: no position's
         (["A1", None], None),  # one not named
         (["A1", "  "], None),
+        (["A1", "A1", "B3"], None),  # two fields of one name: one well to a table
+        (["cells P0", "cells P1"], None),  # positions the plugin's writer had no names for
     ],
 )
 def test_positions_are_read_with_their_names(tmp_path, names, read):
@@ -198,7 +200,7 @@ def test_positions_are_read_with_their_names(tmp_path, names, read):
         for name in names:
             tif.write(np.zeros((16, 16), np.uint16), metadata={"axes": "YX", "Name": name})
     desc = describe_tiff(path)
-    assert desc.n_positions == 2 and desc.position_names == read
+    assert desc.n_positions == len(names) and desc.position_names == read
     ((_, kwargs, _),) = read_tiff(path)
     named = kwargs["metadata"]["cytomask"]["position_names"]
     assert named == (None if read is None else list(read))

@@ -154,8 +154,9 @@ class LabelsExport:
         when only some were made, one at a time; ``None`` when the whole stack was.
     position_names
         The name of each index of a ``P`` axis ("A1 site 3"), as the scan records them:
-        the tables' ``position_name`` column; :func:`export_labels` reads them from
-        ``source`` when not given.
+        the tables' ``position_name`` column and the OME-TIFF's image names;
+        :func:`export_labels` reads them from ``source`` where it can, these are kept
+        for labels whose scan is not there any more (as their record names them).
     """
 
     name: str
@@ -236,7 +237,7 @@ _RECORD_KINDS = {
     "replaces": (list, str), "shape": (list, float), "channels_used": (list, float),
     "pixel_size_um": (list, float), "unet_zoom": (list, float), "unet_confidence": float,
     "unet_min_size_image_px": float, "source_bytes": int, "source_modified": float,
-    "finished": bool,
+    "finished": bool, "position_names": (list, str),
 }  # fmt: skip
 
 #: The same of an export's provenance (:func:`provenance`).
@@ -246,7 +247,7 @@ _PROVENANCE_KINDS = {
     "frames_made": (list, str), "edited_by_hand": bool, "model": dict, "made_from": dict,
     "shape": (list, float), "scale": (list, float), "units": (list, str),
     "axis_labels": (list, str), "translate": (list, float), "versions": dict,
-    "labels_sha1": str,
+    "labels_sha1": str, "position_names": (list, str),
 }  # fmt: skip
 
 
@@ -342,6 +343,7 @@ def recorded_fields(info: dict) -> dict:
         "model": model,
         "channel_index": used[0] if len(used) == 1 else None,
         "versions": info.get("versions"),
+        "position_names": info.get("position_names"),
     }
 
 
@@ -373,7 +375,7 @@ def result_record(labels: str | os.PathLike, *, warn: bool = False) -> dict:
 #: the layer's record (:func:`~napari_cytomask.io.layers.layer_info`) gives it.
 _EXPORTED_FIELDS = ("source", "channel_index", "channel_name", "method", "parameters",
                     "previewed_frames", "frames_made", "edited_by_hand", "model", "made_from",
-                    "versions")  # fmt: skip
+                    "versions", "position_names")  # fmt: skip
 
 
 def reopened_result(labels: str | os.PathLike, data) -> dict:
@@ -655,6 +657,7 @@ def from_layer(layer, image_layers: Sequence = ()) -> LabelsExport:
         previewed_frames=meta.get("previewed_frames") or {},
         frames_made=frames_made_of(layer),
         file_name=_unnumbered(layer.name),
+        position_names=meta.get("position_names"),
     )
 
 
@@ -987,6 +990,8 @@ def provenance(
         "units": [str(u) for u in export.units] if export.units is not None else None,
         "axis_labels": [str(a) for a in export.axis_labels] if export.axis_labels else None,
         "translate": [float(t) for t in export.translate] if export.translate else None,
+        # The positions' names (wells): kept for an export of these files without the scan.
+        "position_names": list(export.position_names) if export.position_names else None,
         "versions": dict(export.versions) if export.versions else package_versions(),
         "python": platform.python_version(),
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -1162,7 +1167,7 @@ def _export_into(
         if said:
             note(said)
         where = scan_positions(export)  # read once of the scan, for the OME-TIFF and tables
-        if export.position_names is None:
+        if where.names is not None:  # else as recorded: the scan may not be there any more
             export = replace(export, position_names=where.names)
         loaded.append((export, plan, where))
     exports = [export for export, _, _ in loaded]
@@ -1175,7 +1180,7 @@ def _export_into(
                                 axis_labels=_after(export.axis_labels, place),
                                 translate=_after(export.translate, place),
                                 positions=None if place else where.stage,
-                                position_names=None if place else where.names))
+                                position_names=None if place else export.position_names))
             for path, place in plan.images
         ]  # fmt: skip
 

@@ -2062,8 +2062,7 @@ class _Metadata:
             if n_positions > 1 and (positions is None or None in positions):
                 positions = _mm_positions(tif, first, n_positions)
             if n_positions > 1 and not _named_apart(position_names, n_positions):
-                stage = summary.get("StagePositions") or []
-                position_names = [p.get("Label") if isinstance(p, dict) else None for p in stage]
+                position_names = _mm_position_names(summary)
 
         ij = tif.imagej_metadata if tif.is_imagej else None
         if ij:
@@ -2130,9 +2129,28 @@ class _Metadata:
 
 
 def _named_apart(names: list, n: int) -> bool:
-    """Whether ``names`` name ``n`` positions (more than one), each, and not all alike."""
+    """Whether ``names`` name ``n`` positions (more than one), each, and each its own
+    (two fields of one name would be one well to a table grouped by it), other than as
+    this plugin's writer numbers positions it has no names for ("cells P0", "cells P1" …,
+    :func:`~napari_cytomask.io.writers.write_labels`)."""
     named = len(names) == n > 1 and all(isinstance(name, str) and name.strip() for name in names)
-    return named and len({name.strip() for name in names}) > 1
+    if not named or len({name.strip() for name in names}) < n:
+        return False
+    return not all(re.fullmatch(rf"(.* )?P{i}", name.strip()) for i, name in enumerate(names))
+
+
+def _mm_position_names(summary: dict) -> list:
+    """The names of Micro-Manager's positions ("A1-Site_0"): its summary's position list,
+    as version 2 (``label``) or 1.4 (``InitialPositionList``, ``Label``) keeps it."""
+    for key in ("StagePositions", "InitialPositionList"):
+        entries = summary.get(key)
+        if isinstance(entries, list) and entries:
+            return [
+                next((e[k] for k in ("label", "Label") if k in e), None)
+                if isinstance(e, dict) else None
+                for e in entries
+            ]  # fmt: skip
+    return []
 
 
 def _imagej_names(ij: dict, n_channels: int) -> list[str | None]:

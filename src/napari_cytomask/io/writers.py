@@ -429,12 +429,13 @@ def _ome_writer(
     free = [a for a in "TZC" if a not in stack_axes]
     series_axes = "".join(a if a in "TCZ" else free.pop(0) for a in stack_axes) + "YX"
     stacks = [labels] if positions is None else list(np.moveaxis(labels, positions, 0))
-    # The image's name in QuPath and OMERO: the file's, and which position: as the scan
-    # names it, else counted from 0 as the PNG files, the CSV's `p` and napari's slider do.
+    # The image's name in QuPath and OMERO: which position, as the scan names it (read
+    # back as that position's name), else the file's and the position counted from 0, as
+    # the PNG files, the CSV's `p` and napari's slider count them.
     stem = file_stem(path)
     names = [stem] if positions is None else [f"{stem} P{i}" for i in range(len(stacks))]
     if positions is not None and named is not None and len(named) == len(stacks):
-        names = [f"{stem} {name}" for name in named]
+        names = list(named)
     # Where the image lies (a tile's stage position, the half pixel a result of a coarser
     # level is moved by), on every plane.
     # level is moved by), on every plane; each position at its stage position, given.
