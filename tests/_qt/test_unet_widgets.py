@@ -362,8 +362,11 @@ def test_a_mask_of_another_field_left_open_is_noted_before_training(
         "unless set1/instances_ids.png holds the cells of that same field, the network "
         "learns another field's cells; cancel and pick a mask of set2/raw.tif."
     )
+    warned = []
+    monkeypatch.setattr("napari_cytomask._qt.unet_widgets.show_warning", warned.append)
     assert trainer._samples()[2] == [other]
     _said_as_training_starts(trainer, monkeypatch, other)
+    assert warned == [other, other]  # a notification too: the run's progress takes the line
     with layer_source(path=str(tmp_path / "set2" / "instances_ids.png")):
         viewer.add_labels(scan.labels[0], name="its own")
     trainer.mask_layer.setCurrentText("its own")

@@ -21,7 +21,7 @@ from typing import NamedTuple
 import napari
 import numpy as np
 from napari.layers import Image, Labels, Layer
-from napari.utils.notifications import show_error, show_info
+from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.compat import isalive
 from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import (
@@ -1549,7 +1549,8 @@ class UNetTrainWidget(StepWidget, QWidget):
         misplaced = misplaced_note(image, mask, "are paired pixel by pixel to train on")
         if misplaced:
             notes.append(misplaced)
-        # A mask left open from the field before, as the metrics say of their pair.
+        # A mask left open from the field before, as the metrics say of their pair; shown
+        # as a notification too, as the run's progress soon takes the status line.
         files = other_files(image, mask, scan_files(self.viewer.layers))
         if files:
             notes.append(
@@ -1557,6 +1558,7 @@ class UNetTrainWidget(StepWidget, QWidget):
                 f"unless {files[1]} holds the cells of that same field, the network learns "
                 f"another field's cells; cancel and pick a mask of {files[0]}."
             )
+            show_warning(notes[-1])
         samples = _corrected_only(mask, samples, notes)
         # Frames of a stack painted in part: the ones without a cell are not labelled yet,
         # and trained on they would teach that their cells are background.
