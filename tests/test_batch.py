@@ -1057,3 +1057,16 @@ def test_a_results_record_or_export_is_the_preset_that_makes_it_again(
         tifffile.imread(tmp_path / "e" / "raw_unet_cells.tif"),
         tifffile.imread(tmp_path / "d" / "raw_unet_cells.tif"),
     )
+    # Other images keep their files' own: the size was given for that image.
+    other = data / "other"
+    other.mkdir()
+    shutil.copy(image, other / "raw.tif")
+    record = str(tmp_path / "d" / "raw_unet_cells.json")
+    others = ["segment", str(other / "raw.tif"), "--preset", record, "-o", str(tmp_path / "g"),
+              *common]  # fmt: skip
+    assert main(others) == 0
+    assert "gives them that size" in capsys.readouterr().err
+    np.testing.assert_array_equal(
+        tifffile.imread(tmp_path / "g" / "raw_unet_cells.tif"),
+        tifffile.imread(tmp_path / "f" / "raw_unet_cells.tif"),
+    )

@@ -412,3 +412,37 @@ def test_a_preset_is_read_as_utf8_whatever_the_locale(tmp_path):
 def test_a_preset_saved_into_a_new_folder_makes_it(tmp_path):
     saved = Preset(method="unet").save(tmp_path / "presets" / "new" / "phase.json")
     assert Preset.load(saved).method == "unet"
+
+
+def test_a_results_provenance_is_the_preset_that_made_it_or_says_why_not():
+    """`--preset` of an export's provenance: the split of a reopened `cytomask segment`
+    result lost the run's tile size and thresholds, a guided SAM2 result came back
+    unguided, and another program's JSON of a "method" was taken for one of ours."""
+    from napari_cytomask.pipeline import recorded_preset
+
+    ours = {"versions": {"napari-cytomask": "0.1"}}
+    cli = {**Preset(unet=UNetStep(tile_size=512, interior_threshold=0.7, min_size=40)).to_dict(),
+           "channels": None}  # fmt: skip
+    unet = {"method": "unet", "parameters": cli, "model": {"name": "starter"}}
+    split = {**ours, "method": "watershed_split", "parameters": {"params": {}, "cleanup": {}},
+             "made_from": {"layer": "raw U-Net cells", **unet}, "channel_index": 1}  # fmt: skip
+    made = Preset.from_dict(recorded_preset(split))
+    assert made.unet == UNetStep(tile_size=512, interior_threshold=0.7, min_size=40)
+    assert made.split == {"params": {}, "cleanup": {}}
+    assert made.channels is None  # as the run chose its channel
+    measured = {"tile_size": 512, "interior_threshold": 0.7, "device": "cpu"}
+    dock_unet = {"method": "unet", "model": {"name": "starter"}, "parameters": measured}
+    guided = {**ours, "method": "sam2", "model": {"name": "facebook/sam2.1-hiera-tiny"},
+              "parameters": {"params": {}, "labels": {}, "foreground": dock_unet}}  # fmt: skip
+    of_channel = recorded_preset({**ours, **dock_unet, "channel_index": 2})
+    assert Preset.from_dict(of_channel).channels == [2]
+    made = Preset.from_dict(recorded_preset(guided))
+    assert made.method == "sam2_guided"
+    assert made.unet == UNetStep(tile_size=512, interior_threshold=0.7)
+    painted = {"layer": "my foreground", "method": None}
+    with pytest.raises(PresetError, match="no step of napari-cytomask"):
+        recorded_preset({**guided, "parameters": {**guided["parameters"], "foreground": painted}})
+    with pytest.raises(PresetError, match="made by no step of napari-cytomask"):
+        recorded_preset({**ours, "method": None, "parameters": {}})
+    # Another program's JSON: no record of ours.
+    assert recorded_preset({"method": "unet", "parameters": {"tile_size": 256}}) is None

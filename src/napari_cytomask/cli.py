@@ -1158,7 +1158,7 @@ def _preset(args):
 
 def _segment(args) -> int:
     from . import batch
-    from .io.atomic import locked_folders
+    from .io.atomic import locked_folders, same_file
     from .io.files import find_inputs, input_roots
     from .models.catalog import learnt_pixel_size, resolve_unet
     from .models.checkpoint import CheckpointError, read_description
@@ -1199,9 +1199,15 @@ def _segment(args) -> int:
         # Offline, with nothing downloaded: said once here, not by every input's task.
         check_downloadable(preset.sam2.model)
     pixel = args.pixel_size
-    if pixel is None and args.preset and (pixel := _typed_pixel_size(args.preset)):
-        print(f"cytomask: note: pixels of {pixel:g} µm, as the run {args.preset} records was "
+    typed, source = _typed_pixel_size(args.preset) if args.preset and pixel is None else (None, "")
+    if typed is not None and all(same_file(path, source) for path in sources):
+        pixel = typed  # its image again, whose file's size was wrong
+        print(f"cytomask: note: pixels of {typed:g} µm, as the run {args.preset} records was "
               "given them (--pixel-size gives others).", file=sys.stderr)  # fmt: skip
+    elif typed is not None:
+        print(f"cytomask: note: the run {args.preset} records was given pixels of {typed:g} "
+              f"µm for {source}; these images keep their files' own (--pixel-size {typed:g} "
+              "gives them that size).", file=sys.stderr)  # fmt: skip
     options = batch.Options(
         fmt=args.format,
         chunked_above=int(args.chunked_above * 1e6),
@@ -1215,17 +1221,20 @@ def _segment(args) -> int:
         return _segment_locked(args, preset, sources, options, roots)
 
 
-def _typed_pixel_size(preset: str) -> float | None:
-    """The pixel size given (``--pixel-size``) to the run whose record is ``preset``: that of
-    the image, where its file's was wrong, which a run again with ``--preset`` of the record
-    would not know (None for a preset file, or a run given none)."""
+def _typed_pixel_size(preset: str) -> tuple[float | None, str]:
+    """The pixel size given (``--pixel-size``) to the run whose record is ``preset``, and
+    the image it was given for (its file's being wrong), which a run again with
+    ``--preset`` of the record would not know; ``(None, "")`` for a preset file, or a run
+    given none."""
     try:
         record = json.loads(Path(preset).read_text(encoding="utf-8"))
-        typed = record["options"]["pixel_size_um"]
+        typed, source = record["options"]["pixel_size_um"], record["source"]
     except (OSError, ValueError, KeyError, TypeError):
-        return None
-    valid = isinstance(typed, (int, float)) and not isinstance(typed, bool) and typed > 0
-    return float(typed) if valid and math.isfinite(typed) else None
+        return None, ""
+    number = isinstance(typed, (int, float)) and not isinstance(typed, bool)
+    if not (number and typed > 0 and math.isfinite(typed) and isinstance(source, str)):
+        return None, ""
+    return float(typed), source
 
 
 #: Seconds between two progress lines of one input of ``cytomask segment``.

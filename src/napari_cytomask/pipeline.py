@@ -301,16 +301,24 @@ class Preset:
 
 def recorded_preset(record) -> dict | None:
     """The preset (as :meth:`Preset.to_dict` gives it) that made a result, from the record
-    ``cytomask segment`` wrote beside it or an export's provenance of it (a split, with the
-    U-Net run it split); None for other JSON. What a run measured or where it ran (the
-    pixel size, the device) is left out: the image and the machine say it again."""
-    if not isinstance(record, dict) or record.get("format") == PRESET_FORMAT:
+    ``cytomask segment`` wrote beside it or an export's provenance of it (:func:`_made_by`);
+    None for other JSON (one that names no napari-cytomask version). What a run measured or
+    where it ran (the pixel size, the device) is left out: the image and the machine say
+    it again.
+
+    Raises
+    ------
+    PresetError
+        For a record of labels no step made, or made as no preset can make them again.
+    """
+    versions = record.get("versions") if isinstance(record, dict) else None
+    if not isinstance(versions, dict) or "napari-cytomask" not in versions:
         return None
     preset = record.get("preset")  # cytomask segment's record
     if not isinstance(preset, dict):
-        preset = _made_by(record)
-    if not isinstance(preset, dict) or preset.get("format") != PRESET_FORMAT:
-        return None
+        channel = record.get("channel_index")
+        # The channel it segmented, unless the preset that made it says (a run's does).
+        preset = {"channels": [channel] if isinstance(channel, int) else None, **_made_by(record)}
     steps = {"unet": UNetStep, "sam2": Sam2Step}
     for key, step in steps.items():
         if isinstance(preset.get(key), dict):
@@ -319,36 +327,48 @@ def recorded_preset(record) -> dict | None:
     return preset
 
 
-def _made_by(provenance: dict) -> dict | None:
-    """The preset of an export's provenance: its ``parameters`` where they are one (a
-    ``cytomask segment`` result exported), else made of its method, parameters and model
-    (the dock's results; a split's, of the run it split)."""
-    parameters = provenance.get("parameters")
+def _made_by(made: dict) -> dict:
+    """The preset that made the cells ``made`` describes (an export's provenance, or what a
+    result was made from): its ``parameters`` where they are one (a ``cytomask segment``
+    result exported), else made of its method, parameters and model (the dock's results);
+    a split's is that of the cells it split, with the split; SAM2 kept over the U-Net's
+    cells, guided SAM2.
+
+    Raises
+    ------
+    PresetError
+        Where no preset makes them so: labels no step made, SAM2 kept over another
+        foreground than the U-Net's cells.
+    """
+    method, parameters = made.get("method"), made.get("parameters")
     if isinstance(parameters, dict) and parameters.get("format") == PRESET_FORMAT:
         return parameters
-    made, split = provenance, None
-    if made.get("method") == "watershed_split" and isinstance(parameters, dict):
+    if not isinstance(parameters, dict) or method not in ("unet", "sam2", "watershed_split"):
+        raise PresetError(
+            f"it records cells made by {method or 'no step of napari-cytomask'} (a mask, or "
+            "labels painted by hand, have no settings), which no preset makes again."
+        )
+    if method == "watershed_split":
         split = {key: parameters.get(key) for key in ("params", "cleanup")}
-        made = provenance.get("made_from") or {}
-    method, parameters = made.get("method"), made.get("parameters")
+        return {**_made_by(made.get("made_from") or {}), "split": split}
     model = made.get("model") if isinstance(made.get("model"), dict) else {}
-    if method not in ("unet", "sam2") or not isinstance(parameters, dict):
-        return None
     if method == "unet":
         steps = {"unet": {**parameters, "model": model.get("name")}}
     else:
-        sam2 = {"model": model.get("name"), "config": model.get("config")}
-        steps = {"sam2": {**sam2, "params": parameters.get("params"),
-                          "labels": parameters.get("labels")}}  # fmt: skip
-    channel = provenance.get("channel_index")
-    return {
-        "format": PRESET_FORMAT,
-        "version": PRESET_VERSION,
-        "method": method,
-        **steps,
-        "split": split,
-        "channels": [channel] if isinstance(channel, int) else None,
-    }
+        sam2 = {"model": model.get("name"), "config": model.get("config"),
+                "params": parameters.get("params"), "labels": parameters.get("labels")}  # fmt: skip
+        steps = {"sam2": sam2}
+        foreground = parameters.get("foreground")
+        if foreground is not None:
+            guide = _made_by(foreground) if isinstance(foreground, dict) else {}
+            if guide.get("method") != "unet" or guide.get("split"):
+                raise PresetError(
+                    "its SAM2 masks were kept over a foreground other than the U-Net's cells "
+                    "(Guided), which no preset gives."
+                )
+            method, steps = "sam2_guided", {**steps, "unet": guide["unet"]}
+    return {"format": PRESET_FORMAT, "version": PRESET_VERSION, "method": method, **steps,
+            "split": None}  # fmt: skip
 
 
 #: Python types of the preset fields' annotations (``int | None`` …) that JSON can give.
