@@ -2878,3 +2878,31 @@ def test_an_export_stopped_by_ctrl_c_says_what_it_left(tmp_path, monkeypatch, ca
         "folder are as they were.\n"
     )
     assert written and {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_an_export_stopped_while_its_files_move_in_says_which_it_replaced(
+    tmp_path, monkeypatch, capsys
+):
+    """Ctrl+C in the moment an export's files move in said "Nothing was written", though
+    the first had replaced the earlier export's labels."""
+    from napari_cytomask.io import atomic
+
+    tifffile.imwrite(tmp_path / "a.tif", np.eye(8, dtype=np.uint8))
+    out = tmp_path / "out"
+    assert main(["export", str(tmp_path / "a.tif"), "-o", str(out), "-q"]) == 0
+    real, moved = atomic._move_in, []
+
+    def stopped_after_one(tmp, path, overwrite):
+        if moved:
+            raise KeyboardInterrupt
+        moved.append(path.name)
+        real(tmp, path, overwrite)
+
+    monkeypatch.setattr(atomic, "_move_in", stopped_after_one)
+    command = ["export", str(tmp_path / "a.tif"), "-o", str(out), "-q", "--overwrite"]
+    assert main(command) == EXIT_INTERRUPTED
+    assert capsys.readouterr().err.endswith(
+        f"cytomask export: interrupted. It had replaced {moved[0]}, which holds the new export; "
+        "the other files it wrote were removed. Run it again with --overwrite to write it "
+        "whole.\n"
+    )

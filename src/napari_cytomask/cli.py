@@ -1833,8 +1833,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cytomask {args.command}: error: {_memory_text(err, args.command)}",
               file=sys.stderr)  # fmt: skip
         return EXIT_USER_ERROR
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
         kept = _KEPT_WHEN_INTERRUPTED.get(args.command, "")
+        if replaced := getattr(err, "replaced", None):  # stopped while its files moved in
+            hold = "holds" if len(replaced) == 1 else "hold"
+            kept = (f" It had replaced {', '.join(replaced)}, which {hold} the new export; the "
+                    "other files it wrote were removed. Run it again with --overwrite to write "
+                    "it whole.")  # fmt: skip
         print(f"cytomask {args.command}: interrupted.{kept}", file=sys.stderr)
         return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
 

@@ -75,6 +75,19 @@ _VERSIONED = (
 )
 
 
+class ExportInterrupted(KeyboardInterrupt):
+    """Ctrl+C while an export moved its files in: ``replaced`` (names) hold the new export
+    already; the other files it wrote were removed, the others of the folder are as they
+    were (an export is otherwise written whole or not at all)."""
+
+    def __init__(self, replaced: Sequence[str]) -> None:
+        self.replaced = list(replaced)
+        super().__init__(f"interrupted after replacing {', '.join(self.replaced)}")
+
+    def __reduce__(self):
+        return type(self), (self.replaced,)
+
+
 class ExportExists(FileExistsError):
     """Files an export would write are there already; nothing was written.
 
@@ -1226,6 +1239,8 @@ def _export_into(
             if path not in replacing:
                 path.unlink(missing_ok=True)
         replaced = [path.name for path in moved if path in replacing]
+        if replaced and isinstance(err, KeyboardInterrupt):
+            raise ExportInterrupted(replaced) from err
         if replaced and isinstance(err, OSError):
             raise WriteError(
                 err.errno,
