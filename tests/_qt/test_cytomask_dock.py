@@ -1590,3 +1590,8 @@ def test_a_scan_opened_after_its_cells_goes_under_them(
     viewer.open(other, plugin="napari-cytomask")
     qtbot.wait(50)
     assert [layer.name for layer in viewer.layers] == ["scan", "cells", "other"]
+    # Nor an image of that file lying elsewhere (a mosaic of the tiles the cells are of).
+    viewer.add_image(np.zeros((32, 32), np.uint16), name="mosaic", metadata={METADATA_KEY: {
+        "source": str(scan)}})  # fmt: skip
+    qtbot.wait(50)
+    assert [layer.name for layer in viewer.layers][-1] == "mosaic"

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import napari
+import numpy as np
 from napari.layers import Image, Labels
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.compat import isalive
@@ -34,9 +35,10 @@ from qtpy.QtWidgets import (
 
 from ..cli import shell_quoted
 from ..io.atomic import same_file
-from ..io.layers import is_highlight, layer_info
+from ..io.layers import is_highlight, is_result, layer_info
 from ..pipeline import METHODS, Preset
 from ..roles import role_of, source_of
+from ._layers import pixel_bounds
 from ._live import FitsTheScreen, ask_save_path, ask_yes_no, take_keys
 from ._settings import StepSettings, changed_signal
 from .channel_roles import ChannelRolesWidget
@@ -332,7 +334,7 @@ class CytomaskDock(FitsTheScreen, QWidget):
         scan) goes under them: napari adds it on top, where it hid them, as if the result
         had not opened."""
         layer = event.value
-        if isinstance(layer, Image) and source_of(layer):
+        if isinstance(layer, Image) and not is_result(layer) and source_of(layer):
             uid = layer.unique_id
             QTimer.singleShot(0, lambda: self._under_its_cells(uid))  # once napari added it
 
@@ -344,11 +346,13 @@ class CytomaskDock(FitsTheScreen, QWidget):
         if uid not in uids:
             return
         at = uids.index(uid)
-        source = source_of(layers[at])
+        image = layers[at]
+        # Cells of that file lying where it does: a mosaic is no image of one tile's cells.
         below = [
             i for i, layer in enumerate(layers[:at])
             if isinstance(layer, Labels) and not is_highlight(layer)
-            and same_file(source_of(layer) or "", source)
+            and same_file(source_of(layer) or "", source_of(image))
+            and np.allclose(pixel_bounds(layer), pixel_bounds(image))
         ]  # fmt: skip
         if below:
             layers.move(at, below[0])
