@@ -2906,3 +2906,24 @@ def test_an_export_stopped_while_its_files_move_in_says_which_it_replaced(
         "the other files it wrote were removed. Run it again with --overwrite to write it "
         "whole.\n"
     )
+
+
+def test_the_version_is_this_checkouts_whatever_git_is_told(monkeypatch, tmp_path):
+    """GIT_DIR set for another repository gave that repository's commit as the one that
+    ran."""
+    checkout = Path(napari_cytomask.__file__).resolve().parents[2]
+    if not (checkout / ".git").exists():  # an installed wheel names its version alone
+        assert napari_cytomask.own_version() == napari_cytomask.__version__
+        return
+    other = tmp_path / "other"
+    subprocess.run(["git", "init", "-q", str(other)], check=True)
+    subprocess.run(["git", "-C", str(other), "-c", "user.name=a", "-c", "user.email=a@b",
+                    "commit", "-q", "--allow-empty", "-m", "x"], check=True)  # fmt: skip
+    command = ["git", "-C", str(checkout), "rev-parse", "--short=12", "HEAD"]
+    head = subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
+    monkeypatch.setenv("GIT_DIR", str(other / ".git"))
+    napari_cytomask.own_version.cache_clear()
+    try:
+        assert napari_cytomask.own_version().startswith(f"git {head}")
+    finally:
+        napari_cytomask.own_version.cache_clear()

@@ -1,6 +1,7 @@
 """napari-cytomask: cell (cytoplasm) masks from brightfield tile scans in napari."""
 
 import functools
+import os
 import subprocess
 from pathlib import Path
 
@@ -22,11 +23,20 @@ def own_version() -> str:
     checkout = Path(__file__).resolve().parents[2]  # src/napari_cytomask/__init__.py
     if not (checkout / ".git").exists():
         return __version__
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(checkout), "describe", "--always", "--dirty", "--abbrev=12"],
-            capture_output=True, text=True, timeout=10, check=True,
+    # This checkout's git, not one GIT_DIR names, nor a repository the package was copied
+    # into (pip --target): its top must be the checkout.
+    env = {key: value for key, value in os.environ.items() if not key.startswith("GIT_")}
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(checkout), *args],
+            capture_output=True, text=True, timeout=10, check=True, env=env,
         ).stdout.strip()  # fmt: skip
+
+    try:
+        if Path(git("rev-parse", "--show-toplevel")).resolve() != checkout:
+            return __version__
+        commit = git("describe", "--always", "--dirty", "--abbrev=12")
     except (OSError, subprocess.SubprocessError):  # no git: the version is all there is
         return __version__
     # The commit first: the version the install recorded is easy to take for the one that ran.

@@ -1465,3 +1465,17 @@ def test_an_export_names_each_position_as_its_scan_does(tmp_path):
     export_labels([one], tmp_path)
     with open(tmp_path / "one_objects.csv", newline="") as handle:
         assert "position_name" not in next(csv.DictReader(handle))
+
+
+def test_files_already_there_are_listed_for_each_export_of_one_name(tmp_path):
+    """`cytomask export set1/raw_unet_cells.tif set2/raw_unet_cells.tif` into a folder
+    holding both earlier exports said 4 files were there, set2's: set1's, of the same
+    layer name, were dropped from the list."""
+    labels = np.eye(8, dtype=np.uint8)
+    exports = [LabelsExport("raw_unet_cells", labels * k, source=f"/data/set{k}/raw.tif")
+               for k in (1, 2)]  # fmt: skip
+    written = export_labels(exports, tmp_path, objects_csv=False)
+    with pytest.raises(ExportExists) as err:
+        export_labels(exports, tmp_path, objects_csv=False)
+    assert sorted(err.value.paths) == sorted(written) and len(written) == 4
+    assert err.value.layers == ["raw_unet_cells"]

@@ -1139,13 +1139,15 @@ def _plans(exports, folder, formats, objects_csv, coco_json, overwrite, inputs):
     # Before asking whether to replace files that could not be replaced anyway.
     check_folder_writable(folder)
     if not overwrite:
-        existing = {
-            export.name: there
+        # By export, not by name: two files' results may share one (raw_unet_cells).
+        existing = [
+            (export.name, there)
             for export, plan in plans
             if (there := [path for path in plan.files if path.exists()])
-        }
+        ]
         if existing:
-            raise ExportExists([p for there in existing.values() for p in there], list(existing))
+            paths = [path for _, there in existing for path in there]
+            raise ExportExists(paths, list(dict.fromkeys(name for name, _ in existing)))
     return plans
 
 
@@ -1157,9 +1159,9 @@ def scan_positions(export) -> ScanPositions:
     from .files import positions_for
     from .tiff import describe_tiff, is_tiff
 
-    source = export.source
-    if not source or not os.path.isfile(source) or not is_tiff(source):
-        return ScanPositions()
+    source, axes = export.source, [str(axis).upper() for axis in export.axis_labels or ()]
+    if "P" not in axes or not source or not os.path.isfile(source) or not is_tiff(source):
+        return ScanPositions()  # no positions, or no scan to read them from
     try:
         scan = describe_tiff(source)
     except (OSError, ValueError):  # moved, damaged since: the labels are still written
