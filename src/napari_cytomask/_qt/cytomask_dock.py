@@ -181,6 +181,8 @@ class CytomaskDock(FitsTheScreen, QWidget):
         self._cells: str | None = None
         self._split: dict | None = None
         self._connect_flow()
+        # A method, not a lambda: the viewer's events hold methods weakly.
+        self.viewer.layers.events.inserted.connect(self._opened_after_its_cells)
 
         self.settings = StepSettings(
             settings if settings is not None else QSettings(*_SETTINGS),
@@ -326,8 +328,6 @@ class CytomaskDock(FitsTheScreen, QWidget):
         self.sam2.segmented.connect(self._segmented)
         self.watershed.applied.connect(self.metrics.set_prediction)
         self.watershed.applied.connect(self._split_shown)
-        # A method, not a lambda: the viewer's events hold methods weakly.
-        self.viewer.layers.events.inserted.connect(self._opened_after_its_cells)
 
     def _opened_after_its_cells(self, event) -> None:
         """An image opened after cells of its file (a result reopened the next day, then its
