@@ -2424,6 +2424,31 @@ def test_evaluate_a_scan_of_positions_by_time_points_plane_by_plane(tmp_path):
     assert n_true["all"] == sum(e.matches.n_true for e in planes.values())
 
 
+@pytest.mark.parametrize("named", ["gt", "pred"])
+def test_evaluate_names_each_frame_by_its_well(tmp_path, named):
+    """The CSV gave a plate's frames by number only ("1,2"): the scan's (or the result's
+    OME-TIFF's) names of the positions go beside them, in a column of their own."""
+    from napari_cytomask.io.writers import write_labels
+
+    scan = make_tilescan(n_tiles=4, shape=(64, 64), cell_radius=8, seed=4)
+    truth = np.asarray(scan.labels[:4]).reshape(2, 2, 64, 64)
+    wells = ("B03 – 10x", "C05, ctrl")
+    for name in ("gt", "pred"):
+        names = wells if name == named else None
+        write_labels(tmp_path / f"{name}.ome.tif", truth, axis_labels=("P", "T", "Y", "X"),
+                     position_names=names)  # fmt: skip
+    csv_path = tmp_path / "m.csv"
+    argv = ["evaluate", "--pred", str(tmp_path / "pred.ome.tif"), "--gt",
+            str(tmp_path / "gt.ome.tif"), "-q", "-o", str(csv_path)]  # fmt: skip
+    assert main(argv) == 0
+    rows = list(csv.DictReader(csv_path.open(encoding="utf-8")))
+    assert list(rows[0])[:4] == ["prediction", "ground_truth", "frame", "position_name"]
+    named_as = {(r["prediction"] == "all", r["frame"], r["position_name"]) for r in rows}
+    assert named_as == {(False, "all", ""), (True, "all", ""), (False, "0,0", wells[0]),
+                        (False, "0,1", wells[0]), (False, "1,0", wells[1]),
+                        (False, "1,1", wells[1])}  # fmt: skip
+
+
 def test_export_keeps_every_position_of_an_ome_tiff(tmp_path):
     """Label files were read by their first series only: exporting (or evaluating) an
     OME-TIFF with one image per position, as the plugin writes a scan, kept position 0."""

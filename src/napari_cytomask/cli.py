@@ -1377,10 +1377,11 @@ def _evaluate(args) -> int:
 
     from .io.atomic import check_output, check_replaces_text
     from .io.export import reopened_result, result_record
-    from .io.files import match_files, read_labels, read_whole_hint
+    from .io.files import match_files, read_labels, read_whole_hint, recorded_positions
     from .io.layers import (
         compared_frame_axes,
         frame_key,
+        frame_positions,
         made_frames,
         named_frames,
         pixel_size_um,
@@ -1472,7 +1473,12 @@ def _evaluate(args) -> int:
             print(f"{pred_path} against {gt_path}: error: {err}", file=sys.stderr, flush=True)
             continue
         results.append((gt_path, result, bool(gt.any()), labelled))
-        rows += [(pred_path, gt_path, *row) for row in results_rows(result)]
+        # The wells of a plate, as the scan or the result's OME-TIFF names them.
+        named = axes or pred_geometry.get("axis_labels")  # a PNG stack names no axis
+        names = (recorded_positions(gt_path, named, gt.shape).names
+                 or recorded_positions(pred_path, named, pred.shape).names)  # fmt: skip
+        positions = frame_positions(result.frame_shape, named, names)
+        rows += [(pred_path, gt_path, *row) for row in results_rows(result, positions)]
         # Scores of 0 where one side has no objects say why, as the metrics dock does.
         empty = result.matches.no_objects_note()
         say(f"{pred_path}: F1@{args.thresholds[at]:g} {result.matches.f1[at]:.3f}, "

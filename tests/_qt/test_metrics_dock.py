@@ -1708,3 +1708,43 @@ def test_the_cells_tab_sorts_by_the_heading_clicked(make_napari_viewer, qtbot, l
     qtbot.waitUntil(lambda: dock.evaluation is not before, timeout=10_000)
     areas = [row.area for row in dock.cells.rows]
     assert areas == sorted(areas) and len(areas) == len(np.unique(labels)) - 1
+
+
+@pytest.mark.parametrize("named_by", ["truth", "result"])
+def test_the_frames_of_a_plate_are_named_by_their_wells(
+    make_napari_viewer_proxy, qtbot, tmp_path, named_by
+):
+    """The Cells tab, the status and the CSV gave a plate's frames by number alone (as
+    napari's slider does): the names the scan gives its positions go beside them, as the
+    reader found them (the hand-drawn mask's layer) or from a result's scan."""
+    from napari_cytomask._sample_data import sample_scan_path
+    from napari_cytomask.io.layers import result_metadata
+
+    viewer = make_napari_viewer_proxy()
+    viewer.open(sample_scan_path(), plugin="napari-cytomask")
+    phase, truth = viewer.layers
+    prediction = np.asarray(truth.data).copy()
+    gone = int(np.unique(prediction[2])[5])
+    prediction[2][prediction[2] == gone] = 0
+    metadata = {}
+    if named_by == "result":  # a mask of no scan, and a result of the scan
+        truth = viewer.add_labels(np.asarray(truth.data), name="drawn", axis_labels="pyx")
+        metadata = result_metadata(phase, method="unet")
+    viewer.add_labels(prediction, name="prediction", axis_labels="pyx", metadata=metadata)
+    dock = MetricsDock(viewer)
+    viewer.window.add_dock_widget(dock, name="Segmentation metrics")
+    dock.ground_truth_combo.setCurrentText(truth.name)
+    dock.prediction_combo.setCurrentText("prediction")
+    qtbot.waitUntil(lambda: dock.evaluation is not None, timeout=30_000)
+    dock.views.setCurrentWidget(dock.cells_table)
+    assert [_text(dock.cells, 0, c) for c in (0, 3)] == ["2 (Usiigaci set30)", "missed"]
+    dock.go_to_cell(0)
+    assert "at position 2 (Usiigaci set30):" in dock.status.text()
+    path = tmp_path / "metrics.csv"
+    dock.save_csv(path)
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    wells = {(r["frame"], r["position_name"]) for r in rows}
+    assert wells == {("all", ""), ("0", "Usiigaci set11"), ("1", "Usiigaci set12"),
+                     ("2", "Usiigaci set30"), ("3", "Usiigaci set40")}  # fmt: skip
+    dock.runner.cancel()

@@ -296,5 +296,5 @@ def test_the_csv_leaves_out_the_frames_left_out_of_the_comparison():
     assert compared.tolist() == [True, False, True]
     rows = results_rows(evaluate(gt, pred, stack=True))
     assert {row[0] for row in rows} == {"all", "0", "2"}
-    f1 = {row[0]: row[4] for row in rows if row[3] == "f1" and row[1] == "object" and row[2] == 0.5}
+    f1 = {row[0]: row[5] for row in rows if row[4] == "f1" and row[2] == "object" and row[3] == 0.5}
     assert f1["0"] == f1["2"] == f1["all"] > 0

@@ -34,12 +34,13 @@ from qtpy.QtWidgets import (
 
 from ..io.atomic import NAME_BYTES
 from ..io.export import safe_file_name
-from ..io.files import IMAGE_SUFFIX
+from ..io.files import IMAGE_SUFFIX, positions_for, recorded_positions
 from ..io.layers import (
     HIGHLIGHT_METHODS,
     compared_frame_axes,
     frame_heading,
     frame_key,
+    frame_positions,
     frames_made_of,
     is_highlight,
     is_result,
@@ -393,6 +394,10 @@ class MetricsDock(StepWidget, QWidget):
         self._made_only = ""
         self._shape: tuple[int, ...] = ()  # of the layers compared
         self._axes: tuple[str, ...] = ()  # their axis labels, which name frames in messages
+        #: What the positions of the layers compared are called (a plate's wells), as
+        #: their scan names them, or None; and the name of each frame's position.
+        self._position_names: list[str] | None = None
+        self._positions: list[str] | None = None
         #: The ground truth the user picked for the results of each scan (by its source):
         #: kept for that scan's later results, as a default would not be.
         self._picked_truth: dict[str | None, int] = {}
@@ -848,6 +853,8 @@ class MetricsDock(StepWidget, QWidget):
             # to come in before this one starts, would be shown (and outlined) as this one.
             self.runner.cancel()
             self._compared = compared
+            # Read once for these layers, not at each stroke painted (a TIFF's header).
+            self._position_names = _position_names(np.shape(gt_data), (gt, pred))
         self._level = level
         self._pair = (
             pred.name,
@@ -893,6 +900,7 @@ class MetricsDock(StepWidget, QWidget):
     def _show(self, result: Compared) -> None:
         evaluation, false_pos, false_neg, unlabelled, compared, binary, digests = result
         self.evaluation = evaluation
+        self._positions = frame_positions(evaluation.frame_shape, self._axes, self._position_names)
         self.save_button.setEnabled(True)
         self._fill_table(evaluation)
         self._cells_listed = False
@@ -986,7 +994,7 @@ class MetricsDock(StepWidget, QWidget):
         # same frame (hand-drawn masks number each position's cells from 1).
         current = table.currentIndex()
         picked = _cell_key(self.cells.rows[current.row()]) if current.isValid() else None
-        self.cells.show(shown, columns, self.evaluation.frame_name if frames else None)
+        self.cells.show(shown, columns, self._frame_named if frames else None)
         header = table.horizontalHeader()
         for c in range(len(columns) - 1):
             header.setSectionResizeMode(c, QHeaderView.ResizeMode.ResizeToContents)
@@ -999,6 +1007,12 @@ class MetricsDock(StepWidget, QWidget):
             self.status.setText(
                 f"The Cells tab lists the {len(shown):,} worst of {len(rows):,} cells."
             )
+
+    def _frame_named(self, frame: int) -> str:
+        """Frame ``frame`` of the comparison as the Cells tab names it: its number, and the
+        name of its position where the scan names them ("2 (B03)")."""
+        name = self.evaluation.frame_name(frame)
+        return f"{name} ({self._positions[frame]})" if self._positions else name
 
     def go_to_cell(self, row: int) -> None:
         """Centre the view on the cell of the Cells tab's ``row``, on its frame, and select
@@ -1039,6 +1053,8 @@ class MetricsDock(StepWidget, QWidget):
         camera.zoom = max(camera.zoom, fit)
         frame = [self.evaluation.frame_name(cell.frame)] if place else []
         at = f" at {named_frames(frame, self._axes)}" if frame else ""
+        if frame and self._positions:
+            at += f" ({self._positions[cell.frame]})"
         outline = ""
         if not cell.matched and not self.highlight_check.isChecked():
             outline = f" Tick '{self.highlight_check.text()}' to see it outlined."
@@ -1194,7 +1210,9 @@ class MetricsDock(StepWidget, QWidget):
             for name, source in zip((pred_name, gt_name), sources, strict=True)
         )
         try:
-            written = write_csv(self.evaluation, path, names=names, overwrite=True)
+            written = write_csv(
+                self.evaluation, path, names=names, positions=self._positions, overwrite=True
+            )
         except OSError as err:
             # The metrics stay: saving can be tried again, elsewhere.
             self._save_failed(f"Could not save the metrics: {err}")
@@ -1379,6 +1397,19 @@ def _default_prediction(candidates, truth, scans=()) -> int | None:
     ranked += [layer for layer in others if not _looks_like_truth(layer)]
     ranked += [ly for ly in others if not (is_channel(ly) and source_of(ly) in scans)]
     return ranked[0].unique_id if ranked else None
+
+
+def _position_names(shape: tuple[int, ...], layers) -> list[str] | None:
+    """What the positions of ``layers`` (of ``shape``, the first that says) are called: as
+    the reader found them in a channel's scan, else as the file of a result's scan or of a
+    reopened result records them; None where none does."""
+    for layer in layers:
+        axes = tuple(layer.axis_labels)
+        names = positions_for(None, layer_info(layer).get("position_names"), axes, shape).names
+        names = names or recorded_positions(source_of(layer), axes, shape).names
+        if names:
+            return names
+    return None
 
 
 def _outlined(evaluation: Evaluation, axes) -> str:

@@ -46,7 +46,7 @@ from .atomic import (
     write_atomically,
     write_json,
 )
-from .files import ScanPositions
+from .files import ScanPositions, recorded_positions
 from .layers import (
     frame_axes,
     frame_place,
@@ -1153,21 +1153,10 @@ def _plans(exports, folder, formats, objects_csv, coco_json, overwrite, inputs):
 
 def scan_positions(export) -> ScanPositions:
     """The stage positions and names of the positions of the scan the labels were made
-    from, as its TIFF records them (:func:`~napari_cytomask.io.files.positions_for`), where
-    the labels have a ``P`` axis of as many positions (exports keep them: without, labels
-    of a multi-position scan could not be placed beside its tiles, nor told by well)."""
-    from .files import positions_for
-    from .tiff import describe_tiff, is_tiff
-
-    source, axes = export.source, [str(axis).upper() for axis in export.axis_labels or ()]
-    if "P" not in axes or not source or not os.path.isfile(source) or not is_tiff(source):
-        return ScanPositions()  # no positions, or no scan to read them from
-    try:
-        scan = describe_tiff(source)
-    except (OSError, ValueError):  # moved, damaged since: the labels are still written
-        return ScanPositions()
-    shape = np.shape(export.labels)
-    return positions_for(scan.positions, scan.position_names, export.axis_labels, shape)
+    from (:func:`~napari_cytomask.io.files.recorded_positions`), where the labels have a
+    ``P`` axis of as many positions (exports keep them: without, labels of a
+    multi-position scan could not be placed beside its tiles, nor told by well)."""
+    return recorded_positions(export.source, export.axis_labels, np.shape(export.labels))
 
 
 def _export_into(

@@ -30,6 +30,7 @@ from .tiff import (
     TIFF_SUFFIXES,
     TiffReadError,
     TiffScan,
+    describe_tiff,
     file_stem,
     is_empty_file,
     is_regular_file,
@@ -872,6 +873,22 @@ def positions_for(
     n = shape[axes.index("P")]
     stage = [(float(y), float(x)) for y, x in stage] if stage and len(stage) == n else None
     return ScanPositions(stage, list(names) if names and len(names) == n else None)
+
+
+def recorded_positions(source, axes: Sequence[str] | None, shape: tuple[int, ...]) -> ScanPositions:
+    """The positions the TIFF at ``source`` records (:func:`positions_for`), for labels of
+    ``shape`` and ``axes`` made from it or written with its positions (an OME-TIFF export
+    names its images by well); none where there is no such file, or it cannot be read
+    (moved or damaged since: the labels are still of use)."""
+    if "P" not in [str(axis).upper() for axis in axes or ()]:
+        return ScanPositions()
+    if not source or not os.path.isfile(source) or not is_tiff(source):
+        return ScanPositions()
+    try:
+        scan = describe_tiff(source)  # the header alone: no pixel is read
+    except (OSError, ValueError):
+        return ScanPositions()
+    return positions_for(scan.positions, scan.position_names, axes, shape)
 
 
 def scan_positions_of(scan: Scan, shape: tuple[int, ...]) -> ScanPositions:

@@ -711,6 +711,21 @@ def frame_heading(axis_labels, axes: int) -> str:
     return ", ".join(one for one, _ in nouns).capitalize() if nouns else "Frame"
 
 
+def frame_positions(frame_shape, axis_labels, names) -> list[str] | None:
+    """The name of the position each frame lies at, of frames over ``frame_shape`` in C
+    order (an :class:`~napari_cytomask.metrics.core.Evaluation`'s), where ``axis_labels``
+    (Y and X last) put a ``P`` axis among them and ``names`` name its positions (a plate's
+    wells): tables gave frame numbers alone, which napari's position slider shows too."""
+    frame_shape = tuple(frame_shape)
+    labels = [str(label).upper() for label in list(axis_labels or ())[: len(frame_shape)]]
+    if not names or len(labels) != len(frame_shape) or "P" not in labels:
+        return None
+    axis = labels.index("P")
+    if frame_shape[axis] != len(names):
+        return None
+    return [str(names[place[axis]]) for place in np.ndindex(*frame_shape)]
+
+
 def named_frames(keys, axis_labels=None) -> str:
     """Frames named by :func:`frame_key` with their nouns, for messages: "time point 3",
     "planes 1, 2", "position 0, time point 9" or "frames (position, time point) 0,1; 1,2"

@@ -10,7 +10,7 @@ from ..io.atomic import check_replaces_text, write_atomically
 from .core import Evaluation
 
 #: Columns of :func:`results_rows` and of the CSV file.
-COLUMNS = ("frame", "level", "iou_threshold", "metric", "value")
+COLUMNS = ("frame", "position_name", "level", "iou_threshold", "metric", "value")
 #: Columns of a CSV file that names what it compared.
 NAMED_COLUMNS = ("prediction", "ground_truth", *COLUMNS)
 
@@ -31,35 +31,42 @@ _OBJECT_METRICS = (
 _PIXEL_METRICS = ("tp", "fp", "fn", "tn", "precision", "recall", "f1", "f2", "iou")
 
 
-def _rows_of(evaluation: Evaluation, frame: str) -> list[tuple]:
+def _rows_of(evaluation: Evaluation, frame: str, position: str) -> list[tuple]:
     rows = []
     stats = evaluation.matches
     for i in range(len(stats.thresholds)):
         row = stats.row(i)
-        rows += [(frame, "object", row["thresh"], name, row[name]) for name in _OBJECT_METRICS]
+        rows += [
+            (frame, position, "object", row["thresh"], name, row[name]) for name in _OBJECT_METRICS
+        ]
     pixels = evaluation.pixels
-    rows += [(frame, "pixel", "", name, getattr(pixels, name)) for name in _PIXEL_METRICS]
-    rows += [(frame, "summary", "", name, value) for name, value in evaluation.summary().items()]
+    rows += [(frame, position, "pixel", "", name, getattr(pixels, name)) for name in _PIXEL_METRICS]
+    summary = evaluation.summary().items()
+    rows += [(frame, position, "summary", "", name, value) for name, value in summary]
     return rows
 
 
-def results_rows(evaluation: Evaluation) -> list[tuple]:
-    """The results as long-format rows ``(frame, level, iou_threshold, metric, value)``.
+def results_rows(evaluation: Evaluation, positions: list[str] | None = None) -> list[tuple]:
+    """The results as long-format rows ``(frame, position_name, level, iou_threshold,
+    metric, value)``.
 
     ``frame`` is ``"all"`` for the image (or the aggregate of a stack) and each
-    frame's :meth:`~napari_cytomask.metrics.core.Evaluation.frame_name`; ``level``
-    is ``object`` (one row per metric and IoU threshold), ``pixel`` or
-    ``summary`` (mean-average F1 and COCO AP, AP50, AP75 and the pixel ratios),
-    which have no threshold.
+    frame's :meth:`~napari_cytomask.metrics.core.Evaluation.frame_name`;
+    ``position_name`` the name of the position the frame lies at, from ``positions``
+    (one per frame, :func:`~napari_cytomask.io.layers.frame_positions`: a plate's well),
+    else empty; ``level`` is ``object`` (one row per metric and IoU threshold),
+    ``pixel`` or ``summary`` (mean-average F1 and COCO AP, AP50, AP75 and the pixel
+    ratios), which have no threshold.
 
     Frames with no object in either image are not written, as mSA leaves them out: those
     left out of the comparison (never made, or without ground truth) were written as
     scores of 0, which a spreadsheet averaged with the others.
     """
-    rows = _rows_of(evaluation, "all")
+    rows = _rows_of(evaluation, "all", "")
     for i, frame in enumerate(evaluation.frames):
         if frame.matches.n_true or frame.matches.n_pred:
-            rows += _rows_of(frame, evaluation.frame_name(i))
+            position = positions[i] if positions else ""
+            rows += _rows_of(frame, evaluation.frame_name(i), position)
     return rows
 
 
@@ -68,6 +75,7 @@ def write_csv(
     path: str | os.PathLike,
     *,
     names: tuple[str, str] | None = None,
+    positions: list[str] | None = None,
     overwrite: bool = False,
 ) -> Path:
     """Write :func:`results_rows` to a CSV file, atomically.
@@ -83,6 +91,8 @@ def write_csv(
         ``prediction`` and ``ground_truth`` before :data:`COLUMNS` on every row, as
         ``cytomask evaluate`` writes its files' names, so that a table read later, or
         several put together, says what each figure is of.
+    positions
+        The name of the position of each frame (:func:`results_rows`), or None.
     overwrite
         Replace an existing file; without it an existing file is an error.
 
@@ -98,7 +108,7 @@ def write_csv(
     napari_cytomask.io.atomic.WriteError
         If the disk is full, read-only or not writable; nothing is left behind.
     """
-    rows = results_rows(evaluation)
+    rows = results_rows(evaluation, positions)
     if names is None:
         return write_rows(path, COLUMNS, rows, overwrite=overwrite)
     rows = [(*names, *row) for row in rows]
