@@ -2933,6 +2933,29 @@ def test_an_export_stopped_while_its_files_move_in_says_which_it_replaced(
     )
 
 
+@pytest.mark.parametrize("target", ["libs", "src"])
+def test_the_version_of_a_copy_in_another_repository_is_its_own(tmp_path, target):
+    """Installed with pip --target into a folder at the top of the user's own repository,
+    the package gave the user's commit ("git a958d154e47c-dirty") as its version, in
+    --version, every provenance and every checkpoint."""
+    package = Path(napari_cytomask.__file__).parent
+    project = tmp_path / "analysis"
+    shutil.copytree(package, project / target / "napari_cytomask",
+                    ignore=shutil.ignore_patterns("__pycache__", "resources"))  # fmt: skip
+    (project / "pyproject.toml").write_text('[project]\nname = "analysis"\n')
+    subprocess.run(["git", "init", "-q", str(project)], check=True)
+    subprocess.run(["git", "-C", str(project), "add", "."], check=True)
+    subprocess.run(["git", "-C", str(project), "-c", "user.name=a", "-c", "user.email=a@b",
+                    "commit", "-q", "-m", "analysis"], check=True)  # fmt: skip
+    env = {key: value for key, value in os.environ.items() if not key.startswith("GIT_")}
+    said = subprocess.run(
+        [sys.executable, "-c", "import napari_cytomask as n; print(n.own_version())"],
+        capture_output=True, text=True, check=True, cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(project / target)},
+    ).stdout.strip()  # fmt: skip
+    assert said == napari_cytomask.__version__
+
+
 def test_the_version_is_this_checkouts_whatever_git_is_told(monkeypatch, tmp_path):
     """GIT_DIR set for another repository gave that repository's commit as the one that
     ran."""

@@ -2,6 +2,7 @@
 
 import functools
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -20,8 +21,11 @@ def own_version() -> str:
     runs as ``git describe`` names it (``-dirty`` when changed since), then ``__version__``,
     which is that of the commit the install was made at: a provenance named code weeks
     older than the code that made its figures."""
-    checkout = Path(__file__).resolve().parents[2]  # src/napari_cytomask/__init__.py
-    if not (checkout / ".git").exists():
+    here = Path(__file__).resolve()  # src/napari_cytomask/__init__.py
+    checkout = here.parents[2]
+    # A checkout of this project, not a user's repository the package was copied into at
+    # its top (pip --target libs): its commit was given as the version that ran.
+    if here.parents[1].name != "src" or not _this_project(checkout):
         return __version__
     # This checkout's git, not one GIT_DIR names, nor a repository the package was copied
     # into (pip --target): its top must be the checkout.
@@ -41,3 +45,13 @@ def own_version() -> str:
         return __version__
     # The commit first: the version the install recorded is easy to take for the one that ran.
     return f"git {commit} (installed as {__version__})"  # "-dirty": changes not committed
+
+
+def _this_project(checkout: Path) -> bool:
+    """Whether ``checkout`` is a git checkout of napari-cytomask: its pyproject.toml names it."""
+    try:
+        project = (checkout / "pyproject.toml").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    named = re.search(r'^name\s*=\s*"napari-cytomask"\s*$', project, re.MULTILINE)
+    return named is not None and (checkout / ".git").exists()
