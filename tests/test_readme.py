@@ -63,10 +63,11 @@ def test_the_readme_builds_a_wheel_with_the_model_and_the_sample_and_installs_it
 
     project = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]
     text = README.read_text(encoding="utf-8")
-    build, install = re.findall(r"^(\.venv/bin/python -m pip wheel .*|pip install .*)$", text,
-                                flags=re.M)  # fmt: skip
+    commands = r"^(rm -rf dist && \.venv/bin/python -m pip wheel .*|pip install .*)$"
+    build, install = re.findall(commands, text, flags=re.M)
+    # dist/ emptied first: with an older wheel left there, the install's $(ls …) named two.
     wheel_folder = tmp_path / "dist"
-    build = build.split("#")[0].split()[1:]  # run with this Python, into a folder of its own
+    build = build.split("#")[0].split("&&")[1].split()[1:]  # this Python, a folder of its own
     build[build.index("dist")] = str(wheel_folder)
     subprocess.run([sys.executable, *build], cwd=README.parent, check=True,
                    capture_output=True)  # fmt: skip
