@@ -1016,6 +1016,29 @@ def test_a_folder_of_results_opens_each_as_the_result_of_its_scan(shared_data, u
     assert stack.shape == (2, 96, 96)
 
 
+def test_a_record_made_by_another_model_file_says_so_when_run_again(
+    shared_data, unet_checkpoint, tmp_path, capsys
+):
+    """After an upgrade, `--preset` of an older run's record used the new starter model
+    (its name is the same) and made other cells without a word: the model's file is
+    checked against the SHA-256 the record holds."""
+    data = tmp_path / "data"
+    _small_copies(shared_data, data, n=1)
+    model = tmp_path / "model.safetensors"
+    shutil.copy(unet_checkpoint(tile_size=256, seed=4), model)
+    image = str(data / "set1" / "raw.tif")
+    common = ["--scheduler", "synchronous", "--threads", "1", "--no-tta", "-q"]
+    assert main(["segment", image, "-m", str(model), "-o", str(tmp_path / "a"), *common]) == 0
+    record = str(tmp_path / "a" / "raw_unet_cells.json")
+    assert main(["segment", image, "--preset", record, "-o", str(tmp_path / "b"), *common]) == 0
+    assert "is not the file" not in capsys.readouterr().err
+    shutil.copy(unet_checkpoint(tile_size=256, seed=5), model)  # trained again, same name
+    assert main(["segment", image, "--preset", record, "-o", str(tmp_path / "c"), *common]) == 0
+    said = capsys.readouterr().err
+    assert f"the model '{model}' ({model}) is not the file the run {record} records" in said
+    assert "Give --model the file that made them" in said
+
+
 def test_a_results_record_or_export_is_the_preset_that_makes_it_again(
     shared_data, unet_file, tmp_path, capsys
 ):

@@ -1176,6 +1176,8 @@ def _segment(args) -> int:
     preset = preset.with_model_settings()
     if preset.unet is not None:
         _note_if_unfinished(preset.unet.model)
+        if args.preset and not args.model:
+            _note_another_model(args.preset, preset.unet.model)
         model = preset.unet.model
         if args.resample and learnt_pixel_size(read_description(resolve_unet(model))) is None:
             print("cytomask: note: --resample: this model records no pixel size (its training "
@@ -1219,6 +1221,36 @@ def _segment(args) -> int:
     folders = batch.output_folders(sources, args.output_dir, roots)
     with locked_folders(folders, "'cytomask segment'"):
         return _segment_locked(args, preset, sources, options, roots)
+
+
+def _note_another_model(preset: str, model: str) -> None:
+    """Say when the U-Net ``model`` a run with ``--preset`` of a result's record (or
+    provenance) uses is not the file that made the result: the starter model of another
+    napari-cytomask, a checkpoint trained again under its name. Its cells differed (74
+    against 75), and nothing said so."""
+    from .io.layers import file_sha256
+    from .models.catalog import resolve_unet
+
+    try:
+        made = json.loads(Path(preset).read_text(encoding="utf-8"))
+        version = made["versions"]["napari-cytomask"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    recorded = None
+    while isinstance(made, dict) and recorded is None:  # a split's: the U-Net run it split
+        used = made.get("model")
+        if isinstance(used, dict) and used.get("name") == model:
+            recorded = used.get("sha256")
+        made = made.get("made_from")
+    if not isinstance(recorded, str):
+        return
+    path = resolve_unet(model)
+    if file_sha256(path) == recorded:
+        return
+    print(f"cytomask: note: the model '{model}' ({path}) is not the file the run {preset} "
+          f"records (SHA-256 {recorded[:12]}…; that run was napari-cytomask {version}, this "
+          f"is {own_version()}): its cells may differ. Give --model the file that made them "
+          "to make them again.", file=sys.stderr)  # fmt: skip
 
 
 def _typed_pixel_size(preset: str) -> tuple[float | None, str]:
