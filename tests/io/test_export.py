@@ -477,6 +477,30 @@ def test_another_files_channels_lose_napari_s_number_unless_two_share_a_name():
     assert measured["GFP [1] (stain.tif)"] is day2.data
 
 
+def test_a_number_in_brackets_of_the_files_own_name_stays():
+    """The cells of "HeLa [2].tif" were exported as "HeLa U-Net cells", the name those of
+    "HeLa.tif" get, and measured as "mean_HeLa": only the " [1]" napari adds goes."""
+    from napari.layers import Image, Labels
+
+    from napari_cytomask.io.export import from_layer
+    from napari_cytomask.io.layers import result_metadata
+
+    def cells_of(name):
+        record = {"source": "/x/HeLa [2].tif", "channel_index": 0, "channel_name": None,
+                  "role": "input"}  # fmt: skip
+        image = Image(np.ones((8, 8), np.uint16), name=name, metadata={"cytomask": record})
+        made = result_metadata(image, method="unet")
+        return from_layer(Labels(np.eye(8, dtype=np.uint8), name=f"{name} U-Net cells",
+                                 metadata=made), [image])  # fmt: skip
+
+    export = cells_of("HeLa [2]")
+    assert export.file_name == "HeLa [2] U-Net cells"
+    assert set(export.intensities) == {"HeLa [2]"}
+    export = cells_of("HeLa [2] [1]")  # the file opened twice: napari's number goes
+    assert export.file_name == "HeLa [2] U-Net cells"
+    assert set(export.intensities) == {"HeLa [2]"}
+
+
 def test_an_export_that_cannot_finish_writes_nothing(tmp_path):
     """Every format's limits, and layers whose file names would clash, are found before
     the first file is written; a re-run after a fix is then not refused as existing."""

@@ -560,9 +560,18 @@ def exported_fields(record: dict) -> dict:
     return fields
 
 
-def _unnumbered(name: str) -> str:
+def _unnumbered(name: str, source: str | None = None) -> str:
     """A layer name without the " [1]" napari adds to a name already taken, wherever it
-    is: a result is named after its image ("raw [1] U-Net cells")."""
+    is: a result is named after its image ("raw [1] U-Net cells"). A " [2]" of the name of
+    the file it comes from, ``source`` ("HeLa [2].tif"), is the file's, and stays: the
+    cells of "HeLa [2].tif" were written as "HeLa U-Net cells", the name "HeLa.tif"'s
+    would have."""
+    from .tiff import file_stem
+
+    stem = file_stem(source) if source else ""
+    if re.search(r" \[\d+\]", stem) and stem in name:
+        before, after = name.split(stem, 1)
+        return _unnumbered(before) + stem + _unnumbered(after)
     return re.sub(r" \[\d+\]", "", name)
 
 
@@ -600,23 +609,25 @@ def from_layer(layer, image_layers: Sequence = ()) -> LabelsExport:
     own = [image for image in image_layers if same_file(source_of(image), meta.get("source"))]
     # Not another scan's channels of the same names ("GFP [1]" beside its own "GFP"): a
     # table read by channel name would take another well's intensities for its own.
-    names = Counter(_unnumbered(image.name) for image in own)
+    names = Counter(_unnumbered(image.name, source_of(image)) for image in own)
 
     def column(image, name: str) -> str:
         """An image's column: another file's is named after that file too."""
         file = source_of(image)
         return f"{name} ({Path(file).name})" if file and meta.get("source") is not None else name
 
-    others = [i for i in image_layers if i not in own and _unnumbered(i.name) not in names]
-    plain_others = Counter(column(image, _unnumbered(image.name)) for image in others)
+    others = [
+        i for i in image_layers if i not in own and _unnumbered(i.name, source_of(i)) not in names
+    ]
+    plain_others = Counter(column(i, _unnumbered(i.name, source_of(i))) for i in others)
     measured = {}  # by the name the table gives them
     for image in image_layers:
         # Numbered only when two images would be one column otherwise.
         if image in own:
-            plain = _unnumbered(image.name)
+            plain = _unnumbered(image.name, source_of(image))
             measured[plain if names[plain] == 1 else image.name] = image
         elif image in others:
-            plain = column(image, _unnumbered(image.name))
+            plain = column(image, _unnumbered(image.name, source_of(image)))
             measured[plain if plain_others[plain] == 1 else column(image, image.name)] = image
     if record:  # the segmented channel's name, as the scan's layer has it
         meta["channel_name"] = next(
@@ -669,7 +680,7 @@ def from_layer(layer, image_layers: Sequence = ()) -> LabelsExport:
         edited=edited_by_hand(layer) if is_result(layer) else None,
         previewed_frames=meta.get("previewed_frames") or {},
         frames_made=frames_made_of(layer),
-        file_name=_unnumbered(layer.name),
+        file_name=_unnumbered(layer.name, meta.get("source") or opened),
         position_names=meta.get("position_names"),
     )
 
