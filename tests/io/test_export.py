@@ -1057,6 +1057,19 @@ def test_a_provenance_cut_short_is_said_when_its_labels_open(tmp_path):
     assert kind == "labels" and kwargs["metadata"][METADATA_KEY].get("role") != RESULT_ROLE
 
 
+def test_an_image_of_a_long_name_opens_without_a_word_of_a_record(tmp_path, recwarn):
+    """An image named with 244 bytes (legal) warned that its record was damaged ("File
+    name too long"): its provenance's name would be too long, so it has none."""
+    from napari_cytomask._reader import get_reader
+
+    image = tmp_path / f"{'HeLa_timecourse_' * 15}.tif"
+    assert len(image.name.encode()) == 244
+    tifffile.imwrite(image, np.arange(64 * 64, dtype=np.uint16).reshape(64, 64))
+    ((data, _, kind),) = get_reader(str(image))(str(image))
+    assert kind == "image" and data.shape == (64, 64)
+    assert [str(w.message) for w in recwarn if "record" in str(w.message)] == []
+
+
 def test_an_exported_result_opens_again_as_labels_whatever_its_pixels_look_like(tmp_path):
     """The plugin's own export of cells that touch (a confluent field, 8% background),
     or of one cell over the whole field, opened again as an Image: the metrics dock did

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import errno
 import json
 import math
 import os
@@ -1278,7 +1279,11 @@ def _earlier_record(provenance_file: Path, *, warn: bool = False) -> dict:
         record = json.loads(provenance_file.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {}
-    except (OSError, ValueError) as err:
+    except OSError as err:
+        if err.errno == errno.ENAMETOOLONG:  # none can be there: the labels' name is long
+            return {}
+        record, problem = {}, f"it cannot be read: {err}"
+    except ValueError as err:
         record, problem = {}, f"it cannot be read: {err}"
     else:
         problem = _entries_problem(record, _PROVENANCE_KINDS)
