@@ -484,6 +484,18 @@ def test_typed_paths_keep_every_character_of_the_path(typed, path):
     assert typed_path(typed) == path
 
 
+def test_a_folder_whose_name_ends_in_a_space_is_that_folder(tmp_path):
+    """The export's folder "Exp 7 " (beside the data) was taken for "Exp 7": the files went
+    into another folder, made for them or another experiment's. Spaces pasted around a
+    path that is not there are still left out."""
+    from napari_cytomask._qt._live import typed_path
+
+    folder = tmp_path / "Exp 7 "
+    folder.mkdir()
+    assert typed_path(str(folder)) == str(folder)
+    assert typed_path(f"  {tmp_path / 'Exp 7'}  ") == str(tmp_path / "Exp 7")
+
+
 def test_a_result_slot_name_keeps_its_brackets_in_file_names(tmp_path):
     from napari_cytomask.io.export import LabelsExport, export_labels
 

@@ -838,7 +838,11 @@ def _guarded(func: Callable, args: tuple, kwargs: dict):
 def typed_path(text: str) -> str:
     """A path as typed or pasted into a field, as a shell would take it: without the spaces
     around it or the quotes a file manager's "copy as path" adds, a ``file://`` (or
-    ``file:/``) address as its path, "~" expanded; "" for an empty field."""
+    ``file:/``) address as its path, "~" expanded; "" for an empty field. A path that is
+    there as it stands keeps its spaces: "Exp 7 " was taken for the folder "Exp 7", and an
+    export beside the data went into another folder."""
+    if text.strip() and os.path.exists(os.path.expanduser(text)):
+        return os.path.expanduser(text)
     text = text.strip()
     if len(text) > 1 and text[0] == text[-1] and text[0] in "\"'":
         text = text[1:-1].strip()
