@@ -107,6 +107,18 @@ def test_folder_patterns_pair_images_with_masks(shared_data, monkeypatch):
         match_files(masks, "set[123]/instances_ids.png")
 
 
+def test_names_written_by_a_mac_pair_with_the_same_names_written_elsewhere(tmp_path):
+    """A Mac writes "ö" as "o" and its accent (Unicode NFD), most others as one letter
+    (NFC): `cytomask evaluate` found no ground truth for a prediction of the same name."""
+    import unicodedata
+
+    for form, end in (("NFD", "_unet_cells.png"), ("NFC", "_gt.png")):
+        name = unicodedata.normalize(form, "Zelllinie_Größe") + end
+        (tmp_path / name).write_bytes(b"")
+    ((pred, truth),) = match_files(f"{tmp_path}/*_unet_cells.png", f"{tmp_path}/*_gt.png")
+    assert pred.endswith("_unet_cells.png") and truth.endswith("_gt.png")
+
+
 def test_results_of_ome_tiffs_pair_with_them(tmp_path):
     """`evaluate --pred 'out/*_unet_cells.tif' --gt 'in/*.tif'` stopped at an OME-TIFF:
     "*.tif" captured "g.ome", its result's "*" captured "g"."""

@@ -7,6 +7,7 @@ import glob
 import json
 import os
 import re
+import unicodedata
 import warnings
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
@@ -285,7 +286,9 @@ def match_files(
             return [(image, mask)]
     found = []
     for which, pattern in zip(names, (image_pattern, mask_pattern), strict=True):
-        regex = _pattern_regex(pattern)
+        # Names compared as one form of Unicode: a Mac writes "ö" as "o" and its accent
+        # (NFD), most others as one letter (NFC), and the names looked the same.
+        regex = _pattern_regex(unicodedata.normalize("NFC", pattern))
         # The inputs a pattern of segment takes: not a folder's notes, nor a store's chunks.
         matches, inputs = _pattern_inputs(os.path.expanduser(pattern), ())
         files = [str(path) for path in inputs]
@@ -298,7 +301,7 @@ def match_files(
             )
         keyed = {}
         for path in files:
-            m = regex.match(os.path.normpath(path))
+            m = regex.match(unicodedata.normalize("NFC", os.path.normpath(path)))
             keyed[m.groups() if m else (path,)] = path
         found.append(keyed)
     first, second = found
