@@ -434,6 +434,25 @@ def test_paired_patterns_take_the_inputs_segment_would(tmp_path):
         match_files(f"{tmp_path}/set*/raw*.txt", f"{tmp_path}/set*/mask*")
 
 
+def test_a_pattern_through_a_folder_named_with_brackets_takes_that_folder(tmp_path):
+    """'Plate [1]/*.tif' took the folder 'Plate 1' (the brackets a pattern of "1") and
+    left 'Plate [1]', which is there, out without a word."""
+    from napari_cytomask.io.files import match_files
+
+    for folder in ("Plate 1", "Plate [1]", "Masks [1]"):
+        (tmp_path / folder).mkdir()
+    tifffile.imwrite(tmp_path / "Plate 1" / "well.tif", np.zeros((8, 8), np.uint8))
+    tifffile.imwrite(tmp_path / "Plate [1]" / "well.tif", np.zeros((8, 8), np.uint8))
+    tifffile.imwrite(tmp_path / "Masks [1]" / "well.tif", np.zeros((8, 8), np.uint8))
+    pattern = str(tmp_path / "Plate [1]" / "*.tif")
+    assert find_inputs([pattern]) == [tmp_path / "Plate [1]" / "well.tif"]
+    assert input_roots([pattern]) == [tmp_path / "Plate [1]"]
+    masks = str(tmp_path / "Masks [1]" / "*.tif")
+    assert match_files(pattern, masks) == [
+        (str(tmp_path / "Plate [1]" / "well.tif"), str(tmp_path / "Masks [1]" / "well.tif"))
+    ]
+
+
 def test_the_reader_takes_ome_zarr_stores_and_leaves_other_folders_to_napari(tmp_path):
     """npe2 offers a reader that takes folders every folder: only an OME-Zarr image's
     store (or a folder of TIFFs) is taken, so napari's own reader keeps folders of other

@@ -280,24 +280,24 @@ def match_files(
         ``unpaired``; with it, when no file has one), or a file matches both patterns.
     """
     image, mask = (os.path.expanduser(p) for p in (image_pattern, mask_pattern))
+    patterns = [_named_folders(p) for p in (image, mask)]
     if os.path.isfile(image) and os.path.isfile(mask):
         if os.path.realpath(image) != os.path.realpath(mask):
             # Two files named like patterns ("scan[1].tif") are a pair as they are.
             return [(image, mask)]
     found = []
-    for which, pattern in zip(names, (image_pattern, mask_pattern), strict=True):
+    for which, given, pattern in zip(names, (image_pattern, mask_pattern), patterns, strict=True):
         # Names compared as one form of Unicode: a Mac writes "ö" as "o" and its accent
         # (NFD), most others as one letter (NFC), and the names looked the same.
         regex = _pattern_regex(unicodedata.normalize("NFC", pattern))
         # The inputs a pattern of segment takes: not a folder's notes, nor a store's chunks.
-        matches, inputs = _pattern_inputs(os.path.expanduser(pattern), ())
+        matches, inputs = _pattern_inputs(pattern, ())
         files = [str(path) for path in inputs]
         if matches and not files:
-            raise ValueError(f"the {which} pattern {pattern!r} {_only_other_paths(matches[0])}")
+            raise ValueError(f"the {which} pattern {given!r} {_only_other_paths(matches[0])}")
         if not files:
             raise ValueError(
-                f"the {which} pattern {pattern!r} matches no file; check the path"
-                f"{_brackets(pattern)}."
+                f"the {which} pattern {given!r} matches no file; check the path{_brackets(given)}."
             )
         keyed = {}
         for path in files:
@@ -424,7 +424,7 @@ def input_roots(items) -> list[Path]:
         text = os.path.expanduser(str(item))
         if glob.has_magic(text) and not os.path.exists(text):
             # A bracket written as "[[]" (as a name with brackets is matched) is no wildcard.
-            parts = Path(text).parts
+            parts = Path(_named_folders(text)).parts
             # Every wildcard escaped ("scan[[]1].tif"): one file's name, in its folder.
             magic = [i for i, part in enumerate(parts) if glob.has_magic(_ESCAPED.sub("", part))]
             fixed = magic[0] if magic else len(parts) - 1
@@ -435,6 +435,18 @@ def input_roots(items) -> list[Path]:
         else:
             roots.append(Path(os.path.abspath(text)).parent)
     return roots
+
+
+def _named_folders(pattern: str) -> str:
+    """``pattern`` with its folders that are there by the name it gives them, brackets and
+    all ("Plate [1]"), written as that name: as a pattern, "Plate [1]/*.tif" took the folder
+    "Plate 1" and left "Plate [1]" out without a word."""
+    parts = pattern.split(os.sep)
+    for i in range(len(parts) - 1, 0, -1):
+        folder = os.sep.join(parts[:i])
+        if glob.has_magic(folder) and os.path.isdir(folder):
+            return os.sep.join([glob.escape(folder), *parts[i:]])
+    return pattern
 
 
 def _brackets(pattern: str) -> str:
@@ -459,8 +471,9 @@ def _subfolders(text: str, exclude: tuple[str, ...]) -> str:
 def _pattern_inputs(pattern: str, exclude: tuple[str, ...]) -> tuple[list[Path], list[Path]]:
     """What a glob pattern matches, sorted, and the inputs among them: those a folder would
     give (:func:`_is_input`), not inside an OME-Zarr store (what a store holds is part of
-    its image), nor ending in ``exclude``."""
-    matches = [Path(p) for p in sorted(glob.glob(pattern, recursive=True))]
+    its image), nor ending in ``exclude``; its folders there by their names are those
+    folders (:func:`_named_folders`)."""
+    matches = [Path(p) for p in sorted(glob.glob(_named_folders(pattern), recursive=True))]
     # Each folder's metadata read once, not once for every chunk file a store holds.
     store = functools.cache(is_ome_zarr)
     inputs = [
