@@ -196,3 +196,16 @@ def test_a_disk_without_a_byte_left_leaves_no_folder_and_says_so(tmp_path, monke
         )
     assert not new.exists()  # its parent, made too, is left: the folder asked for is not
     assert list(there.iterdir()) == []
+
+
+def test_json_keeps_names_readable_and_names_of_no_utf8_whole(tmp_path):
+    """Provenances and records wrote "Zelllinie_Gr\\u00f6\\u00dfe": a person could not read
+    the file names in them. A name of bytes that are no UTF-8 is still written, escaped."""
+    import json
+
+    name = "Zelllinie_Größe – 10 µm.tif"
+    path = atomic.write_json(tmp_path / "a.json", {"source": name})
+    assert name in path.read_text(encoding="utf-8")
+    odd = os.fsdecode(b"well\xff.tif")  # a name Linux allows, no UTF-8
+    path = atomic.write_json(tmp_path / "b.json", {"source": odd, "other": name})
+    assert json.loads(path.read_text(encoding="utf-8")) == {"source": odd, "other": name}

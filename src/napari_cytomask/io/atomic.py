@@ -172,8 +172,15 @@ def json_ready(value):
 def write_json(
     path: str | os.PathLike, content: dict, *, overwrite: bool = False, indent: int = 1
 ) -> Path:
-    """Write ``content`` as strict JSON (:func:`json_ready`), atomically."""
-    text = json.dumps(json_ready(content), indent=indent, allow_nan=False)
+    """Write ``content`` as strict JSON (:func:`json_ready`), atomically: in UTF-8, so the
+    names a person reads in it stay readable ("Größe", not "Gr\\u00f6\\u00dfe"), but for
+    a file name of bytes that are no UTF-8, whose escapes alone keep it."""
+    content = json_ready(content)
+    text = json.dumps(content, indent=indent, allow_nan=False, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(content, indent=indent, allow_nan=False)
 
     def write(tmp: Path) -> None:
         tmp.write_text(text, encoding="utf-8")
