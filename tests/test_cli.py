@@ -1181,7 +1181,7 @@ def test_export_of_results_that_share_a_file_name(folders, unet_checkpoint, tmp_
         record = json.loads((exported / f"set{i} raw_unet_cells_provenance.json").read_text())
         assert record["method"] == "unet" and record["model"]["sha256"] == file_sha256(model)
         header = (exported / f"set{i} raw_unet_cells_objects.csv").read_text().splitlines()[0]
-        assert header.startswith("label,area,centroid_y")
+        assert header.startswith("source,label,area,centroid_y")
 
     (out / "set0" / "raw_unet_cells.json").write_text("[1, 2]")
     capsys.readouterr()
@@ -2830,7 +2830,8 @@ def test_a_result_exported_with_some_frames_made_is_evaluated_and_exported_as_su
     rows = list(csv.DictReader((tmp_path / "day2" / "Phase U-Net cells_objects.csv").open()))
     assert {row["frame"] for row in rows} == {"1"} and "mean_Phase" in rows[0]
     counts = (tmp_path / "day2" / "Phase U-Net cells_counts.csv").read_text().splitlines()
-    assert counts[1:] == ["0,0,", "1,1,2", "2,2,"]  # frames never made hold no count
+    # Frames never made hold no count.
+    assert counts[1:] == [f"{scan},0,0,", f"{scan},1,1,2", f"{scan},2,2,"]
     # Scan moved: said, as for a result of segment; found again beside the labels.
     scan.rename(day1 / "scan.tif")
     assert main(["export", str(exported), "-o", str(tmp_path / "day3"), "-q"]) == 0

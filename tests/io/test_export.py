@@ -160,11 +160,13 @@ def test_object_table_is_what_regionprops_measures_of_every_kind_of_cell(strip_r
                 expected.append(row)
         rows = object_rows(export)
         assert [list(row) for row in rows] == [object_columns(export)] * len(expected)
+        assert object_columns(export)[:2] == ["source", "frame"]
         assert [(r["frame"], r["label"]) for r in rows] == [
             (r["frame"], r["label"]) for r in expected
         ]
         assert sum(r["mean_gfp"] is None for r in rows) == 2
         assert {r["eccentricity"] for r in rows} >= {0.0, 1.0}  # one pixel; a line
+        assert {r.pop("source") for r in rows} == {""}  # labels of no file
         for row, want in zip(rows, expected, strict=True):
             row = {k: np.nan if v is None else v for k, v in row.items()}
             assert row == pytest.approx(want, rel=1e-9, abs=1e-9, nan_ok=True)
@@ -183,14 +185,19 @@ def test_tens_of_thousands_of_cells_are_measured_at_once():
 
 
 def test_stacks_are_counted_per_tile():
+    """Each row names the file its cells were made from: the tables of many images, whose
+    names only the tables' file names told apart, stack into one."""
     labels = np.zeros((2, 8, 8), np.uint16)
     labels[0, :2, :2], labels[0, 5:, 5:], labels[1, 3:5, 3:5] = 1, 9, 4
-    assert cell_counts(LabelsExport("x", labels)) == [
-        {"frame": 0, "cells": 2},
-        {"frame": 1, "cells": 1},
+    export = LabelsExport("x", labels, source="/data/set1/raw.tif")
+    assert cell_counts(export) == [
+        {"source": "/data/set1/raw.tif", "frame": 0, "cells": 2},
+        {"source": "/data/set1/raw.tif", "frame": 1, "cells": 1},
     ]  # no row of totals: pandas' sum of "cells" had counted every cell twice
-    rows = object_rows(LabelsExport("x", labels))
-    assert [(r["frame"], r["label"]) for r in rows] == [(0, 1), (0, 9), (1, 4)]
+    rows = object_rows(export)
+    assert [(r["source"], r["frame"], r["label"]) for r in rows] == [
+        ("/data/set1/raw.tif", 0, 1), ("/data/set1/raw.tif", 0, 9), ("/data/set1/raw.tif", 1, 4)
+    ]  # fmt: skip
 
 
 def test_the_tables_of_a_stack_say_which_position_time_point_and_plane_each_row_is():
@@ -204,9 +211,9 @@ def test_the_tables_of_a_stack_say_which_position_time_point_and_plane_each_row_
     assert [(r["frame"], r["p"], r["t"], r["z"], r["label"]) for r in rows] == [
         (2, 0, 1, 0, 7), (5, 1, 0, 1, 5)
     ]  # fmt: skip
-    assert object_columns(export)[:4] == ["frame", "p", "t", "z"]
+    assert object_columns(export)[:5] == ["source", "frame", "p", "t", "z"]
     counts = cell_counts(export)
-    assert counts[2] == {"frame": 2, "p": 0, "t": 1, "z": 0, "cells": 1}
+    assert counts[2] == {"source": "", "frame": 2, "p": 0, "t": 1, "z": 0, "cells": 1}
     assert len(counts) == 8 and sum(row["cells"] for row in counts) == 2
     # A time axis with a time unit says when; a physical pixel size gives centroids in µm.
     timed = LabelsExport("x", labels[0], scale=(30, 2, 0.5, 0.25), units=("s", "µm", "µm", "µm"),
@@ -217,7 +224,9 @@ def test_the_tables_of_a_stack_say_which_position_time_point_and_plane_each_row_
     assert row["centroid_x_um"] == pytest.approx(row["centroid_x"] * 0.25)
     assert row["area_um2"] == pytest.approx(row["area"] * 0.125)
     assert set(object_columns(timed)) == set(row)
-    assert cell_counts(timed)[2] == {"frame": 2, "t": 1, "z": 0, "time_s": 30.0, "cells": 1}
+    assert cell_counts(timed)[2] == {
+        "source": "", "frame": 2, "t": 1, "z": 0, "time_s": 30.0, "cells": 1
+    }  # fmt: skip
     # A flipped layer (negative scale) measures the same.
     units, axes = ("s", "µm", "µm", "µm"), ("T", "Z", "Y", "X")
     flipped = LabelsExport("x", labels[0], scale=(-30, 2, -0.5, 0.25), units=units,
@@ -233,7 +242,7 @@ def test_the_tables_of_a_stack_say_which_position_time_point_and_plane_each_row_
         assert same == pytest.approx(row)
     # napari's default axis names ("0", "1") are no letters: the columns are numbered.
     export = LabelsExport("x", labels[0], axis_labels=("0", "1", "2", "3"))
-    assert object_columns(export)[:3] == ["frame", "axis_0", "axis_1"]
+    assert object_columns(export)[1:4] == ["frame", "axis_0", "axis_1"]
 
 
 def test_export_writes_everything_and_refuses_to_overwrite(tmp_path, real):
