@@ -1738,6 +1738,8 @@ def test_the_frames_of_a_plate_are_named_by_their_wells(
     qtbot.waitUntil(lambda: dock.evaluation is not None, timeout=30_000)
     dock.views.setCurrentWidget(dock.cells_table)
     assert [_text(dock.cells, 0, c) for c in (0, 3)] == ["2 (Usiigaci set30)", "missed"]
+    # Cut short, whole in its tooltip: the status beside it keeps its room.
+    assert dock.cells_table.columnWidth(0) <= metrics_dock.POSITION_WIDTH
     dock.go_to_cell(0)
     assert "at position 2 (Usiigaci set30):" in dock.status.text()
     path = tmp_path / "metrics.csv"

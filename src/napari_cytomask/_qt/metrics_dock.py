@@ -95,6 +95,10 @@ HIGHLIGHT_COLOURS = {"fp": "magenta", "fn": "yellow"}
 #: Most rows the Cells tab lists (the worst cells): their rows are made in the GUI thread.
 MAX_CELL_ROWS = 20_000
 
+#: The widest the Cells tab's column of frames is where the frames are named by their
+#: wells (pixels): as wide as a frame's number alone left the status, in a 1280 x 800 window.
+POSITION_WIDTH = 90
+
 #: Largest share of a highlight layer's pixels redrawn where they changed, not whole.
 PARTIAL_REDRAW = 0.02
 
@@ -999,6 +1003,11 @@ class MetricsDock(StepWidget, QWidget):
         for c in range(len(columns) - 1):
             header.setSectionResizeMode(c, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(len(columns) - 1, QHeaderView.ResizeMode.Stretch)
+        if frames and self._positions:
+            # A well's long name ("2 (Usiigaci set30)") is cut short, whole in its tooltip:
+            # it took the status's room ("mis…").
+            header.setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
+            table.setColumnWidth(0, min(table.sizeHintForColumn(0), POSITION_WIDTH))
         at = next((r for r, row in enumerate(shown) if _cell_key(row) == picked), None)
         if at is not None:
             table.selectRow(at)
