@@ -436,21 +436,20 @@ def test_paired_patterns_take_the_inputs_segment_would(tmp_path):
 
 def test_a_pattern_through_a_folder_named_with_brackets_takes_that_folder(tmp_path):
     """'Plate [1]/*.tif' took the folder 'Plate 1' (the brackets a pattern of "1") and
-    left 'Plate [1]', which is there, out without a word."""
+    left 'Plate [1]', which is there, out without a word; so under a folder a wildcard
+    matches. Its files pair with those of a folder of a plain name."""
     from napari_cytomask.io.files import match_files
 
-    for folder in ("Plate 1", "Plate [1]", "Masks [1]"):
-        (tmp_path / folder).mkdir()
-    tifffile.imwrite(tmp_path / "Plate 1" / "well.tif", np.zeros((8, 8), np.uint8))
-    tifffile.imwrite(tmp_path / "Plate [1]" / "well.tif", np.zeros((8, 8), np.uint8))
-    tifffile.imwrite(tmp_path / "Masks [1]" / "well.tif", np.zeros((8, 8), np.uint8))
-    pattern = str(tmp_path / "Plate [1]" / "*.tif")
-    assert find_inputs([pattern]) == [tmp_path / "Plate [1]" / "well.tif"]
-    assert input_roots([pattern]) == [tmp_path / "Plate [1]"]
-    masks = str(tmp_path / "Masks [1]" / "*.tif")
-    assert match_files(pattern, masks) == [
-        (str(tmp_path / "Plate [1]" / "well.tif"), str(tmp_path / "Masks [1]" / "well.tif"))
-    ]
+    for folder in ("Exp1/Plate 1", "Exp1/Plate [1]", "Masks"):
+        (tmp_path / folder).mkdir(parents=True)
+        tifffile.imwrite(tmp_path / folder / "well.tif", np.zeros((8, 8), np.uint8))
+    bracketed = tmp_path / "Exp1" / "Plate [1]" / "well.tif"
+    assert find_inputs([f"{tmp_path}/Exp*/Plate [1]/*.tif"]) == [bracketed]
+    pattern, masks = f"{tmp_path}/Exp1/Plate [1]/*.tif", f"{tmp_path}/Masks/*.tif"
+    assert find_inputs([pattern]) == [bracketed]
+    assert match_files(pattern, masks) == [(str(bracketed), str(tmp_path / "Masks" / "well.tif"))]
+    assert match_files(masks, pattern) == [(str(tmp_path / "Masks" / "well.tif"), str(bracketed))]
+    assert input_roots([f"{tmp_path}/Exp1/Plate [1]/*.tif"]) == [tmp_path / "Exp1" / "Plate [1]"]
 
 
 def test_the_reader_takes_ome_zarr_stores_and_leaves_other_folders_to_napari(tmp_path):

@@ -233,7 +233,11 @@ def _pattern_regex(pattern: str) -> re.Pattern:
     parts = []
     pieces = re.split(r"(\*\*|\*|\?|\[[^\]]+\])", os.path.normpath(os.path.expanduser(pattern)))
     for piece in pieces:
-        if piece.startswith("[") and piece.endswith("]") and len(piece) > 2:
+        if piece in ("[[]", "[*]", "[?]"):
+            # A wildcard written as itself ("Plate [[]1]"): part of a name, no capture, or
+            # a folder of brackets on one side only paired nothing.
+            parts.append(re.escape(piece[1]))
+        elif piece.startswith("[") and piece.endswith("]") and len(piece) > 2:
             body = piece[1:-1]
             body = "^" + body[1:] if body.startswith("!") else body
             # Literal inside a regex set: a backslash, and what would start a nested set or
@@ -302,7 +306,13 @@ def match_files(
         keyed = {}
         for path in files:
             m = regex.match(unicodedata.normalize("NFC", os.path.normpath(path)))
-            keyed[m.groups() if m else (path,)] = path
+            key = m.groups() if m else (path,)
+            if key in keyed:  # their names alike but for the form of their accents
+                raise ValueError(
+                    f"{keyed[key]} and {path} are named alike, their accents written in two "
+                    "forms of Unicode (a Mac's and most others'): rename one."
+                )
+            keyed[key] = path
         found.append(keyed)
     first, second = found
     # By the files themselves: a relative and an absolute pattern, ~ or a link name one file
@@ -439,14 +449,21 @@ def input_roots(items) -> list[Path]:
 
 def _named_folders(pattern: str) -> str:
     """``pattern`` with its folders that are there by the name it gives them, brackets and
-    all ("Plate [1]"), written as that name: as a pattern, "Plate [1]/*.tif" took the folder
-    "Plate 1" and left "Plate [1]" out without a word."""
-    parts = pattern.split(os.sep)
-    for i in range(len(parts) - 1, 0, -1):
-        folder = os.sep.join(parts[:i])
-        if glob.has_magic(folder) and os.path.isdir(folder):
-            return os.sep.join([glob.escape(folder), *parts[i:]])
-    return pattern
+    all ("Plate [1]", under any folder the pattern's folders before it match), written as
+    that name: as a pattern, "Plate [1]/*.tif" took the folder "Plate 1" and left "Plate
+    [1]" out without a word."""
+    parts = re.split(r"[\\/]", pattern) if os.altsep else pattern.split(os.sep)
+    done = parts[:1]
+    if glob.has_magic(parts[0]) and len(parts) > 1 and os.path.isdir(parts[0]):
+        done = [glob.escape(parts[0])]
+    for part in parts[1:-1]:
+        head = os.sep.join(done) or os.sep
+        if glob.has_magic(part):
+            parents = glob.glob(head, recursive=True) if glob.has_magic(head) else [head]
+            if any(os.path.isdir(os.path.join(parent, part)) for parent in parents):
+                part = glob.escape(part)
+        done.append(part)
+    return os.sep.join([*done, parts[-1]]) if len(parts) > 1 else pattern
 
 
 def _brackets(pattern: str) -> str:
