@@ -505,7 +505,7 @@ def test_a_number_in_brackets_of_the_files_own_name_stays():
     export = cells_of("HeLa [2]")
     assert export.file_name == "HeLa [2] U-Net cells"
     assert set(export.intensities) == {"HeLa [2]"}
-    export = cells_of("HeLa [2] [1]")  # the file opened twice: napari's number goes
+    export = cells_of("HeLa [3]")  # the file opened twice: napari counts on from its [2]
     assert export.file_name == "HeLa [2] U-Net cells"
     assert set(export.intensities) == {"HeLa [2]"}
 

@@ -563,16 +563,17 @@ def exported_fields(record: dict) -> dict:
 
 def _unnumbered(name: str, source: str | None = None) -> str:
     """A layer name without the " [1]" napari adds to a name already taken, wherever it
-    is: a result is named after its image ("raw [1] U-Net cells"). A " [2]" of the name of
-    the file it comes from, ``source`` ("HeLa [2].tif"), is the file's, and stays: the
-    cells of "HeLa [2].tif" were written as "HeLa U-Net cells", the name "HeLa.tif"'s
-    would have."""
+    is: a result is named after its image ("raw [1] U-Net cells"). A " [2]" that ends the
+    name of the file it comes from, ``source`` ("HeLa [2].tif"), is the file's, and stays,
+    whatever napari made of it at the start of the name (opened twice, "HeLa [3]": napari
+    counts on from a name's last number): the cells of "HeLa [2].tif" were written as
+    "HeLa U-Net cells", the name "HeLa.tif"'s would have."""
     from .tiff import file_stem
 
-    stem = file_stem(source) if source else ""
-    if re.search(r" \[\d+\]", stem) and stem in name:
-        before, after = name.split(stem, 1)
-        return _unnumbered(before) + stem + _unnumbered(after)
+    own = re.fullmatch(r"(.*) \[\d+\]", file_stem(source) if source else "")
+    numbered = own and re.match(re.escape(own[1]) + r" \[\d+\]", name)
+    if numbered:
+        return own[0] + _unnumbered(name[numbered.end() :])
     return re.sub(r" \[\d+\]", "", name)
 
 
