@@ -1181,7 +1181,7 @@ def test_export_of_results_that_share_a_file_name(folders, unet_checkpoint, tmp_
         record = json.loads((exported / f"set{i} raw_unet_cells_provenance.json").read_text())
         assert record["method"] == "unet" and record["model"]["sha256"] == file_sha256(model)
         header = (exported / f"set{i} raw_unet_cells_objects.csv").read_text().splitlines()[0]
-        assert header.startswith("source,label,area,centroid_y")
+        assert header.startswith("source_file,label,area,centroid_y")
 
     (out / "set0" / "raw_unet_cells.json").write_text("[1, 2]")
     capsys.readouterr()

@@ -1,5 +1,6 @@
 import csv
 import json
+import os
 import warnings
 from dataclasses import replace
 
@@ -160,13 +161,13 @@ def test_object_table_is_what_regionprops_measures_of_every_kind_of_cell(strip_r
                 expected.append(row)
         rows = object_rows(export)
         assert [list(row) for row in rows] == [object_columns(export)] * len(expected)
-        assert object_columns(export)[:2] == ["source", "frame"]
+        assert object_columns(export)[:2] == ["source_file", "frame"]
         assert [(r["frame"], r["label"]) for r in rows] == [
             (r["frame"], r["label"]) for r in expected
         ]
         assert sum(r["mean_gfp"] is None for r in rows) == 2
         assert {r["eccentricity"] for r in rows} >= {0.0, 1.0}  # one pixel; a line
-        assert {r.pop("source") for r in rows} == {""}  # labels of no file
+        assert {r.pop("source_file") for r in rows} == {""}  # labels of no file
         for row, want in zip(rows, expected, strict=True):
             row = {k: np.nan if v is None else v for k, v in row.items()}
             assert row == pytest.approx(want, rel=1e-9, abs=1e-9, nan_ok=True)
@@ -191,13 +192,30 @@ def test_stacks_are_counted_per_tile():
     labels[0, :2, :2], labels[0, 5:, 5:], labels[1, 3:5, 3:5] = 1, 9, 4
     export = LabelsExport("x", labels, source="/data/set1/raw.tif")
     assert cell_counts(export) == [
-        {"source": "/data/set1/raw.tif", "frame": 0, "cells": 2},
-        {"source": "/data/set1/raw.tif", "frame": 1, "cells": 1},
+        {"source_file": "/data/set1/raw.tif", "frame": 0, "cells": 2},
+        {"source_file": "/data/set1/raw.tif", "frame": 1, "cells": 1},
     ]  # no row of totals: pandas' sum of "cells" had counted every cell twice
     rows = object_rows(export)
-    assert [(r["source"], r["frame"], r["label"]) for r in rows] == [
+    assert [(r["source_file"], r["frame"], r["label"]) for r in rows] == [
         ("/data/set1/raw.tif", 0, 1), ("/data/set1/raw.tif", 0, 9), ("/data/set1/raw.tif", 1, 4)
     ]  # fmt: skip
+
+
+def test_the_tables_name_a_file_of_any_name_and_keep_a_feature_called_source(tmp_path):
+    """A file name of bytes that are no UTF-8 (Linux allows them) stopped the export
+    (UnicodeEncodeError): it is written escaped. A feature of the layer named "source" is
+    a column of its own beside the file's."""
+    labels = np.zeros((8, 8), np.uint16)
+    labels[:2, :2] = 3
+    odd = os.fsdecode(b"/data/well\xff.tif")
+    features = {"label": np.array([3]), "source": np.array(["manual"])}
+    export = LabelsExport("x", labels, source=odd, features=features)
+    export_labels([export], tmp_path, formats=["tiff"])
+    for table in ("x_objects.csv", "x_counts.csv"):
+        with open(tmp_path / table, newline="", encoding="utf-8") as handle:
+            (row,) = list(csv.DictReader(handle))
+        assert row["source_file"] == "/data/well\\udcff.tif"
+    assert row["cells"] == "1" and object_rows(export)[0]["source"] == "manual"
 
 
 def test_the_tables_of_a_stack_say_which_position_time_point_and_plane_each_row_is():
@@ -211,9 +229,9 @@ def test_the_tables_of_a_stack_say_which_position_time_point_and_plane_each_row_
     assert [(r["frame"], r["p"], r["t"], r["z"], r["label"]) for r in rows] == [
         (2, 0, 1, 0, 7), (5, 1, 0, 1, 5)
     ]  # fmt: skip
-    assert object_columns(export)[:5] == ["source", "frame", "p", "t", "z"]
+    assert object_columns(export)[:5] == ["source_file", "frame", "p", "t", "z"]
     counts = cell_counts(export)
-    assert counts[2] == {"source": "", "frame": 2, "p": 0, "t": 1, "z": 0, "cells": 1}
+    assert counts[2] == {"source_file": "", "frame": 2, "p": 0, "t": 1, "z": 0, "cells": 1}
     assert len(counts) == 8 and sum(row["cells"] for row in counts) == 2
     # A time axis with a time unit says when; a physical pixel size gives centroids in µm.
     timed = LabelsExport("x", labels[0], scale=(30, 2, 0.5, 0.25), units=("s", "µm", "µm", "µm"),
@@ -225,7 +243,7 @@ def test_the_tables_of_a_stack_say_which_position_time_point_and_plane_each_row_
     assert row["area_um2"] == pytest.approx(row["area"] * 0.125)
     assert set(object_columns(timed)) == set(row)
     assert cell_counts(timed)[2] == {
-        "source": "", "frame": 2, "t": 1, "z": 0, "time_s": 30.0, "cells": 1
+        "source_file": "", "frame": 2, "t": 1, "z": 0, "time_s": 30.0, "cells": 1
     }  # fmt: skip
     # A flipped layer (negative scale) measures the same.
     units, axes = ("s", "µm", "µm", "µm"), ("T", "Z", "Y", "X")

@@ -798,7 +798,7 @@ class _Frames:
         names = [a.lower() for a in given[:lead]] if len(given) == len(self.shape) else []
         if len(names) != lead:
             names = [""] * max(lead, 0)
-        taken = {"source", "frame", "label", "cells", "time_s", *_SHAPE_COLUMNS}
+        taken = {"source_file", "frame", "label", "cells", "time_s", *_SHAPE_COLUMNS}
         self.axes = [
             name if name.isalpha() and name not in taken and names.count(name) == 1 else f"axis_{i}"
             for i, name in enumerate(names)
@@ -838,7 +838,7 @@ class _Frames:
 def object_columns(export: LabelsExport) -> list[str]:
     """The columns :func:`object_rows` gives ``export``'s objects (the header of a table
     without objects)."""
-    columns = ["source", *_Frames(export).columns, *_SHAPE_COLUMNS]
+    columns = ["source_file", *_Frames(export).columns, *_SHAPE_COLUMNS]
     if pixel_size_um(export.scale, export.units) is not None:
         columns += ["area_um2", "centroid_y_um", "centroid_x_um"]
     columns += [f"mean_{name}" for name in export.intensities]
@@ -848,7 +848,7 @@ def object_columns(export: LabelsExport) -> list[str]:
 def object_rows(export: LabelsExport) -> list[dict[str, object]]:
     """One row per object and frame: size, position, shape, intensities and scores.
 
-    Columns: ``source``, the file the labels were made from (empty for labels of none),
+    Columns: ``source_file``, the file the labels were made from (empty for labels of none),
     so that the tables of many images stack into one; which plane of a stack (see
     :class:`_Frames`), ``label``, ``area``
     (pixels), ``centroid_y``/``centroid_x`` (from pixel centres, as napari and
@@ -883,7 +883,7 @@ def object_rows(export: LabelsExport) -> list[dict[str, object]]:
         planes = {name: image.reshape(-1, *image.shape[-2:])[frame_index]
                   for name, image in intensities.items()}  # fmt: skip
         measured = _measured_objects(frame, pixel, origin, planes)
-        where = {"source": export.source or "", **stack.values(frame_index)}
+        where = {"source_file": export.source or "", **stack.values(frame_index)}
         for values in zip(*measured.values(), strict=True):
             row = {**where, **dict(zip(measured, values, strict=True))}
             features = feature_rows.get(row["label"], {})
@@ -895,7 +895,7 @@ def object_rows(export: LabelsExport) -> list[dict[str, object]]:
 def cell_counts(export: LabelsExport) -> list[dict[str, object]]:
     """Number of objects per plane (tile, time point, Z plane): one row each, and no row
     of totals, so that a column's sum is the total (and each column holds one type), each
-    naming the file the labels were made from, ``source``, as :func:`object_rows` does.
+    naming the file the labels were made from, ``source_file``, as :func:`object_rows` does.
     Planes of frames never made (:attr:`LabelsExport.frames_made`) count none: empty."""
     labels = as_labels(export.labels, f"layer {export.name!r}")
     frames = labels.reshape(-1, *labels.shape[-2:])
@@ -906,7 +906,7 @@ def cell_counts(export: LabelsExport) -> list[dict[str, object]]:
         cells = int(np.count_nonzero(np.unique(frame)))
         if made is not None and not made.flat[i]:
             cells = None
-        rows.append({"source": export.source or "", **stack.values(i), "cells": cells})
+        rows.append({"source_file": export.source or "", **stack.values(i), "cells": cells})
     return rows
 
 
@@ -1604,7 +1604,8 @@ def _write_csv(path: Path, rows: list[dict[str, object]], overwrite: bool, colum
     columns = list(dict.fromkeys([*columns, *(k for row in rows for k in row)]))
 
     def write(tmp: Path) -> None:
-        with open(tmp, "w", newline="", encoding="utf-8") as handle:
+        # A file name of bytes that are no UTF-8 is written escaped, as the JSON writes it.
+        with open(tmp, "w", newline="", encoding="utf-8", errors="backslashreplace") as handle:
             writer = csv.DictWriter(handle, fieldnames=columns)
             writer.writeheader()
             for row in rows:

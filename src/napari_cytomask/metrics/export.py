@@ -126,7 +126,8 @@ def write_rows(
         check_replaces_text(path, "a CSV table")
 
     def write(tmp: Path) -> None:
-        with open(tmp, "w", newline="", encoding="utf-8") as handle:
+        # A file name of bytes that are no UTF-8 is written escaped, as the JSON writes it.
+        with open(tmp, "w", newline="", encoding="utf-8", errors="backslashreplace") as handle:
             writer = csv.writer(handle)
             writer.writerow(header)
             writer.writerows(rows)
