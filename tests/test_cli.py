@@ -2447,6 +2447,15 @@ def test_evaluate_names_each_frame_by_its_well(tmp_path, named):
     assert named_as == {(False, "all", ""), (True, "all", ""), (False, "0,0", wells[0]),
                         (False, "0,1", wells[0]), (False, "1,0", wells[1]),
                         (False, "1,1", wells[1])}  # fmt: skip
+    if named == "pred":  # a ground truth whose file names no axis (a stack saved from Fiji)
+        write_labels(tmp_path / "pred.ome.tif", truth[:, 0], axis_labels=("P", "Y", "X"),
+                     position_names=wells, overwrite=True)  # fmt: skip
+        tifffile.imwrite(tmp_path / "gt.tif", truth[:, 0])
+        argv[4] = str(tmp_path / "gt.tif")
+        assert main([*argv, "--overwrite"]) == 0
+        rows = list(csv.DictReader(csv_path.open(encoding="utf-8")))
+        named_as = {(r["frame"], r["position_name"]) for r in rows if r["prediction"] != "all"}
+        assert named_as == {("all", ""), ("0", wells[0]), ("1", wells[1])}
 
 
 def test_export_keeps_every_position_of_an_ome_tiff(tmp_path):

@@ -1505,11 +1505,12 @@ def _evaluate(args) -> int:
             print(f"{pred_path} against {gt_path}: error: {err}", file=sys.stderr, flush=True)
             continue
         results.append((gt_path, result, bool(gt.any()), labelled))
-        # The wells of a plate, as the scan or the result's OME-TIFF names them.
-        named = axes or pred_geometry.get("axis_labels")  # a PNG stack names no axis
-        names = (recorded_positions(gt_path, named, gt.shape).names
-                 or recorded_positions(pred_path, named, pred.shape).names)  # fmt: skip
-        positions = frame_positions(result.frame_shape, named, names)
+        # The wells of a plate, as the scan or the result's OME-TIFF names them (each by
+        # its own axes: a mask stack saved from Fiji names none).
+        positions, pred_axes = None, pred_geometry.get("axis_labels")
+        for path, named, shape in ((gt_path, axes, gt.shape), (pred_path, pred_axes, pred.shape)):
+            names = recorded_positions(path, named, shape).names
+            positions = positions or frame_positions(result.frame_shape, named, names)
         rows += [(pred_path, gt_path, *row) for row in results_rows(result, positions)]
         # Scores of 0 where one side has no objects say why, as the metrics dock does.
         empty = result.matches.no_objects_note()

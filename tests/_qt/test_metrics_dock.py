@@ -1727,8 +1727,8 @@ def test_the_frames_of_a_plate_are_named_by_their_wells(
     gone = int(np.unique(prediction[2])[5])
     prediction[2][prediction[2] == gone] = 0
     metadata = {}
-    if named_by == "result":  # a mask of no scan, and a result of the scan
-        truth = viewer.add_labels(np.asarray(truth.data), name="drawn", axis_labels="pyx")
+    if named_by == "result":  # a mask of no scan and no axis names, and a result of the scan
+        truth = viewer.add_labels(np.asarray(truth.data), name="drawn")
         metadata = result_metadata(phase, method="unet")
     viewer.add_labels(prediction, name="prediction", axis_labels="pyx", metadata=metadata)
     dock = MetricsDock(viewer)
@@ -1741,7 +1741,8 @@ def test_the_frames_of_a_plate_are_named_by_their_wells(
     # Cut short, whole in its tooltip: the status beside it keeps its room.
     assert dock.cells_table.columnWidth(0) <= metrics_dock.POSITION_WIDTH
     dock.go_to_cell(0)
-    assert "at position 2 (Usiigaci set30):" in dock.status.text()
+    frame = "position" if named_by == "truth" else "frame"  # as the ground truth's axes say
+    assert f"at {frame} 2 (Usiigaci set30):" in dock.status.text()
     path = tmp_path / "metrics.csv"
     dock.save_csv(path)
     with path.open(newline="", encoding="utf-8") as handle:

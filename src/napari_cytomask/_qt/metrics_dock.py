@@ -399,8 +399,9 @@ class MetricsDock(StepWidget, QWidget):
         self._shape: tuple[int, ...] = ()  # of the layers compared
         self._axes: tuple[str, ...] = ()  # their axis labels, which name frames in messages
         #: What the positions of the layers compared are called (a plate's wells), as
-        #: their scan names them, or None; and the name of each frame's position.
-        self._position_names: list[str] | None = None
+        #: their scan names them, with the axes of the layer that says (None: none does);
+        #: and the name of each frame's position.
+        self._position_names: tuple[list[str], tuple] | None = None
         self._positions: list[str] | None = None
         #: The ground truth the user picked for the results of each scan (by its source):
         #: kept for that scan's later results, as a default would not be.
@@ -904,7 +905,8 @@ class MetricsDock(StepWidget, QWidget):
     def _show(self, result: Compared) -> None:
         evaluation, false_pos, false_neg, unlabelled, compared, binary, digests = result
         self.evaluation = evaluation
-        self._positions = frame_positions(evaluation.frame_shape, self._axes, self._position_names)
+        names, axes = self._position_names or (None, ())
+        self._positions = frame_positions(evaluation.frame_shape, axes, names)
         self.save_button.setEnabled(True)
         self._fill_table(evaluation)
         self._cells_listed = False
@@ -1408,16 +1410,17 @@ def _default_prediction(candidates, truth, scans=()) -> int | None:
     return ranked[0].unique_id if ranked else None
 
 
-def _position_names(shape: tuple[int, ...], layers) -> list[str] | None:
-    """What the positions of ``layers`` (of ``shape``, the first that says) are called: as
-    the reader found them in a channel's scan, else as the file of a result's scan or of a
-    reopened result records them; None where none does."""
+def _position_names(shape: tuple[int, ...], layers) -> tuple[list[str], tuple] | None:
+    """What the positions of ``layers`` (of ``shape``, the first that says) are called, with
+    that layer's axes (a ground truth whose axes name no positions beside a result's that
+    do): as the reader found them in a channel's scan, else as the file of a result's scan
+    or of a reopened result records them; None where none does."""
     for layer in layers:
         axes = tuple(layer.axis_labels)
         names = positions_for(None, layer_info(layer).get("position_names"), axes, shape).names
         names = names or recorded_positions(source_of(layer), axes, shape).names
         if names:
-            return names
+            return names, axes
     return None
 
 
