@@ -1035,7 +1035,7 @@ def test_a_record_made_by_another_model_file_says_so_when_run_again(
     shutil.copy(unet_checkpoint(tile_size=256, seed=5), model)  # trained again, same name
     assert main(["segment", image, "--preset", record, "-o", str(tmp_path / "c"), *common]) == 0
     said = capsys.readouterr().err
-    assert f"the model '{model}' ({model}) is not the file the run {record} records" in said
+    assert f"the model '{model}' is not the file the run {record} records" in said
     assert "Give --model the file that made them" in said
 
 

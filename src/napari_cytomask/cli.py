@@ -1247,7 +1247,8 @@ def _note_another_model(preset: str, model: str) -> None:
     path = resolve_unet(model)
     if file_sha256(path) == recorded:
         return
-    print(f"cytomask: note: the model '{model}' ({path}) is not the file the run {preset} "
+    named = f"'{model}'" if Path(model) == Path(path) else f"'{model}' ({path})"
+    print(f"cytomask: note: the model {named} is not the file the run {preset} "
           f"records (SHA-256 {recorded[:12]}…; that run was napari-cytomask {version}, this "
           f"is {own_version()}): its cells may differ. Give --model the file that made them "
           "to make them again.", file=sys.stderr)  # fmt: skip

@@ -493,6 +493,7 @@ def test_a_folder_whose_name_ends_in_a_space_is_that_folder(tmp_path):
     folder = tmp_path / "Exp 7 "
     folder.mkdir()
     assert typed_path(str(folder)) == str(folder)
+    assert typed_path(f"'{folder}'") == typed_path(f'"{folder}"') == str(folder)  # copied as path
     assert typed_path(f"  {tmp_path / 'Exp 7'}  ") == str(tmp_path / "Exp 7")
 
 

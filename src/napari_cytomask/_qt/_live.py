@@ -845,7 +845,10 @@ def typed_path(text: str) -> str:
         return os.path.expanduser(text)
     text = text.strip()
     if len(text) > 1 and text[0] == text[-1] and text[0] in "\"'":
-        text = text[1:-1].strip()
+        text = text[1:-1]
+        if text.strip() and os.path.exists(os.path.expanduser(text)):  # quoted: 'Exp 7 '
+            return os.path.expanduser(text)
+        text = text.strip()
     if text.lower().startswith("file:/"):
         # The path after the host (none, or "localhost"; "file:/data" names none), its
         # %-escapes decoded; a "#" or "?" typed in it is part of the path, not of an address.
