@@ -950,7 +950,11 @@ def test_impossible_segment_options_are_usage_errors(option, value, capsys):
     ("option", "value", "said"),
     [("--interior-threshold", "0,6", "must be a number with a decimal point (0.5), not '0,6'"),
      ("--tile-size", "big", "must be a whole number, not 'big'"),
-     ("--overlap", "1.5", "must be a whole number, not '1.5'")],
+     ("--overlap", "1.5", "must be a whole number, not '1.5'"),
+     # Taken, segmented, and the labels then could not be saved.
+     ("--pixel-size", "1e7", "must be a finite number in (0, 100] (got 1e7)"),
+     # "in (0, inf]" refused "inf".
+     ("--chunked-above", "inf", "must be a finite number above 0 (got inf)")],
 )  # fmt: skip
 def test_options_that_are_no_number_say_what_a_number_looks_like(option, value, said, capsys):
     """argparse named the parsing function: "invalid _probability value: '0,6'"."""

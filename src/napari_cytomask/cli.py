@@ -31,6 +31,7 @@ import warnings
 from pathlib import Path
 
 from . import own_version
+from .io.layers import MAX_PIXEL_SIZE_UM
 from .io.writers import CHUNKED_ABOVE, FILE_FORMATS, SEGMENT_FORMATS, format_named
 from .pipeline import METHODS
 from .progress import Pace, duration, host_out_of_memory, one_line, out_of_memory, progress_text
@@ -83,10 +84,11 @@ def _number(text: str, low: float, high: float, *, open_low: bool = False) -> fl
             f"must be a number with a decimal point (0.5), not {text!r}"
         ) from None
     if not math.isfinite(value) or value < low or value > high or (open_low and value == low):
-        bracket = "(" if open_low else "["
-        raise argparse.ArgumentTypeError(
-            f"must be a number in {bracket}{low:g}, {high:g}] (got {text})"
-        )
+        if math.isinf(high):  # "(0, inf]" took "inf" in and refused it
+            within = f"above {low:g}" if open_low else f"of {low:g} or more"
+        else:
+            within = f"in {'(' if open_low else '['}{low:g}, {high:g}]"
+        raise argparse.ArgumentTypeError(f"must be a finite number {within} (got {text})")
     return value
 
 
@@ -100,6 +102,12 @@ def _fraction(text: str) -> float:
 
 def _positive_float(text: str) -> float:
     return _number(text, 0.0, math.inf, open_low=True)
+
+
+def _pixel_size(text: str) -> float:
+    """A pixel size in µm, up to the 100 µm the dock's box takes: 1e7 was taken, the image
+    segmented, and its labels then could not be saved."""
+    return _number(text, 0.0, MAX_PIXEL_SIZE_UM, open_low=True)
 
 
 def _non_negative_float(text: str) -> float:
@@ -226,7 +234,7 @@ def _add_labelled_data(parser: argparse.ArgumentParser, title: str) -> None:
         help="channel index holding the instance labels",
     )
     data.add_argument(
-        "--pixel-size", type=_positive_float, metavar="MICRONS",
+        "--pixel-size", type=_pixel_size, metavar="MICRONS",
         help="the images' pixel size in µm, in place of what their files record (for files "
         "that lost it or hold a wrong one); images are resampled to the pixel size of the "
         "model they go through, as cytomask segment does",
@@ -524,7 +532,7 @@ def _segment_parser(sub) -> None:
         "the preset's, else on); the labels keep the image's pixels",
     )  # fmt: skip
     unet.add_argument(
-        "--pixel-size", type=_positive_float, metavar="MICRONS",
+        "--pixel-size", type=_pixel_size, metavar="MICRONS",
         help="the images' pixel size in µm, in place of what their files record (for files "
         "that lost it or hold a wrong one)",
     )  # fmt: skip

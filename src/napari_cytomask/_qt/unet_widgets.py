@@ -44,6 +44,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..io.layers import (
+    MAX_PIXEL_SIZE_UM,
     METADATA_KEY,
     edited_frames,
     frame_key,
@@ -175,7 +176,7 @@ class _PixelSizeBox(DecimalSpinBox):
         super().__init__()
         self.setButtonSymbols(QAbstractSpinBox.ButtonSymbols.NoButtons)
         self.setDecimals(4)
-        self.setRange(0, 100)
+        self.setRange(0, MAX_PIXEL_SIZE_UM)
         self.setSingleStep(0.05)
         self._tip = tip
         self.setToolTip(tip)

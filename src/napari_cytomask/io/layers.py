@@ -163,6 +163,12 @@ def _yx_um(values, units) -> tuple[float, float] | None:
     return y, x
 
 
+#: The largest pixel size in µm one may give an image (the dock's Pixel size box,
+#: ``--pixel-size``): a low-magnification overview's is tens of µm; 1e7 was taken, and the
+#: labels made with it could not be saved.
+MAX_PIXEL_SIZE_UM = 100.0
+
+
 def pixel_size_um(scale, units) -> tuple[float, float] | None:
     """The (Y, X) pixel size in micrometres of an image whose last two axes have ``scale``
     in ``units``; None when they are no length (pixels) or not given."""
