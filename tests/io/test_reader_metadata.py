@@ -190,12 +190,13 @@ def test_default_72_dpi_pyramid_stays_in_pixels_on_every_level(tmp_path, resolut
 
 
 @pytest.mark.parametrize("dpi", [96, 600, 1200, 2400])
-def test_plain_file_at_an_editors_dpi_stays_in_pixels(tmp_path, dpi):
-    """600 dpi (a figure's export) read as 42.3 µm pixels: cells of 4.5 mm² in the export."""
+@pytest.mark.parametrize("unit", ["INCH", "CENTIMETER"])
+def test_plain_file_at_an_editors_dpi_stays_in_pixels(tmp_path, dpi, unit):
+    """600 dpi (a figure's export) read as 42.3 µm pixels: cells of 4.5 mm² in the export;
+    so when an editor wrote it per centimetre (GIMP in metric units: 236.22)."""
     path = tmp_path / "screenshot.tif"
-    tifffile.imwrite(
-        path, np.zeros((32, 48), np.uint8), resolution=(dpi, dpi), resolutionunit="INCH"
-    )
+    per = dpi if unit == "INCH" else dpi / 2.54
+    tifffile.imwrite(path, np.zeros((32, 48), np.uint8), resolution=(per, per), resolutionunit=unit)
 
     assert describe_tiff(path).pixel_size == {}
     ((_, kwargs, _),) = read_tiff(path)
@@ -405,8 +406,13 @@ def test_a_single_unnamed_mask_is_still_found_by_its_pixels(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "sizes", [{"PhysicalSizeX": 0.5}, {"PhysicalSizeX": 0.5, "PhysicalSizeY": -1}]
-)
+    "sizes",
+    [{"PhysicalSizeX": 0.5}, {"PhysicalSizeX": 0.5, "PhysicalSizeY": -1},
+     # No microscope's, which other files' calibrations are refused for too: a scale bar
+     # of 200 km, and labels that could not be saved; pixels 10 times longer than wide.
+     {"PhysicalSizeX": 1e9, "PhysicalSizeY": 1e9},
+     {"PhysicalSizeX": 0.087, "PhysicalSizeY": 0.87}],
+)  # fmt: skip
 def test_ome_pixel_size_of_one_axis_only_is_no_calibration(tmp_path, sizes):
     """An image stretched along one axis would be worse than one in pixels."""
     path = tmp_path / "x-only.ome.tif"

@@ -1892,8 +1892,9 @@ def _parse_ome(xml: str | None) -> list[_OmeImage]:
             size = _to_um(pixels.get(f"PhysicalSize{axis}"), pixels.get(f"PhysicalSize{axis}Unit"))
             if size is not None and size > 0:
                 pixel_size[axis] = size
-        if len(pixel_size.keys() & {"X", "Y"}) == 1:
-            # One of the two: no calibration, rather than an image stretched along one axis.
+        if not _plausible_xy(pixel_size.get("X"), pixel_size.get("Y")):
+            # One of the two, or no microscope's (1e9 µm, 10 times longer than wide): no
+            # calibration, as of every other source, rather than a scale bar of 200 km.
             pixel_size = {k: v for k, v in pixel_size.items() if k not in ("X", "Y")}
         channels = _children(pixels, "Channel")
         position = None
@@ -2191,7 +2192,12 @@ def _resolution_um(page: tifffile.TiffPage, factor: float) -> dict[str, float]:
     x_res, y_res = page.resolution
     if not (x_res > 0 and y_res > 0):
         return {}
-    if factor == _RESUNIT_UM[2] and {x_res, y_res} <= _EDITOR_DPI:
+    # An editor's resolution in inches, or in centimetres (GIMP's metric units: 600 dpi
+    # is 236.22 pixels per centimetre, 42.3 µm).
+    dpi = {res * _RESUNIT_UM[2] / factor for res in (x_res, y_res)}
+    if factor in (_RESUNIT_UM[2], _RESUNIT_UM[3]) and all(
+        round(d) in _EDITOR_DPI and abs(d - round(d)) < 0.01 for d in dpi
+    ):
         return {}
     # Fractions of 32-bit integers hold 10 digits at most: 100/87 reads back as 0.87, not
     # 0.8700000000000001, which areas in µm² and the provenance would carry on.
