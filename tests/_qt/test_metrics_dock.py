@@ -320,6 +320,29 @@ def test_a_result_made_at_a_coarser_level_is_compared_with_that_level_of_the_mas
         )
 
 
+def test_labels_of_a_copy_at_larger_pixels_are_said_to_be_so(
+    make_napari_viewer_proxy, qtbot, labels
+):
+    """A result of a copy of the image at half its resolution was said to be made "at a
+    coarser resolution level" and to be segmented again "at full resolution", which it
+    was: the pixel sizes are named instead."""
+    viewer = make_napari_viewer_proxy()
+    um = {"units": ("µm", "µm")}
+    viewer.add_labels(labels[::2, ::2].copy(), name="half", scale=(1.74, 1.74), **um)
+    viewer.add_labels(labels.copy(), name="truth", scale=(0.87, 0.87), **um)
+    dock = MetricsDock(viewer)
+    viewer.window.add_dock_widget(dock, name="Segmentation metrics")
+    dock.prediction_combo.setCurrentText("half")
+    dock.ground_truth_combo.setCurrentText("truth")
+    qtbot.waitUntil(lambda: "larger pixels" in dock.status.text(), timeout=10_000)
+    assert dock.status.text() == (
+        "Cannot compute the metrics: prediction 'half' (128 × 128 px of 1.74 µm) covers the "
+        "field of ground truth 'truth' (256 × 256 px of 0.87 µm) with larger pixels, and they "
+        "are compared pixel by pixel: compare labels of one pixel size (segment the ground "
+        "truth's own image, or resample one of them to the other's)."
+    )
+
+
 def test_a_crop_of_a_coarser_levels_shape_is_not_said_to_be_made_at_it(
     make_napari_viewer_proxy, qtbot, labels
 ):

@@ -47,6 +47,7 @@ from ..io.layers import (
     layer_info,
     made_frames,
     named_frames,
+    pixel_size_um,
     result_metadata,
 )
 from ..labels import LabelsError, as_labels, binary_mask_regions, paired
@@ -58,6 +59,7 @@ from ..metrics import (
     unmatched_objects,
     write_csv,
 )
+from ..models.catalog import pixel_sizes
 from ..roles import (
     is_channel,
     lies_with,
@@ -1339,11 +1341,26 @@ def _truth_level(truth, prediction) -> int:
     field = pixel_bounds(prediction), pixel_bounds(truth)
     if larger and np.allclose(*field, atol=truth_pixel.min() / 2):
         size = "{} × {} px".format
-        levels = ", which has no level of its size" if truth.multiscale else ""
+        made_at = (layer_info(prediction).get("parameters") or {}).get("level")
+        if truth.multiscale or made_at:  # a step segmented a pyramid's coarser level
+            levels = ", which has no level of its size" if truth.multiscale else ""
+            raise LabelsError(
+                f"prediction '{prediction.name}' ({size(*_shape(prediction)[-2:])}) was made "
+                f"at a coarser resolution level than ground truth '{truth.name}' "
+                f"({size(*_shape(truth)[-2:])}){levels}: segment at full resolution to compare "
+                "them."
+            )
+        # Of another file at larger pixels (a copy at half the resolution), not a level.
+        of = [
+            f" of {pixel_sizes(um)}" if (um := pixel_size_um(layer.scale, layer.units)) else ""
+            for layer in (prediction, truth)
+        ]
         raise LabelsError(
-            f"prediction '{prediction.name}' ({size(*_shape(prediction)[-2:])}) was made at a "
-            f"coarser resolution level than ground truth '{truth.name}' "
-            f"({size(*_shape(truth)[-2:])}){levels}: segment at full resolution to compare them."
+            f"prediction '{prediction.name}' ({size(*_shape(prediction)[-2:])}{of[0]}) covers "
+            f"the field of ground truth '{truth.name}' ({size(*_shape(truth)[-2:])}{of[1]}) "
+            "with larger pixels, and they are compared pixel by pixel: compare labels of one "
+            "pixel size (segment the ground truth's own image, or resample one of them to "
+            "the other's)."
         )
     return 0
 
