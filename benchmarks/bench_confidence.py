@@ -6,10 +6,12 @@ other images it can outline texture as cells. This prints the measure it uses
 (``models.inference.confidence``) on Usiigaci phase contrast (the test and
 validation images of its split, and two training images) and on the images of
 other kinds in the shared data that give it cells (DIC; on fluorescence it finds
-none, which the dock already explains), with and without flip TTA, so the floor
-can be checked against them.
+none, which the dock already explains), and on copies of two Usiigaci images at half
+and twice their size (cells of another size than it learnt, where it finds few of them
+unless the pixel size is given), with and without flip TTA, so the floors can be
+checked against them.
 
-Usage (about 2 minutes on 2 CPU cores)::
+Usage (about 4 minutes on 2 CPU cores)::
 
     python benchmarks/bench_confidence.py
 """
@@ -18,9 +20,10 @@ from __future__ import annotations
 
 import numpy as np
 import tifffile
+from skimage.transform import rescale
 
 from _common import DATA, cpu_model, starter_on_cpu
-from napari_cytomask.models.catalog import STARTER_CONFIDENCE
+from napari_cytomask.models.catalog import STARTER_CONFIDENCE, STARTER_CONFIDENCE_NO_TTA
 from napari_cytomask.models.inference import postprocess_arguments, segment
 
 #: Usiigaci images: the starter's test split, its validation split, two training images.
@@ -36,13 +39,18 @@ def images() -> dict[str, np.ndarray]:
     out["DIC (nuclei-dsb dic_img)"] = tifffile.imread(DATA / "nuclei-dsb" / "dic_img.tif")
     hela = tifffile.imread(DATA / "tiff-formats" / "imagej-composites" / "hela-cells.tif")
     out["fluorescence (hela-cells, green)"] = hela[..., 1]
+    for name in ("set1", "set30"):
+        raw = tifffile.imread(DATA / "usiigaci-phc" / name / "raw.tif").astype(np.float32)
+        for factor in (0.5, 2):
+            copy = rescale(raw, factor, anti_aliasing=factor < 1, preserve_range=True)
+            out[f"phase contrast {name} at {factor:g}x its size"] = copy
     return out
 
 
 def main() -> None:
     predictor, threads = starter_on_cpu(__doc__)
     print(f"starter model on {cpu_model()}, {threads} threads; warning below "
-          f"{STARTER_CONFIDENCE}")  # fmt: skip
+          f"{STARTER_CONFIDENCE} with TTA, {STARTER_CONFIDENCE_NO_TTA} without")  # fmt: skip
     print(f"{'image':36s} {'TTA':>6s} {'no TTA':>7s} {'cells':>6s}")
     for name, image in images().items():
         scores = []

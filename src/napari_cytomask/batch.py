@@ -483,7 +483,9 @@ def process(
     unlike = resampled = ""
     if unet:
         resampled = resampled_note(pixel, run.zoom, run.min_size) if run.zoom else ""
-        unlike = unlike_starter_images(unet.model, run.confidence, pixel, bool(run.zoom))
+        unlike = unlike_starter_images(
+            unet.model, run.confidence, pixel, bool(run.zoom), tta=unet.tta
+        )
     # Not in a chunked run: its frames are too large to read again whole.
     seen = "" if chunked else frame_notes(channels[0])
     # The labels of another format an earlier run made, deleted: a table may name them.

@@ -28,7 +28,12 @@ from napari_cytomask._qt.unet_widgets import (
 )
 from napari_cytomask.io.export import from_layer
 from napari_cytomask.io.layers import layer_info, pixel_size_um, probability_of
-from napari_cytomask.models.catalog import STARTER, STARTER_CONFIDENCE, resolve_unet, unet_models
+from napari_cytomask.models.catalog import (
+    STARTER,
+    STARTER_CONFIDENCE_NO_TTA,
+    resolve_unet,
+    unet_models,
+)
 from napari_cytomask.models.checkpoint import (
     DIR_ENV,
     list_checkpoints,
@@ -1307,10 +1312,11 @@ def test_cells_the_starter_is_unsure_of_are_pointed_out_and_exported_with_it(
     qtbot.waitUntil(lambda: "dic U-Net cells" in viewer.layers, timeout=60_000)
     cells = viewer.layers["dic U-Net cells"]
     confidence = layer_info(cells)["model"]["confidence"]
-    assert cells.data.max() > 0 and confidence < STARTER_CONFIDENCE
+    # Without TTA, its floor (a run's confidences are higher without).
+    assert cells.data.max() > 0 and confidence < STARTER_CONFIDENCE_NO_TTA
     assert segmenter.status.text().endswith(
         f"The starter model is unsure of these cells (confidence {confidence:.2f}, "
-        f"{STARTER_CONFIDENCE} or more on phase contrast), and the image records no pixel "
+        f"{STARTER_CONFIDENCE_NO_TTA} or more on phase contrast), and the image records no pixel "
         "size: if its pixels are not about 0.87 µm, give it (Pixel size in step 2, "
         "--pixel-size on the command line) to have the image resampled to the model's. If it "
         "is not phase contrast like the model's training images, fine-tune it on a few "

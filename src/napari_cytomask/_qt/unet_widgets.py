@@ -1018,7 +1018,9 @@ class UNetSegmentWidget(StepWidget, QWidget):
         cells = labels_layer(labels, f"{layer.name} U-Net cells", geometry, metadata)
         zoom = kwargs["zoom"]
         resampled = resampled_note(pixel, zoom, parameters["min_size"]) if zoom else ""
-        unlike = unlike_starter_images(step.model, result.confidence, pixel, bool(zoom))
+        unlike = unlike_starter_images(
+            step.model, result.confidence, pixel, bool(zoom), tta=step.tta
+        )
         seen, empty = "", None
         if not getattr(layer, "multiscale", False):  # a pyramid's frames are too large to read
             # What the frame segmented shows (lazy pixels are read again for it).
