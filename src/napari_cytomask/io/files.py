@@ -284,16 +284,16 @@ def match_files(
         ``unpaired``; with it, when no file has one), or a file matches both patterns.
     """
     image, mask = (os.path.expanduser(p) for p in (image_pattern, mask_pattern))
-    patterns = [_named_folders(p) for p in (image, mask)]
     if os.path.isfile(image) and os.path.isfile(mask):
         if os.path.realpath(image) != os.path.realpath(mask):
             # Two files named like patterns ("scan[1].tif") are a pair as they are.
             return [(image, mask)]
     found = []
-    for which, given, pattern in zip(names, (image_pattern, mask_pattern), patterns, strict=True):
+    given_patterns = (image_pattern, mask_pattern)
+    for which, given, pattern in zip(names, given_patterns, (image, mask), strict=True):
         # Names compared as one form of Unicode: a Mac writes "ö" as "o" and its accent
         # (NFD), most others as one letter (NFC), and the names looked the same.
-        regex = _pattern_regex(unicodedata.normalize("NFC", pattern))
+        regex = _pattern_regex(unicodedata.normalize("NFC", _named_folders(pattern)))
         # The inputs a pattern of segment takes: not a folder's notes, nor a store's chunks.
         matches, inputs = _pattern_inputs(pattern, ())
         files = [str(path) for path in inputs]
@@ -453,17 +453,16 @@ def _named_folders(pattern: str) -> str:
     that name: as a pattern, "Plate [1]/*.tif" took the folder "Plate 1" and left "Plate
     [1]" out without a word."""
     parts = re.split(r"[\\/]", pattern) if os.altsep else pattern.split(os.sep)
-    done = parts[:1]
-    if glob.has_magic(parts[0]) and len(parts) > 1 and os.path.isdir(parts[0]):
-        done = [glob.escape(parts[0])]
-    for part in parts[1:-1]:
-        head = os.sep.join(done) or os.sep
+    done: list[str] = []
+    for part in parts[:-1]:
         if glob.has_magic(part):
+            # The folders it lies in: none for a relative pattern's first, the root's.
+            head = os.sep.join(done) if any(done) else os.sep * bool(done)
             parents = glob.glob(head, recursive=True) if glob.has_magic(head) else [head]
             if any(os.path.isdir(os.path.join(parent, part)) for parent in parents):
                 part = glob.escape(part)
         done.append(part)
-    return os.sep.join([*done, parts[-1]]) if len(parts) > 1 else pattern
+    return os.sep.join([*done, parts[-1]])
 
 
 def _brackets(pattern: str) -> str:
