@@ -609,27 +609,29 @@ def from_layer(layer, image_layers: Sequence = ()) -> LabelsExport:
     if record:
         meta = {**meta, **recorded_fields(record), "channel_name": None}
     own = [image for image in image_layers if same_file(source_of(image), meta.get("source"))]
+
     # Not another scan's channels of the same names ("GFP [1]" beside its own "GFP"): a
     # table read by channel name would take another well's intensities for its own.
-    names = Counter(_unnumbered(image.name, source_of(image)) for image in own)
+    def unnumbered(image) -> str:
+        return _unnumbered(image.name, source_of(image))
+
+    names = Counter(unnumbered(image) for image in own)
 
     def column(image, name: str) -> str:
         """An image's column: another file's is named after that file too."""
         file = source_of(image)
         return f"{name} ({Path(file).name})" if file and meta.get("source") is not None else name
 
-    others = [
-        i for i in image_layers if i not in own and _unnumbered(i.name, source_of(i)) not in names
-    ]
-    plain_others = Counter(column(i, _unnumbered(i.name, source_of(i))) for i in others)
+    others = [i for i in image_layers if i not in own and unnumbered(i) not in names]
+    plain_others = Counter(column(image, unnumbered(image)) for image in others)
     measured = {}  # by the name the table gives them
     for image in image_layers:
         # Numbered only when two images would be one column otherwise.
         if image in own:
-            plain = _unnumbered(image.name, source_of(image))
+            plain = unnumbered(image)
             measured[plain if names[plain] == 1 else image.name] = image
         elif image in others:
-            plain = column(image, _unnumbered(image.name, source_of(image)))
+            plain = column(image, unnumbered(image))
             measured[plain if plain_others[plain] == 1 else column(image, image.name)] = image
     if record:  # the segmented channel's name, as the scan's layer has it
         meta["channel_name"] = next(
