@@ -491,12 +491,14 @@ def process(
     # The labels of another format an earlier run made, deleted: a table may name them.
     gone = ", ".join(old.name for old in replaced)
     gone = f"{gone} (made before, in another format) deleted." if gone else ""
-    note = " ".join(n for n in (seen, resampled, unlike, gone) if n)
-    # Why no cell could be found, when none was: in every channel the model took.
+    # Why no cell could be found, when none was: in every channel the model took. Then
+    # how sure the model was of cells says nothing (a 2 x 2 image's "unsure" note).
     empty = None
     if not (chunked or n_cells):
         reasons = [nothing_to_find(channel, run.min_size or 0) for channel in channels]
         empty = reasons[0] if all(reasons) else None
+    unlike = "" if empty else unlike
+    note = " ".join(n for n in (seen, resampled, unlike, gone) if n)
     return {"source": str(job.source), "output": str(output), "cells": n_cells,
             "seconds": seconds, "channels_used": used, "channel_guessed": guessed,
             "segmented_on": segmented_on,

@@ -1027,6 +1027,7 @@ class UNetSegmentWidget(StepWidget, QWidget):
             seen = frame_notes(channels[0])
             if not result.labels.any():
                 empty = nothing_to_find(channels[0], parameters["min_size"])
+        unlike = "" if empty else unlike  # no cell could be there: how sure says nothing
         small = _size_note(result.labels, parameters["min_size_image_px"])
         colours = f"The model takes one channel: it segmented the {GREY_VERSION}." if grey else ""
         notes = "".join(f" {note}" for note in (colours, seen, resampled, small, unlike) if note)
