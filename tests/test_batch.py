@@ -214,7 +214,7 @@ def test_chunked_ome_zarr_then_evaluate_and_export(
     objects = list(csv.DictReader((export_dir / "set1_unet_cells_objects.csv").open()))
     assert len(objects) == len(np.unique(chunked)) - 1
     first = int(objects[0]["label"])
-    assert float(objects[0]["mean_set1"]) == pytest.approx(raw[chunked == first].mean())
+    assert float(objects[0]["mean_intensity"]) == pytest.approx(raw[chunked == first].mean())
     provenance = json.loads((export_dir / "set1_unet_cells_provenance.json").read_text())
     assert provenance["source"] == str(images / "set1.tif")
     coco = json.loads((export_dir / "set1_unet_cells_coco.json").read_text())

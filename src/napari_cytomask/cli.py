@@ -1782,6 +1782,7 @@ def _from_source(info: dict, path: Path, shape: tuple[int, ...], record: str) ->
     import numpy as np
 
     from .io.files import is_image, open_scan
+    from .io.layers import measured_as
 
     source = info.get("source")
     # A scan that is gone was warned about when its record was read; an OME-Zarr image is
@@ -1802,7 +1803,7 @@ def _from_source(info: dict, path: Path, shape: tuple[int, ...], record: str) ->
                 f"there. Segment the scan again, or move the record {record} "
                 "beside the labels aside to export them without the scan's intensities."
             )
-        intensities[channel.name] = image.reshape(shape)
+        intensities[measured_as(channel.name, channel.named_after_file)] = image.reshape(shape)
     found: dict = {"intensities": intensities}
     used = info.get("channels_used") or []
     if len(used) == 1:

@@ -1543,3 +1543,46 @@ def test_files_already_there_are_listed_for_each_export_of_one_name(tmp_path):
         export_labels(exports, tmp_path, objects_csv=False)
     assert sorted(err.value.paths) == sorted(written) and len(written) == 4
     assert err.value.layers == ["raw_unet_cells"]
+
+
+def test_single_channel_files_of_other_names_stack_into_one_table(tmp_path, shared_data):
+    """A file's single channel is named after the file: the cells of well A01.tif were
+    measured as 'mean_A01' and those of A02.tif as 'mean_A02', so a plate's tables, which
+    name their file (``source_file``) to be stacked into one, did not line up column by
+    column. Both now measure it as 'mean_intensity'; a channel the file names keeps its
+    name."""
+    import pandas as pd
+    from napari.layers import Image, Labels
+
+    from napari_cytomask._reader import get_reader
+    from napari_cytomask.io.export import from_layer
+    from napari_cytomask.io.layers import result_metadata
+
+    raw = tifffile.imread(shared_data / "usiigaci-phc" / "set1" / "raw.tif")[:64, :64]
+    cells = np.zeros((64, 64), np.uint16)
+    cells[10:30, 10:30], cells[40:60, 5:25] = 1, 2
+    tables = []
+    for well in ("A01", "A02"):
+        path = tmp_path / f"{well}.tif"
+        tifffile.imwrite(path, raw)
+        [(data, kwargs, _)] = get_reader(str(path))(str(path))
+        image = Image(data, **kwargs)
+        labels = Labels(cells, name=f"{well} U-Net cells",
+                        metadata=result_metadata(image, method="unet"))  # fmt: skip
+        export_labels([from_layer(labels, [image])], tmp_path / "out", formats=["tiff"])
+        tables.append(pd.read_csv(tmp_path / "out" / f"{well} U-Net cells_objects.csv"))
+    plate = pd.concat(tables)
+    assert [c for c in plate.columns if c.startswith("mean_")] == ["mean_intensity"]
+    assert plate["mean_intensity"].tolist() == [raw[cells == i].mean() for i in (1, 2)] * 2
+    assert plate["source_file"].map(lambda f: os.path.basename(f)).tolist() == [
+        "A01.tif", "A01.tif", "A02.tif", "A02.tif"
+    ]  # fmt: skip
+
+    # A channel the file names is measured under its name.
+    named = tmp_path / "named.ome.tif"
+    tifffile.imwrite(named, raw[None], metadata={"axes": "CYX", "Channel": {"Name": ["Phase"]}})
+    [(data, kwargs, _)] = get_reader(str(named))(str(named))
+    image = Image(data, **kwargs)
+    labels = Labels(cells, name="Phase U-Net cells",
+                    metadata=result_metadata(image, method="unet"))  # fmt: skip
+    assert list(from_layer(labels, [image]).intensities) == ["Phase"]

@@ -596,10 +596,12 @@ def from_layer(layer, image_layers: Sequence = ()) -> LabelsExport:
     Images are measured under their names without napari's numbering unless two would
     share a column, and the files are named so (:attr:`LabelsExport.file_name`): the
     second field opened is "raw [1]", and its table would have other columns than the
-    first's.
+    first's. A file's single channel, named after the file, is measured as ``intensity``
+    (:func:`~napari_cytomask.io.layers.measured_as`): well A01's and well A02's tables
+    have the same columns.
     """
     from ..roles import source_of
-    from .layers import edited_by_hand, is_result, layer_info
+    from .layers import edited_by_hand, is_result, layer_info, measured_as
 
     meta = layer_info(layer)
     opened = None if is_result(layer) else source_of(layer)
@@ -629,7 +631,8 @@ def from_layer(layer, image_layers: Sequence = ()) -> LabelsExport:
         # Numbered only when two images would be one column otherwise.
         if image in own:
             plain = unnumbered(image)
-            measured[plain if names[plain] == 1 else image.name] = image
+            after_file = bool(layer_info(image).get("named_after_file"))
+            measured[measured_as(plain, after_file) if names[plain] == 1 else image.name] = image
         elif image in others:
             plain = column(image, unnumbered(image))
             measured[plain if plain_others[plain] == 1 else column(image, image.name)] = image
@@ -860,7 +863,8 @@ def object_rows(export: LabelsExport) -> list[dict[str, object]]:
     ``centroid_*_um`` when the scale is physical, the centroids where napari shows them
     (from the layer's offset, its :attr:`~LabelsExport.translate`, as a tile's cells
     are beside the next tile's);
-    ``mean_<channel>`` for every intensity image, and every feature column but those
+    ``mean_<channel>`` for every intensity image (``mean_intensity`` for a file's single
+    channel named after the file), and every feature column but those
     of these names: a feature such as SAM2's ``area`` describes the object as it was
     found, the measured columns the object as it is exported (after painting).
     """

@@ -257,6 +257,18 @@ class Channel:
         return self.data[0] if isinstance(self.data, list) else self.data
 
 
+#: The intensity column of a file's single unnamed channel (``mean_intensity``), which
+#: would otherwise take the file's name: the tables of ``A01.tif`` and ``A02.tif`` would
+#: measure the same channel in columns of different names and not stack into one.
+FILE_CHANNEL_COLUMN = "intensity"
+
+
+def measured_as(name: str, named_after_file: bool) -> str:
+    """The name a channel's intensities are exported under (``mean_<name>``): its own,
+    or :data:`FILE_CHANNEL_COLUMN` for a channel named after its file."""
+    return FILE_CHANNEL_COLUMN if named_after_file else name
+
+
 def patch_starts(n: int, patch: int) -> list[int]:
     """First index of ``SAMPLE_GRID`` patches spread evenly over ``n`` pixels."""
     return [
@@ -847,6 +859,7 @@ def to_layer_data(
             "source": source,
             "channel_index": channel.index,
             "channel_name": channel.name,
+            "named_after_file": channel.named_after_file,
             "role": channel.role,
             "axes": "".join(axis_labels),
             **(extra_metadata or {}),
