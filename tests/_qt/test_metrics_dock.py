@@ -1774,3 +1774,51 @@ def test_the_frames_of_a_plate_are_named_by_their_wells(
     assert wells == {("all", ""), ("0", "Usiigaci set11"), ("1", "Usiigaci set12"),
                      ("2", "Usiigaci set30"), ("3", "Usiigaci set40")}  # fmt: skip
     dock.runner.cancel()
+
+
+def test_the_cells_tab_goes_to_the_cells_of_binary_masks(make_napari_viewer_proxy, qtbot, labels):
+    """Binary masks (one value for every cell, 0/255 from a threshold in Fiji) are compared
+    by their regions, but the Cells tab looked for a region's number in the mask's pixels:
+    every cell was "no longer in" the layer, or the wrong one was shown, and a missed cell
+    picked a new label of 256 for an 8-bit mask, which raised."""
+    from skimage.measure import label
+
+    viewer = make_napari_viewer_proxy()
+    truth = (labels > 0).astype(np.uint8)
+    regions = label(truth, connectivity=1)
+    gone = 7
+    prediction = np.where((regions > 0) & (regions != gone), 255, 0).astype(np.uint8)
+    assert not truth[:12, 8:20].any()  # a place without cells for a false one
+    prediction[2:10, 10:18] = 255
+    dock = _compared(viewer, qtbot, prediction, truth)
+    dock.views.setCurrentWidget(dock.cells_table)
+    rows = dock.cells.rows
+    missed = next(r for r, cell in enumerate(rows) if cell.side == "true" and not cell.matched)
+    assert rows[missed].id == gone
+    dock.go_to_cell(missed)
+    ys, xs = np.nonzero(regions == gone)
+    centre = ((ys.min() + ys.max()) / 2, (xs.min() + xs.max()) / 2)
+    assert viewer.scene.camera.center[-2:] == pytest.approx(centre, abs=1)
+    status = dock.status.text()
+    assert status.startswith(f"Showing true {gone} of 'ground truth'")
+    assert "'prediction' is a binary mask: its value (255) is selected to paint with" in status
+    assert viewer.layers["prediction"].selected_label == 255
+    # A false one: its region in the prediction, not the pixels of the mask's value.
+    false = next(r for r, cell in enumerate(rows) if cell.side == "predicted")
+    assert label(prediction > 0, connectivity=1)[5, 13] == rows[false].id
+    dock.go_to_cell(false)
+    assert viewer.scene.camera.center[-2:] == pytest.approx((5.5, 13.5), abs=1)
+    assert dock.status.text().startswith(f"Showing predicted {rows[false].id} of 'prediction'")
+
+
+@pytest.mark.parametrize(
+    ("ids", "new"),
+    [([0, 1, 2, 255], 3), (list(range(256)), None), ([0, 3, 9], 10), ([0, 70_000], 70_001)],
+)
+def test_a_missed_cell_is_painted_with_a_label_the_layer_can_hold(ids, new):
+    """One above the largest id, else the smallest free one: an 8-bit layer whose
+    largest id is 255 was given 256."""
+    from napari_cytomask._qt.metrics_dock import _unused_label
+
+    data = np.array(ids, np.uint8 if max(ids) < 256 else np.uint32)
+    assert _unused_label(data) == new

@@ -355,6 +355,18 @@ def compute_metrics(
     return Compared(result, false_pos, false_neg, unlabelled, compared, binary, digests)
 
 
+def _unused_label(labels: np.ndarray) -> int | None:
+    """A label ``labels`` does not use, to paint a new cell with: one above the largest,
+    else the smallest free one where the largest is the most its type of numbers holds
+    (255 cells of an 8-bit layer, or a 0/255 mask); None when every value is used."""
+    top = int(labels.max(initial=0))
+    most = np.iinfo(labels.dtype).max if labels.dtype.kind in "iu" else None
+    if most is None or top < most:
+        return top + 1
+    free = np.setdiff1d(np.arange(1, min(most, 1 << 16) + 1), labels)
+    return int(free[0]) if free.size else None
+
+
 def plane_digests(array: np.ndarray) -> tuple[int, ...]:
     """A checksum of each 2D plane of ``array``: which planes of a stack's outlines a
     comparison changed, told in the worker, so that only those are compared in the GUI
@@ -398,6 +410,9 @@ class MetricsDock(StepWidget, QWidget):
         #: status says of those left out.
         self._made: np.ndarray | None = None
         self._made_only = ""
+        #: "prediction" and "ground truth" where that layer was compared as a binary
+        #: mask, its separate regions as cells, with the mask's value (:class:`Compared`).
+        self._binary: dict[str, object] = {}
         self._shape: tuple[int, ...] = ()  # of the layers compared
         self._axes: tuple[str, ...] = ()  # their axis labels, which name frames in messages
         #: What the positions of the layers compared are called (a plate's wells), as
@@ -907,6 +922,7 @@ class MetricsDock(StepWidget, QWidget):
     def _show(self, result: Compared) -> None:
         evaluation, false_pos, false_neg, unlabelled, compared, binary, digests = result
         self.evaluation = evaluation
+        self._binary = binary
         names, axes = self._position_names or (None, ())
         self._positions = frame_positions(evaluation.frame_shape, axes, names)
         self.save_button.setEnabled(True)
@@ -1043,6 +1059,11 @@ class MetricsDock(StepWidget, QWidget):
         place = (
             tuple(int(i) for i in np.unravel_index(cell.frame, frame_shape)) if frame_shape else ()
         )
+        if ("ground truth" if true else "prediction") in self._binary:
+            # A binary mask's cells are its regions, numbered as the comparison numbered
+            # them: the mask holds one value for them all.
+            found = binary_mask_regions(np.asarray(data), len(frame_shape))
+            data = data if found is None else found[0]
         where = np.argwhere(np.asarray(data[place]) == cell.id)
         if not len(where):
             self.status.setText(
@@ -1084,16 +1105,27 @@ class MetricsDock(StepWidget, QWidget):
         if prediction is None:
             return ""
         self.viewer.layers.selection.active = prediction
+        if "prediction" in self._binary:
+            # Its cells are regions of one value: painted with another, the mask would
+            # hold two (and 256 is no value of an 8-bit mask of 0 and 255).
+            prediction.selected_label = self._binary["prediction"]
+            return (
+                f"'{prediction.name}' is a binary mask: its value "
+                f"({prediction.selected_label}) is selected to paint with"
+            )
         if cell.side == "predicted":
             prediction.selected_label = cell.id
             return f"its id is the label of '{prediction.name}', selected to paint or erase it"
         if not isinstance(prediction.data, np.ndarray):  # not read whole for a new id
             return f"'{prediction.name}' is selected to paint it in"
-        prediction.selected_label = int(prediction.data.max(initial=0)) + 1
-        return (
-            f"'{prediction.name}' is selected with a new label "
-            f"({prediction.selected_label}) to paint it in"
-        )
+        new = _unused_label(prediction.data)
+        if new is None:
+            return (
+                f"'{prediction.name}' is selected, but its type of numbers "
+                f"({prediction.data.dtype}) holds no label it does not use yet"
+            )
+        prediction.selected_label = new
+        return f"'{prediction.name}' is selected with a new label ({new}) to paint it in"
 
     def _plot(self, evaluation: Evaluation | None) -> None:
         """Precision, recall and F1 over the IoU thresholds; empty without ``evaluation``."""
