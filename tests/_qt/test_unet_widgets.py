@@ -2541,6 +2541,14 @@ def test_a_models_result_is_trained_on_only_where_it_was_corrected(
     assert [s.name for s in samples] == ["img[2]"]
     assert "Only the 1 of the 4 frames of 'img U-Net cells' corrected by hand are trained on " \
         "(frame 2): the others hold the model's own cells." in notes  # fmt: skip
+    # A position whose cells were all erased by hand is corrected too, but holds none: it
+    # is named by its number in the stack, not among the corrected frames (it was "0").
+    found.data[1] = 0
+    found.refresh()
+    samples, _, notes = trainer._samples()
+    assert [s.name for s in samples] == ["img[2]"]
+    assert "1 of the 2 frames of 'img U-Net cells' hold no cell and are left out " \
+        "(frames 1): unlabelled, their cells would be learnt as background." in notes  # fmt: skip
     # A split of a hand-drawn mask holds no model's cells: every frame is trained on.
     drawn = viewer.add_labels(cells.copy(), name="drawn")
     split = result_metadata(drawn, method="watershed_split")

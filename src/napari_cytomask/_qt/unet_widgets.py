@@ -1563,17 +1563,19 @@ class UNetTrainWidget(StepWidget, QWidget):
                 f"another field's cells; cancel and pick a mask of {files[0]}."
             )
             show_warning(notes[-1])
-        samples = _corrected_only(mask, samples, notes)
+        frames = _corrected_only(mask, len(samples), notes)
         # Frames of a stack painted in part: the ones without a cell are not labelled yet,
-        # and trained on they would teach that their cells are background.
-        empty = [i for i, sample in enumerate(samples) if not sample.labels.any()]
-        if empty and len(empty) < len(samples):
+        # and trained on they would teach that their cells are background. Named by their
+        # number in the stack, not among the frames corrected.
+        empty = [i for i in frames if not samples[i].labels.any()]
+        if empty and len(empty) < len(frames):
             notes.append(
-                f"{len(empty)} of the {len(samples)} frames of '{mask.name}' hold no cell and "
+                f"{len(empty)} of the {len(frames)} frames of '{mask.name}' hold no cell and "
                 f"are left out (frames {', '.join(map(str, empty))}): unlabelled, their cells "
                 "would be learnt as background."
             )
-            samples = [sample for i, sample in enumerate(samples) if i not in empty]
+            frames = [i for i in frames if i not in empty]
+        samples = [samples[i] for i in frames]
         return samples, [f"layer {image.name}", f"layer {mask.name}"], notes
 
     def _start_channels(self) -> int | None:
@@ -2065,13 +2067,15 @@ def _frame_by_frame(predictor, channels: list, frame_axes: tuple, kwargs: dict, 
     )
 
 
-def _corrected_only(mask, samples: list, notes: list[str]) -> list:
-    """The frames of ``mask`` to train on, where a model found its cells: those corrected
-    by hand. Its other frames are the model's own cells: trained on, they teach it its
-    mistakes, and a frame corrected alone went to validation, where it only scored the
-    model against its own output. A result nobody corrected is refused."""
+def _corrected_only(mask, frames: int, notes: list[str]) -> list[int]:
+    """The frames of ``mask`` (of ``frames``, by number) to train on, where a model found
+    its cells: those corrected by hand. Its other frames are the model's own cells:
+    trained on, they teach it its mistakes, and a frame corrected alone went to
+    validation, where it only scored the model against its own output. A result nobody
+    corrected is refused."""
+    every = list(range(frames))
     if not made_by_model(mask):
-        return samples
+        return every
     edits = edited_frames(mask)
     if edits == []:  # refused, as a missing input is: nothing failed
         raise NothingToRun(
@@ -2081,20 +2085,20 @@ def _corrected_only(mask, samples: list, notes: list[str]) -> list:
             "pick a hand-drawn mask."
         )
     if edits is None:
-        if len(samples) > 1:
+        if frames > 1:
             notes.append(
                 f"'{mask.name}' was corrected by hand in another session, in frames that "
-                f"cannot be told now: all {len(samples)} are trained on, and those left "
+                f"cannot be told now: all {frames} are trained on, and those left "
                 "uncorrected teach the model its own cells."
             )
-        return samples
-    if len(edits) < len(samples):
+        return every
+    if len(edits) < frames:
         notes.append(
-            f"Only the {len(edits)} of the {len(samples)} frames of '{mask.name}' corrected "
+            f"Only the {len(edits)} of the {frames} frames of '{mask.name}' corrected "
             f"by hand are trained on (frame{'s' if len(edits) > 1 else ''} "
             f"{', '.join(map(str, edits))}): the others hold the model's own cells."
         )
-    return [sample for i, sample in enumerate(samples) if i in edits]
+    return [i for i in every if i in edits]
 
 
 def _split_said(samples, settings, resume) -> str:
