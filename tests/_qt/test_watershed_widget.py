@@ -1321,3 +1321,63 @@ def test_a_preview_of_no_cells_adds_no_result_and_says_why_in_the_status(
     widget.input.setCurrentText("negative")
     qtbot.waitUntil(lambda: "negative ids" in widget.status.text(), timeout=10000)
     assert errors == []
+
+
+@pytest.mark.gui
+def test_a_threshold_set_stays_when_layers_are_added_or_the_input_renamed(
+    make_napari_viewer_proxy, qtbot, truth
+):
+    """Any layer added (the preview's own result, a Points layer) put the threshold the
+    user had set back to the suggested one, and Apply split at that: the list of layers
+    was rebuilt and said its choice had changed when it had not."""
+    viewer = make_napari_viewer_proxy()
+    prob = ndi.gaussian_filter((truth > 0).astype(np.float32), 2)
+    viewer.add_image(np.zeros((8, 8), np.float32), name="other map")
+    viewer.add_image(prob, name="foreground")
+    widget = WatershedWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.live.setChecked(False)
+    widget.mode.setCurrentIndex(widget.mode.findData("foreground"))
+    widget.input.setCurrentText("foreground")
+    widget.input.activated.emit(widget.input.currentIndex())
+    assert widget.input.currentIndex() > 0  # not the list's first: kept by index
+    widget.threshold.setValue(0.2)
+    viewer.add_points(name="marks")
+    viewer.layers["foreground"].name = "foreground (renamed)"
+    assert widget.threshold.value() == pytest.approx(0.2)
+    widget.apply()
+    qtbot.waitUntil(lambda: not widget.runner.busy, timeout=20_000)
+    made = viewer.layers["foreground (renamed) instances"]
+    assert made.metadata["cytomask"]["parameters"]["params"]["threshold"] == pytest.approx(0.2)
+    # Another input is suggested its own threshold again.
+    widget.input.setCurrentText("other map")
+    assert widget.threshold.value() == pytest.approx(0.5)
+
+
+@pytest.mark.gui
+def test_maps_of_one_position_segmented_start_at_that_runs_thresholds(
+    make_napari_viewer_proxy, qtbot, truth
+):
+    """The U-Net run on the current position records its thresholds for that frame only
+    (the stack's record holds none): splitting its maps started at 0.5, cells about 30 %
+    larger than the model's."""
+    from napari_cytomask.io.layers import METADATA_KEY
+
+    viewer = make_napari_viewer_proxy()
+    classes = instances_to_interior_boundary(truth)
+    maps = {k: np.stack([(classes == k).astype(np.float32)] * 3) for k in (1, 2)}
+    frame = {"method": "unet", "parameters": {"foreground_threshold": 0.95,
+                                              "interior_threshold": 0.7}}  # fmt: skip
+    made = {"source": "scan.tif", "role": "result", "method": "unet", "parameters": None,
+            "previewed_frames": {"1": frame}, "frames_made": ["1"],
+            "made_from": {"layer": "Phase contrast"}}  # fmt: skip
+    for k, name in ((1, "interior"), (2, "boundary")):
+        viewer.add_image(maps[k], name=name, axis_labels=("P", "y", "x"),
+                         metadata={METADATA_KEY: {**made, "probability": name}})  # fmt: skip
+    viewer.dims.set_point(0, 1)
+    widget = WatershedWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.live.setChecked(False)
+    widget.mode.setCurrentIndex(widget.mode.findData("interior_boundary"))
+    assert widget.input.layer().name == "interior"
+    assert (widget.threshold.value(), widget.interior_threshold.value()) == (0.95, 0.7)

@@ -661,17 +661,19 @@ class LayerPicker(QComboBox):
         chosen = self._offered[index] if 0 <= index < len(self._offered) else None
         self._offered = self.layers()
         names = [layer.name for layer in self._offered]
+        kept = next((i for i, layer in enumerate(self._offered) if layer is chosen), None)
+        if kept is None:
+            default = self._default()
+            kept = -1 if default is None else self._offered.index(default)
+        # Said once, and only when the choice or its name changed: a layer added beside
+        # the chosen one is no new input (the watershed dock suggested its threshold
+        # again, in place of the one the user had set).
         self.blockSignals(True)
         self.clear()
         self.addItems(names)
+        self.setCurrentIndex(kept)
         self.blockSignals(False)
-        kept = next((i for i, layer in enumerate(self._offered) if layer is chosen), None)
-        if kept is not None:
-            self.setCurrentIndex(kept)
-        else:
-            default = self._default()
-            self.setCurrentIndex(-1 if default is None else self._offered.index(default))
-        if self.currentText() != current:
+        if self.layer() is not chosen or self.currentText() != current:
             self.currentIndexChanged.emit(self.currentIndex())
 
     def _default(self) -> Layer | None:

@@ -27,6 +27,7 @@ from ..io.layers import (
     contrast_from_sample,
     finite_values,
     frame_axes,
+    frame_key,
     frame_record,
     frames_made_of,
     is_highlight,
@@ -392,10 +393,13 @@ class WatershedWidget(StepWidget, QWidget):
 
     def _input_changed(self, *_) -> None:
         before = self._measured  # the input until now (its pixel size was named)
-        self._pair_boundary()
+        if self.input.layer() is not before:
+            # Not for the same input renamed: the threshold the user set stays, and so
+            # does the boundary map picked.
+            self._pair_boundary()
+            self._suggest_threshold()
         self._name_the_buttons()
         self._name_the_units()
-        self._suggest_threshold()
         if before is not None and before not in self.viewer.layers:
             # Nobody picked the layer that takes its place: a preview of it would add a
             # result unasked (and one added while napari removes layers crashed it).
@@ -576,8 +580,12 @@ class WatershedWidget(StepWidget, QWidget):
         """A U-Net's interior map starts at the thresholds its model segmented with, so
         that the split starts near its cells: at 0.5 for both, the sample's first field
         gave 83 "cells" where the model gave 73; at the model's, 79 (its minimum cell size,
-        a clean-up setting here, makes the rest)."""
-        made = layer_info(interior).get("parameters") or {}
+        a clean-up setting here, makes the rest). Those of the frame on show where it was
+        made alone (one position segmented): the stack's record holds none then."""
+        info = layer_info(interior)
+        shown = frame_key(frame_on_show(self.viewer, interior, interior.data.shape))
+        frame = (info.get("previewed_frames") or {}).get(shown) or {}
+        made = frame.get("parameters") or info.get("parameters") or {}
         for box, name in ((self.threshold, "foreground_threshold"),
                           (self.interior_threshold, "interior_threshold")):  # fmt: skip
             if isinstance(made.get(name), (int, float)):
