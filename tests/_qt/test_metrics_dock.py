@@ -1822,3 +1822,25 @@ def test_a_missed_cell_is_painted_with_a_label_the_layer_can_hold(ids, new):
 
     data = np.array(ids, np.uint8 if max(ids) < 256 else np.uint32)
     assert _unused_label(data) == new
+
+
+def test_outlines_record_the_iou_they_were_matched_at(dock_in_viewer, qtbot, labels):
+    """A comparison that ends after "Match at IoU" was changed (the new one waits for the
+    typing to stop) recorded the box's new value on outlines matched at the old one."""
+    from napari_cytomask._qt.metrics_dock import compute_metrics
+
+    viewer, dock = dock_in_viewer
+    prediction = np.where(labels == np.unique(labels)[1], 0, labels)
+    viewer.layers["prediction"].data = prediction
+    dock.highlight_check.setChecked(True)
+    name = "false negatives (prediction vs ground truth)"
+    qtbot.waitUntil(lambda: name in viewer.layers, timeout=10_000)
+    qtbot.waitUntil(lambda: not dock.runner.busy, timeout=10_000)
+    dock.runner.cancel()
+    matched_at_half = compute_metrics(labels, prediction, 0, 0.5, True)
+    dock.threshold_spin.blockSignals(True)  # typed, its comparison not yet started
+    dock.threshold_spin.setValue(0.7)
+    dock.threshold_spin.blockSignals(False)
+    dock._show(matched_at_half)
+    record = viewer.layers[name].metadata["cytomask"]["parameters"]
+    assert record["match_threshold"] == 0.5

@@ -1158,7 +1158,8 @@ class MetricsDock(StepWidget, QWidget):
         source = {"fp": self.prediction_layer, "fn": self.ground_truth_layer}
         levels = {"fp": 0, "fn": self._level}  # the ground truth's level compared
         parameters = {
-            "match_threshold": self.threshold_spin.value(),
+            # The comparison's own: the box may have changed while it ran.
+            "match_threshold": self.evaluation.match_threshold,
             "prediction": self.prediction_layer.name,
             "ground_truth": self.ground_truth_layer.name,
         }
