@@ -2656,6 +2656,43 @@ def test_a_stack_cancelled_keeps_the_frames_it_had_segmented(
     )
 
 
+def test_a_run_cancelled_over_an_earlier_runs_cells_says_which_frames_are_still_those(
+    make_napari_viewer_proxy, qtbot, shared_data, monkeypatch
+):
+    """Cancelled after one frame, a second run over the cells of a first kept that frame
+    in their layer, beside the first run's other frames (of other settings, maybe), and the
+    status named only the frame kept: the layer was taken for one run's cells."""
+    from napari_cytomask._qt import unet_widgets
+    from napari_cytomask._qt._layers import ALL_POSITIONS
+    from napari_cytomask._qt._settings import set_value
+
+    viewer = make_napari_viewer_proxy()
+    phase = tifffile.imread(shared_data / "usiigaci-phc" / "set11" / "raw.tif")[:96, :96]
+    viewer.add_image(np.stack([phase] * 3), name="movie", axis_labels=("T", "y", "x"))
+    segmenter = UNetSegmentWidget(viewer)
+    segmenter.tta.setChecked(False)
+    set_value(segmenter.positions, ALL_POSITIONS)
+    segmenter.segment()
+    qtbot.waitUntil(lambda: not segmenter.runner.busy, timeout=60_000)
+    slow = unet_widgets.iter_segment
+
+    def slowly(*args, **kwargs):  # each frame takes a while, as a large one does
+        result = yield from slow(*args, **kwargs)
+        time.sleep(1.0)
+        return result
+
+    monkeypatch.setattr(unet_widgets, "iter_segment", slowly)
+    segmenter.segment()
+    finished = segmenter._under_way.finished
+    qtbot.waitUntil(lambda: len(finished) >= 1, timeout=60_000)
+    segmenter.cancel()
+    assert [layer.name for layer in viewer.layers] == ["movie", "movie U-Net cells"]
+    assert segmenter.status.text().startswith(
+        "Cancelled after 1 of 3 frames: time point 0 kept in 'movie U-Net cells'. Time "
+        "points 1, 2 still hold the cells of an earlier run. "
+    )
+
+
 def test_a_z_stack_is_said_to_be_segmented_plane_by_plane(
     make_napari_viewer_proxy, qtbot, shared_data
 ):

@@ -957,11 +957,24 @@ class UNetSegmentWidget(StepWidget, QWidget):
             cells = self._show(new, frame, into=cells)  # the frames together, in one layer
         made = [frame_key(frame) for frame, _ in done]
         total = int(np.prod(shape[:-2]))
+        # Written into the cells of an earlier run: its other frames are still that run's
+        # (of other settings, maybe), in one layer with these.
+        before = frames_made_of(cells)
+        if before is None:
+            before = [frame_key(place) for place in np.ndindex(tuple(shape[:-2]))]
+        earlier = [key for key in before if key not in made]
+        named = named_frames(earlier, layer.axis_labels)
+        still = (
+            f" {named[:1].upper()}{named[1:]} still "
+            f"{'holds' if len(earlier) == 1 else 'hold'} the cells of an earlier run."
+            if earlier
+            else ""
+        )
         self.status.setText(
             f"Cancelled after {len(made)} of {total} frames: "
             f"{named_frames(made, layer.axis_labels)} kept in "
-            f"'{cells.name}'; '{self.positions.text_of(CURRENT_POSITION)}' segments the "
-            "others one by one, or run it again for all."
+            f"'{cells.name}'.{still} '{self.positions.text_of(CURRENT_POSITION)}' segments "
+            "the others one by one, or run it again for all."
         )
 
     def _run(
