@@ -368,6 +368,24 @@ def test_a_terminated_run_stops_as_an_interrupted_one_does(folders, tmp_path):
     assert state_path(model).is_file()
 
 
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_an_interrupted_segment_says_how_to_go_on(tmp_path, capsys, monkeypatch, overwrite):
+    """Stopped with --overwrite, segment said to run the same command again to go on, which
+    segmented the inputs it had finished again: hours, on a folder of hundreds of scans."""
+    from napari_cytomask import cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_segment", interrupted)
+    argv = ["segment", str(tmp_path / "scan.tif"), *(["--overwrite"] if overwrite else [])]
+    assert main(argv) == 130
+    err = capsys.readouterr().err
+    assert err.startswith("cytomask segment: interrupted. Finished results are kept")
+    said = "with --overwrite it segments the inputs it finished again too; without it, it skips"
+    assert (said in err) == overwrite
+
+
 def test_interrupted_training_goes_on_with_resume(folders, tmp_path, capsys):
     data, _ = folders
     model = tmp_path / "cut.safetensors"

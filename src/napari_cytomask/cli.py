@@ -1884,6 +1884,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USER_ERROR
     except KeyboardInterrupt as err:
         kept = _KEPT_WHEN_INTERRUPTED.get(args.command, "")
+        if args.command == "segment" and args.overwrite:
+            kept = _SEGMENT_OVERWRITE_INTERRUPTED
         if replaced := getattr(err, "replaced", None):  # stopped while its files moved in
             hold = "holds" if len(replaced) == 1 else "hold"
             kept = (f" It had replaced {', '.join(replaced)}, which {hold} the new export; the "
@@ -1899,6 +1901,15 @@ _KEPT_WHEN_INTERRUPTED = {
     # All files are written before any is moved in (export_labels).
     "export": " Nothing was written; the files already in the output folder are as they were.",
 }
+
+
+#: What ``segment --overwrite`` stopped by Ctrl+C leaves: run again as it was, it would
+#: redo the inputs it had finished too (--overwrite redoes every input).
+_SEGMENT_OVERWRITE_INTERRUPTED = (
+    " Finished results are kept. Run the same command again to go on: with --overwrite it "
+    "segments the inputs it finished again too; without it, it skips them, and names and "
+    "leaves out the inputs whose results are still of other settings."
+)
 
 
 @contextlib.contextmanager
