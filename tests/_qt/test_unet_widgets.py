@@ -565,6 +565,12 @@ def test_a_resumed_run_goes_on_with_its_own_settings(make_napari_viewer_proxy, u
         "training steps"
     )
     assert trainer.estimated_seconds(2) == pytest.approx(trainer.estimated_seconds() / 2)
+    # Its images as its own split has them: it said "Training on 4 image(s)" of a run
+    # that trains on 3 and validates on 1.
+    split = {"train": ["a.tif", "b.tif", "c.tif"], "validation": ["d.tif"]}
+    _recording(base, settings=own, epochs_done=2, split=split)
+    trainer.train()
+    assert trainer.status.text().startswith("Training on 3 image(s), validating on 1 (d.tif): ")
 
 
 def test_a_resumed_run_plots_the_epochs_it_goes_on_from(make_napari_viewer, qtbot, tmp_path):

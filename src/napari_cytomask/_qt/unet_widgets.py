@@ -1657,7 +1657,7 @@ class UNetTrainWidget(StepWidget, QWidget):
         except ValueError as err:
             self.runner.fail(err)
             return
-        resumed, done = "", 0
+        resumed, done, description = "", 0, {}
         if resume:
             # The run goes on as it was started (its targets, schedule, patience, and pixel
             # size), with what the boxes show (see _use_resumed_settings).
@@ -1697,7 +1697,7 @@ class UNetTrainWidget(StepWidget, QWidget):
             "cancelled before the first ends, nothing is"
         )  # fmt: skip
         self.status.setText(
-            f"{_split_said(samples, settings, resume)}: about "
+            f"{_split_said(samples, settings, description if resume else None)}: about "
             f"{duration(self.estimated_seconds(done))} "
             "for the training steps, then validation and threshold tuning. "
             f"The best network so far is saved at the end of each epoch: {kept}."
@@ -2114,15 +2114,20 @@ def _corrected_only(mask, frames: int, notes: list[str]) -> list[int]:
     return [i for i in every if i in edits]
 
 
-def _split_said(samples, settings, resume) -> str:
+def _split_said(samples, settings, resumed: dict | None) -> str:
     """The start of the status of a run: how many images it trains on, and which validate
-    the epochs and choose the thresholds (a resumed run keeps its own split; of one image a
-    part is held back, said at the end)."""
+    the epochs and choose the thresholds (a resumed run, ``resumed`` the description of
+    its model, keeps its own split; of one image a part is held back, said at the end)."""
     from ..models.training import split_by_image
 
-    if resume or len(samples) < 2:
+    if resumed is not None:
+        split = (resumed.get("training") or {}).get("split") or {}
+        if not (split.get("train") and split.get("validation")):
+            return f"Training on {len(samples)} image(s)"
+    elif len(samples) < 2:
         return f"Training on {len(samples)} image(s)"
-    split = split_by_image([s.name for s in samples], settings.fractions, settings.seed)
+    else:
+        split = split_by_image([s.name for s in samples], settings.fractions, settings.seed)
     trained, validated = _split_words(split)
     return f"Training on {trained}, validating on {validated}"
 
