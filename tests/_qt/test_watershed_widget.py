@@ -467,9 +467,28 @@ def test_an_input_renamed_or_closed_during_apply(make_napari_viewer_proxy, qtbot
     viewer.layers.remove("edited")
     viewer.add_labels(np.zeros((20, 20), np.int32), name="edited")  # another layer, same name
     qtbot.waitUntil(lambda: "was closed" in widget.status.text(), timeout=30_000)
-    assert widget.status.text().startswith("'edited' was closed while it was being split")
+    # A layer of no file (added here by a script) is not "opened" again.
+    assert widget.status.text() == (
+        "'edited' was closed while it was being split, so its split was not added. Add it "
+        "again to split it."
+    )
     assert viewer.layers["edited split"].data.shape == truth.shape  # the first result
     assert [layer.name for layer in viewer.layers] == ["edited split", "edited"]
+    # Cells made in napari cannot be opened again either: they are made again.
+    from napari_cytomask.io.layers import result_metadata
+
+    image = viewer.add_image(truth.astype(np.float32), name="raw",
+                             metadata={"cytomask": {"source": "/data/raw.tif"}})  # fmt: skip
+    viewer.add_labels(truth.copy(), name="raw U-Net cells",
+                      metadata=result_metadata(image, method="unet"))  # fmt: skip
+    widget.input.setCurrentText("raw U-Net cells")
+    widget.apply()
+    viewer.layers.remove("raw U-Net cells")
+    qtbot.waitUntil(lambda: "was closed" in widget.status.text(), timeout=30_000)
+    assert widget.status.text().startswith(
+        "'raw U-Net cells' was closed while it was being split, so its split was not added. "
+        "Segment again, then split the new cells."
+    )
 
 
 @pytest.mark.gui

@@ -333,10 +333,13 @@ def closed_during_run(layer, step: str = "segment") -> str:
     """The status of a run whose input layer was closed before its result came; ``step``
     is what the run did: ``"segment"`` or ``"split"``."""
     doing, made = _RUN_WORDS[step]
-    return (
-        f"'{layer.name}' was closed while it was being {doing}, so {made} not added. Open "
-        f"it again to {step} it."
-    )
+    if is_result(layer):  # made in napari: no file to open it from again
+        again = "Segment again, then split the new cells." if step == "split" else ""
+    elif source_of(layer) is None:  # added by a script or the console
+        again = f"Add it again to {step} it."
+    else:
+        again = f"Open it again to {step} it."
+    return f"'{layer.name}' was closed while it was being {doing}, so {made} not added. {again}"
 
 
 def role_changed_during_run(layer, step: str = "segment") -> str:
