@@ -194,7 +194,7 @@ def test_a_disk_without_a_byte_left_leaves_no_folder_and_says_so(tmp_path, monke
             f"Could not write into {folder}: the disk is full. Nothing was written; choose "
             "another folder."
         )
-    assert not new.exists()  # its parent, made too, is left: the folder asked for is not
+    assert not new.parent.exists()  # nor its parent, made for it too
     assert list(there.iterdir()) == []
 
 
@@ -209,3 +209,24 @@ def test_json_keeps_names_readable_and_names_of_no_utf8_whole(tmp_path):
     odd = os.fsdecode(b"well\xff.tif")  # a name Linux allows, no UTF-8
     path = atomic.write_json(tmp_path / "b.json", {"source": odd, "other": name})
     assert json.loads(path.read_text(encoding="utf-8")) == {"source": odd, "other": name}
+
+
+@pytest.mark.parametrize("interrupted", [False, True])
+def test_folders_made_for_a_run_and_left_empty_are_removed(tmp_path, interrupted):
+    """Stopped by Ctrl+C, `cytomask segment -o out` left an empty folder for every input
+    it never reached (out/set2 … out/set4); those made for it and left empty go, and a
+    folder that holds anything, or that was there before, stays."""
+    before = tmp_path / "there before"
+    before.mkdir()
+    out = tmp_path / "out"
+    written, empty, deep = out / "set1", out / "set2", tmp_path / "d" / "e"
+    try:
+        with atomic.locked_folders([written, empty, deep, before], "test"):
+            (written / "cells.tif").write_bytes(b"cells")
+            if interrupted:
+                raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        assert interrupted
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == [
+        "out", "out/set1", "out/set1/cells.tif", "there before"
+    ]  # fmt: skip

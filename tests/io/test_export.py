@@ -669,7 +669,7 @@ def test_sparse_huge_ids_are_measured_and_a_failed_measurement_writes_nothing(
     good = LabelsExport(name="first", labels=small)
     with pytest.raises(MemoryError):
         export_labels([good, huge], tmp_path / "failed", formats=["tiff"])
-    assert list((tmp_path / "failed").iterdir()) == []
+    assert not (tmp_path / "failed").exists()  # not even the folder made for it
 
 
 def test_an_export_is_a_snapshot_of_the_layer():

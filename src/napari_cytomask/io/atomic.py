@@ -599,18 +599,20 @@ def locked_folders(folders: Sequence[str | os.PathLike], holder: str):
     WriteError
         When a folder cannot be made or written into.
     """
-    with contextlib.ExitStack() as stack:
-        for folder in sorted({Path(folder) for folder in folders}):
-            made = not folder.exists()
-            make_folder(folder)
-            try:
+    made: set[Path] = set()  # the folders made here, and the folders above them made too
+    try:
+        with contextlib.ExitStack() as stack:
+            for folder in sorted({Path(folder) for folder in folders}):
+                made.update(p for p in (folder, *folder.parents) if not p.exists())
+                make_folder(folder)
                 stack.enter_context(_folder_lock(folder / LOCK_NAME, holder))
-            except WriteError:
-                if made:  # nothing was written: not even the folder is left
-                    with contextlib.suppress(OSError):
-                        folder.rmdir()
-                raise
-        yield
+            yield
+    finally:
+        # Those left empty (nothing was written there: refused, or never reached before
+        # Ctrl+C) are removed, the deepest first; a folder that holds anything stays.
+        for folder in sorted(made, key=lambda p: len(p.parts), reverse=True):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
 
 
 @contextlib.contextmanager
