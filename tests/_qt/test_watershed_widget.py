@@ -18,12 +18,13 @@ def truth(shared_data):
     return io.imread(path)[:512, :512]
 
 
-def _splitting(viewer, qtbot, name: str) -> WatershedWidget:
-    """The widget set to split the labels ``name`` on Apply only (no live preview)."""
+def _applying(viewer, qtbot, name: str, mode: str = "split") -> WatershedWidget:
+    """The widget set to ``mode`` (by default, to split labels) on the layer ``name``, on
+    Apply only (no live preview)."""
     widget = WatershedWidget(viewer)
     qtbot.addWidget(widget)
     widget.live.setChecked(False)
-    widget.mode.setCurrentIndex(widget.mode.findData("split"))
+    widget.mode.setCurrentIndex(widget.mode.findData(mode))
     widget.input.setCurrentText(name)
     return widget
 
@@ -357,7 +358,7 @@ def test_a_result_of_another_file_is_kept(
             imagej=True, metadata={"axes": "CYX", "Labels": ["phase", "mask"]},
         )  # fmt: skip
     viewer.open(tmp_path / "a.tif", plugin="napari-cytomask")
-    widget = _splitting(viewer, qtbot, "mask")
+    widget = _applying(viewer, qtbot, "mask")
     widget.apply()
     qtbot.waitUntil(lambda: "Done" in widget.status.text(), timeout=15000)
     first = viewer.layers["mask split"]
@@ -457,7 +458,7 @@ def test_an_input_renamed_or_closed_during_apply(make_napari_viewer_proxy, qtbot
     status says so (never a result on another layer that took its name)."""
     viewer = make_napari_viewer_proxy()
     mask = viewer.add_labels(truth.copy(), name="mask")
-    widget = _splitting(viewer, qtbot, "mask")
+    widget = _applying(viewer, qtbot, "mask")
     widget.apply()
     mask.name = "edited"
     qtbot.waitUntil(lambda: "Done" in widget.status.text(), timeout=30_000)
@@ -501,7 +502,7 @@ def test_frames_previewed_before_any_apply_are_the_frames_made(
 
     viewer = make_napari_viewer_proxy()
     viewer.add_labels(np.stack([truth, truth[::-1], truth[:, ::-1]]), name="cells")
-    widget = _splitting(viewer, qtbot, "cells")
+    widget = _applying(viewer, qtbot, "cells")
     for frame in (2, 0):
         viewer.dims.set_current_step(0, frame)
         widget.preview()
@@ -541,7 +542,7 @@ def test_a_frame_its_input_never_made_is_not_previewed(make_napari_viewer_proxy,
     viewer.add_labels(np.stack([truth * 0, truth * 0, truth]), name="one position",
                       metadata={"cytomask": {"method": "unet", "frames_made": ["2"]}})  # fmt: skip
     viewer.dims.set_current_step(0, 2)
-    widget = _splitting(viewer, qtbot, "one position")
+    widget = _applying(viewer, qtbot, "one position")
     widget.live.click()  # ticked: it previews, and follows the frame on show
     qtbot.waitUntil(lambda: "Preview" in widget.status.text(), timeout=30_000)
     output = viewer.layers["one position split"]
@@ -572,7 +573,7 @@ def test_a_split_keeps_the_ids_of_its_cells_and_says_which_it_cut(make_napari_vi
     cells[disk((30, 80), 10)] = 7
     viewer = make_napari_viewer_proxy()
     viewer.add_labels(np.stack([cells, np.where(cells > 0, cells + 10, 0)]), name="cells")
-    widget = _splitting(viewer, qtbot, "cells")
+    widget = _applying(viewer, qtbot, "cells")
     widget.h.setValue(1.0)
     widget.preview()  # of frame 0
     qtbot.waitUntil(lambda: "Preview" in widget.status.text(), timeout=30_000)
@@ -615,7 +616,7 @@ def test_cells_the_split_s_clean_up_removes_are_counted_and_its_setting_named(
     cells[2:5, 40:44], cells[50:53, 40:44] = 20, 21  # 12 px each
     viewer = make_napari_viewer_proxy()
     viewer.add_labels(cells, name="cells")
-    widget = _splitting(viewer, qtbot, "cells")
+    widget = _applying(viewer, qtbot, "cells")
     widget.apply()
     qtbot.waitUntil(lambda: "Done" in widget.status.text(), timeout=30_000)
     assert sorted(np.unique(viewer.layers["cells split"].data)) == [0, 3, 8]
@@ -677,7 +678,7 @@ def test_a_preview_after_apply_is_recorded_for_its_frame_only(
     stack = np.stack([truth, truth[::-1], truth[:, ::-1]])
     cells = viewer.add_labels(stack, name="cells", scale=(3, 1, 1))
     viewer.add_image(np.zeros((9, 512, 512), np.float32), name="finer frames")  # 9 steps
-    widget = _splitting(viewer, qtbot, "cells")
+    widget = _applying(viewer, qtbot, "cells")
     widget.min_area.setValue(20)
     widget.apply()
     qtbot.waitUntil(lambda: "Done" in widget.status.text(), timeout=30_000)
@@ -729,7 +730,7 @@ def test_a_split_records_that_its_input_was_edited_by_hand(
     phase = viewer.add_image(truth.astype(np.float32), name="phase")
     metadata = result_metadata(phase, method="unet", parameters={"tta": False})
     cells = viewer.add_layer(labels_layer(truth, "phase U-Net cells", {}, metadata))
-    widget = _splitting(viewer, qtbot, "phase U-Net cells")
+    widget = _applying(viewer, qtbot, "phase U-Net cells")
     widget.apply()
     qtbot.waitUntil(lambda: "Done" in widget.status.text(), timeout=30_000)
     output = viewer.layers["phase U-Net cells split"]
@@ -753,7 +754,7 @@ def test_a_new_result_handed_over_during_apply_leaves_the_apply_running(
     viewer = make_napari_viewer_proxy()
     viewer.add_labels(np.stack([truth] * 12), name="cells")
     newer = viewer.add_labels(truth.copy(), name="newer cells")
-    widget = _splitting(viewer, qtbot, "cells")
+    widget = _applying(viewer, qtbot, "cells")
     widget.apply()
     assert widget.applying()
     widget.use_input(newer)  # as the dock does when a segmentation ends
@@ -793,7 +794,7 @@ def test_cells_painted_during_apply_reach_no_frame_of_its_result(
     monkeypatch.setattr(watershed_widget, "iter_watershed", gated)
     viewer = make_napari_viewer_proxy()
     cells = viewer.add_labels(np.stack([truth] * 3), name="cells")
-    widget = _splitting(viewer, qtbot, "cells")
+    widget = _applying(viewer, qtbot, "cells")
     widget.apply()
     new_id = int(truth.max()) + 1
     cells.data[2, :40, :40] = new_id  # painted as the split runs
@@ -812,7 +813,7 @@ def test_live_preview_ticked_during_apply_leaves_the_apply_running(
     place: one frame of twelve was split, and nothing said Apply had stopped."""
     viewer = make_napari_viewer_proxy()
     viewer.add_labels(np.stack([truth] * 12), name="cells")
-    widget = _splitting(viewer, qtbot, "cells")
+    widget = _applying(viewer, qtbot, "cells")
     widget.live.setChecked(False)
     widget.apply()
     assert widget.applying()
@@ -833,7 +834,7 @@ def test_an_input_handed_over_during_an_apply_whose_input_is_closed_is_taken(
     viewer = make_napari_viewer_proxy()
     viewer.add_labels(np.stack([truth] * 12), name="cells")
     newer = viewer.add_labels(truth.copy(), name="newer cells")
-    widget = _splitting(viewer, qtbot, "cells")
+    widget = _applying(viewer, qtbot, "cells")
     widget.apply()
     widget.use_input(newer)
     viewer.layers.remove("cells")
@@ -934,7 +935,7 @@ def test_a_preview_fingerprints_its_frame_and_still_keeps_edits(
     viewer = make_napari_viewer_proxy()
     viewer.add_labels(np.stack([truth] * 12), name="cells")
     viewer.dims.set_current_step(0, 3)
-    widget = _splitting(viewer, qtbot, "cells")
+    widget = _applying(viewer, qtbot, "cells")
     widget.apply()
     qtbot.waitUntil(lambda: "Done" in widget.status.text(), timeout=30_000)
     output = viewer.layers["cells split"]
@@ -971,11 +972,7 @@ def test_a_threshold_is_suggested_from_the_numbers_of_the_frame_on_show(
     image = np.where(truth > 0, 3000, 500).astype(np.float32)
     image[:, :40] = np.nan  # a stitched mosaic's border
     viewer.add_image(image, name="stitched")
-    widget = WatershedWidget(viewer)
-    qtbot.addWidget(widget)
-    widget.live.setChecked(False)
-    widget.mode.setCurrentIndex(widget.mode.findData("foreground"))
-    widget.input.setCurrentText("stitched")
+    widget = _applying(viewer, qtbot, "stitched", "foreground")
     assert 500 <= widget.threshold.value() < 3000
     stack = np.stack([np.where(truth > 0, 3000, 500), np.zeros_like(truth)]).astype(np.uint16)
     viewer.add_image(stack, name="shutter closed")
@@ -1097,7 +1094,7 @@ def test_splitting_cells_drawn_through_z_planes_says_they_are_split_plane_by_pla
     viewer.add_labels(planes, name="plane by plane", axis_labels=("Z", "y", "x"))
     notes = {}
     for name in ("volume", "positions", "plane by plane"):
-        widget = _splitting(viewer, qtbot, name)
+        widget = _applying(viewer, qtbot, name)
         widget.apply()
         qtbot.waitUntil(lambda w=widget: "Done" in w.status.text(), timeout=60_000)
         notes[name] = "holds cells through several Z planes" in widget.status.text()
@@ -1353,11 +1350,7 @@ def test_a_threshold_set_stays_when_layers_are_added_or_the_input_renamed(
     prob = ndi.gaussian_filter((truth > 0).astype(np.float32), 2)
     viewer.add_image(np.zeros((8, 8), np.float32), name="other map")
     viewer.add_image(prob, name="foreground")
-    widget = WatershedWidget(viewer)
-    qtbot.addWidget(widget)
-    widget.live.setChecked(False)
-    widget.mode.setCurrentIndex(widget.mode.findData("foreground"))
-    widget.input.setCurrentText("foreground")
+    widget = _applying(viewer, qtbot, "foreground", "foreground")
     widget.input.activated.emit(widget.input.currentIndex())
     assert widget.input.currentIndex() > 0  # not the list's first: kept by index
     widget.threshold.setValue(0.2)

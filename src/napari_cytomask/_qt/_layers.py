@@ -327,6 +327,11 @@ def cells_in(layer, n: int) -> str:
 
 #: What a step does to its input and what it makes, as :func:`closed_during_run` says it.
 _RUN_WORDS = {"segment": ("segmented", "its cells were"), "split": ("split", "its split was")}
+#: What to do when the input closed was made in napari, by step.
+_MADE_AGAIN = {
+    "segment": "Make it again, then segment it.",
+    "split": "Segment again, then split the new cells.",
+}
 
 
 def closed_during_run(layer, step: str = "segment") -> str:
@@ -334,7 +339,7 @@ def closed_during_run(layer, step: str = "segment") -> str:
     is what the run did: ``"segment"`` or ``"split"``."""
     doing, made = _RUN_WORDS[step]
     if is_result(layer):  # made in napari: no file to open it from again
-        again = "Segment again, then split the new cells." if step == "split" else ""
+        again = _MADE_AGAIN[step]
     elif source_of(layer) is None:  # added by a script or the console
         again = f"Add it again to {step} it."
     else:
