@@ -413,6 +413,8 @@ class MetricsDock(StepWidget, QWidget):
         #: "prediction" and "ground truth" where that layer was compared as a binary
         #: mask, its separate regions as cells, with the mask's value (:class:`Compared`).
         self._binary: dict[str, object] = {}
+        #: Their regions, numbered as compared: found at the first cell gone to.
+        self._regions: dict[str, np.ndarray] = {}
         self._shape: tuple[int, ...] = ()  # of the layers compared
         self._axes: tuple[str, ...] = ()  # their axis labels, which name frames in messages
         #: What the positions of the layers compared are called (a plate's wells), as
@@ -922,7 +924,7 @@ class MetricsDock(StepWidget, QWidget):
     def _show(self, result: Compared) -> None:
         evaluation, false_pos, false_neg, unlabelled, compared, binary, digests = result
         self.evaluation = evaluation
-        self._binary = binary
+        self._binary, self._regions = binary, {}
         names, axes = self._position_names or (None, ())
         self._positions = frame_positions(evaluation.frame_shape, axes, names)
         self.save_button.setEnabled(True)
@@ -1059,11 +1061,14 @@ class MetricsDock(StepWidget, QWidget):
         place = (
             tuple(int(i) for i in np.unravel_index(cell.frame, frame_shape)) if frame_shape else ()
         )
-        if ("ground truth" if true else "prediction") in self._binary:
+        role = "ground truth" if true else "prediction"
+        if role in self._binary:
             # A binary mask's cells are its regions, numbered as the comparison numbered
-            # them: the mask holds one value for them all.
-            found = binary_mask_regions(np.asarray(data), len(frame_shape))
-            data = data if found is None else found[0]
+            # them: the mask holds one value for them all. Found once per comparison.
+            if role not in self._regions:
+                found = binary_mask_regions(np.asarray(data), len(frame_shape))
+                self._regions[role] = np.asarray(data) if found is None else found[0]
+            data = self._regions[role]
         where = np.argwhere(np.asarray(data[place]) == cell.id)
         if not len(where):
             self.status.setText(
