@@ -1066,8 +1066,9 @@ class MetricsDock(StepWidget, QWidget):
             # A binary mask's cells are its regions, numbered as the comparison numbered
             # them: the mask holds one value for them all. Found once per comparison.
             if role not in self._regions:
-                found = binary_mask_regions(np.asarray(data), len(frame_shape))
-                self._regions[role] = np.asarray(data) if found is None else found[0]
+                data = np.asarray(data)
+                found = binary_mask_regions(data, len(frame_shape))
+                self._regions[role] = data if found is None else found[0]
             data = self._regions[role]
         where = np.argwhere(np.asarray(data[place]) == cell.id)
         if not len(where):

@@ -963,12 +963,13 @@ class UNetSegmentWidget(StepWidget, QWidget):
         if before is None:
             before = [frame_key(place) for place in np.ndindex(tuple(shape[:-2]))]
         earlier = [key for key in before if key not in made]
-        named = named_frames(earlier, layer.axis_labels)
-        still = (
-            f" {named[:1].upper()}{named[1:]} still "
-            f"{'holds' if len(earlier) == 1 else 'hold'} the cells of an earlier run."
+        still = _sentences(
+            [
+                f"{named_frames(earlier, layer.axis_labels)} still "
+                f"{'holds' if len(earlier) == 1 else 'hold'} the cells of an earlier run."
+            ]
             if earlier
-            else ""
+            else []
         )
         self.status.setText(
             f"Cancelled after {len(made)} of {total} frames: "
