@@ -223,3 +223,27 @@ def min_label_dtype(max_id: int) -> np.dtype:
         if max_id <= np.iinfo(dtype).max:
             return np.dtype(dtype)
     raise LabelsError(f"label id {max_id} does not fit in 64 bits.")
+
+
+def largest_elsewhere(stack: np.ndarray, index: tuple) -> int:
+    """The largest id of the frames of ``stack`` (``(*frames, Y, X)``) other than the frame
+    at ``index``: 0 for a single image."""
+    if not index:
+        return 0
+    tops = np.asarray(stack).reshape(-1, *stack.shape[-2:]).max(axis=(1, 2), initial=0)
+    tops[np.ravel_multi_index(index, stack.shape[:-2])] = 0
+    return int(tops.max(initial=0))
+
+
+def numbered_above(plane: np.ndarray, top: int) -> np.ndarray:
+    """``plane``'s ids moved above ``top``, in order and with their gaps, where any of them
+    is not (0 stays 0): a frame made alone takes no id of the stack's other frames, which
+    hold ids up to ``top``. Widened to a type that holds the new ids; ``plane`` itself when
+    its ids are all above ``top`` already."""
+    ids = plane[plane > 0]
+    if not ids.size or int(ids.min()) > top:
+        return plane
+    shift = top + 1 - int(ids.min())
+    moved = plane.astype(np.result_type(plane.dtype, min_label_dtype(int(ids.max()) + shift)))
+    moved[moved > 0] += shift
+    return moved

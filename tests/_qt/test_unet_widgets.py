@@ -2408,6 +2408,8 @@ def test_the_position_on_show_is_segmented_alone_into_the_stack(
     assert run().unique_id == cells.unique_id  # the same layer, updated
     np.testing.assert_array_equal(cells.data[1], first)
     assert cells.data[2].any(), segmenter.status.text()
+    # Numbered on from the frame made before it, as a run of every frame numbers them.
+    assert cells.data[2][cells.data[2] > 0].min() == first.max() + 1
     assert layer_info(cells)["frames_made"] == ["1", "2"]
     assert from_layer(cells).edited is False  # the frames are the step's, not the user's
     # Every position, then one again with other settings: kept apart in the record.
@@ -2424,6 +2426,8 @@ def test_the_position_on_show_is_segmented_alone_into_the_stack(
     viewer.dims.set_current_step(0, 1)
     run()
     np.testing.assert_array_equal(cells.data[[0, 2]], others)
+    # Its new cells take no id of the other frames' (they were numbered from 1 again).
+    assert cells.data[1][cells.data[1] > 0].min() == others.max() + 1
     record = layer_info(cells)
     assert record.get("frames_made") is None and record["parameters"]["positions"] == (
         "all positions"

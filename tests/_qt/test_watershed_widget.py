@@ -602,6 +602,29 @@ def test_a_split_keeps_the_ids_of_its_cells_and_says_which_it_cut(make_napari_vi
 
 
 @pytest.mark.gui
+def test_a_preview_found_in_a_map_takes_no_id_of_the_other_frames(make_napari_viewer_proxy, qtbot):
+    """A frame of a foreground map previewed after Apply numbered its cells from 1 again,
+    the ids of the first frame's cells."""
+    from skimage.draw import disk
+
+    frame = np.zeros((60, 100), np.float32)
+    for center in ((30, 20), (30, 70)):
+        frame[disk(center, 10)] = 0.9
+    viewer = make_napari_viewer_proxy()
+    viewer.add_image(np.stack([frame, frame[:, ::-1], frame]), name="foreground")
+    widget = _applying(viewer, qtbot, "foreground", mode="foreground")
+    widget.apply()
+    qtbot.waitUntil(lambda: "Done" in widget.status.text(), timeout=30_000)
+    output = viewer.layers["foreground instances"]
+    assert [sorted(np.unique(plane)) for plane in output.data] == [[0, 1, 2], [0, 3, 4], [0, 5, 6]]
+    viewer.dims.set_current_step(0, 1)
+    widget.preview()
+    qtbot.waitUntil(lambda: "Preview" in widget.status.text(), timeout=30_000)
+    assert widget.status.text() == "Preview: 2 cells in the displayed frame."
+    assert sorted(np.unique(output.data[1])) == [0, 7, 8]
+
+
+@pytest.mark.gui
 def test_cells_the_split_s_clean_up_removes_are_counted_and_its_setting_named(
     make_napari_viewer_proxy, qtbot
 ):

@@ -62,7 +62,7 @@ from ..io.layers import (
     record_written,
     result_metadata,
 )
-from ..labels import GREY_VERSION, grey_version, min_label_dtype
+from ..labels import GREY_VERSION, grey_version, largest_elsewhere, numbered_above
 from ..models.catalog import (
     STARTER,
     STARTER_PIXEL_SIZE_UM,
@@ -1146,7 +1146,9 @@ class UNetSegmentWidget(StepWidget, QWidget):
         if old is None:
             return add_result(self.viewer, new)
         if index:
-            write_frame(old, index, new.data[index])
+            # Numbered above the other frames' cells, as a run of every frame numbers them.
+            frame = numbered_above(new.data[index], largest_elsewhere(old.data, index))
+            write_frame(old, index, frame)
         else:
             old.data = new.data
         forget_edits(old, index or None)
@@ -2064,10 +2066,7 @@ def _frame_by_frame(predictor, channels: list, frame_axes: tuple, kwargs: dict, 
                     )
         except StopIteration as stop:
             part = stop.value
-        cells = np.asarray(part.labels)
-        if top:  # numbered on from the frames before, in a type that holds the new ids
-            cells = cells.astype(min_label_dtype(top + int(cells.max(initial=0))))
-            cells[cells > 0] += top
+        cells = numbered_above(np.asarray(part.labels), top)  # on from the frames before
         top = int(cells.max(initial=top))
         finished.append((frame, cells))
         if probabilities is None:  # the stack's, filled frame by frame: no second copy

@@ -45,6 +45,7 @@ from ..io.layers import (
     result_metadata,
     single_value,
 )
+from ..labels import largest_elsewhere, numbered_above
 from ..postprocess import (
     DEFAULT_CLEANUP,
     MARKER_METHODS,
@@ -1073,15 +1074,14 @@ def _watershed_job(
     preview writes its frame into, whose other frames' ids its new pieces must not take.
     """
     largest = None
+    # The ids of the result's other frames, previewed or applied, which a frame's new
+    # cells do not take.
+    elsewhere = largest_elsewhere(taken, index) if taken is not None and index else 0
     if index is not None:
         if method == "split" and isinstance(arrays[0], np.ndarray):
             # A frame's new pieces take ids above the whole stack's, as Apply gives them,
             # not those of other frames' cells. A lazy stack is not read whole per preview.
-            largest = int(arrays[0].max(initial=0))
-            if taken is not None:  # nor those of other frames' pieces, previewed or applied
-                others = taken.reshape(-1, *taken.shape[-2:]).max(axis=(1, 2))
-                others[np.ravel_multi_index(index, taken.shape[:-2])] = 0
-                largest = max(largest, int(others.max(initial=0)))
+            largest = max(int(arrays[0].max(initial=0)), elsewhere)
         arrays = [np.asarray(arr[index]) for arr in arrays]
         if method == "split" and not arrays[0].any():
             # Said before a result layer is added for it, which Apply would then refuse.
@@ -1110,7 +1110,9 @@ def _watershed_job(
         largest_id=largest,
     )
     if method != "split":
-        return compact_labels(labels), source, index, metadata, int(labels.max()), ""
+        cells = int(labels.max(initial=0))
+        labels = numbered_above(labels, elsewhere)
+        return compact_labels(labels), source, index, metadata, cells, ""
     # Read here, off the GUI thread, like the check.
     cells, cut, pieces = split_counts(arrays[0], labels)
     removed = _removed_cells(arrays[0], labels, cleanup)
