@@ -773,3 +773,30 @@ def test_the_standalone_dock_says_when_the_masks_it_made_are_closed(
     assert " objects from " in widget.status.text()
     viewer.layers.remove("phase SAM2 masks")
     assert widget.status.text() == "'phase SAM2 masks' was closed: segment again to make its cells."
+
+
+def test_masks_of_an_image_moved_during_the_run_lie_over_it_as_it_is_now(
+    make_napari_viewer_proxy, qtbot, small_model, keep_every_mask
+):
+    """The masks kept the pixel size and place their image had when the run began."""
+    import threading
+
+    viewer = make_napari_viewer_proxy()
+    layer = viewer.add_image(image(), name="phase", scale=(0.87, 0.87), units="µm")
+    started, go_on = threading.Event(), threading.Event()
+
+    def builder(source, device, config):  # the run has read the image as it lay then
+        started.set()
+        go_on.wait(30)
+        return small_model
+
+    widget = Sam2Widget(viewer, model_builder=builder)
+    widget.set_values(points_per_side=4, **keep_every_mask)
+    widget.device.setCurrentText("cpu")
+    widget.segment()
+    assert started.wait(30)
+    layer.scale, layer.translate = (0.5, 0.5), (10, 20)
+    go_on.set()
+    qtbot.waitUntil(lambda: not widget.runner.busy, timeout=60_000)
+    masks = viewer.layers["phase SAM2 masks"]
+    assert tuple(masks.scale) == (0.5, 0.5) and tuple(masks.translate) == (10, 20)

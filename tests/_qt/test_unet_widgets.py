@@ -2759,3 +2759,46 @@ def test_a_count_of_one_cell_reads_in_the_singular():
         "1 cell in 'cells', in time point 1 of 3 only (the others were never made)"
     )
     assert cells_in(layer, np.uint8(2)).startswith("2 cells in 'cells'")  # a count from numpy
+
+
+def test_cells_of_an_image_given_a_pixel_size_during_the_run_lie_over_it_as_it_is_now(
+    make_napari_viewer_proxy, qtbot, shared_data, monkeypatch
+):
+    """A pixel size given to the input while it was segmented was lost on its cells, which
+    kept the size it had when the run began (areas exported in the wrong µm²), unsaid."""
+    import threading
+
+    from napari_cytomask._qt import unet_widgets
+
+    viewer = make_napari_viewer_proxy()
+    phase = tifffile.imread(shared_data / "usiigaci-phc" / "set11" / "raw.tif")[:128, :128]
+    image = viewer.add_image(phase, name="phase", scale=(0.87, 0.87), units="µm")
+    segmenter = UNetSegmentWidget(viewer)
+    segmenter.tta.setChecked(False)
+    started, go_on = threading.Event(), threading.Event()
+    segment = unet_widgets.iter_segment
+
+    def held(*args, **kwargs):
+        started.set()  # the run has read the image's pixel size and placement
+        go_on.wait(30)
+        return (yield from segment(*args, **kwargs))
+
+    monkeypatch.setattr(unet_widgets, "iter_segment", held)
+    segmenter.segment()
+    assert started.wait(30)
+    image.scale = (0.5, 0.5)
+    image.translate = (10, 20)
+    go_on.set()
+    qtbot.waitUntil(lambda: not segmenter.runner.busy, timeout=60_000)
+    cells = viewer.layers["phase U-Net cells"]
+    assert tuple(cells.scale) == (0.5, 0.5) and tuple(cells.translate) == (10, 20)
+    assert layer_info(cells)["parameters"]["pixel_size_um"] == (0.87, 0.87)
+    assert segmenter.status.text().endswith(
+        " 'phase' was given another pixel size during the run (0.87 µm to 0.5 µm): its cells "
+        "were found at the size before. Segment it again for cells found at the new size."
+    ), segmenter.status.text()
+    # Segmented again at its new size, nothing is said of it.
+    segmenter.segment()
+    qtbot.waitUntil(lambda: not segmenter.runner.busy, timeout=60_000)
+    assert "during the run" not in segmenter.status.text()
+    assert layer_info(cells)["parameters"]["pixel_size_um"] == (0.5, 0.5)

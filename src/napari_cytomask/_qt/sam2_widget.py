@@ -735,7 +735,6 @@ class Sam2Widget(StepWidget, QWidget):
             layer=layer,
             index=index,
             data=data,
-            geometry=geometry,
             rgb=rgb,
             foreground=foreground,
             guide=fg_layer,  # hidden under a new result, as it lies under it
@@ -950,13 +949,15 @@ class Sam2Widget(StepWidget, QWidget):
         record["previewed_frames"] = others
         if index:  # the positions never segmented hold no cells: not found, but not looked for
             record["frames_made"] = [frame_key(done) for done in sorted(positions)]
+        # Over the input as it lies now: given another pixel size or moved during the run.
+        placed = resolution_level(layer, job["parameters"]["level"])[1]
         if out is None:
-            made = labels_layer(labels, name, job["geometry"], metadata)
+            made = labels_layer(labels, name, placed, metadata)
             out = add_result(self.viewer, made, guide=job["guide"])
         else:
             out.data = compact_labels(labels)
             forget_edits(out)
-            lay_over(out, job["geometry"])
+            lay_over(out, placed)
             out.metadata = {**out.metadata, **metadata}
             record_written(out)
         out.features = features

@@ -1072,7 +1072,13 @@ class UNetSegmentWidget(StepWidget, QWidget):
         if layer not in self.viewer.layers:
             self.status.setText(closed_during_run(layer))
             return
-        min_size = layer_info(cells)["parameters"]["min_size"]  # this run's
+        parameters = layer_info(cells)["parameters"]  # this run's
+        min_size = parameters["min_size"]
+        # Over the input as it lies now: given another pixel size or moved during the run.
+        note += _resized_during_run(layer, parameters, self.pixels.pixel_size(layer))
+        placed = resolution_level(layer)[1]
+        for new in (*probabilities, cells):
+            lay_over(new, placed)
         for new in probabilities:
             self._show(new, index)
         cells = self._show(cells, index)
@@ -1157,6 +1163,25 @@ class UNetSegmentWidget(StepWidget, QWidget):
         if index and isinstance(old, Labels):
             record_written(old, index)  # the frame written now; the others are as recorded
         return old
+
+
+def _resized_during_run(layer, parameters: dict, now: tuple[float, float] | None) -> str:
+    """What to say when ``layer``'s pixel size became ``now`` during a run that resampled
+    it to the model's from the size it had (``parameters``, the run's): its cells were
+    found at the old size."""
+    before = parameters["pixel_size_um"]
+    if (
+        not parameters["resample"]
+        or before == now
+        or (before is not None and now is not None and np.allclose(before, now))
+    ):
+        return ""
+    sizes = [pixel_sizes(size) if size else "none" for size in (before, now)]
+    return (
+        f" '{layer.name}' was given another pixel size during the run ({sizes[0]} to "
+        f"{sizes[1]}): its cells were found at the size before. Segment it again for cells "
+        "found at the new size."
+    )
 
 
 def _unmarked_input(layer) -> str:
