@@ -648,6 +648,17 @@ def test_cancelled_as_it_chooses_thresholds_a_run_that_kept_its_start_offers_it(
         f"in {output}. Press Train to choose its thresholds (no more epochs are trained)."
     )
     assert trainer.resume.text() == str(output) and state_path(output).is_file()
+    # Train then says so: it quoted a time for training steps it does not run (the file
+    # holds the starting model, of epoch 0, and its training state the epoch trained).
+    monkeypatch.setattr(training, "iter_tune_postprocess", tune)
+    trainer.train()
+    assert trainer.status.text().startswith(
+        "Training on 1 image(s), validating on 1 (img (rows 96-127)): 1 epoch trained "
+        "already, so its thresholds are chosen on the validation images, then "
+        "fine.safetensors is saved with them."
+    ), trainer.status.text()
+    qtbot.waitUntil(lambda: trainer.worker is None, timeout=90_000)
+    assert trainer.result is not None, trainer.status.text()
 
 
 def test_closing_the_dock_cancels_its_training_and_says_so(make_napari_viewer, qtbot, tmp_path):

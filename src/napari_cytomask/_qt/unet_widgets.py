@@ -1644,7 +1644,13 @@ class UNetTrainWidget(StepWidget, QWidget):
 
     def train(self) -> None:
         """Start training in a worker thread."""
-        from ..models.training import DOCK_SPLIT, TrainingSettings, iter_train, resumed_settings
+        from ..models.training import (
+            DOCK_SPLIT,
+            TrainingSettings,
+            epochs_trained,
+            iter_train,
+            resumed_settings,
+        )
 
         if self.runner.busy:
             return
@@ -1694,7 +1700,7 @@ class UNetTrainWidget(StepWidget, QWidget):
             except (OSError, ValueError):
                 description = {}  # training says what the file is
             own = resumed_settings(description, settings, _SHOWN_SETTINGS)
-            done = int((description.get("training") or {}).get("epochs_done", 0))
+            done = epochs_trained(resume, description)
             if own.resample != settings.resample:
                 self.pixels.resample.setChecked(own.resample)
                 how = "resamples its images" if own.resample else "keeps its images' own pixels"
@@ -1724,13 +1730,20 @@ class UNetTrainWidget(StepWidget, QWidget):
             else "until one scores above the starting model, that model is kept, and "
             "cancelled before the first ends, nothing is"
         )  # fmt: skip
-        self.status.setText(
-            f"{_split_said(samples, settings, description if resume else None)}: about "
-            f"{duration(self.estimated_seconds(done))} "
-            "for the training steps, then validation and threshold tuning. "
-            f"The best network so far is saved at the end of each epoch: {kept}."
-            f"{_sentences(notes)}{resumed}"
-        )
+        split = _split_said(samples, settings, description if resume else None)
+        if settings.epochs > done:
+            self.status.setText(
+                f"{split}: about {duration(self.estimated_seconds(done))} for the training "
+                "steps, then validation and threshold tuning. The best network so far is "
+                f"saved at the end of each epoch: {kept}.{_sentences(notes)}{resumed}"
+            )
+        else:  # its epochs all trained (cancelled as it chose them): its thresholds only
+            self.status.setText(
+                f"{split}: {done} epoch{'s' * (done != 1)} trained already, so its thresholds "
+                f"are chosen on the validation images, then {Path(resume).name} is saved "
+                "with them."
+                f"{_sentences(notes)}{resumed}"
+            )
         self._pace, self._validated = Pace(), False
         self._beaten = False
         # The estimate was made before the run; the status line measures as it runs.

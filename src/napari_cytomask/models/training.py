@@ -1440,11 +1440,24 @@ def _load_state(
     Returns the state, or ``None`` and a sentence saying why training restarts
     its optimiser instead.
     """
-    path = state_path(checkpoint)
+    state, why = _run_state(checkpoint, run)
     fresh = "training continues from its weights with a new optimiser and learning rate."
+    if state is not None and set(state["model"]) != set(weights):
+        # Saved before build_model left out the encoder stages a network never runs.
+        state, why = (
+            None,
+            f"the training state {state_path(checkpoint)} holds other weights than the network",
+        )
+    return state, None if state is not None else f"{why}; {fresh}"
+
+
+def _run_state(checkpoint: Path, run: str | None) -> tuple[dict | None, str | None]:
+    """The training state of ``checkpoint`` when it belongs to training run ``run``; else
+    ``None`` and what it is (the start of a sentence)."""
+    path = state_path(checkpoint)
     if not path.exists():
-        return None, f"{checkpoint.name} has no training state beside it ({path.name}); {fresh}"
-    damaged = f"the training state {path} is damaged or is not a training state; {fresh}"
+        return None, f"{checkpoint.name} has no training state beside it ({path.name})"
+    damaged = f"the training state {path} is damaged or is not a training state"
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:  # noqa: BLE001 - a truncated or foreign file: any unpickling error
@@ -1452,11 +1465,18 @@ def _load_state(
     if not isinstance(state, dict) or not _STATE_KEYS <= state.keys():
         return None, damaged
     if run is None or state["run"] != run:
-        return None, f"the training state {path} belongs to another training run; {fresh}"
-    if set(state["model"]) != set(weights):
-        # Saved before build_model left out the encoder stages a network never runs.
-        return None, f"the training state {path} holds other weights than the network; {fresh}"
+        return None, f"the training state {path} belongs to another training run"
     return state, None
+
+
+def epochs_trained(checkpoint: str | os.PathLike, description: dict) -> int:
+    """The epochs the run saved in ``checkpoint`` (with ``description``) has trained, which
+    a resumed run does not train again: to the last one it finished, by its training state,
+    where it has one of its run, else to the epoch of the network the file holds (the best
+    so far, or the starting model of a fine-tuning that none beat)."""
+    training = description.get("training") or {}
+    state, _ = _run_state(Path(checkpoint), training.get("run"))
+    return int(state["epoch"] if state is not None else training.get("epochs_done", 0))
 
 
 def short_names(names: Sequence[str], among: Sequence[str]) -> list[str]:
