@@ -2283,6 +2283,10 @@ def test_a_mask_opened_alone_is_named_when_there_is_no_image(make_napari_viewer_
         assert "make it one in Channel roles" in status
 
 
+#: What a run of the starter model with its defaults records that its result's status reads.
+_RUN = {"min_size": 570, "pixel_size_um": None, "resample": True}
+
+
 def test_cells_of_a_channel_not_marked_as_the_input_say_so(make_napari_viewer_proxy):
     """A fluorescence scan's first channel, taken because none looked like transmitted
     light, was segmented without a word once cells were found."""
@@ -2298,7 +2302,7 @@ def test_cells_of_a_channel_not_marked_as_the_input_say_so(make_napari_viewer_pr
     for role, said in (("image", True), ("input", False)):
         record = {METADATA_KEY: {"role": role, "source": "s.tif"}}
         layer = viewer.add_image(ids * 100, name=f"{role} c1", metadata=record)
-        metadata = result_metadata(layer, method="unet", parameters={"min_size": 570})
+        metadata = result_metadata(layer, method="unet", parameters=_RUN)
         cells = Labels(ids, name=f"{role} c1 U-Net cells", metadata=metadata)
         widget._on_result((layer, [], cells, "", (), None))
         text = widget.status.text()
@@ -2312,7 +2316,7 @@ def test_cells_of_a_channel_not_marked_as_the_input_say_so(make_napari_viewer_pr
     for name, data in (("one", ids * 100), ("planes", np.stack([ids * 100, ids]))):
         with layer_source(path=f"/data/{name}.tif"):
             layer = viewer.add_image(data, name=name)
-        metadata = result_metadata(layer, method="unet", parameters={"min_size": 570})
+        metadata = result_metadata(layer, method="unet", parameters=_RUN)
         cells = Labels(np.zeros_like(data) + (data > 0), name=f"{name} cells", metadata=metadata)
         widget._on_result((layer, [], cells, "", (), None))
         text = widget.status.text()
