@@ -503,3 +503,34 @@ def test_settings_refused_while_a_live_run_works_drop_that_run(qtbot):
     assert results == [] and not runner.busy
     assert controls.status.text() == "Maximum area is below Minimum area."
     assert not controls.cancel_button.isEnabled()  # nothing runs
+
+
+def test_a_cancelled_run_lets_go_of_what_it_holds(make_napari_viewer_proxy, qtbot):
+    """A run stopped at a report stayed paused there for as long as napari ran, holding
+    its network and optimiser (on the GPU) and its crop workers: napari keeps every
+    worker it made. It is now closed, as a run that ends is."""
+    import threading
+    import time
+
+    from napari_cytomask._qt._live import Runner, StepControls
+
+    make_napari_viewer_proxy()  # whose window keeps the workers made while it is open
+    controls = StepControls("Run", "Run the step.")
+    qtbot.addWidget(controls)
+    runner = Runner(lambda _: None, controls, delay_ms=10)
+    reported, let_go = threading.Event(), []
+
+    def work():
+        try:
+            for step in range(1000):
+                reported.set()
+                yield step, 1000
+                time.sleep(0.01)
+        finally:
+            let_go.append(threading.current_thread() is threading.main_thread())
+
+    runner.run_now(work)
+    qtbot.waitUntil(reported.is_set, timeout=5000)
+    runner.cancel()
+    qtbot.waitUntil(lambda: bool(let_go), timeout=5000)
+    assert let_go == [True]  # closed in napari's thread, once the worker had stopped

@@ -759,9 +759,12 @@ class Runner(QObject):
         # _ignore_errors: errors reach `fail` only. Without it napari re-raises them in
         # the GUI thread too: a second notification, and an aborted process in scripts
         # that never call napari.run().
-        worker = create_worker(
-            _guarded, func, args, kwargs, _start_thread=False, _ignore_errors=True
-        )
+        work = _guarded(func, args, kwargs)
+        worker = create_worker(_relayed, work, _start_thread=False, _ignore_errors=True)
+        # A stopped run lets go of what it holds (a network and its optimiser on the GPU,
+        # crop workers, temporary files): napari keeps every worker it made, and a worker
+        # stopped at a report keeps its generator, paused there, until napari closes.
+        worker.finished.connect(work.close)
         if self._on_progress is not None and hasattr(worker, "yielded"):
             worker.yielded.connect(lambda event: self._progress(generation, event))
         worker.returned.connect(lambda result: self._deliver(generation, result))
@@ -821,6 +824,12 @@ class _Failed(Exception):
     superqt takes a ``RuntimeError`` raised by a generator (torch raises many) for
     a deleted worker: it drops the error and never says the worker finished.
     """
+
+
+def _relayed(work):
+    """A generator function for napari's worker, running the generator ``work``: the
+    caller keeps ``work`` to close it once the worker stops."""
+    return (yield from work)
 
 
 def _guarded(func: Callable, args: tuple, kwargs: dict):

@@ -1075,7 +1075,7 @@ class UNetSegmentWidget(StepWidget, QWidget):
         parameters = layer_info(cells)["parameters"]  # this run's
         min_size = parameters["min_size"]
         # Over the input as it lies now: given another pixel size or moved during the run.
-        note += _resized_during_run(layer, parameters, self.pixels.pixel_size(layer))
+        note += _resized_during_run(layer, parameters)
         placed = resolution_level(layer)[1]
         for new in (*probabilities, cells):
             lay_over(new, placed)
@@ -1165,11 +1165,11 @@ class UNetSegmentWidget(StepWidget, QWidget):
         return old
 
 
-def _resized_during_run(layer, parameters: dict, now: tuple[float, float] | None) -> str:
-    """What to say when ``layer``'s pixel size became ``now`` during a run that resampled
+def _resized_during_run(layer, parameters: dict) -> str:
+    """What to say when ``layer`` was given another pixel size during a run that resampled
     it to the model's from the size it had (``parameters``, the run's): its cells were
-    found at the old size."""
-    before = parameters["pixel_size_um"]
+    found at the old size. (A size typed during the run is the next run's.)"""
+    before, now = parameters["pixel_size_um"], _recorded_pixel_size(layer)
     if (
         not parameters["resample"]
         or before == now

@@ -1441,14 +1441,16 @@ def _load_state(
     its optimiser instead.
     """
     state, why = _run_state(checkpoint, run)
-    fresh = "training continues from its weights with a new optimiser and learning rate."
     if state is not None and set(state["model"]) != set(weights):
         # Saved before build_model left out the encoder stages a network never runs.
-        state, why = (
-            None,
-            f"the training state {state_path(checkpoint)} holds other weights than the network",
-        )
-    return state, None if state is not None else f"{why}; {fresh}"
+        path = state_path(checkpoint)
+        state, why = None, f"the training state {path} holds other weights than the network"
+    if state is not None:
+        return state, None
+    return (
+        None,
+        f"{why}; training continues from its weights with a new optimiser and learning rate.",
+    )
 
 
 def _run_state(checkpoint: Path, run: str | None) -> tuple[dict | None, str | None]:
