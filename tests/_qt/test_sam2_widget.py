@@ -800,3 +800,38 @@ def test_masks_of_an_image_moved_during_the_run_lie_over_it_as_it_is_now(
     qtbot.waitUntil(lambda: not widget.runner.busy, timeout=60_000)
     masks = viewer.layers["phase SAM2 masks"]
     assert tuple(masks.scale) == (0.5, 0.5) and tuple(masks.translate) == (10, 20)
+
+
+def test_a_model_tried_after_another_lets_the_one_before_go(
+    make_napari_viewer_proxy, qtbot, small_model, keep_every_mask
+):
+    """Every model tried stayed loaded, each with up to 2 GiB of cached image features: on
+    a GPU, trying tiny, small, base and large in turn ran out of memory, and the advice
+    (a smaller batch, or the CPU) freed none of it."""
+    import copy
+    import gc
+    import weakref
+
+    from napari_cytomask.models.sam2_models import HF_MODELS
+
+    viewer = make_napari_viewer_proxy()
+    viewer.add_image(image(), name="phase")
+    built = []
+
+    def builder(source, device, config):
+        model = copy.deepcopy(small_model)
+        built.append((source, weakref.ref(model)))
+        return model
+
+    widget = Sam2Widget(viewer, model_builder=builder)
+    widget.set_values(points_per_side=4, **keep_every_mask)
+    widget.device.setCurrentText("cpu")
+    first, second = list(HF_MODELS)[:2]
+    for model_id in (first, second, second):
+        widget.model.setCurrentText(model_id)
+        widget.segment()
+        qtbot.waitUntil(lambda: not widget.runner.busy, timeout=60_000)
+        assert "objects from" in widget.status.text(), widget.status.text()
+    gc.collect()
+    assert [source for source, _ in built] == [first, second]  # the same one is not reloaded
+    assert built[0][1]() is None and built[1][1]() is not None

@@ -393,7 +393,9 @@ def guess_model(state: dict) -> str | None:
 
 
 class Sam2ModelCache:
-    """Loaded SAM2 models, one per (source, device), owned by a widget or a session.
+    """The SAM2 model last loaded, for a (source, device), owned by a widget or a session:
+    loading another lets the one before go, with the memory it held (a GPU's: trying
+    models one after another kept them all, and the largest ran out of memory).
 
     Parameters
     ----------
@@ -424,12 +426,9 @@ class Sam2ModelCache:
         resolved = get_device(device)
         key = (f"{source}|{config or ''}", str(resolved))
         if key not in self._models:
+            self._models.clear()  # before the new one is built: not both in memory
             self._models[key] = self._builder(source, resolved, config)
         return self._models[key]
-
-    def clear(self) -> None:
-        """Forget every model (frees their memory once no engine holds them)."""
-        self._models.clear()
 
     def __len__(self) -> int:
         return len(self._models)
