@@ -96,9 +96,20 @@ _HOST_ALLOCATOR = re.compile(
 )
 
 
+#: What CUDA's libraries say when a GPU's memory ran out as they set up their work
+#: (``CUBLAS_STATUS_ALLOC_FAILED``, ``CUDNN_STATUS_ALLOC_FAILED``, ``CUFFT_ALLOC_FAILED``):
+#: torch raises them as RuntimeErrors without the words "out of memory".
+_GPU_LIBRARY_ALLOCATOR = re.compile(r"\bCU[A-Z]+_(?:STATUS_)?ALLOC_FAILED\b")
+
+
 def out_of_memory(err: BaseException) -> bool:
     """Whether ``err`` says that memory ran out: the computer's or a GPU's."""
-    return host_out_of_memory(err) or "out of memory" in str(err).lower()
+    text = str(err)
+    return (
+        host_out_of_memory(err)
+        or "out of memory" in text.lower()
+        or _GPU_LIBRARY_ALLOCATOR.search(text) is not None
+    )
 
 
 def host_out_of_memory(err: BaseException) -> bool:
