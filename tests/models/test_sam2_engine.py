@@ -262,8 +262,43 @@ def test_out_of_memory_halves_the_batch_and_keeps_the_masks(model, image, monkey
     params = Sam2Params(**LOW, box_nms_thresh=1.0)
     ours = quiet(engine.generate, image, params)
     # 64 planned: the 36 points fail, then the first batch of 32, then batches of 16 fit.
-    assert sizes[:4] == [36, 32, 16, 16] and engine.points_per_batch == 16
+    assert sizes[:4] == [36, 32, 16, 16] and engine.fitted_batch == {None: 16}
     assert_same(ours, quiet(Sam2Engine(model).generate, image, params))
+
+
+def test_a_batch_set_by_hand_that_ran_out_of_memory_is_halved_once(model, image, monkeypatch):
+    """A Points per batch set by hand started every crop, tile and slider move at that
+    size again: each ran out of memory, then halved. A CUDA library's allocation failure
+    (a nearly full GPU) is memory running out too."""
+    engine = Sam2Engine(model)
+    decode, sizes = engine._decode_batch, []
+
+    def decode_or_fail(feats, points, *args):
+        sizes.append(len(points))
+        if len(points) > 16:
+            failing("CUBLAS_STATUS_ALLOC_FAILED")()
+        return decode(feats, points, *args)
+
+    monkeypatch.setattr(engine, "_decode_batch", decode_or_fail)
+    params = Sam2Params(**{**LOW, "points_per_side": 6}, points_per_batch=32)
+    quiet(engine.generate, image, params)
+    assert sizes == [32, 16, 16, 4] and engine.fitted_batch == {32: 16}
+    sizes.clear()
+    quiet(engine.generate, np.ascontiguousarray(image[::-1]), params)  # another image
+    assert sizes == [16, 16, 4]  # started at the size that fitted
+    monkeypatch.setattr(engine, "_decode_batch", failing("CUBLAS_STATUS_EXECUTION_FAILED"))
+    with pytest.raises(RuntimeError, match="EXECUTION_FAILED"):  # not memory: said as it is
+        quiet(engine.generate, np.ascontiguousarray(image[:, ::-1]), params)
+    assert engine.fitted_batch == {32: 16}
+
+
+def failing(status: str):
+    """A decoder that fails as CUDA's libraries say ``status``."""
+
+    def decode(*args):
+        raise RuntimeError(f"CUDA error: {status} when calling `cublasCreate(handle)`")
+
+    return decode
 
 
 def test_decoder_progress_never_goes_back_after_running_out_of_memory(
@@ -278,7 +313,7 @@ def test_decoder_progress_never_goes_back_after_running_out_of_memory(
         events, _ = collect(engine.generate_iter(image, params))
     # 81 points in 64 + 17; then 32 + 32 + 17, of which the second batch fails: the 32
     # points decoded in a batch of 32 are decoded again in batches of 16.
-    assert calls[:4] == [64, 32, 32, 16] and engine.points_per_batch == 16
+    assert calls[:4] == [64, 32, 32, 16] and engine.fitted_batch == {None: 16}
     done = [d for stage, d, total in events if stage == "decoder"]
     assert done == sorted(done) and done[-1] == 81 and 32 in done
 

@@ -61,7 +61,7 @@ import torch
 from torchvision.ops.boxes import batched_nms, box_area
 
 from ..labels import min_label_dtype
-from ..progress import drain
+from ..progress import drain, out_of_memory
 from ..rle import rle_counts, rle_string, rle_to_mask
 from ..tiling import tile_boxes
 from .device import autocast_dtype
@@ -720,7 +720,9 @@ class Sam2Engine:
         # The candidates of every decoded point, so a new grid decodes only its new points.
         self.prompts = _LRU(cache_bytes)
         self._normalized = _LRU(512 << 20)
-        self.points_per_batch: int | None = None
+        #: The batch that fitted in memory, by the one asked for (None: chosen from the free
+        #: GPU memory), once the decoder ran out of memory: later crops and runs start there.
+        self.fitted_batch: dict[int | None, int] = {}
         self._auto_batches: dict[tuple, int] = {}  # (crop size, multimask) -> points per batch
         # The predictor holds one image's features at a time; a superseded run may still
         # be finishing a batch in another thread while the newest one starts.
@@ -957,8 +959,6 @@ class Sam2Engine:
         return feats
 
     def _auto_batch(self, crop_hw, multimask: bool) -> int:
-        if self.points_per_batch is not None:
-            return self.points_per_batch
         if self.device.type != "cuda":
             return 64
         # Chosen once per crop size: a point decoded before counts only when its batch had
@@ -1000,7 +1000,9 @@ class Sam2Engine:
                 # slider moved meanwhile) leaves its decoded points to the next one.
                 store = {}
                 self.prompts.put(pkey, store, 0)
-        batch = params.points_per_batch or self._auto_batch(crop_hw, params.multimask_output)
+        asked = params.points_per_batch
+        batch = self.fitted_batch.get(asked) or asked
+        batch = batch or self._auto_batch(crop_hw, params.multimask_output)
         decoded = False
         shown = 0  # points reported as known; a smaller batch after running out of memory
         # makes points of the larger one unknown again, but the bar does not go back
@@ -1030,14 +1032,13 @@ class Sam2Engine:
                     known_now += int(needed[np.unique(group)].sum())
                     shown = max(shown, known_now)
                     yield ("decoder", count[0] + shown, count[1])
-            except torch.cuda.OutOfMemoryError:
-                if len(group) == 1 or batch == 1:
+            except RuntimeError as err:  # torch's out-of-memory errors are RuntimeErrors
+                if not out_of_memory(err) or len(group) == 1 or batch == 1:
                     raise
                 # Halve the planned batch (not the failed one, which may be a short last
                 # batch) and plan again.
                 batch //= 2
-                if params.points_per_batch is None:
-                    self.points_per_batch = batch
+                self.fitted_batch[asked] = batch
             else:
                 continue
             # Outside the handler, whose traceback held the failed batch's tensors.
