@@ -509,3 +509,24 @@ def test_crop_layers_on_an_image_a_few_pixels_across_skip_the_crops_that_hold_no
     params = Sam2Params(points_per_side=4, crop_n_layers=2)
     result = quiet(engine.segment, image, params, LabelParams(tile_size=256, tile_overlap=0))
     assert result.labels.shape == shape
+
+
+def test_the_model_s_gpu_is_made_current_while_sam2_runs(model, monkeypatch):
+    """On a second GPU (cuda:1, a batch worker's), sam2's own CUDA kernels ran on the
+    current GPU of the thread, the first, with the second's data."""
+    import contextlib
+    import warnings
+
+    engine = Sam2Engine(model)
+    made_current = []
+    monkeypatch.setattr(
+        torch.cuda, "device", lambda device: contextlib.nullcontext(made_current.append(device))
+    )
+    with engine._on_device():  # the CPU: no GPU to choose
+        pass
+    engine.device = torch.device("cuda", 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # autocast on a machine without CUDA says so
+        with engine._on_device():
+            pass
+    assert made_current == [torch.device("cuda", 1)]

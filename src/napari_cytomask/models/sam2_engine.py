@@ -48,6 +48,7 @@ overlap resolution and per-object features.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import threading
@@ -935,10 +936,21 @@ class Sam2Engine:
         ]
         return out, n_candidates
 
-    def _autocast(self):
+    @contextlib.contextmanager
+    def _on_device(self):
+        """Autocast as the device takes it, with the model's GPU the current one: sam2's own
+        CUDA kernels (its connected components) run on the current GPU, which is chosen per
+        thread, and a worker's thread that never chose one is on the first."""
+        if self.device.type == "cuda":
+            current = torch.cuda.device(self.device)
+        else:
+            current = contextlib.nullcontext()
         if self.dtype is None:
-            return torch.autocast(self.device.type, enabled=False)
-        return torch.autocast(self.device.type, dtype=self.dtype)
+            precision = torch.autocast(self.device.type, enabled=False)
+        else:
+            precision = torch.autocast(self.device.type, dtype=self.dtype)
+        with current, precision:
+            yield
 
     def _encode(self, key: str, img: np.ndarray, box, i: int, n: int):
         fkey = (self.model_key, key, tuple(box))
@@ -946,7 +958,7 @@ class Sam2Engine:
         if feats is None:
             yield ("encoder", i, n)
             x0, y0, x1, y1 = box
-            with self._lock, torch.no_grad(), self._autocast():
+            with self._lock, torch.no_grad(), self._on_device():
                 self.predictor.set_image(img[y0:y1, x0:x1, :])
                 feats = (self.predictor._features, self.predictor._orig_hw)
                 self.predictor.reset_predictor()
@@ -1019,7 +1031,7 @@ class Sam2Engine:
             yield ("decoder", count[0] + shown, count[1])  # the encoder is done
             try:
                 for group in groups:
-                    with self._lock, torch.no_grad(), self._autocast():
+                    with self._lock, torch.no_grad(), self._on_device():
                         rows = self._decode_batch(feats, points[group], crop_box, params, batch)
                         per_point = len(rows[0]) // len(group)
                         for j, k in enumerate(group.tolist()):
