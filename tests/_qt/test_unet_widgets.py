@@ -2425,6 +2425,8 @@ def test_the_position_on_show_is_segmented_alone_into_the_stack(
     assert cells.data[2].any(), segmenter.status.text()
     # Numbered on from the frame made before it, as a run of every frame numbers them.
     assert cells.data[2][cells.data[2] > 0].min() == first.max() + 1
+    n = len(np.unique(cells.data[2])) - 1  # counted, not its largest id
+    assert segmenter.status.text().startswith(f"{n} cell{'s' * (n != 1)} in time point 2 of")
     assert layer_info(cells)["frames_made"] == ["1", "2"]
     assert from_layer(cells).edited is False  # the frames are the step's, not the user's
     # Every position, then one again with other settings: kept apart in the record.

@@ -1079,10 +1079,12 @@ class UNetSegmentWidget(StepWidget, QWidget):
         placed = resolution_level(layer)[1]
         for new in (*probabilities, cells):
             lay_over(new, placed)
+        # Numbered 1..n (through the stack's frames): a frame written alone is numbered on
+        # from the other frames of the layer it goes into.
+        n = int(cells.data[index].max(initial=0))
         for new in probabilities:
             self._show(new, index)
         cells = self._show(cells, index)
-        n = int(cells.data[index].max(initial=0))
         if n and index:
             made = frames_made_of(cells)
             others = (
