@@ -579,7 +579,8 @@ def test_a_disk_that_fills_part_way_leaves_no_partial_export(tmp_path, monkeypat
         export_labels([cells], tmp_path, coco_json=True, overwrite=True)
     assert {path: path.read_bytes() for path in tmp_path.iterdir()} == before
 
-    # A move in that fails (they are renames: rarely) names the files already replaced.
+    # A move in that fails (a file open in another program) puts back the files moved in
+    # before it: they held the new labels beside the earlier tables and provenance.
     real_move = atomic._move_in
 
     def broken_at_provenance(tmp, path, overwrite):
@@ -589,6 +590,11 @@ def test_a_disk_that_fills_part_way_leaves_no_partial_export(tmp_path, monkeypat
 
     monkeypatch.setattr(export_module, "write_json", real_write)
     monkeypatch.setattr(atomic, "_move_in", broken_at_provenance)
+    with pytest.raises(WriteError, match="Input/output error"):
+        export_labels([cells], tmp_path, overwrite=True)
+    assert {path: path.read_bytes() for path in tmp_path.iterdir()} == before  # nor any aside
+    # Where the file system has no hard links, the files it replaced are named.
+    monkeypatch.setattr(atomic, "_kept_aside", lambda path: None)
     with pytest.raises(WriteError) as caught:
         export_labels([cells], tmp_path, overwrite=True)
     assert str(caught.value) == (
@@ -600,6 +606,40 @@ def test_a_disk_that_fills_part_way_leaves_no_partial_export(tmp_path, monkeypat
     assert not [path for path in tmp_path.iterdir() if path not in before]  # no temporaries
     monkeypatch.setattr(atomic, "_move_in", real_move)
     assert len(export_labels([cells], tmp_path, coco_json=True, overwrite=True)) == 5
+
+
+def test_a_failed_export_through_a_link_keeps_the_file_it_points_to(tmp_path, monkeypatch):
+    """Undoing an export whose move failed deleted the file a link among its outputs
+    pointed to (the user's archived labels), and said existing files were unchanged."""
+    import errno
+
+    from napari_cytomask.io import atomic
+    from napari_cytomask.io.atomic import WriteError
+
+    cells = LabelsExport(name="cells", labels=np.eye(8, dtype=np.uint8))
+    out, archive = tmp_path / "export", tmp_path / "archive"
+    export_labels([cells], out)
+    archive.mkdir()
+    (out / "cells.tif").rename(archive / "cells.tif")
+    (out / "cells.tif").symlink_to(archive / "cells.tif")
+    kept = (archive / "cells.tif").read_bytes()
+    real_move = atomic._move_in
+
+    def broken_at_provenance(tmp, path, overwrite):
+        if path.name.endswith("_provenance.json"):
+            raise WriteError(errno.EIO, f"Could not save {path}: Input/output error.")
+        real_move(tmp, path, overwrite)
+
+    monkeypatch.setattr(atomic, "_move_in", broken_at_provenance)
+    one_cell = replace(cells, labels=np.pad(np.ones((4, 4), np.uint8), 2))
+    for links in (True, False):  # on a file system with hard links, and without
+        if not links:
+            monkeypatch.setattr(atomic, "_kept_aside", lambda path: None)
+        with pytest.raises(WriteError):
+            export_labels([one_cell], out, overwrite=True)
+        # Put back where it could be; else replaced, never deleted.
+        assert ((archive / "cells.tif").read_bytes() == kept) is links
+        assert sorted(path.name for path in archive.iterdir()) == ["cells.tif"]
 
 
 def test_replacing_an_export_in_fewer_formats_names_the_files_left_from_before(tmp_path):

@@ -11,6 +11,7 @@ import json
 import math
 import os
 import re
+import secrets
 import shutil
 import socket
 import tempfile
@@ -202,8 +203,13 @@ def moved_in_together():
 
     For files that describe each other (labels, their tables and provenance): a disk that
     fills up at the third would otherwise leave the new labels beside the old tables, and
-    the old provenance passing them off as the earlier export. Yields the list of the
-    files moved in so far, for the caller to undo when a move itself fails.
+    the old provenance passing them off as the earlier export. A move that fails (a file
+    open in another program, a link to a file on another disk) or is interrupted puts
+    back the files moved in before it: those replaced from a second name kept for them
+    (a hard link) until every move is done, new ones removed. Yields the list of the files
+    moved in and not put back: all once the block ends, and after a failed move those
+    that could not be (replaced on a file system without hard links), for the caller to
+    say.
     """
     held: list[tuple[Path, Path, bool]] = []
     moved: list[Path] = []
@@ -216,13 +222,52 @@ def moved_in_together():
         raise
     finally:
         _HELD.reset(token)
+    # Each file moved in: whether one was there before, and that one's second name.
+    aside: dict[Path, tuple[bool, Path | None]] = {}
     try:
         for tmp, path, overwrite in held:
-            _move_in(tmp, path, overwrite)
+            existed = os.path.lexists(path)
+            earlier = _kept_aside(path) if overwrite and existed else None
+            try:
+                _move_in(tmp, path, overwrite)
+            except BaseException:
+                if earlier is not None:
+                    earlier.unlink(missing_ok=True)
+                raise
+            aside[path] = (existed, earlier)
             moved.append(path)
+    except BaseException:
+        for path in reversed(moved.copy()):
+            existed, earlier = aside[path]
+            if existed and earlier is None:
+                continue  # replaced, with no second name to put back: said by the caller
+            with contextlib.suppress(OSError):
+                if earlier is not None:
+                    os.replace(earlier, path)
+                else:
+                    path.unlink()
+                moved.remove(path)
+        raise
     finally:
         for tmp, _, _ in held:
             tmp.unlink(missing_ok=True)
+        for _, earlier in aside.values():
+            if earlier is not None:
+                earlier.unlink(missing_ok=True)
+
+
+def _kept_aside(path: Path) -> Path | None:
+    """A second name for the file at ``path`` (a hard link, hidden beside it and named as
+    :func:`remove_leftovers` removes it), for it to be put back once replaced; None for a
+    folder, or on a file system without hard links (FAT, some network shares)."""
+    if not os.path.isfile(path) or os.path.islink(path):
+        return None
+    aside = path.with_name(f"{_prefix(path.name)}{secrets.token_hex(4)}.old")
+    try:
+        os.link(path, aside)
+    except OSError:
+        return None
+    return aside
 
 
 def _move_in(tmp: Path, path: Path, overwrite: bool) -> None:

@@ -1247,18 +1247,23 @@ def _export_into(
                 record = provenance(export, outputs, digest)
                 written.append(write_json(plan.provenance, record, overwrite=overwrite))
     except BaseException as err:
-        # A move in that failed (rare: they are renames): those moved in go again.
+        # A move in that failed put back those moved in before it where it could: what is
+        # left are files replaced on a file system without hard links (said), and new ones
+        # it could not remove (removed again). Through a link, a file is moved in where the
+        # link points.
+        before = {os.path.realpath(path) for path in replacing}
+        replaced = [path.name for path in moved if os.path.realpath(path) in before]
         for path in moved:
-            if path not in replacing:
+            if os.path.realpath(path) not in before:
                 path.unlink(missing_ok=True)
-        replaced = [path.name for path in moved if path in replacing]
         if replaced and isinstance(err, KeyboardInterrupt):
             raise ExportInterrupted(replaced) from err
         if replaced and isinstance(err, OSError):
+            holds = "which now holds" if len(replaced) == 1 else "which now hold"
             raise WriteError(
                 err.errno,
                 f"Could not finish the export into {folder}: {reason(err)}. It had already "
-                f"replaced {', '.join(replaced)}, which now hold the new export; the other "
+                f"replaced {', '.join(replaced)}, {holds} the new export; the other "
                 "files it wrote were removed, and the earlier provenance does not describe "
                 "the replaced ones. Export again once it can be written in full.",
             ) from err
