@@ -230,3 +230,39 @@ def test_folders_made_for_a_run_and_left_empty_are_removed(tmp_path, interrupted
     assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == [
         "out", "out/set1", "out/set1/cells.tif", "there before"
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize("stop", [OSError(5, "Input/output error"), KeyboardInterrupt()])
+def test_a_folder_replaced_is_never_lost_between_its_two_moves(tmp_path, monkeypatch, stop):
+    """Ctrl+C between moving the earlier OME-Zarr store aside and moving the new one in
+    deleted both; so did an error putting the earlier one back."""
+    import os
+
+    store = tmp_path / "cells.ome.zarr"
+    store.mkdir()
+    (store / "old").write_text("the earlier result")
+
+    def stopped(*args):
+        raise stop
+
+    monkeypatch.setattr(os, "rename", stopped)
+    with pytest.raises(type(stop)):
+        atomic.write_directory_atomically(store, lambda tmp: (tmp / "new").write_text("new"),
+                                          overwrite=True)  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cells.ome.zarr"]
+    assert (store / "old").read_text() == "the earlier result"
+    # Not put back either: kept, and said where.
+    replace = os.replace
+
+    def put_back_fails(source, target):
+        if source.parent.name.endswith(".old"):
+            raise OSError(5, "Input/output error")
+        replace(source, target)
+
+    monkeypatch.setattr(os, "replace", put_back_fails)
+    with pytest.raises(atomic.WriteError) as caught:
+        atomic.write_directory_atomically(store, lambda tmp: (tmp / "new").write_text("new"),
+                                          overwrite=True)  # fmt: skip
+    (aside,) = tmp_path.glob(".cells.ome.zarr.*.old/cells.ome.zarr")
+    assert (aside / "old").read_text() == "the earlier result"
+    assert f"could not be put back: it is in {aside}. Move it back to {store}" in str(caught.value)

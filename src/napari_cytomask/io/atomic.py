@@ -434,13 +434,25 @@ def write_directory_atomically(
             old = Path(tempfile.mkdtemp(prefix=_prefix(path.name), suffix=".old", dir=directory))
             os.replace(path, old / path.name)
         os.rename(tmp, path)
-    except OSError as err:
+    except BaseException as err:  # an interruption between the two renames too
         if old is not None and not os.path.lexists(path):
-            os.replace(old / path.name, path)
-        raise WriteError(err.errno, _explain(err, path)) from err
+            with contextlib.suppress(OSError):
+                os.replace(old / path.name, path)
+            if not os.path.lexists(path):
+                failed = isinstance(err, OSError)
+                raise WriteError(
+                    err.errno if failed else errno.EINTR,
+                    f"Could not save {path}: {reason(err) if failed else 'interrupted'}"
+                    f", and the earlier {path.name} could not be put back: it is in "
+                    f"{old / path.name}. Move it back to {path} before saving there again.",
+                ) from err
+        if isinstance(err, OSError):
+            raise WriteError(err.errno, _explain(err, path)) from err
+        raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None:
+        # The earlier folder goes once the new one or itself is back in place, not before.
+        if old is not None and os.path.lexists(path):
             shutil.rmtree(old, ignore_errors=True)
     return path
 
