@@ -581,15 +581,8 @@ def test_a_disk_that_fills_part_way_leaves_no_partial_export(tmp_path, monkeypat
 
     # A move in that fails (a file open in another program) puts back the files moved in
     # before it: they held the new labels beside the earlier tables and provenance.
-    real_move = atomic._move_in
-
-    def broken_at_provenance(tmp, path, overwrite):
-        if path.name.endswith("_provenance.json"):
-            raise WriteError(errno.EIO, f"Could not save {path}: Input/output error.")
-        real_move(tmp, path, overwrite)
-
     monkeypatch.setattr(export_module, "write_json", real_write)
-    monkeypatch.setattr(atomic, "_move_in", broken_at_provenance)
+    real_move = _failing_at_provenance(monkeypatch)
     with pytest.raises(WriteError, match="Input/output error"):
         export_labels([cells], tmp_path, overwrite=True)
     assert {path: path.read_bytes() for path in tmp_path.iterdir()} == before  # nor any aside
@@ -608,11 +601,28 @@ def test_a_disk_that_fills_part_way_leaves_no_partial_export(tmp_path, monkeypat
     assert len(export_labels([cells], tmp_path, coco_json=True, overwrite=True)) == 5
 
 
+def _failing_at_provenance(monkeypatch):
+    """Make the move into place of an export's provenance fail (a file open in another
+    program); returns the real move."""
+    import errno
+
+    from napari_cytomask.io import atomic
+    from napari_cytomask.io.atomic import WriteError
+
+    real_move = atomic._move_in
+
+    def broken_at_provenance(tmp, path, overwrite):
+        if path.name.endswith("_provenance.json"):
+            raise WriteError(errno.EIO, f"Could not save {path}: Input/output error.")
+        real_move(tmp, path, overwrite)
+
+    monkeypatch.setattr(atomic, "_move_in", broken_at_provenance)
+    return real_move
+
+
 def test_a_failed_export_through_a_link_keeps_the_file_it_points_to(tmp_path, monkeypatch):
     """Undoing an export whose move failed deleted the file a link among its outputs
     pointed to (the user's archived labels), and said existing files were unchanged."""
-    import errno
-
     from napari_cytomask.io import atomic
     from napari_cytomask.io.atomic import WriteError
 
@@ -623,14 +633,7 @@ def test_a_failed_export_through_a_link_keeps_the_file_it_points_to(tmp_path, mo
     (out / "cells.tif").rename(archive / "cells.tif")
     (out / "cells.tif").symlink_to(archive / "cells.tif")
     kept = (archive / "cells.tif").read_bytes()
-    real_move = atomic._move_in
-
-    def broken_at_provenance(tmp, path, overwrite):
-        if path.name.endswith("_provenance.json"):
-            raise WriteError(errno.EIO, f"Could not save {path}: Input/output error.")
-        real_move(tmp, path, overwrite)
-
-    monkeypatch.setattr(atomic, "_move_in", broken_at_provenance)
+    _failing_at_provenance(monkeypatch)
     one_cell = replace(cells, labels=np.pad(np.ones((4, 4), np.uint8), 2))
     for links in (True, False):  # on a file system with hard links, and without
         if not links:
