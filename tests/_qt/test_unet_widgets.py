@@ -2819,3 +2819,28 @@ def test_cells_of_an_image_given_a_pixel_size_during_the_run_lie_over_it_as_it_i
     qtbot.waitUntil(lambda: not segmenter.runner.busy, timeout=60_000)
     assert "during the run" not in segmenter.status.text()
     assert layer_info(cells)["parameters"]["pixel_size_um"] == (0.5, 0.5)
+
+
+def test_probability_maps_of_a_frame_segmented_alone_stay_probabilities(
+    make_napari_viewer_proxy, qtbot, shared_data
+):
+    """A frame segmented alone into a stack's maps was numbered on as cells are: its
+    probabilities became 1 to 2, and the watershed took the whole frame for foreground."""
+    from napari_cytomask._qt._layers import ALL_POSITIONS, CURRENT_POSITION
+    from napari_cytomask._qt._settings import set_value
+
+    viewer = make_napari_viewer_proxy()
+    phase = tifffile.imread(shared_data / "usiigaci-phc" / "set11" / "raw.tif")[:96, :96]
+    viewer.add_image(np.stack([phase, phase[::-1]]), name="movie", axis_labels=("T", "y", "x"))
+    segmenter = UNetSegmentWidget(viewer)
+    segmenter.tta.setChecked(False)
+    segmenter.show_maps.setChecked(True)
+    for positions in (ALL_POSITIONS, CURRENT_POSITION):
+        set_value(segmenter.positions, positions)
+        viewer.dims.set_current_step(0, 1)
+        segmenter.segment()
+        qtbot.waitUntil(lambda: not segmenter.runner.busy, timeout=60_000)
+    maps = [layer for layer in viewer.layers if layer_info(layer).get("probability")]
+    assert len(maps) == 2
+    for layer in maps:
+        assert 0 <= layer.data.min() and layer.data.max() <= 1, layer.name

@@ -1154,8 +1154,9 @@ class UNetSegmentWidget(StepWidget, QWidget):
         if old is None:
             return add_result(self.viewer, new)
         if index:
-            # Numbered above the other frames' cells, as a run of every frame numbers them.
-            frame = numbered_above(new.data[index], largest_elsewhere(old.data, index))
+            frame = new.data[index]
+            if isinstance(old, Labels):  # above the other frames' cells, as a whole run
+                frame = numbered_above(frame, largest_elsewhere(old.data, index))
             write_frame(old, index, frame)
         else:
             old.data = new.data
