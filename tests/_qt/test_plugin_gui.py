@@ -534,3 +534,17 @@ def test_a_cancelled_run_lets_go_of_what_it_holds(make_napari_viewer_proxy, qtbo
     runner.cancel()
     qtbot.waitUntil(lambda: bool(let_go), timeout=5000)
     assert let_go == [True]  # closed in napari's thread, once the worker had stopped
+
+    def cleaning_up_fails():
+        try:
+            yield from work()
+        finally:
+            raise OSError("the crop workers were gone already")
+
+    reported.clear()
+    runner.run_now(cleaning_up_fails)
+    qtbot.waitUntil(reported.is_set, timeout=5000)
+    runner.cancel()  # an error in Qt's callback would fail the test (pytest-qt)
+    qtbot.waitUntil(lambda: len(let_go) == 2, timeout=5000)
+    qtbot.wait(100)
+    assert controls.status.text() == "Cancelled."

@@ -9,6 +9,7 @@ widget and reports a failure once (status line and one notification).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Callable
@@ -764,7 +765,7 @@ class Runner(QObject):
         # A stopped run lets go of what it holds (a network and its optimiser on the GPU,
         # crop workers, temporary files): napari keeps every worker it made, and a worker
         # stopped at a report keeps its generator, paused there, until napari closes.
-        worker.finished.connect(work.close)
+        worker.finished.connect(lambda: _close(work))
         if self._on_progress is not None and hasattr(worker, "yielded"):
             worker.yielded.connect(lambda event: self._progress(generation, event))
         worker.returned.connect(lambda result: self._deliver(generation, result))
@@ -824,6 +825,14 @@ class _Failed(Exception):
     superqt takes a ``RuntimeError`` raised by a generator (torch raises many) for
     a deleted worker: it drops the error and never says the worker finished.
     """
+
+
+def _close(work) -> None:
+    """Close a run's generator once its worker stopped. Its clean-up failing has nothing
+    left to tell: the run ended, and what it did was said (closing runs in napari's thread,
+    where an error would end a script that never started napari's event loop)."""
+    with contextlib.suppress(Exception):
+        work.close()
 
 
 def _relayed(work):
