@@ -23,6 +23,7 @@ from napari_cytomask.models.training import (
     TrainingSettings,
     _batches,
     default_workers,
+    epochs_trained,
     iter_train,
     make_targets,
     match_split,
@@ -418,7 +419,10 @@ def test_resume_continues_the_epoch_count(tmp_path, tiny_unet):
     two = replace(settings, epochs=2)
     # A run that stopped early goes on only with more patience than it ran out of.
     state = torch.load(state_path(first.checkpoint), weights_only=True)
+    # What the dock reads before it says how long a resumed run takes.
+    assert epochs_trained(first.checkpoint, first.description, patience=3) == (1, False)
     torch.save({**state, "since_best": 3}, state_path(first.checkpoint))
+    assert epochs_trained(first.checkpoint, first.description, patience=3) == (1, True)
     with pytest.raises(ValueError, match="stopped early after epoch 1: its score had not"):
         train(samples, tmp_path / "b.safetensors", None, replace(two, patience=3),
               resume=first.checkpoint)  # fmt: skip

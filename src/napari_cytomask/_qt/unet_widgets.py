@@ -1694,7 +1694,7 @@ class UNetTrainWidget(StepWidget, QWidget):
         except ValueError as err:
             self.runner.fail(err)
             return
-        resumed, done, description = "", 0, {}
+        resumed, done, stopped, description = "", 0, False, {}
         if resume:
             # The run goes on as it was started (its targets, schedule, patience, and pixel
             # size), with what the boxes show (see _use_resumed_settings).
@@ -1703,7 +1703,7 @@ class UNetTrainWidget(StepWidget, QWidget):
             except (OSError, ValueError):
                 description = {}  # training says what the file is
             own = resumed_settings(description, settings, _SHOWN_SETTINGS)
-            done = epochs_trained(resume, description)
+            done, stopped = epochs_trained(resume, description, own.patience)
             if own.resample != settings.resample:
                 self.pixels.resample.setChecked(own.resample)
                 how = "resamples its images" if own.resample else "keeps its images' own pixels"
@@ -1734,17 +1734,17 @@ class UNetTrainWidget(StepWidget, QWidget):
             "cancelled before the first ends, nothing is"
         )  # fmt: skip
         split = _split_said(samples, settings, description if resume else None)
-        if settings.epochs > done:
+        if settings.epochs > done and not stopped:
             self.status.setText(
                 f"{split}: about {duration(self.estimated_seconds(done))} for the training "
                 "steps, then validation and threshold tuning. The best network so far is "
                 f"saved at the end of each epoch: {kept}.{_sentences(notes)}{resumed}"
             )
-        else:  # its epochs all trained (cancelled as it chose them): its thresholds only
+        else:  # its epochs trained or stopped early (cancelled as it chose them): thresholds
             self.status.setText(
                 f"{split}: {done} epoch{'s' * (done != 1)} trained already, so its thresholds "
-                f"are chosen on the validation images, then {Path(resume).name} is saved "
-                "with them."
+                f"are chosen on the validation images, then {Path(output or resume).name} is "
+                "saved with them."
                 f"{_sentences(notes)}{resumed}"
             )
         self._pace, self._validated = Pace(), False

@@ -1471,14 +1471,19 @@ def _run_state(checkpoint: Path, run: str | None) -> tuple[dict | None, str | No
     return state, None
 
 
-def epochs_trained(checkpoint: str | os.PathLike, description: dict) -> int:
+def epochs_trained(
+    checkpoint: str | os.PathLike, description: dict, patience: int
+) -> tuple[int, bool]:
     """The epochs the run saved in ``checkpoint`` (with ``description``) has trained, which
     a resumed run does not train again: to the last one it finished, by its training state,
     where it has one of its run, else to the epoch of the network the file holds (the best
-    so far, or the starting model of a fine-tuning that none beat)."""
+    so far, or the starting model of a fine-tuning that none beat); and whether it had
+    stopped early, its score unimproved for ``patience`` epochs."""
     training = description.get("training") or {}
     state, _ = _run_state(Path(checkpoint), training.get("run"))
-    return int(state["epoch"] if state is not None else training.get("epochs_done", 0))
+    if state is None:
+        return int(training.get("epochs_done", 0)), False
+    return int(state["epoch"]), state["since_best"] >= patience
 
 
 def short_names(names: Sequence[str], among: Sequence[str]) -> list[str]:
