@@ -2937,16 +2937,19 @@ def test_an_export_stopped_by_ctrl_c_says_what_it_left(tmp_path, monkeypatch, ca
     assert written and {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
-def test_an_export_stopped_while_its_files_move_in_says_which_it_replaced(
+def test_an_export_stopped_while_its_files_move_in_puts_back_or_names_those_replaced(
     tmp_path, monkeypatch, capsys
 ):
     """Ctrl+C in the moment an export's files move in said "Nothing was written", though
-    the first had replaced the earlier export's labels."""
+    the first had replaced the earlier export's labels. Those moved in are put back; where
+    the file system has no hard links to keep them by, they are named."""
     from napari_cytomask.io import atomic
 
     tifffile.imwrite(tmp_path / "a.tif", np.eye(8, dtype=np.uint8))
     out = tmp_path / "out"
     assert main(["export", str(tmp_path / "a.tif"), "-o", str(out), "-q"]) == 0
+    before = {path: path.read_bytes() for path in out.iterdir()}
+    tifffile.imwrite(tmp_path / "a.tif", np.pad(np.ones((4, 4), np.uint8), 2))  # other cells
     real, moved = atomic._move_in, []
 
     def stopped_after_one(tmp, path, overwrite):
@@ -2957,6 +2960,14 @@ def test_an_export_stopped_while_its_files_move_in_says_which_it_replaced(
 
     monkeypatch.setattr(atomic, "_move_in", stopped_after_one)
     command = ["export", str(tmp_path / "a.tif"), "-o", str(out), "-q", "--overwrite"]
+    assert main(command) == EXIT_INTERRUPTED
+    assert capsys.readouterr().err.endswith(
+        "cytomask export: interrupted. Nothing was written; the files already in the output "
+        "folder are as they were.\n"
+    )
+    assert {path: path.read_bytes() for path in out.iterdir()} == before
+    moved.clear()
+    monkeypatch.setattr(atomic, "_kept_aside", lambda path: None)
     assert main(command) == EXIT_INTERRUPTED
     assert capsys.readouterr().err.endswith(
         f"cytomask export: interrupted. It had replaced {moved[0]}, which holds the new export; "
