@@ -163,7 +163,7 @@ def test_sample_through_every_step(
     dock.run_current()
     wait(qtbot, lambda: not sam2.runner.busy and SAM2_MASKS in viewer.layers, errors)
     masks = viewer.layers[SAM2_MASKS]
-    engine = sam2._engine_of[1]
+    engine = sam2._last_engine
     plain = engine.segment(image.data, sam2.params(), sam2.label_params())
     np.testing.assert_array_equal(masks.data, plain.labels)
     assert masks.data.shape == image.data.shape

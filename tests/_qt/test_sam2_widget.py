@@ -68,7 +68,7 @@ def test_segment_then_a_filter_slider_updates_the_labels(
     qtbot.waitUntil(lambda: not widget.runner.busy, timeout=10000)
     assert labels.features["predicted_iou"].min() > np.round(np.median(ious), 2) - 1e-6
     assert built == [("facebook/sam2.1-hiera-tiny", "cpu", None)]
-    engine = widget._engine_of[1]
+    engine = widget._last_engine
     assert engine.runs["encoder"] == 1  # the slider only re-filtered
     assert len(looked_up) == 1  # the model's file is looked up once, not per slider move
 
@@ -206,7 +206,7 @@ def test_positions_never_segmented_are_recorded_as_such(
     widget.set_values(pred_iou_thresh=0.01)
     qtbot.waitUntil(lambda: not widget.runner.busy, timeout=30000)
     assert widget.status.text().startswith(f"{counts[1]} objects in frame 1 (")
-    assert widget._engine_of[1].runs["encoder"] == 1
+    assert widget._last_engine.runs["encoder"] == 1
     assert layer_info(labels)["frames_made"] == ["1"] and not labels.data[0].any()
     _segment_positions(viewer, widget, qtbot, name, (2,))
     assert layer_info(labels)["frames_made"] == ["1", "2"]

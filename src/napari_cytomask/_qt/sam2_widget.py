@@ -43,7 +43,7 @@ from ..io.layers import (
     record_written,
     result_metadata,
 )
-from ..models.device import available_devices, get_device
+from ..models.device import available_devices
 from ..models.sam2_engine import (
     ENCODER_PARAMS,
     LabelParams,
@@ -313,8 +313,8 @@ class Sam2Widget(StepWidget, QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self._models = Sam2ModelCache(model_builder)
-        #: The engine of the model last used, by (source, device, config).
-        self._engine_of: tuple[tuple, Sam2Engine] | None = None
+        #: The engine of the model last used (the one its cache holds).
+        self._last_engine: Sam2Engine | None = None
         self._records: dict[tuple, dict] = {}  # (source, config) -> the model's record
         self._planes: dict[str, tuple] = {}  # slot -> (lazy array, index, plane read)
         self._engine_lock = threading.Lock()
@@ -778,14 +778,13 @@ class Sam2Widget(StepWidget, QWidget):
         """The engine of a loaded model, and the model's record for result layers (its
         file looked up and hashed once per model, not on every slider move)."""
         with self._engine_lock:
-            key = (source, str(get_device(device)), config)
-            if self._engine_of is None or self._engine_of[0] != key:
+            if self._last_engine is None or not self._models.holds(source, device, config):
                 # The model before goes, with the features its engine cached, before the
                 # next is loaded: not both in memory.
-                self._engine_of = None
+                self._last_engine = None
                 model = self._models.get(source, device, config)
-                self._engine_of = (key, Sam2Engine(model, model_key=f"{source}|{config}"))
-            engine = self._engine_of[1]
+                self._last_engine = Sam2Engine(model, model_key=f"{source}|{config}")
+            engine = self._last_engine
             record = self._records.get((source, config))
             if record is None:
                 record = self._records[source, config] = _model_record(source, config)

@@ -408,7 +408,17 @@ class Sam2ModelCache:
 
     def __init__(self, builder: Callable[..., object] | None = None):
         self._builder = builder or _build_from_source
-        self._models: dict[tuple[str, str], object] = {}
+        self._last: tuple[tuple, object] | None = None  # (key, model)
+
+    @staticmethod
+    def key(source: str, device: str | torch.device = "auto", config: str | None = None) -> tuple:
+        """What tells the models apart: the source and configuration, on the device
+        ``device`` resolves to ("auto" and "cuda" are one)."""
+        return source, config or "", str(get_device(device))
+
+    def holds(self, source: str, device: str | torch.device = "auto", config: str | None = None):
+        """Whether :meth:`get` would give the model loaded last (not load another)."""
+        return self._last is not None and self._last[0] == self.key(source, device, config)
 
     def get(self, source: str, device: str | torch.device = "auto", config: str | None = None):
         """The model for a Hugging Face id or a local checkpoint path on ``device``, built once.
@@ -423,15 +433,14 @@ class Sam2ModelCache:
             The sam2 configuration of a local checkpoint (required for files), or
             the Hugging Face id of the model it was fine-tuned from.
         """
-        resolved = get_device(device)
-        key = (f"{source}|{config or ''}", str(resolved))
-        if key not in self._models:
-            self._models.clear()  # before the new one is built: not both in memory
-            self._models[key] = self._builder(source, resolved, config)
-        return self._models[key]
+        if not self.holds(source, device, config):
+            self._last = None  # before the new one is built: not both in memory
+            model = self._builder(source, get_device(device), config)
+            self._last = (self.key(source, device, config), model)
+        return self._last[1]
 
     def __len__(self) -> int:
-        return len(self._models)
+        return 0 if self._last is None else 1
 
 
 def _build_from_source(source: str, device: torch.device, config: str | None):

@@ -1481,8 +1481,14 @@ def epochs_trained(
     stopped early, its score unimproved for ``patience`` epochs."""
     training = description.get("training") or {}
     state, _ = _run_state(Path(checkpoint), training.get("run"))
+    return _progress(state, description, patience)
+
+
+def _progress(state: dict | None, description: dict, patience: int) -> tuple[int, bool]:
+    """The epochs a saved run trained and whether it had stopped early: by its training
+    ``state`` where it has one, else by its checkpoint's ``description``."""
     if state is None:
-        return int(training.get("epochs_done", 0)), False
+        return int((description.get("training") or {}).get("epochs_done", 0)), False
     return int(state["epoch"]), state["since_best"] >= patience
 
 
@@ -1701,8 +1707,7 @@ def _resumed(
     model.train()
     run = (previous.get("training") or {}).get("run")
     state, notice = _load_state(Path(resume), run, model.state_dict())
-    done = state["epoch"] if state else (previous.get("training") or {}).get("epochs_done", 0)
-    stopped = bool(state) and state["since_best"] >= settings.patience
+    done, stopped = _progress(state, previous, settings.patience)
     # Stopped (killed, say) after its last epoch, as it chose its thresholds or saved its
     # model: only that last step is left to do.
     finishing = bool(state) and unfinished(previous) and (settings.epochs <= done or stopped)
