@@ -61,6 +61,7 @@ STAGE_TEXT = {
     "encoder": "Encoding the image",
     "decoder": "Decoding masks at grid points",
     "split": "Splitting cells",
+    "export": "Exporting",
 }
 
 

@@ -1,4 +1,6 @@
 import json
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +11,7 @@ from qtpy.QtCore import Qt
 
 from napari_cytomask._qt import export_panel
 from napari_cytomask._qt.export_panel import ExportPanel
+from napari_cytomask.io.export import exporting
 
 pytestmark = pytest.mark.gui
 
@@ -507,12 +510,85 @@ def test_a_result_slot_name_keeps_its_brackets_in_file_names(tmp_path):
 
 
 def test_in_its_own_dock_ctrl_enter_exports_and_esc_is_left_to_napari(make_napari_viewer_proxy):
-    """Export has no Cancel: its dock took Esc all the same, from napari (ending a shape)."""
+    """Esc is the dock's only while an export runs (Cancel): it took Esc all the same,
+    from napari (ending a shape)."""
     from qtpy.QtWidgets import QShortcut
 
     panel = ExportPanel(make_napari_viewer_proxy())
     keys = {s.key().toString() for s in panel.findChildren(QShortcut) if s.isEnabled()}
     assert keys == {"Ctrl+Return", "Ctrl+Enter"}
+
+
+def _export_stopped_after_its_first_file(panel, qtbot, monkeypatch):
+    """Start ``panel``'s export, held once it has written its first file until the
+    returned event is set; returns once the dock shows that report."""
+    gate = threading.Event()
+
+    def held(*args, **kwargs):
+        work = exporting(*args, **kwargs)
+        while (report := next(work)).done < 3:  # the layer read and measured, a file written
+            yield report
+        yield report
+        gate.wait(30)
+        return (yield from work)
+
+    monkeypatch.setattr(export_panel, "exporting", held)
+    panel.export(overwrite=True)
+    qtbot.waitUntil(lambda: "Exporting: 3 of 6" in panel.status.text(), timeout=30_000)
+    return gate
+
+
+def test_cancel_stops_an_export_and_leaves_the_folder_as_it_was(
+    make_napari_viewer_proxy, qtbot, tmp_path, monkeypatch
+):
+    """A large export (a plate's positions, its tables) took minutes with no way to stop
+    it. Cancel (and Esc) stops it at its next step: an earlier export it was replacing is
+    there unchanged, nothing of the stopped one is left, and the next export can write."""
+    panel, errors, _ = _panel_of_one_layer(make_napari_viewer_proxy, monkeypatch)
+    assert panel.controls.cancel_button.isVisibleTo(panel)
+    panel.folder.setText(str(tmp_path))
+    panel.export()
+    qtbot.waitUntil(lambda: "Wrote 4 files" in panel.status.text(), timeout=30_000)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    other = np.diag(np.arange(16, 0, -1)).astype(np.uint8)  # other ids
+    panel.viewer.layers["cells"].data = other
+    gate = _export_stopped_after_its_first_file(panel, qtbot, monkeypatch)
+    assert panel.controls.progress.value() == 3 and panel.controls.progress.maximum() == 6
+    panel.controls.cancel_button.click()
+    assert panel.status.text() == (
+        f"Cancelled: nothing was written; the files in {tmp_path} are as they were."
+    )
+    assert not panel.runner.busy and panel.export_button.isEnabled()
+    gate.set()
+    # Its written files are removed as it stops, and the folder's lock let go.
+    qtbot.waitUntil(lambda: len(list(tmp_path.iterdir())) == len(before), timeout=30_000)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    assert panel.status.text().startswith("Cancelled: nothing was written")
+    monkeypatch.setattr(export_panel, "exporting", exporting)
+    panel.export(overwrite=True)
+    qtbot.waitUntil(lambda: "Wrote 4 files" in panel.status.text(), timeout=30_000)
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "cells.tif"), other)
+    assert errors == []
+
+
+def test_an_export_cancelled_as_its_files_move_in_says_they_are_there(
+    make_napari_viewer_proxy, qtbot, tmp_path, monkeypatch
+):
+    """Its files move in after its last step, all together: Cancel pressed then (before
+    napari has shown the end) does not stop it, and the dock said nothing was written."""
+    panel, errors, _ = _panel_of_one_layer(make_napari_viewer_proxy, monkeypatch)
+    panel.folder.setText(str(tmp_path))
+    panel.export()
+    deadline = time.monotonic() + 30
+    while not panel._landed and time.monotonic() < deadline:  # napari's thread shows nothing
+        time.sleep(0.01)
+    panel.controls.cancel_button.click()
+    assert panel.status.text().startswith(
+        f"Cancelled too late: the export had finished. Wrote 4 files to {tmp_path}. Note: "
+    )
+    qtbot.wait(200)
+    assert panel.status.text().startswith("Cancelled too late")
+    assert len(list(tmp_path.iterdir())) == 4 and errors == []
 
 
 def _scan(path, seed):

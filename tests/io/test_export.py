@@ -18,11 +18,13 @@ from napari_cytomask.io.export import (
     coco_annotations,
     export_labels,
     exported_fields,
+    exporting,
     object_columns,
     object_rows,
     reopened_result,
     safe_file_name,
 )
+from napari_cytomask.progress import drain
 from napari_cytomask.rle import coco_rle
 
 
@@ -301,6 +303,42 @@ def test_export_writes_everything_and_refuses_to_overwrite(tmp_path, real):
     with pytest.raises(FileExistsError, match="nothing was written"):
         export_labels([export], tmp_path, formats=["tiff"])
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def _two_exports(seed):
+    rng = np.random.default_rng(seed)
+    stack = np.zeros((2, 40, 40), np.uint16)
+    stack[:, 5:15, 5:15], stack[1, 20:30, 20:35] = 1, 2
+    image = rng.integers(0, 4000, (40, 40), dtype=np.uint16)
+    return [
+        LabelsExport("stack cells", stack, axis_labels=("P", "y", "x"), method="unet"),
+        LabelsExport("cells", stack[1], intensities={"phase": image}, method="sam2"),
+    ]
+
+
+def test_an_export_reports_each_step_and_stopped_at_any_of_them_writes_nothing(tmp_path):
+    """The dock's Cancel closes the export at a report: whatever the step, the folder is
+    left as it was (an earlier export of the same layers, replaced by an export stopped
+    half-way, is all there, unchanged), and nothing of the stopped one stays behind."""
+    exports = _two_exports(0)
+    options = dict(formats=["tiff", "png"], coco_json=True, note=lambda said: None)
+    first = list(exporting(exports, tmp_path, **options))
+    # Each layer read and measured, then each of its files written (a frame a PNG): 2 + 7
+    # and 2 + 6 steps, counted from the start to the end.
+    assert [(p.stage, p.done, p.total) for p in first] == [("export", i, 17) for i in range(1, 18)]
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert len(before) == 13
+    again = [replace(export, labels=export.labels * 3) for export in exports]  # other ids
+    for stop in range(1, 18):
+        work = exporting(again, tmp_path, overwrite=True, **options)
+        for _ in range(stop):
+            next(work)
+        work.close()
+        assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before, stop
+    # Run to its end, it replaces them.
+    written = drain(exporting(again, tmp_path, overwrite=True, **options))
+    assert len(written) == 13
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "cells.tif"), exports[1].labels * 3)
 
 
 def test_names_too_long_for_a_file_are_cut_and_kept_apart(tmp_path):

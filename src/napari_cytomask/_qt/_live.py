@@ -370,10 +370,10 @@ class FitsTheScreen:
         """Start no more runs in this dock (its steps' neither) once napari closes it: napari
         keeps a closed dock's widget, taken out of the dock, whose metrics and previews
         went on computing at every edit of the layers they followed. A run under way that
-        has a Cancel button (training, segmenting) is cancelled as that button does, and a
-        notification says so: it ran on unseen, with no way to stop it, and a dock opened
-        again could start a second run beside it. A live preview stops unsaid; a run
-        without a Cancel button (an export) ends."""
+        has a Cancel button (training, segmenting, an export) is cancelled as that button
+        does, and a notification says so: it ran on unseen, with no way to stop it, and a
+        dock opened again could start a second run beside it. A live preview stops unsaid; a
+        run without a Cancel button (the metrics') ends."""
         if event.type() == QEvent.Type.ParentChange:
             docked = isinstance(self.parentWidget(), QDockWidget)
             if docked:

@@ -144,7 +144,7 @@ class CytomaskDock(FitsTheScreen, QWidget):
             (self._segment, self._cancel_segment),
             (self.watershed.apply, self.watershed.cancel),
             (lambda: self.metrics.schedule(now=True), None),
-            (self.export.export, None),
+            (self.export.export, self.export.cancel),
         )
         for (title, tip), page, run in zip(STEPS, pages, runs, strict=True):
             self.steps.addTab(page, title)

@@ -8,6 +8,7 @@ from pathlib import Path
 import napari
 import numpy as np
 from napari.layers import Image, Labels
+from qtpy.compat import isalive
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QCheckBox,
@@ -24,7 +25,7 @@ from qtpy.QtWidgets import (
 )
 
 from .._sample_data import in_package
-from ..io.export import ExportExists, check_export, export_labels, from_layer
+from ..io.export import ExportExists, check_export, exporting, from_layer
 from ..io.layers import is_highlight, named_frames
 from ..io.writers import FILE_FORMATS, FORMATS
 from ..progress import one_line
@@ -79,10 +80,9 @@ class ExportPanel(StepWidget, QWidget):
         browse.setObjectName("choose_folder")
         browse.setToolTip("Choose the export folder.")
         browse.clicked.connect(self._browse)
-        self.controls = StepControls(
-            "Export", "Write the ticked layers in the ticked formats.", False
-        )
+        self.controls = StepControls("Export", "Write the ticked layers in the ticked formats.")
         self.controls.run_button.clicked.connect(lambda: self.export())
+        self.controls.cancel_button.clicked.connect(self.cancel)
         self.runner = Runner(
             self._done,
             self.controls,
@@ -90,6 +90,9 @@ class ExportPanel(StepWidget, QWidget):
             parent=self,
         )
         self._pending: dict = {}
+        #: What the run under way hands over once its files are in place, also when it was
+        #: cancelled as they moved in (a cancelled worker returns nothing).
+        self._landed: list = []
 
         content = QWidget()
         layout = QVBoxLayout(content)
@@ -236,7 +239,32 @@ class ExportPanel(StepWidget, QWidget):
             ],
         )
         self.status.setText(f"Exporting {len(layers)} layer(s) to {folder}…")
-        self.runner.run_now(_export_job, overwrite=overwrite, **self._pending)
+        self._run(overwrite)
+
+    def _run(self, overwrite: bool) -> None:
+        self._landed = []
+        self.runner.run_now(_export_job, overwrite=overwrite, landed=self._landed, **self._pending)
+
+    def cancel(self) -> None:
+        """Stop the export at its next step: until its files move in, all together once
+        every one is written, nothing is written."""
+        if not self.runner.busy:
+            return
+        landed = self._landed
+        worker = self.runner.cancel(
+            f"Cancelled: nothing was written; the files in {self._pending['folder']} are as "
+            "they were."
+        )
+        # Its files may be moving in as it is cancelled: then they are there, and said.
+        if worker is not None:
+            worker.finished.connect(lambda: self._landed_anyway(landed))
+        self._landed_anyway(landed)
+
+    def _landed_anyway(self, landed: list) -> None:
+        if landed and isalive(self):
+            self.status.setText(
+                f"Cancelled too late: the export had finished. {self._written(landed[0])}"
+            )
 
     def _browse(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Export to folder", self.folder.text())
@@ -244,7 +272,7 @@ class ExportPanel(StepWidget, QWidget):
             self.folder.setText(folder)
 
     def _done(self, outcome) -> None:
-        written, exists, empty, replaced, notes = outcome
+        exists = outcome[1]
         if exists is not None:
             folder = exists.paths[0].parent
             # Whose: with a layer exported before ticked beside a new one, its files alone
@@ -261,13 +289,18 @@ class ExportPanel(StepWidget, QWidget):
                 )
             if ask_yes_no(self, "Replace files?", question, _listed(exists.paths, folder)):
                 self.status.setText("Replacing the files…")
-                self.runner.run_now(_export_job, overwrite=True, **self._pending)
+                self._run(overwrite=True)
             else:
                 self.status.setText(
                     f"Nothing was written: the {len(exists.paths)} file(s) in {folder} are as "
                     "they were. Choose another folder, or export again and replace them."
                 )
             return
+        self.status.setText(self._written(outcome))
+
+    def _written(self, outcome) -> str:
+        """What an export that wrote its files says of them."""
+        written, _, empty, replaced, notes = outcome
         text = f"Wrote {len(written)} files" + (f" to {written[0].parent}" if written else "")
         text += ", replacing those of the same names." if replaced else "."
         if empty:
@@ -285,7 +318,7 @@ class ExportPanel(StepWidget, QWidget):
                     "were never made, so their cell counts are left empty."
                 )
         text += "".join(f" Note: {note}" for note in notes)  # a file's name as it is
-        self.status.setText(text)
+        return text
 
 
 _NOTHING_TO_EXPORT = (
@@ -293,16 +326,17 @@ _NOTHING_TO_EXPORT = (
 )
 
 
-def _export_job(exports, folder, *, overwrite, score_column, **options):
-    """Worker body: ``(files written, None, names of the layers without a cell,
-    overwrite, notes)``, the notes what the export warned of (files of an earlier export
-    it left); or ``([], ExportExists, [], False, [])`` when files of the export exist (an
-    answer to ask the user about, not a failure; asked before a lazy layer is read)."""
+def _export_job(exports, folder, *, overwrite, score_column, landed: list, **options):
+    """Worker body, reporting progress: ``(files written, None, names of the layers
+    without a cell, overwrite, notes)``, the notes what the export warned of (files of an
+    earlier export it left), also put in ``landed``; or ``([], ExportExists, [], False,
+    [])`` when files of the export exist (an answer to ask the user about, not a failure;
+    asked before a lazy layer is read)."""
     try:
         check_export(exports, folder, overwrite=overwrite, **options)
         exports = [export.loaded() for export in exports]  # lazy layers are read once, here
         notes: list[str] = []
-        written = export_labels(
+        written = yield from exporting(
             exports,
             folder,
             overwrite=overwrite,
@@ -313,7 +347,9 @@ def _export_job(exports, folder, *, overwrite, score_column, **options):
     except ExportExists as err:
         return [], err, [], False, []
     empty = [export.name for export in exports if not np.any(export.labels)]
-    return written, None, empty, overwrite, notes
+    outcome = written, None, empty, overwrite, notes
+    landed.append(outcome)
+    return outcome
 
 
 def _listed(paths: list[Path], folder: Path, most: int = 4) -> str:

@@ -30,6 +30,7 @@ from scipy import ndimage as ndi
 from skimage.measure import regionprops
 
 from ..labels import as_labels, compact_ids, regions_as_cells
+from ..progress import Progress, drain
 from ..rle import coco_rle
 from .atomic import (
     NAME_BYTES,
@@ -1094,6 +1095,32 @@ def export_labels(
     FolderBusy
         When another export or ``cytomask segment`` run is writing into the folder.
     """
+    if note is None:
+        # Said at export_labels' caller: past the two generators' frames, drain's and its own.
+        note = partial(warnings.warn, category=UserWarning, stacklevel=5)
+    return drain(
+        exporting(exports, folder, formats=formats, objects_csv=objects_csv,
+                  coco_json=coco_json, score_column=score_column, overwrite=overwrite,
+                  inputs=inputs, note=note)
+    )  # fmt: skip
+
+
+def exporting(
+    exports: Sequence[LabelsExport],
+    folder: str | os.PathLike,
+    *,
+    formats: Sequence[str] = ("tiff",),
+    objects_csv: bool = True,
+    coco_json: bool = False,
+    score_column: str | None = None,
+    overwrite: bool = False,
+    inputs: Sequence[str | os.PathLike] = (),
+    note: Callable[[str], None],
+):
+    """:func:`export_labels` as a progress generator, for the dock: it yields
+    ``Progress("export", done, total)`` as each layer is read and measured and each file
+    written, and returns the files written. Closed at a report (Cancel), it has written
+    nothing: its files move in after the last report, all together."""
     formats = _known(formats)
     folder = Path(folder)
     in_the_way = file_in_the_way(folder)
@@ -1103,8 +1130,8 @@ def export_labels(
             f"cannot export to {folder}: {in_the_way} is a file, not a folder; choose a folder."
         )
     with locked_folders([folder], "an export"):
-        return _export_into(exports, folder, formats, objects_csv, coco_json, score_column,
-                            overwrite, inputs, note)  # fmt: skip
+        return (yield from _export_into(exports, folder, formats, objects_csv, coco_json,
+                                        score_column, overwrite, inputs, note))  # fmt: skip
 
 
 def check_export(
@@ -1184,9 +1211,9 @@ def scan_positions(export) -> ScanPositions:
 def _export_into(
     exports, folder, formats, objects_csv, coco_json, score_column, overwrite, inputs, note
 ):
-    if note is None:
-        note = partial(warnings.warn, category=UserWarning, stacklevel=3)  # export_labels' caller
     plans = _plans(exports, folder, formats, objects_csv, coco_json, overwrite, inputs)
+    # A step for reading each layer and one for measuring it, then one for each file.
+    total, done = sum(2 + len(plan.files) for _, plan in plans), 0
     loaded = []
     for export, plan in plans:
         export, said = _cells_of(export.loaded())  # lazy layers are read here
@@ -1196,6 +1223,8 @@ def _export_into(
         if where.names is not None:  # else as recorded: the scan may not be there any more
             export = replace(export, position_names=where.names)
         loaded.append((export, plan, where))
+        done += 1
+        yield Progress("export", done, total)
     exports = [export for export, _, _ in loaded]
     plans = [(export, plan) for export, plan, _ in loaded]
 
@@ -1212,9 +1241,11 @@ def _export_into(
 
     images = [writers(*each) for each in loaded]
     # The tables too (measuring can fail: labels that are no labels, too little memory).
-    tables = [
-        _measured(export, objects_csv, coco_json, score_column, overwrite) for export in exports
-    ]
+    tables = []
+    for export in exports:
+        tables.append(_measured(export, objects_csv, coco_json, score_column, overwrite))
+        done += 1
+        yield Progress("export", done, total)
     replacing = {path for _, plan in plans for path in plan.files if path.exists()}
     earlier = {
         plan.provenance: _earlier_record(plan.provenance)
@@ -1241,11 +1272,14 @@ def _export_into(
                 first = len(written)
                 for path, writer in writers:
                     written.append(write_atomically(path, writer, overwrite=overwrite))
+                    yield Progress("export", done + len(written), total)
                 for path, write in zip(plan.tables, made, strict=True):
                     written.append(write(path))
+                    yield Progress("export", done + len(written), total)
                 outputs = [*written[first:], *kept.get(plan.provenance, [])]
                 record = provenance(export, outputs, digest)
                 written.append(write_json(plan.provenance, record, overwrite=overwrite))
+                yield Progress("export", done + len(written), total)  # the last: before the moves
     except BaseException as err:
         # A move in that failed put back those moved in before it where it could: what is
         # left are files replaced on a file system without hard links (said), and new ones
