@@ -2976,6 +2976,29 @@ def test_an_export_stopped_while_its_files_move_in_puts_back_or_names_those_repl
     )
 
 
+def test_an_export_stopped_as_it_lists_its_files_says_they_are_written(
+    tmp_path, monkeypatch, capsys
+):
+    """Ctrl+C while the export printed its files' names said nothing was written."""
+    tifffile.imwrite(tmp_path / "a.tif", np.eye(8, dtype=np.uint8))
+    out = tmp_path / "out"
+    real_print = print
+
+    def stopped_at_the_second(*args, **kwargs):
+        if kwargs.get("file") is None and stopped_at_the_second.listed:
+            raise KeyboardInterrupt
+        stopped_at_the_second.listed += kwargs.get("file") is None
+        real_print(*args, **kwargs)
+
+    stopped_at_the_second.listed = 0
+    monkeypatch.setattr("builtins.print", stopped_at_the_second)
+    assert main(["export", str(tmp_path / "a.tif"), "-o", str(out)]) == EXIT_INTERRUPTED
+    assert capsys.readouterr().err.endswith(
+        f"cytomask export: interrupted. The export had finished: its 4 files are in {out}.\n"
+    )
+    assert len(list(out.iterdir())) == 4
+
+
 @pytest.mark.parametrize("target", ["libs", "src"])
 def test_the_version_of_a_copy_in_another_repository_is_its_own(tmp_path, target):
     """Installed with pip --target into a folder at the top of the user's own repository,

@@ -1606,8 +1606,12 @@ def _export(args) -> int:
         exports, args.output_dir, formats=args.formats, objects_csv=not args.no_tables,
         coco_json=args.coco, overwrite=args.overwrite, inputs=inputs,
     )  # fmt: skip
-    for path in written:
-        print(path)
+    try:
+        for path in written:
+            print(path)
+    except KeyboardInterrupt as err:
+        raise _Interrupted(f" The export had finished: its {len(written)} files are in "
+                           f"{written[0].parent}.") from err  # fmt: skip
     if failed:
         raise UserError(
             f"{len(failed)} of {len(items)} file(s) could not be exported (see above); the "
@@ -1886,6 +1890,8 @@ def main(argv: list[str] | None = None) -> int:
         kept = _KEPT_WHEN_INTERRUPTED.get(args.command, "")
         if args.command == "segment" and args.overwrite:
             kept = _SEGMENT_OVERWRITE_INTERRUPTED
+        if isinstance(err, _Interrupted):
+            kept = err.kept
         if replaced := getattr(err, "replaced", None):  # stopped while its files moved in
             hold = "holds" if len(replaced) == 1 else "hold"
             kept = (f" It had replaced {', '.join(replaced)}, which {hold} the new export; the "
@@ -1893,6 +1899,15 @@ def main(argv: list[str] | None = None) -> int:
                     "it whole.")  # fmt: skip
         print(f"cytomask {args.command}: interrupted.{kept}", file=sys.stderr)
         return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
+
+
+class _Interrupted(KeyboardInterrupt):
+    """Ctrl+C (or SIGTERM) once the command's work was done, with what it ``kept``, as
+    the message goes on: an export stopped while it listed its files had written them."""
+
+    def __init__(self, kept: str):
+        super().__init__()
+        self.kept = kept
 
 
 #: What a command stopped by Ctrl+C leaves, by command (training says it itself).
