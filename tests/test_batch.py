@@ -383,6 +383,66 @@ def test_a_run_with_other_settings_stopped_before_its_labels_is_redone(
     assert made["cells"] == tifffile.imread(labels).max()
 
 
+@pytest.mark.parametrize("moved_in", [False, True], ids=["before-the-move", "after-the-move"])
+@pytest.mark.parametrize("fmt", ["tiff", "ome-zarr"])
+def test_labels_a_killed_run_did_not_replace_keep_their_record(
+    fmt, moved_in, shared_data, unet_file, tmp_path, monkeypatch
+):
+    """Ctrl+C during `segment --overwrite` (which stops a cluster's workers) left the input
+    under way with the new run's record, unfinished, beside its earlier labels: an export,
+    or napari, took them for labels of their own. The earlier run's record now describes
+    them until they are replaced; labels of the new run moved in as it was killed are not
+    described by it."""
+    from napari_cytomask.io import writers
+    from napari_cytomask.io.export import describes, segment_record
+
+    data, out = tmp_path / "data", tmp_path / "out"
+    _small_copies(shared_data, data, n=1)
+    command = ["segment", str(data / "set*" / "raw.tif"), "-m", str(unet_file), "-o", str(out),
+               "--scheduler", "synchronous", "--threads", "1", "--tile-size", "128",
+               "--overlap", "16", "--format", fmt]  # fmt: skip
+    assert main([*command, "--min-size", "0"]) == 0  # one cell; none of 70,000 pixels
+    labels = (
+        out / "set1" / ("raw_unet_cells.ome.zarr" if fmt == "ome-zarr" else "raw_unet_cells.tif")
+    )
+
+    def killed(*args, **kwargs):
+        raise SystemExit("killed")  # not an error the run could report
+
+    def then_killed(write):
+        return lambda *args, **kwargs: (write(*args, **kwargs), killed())
+
+    with monkeypatch.context() as patch:
+        if fmt == "tiff":
+            patch.setattr(
+                writers, "write_labels", then_killed(writers.write_labels) if moved_in else killed
+            )
+        elif moved_in:
+            patch.setattr(
+                batch, "write_directory_atomically", then_killed(batch.write_directory_atomically)
+            )
+        else:
+            move_in = batch.write_directory_atomically
+
+            def filled_then_killed(path, fill, **kwargs):
+                return move_in(path, lambda folder: (fill(folder), killed()), **kwargs)
+
+            patch.setattr(batch, "write_directory_atomically", filled_then_killed)
+        with pytest.raises(SystemExit):
+            main([*command, "--min-size", "70000", "--overwrite"])
+    record = json.loads((out / "set1" / "raw_unet_cells.json").read_text())
+    assert record["finished"] is False and record["preset"]["unet"]["min_size"] == 70000
+    found = segment_record(labels)
+    ids = np.asarray(open_labels(labels)) if fmt == "ome-zarr" else tifffile.imread(labels)
+    if not moved_in:  # the earlier run's labels, described by its record
+        assert found["finished"] and found["preset"]["unet"]["min_size"] == 0
+        assert describes(found, ids) and found["cells"] == len(np.unique(ids[ids > 0])) == 1
+    elif fmt == "tiff":  # the new run's: the earlier record's fingerprint is not theirs
+        assert found["preset"]["unet"]["min_size"] == 0 and not describes(found, ids)
+    else:  # the new run's store, which its own record names
+        assert found["finished"] is False and found["preset"]["unet"]["min_size"] == 70000
+
+
 def test_a_record_names_only_its_own_labels(tmp_path):
     """A hand-edited record that named the scan among the labels it replaces had the next
     run delete the scan."""

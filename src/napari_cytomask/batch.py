@@ -375,6 +375,10 @@ def process(
     # labels without a record, which it would take for the user's own file and refuse to
     # replace.
     earlier = job.record.read_bytes() if job.record.is_file() else None
+    # The finished run's record goes on in the new one until its labels are replaced: a run
+    # killed before they are (Ctrl+C stops a cluster's workers so) leaves them described.
+    standing = _parsed(earlier)
+    standing = standing if standing and standing.get("finished") is not False else None
     output = job.output(options, shape)
     chunked = output == job.chunked_labels()
     # Made again in another format: the old labels would outlive their record. Those of a
@@ -390,9 +394,13 @@ def process(
     # Each tile's stage position and name, kept as an export keeps them.
     where = scan_positions_of(scan, shape)
 
-    def keep_record(run, n_cells: int, finished: bool) -> None:
+    def keep_record(run, n_cells: int, finished: bool, store: Path | None = None) -> None:
         record = {
             "finished": finished,
+            "earlier": None if finished else standing,
+            # Which store is this run's, until it is marked finished: one moved in as the
+            # run was killed is not the earlier run's (it keeps no fingerprint, as a TIFF does).
+            "store_inode": os.stat(store).st_ino if store is not None else None,
             "source": str(job.source),
             # Found again when the results and the scan are moved together (a shared drive).
             "source_from_record": _relative(job.source, job.record.parent),
@@ -450,7 +458,7 @@ def process(
             run = drain(gen, report)
             shutil.rmtree(scratch)
             n_cells = _cell_count(labels)
-            keep_record(run, n_cells, finished=False)
+            keep_record(run, n_cells, finished=False, store=folder)  # renamed, the same folder
 
         with _record_kept_on_failure(job.record, earlier):
             write_directory_atomically(output, fill, overwrite=True)

@@ -230,7 +230,29 @@ def segment_record(labels: str | os.PathLike) -> dict:
             f"{record} is not a provenance file of 'cytomask segment' ({problem}); move it "
             f"aside to export {labels.name} without it."
         )
+    earlier = info.get("earlier")
+    # A run stopped before its labels replaced these (Ctrl+C, a killed worker): they are
+    # still the earlier run's, as its record, kept in the new one, describes them. Labels
+    # of the new run, moved in as it was killed, are not: a TIFF's fingerprint differs
+    # (:func:`describes`), and a store is the one the new record names.
+    if (
+        info.get("finished") is False
+        and isinstance(earlier, dict)
+        and earlier.get("output") == labels.name
+        and record_problem(earlier) is None
+        and not _the_store(info, labels)
+    ):
+        info = earlier
     return located_source(info, labels)
+
+
+def _the_store(info: dict, labels: Path) -> bool:
+    """Whether ``labels`` is the OME-Zarr store the unfinished record ``info`` was made
+    for (the folder keeps its inode when it is renamed into place)."""
+    try:
+        return info.get("store_inode") == os.stat(labels).st_ino
+    except OSError:
+        return False
 
 
 def _read_record(record: Path) -> tuple[object, str | None]:
@@ -252,7 +274,7 @@ _RECORD_KINDS = {
     "replaces": (list, str), "shape": (list, float), "channels_used": (list, float),
     "pixel_size_um": (list, float), "unet_zoom": (list, float), "unet_confidence": float,
     "unet_min_size_image_px": float, "source_bytes": int, "source_modified": float,
-    "finished": bool, "position_names": (list, str),
+    "finished": bool, "position_names": (list, str), "earlier": dict, "store_inode": int,
 }  # fmt: skip
 
 #: The same of an export's provenance (:func:`provenance`).
