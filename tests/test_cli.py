@@ -2976,6 +2976,27 @@ def test_an_export_stopped_while_its_files_move_in_puts_back_or_names_those_repl
     )
 
 
+@pytest.mark.parametrize("quiet", [False, True])
+def test_a_long_export_says_how_far_it_is_on_stderr(tmp_path, monkeypatch, capsys, quiet):
+    """An export of a plate's results said nothing until it ended, minutes later. Its
+    progress goes to stderr, every 15 s (here at every step): stdout lists the files."""
+    from napari_cytomask import cli
+
+    monkeypatch.setattr(cli, "_PROGRESS_EVERY", 0.0)
+    for name in ("a", "b"):
+        tifffile.imwrite(tmp_path / f"{name}.tif", np.eye(8, dtype=np.uint8) * 2)
+    out = tmp_path / "out"
+    command = ["export", str(tmp_path / "*.tif"), "-o", str(out), *(["-q"] if quiet else [])]
+    assert main(command) == 0
+    printed = capsys.readouterr()
+    assert sorted(printed.out.splitlines()) == sorted(str(path) for path in out.iterdir())
+    lines = [line for line in printed.err.splitlines() if line.startswith("Exporting: ")]
+    # Each label file read and measured, then its 4 files written.
+    assert [line.split(";")[0] for line in lines] == (
+        [] if quiet else [f"Exporting: {i} of 12" for i in range(1, 13)]
+    )
+
+
 def test_an_export_stopped_as_it_lists_its_files_says_they_are_written(
     tmp_path, monkeypatch, capsys
 ):

@@ -34,7 +34,15 @@ from . import own_version
 from .io.layers import MAX_PIXEL_SIZE_UM
 from .io.writers import CHUNKED_ABOVE, FILE_FORMATS, SEGMENT_FORMATS, format_named
 from .pipeline import METHODS
-from .progress import Pace, duration, host_out_of_memory, one_line, out_of_memory, progress_text
+from .progress import (
+    Pace,
+    drain,
+    duration,
+    host_out_of_memory,
+    one_line,
+    out_of_memory,
+    progress_text,
+)
 
 EXIT_OK, EXIT_USER_ERROR, EXIT_INTERRUPTED = 0, 1, 130  # argparse exits with 2 itself
 EXIT_TERMINATED = 128 + signal.SIGTERM  # a job scheduler's time limit, or kill
@@ -1278,7 +1286,7 @@ def _typed_pixel_size(preset: str) -> tuple[float | None, str]:
     return float(typed), source
 
 
-#: Seconds between two progress lines of one input of ``cytomask segment``.
+#: Seconds between two progress lines of one input of ``cytomask segment``, or of an export.
 _PROGRESS_EVERY = 15.0
 
 
@@ -1561,7 +1569,7 @@ def _evaluate(args) -> int:
 
 def _export(args) -> int:
     from .io.atomic import folder_writer
-    from .io.export import export_labels, segment_record
+    from .io.export import exporting, segment_record
     from .io.files import find_inputs
 
     items = find_inputs(args.labels)
@@ -1602,10 +1610,23 @@ def _export(args) -> int:
         raise UserError(f"none of the {len(items)} file(s) could be exported (see above); "
                         "nothing was written.")  # fmt: skip
     inputs = [*items, *skipped, *(export.source for export in exports if export.source)]
-    written = export_labels(
+    pace, said = Pace(), [time.monotonic()]
+
+    def progress(event) -> None:
+        # On stderr: stdout lists the files written, for scripts to read.
+        now = time.monotonic()
+        left = pace.left(event.done, event.total, event.stage, now)
+        if not args.quiet and now - said[0] >= _PROGRESS_EVERY:
+            said[0] = now
+            print(progress_text(event.stage, event.done, event.total, left), file=sys.stderr,
+                  flush=True)  # fmt: skip
+
+    work = exporting(
         exports, args.output_dir, formats=args.formats, objects_csv=not args.no_tables,
         coco_json=args.coco, overwrite=args.overwrite, inputs=inputs,
+        note=lambda said: warnings.warn(said, UserWarning, stacklevel=2),
     )  # fmt: skip
+    written = drain(work, progress)
     try:
         for path in written:
             print(path)
