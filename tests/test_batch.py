@@ -306,6 +306,18 @@ def test_a_run_stopped_between_an_inputs_two_files_is_finished_by_the_next(
     assert record["cells"] == labels.max() > 0
 
 
+def _killed(*args, **kwargs):
+    raise SystemExit("killed")  # not an error the run could report
+
+
+def _filled_then_killed():
+    """``write_directory_atomically`` killed once its folder is filled, before it is moved in."""
+    move_in = batch.write_directory_atomically
+    return lambda path, fill, **kwargs: move_in(
+        path, lambda folder: (fill(folder), _killed()), **kwargs
+    )
+
+
 @pytest.mark.parametrize(
     "earlier, stop",
     [(False, "counting the cells"), (True, "moving the labels in")],
@@ -327,19 +339,11 @@ def test_a_chunked_run_stopped_before_its_labels_are_in_place_is_finished_by_the
         assert main(command) == 0
     command += ["--format", "ome-zarr"]
 
-    def killed(*args, **kwargs):
-        raise SystemExit("killed")  # not an error the run could report
-
     with monkeypatch.context() as patch:
         if stop == "counting the cells":
-            patch.setattr(batch, "_cell_count", killed)
+            patch.setattr(batch, "_cell_count", _killed)
         else:
-            move_in = batch.write_directory_atomically
-
-            def filled_then_killed(path, fill, **kwargs):
-                return move_in(path, lambda folder: (fill(folder), killed()), **kwargs)
-
-            patch.setattr(batch, "write_directory_atomically", filled_then_killed)
+            patch.setattr(batch, "write_directory_atomically", _filled_then_killed())
         with pytest.raises(SystemExit):
             main([*command, "--overwrite"] if earlier else command)
     assert main(command) == 0, capsys.readouterr().err
@@ -367,11 +371,8 @@ def test_a_run_with_other_settings_stopped_before_its_labels_is_redone(
     record, labels = out / "set1" / "raw_unet_cells.json", out / "set1" / "raw_unet_cells.tif"
     small = tifffile.imread(labels)
 
-    def killed(*args, **kwargs):
-        raise SystemExit("killed")  # not an error the run could report
-
     with monkeypatch.context() as patch:
-        patch.setattr(writers, "write_labels", killed)
+        patch.setattr(writers, "write_labels", _killed)
         with pytest.raises(SystemExit):
             main([*command, "--min-size", "400", "--overwrite"])
     np.testing.assert_array_equal(tifffile.imread(labels), small)  # as they were
@@ -406,28 +407,20 @@ def test_labels_a_killed_run_did_not_replace_keep_their_record(
         out / "set1" / ("raw_unet_cells.ome.zarr" if fmt == "ome-zarr" else "raw_unet_cells.tif")
     )
 
-    def killed(*args, **kwargs):
-        raise SystemExit("killed")  # not an error the run could report
-
     def then_killed(write):
-        return lambda *args, **kwargs: (write(*args, **kwargs), killed())
+        return lambda *args, **kwargs: (write(*args, **kwargs), _killed())
 
     with monkeypatch.context() as patch:
         if fmt == "tiff":
             patch.setattr(
-                writers, "write_labels", then_killed(writers.write_labels) if moved_in else killed
+                writers, "write_labels", then_killed(writers.write_labels) if moved_in else _killed
             )
         elif moved_in:
             patch.setattr(
                 batch, "write_directory_atomically", then_killed(batch.write_directory_atomically)
             )
         else:
-            move_in = batch.write_directory_atomically
-
-            def filled_then_killed(path, fill, **kwargs):
-                return move_in(path, lambda folder: (fill(folder), killed()), **kwargs)
-
-            patch.setattr(batch, "write_directory_atomically", filled_then_killed)
+            patch.setattr(batch, "write_directory_atomically", _filled_then_killed())
         with pytest.raises(SystemExit):
             main([*command, "--min-size", "70000", "--overwrite"])
     record = json.loads((out / "set1" / "raw_unet_cells.json").read_text())

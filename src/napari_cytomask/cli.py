@@ -1624,7 +1624,6 @@ def _export(args) -> int:
     work = exporting(
         exports, args.output_dir, formats=args.formats, objects_csv=not args.no_tables,
         coco_json=args.coco, overwrite=args.overwrite, inputs=inputs,
-        note=lambda said: warnings.warn(said, UserWarning, stacklevel=2),
     )  # fmt: skip
     written = drain(work, progress)
     try:

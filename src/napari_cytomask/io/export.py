@@ -1057,16 +1057,7 @@ def provenance(
 
 
 def export_labels(
-    exports: Sequence[LabelsExport],
-    folder: str | os.PathLike,
-    *,
-    formats: Sequence[str] = ("tiff",),
-    objects_csv: bool = True,
-    coco_json: bool = False,
-    score_column: str | None = None,
-    overwrite: bool = False,
-    inputs: Sequence[str | os.PathLike] = (),
-    note: Callable[[str], None] | None = None,
+    exports: Sequence[LabelsExport], folder: str | os.PathLike, **options
 ) -> list[Path]:
     """Write label layers and their tables into a folder, plus one provenance file each.
 
@@ -1117,14 +1108,7 @@ def export_labels(
     FolderBusy
         When another export or ``cytomask segment`` run is writing into the folder.
     """
-    if note is None:
-        # Said at export_labels' caller: past the two generators' frames, drain's and its own.
-        note = partial(warnings.warn, category=UserWarning, stacklevel=5)
-    return drain(
-        exporting(exports, folder, formats=formats, objects_csv=objects_csv,
-                  coco_json=coco_json, score_column=score_column, overwrite=overwrite,
-                  inputs=inputs, note=note)
-    )  # fmt: skip
+    return drain(exporting(exports, folder, **options))
 
 
 def exporting(
@@ -1137,12 +1121,16 @@ def exporting(
     score_column: str | None = None,
     overwrite: bool = False,
     inputs: Sequence[str | os.PathLike] = (),
-    note: Callable[[str], None],
+    note: Callable[[str], None] | None = None,
 ):
-    """:func:`export_labels` as a progress generator, for the dock: it yields
-    ``Progress("export", done, total)`` as each layer is read and measured and each file
-    written, and returns the files written. Closed at a report (Cancel), it has written
-    nothing: its files move in after the last report, all together."""
+    """:func:`export_labels` (which takes the same options) as a progress generator, for
+    the dock and the command line: it yields ``Progress("export", done, total)`` as each
+    layer is read and measured and each file written, and returns the files written.
+    Closed at a report (Cancel), it has written nothing: its files move in after the last
+    report, all together."""
+    if note is None:
+        # Said at export_labels' caller: past the two generators' frames, drain's and its own.
+        note = partial(warnings.warn, category=UserWarning, stacklevel=5)
     formats = _known(formats)
     folder = Path(folder)
     in_the_way = file_in_the_way(folder)
