@@ -431,6 +431,30 @@ def test_every_dock_of_its_own_gives_its_settings_the_docks_height(make_napari_v
         viewer.window.remove_dock_widget(dock)
 
 
+def test_a_long_status_scrolls_instead_of_pushing_the_results_out_of_sight(
+    make_napari_viewer_proxy, qtbot
+):
+    """At napari's default window size, the metrics' six-line message for a stack made in
+    one position left its table of results 150 px: the Plot tab without its x-axis. A
+    status takes its text's height up to four and a half lines, then scrolls."""
+    from napari_cytomask._qt._live import STATUS_LINES, StepControls
+
+    controls = StepControls("Run", "Run the step.")
+    qtbot.addWidget(controls)
+    controls.resize(400, 300)
+    controls.show()
+    line = controls.status.fontMetrics().lineSpacing()
+    heights = {}
+    for lines in (0, 1, 12):
+        controls.status.setText(" ".join(["Compared in position 1 only."] * 4 * lines))
+        qtbot.wait(50)
+        heights[lines] = controls.status.area.height()
+    assert heights[0] < line / 2 and line <= heights[1] <= 3 * line  # as high as its text
+    assert heights[12] == round((STATUS_LINES + 0.5) * line) + 2 * controls.status.area.frameWidth()
+    assert controls.status.area.verticalScrollBar().maximum() > 0  # the rest scrolls into view
+    assert controls.status.height() > 8 * line  # all of it is there, and selectable
+
+
 def test_a_result_saved_with_the_plugins_writer_opens_again_as_the_result_of_its_scan(
     make_napari_viewer_proxy, tmp_path
 ):

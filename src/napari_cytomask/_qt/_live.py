@@ -124,11 +124,7 @@ class StepControls(QWidget):
         self.progress = QProgressBar()
         self.progress.setToolTip("Progress of the running step.")
         self.progress.setValue(0)
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
-        # A long layer name is one word that cannot wrap: it must not widen the dock past
-        # the screen (the label takes the width it is given).
-        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.status = _StatusLabel()
         self.status.setToolTip("What the step did last, or what to do next.")
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self._pace = Pace(after=_PACE_AFTER)
@@ -139,7 +135,7 @@ class StepControls(QWidget):
         layout.setContentsMargins(0, 4, 0, 0)
         layout.addLayout(self.buttons)
         layout.addWidget(self.progress)
-        layout.addWidget(self.status)
+        layout.addWidget(self.status.area)
 
     def add_button(self, button: QPushButton) -> None:
         """Put another action of the step beside the run button."""
@@ -179,6 +175,60 @@ class StepControls(QWidget):
         # The time left from the stage's own pace: a stack of positions can take hours.
         left = self._pace.left(done, total, (stage, total))
         self.status.setText(progress_text(stage, done, total, left, detail))
+
+
+class _StatusLabel(QLabel):
+    """A step's status line, wrapped, in an area as high as its text up to
+    :data:`STATUS_LINES` lines, which then scrolls: on a laptop's screen a long message
+    (the metrics' frames left out, an error and what to do) pushed the step's results out
+    of sight. Its :attr:`area` goes into the layout."""
+
+    def __init__(self):
+        super().__init__("")
+        self.setWordWrap(True)
+        # A long layer name is one word that cannot wrap: it must not widen the dock past
+        # the screen (the label takes the width it is given).
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        # As high as its text at the area's width, as the area is: not a wrapped label's
+        # least height, a few pixels more, which scrolled a two-line status.
+        self.setMinimumSize(1, 1)
+        self.area = _StatusArea(self)
+
+    def setText(self, text: str) -> None:  # noqa: N802 (Qt's name)
+        super().setText(text)
+        self.area.updateGeometry()
+
+
+class _StatusArea(QScrollArea):
+    def __init__(self, label: QLabel):
+        super().__init__()
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setWidgetResizable(True)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.setWidget(label)
+        self._label = label
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt's name)
+        # Half a line more: a line cut across says that the text goes on.
+        most = round((STATUS_LINES + 0.5) * self._label.fontMetrics().lineSpacing())
+        # At the width beside a scroll bar, shown or not: at the whole width, a text that
+        # fitted there took a scroll bar when the bar narrowed it to one line more.
+        bar = self.verticalScrollBar().sizeHint().width()
+        text = self._label.heightForWidth(max(self.width() - 2 * self.frameWidth() - bar, 1))
+        return QSize(0, min(max(text, 0), most) + 2 * self.frameWidth())
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt's name)
+        return self.sizeHint()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().resizeEvent(event)
+        if event.size().width() != event.oldSize().width():  # its text wraps anew
+            self.updateGeometry()
+
+
+#: The lines a step's status shows before it scrolls.
+STATUS_LINES = 4
 
 
 def step_page(
