@@ -2990,11 +2990,14 @@ def test_a_long_export_says_how_far_it_is_on_stderr(tmp_path, monkeypatch, capsy
     assert main(command) == 0
     printed = capsys.readouterr()
     assert sorted(printed.out.splitlines()) == sorted(str(path) for path in out.iterdir())
-    lines = [line for line in printed.err.splitlines() if line.startswith("Exporting: ")]
-    # Each label file read and measured, then its 4 files written.
-    assert [line.split(";")[0] for line in lines] == (
-        [] if quiet else [f"Exporting: {i} of 12" for i in range(1, 13)]
-    )
+    stages = ("Reading the layers: ", "Measuring the cells: ", "Writing the files: ")
+    lines = [line.split(";")[0] for line in printed.err.splitlines() if line.startswith(stages)]
+    # The label files read, then measured, then their 4 files each written.
+    assert lines == ([] if quiet else [
+        *(f"Reading the layers: {i} of 2" for i in range(3)),
+        *(f"Measuring the cells: {i} of 2" for i in range(3)),
+        *(f"Writing the files: {i} of 8" for i in range(1, 9)),
+    ])  # fmt: skip
 
 
 def test_an_export_stopped_as_it_lists_its_files_says_they_are_written(

@@ -61,7 +61,9 @@ STAGE_TEXT = {
     "encoder": "Encoding the image",
     "decoder": "Decoding masks at grid points",
     "split": "Splitting cells",
-    "export": "Exporting",
+    "read": "Reading the layers",
+    "measure": "Measuring the cells",
+    "write": "Writing the files",
 }
 
 

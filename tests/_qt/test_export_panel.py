@@ -519,22 +519,27 @@ def test_in_its_own_dock_ctrl_enter_exports_and_esc_is_left_to_napari(make_napar
     assert keys == {"Ctrl+Return", "Ctrl+Enter"}
 
 
-def _export_stopped_after_its_first_file(panel, qtbot, monkeypatch):
-    """Start ``panel``'s export, held once it has written its first file until the
-    returned event is set; returns once the dock shows that report."""
-    gate = threading.Event()
+def _export_held(panel, qtbot, monkeypatch, files):
+    """Start ``panel``'s export (replacing files), held as it goes on after reporting
+    ``files`` files written (its last report: its files then move in) until the returned
+    event is set; returns once it is held there."""
+    holding, gate = threading.Event(), threading.Event()
 
     def held(*args, **kwargs):
         work = exporting(*args, **kwargs)
-        while (report := next(work)).done < 3:  # the layer read and measured, a file written
+        while True:
+            try:
+                report = next(work)
+            except StopIteration as stop:
+                return stop.value
             yield report
-        yield report
-        gate.wait(30)
-        return (yield from work)
+            if report.stage == "write" and report.done == files:
+                holding.set()
+                gate.wait(30)
 
     monkeypatch.setattr(export_panel, "exporting", held)
     panel.export(overwrite=True)
-    qtbot.waitUntil(lambda: "Exporting: 3 of 6" in panel.status.text(), timeout=30_000)
+    qtbot.waitUntil(holding.is_set, timeout=30_000)
     return gate
 
 
@@ -542,8 +547,9 @@ def test_cancel_stops_an_export_and_leaves_the_folder_as_it_was(
     make_napari_viewer_proxy, qtbot, tmp_path, monkeypatch
 ):
     """A large export (a plate's positions, its tables) took minutes with no way to stop
-    it. Cancel (and Esc) stops it at its next step: an earlier export it was replacing is
-    there unchanged, nothing of the stopped one is left, and the next export can write."""
+    it. Cancel (and Esc) stops it at the end of its step: an earlier export it was
+    replacing is there unchanged, nothing of the stopped one is left. Export waits until
+    it has stopped (exported again at once, it found the folder taken by "an export")."""
     panel, errors, _ = _panel_of_one_layer(make_napari_viewer_proxy, monkeypatch)
     assert panel.controls.cancel_button.isVisibleTo(panel)
     panel.folder.setText(str(tmp_path))
@@ -552,16 +558,17 @@ def test_cancel_stops_an_export_and_leaves_the_folder_as_it_was(
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     other = np.diag(np.arange(16, 0, -1)).astype(np.uint8)  # other ids
     panel.viewer.layers["cells"].data = other
-    gate = _export_stopped_after_its_first_file(panel, qtbot, monkeypatch)
-    assert panel.controls.progress.value() == 3 and panel.controls.progress.maximum() == 6
+    gate = _export_held(panel, qtbot, monkeypatch, files=1)
+    qtbot.waitUntil(lambda: panel.status.text() == "Writing the files: 1 of 4", timeout=5000)
+    assert panel.controls.progress.value() == 1 and panel.controls.progress.maximum() == 4
     panel.controls.cancel_button.click()
     assert panel.status.text() == (
-        f"Cancelled: nothing was written; the files in {tmp_path} are as they were."
+        f"Cancelled: nothing was written to {tmp_path}; the files in {tmp_path} are as they were."
     )
-    assert not panel.runner.busy and panel.export_button.isEnabled()
+    assert not panel.runner.busy and not panel.export_button.isEnabled()
     gate.set()
     # Its written files are removed as it stops, and the folder's lock let go.
-    qtbot.waitUntil(lambda: len(list(tmp_path.iterdir())) == len(before), timeout=30_000)
+    qtbot.waitUntil(panel.export_button.isEnabled, timeout=30_000)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
     assert panel.status.text().startswith("Cancelled: nothing was written")
     monkeypatch.setattr(export_panel, "exporting", exporting)
@@ -574,21 +581,31 @@ def test_cancel_stops_an_export_and_leaves_the_folder_as_it_was(
 def test_an_export_cancelled_as_its_files_move_in_says_they_are_there(
     make_napari_viewer_proxy, qtbot, tmp_path, monkeypatch
 ):
-    """Its files move in after its last step, all together: Cancel pressed then (before
-    napari has shown the end) does not stop it, and the dock said nothing was written."""
+    """Its files move in after its last step, all together: Cancel pressed then does not
+    stop it, and the dock (and the notification of a dock closed then) said nothing was
+    written."""
     panel, errors, _ = _panel_of_one_layer(make_napari_viewer_proxy, monkeypatch)
-    panel.folder.setText(str(tmp_path))
-    panel.export()
-    deadline = time.monotonic() + 30
-    while not panel._landed and time.monotonic() < deadline:  # napari's thread shows nothing
-        time.sleep(0.01)
+    panel.folder.setText(str(tmp_path / "new"))
+    gate = _export_held(panel, qtbot, monkeypatch, files=4)
     panel.controls.cancel_button.click()
-    assert panel.status.text().startswith(
-        f"Cancelled too late: the export had finished. Wrote 4 files to {tmp_path}. Note: "
+    assert panel.status.text() == (
+        f"Cancelled too late: its files were already moving into {tmp_path / 'new'}; it "
+        "finishes, and they are there."
     )
-    qtbot.wait(200)
-    assert panel.status.text().startswith("Cancelled too late")
-    assert len(list(tmp_path.iterdir())) == 4 and errors == []
+    gate.set()
+    qtbot.waitUntil(panel.export_button.isEnabled, timeout=30_000)
+    assert panel.status.text().startswith(
+        f"Cancelled too late: the export had finished. Wrote 4 files to {tmp_path / 'new'}"
+    )
+    assert len(list((tmp_path / "new").iterdir())) == 4 and errors == []
+    # Cancelled once they are in, before napari has shown the end.
+    monkeypatch.setattr(export_panel, "exporting", exporting)
+    panel.export(overwrite=True)
+    deadline = time.monotonic() + 30
+    while panel._landing.outcome is None and time.monotonic() < deadline:
+        time.sleep(0.01)  # napari's thread shows nothing
+    panel.controls.cancel_button.click()
+    assert panel.status.text().startswith("Cancelled too late: the export had finished. Wrote 4")
 
 
 def _scan(path, seed):

@@ -323,13 +323,17 @@ def test_an_export_reports_each_step_and_stopped_at_any_of_them_writes_nothing(t
     exports = _two_exports(0)
     options = dict(formats=["tiff", "png"], coco_json=True, note=lambda said: None)
     first = list(exporting(exports, tmp_path, **options))
-    # Each layer read and measured, then each of its files written (a frame a PNG): 2 + 7
-    # and 2 + 6 steps, counted from the start to the end.
-    assert [(p.stage, p.done, p.total) for p in first] == [("export", i, 17) for i in range(1, 18)]
+    # The layers read, then measured, then each of their files written (a frame a PNG):
+    # 7 and 6, each stage counted from its start to its end.
+    assert [(p.stage, p.done, p.total) for p in first] == [
+        *(("read", i, 2) for i in range(3)),
+        *(("measure", i, 2) for i in range(3)),
+        *(("write", i, 13) for i in range(1, 14)),
+    ]
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     assert len(before) == 13
     again = [replace(export, labels=export.labels * 3) for export in exports]  # other ids
-    for stop in range(1, 18):
+    for stop in range(1, 20):
         work = exporting(again, tmp_path, overwrite=True, **options)
         for _ in range(stop):
             next(work)

@@ -510,7 +510,7 @@ class StepWidget(FitsTheScreen):
         """Ctrl+Enter presses the run button on show, Esc its Cancel (while it runs), while
         the focus is in this widget: a dock of its own. A widget that holds it (the Segment
         cytoplasm dock) takes the keys over (:func:`take_keys`). A step without Cancel
-        (metrics, export) leaves Esc to napari."""
+        (the metrics) leaves Esc to napari."""
         cancels = not self.controls.cancel_button.isHidden()
         take_keys(self, self._press_run, self._press_cancel if cancels else None)
 

@@ -90,9 +90,7 @@ class ExportPanel(StepWidget, QWidget):
             parent=self,
         )
         self._pending: dict = {}
-        #: What the run under way hands over once its files are in place, also when it was
-        #: cancelled as they moved in (a cancelled worker returns nothing).
-        self._landed: list = []
+        self._landing = _Landing()
 
         content = QWidget()
         layout = QVBoxLayout(content)
@@ -242,29 +240,46 @@ class ExportPanel(StepWidget, QWidget):
         self._run(overwrite)
 
     def _run(self, overwrite: bool) -> None:
-        self._landed = []
-        self.runner.run_now(_export_job, overwrite=overwrite, landed=self._landed, **self._pending)
+        self._landing = _Landing()
+        folder = self._pending["folder"]
+        self._landing.there = os.path.isdir(folder)  # removed again once cancelled, if made
+        self.runner.run_now(_export_job, overwrite=overwrite, landing=self._landing,
+                            **self._pending)  # fmt: skip
 
     def cancel(self) -> None:
-        """Stop the export at its next step: until its files move in, all together once
-        every one is written, nothing is written."""
+        """Stop the export at the end of the step under way: until its files move in, all
+        together once every one is written, nothing is written. Export waits, greyed out,
+        until it has stopped: it holds the folder until then."""
         if not self.runner.busy:
             return
-        landed = self._landed
-        worker = self.runner.cancel(
-            f"Cancelled: nothing was written; the files in {self._pending['folder']} are as "
-            "they were."
-        )
-        # Its files may be moving in as it is cancelled: then they are there, and said.
+        landing, folder = self._landing, self._pending["folder"]
+        kept = f"; the files in {folder} are as they were" if landing.there else ""
+        worker = self.runner.cancel(f"Cancelled: nothing was written to {folder}{kept}.")
         if worker is not None:
-            worker.finished.connect(lambda: self._landed_anyway(landed))
-        self._landed_anyway(landed)
+            worker.finished.connect(lambda: self._stopped(landing))
+            # Set before finishing, which is said after: seen running, it will be said.
+            if worker.is_running:
+                self.export_button.setEnabled(False)
+        self._landed_anyway(landing)
 
-    def _landed_anyway(self, landed: list) -> None:
-        if landed and isalive(self):
-            self.status.setText(
-                f"Cancelled too late: the export had finished. {self._written(landed[0])}"
+    def _stopped(self, landing: _Landing) -> None:
+        if isalive(self):
+            self._landed_anyway(landing)
+            self.export_button.setEnabled(not self.runner.busy)
+
+    def _landed_anyway(self, landing: _Landing) -> None:
+        """Say that the export cancelled was past stopping: its files moving in, or in."""
+        if landing.outcome is not None:
+            said = f"the export had finished. {self._written(landing.outcome)}"
+        elif landing.moving:
+            said = (
+                f"its files were already moving into {self._pending['folder']}; it "
+                "finishes, and they are there."
             )
+        else:
+            return
+        if isalive(self):
+            self.status.setText(f"Cancelled too late: {said}")
 
     def _browse(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Export to folder", self.folder.text())
@@ -326,30 +341,43 @@ _NOTHING_TO_EXPORT = (
 )
 
 
-def _export_job(exports, folder, *, overwrite, score_column, landed: list, **options):
+class _Landing:
+    """What an export's worker tells of its files moving in, for a Cancel that comes as
+    they do (a cancelled worker returns nothing): whether they move in, and the outcome
+    once they are in. ``there``: whether the folder was there before the export."""
+
+    def __init__(self):
+        self.there = True
+        self.moving = False
+        self.outcome = None
+
+
+def _export_job(exports, folder, *, overwrite, score_column, landing: _Landing, **options):
     """Worker body, reporting progress: ``(files written, None, names of the layers
     without a cell, overwrite, notes)``, the notes what the export warned of (files of an
-    earlier export it left), also put in ``landed``; or ``([], ExportExists, [], False,
+    earlier export it left), also kept in ``landing``; or ``([], ExportExists, [], False,
     [])`` when files of the export exist (an answer to ask the user about, not a failure;
     asked before a lazy layer is read)."""
     try:
         check_export(exports, folder, overwrite=overwrite, **options)
         exports = [export.loaded() for export in exports]  # lazy layers are read once, here
         notes: list[str] = []
-        written = yield from exporting(
-            exports,
-            folder,
-            overwrite=overwrite,
-            score_column=score_column,
-            note=notes.append,
-            **options,
-        )
+        work = exporting(exports, folder, overwrite=overwrite, score_column=score_column,
+                         note=notes.append, **options)  # fmt: skip
+        while True:
+            try:
+                report = next(work)
+            except StopIteration as stop:
+                written = stop.value
+                break
+            yield report
+            # Going on after the last report (not cancelled there): the files move in.
+            landing.moving = report.stage == "write" and report.done == report.total
     except ExportExists as err:
         return [], err, [], False, []
     empty = [export.name for export in exports if not np.any(export.labels)]
-    outcome = written, None, empty, overwrite, notes
-    landed.append(outcome)
-    return outcome
+    landing.outcome = written, None, empty, overwrite, notes
+    return landing.outcome
 
 
 def _listed(paths: list[Path], folder: Path, most: int = 4) -> str:

@@ -1124,10 +1124,10 @@ def exporting(
     note: Callable[[str], None] | None = None,
 ):
     """:func:`export_labels` (which takes the same options) as a progress generator, for
-    the dock and the command line: it yields ``Progress("export", done, total)`` as each
-    layer is read and measured and each file written, and returns the files written.
-    Closed at a report (Cancel), it has written nothing: its files move in after the last
-    report, all together."""
+    the dock and the command line: it yields :class:`~napari_cytomask.progress.Progress`
+    of its stages, ``"read"`` and ``"measure"`` (by layer) and ``"write"`` (by file), and
+    returns the files written. Closed at a report (Cancel), it has written nothing: its
+    files move in after the last report, ``write`` of all of them, all together."""
     if note is None:
         # Said at export_labels' caller: past the two generators' frames, drain's and its own.
         note = partial(warnings.warn, category=UserWarning, stacklevel=5)
@@ -1222,8 +1222,9 @@ def _export_into(
     exports, folder, formats, objects_csv, coco_json, score_column, overwrite, inputs, note
 ):
     plans = _plans(exports, folder, formats, objects_csv, coco_json, overwrite, inputs)
-    # A step for reading each layer and one for measuring it, then one for each file.
-    total, done = sum(2 + len(plan.files) for _, plan in plans), 0
+    # Three stages, timed apart: a layer read or measured takes seconds, a file written less.
+    layers, files = len(plans), sum(len(plan.files) for _, plan in plans)
+    yield Progress("read", 0, layers)
     loaded = []
     for export, plan in plans:
         export, said = _cells_of(export.loaded())  # lazy layers are read here
@@ -1233,8 +1234,7 @@ def _export_into(
         if where.names is not None:  # else as recorded: the scan may not be there any more
             export = replace(export, position_names=where.names)
         loaded.append((export, plan, where))
-        done += 1
-        yield Progress("export", done, total)
+        yield Progress("read", len(loaded), layers)
     exports = [export for export, _, _ in loaded]
     plans = [(export, plan) for export, plan, _ in loaded]
 
@@ -1253,9 +1253,9 @@ def _export_into(
     # The tables too (measuring can fail: labels that are no labels, too little memory).
     tables = []
     for export in exports:
+        yield Progress("measure", len(tables), layers)
         tables.append(_measured(export, objects_csv, coco_json, score_column, overwrite))
-        done += 1
-        yield Progress("export", done, total)
+    yield Progress("measure", layers, layers)
     replacing = {path for _, plan in plans for path in plan.files if path.exists()}
     earlier = {
         plan.provenance: _earlier_record(plan.provenance)
@@ -1282,14 +1282,14 @@ def _export_into(
                 first = len(written)
                 for path, writer in writers:
                     written.append(write_atomically(path, writer, overwrite=overwrite))
-                    yield Progress("export", done + len(written), total)
+                    yield Progress("write", len(written), files)
                 for path, write in zip(plan.tables, made, strict=True):
                     written.append(write(path))
-                    yield Progress("export", done + len(written), total)
+                    yield Progress("write", len(written), files)
                 outputs = [*written[first:], *kept.get(plan.provenance, [])]
                 record = provenance(export, outputs, digest)
                 written.append(write_json(plan.provenance, record, overwrite=overwrite))
-                yield Progress("export", done + len(written), total)  # the last: before the moves
+                yield Progress("write", len(written), files)  # the last: before the moves
     except BaseException as err:
         # A move in that failed put back those moved in before it where it could: what is
         # left are files replaced on a file system without hard links (said), and new ones
