@@ -562,15 +562,18 @@ def test_cancel_stops_an_export_and_leaves_the_folder_as_it_was(
     qtbot.waitUntil(lambda: panel.status.text() == "Writing the files: 1 of 4", timeout=5000)
     assert panel.controls.progress.value() == 1 and panel.controls.progress.maximum() == 4
     panel.controls.cancel_button.click()
-    assert panel.status.text() == (
+    said = (
         f"Cancelled: nothing was written to {tmp_path}; the files in {tmp_path} are as they were."
+    )
+    assert panel.status.text() == (
+        f"{said} Export again once it has stopped, at the end of the step under way."
     )
     assert not panel.runner.busy and not panel.export_button.isEnabled()
     gate.set()
     # Its written files are removed as it stops, and the folder's lock let go.
     qtbot.waitUntil(panel.export_button.isEnabled, timeout=30_000)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
-    assert panel.status.text().startswith("Cancelled: nothing was written")
+    assert panel.status.text() == said
     monkeypatch.setattr(export_panel, "exporting", exporting)
     panel.export(overwrite=True)
     qtbot.waitUntil(lambda: "Wrote 4 files" in panel.status.text(), timeout=30_000)

@@ -254,16 +254,21 @@ class ExportPanel(StepWidget, QWidget):
             return
         landing, folder = self._landing, self._pending["folder"]
         kept = f"; the files in {folder} are as they were" if landing.there else ""
-        worker = self.runner.cancel(f"Cancelled: nothing was written to {folder}{kept}.")
+        said = f"Cancelled: nothing was written to {folder}{kept}."
+        worker = self.runner.cancel(said)
         if worker is not None:
-            worker.finished.connect(lambda: self._stopped(landing))
+            worker.finished.connect(lambda: self._stopped(landing, said))
             # Set before finishing, which is said after: seen running, it will be said.
             if worker.is_running:
                 self.export_button.setEnabled(False)
+                self.status.setText(f"{said} Export again once it has stopped, at the end "
+                                    "of the step under way.")  # fmt: skip
         self._landed_anyway(landing)
 
-    def _stopped(self, landing: _Landing) -> None:
+    def _stopped(self, landing: _Landing, said: str) -> None:
         if isalive(self):
+            if self.status.text().startswith(said):
+                self.status.setText(said)
             self._landed_anyway(landing)
             self.export_button.setEnabled(not self.runner.busy)
 
