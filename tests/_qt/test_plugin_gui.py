@@ -449,8 +449,9 @@ def test_a_long_status_scrolls_instead_of_pushing_the_results_out_of_sight(
         controls.status.setText(" ".join(["Compared in position 1 only."] * 4 * lines))
         qtbot.wait(50)
         heights[lines] = controls.status.area.height()
-    assert heights[0] < line / 2 and line <= heights[1] <= 3 * line  # as high as its text
-    assert heights[12] == round((STATUS_LINES + 0.5) * line) + 2 * controls.status.area.frameWidth()
+    frame = 2 * controls.status.area.frameWidth()
+    assert heights[0] == line + frame <= heights[1] <= 3 * line + frame  # as its text
+    assert heights[12] == round((STATUS_LINES + 0.5) * line) + frame
     assert controls.status.area.verticalScrollBar().maximum() > 0  # the rest scrolls into view
     assert controls.status.height() > 8 * line  # all of it is there, and selectable
 

@@ -178,8 +178,8 @@ class StepControls(QWidget):
 
 
 class _StatusLabel(QLabel):
-    """A step's status line, wrapped, in an area as high as its text up to
-    :data:`STATUS_LINES` lines, which then scrolls: on a laptop's screen a long message
+    """A step's status line, wrapped, in an area as high as its text (a line at least) up
+    to :data:`STATUS_LINES` lines, which then scrolls: on a laptop's screen a long message
     (the metrics' frames left out, an error and what to do) pushed the step's results out
     of sight. Its :attr:`area` goes into the layout."""
 
@@ -203,6 +203,7 @@ class _StatusArea(QScrollArea):
     def __init__(self, label: QLabel):
         super().__init__()
         self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # Tab goes on from the step's buttons
         self.setWidgetResizable(True)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
@@ -210,13 +211,15 @@ class _StatusArea(QScrollArea):
         self._label = label
 
     def sizeHint(self) -> QSize:  # noqa: N802 (Qt's name)
+        line = self._label.fontMetrics().lineSpacing()
         # Half a line more: a line cut across says that the text goes on.
-        most = round((STATUS_LINES + 0.5) * self._label.fontMetrics().lineSpacing())
+        most = round((STATUS_LINES + 0.5) * line)
         # At the width beside a scroll bar, shown or not: at the whole width, a text that
         # fitted there took a scroll bar when the bar narrowed it to one line more.
         bar = self.verticalScrollBar().sizeHint().width()
         text = self._label.heightForWidth(max(self.width() - 2 * self.frameWidth() - bar, 1))
-        return QSize(0, min(max(text, 0), most) + 2 * self.frameWidth())
+        # A line when empty, as a label: a first message does not move the step's buttons.
+        return QSize(0, min(max(text, line), most) + 2 * self.frameWidth())
 
     def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt's name)
         return self.sizeHint()
