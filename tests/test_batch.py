@@ -430,6 +430,15 @@ def test_labels_a_killed_run_did_not_replace_keep_their_record(
     if not moved_in:  # the earlier run's labels, described by its record
         assert found["finished"] and found["preset"]["unet"]["min_size"] == 0
         assert describes(found, ids) and found["cells"] == len(np.unique(ids[ids > 0])) == 1
+        # Stopped so again, it keeps the finished run's record, not the stopped one's.
+        with monkeypatch.context() as patch:
+            if fmt == "tiff":
+                patch.setattr(writers, "write_labels", _killed)
+            else:
+                patch.setattr(batch, "write_directory_atomically", _filled_then_killed())
+            with pytest.raises(SystemExit):
+                main([*command, "--min-size", "60000", "--overwrite"])
+        assert segment_record(labels)["preset"]["unet"]["min_size"] == 0
     elif fmt == "tiff":  # the new run's: the earlier record's fingerprint is not theirs
         assert found["preset"]["unet"]["min_size"] == 0 and not describes(found, ids)
     else:  # the new run's store, which its own record names

@@ -378,7 +378,10 @@ def process(
     # The finished run's record goes on in the new one until its labels are replaced: a run
     # killed before they are (Ctrl+C stops a cluster's workers so) leaves them described.
     standing = _parsed(earlier)
-    standing = standing if standing and standing.get("finished") is not False else None
+    # Of a run stopped so before: the finished one it kept.
+    if standing.get("finished") is False:
+        standing = standing.get("earlier") if isinstance(standing.get("earlier"), dict) else {}
+    standing = standing or None
     output = job.output(options, shape)
     chunked = output == job.chunked_labels()
     # Made again in another format: the old labels would outlive their record. Those of a

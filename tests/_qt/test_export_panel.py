@@ -611,6 +611,31 @@ def test_an_export_cancelled_as_its_files_move_in_says_they_are_there(
     assert panel.status.text().startswith("Cancelled too late: the export had finished. Wrote 4")
 
 
+def test_an_export_cancelled_as_its_files_move_in_and_failing_then_says_so(
+    make_napari_viewer_proxy, qtbot, tmp_path, monkeypatch
+):
+    """A move that failed after Cancel (a full disk) was never said: its worker, cancelled,
+    had its error dropped, and the dock went on saying that the files were there."""
+    import errno
+
+    from napari_cytomask.io import atomic
+
+    panel, errors, _ = _panel_of_one_layer(make_napari_viewer_proxy, monkeypatch)
+    panel.folder.setText(str(tmp_path))
+    gate = _export_held(panel, qtbot, monkeypatch, files=4)
+    panel.controls.cancel_button.click()
+    assert panel.status.text().startswith("Cancelled too late: its files were already moving")
+
+    def full(tmp, path, overwrite):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(atomic, "_move_in", full)
+    gate.set()
+    qtbot.waitUntil(panel.export_button.isEnabled, timeout=30_000)
+    assert panel.status.text() == errors[0] == "Export failed: [Errno 28] No space left on device"
+    assert list(tmp_path.iterdir()) == []
+
+
 def _scan(path, seed):
     """A small two-channel scan (phase, GFP) of real-looking noise, as a TIFF."""
     rng = np.random.default_rng(seed)

@@ -159,18 +159,22 @@ def test_only_text_is_replaced_by_text(tmp_path):
 def test_files_moved_in_together_go_in_at_the_end_or_not_at_all(tmp_path):
     write_json, moved_in_together = atomic.write_json, atomic.moved_in_together
     (tmp_path / "a.txt").write_text("earlier")
-    with pytest.raises(RuntimeError), moved_in_together():
+    with pytest.raises(RuntimeError), moved_in_together() as together, together.holding():
         write_json(tmp_path / "a.txt", {"new": 1}, overwrite=True)
         write_json(tmp_path / "b.json", {"new": 2})
         raise RuntimeError("the disk filled up at the third file")
     assert {p.name: p.read_text() for p in tmp_path.iterdir()} == {"a.txt": "earlier"}
-    with moved_in_together() as moved:
-        write_json(tmp_path / "a.txt", {"new": 1}, overwrite=True)
-        write_json(tmp_path / "b.json", {"new": 2})
+    with moved_in_together() as together:
+        with together.holding():
+            write_json(tmp_path / "a.txt", {"new": 1}, overwrite=True)
+        write_json(tmp_path / "c.json", {"not": "held"})  # outside its blocks: moved in now
+        assert (tmp_path / "c.json").exists()
+        with together.holding():
+            write_json(tmp_path / "b.json", {"new": 2})
         assert (tmp_path / "a.txt").read_text() == "earlier"
         assert not (tmp_path / "b.json").exists()
-    assert moved == [tmp_path / "a.txt", tmp_path / "b.json"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.json"]
+    assert together.moved == [tmp_path / "a.txt", tmp_path / "b.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.json", "c.json"]
     assert (tmp_path / "a.txt").read_text() == '{\n "new": 1\n}'
 
 

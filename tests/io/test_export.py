@@ -345,6 +345,37 @@ def test_an_export_reports_each_step_and_stopped_at_any_of_them_writes_nothing(t
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "cells.tif"), exports[1].labels * 3)
 
 
+def test_an_export_run_in_one_thread_and_stopped_from_another_writes_nothing(tmp_path):
+    """The dock runs the export in a worker's thread and closes it, cancelled, in napari's:
+    its files were held back through a context variable set in the worker's thread, which
+    the other could not reset ("Exception ignored" at every Cancel while files were
+    written), and a generator paused in its block held back every other write of its
+    thread."""
+    import sys
+    import threading
+
+    from napari_cytomask.io.atomic import write_json
+
+    work = exporting(_two_exports(1), tmp_path / "out", note=lambda said: None)
+    reports: list = []
+
+    def run() -> None:
+        reports.extend(next(work) for _ in range(7))
+        write_json(tmp_path / "elsewhere.json", {})  # not held back, written at once
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    worker.join()
+    assert reports[-1].stage == "write"  # paused between two files
+    unraisable: list = []
+    hook, sys.unraisablehook = sys.unraisablehook, unraisable.append
+    try:
+        work.close()
+    finally:
+        sys.unraisablehook = hook
+    assert unraisable == [] and [p.name for p in tmp_path.iterdir()] == ["elsewhere.json"]
+
+
 def test_names_too_long_for_a_file_are_cut_and_kept_apart(tmp_path):
     """A layer named with 300 characters stopped the export of every layer ("File name too
     long"); cut, two such names that differ only at their end stay two sets of files."""

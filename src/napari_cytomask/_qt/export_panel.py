@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -271,6 +272,8 @@ class ExportPanel(StepWidget, QWidget):
                 self.status.setText(said)
             self._landed_anyway(landing)
             self.export_button.setEnabled(not self.runner.busy)
+            if landing.moving and landing.error is not None:  # said to be moving in
+                self.runner.fail(landing.error)
 
     def _landed_anyway(self, landing: _Landing) -> None:
         """Say that the export cancelled was past stopping: its files moving in, or in."""
@@ -348,13 +351,15 @@ _NOTHING_TO_EXPORT = (
 
 class _Landing:
     """What an export's worker tells of its files moving in, for a Cancel that comes as
-    they do (a cancelled worker returns nothing): whether they move in, and the outcome
-    once they are in. ``there``: whether the folder was there before the export."""
+    they do (a cancelled worker returns nothing, and its error is not reported): whether
+    they move in, and the outcome once they are in, or the error of a move that failed.
+    ``there``: whether the folder was there before the export."""
 
     def __init__(self):
         self.there = True
         self.moving = False
         self.outcome = None
+        self.error: Exception | None = None
 
 
 def _export_job(exports, folder, *, overwrite, score_column, landing: _Landing, **options):
@@ -367,19 +372,25 @@ def _export_job(exports, folder, *, overwrite, score_column, landing: _Landing, 
         check_export(exports, folder, overwrite=overwrite, **options)
         exports = [export.loaded() for export in exports]  # lazy layers are read once, here
         notes: list[str] = []
-        work = exporting(exports, folder, overwrite=overwrite, score_column=score_column,
-                         note=notes.append, **options)  # fmt: skip
-        while True:
-            try:
-                report = next(work)
-            except StopIteration as stop:
-                written = stop.value
-                break
-            yield report
-            # Going on after the last report (not cancelled there): the files move in.
-            landing.moving = report.stage == "write" and report.done == report.total
+        # Closed with this job, as a cancelled worker closes it: in napari's thread.
+        with contextlib.closing(
+            exporting(exports, folder, overwrite=overwrite, score_column=score_column,
+                      note=notes.append, **options)
+        ) as work:  # fmt: skip
+            while True:
+                try:
+                    report = next(work)
+                except StopIteration as stop:
+                    written = stop.value
+                    break
+                yield report
+                # Going on after the last report (not cancelled there): the files move in.
+                landing.moving = report.stage == "write" and report.done == report.total
     except ExportExists as err:
         return [], err, [], False, []
+    except Exception as err:
+        landing.error = err  # for a Cancel that came as the files moved in
+        raise
     empty = [export.name for export in exports if not np.any(export.labels)]
     landing.outcome = written, None, empty, overwrite, notes
     return landing.outcome

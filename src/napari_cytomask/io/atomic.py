@@ -195,33 +195,52 @@ _HELD: contextvars.ContextVar[list[tuple[Path, Path, bool]] | None] = contextvar
 )
 
 
+class Together:
+    """What :func:`moved_in_together` yields: ``moved``, the files moved in and not put
+    back, and :meth:`holding`, the blocks whose writes it holds back."""
+
+    def __init__(self):
+        self.held: list[tuple[Path, Path, bool]] = []
+        self.moved: list[Path] = []
+
+    @contextlib.contextmanager
+    def holding(self):
+        """Hold back the moves of the files :func:`write_atomically` writes in this block.
+        A block without a yield in it: a generator suspended in one left its thread holding
+        back every other write, and one closed from another thread (a cancelled worker's,
+        closed in napari's) could not end it."""
+        token = _HELD.set(self.held)
+        try:
+            yield
+        finally:
+            _HELD.reset(token)
+
+
 @contextlib.contextmanager
 def moved_in_together():
-    """Hold back the moves into place of the files :func:`write_atomically` writes in this
-    block until every one is written; then move them all in (renames, which need no space),
-    or, on an error, none, removing their temporary files.
+    """Hold back the moves into place of the files :func:`write_atomically` writes in the
+    :meth:`Together.holding` blocks of this one until every one is written; then move them
+    all in (renames, which need no space), or, on an error, none, removing their temporary
+    files.
 
     For files that describe each other (labels, their tables and provenance): a disk that
     fills up at the third would otherwise leave the new labels beside the old tables, and
     the old provenance passing them off as the earlier export. A move that fails (a file
     open in another program, a link to a file on another disk) or is interrupted puts
     back the files moved in before it: those replaced from a second name kept for them
-    (a hard link) until every move is done, new ones removed. Yields the list of the files
-    moved in and not put back: all once the block ends, and after a failed move those
-    that could not be (replaced on a file system without hard links), for the caller to
-    say.
+    (a hard link) until every move is done, new ones removed. Yields a :class:`Together`,
+    whose ``moved`` lists the files moved in and not put back: all once the block ends,
+    and after a failed move those that could not be (replaced on a file system without
+    hard links), for the caller to say.
     """
-    held: list[tuple[Path, Path, bool]] = []
-    moved: list[Path] = []
-    token = _HELD.set(held)
+    together = Together()
+    held, moved = together.held, together.moved
     try:
-        yield moved
+        yield together
     except BaseException:
         for tmp, _, _ in held:
             tmp.unlink(missing_ok=True)
         raise
-    finally:
-        _HELD.reset(token)
     # Each file moved in: whether one was there before, and that one's second name.
     aside: dict[Path, tuple[bool, Path | None]] = {}
     try:

@@ -34,6 +34,7 @@ from ..progress import Progress, drain
 from ..rle import coco_rle
 from .atomic import (
     NAME_BYTES,
+    Together,
     WriteError,
     check_folder_writable,
     file_in_the_way,
@@ -1271,30 +1272,35 @@ def _export_into(
         if plan.provenance in earlier and _holds_these(earlier[plan.provenance], digest)
     }
     written: list[Path] = []
-    moved: list[Path] = []
+    together = Together()
     try:
         # All written before any is moved in: a full disk or an interruption leaves the
         # files of an earlier export as they were, not some replaced.
-        with moved_in_together() as moved:
+        with moved_in_together() as together:
+
+            def held(write, *args, **kwargs):
+                with together.holding():
+                    written.append(write(*args, **kwargs))
+                return Progress("write", len(written), files)
+
             for (export, plan), writers, made, digest in zip(
                 plans, images, tables, digests, strict=True
             ):
                 first = len(written)
                 for path, writer in writers:
-                    written.append(write_atomically(path, writer, overwrite=overwrite))
-                    yield Progress("write", len(written), files)
+                    yield held(write_atomically, path, writer, overwrite=overwrite)
                 for path, write in zip(plan.tables, made, strict=True):
-                    written.append(write(path))
-                    yield Progress("write", len(written), files)
+                    yield held(write, path)
                 outputs = [*written[first:], *kept.get(plan.provenance, [])]
                 record = provenance(export, outputs, digest)
-                written.append(write_json(plan.provenance, record, overwrite=overwrite))
-                yield Progress("write", len(written), files)  # the last: before the moves
+                # The last report: before the moves.
+                yield held(write_json, plan.provenance, record, overwrite=overwrite)
     except BaseException as err:
         # A move in that failed put back those moved in before it where it could: what is
         # left are files replaced on a file system without hard links (said), and new ones
         # it could not remove (removed again). Through a link, a file is moved in where the
         # link points.
+        moved = together.moved
         before = {os.path.realpath(path) for path in replacing}
         replaced = [path.name for path in moved if os.path.realpath(path) in before]
         for path in moved:
