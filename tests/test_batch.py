@@ -410,19 +410,21 @@ def test_labels_a_killed_run_did_not_replace_keep_their_record(
     def then_killed(write):
         return lambda *args, **kwargs: (write(*args, **kwargs), _killed())
 
-    with monkeypatch.context() as patch:
-        if fmt == "tiff":
-            patch.setattr(
-                writers, "write_labels", then_killed(writers.write_labels) if moved_in else _killed
-            )
-        elif moved_in:
-            patch.setattr(
-                batch, "write_directory_atomically", then_killed(batch.write_directory_atomically)
-            )
-        else:
-            patch.setattr(batch, "write_directory_atomically", _filled_then_killed())
-        with pytest.raises(SystemExit):
-            main([*command, "--min-size", "70000", "--overwrite"])
+    def stopped(min_size: str, moved_in: bool) -> None:
+        """`--overwrite` killed before its labels are moved in, or just after."""
+        with monkeypatch.context() as patch:
+            if fmt == "tiff":
+                killed = then_killed(writers.write_labels) if moved_in else _killed
+                patch.setattr(writers, "write_labels", killed)
+            elif moved_in:
+                killed = then_killed(batch.write_directory_atomically)
+                patch.setattr(batch, "write_directory_atomically", killed)
+            else:
+                patch.setattr(batch, "write_directory_atomically", _filled_then_killed())
+            with pytest.raises(SystemExit):
+                main([*command, "--min-size", min_size, "--overwrite"])
+
+    stopped("70000", moved_in)
     record = json.loads((out / "set1" / "raw_unet_cells.json").read_text())
     assert record["finished"] is False and record["preset"]["unet"]["min_size"] == 70000
     found = segment_record(labels)
@@ -431,13 +433,7 @@ def test_labels_a_killed_run_did_not_replace_keep_their_record(
         assert found["finished"] and found["preset"]["unet"]["min_size"] == 0
         assert describes(found, ids) and found["cells"] == len(np.unique(ids[ids > 0])) == 1
         # Stopped so again, it keeps the finished run's record, not the stopped one's.
-        with monkeypatch.context() as patch:
-            if fmt == "tiff":
-                patch.setattr(writers, "write_labels", _killed)
-            else:
-                patch.setattr(batch, "write_directory_atomically", _filled_then_killed())
-            with pytest.raises(SystemExit):
-                main([*command, "--min-size", "60000", "--overwrite"])
+        stopped("60000", moved_in=False)
         assert segment_record(labels)["preset"]["unet"]["min_size"] == 0
     elif fmt == "tiff":  # the new run's: the earlier record's fingerprint is not theirs
         assert found["preset"]["unet"]["min_size"] == 0 and not describes(found, ids)
