@@ -91,7 +91,7 @@ class ExportPanel(StepWidget, QWidget):
             parent=self,
         )
         self._pending: dict = {}
-        self._landing = _Landing()
+        self._landing = _Landing(there=True)
 
         content = QWidget()
         layout = QVBoxLayout(content)
@@ -241,9 +241,8 @@ class ExportPanel(StepWidget, QWidget):
         self._run(overwrite)
 
     def _run(self, overwrite: bool) -> None:
-        self._landing = _Landing()
-        folder = self._pending["folder"]
-        self._landing.there = os.path.isdir(folder)  # removed again once cancelled, if made
+        # Whether the folder is there before: made for the export, it goes again if cancelled.
+        self._landing = _Landing(there=os.path.isdir(self._pending["folder"]))
         self.runner.run_now(_export_job, overwrite=overwrite, landing=self._landing,
                             **self._pending)  # fmt: skip
 
@@ -355,8 +354,8 @@ class _Landing:
     they move in, and the outcome once they are in, or the error of a move that failed.
     ``there``: whether the folder was there before the export."""
 
-    def __init__(self):
-        self.there = True
+    def __init__(self, there: bool):
+        self.there = there
         self.moving = False
         self.outcome = None
         self.error: Exception | None = None
