@@ -1232,6 +1232,55 @@ def test_reset_waits_for_a_running_step_and_long_file_names_fit(
     assert label.text() == "181003_multi_pos_time_course_1_MMStack.ome.tif"
 
 
+def test_on_a_narrow_screen_the_dock_leaves_napari_its_room_and_scrolls_sideways(
+    make_napari_viewer, qtbot, settings, monkeypatch
+):
+    """At 1280 × 800 with 150 % scaling (853 px wide) the dock asked for 437 px (its channel
+    table, its settings) and napari's title bar for its whole title: the window's right
+    edge, with the step's Cancel, was off the screen."""
+    from napari_cytomask._qt import _live
+
+    room = 238
+    screen = QApplication.primaryScreen().availableGeometry().width()
+    monkeypatch.setattr(_live, "NAPARI_WIDTH", screen - room)  # as on a screen 853 px wide
+    viewer = make_napari_viewer(show=True)
+    viewer.open_sample("napari-cytomask", "phase_contrast")
+    dock = CytomaskDock(viewer, settings=settings)
+    title = "Segment cytoplasm, a title longer than the dock is wide (napari-cytomask)"
+    napari_dock = viewer.window.add_dock_widget(dock, name=title)
+    qtbot.wait(200)
+    viewer.window._qt_window.resizeDocks([napari_dock], [0], Qt.Orientation.Horizontal)
+    qtbot.wait(100)
+    assert napari_dock.width() <= room + 40  # the nested tabs' margins
+    views = [(0, None, None), (1, "U-Net", dock.unet.controls), (1, "SAM2", dock.sam2.controls)]
+    views += [(2, None, dock.watershed.controls), (3, None, dock.metrics.controls)]
+    views += [(4, None, dock.export.controls)]
+    for step, method, controls in views:
+        dock.steps.setCurrentIndex(step)
+        if method:
+            dock.method.setCurrentText(method)
+        qtbot.wait(50)
+        buttons = [controls.run_button] if controls else []
+        buttons += (
+            [controls.cancel_button] if controls and controls.cancel_button.isVisible() else []
+        )
+        for button in buttons:  # the metrics' step has no Cancel
+            seen = button.visibleRegion().boundingRect()
+            assert (seen.width(), seen.height()) == (button.width(), button.height()), step
+        # What does not fit scrolls into view.
+        for area in dock.steps.currentWidget().findChildren(QScrollArea):
+            if area.isVisible() and area.widget() is not None:
+                hidden = area.widget().minimumSizeHint().width() - area.viewport().width()
+                assert area.horizontalScrollBar().maximum() >= hidden, (step, method)
+    dock.steps.setCurrentIndex(0)
+    table = dock.roles.table
+    hidden = table.horizontalHeader().length() - table.viewport().width()
+    assert hidden > 0 and table.horizontalScrollBar().maximum() >= hidden
+    assert min(table.columnWidth(0), table.columnWidth(1)) > table.fontMetrics().horizontalAdvance(
+        "Pha…ast"
+    )
+
+
 def test_a_long_layer_name_in_a_status_does_not_widen_the_dock(make_napari_viewer, qtbot, settings):
     """A 60-character name is one word that cannot wrap: it widened the dock from 424 to
     618 px, off a 1024-px screen."""

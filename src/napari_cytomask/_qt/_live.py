@@ -295,10 +295,28 @@ def _name_after(widget: QWidget, name: str) -> None:
 SETTINGS_MIN_HEIGHT = 36
 
 
+#: The least width (logical px, the same at any display scaling) napari keeps beside a
+#: plugin's dock: its layer controls (320 px for a Labels layer), its canvas with the sliders
+#: below it (244 px) and the splitters, in napari 0.9. At 1280 × 800 with 150 % scaling
+#: (853 px wide), a dock that asked for its settings' 437 px pushed the window's right edge,
+#: with the step's Cancel, off the screen.
+NAPARI_WIDTH = 615
+#: The least width a dock's settings ask for, however narrow the screen.
+NARROWEST = 200
+
+
+def within_the_screen(widget: QWidget, width: int) -> int:
+    """``width``, or what the screen ``widget`` is on leaves beside napari's own parts
+    (:data:`NAPARI_WIDTH`) where that is less (but :data:`NARROWEST` at least)."""
+    screen = widget.screen() or QApplication.primaryScreen()
+    return min(width, max(NARROWEST, screen.availableGeometry().width() - NAPARI_WIDTH))
+
+
 class _SettingsArea(QScrollArea):
-    """A vertical scroll area at least as wide as its settings: napari opens a plugin's
-    dock about 300 px wide at 1280 × 800, where the right edge of a step's settings (the
-    value beside a slider, the resample box) was cut off, with no way to scroll to it."""
+    """A scroll area as wide as its settings where the screen has room for them:
+    napari opens a plugin's dock about 300 px wide at 1280 × 800, where the right edge of a
+    step's settings (the value beside a slider, the resample box) was cut off, with no way
+    to scroll to it. On a screen too narrow for them, they scroll sideways."""
 
     def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt's name)
         hint = super().minimumSizeHint()
@@ -307,7 +325,7 @@ class _SettingsArea(QScrollArea):
             return hint
         bar = self.verticalScrollBar().sizeHint().width()
         width = content.minimumSizeHint().width() + bar + 2 * self.frameWidth()
-        return QSize(max(hint.width(), width), hint.height())
+        return QSize(max(hint.width(), within_the_screen(self, width)), hint.height())
 
     def eventFilter(self, watched, event) -> bool:  # noqa: N802 (Qt's name)
         if watched is self.widget() and event.type() == QEvent.Type.LayoutRequest:
@@ -316,7 +334,8 @@ class _SettingsArea(QScrollArea):
 
 
 def scrolled(content: QWidget) -> QScrollArea:
-    """``content`` in a vertical scroll area: settings that may not fit a short dock."""
+    """``content`` in a scroll area: settings that may not fit a short (or, on a narrow
+    screen, a narrow) dock."""
     scroll = _SettingsArea()
     # Tab goes through its settings, never stopping on the area itself, which shows no
     # focus (a stop that seemed to lose it).
@@ -324,7 +343,6 @@ def scrolled(content: QWidget) -> QScrollArea:
     scroll.setMinimumHeight(SETTINGS_MIN_HEIGHT)
     scroll.setWidgetResizable(True)
     scroll.setFrameShape(QFrame.Shape.NoFrame)
-    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
     scroll.setWidget(content)
     content.installEventFilter(scroll)
     return scroll
@@ -462,6 +480,14 @@ class FitsTheScreen:
         window = dock.parentWidget() if isinstance(dock, QDockWidget) else None
         if window is None or dock.widget() is not self or not isinstance(window, QMainWindow):
             return  # a part of another dock, a floating or a plain window
+        # napari's title bar asks for its whole title ("Segment cytoplasm
+        # (napari-cytomask)": 263 px at 150 %), more than the least width of the dock's
+        # settings on a narrow screen; the title is cut there instead, and the least width
+        # Qt set on the dock from it is let go (the dock's content gives it again).
+        title = dock.titleBarWidget()
+        for label in title.findChildren(QLabel) if title is not None else ():
+            label.setMinimumWidth(1)
+        dock.setMinimumWidth(0)
         area = window.dockWidgetArea(dock)
         others = [
             other

@@ -6,7 +6,15 @@ import napari
 from napari.layers import Image
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import Qt, QTimer
-from qtpy.QtWidgets import QComboBox, QHeaderView, QLabel, QTableWidget, QVBoxLayout, QWidget
+from qtpy.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QHeaderView,
+    QLabel,
+    QTableWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ..io.layers import ROLES
 from ..io.tiff import file_stem
@@ -20,7 +28,7 @@ from ..roles import (
     source_of,
 )
 from ._layers import RoleWatcher
-from ._live import CHANNEL_ROLES, FitsTheScreen
+from ._live import CHANNEL_ROLES, FitsTheScreen, within_the_screen
 
 _ROLE_TEXT = {"input": "input (segment this)", "image": "image", "mask": "mask (labels)"}
 
@@ -60,6 +68,10 @@ class ChannelRolesWidget(FitsTheScreen, QWidget):
         # rest, shortened in the middle, so a long one never pushes the role out of view.
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        # On a screen too narrow for the table, a name keeps its first and last letters
+        # ("Pha…ast"), not "…", and the table scrolls sideways to the role.
+        header.setMinimumSectionSize(self.fontMetrics().horizontalAdvance("Pha…ast") + 8)
+        self.table.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.table.verticalHeader().setVisible(False)
         self.table.setToolTip("Every channel of the opened scans and the role it plays.")
         hint = QLabel(
@@ -132,8 +144,8 @@ class ChannelRolesWidget(FitsTheScreen, QWidget):
             widths.append(picker.sizeHint().width())
         self.table.setColumnWidth(2, max(widths) + 8)
         # The names keep room to be read beside the role: a dock of its own opened so
-        # narrow that they read "Ph…st" and "us…le".
-        self.table.setMinimumWidth(max(widths) + 8 + 2 * NAME_WIDTH + 4)
+        # narrow that they read "Ph…st" and "us…le". A narrow screen's table scrolls.
+        self.table.setMinimumWidth(within_the_screen(self, max(widths) + 8 + 2 * NAME_WIDTH + 4))
 
     def _say_when_no_input(self, layers) -> None:
         """Say which scans have no input to segment: images, but none the reader took for

@@ -23,6 +23,7 @@ from qtpy.QtCore import QSettings, Qt, QTimer
 from qtpy.QtWidgets import (
     QAbstractButton,
     QComboBox,
+    QFormLayout,
     QHBoxLayout,
     QLabel,
     QPushButton,
@@ -105,13 +106,16 @@ class CytomaskDock(FitsTheScreen, QWidget):
         )
         self.save_preset_button.clicked.connect(self._save_preset_dialog)
         segment_page = QWidget()
-        method_row = QHBoxLayout()
+        method_field = QHBoxLayout()
+        method_field.addWidget(self.method, 1)
+        method_field.addWidget(self.save_preset_button)
         method_label = QLabel("Method")
         method_label.setBuddy(self.method)
         self.method.setAccessibleName("Method")
-        method_row.addWidget(method_label)
-        method_row.addWidget(self.method, 1)
-        method_row.addWidget(self.save_preset_button)
+        # Below its label in a dock too narrow for both (see NAPARI_WIDTH).
+        method_row = QFormLayout()
+        method_row.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
+        method_row.addRow(method_label, method_field)
         segment_layout = QVBoxLayout(segment_page)
         segment_layout.setContentsMargins(0, 0, 0, 0)
         segment_layout.addLayout(method_row)
