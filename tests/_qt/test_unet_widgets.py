@@ -2158,7 +2158,7 @@ def test_the_pixel_size_box_tooltip_gives_the_recorded_size_whole(make_napari_vi
     box = segmenter.pixel_size
     segmenter.input.setCurrentText("flat")
     assert box.text() == "0.435 × 0.87 (image)"
-    assert box.toolTip().endswith(" The image records pixels of 0.435 × 0.87 µm (Y × X).")
+    assert box.toolTip().endswith(" The image has pixels of 0.435 × 0.87 µm (Y × X).")
     segmenter.input.setCurrentText("lost")
     assert box.text() == "not in image" and "The image records" not in box.toolTip()
 

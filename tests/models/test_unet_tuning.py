@@ -178,8 +178,9 @@ def test_training_tunes_on_its_validation_images(tmp_path, tiny_unet, tune):
         # the model is not ready, and what to do.
         tuned = scores["tuned"]
         assert tuned["f1_50"] < 0.5
-        note = tuned_note(saved["postprocess"])
+        note = tuned_note(saved["postprocess"], saved)
         assert f"finds {tuned['n_pred']} cell(s) where {tuned['n_true']} are labelled" in note
+        assert note.startswith("This model is not ready yet: on the validation images")
         assert "Train it for longer" in note
     else:
         assert "postprocess" not in saved
@@ -268,3 +269,19 @@ def test_a_binary_mask_is_scored_by_its_separate_regions_and_said(oracle_unet, c
     samples_from_arrays(image, labels, "ids", note=notes.append)
     samples_from_arrays(image, labels > 0, "thresholded", note=notes.append)
     assert notes == [note]
+
+
+def test_the_not_ready_note_counts_the_cells_that_match():
+    """One labelled cell, found among four, was said as "gets 40% of them right"; images
+    given to 'cytomask tune' were called validation images."""
+    tuned = {"tuned_on": ["a"], "scores": {"tuned": {"f1_50": 0.4, "n_pred": 4, "n_true": 1}}}
+    trained = {"training": {"split": {"train": ["b"], "validation": ["a"]}}}
+    note = tuned_note(tuned, trained)
+    assert "on the validation images it finds 4 cell(s) where 1 are labelled, and 1 of them" in (
+        note
+    )
+    assert "match a labelled cell (IoU 0.5; F1 0.40)" in note
+    tuned["scores"]["tuned"] = {"f1_50": 2 * 3 / 40, "n_pred": 10, "n_true": 30}
+    note = tuned_note(tuned, {"training": {"split": {"validation": ["c"]}}})
+    assert "on the images its thresholds were chosen on it finds 10 cell(s)" in note
+    assert "3 of them match" in note

@@ -193,7 +193,7 @@ class _PixelSizeBox(DecimalSpinBox):
         recorded = ""
         if pixel is not None:
             sizes = pixel_sizes(pixel)
-            recorded = f" The image records pixels of {sizes}{' (Y × X)' * ('×' in sizes)}."
+            recorded = f" The image has pixels of {sizes}{' (Y × X)' * ('×' in sizes)}."
         self.setToolTip(f"{self._tip}{recorded}")
         self.recorded = None if pixel is None else pixel[1]
         if pixel is not None:
@@ -569,8 +569,9 @@ class UNetSegmentWidget(StepWidget, QWidget):
         self.tta.setChecked(UNetStep.tta)
         self.pixels = _PixelSizeRow(
             "The input's pixel size in µm. At its lowest, the box shows the size the image "
-            "records (its layer's scale, from the file), which is then used; give one for "
-            "files that lost it, or hold a wrong one.",
+            "has (its layer's scale: the file's, or one typed here for an earlier run, "
+            "which gave it to the layers), which is then used; give one for files that lost "
+            "it, or hold a wrong one.",
             "Resample the image to the model's pixel size for the network, when both are "
             f"known (the starter model's is {STARTER_PIXEL_SIZE_UM} µm; a model trained here "
             "knows its images' when they record one), so cells are as large in pixels as "
@@ -595,7 +596,8 @@ class UNetSegmentWidget(StepWidget, QWidget):
             0.001,
             0.999,
             0.5,
-            "Interior probability that seeds a cell; higher splits fewer cells.",
+            "Interior probability above which a pixel seeds a cell: higher gives smaller "
+            "seeds, so touching cells are split more often (and more cells found).",
             0.05,
             decimals=3,  # as tuning chooses them (0.955)
         )
@@ -1271,7 +1273,7 @@ class UNetTrainWidget(StepWidget, QWidget):
         )
         self.pixels = _PixelSizeRow(
             "The images' pixel size in µm. At its lowest, the box shows the size the image "
-            "records (its layer's scale, or each file's), which is then used; give one for "
+            "has (its layer's scale, or each file's), which is then used; give one for "
             "images that lost it, or hold a wrong one.",
             "Fine-tuning: resample the images to the pixel size the model learnt cells at "
             f"(the starter model's is {STARTER_PIXEL_SIZE_UM} µm), where both are known, as "
@@ -1284,7 +1286,11 @@ class UNetTrainWidget(StepWidget, QWidget):
         self.image_pattern.setToolTip("A glob pattern of the image files.")
         self.mask_pattern = QLineEdit()
         self.mask_pattern.setPlaceholderText("e.g. /data/set*/instances_ids.png")
-        self.mask_pattern.setToolTip("A glob pattern of their label files, in the same order.")
+        self.mask_pattern.setToolTip(
+            "A glob pattern of their label files, with the same wildcards: an image and "
+            "its labels are paired by what the wildcards match (cells/*/raw.tif with "
+            "cells/*/mask.png)."
+        )
         self.start_from = QComboBox()
         self.start_from.setToolTip(
             "Random weights learn from scratch; fine-tuning a model on a few of your images "

@@ -1203,10 +1203,20 @@ def tuned_note(tuned: dict, description: dict | None = None) -> str:
     scores = tuned["scores"]["tuned"]
     if not scores["f1_50"] < USABLE_F1:
         return ""
+    found, labelled = scores["n_pred"], scores["n_true"]
+    # F1 is 2 TP / (found + labelled); said as a share of either, it read "gets 40 % of
+    # them right" where the one labelled cell was found among four.
+    matched = round(scores["f1_50"] * (found + labelled) / 2)
+    split = ((description or {}).get("training") or {}).get("split") or {}
+    where = (
+        "the validation images"
+        if split.get("validation") and split["validation"] == tuned.get("tuned_on")
+        else "the images its thresholds were chosen on"
+    )
     text = (
-        f"This model is not ready yet: on the validation images it finds {scores['n_pred']} "
-        f"cell(s) where {scores['n_true']} are labelled, and gets {scores['f1_50']:.0%} of "
-        "them right (F1 at IoU 0.5)."
+        f"This model is not ready yet: on {where} it finds {found} cell(s) where {labelled} "
+        f"are labelled, and {matched} of them match a labelled cell (IoU 0.5; F1 "
+        f"{scores['f1_50']:.2f})."
     )
     if scores["n_pred"] >= 2 * scores["n_true"]:
         # Seven cells of 45 labelled, and the starter model "found" 10 in the part held
