@@ -605,6 +605,33 @@ def test_a_foreground_of_another_stack_is_refused_at_the_position_shown(
     assert "phase SAM2 masks" not in viewer.layers
 
 
+def test_an_intensity_image_is_refused_as_the_foreground(
+    make_napari_viewer_proxy, qtbot, small_model
+):
+    """The phase image chosen as the foreground was thresholded at 0.5: every pixel was
+    foreground, it filtered nothing, and nothing said so."""
+    viewer = make_napari_viewer_proxy()
+    phase = image()
+    viewer.add_image(phase, name="phase")
+    binary = viewer.add_image(np.where(phase > 500, 255, 0).astype(np.uint8), name="otsu")
+    widget = Sam2Widget(viewer, model_builder=lambda *args: small_model)
+    widget.layer.setCurrentText("phase")
+    widget.foreground.setCurrentText("phase")
+    widget.device.setCurrentText("cpu")
+    widget.segment()
+    qtbot.waitUntil(lambda: not widget.runner.busy, timeout=60000)
+    assert widget.controls.status.text().startswith(
+        "SAM2 failed: 'phase' is an image, not a foreground map: its pixels go from "
+    )
+    assert "phase SAM2 masks" not in viewer.layers
+    for layer in (binary, viewer.add_image(phase / phase.max(), name="probabilities")):
+        widget.foreground.setCurrentText(layer.name)
+        widget.segment()
+        qtbot.waitUntil(lambda: not widget.runner.busy, timeout=60000)
+        assert "phase SAM2 masks" in viewer.layers, widget.controls.status.text()
+        viewer.layers.remove("phase SAM2 masks")
+
+
 def test_the_tuned_sliders_are_in_view_and_the_rest_behind_more_settings(make_napari_viewer, qtbot):
     """Points per side, predicted IoU, stability and the area limits are what a person
     tunes: they are shown; duplicate, decoder, crop and tile settings open on request."""

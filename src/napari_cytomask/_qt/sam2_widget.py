@@ -374,8 +374,9 @@ class Sam2Widget(StepWidget, QWidget):
         self.layer.currentIndexChanged.connect(self._refresh_levels)
         self.foreground = QComboBox()
         self.foreground.setToolTip(
-            "Optional foreground (U-Net output or a threshold): masks mostly outside it are "
-            "background and dropped."
+            "Optional foreground: cells (a Labels layer, such as the U-Net's), a probability "
+            "map from 0 to 1 or a mask of two values; masks mostly outside it are background "
+            "and dropped."
         )
         self.positions = FramesChoice(
             self.layer,
@@ -805,7 +806,7 @@ class Sam2Widget(StepWidget, QWidget):
                 raise foreground_mismatch(np.shape(data), stack)
             fg = self._plane(data, index, "foreground")
             fg = _sample_like(fg, image.shape[:-1] if job["rgb"] else image.shape)
-            foreground = fg > 0 if is_labels else fg
+            foreground = fg > 0 if is_labels else _foreground_map(fg, job["guide"].name)
         try:
             engine, model = self._engine(job["source"], job["device"], job["config"])
         except Exception as err:
@@ -1067,6 +1068,24 @@ def _merge_position(
     tables = [r.features for r, _ in positions.values()]
     features = {k: np.concatenate([t.get(k, np.zeros(0)) for t in tables]) for k in result.features}
     return labels, features
+
+
+def _foreground_map(plane: np.ndarray, name: str) -> np.ndarray:
+    """The plane of an Image layer chosen as the foreground, when it is a map: probabilities
+    from 0 to 1, or a mask of 0 and one other value. An intensity image, thresholded at 0.5,
+    made every pixel foreground and filtered nothing, unsaid."""
+    plane = np.asarray(plane)
+    values = plane[np.isfinite(plane)] if plane.dtype.kind == "f" else plane
+    if plane.dtype == bool or values.size == 0 or (values.min() >= 0 and values.max() <= 1):
+        return plane
+    top = values.max()
+    if values.min() == 0 and np.isin(values, (0, top)).all():
+        return plane
+    raise ValueError(
+        f"'{name}' is an image, not a foreground map: its pixels go from {values.min():g} "
+        f"to {top:g}, and a map holds probabilities from 0 to 1 (the U-Net's probability "
+        "maps) or cells (a Labels layer). Pick one of those as Foreground, or none."
+    )
 
 
 def _sample_like(foreground: np.ndarray, shape: tuple) -> np.ndarray:
