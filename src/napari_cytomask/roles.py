@@ -20,9 +20,8 @@ from .io.layers import (
     RESULT_ROLE,
     ROLES,
     Role,
-    grid_sample,
     layer_info,
-    looks_like_mask,
+    plane_looks_like_ids,
 )
 from .labels import LabelsError, as_labels
 
@@ -134,25 +133,14 @@ def holds_ids(layer: Layer) -> bool:
         return False
     if data.ndim != 2:
         return False
-    return looks_like_mask(layer.name, _ids_sample(data))
+    return plane_looks_like_ids(layer.name, data)
 
 
 def looks_like_ids(layer: Image) -> bool:
     """Whether an Image layer's first plane (of its smallest level: cheap for a pyramid)
-    looks like label ids by a sample of its pixels, as the reader tells a mask channel;
-    whole decimals (1.0, 2.0) count as ids, as a mask takes them."""
+    looks like label ids by a sample of its pixels, as the reader tells a mask channel."""
     data = layer.data[-1] if getattr(layer, "multiscale", False) else layer.data
-    sample = _ids_sample(_first_plane(data))
-    if sample.dtype.kind == "f" and np.isfinite(sample).all() and (sample % 1 == 0).all():
-        sample = sample.astype(np.int64)
-    return looks_like_mask(layer.name, sample)
-
-
-def _ids_sample(plane) -> np.ndarray:
-    """A sample of a 2-D plane to tell ids from light by: a grid of patches, or the whole
-    plane where the patches missed the few cells there are."""
-    sample = np.asarray(grid_sample(plane))
-    return np.asarray(plane) if sample.min() == sample.max() else sample
+    return plane_looks_like_ids(layer.name, data)
 
 
 def may_hold_ids(layer: Layer) -> bool:

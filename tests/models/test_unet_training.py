@@ -163,6 +163,16 @@ def test_tilescan_channels_give_one_sample_per_tile(tmp_path, monkeypatch):
         samples_from_tilescans([path], [1, 2], 2)
     with pytest.raises(ValueError, match=r"the input channels \[1, 1\] name a channel twice"):
         samples_from_tilescans([path], [1, 1], 2)
+    # An image channel given as the mask: its intensities were 8,552 "cells", unsaid.
+    with pytest.raises(ValueError, match=r"Channel 0 \(.*\) of .*scan.tif does not look like "):
+        samples_from_tilescans([path], 1, 0)
+
+
+def test_images_given_as_masks_are_refused(shared_data):
+    """Patterns the other way round trained on phase images as labels, without a word."""
+    images, masks = usiigaci(shared_data, (1, 2))
+    with pytest.raises(ValueError, match="raw.tif does not look like labels .* the other way"):
+        samples_from_folders(masks, images)
 
 
 def test_masks_whose_only_cells_went_to_validation_are_explained(tmp_path, tiny_unet):

@@ -466,6 +466,39 @@ def ids_without_background(sample: np.ndarray | None) -> bool:
     return share > FLAT_SHARE
 
 
+def _ids_sample(data) -> np.ndarray:
+    """A sample of the first plane of ``data`` (``(*frames, Y, X)``) to tell ids from light
+    by: a grid of patches, or the whole plane where the patches missed the few cells there
+    are; whole decimals (1.0, 2.0) as integers, as a mask takes them."""
+    plane = data[(0,) * (data.ndim - 2)] if data.ndim > 2 else data
+    sample = np.asarray(grid_sample(plane))
+    if sample.min() == sample.max():
+        sample = np.asarray(plane)
+    if sample.dtype.kind == "f" and np.isfinite(sample).all() and (sample % 1 == 0).all():
+        sample = sample.astype(np.int64)
+    return sample
+
+
+def plane_looks_like_ids(name: str, data) -> bool:
+    """Whether the first plane of ``data`` looks like label ids by a sample of its pixels
+    (:func:`looks_like_mask`; ``name`` is the channel's or file's)."""
+    return looks_like_mask(name, _ids_sample(data))
+
+
+def check_looks_like_ids(data, name: str, what: str, advice: str) -> None:
+    """Refuse ``data`` read from a file as labels (``name``: the file's or channel's, as
+    :func:`looks_like_mask` takes it; ``what``: how to call it) whose pixels vary as an
+    image's do: a phase image given as a mask was trained on, or scored, as 8,552 cells
+    without a word. ``advice`` says what to check. Fractional pixels are left to
+    :func:`~napari_cytomask.labels.as_labels`, which says so."""
+    sample = _ids_sample(data)
+    if sample.dtype.kind != "f" and not looks_like_mask(name, sample):
+        raise ValueError(
+            f"{what} does not look like labels (one whole-number id per cell, 0 for the "
+            f"background): its pixels vary as an image's do. {advice}"
+        )
+
+
 def looks_like_masks(names: Sequence[str], samples: Sequence[np.ndarray | None]) -> list[bool]:
     """:func:`looks_like_mask` for each channel of one file; where one of them is a mask,
     a channel of label ids without background is one too: the frame of a confluent field

@@ -57,6 +57,7 @@ from ..io.atomic import (
 )
 from ..io.export import safe_file_name
 from ..io.files import IMAGE_SUFFIX, file_pixel_size, match_files, read_image
+from ..io.layers import check_looks_like_ids
 from ..labels import as_labels, check_same_shape, regions_as_cells
 from ..metrics import Evaluation, evaluate
 from ..postprocess import instances_to_interior_boundary
@@ -504,6 +505,10 @@ def samples_from_folders(
         image_path = os.path.abspath(image_path)
         image = read_image(image_path)
         mask = read_image(mask_path)
+        check_looks_like_ids(
+            mask, os.path.basename(mask_path), mask_path,
+            "Are the patterns of the images and of their masks the other way round?",
+        )  # fmt: skip
         pixel = file_pixel_size(image_path)
         if (
             image.ndim == mask.ndim + 1
@@ -560,6 +565,12 @@ def samples_from_tilescans(
         scan = open_scan(path)
         *images, mask = read_channels(scan, [*wanted, mask_channel], len(wanted) + 1)
         images = [np.asarray(image) for image in images]
+        masks = ", ".join(f"{c.index} ({c.name})" for c in scan.by_role("mask")) or "none"
+        named = next((c.name for c in scan.channels if c.index == mask_channel), "")
+        check_looks_like_ids(
+            mask, named, f"Channel {mask_channel} ({named}) of {path}",
+            f"Give the channel of label ids as the mask channel (those of this scan: {masks}).",
+        )  # fmt: skip
         pixel = scan.pixel_size_um
         samples += samples_from_arrays(
             images, np.asarray(mask), os.path.abspath(path), pixel_size_um=pixel, note=note
