@@ -2014,7 +2014,7 @@ def test_more_options_are_explained_in_their_own_words(tmp_path, folders, capsys
     tifffile.imwrite(scan, np.zeros((3, 16, 16), np.uint16), imagej=True, metadata={"axes": "CYX"})
     from napari_cytomask.io.files import read_channels
 
-    with pytest.raises(ValueError, match=r"^\S*scan.tif has no channel 7; its channels are"):
+    with pytest.raises(ValueError, match=r"^\S*scan.tif has no channel 7; its channels are 0 \("):
         read_channels(str(scan), [7], 1)
 
 
@@ -2239,7 +2239,7 @@ def test_segment_settings_that_cannot_work_stop_before_any_input(unet_checkpoint
         (["--tile-size", "30"], "a tile overlap of 64 px needs tiles larger than that; the "
                                 "tiles are 32 px (the tile size 30's, in multiples of 8)"),
         (["--overlap", "200"], "the tiles are 128 px (the model's"),
-        (["--device", "gpu"], "'gpu' is not a device name"),
+        (["--device", "gpu"], "'gpu' is not a device name; choose one of auto, cpu."),
     ):  # fmt: skip
         assert main([*argv, *options]) == 1, options
         err = capsys.readouterr().err
@@ -3080,3 +3080,18 @@ def test_the_version_is_this_checkouts_whatever_git_is_told(monkeypatch, tmp_pat
         assert napari_cytomask.own_version().startswith(f"git {head}")
     finally:
         napari_cytomask.own_version.cache_clear()
+
+
+def test_help_shows_defaults_as_they_are_typed(capsys):
+    """Defaults read "(0.8, 0.1, 0.1)" and "['tiff']", Python's words, and a default of 0
+    (the seed's) was not shown at all."""
+    helps = {}
+    for command in ("train", "evaluate", "export"):
+        assert main([command, "--help"]) == 0
+        helps[command] = " ".join(capsys.readouterr().out.split())
+    assert "test (default: 0.8,0.1,0.1)" in helps["train"]
+    assert "seed of the split, crops and weights (default: 0)" in helps["train"]
+    assert "(default: 1 99.8)" in helps["train"]
+    assert "(default: 0.5 0.75 0.9)" in helps["evaluate"]
+    assert "label formats to write (default: tiff)" in helps["export"]
+    assert not re.search(r"default: [\[(]", " ".join(helps.values()))

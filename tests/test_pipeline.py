@@ -124,7 +124,9 @@ def test_bad_presets_say_what_is_wrong(data, message):
 def test_a_file_that_is_not_json(tmp_path):
     path = tmp_path / "p.json"
     path.write_bytes(b"\x00\x01 not json")
-    with pytest.raises(PresetError, match="not a JSON preset file"):
+    # "Expecting value: line 1 column 1 (char 0)", Python's words.
+    message = r"not a JSON preset file \(line 1, column 1: expecting value\); give a preset "
+    with pytest.raises(PresetError, match=message):
         Preset.load(path)
     # An image given as the preset: "'utf-8' codec can't decode byte 0xf0" was said.
     path.write_bytes(b"II*\x00\xf0\x9f\xff")

@@ -153,14 +153,21 @@ class _Channels(argparse.Action):
         ]
 
 
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows a default only where there is one and the help text does not already say it."""
+class _HelpFormatter(argparse.HelpFormatter):
+    """Shows a default only where there is one and the help text does not already say it,
+    as it is typed: ``0.8,0.1,0.1`` or ``0.5 0.75 0.9``, not Python's ``(0.8, 0.1, 0.1)``
+    (and a default of 0 is one: it was taken for "off", as ``False``)."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if action.default in (None, False) or "default" in text:
+        default = action.default
+        if default is None or default is False or "default" in text:
             return text
-        return super()._get_help_string(action)
+        if isinstance(default, list | tuple):
+            separator = " " if action.nargs is not None else ","  # several words, or one
+            default = separator.join(f"{value:g}" if isinstance(value, float) else str(value)
+                                     for value in default)  # fmt: skip
+        return f"{text} (default: {str(default).replace('%', '%%')})"  # argparse's % format
 
 
 class _Given(argparse.Action):
@@ -1480,7 +1487,8 @@ def _evaluate(args) -> int:
             )  # fmt: skip
             check_looks_like_ids(
                 gt, os.path.basename(gt_path), gt_path,
-                "--gt takes label files, or tile scans and their mask channel "
+                read_whole_hint(gt_path, args.mask_channel).strip()
+                or "--gt takes label files, or tile scans and their mask channel "
                 "(--mask-channel N).",
             )  # fmt: skip
             sizes = [

@@ -292,7 +292,11 @@ class Preset:
                 "binary file?); give a preset saved from the Segment cytoplasm dock."
             ) from err
         except json.JSONDecodeError as err:
-            raise PresetError(f"{path} is not a JSON preset file: {err}") from err
+            raise PresetError(
+                f"{path} is not a JSON preset file (line {err.lineno}, column {err.colno}: "
+                f"{err.msg[:1].lower()}{err.msg[1:]}); give a preset saved from the Segment "
+                "cytoplasm dock (Save preset…)."
+            ) from err
         try:
             return cls.from_dict(recorded_preset(data) or data)
         except PresetError as err:

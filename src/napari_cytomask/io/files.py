@@ -991,13 +991,15 @@ def read_channels(
         by_index = {i: colours[..., i] for i in range(3)}
     else:
         by_index = {c.index: c.base for c in scan.channels}
+    names = {} if scan.rgb else {c.index: c.name for c in scan.channels}
     channels = pick_channels(scan, channels, n_channels)
     if reads_grey(scan, channels, n_channels):
         return [grey_version(scan.channels[0].base if scan.rgb else _stacked(by_index, 3))]
     missing = [c for c in channels if c not in by_index]
     if missing:
         raise ValueError(
-            f"{scan.path} has no channel {missing[0]}; its channels are {sorted(by_index)} "
-            "(numbered from 0)."
+            f"{scan.path} has no channel {missing[0]}; its channels are "
+            + ", ".join(f"{i} ({names[i]})" if i in names else str(i) for i in sorted(by_index))
+            + " (numbered from 0)."
         )
     return [by_index[c] for c in channels]

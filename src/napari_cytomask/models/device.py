@@ -58,7 +58,7 @@ def get_device(name: str | torch.device = AUTO) -> torch.device:
         device = torch.device(name)
     except RuntimeError as err:
         raise ValueError(
-            f"{name!r} is not a device name; choose one of {available_devices()}."
+            f"{name!r} is not a device name; choose one of {', '.join(available_devices())}."
         ) from err
     usable = {
         "cpu": True,
@@ -69,7 +69,7 @@ def get_device(name: str | torch.device = AUTO) -> torch.device:
     if not usable:
         raise ValueError(
             f"Device {name!r} is not available on this machine; choose one of "
-            f'{available_devices()} ("auto" picks the fastest).'
+            f'{", ".join(available_devices())} ("auto" picks the fastest).'
         )
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", torch.cuda.current_device())

@@ -60,7 +60,7 @@ def config_for(model_id: str) -> str:
         return HF_MODELS[model_id][0]
     except KeyError:
         raise ValueError(
-            f"{model_id!r} is not a SAM2 model id; choose one of {sorted(HF_MODELS)} "
+            f"{model_id!r} is not a SAM2 model id; choose one of {', '.join(sorted(HF_MODELS))} "
             "or a local checkpoint with its configuration."
         ) from None
 
