@@ -41,7 +41,7 @@ def as_labels(data, what: str = "labels") -> np.ndarray:
             raise LabelsError(
                 f"{what} holds fractional values ({arr.dtype}), so it is an image or a "
                 "probability map, not labels (a whole-number id per cell); turn it into "
-                "cells first, e.g. with the watershed step."
+                "cells first (in napari, with the Segment cytoplasm dock's Split step)."
             )
         # Whole numbers elsewhere: ids with holes (a stitched mosaic's border), not an image.
         missing = arr.size - values.size

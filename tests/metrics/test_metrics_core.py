@@ -154,7 +154,10 @@ def test_shape_mismatch_is_a_clear_error():
 
 
 def test_fractional_floats_are_a_clear_error():
-    with pytest.raises(LabelsError, match="prediction holds fractional values .* not labels"):
+    with pytest.raises(
+        LabelsError,
+        match=r"prediction holds fractional values .* not labels .*\(in napari, with the Segment",
+    ):
         evaluate(GT, PRED * 0.5)
 
 

@@ -240,7 +240,10 @@ def test_a_model_not_downloaded_fails_fast_offline_with_one_clear_message(
     assert time.perf_counter() - start < 2
     message = str(error.value)
     assert "facebook/sam2.1-hiera-tiny is not downloaded" in message
-    assert "'Local checkpoint…'" in message and "--sam2-model sam2.1_hiera_tiny.pt" in message
+    assert "in napari, choose 'Local checkpoint…' as SAM2's Model and open the file; on " in (
+        message
+    )
+    assert "command line, --sam2-model sam2.1_hiera_tiny.pt" in message
     # Where to download the file, and no widget name a user of the dock would not find.
     assert "/facebook/sam2.1-hiera-tiny/resolve/main/sam2.1_hiera_tiny.pt" in message
     assert "widget" not in message

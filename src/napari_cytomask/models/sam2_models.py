@@ -120,9 +120,9 @@ def check_downloadable(model_id: str) -> Path | None:
             f"The SAM2 model {model_id} is not downloaded yet and the Hugging Face Hub "
             f"({constants.ENDPOINT}) cannot be reached to download it. On a computer with "
             f"internet access, download {constants.ENDPOINT}/{model_id}/resolve/main/"
-            f"{filename} and copy it to this computer (any folder); then choose "
-            f"'{LOCAL_CHOICE}' as SAM2's Model and open the file (on the command line: "
-            f"--sam2-model {filename} --sam2-config {model_id})."
+            f"{filename} and copy it to this computer (any folder); then give it to SAM2: "
+            f"in napari, choose '{LOCAL_CHOICE}' as SAM2's Model and open the file; on the "
+            f"command line, --sam2-model {filename} --sam2-config {model_id}."
         ) from None
     return path
 
