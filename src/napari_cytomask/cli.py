@@ -1069,10 +1069,14 @@ def _say_tuned(say, tuned: dict, description: dict | None = None) -> None:
 def _tuned_text(tuned: dict) -> str:
     """One line about tuned post-processing settings and what they changed."""
     before, after = tuned["scores"]["default"], tuned["scores"]["tuned"]
+    # Scored as segmenting will segment: a training run's epochs are scored without flips,
+    # and their F1 and tuning's differed with no word why (0.000 and 0.667 on one image).
+    flips = " with flips (as segmenting does by default; the epochs' scores are without)"
     return (
         f"post-processing tuned on {len(tuned['tuned_on'])} image(s): interior threshold "
         f"{tuned['interior_threshold']:g}, foreground threshold {tuned['foreground_threshold']:g}, "
-        f"minimum cell size {tuned['min_size']} px; there, from the default thresholds to "
+        f"minimum cell size {tuned['min_size']} px; there{flips * bool(tuned.get('tta'))}, "
+        "from the default thresholds to "
         f"these, mean-average F1 {before['mean_average_f1']:.3f} -> "
         f"{after['mean_average_f1']:.3f}, F1@0.5 {before['f1_50']:.3f} -> {after['f1_50']:.3f}"
     )
