@@ -808,21 +808,6 @@ def test_evaluate_a_pair_that_cannot_be_compared_fails_alone(tmp_path, capsys):
     assert not (tmp_path / "n.csv").exists()
 
 
-def test_evaluate_refuses_an_image_given_as_labels(tmp_path, capsys, shared_data):
-    """A phase image given as the prediction was scored as thousands of cells."""
-    folder = shared_data / "usiigaci-phc" / "set1"
-    (tmp_path / "pred").mkdir()
-    (tmp_path / "pred" / "set1.tif").write_bytes((folder / "raw.tif").read_bytes())
-    (tmp_path / "gt").mkdir()
-    tifffile.imwrite(tmp_path / "gt" / "set1.tif", read_labels(folder / "instances_ids.png")[0])
-    argv = ["evaluate", "--pred", str(tmp_path / "pred" / "*.tif")]
-    argv += ["--gt", str(tmp_path / "gt" / "*.tif"), "-o", str(tmp_path / "m.csv")]
-    assert main(argv) == 1
-    err = capsys.readouterr().err
-    assert "set1.tif does not look like labels" in err and "--pred takes the label" in err
-    assert not (tmp_path / "m.csv").exists()
-
-
 def test_evaluate_scores_the_pairs_it_finds_and_names_the_files_left_alone(tmp_path, capsys):
     """A prediction without a ground truth (a batch segmented whole, a few images labelled
     by hand) stopped the run, telling to use the same wildcards, which both patterns did;

@@ -1439,7 +1439,6 @@ def _evaluate(args) -> int:
     from .io.export import reopened_result, result_record
     from .io.files import match_files, read_labels, read_whole_hint, recorded_positions
     from .io.layers import (
-        check_looks_like_ids,
         compared_frame_axes,
         frame_key,
         frame_positions,
@@ -1485,16 +1484,6 @@ def _evaluate(args) -> int:
             gt, geometry = read_labels(
                 gt_path, among_masks=args.mask_channel, advice="--mask-channel N"
             )
-            check_looks_like_ids(
-                pred, os.path.basename(pred_path), pred_path,
-                "--pred takes the label files a segmentation made, not images.",
-            )  # fmt: skip
-            check_looks_like_ids(
-                gt, os.path.basename(gt_path), gt_path,
-                read_whole_hint(gt_path, args.mask_channel).strip()
-                or "--gt takes label files, or tile scans and their mask channel "
-                "(--mask-channel N).",
-            )  # fmt: skip
             sizes = [
                 pixel_size_um(g.get("scale"), g.get("units")) for g in (pred_geometry, geometry)
             ]
