@@ -1844,3 +1844,30 @@ def test_outlines_record_the_iou_they_were_matched_at(dock_in_viewer, qtbot, lab
     dock._show(matched_at_half)
     record = viewer.layers[name].metadata["cytomask"]["parameters"]
     assert record["match_threshold"] == 0.5
+
+
+def test_a_ground_truth_closed_and_opened_again_does_not_swap_the_pair(
+    make_napari_viewer_proxy, qtbot, labels
+):
+    """The ground truth closed, to be opened again corrected: the prediction picked by hand
+    became the ground truth, and the truth opened again the prediction (recall and
+    precision swapped)."""
+    viewer = make_napari_viewer_proxy()
+    truth = labels.copy()
+    viewer.add_labels(truth, name="gt")
+    viewer.add_labels(np.where(truth % 3 == 0, 0, truth), name="pred")  # a third missed
+    dock = MetricsDock(viewer)
+    qtbot.addWidget(dock)
+    dock.prediction_combo.setCurrentText("pred")
+    dock.ground_truth_combo.setCurrentText("gt")
+    viewer.layers.remove("gt")
+    assert dock.prediction_combo.currentText() == "pred"
+    assert dock.ground_truth_layer is None
+    viewer.add_labels(truth, name="gt")
+    assert (dock.prediction_combo.currentText(), dock.ground_truth_combo.currentText()) == (
+        "pred",
+        "gt",
+    )
+    qtbot.waitUntil(lambda: dock.evaluation is not None, timeout=10_000)
+    summary = dock.evaluation.summary()  # the prediction lies inside the truth
+    assert summary["pixel_precision"] == 1.0 and summary["pixel_recall"] < 0.9

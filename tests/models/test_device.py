@@ -16,7 +16,9 @@ def test_auto_picks_the_cpu_on_a_machine_without_accelerators(monkeypatch):
 def test_unavailable_device_is_refused_with_the_choices(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(device_module, "_mps_available", lambda: False)
-    with pytest.raises(ValueError, match=r"not available on this machine; choose one of auto, cpu \("):
+    with pytest.raises(
+        ValueError, match=r"not available on this machine; choose one of auto, cpu \("
+    ):
         get_device("cuda")
     with pytest.raises(ValueError, match="not available"):
         get_device("mps")

@@ -739,7 +739,11 @@ class MetricsDock(StepWidget, QWidget):
             guess = self._find(pred) if pred in uids else None
             scans = scan_files(self.viewer.layers)
             guess = guess or self._find(_default_prediction(candidates, None, scans))
-            gt = _default_ground_truth(candidates, guess, scans)
+            # Never the prediction in place: its ground truth closed (to be opened again,
+            # corrected), it became the ground truth, and the truth opened again was taken
+            # as the prediction (recall and precision swapped).
+            others = [layer for layer in candidates if layer.unique_id != pred]
+            gt = _default_ground_truth(others, guess, scans)
         if pred not in uids or pred == gt:
             pred = _default_prediction(candidates, gt, scan_files(self.viewer.layers))
         for combo, chosen in ((self.prediction_combo, pred), (self.ground_truth_combo, gt)):
