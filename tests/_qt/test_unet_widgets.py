@@ -1272,6 +1272,35 @@ def test_an_overlap_that_does_not_fit_the_tiles_is_said_as_it_is_set(
     assert segmenter.tile_note.isHidden()
 
 
+def test_an_image_whose_pixels_change_while_segmented_gets_no_cells(
+    make_napari_viewer_proxy, qtbot
+):
+    """Its pixels replaced (flipped, cropped) during the run, the cells of the old pixels
+    were laid over the new ones as their result."""
+    viewer = make_napari_viewer_proxy()
+    layer = viewer.add_image(np.zeros((64, 64), np.float32), name="phase")
+    segmenter = UNetSegmentWidget(viewer)
+    segmenter.input.setCurrentText("phase")
+    segmenter.tta.setChecked(False)
+    segmenter.segment()
+    assert segmenter.runner.busy
+    layer.data = np.ones((32, 32), np.float32)
+    assert not segmenter.runner.busy and segmenter.controls.run_button.isEnabled()
+    assert segmenter.status.text() == (
+        "'phase' changed while it was being segmented, so its cells were not added (made "
+        "from its pixels before). Run the step again to segment the pixels it shows now."
+    )
+    qtbot.wait(1000)
+    assert [layer.name for layer in viewer.layers] == ["phase"]
+    # Run again, its cells come, and a change after they came stops nothing.
+    segmenter.segment()
+    qtbot.waitUntil(lambda: not segmenter.runner.busy, timeout=60_000)
+    assert len(viewer.layers) == 2, segmenter.status.text()
+    said = segmenter.status.text()
+    layer.data = np.zeros((32, 32), np.float32)
+    assert segmenter.status.text() == said
+
+
 def test_an_image_closed_while_segmented_gets_no_cells(make_napari_viewer_proxy, qtbot):
     """... and the run stops at once: it went on for minutes, with Segment greyed out,
     then filled the progress bar for a result it dropped."""

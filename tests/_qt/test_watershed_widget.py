@@ -453,6 +453,24 @@ def test_a_layer_converted_elsewhere_starts_no_preview(make_napari_viewer_proxy,
 
 
 @pytest.mark.gui
+def test_cells_painted_while_split_get_no_split(make_napari_viewer_proxy, qtbot, truth):
+    """A split of the cells as they were before a stroke painted during it was added as
+    theirs, the stroke missing from it."""
+    viewer = make_napari_viewer_proxy()
+    mask = viewer.add_labels(truth.copy(), name="cells")
+    widget = _applying(viewer, qtbot, "cells")
+    widget.apply()
+    assert widget.runner.busy
+    mask.paint((5, 5), 1)  # a stroke, as the brush makes
+    assert widget.status.text() == (
+        "'cells' changed while it was being split, so its split was not added (made from "
+        "its pixels before). Run the step again to split the pixels it shows now."
+    )
+    qtbot.wait(500)
+    assert "cells split" not in viewer.layers
+
+
+@pytest.mark.gui
 def test_an_input_renamed_or_closed_during_apply(make_napari_viewer_proxy, qtbot, truth):
     """The result follows the input layer itself: renamed, it gets its result; closed, the
     status says so (never a result on another layer that took its name)."""

@@ -347,6 +347,16 @@ def closed_during_run(layer, step: str = "segment") -> str:
     return f"'{layer.name}' was closed while it was being {doing}, so {made} not added. {again}"
 
 
+def changed_during_run(layer, step: str = "segment") -> str:
+    """The status of a run whose input layer's pixels changed (replaced, painted) before
+    its result came; ``step`` as :func:`closed_during_run`."""
+    doing, made = _RUN_WORDS[step]
+    return (
+        f"'{layer.name}' changed while it was being {doing}, so {made} not added (made "
+        f"from its pixels before). Run the step again to {step} the pixels it shows now."
+    )
+
+
 def role_changed_during_run(layer, step: str = "segment") -> str:
     """The status of a run whose input ``layer`` was replaced by its channel with another
     role (an image made a mask becomes a Labels layer, and back); ``step`` as

@@ -53,7 +53,7 @@ from ..progress import (
     progress_text,
 )
 from ..roles import source_of
-from ._layers import closed_during_run, role_changed_during_run
+from ._layers import changed_during_run, closed_during_run, role_changed_during_run
 
 #: Set ``CYTOMASK_NO_THREADS=1`` to run work in the calling thread (handy in a debugger).
 NO_THREADS = os.environ.get("CYTOMASK_NO_THREADS", "") not in ("", "0")
@@ -668,6 +668,7 @@ class Runner(QObject):
         self._last_error: str | None = None
         self._input = None  # the layer the waiting or running work reads
         self._step = "segment"  # what that work does to it
+        self._followed = None  # the layer whose pixels the run follows (see watch)
         self._layers = None  # the layer list watched for its removal
         # Name, file and kind of the input whose removal stopped the last run (not the
         # layer: its pixels are let go).
@@ -705,9 +706,11 @@ class Runner(QObject):
 
     def watch(self, viewer, layer, step: str = "segment") -> None:
         """Stop the next run, and say why, if ``layer`` (what it reads) is closed before
-        it ends: its result could go nowhere, and a run can take minutes. ``step`` is
+        it ends, or its pixels change (replaced, painted): its result could go nowhere,
+        or would be of pixels no longer shown, and a run can take minutes. ``step`` is
         what the run does (see :func:`closed_during_run`)."""
         self._input, self._step = layer, step
+        self._follow(layer)
         if self._layers is not viewer.layers:
             if self._layers is not None:
                 self._layers.events.removed.disconnect(self._removed)
@@ -715,6 +718,30 @@ class Runner(QObject):
             self._layers = viewer.layers
             self._layers.events.removed.connect(self._removed)
             self._layers.events.inserted.connect(self._inserted)
+
+    def _follow(self, layer) -> None:
+        """Follow the pixels of ``layer`` (``None``: of none) for :meth:`_changed`."""
+        for followed, connect in ((self._followed, False), (layer, True)):
+            if followed is None:
+                continue
+            emitters = [followed.events.data]
+            if isinstance(followed, Labels):
+                emitters += [followed.events.paint, followed.events.labels_update]
+            for emitter in emitters:
+                (emitter.connect if connect else emitter.disconnect)(self._changed)
+        self._followed = layer
+
+    def _changed(self, event=None) -> None:
+        """The input's pixels changed before its result came: the cells of the pixels the
+        run read, laid over those shown, were said to be a result of them (a flipped image
+        kept its old cells; a split missed what was painted meanwhile). A live run follows
+        edits by itself."""
+        layer = self._input
+        if not isalive(self) or layer is None or not self.busy or self._live:
+            return
+        self.cancel(said=changed_during_run(layer, self._step))
+        if self._on_finished is not None:  # the run has ended, with nothing to deliver
+            self._on_finished()
 
     def _removed(self, event) -> None:
         layer = self._input
@@ -767,6 +794,7 @@ class Runner(QObject):
         self._timer.stop()
         self._pending = None
         self._input = None
+        self._follow(None)
         self._generation += 1
         worker, self._worker = self._worker, None
         if worker is not None:
@@ -868,6 +896,7 @@ class Runner(QObject):
 
     def _deliver(self, generation: int, result) -> None:
         if self._current(generation):
+            self._follow(None)  # a step may write its result into its input
             self._last_error = None
             if self._controls is not None:
                 bar = self._controls.progress
@@ -888,6 +917,7 @@ class Runner(QObject):
         if self._current(generation):
             self._worker = None
             self._input = None  # not kept alive by a run that is over
+            self._follow(None)
             self._set_running(False)
             if self._on_finished is not None:
                 self._on_finished()
