@@ -764,6 +764,7 @@ def _measured_objects(
     top, left = bbox[:, 0], bbox[:, 1]
     count = np.zeros(len(found) + 1, np.int64)
     sums = np.zeros((5 + len(planes), len(found) + 1))
+    numbers = np.zeros((len(planes), len(found) + 1))  # of each plane's pixels that are
     width = frame.shape[1]
     step = max(_STRIP_PIXELS // width, 1)
     for start in range(0, frame.shape[0], step):
@@ -777,10 +778,16 @@ def _measured_objects(
         y += start - top[cells]
         x -= left[cells]
         values = [y, x, y * y, x * x, y * x]
-        values += [plane[start : start + step].ravel()[inside] for plane in planes.values()]
         count += np.bincount(cells, minlength=len(count))
-        for total, weights in zip(sums, values, strict=True):
+        for total, weights in zip(sums, values, strict=False):
             total += np.bincount(cells, weights, minlength=len(count))
+        # Intensities over the pixels that are numbers, as Fiji's Measure leaves NaN out:
+        # one NaN or infinite pixel left the mean of a cell of thousands empty.
+        for row, plane in enumerate(planes.values(), 5):
+            weights = plane[start : start + step].ravel()[inside]
+            usable = np.isfinite(weights)
+            numbers[row - 5] += np.bincount(cells, usable, minlength=len(count))
+            sums[row] += np.bincount(cells, np.where(usable, weights, 0), minlength=len(count))
     n = count[1:]
     sum_y, sum_x, sum_yy, sum_xx, sum_yx = sums[:5, 1:]
     # In the image's coordinates: whole sums (exact), then divided, as a mean of the pixels'.
@@ -804,8 +811,10 @@ def _measured_objects(
         columns["area_um2"] = (n * (size_y * size_x)).tolist()
         columns["centroid_y_um"] = (origin[0] + centroid_y * size_y).tolist()
         columns["centroid_x_um"] = (origin[1] + centroid_x * size_x).tolist()
-    for name, mean in zip(planes, sums[5:, 1:] / n, strict=True):
-        # A missing value (NaN inside the cell) is an empty field, as in the features.
+    means = np.divide(sums[5:, 1:], numbers[:, 1:], out=np.full_like(numbers[:, 1:], np.nan),
+                      where=numbers[:, 1:] > 0)  # fmt: skip
+    for name, mean in zip(planes, means, strict=True):
+        # A cell without a pixel that is a number has an empty field, as in the features.
         columns[f"mean_{name}"] = [json_ready(value) for value in mean.tolist()]
     return columns
 
@@ -888,7 +897,8 @@ def object_rows(export: LabelsExport) -> list[dict[str, object]]:
     (from the layer's offset, its :attr:`~LabelsExport.translate`, as a tile's cells
     are beside the next tile's);
     ``mean_<channel>`` for every intensity image (``mean_intensity`` for a file's single
-    channel named after the file), and every feature column but those
+    channel named after the file; of the pixels that are numbers, empty where none is),
+    and every feature column but those
     of these names: a feature such as SAM2's ``area`` describes the object as it was
     found, the measured columns the object as it is exported (after painting).
     """
