@@ -1706,3 +1706,27 @@ def test_single_channel_files_of_other_names_stack_into_one_table(tmp_path, shar
     labels = Labels(cells, name="Phase U-Net cells",
                     metadata=result_metadata(image, method="unet"))  # fmt: skip
     assert list(from_layer(labels, [image]).intensities) == ["Phase"]
+
+
+@pytest.mark.parametrize(
+    ("turn", "turned"),
+    [({"rotate": 30}, True), ({"shear": [0.2]}, True), ({}, False),
+     ({"affine": [[1, 0.3, 0], [0, 1, 0], [0, 0, 1]]}, True)],
+)  # fmt: skip
+def test_an_export_of_a_turned_layer_says_its_files_keep_its_rows_and_columns(
+    tmp_path, turn, turned
+):
+    """A layer rotated 30° in the viewer: its table put a cell 15 µm from where the viewer
+    showed it, and its files reopened unrotated, unsaid."""
+    from napari.layers import Labels
+
+    from napari_cytomask.io.export import from_layer
+
+    labels = np.zeros((16, 16), np.uint8)
+    labels[4:9, 4:9] = 1
+    layer = Labels(labels, name="cells", scale=(0.5, 0.5), units="µm", **turn)
+    said = []
+    export_labels([from_layer(layer)], tmp_path / "out", note=said.append)
+    expected = "'cells' is rotated or sheared in the viewer: its files, and its cells' positions"
+    assert [s for s in said if s.startswith(expected)] == (said if turned else [])
+    assert len(said) == turned

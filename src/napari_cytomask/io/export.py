@@ -173,6 +173,10 @@ class LabelsExport:
         the tables' ``position_name`` column and the OME-TIFF's image names;
         :func:`export_labels` reads them from ``source`` where it can, these are kept
         for labels whose scan is not there any more (as their record names them).
+    turned
+        Whether the layer is rotated, sheared or given an affine transform in the viewer:
+        its files and the tables' positions in µm keep its own rows and columns (the
+        export says so).
     """
 
     name: str
@@ -196,6 +200,7 @@ class LabelsExport:
     versions: Mapping[str, str | None] | None = None
     file_name: str | None = None
     position_names: Sequence[str] | None = None
+    turned: bool = False
 
     def loaded(self) -> LabelsExport:
         """This export with its labels and images in memory: :func:`from_layer` leaves a
@@ -690,6 +695,7 @@ def from_layer(layer, image_layers: Sequence = ()) -> LabelsExport:
         units=tuple(str(u) for u in layer.units),
         axis_labels=tuple(layer.axis_labels),
         translate=tuple(float(t) for t in getattr(layer, "translate", ())) or None,
+        turned=_turned(layer),
         features=columns,
         # Each image at its resolution level of the labels' shape (labels of a coarse level).
         intensities={
@@ -1221,6 +1227,18 @@ def _plans(exports, folder, formats, objects_csv, coco_json, overwrite, inputs):
     return plans
 
 
+def _turned(layer) -> bool:
+    """Whether a layer is rotated, sheared or given an affine transform: what an export's
+    files and positions in µm do not keep (a cell of a layer turned 30° lay 15 µm from
+    where its table put it)."""
+    rotate, shear = getattr(layer, "rotate", None), getattr(layer, "shear", None)
+    affine = getattr(getattr(layer, "affine", None), "affine_matrix", None)
+    return any(
+        matrix is not None and not np.allclose(matrix, np.eye(len(matrix)))
+        for matrix in (rotate, affine)
+    ) or (shear is not None and not np.allclose(shear, 0))
+
+
 def scan_positions(export) -> ScanPositions:
     """The stage positions and names of the positions of the scan the labels were made
     from (:func:`~napari_cytomask.io.files.recorded_positions`), where the labels have a
@@ -1241,6 +1259,12 @@ def _export_into(
         export, said = _cells_of(export.loaded())  # lazy layers are read here
         if said:
             note(said)
+        if export.turned:
+            note(
+                f"'{export.name}' is rotated or sheared in the viewer: its files, and its "
+                "cells' positions in µm, keep its own rows and columns (from its offset), "
+                "not the turn the viewer shows."
+            )
         where = scan_positions(export)  # read once of the scan, for the OME-TIFF and tables
         if where.names is not None:  # else as recorded: the scan may not be there any more
             export = replace(export, position_names=where.names)
