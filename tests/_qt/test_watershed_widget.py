@@ -453,6 +453,32 @@ def test_a_layer_converted_elsewhere_starts_no_preview(make_napari_viewer_proxy,
 
 
 @pytest.mark.gui
+def test_a_binary_masks_split_counts_its_regions(make_napari_viewer_proxy, qtbot, truth):
+    """A mask of one value (255) said "1 cell was split into 32", and that one piece kept
+    its id, where the metrics and the export take its separate regions as the cells."""
+    from skimage.measure import label
+
+    viewer = make_napari_viewer_proxy()
+    mask = np.where(truth > 0, 255, 0).astype(np.uint8)
+    viewer.add_labels(mask, name="mask")
+    widget = _applying(viewer, qtbot, "mask")
+    widget.apply()
+    qtbot.waitUntil(lambda: "Done" in widget.status.text(), timeout=30_000)
+    split = viewer.layers["mask split"].data
+    regions = label(mask > 0, connectivity=1)
+    parts = [
+        len(np.unique(split[(regions == r) & (split > 0)])) for r in range(1, regions.max() + 1)
+    ]
+    cut = sum(p > 1 for p in parts)
+    assert cut > 0
+    assert (
+        "The input is a binary mask (one value for every cell): its separate regions are "
+        f"taken as the cells, and {cut} were split into {sum(p for p in parts if p > 1)}."
+    ) in widget.status.text()
+    assert "keeps its id" not in widget.status.text()
+
+
+@pytest.mark.gui
 def test_cells_painted_while_split_get_no_split(make_napari_viewer_proxy, qtbot, truth):
     """A split of the cells as they were before a stroke painted during it was added as
     theirs, the stroke missing from it."""

@@ -992,9 +992,16 @@ def _cells_through_planes(labels, volume: int, name: str) -> str:
     return ""
 
 
-def _split_note(cut: int, pieces: int, removed: int) -> str:
+def _split_note(cut: int, pieces: int, removed: int, binary: bool = False) -> str:
     """What to say of the ids of a split that cut ``cut`` cells into ``pieces`` and whose
-    clean-up ``removed`` cells: ids link cells to the tables and tracks made from them."""
+    clean-up ``removed`` cells: ids link cells to the tables and tracks made from them.
+    A ``binary`` mask's cells are its separate regions, whose one id links nothing."""
+    if binary:
+        split = "none was split" if not cut else f"{cut} {'was' if cut == 1 else 'were'} split"
+        return (
+            " The input is a binary mask (one value for every cell): its separate regions are "
+            f"taken as the cells, and {split}{f' into {pieces}' * bool(cut)}."
+        )
     if not cut:
         return f" No cell was split: every cell {'left ' * bool(removed)}keeps its id."
     return (
@@ -1114,9 +1121,10 @@ def _watershed_job(
         labels = numbered_above(labels, elsewhere)
         return compact_labels(labels), source, index, metadata, cells, ""
     # Read here, off the GUI thread, like the check.
-    cells, cut, pieces = split_counts(arrays[0], labels)
+    cells, cut, pieces, binary = split_counts(arrays[0], labels)
     removed = _removed_cells(arrays[0], labels, cleanup)
-    note = _split_note(cut, pieces, sum(removed.values())) + _removed_note(removed, cleanup)
+    note = _split_note(cut, pieces, sum(removed.values()), binary)
+    note += _removed_note(removed, cleanup)
     if index is None:
         note += _cells_through_planes(arrays[0], volume, name)
     return compact_labels(labels), source, index, metadata, cells, note
