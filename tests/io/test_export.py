@@ -1730,3 +1730,22 @@ def test_an_export_of_a_turned_layer_says_its_files_keep_its_rows_and_columns(
     expected = "'cells' is rotated or sheared in the viewer: its files, and its cells' positions"
     assert [s for s in said if s.startswith(expected)] == (said if turned else [])
     assert len(said) == turned
+
+
+def test_a_colour_pictures_colours_are_measured_apart():
+    """A colour picture beside the cells gave them no intensity column, unsaid."""
+    from napari.layers import Image, Labels
+
+    from napari_cytomask.io.export import from_layer
+
+    rng = np.random.default_rng(3)
+    photo = Image(rng.integers(0, 255, (12, 12, 4), dtype=np.uint8), name="photo", rgb=True)
+    cells = np.zeros((12, 12), np.uint8)
+    cells[2:6, 2:7], cells[8:11, 1:11] = 1, 2
+    export = from_layer(Labels(cells, name="cells"), [photo])
+    assert list(export.intensities) == ["photo red", "photo green", "photo blue"]
+    rows = object_rows(export)
+    for row in rows:
+        for i, colour in enumerate(("red", "green", "blue")):
+            want = photo.data[..., i][cells == row["label"]].mean()
+            assert row[f"mean_photo {colour}"] == pytest.approx(want)

@@ -697,14 +697,7 @@ def from_layer(layer, image_layers: Sequence = ()) -> LabelsExport:
         translate=tuple(float(t) for t in getattr(layer, "translate", ())) or None,
         turned=_turned(layer),
         features=columns,
-        # Each image at its resolution level of the labels' shape (labels of a coarse level).
-        intensities={
-            name: level
-            for name, image in measured.items()
-            if not getattr(image, "rgb", False)
-            for level in (image.data if getattr(image, "multiscale", False) else [image.data])
-            if np.shape(level) == shape
-        },
+        intensities=_intensities(measured, shape),
         parameters=meta.get("parameters") or {},
         source=meta.get("source"),
         method=meta.get("method"),
@@ -1225,6 +1218,25 @@ def _plans(exports, folder, formats, objects_csv, coco_json, overwrite, inputs):
             paths = [path for _, there in existing for path in there]
             raise ExportExists(paths, list(dict.fromkeys(name for name, _ in existing)))
     return plans
+
+
+#: The columns of a colour picture's colours, as its last axis holds them (alpha is left out).
+COLOURS = ("red", "green", "blue")
+
+
+def _intensities(images: Mapping[str, object], shape: tuple) -> dict:
+    """Each image layer (by its column's name) at its resolution level of the labels'
+    ``shape`` (labels of a coarse level); a colour picture's colours apart, as
+    ``"<name> red"`` …: its cells had no intensity columns, unsaid."""
+    measured = {}
+    for name, image in images.items():
+        rgb = getattr(image, "rgb", False)
+        for level in image.data if getattr(image, "multiscale", False) else [image.data]:
+            if rgb and np.shape(level)[:-1] == shape:
+                measured.update({f"{name} {c}": level[..., i] for i, c in enumerate(COLOURS)})
+            elif not rgb and np.shape(level) == shape:
+                measured[name] = level
+    return measured
 
 
 def _turned(layer) -> bool:
