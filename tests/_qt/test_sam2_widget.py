@@ -581,6 +581,16 @@ def test_colour_pictures_are_not_offered_as_foreground(make_napari_viewer_proxy,
     assert offered == [NO_FOREGROUND, "phase", "cells"]
 
 
+def _segment_phase_within(widget, qtbot, foreground: str) -> None:
+    """SAM2 on the layer 'phase' with ``foreground`` as its foreground, on the CPU, to
+    its end."""
+    widget.layer.setCurrentText("phase")
+    widget.foreground.setCurrentText(foreground)
+    widget.device.setCurrentText("cpu")
+    widget.segment()
+    qtbot.waitUntil(lambda: not widget.runner.busy, timeout=60000)
+
+
 @pytest.mark.parametrize("foreground_shape", [(1, 1), (48, 64), (3, 48, 64)])
 def test_a_foreground_of_another_stack_is_refused_at_the_position_shown(
     make_napari_viewer_proxy, qtbot, small_model, foreground_shape
@@ -593,11 +603,7 @@ def test_a_foreground_of_another_stack_is_refused_at_the_position_shown(
     viewer.add_labels(np.ones(foreground_shape, np.uint8), name="cells")
     viewer.dims.set_current_step(0, 3)
     widget = Sam2Widget(viewer, model_builder=lambda *args: small_model)
-    widget.layer.setCurrentText("phase")
-    widget.foreground.setCurrentText("cells")
-    widget.device.setCurrentText("cpu")
-    widget.segment()
-    qtbot.waitUntil(lambda: not widget.runner.busy, timeout=60000)
+    _segment_phase_within(widget, qtbot, "cells")
     assert widget.controls.status.text() == (
         f"SAM2 failed: The foreground map has shape {foreground_shape} but the image "
         "(4, 48, 64); pick a foreground layer of the same image."
@@ -615,19 +621,13 @@ def test_an_intensity_image_is_refused_as_the_foreground(
     viewer.add_image(phase, name="phase")
     binary = viewer.add_image(np.where(phase > 500, 255, 0).astype(np.uint8), name="otsu")
     widget = Sam2Widget(viewer, model_builder=lambda *args: small_model)
-    widget.layer.setCurrentText("phase")
-    widget.foreground.setCurrentText("phase")
-    widget.device.setCurrentText("cpu")
-    widget.segment()
-    qtbot.waitUntil(lambda: not widget.runner.busy, timeout=60000)
+    _segment_phase_within(widget, qtbot, "phase")
     assert widget.controls.status.text().startswith(
         "SAM2 failed: 'phase' is an image, not a foreground map: its pixels go from "
     )
     assert "phase SAM2 masks" not in viewer.layers
     for layer in (binary, viewer.add_image(phase / phase.max(), name="probabilities")):
-        widget.foreground.setCurrentText(layer.name)
-        widget.segment()
-        qtbot.waitUntil(lambda: not widget.runner.busy, timeout=60000)
+        _segment_phase_within(widget, qtbot, layer.name)
         assert "phase SAM2 masks" in viewer.layers, widget.controls.status.text()
         viewer.layers.remove("phase SAM2 masks")
 
