@@ -485,14 +485,16 @@ def plane_looks_like_ids(name: str, data) -> bool:
     return looks_like_mask(name, _ids_sample(data))
 
 
-def check_looks_like_ids(data, name: str, what: str, advice: str) -> None:
-    """Refuse ``data`` read from a file as labels (``name``: the file's or channel's, as
-    :func:`looks_like_mask` takes it; ``what``: how to call it) whose pixels vary as an
-    image's do: a phase image given as a mask was trained on, or scored, as 8,552 cells
-    without a word. ``advice`` says what to check. Fractional pixels are left to
+def check_looks_like_ids(data, what: str, advice: str) -> None:
+    """Refuse ``data`` read from a file as labels (``what``: how to call it) whose
+    neighbouring pixels mostly differ, as a camera's do (:func:`flat_share` at most
+    :data:`FLAT_SHARE`): a phase image given as a mask was trained on as 8,552 cells without
+    a word. Ids, binary masks (watershed lines too) and a field one cell fills pass.
+    ``advice`` says what to check. Fractional pixels are left to
     :func:`~napari_cytomask.labels.as_labels`, which says so."""
     sample = _ids_sample(data)
-    if sample.dtype.kind != "f" and not looks_like_mask(name, sample):
+    share = None if sample.dtype.kind == "f" else flat_share(sample)
+    if share is not None and share <= FLAT_SHARE:
         raise ValueError(
             f"{what} does not look like labels (one whole-number id per cell, 0 for the "
             f"background): its pixels vary as an image's do. {advice}"

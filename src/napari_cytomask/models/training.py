@@ -506,7 +506,7 @@ def samples_from_folders(
         image = read_image(image_path)
         mask = read_image(mask_path)
         check_looks_like_ids(
-            mask, os.path.basename(mask_path), mask_path,
+            mask, mask_path,
             "Are the patterns of the images and of their masks the other way round?",
         )  # fmt: skip
         pixel = file_pixel_size(image_path)
@@ -568,7 +568,7 @@ def samples_from_tilescans(
         masks = ", ".join(f"{c.index} ({c.name})" for c in scan.by_role("mask")) or "none"
         named = next((c.name for c in scan.channels if c.index == mask_channel), "")
         check_looks_like_ids(
-            mask, named, f"Channel {mask_channel} ({named}) of {path}",
+            mask, f"Channel {mask_channel} ({named}) of {path}",
             f"Give the channel of label ids as the mask channel (those of this scan: {masks}).",
         )  # fmt: skip
         pixel = scan.pixel_size_um
