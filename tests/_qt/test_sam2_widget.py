@@ -616,8 +616,11 @@ def test_an_intensity_image_is_refused_as_the_foreground(
 ):
     """The phase image chosen as the foreground was thresholded at 0.5: every pixel was
     foreground, it filtered nothing, and nothing said so."""
+    from skimage.measure import label
+
     viewer = make_napari_viewer_proxy()
-    phase = image()
+    noise = np.random.default_rng(1).integers(0, 60, (48, 64))  # a camera's
+    phase = (image() + noise).astype(np.uint16)
     viewer.add_image(phase, name="phase")
     binary = viewer.add_image(np.where(phase > 500, 255, 0).astype(np.uint8), name="otsu")
     widget = Sam2Widget(viewer, model_builder=lambda *args: small_model)
@@ -626,7 +629,11 @@ def test_an_intensity_image_is_refused_as_the_foreground(
         "SAM2 failed: 'phase' is an image, not a foreground map: its pixels go from "
     )
     assert "phase SAM2 masks" not in viewer.layers
-    for layer in (binary, viewer.add_image(phase / phase.max(), name="probabilities")):
+    # Taken: a mask, a probability map (one resampled overshoots 1 by a rounding error) and
+    # cell ids that napari's reader opened as an image (a PNG of ids).
+    overshoot = (phase / phase.max()).astype(np.float32) * np.float32(1.0000002)
+    ids = viewer.add_image(label(phase > 500).astype(np.uint8), name="ids")
+    for layer in (binary, viewer.add_image(overshoot, name="probabilities"), ids):
         _segment_phase_within(widget, qtbot, layer.name)
         assert "phase SAM2 masks" in viewer.layers, widget.controls.status.text()
         viewer.layers.remove("phase SAM2 masks")

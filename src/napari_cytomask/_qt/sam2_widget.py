@@ -30,9 +30,12 @@ from qtpy.QtWidgets import (
 from superqt import QLabeledDoubleSlider, QLabeledSlider
 
 from ..io.layers import (
+    FLAT_SHARE,
     METADATA_KEY,
+    flat_share,
     frame_key,
     frame_notes,
+    grid_sample,
     layer_info,
     model_record,
     named_frame,
@@ -1070,17 +1073,25 @@ def _merge_position(
     return labels, features
 
 
+#: How far a probability map resampled to the image's pixels may stray past 0 and 1.
+_ROUNDING = 1e-3
+
+
 def _foreground_map(plane: np.ndarray, name: str) -> np.ndarray:
     """The plane of an Image layer chosen as the foreground, when it is a map: probabilities
-    from 0 to 1, or a mask of 0 and one other value. An intensity image, thresholded at 0.5,
+    from 0 to 1 (a resampled one may overshoot by a rounding error), a mask, or cell ids (a
+    PNG of ids napari's reader opened as an image). An intensity image, thresholded at 0.5,
     made every pixel foreground and filtered nothing, unsaid."""
     plane = np.asarray(plane)
     values = plane[np.isfinite(plane)] if plane.dtype.kind == "f" else plane
-    if plane.dtype == bool or values.size == 0 or (values.min() >= 0 and values.max() <= 1):
+    if plane.dtype == bool or values.size == 0:
+        return plane
+    if values.min() >= -_ROUNDING and values.max() <= 1 + _ROUNDING:
+        return plane
+    share = None if plane.dtype.kind == "f" else flat_share(grid_sample(plane))
+    if share is not None and share > FLAT_SHARE:  # a mask or ids: their cells are over 0.5
         return plane
     top = values.max()
-    if values.min() == 0 and np.isin(values, (0, top)).all():
-        return plane
     raise ValueError(
         f"'{name}' is an image, not a foreground map: its pixels go from {values.min():g} "
         f"to {top:g}, and a map holds probabilities from 0 to 1 (the U-Net's probability "
