@@ -45,7 +45,7 @@ from ..io.layers import (
     result_metadata,
     single_value,
 )
-from ..labels import largest_elsewhere, numbered_above
+from ..labels import binary_mask_regions, largest_elsewhere, numbered_above
 from ..postprocess import (
     DEFAULT_CLEANUP,
     MARKER_METHODS,
@@ -1121,9 +1121,15 @@ def _watershed_job(
         labels = numbered_above(labels, elsewhere)
         return compact_labels(labels), source, index, metadata, cells, ""
     # Read here, off the GUI thread, like the check.
-    cells, cut, pieces, binary = split_counts(arrays[0], labels)
-    removed = _removed_cells(arrays[0], labels, cleanup)
-    note = _split_note(cut, pieces, sum(removed.values()), binary)
+    # A binary mask's cells are its separate regions, as the metrics and the export take
+    # them (one in memory: a lazy one is read a frame at a time, and counted by its id).
+    before = arrays[0]
+    found = binary_mask_regions(before, before.ndim - 2) if isinstance(before, np.ndarray) else None
+    if found is not None:
+        before = found[0]
+    cells, cut, pieces = split_counts(before, labels)
+    removed = _removed_cells(before, labels, cleanup)
+    note = _split_note(cut, pieces, sum(removed.values()), binary=found is not None)
     note += _removed_note(removed, cleanup)
     if index is None:
         note += _cells_through_planes(arrays[0], volume, name)

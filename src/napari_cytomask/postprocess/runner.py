@@ -29,14 +29,7 @@ from typing import Literal
 
 import numpy as np
 
-from ..labels import (
-    LabelsError,
-    as_labels,
-    as_planes,
-    binary_mask_regions,
-    check_same_shape,
-    min_label_dtype,
-)
+from ..labels import LabelsError, as_labels, as_planes, check_same_shape, min_label_dtype
 from ..progress import drain
 from .cleanup import clean_labels, remove_border_objects
 from .watershed import foreground_to_instances, interior_boundary_to_instances, split_labels
@@ -303,28 +296,21 @@ def _largest_id(cells, frame: tuple, tiles) -> int:
     return max(int(np.asarray(cells[frame + (r, c)]).max(initial=0)) for (r, _), (c, _) in tiles)
 
 
-def split_counts(cells, split) -> tuple[int, int, int, bool]:
+def split_counts(cells, split) -> tuple[int, int, int]:
     """What a split of ``cells`` (:func:`iter_watershed`) did, counted frame by frame: how
-    many cells ``split`` holds, how many cells of ``cells`` it cut, into how many pieces,
-    and whether ``cells`` is a binary mask, whose cells are its separate regions (as the
-    metrics and the export take them: a mask of one value was "1 cell split into 32").
+    many cells ``split`` holds, how many cells of ``cells`` it cut, and into how many
+    pieces (each piece lies in one cell: the cell is found at the piece's first pixel).
     Arrays may be lazy: a frame is read at a time."""
     held = cut = pieces = 0
-    binary = False
     for place in np.ndindex(tuple(np.shape(cells))[:-2]):
         before, after = np.asarray(cells[place]), np.asarray(split[place])
-        if (regions := binary_mask_regions(before, 0)) is not None:
-            before, binary = regions[0], True
-        inside = after > 0
-        pairs = np.unique(
-            np.stack([before[inside].astype(np.uint64), after[inside].astype(np.uint64)], 1),
-            axis=0,
-        )
-        _, parts = np.unique(pairs[pairs[:, 0] > 0, 0], return_counts=True)  # by cell
-        held += np.count_nonzero(np.unique(after))
+        found, first = np.unique(after, return_index=True)
+        owners = before.ravel()[first]
+        _, parts = np.unique(owners[(found > 0) & (owners > 0)], return_counts=True)
+        held += np.count_nonzero(found)
         cut += np.count_nonzero(parts > 1)
         pieces += int(parts[parts > 1].sum())
-    return held, cut, pieces, binary
+    return held, cut, pieces
 
 
 def _check_room(max_id: int, limit: int) -> None:
