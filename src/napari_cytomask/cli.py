@@ -161,7 +161,7 @@ class _HelpFormatter(argparse.HelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
         default = action.default
-        if default is None or default is False or "default" in text:
+        if default in (None, argparse.SUPPRESS) or default is False or "default" in text:
             return text
         if isinstance(default, list | tuple):
             separator = " " if action.nargs is not None else ","  # several words, or one

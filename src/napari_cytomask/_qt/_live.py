@@ -734,10 +734,11 @@ class Runner(QObject):
     def _changed(self, event=None) -> None:
         """The input's pixels changed before its result came: the cells of the pixels the
         run read, laid over those shown, were said to be a result of them (a flipped image
-        kept its old cells; a split missed what was painted meanwhile). A live run follows
-        edits by itself."""
+        kept its old cells; a split missed what was painted meanwhile). Only a run started
+        by a click is stopped: a live preview, running or waiting to start, is left to its
+        step (one waiting reads the new pixels)."""
         layer = self._input
-        if not isalive(self) or layer is None or not self.busy or self._live:
+        if not isalive(self) or layer is None or self._worker is None or self._live:
             return
         self.cancel(said=changed_during_run(layer, self._step))
         if self._on_finished is not None:  # the run has ended, with nothing to deliver

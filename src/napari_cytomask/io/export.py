@@ -1245,9 +1245,10 @@ def _turned(layer) -> bool:
     where its table put it)."""
     rotate, shear = getattr(layer, "rotate", None), getattr(layer, "shear", None)
     affine = getattr(getattr(layer, "affine", None), "affine_matrix", None)
+    linear = None if affine is None else np.asarray(affine)[:-1, :-1]  # not its shift
     return any(
         matrix is not None and not np.allclose(matrix, np.eye(len(matrix)))
-        for matrix in (rotate, affine)
+        for matrix in (rotate, linear)
     ) or (shear is not None and not np.allclose(shear, 0))
 
 
