@@ -453,6 +453,26 @@ def test_a_layer_converted_elsewhere_starts_no_preview(make_napari_viewer_proxy,
 
 
 @pytest.mark.gui
+def test_a_preview_waiting_to_start_is_not_stopped_by_a_stroke(
+    make_napari_viewer_proxy, qtbot, truth
+):
+    """After an Apply, a preview requested by a setting and a stroke painted before it
+    started: the preview, which would read the painted pixels, was dropped as "changed
+    while it was being split"."""
+    viewer = make_napari_viewer_proxy()
+    cells = viewer.add_labels(truth[:256, :256].copy(), name="cells")
+    widget = _applying(viewer, qtbot, "cells")
+    widget.apply()
+    qtbot.waitUntil(lambda: "Done" in widget.status.text(), timeout=30_000)
+    widget.live.setChecked(True)
+    widget.min_fragment.setValue(widget.min_fragment.value() + 1)  # a preview, waiting
+    assert widget.runner.busy and widget.runner.worker is None
+    cells.paint((100, 100), 250)
+    assert "changed while" not in widget.status.text()
+    qtbot.waitUntil(lambda: widget.status.text().startswith("Preview"), timeout=30_000)
+
+
+@pytest.mark.gui
 def test_a_binary_masks_split_counts_its_regions(make_napari_viewer_proxy, qtbot, truth):
     """A mask of one value (255) said "1 cell was split into 32", and that one piece kept
     its id, where the metrics and the export take its separate regions as the cells."""

@@ -1711,7 +1711,8 @@ def test_single_channel_files_of_other_names_stack_into_one_table(tmp_path, shar
 @pytest.mark.parametrize(
     ("turn", "turned"),
     [({"rotate": 30}, True), ({"shear": [0.2]}, True), ({}, False),
-     ({"affine": [[1, 0.3, 0], [0, 1, 0], [0, 0, 1]]}, True)],
+     ({"affine": [[1, 0.3, 0], [0, 1, 0], [0, 0, 1]]}, True),
+     ({"affine": [[1, 0, 5], [0, 1, 3], [0, 0, 1]]}, False)],  # moved, not turned
 )  # fmt: skip
 def test_an_export_of_a_turned_layer_says_its_files_keep_its_rows_and_columns(
     tmp_path, turn, turned

@@ -15,7 +15,7 @@ import pytest
 import tifffile
 import torch
 
-from napari_cytomask.io.files import match_files
+from napari_cytomask.io.files import match_files, read_image
 from napari_cytomask.models import training
 from napari_cytomask.models.checkpoint import load_checkpoint, read_description
 from napari_cytomask.models.training import (
@@ -168,11 +168,25 @@ def test_tilescan_channels_give_one_sample_per_tile(tmp_path, monkeypatch):
         samples_from_tilescans([path], 1, 0)
 
 
-def test_images_given_as_masks_are_refused(shared_data):
-    """Patterns the other way round trained on phase images as labels, without a word."""
+def test_images_given_as_masks_are_refused(shared_data, tmp_path):
+    """Patterns the other way round trained on phase images as labels, without a word;
+    binary masks, bool or with Fiji's watershed lines, and a field one cell fills, are
+    masks (a first check refused them)."""
+    from skimage.segmentation import find_boundaries
+
     images, masks = usiigaci(shared_data, (1, 2))
     with pytest.raises(ValueError, match="raw.tif does not look like labels .* the other way"):
         samples_from_folders(masks, images)
+    cells = read_image(shared_data / "usiigaci-phc" / "set1" / "instances_ids.png")
+    lined = np.where((cells > 0) & ~find_boundaries(cells, mode="inner"), 255, 0)
+    one = np.zeros_like(cells)
+    one[5:-5, 5:-5] = 7
+    for name, mask in (("bool", cells > 0), ("lined", lined.astype(np.uint8)), ("one", one)):
+        (tmp_path / name).mkdir()
+        tifffile.imwrite(tmp_path / name / "raw.tif", tifffile.imread(images.replace("[12]", "1")))
+        tifffile.imwrite(tmp_path / name / "gt.tif", mask)
+    samples = samples_from_folders(str(tmp_path / "*" / "raw.tif"), str(tmp_path / "*" / "gt.tif"))
+    assert len(samples) == 3
 
 
 def test_masks_whose_only_cells_went_to_validation_are_explained(tmp_path, tiny_unet):
