@@ -763,7 +763,7 @@ def _measured_objects(
     top, left = bbox[:, 0], bbox[:, 1]
     count = np.zeros(len(found) + 1, np.int64)
     sums = np.zeros((5 + len(planes), len(found) + 1))
-    numbers = np.zeros((len(planes), len(found) + 1))  # of each plane's pixels that are
+    numbers = np.zeros((len(planes), len(found) + 1))  # each cell's pixels that are numbers
     width = frame.shape[1]
     step = max(_STRIP_PIXELS // width, 1)
     for start in range(0, frame.shape[0], step):
