@@ -894,12 +894,13 @@ def test_json_files_hold_strict_json(tmp_path):
 
 
 def test_a_missing_value_is_spelled_one_way_in_the_objects_table(tmp_path):
-    """A cell with NaN inside a float channel got a literal "nan" in the objects table,
-    while a missing feature got an empty field: other readers tell the two apart."""
+    """A cell with no pixel that is a number in a float channel got a literal "nan" in the
+    objects table, while a missing feature got an empty field: other readers tell the two
+    apart."""
     labels = np.zeros((8, 8), np.uint8)
     labels[1:4, 1:4], labels[5:7, 5:7] = 1, 2
     image = np.ones((8, 8), np.float32)
-    image[5, 5] = np.nan
+    image[5:7, 5:7] = np.nan
     features = {"label": np.array([1, 2]), "predicted_iou": np.array([np.nan, 0.8])}
     export = LabelsExport("cells", labels, features=features, intensities={"fl": image})
     export_labels([export], tmp_path)
