@@ -30,12 +30,9 @@ from qtpy.QtWidgets import (
 from superqt import QLabeledDoubleSlider, QLabeledSlider
 
 from ..io.layers import (
-    FLAT_SHARE,
     METADATA_KEY,
-    flat_share,
     frame_key,
     frame_notes,
-    grid_sample,
     layer_info,
     model_record,
     named_frame,
@@ -45,6 +42,7 @@ from ..io.layers import (
     pixel_size_um,
     record_written,
     result_metadata,
+    varies_as_light,
 )
 from ..models.device import available_devices
 from ..models.sam2_engine import (
@@ -1088,8 +1086,7 @@ def _foreground_map(plane: np.ndarray, name: str) -> np.ndarray:
         return plane
     if values.min() >= -_ROUNDING and values.max() <= 1 + _ROUNDING:
         return plane
-    share = None if plane.dtype.kind == "f" else flat_share(grid_sample(plane))
-    if share is not None and share > FLAT_SHARE:  # a mask or ids: their cells are over 0.5
+    if plane.dtype.kind != "f" and not varies_as_light(plane):  # a mask or ids: cells > 0.5
         return plane
     top = values.max()
     raise ValueError(

@@ -485,16 +485,22 @@ def plane_looks_like_ids(name: str, data) -> bool:
     return looks_like_mask(name, _ids_sample(data))
 
 
-def check_looks_like_ids(data, what: str, advice: str) -> None:
-    """Refuse ``data`` read from a file as labels (``what``: how to call it) whose
-    neighbouring pixels mostly differ, as a camera's do (:func:`flat_share` at most
-    :data:`FLAT_SHARE`): a phase image given as a mask was trained on as 8,552 cells without
-    a word. Ids, binary masks (watershed lines too) and a field one cell fills pass.
-    ``advice`` says what to check. Fractional pixels are left to
-    :func:`~napari_cytomask.labels.as_labels`, which says so."""
+def varies_as_light(data) -> bool:
+    """Whether the whole-number pixels of the first plane of ``data`` mostly differ from
+    their neighbours, as a camera's do (:func:`flat_share` at most :data:`FLAT_SHARE`), where
+    ids, binary masks (watershed lines too) and a field one cell fills are flat; fractional
+    pixels are no ids either way (False)."""
     sample = _ids_sample(data)
     share = None if sample.dtype.kind == "f" else flat_share(sample)
-    if share is not None and share <= FLAT_SHARE:
+    return share is not None and share <= FLAT_SHARE
+
+
+def check_looks_like_ids(data, what: str, advice: str) -> None:
+    """Refuse ``data`` read from a file as labels (``what``: how to call it) whose pixels
+    :func:`varies_as_light`: a phase image given as a mask was trained on as 8,552 cells
+    without a word. ``advice`` says what to check. Fractional pixels are left to
+    :func:`~napari_cytomask.labels.as_labels`, which says so."""
+    if varies_as_light(data):
         raise ValueError(
             f"{what} does not look like labels (one whole-number id per cell, 0 for the "
             f"background): its pixels vary as an image's do. {advice}"
