@@ -152,6 +152,21 @@ def foreground_unet(monkeypatch):
     return predictor
 
 
+@pytest.fixture(scope="session")
+def same_partition():
+    """Whether two label images hold the same cells, whatever their ids: the same
+    background, and each id of one a single id of the other."""
+
+    def same(a, b) -> bool:
+        fa, fb = (np.asarray(x).ravel().astype(np.int64) for x in (a, b))
+        if not np.array_equal(fa == 0, fb == 0):
+            return False
+        pairs = np.unique(np.stack([fa, fb], axis=1), axis=0)
+        return len(pairs) == len(np.unique(fa)) == len(np.unique(fb))
+
+    return same
+
+
 @pytest.fixture
 def class_map_image():
     """Instance labels drawn as the oracle U-Net's input image (uint8)."""

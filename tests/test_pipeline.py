@@ -246,14 +246,8 @@ def test_one_number_is_a_square_pixel_size():
     np.testing.assert_array_equal(square.labels, pair.labels)
 
 
-def _same_cells(a: np.ndarray, b: np.ndarray) -> bool:
-    """Whether two label images hold the same cells, whatever their ids."""
-    pairs = set(zip(a.ravel().tolist(), b.ravel().tolist(), strict=True))
-    return len(pairs) == len({x for x, _ in pairs}) == len({y for _, y in pairs})
-
-
 def test_chunked_output_equals_in_memory(
-    shared_data, unet_file, oracle_unet, class_map_image, tmp_path
+    shared_data, unet_file, oracle_unet, class_map_image, tmp_path, same_partition
 ):
     truth = imread(shared_data / "usiigaci-phc" / "set2" / "instances_ids.png")
     image = class_map_image(truth)
@@ -265,10 +259,12 @@ def test_chunked_output_equals_in_memory(
     stages = [p.stage for p in iter(lambda: next(gen, None), None)]
     assert stages.count("instances") == 8 * 8  # 1022 x 1024 in 128-pixel windows
     assert (tmp_path / "probabilities.zarr").is_dir()
-    assert _same_cells(whole, np.asarray(out))
+    assert same_partition(whole, np.asarray(out))
 
 
-def test_a_colour_picture_is_segmented_on_its_grey_version(unet_file, scan, tmp_path):
+def test_a_colour_picture_is_segmented_on_its_grey_version(
+    unet_file, scan, tmp_path, same_partition
+):
     """As the dock and `cytomask segment` do: the Segmenter refused a colour picture, which
     they segmented on its red alone. Lazy pictures stay lazy; large ones keep their
     probabilities on disk, without the colour axis."""
@@ -285,7 +281,7 @@ def test_a_colour_picture_is_segmented_on_its_grey_version(unet_file, scan, tmp_
     lazy = da.from_array(picture, chunks=(1, 48, 48, 3))
     out = zarr.create_array(tmp_path / "l.zarr", shape=grey.shape, chunks=(1, 48, 48), dtype="u4")
     drain(segmenter.iter_segment([lazy], labels_out=out, scratch=tmp_path, chunk_size=48))
-    assert _same_cells(np.asarray(out), expected)
+    assert same_partition(np.asarray(out), expected)
 
 
 def test_sam2_and_guided_methods_equal_the_engine(unet_file, scan, small_sam2):

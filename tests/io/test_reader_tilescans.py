@@ -206,16 +206,7 @@ def test_positions_are_read_with_their_names(tmp_path, names, read):
     assert named == (None if read is None else list(read))
 
 
-def _assert_same_cells(labels: np.ndarray, expected: np.ndarray) -> None:
-    """The same cells, whatever their ids: each id of one is a single id of the other."""
-    np.testing.assert_array_equal(labels == 0, expected == 0)
-    span = int(expected.max()) + 1
-    pairs = np.unique(labels.astype(np.int64) * span + expected)  # each (id, expected id)
-    ours, theirs = np.divmod(pairs, span)
-    assert len(np.unique(ours)) == len(np.unique(theirs)) == len(pairs)
-
-
-def test_mosaic_equals_original(positions_file):
+def test_mosaic_equals_original(positions_file, same_partition):
     path, image, ids, _ = positions_file
     (phase, phase_kw, _), (mask, mask_kw, mask_kind) = read_tiff(str(path), mosaic=True)
     assert isinstance(phase, da.Array)
@@ -227,7 +218,7 @@ def test_mosaic_equals_original(positions_file):
     # The cells the tiles share where they overlap are one cell each, with the first
     # tile's id.
     stitched = mask.compute()
-    _assert_same_cells(stitched, ids)
+    assert same_partition(stitched, ids)
     np.testing.assert_array_equal(stitched[:600, :600], ids[:600, :600])
     # A block in the middle, where all four tiles overlap.
     np.testing.assert_array_equal(np.asarray(phase[400:620, 410:630]), image[400:620, 410:630])
@@ -253,7 +244,7 @@ def _tiles_at(path, masks, starts, phases=None) -> None:
             )
 
 
-def test_mosaic_of_tiles_each_numbering_its_cells(tmp_path):
+def test_mosaic_of_tiles_each_numbering_its_cells(tmp_path, same_partition):
     """Tiles segmented one by one each number their cells 1, 2, 3: pasted as they were, a
     mosaic of 2 x 2 tiles held 3 cells instead of 12 (metrics, counts and export took
     the cells of four tiles for one). Each tile's cells now have ids of their own, in
@@ -273,12 +264,12 @@ def test_mosaic_of_tiles_each_numbering_its_cells(tmp_path):
     assert stitched.dtype == np.uint32  # four tiles of 16-bit ids
     np.testing.assert_array_equal(stitched[0], stitched[1])
     for n, (r, c) in enumerate(starts):
-        _assert_same_cells(stitched[:, r : r + 40, c : c + 40], tile)
+        assert same_partition(stitched[:, r : r + 40, c : c + 40], tile)
         np.testing.assert_array_equal(np.asarray(phase[:, r : r + 40, c : c + 40]), phases[n])
     np.testing.assert_array_equal(stitched[:, :40, :40], tile)  # the first tile's ids kept
 
 
-def test_overlapping_tiles_each_numbering_its_cells(shared_data, tmp_path):
+def test_overlapping_tiles_each_numbering_its_cells(shared_data, tmp_path, same_partition):
     """Where tiles each numbering their cells from 1 overlap, the later one is drawn over
     the earlier and cuts its cells at its edge: the cell both tiles see is one cell, not a
     piece with one id beside a piece with another."""
@@ -286,10 +277,10 @@ def test_overlapping_tiles_each_numbering_its_cells(shared_data, tmp_path):
     path = tmp_path / "own-ids.ome.tif"
     _positions_ome(path, image, ids, thumbnail=False, own_ids=True)
     _, (mask, _, _) = read_tiff(path, mosaic=True)
-    _assert_same_cells(mask.compute(), ids)
+    assert same_partition(mask.compute(), ids)
 
 
-def test_overlapping_tiles_of_a_time_lapse_join_cells_frame_by_frame(tmp_path):
+def test_overlapping_tiles_of_a_time_lapse_join_cells_frame_by_frame(tmp_path, same_partition):
     """Tiles of a time-lapse segmented frame by frame number the cells of each frame in
     their own order: the cells both tiles saw were matched over all frames at once, and
     one frame's match given to every frame, so that a cell of one frame took the id of
@@ -307,11 +298,13 @@ def test_overlapping_tiles_of_a_time_lapse_join_cells_frame_by_frame(tmp_path):
     _, (mask, _, _) = read_tiff(path, mosaic=True)
     stitched = mask.compute()
     for frame, expected in zip(stitched, truth, strict=True):
-        _assert_same_cells(frame, expected)
+        assert same_partition(frame, expected)
     np.testing.assert_array_equal(stitched[:, :, :30], np.stack(tiles)[:, :, :30])
 
 
-def test_tiles_meeting_without_overlap_join_the_cells_their_seams_cut(shared_data, tmp_path):
+def test_tiles_meeting_without_overlap_join_the_cells_their_seams_cut(
+    shared_data, tmp_path, same_partition
+):
     """A scan without overlap images a cell on a tile border half in each tile, and
     tiles segmented one by one number each half as a cell: the mosaic held the two
     halves as two cells (on the 40 Usiigaci images cut into 2 x 2 tiles, 417 cells; the
@@ -330,7 +323,7 @@ def test_tiles_meeting_without_overlap_join_the_cells_their_seams_cut(shared_dat
         if sum(np.any(ids[r : r + 511, c : c + 512] == cell) for r, c in starts) > 1
     ]
     assert len(cut) == 18
-    _assert_same_cells(stitched, ids)
+    assert same_partition(stitched, ids)
     np.testing.assert_array_equal(stitched[:511, :512], tiles[0])
 
 

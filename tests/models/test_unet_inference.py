@@ -354,3 +354,64 @@ def test_the_minimum_cell_size_is_in_the_networks_pixels(trained, image):
     # 300 network pixels are 1200 of the image's: exactly the cells under that are dropped.
     assert every.min() < 1200 and kept[1:].min() >= 1200
     assert np.array_equal(np.sort(kept[1:]), np.sort(every[every >= 1200]))
+
+
+def _disks(shape, centres, radius):
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    labels = np.zeros(shape, np.int32)
+    for i, (cy, cx) in enumerate(centres, 1):
+        labels[(yy - cy) ** 2 + (xx - cx) ** 2 < radius**2] = i
+    return labels
+
+
+def test_windows_overlap_by_the_networks_pixels_at_a_high_magnification(same_partition):
+    """At a 60x objective (0.109 µm pixels: the starter model's cells 8 times as wide), a
+    stitched scan's cells were cut in two where two watershed windows met, whose overlap was
+    counted in the image's pixels (17 cells found for 15 on a 4096² field)."""
+    from scipy import ndimage as ndi
+
+    from napari_cytomask.models.inference import probabilities_to_instances
+    from napari_cytomask.progress import drain
+
+    cells = _disks((240, 360), [(60, 60), (60, 180), (60, 300), (180, 120), (180, 240)], 56)
+    inner = ndi.binary_erosion(cells > 0, iterations=6) & (cells > 0)
+    probs = np.stack([cells == 0, inner, (cells > 0) & ~inner]).astype(np.float32)
+
+    def found(**kwargs):
+        gen = probabilities_to_instances(probs, "interior_boundary", **kwargs)
+        return drain(gen)
+
+    whole = found(chunk_size=None)
+    assert whole.max() == 5
+    windows = {"chunk_size": 64, "overlap": 16}  # 16 of the network's pixels: 128 here
+    assert found(**windows).max() > 5  # the overlap as the image's pixels: cells cut
+    assert same_partition(found(**windows, zoom=(0.125, 0.125)), whole)
+
+
+def test_a_foreground_maps_seeds_are_as_deep_in_the_networks_pixels():
+    """A foreground network's seeds (h-maxima of the distance to the background, h in
+    pixels) are counted in the network's pixels: the same cells at 2, 4 and 8 times the
+    magnification were split into 19, 22 and 26 cells for 13."""
+    from scipy import ndimage as ndi
+    from skimage.transform import rescale
+
+    from napari_cytomask.models.inference import probabilities_to_instances
+    from napari_cytomask.progress import drain
+
+    field = ndi.gaussian_filter(np.random.default_rng(0).random((96, 96)), 4)
+    cells = (field > np.percentile(field, 55)).astype(np.float32)
+
+    def count(k, zoom):
+        larger = rescale(cells, k, order=0)
+        gen = probabilities_to_instances(
+            np.stack([1 - larger, larger]), "foreground", chunk_size=None, zoom=zoom
+        )
+        return int(drain(gen).max())
+
+    native = count(1, None)
+    assert native > 5
+    assert count(4, None) > native + 5  # h of 2 of the image's pixels
+    # The same cells at each magnification (one more than at the network's own pixels, whose
+    # outlines are coarser).
+    enlarged = [count(k, (1 / k, 1 / k)) for k in (2, 4, 8)]
+    assert len(set(enlarged)) == 1 and abs(enlarged[0] - native) <= 1

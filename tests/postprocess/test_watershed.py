@@ -34,15 +34,6 @@ def maps(labels):
     return (classes == 1).astype(np.float32), (classes == 2).astype(np.float32)
 
 
-def same_partition(a, b):
-    """True when ``a`` and ``b`` hold the same objects, whatever their ids."""
-    fa, fb = np.asarray(a).ravel().astype(np.int64), np.asarray(b).ravel().astype(np.int64)
-    if not np.array_equal(fa == 0, fb == 0):
-        return False
-    pairs = np.unique(np.stack([fa, fb], axis=1), axis=0)
-    return len(pairs) == len(np.unique(fa)) == len(np.unique(fb))
-
-
 def test_interior_boundary_target():
     labels = np.zeros((6, 8), np.uint8)
     labels[1:5, 1:4] = 1
@@ -181,7 +172,9 @@ def test_split_merges_only_pieces_of_the_object_it_split():
     assert len(np.unique(split[labels == 1])) == 2
 
 
-def test_ids_counted_per_tile_of_a_mosaic_are_split_tile_by_tile(shared_data, monkeypatch):
+def test_ids_counted_per_tile_of_a_mosaic_are_split_tile_by_tile(
+    shared_data, monkeypatch, same_partition
+):
     """A mosaic of tiles whose ids each start at 1 holds every id in every tile: each
     object's crop was the whole mosaic, and a 3000² one took minutes. Its pieces are split
     in crops of their own now, to the same cells as when each object is split whole."""
@@ -269,7 +262,7 @@ def test_merge_fragments_of_real_cells(shared_data):
     assert matching(truth, merged, thresh=0.9).f1 >= 0.97
 
 
-def test_chunked_equals_whole(shared_data, collect):
+def test_chunked_equals_whole(shared_data, collect, same_partition):
     tiles, offset = [], 0
     for n in (1, 2, 3, 4):
         crop = load(shared_data, n)[:500, :500].astype(np.int32)
@@ -297,7 +290,7 @@ def test_chunked_equals_whole(shared_data, collect):
     assert same_partition(whole, chunked)
 
 
-def test_stack_ids_and_progress(shared_data):
+def test_stack_ids_and_progress(shared_data, same_partition):
     frames = np.stack([load(shared_data, n)[:300, :300] for n in (1, 2)])
     interior, boundary = maps(frames)
     gen = iter_watershed("interior_boundary", interior, boundary, cleanup=CLEANUP)
@@ -317,7 +310,7 @@ def test_stack_ids_and_progress(shared_data):
         assert same_partition(single, unique[k])
 
 
-def test_split_stack_matches_frames(shared_data):
+def test_split_stack_matches_frames(shared_data, same_partition):
     frames = np.stack([load(shared_data, n)[:300, :300] for n in (3, 4)])
     stack = run_watershed("split", frames)
     for k in range(2):

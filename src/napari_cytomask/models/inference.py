@@ -489,6 +489,7 @@ def probabilities_to_instances(
     overlap: int = 256,
     out=None,
     spacing: tuple[float, float] | None = None,
+    zoom: tuple[float, float] | None = None,
 ) -> Generator[tuple[int, int], None, np.ndarray]:
     """Instance labels from class probabilities, yielding ``(done, total)`` (a generator).
 
@@ -512,8 +513,17 @@ def probabilities_to_instances(
         foreground map's cells are seeded by their distance to the background, measured
         over the pixels' shape (see :func:`napari_cytomask.postprocess.iter_watershed`).
         The interior/boundary maps seed their own cells and need none.
+    zoom
+        The ``(y, x)`` factors the image was resampled by for the network
+        (:func:`~.catalog.zoom_to`), whose probabilities are at the image's pixels again:
+        the sizes counted in the network's pixels (the minimum cell size, the least seed,
+        a foreground map's ``h``) are counted in the image's, and the windows overlap by
+        as many of the network's pixels, so that cells 8 times as wide as the network's
+        (a 60x objective) are not cut where two windows meet.
     """
     params = {**DEFAULT_POSTPROCESS[targets], **(params or {})}
+    if zoom:
+        params, cleanup, overlap = _at_image_pixels(params, cleanup, overlap, zoom)
     if targets == "interior_boundary":
         inputs = (_plane(probabilities, 1), _plane(probabilities, 2))
         method = "interior_boundary"
@@ -535,6 +545,24 @@ def probabilities_to_instances(
             spacing=spacing,
         )
     )
+
+
+def _at_image_pixels(
+    params: dict, cleanup: dict | None, overlap: int, zoom: tuple[float, float]
+) -> tuple[dict, dict | None, int]:
+    """:func:`probabilities_to_instances`' sizes in the network's pixels counted in an
+    image's, which the network saw resampled by ``zoom``: areas by both factors; a
+    distance (``h``, in the image's shorter pixel sides, see ``spacing``) and the
+    windows' overlap by the smaller, where it enlarges them (an overlap is not cut)."""
+    finest = min(zoom)
+    params = dict(params)
+    if "min_marker_size" in params:
+        params["min_marker_size"] = image_area(params["min_marker_size"], zoom)
+    if "h" in params:
+        params["h"] = params["h"] / finest
+    if cleanup and cleanup.get("min_area"):
+        cleanup = {**cleanup, "min_area": image_area(cleanup["min_area"], zoom)}
+    return params, cleanup, max(overlap, math.ceil(overlap / finest))
 
 
 def iter_segment(
@@ -565,17 +593,15 @@ def iter_segment(
     and ``cytomask segment`` do, when it has them (the starter model does). ``tta`` is off
     unless asked for (four times faster), where the dock and ``cytomask segment`` turn it
     on: the starter model's thresholds were chosen with it, and its cells differ a little
-    without it. With ``zoom`` the cells are found at the image's pixels, so the minimum
-    cell size (in the network's pixels) is scaled to them, and the watershed measures
-    distances over the shape of those pixels, ``spacing`` ((Y, X) in any unit, where
-    known), though the network saw them resampled to square ones.
+    without it. With ``zoom`` the cells are found at the image's pixels, so the sizes in
+    the network's pixels are scaled to them (:func:`probabilities_to_instances`), and the
+    watershed measures distances over the shape of those pixels, ``spacing`` ((Y, X) in
+    any unit, where known), though the network saw them resampled to square ones.
     """
     if predictor.description.get("postprocess"):
         tuned = postprocess_arguments(predictor.config.targets, **predictor.settings)
         postprocess = tuned["postprocess"] if postprocess is None else postprocess
         cleanup = tuned["cleanup"] if cleanup is None else cleanup
-    if zoom and cleanup and cleanup.get("min_area"):
-        cleanup = {**cleanup, "min_area": image_area(cleanup["min_area"], zoom)}
     probs = yield from iter_predict(
         predictor,
         image,
@@ -597,6 +623,7 @@ def iter_segment(
                 chunk_size=chunk_size,
                 out=labels_out,
                 spacing=spacing,
+                zoom=zoom,
             ),
             lambda done, total: Progress("instances", done, total),
         )

@@ -63,7 +63,6 @@ from ..metrics import Evaluation, evaluate
 from ..postprocess import instances_to_interior_boundary
 from ..progress import drain, relay
 from .catalog import (
-    image_area,
     learnt_pixel_size,
     pixel_sizes,
     resolve_unet,
@@ -988,10 +987,9 @@ def _evaluate_probabilities(
     zoom: tuple[float, float] | None = None,
 ) -> Evaluation:
     """Cells of one image's probabilities with post-processing ``settings``, against its
-    labels; with the ``zoom`` it was resampled by for the network, the minimum cell size
-    (in the network's pixels) counted in the image's, and the cells of a foreground map
-    found over the shape of its pixels, as segmenting finds them."""
-    settings = {**settings, "min_size": image_area(settings["min_size"], zoom)}
+    labels; with the ``zoom`` it was resampled by for the network, the sizes in the
+    network's pixels counted in the image's, and the cells of a foreground map found over
+    the shape of its pixels, as segmenting finds them."""
     args = postprocess_arguments(targets, **settings)
     labels = drain(
         probabilities_to_instances(
@@ -1000,6 +998,7 @@ def _evaluate_probabilities(
             params=args["postprocess"],
             cleanup=args["cleanup"],
             spacing=sample.pixel_size_um,
+            zoom=zoom,
         )
     )
     return evaluate(sample.labels, labels)
