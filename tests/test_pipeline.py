@@ -262,6 +262,34 @@ def test_chunked_output_equals_in_memory(
     assert same_partition(whole, np.asarray(out))
 
 
+def test_a_split_of_a_scan_larger_than_memory_writes_into_its_store(
+    shared_data, unet_file, oracle_unet, class_map_image, tmp_path, monkeypatch, same_partition
+):
+    """A preset's split of the U-Net's cells, written to the labels' store, built the whole
+    label image in memory first (out=None: 475 MiB peak for an 8192² store, against 294
+    with a store), where the store is for scans larger than memory."""
+    from napari_cytomask.postprocess import runner
+
+    truth = imread(shared_data / "usiigaci-phc" / "set2" / "instances_ids.png")[:512, :512]
+    image = class_map_image(truth)
+    split = {"params": {}, "cleanup": {}}
+    segmenter = Segmenter(Preset(unet=UNetStep(model=str(unet_file)), split=split), "cpu")
+    whole = drain(segmenter.iter_segment([image]))
+    outputs = []
+
+    def watershed(method, *inputs, out=None, **kwargs):
+        outputs.append((method, out))
+        return (yield from iter_watershed(method, *inputs, out=out, **kwargs))
+
+    iter_watershed = runner.iter_watershed
+    monkeypatch.setattr(runner, "iter_watershed", watershed)
+    out = zarr.create_array(tmp_path / "l.zarr", shape=image.shape, chunks=(128, 128), dtype="u4")
+    drain(segmenter.iter_segment([image], labels_out=out, scratch=tmp_path, chunk_size=128))
+    assert outputs == [("split", out)]
+    assert (tmp_path / "cells.zarr").is_dir()  # the U-Net's cells, which the split reads
+    assert same_partition(whole, np.asarray(out))
+
+
 def test_a_colour_picture_is_segmented_on_its_grey_version(
     unet_file, scan, tmp_path, same_partition
 ):

@@ -588,8 +588,8 @@ class Segmenter:
             Preallocated integer output (e.g. a zarr array on disk) for images
             larger than memory; by default a numpy array is returned.
         scratch
-            Folder for the U-Net's probabilities of a large image; without it they
-            are kept in memory.
+            Folder for the U-Net's probabilities of a large image, and its cells where
+            the preset splits them into ``labels_out``; without it they are kept in memory.
         chunk_size
             Frames larger than this go through the watershed in windows of this size.
         pixel_size_um
@@ -609,7 +609,10 @@ class Segmenter:
         method = self.preset.method
         labels, confidence, zoom, min_size = None, None, None, None
         if method in ("unet", "sam2_guided"):
-            out = labels_out if method == "unet" else None
+            out = None
+            if method == "unet":
+                # A split reads the U-Net's cells as it writes its own: into another store.
+                out = labels_out if self.preset.split is None else _like(labels_out, scratch)
             kwargs = self.preset.unet.segment_kwargs(self.predictor, pixel_size_um)
             zoom, min_size = kwargs["zoom"], kwargs["cleanup"].get("min_area")
             labels, confidence = yield from self._unet(channels, out, scratch, chunk_size, kwargs)
@@ -625,7 +628,7 @@ class Segmenter:
                 params=self.preset.split.get("params"),
                 cleanup=self.preset.split.get("cleanup"),
                 chunk_size=chunk_size,
-                out=labels_out if labels is not labels_out else None,
+                out=labels_out,
                 spacing=pixel_size_um,
             )
             labels = yield from _as_progress("split", gen)
@@ -673,6 +676,19 @@ class Segmenter:
         )
         result = yield from _as_progress("sam2", gen)
         return result.labels
+
+
+def _like(labels_out, scratch):
+    """An empty store like ``labels_out`` (a zarr array) in ``scratch``, for labels of an
+    image larger than memory; None (in memory) without either."""
+    if labels_out is None or scratch is None:
+        return None
+    import zarr
+
+    return zarr.create_array(
+        Path(scratch) / "cells.zarr", shape=labels_out.shape,
+        chunks=getattr(labels_out, "chunks", "auto"), dtype=labels_out.dtype, fill_value=0,
+    )  # fmt: skip
 
 
 def _as_progress(stage: str, gen):
