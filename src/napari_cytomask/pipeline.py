@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .io.atomic import json_ready, write_json
-from .models.catalog import STARTER, resolve_unet
+from .models.catalog import STARTER, positive_pair, resolve_unet
 from .progress import Progress
 
 #: Segmentation methods: the key presets and ``cytomask segment --method`` use -> the
@@ -603,7 +603,7 @@ class Segmenter:
         ValueError
             When ``pixel_size_um`` is not one or two positive numbers.
         """
-        pixel_size_um = _pixel_size(pixel_size_um)
+        pixel_size_um = positive_pair(pixel_size_um, "pixel_size_um", "a pixel size in µm")
         if hasattr(channels, "shape"):  # an array's rows are no channels
             channels = [channels]
         method = self.preset.method
@@ -703,22 +703,3 @@ def _as_progress(stage: str, gen):
         else:
             *named, done, total = event
             yield Progress(named[0] if named else stage, int(done), int(total))
-
-
-def _pixel_size(value) -> tuple[float, float] | None:
-    """A pixel size given as None, one number or (Y, X), as (Y, X) µm; a size of 0, below
-    0 or not a number is refused: it would leave the image unresampled, unsaid."""
-    if value is None:
-        return None
-    try:
-        sizes = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        sizes = np.full(3, np.nan)  # refused below
-    if sizes.ndim == 0:
-        sizes = np.repeat(sizes, 2)
-    if sizes.shape != (2,) or not np.all(np.isfinite(sizes) & (sizes > 0)):
-        raise ValueError(
-            f"pixel_size_um must be a pixel size in µm, one positive number or (Y, X); "
-            f"got {value!r}."
-        )
-    return float(sizes[0]), float(sizes[1])

@@ -343,6 +343,18 @@ def test_progress_says_when_an_image_is_enlarged_for_the_network(trained, image)
     )
 
 
+def test_a_zoom_is_one_number_or_a_pair_of_positive_ones(trained, image):
+    """A script's zoom of 0.5 failed with "cannot unpack non-iterable float object", and
+    one of 0 with a division by zero."""
+    crop = image[:64, :64]
+    np.testing.assert_array_equal(
+        segment(trained, crop, zoom=0.5).labels, segment(trained, crop, zoom=(0.5, 0.5)).labels
+    )
+    for zoom in (0, (0.5, -1), "half"):
+        with pytest.raises(ValueError, match="zoom must be the factor the image is resampled"):
+            segment(trained, crop, zoom=zoom)
+
+
 def test_the_minimum_cell_size_is_in_the_networks_pixels(trained, image):
     from skimage.transform import rescale
 

@@ -957,6 +957,7 @@ def test_a_model_learns_the_pixel_size_its_images_record(tmp_path, tiny_unet, sh
     """Only the starter model resampled images to its pixel size: a model trained on 10x
     images saw 20x cells at twice the size it learnt, with nothing said."""
     from napari_cytomask.models.catalog import model_pixel_size, model_zoom
+    from napari_cytomask.models.checkpoint import CheckpointError
     from napari_cytomask.models.inference import UNetPredictor
     from napari_cytomask.pipeline import UNetStep
 
@@ -1000,6 +1001,13 @@ def test_a_model_learns_the_pixel_size_its_images_record(tmp_path, tiny_unet, sh
     ) == pytest.approx((0.51, 0.5))
     assert model_pixel_size("mine", {"training": {"pixel_size_um": None}}) is None
     assert model_zoom("mine", (0.25, 0.25), {}) is None
+    # Without its description, read from its file: a model's own file was taken for one
+    # that records no pixel size, and its images were not resampled (0 cells for 38).
+    assert model_zoom(result.checkpoint, 0.25) == (0.5, 0.5)  # one number: square pixels
+    with pytest.raises(CheckpointError):
+        model_zoom(tmp_path / "missing.safetensors", 0.25)
+    with pytest.raises(ValueError, match=r"pixel_size_um must be a pixel size in µm.*got 0"):
+        model_zoom("starter", 0)
 
 
 def test_fine_tuning_sees_images_at_the_pixel_size_its_model_learnt(tmp_path, tiny_unet):

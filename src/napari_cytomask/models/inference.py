@@ -32,7 +32,13 @@ from ..labels import as_planes
 from ..postprocess import iter_watershed
 from ..progress import Progress, drain, relay
 from ..tiling import fitted_tile, padded_size, tile_starts
-from .catalog import enlargement_note, image_area, learnt_pixel_size, resolve_unet
+from .catalog import (
+    enlargement_note,
+    image_area,
+    learnt_pixel_size,
+    positive_pair,
+    resolve_unet,
+)
 from .checkpoint import check_input_channels, config_of, load_checkpoint
 from .device import autocast_dtype, get_device
 from .unet import UNetConfig, model_device, normalise, percentile_range
@@ -363,6 +369,7 @@ def iter_predict(
     multiple = config.size_multiple
     tile = check_overlap(config, tile_size, overlap)
     largest = largest_tile(tile, tile_size)
+    zoom = positive_pair(zoom, "zoom", "the factor the image is resampled by for the network")
     zy, zx = zoom or (1.0, 1.0)
     # The network's tile, and the part of the image it sees (the same without zoom).
     th = fitted_tile(math.ceil(height * zy), tile, overlap, multiple, largest)
@@ -522,6 +529,7 @@ def probabilities_to_instances(
         (a 60x objective) are not cut where two windows meet.
     """
     params = {**DEFAULT_POSTPROCESS[targets], **(params or {})}
+    zoom = positive_pair(zoom, "zoom", "the factor the image was resampled by for the network")
     if zoom:
         params, cleanup, overlap = _at_image_pixels(params, cleanup, overlap, zoom)
     if targets == "interior_boundary":
