@@ -301,3 +301,28 @@ def test_the_csv_leaves_out_the_frames_left_out_of_the_comparison():
     assert {row[0] for row in rows} == {"all", "0", "2"}
     f1 = {row[0]: row[5] for row in rows if row[4] == "f1" and row[2] == "object" and row[3] == 0.5}
     assert f1["0"] == f1["2"] == f1["all"] > 0
+
+
+def test_a_binary_mask_compared_as_one_cell_is_said():
+    """A 0/255 ground truth scored F1 0 as one cell from a script, where the metrics dock
+    and `cytomask evaluate` take its regions as the cells (F1 0.71), and nothing said so."""
+    import warnings
+
+    from napari_cytomask.labels import regions_as_cells
+
+    ids = np.zeros((2, 20, 20), np.uint16)
+    ids[:, 2:8, 2:8], ids[:, 12:18, 12:18], ids[:, 2:8, 12:18] = 1, 2, 3
+    mask = np.where(ids > 0, 255, 0).astype(np.uint8)
+    with pytest.warns(
+        UserWarning,
+        match=r"ground truth holds one value \(255\) for every cell "
+        r"over 3 separate regions, a binary mask, and is compared as one cell",
+    ):
+        assert evaluate(mask[0], ids[0], [0.5]).matches.f1[0] == 0  # fmt: skip
+    with pytest.warns(UserWarning, match="prediction holds one value"):
+        evaluate(ids, mask > 0, stack=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert evaluate(regions_as_cells(mask, 1)[0], ids, stack=1).matches.f1[0] == 1
+        one = (ids[0] == 1).astype(np.uint8)  # one cell of id 1: labels, not a mask
+        assert evaluate(one, one).matches.f1[0] == 1
