@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import tifffile
-from skimage.io import imread
+from skimage.io import imread, imsave
 from skimage.transform import resize
 
 from napari_cytomask.metrics import evaluate
@@ -49,6 +49,22 @@ def test_the_python_examples_find_the_cells_of_a_scan_at_twice_the_models_magnif
     for labels in (written, names["cells"]):
         f1 = evaluate(big_truth, labels, [0.5]).matches.f1[0]
         assert f1 > 0.7, f1
+
+
+def test_the_python_examples_segment_a_colour_picture(shared_data, tmp_path, monkeypatch):
+    """A PNG picture opens as its three colours, none marked as the input, and the example
+    failed with "IndexError: list index out of range" where `cytomask segment` and the dock
+    segment its grey version."""
+    folder = shared_data / "usiigaci-phc" / "set12"
+    phase = imread(folder / "raw.tif")[:256, :256].astype(np.float64)
+    truth = imread(folder / "instances_ids.png")[:256, :256]
+    grey = np.round(255 * (phase - phase.min()) / np.ptp(phase)).astype(np.uint8)
+    imsave(tmp_path / "picture.png", np.stack([grey] * 3, axis=-1), check_contrast=False)
+    monkeypatch.chdir(tmp_path)
+    first, _ = _python_examples()
+    code = first.replace('open_scan("scan.ome.tif")', 'open_scan("picture.png")')
+    exec(compile(code.replace("print(describe_tiff(", "(("), "README", "exec"), {})
+    assert evaluate(truth, tifffile.imread(tmp_path / "cells.ome.tif"), [0.5]).matches.f1[0] > 0.7
 
 
 def test_the_readme_builds_a_wheel_with_the_model_and_the_sample_and_installs_its_qt_extra(
