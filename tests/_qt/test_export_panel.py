@@ -680,6 +680,40 @@ def test_cells_are_measured_in_their_own_scan_only(make_napari_viewer_proxy, qtb
         assert value != pytest.approx(a[0 if "phase" in column else 1][cells > 0].mean())
 
 
+def test_images_that_do_not_lie_under_the_cells_are_not_measured(
+    make_napari_viewer_proxy, qtbot, tmp_path
+):
+    """An image of the labels' shape moved 500 µm away, or at another pixel size, was
+    measured under the cells as if it lay beneath them, unsaid."""
+    rng = np.random.default_rng(4)
+    here, elsewhere, coarse, small = (
+        rng.integers(0, 4000, (64, 64), dtype=np.uint16) for _ in range(4)
+    )
+    viewer = make_napari_viewer_proxy()
+    # Placed as a result of a pyramid's coarse level is: by half its block.
+    um = {"scale": (0.87, 0.87), "units": ("µm", "µm"), "translate": (0.2175, 0.2175)}
+    viewer.add_image(here, name="here", **um)
+    viewer.add_image(elsewhere, name="elsewhere", **{**um, "translate": (500, 500)})
+    viewer.add_image(coarse, name="coarse", **{**um, "scale": (1.74, 1.74)})
+    # A pyramid whose coarse level has the labels' shape, lying under them.
+    full = np.kron(small, np.ones((2, 2), small.dtype))
+    viewer.add_image([full, small], name="pyramid", scale=(0.435, 0.435), units=("µm", "µm"))
+    cells = np.zeros((64, 64), np.uint8)
+    cells[10:30, 10:30] = 1
+    viewer.add_labels(cells, name="cells", **um)
+    panel = ExportPanel(viewer)
+    panel.folder.setText(str(tmp_path / "out"))
+    panel.export()
+    qtbot.waitUntil(lambda: "Wrote" in panel.status.text(), timeout=30_000)
+    objects = pd.read_csv(tmp_path / "out" / "cells_objects.csv")
+    assert [c for c in objects.columns if c.startswith("mean_")] == ["mean_here", "mean_pyramid"]
+    assert objects["mean_pyramid"][0] == pytest.approx(small[cells > 0].mean())
+    assert panel.status.text().endswith(
+        "Note: 'elsewhere' and 'coarse' do not lie under 'cells' in the viewer (moved, or at "
+        "another pixel size), so their intensities are not in its table."
+    )
+
+
 def test_cell_ids_napari_opened_as_an_image_are_not_measured(
     make_napari_viewer_proxy, qtbot, tmp_path
 ):

@@ -31,6 +31,7 @@ from ..io.layers import is_highlight, named_frames
 from ..io.writers import FILE_FORMATS, FORMATS
 from ..progress import one_line
 from ..roles import files_of, holds_ids, role_of, source_of
+from ._layers import misplaced_note
 from ._live import (
     SEGMENT_STEP,
     NothingToRun,
@@ -91,6 +92,7 @@ class ExportPanel(StepWidget, QWidget):
             parent=self,
         )
         self._pending: dict = {}
+        self._unmeasured: list[str] = []  # notes of images that do not lie under the labels
         self._landing = _Landing(there=True)
 
         content = QWidget()
@@ -212,7 +214,9 @@ class ExportPanel(StepWidget, QWidget):
                 for layer in self.viewer.layers
                 if isinstance(layer, Image) and not holds_ids(layer)
             ]
-            exports = [from_layer(layer, images) for layer in layers]  # a record unreadable
+            under = {layer: _lying_under(layer, images) for layer in layers}
+            # A record unreadable raises ValueError.
+            exports = [from_layer(layer, under[layer][0]) for layer in layers]
         except ValueError as err:
             self.runner.fail(err)
             return
@@ -237,6 +241,7 @@ class ExportPanel(StepWidget, QWidget):
                 *files_of(self.viewer.layers),
             ],
         )
+        self._unmeasured = [note for _, note in under.values() if note]
         self.status.setText(f"Exporting {len(layers)} layer(s) to {folder}…")
         self._run(overwrite)
 
@@ -339,7 +344,7 @@ class ExportPanel(StepWidget, QWidget):
                     f" '{export.name}' holds {made} only, made one at a time: its other frames "
                     "were never made, so their cell counts are left empty."
                 )
-        text += "".join(f" Note: {note}" for note in notes)  # a file's name as it is
+        text += "".join(f" Note: {note}" for note in [*self._unmeasured, *notes])
         return text
 
 
@@ -359,6 +364,34 @@ class _Landing:
         self.moving = False
         self.outcome = None
         self.error: Exception | None = None
+
+
+def _lying_under(labels, images) -> tuple[list, str]:
+    """The image layers that lie under ``labels`` in the viewer, at the resolution level
+    of the labels' shape (images of no level of that shape are not measured anyway), and
+    a note naming those that do not: an image moved 500 µm away, or at another pixel size,
+    was measured under the cells as if it lay beneath them."""
+    shape = np.shape(labels.data[0] if labels.multiscale else labels.data)
+    under, elsewhere = [], []
+    for image in images:
+        levels = image.data if image.multiscale else [image.data]
+        level = next(
+            (i for i, data in enumerate(levels)
+             if np.shape(data)[: -1 if image.rgb else None] == shape),
+            None,
+        )  # fmt: skip
+        if level is not None and misplaced_note(labels, image, "", (0, level)):
+            elsewhere.append(f"'{image.name}'")
+        else:
+            under.append(image)
+    if not elsewhere:
+        return under, ""
+    one = len(elsewhere) == 1
+    return under, (
+        f"{' and '.join(elsewhere)} {'does' if one else 'do'} not lie under '{labels.name}' in "
+        f"the viewer (moved, or at another pixel size), so {'its' if one else 'their'} "
+        "intensities are not in its table."
+    )
 
 
 def _export_job(exports, folder, *, overwrite, score_column, landing: _Landing, **options):
