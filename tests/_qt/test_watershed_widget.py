@@ -1391,6 +1391,32 @@ def test_closing_layers_during_a_live_preview_splits_nothing_unasked(
 
 
 @pytest.mark.gui
+def test_a_result_that_found_no_cells_is_said_without_an_error(
+    make_napari_viewer_proxy, qtbot, monkeypatch
+):
+    """Split applied to a result of segmenting that found no cells (an image smaller than
+    the least cell) popped up a red error that said to segment it first: it had just been."""
+    from napari_cytomask.io.layers import METADATA_KEY, RESULT_ROLE
+
+    errors = []
+    monkeypatch.setattr("napari_cytomask._qt._live.show_error", errors.append)
+    viewer = make_napari_viewer_proxy()
+    record = {"role": RESULT_ROLE, "source": None, "method": "unet"}
+    viewer.add_labels(np.zeros((7, 7), np.uint32), name="tiny cells",
+                      metadata={METADATA_KEY: record})  # fmt: skip
+    widget = WatershedWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.mode.setCurrentIndex(widget.mode.findData("split"))
+    widget.input.setCurrentText("tiny cells")
+    widget.apply()
+    qtbot.waitUntil(lambda: "no cells" in widget.status.text(), timeout=10000)
+    assert (
+        widget.status.text() == "'tiny cells' has no cells to split: segmenting found none there."
+    )
+    assert errors == [] and [layer.name for layer in viewer.layers] == ["tiny cells"]
+
+
+@pytest.mark.gui
 def test_a_preview_of_no_cells_adds_no_result_and_says_why_in_the_status(
     make_napari_viewer_proxy, qtbot, monkeypatch, truth
 ):

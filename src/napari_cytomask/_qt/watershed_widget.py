@@ -31,6 +31,7 @@ from ..io.layers import (
     frame_record,
     frames_made_of,
     is_highlight,
+    is_result,
     layer_info,
     looks_fluorescent,
     looks_transmitted,
@@ -1067,6 +1068,20 @@ def _any_cells(labels) -> bool:
     return any(np.asarray(labels[i]).any() for i in np.ndindex(labels.shape[:-2]))
 
 
+def _no_cells(where: str, source, index) -> str:
+    """Why there is nothing to split in ``where`` (every pixel 0), and what would give
+    cells: a result of segmenting found none (an image smaller than the least cell), where
+    the advice was to segment what had just been segmented, as a red error."""
+    frame = "show a frame with cells, " if index else ""
+    if is_result(source):
+        other = "; show a frame with cells" if index else ""
+        return f"{where} has no cells to split: segmenting found none there{other}."
+    return (
+        f"{where} has no cells to split (every pixel is 0): {frame}segment it in "
+        f"{SEGMENT_STEP} first, or paint cells into it."
+    )
+
+
 def _watershed_job(
     method, arrays, params, cleanup, source, name, index, metadata, volume, spacing, taken=None
 ):
@@ -1095,17 +1110,10 @@ def _watershed_job(
             where = f"'{name}'"
             if index:
                 where = f"{named_frame(index, source.axis_labels).capitalize()} of {where}"
-            raise ValueError(
-                f"{where} has no cells to split (every pixel is 0): "
-                + ("show a frame with cells, " if index else "")
-                + f"segment it in {SEGMENT_STEP} first, or paint cells into it."
-            )
+            raise NothingToRun(_no_cells(where, source, index))
     elif method == "split" and not _any_cells(arrays[0]):
         # Checked here, on Apply only, not before every preview: it may read the whole stack.
-        raise ValueError(
-            f"'{name}' has no cells to split (every pixel is 0): segment it in {SEGMENT_STEP} "
-            "first, or paint cells into it."
-        )
+        raise NothingToRun(_no_cells(f"'{name}'", source, index))
     big = index is None and max(arrays[0].shape[-2:]) > 4096
     labels = yield from iter_watershed(
         method,
