@@ -975,7 +975,10 @@ def test_impossible_segment_options_are_usage_errors(option, value, capsys):
      ("--tile-size", "big", "must be a whole number, not 'big'"),
      ("--overlap", "1.5", "must be a whole number, not '1.5'"),
      # Taken, segmented, and the labels then could not be saved.
-     ("--pixel-size", "1e7", "must be a finite number in (0, 100] (got 1e7)"),
+     ("--pixel-size", "1e7", "must be a finite number in [0.001, 50] (got 1e7)"),
+     # Written into the result, which the reader then opened without a pixel size.
+     ("--pixel-size", "80", "must be a finite number in [0.001, 50] (got 80)"),
+     ("--pixel-size", "1e-9", "must be a finite number in [0.001, 50] (got 1e-9)"),
      # "in (0, inf]" refused "inf".
      ("--chunked-above", "inf", "must be a finite number above 0 (got inf)")],
 )  # fmt: skip

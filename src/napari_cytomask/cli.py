@@ -31,7 +31,7 @@ import warnings
 from pathlib import Path
 
 from . import own_version
-from .io.layers import MAX_PIXEL_SIZE_UM
+from .io.layers import PIXEL_SIZE_RANGE_UM
 from .io.writers import CHUNKED_ABOVE, FILE_FORMATS, SEGMENT_FORMATS, format_named
 from .pipeline import METHODS
 from .progress import (
@@ -113,9 +113,9 @@ def _positive_float(text: str) -> float:
 
 
 def _pixel_size(text: str) -> float:
-    """A pixel size in µm, up to the 100 µm the dock's box takes: 1e7 was taken, the image
-    segmented, and its labels then could not be saved."""
-    return _number(text, 0.0, MAX_PIXEL_SIZE_UM, open_low=True)
+    """A pixel size in µm that a file's calibration may hold (:data:`PIXEL_SIZE_RANGE_UM`),
+    as the dock's box takes."""
+    return _number(text, *PIXEL_SIZE_RANGE_UM)
 
 
 def _non_negative_float(text: str) -> float:

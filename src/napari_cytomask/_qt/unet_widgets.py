@@ -44,8 +44,8 @@ from qtpy.QtWidgets import (
 )
 
 from ..io.layers import (
-    MAX_PIXEL_SIZE_UM,
     METADATA_KEY,
+    PIXEL_SIZE_RANGE_UM,
     edited_frames,
     frame_key,
     frame_notes,
@@ -176,7 +176,7 @@ class _PixelSizeBox(DecimalSpinBox):
         super().__init__()
         self.setButtonSymbols(QAbstractSpinBox.ButtonSymbols.NoButtons)
         self.setDecimals(4)
-        self.setRange(0, MAX_PIXEL_SIZE_UM)
+        self.setRange(0, PIXEL_SIZE_RANGE_UM[1])  # 0: none typed
         self.setSingleStep(0.05)
         self._tip = tip
         self.setToolTip(tip)

@@ -163,10 +163,14 @@ def _yx_um(values, units) -> tuple[float, float] | None:
     return y, x
 
 
-#: The largest pixel size in µm one may give an image (the dock's Pixel size box,
-#: ``--pixel-size``): a low-magnification overview's is tens of µm; 1e7 was taken, and the
-#: labels made with it could not be saved.
-MAX_PIXEL_SIZE_UM = 100.0
+#: Pixel sizes, in micrometres, that a microscope gives, from super-resolution
+#: (nanometres) to low-magnification overviews (tens of micrometres): what a file's
+#: calibration is taken from (resolution tags outside this are no calibration: image
+#: editors, screens and cameras write 72, 96, 150 or 300 pixels per inch, 353, 265, 169
+#: and 85 µm, by default), and what one may give an image (the dock's Pixel size box,
+#: ``--pixel-size``): 1e7 was taken, and its labels could not be saved; 80 was written
+#: into a result that the reader then opened without it.
+PIXEL_SIZE_RANGE_UM = (0.001, 50.0)
 
 
 def pixel_size_um(scale, units) -> tuple[float, float] | None:

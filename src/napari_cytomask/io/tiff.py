@@ -40,6 +40,7 @@ from dask.base import tokenize
 
 from .layers import (
     METADATA_KEY,
+    PIXEL_SIZE_RANGE_UM,
     SECONDS,
     Channel,
     Scan,
@@ -81,11 +82,6 @@ _SPATIAL = ("Z", "Y", "X")
 # Micrometres per TIFF ResolutionUnit: inch, centimetre, millimetre, micrometre. A file
 # without the tag is in inches (the TIFF default); 1 (no unit) gives no size.
 _RESUNIT_UM = {2: 25400.0, 3: 1e4, 4: 1e3, 5: 1.0}
-#: Pixel sizes, in micrometres, that a microscope gives, from super-resolution
-#: (nanometres) to low-magnification overviews (tens of micrometres). Resolution tags
-#: outside this are no calibration: image editors, screens and cameras write 72, 96,
-#: 150 or 300 pixels per inch (353, 265, 169 and 85 µm) by default.
-PIXEL_SIZE_RANGE_UM = (0.001, 50.0)
 #: Pixels per inch that editors, printers and scanners write (a figure exported at 600
 #: dpi, a scan at 1200): inside that range (42.3 and 21.2 µm), and no calibration either.
 _EDITOR_DPI = frozenset({100, 200, 240, 360, 400, 600, 720, 800, 1200, 1440, 2400, 2880, 4800})
