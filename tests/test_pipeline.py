@@ -121,6 +121,26 @@ def test_bad_presets_say_what_is_wrong(data, message):
         Preset.from_dict(data)
 
 
+def test_settings_built_in_python_are_checked_as_a_files_are(unet_file):
+    """A threshold of "0.5" built a preset that failed after seconds to minutes of
+    predicting, in numpy's words ("ufunc 'greater' did not contain a loop"); settings given
+    as a dict failed with "asdict() should be called on dataclass instances"."""
+    for preset, message in (
+        (lambda: Preset(unet=UNetStep(interior_threshold="0.5")),
+         r"^unet: 'interior_threshold' should be float or None, not '0.5'\.$"),
+        (lambda: Preset(unet={"tta": False}),
+         r"^'unet' should be a UNetStep, not \{'tta': False\} \(Preset.from_dict reads "),
+        (lambda: Preset(method="sam2", sam2=Sam2Step(params={"points_per_side": "32"})),
+         "sam2: params: 'points_per_side' should be int or None, not '32'"),
+    ):  # fmt: skip
+        with pytest.raises(PresetError, match=message):
+            preset()
+    # What a script gives: a path, NumPy's numbers.
+    step = UNetStep(model=unet_file, tile_size=np.int64(128), interior_threshold=np.float32(0.4))
+    preset = Preset(unet=step)
+    assert Preset.from_dict(json.loads(json.dumps(preset.to_dict()))).unet.model == str(unet_file)
+
+
 def test_a_file_that_is_not_json(tmp_path):
     path = tmp_path / "p.json"
     path.write_bytes(b"\x00\x01 not json")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import inspect
 import json
 import math
+import numbers
 import os
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -167,6 +168,17 @@ class Preset:
             self.unet = UNetStep()
         if self.method in ("sam2", "sam2_guided") and self.sam2 is None:
             self.sam2 = Sam2Step()
+        # Built in Python, the steps' settings are checked as a preset file's are: a
+        # threshold of "0.5" failed minutes into a scan, in numpy's words.
+        for key, step in (("unet", UNetStep), ("sam2", Sam2Step)):
+            value = getattr(self, key)
+            if value is not None and not isinstance(value, step):
+                raise PresetError(
+                    f"'{key}' should be a {step.__name__}, not {value!r} (Preset.from_dict "
+                    "reads settings given as a dict)."
+                )
+            if value is not None:
+                _check_types(step, asdict(value), f"{key}: ", _PYTHON_KINDS)
         if self.unet is not None:
             _check_ranges(asdict(self.unet), "unet")
         if self.sam2 is not None:
@@ -378,6 +390,10 @@ def _made_by(made: dict) -> dict:
 #: Python types of the preset fields' annotations (``int | None`` …) that JSON can give.
 _JSON_KINDS = {"int": int, "float": (int, float), "str": str, "bool": bool, "dict": dict,
                "list[int]": list, "None": type(None)}  # fmt: skip
+#: What a script may give for each: NumPy's numbers, a path for a file's name.
+_PYTHON_KINDS = {**_JSON_KINDS, "int": numbers.Integral, "float": numbers.Real,
+                 "str": (str, os.PathLike), "bool": (bool, np.bool_),
+                 "list[int]": (list, tuple)}  # fmt: skip
 
 
 #: Ranges (low, high; ``None``: no bound) of the preset numbers, as the dock's controls and
@@ -448,21 +464,22 @@ def _check_names(values: dict, known, where: str) -> None:
         raise PresetError(f"unknown {where} entries {unknown}; known are {sorted(known)}.")
 
 
-def _check_types(cls, values: dict, where: str) -> None:
-    """Raise :class:`PresetError` for a value of another type than its field's, so that a
-    hand-edited preset is refused with the entry named, not at every file it is used on."""
+def _check_types(cls, values: dict, where: str, known: dict = _JSON_KINDS) -> None:
+    """Raise :class:`PresetError` for a value of another type than its field's (the types
+    ``known`` for each annotation: a JSON file's, or a script's), so that a hand-edited
+    preset is refused with the entry named, not at every file it is used on."""
     for f in fields(cls):
         # Annotations are text here, types in modules without postponed annotations.
         kinds = [k.strip() for k in getattr(f.type, "__name__", str(f.type)).split("|")]
-        if f.name not in values or not all(k in _JSON_KINDS for k in kinds):
+        if f.name not in values or not all(k in known for k in kinds):
             continue
         value = values[f.name]
         fits = any(
-            isinstance(value, _JSON_KINDS[k]) and (k == "bool" or not isinstance(value, bool))
+            isinstance(value, known[k]) and (k == "bool" or not isinstance(value, bool))
             for k in kinds
         )
-        if fits and isinstance(value, list):
-            fits = all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        if fits and isinstance(value, (list, tuple)):
+            fits = all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in value)
         if not fits:
             raise PresetError(f"{where}'{f.name}' should be {' or '.join(kinds)}, not {value!r}.")
 
