@@ -298,7 +298,8 @@ def test_a_split_of_a_scan_larger_than_memory_writes_into_its_store(
     outputs = []
 
     def watershed(method, *inputs, out=None, **kwargs):
-        outputs.append((method, out))
+        if inputs[0].shape == image.shape:  # not the settings' check on a small image
+            outputs.append((method, out))
         return (yield from iter_watershed(method, *inputs, out=out, **kwargs))
 
     iter_watershed = runner.iter_watershed

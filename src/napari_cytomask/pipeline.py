@@ -10,7 +10,6 @@ process, or per dask worker) and segments images with them.
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 import numbers
@@ -426,11 +425,10 @@ def _check_ranges(values: dict, where: str) -> None:
 
 
 def _check_split(split: dict) -> None:
-    """Raise :class:`PresetError` unless ``split`` holds settings that split labels: tried
-    on a small image, so a bad entry is named when the preset is read, not at every file."""
-    from .postprocess import run_watershed
-    from .postprocess.cleanup import clean_labels
-    from .postprocess.watershed import split_labels
+    """Raise :class:`PresetError` unless ``split`` holds settings that split labels
+    (:func:`~.postprocess.runner.check_settings`), so a bad entry is named when the preset
+    is read, not at every file."""
+    from .postprocess.runner import check_settings
 
     if set(split) - {"params", "cleanup"}:
         raise PresetError(
@@ -439,21 +437,12 @@ def _check_split(split: dict) -> None:
     for key in ("params", "cleanup"):
         if not isinstance(split.get(key) or {}, dict):
             raise PresetError(f"split: '{key}' should hold settings, not {split[key]!r}.")
-    # The settings a user gives: not where a frame lies, which the run works out.
-    for key, func, own in (
-        ("params", split_labels, {"origin", "spacing"}),
-        ("cleanup", clean_labels, set()),
-    ):
-        names = [
-            p.name for p in inspect.signature(func).parameters.values() if p.kind == p.KEYWORD_ONLY
-        ]
-        _check_names(split.get(key) or {}, sorted(set(names) - own), f"'split: {key}'")
-    cells = np.zeros((16, 16), np.uint8)
-    cells[4:12, 4:12] = 1
     try:
-        run_watershed("split", cells, params=split.get("params"), cleanup=split.get("cleanup"))
-    except (TypeError, ValueError) as err:
-        raise PresetError(f"invalid split settings: {err}") from err
+        check_settings(
+            "split", split.get("params"), split.get("cleanup"), ("split: params", "split: cleanup")
+        )
+    except ValueError as err:
+        raise PresetError(str(err)) from err
 
 
 def _check_names(values: dict, known, where: str) -> None:

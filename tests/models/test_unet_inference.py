@@ -427,3 +427,26 @@ def test_a_foreground_maps_seeds_are_as_deep_in_the_networks_pixels():
     # outlines are coarser).
     enlarged = [count(k, (1 / k, 1 / k)) for k in (2, 4, 8)]
     assert len(set(enlarged)) == 1 and abs(enlarged[0] - native) <= 1
+
+
+def test_post_processing_settings_are_checked_before_predicting(trained, image, monkeypatch):
+    """A script's unknown entry was refused in Python's words after the image was predicted
+    ("interior_boundary_to_instances() got an unexpected keyword argument"), and a threshold
+    of 2 or a minimum size of -5 was taken without a word."""
+    from napari_cytomask.models import inference
+
+    def predicted(*args, **kwargs):
+        raise AssertionError("predicted before the settings were checked")
+        yield
+
+    monkeypatch.setattr(inference, "iter_predict", predicted)
+    for kwargs, message in (
+        ({"postprocess": {"bogus": 1}},
+         r"^unknown 'postprocess' entries \['bogus'\]; known are \['compactness', "),
+        ({"postprocess": {"interior_threshold": 2}},
+         r"^postprocess: 'interior_threshold' is 2; it must be from 0 to 1\.$"),
+        ({"cleanup": {"min_area": -5}}, r"^cleanup: 'min_area' is -5; it must be 0 or more\.$"),
+        ({"cleanup": {"min_aera": 5}}, r"^unknown 'cleanup' entries \['min_aera'\]"),
+    ):  # fmt: skip
+        with pytest.raises(ValueError, match=message):
+            segment(trained, image[:64, :64], **kwargs)

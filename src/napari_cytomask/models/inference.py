@@ -30,6 +30,7 @@ from torch import nn
 
 from ..labels import as_planes
 from ..postprocess import iter_watershed
+from ..postprocess.runner import check_settings
 from ..progress import Progress, drain, relay
 from ..tiling import fitted_tile, padded_size, tile_starts
 from .catalog import (
@@ -610,6 +611,8 @@ def iter_segment(
         tuned = postprocess_arguments(predictor.config.targets, **predictor.settings)
         postprocess = tuned["postprocess"] if postprocess is None else postprocess
         cleanup = tuned["cleanup"] if cleanup is None else cleanup
+    if instances:  # said before the minutes of predicting, not after
+        check_settings(predictor.config.targets, postprocess, cleanup, ("postprocess", "cleanup"))
     probs = yield from iter_predict(
         predictor,
         image,
