@@ -326,3 +326,16 @@ def test_a_binary_mask_compared_as_one_cell_is_said():
         assert evaluate(regions_as_cells(mask, 1)[0], ids, stack=1).matches.f1[0] == 1
         one = (ids[0] == 1).astype(np.uint8)  # one cell of id 1: labels, not a mask
         assert evaluate(one, one).matches.f1[0] == 1
+
+
+def test_write_csv_given_its_arguments_the_other_way_round_says_so(tmp_path):
+    """write_csv(path, evaluation), as write_labels(path, data) takes them, failed with
+    "'PosixPath' object has no attribute 'matches'"."""
+    from napari_cytomask.metrics.export import write_csv
+
+    ids = np.zeros((8, 8), np.uint8)
+    ids[2:6, 2:6] = 1
+    said = r"write_csv takes the result of evaluate\(\) first, then the file to write; got "
+    with pytest.raises(TypeError, match=said + r"PosixPath '.*scores.csv' first\."):
+        write_csv(tmp_path / "scores.csv", evaluate(ids, ids))
+    assert not (tmp_path / "scores.csv").exists()

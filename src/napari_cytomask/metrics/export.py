@@ -108,6 +108,11 @@ def write_csv(
     napari_cytomask.io.atomic.WriteError
         If the disk is full, read-only or not writable; nothing is left behind.
     """
+    if not isinstance(evaluation, Evaluation):  # its attributes were missed, in Python's words
+        raise TypeError(
+            "write_csv takes the result of evaluate() first, then the file to write; got "
+            f"{type(evaluation).__name__} {str(evaluation)!r} first."
+        )
     rows = results_rows(evaluation, positions)
     if names is None:
         return write_rows(path, COLUMNS, rows, overwrite=overwrite)
