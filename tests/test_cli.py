@@ -1837,7 +1837,9 @@ def test_frames_whose_ground_truth_has_no_cell_are_left_out(tmp_path, capsys):
     out = capsys.readouterr()
     assert "F1@0.5 1.000" in out.out
     assert (
-        "gt.tif has no cell in time points 0, 2, so they are left out of the comparison " in out.err
+        "gt.tif has no cell in time points 0, 2, so they are left out of the comparison (label "
+        "their cells to score them); the 4 cells predicted there are not counted as false "
+        "positives.\n" in out.err
     )
 
 

@@ -1447,7 +1447,7 @@ def _evaluate(args) -> int:
         pixel_size_um,
     )
     from .labels import LabelsError, paired
-    from .metrics import evaluate, leave_out_frames
+    from .metrics import evaluate, leave_out_frames, uncounted_note
     from .metrics.export import NAMED_COLUMNS, results_rows, write_rows
     from .models.catalog import pixel_sizes
 
@@ -1513,7 +1513,7 @@ def _evaluate(args) -> int:
                 made = made.reshape(pred.shape[:-2])
             gt, pred = gt.copy(), pred.copy()  # not the files' own arrays
             labelled = bool(gt.any())  # before the frames never made are emptied
-            _, left = leave_out_frames(gt, pred, stack, made)
+            _, left, uncounted = leave_out_frames(gt, pred, stack, made)
             axes = geometry.get("axis_labels")  # which name the frames left out
             if made is not None and not made.all():
                 kept = [frame_key(place) for place in np.argwhere(made)]
@@ -1525,7 +1525,8 @@ def _evaluate(args) -> int:
                 keys = [frame_key(place) for place in np.argwhere(left)]
                 print(f"cytomask: note: {gt_path} has no cell in {named_frames(keys, axes)}, "
                       f"so {'they are' if len(keys) > 1 else 'it is'} "
-                      "left out of the comparison (label their cells to score them).",
+                      "left out of the comparison (label their cells to score them)"
+                      f"{uncounted_note(uncounted)}.",
                       file=sys.stderr)  # fmt: skip
             result = evaluate(gt, pred, args.thresholds, stack=stack)
         except (ValueError, OSError) as err:

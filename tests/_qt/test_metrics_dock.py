@@ -1210,7 +1210,7 @@ def test_frames_where_the_ground_truth_has_no_cell_are_left_out(
     assert text.startswith(f"{n} ground-truth and {n} predicted objects in 1 of 4 frames.")
     assert text.endswith(
         "Left out: positions 0, 2, 3, where 'painted' has no cell (paint the cells there to "
-        "score them)."
+        f"score them); the {3 * n} cells predicted there are not counted as false positives."
     )
     # Cells painted at a second position are scored there too.
     data = truth.data.copy()

@@ -295,8 +295,11 @@ def test_the_csv_leaves_out_the_frames_left_out_of_the_comparison():
     from napari_cytomask.metrics.export import results_rows
 
     gt, pred = np.stack([GT, np.zeros_like(GT), GT]), np.stack([PRED, PRED, PRED])
-    compared, _ = leave_out_frames(gt, pred, 1)
+    cells = len(np.unique(PRED[PRED > 0]))
+    compared, _, uncounted = leave_out_frames(gt, pred, 1)
     assert compared.tolist() == [True, False, True]
+    # A control field's debris no score counts: said (6 cells left F1 at 1.000, unsaid).
+    assert cells > 0 and uncounted == cells
     rows = results_rows(evaluate(gt, pred, stack=True))
     assert {row[0] for row in rows} == {"all", "0", "2"}
     f1 = {row[0]: row[5] for row in rows if row[4] == "f1" and row[2] == "object" and row[3] == 0.5}

@@ -56,6 +56,7 @@ from ..metrics import (
     Evaluation,
     evaluate,
     leave_out_frames,
+    uncounted_note,
     unmatched_objects,
     write_csv,
 )
@@ -318,6 +319,8 @@ class Compared(NamedTuple):
     false_negatives: np.ndarray | None
     #: Frames left out as the ground truth has no cell there (over the frame axes), or None.
     unlabelled: np.ndarray | None
+    #: How many predicted cells those frames held, which no score counts.
+    uncounted: int
     #: Frames compared (over the frame axes): made by both layers, with ground truth.
     compared: np.ndarray
     #: "prediction" and "ground truth" where that layer is a binary mask, with its value.
@@ -346,13 +349,13 @@ def compute_metrics(
         if (found := binary_mask_regions(arrays[name], stack)) is not None:
             arrays[name], binary[name] = found
     gt, pred = arrays["ground truth"], arrays["prediction"]
-    compared, unlabelled = leave_out_frames(gt, pred, stack, made)
+    compared, unlabelled, uncounted = leave_out_frames(gt, pred, stack, made)
     result = evaluate(gt, pred, match_threshold=threshold, stack=stack)
     false_pos = false_neg = digests = None
     if highlight:
         false_pos, false_neg = unmatched_objects(gt, pred, result, stack=stack)
         digests = (plane_digests(false_pos), plane_digests(false_neg))
-    return Compared(result, false_pos, false_neg, unlabelled, compared, binary, digests)
+    return Compared(result, false_pos, false_neg, unlabelled, uncounted, compared, binary, digests)
 
 
 def _unused_label(labels: np.ndarray) -> int | None:
@@ -926,7 +929,7 @@ class MetricsDock(StepWidget, QWidget):
                 self._hidden.add(key)
 
     def _show(self, result: Compared) -> None:
-        evaluation, false_pos, false_neg, unlabelled, compared, binary, digests = result
+        evaluation, false_pos, false_neg, unlabelled, uncounted, compared, binary, digests = result
         self.evaluation = evaluation
         self._binary, self._regions = binary, {}
         names, axes = self._position_names or (None, ())
@@ -978,7 +981,8 @@ class MetricsDock(StepWidget, QWidget):
             keys = [frame_key(place) for place in np.argwhere(unlabelled)]
             text += (
                 f" Left out: {named_frames(keys, self._axes)}, where "
-                f"'{gt_name}' has no cell (paint the cells there to score them)."
+                f"'{gt_name}' has no cell (paint the cells there to score them)"
+                f"{uncounted_note(uncounted)}."
             )
         if misplaced:
             text += f" {misplaced}"

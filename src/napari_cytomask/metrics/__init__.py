@@ -11,6 +11,7 @@ from .core import (
     PixelStats,
     evaluate,
     leave_out_frames,
+    uncounted_note,
     unlabelled_frames,
     unmatched_objects,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "PixelStats",
     "evaluate",
     "leave_out_frames",
+    "uncounted_note",
     "results_rows",
     "unlabelled_frames",
     "unmatched_objects",

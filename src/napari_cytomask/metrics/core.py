@@ -829,7 +829,7 @@ def unlabelled_frames(ground_truth: np.ndarray, stack: int, compared=True) -> np
 
 def leave_out_frames(
     ground_truth: np.ndarray, prediction: np.ndarray, stack: int, made: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray | None]:
+) -> tuple[np.ndarray, np.ndarray | None, int]:
     """Empty, in place, the frames of a stack (over its ``stack`` leading axes) that are
     no verdict: those a result never made (``made`` false, from
     :func:`~napari_cytomask.io.layers.made_frames`) in both images, and those where the
@@ -842,6 +842,9 @@ def leave_out_frames(
         The frames compared, over the ``stack`` axes.
     unlabelled
         The frames left out for want of ground truth, or None.
+    uncounted
+        How many predicted cells those frames held (a control field's debris, say), which
+        no score counts as false positives.
     """
     compared = np.ones(ground_truth.shape[:stack], bool)
     if made is not None:
@@ -849,10 +852,25 @@ def leave_out_frames(
         prediction[~made] = 0
         compared &= made.reshape(*compared.shape, -1).any(axis=-1)
     unlabelled = unlabelled_frames(ground_truth, stack, compared)
+    uncounted = 0
     if unlabelled is not None:
+        uncounted = int(sum(np.count_nonzero(np.unique(f)) for f in prediction[unlabelled]))
         prediction[unlabelled] = 0
         compared &= ~unlabelled
-    return compared, unlabelled
+    return compared, unlabelled, uncounted
+
+
+def uncounted_note(uncounted: int) -> str:
+    """What a note on frames left out for want of ground truth says of the ``uncounted``
+    cells predicted there (:func:`leave_out_frames`): a control field's 6 cells of debris
+    left the pooled F1 at 1.000, unsaid. "" without any."""
+    if not uncounted:
+        return ""
+    many = uncounted != 1
+    return (
+        f"; the {uncounted} cell{'s' * many} predicted there {'are' if many else 'is'} not "
+        "counted as false positives"
+    )
 
 
 def unmatched_objects(ground_truth, prediction, evaluation: Evaluation, *, stack: int = 0):
