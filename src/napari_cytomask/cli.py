@@ -1122,8 +1122,9 @@ def _tune(args) -> int:
     elif used < len(samples):
         say(f"only the checkpoint's {used} validation image(s) among the {len(samples)} given "
             "were used: the others are its training or test images")  # fmt: skip
-    _say_tuned(say, tuned, read_description(resolve_unet(args.model)))
-    print(args.model)
+    rewritten = resolve_unet(args.model)  # a name's file in the model folder
+    _say_tuned(say, tuned, read_description(rewritten))
+    print(rewritten)
     return EXIT_OK
 
 

@@ -159,6 +159,36 @@ def test_a_tuned_checkpoint_keeps_its_weights_and_is_used_by_default(unet_checkp
         drain(iter_tune_checkpoint(path, two, device="cpu"))
 
 
+def test_tuning_rewrites_the_checkpoint_a_name_gives(unet_checkpoint, tmp_path, monkeypatch):
+    """A model named as it lies in the model folder was tuned into a new file of that name
+    in the current folder, and the model itself kept its thresholds; "starter" wrote
+    ./starter.safetensors; a folder that cannot be written to was said after the tuning."""
+    import errno
+    import shutil
+
+    from napari_cytomask.io import atomic
+    from napari_cytomask.io.atomic import WriteError
+    from napari_cytomask.models.checkpoint import DIR_ENV
+
+    models, here = tmp_path / "models", tmp_path / "here"
+    models.mkdir(), here.mkdir()
+    shutil.copy(unet_checkpoint(tile_size=128, seed=3), models / "mine.safetensors")
+    monkeypatch.setenv(DIR_ENV, str(models))
+    monkeypatch.chdir(here)
+    scan = make_tilescan(n_tiles=2, shape=(64, 64), cell_radius=9, seed=2)
+    samples = samples_from_arrays(scan.brightfield, scan.labels, "scan")
+    tuned = drain(iter_tune_checkpoint("mine", samples, device="cpu", batch_size=2))
+    assert read_description(models / "mine.safetensors")["postprocess"] == tuned
+    assert list(here.iterdir()) == []
+    with pytest.raises(ValueError, match="'starter' is the model inside the package"):
+        drain(iter_tune_checkpoint("starter", samples, device="cpu"))
+    monkeypatch.setattr(atomic, "not_writable", lambda folder: OSError(errno.EROFS, "read-only"))
+    gen = iter_tune_checkpoint("mine", samples, device="cpu")
+    with pytest.raises(WriteError, match=f"{models}"):
+        next(gen)  # before the first image is predicted
+    assert list(here.iterdir()) == []
+
+
 @pytest.mark.parametrize("tune", [True, False])
 def test_training_tunes_on_its_validation_images(tmp_path, tiny_unet, tune):
     scan = make_tilescan(n_tiles=3, shape=(96, 96), cell_radius=10, seed=4)

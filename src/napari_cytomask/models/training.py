@@ -49,6 +49,7 @@ from scipy import ndimage as ndi
 
 from ..io.atomic import (
     WriteError,
+    check_folder_writable,
     file_in_the_way,
     not_writable,
     reason,
@@ -63,6 +64,7 @@ from ..metrics import Evaluation, evaluate
 from ..postprocess import instances_to_interior_boundary
 from ..progress import drain, relay
 from .catalog import (
+    is_starter,
     learnt_pixel_size,
     pixel_sizes,
     resolve_unet,
@@ -1301,8 +1303,21 @@ def iter_tune_checkpoint(
     Raises
     ------
     ValueError
-        When the images hold no labelled cell or do not fit the network.
+        When the images hold no labelled cell or do not fit the network, or ``path`` is the
+        starter model, which the package holds.
+    napari_cytomask.io.atomic.WriteError
+        When the checkpoint's folder cannot be written to: said before the minutes of
+        tuning, which were lost.
     """
+    if is_starter(path):
+        raise ValueError(
+            "tuning rewrites a checkpoint file, and 'starter' is the model inside the package; "
+            "to adapt it to your images, train from it (init_from='starter', or cytomask "
+            "train --from starter), which also chooses its thresholds on your validation images."
+        )
+    # A name in the model folder: the file it names is rewritten, not one of that name here.
+    path = resolve_unet(path)
+    check_folder_writable(path.parent)
     predictor = UNetPredictor.from_checkpoint(path, device)
     samples = list(samples)
     for sample in samples:
