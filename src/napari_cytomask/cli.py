@@ -424,7 +424,8 @@ def _train_parser(sub) -> None:
         "--no-tune",
         action="store_true",
         help="do not choose the post-processing thresholds on the validation images after "
-        "training (they stay 0.5 and 0.5, no minimum cell size)",
+        "training (a new network's stay 0.5 and 0.5 with no minimum cell size; a network "
+        "fine-tuned with --from keeps those of the model it started from)",
     )
     _add_device(run)
     p.add_argument(

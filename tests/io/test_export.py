@@ -1751,3 +1751,16 @@ def test_a_colour_pictures_colours_are_measured_apart():
         for i, colour in enumerate(("red", "green", "blue")):
             want = photo.data[..., i][cells == row["label"]].mean()
             assert row[f"mean_photo {colour}"] == pytest.approx(want)
+
+
+def test_a_home_folder_written_as_a_tilde_is_the_home_folder(tmp_path, monkeypatch):
+    """A script's export to "~/out" made a folder named ~ in the current folder, where
+    models are read from "~/…" as the home folder."""
+    home, here = tmp_path / "home", tmp_path / "here"
+    home.mkdir(), here.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(here)
+    labels = np.zeros((16, 16), np.uint8)
+    labels[2:8, 2:8] = 1
+    written = export_labels([LabelsExport("cells", labels)], "~/out", formats=["tiff"])
+    assert {path.parent for path in written} == {home / "out"} and list(here.iterdir()) == []

@@ -25,6 +25,7 @@ from napari_cytomask.models.training import (
     default_workers,
     epochs_trained,
     iter_train,
+    kept_start_note,
     make_targets,
     match_split,
     samples_from_arrays,
@@ -187,6 +188,49 @@ def test_images_given_as_masks_are_refused(shared_data, tmp_path):
         tifffile.imwrite(tmp_path / name / "gt.tif", mask)
     samples = samples_from_folders(str(tmp_path / "*" / "raw.tif"), str(tmp_path / "*" / "gt.tif"))
     assert len(samples) == 3
+    # Arrays from a script, the other way round: trained on 17,149 "cells", unsaid.
+    phase = read_image(images.replace("[12]", "1"))
+    with pytest.raises(ValueError, match=r"^mask of phase does not look like labels .* Were "):
+        samples_from_arrays(cells, phase, "phase")
+    assert len(samples_from_arrays(phase, cells, "phase")) == 1
+    # One scan given as a path, not a list: read as its letters ("/ is not a regular file").
+    scan = tmp_path / "scan.tif"
+    tifffile.imwrite(scan, np.stack([phase, cells.astype(phase.dtype)]), imagej=True,
+                     metadata={"axes": "CYX"})  # fmt: skip
+    assert len(samples_from_tilescans(str(scan), 0, 1)) == 1
+
+
+def test_a_split_given_from_a_script_is_checked_before_training(tmp_path, tiny_unet):
+    """A split without "test" failed with KeyError: 'test' after its first epoch, nothing
+    saved; an image both trained and validated on was taken without a word."""
+    samples, _ = _synthetic_samples(n_tiles=3)
+    names = [s.name for s in samples]
+    out = tmp_path / "m.safetensors"
+    for split, message in (
+        ({"train": names[:2], "validation": names[1:]},
+         rf"the split names '{re.escape(names[1])}' both in 'train' and in 'validation'"),
+        ({"train": names[:2], "valid": names[2:]}, "a split is a dict of 'train', 'validation'"),
+        ({"train": names[0], "validation": names[1:]}, r"its 'train' is 'syn\[0\]'"),
+    ):  # fmt: skip
+        gen = iter_train(samples, out, UNetConfig(**tiny_unet), _small_settings(), split=split)
+        with pytest.raises(ValueError, match=message):
+            next(gen)
+    result = train(samples, out, UNetConfig(**tiny_unet), _small_settings(tune=False),
+                   split={"train": names[:2], "validation": names[2:]})  # fmt: skip
+    assert result.description["training"]["split"]["test"] == []
+
+
+def test_an_output_in_the_home_folder_written_as_a_tilde_is_there(tmp_path, tiny_unet, monkeypatch):
+    """train(…, "~/m.safetensors") made a folder named ~ in the current folder, where the
+    model is then read from the home folder and not found."""
+    home, here = tmp_path / "home", tmp_path / "here"
+    home.mkdir(), here.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(here)
+    samples, _ = _synthetic_samples(n_tiles=1)
+    config = UNetConfig(**tiny_unet)
+    result = train(samples, "~/m.safetensors", config, _small_settings(tune=False))
+    assert result.checkpoint == home / "m.safetensors" and list(here.iterdir()) == []
 
 
 def test_masks_whose_only_cells_went_to_validation_are_explained(tmp_path, tiny_unet):
@@ -586,6 +630,44 @@ def test_a_fine_tuning_run_stopped_as_it_chose_the_thresholds_points_to_what_it_
     assert finished.description["training"]["best_epoch"] == 0
     start, kept = (load_checkpoint(p)[0].state_dict() for p in (base.checkpoint, out))
     assert all(torch.equal(start[k], kept[k]) for k in start)
+
+
+def test_fine_tuning_without_tuning_keeps_the_starting_models_thresholds(
+    tmp_path, tiny_unet, validation_scores, monkeypatch
+):
+    """Fine-tuned with --no-tune, a model kept its start's weights but not its thresholds:
+    the starter model so fine-tuned segmented at 0.5 / 0.5 / 0 for its own 0.5 / 0.95 /
+    570 (F1@0.5 0.729 for 0.911), its epochs were scored at those, and the run said its
+    thresholds were "chosen on these images"."""
+    from napari_cytomask.models.checkpoint import save_checkpoint
+    from napari_cytomask.models.inference import UNetPredictor
+
+    samples, _ = _synthetic_samples(n_tiles=3)
+    settings = _small_settings(fractions=(2, 1, 0), tune=False)
+    base = train(samples, tmp_path / "base.safetensors", UNetConfig(**tiny_unet), settings)
+    # A new network not tuned keeps the defaults, as before.
+    plain_settings = UNetPredictor.from_checkpoint(base.checkpoint, "cpu").settings
+    assert plain_settings == {"interior_threshold": 0.5, "foreground_threshold": 0.5, "min_size": 0}
+    own = {"interior_threshold": 0.7, "foreground_threshold": 0.9, "min_size": 30}
+    described = {**read_description(base.checkpoint), "postprocess": own}
+    save_checkpoint(base.checkpoint, load_checkpoint(base.checkpoint)[0], described)
+    used = []
+    evaluate = training.iter_evaluate
+
+    def iter_evaluate(*args, settings=None, **kwargs):
+        used.append(settings)
+        return (yield from evaluate(*args, settings=settings, **kwargs))
+
+    monkeypatch.setattr(training, "iter_evaluate", iter_evaluate)
+    validation_scores([0.5, 0.4])  # epoch 0, the starting model, stays the best
+    fine = train(samples, tmp_path / "fine.safetensors", None, settings, init_from=base.checkpoint)
+    assert "postprocess" not in fine.description
+    assert used == [own, own]
+    assert UNetPredictor.from_checkpoint(fine.checkpoint, "cpu").settings == own
+    assert kept_start_note(fine.description).startswith(
+        "No epoch scored above the starting model on the validation images, so the model "
+        "saved is the starting one, with thresholds its own."
+    )
 
 
 def test_a_starting_model_that_cannot_be_saved_leaves_no_training_state(

@@ -1142,7 +1142,7 @@ def exporting(
         # Said at export_labels' caller: past the two generators' frames, drain's and its own.
         note = partial(warnings.warn, category=UserWarning, stacklevel=5)
     formats = _known(formats)
-    folder = Path(folder)
+    folder = Path(folder).expanduser()  # a script's "~/out": not a folder named ~ here
     in_the_way = file_in_the_way(folder)
     if in_the_way is not None:
         # Not a FileExistsError: that one means outputs are there (an answer to ask about).
@@ -1167,7 +1167,8 @@ def check_export(
     """Raise what :func:`export_labels` would raise before writing (:class:`ExportExists`,
     or :class:`ValueError` for clashing names), without reading a lazy layer's pixels: so
     whether to replace files can be asked before a large scan is read."""
-    _plans(exports, Path(folder), _known(formats), objects_csv, coco_json, overwrite, inputs)
+    folder = Path(folder).expanduser()
+    _plans(exports, folder, _known(formats), objects_csv, coco_json, overwrite, inputs)
 
 
 def _known(formats: Sequence[str] | str) -> list[str]:

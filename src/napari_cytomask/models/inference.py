@@ -59,11 +59,22 @@ DEFAULT_POSTPROCESS = {
 DEFAULT_SETTINGS = {"interior_threshold": 0.5, "foreground_threshold": 0.5, "min_size": 0}
 
 
+def recorded_settings(description: dict) -> dict | None:
+    """The post-processing settings a checkpoint description records: those tuned on
+    validation images after training (its ``"postprocess"``), else, for a model fine-tuned
+    without tuning, those of the model it started from (its training's
+    ``"start_settings"``: the starter model fine-tuned so segmented at 0.5 / 0.5 / 0 for its
+    0.5 / 0.95 / 570, F1@0.5 0.729 for 0.911); None when it records none."""
+    training = description.get("training") or {}
+    started = training.get("initialised_from") and training.get("start_settings")
+    return description.get("postprocess") or started or None
+
+
 def recommended_settings(description: dict) -> dict:
-    """Post-processing settings of a checkpoint description: those tuned on validation
-    images after training (its ``"postprocess"``), else :data:`DEFAULT_SETTINGS`."""
-    tuned = description.get("postprocess") or {}
-    return {k: tuned.get(k, v) for k, v in DEFAULT_SETTINGS.items()}
+    """Post-processing settings of a checkpoint description: :func:`recorded_settings`,
+    else :data:`DEFAULT_SETTINGS`."""
+    recorded = recorded_settings(description) or {}
+    return {k: recorded.get(k, v) for k, v in DEFAULT_SETTINGS.items()}
 
 
 def postprocess_arguments(
@@ -607,7 +618,7 @@ def iter_segment(
     watershed measures distances over the shape of those pixels, ``spacing`` ((Y, X) in
     any unit, where known), though the network saw them resampled to square ones.
     """
-    if predictor.description.get("postprocess"):
+    if recorded_settings(predictor.description):
         tuned = postprocess_arguments(predictor.config.targets, **predictor.settings)
         postprocess = tuned["postprocess"] if postprocess is None else postprocess
         cleanup = tuned["cleanup"] if cleanup is None else cleanup

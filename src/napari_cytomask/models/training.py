@@ -460,6 +460,9 @@ def samples_from_arrays(
         channels = [np.asarray(images)]
     mask_name = f"mask {mask_name}" if mask_name else f"mask of {name}"
     lab = as_labels(labels, mask_name)
+    # The image given as the labels (a phase image taken as 17,149 cells, unsaid), where
+    # the files' readers say it first, in their own words.
+    check_looks_like_ids(lab, mask_name, "Were the image and its labels given the other way round?")
     for ch in channels:
         check_same_shape(ch, lab, f"image {name}", mask_name, "train on a mask of the same image")
     per_channel = [_frames(ch) for ch in channels]
@@ -561,6 +564,8 @@ def samples_from_tilescans(
             f"channel {mask_channel} is both an input channel and the mask channel; the mask "
             "channel is the one that holds the labels, one id per cell."
         )
+    if isinstance(paths, (str, os.PathLike)):  # one scan, as a list of one: not its letters
+        paths = [paths]
     samples = []
     for path in paths:
         scan = open_scan(path)
@@ -1263,9 +1268,10 @@ def kept_start_note(description: dict) -> str:
     kept_start = training.get("initialised_from") and training.get("epochs_done")
     if not kept_start or training.get("best_epoch") != 0:
         return ""
+    thresholds = "chosen on these images" if description.get("postprocess") else "its own"
     text = (
         "No epoch scored above the starting model on the validation images, so the model "
-        "saved is the starting one, with thresholds chosen on these images."
+        f"saved is the starting one, with thresholds {thresholds}."
     )
     # Else it is no model for these images yet.
     if chosen_scores(description).get("f1_50", 0) >= USABLE_F1:
@@ -1678,8 +1684,10 @@ def _output_choice(
 ) -> tuple[Path | None, Path | None]:
     """``(checkpoint file, folder)`` for a training run's ``output``: the file it names
     (with its suffix), or an existing folder to make a new file in (like ``cp FILE
-    FOLDER``). Refuses a file that the run would replace without ``overwrite``."""
-    if output is not None and Path(output).is_dir():
+    FOLDER``), ``~`` its owner's home folder, as checkpoints are read. Refuses a file that
+    the run would replace without ``overwrite``."""
+    output = None if output is None else Path(output).expanduser()  # not a folder named ~
+    if output is not None and output.is_dir():
         return None, Path(output)
     if output is None:
         return None, None
@@ -1758,6 +1766,28 @@ def _resumed(
             "give a larger patience to train it further."
         )
     return model, previous, state, notice, stopped, finishing
+
+
+def _given_split(split) -> dict[str, list[str]]:
+    """A split a caller gave, with each part of :data:`SPLITS` (those left out empty), or
+    refused: one without "test" failed in Python's words after its first epoch, and an
+    image both trained and validated on was scored on what it had learnt, unsaid."""
+    form = "a split is a dict of 'train', 'validation' and 'test', each a list of image names"
+    if not isinstance(split, dict) or set(split) - set(SPLITS):
+        raise ValueError(f"{form}; got {split!r:.200}.")
+    parts = {k: split.get(k) or [] for k in SPLITS}
+    for key, names in parts.items():
+        if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+            raise ValueError(f"{form}; its '{key}' is {names!r:.200}.")
+    seen: dict[str, str] = {}
+    for key, names in parts.items():
+        for name in names:
+            if seen.setdefault(name, key) != key:
+                raise ValueError(
+                    f"the split names {name!r} both in '{seen[name]}' and in '{key}'; give "
+                    "each image to one part."
+                )
+    return {k: list(v) for k, v in parts.items()}
 
 
 def _training_sets(
@@ -1900,6 +1930,7 @@ def iter_train(
     output, output_folder = _output_choice(output, resume, overwrite)
     settings = settings or TrainingSettings()
     settings.validate()
+    split = None if split is None else _given_split(split)
     samples = list(samples)
     _check_images(samples)
     original, given = samples, [s.name for s in samples]
@@ -2126,6 +2157,9 @@ def iter_train(
         )
         if tuned is not None:
             val_settings = {k: tuned[k] for k in DEFAULT_SETTINGS}
+    if init_from is not None and val_settings is None:
+        # Not tuned: its epochs are compared at the thresholds it keeps, its start's.
+        val_settings = own
     kept = resume is not None  # whether ``output`` holds the best network so far
     state_lost = False  # whether a state could not be saved (said once)
     start_weights = None  # fine-tuning's epoch 0, when it is the best so far
