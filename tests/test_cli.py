@@ -1843,6 +1843,26 @@ def test_frames_whose_ground_truth_has_no_cell_are_left_out(tmp_path, capsys):
     )
 
 
+def test_a_mask_painted_with_one_id_in_the_frames_compared_is_taken_by_its_regions(
+    tmp_path, capsys
+):
+    """One id over three cells in the frame compared, another id in a frame left out: the
+    mask was judged whole (two ids: no binary mask), then scored as one cell, F1 0, with a
+    note to call a Python function."""
+    truth, painted = np.zeros((2, 64, 64), np.uint16), np.zeros((2, 64, 64), np.uint16)
+    for i, (y, x) in enumerate([(5, 5), (5, 40), (40, 20)]):
+        truth[0, y : y + 15, x : x + 15], painted[0, y : y + 15, x : x + 15] = i + 1, 1
+    painted[1, 20:30, 20:30] = 2
+    for name, labels in (("gt.tif", truth), ("pred.tif", painted)):
+        tifffile.imwrite(tmp_path / name, labels, imagej=True, metadata={"axes": "TYX"})
+    argv = ["evaluate", "--pred", str(tmp_path / "pred.tif"), "--gt", str(tmp_path / "gt.tif")]
+    assert main([*argv, "-o", str(tmp_path / "m.csv")]) == 0
+    out = capsys.readouterr()
+    assert "F1@0.5 1.000" in out.out and "regions_as_cells" not in out.err
+    assert "pred.tif holds one value (1) for every cell, a binary mask: its 3 separate" in out.err
+    assert "the 1 cell predicted there is not counted as a false positive." in out.err
+
+
 def test_evaluate_says_why_scores_are_0_when_a_side_has_no_objects(tmp_path, capsys):
     """An empty prediction against an empty ground truth printed F1 0.000 and mSA 0.000 as
     if the segmentation were poor; the metrics dock says why."""

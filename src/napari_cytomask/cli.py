@@ -1509,13 +1509,17 @@ def _evaluate(args) -> int:
                 gt, pred, stack = paired(gt, pred, stack, "ground truth", "prediction")
             except LabelsError as err:
                 raise LabelsError(f"{err}{read_whole_hint(gt_path, args.mask_channel)}") from err
-            gt = _compared_labels(gt_path, gt, "compared as ground-truth labels", stack)
-            pred = _compared_labels(pred_path, pred, "compared as predicted labels", stack)
+            as_gt, as_pred = "compared as ground-truth labels", "compared as predicted labels"
+            gt = _checked_labels(gt_path, gt, as_gt)
+            pred = _checked_labels(pred_path, pred, as_pred)
             if made is not None:
                 made = made.reshape(pred.shape[:-2])
             gt, pred = gt.copy(), pred.copy()  # not the files' own arrays
             labelled = bool(gt.any())  # before the frames never made are emptied
             _, left, uncounted = leave_out_frames(gt, pred, stack, made)
+            # Binary masks in the frames compared: one left out may hold another id.
+            gt = _compared_labels(gt_path, gt, as_gt, stack)
+            pred = _compared_labels(pred_path, pred, as_pred, stack)
             axes = geometry.get("axis_labels")  # which name the frames left out
             if made is not None and not made.all():
                 kept = [frame_key(place) for place in np.argwhere(made)]
@@ -1527,7 +1531,8 @@ def _evaluate(args) -> int:
                 keys = [frame_key(place) for place in np.argwhere(left)]
                 print(f"cytomask: note: {gt_path} has no cell in {named_frames(keys, axes)}, "
                       f"so {'they are' if len(keys) > 1 else 'it is'} "
-                      "left out of the comparison (label their cells to score them)"
+                      f"left out of the comparison (label {'their' if len(keys) > 1 else 'its'} "
+                      "cells to score them)"
                       f"{uncounted_note(uncounted)}.",
                       file=sys.stderr)  # fmt: skip
             result = evaluate(gt, pred, args.thresholds, stack=stack)
@@ -1778,12 +1783,13 @@ def _checked_labels(path, labels, what: str):
 
 
 def _compared_labels(path, labels, what: str, frames: int):
-    """:func:`_checked_labels`, and a binary mask (one value for every cell) with its
-    separate regions taken as the cells, in each frame of its ``frames`` leading axes, and
-    said, as an export takes one (:func:`~napari_cytomask.io.export.export_labels`)."""
+    """Checked labels (:func:`_checked_labels`) with a binary mask (one value for every
+    cell) taken by its separate regions as the cells, in each frame of its ``frames``
+    leading axes, and said, as an export takes one
+    (:func:`~napari_cytomask.io.export.export_labels`)."""
     from .labels import regions_as_cells
 
-    labels, said = regions_as_cells(_checked_labels(path, labels, what), frames)
+    labels, said = regions_as_cells(labels, frames)
     if said:
         _label_note(path, said, what)
     return labels

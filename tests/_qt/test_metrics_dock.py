@@ -1220,6 +1220,24 @@ def test_frames_where_the_ground_truth_has_no_cell_are_left_out(
     assert "Left out: positions 0, 2, where" in dock.status.text()
 
 
+def test_a_mask_binary_in_the_frames_compared_is_compared_by_its_regions():
+    """One id over three cells in the frame compared, another in a frame left out: judged
+    whole, it was scored as one cell (F1 0), unsaid."""
+    import warnings
+
+    from napari_cytomask._qt.metrics_dock import compute_metrics
+
+    truth, painted = np.zeros((2, 64, 64), np.uint16), np.zeros((2, 64, 64), np.uint16)
+    for i, (y, x) in enumerate([(5, 5), (5, 40), (40, 20)]):
+        truth[0, y : y + 15, x : x + 15], painted[0, y : y + 15, x : x + 15] = i + 1, 1
+    painted[1, 20:30, 20:30] = 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        compared = compute_metrics(truth, painted, 1, 0.5, highlight=False)
+    assert compared.binary == {"prediction": 1} and compared.uncounted == 1
+    assert compared.evaluation.matches.f1[0] == 1
+
+
 def test_a_binary_mask_is_compared_by_its_separate_regions(make_napari_viewer_proxy, qtbot, labels):
     """Cells painted all with label 1 (no new label picked) were one 'cell' of many parts:
     a perfect outline scored one match at most, and nothing said why."""

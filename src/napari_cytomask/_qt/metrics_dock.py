@@ -343,13 +343,16 @@ def compute_metrics(
     has no cell while others have some: cells painted at one position of four are no
     verdict on the other three.
     """
-    arrays, binary = {}, {}
-    for name, data in (("ground truth", ground_truth), ("prediction", prediction)):
-        arrays[name] = np.array(data, copy=True)
-        if (found := binary_mask_regions(arrays[name], stack)) is not None:
+    arrays = {
+        "ground truth": np.array(ground_truth, copy=True),
+        "prediction": np.array(prediction, copy=True),
+    }
+    compared, unlabelled, uncounted = leave_out_frames(*arrays.values(), stack, made)
+    binary = {}  # of the frames compared: a frame left out may hold another id
+    for name, data in arrays.items():
+        if (found := binary_mask_regions(data, stack)) is not None:
             arrays[name], binary[name] = found
     gt, pred = arrays["ground truth"], arrays["prediction"]
-    compared, unlabelled, uncounted = leave_out_frames(gt, pred, stack, made)
     result = evaluate(gt, pred, match_threshold=threshold, stack=stack)
     false_pos = false_neg = digests = None
     if highlight:

@@ -869,7 +869,7 @@ def uncounted_note(uncounted: int) -> str:
     many = uncounted != 1
     return (
         f"; the {uncounted} cell{'s' * many} predicted there {'are' if many else 'is'} not "
-        "counted as false positives"
+        f"counted as {'false positives' if many else 'a false positive'}"
     )
 
 
