@@ -324,6 +324,9 @@ def test_a_binary_mask_compared_as_one_cell_is_said():
         assert evaluate(mask[0], ids[0], [0.5]).matches.f1[0] == 0  # fmt: skip
     with pytest.warns(UserWarning, match="prediction holds one value"):
         evaluate(ids, mask > 0, stack=1)
+    # Its arguments are checked first: a stack of too many axes was said in skimage's words.
+    with pytest.raises(LabelsError, match="a stack needs 2 frame axes and 2-D or 3-D frames"):
+        evaluate(mask[0], ids[0], stack=3)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert evaluate(regions_as_cells(mask, 1)[0], ids, stack=1).matches.f1[0] == 1

@@ -757,19 +757,19 @@ def evaluate(
     gt = as_labels(ground_truth, "ground truth")
     pred = as_labels(prediction, "prediction")
     check_same_shape(gt, pred, "ground truth", "prediction")
-    for labels, what in ((gt, "ground truth"), (pred, "prediction")):
-        _note_a_binary_mask(labels, what, int(stack))
     thresholds = _check_thresholds(thresholds)
     match_threshold = float(_check_thresholds([match_threshold])[0])
     if int(stack) < 0:
         raise ValueError(f"stack is how many leading axes hold frames: 0 or more, not {stack}.")
-    if not stack:
-        return _evaluate_one(gt, pred, thresholds, match_threshold, scores, 0)
     frame_shape = gt.shape[: int(stack)]
-    if gt.ndim - len(frame_shape) < 2:
+    if stack and gt.ndim - len(frame_shape) < 2:
         # Rows of one image are not frames: each frame must be an image itself.
         axes = "a frame axis" if len(frame_shape) == 1 else f"{len(frame_shape)} frame axes"
         raise LabelsError(f"a stack needs {axes} and 2-D or 3-D frames; got shape {gt.shape}.")
+    for labels, what in ((gt, "ground truth"), (pred, "prediction")):
+        _note_a_binary_mask(labels, what, int(stack))
+    if not stack:
+        return _evaluate_one(gt, pred, thresholds, match_threshold, scores, 0)
     gt, pred = _frames_of(gt, len(frame_shape)), _frames_of(pred, len(frame_shape))
     if scores is not None and len(scores) != len(gt):
         raise ValueError(f"got scores for {len(scores)} frames but the stack has {len(gt)}.")
