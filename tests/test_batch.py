@@ -1138,6 +1138,14 @@ def test_a_results_record_or_export_is_the_preset_that_makes_it_again(
         tifffile.imread(tmp_path / "e" / "raw_unet_cells.tif"),
         tifffile.imread(tmp_path / "d" / "raw_unet_cells.tif"),
     )
+    # A record of a size no longer taken (an older run's 80 µm): not given again, as the
+    # reader would open the result without it.
+    old = json.loads((tmp_path / "d" / "raw_unet_cells.json").read_text())
+    old["options"]["pixel_size_um"] = 80
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    again = ["segment", image, "--preset", str(tmp_path / "old.json"), "-o", str(tmp_path / "h")]
+    assert main([*again, *common]) == 0
+    assert "as the run" not in capsys.readouterr().err
     # Other images keep their files' own: the size was given for that image.
     other = data / "other"
     other.mkdir()

@@ -1294,7 +1294,8 @@ def _typed_pixel_size(preset: str) -> tuple[float | None, str]:
     except (OSError, ValueError, KeyError, TypeError):
         return None, ""
     number = isinstance(typed, (int, float)) and not isinstance(typed, bool)
-    if not (number and typed > 0 and math.isfinite(typed) and isinstance(source, str)):
+    low, high = PIXEL_SIZE_RANGE_UM  # a record of an older run's 80 µm: not given again
+    if not (number and low <= typed <= high and isinstance(source, str)):
         return None, ""
     return float(typed), source
 

@@ -2177,6 +2177,28 @@ def test_the_cost_of_enlarging_is_said_before_segmenting(make_napari_viewer_prox
     assert note.isHidden()
 
 
+def test_a_pixel_size_finer_than_a_microscopes_is_refused_as_it_is_typed(
+    make_napari_viewer_proxy, monkeypatch
+):
+    """The box took 0.0005 µm, which labels were saved with and the reader then dropped
+    (it takes 0.001 to 50 µm, as a file's calibration)."""
+    viewer = make_napari_viewer_proxy()
+    viewer.add_image(np.zeros((8, 8), np.float32), name="lost")
+    segmenter = UNetSegmentWidget(viewer)
+    started = []
+    monkeypatch.setattr(segmenter.runner, "run_now", lambda *a, **k: started.append(a))
+    segmenter.input.setCurrentText("lost")
+    segmenter.pixel_size.setValue(0.0005)
+    said = (
+        "A pixel size of 0.0005 µm is finer than a microscope gives (from 0.001 µm): type it "
+        "in µm, or 0 for the image's own."
+    )
+    assert segmenter.scale_note.text() == said and not segmenter.scale_note.isHidden()
+    segmenter.segment()
+    assert segmenter.status.text().endswith(said) and started == []
+    assert viewer.layers["lost"].scale.tolist() == [1.0, 1.0]
+
+
 def test_the_pixel_size_box_tooltip_gives_the_recorded_size_whole(make_napari_viewer_proxy):
     """ "0.435 × 0.87 (image)" did not fit the box in a dock of napari's least width."""
     viewer = make_napari_viewer_proxy()

@@ -289,6 +289,11 @@ class _PixelSizeRow(QWidget):
         """The (Y, X) pixel size in µm to use for ``layer``: the one typed, else the one
         it records (None: not known)."""
         typed = self.box.value()
+        if 0 < typed < PIXEL_SIZE_RANGE_UM[0]:  # labels saved with it opened without it
+            raise ValueError(
+                f"A pixel size of {typed:g} µm is finer than a microscope gives (from "
+                f"{PIXEL_SIZE_RANGE_UM[0]:g} µm): type it in µm, or 0 for the image's own."
+            )
         if typed:
             return (typed, typed)
         return None if layer is None else _recorded_pixel_size(layer)
@@ -717,8 +722,11 @@ class UNetSegmentWidget(StepWidget, QWidget):
     def _show_scale_note(self) -> None:
         """Say what resampling the input for the selected model will cost, before a run."""
         layer = self.input.layer()
-        pixel = None if layer is None else self.pixels.pixel_size(layer)
-        note = enlargement_ahead(pixel, self._learnt) if self.resample.isChecked() else ""
+        try:
+            pixel = None if layer is None else self.pixels.pixel_size(layer)
+            note = enlargement_ahead(pixel, self._learnt) if self.resample.isChecked() else ""
+        except ValueError as err:  # a size typed too fine: said as it is typed
+            note = str(err)
         self.scale_note.setText(note)
         self.scale_note.setVisible(bool(note))
 
@@ -892,6 +900,7 @@ class UNetSegmentWidget(StepWidget, QWidget):
             if layer is None:
                 raise NothingToRun(no_image_to_segment(self.viewer, "Input image"))
             step = self.step()
+            pixel = self.pixels.pixel_size(layer)
         except ValueError as err:
             self.runner.fail(err)
             return
@@ -913,7 +922,7 @@ class UNetSegmentWidget(StepWidget, QWidget):
         where = f" ({named_frame(index, layer.axis_labels)})" if index else ""
         self.status.setText(f"Segmenting {layer.name}{where}…")
         self.runner.watch(self.viewer, layer)
-        run = _Run(layer, step, self.device.currentText(), self.pixels.pixel_size(layer), [])
+        run = _Run(layer, step, self.device.currentText(), pixel, [])
         self._under_way = run
         self.runner.run_now(
             self._run,
