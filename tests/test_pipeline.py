@@ -132,6 +132,8 @@ def test_settings_built_in_python_are_checked_as_a_files_are(unet_file):
          r"^'unet' should be a UNetStep, not \{'tta': False\} \(Preset.from_dict reads "),
         (lambda: Preset(method="sam2", sam2=Sam2Step(params={"points_per_side": "32"})),
          "sam2: params: 'points_per_side' should be int or None, not '32'"),
+        (lambda: Preset(channels=1), r"^'channels' should be list\[int\] or None, not 1\.$"),
+        (lambda: Preset(channels=[-1]), r"^'channels' are numbered from 0, not \[-1\]\.$"),
     ):  # fmt: skip
         with pytest.raises(PresetError, match=message):
             preset()
@@ -139,6 +141,8 @@ def test_settings_built_in_python_are_checked_as_a_files_are(unet_file):
     step = UNetStep(model=unet_file, tile_size=np.int64(128), interior_threshold=np.float32(0.4))
     preset = Preset(unet=step)
     assert Preset.from_dict(json.loads(json.dumps(preset.to_dict()))).unet.model == str(unet_file)
+    sam2 = Sam2Step(params={"pred_iou_thresh": np.float32(0.8), "points_per_side": np.int64(8)})
+    assert Preset(method="sam2", sam2=sam2, channels=(0,)).sam2.sam2_params().points_per_side == 8
 
 
 def test_a_file_that_is_not_json(tmp_path):

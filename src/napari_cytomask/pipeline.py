@@ -167,8 +167,12 @@ class Preset:
             self.unet = UNetStep()
         if self.method in ("sam2", "sam2_guided") and self.sam2 is None:
             self.sam2 = Sam2Step()
-        # Built in Python, the steps' settings are checked as a preset file's are: a
-        # threshold of "0.5" failed minutes into a scan, in numpy's words.
+        # Built in Python, the settings are checked as a preset file's are: a threshold of
+        # "0.5" failed minutes into a scan, in numpy's words, and channels=1 was saved into
+        # a file that loading then refused.
+        _check_types(Preset, {"channels": self.channels}, "", _PYTHON_KINDS)
+        if self.channels is not None and any(c < 0 for c in self.channels):
+            raise PresetError(f"'channels' are numbered from 0, not {list(self.channels)}.")
         for key, step in (("unet", UNetStep), ("sam2", Sam2Step)):
             value = getattr(self, key)
             if value is not None and not isinstance(value, step):
@@ -188,7 +192,7 @@ class Preset:
                 ("labels", self.sam2.labels, LabelParams),
             ):
                 _check_names(values, [f.name for f in fields(params)], f"'sam2: {where}'")
-                _check_types(params, values, f"sam2: {where}: ")
+                _check_types(params, values, f"sam2: {where}: ", _PYTHON_KINDS)
             _check_ranges(self.sam2.params, "sam2: params")
             _check_ranges(self.sam2.labels, "sam2: labels")
             try:
