@@ -447,6 +447,13 @@ def test_post_processing_settings_are_checked_before_predicting(trained, image, 
          r"^postprocess: 'interior_threshold' is 2; it must be from 0 to 1\.$"),
         ({"cleanup": {"min_area": -5}}, r"^cleanup: 'min_area' is -5; it must be 0 or more\.$"),
         ({"cleanup": {"min_aera": 5}}, r"^unknown 'cleanup' entries \['min_aera'\]"),
+        # Said as what they are: a text "is '0.5'; it must be from 0 to 1", a text size in
+        # Python's words; a negative seed size taken.
+        ({"postprocess": {"interior_threshold": "0.5"}},
+         r"^postprocess: 'interior_threshold' is '0.5', not a number\.$"),
+        ({"cleanup": {"min_area": "5"}}, r"^cleanup: 'min_area' is '5', not a number\.$"),
+        ({"postprocess": {"min_marker_size": -3}},
+         r"^postprocess: 'min_marker_size' is -3; it must be 0 or more\.$"),
     ):  # fmt: skip
         with pytest.raises(ValueError, match=message):
             segment(trained, image[:64, :64], **kwargs)

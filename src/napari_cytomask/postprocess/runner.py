@@ -393,19 +393,23 @@ def check_settings(
         (names[0], params, func, {"origin", "spacing"}),  # where a frame lies: worked out
         (names[1], cleanup, clean_labels, set()),
     ):
-        parameters = inspect.signature(function).parameters.values()
-        known = sorted({p.name for p in parameters if p.kind == p.KEYWORD_ONLY} - own)
-        unknown = sorted(set(given or {}) - set(known))
+        parameters = {
+            p.name: p for p in inspect.signature(function).parameters.values()
+            if p.kind == p.KEYWORD_ONLY and p.name not in own
+        }  # fmt: skip
+        unknown = sorted(set(given or {}) - set(parameters))
         if unknown:
-            raise ValueError(f"unknown '{name}' entries {unknown}; known are {known}.")
-    for key, value in (params or {}).items():
-        if key.endswith("threshold") and not (
-            isinstance(value, numbers.Real) and not isinstance(value, bool) and 0 <= value <= 1
-        ):
-            raise ValueError(f"{names[0]}: '{key}' is {value!r}; it must be from 0 to 1.")
-    for key, value in (cleanup or {}).items():  # sizes and radii in pixels
-        if isinstance(value, numbers.Real) and not isinstance(value, bool) and value < 0:
-            raise ValueError(f"{names[1]}: '{key}' is {value!r}; it must be 0 or more.")
+            raise ValueError(f"unknown '{name}' entries {unknown}; known are {sorted(parameters)}.")
+        for key, value in (given or {}).items():
+            kinds = {k.strip() for k in str(parameters[key].annotation).split("|")}
+            if not kinds & {"int", "float"} or (value is None and "None" in kinds):
+                continue
+            if not isinstance(value, numbers.Real) or isinstance(value, bool):
+                raise ValueError(f"{name}: '{key}' is {value!r}, not a number.")
+            if key.endswith("threshold") and not 0 <= value <= 1:
+                raise ValueError(f"{name}: '{key}' is {value!r}; it must be from 0 to 1.")
+            if value < 0:  # sizes, distances and weights
+                raise ValueError(f"{name}: '{key}' is {value!r}; it must be 0 or more.")
     cells = np.zeros((16, 16), np.uint8)
     cells[4:12, 4:12] = 1
     inputs = (
