@@ -400,6 +400,24 @@ def test_windows_overlap_by_the_networks_pixels_at_a_high_magnification(same_par
     assert same_partition(found(**windows, zoom=(0.125, 0.125)), whole)
 
 
+def test_the_default_least_cell_is_in_the_networks_pixels():
+    """Without a clean-up given, the default least area (16 px) stayed 16 of the image's
+    pixels at 4 times the magnification, where a given one was scaled to 256."""
+    from napari_cytomask.models.inference import probabilities_to_instances
+    from napari_cytomask.progress import drain
+
+    cells = _disks((64, 64), [(20, 20), (45, 45)], 3)  # 25 px each: 1.6 of the network's
+    cells[cells == 2] = 0
+    cells[40:60, 40:60] = 2  # 400 px: 25 of the network's
+    probs = np.stack([cells == 0, cells > 0]).astype(np.float32)
+
+    def kept(cleanup):
+        gen = probabilities_to_instances(probs, "foreground", cleanup=cleanup, zoom=(0.25, 0.25))
+        return int(drain(gen).max())
+
+    assert kept(None) == kept({"fill": True}) == kept({"min_area": 16}) == 1
+
+
 def test_a_foreground_maps_seeds_are_as_deep_in_the_networks_pixels():
     """A foreground network's seeds (h-maxima of the distance to the background, h in
     pixels) are counted in the network's pixels: the same cells at 2, 4 and 8 times the

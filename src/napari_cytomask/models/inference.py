@@ -30,7 +30,7 @@ from torch import nn
 
 from ..labels import as_planes
 from ..postprocess import iter_watershed
-from ..postprocess.runner import check_settings
+from ..postprocess.runner import DEFAULT_CLEANUP, check_settings
 from ..progress import Progress, drain, relay
 from ..tiling import fitted_tile, padded_size, tile_starts
 from .catalog import (
@@ -535,8 +535,9 @@ def probabilities_to_instances(
     zoom
         The ``(y, x)`` factors the image was resampled by for the network
         (:func:`~.catalog.zoom_to`), whose probabilities are at the image's pixels again:
-        the sizes counted in the network's pixels (the minimum cell size, the least seed,
-        a foreground map's ``h``) are counted in the image's, and the windows overlap by
+        the sizes counted in the network's pixels (areas such as the minimum cell size,
+        the clean-up's default one and the least seed; distances such as a foreground
+        map's ``h`` and radii) are counted in the image's, and the windows overlap by
         as many of the network's pixels, so that cells 8 times as wide as the network's
         (a 60x objective) are not cut where two windows meet.
     """
@@ -567,22 +568,37 @@ def probabilities_to_instances(
     )
 
 
+#: The watershed's and clean-up's settings that are areas and distances in pixels.
+_AREAS = ("min_marker_size", "min_area", "max_area")
+_DISTANCES = ("h", "min_distance", "marker_erosion", "marker_dilation", "opening_radius",
+              "closing_radius")  # fmt: skip
+
+
 def _at_image_pixels(
     params: dict, cleanup: dict | None, overlap: int, zoom: tuple[float, float]
-) -> tuple[dict, dict | None, int]:
+) -> tuple[dict, dict, int]:
     """:func:`probabilities_to_instances`' sizes in the network's pixels counted in an
-    image's, which the network saw resampled by ``zoom``: areas by both factors; a
-    distance (``h``, in the image's shorter pixel sides, see ``spacing``) and the
-    windows' overlap by the smaller, where it enlarges them (an overlap is not cut)."""
+    image's, which the network saw resampled by ``zoom``: areas (the clean-up's default
+    least area too) by both factors; distances (``h`` in the image's shorter pixel sides,
+    see ``spacing``; radii) by the smaller; the windows' overlap by the smaller where it
+    enlarges it (an overlap is not cut)."""
     finest = min(zoom)
-    params = dict(params)
-    if "min_marker_size" in params:
-        params["min_marker_size"] = image_area(params["min_marker_size"], zoom)
-    if "h" in params:
-        params["h"] = params["h"] / finest
-    if cleanup and cleanup.get("min_area"):
-        cleanup = {**cleanup, "min_area": image_area(cleanup["min_area"], zoom)}
-    return params, cleanup, max(overlap, math.ceil(overlap / finest))
+
+    def scaled(settings: dict) -> dict:
+        for key in set(settings) & {*_AREAS, *_DISTANCES}:
+            value = settings[key]
+            if value is None:  # no largest area
+                continue
+            if key in _AREAS:
+                settings[key] = image_area(value, zoom)
+            elif isinstance(value, float):
+                settings[key] = value / finest
+            else:  # counted in whole pixels
+                settings[key] = round(value / finest)
+        return settings
+
+    cleanup = scaled({**DEFAULT_CLEANUP, **(cleanup or {})})
+    return scaled(dict(params)), cleanup, max(overlap, math.ceil(overlap / finest))
 
 
 def iter_segment(
