@@ -313,6 +313,10 @@ def test_a_split_of_a_scan_larger_than_memory_writes_into_its_store(
     assert outputs == [("split", out)]
     assert (tmp_path / "cells.zarr").is_dir()  # the U-Net's cells, which the split reads
     assert same_partition(whole, np.asarray(out))
+    # The scratch folder of an image before is used again (it failed: ContainsArrayError).
+    again = zarr.create_array(tmp_path / "m.zarr", shape=image.shape, chunks=(128, 128), dtype="u4")
+    drain(segmenter.iter_segment([image], labels_out=again, scratch=tmp_path, chunk_size=128))
+    np.testing.assert_array_equal(np.asarray(again), np.asarray(out))
 
 
 def test_a_colour_picture_is_segmented_on_its_grey_version(

@@ -449,7 +449,9 @@ def process(
                 name=file_stem(output),
                 **geometry_of(scan, len(shape)),
             )
-            scratch = folder / "scratch"  # the probabilities; gone before the store is moved in
+            # The probabilities, and the U-Net's cells a split reads: gone before the store
+            # is moved in.
+            scratch = folder / "scratch"
             scratch.mkdir()
             gen = segmenter.iter_run(
                 channels,

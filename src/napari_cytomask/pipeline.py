@@ -663,7 +663,7 @@ class Segmenter:
             chunks = (1,) * (len(shape) - 2) + (256, 4096)
             probs_out = zarr.create_array(
                 Path(scratch) / "probabilities.zarr", shape=shape, chunks=chunks,
-                dtype="float32", fill_value=0,
+                dtype="float32", fill_value=0, overwrite=True,
             )  # fmt: skip
         result = yield from iter_segment(
             predictor,
@@ -698,6 +698,7 @@ def _like(labels_out, scratch):
     return zarr.create_array(
         Path(scratch) / "cells.zarr", shape=labels_out.shape,
         chunks=getattr(labels_out, "chunks", "auto"), dtype=labels_out.dtype, fill_value=0,
+        overwrite=True,  # a scratch folder used for an image before
     )  # fmt: skip
 
 

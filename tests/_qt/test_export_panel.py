@@ -709,8 +709,8 @@ def test_images_that_do_not_lie_under_the_cells_are_not_measured(
     assert [c for c in objects.columns if c.startswith("mean_")] == ["mean_here", "mean_pyramid"]
     assert objects["mean_pyramid"][0] == pytest.approx(small[cells > 0].mean())
     assert panel.status.text().endswith(
-        "Note: 'elsewhere' and 'coarse' do not lie under 'cells' in the viewer (moved, or at "
-        "another pixel size), so their intensities are not in its table."
+        "Note: 'elsewhere' and 'coarse' do not lie under 'cells' in the viewer (moved, turned "
+        "or at another pixel size), so their intensities are not in its table."
     )
 
 

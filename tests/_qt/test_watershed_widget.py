@@ -1410,8 +1410,8 @@ def test_a_result_that_found_no_cells_is_said_without_an_error(
     widget.input.setCurrentText("tiny cells")
     widget.apply()
     qtbot.waitUntil(lambda: "no cells" in widget.status.text(), timeout=10000)
-    assert (
-        widget.status.text() == "'tiny cells' has no cells to split: segmenting found none there."
+    assert widget.status.text() == (
+        "'tiny cells' has no cells to split: segmenting found none there, or they were erased."
     )
     assert errors == [] and [layer.name for layer in viewer.layers] == ["tiny cells"]
 

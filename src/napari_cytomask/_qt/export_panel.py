@@ -241,7 +241,8 @@ class ExportPanel(StepWidget, QWidget):
                 *files_of(self.viewer.layers),
             ],
         )
-        self._unmeasured = [note for _, note in under.values() if note]
+        measured = self.objects_csv.isChecked()  # the notes are of its table
+        self._unmeasured = [note for _, note in under.values() if note and measured]
         self.status.setText(f"Exporting {len(layers)} layer(s) to {folder}…")
         self._run(overwrite)
 
@@ -389,7 +390,7 @@ def _lying_under(labels, images) -> tuple[list, str]:
     one = len(elsewhere) == 1
     return under, (
         f"{' and '.join(elsewhere)} {'does' if one else 'do'} not lie under '{labels.name}' in "
-        f"the viewer (moved, or at another pixel size), so {'its' if one else 'their'} "
+        f"the viewer (moved, turned or at another pixel size), so {'its' if one else 'their'} "
         "intensities are not in its table."
     )
 

@@ -1075,7 +1075,10 @@ def _no_cells(where: str, source, index) -> str:
     frame = "show a frame with cells, " if index else ""
     if is_result(source):
         other = "; show a frame with cells" if index else ""
-        return f"{where} has no cells to split: segmenting found none there{other}."
+        return (
+            f"{where} has no cells to split: segmenting found none there, or they were "
+            f"erased{other}."
+        )
     return (
         f"{where} has no cells to split (every pixel is 0): {frame}segment it in "
         f"{SEGMENT_STEP} first, or paint cells into it."

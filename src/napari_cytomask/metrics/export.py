@@ -103,6 +103,9 @@ def write_csv(
 
     Raises
     ------
+    TypeError
+        If ``evaluation`` is no :class:`~napari_cytomask.metrics.core.Evaluation` (the
+        file given first).
     FileExistsError
         If ``path`` exists and ``overwrite`` is false.
     napari_cytomask.io.atomic.WriteError
