@@ -220,6 +220,25 @@ def test_a_split_given_from_a_script_is_checked_before_training(tmp_path, tiny_u
     assert result.description["training"]["split"]["test"] == []
 
 
+@pytest.mark.parametrize(
+    ("setting", "said"),
+    [({"epochs": 1.5}, r"^epochs must be a whole number \(got 1.5\)\.$"),
+     ({"steps_per_epoch": "5"}, r"^steps_per_epoch must be a whole number \(got '5'\)\.$"),
+     ({"learning_rate": -1e-3}, r"^learning_rate must be above 0 \(got -0.001\)\.$"),
+     ({"lr_factor": 2}, r"^lr_factor must be between 0 and 1 \(got 2\)\.$"),
+     ({"cell_bias": 2}, r"^cell_bias must be from 0 to 1 \(got 2\)\.$"),
+     ({"dice_weight": -1}, r"^dice_weight must be at least 0 \(got -1\)\.$"),
+     ({"patience": 0}, r"^patience must be at least 1 \(got 0\)\.$"),
+     ({"learning_rate": float("nan")}, r"^learning_rate must be a number \(got nan\)\.$")],
+)  # fmt: skip
+def test_training_settings_from_a_script_are_refused_before_training(setting, said):
+    """Refused in Python's or torch's words ("Factor should be < 1.0"), or taken: a Dice
+    weight of -1 made the loss negative, a patience of 0 stopped after the first epoch."""
+    samples, _ = _synthetic_samples(n_tiles=1)
+    with pytest.raises(ValueError, match=said):
+        next(iter_train(samples, None, None, replace(_small_settings(), **setting)))
+
+
 def test_an_output_in_the_home_folder_written_as_a_tilde_is_there(tmp_path, tiny_unet, monkeypatch):
     """train(…, "~/m.safetensors") made a folder named ~ in the current folder, where the
     model is then read from the home folder and not found."""

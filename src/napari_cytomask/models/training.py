@@ -27,6 +27,7 @@ import functools
 import itertools
 import math
 import multiprocessing
+import numbers
 import os
 import re
 import shutil
@@ -39,7 +40,7 @@ from collections import deque
 from collections.abc import Callable, Generator, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -304,10 +305,32 @@ class TrainingSettings:
     resample: bool = True
 
     def validate(self) -> None:
-        """Raise :class:`ValueError` for impossible settings."""
-        for name in ("epochs", "steps_per_epoch", "batch_size", "crop_size", "boundary_width"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1 (got {getattr(self, name)}).")
+        """Raise :class:`ValueError` for impossible settings, before training: a script's
+        ``epochs=1.5`` or ``steps_per_epoch="5"`` was refused in Python's words, a negative
+        learning rate in torch's, and ``dice_weight=-1`` made the loss negative, unsaid."""
+        for f in fields(self):
+            value, kinds = getattr(self, f.name), {k.strip() for k in str(f.type).split("|")}
+            if value is None and "None" in kinds:
+                continue
+            whole = "int" in kinds
+            if whole and not (isinstance(value, numbers.Integral) and not isinstance(value, bool)):
+                raise ValueError(f"{f.name} must be a whole number (got {value!r}).")
+            number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+            if "float" in kinds and not (number and math.isfinite(value)):
+                raise ValueError(f"{f.name} must be a number (got {value!r}).")
+        least = {"epochs": 1, "steps_per_epoch": 1, "batch_size": 1, "crop_size": 1,
+                 "boundary_width": 1, "patience": 1, "lr_patience": 0, "weight_decay": 0,
+                 "dice_weight": 0, "validation_overlap": 0, "time_limit": 0}  # fmt: skip
+        for name, low in least.items():
+            value = getattr(self, name)
+            if value is not None and value < low:
+                raise ValueError(f"{name} must be at least {low} (got {value}).")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be above 0 (got {self.learning_rate}).")
+        if not 0 < self.lr_factor < 1:  # the rate is multiplied by it
+            raise ValueError(f"lr_factor must be between 0 and 1 (got {self.lr_factor}).")
+        if not 0 <= self.cell_bias <= 1:  # a probability
+            raise ValueError(f"cell_bias must be from 0 to 1 (got {self.cell_bias}).")
         if len(self.fractions) != 3 or min(self.fractions) < 0 or sum(self.fractions) <= 0:
             raise ValueError(
                 f"fractions must be three non-negative numbers (train, validation, test); "
