@@ -239,6 +239,16 @@ def test_training_settings_from_a_script_are_refused_before_training(setting, sa
         next(iter_train(samples, None, None, replace(_small_settings(), **setting)))
 
 
+def test_two_images_of_one_name_are_named_with_what_to_do():
+    """Two samples_from_arrays calls without a name were refused as "training samples need
+    unique names.", naming neither the name nor name=."""
+    scan = make_tilescan(n_tiles=2, shape=(96, 96), seed=4)
+    samples = [*samples_from_arrays(scan.brightfield[0], scan.labels[0]),
+               *samples_from_arrays(scan.brightfield[1], scan.labels[1])]  # fmt: skip
+    with pytest.raises(ValueError, match=r"two are named 'image'.*name=\.\.\.\)\)\.$"):
+        next(iter_train(samples, None, None, _small_settings()))
+
+
 def test_an_output_in_the_home_folder_written_as_a_tilde_is_there(tmp_path, tiny_unet, monkeypatch):
     """train(…, "~/m.safetensors") made a folder named ~ in the current folder, where the
     model is then read from the home folder and not found."""

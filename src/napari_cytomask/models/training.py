@@ -1748,7 +1748,12 @@ def _in_channels(samples: Sequence[TrainingSample]) -> int:
     """The number of channels all ``samples`` have; they need unique names."""
     names = [s.name for s in samples]
     if len(set(names)) != len(names):
-        raise ValueError("training samples need unique names.")
+        twice = next(name for name in names if names.count(name) > 1)
+        raise ValueError(
+            f"training samples need unique names, and two are named {twice!r}: the split and "
+            "the scores name images by them (from a script, give each image its own name, "
+            "samples_from_arrays(..., name=...))."
+        )
     first_with: dict[int, str] = {}
     for s in samples:
         first_with.setdefault(s.channels.shape[0], s.name)
