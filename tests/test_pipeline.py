@@ -134,6 +134,11 @@ def test_settings_built_in_python_are_checked_as_a_files_are(unet_file):
          "sam2: params: 'points_per_side' should be int or None, not '32'"),
         (lambda: Preset(channels=1), r"^'channels' should be list\[int\] or None, not 1\.$"),
         (lambda: Preset(channels=[-1]), r"^'channels' are numbered from 0, not \[-1\]\.$"),
+        # NumPy numbers outside their range, saved into a file that loading refused.
+        (lambda: Preset(unet=UNetStep(interior_threshold=np.float32(2))),
+         "unet: 'interior_threshold' is 2.0; it must be from 0 to 1"),
+        (lambda: Preset(method="sam2", sam2=Sam2Step(params={"pred_iou_thresh": np.float32(1.5)})),
+         "sam2: params: 'pred_iou_thresh' is 1.5; it must be from 0 to 1"),
     ):  # fmt: skip
         with pytest.raises(PresetError, match=message):
             preset()

@@ -68,9 +68,10 @@ class UNetStep:
         on an image of ``pixel_size_um`` (Y, X) pixels, when known.
 
         Post-processing settings left at ``None`` take the values the checkpoint
-        recommends (tuned on its validation images), else the defaults. The cells are
-        found over the image's own pixels, resampled for the network or not, so their
-        watershed measures distances over the shape of those (``spacing``).
+        recommends (tuned on its validation images, or a fine-tuned model's start's),
+        else the defaults. The cells are found over the image's own pixels, resampled for
+        the network or not, so their watershed measures distances over the shape of those
+        (``spacing``).
         """
         from .models.catalog import zoom_to
         from .models.inference import postprocess_arguments
@@ -421,11 +422,11 @@ def _check_ranges(values: dict, where: str) -> None:
     a hand-edited preset must not run with settings the dock could not give."""
     for name, (low, high) in _RANGES[where].items():
         value = values.get(name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
             continue  # None (the default) or a type that _check_types refuses
         if not (math.isfinite(value) and value >= low and (high is None or value <= high)):
             bounds = f"from {low} to {high}" if high is not None else f"{low} or more"
-            raise PresetError(f"{where}: '{name}' is {value!r}; it must be {bounds}.")
+            raise PresetError(f"{where}: '{name}' is {value}; it must be {bounds}.")
 
 
 def _check_split(split: dict) -> None:

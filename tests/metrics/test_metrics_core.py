@@ -291,6 +291,8 @@ def test_a_stack_of_positions_by_time_points_is_compared_plane_by_plane():
 def test_the_csv_leaves_out_the_frames_left_out_of_the_comparison():
     """A frame without ground truth is left out of the comparison (its prediction emptied),
     and the CSV wrote it as scores of 0 (F1 0, precision 0) among the real ones."""
+    from skimage.measure import label
+
     from napari_cytomask.metrics.core import leave_out_frames
     from napari_cytomask.metrics.export import results_rows
 
@@ -300,6 +302,11 @@ def test_the_csv_leaves_out_the_frames_left_out_of_the_comparison():
     assert compared.tolist() == [True, False, True]
     # A control field's debris no score counts: said (6 cells left F1 at 1.000, unsaid).
     assert cells > 0 and uncounted == cells
+    # A binary mask's cells are its separate regions there too (they were counted as 1).
+    binary = (np.stack([PRED, PRED]) > 0).astype(np.uint8)
+    truth = np.stack([GT, np.zeros_like(GT)])
+    regions = len(np.unique(label(PRED > 0, connectivity=1))) - 1
+    assert regions > 1 and leave_out_frames(truth, binary, 1)[2] == regions
     rows = results_rows(evaluate(gt, pred, stack=True))
     assert {row[0] for row in rows} == {"all", "0", "2"}
     f1 = {row[0]: row[5] for row in rows if row[4] == "f1" and row[2] == "object" and row[3] == 0.5}

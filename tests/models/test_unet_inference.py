@@ -416,6 +416,16 @@ def test_the_default_least_cell_is_in_the_networks_pixels():
         return int(drain(gen).max())
 
     assert kept(None) == kept({"fill": True}) == kept({"min_area": 16}) == 1
+    # Radii and distances stay whole pixels, one at least, and h any depth: an opening of
+    # 1.0 at half the magnification became 0.5 and erased every cell; h=1 at a third, 0.
+    for params, cleanup, zoom in (
+        ({}, {"opening_radius": 1.0}, (2.0, 2.0)),
+        ({"h": 1}, None, (3.0, 3.0)),
+        ({"markers": "peaks", "min_distance": 1}, None, (3.0, 3.0)),
+    ):
+        gen = probabilities_to_instances(probs, "foreground", params=params, cleanup=cleanup,
+                                         zoom=zoom)  # fmt: skip
+        assert drain(gen).max() == 2
 
 
 def test_a_foreground_maps_seeds_are_as_deep_in_the_networks_pixels():

@@ -669,7 +669,11 @@ def test_fine_tuning_without_tuning_keeps_the_starting_models_thresholds(
     570 (F1@0.5 0.729 for 0.911), its epochs were scored at those, and the run said its
     thresholds were "chosen on these images"."""
     from napari_cytomask.models.checkpoint import save_checkpoint
-    from napari_cytomask.models.inference import UNetPredictor
+    from napari_cytomask.models.inference import (
+        DEFAULT_SETTINGS,
+        UNetPredictor,
+        recommended_settings,
+    )
 
     samples, _ = _synthetic_samples(n_tiles=3)
     settings = _small_settings(fractions=(2, 1, 0), tune=False)
@@ -697,6 +701,19 @@ def test_fine_tuning_without_tuning_keeps_the_starting_models_thresholds(
         "No epoch scored above the starting model on the validation images, so the model "
         "saved is the starting one, with thresholds its own."
     )
+    # One fine-tuned so before, whose epochs were scored at the defaults, keeps them, as
+    # its scores were measured at them.
+    before = {**fine.description}
+    before["training"] = {**before["training"], "validation_settings": None}
+    assert recommended_settings(before) == DEFAULT_SETTINGS
+    # With no image left to validate on, it keeps its start's too, and says so.
+    alone = replace(settings, fractions=(1, 0, 0), tune=True)
+    gen = iter_train(
+        samples, tmp_path / "alone.safetensors", None, alone, init_from=base.checkpoint
+    )
+    notices = [p.message for p in gen if p.phase == "notice"]
+    assert any("stay those of the model it started from" in n for n in notices)
+    assert UNetPredictor.from_checkpoint(tmp_path / "alone.safetensors", "cpu").settings == own
 
 
 def test_a_starting_model_that_cannot_be_saved_leaves_no_training_state(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import numpy as np
@@ -180,8 +181,18 @@ def test_tuning_rewrites_the_checkpoint_a_name_gives(unet_checkpoint, tmp_path, 
     tuned = drain(iter_tune_checkpoint("mine", samples, device="cpu", batch_size=2))
     assert read_description(models / "mine.safetensors")["postprocess"] == tuned
     assert list(here.iterdir()) == []
-    with pytest.raises(ValueError, match="'starter' is the model inside the package"):
-        drain(iter_tune_checkpoint("starter", samples, device="cpu"))
+    from napari_cytomask.models import catalog
+
+    # However its path is written: it would rewrite the package's own file (a copy stands
+    # for it here, so that a fault rewrites no installed file).
+    packaged = tmp_path / "package" / "resources" / "starter.safetensors"
+    packaged.parent.mkdir(parents=True)
+    shutil.copy(models / "mine.safetensors", packaged)
+    monkeypatch.setattr(catalog, "starter_path", lambda: packaged)
+    relative = os.path.relpath(packaged, here)
+    for name in ("starter", relative, f"{packaged.parent}/../resources/{packaged.name}"):
+        with pytest.raises(ValueError, match="'starter' is the model inside the package"):
+            drain(iter_tune_checkpoint(name, samples, device="cpu"))
     monkeypatch.setattr(atomic, "not_writable", lambda folder: OSError(errno.EROFS, "read-only"))
     gen = iter_tune_checkpoint("mine", samples, device="cpu")
     with pytest.raises(WriteError, match=f"{models}"):

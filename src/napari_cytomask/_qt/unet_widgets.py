@@ -1891,7 +1891,7 @@ class UNetTrainWidget(StepWidget, QWidget):
             # Said again at the run's end: the next step's progress writes over it (a
             # training state the disk had no room for, said after an epoch). The end says
             # in the dock's words that no image was left to choose the thresholds on.
-            if p.message not in self._notes and p.message != NO_VALIDATION_TO_TUNE:
+            if p.message not in self._notes and p.message not in NO_VALIDATION_TO_TUNE.values():
                 self._notes.append(p.message)
             return
         if p.phase == "train":
@@ -2020,10 +2020,12 @@ class UNetTrainWidget(StepWidget, QWidget):
         val = (result.description.get("scores") or {}).get("validation") or {}
         tuned = result.description.get("postprocess")
         if "mean_average_f1" not in val:
+            fine_tuned = (result.description.get("training") or {}).get("initialised_from")
+            kept = "those of the model it started from" if fine_tuned else "at their defaults"
             text = (
                 "No image was left for validation: the epoch with the lowest training loss "
-                "was kept, and the thresholds stay at their defaults; train on more images "
-                "to have them chosen."
+                f"was kept, and the thresholds stay {kept}; train on more images to have "
+                "them chosen."
             )
         else:
             # With the thresholds it segments with: its epochs were compared at others (a

@@ -844,7 +844,8 @@ def leave_out_frames(
         The frames left out for want of ground truth, or None.
     uncounted
         How many predicted cells those frames held (a control field's debris, say), which
-        no score counts as false positives.
+        no score counts as false positives: a binary mask's separate regions, as the
+        comparison takes its cells (:func:`~napari_cytomask.labels.binary_mask_regions`).
     """
     compared = np.ones(ground_truth.shape[:stack], bool)
     if made is not None:
@@ -854,7 +855,11 @@ def leave_out_frames(
     unlabelled = unlabelled_frames(ground_truth, stack, compared)
     uncounted = 0
     if unlabelled is not None:
-        uncounted = int(sum(np.count_nonzero(np.unique(f)) for f in prediction[unlabelled]))
+        left = prediction[unlabelled]
+        regions = binary_mask_regions(prediction, stack)  # one value for every cell
+        if regions is not None:
+            left = regions[0][unlabelled]
+        uncounted = int(sum(np.count_nonzero(np.unique(frame)) for frame in left))
         prediction[unlabelled] = 0
         compared &= ~unlabelled
     return compared, unlabelled, uncounted

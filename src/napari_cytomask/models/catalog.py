@@ -150,8 +150,14 @@ ENLARGEMENT_NOTED = 4.0
 
 
 def is_starter(model: str | os.PathLike | None) -> bool:
-    """Whether ``model`` (a name, a file, or None for the default) is the starter model."""
-    return model is None or str(model) == STARTER or Path(model) == starter_path()
+    """Whether ``model`` (a name, a file, or None for the default) is the starter model:
+    its file however its path is written (relative, with ``..``, a link)."""
+    if model is None or str(model) == STARTER:
+        return True
+    try:
+        return os.path.samefile(Path(model).expanduser(), starter_path())
+    except OSError:  # not there (or the starter's file missing): not it
+        return Path(model) == starter_path()
 
 
 def positive_pair(value, name: str, what: str) -> tuple[float, float] | None:

@@ -59,21 +59,22 @@ DEFAULT_POSTPROCESS = {
 DEFAULT_SETTINGS = {"interior_threshold": 0.5, "foreground_threshold": 0.5, "min_size": 0}
 
 
-def recorded_settings(description: dict) -> dict | None:
+def segmenting_settings(description: dict) -> dict | None:
     """The post-processing settings a checkpoint description records: those tuned on
-    validation images after training (its ``"postprocess"``), else, for a model fine-tuned
-    without tuning, those of the model it started from (its training's
-    ``"start_settings"``: the starter model fine-tuned so segmented at 0.5 / 0.5 / 0 for its
-    0.5 / 0.95 / 570, F1@0.5 0.729 for 0.911); None when it records none."""
+    validation images after training (its ``"postprocess"``), else, for a fine-tuned model
+    not tuned, those its epochs were scored at (its training's ``"validation_settings"``:
+    its starting model's, where the starter model so fine-tuned segmented at 0.5 / 0.5 / 0
+    for its 0.5 / 0.95 / 570, F1@0.5 0.729 for 0.911; the defaults, None, for a model
+    fine-tuned so before, as its scores were measured); None when it records none."""
     training = description.get("training") or {}
-    started = training.get("initialised_from") and training.get("start_settings")
-    return description.get("postprocess") or started or None
+    scored = training.get("initialised_from") and training.get("validation_settings")
+    return description.get("postprocess") or scored or None
 
 
 def recommended_settings(description: dict) -> dict:
-    """Post-processing settings of a checkpoint description: :func:`recorded_settings`,
+    """Post-processing settings of a checkpoint description: :func:`segmenting_settings`,
     else :data:`DEFAULT_SETTINGS`."""
-    recorded = recorded_settings(description) or {}
+    recorded = segmenting_settings(description) or {}
     return {k: recorded.get(k, v) for k, v in DEFAULT_SETTINGS.items()}
 
 
@@ -591,10 +592,10 @@ def _at_image_pixels(
                 continue
             if key in _AREAS:
                 settings[key] = image_area(value, zoom)
-            elif isinstance(value, float):
+            elif key == "h":  # a depth of distance: any positive number
                 settings[key] = value / finest
-            else:  # counted in whole pixels
-                settings[key] = round(value / finest)
+            elif value >= 1:  # whole pixels, one at least (a radius of 0.5 erased every cell)
+                settings[key] = max(1, round(value / finest))
         return settings
 
     cleanup = scaled({**DEFAULT_CLEANUP, **(cleanup or {})})
@@ -624,8 +625,8 @@ def iter_segment(
     :class:`Segmentation`. Parameters are those of :func:`iter_predict` and of
     :func:`probabilities_to_instances` (``postprocess`` are the watershed
     parameters, ``chunk_size`` its window size); ``instances=False`` stops after
-    the probabilities. ``postprocess`` and ``cleanup`` left out take the settings tuned
-    for the checkpoint after its training (:attr:`UNetPredictor.settings`), as the dock
+    the probabilities. ``postprocess`` and ``cleanup`` left out take the settings the
+    checkpoint records (:func:`segmenting_settings`, :attr:`UNetPredictor.settings`), as the dock
     and ``cytomask segment`` do, when it has them (the starter model does). ``tta`` is off
     unless asked for (four times faster), where the dock and ``cytomask segment`` turn it
     on: the starter model's thresholds were chosen with it, and its cells differ a little
@@ -634,7 +635,7 @@ def iter_segment(
     watershed measures distances over the shape of those pixels, ``spacing`` ((Y, X) in
     any unit, where known), though the network saw them resampled to square ones.
     """
-    if recorded_settings(predictor.description):
+    if segmenting_settings(predictor.description):
         tuned = postprocess_arguments(predictor.config.targets, **predictor.settings)
         postprocess = tuned["postprocess"] if postprocess is None else postprocess
         cleanup = tuned["cleanup"] if cleanup is None else cleanup

@@ -1468,11 +1468,15 @@ def state_note(checkpoint: str | os.PathLike, resume_with: str) -> str:
     )
 
 
-NO_VALIDATION_TO_TUNE = (
-    "no image was left for validation, so the post-processing thresholds were not chosen "
-    "for this model and stay at their defaults; choose them on labelled images of your own "
-    "with cytomask tune MODEL --images ... --masks ..."
-)
+#: What a run with no image left for validation says of its thresholds, by whether it
+#: fine-tuned a model (whose thresholds it keeps) or trained a new network.
+NO_VALIDATION_TO_TUNE = {
+    fine_tuned: "no image was left for validation, so the post-processing thresholds were "
+    f"not chosen for this model and stay {kept}; choose them on labelled images of your "
+    "own with cytomask tune MODEL --images ... --masks ..."
+    for fine_tuned, kept in ((False, "at their defaults"),
+                             (True, "those of the model it started from"))
+}  # fmt: skip
 
 _STATE_KEYS = {
     "run", "epoch", "steps", "history", "best_score", "since_best", "model", "optimiser",
@@ -2330,7 +2334,8 @@ def iter_train(
     elif settings.tune:
         yield TrainingProgress(
             epoch, epoch, 0, 0, global_step, math.nan, optimising.learning_rate,
-            message=NO_VALIDATION_TO_TUNE, phase="notice",
+            message=NO_VALIDATION_TO_TUNE[bool(prev_training.get("initialised_from") or init_from)],
+            phase="notice",
         )  # fmt: skip
     save_checkpoint(output, best_model, best_description)
     return TrainingResult(output, best_description, history, stopped_early)
