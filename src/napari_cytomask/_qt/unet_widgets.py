@@ -287,7 +287,8 @@ class _PixelSizeRow(QWidget):
 
     def pixel_size(self, layer=None) -> tuple[float, float] | None:
         """The (Y, X) pixel size in µm to use for ``layer``: the one typed, else the one
-        it records (None: not known)."""
+        it records (None: not known). Raises ValueError for a size typed finer than a
+        microscope gives (:data:`PIXEL_SIZE_RANGE_UM`), which the reader would drop."""
         typed = self.box.value()
         if 0 < typed < PIXEL_SIZE_RANGE_UM[0]:  # labels saved with it opened without it
             raise ValueError(

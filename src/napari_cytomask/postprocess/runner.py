@@ -385,9 +385,11 @@ def check_settings(
 ) -> None:
     """Raise ValueError for settings of ``method`` (:func:`iter_watershed`'s ``params`` and
     ``cleanup``, called ``names`` in messages) that it would refuse or misread, before any
-    work: names it does not know, all listed with the known ones; a threshold outside 0 to
-    1; and values its functions refuse, tried on a small image. A script's unknown entry was
-    refused in Python's words after minutes of predicting, and a threshold of 2 was taken."""
+    work: names it does not know, all listed with the known ones; text or another kind
+    where a number is meant; a threshold outside 0 to 1; a negative size, distance or
+    weight; and values its functions refuse, tried on a small image. A script's unknown
+    entry was refused in Python's words after minutes of predicting, and a threshold of 2
+    was taken."""
     func, _ = WATERSHED_METHODS[method]
     for name, given, function, own in (
         (names[0], params, func, {"origin", "spacing"}),  # where a frame lies: worked out
