@@ -26,7 +26,7 @@ from napari_cytomask.models.catalog import (
     unet_models,
     unlike_starter_images,
 )
-from napari_cytomask.models.checkpoint import read_description
+from napari_cytomask.models.checkpoint import CheckpointError, read_description
 from napari_cytomask.pipeline import Preset, Segmenter
 from napari_cytomask.progress import drain
 
@@ -243,8 +243,11 @@ def test_which_pixel_sizes_are_resampled_and_which_pointed_out():
     for size in (0.8708, 0.8, 0.95):
         assert model_zoom(STARTER, (size, size)) is None
     assert model_zoom(STARTER, (0.75, 0.75)) == pytest.approx((0.862, 0.862), abs=1e-3)
-    # Another model's pixel size is not known; an unknown image's neither.
-    assert model_zoom("mine.safetensors", (0.435, 0.435)) is None
+    # Another model that records no pixel size: not known; an unknown image's neither. A
+    # model that is not there is refused (its own file's size was not read: 0 cells for 38).
+    assert model_zoom("mine.safetensors", (0.435, 0.435), {}) is None
+    with pytest.raises(CheckpointError, match="no checkpoint 'mine.safetensors'"):
+        model_zoom("mine.safetensors", (0.435, 0.435))
     assert model_zoom(STARTER, None) is None
     # A 100x objective's pixels are resampled; a 72 dpi default (353 µm, when a reader takes
     # it) is no microscope's: not resampled, and pointed out.
