@@ -1025,6 +1025,9 @@ def test_a_preview_fingerprints_its_frame_and_still_keeps_edits(
     widget = _applying(viewer, qtbot, "cells")
     widget.apply()
     qtbot.waitUntil(lambda: "Done" in widget.status.text(), timeout=30_000)
+    # Said as its result lands, Apply's worker then ends: a preview asked for before that
+    # is not run (it would take Apply's place), which a loaded machine showed.
+    qtbot.waitUntil(lambda: not widget.runner.busy, timeout=30_000)
     output = viewer.layers["cells split"]
     for min_area in (300, 600):
         taken.clear()
