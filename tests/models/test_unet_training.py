@@ -84,7 +84,8 @@ def test_a_recorded_split_is_matched_by_folder_and_file_name():
     }  # fmt: skip
     with pytest.raises(ValueError, match="same folder and file name"):
         match_split(recorded, ["a/set1/raw.tif", "b/set1/raw.tif"])
-    with pytest.raises(ValueError, match="in two parts"):
+    twice = "recorded split names 'b/set1/raw.tif' both in 'train' and in 'test'"
+    with pytest.raises(ValueError, match=twice):
         match_split({"train": ["a/set1/raw.tif"], "test": ["b/set1/raw.tif"]}, moved[:1])
     with pytest.raises(ValueError, match="in no part of the recorded split"):
         match_split(recorded, ["x/set99/raw.tif"])

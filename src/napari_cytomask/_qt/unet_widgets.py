@@ -1604,7 +1604,7 @@ class UNetTrainWidget(StepWidget, QWidget):
             np.asarray(resolution_level(mask)[0]),
             image.name,
             channel_axis=-1 if image.rgb and not grey else None,
-            mask_name=f"'{mask.name}'",
+            mask_name=f"mask '{mask.name}'",
             pixel_size_um=self.pixels.pixel_size(image),
             note=notes.append,
         )

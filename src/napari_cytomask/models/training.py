@@ -37,7 +37,7 @@ import time
 import uuid
 import warnings
 from collections import deque
-from collections.abc import Callable, Generator, Iterable, Sequence
+from collections.abc import Callable, Generator, Hashable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -444,6 +444,7 @@ def samples_from_arrays(
     mask_name: str | None = None,
     pixel_size_um: tuple[float, float] | None = None,
     note: Callable[[str], None] | None = None,
+    labels_advice: str = "Were the image and its labels given the other way round?",
 ) -> list[TrainingSample]:
     """Training samples from an image (or stack) and its instance labels, e.g. napari layers.
 
@@ -470,6 +471,9 @@ def samples_from_arrays(
     note
         Called with what the user should know of the labels (a binary mask taken by its
         regions); by default that is a :class:`UserWarning`.
+    labels_advice
+        What to check, said when the labels look like an image (their pixels vary as a
+        camera's do), which is refused.
 
     Returns
     -------
@@ -481,11 +485,10 @@ def samples_from_arrays(
         channels = list(np.moveaxis(np.asarray(images), channel_axis, 0))
     else:
         channels = [np.asarray(images)]
-    mask_name = f"mask {mask_name}" if mask_name else f"mask of {name}"
+    mask_name = mask_name or f"mask of {name}"
     lab = as_labels(labels, mask_name)
-    # The image given as the labels (a phase image taken as 17,149 cells, unsaid), where
-    # the files' readers say it first, in their own words.
-    check_looks_like_ids(lab, mask_name, "Were the image and its labels given the other way round?")
+    # The image given as the labels (a phase image taken as 17,149 cells, unsaid).
+    check_looks_like_ids(lab, mask_name, labels_advice)
     for ch in channels:
         check_same_shape(ch, lab, f"image {name}", mask_name, "train on a mask of the same image")
     per_channel = [_frames(ch) for ch in channels]
@@ -532,25 +535,13 @@ def samples_from_folders(
         image_path = os.path.abspath(image_path)
         image = read_image(image_path)
         mask = read_image(mask_path)
-        check_looks_like_ids(
-            mask, mask_path,
-            "Are the patterns of the images and of their masks the other way round?",
+        # RGB(A) files: the colour axis holds the channels.
+        rgb = image.shape[:-1] == mask.shape and image.shape[-1] in (3, 4)
+        samples += samples_from_arrays(
+            image, mask, image_path, channel_axis=-1 if rgb else None,
+            mask_name=f"mask {mask_path}", pixel_size_um=file_pixel_size(image_path), note=note,
+            labels_advice="Are the patterns of the images and of their masks the other way round?",
         )  # fmt: skip
-        pixel = file_pixel_size(image_path)
-        if (
-            image.ndim == mask.ndim + 1
-            and image.shape[-1] in (3, 4)
-            and image.shape[:-1] == mask.shape
-        ):
-            # RGB(A) files: the colour axis holds the channels.
-            samples += samples_from_arrays(
-                image, mask, image_path, channel_axis=-1, mask_name=mask_path,
-                pixel_size_um=pixel, note=note,
-            )  # fmt: skip
-        else:
-            samples += samples_from_arrays(
-                image, mask, image_path, mask_name=mask_path, pixel_size_um=pixel, note=note
-            )
     return samples
 
 
@@ -596,14 +587,14 @@ def samples_from_tilescans(
         images = [np.asarray(image) for image in images]
         masks = ", ".join(f"{c.index} ({c.name})" for c in scan.by_role("mask")) or "none"
         named = next((c.name for c in scan.channels if c.index == mask_channel), "")
-        check_looks_like_ids(
-            mask, f"Channel {mask_channel} ({named}) of {path}",
-            f"Give the channel of label ids as the mask channel (those of this scan: {masks}).",
-        )  # fmt: skip
-        pixel = scan.pixel_size_um
         samples += samples_from_arrays(
-            images, np.asarray(mask), os.path.abspath(path), pixel_size_um=pixel, note=note
-        )
+            images, np.asarray(mask), os.path.abspath(path),
+            mask_name=f"Channel {mask_channel} ({named}) of {path}",
+            pixel_size_um=scan.pixel_size_um, note=note,
+            labels_advice=(
+                f"Give the channel of label ids as the mask channel (those of this scan: {masks})."
+            ),
+        )  # fmt: skip
     return samples
 
 
@@ -734,11 +725,7 @@ def match_split(recorded: dict[str, list[str]], names: Sequence[str]) -> dict[st
         When an image of ``names`` is in no part of the recorded split, or two
         images (given, or recorded) have the same folder and file name.
     """
-    part_of: dict[tuple[str, str], str] = {}
-    for part, members in recorded.items():
-        for n in members:
-            if part_of.setdefault(_image_key(n), part) != part:
-                raise ValueError(f"the recorded split holds {n} in two parts.")
+    part_of = _part_of(recorded, "the recorded split", _image_key)
     keys = [_image_key(n) for n in names]
     given = set(keys)
     if len(given) < len(keys):
@@ -752,6 +739,21 @@ def match_split(recorded: dict[str, list[str]], names: Sequence[str]) -> dict[st
         split[part_of[key]].append(name)
     split["test"] += [n for n in recorded.get("test", []) if _image_key(n) not in given]
     return {k: sorted(v) for k, v in split.items()}
+
+
+def _part_of(split: dict[str, list[str]], what: str, key: Callable[[str], Hashable]) -> dict:
+    """The part of ``split`` that holds each image, by ``key(name)``; refuses an image held
+    in two parts (``what``: how to call the split), which would be scored on what it had
+    learnt."""
+    part_of: dict = {}
+    for part, names in split.items():
+        for name in names:
+            if part_of.setdefault(key(name), part) != part:
+                raise ValueError(
+                    f"{what} names {name!r} both in '{part_of[key(name)]}' and in '{part}'; "
+                    "give each image to one part."
+                )
+    return part_of
 
 
 def _resumed_split(recorded: dict[str, list[str]], names: Sequence[str]) -> dict | None:
@@ -1811,14 +1813,7 @@ def _given_split(split) -> dict[str, list[str]]:
     for key, names in parts.items():
         if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
             raise ValueError(f"{form}; its '{key}' is {names!r:.200}.")
-    seen: dict[str, str] = {}
-    for key, names in parts.items():
-        for name in names:
-            if seen.setdefault(name, key) != key:
-                raise ValueError(
-                    f"the split names {name!r} both in '{seen[name]}' and in '{key}'; give "
-                    "each image to one part."
-                )
+    _part_of(parts, "the split", str)
     return {k: list(v) for k, v in parts.items()}
 
 
