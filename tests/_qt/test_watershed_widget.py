@@ -906,10 +906,53 @@ def test_live_preview_ticked_during_apply_leaves_the_apply_running(
     assert widget.applying()
     widget.live.click()  # ticked
     assert widget.live.isChecked() and widget.applying()
-    qtbot.waitUntil(lambda: "Done" in widget.status.text(), timeout=60_000)
+    # The preview it asks for runs once Apply has ended.
+    qtbot.waitUntil(lambda: "Preview" in widget.status.text(), timeout=60_000)
     output = viewer.layers["cells split"]
     assert all(frame.any() for frame in output.data)
     assert "frames_made" not in output.metadata["cytomask"]
+
+
+@pytest.mark.gui
+def test_a_setting_changed_during_apply_is_previewed_once_apply_has_ended(
+    make_napari_viewer_proxy, qtbot, truth
+):
+    """A setting changed while Apply ran asked for a preview that was dropped, unsaid: the
+    frame on show kept Apply's cells under the new setting, until another one moved."""
+    viewer = make_napari_viewer_proxy()
+    viewer.add_labels(np.stack([truth] * 12), name="cells")
+    widget = _applying(viewer, qtbot, "cells")
+    widget.live.setChecked(True)
+    widget.apply()
+    assert widget.applying()
+    widget.min_area.setValue(3000)  # only the largest cells stay
+    assert widget.applying()  # Apply goes on
+    qtbot.waitUntil(lambda: "Preview" in widget.status.text(), timeout=60_000)
+    qtbot.waitUntil(lambda: not widget.runner.busy, timeout=30_000)
+    output = viewer.layers["cells split"]
+    shown = viewer.dims.current_step[0]
+    sizes = np.bincount(output.data[shown].ravel())[1:]
+    assert 0 < np.count_nonzero(sizes) < len(np.unique(truth)) - 1
+    assert sizes[sizes > 0].min() >= 3000
+    # The other frames keep what Apply made of them.
+    kept = np.bincount(output.data[(shown + 1) % 12].ravel())[1:]
+    assert kept[kept > 0].min() < 3000
+
+
+@pytest.mark.gui
+def test_a_preview_asked_for_during_apply_is_dropped_with_a_cancel(
+    make_napari_viewer_proxy, qtbot, truth
+):
+    viewer = make_napari_viewer_proxy()
+    viewer.add_labels(np.stack([truth] * 12), name="cells")
+    widget = _applying(viewer, qtbot, "cells")
+    widget.live.setChecked(True)
+    widget.apply()
+    widget.min_area.setValue(3000)
+    widget.cancel()
+    assert not widget.runner.busy and widget.status.text() == "Cancelled."
+    qtbot.wait(600)  # longer than a preview's quiet period
+    assert not widget.runner.busy and widget.status.text() == "Cancelled."
 
 
 @pytest.mark.gui

@@ -140,6 +140,7 @@ class WatershedWidget(StepWidget, QWidget):
         self._previewing = False  # set by the first preview; see _follow
         self._applying_now = False  # whether the runner's work is an Apply, not a preview
         self._pending = None  # a new input handed over during an Apply, for after it
+        self._preview_waits = False  # a preview asked for during an Apply, for after it
         self._user_picked = False  # an input chosen by hand stays when new cells come
         self._measured = None  # the input whose pixel size the distance rows name
 
@@ -727,10 +728,11 @@ class WatershedWidget(StepWidget, QWidget):
         self._previewing = False
 
     def preview(self) -> None:
-        """Re-run the displayed frame (debounced, in a worker) and show it; not while Apply
-        runs (a preview's worker would take the place of Apply's, which would stop unsaid,
-        its other frames never made)."""
+        """Re-run the displayed frame (debounced, in a worker) and show it; asked for while
+        Apply runs, once Apply has ended (a preview's worker would take the place of
+        Apply's, which would stop unsaid, its other frames never made)."""
         if self.applying():
+            self._preview_waits = True
             return
         self._previewing = True
         try:
@@ -830,19 +832,24 @@ class WatershedWidget(StepWidget, QWidget):
         )
 
     def cancel(self) -> None:
-        """Stop a running Apply or preview now (the frame under way is dropped)."""
+        """Stop a running Apply or preview now (the frame under way is dropped), and the
+        preview asked for while Apply ran: the user stopped the work."""
         self.runner.cancel()
+        self._preview_waits = False
         self._take_pending()
 
     def _take_pending(self) -> None:
-        """Take the input handed over during an Apply, once it has ended (done, failed or
-        cancelled), saying so after what the Apply said."""
+        """Once an Apply has ended (done, failed or cancelled): take the input handed over
+        during it, saying so after what the Apply said, or run the preview asked for during
+        it (a setting changed while it ran, whose result it does not show)."""
         layer, self._pending = self._pending, None
-        if layer is None or layer not in self.viewer.layers:
-            return
-        ended = self.status.text()
-        self.use_input(layer)
-        self.status.setText(f"{ended} {self.status.text()}")
+        waits, self._preview_waits = self._preview_waits, False
+        if layer is not None and layer in self.viewer.layers:
+            ended = self.status.text()
+            self.use_input(layer)
+            self.status.setText(f"{ended} {self.status.text()}")
+        elif waits and not self.runner.busy:
+            self._changed()
 
     def _output_layer(self, source, metadata: dict, index: tuple | None) -> Labels:
         """The result layer (:meth:`_output_name`), created empty if needed and laid over
