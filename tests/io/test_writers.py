@@ -501,7 +501,7 @@ def test_a_long_file_name_is_written_and_cleaned_up_after(tmp_path, real_labels)
                        r"and existing files are unchanged; choose a shorter name\.$"):  # fmt: skip
         write_labels(too_long, real_labels)
     negative = -np.eye(4, dtype=np.int8)
-    with pytest.raises(LabelsError, match="^the layer to save has negative ids"):
+    with pytest.raises(LabelsError, match="^the label image to save has negative ids"):
         write_labels(tmp_path / "negative.tif", negative)
     assert _files(tmp_path) == [target.name]
 

@@ -225,7 +225,7 @@ def label_writer(
             f"Cannot save {path.name}: {FORMATS[fmt].title} is written chunk by chunk while "
             f"segmenting; use one of {', '.join(FORMATS[key].suffix for key in FILE_FORMATS)}."
         )
-    labels = as_labels(data, "the layer to save")
+    labels = as_labels(data, "the label image to save")
     if labels.ndim < 2:
         raise ValueError(
             f"Cannot save {path.name}: the labels have {labels.ndim} axis(es), shape "
