@@ -482,6 +482,13 @@ def test_post_processing_settings_are_checked_before_predicting(trained, image, 
         ({"cleanup": {"min_area": "5"}}, r"^cleanup: 'min_area' is '5', not a number\.$"),
         ({"postprocess": {"min_marker_size": -3}},
          r"^postprocess: 'min_marker_size' is -3; it must be 0 or more\.$"),
+        # A radius of 1.5 was refused in NumPy's words ("slice indices must be integers").
+        ({"cleanup": {"closing_radius": 1.5}},
+         r"^cleanup: 'closing_radius' is 1\.5; it must be a whole number\.$"),
     ):  # fmt: skip
         with pytest.raises(ValueError, match=message):
             segment(trained, image[:64, :64], **kwargs)
+    # Areas are counted, any number works; radii and distances take whole numbers.
+    monkeypatch.undo()
+    fine = {"min_area": 10.5, "opening_radius": np.int64(1), "closing_radius": 2}
+    assert segment(trained, image[:64, :64], cleanup=fine).labels.shape == (64, 64)

@@ -387,9 +387,9 @@ def check_settings(
     ``cleanup``, called ``names`` in messages) that it would refuse or misread, before any
     work: names it does not know, all listed with the known ones; text or another kind
     where a number is meant; a threshold outside 0 to 1; a negative size, distance or
-    weight; and values its functions refuse, tried on a small image. A script's unknown
-    entry was refused in Python's words after minutes of predicting, and a threshold of 2
-    was taken."""
+    weight; a radius or distance in pixels that is not a whole number; and values its
+    functions refuse, tried on a small image. A script's unknown entry was refused in
+    Python's words after minutes of predicting, and a threshold of 2 was taken."""
     func, _ = WATERSHED_METHODS[method]
     for name, given, function, own in (
         (names[0], params, func, {"origin", "spacing"}),  # where a frame lies: worked out
@@ -412,6 +412,11 @@ def check_settings(
                 raise ValueError(f"{name}: '{key}' is {value!r}; it must be from 0 to 1.")
             if value < 0:  # sizes, distances and weights
                 raise ValueError(f"{name}: '{key}' is {value!r}; it must be 0 or more.")
+            if "float" not in kinds and not isinstance(value, numbers.Integral) and not (
+                "area" in key or "size" in key  # counted pixels: compared, any number works
+            ):
+                # Radii and distances: a disk of radius 1.5 is 4 pixels wide, off centre.
+                raise ValueError(f"{name}: '{key}' is {value!r}; it must be a whole number.")
     cells = np.zeros((16, 16), np.uint8)
     cells[4:12, 4:12] = 1
     inputs = (
