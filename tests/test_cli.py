@@ -637,7 +637,7 @@ def test_evaluate_reports_msa_per_image_averaged(tmp_path, capsys):
     ]
 
 
-def test_export_of_a_scans_mask_channel_measures_its_cells_in_the_scans_images(tmp_path):
+def test_export_of_a_scans_mask_channel_measures_its_cells_in_the_scans_images(tmp_path, capsys):
     """A scan's own mask channel (Cellpose's masks saved beside the phase, say) was exported
     by the command line without the intensity columns the dock's export gives it: only a
     scan named by a segment or export record was measured."""
@@ -654,12 +654,39 @@ def test_export_of_a_scans_mask_channel_measures_its_cells_in_the_scans_images(t
         cell = mask == int(row["label"])
         assert float(row["mean_Phase"]) == pytest.approx(phase[cell].mean(), rel=1e-5)
     assert not any(key.startswith("mean_cells") for key in rows[0])
-    # Channels without names are read whole: no channel of it is measured in the others
-    # (the export failed, saying the file was another scan's).
-    unnamed = tmp_path / "unnamed.tif"
-    tifffile.imwrite(unnamed, np.stack([phase, mask]), imagej=True, metadata={"axes": "CYX"})
-    assert main(["export", str(unnamed), "-o", str(tmp_path / "out"), "-q"]) == 0
-    np.testing.assert_array_equal(tifffile.imread(tmp_path / "out" / "unnamed.tif"), [phase, mask])
+    # Channels left unnamed, as Fiji and tifffile save them, of a declared channel axis: the
+    # mask channel the reader finds is exported (the whole file was, the phase image's
+    # pixels as 19,584 "cells", the pixel size dropped, exit 0), measured in the other.
+    hyperstack = tmp_path / "unnamed.tif"
+    tifffile.imwrite(hyperstack, np.stack([[phase, mask]] * 2), imagej=True, resolution=(2, 2),
+                     metadata={"axes": "TCYX", "unit": "um"})  # fmt: skip
+    ome = tmp_path / "unnamed.ome.tif"
+    tifffile.imwrite(ome, np.stack([phase, mask]), metadata={"axes": "CYX"})
+    for path, frames in ((hyperstack, 2), (ome, 1)):
+        out = tmp_path / f"out {frames}"
+        assert main(["export", str(path), "-o", str(out), "-q"]) == 0
+        exported = tifffile.imread(out / "unnamed.tif")
+        np.testing.assert_array_equal(exported, np.squeeze([mask] * frames))
+        rows = list(csv.DictReader((out / "unnamed_objects.csv").open()))
+        assert len(rows) == frames * (len(np.unique(mask)) - 1)
+        cell = mask == int(rows[0]["label"])
+        assert float(rows[0]["mean_C1"]) == pytest.approx(phase[cell].mean(), rel=1e-5)
+    with tifffile.TiffFile(tmp_path / "out 2" / "unnamed.tif") as tif:
+        assert tif.series[0].axes == "TYX" and tif.pages[0].resolution == (2, 2)
+    # A colour picture of the cells (a viewer's colours saved as RGB) is no labels: it was
+    # exported as 96 "frames" of 96 x 3 pixels, three "cells" in each, exit 0.
+    import imageio.v3 as iio
+
+    colours = np.random.default_rng(1).integers(1, 255, (mask.max() + 1, 3), dtype=np.uint8)
+    colours[0] = 0
+    for suffix in (".png", ".tif"):
+        picture = tmp_path / f"colours{suffix}"
+        iio.imwrite(picture, colours[mask])
+        capsys.readouterr()
+        assert main(["export", str(picture), "-o", str(tmp_path / "pictures"), "-q"]) != 0
+        assert "is a colour picture (red, green and blue), not label ids" in (
+            capsys.readouterr().err
+        )
 
 
 def test_evaluate_finds_each_scans_mask_channel_without_being_told(tmp_path, capsys):
@@ -730,15 +757,21 @@ def test_evaluate_finds_each_scans_mask_channel_without_being_told(tmp_path, cap
     np.testing.assert_array_equal(tifffile.imread(out / "unnamed.tif"), masks[0])
     assert main([*argv[:-1], "0", "--overwrite"]) != 0
     assert "channel 0 is not one of its mask channels (1 (C2))" in capsys.readouterr().err
-    # Evaluate reads such a file whole (its pages may be one label stack's frames); where
-    # that does not fit, it says which channel to give (it said only the two shapes).
+    # Evaluate takes the mask channel of a file that declares its channels, unnamed, as
+    # the reader does; it reads pages of no declared axis whole (they may be one label
+    # stack's frames), and where that does not fit, it says which channel to give (it said
+    # only the two shapes).
     argv = ["evaluate", "--pred", str(pred / "s0_unet_cells.tif"), "--gt", str(unnamed)]
-    assert main([*argv, "-o", str(tmp_path / "u.csv")]) != 0
+    assert main([*argv, "-o", str(tmp_path / "u.csv")]) == 0
+    pages = tmp_path / "pages.tif"
+    tifffile.imwrite(pages, np.stack([phase[0], masks[0]]))
+    argv = ["evaluate", "--pred", str(pred / "s0_unet_cells.tif"), "--gt", str(pages)]
+    assert main([*argv, "-o", str(tmp_path / "p.csv")]) != 0
     assert (
-        f"{unnamed} names none of its 2 channels, so it was read whole; if channel 1 (which "
+        f"{pages} names none of its 2 channels, so it was read whole; if channel 1 (which "
         "looks like a mask) holds the labels, give it with --mask-channel 1."
     ) in capsys.readouterr().err
-    assert main([*argv, "--mask-channel", "1", "-o", str(tmp_path / "u.csv")]) == 0
+    assert main([*argv, "--mask-channel", "1", "-o", str(tmp_path / "p.csv")]) == 0
     argv = ["evaluate", "--pred", str(two), "--gt", str(truth / "s0.tif"), "--mask-channel", "1"]
     assert main([*argv, "-o", str(tmp_path / "two.csv")]) != 0
     assert "(--pred takes label files; export the scan's mask" in capsys.readouterr().err

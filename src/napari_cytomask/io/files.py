@@ -806,7 +806,15 @@ def read_labels(
             chosen = [scan.channels[0].index] if channel is None else [channel]
             labels = np.asarray(read_channels(scan, chosen, 1)[0])
             return labels, geometry_of(scan, labels.ndim)
-    return read_image(path), {}
+    labels = read_image(path)
+    if labels.ndim == 3 and labels.shape[-1] in (3, 4) and labels.dtype == np.uint8:
+        # Exported as 256 "frames" of 300 x 3 pixels, three "cells" in each (exit 0).
+        raise ValueError(
+            f"{path} is a colour picture (red, green and blue), not label ids: a viewer's "
+            "colours of the cells are no ids. Save the labels themselves (one whole-number "
+            "id per cell, 0 for the background), as a grey TIFF or PNG."
+        )
+    return labels, {}
 
 
 def _check_labels_opened(path) -> None:
@@ -823,9 +831,11 @@ def _check_labels_opened(path) -> None:
 
 
 def _names_channels(scan: Scan) -> bool:
-    """Whether a scan's file names its channels (not "C1", "C2" … as the reader calls the
-    unnamed pages it tells apart by their pixels)."""
-    return any(re.fullmatch(r"C\d+", c.name) is None for c in scan.channels)
+    """Whether a scan's file names its channels, or declares a channel axis (an ImageJ
+    hyperstack's or an OME-TIFF's, unnamed): not "C1", "C2" … as the reader calls the
+    unnamed pages it tells apart by their pixels, which may be the frames of one stack."""
+    declared = "C" in scan.metadata.get("original_axes", "")
+    return declared or any(re.fullmatch(r"C\d+", c.name) is None for c in scan.channels)
 
 
 def read_whole_hint(path, channel: int | None) -> str:
