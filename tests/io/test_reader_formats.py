@@ -406,3 +406,27 @@ def test_files_with_their_channels_in_another_order_are_not_one_stack(tmp_path):
         "uint16, while a.ome.tif holds 2 channel(s) (BF, Mask) of 64 x 64 uint16. Open the "
         "files one by one, or save them with the same channels."
     )
+
+
+def test_files_of_another_pixel_size_are_not_one_stack(tmp_path):
+    """Given the first file's pixel size, the cells of a 20x image stacked after a 10x one
+    measured 4 times too small in µm², unsaid."""
+    image = np.random.default_rng(0).integers(100, 4000, (64, 64), dtype=np.uint16)
+    calibrated = [str(tmp_path / "10x.ome.tif"), str(tmp_path / "20x.ome.tif")]
+    for path, size in zip(calibrated, (0.65, 0.325), strict=True):
+        tifffile.imwrite(
+            path, image, metadata={"axes": "YX", "PhysicalSizeX": size, "PhysicalSizeY": size}
+        )
+    with pytest.raises(TiffReadError) as error:
+        get_reader(calibrated)(calibrated)
+    assert str(error.value).startswith(
+        "These files cannot be one stack: 20x.ome.tif records a pixel size of 0.325 µm, while "
+        "10x.ome.tif records 0.65 µm: one stack has one pixel size."
+    )
+    tifffile.imwrite(calibrated[1], image, metadata={"axes": "YX"})  # none recorded
+    with pytest.raises(TiffReadError, match="records a pixel size of none, while 10x"):
+        get_reader(calibrated)(calibrated)
+    tifffile.imwrite(calibrated[1], image, metadata={"axes": "YX", "PhysicalSizeX": 0.65,
+                                                      "PhysicalSizeY": 0.65})  # fmt: skip
+    ((data, kwargs, _),) = get_reader(calibrated)(calibrated)
+    assert data.shape == (2, 64, 64) and kwargs["scale"][-2:] == (0.65, 0.65)

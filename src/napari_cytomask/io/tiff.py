@@ -432,7 +432,8 @@ def read_tiff_stack(paths: Sequence[str | os.PathLike]) -> list[LayerData]:
     ------
     TiffReadError
         When a file is unreadable; :class:`NotOneStack` when it holds other channels,
-        shapes or pixel types than the first (the message names both).
+        shapes or pixel types than the first, or records another pixel size (the message
+        names both).
     """
     files = [os.fspath(path) for path in paths]
     stems = [file_stem(path) for path in files]
@@ -440,7 +441,7 @@ def read_tiff_stack(paths: Sequence[str | os.PathLike]) -> list[LayerData]:
     own_names = [None if c.named_after_file else c.name for c in scan.channels]
     others = [_file_layout(path) for path in files[1:]]
     layouts = [_layout([c.data for c in scan.channels], own_names)]
-    layouts += [layout for layout, _ in others]
+    layouts += [layout for layout, _, _ in others]
     if any(shape is None for shape, *_ in layouts[0]):
         raise NotOneStack(
             files[0], "is a pyramid (several resolutions); open the files one by one."
@@ -452,6 +453,18 @@ def read_tiff_stack(paths: Sequence[str | os.PathLike]) -> list[LayerData]:
                 f"holds {_describe(channels)}, while {Path(files[0]).name} holds "
                 f"{_describe(layouts[0])}. "
                 "Open the files one by one, or save them with the same channels.",
+            )
+    pixel = dict(scan.metadata.get("pixel_size_um") or {})
+    for path, (_, other, _) in zip(files[1:], others, strict=True):
+        if other.keys() != pixel.keys() or any(
+            not math.isclose(other[a], pixel[a], rel_tol=1e-6) for a in pixel
+        ):
+            # Given the first file's, a 20x image's cells measured 4 times too small in µm².
+            raise NotOneStack(
+                path,
+                f"records a pixel size of {_pixel_words(other)}, while {Path(files[0]).name} "
+                f"records {_pixel_words(pixel)}: one stack has one pixel size. Open the "
+                "files one by one, or stack those taken at one magnification.",
             )
     # A source of its own (the first file may be open on its own too), named so that
     # the file column of step 1 reads "P1_T0 to P1_T9 (10 files)".
@@ -477,7 +490,7 @@ def read_tiff_stack(paths: Sequence[str | os.PathLike]) -> list[LayerData]:
         kwargs["metadata"] = {**kwargs["metadata"], METADATA_KEY: info}
         planes = [data] + [
             da.from_delayed(delayed(_read_channel)(path, opened, i), data.shape, dtype=data.dtype)
-            for path, (_, opened) in zip(files[1:], others, strict=True)
+            for path, (_, _, opened) in zip(files[1:], others, strict=True)
         ]
         stacked.append((da.stack([da.asarray(plane) for plane in planes]), kwargs, kind))
     return stacked
@@ -505,11 +518,12 @@ def _layout(arrays: list, names: list[str | None]) -> list[tuple]:
     ]
 
 
-def _file_layout(path: str) -> tuple[list[tuple], _FileState]:
-    """:func:`_layout` of a file, from its metadata alone, and the file's state then; the
-    file is closed after."""
+def _file_layout(path: str) -> tuple[list[tuple], dict[str, float], _FileState]:
+    """:func:`_layout` of a file, from its metadata alone, its pixel size and the file's
+    state then; the file is closed after."""
     with TiffScan(path) as tiff:
-        return _layout(tiff.channel_arrays(), tiff.channel_names()), tiff._opened
+        layout = _layout(tiff.channel_arrays(), tiff.channel_names())
+        return layout, dict(tiff.description.pixel_size), tiff._opened
 
 
 def _read_channel(path: str, opened: _FileState, index: int) -> np.ndarray:
@@ -518,6 +532,14 @@ def _read_channel(path: str, opened: _FileState, index: int) -> np.ndarray:
     opened.check()
     with TiffScan(path) as tiff:
         return np.asarray(tiff.channel_arrays()[index])
+
+
+def _pixel_words(pixel: dict[str, float]) -> str:
+    """``"0.65 µm"``, ``"0.5 x 0.6 µm"`` (Y x X), or ``"none"``."""
+    sizes = [pixel[a] for a in ("Y", "X") if a in pixel]
+    if not sizes:
+        return "none"
+    return f"{sizes[0]:g} µm" if len(set(sizes)) == 1 else f"{sizes[0]:g} x {sizes[1]:g} µm"
 
 
 def _describe(channels: list[tuple]) -> str:
@@ -1429,7 +1451,11 @@ def _warn_ome_lost(path: str, tif: tifffile.TiffFile) -> None:
     if "<OME" in description[:4096]:
         why = "OME metadata that cannot be read (damaged or cut short)"
     elif Path(path).name.lower().endswith((".ome.tif", ".ome.tiff")):
-        why = "no OME metadata (a program that saved it again may have dropped them)"
+        # Or past the end of a file cut short, whose description tifffile then drops.
+        why = (
+            "no OME metadata (a program that saved it again may have dropped them, or the "
+            "file is cut short)"
+        )
     else:
         return
     warnings.warn(
