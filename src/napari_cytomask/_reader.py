@@ -27,6 +27,9 @@ from .io.tiff import LayerData, is_tiff, named_like_tiff, read_tiff_stack
 PathOrPaths = str | os.PathLike | Sequence[str | os.PathLike]
 ReaderFunction = Callable[[PathOrPaths], list[LayerData]]
 
+#: The largest mask channel (in bytes) a file opens in memory, not read lazily: see _read.
+MASK_IN_MEMORY = 1 << 30
+
 
 def _paths(path: PathOrPaths) -> list[str]:
     if isinstance(path, str | os.PathLike):
@@ -42,7 +45,12 @@ def _read(path: PathOrPaths) -> list[LayerData]:
 
     Paths are made absolute: napari passes them as typed (``napari a/raw.tif``), and the
     layers, their results and every provenance written from them name their file, found
-    again from any folder."""
+    again from any folder.
+
+    A file's mask channels of up to :data:`MASK_IN_MEMORY` bytes open in memory, as
+    napari's own reader opens labels: a lazy one painted into and saved over its file
+    read the file it had replaced, refused (changed on disk) at every later stroke, frame
+    shown and save."""
     from .io.export import located_source  # about 1 s to import
 
     paths = [os.path.abspath(p) for p in _paths(path)]
@@ -52,6 +60,12 @@ def _read(path: PathOrPaths) -> list[LayerData]:
     record = _exported(scan)
     layers = scan.layer_data()
     _check_planes_fit(layers, paths[0])
+    layers = [
+        (np.asarray(data), kwargs, kind)
+        if kind == "labels" and not isinstance(data, list) and data.nbytes <= MASK_IN_MEMORY
+        else (data, kwargs, kind)
+        for data, kwargs, kind in layers
+    ]
     if record:
         ((data, kwargs, kind),) = layers
         # In memory, as a step's result is: painting into it is then seen as an edit.

@@ -101,3 +101,31 @@ def test_viewer_opens_an_ome_zarr_image_one_layer_per_channel(make_napari_viewer
     from napari.plugins import _npe2
 
     assert "napari-cytomask" in _npe2.get_readers("*.zarr/")
+
+
+def test_a_mask_saved_over_its_own_file_is_still_painted_shown_and_saved(
+    make_napari_viewer_proxy, shared_data, tmp_path
+):
+    """A mask channel opened lazily, painted and saved over its file (File > Save, after
+    napari's "replace?"), then read the file it had replaced: every later stroke, frame
+    shown and save was refused as "changed on disk after it was opened"."""
+    ids = [
+        iio.imread(shared_data / "usiigaci-phc" / f"set{n}" / "instances_ids.png")[:256, :256]
+        for n in (1, 2, 3)
+    ]
+    path = tmp_path / "masks.tif"
+    tifffile.imwrite(path, np.stack(ids).astype(np.uint16), imagej=True, metadata={"axes": "TYX"})
+    viewer = make_napari_viewer_proxy()
+    (layer,) = viewer.open(str(path), plugin="napari-cytomask")
+    assert isinstance(layer, Labels)
+    layer.paint((1, 100, 100), 999, refresh=True)
+    viewer.layers.save(str(path), selected=True, plugin="napari-cytomask")
+    assert (tifffile.imread(path)[1] == 999).any()
+    layer.paint((0, 200, 200), 998, refresh=True)
+    viewer.dims.set_current_step(0, 2)
+    np.testing.assert_array_equal(np.asarray(layer.data[2]), ids[2])
+    elsewhere = tmp_path / "corrected.tif"
+    viewer.layers.save(str(elsewhere), selected=True, plugin="napari-cytomask")
+    saved = tifffile.imread(elsewhere)
+    assert (saved[1] == 999).any() and (saved[0] == 998).any()
+    np.testing.assert_array_equal(saved[2], ids[2])
