@@ -412,8 +412,12 @@ def check_settings(
                 raise ValueError(f"{name}: '{key}' is {value!r}; it must be from 0 to 1.")
             if value < 0:  # sizes, distances and weights
                 raise ValueError(f"{name}: '{key}' is {value!r}; it must be 0 or more.")
-            if "float" not in kinds and not isinstance(value, numbers.Integral) and not (
-                "area" in key or "size" in key  # counted pixels: compared, any number works
+            if (
+                "float" not in kinds
+                and not isinstance(value, numbers.Integral)
+                and not (
+                    "area" in key or "size" in key  # counted pixels: compared, any number works
+                )
             ):
                 # Radii and distances: a disk of radius 1.5 is 4 pixels wide, off centre.
                 raise ValueError(f"{name}: '{key}' is {value!r}; it must be a whole number.")
