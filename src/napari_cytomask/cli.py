@@ -406,7 +406,8 @@ def _train_parser(sub) -> None:
         type=_non_negative_float,
         default=0,
         metavar="MINUTES",
-        help="stop after the epoch in which this many minutes have passed (0: no limit)",
+        help="stop once this many minutes have passed, the epoch under way ending there "
+        "(0: no limit)",
     )
     run.add_argument(
         "--workers",

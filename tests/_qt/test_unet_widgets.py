@@ -2574,7 +2574,7 @@ def test_training_in_the_dock_can_be_given_a_time_limit(make_napari_viewer_proxy
     trainer.time_limit.setValue(10)
     assert re.fullmatch(
         r"About 10 min on the CPU, the time limit \(50 × 100 steps would take about .+\), "
-        r"plus finishing the epoch under way and choosing the thresholds, timed as they run\.",
+        r"plus validating the epoch under way and choosing the thresholds, timed as they run\.",
         trainer.estimate.text(),
     ), trainer.estimate.text()
     assert "time_limit" in trainer.settings_controls()

@@ -1338,9 +1338,9 @@ class UNetTrainWidget(StepWidget, QWidget):
         self.steps = number_box(1, 100000, 20, "Optimiser steps per epoch.")
         self.time_limit = number_box(
             0, 100000, 0,
-            "Stop at the end of the epoch under way once this many minutes have passed, "
-            "keeping the best epoch so far and choosing its thresholds (no limit: Epochs "
-            "decide).",
+            "Stop once this many minutes have passed (the epoch under way ends there and is "
+            "validated), keeping the best epoch so far and choosing its thresholds (no "
+            "limit: Epochs decide).",
             special="no limit",
         )  # fmt: skip
         self.batch_size = number_box(1, 256, 2, "Random crops per step.")
@@ -1531,8 +1531,8 @@ class UNetTrainWidget(StepWidget, QWidget):
         if limit and limit < seconds:
             self.estimate.setText(
                 f"About {duration(limit)} on {device}, the time limit ({steps} would take "
-                f"about {duration(seconds)}), plus finishing the epoch under way and choosing "
-                "the thresholds, timed as they run."
+                f"about {duration(seconds)}), plus validating the epoch under way and "
+                "choosing the thresholds, timed as they run."
             )
             return
         self.estimate.setText(
