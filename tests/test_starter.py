@@ -106,8 +106,8 @@ def test_an_image_of_unknown_pixel_size_at_half_the_scale_is_pointed_out(
             "-o", str(tmp_path / "out"), "--scheduler", "synchronous"]  # fmt: skip
     assert main(argv) == 0
     err = capsys.readouterr().err
-    assert err.count("The starter model is unsure of these cells") == 1
-    assert f"{tmp_path / 'half.tif'}: The starter model is unsure of these cells" in err
+    assert err.count("The starter model is unsure of this image") == 1
+    assert f"{tmp_path / 'half.tif'}: The starter model is unsure of this image" in err
     floor = f"{STARTER_CONFIDENCE_NO_TTA} or more on phase contrast)"
     assert f"{floor}, and the image records no pixel size" in err
     # With TTA its confidences are lower, on phase contrast too: each has its own floor.
@@ -144,9 +144,9 @@ def test_cells_the_starter_is_unsure_of_are_pointed_out(tmp_path, shared_data, c
     phc = json.loads((out / "phase_unet_cells.json").read_text())
     assert dic["cells"] > 0 and dic["unet_confidence"] < STARTER_CONFIDENCE
     assert phc["unet_confidence"] > STARTER_CONFIDENCE + 0.04
-    assert err.count("The starter model is unsure of these cells") == 1
+    assert err.count("The starter model is unsure of this image") == 1
     assert (
-        f"cytomask: note: {folder / 'dic.tif'}: The starter model is unsure of these cells ("
+        f"cytomask: note: {folder / 'dic.tif'}: The starter model is unsure of this image ("
         f"confidence {dic['unet_confidence']:.2f}, {STARTER_CONFIDENCE} or more on phase "
         "contrast), and the image records no pixel size" in err
     )
@@ -266,11 +266,12 @@ def test_which_pixel_sizes_are_resampled_and_which_pointed_out():
     assert unlike_starter_images(None, 0.9, (0.435, 0.435), resampled=True) == ""
     # The cheaper cause first: phase contrast at another pixel size, not known.
     assert unlike_starter_images(None, 0.6, None) == (
-        "The starter model is unsure of these cells (confidence 0.60, 0.74 or more on phase "
+        "The starter model is unsure of this image (confidence 0.60, 0.74 or more on phase "
         "contrast), and the image records no pixel size: if its pixels are not about 0.87 µm, "
         "give it (Pixel size in step 2, --pixel-size on the command line) to have the image "
         "resampled to the model's. If it is not phase contrast like the model's training "
-        "images, fine-tune it on a few labelled images of yours."
+        "images, fine-tune it on a few labelled images of yours, or try SAM2, which needs no "
+        "training (SAM2 in step 2, --method sam2 on the command line)."
     )
     assert "records no pixel size" not in unlike_starter_images(None, 0.6, (0.87, 0.87))
     # Pixels that differ in Y and X are judged by the axis furthest off, and named so.

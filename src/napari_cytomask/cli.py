@@ -1423,6 +1423,11 @@ def _no_cells_advice(preset, channels: int, noted: str) -> str:
                 " Guided by the U-Net, masks mostly outside its cells are dropped too: does "
                 "the U-Net find the cells (--method unet)?"
             )
+    elif "fine-tune" in noted:
+        # The note says the image is unlike the model's: lower thresholds found 1 nucleus
+        # of 125 in a fluorescence image, where fine-tuning found them.
+        channel = " Is it the channel to segment (--channel N)?" if channels > 1 else ""
+        return f"No cells found.{channel}"
     else:
         advice = "lower --interior-threshold, --foreground-threshold or --min-size."
     if channels > 1:
@@ -1431,7 +1436,8 @@ def _no_cells_advice(preset, channels: int, noted: str) -> str:
         model = shell_quoted(preset.unet.model or STARTER)
         advice += (
             " For images unlike the model's (the starter model knows phase contrast only), "
-            f"fine-tune it on a few labelled images: cytomask train --from {model}."
+            f"fine-tune it on a few labelled images (cytomask train --from {model}), or try "
+            "--method sam2, which needs no training."
         )
     return f"No cells found: {advice}"
 

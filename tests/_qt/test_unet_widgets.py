@@ -1361,12 +1361,13 @@ def test_cells_the_starter_is_unsure_of_are_pointed_out_and_exported_with_it(
     # Without TTA, its floor (a run's confidences are higher without).
     assert cells.data.max() > 0 and confidence < STARTER_CONFIDENCE_NO_TTA
     assert segmenter.status.text().endswith(
-        f"The starter model is unsure of these cells (confidence {confidence:.2f}, "
+        f"The starter model is unsure of this image (confidence {confidence:.2f}, "
         f"{STARTER_CONFIDENCE_NO_TTA} or more on phase contrast), and the image records no pixel "
         "size: if its pixels are not about 0.87 µm, give it (Pixel size in step 2, "
         "--pixel-size on the command line) to have the image resampled to the model's. If it "
         "is not phase contrast like the model's training images, fine-tune it on a few "
-        "labelled images of yours."
+        "labelled images of yours, or try SAM2, which needs no training (SAM2 in step 2, "
+        "--method sam2 on the command line)."
     )
     assert from_layer(cells).model["confidence"] == confidence  # in the export's provenance
 
@@ -1385,8 +1386,10 @@ def test_no_cells_in_images_unlike_the_model_says_each_thing_to_try_once(
     qtbot.waitUntil(lambda: not segmenter.runner.busy, timeout=60_000)
     status = segmenter.status.text()
     assert status.startswith("No cells found in 'nuclei'. The starter model is unsure"), status
-    assert status.count("fine-tune") == 1 and "Lower the thresholds" in status
-    assert "channel to segment" not in status
+    # Not lower thresholds, after a note that the image is unlike the model's: they found
+    # 1 nucleus of 125.
+    assert status.count("fine-tune") == 1 and "ower the thresholds" not in status
+    assert "channel to segment" not in status and "try SAM2" in status
     # Another channel of its file open: which one to segment is worth asking.
     scan = {"cytomask": {"source": "/data/scan.tif", "role": "input"}}
     viewer.layers["nuclei"].metadata = scan
@@ -1396,6 +1399,7 @@ def test_no_cells_in_images_unlike_the_model_says_each_thing_to_try_once(
     qtbot.waitUntil(lambda: not segmenter.runner.busy, timeout=60_000)
     status = segmenter.status.text()
     assert "Is it the channel to segment (see " in status and status.count("fine-tune") == 1
+    assert status.endswith("?") and "ower the thresholds" not in status
 
 
 def test_no_cells_says_what_to_try(make_napari_viewer_proxy, qtbot):

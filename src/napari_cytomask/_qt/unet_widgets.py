@@ -1120,20 +1120,26 @@ class UNetSegmentWidget(StepWidget, QWidget):
             # than the minimum size tuned for them.
             smaller = f" or the minimum cell size ({min_size} px)" if min_size else ""
             # Which channel, for a file of several open; fine-tuning, unless said already.
-            lower = f"lower the thresholds{smaller}"
+            # Not after a note that the image is unlike the model's: lower thresholds found
+            # 1 nucleus of 125 in a fluorescence image, where fine-tuning found them.
+            lower = "" if "fine-tune" in note else f"lower the thresholds{smaller}"
             if self._other_channels(layer):
-                lower = f"Is it the channel to segment (see {CHANNEL_ROLES})? If it is, {lower}"
+                channel = f"Is it the channel to segment (see {CHANNEL_ROLES})?"
+                lower = f"{channel} If it is, {lower}" if lower else channel
             if "fine-tune" not in note:
                 lower += (
                     ", or, for images unlike the model's (the starter model knows phase "
-                    "contrast only), fine-tune it on a few labelled images: Train a model"
+                    "contrast only), fine-tune it on a few labelled images (Train a model), "
+                    "or try SAM2, which needs no training"
                 )
+            if lower:
+                lower = f" {lower[0].upper()}{lower[1:]}{'' if lower.endswith('?') else '.'}"
             self.status.setText(
                 f"No cells found in {source}: {reason}."
                 if reason
                 # What the run noticed (a wrong-looking pixel size, an image unlike the
                 # model's) comes first: that is when it explains the result.
-                else f"No cells found in {source}.{note} {lower[0].upper()}{lower[1:]}."
+                else f"No cells found in {source}.{note}{lower}"
             )
         self.segmented.emit(cells)
 
