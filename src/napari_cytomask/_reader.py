@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from .io.files import ImageReadError, beyond_memory, channel_named, is_ome_zarr, open_scan
-from .io.layers import METADATA_KEY, Scan, as_written, can_be_labels
-from .io.tiff import LayerData, is_tiff, named_like_tiff, read_tiff_stack
+from .io.layers import METADATA_KEY, Scan, as_written, can_be_labels, named_as_masks
+from .io.tiff import LayerData, file_stem, is_tiff, named_like_tiff, read_tiff_stack
 
 PathOrPaths = str | os.PathLike | Sequence[str | os.PathLike]
 ReaderFunction = Callable[[PathOrPaths], list[LayerData]]
@@ -101,12 +101,14 @@ def _folder_reader(files: list[str]) -> ReaderFunction:
 
     A folder of results (``cytomask segment``'s or an export's, their records beside
     them) opens each file as it opens alone: results of different scans were one stack,
-    of no scan, taken for a ground truth."""
+    of no scan, taken for a ground truth. So does a folder of images beside their masks
+    (named ``…_masks`` as Cellpose saves them), which was one image stack."""
 
     def read(_folder) -> list[LayerData]:
         from .io.export import has_record
 
-        if len(files) > 1 and any(has_record(path) for path in files):
+        masks = {named_as_masks(file_stem(path)) for path in files}
+        if len(files) > 1 and (len(masks) > 1 or any(has_record(path) for path in files)):
             return [layer for path in files for layer in _read(path)]
         return _read(files if len(files) > 1 else files[0])
 

@@ -503,6 +503,34 @@ def test_a_folder_of_tiffs_opens_as_a_stack_as_napari_opens_a_folder(tmp_path, m
     assert kwargs["name"] == "raw"
 
 
+def test_a_folder_of_images_beside_their_masks_opens_each_file(tmp_path, shared_data):
+    """A folder as Cellpose leaves it (an image beside its "_cp_masks" file, both 16-bit)
+    opened as one image stack: the masks shown, and segmented, as a phase plane. As files
+    to stack, they are refused."""
+    from napari_cytomask._reader import get_reader
+    from napari_cytomask.io.tiff import NotOneStack
+
+    usiigaci = shared_data / "usiigaci-phc" / "set1"
+    phase = tifffile.imread(usiigaci / "raw.tif")[:128, :128]
+    ids = iio.imread(usiigaci / "instances_ids.png")[:128, :128].astype(np.uint16)
+    folder = tmp_path / "cellpose"
+    folder.mkdir()
+    tifffile.imwrite(folder / "set1.tif", phase)
+    tifffile.imwrite(folder / "set1_cp_masks.tif", ids)
+    layers = get_reader(str(folder))(str(folder))
+    assert [(kwargs["name"], kind) for _, kwargs, kind in layers] == [
+        ("set1", "image"), ("set1_cp_masks", "labels")
+    ]  # fmt: skip
+    np.testing.assert_array_equal(np.asarray(layers[1][0]), ids)
+    paths = sorted(str(p) for p in folder.iterdir())
+    with pytest.raises(
+        NotOneStack,
+        match=r"set1_cp_masks.tif is named as masks \(…_masks\), "
+        r"unlike set1.tif: an image and its masks are not",
+    ):
+        get_reader(paths)(paths)
+
+
 def test_an_ome_zarr_image_without_pixels_is_refused_naming_it(tmp_path):
     """Found by changing a store's metadata: an image of 0 channels stopped the reader with
     Python's "not enough values to unpack"."""

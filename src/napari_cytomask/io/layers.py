@@ -251,7 +251,7 @@ class Channel:
         """What the channel's name says about its content: nothing when it is the
         file's name ("label-free.tif" is no mask), so its pixels alone decide, unless the
         file is named as Cellpose names its masks ("a_cp_masks.tif")."""
-        if self.named_after_file and not _CELLPOSE_FILE.search(self.name):
+        if self.named_after_file and not named_as_masks(self.name):
             return ""
         return self.name
 
@@ -259,6 +259,12 @@ class Channel:
     def base(self):
         """The full-resolution array."""
         return self.data[0] if isinstance(self.data, list) else self.data
+
+
+def named_as_masks(stem: str) -> bool:
+    """Whether a file's name without its ending (``stem``) is one Cellpose gives the masks
+    it saves ("a_cp_masks")."""
+    return bool(_CELLPOSE_FILE.search(stem))
 
 
 #: The intensity column of a file's single unnamed channel (``mean_intensity``), which

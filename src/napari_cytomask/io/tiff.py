@@ -48,6 +48,7 @@ from .layers import (
     grid_sample,
     in_micrometres,
     looks_like_masks,
+    named_as_masks,
     normalise_unit,
     plane_sample,
     roles_and_contrast,
@@ -432,11 +433,22 @@ def read_tiff_stack(paths: Sequence[str | os.PathLike]) -> list[LayerData]:
     ------
     TiffReadError
         When a file is unreadable; :class:`NotOneStack` when it holds other channels,
-        shapes or pixel types than the first, or records another pixel size (the message
-        names both).
+        shapes or pixel types than the first, records another pixel size, or is named as
+        masks where the first is not, or the other way round (the message names both).
     """
     files = [os.fspath(path) for path in paths]
     stems = [file_stem(path) for path in files]
+    masks = [named_as_masks(stem) for stem in stems]
+    if len(set(masks)) > 1:
+        # Cellpose's folder, an image beside its masks, was one image stack: the masks
+        # shown, and segmented, as a phase plane.
+        other = files[masks.index(not masks[0])]
+        named = "is not named as masks (…_masks)" if masks[0] else "is named as masks (…_masks)"
+        raise NotOneStack(
+            other,
+            f"{named}, unlike {Path(files[0]).name}: an image and its masks are not one "
+            "stack. Open the files one by one, or stack the images and their masks apart.",
+        )
     scan = open_tiff(files[0])
     own_names = [None if c.named_after_file else c.name for c in scan.channels]
     others = [_file_layout(path) for path in files[1:]]
