@@ -862,3 +862,44 @@ def test_an_ome_tiff_cut_short_before_its_metadata_is_not_said_to_be_saved_again
     with pytest.warns(UserWarning, match="may have dropped them, or the file is cut short"):
         with pytest.raises(TiffReadError, match="truncated or corrupt"):
             read_tiff(path)
+
+
+@pytest.mark.parametrize("unlike", ["channel order", "pixel size"])
+def test_positions_unlike_the_first_are_warned_of(tmp_path, unlike):
+    """Positions are stacked by their pixels' shape and type, and take the first's channel
+    names and pixel size: a "Phase" layer showed a position's mask, and a position at
+    1.3 µm was measured at 0.65 µm, unsaid."""
+    rng = np.random.default_rng(0)
+    phase = rng.integers(100, 4000, (32, 32), dtype=np.uint16)
+    mask = np.zeros((32, 32), np.uint16)
+    mask[4:12, 4:12] = 1
+    path = tmp_path / "wells.ome.tif"
+    with tifffile.TiffWriter(path, ome=True) as tif:
+        for i in range(3):
+            odd = i == 1
+            names = ["Mask", "Phase"] if odd and unlike == "channel order" else ["Phase", "Mask"]
+            size = 1.3 if odd and unlike == "pixel size" else 0.65
+            tif.write(
+                np.stack([mask, phase] if names[0] == "Mask" else [phase, mask]),
+                photometric="minisblack",
+                metadata={"axes": "CYX", "Name": f"well{i}", "Channel": {"Name": names},
+                          "PhysicalSizeX": size, "PhysicalSizeY": size,
+                          "Plane": {"PositionX": [1000.0 * i] * 2, "PositionY": [0.0] * 2}},
+            )  # fmt: skip
+    said = (
+        "lists its channels as Mask, Phase, where the first lists Phase, Mask"
+        if unlike == "channel order"
+        else "records pixels of 1.3 µm, where the first records 0.65 µm"
+    )
+    with pytest.warns(UserWarning, match=rf"wells.ome.tif: position 1 \(well1\) {said}"):
+        read_tiff(path)
+    # Positions alike: no word.
+    with tifffile.TiffWriter(path, ome=True) as tif:
+        for i in range(2):
+            tif.write(np.stack([phase, mask]), photometric="minisblack",
+                      metadata={"axes": "CYX", "Name": f"well{i}",
+                                "Channel": {"Name": ["Phase", "Mask"]}, "PhysicalSizeX": 0.65,
+                                "PhysicalSizeY": 0.65})  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        read_tiff(path)

@@ -1908,6 +1908,41 @@ class _OmeImage:
     frame_interval: float | None = None
 
 
+def _warn_unlike_first(path: str, images: list[_OmeImage]) -> None:
+    """Warn of positions (OME Images stacked on a position axis) whose channels the
+    metadata list in another order, or whose pixel size differs, from the first's: the
+    layers take the first's, so a "Phase" layer showed a position's mask, and its areas
+    in µm² were those of another pixel size, unsaid."""
+    first = images[0]
+    for index, image in enumerate(images[1:], start=1):
+        named = all(first.names) and all(image.names)
+        if named and image.names != first.names:
+            said = (
+                f"lists its channels as {', '.join(image.names)}, where the first lists "
+                f"{', '.join(first.names)}: the layers take the first's names and order, so "
+                "there they show other channels"
+            )
+        elif image.pixel_size.keys() != first.pixel_size.keys() or any(
+            not math.isclose(image.pixel_size[a], first.pixel_size[a], rel_tol=1e-6)
+            for a in first.pixel_size
+        ):
+            said = (
+                f"records pixels of {_pixel_words(image.pixel_size)}, where the first "
+                f"records {_pixel_words(first.pixel_size)}: the layers take the first's, so "
+                "its sizes in µm are wrong"
+            )
+        else:
+            continue
+        warnings.warn(
+            f"{path}: position {index} ({image.name or 'unnamed'}) {said}. Open its "
+            "positions as files of their own (Fiji: Bio-Formats, split series), or save "
+            "them alike",
+            UserWarning,
+            stacklevel=2,
+        )
+        return
+
+
 def _parse_ome(xml: str | None) -> list[_OmeImage]:
     """Channels, pixel sizes and stage position of each OME Image."""
     if not xml:
@@ -2076,6 +2111,7 @@ class _Metadata:
             if len(indices) > 1 and by_series:
                 positions = [images[i].position for i in indices]
                 position_names = [images[i].name for i in indices]
+                _warn_unlike_first(tif.filehandle.path, [images[i] for i in indices])
             elif n_positions > 1 and len(images) == n_positions:
                 positions = [im.position for im in images]
                 position_names = [im.name for im in images]
