@@ -529,6 +529,25 @@ def test_a_run_stopped_by_its_time_limit_says_so(folders, tmp_path, capsys):
     assert "it stopped at the time limit (1 s) after 1 of 3 epochs." in out.splitlines()
 
 
+def test_training_says_the_time_left_in_the_epoch_under_way(folders, tmp_path, capsys, monkeypatch):
+    """Only loss lines were printed through the first epoch: 13 minutes of a CPU's, with no
+    word of how long it would take."""
+    from napari_cytomask import cli
+
+    data, _ = folders
+    clock = iter(range(0, 10**6, 3))  # each look at the clock: 3 s later
+    monkeypatch.setattr(cli.time, "monotonic", lambda: float(next(clock)))
+    pairs = ["--images", str(data / "set*" / "raw.tif"), "--masks", str(data / "set*" / "mask.tif")]
+    small = ["--steps-per-epoch", "20", "--batch-size", "2", "--crop-size", "64", "--threads", "1"]
+    argv = ["train", *pairs, *TINY, *small, "--epochs", "1", "--no-tune", "-o",
+            str(tmp_path / "timed.safetensors")]  # fmt: skip
+    assert main(argv) == 0
+    steps = [line for line in capsys.readouterr().out.splitlines() if "  step " in line]
+    # 3 s a step, timed from the end of the first: 10 of 20 steps left after step 10.
+    assert steps[0].endswith("[about 0:30 left in this epoch]"), steps
+    assert steps[1].endswith("[about 0:00 left in this epoch]"), steps
+
+
 def test_resume_alone_finishes_the_run_with_its_own_settings(folders, tmp_path, capsys):
     data, _ = folders
     model = tmp_path / "run.safetensors"

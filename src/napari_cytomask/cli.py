@@ -918,6 +918,7 @@ def _train(args) -> int:
     saved, trained = (Path(args.resume) if args.resume else None), False
     beaten = False  # whether an epoch scored above the model a fine-tuning run started from
     started, pace = time.monotonic(), Pace()
+    first_step = limit_from = None  # when the epoch under way's, and the run's, first step ended
     try:
         while True:
             try:
@@ -951,8 +952,20 @@ def _train(args) -> int:
                     trained = True
                 say(f"{what}: {text}{mark} "
                     f"[{_clock(time.monotonic() - started)} elapsed{left}]")  # fmt: skip
-            elif progress.phase == "train" and progress.step % 10 == 0:
-                say(f"  step {progress.step}/{progress.steps} loss {progress.loss:.4f}")
+            elif progress.phase == "train":
+                now = time.monotonic()
+                if progress.step == 1:  # steps are timed from the end of the first
+                    first_step = now
+                    limit_from = limit_from or now  # the time limit counts from about here
+                elif progress.step % 10 == 0:
+                    # Measured, so that a long first epoch (13 minutes of a CPU's) does not
+                    # pass in silence; a time limit may end it sooner.
+                    per_step = (now - first_step) / (progress.step - 1)
+                    left = per_step * (progress.steps - progress.step)
+                    if args.time_limit:
+                        left = min(left, max(limit_from + args.time_limit * 60 - now, 0))
+                    say(f"  step {progress.step}/{progress.steps} loss {progress.loss:.4f} "
+                        f"[about {_clock(left)} left in this epoch]")  # fmt: skip
             elif progress.phase == "validate":
                 say(f"  validation image {progress.step}/{progress.steps}")
             elif progress.phase == "tune" and progress.step == 1:
