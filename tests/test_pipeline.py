@@ -506,3 +506,40 @@ def test_a_results_provenance_is_the_preset_that_made_it_or_says_why_not():
         recorded_preset({**ours, "method": None, "parameters": {}})
     # Another program's JSON: no record of ours.
     assert recorded_preset({"method": "unet", "parameters": {"tile_size": 256}}) is None
+
+
+def test_the_record_of_frames_made_one_at_a_time_gives_their_settings_or_says_why_not():
+    """A position segmented alone with its own thresholds (0.5 / 100) recorded them for
+    that frame only: `--preset` of its record ran the defaults (39 cells of the run's 49),
+    unsaid, and of its split's record was refused as made by no step."""
+    from napari_cytomask.pipeline import recorded_preset
+
+    ours = {"versions": {"napari-cytomask": "0.1"}}
+    own = {"interior_threshold": 0.5, "foreground_threshold": 0.5, "min_size": 100}
+    frame = {"method": "unet", "parameters": own, "model": {"name": "starter"}}
+    cells = {**ours, "method": "unet", "parameters": {}, "model": {"name": "starter"},
+             "previewed_frames": {"1": frame}, "frames_made": ["1"]}  # fmt: skip
+    assert Preset.from_dict(recorded_preset(cells)).unet == UNetStep(**own)
+    origin = {"layer": "Phase U-Net cells", "method": "unet", "parameters": None,
+              "previewed_frames": {"1": frame}}  # fmt: skip
+    split = {**ours, "method": "watershed_split", "parameters": {"params": {}, "cleanup": {}},
+             "made_from": origin}  # fmt: skip
+    made = Preset.from_dict(recorded_preset(split))
+    assert made.unet == UNetStep(**own) and made.split == {"params": {}, "cleanup": {}}
+    # Frames made in different ways: no one preset makes them.
+    other = {**frame, "parameters": {**own, "min_size": 300}}
+    mixed = {**cells, "previewed_frames": {"0": other, "1": frame}}
+    with pytest.raises(PresetError, match=r"its frames \(0, 1\) were made one at a time with "):
+        recorded_preset(mixed)
+
+
+def test_a_result_made_from_a_frame_made_alone_records_its_settings():
+    from napari.layers import Image, Labels
+
+    from napari_cytomask.io.layers import frame_record, origin, result_metadata
+
+    phase = Image(np.zeros((2, 8, 8), np.float32), name="Phase")
+    record = result_metadata(phase, method="unet", parameters={"min_size": 100})["cytomask"]
+    cells = Labels(np.zeros((2, 8, 8), np.uint32), name="Phase U-Net cells",
+                   metadata={"cytomask": frame_record(None, record, (1,))})  # fmt: skip
+    assert origin(cells)["previewed_frames"]["1"]["parameters"] == {"min_size": 100}

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .io.atomic import json_ready, write_json
+from .io.layers import listed_frames
 from .models.catalog import STARTER, positive_pair, resolve_unet
 from .progress import Progress
 
@@ -360,6 +361,11 @@ def _made_by(made: dict) -> dict:
         Where no preset makes them so: labels no step made, SAM2 kept over another
         foreground than the U-Net's cells.
     """
+    frames = made.get("previewed_frames")
+    if not made.get("parameters") and isinstance(frames, dict) and frames:
+        # Only some frames made (one position segmented, a frame previewed): their settings,
+        # not the defaults, which made 39 cells of a position for the run's 49, unsaid.
+        made = {**made, **_made_alike(frames)}
     method, parameters = made.get("method"), made.get("parameters")
     if isinstance(parameters, dict) and parameters.get("format") == PRESET_FORMAT:
         return parameters
@@ -389,6 +395,26 @@ def _made_by(made: dict) -> dict:
             method, steps = "sam2_guided", {**steps, "unet": guide["unet"]}
     return {"format": PRESET_FORMAT, "version": PRESET_VERSION, "method": method, **steps,
             "split": None}  # fmt: skip
+
+
+def _made_alike(frames: dict) -> dict:
+    """The method, settings and model the frames made one at a time (``previewed_frames``)
+    were all made with.
+
+    Raises
+    ------
+    PresetError
+        When they were made in different ways, which no one preset makes again.
+    """
+    ways = {json.dumps(frame, sort_keys=True, default=str) for frame in frames.values()}
+    if len(ways) > 1:
+        raise PresetError(
+            f"its frames ({listed_frames(frames)}) were made one at a time with different "
+            "settings, which no one preset makes again: segment them all in one run (all "
+            "positions), and give that result's record or its preset."
+        )
+    frame = next(iter(frames.values()))
+    return {key: frame.get(key) for key in ("method", "parameters", "model")}
 
 
 #: Python types of the preset fields' annotations (``int | None`` …) that JSON can give.

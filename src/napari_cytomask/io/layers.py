@@ -1206,11 +1206,12 @@ def result_metadata(
 
 def origin(layer) -> dict:
     """A layer as an input of a result: its name and, for a result, how it was made
-    (its ``method``, ``parameters``, ``model`` and ``made_from``) and whether it had been
-    edited by hand since (:func:`edited_by_hand`): cells painted into a U-Net result
-    before they were split are the user's, not the U-Net's."""
+    (its ``method``, ``parameters``, ``model``, ``made_from`` and the settings of frames
+    made one at a time, ``previewed_frames``) and whether it had been edited by hand since
+    (:func:`edited_by_hand`): cells painted into a U-Net result before they were split are
+    the user's, not the U-Net's."""
     info = layer_info(layer)
-    steps = ("method", "parameters", "model", "made_from")
+    steps = ("method", "parameters", "model", "made_from", "previewed_frames")
     made = {"layer": getattr(layer, "name", None), **{k: info[k] for k in steps if k in info}}
     if is_result(layer):
         made["edited_by_hand"] = edited_by_hand(layer)
