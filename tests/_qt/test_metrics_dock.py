@@ -932,9 +932,8 @@ def test_frames_that_hold_planes_are_said_to_be_compared_as_volumes(
     dock = MetricsDock(viewer)
     qtbot.addWidget(dock)
     qtbot.waitUntil(lambda: dock.evaluation is not None, timeout=10_000)
-    assert "in 3 frames (counts summed over frames); each frame compared as one volume of 2 " in (
-        dock.status.text()
-    )
+    said = "in 3 frames (counts summed over frames; mSA averaged); each frame compared as one "
+    assert f"{said}volume of 2 " in dock.status.text()
     dock.stack_check.setChecked(False)
     qtbot.waitUntil(lambda: "the whole stack compared as one volume of 6 planes" in (
         dock.status.text()), timeout=10_000)  # fmt: skip

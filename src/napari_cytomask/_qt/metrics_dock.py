@@ -950,7 +950,8 @@ class MetricsDock(StepWidget, QWidget):
         if evaluation.frames:
             n_frames = len(evaluation.frames)
             if compared.all():
-                text += f" in {n_frames} frames (counts summed over frames)"
+                # mSA, as the papers report it, is each frame's, then averaged.
+                text += f" in {n_frames} frames (counts summed over frames; mSA averaged)"
             else:
                 text += f" in {int(compared.sum())} of {n_frames} frames"
         # Axes left in a frame (Z, or time without the box ticked) make it one volume:
