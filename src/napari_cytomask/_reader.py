@@ -28,7 +28,7 @@ PathOrPaths = str | os.PathLike | Sequence[str | os.PathLike]
 ReaderFunction = Callable[[PathOrPaths], list[LayerData]]
 
 #: The largest mask channel (in bytes) a file opens in memory, not read lazily: see _read.
-MASK_IN_MEMORY = 1 << 30
+MASK_IN_MEMORY = 512 << 20
 
 
 def _paths(path: PathOrPaths) -> list[str]:
@@ -61,7 +61,7 @@ def _read(path: PathOrPaths) -> list[LayerData]:
     layers = scan.layer_data()
     _check_planes_fit(layers, paths[0])
     layers = [
-        (np.asarray(data), kwargs, kind)
+        (_in_memory(data), kwargs, kind)
         if kind == "labels" and not isinstance(data, list) and data.nbytes <= MASK_IN_MEMORY
         else (data, kwargs, kind)
         for data, kwargs, kind in layers
@@ -80,6 +80,18 @@ def _read(path: PathOrPaths) -> list[LayerData]:
         info = {**kwargs["metadata"][METADATA_KEY], **record, "written": as_written(data)}
         layers = [(data, {**kwargs, **placed, "metadata": {METADATA_KEY: info}}, kind)]
     return layers
+
+
+def _in_memory(data) -> np.ndarray:
+    """A lazy array read into memory once, chunk by chunk into its place (``np.asarray``
+    held its chunks and the whole array at once: twice its size)."""
+    if isinstance(data, np.ndarray):
+        return data
+    import dask.array as da
+
+    out = np.empty(data.shape, data.dtype)
+    da.store(da.asarray(data), out, lock=False)
+    return out
 
 
 def _tiffs_in(folder: str) -> list[str]:
