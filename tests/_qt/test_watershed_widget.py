@@ -929,6 +929,11 @@ def test_a_setting_changed_during_apply_is_previewed_once_apply_has_ended(
     assert widget.applying()  # Apply goes on
     qtbot.waitUntil(lambda: "Preview" in widget.status.text(), timeout=60_000)
     qtbot.waitUntil(lambda: not widget.runner.busy, timeout=30_000)
+    # What Apply said stays, the preview after it.
+    status = widget.status.text()
+    assert status.startswith("Done: ") and " Preview with the settings changed meanwhile: " in (
+        status
+    )
     output = viewer.layers["cells split"]
     shown = viewer.dims.current_step[0]
     sizes = np.bincount(output.data[shown].ravel())[1:]
@@ -937,6 +942,29 @@ def test_a_setting_changed_during_apply_is_previewed_once_apply_has_ended(
     # The other frames keep what Apply made of them.
     kept = np.bincount(output.data[(shown + 1) % 12].ravel())[1:]
     assert kept[kept > 0].min() < 3000
+
+
+@pytest.mark.gui
+@pytest.mark.parametrize("stop", ["paint", "close"])
+def test_a_preview_asked_for_during_an_apply_that_stops_is_dropped(
+    make_napari_viewer_proxy, qtbot, truth, stop
+):
+    """Apply stopped by a stroke into its input, or its input closed: the preview asked for
+    during it replaced what that said, and added a split layer of one frame."""
+    viewer = make_napari_viewer_proxy()
+    cells = viewer.add_labels(np.stack([truth] * 12), name="cells")
+    widget = _applying(viewer, qtbot, "cells")
+    widget.live.setChecked(True)
+    widget.apply()
+    widget.min_area.setValue(3000)
+    if stop == "paint":
+        cells.paint((0, 5, 5), 1)
+    else:
+        viewer.layers.remove(cells)
+    said = widget.status.text()
+    assert "while it was being split, so its split was not added" in said
+    qtbot.wait(600)  # longer than a preview's quiet period
+    assert widget.status.text() == said and "cells split" not in viewer.layers
 
 
 @pytest.mark.gui

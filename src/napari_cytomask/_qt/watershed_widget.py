@@ -141,6 +141,8 @@ class WatershedWidget(StepWidget, QWidget):
         self._applying_now = False  # whether the runner's work is an Apply, not a preview
         self._pending = None  # a new input handed over during an Apply, for after it
         self._preview_waits = False  # a preview asked for during an Apply, for after it
+        self._applied = False  # whether the last Apply delivered its result
+        self._apply_said = None  # what that Apply said, kept before the preview after it
         self._user_picked = False  # an input chosen by hand stays when new cells come
         self._measured = None  # the input whose pixel size the distance rows name
 
@@ -725,7 +727,7 @@ class WatershedWidget(StepWidget, QWidget):
         user."""
         if not self.applying():
             self.runner.cancel()
-        self._previewing = False
+        self._previewing, self._apply_said = False, None
 
     def preview(self) -> None:
         """Re-run the displayed frame (debounced, in a worker) and show it; asked for while
@@ -782,8 +784,16 @@ class WatershedWidget(StepWidget, QWidget):
         forget_edits(output, index)
         record_written(output, index)
         if index is not None:
-            self.status.setText(f"Preview: {cells} cells in the displayed frame.{note}")
+            said, self._apply_said = self._apply_said, None
+            if said is None:
+                self.status.setText(f"Preview: {cells} cells in the displayed frame.{note}")
+            else:
+                self.status.setText(
+                    f"{said} Preview with the settings changed meanwhile: {cells} cells in the "
+                    f"displayed frame.{note}"
+                )
         else:
+            self._applied = True
             self.status.setText(
                 f"Done: {cells_in(output, cells)}." + _unlike_cells(source, metadata) + note
             )
@@ -803,7 +813,7 @@ class WatershedWidget(StepWidget, QWidget):
             # one, frames not yet split took the new strokes and those split did not.
             arrays[0] = arrays[0].copy()
         self.status.setText("Processing…")
-        self._applying_now = True
+        self._applying_now, self._applied, self._apply_said = True, False, None
         self.runner.watch(self.viewer, layer, step="split")
         self.runner.run_now(*self._job(layer, arrays, None, metadata))
 
@@ -835,21 +845,26 @@ class WatershedWidget(StepWidget, QWidget):
         """Stop a running Apply or preview now (the frame under way is dropped), and the
         preview asked for while Apply ran: the user stopped the work."""
         self.runner.cancel()
-        self._preview_waits = False
+        self._preview_waits, self._apply_said = False, None
         self._take_pending()
 
     def _take_pending(self) -> None:
         """Once an Apply has ended (done, failed or cancelled): take the input handed over
-        during it, saying so after what the Apply said, or run the preview asked for during
-        it (a setting changed while it ran, whose result it does not show)."""
+        during it, saying so after what the Apply said; or, where it delivered its result,
+        run the preview asked for during it (a setting changed while it ran, whose result
+        it does not show), after what it said. An Apply stopped (its input changed or
+        closed) says so: a preview then added a layer of one frame over its words."""
         layer, self._pending = self._pending, None
         waits, self._preview_waits = self._preview_waits, False
         if layer is not None and layer in self.viewer.layers:
             ended = self.status.text()
             self.use_input(layer)
             self.status.setText(f"{ended} {self.status.text()}")
-        elif waits and not self.runner.busy:
+        elif waits and self._applied and not self.runner.busy:
+            self._apply_said = self.status.text()
             self._changed()
+            if not self.runner.busy:  # no preview asked for after all
+                self._apply_said = None
 
     def _output_layer(self, source, metadata: dict, index: tuple | None) -> Labels:
         """The result layer (:meth:`_output_name`), created empty if needed and laid over
