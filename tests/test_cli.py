@@ -692,6 +692,13 @@ def test_export_of_a_scans_mask_channel_measures_its_cells_in_the_scans_images(t
         assert float(rows[0]["mean_C1"]) == pytest.approx(phase[cell].mean(), rel=1e-5)
     with tifffile.TiffFile(tmp_path / "out 2" / "unnamed.tif") as tif:
         assert tif.series[0].axes == "TYX" and tif.pages[0].resolution == (2, 2)
+    # A stack of label images saved with tifffile's defaults, which declare a channel axis
+    # (of masks alone), is read whole, as frames: it was refused as of 3 mask channels.
+    for name, options in (("frames.tif", {"imagej": True}), ("frames.ome.tif", {})):
+        tifffile.imwrite(tmp_path / name, np.stack([mask] * 3), **options)
+        out = tmp_path / f"out {name}"
+        assert main(["export", str(tmp_path / name), "-o", str(out), "-q"]) == 0
+        np.testing.assert_array_equal(tifffile.imread(next(out.glob("frames*.tif"))), [mask] * 3)
     # A colour picture of the cells (a viewer's colours saved as RGB) is no labels: it was
     # exported as 96 "frames" of 96 x 3 pixels, three "cells" in each, exit 0.
     import imageio.v3 as iio

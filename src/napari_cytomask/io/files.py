@@ -832,9 +832,14 @@ def _check_labels_opened(path) -> None:
 
 def _names_channels(scan: Scan) -> bool:
     """Whether a scan's file names its channels, or declares a channel axis (an ImageJ
-    hyperstack's or an OME-TIFF's, unnamed): not "C1", "C2" … as the reader calls the
-    unnamed pages it tells apart by their pixels, which may be the frames of one stack."""
-    declared = "C" in scan.metadata.get("original_axes", "")
+    hyperstack's or an OME-TIFF's, unnamed) of images and masks: not "C1", "C2" … as the
+    reader calls the unnamed pages it tells apart by their pixels, which may be the frames
+    of one stack, as may a declared axis of masks alone (tifffile calls a stack of 3 label
+    images saved with its defaults channels)."""
+    declared = (
+        "C" in scan.metadata.get("original_axes", "")
+        and len({c.role == "mask" for c in scan.channels}) > 1
+    )
     return declared or any(re.fullmatch(r"C\d+", c.name) is None for c in scan.channels)
 
 
