@@ -430,3 +430,11 @@ def test_files_of_another_pixel_size_are_not_one_stack(tmp_path):
                                                       "PhysicalSizeY": 0.65})  # fmt: skip
     ((data, kwargs, _),) = get_reader(calibrated)(calibrated)
     assert data.shape == (2, 64, 64) and kwargs["scale"][-2:] == (0.65, 0.65)
+    # Z steps of their own: areas in µm² are the same (it was refused as "0.65 µm, while
+    # ... 0.65 µm").
+    for path, step in zip(calibrated, (1.0, 2.0), strict=True):
+        tifffile.imwrite(path, np.stack([image] * 2), metadata={
+            "axes": "ZYX", "PhysicalSizeX": 0.65, "PhysicalSizeY": 0.65, "PhysicalSizeZ": step
+        })  # fmt: skip
+    ((data, _, _),) = get_reader(calibrated)(calibrated)
+    assert data.shape == (2, 2, 64, 64)

@@ -468,9 +468,7 @@ def read_tiff_stack(paths: Sequence[str | os.PathLike]) -> list[LayerData]:
             )
     pixel = dict(scan.metadata.get("pixel_size_um") or {})
     for path, (_, other, _) in zip(files[1:], others, strict=True):
-        if other.keys() != pixel.keys() or any(
-            not math.isclose(other[a], pixel[a], rel_tol=1e-6) for a in pixel
-        ):
+        if not _same_pixels(other, pixel):
             # Given the first file's, a 20x image's cells measured 4 times too small in µm².
             raise NotOneStack(
                 path,
@@ -544,6 +542,17 @@ def _read_channel(path: str, opened: _FileState, index: int) -> np.ndarray:
     opened.check()
     with TiffScan(path) as tiff:
         return np.asarray(tiff.channel_arrays()[index])
+
+
+def _same_pixels(one: dict[str, float], other: dict[str, float]) -> bool:
+    """Whether two pixel sizes (by axis) are the same in Y and X: a Z step of its own
+    leaves areas in µm² as they are."""
+    for axis in ("Y", "X"):
+        if (axis in one) != (axis in other):
+            return False
+        if axis in one and not math.isclose(one[axis], other[axis], rel_tol=1e-6):
+            return False
+    return True
 
 
 def _pixel_words(pixel: dict[str, float]) -> str:
@@ -1922,10 +1931,7 @@ def _warn_unlike_first(path: str, images: list[_OmeImage]) -> None:
                 f"{', '.join(first.names)}: the layers take the first's names and order, so "
                 "there they show other channels"
             )
-        elif image.pixel_size.keys() != first.pixel_size.keys() or any(
-            not math.isclose(image.pixel_size[a], first.pixel_size[a], rel_tol=1e-6)
-            for a in first.pixel_size
-        ):
+        elif not _same_pixels(image.pixel_size, first.pixel_size):
             said = (
                 f"records pixels of {_pixel_words(image.pixel_size)}, where the first "
                 f"records {_pixel_words(first.pixel_size)}: the layers take the first's, so "
