@@ -488,7 +488,8 @@ def test_post_processing_settings_are_checked_before_predicting(trained, image, 
     ):  # fmt: skip
         with pytest.raises(ValueError, match=message):
             segment(trained, image[:64, :64], **kwargs)
-    # Areas are counted, any number works; radii and distances take whole numbers.
+    # Areas are counted, any number works; radii and distances take whole numbers, written
+    # 2.0 too (a preset edited by hand).
     monkeypatch.undo()
-    fine = {"min_area": 10.5, "opening_radius": np.int64(1), "closing_radius": 2}
+    fine = {"min_area": 10.5, "opening_radius": np.int64(1), "closing_radius": 2.0}
     assert segment(trained, image[:64, :64], cleanup=fine).labels.shape == (64, 64)

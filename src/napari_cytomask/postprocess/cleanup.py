@@ -132,6 +132,7 @@ def close_objects(labels, radius: int) -> np.ndarray:
     """
     labels, ids = compact_ids(_check_2d(labels, "labels"))
     out = labels.copy()
+    radius = int(radius)  # 2.0 from a preset's JSON: whole, but no slice bound
     if radius > 0:
         footprint = disk(radius)
         for index, box in _objects(labels, pad=radius):

@@ -412,13 +412,8 @@ def check_settings(
                 raise ValueError(f"{name}: '{key}' is {value!r}; it must be from 0 to 1.")
             if value < 0:  # sizes, distances and weights
                 raise ValueError(f"{name}: '{key}' is {value!r}; it must be 0 or more.")
-            if (
-                "float" not in kinds
-                and not isinstance(value, numbers.Integral)
-                and not (
-                    "area" in key or "size" in key  # counted pixels: compared, any number works
-                )
-            ):
+            counted = "area" in key or "size" in key  # pixels compared: any number works
+            if "float" not in kinds and not counted and not float(value).is_integer():
                 # Radii and distances: a disk of radius 1.5 is 4 pixels wide, off centre.
                 raise ValueError(f"{name}: '{key}' is {value!r}; it must be a whole number.")
     cells = np.zeros((16, 16), np.uint8)
