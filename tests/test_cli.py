@@ -713,6 +713,17 @@ def test_export_of_a_scans_mask_channel_measures_its_cells_in_the_scans_images(t
         assert "is a colour picture (red, green and blue), not label ids" in (
             capsys.readouterr().err
         )
+    # A palette picture's indices are its ids, and a grey picture saved as colour holds them
+    # thrice: both are labels.
+    from PIL import Image
+
+    small = mask.astype(np.uint8)
+    palette = Image.frombytes("P", small.shape[::-1], small.tobytes())
+    palette.putpalette(colours.ravel().tolist() + [0] * (768 - colours.size))
+    palette.save(tmp_path / "palette.png")
+    iio.imwrite(tmp_path / "grey.png", np.stack([small] * 3, axis=-1))
+    for name in ("palette", "grey"):
+        np.testing.assert_array_equal(read_labels(tmp_path / f"{name}.png")[0], small)
 
 
 def test_evaluate_finds_each_scans_mask_channel_without_being_told(tmp_path, capsys):

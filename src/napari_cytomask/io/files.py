@@ -808,6 +808,13 @@ def read_labels(
             return labels, geometry_of(scan, labels.ndim)
     labels = read_image(path)
     if labels.ndim == 3 and labels.shape[-1] in (3, 4) and labels.dtype == np.uint8:
+        # A palette's indices are ids, its colours a table; a grey picture saved as colour
+        # holds its ids thrice.
+        indices = _palette_indices(path)
+        if indices is not None:
+            return indices, {}
+        if (labels[..., :3] == labels[..., :1]).all():
+            return labels[..., 0].copy(), {}
         # Exported as 256 "frames" of 300 x 3 pixels, three "cells" in each (exit 0).
         raise ValueError(
             f"{path} is a colour picture (red, green and blue), not label ids: a viewer's "
@@ -815,6 +822,18 @@ def read_labels(
             "id per cell, 0 for the background), as a grey TIFF or PNG."
         )
     return labels, {}
+
+
+def _palette_indices(path) -> np.ndarray | None:
+    """The indices of a palette picture (a PNG or GIF of colours by index), which a reader
+    of colours gives as red, green and blue; None for other files."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as picture:
+            return np.asarray(picture) if picture.mode == "P" else None
+    except (OSError, UnidentifiedImageError):
+        return None
 
 
 def _check_labels_opened(path) -> None:
