@@ -20,14 +20,22 @@ from pathlib import Path
 
 import numpy as np
 
-from .io.files import ImageReadError, beyond_memory, channel_named, is_ome_zarr, open_scan
+from .io.files import (
+    ImageReadError,
+    beyond_memory,
+    channel_named,
+    is_ome_zarr,
+    open_scan,
+    physical_memory,
+)
 from .io.layers import METADATA_KEY, Scan, as_written, can_be_labels, named_as_masks
 from .io.tiff import LayerData, file_stem, is_tiff, named_like_tiff, read_tiff_stack
 
 PathOrPaths = str | os.PathLike | Sequence[str | os.PathLike]
 ReaderFunction = Callable[[PathOrPaths], list[LayerData]]
 
-#: The largest mask channel (in bytes) a file opens in memory, not read lazily: see _read.
+#: The most bytes of a file's mask channels it opens in memory, not read lazily (an eighth
+#: of the computer's memory at most): see _read.
 MASK_IN_MEMORY = 512 << 20
 
 
@@ -47,7 +55,7 @@ def _read(path: PathOrPaths) -> list[LayerData]:
     layers, their results and every provenance written from them name their file, found
     again from any folder.
 
-    A file's mask channels of up to :data:`MASK_IN_MEMORY` bytes open in memory, as
+    A file's mask channels of up to :data:`MASK_IN_MEMORY` bytes in all open in memory, as
     napari's own reader opens labels: a lazy one painted into and saved over its file
     read the file it had replaced, refused (changed on disk) at every later stroke, frame
     shown and save."""
@@ -60,12 +68,10 @@ def _read(path: PathOrPaths) -> list[LayerData]:
     record = _exported(scan)
     layers = scan.layer_data()
     _check_planes_fit(layers, paths[0])
-    layers = [
-        (_in_memory(data), kwargs, kind)
-        if kind == "labels" and not isinstance(data, list) and data.nbytes <= MASK_IN_MEMORY
-        else (data, kwargs, kind)
-        for data, kwargs, kind in layers
-    ]
+    room = min(MASK_IN_MEMORY, (physical_memory() or MASK_IN_MEMORY * 8) // 8)
+    for i, (data, kwargs, kind) in enumerate(layers):
+        if kind == "labels" and not isinstance(data, list) and data.nbytes <= room:
+            layers[i], room = (_in_memory(data), kwargs, kind), room - data.nbytes
     if record:
         ((data, kwargs, kind),) = layers
         # In memory, as a step's result is: painting into it is then seen as an edit.
