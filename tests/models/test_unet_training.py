@@ -1264,5 +1264,12 @@ def test_a_time_limit_ends_the_epoch_under_way(tmp_path, tiny_unet):
     assert record["epochs_done"] == 1 and record["steps_done"] == 1  # of 1000
     assert result.checkpoint.exists()
     assert training.time_limit_note(result) == (
-        "It stopped at the time limit (1 s) after 1 of 5 epochs."
+        "It stopped at the time limit (1 s) after 1 of 5 epochs, the last cut short at step 1 of "
+        "1000."
+    )
+    # Reached in its last epoch, the limit is said too: that epoch was cut short.
+    settings = replace(settings, epochs=1)
+    result = train(samples, tmp_path / "last.safetensors", UNetConfig(**tiny_unet), settings)
+    assert training.time_limit_note(result).endswith(
+        "after 1 of 1 epochs, the last cut short at step 1 of 1000."
     )

@@ -1279,11 +1279,14 @@ def time_limit_note(result: TrainingResult) -> str:
     training = result.description.get("training") or {}
     done, settings = training.get("epochs_done"), training.get("settings") or {}
     planned, limit = settings.get("epochs"), settings.get("time_limit")
-    if not (limit and done and planned and done < planned) or result.stopped_early:
+    last = (training.get("history") or [{}])[-1]
+    cut = last.get("steps_in_epoch") if isinstance(last, dict) else None
+    if not (limit and done and planned and (done < planned or cut)) or result.stopped_early:
         return ""
     from ..progress import duration
 
-    return f"It stopped at the time limit ({duration(limit)}) after {done} of {planned} epochs."
+    of = f", the last cut short at step {cut} of {settings.get('steps_per_epoch')}" if cut else ""
+    return f"It stopped at the time limit ({duration(limit)}) after {done} of {planned} epochs{of}."
 
 
 def kept_start_note(description: dict) -> str:
@@ -2257,9 +2260,10 @@ def iter_train(
             if math.isnan(score):  # validation images without any cell
                 score = -math.inf
             optimising.scheduler.step(score)
-            history.append(
-                {"epoch": epoch, "loss": mean_loss, "validation": scores, "steps": global_step}
-            )
+            entry = {"epoch": epoch, "loss": mean_loss, "validation": scores, "steps": global_step}
+            if len(losses) < settings.steps_per_epoch:  # cut short by the time limit
+                entry["steps_in_epoch"] = len(losses)
+            history.append(entry)
             # A new run always keeps its first epoch, so there is a checkpoint to return.
             improved = score > best_score or (not kept and start_weights is None)
             if improved:
