@@ -29,6 +29,17 @@ def _applying(viewer, qtbot, name: str, mode: str = "split") -> WatershedWidget:
     return widget
 
 
+def _applying_to_twelve_frames(viewer, qtbot, truth, live: bool) -> WatershedWidget:
+    """The widget splitting a stack of 12 frames "cells" (Apply under way), its Live
+    preview ``live``."""
+    viewer.add_labels(np.stack([truth] * 12), name="cells")
+    widget = _applying(viewer, qtbot, "cells")
+    widget.live.setChecked(live)
+    widget.apply()
+    assert widget.applying()
+    return widget
+
+
 @pytest.mark.gui
 def test_live_preview_and_parameter_change(make_napari_viewer_proxy, qtbot, truth):
     viewer = make_napari_viewer_proxy()
@@ -899,11 +910,7 @@ def test_live_preview_ticked_during_apply_leaves_the_apply_running(
     """Ticked while Apply ran, Live preview started a preview whose worker took Apply's
     place: one frame of twelve was split, and nothing said Apply had stopped."""
     viewer = make_napari_viewer_proxy()
-    viewer.add_labels(np.stack([truth] * 12), name="cells")
-    widget = _applying(viewer, qtbot, "cells")
-    widget.live.setChecked(False)
-    widget.apply()
-    assert widget.applying()
+    widget = _applying_to_twelve_frames(viewer, qtbot, truth, live=False)
     widget.live.click()  # ticked
     assert widget.live.isChecked() and widget.applying()
     # The preview it asks for runs once Apply has ended.
@@ -920,11 +927,7 @@ def test_a_setting_changed_during_apply_is_previewed_once_apply_has_ended(
     """A setting changed while Apply ran asked for a preview that was dropped, unsaid: the
     frame on show kept Apply's cells under the new setting, until another one moved."""
     viewer = make_napari_viewer_proxy()
-    viewer.add_labels(np.stack([truth] * 12), name="cells")
-    widget = _applying(viewer, qtbot, "cells")
-    widget.live.setChecked(True)
-    widget.apply()
-    assert widget.applying()
+    widget = _applying_to_twelve_frames(viewer, qtbot, truth, live=True)
     widget.min_area.setValue(3000)  # only the largest cells stay
     assert widget.applying()  # Apply goes on
     qtbot.waitUntil(lambda: "Preview" in widget.status.text(), timeout=60_000)
@@ -952,10 +955,8 @@ def test_a_preview_asked_for_during_an_apply_that_stops_is_dropped(
     """Apply stopped by a stroke into its input, or its input closed: the preview asked for
     during it replaced what that said, and added a split layer of one frame."""
     viewer = make_napari_viewer_proxy()
-    cells = viewer.add_labels(np.stack([truth] * 12), name="cells")
-    widget = _applying(viewer, qtbot, "cells")
-    widget.live.setChecked(True)
-    widget.apply()
+    widget = _applying_to_twelve_frames(viewer, qtbot, truth, live=True)
+    cells = viewer.layers["cells"]
     widget.min_area.setValue(3000)
     if stop == "paint":
         cells.paint((0, 5, 5), 1)
@@ -971,11 +972,7 @@ def test_a_preview_asked_for_during_an_apply_that_stops_is_dropped(
 def test_a_preview_asked_for_during_apply_is_dropped_with_a_cancel(
     make_napari_viewer_proxy, qtbot, truth
 ):
-    viewer = make_napari_viewer_proxy()
-    viewer.add_labels(np.stack([truth] * 12), name="cells")
-    widget = _applying(viewer, qtbot, "cells")
-    widget.live.setChecked(True)
-    widget.apply()
+    widget = _applying_to_twelve_frames(make_napari_viewer_proxy(), qtbot, truth, live=True)
     widget.min_area.setValue(3000)
     widget.cancel()
     assert not widget.runner.busy and widget.status.text() == "Cancelled."
