@@ -158,3 +158,25 @@ def test_a_channel_made_a_mask_and_back_keeps_its_look(viewer):
     # A mask channel the reader opened as labels becomes a grey image.
     truth = set_role(viewer.layers, viewer.layers["Mask (ground truth)"], "image")
     assert truth.colormap.name == "gray"
+
+
+def test_a_lazy_channel_made_a_mask_opens_in_memory_where_it_fits(viewer, tmp_path):
+    """A channel made a mask stayed lazy: painted and saved over its file, every later
+    stroke was refused as changed on disk, as the reader's masks were before."""
+    import tifffile
+
+    from napari_cytomask._reader import get_reader
+
+    ids = np.zeros((2, 32, 32), np.uint16)
+    ids[:, 4:12, 4:12] = 7
+    path = tmp_path / "cells.tif"
+    tifffile.imwrite(path, np.stack([ids * 300 + 100, ids], axis=1), imagej=True,
+                     metadata={"axes": "ZCYX", "Labels": ["GFP", "C2"] * 2})  # fmt: skip
+    model = ViewerModel()
+    for data, kwargs, kind in get_reader(str(path))(str(path)):
+        getattr(model, f"add_{kind}")(data, **kwargs)
+    gfp = model.layers["GFP"]
+    assert not isinstance(gfp.data, np.ndarray)  # an image stays lazy
+    made = set_role(model.layers, gfp, "mask")
+    assert isinstance(made, Labels) and isinstance(made.data, np.ndarray)
+    np.testing.assert_array_equal(made.data, ids * 300 + 100)

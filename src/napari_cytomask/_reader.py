@@ -24,19 +24,16 @@ from .io.files import (
     ImageReadError,
     beyond_memory,
     channel_named,
+    in_memory,
     is_ome_zarr,
     open_scan,
-    physical_memory,
+    room_for_masks,
 )
 from .io.layers import METADATA_KEY, Scan, as_written, can_be_labels, named_as_masks
 from .io.tiff import LayerData, file_stem, is_tiff, named_like_tiff, read_tiff_stack
 
 PathOrPaths = str | os.PathLike | Sequence[str | os.PathLike]
 ReaderFunction = Callable[[PathOrPaths], list[LayerData]]
-
-#: The most bytes of a file's mask channels it opens in memory, not read lazily (an eighth
-#: of the computer's memory at most): see _read.
-MASK_IN_MEMORY = 512 << 20
 
 
 def _paths(path: PathOrPaths) -> list[str]:
@@ -55,10 +52,9 @@ def _read(path: PathOrPaths) -> list[LayerData]:
     layers, their results and every provenance written from them name their file, found
     again from any folder.
 
-    A file's mask channels of up to :data:`MASK_IN_MEMORY` bytes in all open in memory, as
-    napari's own reader opens labels: a lazy one painted into and saved over its file
-    read the file it had replaced, refused (changed on disk) at every later stroke, frame
-    shown and save."""
+    A file's mask channels open in memory, up to
+    :func:`~napari_cytomask.io.files.room_for_masks` bytes in all, as napari's own reader
+    opens labels."""
     from .io.export import located_source  # about 1 s to import
 
     paths = [os.path.abspath(p) for p in _paths(path)]
@@ -68,10 +64,10 @@ def _read(path: PathOrPaths) -> list[LayerData]:
     record = _exported(scan)
     layers = scan.layer_data()
     _check_planes_fit(layers, paths[0])
-    room = min(MASK_IN_MEMORY, (physical_memory() or MASK_IN_MEMORY * 8) // 8)
+    room = room_for_masks()
     for i, (data, kwargs, kind) in enumerate(layers):
         if kind == "labels" and not isinstance(data, list) and data.nbytes <= room:
-            layers[i], room = (_in_memory(data), kwargs, kind), room - data.nbytes
+            layers[i], room = (in_memory(data), kwargs, kind), room - data.nbytes
     if record:
         ((data, kwargs, kind),) = layers
         # In memory, as a step's result is: painting into it is then seen as an edit.
@@ -86,18 +82,6 @@ def _read(path: PathOrPaths) -> list[LayerData]:
         info = {**kwargs["metadata"][METADATA_KEY], **record, "written": as_written(data)}
         layers = [(data, {**kwargs, **placed, "metadata": {METADATA_KEY: info}}, kind)]
     return layers
-
-
-def _in_memory(data) -> np.ndarray:
-    """A lazy array read into memory once, chunk by chunk into its place (``np.asarray``
-    held its chunks and the whole array at once: twice its size)."""
-    if isinstance(data, np.ndarray):
-        return data
-    import dask.array as da
-
-    out = np.empty(data.shape, data.dtype)
-    da.store(da.asarray(data), out, lock=False)
-    return out
 
 
 def _tiffs_in(folder: str) -> list[str]:

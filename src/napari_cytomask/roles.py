@@ -14,6 +14,7 @@ import numpy as np
 from napari.layers import Image, Labels, Layer
 
 from .io.atomic import same_file
+from .io.files import in_memory, room_for_masks
 from .io.layers import (
     FLAT_PIXELS,
     METADATA_KEY,
@@ -253,8 +254,11 @@ def _convert(layer: Layer, to_labels: bool) -> Layer:
     if to_labels:
         what = f"channel {layer.name!r}"
         if np.issubdtype(np.dtype(layer.dtype), np.integer):
-            # Integer channels stay lazy: check one plane of the smallest level for negative ids.
+            # Check one plane of the smallest level for negative ids; in memory where it
+            # fits, as the reader opens masks, else lazy.
             as_labels(np.asarray(_first_plane(data[-1] if multiscale else data)), what)
+            if not multiscale and data.nbytes <= room_for_masks():
+                data = in_memory(data)
         else:
             data = [as_labels(d, what) for d in data] if multiscale else as_labels(data, what)
             # The channel's own type (bool, float), given back if it becomes an image again.

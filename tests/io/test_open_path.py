@@ -632,15 +632,15 @@ def test_the_reader_opens_an_ome_zarr_images_label_images_as_labels(tmp_path):
 def test_a_files_masks_open_in_memory_up_to_a_budget_for_all(tmp_path, monkeypatch):
     """Masks open in memory (painted and saved over their file, lazy ones were refused as
     changed on disk), up to a budget counted over all of a file's masks."""
-    from napari_cytomask import _reader
     from napari_cytomask._reader import get_reader
+    from napari_cytomask.io import files
 
     ids = np.zeros((64, 64), np.uint16)
     ids[8:20, 8:20], ids[30:50, 30:50] = 1, 2
     path = tmp_path / "scan.tif"
     tifffile.imwrite(path, np.stack([ids, ids]), imagej=True,
                      metadata={"axes": "CYX", "Labels": ["cells mask", "nuclei mask"]})  # fmt: skip
-    monkeypatch.setattr(_reader, "MASK_IN_MEMORY", ids.nbytes)  # room for one of the two
+    monkeypatch.setattr(files, "MASKS_IN_MEMORY", ids.nbytes)  # room for one of the two
     layers = get_reader(str(path))(str(path))
     kinds = [type(data).__name__ for data, _, kind in layers if kind == "labels"]
     assert kinds == ["ndarray", "Array"]

@@ -150,6 +150,30 @@ def physical_memory() -> int | None:
         return None
 
 
+#: The most bytes of masks opened in memory at once, not read lazily: see room_for_masks.
+MASKS_IN_MEMORY = 512 << 20
+
+
+def room_for_masks() -> int:
+    """How many bytes of a file's masks (or of a channel made a mask) open in memory:
+    :data:`MASKS_IN_MEMORY`, and an eighth of the computer's memory at most. A lazy mask
+    painted into and saved over its file read the file it had replaced, refused (changed
+    on disk) at every later stroke, frame shown and save."""
+    return min(MASKS_IN_MEMORY, (physical_memory() or MASKS_IN_MEMORY * 8) // 8)
+
+
+def in_memory(data) -> np.ndarray:
+    """A lazy array read into memory once, chunk by chunk into its place (``np.asarray``
+    held its chunks and the whole array at once: twice its size)."""
+    if isinstance(data, np.ndarray):
+        return data
+    import dask.array as da
+
+    out = np.empty(data.shape, data.dtype)
+    da.store(da.asarray(data), out, lock=False)
+    return out
+
+
 def bytes_text(size: float) -> str:
     """A number of bytes as "16 KiB", "1.6 GiB", "24 GiB", "3 EiB"."""
     for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
