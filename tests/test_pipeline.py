@@ -526,6 +526,11 @@ def test_the_record_of_frames_made_one_at_a_time_gives_their_settings_or_says_wh
              "made_from": origin}  # fmt: skip
     made = Preset.from_dict(recorded_preset(split))
     assert made.unet == UNetStep(**own) and made.split == {"params": {}, "cleanup": {}}
+    # Positions segmented one at a time alike: what each run measured is no setting.
+    measured = {**frame, "parameters": {**own, "tiling": {"tile_size": 640}},
+                "model": {"name": "starter", "confidence": 0.71}}  # fmt: skip
+    alike = {**cells, "previewed_frames": {"0": measured, "1": frame}}
+    assert Preset.from_dict(recorded_preset(alike)).unet == UNetStep(**own)
     # Frames made in different ways: no one preset makes them.
     other = {**frame, "parameters": {**own, "min_size": 300}}
     mixed = {**cells, "previewed_frames": {"0": other, "1": frame}}

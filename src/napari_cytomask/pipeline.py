@@ -340,6 +340,12 @@ def recorded_preset(record) -> dict | None:
         channel = record.get("channel_index")
         # The channel it segmented, unless the preset that made it says (a run's does).
         preset = {"channels": [channel] if isinstance(channel, int) else None, **_made_by(record)}
+    return _steps_only(preset)
+
+
+def _steps_only(preset: dict) -> dict:
+    """``preset`` with the entries of its steps that are no step's settings left out (what
+    a run measured or where it ran, which a record keeps beside them)."""
     steps = {"unet": UNetStep, "sam2": Sam2Step}
     for key, step in steps.items():
         if isinstance(preset.get(key), dict):
@@ -365,7 +371,7 @@ def _made_by(made: dict) -> dict:
     if not made.get("parameters") and isinstance(frames, dict) and frames:
         # Only some frames made (one position segmented, a frame previewed): their settings,
         # not the defaults, which made 39 cells of a position for the run's 49, unsaid.
-        made = {**made, **_made_alike(frames)}
+        return _made_alike(made, frames)
     method, parameters = made.get("method"), made.get("parameters")
     if isinstance(parameters, dict) and parameters.get("format") == PRESET_FORMAT:
         return parameters
@@ -397,24 +403,30 @@ def _made_by(made: dict) -> dict:
             "split": None}  # fmt: skip
 
 
-def _made_alike(frames: dict) -> dict:
-    """The method, settings and model the frames made one at a time (``previewed_frames``)
-    were all made with.
+def _made_alike(made: dict, frames: dict) -> dict:
+    """The preset (:func:`_made_by`) that made each of the frames of ``made`` made one at a
+    time (its ``previewed_frames``), the same for all: what each run measured (the
+    network's confidence in each frame, its tiles) is no setting.
 
     Raises
     ------
     PresetError
         When they were made in different ways, which no one preset makes again.
     """
-    ways = {json.dumps(frame, sort_keys=True, default=str) for frame in frames.values()}
-    if len(ways) > 1:
+    made = {key: value for key, value in made.items() if key != "previewed_frames"}
+    presets = [
+        _steps_only(
+            _made_by({**made, **{k: frame.get(k) for k in ("method", "parameters", "model")}})
+        )
+        for frame in frames.values()
+    ]
+    if len({json.dumps(preset, sort_keys=True, default=str) for preset in presets}) > 1:
         raise PresetError(
             f"its frames ({listed_frames(frames)}) were made one at a time with different "
             "settings, which no one preset makes again: segment them all in one run (all "
             "positions), and give that result's record or its preset."
         )
-    frame = next(iter(frames.values()))
-    return {key: frame.get(key) for key in ("method", "parameters", "model")}
+    return presets[0]
 
 
 #: Python types of the preset fields' annotations (``int | None`` …) that JSON can give.
