@@ -526,6 +526,10 @@ def test_the_record_of_frames_made_one_at_a_time_gives_their_settings_or_says_wh
              "made_from": origin}  # fmt: skip
     made = Preset.from_dict(recorded_preset(split))
     assert made.unet == UNetStep(**own) and made.split == {"params": {}, "cleanup": {}}
+    # A split recorded before its cells' frames were: no defaults run in their place.
+    earlier = {**split, "made_from": {**origin, "previewed_frames": None}}
+    with pytest.raises(PresetError, match="made by unet without their settings"):
+        recorded_preset(earlier)
     # Positions segmented one at a time alike: what each run measured is no setting.
     measured = {**frame, "parameters": {**own, "tiling": {"tile_size": 640}},
                 "model": {"name": "starter", "confidence": 0.71}}  # fmt: skip

@@ -375,6 +375,14 @@ def _made_by(made: dict) -> dict:
     method, parameters = made.get("method"), made.get("parameters")
     if isinstance(parameters, dict) and parameters.get("format") == PRESET_FORMAT:
         return parameters
+    if method in ("unet", "sam2", "watershed_split") and not parameters:
+        # Frames made one at a time kept their settings apart from a record written before
+        # they were: the defaults would run, and were said to be a mask's.
+        raise PresetError(
+            f"it records cells made by {method} without their settings (frames made one at "
+            "a time, recorded by an earlier version), which no preset makes again: segment "
+            "them again, and give that result's record."
+        )
     if not isinstance(parameters, dict) or method not in ("unet", "sam2", "watershed_split"):
         raise PresetError(
             f"it records cells made by {method or 'no step of napari-cytomask'} (a mask, or "
