@@ -904,7 +904,11 @@ def test_a_file_name_typed_without_its_ending_gets_it(qtbot, tmp_path):
 def _split_in_step_3(dock, qtbot, labels) -> None:
     dock.watershed.use_input(labels)
     dock.watershed.apply()
-    qtbot.waitUntil(lambda: "Done" in dock.watershed.status.text(), timeout=30_000)
+    # Its worker ends after the result is shown: the next input waits for it until then.
+    qtbot.waitUntil(
+        lambda: "Done" in dock.watershed.status.text() and not dock.watershed.runner.busy,
+        timeout=30_000,
+    )
 
 
 def test_a_preset_splits_only_cells_that_step_3_split(
@@ -1644,3 +1648,78 @@ def test_a_scan_opened_after_its_cells_goes_under_them(
         "source": str(scan)}})  # fmt: skip
     qtbot.wait(50)
     assert [layer.name for layer in viewer.layers][-1] == "mosaic"
+
+
+def _unet_cells(viewer) -> Labels:
+    """Cells as step 2 leaves them: the sample's ground truth, as a U-Net result."""
+    return viewer.add_labels(
+        np.asarray(viewer.layers["Mask (ground truth)"].data).copy(),
+        name="cells",
+        metadata={"cytomask": {"role": "result", "method": "unet"}},
+    )
+
+
+def _ticks(dock) -> dict[str, bool]:
+    items = [dock.export.layer_list.item(i) for i in range(dock.export.layer_list.count())]
+    return {item.text(): item.checkState() == Qt.CheckState.Checked for item in items}
+
+
+def test_a_previewed_frame_of_a_stack_is_no_result_for_metrics_or_export(
+    make_napari_viewer_proxy, qtbot, settings
+):
+    """Step 3's live preview of one position wrote it into "… split", which step 4 then
+    scored alone (1 of 4 frames) and step 5 ticked, the other frames empty."""
+    viewer = make_napari_viewer_proxy()
+    viewer.open_sample("napari-cytomask", "tilescan")
+    dock = CytomaskDock(viewer, settings=settings)
+    qtbot.addWidget(dock)
+    cells = _unet_cells(viewer)
+    assert cells.data.ndim == 3  # positions
+    dock.unet.segmented.emit(cells)
+    dock.watershed.min_area.setValue(dock.watershed.min_area.value() + 5)  # live preview
+    qtbot.waitUntil(lambda: "Preview" in dock.watershed.status.text(), timeout=30_000)
+    split = viewer.layers[f"{cells.name} split"]
+    assert dock.metrics.prediction_combo.currentText() == cells.name
+    mask = "Mask (ground truth)"
+    assert _ticks(dock) == {mask: False, cells.name: True, split.name: False}
+    dock.export.layer_list.item(0).setCheckState(Qt.CheckState.Checked)  # the user's tick
+    dock.watershed.apply()
+    qtbot.waitUntil(lambda: "Done" in dock.watershed.status.text(), timeout=30_000)
+    assert dock.metrics.prediction_combo.currentText() == split.name
+    assert _ticks(dock) == {mask: True, cells.name: True, split.name: True}
+    dock.export.layer_list.item(2).setCheckState(Qt.CheckState.Unchecked)
+    dock.watershed.min_area.setValue(dock.watershed.min_area.value() + 5)  # previewed again
+    qtbot.waitUntil(lambda: "Preview" in dock.watershed.status.text(), timeout=30_000)
+    dock.export.refresh()
+    assert _ticks(dock) == {mask: True, cells.name: True, split.name: False}  # as ticked
+
+
+def test_cells_segmented_again_take_the_split_of_the_earlier_ones_away(
+    make_napari_viewer_proxy, qtbot, settings, notifications
+):
+    """Running step 2 again wrote new cells in place under the split of the earlier ones,
+    which stayed on top of them, hiding them, and ticked for export as their split."""
+    viewer = make_napari_viewer_proxy()
+    viewer.open_sample("napari-cytomask", "tilescan")
+    dock = CytomaskDock(viewer, settings=settings)
+    qtbot.addWidget(dock)
+    dock.watershed.live.setChecked(False)
+    cells = _unet_cells(viewer)
+    other = viewer.add_labels(np.asarray(cells.data).copy(), name="other cells")
+    for layer in (cells, other):
+        dock.unet.segmented.emit(layer)
+        _split_in_step_3(dock, qtbot, layer)
+    dock.unet.segmented.emit(cells)  # segmented again, into the same layer
+    assert "cells split" not in viewer.layers and "other cells split" in viewer.layers
+    said = "'cells split', the split of the cells it held before, was removed: Apply splits these."
+    assert dock.watershed.status.text().endswith(said) and said in notifications
+    _split_in_step_3(dock, qtbot, cells)
+    split = viewer.layers["cells split"]
+    split.data[(0, *np.argwhere(split.data[0])[0])] = 0  # a correction by hand
+    split.refresh()
+    dock.unet.segmented.emit(cells)
+    assert split in viewer.layers  # the user's work is theirs
+    assert dock.watershed.status.text().endswith(
+        "'cells split', a split of the cells it held before, holds your edits and is kept; "
+        "Apply puts the split of these in a layer of its own."
+    )

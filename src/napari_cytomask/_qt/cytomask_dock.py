@@ -332,6 +332,8 @@ class CytomaskDock(FitsTheScreen, QWidget):
         self.sam2.segmented.connect(self._segmented)
         self.watershed.applied.connect(self.metrics.set_prediction)
         self.watershed.applied.connect(self._split_shown)
+        # A split previewed, unticked, is ticked once applied (unless the user ticked it).
+        self.watershed.applied.connect(lambda _output: self.export.refresh())
 
     def _opened_after_its_cells(self, event) -> None:
         """An image opened after cells of its file (a result reopened the next day, then its
@@ -378,7 +380,7 @@ class CytomaskDock(FitsTheScreen, QWidget):
         # Handed to step 3, the cells are not split yet: a preset saved now must not split.
         self._cells, self._split = cells.name, None
         self._guide_sam2(cells)
-        self.watershed.use_input(cells)
+        self.watershed.new_cells(cells)
         self.metrics.set_prediction(cells)
 
     def preset(self) -> Preset:

@@ -27,7 +27,7 @@ from qtpy.QtWidgets import (
 
 from .._sample_data import in_package
 from ..io.export import ExportExists, check_export, exporting, from_layer
-from ..io.layers import is_highlight, named_frames
+from ..io.layers import is_highlight, named_frames, previewed_only
 from ..io.writers import FILE_FORMATS, FORMATS
 from ..progress import one_line
 from ..roles import files_of, holds_ids, role_of, source_of
@@ -55,8 +55,8 @@ class ExportPanel(StepWidget, QWidget):
         self.viewer = napari_viewer
         self.layer_list = QListWidget()
         self.layer_list.setToolTip(
-            "Labels layers to export. Results and your own layers start ticked, a scan's mask "
-            "channel (the ground truth) does not."
+            "Labels layers to export. Results and your own layers start ticked; a scan's mask "
+            "channel (the ground truth) and a split previewed but not applied do not."
         )
         self.formats = {key: QCheckBox(FORMATS[key].title) for key in FILE_FORMATS}
         for key, box in self.formats.items():
@@ -117,6 +117,7 @@ class ExportPanel(StepWidget, QWidget):
         layout.addLayout(folder_row)
         step_page(self, content, self.controls)
         self._listed: list[Labels] = []
+        self._defaults: list[Qt.CheckState] = []  # each listed layer's tick when listed
         self.layer_list.itemChanged.connect(lambda _item: self._suggest_folder())
         events = self.viewer.layers.events
         for event in (events.inserted, events.removed, events.renamed):
@@ -139,16 +140,20 @@ class ExportPanel(StepWidget, QWidget):
 
     def refresh(self, event=None) -> None:
         """List the viewer's Labels layers, keeping the ticks of layers still there."""
-        # Ticks follow the layer itself, so a renamed layer keeps its tick.
-        ticked = [(ly, self.layer_list.item(i).checkState()) for i, ly in enumerate(self._listed)]
+        # Ticks follow the layer itself, so a renamed layer keeps its tick; one the user
+        # left as it was follows what the layer has become (a preview, then applied).
+        ticked = [
+            (ly, self.layer_list.item(i).checkState(), was)
+            for i, (ly, was) in enumerate(zip(self._listed, self._defaults, strict=True))
+        ]
         self._listed = [layer for layer in self.viewer.layers if isinstance(layer, Labels)]
+        self._defaults = [_default_tick(layer) for layer in self._listed]
         self.layer_list.clear()
-        for layer in self._listed:
+        for layer, default in zip(self._listed, self._defaults, strict=True):
             item = QListWidgetItem(layer.name)
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-            unticked = role_of(layer) == "mask" or is_highlight(layer)
-            default = Qt.CheckState.Unchecked if unticked else Qt.CheckState.Checked
-            item.setCheckState(next((st for ly, st in ticked if ly is layer), default))
+            state = next((st for ly, st, was in ticked if ly is layer and st != was), default)
+            item.setCheckState(state)
             self.layer_list.addItem(item)
         self._suggest_folder()
         if self.runner.busy:
@@ -365,6 +370,15 @@ class _Landing:
         self.moving = False
         self.outcome = None
         self.error: Exception | None = None
+
+
+def _default_tick(layer) -> Qt.CheckState:
+    """Whether ``layer`` starts ticked: not a scan's mask channel (the ground truth), a
+    highlight, or the split step's preview of a stack's frame never applied (its other
+    frames empty)."""
+    if role_of(layer) == "mask" or is_highlight(layer) or previewed_only(layer):
+        return Qt.CheckState.Unchecked
+    return Qt.CheckState.Checked
 
 
 def _lying_under(labels, images) -> tuple[list, str]:

@@ -48,6 +48,7 @@ from ..io.layers import (
     made_frames,
     named_frames,
     pixel_size_um,
+    previewed_only,
     result_metadata,
 )
 from ..labels import LabelsError, as_labels, binary_mask_regions, paired
@@ -689,8 +690,10 @@ class MetricsDock(StepWidget, QWidget):
     def _follows(self, layer) -> bool:
         """Whether to check ``layer``, cells a step has just made, with its own scan's ground
         truth: when there is one (or nothing is checked yet), as a pair the user set up is
-        not traded for cells with no ground truth of their own."""
+        not traded for cells with no ground truth of their own. A split previewed in one
+        frame of a stack is not checked until it is applied (the step hands it over)."""
         made = isinstance(layer, Labels) and is_result(layer) and not is_highlight(layer)
+        made = made and not previewed_only(layer)
         gt = self.ground_truth_layer
         return made and bool(
             gt is None

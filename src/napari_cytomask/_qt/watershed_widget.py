@@ -25,6 +25,7 @@ from ..io.layers import (
     METADATA_KEY,
     RESULT_ROLE,
     contrast_from_sample,
+    edited_by_hand,
     finite_values,
     frame_axes,
     frame_key,
@@ -131,7 +132,8 @@ class WatershedWidget(StepWidget, QWidget):
         The viewer whose layers are offered as inputs.
     """
 
-    #: Emitted with the output Labels layer after a preview or an Apply.
+    #: Emitted with the output Labels layer once it holds the split of every frame: after
+    #: an Apply, or the preview of a single image (a stack's preview makes one frame).
     applied = Signal(object)
 
     def __init__(self, napari_viewer: napari.viewer.Viewer):
@@ -369,6 +371,44 @@ class WatershedWidget(StepWidget, QWidget):
         self.input.set_layer(layer)
         self.stop_preview()  # after: the mode and input changes above may have asked for one
         self._say_input(layer)
+
+    def new_cells(self, cells) -> None:
+        """Start from cells a segmenting step has just written (:meth:`use_input`). Splits
+        made from earlier cells of that layer (segmented again in place, or a layer of its
+        name made anew) no longer split what it holds: lying over the new cells, they hid
+        them, and export wrote them as their split. Those left as this step made them go;
+        one the user has painted into stays theirs, said so."""
+        stale = [
+            layer
+            for layer in self.viewer.layers
+            if isinstance(layer, Labels)
+            and layer is not cells
+            and is_result(layer)
+            and layer_info(layer).get("method") == "watershed_split"
+            and (layer_info(layer).get("made_from") or {}).get("layer") == cells.name
+        ]
+        kept = [layer for layer in stale if edited_by_hand(layer)]
+        for layer in stale:
+            if layer not in kept:
+                self.viewer.layers.remove(layer)
+        self.use_input(cells)
+        if not stale or self._pending is cells:
+            return
+        said = []
+        if len(kept) < len(stale):
+            gone = [f"'{layer.name}'" for layer in stale if layer not in kept]
+            said.append(
+                f"{' and '.join(gone)}, the split of the cells it held before, "
+                f"{'was' if len(gone) == 1 else 'were'} removed: Apply splits these."
+            )
+        if kept:
+            names = " and ".join(f"'{layer.name}'" for layer in kept)
+            said.append(
+                f"{names}, a split of the cells it held before, holds your edits and is "
+                "kept; Apply puts the split of these in a layer of its own."
+            )
+        show_info(" ".join(said))  # a layer went from the list while step 2 was on show
+        self.status.setText(f"{self.status.text()} {' '.join(said)}")
 
     def _say_input(self, layer) -> None:
         if layer_info(layer).get("method") == "unet":
@@ -799,7 +839,8 @@ class WatershedWidget(StepWidget, QWidget):
             )
             if self._pending is not None:
                 return  # the newer result, handed over when this run ends, stays checked
-        self.applied.emit(output)
+        if not index:  # an Apply, or a single image's preview: the whole result
+            self.applied.emit(output)
 
     def apply(self) -> None:
         """Process every frame into the output layer, with progress and cancel."""

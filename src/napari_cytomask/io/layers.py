@@ -1041,6 +1041,13 @@ def is_result(layer) -> bool:
     return layer_info(layer).get("role") == RESULT_ROLE
 
 
+def previewed_only(layer) -> bool:
+    """Whether ``layer`` holds only the split step's previews of frames of a stack, never
+    applied to them all: no result of every frame, to check or export as one."""
+    record = layer_info(layer) if is_result(layer) else {}
+    return record.get("method") == "watershed_split" and record.get("parameters") is None
+
+
 def made_by_model(layer) -> bool:
     """Whether a result's cells were found by a model (the U-Net, SAM2), by its own step or
     by the one that made its input (a split of the U-Net's cells), rather than drawn by
