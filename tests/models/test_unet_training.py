@@ -221,6 +221,28 @@ def test_a_split_given_from_a_script_is_checked_before_training(tmp_path, tiny_u
     assert result.description["training"]["split"]["test"] == []
 
 
+def test_images_whose_masks_hold_no_cell_are_left_out_and_named(tmp_path, tiny_unet):
+    """An unlabelled validation image scored every epoch 0, none beating the start, and
+    the run was put down to training; an unlabelled training image taught its cells as
+    background; neither was said."""
+    samples, _ = _synthetic_samples(n_tiles=4)
+    samples = [
+        replace(s, labels=np.zeros_like(s.labels)) if i in (1, 3) else s
+        for i, s in enumerate(samples)
+    ]
+    names = [s.name for s in samples]
+    split = {"train": names[:2], "validation": names[2:], "test": []}
+    trained, validated, note = training._training_sets(split, {s.name: s for s in samples})
+    assert [s.name for s in trained] == [names[0]] and [s.name for s in validated] == [names[2]]
+    assert note == (
+        f"2 image(s) whose masks hold no cell ({names[1]}, {names[3]}) are left out: label "
+        "their cells to train or validate on them."
+    )
+    gen = iter_train(samples, tmp_path / "m.safetensors", UNetConfig(**tiny_unet),
+                     _small_settings(tune=False), split=split)  # fmt: skip
+    assert note in [p.message for p in gen if p.phase == "notice"]
+
+
 @pytest.mark.parametrize(
     ("setting", "said"),
     [({"epochs": 1.5}, r"^epochs must be a whole number \(got 1.5\)\.$"),
@@ -294,6 +316,24 @@ def test_targets_and_augmented_crops(tiny_unet):
     assert (y > 0).float().mean() > 0.3  # crops are biased towards cells
     freq = sampler.class_frequencies()
     assert freq.sum() == pytest.approx(1) and freq[2] < freq[1]
+
+
+def test_an_image_smaller_than_the_crop_is_mirrored_with_its_cells(tiny_unet):
+    """The image was mirrored to fill the crop, its cells padded as background: the
+    network was taught that the mirrored cells it saw were none."""
+    labels = np.zeros((1, 48, 40), np.uint16)
+    labels[0, 30:48, 5:20] = 1  # on the bottom edge
+    labels[0, 10:25, 22:38] = 2
+    image = np.where(labels > 0, 200.0, 100.0) + np.arange(40) / 40  # a ramp, to see mirroring
+    samples = samples_from_arrays(image, labels, "s")
+    settings = TrainingSettings(crop_size=64)
+    sampler = CropSampler(samples, UNetConfig(**tiny_unet), settings, np.random.default_rng(0))
+    crop, cells = sampler._region(0, 64)
+    assert crop.shape == (1, 64, 64) and cells.shape == (64, 64)
+    mirrored = np.pad(labels[0], ((0, 16), (0, 24)), mode="reflect")
+    assert cells[48:].any() and cells[:, 40:].any()  # the mirrored cells are cells
+    np.testing.assert_array_equal(cells, mirrored)
+    np.testing.assert_array_equal(crop[0] > crop[0].mean(), mirrored > 0)  # where they show
 
 
 def test_crop_workers_make_the_same_batches_whatever_their_number(tiny_unet):

@@ -807,7 +807,9 @@ class CropSampler:
         return counts / max(counts.sum(), 1)
 
     def _region(self, i: int, size: int) -> tuple[np.ndarray, np.ndarray]:
-        """A ``size`` square of image ``i`` (padded when the image is smaller), mostly on cells."""
+        """A ``size`` square of image ``i``, mostly on cells; an image smaller than that is
+        mirrored to fill it, and its cells with it (cells padded as background taught the
+        network to call the mirrored cells of the image background)."""
         image, labels = self.images[i], self.labels[i]
         h, w = labels.shape
         if self.cells[i].size and self.rng.random() < self.settings.cell_bias:
@@ -820,10 +822,9 @@ class CropSampler:
         lab = labels[y0 : y0 + size, x0 : x0 + size]
         ph, pw = size - lab.shape[0], size - lab.shape[1]
         if ph or pw:
-            img = np.pad(
-                img, ((0, 0), (0, ph), (0, pw)), mode="reflect" if min(h, w) > 1 else "edge"
-            )
-            lab = np.pad(lab, ((0, ph), (0, pw)))
+            mode = "reflect" if min(h, w) > 1 else "edge"
+            img = np.pad(img, ((0, 0), (0, ph), (0, pw)), mode=mode)
+            lab = np.pad(lab, ((0, ph), (0, pw)), mode=mode)
         return img, lab
 
     def crop(self) -> tuple[np.ndarray, np.ndarray]:
@@ -1824,8 +1825,10 @@ def _given_split(split) -> dict[str, list[str]]:
 def _training_sets(
     split: dict[str, list[str]], by_name: dict[str, TrainingSample]
 ) -> tuple[list[TrainingSample], list[TrainingSample]]:
-    """The training and validation samples ``split`` names; refuses a split that names
-    images not given, or leaves no labelled training image."""
+    """The training and validation samples ``split`` names, less those whose masks hold no
+    cell (an image left unlabelled taught its cells as background, and one in validation
+    scored every epoch 0, so that none could beat the start), and a sentence naming them;
+    refuses a split that names images not given, or leaves no labelled training image."""
     # Test images are never read, so a split may name some that were not given.
     unknown = [n for k in ("train", "validation") for n in split.get(k, []) if n not in by_name]
     if unknown:
@@ -1848,7 +1851,16 @@ def _training_sets(
             "the training images' masks hold no cell (every pixel is 0): a network cannot "
             "learn cells from them; give masks with one id per cell."
         )
-    return train_set, val_set
+    empty = [s.name for s in (*train_set, *val_set) if not s.labels.any()]
+    note = ""
+    if empty:
+        shown = ", ".join(short_names(empty[:3], list(by_name))) + ", …" * (len(empty) > 3)
+        note = (
+            f"{len(empty)} image(s) whose masks hold no cell ({shown}) are left out: label "
+            "their cells to train or validate on them."
+        )
+    keep = [s for s in train_set if s.labels.any()], [s for s in val_set if s.labels.any()]
+    return *keep, note
 
 
 def _check_writable(output: Path) -> None:
@@ -2034,7 +2046,7 @@ def iter_train(
     config.tile_size = max(config.tile_size, settings.crop_size, INFERENCE_TILE)
     split = split or held_back or split_by_image(names, settings.fractions, settings.seed)
     by_name = {s.name: s for s in samples}
-    train_set, val_set = _training_sets(split, by_name)
+    train_set, val_set, left_out = _training_sets(split, by_name)
 
     sampler = CropSampler(train_set, config, settings, rng)
     freq = sampler.class_frequencies()
@@ -2122,7 +2134,8 @@ def iter_train(
             scores={"validation": scores} if scores else {},
         )
 
-    if notice:
+    said = " ".join(n for n in (notice, left_out) if n)
+    if said:
         yield TrainingProgress(
             epoch0,
             settings.epochs,
@@ -2131,7 +2144,7 @@ def iter_train(
             global_step,
             math.nan,
             settings.learning_rate,
-            message=notice,
+            message=said,
             phase="notice",
         )
     # The run's last epoch: a resumed run goes on to the number of epochs asked for in all
