@@ -206,6 +206,11 @@ def test_positions_never_segmented_are_recorded_as_such(
     widget.set_values(pred_iou_thresh=0.01)
     qtbot.waitUntil(lambda: not widget.runner.busy, timeout=30000)
     assert widget.status.text().startswith(f"{counts[1]} objects in frame 1 (")
+    # Said: nothing on show changed, and the slider looked broken.
+    assert widget.status.text().endswith(
+        " Frame 0, on show, was never segmented: the sliders re-filtered frame 1; Segment "
+        "finds frame 0's cells."
+    )
     assert widget._last_engine.runs["encoder"] == 1
     assert layer_info(labels)["frames_made"] == ["1"] and not labels.data[0].any()
     _segment_positions(viewer, widget, qtbot, name, (2,))
@@ -224,6 +229,32 @@ def test_positions_never_segmented_are_recorded_as_such(
     assert widget.status.text() == (
         "Segment 'other' first: the sliders re-filter the image segmented last."
     )
+
+
+def test_masks_closed_while_the_sliders_update_them_are_not_brought_back(
+    make_napari_viewer_proxy, qtbot, small_model, keep_every_mask
+):
+    """The layer of the masks closed just after a slider moved came back with the
+    update: a person throwing the masks away saw them again."""
+    viewer = make_napari_viewer_proxy()
+    viewer.add_image(image(), name="img")
+    widget = Sam2Widget(viewer, model_builder=lambda source, device, config: small_model)
+    widget.set_values(points_per_side=4, **keep_every_mask)
+    widget.segment()
+    qtbot.waitUntil(lambda: "img SAM2 masks" in viewer.layers and not widget.runner.busy,
+                    timeout=30000)  # fmt: skip
+    said = (
+        "The layer of the masks of 'img' was closed, so the sliders no longer update them: "
+        "press Segment to segment it again."
+    )
+    widget.set_values(pred_iou_thresh=0.01)  # an update on its way
+    viewer.layers.remove("img SAM2 masks")
+    qtbot.waitUntil(lambda: not widget.runner.busy, timeout=30000)
+    assert "img SAM2 masks" not in viewer.layers and widget.status.text() == said
+    widget.set_values(pred_iou_thresh=0.02)  # and none asked for since
+    assert not widget.runner.busy and widget.status.text() == said
+    widget.segment()  # asked for
+    qtbot.waitUntil(lambda: "img SAM2 masks" in viewer.layers, timeout=30000)
 
 
 def test_positions_done_with_other_settings_are_recorded_as_such(

@@ -290,6 +290,14 @@ def _describe_error(source: str | None, err: Exception) -> str:
     return text
 
 
+def _result_closed(layer) -> str:
+    """Why the sliders' update of ``layer``'s masks is not shown: their layer was closed."""
+    return (
+        f"The layer of the masks of '{layer.name}' was closed, so the sliders no longer "
+        "update them: press Segment to segment it again."
+    )
+
+
 class Sam2Widget(StepWidget, QWidget):
     """Segment cells with SAM2 automatic masks and tune them live.
 
@@ -915,8 +923,14 @@ class Sam2Widget(StepWidget, QWidget):
                 "segmented last."
             )
             return
-        if job["index"] and job["index"] not in self._positions.get(self._result_of.get(image), {}):
-            job["index"] = index
+        # The layer its masks went to: closed by the user, the masks are not brought back.
+        job["live"], job["into"] = True, self._result_of.get(image)
+        if job["into"] is not None and self._result_layer(image) is None:
+            self.status.setText(_result_closed(job["layer"]))
+            return
+        if job["index"] and job["index"] not in self._positions.get(job["into"], {}):
+            # A frame on show never segmented: the sliders re-filter the one segmented last.
+            job["index"], job["unsegmented"] = index, job["index"]
         self.runner.watch(self.viewer, job["layer"])
         self.runner.request(self._run, job)
 
@@ -927,6 +941,13 @@ class Sam2Widget(StepWidget, QWidget):
         layer = job["layer"]
         if layer not in self.viewer.layers:
             self.status.setText(closed_during_run(layer))
+            return
+        if (
+            job.get("live")
+            and job["into"] is not None
+            and self._result_layer(layer.unique_id) is None
+        ):
+            self.status.setText(_result_closed(layer))
             return
         index = job["index"]
         spatial = job["data"].shape[:-1] if job["rgb"] else job["data"].shape
@@ -979,6 +1000,12 @@ class Sam2Widget(StepWidget, QWidget):
             where = (
                 f" in {named_frame(index, layer.axis_labels)} ({len(features['index'])} in the "
                 f"{several} done)"
+            )
+        if job.get("unsegmented"):
+            shown = named_frame(job["unsegmented"], layer.axis_labels)
+            hint += (
+                f" {shown.capitalize()}, on show, was never segmented: the sliders re-filtered "
+                f"{named_frame(index, layer.axis_labels)}; Segment finds {shown}'s cells."
             )
         if others:
             verb = "keep" if len(others) > 1 else "keeps"
