@@ -106,6 +106,15 @@ def test_unreadable_or_foreign_files_are_refused(tiny, tmp_path):
     torch.save({"model": {"w": torch.zeros(1)}}, other)
     with pytest.raises(CheckpointError, match="matches none of the SAM2"):
         load_sam2_weights(tiny, other, TINY)
+    # Segment Anything's first networks, as published (bare) and as some save them: they
+    # were said to hold "no 'model' entry", or to miss 471 weights.
+    sam1 = {"image_encoder.patch_embed.proj.weight": torch.zeros(1),
+            "image_encoder.blocks.0.norm1.weight": torch.zeros(1)}  # fmt: skip
+    for i, content in enumerate((sam1, {"model": sam1})):
+        torch.save(content, tmp_path / f"sam_vit_b_{i}.pth")
+        with pytest.raises(CheckpointError, match=rf"^sam_vit_b_{i}.pth is a checkpoint of "
+                           r"Segment Anything \(SAM 1, .*not of SAM2"):  # fmt: skip
+            load_sam2_weights(tiny, tmp_path / f"sam_vit_b_{i}.pth", TINY)
     with pytest.raises(CheckpointError, match="does not exist"):
         load_sam2_weights(tiny, tmp_path / "missing.pt")
     empty = tmp_path / "empty.pt"

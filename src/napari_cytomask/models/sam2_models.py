@@ -337,6 +337,13 @@ def load_sam2_weights(model, checkpoint: str | Path, config: str = "") -> None:
             ) from err
         raise _unreadable(path) from err
     state = content.get("model") if isinstance(content, dict) else None
+    for weights in (content, state):
+        if _sam1_weights(weights):
+            raise CheckpointError(
+                f"{path.name} is a checkpoint of Segment Anything (SAM 1, such as sam_vit_b "
+                "or micro-sam's models), not of SAM2, whose networks differ; pick a SAM2 or "
+                "SAM2.1 checkpoint (such as sam2.1_hiera_tiny.pt)."
+            )
     if not isinstance(state, dict):
         raise CheckpointError(
             f"{path.name} holds no SAM2 weights (no 'model' entry); pick a checkpoint "
@@ -358,6 +365,19 @@ def load_sam2_weights(model, checkpoint: str | Path, config: str = "") -> None:
             "trained with."
         )
     model.load_state_dict(state)
+
+
+def _sam1_weights(weights) -> bool:
+    """Whether ``weights`` (a file's contents) are those of Segment Anything's first
+    networks: a ViT image encoder of ``blocks`` and a ``patch_embed``, where SAM2's Hiera
+    is a ``trunk``."""
+    if not isinstance(weights, dict):
+        return False
+    return any(
+        isinstance(key, str)
+        and key.startswith(("image_encoder.blocks.", "image_encoder.patch_embed."))
+        for key in weights
+    )
 
 
 def _signature_of_state(state: dict) -> tuple[int, int, bool] | None:
