@@ -66,6 +66,15 @@ def test_help_in_a_subprocess():
         assert option in out.stdout
 
 
+def test_evaluate_help_says_what_it_scores_and_how_it_pools(capsys):
+    """It printed mSA without a word of it, and pooled in two ways unsaid."""
+    assert main(["evaluate", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "mSA (mean segmentation accuracy over IoU 0.50:0.05:0.95, per image, averaged" in text
+    assert "COCO AP (from counts summed over the frames and pairs)" in text
+    assert "is left out of the pooled figures, said on stderr" in text
+
+
 def test_train_then_segment(folders, tmp_path, capsys):
     data, scan = folders
     model = tmp_path / "tiny.safetensors"
@@ -1213,7 +1222,10 @@ def test_training_reports_its_split_time_and_validation(folders, tmp_path, capsy
     assert f"validation: {', '.join(split['validation'])}" in out
     assert "  validation image 1/1" in out
     epochs = [line for line in out.splitlines() if line.startswith("epoch ")]
-    assert len(epochs) == 1 and epochs[0].startswith("epoch 1/1: ")  # not 1/5
+    # Its loss, the mean of its steps' (printed every 10th step, none here).
+    assert len(epochs) == 1 and re.match(
+        r"epoch 1/1 \(of 5: about 1 fit the time limit\): loss \d\.\d{4}, val ", epochs[0]
+    )  # not 1/5 unsaid
     assert re.search(r"\[0:\d\d elapsed\]$", epochs[0])  # the last: nothing left to time
 
 

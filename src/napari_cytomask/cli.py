@@ -635,10 +635,13 @@ def _evaluate_parser(sub) -> None:
         help="compare predicted labels with ground truth and write the metrics to CSV",
         description="Compare prediction/ground-truth pairs of label images: pixel metrics, "
         "object metrics (precision, recall, F1, panoptic quality…) at IoU thresholds, "
-        "mean-average F1 and COCO AP. Pairs are matched by what the wildcards of the two "
-        "patterns capture, e.g. --pred 'out/*_unet_cells.tif' --gt 'scans/*.tif' "
-        "--mask-channel 3. The CSV has one row per pair, frame, threshold and metric, plus "
-        "'all' rows pooling every pair.",
+        "mean-average F1 and COCO AP (from counts summed over the frames and pairs), and "
+        "mSA (mean segmentation accuracy over IoU 0.50:0.05:0.95, per image, averaged, as "
+        "micro-sam reports it). A ground truth with no cell beside others with "
+        "some (an image not labelled yet) is left out of the pooled figures, said on "
+        "stderr. Pairs are matched by what the wildcards of the two patterns capture, e.g. "
+        "--pred 'out/*_unet_cells.tif' --gt 'scans/*.tif' --mask-channel 3. The CSV has "
+        "one row per pair, frame, threshold and metric, plus 'all' rows pooling every pair.",
         formatter_class=_HelpFormatter,
     )
     p.add_argument("--pred", required=True, metavar="PATTERN", help="predicted label files")
@@ -919,6 +922,7 @@ def _train(args) -> int:
     beaten = False  # whether an epoch scored above the model a fine-tuning run started from
     started, pace = time.monotonic(), Pace()
     first_step = limit_from = None  # when the epoch under way's, and the run's, first step ended
+    losses: list[float] = []  # the epoch under way's: a step line is printed every 10th step
     try:
         while True:
             try:
@@ -944,6 +948,11 @@ def _train(args) -> int:
                 left = pace.left(progress.epoch, progress.epochs)
                 left = "" if left is None else f", about {_clock(left)} left"
                 what = f"epoch {progress.epoch}/{progress.epochs}"
+                if args.time_limit and progress.epochs < settings.epochs:
+                    what += f" (of {settings.epochs}: about {progress.epochs} fit the time limit)"
+                if losses:
+                    text = f"loss {sum(losses) / len(losses):.4f}, {text}"
+                    losses = []
                 if progress.step == 0:  # fine-tuning's epoch 0
                     what, mark = "the starting model", " (kept unless an epoch scores higher)"
                     pace = Pace()  # its thresholds and scores are no epoch's time
@@ -953,6 +962,7 @@ def _train(args) -> int:
                 say(f"{what}: {text}{mark} "
                     f"[{_clock(time.monotonic() - started)} elapsed{left}]")  # fmt: skip
             elif progress.phase == "train":
+                losses.append(progress.loss)
                 now = time.monotonic()
                 if progress.step == 1:  # steps are timed from the end of the first
                     first_step = now
