@@ -946,6 +946,10 @@ def test_evaluate_leaves_a_ground_truth_without_cells_out_of_the_total(tmp_path,
         *(str(tmp_path / "pred" / f"{n}.tif") for n in "abc"),
         "all",
     }
+    # The figures of all pairs say what they leave out: that pair, and its 2 cells.
+    left = {r["metric"]: r["value"] for r in rows if r["prediction"] == "all"
+            and r["level"] == "left_out"}  # fmt: skip
+    assert left == {"frames": "0", "pairs": "1", "n_pred": "2"}
     # Every ground truth empty: then they are what there is to score.
     for name in "ab":
         tifffile.imwrite(tmp_path / "gt" / f"{name}.tif", np.zeros_like(labels))
@@ -1929,6 +1933,16 @@ def test_frames_whose_ground_truth_has_no_cell_are_left_out(tmp_path, capsys):
         "their cells to score them); the 4 cells predicted there are not counted as false "
         "positives.\n" in out.err
     )
+    # The file says so too: the frames, and the cells no figure counts.
+    with open(tmp_path / "m.csv", newline="") as handle:
+        rows = [row[2:] for row in csv.reader(handle) if row[4] == "left_out"]
+    assert rows == [["all", "", "left_out", "", "frames", "2"],
+                    ["all", "", "left_out", "", "n_pred", "4"],
+                    ["0", "", "left_out", "", "n_pred", "2"],
+                    ["2", "", "left_out", "", "n_pred", "2"],
+                    ["all", "", "left_out", "", "frames", "2"],
+                    ["all", "", "left_out", "", "pairs", "0"],
+                    ["all", "", "left_out", "", "n_pred", "4"]]  # fmt: skip
 
 
 def test_a_mask_painted_with_one_id_in_the_frames_compared_is_taken_by_its_regions(

@@ -1481,7 +1481,7 @@ def _evaluate(args) -> int:
     )
     from .labels import LabelsError, paired
     from .metrics import evaluate, leave_out_frames, uncounted_note
-    from .metrics.export import NAMED_COLUMNS, results_rows, write_rows
+    from .metrics.export import NAMED_COLUMNS, left_out_rows, results_rows, write_rows
     from .models.catalog import pixel_sizes
 
     pairs = match_files(
@@ -1571,14 +1571,14 @@ def _evaluate(args) -> int:
             failed += 1
             print(f"{pred_path} against {gt_path}: error: {err}", file=sys.stderr, flush=True)
             continue
-        results.append((gt_path, result, bool(gt.any()), labelled))
+        results.append((gt_path, result, bool(gt.any()), labelled, uncounted))
         # The wells of a plate, as the scan or the result's OME-TIFF names them (each by
         # its own axes: a mask stack saved from Fiji names none).
         positions, pred_axes = None, pred_geometry.get("axis_labels")
         for path, named, shape in ((gt_path, axes, gt.shape), (pred_path, pred_axes, pred.shape)):
             names = recorded_positions(path, named, shape).names
             positions = positions or frame_positions(result.frame_shape, named, names)
-        rows += [(pred_path, gt_path, *row) for row in results_rows(result, positions)]
+        rows += [(pred_path, gt_path, *row) for row in results_rows(result, positions, uncounted)]
         # Scores of 0 where one side has no objects say why, as the metrics dock does.
         empty = result.matches.no_objects_note()
         say(f"{pred_path}: F1@{args.thresholds[at]:g} {result.matches.f1[at]:.3f}, "
@@ -1593,7 +1593,7 @@ def _evaluate(args) -> int:
     pooled = [item for item in results if item[2]]
     left_out = [item for item in results if not item[2]] if pooled else []
     pooled = pooled or results
-    for gt_path, _, _, labelled in left_out:
+    for gt_path, _, _, labelled, _ in left_out:
         # Its cells may lie in frames the prediction was never made in.
         why, advice = (
             ("no cell in the frames the prediction was made in", "") if labelled
@@ -1602,8 +1602,16 @@ def _evaluate(args) -> int:
         print(f"cytomask: note: {gt_path} has {why}, so its pair is left out of the figures "
               f"of all pairs{advice}.", file=sys.stderr)  # fmt: skip
     total = sum((item[1] for item in pooled[1:]), pooled[0][1])
-    # The total's own rows only: each pair's rows are listed above.
+    # The total's own rows only: each pair's rows are listed above; then what it leaves
+    # out (frames and pairs without ground truth), as each pair's rows say of its frames.
     rows += [("all", "all", *row) for row in results_rows(total) if row[0] == "all"]
+    frames = sum(int(np.count_nonzero(item[4])) for item in pooled)
+    cells = sum(int(np.sum(item[4])) for item in pooled) + sum(
+        item[1].matches.n_pred for item in left_out
+    )
+    if frames or left_out:
+        counts = {"frames": frames, "pairs": len(left_out), "n_pred": cells}
+        rows += [("all", "all", *row) for row in left_out_rows("all", "", **counts)]
     say(f"all {len(pooled)} pair(s): F1@{args.thresholds[at]:g} {total.matches.f1[at]:.3f}, "
         f"mean-average F1 {total.mean_average_f1:.3f}, "
         f"mSA {total.mean_segmentation_accuracy:.3f} (per image, averaged), "

@@ -1187,7 +1187,7 @@ def test_a_result_made_one_frame_at_a_time_is_compared_in_those_frames(
 
 
 def test_frames_where_the_ground_truth_has_no_cell_are_left_out(
-    make_napari_viewer_proxy, qtbot, labels
+    make_napari_viewer_proxy, qtbot, labels, tmp_path
 ):
     """Cells painted at one position of a four-position result are the ground truth there
     only: every cell of the other three was scored a false positive (precision 0.26 for
@@ -1211,6 +1211,13 @@ def test_frames_where_the_ground_truth_has_no_cell_are_left_out(
         "Left out: positions 0, 2, 3, where 'painted' has no cell (paint the cells there to "
         f"score them); the {3 * n} cells predicted there are not counted as false positives."
     )
+    # Its CSV says so too (it wrote nothing of them).
+    dock.save_csv(tmp_path / "m.csv")
+    with open(tmp_path / "m.csv", newline="", encoding="utf-8") as handle:
+        left = [row[2:] for row in csv.reader(handle) if row[4] == "left_out"]
+    frames = [[str(i), "", "left_out", "", "n_pred", str(n)] for i in (0, 2, 3)]
+    assert left == [["all", "", "left_out", "", "frames", "3"],
+                    ["all", "", "left_out", "", "n_pred", str(3 * n)], *frames]  # fmt: skip
     # Cells painted at a second position are scored there too.
     data = truth.data.copy()
     data[3] = labels
@@ -1233,7 +1240,7 @@ def test_a_mask_binary_in_the_frames_compared_is_compared_by_its_regions():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         compared = compute_metrics(truth, painted, 1, 0.5, highlight=False)
-    assert compared.binary == {"prediction": 1} and compared.uncounted == 1
+    assert compared.binary == {"prediction": 1} and compared.uncounted.tolist() == [0, 1]
     assert compared.evaluation.matches.f1[0] == 1
 
 

@@ -320,8 +320,9 @@ class Compared(NamedTuple):
     false_negatives: np.ndarray | None
     #: Frames left out as the ground truth has no cell there (over the frame axes), or None.
     unlabelled: np.ndarray | None
-    #: How many predicted cells those frames held, which no score counts.
-    uncounted: int
+    #: How many predicted cells each of those frames held (over the frame axes, 0 in the
+    #: others), which no score counts.
+    uncounted: np.ndarray
     #: Frames compared (over the frame axes): made by both layers, with ground truth.
     compared: np.ndarray
     #: "prediction" and "ground truth" where that layer is a binary mask, with its value.
@@ -429,6 +430,8 @@ class MetricsDock(StepWidget, QWidget):
         #: and the name of each frame's position.
         self._position_names: tuple[list[str], tuple] | None = None
         self._positions: list[str] | None = None
+        #: The predicted cells of each frame left out for want of ground truth (the CSV's).
+        self._uncounted: np.ndarray | None = None
         #: The ground truth the user picked for the results of each scan (by its source):
         #: kept for that scan's later results, as a default would not be.
         self._picked_truth: dict[str | None, int] = {}
@@ -936,7 +939,7 @@ class MetricsDock(StepWidget, QWidget):
 
     def _show(self, result: Compared) -> None:
         evaluation, false_pos, false_neg, unlabelled, uncounted, compared, binary, digests = result
-        self.evaluation = evaluation
+        self.evaluation, self._uncounted = evaluation, uncounted
         self._binary, self._regions = binary, {}
         names, axes = self._position_names or (None, ())
         self._positions = frame_positions(evaluation.frame_shape, axes, names)
@@ -1278,7 +1281,12 @@ class MetricsDock(StepWidget, QWidget):
         )
         try:
             written = write_csv(
-                self.evaluation, path, names=names, positions=self._positions, overwrite=True
+                self.evaluation,
+                path,
+                names=names,
+                positions=self._positions,
+                uncounted=self._uncounted,
+                overwrite=True,
             )
         except OSError as err:
             # The metrics stay: saving can be tried again, elsewhere.

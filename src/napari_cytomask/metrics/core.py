@@ -843,9 +843,10 @@ def leave_out_frames(
     unlabelled
         The frames left out for want of ground truth, or None.
     uncounted
-        How many predicted cells those frames held (a control field's debris, say), which
-        no score counts as false positives: a binary mask's separate regions, as the
-        comparison takes its cells (:func:`~napari_cytomask.labels.binary_mask_regions`).
+        How many predicted cells each of those frames held (a control field's debris,
+        say), which no score counts as false positives, over the ``stack`` axes (0 in the
+        others): a binary mask's separate regions, as the comparison takes its cells
+        (:func:`~napari_cytomask.labels.binary_mask_regions`).
     """
     compared = np.ones(ground_truth.shape[:stack], bool)
     if made is not None:
@@ -853,22 +854,22 @@ def leave_out_frames(
         prediction[~made] = 0
         compared &= made.reshape(*compared.shape, -1).any(axis=-1)
     unlabelled = unlabelled_frames(ground_truth, stack, compared)
-    uncounted = 0
+    uncounted = np.zeros(compared.shape, np.int64)
     if unlabelled is not None:
-        left = prediction[unlabelled]
         regions = binary_mask_regions(prediction, stack)  # one value for every cell
-        if regions is not None:
-            left = regions[0][unlabelled]
-        uncounted = int(sum(np.count_nonzero(np.unique(frame)) for frame in left))
+        cells = prediction if regions is None else regions[0]
+        for place in map(tuple, np.argwhere(unlabelled)):
+            uncounted[place] = np.count_nonzero(np.unique(cells[place]))
         prediction[unlabelled] = 0
         compared &= ~unlabelled
     return compared, unlabelled, uncounted
 
 
-def uncounted_note(uncounted: int) -> str:
+def uncounted_note(uncounted) -> str:
     """What a note on frames left out for want of ground truth says of the ``uncounted``
-    cells predicted there (:func:`leave_out_frames`): a control field's 6 cells of debris
-    left the pooled F1 at 1.000, unsaid. "" without any."""
+    cells predicted there (:func:`leave_out_frames`, frame by frame): a control field's 6
+    cells of debris left the pooled F1 at 1.000, unsaid. "" without any."""
+    uncounted = int(np.sum(uncounted))
     if not uncounted:
         return ""
     many = uncounted != 1

@@ -6,6 +6,8 @@ import csv
 import os
 from pathlib import Path
 
+import numpy as np
+
 from ..io.atomic import check_replaces_text, write_atomically
 from .core import Evaluation
 
@@ -46,7 +48,15 @@ def _rows_of(evaluation: Evaluation, frame: str, position: str) -> list[tuple]:
     return rows
 
 
-def results_rows(evaluation: Evaluation, positions: list[str] | None = None) -> list[tuple]:
+def left_out_rows(frame: str, position: str, **counts) -> list[tuple]:
+    """Rows (:data:`COLUMNS`) of what was left out of the figures, level ``left_out``:
+    ``counts`` by name (``frames``, ``pairs``, ``n_pred``: the cells predicted there)."""
+    return [(frame, position, "left_out", "", name, int(value)) for name, value in counts.items()]
+
+
+def results_rows(
+    evaluation: Evaluation, positions: list[str] | None = None, uncounted=None
+) -> list[tuple]:
     """The results as long-format rows ``(frame, position_name, level, iou_threshold,
     metric, value)``.
 
@@ -60,13 +70,23 @@ def results_rows(evaluation: Evaluation, positions: list[str] | None = None) -> 
 
     Frames with no object in either image are not written, as mSA leaves them out: those
     left out of the comparison (never made, or without ground truth) were written as
-    scores of 0, which a spreadsheet averaged with the others.
+    scores of 0, which a spreadsheet averaged with the others. A frame left out for want
+    of ground truth where cells were predicted (``uncounted``, the count of each frame:
+    :func:`~napari_cytomask.metrics.core.leave_out_frames`) has a row of level
+    ``left_out`` with their number (``n_pred``), and the image's rows say how many frames
+    and cells the figures leave out so: the file said nothing of 57 cells no figure
+    counted, where stardist's pooled matching counts them as false positives.
     """
     rows = _rows_of(evaluation, "all", "")
+    left = np.ravel(uncounted) if uncounted is not None else np.zeros(len(evaluation.frames))
+    if left.any():
+        rows += left_out_rows("all", "", frames=np.count_nonzero(left), n_pred=left.sum())
     for i, frame in enumerate(evaluation.frames):
+        position = positions[i] if positions else ""
         if frame.matches.n_true or frame.matches.n_pred:
-            position = positions[i] if positions else ""
             rows += _rows_of(frame, evaluation.frame_name(i), position)
+        elif left[i]:
+            rows += left_out_rows(evaluation.frame_name(i), position, n_pred=left[i])
     return rows
 
 
@@ -76,6 +96,7 @@ def write_csv(
     *,
     names: tuple[str, str] | None = None,
     positions: list[str] | None = None,
+    uncounted=None,
     overwrite: bool = False,
 ) -> Path:
     """Write :func:`results_rows` to a CSV file, atomically.
@@ -93,6 +114,9 @@ def write_csv(
         several put together, says what each figure is of.
     positions
         The name of the position of each frame (:func:`results_rows`), or None.
+    uncounted
+        The cells predicted in each frame left out for want of ground truth
+        (:func:`results_rows`), or None.
     overwrite
         Replace an existing file; without it an existing file is an error.
 
@@ -116,7 +140,7 @@ def write_csv(
             "write_csv takes the result of evaluate() first, then the file to write; got "
             f"{type(evaluation).__name__} {str(evaluation)!r} first."
         )
-    rows = results_rows(evaluation, positions)
+    rows = results_rows(evaluation, positions, uncounted)
     if names is None:
         return write_rows(path, COLUMNS, rows, overwrite=overwrite)
     rows = [(*names, *row) for row in rows]
