@@ -3213,3 +3213,40 @@ def test_help_shows_defaults_as_they_are_typed(capsys):
     assert "(default: 0.5 0.75 0.9)" in helps["evaluate"]
     assert "label formats to write (default: tiff)" in helps["export"]
     assert not re.search(r"default: [\[(]|SUPPRESS", " ".join(helps.values()))
+
+
+def test_colour_pictures_fine_tune_a_model_of_one_channel_in_grey(
+    folders, tmp_path, capsys, unet_checkpoint
+):
+    """Brightfield cameras save colour pictures, which `cytomask segment` gives a model of
+    one channel in grey, but fine-tuning it on them was refused ("expects 1 input
+    channel(s) but 3 were given"), with no option to pick a channel."""
+    from skimage import io as skio
+
+    from napari_cytomask.labels import grey_version
+
+    data, scan = folders
+    colour = tmp_path / "colour"
+    for i in range(3):
+        (colour / f"set{i}").mkdir(parents=True)
+        grey = (scan.brightfield[i] / scan.brightfield[i].max() * 255).astype(np.uint8)
+        skio.imsave(colour / f"set{i}" / "raw.png", np.stack([grey, grey // 2, grey], axis=-1))
+        tifffile.imwrite(colour / f"set{i}" / "mask.tif", scan.labels[i])
+    model = tmp_path / "fine.safetensors"
+    argv = ["train", "--images", str(colour / "set*" / "raw.png"), "--masks",
+            str(colour / "set*" / "mask.tif"), "--from", str(unet_checkpoint()), *QUICK,
+            "--threads", "1", "--no-tune", "-o", str(model)]  # fmt: skip
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert (
+        "The 3 colour picture(s) are learnt from in grey, as segmenting gives them to the "
+        "model training starts from, which takes one channel."
+    ) in " ".join(err.split())
+    assert read_description(model)["in_channels"] == 1
+    # What it learnt from is what segmenting gives it.
+    from napari_cytomask.models.training import samples_from_folders
+
+    images, masks = str(colour / "set*" / "raw.png"), str(colour / "set*" / "mask.tif")
+    (sample, *_) = samples_from_folders(images, masks, grey=True, note=print)
+    picture = skio.imread(colour / "set0" / "raw.png")
+    np.testing.assert_allclose(sample.channels[0], grey_version(picture))

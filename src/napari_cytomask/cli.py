@@ -781,6 +781,27 @@ def _set_threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
+def _starts_grey(args) -> bool:
+    """Whether the network a run goes on from (``--from``, ``--resume``; the model
+    ``tune`` tunes) takes one channel, which a colour picture gives it as its grey
+    version; False for random weights, or a file that cannot be read (said later)."""
+    from .models.catalog import resolve_unet
+    from .models.checkpoint import read_description
+
+    start = next(
+        (
+            getattr(args, key)
+            for key in ("resume", "init_from", "model")
+            if getattr(args, key, None)
+        ),
+        None,
+    )
+    try:
+        return start is not None and int(read_description(resolve_unet(start))["in_channels"]) == 1
+    except (ValueError, OSError, KeyError, TypeError):
+        return False
+
+
 def _labelled_samples(args):
     """The images with instance labels named by :func:`_add_labelled_data`'s options, and
     a record of where they came from."""
@@ -794,7 +815,7 @@ def _labelled_samples(args):
         samples = samples_from_tilescans(args.tilescan, args.input_channel, args.mask_channel)
         sources = [str(p) for p in args.tilescan]
     elif args.images and args.masks:
-        samples = samples_from_folders(args.images, args.masks)
+        samples = samples_from_folders(args.images, args.masks, grey=_starts_grey(args))
         sources = [args.images, args.masks]
     else:
         raise UserError(

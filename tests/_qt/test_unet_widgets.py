@@ -421,6 +421,33 @@ def test_fine_tuning_on_layers_of_another_pixel_size_says_they_were_resampled(
     assert read_description(trainer.result.checkpoint)["training"]["pixel_size_um"] == [0.5, 0.5]
 
 
+def test_colour_pictures_in_folders_fine_tune_a_model_of_one_channel_in_grey(
+    make_napari_viewer_proxy, tmp_path
+):
+    """Layers of colour pictures were given to the starter model in grey, but folders of
+    them were refused ("expects 1 input channel(s) but 3 were given")."""
+    from skimage import io as skio
+
+    viewer = make_napari_viewer_proxy()
+    trainer = UNetTrainWidget(viewer)
+    trainer.source.setCurrentText("Folders")
+    scan = make_tilescan(n_tiles=1, shape=(96, 96), seed=0)
+    grey = (scan.brightfield[0] / scan.brightfield[0].max() * 255).astype(np.uint8)
+    skio.imsave(tmp_path / "img0.png", np.stack([grey, grey // 2, grey], axis=-1))
+    tifffile.imwrite(tmp_path / "mask0.tif", scan.labels[0])
+    trainer.image_pattern.setText(str(tmp_path / "img*.png"))
+    trainer.mask_pattern.setText(str(tmp_path / "mask*.tif"))
+    trainer.start_from.setCurrentText(START_STARTER)
+    samples, _, notes = trainer._samples()
+    assert samples[0].channels.shape == (1, 96, 96)
+    assert notes == [
+        "The 1 colour picture(s) are learnt from in grey, as segmenting gives them to the "
+        "model training starts from, which takes one channel."
+    ]
+    trainer.start_from.setCurrentText(START_RANDOM)  # a network of their three colours
+    assert trainer._samples()[0][0].channels.shape == (3, 96, 96)
+
+
 def test_a_pixel_size_given_for_a_layer_reaches_fine_tuning(
     make_napari_viewer_proxy, qtbot, model_folder, unet_checkpoint, tmp_path
 ):

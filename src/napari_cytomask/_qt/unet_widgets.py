@@ -1584,7 +1584,8 @@ class UNetTrainWidget(StepWidget, QWidget):
             )
             if not images or not masks:
                 raise ValueError("Enter glob patterns for both the images and the masks.")
-            samples = samples_from_folders(images, masks, note=notes.append)
+            grey = self._start_channels() == 1  # colour pictures in grey, as segmented
+            samples = samples_from_folders(images, masks, note=notes.append, grey=grey)
             typed = self.pixels.pixel_size()
             if typed:
                 samples = [replace(s, pixel_size_um=typed) for s in samples]

@@ -60,7 +60,7 @@ from ..io.atomic import (
 from ..io.export import safe_file_name
 from ..io.files import IMAGE_SUFFIX, file_pixel_size, match_files, read_image
 from ..io.layers import check_looks_like_ids
-from ..labels import as_labels, check_same_shape, regions_as_cells
+from ..labels import as_labels, check_same_shape, grey_version, regions_as_cells
 from ..metrics import Evaluation, evaluate
 from ..postprocess import instances_to_interior_boundary
 from ..progress import drain, relay
@@ -511,7 +511,11 @@ def samples_from_arrays(
 
 
 def samples_from_folders(
-    image_pattern: str, mask_pattern: str, note: Callable[[str], None] | None = None
+    image_pattern: str,
+    mask_pattern: str,
+    note: Callable[[str], None] | None = None,
+    *,
+    grey: bool = False,
 ) -> list[TrainingSample]:
     """Training samples from image and mask files matched by glob patterns.
 
@@ -521,7 +525,12 @@ def samples_from_folders(
         Glob patterns (``*``, ``?``, ``[...]``, ``**``) with the same wildcards, e.g.
         ``usiigaci-phc/set*/raw.tif`` and ``usiigaci-phc/set*/instances_ids.png``.
     note
-        Called with what the user should know of a mask (see :func:`samples_from_arrays`).
+        Called with what the user should know of a mask (see :func:`samples_from_arrays`),
+        and of colour pictures read in grey; by default that is a :class:`UserWarning`.
+    grey
+        Read colour pictures (RGB, RGBA) as their grey version, as segmenting gives them
+        to a model of one channel (the starter model): their colours were refused by it
+        ("expects 1 input channel(s) but 3 were given"), with no way to pick one.
 
     Returns
     -------
@@ -529,7 +538,7 @@ def samples_from_folders(
         One per image (or per frame of a stack), named after the image file's absolute
         path.
     """
-    samples = []
+    samples, greyed = [], 0
     for image_path, mask_path in match_files(image_pattern, mask_pattern):
         # Named by absolute path: a split names the same image whichever folder the
         # command runs in.
@@ -538,11 +547,22 @@ def samples_from_folders(
         mask = read_image(mask_path)
         # RGB(A) files: the colour axis holds the channels.
         rgb = image.shape[:-1] == mask.shape and image.shape[-1] in (3, 4)
+        if rgb and grey:
+            image, rgb, greyed = grey_version(image), False, greyed + 1
         samples += samples_from_arrays(
             image, mask, image_path, channel_axis=-1 if rgb else None,
             mask_name=f"mask {mask_path}", pixel_size_um=file_pixel_size(image_path), note=note,
             labels_advice="Are the patterns of the images and of their masks the other way round?",
         )  # fmt: skip
+    if greyed:
+        said = (
+            f"The {greyed} colour picture(s) are learnt from in grey, as segmenting gives "
+            "them to the model training starts from, which takes one channel."
+        )
+        if note is None:
+            warnings.warn(said, UserWarning, stacklevel=2)
+        else:
+            note(said)
     return samples
 
 
