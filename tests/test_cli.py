@@ -72,7 +72,8 @@ def test_evaluate_help_says_what_it_scores_and_how_it_pools(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "mSA (mean segmentation accuracy over IoU 0.50:0.05:0.95, per image, averaged" in text
     assert "COCO AP (from counts summed over the frames and pairs)" in text
-    assert "is left out of the pooled figures, said on stderr" in text
+    assert "not labelled yet) is left out of the figures, said on stderr" in text
+    assert "rows of level left_out count what was left out" in text
 
 
 def test_train_then_segment(folders, tmp_path, capsys):

@@ -638,10 +638,12 @@ def _evaluate_parser(sub) -> None:
         "mean-average F1 and COCO AP (from counts summed over the frames and pairs), and "
         "mSA (mean segmentation accuracy over IoU 0.50:0.05:0.95, per image, averaged, as "
         "micro-sam reports it). A ground truth with no cell beside others with "
-        "some (an image not labelled yet) is left out of the pooled figures, said on "
-        "stderr. Pairs are matched by what the wildcards of the two patterns capture, e.g. "
-        "--pred 'out/*_unet_cells.tif' --gt 'scans/*.tif' --mask-channel 3. The CSV has "
-        "one row per pair, frame, threshold and metric, plus 'all' rows pooling every pair.",
+        "some (an image, or a frame of a stack, not labelled yet) is left out of the "
+        "figures, said on stderr. Pairs are matched by what the wildcards of the two "
+        "patterns capture, e.g. --pred 'out/*_unet_cells.tif' --gt 'scans/*.tif' "
+        "--mask-channel 3. The CSV has one row per pair, frame, threshold and metric, plus "
+        "'all' rows pooling every pair; rows of level left_out count what was left out "
+        "(frames, pairs, and n_pred, the cells predicted there).",
         formatter_class=_HelpFormatter,
     )
     p.add_argument("--pred", required=True, metavar="PATTERN", help="predicted label files")
@@ -1592,14 +1594,16 @@ def _evaluate(args) -> int:
             failed += 1
             print(f"{pred_path} against {gt_path}: error: {err}", file=sys.stderr, flush=True)
             continue
-        results.append((gt_path, result, bool(gt.any()), labelled, uncounted))
+        results.append((gt_path, result, bool(gt.any()), labelled, left, uncounted))
         # The wells of a plate, as the scan or the result's OME-TIFF names them (each by
         # its own axes: a mask stack saved from Fiji names none).
         positions, pred_axes = None, pred_geometry.get("axis_labels")
         for path, named, shape in ((gt_path, axes, gt.shape), (pred_path, pred_axes, pred.shape)):
             names = recorded_positions(path, named, shape).names
             positions = positions or frame_positions(result.frame_shape, named, names)
-        rows += [(pred_path, gt_path, *row) for row in results_rows(result, positions, uncounted)]
+        rows += [
+            (pred_path, gt_path, *row) for row in results_rows(result, positions, left, uncounted)
+        ]
         # Scores of 0 where one side has no objects say why, as the metrics dock does.
         empty = result.matches.no_objects_note()
         say(f"{pred_path}: F1@{args.thresholds[at]:g} {result.matches.f1[at]:.3f}, "
@@ -1614,7 +1618,7 @@ def _evaluate(args) -> int:
     pooled = [item for item in results if item[2]]
     left_out = [item for item in results if not item[2]] if pooled else []
     pooled = pooled or results
-    for gt_path, _, _, labelled, _ in left_out:
+    for gt_path, _, _, labelled, _, _ in left_out:
         # Its cells may lie in frames the prediction was never made in.
         why, advice = (
             ("no cell in the frames the prediction was made in", "") if labelled
@@ -1626,8 +1630,8 @@ def _evaluate(args) -> int:
     # The total's own rows only: each pair's rows are listed above; then what it leaves
     # out (frames and pairs without ground truth), as each pair's rows say of its frames.
     rows += [("all", "all", *row) for row in results_rows(total) if row[0] == "all"]
-    frames = sum(int(np.count_nonzero(item[4])) for item in pooled)
-    cells = sum(int(np.sum(item[4])) for item in pooled) + sum(
+    frames = sum(int(np.count_nonzero(item[4])) for item in pooled if item[4] is not None)
+    cells = sum(int(np.sum(item[5])) for item in pooled) + sum(
         item[1].matches.n_pred for item in left_out
     )
     if frames or left_out:

@@ -1695,7 +1695,7 @@ def test_a_previewed_frame_of_a_stack_is_no_result_for_metrics_or_export(
 
 
 def test_cells_segmented_again_take_the_split_of_the_earlier_ones_away(
-    make_napari_viewer_proxy, qtbot, settings, notifications
+    make_napari_viewer_proxy, qtbot, settings
 ):
     """Running step 2 again wrote new cells in place under the split of the earlier ones,
     which stayed on top of them, hiding them, and ticked for export as their split."""
@@ -1711,15 +1711,59 @@ def test_cells_segmented_again_take_the_split_of_the_earlier_ones_away(
         _split_in_step_3(dock, qtbot, layer)
     dock.unet.segmented.emit(cells)  # segmented again, into the same layer
     assert "cells split" not in viewer.layers and "other cells split" in viewer.layers
-    said = "'cells split', the split of the cells it held before, was removed: Apply splits these."
-    assert dock.watershed.status.text().endswith(said) and said in notifications
+    said = (
+        "'cells split', the split of the cells 'cells' held before, was removed: Apply in "
+        "Split splits these."
+    )
+    # Said in step 3, and in step 2, on show as the layer went.
+    assert dock.watershed.status.text().endswith(said) and dock.unet.status.text().endswith(said)
+    # Painted into, or renamed, it is the user's.
     _split_in_step_3(dock, qtbot, cells)
     split = viewer.layers["cells split"]
     split.data[(0, *np.argwhere(split.data[0])[0])] = 0  # a correction by hand
     split.refresh()
     dock.unet.segmented.emit(cells)
-    assert split in viewer.layers  # the user's work is theirs
-    assert dock.watershed.status.text().endswith(
-        "'cells split', a split of the cells it held before, holds your edits and is kept; "
-        "Apply puts the split of these in a layer of its own."
+    yours = (
+        "a split of the cells 'cells' held before, is yours (painted into or renamed) and "
+        "kept; Apply in Split puts the split of these in a layer of its own."
     )
+    assert split in viewer.layers and dock.watershed.status.text().endswith(
+        f"'cells split', {yours}"
+    )
+    viewer.layers.remove(split)
+    _split_in_step_3(dock, qtbot, cells)
+    viewer.layers["cells split"].name = "cells split to keep"
+    dock.unet.segmented.emit(cells)
+    assert dock.watershed.status.text().endswith(f"'cells split to keep', {yours}")
+    viewer.layers.remove("cells split to keep")
+    # The cells of another file under that name: its split is no split of theirs.
+    _split_in_step_3(dock, qtbot, cells)
+    viewer.layers.remove(cells)
+    plate_b = _unet_cells(viewer)
+    plate_b.metadata = {"cytomask": {**plate_b.metadata["cytomask"], "source": "/data/b.tif"}}
+    dock.unet.segmented.emit(plate_b)
+    assert "cells split" in viewer.layers and "held before" not in dock.watershed.status.text()
+
+
+def test_cells_segmented_again_while_their_split_is_applied_stop_it_and_take_it_away(
+    make_napari_viewer_proxy, qtbot, settings
+):
+    """Step 2 written into the cells while step 3's Apply split them: napari crashed (a
+    notification shown as the split was taken away while the Apply's worker wound down)."""
+    viewer = make_napari_viewer_proxy()
+    viewer.open_sample("napari-cytomask", "tilescan")
+    dock = CytomaskDock(viewer, settings=settings)
+    qtbot.addWidget(dock)
+    dock.watershed.live.setChecked(False)
+    cells = _unet_cells(viewer)
+    dock.unet.segmented.emit(cells)
+    _split_in_step_3(dock, qtbot, cells)
+    dock.watershed.apply()
+    assert dock.watershed.applying()
+    cells.data = np.roll(np.asarray(cells.data), 30, axis=-1)  # step 2 writes new cells
+    dock.unet.segmented.emit(cells)
+    assert "cells split" not in viewer.layers
+    qtbot.waitUntil(lambda: not dock.watershed.runner.busy, timeout=30_000)
+    process_events(50)
+    assert "cells split" not in viewer.layers  # the stopped Apply brings none back
+    assert dock.watershed.input.layer().unique_id == cells.unique_id

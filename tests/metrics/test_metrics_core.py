@@ -307,16 +307,20 @@ def test_the_csv_leaves_out_the_frames_left_out_of_the_comparison():
     truth = np.stack([GT, np.zeros_like(GT)])
     regions = len(np.unique(label(PRED > 0, connectivity=1))) - 1
     assert regions > 1 and leave_out_frames(truth, binary, 1)[2].tolist() == [0, regions]
-    rows = results_rows(evaluate(gt, pred, stack=True), uncounted=uncounted)
+    rows = results_rows(evaluate(gt, pred, stack=True))
     f1 = {row[0]: row[5] for row in rows if row[4] == "f1" and row[2] == "object" and row[3] == 0.5}
     assert f1.keys() == {"all", "0", "2"} and f1["0"] == f1["2"] == f1["all"] > 0
-    # The file says what its figures leave out: frame 1 and its cells, which stardist's
-    # pooled matching counts as false positives (the file said nothing of them).
-    left = [row for row in rows if row[2] == "left_out"]
-    assert left == [("all", "", "left_out", "", "frames", 1),
-                    ("all", "", "left_out", "", "n_pred", cells),
-                    ("1", "", "left_out", "", "n_pred", cells)]  # fmt: skip
-    assert not [row for row in results_rows(evaluate(gt, pred, stack=True)) if row[0] == "1"]
+    # The file says what its figures leave out: the frames without ground truth, with
+    # the cells predicted there, which stardist's pooled matching counts as false
+    # positives (the file said nothing of them); one where none was predicted too.
+    nothing = np.zeros_like(GT)
+    gt, pred = np.stack([GT, nothing, GT, nothing]), np.stack([PRED, PRED, PRED, nothing])
+    _, unlabelled, uncounted = leave_out_frames(gt, pred, 1)
+    rows = results_rows(evaluate(gt, pred, stack=True), None, unlabelled, uncounted)
+    assert [row for row in rows if row[2] == "left_out"] == [
+        ("all", "", "left_out", "", "frames", 2), ("all", "", "left_out", "", "n_pred", cells),
+        ("1", "", "left_out", "", "n_pred", cells), ("3", "", "left_out", "", "n_pred", 0),
+    ]  # fmt: skip
 
 
 def test_a_binary_mask_compared_as_one_cell_is_said():

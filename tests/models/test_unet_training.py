@@ -240,7 +240,11 @@ def test_images_whose_masks_hold_no_cell_are_left_out_and_named(tmp_path, tiny_u
     )
     gen = iter_train(samples, tmp_path / "m.safetensors", UNetConfig(**tiny_unet),
                      _small_settings(tune=False), split=split)  # fmt: skip
-    assert note in [p.message for p in gen if p.phase == "notice"]
+    reports = list(gen)
+    assert note in [p.message for p in reports if p.phase == "notice"]
+    # The split said is of the images used (it named the unlabelled ones with them).
+    (said,) = [p.split for p in reports if p.phase == "split"]
+    assert said == {"train": [names[0]], "validation": [names[2]], "test": []}
 
 
 @pytest.mark.parametrize(

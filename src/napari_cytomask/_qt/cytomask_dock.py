@@ -380,7 +380,10 @@ class CytomaskDock(FitsTheScreen, QWidget):
         # Handed to step 3, the cells are not split yet: a preset saved now must not split.
         self._cells, self._split = cells.name, None
         self._guide_sam2(cells)
-        self.watershed.new_cells(cells)
+        said = self.watershed.new_cells(cells)
+        if said:  # a layer went from the list as step 2 ended, while step 2 is on show
+            step = self.unet if layer_info(cells).get("method") == "unet" else self.sam2
+            step.status.setText(f"{step.status.text()} {said}")
         self.metrics.set_prediction(cells)
 
     def preset(self) -> Preset:

@@ -430,8 +430,9 @@ class MetricsDock(StepWidget, QWidget):
         #: and the name of each frame's position.
         self._position_names: tuple[list[str], tuple] | None = None
         self._positions: list[str] | None = None
-        #: The predicted cells of each frame left out for want of ground truth (the CSV's).
-        self._uncounted: np.ndarray | None = None
+        #: The frames left out for want of ground truth, and the cells predicted in each
+        #: (:func:`~napari_cytomask.metrics.core.leave_out_frames`), for the CSV.
+        self._left_out: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
         #: The ground truth the user picked for the results of each scan (by its source):
         #: kept for that scan's later results, as a default would not be.
         self._picked_truth: dict[str | None, int] = {}
@@ -939,7 +940,7 @@ class MetricsDock(StepWidget, QWidget):
 
     def _show(self, result: Compared) -> None:
         evaluation, false_pos, false_neg, unlabelled, uncounted, compared, binary, digests = result
-        self.evaluation, self._uncounted = evaluation, uncounted
+        self.evaluation, self._left_out = evaluation, (unlabelled, uncounted)
         self._binary, self._regions = binary, {}
         names, axes = self._position_names or (None, ())
         self._positions = frame_positions(evaluation.frame_shape, axes, names)
@@ -1285,7 +1286,8 @@ class MetricsDock(StepWidget, QWidget):
                 path,
                 names=names,
                 positions=self._positions,
-                uncounted=self._uncounted,
+                unlabelled=self._left_out[0],
+                uncounted=self._left_out[1],
                 overwrite=True,
             )
         except OSError as err:

@@ -290,14 +290,6 @@ def _describe_error(source: str | None, err: Exception) -> str:
     return text
 
 
-def _result_closed(layer) -> str:
-    """Why the sliders' update of ``layer``'s masks is not shown: their layer was closed."""
-    return (
-        f"The layer of the masks of '{layer.name}' was closed, so the sliders no longer "
-        "update them: press Segment to segment it again."
-    )
-
-
 class Sam2Widget(StepWidget, QWidget):
     """Segment cells with SAM2 automatic masks and tune them live.
 
@@ -923,12 +915,11 @@ class Sam2Widget(StepWidget, QWidget):
                 "segmented last."
             )
             return
-        # The layer its masks went to: closed by the user, the masks are not brought back.
-        job["live"], job["into"] = True, self._result_of.get(image)
-        if job["into"] is not None and self._result_layer(image) is None:
-            self.status.setText(_result_closed(job["layer"]))
-            return
-        if job["index"] and job["index"] not in self._positions.get(job["into"], {}):
+        # The layer the masks go to: closed before the update lands, it is not brought
+        # back (a slider moved after it was closed makes a new one).
+        into = self._result_layer(image)
+        job["live"], job["into"] = True, None if into is None else into.unique_id
+        if job["index"] and job["index"] not in self._positions.get(self._result_of.get(image), {}):
             # A frame on show never segmented: the sliders re-filter the one segmented last.
             job["index"], job["unsegmented"] = index, job["index"]
         self.runner.watch(self.viewer, job["layer"])
@@ -947,7 +938,11 @@ class Sam2Widget(StepWidget, QWidget):
             and job["into"] is not None
             and self._result_layer(layer.unique_id) is None
         ):
-            self.status.setText(_result_closed(layer))
+            self.status.setText(
+                f"The layer of the masks of '{layer.name}' was closed as the sliders updated "
+                "them, so the update is not shown; move a slider, or press Segment, to see "
+                "them again."
+            )
             return
         index = job["index"]
         spatial = job["data"].shape[:-1] if job["rgb"] else job["data"].shape

@@ -372,12 +372,14 @@ class WatershedWidget(StepWidget, QWidget):
         self.stop_preview()  # after: the mode and input changes above may have asked for one
         self._say_input(layer)
 
-    def new_cells(self, cells) -> None:
-        """Start from cells a segmenting step has just written (:meth:`use_input`). Splits
-        made from earlier cells of that layer (segmented again in place, or a layer of its
-        name made anew) no longer split what it holds: lying over the new cells, they hid
-        them, and export wrote them as their split. Those left as this step made them go;
-        one the user has painted into stays theirs, said so."""
+    def new_cells(self, cells) -> str:
+        """Start from cells a segmenting step has just written (:meth:`use_input`), and
+        return what became of the splits of the cells that layer held before (segmented
+        again in place, or a layer of its name made anew), said here too: lying over the
+        new cells, they hid them, and export wrote them as their split. Those left as this
+        step made them, under the name it gave them, go; one the user painted into or
+        renamed stays theirs; a split of another file's cells of that name is not one."""
+        named = re.compile(re.escape(self._output_name(cells)) + r"( \[\d+\])?")
         stale = [
             layer
             for layer in self.viewer.layers
@@ -386,29 +388,33 @@ class WatershedWidget(StepWidget, QWidget):
             and is_result(layer)
             and layer_info(layer).get("method") == "watershed_split"
             and (layer_info(layer).get("made_from") or {}).get("layer") == cells.name
+            and source_of(layer) == source_of(cells)
         ]
-        kept = [layer for layer in stale if edited_by_hand(layer)]
+        kept = [
+            layer for layer in stale if not named.fullmatch(layer.name) or edited_by_hand(layer)
+        ]
         for layer in stale:
             if layer not in kept:
                 self.viewer.layers.remove(layer)
         self.use_input(cells)
-        if not stale or self._pending is cells:
-            return
         said = []
         if len(kept) < len(stale):
             gone = [f"'{layer.name}'" for layer in stale if layer not in kept]
             said.append(
-                f"{' and '.join(gone)}, the split of the cells it held before, "
-                f"{'was' if len(gone) == 1 else 'were'} removed: Apply splits these."
+                f"{' and '.join(gone)}, the split of the cells '{cells.name}' held before, "
+                f"{'was' if len(gone) == 1 else 'were'} removed: Apply in Split splits these."
             )
         if kept:
             names = " and ".join(f"'{layer.name}'" for layer in kept)
             said.append(
-                f"{names}, a split of the cells it held before, holds your edits and is "
-                "kept; Apply puts the split of these in a layer of its own."
+                f"{names}, a split of the cells '{cells.name}' held before, is yours (painted "
+                "into or renamed) and kept; Apply in Split puts the split of these in a layer "
+                "of its own."
             )
-        show_info(" ".join(said))  # a layer went from the list while step 2 was on show
-        self.status.setText(f"{self.status.text()} {' '.join(said)}")
+        said = " ".join(said)
+        if said and self._pending is not cells:
+            self.status.setText(f"{self.status.text()} {said}")
+        return said
 
     def _say_input(self, layer) -> None:
         if layer_info(layer).get("method") == "unet":

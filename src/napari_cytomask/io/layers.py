@@ -1042,10 +1042,12 @@ def is_result(layer) -> bool:
 
 
 def previewed_only(layer) -> bool:
-    """Whether ``layer`` holds only the split step's previews of frames of a stack, never
-    applied to them all: no result of every frame, to check or export as one."""
+    """Whether ``layer`` holds only the watershed step's previews of frames of a stack
+    (cells split, or found in a map), never applied to them all: no result of every
+    frame, to check or export as one."""
     record = layer_info(layer) if is_result(layer) else {}
-    return record.get("method") == "watershed_split" and record.get("parameters") is None
+    method = str(record.get("method") or "")
+    return method.startswith("watershed_") and record.get("parameters") is None
 
 
 def made_by_model(layer) -> bool:

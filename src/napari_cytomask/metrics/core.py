@@ -829,7 +829,7 @@ def unlabelled_frames(ground_truth: np.ndarray, stack: int, compared=True) -> np
 
 def leave_out_frames(
     ground_truth: np.ndarray, prediction: np.ndarray, stack: int, made: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray | None, int]:
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """Empty, in place, the frames of a stack (over its ``stack`` leading axes) that are
     no verdict: those a result never made (``made`` false, from
     :func:`~napari_cytomask.io.layers.made_frames`) in both images, and those where the

@@ -55,7 +55,10 @@ def left_out_rows(frame: str, position: str, **counts) -> list[tuple]:
 
 
 def results_rows(
-    evaluation: Evaluation, positions: list[str] | None = None, uncounted=None
+    evaluation: Evaluation,
+    positions: list[str] | None = None,
+    unlabelled: np.ndarray | None = None,
+    uncounted: np.ndarray | None = None,
 ) -> list[tuple]:
     """The results as long-format rows ``(frame, position_name, level, iou_threshold,
     metric, value)``.
@@ -70,23 +73,25 @@ def results_rows(
 
     Frames with no object in either image are not written, as mSA leaves them out: those
     left out of the comparison (never made, or without ground truth) were written as
-    scores of 0, which a spreadsheet averaged with the others. A frame left out for want
-    of ground truth where cells were predicted (``uncounted``, the count of each frame:
-    :func:`~napari_cytomask.metrics.core.leave_out_frames`) has a row of level
-    ``left_out`` with their number (``n_pred``), and the image's rows say how many frames
-    and cells the figures leave out so: the file said nothing of 57 cells no figure
-    counted, where stardist's pooled matching counts them as false positives.
+    scores of 0, which a spreadsheet averaged with the others. Each frame left out for
+    want of ground truth (``unlabelled``, with the cells predicted in each frame,
+    ``uncounted``: :func:`~napari_cytomask.metrics.core.leave_out_frames`) has a row of
+    level ``left_out`` with the cells predicted there (``n_pred``), and the image's rows
+    say how many frames and cells the figures leave out so: the file said nothing of 57
+    cells no figure counted, where stardist's pooled matching counts them as false
+    positives.
     """
     rows = _rows_of(evaluation, "all", "")
-    left = np.ravel(uncounted) if uncounted is not None else np.zeros(len(evaluation.frames))
+    left = np.zeros(len(evaluation.frames), bool) if unlabelled is None else np.ravel(unlabelled)
+    cells = np.zeros(left.shape, int) if uncounted is None else np.ravel(uncounted)
     if left.any():
-        rows += left_out_rows("all", "", frames=np.count_nonzero(left), n_pred=left.sum())
+        rows += left_out_rows("all", "", frames=left.sum(), n_pred=cells.sum())
     for i, frame in enumerate(evaluation.frames):
         position = positions[i] if positions else ""
-        if frame.matches.n_true or frame.matches.n_pred:
+        if left[i]:
+            rows += left_out_rows(evaluation.frame_name(i), position, n_pred=cells[i])
+        elif frame.matches.n_true or frame.matches.n_pred:
             rows += _rows_of(frame, evaluation.frame_name(i), position)
-        elif left[i]:
-            rows += left_out_rows(evaluation.frame_name(i), position, n_pred=left[i])
     return rows
 
 
@@ -96,7 +101,8 @@ def write_csv(
     *,
     names: tuple[str, str] | None = None,
     positions: list[str] | None = None,
-    uncounted=None,
+    unlabelled: np.ndarray | None = None,
+    uncounted: np.ndarray | None = None,
     overwrite: bool = False,
 ) -> Path:
     """Write :func:`results_rows` to a CSV file, atomically.
@@ -114,8 +120,8 @@ def write_csv(
         several put together, says what each figure is of.
     positions
         The name of the position of each frame (:func:`results_rows`), or None.
-    uncounted
-        The cells predicted in each frame left out for want of ground truth
+    unlabelled, uncounted
+        The frames left out for want of ground truth, and the cells predicted in each
         (:func:`results_rows`), or None.
     overwrite
         Replace an existing file; without it an existing file is an error.
@@ -140,7 +146,7 @@ def write_csv(
             "write_csv takes the result of evaluate() first, then the file to write; got "
             f"{type(evaluation).__name__} {str(evaluation)!r} first."
         )
-    rows = results_rows(evaluation, positions, uncounted)
+    rows = results_rows(evaluation, positions, unlabelled, uncounted)
     if names is None:
         return write_rows(path, COLUMNS, rows, overwrite=overwrite)
     rows = [(*names, *row) for row in rows]

@@ -1844,7 +1844,7 @@ def _given_split(split) -> dict[str, list[str]]:
 
 def _training_sets(
     split: dict[str, list[str]], by_name: dict[str, TrainingSample]
-) -> tuple[list[TrainingSample], list[TrainingSample]]:
+) -> tuple[list[TrainingSample], list[TrainingSample], str]:
     """The training and validation samples ``split`` names, less those whose masks hold no
     cell (an image left unlabelled taught its cells as background, and one in validation
     scored every epoch 0, so that none could beat the start), and a sentence naming them;
@@ -2201,7 +2201,13 @@ def iter_train(
         math.nan,
         settings.learning_rate,
         phase="split",
-        split={k: list(v) for k, v in split.items()},
+        # The images used: those whose masks hold no cell are left out (the split keeps
+        # them, for a run that goes on once they are labelled).
+        split={
+            **{k: list(v) for k, v in split.items()},
+            "train": [s.name for s in train_set],
+            "validation": [s.name for s in val_set],
+        },
         history=list(history),
     )
     # The last epoch expected: a time limit stops training after the epoch in
