@@ -2652,6 +2652,22 @@ def test_results_moved_with_their_scans_are_exported_as_before(
     provenance = json.loads((exported / "scan é_unet_cells_provenance.json").read_text())
     assert provenance["source"] == str(moved / "scans" / "scan é.tif")
     assert "is not there" not in capsys.readouterr().err
+    # Another field of the camera in its place (of its size): its intensities were
+    # measured in the cells, unsaid.
+    other = np.random.default_rng(2).integers(0, 4000, (96, 96), dtype=np.uint16)
+    tifffile.imwrite(moved / "scans" / "scan é.tif", other)
+    assert main(["export", str(moved / results.name), "-o", str(tmp_path / "other"), "-q"]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert (
+        "is not there any more (" in err
+        and (
+            "lies where it was looked for, but is another file: its size or its first and last "
+            "bytes differ from those of the scan segmented)"
+        )
+        in err
+    )
+    header = (tmp_path / "other" / "scan é_unet_cells_objects.csv").read_text().splitlines()[0]
+    assert not [c for c in header.split(",") if c.startswith("mean_")]
     # A scan that is gone is said, and its cells exported without intensities.
     (moved / "scans" / "scan é.tif").unlink()
     assert main(["export", str(moved / results.name), "-o", str(tmp_path / "again"), "-q"]) == 0

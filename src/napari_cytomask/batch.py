@@ -350,11 +350,13 @@ def process(
         pick_channels,
         read_channels,
         reads_grey,
+        sample_digest,
         scan_positions_of,
     )
 
     # Before it is read: a file changed while it is segmented counts as changed next time.
-    state = _file_state(job.source)
+    # Its fingerprint tells it from another scan of its size where the results are moved.
+    state = {**_file_state(job.source), "source_sample_sha1": sample_digest(job.source)}
     scan = open_scan(job.source)
     if options.pixel_size_um:  # the image's size, in the labels written too
         scale, units = with_pixel_size(scan.scale, scan.units, options.pixel_size_um)

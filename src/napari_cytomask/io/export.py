@@ -347,16 +347,41 @@ def located_source(info: dict, labels: Path) -> dict:
     if not source or is_image(Path(source)):
         return info
     moved = recorded_relative(info, labels.parent)
+    others = []
     for found in [*([moved] if moved else []), labels.parent / Path(source).name]:
-        if is_image(found):
+        if is_image(found) and _is_the_scan(info, found):
             return {**info, "source": str(found)}
+        if is_image(found):
+            others.append(found)
+    # Another scan of that name where it was looked for (another field of one camera, of
+    # its size): its intensities, and napari's placing the cells on it, were of that field.
+    elsewhere = (
+        f" ({others[0]} lies where it was looked for, but is another file: its size or "
+        f"its first and last bytes differ from those of the scan segmented)"
+        if others
+        else " (nor beside the labels)"
+    )
     warnings.warn(
-        f"{source}, the scan {labels.name} was made from, is not there any more (nor beside "
-        "the labels): its cells are exported without the intensities measured in them. Put "
-        "the scan back, or beside the labels, to have them.",
+        f"{source}, the scan {labels.name} was made from, is not there any more{elsewhere}: "
+        "its cells are exported without the intensities measured in them. Put the scan "
+        "back, or beside the labels, to have them.",
         stacklevel=2,
     )
     return info
+
+
+def _is_the_scan(info: dict, found: Path) -> bool:
+    """Whether ``found`` is the scan a ``cytomask segment`` record describes, where the
+    record keeps what tells (its size and :func:`~napari_cytomask.io.files.sample_digest`:
+    records of earlier versions keep neither, and files are then taken by their name)."""
+    from .files import sample_digest
+
+    if not found.is_file():
+        return True  # an OME-Zarr store: found by its name
+    size, sample = info.get("source_bytes"), info.get("source_sample_sha1")
+    if isinstance(size, int) and found.stat().st_size != size:
+        return False
+    return not isinstance(sample, str) or sample_digest(found) == sample
 
 
 def recorded_fields(info: dict) -> dict:
