@@ -146,6 +146,18 @@ def test_train_then_segment(folders, tmp_path, capsys):
     assert "made with other settings (unet overlap); to redo it, move scan_unet_cells.tif " in err
     assert len(err.splitlines()) == 1
     assert main([*argv, "--overlap", "8", "--overwrite"]) == 0
+    # Corrected by hand since: --overwrite replaced the user's work, unsaid.
+    corrected = tifffile.imread(out_dir / "scan_unet_cells.tif")
+    corrected[corrected == corrected.max()] = 0
+    tifffile.imwrite(out_dir / "scan_unet_cells.tif", corrected)
+    capsys.readouterr()
+    assert main([*argv, "--overlap", "8", "--overwrite"]) == 1
+    assert capsys.readouterr().err == (
+        f"cytomask segment: error: {out_dir / 'scan_unet_cells.tif'} was changed after "
+        "cytomask segment wrote it (corrected by hand?), so --overwrite leaves it as it is; "
+        "move it aside to segment scan.tif again, or choose another --output-dir.\n"
+    )
+    np.testing.assert_array_equal(tifffile.imread(out_dir / "scan_unet_cells.tif"), corrected)
     # Naming the channel a run took for the input (as a preset saved from the dock does)
     # asks for the same cells: it was refused as other settings.
     raw = [*segment, str(data / "set0" / "raw.tif"), "-m", str(model), "--no-tta"]

@@ -244,6 +244,15 @@ def plan(
                 "(--overwrite never replaces another input's results)."
             )
             continue
+        if options.overwrite and job.finished(made) and _edited_since(job, made):
+            output = job.record.with_name(made["output"])
+            # Corrected by hand (in Fiji, napari): the user's work, not a run's to redo.
+            refused[source] = (
+                f"{output} was changed after cytomask segment wrote it (corrected by hand?), "
+                f"so --overwrite leaves it as it is; move it aside to segment {source.name} "
+                "again, or choose another --output-dir."
+            )
+            continue
         if not options.overwrite and job.finished(made):
             output = job.record.with_name(made["output"])
             # --overwrite redoes every input: one to redo is moved aside.
@@ -592,6 +601,22 @@ def _made_from(record: Path, made: dict, source: Path) -> bool:
     return same_file(made.get("source"), str(source)) or (
         moved is not None and same_file(str(moved), str(source))
     )
+
+
+def _edited_since(job: Job, made: dict) -> bool:
+    """Whether the labels a finished run wrote (its record ``made``) changed since: their
+    ids are not those the record fingerprints (records without one, an OME-Zarr store's,
+    say they did not; labels that cannot be read are left to the run to replace)."""
+    from .io.export import describes
+    from .io.files import read_image
+
+    if not isinstance(made.get("labels_sha1"), str):
+        return False
+    try:
+        labels = read_image(job.record.with_name(made["output"]))
+    except (OSError, ValueError):
+        return False
+    return not describes(made, labels)
 
 
 def _file_state(source: Path) -> dict:
