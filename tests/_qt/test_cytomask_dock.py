@@ -1687,6 +1687,11 @@ def test_a_previewed_frame_of_a_stack_is_no_result_for_metrics_or_export(
     qtbot.waitUntil(lambda: "Done" in dock.watershed.status.text(), timeout=30_000)
     assert dock.metrics.prediction_combo.currentText() == split.name
     assert _ticks(dock) == {mask: True, cells.name: True, split.name: True}
+    # The cells under their split are hidden: both shown, their colours mixed.
+    assert not cells.visible and split.visible
+    assert dock.watershed.status.text().endswith(
+        "'cells' is hidden under it (its eye in the layer list)."
+    )
     dock.export.layer_list.item(2).setCheckState(Qt.CheckState.Unchecked)
     dock.watershed.min_area.setValue(dock.watershed.min_area.value() + 5)  # previewed again
     qtbot.waitUntil(lambda: "Preview" in dock.watershed.status.text(), timeout=30_000)

@@ -668,6 +668,7 @@ def test_a_split_keeps_the_ids_of_its_cells_and_says_which_it_cut(make_napari_vi
     assert widget.status.text() == (
         "Done: 6 cells in 'cells split', in all 2 frames. 2 cells were "
         + cut.replace("into 2", "into 4")
+        + " 'cells' is hidden under it (its eye in the layer list)."
     )
     # A preview of frame 1 after Apply gives its new piece Apply's id, not frame 0's 211.
     viewer.dims.set_current_step(0, 1)
@@ -720,7 +721,8 @@ def test_cells_the_split_s_clean_up_removes_are_counted_and_its_setting_named(
     assert sorted(np.unique(viewer.layers["cells split"].data)) == [0, 3, 8]
     assert widget.status.text() == (
         "Done: 2 cells in 'cells split'. No cell was split: every cell left keeps its id. "
-        "2 cells smaller than Minimum area (16 px) were removed."
+        "2 cells smaller than Minimum area (16 px) were removed. 'cells' is hidden under it "
+        "(its eye in the layer list)."
     )
     widget.min_area.setValue(10)
     widget.preview()

@@ -840,8 +840,16 @@ class WatershedWidget(StepWidget, QWidget):
                 )
         else:
             self._applied = True
+            hidden = ""
+            if isinstance(source, Labels) and source.visible:
+                # Both shown, the cells' colours mixed with their split's over them.
+                source.visible = False
+                hidden = f" '{source.name}' is hidden under it (its eye in the layer list)."
             self.status.setText(
-                f"Done: {cells_in(output, cells)}." + _unlike_cells(source, metadata) + note
+                f"Done: {cells_in(output, cells)}."
+                + _unlike_cells(source, metadata)
+                + note
+                + hidden
             )
             if self._pending is not None:
                 return  # the newer result, handed over when this run ends, stays checked
