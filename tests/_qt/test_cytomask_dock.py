@@ -1720,8 +1720,10 @@ def test_cells_segmented_again_take_the_split_of_the_earlier_ones_away(
         "'cells split', the split of the cells 'cells' held before, was removed: Apply in "
         "Split splits these."
     )
-    # Said in step 3, and in step 2, on show as the layer went.
+    # Said in step 3, and in step 2, on show as the layer went; the new cells, which the
+    # split's Apply hid, are shown (they were left hidden, nothing on show).
     assert dock.watershed.status.text().endswith(said) and dock.unet.status.text().endswith(said)
+    assert cells.visible
     # Painted into, or renamed, it is the user's.
     _split_in_step_3(dock, qtbot, cells)
     split = viewer.layers["cells split"]

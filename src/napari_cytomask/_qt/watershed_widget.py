@@ -396,6 +396,8 @@ class WatershedWidget(StepWidget, QWidget):
         for layer in stale:
             if layer not in kept:
                 self.viewer.layers.remove(layer)
+        if stale:  # the split's Apply hid them; new, they are to be seen
+            cells.visible = True
         self.use_input(cells)
         said = []
         if len(kept) < len(stale):
