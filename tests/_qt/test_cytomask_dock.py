@@ -1650,13 +1650,19 @@ def test_a_scan_opened_after_its_cells_goes_under_them(
     assert [layer.name for layer in viewer.layers][-1] == "mosaic"
 
 
-def _unet_cells(viewer) -> Labels:
-    """Cells as step 2 leaves them: the sample's ground truth, as a U-Net result."""
-    return viewer.add_labels(
+def _dock_with_cells(viewer, qtbot, settings, live: bool = False):
+    """The dock over the synthetic scan, and cells as step 2 leaves them (the scan's ground
+    truth, as a U-Net result): ``(viewer, dock, cells)``; step 3's live preview ``live``."""
+    viewer.open_sample("napari-cytomask", "tilescan")
+    dock = CytomaskDock(viewer, settings=settings)
+    qtbot.addWidget(dock)
+    dock.watershed.live.setChecked(live)
+    cells = viewer.add_labels(
         np.asarray(viewer.layers["Mask (ground truth)"].data).copy(),
         name="cells",
         metadata={"cytomask": {"role": "result", "method": "unet"}},
     )
+    return viewer, dock, cells
 
 
 def _ticks(dock) -> dict[str, bool]:
@@ -1669,11 +1675,7 @@ def test_a_previewed_frame_of_a_stack_is_no_result_for_metrics_or_export(
 ):
     """Step 3's live preview of one position wrote it into "… split", which step 4 then
     scored alone (1 of 4 frames) and step 5 ticked, the other frames empty."""
-    viewer = make_napari_viewer_proxy()
-    viewer.open_sample("napari-cytomask", "tilescan")
-    dock = CytomaskDock(viewer, settings=settings)
-    qtbot.addWidget(dock)
-    cells = _unet_cells(viewer)
+    viewer, dock, cells = _dock_with_cells(make_napari_viewer_proxy(), qtbot, settings, live=True)
     assert cells.data.ndim == 3  # positions
     dock.unet.segmented.emit(cells)
     dock.watershed.min_area.setValue(dock.watershed.min_area.value() + 5)  # live preview
@@ -1704,12 +1706,7 @@ def test_cells_segmented_again_take_the_split_of_the_earlier_ones_away(
 ):
     """Running step 2 again wrote new cells in place under the split of the earlier ones,
     which stayed on top of them, hiding them, and ticked for export as their split."""
-    viewer = make_napari_viewer_proxy()
-    viewer.open_sample("napari-cytomask", "tilescan")
-    dock = CytomaskDock(viewer, settings=settings)
-    qtbot.addWidget(dock)
-    dock.watershed.live.setChecked(False)
-    cells = _unet_cells(viewer)
+    viewer, dock, cells = _dock_with_cells(make_napari_viewer_proxy(), qtbot, settings)
     other = viewer.add_labels(np.asarray(cells.data).copy(), name="other cells")
     for layer in (cells, other):
         dock.unet.segmented.emit(layer)
@@ -1745,9 +1742,12 @@ def test_cells_segmented_again_take_the_split_of_the_earlier_ones_away(
     viewer.layers.remove("cells split to keep")
     # The cells of another file under that name: its split is no split of theirs.
     _split_in_step_3(dock, qtbot, cells)
+    plate_b = viewer.add_labels(
+        np.asarray(cells.data).copy(),
+        metadata={"cytomask": {**cells.metadata["cytomask"], "source": "/data/b.tif"}},
+    )
     viewer.layers.remove(cells)
-    plate_b = _unet_cells(viewer)
-    plate_b.metadata = {"cytomask": {**plate_b.metadata["cytomask"], "source": "/data/b.tif"}}
+    plate_b.name = "cells"
     dock.unet.segmented.emit(plate_b)
     assert "cells split" in viewer.layers and "held before" not in dock.watershed.status.text()
 
@@ -1757,12 +1757,7 @@ def test_cells_segmented_again_while_their_split_is_applied_stop_it_and_take_it_
 ):
     """Step 2 written into the cells while step 3's Apply split them: napari crashed (a
     notification shown as the split was taken away while the Apply's worker wound down)."""
-    viewer = make_napari_viewer_proxy()
-    viewer.open_sample("napari-cytomask", "tilescan")
-    dock = CytomaskDock(viewer, settings=settings)
-    qtbot.addWidget(dock)
-    dock.watershed.live.setChecked(False)
-    cells = _unet_cells(viewer)
+    viewer, dock, cells = _dock_with_cells(make_napari_viewer_proxy(), qtbot, settings)
     dock.unet.segmented.emit(cells)
     _split_in_step_3(dock, qtbot, cells)
     dock.watershed.apply()
