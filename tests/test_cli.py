@@ -3279,3 +3279,18 @@ def test_colour_pictures_fine_tune_a_model_of_one_channel_in_grey(
     (sample, *_) = samples_from_folders(images, masks, grey=True, note=print)
     picture = skio.imread(colour / "set0" / "raw.png")
     np.testing.assert_allclose(sample.channels[0], grey_version(picture))
+
+
+def test_an_output_named_with_a_separator_at_its_end_is_a_folder_made_for_the_model(
+    folders, tmp_path, capsys
+):
+    """`-o runs/new/` wrote runs/new.safetensors: a folder to put the model in was taken
+    for a file's name."""
+    data, _ = folders
+    argv = ["train", "--images", str(data / "set*" / "raw.tif"), "--masks",
+            str(data / "set*" / "mask.tif"), *TINY, *QUICK, "--threads", "1", "--no-tune",
+            "-o", f"{tmp_path / 'runs' / 'new'}/"]  # fmt: skip
+    assert main(argv) == 0, capsys.readouterr().err
+    (model,) = (tmp_path / "runs" / "new").glob("*.safetensors")
+    assert capsys.readouterr().out.strip().splitlines()[-1] == str(model)
+    assert not (tmp_path / "runs" / "new.safetensors").exists()

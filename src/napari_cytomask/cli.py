@@ -432,8 +432,10 @@ def _train_parser(sub) -> None:
     p.add_argument(
         "-o",
         "--output",
-        type=_user_path,
-        help="checkpoint file to write (.safetensors), or a folder to write a new one in; "
+        # A separator at its end is kept: "runs/new/" is a folder to make, not a file.
+        type=os.path.expanduser,
+        help="checkpoint file to write (.safetensors), or a folder (one that exists, or "
+        "named with / at its end) to write a new one in; "
         "default: the --resume checkpoint, "
         "else a new file in the model folder ($CYTOMASK_UNET_DIR or the user cache folder), "
         "listed by the napari widget",

@@ -1737,11 +1737,14 @@ def _output_choice(
     output: str | os.PathLike | None, resume: str | os.PathLike | None, overwrite: bool
 ) -> tuple[Path | None, Path | None]:
     """``(checkpoint file, folder)`` for a training run's ``output``: the file it names
-    (with its suffix), or an existing folder to make a new file in (like ``cp FILE
-    FOLDER``), ``~`` its owner's home folder, as checkpoints are read. Refuses a file that
-    the run would replace without ``overwrite``."""
+    (with its suffix), or a folder to make a new file in (like ``cp FILE FOLDER``): one
+    that exists, or one named with a separator at its end (``runs/new/``, made; it was
+    taken for a file ``runs/new.safetensors``), ``~`` its owner's home folder, as
+    checkpoints are read. Refuses a file that the run would replace without
+    ``overwrite``."""
+    folder = output is not None and str(output).endswith(("/", os.sep))
     output = None if output is None else Path(output).expanduser()  # not a folder named ~
-    if output is not None and output.is_dir():
+    if output is not None and (folder or output.is_dir()):
         return None, Path(output)
     if output is None:
         return None, None
