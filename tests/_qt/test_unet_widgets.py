@@ -2745,6 +2745,11 @@ def test_a_stack_cancelled_keeps_the_frames_it_had_segmented(
 
     monkeypatch.setattr(unet_widgets, "iter_segment", slowly)
     segmenter.segment()
+    segmenter.cancel()  # before any frame: "Cancelled." said nothing of the cells on show
+    assert segmenter.status.text() == (
+        "Cancelled: 'movie U-Net cells' keeps the cells of the run before."
+    )
+    segmenter.segment()
     finished = segmenter._under_way.finished
     qtbot.waitUntil(lambda: len(finished) >= 2, timeout=60_000)
     segmenter.cancel()
@@ -2791,6 +2796,11 @@ def test_a_run_cancelled_over_an_earlier_runs_cells_says_which_frames_are_still_
         return result
 
     monkeypatch.setattr(unet_widgets, "iter_segment", slowly)
+    segmenter.segment()
+    segmenter.cancel()  # before any frame: "Cancelled." said nothing of the cells on show
+    assert segmenter.status.text() == (
+        "Cancelled: 'movie U-Net cells' keeps the cells of the run before."
+    )
     segmenter.segment()
     finished = segmenter._under_way.finished
     qtbot.waitUntil(lambda: len(finished) >= 1, timeout=60_000)

@@ -949,6 +949,11 @@ class UNetSegmentWidget(StepWidget, QWidget):
         self.runner.cancel()
         self._run_over()
         done = list(run.finished) if run is not None else []  # one added after is not kept
+        if busy and not done and run is not None:
+            # "Cancelled." alone left the person wondering whether the cells on show went.
+            earlier = f"{run.layer.name} U-Net cells"
+            if earlier in self.viewer.layers:
+                self.status.setText(f"Cancelled: '{earlier}' keeps the cells of the run before.")
         if not busy or not done or run.layer not in self.viewer.layers:
             return
         layer, step = run.layer, run.step
