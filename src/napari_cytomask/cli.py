@@ -1490,6 +1490,21 @@ def _no_cells_advice(preset, channels: int, noted: str) -> str:
     return f"No cells found: {advice}"
 
 
+@dataclasses.dataclass(frozen=True)
+class _Compared:
+    """One pair ``cytomask evaluate`` compared: its ground truth's file, the comparison,
+    whether the ground truth holds cells in the frames compared and anywhere, and the
+    frames left out for want of ground truth with the cells predicted in each
+    (:func:`~napari_cytomask.metrics.core.leave_out_frames`)."""
+
+    gt_path: str
+    result: object
+    has_cells: bool
+    labelled: bool
+    unlabelled: object
+    uncounted: object
+
+
 def _evaluate(args) -> int:
     import numpy as np
 
@@ -1596,7 +1611,7 @@ def _evaluate(args) -> int:
             failed += 1
             print(f"{pred_path} against {gt_path}: error: {err}", file=sys.stderr, flush=True)
             continue
-        results.append((gt_path, result, bool(gt.any()), labelled, left, uncounted))
+        results.append(_Compared(gt_path, result, bool(gt.any()), labelled, left, uncounted))
         # The wells of a plate, as the scan or the result's OME-TIFF names them (each by
         # its own axes: a mask stack saved from Fiji names none).
         positions, pred_axes = None, pred_geometry.get("axis_labels")
@@ -1617,24 +1632,24 @@ def _evaluate(args) -> int:
     # A ground truth without a cell, beside others with some, is no verdict on the
     # prediction (an image not labelled yet), as such frames of a stack are not: its own
     # row says what it found, the total leaves it out.
-    pooled = [item for item in results if item[2]]
-    left_out = [item for item in results if not item[2]] if pooled else []
+    pooled = [pair for pair in results if pair.has_cells]
+    left_out = [pair for pair in results if not pair.has_cells] if pooled else []
     pooled = pooled or results
-    for gt_path, _, _, labelled, _, _ in left_out:
+    for pair in left_out:
         # Its cells may lie in frames the prediction was never made in.
         why, advice = (
-            ("no cell in the frames the prediction was made in", "") if labelled
+            ("no cell in the frames the prediction was made in", "") if pair.labelled
             else ("no cell", " (label its cells to score it)")
         )  # fmt: skip
-        print(f"cytomask: note: {gt_path} has {why}, so its pair is left out of the figures "
+        print(f"cytomask: note: {pair.gt_path} has {why}, so its pair is left out of the figures "
               f"of all pairs{advice}.", file=sys.stderr)  # fmt: skip
-    total = sum((item[1] for item in pooled[1:]), pooled[0][1])
+    total = sum((pair.result for pair in pooled[1:]), pooled[0].result)
     # The total's own rows only: each pair's rows are listed above; then what it leaves
     # out (frames and pairs without ground truth), as each pair's rows say of its frames.
     rows += [("all", "all", *row) for row in results_rows(total) if row[0] == "all"]
-    frames = sum(int(np.count_nonzero(item[4])) for item in pooled if item[4] is not None)
-    cells = sum(int(np.sum(item[5])) for item in pooled) + sum(
-        item[1].matches.n_pred for item in left_out
+    frames = sum(int(np.count_nonzero(p.unlabelled)) for p in pooled if p.unlabelled is not None)
+    cells = sum(int(np.sum(pair.uncounted)) for pair in pooled) + sum(
+        pair.result.matches.n_pred for pair in left_out
     )
     if frames or left_out:
         counts = {"frames": frames, "pairs": len(left_out), "n_pred": cells}

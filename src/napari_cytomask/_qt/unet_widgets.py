@@ -497,6 +497,11 @@ class _ModelPicker(QWidget):
                 show_error(str(err))
 
 
+def _cells_name(layer) -> str:
+    """The name of the layer the U-Net's cells of ``layer`` go to."""
+    return f"{layer.name} U-Net cells"
+
+
 class UNetSegmentWidget(StepWidget, QWidget):
     """Segment cytoplasm with a U-Net (probabilities and cells), or train one first.
 
@@ -951,7 +956,7 @@ class UNetSegmentWidget(StepWidget, QWidget):
         done = list(run.finished) if run is not None else []  # one added after is not kept
         if busy and not done and run is not None:
             # "Cancelled." alone left the person wondering whether the cells on show went.
-            earlier = f"{run.layer.name} U-Net cells"
+            earlier = _cells_name(run.layer)
             if earlier in self.viewer.layers:
                 self.status.setText(f"Cancelled: '{earlier}' keeps the cells of the run before.")
         if not busy or not done or run.layer not in self.viewer.layers:
@@ -967,7 +972,7 @@ class UNetSegmentWidget(StepWidget, QWidget):
         for frame, labels in done:
             new = labels_layer(
                 _in_frame(labels, shape, frame),
-                f"{layer.name} U-Net cells",
+                _cells_name(layer),
                 geometry,
                 copy.deepcopy(metadata),
             )
@@ -1046,7 +1051,7 @@ class UNetSegmentWidget(StepWidget, QWidget):
             if maps and name != "background"
         ]
         labels = _in_frame(result.labels, shape, index)
-        cells = labels_layer(labels, f"{layer.name} U-Net cells", geometry, metadata)
+        cells = labels_layer(labels, _cells_name(layer), geometry, metadata)
         zoom = kwargs["zoom"]
         resampled = resampled_note(pixel, zoom, parameters["min_size"]) if zoom else ""
         unlike = unlike_starter_images(
