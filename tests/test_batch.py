@@ -483,6 +483,33 @@ def test_labels_that_cannot_be_written_leave_the_earlier_record(
     assert (record.read_bytes(), labels.read_bytes()) == before
 
 
+def test_a_full_disk_stops_the_run_at_the_first_input_it_fails(
+    shared_data, unet_file, tmp_path, capsys, monkeypatch
+):
+    """Each input after the first that found the output disk full (or read-only) would fail
+    the same way, after its segmentation: the run stops there and says how many it left."""
+    from napari_cytomask.io import writers
+
+    data, out = tmp_path / "data", tmp_path / "out"
+    _small_copies(shared_data, data, n=3)
+    tried = []
+
+    def full_disk(*args, **kwargs):
+        tried.append(args)
+        raise batch.WriteError(28, "Could not save it: the disk is full. Nothing was written")
+
+    monkeypatch.setattr(writers, "write_labels", full_disk)
+    command = ["segment", str(data / "set*" / "raw.tif"), "-m", str(unet_file), "-o", str(out),
+               "--scheduler", "synchronous", "--threads", "1", "--tile-size", "128",
+               "--overlap", "16"]  # fmt: skip
+    assert main(command) == 1
+    err = capsys.readouterr().err
+    assert len(tried) == 1
+    assert "[1/3]" in err and "the disk is full" in err and "[2/3]" not in err
+    assert "stopped at the error above, which every input left would meet too: 2 not tried; " \
+        "the 0 done are kept." in err  # fmt: skip
+
+
 def test_a_record_that_cannot_mark_written_labels_finished_says_they_were_written(
     shared_data, unet_file, tmp_path, capsys, monkeypatch
 ):

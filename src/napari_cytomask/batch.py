@@ -21,6 +21,7 @@ store, so memory stays bounded by the tile and chunk sizes.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import json
 import logging
 import math
@@ -819,10 +820,18 @@ def default_workers(device: str = "auto") -> int:
 
 @dataclass
 class Outcome:
-    """What a batch run did: finished summaries and failures by input file."""
+    """What a batch run did: finished summaries and failures by input file; ``stopped``:
+    why the run gave up before the ``untried`` inputs (its output disk full or read-only,
+    which every input after would fail on too), or empty."""
 
     finished: list[dict]
     failed: dict[str, str]
+    stopped: str = ""
+    untried: int = 0
+
+
+#: Write failures that every later input would meet too: the run stops at the first.
+_DISK_STOPS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 
 
 def run(
@@ -948,7 +957,9 @@ def _deaf_to_ctrl_c():
 
 
 def _collect(results, total: int, on_result) -> Outcome:
-    """Gather ``(job, get_summary)`` pairs as they come; a failure is recorded, not raised."""
+    """Gather ``(job, get_summary)`` pairs as they come; a failure is recorded, not raised,
+    and the others go on, unless the output disk is full or read-only (then the run stops:
+    the jobs not gathered yet are left, to be cancelled)."""
     outcome = Outcome([], {})
     for done, (job, get_summary) in enumerate(results, start=1):
         try:
@@ -959,4 +970,7 @@ def _collect(results, total: int, on_result) -> Outcome:
             outcome.failed[str(job.source)] = one_line(err)
         if on_result is not None:
             on_result(done, total, job, summary, error)
+        if isinstance(error, OSError) and error.errno in _DISK_STOPS and done < total:
+            outcome.stopped, outcome.untried = one_line(error), total - done
+            break
     return outcome

@@ -1422,10 +1422,17 @@ def _segment_locked(args, preset, sources, options, roots) -> int:
     where = {None: "a local dask cluster", "synchronous": "this process"}
     say(f"segmenting {len(todo)} input(s) in "
         f"{where.get(args.scheduler, args.scheduler)}")  # fmt: skip
-    failed = batch.run(
+    outcome = batch.run(
         todo, preset, options, device=args.device, scheduler=args.scheduler,
         workers=args.workers, threads=args.threads, on_result=report, on_progress=progress,
-    ).failed  # fmt: skip
+    )  # fmt: skip
+    failed = outcome.failed
+    if outcome.stopped:  # each input left would fail on the same disk
+        raise UserError(
+            f"stopped at the error above, which every input left would meet too: "
+            f"{outcome.untried} not tried; the {len(outcome.finished)} done are kept. Once it "
+            "is mended, run the same command again: finished inputs are skipped."
+        )
     if not failed and not refused:
         return EXIT_OK
     faults, inputs = len(failed) + len(refused), len(todo) + len(refused)
