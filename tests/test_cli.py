@@ -2830,6 +2830,11 @@ def test_a_linked_scans_results_go_beside_the_link(unet_checkpoint, tmp_path, ca
     assert sorted(p.name for p in project.iterdir()) == [
         "my scan.tif", "my scan_unet_cells.json", "my scan_unet_cells.tif"]  # fmt: skip
     assert sorted(p.name for p in store.iterdir()) == ["scan_0001.tif"]  # the same file, once
+    said = capsys.readouterr().err.replace("\n", " ")  # the second name said, not dropped
+    assert (
+        f"note: {store / 'scan_0001.tif'} and {project / 'my scan.tif'} are one file (a link "
+        "and its target): segmented once, as my scan.tif." in said
+    )
 
 
 def test_evaluate_compares_a_z_stack_as_one_volume_as_the_dock_does(tmp_path, capsys):

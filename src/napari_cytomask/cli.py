@@ -1265,7 +1265,11 @@ def _segment(args) -> int:
         from .models.device import get_device
 
         get_device(args.device)
-    sources = find_inputs(args.inputs, exclude=batch.OUTPUT_ENDINGS)
+    links: dict[Path, Path] = {}
+    sources = find_inputs(args.inputs, exclude=batch.OUTPUT_ENDINGS, same=links)
+    for path, kept in links.items():
+        print(f"cytomask: note: {path} and {kept} are one file (a link and its target): "
+              f"segmented once, as {kept.name}.", file=sys.stderr)  # fmt: skip
     if preset.channels is None:
         masks = batch.masks_only(sources)
         for path, why in masks.items():

@@ -385,7 +385,9 @@ def _without_ome(key: tuple) -> tuple:
     return (*key[:-1], key[-1][: -len(".ome")])
 
 
-def find_inputs(items, exclude: tuple[str, ...] = ()) -> list[Path]:
+def find_inputs(
+    items, exclude: tuple[str, ...] = (), same: dict[Path, Path] | None = None
+) -> list[Path]:
     """The image files named by files, folders (their images and OME-Zarr stores, not
     recursive) or glob patterns (the images and OME-Zarr stores they match, not what is
     inside a store).
@@ -400,6 +402,9 @@ def find_inputs(items, exclude: tuple[str, ...] = ()) -> list[Path]:
         Paths or patterns as given on the command line.
     exclude
         File-name endings to leave out of folders and patterns (earlier results).
+    same
+        Filled, when given, with each path left out as another name (a link) of a file
+        taken already, mapped to the name it is taken by.
 
     Returns
     -------
@@ -440,7 +445,10 @@ def find_inputs(items, exclude: tuple[str, ...] = ()) -> list[Path]:
         # Each file once, by the name it was given: a link's results go beside the link,
         # named after it, not into the folder it points to (shared, perhaps read-only).
         for path in paths:
-            found.setdefault(path.resolve(), Path(os.path.abspath(path)))
+            named = Path(os.path.abspath(path))
+            kept = found.setdefault(path.resolve(), named)
+            if same is not None and kept != named:
+                same[named] = kept
     return list(found.values())
 
 
