@@ -614,6 +614,31 @@ def test_no_dashboard_port_warning_and_no_negative_worker_count(images, unet_fil
     assert not [w for w in caught if "already in use" in str(w.message)]
 
 
+def test_inputs_named_alike_but_for_case_are_refused_on_a_disk_that_ignores_case(
+    tmp_path, monkeypatch
+):
+    """Day1/Pos0.tif and day1/pos0.tif, copied from a Linux disk, into one output folder:
+    on a disk of Windows or macOS their results are one file, the second written over the
+    first."""
+    from napari_cytomask import batch
+
+    sources = [tmp_path / "Day1" / "Pos0.tif", tmp_path / "day1" / "pos0.tif"]
+    for source in sources:
+        source.parent.mkdir()
+        tifffile.imwrite(source, np.zeros((8, 8), np.uint8))
+    preset = Preset(unet=UNetStep(model=str(tmp_path / "model.safetensors")))
+    out = tmp_path / "out"
+    todo, _, _ = batch.plan(sources, preset, out, batch.Options())  # this disk: two
+    assert [job.labels.name for job in todo] == ["Pos0_unet_cells.tif", "pos0_unet_cells.tif"]
+    monkeypatch.setattr(batch, "ignores_case", lambda folder: True)
+    with pytest.raises(
+        batch.BatchError,
+        match="Pos0.tif and .*pos0.tif would both write "
+        "pos0_unet_cells.json on this disk, which ignores case; rename one",
+    ):
+        batch.plan(sources, preset, out, batch.Options())
+
+
 def test_a_record_whose_labels_were_deleted_is_not_finished(tmp_path):
     """Without it, a provenance record alone could count as a finished job, so a re-run
     would skip an input whose labels are gone."""

@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +45,7 @@ from .io.atomic import (
     NAME_BYTES,
     WriteError,
     fit_name,
+    ignores_case,
     reason,
     remove_leftovers,
     same_file,
@@ -217,15 +218,18 @@ def plan(
     room = NAME_BYTES - len(mark) - max(len(ending.encode()) for ending in endings)
     todo, done, seen, refused = [], [], {}, {}
     folders = output_folders(sources, output_dir, roots)
+    one_case = cache(ignores_case)  # Pos0.tif's results are pos0.tif's there
     for source, folder in zip(sources, folders, strict=True):
         stem = f"{fit_name(file_stem(source), room)}{mark}"
         job = Job(source, folder / f"{stem}{suffix}", folder / f"{stem}.json")
-        if job.record in seen:
+        key = str(job.record).casefold() if one_case(folder) else str(job.record)
+        if key in seen:
+            case = "" if seen[key][1] == job.record else " on this disk, which ignores case"
             raise BatchError(
-                f"{seen[job.record]} and {source} would both write {job.record.name}; "
+                f"{seen[key][0]} and {source} would both write {job.record.name}{case}; "
                 "rename one or segment them into different folders."
             )
-        seen[job.record] = source
+        seen[key] = (source, job.record)
         made, damage = _checked(job.record.read_bytes() if job.record.is_file() else None)
         if damage is not None and not options.overwrite:
             refused[source] = (

@@ -270,3 +270,15 @@ def test_a_folder_replaced_is_never_lost_between_its_two_moves(tmp_path, monkeyp
     (aside,) = tmp_path.glob(".cells.ome.zarr.*.old/cells.ome.zarr")
     assert (aside / "old").read_text() == "the earlier result"
     assert f"could not be put back: it is in {aside}. Move it back to {store}" in str(caught.value)
+
+
+def test_a_disk_that_tells_case_apart_is_found_so_from_a_folder_not_made_yet(tmp_path):
+    """Linux's disks tell Pos0 from pos0; the probe leaves nothing behind, and a folder to
+    be made is judged by the one that holds it."""
+    from napari_cytomask.io.atomic import ignores_case
+
+    assert (tmp_path / "A").exists() is False and not (tmp_path / "a").exists()
+    (tmp_path / "a").mkdir()
+    assert not (tmp_path / "A").exists()  # the test's premise: this disk tells case apart
+    assert ignores_case(tmp_path / "not" / "made") is False
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]

@@ -57,6 +57,21 @@ def same_file(a: str | None, b: str | None) -> bool:
     return a is not None and b is not None and os.path.realpath(a) == os.path.realpath(b)
 
 
+def ignores_case(folder: str | os.PathLike) -> bool:
+    """Whether the disk of ``folder`` (of its nearest folder that exists, when it is to be
+    made) takes names that differ in case alone as one, as Windows' and macOS's do; found
+    by a file made and removed there. False where none can be made (nothing will be)."""
+    here = Path(os.path.abspath(folder))
+    while not here.is_dir() and here != here.parent:
+        here = here.parent
+    try:
+        with tempfile.NamedTemporaryFile(prefix="cytomask-case-", dir=here) as probe:
+            name = Path(probe.name)
+            return (name.parent / name.name.upper()).exists()
+    except OSError:
+        return False
+
+
 def check_output(
     path: str | os.PathLike,
     *,
