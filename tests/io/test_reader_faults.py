@@ -443,3 +443,34 @@ def test_memory_running_out_while_pixels_are_read_is_not_called_a_corrupt_file(r
     with pytest.raises(MemoryError) as caught, decoding_image("cells.png"):
         raise MemoryError
     assert one_line(caught.value) == "out of memory (reading cells.png)"
+
+
+def test_a_damaged_file_read_in_another_thread_does_not_fail_a_healthy_one(tmp_path):
+    """tifffile logs a broken strip to one logger for every file: read in napari's threads
+    beside a damaged file, a healthy one was refused as "truncated or corrupt"."""
+    import logging
+
+    from napari_cytomask.io.tiff import _decoding
+
+    complaint = "<TiffPage 3> failed to read 4096 bytes, got 0"
+    reading, logged = threading.Event(), threading.Event()
+
+    def damaged_beside() -> None:
+        reading.wait(5)
+        logging.getLogger("tifffile").warning(complaint)
+        logged.set()
+
+    beside = threading.Thread(target=damaged_beside)
+    beside.start()
+    try:
+        with _decoding(str(tmp_path / "healthy.tif")):  # its pixels decoded meanwhile
+            reading.set()
+            assert logged.wait(5)
+    finally:
+        beside.join()
+    # In the thread reading, the same words are the file's own fault.
+    with (
+        pytest.raises(TiffReadError, match="healthy.tif"),
+        _decoding(str(tmp_path / "healthy.tif")),
+    ):
+        logging.getLogger("tifffile").warning(complaint)

@@ -23,6 +23,7 @@ import math
 import os
 import re
 import stat
+import threading
 import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
@@ -1300,17 +1301,21 @@ class _TiffProblems(logging.Handler):
 
     tifffile does not raise for a truncated file: it logs the bad page offset
     and returns the pages it could read (ImageJ and Micro-Manager series then
-    lose planes or get zeros), so those messages are turned into errors.
+    lose planes or get zeros), so those messages are turned into errors. Only those
+    logged in the thread reading are: another thread's are of another file.
     """
 
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
+        self.thread = threading.get_ident()
         self.messages: list[str] = []
         #: Whether tifffile set the ImageJ metadata aside (a count of 0 channels, slices
         #: or frames) and read the pages as a plain stack: the pixels are all there.
         self.imagej_ignored = False
 
     def emit(self, record: logging.LogRecord) -> None:
+        if record.thread != self.thread:  # a damaged file read beside, as napari's threads do
+            return
         message = record.getMessage()
         if record.levelno < logging.ERROR and "ImageJ series metadata invalid" in message:
             # Logged as an error, the same words mean the pixels the metadata promise
