@@ -10,6 +10,7 @@ from .io.atomic import reason, same_file
 from .io.files import ScanPositions
 from .io.layers import is_result, layer_info
 from .io.writers import write_labels
+from .progress import one_line
 
 
 class LabelsNotSaved(Exception):
@@ -90,10 +91,16 @@ def _replaces_its_scan(path: str, layer) -> str | None:
         )
     from .io.files import open_scan  # about 1 s to import
 
+    if not Path(path).exists():
+        return None  # moved or deleted since it was opened: nothing there to replace
     try:
-        others = len(open_scan(path).channels) - 1
-    except Exception:  # noqa: BLE001 - a file the reader cannot open holds no other channel
-        return None
+        with open_scan(path) as scan:
+            others = len(scan.channels) - 1
+    except Exception as err:  # noqa: BLE001 - said: it may hold other channels
+        return (
+            f"{name} is the file this mask was opened from, and it cannot be read now to "
+            f"check that it holds no other channel of its scan ({one_line(err)})."
+        )
     if others < 1:
         return None  # the mask's own file: File > Save replaces it, as asked
     return (

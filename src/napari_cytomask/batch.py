@@ -170,12 +170,12 @@ def masks_only(sources: Sequence[Path]) -> dict[Path, str]:
     masks = {}
     for source in sources:
         try:
-            scan = open_scan(source)
+            with open_scan(source) as scan:
+                if scan.rgb or scan.by_role("input") or scan.by_role("image"):
+                    continue
+                values = [_blank_value(channel.data) for channel in scan.channels]
         except (ValueError, OSError):
             continue
-        if scan.rgb or scan.by_role("input") or scan.by_role("image"):
-            continue
-        values = [_blank_value(channel.data) for channel in scan.channels]
         if len(set(values)) == 1 and values[0] is not None:
             masks[source] = f"shows nothing (every pixel is {values[0]:g})"
         else:
@@ -358,20 +358,28 @@ def process(
     for path in (job.labels, job.chunked_labels(), job.record):
         remove_leftovers(path, all_owners=True)
     job.labels.parent.mkdir(parents=True, exist_ok=True)
-    from .io.files import (
-        geometry_of,
-        open_scan,
-        pick_channels,
-        read_channels,
-        reads_grey,
-        sample_digest,
-        scan_positions_of,
-    )
+    from .io.files import open_scan, sample_digest
 
     # Before it is read: a file changed while it is segmented counts as changed next time.
     # Its fingerprint tells it from another scan of its size where the results are moved.
     state = {**_file_state(job.source), "source_sample_sha1": sample_digest(job.source)}
-    scan = open_scan(job.source)
+    with open_scan(job.source) as scan:  # closed after: Windows replaces no open file
+        return _segment_scan(job, scan, state, segmenter, options, report, start)
+
+
+def _segment_scan(
+    job: Job,
+    scan,
+    state: dict,
+    segmenter: Segmenter,
+    options: Options,
+    report: Callable[[Progress], None] | None,
+    start: float,
+) -> dict:
+    """:func:`process` of the opened ``scan`` of ``job``, whose file's ``state`` was taken
+    before it was read, at ``start``."""
+    from .io.files import geometry_of, pick_channels, read_channels, reads_grey, scan_positions_of
+
     if options.pixel_size_um:  # the image's size, in the labels written too
         scale, units = with_pixel_size(scan.scale, scan.units, options.pixel_size_um)
         scan = replace(scan, scale=scale, units=units)
@@ -581,8 +589,9 @@ def _changed_settings(made: dict, preset: Preset, options: Options, source: Path
         if now.get("channels") is None:
             # A colour picture's three colours were read as one, its grey version.
             n_inputs = 1 if made.get("segmented_on") else len(used)
-            try:  # what the reader would take now: the file's metadata, no pixels
-                now["channels"] = pick_channels(open_scan(source), None, n_inputs)
+            try:  # what the reader would take now
+                with open_scan(source) as scan:
+                    now["channels"] = pick_channels(scan, None, n_inputs)
             except (ValueError, OSError):
                 pass  # not readable now: other settings, as before
     changed = _differences(earlier, now)

@@ -1766,7 +1766,7 @@ def _file_export(path, info: dict, args, exports: list):
         recorded_fields,
         reopened_result,
     )
-    from .io.files import open_scan, read_labels
+    from .io.files import read_labels
     from .io.tiff import file_stem
 
     labels, axes = read_labels(path, among_masks=args.mask_channel, advice="--mask-channel N")
@@ -1791,7 +1791,7 @@ def _file_export(path, info: dict, args, exports: list):
             **exported_fields(exported),
             **_from_source(exported, path, labels.shape, provenance_beside(path).name),
         }
-    elif _one_of_its_channels(open_scan(path), labels.shape):
+    elif _one_of_its_channels(path, labels.shape):
         # A scan's mask channel: its cells measured in the scan's images, as the dock does.
         described = _from_source({"source": str(path)}, path, labels.shape, path.name)
     else:
@@ -1801,12 +1801,16 @@ def _file_export(path, info: dict, args, exports: list):
     return LabelsExport(name=name, labels=labels, **axes, **described)
 
 
-def _one_of_its_channels(scan, shape: tuple[int, ...]) -> bool:
-    """Whether labels of ``shape`` read from ``scan`` are one of its several channels (a
-    mask beside images), not the whole file (channels that name no role, read whole)."""
+def _one_of_its_channels(path, shape: tuple[int, ...]) -> bool:
+    """Whether labels of ``shape`` read from the scan ``path`` are one of its several
+    channels (a mask beside images), not the whole file (channels that name no role, read
+    whole)."""
     import numpy as np
 
-    return len(scan.channels) > 1 and np.shape(scan.channels[0].base) == tuple(shape)
+    from .io.files import open_scan
+
+    with open_scan(path) as scan:
+        return len(scan.channels) > 1 and np.shape(scan.channels[0].base) == tuple(shape)
 
 
 def _note_if_unfinished(model: str) -> None:
@@ -1925,25 +1929,26 @@ def _from_source(info: dict, path: Path, shape: tuple[int, ...], record: str) ->
     # a folder, not a file, and is measured as a TIFF is.
     if not source or not is_image(Path(source)):
         return {}
-    scan = open_scan(source)
-    channels = [] if scan.rgb else scan.by_role("input", "image")
-    intensities = {}
-    for channel in channels:
-        image = np.asarray(channel.base)
-        # An OME-Zarr image keeps its axes of length 1 (T and Z of one plane), which a
-        # TIFF of its labels loses when read: the same pixels, so measured as they are.
-        if [n for n in image.shape if n != 1] != [n for n in shape if n != 1]:
-            raise ValueError(
-                f"{path} has shape {shape}, but channel {channel.name!r} of {source}, the "
-                f"scan it was made from, has {image.shape}: its cells cannot be measured "
-                f"there. Segment the scan again, or move the record {record} "
-                "beside the labels aside to export them without the scan's intensities."
-            )
-        intensities[measured_as(channel.name, channel.named_after_file)] = image.reshape(shape)
-    found: dict = {"intensities": intensities}
-    used = info.get("channels_used") or []
-    if len(used) == 1:
-        found["channel_name"] = next((c.name for c in scan.channels if c.index == used[0]), None)
+    with open_scan(source) as scan:
+        channels = [] if scan.rgb else scan.by_role("input", "image")
+        intensities = {}
+        for channel in channels:
+            image = np.asarray(channel.base)
+            # An OME-Zarr image keeps its axes of length 1 (T and Z of one plane), which a
+            # TIFF of its labels loses when read: the same pixels, so measured as they are.
+            if [n for n in image.shape if n != 1] != [n for n in shape if n != 1]:
+                raise ValueError(
+                    f"{path} has shape {shape}, but channel {channel.name!r} of {source}, the "
+                    f"scan it was made from, has {image.shape}: its cells cannot be measured "
+                    f"there. Segment the scan again, or move the record {record} "
+                    "beside the labels aside to export them without the scan's intensities."
+                )
+            intensities[measured_as(channel.name, channel.named_after_file)] = image.reshape(shape)
+        found: dict = {"intensities": intensities}
+        used = info.get("channels_used") or []
+        if len(used) == 1:
+            named = (c.name for c in scan.channels if c.index == used[0])
+            found["channel_name"] = next(named, None)
     return found
 
 

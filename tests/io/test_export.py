@@ -3,6 +3,7 @@ import json
 import os
 import warnings
 from dataclasses import replace
+from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
@@ -1407,6 +1408,55 @@ def test_file_save_never_replaces_the_scan_a_layer_belongs_to(tmp_path):
     data, meta, _ = Labels(data + 1, **kwargs).as_layer_data_tuple()
     assert write_labels_layer(str(own), data, meta) == [str(own)]
     np.testing.assert_array_equal(tifffile.imread(own), mask + 1)
+    # Damaged since it was opened, it might hold other channels: not replaced unchecked.
+    own.write_bytes(own.read_bytes()[:200])
+    with pytest.raises(
+        LabelsNotSaved,
+        match="mask.tif is the file this mask was opened from, "
+        "and it cannot be read now to check that it holds no other channel",
+    ):
+        write_labels_layer(str(own), data, meta)
+    own.unlink()  # deleted since: nothing there to lose
+    assert write_labels_layer(str(own), data, meta) == [str(own)]
+
+
+def _open_handles(path) -> list[str]:
+    """This process's open files (and memory maps) of ``path`` (Linux)."""
+    target = os.path.realpath(path)
+    fds = [os.path.realpath(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")]
+    maps = [line.split()[-1] for line in Path("/proc/self/maps").read_text().splitlines()]
+    return [name for name in [*fds, *maps] if name == target]
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts /proc's open files")
+def test_a_file_read_for_its_settings_is_closed_after(tmp_path):
+    """Left open until Python's garbage collector came by, a mask read to check File >
+    Save, for its pixel size or as labels could not be replaced on Windows."""
+    import gc
+
+    from napari.layers import Labels
+
+    from napari_cytomask._reader import get_reader
+    from napari_cytomask._writer import write_labels_layer
+    from napari_cytomask.batch import masks_only
+    from napari_cytomask.io.files import file_pixel_size, read_labels
+
+    own = tmp_path / "mask.tif"
+    mask = np.repeat(np.arange(8, dtype=np.uint16), 8 * 64).reshape(64, 64)
+    tifffile.imwrite(own, mask)
+    ((data, kwargs, _),) = get_reader(str(own))(str(own))
+    data, meta, _ = Labels(np.asarray(data), **kwargs).as_layer_data_tuple()
+    gc.collect()
+    gc.disable()  # what the collector would close is not counted as closed
+    try:
+        assert file_pixel_size(own) is None and _open_handles(own) == []
+        np.testing.assert_array_equal(read_labels(own)[0], mask)
+        assert _open_handles(own) == []
+        assert masks_only([own]) and _open_handles(own) == []
+        assert write_labels_layer(str(own), data, meta) == [str(own)]
+        assert _open_handles(own) == []
+    finally:
+        gc.enable()
 
 
 def _placed_result(translate, shape=(16, 16)):

@@ -30,7 +30,6 @@ from .tiff import (
     EMPTY_FILE,
     TIFF_SUFFIXES,
     TiffReadError,
-    TiffScan,
     describe_tiff,
     file_stem,
     is_empty_file,
@@ -770,10 +769,10 @@ def _zarr_sample(array, c_axis: int | None, c: int) -> np.ndarray:
 def file_pixel_size(path: str | os.PathLike) -> tuple[float, float] | None:
     """The (Y, X) pixel size in µm a file records, or None (none, or not readable)."""
     try:
-        scan = open_scan(path)
+        with open_scan(path) as scan:
+            return scan.pixel_size_um
     except (ValueError, OSError):
         return None
-    return scan.pixel_size_um
 
 
 def read_labels(
@@ -806,38 +805,38 @@ def read_labels(
     (ValueError).
     """
     if channel is not None or is_tiff(path) or _is_zarr(path):
-        scan = open_scan(path)
-        masks = scan.by_role("mask")
-        if channel is None and not masks and _is_zarr(path):
-            _check_labels_opened(path)
-        # A scan whose channels the file names, one its mask (a tile scan's ground truth);
-        # unnamed pages told apart by a guess may be the frames of one label stack.
-        named = _names_channels(scan)
-        listed = ", ".join(f"{c.index} ({c.name})" for c in masks) or "none"
-        if channel is None and among_masks is not None and len(scan.channels) > 1:
-            if among_masks not in [c.index for c in masks]:
+        with open_scan(path) as scan:
+            masks = scan.by_role("mask")
+            if channel is None and not masks and _is_zarr(path):
+                _check_labels_opened(path)
+            # A scan whose channels the file names, one its mask (a tile scan's ground truth);
+            # unnamed pages told apart by a guess may be the frames of one label stack.
+            named = _names_channels(scan)
+            listed = ", ".join(f"{c.index} ({c.name})" for c in masks) or "none"
+            if channel is None and among_masks is not None and len(scan.channels) > 1:
+                if among_masks not in [c.index for c in masks]:
+                    raise ValueError(
+                        f"{path}: channel {among_masks} is not one of its mask channels ({listed})."
+                    )
+                channel = among_masks
+            if channel is None and len(scan.channels) > 1 and len(masks) > 1 and named:
                 raise ValueError(
-                    f"{path}: channel {among_masks} is not one of its mask channels ({listed})."
+                    f"{path} holds {len(masks)} mask channels, {listed}: say which one holds "
+                    f"the labels ({advice})."
                 )
-            channel = among_masks
-        if channel is None and len(scan.channels) > 1 and len(masks) > 1 and named:
-            raise ValueError(
-                f"{path} holds {len(masks)} mask channels, {listed}: say which one holds "
-                f"the labels ({advice})."
-            )
-        if channel is None and len(scan.channels) > 1 and len(masks) == 1 and named:
-            channel = masks[0].index
-        if channel is None and len(scan.channels) > 1 and not masks and named:
-            # Read whole, its channels were exported as time points of "cells" (exit 0).
-            names = ", ".join(f"{c.index} ({c.name})" for c in scan.channels)
-            raise ValueError(
-                f"{path} holds {len(scan.channels)} image channels, {names}, and no channel "
-                "of label ids: it holds no labels to read."
-            )
-        if channel is not None or (len(scan.channels) == 1 and not scan.rgb):
-            chosen = [scan.channels[0].index] if channel is None else [channel]
-            labels = np.asarray(read_channels(scan, chosen, 1)[0])
-            return labels, geometry_of(scan, labels.ndim)
+            if channel is None and len(scan.channels) > 1 and len(masks) == 1 and named:
+                channel = masks[0].index
+            if channel is None and len(scan.channels) > 1 and not masks and named:
+                # Read whole, its channels were exported as time points of "cells" (exit 0).
+                names = ", ".join(f"{c.index} ({c.name})" for c in scan.channels)
+                raise ValueError(
+                    f"{path} holds {len(scan.channels)} image channels, {names}, and no channel "
+                    "of label ids: it holds no labels to read."
+                )
+            if channel is not None or (len(scan.channels) == 1 and not scan.rgb):
+                chosen = [scan.channels[0].index] if channel is None else [channel]
+                labels = np.asarray(read_channels(scan, chosen, 1)[0])
+                return labels, geometry_of(scan, labels.ndim)
     labels = read_image(path)
     if labels.ndim == 3 and labels.shape[-1] in (3, 4) and labels.dtype == np.uint8:
         # A palette's indices are ids, its colours a table; a grey picture saved as colour
@@ -901,15 +900,15 @@ def read_whole_hint(path, channel: int | None) -> str:
     if channel is not None or not (is_tiff(path) or _is_zarr(path)):
         return ""
     try:
-        scan = open_scan(path)
+        with open_scan(path) as scan:
+            masks, named, n = scan.by_role("mask"), _names_channels(scan), len(scan.channels)
     except (OSError, ValueError):
         return ""
-    masks = scan.by_role("mask")
-    if len(scan.channels) < 2 or not masks or _names_channels(scan):
+    if n < 2 or not masks or named:
         return ""
     listed = " or ".join(str(c.index) for c in masks)
     return (
-        f" {path} names none of its {len(scan.channels)} channels, so it was read whole; "
+        f" {path} names none of its {n} channels, so it was read whole; "
         f"if channel {listed} (which looks like a mask) holds the labels, give it with "
         f"--mask-channel {masks[0].index}."
     )
@@ -939,11 +938,8 @@ def channel_named(source: str | os.PathLike | None, index: int | None) -> str | 
     if source is None or index is None or not is_image(Path(source)):
         return None
     try:
-        if is_tiff(source):  # closed again: its pixels are not read
-            with TiffScan(source) as tiff:
-                channels = tiff.scan().channels
-        else:
-            channels = open_scan(source).channels
+        with open_scan(source) as scan:
+            channels = scan.channels
     except (OSError, ValueError):
         return None
     return next((c.name for c in channels if c.index == index), None)

@@ -974,6 +974,10 @@ class Scan:
     colours
         True when the channels are the red, green and blue (and alpha) of one colour
         picture that opens as channels: a 16-bit or decimal TIFF, a PNG or JPEG.
+    closing
+        Closes the file its lazy channels read, or None (read whole). Used as a context
+        manager, a scan is closed at its end: a file left open cannot be replaced on
+        Windows (a mask saved over its own file).
     """
 
     path: str
@@ -984,6 +988,18 @@ class Scan:
     metadata: dict = field(default_factory=dict)
     rgb: bool = False
     colours: bool = False
+    closing: Callable[[], None] | None = field(default=None, repr=False, compare=False)
+
+    def close(self) -> None:
+        """Close the file; its lazy channels cannot be read after."""
+        if self.closing is not None:
+            self.closing()
+
+    def __enter__(self) -> Scan:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
     def layer_data(self) -> list[tuple]:
         """napari layer data tuples, one per channel (see :func:`to_layer_data`)."""

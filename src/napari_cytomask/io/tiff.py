@@ -627,8 +627,10 @@ class TiffScan:
         self.close()
 
     def close(self) -> None:
-        """Close the file (and the other files of a multi-file OME-TIFF)."""
+        """Close the file (and the other files of a multi-file OME-TIFF); its memory maps
+        close once the arrays made of them are dropped."""
         self._tif.close()
+        self._direct = None
 
     def _init(self, metadata_file: str | None) -> None:
         tif = self._tif
@@ -1097,6 +1099,7 @@ class TiffScan:
             metadata=extra,
             rgb=desc.rgb,
             colours=desc.colours,
+            closing=self.close,
         )
 
 

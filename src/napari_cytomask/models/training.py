@@ -603,13 +603,13 @@ def samples_from_tilescans(
         paths = [paths]
     samples = []
     for path in paths:
-        scan = open_scan(path)
-        *images, mask = read_channels(scan, [*wanted, mask_channel], len(wanted) + 1)
-        images = [np.asarray(image) for image in images]
-        masks = ", ".join(f"{c.index} ({c.name})" for c in scan.by_role("mask")) or "none"
-        named = next((c.name for c in scan.channels if c.index == mask_channel), "")
+        with open_scan(path) as scan:
+            *images, mask = read_channels(scan, [*wanted, mask_channel], len(wanted) + 1)
+            images, mask = [np.asarray(image) for image in images], np.asarray(mask)
+            masks = ", ".join(f"{c.index} ({c.name})" for c in scan.by_role("mask")) or "none"
+            named = next((c.name for c in scan.channels if c.index == mask_channel), "")
         samples += samples_from_arrays(
-            images, np.asarray(mask), os.path.abspath(path),
+            images, mask, os.path.abspath(path),
             mask_name=f"Channel {mask_channel} ({named}) of {path}",
             pixel_size_um=scan.pixel_size_um, note=note,
             labels_advice=(
