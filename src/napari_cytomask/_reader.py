@@ -88,9 +88,11 @@ def _tiffs_in(folder: str) -> list[str]:
     """The TIFF files directly in ``folder`` (named like TIFFs, and starting as one),
     sorted; none for a file. Its other files (tables, provenance, a PNG of labels beside
     its image, a file that only has a TIFF's name) are left out."""
-    if not os.path.isdir(folder):
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:  # not a folder, or one that cannot be read: opened as no TIFF folder
         return []
-    paths = [os.path.join(folder, name) for name in sorted(os.listdir(folder))]
+    paths = [os.path.join(folder, name) for name in names]
     return [path for path in paths if named_like_tiff(path) and is_tiff(path)]
 
 

@@ -472,6 +472,24 @@ def test_the_reader_takes_ome_zarr_stores_and_leaves_other_folders_to_napari(tmp
     assert get_reader([str(tmp_path / "cells.ome.zarr")] * 2) is None
 
 
+def test_a_folder_that_cannot_be_read_is_left_to_napari(tmp_path, monkeypatch):
+    """A reader must not raise when asked whether it takes a path: a folder without read
+    permission raised PermissionError out of get_reader (napari then shows a traceback
+    instead of its own "cannot be read")."""
+    from napari_cytomask import _reader
+
+    (tmp_path / "locked").mkdir()
+    listdir = os.listdir
+
+    def refused(path):
+        if os.path.basename(str(path)) == "locked":
+            raise PermissionError(13, "Permission denied", str(path))
+        return listdir(path)
+
+    monkeypatch.setattr(_reader.os, "listdir", refused)
+    assert _reader.get_reader(str(tmp_path / "locked")) is None
+
+
 def test_a_folder_of_tiffs_opens_as_a_stack_as_napari_opens_a_folder(tmp_path, monkeypatch):
     """napari's dialog for a folder offered this reader first, and a folder of TIFFs was
     then refused ("Reader 'napari-cytomask' ... refused the file"): it opens as one stack,

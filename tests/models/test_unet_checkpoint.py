@@ -233,14 +233,31 @@ def test_a_network_that_cannot_be_built_is_refused(saved, changes):
         ({"decoder_channels": "x"}, "decoder_channels is 'x', not a list of whole numbers"),
         ({"percentiles": []}, r"percentiles are \[\], not two numbers \(low, high\)"),
         ({"format_version": "x"}, "its format version is 'x', not a whole number from 1"),
-        ({"postprocess": {"interior_threshold": 2}}, "its interior_threshold is 2, outside 0 to 1"),
+        (
+            {"postprocess": {"interior_threshold": 2}},
+            "its interior_threshold is 2, not a number from 0 to 1",
+        ),
+        (  # a hand-edited one stopped every model from being listed
+            {"postprocess": {"foreground_threshold": None}},
+            "its foreground_threshold is None, not a number from 0 to 1",
+        ),
         ({"postprocess": {"min_size": 0.5}}, "its min_size is 0.5, not a whole number of pixels"),
         (
             {"training": {"pixel_size_um": [0, 0]}},
             r"the pixel size it learnt cells at is \[0, 0\], not two sizes in µm",
         ),
     ],
-    ids=["channels", "depth", "decoder", "percentiles", "version", "threshold", "size", "pixel"],
+    ids=[
+        "channels",
+        "depth",
+        "decoder",
+        "percentiles",
+        "version",
+        "threshold",
+        "unset",
+        "size",
+        "pixel",
+    ],
 )
 def test_a_description_holding_values_of_other_kinds_is_refused_in_words(saved, changes, said):
     """Found by changing the starter model's description: values of another kind said

@@ -397,10 +397,11 @@ def _check_contents(desc: dict, path: Path) -> None:
                 )
     settings = tables["postprocess"] or {}
     for key in ("interior_threshold", "foreground_threshold"):
-        if key in settings and not 0 <= settings[key] <= 1:  # NaN is not either
+        value = settings.get(key, 0)
+        if not (is_number(value) and 0 <= value <= 1):  # NaN is not either
             raise CheckpointError(
-                f"{path} has a corrupt description (its {key} is {settings[key]!r}, outside 0 "
-                "to 1); choose its thresholds again (cytomask tune) or train it again."
+                f"{path} has a corrupt description (its {key} is {value!r}, not a number from "
+                "0 to 1); choose its thresholds again (cytomask tune) or train it again."
             )
     size = settings.get("min_size")
     if size is not None and (not is_whole(size) or size < 0):
