@@ -50,7 +50,7 @@ def child(args) -> dict:
     import torch
 
     from napari_cytomask.models.device import get_device
-    from napari_cytomask.models.inference import UNetPredictor, iter_predict, memmap_probabilities
+    from napari_cytomask.models.inference import UNetPredictor, iter_predict
     from napari_cytomask.models.unet import UNetConfig, build_model, normalise, percentile_range
 
     if args.threads:
@@ -71,7 +71,9 @@ def child(args) -> dict:
         torch.cuda.synchronize(device)
     start = time.perf_counter()
     if args.mode == "pipeline":
-        out = memmap_probabilities(Path(args.scratch) / "probs.npy", 3, image.shape)
+        out = np.lib.format.open_memmap(  # probabilities larger than memory, on disk
+            Path(args.scratch) / "probs.npy", "w+", np.float32, (3, *image.shape)
+        )
         gen = iter_predict(
             UNetPredictor(model, config),
             image,

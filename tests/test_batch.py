@@ -26,7 +26,7 @@ from skimage.io import imread
 from napari_cytomask import batch, cli
 from napari_cytomask.cli import main
 from napari_cytomask.io.export import package_versions
-from napari_cytomask.io.omezarr import open_labels
+from napari_cytomask.io.omezarr import open_image
 from napari_cytomask.metrics import evaluate
 from napari_cytomask.pipeline import Preset, Segmenter, UNetStep
 from napari_cytomask.progress import drain
@@ -172,8 +172,8 @@ def test_chunked_ome_zarr_then_evaluate_and_export(
     store = out / "chunked" / "set1_unet_cells.ome.zarr"
     attrs = json.loads((store / ".zattrs").read_text())
     assert attrs["multiscales"][0]["axes"][-1] == {"name": "x", "type": "space"}
-    assert open_labels(store).chunks == (256, 256)
-    chunked = np.asarray(open_labels(store))
+    assert open_image(store).array.chunks == (256, 256)
+    chunked = np.asarray(open_image(store).array)
     # The same cells, numbered differently (every cell is smaller than the window overlap).
     pairs = set(zip(whole.ravel().tolist(), chunked.ravel().tolist(), strict=True))
     assert len(pairs) == len({a for a, _ in pairs}) == len({b for _, b in pairs}) > 50
@@ -350,7 +350,7 @@ def test_a_chunked_run_stopped_before_its_labels_are_in_place_is_finished_by_the
     store = out / "set1" / "raw_unet_cells.ome.zarr"
     record = json.loads((out / "set1" / "raw_unet_cells.json").read_text())
     assert record["output"] == store.name
-    assert record["cells"] == np.asarray(open_labels(store)).max() > 0
+    assert record["cells"] == np.asarray(open_image(store).array).max() > 0
     assert not (out / "set1" / "raw_unet_cells.tif").exists()  # replaced by the store
 
 
@@ -428,7 +428,7 @@ def test_labels_a_killed_run_did_not_replace_keep_their_record(
     record = json.loads((out / "set1" / "raw_unet_cells.json").read_text())
     assert record["finished"] is False and record["preset"]["unet"]["min_size"] == 70000
     found = segment_record(labels)
-    ids = np.asarray(open_labels(labels)) if fmt == "ome-zarr" else tifffile.imread(labels)
+    ids = np.asarray(open_image(labels).array) if fmt == "ome-zarr" else tifffile.imread(labels)
     if not moved_in:  # the earlier run's labels, described by its record
         assert found["finished"] and found["preset"]["unet"]["min_size"] == 0
         assert describes(found, ids) and found["cells"] == len(np.unique(ids[ids > 0])) == 1

@@ -11,7 +11,7 @@ from napari_cytomask.io.files import (
     read_image,
     read_labels,
 )
-from napari_cytomask.io.omezarr import create_labels, open_labels
+from napari_cytomask.io.omezarr import create_labels, open_image
 
 
 def test_labels_hold_their_name_axes_and_scale(tmp_path):
@@ -40,7 +40,7 @@ def test_labels_hold_their_name_axes_and_scale(tmp_path):
     assert dataset["coordinateTransformations"] == [
         {"type": "scale", "scale": [1.0, 120.0, 65.0, 65.0]}
     ]
-    assert np.asarray(open_labels(store)).max() == 7
+    assert np.asarray(open_image(store).array).max() == 7
 
 
 def _image_store(path, data, axes, scale, *, zarr_format=2, **more):

@@ -14,7 +14,6 @@ from napari_cytomask.models.inference import (
     blend_window,
     image_area,
     iter_segment,
-    memmap_probabilities,
     predict,
     segment,
 )
@@ -107,7 +106,7 @@ def test_the_models_tiles_are_fitted_to_the_image_and_a_tile_size_given_is_kept(
 def test_stack_lazy_input_and_memmap_output(trained, image, tmp_path):
     stack = np.stack([image, image[::-1]])
     lazy = da.from_array(stack, chunks=(1, 100, 100))
-    out = memmap_probabilities(tmp_path / "p.npy", 3, stack.shape)
+    out = np.lib.format.open_memmap(tmp_path / "p.npy", "w+", np.float32, (3, *stack.shape))
     probs = predict(trained, lazy, tile_size=128, overlap=32, batch_size=4, out=out)
     assert probs is out and probs.shape == (3, 2, 320, 320)
     direct = predict(trained, image, tile_size=128, overlap=32, batch_size=4)

@@ -330,9 +330,3 @@ def _series_paths(group) -> list[str]:
     while str(len(paths)) in group:
         paths.append(str(len(paths)))
     return paths
-
-
-def open_labels(path: str | os.PathLike):
-    """The full-resolution array of an OME-Zarr label image written by :func:`create_labels`
-    (or of any OME-Zarr image, see :func:`open_image`)."""
-    return open_image(path).array

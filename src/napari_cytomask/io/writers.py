@@ -437,7 +437,6 @@ def _ome_writer(
     if positions is not None and named is not None and len(named) == len(stacks):
         names = list(named)
     # Where the image lies (a tile's stage position, the half pixel a result of a coarser
-    # level is moved by), on every plane.
     # level is moved by), on every plane; each position at its stage position, given.
     planes = int(np.prod(stacks[0].shape[:-2]))
     placed = [_plane_position(units, translate)] * len(stacks)

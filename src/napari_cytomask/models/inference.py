@@ -694,10 +694,3 @@ def confidence(probabilities, classes: Sequence[str]) -> float | None:
 def segment(predictor: UNetPredictor, image, **kwargs) -> Segmentation:
     """Run :func:`iter_segment` to the end and return the :class:`Segmentation`."""
     return drain(iter_segment(predictor, image, **kwargs))
-
-
-def memmap_probabilities(path: str | os.PathLike, n_classes: int, shape: Sequence[int]):
-    """A float32 ``.npy`` memmap for the probabilities of an image larger than memory."""
-    return np.lib.format.open_memmap(
-        str(path), mode="w+", dtype=np.float32, shape=(n_classes, *shape)
-    )
