@@ -32,6 +32,24 @@ def test_a_written_labels_file_has_the_permissions_of_a_plain_new_file(tmp_path,
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="Linux reads it from /proc")
+def test_a_shared_folders_umask_is_read_without_being_changed(tmp_path, monkeypatch):
+    """Read by setting it to 022 and back, the umask was 022 for an instant, in which a file
+    another thread made (napari's, a second export) lost a shared folder's group write."""
+    before = os.umask(0o002)
+    try:
+
+        def changed(mask):
+            raise AssertionError(f"the umask was set to {mask:o} while a file was written")
+
+        monkeypatch.setattr(os, "umask", changed)
+        path = write_labels(tmp_path / "cells.tif", np.ones((8, 8), np.uint8))
+        monkeypatch.undo()
+        assert stat.S_IMODE(path.stat().st_mode) == 0o664
+    finally:
+        os.umask(before)
+
+
 def test_a_file_that_appears_while_writing_is_kept_and_the_write_refused(tmp_path):
     """Without this, a file another program saved at the target meanwhile is silently replaced."""
     target = tmp_path / "cells.tif"

@@ -608,9 +608,15 @@ def _owner_alive(host: str | None, pid: str | None) -> bool:
 
 
 def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+    """The process's umask: read from Linux's /proc, else by setting it and back, which
+    gives a file another thread makes in between 022 (a shared folder's 002 lost)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            return next(int(line.split()[1], 8) for line in status if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        mask = os.umask(0o022)
+        os.umask(mask)
+        return mask
 
 
 def _temporary(directory: Path, name: str) -> tuple[int, str]:
