@@ -614,6 +614,21 @@ def test_no_dashboard_port_warning_and_no_negative_worker_count(images, unet_fil
     assert not [w for w in caught if "already in use" in str(w.message)]
 
 
+def test_inputs_on_two_drives_are_refused_in_words(tmp_path, monkeypatch):
+    """On Windows, inputs on C: and D: with -o stopped with Python's "Paths don't have the
+    same drive" (os.path.commonpath's, simulated here)."""
+    from napari_cytomask import batch
+
+    def two_drives(paths):
+        raise ValueError("Paths don't have the same drive")
+
+    monkeypatch.setattr(batch.os.path, "commonpath", two_drives)
+    sources = [tmp_path / "a" / "scan.tif", tmp_path / "b" / "scan.tif"]
+    with pytest.raises(batch.BatchError, match="the inputs lie on different drives .*: "
+                       "segment each drive's inputs in a run of its own"):  # fmt: skip
+        batch.output_folders(sources, tmp_path / "out")
+
+
 def test_inputs_named_alike_but_for_case_are_refused_on_a_disk_that_ignores_case(
     tmp_path, monkeypatch
 ):

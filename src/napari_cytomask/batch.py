@@ -337,7 +337,15 @@ def output_folders(
     # As given, links kept: a linked scan's results go beside the link.
     parents = [Path(os.path.abspath(source)).parent for source in sources]
     folders = [*parents, *map(os.path.abspath, roots)]
-    base = Path(os.path.commonpath(folders)) if parents else Path()
+    try:
+        base = Path(os.path.commonpath(folders)) if parents else Path()
+    except ValueError:  # Windows: "Paths don't have the same drive"
+        drives = sorted({Path(folder).drive for folder in folders})
+        raise BatchError(
+            f"the inputs lie on different drives ({', '.join(drives)}), so their folders "
+            "cannot be laid out under one output folder: segment each drive's inputs in a "
+            "run of its own."
+        ) from None
     # Absolute: workers of a distributed scheduler may run in another folder.
     return [Path(output_dir).resolve() / parent.relative_to(base) for parent in parents]
 
