@@ -2695,13 +2695,16 @@ def test_a_frame_written_alone_keeps_the_undo_of_the_other_frames_edits(
     assert len(layer._undo_history) == 0
 
 
+@pytest.mark.parametrize("edited", [0, 3])
 def test_a_stack_cancelled_keeps_the_frames_it_had_segmented(
-    make_napari_viewer_proxy, qtbot, shared_data, monkeypatch
+    make_napari_viewer_proxy, qtbot, shared_data, monkeypatch, edited
 ):
     """Cancelling a run over every frame of a stack (or closing the dock) threw away the
     frames it had finished and said "Cancelled.": 20 minutes of a time-lapse, gone. Frames
     are segmented one by one, the same cells as the whole stack at once, and a cancelled
-    run keeps those done, as frames made alone, and says which."""
+    run keeps those done, as frames made alone, and says which. All go beside cells
+    corrected by hand, as a whole run's do: corrected in a frame not done yet, they took
+    the frames done before it, and the next went beside them."""
     from napari_cytomask._qt import unet_widgets
     from napari_cytomask._qt._layers import ALL_POSITIONS
     from napari_cytomask._qt._settings import set_value
@@ -2727,7 +2730,7 @@ def test_a_stack_cancelled_keeps_the_frames_it_had_segmented(
     predictor = segmenter._predictors.get(resolve_unet(step.model), "cpu")
     whole = segment(predictor, [stack], **step.segment_kwargs(predictor, None))
     np.testing.assert_array_equal(cells.data, whole.labels)
-    cells.data[0, :4, :4] = 99  # corrected by hand at frame 0: the frames go elsewhere
+    cells.data[edited, :4, :4] = 99  # corrected by hand: the frames go elsewhere
     cells.refresh()
     corrected = cells.data.copy()
 

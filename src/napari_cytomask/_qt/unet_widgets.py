@@ -968,13 +968,15 @@ class UNetSegmentWidget(StepWidget, QWidget):
         parameters = self._parameters(step, predictor, run.pixel, layer, ALL_POSITIONS)
         model = model_record(step.model, resolve_unet(step.model))
         metadata = result_metadata(layer, method="unet", parameters=parameters, model=model)
-        cells = None
+        # Where the whole run would have gone, chosen once for all its frames: frame by
+        # frame, the first went into cells holding the user's edits in another frame and
+        # the next, at an edited frame, beside them.
+        name, cells = result_slot(
+            self.viewer, _cells_name(layer), Labels, shape, source_of(layer), None, None
+        )
         for frame, labels in done:
             new = labels_layer(
-                _in_frame(labels, shape, frame),
-                _cells_name(layer),
-                geometry,
-                copy.deepcopy(metadata),
+                _in_frame(labels, shape, frame), name, geometry, copy.deepcopy(metadata)
             )
             cells = self._show(new, frame, into=cells)  # the frames together, in one layer
         made = [frame_key(frame) for frame, _ in done]
