@@ -1740,6 +1740,18 @@ def test_cells_segmented_again_take_the_split_of_the_earlier_ones_away(
     dock.unet.segmented.emit(cells)
     assert dock.watershed.status.text().endswith(f"'cells split to keep', {yours}")
     viewer.layers.remove("cells split to keep")
+    # The cells renamed to keep them, and new cells under their old name: the split of
+    # the renamed ones is theirs (it was taken away, never exported).
+    _split_in_step_3(dock, qtbot, cells)
+    cells.name = "corrected cells"
+    again = viewer.add_labels(
+        np.asarray(cells.data).copy(), name="cells", metadata=dict(cells.metadata)
+    )
+    dock.unet.segmented.emit(again)
+    assert "cells split" in viewer.layers and "held before" not in dock.watershed.status.text()
+    viewer.layers.remove(again)
+    viewer.layers.remove("cells split")
+    cells.name = "cells"
     # The cells of another file under that name: its split is no split of theirs.
     _split_in_step_3(dock, qtbot, cells)
     plate_b = viewer.add_labels(

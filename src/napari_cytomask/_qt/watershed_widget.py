@@ -147,6 +147,9 @@ class WatershedWidget(StepWidget, QWidget):
         self._apply_said = None  # what that Apply said, kept before the preview after it
         self._user_picked = False  # an input chosen by hand stays when new cells come
         self._measured = None  # the input whose pixel size the distance rows name
+        #: The input layer (unique id) of each split: a split's record names its input by
+        #: name, which a new layer takes when the user renames the old.
+        self._split_of: dict = {}
 
         self.mode = QComboBox()
         for key, text in MODES.items():
@@ -389,6 +392,7 @@ class WatershedWidget(StepWidget, QWidget):
             and layer_info(layer).get("method") == "watershed_split"
             and (layer_info(layer).get("made_from") or {}).get("layer") == cells.name
             and source_of(layer) == source_of(cells)
+            and not self._split_of_another(layer, cells)
         ]
         kept = [
             layer for layer in stale if not named.fullmatch(layer.name) or edited_by_hand(layer)
@@ -417,6 +421,14 @@ class WatershedWidget(StepWidget, QWidget):
         if said and self._pending is not cells:
             self.status.setText(f"{self.status.text()} {said}")
         return said
+
+    def _split_of_another(self, split, cells) -> bool:
+        """Whether ``split`` was made from a layer still open other than ``cells``: the
+        cells it split were renamed, and ``cells`` took their old name."""
+        made = self._split_of.get(split.unique_id)
+        return made not in (None, cells.unique_id) and any(
+            layer.unique_id == made for layer in self.viewer.layers
+        )
 
     def _say_input(self, layer) -> None:
         if layer_info(layer).get("method") == "unet":
@@ -942,11 +954,13 @@ class WatershedWidget(StepWidget, QWidget):
         if layer is None:
             # Not add_result, which hides masks: what this step splits is labels already (a
             # U-Net result, or a mask itself), the very layers a person is looking at.
-            return self.viewer.add_layer(
+            layer = self.viewer.add_layer(
                 labels_layer(np.zeros(shape, np.uint16), name, geometry, metadata)
             )
-        lay_over(layer, geometry)
-        layer.metadata = {**layer.metadata, **metadata}
+        else:
+            lay_over(layer, geometry)
+            layer.metadata = {**layer.metadata, **metadata}
+        self._split_of[layer.unique_id] = source.unique_id
         return layer
 
 
