@@ -133,6 +133,32 @@ def test_samples_per_pixel_become_channels(shared_data):
     assert all(kwargs["units"] == ("µm", "µm") for _, kwargs, _ in layers)
 
 
+def test_an_imagej_file_of_one_lut_opens_in_its_colour(shared_data, tmp_path):
+    """tifffile gives a single LUT as one array, not a list of one: every ImageJ file of one
+    LUT (Micro-Manager writes one in each MMStack file) was refused as corrupt, with
+    Python's "truth value of an array ... is ambiguous"."""
+    green = np.zeros((3, 256), np.uint8)
+    green[1] = np.arange(256)
+    phase = tifffile.imread(shared_data / "usiigaci-phc" / "set11" / "raw.tif")[:64, :96]
+    tifffile.imwrite(tmp_path / "one.tif", phase, imagej=True, metadata={"LUTs": [green]})
+    ((data, kwargs, kind),) = read_tiff(tmp_path / "one.tif")
+    assert (kind, kwargs["colormap"]) == ("image", "green")
+    np.testing.assert_array_equal(np.asarray(data), phase)
+    # Micro-Manager's own file, its OME metadata replaced by another program's text: its
+    # positions and time points open as the file's OME metadata give them.
+    original = (
+        shared_data / "tiff-formats" / "ome-tiff-samples" / "singles"
+        / "181003_multi_pos_time_course_1_MMStack.ome.tif"
+    )  # fmt: skip
+    copy = tmp_path / "mm_MMStack.ome.tif"
+    shutil.copy(original, copy)
+    tifffile.tiffcomment(copy, "Processed")
+    ((data, kwargs, _),) = read_tiff(copy)
+    ((expected, as_saved, _),) = read_tiff(original)
+    assert kwargs["axis_labels"] == as_saved["axis_labels"] == ("P", "T", "Y", "X")
+    np.testing.assert_array_equal(np.asarray(data), np.asarray(expected))
+
+
 @pytest.mark.parametrize("dtype", [np.uint16, np.float32])
 def test_the_colours_of_a_deep_colour_picture_are_named_and_shown_as_theirs(tmp_path, dtype):
     """A 16-bit or decimal RGB TIFF from a colour camera (no ImageJ metadata) opened as

@@ -2154,7 +2154,10 @@ class _Metadata:
             if len(names) != n_channels:
                 names = _imagej_names(ij, n_channels)
             if len(colors) != n_channels:
-                luts = ij.get("LUTs") or []
+                luts = ij.get("LUTs")
+                # tifffile gives one LUT (Micro-Manager's, every MMStack file) as an array
+                # of 3 x 256, several as a list of them.
+                luts = [] if luts is None else [luts] if np.ndim(luts) == 2 else list(luts)
                 colors = [_colour_from_rgb(*(int(v) for v in lut[:, -1])) for lut in luts]
                 if not luts and ij.get("mode") in ("composite", "color") and n_channels > 1:
                     # ImageJ shows composites without stored LUTs in these colours.
