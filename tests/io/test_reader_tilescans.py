@@ -481,3 +481,22 @@ def test_a_thumbnail_before_the_positions_does_not_hide_them(tmp_path):
     ((data, kwargs, _),) = read_tiff(path)
     np.testing.assert_array_equal(np.asarray(data), positions)
     assert kwargs["axis_labels"][0] == "P"
+
+
+@pytest.mark.parametrize("unlike", ["cropped", "more channels"])
+def test_an_ome_position_unlike_the_others_is_named_as_left_out(shared_data, tmp_path, unlike):
+    """A position cropped at a well's edge, or saved with one channel more, was left out of
+    the scan unsaid, the next position numbered in its place (the first, of two channels
+    where the second had three, with a note contradicting itself)."""
+    image, ids = _phase_and_ids(shared_data, 5, crop=(slice(0, 96), slice(0, 128)))
+    pair = np.stack([image, ids.astype(image.dtype)])
+    odd = pair[:, :80] if unlike == "cropped" else np.concatenate([pair, pair[1:]])
+    path = tmp_path / "plate.ome.tif"
+    with tifffile.TiffWriter(path, ome=True) as tif:
+        for data in (pair, odd, pair):
+            tif.write(data, metadata={"axes": "CYX"})
+    with pytest.warns(UserWarning, match=r"its image\(s\) 1 \(Image1\) of another size, pixel "
+                      r"type or channels than the 2 it opens \(2 x 96 x 128 uint16, CYX\) were "
+                      "left out"):  # fmt: skip
+        layers = read_tiff(path)
+    assert [np.shape(data) for data, _, _ in layers] == [(2, 96, 128)] * 2

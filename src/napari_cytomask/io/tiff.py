@@ -1379,9 +1379,11 @@ def _same_series(series: Sequence[tifffile.TiffPageSeries]) -> list[int]:
     """Indices of the series stacked into a position axis.
 
     Series with the same shape, dtype, axes and levels are positions of one scan. Of
-    such groups the scan is the one with the largest images (then the most series, then
+    such groups the scan is the one with the largest planes (then the most series, then
     the first): thumbnails, overviews, labels and macro images are smaller and left out,
-    wherever they are in the file. A series that already has a tile axis is used alone.
+    wherever they are in the file; a position of one channel more is not the scan (its
+    planes were counted with the channels, and it alone was opened, not the others). A
+    series that already has a tile axis is used alone.
     """
 
     def kind(s: tifffile.TiffPageSeries) -> tuple:
@@ -1390,7 +1392,7 @@ def _same_series(series: Sequence[tifffile.TiffPageSeries]) -> list[int]:
     groups: dict[tuple, list[int]] = {}
     for i, s in enumerate(series):
         groups.setdefault(kind(s), []).append(i)
-    scan = max(groups.values(), key=lambda g: (math.prod(series[g[0]].shape), len(g), -g[0]))
+    scan = max(groups.values(), key=lambda g: (math.prod(_size(series[g[0]])), len(g), -g[0]))
     if any(a in series[scan[0]].axes for a in "RM"):
         return scan[:1]
     return scan
@@ -1448,8 +1450,27 @@ def _check_not_interleaved(
 def _warn_left_out(path: str, series: Sequence[tifffile.TiffPageSeries], kept: list[int]) -> None:
     """Warn of series the scan leaves out that are images, not thumbnails: pages of another
     pixel type saved without metadata (a uint8 mask beside uint16 images), and in a file
-    without metadata also pages of another size (no reduced-resolution ones)."""
+    without metadata also pages of another size (no reduced-resolution ones). An OME-TIFF's
+    images of the scan's axes left out are named: a position cropped at a well's edge, or
+    saved with another channel, was left out unsaid, the next numbered in its place (an
+    overview or a thumbnail, of other axes, is left out unsaid)."""
     scan = series[kept[0]]
+    if scan.kind == "ome":
+        unlike = [
+            f"{i} ({s.name})" if s.name else str(i)
+            for i, s in enumerate(series)
+            if i not in kept and not s.keyframe.is_reduced and s.axes == scan.axes
+        ]
+        if unlike:
+            warnings.warn(
+                f"{path}: its image(s) {', '.join(unlike)} of another size, pixel type or "
+                f"channels than the {len(kept)} it opens ({' x '.join(map(str, scan.shape))} "
+                f"{scan.dtype}, {scan.axes}) were left out: only images alike open as "
+                "positions of one scan; such an image opens when saved in a file of its own",
+                UserWarning,
+                stacklevel=2,
+            )
+        return
     others = [
         s
         for i, s in enumerate(series)
