@@ -106,3 +106,14 @@ def test_label_ids_saved_as_decimals_open_as_an_image_and_say_how_to_use_them(tm
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         read_tiff(path)
+
+
+def test_a_one_bit_mask_opens_as_labels(tmp_path):
+    """A mask saved with one bit per pixel (MATLAB's imwrite of a logical image,
+    scikit-image's of a bool one) opened as an image, and segment took it for one."""
+    mask = np.zeros((64, 96), bool)
+    mask[10:30, 10:40] = mask[40:60, 50:90] = True
+    tifffile.imwrite(tmp_path / "mask.tif", mask)
+    ((data, kwargs, kind),) = read_tiff(tmp_path / "mask.tif")
+    assert kind == "labels"
+    np.testing.assert_array_equal(np.asarray(data), mask.astype(np.uint8))

@@ -384,6 +384,8 @@ def looks_like_mask(name: str, sample: np.ndarray | None) -> bool:
     """
     if _MASK_NAME.search(name):
         return True
+    if sample is not None and np.asarray(sample).dtype == bool:  # a 1-bit mask (MATLAB's)
+        sample = np.asarray(sample, np.uint8)
     if sample is None or sample.size < 16 or not np.issubdtype(sample.dtype, np.integer):
         return False
     sample = np.asarray(sample)
@@ -559,8 +561,9 @@ FLAT_PIXELS = "flat_pixels"
 
 def can_be_labels(dtype, *, rgb: bool = False) -> bool:
     """Whether pixels of ``dtype`` can be a Labels layer: napari's Labels need integer
-    ids, one value per pixel, which a colour image or a float one (named *mask*) is not."""
-    return not rgb and np.issubdtype(dtype, np.integer)
+    ids, one value per pixel, which a colour image or a float one (named *mask*) is not; a
+    1-bit mask's (MATLAB's, scikit-image's of bool) are opened as ids 0 and 1."""
+    return not rgb and (np.issubdtype(dtype, np.integer) or np.dtype(dtype) == bool)
 
 
 def roles_and_contrast(
@@ -933,6 +936,12 @@ def to_layer_data(
         if translate is not None:
             kwargs["translate"] = translate
         if channel.role == "mask":
+            if channel.base.dtype == bool:  # a 1-bit mask: napari's Labels take no bool
+                data = (
+                    [d.astype(np.uint8) for d in data]
+                    if isinstance(data, list)
+                    else (data.astype(np.uint8))
+                )
             layers.append((data, kwargs, "labels"))
             continue
         kwargs["colormap"] = colormap_for(channel, image_position)
