@@ -609,7 +609,10 @@ class TiffScan:
                 self._opened = _FileState.of(self._tif.filehandle.path)
                 self._init(metadata_file)
                 problems.check(self.path)
-                _warn_uncounted(self.path, self._tif)  # of a file that opens, not a refused one
+                # Of a file that opens, not a refused one: a file cut short lost its
+                # metadata too, which was said before it was refused as cut short.
+                _warn_ome_lost(self.path, self._tif)
+                _warn_uncounted(self.path, self._tif)
             except TiffReadError:
                 self.close()
                 # A file without readable pages says more as "truncated".
@@ -642,7 +645,6 @@ class TiffScan:
         first = self._series[0]
         _check_not_interleaved(self.path, tif.series, self._series_indices)
         _warn_left_out(self.path, tif.series, self._series_indices)
-        _warn_ome_lost(self.path, tif)
         _check_complete(self.path, self._series)
 
         self._stacked = len(self._series) > 1
