@@ -1315,6 +1315,8 @@ def test_export_of_results_that_share_a_file_name(folders, unet_checkpoint, tmp_
         np.testing.assert_array_equal(tifffile.imread(exported / names[i]), labels)
         record = json.loads((exported / f"set{i} raw_unet_cells_provenance.json").read_text())
         assert record["method"] == "unet" and record["model"]["sha256"] == file_sha256(model)
+        # The file the labels were read from, beside the scan they were made of.
+        assert record["labels_file"] == str(out / f"set{i}" / "raw_unet_cells.tif")
         header = (exported / f"set{i} raw_unet_cells_objects.csv").read_text().splitlines()[0]
         assert header.startswith("source_file,label,area,centroid_y")
 

@@ -1798,7 +1798,7 @@ def _file_export(path, info: dict, args, exports: list):
         described = {}
     described = {"source": str(path), **described}
     name = _layer_name(file_stem(path), described["source"], exports)
-    return LabelsExport(name=name, labels=labels, **axes, **described)
+    return LabelsExport(name=name, labels=labels, **axes, **described, labels_file=str(path))
 
 
 def _one_of_its_channels(path, shape: tuple[int, ...]) -> bool:

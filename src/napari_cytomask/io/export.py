@@ -177,6 +177,9 @@ class LabelsExport:
         Whether the layer is rotated, sheared or given an affine transform in the viewer:
         its files and the tables' positions in µm keep its own rows and columns (the
         export says so).
+    labels_file
+        The file the labels were read from (``cytomask export`` of label files); ``None``
+        for a layer's.
     """
 
     name: str
@@ -201,6 +204,7 @@ class LabelsExport:
     file_name: str | None = None
     position_names: Sequence[str] | None = None
     turned: bool = False
+    labels_file: str | None = None
 
     def loaded(self) -> LabelsExport:
         """This export with its labels and images in memory: :func:`from_layer` leaves a
@@ -290,7 +294,7 @@ _PROVENANCE_KINDS = {
     "frames_made": (list, str), "edited_by_hand": bool, "model": dict, "made_from": dict,
     "shape": (list, float), "scale": (list, float), "units": (list, str),
     "axis_labels": (list, str), "translate": (list, float), "versions": dict,
-    "labels_sha1": str, "position_names": (list, str),
+    "labels_sha1": str, "position_names": (list, str), "labels_file": str,
 }  # fmt: skip
 
 
@@ -1067,6 +1071,7 @@ def provenance(
     return {
         "outputs": [p.name for p in outputs],
         "layer": export.name,
+        "labels_file": export.labels_file,
         "source": export.source,
         "channel_index": export.channel_index,
         "channel_name": export.channel_name,
