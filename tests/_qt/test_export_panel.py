@@ -183,6 +183,39 @@ def test_the_replace_question_names_whose_files_are_there(
     assert not any(path.name.startswith("set2") for path in tmp_path.iterdir())
 
 
+def test_replacing_files_of_cells_corrected_by_hand_is_asked_saying_so(
+    make_napari_viewer_proxy, qtbot, tmp_path, monkeypatch
+):
+    """Cells corrected by hand, exported, the layer renamed to keep it and new cells made
+    under its old name: "Files of 'cells' are already in the folder. Replace them?", and
+    Yes wrote the uncorrected cells over the corrected ones."""
+    from napari_cytomask.io.layers import as_written
+
+    viewer = make_napari_viewer_proxy()
+    cells = np.zeros((32, 32), np.uint16)
+    cells[4:12, 4:12] = 1
+    record = {"role": "result", "method": "unet", "written": as_written(cells)}
+    corrected = viewer.add_labels(cells.copy(), name="cells", metadata={"cytomask": record})
+    corrected.data[20:28, 20:28] = 2  # a cell the network missed, painted in
+    panel = ExportPanel(viewer)
+    panel.folder.setText(str(tmp_path))
+    panel.export()
+    qtbot.waitUntil(lambda: "Wrote" in panel.status.text(), timeout=30_000)
+    corrected.name = "corrected cells"
+    viewer.layers.remove(corrected)
+    viewer.add_labels(cells.copy(), name="cells", metadata={"cytomask": dict(record)})
+    asked = []
+    monkeypatch.setattr(export_panel, "ask_yes_no", lambda *a: asked.append(a) or False)
+    panel.export()
+    qtbot.waitUntil(lambda: "Nothing was written" in panel.status.text(), timeout=30_000)
+    ((_, _, question, _),) = asked
+    assert question == (
+        "Files of 'cells' are already in the folder. Replace them? They hold cells corrected "
+        "by hand (of a layer then named 'cells'): replaced, the corrections are lost unless "
+        "that layer is still open."
+    )
+
+
 def test_a_renamed_layer_stays_chosen_and_ticked(make_napari_viewer_proxy, qtbot, tmp_path):
     from napari.layers import Image
 

@@ -26,7 +26,7 @@ from qtpy.QtWidgets import (
 )
 
 from .._sample_data import in_package
-from ..io.export import ExportExists, check_export, exporting, from_layer
+from ..io.export import ExportExists, check_export, corrected_in, exporting, from_layer
 from ..io.layers import is_highlight, named_frames, previewed_only
 from ..io.writers import FILE_FORMATS, FORMATS
 from ..progress import one_line
@@ -312,6 +312,13 @@ class ExportPanel(StepWidget, QWidget):
             # were listed, and No kept the new one's from being written too.
             whose = " and ".join(f"'{name}'" for name in exists.layers)
             question = f"Files of {whose} are already in the folder. Replace them?"
+            corrected = corrected_in(exists.paths)
+            if corrected:  # "Yes" wrote uncorrected cells over a renamed layer's corrections
+                named = " and ".join(f"'{name}'" for name in dict.fromkeys(corrected))
+                question += (
+                    f" They hold cells corrected by hand (of a layer then named {named}): "
+                    "replaced, the corrections are lost unless that layer is still open."
+                )
             others = len(self._pending["exports"]) - len(exists.layers)
             if others > 0:
                 other = "the other one" if others == 1 else f"the other {others}"

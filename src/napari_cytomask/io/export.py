@@ -1522,6 +1522,14 @@ class _Plan(NamedTuple):
         return [path for path, _ in self.images] + self.tables + [self.provenance]
 
 
+def corrected_in(paths: Sequence[Path]) -> list[str]:
+    """The layers whose cells, corrected by hand, the provenance files among ``paths`` (an
+    earlier export's files) say they were exported from: replaced, those corrections are
+    gone unless the layer is still open."""
+    records = [_earlier_record(p) for p in paths if p.name.endswith("_provenance.json")]
+    return [str(r.get("layer", "?")) for r in records if r.get("edited_by_hand") is True]
+
+
 def _provenance_at(provenance: Path) -> dict | None:
     """The record of the export a provenance file describes; None when there is no file."""
     return _earlier_record(provenance) if provenance.exists() else None
