@@ -911,6 +911,17 @@ def _split_in_step_3(dock, qtbot, labels) -> None:
     )
 
 
+def test_a_split_applied_again_is_shown(make_napari_viewer_proxy, qtbot, settings):
+    """A split hidden by the user and applied again said "Done: 73 cells", nothing on show."""
+    viewer, dock, cells = _dock_with_cells(make_napari_viewer_proxy(), qtbot, settings)
+    _split_in_step_3(dock, qtbot, cells)
+    split = viewer.layers[f"{cells.name} split"]
+    split.visible = False
+    dock.watershed.status.setText("")
+    _split_in_step_3(dock, qtbot, cells)
+    assert viewer.layers[f"{cells.name} split"].unique_id == split.unique_id and split.visible
+
+
 def test_a_preset_splits_only_cells_that_step_3_split(
     make_napari_viewer_proxy, qtbot, settings, tmp_path, monkeypatch, notifications
 ):

@@ -1127,9 +1127,11 @@ def test_a_new_segmentation_leaves_no_stroke_of_the_cells_before_it_to_redo(
     cells.brush_size = 10
     cells.paint((32, 32), 999)
     cells.undo()
+    cells.visible = False  # hidden to look at the image: the new cells are shown
     segmenter.segment()
     qtbot.waitUntil(lambda: not segmenter.runner.busy, timeout=30_000)
     assert viewer.layers["img U-Net cells"].unique_id == cells.unique_id
+    assert cells.visible
     cells.redo()
     assert not (np.asarray(cells.data) == 999).any()
 

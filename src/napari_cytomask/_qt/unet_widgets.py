@@ -1195,6 +1195,8 @@ class UNetSegmentWidget(StepWidget, QWidget):
         old.metadata = {**old.metadata, **new.metadata}
         if index and isinstance(old, Labels):
             record_written(old, index)  # the frame written now; the others are as recorded
+        if isinstance(old, Labels):  # hidden by the user before: "73 cells in" on show
+            old.visible = True
         return old
 
 

@@ -854,6 +854,7 @@ class WatershedWidget(StepWidget, QWidget):
                 )
         else:
             self._applied = True
+            output.visible = True  # hidden by the user before: its cells said, not shown
             hidden = ""
             if isinstance(source, Labels) and source.visible:
                 # Both shown, the cells' colours mixed with their split's over them.
