@@ -222,6 +222,14 @@ def test_chunked_ome_zarr_then_evaluate_and_export(
     assert provenance["parameters"]["method"] == "unet"
 
 
+def _segment_sets(data, unet_file, out, *options) -> list[str]:
+    """``cytomask segment`` of :func:`_small_copies`' images into ``out``, in small tiles,
+    in this process."""
+    return ["segment", str(data / "set*" / "raw.tif"), "-m", str(unet_file), "-o", str(out),
+            "--scheduler", "synchronous", "--threads", "1", "--tile-size", "128", "--overlap",
+            "16", *options]  # fmt: skip
+
+
 def _small_copies(shared_data, folder, n=2):
     """``folder/setN/raw.tif``: 256² crops of real images in usiigaci's own layout."""
     for i in range(1, n + 1):
@@ -236,9 +244,7 @@ def test_outputs_keep_the_inputs_folders(shared_data, unet_file, tmp_path, capsy
     monkeypatch.setattr(cli, "_PROGRESS_EVERY", 0.0)
     data, out = tmp_path / "data", tmp_path / "out"
     _small_copies(shared_data, data)
-    code = main(["segment", str(data / "set*" / "raw.tif"), "-m", str(unet_file), "-o", str(out),
-                 "--scheduler", "synchronous", "--threads", "1", "--tile-size", "128",
-                 "--overlap", "16"])  # fmt: skip
+    code = main(_segment_sets(data, unet_file, out))
     assert code == 0
     said = capsys.readouterr().out
     raw = re.escape(str(data / "set2" / "raw.tif"))
@@ -280,9 +286,7 @@ def test_a_run_stopped_between_an_inputs_two_files_is_finished_by_the_next(
 
     data, out = tmp_path / "data", tmp_path / "out"
     _small_copies(shared_data, data, n=1)
-    command = ["segment", str(data / "set*" / "raw.tif"), "-m", str(unet_file), "-o", str(out),
-               "--scheduler", "synchronous", "--threads", "1", "--tile-size", "128",
-               "--overlap", "16"]  # fmt: skip
+    command = _segment_sets(data, unet_file, out)
     written = []
 
     def stopping(write):
@@ -332,9 +336,7 @@ def test_a_chunked_run_stopped_before_its_labels_are_in_place_is_finished_by_the
     of the format it replaced are still beside it."""
     data, out = tmp_path / "data", tmp_path / "out"
     _small_copies(shared_data, data, n=1)
-    command = ["segment", str(data / "set*" / "raw.tif"), "-m", str(unet_file), "-o", str(out),
-               "--scheduler", "synchronous", "--threads", "1", "--tile-size", "128",
-               "--overlap", "16"]  # fmt: skip
+    command = _segment_sets(data, unet_file, out)
     if earlier:
         assert main(command) == 0
     command += ["--format", "ome-zarr"]
@@ -364,9 +366,7 @@ def test_a_run_with_other_settings_stopped_before_its_labels_is_redone(
 
     data, out = tmp_path / "data", tmp_path / "out"
     _small_copies(shared_data, data, n=1)
-    command = ["segment", str(data / "set*" / "raw.tif"), "-m", str(unet_file), "-o", str(out),
-               "--scheduler", "synchronous", "--threads", "1", "--tile-size", "128",
-               "--overlap", "16"]  # fmt: skip
+    command = _segment_sets(data, unet_file, out)
     assert main([*command, "--min-size", "0"]) == 0
     record, labels = out / "set1" / "raw_unet_cells.json", out / "set1" / "raw_unet_cells.tif"
     small = tifffile.imread(labels)
@@ -399,9 +399,7 @@ def test_labels_a_killed_run_did_not_replace_keep_their_record(
 
     data, out = tmp_path / "data", tmp_path / "out"
     _small_copies(shared_data, data, n=1)
-    command = ["segment", str(data / "set*" / "raw.tif"), "-m", str(unet_file), "-o", str(out),
-               "--scheduler", "synchronous", "--threads", "1", "--tile-size", "128",
-               "--overlap", "16", "--format", fmt]  # fmt: skip
+    command = _segment_sets(data, unet_file, out, "--format", fmt)
     assert main([*command, "--min-size", "0"]) == 0  # one cell; none of 70,000 pixels
     labels = (
         out / "set1" / ("raw_unet_cells.ome.zarr" if fmt == "ome-zarr" else "raw_unet_cells.tif")
@@ -467,9 +465,7 @@ def test_labels_that_cannot_be_written_leave_the_earlier_record(
 
     data, out = tmp_path / "data", tmp_path / "out"
     _small_copies(shared_data, data, n=1)
-    command = ["segment", str(data / "set*" / "raw.tif"), "-m", str(unet_file), "-o", str(out),
-               "--scheduler", "synchronous", "--threads", "1", "--tile-size", "128",
-               "--overlap", "16"]  # fmt: skip
+    command = _segment_sets(data, unet_file, out)
     assert main(command) == 0
     record, labels = out / "set1" / "raw_unet_cells.json", out / "set1" / "raw_unet_cells.tif"
     before = (record.read_bytes(), labels.read_bytes())
@@ -499,9 +495,7 @@ def test_a_full_disk_stops_the_run_at_the_first_input_it_fails(
         raise batch.WriteError(28, "Could not save it: the disk is full. Nothing was written")
 
     monkeypatch.setattr(writers, "write_labels", full_disk)
-    command = ["segment", str(data / "set*" / "raw.tif"), "-m", str(unet_file), "-o", str(out),
-               "--scheduler", "synchronous", "--threads", "1", "--tile-size", "128",
-               "--overlap", "16"]  # fmt: skip
+    command = _segment_sets(data, unet_file, out)
     assert main(command) == 1
     err = capsys.readouterr().err
     assert len(tried) == 1
@@ -527,9 +521,7 @@ def test_a_record_that_cannot_mark_written_labels_finished_says_they_were_writte
         write_json(path, record, **kwargs)
 
     monkeypatch.setattr(batch, "write_json", full_when_finished)
-    command = ["segment", str(data / "set*" / "raw.tif"), "-m", str(unet_file), "-o", str(out),
-               "--scheduler", "synchronous", "--threads", "1", "--tile-size", "128",
-               "--overlap", "16"]  # fmt: skip
+    command = _segment_sets(data, unet_file, out)
     assert main(command) == 1
     err = capsys.readouterr().err
     assert (

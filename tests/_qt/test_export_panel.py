@@ -156,6 +156,16 @@ def test_a_lazy_scan_is_read_once_and_only_after_the_replace_question(
     assert len(worker_reads) == once
 
 
+def _asked_no(panel, qtbot, monkeypatch) -> tuple[str, str, str]:
+    """The title, question and detail of the one question an export asked, answered No."""
+    asked = []
+    monkeypatch.setattr(export_panel, "ask_yes_no", lambda *a: asked.append(a) or False)
+    panel.export()
+    qtbot.waitUntil(lambda: "Nothing was written" in panel.status.text(), timeout=30_000)
+    ((_, *said),) = asked
+    return tuple(said)
+
+
 def test_the_replace_question_names_whose_files_are_there(
     make_napari_viewer_proxy, qtbot, tmp_path, monkeypatch
 ):
@@ -169,11 +179,7 @@ def test_the_replace_question_names_whose_files_are_there(
     panel.export()
     qtbot.waitUntil(lambda: "Wrote" in panel.status.text(), timeout=30_000)
     viewer.add_labels(np.eye(16, dtype=np.uint8) * 2, name="set2 cells")
-    asked = []
-    monkeypatch.setattr(export_panel, "ask_yes_no", lambda *a: asked.append(a) or False)
-    panel.export()
-    qtbot.waitUntil(lambda: "Nothing was written" in panel.status.text(), timeout=30_000)
-    ((_, title, question, detail),) = asked
+    _, question, detail = _asked_no(panel, qtbot, monkeypatch)
     assert question == (
         "Files of 'set1 cells' are already in the folder. Replace them? The export writes all "
         "ticked layers or none: No writes none of them, not the other one either (untick "
@@ -204,11 +210,7 @@ def test_replacing_files_of_cells_corrected_by_hand_is_asked_saying_so(
     corrected.name = "corrected cells"
     viewer.layers.remove(corrected)
     viewer.add_labels(cells.copy(), name="cells", metadata={"cytomask": dict(record)})
-    asked = []
-    monkeypatch.setattr(export_panel, "ask_yes_no", lambda *a: asked.append(a) or False)
-    panel.export()
-    qtbot.waitUntil(lambda: "Nothing was written" in panel.status.text(), timeout=30_000)
-    ((_, _, question, _),) = asked
+    _, question, _ = _asked_no(panel, qtbot, monkeypatch)
     assert question == (
         "Files of 'cells' are already in the folder. Replace them? They hold cells corrected "
         "by hand (of a layer then named 'cells'): replaced, the corrections are lost unless "
