@@ -922,6 +922,23 @@ def test_a_split_applied_again_is_shown(make_napari_viewer_proxy, qtbot, setting
     assert viewer.layers[f"{cells.name} split"].unique_id == split.unique_id and split.visible
 
 
+def test_cells_corrected_after_their_split_say_the_split_lacks_the_corrections(
+    make_napari_viewer_proxy, qtbot, settings
+):
+    """Cells corrected by hand after Apply (shown again, a missed cell painted in): Check
+    went on scoring the split and Export ticked it, and nothing said it was older."""
+    viewer, dock, cells = _dock_with_cells(make_napari_viewer_proxy(), qtbot, settings)
+    _split_in_step_3(dock, qtbot, cells)
+    cells.visible = True
+    cells.brush_size = 5
+    cells.paint((0, 3, 3), int(np.asarray(cells.data).max()) + 1)
+    assert dock.watershed.status.text() == (
+        f"'{cells.name}' was changed by hand since '{cells.name} split' was made of it: the "
+        "split does not hold the changes (Check scores it, Export writes it). Apply splits "
+        "the changed cells."
+    )
+
+
 def test_a_preset_splits_only_cells_that_step_3_split(
     make_napari_viewer_proxy, qtbot, settings, tmp_path, monkeypatch, notifications
 ):

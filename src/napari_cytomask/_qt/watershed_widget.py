@@ -422,6 +422,21 @@ class WatershedWidget(StepWidget, QWidget):
             self.status.setText(f"{self.status.text()} {said}")
         return said
 
+    def _input_edited(self, event) -> None:
+        """Say that cells were changed by hand since their split was made of them."""
+        cells = event.source
+        splits = [
+            layer
+            for layer in self.viewer.layers
+            if self._split_of.get(layer.unique_id) == cells.unique_id != layer.unique_id
+        ]
+        if splits and not self.runner.busy:
+            self.status.setText(
+                f"'{cells.name}' was changed by hand since '{splits[-1].name}' was made of it: "
+                "the split does not hold the changes (Check scores it, Export writes it). "
+                "Apply splits the changed cells."
+            )
+
     def _split_of_another(self, split, cells) -> bool:
         """Whether ``split`` was made from a layer still open other than ``cells``: the
         cells it split were renamed, and ``cells`` took their old name."""
@@ -962,6 +977,11 @@ class WatershedWidget(StepWidget, QWidget):
             lay_over(layer, geometry)
             layer.metadata = {**layer.metadata, **metadata}
         self._split_of[layer.unique_id] = source.unique_id
+        if isinstance(source, Labels) and index is None:
+            # Corrected by hand after its split was applied: the split, scored and ticked
+            # for export, does not hold the corrections, which nothing said.
+            for emitter in (source.events.paint, source.events.labels_update):
+                emitter.connect(self._input_edited)  # once: napari ignores it again
         return layer
 
 
