@@ -1195,8 +1195,8 @@ class UNetSegmentWidget(StepWidget, QWidget):
         old.metadata = {**old.metadata, **new.metadata}
         if index and isinstance(old, Labels):
             record_written(old, index)  # the frame written now; the others are as recorded
-        if isinstance(old, Labels):  # hidden by the user before: "73 cells in" on show
-            old.visible = True
+        if isinstance(old, Labels) and not old.visible:  # hidden by the user: "73 cells in"
+            old.visible = True  # on show (napari redraws it, which counts as a change)
         return old
 
 

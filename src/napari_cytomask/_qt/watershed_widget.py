@@ -869,7 +869,8 @@ class WatershedWidget(StepWidget, QWidget):
                 )
         else:
             self._applied = True
-            output.visible = True  # hidden by the user before: its cells said, not shown
+            if not output.visible:  # hidden by the user before: its cells said, not shown
+                output.visible = True  # (napari redraws it, which counts as a change)
             hidden = ""
             if isinstance(source, Labels) and source.visible:
                 # Both shown, the cells' colours mixed with their split's over them.
