@@ -841,13 +841,12 @@ def default_workers(device: str = "auto") -> int:
 
 @dataclass
 class Outcome:
-    """What a batch run did: finished summaries and failures by input file; ``stopped``:
-    why the run gave up before the ``untried`` inputs (its output disk full or read-only,
-    which every input after would fail on too), or empty."""
+    """What a batch run did: finished summaries and failures by input file, and how many
+    inputs it left ``untried`` when it stopped at an output disk full or read-only, which
+    every input after would fail on too."""
 
     finished: list[dict]
     failed: dict[str, str]
-    stopped: str = ""
     untried: int = 0
 
 
@@ -992,6 +991,6 @@ def _collect(results, total: int, on_result) -> Outcome:
         if on_result is not None:
             on_result(done, total, job, summary, error)
         if isinstance(error, OSError) and error.errno in _DISK_STOPS and done < total:
-            outcome.stopped, outcome.untried = one_line(error), total - done
+            outcome.untried = total - done
             break
     return outcome

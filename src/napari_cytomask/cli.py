@@ -1431,7 +1431,7 @@ def _segment_locked(args, preset, sources, options, roots) -> int:
         workers=args.workers, threads=args.threads, on_result=report, on_progress=progress,
     )  # fmt: skip
     failed = outcome.failed
-    if outcome.stopped:  # each input left would fail on the same disk
+    if outcome.untried:  # each input left would fail on the same disk
         raise UserError(
             f"stopped at the error above, which every input left would meet too: "
             f"{outcome.untried} not tried; the {len(outcome.finished)} done are kept. Once it "
