@@ -2757,8 +2757,18 @@ def test_a_stack_cancelled_keeps_the_frames_it_had_segmented(
     segmenter.segment()
     finished = segmenter._under_way.finished
     qtbot.waitUntil(lambda: len(finished) >= 2, timeout=60_000)
+    layers_made, make = [], unet_widgets.labels_layer
+
+    def counted(*args):
+        layers_made.append(make(*args))
+        return layers_made[-1]
+
+    monkeypatch.setattr(unet_widgets, "labels_layer", counted)
     segmenter.cancel()
     assert segmenter._under_way is None
+    # The frames kept are written at once: a layer of the whole stack made and written
+    # frame by frame held napari for seconds.
+    assert len(layers_made) == 1
     # All in the one layer the first frame went to, beside the corrected one.
     np.testing.assert_array_equal(cells.data, corrected)
     kept = viewer.layers["movie U-Net cells [2]"]
