@@ -2863,10 +2863,40 @@ def test_a_stack_of_many_cells_keeps_every_id_apart_frame_by_frame(monkeypatch):
     monkeypatch.setattr(unet_widgets, "iter_segment", segmented)
     finished = []
     stack = np.zeros((3, 40, 40), np.float32)
-    result = drain(unet_widgets._frame_by_frame(None, [stack], (3,), {}, finished))
+    result = drain(unet_widgets._frame_by_frame(None, [stack], (3,), {}, finished, False))
     assert [len(np.unique(frame)) - 1 for frame in result.labels] == [200, 200, 200]
     assert len(np.unique(result.labels)) - 1 == 600 and result.labels.max() == 600
     assert [frame for frame, _ in finished] == [(0,), (1,), (2,)]
+
+
+@pytest.mark.parametrize("maps", [False, True])
+def test_a_stack_keeps_its_probabilities_for_the_maps_alone(monkeypatch, maps):
+    """A run over a stack held every frame's probabilities until it ended (12 bytes a
+    pixel: 0.8 GB more for 40 megapixels) though only the maps, when asked for, show
+    them. Its confidence, read on a sample of each frame, is the whole stack's."""
+    from napari_cytomask._qt import unet_widgets
+    from napari_cytomask.models.inference import Segmentation, confidence
+    from napari_cytomask.progress import drain
+
+    classes = ("background", "interior", "boundary")
+    rng = np.random.default_rng(0)
+    maps_of = rng.dirichlet((2, 1, 1), size=(2, 3, 64, 48)).astype(np.float32)
+    maps_of = np.moveaxis(maps_of, -1, 0)  # (classes, 2, 3, Y, X)
+    frames = iter(np.ndindex(2, 3))
+
+    def segmented(predictor, channels, **kwargs):
+        yield from ()
+        at = next(frames)
+        return Segmentation(maps_of[(slice(None), *at)], classes, np.ones((64, 48), np.uint8))
+
+    monkeypatch.setattr(unet_widgets, "iter_segment", segmented)
+    stack = np.zeros((2, 3, 64, 48), np.float32)
+    result = drain(unet_widgets._frame_by_frame(None, [stack], (2, 3), {}, [], maps))
+    assert result.confidence == confidence(maps_of, classes)
+    if maps:
+        np.testing.assert_array_equal(result.probabilities, maps_of)
+    else:
+        assert result.probabilities is None
 
 
 def test_a_count_of_one_cell_reads_in_the_singular():

@@ -107,7 +107,8 @@ class Segmentation:
     Attributes
     ----------
     probabilities
-        ``(K, *frames, Y, X)`` float32 probability of each class (numpy, memmap or zarr).
+        ``(K, *frames, Y, X)`` float32 probability of each class (numpy, memmap or zarr);
+        None where they were not kept (the dock's stack, its maps not asked for).
     classes
         Class names, in the order of ``probabilities``.
     labels
@@ -116,7 +117,7 @@ class Segmentation:
         :func:`confidence` of the probabilities: lower on images unlike the model's own.
     """
 
-    probabilities: np.ndarray
+    probabilities: np.ndarray | None
     classes: tuple[str, ...]
     labels: np.ndarray | None
     confidence: float | None = None
@@ -672,19 +673,29 @@ def iter_segment(
 def confidence(probabilities, classes: Sequence[str]) -> float | None:
     """How sure the network is of the cells it found: the mean probability of the most
     likely class over the pixels it calls a cell (background below 0.5), read on every
-    4th row and column (sparser in frames above 64 megapixels, so the sample stays
-    small); None without such pixels.
+    4th row and column (:func:`confidence_sample`); None without such pixels.
 
     On images like its training images a network is surer than on others: the starter
     model scores 0.77 to 0.85 on Usiigaci phase contrast and 0.64 on DIC
     (:data:`~napari_cytomask.models.catalog.STARTER_CONFIDENCE`).
     """
+    return sampled_confidence(confidence_sample(probabilities), classes)
+
+
+def confidence_sample(probabilities) -> np.ndarray:
+    """The pixels of ``probabilities`` (``(K, *frames, Y, X)``) that :func:`confidence`
+    reads: every 4th row and column, sparser in frames above 64 megapixels, so the sample
+    stays small. Frame by frame, the frames' samples stacked are the stack's."""
     height, width = probabilities.shape[-2:]
     step = max(4, math.ceil(math.sqrt(height * width / 4e6)))
     every = slice(None, None, step)
-    sample = np.asarray(
+    return np.asarray(
         probabilities[(slice(None),) * (probabilities.ndim - 2) + (every, every)], np.float32
     )
+
+
+def sampled_confidence(sample: np.ndarray, classes: Sequence[str]) -> float | None:
+    """:func:`confidence` of the pixels :func:`confidence_sample` took."""
     cells = sample[list(classes).index("background")] < 0.5
     if not cells.any():
         return None
