@@ -595,6 +595,34 @@ def test_positions_of_channels_saved_without_metadata_open_as_positions(shared_d
     assert layers[0][0].shape == (300, 400)
 
 
+@pytest.mark.parametrize(("positions", "channels_first"), [(3, False), (10, False), (5, True)])
+def test_a_tile_scan_saved_by_tifffile_without_axes_opens_as_positions(
+    shared_data, tmp_path, positions, channels_first
+):
+    """``tifffile.imwrite(path, array)`` of (positions, [phase, mask], Y, X) names its axes
+    "QQYX": it opened as one labels layer (phase shown as label colours) on sliders "Q" and
+    "A", and ``cytomask segment`` skipped it as label ids only. Its planes say which axis
+    holds the channels, as a 3-D stack's pages do; of a long scan, its first positions."""
+    import imageio.v3 as iio
+
+    folder = shared_data / "usiigaci-phc" / "set1"
+    phase = tifffile.imread(folder / "raw.tif")[:120, :160]
+    ids = iio.imread(folder / "instances_ids.png").astype(np.uint16)[:120, :160]
+    # Each position its own field: the crop turned.
+    phases = np.stack([np.rot90(phase, p % 4 * 2) for p in range(positions)])
+    masks = np.stack([np.rot90(ids, p % 4 * 2) for p in range(positions)])
+    path = tmp_path / "tiles.tif"
+    tifffile.imwrite(path, np.stack([phases, masks], 0 if channels_first else 1))
+    with tifffile.TiffFile(path) as tif:
+        assert tif.series[0].axes == "QQYX"
+    image, mask = read_tiff(path)
+    assert (image[2], mask[2]) == ("image", "labels")
+    assert image[1]["axis_labels"] == mask[1]["axis_labels"] == ("P", "Y", "X")
+    assert image[1]["metadata"]["cytomask"]["role"] == "input"
+    np.testing.assert_array_equal(np.asarray(image[0]), phases)
+    np.testing.assert_array_equal(np.asarray(mask[0]), masks)
+
+
 def test_a_labels_stack_saved_as_samples_opens_as_one_labels_layer(shared_data, tmp_path):
     """tifffile, and so napari's own labels writer, saves a stack of 2 to 4 planes as the
     samples of one page. Cell ids in every sample are one labels stack, not 4 mask channels;

@@ -655,6 +655,10 @@ class TiffScan:
         if self._stacked:
             in_labels.insert(0, POSITION_AXIS)
             in_shape.insert(0, len(self._series))
+        else:
+            # A tile scan of a few channels saved without axes: [phase, mask] at 3 positions
+            # opened as one labels layer on sliders "Q" and "A".
+            in_labels[:2] = _unnamed_axes(first) or in_labels[:2]
         keyframe = first.keyframe
         # ImageJ saves a stack made of single images as Z (or T) planes.
         planes = _plane_kinds(
@@ -1749,7 +1753,12 @@ def _plane_kinds(
         return []
     if not np.issubdtype(series.dtype, np.integer):
         return []
-    planes = series.pages[0].asarray() if labels[0] == "S" else series.asarray()
+    return _kinds_of(series.pages[0].asarray() if labels[0] == "S" else series.asarray())
+
+
+def _kinds_of(planes: np.ndarray) -> list[tuple[bool | None, np.ndarray]]:
+    """Each of a few planes' kind (True for label ids, False for images of light, None for a
+    plane of one value) and a sample of its pixels, as :func:`_plane_kinds` gives them."""
     samples = [grid_sample(plane) for plane in planes]
     varied = [i for i, sample in enumerate(samples) if sample.min() < sample.max()]
     found = looks_like_masks([""] * len(varied), [samples[i] for i in varied])
@@ -1777,35 +1786,69 @@ class _Grouping:
         return c * self.positions + p
 
 
-def _regrouping(planes: list[tuple[bool | None, np.ndarray]]) -> _Grouping | None:
+def _regrouping(
+    planes: list[tuple[bool | None, np.ndarray]], groupings: Sequence[_Grouping] | None = None
+) -> _Grouping | None:
     """How planes saved without metadata are positions of channels, when they are: label ids
     and images in an order that repeats, ``[phase, mask, phase, mask]`` (each position's
     channels in turn) or ``[phase, phase, mask, mask]`` (each channel's positions in turn),
-    and the images of each channel alike (a phase image and a GFP one are two channels)."""
+    and the images of each channel alike (a phase image and a GFP one are two channels).
+    The first of ``groupings`` that fits (those the shape of a stack allows), or of every
+    way of dividing the planes into two channels or more."""
     n = len(planes)
     kinds = [kind for kind, _ in planes]
     if len({kind for kind in kinds if kind is not None}) < 2:
         return None
-    for position_major in (True, False):
-        for channels in range(2, n // 2 + 1):
-            if n % channels:
-                continue
-            grouping = _Grouping(n // channels, channels, position_major)
-            per_channel = [
-                [planes[grouping.plane(p, c)] for p in range(grouping.positions)]
-                for c in range(channels)
-            ]
-            kinds_of = [{kind for kind, _ in ch if kind is not None} for ch in per_channel]
-            if any(len(found) != 1 for found in kinds_of):
-                continue
-            images = [
-                [sample for _, sample in ch]
-                for ch, found in zip(per_channel, kinds_of, strict=True)
-                if found == {False}
-            ]
-            if all(map(_alike, images)):
-                return grouping
+    if groupings is None:
+        groupings = [
+            _Grouping(n // channels, channels, position_major)
+            for position_major in (True, False)
+            for channels in range(2, n // 2 + 1)
+            if not n % channels
+        ]
+    for grouping in groupings:
+        per_channel = [
+            [planes[grouping.plane(p, c)] for p in range(grouping.positions)]
+            for c in range(grouping.channels)
+        ]
+        kinds_of = [{kind for kind, _ in ch if kind is not None} for ch in per_channel]
+        if any(len(found) != 1 for found in kinds_of):
+            continue
+        images = [
+            [sample for _, sample in ch]
+            for ch, found in zip(per_channel, kinds_of, strict=True)
+            if found == {False}
+        ]
+        if all(map(_alike, images)):
+            return grouping
     return None
+
+
+def _unnamed_axes(series: tifffile.TiffPageSeries) -> list[str] | None:
+    """Which of the two axes of a 4-D array saved without axes (``tifffile.imwrite(path,
+    array)`` names them ``QQYX``) holds stage positions and which channels, when its planes
+    tell it as the pages of a 3-D stack tell it (:func:`_regrouping`): ``["P", "C"]`` or
+    ``["C", "P"]``; None for planes of one kind, or another series."""
+    if series.axes != "QQYX" or not np.issubdtype(series.dtype, np.integer):
+        return None
+    outer, inner = series.shape[:2]
+    if min(outer, inner) > _KIND_PAGES:
+        return None  # a scan has a few channels
+    # All of the shorter axis (the channels, if either axis holds them) and the first few
+    # along the other: as many planes as those of a 3-D stack that are compared.
+    most = _REGROUP_PAGES // min(outer, inner)
+    outer, inner = (outer, min(inner, most)) if outer <= inner else (min(outer, most), inner)
+    if outer * inner * math.prod(series.shape[2:]) * series.dtype.itemsize > _KIND_BYTES:
+        return None
+    with series.aszarr() as store:
+        block = zarr.open_array(store, mode="r")[:outer, :inner]
+    planes = _kinds_of(block.reshape(-1, *block.shape[2:]))
+    # Read in the file's order, plane [a, b] is a position's channel, or a channel's position.
+    fits = [_Grouping(outer, inner, True), _Grouping(inner, outer, False)]
+    grouping = _regrouping(planes, fits)
+    if grouping is None:
+        return None
+    return [POSITION_AXIS, "C"] if grouping.position_major else ["C", POSITION_AXIS]
 
 
 def _alike(samples: list[np.ndarray]) -> bool:
