@@ -623,6 +623,20 @@ def test_a_tile_scan_saved_by_tifffile_without_axes_opens_as_positions(
     np.testing.assert_array_equal(np.asarray(mask[0]), masks)
 
 
+def test_tifffiles_p_axis_is_a_position_where_it_is_not_omes_phase(shared_data, tmp_path):
+    """``metadata={"axes": "PCYX"}`` opened on a slider "F": tifffile calls P "phase" (OME's
+    phase, which the reader renames), but a file whose axes its writer named means position,
+    as Zeiss LSM files do."""
+    phase = tifffile.imread(shared_data / "usiigaci-phc" / "set1" / "raw.tif")[:64, :80]
+    mask = np.zeros_like(phase)
+    mask[8:24, 8:30], mask[40:60, 10:50] = 1, 2
+    path = tmp_path / "tiles.tif"
+    tifffile.imwrite(path, np.stack([[phase, mask]] * 3), metadata={"axes": "PCYX"})
+    image, mask_layer = read_tiff(path)
+    assert image[1]["axis_labels"] == mask_layer[1]["axis_labels"] == ("P", "Y", "X")
+    assert describe_tiff(path).n_positions == 3
+
+
 def test_a_labels_stack_saved_as_samples_opens_as_one_labels_layer(shared_data, tmp_path):
     """tifffile, and so napari's own labels writer, saves a stack of 2 to 4 planes as the
     samples of one page. Cell ids in every sample are one labels stack, not 4 mask channels;

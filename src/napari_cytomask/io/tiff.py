@@ -78,6 +78,9 @@ UNIT = "µm"
 # tifffile's tile and mosaic axes are stage positions; its "P" (phase) would
 # collide with the position axis, so it becomes "F".
 _AXIS_LABELS = {"R": POSITION_AXIS, "M": POSITION_AXIS, "P": "F"}
+#: Series kinds whose "P" is a stage position, not OME's phase: Zeiss LSM's (tifffile's docs
+#: say so), and tifffile's own files, whose axes their writer named (``axes="PCYX"``).
+_P_IS_POSITION = ("lsm", "shaped")
 #: The samples of a colour picture's pixel, by name, and the colormap each is shown in.
 COLOUR_SAMPLES = (("red", "red"), ("green", "green"), ("blue", "blue"), ("alpha", "gray"))
 _SPATIAL = ("Z", "Y", "X")
@@ -648,7 +651,10 @@ class TiffScan:
         _check_complete(self.path, self._series)
 
         self._stacked = len(self._series) > 1
-        in_labels = _unique([_AXIS_LABELS.get(a, a) for a in first.axes])
+        renamed = _AXIS_LABELS
+        if first.kind in _P_IS_POSITION and not {"R", "M"} & set(first.axes):
+            renamed = {**_AXIS_LABELS, "P": POSITION_AXIS}
+        in_labels = _unique([renamed.get(a, a) for a in first.axes])
         if _frames_are_positions(tif):
             in_labels = [POSITION_AXIS if a == "T" else a for a in in_labels]
         in_shape = list(first.shape)
