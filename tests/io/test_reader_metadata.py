@@ -909,7 +909,42 @@ def test_an_ome_tiff_cut_short_before_its_metadata_is_refused_as_cut_short_alone
     assert [str(w.message) for w in said if "OME metadata" in str(w.message)] == []
 
 
-@pytest.mark.parametrize("unlike", ["channel order", "pixel size"])
+def test_positions_listing_their_channels_in_another_order_are_read_in_the_firsts(tmp_path):
+    """Positions whose OME Images list Phase, Mask and then Mask, Phase were warned of, and
+    the layers took the first's order: at position 1 the "Phase" layer showed the mask, and
+    ``cytomask segment`` skipped the file as label ids only. Each position's planes are read
+    in the first's order, by name, and the file opens right, without a word."""
+    from napari_cytomask.io.tiff import TiffScan, read_tiff_array
+
+    rng = np.random.default_rng(0)
+    phases = rng.integers(100, 4000, (3, 32, 32), dtype=np.uint16)
+    masks = np.zeros((3, 32, 32), np.uint16)
+    for i in range(3):
+        masks[i, 4 + i : 12 + i, 4:12], masks[i, 20:28, 16 + i : 30] = 1, 2
+    path = tmp_path / "wells.ome.tif"
+    with tifffile.TiffWriter(path, ome=True) as tif:
+        for i in range(3):
+            names = ["Mask", "Phase"] if i == 1 else ["Phase", "Mask"]
+            planes = [masks[i], phases[i]] if i == 1 else [phases[i], masks[i]]
+            tif.write(np.stack(planes), photometric="minisblack",
+                      metadata={"axes": "CYX", "Name": f"well{i}", "Channel": {"Name": names},
+                                "PhysicalSizeX": 0.65, "PhysicalSizeY": 0.65})  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        phase, mask = read_tiff(path)
+    assert (phase[1]["name"], phase[2], mask[1]["name"], mask[2]) == (
+        "Phase", "image", "Mask", "labels"
+    )  # fmt: skip
+    assert phase[1]["metadata"]["cytomask"]["role"] == "input"
+    np.testing.assert_array_equal(np.asarray(phase[0]), phases)
+    np.testing.assert_array_equal(np.asarray(mask[0]), masks)
+    with TiffScan(path) as scan:  # a region, as samples and mosaics read it
+        np.testing.assert_array_equal(scan.read([1, slice(0, 2), 5, slice(None)]),
+                                      np.stack([phases[1, 5], masks[1, 5]]))  # fmt: skip
+    np.testing.assert_array_equal(read_tiff_array(path), np.stack([phases, masks], 1))
+
+
+@pytest.mark.parametrize("unlike", ["channel names", "pixel size"])
 def test_positions_unlike_the_first_are_warned_of(tmp_path, unlike):
     """Positions are stacked by their pixels' shape and type, and take the first's channel
     names and pixel size: a "Phase" layer showed a position's mask, and a position at
@@ -922,18 +957,18 @@ def test_positions_unlike_the_first_are_warned_of(tmp_path, unlike):
     with tifffile.TiffWriter(path, ome=True) as tif:
         for i in range(3):
             odd = i == 1
-            names = ["Mask", "Phase"] if odd and unlike == "channel order" else ["Phase", "Mask"]
+            names = ["BF", "Mask"] if odd and unlike == "channel names" else ["Phase", "Mask"]
             size = 1.3 if odd and unlike == "pixel size" else 0.65
             tif.write(
-                np.stack([mask, phase] if names[0] == "Mask" else [phase, mask]),
+                np.stack([phase, mask]),
                 photometric="minisblack",
                 metadata={"axes": "CYX", "Name": f"well{i}", "Channel": {"Name": names},
                           "PhysicalSizeX": size, "PhysicalSizeY": size,
                           "Plane": {"PositionX": [1000.0 * i] * 2, "PositionY": [0.0] * 2}},
             )  # fmt: skip
     said = (
-        "lists its channels as Mask, Phase, where the first lists Phase, Mask"
-        if unlike == "channel order"
+        "lists its channels as BF, Mask, where the first lists Phase, Mask"
+        if unlike == "channel names"
         else "records pixels of 1.3 µm, where the first records 0.65 µm"
     )
     with pytest.warns(UserWarning, match=rf"wells.ome.tif: position 1 \(well1\) {said}"):

@@ -732,6 +732,7 @@ class TiffScan:
         ]
 
         meta = _Metadata.collect(tif, self._series_indices, first, sizes)
+        self._channel_orders = meta.channel_orders
         # A single layer the metadata leaves unnamed takes the file's name, so
         # that files opened together say which layer came from where.
         given = _metadata_names(meta.names, n_channels)
@@ -791,6 +792,7 @@ class TiffScan:
     def _level_array(self, level: int) -> da.Array:
         """One pyramid level in napari axis order, channels included."""
         arrays = self._zarr if level == 0 and self._zarr else self._zarr_arrays(level)
+        arrays = self._in_first_order(arrays)
         series_labels = self._in_labels[1:] if self._stacked else self._in_labels
         opened = self._opened
         parts = [
@@ -858,7 +860,20 @@ class TiffScan:
         with _decoding(self.path):
             if len(self._series) == 1:
                 return self._series[0].asarray()
-            return np.stack([series.asarray() for series in self._series])
+            arrays = self._in_first_order([series.asarray() for series in self._series])
+            return np.stack([np.asarray(array[()]) for array in arrays])
+
+    def _in_first_order(self, arrays: list) -> list:
+        """Each series' array, one per position, with its channels in the first's order:
+        a position that lists them as Mask, Phase showed its mask in the "Phase" layer."""
+        if not any(self._channel_orders):
+            return arrays
+        series_labels = self._in_labels[1:] if self._stacked else self._in_labels
+        axis = series_labels.index("C")
+        return [
+            array if order is None else _Reordered(array, axis, order)
+            for array, order in zip(arrays, self._channel_orders, strict=True)
+        ]
 
     def read(self, key: Sequence[int | slice]) -> np.ndarray:
         """Pixels of the full-resolution data at a key in :attr:`description` axes order.
@@ -875,7 +890,10 @@ class TiffScan:
             The selected pixels in native byte order, axes in ``description.axes``
             order.
         """
-        arrays = [_NamedErrors(a, self.path, self._opened) for a in self._direct_arrays()]
+        arrays = [
+            _NamedErrors(a, self.path, self._opened)
+            for a in self._in_first_order(self._direct_arrays())
+        ]
         in_key: list[int | slice] = [slice(None)] * len(self._in_labels)
         for j, k in enumerate(key):
             in_key[self._perm[j]] = k
@@ -1891,6 +1909,33 @@ class _Regrouped:
         return out[tuple(slice(None) if isinstance(k, slice) else 0 for k in (p_key, c_key))]
 
 
+class _Reordered:
+    """An array read with its channels (along ``axis``) in another ``order``: channel ``c``
+    of the view is channel ``order[c]`` of ``array``."""
+
+    def __init__(self, array: Any, axis: int, order: Sequence[int]) -> None:
+        self.array = array
+        self.axis = axis
+        self.order = order
+        self.shape = tuple(array.shape)
+        self.dtype = array.dtype
+        self.chunks = getattr(array, "chunks", array.shape)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        key = tuple(key) + (slice(None),) * (len(self.shape) - len(key))
+        channels = _indices(key[self.axis], self.shape[self.axis])
+        if not channels:  # an empty selection: nothing to put in order
+            return np.asarray(self.array[key])
+        planes = [
+            np.asarray(self.array[(*key[: self.axis], self.order[c], *key[self.axis + 1 :])])
+            for c in channels
+        ]
+        if not isinstance(key[self.axis], slice):
+            return planes[0]
+        # The channel axis among those a slice keeps.
+        return np.stack(planes, sum(isinstance(k, slice) for k in key[: self.axis]))
+
+
 def _indices(key: int | slice, n: int) -> list[int]:
     """The indices of ``range(n)`` a key selects, one for an integer."""
     picked = range(n)[key]
@@ -1997,15 +2042,29 @@ class _OmeImage:
     frame_interval: float | None = None
 
 
-def _warn_unlike_first(path: str, images: list[_OmeImage]) -> None:
+def _reordering(first: _OmeImage, image: _OmeImage) -> tuple[int, ...] | None:
+    """Where ``image`` (a position) keeps each of ``first``'s channels, by name, when it
+    lists the same channels in another order (Mask, Phase after Phase, Mask); else None."""
+    names = first.names
+    if image.names == names or not all(names) or len(set(names)) < len(names):
+        return None
+    if not all(image.names) or sorted(image.names) != sorted(names):
+        return None
+    return tuple(image.names.index(name) for name in names)
+
+
+def _warn_unlike_first(
+    path: str, images: list[_OmeImage], orders: Sequence[tuple[int, ...] | None]
+) -> None:
     """Warn of positions (OME Images stacked on a position axis) whose channels the
-    metadata list in another order, or whose pixel size differs, from the first's: the
+    metadata list otherwise than the first's, and not as the same channels in another
+    order (``orders``, which are read in the first's), or whose pixel size differs: the
     layers take the first's, so a "Phase" layer showed a position's mask, and its areas
     in µm² were those of another pixel size, unsaid."""
     first = images[0]
     for index, image in enumerate(images[1:], start=1):
         named = all(first.names) and all(image.names)
-        if named and image.names != first.names:
+        if named and image.names != first.names and orders[index] is None:
             said = (
                 f"lists its channels as {', '.join(image.names)}, where the first lists "
                 f"{', '.join(first.names)}: the layers take the first's names and order, so "
@@ -2161,6 +2220,9 @@ class _Metadata:
     positions: tuple[tuple[float, float], ...] | None
     frame_interval: float | None = None
     position_names: tuple[str, ...] | None = None
+    #: Per series stacked on the position axis, where it keeps each of the first one's
+    #: channels when it lists them in another order (:func:`_reordering`), else None.
+    channel_orders: tuple[tuple[int, ...] | None, ...] = ()
 
     @classmethod
     def collect(
@@ -2185,6 +2247,7 @@ class _Metadata:
         positions = None
         position_names: list = []
         interval = None
+        orders: list[tuple[int, ...] | None] = [None] * len(indices)
 
         images = _parse_ome(tif.ome_metadata) if tif.is_ome else []
         # tifffile makes one series per OME Image; a Micro-Manager series'
@@ -2197,7 +2260,10 @@ class _Metadata:
             if len(indices) > 1 and by_series:
                 positions = [images[i].position for i in indices]
                 position_names = [images[i].name for i in indices]
-                _warn_unlike_first(tif.filehandle.path, [images[i] for i in indices])
+                stacked = [images[i] for i in indices]
+                if len(names) == n_channels:
+                    orders = [_reordering(image, other) for other in stacked]
+                _warn_unlike_first(tif.filehandle.path, stacked, orders)
             elif n_positions > 1 and len(images) == n_positions:
                 positions = [im.position for im in images]
                 position_names = [im.name for im in images]
@@ -2285,6 +2351,7 @@ class _Metadata:
                 if _named_apart(position_names, n_positions)
                 else None
             ),
+            channel_orders=tuple(orders),
         )
 
 
