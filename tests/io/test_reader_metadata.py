@@ -407,18 +407,32 @@ def test_a_single_unnamed_mask_is_still_found_by_its_pixels(tmp_path):
 
 @pytest.mark.parametrize(
     "sizes",
-    [{"PhysicalSizeX": 0.5}, {"PhysicalSizeX": 0.5, "PhysicalSizeY": -1},
+    [{"PhysicalSizeX": 0.5, "PhysicalSizeY": -1},
      # No microscope's, which other files' calibrations are refused for too: a scale bar
      # of 200 km, and labels that could not be saved; pixels 10 times longer than wide.
      {"PhysicalSizeX": 1e9, "PhysicalSizeY": 1e9},
      {"PhysicalSizeX": 0.087, "PhysicalSizeY": 0.87}],
 )  # fmt: skip
-def test_ome_pixel_size_of_one_axis_only_is_no_calibration(tmp_path, sizes):
+def test_ome_pixel_size_given_wrong_is_no_calibration(tmp_path, sizes):
     """An image stretched along one axis would be worse than one in pixels."""
     path = tmp_path / "x-only.ome.tif"
     tifffile.imwrite(path, np.zeros((16, 16), np.uint16), metadata={"axes": "YX", **sizes})
     ((_, kwargs, _),) = read_tiff(path)
     assert kwargs["scale"] == (1.0, 1.0)
+
+
+@pytest.mark.parametrize(("given", "other"), [("X", "height"), ("Y", "width")])
+def test_ome_pixels_of_one_side_given_are_square(tmp_path, given, other):
+    """An OME-TIFF with PhysicalSizeX alone opened in pixels, unsaid; Bio-Formats (Fiji)
+    takes such pixels as square, and so does the reader, saying so."""
+    path = tmp_path / "x-only.ome.tif"
+    tifffile.imwrite(
+        path, np.zeros((16, 16), np.uint16), metadata={"axes": "YX", f"PhysicalSize{given}": 0.5}
+    )
+    with pytest.warns(UserWarning, match=rf"x-only.ome.tif: .* not its {other}, so its pixels "
+                      r"are taken as square \(0.5 x 0.5 µm\)"):  # fmt: skip
+        ((_, kwargs, _),) = read_tiff(path)
+    assert kwargs["scale"] == (0.5, 0.5) and kwargs["units"] == ("µm", "µm")
 
 
 def test_jpeg_compressed_colour_opens_as_one_rgb_layer(tmp_path):

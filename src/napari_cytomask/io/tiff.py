@@ -2040,6 +2040,8 @@ class _OmeImage:
     pixel_size: dict[str, float]
     position: tuple[float, float] | None
     frame_interval: float | None = None
+    #: The one side of a pixel the metadata give ("X" or "Y"), the other taken as equal.
+    one_side: str | None = None
 
 
 def _reordering(first: _OmeImage, image: _OmeImage) -> tuple[int, ...] | None:
@@ -2088,6 +2090,21 @@ def _warn_unlike_first(
         return
 
 
+def _warn_one_side(path: str, image: _OmeImage) -> None:
+    """Say that an OME Image's pixels, of which the metadata give one side, are taken as
+    square: their areas in µm² rest on it."""
+    given, other = ("width", "height") if image.one_side == "X" else ("height", "width")
+    size = image.pixel_size[image.one_side]
+    warnings.warn(
+        f"{path}: its OME metadata give the pixel {given} ({size:g} µm) but not its "
+        f"{other}, so its pixels are taken as square ({size:g} x {size:g} µm), as Fiji "
+        "(Bio-Formats) takes them. If they are not, give the pixel size in the Segment "
+        "cytoplasm dock",
+        UserWarning,
+        stacklevel=2,
+    )
+
+
 def _parse_ome(xml: str | None) -> list[_OmeImage]:
     """Channels, pixel sizes and stage position of each OME Image."""
     if not xml:
@@ -2106,9 +2123,16 @@ def _parse_ome(xml: str | None) -> list[_OmeImage]:
             size = _to_um(pixels.get(f"PhysicalSize{axis}"), pixels.get(f"PhysicalSize{axis}Unit"))
             if size is not None and size > 0:
                 pixel_size[axis] = size
+        # Pixels of one side given, the other not at all, are square, as Bio-Formats (Fiji)
+        # takes them: writers that give PhysicalSizeX alone mean it for both. A side given
+        # wrong (0, negative, in no unit) is no calibration.
+        given = [axis for axis in ("X", "Y") if pixels.get(f"PhysicalSize{axis}") is not None]
+        one_side = given[0] if len(given) == 1 and given[0] in pixel_size else None
+        if one_side:
+            pixel_size["X"] = pixel_size["Y"] = pixel_size[one_side]
         if not _plausible_xy(pixel_size.get("X"), pixel_size.get("Y")):
-            # One of the two, or no microscope's (1e9 µm, 10 times longer than wide): no
-            # calibration, as of every other source, rather than a scale bar of 200 km.
+            # One of the two given wrong, or no microscope's (1e9 µm, 10 times longer than
+            # wide): no calibration, as of every other source, rather than a scale bar of 200 km.
             pixel_size = {k: v for k, v in pixel_size.items() if k not in ("X", "Y")}
         channels = _children(pixels, "Channel")
         position = None
@@ -2127,6 +2151,7 @@ def _parse_ome(xml: str | None) -> list[_OmeImage]:
                 pixel_size=pixel_size,
                 position=position,
                 frame_interval=_to_s(pixels.get("TimeIncrement"), pixels.get("TimeIncrementUnit")),
+                one_side=one_side if "X" in pixel_size else None,
             )
         )
     return images
@@ -2257,6 +2282,8 @@ class _Metadata:
             image = images[indices[0]] if by_series else images[0]
             names, colors, pixel_size = image.names, image.colors, dict(image.pixel_size)
             interval = image.frame_interval
+            if image.one_side:
+                _warn_one_side(tif.filehandle.path, image)
             if len(indices) > 1 and by_series:
                 positions = [images[i].position for i in indices]
                 position_names = [images[i].name for i in indices]
