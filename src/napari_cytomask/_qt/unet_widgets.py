@@ -113,7 +113,7 @@ from ._layers import (
     misplaced_note,
     resolution_level,
     result_slot,
-    write_frame,
+    write_frames,
 )
 from ._live import (
     CHANNEL_ROLES,
@@ -1192,13 +1192,18 @@ class UNetSegmentWidget(StepWidget, QWidget):
             new.metadata = {**new.metadata, METADATA_KEY: record}
         if old is None:
             return add_result(self.viewer, new)
-        for frame in frames or ():
+
+        def numbered(frame: tuple) -> tuple[tuple, np.ndarray]:
             data = new.data[frame]
             if isinstance(old, Labels):  # above the other frames' cells, as a whole run
                 data = numbered_above(data, largest_elsewhere(old.data, frame))
-            write_frame(old, frame, data)
-            forget_edits(old, frame)
-        if not frames:
+            return frame, data
+
+        if frames:
+            write_frames(old, map(numbered, frames))  # each numbered once those before are in
+            for frame in frames:
+                forget_edits(old, frame)
+        else:
             old.data = new.data
             forget_edits(old)
         lay_over(old, resolution_level(new)[1])  # ``new`` lies over the input as it lies now

@@ -67,7 +67,7 @@ from ._layers import (
     lay_over,
     resolution_level,
     result_slot,
-    write_frame,
+    write_frames,
 )
 from ._live import (
     SEGMENT_STEP,
@@ -855,7 +855,7 @@ class WatershedWidget(StepWidget, QWidget):
         if index is None:
             output.data = labels
         else:
-            write_frame(output, index, labels)
+            write_frames(output, [(index, labels)])
         forget_edits(output, index)
         record_written(output, index)
         if index is not None:

@@ -1104,7 +1104,7 @@ def record_written(layer, frame: tuple | None = None) -> None:
         at = int(np.ravel_multi_index(frame, data.shape[:-2])) if frame else 0
         frames[at] = _digest(data[frame])
     elif frame is not None and info.get("edits_elsewhere"):
-        # Its ids widened for the frame (write_frame): the user's edits of its other
+        # Its ids widened for the frame (write_frames): the user's edits of its other
         # frames can no longer be told by their fingerprints, and stay theirs.
         frames = _frame_digests(data)
         info["edited_by_hand"] = True
