@@ -2586,7 +2586,10 @@ def test_evaluate_a_scan_of_positions_by_time_points_plane_by_plane(tmp_path):
     rows = [r for r in csv.DictReader(csv_path.open()) if r["prediction"] != "all"]
     accuracy = {r["frame"]: float(r["value"]) for r in rows
                 if r["metric"] == "mean_segmentation_accuracy"}  # fmt: skip
-    planes = {f"{p},{t}": evaluate(truth[p, t], guess[p, t]) for p, t in np.ndindex(2, 3)}
+    planes = {
+        f"position {p}, time point {t}": evaluate(truth[p, t], guess[p, t])
+        for p, t in np.ndindex(2, 3)
+    }
     assert accuracy == pytest.approx(
         {"all": np.mean([e.mean_segmentation_accuracy for e in planes.values()])}
         | {frame: e.mean_segmentation_accuracy for frame, e in planes.items()}
@@ -2594,6 +2597,64 @@ def test_evaluate_a_scan_of_positions_by_time_points_plane_by_plane(tmp_path):
     n_true = {r["frame"]: float(r["value"]) for r in rows
               if r["metric"] == "n_true" and r["iou_threshold"] == "0.5"}  # fmt: skip
     assert n_true["all"] == sum(e.matches.n_true for e in planes.values())
+
+
+def test_evaluate_writes_what_it_compared_beside_its_csv(tmp_path, capsys):
+    """The CSV named two files and nothing else: not the settings, the version that
+    measured, nor when. Its provenance goes beside it, as an export's does."""
+    labels = np.asarray(make_tilescan(n_tiles=1, shape=(64, 64), seed=1).labels[0])
+    tifffile.imwrite(tmp_path / "pred.tif", labels)
+    tifffile.imwrite(tmp_path / "gt.tif", labels)
+    csv_path = tmp_path / "m.csv"
+    argv = ["evaluate", "--pred", str(tmp_path / "pred.tif"), "--gt", str(tmp_path / "gt.tif"),
+            "--thresholds", "0.5", "-q", "-o", str(csv_path)]  # fmt: skip
+    assert main(argv) == 0
+    record = json.loads((tmp_path / "m_provenance.json").read_text(encoding="utf-8"))
+    assert record["outputs"] == ["m.csv"]
+    assert record["pairs"] == [
+        {"prediction": {"file": str(tmp_path / "pred.tif")},
+         "ground_truth": {"file": str(tmp_path / "gt.tif")}}
+    ]  # fmt: skip
+    assert record["settings"]["thresholds"] == [0.5] and record["settings"]["stack"] == "auto"
+    assert record["versions"]["napari-cytomask"] == napari_cytomask.own_version()
+    assert record["created"]
+
+
+def test_evaluate_of_one_frame_against_a_stack_says_how_to_pick_the_frame(tmp_path, capsys):
+    """A ground truth of one frame against a prediction of three was refused as labels of
+    another image, with no way to compare that frame."""
+    labels = np.asarray(make_tilescan(n_tiles=1, shape=(64, 64), seed=1).labels[0])
+    tifffile.imwrite(tmp_path / "pred.tif", np.stack([labels] * 3))
+    tifffile.imwrite(tmp_path / "gt.tif", labels)
+    argv = ["evaluate", "--pred", str(tmp_path / "pred.tif"), "--gt", str(tmp_path / "gt.tif"),
+            "-q", "-o", str(tmp_path / "m.csv")]  # fmt: skip
+    assert main(argv) == 1
+    said = " ".join(capsys.readouterr().err.split())
+    assert (
+        f"To compare one frame, write the frames of {tmp_path / 'pred.tif'} to files of their "
+        f"own with cytomask export {tmp_path / 'pred.tif'} --format png -o FOLDER, and give "
+        "that frame's file as --pred." in said
+    )
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc")
+def test_evaluate_into_a_folder_it_cannot_write_fails_before_measuring(
+    tmp_path, capsys, monkeypatch
+):
+    """-o /proc/x.csv measured every pair, then failed at the write: the folder's
+    permissions let it pass (as they let any folder pass for root)."""
+    from napari_cytomask.io import atomic
+
+    monkeypatch.setattr(atomic, "not_writable", lambda folder: None)
+    labels = np.asarray(make_tilescan(n_tiles=1, shape=(64, 64), seed=1).labels[0])
+    tifffile.imwrite(tmp_path / "pred.tif", labels)
+    tifffile.imwrite(tmp_path / "gt.tif", labels)
+    argv = ["evaluate", "--pred", str(tmp_path / "pred.tif"), "--gt", str(tmp_path / "gt.tif"),
+            "-o", "/proc/x.csv"]  # fmt: skip
+    assert main(argv) == 1
+    out, err = capsys.readouterr()
+    assert "F1@" not in out  # nothing measured
+    assert "Could not write into /proc" in err
 
 
 @pytest.mark.parametrize("named", ["gt", "pred"])
@@ -2616,9 +2677,11 @@ def test_evaluate_names_each_frame_by_its_well(tmp_path, named):
     rows = list(csv.DictReader(csv_path.open(encoding="utf-8")))
     assert list(rows[0])[:4] == ["prediction", "ground_truth", "frame", "position_name"]
     named_as = {(r["prediction"] == "all", r["frame"], r["position_name"]) for r in rows}
-    assert named_as == {(False, "all", ""), (True, "all", ""), (False, "0,0", wells[0]),
-                        (False, "0,1", wells[0]), (False, "1,0", wells[1]),
-                        (False, "1,1", wells[1])}  # fmt: skip
+    assert named_as == {(False, "all", ""), (True, "all", ""),
+                        (False, "position 0, time point 0", wells[0]),
+                        (False, "position 0, time point 1", wells[0]),
+                        (False, "position 1, time point 0", wells[1]),
+                        (False, "position 1, time point 1", wells[1])}  # fmt: skip
     if named == "pred":  # a ground truth whose file names no axis (a stack saved from Fiji)
         write_labels(tmp_path / "pred.ome.tif", truth[:, 0], axis_labels=("P", "Y", "X"),
                      position_names=wells, overwrite=True)  # fmt: skip

@@ -1517,23 +1517,9 @@ class _Compared:
 
 
 def _evaluate(args) -> int:
-    import numpy as np
-
-    from .io.atomic import check_output, check_replaces_text
-    from .io.export import reopened_result, result_record
-    from .io.files import match_files, read_labels, read_whole_hint, recorded_positions
-    from .io.layers import (
-        compared_frame_axes,
-        frame_key,
-        frame_positions,
-        made_frames,
-        named_frames,
-        pixel_size_um,
-    )
-    from .labels import LabelsError, paired
-    from .metrics import evaluate, leave_out_frames, uncounted_note
-    from .metrics.export import NAMED_COLUMNS, left_out_rows, results_rows, write_rows
-    from .models.catalog import pixel_sizes
+    from .io.atomic import check_output, check_replaces_text, locked_folders
+    from .io.files import match_files
+    from .metrics.export import check_provenance_beside
 
     pairs = match_files(
         args.pred,
@@ -1554,8 +1540,33 @@ def _evaluate(args) -> int:
             f"{args.output} already exists and was left as it is; choose another name, or "
             "pass --overwrite to replace it."
         ) from err
+    check_provenance_beside(args.output)
+    # Its folder held (written into, as segment and export hold theirs) while the pairs are
+    # measured: one the checks above let pass (/proc, to root) failed only at the end.
+    with locked_folders([args.output.parent], "'cytomask evaluate'"):
+        return _evaluate_locked(args, pairs)
+
+
+def _evaluate_locked(args, pairs) -> int:
+    import numpy as np
+
+    from .io.export import reopened_result, result_record
+    from .io.files import read_labels, read_whole_hint, recorded_positions
+    from .io.layers import (
+        compared_frame_axes,
+        frame_key,
+        frame_positions,
+        made_frames,
+        named_frames,
+        pixel_size_um,
+    )
+    from .labels import LabelsError, paired
+    from .metrics import evaluate, leave_out_frames, stacked_side, uncounted_note
+    from .metrics.export import NAMED_COLUMNS, left_out_rows, provenance, results_rows, write_rows
+    from .models.catalog import pixel_sizes
+
     say = _say(args.quiet)
-    rows, results, failed = [], [], 0
+    rows, results, failed, compared = [], [], 0, []
     at = min(range(len(args.thresholds)), key=lambda i: abs(args.thresholds[i] - 0.5))
     for pred_path, gt_path in pairs:
         # A pair that cannot be compared fails alone, named: the others are still measured.
@@ -1590,7 +1601,16 @@ def _evaluate(args) -> int:
             try:
                 gt, pred, stack = paired(gt, pred, stack, "ground truth", "prediction")
             except LabelsError as err:
-                raise LabelsError(f"{err}{read_whole_hint(gt_path, args.mask_channel)}") from err
+                hint = read_whole_hint(gt_path, args.mask_channel)
+                stacked = stacked_side(gt.shape, pred.shape)
+                if stacked:  # a ground truth of one frame of a time-lapse, say
+                    path = gt_path if stacked == "ground truth" else pred_path
+                    hint += (
+                        f" To compare one frame, write the frames of {path} to files of their "
+                        f"own with cytomask export {shell_quoted(path)} --format png -o FOLDER, "
+                        f"and give that frame's file as --{'gt' if path == gt_path else 'pred'}."
+                    )
+                raise LabelsError(f"{err}{hint}") from err
             as_gt, as_pred = "compared as ground-truth labels", "compared as predicted labels"
             gt = _checked_labels(gt_path, gt, as_gt)
             pred = _checked_labels(pred_path, pred, as_pred)
@@ -1630,8 +1650,16 @@ def _evaluate(args) -> int:
             names = recorded_positions(path, named, shape).names
             positions = positions or frame_positions(result.frame_shape, named, names)
         rows += [
-            (pred_path, gt_path, *row) for row in results_rows(result, positions, left, uncounted)
+            (pred_path, gt_path, *row)
+            for row in results_rows(result, positions, left, uncounted, axes)
         ]
+        # Each file in full, as an export's provenance names it, and what made the
+        # prediction where its record says (a result of the plugin).
+        made = {key: value for key, value in reopened.items() if key not in ("role", "translate")}
+        files = [os.path.abspath(path) for path in (pred_path, gt_path)]
+        compared.append(
+            {"prediction": {"file": files[0], **made}, "ground_truth": {"file": files[1]}}
+        )
         # Scores of 0 where one side has no objects say why, as the metrics dock does.
         empty = result.matches.no_objects_note()
         say(f"{pred_path}: F1@{args.thresholds[at]:g} {result.matches.f1[at]:.3f}, "
@@ -1669,7 +1697,11 @@ def _evaluate(args) -> int:
         f"mean-average F1 {total.mean_average_f1:.3f}, "
         f"mSA {total.mean_segmentation_accuracy:.3f} (per image, averaged), "
         f"pixel IoU {total.pixels.iou:.3f}")  # fmt: skip
-    print(write_rows(args.output, NAMED_COLUMNS, rows, overwrite=args.overwrite))
+    settings = {
+        key: getattr(args, key) for key in ("pred", "gt", "mask_channel", "stack", "thresholds")
+    }
+    record = provenance(args.output, compared, settings)
+    print(write_rows(args.output, NAMED_COLUMNS, rows, overwrite=args.overwrite, record=record))
     if failed:
         raise UserError(
             f"{failed} of {len(pairs)} pair(s) could not be compared (see above); the CSV "

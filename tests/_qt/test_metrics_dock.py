@@ -1895,3 +1895,71 @@ def test_a_ground_truth_closed_and_opened_again_does_not_swap_the_pair(
     qtbot.waitUntil(lambda: dock.evaluation is not None, timeout=10_000)
     summary = dock.evaluation.summary()  # the prediction lies inside the truth
     assert summary["pixel_precision"] == 1.0 and summary["pixel_recall"] < 0.9
+
+
+def test_a_pair_refused_after_a_result_says_how_to_pick_one_frame_and_empties_the_bar(
+    make_napari_viewer_proxy, qtbot, labels
+):
+    """A ground truth of one frame against three frames was refused as another image's,
+    with nothing said of how to compare that frame, under a progress bar still at 100%."""
+    viewer = make_napari_viewer_proxy()
+    dock = _compared(viewer, qtbot, np.stack([labels] * 3), np.stack([labels] * 3), "T")
+    bar = dock.controls.progress
+    assert bar.value() == bar.maximum() == 1
+    viewer.add_labels(labels.copy(), name="one frame")
+    dock.prediction_combo.setCurrentIndex(dock.prediction_combo.findText("prediction"))
+    dock.ground_truth_combo.setCurrentIndex(dock.ground_truth_combo.findText("one frame"))
+    qtbot.waitUntil(lambda: "is one frame" in dock.status.text(), timeout=10_000)
+    assert dock.status.text() == (
+        "Cannot compute the metrics: 'one frame' is one frame and 'prediction' 3 frames of "
+        "its size: export 'prediction' as PNG with Export labels (a file per frame), open "
+        "the frame's file and pick it as the prediction."
+    )
+    assert bar.value() == 0 and dock.evaluation is None
+
+
+def test_many_frames_left_out_are_counted_and_the_csv_says_what_it_measured(
+    make_napari_viewer_proxy, qtbot, labels, tmp_path
+):
+    """Each frame left out was listed ("frames (position, time point) 0,1; 0,2; …"), which
+    scrolled the status and hid what it said of them; the CSV wrote those frames as "0,1",
+    a number to a spreadsheet of decimal commas, and named nothing of how the cells were
+    made, by which version or when."""
+    import json
+
+    from napari_cytomask import own_version
+    from napari_cytomask.io.layers import result_metadata
+
+    viewer = make_napari_viewer_proxy()
+    axes = ("P", "T", "y", "x")
+    painted = np.stack([labels] * 8).reshape(2, 4, *labels.shape)
+    painted[0, 1:] = painted[1, :2] = 0  # five frames without ground truth
+    truth = viewer.add_labels(painted, name="painted", axis_labels=axes)
+    made = result_metadata(truth, method="unet", parameters={"seed_threshold": 0.6},
+                           model={"name": "starter"})  # fmt: skip
+    viewer.add_labels(np.stack([labels] * 8).reshape(painted.shape), name="U-Net cells",
+                      axis_labels=axes, metadata=made)  # fmt: skip
+    dock = MetricsDock(viewer)
+    viewer.window.add_dock_widget(dock, name="Segmentation metrics")
+    dock.ground_truth_combo.setCurrentIndex(dock.ground_truth_combo.findText("painted"))
+    dock.prediction_combo.setCurrentIndex(dock.prediction_combo.findText("U-Net cells"))
+    qtbot.waitUntil(lambda: "Left out" in dock.status.text(), timeout=10_000)
+    n = len(np.unique(labels)) - 1
+    assert dock.status.text().endswith(
+        "Left out: 5 frames, where 'painted' has no cell (paint the cells there to score "
+        f"them); the {5 * n} cells predicted there are not counted as false positives."
+    )
+    dock.save_csv(tmp_path / "m.csv")
+    with open(tmp_path / "m.csv", newline="", encoding="utf-8") as handle:
+        frames = {row["frame"] for row in csv.DictReader(handle)}
+    assert "position 0, time point 1" in frames and "0,1" not in frames
+    record = json.loads((tmp_path / "m_provenance.json").read_text(encoding="utf-8"))
+    (pair,) = record["pairs"]
+    assert pair["prediction"]["layer"] == "U-Net cells"
+    assert pair["prediction"]["method"] == "unet"
+    assert pair["prediction"]["parameters"] == {"seed_threshold": 0.6}
+    assert pair["prediction"]["model"] == {"name": "starter"}
+    assert pair["ground_truth"]["layer"] == "painted"
+    assert record["settings"]["match_threshold"] == 0.5
+    assert record["settings"]["frame_axes"] == ["P", "T"]
+    assert record["versions"]["napari-cytomask"] == own_version() and record["created"]

@@ -362,3 +362,52 @@ def test_write_csv_given_its_arguments_the_other_way_round_says_so(tmp_path):
     with pytest.raises(TypeError, match=said + r"PosixPath '.*scores.csv' first\."):
         write_csv(tmp_path / "scores.csv", evaluate(ids, ids))
     assert not (tmp_path / "scores.csv").exists()
+
+
+def test_frames_of_several_axes_are_written_so_no_spreadsheet_reads_a_number(tmp_path):
+    """A frame written "0,1" (position 0, time point 1) opened as the number 0.1 in a
+    spreadsheet that writes decimals with a comma (German or French Excel, LibreOffice)."""
+    from napari_cytomask.metrics.export import results_rows
+
+    result = evaluate(np.stack([GT, GT, GT, GT]).reshape(2, 2, *GT.shape),
+                      np.stack([PRED, PRED, GT, GT]).reshape(2, 2, *GT.shape), stack=2)  # fmt: skip
+    named = [f"position {p}, time point {t}" for p in (0, 1) for t in (0, 1)]
+    unnamed = [f"frame {p},{t}" for p in (0, 1) for t in (0, 1)]
+    for axes, expected in ((("P", "T", "Y", "X"), named), (None, unnamed)):
+        frames = list(dict.fromkeys(row[0] for row in results_rows(result, axis_labels=axes)))
+        assert frames == ["all", *expected]
+        for frame in frames:  # read with a decimal comma: no number
+            with pytest.raises(ValueError):
+                float(frame.replace(",", "."))
+    # A stack of one axis keeps its frames' numbers.
+    one = results_rows(evaluate(np.stack([GT, GT]), np.stack([PRED, GT]), stack=1))
+    assert list(dict.fromkeys(row[0] for row in one)) == ["all", "0", "1"]
+
+
+def test_the_csv_has_its_provenance_beside_it(tmp_path):
+    """A metrics CSV said nothing of what it measured: which prediction and ground truth,
+    made how, by which version, when. Its provenance goes beside it, as an export's does,
+    and never over the provenance of labels exported under the same name."""
+    import csv
+    import json
+
+    from napari_cytomask import own_version
+    from napari_cytomask.metrics.export import provenance, write_csv
+
+    result = evaluate(GT, PRED)
+    pair = {"prediction": {"layer": "cells", "method": "unet"}, "ground_truth": {"layer": "gt"}}
+    path = tmp_path / "scores.csv"
+    record = provenance(path, [pair], {"match_threshold": 0.5})
+    assert write_csv(result, path, record=record) == path
+    with path.open(encoding="utf-8") as handle:  # the table as it was, first line its header
+        assert next(csv.reader(handle))[0] == "frame"
+    written = json.loads((tmp_path / "scores_provenance.json").read_text(encoding="utf-8"))
+    assert written["outputs"] == ["scores.csv"] and written["pairs"] == [pair]
+    assert written["settings"] == {"match_threshold": 0.5} and written["created"]
+    assert written["versions"]["napari-cytomask"] == own_version()
+    write_csv(result, path, record=record, overwrite=True)  # its own is replaced
+    # Labels exported as "cells" keep theirs: the table is not written.
+    (tmp_path / "cells_provenance.json").write_text('{"layer": "cells"}', encoding="utf-8")
+    with pytest.raises(FileExistsError, match="cells_provenance.json is there and describes"):
+        write_csv(result, tmp_path / "cells.csv", record=record)
+    assert not (tmp_path / "cells.csv").exists()

@@ -47,6 +47,7 @@ from ..io.layers import (
     layer_info,
     made_frames,
     named_frames,
+    origin,
     pixel_size_um,
     previewed_only,
     result_metadata,
@@ -57,10 +58,12 @@ from ..metrics import (
     Evaluation,
     evaluate,
     leave_out_frames,
+    stacked_side,
     uncounted_note,
     unmatched_objects,
     write_csv,
 )
+from ..metrics.export import provenance
 from ..models.catalog import pixel_sizes
 from ..roles import (
     is_channel,
@@ -105,6 +108,10 @@ POSITION_WIDTH = 90
 
 #: Largest share of a highlight layer's pixels redrawn where they changed, not whole.
 PARTIAL_REDRAW = 0.02
+
+#: Most frames the status names that were left out for want of ground truth: a plate's
+#: many, listed, scrolled the status and hid what it said of them.
+LISTED_FRAMES = 3
 
 #: IoU thresholds shown as columns of the table.
 HEADLINE_THRESHOLDS = (0.5, 0.75, 0.9)
@@ -886,7 +893,7 @@ class MetricsDock(StepWidget, QWidget):
                 if data.size == 0:
                     as_labels(data, f"layer '{layer.name}'")
         except LabelsError as err:
-            self.runner.refuse(err, live=not now, notify=not quiet)
+            self.runner.refuse(_with_frame_advice(err, gt, pred), live=not now, notify=not quiet)
             return
         compared = (pred.unique_id, gt.unique_id, level, stack, gt_data.shape, pred_data.shape)
         if compared != self._compared:
@@ -927,6 +934,9 @@ class MetricsDock(StepWidget, QWidget):
         comparison it came from (the next comparison shows them again)."""
         self.evaluation = None
         self.save_button.setEnabled(False)
+        if not self.runner.busy:  # a bar full from the last result read as this pair's
+            self.controls.progress.setRange(0, 1)
+            self.controls.progress.setValue(0)
         self.table.clearContents()
         self.summary_table.clearContents()
         self.cells.show([], [])
@@ -990,10 +1000,12 @@ class MetricsDock(StepWidget, QWidget):
             )
         if unlabelled is not None:
             keys = [frame_key(place) for place in np.argwhere(unlabelled)]
+            # Many are counted, as the frames compared are: the CSV saved lists each.
+            many = len(keys) > LISTED_FRAMES
+            which = f"{len(keys)} frames" if many else named_frames(keys, self._axes)
             text += (
-                f" Left out: {named_frames(keys, self._axes)}, where "
-                f"'{gt_name}' has no cell (paint the cells there to score them)"
-                f"{uncounted_note(uncounted)}."
+                f" Left out: {which}, where '{gt_name}' has no cell (paint the cells there to "
+                f"score them){uncounted_note(uncounted)}."
             )
         if misplaced:
             text += f" {misplaced}"
@@ -1280,6 +1292,17 @@ class MetricsDock(StepWidget, QWidget):
             name if source is None else f"{name} ({source})"
             for name, source in zip((pred_name, gt_name), sources, strict=True)
         )
+        # What was compared and how, beside the table (the layers' records, the settings).
+        pred, gt = (self._find(uid) for uid in self._compared[:2])
+        # The axes compared: a stack of one is compared as its image, without its axis.
+        compared_axes = self._axes[len(self._axes) - len(self._shape) :]
+        frame_axes = list(compared_axes[: len(self.evaluation.frame_shape)])
+        settings = {
+            "match_threshold": self.evaluation.match_threshold,
+            "frame_axes": frame_axes or None,
+            "ground_truth_level": self._level,
+        }
+        pair = {"prediction": _compared_layer(pred), "ground_truth": _compared_layer(gt)}
         try:
             written = write_csv(
                 self.evaluation,
@@ -1288,6 +1311,8 @@ class MetricsDock(StepWidget, QWidget):
                 positions=self._positions,
                 unlabelled=self._left_out[0],
                 uncounted=self._left_out[1],
+                axis_labels=self._axes,
+                record=provenance(path, [pair], settings),
                 overwrite=True,
             )
         except OSError as err:
@@ -1347,6 +1372,37 @@ def _made_frames(shape, layers, axes) -> tuple[np.ndarray | None, str]:
         "made (a preview, or one position segmented alone, makes the frame on show only). "
         "Segment them all (all positions, time points or planes) to make them; a split's "
         "Apply splits the frames its input holds."
+    )
+
+
+def _compared_layer(layer) -> dict:
+    """A layer compared, as the provenance of the metrics' CSV names it: its name, file and
+    channel and, for a result, how it was made (:func:`~napari_cytomask.io.layers.origin`:
+    method, settings, model) with the versions that made it."""
+    info = layer_info(layer)
+    return {
+        **origin(layer),
+        "source": source_of(layer),
+        "channel_index": info.get("channel_index"),
+        "channel_name": info.get("channel_name"),
+        "versions": info.get("versions"),
+    }
+
+
+def _with_frame_advice(err: LabelsError, truth, prediction) -> LabelsError:
+    """``err``, or what to do in its place where one of the layers is a stack of frames of
+    the other's shape (:func:`~napari_cytomask.metrics.core.stacked_side`): a ground truth
+    of one frame against a time-lapse's cells was refused as of another image, with no way
+    to go on (and the advice, after the shapes, scrolled out of the status)."""
+    stacked = stacked_side(_shape(truth), _shape(prediction))
+    if stacked is None:
+        return err
+    stack, one = (truth, prediction) if stacked == "ground truth" else (prediction, truth)
+    frames = int(np.prod(_shape(stack)[: stack.ndim - one.ndim]))
+    return LabelsError(
+        f"'{one.name}' is one frame and '{stack.name}' {frames} frames of its size: export "
+        f"'{stack.name}' as PNG with Export labels (a file per frame), open the frame's file "
+        f"and pick it as the {stacked}."
     )
 
 

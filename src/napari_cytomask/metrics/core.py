@@ -815,6 +815,17 @@ def _frames_of(labels: np.ndarray, frame_axes: int) -> np.ndarray:
     return labels.reshape(-1, *labels.shape[frame_axes:])
 
 
+def stacked_side(ground_truth_shape, prediction_shape) -> str | None:
+    """Which of a ground truth and a prediction, "ground truth" or "prediction", is a stack
+    of frames of the other's shape (a ground truth drawn on one frame of a time-lapse
+    segmented whole), which no comparison pairs with the other; None for other shapes."""
+    gt, pred = tuple(ground_truth_shape), tuple(prediction_shape)
+    for stack, frame, side in ((gt, pred, "ground truth"), (pred, gt, "prediction")):
+        if len(stack) > len(frame) and stack[len(stack) - len(frame) :] == frame:
+            return side
+    return None
+
+
 def unlabelled_frames(ground_truth: np.ndarray, stack: int, compared=True) -> np.ndarray | None:
     """The frames of a stack (over its ``stack`` leading axes), among those ``compared``,
     where ``ground_truth`` has no cell while other frames have some: cells drawn at one
