@@ -112,7 +112,8 @@ def test_table_follows_edits_and_saves_csv(dock_in_viewer, qtbot, labels, tmp_pa
     # Every row names the layers it compares, as cytomask evaluate names its files.
     assert {(r["prediction"], r["ground_truth"]) for r in rows} == {("prediction", "ground truth")}
     assert float(recall[0]["value"]) == pytest.approx((n - n // 3 - 1) / n)
-    assert list(tmp_path.iterdir()) == [path]
+    # Nothing else is left there but its provenance.
+    assert sorted(tmp_path.iterdir()) == [path, tmp_path / "metrics_provenance.json"]
 
 
 def test_highlights_and_input_errors(dock_in_viewer, qtbot, labels):
@@ -1405,10 +1406,12 @@ def test_a_truth_saved_as_a_stack_of_one_is_compared_with_its_image(dock_in_view
     misses = viewer.layers["false negatives (prediction vs ground truth)"].data
     assert misses.shape == (1, *labels.shape) and set(np.unique(misses)) == {0, ids[0]}
     assert viewer.layers["false positives (prediction vs ground truth)"].data.shape == labels.shape
-    # Two planes are no single image: still refused, with both shapes named.
+    # Two planes are no single image: still refused, saying how to compare one of them.
     viewer.layers["ground truth"].data = np.stack([labels, labels])
-    qtbot.waitUntil(lambda: "shape" in dock.status.text(), timeout=10_000)
-    assert f"(2, {labels.shape[0]}, {labels.shape[1]})" in dock.status.text()
+    qtbot.waitUntil(lambda: "is one frame" in dock.status.text(), timeout=10_000)
+    assert "'ground truth' 2 frames of its size: export 'ground truth' as PNG" in (
+        dock.status.text()
+    )
 
 
 def test_a_result_exported_and_opened_again_is_the_result_of_its_scan(
