@@ -406,6 +406,9 @@ def test_the_csv_has_its_provenance_beside_it(tmp_path):
     assert written["settings"] == {"match_threshold": 0.5} and written["created"]
     assert written["versions"]["napari-cytomask"] == own_version()
     write_csv(result, path, record=record, overwrite=True)  # its own is replaced
+    path.unlink()  # the table removed, its provenance left: a new table takes it
+    write_csv(result, path, record=record)
+    assert path.exists()
     # Labels exported as "cells" keep theirs: the table is not written.
     (tmp_path / "cells_provenance.json").write_text('{"layer": "cells"}', encoding="utf-8")
     with pytest.raises(FileExistsError, match="cells_provenance.json is there and describes"):

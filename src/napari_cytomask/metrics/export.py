@@ -225,7 +225,8 @@ def write_rows(
         return write_atomically(path, write, overwrite=overwrite)
     with moved_in_together() as together, together.holding():
         written = write_atomically(path, write, overwrite=overwrite)
-        write_json(provenance_beside(Path(path)), record, overwrite=overwrite)
+        # Over a metrics table's alone (checked above): one whose table was removed.
+        write_json(provenance_beside(Path(path)), record, overwrite=True)
     return written
 
 
