@@ -414,11 +414,27 @@ def test_a_single_unnamed_mask_is_still_found_by_its_pixels(tmp_path):
      {"PhysicalSizeX": 0.087, "PhysicalSizeY": 0.87}],
 )  # fmt: skip
 def test_ome_pixel_size_given_wrong_is_no_calibration(tmp_path, sizes):
-    """An image stretched along one axis would be worse than one in pixels."""
+    """An image stretched along one axis would be worse than one in pixels. Sizes of no
+    microscope, given in full, are said: the image opened in pixels, unsaid."""
+    import warnings
+
     path = tmp_path / "x-only.ome.tif"
     tifffile.imwrite(path, np.zeros((16, 16), np.uint16), metadata={"axes": "YX", **sizes})
-    ((_, kwargs, _),) = read_tiff(path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ((_, kwargs, _),) = read_tiff(path)
     assert kwargs["scale"] == (1.0, 1.0)
+    said = [str(w.message) for w in caught if "no microscope's are" in str(w.message)]
+    if sizes["PhysicalSizeY"] > 0:
+        x, y = sizes["PhysicalSizeX"], sizes["PhysicalSizeY"]
+        assert said == [
+            f"{path}: its OME metadata give pixels of {x:g} x {y:g} µm, which no microscope's "
+            "are (from 0.001 to 50 µm, at most 4 times longer than wide; a size in nanometres "
+            "written without its unit?), so it opens in pixels. Give its pixel size in the "
+            "Segment cytoplasm dock for areas in µm² and a scale bar"
+        ]
+    else:
+        assert said == []
 
 
 @pytest.mark.parametrize(("given", "other"), [("X", "height"), ("Y", "width")])

@@ -2040,8 +2040,8 @@ class _OmeImage:
     pixel_size: dict[str, float]
     position: tuple[float, float] | None
     frame_interval: float | None = None
-    #: The one side of a pixel the metadata give ("X" or "Y"), the other taken as equal.
-    one_side: str | None = None
+    #: What is said of its pixel size as read (:func:`_ome_pixel_note`), or None.
+    pixel_note: str | None = None
 
 
 def _reordering(first: _OmeImage, image: _OmeImage) -> tuple[int, ...] | None:
@@ -2090,18 +2090,28 @@ def _warn_unlike_first(
         return
 
 
-def _warn_one_side(path: str, image: _OmeImage) -> None:
-    """Say that an OME Image's pixels, of which the metadata give one side, are taken as
-    square: their areas in µm² rest on it."""
-    given, other = ("width", "height") if image.one_side == "X" else ("height", "width")
-    size = image.pixel_size[image.one_side]
-    warnings.warn(
-        f"{path}: its OME metadata give the pixel {given} ({size:g} µm) but not its "
-        f"{other}, so its pixels are taken as square ({size:g} x {size:g} µm), as Fiji "
-        "(Bio-Formats) takes them. If they are not, give the pixel size in the Segment "
-        "cytoplasm dock",
-        UserWarning,
-        stacklevel=2,
+def _ome_pixel_note(given: dict[str, float], one_side: str | None, kept: bool) -> str | None:
+    """What to say of an OME Image's pixel size, of its sides ``given`` (in µm): taken as
+    square where the metadata give ``one_side`` alone, or left out (``kept`` False) where
+    they give no microscope's (650 µm, a size in nanometres written without its unit),
+    which left the image in pixels, unsaid. Its areas in µm² rest on it."""
+    if not kept and {"X", "Y"} <= given.keys():
+        low, high = PIXEL_SIZE_RANGE_UM
+        return (
+            f"its OME metadata give pixels of {given['X']:g} x {given['Y']:g} µm, which no "
+            f"microscope's are (from {low:g} to {high:g} µm, at most {_MAX_PIXEL_ASPECT:g} "
+            "times longer than wide; a size in nanometres written without its unit?), so it "
+            "opens in pixels. Give its pixel size in the Segment cytoplasm dock for areas in "
+            "µm² and a scale bar"
+        )
+    if not kept or one_side is None:
+        return None
+    side, other = ("width", "height") if one_side == "X" else ("height", "width")
+    size = given[one_side]
+    return (
+        f"its OME metadata give the pixel {side} ({size:g} µm) but not its {other}, so its "
+        f"pixels are taken as square ({size:g} x {size:g} µm), as Fiji (Bio-Formats) takes "
+        "them. If they are not, give the pixel size in the Segment cytoplasm dock"
     )
 
 
@@ -2130,7 +2140,9 @@ def _parse_ome(xml: str | None) -> list[_OmeImage]:
         one_side = given[0] if len(given) == 1 and given[0] in pixel_size else None
         if one_side:
             pixel_size["X"] = pixel_size["Y"] = pixel_size[one_side]
-        if not _plausible_xy(pixel_size.get("X"), pixel_size.get("Y")):
+        given = dict(pixel_size)
+        kept = bool(_plausible_xy(pixel_size.get("X"), pixel_size.get("Y")))
+        if not kept:
             # One of the two given wrong, or no microscope's (1e9 µm, 10 times longer than
             # wide): no calibration, as of every other source, rather than a scale bar of 200 km.
             pixel_size = {k: v for k, v in pixel_size.items() if k not in ("X", "Y")}
@@ -2151,7 +2163,7 @@ def _parse_ome(xml: str | None) -> list[_OmeImage]:
                 pixel_size=pixel_size,
                 position=position,
                 frame_interval=_to_s(pixels.get("TimeIncrement"), pixels.get("TimeIncrementUnit")),
-                one_side=one_side if "X" in pixel_size else None,
+                pixel_note=_ome_pixel_note(given, one_side, kept),
             )
         )
     return images
@@ -2282,8 +2294,10 @@ class _Metadata:
             image = images[indices[0]] if by_series else images[0]
             names, colors, pixel_size = image.names, image.colors, dict(image.pixel_size)
             interval = image.frame_interval
-            if image.one_side:
-                _warn_one_side(tif.filehandle.path, image)
+            if image.pixel_note:
+                warnings.warn(
+                    f"{tif.filehandle.path}: {image.pixel_note}", UserWarning, stacklevel=2
+                )
             if len(indices) > 1 and by_series:
                 positions = [images[i].position for i in indices]
                 position_names = [images[i].name for i in indices]
