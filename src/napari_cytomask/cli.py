@@ -946,7 +946,8 @@ def _train(args) -> int:
     saved, trained = (Path(args.resume) if args.resume else None), False
     beaten = False  # whether an epoch scored above the model a fine-tuning run started from
     started, pace = time.monotonic(), Pace()
-    first_step = limit_from = None  # when the epoch under way's, and the run's, first step ended
+    # When the epoch under way's first step ended, and which it was; when the run's did.
+    first_step = limit_from = None
     losses: list[float] = []  # the epoch under way's: a step line is printed every 10th step
     try:
         while True:
@@ -989,13 +990,15 @@ def _train(args) -> int:
             elif progress.phase == "train":
                 losses.append(progress.loss)
                 now = time.monotonic()
-                if progress.step == 1:  # steps are timed from the end of the first
-                    first_step = now
+                # Steps are timed from the end of the epoch's first: step 1, or, of an epoch
+                # a time limit cut short and a resumed run finishes, the one after its last.
+                if len(losses) == 1:
+                    first_step = (now, progress.step)
                     limit_from = limit_from or now  # the time limit counts from about here
                 elif progress.step % 10 == 0:
                     # Measured, so that a long first epoch (13 minutes of a CPU's) does not
                     # pass in silence; a time limit may end it sooner.
-                    per_step = (now - first_step) / (progress.step - 1)
+                    per_step = (now - first_step[0]) / (progress.step - first_step[1])
                     left = per_step * (progress.steps - progress.step)
                     if args.time_limit:
                         left = min(left, max(limit_from + args.time_limit * 60 - now, 0))

@@ -894,6 +894,40 @@ def test_a_cancelled_run_resumes_exactly_where_it_stopped(tmp_path, tiny_unet, w
         assert torch.equal(moments["exp_avg_sq"], b["optimiser"]["state"][i]["exp_avg_sq"])
 
 
+def test_an_epoch_cut_short_by_the_time_limit_is_finished_by_resume(tmp_path, tiny_unet):
+    """Resumed after a time limit cut an epoch short, a run counted that epoch done and
+    skipped the rest of it. It goes on from the step the limit stopped it at, to the same
+    weights and losses as a run never cut, and its history says which epoch was resumed."""
+    samples, _ = _synthetic_samples(n_tiles=3)
+    settings = replace(
+        _small_settings(epochs=2, fractions=(2, 1, 0), lr_patience=0, tune=False),
+        steps_per_epoch=3,
+    )
+    config = UNetConfig(**tiny_unet)
+    whole = train(samples, tmp_path / "whole.safetensors", config, settings)
+    # A limit of 0 s passes at the first step.
+    cut = train(samples, tmp_path / "cut.safetensors", config, replace(settings, time_limit=0))
+    assert [(h["epoch"], h.get("steps_in_epoch")) for h in cut.history] == [(1, 1)]
+    assert epochs_trained(cut.checkpoint, cut.description, patience=5) == (0, False)
+    steps = []
+    resumed = drain(
+        iter_train(samples, None, None, settings, resume=cut.checkpoint),
+        lambda p: steps.append((p.epoch, p.step)) if p.phase == "train" else None,
+    )
+    assert steps == [(1, 2), (1, 3), (2, 1), (2, 2), (2, 3)]
+    history = resumed.history
+    assert [(h["epoch"], h["steps"], h.get("steps_in_epoch"), h.get("resumed_at_step"))
+            for h in history] == [(1, 1, 1, None), (1, 3, None, 2), (2, 6, None, None)]  # fmt: skip
+    # The resumed epoch's loss is that of all its steps.
+    assert [h["loss"] for h in history[1:]] == pytest.approx([h["loss"] for h in whole.history])
+    a = torch.load(state_path(whole.checkpoint), weights_only=True)
+    b = torch.load(state_path(resumed.checkpoint), weights_only=True)
+    assert a["steps"] == b["steps"] == 6
+    assert a["optimiser"]["param_groups"][0]["lr"] == b["optimiser"]["param_groups"][0]["lr"]
+    for name, tensor in a["model"].items():
+        assert torch.equal(tensor, b["model"][name]), name
+
+
 @pytest.mark.parametrize("patience", [5, 1], ids=["all epochs done", "stopped early"])
 def test_a_run_stopped_as_it_chose_its_thresholds_is_finished_by_resume(
     tmp_path, tiny_unet, patience

@@ -264,7 +264,8 @@ class TrainingSettings:
         Tile overlap when predicting validation images.
     time_limit
         Stop once this many seconds have passed (``None``: no limit): the epoch under way
-        ends at that step, and is validated and kept if it is the best, as any epoch.
+        ends at that step, and is validated and kept if it is the best, as any epoch; a
+        resumed run trains the rest of it.
     workers
         Processes that make the training crops ahead of the network (``None``: up to
         8 on a CUDA device, where one process cannot keep the GPU busy, and none
@@ -414,7 +415,9 @@ class TrainingResult:
         Its description.
     history
         One dict per epoch: ``epoch``, ``loss`` (mean), ``validation`` scores, ``steps``
-        (done when it ended; not in runs of versions before it was recorded).
+        (done when it ended; not in runs of versions before it was recorded). An epoch the
+        time limit cut short has ``steps_in_epoch`` (its steps done), and the rest of it,
+        trained by a resumed run, a dict of its own with ``resumed_at_step``.
     stopped_early
         Whether early stopping ended training.
     """
@@ -1584,7 +1587,14 @@ def _progress(state: dict | None, description: dict, patience: int) -> tuple[int
     ``state`` where it has one, else by its checkpoint's ``description``."""
     if state is None:
         return int((description.get("training") or {}).get("epochs_done", 0)), False
-    return int(state["epoch"]), state["since_best"] >= patience
+    return int(state["epoch"]) - bool(_steps_into(state)), state["since_best"] >= patience
+
+
+def _steps_into(state: dict) -> int:
+    """The steps a training ``state``'s last epoch had done when the time limit cut it
+    short, which a resumed run goes on from (that epoch is not done); 0 when it ended."""
+    last = (state["history"] or [{}])[-1]
+    return int(last.get("steps_in_epoch", 0)) if last.get("epoch") == state["epoch"] else 0
 
 
 def short_names(names: Sequence[str], among: Sequence[str]) -> list[str]:
@@ -2093,12 +2103,16 @@ def iter_train(
     best_score = float(best) if best is not None and val_set else -math.inf
     best_epoch = int(prev_training.get("best_epoch", epoch0))
     best_scores = (previous.get("scores") or {}).get("validation")
-    since_best = 0
+    since_best = steps_into = 0
     if state is not None:
         optimising.restore(state, settings)
         _restore_random_state(state, rng, device)
         epoch0, global_step, history = state["epoch"], state["steps"], state["history"]
         best_score, since_best = state["best_score"], state["since_best"]
+        # An epoch the time limit cut short is finished from the step it stopped at: it
+        # was counted done, and resuming skipped the rest of it.
+        steps_into = _steps_into(state)
+        epoch0 -= bool(steps_into)
         recorded = prev_training.get("settings") or {}
         if settings.learning_rate != recorded.get("learning_rate", settings.learning_rate):
             # A learning rate other than the run's own replaces the one the run reached.
@@ -2266,8 +2280,11 @@ def iter_train(
     try:
         for epoch in range(epoch0 + 1, last_epoch + 1):
             model.train()
-            losses = []
-            for step in range(1, settings.steps_per_epoch + 1):
+            # The epoch a time limit cut short goes on after its last step; the mean loss
+            # of the steps it had done counts once for each of them.
+            losses = [history[-1]["loss"]] * steps_into if steps_into else []
+            resumed_at, steps_into = len(losses) + 1, 0
+            for step in range(resumed_at, settings.steps_per_epoch + 1):
                 losses.append(optimising.step(*next(batches)))
                 global_step += 1
                 yield TrainingProgress(
@@ -2301,9 +2318,15 @@ def iter_train(
                 score = -mean_loss
             if math.isnan(score):  # validation images without any cell
                 score = -math.inf
-            optimising.scheduler.step(score)
+            # Cut short by the time limit, the epoch is finished by a resumed run: it counts
+            # once for the schedule and early stopping, then.
+            cut = len(losses) < settings.steps_per_epoch
+            if not cut:
+                optimising.scheduler.step(score)
             entry = {"epoch": epoch, "loss": mean_loss, "validation": scores, "steps": global_step}
-            if len(losses) < settings.steps_per_epoch:  # cut short by the time limit
+            if resumed_at > 1:  # the rest of an epoch cut short in the run resumed
+                entry["resumed_at_step"] = resumed_at
+            if cut:
                 entry["steps_in_epoch"] = len(losses)
             history.append(entry)
             # A new run always keeps its first epoch, so there is a checkpoint to return.
@@ -2313,7 +2336,7 @@ def iter_train(
                 since_best = 0
                 save_checkpoint(output, model, description(epoch, scores))
             else:
-                since_best += 1
+                since_best += not cut
                 if start_weights is not None:
                     # No epoch above the model fine-tuning started from: it is the best so
                     # far, saved with the run's state, so that a run stopped from here on
