@@ -494,6 +494,39 @@ def test_a_resumed_run_interrupted_before_an_epoch_ends_still_has_its_model(
     )
 
 
+def test_training_interrupted_as_it_chose_its_thresholds_says_so_and_how_to_choose_them(
+    folders, tmp_path, capsys, monkeypatch
+):
+    """Ctrl+C as a run chose its thresholds said to continue from the last finished epoch,
+    as if training had been interrupted: it had finished, and only its thresholds were
+    left to choose."""
+    from napari_cytomask.models import training
+
+    data, _ = folders
+    model = tmp_path / "run.safetensors"
+    pairs = ["--images", str(data / "set*" / "raw.tif"), "--masks", str(data / "set*" / "mask.tif")]
+
+    def interrupted(*args, **kwargs):
+        yield 0, 10  # said before the first validation image is predicted
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patched:
+        patched.setattr(training, "iter_tune_postprocess", interrupted)
+        argv = ["train", *pairs, *TINY, *QUICK, "--threads", "1", "-q", "-o", str(model)]
+        assert main(argv) == 130
+    assert capsys.readouterr().err.endswith(
+        "cytomask train: interrupted as the post-processing thresholds were being chosen; "
+        f"training itself had finished. The model is saved in {model} with the default "
+        "thresholds (interior 0.5, foreground 0.5, minimum cell size 0 px), not chosen for it. "
+        f"Choose them later with cytomask tune {model}, given this run's --images and --masks "
+        "(or --tilescan).\n"
+    )
+    # Chosen so, they finish the run: segmenting with it said to finish it with --resume.
+    assert main(["tune", str(model), *pairs, "--threads", "1", "-q"]) == 0
+    description = read_description(model)
+    assert "postprocess" in description and description["training"]["finished"] is True
+
+
 def test_fine_tuning_times_its_epochs_alone_and_names_the_starting_model_it_saved(
     folders, tmp_path, capsys, monkeypatch, unet_checkpoint
 ):

@@ -945,6 +945,7 @@ def _train(args) -> int:
     # The best network so far (a resumed run's from the start); whether an epoch has ended.
     saved, trained = (Path(args.resume) if args.resume else None), False
     beaten = False  # whether an epoch scored above the model a fine-tuning run started from
+    choosing = False  # whether training has ended and its thresholds are being chosen
     started, pace = time.monotonic(), Pace()
     # When the epoch under way's first step ended, and which it was; when the run's did.
     first_step = limit_from = None
@@ -1006,17 +1007,22 @@ def _train(args) -> int:
                         f"[about {_clock(left)} left in this epoch]")  # fmt: skip
             elif progress.phase == "validate":
                 say(f"  validation image {progress.step}/{progress.steps}")
-            elif progress.phase == "tune" and progress.step == 1:
-                say(
-                    "choosing the post-processing thresholds on the validation images"
-                    if trained or args.init_from is None
-                    # Before the first epoch of a fine-tuning run: the starting model's, so
-                    # that its epochs are scored fairly.
-                    else "choosing the starting model's post-processing thresholds on the "
-                    "validation images (each epoch is scored with them)"
-                )
+            elif progress.phase == "tune":
+                choosing = trained or args.init_from is None
+                if progress.step == 1:
+                    say(
+                        "choosing the post-processing thresholds on the validation images"
+                        if choosing
+                        # Before the first epoch of a fine-tuning run: the starting model's,
+                        # so that its epochs are scored fairly.
+                        else "choosing the starting model's post-processing thresholds on "
+                        "the validation images (each epoch is scored with them)"
+                    )
     except KeyboardInterrupt:
-        print(f"cytomask train: interrupted. {_kept(saved, beaten, args)}.", file=sys.stderr)
+        if choosing:
+            print(f"cytomask train: {_thresholds_interrupted(saved)}", file=sys.stderr)
+        else:
+            print(f"cytomask train: interrupted. {_kept(saved, beaten, args)}.", file=sys.stderr)
         return EXIT_INTERRUPTED
     except (MemoryError, RuntimeError) as err:
         if not out_of_memory(err):
@@ -1035,6 +1041,30 @@ def _train(args) -> int:
         say(note)
     print(result.checkpoint)
     return EXIT_OK
+
+
+def _thresholds_interrupted(saved: Path) -> str:
+    """What a training run interrupted as it chose its thresholds, its epochs over, left in
+    ``saved``: it said to continue from the last finished epoch, as if training had been."""
+    from .models.checkpoint import read_description
+    from .models.inference import recommended_settings, segmenting_settings
+    from .models.training import kept_start_note
+
+    description = read_description(saved)
+    own = recommended_settings(description)
+    thresholds = (
+        "the thresholds of the model it started from"
+        if segmenting_settings(description)
+        else "the default thresholds"
+    )
+    text = (
+        "interrupted as the post-processing thresholds were being chosen; training itself "
+        f"had finished. The model is saved in {saved} with {thresholds} (interior "
+        f"{own['interior_threshold']:g}, foreground {own['foreground_threshold']:g}, minimum "
+        f"cell size {own['min_size']} px), not chosen for it. Choose them later with cytomask "
+        f"tune {shell_quoted(saved)}, given this run's --images and --masks (or --tilescan)."
+    )
+    return " ".join(n for n in (text, kept_start_note(description)) if n)
 
 
 def _kept(saved: Path | None, beaten: bool, args) -> str:

@@ -1397,6 +1397,10 @@ def iter_tune_checkpoint(
     if tuned is None:
         raise ValueError("the labelled images hold no cell; give images with instance labels.")
     description = {**predictor.description, "postprocess": tuned}
+    if unfinished(predictor.description):
+        # A run stopped as it chose its thresholds has them now: segmenting with it said
+        # to finish it with --resume still.
+        description["training"] = record = {**record, "finished": True}
     if predictor.pixel_size_um is not None:
         # Written again, the weights get another checksum: a copy of the starter model,
         # known by it, keeps its pixel size by recording it.
