@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import os
 import re
@@ -1423,14 +1424,23 @@ def test_training_that_cannot_work_stops_before_the_first_epoch(
     data, _ = folders
     pairs = ["--images", str(data / "set*" / "raw.tif"), "--masks", str(data / "set*" / "mask.tif")]
     train = ["train", *pairs, *TINY, *QUICK, "--threads", "1"]
-    # A folder this user may not write to (root writes anywhere, so the check is told no).
+    # A folder this user may not write to (root writes anywhere, so the system is told to
+    # refuse a file there).
     locked = tmp_path / "locked"
     locked.mkdir()
-    real_access = os.access
-    monkeypatch.setattr(os, "access", lambda p, m: False if p == locked else real_access(p, m))
-    assert main([*train, "-o", str(locked / "model.safetensors")]) == 1
+    real_open = os.open
+
+    def refused(path, *args, **kwargs):
+        if os.path.dirname(path) == str(locked):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
+        return real_open(path, *args, **kwargs)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "open", refused)
+        assert main([*train, "-o", str(locked / "model.safetensors")]) == 1
     out = capsys.readouterr()
-    assert "no permission to write there" in out.err and "epoch" not in out.out
+    said = f"cannot save to {locked}: there is no permission to write there; choose another"
+    assert said in out.err and "epoch" not in out.out
     # Cells only in the mask of the image drawn for validation: named by its folder too.
     from napari_cytomask.models.training import split_by_image
 

@@ -1054,6 +1054,23 @@ def test_a_name_with_no_room_for_the_training_state_stops_before_the_first_epoch
     assert not longer.parent.exists()
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc")
+def test_a_folder_that_takes_no_file_stops_training_before_the_first_step(tiny_unet):
+    """/proc passed the check of the output folder, which asked the system whether it could
+    be written to (yes, to root): the run trained its first epoch and failed to save it."""
+    from napari_cytomask.io.atomic import WriteError
+
+    samples, _ = _synthetic_samples()
+    gen = iter_train(samples, "/proc/model.safetensors", UNetConfig(**tiny_unet),
+                     _small_settings())  # fmt: skip
+    with pytest.raises(WriteError) as stopped:
+        next(gen)  # before the first step is reported
+    assert str(stopped.value) == (
+        "cannot save to /proc: /proc takes no new files (the system keeps that folder); choose "
+        "another output file."
+    )
+
+
 def test_a_diverging_run_stops_with_a_clear_message(tmp_path, tiny_unet, monkeypatch):
     from napari_cytomask.models import training
 

@@ -33,6 +33,7 @@ import re
 import shutil
 import signal
 import sys
+import tempfile
 import time
 import uuid
 import warnings
@@ -52,7 +53,6 @@ from ..io.atomic import (
     WriteError,
     check_folder_writable,
     file_in_the_way,
-    not_writable,
     reason,
     too_long,
     write_atomically,
@@ -1926,12 +1926,15 @@ def _check_writable(output: Path) -> None:
             f"cannot save in {output.parent}{' (the model folder)' * model_folder}: {said}; "
             f"{advice}.",
         ) from err
-    refused = not_writable(output.parent)
-    if refused is not None:
+    # Tried, not asked: the system's access check says yes to root everywhere, in /proc
+    # too, which takes no file, and such a run trained its first epoch before it failed.
+    try:
+        with tempfile.NamedTemporaryFile(prefix=".cytomask-", suffix=".part", dir=output.parent):
+            pass
+    except OSError as err:
         raise WriteError(
-            refused.errno,
-            f"cannot save to {output.parent}: {reason(refused)}; choose another output file.",
-        )
+            err.errno, f"cannot save to {output.parent}: {reason(err)}; choose another output file."
+        ) from err
 
 
 @_own_random_state
