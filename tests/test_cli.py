@@ -317,6 +317,8 @@ def test_tune_and_resume_find_the_split_under_other_paths(folders, tmp_path, mon
     description = read_description(model)
     assert description["training"]["epochs_done"] == 2
     assert sets(description["training"]["split"]) == recorded
+    # Recorded whole: "set*/raw.tif" means nothing where the model is used later.
+    assert description["training"]["sources"] == absolute[1::2]
     # Still the same run: the state stays tied to the checkpoint for the next resume.
     assert torch.load(state_path(model), weights_only=True)["run"] == run
     assert description["training"]["run"] == run

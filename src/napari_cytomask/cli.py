@@ -808,7 +808,8 @@ def _starts_grey(args) -> bool:
 
 def _labelled_samples(args):
     """The images with instance labels named by :func:`_add_labelled_data`'s options, and
-    a record of where they came from."""
+    a record of where they came from (absolute: a model records it, and a name relative to
+    the folder the command ran in means nothing where the model is used)."""
     from .models.training import samples_from_folders, samples_from_tilescans
 
     if args.tilescan:
@@ -817,7 +818,7 @@ def _labelled_samples(args):
         if args.input_channel is None or args.mask_channel is None:
             raise UserError("--tilescan needs --input-channel and --mask-channel.")
         samples = samples_from_tilescans(args.tilescan, args.input_channel, args.mask_channel)
-        sources = [str(p) for p in args.tilescan]
+        sources = args.tilescan
     elif args.images and args.masks:
         samples = samples_from_folders(args.images, args.masks, grey=_starts_grey(args))
         sources = [args.images, args.masks]
@@ -829,7 +830,7 @@ def _labelled_samples(args):
     if args.pixel_size:
         pixel = (args.pixel_size, args.pixel_size)
         samples = [dataclasses.replace(s, pixel_size_um=pixel) for s in samples]
-    return samples, sources
+    return samples, [os.path.abspath(os.path.expanduser(p)) for p in sources]
 
 
 def _recorded_split(checkpoint: str, samples) -> dict[str, list[str]] | None:

@@ -625,6 +625,30 @@ def test_fine_tuning_starts_from_the_given_weights_with_a_fresh_run(tmp_path, ti
         train(two, tmp_path / "c.safetensors", None, settings, init_from=base.checkpoint)
 
 
+def test_a_fine_tuned_model_records_where_its_weights_came_from(tmp_path, tiny_unet, monkeypatch):
+    """A fine-tuned model's header kept the model it started from, and the run it resumed,
+    by names relative to the folder the run was started in, and the option's default
+    ``encoder_weights: imagenet`` though its weights were that model's."""
+    samples, _ = _synthetic_samples()
+    base = train(samples, tmp_path / "base.safetensors", UNetConfig(**tiny_unet),
+                 _small_settings())  # fmt: skip
+    assert base.description["training"]["settings"]["encoder_weights"] is None
+    monkeypatch.chdir(tmp_path)
+    imagenet = replace(_small_settings(), encoder_weights="imagenet")
+    tuned = train(samples, "tuned.safetensors", None, imagenet, init_from="base.safetensors")
+    record = tuned.description["training"]
+    assert record["initialised_from"] == str(base.checkpoint)
+    assert record["settings"]["encoder_weights"] == str(base.checkpoint)
+    # Resumed, by a relative name and with the option's default: the same start.
+    more = replace(imagenet, epochs=2)
+    record = train(samples, None, None, more, resume="tuned.safetensors").description["training"]
+    assert record["resumed_from"] == str(tmp_path / "tuned.safetensors")
+    assert record["settings"]["encoder_weights"] == str(base.checkpoint)
+    # A new network resumed keeps its own start: random weights.
+    record = train(samples, None, None, more, resume="base.safetensors").description["training"]
+    assert record["settings"]["encoder_weights"] is None
+
+
 def test_fine_tuning_validates_at_thresholds_tuned_for_its_starting_weights(
     tmp_path, tiny_unet, monkeypatch
 ):

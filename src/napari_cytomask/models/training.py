@@ -2058,7 +2058,8 @@ def iter_train(
                     "new run from its weights (--from instead of --resume)."
                 )
     elif init_from is not None:
-        init_from = resolve_unet(init_from)
+        # Recorded so: a relative name means nothing where the model is used later.
+        init_from = Path(os.path.abspath(resolve_unet(init_from)))
         model, base = load_checkpoint(init_from, "cpu", in_channels=in_channels)
         config = config_of(base)
         model.train()
@@ -2135,6 +2136,17 @@ def iter_train(
     run = prev_training.get("run") or uuid.uuid4().hex
     settings_record = {k: v for k, v in asdict(settings).items() if k != "device"}
     settings_record["device"] = str(device)
+    initialised_from = (
+        str(init_from) if init_from is not None else prev_training.get("initialised_from")
+    )
+    # ImageNet's encoder weights, when a new network started from them.
+    pretrained = settings.encoder_weights if notice is None and start is None else None
+    # What the network started from, in place of the option (a model fine-tuned from a
+    # checkpoint recorded its default, "imagenet"): that checkpoint, a resumed run's own
+    # start, or ImageNet's weights when they were loaded.
+    settings_record["encoder_weights"] = initialised_from or (
+        recorded_settings(previous).get("encoder_weights") if resume is not None else pretrained
+    )
 
     def description(epoch: int, scores: dict | None) -> dict:
         return describe(
@@ -2163,17 +2175,9 @@ def iter_train(
                 "steps_done": global_step,
                 "best_epoch": best_epoch,
                 "history": history,
-                "resumed_from": str(resume) if resume is not None else None,
-                "initialised_from": (
-                    str(init_from)
-                    if init_from is not None
-                    else prev_training.get("initialised_from")
-                ),
-                "pretrained_encoder": (
-                    settings.encoder_weights
-                    if notice is None and resume is None and init_from is None
-                    else None
-                ),
+                "resumed_from": os.path.abspath(resume) if resume is not None else None,
+                "initialised_from": initialised_from,
+                "pretrained_encoder": pretrained,
             },
             scores={"validation": scores} if scores else {},
         )
