@@ -25,6 +25,7 @@ from napari_cytomask.io.export import (
     reopened_result,
     safe_file_name,
 )
+from napari_cytomask.io.tiff import read_tiff
 from napari_cytomask.progress import drain
 from napari_cytomask.rle import coco_rle
 
@@ -1814,3 +1815,25 @@ def test_a_home_folder_written_as_a_tilde_is_the_home_folder(tmp_path, monkeypat
     labels[2:8, 2:8] = 1
     written = export_labels([LabelsExport("cells", labels)], "~/out", formats=["tiff"])
     assert {path.parent for path in written} == {home / "out"} and list(here.iterdir()) == []
+
+
+def test_a_scale_in_no_length_is_said_and_no_file_or_table_holds_it(tmp_path):
+    """Scaled 0.65 in pixels: the ImageJ TIFF, the OME-TIFF and the tables agree that it
+    holds no pixel size, and the export says why its sizes are in pixels."""
+    labels = np.zeros((8, 8), np.uint8)
+    labels[2:6, 2:6] = 1
+    export = LabelsExport("cells", labels, scale=(0.65, 0.65), units=("pixel", "pixel"))
+    notes = []
+    drain(exporting([export], tmp_path, formats=["tiff", "ome-tiff"], note=notes.append))
+    assert notes == [
+        "'cells' is scaled 0.65 × 0.65 in no unit of length (its units are pixels), so its "
+        "files and tables count in pixels. For sizes in µm, give its image a pixel size "
+        "(Pixel size in step 2) and segment again."
+    ]
+    for name in ("cells.tif", "cells.ome.tif"):
+        ((_, kwargs, _),) = read_tiff(tmp_path / name)
+        assert kwargs["scale"] == (1.0, 1.0)
+    with tifffile.TiffFile(tmp_path / "cells.tif") as tif:
+        assert "unit" not in tif.imagej_metadata
+    (row,) = csv.DictReader((tmp_path / "cells_objects.csv").open())
+    assert row["area"] == "16" and "area_um2" not in row

@@ -420,6 +420,21 @@ def test_ids_beyond_16_bits_keep_their_pixel_size(tmp_path, real_labels):
     assert kwargs["scale"] == pytest.approx((0.5, 0.5)) and kwargs["units"] == ("µm", "µm")
 
 
+@pytest.mark.parametrize("units", [("pixel", "pixel"), None])
+def test_a_scale_in_no_length_is_no_pixel_size_in_any_file(tmp_path, units):
+    """A layer scaled 0.65 without a unit of length: ImageJ took 0.65 "pixel" per pixel
+    (areas 0.42 per pixel) where the OME-TIFF and the tables record no size."""
+    labels = np.zeros((8, 8), np.uint8)
+    labels[2:6, 2:6] = 1
+    for name in ("a.tif", "a.ome.tif"):
+        path = write_labels(tmp_path / name, labels, scale=(0.65, 0.65), units=units)
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages[0]
+            assert "unit" not in (tif.imagej_metadata or {})
+            assert page.tags.get("XResolution") is None or page.tags["XResolution"].value == (1, 1)
+            assert "PhysicalSize" not in (tif.ome_metadata or "")
+
+
 @pytest.mark.parametrize("offset", [0, 70000])  # ImageJ cannot order P and T; nor hold 70000
 def test_a_plain_tiff_keeps_positions_and_the_z_step(tmp_path, real_labels, offset):
     """Positions were written as tifffile's P (a phase) and read back as another axis, so

@@ -1309,6 +1309,14 @@ def _export_into(
                 "cells' positions in µm, keep its own rows and columns (from its offset), "
                 "not the turn the viewer shows."
             )
+        yx = [abs(size) for size in (export.scale or (1, 1))[-2:]]
+        if pixel_size_um(export.scale, export.units) is None and yx != [1, 1]:
+            # Its scale is kept in the provenance only: no file or table holds it as a size.
+            note(
+                f"'{export.name}' is scaled {yx[0]:g} × {yx[1]:g} in no unit of length (its "
+                "units are pixels), so its files and tables count in pixels. For sizes in "
+                "µm, give its image a pixel size (Pixel size in step 2) and segment again."
+            )
         where = scan_positions(export)  # read once of the scan, for the OME-TIFF and tables
         if where.names is not None:  # else as recorded: the scan may not be there any more
             export = replace(export, position_names=where.names)
