@@ -1332,7 +1332,8 @@ def _export_into(
                                 axis_labels=_after(export.axis_labels, place),
                                 translate=_after(export.translate, place),
                                 positions=None if place else where.stage,
-                                position_names=None if place else export.position_names))
+                                position_names=None if place else export.position_names,
+                                note=note))
             for path, place in plan.images
         ]  # fmt: skip
 

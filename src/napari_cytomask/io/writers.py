@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +59,7 @@ FORMATS: dict[str, LabelFormat] = {
         (".tif", ".tiff"),
         "ImageJ TIFF with the pixel size: opens in Fiji and napari. Fiji sees the axes of "
         "a stack with ids up to 65535 and not both positions and time points; for others, "
-        "choose OME-TIFF.",
+        "choose OME-TIFF. Ids over 4294967295 open in napari and Python only.",
     ),
     "ome-tiff": LabelFormat(
         "OME-TIFF",
@@ -86,6 +88,9 @@ FILE_FORMATS = tuple(key for key, fmt in FORMATS.items() if not fmt.chunked)
 SEGMENT_FORMATS = ("tiff", "ome-tiff", "ome-zarr")
 #: Frames with more pixels are segmented chunk-wise into OME-Zarr by ``cytomask segment``.
 CHUNKED_ABOVE = 64_000_000
+#: The largest id Fiji and Bio-Formats (QuPath, OMERO) open: they read no 64-bit integers,
+#: and OME-TIFF holds none.
+LARGEST_ID_OPENED = int(np.iinfo(np.uint32).max)
 
 
 def format_for(path: str | os.PathLike) -> str:
@@ -141,6 +146,7 @@ def write_labels(
     positions: Sequence[tuple[float, float]] | None = None,
     position_names: Sequence[str] | None = None,
     overwrite: bool = False,
+    note: Callable[[str], None] | None = None,
 ) -> Path:
     """Write a label image; the format follows the file name.
 
@@ -169,6 +175,10 @@ def write_labels(
         a ``P`` axis of as many positions.
     overwrite
         Replace an existing file. Off by default: an existing file is an error.
+    note
+        Called with what the user should know of the file (a TIFF of ids over
+        :data:`LARGEST_ID_OPENED`, which Fiji does not open); by default a
+        :class:`UserWarning`.
 
     Returns
     -------
@@ -199,6 +209,7 @@ def write_labels(
         translate=translate,
         positions=positions,
         position_names=position_names,
+        note=note,
     )
     write_atomically(path, writer, overwrite=overwrite)
     return path
@@ -214,6 +225,7 @@ def label_writer(
     translate: Sequence[float] | None = None,
     positions: Sequence[tuple[float, float]] | None = None,
     position_names: Sequence[str] | None = None,
+    note: Callable[[str], None] | None = None,
 ) -> Callable[[Path], None]:
     """What :func:`write_labels` writes, checked but not written yet: ``writer(tmp)`` writes
     the file to ``tmp``. Raises every error of :func:`write_labels` but the ones of the disk,
@@ -231,7 +243,16 @@ def label_writer(
             f"Cannot save {path.name}: the labels have {labels.ndim} axis(es), shape "
             f"{labels.shape}; a label image has at least 2 (Y and X)."
         )
-    labels = labels.astype(min_label_dtype(int(labels.max(initial=0))), copy=False)
+    top = int(labels.max(initial=0))
+    labels = labels.astype(min_label_dtype(top), copy=False)
+    if fmt == "tiff" and top > LARGEST_ID_OPENED:
+        # Written all the same: Python and napari read it back whole.
+        said = (
+            f"{path.name} holds ids up to {top}, which take 64 bits: napari and Python open "
+            "it, but not Fiji, QuPath or OMERO, which read no 64-bit ids; for those, "
+            "renumber the cells 1, 2, 3… and save them again."
+        )
+        (note or partial(warnings.warn, category=UserWarning, stacklevel=3))(said)
     scale, units = _checked_scale(path, labels.ndim, scale, units, translate)
     axes = _axes(labels.ndim, axis_labels)
     writer: Callable[[Path], None]
@@ -406,10 +427,11 @@ def _ome_writer(
     path: Path, labels: np.ndarray, axes: str, scale, units, translate, stage=None, named=None
 ) -> Callable[[Path], None]:
     top = int(labels.max(initial=0))
-    if top > np.iinfo(np.uint32).max:
+    if top > LARGEST_ID_OPENED:
         raise ValueError(
-            f"Cannot save {path.name}: OME-TIFF holds ids up to {np.iinfo(np.uint32).max} but "
-            f"the labels go up to {top}; save them as .tif or .npy."
+            f"Cannot save {path.name}: OME-TIFF holds ids up to {LARGEST_ID_OPENED} but the "
+            f"labels go up to {top}; renumber the cells 1, 2, 3… first, or save them as .npy "
+            "or .tif, which only napari and Python open with ids this large."
         )
     metadata: dict = {}
     for axis, key in (("X", "PhysicalSizeX"), ("Y", "PhysicalSizeY"), ("Z", "PhysicalSizeZ")):
