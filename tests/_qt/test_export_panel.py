@@ -950,3 +950,25 @@ def test_a_binary_mask_is_exported_by_its_separate_regions_and_said(
     assert regions > 1 and counts["cells"].tolist() == [regions]
     assert len(pd.read_csv(tmp_path / "thresholded_objects.csv")) == regions
     assert tifffile.imread(tmp_path / "thresholded.tif").max() == regions
+
+
+def test_a_layer_png_cannot_hold_is_left_out_and_the_others_exported(
+    make_napari_viewer_proxy, qtbot, tmp_path
+):
+    viewer = make_napari_viewer_proxy()
+    cells = np.zeros((20, 20), np.uint32)
+    cells[2:8, 2:8], cells[10:18, 10:18] = 1, 2
+    viewer.add_labels(cells, name="cells")
+    viewer.add_labels(np.where(cells == 2, 70_000, cells), name="stitched cells")
+    panel = ExportPanel(viewer)
+    viewer.window.add_dock_widget(panel)
+    panel.formats["png"].setChecked(True)
+    panel.folder.setText(str(tmp_path))
+    panel.export()
+    qtbot.waitUntil(lambda: "Wrote" in panel.status.text(), timeout=30_000)
+    assert "'stitched cells' was left out, none of its files written" in panel.status.text()
+    assert "PNG holds ids up to 65535" in panel.status.text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "cells.png", "cells.tif", "cells_counts.csv", "cells_objects.csv",
+        "cells_provenance.json",
+    ]  # fmt: skip

@@ -1837,3 +1837,28 @@ def test_a_scale_in_no_length_is_said_and_no_file_or_table_holds_it(tmp_path):
         assert "unit" not in tif.imagej_metadata
     (row,) = csv.DictReader((tmp_path / "cells_objects.csv").open())
     assert row["area"] == "16" and "area_um2" not in row
+
+
+def test_a_layer_that_cannot_be_exported_is_left_out_and_the_others_written(tmp_path):
+    """Given ``left_out``, a layer PNG cannot hold (ids over 65535) or no labels at all is
+    left out, said, and the others are written; one left out last of all is raised."""
+    cells = np.zeros((8, 8), np.uint32)
+    cells[2:6, 2:6] = 1
+    exports = [
+        LabelsExport("stitched", cells * 70_000),
+        LabelsExport("cells", cells),
+        LabelsExport("map", cells * 0.5),
+    ]
+    left = []
+
+    def left_out(export, err):
+        left.append((export.name, str(err)))
+
+    written = drain(exporting(exports, tmp_path, formats=["tiff", "png"], left_out=left_out))
+    assert [name for name, _ in left] == ["stitched", "map"]
+    assert "PNG holds ids up to 65535" in left[0][1] and "fractional values" in left[1][1]
+    assert sorted(p.name for p in written) == sorted(p.name for p in tmp_path.iterdir())
+    assert {p.name.split(".")[0].split("_")[0] for p in written} == {"cells"}
+    with pytest.raises(ValueError, match="PNG holds ids up to 65535"):
+        drain(exporting(exports[:1], tmp_path / "alone", formats=["png"], left_out=print))
+    assert not (tmp_path / "alone").exists() or not any((tmp_path / "alone").iterdir())

@@ -419,17 +419,25 @@ def _lying_under(labels, images) -> tuple[list, str]:
 def _export_job(exports, folder, *, overwrite, score_column, landing: _Landing, **options):
     """Worker body, reporting progress: ``(files written, None, names of the layers
     without a cell, overwrite, notes)``, the notes what the export warned of (files of an
-    earlier export it left), also kept in ``landing``; or ``([], ExportExists, [], False,
-    [])`` when files of the export exist (an answer to ask the user about, not a failure;
-    asked before a lazy layer is read)."""
+    earlier export it left, a layer it could not write and left out: the others are
+    written, as a user who ticked several expects), also kept in ``landing``; or ``([],
+    ExportExists, [], False, [])`` when files of the export exist (an answer to ask the
+    user about, not a failure; asked before a lazy layer is read)."""
     try:
         check_export(exports, folder, overwrite=overwrite, **options)
         exports = [export.loaded() for export in exports]  # lazy layers are read once, here
         notes: list[str] = []
+        left: list[str] = []
+
+        def left_out(export, err: ValueError) -> None:
+            left.append(export.name)
+            notes.insert(len(left) - 1, f"'{export.name}' was left out, none of its files "
+                                        f"written: {one_line(err)}")  # fmt: skip
+
         # Closed with this job, as a cancelled worker closes it: in napari's thread.
         with contextlib.closing(
             exporting(exports, folder, overwrite=overwrite, score_column=score_column,
-                      note=notes.append, **options)
+                      note=notes.append, left_out=left_out, **options)
         ) as work:  # fmt: skip
             while True:
                 try:
@@ -445,7 +453,7 @@ def _export_job(exports, folder, *, overwrite, score_column, landing: _Landing, 
     except Exception as err:
         landing.error = err  # for a Cancel that came as the files moved in
         raise
-    empty = [export.name for export in exports if not np.any(export.labels)]
+    empty = [e.name for e in exports if e.name not in left and not np.any(e.labels)]
     landing.outcome = written, None, empty, overwrite, notes
     return landing.outcome
 

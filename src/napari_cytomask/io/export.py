@@ -1135,6 +1135,11 @@ def export_labels(
         Called with what the user should know of the export (a binary mask taken by its
         regions, files of an earlier one it left); by default that is a
         :class:`UserWarning`.
+    left_out
+        Called with each export that cannot be written (ids too large for a format, labels
+        that are no labels) and the error, which then leaves it out and writes the others;
+        by default the first such error stops the export. One left out last of all is
+        raised: nothing was written.
 
     Returns
     -------
@@ -1162,6 +1167,7 @@ def exporting(
     overwrite: bool = False,
     inputs: Sequence[str | os.PathLike] = (),
     note: Callable[[str], None] | None = None,
+    left_out: Callable[[LabelsExport, ValueError], None] | None = None,
 ):
     """:func:`export_labels` (which takes the same options) as a progress generator, for
     the dock and the command line: it yields :class:`~napari_cytomask.progress.Progress`
@@ -1181,7 +1187,8 @@ def exporting(
         )
     with locked_folders([folder], "an export"):
         return (yield from _export_into(exports, folder, formats, objects_csv, coco_json,
-                                        score_column, overwrite, inputs, note))  # fmt: skip
+                                        score_column, overwrite, inputs, note,
+                                        left_out))  # fmt: skip
 
 
 def check_export(
@@ -1292,15 +1299,45 @@ def scan_positions(export) -> ScanPositions:
 
 
 def _export_into(
-    exports, folder, formats, objects_csv, coco_json, score_column, overwrite, inputs, note
-):
+    exports, folder, formats, objects_csv, coco_json, score_column, overwrite, inputs, note,
+    left_out,
+):  # fmt: skip
     plans = _plans(exports, folder, formats, objects_csv, coco_json, overwrite, inputs)
     # Three stages, timed apart: a layer read or measured takes seconds, a file written less.
-    layers, files = len(plans), sum(len(plan.files) for _, plan in plans)
+    layers = len(plans)
+    left = []
+
+    def or_left_out(export, work):
+        """``work()``, or None when it fails for ``export`` alone and ``left_out`` takes it:
+        one layer a format cannot hold keeps none of the others from being exported."""
+        try:
+            return work()
+        except ValueError as err:
+            if left_out is None or len(left) + 1 == layers:
+                raise
+            left.append(export)
+            left_out(export, err)
+            return None
+
+    def writers(export, plan, where):
+        return [
+            (path, label_writer(path, export.labels[place], scale=_after(export.scale, place),
+                                units=_after(export.units, place),
+                                axis_labels=_after(export.axis_labels, place),
+                                translate=_after(export.translate, place),
+                                positions=None if place else where.stage,
+                                position_names=None if place else export.position_names,
+                                note=note))
+            for path, place in plan.images
+        ]  # fmt: skip
+
     yield Progress("read", 0, layers)
     loaded = []
     for export, plan in plans:
-        export, said = _cells_of(export.loaded())  # lazy layers are read here
+        cells = or_left_out(export, lambda export=export: _cells_of(export.loaded()))
+        if cells is None:
+            continue
+        export, said = cells  # lazy layers are read here
         if said:
             note(said)
         if export.turned:
@@ -1320,30 +1357,24 @@ def _export_into(
         where = scan_positions(export)  # read once of the scan, for the OME-TIFF and tables
         if where.names is not None:  # else as recorded: the scan may not be there any more
             export = replace(export, position_names=where.names)
-        loaded.append((export, plan, where))
-        yield Progress("read", len(loaded), layers)
-    exports = [export for export, _, _ in loaded]
-    plans = [(export, plan) for export, plan, _ in loaded]
-
-    def writers(export, plan, where):
-        return [
-            (path, label_writer(path, export.labels[place], scale=_after(export.scale, place),
-                                units=_after(export.units, place),
-                                axis_labels=_after(export.axis_labels, place),
-                                translate=_after(export.translate, place),
-                                positions=None if place else where.stage,
-                                position_names=None if place else export.position_names,
-                                note=note))
-            for path, place in plan.images
-        ]  # fmt: skip
-
-    images = [writers(*each) for each in loaded]
+        images = or_left_out(export, partial(writers, export, plan, where))
+        if images is not None:
+            loaded.append((export, plan, images))
+        yield Progress("read", len(loaded) + len(left), layers)
     # The tables too (measuring can fail: labels that are no labels, too little memory).
-    tables = []
-    for export in exports:
-        yield Progress("measure", len(tables), layers)
-        tables.append(_measured(export, objects_csv, coco_json, score_column, overwrite))
-    yield Progress("measure", layers, layers)
+    measured = []
+    for i, (export, plan, images) in enumerate(loaded):
+        yield Progress("measure", i, len(loaded))
+        made = partial(_measured, export, objects_csv, coco_json, score_column, overwrite)
+        tables = or_left_out(export, made)
+        if tables is not None:
+            measured.append((export, plan, images, tables))
+    yield Progress("measure", len(loaded), len(loaded))
+    exports = [export for export, _, _, _ in measured]
+    plans = [(export, plan) for export, plan, _, _ in measured]
+    images = [images for _, _, images, _ in measured]
+    tables = [tables for _, _, _, tables in measured]
+    files = sum(len(plan.files) for _, plan in plans)
     replacing = {path for _, plan in plans for path in plan.files if path.exists()}
     earlier = {
         plan.provenance: _earlier_record(plan.provenance)
