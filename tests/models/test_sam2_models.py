@@ -285,3 +285,29 @@ def test_a_model_for_another_gpu_is_built_with_that_gpu_current(monkeypatch):
     events.clear()
     build_sam2_model(TINY, device="cpu")
     assert events == ["built"]
+
+
+def test_a_checkpoint_replaced_at_its_path_is_loaded_again(tmp_path):
+    """A model downloaded to the name of another, or fine-tuned into its file, kept being
+    used from memory: the results of the model before, without a word."""
+    import os
+
+    path = tmp_path / "mine.pt"
+    first, second = (build_sam2_model(TINY, image_size=64, seed=seed) for seed in (1, 2))
+    torch.save({"model": first.state_dict()}, path)
+    loaded = []
+
+    def builder(source, device, config):
+        loaded.append(source)
+        return build_sam2_model(TINY, checkpoint=source, image_size=64)
+
+    cache = Sam2ModelCache(builder)
+    assert same_weights(cache.get(str(path), "cpu", "facebook/sam2.1-hiera-tiny"), first)
+    assert cache.holds(str(path), "cpu", "facebook/sam2.1-hiera-tiny")
+    torch.save({"model": second.state_dict()}, path)
+    # Replaced a second later, as a person does it: the same size, a later time.
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    assert not cache.holds(str(path), "cpu", "facebook/sam2.1-hiera-tiny")
+    assert same_weights(cache.get(str(path), "cpu", "facebook/sam2.1-hiera-tiny"), second)
+    assert loaded == [str(path), str(path)]

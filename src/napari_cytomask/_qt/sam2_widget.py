@@ -316,7 +316,7 @@ class Sam2Widget(StepWidget, QWidget):
         self._models = Sam2ModelCache(model_builder)
         #: The engine of the model last used (the one its cache holds).
         self._last_engine: Sam2Engine | None = None
-        self._records: dict[tuple, dict] = {}  # (source, config) -> the model's record
+        self._records: dict[tuple, dict] = {}  # the model cache's key -> the model's record
         self._planes: dict[str, tuple] = {}  # slot -> (lazy array, index, plane read)
         self._engine_lock = threading.Lock()
         #: The image the last Segment ran on (its layer's unique id) and its frame (``()``:
@@ -787,9 +787,11 @@ class Sam2Widget(StepWidget, QWidget):
                 model = self._models.get(source, device, config)
                 self._last_engine = Sam2Engine(model, model_key=f"{source}|{config}")
             engine = self._last_engine
-            record = self._records.get((source, config))
+            # By the cache's key: a checkpoint replaced at its path gets its own SHA-256.
+            key = self._models.key(source, device, config)
+            record = self._records.get(key)
             if record is None:
-                record = self._records[source, config] = _model_record(source, config)
+                record = self._records[key] = _model_record(source, config)
             return engine, record
 
     def _run(self, job):

@@ -433,8 +433,10 @@ class Sam2ModelCache:
     @staticmethod
     def key(source: str, device: str | torch.device = "auto", config: str | None = None) -> tuple:
         """What tells the models apart: the source and configuration, on the device
-        ``device`` resolves to ("auto" and "cuda" are one)."""
-        return source, config or "", str(get_device(device))
+        ``device`` resolves to ("auto" and "cuda" are one), and a local checkpoint's size
+        and modification time: a file replaced at the same path (another model downloaded
+        to its name, or fine-tuned into it) is loaded again, not taken from memory."""
+        return source, config or "", str(get_device(device)), _file_stamp(source)
 
     def holds(self, source: str, device: str | torch.device = "auto", config: str | None = None):
         """Whether :meth:`get` would give the model loaded last (not load another)."""
@@ -461,6 +463,19 @@ class Sam2ModelCache:
 
     def __len__(self) -> int:
         return 0 if self._last is None else 1
+
+
+def _file_stamp(source: str) -> tuple[int, int] | None:
+    """A local checkpoint's size and modification time (one ``stat``: hashing hundreds of
+    MB at every slider move would be too slow); None for a Hugging Face id, whose cached
+    download stays at its revision, or a missing file (loading it says so)."""
+    if source in HF_MODELS:
+        return None
+    try:
+        stat = Path(source).stat()
+    except OSError:
+        return None
+    return stat.st_size, stat.st_mtime_ns
 
 
 def _build_from_source(source: str, device: torch.device, config: str | None):
