@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -703,8 +705,18 @@ def test_the_tuned_sliders_are_in_view_and_the_rest_behind_more_settings(make_na
     qtbot.waitUntil(lambda: not widget._tune_box.visibleRegion().isEmpty())
 
 
+def _weights_of(model_id: str, path):
+    """A checkpoint with the names and shapes of a SAM2 model's weights (each of one stored
+    number: small files), as Meta publishes them."""
+    from napari_cytomask.models.sam2_models import HF_MODELS, build_sam2_model
+
+    state = build_sam2_model(HF_MODELS[model_id][0], image_size=64).state_dict()
+    torch.save({"model": {k: v.new_zeros(1).expand(v.shape) for k, v in state.items()}}, path)
+    return str(path)
+
+
 def test_a_local_checkpoint_gets_the_configuration_it_belongs_to(
-    make_napari_viewer_proxy, qtbot, monkeypatch
+    make_napari_viewer_proxy, qtbot, monkeypatch, tmp_path
 ):
     """Offline, the message says to copy sam2.1_hiera_tiny.pt and open it as a local
     checkpoint: its configuration followed neither the model asked for nor the file."""
@@ -724,20 +736,60 @@ def test_a_local_checkpoint_gets_the_configuration_it_belongs_to(
     )
     widget._model_chosen()  # as when a user picks it in the list
     assert dialogs and widget.config.currentText() == "facebook/sam2.1-hiera-small"
-    widget.use_checkpoint("/copied/sam2_hiera_large.pt")
-    assert widget.model_source() == ("/copied/sam2_hiera_large.pt", "facebook/sam2-hiera-large")
-    assert "configuration of facebook/sam2-hiera-large" in widget.status.text()
+    large = _weights_of("facebook/sam2-hiera-tiny", tmp_path / "sam2_hiera_large.pt")
+    widget.use_checkpoint(large)  # its weights tell, not its name
+    assert widget.model_source() == (large, "facebook/sam2-hiera-tiny")
+    assert widget.status.text() == (
+        "Checkpoint sam2_hiera_large.pt: weights of facebook/sam2-hiera-tiny (its Configuration)."
+    )
     widget._model_chosen()  # Local picked again: the checkpoint keeps its configuration
-    assert widget.model_source() == ("/copied/sam2_hiera_large.pt", "facebook/sam2-hiera-large")
-    widget.use_checkpoint("/mine/finetuned.pt")  # a file of its own: the choice stays
-    assert widget.config.currentText() == "facebook/sam2-hiera-large"
-    assert widget.status.text().startswith(
-        "Checkpoint finetuned.pt: read as facebook/sam2-hiera-large; choose its Configuration"
-    )
-    widget.config.setCurrentText("facebook/sam2.1-hiera-tiny")  # it said "choose" still
-    assert widget.status.text().startswith(
-        "Checkpoint finetuned.pt: read as facebook/sam2.1-hiera-tiny; choose its Configuration"
-    )
+    assert widget.model_source() == (large, "facebook/sam2-hiera-tiny")
+    mine = _weights_of("facebook/sam2.1-hiera-tiny", tmp_path / "finetuned.pt")
+    widget.use_checkpoint(mine)
+    assert widget.model_source() == (mine, "facebook/sam2.1-hiera-tiny")
+
+
+def test_a_file_of_no_sam2_model_is_refused_as_it_is_picked(
+    make_napari_viewer_proxy, qtbot, monkeypatch, tmp_path, unet_checkpoint, notifications
+):
+    """A U-Net's file, a checkpoint copied in part or weights of no SAM2 network were taken
+    as the local checkpoint, and refused only when Segment loaded them, the model chosen
+    before gone."""
+    from napari_cytomask._qt import sam2_widget
+
+    said = notifications
+    viewer = make_napari_viewer_proxy()
+    widget = Sam2Widget(viewer)
+    qtbot.addWidget(widget)
+    good = _weights_of("facebook/sam2.1-hiera-tiny", tmp_path / "good.pt")
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(Path(good).read_bytes()[:2000])
+    other = tmp_path / "other.pt"
+    torch.save({"model": {"w": torch.zeros(3)}}, other)
+    picked = []
+    monkeypatch.setattr(sam2_widget.QFileDialog, "getOpenFileName", lambda *a: (picked[-1], ""))
+    for path, why in [
+        (unet_checkpoint(), "is a U-Net checkpoint of napari-cytomask, not SAM2 weights"),
+        (cut, "could not be read as a PyTorch file of weights: it may be incomplete"),
+        (other, "holds no weights of a SAM2 or SAM2.1 model"),
+    ]:
+        picked.append(str(path))
+        widget.model.setCurrentText("facebook/sam2.1-hiera-small")
+        widget.model.setCurrentText(sam2_widget.LOCAL)
+        widget._model_chosen()  # as when a user picks it in the list
+        assert widget.model_source() == ("facebook/sam2.1-hiera-small", None)
+        assert said[-1] == widget.status.text()
+        assert why in said[-1] and said[-1].endswith(
+            "SAM2 goes on with the model chosen before, facebook/sam2.1-hiera-small."
+        )
+    # A local checkpoint chosen before stays, too.
+    picked.append(good)
+    widget.model.setCurrentText(sam2_widget.LOCAL)
+    widget._browse()
+    picked.append(str(other))
+    widget._browse()
+    assert widget.model_source() == (good, "facebook/sam2.1-hiera-tiny")
+    assert said[-1].endswith("SAM2 goes on with the model chosen before, good.pt.")
 
 
 def test_another_model_chosen_takes_back_the_error_of_the_one_that_failed_to_load(

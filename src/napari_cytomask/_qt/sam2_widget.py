@@ -10,6 +10,7 @@ from pathlib import Path
 import napari
 import numpy as np
 from napari.layers import Image, Labels
+from napari.utils.notifications import show_error
 from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import (
     QAbstractSlider,
@@ -44,6 +45,7 @@ from ..io.layers import (
     result_metadata,
     varies_as_light,
 )
+from ..models.checkpoint import CheckpointError
 from ..models.device import available_devices
 from ..models.sam2_engine import (
     ENCODER_PARAMS,
@@ -54,7 +56,13 @@ from ..models.sam2_engine import (
     crop_points_problem,
     foreground_mismatch,
 )
-from ..models.sam2_models import DEFAULT_MODEL, HF_MODELS, Sam2ModelCache, cached_checkpoint
+from ..models.sam2_models import (
+    DEFAULT_MODEL,
+    HF_MODELS,
+    Sam2ModelCache,
+    cached_checkpoint,
+    identify_sam2_checkpoint,
+)
 from ..pipeline import Sam2Step
 from ..roles import source_of
 from ..tiling import overlap_problem
@@ -602,11 +610,7 @@ class Sam2Widget(StepWidget, QWidget):
         a failed download the dock still said so when a local checkpoint was chosen, as the
         message advises. A message about the model chosen now stays, and so does what a
         waiting or running run says."""
-        if self.runner.busy:
-            return
-        if self.status.text().startswith(f"Checkpoint {Path(self.checkpoint.text()).name}: read"):
-            self._say_configuration()  # of the configuration chosen now
-        if self._load_error is None:
+        if self.runner.busy or self._load_error is None:
             return
         choice, message = self._load_error
         if self._chosen() != choice and self.status.text() == message:
@@ -631,28 +635,34 @@ class Sam2Widget(StepWidget, QWidget):
         path, _ = QFileDialog.getOpenFileName(
             self, "SAM2 checkpoint", "", "PyTorch checkpoints (*.pt *.pth)"
         )
-        if path:
+        if not path:
+            return
+        try:
             self.use_checkpoint(path)
+        except CheckpointError as err:
+            # Said as the file is picked, not at Segment; the model chosen before stays.
+            if not self.checkpoint.text():
+                self.model.setCurrentText(self._last_id)
+            chosen = self.model_source()[0]
+            if self.model.currentText() == LOCAL:
+                chosen = Path(chosen).name
+            message = f"{err} SAM2 goes on with the model chosen before, {chosen}."
+            self.status.setText(message)
+            show_error(message)
 
     def use_checkpoint(self, path: str) -> None:
-        """Segment with a local checkpoint; a file published with SAM2 (by its name) gets
-        its configuration chosen too."""
-        self.checkpoint.setText(path)
-        name = Path(path).name
-        known = next((mid for mid, (_, file) in HF_MODELS.items() if file == name), None)
-        if known is None:
-            self._say_configuration()
-            return
-        self.config.setCurrentText(known)
-        self.status.setText(f"Checkpoint {name}: the configuration of {known}, by its name.")
+        """Segment with a local checkpoint, with the configuration its weights fit.
 
-    def _say_configuration(self) -> None:
-        """What a checkpoint of no published name is read as: the configuration chosen (it
-        said "choose its configuration" after one was chosen)."""
+        Raises
+        ------
+        CheckpointError
+            For a file that holds no SAM2 model's weights; the choice stays as it was.
+        """
+        model = identify_sam2_checkpoint(path)
+        self.checkpoint.setText(path)
+        self.config.setCurrentText(model)
         self.status.setText(
-            f"Checkpoint {Path(self.checkpoint.text()).name}: read as "
-            f"{self.config.currentText()}; choose its Configuration if it is of another model "
-            "(one that does not fit is said when it loads)."
+            f"Checkpoint {Path(path).name}: weights of {model} (its Configuration)."
         )
 
     def params(self) -> Sam2Params:

@@ -325,9 +325,55 @@ def load_sam2_weights(model, checkpoint: str | Path, config: str = "") -> None:
         weights of another model than ``config`` (naming the model they fit).
     """
     path = Path(checkpoint)
+    state = _read_weights(path)
+    mismatch = mismatched_weights(model.state_dict(), state)
+    if mismatch:
+        guess = guess_model(state)
+        which = (
+            f"it seems to be a checkpoint of {guess}"
+            if guess
+            else "it matches none of the SAM2 and SAM2.1 models"
+        )
+        # Named as the user chose it: by the model id whose configuration it is.
+        chosen = next((name for name, (yaml, _) in HF_MODELS.items() if yaml == config), config)
+        raise CheckpointError(
+            f"{path.name} does not match the configuration {chosen or 'of this model'}: {which} "
+            f"({mismatch}). Choose the configuration (or model id) that the checkpoint was "
+            "trained with."
+        )
+    model.load_state_dict(state)
+
+
+def identify_sam2_checkpoint(path: str | Path) -> str:
+    """The Hugging Face id of the model whose network a checkpoint's weights fit, told by
+    their names and shapes: the file is memory-mapped, so only its index is read, and no
+    network is built (a file picked is checked at once, not when Segment loads it).
+
+    Raises
+    ------
+    CheckpointError
+        For a file that holds no SAM2 model's weights, saying what it is.
+    """
+    path = Path(path)
+    state = _read_weights(path, mmap=True)
+    model = guess_model(state)
+    if model is None:
+        raise CheckpointError(
+            f"{path.name} holds no weights of a SAM2 or SAM2.1 model (its network matches "
+            "none of them); pick a SAM2 checkpoint, such as sam2.1_hiera_tiny.pt."
+        )
+    return model
+
+
+def _read_weights(path: Path, mmap: bool = False) -> dict:
+    """The state dict of a sam2 checkpoint file (see :func:`load_sam2_weights`), its
+    tensors memory-mapped with ``mmap`` where the file allows (not read until used)."""
     check_sam2_file(path)
+    if mmap:
+        with open(path, "rb") as fh:
+            mmap = fh.read(4) == _TORCH_SIGNATURES[0]  # torch maps only its zip format
     try:
-        content = torch.load(path, map_location="cpu", weights_only=True)
+        content = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as err:  # noqa: BLE001 - any unreadable file gets the same advice
         if "Unsupported global" in str(err):
             # Not torch's own text: it advises turning off the check that refuses such files.
@@ -349,22 +395,7 @@ def load_sam2_weights(model, checkpoint: str | Path, config: str = "") -> None:
             f"{path.name} holds no SAM2 weights (no 'model' entry); pick a checkpoint "
             "published with SAM2 or saved as {'model': state_dict}."
         )
-    mismatch = mismatched_weights(model.state_dict(), state)
-    if mismatch:
-        guess = guess_model(state)
-        which = (
-            f"it seems to be a checkpoint of {guess}"
-            if guess
-            else "it matches none of the SAM2 and SAM2.1 models"
-        )
-        # Named as the user chose it: by the model id whose configuration it is.
-        chosen = next((name for name, (yaml, _) in HF_MODELS.items() if yaml == config), config)
-        raise CheckpointError(
-            f"{path.name} does not match the configuration {chosen or 'of this model'}: {which} "
-            f"({mismatch}). Choose the configuration (or model id) that the checkpoint was "
-            "trained with."
-        )
-    model.load_state_dict(state)
+    return state
 
 
 def _sam1_weights(weights) -> bool:
