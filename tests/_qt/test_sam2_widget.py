@@ -715,6 +715,31 @@ def _weights_of(model_id: str, path):
     return str(path)
 
 
+def test_choosing_a_local_checkpoint_moves_no_field(make_napari_viewer, qtbot):
+    """Its rows widened the label column ("Checkpoint file"): every field moved right, and
+    the model's list, as wide as the longest id, wrapped below its label."""
+    from napari_cytomask._qt import sam2_widget
+
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1280, 800)
+    widget = Sam2Widget(viewer)
+    viewer.window.add_dock_widget(widget)
+    qtbot.waitUntil(widget.isVisible)
+
+    def places():
+        qtbot.wait(50)
+        return [
+            (widget._top.labelForField(field).geometry().topLeft(), field.geometry().left())
+            for field in (widget.model, widget.layer)
+        ]
+
+    before = places()
+    widget.model.setCurrentText(sam2_widget.LOCAL)
+    after = places()
+    assert after[0] == before[0]  # the model's row
+    assert after[1][1] == before[1][1]  # the image's list, further down
+
+
 def test_a_local_checkpoint_gets_the_configuration_it_belongs_to(
     make_napari_viewer_proxy, qtbot, monkeypatch, tmp_path
 ):

@@ -431,6 +431,13 @@ class Sam2Widget(StepWidget, QWidget):
         top.addRow(self.positions.label, self.positions)
         top.addRow("Device", self.device)
         self._top = top
+        # The model ids are long: as wide as them, the combo boxes wrapped below their labels
+        # when the label column widened.
+        for combo in (self.model, self.config):
+            combo.setMinimumContentsLength(10)
+            combo.setSizeAdjustPolicy(
+                QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+            )
         column = QVBoxLayout(content)
         column.setContentsMargins(0, 0, 0, 0)
         column.addLayout(top)
@@ -518,6 +525,21 @@ class Sam2Widget(StepWidget, QWidget):
         self._refresh_levels()
         self._show_local()
         self.bind_keys()
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().showEvent(event)
+        # Every label of the top rows as wide as the widest, shown or not (measured once
+        # shown, in napari's font): the rows shown on demand (a local checkpoint's, a
+        # pyramid's resolution level) widened the label column and moved every field.
+        labels = [
+            self._top.itemAt(row, QFormLayout.ItemRole.LabelRole).widget()
+            for row in range(self._top.rowCount())
+        ]
+        for label in labels:
+            label.ensurePolished()
+        width = max(label.sizeHint().width() for label in labels)
+        for label in labels:
+            label.setMinimumWidth(width)
 
     @property
     def segment_button(self):
