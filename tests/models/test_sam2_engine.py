@@ -362,7 +362,7 @@ def test_decoder_progress_counts_points_batch_by_batch(model, image, collect):
         warnings.simplefilter("ignore")
         events, _ = collect(engine.generate_iter(image, coarse))
         assert events == [
-            ("encoder", 0, 1),
+            ("encoder", 0, 9),
             ("decoder", 0, 9),
             ("decoder", 4, 9),
             ("decoder", 8, 9),
@@ -381,6 +381,24 @@ def test_decoder_progress_counts_points_batch_by_batch(model, image, collect):
         warnings.simplefilter("ignore")
         events, _ = collect(engine.generate_iter(image, replace(coarse, pred_iou_thresh=0.5)))
     assert events == []
+
+
+def test_progress_keeps_one_scale_and_goes_only_forward(model, image, collect):
+    """The encoder counted crops and the decoder points: with a crop layer of fewer points
+    per crop, the dock's bar went from 50 % back to 20 %, its maximum from 32 to 5."""
+    params = Sam2Params(
+        **{**LOW, "points_per_side": 4},
+        crop_n_layers=1,
+        crop_n_points_downscale_factor=2,
+        points_per_batch=8,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        events, _ = collect(Sam2Engine(model).generate_iter(image, params))
+    assert [stage for stage, *_ in events].count("encoder") == 5  # the image and 4 crops
+    assert {total for *_, total in events} == {16 + 4 * 4}
+    done = [done for _, done, _ in events]
+    assert done == sorted(done) and done[-1] == 32
 
 
 def test_engine_equals_the_stock_generator_on_real_images(model, shared_data):

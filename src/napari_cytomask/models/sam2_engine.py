@@ -85,10 +85,11 @@ DECODER_PARAMS = (
 #: Parameters that change the crops, so the encoder runs for crops it has not seen.
 ENCODER_PARAMS = ("crop_n_layers", "crop_overlap_ratio")
 
-#: Progress events ``(stage, done, total)``: "encoder" before an encoder run on a crop
-#: (of an image or tile), counted in crops; "decoder" when a crop's decoding starts, after
-#: every decoder batch and after every finished crop, counted in prompt points (of every
-#: crop together, never going back).
+#: Progress events ``(stage, done, total)``, all counted in prompt points of every crop (of
+#: an image or tile) together, never going back: "encoder" before an encoder run on a crop,
+#: at the points of the crops before it; "decoder" when a crop's decoding starts, after
+#: every decoder batch and after every finished crop. (Crops counted for the encoder put
+#: the bar back where crops hold fewer points than others, and changed its scale.)
 Progress = tuple[str, int, int]
 #: Default percentiles that map grayscale intensities to 0 and 255.
 PERCENTILES = (1.0, 99.0)
@@ -742,7 +743,7 @@ class Sam2Engine:
         Yields
         ------
         tuple
-            ``("encoder", crop, crops)`` and ``("decoder", points, all points)``
+            ``("encoder", points, all points)`` and ``("decoder", points, all points)``
             progress (:data:`Progress`).
 
         Returns
@@ -909,16 +910,15 @@ class Sam2Engine:
                 for box, layer in zip(boxes, layers, strict=True)
                 if box[2] > box[0] and box[3] > box[1]
             ]
-        n_enc = len(jobs)
         n_points = sum(len(grids[layer]) for *_, layer in jobs)
         done = 0  # points of the crops before this one
         crop_candidates: list[list] = [[] for _ in views]
         n_candidates = 0
-        for i, (v, key, img, box, layer) in enumerate(jobs):
+        for v, key, img, box, layer in jobs:
             dkey = (self.model_key, key, tuple(box), params.decoder_key())
             cands = self.candidates.get(dkey)
             if cands is None:
-                feats = yield from self._encode(key, img, box, i, n_enc)
+                feats = yield from self._encode(key, img, box, done, n_points)
                 pkey = (self.model_key, key, tuple(box), params.prompt_key())
                 cands = yield from self._decode(
                     pkey, feats, img.shape[:2], box, grids[layer], params, (done, n_points)
@@ -952,11 +952,11 @@ class Sam2Engine:
         with current, precision:
             yield
 
-    def _encode(self, key: str, img: np.ndarray, box, i: int, n: int):
+    def _encode(self, key: str, img: np.ndarray, box, done: int, total: int):
         fkey = (self.model_key, key, tuple(box))
         feats = self.features.get(fkey)
         if feats is None:
-            yield ("encoder", i, n)
+            yield ("encoder", done, total)
             x0, y0, x1, y1 = box
             with self._lock, torch.no_grad(), self._on_device():
                 self.predictor.set_image(img[y0:y1, x0:x1, :])
