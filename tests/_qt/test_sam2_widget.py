@@ -699,7 +699,7 @@ def test_the_tuned_sliders_are_in_view_and_the_rest_behind_more_settings(make_na
     assert not share.isVisible()
     # A short page (guided by the U-Net, under its settings) shows its first rows; the
     # sliders are scrolled into view when the guided SAM2 run starts.
-    widget.setFixedHeight(260)
+    widget.setFixedHeight(200)
     qtbot.waitUntil(lambda: widget._tune_box.visibleRegion().isEmpty())
     widget.show_tuning()
     qtbot.waitUntil(lambda: not widget._tune_box.visibleRegion().isEmpty())
