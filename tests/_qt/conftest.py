@@ -28,6 +28,21 @@ def keep_every_mask() -> dict:
 
 
 @pytest.fixture
+def sam2_weights_of():
+    """Writes a checkpoint with the names and shapes of a SAM2 model's weights (each of one
+    stored number: small files), as Meta publishes them: ``(model_id, path) -> path``."""
+    from napari_cytomask.models.sam2_models import HF_MODELS, build_sam2_model
+
+    def write(model_id: str, path) -> str:
+        state = build_sam2_model(HF_MODELS[model_id][0], image_size=64).state_dict()
+        weights = {k: v.new_zeros(1).expand(v.shape) for k, v in state.items()}
+        torch.save({"model": weights}, path)
+        return str(path)
+
+    return write
+
+
+@pytest.fixture
 def notifications():
     """Every notification napari shows (errors of workers included), as text."""
     shown: list[str] = []

@@ -344,12 +344,12 @@ def test_two_docks_keep_each_others_changes(make_napari_viewer_proxy, settings):
 
 
 def test_a_checkpoint_chosen_with_open_is_remembered(
-    make_napari_viewer_proxy, qtbot, settings, tmp_path
+    make_napari_viewer_proxy, qtbot, settings, tmp_path, sam2_weights_of
 ):
     """A file dialog fills the path in without the edit signal of typing: only a later
     change of another setting saved it, and the next session showed an empty path."""
     dock = CytomaskDock(make_napari_viewer_proxy(), settings=settings)
-    chosen = str(tmp_path / "my_sam2_finetuned.pt")
+    chosen = sam2_weights_of("facebook/sam2.1-hiera-tiny", tmp_path / "my_sam2_finetuned.pt")
     dock.sam2.use_checkpoint(chosen)  # what Open… does with the dialog's answer
     dock.unet.trainer.init_path.setText(str(tmp_path / "mine.safetensors"))  # Start from: Open…
     store = QSettings(settings.fileName(), settings.format())

@@ -705,16 +705,6 @@ def test_the_tuned_sliders_are_in_view_and_the_rest_behind_more_settings(make_na
     qtbot.waitUntil(lambda: not widget._tune_box.visibleRegion().isEmpty())
 
 
-def _weights_of(model_id: str, path):
-    """A checkpoint with the names and shapes of a SAM2 model's weights (each of one stored
-    number: small files), as Meta publishes them."""
-    from napari_cytomask.models.sam2_models import HF_MODELS, build_sam2_model
-
-    state = build_sam2_model(HF_MODELS[model_id][0], image_size=64).state_dict()
-    torch.save({"model": {k: v.new_zeros(1).expand(v.shape) for k, v in state.items()}}, path)
-    return str(path)
-
-
 def test_choosing_a_local_checkpoint_moves_no_field(make_napari_viewer, qtbot):
     """Its rows widened the label column ("Checkpoint file"): every field moved right, and
     the model's list, as wide as the longest id, wrapped below its label."""
@@ -741,7 +731,7 @@ def test_choosing_a_local_checkpoint_moves_no_field(make_napari_viewer, qtbot):
 
 
 def test_a_local_checkpoint_gets_the_configuration_it_belongs_to(
-    make_napari_viewer_proxy, qtbot, monkeypatch, tmp_path
+    make_napari_viewer_proxy, qtbot, monkeypatch, tmp_path, sam2_weights_of
 ):
     """Offline, the message says to copy sam2.1_hiera_tiny.pt and open it as a local
     checkpoint: its configuration followed neither the model asked for nor the file."""
@@ -761,7 +751,7 @@ def test_a_local_checkpoint_gets_the_configuration_it_belongs_to(
     )
     widget._model_chosen()  # as when a user picks it in the list
     assert dialogs and widget.config.currentText() == "facebook/sam2.1-hiera-small"
-    large = _weights_of("facebook/sam2-hiera-tiny", tmp_path / "sam2_hiera_large.pt")
+    large = sam2_weights_of("facebook/sam2-hiera-tiny", tmp_path / "sam2_hiera_large.pt")
     widget.use_checkpoint(large)  # its weights tell, not its name
     assert widget.model_source() == (large, "facebook/sam2-hiera-tiny")
     assert widget.status.text() == (
@@ -769,13 +759,19 @@ def test_a_local_checkpoint_gets_the_configuration_it_belongs_to(
     )
     widget._model_chosen()  # Local picked again: the checkpoint keeps its configuration
     assert widget.model_source() == (large, "facebook/sam2-hiera-tiny")
-    mine = _weights_of("facebook/sam2.1-hiera-tiny", tmp_path / "finetuned.pt")
+    mine = sam2_weights_of("facebook/sam2.1-hiera-tiny", tmp_path / "finetuned.pt")
     widget.use_checkpoint(mine)
     assert widget.model_source() == (mine, "facebook/sam2.1-hiera-tiny")
 
 
 def test_a_file_of_no_sam2_model_is_refused_as_it_is_picked(
-    make_napari_viewer_proxy, qtbot, monkeypatch, tmp_path, unet_checkpoint, notifications
+    make_napari_viewer_proxy,
+    qtbot,
+    monkeypatch,
+    tmp_path,
+    unet_checkpoint,
+    notifications,
+    sam2_weights_of,
 ):
     """A U-Net's file, a checkpoint copied in part or weights of no SAM2 network were taken
     as the local checkpoint, and refused only when Segment loaded them, the model chosen
@@ -786,7 +782,7 @@ def test_a_file_of_no_sam2_model_is_refused_as_it_is_picked(
     viewer = make_napari_viewer_proxy()
     widget = Sam2Widget(viewer)
     qtbot.addWidget(widget)
-    good = _weights_of("facebook/sam2.1-hiera-tiny", tmp_path / "good.pt")
+    good = sam2_weights_of("facebook/sam2.1-hiera-tiny", tmp_path / "good.pt")
     cut = tmp_path / "cut.pt"
     cut.write_bytes(Path(good).read_bytes()[:2000])
     other = tmp_path / "other.pt"
