@@ -653,6 +653,41 @@ def test_a_tile_scan_saved_by_tifffile_without_axes_opens_as_positions(
     np.testing.assert_array_equal(np.asarray(mask[0]), masks)
 
 
+@pytest.mark.parametrize(
+    ("positions", "channels", "channels_first"), [(3, 2, True), (4, 2, True), (3, 3, False)]
+)
+def test_a_tile_scan_that_tifffile_took_for_colour_pictures_opens_as_positions(
+    shared_data, tmp_path, positions, channels, channels_first
+):
+    """``tifffile.imwrite`` of ([phase, mask], 3 positions, Y, X) takes the 3 (or 4)
+    positions for the red, green and blue of colour pictures ("QSYX"): it opened as red,
+    green and blue labels layers on a slider "Q", each a phase and a mask; 3 positions of
+    [phase, GFP, mask] as "red", "green" and "blue" on "Q"."""
+    import imageio.v3 as iio
+
+    folder = shared_data / "usiigaci-phc" / "set1"
+    crop = slice(256, 352), slice(256, 384)  # 6 cells
+    phase = tifffile.imread(folder / "raw.tif")[crop]
+    ids = iio.imread(folder / "instances_ids.png").astype(np.uint16)[crop]
+    # Fluorescent cells over a dark background, a camera's noise on both.
+    noise = np.random.default_rng(0).normal(0, 20, ids.shape)
+    gfp = (np.where(ids > 0, 3000, 100) + noise).astype(np.uint16)
+    kinds = [phase, gfp, ids] if channels == 3 else [phase, ids]
+    # Each position its own field: the crop turned.
+    planes = [[np.rot90(kind, p % 4 * 2) for p in range(positions)] for kind in kinds]
+    array = np.stack([np.stack(of_channel) for of_channel in planes])  # C, P, Y, X
+    path = tmp_path / "tiles.tif"
+    tifffile.imwrite(path, array if channels_first else array.swapaxes(0, 1))
+    with tifffile.TiffFile(path) as tif:
+        assert tif.series[0].axes == "QSYX"
+    layers = read_tiff(path)
+    assert [kw["name"] for _, kw, _ in layers] == [f"C{c + 1}" for c in range(channels)]
+    assert [kind for *_, kind in layers] == ["image"] * (channels - 1) + ["labels"]
+    for (data, kwargs, _), expected in zip(layers, array, strict=True):
+        assert kwargs["axis_labels"] == ("P", "Y", "X")
+        np.testing.assert_array_equal(np.asarray(data), expected)
+
+
 def test_tifffiles_p_axis_is_a_position_where_it_is_not_omes_phase(shared_data, tmp_path):
     """``metadata={"axes": "PCYX"}`` opened on a slider "F": tifffile calls P "phase" (OME's
     phase, which the reader renames), but a file whose axes its writer named means position,

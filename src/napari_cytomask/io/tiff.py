@@ -1850,10 +1850,12 @@ def _regrouping(
 
 def _unnamed_axes(series: tifffile.TiffPageSeries) -> list[str] | None:
     """Which of the two axes of a 4-D array saved without axes (``tifffile.imwrite(path,
-    array)`` names them ``QQYX``) holds stage positions and which channels, when its planes
-    tell it as the pages of a 3-D stack tell it (:func:`_regrouping`): ``["P", "C"]`` or
-    ``["C", "P"]``; None for planes of one kind, or another series."""
-    if series.axes != "QQYX" or not np.issubdtype(series.dtype, np.integer):
+    array)`` names them ``QQYX``; ``QSYX`` where the second holds 3 or 4 planes, which
+    tifffile takes for the red, green and blue of colour pictures) holds stage positions
+    and which channels, when its planes tell it as the pages of a 3-D stack tell it
+    (:func:`_regrouping`): ``["P", "C"]`` or ``["C", "P"]``; None for planes of one kind,
+    or another series."""
+    if series.axes not in ("QQYX", "QSYX") or not np.issubdtype(series.dtype, np.integer):
         return None
     outer, inner = series.shape[:2]
     if min(outer, inner) > _KIND_PAGES:
