@@ -537,6 +537,41 @@ def test_unlike_images_saved_without_metadata_are_channels(shared_data, tmp_path
             assert data.shape == (2, 300, 400)
 
 
+def test_images_of_two_kinds_in_turn_are_two_channels(shared_data, tmp_path):
+    """[phase, fluorescence] at 3 time points saved as 6 planes (a Fiji stack that lost its
+    hyperstack dimensions, or pages without metadata) opened as one 6-plane stack, the
+    phase and the fluorescence as alternate slices; channels first in an array tifffile
+    took for colour pictures (3 planes each), as "red", "green" and "blue". A time-lapse
+    whose lamp drifts, frame by frame, stays one stack."""
+    phase = tifffile.imread(shared_data / "usiigaci-phc" / "set1" / "raw.tif")[:120, :160]
+    nuclei = tifffile.imread(shared_data / "nuclei-dsb" / "img2d.tif")[:120, :160]
+    frames = [(np.roll(phase, 9 * t, 0), np.roll(nuclei, 9 * t, 1)) for t in range(3)]
+    planes = np.stack([plane for frame in frames for plane in frame])
+    phases, fluorescence = planes[0::2], planes[1::2]
+    path = tmp_path / "lost.tif"
+    for axis, options in (
+        ("Z", {"imagej": True, "metadata": {"axes": "ZYX"}}),
+        ("T", {"imagej": True, "metadata": {"axes": "TYX"}}),
+        ("P", {"metadata": None}),
+    ):
+        tifffile.imwrite(path, planes, **options)
+        layers = read_tiff(path)
+        assert [kw["name"] for _, kw, _ in layers] == ["C1", "C2"]
+        assert [kw["axis_labels"] for _, kw, _ in layers] == [(axis, "Y", "X")] * 2
+        np.testing.assert_array_equal(np.asarray(layers[0][0]), phases)
+        np.testing.assert_array_equal(np.asarray(layers[1][0]), fluorescence)
+    tifffile.imwrite(path, np.stack([phases, fluorescence]))
+    layers = read_tiff(path)
+    assert [kw["name"] for _, kw, _ in layers] == ["C1", "C2"]
+    np.testing.assert_array_equal(np.asarray(layers[0][0]), phases)
+    np.testing.assert_array_equal(np.asarray(layers[1][0]), fluorescence)
+    # Brighter by half of the first each frame: the first and the last are unlike.
+    drifting = np.stack([(phase // 4 * (1 + t / 2)).astype(np.uint16) for t in range(6)])
+    tifffile.imwrite(path, drifting, imagej=True, metadata={"axes": "TYX"})
+    ((data, kwargs, _),) = read_tiff(path)
+    assert kwargs["axis_labels"] == ("T", "Y", "X") and data.shape == (6, 120, 160)
+
+
 def test_a_time_lapse_whose_lamp_drifts_stays_one_stack(shared_data, tmp_path):
     """Four frames of a Micro-Manager time-lapse, the last one brighter (medians 7618 to
     12408), opened as four channels: saved by ImageJ with its frames declared, and saved

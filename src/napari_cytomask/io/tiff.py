@@ -713,7 +713,11 @@ class TiffScan:
             # are channels, not the planes of one stack.
             in_labels[0] = "C"
         if self._regroup is not None:
-            in_labels = [POSITION_AXIS, "C", *in_labels[1:]]
+            # Images alone, in turn, are channels of the frames (or slices) an ImageJ stack
+            # declares, as Fiji's Stack to Hyperstack would make them; with masks among
+            # them, of positions: fields put in one stack, each with its mask.
+            images_only = kinds == {False} and in_labels[0] in ("Z", "T")
+            in_labels = [in_labels[0] if images_only else POSITION_AXIS, "C", *in_labels[1:]]
             in_shape = [*self._regroup.shape, *in_shape[1:]]
             # The samples of a page were positions of channels, not red, green and blue:
             # [phase, mask, phase, mask] was named "red" (phase) and "green" (mask).
@@ -1817,16 +1821,21 @@ def _regrouping(
     and images in an order that repeats, ``[phase, mask, phase, mask]`` (each position's
     channels in turn) or ``[phase, phase, mask, mask]`` (each channel's positions in turn),
     and the images of each channel alike (a phase image and a GFP one are two channels).
-    The first of ``groupings`` that fits (those the shape of a stack allows), or of every
-    way of dividing the planes into two channels or more."""
+    Images alone are channels where each channel's are alike and none is like any of
+    another channel's (``[phase, GFP, phase, GFP]``): a time-lapse whose lamp drifts is
+    one channel. The first of ``groupings`` that fits (those the shape of a stack allows),
+    or of every way of dividing the planes into two channels or more; for images alone,
+    in turn only, as ImageJ orders channels (each channel's planes in a row are the
+    frames of a drifting lamp, or a Z stack going out of focus)."""
     n = len(planes)
-    kinds = [kind for kind, _ in planes]
-    if len({kind for kind in kinds if kind is not None}) < 2:
+    found = {kind for kind, _ in planes if kind is not None}
+    images_only = found == {False}
+    if len(found) < 2 and not images_only:
         return None
     if groupings is None:
         groupings = [
             _Grouping(n // channels, channels, position_major)
-            for position_major in (True, False)
+            for position_major in ((True,) if images_only else (True, False))
             for channels in range(2, n // 2 + 1)
             if not n % channels
         ]
@@ -1843,8 +1852,16 @@ def _regrouping(
             for ch, found in zip(per_channel, kinds_of, strict=True)
             if found == {False}
         ]
-        if all(map(_alike, images)):
-            return grouping
+        if not all(map(_alike, images)):
+            continue
+        if images_only and any(
+            _alike([a, b])
+            for one, other in itertools.combinations(images, 2)
+            for a in one
+            for b in other
+        ):
+            continue
+        return grouping
     return None
 
 
