@@ -174,6 +174,30 @@ def test_the_colours_of_a_deep_colour_picture_are_named_and_shown_as_theirs(tmp_
         np.testing.assert_array_equal(np.asarray(data), picture[..., c])
 
 
+def test_samples_of_unlike_kinds_are_channels_not_colours(shared_data, tmp_path):
+    """``tifffile.imwrite`` of [phase, fluorescence, mask] takes the 3 planes for the red,
+    green and blue of a colour picture: they opened as "cells red", "cells green" and
+    "cells blue" (the mask as "blue"). Label ids beside images, or images unlike each
+    other, are channels."""
+    import imageio.v3 as iio
+
+    crop = slice(256, 352), slice(256, 384)  # 6 cells
+    phase = tifffile.imread(shared_data / "usiigaci-phc" / "set1" / "raw.tif")[crop]
+    ids = iio.imread(shared_data / "usiigaci-phc" / "set1" / "instances_ids.png")[crop]
+    nuclei = tifffile.imread(shared_data / "nuclei-dsb" / "img2d.tif")[:96, :128]
+    for planes, kinds in (
+        ([phase, nuclei, ids.astype(np.uint16)], ["image", "image", "labels"]),
+        ([phase, nuclei, nuclei[::-1]], ["image"] * 3),
+    ):
+        tifffile.imwrite(tmp_path / "cells.tif", np.stack(planes))
+        assert tifffile.TiffFile(tmp_path / "cells.tif").pages[0].photometric == 2  # RGB
+        layers = sorted(read_tiff(tmp_path / "cells.tif"), key=lambda layer: layer[1]["name"])
+        assert [kwargs["name"] for _, kwargs, _ in layers] == ["C1", "C2", "C3"]
+        assert [kind for *_, kind in layers] == kinds
+        for (data, _, _), plane in zip(layers, planes, strict=True):
+            np.testing.assert_array_equal(np.asarray(data), plane)
+
+
 def test_multiposition_micromanager(shared_data):
     desc = describe_tiff(shared_data / MMSTACK)
     assert desc.axes == "PTYX"

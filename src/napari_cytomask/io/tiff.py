@@ -692,21 +692,20 @@ class TiffScan:
             and in_shape[in_labels.index("S")] in (3, 4)
         )
         self._rgb = colour_picture and first.dtype == np.uint8
+        # Label ids beside images, or images unlike each other (phase contrast and
+        # fluorescence), are channels: not the planes of one stack, nor colours.
+        unlike = kinds == {False} and not _alike([s for k, s in planes if k is not None])
         colour_channels = False  # the red, green and blue of a 16-bit or decimal picture
         if "S" in in_labels and not self._rgb and "C" not in in_labels:
             # Samples that are not 8-bit colour (ImageJ composites stored as one 16-bit
             # page with 3 samples) are channels; unless all hold label ids: a labels stack
             # saved by tifffile, as napari's own writer does, is one layer, not masks alone.
             in_labels[in_labels.index("S")] = "Q" if kinds == {True} else "C"
-            colour_channels = colour_picture and kinds != {True}
+            colour_channels = colour_picture and kinds <= {False} and not unlike
         elif in_labels[0] != "S" and (
             len(kinds) > 1
             # Unnamed pages; not the frames or slices an ImageJ file declares.
-            or (
-                in_labels[0] in ("I", "Q")
-                and kinds == {False}
-                and not _alike([s for k, s in planes if k is not None])
-            )
+            or (in_labels[0] in ("I", "Q") and unlike)
         ):
             # Pages without metadata that are not all of one kind (label ids and images
             # of light), or images unlike each other (phase contrast and fluorescence),
