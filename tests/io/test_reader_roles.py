@@ -117,3 +117,29 @@ def test_a_one_bit_mask_opens_as_labels(tmp_path):
     ((data, kwargs, kind),) = read_tiff(tmp_path / "mask.tif")
     assert kind == "labels"
     np.testing.assert_array_equal(np.asarray(data), mask.astype(np.uint8))
+
+
+def test_a_mask_of_one_cell_over_most_of_the_field_opens_as_labels(shared_data, tmp_path):
+    """A cell over 88% of the field filled every patch of pixels sampled, its background
+    unseen: 0 and 1 (or its id, beside a small cell at the edge) opened as an image, alone
+    or as the channel beside its phase image, and [phase, mask] pages without metadata as
+    one stack of two planes. A plane of one value stays an image."""
+    phase = tifffile.imread(shared_data / "usiigaci-phc" / "set1" / "raw.tif")[:512, :512]
+    one = np.zeros((512, 512), np.uint16)
+    one[16:-16, 16:-16] = 1
+    ids = one * 7
+    ids[:12, 100:140] = 3
+    for mask in (one.astype(np.uint8), ids):
+        tifffile.imwrite(tmp_path / "field.tif", mask)
+        ((data, _, kind),) = read_tiff(tmp_path / "field.tif")
+        assert kind == "labels"
+        np.testing.assert_array_equal(np.asarray(data), mask)
+    for mask in (one, ids):
+        for options in ({"metadata": None}, {"imagej": True, "metadata": {"axes": "CYX"}}):
+            tifffile.imwrite(tmp_path / "scan.tif", np.stack([phase, mask]), **options)
+            image, labels = read_tiff(tmp_path / "scan.tif")
+            assert (image[2], labels[2]) == ("image", "labels")
+            np.testing.assert_array_equal(np.asarray(labels[0]), mask)
+    tifffile.imwrite(tmp_path / "flat.tif", np.full((512, 512), 5, np.uint8))
+    ((_, _, kind),) = read_tiff(tmp_path / "flat.tif")
+    assert kind == "image"

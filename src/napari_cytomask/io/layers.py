@@ -311,7 +311,35 @@ def plane_sample(
     chunks (tiles, strips), None where reads cost what they hold. A plane of one or two
     chunks a side is read once, whole, rather than once per patch; otherwise the patches
     move to the start of their chunks, so that each reads as few chunks as it can.
+
+    Patches all of one value other than 0 are no sample of a plane that holds more: a
+    mask of one cell over most of the field shows none of its background in them, and
+    opened as an image. A plane of up to :data:`WHOLE_PLANE_BYTES` is then read whole.
+    (Patches all 0 are taken for labels already, and another plane of a stack is tried.)
     """
+    sample = _patches(read, height, width, chunks)
+    if (
+        sample.size
+        and sample.min() == sample.max() != 0
+        and sample.shape[:2] != (height, width)
+        and height * width * sample[:1, :1].nbytes <= WHOLE_PLANE_BYTES
+    ):
+        return read(slice(0, height), slice(0, width))
+    return sample
+
+
+#: Most bytes of a plane read whole for its sample (:func:`plane_sample`): a camera's
+#: frame (2048 x 2048 pixels of 16 bits is 8 MiB), not a slide's.
+WHOLE_PLANE_BYTES = 16 << 20
+
+
+def _patches(
+    read: Callable[[slice, slice], np.ndarray],
+    height: int,
+    width: int,
+    chunks: tuple[int, int] | None,
+) -> np.ndarray:
+    """The patches of :func:`plane_sample`, read as few pixels as the chunks allow."""
     everything = slice(0, height), slice(0, width)
     patch = SAMPLE_PATCH
     if height <= SAMPLE_GRID * patch and width <= SAMPLE_GRID * patch:

@@ -46,7 +46,6 @@ from .layers import (
     Channel,
     Scan,
     frame_axes,
-    grid_sample,
     in_micrometres,
     looks_like_masks,
     named_as_masks,
@@ -1786,7 +1785,10 @@ def _plane_kinds(
 def _kinds_of(planes: np.ndarray) -> list[tuple[bool | None, np.ndarray]]:
     """Each of a few planes' kind (True for label ids, False for images of light, None for a
     plane of one value) and a sample of its pixels, as :func:`_plane_kinds` gives them."""
-    samples = [grid_sample(plane) for plane in planes]
+    samples = [
+        plane_sample(lambda rows, cols, plane=plane: plane[rows, cols], *plane.shape)
+        for plane in planes
+    ]
     varied = [i for i, sample in enumerate(samples) if sample.min() < sample.max()]
     found = looks_like_masks([""] * len(varied), [samples[i] for i in varied])
     kinds: list[bool | None] = [None] * len(samples)
