@@ -416,6 +416,43 @@ def test_an_interrupted_segment_says_how_to_go_on(tmp_path, capsys, monkeypatch,
     assert (said in err) == overwrite
 
 
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_an_interrupted_segment_lists_every_result_it_finished(
+    unet_checkpoint, tmp_path, capsys, monkeypatch, overwrite
+):
+    """Stopped by Ctrl+C, segment listed fewer results than were on disk: those finished
+    just before the stop, or by a cluster's workers as they stopped, were never gathered.
+    Those an earlier run finished, which --overwrite was to redo, are not counted."""
+    from napari_cytomask import batch
+
+    scan = make_tilescan(n_tiles=3, shape=(64, 64), seed=3)
+    for k, image in enumerate(scan.brightfield):
+        tifffile.imwrite(tmp_path / f"phase{k}.tif", image)
+    out = tmp_path / "out"
+    argv = ["segment", str(tmp_path), "-m", str(unet_checkpoint(tile_size=128)), "-o", str(out),
+            "--scheduler", "synchronous", "--threads", "1"]  # fmt: skip
+    if overwrite:
+        assert main(argv) == 0
+        argv.append("--overwrite")
+    real = batch.process
+
+    def stopped_after_two(job, *args, **kwargs):
+        summary = real(job, *args, **kwargs)
+        if job.source.name == "phase1.tif":
+            raise KeyboardInterrupt  # its results written, not reported yet
+        return summary
+
+    monkeypatch.setattr(batch, "process", stopped_after_two)
+    capsys.readouterr()
+    assert main(argv) == EXIT_INTERRUPTED
+    said = capsys.readouterr()
+    listed = [line for line in said.out.splitlines() if line.endswith("_cells.tif")]
+    assert listed == [str(out / f"phase{k}_unet_cells.tif") for k in range(2)], said.out
+    assert "interrupted. It had finished 2 of the 3 inputs to do (their results are listed " in (
+        said.err
+    )
+
+
 def test_interrupted_training_goes_on_with_resume(folders, tmp_path, capsys):
     data, _ = folders
     model = tmp_path / "cut.safetensors"

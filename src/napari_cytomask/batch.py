@@ -160,6 +160,33 @@ class Job:
         return bool(named) and named[0].exists() and made.get("finished") is not False
 
 
+def record_stamps(jobs: Sequence[Job]) -> list[tuple | None]:
+    """Each job's record as it stands (its file's identity, time and size; None without
+    one), for :func:`finished_since` to tell the jobs a run finished from those an earlier
+    run had finished (which ``overwrite`` runs again)."""
+    stamps = []
+    for job in jobs:
+        try:
+            stat = job.record.stat()
+        except OSError:
+            stamps.append(None)
+            continue
+        stamps.append((stat.st_ino, stat.st_mtime_ns, stat.st_size))
+    return stamps
+
+
+def finished_since(jobs: Sequence[Job], stamps: Sequence[tuple | None]) -> dict[Job, Path]:
+    """The ``jobs`` finished since their records were stamped (:func:`record_stamps`), with
+    the labels each record names: a run stopped by Ctrl+C knows of those it gathered only,
+    while a cluster's workers finish the files in hand as it closes."""
+    finished = {}
+    for job, stamp in zip(jobs, stamps, strict=True):
+        made = _parsed(job.record.read_bytes()) if job.record.is_file() else {}
+        if job.finished(made) and record_stamps([job])[0] != stamp:
+            finished[job] = job.record.with_name(made["output"])
+    return finished
+
+
 def masks_only(sources: Sequence[Path]) -> dict[Path, str]:
     """The inputs whose every channel the reader takes for label ids, with why they hold
     nothing to segment: a mask beside its image (such as Usiigaci's ``instances_ids.png``),

@@ -1456,14 +1456,20 @@ def _segment_locked(args, preset, sources, options, roots) -> int:
         if notes:
             print(f"cytomask: note: {job.source}: {' '.join(notes)}", file=sys.stderr, flush=True)
         print(summary["output"], flush=True)
+        listed.add(job)
 
     where = {None: "a local dask cluster", "synchronous": "this process"}
     say(f"segmenting {len(todo)} input(s) in "
         f"{where.get(args.scheduler, args.scheduler)}")  # fmt: skip
-    outcome = batch.run(
-        todo, preset, options, device=args.device, scheduler=args.scheduler,
-        workers=args.workers, threads=args.threads, on_result=report, on_progress=progress,
-    )  # fmt: skip
+    listed: set = set()  # the jobs whose results were listed
+    stamps = batch.record_stamps(todo)
+    try:
+        outcome = batch.run(
+            todo, preset, options, device=args.device, scheduler=args.scheduler,
+            workers=args.workers, threads=args.threads, on_result=report, on_progress=progress,
+        )  # fmt: skip
+    except KeyboardInterrupt as err:
+        raise _Interrupted(_segment_interrupted(args, todo, stamps, listed)) from err
     failed = outcome.failed
     if outcome.untried:  # each input left would fail on the same disk
         raise UserError(
@@ -1484,6 +1490,23 @@ def _segment_locked(args, preset, sources, options, roots) -> int:
     raise UserError(
         f"{faults} of {inputs} inputs {what} (see above); the others are done. Fix them and "
         "run the same command again: finished inputs are skipped."
+    )
+
+
+def _segment_interrupted(args, todo, stamps, listed: set) -> str:
+    """What a ``segment`` run stopped by Ctrl+C (or SIGTERM) kept, once its cluster closed:
+    results finished just before the stop, or by workers as they stopped, are on disk
+    without having been listed, and are listed here first."""
+    from . import batch
+
+    finished = batch.finished_since(todo, stamps)
+    for job, output in finished.items():
+        if job not in listed:
+            print(output, flush=True)
+    kept = _SEGMENT_OVERWRITE_INTERRUPTED if args.overwrite else _KEPT_WHEN_INTERRUPTED["segment"]
+    return (
+        f" It had finished {len(finished)} of the {len(todo)} inputs to do (their results "
+        f"are listed above).{kept}"
     )
 
 
