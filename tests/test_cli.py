@@ -1852,6 +1852,37 @@ def test_tune_and_resume_do_not_take_the_packaged_starter_model(folders, tmp_pat
         err = capsys.readouterr().err
         assert "'starter' is the model inside the package" in err, err
         assert "cytomask train --from starter" in err
+        assert ("to tune a copy, give -o NEW.safetensors" in err) == (argv[0] == "tune")
+
+
+def test_tune_writes_a_tuned_copy_and_keeps_the_model_it_tunes(
+    folders, unet_checkpoint, tmp_path, capsys
+):
+    """tune could only rewrite the model it tuned: the starter model could not be tuned at
+    all, and a checkpoint of one's own could not be kept as it was."""
+    from napari_cytomask.models.catalog import starter_path
+
+    data, _ = folders
+    pairs = ["--images", str(data / "set*" / "raw.tif"), "--masks", str(data / "set*" / "mask.tif"),
+             "--batch-size", "1", "--threads", "1", "-q"]  # fmt: skip
+    own = unet_checkpoint(tile_size=128)
+    kept = {path: path.read_bytes() for path in (starter_path(), own)}
+    for model, name in (("starter", "tuned-starter"), (str(own), "tuned-own")):
+        tuned = tmp_path / f"{name}.safetensors"
+        assert main(["tune", model, *pairs, "-o", str(tuned.with_suffix(""))]) == 0
+        assert capsys.readouterr().out.splitlines() == [str(tuned)]
+        assert "postprocess" in read_description(tuned)
+    assert all(path.read_bytes() == content for path, content in kept.items())
+    assert "postprocess" not in read_description(own)
+    argv = ["tune", str(own), *pairs, "-o", str(tuned)]
+    assert main(argv) == 1
+    assert "already exists and was left as it is; choose another -o file, or pass --overwrite" in (
+        capsys.readouterr().err
+    )
+    assert main([*argv, "--overwrite"]) == 0
+    assert sorted(p.name for p in tmp_path.glob("*.safetensors")) == [
+        "tuned-own.safetensors", "tuned-starter.safetensors"]  # fmt: skip
+    assert not list(tmp_path.glob(".cytomask-tune-*"))  # the copy's folder is gone
 
 
 def test_export_of_a_folder_leaves_out_the_images_results_were_made_from(

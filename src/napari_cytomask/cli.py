@@ -22,9 +22,11 @@ import json
 import math
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import warnings
@@ -460,9 +462,21 @@ def _tune_parser(sub) -> None:
         formatter_class=_HelpFormatter,
     )
     p.add_argument(
-        "model", type=_user_path, help="the checkpoint (.safetensors) to tune and rewrite"
+        "model",
+        type=_user_path,
+        help="the checkpoint (.safetensors) to tune: rewritten, unless -o names another file; "
+        "'starter', the model inside the package, needs -o",
     )
     _add_labelled_data(p, "labelled images")
+    p.add_argument(
+        "-o",
+        "--output",
+        type=_user_path,
+        help="write the tuned checkpoint to this file (.safetensors) and keep MODEL as it is",
+    )
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace an existing --output checkpoint"
+    )
     p.add_argument("--batch-size", type=_positive_int, default=4, help="tiles per forward pass")
     p.add_argument(
         "--tta", action=argparse.BooleanOptionalAction, default=True,
@@ -1166,38 +1180,53 @@ def _tuned_text(tuned: dict) -> str:
     )
 
 
-def _not_the_starter(path: Path, command: str) -> None:
+def _not_the_starter(path: Path, command: str, also: str = "") -> None:
     """Refuse to rewrite the packaged starter model (which ``--from`` and ``--model``
-    take by name), saying what does what was meant."""
+    take by name), saying what does what was meant (and ``also``, another way)."""
     from .models.catalog import STARTER
 
     if str(path) == STARTER and not path.exists():
         raise UserError(
             f"{command} rewrites a checkpoint file, and 'starter' is the model inside the "
             "package; to adapt it to your images, train from it (cytomask train --from "
-            "starter), which also chooses its thresholds on your validation images."
+            f"starter), which also chooses its thresholds on your validation images{also}."
         )
 
 
 def _tune(args) -> int:
+    from .io.atomic import check_output, make_folder, same_file, write_atomically
     from .models.catalog import resolve_unet
-    from .models.checkpoint import read_description
-    from .models.training import iter_tune_checkpoint
+    from .models.checkpoint import checkpoint_file, read_description
 
-    _not_the_starter(args.model, "tune")
+    output = checkpoint_file(args.output) if args.output else None
+    if output is not None and same_file(str(output), str(resolve_unet(args.model))):
+        output = None  # the model itself: rewritten, as without -o
+    if output is None:
+        _not_the_starter(args.model, "tune", "; to tune a copy, give -o NEW.safetensors")
+    elif os.path.lexists(output) and not args.overwrite:
+        raise UserError(
+            f"{output} already exists and was left as it is; choose another -o file, or pass "
+            "--overwrite to replace it."
+        )
+    else:
+        check_output(output, overwrite=True)  # a folder in the way, a disk it cannot write
     _set_threads(args.threads)
     samples, _ = _labelled_samples(args)
     say = _say(args.quiet)
-    gen = iter_tune_checkpoint(
-        args.model, samples, device=args.device, batch_size=args.batch_size, tta=args.tta
-    )
-    try:
-        while True:
-            done, _ = next(gen)
-            if done == 1:
-                say("predicting the labelled images, then scoring threshold settings")
-    except StopIteration as stop:
-        tuned = stop.value
+    if output is None:
+        tuned = _tuned_checkpoint(args.model, samples, args, say)
+        output = resolve_unet(args.model)  # a name's file in the model folder
+    else:
+        # A copy is tuned, and moved in once tuned: the model given (the starter model, inside
+        # the package) stays as it is, and a run that fails or is stopped leaves no untuned
+        # copy under the new name, nor replaces a file with one.
+        with tempfile.TemporaryDirectory(
+            dir=make_folder(output.parent), prefix=".cytomask-tune-"
+        ) as folder:
+            copy = Path(folder) / output.name
+            shutil.copyfile(resolve_unet(args.model), copy)
+            tuned = _tuned_checkpoint(copy, samples, args, say)
+            write_atomically(output, lambda tmp: os.replace(copy, tmp), overwrite=args.overwrite)
     used = len(tuned["tuned_on"])
     given = {s.name for s in samples}
     parts = [name for name in tuned["tuned_on"] if name not in given]
@@ -1206,10 +1235,26 @@ def _tune(args) -> int:
     elif used < len(samples):
         say(f"only the checkpoint's {used} validation image(s) among the {len(samples)} given "
             "were used: the others are its training or test images")  # fmt: skip
-    rewritten = resolve_unet(args.model)  # a name's file in the model folder
-    _say_tuned(say, tuned, read_description(rewritten))
-    print(rewritten)
+    _say_tuned(say, tuned, read_description(output))
+    print(output)
     return EXIT_OK
+
+
+def _tuned_checkpoint(model, samples, args, say) -> dict:
+    """Tune the checkpoint ``model`` in place on ``samples`` as ``args`` ask, saying how far
+    it is; return the tuned settings."""
+    from .models.training import iter_tune_checkpoint
+
+    gen = iter_tune_checkpoint(
+        model, samples, device=args.device, batch_size=args.batch_size, tta=args.tta
+    )
+    try:
+        while True:
+            done, _ = next(gen)
+            if done == 1:
+                say("predicting the labelled images, then scoring threshold settings")
+    except StopIteration as stop:
+        return stop.value
 
 
 def _preset(args):
