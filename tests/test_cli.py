@@ -974,6 +974,30 @@ def _evaluate_pairs(folder, pairs: dict) -> list[str]:
             "--gt", str(folder / "gt" / "*.tif"), "-o", str(folder / "m.csv")]  # fmt: skip
 
 
+def test_evaluate_of_one_file_against_a_pattern_says_what_to_give(tmp_path, capsys):
+    """Many predictions against one ground-truth file (or the reverse) were told to "use
+    the same wildcards in both patterns", though one side was no pattern."""
+    cells = np.zeros((32, 32), np.uint16)
+    cells[4:12, 4:12] = 1
+    for k in range(2):
+        tifffile.imwrite(tmp_path / f"s{k}_unet_cells.tif", cells)
+        tifffile.imwrite(tmp_path / f"s{k}.tif", cells)
+    pattern, one = str(tmp_path / "s*_unet_cells.tif"), str(tmp_path / "s0.tif")
+    for pred, gt, file, other in (
+        (pattern, one, "--gt", "--pred"),
+        (one, pattern, "--pred", "--gt"),
+    ):
+        assert main(["evaluate", "--pred", pred, "--gt", gt, "-o", str(tmp_path / "m.csv")]) == 1
+        assert capsys.readouterr().err == (
+            f"cytomask evaluate: error: {file} names one file and {other} a pattern: give "
+            f"{other} one file too, to compare one prediction with its ground truth, or give "
+            "both a pattern with the same wildcards, which pairs each prediction with its own "
+            "ground truth (e.g. --pred 'results/*_unet_cells.tif' --gt 'scans/*.tif').\n"
+        )
+    pair = ["--pred", str(tmp_path / "s1_unet_cells.tif"), "--gt", one]
+    assert main(["evaluate", *pair, "-o", str(tmp_path / "m.csv")]) == 0
+
+
 def test_evaluate_a_pair_that_cannot_be_compared_fails_alone(tmp_path, capsys):
     """One mismatched pair stopped the run with no CSV and without naming the files."""
     labels = np.zeros((32, 32), np.uint8)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import glob
 import json
 import math
 import os
@@ -1623,6 +1624,17 @@ def _evaluate(args) -> int:
     from .io.files import match_files
     from .metrics.export import check_provenance_beside
 
+    given = {"--pred": args.pred, "--gt": args.gt}
+    files = [name for name, path in given.items() if os.path.isfile(os.path.expanduser(path))]
+    other = "--gt" if files == ["--pred"] else "--pred"
+    if len(files) == 1 and glob.has_magic(given[other]):
+        # A file captures nothing the pattern's wildcards could pair it by.
+        raise UserError(
+            f"{files[0]} names one file and {other} a pattern: give {other} one file too, to "
+            "compare one prediction with its ground truth, or give both a pattern with the "
+            "same wildcards, which pairs each prediction with its own ground truth (e.g. "
+            "--pred 'results/*_unet_cells.tif' --gt 'scans/*.tif')."
+        )
     pairs = match_files(
         args.pred,
         args.gt,
