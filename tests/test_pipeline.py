@@ -552,3 +552,14 @@ def test_a_result_made_from_a_frame_made_alone_records_its_settings():
     cells = Labels(np.zeros((2, 8, 8), np.uint32), name="Phase U-Net cells",
                    metadata={"cytomask": frame_record(None, record, (1,))})  # fmt: skip
     assert origin(cells)["previewed_frames"]["1"]["parameters"] == {"min_size": 100}
+
+
+def test_a_preset_saved_over_a_file_says_how_to_replace_it(tmp_path):
+    """From Python, saving over a preset said to choose another name or delete the file,
+    never the argument that replaces it."""
+    path = Preset().save(tmp_path / "preset.json")
+    with pytest.raises(FileExistsError, match=r"Or pass overwrite=True to replace it\.$"):
+        Preset(method="sam2").save(path)
+    assert Preset.load(path).method == "unet"
+    Preset(method="sam2").save(path, overwrite=True)
+    assert Preset.load(path).method == "sam2"

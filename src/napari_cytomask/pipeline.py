@@ -289,8 +289,18 @@ class Preset:
         return cls(**values)
 
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
-        """Write the preset as JSON (atomically)."""
-        return write_json(path, self.to_dict(), overwrite=overwrite, indent=2)
+        """Write the preset as JSON (atomically).
+
+        Raises
+        ------
+        FileExistsError
+            When a file is there and ``overwrite`` is false.
+        """
+        try:
+            return write_json(path, self.to_dict(), overwrite=overwrite, indent=2)
+        except FileExistsError as err:
+            # Said as the writers say it, and how Python code replaces it.
+            raise FileExistsError(f"{err} Or pass overwrite=True to replace it.") from err
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Preset:
