@@ -1205,16 +1205,26 @@ def test_a_results_record_or_export_is_the_preset_that_makes_it_again(
     again = ["segment", image, "--preset", str(tmp_path / "old.json"), "-o", str(tmp_path / "h")]
     assert main([*again, *common]) == 0
     assert "as the run" not in capsys.readouterr().err
-    # Other images keep their files' own: the size was given for that image.
+    # Other images that record no pixel size are given it, said (they were segmented at
+    # their own pixels, as though it had been lost on the way); those that record one keep it.
     other = data / "other"
     other.mkdir()
     shutil.copy(image, other / "raw.tif")
+    tifffile.imwrite(other / "sized.tif", tifffile.imread(image), resolution=(1 / 0.87, 1 / 0.87),
+                     metadata={"unit": "um"}, imagej=True)  # fmt: skip
     record = str(tmp_path / "d" / "raw_unet_cells.json")
-    others = ["segment", str(other / "raw.tif"), "--preset", record, "-o", str(tmp_path / "g"),
-              *common]  # fmt: skip
+    others = ["segment", str(other), "--preset", record, "-o", str(tmp_path / "g"), *common]
     assert main(others) == 0
-    assert "gives them that size" in capsys.readouterr().err
+    assert (
+        f"note: 1 of the 2 images record no pixel size: they are given pixels of 1.2 µm, as the "
+        f"run {record} records was given them for {image} (--pixel-size gives them another); "
+        "the others keep their files' own.\n"
+    ) in capsys.readouterr().err
     np.testing.assert_array_equal(
         tifffile.imread(tmp_path / "g" / "raw_unet_cells.tif"),
-        tifffile.imread(tmp_path / "f" / "raw_unet_cells.tif"),
+        tifffile.imread(tmp_path / "d" / "raw_unet_cells.tif"),
     )
+    made = json.loads((tmp_path / "g" / "sized_unet_cells.json").read_text())
+    assert made["pixel_size_um"] == [0.87, 0.87]
+    assert main(others) == 0  # run again: the same settings, so both are skipped
+    assert "2 of 2 input(s) already segmented with these settings" in capsys.readouterr().out

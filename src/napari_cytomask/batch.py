@@ -104,6 +104,9 @@ class Options:
     pixel_size_um
         The images' pixel size in µm, in place of what their files record (for files
         that lost it, or hold a wrong one); the U-Net step resamples to its model's.
+    pixel_size_if_none_um
+        The pixel size in µm of the images whose files record none, unless
+        ``pixel_size_um`` is given (the one a preset's run was given).
     """
 
     fmt: str = "tiff"
@@ -111,6 +114,7 @@ class Options:
     chunk_size: int = 2048
     overwrite: bool = False
     pixel_size_um: float | None = None
+    pixel_size_if_none_um: float | None = None
 
     def __post_init__(self):
         try:
@@ -120,6 +124,11 @@ class Options:
         if fmt not in SEGMENT_FORMATS:
             raise BatchError(f"segment writes {', '.join(SEGMENT_FORMATS)}, not {fmt}.")
         object.__setattr__(self, "fmt", fmt)  # frozen: set once, here
+
+    def pixel_size_for(self, recorded: tuple[float, float] | None) -> float | None:
+        """The pixel size in µm given to an image whose file records ``recorded`` (None:
+        none), in place of that; None: its own."""
+        return self.pixel_size_um or (self.pixel_size_if_none_um if recorded is None else None)
 
 
 @dataclass(frozen=True)
@@ -415,8 +424,9 @@ def _segment_scan(
     before it was read, at ``start``."""
     from .io.files import geometry_of, pick_channels, read_channels, reads_grey, scan_positions_of
 
-    if options.pixel_size_um:  # the image's size, in the labels written too
-        scale, units = with_pixel_size(scan.scale, scan.units, options.pixel_size_um)
+    size = options.pixel_size_for(scan.pixel_size_um)
+    if size:  # the image's size, in the labels written too
+        scale, units = with_pixel_size(scan.scale, scan.units, size)
         scan = replace(scan, scale=scale, units=units)
     used = pick_channels(scan, segmenter.preset.channels, segmenter.n_inputs)
     channels = read_channels(scan, used, segmenter.n_inputs)
@@ -630,11 +640,13 @@ def _changed_settings(made: dict, preset: Preset, options: Options, source: Path
             except (ValueError, OSError):
                 pass  # not readable now: other settings, as before
     changed = _differences(earlier, now)
-    given = (made.get("options") or {}).get("pixel_size_um")
-    if given != options.pixel_size_um:
+    given = made.get("options") or {}
+    asked = (options.pixel_size_um, options.pixel_size_if_none_um)
+    if (given.get("pixel_size_um"), given.get("pixel_size_if_none_um")) != asked:
         # The pixel size the images went through at: given, else the file's.
-        size = options.pixel_size_um
-        pixel = (size, size) if size else file_pixel_size(source)
+        own = None if options.pixel_size_um else file_pixel_size(source)
+        size = options.pixel_size_for(own)
+        pixel = (size, size) if size else own
         before = made.get("pixel_size_um")
         if pixel is None or before is None or not np.allclose(pixel, before):
             changed.append("pixel size")

@@ -1317,7 +1317,7 @@ def _preset(args):
 def _segment(args) -> int:
     from . import batch
     from .io.atomic import locked_folders, same_file
-    from .io.files import find_inputs, input_roots
+    from .io.files import file_pixel_size, find_inputs, input_roots
     from .models.catalog import learnt_pixel_size, resolve_unet
     from .models.checkpoint import CheckpointError, read_description
     from .models.sam2_models import HF_MODELS, check_downloadable
@@ -1362,12 +1362,21 @@ def _segment(args) -> int:
     if preset.sam2 is not None and preset.sam2.model in HF_MODELS:
         # Offline, with nothing downloaded: said once here, not by every input's task.
         check_downloadable(preset.sam2.model)
-    pixel = args.pixel_size
+    pixel, if_none = args.pixel_size, None
     typed, source = _typed_pixel_size(args.preset) if args.preset and pixel is None else (None, "")
+    unknown = [path for path in sources if file_pixel_size(path) is None] if typed else []
     if typed is not None and all(same_file(path, source) for path in sources):
         pixel = typed  # its image again, whose file's size was wrong
         print(f"cytomask: note: pixels of {typed:g} µm, as the run {args.preset} records was "
               "given them (--pixel-size gives others).", file=sys.stderr)  # fmt: skip
+    elif unknown:
+        # Likely lost as that run's image had lost it: the size it was given, said.
+        if_none, every = typed, len(unknown) == len(sources)
+        which = "these images" if every else f"{len(unknown)} of the {len(sources)} images"
+        others = "" if every else "; the others keep their files' own"
+        print(f"cytomask: note: {which} record no pixel size: they are given pixels of "
+              f"{typed:g} µm, as the run {args.preset} records was given them for {source} "
+              f"(--pixel-size gives them another){others}.", file=sys.stderr)  # fmt: skip
     elif typed is not None:
         print(f"cytomask: note: the run {args.preset} records was given pixels of {typed:g} "
               f"µm for {source}; these images keep their files' own (--pixel-size {typed:g} "
@@ -1378,6 +1387,7 @@ def _segment(args) -> int:
         chunk_size=args.chunk_size,
         overwrite=args.overwrite,
         pixel_size_um=pixel,
+        pixel_size_if_none_um=if_none,
     )
     roots = input_roots(args.inputs)
     folders = batch.output_folders(sources, args.output_dir, roots)
