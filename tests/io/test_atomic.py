@@ -1,6 +1,7 @@
 """write_atomically: the permissions of what it writes, and never replacing a file it
 was not allowed to replace."""
 
+import json
 import os
 import stat
 
@@ -300,3 +301,23 @@ def test_a_disk_that_tells_case_apart_is_found_so_from_a_folder_not_made_yet(tmp
     assert not (tmp_path / "A").exists()  # the test's premise: this disk tells case apart
     assert ignores_case(tmp_path / "not" / "made") is False
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]
+
+
+def test_a_file_in_the_way_names_the_argument_that_replaces_it(tmp_path):
+    """From Python, a write over a file said to choose another name or delete the old file,
+    never the ``overwrite`` argument every writer here takes."""
+    path, store = tmp_path / "cells.json", tmp_path / "cells.ome.zarr"
+    atomic.write_json(path, {"cells": 1})
+    store.mkdir()
+    refusals = [
+        lambda: atomic.write_json(path, {"cells": 2}),
+        lambda: atomic.write_atomically(path, lambda tmp: tmp.write_text("{}")),
+        lambda: atomic.check_output(path),
+        lambda: atomic.write_directory_atomically(store, lambda tmp: None),
+    ]
+    for refused in refusals:
+        with pytest.raises(FileExistsError, match=r"overwrite=True from Python; --overwrite "):
+            refused()
+    assert json.loads(path.read_text()) == {"cells": 1} and not any(store.iterdir())
+    atomic.write_json(path, {"cells": 2}, overwrite=True)
+    assert json.loads(path.read_text()) == {"cells": 2}

@@ -443,10 +443,7 @@ def write_directory_atomically(
     """
     path = Path(path)
     if os.path.lexists(path) and not overwrite:
-        raise FileExistsError(
-            f"{path} {_what_exists(path)} and was left as it is. Choose another name, or "
-            "delete it first."
-        )
+        raise _exists(path)
     if os.path.islink(path) and os.path.isfile(path):
         raise WriteError(
             errno.ENOTDIR,
@@ -627,9 +624,12 @@ def _temporary(directory: Path, name: str) -> tuple[int, str]:
 
 
 def _exists(path: Path) -> FileExistsError:
+    # Every public writer here takes ``overwrite``, and so does each function that passes
+    # one on (write_labels, Preset.save, the exports); the commands call it --overwrite.
     return FileExistsError(
-        f"{path} {_what_exists(path)} and was left as it is. Choose another name, or "
-        "delete the old file first."
+        f"{path} {_what_exists(path)} and was left as it is. Choose another name, delete "
+        "it first, or allow overwriting (overwrite=True from Python; --overwrite on the "
+        "command line)."
     )
 
 
