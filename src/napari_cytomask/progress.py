@@ -59,7 +59,7 @@ STAGE_TEXT = {
     "predict": "Predicting tiles",
     "instances": "Separating cells",
     "encoder": "Encoding the image",
-    "decoder": "Decoding masks at grid points",
+    "decoder": "Decoding masks",
     "split": "Splitting cells",
     "read": "Reading the layers",
     "measure": "Measuring the cells",
@@ -67,14 +67,28 @@ STAGE_TEXT = {
 }
 
 
+#: What the steps of a stage are, where its text does not say it: SAM2's stages count the
+#: prompt points of every crop together, one scale from the first encoding to the last
+#: decoder batch (see ``sam2_engine.Progress``).
+STAGE_UNITS = {"encoder": "prompt points", "decoder": "prompt points"}
+
+
+def counted(stage: str | None) -> str | None:
+    """What the steps of ``stage`` are: stages of one unit are one count, over which
+    :class:`Pace` goes on timing (SAM2's encoder and decoder take turns on each crop)."""
+    return STAGE_UNITS.get(stage, stage)
+
+
 def progress_text(
     stage: str | None, done: int, total: int, left: float | None = None, detail: str = ""
 ) -> str:
     """``"Predicting tiles: 12 of 40; about 2 min left"``, with a :class:`Progress`'s
-    ``detail`` in brackets after the stage."""
+    ``detail`` in brackets after the stage and what is counted where the stage's text does
+    not say it (``"Decoding masks: 16 of 32 prompt points"``)."""
     what = STAGE_TEXT.get(stage, str(stage).capitalize() if stage else "Working")
     what = f"{what} ({detail})" if detail else what
-    text = f"{what}: {done} of {total}"
+    unit = STAGE_UNITS.get(stage)
+    text = f"{what}: {done} of {total}" + (f" {unit}" if unit else "")
     return text if left is None else f"{text}; about {duration(left)} left"
 
 
