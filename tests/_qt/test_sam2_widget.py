@@ -971,3 +971,42 @@ def test_a_model_tried_after_another_lets_the_one_before_go(
     gc.collect()
     assert [source for source, _ in built] == [first, second]  # the same one is not reloaded
     assert built[0][1]() is None and built[1][1]() is not None
+
+
+def test_the_time_left_goes_on_over_the_turns_of_encoder_and_decoder(
+    qtbot, small_model, monkeypatch
+):
+    """The estimate of the time left started again at each switch between SAM2's encoding
+    and decoding (a crop each), so it was gone at each switch and left the encoding out."""
+    from itertools import pairwise
+    from types import SimpleNamespace
+
+    from napari_cytomask import progress
+    from napari_cytomask._qt._live import StepControls
+    from napari_cytomask.models.sam2_engine import Sam2Engine, Sam2Params
+
+    clock = iter(range(1000))  # a report each second: a steady pace
+    monkeypatch.setattr(progress, "time", SimpleNamespace(monotonic=lambda: next(clock)))
+    controls = StepControls("Segment", "Segment the image")
+    qtbot.addWidget(controls)
+    controls.set_running(True)
+    rgb = np.repeat((image() // 12).astype(np.uint8)[..., None], 3, axis=-1)
+    work = Sam2Engine(small_model).generate_iter(
+        rgb, Sam2Params(points_per_side=4, crop_n_layers=1)
+    )
+    said = []
+
+    def show(event):
+        controls.show_progress(event)
+        said.append((event, controls.status.text()))
+
+    progress.drain(work, show)
+    # Each turn after the first: an encoding of the next crop, then its decoding.
+    turns = [
+        text
+        for (before, _), ((stage, done, total), text) in pairwise(said)
+        if stage != before[0] and 0 < done < total
+    ]
+    assert len(turns) >= 4, said
+    assert all(text.endswith(" left") for text in turns), turns
+    assert said[-1][1] == "Decoding masks: 80 of 80 prompt points"

@@ -46,6 +46,7 @@ from qtpy.QtWidgets import (
 from ..progress import (
     Pace,
     Progress,
+    counted,
     drain,
     host_out_of_memory,
     one_line,
@@ -172,8 +173,10 @@ class StepControls(QWidget):
             stage, (done, total) = None, event
         self.progress.setRange(0, max(int(total), 1))
         self.progress.setValue(int(done))
-        # The time left from the stage's own pace: a stack of positions can take hours.
-        left = self._pace.left(done, total, (stage, total))
+        # The time left from the pace of what is counted: a stack of positions can take
+        # hours. Stages that count one thing (SAM2's encoder and decoder, taking turns on
+        # each crop) are timed together, not afresh at each turn.
+        left = self._pace.left(done, total, (counted(stage), total))
         self.status.setText(progress_text(stage, done, total, left, detail))
 
 
