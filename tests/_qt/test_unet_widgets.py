@@ -40,7 +40,7 @@ from napari_cytomask.models.checkpoint import (
     read_description,
     save_checkpoint,
 )
-from napari_cytomask.models.inference import UNetPredictor
+from napari_cytomask.models.inference import UNetPredictor, recommended_settings
 from napari_cytomask.models.training import state_path
 from napari_cytomask.progress import duration
 from napari_cytomask.synthetic import make_tilescan
@@ -669,10 +669,15 @@ def test_cancelled_as_it_chooses_thresholds_a_run_that_kept_its_start_offers_it(
     )
     trainer.controls.cancel_button.click()
     go_on.set()
-    # Its epochs had all ended (it said "continue from the last finished epoch").
+    # Its epochs had all ended (it said "continue from the last finished epoch"), and it
+    # keeps the starting model's thresholds (it named none).
+    start = recommended_settings(read_description(base))
     assert trainer.status.text() == (
         "Cancelled while choosing the thresholds, after the last epoch; the best network is "
-        f"in {output}. Press Train to choose its thresholds (no more epochs are trained)."
+        f"in {output}. It keeps the thresholds of the model it started from (interior "
+        f"{start['interior_threshold']:g}, foreground {start['foreground_threshold']:g}, "
+        f"minimum cell size {start['min_size']} px), not chosen for it. Press Train to choose "
+        "its thresholds (no more epochs are trained)."
     )
     assert trainer.resume.text() == str(output) and state_path(output).is_file()
     # Train then says so: it quoted a time for training steps it does not run (the file
