@@ -558,7 +558,9 @@ def test_a_preset_saved_over_a_file_says_how_to_replace_it(tmp_path):
     """From Python, saving over a preset said to choose another name or delete the file,
     never the argument that replaces it."""
     path = Preset().save(tmp_path / "preset.json")
-    with pytest.raises(FileExistsError, match=r"Or pass overwrite=True to replace it\.$"):
+    with pytest.raises(
+        FileExistsError, match=r"or allow overwriting \(overwrite=True from Python; "
+    ):
         Preset(method="sam2").save(path)
     assert Preset.load(path).method == "unet"
     Preset(method="sam2").save(path, overwrite=True)

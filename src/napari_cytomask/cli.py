@@ -39,6 +39,7 @@ from .io.writers import CHUNKED_ABOVE, FILE_FORMATS, SEGMENT_FORMATS, format_nam
 from .pipeline import METHODS
 from .progress import (
     Pace,
+    counted,
     drain,
     duration,
     host_out_of_memory,
@@ -1063,22 +1064,14 @@ def _thresholds_interrupted(saved: Path) -> str:
     """What a training run interrupted as it chose its thresholds, its epochs over, left in
     ``saved``: it said to continue from the last finished epoch, as if training had been."""
     from .models.checkpoint import read_description
-    from .models.inference import recommended_settings, segmenting_settings
-    from .models.training import kept_start_note
+    from .models.training import kept_start_note, kept_thresholds
 
     description = read_description(saved)
-    own = recommended_settings(description)
-    thresholds = (
-        "the thresholds of the model it started from"
-        if segmenting_settings(description)
-        else "the default thresholds"
-    )
     text = (
         "interrupted as the post-processing thresholds were being chosen; training itself "
-        f"had finished. The model is saved in {saved} with {thresholds} (interior "
-        f"{own['interior_threshold']:g}, foreground {own['foreground_threshold']:g}, minimum "
-        f"cell size {own['min_size']} px), not chosen for it. Choose them later with cytomask "
-        f"tune {shell_quoted(saved)}, given this run's --images and --masks (or --tilescan)."
+        f"had finished. The model is saved in {saved} with {kept_thresholds(description)}, "
+        f"not chosen for it. Choose them later with cytomask tune {shell_quoted(saved)}, "
+        "given this run's --images and --masks (or --tilescan)."
     )
     return " ".join(n for n in (text, kept_start_note(description)) if n)
 
@@ -1477,7 +1470,7 @@ def _segment_locked(args, preset, sources, options, roots) -> int:
             if job.source in finished:
                 return
             pace, said = timing.setdefault(job.source, [Pace(), now])
-            left = pace.left(event.done, event.total, (event.stage, event.total), now)
+            left = pace.left(event.done, event.total, (counted(event.stage), event.total), now)
             if now - said >= _PROGRESS_EVERY:
                 timing[job.source][1] = now
                 text = progress_text(event.stage, event.done, event.total, left, event.detail)

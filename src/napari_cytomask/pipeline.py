@@ -296,11 +296,7 @@ class Preset:
         FileExistsError
             When a file is there and ``overwrite`` is false.
         """
-        try:
-            return write_json(path, self.to_dict(), overwrite=overwrite, indent=2)
-        except FileExistsError as err:
-            # Said as the writers say it, and how Python code replaces it.
-            raise FileExistsError(f"{err} Or pass overwrite=True to replace it.") from err
+        return write_json(path, self.to_dict(), overwrite=overwrite, indent=2)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Preset:

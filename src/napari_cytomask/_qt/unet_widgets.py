@@ -92,7 +92,6 @@ from ..models.inference import (
     iter_segment,
     recommended_settings,
     sampled_confidence,
-    segmenting_settings,
 )
 from ..models.unet import UNetConfig
 from ..pipeline import UNetStep
@@ -1850,13 +1849,16 @@ class UNetTrainWidget(StepWidget, QWidget):
                 # The first epoch may be saving as it is cancelled: its report still comes.
                 worker.yielded.connect(self._saved_after_cancel)
         elif self._phase == "tune" and not self._before_first_epoch():
+            from ..models.training import kept_thresholds
+
             # Its epochs have all ended: going on chooses the thresholds, and trains none.
+            kept = kept_thresholds(read_description(self._checkpoint))
             self._offer_to_resume(
                 self._checkpoint,
                 "Cancelled while choosing the thresholds, after the last epoch; the best "
                 "network is in",
-                f"It keeps {_thresholds_kept(self._checkpoint)}, not chosen for it. Press "
-                "Train to choose its thresholds (no more epochs are trained).",
+                f"It keeps {kept}, not chosen for it. Press Train to choose its thresholds "
+                "(no more epochs are trained).",
             )
         elif self._fine_tuning and not self._beaten:  # its checkpoint: the starting model
             self._offer_to_resume(
@@ -2266,23 +2268,6 @@ def _recorded_pixel_size(layer) -> tuple[float, float] | None:
     """The (Y, X) pixel size in µm a layer records at full resolution, or None."""
     geometry = resolution_level(layer)[1]
     return pixel_size_um(geometry.get("scale"), geometry.get("units"))
-
-
-def _thresholds_kept(checkpoint: Path) -> str:
-    """The thresholds a run stopped as it chose its own saved with ``checkpoint``, in the
-    words ``cytomask train`` says them on Ctrl+C then: "the default thresholds (interior
-    0.5, foreground 0.5, minimum cell size 0 px)"."""
-    description = read_description(checkpoint)
-    own = recommended_settings(description)
-    which = (
-        "the thresholds of the model it started from"
-        if segmenting_settings(description)
-        else "the default thresholds"
-    )
-    return (
-        f"{which} (interior {own['interior_threshold']:g}, foreground "
-        f"{own['foreground_threshold']:g}, minimum cell size {own['min_size']} px)"
-    )
 
 
 def _size_note(labels, min_size: int | None) -> str:

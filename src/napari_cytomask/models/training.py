@@ -95,6 +95,7 @@ from .inference import (
     probabilities_to_instances,
     recommended_settings,
     resized_planes,
+    segmenting_settings,
 )
 from .unet import UNetConfig, build_model, normalise_channels
 
@@ -1313,6 +1314,22 @@ def time_limit_note(result: TrainingResult) -> str:
     return f"It stopped at the time limit ({duration(limit)}) after {done} of {planned} epochs{of}."
 
 
+def kept_thresholds(description: dict) -> str:
+    """The thresholds a run stopped as it chose its own saved its model with (its
+    ``description``), as the dock and ``cytomask train`` say them then: "the default
+    thresholds (interior 0.5, foreground 0.5, minimum cell size 0 px)"."""
+    own = recommended_settings(description)
+    which = (
+        "the thresholds of the model it started from"
+        if segmenting_settings(description)
+        else "the default thresholds"
+    )
+    return (
+        f"{which} (interior {own['interior_threshold']:g}, foreground "
+        f"{own['foreground_threshold']:g}, minimum cell size {own['min_size']} px)"
+    )
+
+
 def kept_start_note(description: dict) -> str:
     """A sentence when no epoch of a fine-tuning run scored above the model it started
     from on the validation images, so that model is the one the run saved; ``""``
@@ -2451,6 +2468,7 @@ __all__ = [
     "iter_tune_checkpoint",
     "iter_tune_postprocess",
     "kept_start_note",
+    "kept_thresholds",
     "make_targets",
     "match_split",
     "recorded_settings",
