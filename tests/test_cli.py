@@ -360,7 +360,7 @@ def test_fine_tuning_says_what_each_threshold_pass_is_for(
     # their scores differed unexplained.
     there = (
         "there with flips (as segmenting does by default; the epochs' scores are "
-        "without), from the default thresholds to these, mean-average F1 "
+        "without), from the thresholds it started with to these, mean-average F1 "
     )
     assert any(there in line for line in lines)  # fmt: skip
     size = state_path(model).stat().st_size / 1e6

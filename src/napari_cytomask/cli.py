@@ -1160,7 +1160,11 @@ def _say_tuned(say, tuned: dict, description: dict | None = None) -> None:
 
 def _tuned_text(tuned: dict) -> str:
     """One line about tuned post-processing settings and what they changed."""
-    before, after = tuned["scores"]["default"], tuned["scores"]["tuned"]
+    scores = tuned["scores"]
+    # From the thresholds the model had (a fine-tuning run's: the starting model's) where
+    # it had its own; the defaults otherwise.
+    before, after = scores.get("own", scores["default"]), scores["tuned"]
+    start = "the thresholds it started with" if "own" in scores else "the default thresholds"
     # Scored as segmenting will segment: a training run's epochs are scored without flips,
     # and their F1 and tuning's differed with no word why (0.000 and 0.667 on one image).
     flips = " with flips (as segmenting does by default; the epochs' scores are without)"
@@ -1168,7 +1172,7 @@ def _tuned_text(tuned: dict) -> str:
         f"post-processing tuned on {len(tuned['tuned_on'])} image(s): interior threshold "
         f"{tuned['interior_threshold']:g}, foreground threshold {tuned['foreground_threshold']:g}, "
         f"minimum cell size {tuned['min_size']} px; there{flips * bool(tuned.get('tta'))}, "
-        "from the default thresholds to "
+        f"from {start} to "
         f"these, mean-average F1 {before['mean_average_f1']:.3f} -> "
         f"{after['mean_average_f1']:.3f}, F1@0.5 {before['f1_50']:.3f} -> {after['f1_50']:.3f}"
     )

@@ -105,6 +105,8 @@ def test_tuning_starts_from_the_models_own_settings_unless_the_defaults_score_be
     # Scoring as well as the defaults (every setting finds the three cells): they stay.
     tuned = tune_postprocess(oracle_unet, samples, start=own)
     assert {k: tuned[k] for k in DEFAULT_SETTINGS} == own
+    # What it scored before tuning is its own thresholds' score, not the defaults'.
+    assert tuned["scores"]["own"] == tuned["scores"]["tuned"]
     # A labelled cell where the model finds none, and its cells unlabelled: no setting
     # scores, and its own stay (the defaults stayed).
     elsewhere = np.zeros_like(labels)
@@ -115,6 +117,7 @@ def test_tuning_starts_from_the_models_own_settings_unless_the_defaults_score_be
     assert {k: nothing[k] for k in DEFAULT_SETTINGS} == {**own, "min_size": 500}
     # Scoring below the defaults (its minimum size drops every cell): as without it.
     worse = tune_postprocess(oracle_unet, samples, start={**own, "min_size": 5000})
+    assert worse["scores"].pop("own")["n_pred"] == 0  # it found no cell before tuning
     assert worse == tune_postprocess(oracle_unet, samples)
 
 

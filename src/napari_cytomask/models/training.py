@@ -1164,7 +1164,7 @@ def iter_tune_postprocess(
     dict or None
         The settings (keys of :data:`~.inference.DEFAULT_SETTINGS`) with
         ``"tta"`` (whether the probabilities were predicted with it), ``"tuned_on"``
-        (image names) and ``"scores"`` (``"default"`` and
+        (image names) and ``"scores"`` (``"default"``, ``"own"`` with ``start``, and
         ``"tuned"`` :func:`scores_of` on these images); ``None`` without samples
         or without a labelled cell.
     """
@@ -1213,12 +1213,15 @@ def iter_tune_postprocess(
 
     best = dict(DEFAULT_SETTINGS)
     default_scores = best_scores = score(best)
+    before = {"default": default_scores}
     if start is not None:
         # The model's own stay unless the images argue otherwise, as the defaults do: on
         # a few labelled cells that it matched at no setting, the starter model fine-tuned
         # was left at the defaults, which find 76% of its cells where its own find 95%.
         own = {k: start[k] for k in DEFAULT_SETTINGS}
-        own_scores = score(own)
+        # What the model scored before: said from the defaults, tuning's gain read as
+        # 0.23 where the model's own thresholds gained it 0.01.
+        own_scores = before["own"] = score(own)
         if objective(own_scores) >= objective(default_scores):
             best, best_scores = own, own_scores
 
@@ -1259,7 +1262,7 @@ def iter_tune_postprocess(
         **best,
         "tta": tta,
         "tuned_on": [s.name for s in samples],
-        "scores": {"default": default_scores, "tuned": best_scores},
+        "scores": {**before, "tuned": best_scores},
     }
 
 
