@@ -199,6 +199,26 @@ def test_train_then_segment(folders, tmp_path, capsys):
     assert code == 0 and (data / "set1" / "raw_unet_cells.tif").is_file()
 
 
+@pytest.mark.parametrize("channel", [[], ["--channel", "0"]])
+def test_what_the_reader_says_of_an_input_is_said_once(
+    folders, unet_checkpoint, tmp_path, capsys, channel
+):
+    """A pixel size the reader left out was said as the run looked at its inputs, then
+    again by the job that segmented it (from a worker process, as Python's raw warning)."""
+    data, _ = folders
+    path = tmp_path / "nm.ome.tif"
+    phase = tifffile.imread(data / "set1" / "raw.tif")
+    tifffile.imwrite(
+        path, phase, metadata={"axes": "YX", "PhysicalSizeX": 650, "PhysicalSizeY": 650}
+    )
+    argv = ["segment", str(path), "-o", str(tmp_path / "out"), "-m",
+            str(unet_checkpoint(tile_size=96)), "--no-tta", "--scheduler", "synchronous",
+            "--threads", "1", *channel]  # fmt: skip
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert err.count("its OME metadata give pixels of 650 x 650 µm") == 1, err
+
+
 def test_a_pattern_that_matches_more_images_later_keeps_their_results_in_place(
     folders, unet_checkpoint, tmp_path, capsys
 ):

@@ -31,6 +31,7 @@ import shutil
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
@@ -407,7 +408,13 @@ def process(
     # Before it is read: a file changed while it is segmented counts as changed next time.
     # Its fingerprint tells it from another scan of its size where the results are moved.
     state = {**_file_state(job.source), "source_sample_sha1": sample_digest(job.source)}
-    with open_scan(job.source) as scan:  # closed after: Windows replaces no open file
+    with warnings.catch_warnings():
+        # What the reader says of the file was said as the run looked at its inputs
+        # (masks_only): said again here, each note came twice, from a worker process as
+        # Python's raw warning.
+        warnings.simplefilter("ignore", UserWarning)
+        scan = open_scan(job.source)
+    with scan:  # closed after: Windows replaces no open file
         return _segment_scan(job, scan, state, segmenter, options, report, start)
 
 

@@ -1347,8 +1347,9 @@ def _segment(args) -> int:
     for path, kept in links.items():
         print(f"cytomask: note: {path} and {kept} are one file (a link and its target): "
               f"segmented once, as {kept.name}.", file=sys.stderr)  # fmt: skip
+    # Each input opened once here, before the run: what the reader says of it is said once.
+    masks = batch.masks_only(sources)
     if preset.channels is None:
-        masks = batch.masks_only(sources)
         for path, why in masks.items():
             print(f"cytomask: note: {path} {why}: skipped; --channel 0 segments it anyway.",
                   file=sys.stderr)  # fmt: skip
