@@ -966,9 +966,12 @@ def test_a_layer_png_cannot_hold_is_left_out_and_the_others_exported(
     panel.folder.setText(str(tmp_path))
     panel.export()
     qtbot.waitUntil(lambda: "Wrote" in panel.status.text(), timeout=30_000)
-    assert "'stitched cells' was left out, none of its files written" in panel.status.text()
+    assert "'stitched cells': stitched cells.png left out, its other files written" in (
+        panel.status.text()
+    )
     assert "PNG holds ids up to 65535" in panel.status.text()
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "cells.png", "cells.tif", "cells_counts.csv", "cells_objects.csv",
-        "cells_provenance.json",
+        "cells_provenance.json", "stitched cells.tif", "stitched cells_counts.csv",
+        "stitched cells_objects.csv", "stitched cells_provenance.json",
     ]  # fmt: skip

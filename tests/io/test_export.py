@@ -1840,8 +1840,9 @@ def test_a_scale_in_no_length_is_said_and_no_file_or_table_holds_it(tmp_path):
 
 
 def test_a_layer_that_cannot_be_exported_is_left_out_and_the_others_written(tmp_path):
-    """Given ``left_out``, a layer PNG cannot hold (ids over 65535) or no labels at all is
-    left out, said, and the others are written; one left out last of all is raised."""
+    """Given ``left_out``, a layer of no labels at all is left out, said, and the others
+    are written; of a layer PNG cannot hold (ids over 65535), its PNG alone (its TIFF was
+    not written either); one left out last of all is raised."""
     cells = np.zeros((8, 8), np.uint32)
     cells[2:6, 2:6] = 1
     exports = [
@@ -1849,16 +1850,25 @@ def test_a_layer_that_cannot_be_exported_is_left_out_and_the_others_written(tmp_
         LabelsExport("cells", cells),
         LabelsExport("map", cells * 0.5),
     ]
-    left = []
+    left, notes = [], []
 
     def left_out(export, err):
         left.append((export.name, str(err)))
 
-    written = drain(exporting(exports, tmp_path, formats=["tiff", "png"], left_out=left_out))
-    assert [name for name, _ in left] == ["stitched", "map"]
-    assert "PNG holds ids up to 65535" in left[0][1] and "fractional values" in left[1][1]
+    written = drain(
+        exporting(exports, tmp_path, formats=["tiff", "png"], left_out=left_out, note=notes.append)
+    )
+    assert [name for name, _ in left] == ["map"] and "fractional values" in left[0][1]
+    (said,) = [text for text in notes if text.startswith("'stitched'")]
+    assert said.startswith("'stitched': stitched.png left out, its other files written: ")
+    assert "PNG holds ids up to 65535" in said
     assert sorted(p.name for p in written) == sorted(p.name for p in tmp_path.iterdir())
-    assert {p.name.split(".")[0].split("_")[0] for p in written} == {"cells"}
+    assert {p.name for p in written if p.suffix in (".tif", ".png")} == {
+        "cells.tif",
+        "cells.png",
+        "stitched.tif",
+    }
+    assert tifffile.imread(tmp_path / "stitched.tif").max() == 70_000
     with pytest.raises(ValueError, match="PNG holds ids up to 65535"):
         drain(exporting(exports[:1], tmp_path / "alone", formats=["png"], left_out=print))
     assert not (tmp_path / "alone").exists() or not any((tmp_path / "alone").iterdir())

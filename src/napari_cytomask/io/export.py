@@ -30,7 +30,7 @@ from scipy import ndimage as ndi
 from skimage.measure import regionprops
 
 from ..labels import as_labels, compact_ids, regions_as_cells
-from ..progress import Progress, drain
+from ..progress import Progress, drain, one_line
 from ..rle import coco_rle
 from .atomic import (
     NAME_BYTES,
@@ -1320,16 +1320,35 @@ def _export_into(
             return None
 
     def writers(export, plan, where):
-        return [
-            (path, label_writer(path, export.labels[place], scale=_after(export.scale, place),
-                                units=_after(export.units, place),
-                                axis_labels=_after(export.axis_labels, place),
-                                translate=_after(export.translate, place),
-                                positions=None if place else where.stage,
-                                position_names=None if place else export.position_names,
-                                note=note))
-            for path, place in plan.images
-        ]  # fmt: skip
+        """The label files of ``export`` and their writers, and ``plan`` without those a
+        format cannot hold, which ``left_out`` leaves out, said: its TIFF was not written
+        for its ids a PNG could not hold. None of them written raises the first error."""
+        made, refused = [], []
+        for path, place in plan.images:
+            try:
+                made.append((path, label_writer(
+                    path, export.labels[place], scale=_after(export.scale, place),
+                    units=_after(export.units, place),
+                    axis_labels=_after(export.axis_labels, place),
+                    translate=_after(export.translate, place),
+                    positions=None if place else where.stage,
+                    position_names=None if place else export.position_names, note=note,
+                )))  # fmt: skip
+            except ValueError as err:
+                if left_out is None or not plan.images[1:]:
+                    raise
+                refused.append((path, err))
+        if refused and not made:
+            raise refused[0][1]
+        if refused:
+            names = ", ".join(path.name for path, _ in refused[:3])
+            more = f" and {len(refused) - 3} more" if len(refused) > 3 else ""
+            note(
+                f"'{export.name}': {names}{more} left out, its other files written: "
+                f"{one_line(refused[0][1])}"
+            )
+        kept = [(path, place) for path, place in plan.images if path in dict(made)]
+        return plan._replace(images=kept), made
 
     yield Progress("read", 0, layers)
     loaded = []
@@ -1357,9 +1376,9 @@ def _export_into(
         where = scan_positions(export)  # read once of the scan, for the OME-TIFF and tables
         if where.names is not None:  # else as recorded: the scan may not be there any more
             export = replace(export, position_names=where.names)
-        images = or_left_out(export, partial(writers, export, plan, where))
-        if images is not None:
-            loaded.append((export, plan, images))
+        planned = or_left_out(export, partial(writers, export, plan, where))
+        if planned is not None:
+            loaded.append((export, *planned))
         yield Progress("read", len(loaded) + len(left), layers)
     # The tables too (measuring can fail: labels that are no labels, too little memory).
     measured = []
