@@ -40,6 +40,7 @@ from dask import delayed
 from dask.base import tokenize
 
 from .layers import (
+    FRAME_NOUNS,
     METADATA_KEY,
     PIXEL_SIZE_RANGE_UM,
     SECONDS,
@@ -660,10 +661,11 @@ class TiffScan:
         if self._stacked:
             in_labels.insert(0, POSITION_AXIS)
             in_shape.insert(0, len(self._series))
-        else:
+        unnamed = None if self._stacked else _unnamed_axes(first)
+        if unnamed is not None:
             # A tile scan of a few channels saved without axes: [phase, mask] at 3 positions
             # opened as one labels layer on sliders "Q" and "A".
-            in_labels[:2] = _unnamed_axes(first) or in_labels[:2]
+            in_labels[:2] = unnamed
         keyframe = first.keyframe
         # ImageJ saves a stack made of single images as Z (or T) planes.
         planes = _plane_kinds(
@@ -727,6 +729,8 @@ class TiffScan:
         shape = tuple(int(in_shape[i]) for i in self._perm)
         sizes = dict(zip(labels, shape, strict=True))
         n_channels = sizes.get("C", 1)
+        if unnamed is not None or self._regroup is not None:
+            _warn_axes_told(self.path, sizes)
         # Channel layers are (C, S) pairs: S only splits further when both exist.
         split_samples = "S" in sizes and not self._rgb
         self._channel_keys = [
@@ -1893,6 +1897,25 @@ def _unnamed_axes(series: tifffile.TiffPageSeries) -> list[str] | None:
     if grouping is None:
         return None
     return [POSITION_AXIS, "C"] if grouping.position_major else ["C", POSITION_AXIS]
+
+
+def _warn_axes_told(path, sizes: dict[str, int]) -> None:
+    """Say that a file's axes, which no metadata named, were told by what its planes hold
+    (:func:`_regrouping`): a guess, right for the files it was made for, that opened
+    unsaid."""
+    frames = [
+        f"{count} {FRAME_NOUNS.get(label, (f'{label} frame', f'{label} frames'))[count > 1]}"
+        for label, count in sizes.items()
+        if label not in ("C", "S", "Y", "X")
+    ]
+    warnings.warn(
+        f"{path}: no metadata name its axes, so they were told by what its planes hold: "
+        f"{' of '.join(frames) or 'one image'} of {sizes.get('C', 1)} channels. If they are "
+        "otherwise, give the file its axes in Fiji (Image > Hyperstacks > Stack to "
+        "Hyperstack) and save it",
+        UserWarning,
+        stacklevel=3,
+    )
 
 
 def _alike(samples: list[np.ndarray]) -> bool:
