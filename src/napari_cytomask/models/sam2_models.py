@@ -300,7 +300,8 @@ def check_sam2_file(path: str | Path) -> None:
     else:
         raise CheckpointError(
             f"{path.name} is a U-Net checkpoint of napari-cytomask, not SAM2 weights: choose "
-            "it as the U-Net's model (cytomask segment -m), and give SAM2 a .pt file."
+            "it as the U-Net's model (Method U-Net, its Model's Open…; cytomask segment -m), "
+            "and give SAM2 a .pt file."
         )
     with open(path, "rb") as fh:
         if not fh.read(4).startswith(_TORCH_SIGNATURES):
