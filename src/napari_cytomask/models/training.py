@@ -1164,7 +1164,8 @@ def iter_tune_postprocess(
     dict or None
         The settings (keys of :data:`~.inference.DEFAULT_SETTINGS`) with
         ``"tta"`` (whether the probabilities were predicted with it), ``"tuned_on"``
-        (image names) and ``"scores"`` (``"default"``, ``"own"`` with ``start``, and
+        (image names) and ``"scores"`` (``"default"``, ``"own"`` with a ``start`` of
+        other settings, and
         ``"tuned"`` :func:`scores_of` on these images); ``None`` without samples
         or without a labelled cell.
     """
@@ -1219,9 +1220,11 @@ def iter_tune_postprocess(
         # a few labelled cells that it matched at no setting, the starter model fine-tuned
         # was left at the defaults, which find 76% of its cells where its own find 95%.
         own = {k: start[k] for k in DEFAULT_SETTINGS}
-        # What the model scored before: said from the defaults, tuning's gain read as
-        # 0.23 where the model's own thresholds gained it 0.01.
-        own_scores = before["own"] = score(own)
+        own_scores = score(own)
+        if own != best:
+            # What the model scored before, where its own are not the defaults: said from
+            # the defaults, tuning's gain read as 0.23 where it gained the model 0.01.
+            before["own"] = own_scores
         if objective(own_scores) >= objective(default_scores):
             best, best_scores = own, own_scores
 
