@@ -1347,7 +1347,8 @@ def _export_into(
                 f"'{export.name}': {names}{more} left out, its other files written: "
                 f"{one_line(refused[0][1])}"
             )
-        kept = [(path, place) for path, place in plan.images if path in dict(made)]
+        written = {path for path, _ in made}
+        kept = [(path, place) for path, place in plan.images if path in written]
         return plan._replace(images=kept), made
 
     yield Progress("read", 0, layers)
