@@ -2367,7 +2367,7 @@ def test_segment_says_and_records_which_channel_of_a_scan_it_used(
         "three.tif (channel 0 of 3: none is named like transmitted light, so the first was "
         "taken; --channel N picks another): "
     ) in out
-    assert record["channel_guessed"] is True
+    assert record["channel_guessed"] == "first"
     assert main([*argv, "--channel", "1", "--overwrite"]) == 0
     assert json.loads((tmp_path / "three_unet_cells.json").read_text())["channels_used"] == [1]
     assert "three.tif (channel 1 of 3): " in capsys.readouterr().out
@@ -2376,6 +2376,26 @@ def test_segment_says_and_records_which_channel_of_a_scan_it_used(
     assert main(["export", str(tmp_path / "three_unet_cells.tif"), "-o", str(out)]) == 0
     provenance = json.loads((out / "three_unet_cells_provenance.json").read_text())
     assert (provenance["channel_index"], provenance["channel_name"]) == (1, "C2")
+
+
+def test_segment_takes_the_phase_beside_a_stain_by_its_pixels_and_says_so(
+    unet_checkpoint, shared_data, tmp_path, capsys
+):
+    """A [GFP, phase] file without channel names had its stain segmented ("the first was
+    taken"): the phase channel is taken, and the run says why."""
+    phase = tifffile.imread(shared_data / "usiigaci-phc" / "set11" / "raw.tif")[:96, :96]
+    stain = tifffile.imread(shared_data / "nuclei-dsb" / "img2d.tif")[:96, :96]
+    path = tmp_path / "two.tif"
+    tifffile.imwrite(path, np.stack([stain.astype(np.uint16) * 40, phase]))
+    model = unet_checkpoint(tile_size=128)
+    argv = ["segment", str(path), "-m", str(model), "--scheduler", "synchronous", "--threads", "1"]
+    assert main(argv) == 0
+    assert (
+        "two.tif (channel 1 of 2: none is named like transmitted light, so this one's pixels "
+        "look like it, the others' like fluorescence; --channel N picks another): "
+    ) in capsys.readouterr().out
+    record = json.loads((tmp_path / "two_unet_cells.json").read_text())
+    assert (record["channels_used"], record["channel_guessed"]) == ([1], "pixels")
 
 
 def _bluish_picture(shared_data) -> np.ndarray:

@@ -56,6 +56,7 @@ from .io.atomic import (
 )
 from .io.export import package_versions, record_problem, recorded_relative
 from .io.layers import (
+    INPUT_BY_PIXELS,
     finite_values,
     frame_notes,
     labels_digest,
@@ -465,10 +466,15 @@ def _segment_scan(
     replaced = [
         p for p in _recorded_labels(job.record, _parsed(earlier)) if p != output and p.exists()
     ]
-    # No channel chosen, and none named like transmitted light: the first was taken.
-    guessed = (
-        segmenter.preset.channels is None and not scan.colour_picture and not scan.by_role("input")
-    )
+    # No channel chosen, and none named like transmitted light: the first was taken, or the
+    # one whose pixels look like transmitted light's.
+    guessed = None
+    if segmenter.preset.channels is None and not scan.colour_picture:
+        inputs = scan.by_role("input")
+        if not inputs:
+            guessed = "first"
+        elif inputs[0].extra.get(INPUT_BY_PIXELS):
+            guessed = "pixels"
 
     # Each tile's stage position and name, kept as an export keeps them.
     where = scan_positions_of(scan, shape)

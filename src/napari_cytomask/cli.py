@@ -1495,9 +1495,13 @@ def _segment_locked(args, preset, sources, options, roots) -> int:
         if summary["segmented_on"]:  # a colour picture, for a model of one channel
             channels = f" ({summary['segmented_on']})"
         if channels and summary["channel_guessed"]:
+            taken = {
+                "first": "the first was taken",
+                "pixels": "this one's pixels look like it, the others' like fluorescence",
+            }[summary["channel_guessed"]]
             channels = (
-                f"{channels[:-1]}: none is named like transmitted light, so the first was "
-                "taken; --channel N picks another)"
+                f"{channels[:-1]}: none is named like transmitted light, so {taken}; "
+                "--channel N picks another)"
             )
         cells = summary["cells"]
         say(f"[{i}/{n}] {job.source}{channels}: {cells} cell{'s' * (cells != 1)} in "

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_cytomask.io.layers import Channel, guess_roles
+from napari_cytomask.io.layers import INPUT_BY_PIXELS, Channel, guess_roles
 from napari_cytomask.io.tiff import read_tiff
 
 
@@ -143,3 +143,39 @@ def test_a_mask_of_one_cell_over_most_of_the_field_opens_as_labels(shared_data, 
     tifffile.imwrite(tmp_path / "flat.tif", np.full((512, 512), 5, np.uint8))
     ((_, _, kind),) = read_tiff(tmp_path / "flat.tif")
     assert kind == "image"
+
+
+def _roles(path) -> list[tuple[str, str]]:
+    return [(k["name"], k["metadata"]["cytomask"]["role"]) for _, k, _ in read_tiff(path)]
+
+
+def test_phase_beside_stains_without_names_is_the_input_by_its_pixels(shared_data, tmp_path):
+    """[GFP, phase] saved without channel names took neither for the input, and segmenting
+    took the first, the stain: the phase image's grey background, among the stains' dark
+    ones, marks it now, in any order, and says it was told by pixels. Where the pixels do
+    not tell (stains alone, two phase images), no channel is marked."""
+    phase = tifffile.imread(shared_data / "usiigaci-phc" / "set11" / "raw.tif")[:256, :256]
+    nuclei = tifffile.imread(shared_data / "nuclei-dsb" / "img2d.tif")[:256, :256]
+    stain = nuclei.astype(np.uint16) * 40
+    for order, expected in (
+        ((stain, phase), ["image", "input"]),
+        ((phase, stain), ["input", "image"]),
+        ((stain, phase, stain[::-1]), ["image", "input", "image"]),
+    ):
+        tifffile.imwrite(tmp_path / "scan.tif", np.stack(order))
+        assert _roles(tmp_path / "scan.tif") == [
+            (f"C{i + 1}", role) for i, role in enumerate(expected)
+        ]
+    ((_, kwargs, _),) = [layer for layer in read_tiff(tmp_path / "scan.tif") if layer[1]
+                         ["metadata"]["cytomask"]["role"] == "input"]  # fmt: skip
+    assert kwargs["metadata"]["cytomask"][INPUT_BY_PIXELS] is True
+    stains = shared_data / "tiff-formats" / "imagej-composites" / "IXMtest_A02_s9.tif"
+    assert [role for _, role in _roles(stains)] == ["image"] * 3
+    second = tifffile.imread(shared_data / "usiigaci-phc" / "set12" / "raw.tif")[:256, :256]
+    channels = [Channel("C1", phase, index=0), Channel("C2", second, index=1)]
+    guess_roles(channels, [phase, second])
+    assert [c.role for c in channels] == ["image", "image"]
+    # A name decides before pixels do: a stain's name is no input, whatever its pixels.
+    channels = [Channel("GFP", phase, index=0), Channel("C2", stain, index=1)]
+    guess_roles(channels, [phase, stain])
+    assert [c.role for c in channels] == ["image", "image"]

@@ -562,22 +562,66 @@ def looks_like_masks(names: Sequence[str], samples: Sequence[np.ndarray | None])
     return kinds
 
 
+#: Recorded (True) on the input channel the reader told by its pixels (:func:`lit_from_behind`)
+#: rather than its name, for those who segment it to say so.
+INPUT_BY_PIXELS = "input_by_pixels"
+
+#: Where the median of an image's sample lies between its 1st and 99.8th percentiles, at
+#: least for transmitted light and at most for fluorescence: the grey background of phase
+#: contrast and DIC puts it at 0.25-0.41 (the Usiigaci images, the DSB's DIC image), the dark
+#: one of stains below 0.09 (the DSB's nuclei, BBBC022's three stains).
+LIT_BACKGROUND = 0.2
+DARK_BACKGROUND = 0.1
+
+
+def background_level(sample: np.ndarray | None) -> float | None:
+    """Where the median of ``sample`` lies in its range (1st to 99.8th percentile), or None
+    for no sample or a flat one."""
+    if sample is None or np.asarray(sample).size == 0:
+        return None
+    pixels = np.asarray(sample).ravel()
+    # As many pixels as a grid sample holds, of a whole plane given instead (a PNG).
+    pixels = pixels[:: max(1, pixels.size // (SAMPLE_GRID * SAMPLE_PATCH) ** 2)]
+    low, median, high = np.percentile(pixels.astype(np.float64), (1, 50, 99.8))
+    return None if high <= low else float((median - low) / (high - low))
+
+
+def lit_from_behind(images: Sequence[Channel], samples: Sequence[np.ndarray | None]):
+    """The one channel of ``images`` whose pixels look transmitted light's beside the others'
+    fluorescence (a grey background among dark ones, :data:`LIT_BACKGROUND`), where none is
+    named after a stain; None where the pixels do not tell (two grey, or one unsure)."""
+    levels = [background_level(s) for s in samples]
+    if any(level is None for level in levels):
+        return None
+    lit = [i for i, level in enumerate(levels) if level >= LIT_BACKGROUND]
+    dark = [i for i, level in enumerate(levels) if level < DARK_BACKGROUND]
+    if len(lit) != 1 or len(dark) != len(images) - 1:
+        return None
+    channel = images[lit[0]]
+    return None if looks_fluorescent(channel.described_as) else channel
+
+
 def guess_roles(channels: list[Channel], samples: list[np.ndarray | None]) -> None:
     """Assign a role to every channel in place.
 
     Masks are found by :func:`looks_like_masks`. The input channel is the first
     one named like transmitted light (brightfield, phase, DIC); without such a
-    name, a file with a single non-mask channel uses that one.
+    name, a file with a single non-mask channel uses that one, and one of several the one
+    whose pixels alone look like transmitted light's (:func:`lit_from_behind`): a
+    [GFP, phase] file saved without channel names segmented its GFP.
     """
     kinds = looks_like_masks([c.described_as for c in channels], samples)
     for channel, mask in zip(channels, kinds, strict=True):
         channel.role = "mask" if mask else "image"
-    images = [c for c in channels if c.role == "image"]
-    named = [c for c in images if looks_transmitted(c.described_as)]
+    images = [(c, s) for c, s in zip(channels, samples, strict=True) if c.role == "image"]
+    named = [c for c, _ in images if looks_transmitted(c.described_as)]
     if named:
         named[0].role = "input"
     elif len(images) == 1:
-        images[0].role = "input"
+        images[0][0].role = "input"
+    elif images and (lit := lit_from_behind(*zip(*images, strict=True))) is not None:
+        lit.role = "input"
+        lit.extra[INPUT_BY_PIXELS] = True
 
 
 #: Recorded (True) on an image channel the reader opened whose sampled pixels are integers
