@@ -1202,6 +1202,49 @@ def test_export_of_a_file_that_cannot_be_read_fails_alone(tmp_path, capsys):
     assert not (tmp_path / "none").exists()
 
 
+def test_export_leaves_out_a_file_its_format_cannot_hold_and_writes_the_others(tmp_path, capsys):
+    """Asked for TIFF and PNG, labels of ids over 65535 (stitched tiles) stopped the whole
+    export, where the dock leaves their PNG out, says so and writes the rest. The command
+    does so too, naming each file left out, with exit status 1; an earlier export's PNG in
+    the folder stays as it was."""
+    import imageio.v3 as iio
+
+    stitched = np.zeros((16, 16), np.uint32)
+    stitched[2:6, 2:6] = 7
+    cells = _two_cells()
+    tifffile.imwrite(tmp_path / "stitched.tif", stitched)
+    tifffile.imwrite(tmp_path / "cells.tif", cells)
+    out = tmp_path / "out"
+    argv = ["export", str(tmp_path / "stitched.tif"), str(tmp_path / "cells.tif"), "-o",
+            str(out), "--format", "tiff", "png", "-q"]  # fmt: skip
+    assert main(argv) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    earlier = (out / "stitched.png").read_bytes()
+    stitched[2:6, 2:6] = 70_000
+    tifffile.imwrite(tmp_path / "stitched.tif", stitched)
+    assert main([*argv, "--overwrite"]) == 1
+    written, err = capsys.readouterr()
+    assert (
+        f"{tmp_path / 'stitched.tif'}: error: {out / 'stitched.png'} left out, its other files "
+        "written: Cannot save stitched.png: PNG holds ids up to 65535"
+    ) in err
+    assert err.rstrip().endswith(
+        "error: 1 label file(s) could not be written in the format asked (see above); the "
+        "other files are."
+    )
+    assert str(out / "stitched.png") not in written.split()
+    assert str(out / "stitched.tif") in written.split()
+    np.testing.assert_array_equal(tifffile.imread(out / "stitched.tif"), stitched)
+    assert (out / "stitched.png").read_bytes() == earlier
+    np.testing.assert_array_equal(iio.imread(out / "cells.png"), cells)
+    # PNG alone: the file is left out whole, named, and the other exported.
+    assert main([*argv[:4], str(tmp_path / "alone"), "--format", "png", "-q"]) == 1
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'stitched.tif'}: error: Cannot save stitched.png: PNG holds" in err
+    assert "1 of 2 file(s) could not be exported (see above); the others are." in err
+    assert sorted(p.name for p in (tmp_path / "alone").glob("*.png")) == ["cells.png"]
+
+
 def test_train_never_replaces_an_existing_file(folders, tmp_path, capsys):
     data, _ = folders
     precious = tmp_path / "model.safetensors"

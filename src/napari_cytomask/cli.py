@@ -1890,9 +1890,23 @@ def _export(args) -> int:
             print(progress_text(event.stage, event.done, event.total, left), file=sys.stderr,
                   flush=True)  # fmt: skip
 
+    unwritten: list[Path] = []
+
+    # As the dock does: a file that cannot be written (ids a PNG cannot hold) is left out,
+    # named, and the others are written, where it stopped the whole export.
+    def left_out(export, err: ValueError) -> None:
+        failed.append(export.labels_file)
+        print(f"{export.labels_file}: error: {one_line(err)}", file=sys.stderr, flush=True)
+
+    def file_left_out(export, path: Path, err: ValueError) -> None:
+        unwritten.append(path)
+        print(f"{export.labels_file}: error: {path} left out, its other files written: "
+              f"{one_line(err)}", file=sys.stderr, flush=True)  # fmt: skip
+
     work = exporting(
         exports, args.output_dir, formats=args.formats, objects_csv=not args.no_tables,
-        coco_json=args.coco, overwrite=args.overwrite, inputs=inputs,
+        coco_json=args.coco, overwrite=args.overwrite, inputs=inputs, left_out=left_out,
+        file_left_out=file_left_out,
     )  # fmt: skip
     written = drain(work, progress)
     try:
@@ -1901,11 +1915,12 @@ def _export(args) -> int:
     except KeyboardInterrupt as err:
         raise _Interrupted(f" The export had finished: its {len(written)} files are in "
                            f"{written[0].parent}.") from err  # fmt: skip
-    if failed:
-        raise UserError(
-            f"{len(failed)} of {len(items)} file(s) could not be exported (see above); the "
-            "others are."
-        )
+    said = [f"{len(failed)} of {len(items)} file(s) could not be exported"] if failed else []
+    if unwritten:
+        said.append(f"{len(unwritten)} label file(s) could not be written in the format asked")
+    if said:
+        others = "other files are" if unwritten else "others are"
+        raise UserError(f"{' and '.join(said)} (see above); the {others}.")
     return EXIT_OK
 
 

@@ -1140,6 +1140,10 @@ def export_labels(
         that are no labels) and the error, which then leaves it out and writes the others;
         by default the first such error stops the export. One left out last of all is
         raised: nothing was written.
+    file_left_out
+        Called, with ``left_out`` given, with each label file its format cannot hold (a PNG
+        of ids over 65535) beside files of its export that are written: the export, the
+        file and the error. By default ``note`` says which files of an export were left out.
 
     Returns
     -------
@@ -1168,6 +1172,7 @@ def exporting(
     inputs: Sequence[str | os.PathLike] = (),
     note: Callable[[str], None] | None = None,
     left_out: Callable[[LabelsExport, ValueError], None] | None = None,
+    file_left_out: Callable[[LabelsExport, Path, ValueError], None] | None = None,
 ):
     """:func:`export_labels` (which takes the same options) as a progress generator, for
     the dock and the command line: it yields :class:`~napari_cytomask.progress.Progress`
@@ -1188,7 +1193,7 @@ def exporting(
     with locked_folders([folder], "an export"):
         return (yield from _export_into(exports, folder, formats, objects_csv, coco_json,
                                         score_column, overwrite, inputs, note,
-                                        left_out))  # fmt: skip
+                                        left_out, file_left_out))  # fmt: skip
 
 
 def check_export(
@@ -1300,7 +1305,7 @@ def scan_positions(export) -> ScanPositions:
 
 def _export_into(
     exports, folder, formats, objects_csv, coco_json, score_column, overwrite, inputs, note,
-    left_out,
+    left_out, file_left_out,
 ):  # fmt: skip
     plans = _plans(exports, folder, formats, objects_csv, coco_json, overwrite, inputs)
     # Three stages, timed apart: a layer read or measured takes seconds, a file written less.
@@ -1340,7 +1345,10 @@ def _export_into(
                 refused.append((path, err))
         if refused and not made:
             raise refused[0][1]
-        if refused:
+        if refused and file_left_out is not None:
+            for path, err in refused:
+                file_left_out(export, path, err)
+        elif refused:
             names = ", ".join(path.name for path, _ in refused[:3])
             more = f" and {len(refused) - 3} more" if len(refused) > 3 else ""
             note(
