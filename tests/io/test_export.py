@@ -1872,3 +1872,30 @@ def test_a_layer_that_cannot_be_exported_is_left_out_and_the_others_written(tmp_
     with pytest.raises(ValueError, match="PNG holds ids up to 65535"):
         drain(exporting(exports[:1], tmp_path / "alone", formats=["png"], left_out=print))
     assert not (tmp_path / "alone").exists() or not any((tmp_path / "alone").iterdir())
+
+
+def test_a_tiff_of_ids_fiji_rounds_is_written_exactly_and_said(tmp_path):
+    """Fiji opens 32-bit ids as 32-bit decimals, exact up to 16,777,216: ids of stitched
+    tiles above that became their neighbours' there, unsaid. The TIFFs keep them exactly;
+    ids Fiji holds, and 64-bit ids (which it does not open, as the writer says), are not
+    said to be rounded."""
+    cells = np.zeros((8, 8), np.uint32)
+    cells[1:3, 1:3], cells[4:7, 4:7] = 2**24 + 1, 2**24 + 2
+    notes = []
+    formats = ["tiff", "ome-tiff", "npy"]
+    drain(exporting([LabelsExport("stitched", cells)], tmp_path, formats=formats,
+                    note=notes.append))  # fmt: skip
+    assert notes == [
+        "stitched.tif and stitched.ome.tif hold ids up to 16777218: napari and Python read "
+        "them exactly, but Fiji and ImageJ open them as 32-bit decimals, which round ids "
+        "above 16,777,216 (two cells of nearby ids can become one); for Fiji, renumber the "
+        "cells 1, 2, 3… and export them again."
+    ]
+    for name in ("stitched.tif", "stitched.ome.tif"):
+        np.testing.assert_array_equal(tifffile.imread(tmp_path / name), cells)
+    notes.clear()
+    inside = cells > 0
+    exact = LabelsExport("exact", np.where(inside, cells - 2, 0))  # up to 2**24
+    wide = LabelsExport("wide", np.where(inside, cells.astype(np.uint64) + 2**32, 0))
+    drain(exporting([exact, wide], tmp_path, formats=["tiff"], note=notes.append))
+    assert len(notes) == 1 and "take 64 bits" in notes[0]
