@@ -979,6 +979,28 @@ def test_an_epoch_cut_short_by_the_time_limit_is_finished_by_resume(tmp_path, ti
         assert torch.equal(tensor, b["model"][name]), name
 
 
+def test_an_epoch_cut_short_is_finished_by_resume_without_the_training_state(tmp_path, tiny_unet):
+    """Without its training state, a resumed run took its model's record of the epochs done
+    and counted the epoch the time limit cut short as done: the rest of it was never
+    trained, and a run of one epoch could not be resumed at all. The record says how many
+    steps it had, so the rest is trained, from the model's weights."""
+    samples, _ = _synthetic_samples(n_tiles=3)
+    settings = replace(_small_settings(fractions=(2, 1, 0), tune=False), steps_per_epoch=3)
+    config = UNetConfig(**tiny_unet)
+    cut = train(samples, tmp_path / "cut.safetensors", config, replace(settings, time_limit=0))
+    state_path(cut.checkpoint).unlink()
+    assert epochs_trained(cut.checkpoint, cut.description, patience=5) == (0, False)
+    steps = []
+    resumed = drain(
+        iter_train(samples, None, None, settings, resume=cut.checkpoint),
+        lambda p: steps.append((p.epoch, p.step)) if p.phase == "train" else None,
+    )
+    assert steps == [(1, 2), (1, 3)]
+    assert [(h["epoch"], h["steps"], h.get("steps_in_epoch"), h.get("resumed_at_step"))
+            for h in resumed.history] == [(1, 1, 1, None), (1, 3, None, 2)]  # fmt: skip
+    assert resumed.description["training"]["epochs_done"] == 1
+
+
 @pytest.mark.parametrize("patience", [5, 1], ids=["all epochs done", "stopped early"])
 def test_a_run_stopped_as_it_chose_its_thresholds_is_finished_by_resume(
     tmp_path, tiny_unet, patience

@@ -1613,15 +1613,19 @@ def _progress(state: dict | None, description: dict, patience: int) -> tuple[int
     """The epochs a saved run trained and whether it had stopped early: by its training
     ``state`` where it has one, else by its checkpoint's ``description``."""
     if state is None:
-        return int((description.get("training") or {}).get("epochs_done", 0)), False
-    return int(state["epoch"]) - bool(_steps_into(state)), state["since_best"] >= patience
+        training = description.get("training") or {}
+        epoch, history = int(training.get("epochs_done", 0)), training.get("history") or []
+        return epoch - bool(_steps_into(epoch, history)), False
+    epoch = int(state["epoch"])
+    return epoch - bool(_steps_into(epoch, state["history"])), state["since_best"] >= patience
 
 
-def _steps_into(state: dict) -> int:
-    """The steps a training ``state``'s last epoch had done when the time limit cut it
-    short, which a resumed run goes on from (that epoch is not done); 0 when it ended."""
-    last = (state["history"] or [{}])[-1]
-    return int(last.get("steps_in_epoch", 0)) if last.get("epoch") == state["epoch"] else 0
+def _steps_into(epoch: int, history: Sequence[dict]) -> int:
+    """The steps a run's last ``epoch`` had done when the time limit cut it short, by its
+    ``history`` (a training state's, or the one its checkpoint records), which a resumed
+    run goes on from (that epoch is not done); 0 when it ended."""
+    last = (history or [{}])[-1]
+    return int(last.get("steps_in_epoch", 0)) if last.get("epoch") == epoch else 0
 
 
 def short_names(names: Sequence[str], among: Sequence[str]) -> list[str]:
@@ -1998,7 +2002,8 @@ def iter_train(
         the training state beside it (:func:`state_path`), training continues
         exactly: the last epoch's weights, the optimiser, the learning rate,
         early stopping and the random crops. Without it, from the checkpoint's
-        weights with a new optimiser (a ``"notice"`` says so). The run goes on to
+        weights with a new optimiser (a ``"notice"`` says so). Either way, an epoch the
+        time limit cut short is trained to its end first. The run goes on to
         ``settings.epochs`` epochs in all, with ``settings`` as given (its learning-rate
         schedule and weight decay too): :func:`resumed_settings` gives the run's own.
     init_from
@@ -2138,16 +2143,12 @@ def iter_train(
     best_score = float(best) if best is not None and val_set else -math.inf
     best_epoch = int(prev_training.get("best_epoch", epoch0))
     best_scores = (previous.get("scores") or {}).get("validation")
-    since_best = steps_into = 0
+    since_best = 0
     if state is not None:
         optimising.restore(state, settings)
         _restore_random_state(state, rng, device)
         epoch0, global_step, history = state["epoch"], state["steps"], state["history"]
         best_score, since_best = state["best_score"], state["since_best"]
-        # An epoch the time limit cut short is finished from the step it stopped at: it
-        # was counted done, and resuming skipped the rest of it.
-        steps_into = _steps_into(state)
-        epoch0 -= bool(steps_into)
         recorded = prev_training.get("settings") or {}
         if settings.learning_rate != recorded.get("learning_rate", settings.learning_rate):
             # A learning rate other than the run's own replaces the one the run reached.
@@ -2158,6 +2159,11 @@ def iter_train(
             kept = f"the seed stays the run's own ({seed}): its random state goes on."
             notice = " ".join(n for n in (notice, kept) if n)
             settings = replace(settings, seed=seed)
+    # An epoch the time limit cut short is finished from the step it stopped at, with the
+    # training state or, without it, as the checkpoint records the run: it was counted
+    # done, and resuming skipped the rest of it.
+    steps_into = _steps_into(epoch0, history)
+    epoch0 -= bool(steps_into)
     # A resumed run goes on as the same run: its state stays tied to the checkpoint, which
     # is written again only when the network improves.
     run = prev_training.get("run") or uuid.uuid4().hex
