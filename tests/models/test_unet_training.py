@@ -593,9 +593,11 @@ def test_training_and_loading_leave_the_global_random_state_alone(tmp_path, tiny
     assert torch.initial_seed() == 1234 and torch.equal(torch.get_rng_state(), before)
 
 
-def test_training_puts_back_the_random_state_of_every_gpu_it_seeds(monkeypatch):
+@pytest.mark.parametrize("kind", ["cuda", "mps"])
+def test_training_puts_back_the_random_state_of_every_gpu_it_seeds(monkeypatch, kind):
     """Training seeds the CPU's and every GPU's random generators (torch.manual_seed) and
-    put back the CPU's alone. (No GPU here: a stand-in for one GPU's generator.)"""
+    put back the CPU's alone, then the CUDA GPUs' but not an Apple GPU's (mps). (No GPU
+    here: a stand-in for one GPU's generator.)"""
     from napari_cytomask.models.training import _own_random_state
 
     gpu = [torch.tensor([42], dtype=torch.uint8)]  # its states, the last the current one
@@ -603,11 +605,16 @@ def test_training_puts_back_the_random_state_of_every_gpu_it_seeds(monkeypatch):
     def seed_gpu(seed):
         gpu.append(torch.tensor([seed], dtype=torch.uint8))
 
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
-    monkeypatch.setattr(torch.cuda, "manual_seed_all", seed_gpu)
-    monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device: gpu[-1])
-    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state, device: gpu.append(state))
+    if kind == "cuda":
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+        monkeypatch.setattr(torch.cuda, "manual_seed_all", seed_gpu)
+    else:
+        monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+        monkeypatch.setattr(torch.mps, "manual_seed", seed_gpu)
+    module = getattr(torch, kind)
+    monkeypatch.setattr(module, "get_rng_state", lambda device: gpu[-1])
+    monkeypatch.setattr(module, "set_rng_state", lambda state, device: gpu.append(state))
 
     @_own_random_state
     def seeded():  # as iter_train, which it wraps, seeds them

@@ -1668,15 +1668,22 @@ def _restore_random_state(state: dict, rng: np.random.Generator, device: torch.d
 
 def _own_random_state(generator_function):
     """Run a generator function with PyTorch's random state restored once it is done: the
-    CPU's and every GPU's, as training seeds them all (:func:`torch.manual_seed`), which
-    must not change the random numbers of the rest of napari."""
+    CPU's and every GPU's (CUDA's, and an Apple GPU's), as training seeds them all
+    (:func:`torch.manual_seed`), which must not change the random numbers of the rest of
+    napari."""
 
     @functools.wraps(generator_function)
     def run(*args, **kwargs):
         # Every GPU, not only the one trained on: each was seeded, and training on the CPU
         # seeds them too, when CUDA starts.
         gpus = range(torch.cuda.device_count()) if torch.cuda.is_available() else []
-        with torch.random.fork_rng(devices=gpus, device_type="cuda"):
+        with (
+            torch.random.fork_rng(devices=gpus, device_type="cuda"),
+            # A Mac has one Apple GPU at most, seeded with the others.
+            torch.random.fork_rng(
+                devices=["mps"], enabled=torch.backends.mps.is_available(), device_type="mps"
+            ),
+        ):
             return (yield from generator_function(*args, **kwargs))
 
     return run
