@@ -448,6 +448,26 @@ def test_colour_pictures_in_folders_fine_tune_a_model_of_one_channel_in_grey(
     assert trainer._samples()[0][0].channels.shape == (3, 96, 96)
 
 
+def test_relative_patterns_are_recorded_as_the_folders_they_were_matched_in(
+    make_napari_viewer_proxy, tmp_path, monkeypatch
+):
+    """Typed relative to the folder napari was started in, the patterns were recorded in
+    the model as typed ("data/img*.tif"), which names nothing where the model is used
+    later; cytomask train records them absolute."""
+    monkeypatch.chdir(tmp_path)
+    scan = make_tilescan(n_tiles=1, shape=(96, 96), seed=0)
+    (tmp_path / "data").mkdir()
+    tifffile.imwrite(tmp_path / "data" / "img0.tif", scan.brightfield[0])
+    tifffile.imwrite(tmp_path / "data" / "mask0.tif", scan.labels[0])
+    trainer = UNetTrainWidget(make_napari_viewer_proxy())
+    trainer.source.setCurrentText("Folders")
+    trainer.image_pattern.setText("data/img*.tif")
+    trainer.mask_pattern.setText("data/mask*.tif")
+    _, sources, _ = trainer._samples()
+    data = os.path.join(os.getcwd(), "data")
+    assert sources == [os.path.join(data, "img*.tif"), os.path.join(data, "mask*.tif")]
+
+
 def test_a_pixel_size_given_for_a_layer_reaches_fine_tuning(
     make_napari_viewer_proxy, qtbot, model_folder, unet_checkpoint, tmp_path
 ):

@@ -1619,7 +1619,10 @@ class UNetTrainWidget(StepWidget, QWidget):
             typed = self.pixels.pixel_size()
             if typed:
                 samples = [replace(s, pixel_size_um=typed) for s in samples]
-            return samples, [images, masks], notes
+            # Recorded as cytomask train records them: a pattern relative to the folder
+            # napari was started in, where it was matched, means nothing where the model
+            # is used later.
+            return samples, [os.path.abspath(p) for p in (images, masks)], notes
         image, mask = self.image_layer.layer(), self.mask_layer.layer()
         if image is None or mask is None:
             raise NothingToRun(
