@@ -1549,6 +1549,29 @@ def test_the_cells_tab_goes_to_the_frame_of_a_cell(make_napari_viewer_proxy, qtb
     dock.runner.cancel()
 
 
+def test_the_cells_tab_names_frames_of_several_axes_as_the_csv_does(
+    make_napari_viewer_proxy, qtbot, labels
+):
+    """A frame of positions by time points was "0,1" in the Cells tab, a number (0.1) to a
+    spreadsheet of decimal commas, where the CSV says "position 0, time point 1"."""
+    viewer = make_napari_viewer_proxy()
+    crop = labels[:64, :64]
+    truth = np.stack([np.stack([crop] * 2)] * 2)
+    prediction = truth.copy()
+    gone = int(np.unique(crop)[1])
+    prediction[0, 1][prediction[0, 1] == gone] = 0
+    viewer.add_labels(prediction, name="prediction", axis_labels="ptyx")
+    viewer.add_labels(truth, name="ground truth", axis_labels="ptyx")
+    dock = MetricsDock(viewer)
+    qtbot.addWidget(dock)
+    qtbot.waitUntil(lambda: dock.evaluation is not None, timeout=10_000)
+    dock.views.setCurrentWidget(dock.cells_table)
+    cells = dock.cells
+    assert _heading(cells, 0) == f"true {gone}"
+    assert [_text(cells, 0, c) for c in (0, 3)] == ["position 0, time point 1", "missed"]
+    dock.runner.cancel()
+
+
 def test_a_brush_stroke_is_compared_once_it_pauses(dock_in_viewer, qtbot, labels, monkeypatch):
     """Each dab of a stroke asked for a comparison at once, checking and pairing the
     layers (3 to 17 ms of a 1022 x 1024 stack each): as long as the dab itself, so that

@@ -63,7 +63,7 @@ from ..metrics import (
     unmatched_objects,
     write_csv,
 )
-from ..metrics.export import provenance
+from ..metrics.export import frame_cell, provenance
 from ..models.catalog import pixel_sizes
 from ..roles import (
     is_channel,
@@ -1071,9 +1071,11 @@ class MetricsDock(StepWidget, QWidget):
             )
 
     def _frame_named(self, frame: int) -> str:
-        """Frame ``frame`` of the comparison as the Cells tab names it: its number, and the
-        name of its position where the scan names them ("2 (B03)")."""
-        name = self.evaluation.frame_name(frame)
+        """Frame ``frame`` of the comparison as the Cells tab names it: as the CSV does
+        (:func:`~napari_cytomask.metrics.export.frame_cell`: its number, or "position 0,
+        time point 1" on several axes, where "0,1" was a number to a spreadsheet of decimal
+        commas), and the name of its position where the scan names them ("2 (B03)")."""
+        name = frame_cell(self.evaluation, frame, self._axes)
         return f"{name} ({self._positions[frame]})" if self._positions else name
 
     def go_to_cell(self, row: int) -> None:
