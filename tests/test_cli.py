@@ -2864,7 +2864,8 @@ def test_evaluate_a_scan_of_positions_by_time_points_plane_by_plane(tmp_path):
 def test_evaluate_writes_what_it_compared_beside_its_csv(tmp_path, capsys):
     """The CSV named two files and nothing else: not the settings, the version that
     measured, nor when. Its provenance goes beside it, as an export's does."""
-    labels = np.asarray(make_tilescan(n_tiles=1, shape=(64, 64), seed=1).labels[0])
+    scan = make_tilescan(n_tiles=1, shape=(64, 64), seed=1)
+    labels = np.asarray(scan.labels[0])
     tifffile.imwrite(tmp_path / "pred.tif", labels)
     tifffile.imwrite(tmp_path / "gt.tif", labels)
     csv_path = tmp_path / "m.csv"
@@ -2873,13 +2874,26 @@ def test_evaluate_writes_what_it_compared_beside_its_csv(tmp_path, capsys):
     assert main(argv) == 0
     record = json.loads((tmp_path / "m_provenance.json").read_text(encoding="utf-8"))
     assert record["outputs"] == ["m.csv"]
+    # The ground truth's channel named as the metrics dock names a channel the reader opened.
     assert record["pairs"] == [
         {"prediction": {"file": str(tmp_path / "pred.tif")},
-         "ground_truth": {"file": str(tmp_path / "gt.tif")}}
+         "ground_truth": {"file": str(tmp_path / "gt.tif"), "channel_index": 0,
+                          "channel_name": "gt"}}
     ]  # fmt: skip
     assert record["settings"]["thresholds"] == [0.5] and record["settings"]["stack"] == "auto"
     assert record["versions"]["napari-cytomask"] == napari_cytomask.own_version()
     assert record["created"]
+    # A scan's mask channel found without --mask-channel is named, where the settings say
+    # None.
+    phase = (np.asarray(scan.brightfield[0]) * 1000).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "scan.tif", np.stack([phase, labels]), imagej=True,
+                     metadata={"axes": "CYX", "Labels": ["Phase", "Cellpose"]})  # fmt: skip
+    argv[4] = str(tmp_path / "scan.tif")
+    assert main([*argv, "--overwrite"]) == 0
+    record = json.loads((tmp_path / "m_provenance.json").read_text(encoding="utf-8"))
+    truth = record["pairs"][0]["ground_truth"]
+    assert (truth["channel_index"], truth["channel_name"]) == (1, "Cellpose")
+    assert record["settings"]["mask_channel"] is None
 
 
 def test_evaluate_of_one_frame_against_a_stack_says_how_to_pick_the_frame(tmp_path, capsys):

@@ -1631,6 +1631,32 @@ class _Compared:
     uncounted: object
 
 
+def _truth_channel(path, mask_channel: int | None, shape: tuple[int, ...]) -> dict:
+    """Which channel of the file ``path`` the ground truth is, read as labels of ``shape``
+    (:func:`~napari_cytomask.io.files.read_labels` with ``mask_channel``), as the metrics
+    dock's provenance names the channel of a layer the reader opened: its
+    ``channel_index`` and ``channel_name``. The file's only channel, or the mask channel
+    read among several (the one given, else the only mask: read_labels refused the
+    others); both None for a file read whole, or of a kind the reader does not open (a
+    PNG). The record said only the --mask-channel typed, None where it was found."""
+    from .io.files import is_ome_zarr, open_scan
+    from .io.tiff import is_tiff
+
+    channel = None
+    if is_tiff(path) or is_ome_zarr(Path(path)):
+        with open_scan(path) as scan:
+            channels, rgb, masks = scan.channels, scan.rgb, scan.by_role("mask")
+        if len(channels) == 1 and not rgb:
+            channel = channels[0]
+        elif _one_of_its_channels(path, shape):
+            index = masks[0].index if mask_channel is None else mask_channel
+            channel = next(c for c in channels if c.index == index)
+    return {
+        "channel_index": None if channel is None else channel.index,
+        "channel_name": None if channel is None else channel.name,
+    }
+
+
 def _evaluate(args) -> int:
     from .io.atomic import check_output, check_replaces_text, locked_folders
     from .io.files import match_files
@@ -1705,6 +1731,7 @@ def _evaluate_locked(args, pairs) -> int:
             gt, geometry = read_labels(
                 gt_path, among_masks=args.mask_channel, advice="--mask-channel N"
             )
+            truth_channel = _truth_channel(gt_path, args.mask_channel, gt.shape)
             sizes = [
                 pixel_size_um(g.get("scale"), g.get("units")) for g in (pred_geometry, geometry)
             ]
@@ -1784,7 +1811,10 @@ def _evaluate_locked(args, pairs) -> int:
         made = {key: value for key, value in reopened.items() if key not in ("role", "translate")}
         files = [os.path.abspath(path) for path in (pred_path, gt_path)]
         compared.append(
-            {"prediction": {"file": files[0], **made}, "ground_truth": {"file": files[1]}}
+            {
+                "prediction": {"file": files[0], **made},
+                "ground_truth": {"file": files[1], **truth_channel},
+            }
         )
         # Scores of 0 where one side has no objects say why, as the metrics dock does.
         empty = result.matches.no_objects_note()

@@ -1549,6 +1549,49 @@ def test_the_cells_tab_goes_to_the_frame_of_a_cell(make_napari_viewer_proxy, qtb
     dock.runner.cancel()
 
 
+@pytest.mark.parametrize("truth_in", ["scan", "file"])
+def test_the_dock_and_cytomask_evaluate_record_the_same_ground_truth_channel(
+    make_napari_viewer_proxy, qtbot, labels, tmp_path, truth_in
+):
+    """The dock's provenance named the ground truth's channel in its file, cytomask
+    evaluate's only the --mask-channel typed (None where it found the mask itself): the
+    records of one comparison could not be told to be of the same channel."""
+    import json
+
+    from napari_cytomask.cli import main
+
+    masks = labels.astype(np.uint16)
+    scan = tmp_path / "scan.tif"
+    phase = np.random.default_rng(0).integers(0, 4000, labels.shape, dtype=np.uint16)
+    names = ["Phase", "cells", "nuclei mask"]
+    tifffile.imwrite(scan, np.stack([phase, masks, masks]), imagej=True,
+                     metadata={"axes": "CYX", "Labels": names})  # fmt: skip
+    tifffile.imwrite(tmp_path / "truth.tif", masks)
+    tifffile.imwrite(tmp_path / "pred.tif", np.where(masks == masks.max(), 0, masks))
+    truth, layer, typed = {"scan": (scan, "nuclei mask", ["--mask-channel", "2"]),
+                           "file": (tmp_path / "truth.tif", "truth", [])}[truth_in]  # fmt: skip
+    viewer = make_napari_viewer_proxy()
+    viewer.open(truth, plugin="napari-cytomask")
+    viewer.open(tmp_path / "pred.tif", plugin="napari-cytomask")
+    dock = MetricsDock(viewer)
+    qtbot.addWidget(dock)
+    dock.ground_truth_combo.setCurrentText(layer)
+    dock.prediction_combo.setCurrentText("pred")
+    qtbot.waitUntil(lambda: dock.evaluation is not None, timeout=10_000)
+    dock.save_csv(tmp_path / "dock.csv")
+    argv = ["evaluate", "--pred", str(tmp_path / "pred.tif"), "--gt", str(truth), *typed]
+    assert main([*argv, "-q", "-o", str(tmp_path / "cli.csv")]) == 0
+    (dock_pair,), (cli_pair,) = (
+        json.loads((tmp_path / f"{name}_provenance.json").read_text(encoding="utf-8"))["pairs"]
+        for name in ("dock", "cli")
+    )
+    channel = {"scan": (2, "nuclei mask"), "file": (0, "truth")}[truth_in]
+    for gt in (dock_pair["ground_truth"], cli_pair["ground_truth"]):
+        assert (gt["channel_index"], gt["channel_name"]) == channel
+    assert dock_pair["ground_truth"]["source"] == cli_pair["ground_truth"]["file"] == str(truth)
+    dock.runner.cancel()
+
+
 def test_the_cells_tab_names_frames_of_several_axes_as_the_csv_does(
     make_napari_viewer_proxy, qtbot, labels
 ):
