@@ -773,9 +773,9 @@ def test_a_file_of_no_sam2_model_is_refused_as_it_is_picked(
     notifications,
     sam2_weights_of,
 ):
-    """A U-Net's file, a checkpoint copied in part or weights of no SAM2 network were taken
-    as the local checkpoint, and refused only when Segment loaded them, the model chosen
-    before gone."""
+    """A U-Net's file, a checkpoint copied in part, weights of no SAM2 network or of part of
+    one (no mask decoder) were taken as the local checkpoint, and refused only when Segment
+    loaded them, the model chosen before gone."""
     from napari_cytomask._qt import sam2_widget
 
     said = notifications
@@ -787,12 +787,16 @@ def test_a_file_of_no_sam2_model_is_refused_as_it_is_picked(
     cut.write_bytes(Path(good).read_bytes()[:2000])
     other = tmp_path / "other.pt"
     torch.save({"model": {"w": torch.zeros(3)}}, other)
+    part = tmp_path / "no_decoder.pt"
+    weights = torch.load(good)["model"]
+    torch.save({"model": {k: v for k, v in weights.items() if "mask_decoder" not in k}}, part)
     picked = []
     monkeypatch.setattr(sam2_widget.QFileDialog, "getOpenFileName", lambda *a: (picked[-1], ""))
     for path, why in [
         (unet_checkpoint(), "is a U-Net checkpoint of napari-cytomask, not SAM2 weights"),
         (cut, "could not be read as a PyTorch file of weights: it may be incomplete"),
         (other, "holds no weights of a SAM2 or SAM2.1 model"),
+        (part, "seems to hold weights of facebook/sam2.1-hiera-tiny, but they do not all fit"),
     ]:
         picked.append(str(path))
         widget.model.setCurrentText("facebook/sam2.1-hiera-small")

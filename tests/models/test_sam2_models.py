@@ -6,13 +6,14 @@ import pytest
 import torch
 
 from napari_cytomask.models import sam2_models
-from napari_cytomask.models.checkpoint import CheckpointError
+from napari_cytomask.models.checkpoint import CheckpointError, mismatched_weights
 from napari_cytomask.models.sam2_models import (
     HF_MODELS,
     Sam2ModelCache,
     build_sam2_model,
     check_sam2_file,
     config_for,
+    identify_sam2_checkpoint,
     load_sam2_weights,
 )
 
@@ -144,6 +145,50 @@ def test_weights_that_are_no_real_numbers_are_refused(tiny, tmp_path, odd):
     half = {k: v.half() if v.is_floating_point() else v for k, v in tiny.state_dict().items()}
     torch.save({"model": half}, path)  # half precision is real numbers: it loads
     load_sam2_weights(tiny, path, TINY)
+
+
+def test_a_picked_checkpoint_needs_every_weight_of_the_model_it_fits(tiny, tmp_path):
+    """A file with the weights that tell the model (the image encoder's first layer, its
+    blocks) but not all the others was taken as it was picked, and refused only when
+    Segment loaded it. Weights more are refused as Segment does (and sam2, whose loading
+    is strict). Each file holds one number per weight: small."""
+    whole = {k: v.new_zeros(1).expand(v.shape) for k, v in tiny.state_dict().items()}
+    path = tmp_path / "mine.pt"
+    torch.save({"model": whole}, path)
+    assert identify_sam2_checkpoint(path) == "facebook/sam2.1-hiera-tiny"
+
+    def without(prefix):
+        return {k: v for k, v in whole.items() if not k.startswith(prefix)}
+
+    for changed, says in [
+        (without("sam_mask_decoder."), "({missing} missing, 0 unexpected and 0 differently "
+         "shaped weights, e.g. sam_mask_decoder."),
+        (without("image_encoder.trunk.blocks.5.mlp."), "({missing} missing, 0 unexpected and "
+         "0 differently shaped weights, e.g. image_encoder.trunk.blocks.5.mlp."),
+        ({**whole, "extra.weight": torch.zeros(1)}, "(0 missing, 1 unexpected and 0 "
+         "differently shaped weights, e.g. extra.weight)"),
+        ({**whole, "sam_mask_decoder.iou_token.weight": torch.zeros(2, 2)}, "(0 missing, 0 "
+         "unexpected and 1 differently shaped weights, e.g. sam_mask_decoder.iou_token.weight)"),
+    ]:  # fmt: skip
+        torch.save({"model": changed}, path)
+        with pytest.raises(CheckpointError) as caught:
+            identify_sam2_checkpoint(path)
+        said = str(caught.value)
+        assert said.startswith(
+            "mine.pt seems to hold weights of facebook/sam2.1-hiera-tiny, but they do not all "
+            "fit its network ("
+        )
+        assert says.format(missing=len(whole.keys() - changed.keys())) in said
+        assert said.endswith(
+            "Pick a whole checkpoint, such as sam2.1_hiera_tiny.pt as published, or ask whoever "
+            "made this file for all of the model's weights."
+        )
+        assert mismatched_weights(tiny.state_dict(), changed)  # Segment's loading refuses it
+    # The names, shapes and kinds checked against are those of the network built.
+    expected = sam2_models._expected_weights(TINY)
+    assert {k: (v.shape, v.dtype) for k, v in expected.items()} == {
+        k: (v.shape, v.dtype) for k, v in tiny.state_dict().items()
+    }
 
 
 def test_a_unet_checkpoint_given_for_sam2_says_where_it_goes(tiny, unet_checkpoint, tmp_path):

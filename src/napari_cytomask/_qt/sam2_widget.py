@@ -678,7 +678,8 @@ class Sam2Widget(StepWidget, QWidget):
         Raises
         ------
         CheckpointError
-            For a file that holds no SAM2 model's weights; the choice stays as it was.
+            For a file that holds no SAM2 model's weights, or not all of them; the choice
+            stays as it was.
         """
         model = identify_sam2_checkpoint(path)
         self.checkpoint.setText(path)

@@ -9,11 +9,13 @@ model the file seems to be for.
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from torch.overrides import TorchFunctionMode
 
 from .checkpoint import CheckpointError, mismatched_weights, read_description
 from .device import get_device
@@ -347,13 +349,15 @@ def load_sam2_weights(model, checkpoint: str | Path, config: str = "") -> None:
 
 def identify_sam2_checkpoint(path: str | Path) -> str:
     """The Hugging Face id of the model whose network a checkpoint's weights fit, told by
-    their names and shapes: the file is memory-mapped, so only its index is read, and no
-    network is built (a file picked is checked at once, not when Segment loads it).
+    their names and shapes: the file is memory-mapped, so only its index is read, and the
+    network's weights are compared without numbers (a file picked is checked at once, with
+    what Segment's loading checks, not when Segment loads it).
 
     Raises
     ------
     CheckpointError
-        For a file that holds no SAM2 model's weights, saying what it is.
+        For a file that holds no SAM2 model's weights, saying what it is, or not all the
+        weights of the model it fits (saved from part of it, say).
     """
     path = Path(path)
     state = _read_weights(path, mmap=True)
@@ -363,7 +367,56 @@ def identify_sam2_checkpoint(path: str | Path) -> str:
             f"{path.name} holds no weights of a SAM2 or SAM2.1 model (its network matches "
             "none of them); pick a SAM2 checkpoint, such as sam2.1_hiera_tiny.pt."
         )
+    config, published = HF_MODELS[model]
+    mismatch = mismatched_weights(_expected_weights(config), state)
+    if mismatch:
+        raise CheckpointError(
+            f"{path.name} seems to hold weights of {model}, but they do not all fit its "
+            f"network ({mismatch}): it may have been saved from part of the model. Pick a whole "
+            f"checkpoint, such as {published} as published, or ask whoever made this file "
+            "for all of the model's weights."
+        )
     return model
+
+
+@functools.cache
+def _expected_weights(config: str) -> dict[str, torch.Tensor]:
+    """The state dict of the network of a sam2 configuration, as names, shapes and kinds
+    without numbers (on the "meta" device). The weights are not initialised (most of the
+    seconds a build takes); composing the configuration and building still take about half
+    a second, once per configuration."""
+    from sam2.build_sam import build_sam2
+
+    with _WeightsWithoutNumbers():
+        return build_sam2(config, None, device="meta").state_dict()
+
+
+class _WeightsWithoutNumbers(TorchFunctionMode):
+    """Makes the weights of the layers, which ``torch.empty`` allocates, on the "meta"
+    device, and skips the in-place operations on them (their initialisation, ``normal_``…):
+    there are no numbers to set, and some of them, on meta tensors, import torch's symbolic
+    shapes (sympy: seconds). Not ``with torch.device("meta")``: sam2 builds Hiera with the
+    ``item()`` of a tensor, which a meta tensor has not."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is torch.empty:
+            kwargs["device"] = "meta"
+        elif _in_place(func):
+            meta = [
+                value
+                for value in (*args, *kwargs.values())
+                if isinstance(value, torch.Tensor) and value.is_meta
+            ]
+            if meta:
+                return meta[0]
+        return func(*args, **kwargs)
+
+
+def _in_place(func) -> bool:
+    """Whether a torch function changes a tensor in place (``normal_``; not ``__get__``)."""
+    name = getattr(func, "__name__", "")
+    return name.endswith("_") and not name.endswith("__")
 
 
 def _read_weights(path: Path, mmap: bool = False) -> dict:
