@@ -396,7 +396,8 @@ class _WeightsWithoutNumbers(TorchFunctionMode):
     device, and skips the in-place operations on them (their initialisation, ``normal_``…):
     there are no numbers to set, and some of them, on meta tensors, import torch's symbolic
     shapes (sympy: seconds). Not ``with torch.device("meta")``: sam2 builds Hiera with the
-    ``item()`` of a tensor, which a meta tensor has not."""
+    ``item()`` of a tensor, which a meta tensor has not. A mode holds in its thread only: a
+    SAM2 run in a worker at the same time is untouched."""
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
