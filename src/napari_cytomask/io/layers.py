@@ -574,31 +574,51 @@ LIT_BACKGROUND = 0.2
 DARK_BACKGROUND = 0.1
 
 
+def _levels(sample) -> tuple[float, float, float]:
+    """The 1st, 50th and 99.8th percentiles of ``sample``."""
+    pixels = np.asarray(sample).ravel()
+    # As many pixels as a grid sample holds, of a whole plane given instead (a PNG).
+    pixels = pixels[:: max(1, pixels.size // (SAMPLE_GRID * SAMPLE_PATCH) ** 2)]
+    low, median, high = np.percentile(pixels.astype(np.float64), (1, 50, 99.8))
+    return float(low), float(median), float(high)
+
+
 def background_level(sample: np.ndarray | None) -> float | None:
     """Where the median of ``sample`` lies in its range (1st to 99.8th percentile), or None
     for no sample or a flat one."""
     if sample is None or np.asarray(sample).size == 0:
         return None
-    pixels = np.asarray(sample).ravel()
-    # As many pixels as a grid sample holds, of a whole plane given instead (a PNG).
-    pixels = pixels[:: max(1, pixels.size // (SAMPLE_GRID * SAMPLE_PATCH) ** 2)]
-    low, median, high = np.percentile(pixels.astype(np.float64), (1, 50, 99.8))
-    return None if high <= low else float((median - low) / (high - low))
+    low, median, high = _levels(sample)
+    return None if high <= low else (median - low) / (high - low)
+
+
+def lit_beside_dark(lit: np.ndarray, dark: np.ndarray) -> bool:
+    """Whether ``lit`` looks like transmitted light's pixels and ``dark`` like a stain's
+    (:data:`LIT_BACKGROUND`, :data:`DARK_BACKGROUND`), the stain's background darker than
+    the lit image's darkest pixels (its 1st percentile): a phase image and a bright GFP one
+    share grey levels, but not a background; the frames of one stain's time-lapse, its
+    cells filling the field, keep their background's level."""
+    lit_level, dark_level = background_level(lit), background_level(dark)
+    if lit_level is None or dark_level is None:
+        return False
+    return (
+        lit_level >= LIT_BACKGROUND
+        and dark_level < DARK_BACKGROUND
+        and _levels(dark)[1] < _levels(lit)[0]
+    )
 
 
 def lit_from_behind(images: Sequence[Channel], samples: Sequence[np.ndarray | None]):
-    """The one channel of ``images`` whose pixels look transmitted light's beside the others'
-    fluorescence (a grey background among dark ones, :data:`LIT_BACKGROUND`), where none is
-    named after a stain; None where the pixels do not tell (two grey, or one unsure)."""
-    levels = [background_level(s) for s in samples]
-    if any(level is None for level in levels):
+    """The one channel of ``images`` whose pixels look transmitted light's beside every
+    other's fluorescence (:func:`lit_beside_dark`), where it is not named after a stain; None
+    where the pixels do not tell (two grey, or one unsure)."""
+    if any(sample is None for sample in samples):
         return None
-    lit = [i for i, level in enumerate(levels) if level >= LIT_BACKGROUND]
-    dark = [i for i, level in enumerate(levels) if level < DARK_BACKGROUND]
-    if len(lit) != 1 or len(dark) != len(images) - 1:
-        return None
-    channel = images[lit[0]]
-    return None if looks_fluorescent(channel.described_as) else channel
+    for i, channel in enumerate(images):
+        others = [sample for j, sample in enumerate(samples) if j != i]
+        if all(lit_beside_dark(samples[i], other) for other in others):
+            return None if looks_fluorescent(channel.described_as) else channel
+    return None
 
 
 def guess_roles(channels: list[Channel], samples: list[np.ndarray | None]) -> None:

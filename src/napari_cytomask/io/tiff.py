@@ -48,6 +48,7 @@ from .layers import (
     Scan,
     frame_axes,
     in_micrometres,
+    lit_beside_dark,
     looks_like_masks,
     named_as_masks,
     normalise_unit,
@@ -1921,11 +1922,13 @@ def _warn_axes_told(path, sizes: dict[str, int]) -> None:
 def _alike(samples: list[np.ndarray]) -> bool:
     """Whether images may be one channel at several positions or times: the ranges of
     their 1st to 99th percentiles overlap, as a time-lapse's do when the lamp or the focus
-    drifts. A phase image's grey levels and a GFP image's dark background do not."""
+    drifts. A phase image's grey levels and a GFP image's dark background do not; nor do
+    a bright GFP image's, whose brightest pixels reach the phase image's grey, as its
+    background does not (:func:`~napari_cytomask.io.layers.lit_beside_dark`)."""
     ranges = [np.percentile(sample, [1, 99]) for sample in samples]
     return all(
         lo <= other_hi and other_lo <= hi for lo, hi in ranges for other_lo, other_hi in ranges
-    )
+    ) and not any(lit_beside_dark(a, b) for a, b in itertools.permutations(samples, 2))
 
 
 class _Regrouped:
