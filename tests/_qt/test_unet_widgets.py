@@ -2466,7 +2466,12 @@ def test_the_frames_choice_is_named_after_what_the_input_s_frames_are(make_napar
         assert choice.key() == CURRENT_POSITION and value_of(choice) == CURRENT_POSITION
     assert changed == []  # new words are no new choice
     set_value(choice, ALL_POSITIONS)
-    assert choice.currentText() == "all frames"
+    assert choice.currentText() == "all frames" and choice.isEnabled()
+    # A single image has no frames to choose among: it offered "all positions" all the same.
+    segmenter.input.set_layer(viewer.add_image(np.zeros((32, 32)), name="one"))
+    assert not choice.isEnabled()
+    segmenter.input.set_layer(viewer.layers["movie"])
+    assert choice.isEnabled()
 
 
 def test_a_stack_s_confidence_is_the_command_line_s(make_napari_viewer_proxy, qtbot, shared_data):

@@ -283,7 +283,10 @@ class FramesChoice(QComboBox):
         return self.itemText(self.findData(key))
 
     def _name(self, *_) -> None:
-        one, several = frame_nouns(self._picker.layer())
+        layer = self._picker.layer()
+        one, several = frame_nouns(layer)
+        # A single image has no frames to choose among: "all positions" read as if it had.
+        self.setEnabled(layer is None or layer.ndim > 2)
         words = {ALL_POSITIONS: f"all {several}", CURRENT_POSITION: f"current {one}"}
         # New words are no new choice: remembered settings are saved when one is made.
         self.blockSignals(True)
