@@ -1596,7 +1596,9 @@ def test_the_cells_tab_names_frames_of_several_axes_as_the_csv_does(
     make_napari_viewer_proxy, qtbot, labels
 ):
     """A frame of positions by time points was "0,1" in the Cells tab, a number (0.1) to a
-    spreadsheet of decimal commas, where the CSV says "position 0, time point 1"."""
+    spreadsheet of decimal commas, where the CSV says "position 0, time point 1": that,
+    in a column too narrow for it, was cut to "position 0, …". It reads "P0 T1" under
+    "Position, time point", and its tooltip as the CSV."""
     viewer = make_napari_viewer_proxy()
     crop = labels[:64, :64]
     truth = np.stack([np.stack([crop] * 2)] * 2)
@@ -1611,7 +1613,10 @@ def test_the_cells_tab_names_frames_of_several_axes_as_the_csv_does(
     dock.views.setCurrentWidget(dock.cells_table)
     cells = dock.cells
     assert _heading(cells, 0) == f"true {gone}"
-    assert [_text(cells, 0, c) for c in (0, 3)] == ["position 0, time point 1", "missed"]
+    assert [_text(cells, 0, c) for c in (0, 3)] == ["P0 T1", "missed"]
+    assert cells.headerData(0, Qt.Orientation.Horizontal) == "Position, time point"
+    tip = cells.data(cells.index(0, 0), Qt.ItemDataRole.ToolTipRole)
+    assert tip == "position 0, time point 1"
     dock.runner.cancel()
 
 

@@ -51,6 +51,7 @@ from ..io.layers import (
     pixel_size_um,
     previewed_only,
     result_metadata,
+    short_frame,
 )
 from ..labels import LabelsError, as_labels, binary_mask_regions, paired
 from ..metrics import (
@@ -195,13 +196,16 @@ class CellsModel(QAbstractTableModel):
         self._listed: list[CellRow] = []  # as given: the worst first
         self._columns: list[str] = []
         self._frame_name: Callable[[int], str] | None = None
+        self._frame_tip: Callable[[int], str] | None = None
         self._sort: tuple[int, Qt.SortOrder] = (-1, Qt.SortOrder.AscendingOrder)
 
-    def show(self, rows: list[CellRow], columns: list[str], frame_name=None) -> None:
+    def show(self, rows: list[CellRow], columns: list[str], frame_name=None, frame_tip=None):
         """List ``rows`` under ``columns``, in the order of the column sorted by, if any;
-        ``frame_name`` names a row's frame, for the first column, in a stack."""
+        ``frame_name`` names a row's frame, for the first column, in a stack, and
+        ``frame_tip`` in its tooltip, where given (at more length)."""
         self.beginResetModel()
         self._listed, self._columns, self._frame_name = rows, columns, frame_name
+        self._frame_tip = frame_tip
         self.rows = self._ordered()
         self.endResetModel()
 
@@ -236,8 +240,17 @@ class CellsModel(QAbstractTableModel):
         return (str(cell.area), f"{cell.iou:.3f}", cell.status)[column]
 
     def data(self, index, role=Qt.ItemDataRole.DisplayRole):
+        if not index.isValid():
+            return None
+        if (
+            role == Qt.ItemDataRole.ToolTipRole
+            and index.column() == 0
+            and self._frame_name is not None
+            and self._frame_tip is not None
+        ):
+            return self._frame_tip(self.rows[index.row()].frame)
         # The tooltip too: the status may be cut short.
-        if index.isValid() and role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
+        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
             return self.text(index.row(), index.column())
         return None
 
@@ -1051,7 +1064,7 @@ class MetricsDock(StepWidget, QWidget):
         # same frame (hand-drawn masks number each position's cells from 1).
         current = table.currentIndex()
         picked = _cell_key(self.cells.rows[current.row()]) if current.isValid() else None
-        self.cells.show(shown, columns, self._frame_named if frames else None)
+        self.cells.show(shown, columns, self._frame_named if frames else None, self._frame_said)
         header = table.horizontalHeader()
         for c in range(len(columns) - 1):
             header.setSectionResizeMode(c, QHeaderView.ResizeMode.ResizeToContents)
@@ -1071,10 +1084,18 @@ class MetricsDock(StepWidget, QWidget):
             )
 
     def _frame_named(self, frame: int) -> str:
-        """Frame ``frame`` of the comparison as the Cells tab names it: as the CSV does
-        (:func:`~napari_cytomask.metrics.export.frame_cell`: its number, or "position 0,
-        time point 1" on several axes, where "0,1" was a number to a spreadsheet of decimal
-        commas), and the name of its position where the scan names them ("2 (B03)")."""
+        """Frame ``frame`` of the comparison as the Cells tab names it: its number, or on
+        several axes their letters under the column's nouns ("P0 T1" under "Position, time
+        point": "position 0, time point 1" was cut to "position 0, …" there, and "0,1" was a
+        number to a spreadsheet of decimal commas), and the name of its position where the
+        scan names them ("2 (B03)"). Its tooltip says it as the CSV does (:meth:`_frame_said`)."""
+        key = self.evaluation.frame_name(frame)
+        name = short_frame(key, self._axes) or frame_cell(self.evaluation, frame, self._axes)
+        return f"{name} ({self._positions[frame]})" if self._positions else name
+
+    def _frame_said(self, frame: int) -> str:
+        """Frame ``frame`` as the CSV names it (:func:`~napari_cytomask.metrics.export.
+        frame_cell`), with its position's name where the scan names them."""
         name = frame_cell(self.evaluation, frame, self._axes)
         return f"{name} ({self._positions[frame]})" if self._positions else name
 

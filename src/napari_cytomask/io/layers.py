@@ -875,6 +875,17 @@ def frame_heading(axis_labels, axes: int) -> str:
     return ", ".join(one for one, _ in nouns).capitalize() if nouns else "Frame"
 
 
+def short_frame(key: str, axis_labels=None) -> str | None:
+    """Frame ``key`` (:func:`frame_key`) of several axes by their letters, for a narrow
+    column headed by :func:`frame_heading`: "P0 T1"; None where ``axis_labels`` give no
+    nouns to its axes, or it lies along one."""
+    place = frame_place(key)
+    if len(place) < 2 or _frame_nouns(axis_labels, len(place)) is None:
+        return None
+    labels = [str(label).upper() for label in list(axis_labels)[: len(place)]]
+    return " ".join(f"{label}{i}" for label, i in zip(labels, place, strict=True))
+
+
 def frame_positions(frame_shape, axis_labels, names) -> list[str] | None:
     """The name of the position each frame lies at, of frames over ``frame_shape`` in C
     order (an :class:`~napari_cytomask.metrics.core.Evaluation`'s), where ``axis_labels``
