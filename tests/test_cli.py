@@ -666,11 +666,12 @@ def test_a_run_stopped_by_its_time_limit_says_so(folders, tmp_path, capsys):
     assert main(argv) == 0
     out = capsys.readouterr().out
     said = [line for line in out.splitlines() if line.startswith("it stopped at the time limit")]
-    # Its first epoch may be cut short too: at its first step of 2.
+    # In minutes, as given (1.5 was said "2 min"); its first epoch may be cut short too, at
+    # its first step of 2.
     assert said[0] in (
-        "it stopped at the time limit (1 s) after 1 of 3 epochs.",
-        "it stopped at the time limit (1 s) after 1 of 3 epochs, the last cut short at step 1 "
-        "of 2.",
+        "it stopped at the time limit (0.001 min) after 1 of 3 epochs.",
+        "it stopped at the time limit (0.001 min) after 1 of 3 epochs, the last cut short at "
+        "step 1 of 2.",
     )
 
 

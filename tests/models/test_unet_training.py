@@ -20,6 +20,7 @@ from napari_cytomask.models import training
 from napari_cytomask.models.checkpoint import load_checkpoint, read_description
 from napari_cytomask.models.training import (
     CropSampler,
+    TrainingResult,
     TrainingSettings,
     _batches,
     default_workers,
@@ -1438,9 +1439,13 @@ def test_a_time_limit_ends_the_epoch_under_way(tmp_path, tiny_unet):
     record = result.description["training"]
     assert record["epochs_done"] == 1 and record["steps_done"] == 1  # of 1000
     assert result.checkpoint.exists()
-    assert training.time_limit_note(result) == (
-        "It stopped at the time limit (1 s) after 1 of 5 epochs, the last cut short at step 1 of "
-        "1000."
+    assert training.time_limit_note(result).endswith(
+        ") after 1 of 5 epochs, the last cut short at step 1 of 1000."
+    )
+    # Said in minutes as given: a limit of 1.5 min was said "2 min".
+    record = {"epochs_done": 1, "settings": {"epochs": 2, "time_limit": 90}, "history": []}
+    assert training.time_limit_note(TrainingResult(Path("m"), {"training": record})) == (
+        "It stopped at the time limit (1.5 min) after 1 of 2 epochs."
     )
     # Reached in its last epoch, the limit is said too: that epoch was cut short.
     settings = replace(settings, epochs=1)

@@ -1314,10 +1314,11 @@ def time_limit_note(result: TrainingResult) -> str:
     cut = last.get("steps_in_epoch") if isinstance(last, dict) else None
     if not (limit and done and planned and (done < planned or cut)) or result.stopped_early:
         return ""
-    from ..progress import duration
-
     of = f", the last cut short at step {cut} of {settings.get('steps_per_epoch')}" if cut else ""
-    return f"It stopped at the time limit ({duration(limit)}) after {done} of {planned} epochs{of}."
+    # In minutes, as the limit is given (--time-limit, the dock's box): 1.5 was "2 min".
+    return (
+        f"It stopped at the time limit ({limit / 60:g} min) after {done} of {planned} epochs{of}."
+    )
 
 
 def kept_thresholds(description: dict) -> str:
