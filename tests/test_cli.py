@@ -677,20 +677,28 @@ def test_a_run_stopped_by_its_time_limit_says_so(folders, tmp_path, capsys):
 
 def test_an_epoch_cut_short_by_the_time_limit_is_finished_with_resume(folders, tmp_path, capsys):
     """Resumed, a run cut short by --time-limit in its last epoch said it had trained its
-    epochs, and the rest of that epoch was never trained."""
+    epochs, and the rest of that epoch was never trained. A run started with --no-tune had
+    its thresholds chosen when resumed."""
     data, _ = folders
     model = tmp_path / "limited.safetensors"
     argv = ["train", "--images", str(data / "set*" / "raw.tif"), "--masks",
             str(data / "set*" / "mask.tif"), *TINY, "--epochs", "1", "--steps-per-epoch", "10",
-            "--batch-size", "1", "--crop-size", "64", "--threads", "1", "--no-tune",
+            "--batch-size", "1", "--crop-size", "64", "--threads", "1",
             "-o", str(model)]  # fmt: skip
-    assert main([*argv, "--time-limit", "0.0001"]) == 0  # cut at its first step
+    assert main([*argv, "--no-tune", "--time-limit", "0.0001"]) == 0  # cut at its first step
     capsys.readouterr()
+    # Neither option again: --no-tune is the run's own, the time limit this session's.
     assert main([*argv, "--resume", str(model)]) == 0
+    out = capsys.readouterr().out
     # Timed from its first step here, step 2.
-    assert "  step 10/10 loss " in capsys.readouterr().out
-    last = read_description(model)["training"]["history"][-1]
+    assert "  step 10/10 loss " in out
+    description = read_description(model)
+    last = description["training"]["history"][-1]
     assert (last["epoch"], last["steps"], last["resumed_at_step"]) == (1, 10, 2)
+    assert "post-processing tuned" not in out and "postprocess" not in description
+    # --tune chooses them after all.
+    assert main([*argv, "--epochs", "2", "--tune", "-q", "--resume", str(model)]) == 0
+    assert "postprocess" in read_description(model)
 
 
 def test_training_says_the_time_left_in_the_epoch_under_way(folders, tmp_path, capsys, monkeypatch):

@@ -335,7 +335,8 @@ def _train_parser(sub) -> None:
         help="continue training this checkpoint up to --epochs in all; with the training "
         "state written beside it (CHECKPOINT minus .safetensors plus .training-state.pt), "
         "exactly where it stopped. Give the same --images and --masks again; training "
-        "options not given are the run's own",
+        "options not given are the run's own, but for --time-limit, --workers, --device and "
+        "--threads",
     )
     run = p.add_argument_group("training")
     run.add_argument(
@@ -411,7 +412,7 @@ def _train_parser(sub) -> None:
         default=0,
         metavar="MINUTES",
         help="stop once this many minutes have passed, the epoch under way ending there "
-        "(0: no limit)",
+        "(0: no limit); a resumed run's counts from its own start",
     )
     run.add_argument(
         "--workers",
@@ -426,12 +427,12 @@ def _train_parser(sub) -> None:
         "will; off, it learns the images' own (default: on; a resumed run's own)",
     )  # fmt: skip
     run.add_argument(
-        "--no-tune",
-        action="store_true",
-        help="do not choose the post-processing thresholds on the validation images after "
-        "training (a new network's stay 0.5 and 0.5 with no minimum cell size; a network "
-        "fine-tuned with --from keeps those of the model it started from)",
-    )
+        "--tune", action=argparse.BooleanOptionalAction, default=None,
+        help="choose the post-processing thresholds on the validation images after training; "
+        "off, a new network's stay 0.5 and 0.5 with no minimum cell size, and a network "
+        "fine-tuned with --from keeps those of the model it started from (default: on; a "
+        "resumed run's own)",
+    )  # fmt: skip
     _add_device(run)
     p.add_argument(
         "-o",
@@ -940,12 +941,13 @@ def _train(args) -> int:
         device=args.device,
         time_limit=args.time_limit * 60 or None,
         workers=args.workers,
-        tune=not args.no_tune,
+        tune=args.tune is not False,
         resample=args.resample is not False,
     )
     if args.resume:
         # The options not given are the run's own, so that --resume MODEL alone finishes it.
-        given = {*getattr(args, "given", ()), *(["resample"] if args.resample is not None else [])}
+        switches = [name for name in ("resample", "tune") if getattr(args, name) is not None]
+        given = {*getattr(args, "given", ()), *switches}
         settings = resumed_settings(read_description(args.resume), settings, given)
     gen = iter_train(
         samples,

@@ -1480,12 +1480,12 @@ def recorded_settings(description: dict) -> dict:
 
 
 #: The settings a resumed run keeps of its own unless others are given: what it learns
-#: from and how. Where it runs, with how many workers, for how long, and whether its
-#: thresholds are chosen at the end are the session's.
+#: from and how, and whether its thresholds are chosen at the end. Where it runs, with how
+#: many workers and for how long are the session's: a time limit counts from its start.
 RUN_SETTINGS = (
     "epochs", "steps_per_epoch", "batch_size", "crop_size", "learning_rate", "weight_decay",
     "lr_patience", "lr_factor", "patience", "boundary_width", "seed", "cell_bias", "rotate",
-    "dice_weight", "validation_overlap", "resample",
+    "dice_weight", "validation_overlap", "resample", "tune",
 )  # fmt: skip
 
 
