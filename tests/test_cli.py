@@ -675,26 +675,43 @@ def test_a_run_stopped_by_its_time_limit_says_so(folders, tmp_path, capsys):
     )
 
 
-def test_an_epoch_cut_short_by_the_time_limit_is_finished_with_resume(folders, tmp_path, capsys):
+def test_an_epoch_cut_short_by_the_time_limit_is_finished_with_resume(
+    folders, tmp_path, capsys, monkeypatch
+):
     """Resumed, a run cut short by --time-limit in its last epoch said it had trained its
-    epochs, and the rest of that epoch was never trained. A run started with --no-tune had
-    its thresholds chosen when resumed."""
+    epochs, and the rest of that epoch was never trained. Then the finished epoch's loss
+    was printed of the resumed steps alone (the model records that of all), nothing said
+    the model saved was the part of the epoch before the cut, and a run started with
+    --no-tune had its thresholds chosen when resumed."""
+    from napari_cytomask.models import training
+
     data, _ = folders
     model = tmp_path / "limited.safetensors"
     argv = ["train", "--images", str(data / "set*" / "raw.tif"), "--masks",
             str(data / "set*" / "mask.tif"), *TINY, "--epochs", "1", "--steps-per-epoch", "10",
             "--batch-size", "1", "--crop-size", "64", "--threads", "1",
             "-o", str(model)]  # fmt: skip
-    assert main([*argv, "--no-tune", "--time-limit", "0.0001"]) == 0  # cut at its first step
-    capsys.readouterr()
-    # Neither option again: --no-tune is the run's own, the time limit this session's.
-    assert main([*argv, "--resume", str(model)]) == 0
+    with monkeypatch.context() as patched:
+        # The part of the epoch before the cut scores above the whole of it.
+        scores = iter([0.5, 0.1])
+        patched.setattr(
+            training, "scores_of", lambda _: {"mean_average_f1": next(scores), "f1_50": 0}
+        )
+        assert main([*argv, "--no-tune", "--time-limit", "0.0001"]) == 0  # cut at its first step
+        capsys.readouterr()
+        # Neither option again: --no-tune is the run's own, the time limit this session's.
+        assert main([*argv, "--resume", str(model)]) == 0
     out = capsys.readouterr().out
     # Timed from its first step here, step 2.
     assert "  step 10/10 loss " in out
     description = read_description(model)
     last = description["training"]["history"][-1]
     assert (last["epoch"], last["steps"], last["resumed_at_step"]) == (1, 10, 2)
+    assert f"epoch 1/1: loss {last['loss']:.4f}, val mean-average F1 0.100" in out
+    assert (
+        "the model saved is that of epoch 1 up to step 1 of 10, where the time limit cut it "
+        "short: the best on the validation images (mean-average F1 0.500)." in out
+    )
     assert "post-processing tuned" not in out and "postprocess" not in description
     # --tune chooses them after all.
     assert main([*argv, "--epochs", "2", "--tune", "-q", "--resume", str(model)]) == 0

@@ -883,6 +883,7 @@ def _train(args) -> int:
         iter_train,
         kept_start_note,
         resumed_settings,
+        saved_epoch_note,
         state_note,
         time_limit_note,
     )
@@ -996,9 +997,11 @@ def _train(args) -> int:
                 what = f"epoch {progress.epoch}/{progress.epochs}"
                 if args.time_limit and progress.epochs < settings.epochs:
                     what += f" (of {settings.epochs}: about {progress.epochs} fit the time limit)"
-                if losses:
-                    text = f"loss {sum(losses) / len(losses):.4f}, {text}"
-                    losses = []
+                # As the history records it: of all the steps of an epoch a time limit cut
+                # short and a resumed run finished, not of those run here.
+                if math.isfinite(progress.loss):
+                    text = f"loss {progress.loss:.4f}, {text}"
+                losses = []
                 if progress.step == 0:  # fine-tuning's epoch 0
                     what, mark = "the starting model", " (kept unless an epoch scores higher)"
                     pace = Pace()  # its thresholds and scores are no epoch's time
@@ -1050,8 +1053,9 @@ def _train(args) -> int:
     except WriteError as err:  # a full disk: the file it names is as it was, not the others
         kept = "No network was saved" if saved is None else _kept(saved, beaten, args)
         raise UserError(f"{err} {kept}.") from err
-    if note := time_limit_note(result):
-        say(note[0].lower() + note[1:])
+    for note in (time_limit_note(result), saved_epoch_note(result.description)):
+        if note:
+            say(note[0].lower() + note[1:])
     if "postprocess" in result.description:
         _say_tuned(say, result.description["postprocess"], result.description)
     if note := kept_start_note(result.description):

@@ -987,26 +987,50 @@ def test_an_epoch_cut_short_by_the_time_limit_is_finished_by_resume(tmp_path, ti
         assert torch.equal(tensor, b["model"][name]), name
 
 
-def test_an_epoch_cut_short_is_finished_by_resume_without_the_training_state(tmp_path, tiny_unet):
+def test_an_epoch_cut_short_is_finished_by_resume_without_the_training_state(
+    tmp_path, tiny_unet, monkeypatch
+):
     """Without its training state, a resumed run took its model's record of the epochs done
     and counted the epoch the time limit cut short as done: the rest of it was never
     trained, and a run of one epoch could not be resumed at all. The record says how many
-    steps it had, so the rest is trained, from the model's weights."""
+    steps it had, so the rest is trained, from the model's weights. Where the part before
+    the cut stays the best, nothing told it from the whole epoch (both "epoch 1"), and the
+    finished epoch's loss was reported of the resumed steps alone."""
     samples, _ = _synthetic_samples(n_tiles=3)
     settings = replace(_small_settings(fractions=(2, 1, 0), tune=False), steps_per_epoch=3)
     config = UNetConfig(**tiny_unet)
+    # The part of the epoch before the cut scores above the whole of it.
+    scores = iter([0.5, 0.1])
+    monkeypatch.setattr(
+        training, "scores_of", lambda _: {"mean_average_f1": next(scores), "f1_50": 0}
+    )
     cut = train(samples, tmp_path / "cut.safetensors", config, replace(settings, time_limit=0))
     state_path(cut.checkpoint).unlink()
     assert epochs_trained(cut.checkpoint, cut.description, patience=5) == (0, False)
-    steps = []
+    steps, losses = [], []
     resumed = drain(
         iter_train(samples, None, None, settings, resume=cut.checkpoint),
-        lambda p: steps.append((p.epoch, p.step)) if p.phase == "train" else None,
-    )
+        lambda p: steps.append((p.epoch, p.step)) if p.phase == "train"
+        else losses.append(p.loss) if p.phase == "epoch" else None,
+    )  # fmt: skip
     assert steps == [(1, 2), (1, 3)]
     assert [(h["epoch"], h["steps"], h.get("steps_in_epoch"), h.get("resumed_at_step"))
             for h in resumed.history] == [(1, 1, 1, None), (1, 3, None, 2)]  # fmt: skip
-    assert resumed.description["training"]["epochs_done"] == 1
+    record = resumed.description["training"]
+    assert record["epochs_done"] == 1
+    # The epoch's end reports its loss as recorded: of its 3 steps, not of the 2 resumed.
+    assert losses == [resumed.history[-1]["loss"]]
+    assert (record["best_epoch"], record["best_steps_in_epoch"]) == (1, 1)
+    assert training.saved_epoch_note(resumed.description) == (
+        "The model saved is that of epoch 1 up to step 1 of 3, where the time limit cut it "
+        "short: the best on the validation images (mean-average F1 0.500)."
+    )
+    # A whole epoch, kept by its training loss; a fine-tuning run's starting model, said by
+    # kept_start_note.
+    assert training.saved_epoch_note({"training": {"best_epoch": 3}}) == (
+        "The model saved is that of epoch 3: the one with the lowest training loss."
+    )
+    assert training.saved_epoch_note({"training": {"best_epoch": 0}}) == ""
 
 
 @pytest.mark.parametrize("patience", [5, 1], ids=["all epochs done", "stopped early"])

@@ -360,7 +360,8 @@ class TrainingProgress:
     global_step
         Steps since the first training run (continues on resume).
     loss
-        Loss of this step (``nan`` in an end-of-epoch report).
+        Loss of this step; in an ``"epoch"`` report, the epoch's mean as its history records
+        it (of an epoch a time limit cut short and a resumed run finished: of all its steps).
     learning_rate
         Current learning rate.
     validation
@@ -1359,6 +1360,29 @@ def kept_start_note(description: dict) -> str:
     return text
 
 
+def saved_epoch_note(description: dict) -> str:
+    """Which epoch's network a run saved (``description``), as a sentence for its end: the
+    line that marked it may have scrolled away, and a resumed run's epochs may all score
+    below it (the part of an epoch before a time limit cut it short, kept over the rest of
+    that epoch). ``""`` where the run kept the model it started from (see
+    :func:`kept_start_note`)."""
+    training = description.get("training") or {}
+    epoch = training.get("best_epoch")
+    if not epoch:
+        return ""
+    cut = training.get("best_steps_in_epoch")
+    if cut:
+        steps = (training.get("settings") or {}).get("steps_per_epoch")
+        epoch = f"{epoch} up to step {cut} of {steps}, where the time limit cut it short"
+    scores = (description.get("scores") or {}).get("validation") or {}
+    best = (
+        f"the best on the validation images (mean-average F1 {scores['mean_average_f1']:.3f})"
+        if "mean_average_f1" in scores
+        else "the one with the lowest training loss"
+    )
+    return f"The model saved is that of epoch {epoch}: {best}."
+
+
 def tune_postprocess(predictor: UNetPredictor, samples, **kwargs) -> dict | None:
     """Run :func:`iter_tune_postprocess` to the end."""
     return drain(iter_tune_postprocess(predictor, samples, **kwargs))
@@ -2150,6 +2174,9 @@ def iter_train(
     best = (previous.get("scores") or {}).get("validation", {}).get("mean_average_f1")
     best_score = float(best) if best is not None and val_set else -math.inf
     best_epoch = int(prev_training.get("best_epoch", epoch0))
+    # Of a best epoch the time limit cut short, the steps it had: its network is theirs, and
+    # the epoch's history has a second entry once a resumed run trains the rest of it.
+    best_cut = prev_training.get("best_steps_in_epoch")
     best_scores = (previous.get("scores") or {}).get("validation")
     since_best = 0
     if state is not None:
@@ -2215,6 +2242,7 @@ def iter_train(
                 "finished": False,
                 "steps_done": global_step,
                 "best_epoch": best_epoch,
+                "best_steps_in_epoch": best_cut,
                 "history": history,
                 "resumed_from": os.path.abspath(resume) if resume is not None else None,
                 "initialised_from": initialised_from,
@@ -2385,6 +2413,7 @@ def iter_train(
             improved = score > best_score or (not kept and start_weights is None)
             if improved:
                 best_score, best_epoch, best_scores = score, epoch, scores
+                best_cut = len(losses) if cut else None
                 since_best = 0
                 save_checkpoint(output, model, description(epoch, scores))
             else:
@@ -2427,7 +2456,7 @@ def iter_train(
                 settings.steps_per_epoch,
                 settings.steps_per_epoch,
                 global_step,
-                math.nan,
+                mean_loss,
                 optimising.learning_rate,
                 scores,
                 improved,
@@ -2497,6 +2526,7 @@ __all__ = [
     "samples_from_arrays",
     "samples_from_folders",
     "samples_from_tilescans",
+    "saved_epoch_note",
     "scores_of",
     "segmentation_loss",
     "split_by_image",
