@@ -191,6 +191,23 @@ def test_a_picked_checkpoint_needs_every_weight_of_the_model_it_fits(tiny, tmp_p
     }
 
 
+def test_a_later_pick_reads_no_sam2_configuration_again(tiny, tmp_path, monkeypatch):
+    """Each checkpoint picked composed up to eight sam2 configurations with Hydra (0.1 to
+    0.25 s each) to tell its model: every pick held napari for about a second."""
+    import hydra
+
+    path = tmp_path / "mine.pt"
+    weights = {k: v.new_zeros(1).expand(v.shape) for k, v in tiny.state_dict().items()}
+    torch.save({"model": weights}, path)
+    identify_sam2_checkpoint(path)
+
+    def compose(*args, **kwargs):
+        raise AssertionError("a configuration read again")
+
+    monkeypatch.setattr(hydra, "compose", compose)
+    assert identify_sam2_checkpoint(path) == "facebook/sam2.1-hiera-tiny"
+
+
 def test_a_unet_checkpoint_given_for_sam2_says_where_it_goes(tiny, unet_checkpoint, tmp_path):
     """Not torch's lecture on weights_only unpickling, 600 characters long."""
     unet = unet_checkpoint(tile_size=64)
