@@ -151,7 +151,9 @@ def test_a_picked_checkpoint_needs_every_weight_of_the_model_it_fits(tiny, tmp_p
     """A file with the weights that tell the model (the image encoder's first layer, its
     blocks) but not all the others was taken as it was picked, and refused only when
     Segment loaded it. Weights more are refused as Segment does (and sam2, whose loading
-    is strict). Each file holds one number per weight: small."""
+    is strict), and said to be another network's, not part of the model: a file with one
+    weight more was said to be "saved from part of the model". Each file holds one number
+    per weight: small."""
     whole = {k: v.new_zeros(1).expand(v.shape) for k, v in tiny.state_dict().items()}
     path = tmp_path / "mine.pt"
     torch.save({"model": whole}, path)
@@ -160,28 +162,33 @@ def test_a_picked_checkpoint_needs_every_weight_of_the_model_it_fits(tiny, tmp_p
     def without(prefix):
         return {k: v for k, v in whole.items() if not k.startswith(prefix)}
 
+    for changed in [without("sam_mask_decoder."), without("image_encoder.trunk.blocks.5.mlp.")]:
+        torch.save({"model": changed}, path)
+        with pytest.raises(CheckpointError) as caught:
+            identify_sam2_checkpoint(path)
+        assert str(caught.value) == (
+            "mine.pt seems saved from part of facebook/sam2.1-hiera-tiny "
+            f"({len(whole.keys() - changed.keys())} weights missing); pick a whole checkpoint, "
+            "such as sam2.1_hiera_tiny.pt."
+        )
+        assert mismatched_weights(tiny.state_dict(), changed)  # Segment's loading refuses it
     for changed, says in [
-        (without("sam_mask_decoder."), "({missing} missing, 0 unexpected and 0 differently "
-         "shaped weights, e.g. sam_mask_decoder."),
-        (without("image_encoder.trunk.blocks.5.mlp."), "({missing} missing, 0 unexpected and "
-         "0 differently shaped weights, e.g. image_encoder.trunk.blocks.5.mlp."),
-        ({**whole, "extra.weight": torch.zeros(1)}, "(0 missing, 1 unexpected and 0 "
-         "differently shaped weights, e.g. extra.weight)"),
-        ({**whole, "sam_mask_decoder.iou_token.weight": torch.zeros(2, 2)}, "(0 missing, 0 "
-         "unexpected and 1 differently shaped weights, e.g. sam_mask_decoder.iou_token.weight)"),
+        ({**whole, "extra.weight": torch.zeros(1)}, "0 missing, 1 unexpected and 0 "
+         "differently shaped weights, e.g. extra.weight"),
+        ({**whole, "sam_mask_decoder.iou_token.weight": torch.zeros(2, 2)}, "0 missing, 0 "
+         "unexpected and 1 differently shaped weights, e.g. sam_mask_decoder.iou_token.weight"),
+        # Weights missing too: still no part of the published model.
+        ({**without("sam_mask_decoder."), "extra.weight": torch.zeros(1)}, "131 missing, 1 "
+         "unexpected and 0 differently shaped weights, e.g. sam_mask_decoder."),
     ]:  # fmt: skip
         torch.save({"model": changed}, path)
         with pytest.raises(CheckpointError) as caught:
             identify_sam2_checkpoint(path)
         said = str(caught.value)
         assert said.startswith(
-            "mine.pt seems to hold weights of facebook/sam2.1-hiera-tiny, but they do not all "
-            "fit its network ("
-        )
-        assert says.format(missing=len(whole.keys() - changed.keys())) in said
-        assert said.endswith(
-            "Pick a whole checkpoint, such as sam2.1_hiera_tiny.pt as published, or ask whoever "
-            "made this file for all of the model's weights."
+            "mine.pt holds weights of another network or of a modified model; pick a published "
+            "checkpoint, such as sam2.1_hiera_tiny.pt. (Compared with "
+            f"facebook/sam2.1-hiera-tiny: {says}"
         )
         assert mismatched_weights(tiny.state_dict(), changed)  # Segment's loading refuses it
     # The names, shapes and kinds checked against are those of the network built.

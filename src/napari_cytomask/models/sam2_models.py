@@ -356,8 +356,9 @@ def identify_sam2_checkpoint(path: str | Path) -> str:
     Raises
     ------
     CheckpointError
-        For a file that holds no SAM2 model's weights, saying what it is, or not all the
-        weights of the model it fits (saved from part of it, say).
+        For a file that holds no SAM2 model's weights, saying what it is, or not just the
+        weights of the model it fits: some missing (saved from part of it), or more or
+        differently shaped ones (another network's, a modified model's).
     """
     path = Path(path)
     state = _read_weights(path, mmap=True)
@@ -368,15 +369,22 @@ def identify_sam2_checkpoint(path: str | Path) -> str:
             "none of them); pick a SAM2 checkpoint, such as sam2.1_hiera_tiny.pt."
         )
     config, published = HF_MODELS[model]
-    mismatch = mismatched_weights(_expected_weights(config), state)
-    if mismatch:
+    expected = _expected_weights(config)
+    mismatch = mismatched_weights(expected, state)
+    if not mismatch:
+        return model
+    held = {name: weight for name, weight in expected.items() if name in state}
+    if mismatched_weights(held, state) is None:  # what it holds fits: weights are missing
+        missing = len(expected.keys() - state.keys())
         raise CheckpointError(
-            f"{path.name} seems to hold weights of {model}, but they do not all fit its "
-            f"network ({mismatch}): it may have been saved from part of the model. Pick a whole "
-            f"checkpoint, such as {published} as published, or ask whoever made this file "
-            "for all of the model's weights."
+            f"{path.name} seems saved from part of {model} ({missing} weights missing); "
+            f"pick a whole checkpoint, such as {published}."
         )
-    return model
+    # What to do before the counts, which say more to whoever made the file.
+    raise CheckpointError(
+        f"{path.name} holds weights of another network or of a modified model; pick a "
+        f"published checkpoint, such as {published}. (Compared with {model}: {mismatch}.)"
+    )
 
 
 @functools.cache
