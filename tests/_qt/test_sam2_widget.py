@@ -793,10 +793,10 @@ def test_a_file_of_no_sam2_model_is_refused_as_it_is_picked(
     picked = []
     monkeypatch.setattr(sam2_widget.QFileDialog, "getOpenFileName", lambda *a: (picked[-1], ""))
     for path, why in [
-        (unet_checkpoint(), "is a U-Net checkpoint of napari-cytomask, not SAM2 weights"),
-        (cut, "could not be read as a PyTorch file of weights: it may be incomplete"),
-        (other, "holds no weights of a SAM2 or SAM2.1 model"),
-        (part, "seems to hold weights of facebook/sam2.1-hiera-tiny, but they do not all fit"),
+        (unet_checkpoint(), "It is a U-Net checkpoint of napari-cytomask, not SAM2 weights"),
+        (cut, "It could not be read as a PyTorch file of weights (copied or downloaded in part"),
+        (other, "It holds no weights of a SAM2 or SAM2.1 model"),
+        (part, "It seems saved from part of facebook/sam2.1-hiera-tiny"),
     ]:
         picked.append(str(path))
         widget.model.setCurrentText("facebook/sam2.1-hiera-small")
@@ -804,9 +804,11 @@ def test_a_file_of_no_sam2_model_is_refused_as_it_is_picked(
         widget._model_chosen()  # as when a user picks it in the list
         assert widget.model_source() == ("facebook/sam2.1-hiera-small", None)
         assert said[-1] == widget.status.text()
-        assert why in said[-1] and said[-1].endswith(
-            "SAM2 goes on with the model chosen before, facebook/sam2.1-hiera-small."
+        # What was refused and what SAM2 keeps first, the file named once.
+        assert said[-1].startswith(
+            f"{path.name} is not used: SAM2 keeps facebook/sam2.1-hiera-small. {why}"
         )
+        assert said[-1].count(path.name) == 1
     # A local checkpoint chosen before stays, too.
     picked.append(good)
     widget.model.setCurrentText(sam2_widget.LOCAL)
@@ -814,7 +816,44 @@ def test_a_file_of_no_sam2_model_is_refused_as_it_is_picked(
     picked.append(str(other))
     widget._browse()
     assert widget.model_source() == (good, "facebook/sam2.1-hiera-tiny")
-    assert said[-1].endswith("SAM2 goes on with the model chosen before, good.pt.")
+    assert said[-1].startswith("other.pt is not used: SAM2 keeps good.pt. It holds no weights")
+
+
+def test_a_refused_checkpoint_says_first_what_was_refused_in_view(
+    make_napari_viewer_proxy, qtbot, monkeypatch, tmp_path, sam2_weights_of
+):
+    """At 1280 x 800, a refusal 450 characters long ended with what SAM2 kept, below the
+    lines the status shows, and the notification showed "no_decoder.pt seems to hold
+    weights of". The refusal, what is kept and why come first, in view without scrolling."""
+    from qtpy.QtCore import QRect, Qt
+
+    from napari_cytomask._qt import sam2_widget
+
+    viewer = make_napari_viewer_proxy(show=True)
+    widget = Sam2Widget(viewer)
+    viewer.window.add_dock_widget(widget)
+    viewer.window._qt_window.resize(1280, 800)
+    good = sam2_weights_of("facebook/sam2.1-hiera-tiny", tmp_path / "sam2.1_hiera_tiny.pt")
+    part = tmp_path / "no_decoder.pt"
+    weights = torch.load(good)["model"]
+    torch.save({"model": {k: v for k, v in weights.items() if "mask_decoder" not in k}}, part)
+    picked = [good, str(part)]
+    monkeypatch.setattr(sam2_widget.QFileDialog, "getOpenFileName", lambda *a: (picked.pop(0), ""))
+    widget.model.setCurrentText(sam2_widget.LOCAL)
+    widget._browse()
+    widget._browse()
+    said = widget.status.text()
+    first = "no_decoder.pt is not used: SAM2 keeps sam2.1_hiera_tiny.pt. It seems saved from part"
+    assert said.startswith(first)
+    area = widget.status.area
+    # As high as the text allows (a few lines), once laid out anew.
+    qtbot.waitUntil(lambda: area.height() == area.sizeHint().height(), timeout=5000)
+    why = said[: said.index(")") + 1]  # up to the weights missing
+    width = area.viewport().width()
+    wrapped = widget.status.fontMetrics().boundingRect(
+        QRect(0, 0, width, 10_000), Qt.TextFlag.TextWordWrap, why
+    )
+    assert wrapped.height() <= area.viewport().height()
 
 
 def test_another_model_chosen_takes_back_the_error_of_the_one_that_failed_to_load(

@@ -668,7 +668,13 @@ class Sam2Widget(StepWidget, QWidget):
             chosen = self.model_source()[0]
             if self.model.currentText() == LOCAL:
                 chosen = Path(chosen).name
-            message = f"{err} SAM2 goes on with the model chosen before, {chosen}."
+            # What was refused and what SAM2 keeps first, then why and what to do: on a
+            # laptop the status shows three or four lines, a notification its first words.
+            name = Path(path).name
+            reason = str(err)
+            if reason.startswith(f"{name} "):  # the file is named once
+                reason = f"It {reason[len(name) + 1 :]}"
+            message = f"{name} is not used: SAM2 keeps {chosen}. {reason}"
             self.status.setText(message)
             show_error(message)
 

@@ -312,9 +312,8 @@ def check_sam2_file(path: str | Path) -> None:
 
 def _unreadable(path: Path) -> CheckpointError:
     return CheckpointError(
-        f"{path.name} could not be read as a PyTorch file of weights: it may be incomplete "
-        "(copied or downloaded in part) or another kind of file; copy it again, or pick "
-        "another SAM2 .pt file."
+        f"{path.name} could not be read as a PyTorch file of weights (copied or downloaded "
+        "in part, or another kind of file); copy it again, or pick another SAM2 .pt file."
     )
 
 
