@@ -39,7 +39,7 @@ from napari_cytomask._qt.cytomask_dock import STEPS, CytomaskDock
 from napari_cytomask._qt.watershed_widget import WatershedWidget
 from napari_cytomask.models.catalog import STARTER
 from napari_cytomask.models.checkpoint import DIR_ENV
-from napari_cytomask.roles import role_of
+from napari_cytomask.roles import channel_layers, role_of
 
 pytestmark = pytest.mark.gui
 
@@ -1809,3 +1809,25 @@ def test_cells_segmented_again_while_their_split_is_applied_stop_it_and_take_it_
     process_events(50)
     assert "cells split" not in viewer.layers  # the stopped Apply brings none back
     assert dock.watershed.input.layer().unique_id == cells.unique_id
+
+
+def test_the_dock_keeps_its_width_when_its_channels_table_is_rebuilt(
+    make_napari_viewer, qtbot, settings, real_scan
+):
+    """The Channels table's role pickers, made as the dock was shown, measured without
+    napari's style sheet, which reaches the dock after (138 px for 177): the first rebuild
+    (a result added, during a SAM2 run) widened the dock by 17 px, narrowing the canvas."""
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1280, 800)
+    add_real_scan(viewer, real_scan)
+    dock = CytomaskDock(viewer, settings=settings)
+    viewer.window.add_dock_widget(dock, name="Segment cytoplasm")
+    process_events(20)
+    width, least = dock.width(), dock.minimumSizeHint().width()
+    dock.steps.setCurrentIndex(1)
+    viewer.add_labels(np.zeros((64, 64), np.uint16), name="cells")
+    process_events(20)
+    dock.steps.setCurrentIndex(0)
+    process_events(20)
+    assert dock.roles.table.rowCount() == len(channel_layers(viewer.layers))
+    assert (dock.width(), dock.minimumSizeHint().width()) == (width, least)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import napari
 from napari.layers import Image
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtCore import Qt, QTimer
+from qtpy.QtCore import QEvent, Qt, QTimer
 from qtpy.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -175,6 +175,14 @@ class ChannelRolesWidget(FitsTheScreen, QWidget):
         # Widgets made before napari's style sheet reached the dock keep the sizes they
         # had without it (a combo box keeps its first size hint): make them again.
         self._schedule_refresh()
+
+    def changeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().changeEvent(event)
+        # napari's style sheet reaches the dock after it is shown: the pickers made on show
+        # measured without it (138 px for 177), and the dock widened by 17 px at the first
+        # rebuild after it (a result added, during a run).
+        if event.type() == QEvent.Type.StyleChange:
+            self._schedule_refresh()
 
     def _adopt_ids(self, event) -> None:
         """Show label ids that another reader opened as an image (napari's own, for a PNG
