@@ -151,9 +151,10 @@ def _roles(path) -> list[tuple[str, str]]:
 
 def test_phase_beside_stains_without_names_is_the_input_by_its_pixels(shared_data, tmp_path):
     """[GFP, phase] saved without channel names took neither for the input, and segmenting
-    took the first, the stain (a bright one made them one channel of two frames): the phase image's grey background, among the stains' dark
-    ones, marks it now, in any order, and says it was told by pixels. Where the pixels do
-    not tell (stains alone, two phase images), no channel is marked."""
+    took the first, the stain (a bright one made them one channel of two frames): the
+    phase image's grey background, among the stains' dark ones, marks it now, in any
+    order, and says it was told by pixels. Where the pixels do not tell (stains alone, two
+    phase images), no channel is marked."""
     phase = tifffile.imread(shared_data / "usiigaci-phc" / "set11" / "raw.tif")[:256, :256]
     nuclei = tifffile.imread(shared_data / "nuclei-dsb" / "img2d.tif")[:256, :256]
     stain = nuclei.astype(np.uint16) * 40
