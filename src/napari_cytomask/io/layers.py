@@ -574,37 +574,33 @@ LIT_BACKGROUND = 0.2
 DARK_BACKGROUND = 0.1
 
 
-def _levels(sample) -> tuple[float, float, float]:
-    """The 1st, 50th and 99.8th percentiles of ``sample``."""
+def sample_levels(sample: np.ndarray | None) -> tuple[float, float, float] | None:
+    """The 1st, 50th and 99.8th percentiles of ``sample`` (None for no sample, or a flat
+    one), which :func:`lit_beside_dark` compares: read once per image, as it is compared
+    with every other image of its file."""
+    if sample is None or np.asarray(sample).size == 0:
+        return None
     pixels = np.asarray(sample).ravel()
     # As many pixels as a grid sample holds, of a whole plane given instead (a PNG).
     pixels = pixels[:: max(1, pixels.size // (SAMPLE_GRID * SAMPLE_PATCH) ** 2)]
-    low, median, high = np.percentile(pixels.astype(np.float64), (1, 50, 99.8))
-    return float(low), float(median), float(high)
+    low, median, high = (float(v) for v in np.percentile(pixels.astype(np.float64), (1, 50, 99.8)))
+    return None if high <= low else (low, median, high)
 
 
-def background_level(sample: np.ndarray | None) -> float | None:
-    """Where the median of ``sample`` lies in its range (1st to 99.8th percentile), or None
-    for no sample or a flat one."""
-    if sample is None or np.asarray(sample).size == 0:
-        return None
-    low, median, high = _levels(sample)
-    return None if high <= low else (median - low) / (high - low)
-
-
-def lit_beside_dark(lit: np.ndarray, dark: np.ndarray) -> bool:
-    """Whether ``lit`` looks like transmitted light's pixels and ``dark`` like a stain's
-    (:data:`LIT_BACKGROUND`, :data:`DARK_BACKGROUND`), the stain's background darker than
-    the lit image's darkest pixels (its 1st percentile): a phase image and a bright GFP one
-    share grey levels, but not a background; the frames of one stain's time-lapse, its
+def lit_beside_dark(lit, dark) -> bool:
+    """Whether an image of :func:`sample_levels` ``lit`` looks like transmitted light's and
+    one of ``dark`` like a stain's: where the median lies in its range, at least
+    :data:`LIT_BACKGROUND` and below :data:`DARK_BACKGROUND`, the stain's background darker
+    than the lit image's darkest pixels (its 1st percentile): a phase image and a bright GFP
+    one share grey levels, but not a background; the frames of one stain's time-lapse, its
     cells filling the field, keep their background's level."""
-    lit_level, dark_level = background_level(lit), background_level(dark)
-    if lit_level is None or dark_level is None:
+    if lit is None or dark is None:
         return False
+    (lit_low, lit_median, lit_high), (dark_low, dark_median, dark_high) = lit, dark
     return (
-        lit_level >= LIT_BACKGROUND
-        and dark_level < DARK_BACKGROUND
-        and _levels(dark)[1] < _levels(lit)[0]
+        (lit_median - lit_low) / (lit_high - lit_low) >= LIT_BACKGROUND
+        and (dark_median - dark_low) / (dark_high - dark_low) < DARK_BACKGROUND
+        and dark_median < lit_low
     )
 
 
@@ -612,11 +608,10 @@ def lit_from_behind(images: Sequence[Channel], samples: Sequence[np.ndarray | No
     """The one channel of ``images`` whose pixels look transmitted light's beside every
     other's fluorescence (:func:`lit_beside_dark`), where it is not named after a stain; None
     where the pixels do not tell (two grey, or one unsure)."""
-    if any(sample is None for sample in samples):
-        return None
+    levels = [sample_levels(sample) for sample in samples]
     for i, channel in enumerate(images):
-        others = [sample for j, sample in enumerate(samples) if j != i]
-        if all(lit_beside_dark(samples[i], other) for other in others):
+        others = [other for j, other in enumerate(levels) if j != i]
+        if all(lit_beside_dark(levels[i], other) for other in others):
             return None if looks_fluorescent(channel.described_as) else channel
     return None
 

@@ -54,6 +54,7 @@ from .layers import (
     normalise_unit,
     plane_sample,
     roles_and_contrast,
+    sample_levels,
     stack_sample,
 )
 from .mosaic import stitch, tile_groups, tile_offsets
@@ -1928,7 +1929,9 @@ def _alike(samples: list[np.ndarray]) -> bool:
     ranges = [np.percentile(sample, [1, 99]) for sample in samples]
     return all(
         lo <= other_hi and other_lo <= hi for lo, hi in ranges for other_lo, other_hi in ranges
-    ) and not any(lit_beside_dark(a, b) for a, b in itertools.permutations(samples, 2))
+    ) and not any(
+        lit_beside_dark(a, b) for a, b in itertools.permutations(map(sample_levels, samples), 2)
+    )
 
 
 class _Regrouped:
