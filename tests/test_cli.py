@@ -2922,6 +2922,35 @@ def test_evaluate_writes_what_it_compared_beside_its_csv(tmp_path, capsys):
     assert record["settings"]["mask_channel"] is None
 
 
+def test_evaluate_opens_each_file_once_to_name_its_channel(tmp_path, monkeypatch):
+    """To name the ground truth's channel, a scan's metadata were read twice more per pair
+    besides reading its labels (each time its channels' roles guessed anew): once for its
+    channels, once more to tell one of them from the whole file."""
+    from napari_cytomask.io import files
+
+    scan = make_tilescan(n_tiles=1, shape=(64, 64), seed=1)
+    labels = np.asarray(scan.labels[0])
+    phase = (np.asarray(scan.brightfield[0]) * 1000).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "scan.tif", np.stack([phase, labels]), imagej=True,
+                     metadata={"axes": "CYX", "Labels": ["Phase", "Cellpose"]})  # fmt: skip
+    tifffile.imwrite(tmp_path / "pred.tif", labels)
+    opened, open_scan = [], files.open_scan
+
+    def counted(path, **kwargs):
+        opened.append(Path(path).name)
+        return open_scan(path, **kwargs)
+
+    monkeypatch.setattr(files, "open_scan", counted)
+    argv = ["evaluate", "--pred", str(tmp_path / "pred.tif"), "--gt", str(tmp_path / "scan.tif"),
+            "-q", "-o", str(tmp_path / "m.csv")]  # fmt: skip
+    assert main(argv) == 0
+    # The scan once to read its labels (read_labels), once to name their channel.
+    assert sorted(opened) == ["pred.tif", "scan.tif", "scan.tif"]
+    record = json.loads((tmp_path / "m_provenance.json").read_text(encoding="utf-8"))
+    truth = record["pairs"][0]["ground_truth"]
+    assert (truth["channel_index"], truth["channel_name"]) == (1, "Cellpose")
+
+
 def test_evaluate_of_one_frame_against_a_stack_says_how_to_pick_the_frame(tmp_path, capsys):
     """A ground truth of one frame against a prediction of three was refused as labels of
     another image, with no way to compare that frame."""

@@ -1644,19 +1644,20 @@ def _truth_channel(path, mask_channel: int | None, shape: tuple[int, ...]) -> di
     ``channel_index`` and ``channel_name``. The file's only channel, or the mask channel
     read among several (the one given, else the only mask: read_labels refused the
     others); both None for a file read whole, or of a kind the reader does not open (a
-    PNG). The record said only the --mask-channel typed, None where it was found."""
+    PNG). Named from one opening of the file, which reads a scan's metadata and guesses
+    its channels' roles anew each time."""
     from .io.files import is_ome_zarr, open_scan
     from .io.tiff import is_tiff
 
     channel = None
     if is_tiff(path) or is_ome_zarr(Path(path)):
         with open_scan(path) as scan:
-            channels, rgb, masks = scan.channels, scan.rgb, scan.by_role("mask")
-        if len(channels) == 1 and not rgb:
-            channel = channels[0]
-        elif _one_of_its_channels(path, shape):
-            index = masks[0].index if mask_channel is None else mask_channel
-            channel = next(c for c in channels if c.index == index)
+            if len(scan.channels) == 1 and not scan.rgb:
+                channel = scan.channels[0]
+            elif _one_of_its_channels(scan, shape):
+                masks = scan.by_role("mask")
+                index = masks[0].index if mask_channel is None else mask_channel
+                channel = next(c for c in scan.channels if c.index == index)
     return {
         "channel_index": None if channel is None else channel.index,
         "channel_name": None if channel is None else channel.name,
@@ -2010,16 +2011,19 @@ def _file_export(path, info: dict, args, exports: list):
     return LabelsExport(name=name, labels=labels, **axes, **described, labels_file=str(path))
 
 
-def _one_of_its_channels(path, shape: tuple[int, ...]) -> bool:
-    """Whether labels of ``shape`` read from the scan ``path`` are one of its several
-    channels (a mask beside images), not the whole file (channels that name no role, read
-    whole)."""
+def _one_of_its_channels(scan, shape: tuple[int, ...]) -> bool:
+    """Whether labels of ``shape`` read from ``scan`` (its path, or the scan
+    :func:`~napari_cytomask.io.files.open_scan` opened) are one of its several channels (a
+    mask beside images), not the whole file (channels that name no role, read whole)."""
     import numpy as np
 
     from .io.files import open_scan
+    from .io.layers import Scan
 
-    with open_scan(path) as scan:
-        return len(scan.channels) > 1 and np.shape(scan.channels[0].base) == tuple(shape)
+    if not isinstance(scan, Scan):
+        with open_scan(scan) as opened:
+            return _one_of_its_channels(opened, shape)
+    return len(scan.channels) > 1 and np.shape(scan.channels[0].base) == tuple(shape)
 
 
 def _note_if_unfinished(model: str) -> None:
