@@ -2900,10 +2900,12 @@ def test_evaluate_writes_what_it_compared_beside_its_csv(tmp_path, capsys):
     assert main(argv) == 0
     record = json.loads((tmp_path / "m_provenance.json").read_text(encoding="utf-8"))
     assert record["outputs"] == ["m.csv"]
-    # The ground truth's channel named as the metrics dock names a channel the reader opened.
+    # Each file and its channel named as the metrics dock names a channel the reader opened:
+    # the prediction was named by its file alone, under another key than the dock's.
     assert record["pairs"] == [
-        {"prediction": {"file": str(tmp_path / "pred.tif")},
-         "ground_truth": {"file": str(tmp_path / "gt.tif"), "channel_index": 0,
+        {"prediction": {"source": str(tmp_path / "pred.tif"), "channel_index": 0,
+                        "channel_name": "pred"},
+         "ground_truth": {"source": str(tmp_path / "gt.tif"), "channel_index": 0,
                           "channel_name": "gt"}}
     ]  # fmt: skip
     assert record["settings"]["thresholds"] == [0.5] and record["settings"]["stack"] == "auto"
@@ -2920,6 +2922,25 @@ def test_evaluate_writes_what_it_compared_beside_its_csv(tmp_path, capsys):
     truth = record["pairs"][0]["ground_truth"]
     assert (truth["channel_index"], truth["channel_name"]) == (1, "Cellpose")
     assert record["settings"]["mask_channel"] is None
+    # A result of the plugin exported is named by the scan and channel it was made from, as
+    # the dock names it reopened, the file compared beside them; labels drawn in no scan's
+    # layer by their own file.
+    from napari_cytomask.io.export import LabelsExport, export_labels
+
+    made = LabelsExport(name="cells", labels=labels, method="unet", source=argv[4],
+                        channel_index=0, channel_name="Phase")  # fmt: skip
+    drawn = LabelsExport(name="drawn", labels=labels)
+    export_labels([made, drawn], tmp_path / "out", formats=["tiff"], objects_csv=False)
+    for name, named in (
+        ("cells", (argv[4], 0, "Phase", str(tmp_path / "out" / "cells.tif"))),
+        ("drawn", (str(tmp_path / "out" / "drawn.tif"), None, None, None)),
+    ):
+        argv[2] = str(tmp_path / "out" / f"{name}.tif")
+        assert main([*argv, "--overwrite"]) == 0
+        record = json.loads((tmp_path / "m_provenance.json").read_text(encoding="utf-8"))
+        pred = record["pairs"][0]["prediction"]
+        keys = ("source", "channel_index", "channel_name", "labels_file")
+        assert tuple(pred.get(key) for key in keys) == named
 
 
 def test_evaluate_opens_each_file_once_to_name_its_channel(tmp_path, monkeypatch):
@@ -2944,8 +2965,8 @@ def test_evaluate_opens_each_file_once_to_name_its_channel(tmp_path, monkeypatch
     argv = ["evaluate", "--pred", str(tmp_path / "pred.tif"), "--gt", str(tmp_path / "scan.tif"),
             "-q", "-o", str(tmp_path / "m.csv")]  # fmt: skip
     assert main(argv) == 0
-    # The scan once to read its labels (read_labels), once to name their channel.
-    assert sorted(opened) == ["pred.tif", "scan.tif", "scan.tif"]
+    # Each file once to read its labels (read_labels), once to name their channel.
+    assert sorted(opened) == ["pred.tif", "pred.tif", "scan.tif", "scan.tif"]
     record = json.loads((tmp_path / "m_provenance.json").read_text(encoding="utf-8"))
     truth = record["pairs"][0]["ground_truth"]
     assert (truth["channel_index"], truth["channel_name"]) == (1, "Cellpose")

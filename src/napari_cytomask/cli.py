@@ -1637,8 +1637,8 @@ class _Compared:
     uncounted: object
 
 
-def _truth_channel(path, mask_channel: int | None, shape: tuple[int, ...]) -> dict:
-    """Which channel of the file ``path`` the ground truth is, read as labels of ``shape``
+def _labels_channel(path, mask_channel: int | None, shape: tuple[int, ...]) -> dict:
+    """Which channel of the file ``path`` labels of ``shape`` read from it are
     (:func:`~napari_cytomask.io.files.read_labels` with ``mask_channel``), as the metrics
     dock's provenance names the channel of a layer the reader opened: its
     ``channel_index`` and ``channel_name``. The file's only channel, or the mask channel
@@ -1738,7 +1738,7 @@ def _evaluate_locked(args, pairs) -> int:
             gt, geometry = read_labels(
                 gt_path, among_masks=args.mask_channel, advice="--mask-channel N"
             )
-            truth_channel = _truth_channel(gt_path, args.mask_channel, gt.shape)
+            truth_channel = _labels_channel(gt_path, args.mask_channel, gt.shape)
             sizes = [
                 pixel_size_um(g.get("scale"), g.get("units")) for g in (pred_geometry, geometry)
             ]
@@ -1749,6 +1749,8 @@ def _evaluate_locked(args, pairs) -> int:
                       "resampled?).", file=sys.stderr)  # fmt: skip
             # A result exported with only some of its frames made: the others are no cells.
             reopened = reopened_result(pred_path, pred)
+            # A result's channel is that of the scan it was made from, which its record says.
+            pred_channel = {} if reopened else _labels_channel(pred_path, None, pred.shape)
             made = made_frames(pred.shape, reopened.get("frames_made"))
             # Made by a step (hand-drawn labels exported have no method), plane by plane.
             planes_apart = bool(reopened.get("method") or result_record(pred_path))
@@ -1813,15 +1815,17 @@ def _evaluate_locked(args, pairs) -> int:
             (pred_path, gt_path, *row)
             for row in results_rows(result, positions, left, uncounted, axes)
         ]
-        # Each file in full, as an export's provenance names it, and what made the
-        # prediction where its record says (a result of the plugin).
+        # Each file in full with its channel, under the keys of the dock's provenance, and
+        # what made the prediction where its record says (a result of the plugin): its
+        # source and channel are then those of the scan it was made from, as the dock and
+        # an export name them, and the file compared is its labels_file, as an export's.
         made = {key: value for key, value in reopened.items() if key not in ("role", "translate")}
         files = [os.path.abspath(path) for path in (pred_path, gt_path)]
+        prediction = {"source": made.pop("source", None) or files[0], **pred_channel, **made}
+        if prediction["source"] != files[0]:
+            prediction["labels_file"] = files[0]
         compared.append(
-            {
-                "prediction": {"file": files[0], **made},
-                "ground_truth": {"file": files[1], **truth_channel},
-            }
+            {"prediction": prediction, "ground_truth": {"source": files[1], **truth_channel}}
         )
         # Scores of 0 where one side has no objects say why, as the metrics dock does.
         empty = result.matches.no_objects_note()

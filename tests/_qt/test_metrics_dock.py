@@ -1550,12 +1550,14 @@ def test_the_cells_tab_goes_to_the_frame_of_a_cell(make_napari_viewer_proxy, qtb
 
 
 @pytest.mark.parametrize("truth_in", ["scan", "file"])
-def test_the_dock_and_cytomask_evaluate_record_the_same_ground_truth_channel(
+def test_the_dock_and_cytomask_evaluate_record_the_same_files_and_channels(
     make_napari_viewer_proxy, qtbot, labels, tmp_path, truth_in
 ):
     """The dock's provenance named the ground truth's channel in its file, cytomask
     evaluate's only the --mask-channel typed (None where it found the mask itself): the
-    records of one comparison could not be told to be of the same channel."""
+    records of one comparison could not be told to be of the same channel. Evaluate's
+    named the prediction by its file alone, and each file under another key ("file")
+    than the dock's ("source")."""
     import json
 
     from napari_cytomask.cli import main
@@ -1586,9 +1588,13 @@ def test_the_dock_and_cytomask_evaluate_record_the_same_ground_truth_channel(
         for name in ("dock", "cli")
     )
     channel = {"scan": (2, "nuclei mask"), "file": (0, "truth")}[truth_in]
-    for gt in (dock_pair["ground_truth"], cli_pair["ground_truth"]):
-        assert (gt["channel_index"], gt["channel_name"]) == channel
-    assert dock_pair["ground_truth"]["source"] == cli_pair["ground_truth"]["file"] == str(truth)
+    named = {
+        "ground_truth": (str(truth), *channel),
+        "prediction": (str(tmp_path / "pred.tif"), 0, "pred"),
+    }
+    keys = ("source", "channel_index", "channel_name")
+    for pair in (dock_pair, cli_pair):
+        assert {side: tuple(pair[side][key] for key in keys) for side in named} == named
     dock.runner.cancel()
 
 
