@@ -856,6 +856,43 @@ def test_a_refused_checkpoint_says_first_what_was_refused_in_view(
     assert wrapped.height() <= area.viewport().height()
 
 
+def test_a_unet_model_refused_says_where_it_goes_in_view(
+    make_napari_viewer_proxy, qtbot, monkeypatch, tmp_path, unet_checkpoint
+):
+    """At 1280 x 800, the refusal of a U-Net's file ended below the lines the status shows:
+    what to do with it (the U-Net's Model) was out of sight. All of it is in view, the
+    starter model's long name included."""
+    from qtpy.QtCore import QRect, Qt
+
+    from napari_cytomask._qt import sam2_widget
+    from napari_cytomask.models.catalog import starter_path
+
+    viewer = make_napari_viewer_proxy(show=True)
+    widget = Sam2Widget(viewer)
+    viewer.window.add_dock_widget(widget)
+    viewer.window._qt_window.resize(1280, 800)
+    renamed = tmp_path / "unet.pt"  # a U-Net's checkpoint given the name of a SAM2 file
+    renamed.write_bytes(unet_checkpoint().read_bytes())
+    picked = []
+    monkeypatch.setattr(sam2_widget.QFileDialog, "getOpenFileName", lambda *a: (picked[-1], ""))
+    area = widget.status.area
+    for path in (starter_path(), renamed):
+        picked.append(str(path))
+        widget._browse()
+        said = widget.status.text()
+        assert said.startswith(
+            f"{path.name} is not used: SAM2 keeps facebook/sam2.1-hiera-tiny. It is a U-Net "
+            "checkpoint of napari-cytomask, not SAM2 weights"
+        )
+        assert said.endswith("not SAM2 weights: open it as the U-Net's Model.")
+        # As high as the text allows (a few lines), once laid out anew.
+        qtbot.waitUntil(lambda: area.height() == area.sizeHint().height(), timeout=5000)
+        wrapped = widget.status.fontMetrics().boundingRect(
+            QRect(0, 0, area.viewport().width(), 10_000), Qt.TextFlag.TextWordWrap, said
+        )
+        assert wrapped.height() <= area.viewport().height()
+
+
 def test_another_model_chosen_takes_back_the_error_of_the_one_that_failed_to_load(
     make_napari_viewer_proxy, qtbot, monkeypatch, tmp_path
 ):

@@ -221,9 +221,8 @@ def test_a_unet_checkpoint_given_for_sam2_says_where_it_goes(tiny, unet_checkpoi
     with pytest.raises(CheckpointError) as caught:
         load_sam2_weights(tiny, unet)
     assert str(caught.value) == (
-        f"{unet.name} is a U-Net checkpoint of napari-cytomask, not SAM2 weights: choose it "
-        "as the U-Net's model (Method U-Net, its Model's Open…; cytomask segment -m), and "
-        "give SAM2 a .pt file."
+        f"{unet.name} is a U-Net checkpoint of napari-cytomask, not SAM2 weights: open it as "
+        "the U-Net's Model."
     )
     renamed = tmp_path / "unet.pt"
     renamed.write_bytes(unet.read_bytes())

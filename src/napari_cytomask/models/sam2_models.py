@@ -301,9 +301,9 @@ def check_sam2_file(path: str | Path) -> None:
         pass  # not one of the plugin's U-Net checkpoints
     else:
         raise CheckpointError(
-            f"{path.name} is a U-Net checkpoint of napari-cytomask, not SAM2 weights: choose "
-            "it as the U-Net's model (Method U-Net, its Model's Open…; cytomask segment -m), "
-            "and give SAM2 a .pt file."
+            # Short: the dock says it after what SAM2 keeps, in the few lines its status shows.
+            f"{path.name} is a U-Net checkpoint of napari-cytomask, not SAM2 weights: open it "
+            "as the U-Net's Model."
         )
     with open(path, "rb") as fh:
         if not fh.read(4).startswith(_TORCH_SIGNATURES):
