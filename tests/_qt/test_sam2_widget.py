@@ -824,7 +824,8 @@ def test_a_refused_checkpoint_says_first_what_was_refused_in_view(
 ):
     """At 1280 x 800, a refusal 450 characters long ended with what SAM2 kept, below the
     lines the status shows, and the notification showed "no_decoder.pt seems to hold
-    weights of". The refusal, what is kept and why come first, in view without scrolling."""
+    weights of". The refusal, what is kept and why come first, in view without scrolling:
+    of part of a model that is told (no mask decoder) or not (the image encoder alone)."""
     from qtpy.QtCore import QRect, Qt
 
     from napari_cytomask._qt import sam2_widget
@@ -834,26 +835,32 @@ def test_a_refused_checkpoint_says_first_what_was_refused_in_view(
     viewer.window.add_dock_widget(widget)
     viewer.window._qt_window.resize(1280, 800)
     good = sam2_weights_of("facebook/sam2.1-hiera-tiny", tmp_path / "sam2.1_hiera_tiny.pt")
-    part = tmp_path / "no_decoder.pt"
     weights = torch.load(good)["model"]
-    torch.save({"model": {k: v for k, v in weights.items() if "mask_decoder" not in k}}, part)
-    picked = [good, str(part)]
+    picked = [good]
     monkeypatch.setattr(sam2_widget.QFileDialog, "getOpenFileName", lambda *a: (picked.pop(0), ""))
     widget.model.setCurrentText(sam2_widget.LOCAL)
     widget._browse()
-    widget._browse()
-    said = widget.status.text()
-    first = "no_decoder.pt is not used: SAM2 keeps sam2.1_hiera_tiny.pt. It seems saved from part"
-    assert said.startswith(first)
     area = widget.status.area
-    # As high as the text allows (a few lines), once laid out anew.
-    qtbot.waitUntil(lambda: area.height() == area.sizeHint().height(), timeout=5000)
-    why = said[: said.index(")") + 1]  # up to the weights missing
-    width = area.viewport().width()
-    wrapped = widget.status.fontMetrics().boundingRect(
-        QRect(0, 0, width, 10_000), Qt.TextFlag.TextWordWrap, why
-    )
-    assert wrapped.height() <= area.viewport().height()
+    for name, kept in [
+        ("no_decoder.pt", lambda k: "mask_decoder" not in k),
+        ("encoder.pt", lambda k: k.startswith("image_encoder.")),
+    ]:
+        part = tmp_path / name
+        torch.save({"model": {k: v for k, v in weights.items() if kept(k)}}, part)
+        picked.append(str(part))
+        widget._browse()
+        said = widget.status.text()
+        assert said.startswith(
+            f"{name} is not used: SAM2 keeps sam2.1_hiera_tiny.pt. It seems saved from part"
+        )
+        # As high as the text allows (a few lines), once laid out anew.
+        qtbot.waitUntil(lambda: area.height() == area.sizeHint().height(), timeout=5000)
+        why = said[: said.index(")") + 1]  # up to the weights missing
+        width = area.viewport().width()
+        wrapped = widget.status.fontMetrics().boundingRect(
+            QRect(0, 0, width, 10_000), Qt.TextFlag.TextWordWrap, why
+        )
+        assert wrapped.height() <= area.viewport().height(), said
 
 
 def test_a_unet_model_refused_says_where_it_goes_in_view(

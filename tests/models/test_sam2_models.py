@@ -162,13 +162,16 @@ def test_a_picked_checkpoint_needs_every_weight_of_the_model_it_fits(tiny, tmp_p
     def without(prefix):
         return {k: v for k, v in whole.items() if not k.startswith(prefix)}
 
-    for changed in [without("sam_mask_decoder."), without("image_encoder.trunk.blocks.5.mlp.")]:
+    for changed, part in [
+        (without("sam_mask_decoder."), "no mask decoder"),
+        (without("image_encoder.trunk.blocks.5.mlp."), "image encoder incomplete"),
+    ]:
         torch.save({"model": changed}, path)
         with pytest.raises(CheckpointError) as caught:
             identify_sam2_checkpoint(path)
         assert str(caught.value) == (
-            "mine.pt seems saved from part of facebook/sam2.1-hiera-tiny "
-            f"({len(whole.keys() - changed.keys())} weights missing); pick a whole checkpoint, "
+            f"mine.pt seems saved from part of facebook/sam2.1-hiera-tiny ({part}: "
+            f"{len(whole.keys() - changed.keys())} weights missing); pick a whole checkpoint, "
             "such as sam2.1_hiera_tiny.pt."
         )
         assert mismatched_weights(tiny.state_dict(), changed)  # Segment's loading refuses it
@@ -196,6 +199,35 @@ def test_a_picked_checkpoint_needs_every_weight_of_the_model_it_fits(tiny, tmp_p
     assert {k: (v.shape, v.dtype) for k, v in expected.items()} == {
         k: (v.shape, v.dtype) for k, v in tiny.state_dict().items()
     }
+
+
+def test_the_image_encoder_alone_is_said_to_be_part_of_a_model_of_either_version(tiny, tmp_path):
+    """SAM2.1 is told from SAM2 by weights outside the image encoder: a file of the image
+    encoder's weights alone was said to be part of facebook/sam2-hiera-tiny, and
+    sam2_hiera_tiny.pt was advised, for weights of SAM2.1 (or SAM2) tiny; loaded with its
+    configuration (cytomask segment), to be "a checkpoint of facebook/sam2-hiera-tiny", with
+    the advice to choose that configuration."""
+    whole = {k: v.new_zeros(1).expand(v.shape) for k, v in tiny.state_dict().items()}
+    encoder = {k: v for k, v in whole.items() if k.startswith("image_encoder.")}
+    path = tmp_path / "encoder.pt"
+    torch.save({"model": encoder}, path)
+    for check in (identify_sam2_checkpoint, lambda path: load_sam2_weights(tiny, path, TINY)):
+        with pytest.raises(CheckpointError) as caught:
+            check(path)
+        assert str(caught.value) == (
+            "encoder.pt seems saved from part of a SAM2 or SAM2.1 model (no prompt encoder, "
+            "mask decoder or memory modules); pick a whole checkpoint, such as "
+            "sam2_hiera_tiny.pt or sam2.1_hiera_tiny.pt."
+        )
+    # With a weight of SAM2.1's own, it is told, and so is how many are missing.
+    torch.save({"model": {**encoder, "no_obj_embed_spatial": whole["no_obj_embed_spatial"]}}, path)
+    with pytest.raises(CheckpointError) as caught:
+        identify_sam2_checkpoint(path)
+    assert str(caught.value) == (
+        "encoder.pt seems saved from part of facebook/sam2.1-hiera-tiny (no prompt encoder or "
+        f"mask decoder; memory modules incomplete: {len(whole) - len(encoder) - 1} weights "
+        "missing); pick a whole checkpoint, such as sam2.1_hiera_tiny.pt."
+    )
 
 
 def test_a_later_pick_reads_no_sam2_configuration_again(tiny, tmp_path, monkeypatch):

@@ -330,6 +330,9 @@ def load_sam2_weights(model, checkpoint: str | Path, config: str = "") -> None:
     state = _read_weights(path)
     mismatch = mismatched_weights(model.state_dict(), state)
     if mismatch:
+        partial = _part_of_a_model(path, state)
+        if partial is not None:  # no configuration makes it whole
+            raise partial
         guess = guess_model(state)
         which = (
             f"it seems to be a checkpoint of {guess}"
@@ -356,7 +359,8 @@ def identify_sam2_checkpoint(path: str | Path) -> str:
     ------
     CheckpointError
         For a file that holds no SAM2 model's weights, saying what it is, or not just the
-        weights of the model it fits: some missing (saved from part of it), or more or
+        weights of the model it fits: some missing (saved from part of it, the parts
+        missing named, and SAM2 or SAM2.1 only where the part tells), or more or
         differently shaped ones (another network's, a modified model's).
     """
     path = Path(path)
@@ -368,22 +372,91 @@ def identify_sam2_checkpoint(path: str | Path) -> str:
             "none of them); pick a SAM2 checkpoint, such as sam2.1_hiera_tiny.pt."
         )
     config, published = HF_MODELS[model]
-    expected = _expected_weights(config)
-    mismatch = mismatched_weights(expected, state)
+    mismatch = mismatched_weights(_expected_weights(config), state)
     if not mismatch:
         return model
-    held = {name: weight for name, weight in expected.items() if name in state}
-    if mismatched_weights(held, state) is None:  # what it holds fits: weights are missing
-        missing = len(expected.keys() - state.keys())
-        raise CheckpointError(
-            f"{path.name} seems saved from part of {model} ({missing} weights missing); "
-            f"pick a whole checkpoint, such as {published}."
-        )
+    partial = _part_of_a_model(path, state)
+    if partial is not None:
+        raise partial
     # What to do before the counts, which say more to whoever made the file.
     raise CheckpointError(
         f"{path.name} holds weights of another network or of a modified model; pick a "
         f"published checkpoint, such as {published}. (Compared with {model}: {mismatch}.)"
     )
+
+
+def _part_of_a_model(path: Path, state: dict) -> CheckpointError | None:
+    """The refusal of the weights ``state`` of a file when they are part of a SAM2 network
+    (what they hold fits it, weights are missing), naming the parts missing; else None.
+
+    SAM2.1 is told from SAM2 by weights of its own (no_obj_embed_spatial…): a part without
+    them, the image encoder's say, fits either, and is not named as one of them.
+    """
+    encoder = _signature_of_state(state)
+    if encoder is None:
+        return None
+    fits = [
+        model
+        for model, (config, _) in HF_MODELS.items()
+        if _signature_of_config(config)[:2] == encoder[:2]
+        and _holds_part(_expected_weights(config), state)
+    ]
+    if not fits:
+        return None
+    # Said of the one it lacks least of: SAM2.1 has three weights more than SAM2.
+    expected = min((_expected_weights(HF_MODELS[fit][0]) for fit in fits), key=len)
+    missing = len(expected.keys() - state.keys())
+    if not missing:  # a whole model's
+        return None
+    lacks = _parts_missing(expected, state)
+    if len(fits) > 1:
+        which = "a SAM2 or SAM2.1 model"  # not counted: SAM2.1 would lack three more
+    else:
+        which, lacks = fits[0], f"{lacks}: {missing} weights missing"
+    published = " or ".join(HF_MODELS[fit][1] for fit in fits)
+    return CheckpointError(
+        f"{path.name} seems saved from part of {which} ({lacks}); pick a whole checkpoint, "
+        f"such as {published}."
+    )
+
+
+def _holds_part(expected: dict, state: dict) -> bool:
+    """Whether the weights ``state`` are some of the ``expected`` ones, with their shapes."""
+    return mismatched_weights({k: v for k, v in expected.items() if k in state}, state) is None
+
+
+#: The parts of a SAM2 network a message names, by the first name of their weights; the
+#: others (memory attention and encoder, object pointers…) are the memory it tracks
+#: objects with in videos, loaded with the model all the same.
+_PARTS = {
+    "image_encoder": "image encoder",
+    "sam_prompt_encoder": "prompt encoder",
+    "sam_mask_decoder": "mask decoder",
+}
+_MEMORY = "memory modules"
+
+
+def _parts_missing(expected: dict, state: dict) -> str:
+    """The parts of a SAM2 network of which the weights ``state`` lack some of the
+    ``expected`` ones: "no mask decoder or memory modules", "image encoder incomplete"."""
+
+    def parts(names) -> set[str]:
+        return {_PARTS.get(name.split(".")[0], _MEMORY) for name in names}
+
+    lacking, held = parts(expected.keys() - state.keys()), parts(state)
+    absent, incomplete = (
+        [part for part in (*_PARTS.values(), _MEMORY) if part in which]
+        for which in (lacking - held, lacking & held)
+    )
+    said = [f"no {_listed(absent, 'or')}"] if absent else []
+    if incomplete:
+        said.append(f"{_listed(incomplete, 'and')} incomplete")
+    return "; ".join(said)
+
+
+def _listed(words: list[str], conjunction: str) -> str:
+    """Words as a sentence lists them: "a", "a or b", "a, b or c"."""
+    return f" {conjunction} ".join(filter(None, (", ".join(words[:-1]), words[-1])))
 
 
 @functools.cache
