@@ -1068,25 +1068,29 @@ def test_a_run_stopped_as_it_chose_its_thresholds_is_finished_by_resume(
     assert read_description(tmp_path / "cut.safetensors")["training"]["finished"] is True
 
 
-def test_a_run_on_a_gpu_keeps_that_gpus_random_state(monkeypatch):
+@pytest.mark.parametrize("gpu", [torch.device("cuda", 1), torch.device("mps")], ids=str)
+def test_a_run_on_a_gpu_keeps_that_gpus_random_state(monkeypatch, gpu):
     """A resumed GPU run restarted the GPU's random draws (efficientnet's drop-connect):
-    only numpy's and the CPU's states were kept. (No GPU here: the GPU's state is a
-    stand-in; the CPU's and numpy's are real.)"""
+    only numpy's and the CPU's states were kept, and once CUDA's was, an Apple GPU's (mps)
+    still was not. (No GPU here: the GPU's state is a stand-in; the CPU's and numpy's are
+    real.)"""
     from napari_cytomask.models.training import _random_state, _restore_random_state
 
     kept, restored = torch.tensor([7, 8, 9], dtype=torch.uint8), []
-    monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device: kept)
-    monkeypatch.setattr(torch.cuda, "set_rng_state",
-                        lambda state, device: restored.append((state, device)))  # fmt: skip
-    gpu, rng = torch.device("cuda", 1), np.random.default_rng(3)
+    module = getattr(torch, gpu.type)
+    monkeypatch.setattr(module, "get_rng_state", lambda device=gpu: kept)
+    monkeypatch.setattr(module, "set_rng_state",
+                        lambda state, device=gpu: restored.append((state, device)))  # fmt: skip
+    rng = np.random.default_rng(3)
     state = _random_state(rng, gpu)
     expected = (rng.random(), torch.rand(2))
     _restore_random_state(state, rng, gpu)
     assert restored == [(kept, gpu)]
     assert (rng.random(), *torch.rand(2)) == (expected[0], *expected[1])
     # On the CPU, and from a state saved before the GPU's was kept: the GPU's is left.
-    assert _random_state(rng, torch.device("cpu"))["cuda_rng"] is None
-    del state["cuda_rng"]
+    key = f"{gpu.type}_rng"
+    assert _random_state(rng, torch.device("cpu"))[key] is None
+    del state[key]
     _restore_random_state(state, rng, gpu)
     assert len(restored) == 1
 

@@ -1673,12 +1673,13 @@ def _summary(samples: Sequence[TrainingSample]) -> dict:
 
 def _random_state(rng: np.random.Generator, device: torch.device) -> dict:
     """What a resumed run needs to draw the same random numbers: the crops' (numpy),
-    PyTorch's on the CPU and, training on a GPU, that GPU's (efficientnet's drop-connect
-    draws there)."""
+    PyTorch's on the CPU and, training on a GPU (CUDA's, or an Apple GPU's), that GPU's
+    (efficientnet's drop-connect draws there)."""
     return {
         "numpy_rng": rng.bit_generator.state,
         "torch_rng": torch.get_rng_state(),
         "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+        "mps_rng": torch.mps.get_rng_state() if device.type == "mps" else None,
     }
 
 
@@ -1689,6 +1690,8 @@ def _restore_random_state(state: dict, rng: np.random.Generator, device: torch.d
     torch.set_rng_state(state["torch_rng"])
     if device.type == "cuda" and state.get("cuda_rng") is not None:
         torch.cuda.set_rng_state(state["cuda_rng"], device)
+    if device.type == "mps" and state.get("mps_rng") is not None:
+        torch.mps.set_rng_state(state["mps_rng"])
 
 
 def _own_random_state(generator_function):
