@@ -984,7 +984,9 @@ def test_cancel_and_errors(make_napari_viewer_proxy, qtbot, monkeypatch, tmp_pat
     assert trainer.status.text() == (
         f"Saved {tmp_path / 'cancelled.safetensors'}. No image was left for validation: the "
         "epoch with the lowest training loss was kept, and the thresholds stay at their "
-        "defaults; train on more images to have them chosen. cancelled.training-state.pt "
+        "defaults; train on more images to have them chosen. The model saved is that of "
+        f"epoch {trainer.result.description['training']['best_epoch']}: the one with the "
+        "lowest training loss. cancelled.training-state.pt "
         f"({state_path(kept).stat().st_size / 1e6:.0f} MB) beside it lets Resume from train it "
         "further; delete it when you will not."
     )
@@ -2626,7 +2628,7 @@ def test_a_colour_picture_is_fine_tuned_on_in_grey(make_napari_viewer_proxy):
 def test_training_in_the_dock_can_be_given_a_time_limit(make_napari_viewer_proxy, tmp_path):
     """`cytomask train --time-limit` had no counterpart in the dock: a biologist who could
     spare ten minutes had to work out epochs and steps from the estimate."""
-    from napari_cytomask.models.training import TrainingResult
+    from napari_cytomask.models.training import TrainingResult, saved_epoch_note
 
     viewer = make_napari_viewer_proxy()
     _labelled_layers(viewer)
@@ -2647,10 +2649,24 @@ def test_training_in_the_dock_can_be_given_a_time_limit(make_napari_viewer_proxy
     (args,) = started
     (settings,) = [a for a in args if type(a).__name__ == "TrainingSettings"]
     assert settings.time_limit == 600
-    # Its summary says where it stopped.
-    training = {"epochs_done": 3, "settings": {"epochs": 50, "time_limit": 600}}
-    trainer._on_result(TrainingResult(tmp_path / "m.safetensors", {"training": training}))
-    assert "It stopped at the time limit (10 min) after 3 of 50 epochs." in trainer.summary
+    # Its summary says where it stopped, and which epoch's network it saved: that of an
+    # epoch the limit cut short, as `cytomask train` says it (the dock did not).
+    training = {
+        "epochs_done": 3,
+        "best_epoch": 3,
+        "best_steps_in_epoch": 40,
+        "history": [{"epoch": 3, "steps_in_epoch": 40}],
+        "settings": {"epochs": 50, "steps_per_epoch": 100, "time_limit": 600},
+    }
+    scores = {"validation": {"mean_average_f1": 0.5}}
+    result = TrainingResult(tmp_path / "m.safetensors", {"training": training, "scores": scores})
+    trainer._on_result(result)
+    assert (
+        "It stopped at the time limit (10 min) after 3 of 50 epochs, the last cut short at step "
+        "40 of 100. The model saved is that of epoch 3 up to step 40 of 100, where the time "
+        "limit cut it short: the best on the validation images (mean-average F1 0.500)."
+    ) in trainer.summary
+    assert saved_epoch_note(result.description) in trainer.status.text()
 
 
 def test_a_models_result_is_trained_on_only_where_it_was_corrected(

@@ -2058,7 +2058,13 @@ class UNetTrainWidget(StepWidget, QWidget):
         self.canvas.draw_idle()
 
     def _on_result(self, result) -> None:
-        from ..models.training import kept_start_note, state_note, time_limit_note, tuned_note
+        from ..models.training import (
+            kept_start_note,
+            saved_epoch_note,
+            state_note,
+            time_limit_note,
+            tuned_note,
+        )
 
         self.result = result
         self.resume.clear()  # the run is finished: Train again starts a new one
@@ -2102,6 +2108,10 @@ class UNetTrainWidget(StepWidget, QWidget):
         if stopped := time_limit_note(result):
             text += f" {stopped}"
             headline += f" {stopped}"
+        # As `cytomask train` says it: which epoch's network was kept, the part of one the
+        # time limit cut short included.
+        if saved := saved_epoch_note(result.description):
+            text += f" {saved}"
         split = training.get("split") or {}
         if training.get("held_back"):
             (part,) = split["validation"]
