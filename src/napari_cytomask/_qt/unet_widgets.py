@@ -147,6 +147,18 @@ TRAINING_DEFAULTS = {
 #: the GPU figure is assumed, not measured. While training runs, the time left comes
 #: from the measured steps instead.
 _SECONDS_PER_MEGAPIXEL = {"cpu": 24.0, "gpu": 0.05}
+#: Seconds per megapixel of validation images, for the same estimate: a pass of the
+#: network over them, and scoring the cells it finds at one setting of the thresholds,
+#: or at each of the about 70 that choosing them tries (on the CPU, whatever the device).
+#: Measured with the starter model on Usiigaci images (1 megapixel) on a busy 2-core Intel
+#: Xeon, where a validation took 11 s and choosing the thresholds 55 s; the GPU's network
+#: figure is assumed. Left out, a 5-step run was said to take 1 s, and took 101 s.
+_NETWORK_SECONDS_PER_MEGAPIXEL = {"cpu": 10.0, "gpu": 0.2}
+_SCORING_SECONDS_PER_MEGAPIXEL = 1.0
+_TUNING_SECONDS_PER_MEGAPIXEL = 20.0
+#: The network's passes over the validation images as the thresholds are chosen after
+#: the last epoch: the four flips of test-time augmentation, as segmenting predicts.
+_TUNING_PASSES = 4
 #: What the training status calls the network a fine-tuning run starts from (its epoch 0).
 _STARTING_MODEL = "Before the first epoch, the starting model"
 START_RANDOM, START_STARTER, START_CHECKPOINT = (
@@ -1477,6 +1489,13 @@ class UNetTrainWidget(StepWidget, QWidget):
 
         self.source.currentTextChanged.connect(self._show_source)
         self.start_from.currentTextChanged.connect(self._start_changed)
+        # What the estimate's validation takes: the images, and a starting model to score.
+        for changed in (
+            self.source.currentTextChanged,
+            self.mask_layer.currentIndexChanged,
+            self.start_from.currentTextChanged,
+        ):
+            changed.connect(self._update_estimate)
         # A start chosen by the user is a new run: the cancelled run offered in Resume from
         # would otherwise be continued instead, whatever Start from says.
         self.start_from.activated.connect(lambda _: self.resume.clear())
@@ -1553,27 +1572,62 @@ class UNetTrainWidget(StepWidget, QWidget):
         self.crop_size.setValue(defaults["crop_size"])
         self._update_estimate()
 
-    def estimated_seconds(self, epochs_done: int = 0) -> float:
-        """Rough training time of the shown settings on the chosen device (of the epochs
-        left after ``epochs_done``, those a resumed run had trained)."""
+    def estimated_seconds(self, epochs_done: int = 0, validation_megapixels: float = 0) -> float:
+        """Rough time of the shown settings on the chosen device, of the epochs left after
+        ``epochs_done`` (those a resumed run had trained): their training steps and, with
+        validation images of ``validation_megapixels``, validating each and choosing the
+        thresholds (see :meth:`_validation_seconds`)."""
         megapixels = self.batch_size.value() * self.crop_size.value() ** 2 / 1e6
-        steps = max(self.epochs.value() - epochs_done, 0) * self.steps.value()
-        return steps * megapixels * _SECONDS_PER_MEGAPIXEL[self._device_kind()]
+        epochs = max(self.epochs.value() - epochs_done, 0)
+        rate = _SECONDS_PER_MEGAPIXEL[self._device_kind()]
+        steps = epochs * self.steps.value() * megapixels * rate
+        return steps + self._validation_seconds(validation_megapixels, epochs, epochs_done)
+
+    def _validation_seconds(self, megapixels: float, epochs: int, epochs_done: int = 0) -> float:
+        """Rough time of validating ``epochs`` epochs on validation images of ``megapixels``
+        and choosing the thresholds after the last; a new fine-tuning run first chooses its
+        starting model's (without the flips) and scores it."""
+        network = _NETWORK_SECONDS_PER_MEGAPIXEL[self._device_kind()]
+        validating = network + _SCORING_SECONDS_PER_MEGAPIXEL
+        seconds = epochs * validating + _TUNING_PASSES * network + _TUNING_SECONDS_PER_MEGAPIXEL
+        fine_tuning = self.start_from.currentText() != START_RANDOM
+        if fine_tuning and not epochs_done and not typed_path(self.resume.text()):
+            seconds += network + _TUNING_SECONDS_PER_MEGAPIXEL + validating
+        return megapixels * seconds
+
+    def _validation_megapixels(self) -> float | None:
+        """Megapixels of the validation images the chosen mask layer gives (each of its
+        frames an image); None with folders, read only as training starts."""
+        mask = self.mask_layer.layer() if self.source.currentText() == "Layers" else None
+        if mask is None:
+            return None
+        *frames, height, width = resolution_level(mask)[0].shape
+        return _validated_megapixels([height * width] * math.prod(frames))
 
     def _update_estimate(self, *_) -> None:
         device = "the CPU" if self._device_kind() == "cpu" else "the GPU"
         seconds, limit = self.estimated_seconds(), self.time_limit.value() * 60
         steps = f"{self.epochs.value()} × {self.steps.value()} steps"
-        if limit and limit < seconds:
+        if 0 < limit < seconds:
+            # The limit counts the validations, but that of the epoch under way as it ends.
+            trained, epochs, each = limit, 1, "the epoch under way"
+            training = f"training to the time limit ({steps} would take about {duration(seconds)})"
+        else:
+            trained, epochs, each = seconds, self.epochs.value(), "each epoch"
+            training = f"training ({steps})"
+        validating = f"validating {each} and choosing the thresholds"
+        megapixels = self._validation_megapixels()
+        if megapixels is None:  # files not read yet: a figure to scale by their size
+            per = duration(self._validation_seconds(1, epochs))
             self.estimate.setText(
-                f"About {duration(limit)} on {device}, the time limit ({steps} would take "
-                f"about {duration(seconds)}), plus validating the epoch under way and "
-                "choosing the thresholds, timed as they run."
+                f"About {duration(trained)} on {device} {training}, plus {validating}: "
+                f"about {per} a megapixel of validation images."
             )
             return
+        rest = self._validation_seconds(megapixels, epochs)
         self.estimate.setText(
-            f"About {duration(seconds)} on {device} ({steps}), plus validating each epoch "
-            "and choosing the thresholds, timed as they run."
+            f"About {duration(trained + rest)} on {device}: {duration(trained)} {training}, "
+            f"and {duration(rest)} {validating}."
         )
 
     def _show_source(self, source: str) -> None:
@@ -1791,10 +1845,12 @@ class UNetTrainWidget(StepWidget, QWidget):
         )  # fmt: skip
         split = _split_said(samples, settings, description if resume else None)
         if settings.epochs > done and not stopped:
+            validated = _validated_megapixels([s.labels.size for s in samples])
             self.status.setText(
-                f"{split}: about {duration(self.estimated_seconds(done))} for the training "
-                "steps, then validation and threshold tuning. The best network so far is "
-                f"saved at the end of each epoch: {kept}.{_sentences(notes)}{resumed}"
+                f"{split}: about {duration(self.estimated_seconds(done, validated))}, of which "
+                f"{duration(self.estimated_seconds(done))} for the training steps, the rest "
+                "validating and choosing the thresholds. The best network so far is saved at "
+                f"the end of each epoch: {kept}.{_sentences(notes)}{resumed}"
             )
         else:  # its epochs trained or stopped early (cancelled as it chose them): thresholds
             self.status.setText(
@@ -2232,6 +2288,18 @@ def _corrected_only(mask, frames: int, notes: list[str]) -> list[int]:
             f"{', '.join(map(str, edits))}): the others hold the model's own cells."
         )
     return [i for i in every if i in edits]
+
+
+def _validated_megapixels(sizes: list[int]) -> float:
+    """Megapixels of the images of ``sizes`` (pixels) that the dock's split validates on:
+    of a lone image, the part held back (see :func:`~.training.hold_back_part`)."""
+    from ..models.training import DOCK_SPLIT, HELD_BACK, split_by_image
+
+    if len(sizes) == 1:
+        return HELD_BACK * sizes[0] / 1e6
+    # How many, by the split's rule; which ones goes by their names: at an average size.
+    validated = split_by_image([str(i) for i in range(len(sizes))], DOCK_SPLIT)["validation"]
+    return len(validated) * sum(sizes) / max(len(sizes), 1) / 1e6
 
 
 def _split_said(samples, settings, resumed: dict | None) -> str:
