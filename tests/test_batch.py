@@ -1228,3 +1228,39 @@ def test_a_results_record_or_export_is_the_preset_that_makes_it_again(
     assert made["pixel_size_um"] == [0.87, 0.87]
     assert main(others) == 0  # run again: the same settings, so both are skipped
     assert "2 of 2 input(s) already segmented with these settings" in capsys.readouterr().out
+
+
+def test_segment_says_when_fiji_would_round_its_labels_ids(
+    unet_file, tmp_path, capsys, monkeypatch
+):
+    """The export said that Fiji rounds a TIFF's ids over 16,777,216, but `cytomask segment`
+    wrote such TIFFs without a word. A run rarely numbers its cells so high: a stand-in
+    for the segmentation numbers two cells past it, and the TIFF and OME-TIFF each say so
+    with the input's notes; the OME-Zarr store, which Fiji does not open, does not."""
+    from napari_cytomask.pipeline import Segmented
+
+    def stitched(self, channels, **kwargs):
+        yield from ()  # no progress to report
+        labels = np.zeros(np.shape(channels[0]), np.uint32)
+        labels[2:6, 2:6], labels[8:12, 8:12] = 2**24 + 1, 2**24 + 2
+        if kwargs.get("labels_out") is not None:  # the chunked run's store
+            kwargs["labels_out"][:] = labels
+            labels = kwargs["labels_out"]
+        return Segmented(labels, confidence=None)
+
+    monkeypatch.setattr(Segmenter, "iter_run", stitched)
+    image = tmp_path / "tile.tif"
+    tifffile.imwrite(image, np.random.default_rng(0).integers(1, 4000, (32, 32), np.uint16))
+    common = ["segment", str(image), "-m", str(unet_file), "--scheduler", "synchronous",
+              "--threads", "1", "--overwrite"]  # fmt: skip
+    for fmt, name in (("tiff", "tile_unet_cells.tif"), ("ome-tiff", "tile_unet_cells.ome.tif")):
+        assert main([*common, "--format", fmt]) == 0
+        assert (
+            f"cytomask: note: {image}: {name} holds ids up to 16777218: napari and Python read "
+            "it exactly, but Fiji and ImageJ open it as 32-bit decimals, which round ids above "
+            "16,777,216 (two cells of nearby ids can become one); for Fiji, renumber the cells "
+            "1, 2, 3… and save them again."
+        ) in capsys.readouterr().err
+        assert tifffile.imread(tmp_path / name).max() == 2**24 + 2
+    assert main([*common, "--format", "ome-zarr"]) == 0
+    assert "Fiji" not in capsys.readouterr().err

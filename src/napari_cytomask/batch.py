@@ -515,6 +515,9 @@ def _segment_scan(
         write_json(job.record, record, overwrite=True, indent=2)
 
     digest = None  # of labels in memory: a chunked run's are too large to read again
+    # What the labels' file says of them (ids Fiji rounds): with this input's notes, not a
+    # worker's raw warning.
+    written: list[str] = []
     if chunked:
         from .io.omezarr import create_labels
 
@@ -560,7 +563,7 @@ def _segment_scan(
             keep_record(run, n_cells, finished=False)
             geometry = geometry_of(scan, run.labels.ndim)
             write_labels(output, run.labels, overwrite=True, positions=where.stage,
-                         position_names=where.names, **geometry)  # fmt: skip
+                         position_names=where.names, note=written.append, **geometry)  # fmt: skip
     try:
         keep_record(run, n_cells, finished=True)
     except WriteError as err:
@@ -593,7 +596,7 @@ def _segment_scan(
         reasons = [nothing_to_find(channel, run.min_size or 0) for channel in channels]
         empty = reasons[0] if all(reasons) else None
     unlike = "" if empty else unlike
-    note = " ".join(n for n in (seen, resampled, unlike, gone) if n)
+    note = " ".join(n for n in (seen, resampled, unlike, *written, gone) if n)
     return {"source": str(job.source), "output": str(output), "cells": n_cells,
             "seconds": seconds, "channels_used": used, "channel_guessed": guessed,
             "segmented_on": segmented_on,

@@ -1889,7 +1889,7 @@ def test_a_tiff_of_ids_fiji_rounds_is_written_exactly_and_said(tmp_path):
         "stitched.tif and stitched.ome.tif hold ids up to 16777218: napari and Python read "
         "them exactly, but Fiji and ImageJ open them as 32-bit decimals, which round ids "
         "above 16,777,216 (two cells of nearby ids can become one); for Fiji, renumber the "
-        "cells 1, 2, 3… and export them again."
+        "cells 1, 2, 3… and save them again."
     ]
     for name in ("stitched.tif", "stitched.ome.tif"):
         np.testing.assert_array_equal(tifffile.imread(tmp_path / name), cells)
@@ -1899,3 +1899,33 @@ def test_a_tiff_of_ids_fiji_rounds_is_written_exactly_and_said(tmp_path):
     wide = LabelsExport("wide", np.where(inside, cells.astype(np.uint64) + 2**32, 0))
     drain(exporting([exact, wide], tmp_path, formats=["tiff"], note=notes.append))
     assert len(notes) == 1 and "take 64 bits" in notes[0]
+
+
+@pytest.mark.parametrize("name", ["cells.tif", "cells.ome.tif"])
+def test_file_save_of_ids_fiji_rounds_says_so(tmp_path, name):
+    """The export said that Fiji rounds ids over 16,777,216 of a TIFF; napari's File > Save
+    of the same labels through the plugin wrote them without a word. It says so as napari
+    shows a writer's warnings, of a lazy layer too; ids Fiji holds exactly, and a PNG or
+    NumPy file, are not said to be rounded."""
+    import dask.array as da
+    from napari.layers import Labels
+
+    from napari_cytomask._writer import write_labels_layer
+
+    cells = np.zeros((8, 8), np.uint32)
+    cells[1:3, 1:3], cells[4:7, 4:7] = 2**24 + 1, 2**24 + 2
+    data, meta, _ = Labels(cells, name="stitched").as_layer_data_tuple()
+    said = (
+        f"{name} holds ids up to 16777218: napari and Python read it exactly, but Fiji and "
+        "ImageJ open it as 32-bit decimals, which round ids above 16,777,216 (two cells of "
+        "nearby ids can become one); for Fiji, renumber the cells 1, 2, 3… and save them again."
+    )
+    for labels in (data, da.from_array(data, chunks=4)):
+        with pytest.warns(UserWarning) as caught:
+            written = write_labels_layer(str(tmp_path / name), labels, meta)
+        assert [str(w.message) for w in caught] == [said]
+        np.testing.assert_array_equal(tifffile.imread(written[0]), cells)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        write_labels_layer(str(tmp_path / name), cells - 2 * (cells > 0), meta)  # up to 2**24
+        write_labels_layer(str(tmp_path / "cells.npy"), data, meta)

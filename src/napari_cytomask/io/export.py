@@ -60,7 +60,7 @@ from .layers import (
     pixel_size_um,
     time_step,
 )
-from .writers import FILE_FORMATS, FORMATS, LARGEST_ID_OPENED, format_for, label_writer
+from .writers import FILE_FORMATS, FORMATS, label_writer, rounded_in_fiji
 
 #: The packages whose versions a result records, from the dock as from the command line.
 _VERSIONED = (
@@ -1355,7 +1355,7 @@ def _export_into(
                 f"'{export.name}': {names}{more} left out, its other files written: "
                 f"{one_line(refused[0][1])}"
             )
-        if rounded := _rounded_in_fiji(export.labels, [path for path, _ in made]):
+        if rounded := rounded_in_fiji(export.labels, [path for path, _ in made]):
             note(rounded)
         written = {path for path, _ in made}
         kept = [(path, place) for path, place in plan.images if path in written]
@@ -1482,31 +1482,6 @@ def _cells_of(export: LabelsExport) -> tuple[LabelsExport, str]:
     if not said:
         return export, ""
     return replace(export, labels=labels), f"'{export.name}' {said}."
-
-
-#: The largest id Fiji and ImageJ open exactly from a TIFF: they hold 32-bit ids as 32-bit
-#: decimals (floats), whose whole numbers are exact up to 2**24 only.
-FIJI_EXACT_IDS = 2**24
-
-
-def _rounded_in_fiji(labels: np.ndarray, paths: Sequence[Path]) -> str:
-    """What to say of the TIFF files among ``paths``, of ``labels``, whose ids Fiji rounds
-    (over :data:`FIJI_EXACT_IDS`); ``""`` when there are none. Ids over
-    :data:`LARGEST_ID_OPENED`, which Fiji does not open at all, the writer says."""
-    tiffs = [path.name for path in paths if format_for(path) in ("tiff", "ome-tiff")]
-    if not tiffs or labels.dtype.itemsize < 4:  # 8 or 16 bits hold no such id
-        return ""
-    top = int(labels.max(initial=0))
-    if not FIJI_EXACT_IDS < top <= LARGEST_ID_OPENED:
-        return ""
-    one = len(tiffs) == 1
-    it = "it" if one else "them"
-    return (
-        f"{' and '.join(tiffs)} {'holds' if one else 'hold'} ids up to {top}: napari and "
-        f"Python read {it} exactly, but Fiji and ImageJ open {it} as 32-bit decimals, which "
-        f"round ids above {FIJI_EXACT_IDS:,} (two cells of nearby ids can become one); for "
-        "Fiji, renumber the cells 1, 2, 3… and export them again."
-    )
 
 
 def _earlier_record(provenance_file: Path, *, warn: bool = False) -> dict:

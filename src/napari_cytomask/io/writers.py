@@ -91,6 +91,9 @@ CHUNKED_ABOVE = 64_000_000
 #: The largest id Fiji and Bio-Formats (QuPath, OMERO) open: they read no 64-bit integers,
 #: and OME-TIFF holds none.
 LARGEST_ID_OPENED = int(np.iinfo(np.uint32).max)
+#: The largest id Fiji and ImageJ open exactly from a TIFF: they hold 32-bit ids as 32-bit
+#: decimals (floats), whose whole numbers are exact up to 2**24 only.
+FIJI_EXACT_IDS = 2**24
 
 
 def format_for(path: str | os.PathLike) -> str:
@@ -113,6 +116,27 @@ def format_for(path: str | os.PathLike) -> str:
             f"Cannot tell the format of {Path(path).name!r}; use one of {', '.join(named)}."
         )
     return max(matches)[1]
+
+
+def rounded_in_fiji(labels, paths: Sequence[str | os.PathLike]) -> str:
+    """What to say of the TIFF files among ``paths``, of ``labels`` (written: not empty),
+    whose ids Fiji rounds (over :data:`FIJI_EXACT_IDS`); ``""`` when there are none. Ids
+    over :data:`LARGEST_ID_OPENED`, which Fiji does not open at all, :func:`label_writer`
+    says."""
+    tiffs = [Path(path).name for path in paths if format_for(path) in ("tiff", "ome-tiff")]
+    if not tiffs or np.dtype(labels.dtype).itemsize < 4:  # 8 or 16 bits hold no such id
+        return ""
+    top = int(np.max(labels))  # not .max(initial=0): a lazy layer's dask array takes none
+    if not FIJI_EXACT_IDS < top <= LARGEST_ID_OPENED:
+        return ""
+    one = len(tiffs) == 1
+    it = "it" if one else "them"
+    return (
+        f"{' and '.join(tiffs)} {'holds' if one else 'hold'} ids up to {top}: napari and "
+        f"Python read {it} exactly, but Fiji and ImageJ open {it} as 32-bit decimals, which "
+        f"round ids above {FIJI_EXACT_IDS:,} (two cells of nearby ids can become one); for "
+        "Fiji, renumber the cells 1, 2, 3… and save them again."
+    )
 
 
 def format_named(name: str) -> str:
@@ -177,7 +201,8 @@ def write_labels(
         Replace an existing file. Off by default: an existing file is an error.
     note
         Called with what the user should know of the file (a TIFF of ids over
-        :data:`LARGEST_ID_OPENED`, which Fiji does not open); by default a
+        :data:`LARGEST_ID_OPENED`, which Fiji does not open, or over
+        :data:`FIJI_EXACT_IDS`, which it rounds: :func:`rounded_in_fiji`); by default a
         :class:`UserWarning`.
 
     Returns
@@ -212,6 +237,8 @@ def write_labels(
         note=note,
     )
     write_atomically(path, writer, overwrite=overwrite)
+    if rounded := rounded_in_fiji(data, [path]):
+        (note or partial(warnings.warn, category=UserWarning, stacklevel=2))(rounded)
     return path
 
 
