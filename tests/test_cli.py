@@ -3718,3 +3718,58 @@ def test_an_output_named_with_a_separator_at_its_end_is_a_folder_made_for_the_mo
     (model,) = (tmp_path / "runs" / "new").glob("*.safetensors")
     assert capsys.readouterr().out.strip().splitlines()[-1] == str(model)
     assert not (tmp_path / "runs" / "new.safetensors").exists()
+
+
+def test_preset_of_a_dock_export_gives_the_pixel_size_typed_in_the_dock(
+    unet_checkpoint, tmp_path, capsys
+):
+    """`--preset` of a `cytomask segment` record gives the --pixel-size that run was given
+    again, but that of the export dock's provenance did not give the pixel size typed in
+    the dock (the file's lost, or wrong): the provenance recorded the size the U-Net used,
+    not that it was typed, and the image was segmented at its file's own pixels. It records
+    it as the run's record does; a size the U-Net read from the file is not given again."""
+    from dataclasses import asdict
+
+    from napari.layers import Image, Labels
+
+    from napari_cytomask.io.export import export_labels, from_layer
+    from napari_cytomask.io.layers import METADATA_KEY, model_record, result_metadata
+    from napari_cytomask.pipeline import UNetStep
+
+    model = unet_checkpoint(tile_size=128)
+    phase = make_tilescan(n_tiles=1, shape=(64, 64), seed=2).brightfield[0]
+    lost, sized = tmp_path / "lost.tif", tmp_path / "sized.tif"
+    tifffile.imwrite(lost, phase)
+    tifffile.imwrite(sized, phase, resolution=(1 / 1.2, 1 / 1.2), metadata={"unit": "um"},
+                     imagej=True)  # fmt: skip
+    cells = np.zeros((64, 64), np.uint16)
+    cells[8:20, 8:20] = 1
+    geometry = {"scale": (1.2, 1.2), "units": ("µm", "µm")}  # typed for lost.tif
+    # The U-Net settings a run of the dock records on its cells.
+    step = {**asdict(UNetStep(model=str(model), tta=False)), "pixel_size_um": (1.2, 1.2)}
+    step.pop("model")
+    for scan, typed in ((lost, 1.2), (sized, None)):
+        image = Image(phase, name=scan.stem, metadata={METADATA_KEY: {
+            "source": str(scan), "channel_index": 0, "role": "input"}}, **geometry)  # fmt: skip
+        made = result_metadata(image, method="unet", parameters=step,
+                               model=model_record(str(model), model))  # fmt: skip
+        out = tmp_path / scan.stem
+        export_labels([from_layer(Labels(cells, name="cells", metadata=made, **geometry))], out)
+        provenance = out / "cells_provenance.json"
+        capsys.readouterr()
+        argv = ["segment", str(scan), "--preset", str(provenance), "-o", str(out / "again"),
+                "--scheduler", "synchronous", "--threads", "1"]  # fmt: skip
+        assert main(argv) == 0
+        said = capsys.readouterr().err
+        again = json.loads((out / "again" / f"{scan.stem}_unet_cells.json").read_text())
+        assert again["options"]["pixel_size_um"] == typed
+        assert again["pixel_size_um"] == [1.2, 1.2]
+        if typed:
+            assert (
+                f"cytomask: note: pixels of 1.2 µm, as the run {provenance} records was given "
+                "them (--pixel-size gives others).\n"
+            ) in said
+        else:
+            assert "as the run" not in said
+        # In the form of the run's record.
+        assert json.loads(provenance.read_text())["options"] == {"pixel_size_um": typed}

@@ -1431,10 +1431,11 @@ def _note_another_model(preset: str, model: str) -> None:
 
 
 def _typed_pixel_size(preset: str) -> tuple[float | None, str]:
-    """The pixel size given (``--pixel-size``) to the run whose record is ``preset``, and
-    the image it was given for (its file's being wrong), which a run again with
-    ``--preset`` of the record would not know; ``(None, "")`` for a preset file, or a run
-    given none."""
+    """The pixel size given to the run whose record is ``preset`` (``--pixel-size``), or
+    to the U-Net run an export's provenance ``preset`` describes (typed in the dock; both
+    record it so), and the image it was given for (its file's being wrong), which a run
+    again with ``--preset`` of the record would not know; ``(None, "")`` for a preset
+    file, or a run given none."""
     try:
         record = json.loads(Path(preset).read_text(encoding="utf-8"))
         typed, source = record["options"]["pixel_size_um"], record["source"]

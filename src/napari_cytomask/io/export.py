@@ -49,7 +49,7 @@ from .atomic import (
     write_atomically,
     write_json,
 )
-from .files import ScanPositions, recorded_positions
+from .files import ScanPositions, file_pixel_size, recorded_positions
 from .layers import (
     frame_axes,
     frame_place,
@@ -294,7 +294,7 @@ _PROVENANCE_KINDS = {
     "frames_made": (list, str), "edited_by_hand": bool, "model": dict, "made_from": dict,
     "shape": (list, float), "scale": (list, float), "units": (list, str),
     "axis_labels": (list, str), "translate": (list, float), "versions": dict,
-    "labels_sha1": str, "position_names": (list, str), "labels_file": str,
+    "labels_sha1": str, "position_names": (list, str), "labels_file": str, "options": dict,
 }  # fmt: skip
 
 
@@ -1077,6 +1077,8 @@ def provenance(
         "channel_name": export.channel_name,
         "method": export.method,
         "parameters": dict(export.parameters),
+        # As `cytomask segment` records its --pixel-size: --preset of this file gives it again.
+        "options": {"pixel_size_um": _given_pixel_size(export)},
         "previewed_frames": dict(export.previewed_frames),
         "frames_made": None if export.frames_made is None else list(export.frames_made),
         "edited_by_hand": export.edited,
@@ -1094,6 +1096,25 @@ def provenance(
         "python": platform.python_version(),
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
+
+
+def _given_pixel_size(export: LabelsExport) -> float | None:
+    """The pixel size in µm the U-Net step that made ``export``'s labels was given where
+    their scan records none or another (typed under Pixel size in the dock), as ``cytomask
+    segment`` records its ``--pixel-size``; None where it took the scan's own, or where
+    that cannot be told (no U-Net step, pixels not square, the scan not there)."""
+    made, used = {"parameters": export.parameters, "made_from": export.made_from}, None
+    while isinstance(made, dict) and used is None:  # a split's: the U-Net run it split
+        settings = made.get("parameters")
+        used = settings.get("pixel_size_um") if isinstance(settings, dict) else None
+        made = made.get("made_from")
+    square = isinstance(used, list | tuple) and len(used) == 2 and used[0] == used[1]
+    if not (square and _is_kind(used[0], float) and export.source):
+        return None
+    if not os.path.exists(export.source):
+        return None  # moved since: whether it records that size is not known
+    own = file_pixel_size(export.source)
+    return None if own is not None and np.allclose(own, used) else float(used[0])
 
 
 def export_labels(
