@@ -980,8 +980,8 @@ def test_cancel_and_errors(make_napari_viewer_proxy, qtbot, monkeypatch, tmp_pat
     # One image leaves none for validation: no score to show, and the thresholds say why.
     assert trainer.status.text() == (
         f"Saved {tmp_path / 'cancelled.safetensors'}. No image was left for validation: the "
-        "epoch with the lowest training loss was kept, and the thresholds stay at their "
-        "defaults; train on more images to have them chosen. The model saved is that of "
+        "thresholds stay at their defaults; train on more images to have them chosen. The "
+        "model saved is that of "
         f"epoch {trainer.result.description['training']['best_epoch']}: the one with the "
         "lowest training loss. cancelled.training-state.pt "
         f"({state_path(kept).stat().st_size / 1e6:.0f} MB) beside it lets Resume from train it "
@@ -2702,6 +2702,12 @@ def test_the_estimate_counts_validating_and_choosing_the_thresholds(make_napari_
     assert trainer._validation_seconds(0.5, 1) > from_random
     assert trainer._validation_seconds(0.5, 1, epochs_done=1) == pytest.approx(from_random)
     assert trainer.estimate.text() != before
+    # A run typed into Resume from has scored its start already: the figure says so at once.
+    before = trainer.estimate.text()
+    trainer.resume.setText("earlier.safetensors")
+    assert trainer.estimate.text() != before
+    trainer.resume.clear()
+    assert trainer.estimate.text() == before
     # Images in folders are read as training starts: a figure per megapixel of them.
     trainer.source.setCurrentText("Folders")
     assert trainer.estimate.text() == (

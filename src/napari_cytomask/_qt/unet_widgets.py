@@ -1494,6 +1494,7 @@ class UNetTrainWidget(StepWidget, QWidget):
             self.source.currentTextChanged,
             self.mask_layer.currentIndexChanged,
             self.start_from.currentTextChanged,
+            self.resume.textChanged,  # a resumed run does not score its start first
         ):
             changed.connect(self._update_estimate)
         # A start chosen by the user is a new run: the cancelled run offered in Resume from
@@ -2129,10 +2130,10 @@ class UNetTrainWidget(StepWidget, QWidget):
         if "mean_average_f1" not in val:
             fine_tuned = (result.description.get("training") or {}).get("initialised_from")
             kept = "those of the model it started from" if fine_tuned else "at their defaults"
+            # Which epoch was kept, and why, the saved-epoch note below says.
             text = (
-                "No image was left for validation: the epoch with the lowest training loss "
-                f"was kept, and the thresholds stay {kept}; train on more images to have "
-                "them chosen."
+                f"No image was left for validation: the thresholds stay {kept}; train on "
+                "more images to have them chosen."
             )
         else:
             # With the thresholds it segments with: its epochs were compared at others (a
