@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -59,6 +60,7 @@ def write_labels_layer(path: str, data: Any, meta: dict) -> list[str]:
             positions=where.stage,
             position_names=where.names,
             overwrite=True,
+            note=_said,
         )
     except ValueError as err:
         raise LabelsNotSaved(str(err)) from err
@@ -75,6 +77,19 @@ def write_labels_layer(path: str, data: Any, meta: dict) -> list[str]:
             "the scan and settings that made them. Save again once that is mended."
         ) from err
     return [str(written)] + ([str(record)] if record else [])
+
+
+def _said(note: str) -> None:
+    """A note on the file saved (ids Fiji would round, or not open) shown in napari's
+    window: its Save dialog keeps a writer's warnings only to explain a save that failed,
+    so a warning of one that succeeded was never seen. Without a window that shows
+    napari's notifications (a script), a warning."""
+    from napari.utils.notifications import notification_manager, show_warning
+
+    if notification_manager.notification_ready.callbacks:
+        show_warning(note)
+    else:
+        warnings.warn(note, UserWarning, stacklevel=3)
 
 
 def _replaces_its_scan(path: str, layer) -> str | None:

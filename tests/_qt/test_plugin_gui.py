@@ -236,6 +236,36 @@ def test_the_save_dialog_names_what_the_plugins_writer_keeps(make_napari_viewer_
     np.testing.assert_array_equal(tifffile.imread(path), layer.data)
 
 
+def test_the_save_dialog_shows_that_fiji_would_round_the_ids(
+    make_napari_viewer_proxy, notifications, monkeypatch, tmp_path
+):
+    """File > Save Selected Layers of labels whose ids Fiji rounds (over 16,777,216) wrote
+    them without a word: the plugin's writer warned, and napari's Save dialog keeps a
+    writer's warnings only to explain a failed save. The note is a notification now."""
+    import numpy as np
+    import tifffile
+    from napari.plugins import _npe2
+    from qtpy.QtWidgets import QFileDialog
+
+    viewer = make_napari_viewer_proxy()
+    cells = np.zeros((8, 8), np.uint32)
+    cells[1:3, 1:3], cells[4:7, 4:7] = 2**24 + 1, 2**24 + 2
+    layer = viewer.add_labels(cells, name="stitched")
+    filters, _ = _npe2.file_extensions_string_for_layers([layer])
+    (ours,) = [e for e in filters.split(";;") if e.startswith("Cytomask")]
+    path = tmp_path / "stitched.tif"
+    # The person types the name and picks the plugin's entry in the dialog.
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(path), ours))
+    viewer.window._qt_viewer._save_layers_dialog(selected=True)
+    np.testing.assert_array_equal(tifffile.imread(path), cells)
+    assert [n for n in notifications if "Fiji" in n] == [
+        "stitched.tif holds ids up to 16777218: napari and Python read it exactly, but Fiji "
+        "and ImageJ open it as 32-bit decimals, which round ids above 16,777,216 (two cells "
+        "of nearby ids can become one); for Fiji, renumber the cells 1, 2, 3… and save them "
+        "again."
+    ]
+
+
 def _png_of_light(path):
     import imageio.v3 as iio
     import numpy as np

@@ -1902,15 +1902,22 @@ def test_a_tiff_of_ids_fiji_rounds_is_written_exactly_and_said(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["cells.tif", "cells.ome.tif"])
-def test_file_save_of_ids_fiji_rounds_says_so(tmp_path, name):
+def test_file_save_of_ids_fiji_rounds_says_so(tmp_path, monkeypatch, name):
     """The export said that Fiji rounds ids over 16,777,216 of a TIFF; napari's File > Save
-    of the same labels through the plugin wrote them without a word. It says so as napari
-    shows a writer's warnings, of a lazy layer too; ids Fiji holds exactly, and a PNG or
-    NumPy file, are not said to be rounded."""
+    of the same labels through the plugin wrote them without a word. Saved from a script,
+    with no napari window to show notifications, it says so as a warning, of a lazy layer
+    too (in napari's window, see the plugin's GUI tests); ids Fiji holds exactly, and a PNG
+    or NumPy file, are not said to be rounded."""
     import dask.array as da
     from napari.layers import Labels
+    from napari.utils.events import EventEmitter
+    from napari.utils.notifications import notification_manager
 
     from napari_cytomask._writer import write_labels_layer
+
+    # No window: nothing receives napari's notifications (an earlier test's Qt app would).
+    unheard = EventEmitter(source=notification_manager, type_name="notification_ready")
+    monkeypatch.setattr(notification_manager, "notification_ready", unheard)
 
     cells = np.zeros((8, 8), np.uint32)
     cells[1:3, 1:3], cells[4:7, 4:7] = 2**24 + 1, 2**24 + 2
