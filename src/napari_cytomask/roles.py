@@ -61,6 +61,16 @@ def source_of(layer: Layer) -> str | None:
     return layer_info(layer).get("source") or _opened_from(layer)
 
 
+def labels_file_of(layer: Layer) -> str | None:
+    """The file a result's labels were opened from (saved and opened again), which its
+    source, the scan it was computed from, does not name: the file of labels compared, as
+    ``cytomask evaluate`` records it. None where the layer is its source's own."""
+    opened = _opened_from(layer)
+    if not opened or os.path.abspath(opened) == os.path.abspath(source_of(layer) or ""):
+        return None
+    return os.path.abspath(opened)
+
+
 def files_of(layers) -> list[str]:
     """Every file ``layers`` came from: the one each records (the file its result was
     computed from) and the one napari opened it from, whichever reader it used."""

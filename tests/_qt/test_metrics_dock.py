@@ -1595,6 +1595,47 @@ def test_the_dock_and_cytomask_evaluate_record_the_same_files_and_channels(
     keys = ("source", "channel_index", "channel_name")
     for pair in (dock_pair, cli_pair):
         assert {side: tuple(pair[side][key] for key in keys) for side in named} == named
+        assert "labels_file" not in pair["prediction"]  # the file compared is its source
+    dock.runner.cancel()
+
+
+def test_a_result_opened_from_its_file_is_recorded_by_that_file_as_evaluate_does(
+    make_napari_viewer_proxy, qtbot, labels, tmp_path
+):
+    """A result exported and opened again is named by the scan it was made from: two
+    results of one scan (before and after correcting it, or of two models), compared in
+    the dock, could not be told apart in its record, where cytomask evaluate names the
+    file compared (``labels_file``)."""
+    import json
+
+    from napari_cytomask.cli import main
+    from napari_cytomask.io.export import LabelsExport, export_labels
+
+    masks = labels.astype(np.uint16)
+    tifffile.imwrite(tmp_path / "truth.tif", masks)
+    scan = str(tmp_path / "scan.tif")
+    tifffile.imwrite(scan, np.random.default_rng(0).integers(0, 4000, masks.shape, np.uint16))
+    found = np.where(masks == masks.max(), 0, masks)
+    made = LabelsExport(name="cells", labels=found, method="unet", source=scan,
+                        channel_index=0, channel_name="Phase")  # fmt: skip
+    export_labels([made], tmp_path / "out", formats=["tiff"], objects_csv=False)
+    result = str(tmp_path / "out" / "cells.tif")
+    viewer = make_napari_viewer_proxy()
+    viewer.open(tmp_path / "truth.tif", plugin="napari-cytomask")
+    viewer.open(result, plugin="napari-cytomask")
+    dock = MetricsDock(viewer)
+    qtbot.addWidget(dock)
+    dock.ground_truth_combo.setCurrentText("truth")
+    dock.prediction_combo.setCurrentText(viewer.layers[-1].name)
+    qtbot.waitUntil(lambda: dock.evaluation is not None, timeout=10_000)
+    dock.save_csv(tmp_path / "dock.csv")
+    argv = ["evaluate", "--pred", result, "--gt", str(tmp_path / "truth.tif")]
+    assert main([*argv, "-q", "-o", str(tmp_path / "cli.csv")]) == 0
+    keys = ("source", "channel_index", "channel_name", "labels_file")
+    for name in ("dock", "cli"):
+        record = json.loads((tmp_path / f"{name}_provenance.json").read_text(encoding="utf-8"))
+        (pair,) = record["pairs"]
+        assert tuple(pair["prediction"].get(key) for key in keys) == (scan, 0, "Phase", result)
     dock.runner.cancel()
 
 

@@ -68,6 +68,7 @@ from ..metrics.export import frame_cell, provenance
 from ..models.catalog import pixel_sizes
 from ..roles import (
     is_channel,
+    labels_file_of,
     lies_with,
     may_hold_ids,
     other_files,
@@ -1401,7 +1402,8 @@ def _made_frames(shape, layers, axes) -> tuple[np.ndarray | None, str]:
 def _compared_layer(layer) -> dict:
     """A layer compared, as the provenance of the metrics' CSV names it: its name, file and
     channel and, for a result, how it was made (:func:`~napari_cytomask.io.layers.origin`:
-    method, settings, model) with the versions that made it."""
+    method, settings, model) with the versions that made it, and the file of its labels
+    where it was opened from one (as ``cytomask evaluate`` records them)."""
     info = layer_info(layer)
     return {
         **origin(layer),
@@ -1409,6 +1411,8 @@ def _compared_layer(layer) -> dict:
         "channel_index": info.get("channel_index"),
         "channel_name": info.get("channel_name"),
         "versions": info.get("versions"),
+        # A result saved and opened again: which of the scan's results was compared.
+        **({"labels_file": file} if (file := labels_file_of(layer)) else {}),
     }
 
 
