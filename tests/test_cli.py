@@ -1547,6 +1547,21 @@ def test_export_of_results_that_share_a_file_name(folders, unet_checkpoint, tmp_
         assert record["labels_file"] == str(out / f"set{i}" / "raw_unet_cells.tif")
         header = (exported / f"set{i} raw_unet_cells_objects.csv").read_text().splitlines()[0]
         assert header.startswith("source_file,label,area,centroid_y")
+    # Evaluated, a segment result is named by its scan's channel as the plugin's reader
+    # names its layer (the metrics dock records that name): evaluate recorded None, its
+    # record giving the channel's index alone.
+    from napari_cytomask._reader import get_reader
+    from napari_cytomask.io.layers import METADATA_KEY
+
+    result = out / "set0" / "raw_unet_cells.tif"
+    ((_, kwargs, _),) = get_reader(str(result))(str(result))
+    shown = kwargs["metadata"][METADATA_KEY]["channel_name"]
+    assert shown == "raw"
+    evaluate = ["evaluate", "--pred", str(result), "--gt", str(data / "set0" / "mask.tif")]
+    assert main([*evaluate, "-q", "-o", str(tmp_path / "m.csv")]) == 0
+    record = json.loads((tmp_path / "m_provenance.json").read_text(encoding="utf-8"))
+    prediction = record["pairs"][0]["prediction"]
+    assert (prediction["channel_index"], prediction["channel_name"]) == (0, shown)
 
     (out / "set0" / "raw_unet_cells.json").write_text("[1, 2]")
     capsys.readouterr()

@@ -23,11 +23,11 @@ import numpy as np
 from .io.files import (
     ImageReadError,
     beyond_memory,
-    channel_named,
     in_memory,
     is_ome_zarr,
     open_scan,
     room_for_masks,
+    with_channel_named,
 )
 from .io.layers import METADATA_KEY, Scan, as_written, can_be_labels, named_as_masks
 from .io.tiff import LayerData, file_stem, is_tiff, named_like_tiff, read_tiff_stack
@@ -72,10 +72,7 @@ def _read(path: PathOrPaths) -> list[LayerData]:
         ((data, kwargs, kind),) = layers
         # In memory, as a step's result is: painting into it is then seen as an edit.
         data = np.asarray(data)
-        record = located_source(record, Path(paths[0]))
-        if record.get("channel_name") is None:  # a cytomask segment record names none
-            source, index = record.get("source"), record.get("channel_index")
-            record["channel_name"] = channel_named(source, index)
+        record = with_channel_named(located_source(record, Path(paths[0])))
         # Where it lay beside its scan (a plain TIFF cannot say): placed there again.
         translate = record.pop("translate")
         placed = {} if translate is None else {"translate": tuple(translate)}

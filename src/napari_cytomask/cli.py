@@ -1711,7 +1711,7 @@ def _evaluate_locked(args, pairs) -> int:
     import numpy as np
 
     from .io.export import reopened_result, result_record
-    from .io.files import read_labels, read_whole_hint, recorded_positions
+    from .io.files import read_labels, read_whole_hint, recorded_positions, with_channel_named
     from .io.layers import (
         compared_frame_axes,
         frame_key,
@@ -1749,8 +1749,9 @@ def _evaluate_locked(args, pairs) -> int:
                       "pixel, so their cells may not line up (is one calibrated wrongly, or "
                       "resampled?).", file=sys.stderr)  # fmt: skip
             # A result exported with only some of its frames made: the others are no cells.
-            reopened = reopened_result(pred_path, pred)
-            # A result's channel is that of the scan it was made from, which its record says.
+            reopened = with_channel_named(reopened_result(pred_path, pred))
+            # A result's channel is that of the scan it was made from, which its record says
+            # (by its name too, as the dock's layer of it: cytomask segment's by its index).
             pred_channel = {} if reopened else _labels_channel(pred_path, None, pred.shape)
             made = made_frames(pred.shape, reopened.get("frames_made"))
             # Made by a step (hand-drawn labels exported have no method), plane by plane.

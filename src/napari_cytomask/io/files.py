@@ -945,6 +945,16 @@ def channel_named(source: str | os.PathLike | None, index: int | None) -> str | 
     return next((c.name for c in channels if c.index == index), None)
 
 
+def with_channel_named(record: dict) -> dict:
+    """The ``record`` of a result opened again with the name of its scan's channel where
+    it gives the channel's index alone (a ``cytomask segment`` record), as the channel's
+    layer is named: the metrics dock and ``cytomask evaluate`` record the same name so."""
+    if not record or record.get("channel_name") is not None:
+        return record
+    source, index = record.get("source"), record.get("channel_index")
+    return {**record, "channel_name": channel_named(source, index)}
+
+
 class ScanPositions(NamedTuple):
     """Where each position of a scan lies, ``stage`` (``(y, x)`` in µm), and what it is
     called, ``names`` ("A1 site 3"), as its file records them; each None where it records
