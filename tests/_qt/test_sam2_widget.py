@@ -796,7 +796,7 @@ def test_a_file_of_no_sam2_model_is_refused_as_it_is_picked(
         (unet_checkpoint(), "It is a U-Net checkpoint of napari-cytomask, not SAM2 weights"),
         (cut, "It could not be read as a PyTorch file of weights (copied or downloaded in part"),
         (other, "It holds no weights of a SAM2 or SAM2.1 model"),
-        (part, "It seems saved from part of facebook/sam2.1-hiera-tiny"),
+        (part, "It is part of facebook/sam2.1-hiera-tiny"),
     ]:
         picked.append(str(path))
         widget.model.setCurrentText("facebook/sam2.1-hiera-small")
@@ -824,8 +824,9 @@ def test_a_refused_checkpoint_says_first_what_was_refused_in_view(
 ):
     """At 1280 x 800, a refusal 450 characters long ended with what SAM2 kept, below the
     lines the status shows, and the notification showed "no_decoder.pt seems to hold
-    weights of". The refusal, what is kept and why come first, in view without scrolling:
-    of part of a model that is told (no mask decoder) or not (the image encoder alone)."""
+    weights of". The refusal, what is kept and why come first, and what to do (a whole
+    checkpoint) is in view too, without scrolling: of part of a model that is told (no mask
+    decoder) or not (the image encoder alone), with a Hugging Face id kept."""
     from qtpy.QtCore import QRect, Qt
 
     from napari_cytomask._qt import sam2_widget
@@ -836,31 +837,36 @@ def test_a_refused_checkpoint_says_first_what_was_refused_in_view(
     viewer.window._qt_window.resize(1280, 800)
     good = sam2_weights_of("facebook/sam2.1-hiera-tiny", tmp_path / "sam2.1_hiera_tiny.pt")
     weights = torch.load(good)["model"]
-    picked = [good]
+    picked = []
     monkeypatch.setattr(sam2_widget.QFileDialog, "getOpenFileName", lambda *a: (picked.pop(0), ""))
-    widget.model.setCurrentText(sam2_widget.LOCAL)
-    widget._browse()
     area = widget.status.area
-    for name, kept in [
-        ("no_decoder.pt", lambda k: "mask_decoder" not in k),
-        ("encoder.pt", lambda k: k.startswith("image_encoder.")),
-    ]:
+
+    def refused(name, kept, keeps):
         part = tmp_path / name
         torch.save({"model": {k: v for k, v in weights.items() if kept(k)}}, part)
         picked.append(str(part))
         widget._browse()
         said = widget.status.text()
-        assert said.startswith(
-            f"{name} is not used: SAM2 keeps sam2.1_hiera_tiny.pt. It seems saved from part"
-        )
+        assert said.startswith(f"{name} is not used: SAM2 keeps {keeps}. It ") and (
+            "part of" in said and said.endswith("pick a whole checkpoint (sam2.1_hiera_tiny.pt).")
+        ), said
         # As high as the text allows (a few lines), once laid out anew.
         qtbot.waitUntil(lambda: area.height() == area.sizeHint().height(), timeout=5000)
-        why = said[: said.index(")") + 1]  # up to the weights missing
-        width = area.viewport().width()
         wrapped = widget.status.fontMetrics().boundingRect(
-            QRect(0, 0, width, 10_000), Qt.TextFlag.TextWordWrap, why
+            QRect(0, 0, area.viewport().width(), 10_000), Qt.TextFlag.TextWordWrap, said
         )
         assert wrapped.height() <= area.viewport().height(), said
+
+    def encoder(k):
+        return k.startswith("image_encoder.")
+
+    widget.model.setCurrentText(sam2_widget.LOCAL)
+    refused("sam21_tiny_encoder_only.pt", encoder, "facebook/sam2.1-hiera-tiny")
+    widget.model.setCurrentText(sam2_widget.LOCAL)
+    picked.append(good)
+    widget._browse()
+    refused("no_decoder.pt", lambda k: "mask_decoder" not in k, "sam2.1_hiera_tiny.pt")
+    refused("encoder.pt", encoder, "sam2.1_hiera_tiny.pt")
 
 
 def test_a_unet_model_refused_says_where_it_goes_in_view(

@@ -165,14 +165,15 @@ def test_a_picked_checkpoint_needs_every_weight_of_the_model_it_fits(tiny, tmp_p
     for changed, part in [
         (without("sam_mask_decoder."), "no mask decoder"),
         (without("image_encoder.trunk.blocks.5.mlp."), "image encoder incomplete"),
+        (without("memory_attention."), "memory modules incomplete"),  # named, nothing else lacks
     ]:
         torch.save({"model": changed}, path)
         with pytest.raises(CheckpointError) as caught:
             identify_sam2_checkpoint(path)
         assert str(caught.value) == (
-            f"mine.pt seems saved from part of facebook/sam2.1-hiera-tiny ({part}: "
-            f"{len(whole.keys() - changed.keys())} weights missing); pick a whole checkpoint, "
-            "such as sam2.1_hiera_tiny.pt."
+            f"mine.pt is part of facebook/sam2.1-hiera-tiny ({part}: "
+            f"{len(whole.keys() - changed.keys())} weights missing): pick a whole checkpoint "
+            "(sam2.1_hiera_tiny.pt)."
         )
         assert mismatched_weights(tiny.state_dict(), changed)  # Segment's loading refuses it
     for changed, says in [
@@ -215,18 +216,17 @@ def test_the_image_encoder_alone_is_said_to_be_part_of_a_model_of_either_version
         with pytest.raises(CheckpointError) as caught:
             check(path)
         assert str(caught.value) == (
-            "encoder.pt seems saved from part of a SAM2 or SAM2.1 model (no prompt encoder, "
-            "mask decoder or memory modules); pick a whole checkpoint, such as "
-            "sam2_hiera_tiny.pt or sam2.1_hiera_tiny.pt."
+            "encoder.pt is part of a SAM2 model (no prompt encoder or mask decoder): pick a "
+            "whole checkpoint (sam2.1_hiera_tiny.pt)."
         )
     # With a weight of SAM2.1's own, it is told, and so is how many are missing.
     torch.save({"model": {**encoder, "no_obj_embed_spatial": whole["no_obj_embed_spatial"]}}, path)
     with pytest.raises(CheckpointError) as caught:
         identify_sam2_checkpoint(path)
     assert str(caught.value) == (
-        "encoder.pt seems saved from part of facebook/sam2.1-hiera-tiny (no prompt encoder or "
-        f"mask decoder; memory modules incomplete: {len(whole) - len(encoder) - 1} weights "
-        "missing); pick a whole checkpoint, such as sam2.1_hiera_tiny.pt."
+        "encoder.pt is part of facebook/sam2.1-hiera-tiny (no prompt encoder or mask decoder: "
+        f"{len(whole) - len(encoder) - 1} weights missing): pick a whole checkpoint "
+        "(sam2.1_hiera_tiny.pt)."
     )
 
 

@@ -359,9 +359,9 @@ def identify_sam2_checkpoint(path: str | Path) -> str:
     ------
     CheckpointError
         For a file that holds no SAM2 model's weights, saying what it is, or not just the
-        weights of the model it fits: some missing (saved from part of it, the parts
-        missing named, and SAM2 or SAM2.1 only where the part tells), or more or
-        differently shaped ones (another network's, a modified model's).
+        weights of the model it fits: some missing (part of it, the parts missing named,
+        and SAM2 or SAM2.1 only where the part tells), or more or differently shaped ones
+        (another network's, a modified model's).
     """
     path = Path(path)
     state = _read_weights(path, mmap=True)
@@ -410,13 +410,14 @@ def _part_of_a_model(path: Path, state: dict) -> CheckpointError | None:
         return None
     lacks = _parts_missing(expected, state)
     if len(fits) > 1:
-        which = "a SAM2 or SAM2.1 model"  # not counted: SAM2.1 would lack three more
+        which = "a SAM2 model"  # SAM2 or SAM2.1, not counted: SAM2.1 would lack three more
     else:
         which, lacks = fits[0], f"{lacks}: {missing} weights missing"
-    published = " or ".join(HF_MODELS[fit][1] for fit in fits)
+    # One file named, the newest it fits (HF_MODELS lists SAM2.1 after SAM2): the dock says
+    # all of it, after what SAM2 keeps, in the four lines its status shows at 1280 x 800.
     return CheckpointError(
-        f"{path.name} seems saved from part of {which} ({lacks}); pick a whole checkpoint, "
-        f"such as {published}."
+        f"{path.name} is part of {which} ({lacks}): pick a whole checkpoint "
+        f"({HF_MODELS[fits[-1]][1]})."
     )
 
 
@@ -438,12 +439,15 @@ _MEMORY = "memory modules"
 
 def _parts_missing(expected: dict, state: dict) -> str:
     """The parts of a SAM2 network of which the weights ``state`` lack some of the
-    ``expected`` ones: "no mask decoder or memory modules", "image encoder incomplete"."""
+    ``expected`` ones: "no prompt encoder or mask decoder", "image encoder incomplete",
+    "no memory modules"."""
 
     def parts(names) -> set[str]:
         return {_PARTS.get(name.split(".")[0], _MEMORY) for name in names}
 
     lacking, held = parts(expected.keys() - state.keys()), parts(state)
+    if lacking - {_MEMORY}:  # the memory, for videos, is named where nothing else lacks:
+        lacking.discard(_MEMORY)  # the dock's few lines go to the parts that segment images
     absent, incomplete = (
         [part for part in (*_PARTS.values(), _MEMORY) if part in which]
         for which in (lacking - held, lacking & held)
