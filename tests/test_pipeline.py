@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 import zarr
 from skimage.io import imread
 
@@ -32,6 +33,20 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture(scope="module")
 def unet_file(unet_checkpoint):
     return unet_checkpoint(tile_size=64, seed=1)
+
+
+@pytest.fixture(scope="module")
+def sam2_file(small_sam2, tmp_path_factory):
+    """Writes a checkpoint of SAM2.1 tiny's weights, or of those ``kept``, each of one stored
+    number (small files): ``(name, kept) -> path``."""
+    weights = {k: v.new_zeros(1).expand(v.shape) for k, v in small_sam2.state_dict().items()}
+    folder = tmp_path_factory.mktemp("sam2")
+
+    def write(name: str, kept=lambda key: True):
+        torch.save({"model": {k: v for k, v in weights.items() if kept(k)}}, folder / name)
+        return folder / name
+
+    return write
 
 
 @pytest.fixture(scope="module")
@@ -181,7 +196,7 @@ def test_a_preset_can_come_through_a_pipe(tmp_path):
     writer.join()
 
 
-def test_check_finds_missing_models_before_any_work(tmp_path, unet_file, monkeypatch):
+def test_check_finds_missing_models_before_any_work(tmp_path, unet_file, sam2_file, monkeypatch):
     monkeypatch.setenv("CYTOMASK_UNET_DIR", str(tmp_path))
     Preset(unet=UNetStep(model=str(unet_file), overlap=16)).check()
     # The model's tiles (64 px) cannot overlap by the default 64 px.
@@ -197,19 +212,37 @@ def test_check_finds_missing_models_before_any_work(tmp_path, unet_file, monkeyp
         Preset(unet=UNetStep(model="moved")).check()  # a link to nothing is offered no more
     with pytest.raises(PresetError, match="neither a known Hugging Face id"):
         Preset(method="sam2", sam2=Sam2Step(model=str(tmp_path / "x.pt"))).check()
-    (tmp_path / "x.pt").write_bytes(b"PK\x03\x04")  # what torch.save writes starts so
-    with pytest.raises(PresetError, match="needs its configuration.*--sam2-config"):
-        Preset(method="sam2", sam2=Sam2Step(model=str(tmp_path / "x.pt"))).check()
+    with pytest.raises(PresetError, match="needs its configuration.*sam2.1-hiera-tiny.*--sam2"):
+        Preset(method="sam2", sam2=Sam2Step(model=str(sam2_file("x.pt")))).check()
 
 
-def test_check_refuses_an_unknown_sam2_configuration(tmp_path):
+def test_check_refuses_an_unknown_sam2_configuration(sam2_file):
     """A preset's sam2.config 'tiny' failed in every input's task with Hydra's words
     ("Cannot find primary config 'tiny'")."""
-    (tmp_path / "x.pt").write_bytes(b"PK\x03\x04")
+    model = str(sam2_file("x.pt"))
     for config in ("facebook/sam2.1-hiera-tiny", "configs/sam2.1/sam2.1_hiera_t.yaml"):
-        Preset(method="sam2", sam2=Sam2Step(model=str(tmp_path / "x.pt"), config=config)).check()
+        Preset(method="sam2", sam2=Sam2Step(model=model, config=config)).check()
     with pytest.raises(CheckpointError, match=r"^'tiny' is no SAM2 configuration: give the "):
-        Preset(method="sam2", sam2=Sam2Step(model=str(tmp_path / "x.pt"), config="tiny")).check()
+        Preset(method="sam2", sam2=Sam2Step(model=model, config="tiny")).check()
+
+
+@pytest.mark.parametrize("config", [None, "facebook/sam2.1-hiera-tiny"])
+def test_check_refuses_sam2_weights_that_do_not_load_before_any_input(sam2_file, config):
+    """cytomask segment with the image encoder's weights alone and their configuration said
+    in every input's task that the file was part of a model, then "all 2 inputs failed … fix
+    them"; without a configuration, it was asked for, where the dock tells what the file is.
+    Both are said once, before the inputs, as the dock says them; so are a whole model's
+    weights given with another model's configuration."""
+    encoder = sam2_file("encoder.pt", lambda key: key.startswith("image_encoder."))
+    with pytest.raises(CheckpointError) as caught:
+        Preset(method="sam2", sam2=Sam2Step(model=str(encoder), config=config)).check()
+    assert str(caught.value) == (
+        "encoder.pt is part of a SAM2 model (no prompt encoder or mask decoder): pick a whole "
+        "checkpoint (sam2.1_hiera_tiny.pt)."
+    )
+    whole = Sam2Step(model=str(sam2_file("whole.pt")), config="facebook/sam2-hiera-tiny")
+    with pytest.raises(CheckpointError, match=r"^whole.pt does not match the configuration "):
+        Preset(method="sam2", sam2=whole).check()
 
 
 @pytest.mark.parametrize("config", [None, "facebook/sam2.1-hiera-tiny"])
@@ -224,8 +257,10 @@ def test_check_says_what_a_file_given_as_sam2_weights_is_before_asking_its_confi
             Preset(method="sam2", sam2=Sam2Step(model=str(model), config=config)).check()
         return str(caught.value)
 
-    assert check(unet_file).startswith(
-        f"{unet_file.name} is a U-Net checkpoint of napari-cytomask, not SAM2 weights"
+    # The dock's advice (the U-Net's Model) is the command line's -m here.
+    assert check(unet_file) == (
+        f"{unet_file.name} is a U-Net checkpoint of napari-cytomask, not SAM2 weights: give it "
+        "with -m, for --method unet or sam2_guided."
     )
     (tmp_path / "notes.safetensors").write_text("not a checkpoint")
     assert check(tmp_path / "notes.safetensors").startswith(

@@ -206,7 +206,8 @@ class Preset:
             _check_split(self.split)
 
     def check(self, steps: Sequence[str] = ("unet", "sam2")) -> None:
-        """Check that the models of ``steps`` exist and fit, without loading their weights.
+        """Check that the models of ``steps`` exist and fit, without loading their weights
+        (a SAM2 checkpoint's are compared by their names and shapes).
 
         Raises
         ------
@@ -215,7 +216,13 @@ class Preset:
         """
         from .models.checkpoint import config_of, read_description
         from .models.inference import check_overlap
-        from .models.sam2_models import DEFAULT_MODEL, HF_MODELS, check_sam2_config, check_sam2_file
+        from .models.sam2_models import (
+            HF_MODELS,
+            check_sam2_checkpoint,
+            check_sam2_config,
+            check_sam2_file,
+            identify_sam2_checkpoint,
+        )
 
         if self.unet is not None and "unet" in steps:
             config = config_of(read_description(resolve_unet(self.unet.model)))
@@ -224,21 +231,25 @@ class Preset:
             except ValueError as err:
                 raise PresetError(str(err)) from None
         if self.sam2 is not None and "sam2" in steps and self.sam2.model not in HF_MODELS:
-            if not Path(self.sam2.model).expanduser().is_file():
+            checkpoint = Path(self.sam2.model).expanduser()
+            if not checkpoint.is_file():
                 raise PresetError(
                     f"SAM2 model {self.sam2.model!r} is neither a known Hugging Face id "
                     f"({', '.join(HF_MODELS)}) nor a checkpoint file."
                 )
             # What the file is first: a U-Net checkpoint or a text file needs no configuration.
-            check_sam2_file(Path(self.sam2.model).expanduser())
+            check_sam2_file(checkpoint, "give it with -m, for --method unet or sam2_guided")
             if not self.sam2.config:
+                # Nor does part of a model, or another network's: told as the dock tells it.
+                fits = identify_sam2_checkpoint(checkpoint)
                 raise PresetError(
                     f"the SAM2 checkpoint {self.sam2.model} needs its configuration: the "
-                    "Hugging Face id of the model it was made from, e.g. "
-                    f"{DEFAULT_MODEL} (--sam2-config on the command line, sam2.config in a "
-                    "preset)."
+                    f"Hugging Face id of the model it was made from (its weights fit {fits}): "
+                    "--sam2-config on the command line, sam2.config in a preset."
                 )
             check_sam2_config(self.sam2.config)
+            # Weights that do not load stop the run here, once, not in each input's task.
+            check_sam2_checkpoint(checkpoint, self.sam2.config)
 
     def with_model_settings(self) -> Preset:
         """This preset with the U-Net post-processing settings it leaves open (``None``)

@@ -274,10 +274,18 @@ def build_sam2_model(
 _TORCH_SIGNATURES = (b"PK\x03\x04", b"\x80")
 
 
-def check_sam2_file(path: str | Path) -> None:
+def check_sam2_file(path: str | Path, unet_advice: str = "open it as the U-Net's Model") -> None:
     """Check that ``path`` may be a SAM2 checkpoint, from what it is and its first bytes.
 
     Reads no weights: asked before any work, and before its configuration is asked for.
+
+    Parameters
+    ----------
+    path
+        The file given as SAM2's weights.
+    unet_advice
+        Where a U-Net checkpoint goes instead, in the words of the caller (the dock's by
+        default): the refusal says it after what the file is.
 
     Raises
     ------
@@ -302,8 +310,8 @@ def check_sam2_file(path: str | Path) -> None:
     else:
         raise CheckpointError(
             # Short: the dock says it after what SAM2 keeps, in the few lines its status shows.
-            f"{path.name} is a U-Net checkpoint of napari-cytomask, not SAM2 weights: open it "
-            "as the U-Net's Model."
+            f"{path.name} is a U-Net checkpoint of napari-cytomask, not SAM2 weights: "
+            f"{unet_advice}."
         )
     with open(path, "rb") as fh:
         if not fh.read(4).startswith(_TORCH_SIGNATURES):
@@ -328,25 +336,47 @@ def load_sam2_weights(model, checkpoint: str | Path, config: str = "") -> None:
     """
     path = Path(checkpoint)
     state = _read_weights(path)
-    mismatch = mismatched_weights(model.state_dict(), state)
-    if mismatch:
-        partial = _part_of_a_model(path, state)
-        if partial is not None:  # no configuration makes it whole
-            raise partial
-        guess = guess_model(state)
-        which = (
-            f"it seems to be a checkpoint of {guess}"
-            if guess
-            else "it matches none of the SAM2 and SAM2.1 models"
-        )
-        # Named as the user chose it: by the model id whose configuration it is.
-        chosen = next((name for name, (yaml, _) in HF_MODELS.items() if yaml == config), config)
-        raise CheckpointError(
-            f"{path.name} does not match the configuration {chosen or 'of this model'}: {which} "
-            f"({mismatch}). Choose the configuration (or model id) that the checkpoint was "
-            "trained with."
-        )
+    _check_fits(path, state, model.state_dict(), config)
     model.load_state_dict(state)
+
+
+def check_sam2_checkpoint(checkpoint: str | Path, config: str) -> None:
+    """Check that a checkpoint's weights load into the network of ``config`` (a sam2
+    configuration or a Hugging Face id), as :func:`load_sam2_weights` checks them, by their
+    names and shapes only (the file memory-mapped, no model built): a file that cannot be
+    loaded is said once, before any image is segmented with it.
+
+    Raises
+    ------
+    CheckpointError
+        As :func:`load_sam2_weights` would.
+    """
+    path, config = Path(checkpoint), _configuration(config)
+    _check_fits(path, _read_weights(path, mmap=True), _expected_weights(config), config)
+
+
+def _check_fits(path: Path, state: dict, expected: dict, config: str) -> None:
+    """Refuse the weights ``state`` of a file where they are not the ``expected`` ones of
+    the network of the sam2 configuration ``config``, saying which model they seem for."""
+    mismatch = mismatched_weights(expected, state)
+    if not mismatch:
+        return
+    partial = _part_of_a_model(path, state)
+    if partial is not None:  # no configuration makes it whole
+        raise partial
+    guess = guess_model(state)
+    which = (
+        f"it seems to be a checkpoint of {guess}"
+        if guess
+        else "it matches none of the SAM2 and SAM2.1 models"
+    )
+    # Named as the user chose it: by the model id whose configuration it is.
+    chosen = next((name for name, (yaml, _) in HF_MODELS.items() if yaml == config), config)
+    raise CheckpointError(
+        f"{path.name} does not match the configuration {chosen or 'of this model'}: {which} "
+        f"({mismatch}). Choose the configuration (or model id) that the checkpoint was "
+        "trained with."
+    )
 
 
 def identify_sam2_checkpoint(path: str | Path) -> str:
@@ -663,6 +693,9 @@ def _build_from_source(source: str, device: torch.device, config: str | None):
             f"{Path(source).name} is a local checkpoint: also choose its configuration "
             f"(one of {sorted(cfg for cfg, _ in HF_MODELS.values())})."
         )
-    return build_sam2_model(
-        HF_MODELS[config][0] if config in HF_MODELS else config, checkpoint=source, device=device
-    )
+    return build_sam2_model(_configuration(config), checkpoint=source, device=device)
+
+
+def _configuration(config: str) -> str:
+    """The sam2 configuration of ``config``: a Hugging Face id's, or ``config`` itself."""
+    return HF_MODELS[config][0] if config in HF_MODELS else config
