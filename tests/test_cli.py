@@ -670,8 +670,7 @@ def test_a_run_stopped_by_its_time_limit_says_so(folders, tmp_path, capsys):
     # its first step of 2.
     assert said[0] in (
         "it stopped at the time limit (0.001 min) after 1 of 3 epochs.",
-        "it stopped at the time limit (0.001 min) after 1 of 3 epochs, the last cut short at "
-        "step 1 of 2.",
+        "it stopped at the time limit (0.001 min) in epoch 1 of 3, at step 1 of 2.",
     )
 
 

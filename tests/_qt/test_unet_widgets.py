@@ -2658,10 +2658,11 @@ def test_training_in_the_dock_can_be_given_a_time_limit(make_napari_viewer_proxy
     scores = {"validation": {"mean_average_f1": 0.5}}
     result = TrainingResult(tmp_path / "m.safetensors", {"training": training, "scores": scores})
     trainer._on_result(result)
+    # Once (it said the cut twice), and not "after 3 of 50 epochs" of a third cut short.
     assert (
-        "It stopped at the time limit (10 min) after 3 of 50 epochs, the last cut short at step "
-        "40 of 100. The model saved is that of epoch 3 up to step 40 of 100, where the time "
-        "limit cut it short: the best on the validation images (mean-average F1 0.500)."
+        "It stopped at the time limit (10 min) in epoch 3 of 50, at step 40 of 100. The model "
+        "saved is that of epoch 3 up to that step: the best on the validation images "
+        "(mean-average F1 0.500)."
     ) in trainer.summary
     assert saved_epoch_note(result.description) in trainer.status.text()
 

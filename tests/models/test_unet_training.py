@@ -1467,17 +1467,19 @@ def test_a_time_limit_ends_the_epoch_under_way(tmp_path, tiny_unet):
     record = result.description["training"]
     assert record["epochs_done"] == 1 and record["steps_done"] == 1  # of 1000
     assert result.checkpoint.exists()
-    assert training.time_limit_note(result).endswith(
-        ") after 1 of 5 epochs, the last cut short at step 1 of 1000."
+    assert training.time_limit_note(result).endswith(") in epoch 1 of 5, at step 1 of 1000.")
+    # Of the epoch that note names, the model saved does not say the cut again (it said
+    # "epoch 1 up to step 1 of 1000, where the time limit cut it short" after it).
+    assert training.saved_epoch_note(result.description).startswith(
+        "The model saved is that of epoch 1 up to that step: "
     )
     # Said in minutes as given: a limit of 1.5 min was said "2 min".
     record = {"epochs_done": 1, "settings": {"epochs": 2, "time_limit": 90}, "history": []}
     assert training.time_limit_note(TrainingResult(Path("m"), {"training": record})) == (
         "It stopped at the time limit (1.5 min) after 1 of 2 epochs."
     )
-    # Reached in its last epoch, the limit is said too: that epoch was cut short.
+    # Reached in its last epoch, the limit is said too: that epoch was cut short, and not
+    # "after 1 of 1 epochs", which read as all of them trained.
     settings = replace(settings, epochs=1)
     result = train(samples, tmp_path / "last.safetensors", UNetConfig(**tiny_unet), settings)
-    assert training.time_limit_note(result).endswith(
-        "after 1 of 1 epochs, the last cut short at step 1 of 1000."
-    )
+    assert training.time_limit_note(result).endswith(") in epoch 1 of 1, at step 1 of 1000.")

@@ -1315,11 +1315,14 @@ def time_limit_note(result: TrainingResult) -> str:
     cut = last.get("steps_in_epoch") if isinstance(last, dict) else None
     if not (limit and done and planned and (done < planned or cut)) or result.stopped_early:
         return ""
-    of = f", the last cut short at step {cut} of {settings.get('steps_per_epoch')}" if cut else ""
-    # In minutes, as the limit is given (--time-limit, the dock's box): 1.5 was "2 min".
-    return (
-        f"It stopped at the time limit ({limit / 60:g} min) after {done} of {planned} epochs{of}."
+    # Not "after 3 of 3 epochs" of a third cut short: it read as all of them trained.
+    where = (
+        f"in epoch {done} of {planned}, at step {cut} of {settings.get('steps_per_epoch')}"
+        if cut
+        else f"after {done} of {planned} epochs"
     )
+    # In minutes, as the limit is given (--time-limit, the dock's box): 1.5 was "2 min".
+    return f"It stopped at the time limit ({limit / 60:g} min) {where}."
 
 
 def kept_thresholds(description: dict) -> str:
@@ -1365,13 +1368,18 @@ def saved_epoch_note(description: dict) -> str:
     line that marked it may have scrolled away, and a resumed run's epochs may all score
     below it (the part of an epoch before a time limit cut it short, kept over the rest of
     that epoch). ``""`` where the run kept the model it started from (see
-    :func:`kept_start_note`)."""
+    :func:`kept_start_note`). Said after :func:`time_limit_note`, which names the step a run
+    ended at: of that epoch, its cut is not said twice."""
     training = description.get("training") or {}
     epoch = training.get("best_epoch")
     if not epoch:
         return ""
     cut = training.get("best_steps_in_epoch")
-    if cut:
+    last = (training.get("history") or [{}])[-1]
+    ended = isinstance(last, dict) and (last.get("epoch"), last.get("steps_in_epoch"))
+    if cut and ended == (epoch, cut):
+        epoch = f"{epoch} up to that step"
+    elif cut:
         steps = (training.get("settings") or {}).get("steps_per_epoch")
         epoch = f"{epoch} up to step {cut} of {steps}, where the time limit cut it short"
     scores = (description.get("scores") or {}).get("validation") or {}
