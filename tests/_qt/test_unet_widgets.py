@@ -598,6 +598,12 @@ def test_a_resumed_run_goes_on_with_its_own_settings(make_napari_viewer_proxy, u
     shown = (trainer.epochs, trainer.steps, trainer.batch_size, trainer.crop_size,
              trainer.learning_rate)  # fmt: skip
     assert [box.value() for box in shown] == [4, 7, 3, 96, 3e-4]
+    # The estimate counts the epochs left: it said 4 × 7 steps of a run 2 epochs in.
+    assert re.fullmatch(
+        r"About .+ on the CPU: .+ training \(2 × 7 steps left\), and .+ validating each "
+        r"epoch and choosing the thresholds\.",
+        trainer.estimate.text(),
+    ), trainer.estimate.text()
     trainer.batch_size.setValue(2)  # the user's own change goes on,
     trainer.resume.editingFinished.emit()  # Return pressed in the field again or not
     trainer.train()
@@ -606,10 +612,13 @@ def test_a_resumed_run_goes_on_with_its_own_settings(make_napari_viewer_proxy, u
     assert (settings.crop_size, settings.learning_rate) == (96, 3e-4)
     assert (settings.boundary_width, settings.patience, settings.seed) == (3, 5, 9)
     assert (settings.lr_patience, settings.lr_factor) == (1, 0.2)
-    # The time said is that of the 2 epochs left, not of all 4.
+    # The time said is that of the 2 epochs left, not of all 4, and the validation's own
+    # figure: "about 2 min, of which 2 min for the training steps, the rest validating".
     assert trainer.status.text().startswith("Training on 1 image(s): about ")
-    assert f", of which {duration(trainer.estimated_seconds(2))} for the training steps, " \
-        "the rest validating and choosing the thresholds." in trainer.status.text()  # fmt: skip
+    assert f": {duration(trainer.estimated_seconds(2))} training (2 × 7 steps left), and " \
+        in trainer.status.text()  # fmt: skip
+    assert " validating each epoch and choosing the thresholds. The best network so far " \
+        in trainer.status.text()  # fmt: skip
     assert trainer.estimated_seconds(2) == pytest.approx(trainer.estimated_seconds() / 2)
     # Its images as its own split has them: it said "Training on 4 image(s)" of a run
     # that trains on 3 and validates on 1.
@@ -938,7 +947,10 @@ def test_cancel_and_errors(make_napari_viewer_proxy, qtbot, monkeypatch, tmp_pat
     started = time.monotonic()
     trainer.controls.cancel_button.click()
     assert time.monotonic() - started < 1.0
-    assert trainer.estimate.text() == before
+    # Back to an estimate, of what Train does next: the epochs the cancelled run has left.
+    done = read_description(tmp_path / "cancelled.safetensors")["training"]["epochs_done"]
+    assert trainer.estimate.text().startswith("About ")
+    assert f"({50 - done} × 3 steps left)" in trainer.estimate.text()
     assert trainer.worker is None and trainer.controls.run_button.isEnabled()
     assert trainer.result is None and "Cancelled" in trainer.status.text()
     cut = len(trainer.losses)
@@ -2634,15 +2646,18 @@ def test_training_in_the_dock_can_be_given_a_time_limit(make_napari_viewer_proxy
     trainer.epochs.setValue(50)
     trainer.steps.setValue(100)
     trainer.time_limit.setValue(10)
+    estimate = trainer.estimate.text()
     assert re.fullmatch(
         r"About \d+ min on the CPU: 10 min training to the time limit \(50 × 100 steps would "
         r"take about .+\), and .+ validating the epoch under way and choosing the thresholds\.",
-        trainer.estimate.text(),
-    ), trainer.estimate.text()
+        estimate,
+    ), estimate
     assert "time_limit" in trainer.settings_controls()
     started = []
     trainer.runner.run_now = lambda *args, **kwargs: started.append(args)
     trainer.train()
+    # The run's start says the time as the box did: it said the time of all 5000 steps.
+    assert f": a{estimate[1:]} The best network so far is saved" in trainer.status.text()
     (args,) = started
     (settings,) = [a for a in args if type(a).__name__ == "TrainingSettings"]
     assert settings.time_limit == 600
@@ -2707,6 +2722,7 @@ def test_the_estimate_counts_validating_and_choosing_the_thresholds(make_napari_
     before = trainer.estimate.text()
     trainer.resume.setText("earlier.safetensors")
     assert trainer.estimate.text() != before
+    assert "(1 × 5 steps)" in trainer.estimate.text()  # a file not there: all its epochs
     trainer.resume.clear()
     assert trainer.estimate.text() == before
     # Images in folders are read as training starts: a figure per megapixel of them.

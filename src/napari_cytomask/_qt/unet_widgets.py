@@ -1494,7 +1494,8 @@ class UNetTrainWidget(StepWidget, QWidget):
             self.source.currentTextChanged,
             self.mask_layer.currentIndexChanged,
             self.start_from.currentTextChanged,
-            self.resume.textChanged,  # a resumed run does not score its start first
+            # A resumed run trains the epochs left, and does not score its start again.
+            self.resume.textChanged,
         ):
             changed.connect(self._update_estimate)
         # A start chosen by the user is a new run: the cancelled run offered in Resume from
@@ -1605,31 +1606,52 @@ class UNetTrainWidget(StepWidget, QWidget):
         *frames, height, width = resolution_level(mask)[0].shape
         return _validated_megapixels([height * width] * math.prod(frames))
 
-    def _update_estimate(self, *_) -> None:
+    def _resumed_epochs(self) -> int:
+        """The epochs the run under Resume from has trained, by its model file's
+        description (its header, read at once); 0 where it cannot be read."""
+        path = typed_path(self.resume.text())
+        if not path or not os.path.isfile(path):
+            return 0
+        try:
+            return int((read_description(path).get("training") or {}).get("epochs_done", 0))
+        except (OSError, ValueError, TypeError):
+            return 0
+
+    def _estimate_words(self, megapixels: float | None, epochs_done: int = 0) -> str:
+        """The time of the shown settings on the chosen device, as the box says it before
+        a run and the status as the run starts: the training steps of the epochs left after
+        ``epochs_done``, or up to the time limit where it stops them sooner, then validating
+        on images of ``megapixels`` (None: not read yet, a figure per megapixel of them; 0:
+        no image to validate on)."""
         device = "the CPU" if self._device_kind() == "cpu" else "the GPU"
-        seconds, limit = self.estimated_seconds(), self.time_limit.value() * 60
-        steps = f"{self.epochs.value()} × {self.steps.value()} steps"
+        left = max(self.epochs.value() - epochs_done, 0)
+        seconds, limit = self.estimated_seconds(epochs_done), self.time_limit.value() * 60
+        steps = f"{left} × {self.steps.value()} steps{' left' * bool(epochs_done)}"
         if 0 < limit < seconds:
             # The limit counts the validations, but that of the epoch under way as it ends.
             trained, epochs, each = limit, 1, "the epoch under way"
             training = f"training to the time limit ({steps} would take about {duration(seconds)})"
         else:
-            trained, epochs, each = seconds, self.epochs.value(), "each epoch"
+            trained, epochs, each = seconds, left, "each epoch"
             training = f"training ({steps})"
         validating = f"validating {each} and choosing the thresholds"
-        megapixels = self._validation_megapixels()
         if megapixels is None:  # files not read yet: a figure to scale by their size
-            per = duration(self._validation_seconds(1, epochs))
-            self.estimate.setText(
-                f"About {duration(trained)} on {device} {training}, plus {validating}: "
-                f"about {per} a megapixel of validation images."
+            per = duration(self._validation_seconds(1, epochs, epochs_done))
+            return (
+                f"about {duration(trained)} on {device} {training}, plus {validating}: "
+                f"about {per} a megapixel of validation images"
             )
-            return
-        rest = self._validation_seconds(megapixels, epochs)
-        self.estimate.setText(
-            f"About {duration(trained + rest)} on {device}: {duration(trained)} {training}, "
-            f"and {duration(rest)} {validating}."
+        # Each part's own figure: "about 2 min, of which 2 min for the training steps, the
+        # rest validating" read as if validating took no time.
+        rest = self._validation_seconds(megapixels, epochs, epochs_done)
+        return (
+            f"about {duration(trained + rest)} on {device}: {duration(trained)} {training}, "
+            f"and {duration(rest)} {validating}"
         )
+
+    def _update_estimate(self, *_) -> None:
+        words = self._estimate_words(self._validation_megapixels(), self._resumed_epochs())
+        self.estimate.setText(f"A{words[1:]}.")
 
     def _show_source(self, source: str) -> None:
         for rows, visible in (
@@ -1848,10 +1870,8 @@ class UNetTrainWidget(StepWidget, QWidget):
         if settings.epochs > done and not stopped:
             validated = _validated_megapixels([s.labels.size for s in samples])
             self.status.setText(
-                f"{split}: about {duration(self.estimated_seconds(done, validated))}, of which "
-                f"{duration(self.estimated_seconds(done))} for the training steps, the rest "
-                "validating and choosing the thresholds. The best network so far is saved at "
-                f"the end of each epoch: {kept}.{_sentences(notes)}{resumed}"
+                f"{split}: {self._estimate_words(validated, done)}. The best network so far is "
+                f"saved at the end of each epoch: {kept}.{_sentences(notes)}{resumed}"
             )
         else:  # its epochs trained or stopped early (cancelled as it chose them): thresholds
             self.status.setText(
