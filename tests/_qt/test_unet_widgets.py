@@ -2734,6 +2734,43 @@ def test_the_estimate_counts_validating_and_choosing_the_thresholds(make_napari_
     )
 
 
+def test_a_run_with_no_image_to_validate_on_says_so_before_it_starts(
+    make_napari_viewer_proxy, unet_checkpoint
+):
+    """Of a lone image too small to hold a part back, the estimate counted validating each
+    epoch, and a fine-tuning run's start said "until one scores above the starting model,
+    that model is kept": its epochs are kept by their training loss, and nothing scored."""
+    viewer = make_napari_viewer_proxy()
+    scan = make_tilescan(n_tiles=1, shape=(120, 120), seed=1)  # a quarter: 30 rows, too few
+    viewer.add_image(scan.brightfield[0], name="small")
+    mask = viewer.add_labels(scan.labels[0], name="small mask")
+    trainer = UNetTrainWidget(viewer)
+    _tiny_training(trainer)
+    trainer.start_from.setCurrentText(START_CHECKPOINT)
+    trainer.init_path.setText(str(unet_checkpoint()))
+    said = (
+        f"bout {duration(trainer.estimated_seconds())} on the CPU training (1 × 3 steps), "
+        "with no image left to validate on: the epoch with the lowest training loss is kept."
+    )
+    assert trainer.estimate.text() == f"A{said}"
+    trainer.runner.run_now = lambda *args, **kwargs: None
+    trainer.train()
+    assert trainer.status.text() == (
+        f"Training on 1 image(s): a{said} The best network so far is saved at the end of each "
+        "epoch: cancelled before the first ends, nothing is kept."
+    )
+    # Large enough, with cells in its last quarter too, it holds that part back; with cells
+    # in one part only (painted so), it cannot.
+    labels = np.zeros((128, 96), np.int32)
+    labels[10:30, 10:30], labels[100:120, 10:30] = 1, 2
+    mask.data = labels
+    assert " validating each epoch and choosing the thresholds." in trainer.estimate.text()
+    mask.data = np.where(labels == 2, 0, labels)
+    assert trainer.estimate.text().endswith(
+        "with no image left to validate on: the epoch with the lowest training loss is kept."
+    )
+
+
 def test_a_models_result_is_trained_on_only_where_it_was_corrected(
     make_napari_viewer_proxy, qtbot, model_folder
 ):

@@ -111,6 +111,7 @@ from ._layers import (
     labels_layer,
     lay_over,
     misplaced_note,
+    pixel_events,
     resolution_level,
     result_slot,
     write_frames,
@@ -1314,6 +1315,7 @@ class UNetTrainWidget(StepWidget, QWidget):
         self._pace = Pace()
         self._drawn = 0.0
         self._kind: str | None = None  # the device kind the defaults were set for
+        self._mask = None  # the mask layer whose painting the estimate follows
 
         self.source = QComboBox()
         self.source.addItems(["Layers", "Folders"])
@@ -1490,9 +1492,10 @@ class UNetTrainWidget(StepWidget, QWidget):
         self.source.currentTextChanged.connect(self._show_source)
         self.start_from.currentTextChanged.connect(self._start_changed)
         # What the estimate's validation takes: the images, and a starting model to score.
+        self.mask_layer.currentIndexChanged.connect(self._follow_mask)
+        self._follow_mask()  # the layer picked already
         for changed in (
             self.source.currentTextChanged,
-            self.mask_layer.currentIndexChanged,
             self.start_from.currentTextChanged,
             # A resumed run trains the epochs left, and does not score its start again.
             self.resume.textChanged,
@@ -1600,11 +1603,34 @@ class UNetTrainWidget(StepWidget, QWidget):
     def _validation_megapixels(self) -> float | None:
         """Megapixels of the validation images the chosen mask layer gives (each of its
         frames an image); None with folders, read only as training starts."""
+        from ..models.training import TrainingSample
+
         mask = self.mask_layer.layer() if self.source.currentText() == "Layers" else None
         if mask is None:
             return None
-        *frames, height, width = resolution_level(mask)[0].shape
-        return _validated_megapixels([height * width] * math.prod(frames))
+        labels = resolution_level(mask)[0]
+        *frames, height, width = labels.shape
+        lone = None
+        # Whether a lone image has a part to hold back is seen in its cells; a mask read
+        # lazily (a mosaic) is not read for a figure: that large, it has one.
+        if math.prod(frames) == 1 and isinstance(labels, np.ndarray):
+            plane = labels.reshape(height, width)
+            lone = TrainingSample(mask.name, plane[None], plane)
+        return _validated_megapixels([height * width] * math.prod(frames), lone)
+
+    def _follow_mask(self, *_) -> None:
+        """Follow the cells painted in the chosen mask layer: of a lone image, they decide
+        whether a part is held back to validate on."""
+        if not isalive(self):  # painted after the dock was closed
+            return
+        layer = self.mask_layer.layer()
+        if layer is not self._mask:
+            for emitter in pixel_events(self._mask) if self._mask is not None else ():
+                emitter.disconnect(self._follow_mask)
+            for emitter in pixel_events(layer) if layer is not None else ():
+                emitter.connect(self._follow_mask)
+            self._mask = layer
+        self._update_estimate()
 
     def _resumed_epochs(self) -> int:
         """The epochs the run under Resume from has trained, by its model file's
@@ -1640,6 +1666,11 @@ class UNetTrainWidget(StepWidget, QWidget):
             return (
                 f"about {duration(trained)} on {device} {training}, plus {validating}: "
                 f"about {per} a megapixel of validation images"
+            )
+        if not megapixels:
+            return (
+                f"about {duration(trained)} on {device} {training}, with no image left to "
+                "validate on: the epoch with the lowest training loss is kept"
             )
         # Each part's own figure: "about 2 min, of which 2 min for the training steps, the
         # rest validating" read as if validating took no time.
@@ -1859,16 +1890,18 @@ class UNetTrainWidget(StepWidget, QWidget):
         self._notes = notes
         self.canvas.replot()
         self.progress.setMaximum(settings.epochs * settings.steps_per_epoch)
+        lone = samples[0] if len(samples) == 1 else None
+        validated = _validated_megapixels([s.labels.size for s in samples], lone)
         kept = (
             f"cancelled, {Path(resume).name} keeps the best one so far" if resume
-            else "cancelled before the first ends, nothing is kept" if init_from is None
+            else "cancelled before the first ends, nothing is kept"
+            if init_from is None or not validated
             # The starting model is epoch 0 (scored on the validation images).
             else "until one scores above the starting model, that model is kept, and "
             "cancelled before the first ends, nothing is"
         )  # fmt: skip
         split = _split_said(samples, settings, description if resume else None)
         if settings.epochs > done and not stopped:
-            validated = _validated_megapixels([s.labels.size for s in samples])
             self.status.setText(
                 f"{split}: {self._estimate_words(validated, done)}. The best network so far is "
                 f"saved at the end of each epoch: {kept}.{_sentences(notes)}{resumed}"
@@ -2311,13 +2344,15 @@ def _corrected_only(mask, frames: int, notes: list[str]) -> list[int]:
     return [i for i in every if i in edits]
 
 
-def _validated_megapixels(sizes: list[int]) -> float:
+def _validated_megapixels(sizes: list[int], lone=None) -> float:
     """Megapixels of the images of ``sizes`` (pixels) that the dock's split validates on:
-    of a lone image, the part held back (see :func:`~.training.hold_back_part`)."""
-    from ..models.training import DOCK_SPLIT, HELD_BACK, split_by_image
+    of a lone image, the part held back, none where that image (``lone``, its
+    TrainingSample, when known) cannot spare one (see :func:`~.training.hold_back_part`)."""
+    from ..models.training import DOCK_SPLIT, HELD_BACK, hold_back_part, split_by_image
 
     if len(sizes) == 1:
-        return HELD_BACK * sizes[0] / 1e6
+        held_back = lone is None or hold_back_part(lone) is not None
+        return HELD_BACK * sizes[0] / 1e6 if held_back else 0.0
     # How many, by the split's rule; which ones goes by their names: at an average size.
     validated = split_by_image([str(i) for i in range(len(sizes))], DOCK_SPLIT)["validation"]
     return len(validated) * sum(sizes) / max(len(sizes), 1) / 1e6
