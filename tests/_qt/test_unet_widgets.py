@@ -1061,7 +1061,7 @@ def test_training_defaults_follow_the_device_and_fine_tune_a_checkpoint(
     # The estimate is shown before training starts and follows the settings.
     assert trainer.estimate.text().startswith("About ")
     seconds = trainer.estimated_seconds()
-    assert 60 < seconds < 30 * 60  # minutes on a CPU, not days
+    assert 20 < seconds < 30 * 60  # a minute or minutes on a CPU, not days
     trainer.epochs.setValue(2 * trainer.epochs.value())
     assert trainer.estimated_seconds() == pytest.approx(2 * seconds)
 

@@ -144,19 +144,21 @@ TRAINING_DEFAULTS = {
             "batch_size": 8, "crop_size": 256},
 }  # fmt: skip
 #: Seconds per training step per million crop pixels (batch × crop²), for the estimate
-#: shown before training: 24 measured with resnet18 (depth 4) on a busy 2-core AMD EPYC;
-#: the GPU figure is assumed, not measured. While training runs, the time left comes
-#: from the measured steps instead.
-_SECONDS_PER_MEGAPIXEL = {"cpu": 24.0, "gpu": 0.05}
+#: shown before training: 3 measured with resnet18 (depth 4) on a 2-core Intel Xeon with
+#: nothing else running (0.38 s a step of 2 crops of 256²); with other work beside it the
+#: same machine took up to 8 times as long (24 on a busy 2-core AMD EPYC), which the
+#: status measures once training runs. The GPU figure is assumed, not measured.
+_SECONDS_PER_MEGAPIXEL = {"cpu": 3.0, "gpu": 0.05}
 #: Seconds per megapixel of validation images, for the same estimate: a pass of the
 #: network over them, and scoring the cells it finds at one setting of the thresholds,
 #: or at each of the about 70 that choosing them tries (on the CPU, whatever the device).
-#: Measured with the starter model on Usiigaci images (1 megapixel) on a busy 2-core Intel
-#: Xeon, where a validation took 11 s and choosing the thresholds 55 s; the GPU's network
-#: figure is assumed. Left out, a 5-step run was said to take 1 s, and took 101 s.
-_NETWORK_SECONDS_PER_MEGAPIXEL = {"cpu": 10.0, "gpu": 0.2}
-_SCORING_SECONDS_PER_MEGAPIXEL = 1.0
-_TUNING_SECONDS_PER_MEGAPIXEL = 20.0
+#: Measured with the starter model on a Usiigaci image (1 megapixel) on the machine
+#: above, nothing else running: a pass 1.2 s, a validation 1.3 s, choosing the thresholds
+#: 12 s with its four flipped passes. The GPU's network figure is assumed. Left out, a
+#: 5-step run was said to take 1 s, and took 101 s (on that machine under load).
+_NETWORK_SECONDS_PER_MEGAPIXEL = {"cpu": 1.2, "gpu": 0.2}
+_SCORING_SECONDS_PER_MEGAPIXEL = 0.15
+_TUNING_SECONDS_PER_MEGAPIXEL = 7.5
 #: The network's passes over the validation images as the thresholds are chosen after
 #: the last epoch: the four flips of test-time augmentation, as segmenting predicts.
 _TUNING_PASSES = 4
@@ -1409,7 +1411,11 @@ class UNetTrainWidget(StepWidget, QWidget):
         )
         self.estimate = QLabel()
         self.estimate.setWordWrap(True)
-        self.estimate.setToolTip("Measured on a 2-core CPU and on a GPU; yours may differ.")
+        self.estimate.setToolTip(
+            "Measured on a 2-core CPU with nothing else running (a busy one takes up to 8 "
+            "times as long); the GPU's figure is a guess. Once training runs, the status "
+            "gives the time left at the pace measured."
+        )
         self.controls = StepControls("Train", "Train a U-Net with these settings.")
         self.controls.run_button.clicked.connect(self.train)
         self.controls.cancel_button.clicked.connect(self.cancel)
