@@ -2704,7 +2704,7 @@ def test_the_estimate_counts_validating_and_choosing_the_thresholds(make_napari_
         trainer.mask_layer.setCurrentText(mask)
         figure = re.match(r"About (\d+) (s|min) ", trainer.estimate.text())
         assert figure and int(figure[1]) * (60 if figure[2] == "min" else 1) > 10 * training
-        total = trainer.estimated_seconds(validation_megapixels=validated * frame)
+        total = training + trainer._validation_seconds(validated * frame, 1)
         assert trainer.estimate.text() == (
             f"About {duration(total)} on the CPU: 1 s training (1 × 5 steps), and "
             f"{duration(total - training)} validating each epoch and choosing the thresholds."
@@ -2735,7 +2735,7 @@ def test_the_estimate_counts_validating_and_choosing_the_thresholds(make_napari_
 
 
 def test_a_run_with_no_image_to_validate_on_says_so_before_it_starts(
-    make_napari_viewer_proxy, unet_checkpoint
+    make_napari_viewer_proxy, qtbot, unet_checkpoint
 ):
     """Of a lone image too small to hold a part back, the estimate counted validating each
     epoch, and a fine-tuning run's start said "until one scores above the starting model,
@@ -2763,11 +2763,15 @@ def test_a_run_with_no_image_to_validate_on_says_so_before_it_starts(
     # in one part only (painted so), it cannot.
     labels = np.zeros((128, 96), np.int32)
     labels[10:30, 10:30], labels[100:120, 10:30] = 1, 2
-    mask.data = labels
-    assert " validating each epoch and choosing the thresholds." in trainer.estimate.text()
+    mask.data = labels  # said once the painting pauses
+    qtbot.waitUntil(
+        lambda: " validating each epoch and choosing the thresholds." in trainer.estimate.text()
+    )
     mask.data = np.where(labels == 2, 0, labels)
-    assert trainer.estimate.text().endswith(
-        "with no image left to validate on: the epoch with the lowest training loss is kept."
+    qtbot.waitUntil(
+        lambda: trainer.estimate.text().endswith(
+            "with no image left to validate on: the epoch with the lowest training loss is kept."
+        )
     )
 
 
@@ -3129,3 +3133,48 @@ def test_probability_maps_of_a_frame_segmented_alone_stay_probabilities(
     assert len(maps) == 2
     for layer in maps:
         assert 0 <= layer.data.min() and layer.data.max() <= 1, layer.name
+
+
+def test_the_estimate_counts_a_resumed_runs_epochs_as_resuming_does_reading_it_once(
+    make_napari_viewer_proxy, monkeypatch, tmp_path
+):
+    """The estimate read the Resume from file's header at every setting changed (each
+    spin-box step, each letter typed), and counted an epoch the time limit had cut short
+    as done, where resuming trains the rest of it; and a run whose steps alone fitted the
+    time limit was said to take its steps and validations, beyond the limit it stops at."""
+    from napari_cytomask._qt import unet_widgets
+
+    viewer = make_napari_viewer_proxy()
+    viewer.add_image(np.zeros((256, 256), np.uint8), name="img")
+    viewer.add_labels(np.zeros((256, 256), np.uint8), name="mask")
+    trainer = UNetTrainWidget(viewer)
+    _tiny_training(trainer)
+    trainer.epochs.setValue(5)
+    model = tmp_path / "cut.safetensors"
+    model.write_bytes(b"")
+    # Epoch 3 cut at step 2 of 3: two epochs done, three left.
+    history = [{"epoch": e, "steps_in_epoch": 3} for e in (1, 2)] + [
+        {"epoch": 3, "steps_in_epoch": 2}
+    ]
+    read = []
+
+    def description(path):
+        read.append(path)
+        return {"training": {"epochs_done": 3, "history": history}}
+
+    monkeypatch.setattr(unet_widgets, "read_description", description)
+    trainer.resume.setText(str(model))
+    for epochs in (6, 7, 5):
+        trainer.epochs.setValue(epochs)
+    assert "(3 × 3 steps left)" in trainer.estimate.text()
+    assert len(read) == 1
+    # The limit counts the validations too: steps of under a minute, validations beyond it.
+    trainer.resume.clear()
+    trainer.epochs.setValue(1)
+    steps = trainer.estimated_seconds()
+    trainer.time_limit.setValue(1)
+    frame_megapixels = 256 * 256 / 1e6
+    monkeypatch.setattr(trainer, "_validation_megapixels", lambda: 100 * frame_megapixels)
+    trainer._update_estimate()
+    assert steps < 60 < steps + trainer._validation_seconds(100 * frame_megapixels, 1)
+    assert "training to the time limit" in trainer.estimate.text()

@@ -23,7 +23,7 @@ import numpy as np
 from napari.layers import Image, Labels, Layer
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.compat import isalive
-from qtpy.QtCore import Qt, Signal
+from qtpy.QtCore import Qt, QTimer, Signal
 from qtpy.QtWidgets import (
     QAbstractSpinBox,
     QCheckBox,
@@ -1318,6 +1318,10 @@ class UNetTrainWidget(StepWidget, QWidget):
         self._drawn = 0.0
         self._kind: str | None = None  # the device kind the defaults were set for
         self._mask = None  # the mask layer whose painting the estimate follows
+        self._estimate_later = QTimer(self, singleShot=True, interval=200)
+        self._estimate_later.timeout.connect(self._estimate_painted)
+        # The Resume from file (path, modification time) whose trained epochs are known.
+        self._resumed: tuple[tuple | None, int] = (None, 0)
 
         self.source = QComboBox()
         self.source.addItems(["Layers", "Folders"])
@@ -1583,16 +1587,15 @@ class UNetTrainWidget(StepWidget, QWidget):
         self.crop_size.setValue(defaults["crop_size"])
         self._update_estimate()
 
-    def estimated_seconds(self, epochs_done: int = 0, validation_megapixels: float = 0) -> float:
-        """Rough time of the shown settings on the chosen device, of the epochs left after
-        ``epochs_done`` (those a resumed run had trained): their training steps and, with
-        validation images of ``validation_megapixels``, validating each and choosing the
-        thresholds (see :meth:`_validation_seconds`)."""
+    def estimated_seconds(self, epochs_done: int = 0) -> float:
+        """Rough time of the training steps of the shown settings on the chosen device, of
+        the epochs left after ``epochs_done`` (those a resumed run had trained); validating
+        them is :meth:`_validation_seconds`."""
         megapixels = self.batch_size.value() * self.crop_size.value() ** 2 / 1e6
         epochs = max(self.epochs.value() - epochs_done, 0)
-        rate = _SECONDS_PER_MEGAPIXEL[self._device_kind()]
-        steps = epochs * self.steps.value() * megapixels * rate
-        return steps + self._validation_seconds(validation_megapixels, epochs, epochs_done)
+        return (
+            epochs * self.steps.value() * megapixels * _SECONDS_PER_MEGAPIXEL[self._device_kind()]
+        )
 
     def _validation_seconds(self, megapixels: float, epochs: int, epochs_done: int = 0) -> float:
         """Rough time of validating ``epochs`` epochs on validation images of ``megapixels``
@@ -1636,18 +1639,37 @@ class UNetTrainWidget(StepWidget, QWidget):
             for emitter in pixel_events(layer) if layer is not None else ():
                 emitter.connect(self._follow_mask)
             self._mask = layer
-        self._update_estimate()
+            self._update_estimate()
+        else:  # painted: once the stroke pauses, not at each of its dabs
+            self._estimate_later.start()
+
+    def _estimate_painted(self) -> None:
+        """The estimate again once painting the mask pauses; not over the figure a run
+        under way shows as it was said before it ("Estimated before this run")."""
+        if isalive(self) and not self.runner.busy:
+            self._update_estimate()
 
     def _resumed_epochs(self) -> int:
-        """The epochs the run under Resume from has trained, by its model file's
-        description (its header, read at once); 0 where it cannot be read."""
+        """The epochs the run under Resume from has trained, as resuming counts them
+        (:func:`~napari_cytomask.models.training.epochs_trained`: an epoch the time limit
+        cut short is not done); 0 where its file cannot be read. Read once per file and
+        change of it, not at each setting changed or letter typed."""
+        from ..models.training import epochs_trained
+
         path = typed_path(self.resume.text())
-        if not path or not os.path.isfile(path):
-            return 0
         try:
-            return int((read_description(path).get("training") or {}).get("epochs_done", 0))
-        except (OSError, ValueError, TypeError):
+            key = (path, os.stat(path).st_mtime_ns) if path else None
+        except OSError:
+            key = None
+        if key is None:
             return 0
+        if self._resumed[0] != key:
+            try:
+                done = epochs_trained(path, read_description(path), 0)[0]
+            except (OSError, ValueError, TypeError, KeyError):
+                done = 0
+            self._resumed = (key, done)
+        return self._resumed[1]
 
     def _estimate_words(self, megapixels: float | None, epochs_done: int = 0) -> str:
         """The time of the shown settings on the chosen device, as the box says it before
@@ -1659,7 +1681,9 @@ class UNetTrainWidget(StepWidget, QWidget):
         left = max(self.epochs.value() - epochs_done, 0)
         seconds, limit = self.estimated_seconds(epochs_done), self.time_limit.value() * 60
         steps = f"{left} × {self.steps.value()} steps{' left' * bool(epochs_done)}"
-        if 0 < limit < seconds:
+        # The limit counts the validations: a run whose steps alone fit it may not.
+        validated = self._validation_seconds(megapixels or 0, left, epochs_done)
+        if 0 < limit < seconds + validated:
             # The limit counts the validations, but that of the epoch under way as it ends.
             trained, epochs, each = limit, 1, "the epoch under way"
             training = f"training to the time limit ({steps} would take about {duration(seconds)})"
