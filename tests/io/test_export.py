@@ -1932,6 +1932,19 @@ def test_file_save_of_ids_fiji_rounds_says_so(tmp_path, monkeypatch, name):
             written = write_labels_layer(str(tmp_path / name), labels, meta)
         assert [str(w.message) for w in caught] == [said]
         np.testing.assert_array_equal(tifffile.imread(written[0]), cells)
+    # A lazy layer's labels are read once: the largest id the writer finds serves the note.
+    reads = []
+
+    class Lazy:
+        dtype, shape, ndim = cells.dtype, cells.shape, cells.ndim
+
+        def __array__(self, dtype=None, copy=None):
+            reads.append(1)
+            return cells
+
+    with pytest.warns(UserWarning, match="round ids above 16,777,216"):
+        write_labels_layer(str(tmp_path / name), Lazy(), meta)
+    assert len(reads) == 1
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         write_labels_layer(str(tmp_path / name), cells - 2 * (cells > 0), meta)  # up to 2**24

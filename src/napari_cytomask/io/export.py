@@ -1359,6 +1359,7 @@ def _export_into(
                     translate=_after(export.translate, place),
                     positions=None if place else where.stage,
                     position_names=None if place else export.position_names, note=note,
+                    fiji_note=False,  # said below of its files together
                 )))  # fmt: skip
             except ValueError as err:
                 if left_out is None or not plan.images[1:]:
@@ -1376,7 +1377,10 @@ def _export_into(
                 f"'{export.name}': {names}{more} left out, its other files written: "
                 f"{one_line(refused[0][1])}"
             )
-        if rounded := rounded_in_fiji(export.labels, [path for path, _ in made]):
+        # 8 or 16 bits hold no id Fiji rounds: such labels are not read again for the top.
+        wide = np.dtype(export.labels.dtype).itemsize >= 4
+        top = int(np.max(export.labels)) if wide else 0  # a dask array's max takes no initial
+        if rounded := rounded_in_fiji(top, [path for path, _ in made]):
             note(rounded)
         written = {path for path, _ in made}
         kept = [(path, place) for path, place in plan.images if path in written]

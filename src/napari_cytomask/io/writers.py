@@ -118,16 +118,12 @@ def format_for(path: str | os.PathLike) -> str:
     return max(matches)[1]
 
 
-def rounded_in_fiji(labels, paths: Sequence[str | os.PathLike]) -> str:
-    """What to say of the TIFF files among ``paths``, of ``labels`` (written: not empty),
-    whose ids Fiji rounds (over :data:`FIJI_EXACT_IDS`); ``""`` when there are none. Ids
-    over :data:`LARGEST_ID_OPENED`, which Fiji does not open at all, :func:`label_writer`
-    says."""
+def rounded_in_fiji(top: int, paths: Sequence[str | os.PathLike]) -> str:
+    """What to say of the TIFF files among ``paths``, of labels of ids up to ``top``, whose
+    ids Fiji rounds (over :data:`FIJI_EXACT_IDS`); ``""`` when there are none. Ids over
+    :data:`LARGEST_ID_OPENED`, which Fiji does not open at all, :func:`label_writer` says."""
     tiffs = [Path(path).name for path in paths if format_for(path) in ("tiff", "ome-tiff")]
-    if not tiffs or np.dtype(labels.dtype).itemsize < 4:  # 8 or 16 bits hold no such id
-        return ""
-    top = int(np.max(labels))  # not .max(initial=0): a lazy layer's dask array takes none
-    if not FIJI_EXACT_IDS < top <= LARGEST_ID_OPENED:
+    if not tiffs or not FIJI_EXACT_IDS < top <= LARGEST_ID_OPENED:
         return ""
     one = len(tiffs) == 1
     it = "it" if one else "them"
@@ -237,8 +233,6 @@ def write_labels(
         note=note,
     )
     write_atomically(path, writer, overwrite=overwrite)
-    if rounded := rounded_in_fiji(data, [path]):
-        (note or partial(warnings.warn, category=UserWarning, stacklevel=2))(rounded)
     return path
 
 
@@ -253,10 +247,13 @@ def label_writer(
     positions: Sequence[tuple[float, float]] | None = None,
     position_names: Sequence[str] | None = None,
     note: Callable[[str], None] | None = None,
+    fiji_note: bool = True,
 ) -> Callable[[Path], None]:
     """What :func:`write_labels` writes, checked but not written yet: ``writer(tmp)`` writes
     the file to ``tmp``. Raises every error of :func:`write_labels` but the ones of the disk,
-    so that several files can be checked before the first is written."""
+    so that several files can be checked before the first is written. ``fiji_note=False``
+    leaves the note of ids Fiji rounds (:func:`rounded_in_fiji`) to the caller, who says it
+    of several files at once."""
     path = Path(path)
     fmt = format_for(path)
     if FORMATS[fmt].chunked:
@@ -280,6 +277,9 @@ def label_writer(
             "renumber the cells 1, 2, 3… and save them again."
         )
         (note or partial(warnings.warn, category=UserWarning, stacklevel=3))(said)
+    # From the largest id found above: a lazy layer is not read again for it.
+    if fiji_note and (rounded := rounded_in_fiji(top, [path])):
+        (note or partial(warnings.warn, category=UserWarning, stacklevel=3))(rounded)
     scale, units = _checked_scale(path, labels.ndim, scale, units, translate)
     axes = _axes(labels.ndim, axis_labels)
     writer: Callable[[Path], None]
