@@ -298,6 +298,40 @@ def test_imagej_file_in_microns_keeps_its_size(tmp_path):
     assert kwargs["units"] == ("µm", "µm", "µm")
 
 
+@pytest.mark.parametrize(
+    ("options", "said"),
+    [({"imagej": True, "resolution": (1 / 650, 1 / 650), "metadata": {"unit": "micron"}},
+      "its ImageJ metadata give pixels of 650 x 650 µm"),
+     ({"resolution": (1e4 / 650, 1e4 / 650), "resolutionunit": "CENTIMETER"},
+      "its resolution tags give pixels of 650 x 650 µm"),
+     ({"resolution": (1 / 2e-4, 1 / 2e-4), "resolutionunit": "MICROMETER"},
+      "its resolution tags give pixels of 0.0002 x 0.0002 µm"),
+     # An image editor's or a camera's default is no calibration, and nothing to say.
+     ({"resolution": (72, 72), "resolutionunit": "INCH"}, None),
+     ({"resolution": (72 / 2.54, 72 / 2.54), "resolutionunit": "CENTIMETER"}, None),
+     ({"imagej": True, "resolution": (72, 72), "metadata": {"unit": "inch"}}, None)],
+    ids=["imagej-nm-as-um", "tags-cm", "tags-um", "72-dpi", "72-dpi-cm", "imagej-72-dpi"],
+)  # fmt: skip
+def test_resolution_of_no_microscope_is_said(tmp_path, options, said):
+    """Pixels of 650 µm (nanometres written as micrometres) from ImageJ's calibration or
+    the resolution tags opened the image in pixels, unsaid; OME metadata so wrong were
+    said already, and these are said alike."""
+    path = tmp_path / "scan.tif"
+    tifffile.imwrite(path, np.zeros((32, 48), np.uint16), **options)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ((_, kwargs, _),) = read_tiff(path)
+
+    assert kwargs["scale"] == (1.0, 1.0)
+    told = [str(w.message) for w in caught if "no microscope's are" in str(w.message)]
+    assert told == ([] if said is None else [
+        f"{path}: {said}, which no microscope's are (from 0.001 to 50 µm, at most 4 times "
+        "longer than wide; a size in nanometres written without its unit?), so it opens in "
+        "pixels. Give its pixel size in the Segment cytoplasm dock for areas in µm² and a "
+        "scale bar"
+    ])  # fmt: skip
+
+
 def _scn_xml(size: int) -> str:
     return (
         '<?xml version="1.0"?><scn xmlns="http://www.leica-microsystems.com/scn/2010/10/01">'

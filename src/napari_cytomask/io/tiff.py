@@ -2139,20 +2139,26 @@ def _warn_unlike_first(
         return
 
 
+def _no_microscope_note(source: str, x: float, y: float) -> str:
+    """What to say of pixels of ``x`` by ``y`` µm that ``source`` ("its OME metadata")
+    gives, which no microscope's are (:func:`_plausible_xy`): the image opens in pixels,
+    which was unsaid, and its areas in µm² and scale bar wait for a size given by hand."""
+    low, high = PIXEL_SIZE_RANGE_UM
+    return (
+        f"{source} give pixels of {x:g} x {y:g} µm, which no microscope's are (from "
+        f"{low:g} to {high:g} µm, at most {_MAX_PIXEL_ASPECT:g} times longer than wide; a "
+        "size in nanometres written without its unit?), so it opens in pixels. Give its "
+        "pixel size in the Segment cytoplasm dock for areas in µm² and a scale bar"
+    )
+
+
 def _ome_pixel_note(given: dict[str, float], one_side: str | None, kept: bool) -> str | None:
     """What to say of an OME Image's pixel size, of its sides ``given`` (in µm): taken as
     square where the metadata give ``one_side`` alone, or left out (``kept`` False) where
     they give no microscope's (650 µm, a size in nanometres written without its unit),
     which left the image in pixels, unsaid. Its areas in µm² rest on it."""
     if not kept and {"X", "Y"} <= given.keys():
-        low, high = PIXEL_SIZE_RANGE_UM
-        return (
-            f"its OME metadata give pixels of {given['X']:g} x {given['Y']:g} µm, which no "
-            f"microscope's are (from {low:g} to {high:g} µm, at most {_MAX_PIXEL_ASPECT:g} "
-            "times longer than wide; a size in nanometres written without its unit?), so it "
-            "opens in pixels. Give its pixel size in the Segment cytoplasm dock for areas in "
-            "µm² and a scale bar"
-        )
+        return _no_microscope_note("its OME metadata", given["X"], given["Y"])
     if not kept or one_side is None:
         return None
     side, other = ("width", "height") if one_side == "X" else ("height", "width")
@@ -2398,7 +2404,8 @@ class _Metadata:
                 # the one of the resolution tags.
                 factor = _RESUNIT_UM.get(int(first.keyframe.resolutionunit))
             if factor and "X" not in pixel_size:
-                plane = _resolution_um(first.keyframe, factor)
+                source = "its ImageJ metadata" if ij.get("unit") else "its resolution tags"
+                plane = _resolution_um(first.keyframe, factor, source)
                 pixel_size.update(plane)
                 spacing = _to_um(ij.get("spacing"), "µm")
                 # A unit whose X and Y sizes are implausible says nothing of Z either.
@@ -2411,7 +2418,7 @@ class _Metadata:
             if not pixel_size:
                 factor = _RESUNIT_UM.get(int(first.keyframe.resolutionunit))
                 if factor:
-                    pixel_size.update(_resolution_um(first.keyframe, factor))
+                    pixel_size.update(_resolution_um(first.keyframe, factor, "its resolution tags"))
             # The Z step and time interval this plugin's writer keeps beside the axes of a
             # plain TIFF.
             shaped = (tif.shaped_metadata or [{}])[0]
@@ -2487,7 +2494,7 @@ def _imagej_names(ij: dict, n_channels: int) -> list[str | None]:
     return names
 
 
-def _resolution_um(page: tifffile.TiffPage, factor: float) -> dict[str, float]:
+def _resolution_um(page: tifffile.TiffPage, factor: float, source: str) -> dict[str, float]:
     """Pixel size from the X/Y resolution tags (pixels per unit), in micrometres.
 
     Parameters
@@ -2496,6 +2503,9 @@ def _resolution_um(page: tifffile.TiffPage, factor: float) -> dict[str, float]:
         The full-resolution page whose XResolution and YResolution tags are read.
     factor
         Micrometres per unit of the tags.
+    source
+        What gave the unit ("its resolution tags", "its ImageJ metadata"), for the
+        warning given when the sizes are no microscope's (:func:`_no_microscope_note`).
 
     Returns
     -------
@@ -2508,16 +2518,25 @@ def _resolution_um(page: tifffile.TiffPage, factor: float) -> dict[str, float]:
     x_res, y_res = page.resolution
     if not (x_res > 0 and y_res > 0):
         return {}
-    # An editor's resolution in inches, or in centimetres (GIMP's metric units: 600 dpi
-    # is 236.22 pixels per centimetre, 42.3 µm).
+    # A whole number of pixels per inch, in inches or in centimetres (GIMP's metric units:
+    # 600 dpi is 236.22 pixels per centimetre, 42.3 µm), is an editor's, a screen's or a
+    # camera's (72, 96, 300, 600 dpi): no calibration, and nothing to say of it.
     dpi = {res * _RESUNIT_UM[2] / factor for res in (x_res, y_res)}
-    if factor in (_RESUNIT_UM[2], _RESUNIT_UM[3]) and all(
-        round(d) in _EDITOR_DPI and abs(d - round(d)) < 0.01 for d in dpi
-    ):
+    editors = factor in (_RESUNIT_UM[2], _RESUNIT_UM[3]) and all(
+        abs(d - round(d)) < 0.01 and round(d) <= max(_EDITOR_DPI) for d in dpi
+    )
+    if editors and all(round(d) in _EDITOR_DPI for d in dpi):
         return {}
     # Fractions of 32-bit integers hold 10 digits at most: 100/87 reads back as 0.87, not
     # 0.8700000000000001, which areas in µm² and the provenance would carry on.
-    return _plausible_xy(*(float(f"{factor / res:.12g}") for res in (x_res, y_res)))
+    x, y = (float(f"{factor / res:.12g}") for res in (x_res, y_res))
+    plane = _plausible_xy(x, y)
+    if not plane and not editors:
+        # A microscope's calibration gone wrong (nanometres written as micrometres) left
+        # the image in pixels, unsaid, where OME metadata so wrong are said.
+        path = page.parent.filehandle.path
+        warnings.warn(f"{path}: {_no_microscope_note(source, x, y)}", UserWarning, stacklevel=2)
+    return plane
 
 
 def _plausible_xy(x: Any, y: Any) -> dict[str, float]:
