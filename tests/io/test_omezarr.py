@@ -82,6 +82,68 @@ def test_labels_read_back_with_their_axes_and_pixel_size(tmp_path):
     assert geometry["scale"] == pytest.approx(scan.scale) and geometry["units"] == scan.units
 
 
+@pytest.mark.parametrize(
+    ("level", "image", "translate"),
+    [([{"type": "scale", "scale": [1, 325, 325]},
+       {"type": "translation", "translation": [0, 1000, 2000]}], [], (1.0, 2.0)),
+     # The image's own transformations come after its level's: its scale scales the
+     # level's translation too.
+     ([{"type": "scale", "scale": [1, 162.5, 162.5]},
+       {"type": "translation", "translation": [0, 500, 1000]}],
+      [{"type": "scale", "scale": [1, 2, 2]},
+       {"type": "translation", "translation": [0, 0, -3000]}], (1.0, -1.0))],
+    ids=["level", "level-and-image"],
+)  # fmt: skip
+def test_a_translation_places_the_layers_where_the_metadata_say(tmp_path, level, image, translate):
+    """NGFF's translation (where the first pixel lies, in the units of the scale) was not
+    read: the layers of a store placed beside others opened at 0, 0."""
+    from napari_cytomask._reader import get_reader
+
+    store = tmp_path / "tile.ome.zarr"
+    axes = [_axis("c", "channel"), _axis("y", "space", "nanometer"),
+            _axis("x", "space", "nanometer")]  # fmt: skip
+    pixels = np.random.default_rng(0).integers(100, 4000, (2, 16, 16), dtype=np.uint16)
+    root = _image_store(store, pixels, axes, (1, 1, 1))
+    multiscales = root.attrs["multiscales"]
+    multiscales[0]["datasets"][0]["coordinateTransformations"] = level
+    if image:
+        multiscales[0]["coordinateTransformations"] = image
+    root.attrs["multiscales"] = multiscales
+
+    scan = open_scan(store)
+
+    assert scan.scale == pytest.approx((0.325, 0.325)) and scan.units == ("µm", "µm")
+    assert scan.translate == pytest.approx(translate)
+    layers = get_reader(str(store))(str(store))
+    assert [kwargs["translate"] for _, kwargs, _ in layers] == [pytest.approx(translate)] * 2
+
+
+def test_labels_written_as_segment_writes_them_keep_their_place(tmp_path):
+    """Labels of a store placed by a translation, written with its geometry (as ``cytomask
+    segment`` writes its chunked result), open where the image lies: the time axis's
+    offset in seconds, as its scale."""
+    from napari_cytomask.io.files import geometry_of
+
+    image = tmp_path / "scan.ome.zarr"
+    create_labels(image, (2, 8, 8), scale=(1.5, 0.65, 0.65), units=("min", "µm", "µm"),
+                  axis_labels=("T", "Y", "X"), translate=(3.0, 13.0, -6.5))  # fmt: skip
+    (dataset,) = json.loads((image / ".zattrs").read_text())["multiscales"][0]["datasets"]
+    assert dataset["coordinateTransformations"] == [
+        {"type": "scale", "scale": [90.0, 0.65, 0.65]},
+        {"type": "translation", "translation": [180.0, 13.0, -6.5]},
+    ]
+    scan = open_scan(image)
+    assert scan.translate == pytest.approx((180.0, 13.0, -6.5))
+
+    cells = tmp_path / "cells.ome.zarr"
+    create_labels(cells, (2, 8, 8), **geometry_of(scan, 3))
+    assert open_scan(cells).translate == pytest.approx(scan.translate)
+    # Labels of one plane of it keep its place in Y and X.
+    plane = tmp_path / "plane.ome.zarr"
+    create_labels(plane, (8, 8), **geometry_of(scan, 2))
+    assert open_scan(plane).translate == pytest.approx((13.0, -6.5))
+
+
 @pytest.mark.parametrize("zarr_format", [2, 3], ids=["NGFF 0.4", "NGFF 0.5"])
 def test_an_image_of_channels_opens_one_channel_per_index(zarr_format, tmp_path):
     """The channels of a t, c, y, x image were taken for Z planes of one channel, its

@@ -646,9 +646,10 @@ def _open_zarr(path: str | os.PathLike) -> Scan:
     image = open_image(path)
     axes, scale = list(image.axes), list(image.scale)
     units = None if image.units is None else list(image.units)
+    translate = None if image.translate is None else list(image.translate)
     at = axes.index("C") if "C" in axes else None
     if at is not None:
-        for kept in (axes, scale, units):
+        for kept in (axes, scale, units, translate):
             if kept is not None:
                 del kept[at]
     checked = _Decoded(image.array, path)
@@ -681,6 +682,7 @@ def _open_zarr(path: str | os.PathLike) -> Scan:
         axes=tuple(axes),
         scale=tuple(scale),
         units=None if units is None else tuple(units),
+        translate=None if translate is None else tuple(translate),
     )
 
 
@@ -915,21 +917,25 @@ def read_whole_hint(path, channel: int | None) -> str:
 
 
 def geometry_of(scan: Scan, ndim: int) -> dict:
-    """A scan's axis names, pixel sizes and units as keyword arguments of
+    """A scan's axis names, pixel sizes and units, and where it lies (its translate, when
+    the file places it), as keyword arguments of
     :func:`~napari_cytomask.io.writers.write_labels`, for labels of ``ndim`` axes made from
-    it. Labels of fewer axes (one position of a stack, one plane) keep its pixel size;
-    which of its other axes they kept is not known (a P, T, Y, X scan's first time points
-    are P, Y, X), so those are left unnamed, one step apart. Empty when its axes are
-    others (a colour image's, or labels of more axes than it has)."""
-    n = len(scan.axes)
+    it. Labels of fewer axes (one position of a stack, one plane) keep its pixel size and
+    its place in Y and X; which of its other axes they kept is not known (a P, T, Y, X
+    scan's first time points are P, Y, X), so those are left unnamed, one step apart.
+    Empty when its axes are others (a colour image's, or labels of more axes than it
+    has)."""
+    n, offset = len(scan.axes), scan.translate
     if ndim == n:
         units = None if scan.units is None else tuple(scan.units)
-        return {"scale": tuple(scan.scale), "units": units, "axis_labels": scan.axes}
+        placed = {} if offset is None else {"translate": tuple(offset)}
+        return {"scale": tuple(scan.scale), "units": units, "axis_labels": scan.axes, **placed}
     if not (2 <= ndim < n and tuple(scan.axes[-2:]) == ("Y", "X")):
         return {}
     lead = ndim - 2
     units = None if scan.units is None else ("pixel",) * lead + tuple(scan.units[-2:])
-    return {"scale": (1.0,) * lead + tuple(scan.scale[-2:]), "units": units}
+    placed = {} if offset is None else {"translate": (0.0,) * lead + tuple(offset[-2:])}
+    return {"scale": (1.0,) * lead + tuple(scan.scale[-2:]), "units": units, **placed}
 
 
 def channel_named(source: str | os.PathLike | None, index: int | None) -> str | None:

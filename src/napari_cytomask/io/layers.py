@@ -1073,6 +1073,9 @@ class Scan:
         Physical size per axis (1 where the file gives none).
     units
         Unit per axis (``"µm"`` or ``"pixel"``), ``None`` when the file gives no size.
+    translate
+        Where the first pixel lies, per axis in ``units`` (an OME-Zarr image's
+        translation); ``None`` when the file places it nowhere.
     metadata
         What else the file says (kind, pixel sizes, stage positions, series …),
         kept in every layer's metadata.
@@ -1092,6 +1095,7 @@ class Scan:
     axes: tuple[str, ...]
     scale: tuple[float, ...]
     units: tuple[str, ...] | None = None
+    translate: tuple[float, ...] | None = None
     metadata: dict = field(default_factory=dict)
     rgb: bool = False
     colours: bool = False
@@ -1115,6 +1119,7 @@ class Scan:
             axis_labels=self.axes,
             scale=self.scale,
             units=self.units,
+            translate=self.translate,
             source=self.path,
             extra_metadata=self.metadata,
         )

@@ -39,6 +39,7 @@ def create_labels(
     scale: Sequence[float] | None = None,
     units: Sequence[str] | None = None,
     axis_labels: Sequence[str] | None = None,
+    translate: Sequence[float] | None = None,
     dtype=np.uint32,
 ):
     """An empty OME-Zarr image with one full-resolution label array; returns that array.
@@ -58,6 +59,10 @@ def create_labels(
         Per-axis pixel size, unit names and axis names, as
         :func:`~napari_cytomask.io.writers.write_labels` takes them (default: pixels, and
         ``p``/``t``… for leading axes, then ``y``, ``x``).
+    translate
+        Per-axis offset in ``units`` (a napari layer's translate, where the labels lie
+        beside their image): NGFF's translation after the scale, which :func:`open_image`
+        reads back.
     dtype
         Integer dtype of the ids.
     """
@@ -68,19 +73,21 @@ def create_labels(
         names = [str(a).lower() for a in axis_labels]
     else:
         names = [*"ptzc"[: len(shape) - 2], "y", "x"]
-    for what, values in (("axis names", names), ("scale", scale), ("units", units)):
+    for what, values in (("axis names", names), ("scale", scale), ("units", units),
+                         ("offsets", translate)):  # fmt: skip
         if values is not None and len(values) != len(shape):
             raise ValueError(f"{len(values)} {what} for an image with {len(shape)} axes.")
-    axes, sizes = _axes(names, scale, units)
+    axes, sizes, offsets = _axes(names, scale, units, translate)
+    transforms = [{"type": "scale", "scale": sizes}]
+    if any(offsets):
+        transforms.append({"type": "translation", "translation": offsets})
     group = zarr.open_group(str(path), mode="w", zarr_format=2)
     group.attrs["multiscales"] = [
         {
             "version": "0.4",
             "name": name if name is not None else Path(path).name.removesuffix(SUFFIX),
             "axes": axes,
-            "datasets": [
-                {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": sizes}]}
-            ],
+            "datasets": [{"path": "0", "coordinateTransformations": transforms}],
         }
     ]
     group.attrs["image-label"] = {"version": "0.4"}
@@ -95,23 +102,29 @@ def create_labels(
     )
 
 
-def _axes(names: list[str], scale, units) -> tuple[list[dict], list[float]]:
-    """NGFF axes and their scale: lengths in the unit given, the time between time points
-    in seconds (as the TIFF writers keep them), other axes without a unit. A flipped
-    layer's negative scale is positive here, since a pixel size has no direction."""
+def _axes(
+    names: list[str], scale, units, translate=None
+) -> tuple[list[dict], list[float], list[float]]:
+    """NGFF axes, their scale and their offsets (``translate``): lengths in the unit given,
+    the time between time points in seconds (as the TIFF writers keep them), other axes
+    without a unit. A flipped layer's negative scale is positive here, since a pixel size
+    has no direction."""
     sizes = [1.0] * len(names) if scale is None else [abs(float(s)) for s in scale]
+    offsets = [0.0] * len(names) if translate is None else [float(t) for t in translate]
     step = time_step(names, sizes, units)
     axes = []
     for i, name in enumerate(names):
         axis = {"name": name, **({"type": _TYPES[name]} if name in _TYPES else {})}
         if step is not None and step[0] == i:
+            # The offset is in the scale's unit, which becomes seconds.
+            offsets[i] *= SECONDS[normalise_unit(units[i])]
             sizes[i], axis["unit"] = step[1], "second"
         elif units is not None and axis.get("type") == "space":
             unit = _LENGTH_UNITS.get(length_symbol(units[i]))
             if unit is not None:  # pixels have no unit
                 axis["unit"] = unit
         axes.append(axis)
-    return axes, sizes
+    return axes, sizes, offsets
 
 
 class ZarrImage(NamedTuple):
@@ -139,6 +152,9 @@ class ZarrImage(NamedTuple):
         Its resolution levels after the full one (the pyramid NGFF stores), smaller and
         smaller in Y and X, the other axes as the full one's; empty when it has none, or
         they do not shrink so.
+    translate
+        Where its first pixel lies, per axis in the units of ``scale`` (NGFF's
+        translation, a napari layer's translate); None when the metadata move it nowhere.
     """
 
     array: Any
@@ -148,6 +164,7 @@ class ZarrImage(NamedTuple):
     channel_names: tuple[str | None, ...]
     label_images: tuple[tuple[str, str], ...] = ()
     levels: tuple = ()
+    translate: tuple[float, ...] | None = None
 
 
 def open_image(path: str | os.PathLike) -> ZarrImage:
@@ -222,7 +239,11 @@ def open_image(path: str | os.PathLike) -> ZarrImage:
     transforms = [*(dataset.get("coordinateTransformations") or ()),
                   *(image.get("coordinateTransformations") or ())]  # fmt: skip
     scales = [t["scale"] for t in transforms if t.get("type") == "scale" and "scale" in t]
-    if len(axes) != array.ndim or any(len(s) != array.ndim for s in scales):
+    translations = [
+        t["translation"] for t in transforms
+        if t.get("type") == "translation" and "translation" in t
+    ]  # fmt: skip
+    if len(axes) != array.ndim or any(len(s) != array.ndim for s in (*scales, *translations)):
         raise ImageReadError(
             f"{path}: its metadata does not fit its image of {array.ndim} axes "
             f"({' x '.join(map(str, array.shape))}); the store is damaged: write it again."
@@ -245,10 +266,18 @@ def open_image(path: str | os.PathLike) -> ZarrImage:
             f"{path} holds no pixels: image is {' x '.join(map(str, array.shape))}; the "
             "store is damaged or incomplete: write it again."
         )
-    # A pixel's size has no direction (a flipped image's scale is negative).
-    sizes = np.prod(np.abs(np.array([[1.0] * array.ndim, *scales], dtype=float)), axis=0)
-    names, scale, units = [], [], []
-    for axis, size in zip(axes, sizes, strict=True):
+    # Applied in their order: a translation is in the units of the scales before it, and
+    # a scale after it (the image's, after its level's) scales it too. A pixel's size has
+    # no direction (a flipped image's scale is negative).
+    sizes, offsets = np.ones(array.ndim), np.zeros(array.ndim)
+    for transform in transforms:
+        if transform.get("type") == "scale" and "scale" in transform:
+            factor = np.abs(np.asarray(transform["scale"], dtype=float))
+            sizes, offsets = sizes * factor, offsets * factor
+        elif transform.get("type") == "translation" and "translation" in transform:
+            offsets = offsets + np.asarray(transform["translation"], dtype=float)
+    names, scale, units, translate = [], [], [], []
+    for axis, size, offset in zip(axes, sizes, offsets, strict=True):
         kind = axis.get("type")
         names.append(
             "T" if kind == "time" else "C" if kind == "channel" else str(axis["name"]).upper()
@@ -257,14 +286,14 @@ def open_image(path: str | os.PathLike) -> ZarrImage:
         micrometres = in_micrometres(unit)
         seconds = None if unit is None else SECONDS.get(normalise_unit(unit))
         if micrometres is not None:
-            scale.append(float(size) * micrometres)
-            units.append("µm")
+            factor, units_of = micrometres, "µm"
         elif seconds is not None:
-            scale.append(float(size) * seconds)
-            units.append("s")
+            factor, units_of = seconds, "s"
         else:  # no unit, or one of no length or time: as the file gives it
-            scale.append(float(size))
-            units.append("pixel")
+            factor, units_of = 1.0, "pixel"
+        scale.append(float(size) * factor)
+        translate.append(float(offset) * factor)
+        units.append(units_of)
     n_channels = array.shape[names.index("C")] if "C" in names else 1
     labels = [c.get("label") for c in (attrs.get("omero") or {}).get("channels") or ()]
     if len(labels) != n_channels:
@@ -279,6 +308,7 @@ def open_image(path: str | os.PathLike) -> ZarrImage:
             (name, f"{group.path}/labels/{name}".lstrip("/")) for name in _label_names(group)
         ),
         levels=_levels(group, image["datasets"][1:], array),
+        translate=tuple(translate) if any(translate) else None,
     )
 
 
