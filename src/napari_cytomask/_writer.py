@@ -60,7 +60,7 @@ def write_labels_layer(path: str, data: Any, meta: dict) -> list[str]:
             positions=where.stage,
             position_names=where.names,
             overwrite=True,
-            note=_said,
+            note=said_in_napari,
         )
     except ValueError as err:
         raise LabelsNotSaved(str(err)) from err
@@ -79,11 +79,12 @@ def write_labels_layer(path: str, data: Any, meta: dict) -> list[str]:
     return [str(written)] + ([str(record)] if record else [])
 
 
-def _said(note: str) -> None:
-    """A note on the file saved (ids Fiji would round, or not open) shown in napari's
-    window: its Save dialog keeps a writer's warnings only to explain a save that failed,
-    so a warning of one that succeeded was never seen. Without a window that shows
-    napari's notifications (a script), a warning."""
+def said_in_napari(note: str) -> None:
+    """A note on a file saved (ids Fiji would round, or not open) shown in napari's window,
+    by File > Save and the Export dock alike: the Save dialog keeps a writer's warnings only
+    to explain a save that failed, so a warning of one that succeeded was never seen, and
+    the dock's status cut it off below its few lines. Without a window that shows napari's
+    notifications (a script), a warning."""
     from napari.utils.notifications import notification_manager, show_warning
 
     if notification_manager.notification_ready.callbacks:

@@ -975,3 +975,28 @@ def test_a_layer_png_cannot_hold_is_left_out_and_the_others_exported(
         "cells_provenance.json", "stitched cells.tif", "stitched cells_counts.csv",
         "stitched cells_objects.csv", "stitched cells_provenance.json",
     ]  # fmt: skip
+
+
+def test_ids_fiji_rounds_are_shown_as_file_save_shows_them(
+    make_napari_viewer_proxy, qtbot, notifications, tmp_path
+):
+    """The dock put the note that Fiji rounds ids over 16,777,216 in its status, where its
+    advice was cut off below the lines the status shows, and napari showed nothing; File >
+    Save shows the same note as a notification. The dock does too, its status left short."""
+    viewer = make_napari_viewer_proxy()
+    cells = np.zeros((8, 8), np.uint32)
+    cells[1:3, 1:3], cells[4:7, 4:7] = 2**24 + 1, 2**24 + 2
+    viewer.add_labels(cells.copy(), name="stitched")
+    panel = ExportPanel(viewer)
+    viewer.window.add_dock_widget(panel)
+    panel.objects_csv.setChecked(False)
+    panel.folder.setText(str(tmp_path / "as_they_are"))
+    panel.export()
+    qtbot.waitUntil(lambda: "Wrote" in panel.status.text(), timeout=30_000)
+    assert panel.status.text() == f"Wrote 2 files to {tmp_path / 'as_they_are'}."
+    assert [n for n in notifications if "Fiji" in n] == [
+        "stitched.tif holds ids up to 16777218: napari and Python read it exactly, but Fiji "
+        "and ImageJ open it as 32-bit decimals, which round ids above 16,777,216 (two cells "
+        "of nearby ids can become one); for Fiji, renumber the cells 1, 2, 3… and save them "
+        "again."
+    ]

@@ -26,6 +26,7 @@ from qtpy.QtWidgets import (
 )
 
 from .._sample_data import in_package
+from .._writer import said_in_napari
 from ..io.export import ExportExists, check_export, corrected_in, exporting, from_layer
 from ..io.layers import is_highlight, named_frames, previewed_only
 from ..io.writers import FILE_FORMATS, FORMATS
@@ -422,11 +423,14 @@ def _export_job(exports, folder, *, overwrite, score_column, landing: _Landing, 
     earlier export it left, a layer it could not write and left out: the others are
     written, as a user who ticked several expects), also kept in ``landing``; or ``([],
     ExportExists, [], False, [])`` when files of the export exist (an answer to ask the
-    user about, not a failure; asked before a lazy layer is read)."""
+    user about, not a failure; asked before a lazy layer is read). What Fiji makes of the
+    files written (ids it rounds) is shown as File > Save shows it, a notification, once
+    they are in: in the status it was cut off below its few lines."""
     try:
         check_export(exports, folder, overwrite=overwrite, **options)
         exports = [export.loaded() for export in exports]  # lazy layers are read once, here
         notes: list[str] = []
+        of_files: list[str] = []
         left: list[str] = []
 
         def left_out(export, err: ValueError) -> None:
@@ -437,7 +441,8 @@ def _export_job(exports, folder, *, overwrite, score_column, landing: _Landing, 
         # Closed with this job, as a cancelled worker closes it: in napari's thread.
         with contextlib.closing(
             exporting(exports, folder, overwrite=overwrite, score_column=score_column,
-                      note=notes.append, left_out=left_out, **options)
+                      note=notes.append, file_note=of_files.append, left_out=left_out,
+                      **options)
         ) as work:  # fmt: skip
             while True:
                 try:
@@ -454,6 +459,8 @@ def _export_job(exports, folder, *, overwrite, score_column, landing: _Landing, 
         landing.error = err  # for a Cancel that came as the files moved in
         raise
     empty = [e.name for e in exports if e.name not in left and not np.any(e.labels)]
+    for note in of_files:
+        said_in_napari(note)
     landing.outcome = written, None, empty, overwrite, notes
     return landing.outcome
 

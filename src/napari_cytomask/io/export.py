@@ -1156,6 +1156,10 @@ def export_labels(
         Called with what the user should know of the export (a binary mask taken by its
         regions, files of an earlier one it left); by default that is a
         :class:`UserWarning`.
+    file_note
+        Called with what Fiji, QuPath and OMERO make of the label files (ids they round, or
+        do not open: :func:`~napari_cytomask.io.writers.rounded_in_fiji`), as File > Save
+        says it of a file; by default ``note``.
     left_out
         Called with each export that cannot be written (ids too large for a format, labels
         that are no labels) and the error, which then leaves it out and writes the others;
@@ -1192,6 +1196,7 @@ def exporting(
     overwrite: bool = False,
     inputs: Sequence[str | os.PathLike] = (),
     note: Callable[[str], None] | None = None,
+    file_note: Callable[[str], None] | None = None,
     left_out: Callable[[LabelsExport, ValueError], None] | None = None,
     file_left_out: Callable[[LabelsExport, Path, ValueError], None] | None = None,
 ):
@@ -1214,7 +1219,8 @@ def exporting(
     with locked_folders([folder], "an export"):
         return (yield from _export_into(exports, folder, formats, objects_csv, coco_json,
                                         score_column, overwrite, inputs, note,
-                                        left_out, file_left_out))  # fmt: skip
+                                        file_note or note, left_out,
+                                        file_left_out))  # fmt: skip
 
 
 def check_export(
@@ -1326,7 +1332,7 @@ def scan_positions(export) -> ScanPositions:
 
 def _export_into(
     exports, folder, formats, objects_csv, coco_json, score_column, overwrite, inputs, note,
-    left_out, file_left_out,
+    file_note, left_out, file_left_out,
 ):  # fmt: skip
     plans = _plans(exports, folder, formats, objects_csv, coco_json, overwrite, inputs)
     # Three stages, timed apart: a layer read or measured takes seconds, a file written less.
@@ -1358,7 +1364,7 @@ def _export_into(
                     axis_labels=_after(export.axis_labels, place),
                     translate=_after(export.translate, place),
                     positions=None if place else where.stage,
-                    position_names=None if place else export.position_names, note=note,
+                    position_names=None if place else export.position_names, note=file_note,
                     fiji_note=False,  # said below of its files together
                 )))  # fmt: skip
             except ValueError as err:
@@ -1381,7 +1387,7 @@ def _export_into(
         wide = np.dtype(export.labels.dtype).itemsize >= 4
         top = int(np.max(export.labels)) if wide else 0  # a dask array's max takes no initial
         if rounded := rounded_in_fiji(top, [path for path, _ in made]):
-            note(rounded)
+            file_note(rounded)
         written = {path for path, _ in made}
         kept = [(path, place) for path, place in plan.images if path in written]
         return plan._replace(images=kept), made
