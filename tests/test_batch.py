@@ -1258,8 +1258,9 @@ def test_segment_says_when_fiji_would_round_its_labels_ids(
         assert (
             f"cytomask: note: {image}: {name} holds ids up to 16777218: napari and Python read "
             "it exactly, but Fiji and ImageJ open it as 32-bit decimals, which round ids above "
-            "16,777,216 (two cells of nearby ids can become one); for Fiji, renumber the cells "
-            "1, 2, 3… and save them again."
+            "16,777,216 (two cells of nearby ids can become one); for Fiji, export the labels "
+            "with 'Renumber cells 1, 2, 3…' ticked (Export labels: step 5 of Segment "
+            "cytoplasm, or File > IO Utilities)."
         ) in capsys.readouterr().err
         assert tifffile.imread(tmp_path / name).max() == 2**24 + 2
     assert main([*common, "--format", "ome-zarr"]) == 0

@@ -982,11 +982,13 @@ def test_ids_fiji_rounds_are_shown_as_file_save_shows_them(
 ):
     """The dock put the note that Fiji rounds ids over 16,777,216 in its status, where its
     advice was cut off below the lines the status shows, and napari showed nothing; File >
-    Save shows the same note as a notification. The dock does too, its status left short."""
+    Save shows the same note as a notification. The dock does too, its status left short.
+    The way the note names, 'Renumber cells 1, 2, 3…', writes ids Fiji holds, and the
+    layer keeps its own."""
     viewer = make_napari_viewer_proxy()
     cells = np.zeros((8, 8), np.uint32)
     cells[1:3, 1:3], cells[4:7, 4:7] = 2**24 + 1, 2**24 + 2
-    viewer.add_labels(cells.copy(), name="stitched")
+    layer = viewer.add_labels(cells.copy(), name="stitched")
     panel = ExportPanel(viewer)
     viewer.window.add_dock_widget(panel)
     panel.objects_csv.setChecked(False)
@@ -997,6 +999,18 @@ def test_ids_fiji_rounds_are_shown_as_file_save_shows_them(
     assert [n for n in notifications if "Fiji" in n] == [
         "stitched.tif holds ids up to 16777218: napari and Python read it exactly, but Fiji "
         "and ImageJ open it as 32-bit decimals, which round ids above 16,777,216 (two cells "
-        "of nearby ids can become one); for Fiji, renumber the cells 1, 2, 3… and save them "
-        "again."
+        "of nearby ids can become one); for Fiji, export the labels with 'Renumber cells 1, "
+        "2, 3…' ticked (Export labels: step 5 of Segment cytoplasm, or File > IO Utilities)."
     ]
+    notifications.clear()
+    assert panel.renumber.text() == "Renumber cells 1, 2, 3…" and not panel.renumber.isChecked()
+    panel.renumber.setChecked(True)
+    panel.folder.setText(str(tmp_path / "for_fiji"))
+    panel.export()
+    qtbot.waitUntil(lambda: "Wrote" in panel.status.text(), timeout=30_000)
+    np.testing.assert_array_equal(
+        tifffile.imread(tmp_path / "for_fiji" / "stitched.tif"),
+        np.select([cells == 2**24 + 1, cells == 2**24 + 2], [1, 2], 0),
+    )
+    np.testing.assert_array_equal(layer.data, cells)
+    assert not [n for n in notifications if "Fiji" in n]

@@ -261,8 +261,8 @@ def test_the_save_dialog_shows_that_fiji_would_round_the_ids(
     assert [n for n in notifications if "Fiji" in n] == [
         "stitched.tif holds ids up to 16777218: napari and Python read it exactly, but Fiji "
         "and ImageJ open it as 32-bit decimals, which round ids above 16,777,216 (two cells "
-        "of nearby ids can become one); for Fiji, renumber the cells 1, 2, 3… and save them "
-        "again."
+        "of nearby ids can become one); for Fiji, export the labels with 'Renumber cells 1, "
+        "2, 3…' ticked (Export labels: step 5 of Segment cytoplasm, or File > IO Utilities)."
     ]
 
 

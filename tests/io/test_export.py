@@ -1888,8 +1888,9 @@ def test_a_tiff_of_ids_fiji_rounds_is_written_exactly_and_said(tmp_path):
     assert notes == [
         "stitched.tif and stitched.ome.tif hold ids up to 16777218: napari and Python read "
         "them exactly, but Fiji and ImageJ open them as 32-bit decimals, which round ids "
-        "above 16,777,216 (two cells of nearby ids can become one); for Fiji, renumber the "
-        "cells 1, 2, 3… and save them again."
+        "above 16,777,216 (two cells of nearby ids can become one); for Fiji, export the "
+        "labels with 'Renumber cells 1, 2, 3…' ticked (Export labels: step 5 of Segment "
+        "cytoplasm, or File > IO Utilities)."
     ]
     for name in ("stitched.tif", "stitched.ome.tif"):
         np.testing.assert_array_equal(tifffile.imread(tmp_path / name), cells)
@@ -1899,6 +1900,41 @@ def test_a_tiff_of_ids_fiji_rounds_is_written_exactly_and_said(tmp_path):
     wide = LabelsExport("wide", np.where(inside, cells.astype(np.uint64) + 2**32, 0))
     drain(exporting([exact, wide], tmp_path, formats=["tiff"], note=notes.append))
     assert len(notes) == 1 and "take 64 bits" in notes[0]
+
+
+def test_an_export_renumbers_the_cells_1_2_3_through_the_stack(tmp_path):
+    """Ids over 16,777,216 (stitched or merged labels) are rounded by Fiji: the note told
+    the user to renumber the cells 1, 2, 3… with no way to do it. An export does it when
+    asked, through the stack (a cell keeps one id in every frame), in every file and table
+    alike, the features with the cells; its provenance says so. The labels exported from
+    are left as they are, and, renumbered, they hold no id Fiji rounds."""
+    cells = np.zeros((2, 8, 8), np.uint64)
+    cells[0, 1:3, 1:3] = cells[1, 1:4, 1:4] = 2**40 + 5  # one cell, in both frames
+    cells[1, 5:7, 5:7] = 2**24 + 3
+    before = cells.copy()
+    features = {"label": np.array([2**24 + 3, 2**40 + 5], np.uint64), "score": [0.25, 0.75]}
+    export = LabelsExport("stitched", cells, axis_labels=("T", "Y", "X"), features=features)
+    notes = []
+    drain(exporting([export], tmp_path, formats=["tiff", "png"], coco_json=True,
+                    score_column="score", renumber=True, note=notes.append))  # fmt: skip
+    renumbered = np.select([cells == 2**24 + 3, cells == 2**40 + 5], [1, 2], 0)
+    assert notes == []
+    np.testing.assert_array_equal(cells, before)
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "stitched.tif"), renumbered)
+    for t in range(2):
+        np.testing.assert_array_equal(iio.imread(tmp_path / f"stitched_T{t}.png"), renumbered[t])
+    with open(tmp_path / "stitched_objects.csv", encoding="utf-8") as table:
+        rows = [(row["t"], row["label"], row["score"]) for row in csv.DictReader(table)]
+    assert rows == [("0", "2", "0.75"), ("1", "1", "0.25"), ("1", "2", "0.75")]
+    coco = json.loads((tmp_path / "stitched_coco.json").read_text())
+    assert [(a["image_id"], a["label"], a["score"]) for a in coco["annotations"]] == [
+        (1, 2, 0.75), (2, 1, 0.25), (2, 2, 0.75)
+    ]  # fmt: skip
+    assert json.loads((tmp_path / "stitched_provenance.json").read_text())["renumbered"] is True
+    drain(exporting([export], tmp_path / "as_they_are", note=notes.append))
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "as_they_are" / "stitched.tif"), cells)
+    provenance = json.loads((tmp_path / "as_they_are" / "stitched_provenance.json").read_text())
+    assert provenance["renumbered"] is False
 
 
 @pytest.mark.parametrize("name", ["cells.tif", "cells.ome.tif"])
@@ -1925,7 +1961,8 @@ def test_file_save_of_ids_fiji_rounds_says_so(tmp_path, monkeypatch, name):
     said = (
         f"{name} holds ids up to 16777218: napari and Python read it exactly, but Fiji and "
         "ImageJ open it as 32-bit decimals, which round ids above 16,777,216 (two cells of "
-        "nearby ids can become one); for Fiji, renumber the cells 1, 2, 3… and save them again."
+        "nearby ids can become one); for Fiji, export the labels with 'Renumber cells 1, 2, "
+        "3…' ticked (Export labels: step 5 of Segment cytoplasm, or File > IO Utilities)."
     )
     for labels in (data, da.from_array(data, chunks=4)):
         with pytest.warns(UserWarning) as caught:

@@ -19,6 +19,7 @@ from napari_cytomask.io.writers import (
     FORMATS,
     format_for,
     format_named,
+    rounded_in_fiji,
     write_labels,
 )
 from napari_cytomask.labels import LabelsError
@@ -316,15 +317,21 @@ def test_ids_beyond_32_bits(tmp_path):
     labels[:8] = 2**32 + 5
     labels[8:, :4] = 7
     # Written, for napari and Python, with a word that Fiji does not open it; the OME-TIFF's
-    # refusal does not send the user to that TIFF for Fiji.
+    # refusal does not send the user to that TIFF for Fiji. Both name the plugin's way to
+    # renumber the cells (they said "renumber the cells 1, 2, 3…", naming no way to).
     with pytest.warns(UserWarning, match="a.tif holds ids up to 4294967301, .* not Fiji") as said:
         written = write_labels(tmp_path / "a.tif", labels)
     assert said[0].filename == __file__
+    assert str(said[0].message).endswith(
+        "for those, export the labels with 'Renumber cells 1, 2, 3…' ticked (Export labels: "
+        "step 5 of Segment cytoplasm, or File > IO Utilities)."
+    )
     np.testing.assert_array_equal(tifffile.imread(written), labels)
     with pytest.raises(
         ValueError,
-        match=r"a\.ome\.tif: OME-TIFF holds ids up to 4294967295 .* renumber the cells 1, 2, 3… "
-        r"first, or save them as \.npy or \.tif, which only napari and Python open",
+        match=r"a\.ome\.tif: OME-TIFF holds ids up to 4294967295 .*; export the labels with "
+        r"'Renumber cells 1, 2, 3…' ticked \(Export labels: step 5 of Segment cytoplasm, or "
+        r"File > IO Utilities\), or save them as \.npy or \.tif, which only napari and Python",
     ):
         write_labels(tmp_path / "a.ome.tif", labels)
     assert _files(tmp_path) == ["a.tif"]
@@ -635,3 +642,16 @@ def test_a_pixel_size_reads_back_as_it_was_written(tmp_path, real_labels, offset
     path = write_labels(tmp_path / "cells.tif", labels, scale=(0.87, 0.645), units=("µm", "µm"))
     ((_, kwargs, _),) = read_tiff(path)
     assert kwargs["scale"] == (0.87, 0.645)
+
+
+def test_labels_numbered_1_2_3_already_are_not_sent_to_be_renumbered():
+    """The note of ids Fiji rounds sends the user to renumber the cells 1, 2, 3…; of labels
+    an export renumbered so, that was no way out: they hold more cells than Fiji numbers
+    exactly, and the note says so instead."""
+    said = rounded_in_fiji(2**24 + 2, ["cells.tif", "cells.npy"], renumbered=True)
+    assert said == (
+        "cells.tif holds ids up to 16777218: napari and Python read it exactly, but Fiji and "
+        "ImageJ open it as 32-bit decimals, which round ids above 16,777,216 (two cells of "
+        "nearby ids can become one); numbered 1, 2, 3… already, it holds more cells than Fiji "
+        "numbers exactly: open it in napari or Python."
+    )

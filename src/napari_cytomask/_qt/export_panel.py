@@ -29,7 +29,7 @@ from .._sample_data import in_package
 from .._writer import said_in_napari
 from ..io.export import ExportExists, check_export, corrected_in, exporting, from_layer
 from ..io.layers import is_highlight, named_frames, previewed_only
-from ..io.writers import FILE_FORMATS, FORMATS
+from ..io.writers import FIJI_EXACT_IDS, FILE_FORMATS, FORMATS, LARGEST_ID_OPENED, RENUMBER
 from ..progress import one_line
 from ..roles import files_of, holds_ids, role_of, source_of
 from ._layers import misplaced_note
@@ -72,6 +72,14 @@ class ExportPanel(StepWidget, QWidget):
         )
         self.coco_json = QCheckBox("COCO RLE JSON (with scores)")
         self.coco_json.setToolTip("Every object as a COCO run-length-encoded annotation.")
+        self.renumber = QCheckBox(RENUMBER)
+        self.renumber.setToolTip(
+            "Number the cells 1, 2, 3… in the files and tables (in the order of their ids, "
+            "through a stack: a cell keeps one id in every frame), for Fiji, which rounds ids "
+            f"over {FIJI_EXACT_IDS:,}, and QuPath and OMERO, which open none over "
+            f"{LARGEST_ID_OPENED:,}: stitched or merged labels may hold such ids. The layers "
+            "keep their own ids; the provenance says the files' are renumbered."
+        )
         self.folder = QLineEdit(str(Path.home()))
         self.folder.setToolTip(
             "The folder the files go to; created when missing. Until you choose one, the "
@@ -108,6 +116,7 @@ class ExportPanel(StepWidget, QWidget):
         layout.addLayout(grid)
         layout.addWidget(self.objects_csv)
         layout.addWidget(self.coco_json)
+        layout.addWidget(self.renumber)
         folder_row = QHBoxLayout()
         folder_label = QLabel("Folder")
         folder_label.setBuddy(self.folder)
@@ -136,6 +145,7 @@ class ExportPanel(StepWidget, QWidget):
             **{f"format_{key}": box for key, box in self.formats.items()},
             "objects_csv": self.objects_csv,
             "coco_json": self.coco_json,
+            "renumber": self.renumber,
             "folder": self.folder,
         }
 
@@ -239,6 +249,7 @@ class ExportPanel(StepWidget, QWidget):
             objects_csv=self.objects_csv.isChecked(),
             coco_json=self.coco_json.isChecked(),
             score_column=score,
+            renumber=self.renumber.isChecked(),
             # The files the layers came from are never replaced (File > Save does that), nor
             # those of any layer open: "well1 [1]" of gt/ is exported as well1.tif, which may
             # be the scan of data/ open beside it.
@@ -417,7 +428,9 @@ def _lying_under(labels, images) -> tuple[list, str]:
     )
 
 
-def _export_job(exports, folder, *, overwrite, score_column, landing: _Landing, **options):
+def _export_job(
+    exports, folder, *, overwrite, score_column, renumber, landing: _Landing, **options
+):
     """Worker body, reporting progress: ``(files written, None, names of the layers
     without a cell, overwrite, notes)``, the notes what the export warned of (files of an
     earlier export it left, a layer it could not write and left out: the others are
@@ -441,8 +454,8 @@ def _export_job(exports, folder, *, overwrite, score_column, landing: _Landing, 
         # Closed with this job, as a cancelled worker closes it: in napari's thread.
         with contextlib.closing(
             exporting(exports, folder, overwrite=overwrite, score_column=score_column,
-                      note=notes.append, file_note=of_files.append, left_out=left_out,
-                      **options)
+                      renumber=renumber, note=notes.append, file_note=of_files.append,
+                      left_out=left_out, **options)
         ) as work:  # fmt: skip
             while True:
                 try:

@@ -28,6 +28,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.measure import regionprops
+from skimage.segmentation import relabel_sequential
 
 from ..labels import as_labels, compact_ids, regions_as_cells
 from ..progress import Progress, drain, one_line
@@ -180,6 +181,9 @@ class LabelsExport:
     labels_file
         The file the labels were read from (``cytomask export`` of label files); ``None``
         for a layer's.
+    renumbered
+        Whether the export numbered the cells 1, 2, 3… (:func:`_renumbered`): the ids of
+        its files and tables are not the layer's.
     """
 
     name: str
@@ -205,6 +209,7 @@ class LabelsExport:
     position_names: Sequence[str] | None = None
     turned: bool = False
     labels_file: str | None = None
+    renumbered: bool = False
 
     def loaded(self) -> LabelsExport:
         """This export with its labels and images in memory: :func:`from_layer` leaves a
@@ -295,6 +300,7 @@ _PROVENANCE_KINDS = {
     "shape": (list, float), "scale": (list, float), "units": (list, str),
     "axis_labels": (list, str), "translate": (list, float), "versions": dict,
     "labels_sha1": str, "position_names": (list, str), "labels_file": str, "options": dict,
+    "renumbered": bool,
 }  # fmt: skip
 
 
@@ -1082,6 +1088,8 @@ def provenance(
         "previewed_frames": dict(export.previewed_frames),
         "frames_made": None if export.frames_made is None else list(export.frames_made),
         "edited_by_hand": export.edited,
+        # The files' ids are not the layer's: its cell 16777300 may be their cell 12.
+        "renumbered": export.renumbered,
         "model": dict(export.model) if export.model is not None else None,
         "made_from": export.made_from,
         "shape": list(np.shape(export.labels)),
@@ -1146,6 +1154,10 @@ def export_labels(
         Write the objects as COCO RLE annotations.
     score_column
         Feature used as the COCO ``score`` (e.g. ``predicted_iou``).
+    renumber
+        Write the cells numbered 1, 2, 3… (:func:`_renumbered`), in the label files and the
+        tables alike, where their ids are larger than Fiji, QuPath or OMERO hold (stitched
+        or merged labels); the layers keep their own. Off by default.
     overwrite
         Replace existing files; off by default, and then an existing output stops
         the export before anything is written.
@@ -1193,6 +1205,7 @@ def exporting(
     objects_csv: bool = True,
     coco_json: bool = False,
     score_column: str | None = None,
+    renumber: bool = False,
     overwrite: bool = False,
     inputs: Sequence[str | os.PathLike] = (),
     note: Callable[[str], None] | None = None,
@@ -1218,7 +1231,7 @@ def exporting(
         )
     with locked_folders([folder], "an export"):
         return (yield from _export_into(exports, folder, formats, objects_csv, coco_json,
-                                        score_column, overwrite, inputs, note,
+                                        score_column, renumber, overwrite, inputs, note,
                                         file_note or note, left_out,
                                         file_left_out))  # fmt: skip
 
@@ -1331,8 +1344,8 @@ def scan_positions(export) -> ScanPositions:
 
 
 def _export_into(
-    exports, folder, formats, objects_csv, coco_json, score_column, overwrite, inputs, note,
-    file_note, left_out, file_left_out,
+    exports, folder, formats, objects_csv, coco_json, score_column, renumber, overwrite, inputs,
+    note, file_note, left_out, file_left_out,
 ):  # fmt: skip
     plans = _plans(exports, folder, formats, objects_csv, coco_json, overwrite, inputs)
     # Three stages, timed apart: a layer read or measured takes seconds, a file written less.
@@ -1386,7 +1399,7 @@ def _export_into(
         # 8 or 16 bits hold no id Fiji rounds: such labels are not read again for the top.
         wide = np.dtype(export.labels.dtype).itemsize >= 4
         top = int(np.max(export.labels)) if wide else 0  # a dask array's max takes no initial
-        if rounded := rounded_in_fiji(top, [path for path, _ in made]):
+        if rounded := rounded_in_fiji(top, [p for p, _ in made], renumbered=export.renumbered):
             file_note(rounded)
         written = {path for path, _ in made}
         kept = [(path, place) for path, place in plan.images if path in written]
@@ -1401,6 +1414,10 @@ def _export_into(
         export, said = cells  # lazy layers are read here
         if said:
             note(said)
+        if renumber:
+            export = or_left_out(export, partial(_renumbered, export))
+            if export is None:
+                continue
         if export.turned:
             note(
                 f"'{export.name}' is rotated or sheared in the viewer: its files, and its "
@@ -1500,6 +1517,20 @@ def _export_into(
     if overwrite and (left := _left_from_before(plans, earlier, kept, folder)):
         note(left)
     return written
+
+
+def _renumbered(export: LabelsExport) -> LabelsExport:
+    """``export`` with its cells numbered 1, 2, 3… in the order of their ids, and its
+    features' ids with them: through a stack, so that a cell keeps one id in every frame (a
+    track's, a cell seen by two tiles) and in every file and table of the export. The
+    layer's own labels are left as they are."""
+    labels = as_labels(export.labels, f"layer {export.name!r}")
+    numbered, new_ids, _ = relabel_sequential(labels)
+    features = dict(export.features)
+    if "label" in features:  # a feature of an id the labels no longer hold goes to 0, unread
+        ids = dict(zip(new_ids.in_values.tolist(), new_ids.out_values.tolist(), strict=True))
+        features["label"] = [ids.get(int(label), 0) for label in features["label"]]
+    return replace(export, labels=numbered, features=features, renumbered=True)
 
 
 def _cells_of(export: LabelsExport) -> tuple[LabelsExport, str]:

@@ -94,6 +94,15 @@ LARGEST_ID_OPENED = int(np.iinfo(np.uint32).max)
 #: The largest id Fiji and ImageJ open exactly from a TIFF: they hold 32-bit ids as 32-bit
 #: decimals (floats), whose whole numbers are exact up to 2**24 only.
 FIJI_EXACT_IDS = 2**24
+#: The export's option that writes the cells numbered 1, 2, 3… (its title in the Export
+#: dock), within the ids Fiji, QuPath and OMERO hold.
+RENUMBER = "Renumber cells 1, 2, 3…"
+#: What the notes of ids those programs do not hold advise, wherever labels are saved (File >
+#: Save, the export, ``cytomask segment``): the plugin's own way to renumber them.
+EXPORT_RENUMBERED = (
+    f"export the labels with '{RENUMBER}' ticked (Export labels: step 5 of Segment "
+    "cytoplasm, or File > IO Utilities)"
+)
 
 
 def format_for(path: str | os.PathLike) -> str:
@@ -118,20 +127,30 @@ def format_for(path: str | os.PathLike) -> str:
     return max(matches)[1]
 
 
-def rounded_in_fiji(top: int, paths: Sequence[str | os.PathLike]) -> str:
+def rounded_in_fiji(
+    top: int, paths: Sequence[str | os.PathLike], *, renumbered: bool = False
+) -> str:
     """What to say of the TIFF files among ``paths``, of labels of ids up to ``top``, whose
     ids Fiji rounds (over :data:`FIJI_EXACT_IDS`); ``""`` when there are none. Ids over
-    :data:`LARGEST_ID_OPENED`, which Fiji does not open at all, :func:`label_writer` says."""
+    :data:`LARGEST_ID_OPENED`, which Fiji does not open at all, :func:`label_writer` says.
+    ``renumbered``: the labels are numbered 1, 2, 3… already (:data:`RENUMBER`), so that
+    renumbering them is no advice."""
     tiffs = [Path(path).name for path in paths if format_for(path) in ("tiff", "ome-tiff")]
     if not tiffs or not FIJI_EXACT_IDS < top <= LARGEST_ID_OPENED:
         return ""
     one = len(tiffs) == 1
     it = "it" if one else "them"
+    advice = (
+        f"numbered 1, 2, 3… already, {it} {'holds' if one else 'hold'} more cells than Fiji "
+        f"numbers exactly: open {it} in napari or Python"
+        if renumbered
+        else f"for Fiji, {EXPORT_RENUMBERED}"
+    )
     return (
         f"{' and '.join(tiffs)} {'holds' if one else 'hold'} ids up to {top}: napari and "
         f"Python read {it} exactly, but Fiji and ImageJ open {it} as 32-bit decimals, which "
-        f"round ids above {FIJI_EXACT_IDS:,} (two cells of nearby ids can become one); for "
-        "Fiji, renumber the cells 1, 2, 3… and save them again."
+        f"round ids above {FIJI_EXACT_IDS:,} (two cells of nearby ids can become one); "
+        f"{advice}."
     )
 
 
@@ -274,7 +293,7 @@ def label_writer(
         said = (
             f"{path.name} holds ids up to {top}, which take 64 bits: napari and Python open "
             "it, but not Fiji, QuPath or OMERO, which read no 64-bit ids; for those, "
-            "renumber the cells 1, 2, 3… and save them again."
+            f"{EXPORT_RENUMBERED}."
         )
         (note or partial(warnings.warn, category=UserWarning, stacklevel=3))(said)
     # From the largest id found above: a lazy layer is not read again for it.
@@ -457,8 +476,8 @@ def _ome_writer(
     if top > LARGEST_ID_OPENED:
         raise ValueError(
             f"Cannot save {path.name}: OME-TIFF holds ids up to {LARGEST_ID_OPENED} but the "
-            f"labels go up to {top}; renumber the cells 1, 2, 3… first, or save them as .npy "
-            "or .tif, which only napari and Python open with ids this large."
+            f"labels go up to {top}; {EXPORT_RENUMBERED}, or save them as .npy or .tif, "
+            "which only napari and Python open with ids this large."
         )
     metadata: dict = {}
     for axis, key in (("X", "PhysicalSizeX"), ("Y", "PhysicalSizeY"), ("Z", "PhysicalSizeZ")):
