@@ -961,6 +961,42 @@ def test_a_segment_records_measured_pixel_size_goes_into_the_exports_settings():
     assert recorded_fields(sam2)["parameters"] == sam2["preset"]
 
 
+def test_the_pixel_size_a_segment_run_was_given_goes_into_the_provenance(unet_checkpoint, tmp_path):
+    """An export's provenance records the pixel size the U-Net run was given in place of
+    its scan's (``options``), so that --preset of it gives it again. Labels of `cytomask
+    segment --pixel-size 1.2` opened in napari and exported recorded none: their record
+    nests the size in its preset, and the export looked for it beside the settings of the
+    dock's runs. The run's record says it itself, also where the scan is not there any
+    more; a run that took the file's own size records none."""
+    from napari.layers import Labels
+
+    from napari_cytomask._reader import get_reader
+    from napari_cytomask.cli import main
+    from napari_cytomask.io.export import from_layer
+    from napari_cytomask.synthetic import make_tilescan
+
+    model = unet_checkpoint(tile_size=128)
+    phase = make_tilescan(n_tiles=1, shape=(64, 64), seed=2).brightfield[0]
+    lost, sized = tmp_path / "lost.tif", tmp_path / "sized.tif"
+    tifffile.imwrite(lost, phase)
+    tifffile.imwrite(sized, phase, resolution=(1 / 1.2, 1 / 1.2), metadata={"unit": "um"},
+                     imagej=True)  # fmt: skip
+    for scan, given in ((lost, ["--pixel-size", "1.2"]), (sized, [])):
+        argv = ["segment", str(scan), "-m", str(model), "-o", str(tmp_path / "runs"),
+                "--scheduler", "synchronous", "--threads", "1", *given]  # fmt: skip
+        assert main(argv) == 0
+    lost.rename(tmp_path / "elsewhere.tif")  # its size is the record's to say
+    for stem, typed in (("lost", 1.2), ("sized", None)):
+        cells = tmp_path / "runs" / f"{stem}_unet_cells.tif"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the scan moved away, said
+            ((data, kwargs, _),) = get_reader(str(cells))(str(cells))
+        layer = Labels(data, **kwargs)
+        export_labels([from_layer(layer)], tmp_path / stem, objects_csv=False)
+        provenance = json.loads((tmp_path / stem / f"{layer.name}_provenance.json").read_text())
+        assert provenance["options"] == {"pixel_size_um": typed}
+
+
 def test_two_fields_of_one_layout_are_exported_under_their_own_names(tmp_path):
     """Two Usiigaci fields (set1/raw.tif, set2/raw.tif) exported together were named by
     napari's count of the layers opened before: 'raw U-Net cells' and 'raw [1] U-Net

@@ -397,7 +397,8 @@ def _is_the_scan(info: dict, found: Path) -> bool:
 def recorded_fields(info: dict) -> dict:
     """The :class:`LabelsExport` fields a ``cytomask segment`` record (:func:`segment_record`)
     gives: its scan, method, settings (with the pixel size, enlargement and least cell area
-    in the image's pixels that the U-Net ran at), model (with the confidence the run
+    in the image's pixels that the U-Net ran at, and the pixel size it was given in place of
+    the file's, ``pixel_size_given_um``), model (with the confidence the run
     measured, as a layer of the dock records it), the channel it segmented and the
     versions it ran."""
     preset = info.get("preset") or {}
@@ -409,6 +410,10 @@ def recorded_fields(info: dict) -> dict:
             "zoom": info.get("unet_zoom"),
             "min_size_image_px": info.get("unet_min_size_image_px"),
         }
+        # The size the run was given in place of the file's (--pixel-size), which an export
+        # records as given; records of earlier versions keep no options.
+        if isinstance(info.get("options"), dict):
+            measured["pixel_size_given_um"] = info["options"].get("pixel_size_um")
         preset = {**preset, "unet": {**preset["unet"], **measured}}
     model = info.get("model")
     if model is not None and info.get("unet_confidence") is not None:
@@ -1108,14 +1113,27 @@ def provenance(
 
 def _given_pixel_size(export: LabelsExport) -> float | None:
     """The pixel size in µm the U-Net step that made ``export``'s labels was given where
-    their scan records none or another (typed under Pixel size in the dock), as ``cytomask
-    segment`` records its ``--pixel-size``; None where it took the scan's own, or where
-    that cannot be told (no U-Net step, pixels not square, the scan not there)."""
-    made, used = {"parameters": export.parameters, "made_from": export.made_from}, None
-    while isinstance(made, dict) and used is None:  # a split's: the U-Net run it split
+    their scan records none or another, as ``cytomask segment`` records its
+    ``--pixel-size``: as the run of ``cytomask segment`` that made them records it (its
+    U-Net settings' ``pixel_size_given_um``: :func:`recorded_fields`); else the size a
+    layer's U-Net run took where the scan records another (typed under Pixel size in the
+    dock, which gives it to the image's layer, whose scale later runs take). None where it
+    took the scan's own, or where that cannot be told (no U-Net step, pixels not square,
+    the scan not there)."""
+    made, settings = {"parameters": export.parameters, "made_from": export.made_from}, None
+    while isinstance(made, dict) and settings is None:  # a split's: the U-Net run it split
         settings = made.get("parameters")
-        used = settings.get("pixel_size_um") if isinstance(settings, dict) else None
+        if isinstance(settings, dict) and isinstance(settings.get("unet"), dict):
+            settings = settings["unet"]  # a run of `cytomask segment`: its preset
+        if not isinstance(settings, dict) or "pixel_size_um" not in settings:
+            settings = None
         made = made.get("made_from")
+    if settings is None:
+        return None
+    if "pixel_size_given_um" in settings:  # the run's own word
+        given = settings["pixel_size_given_um"]
+        return float(given) if _is_kind(given, float) else None
+    used = settings["pixel_size_um"]
     square = isinstance(used, list | tuple) and len(used) == 2 and used[0] == used[1]
     if not (square and _is_kind(used[0], float) and export.source):
         return None
